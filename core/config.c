@@ -1,0 +1,475 @@
+/*
+ * config.c - mxguard.conf parser (see config.h).
+ *
+ * One table names every key, its type, its default and where it goes in
+ * struct config; defaults are parsed by the same code as file values, so a
+ * default can never be a value the file would refuse.  docs/configuration.md
+ * documents the same table; `mxguard -n -v` prints it.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/log.h"
+
+enum ctype {
+	C_STR,		/* any string */
+	C_ENUM,		/* one of the words in .choices */
+	C_INT,		/* 0 .. INT_MAX */
+	C_BOOL,		/* yes/no */
+	C_DUR,		/* duration, stored as ms (uint64_t) */
+	C_MARK,		/* 32-bit, decimal or 0x hex */
+	C_SIZE,		/* bytes, suffixes k, m */
+	C_LIST,		/* words separated by space or comma; replaces */
+	C_RLIST,	/* repeatable: each occurrence adds one entry */
+	C_LOGLEVEL,
+};
+
+struct ckey {
+	const char	*name;
+	enum ctype	 type;
+	size_t		 off;
+	const char	*def;
+	const char	*choices;	/* C_ENUM: "a|b|c" */
+};
+
+#define O(f) offsetof(struct config, f)
+
+static const struct ckey keys[] = {
+	{ "listen",		C_LIST,	O(listen),	"127.0.0.1:10025 [::1]:10025", NULL },
+	{ "listen_mode",	C_ENUM,	O(listen_mode),	"redirect", "redirect|tproxy" },
+	{ "max_sessions",	C_INT,	O(max_sessions), "4000", NULL },
+	{ "reuseport_workers",	C_INT,	O(reuseport_workers), "1", NULL },
+
+	{ "upstream_mark",	C_MARK,	O(upstream_mark), "0x4d58", NULL },
+	{ "intercept_mark",	C_MARK,	O(intercept_mark), "0x4d49", NULL },
+	{ "mark_mask",		C_MARK,	O(mark_mask),	"0xffff", NULL },
+	{ "fail_mode",		C_ENUM,	O(fail_mode),	"closed", "open|closed" },
+	{ "nfqueue_num",	C_INT,	O(nfqueue_num),	"2525", NULL },
+	{ "rules_mode",		C_ENUM,	O(rules_mode),	"local", "local|gateway" },
+	{ "rules_backend",	C_ENUM,	O(rules_backend), "iptables", "iptables|nftables" },
+	{ "divert_port",	C_INT,	O(divert_port),	"10025", NULL },
+	{ "bypass_src",		C_LIST,	O(bypass_src),	"", NULL },
+	{ "bypass_dst",		C_LIST,	O(bypass_dst),	"", NULL },
+
+	{ "user",		C_STR,	O(user),	"mxguard", NULL },
+	{ "state_dir",		C_STR,	O(state_dir),	"/var/lib/mxguard", NULL },
+	{ "control_socket",	C_STR,	O(control_socket), "/run/mxguard/control.sock", NULL },
+	{ "metrics_listen",	C_STR,	O(metrics_listen), "", NULL },
+	{ "log",		C_ENUM,	O(log),		"stderr", "stderr|syslog" },
+	{ "log_level",		C_LOGLEVEL, O(log_level), "info", NULL },
+	{ "drain_timeout",	C_DUR,	O(drain_timeout), "60s", NULL },
+
+	{ "connect_timeout",	C_DUR,	O(connect_timeout), "30s", NULL },
+	{ "greeting_timeout",	C_DUR,	O(greeting_timeout), "5m", NULL },
+	{ "command_timeout",	C_DUR,	O(command_timeout), "5m", NULL },
+	{ "client_timeout",	C_DUR,	O(client_timeout), "5m", NULL },
+	{ "data_block_timeout",	C_DUR,	O(data_block_timeout), "3m", NULL },
+	{ "data_done_timeout",	C_DUR,	O(data_done_timeout), "10m", NULL },
+	{ "tls_timeout",	C_DUR,	O(tls_timeout),	"60s", NULL },
+	{ "policy_timeout",	C_DUR,	O(policy_timeout), "60s", NULL },
+
+	{ "tls_ca_file",	C_STR,	O(tls_ca_file),	"", NULL },
+	{ "tls_ca_path",	C_STR,	O(tls_ca_path),	"", NULL },
+	{ "tls_cert_file",	C_STR,	O(tls_cert_file), "", NULL },
+	{ "tls_key_file",	C_STR,	O(tls_key_file), "", NULL },
+	{ "tls_ciphers",	C_STR,	O(tls_ciphers),	"DEFAULT", NULL },
+	{ "tls_min_version",	C_ENUM,	O(tls_min_version), "TLSv1", "TLSv1|TLSv1.1|TLSv1.2|TLSv1.3" },
+
+	{ "require_tls",	C_ENUM,	O(require_tls),	"no", "no|yes" },
+	{ "tls_policy",		C_RLIST, O(tls_policy),	"", NULL },
+	{ "dane_enable",	C_BOOL,	O(dane_enable),	"yes", NULL },
+	{ "sts_enable",		C_BOOL,	O(sts_enable),	"yes", NULL },
+	{ "tls_history",	C_BOOL,	O(tls_history),	"yes", NULL },
+	{ "tls_history_window",	C_DUR,	O(tls_history_window), "30d", NULL },
+	{ "dns_servers",	C_LIST,	O(dns_servers),	"", NULL },
+	{ "dns_timeout",	C_DUR,	O(dns_timeout),	"10s", NULL },
+	{ "sts_fetch_timeout",	C_DUR,	O(sts_fetch_timeout), "30s", NULL },
+	{ "sts_max_body",	C_SIZE,	O(sts_max_body), "64k", NULL },
+	{ "sts_refresh_margin",	C_INT,	O(sts_refresh_margin), "25", NULL },
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static void
+strlist_clear(struct strlist *l)
+{
+	int i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int
+strlist_add(struct strlist *l, const char *s, size_t len)
+{
+	char **n;
+
+	if ((n = realloc(l->v, (l->n + 1) * sizeof(*n))) == NULL)
+		return -1;
+	l->v = n;
+	if ((l->v[l->n] = strndup(s, len)) == NULL)
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static int
+parse_dur(const char *s, uint64_t *ms)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1000;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (*end == '\0' || strcmp(end, "s") == 0)
+		mul = 1000;
+	else if (strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else if (strcmp(end, "d") == 0)
+		mul = 86400000;
+	else
+		return -1;
+	if (v > UINT64_MAX / mul / 2)
+		return -1;
+	*ms = v * mul;
+	return 0;
+}
+
+static int
+parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || v > 0xffffffffULL)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int
+enum_ok(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+	const char *p = choices;
+
+	while (p) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+
+		if (len == n && strncmp(p, v, n) == 0)
+			return 1;
+		p = bar ? bar + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Sets one key; returns NULL or a static error text. */
+static const char *
+set_key(struct config *c, const struct ckey *k, const char *v)
+{
+	void *f = (char *)c + k->off;
+	uint64_t u64;
+	uint32_t u32;
+	char *end;
+	long l;
+	int lvl;
+
+	switch (k->type) {
+	case C_ENUM:
+		if (!enum_ok(k->choices, v))
+			return "value is not one of the allowed words";
+		/* FALLTHROUGH */
+	case C_STR: {
+		char *d = strdup(v);
+
+		if (d == NULL)
+			return "out of memory";
+		free(*(char **)f);
+		*(char **)f = d;
+		return NULL;
+	}
+	case C_INT:
+		errno = 0;
+		l = strtol(v, &end, 10);
+		if (!*v || *end || errno || l < 0 || l > INT_MAX)
+			return "not a non-negative integer";
+		*(int *)f = (int)l;
+		return NULL;
+	case C_BOOL:
+		if (strcmp(v, "yes") == 0)
+			*(int *)f = 1;
+		else if (strcmp(v, "no") == 0)
+			*(int *)f = 0;
+		else
+			return "expected yes or no";
+		return NULL;
+	case C_DUR:
+		if (parse_dur(v, &u64) == -1)
+			return "not a duration (NUMBER with ms, s, m, h or d)";
+		*(uint64_t *)f = u64;
+		return NULL;
+	case C_MARK:
+		if (parse_u32(v, &u32) == -1)
+			return "not a 32-bit number";
+		*(uint32_t *)f = u32;
+		return NULL;
+	case C_SIZE:
+		errno = 0;
+		l = strtol(v, &end, 10);
+		if (!isdigit((unsigned char)*v) || errno || l < 0)
+			return "not a size (NUMBER with optional k or m)";
+		if (*end == 'k' && end[1] == '\0')
+			l *= 1024;
+		else if (*end == 'm' && end[1] == '\0')
+			l *= 1024 * 1024;
+		else if (*end)
+			return "not a size (NUMBER with optional k or m)";
+		*(size_t *)f = (size_t)l;
+		return NULL;
+	case C_LOGLEVEL:
+		if ((lvl = log_level_parse(v)) < 0)
+			return "expected err, warn, info or debug";
+		*(int *)f = lvl;
+		return NULL;
+	case C_LIST: {
+		struct strlist *sl = f;
+		const char *p = v;
+
+		strlist_clear(sl);
+		while (*p) {
+			size_t n;
+
+			p += strspn(p, " \t,");
+			if ((n = strcspn(p, " \t,")) == 0)
+				break;
+			if (strlist_add(sl, p, n) == -1)
+				return "out of memory";
+			p += n;
+		}
+		return NULL;
+	}
+	case C_RLIST:
+		if (*v == '\0')
+			return NULL;
+		if (strlist_add(f, v, strlen(v)) == -1)
+			return "out of memory";
+		return NULL;
+	}
+	return "internal: bad key type";
+}
+
+static const struct ckey *
+find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Cross-key checks, after the whole file. */
+static const char *
+validate(const struct config *c)
+{
+	if (c->listen.n == 0)
+		return "listen: at least one address is needed";
+	if (c->max_sessions < 1)
+		return "max_sessions: must be at least 1";
+	if (c->upstream_mark == 0 || c->intercept_mark == 0)
+		return "upstream_mark and intercept_mark must not be 0";
+	if ((c->upstream_mark & c->mark_mask) ==
+	    (c->intercept_mark & c->mark_mask))
+		return "upstream_mark and intercept_mark must differ under mark_mask";
+	if ((*c->tls_cert_file == '\0') != (*c->tls_key_file == '\0'))
+		return "tls_cert_file and tls_key_file go together";
+	if (c->divert_port < 1 || c->divert_port > 65535)
+		return "divert_port: must be 1..65535";
+	if (c->sts_refresh_margin > 90)
+		return "sts_refresh_margin: at most 90 (percent)";
+	return NULL;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errsz)
+{
+	struct config *c;
+	FILE *fp = NULL;
+	char line[4096];
+	const char *e;
+	size_t i;
+	int lineno = 0;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < NKEYS; i++) {
+		if ((e = set_key(c, &keys[i], keys[i].def)) != NULL) {
+			snprintf(err, errsz, "default of %s: %s", keys[i].name, e);
+			goto fail;
+		}
+	}
+	if (path == NULL)
+		goto check;
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char *p = line, *eq, *name, *val, *end;
+		const struct ckey *k;
+		size_t n = strlen(line);
+
+		lineno++;
+		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
+			snprintf(err, errsz, "%s:%d: line too long", path, lineno);
+			goto fail;
+		}
+		while (n > 0 && isspace((unsigned char)line[n - 1]))
+			line[--n] = '\0';
+		p += strspn(p, " \t");
+		if (*p == '\0' || *p == '#')
+			continue;
+		if ((eq = strchr(p, '=')) == NULL) {
+			snprintf(err, errsz, "%s:%d: expected \"key = value\"",
+			    path, lineno);
+			goto fail;
+		}
+		name = p;
+		end = eq;
+		while (end > name && isspace((unsigned char)end[-1]))
+			end--;
+		*end = '\0';
+		val = eq + 1;
+		val += strspn(val, " \t");
+		if ((k = find_key(name)) == NULL) {
+			snprintf(err, errsz, "%s:%d: unknown key \"%s\"", path,
+			    lineno, name);
+			goto fail;
+		}
+		if ((e = set_key(c, k, val)) != NULL) {
+			snprintf(err, errsz, "%s:%d: %s: %s", path, lineno,
+			    name, e);
+			goto fail;
+		}
+	}
+	if (ferror(fp)) {
+		snprintf(err, errsz, "%s: read error", path);
+		goto fail;
+	}
+	fclose(fp);
+	fp = NULL;
+check:
+	if ((e = validate(c)) != NULL) {
+		snprintf(err, errsz, "%s: %s", path ? path : "defaults", e);
+		goto fail;
+	}
+	return c;
+fail:
+	if (fp)
+		fclose(fp);
+	config_free(c);
+	return NULL;
+}
+
+void
+config_free(struct config *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < NKEYS; i++) {
+		void *f = (char *)c + keys[i].off;
+
+		if (keys[i].type == C_STR || keys[i].type == C_ENUM)
+			free(*(char **)f);
+		else if (keys[i].type == C_LIST || keys[i].type == C_RLIST)
+			strlist_clear(f);
+	}
+	free(c);
+}
+
+void
+config_dump(const struct config *c, FILE *out)
+{
+	static const char *lvl[] = { "err", "warn", "info", "debug" };
+	size_t i;
+	int j;
+
+	for (i = 0; i < NKEYS; i++) {
+		const void *f = (const char *)c + keys[i].off;
+
+		switch (keys[i].type) {
+		case C_STR:
+		case C_ENUM:
+			fprintf(out, "%s = %s\n", keys[i].name,
+			    *(char *const *)f);
+			break;
+		case C_INT:
+			fprintf(out, "%s = %d\n", keys[i].name, *(const int *)f);
+			break;
+		case C_BOOL:
+			fprintf(out, "%s = %s\n", keys[i].name,
+			    *(const int *)f ? "yes" : "no");
+			break;
+		case C_DUR:
+			fprintf(out, "%s = %llums\n", keys[i].name,
+			    (unsigned long long)*(const uint64_t *)f);
+			break;
+		case C_MARK:
+			fprintf(out, "%s = 0x%x\n", keys[i].name,
+			    *(const uint32_t *)f);
+			break;
+		case C_SIZE:
+			fprintf(out, "%s = %zu\n", keys[i].name,
+			    *(const size_t *)f);
+			break;
+		case C_LOGLEVEL:
+			fprintf(out, "%s = %s\n", keys[i].name,
+			    lvl[*(const int *)f]);
+			break;
+		case C_LIST: {
+			const struct strlist *l = f;
+
+			fprintf(out, "%s =", keys[i].name);
+			for (j = 0; j < l->n; j++)
+				fprintf(out, " %s", l->v[j]);
+			fputc('\n', out);
+			break;
+		}
+		case C_RLIST: {
+			const struct strlist *l = f;
+
+			for (j = 0; j < l->n; j++)
+				fprintf(out, "%s = %s\n", keys[i].name, l->v[j]);
+			break;
+		}
+		}
+	}
+}

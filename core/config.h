@@ -1,0 +1,90 @@
+/*
+ * config.h - mxguard.conf: "key = value" lines, '#' comments, blank lines.
+ *
+ * Every key has a built-in default, so no file at all is a valid
+ * configuration.  A key given twice keeps the last value, except list keys
+ * marked "repeatable" in config.c, which accumulate.  Unknown keys and bad
+ * values are errors reported as "FILE:LINE: message".
+ *
+ * config_load() returns a struct the caller frees with config_free(); the
+ * strings inside belong to it.  Durations are stored in milliseconds and
+ * accept the suffixes ms, s, m, h, d (no suffix: seconds).
+ */
+#ifndef MXG_CONFIG_H
+#define MXG_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct strlist {
+	char	**v;
+	int	  n;
+};
+
+struct config {
+	/* listener */
+	struct strlist	 listen;	/* "ADDR:PORT", "[ADDR6]:PORT" */
+	char		*listen_mode;	/* redirect | tproxy */
+	int		 max_sessions;
+	int		 reuseport_workers; /* processes with SO_REUSEPORT */
+
+	/* netfilter */
+	uint32_t	 upstream_mark;	/* SO_MARK of own sockets = BYPASS */
+	uint32_t	 intercept_mark;
+	uint32_t	 mark_mask;
+	char		*fail_mode;	/* open | closed */
+	int		 nfqueue_num;
+	char		*rules_mode;	/* local | gateway */
+	char		*rules_backend;	/* iptables | nftables */
+	int		 divert_port;	/* REDIRECT/TPROXY target port */
+	struct strlist	 bypass_src;	/* CIDRs */
+	struct strlist	 bypass_dst;	/* CIDRs */
+
+	/* process */
+	char		*user;		/* "" = keep running as started */
+	char		*state_dir;
+	char		*control_socket;
+	char		*metrics_listen; /* "" = off */
+	char		*log;		/* stderr | syslog */
+	int		 log_level;	/* enum log_level */
+	uint64_t	 drain_timeout;
+
+	/* SMTP session timeouts (RFC 5321 4.5.3.2) */
+	uint64_t	 connect_timeout;
+	uint64_t	 greeting_timeout;
+	uint64_t	 command_timeout;	/* upstream reply to a command */
+	uint64_t	 client_timeout;	/* client idle between commands */
+	uint64_t	 data_block_timeout;	/* one DATA block either way */
+	uint64_t	 data_done_timeout;	/* final reply after "." */
+	uint64_t	 tls_timeout;		/* upstream handshake */
+	uint64_t	 policy_timeout;	/* policy decision at RCPT */
+
+	/* TLS */
+	char		*tls_ca_file;	/* "" = system store */
+	char		*tls_ca_path;
+	char		*tls_cert_file;	/* local cert: offer STARTTLS to client */
+	char		*tls_key_file;
+	char		*tls_ciphers;	/* TLS <= 1.2 cipher list */
+	char		*tls_min_version; /* TLSv1, TLSv1.2, ... */
+
+	/* policy */
+	char		*require_tls;	/* no | yes: cleartext never */
+	struct strlist	 tls_policy;	/* "DEST LEVEL [k=v ...]" repeatable */
+	int		 dane_enable;
+	int		 sts_enable;
+	int		 tls_history;
+	uint64_t	 tls_history_window;
+	struct strlist	 dns_servers;	/* empty = /etc/resolv.conf */
+	uint64_t	 dns_timeout;
+	uint64_t	 sts_fetch_timeout;
+	size_t		 sts_max_body;
+	int		 sts_refresh_margin; /* percent of max_age left */
+};
+
+/* path NULL: defaults only.  On error returns NULL with err filled. */
+struct config	*config_load(const char *path, char *err, size_t errsz);
+void		 config_free(struct config *);
+/* Prints every key with its value, in file syntax. */
+void		 config_dump(const struct config *, FILE *);
+
+#endif

@@ -1,0 +1,725 @@
+/*
+ * io.c - sockets and TLS as events (see io.h).
+ *
+ * Each io has two timers: the inactivity timeout, and a zero-delay "defer"
+ * timer used to deliver events that arise outside the event loop (a write
+ * error inside io_write(), bytes left buffered when reading resumes), so
+ * that callbacks are never re-entered.
+ *
+ * An io freed from inside its own callback is only marked; the handler
+ * that called the callback frees it on the way out.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "core/io.h"
+
+enum io_state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_DEAD };
+
+struct io {
+	struct ev_loop	*loop;
+	int		 fd;
+	io_cb		*cb;
+	void		*arg;
+	enum io_state	 state;
+	SSL		*ssl;
+	int		 server;
+
+	char		*in;		/* bytes at in[inoff .. inoff+inlen) */
+	size_t		 inoff, inlen;
+	char		*out;
+	size_t		 outoff, outlen, outsz;
+	size_t		 lowat;
+
+	int		 paused;
+	int		 eof;		/* peer closed; reported */
+	int		 busy;		/* inside a callback chain */
+	int		 freed;		/* io_free() while busy */
+	int		 hs_want;	/* EV_READ/EV_WRITE the handshake waits */
+	int		 rd_want_write;	/* SSL_read wants the socket writable */
+	int		 wr_want_read;	/* SSL_write wants it readable */
+	int		 pending_error;	/* error to deliver from defer */
+	int		 pending_data;	/* redeliver DATAIN from defer */
+	int		 parked;	/* fd out of epoll after a hangup */
+
+	uint64_t	 timeout;
+	struct ev_timer	*tmo;
+	struct ev_timer	*defer;
+	char		 err[256];
+	unsigned long long rbytes, wbytes;
+};
+
+static void io_fd_cb(int, int, void *);
+static void io_update(struct io *);
+
+static const char *event_names[] = {
+	"connected", "tls-ready", "data-in", "low-water", "timeout", "error",
+	"disconnected",
+};
+
+const char *
+io_event_name(enum io_event e)
+{
+	return (unsigned)e < sizeof(event_names) / sizeof(event_names[0]) ?
+	    event_names[e] : "?";
+}
+
+static void
+really_free(struct io *io)
+{
+	ev_timer_free(io->tmo);
+	ev_timer_free(io->defer);
+	if (io->fd != -1) {
+		ev_fd_del(io->loop, io->fd);
+		if (io->ssl != NULL && io->state == ST_OPEN && !io->eof)
+			SSL_shutdown(io->ssl);	/* best effort close_notify */
+		close(io->fd);
+	}
+	SSL_free(io->ssl);
+	free(io->in);
+	free(io->out);
+	free(io);
+}
+
+void
+io_free(struct io *io)
+{
+	if (io == NULL)
+		return;
+	if (io->busy) {
+		io->freed = 1;
+		io->cb = NULL;
+		ev_timer_stop(io->tmo);
+		ev_timer_stop(io->defer);
+		return;
+	}
+	really_free(io);
+}
+
+/* Delivers an event; returns 0 if the io is still alive afterwards. */
+static int
+emit(struct io *io, enum io_event ev)
+{
+	if (io->freed || io->cb == NULL)
+		return -1;
+	io->cb(io, ev, io->arg);
+	return io->freed ? -1 : 0;
+}
+
+static void
+set_err(struct io *io, const char *what, int e)
+{
+	if (e)
+		snprintf(io->err, sizeof(io->err), "%s: %s", what, strerror(e));
+	else
+		snprintf(io->err, sizeof(io->err), "%s", what);
+}
+
+static void
+set_ssl_err(struct io *io, const char *what, int sslerr)
+{
+	unsigned long e = ERR_peek_last_error();
+	char buf[200];
+
+	if (sslerr == SSL_ERROR_SYSCALL && e == 0) {
+		if (errno)
+			set_err(io, what, errno);
+		else
+			snprintf(io->err, sizeof(io->err),
+			    "%s: unexpected EOF from peer", what);
+	} else if (e != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(io->err, sizeof(io->err), "%s: %s", what, buf);
+	} else
+		snprintf(io->err, sizeof(io->err), "%s: TLS error %d", what,
+		    sslerr);
+	ERR_clear_error();
+}
+
+static void
+touch(struct io *io)
+{
+	if (io->timeout)
+		ev_timer_arm(io->tmo, io->timeout);
+}
+
+static void
+tmo_cb(void *arg)
+{
+	struct io *io = arg;
+
+	io->busy++;
+	snprintf(io->err, sizeof(io->err), "timeout");
+	emit(io, IO_TIMEOUT);
+	io->busy--;
+	if (io->freed)
+		really_free(io);
+}
+
+static void do_read(struct io *, int redeliver);
+
+static void
+defer_cb(void *arg)
+{
+	struct io *io = arg;
+
+	io->busy++;
+	if (io->pending_error) {
+		io->pending_error = 0;
+		io->state = ST_DEAD;
+		emit(io, IO_ERROR);
+	} else if (io->pending_data) {
+		io->pending_data = 0;
+		if (io->state == ST_OPEN && !io->paused)
+			do_read(io, 1);
+	}
+	io->busy--;
+	if (io->freed)
+		really_free(io);
+	else
+		io_update(io);
+}
+
+struct io *
+io_new(struct ev_loop *loop, int fd, io_cb *cb, void *arg)
+{
+	struct io *io;
+
+	if ((io = calloc(1, sizeof(*io))) == NULL)
+		return NULL;
+	io->loop = loop;
+	io->fd = fd;
+	io->cb = cb;
+	io->arg = arg;
+	io->state = ST_OPEN;
+	io->tmo = ev_timer_new(loop, tmo_cb, io);
+	io->defer = ev_timer_new(loop, defer_cb, io);
+	if (io->tmo == NULL || io->defer == NULL ||
+	    ev_fd_set(loop, fd, EV_READ, io_fd_cb, io) == -1) {
+		io->fd = -1;	/* caller still owns it on failure */
+		really_free(io);
+		return NULL;
+	}
+	return io;
+}
+
+void
+io_set_cb(struct io *io, io_cb *cb, void *arg)
+{
+	io->cb = cb;
+	io->arg = arg;
+}
+
+int
+io_fd(const struct io *io)
+{
+	return io->fd;
+}
+
+SSL *
+io_ssl(const struct io *io)
+{
+	return io->ssl;
+}
+
+const char *
+io_error(const struct io *io)
+{
+	return io->err[0] ? io->err : "no error";
+}
+
+unsigned long long
+io_bytes_in(const struct io *io)
+{
+	return io->rbytes;
+}
+
+unsigned long long
+io_bytes_out(const struct io *io)
+{
+	return io->wbytes;
+}
+
+void
+io_set_timeout(struct io *io, uint64_t ms)
+{
+	io->timeout = ms;
+	if (ms)
+		ev_timer_arm(io->tmo, ms);
+	else
+		ev_timer_stop(io->tmo);
+}
+
+void
+io_set_lowat(struct io *io, size_t lowat)
+{
+	io->lowat = lowat;
+}
+
+void
+io_wait_connected(struct io *io)
+{
+	io->state = ST_CONNECTING;
+	io_update(io);
+}
+
+void
+io_pause(struct io *io, int pause)
+{
+	if (io->paused == pause)
+		return;
+	io->paused = pause;
+	if (!pause && io->state == ST_OPEN) {
+		/* bytes buffered here or inside OpenSSL need no socket event */
+		io->pending_data = 1;
+		ev_timer_arm(io->defer, 0);
+	}
+	io_update(io);
+}
+
+int
+io_paused(const struct io *io)
+{
+	return io->paused;
+}
+
+/* ---- epoll interest ---------------------------------------------------- */
+
+static void
+io_update(struct io *io)
+{
+	int mask = 0;
+
+	if (io->freed || io->fd == -1)
+		return;
+	switch (io->state) {
+	case ST_CONNECTING:
+		mask = EV_WRITE;
+		break;
+	case ST_HANDSHAKE:
+		mask = io->hs_want;
+		break;
+	case ST_OPEN:
+		if (!io->paused && !io->eof && io->inlen < IO_INBUF_MAX)
+			mask |= EV_READ;
+		if (io->outlen > 0)
+			mask |= io->wr_want_read ? EV_READ : EV_WRITE;
+		if (io->rd_want_write)
+			mask |= EV_WRITE;
+		break;
+	case ST_DEAD:
+		break;
+	}
+	if (io->parked) {
+		if (!(mask & EV_READ))
+			return;
+		io->parked = 0;
+		ev_fd_set(io->loop, io->fd, mask, io_fd_cb, io);
+		return;
+	}
+	ev_fd_mask(io->loop, io->fd, mask);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+size_t
+io_datalen(const struct io *io)
+{
+	return io->inlen;
+}
+
+char *
+io_data(const struct io *io)
+{
+	return io->in ? io->in + io->inoff : NULL;
+}
+
+/* After the owner consumed input: if reading had stopped on a full
+ * buffer, OpenSSL may still hold decrypted bytes that no socket event will
+ * announce, so look again from the loop. */
+static void
+consumed(struct io *io, int was_full)
+{
+	if (was_full && io->state == ST_OPEN && !io->freed) {
+		io->pending_data = 1;
+		ev_timer_arm(io->defer, 0);
+	}
+	io_update(io);
+}
+
+void
+io_drop(struct io *io, size_t n)
+{
+	int was_full = io->inlen >= IO_INBUF_MAX;
+
+	if (n > io->inlen)
+		n = io->inlen;
+	io->inoff += n;
+	io->inlen -= n;
+	consumed(io, was_full);
+}
+
+ssize_t
+io_getline(struct io *io, size_t maxline, char **line)
+{
+	char *p, *lf;
+	size_t len;
+	int was_full = io->inlen >= IO_INBUF_MAX;
+
+	if (io->inlen == 0)
+		return -1;
+	p = io->in + io->inoff;
+	if ((lf = memchr(p, '\n', io->inlen)) == NULL)
+		return io->inlen > maxline ? -2 : -1;
+	len = (size_t)(lf - p);
+	if (len > maxline + 1)	/* +1: a CR before the LF */
+		return -2;
+	*lf = '\0';
+	if (len > 0 && p[len - 1] == '\r')
+		p[--len] = '\0';
+	/* consume without freeing: *line stays valid until the next call */
+	io->inoff += (size_t)(lf - p) + 1;
+	io->inlen -= (size_t)(lf - p) + 1;
+	*line = p;
+	consumed(io, was_full);
+	return (ssize_t)len;
+}
+
+/* Makes room for reading at the end of the input buffer; returns the
+ * number of bytes that fit. */
+static size_t
+in_room(struct io *io)
+{
+	if (io->in == NULL) {
+		if ((io->in = malloc(IO_INBUF_MAX)) == NULL)
+			return 0;
+		io->inoff = 0;
+	}
+	if (io->inoff > 0 && io->inoff + io->inlen > IO_INBUF_MAX / 2) {
+		memmove(io->in, io->in + io->inoff, io->inlen);
+		io->inoff = 0;
+	}
+	return IO_INBUF_MAX - io->inoff - io->inlen;
+}
+
+static void
+do_read(struct io *io, int redeliver)
+{
+	size_t room;
+	ssize_t n;
+	int got = 0, err = 0;
+
+	io->rd_want_write = 0;
+	while (!io->eof && (room = in_room(io)) > 0) {
+		char *dst = io->in + io->inoff + io->inlen;
+
+		if (io->ssl) {
+			int r;
+
+			ERR_clear_error();
+			r = SSL_read(io->ssl, dst, (int)room);
+			if (r > 0)
+				n = r;
+			else {
+				int e = SSL_get_error(io->ssl, r);
+
+				if (e == SSL_ERROR_WANT_READ)
+					break;
+				if (e == SSL_ERROR_WANT_WRITE) {
+					io->rd_want_write = 1;
+					break;
+				}
+				if (e == SSL_ERROR_ZERO_RETURN) {
+					io->eof = 1;
+					break;
+				}
+				set_ssl_err(io, "TLS read", e);
+				err = 1;
+				break;
+			}
+		} else {
+			n = read(io->fd, dst, room);
+			if (n == 0) {
+				io->eof = 1;
+				break;
+			}
+			if (n == -1) {
+				if (errno == EAGAIN || errno == EINTR)
+					break;
+				set_err(io, "read", errno);
+				err = 1;
+				break;
+			}
+		}
+		io->inlen += (size_t)n;
+		io->rbytes += (unsigned long long)n;
+		got = 1;
+		if (!io->ssl && (size_t)n < room)
+			break;	/* drained the socket: save a syscall */
+	}
+	if (got)
+		touch(io);
+	if (io->inlen > 0 && (got || redeliver))
+		if (emit(io, IO_DATAIN) == -1)
+			return;
+	if (io->inlen == 0 && io->in != NULL) {
+		/* idle connections hold no buffer */
+		free(io->in);
+		io->in = NULL;
+		io->inoff = 0;
+	}
+	if (err) {
+		io->state = ST_DEAD;
+		emit(io, IO_ERROR);
+	} else if (io->eof && io->state == ST_OPEN) {
+		io->state = ST_DEAD;
+		emit(io, IO_DISCONNECTED);
+	}
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+size_t
+io_queued(const struct io *io)
+{
+	return io->outlen;
+}
+
+/* Writes buffered output; never emits.  Returns -1 on a fatal error. */
+static int
+flush_out(struct io *io)
+{
+	ssize_t n;
+	int progress = 0;
+
+	io->wr_want_read = 0;
+	while (io->outlen > 0) {
+		const char *src = io->out + io->outoff;
+
+		if (io->ssl) {
+			int r;
+
+			ERR_clear_error();
+			r = SSL_write(io->ssl, src, io->outlen > 1 << 30 ?
+			    1 << 30 : (int)io->outlen);
+			if (r > 0)
+				n = r;
+			else {
+				int e = SSL_get_error(io->ssl, r);
+
+				if (e == SSL_ERROR_WANT_WRITE)
+					break;
+				if (e == SSL_ERROR_WANT_READ) {
+					io->wr_want_read = 1;
+					break;
+				}
+				set_ssl_err(io, "TLS write", e);
+				return -1;
+			}
+		} else {
+			n = send(io->fd, src, io->outlen, MSG_NOSIGNAL);
+			if (n == -1) {
+				if (errno == EAGAIN || errno == EINTR)
+					break;
+				set_err(io, "write", errno);
+				return -1;
+			}
+		}
+		io->outoff += (size_t)n;
+		io->outlen -= (size_t)n;
+		io->wbytes += (unsigned long long)n;
+		progress = 1;
+	}
+	if (io->outlen == 0 && io->out != NULL) {
+		free(io->out);
+		io->out = NULL;
+		io->outoff = io->outsz = 0;
+	}
+	if (progress)
+		touch(io);
+	return 0;
+}
+
+int
+io_write(struct io *io, const void *buf, size_t len)
+{
+	if (io->state == ST_DEAD || io->freed)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (io->outoff + io->outlen + len > io->outsz) {
+		if (io->outoff > 0 && io->outlen + len <= io->outsz) {
+			memmove(io->out, io->out + io->outoff, io->outlen);
+			io->outoff = 0;
+		} else {
+			size_t sz = io->outsz ? io->outsz : 4096;
+			char *n;
+
+			while (sz < io->outlen + len)
+				sz *= 2;
+			if (io->outoff > 0) {
+				memmove(io->out, io->out + io->outoff,
+				    io->outlen);
+				io->outoff = 0;
+			}
+			if ((n = realloc(io->out, sz)) == NULL)
+				return -1;
+			io->out = n;
+			io->outsz = sz;
+		}
+	}
+	memcpy(io->out + io->outoff + io->outlen, buf, len);
+	io->outlen += len;
+	/* Not while connecting or in a handshake: the state machine there
+	 * decides when bytes may go. */
+	if (io->state == ST_OPEN && !io->wr_want_read &&
+	    flush_out(io) == -1) {
+		io->pending_error = 1;
+		ev_timer_arm(io->defer, 0);
+	}
+	io_update(io);
+	return 0;
+}
+
+int
+io_printf(struct io *io, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return -1;
+	return io_write(io, buf, (size_t)n);
+}
+
+/* ---- TLS handshake ----------------------------------------------------- */
+
+int
+io_start_tls(struct io *io, SSL *ssl, int server)
+{
+	if (io->ssl != NULL || io->state != ST_OPEN || io->outlen > 0)
+		return -1;
+	if (!SSL_set_fd(ssl, io->fd))
+		return -1;
+	io->ssl = ssl;
+	io->server = server;
+	if (server)
+		SSL_set_accept_state(ssl);
+	else
+		SSL_set_connect_state(ssl);
+	io->state = ST_HANDSHAKE;
+	io->hs_want = EV_WRITE;	/* first step runs when writable */
+	io_update(io);
+	return 0;
+}
+
+static void
+do_handshake(struct io *io)
+{
+	int r, e;
+
+	ERR_clear_error();
+	r = SSL_do_handshake(io->ssl);
+	if (r == 1) {
+		io->state = ST_OPEN;
+		touch(io);
+		if (emit(io, IO_TLSREADY) == 0 && io->outlen > 0 &&
+		    flush_out(io) == -1) {
+			io->state = ST_DEAD;
+			emit(io, IO_ERROR);
+		}
+		return;
+	}
+	e = SSL_get_error(io->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		io->hs_want = EV_READ;
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		io->hs_want = EV_WRITE;
+		return;
+	}
+	set_ssl_err(io, "TLS handshake", e);
+	io->state = ST_DEAD;
+	emit(io, IO_ERROR);
+}
+
+/* ---- the fd callback --------------------------------------------------- */
+
+static void
+io_fd_cb(int fd, int events, void *arg)
+{
+	struct io *io = arg;
+	size_t before;
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	io->busy++;
+	switch (io->state) {
+	case ST_CONNECTING:
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
+			soerr = errno;
+		if (soerr) {
+			set_err(io, "connect", soerr);
+			io->state = ST_DEAD;
+			emit(io, IO_ERROR);
+			break;
+		}
+		io->state = ST_OPEN;
+		touch(io);
+		if (emit(io, IO_CONNECTED) == 0 && io->outlen > 0 &&
+		    flush_out(io) == -1) {
+			io->state = ST_DEAD;
+			emit(io, IO_ERROR);
+		}
+		break;
+	case ST_HANDSHAKE:
+		do_handshake(io);
+		break;
+	case ST_OPEN:
+		if (io->outlen > 0 && ((events & EV_WRITE) ||
+		    (io->wr_want_read && (events & EV_READ)))) {
+			before = io->outlen;
+			if (flush_out(io) == -1) {
+				io->state = ST_DEAD;
+				emit(io, IO_ERROR);
+				break;
+			}
+			if (before > io->lowat && io->outlen <= io->lowat &&
+			    emit(io, IO_LOWAT) == -1)
+				break;
+		}
+		if (io->state != ST_OPEN)
+			break;
+		if (!io->paused && io->inlen < IO_INBUF_MAX &&
+		    (events & (EV_READ | EV_ERROR) ||
+		    (io->rd_want_write && (events & EV_WRITE))))
+			do_read(io, 0);
+		else if (events & EV_ERROR) {
+			/* epoll reports errors and hangups even with an empty
+			 * mask: park the fd until the owner reads again */
+			ev_fd_del(io->loop, io->fd);
+			io->parked = 1;
+		}
+		break;
+	case ST_DEAD:
+		/* an error was reported; stop listening */
+		break;
+	}
+	io->busy--;
+	if (io->freed)
+		really_free(io);
+	else
+		io_update(io);
+}

@@ -1,0 +1,98 @@
+/*
+ * io.h - buffered, non-blocking socket with optional TLS, as events.
+ *
+ * After OpenSMTPD's ioev.h: the owner of a struct io never calls read(),
+ * write(), SSL_read() or epoll itself; it gets one callback with an event:
+ *
+ *   IO_CONNECTED     a non-blocking connect() completed
+ *   IO_TLSREADY      the TLS handshake completed (verification is the
+ *                    owner's business: look at the SSL object)
+ *   IO_DATAIN        new bytes are in the input buffer
+ *   IO_LOWAT         the output buffer drained to the low-water mark
+ *   IO_TIMEOUT       no progress for the timeout set with io_set_timeout()
+ *   IO_ERROR         a socket or TLS error; io_error() says which
+ *   IO_DISCONNECTED  the peer closed (after a last IO_DATAIN if any)
+ *
+ * Events are never delivered from inside io_write() and friends, only from
+ * the event loop, so an owner can write from its callback without
+ * re-entering itself.  The owner may io_free() from inside its callback.
+ *
+ * Buffers are allocated when needed and released when empty, so an idle
+ * connection holds no buffer memory.  The input buffer is bounded
+ * (IO_INBUF_MAX): when it is full, reading stops until the owner consumes.
+ * The output buffer is not bounded by io: the owner applies back-pressure
+ * by looking at io_queued() and pausing the other side's reads.
+ *
+ * io_new() takes ownership of the fd; io_free() closes it and frees the SSL
+ * object given to io_start_tls().
+ */
+#ifndef MXG_IO_H
+#define MXG_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <openssl/ssl.h>
+
+#include "core/ev.h"
+
+#define IO_INBUF_MAX	(64 * 1024)
+
+enum io_event {
+	IO_CONNECTED,
+	IO_TLSREADY,
+	IO_DATAIN,
+	IO_LOWAT,
+	IO_TIMEOUT,
+	IO_ERROR,
+	IO_DISCONNECTED,
+};
+
+struct io;
+typedef void io_cb(struct io *, enum io_event, void *arg);
+
+struct io	*io_new(struct ev_loop *, int fd, io_cb *, void *arg);
+void		 io_free(struct io *);
+void		 io_set_cb(struct io *, io_cb *, void *arg);
+int		 io_fd(const struct io *);
+const char	*io_event_name(enum io_event);
+
+/* Waits for a non-blocking connect() already started on the fd. */
+void		 io_wait_connected(struct io *);
+
+/* Starts a TLS handshake; ssl must be fresh (SSL_new), set up for the
+ * client or server role by the caller (SNI, DANE, verify mode).  io owns
+ * it from here. */
+int		 io_start_tls(struct io *, SSL *ssl, int server);
+SSL		*io_ssl(const struct io *);
+
+/* Timeout in ms (0: none), restarted on every read or write progress. */
+void		 io_set_timeout(struct io *, uint64_t ms);
+/* IO_LOWAT is sent when a flush brings io_queued() from above lowat to at
+ * or below it. */
+void		 io_set_lowat(struct io *, size_t lowat);
+/* Stop or resume reading (back-pressure).  Resuming redelivers
+ * IO_DATAIN for bytes still buffered. */
+void		 io_pause(struct io *, int pause);
+int		 io_paused(const struct io *);
+
+/* Input buffer. */
+size_t		 io_datalen(const struct io *);
+char		*io_data(const struct io *);
+void		 io_drop(struct io *, size_t n);
+/* Takes one line ending in LF (a CR before the LF is removed too) off the
+ * input: returns its length and sets *line (NUL-terminated, valid until
+ * the next io call).  Returns -1 when no complete line is buffered, -2
+ * when more than maxline bytes arrived without a line end. */
+ssize_t		 io_getline(struct io *, size_t maxline, char **line);
+
+/* Output: appends, and writes what the socket takes now. */
+int		 io_write(struct io *, const void *buf, size_t len);
+int		 io_printf(struct io *, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+size_t		 io_queued(const struct io *);
+
+const char	*io_error(const struct io *);
+unsigned long long io_bytes_in(const struct io *);
+unsigned long long io_bytes_out(const struct io *);
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * log.h - one line per event, to stderr or syslog.
+ *
+ * Lines are "event=NAME key=value ...": the callers format the fields,
+ * log_q() quotes a value that holds spaces, quotes or control bytes, so a
+ * line stays machine-parsable whatever a remote server put in its banner.
+ * On stderr each line gets "mxguard[pid]: " and, unless stderr goes to the
+ * systemd journal (which stamps lines itself), an ISO-8601 time in front.
+ */
+#ifndef MXG_LOG_H
+#define MXG_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+void	 log_init(const char *ident, int use_syslog, enum log_level level);
+void	 log_set_level(enum log_level level);
+int	 log_enabled(enum log_level level);
+void	 log_msg(enum log_level level, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+/* Parses "err", "warn", "info", "debug"; -1 if none of them. */
+int	 log_level_parse(const char *s);
+
+#define log_err(...)	log_msg(LOG_LVL_ERR, __VA_ARGS__)
+#define log_warn(...)	log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...)	log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...)	do { if (log_enabled(LOG_LVL_DEBUG)) \
+	log_msg(LOG_LVL_DEBUG, __VA_ARGS__); } while (0)
+
+/* Writes s into buf as a log value: as is when it is a plain token, else
+ * in double quotes with \" \\ and \xNN escapes; truncated to fit with
+ * "..." at the end.  Returns buf.  bufsz >= 8. */
+const char *log_q(char *buf, size_t bufsz, const char *s);
+/* Same for a byte range that need not be NUL-terminated. */
+const char *log_qn(char *buf, size_t bufsz, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * policy.h - what the upstream leg of a delivery must achieve, per
+ * recipient domain D and destination address A (DESIGN.md section 4).
+ *
+ * Order: per-destination overrides (config tls_policy), DANE (RFC 7672),
+ * MTA-STS (RFC 8461), TLS history, then opportunistic.  The engine does its
+ * own DNS (c-ares on the event loop) and HTTPS fetches; a lookup answers
+ * through a callback, always from the event loop, never from inside
+ * policy_lookup().
+ *
+ * Who frees what: policy_new()/policy_free() for the engine;
+ * policy_lookup() returns a request that ends either with its callback
+ * (the request is then gone) or with policy_cancel() (no callback).  The
+ * callback receives a verdict the receiver owns and frees with
+ * policy_verdict_free().
+ *
+ * TLS: before the handshake, policy_tls_prepare() sets SNI, the expected
+ * host names and DANE TLSA records on the SSL object; after it,
+ * policy_tls_check() says whether the session satisfies the verdict, with
+ * an RFC 8460 result type when it does not.  The same check answers
+ * whether an established session satisfies a later recipient's verdict.
+ */
+#ifndef MXG_POLICY_H
+#define MXG_POLICY_H
+
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+
+enum tls_level {
+	TLS_LEVEL_NONE,		/* cleartext; do not even try STARTTLS */
+	TLS_LEVEL_MAY,		/* STARTTLS if offered; check only logged */
+	TLS_LEVEL_ENCRYPT,	/* TLS required, not authenticated */
+	TLS_LEVEL_DANE,		/* TLS required, authenticated by TLSA */
+	TLS_LEVEL_VERIFY,	/* TLS required, WebPKI + name (MTA-STS) */
+	TLS_LEVEL_DEFER,	/* decided already: do not deliver now */
+};
+
+struct policy_tls;		/* private to policy/ */
+
+struct policy_verdict {
+	enum tls_level	 level;
+	int		 report_only;	/* MTA-STS testing: log, deliver */
+	const char	*source;	/* "override", "dane", "mta-sts",
+					 * "tls-history", "require_tls",
+					 * "default" (static strings) */
+	char		 domain[256];	/* normalised recipient domain */
+	char		 mx_host[256];	/* MX host H owning A; "" unknown */
+	char		 reason[48];	/* RFC 8460 result type, for DEFER */
+	char		 detail[256];	/* human words for logs and replies */
+	struct policy_tls *tls;
+};
+
+struct policy;
+struct policy_req;
+typedef void policy_cb(void *arg, struct policy_verdict *v);
+
+struct policy	*policy_new(struct ev_loop *, const struct config *,
+		    char *err, size_t errsz);
+void		 policy_free(struct policy *);
+/* New settings (SIGHUP); requests under way finish with the old ones. */
+int		 policy_reconfigure(struct policy *, const struct config *,
+		    char *err, size_t errsz);
+
+/* domain as the client gave it (policy normalises); dst = A. */
+struct policy_req *policy_lookup(struct policy *, const char *domain,
+		    const struct sockaddr *dst, socklen_t dstlen,
+		    policy_cb *, void *arg);
+void		 policy_cancel(struct policy_req *);
+void		 policy_verdict_free(struct policy_verdict *);
+const char	*tls_level_name(enum tls_level);
+
+/* Before the handshake. */
+int		 policy_tls_prepare(const struct policy_verdict *, SSL *ssl);
+/* After the handshake: 0 if the session satisfies the verdict, else -1
+ * with an RFC 8460 result type in reason and a human text in detail.
+ * For TLS_LEVEL_MAY the result only informs the log. */
+int		 policy_tls_check(const struct policy_verdict *, SSL *ssl,
+		    char *reason, size_t reasonsz, char *detail,
+		    size_t detailsz);
+/* RFC 8460 result type for "server did not offer STARTTLS" under this
+ * verdict ("starttls-not-supported", or "dane-required" for DANE). */
+const char	*policy_no_starttls_reason(const struct policy_verdict *);
+
+/* Delivery outcome news, for the TLS history and counters: the server at
+ * dst (MX host name if known) offered STARTTLS or not, and TLS came up or
+ * not. */
+void		 policy_record_tls(struct policy *, const struct sockaddr *dst,
+		    const char *mx_host, int starttls_offered, int tls_ok);
+
+#endif
