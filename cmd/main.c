@@ -1,0 +1,107 @@
+/*
+ * main.c - option parsing and subcommand dispatch.
+ *
+ *   mxguard [-d] [-c FILE] [run]            the daemon (foreground)
+ *   mxguard [-c FILE] -n [-v]               check the configuration
+ *   mxguard [-c FILE] rules install|remove|show
+ *   mxguard [-c FILE] status [--metrics]
+ *   mxguard [-c FILE] policy DOMAIN
+ *   mxguard [-c FILE] check DOMAIN [ADDRESS] [--json]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "core/config.h"
+#include "core/log.h"
+
+#define DEFAULT_CONFIG "/etc/mxguard/mxguard.conf"
+
+typedef int cmd_fn(int, char **, struct config *, const struct cmd_opts *);
+
+static const struct {
+	const char	*name;
+	cmd_fn		*fn;
+} cmds[] = {
+	{ "run",	cmd_run },
+	{ "rules",	cmd_rules },
+	{ "status",	cmd_status },
+	{ "policy",	cmd_policy },
+	{ "check",	cmd_check },
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: mxguard [-d] [-c file] [run]\n"
+	    "       mxguard [-c file] -n [-v]\n"
+	    "       mxguard [-c file] rules install|remove|show\n"
+	    "       mxguard [-c file] status [--metrics]\n"
+	    "       mxguard [-c file] policy domain\n"
+	    "       mxguard [-c file] check domain [address] [--json]\n");
+	exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cmd_opts opts = { NULL, 0 };
+	struct config *cfg;
+	char err[512];
+	int ch, check_only = 0, verbose = 0, rc;
+	size_t i;
+
+	while ((ch = getopt(argc, argv, "+c:dnvh")) != -1) {
+		switch (ch) {
+		case 'c':
+			opts.config_path = optarg;
+			break;
+		case 'd':
+			opts.debug = 1;
+			break;
+		case 'n':
+			check_only = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	/* the default file is optional; a named one must exist */
+	if (opts.config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+		opts.config_path = DEFAULT_CONFIG;
+	if ((cfg = config_load(opts.config_path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxguard: %s\n", err);
+		return 1;
+	}
+	if (opts.debug)
+		cfg->log_level = LOG_LVL_DEBUG;
+	if (check_only) {
+		if (verbose)
+			config_dump(cfg, stdout);
+		config_free(cfg);
+		return 0;
+	}
+	if (argc == 0) {
+		static char *run_argv[] = { "run", NULL };
+
+		argc = 1;
+		argv = run_argv;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(argv[0], cmds[i].name) == 0) {
+			rc = cmds[i].fn(argc, argv, cfg, &opts);
+			config_free(cfg);
+			return rc;
+		}
+	fprintf(stderr, "mxguard: unknown command \"%s\"\n", argv[0]);
+	usage();
+	return 2;
+}

@@ -1,0 +1,39 @@
+/*
+ * stubs.c - subcommands not built yet say so and fail.  Each moves to its
+ * own file when it is written.
+ */
+#include <stdio.h>
+
+#include "cmd/cmd.h"
+
+int
+cmd_rules(int argc, char **argv, struct config *cfg,
+    const struct cmd_opts *opts)
+{
+	fprintf(stderr, "mxguard: rules: not available in this build\n");
+	return 1;
+}
+
+int
+cmd_status(int argc, char **argv, struct config *cfg,
+    const struct cmd_opts *opts)
+{
+	fprintf(stderr, "mxguard: status: not available in this build\n");
+	return 1;
+}
+
+int
+cmd_policy(int argc, char **argv, struct config *cfg,
+    const struct cmd_opts *opts)
+{
+	fprintf(stderr, "mxguard: policy: not available in this build\n");
+	return 1;
+}
+
+int
+cmd_check(int argc, char **argv, struct config *cfg,
+    const struct cmd_opts *opts)
+{
+	fprintf(stderr, "mxguard: check: not available in this build\n");
+	return 1;
+}
