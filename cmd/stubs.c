@@ -37,3 +37,60 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	fprintf(stderr, "mxguard: check: not available in this build\n");
 	return 1;
 }
+
+/* Until nfq/, control and privilege dropping exist: */
+#include "cmd/control.h"
+#include "cmd/priv.h"
+#include "core/sdnotify.h"
+#include "nfq/nfq.h"
+
+struct nfq *
+nfq_open(struct ev_loop *loop, const struct config *cfg,
+    nfq_saturated_fn *fn, void *arg, char *err, size_t errsz)
+{
+	snprintf(err, errsz, "NFQUEUE steering not available in this build");
+	return NULL;
+}
+
+void
+nfq_close(struct nfq *q)
+{
+}
+
+int
+nfq_reconfigure(struct nfq *q, const struct config *cfg, char *err,
+    size_t errsz)
+{
+	return 0;
+}
+
+struct control *
+control_open(struct ev_loop *loop, const struct config *cfg, char *err,
+    size_t errsz)
+{
+	snprintf(err, errsz, "control socket not available in this build");
+	return NULL;
+}
+
+void
+control_close(struct control *c)
+{
+}
+
+int
+priv_drop(const struct config *cfg, char *err, size_t errsz)
+{
+	return 0;
+}
+
+int
+sd_notifyf(const char *fmt, ...)
+{
+	return 0;
+}
+
+uint64_t
+sd_watchdog_interval_ms(void)
+{
+	return 0;
+}

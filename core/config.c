@@ -50,6 +50,7 @@ static const struct ckey keys[] = {
 	{ "intercept_mark",	C_MARK,	O(intercept_mark), "0x4d49", NULL },
 	{ "mark_mask",		C_MARK,	O(mark_mask),	"0xffff", NULL },
 	{ "fail_mode",		C_ENUM,	O(fail_mode),	"closed", "open|closed" },
+	{ "steering",		C_ENUM,	O(steering),	"nfqueue", "nfqueue|none" },
 	{ "nfqueue_num",	C_INT,	O(nfqueue_num),	"2525", NULL },
 	{ "rules_mode",		C_ENUM,	O(rules_mode),	"local", "local|gateway" },
 	{ "rules_backend",	C_ENUM,	O(rules_backend), "iptables", "iptables|nftables" },

@@ -33,6 +33,7 @@ struct config {
 	uint32_t	 intercept_mark;
 	uint32_t	 mark_mask;
 	char		*fail_mode;	/* open | closed */
+	char		*steering;	/* nfqueue | none */
 	int		 nfqueue_num;
 	char		*rules_mode;	/* local | gateway */
 	char		*rules_backend;	/* iptables | nftables */
