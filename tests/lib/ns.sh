@@ -1,0 +1,578 @@
+# shellcheck shell=bash
+# mxguard integration-test harness.  Sourced by every tests/ns/*.sh scenario
+# (and by scripts/demo.sh).  Needs bash, root, iproute2, iptables, postfix,
+# openssl, python3.
+#
+# Topology (created by ns_setup), all names unique per process (mxg-$$-...):
+#
+#   [ $SND ] snd0 10.25.1.1/24 ---veth--- rcv0 10.25.1.2/24 [ $RCV ]
+#     sending Postfix (TLS off)          receiving Postfix listeners and
+#     mxguard on 127.0.0.1:10025         bad servers on 10.25.1.10.. (extra
+#                                        addresses on rcv0)
+#
+# Everything created is recorded and removed by the EXIT trap (ns_cleanup):
+# processes we started, Postfix instances, namespaces, /etc/netns/<ns>, and
+# the temp dir $T (kept if MXG_KEEP=1, for debugging).
+#
+# Synchronisation is always by polling a condition with a timeout (wait_*),
+# never by a bare sleep.
+
+set -o pipefail
+
+LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+NS_PREFIX="mxg-$$"
+SND="$NS_PREFIX-snd"
+RCV="$NS_PREFIX-rcv"
+SND_IP=10.25.1.1
+RCV_IP=10.25.1.2
+MXG_PORT=10025
+MXG_MARK=0x4d58
+VMAIL_UID=$(id -u nobody)
+VMAIL_GID=$(id -g nobody)
+
+_NS_LIST=()
+_PIDS=()
+_POSTFIX_DIRS=()
+T=""
+
+log()  { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+fail() {
+	printf 'FAIL: %s\n' "$*" >&2
+	if [ -n "${T:-}" ] && [ "${MXG_DUMP:-1}" = 1 ]; then _dump_logs >&2; fi
+	exit 1
+}
+pass() { printf 'PASS: %s\n' "$*" >&2; exit 0; }
+assert() {	# assert "description" command...
+	local what=$1; shift
+	"$@" || fail "$what"
+	log "ok: $what"
+}
+
+_dump_logs() {
+	local f
+	for f in "$T"/*/maillog "$T"/mxguard*.log "$T"/bad-*.log; do
+		[ -f "$f" ] || continue
+		echo "----- tail of $f"
+		tail -n 40 "$f"
+	done
+}
+
+ns_cleanup() {
+	local rc=$? p d ns i
+	set +e
+	trap - EXIT INT TERM
+	for p in "${_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for d in "${_POSTFIX_DIRS[@]}"; do
+		ns=${d%%|*}; d=${d#*|}
+		ip netns exec "$ns" postfix -c "$d/etc" stop >/dev/null 2>&1
+	done
+	# Anything still running inside our namespaces was started by this test.
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		local left=""
+		for ns in "${_NS_LIST[@]}"; do
+			left+=$(ip netns pids "$ns" 2>/dev/null)
+		done
+		[ -z "$left" ] && break
+		for ns in "${_NS_LIST[@]}"; do
+			for p in $(ip netns pids "$ns" 2>/dev/null); do
+				if [ "$i" -lt 6 ]; then kill -TERM "$p"; else kill -KILL "$p"; fi 2>/dev/null
+			done
+		done
+		sleep 0.2
+	done
+	for p in "${_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	for ns in "${_NS_LIST[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+		rm -rf "/etc/netns/$ns"
+	done
+	if [ -n "$T" ] && [ -d "$T" ]; then
+		if [ "${MXG_KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
+	fi
+	exit "$rc"
+}
+
+# ns_setup: temp dir, namespaces, veth, addresses, lo up, trap.
+ns_setup() {
+	[ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
+	trap ns_cleanup EXIT
+	trap 'exit 130' INT TERM
+	T=$(mktemp -d "/tmp/mxg-$$.XXXXXX")
+	chmod 755 "$T"
+	local ns
+	for ns in "$SND" "$RCV"; do
+		ip netns add "$ns" || fail "ip netns add $ns"
+		_NS_LIST+=("$ns")
+		ip -n "$ns" link set lo up
+		# Own resolv.conf: nothing answers on 127.0.0.1:53, so lookups
+		# fail fast instead of leaking to the host's resolver.
+		mkdir -p "/etc/netns/$ns"
+		echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
+		printf '127.0.0.1 localhost\n' >"/etc/netns/$ns/hosts"
+	done
+	# Both ends are created directly inside the namespaces: no name is ever
+	# visible in (or can collide in) the host's namespace.
+	ip link add snd0 netns "$SND" type veth peer name rcv0 netns "$RCV" ||
+		fail "veth creation"
+	ip -n "$SND" addr add "$SND_IP/24" dev snd0
+	ip -n "$RCV" addr add "$RCV_IP/24" dev rcv0
+	ip -n "$SND" link set snd0 up
+	ip -n "$RCV" link set rcv0 up
+	log "namespaces $SND $RCV, temp dir $T"
+}
+
+# rcv_addr ADDR: add a further address (a listener) on the receiver side.
+rcv_addr() {
+	ip -n "$RCV" addr show dev rcv0 | grep -q "inet $1/" ||
+		ip -n "$RCV" addr add "$1/24" dev rcv0
+}
+
+in_snd() { ip netns exec "$SND" "$@"; }
+in_rcv() { ip netns exec "$RCV" "$@"; }
+
+# bg NS LOGFILE cmd...: start a background process in NS, record its pid.
+BG_PID=""
+bg() {
+	local ns=$1 out=$2; shift 2
+	ip netns exec "$ns" "$@" >"$out" 2>&1 &
+	BG_PID=$!
+	_PIDS+=("$BG_PID")
+}
+
+# ---------------------------------------------------------------- waiting
+
+# wait_for TIMEOUT DESCRIPTION cmd...: poll cmd until it succeeds.
+wait_for() {
+	local timeout=$1 what=$2; shift 2
+	local end=$((SECONDS + timeout))
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -ge "$end" ] && fail "timeout (${timeout}s) waiting for $what"
+		sleep 0.1
+	done
+}
+
+_port_open() {	# NS ADDR PORT
+	ip netns exec "$1" ss -Htln "sport = :$3" | awk '{print $4}' |
+		grep -qE "^(\\[?::\\]?|\\*|0\\.0\\.0\\.0|\\[?$2\\]?):$3\$"
+}
+wait_port() { wait_for "${4:-15}" "listener $2:$3 in $1" _port_open "$1" "$2" "$3"; }
+
+wait_log() {	# FILE REGEX [TIMEOUT]
+	wait_for "${3:-20}" "/$2/ in $1" grep -qE -- "$2" "$1"
+}
+
+# count_log FILE REGEX: number of matching lines (0 if none / no file).
+count_log() { grep -cE -- "$2" "$1" 2>/dev/null || true; }
+
+# ---------------------------------------------------------------- certificates
+
+# make_ca: test CA in $T/pki/ca.{key,crt}
+make_ca() {
+	local d=$T/pki
+	mkdir -p "$d"
+	[ -f "$d/ca.crt" ] && return 0
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$d/ca.key" -out "$d/ca.crt" -days 30 -subj "/CN=mxguard test CA" \
+		-addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" >/dev/null 2>&1 ||
+		fail "make_ca"
+}
+
+# make_cert NAME DNSNAME [valid|expired|selfsigned]
+#   -> $T/pki/NAME.pem (key + cert + CA chain, for smtpd_tls_chain_files),
+#      $T/pki/NAME.key, $T/pki/NAME.crt.  "wrong name" = pass another DNSNAME.
+make_cert() {
+	local name=$1 cn=$2 kind=${3:-valid} d=$T/pki
+	make_ca
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-out "$d/$name.key" 2>/dev/null || fail "genpkey $name"
+	printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
+		"$cn" >"$d/$name.ext"
+	case $kind in
+	selfsigned)
+		openssl req -x509 -key "$d/$name.key" -out "$d/$name.crt" -days 30 \
+			-subj "/CN=$cn" -addext "subjectAltName=DNS:$cn" >/dev/null 2>&1 ;;
+	valid|expired)
+		openssl req -new -key "$d/$name.key" -subj "/CN=$cn" -out "$d/$name.csr" 2>/dev/null &&
+		if [ "$kind" = expired ]; then
+			# x509 -not_before/-not_after need OpenSSL 3.4; use `ca` instead.
+			mkdir -p "$d/ca-db"; : >"$d/ca-db/index"
+			openssl ca -batch -config <(printf '[ca]\ndefault_ca=c\n[c]\ndatabase=%s\nnew_certs_dir=%s\nserial=%s\npolicy=p\ndefault_md=sha256\n[p]\ncommonName=supplied\n' \
+				"$d/ca-db/index" "$d/ca-db" "$d/ca-db/serial") \
+				-rand_serial -cert "$d/ca.crt" -keyfile "$d/ca.key" -in "$d/$name.csr" \
+				-out "$d/$name.crt" -startdate 20200101000000Z -enddate 20200201000000Z \
+				-extfile "$d/$name.ext" -notext >/dev/null 2>&1
+		else
+			openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+				-CAcreateserial -days 20 -extfile "$d/$name.ext" -out "$d/$name.crt" >/dev/null 2>&1
+		fi ;;
+	*) fail "make_cert: unknown kind $kind" ;;
+	esac || fail "make_cert $name $cn $kind"
+	cat "$d/$name.key" "$d/$name.crt" >"$d/$name.pem"
+	[ "$kind" = selfsigned ] || cat "$d/ca.crt" >>"$d/$name.pem"
+	chmod 644 "$d"/*
+}
+
+# ---------------------------------------------------------------- Postfix
+
+# Layout of an instance in DIR: DIR/etc (config, -c DIR/etc), DIR/queue,
+# DIR/data, DIR/maillog (the config directory must hold only root's files).
+_postfix_common() {	# DIR NAME HOSTNAME
+	local dir=$1 host=$3
+	mkdir -p "$dir/etc" "$dir/queue" "$dir/data"
+	chown postfix:postfix "$dir/data"
+	cat >"$dir/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $dir/queue
+data_directory = $dir/data
+myhostname = $host
+mydomain = ${host#*.}
+myorigin = \$myhostname
+mydestination =
+inet_interfaces = all
+inet_protocols = ipv4
+maillog_file = $dir/maillog
+maillog_file_prefixes = /tmp
+alias_maps =
+alias_database =
+smtputf8_enable = no
+biff = no
+smtp_host_lookup = native
+smtpd_peername_lookup = no
+disable_dns_lookups = yes
+message_size_limit = 52428800
+mailbox_size_limit = 0
+virtual_mailbox_limit = 0
+delay_warning_time = 0
+maximal_queue_lifetime = 1d
+bounce_queue_lifetime = 1d
+EOF
+	# stock master.cf services up to postlog, without the catch-all smtp
+	# listener, chroot column set to n (no copies of /etc files needed).
+	sed -e '/^#/d' -e '/^$/d' -e '/^[[:space:]]/d' /etc/postfix/master.cf.proto |
+		awk '$1 == "smtp" && $2 == "inet" {next}
+		     {if (NF >= 8) $5 = "n"; print}
+		     $1 == "postlog" {exit}' >"$dir/etc/master.cf"
+	grep -q '^postlog' "$dir/etc/master.cf" ||
+		echo 'postlog   unix-dgram n  -       n       -       1       postlogd' >>"$dir/etc/master.cf"
+}
+
+_postfix_start() {	# NS DIR
+	local ns=$1 dir=$2
+	ip netns exec "$ns" postfix -c "$dir/etc" start >"$dir/start.log" 2>&1 ||
+		fail "postfix -c $dir/etc start: $(cat "$dir/start.log")"
+	_POSTFIX_DIRS+=("$ns|$dir")
+	wait_for 15 "postfix master in $dir" test -s "$dir/queue/pid/master.pid"
+	wait_log "$dir/maillog" "daemon started" 15
+}
+
+# snd_setup: sending Postfix (the legacy MTA: TLS off) in $SND, dir $SD.
+#   Routes are added with snd_route before or after start (texthash is read
+#   at process start; snd_route reloads if running).
+#   Messages with a header "X-Hold: yes" go to the hold queue (snd_release).
+SD=""
+snd_setup() {
+	SD=$T/snd
+	_postfix_common "$SD" snd sender.test
+	cat >>"$SD/etc/main.cf" <<EOF
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+relayhost =
+transport_maps = texthash:$SD/etc/transport
+header_checks = regexp:$SD/etc/header_checks
+mynetworks = 127.0.0.0/8
+smtp_connection_cache_on_demand = yes
+default_destination_concurrency_limit = 20
+smtp_connect_timeout = 10s
+minimal_backoff_time = 300s
+maximal_backoff_time = 600s
+queue_run_delay = 300s
+$SND_EXTRA_MAIN
+EOF
+	echo '/^X-Hold: yes/ HOLD' >"$SD/etc/header_checks"
+	# bounces to our own envelope senders are dropped
+	printf 'sender.test discard:\n' >"$SD/etc/transport"
+	echo "127.0.0.1:smtp inet n - n - - smtpd" >>"$SD/etc/master.cf"
+	_postfix_start "$SND" "$SD"
+}
+
+# snd_route DOMAIN ADDR[:PORT]: deliver mail for DOMAIN to ADDR directly.
+snd_route() {
+	local dest=$2 port=25
+	case $dest in *:*) port=${dest#*:}; dest=${dest%:*};; esac
+	echo "$1 smtp:[$dest]:$port" >>"$SD/etc/transport"
+	if [ -s "$SD/queue/pid/master.pid" ]; then postfix -c "$SD/etc" reload >/dev/null 2>&1; fi
+}
+
+snd_postconf() {	# snd_postconf "k = v"...  (then reload)
+	postconf -c "$SD/etc" -e "$@" || fail "postconf $*"
+	postfix -c "$SD/etc" reload >/dev/null 2>&1
+}
+
+# rcv_setup: receiving Postfix in $RCV (dir $RD), virtual Maildir mailboxes
+#   under $RD/mail/DOMAIN/USER/.  Listeners come from rcv_listener calls made
+#   BEFORE rcv_setup; mailboxes from rcv_mailbox calls made before it.
+RD=$T/rcv
+_RCV_LISTENERS=()
+_RCV_BOXES=()
+_RCV_DOMAINS=()
+rcv_listener() {	# ADDR CERTNAME|none [extra -o options...]
+	local addr=$1 cert=$2; shift 2
+	_RCV_LISTENERS+=("$addr|$cert|$*")
+}
+rcv_mailbox() {	# user@domain ...
+	local a
+	for a in "$@"; do
+		_RCV_BOXES+=("$a")
+		case " ${_RCV_DOMAINS[*]} " in *" ${a#*@} "*) ;; *) _RCV_DOMAINS+=("${a#*@}");; esac
+	done
+}
+rcv_setup() {
+	RD=$T/rcv
+	_postfix_common "$RD" rcv mx.receiver.test
+	mkdir -p "$RD/mail"
+	chown "$VMAIL_UID:$VMAIL_GID" "$RD/mail"
+	: >"$RD/etc/vmailbox"
+	local a
+	for a in "${_RCV_BOXES[@]}"; do echo "$a ${a#*@}/${a%@*}/" >>"$RD/etc/vmailbox"; done
+	cat >>"$RD/etc/main.cf" <<EOF
+virtual_mailbox_domains = ${_RCV_DOMAINS[*]}
+virtual_mailbox_base = $RD/mail
+virtual_mailbox_maps = texthash:$RD/etc/vmailbox
+virtual_uid_maps = static:$VMAIL_UID
+virtual_gid_maps = static:$VMAIL_GID
+virtual_minimum_uid = 1
+virtual_mailbox_limit = 0
+mynetworks = 127.0.0.0/8
+smtpd_tls_security_level = none
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
+smtpd_helo_required = no
+# The vulnerable (pre-3.9 default) behaviour, so that smuggling through the
+# relay is detected rather than masked by the receiver.
+smtpd_forbid_bare_newline = no
+$RCV_EXTRA_MAIN
+EOF
+	local l addr cert extra o
+	for l in "${_RCV_LISTENERS[@]}"; do
+		IFS='|' read -r addr cert extra <<<"$l"
+		rcv_addr "$addr"
+		o=""
+		if [ "$cert" != none ]; then
+			o="-o smtpd_tls_security_level=may -o smtpd_tls_chain_files=$T/pki/$cert.pem"
+		fi
+		echo "$addr:smtp inet n - n - - smtpd -o syslog_name=postfix/rcv-$addr $o $extra" >>"$RD/etc/master.cf"
+	done
+	_postfix_start "$RCV" "$RD"
+	for l in "${_RCV_LISTENERS[@]}"; do wait_port "$RCV" "${l%%|*}" 25; done
+}
+
+# ---------------------------------------------------------------- sending
+
+# new_body FILE [BYTES]: write a 7-bit test body (with dot-leading lines,
+# trailing blanks, long lines); BYTES roughly sets its size.
+new_body() {
+	python3 - "$1" "${2:-4000}" <<'EOF'
+import sys, os, base64
+path, size = sys.argv[1], int(sys.argv[2])
+lines = ["Test body " + os.urandom(6).hex(), ".", "..leading dots", ". dot space",
+         "trailing blanks   ", "", "x" * 900, "tab\there", "end of fixed part"]
+n = sum(len(l) + 1 for l in lines)
+rnd = base64.b64encode(os.urandom(max(0, (size - n) * 3 // 4))).decode()
+lines += [rnd[i:i + 76] for i in range(0, len(rnd), 76)]
+with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+EOF
+}
+
+# send_mail FROM TO[,TO...] BODYFILE [SUBJECT] [EXTRA_HEADER]: submit through
+#   the sending Postfix (sendmail -C).  Sets MSGID (the Message-ID used, also
+#   the key for find_qid).
+MSGID=""
+_MSGN=0
+send_mail() {
+	local from=$1 to=$2 body=$3 subj=${4:-test} extra=${5:-}
+	_MSGN=$((_MSGN + 1))
+	MSGID="mxg-$$-$_MSGN-$RANDOM@sender.test"
+	{
+		printf 'From: <%s>\nTo: %s\nSubject: %s\nMessage-ID: <%s>\nDate: %s\n' \
+			"$from" "$to" "$subj" "$MSGID" "$(date -R)"
+		[ -n "$extra" ] && printf '%s\n' "$extra"
+		printf '\n'
+		cat "$body"
+	} >"$T/msg.$_MSGN"
+	# shellcheck disable=SC2046
+	ip netns exec "$SND" sendmail -i -C "$SD/etc" -f "$from" -- $(tr ',' ' ' <<<"$to") \
+		<"$T/msg.$_MSGN" || fail "sendmail"
+}
+
+# find_qid MSGID: queue id the sending Postfix gave the message (waits).
+find_qid() {
+	wait_log "$SD/maillog" "message-id=<$1>" 20
+	grep -E "message-id=<$1>" "$SD/maillog" | head -n1 | sed -E 's/.*: ([0-9A-Za-z]+): message-id=.*/\1/'
+}
+
+# snd_status QID RCPT: last status=... word logged by the sender's smtp
+#   client (or discard/bounce) for that recipient; empty if none yet.
+snd_status() {
+	grep -E " $1: to=<$2>.* status=" "$SD/maillog" | tail -n1 |
+		sed -E 's/.* status=([a-z]+).*/\1/'
+}
+wait_status() {	# QID RCPT REGEX [TIMEOUT]
+	wait_for "${4:-30}" "status /$3/ for $2 ($1) in sender log" \
+		_status_is "$1" "$2" "$3"
+	log "sender: $1 to=<$2> status=$(snd_status "$1" "$2")"
+}
+_status_is() { [[ "$(snd_status "$1" "$2")" =~ ^($3)$ ]]; }
+
+snd_release() {	# release held mail and flush
+	postsuper -c "$SD/etc" -H ALL >/dev/null 2>&1
+	postqueue -c "$SD/etc" -f
+}
+snd_flush() { postqueue -c "$SD/etc" -f; }
+
+# Queue inspection (postqueue -j: one JSON object per line).
+queue_count() { postqueue -c "$SD/etc" -j 2>/dev/null | grep -c . || true; }
+queue_has() {	# QID: queued (any queue)?
+	postqueue -c "$SD/etc" -j 2>/dev/null | grep -q "\"queue_id\": *\"$1\""
+}
+queue_json() { postqueue -c "$SD/etc" -j 2>/dev/null | grep "\"queue_id\": *\"$1\""; }
+wait_queue_empty() { wait_for "${1:-30}" "empty sender queue" _queue_n 0; }
+wait_queue_count() { wait_for "${2:-30}" "$1 message(s) in sender queue" _queue_n "$1"; }
+_queue_n() { [ "$(queue_count)" = "$1" ]; }
+
+# ---------------------------------------------------------------- receiving
+
+mailbox_dir() { echo "$RD/mail/${1#*@}/${1%@*}"; }
+# mailbox_files ADDR: delivered messages (Maildir new/ and cur/), sorted.
+mailbox_files() {
+	local d
+	d=$(mailbox_dir "$1")
+	find "$d/new" "$d/cur" -type f 2>/dev/null | sort
+}
+mailbox_count() { mailbox_files "$1" | grep -c . || true; }
+wait_mailbox() {	# ADDR [COUNT] [TIMEOUT]
+	wait_for "${3:-30}" "${2:-1} message(s) in mailbox $1" _mbox_n "$1" "${2:-1}"
+}
+_mbox_n() { [ "$(mailbox_count "$1")" -ge "$2" ]; }
+# all_mailbox_count: messages stored for every mailbox together.
+all_mailbox_count() { find "$RD/mail" -path '*/new/*' -type f 2>/dev/null | grep -c . || true; }
+
+# body_hash FILE: sha256 of the body (after the first empty line).
+body_hash() {
+	awk 'b {print} /^$/ && !b {b=1}' "$1" | sha256sum | cut -d' ' -f1
+}
+# msg_file_by_id ADDR MSGID: the stored message carrying that Message-ID.
+msg_file_by_id() {
+	local f
+	for f in $(mailbox_files "$1"); do
+		grep -qiF "Message-ID: <$2>" "$f" && { echo "$f"; return 0; }
+	done
+	return 1
+}
+# received_tls FILE: the TLS comment of the receiver's topmost Received
+#   header, e.g. "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
+#   empty for cleartext.
+received_tls() {
+	awk '/^$/ {exit} {print}' "$1" | awk '
+		/^Received:/ { if (n++) exit; r = $0; next }
+		/^[ \t]/ && n == 1 { r = r $0; next }
+		n == 1 { exit }
+		END { print r }' | sed -nE 's/.*\(using (TLSv[0-9.]+ with cipher [A-Z0-9_-]+).*/\1/p'
+}
+# rcv_tls_sessions: number of "TLS connection established" in receiver log.
+rcv_tls_sessions() { count_log "$RD/maillog" "TLS connection established from"; }
+
+# ---------------------------------------------------------------- bad servers
+
+# bad_start ADDR MODE [args...]: tests/lib/badsmtp.py on ADDR:25 in $RCV,
+#   logging to $T/bad-ADDR.log (what it received, one line per event).
+bad_start() {
+	local addr=$1; shift
+	rcv_addr "$addr"
+	BADLOG=$T/bad-$addr.log
+	: >"$BADLOG"
+	bg "$RCV" "$T/bad-$addr.out" python3 "$LIBDIR/badsmtp.py" --listen "$addr" --port 25 \
+		--log "$BADLOG" "$@"
+	wait_port "$RCV" "$addr" 25
+}
+
+# ---------------------------------------------------------------- mxguard
+
+# mxg_start [extra config lines]: config in $T/mxguard.conf, process in $SND,
+#   log $MXLOG; waits for event=listening, then installs the divert rules.
+MXLOG=""
+MXG_PID=""
+mxg_start() {
+	[ -n "${MXGUARD:-}" ] && [ -x "$MXGUARD" ] || fail "MXGUARD not set or not executable (${MXGUARD:-})"
+	make_ca
+	mkdir -p "$T/mxstate"
+	cat >"$T/mxguard.conf" <<EOF
+# generated by tests/lib/ns.sh
+listen = 127.0.0.1:$MXG_PORT
+upstream_mark = $MXG_MARK
+log_level = debug
+state_dir = $T/mxstate
+user =
+tls_ca_file = $T/pki/ca.crt
+$*
+EOF
+	"$MXGUARD" -n -c "$T/mxguard.conf" >"$T/mxguard-check.log" 2>&1 ||
+		fail "mxguard -n rejects config: $(cat "$T/mxguard-check.log")"
+	MXLOG=$T/mxguard.log
+	bg "$SND" "$MXLOG" "$MXGUARD" -c "$T/mxguard.conf" run
+	MXG_PID=$BG_PID
+	wait_for 15 "mxguard event=listening in $MXLOG" _mxg_listening
+	mxg_rules_install
+}
+_mxg_listening() {
+	kill -0 "$MXG_PID" 2>/dev/null || fail "mxguard exited: $(tail -n 20 "$MXLOG")"
+	grep -qE "event=listening" "$MXLOG"
+}
+
+# Local-mode divert rules (what `mxguard rules install` will generate):
+#   nat OUTPUT: tcp dport 25 -> chain MXGUARD_OUT
+#   MXGUARD_OUT: packets carrying mxguard's upstream mark RETURN (loop
+#   avoidance: mxguard's own connection goes out unchanged), every other
+#   port-25 flow is REDIRECTed to mxguard's listener port.
+mxg_rules_install() {
+	in_snd iptables -t nat -N MXGUARD_OUT &&
+	in_snd iptables -t nat -A OUTPUT -p tcp --dport 25 -j MXGUARD_OUT &&
+	in_snd iptables -t nat -A MXGUARD_OUT -m mark --mark "$MXG_MARK" -j RETURN &&
+	in_snd iptables -t nat -A MXGUARD_OUT -p tcp -j REDIRECT --to-ports "$MXG_PORT" ||
+		fail "installing divert rules"
+}
+mxg_rules_remove() {
+	in_snd iptables -t nat -D OUTPUT -p tcp --dport 25 -j MXGUARD_OUT 2>/dev/null
+	in_snd iptables -t nat -F MXGUARD_OUT 2>/dev/null
+	in_snd iptables -t nat -X MXGUARD_OUT 2>/dev/null
+	return 0
+}
+# rule_packets RULE-REGEX: packet counter of the MXGUARD_OUT rule matching.
+rule_packets() {
+	in_snd iptables -t nat -L MXGUARD_OUT -v -n -x | awk -v re="$1" '$0 ~ re {print $1; exit}'
+}
+
+mxg_stop() {
+	[ -n "$MXG_PID" ] || return 0
+	mxg_rules_remove
+	kill -TERM "$MXG_PID" 2>/dev/null
+	local end=$((SECONDS + 10))
+	while kill -0 "$MXG_PID" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+	kill -0 "$MXG_PID" 2>/dev/null && { log "mxguard did not exit on SIGTERM"; kill -KILL "$MXG_PID"; }
+	wait "$MXG_PID" 2>/dev/null
+	MXG_PID=""
+}
+
+# mx_count REGEX: number of mxguard log lines matching.
+mx_count() { count_log "$MXLOG" "$1"; }
+
+# need_mxguard: scenarios that only make sense with mxguard call this.
+need_mxguard() {
+	if [ "${MXG_BASELINE:-0}" = 1 ]; then echo "SKIP: needs mxguard" >&2; exit 0; fi
+	[ -n "${MXGUARD:-}" ] && [ -x "$MXGUARD" ] ||
+		fail "MXGUARD is not set to an executable (make check-ns sets it)"
+}
+
+# with_mxguard: true unless MXG_BASELINE=1 (run a scenario against plain
+#   Postfix-to-Postfix delivery, to validate the harness itself).
+with_mxguard() { [ "${MXG_BASELINE:-0}" != 1 ]; }
