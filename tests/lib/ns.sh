@@ -386,8 +386,9 @@ EOF
 
 # send_mail FROM TO[,TO...] BODYFILE [SUBJECT] [EXTRA_HEADER]: submit through
 #   the sending Postfix (sendmail -C).  Sets MSGID (the Message-ID used, also
-#   the key for find_qid).
+#   the key for find_qid) and MSGFILE (the message as submitted).
 MSGID=""
+MSGFILE=""
 _MSGN=0
 send_mail() {
 	local from=$1 to=$2 body=$3 subj=${4:-test} extra=${5:-}
@@ -400,6 +401,7 @@ send_mail() {
 		printf '\n'
 		cat "$body"
 	} >"$T/msg.$_MSGN"
+	MSGFILE=$T/msg.$_MSGN
 	# shellcheck disable=SC2046
 	ip netns exec "$SND" sendmail -i -C "$SD/etc" -f "$from" -- $(tr ',' ' ' <<<"$to") \
 		<"$T/msg.$_MSGN" || fail "sendmail"
@@ -436,6 +438,17 @@ queue_has() {	# QID: queued (any queue)?
 	postqueue -c "$SD/etc" -j 2>/dev/null | grep -q "\"queue_id\": *\"$1\""
 }
 queue_json() { postqueue -c "$SD/etc" -j 2>/dev/null | grep "\"queue_id\": *\"$1\""; }
+# queue_reason QID: "queue_name: delay_reason" of a queued message.
+queue_reason() {
+	postqueue -c "$SD/etc" -j 2>/dev/null | python3 -c '
+import json, sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m["queue_id"] == sys.argv[1]:
+        r = "; ".join(x.get("delay_reason", "") for x in m.get("recipients", []))
+        print("%s: %s" % (m["queue_name"], r or "(no attempt yet)"))
+' "$1"
+}
 wait_queue_empty() { wait_for "${1:-30}" "empty sender queue" _queue_n 0; }
 wait_queue_count() { wait_for "${2:-30}" "$1 message(s) in sender queue" _queue_n "$1"; }
 _queue_n() { [ "$(queue_count)" = "$1" ]; }
@@ -514,6 +527,12 @@ log_level = debug
 state_dir = $T/mxstate
 user =
 tls_ca_file = $T/pki/ca.crt
+# the tests divert with plain nat REDIRECT rules (no NFQUEUE steering), and
+# every run has its own control socket
+steering = none
+control_socket = $T/mxguard.sock
+drain_timeout = 5s
+$MXG_EXTRA_CONF
 $*
 EOF
 	"$MXGUARD" -n -c "$T/mxguard.conf" >"$T/mxguard-check.log" 2>&1 ||

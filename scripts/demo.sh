@@ -1,0 +1,78 @@
+#!/bin/bash
+# mxguard demo: a legacy Postfix with TLS disabled sends mail for three
+# domains through mxguard, inside throw-away network namespaces:
+#   tls.test    receiver offers STARTTLS     -> mxguard upgrades the session
+#   plain.test  receiver offers no STARTTLS  -> relayed in cleartext
+#   dies.test   server dies in mid-DATA      -> the mail stays queued
+# Then prints, per message, what both ends saw, and tears everything down.
+# Needs root.  Usage: ./scripts/demo.sh
+set -e
+cd "$(dirname "$0")/.."
+if [ "${MXG_BASELINE:-0}" != 1 ]; then	# (MXG_BASELINE=1: demo without mxguard)
+	./scripts/deps.sh
+	make
+fi
+set +e
+export MXGUARD=${MXGUARD:-$PWD/build/mxguard}
+MXG_DUMP=0
+. tests/lib/ns.sh
+
+ns_setup
+make_cert mx1 mx1.tls.test
+make_cert dies mx.dies.test
+rcv_listener 10.25.1.10 mx1
+rcv_listener 10.25.1.11 none
+rcv_mailbox alice@tls.test carol@plain.test
+rcv_setup
+bad_start 10.25.1.12 --mode die --after 5000 --cert "$T/pki/dies.pem"
+snd_setup
+snd_route tls.test 10.25.1.10
+snd_route plain.test 10.25.1.11
+snd_route dies.test 10.25.1.12
+with_mxguard && mxg_start
+echo
+echo "== sender: Postfix, smtp_tls_security_level=none, in namespace $SND ($SND_IP)"
+echo "== mxguard: listening on 127.0.0.1:$MXG_PORT, nat OUTPUT tcp/25 REDIRECT"
+echo "== receivers in $RCV: 10.25.1.10 STARTTLS, 10.25.1.11 no STARTTLS, 10.25.1.12 dies mid-DATA"
+echo
+
+rcpts=(alice@tls.test carol@plain.test dave@dies.test)
+declare -A QID ID MF
+for r in "${rcpts[@]}"; do
+	new_body "$T/body-$r" 50000
+	send_mail bob@sender.test "$r" "$T/body-$r" "demo to $r"
+	QID[$r]=$(find_qid "$MSGID"); ID[$r]=$MSGID; MF[$r]=$MSGFILE
+done
+for r in "${rcpts[@]}"; do
+	wait_status "${QID[$r]}" "$r" 'sent|deferred|bounced' 60 2>/dev/null
+done
+
+echo "== results"
+for r in "${rcpts[@]}"; do
+	q=${QID[$r]}
+	st=$(snd_status "$q" "$r")
+	printf '\n%s (sender queue id %s)\n' "$r" "$q"
+	printf '  sender saw:   status=%s, no TLS on its side: %s\n' "$st" \
+		"$(grep -E " $q: to=<$r>" "$SD/maillog" | tail -n1 | sed -E 's/.*status=[a-z]+ //')"
+	case $st in
+	sent)
+		f=$(msg_file_by_id "$r" "${ID[$r]}")
+		tls=$(received_tls "$f")
+		if [ -n "$tls" ]; then
+			printf '  receiver saw: delivered over TLS: %s\n' "$tls"
+		else
+			printf '  receiver saw: delivered in CLEARTEXT (no TLS on the receiving session)\n'
+		fi
+		printf '  body intact:  %s\n' "$([ "$(body_hash "${MF[$r]}")" = "$(body_hash "$f")" ] 2>/dev/null && echo yes || echo "(see mailbox $f)")"
+		;;
+	*)
+		printf '  still queued: %s\n' "$(queue_reason "$q")"
+		printf '  server saw:   %s\n' "$(grep -E 'died|data-bytes' "$BADLOG" | head -n2 | cut -d' ' -f3- | tr '\n' ' ')"
+		;;
+	esac
+done
+echo
+echo "== mxguard log"
+with_mxguard && sed 's/^/  /' "$MXLOG"
+echo
+echo "== tearing down"
