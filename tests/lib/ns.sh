@@ -420,6 +420,7 @@ snd_status() {
 		sed -E 's/.* status=([a-z]+).*/\1/'
 }
 wait_status() {	# QID RCPT REGEX [TIMEOUT]
+	[ -n "$1" ] || fail "no sender queue id for $2 (message not picked up?)"
 	wait_for "${4:-30}" "status /$3/ for $2 ($1) in sender log" \
 		_status_is "$1" "$2" "$3"
 	log "sender: $1 to=<$2> status=$(snd_status "$1" "$2")"
@@ -454,6 +455,11 @@ wait_queue_count() { wait_for "${2:-30}" "$1 message(s) in sender queue" _queue_
 _queue_n() { [ "$(queue_count)" = "$1" ]; }
 
 # ---------------------------------------------------------------- receiving
+
+# wait_rcv_idle: the receiver's queue is empty (everything it accepted has
+#   been delivered to the mailboxes).
+wait_rcv_idle() { wait_for "${1:-20}" "empty receiver queue" _rcv_idle; }
+_rcv_idle() { [ -z "$(postqueue -c "$RD/etc" -j 2>/dev/null)" ]; }
 
 mailbox_dir() { echo "$RD/mail/${1#*@}/${1%@*}"; }
 # mailbox_files ADDR: delivered messages (Maildir new/ and cur/), sorted.

@@ -41,6 +41,6 @@ if with_mxguard; then
 	assert "body identical via mxguard" [ "$(body_hash "$f")" = "$(body_hash "$T/msg.$_MSGN")" ]
 	assert "receiver stored exactly two messages (one per run)" [ "$(all_mailbox_count)" = 2 ]
 	assert "receiver rejected nobody@ twice (once per run)" \
-		[ "$(count_log "$RD/maillog" 'NOQUEUE: reject: RCPT .*<nobody@tls.test>')" = 2 ]
+		[ "$(count_log "$RD/maillog" 'reject: RCPT from .*<nobody@tls.test>')" = 2 ]
 fi
 pass "per-recipient outcomes match"

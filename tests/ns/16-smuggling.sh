@@ -66,6 +66,7 @@ log "client exit status $rc (0: DATA answered 2xx)"
 # wait for the receiver to finish with the session before counting
 wait_log "$RD/maillog" "disconnect from [^ ]*\\[$SND_IP\\]" 20
 if [ "$rc" = 0 ]; then wait_mailbox judy@tls.test 1 20; fi
+wait_rcv_idle
 log "receiver: $(grep -E 'disconnect from' "$RD/maillog")"
 assert "smuggled recipient got nothing" [ "$(mailbox_count smuggled@tls.test)" = 0 ]
 assert "receiver stored exactly one message" [ "$(all_mailbox_count)" = 1 ]
