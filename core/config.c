@@ -55,6 +55,7 @@ static const struct ckey keys[] = {
 	{ "rules_mode",		C_ENUM,	O(rules_mode),	"local", "local|gateway" },
 	{ "rules_backend",	C_ENUM,	O(rules_backend), "iptables", "iptables|nftables" },
 	{ "divert_port",	C_INT,	O(divert_port),	"10025", NULL },
+	{ "tproxy_table",	C_INT,	O(tproxy_table), "100", NULL },
 	{ "bypass_src",		C_LIST,	O(bypass_src),	"", NULL },
 	{ "bypass_dst",		C_LIST,	O(bypass_dst),	"", NULL },
 

@@ -38,6 +38,7 @@ struct config {
 	char		*rules_mode;	/* local | gateway */
 	char		*rules_backend;	/* iptables | nftables */
 	int		 divert_port;	/* REDIRECT/TPROXY target port */
+	int		 tproxy_table;	/* policy routing table for TPROXY */
 	struct strlist	 bypass_src;	/* CIDRs */
 	struct strlist	 bypass_dst;	/* CIDRs */
 

@@ -547,13 +547,66 @@ flush_out(struct io *io)
 	return 0;
 }
 
+/* Sends directly from the caller's buffer while nothing is queued (the
+ * DATA path's common case), and queues only what the socket refused. */
+static ssize_t
+write_direct(struct io *io, const char *buf, size_t len)
+{
+	ssize_t n;
+	int r;
+
+	if (io->ssl == NULL) {
+		n = send(io->fd, buf, len, MSG_NOSIGNAL);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		if (n == -1)
+			set_err(io, "write", errno);
+		return n;
+	}
+	ERR_clear_error();
+	r = SSL_write(io->ssl, buf, len > 1 << 30 ? 1 << 30 : (int)len);
+	if (r > 0)
+		return r;
+	switch (SSL_get_error(io->ssl, r)) {
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	case SSL_ERROR_WANT_READ:
+		io->wr_want_read = 1;
+		return 0;
+	default:
+		set_ssl_err(io, "TLS write", SSL_get_error(io->ssl, r));
+		return -1;
+	}
+}
+
 int
 io_write(struct io *io, const void *buf, size_t len)
 {
+	const char *p = buf;
+
 	if (io->state == ST_DEAD || io->freed)
 		return -1;
 	if (len == 0)
 		return 0;
+	/* Not while connecting or in a handshake: the state machine there
+	 * decides when bytes may go. */
+	if (io->state == ST_OPEN && io->outlen == 0 && !io->wr_want_read) {
+		ssize_t n = write_direct(io, p, len);
+
+		if (n == -1) {
+			io->pending_error = 1;
+			ev_timer_arm(io->defer, 0);
+			return 0;
+		}
+		if (n > 0) {
+			io->wbytes += (unsigned long long)n;
+			touch(io);
+		}
+		p += n;
+		len -= (size_t)n;
+		if (len == 0)
+			return 0;
+	}
 	if (io->outoff + io->outlen + len > io->outsz) {
 		if (io->outoff > 0 && io->outlen + len <= io->outsz) {
 			memmove(io->out, io->out + io->outoff, io->outlen);
@@ -575,15 +628,8 @@ io_write(struct io *io, const void *buf, size_t len)
 			io->outsz = sz;
 		}
 	}
-	memcpy(io->out + io->outoff + io->outlen, buf, len);
+	memcpy(io->out + io->outoff + io->outlen, p, len);
 	io->outlen += len;
-	/* Not while connecting or in a handshake: the state machine there
-	 * decides when bytes may go. */
-	if (io->state == ST_OPEN && !io->wr_want_read &&
-	    flush_out(io) == -1) {
-		io->pending_error = 1;
-		ev_timer_arm(io->defer, 0);
-	}
 	io_update(io);
 	return 0;
 }
@@ -612,6 +658,9 @@ io_start_tls(struct io *io, SSL *ssl, int server)
 		return -1;
 	if (!SSL_set_fd(ssl, io->fd))
 		return -1;
+	/* io_write() retries a refused SSL_write from its own buffer */
+	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 	io->ssl = ssl;
 	io->server = server;
 	if (server)

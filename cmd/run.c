@@ -1,0 +1,253 @@
+/*
+ * run.c - the daemon: `mxguard run`.
+ *
+ * Order matters, as in relayd: everything that needs root is opened first
+ * (listeners, NFQUEUE, the control socket), then privileges are dropped,
+ * then systemd hears READY=1 and the loop runs.
+ *
+ * Signals arrive through a signalfd, as one more fd in the loop:
+ *   SIGTERM, SIGINT  drain: stop accepting, let sessions finish for up to
+ *                    drain_timeout, then exit;
+ *   SIGHUP           reload the configuration; sessions under way keep
+ *                    running (a bad file is logged and ignored).
+ * Reloaded configurations stay allocated until exit, since sessions and
+ * requests under way may still read the one they started with.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "cmd/cmd.h"
+#include "cmd/control.h"
+#include "cmd/priv.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "core/sdnotify.h"
+#include "core/stats.h"
+#include "nfq/nfq.h"
+#include "policy/policy.h"
+#include "tlsproxy/proxy.h"
+
+#define MAX_RELOADS 64
+
+struct daemon {
+	struct ev_loop		*loop;
+	const struct cmd_opts	*opts;
+	struct config		*cfg;		/* current */
+	struct config		*old[MAX_RELOADS];
+	int			 nold;
+	struct proxy		*proxy;
+	struct policy		*policy;
+	struct nfq		*nfq;
+	struct control		*control;
+	struct ev_timer		*drain_timer;
+	struct ev_timer		*drain_deadline;
+	struct ev_timer		*watchdog;
+	uint64_t		 watchdog_ms;
+	int			 sigfd;
+	int			 draining;
+};
+
+static void
+reload(struct daemon *d)
+{
+	struct config *ncfg;
+	char err[512];
+
+	sd_notifyf("RELOADING=1");
+	if (d->nold == MAX_RELOADS) {
+		log_err("event=reload-failed error=\"too many reloads; "
+		    "restart mxguard\"");
+		goto done;
+	}
+	if ((ncfg = config_load(d->opts->config_path, err, sizeof(err))) ==
+	    NULL) {
+		log_err("event=reload-failed error=\"%s\"", err);
+		goto done;
+	}
+	if (d->opts->debug)
+		ncfg->log_level = LOG_LVL_DEBUG;
+	if (proxy_reconfigure(d->proxy, ncfg, err, sizeof(err)) == -1 ||
+	    policy_reconfigure(d->policy, ncfg, err, sizeof(err)) == -1 ||
+	    (d->nfq && nfq_reconfigure(d->nfq, ncfg, err, sizeof(err)) == -1)) {
+		log_err("event=reload-failed error=\"%s\"", err);
+		/* the proxy may already use ncfg: keep it alive */
+		d->old[d->nold++] = ncfg;
+		goto done;
+	}
+	log_set_level(ncfg->log_level);
+	d->old[d->nold++] = d->cfg;
+	d->cfg = ncfg;
+	log_info("event=reloaded config=%s", d->opts->config_path ?
+	    d->opts->config_path : "(defaults)");
+done:
+	sd_notifyf("READY=1");
+}
+
+static void
+drain_check(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (proxy_sessions(d->proxy) == 0) {
+		log_info("event=drained");
+		ev_loop_stop(d->loop);
+		return;
+	}
+	ev_timer_arm(d->drain_timer, 100);
+}
+
+static void
+drain_expired(void *arg)
+{
+	struct daemon *d = arg;
+
+	log_warn("event=drain-timeout sessions=%d", proxy_sessions(d->proxy));
+	ev_loop_stop(d->loop);
+}
+
+static void
+start_drain(struct daemon *d)
+{
+	if (d->draining)
+		return;
+	d->draining = 1;
+	sd_notifyf("STOPPING=1");
+	log_info("event=draining sessions=%d timeout_ms=%llu",
+	    proxy_sessions(d->proxy),
+	    (unsigned long long)d->cfg->drain_timeout);
+	proxy_drain(d->proxy);
+	/* new flows now meet the rules' fail mode, not a dead listener */
+	nfq_close(d->nfq);
+	d->nfq = NULL;
+	ev_timer_arm(d->drain_deadline, d->cfg->drain_timeout);
+	drain_check(d);
+}
+
+static void
+signal_cb(int fd, int events, void *arg)
+{
+	struct daemon *d = arg;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			start_drain(d);
+			break;
+		case SIGHUP:
+			reload(d);
+			break;
+		}
+	}
+}
+
+static void
+watchdog_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	sd_notifyf("WATCHDOG=1");
+	ev_timer_arm(d->watchdog, d->watchdog_ms);
+}
+
+int
+cmd_run(int argc, char **argv, struct config *cfg,
+    const struct cmd_opts *opts)
+{
+	struct daemon d;
+	sigset_t mask;
+	char err[512];
+	int rc = 1, i;
+
+	memset(&d, 0, sizeof(d));
+	d.opts = opts;
+	d.cfg = cfg;
+	d.sigfd = -1;
+	log_init("mxguard", strcmp(cfg->log, "syslog") == 0, cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	if ((d.loop = ev_loop_new()) == NULL) {
+		log_err("event=fatal error=\"creating the event loop: %s\"",
+		    strerror(errno));
+		goto fail;
+	}
+	if ((d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) == -1 ||
+	    ev_fd_set(d.loop, d.sigfd, EV_READ, signal_cb, &d) == -1) {
+		log_err("event=fatal error=\"signalfd: %s\"", strerror(errno));
+		goto fail;
+	}
+	d.drain_timer = ev_timer_new(d.loop, drain_check, &d);
+	d.drain_deadline = ev_timer_new(d.loop, drain_expired, &d);
+	d.watchdog = ev_timer_new(d.loop, watchdog_cb, &d);
+	if (!d.drain_timer || !d.drain_deadline || !d.watchdog) {
+		log_err("event=fatal error=\"out of memory\"");
+		goto fail;
+	}
+
+	/* privileged part */
+	if ((d.policy = policy_new(d.loop, cfg, err, sizeof(err))) == NULL) {
+		log_err("event=fatal error=\"starting the policy engine: %s\"",
+		    err);
+		goto fail;
+	}
+	if ((d.proxy = proxy_new(d.loop, cfg, d.policy, err, sizeof(err))) ==
+	    NULL) {
+		log_err("event=fatal error=\"%s\"", err);
+		goto fail;
+	}
+	if (strcmp(cfg->steering, "nfqueue") == 0 &&
+	    (d.nfq = nfq_open(d.loop, cfg, proxy_saturated, d.proxy, err,
+	    sizeof(err))) == NULL)
+		log_warn("event=nfqueue-unavailable queue=%d error=\"%s\" "
+		    "note=\"flows reach mxguard only through REDIRECT/TPROXY "
+		    "rules without steering\"", cfg->nfqueue_num, err);
+	if ((d.control = control_open(d.loop, cfg, err, sizeof(err))) == NULL)
+		log_warn("event=control-unavailable error=\"%s\"", err);
+	if (priv_drop(cfg, err, sizeof(err)) == -1) {
+		log_err("event=fatal error=\"dropping privileges: %s\"", err);
+		goto fail;
+	}
+
+	if ((d.watchdog_ms = sd_watchdog_interval_ms()) > 0)
+		ev_timer_arm(d.watchdog, d.watchdog_ms);
+	sd_notifyf("READY=1\nSTATUS=relaying");
+	log_info("event=started pid=%ld openssl=\"%s\"", (long)getpid(),
+	    OpenSSL_version(OPENSSL_VERSION));
+	if (ev_loop_run(d.loop) == -1) {
+		log_err("event=fatal error=\"event loop: %s\"", strerror(errno));
+		goto fail;
+	}
+	log_info("event=stopped");
+	rc = 0;
+fail:
+	nfq_close(d.nfq);
+	control_close(d.control);
+	proxy_free(d.proxy);
+	policy_free(d.policy);
+	ev_timer_free(d.drain_timer);
+	ev_timer_free(d.drain_deadline);
+	ev_timer_free(d.watchdog);
+	if (d.sigfd != -1)
+		close(d.sigfd);
+	ev_loop_free(d.loop);
+	/* main.c frees the configuration it loaded */
+	for (i = 0; i < d.nold; i++)
+		if (d.old[i] != cfg)
+			config_free(d.old[i]);
+	if (d.cfg != cfg)
+		config_free(d.cfg);
+	return rc;
+}

@@ -1,0 +1,302 @@
+/*
+ * proxy.c - listeners, accept and the original destination (see proxy.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+
+#include "core/log.h"
+#include "core/stats.h"
+#include "tlsproxy/proxy.h"
+#include "tlsproxy/session.h"
+#include "tlsproxy/tls.h"
+
+#define MAX_LISTENERS 16
+
+struct proxy {
+	struct session_env	 env;
+	int			 fds[MAX_LISTENERS];
+	int			 nfds;
+	int			 tproxy;
+	struct stat_ctr		*st_refused;
+	struct stat_ctr		*st_notdiverted;
+};
+
+static int
+parse_hostport(const char *s, struct sockaddr_storage *ss)
+{
+	char host[128];
+	const char *colon;
+	char *end;
+	long port;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':' || (size_t)(rb - s - 1) >=
+		    sizeof(host))
+			return -1;
+		memcpy(host, s + 1, rb - s - 1);
+		host[rb - s - 1] = '\0';
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL ||
+		    (size_t)(colon - s) >= sizeof(host))
+			return -1;
+		memcpy(host, s, colon - s);
+		host[colon - s] = '\0';
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 1 || port > 65535)
+		return -1;
+	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+	} else
+		return -1;
+	return 0;
+}
+
+static int
+original_dst(struct proxy *p, int fd, struct sockaddr_storage *dst)
+{
+	socklen_t len = sizeof(*dst);
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == -1)
+		return -1;
+	if (p->tproxy) {
+		*dst = local;
+		return 0;
+	}
+	if (local.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *l6 = (const void *)&local;
+
+		/* IPv4 flows on a dual-stack socket */
+		if (IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr) &&
+		    getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) == 0)
+			return 0;
+		len = sizeof(*dst);
+		return getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst,
+		    &len);
+	}
+	return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len);
+}
+
+static int
+same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0 &&
+		    ((const struct sockaddr_in *)a)->sin_port ==
+		    ((const struct sockaddr_in *)b)->sin_port;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0 &&
+	    ((const struct sockaddr_in6 *)a)->sin6_port ==
+	    ((const struct sockaddr_in6 *)b)->sin6_port;
+}
+
+static void
+refuse(int fd, const char *line)
+{
+	/* best effort: a full socket buffer just loses the courtesy */
+	(void)!write(fd, line, strlen(line));
+	close(fd);
+}
+
+static void
+accept_cb(int lfd, int events, void *arg)
+{
+	struct proxy *p = arg;
+	struct sockaddr_storage client, dst, local;
+	socklen_t clen, llen;
+	char cs[64];
+	int fd, n;
+
+	for (n = 0; n < 64; n++) {
+		clen = sizeof(client);
+		fd = accept4(lfd, (struct sockaddr *)&client, &clen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("event=accept-failed error=\"%s\"",
+				    strerror(errno));
+			return;
+		}
+		sockaddr_fmt((struct sockaddr *)&client, cs, sizeof(cs));
+		if (p->env.draining) {
+			refuse(fd, "421 4.3.2 mxguard: shutting down\r\n");
+			continue;
+		}
+		if (p->env.nsessions >= p->env.cfg->max_sessions) {
+			stats_add(p->st_refused, 1);
+			log_warn("event=refused client=%s reason=max_sessions "
+			    "limit=%d", cs, p->env.cfg->max_sessions);
+			refuse(fd, "421 4.3.2 mxguard: too many sessions, "
+			    "try again later\r\n");
+			continue;
+		}
+		llen = sizeof(local);
+		if (original_dst(p, fd, &dst) == -1 ||
+		    getsockname(fd, (struct sockaddr *)&local, &llen) == -1 ||
+		    same_addr(&dst, &local)) {
+			/* a direct connection to the listener: there is no
+			 * remote MX to relay to */
+			stats_add(p->st_notdiverted, 1);
+			log_warn("event=refused client=%s reason=not-diverted",
+			    cs);
+			refuse(fd, "421 4.3.5 mxguard: connection was not "
+			    "diverted; no destination\r\n");
+			continue;
+		}
+		session_start(&p->env, fd, &client, &dst);
+	}
+}
+
+static int
+listen_one(struct proxy *p, const char *spec, char *err, size_t errsz)
+{
+	struct sockaddr_storage ss;
+	int fd, one = 1;
+	socklen_t len;
+
+	if (parse_hostport(spec, &ss) == -1) {
+		snprintf(err, errsz, "listen: bad address \"%s\"", spec);
+		return -1;
+	}
+	len = ss.ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (p->env.cfg->reuseport_workers > 1)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (p->tproxy &&
+	    setsockopt(fd, ss.ss_family == AF_INET ? SOL_IP : SOL_IPV6,
+	    ss.ss_family == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT,
+	    &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
+	    listen(fd, 1024) == -1)
+		goto fail;
+	if (ev_fd_set(p->env.loop, fd, EV_READ, accept_cb, p) == -1)
+		goto fail;
+	p->fds[p->nfds++] = fd;
+	log_info("event=listening addr=%s mode=%s", spec,
+	    p->tproxy ? "tproxy" : "redirect");
+	return 0;
+fail:
+	snprintf(err, errsz, "listening on %s: %s", spec, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+struct proxy *
+proxy_new(struct ev_loop *loop, const struct config *cfg,
+    struct policy *pol, char *err, size_t errsz)
+{
+	struct proxy *p;
+	int i;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	p->env.loop = loop;
+	p->env.cfg = cfg;
+	p->env.policy = pol;
+	p->tproxy = strcmp(cfg->listen_mode, "tproxy") == 0;
+	p->st_refused = stats_get("mxguard_refused_total{reason=\"max_sessions\"}",
+	    "Connections refused by mxguard");
+	p->st_notdiverted = stats_get(
+	    "mxguard_refused_total{reason=\"not-diverted\"}", NULL);
+	if ((p->env.tls = tls_ctx_new(cfg, err, errsz)) == NULL)
+		goto fail;
+	if (cfg->listen.n > MAX_LISTENERS) {
+		snprintf(err, errsz, "listen: at most %d addresses",
+		    MAX_LISTENERS);
+		goto fail;
+	}
+	for (i = 0; i < cfg->listen.n; i++)
+		if (listen_one(p, cfg->listen.v[i], err, errsz) == -1)
+			goto fail;
+	return p;
+fail:
+	proxy_free(p);
+	return NULL;
+}
+
+void
+proxy_drain(struct proxy *p)
+{
+	int i;
+
+	p->env.draining = 1;
+	for (i = 0; i < p->nfds; i++) {
+		ev_fd_del(p->env.loop, p->fds[i]);
+		close(p->fds[i]);
+	}
+	p->nfds = 0;
+}
+
+void
+proxy_free(struct proxy *p)
+{
+	if (p == NULL)
+		return;
+	proxy_drain(p);
+	tls_ctx_free(p->env.tls);
+	free(p);
+}
+
+int
+proxy_reconfigure(struct proxy *p, const struct config *cfg, char *err,
+    size_t errsz)
+{
+	struct tls_ctx *t;
+
+	if ((t = tls_ctx_new(cfg, err, errsz)) == NULL)
+		return -1;
+	/* SSL objects of live sessions hold references to the old ones */
+	tls_ctx_free(p->env.tls);
+	p->env.tls = t;
+	p->env.cfg = cfg;
+	return 0;
+}
+
+int
+proxy_sessions(const struct proxy *p)
+{
+	return p->env.nsessions;
+}
+
+int
+proxy_saturated(void *arg)
+{
+	const struct proxy *p = arg;
+
+	return p->env.nsessions >= p->env.cfg->max_sessions;
+}

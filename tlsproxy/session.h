@@ -1,0 +1,36 @@
+/*
+ * session.h - one relayed SMTP session: the client leg (the MTA, whose
+ * connection to the remote MX was diverted to us) and the upstream leg
+ * (our own connection to that MX).  See session.c for the state machine.
+ *
+ * The proxy (proxy.c) owns the environment and calls session_start() for
+ * each accepted connection; the session frees itself when both legs are
+ * closed and tells the proxy through env->on_session_end.
+ */
+#ifndef MXG_SESSION_H
+#define MXG_SESSION_H
+
+#include <sys/socket.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "policy/policy.h"
+#include "tlsproxy/tls.h"
+
+struct session_env {
+	struct ev_loop		*loop;
+	const struct config	*cfg;		/* replaced on reload */
+	struct policy		*policy;
+	struct tls_ctx		*tls;
+	int			 nsessions;	/* live sessions */
+	int			 draining;
+};
+
+/* Takes ownership of fd.  Returns 0, or -1 (fd closed) on error. */
+int	session_start(struct session_env *, int fd,
+	    const struct sockaddr_storage *client,
+	    const struct sockaddr_storage *dst);
+/* Mention of the address for logs: "1.2.3.4:25", "[::1]:25". */
+void	sockaddr_fmt(const struct sockaddr *, char *buf, size_t sz);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * tls.h - OpenSSL contexts of the proxy.
+ *
+ * The client context (upstream leg) verifies against the WebPKI store
+ * (config tls_ca_file/tls_ca_path, else OpenSSL's default paths) and has
+ * DANE enabled; its verify callback never aborts a handshake, because the
+ * verdict is the policy's (policy_tls_check after the handshake), not
+ * OpenSSL's.  The server context (client leg) exists only when a local
+ * certificate is configured.  tls_ctx_new() returns a struct freed by
+ * tls_ctx_free().
+ */
+#ifndef MXG_TLS_H
+#define MXG_TLS_H
+
+#include <openssl/ssl.h>
+
+#include "core/config.h"
+
+struct tls_ctx;
+
+struct tls_ctx	*tls_ctx_new(const struct config *, char *err, size_t errsz);
+void		 tls_ctx_free(struct tls_ctx *);
+/* A fresh SSL for the upstream leg; NULL on error. */
+SSL		*tls_client_new(struct tls_ctx *);
+/* A fresh SSL for the client leg, or NULL when no certificate is set. */
+SSL		*tls_server_new(struct tls_ctx *);
+int		 tls_server_enabled(const struct tls_ctx *);
+/* "CN=..., O=..." of the peer certificate's subject and issuer. */
+void		 tls_peer_names(SSL *, char *subj, size_t subjsz, char *iss,
+		    size_t isssz);
+
+#endif
