@@ -1,0 +1,937 @@
+/*
+ * rules.c - generating, installing, removing and showing the netfilter
+ * rule sets (see rules.h and docs/rules.md).
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "nfq/cidr.h"
+#include "nfq/rules.h"
+
+#define CH_STEER	"MXGUARD_STEER"
+#define CH_DIVERT	"MXGUARD_DIVERT"
+#define CH_GUARD	"MXGUARD_GUARD"
+#define CH_PREFIX	"MXGUARD_"
+
+/* ------------------------------------------------------------ buffers */
+
+void
+rbuf_printf(struct rbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->oom)
+		return;
+	for (;;) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->s ? b->s + b->len : NULL, room, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->oom = 1;
+			return;
+		}
+		if ((size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		{
+			size_t ncap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
+			char *p = realloc(b->s, ncap);
+
+			if (p == NULL) {
+				b->oom = 1;
+				return;
+			}
+			b->s = p;
+			b->cap = ncap;
+		}
+	}
+}
+
+void
+rbuf_free(struct rbuf *b)
+{
+	free(b->s);
+	memset(b, 0, sizeof(*b));
+}
+
+static const char *
+rbuf_str(const struct rbuf *b)
+{
+	return b->s ? b->s : "";
+}
+
+/* ------------------------------------------------------------ config */
+
+static int
+is_local(const struct config *c)
+{
+	return strcmp(c->rules_mode, "local") == 0;
+}
+
+int
+rules_tproxy_needed(const struct config *c)
+{
+	return !is_local(c) && strcmp(c->listen_mode, "tproxy") == 0;
+}
+
+int
+rules_route_table(const struct config *c)
+{
+	return c->tproxy_table;
+}
+
+static int
+is_nfq(const struct config *c)
+{
+	return strcmp(c->steering, "nfqueue") == 0;
+}
+
+static int
+is_closed(const struct config *c)
+{
+	return strcmp(c->fail_mode, "closed") == 0;
+}
+
+/* Checks the bypass lists; fills err on the first bad entry. */
+static int
+check_cidrs(const struct config *c, char *err, size_t errsz)
+{
+	const struct strlist *l[2] = { &c->bypass_src, &c->bypass_dst };
+	struct cidr x;
+	int i, j;
+
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < l[i]->n; j++)
+			if (cidr_parse(l[i]->v[j], &x) == -1) {
+				snprintf(err, errsz, "%s: \"%s\" is not an "
+				    "address or prefix", i ? "bypass_dst" :
+				    "bypass_src", l[i]->v[j]);
+				return -1;
+			}
+	return 0;
+}
+
+/* ------------------------------------------------------------ iptables */
+
+enum { T_MANGLE, T_NAT, T_FILTER, T_N };
+
+static const char *const tnames[T_N] = { "mangle", "nat", "filter" };
+static const char *const tchains[T_N] = { CH_STEER, CH_DIVERT, CH_GUARD };
+
+/* What the config wants in one table: the rules of the table's own chain
+ * (one "-A CHAIN" argument string a line) and where it is entered. */
+struct twant {
+	int		 want;
+	const char	*hook;
+	struct rbuf	 rules;
+};
+
+static void
+add_bypass_returns(const struct config *c, int family, struct rbuf *r)
+{
+	const struct strlist *l[2] = { &c->bypass_src, &c->bypass_dst };
+	char buf[64];
+	struct cidr x;
+	int i, j;
+
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < l[i]->n; j++) {
+			if (cidr_parse(l[i]->v[j], &x) == -1 ||
+			    x.family != (family == 4 ? AF_INET : AF_INET6))
+				continue;
+			rbuf_printf(r, "%s %s -j RETURN\n", i ? "-d" : "-s",
+			    cidr_str(&x, buf, sizeof(buf)));
+		}
+}
+
+static void
+want_ipt(const struct config *c, int family, struct twant w[T_N])
+{
+	unsigned up = c->upstream_mark & c->mark_mask;
+	unsigned in = c->intercept_mark & c->mark_mask;
+	unsigned m = c->mark_mask;
+	int local = is_local(c), tp = rules_tproxy_needed(c);
+	char tproxy[128];
+
+	memset(w, 0, sizeof(struct twant) * T_N);
+	w[T_MANGLE].hook = local ? "OUTPUT" : "PREROUTING";
+	w[T_NAT].hook = local ? "OUTPUT" : "PREROUTING";
+	w[T_FILTER].hook = local ? "OUTPUT" : "FORWARD";
+	snprintf(tproxy, sizeof(tproxy), "-p tcp -j TPROXY --on-port %d "
+	    "--tproxy-mark 0x%x/0x%x", c->divert_port, in, m);
+
+	if (!is_nfq(c)) {
+		/* steering=none: every port-25 flow but our own is diverted */
+		struct rbuf *r = tp ? &w[T_MANGLE].rules : &w[T_NAT].rules;
+
+		w[tp ? T_MANGLE : T_NAT].want = 1;
+		rbuf_printf(r, "-m mark --mark 0x%x/0x%x -j RETURN\n", up, m);
+		add_bypass_returns(c, family, r);
+		if (tp)
+			rbuf_printf(r, "%s\n", tproxy);
+		else
+			rbuf_printf(r, "-p tcp -j REDIRECT --to-ports %d\n",
+			    c->divert_port);
+		return;
+	}
+
+	/* mangle: the verdict mark (set on the re-run of the chain after
+	 * NF_REPEAT, or SO_MARK of our own sockets) is saved to the connmark;
+	 * decided flows leave; only the SYN of an undecided new flow is
+	 * queued.  --queue-bypass: with nobody listening the packet goes on
+	 * to the next table unmarked (fail-open, unless MXGUARD_GUARD). */
+	w[T_MANGLE].want = 1;
+	rbuf_printf(&w[T_MANGLE].rules,
+	    "-m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n"
+	    "-m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n"
+	    "-m connmark --mark 0x%x/0x%x -j RETURN\n",
+	    up, m, m, m, in, m, m, m, up, m);
+	if (tp)
+		rbuf_printf(&w[T_MANGLE].rules,
+		    "-m connmark --mark 0x%x/0x%x %s\n", in, m, tproxy);
+	rbuf_printf(&w[T_MANGLE].rules,
+	    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
+	    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
+	    "--ctstate NEW -j NFQUEUE --queue-num %d --queue-bypass\n",
+	    in, m, c->nfqueue_num);
+	if (!tp) {
+		w[T_NAT].want = 1;
+		rbuf_printf(&w[T_NAT].rules,
+		    "-p tcp -m connmark --mark 0x%x/0x%x -j REDIRECT --to-ports %d\n",
+		    in, m, c->divert_port);
+	}
+	if (is_closed(c)) {
+		/* reached only unmarked: the queue had no listener */
+		w[T_FILTER].want = 1;
+		rbuf_printf(&w[T_FILTER].rules,
+		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
+		    "--ctstate NEW -m connmark --mark 0x0/0x%x "
+		    "-j REJECT --reject-with tcp-reset\n", m);
+	}
+}
+
+/* What an iptables-save section says about mxguard. */
+struct tsaved {
+	int		 present;	/* "*table" seen */
+	int		 created;	/* a jump carries RULES_COMMENT_NEW */
+	int		 chains[T_N];	/* which MXGUARD_* chains exist */
+	struct rbuf	 jumps;		/* "-A ... -j MXGUARD_*" lines */
+	struct rbuf	 otherchains;	/* MXGUARD_* chains of unknown name */
+};
+
+static int
+table_index(const char *name, size_t n)
+{
+	int i;
+
+	for (i = 0; i < T_N; i++)
+		if (strlen(tnames[i]) == n && strncmp(tnames[i], name, n) == 0)
+			return i;
+	return -1;
+}
+
+static void
+parse_saved(const char *saved, struct tsaved s[T_N])
+{
+	const char *p = saved, *nl;
+	int cur = -1, i;
+
+	memset(s, 0, sizeof(struct tsaved) * T_N);
+	for (; p && *p; p = nl ? nl + 1 : NULL) {
+		size_t n;
+
+		nl = strchr(p, '\n');
+		n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		if (n > 1 && p[0] == '*') {
+			cur = table_index(p + 1, n - 1);
+			if (cur >= 0)
+				s[cur].present = 1;
+			continue;
+		}
+		if (cur < 0)
+			continue;
+		if (p[0] == ':' && strncmp(p + 1, CH_PREFIX,
+		    strlen(CH_PREFIX)) == 0) {
+			size_t cn = strcspn(p + 1, " ");
+			int known = 0;
+
+			for (i = 0; i < T_N; i++)
+				if (strlen(tchains[i]) == cn &&
+				    strncmp(p + 1, tchains[i], cn) == 0) {
+					s[cur].chains[i] = 1;
+					known = 1;
+				}
+			if (!known)
+				rbuf_printf(&s[cur].otherchains, "%.*s\n",
+				    (int)cn, p + 1);
+			continue;
+		}
+		if (n > 3 && strncmp(p, "-A ", 3) == 0 &&
+		    strncmp(p + 3, CH_PREFIX, strlen(CH_PREFIX)) != 0) {
+			/* a jump from another chain into one of ours */
+			const char *j = strstr(p, " -j " CH_PREFIX);
+			const char *g = strstr(p, " -g " CH_PREFIX);
+
+			if ((j && j < p + n) || (g && g < p + n)) {
+				rbuf_printf(&s[cur].jumps, "%.*s\n", (int)n, p);
+				{
+					const char *c = strstr(p, "\"" RULES_COMMENT_NEW "\"");
+
+					if (c && c < p + n)
+						s[cur].created = 1;
+				}
+			}
+		}
+	}
+}
+
+static void
+free_saved(struct tsaved s[T_N])
+{
+	int i;
+
+	for (i = 0; i < T_N; i++) {
+		rbuf_free(&s[i].jumps);
+		rbuf_free(&s[i].otherchains);
+	}
+}
+
+int
+rules_ipt_script(const struct config *c, int family, int want,
+    const char *saved, struct rbuf *out, char *err, size_t errsz)
+{
+	struct twant w[T_N];
+	struct tsaved s[T_N];
+	int t, i;
+
+	if (family != 4 && family != 6) {
+		snprintf(err, errsz, "internal: family %d", family);
+		return -1;
+	}
+	if (check_cidrs(c, err, errsz) == -1)
+		return -1;
+	want_ipt(c, family, w);
+	parse_saved(saved ? saved : "", s);
+	for (t = 0; t < T_N; t++) {
+		struct rbuf sec = { 0 };
+		const char *p, *nl;
+		int wanted = want && w[t].want;
+
+		if (wanted)
+			rbuf_printf(&sec, ":%s - [0:0]\n", tchains[t]);
+		/* every existing jump goes (and the wanted one comes back) */
+		for (p = rbuf_str(&s[t].jumps); *p; p = nl + 1) {
+			nl = strchr(p, '\n');
+			rbuf_printf(&sec, "-D%.*s\n", (int)(nl - p - 2), p + 2);
+		}
+		for (i = 0; i < T_N; i++)
+			if (s[t].chains[i] && !(wanted && i == t))
+				rbuf_printf(&sec, "-F %s\n-X %s\n", tchains[i],
+				    tchains[i]);
+		for (p = rbuf_str(&s[t].otherchains); *p; p = nl + 1) {
+			nl = strchr(p, '\n');
+			rbuf_printf(&sec, "-F %.*s\n-X %.*s\n", (int)(nl - p), p,
+			    (int)(nl - p), p);
+		}
+		if (wanted) {
+			/* a table that did not exist before our first install
+			 * is remembered in the jump's comment */
+			int created = s[t].present ? s[t].created : 1;
+
+			for (p = rbuf_str(&w[t].rules); *p; p = nl + 1) {
+				nl = strchr(p, '\n');
+				rbuf_printf(&sec, "-A %s %.*s\n", tchains[t],
+				    (int)(nl - p), p);
+			}
+			rbuf_printf(&sec, "-I %s 1 %s-p tcp -m tcp --dport 25 "
+			    "-m comment --comment \"%s\" -j %s\n", w[t].hook,
+			    is_local(c) ? "! -o lo " : "! -i lo ",
+			    created ? RULES_COMMENT_NEW : RULES_COMMENT,
+			    tchains[t]);
+		}
+		if (sec.len > 0)
+			rbuf_printf(out, "*%s\n%sCOMMIT\n", tnames[t], sec.s);
+		if (sec.oom)
+			out->oom = 1;
+		rbuf_free(&sec);
+		rbuf_free(&w[t].rules);
+	}
+	free_saved(s);
+	if (out->oom) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void
+rules_ipt_created_empty(const char *before, const char *after,
+    struct rbuf *out)
+{
+	struct tsaved s[T_N];
+	const char *p, *nl;
+	int cur = -1, empty[T_N] = { 1, 1, 1 }, seen[T_N] = { 0 }, t;
+
+	parse_saved(before ? before : "", s);
+	for (p = after ? after : ""; *p; p = nl ? nl + 1 : NULL) {
+		size_t n;
+
+		nl = strchr(p, '\n');
+		n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n > 1 && p[0] == '*') {
+			cur = table_index(p + 1, n - 1);
+			if (cur >= 0)
+				seen[cur] = 1;
+		} else if (cur >= 0 && p[0] == '-')
+			empty[cur] = 0;
+		else if (cur >= 0 && p[0] == ':') {
+			const char *sp = memchr(p, ' ', n);
+
+			/* user chain ("-") or a policy other than ACCEPT */
+			if (sp == NULL || (size_t)(sp - p) + 7 > n ||
+			    strncmp(sp + 1, "ACCEPT ", 7) != 0)
+				empty[cur] = 0;
+		}
+		if (nl == NULL)
+			break;
+	}
+	for (t = 0; t < T_N; t++)
+		if (s[t].created && seen[t] && empty[t])
+			rbuf_printf(out, "%s%s", out->len ? " " : "",
+			    tnames[t]);
+	free_saved(s);
+}
+
+/* ------------------------------------------------------------ nftables */
+
+int
+rules_nft_script(const struct config *c, struct rbuf *o, char *err,
+    size_t errsz)
+{
+	unsigned up = c->upstream_mark & c->mark_mask;
+	unsigned in = c->intercept_mark & c->mark_mask;
+	unsigned m = c->mark_mask, nm = ~c->mark_mask;
+	int local = is_local(c), tp = rules_tproxy_needed(c);
+	const char *lo = local ? "oifname \"lo\" return" : "iifname \"lo\" return";
+	int i, j;
+
+	if (check_cidrs(c, err, errsz) == -1)
+		return -1;
+	/* declare-delete-define: one atomic transaction, idempotent */
+	rbuf_printf(o, "table inet mxguard\ndelete table inet mxguard\n"
+	    "table inet mxguard {\n");
+	if (is_nfq(c) || tp) {
+		rbuf_printf(o, "\tchain steer {\n\t\ttype %s hook %s priority "
+		    "mangle; policy accept;\n\t\ttcp dport != 25 return\n\t\t%s\n",
+		    local ? "route" : "filter", local ? "output" : "prerouting",
+		    lo);
+	}
+	if (!is_nfq(c)) {
+		/* steering=none */
+		const char *ch = tp ? "" : "divert";
+
+		if (!tp)
+			rbuf_printf(o, "\tchain %s {\n\t\ttype nat hook %s "
+			    "priority -100; policy accept;\n\t\ttcp dport != 25 "
+			    "return\n\t\t%s\n", ch, local ? "output" : "prerouting",
+			    lo);
+		rbuf_printf(o, "\t\tmeta mark & 0x%x == 0x%x return\n", m, up);
+		for (i = 0; i < 2; i++) {
+			const struct strlist *l = i ? &c->bypass_dst : &c->bypass_src;
+
+			for (j = 0; j < l->n; j++) {
+				struct cidr x;
+				char b[64];
+
+				cidr_parse(l->v[j], &x);
+				rbuf_printf(o, "\t\t%s %s %s return\n",
+				    x.family == AF_INET ? "ip" : "ip6",
+				    i ? "daddr" : "saddr",
+				    cidr_str(&x, b, sizeof(b)));
+			}
+		}
+		if (tp)
+			rbuf_printf(o, "\t\tmeta nfproto ipv4 meta l4proto tcp tproxy ip to :%d "
+			    "meta mark set meta mark & 0x%x | 0x%x accept\n"
+			    "\t\tmeta nfproto ipv6 meta l4proto tcp tproxy ip6 to :%d "
+			    "meta mark set meta mark & 0x%x | 0x%x accept\n",
+			    c->divert_port, nm, in, c->divert_port, nm, in);
+		else
+			rbuf_printf(o, "\t\tmeta l4proto tcp redirect to :%d\n", c->divert_port);
+		rbuf_printf(o, "\t}\n}\n");
+		return o->oom ? -1 : 0;
+	}
+	rbuf_printf(o,
+	    "\t\tmeta mark & 0x%x == 0x%x ct mark set ct mark & 0x%x | 0x%x\n"
+	    "\t\tmeta mark & 0x%x == 0x%x ct mark set ct mark & 0x%x | 0x%x\n"
+	    "\t\tct mark & 0x%x == 0x%x return\n",
+	    m, up, nm, up, m, in, nm, in, m, up);
+	if (tp)
+		rbuf_printf(o,
+		    "\t\tct mark & 0x%x == 0x%x meta nfproto ipv4 meta l4proto tcp tproxy ip to :%d "
+		    "meta mark set meta mark & 0x%x | 0x%x accept\n"
+		    "\t\tct mark & 0x%x == 0x%x meta nfproto ipv6 meta l4proto tcp tproxy ip6 to :%d "
+		    "meta mark set meta mark & 0x%x | 0x%x accept\n",
+		    m, in, c->divert_port, nm, in, m, in, c->divert_port, nm, in);
+	rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
+	    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
+	    "queue num %d bypass\n\t}\n", m, in, c->nfqueue_num);
+	if (!tp)
+		rbuf_printf(o, "\tchain divert {\n\t\ttype nat hook %s priority "
+		    "-100; policy accept;\n\t\ttcp dport 25 ct mark & 0x%x == "
+		    "0x%x redirect to :%d\n\t}\n", local ? "output" : "prerouting",
+		    m, in, c->divert_port);
+	if (is_closed(c))
+		rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
+		    "priority filter; policy accept;\n\t\ttcp dport != 25 "
+		    "return\n\t\t%s\n\t\ttcp flags & (fin|syn|rst|ack) == syn "
+		    "ct state new ct mark & 0x%x == 0 reject with tcp reset\n"
+		    "\t}\n", local ? "output" : "forward", lo, m);
+	rbuf_printf(o, "}\n");
+	if (o->oom) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ running */
+
+/*
+ * Runs argv (PATH search) with `in` on stdin; stdout into *out (if not
+ * NULL), stderr into errbuf.  Returns the exit status, or -1.
+ */
+static int
+run(char *const argv[], const char *in, struct rbuf *out, struct rbuf *errout)
+{
+	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 };
+	pid_t pid;
+	int status;
+	size_t off = 0, inlen = in ? strlen(in) : 0;
+	void (*old)(int);
+
+	if (pipe2(pin, O_CLOEXEC) == -1 || pipe2(pout, O_CLOEXEC) == -1 ||
+	    pipe2(perr, O_CLOEXEC) == -1)
+		goto fail;
+	old = signal(SIGPIPE, SIG_IGN);
+	if ((pid = fork()) == -1) {
+		signal(SIGPIPE, old);
+		goto fail;
+	}
+	if (pid == 0) {
+		dup2(pin[0], 0);
+		dup2(pout[1], 1);
+		dup2(perr[1], 2);
+		execvp(argv[0], argv);
+		fprintf(stderr, "%s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	pin[0] = pout[1] = perr[1] = -1;
+	/* the inputs are small; the tools read all input before writing */
+	while (off < inlen) {
+		ssize_t n = write(pin[1], in + off, inlen - off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(pin[1]);
+	pin[1] = -1;
+	{
+		struct pollfd_like { int fd; struct rbuf *b; } fds[2] = {
+			{ pout[0], out }, { perr[0], errout } };
+		int k;
+
+		for (k = 0; k < 2; k++) {
+			char buf[4096];
+			ssize_t n;
+
+			while ((n = read(fds[k].fd, buf, sizeof(buf))) != 0) {
+				if (n == -1) {
+					if (errno == EINTR)
+						continue;
+					break;
+				}
+				if (fds[k].b)
+					rbuf_printf(fds[k].b, "%.*s", (int)n, buf);
+			}
+		}
+	}
+	close(pout[0]);
+	close(perr[0]);
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			signal(SIGPIPE, old);
+			return -1;
+		}
+	signal(SIGPIPE, old);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+fail:
+	{
+		int *fds[3] = { pin, pout, perr }, k;
+
+		for (k = 0; k < 3; k++) {
+			if (fds[k][0] != -1)
+				close(fds[k][0]);
+			if (fds[k][1] != -1)
+				close(fds[k][1]);
+		}
+	}
+	return -1;
+}
+
+/* Runs argv; on failure fills err with its stderr (first line). */
+static int
+run_ok(char *const argv[], const char *in, struct rbuf *out, char *err,
+    size_t errsz)
+{
+	struct rbuf e = { 0 };
+	int rc = run(argv, in, out, &e);
+
+	if (rc != 0) {
+		const char *s = rbuf_str(&e);
+		size_t n = strcspn(s, "\n");
+
+		snprintf(err, errsz, "%s failed (%d): %.*s", argv[0], rc,
+		    (int)(n > 300 ? 300 : n), s);
+		rbuf_free(&e);
+		return -1;
+	}
+	rbuf_free(&e);
+	return 0;
+}
+
+static int
+ipt_save(int family, struct rbuf *out, char *err, size_t errsz)
+{
+	char *argv[] = { family == 4 ? "iptables-save" : "ip6tables-save",
+	    NULL };
+
+	return run_ok(argv, NULL, out, err, errsz);
+}
+
+static int
+ipt_restore(int family, const char *script, char *err, size_t errsz)
+{
+	char *argv[] = { family == 4 ? "iptables-restore" : "ip6tables-restore",
+	    "--noflush", "--wait", NULL };
+
+	if (*script == '\0')
+		return 0;
+	return run_ok(argv, script, NULL, err, errsz);
+}
+
+/* iptables over nf_tables leaves tables behind: delete the ones we made. */
+static void
+ipt_drop_created(int family, const char *before, char *err, size_t errsz)
+{
+	struct rbuf after = { 0 }, names = { 0 }, e = { 0 };
+	char *p, *tok, *save = NULL;
+
+	if (ipt_save(family, &after, err, errsz) == -1)
+		goto out;
+	rules_ipt_created_empty(before, rbuf_str(&after), &names);
+	if (names.len == 0)
+		goto out;
+	p = names.s;
+	for (tok = strtok_r(p, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		char *argv[] = { "nft", "delete", "table",
+		    family == 4 ? "ip" : "ip6", tok, NULL };
+
+		rbuf_free(&e);
+		if (run(argv, NULL, NULL, &e) != 0)
+			fprintf(stderr, "mxguard: could not delete table %s "
+			    "%s that mxguard created: %s", argv[3], tok,
+			    rbuf_str(&e));
+	}
+out:
+	rbuf_free(&after);
+	rbuf_free(&names);
+	rbuf_free(&e);
+}
+
+static int
+ipt_apply(const struct config *c, int want, char *err, size_t errsz)
+{
+	int family;
+
+	for (family = 4; family <= 6; family += 2) {
+		struct rbuf saved = { 0 }, script = { 0 };
+		int rc = -1;
+
+		if (ipt_save(family, &saved, err, errsz) == -1)
+			goto next;
+		if (rules_ipt_script(c, family, want, rbuf_str(&saved),
+		    &script, err, errsz) == -1)
+			goto next;
+		if (ipt_restore(family, rbuf_str(&script), err, errsz) == -1)
+			goto next;
+		if (!want)
+			ipt_drop_created(family, rbuf_str(&saved), err, errsz);
+		rc = 0;
+next:
+		rbuf_free(&saved);
+		rbuf_free(&script);
+		if (rc == -1) {
+			size_t n = strlen(err);
+
+			snprintf(err + n, errsz - n, " (IPv%d)", family);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ip rule + local route for TPROXY, both families. */
+static int
+tproxy_routes(const struct config *c, int add, char *err, size_t errsz)
+{
+	char mark[48], table[16];
+	int fam;
+
+	snprintf(mark, sizeof(mark), "0x%x/0x%x",
+	    c->intercept_mark & c->mark_mask, c->mark_mask);
+	snprintf(table, sizeof(table), "%d", c->tproxy_table);
+	for (fam = 4; fam <= 6; fam += 2) {
+		char *f = fam == 4 ? "-4" : "-6";
+		char *dst = fam == 4 ? "0.0.0.0/0" : "::/0";
+		char *show[] = { "ip", f, "rule", "show", "fwmark", mark,
+		    "table", table, NULL };
+		char *rule[] = { "ip", f, "rule", add ? "add" : "del", "fwmark",
+		    mark, "lookup", table, NULL };
+		char *route[] = { "ip", f, "route", add ? "replace" : "del",
+		    "local", dst, "dev", "lo", "table", table, NULL };
+		struct rbuf out = { 0 };
+		int present;
+
+		if (run_ok(show, NULL, &out, err, errsz) == -1)
+			return -1;
+		present = out.len > 0;
+		rbuf_free(&out);
+		if (add && !present && run_ok(rule, NULL, NULL, err, errsz) == -1)
+			return -1;
+		if (!add && present)
+			(void)run_ok(rule, NULL, NULL, err, errsz);
+		if (add && run_ok(route, NULL, NULL, err, errsz) == -1)
+			return -1;
+		if (!add)
+			(void)run(route, NULL, NULL, NULL);
+	}
+	return 0;
+}
+
+static int
+is_nft(const struct config *c)
+{
+	return strcmp(c->rules_backend, "nftables") == 0;
+}
+
+static int
+nft_table_present(void)
+{
+	char *argv[] = { "nft", "list", "table", "inet", "mxguard", NULL };
+
+	return run(argv, NULL, NULL, NULL) == 0;
+}
+
+int
+rules_install(const struct config *c, char *err, size_t errsz)
+{
+	if (check_cidrs(c, err, errsz) == -1)
+		return -1;
+	if (is_nft(c)) {
+		struct rbuf s = { 0 };
+		char *argv[] = { "nft", "-f", "-", NULL };
+		int rc;
+
+		if (rules_nft_script(c, &s, err, errsz) == -1) {
+			rbuf_free(&s);
+			return -1;
+		}
+		rc = run_ok(argv, rbuf_str(&s), NULL, err, errsz);
+		rbuf_free(&s);
+		if (rc == -1) {
+			if (is_nfq(c)) {
+				size_t n = strlen(err);
+
+				snprintf(err + n, errsz - n, " (nft queue needs "
+				    "CONFIG_NFT_QUEUE; use rules_backend = "
+				    "iptables, which queues through nft_compat)");
+			}
+			return -1;
+		}
+		/* one backend at a time: drop an iptables set left over */
+		if (ipt_apply(c, 0, err, errsz) == -1)
+			return -1;
+	} else {
+		if (ipt_apply(c, 1, err, errsz) == -1)
+			return -1;
+		if (nft_table_present()) {
+			char *argv[] = { "nft", "delete", "table", "inet",
+			    "mxguard", NULL };
+
+			(void)run_ok(argv, NULL, NULL, err, errsz);
+		}
+	}
+	if (rules_tproxy_needed(c))
+		return tproxy_routes(c, 1, err, errsz);
+	return 0;
+}
+
+int
+rules_remove(const struct config *c, char *err, size_t errsz)
+{
+	int rc = 0;
+
+	if (ipt_apply(c, 0, err, errsz) == -1)
+		rc = -1;
+	if (nft_table_present()) {
+		char *argv[] = { "nft", "delete", "table", "inet", "mxguard",
+		    NULL };
+
+		if (run_ok(argv, NULL, NULL, err, errsz) == -1)
+			rc = -1;
+	}
+	/* the routes are keyed by the configured mark and table */
+	if (rules_tproxy_needed(c) && tproxy_routes(c, 0, err, errsz) == -1)
+		rc = -1;
+	return rc;
+}
+
+int
+rules_show(const struct config *c, FILE *o, char *err, size_t errsz)
+{
+	int family, found = 0;
+
+	for (family = 4; family <= 6; family += 2) {
+		struct rbuf saved = { 0 };
+		const char *p, *nl, *table = NULL;
+		size_t tlen = 0;
+		int printed_table = 0;
+
+		if (ipt_save(family, &saved, err, errsz) == -1) {
+			rbuf_free(&saved);
+			return -1;
+		}
+		fprintf(o, "# %s\n", family == 4 ? "iptables" : "ip6tables");
+		for (p = rbuf_str(&saved); *p; p = nl + 1) {
+			size_t n;
+
+			if ((nl = strchr(p, '\n')) == NULL)
+				nl = p + strlen(p) - 1;
+			n = (size_t)(nl - p) + (*nl == '\n' ? 0 : 1);
+			if (p[0] == '*') {
+				table = p;
+				tlen = n;
+				printed_table = 0;
+				continue;
+			}
+			if (strstr(p, CH_PREFIX) == NULL ||
+			    strstr(p, CH_PREFIX) >= p + n)
+				continue;
+			if (!printed_table && table) {
+				fprintf(o, "%.*s\n", (int)tlen, table);
+				printed_table = 1;
+			}
+			fprintf(o, "%.*s\n", (int)n, p);
+			found = 1;
+			if (*nl != '\n')
+				break;
+		}
+		rbuf_free(&saved);
+	}
+	if (nft_table_present()) {
+		char *argv[] = { "nft", "list", "table", "inet", "mxguard",
+		    NULL };
+		struct rbuf out = { 0 };
+
+		fprintf(o, "# nftables\n");
+		if (run(argv, NULL, &out, NULL) == 0)
+			fputs(rbuf_str(&out), o);
+		rbuf_free(&out);
+		found = 1;
+	}
+	if (rules_tproxy_needed(c)) {
+		char table[16];
+		int fam;
+
+		snprintf(table, sizeof(table), "%d", c->tproxy_table);
+		for (fam = 4; fam <= 6; fam += 2) {
+			char *r[] = { "ip", fam == 4 ? "-4" : "-6", "rule", "show",
+			    "table", table, NULL };
+			char *t[] = { "ip", fam == 4 ? "-4" : "-6", "route",
+			    "show", "table", table, NULL };
+			struct rbuf out = { 0 };
+
+			fprintf(o, "# ip -%d rule / route, table %s\n", fam, table);
+			(void)run(r, NULL, &out, NULL);
+			(void)run(t, NULL, &out, NULL);
+			fputs(rbuf_str(&out), o);
+			rbuf_free(&out);
+		}
+	}
+	fprintf(o, "# mxguard rules %s\n", found ? "installed" : "not installed");
+	return found;
+}
+
+int
+rules_generate(const struct config *c, FILE *o, char *err, size_t errsz)
+{
+	struct rbuf s = { 0 };
+	int family;
+
+	if (is_nft(c)) {
+		if (rules_nft_script(c, &s, err, errsz) == -1) {
+			rbuf_free(&s);
+			return -1;
+		}
+		fprintf(o, "# nft -f -\n%s", rbuf_str(&s));
+		rbuf_free(&s);
+	} else {
+		for (family = 4; family <= 6; family += 2) {
+			if (rules_ipt_script(c, family, 1, "", &s, err,
+			    errsz) == -1) {
+				rbuf_free(&s);
+				return -1;
+			}
+			fprintf(o, "# %s-restore --noflush\n%s",
+			    family == 4 ? "iptables" : "ip6tables", rbuf_str(&s));
+			rbuf_free(&s);
+		}
+	}
+	if (rules_tproxy_needed(c)) {
+		unsigned in = c->intercept_mark & c->mark_mask;
+
+		fprintf(o, "# policy routing\n"
+		    "ip -4 rule add fwmark 0x%x/0x%x lookup %d\n"
+		    "ip -4 route replace local 0.0.0.0/0 dev lo table %d\n"
+		    "ip -6 rule add fwmark 0x%x/0x%x lookup %d\n"
+		    "ip -6 route replace local ::/0 dev lo table %d\n",
+		    in, c->mark_mask, c->tproxy_table, c->tproxy_table,
+		    in, c->mark_mask, c->tproxy_table, c->tproxy_table);
+	}
+	return 0;
+}

@@ -1,0 +1,77 @@
+/*
+ * rules.h - the netfilter rule sets that steer port-25 flows to mxguard
+ * (docs/rules.md has the rules themselves and why each one is there).
+ *
+ * Everything mxguard installs lives in its own chains (MXGUARD_STEER in
+ * mangle, MXGUARD_DIVERT in nat, MXGUARD_GUARD in filter) entered from
+ * one jump rule per built-in chain, or, for rules_backend=nftables, in its
+ * own table "inet mxguard".  Install and remove are one iptables-restore
+ * (nft -f) transaction per table, idempotent, and remove leaves
+ * iptables-save / ip6tables-save output as it was before install: a table
+ * that only existed because of mxguard is deleted again (the jump rule's
+ * comment "mxguard created-table" remembers that, so no state file).
+ *
+ * The generators are pure (config + current iptables-save text in, script
+ * out) so they are unit-tested; rules_install/remove/show run the tools.
+ */
+#ifndef MXG_RULES_H
+#define MXG_RULES_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "core/config.h"
+
+#define RULES_COMMENT		"mxguard"
+#define RULES_COMMENT_NEW	"mxguard created-table"
+
+/* Growing text buffer used by the generators. */
+struct rbuf {
+	char	*s;
+	size_t	 len, cap;
+	int	 oom;
+};
+void	 rbuf_printf(struct rbuf *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	 rbuf_free(struct rbuf *);
+
+/*
+ * iptables-restore --noflush script for one family (4 or 6) that takes the
+ * ruleset from `saved` (that family's iptables-save output, "" if none) to
+ * the one the config wants: removes every jump to an MXGUARD_* chain and
+ * every MXGUARD_* chain the config no longer wants, (re)creates the wanted
+ * chains and inserts the jumps at the top of the built-in chains.
+ * want == 0 generates the removal script instead.  Tables that need no
+ * change get no section.  Returns 0, or -1 with err (bad config value).
+ */
+int	 rules_ipt_script(const struct config *, int family, int want,
+	    const char *saved, struct rbuf *out, char *err, size_t errsz);
+/*
+ * Tables of `saved` that mxguard created and that hold nothing else (no
+ * rule, no other chain, every policy ACCEPT) once the removal script has
+ * run on them: `after` is iptables-save output after removal, `before`
+ * the output before it (for the created-table comments).  Writes their
+ * names, space separated, to out.
+ */
+void	 rules_ipt_created_empty(const char *before, const char *after,
+	    struct rbuf *out);
+/* The nftables ruleset (nft -f input) that replaces table inet mxguard. */
+int	 rules_nft_script(const struct config *, struct rbuf *out,
+	    char *err, size_t errsz);
+
+/* The ip rule / ip route commands for gateway+tproxy (argv vectors are
+ * written one command a line, words separated by spaces). */
+int	 rules_tproxy_needed(const struct config *);
+int	 rules_route_table(const struct config *);
+
+/* Run the tools.  Each returns 0 or -1 with err filled. */
+int	 rules_install(const struct config *, char *err, size_t errsz);
+int	 rules_remove(const struct config *, char *err, size_t errsz);
+/* Prints what is installed now; returns 1 if mxguard's rules are present,
+ * 0 if not, -1 on error. */
+int	 rules_show(const struct config *, FILE *out, char *err, size_t errsz);
+/* Prints the scripts install would apply now (dry run). */
+int	 rules_generate(const struct config *, FILE *out, char *err,
+	    size_t errsz);
+
+#endif
