@@ -7,6 +7,14 @@
 #include "cmd/cmd.h"
 
 int
+cmd_status(int argc, char **argv, struct config *cfg,
+    const struct cmd_opts *opts)
+{
+	fprintf(stderr, "mxguard: status: not available in this build\n");
+	return 1;
+}
+
+int
 cmd_policy(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
