@@ -137,6 +137,7 @@ struct session {
 
 	unsigned		 msgs;
 	unsigned		 policy_fails;
+	unsigned long long	 up_out;	/* bytes sent upstream */
 };
 
 static void session_enter(struct session *, enum sstate);
@@ -277,7 +278,7 @@ session_free(void *arg)
 	    s->msgs, s->policy_fails,
 	    (unsigned long long)(ev_now(s->env->loop) - s->started),
 	    s->cl ? io_bytes_in(s->cl) : 0ULL,
-	    s->up ? io_bytes_out(s->up) : 0ULL);
+	    s->up ? io_bytes_out(s->up) : s->up_out);
 	policy_cancel(s->preq);
 	io_free(s->cl);
 	io_free(s->up);
@@ -305,6 +306,7 @@ session_close(struct session *s, const char *why)
 		s->preq = NULL;
 	}
 	if (s->up) {
+		s->up_out = io_bytes_out(s->up);
 		io_free(s->up);
 		s->up = NULL;
 	}
