@@ -1,0 +1,140 @@
+/*
+ * test_config.c - the configuration parser: defaults, every value type,
+ * errors with FILE:LINE.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/log.h"
+
+static char path[64];
+
+static struct config *
+load_text(const char *text, char *err, size_t errsz)
+{
+	FILE *fp;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/mxg-cfg-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fp = fdopen(fd, "w");
+	fputs(text, fp);
+	fclose(fp);
+	struct config *c = config_load(path, err, errsz);
+	unlink(path);
+	return c;
+}
+
+static void
+test_defaults(void **state)
+{
+	char err[256];
+	struct config *c = config_load(NULL, err, sizeof(err));
+
+	assert_non_null(c);
+	assert_int_equal(c->listen.n, 2);
+	assert_string_equal(c->listen.v[0], "127.0.0.1:10025");
+	assert_int_equal(c->upstream_mark, 0x4d58);
+	assert_string_equal(c->fail_mode, "closed");
+	assert_int_equal(c->command_timeout, 5 * 60 * 1000);
+	assert_int_equal(c->sts_max_body, 64 * 1024);
+	assert_int_equal(c->log_level, LOG_LVL_INFO);
+	assert_int_equal(c->tls_policy.n, 0);
+	config_free(c);
+}
+
+static void
+test_values(void **state)
+{
+	char err[256];
+	struct config *c = load_text(
+	    "# comment\n"
+	    "\n"
+	    "  listen = 10.0.0.1:25, [::1]:26  \n"
+	    "upstream_mark=0x10\n"
+	    "connect_timeout = 1500ms\n"
+	    "client_timeout = 2m\n"
+	    "tls_history_window = 7d\n"
+	    "sts_max_body = 2k\n"
+	    "fail_mode = open\n"
+	    "dane_enable = no\n"
+	    "log_level = debug\n"
+	    "tls_policy = example.com secure\n"
+	    "tls_policy = [192.0.2.1] encrypt\n"
+	    "max_sessions = 7\n"
+	    "user =\n", err, sizeof(err));
+
+	assert_non_null(c);
+	assert_int_equal(c->listen.n, 2);
+	assert_string_equal(c->listen.v[1], "[::1]:26");
+	assert_int_equal(c->upstream_mark, 0x10);
+	assert_int_equal(c->connect_timeout, 1500);
+	assert_int_equal(c->client_timeout, 120000);
+	assert_int_equal(c->tls_history_window, 7ULL * 86400000);
+	assert_int_equal(c->sts_max_body, 2048);
+	assert_string_equal(c->fail_mode, "open");
+	assert_int_equal(c->dane_enable, 0);
+	assert_int_equal(c->log_level, LOG_LVL_DEBUG);
+	assert_int_equal(c->tls_policy.n, 2);
+	assert_string_equal(c->tls_policy.v[1], "[192.0.2.1] encrypt");
+	assert_int_equal(c->max_sessions, 7);
+	assert_string_equal(c->user, "");
+	config_free(c);
+}
+
+static void
+expect_error(const char *text, const char *needle)
+{
+	char err[256] = "";
+	struct config *c = load_text(text, err, sizeof(err));
+
+	assert_null(c);
+	if (strstr(err, needle) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\"", err, needle);
+}
+
+static void
+test_errors(void **state)
+{
+	expect_error("listen = 1.2.3.4:25\nbogus_key = 1\n", ":2: unknown key \"bogus_key\"");
+	expect_error("fail_mode = maybe\n", ":1: fail_mode: value is not one of");
+	expect_error("\n\nmax_sessions = -1\n", ":3: max_sessions");
+	expect_error("connect_timeout = 5y\n", ":1: connect_timeout: not a duration");
+	expect_error("dane_enable = 1\n", "expected yes or no");
+	expect_error("upstream_mark = 0x1ffffffff\n", "not a 32-bit number");
+	expect_error("just some words\n", ":1: expected \"key = value\"");
+	expect_error("upstream_mark = 0x4d49\n", "must differ");
+	expect_error("tls_cert_file = /x.pem\n", "go together");
+	expect_error("listen =\n", "at least one address");
+	expect_error("log_level = loud\n", "expected err, warn, info or debug");
+}
+
+static void
+test_missing_file(void **state)
+{
+	char err[256];
+
+	assert_null(config_load("/nonexistent/mxguard.conf", err, sizeof(err)));
+	assert_non_null(strstr(err, "No such file"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_values),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_missing_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
