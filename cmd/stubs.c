@@ -7,14 +7,6 @@
 #include "cmd/cmd.h"
 
 int
-cmd_status(int argc, char **argv, struct config *cfg,
-    const struct cmd_opts *opts)
-{
-	fprintf(stderr, "mxguard: status: not available in this build\n");
-	return 1;
-}
-
-int
 cmd_policy(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
@@ -31,43 +23,8 @@ cmd_check(int argc, char **argv, struct config *cfg,
 }
 
 /* Until nfq/, control and privilege dropping exist: */
-#include "cmd/control.h"
 #include "cmd/priv.h"
 #include "core/sdnotify.h"
-#include "nfq/nfq.h"
-
-struct nfq *
-nfq_open(struct ev_loop *loop, const struct config *cfg,
-    nfq_saturated_fn *fn, void *arg, char *err, size_t errsz)
-{
-	snprintf(err, errsz, "NFQUEUE steering not available in this build");
-	return NULL;
-}
-
-void
-nfq_close(struct nfq *q)
-{
-}
-
-int
-nfq_reconfigure(struct nfq *q, const struct config *cfg, char *err,
-    size_t errsz)
-{
-	return 0;
-}
-
-struct control *
-control_open(struct ev_loop *loop, const struct config *cfg, char *err,
-    size_t errsz)
-{
-	snprintf(err, errsz, "control socket not available in this build");
-	return NULL;
-}
-
-void
-control_close(struct control *c)
-{
-}
 
 int
 priv_drop(const struct config *cfg, char *err, size_t errsz)

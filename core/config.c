@@ -52,6 +52,8 @@ static const struct ckey keys[] = {
 	{ "fail_mode",		C_ENUM,	O(fail_mode),	"closed", "open|closed" },
 	{ "steering",		C_ENUM,	O(steering),	"nfqueue", "nfqueue|none" },
 	{ "nfqueue_num",	C_INT,	O(nfqueue_num),	"2525", NULL },
+	{ "nfqueue_maxlen",	C_INT,	O(nfqueue_maxlen), "4096", NULL },
+	{ "nfqueue_bufsize",	C_SIZE,	O(nfqueue_bufsize), "8m", NULL },
 	{ "rules_mode",		C_ENUM,	O(rules_mode),	"local", "local|gateway" },
 	{ "rules_backend",	C_ENUM,	O(rules_backend), "iptables", "iptables|nftables" },
 	{ "divert_port",	C_INT,	O(divert_port),	"10025", NULL },

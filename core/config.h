@@ -35,6 +35,8 @@ struct config {
 	char		*fail_mode;	/* open | closed */
 	char		*steering;	/* nfqueue | none */
 	int		 nfqueue_num;
+	int		 nfqueue_maxlen;	/* kernel queue length (packets) */
+	size_t		 nfqueue_bufsize; /* netlink receive buffer */
 	char		*rules_mode;	/* local | gateway */
 	char		*rules_backend;	/* iptables | nftables */
 	int		 divert_port;	/* REDIRECT/TPROXY target port */

@@ -15,8 +15,12 @@
 #ifndef MXG_NFQ_H
 #define MXG_NFQ_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "core/config.h"
 #include "core/ev.h"
+#include "nfq/cidr.h"
 
 /* Returns nonzero when the proxy takes no more sessions. */
 typedef int nfq_saturated_fn(void *arg);
@@ -29,5 +33,20 @@ void		 nfq_close(struct nfq *);
 /* New bypass lists and fail mode (SIGHUP). */
 int		 nfq_reconfigure(struct nfq *, const struct config *,
 		    char *err, size_t errsz);
+
+/* The decision for one SYN, as a pure function (unit-tested): exempt
+ * source, then exempt destination, then saturation (fail_open: BYPASS,
+ * else DROP), else INTERCEPT.  *why says which rule decided. */
+enum nfq_verdict { NFQ_INTERCEPT, NFQ_BYPASS, NFQ_DROP };
+enum nfq_reason { NFQ_R_NONE, NFQ_R_BYPASS_SRC, NFQ_R_BYPASS_DST,
+		  NFQ_R_SATURATED };
+enum nfq_verdict nfq_decide(const struct cidr *src, int nsrc,
+		    const struct cidr *dst, int ndst, int family,
+		    const void *saddr, const void *daddr, int saturated,
+		    int fail_open, enum nfq_reason *why);
+/* Points saddr/daddr into an IPv4 or IPv6 packet; -1 if it is neither or
+ * too short. */
+int		 nfq_packet_addrs(const uint8_t *pkt, size_t len, int *family,
+		    const uint8_t **saddr, const uint8_t **daddr);
 
 #endif

@@ -1,0 +1,656 @@
+/*
+ * nfq.c - NFQUEUE steering (see nfq.h and docs/rules.md).
+ *
+ * The rules queue only the SYN of a new port-25 flow.  For each one we
+ * answer NF_REPEAT with a mark: the mangle chain runs again, sees the mark,
+ * saves it to the connmark and lets the flow go (INTERCEPT: the nat or
+ * TPROXY rule diverts it to us; BYPASS: direct).  Fail-closed while the
+ * proxy is full answers NF_DROP (the client retransmits its SYN).
+ *
+ * Netlink is spoken on a plain AF_NETLINK socket with libnetfilter_queue's
+ * nfq_nlmsg_* message helpers: its nfq_open()/nfq_close() would collide
+ * with ours, and one fd in the event loop is all we need.
+ *
+ * Bursts: the kernel queue holds nfqueue_maxlen packets and the socket
+ * buffer nfqueue_bufsize bytes (SO_RCVBUFFORCE as root).  A full queue
+ * drops the packet (fail_mode=closed; the client retransmits) or accepts
+ * it unmarked, i.e. direct (fail_mode=open: NFQA_CFG_F_FAIL_OPEN).  A full
+ * socket buffer loses netlink messages (ENOBUFS on the next recv): their
+ * packets would wait in the kernel queue forever, so the next packet we
+ * see (id N) is preceded by a batch NF_DROP of every id below N still
+ * queued, which are exactly the lost ones since we answer in order.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <linux/netlink.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* libnetfilter_queue's own nfq_open/nfq_close have our names: hide them */
+#define nfq_open	nfq_lib_open_unused
+#define nfq_close	nfq_lib_close_unused
+#include <libnetfilter_queue/libnetfilter_queue.h>
+#undef nfq_open
+#undef nfq_close
+
+#include "core/log.h"
+#include "core/stats.h"
+#include "nfq/cidr.h"
+#include "nfq/nfq.h"
+
+#define NFQ_COPY_RANGE	128	/* IPv6 header + TCP header is enough */
+#define NFQ_RECV_BATCH	64	/* messages per wakeup before yielding */
+#define NFQ_SEND_BUF	(NFQ_RECV_BATCH * 64)
+#define NFQ_STATS_MS	2000
+
+struct nfq_lists {
+	struct cidr	*src, *dst;
+	int		 nsrc, ndst;
+};
+
+struct nfq {
+	struct ev_loop		*loop;
+	int			 fd;
+	uint32_t		 portid;
+	uint16_t		 qnum;
+	uint32_t		 mark_mask;
+	uint32_t		 intercept_mark, bypass_mark;
+	int			 fail_open;
+	struct nfq_lists	 lists;
+	nfq_saturated_fn	*saturated;
+	void			*arg;
+	int			 lost;		/* ENOBUFS since last packet */
+	uint32_t		 seq;
+	char			*rbuf;
+	size_t			 rbufsz;
+	char			 sbuf[NFQ_SEND_BUF];
+	size_t			 slen;
+	struct ev_timer		*stats_timer;
+};
+
+static struct stat_ctr *st_pkts, *st_intercept, *st_bypass, *st_drop,
+    *st_by_src, *st_by_dst, *st_by_sat, *st_enobufs, *st_flushed,
+    *st_errors, *st_qdrop, *st_udrop, *st_qlen;
+
+static void
+stats_init(void)
+{
+	if (st_pkts)
+		return;
+	st_pkts = stats_get("mxguard_nfq_packets_total",
+	    "SYNs received from NFQUEUE");
+	st_intercept = stats_get("mxguard_nfq_verdicts_total{verdict=\"intercept\"}",
+	    "NFQUEUE verdicts by type");
+	st_bypass = stats_get("mxguard_nfq_verdicts_total{verdict=\"bypass\"}", NULL);
+	st_drop = stats_get("mxguard_nfq_verdicts_total{verdict=\"drop\"}", NULL);
+	st_by_src = stats_get("mxguard_nfq_bypass_total{reason=\"bypass_src\"}",
+	    "Flows sent direct, by reason");
+	st_by_dst = stats_get("mxguard_nfq_bypass_total{reason=\"bypass_dst\"}", NULL);
+	st_by_sat = stats_get("mxguard_nfq_bypass_total{reason=\"saturated\"}", NULL);
+	st_enobufs = stats_get("mxguard_nfq_enobufs_total",
+	    "Netlink receive buffer overruns (queued messages lost)");
+	st_flushed = stats_get("mxguard_nfq_lost_flushes_total",
+	    "Batch drops of packets whose queue messages were lost");
+	st_errors = stats_get("mxguard_nfq_errors_total",
+	    "Malformed queue messages and failed verdict sends");
+	st_qdrop = stats_get("mxguard_nfq_queue_dropped_total",
+	    "Packets the kernel could not queue: queue full (kernel counter)");
+	st_udrop = stats_get("mxguard_nfq_user_dropped_total",
+	    "Packets the kernel could not send to mxguard (kernel counter)");
+	st_qlen = stats_get("mxguard_nfq_queue_length",
+	    "Packets waiting in the kernel queue");
+}
+
+/* ------------------------------------------------------------ decisions */
+
+static void
+lists_free(struct nfq_lists *l)
+{
+	free(l->src);
+	free(l->dst);
+	memset(l, 0, sizeof(*l));
+}
+
+static int
+list_parse(const struct strlist *in, struct cidr **out, int *n,
+    const char *key, char *err, size_t errsz)
+{
+	int i;
+
+	*out = NULL;
+	*n = 0;
+	if (in->n == 0)
+		return 0;
+	if ((*out = calloc((size_t)in->n, sizeof(**out))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < in->n; i++)
+		if (cidr_parse(in->v[i], &(*out)[i]) == -1) {
+			snprintf(err, errsz, "%s: \"%s\" is not an address or "
+			    "prefix", key, in->v[i]);
+			free(*out);
+			*out = NULL;
+			return -1;
+		}
+	*n = in->n;
+	return 0;
+}
+
+static int
+lists_parse(const struct config *c, struct nfq_lists *l, char *err,
+    size_t errsz)
+{
+	memset(l, 0, sizeof(*l));
+	if (list_parse(&c->bypass_src, &l->src, &l->nsrc, "bypass_src", err,
+	    errsz) == -1)
+		return -1;
+	if (list_parse(&c->bypass_dst, &l->dst, &l->ndst, "bypass_dst", err,
+	    errsz) == -1) {
+		lists_free(l);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+in_list(const struct cidr *v, int n, int family, const void *addr)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (cidr_match(&v[i], family, addr))
+			return 1;
+	return 0;
+}
+
+enum nfq_verdict
+nfq_decide(const struct cidr *src, int nsrc, const struct cidr *dst,
+    int ndst, int family, const void *saddr, const void *daddr,
+    int saturated, int fail_open, enum nfq_reason *why)
+{
+	enum nfq_reason r;
+
+	if (in_list(src, nsrc, family, saddr))
+		r = NFQ_R_BYPASS_SRC;
+	else if (in_list(dst, ndst, family, daddr))
+		r = NFQ_R_BYPASS_DST;
+	else if (saturated)
+		r = NFQ_R_SATURATED;
+	else
+		r = NFQ_R_NONE;
+	if (why)
+		*why = r;
+	switch (r) {
+	case NFQ_R_NONE:
+		return NFQ_INTERCEPT;
+	case NFQ_R_SATURATED:
+		return fail_open ? NFQ_BYPASS : NFQ_DROP;
+	default:
+		return NFQ_BYPASS;
+	}
+}
+
+/* Source and destination of an IPv4/IPv6 packet; -1 if too short. */
+int
+nfq_packet_addrs(const uint8_t *p, size_t len, int *family,
+    const uint8_t **saddr, const uint8_t **daddr)
+{
+	if (len < 1)
+		return -1;
+	switch (p[0] >> 4) {
+	case 4:
+		if (len < 20)
+			return -1;
+		*family = AF_INET;
+		*saddr = p + 12;
+		*daddr = p + 16;
+		return 0;
+	case 6:
+		if (len < 40)
+			return -1;
+		*family = AF_INET6;
+		*saddr = p + 8;
+		*daddr = p + 24;
+		return 0;
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------ netlink */
+
+static void
+attr_put_be32(struct nlmsghdr *nlh, uint16_t type, uint32_t v)
+{
+	struct nlattr *a = (struct nlattr *)((char *)nlh +
+	    NLMSG_ALIGN(nlh->nlmsg_len));
+
+	a->nla_type = type;
+	a->nla_len = NLA_HDRLEN + sizeof(v);
+	v = htonl(v);
+	memcpy((char *)a + NLA_HDRLEN, &v, sizeof(v));
+	nlh->nlmsg_len = NLMSG_ALIGN(nlh->nlmsg_len) + NLA_ALIGN(a->nla_len);
+}
+
+static int
+nl_send(struct nfq *q, const void *buf, size_t len)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	ssize_t n;
+
+	do
+		n = sendto(q->fd, buf, len, 0, (struct sockaddr *)&sa,
+		    sizeof(sa));
+	while (n == -1 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : -1;
+}
+
+static void handle_packet(struct nfq *, const struct nlmsghdr *);
+static void flush_verdicts(struct nfq *);
+
+/* Sends one config message and waits for its ack (at open/reconfigure,
+ * and at reconfigure: packets read meanwhile are answered as usual). */
+static int
+nl_config(struct nfq *q, struct nlmsghdr *nlh, char *err, size_t errsz)
+{
+	char buf[8192];
+	uint32_t seq = ++q->seq;
+	int tries;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	if (nl_send(q, nlh, nlh->nlmsg_len) == -1) {
+		snprintf(err, errsz, "netlink send: %s", strerror(errno));
+		return -1;
+	}
+	for (tries = 0; tries < 1000; tries++) {
+		struct pollfd pfd = { q->fd, POLLIN, 0 };
+		struct nlmsghdr *h;
+		ssize_t n;
+
+		if (poll(&pfd, 1, 2000) <= 0) {
+			snprintf(err, errsz, "no answer from nfnetlink_queue");
+			return -1;
+		}
+		if ((n = recv(q->fd, buf, sizeof(buf), 0)) == -1) {
+			if (errno == EINTR || errno == EAGAIN || errno == ENOBUFS)
+				continue;
+			snprintf(err, errsz, "netlink recv: %s", strerror(errno));
+			return -1;
+		}
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+		    h = NLMSG_NEXT(h, n)) {
+			if ((h->nlmsg_type & 0xff) == NFQNL_MSG_PACKET &&
+			    (h->nlmsg_type >> 8) == NFNL_SUBSYS_QUEUE) {
+				/* a packet already: answer it, never lose it */
+				handle_packet(q, h);
+				continue;
+			}
+			if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_seq == seq) {
+				struct nlmsgerr *e = NLMSG_DATA(h);
+
+				flush_verdicts(q);
+				if (e->error == 0)
+					return 0;
+				snprintf(err, errsz, "%s", strerror(-e->error));
+				errno = -e->error;
+				return -1;
+			}
+		}
+	}
+	snprintf(err, errsz, "no ack from nfnetlink_queue");
+	return -1;
+}
+
+static int
+send_flags(struct nfq *q, char *err, size_t errsz)
+{
+	char buf[256];
+	struct nlmsghdr *nlh;
+
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->qnum);
+	attr_put_be32(nlh, NFQA_CFG_FLAGS, q->fail_open ? NFQA_CFG_F_FAIL_OPEN : 0);
+	attr_put_be32(nlh, NFQA_CFG_MASK, NFQA_CFG_F_FAIL_OPEN);
+	return nl_config(q, nlh, err, errsz);
+}
+
+static void
+flush_verdicts(struct nfq *q)
+{
+	if (q->slen == 0)
+		return;
+	if (nl_send(q, q->sbuf, q->slen) == -1) {
+		stats_add(st_errors, 1);
+		log_warn("event=nfq-verdict-failed error=\"%s\"", strerror(errno));
+	}
+	q->slen = 0;
+}
+
+/* Appends a verdict (or a batch verdict) to the send buffer. */
+static void
+queue_verdict(struct nfq *q, int type, uint32_t id, int verdict, int setmark,
+    uint32_t mark)
+{
+	struct nlmsghdr *nlh;
+
+	if (q->slen + 64 > sizeof(q->sbuf))
+		flush_verdicts(q);
+	nlh = nfq_nlmsg_put(q->sbuf + q->slen, type, q->qnum);
+	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
+	if (setmark)
+		nfq_nlmsg_verdict_put_mark(nlh, mark);
+	q->slen += NLMSG_ALIGN(nlh->nlmsg_len);
+}
+
+static const char *const verdict_names[] = { "intercept", "bypass", "drop" };
+static const char *const reason_names[] = { "", "bypass_src", "bypass_dst",
+    "saturated" };
+
+static void
+handle_packet(struct nfq *q, const struct nlmsghdr *nlh)
+{
+	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
+	const struct nfqnl_msg_packet_hdr *ph;
+	const uint8_t *payload, *sa, *da;
+	uint32_t id, mark = 0, newmark;
+	size_t plen;
+	int family;
+	enum nfq_reason why;
+	enum nfq_verdict v;
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || attr[NFQA_PACKET_HDR] == NULL) {
+		stats_add(st_errors, 1);
+		return;
+	}
+	ph = (const void *)((const char *)attr[NFQA_PACKET_HDR] + NLA_HDRLEN);
+	id = ntohl(ph->packet_id);
+	stats_add(st_pkts, 1);
+	if (q->lost) {
+		/* everything below id still queued was lost in ENOBUFS */
+		if (id > 0)
+			queue_verdict(q, NFQNL_MSG_VERDICT_BATCH, id - 1,
+			    NF_DROP, 0, 0);
+		stats_add(st_flushed, 1);
+		log_warn("event=nfq-lost-flushed below_id=%u", id);
+		q->lost = 0;
+	}
+	if (attr[NFQA_MARK])
+		memcpy(&mark, (const char *)attr[NFQA_MARK] + NLA_HDRLEN, 4),
+		    mark = ntohl(mark);
+	if (attr[NFQA_PAYLOAD] == NULL) {
+		stats_add(st_errors, 1);
+		/* cannot classify: treat as intercept (the proxy decides) */
+		payload = NULL;
+		plen = 0;
+	} else {
+		payload = (const uint8_t *)attr[NFQA_PAYLOAD] + NLA_HDRLEN;
+		plen = attr[NFQA_PAYLOAD]->nla_len - NLA_HDRLEN;
+	}
+	if (payload == NULL ||
+	    nfq_packet_addrs(payload, plen, &family, &sa, &da) == -1) {
+		stats_add(st_errors, 1);
+		family = AF_UNSPEC;
+		sa = da = NULL;
+	}
+	if (family == AF_UNSPEC)
+		v = nfq_decide(NULL, 0, NULL, 0, AF_UNSPEC, NULL, NULL,
+		    q->saturated ? q->saturated(q->arg) : 0, q->fail_open, &why);
+	else
+		v = nfq_decide(q->lists.src, q->lists.nsrc, q->lists.dst,
+		    q->lists.ndst, family, sa, da,
+		    q->saturated ? q->saturated(q->arg) : 0, q->fail_open, &why);
+	switch (v) {
+	case NFQ_INTERCEPT:
+		stats_add(st_intercept, 1);
+		newmark = (mark & ~q->mark_mask) | (q->intercept_mark & q->mark_mask);
+		queue_verdict(q, NFQNL_MSG_VERDICT, id, NF_REPEAT, 1, newmark);
+		break;
+	case NFQ_BYPASS:
+		stats_add(st_bypass, 1);
+		stats_add(why == NFQ_R_BYPASS_SRC ? st_by_src :
+		    why == NFQ_R_BYPASS_DST ? st_by_dst : st_by_sat, 1);
+		newmark = (mark & ~q->mark_mask) | (q->bypass_mark & q->mark_mask);
+		queue_verdict(q, NFQNL_MSG_VERDICT, id, NF_REPEAT, 1, newmark);
+		break;
+	case NFQ_DROP:
+	default:
+		stats_add(st_drop, 1);
+		queue_verdict(q, NFQNL_MSG_VERDICT, id, NF_DROP, 0, 0);
+		break;
+	}
+	if (log_enabled(LOG_LVL_DEBUG) || v != NFQ_INTERCEPT) {
+		char s[INET6_ADDRSTRLEN] = "?", d[INET6_ADDRSTRLEN] = "?";
+
+		if (family != AF_UNSPEC) {
+			inet_ntop(family, sa, s, sizeof(s));
+			inet_ntop(family, da, d, sizeof(d));
+		}
+		log_msg(v == NFQ_INTERCEPT ? LOG_LVL_DEBUG : LOG_LVL_INFO,
+		    "event=nfq-verdict id=%u src=%s dst=%s verdict=%s%s%s",
+		    id, s, d, verdict_names[v], why ? " reason=" : "",
+		    reason_names[why]);
+	}
+}
+
+static void
+nfq_read_cb(int fd, int events, void *arg)
+{
+	struct nfq *q = arg;
+	int i;
+
+	for (i = 0; i < NFQ_RECV_BATCH; i++) {
+		struct nlmsghdr *h;
+		ssize_t n = recv(fd, q->rbuf, q->rbufsz, MSG_DONTWAIT);
+
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			if (errno == ENOBUFS) {
+				/* the kernel dropped messages; survive */
+				stats_add(st_enobufs, 1);
+				q->lost = 1;
+				continue;
+			}
+			stats_add(st_errors, 1);
+			log_err("event=nfq-recv-failed error=\"%s\"",
+			    strerror(errno));
+			break;
+		}
+		for (h = (struct nlmsghdr *)q->rbuf; NLMSG_OK(h, (size_t)n);
+		    h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(h);
+
+				if (e->error != 0) {
+					stats_add(st_errors, 1);
+					log_warn("event=nfq-netlink-error "
+					    "error=\"%s\"", strerror(-e->error));
+				}
+				continue;
+			}
+			if ((h->nlmsg_type & 0xff) == NFQNL_MSG_PACKET &&
+			    (h->nlmsg_type >> 8) == NFNL_SUBSYS_QUEUE)
+				handle_packet(q, h);
+		}
+	}
+	flush_verdicts(q);
+}
+
+/* Kernel counters from /proc/net/netfilter/nfnetlink_queue (per netns):
+ * queue_num portid queue_total copy_mode copy_range queue_dropped
+ * user_dropped id_sequence 1 */
+static void
+nfq_stats_cb(void *arg)
+{
+	struct nfq *q = arg;
+	FILE *fp;
+	char line[256];
+
+	if ((fp = fopen("/proc/net/netfilter/nfnetlink_queue", "re")) != NULL) {
+		while (fgets(line, sizeof(line), fp)) {
+			unsigned qn, pid, total, mode, range, qd, ud;
+
+			if (sscanf(line, "%u %u %u %u %u %u %u", &qn, &pid, &total,
+			    &mode, &range, &qd, &ud) == 7 && qn == q->qnum) {
+				stats_set(st_qlen, total);
+				stats_set(st_qdrop, qd);
+				stats_set(st_udrop, ud);
+			}
+		}
+		fclose(fp);
+	}
+	ev_timer_arm(q->stats_timer, NFQ_STATS_MS);
+}
+
+/* ------------------------------------------------------------ interface */
+
+struct nfq *
+nfq_open(struct ev_loop *loop, const struct config *cfg,
+    nfq_saturated_fn *fn, void *arg, char *err, size_t errsz)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	socklen_t salen = sizeof(sa);
+	struct nfq *q;
+	char buf[256];
+	struct nlmsghdr *nlh;
+	int bufsz;
+
+	stats_init();
+	if (cfg->nfqueue_num > 65535) {
+		snprintf(err, errsz, "nfqueue_num: must be 0..65535");
+		return NULL;
+	}
+	if ((q = calloc(1, sizeof(*q))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	q->loop = loop;
+	q->fd = -1;
+	q->qnum = (uint16_t)cfg->nfqueue_num;
+	q->mark_mask = cfg->mark_mask;
+	q->intercept_mark = cfg->intercept_mark;
+	q->bypass_mark = cfg->upstream_mark;
+	q->fail_open = strcmp(cfg->fail_mode, "open") == 0;
+	q->saturated = fn;
+	q->arg = arg;
+	q->rbufsz = 65536;
+	if (lists_parse(cfg, &q->lists, err, errsz) == -1)
+		goto fail;
+	if ((q->rbuf = malloc(q->rbufsz)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if ((q->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    NETLINK_NETFILTER)) == -1) {
+		snprintf(err, errsz, "netlink socket: %s", strerror(errno));
+		goto fail;
+	}
+	if (bind(q->fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
+	    getsockname(q->fd, (struct sockaddr *)&sa, &salen) == -1) {
+		snprintf(err, errsz, "netlink bind: %s", strerror(errno));
+		goto fail;
+	}
+	q->portid = sa.nl_pid;
+	/* room for bursts: FORCE goes past rmem_max (needs CAP_NET_ADMIN) */
+	bufsz = cfg->nfqueue_bufsize > 0x7fffffff ? 0x7fffffff :
+	    (int)cfg->nfqueue_bufsize;
+	if (setsockopt(q->fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz,
+	    sizeof(bufsz)) == -1)
+		(void)setsockopt(q->fd, SOL_SOCKET, SO_RCVBUF, &bufsz,
+		    sizeof(bufsz));
+
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->qnum);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_BIND);
+	if (nl_config(q, nlh, err, errsz) == -1) {
+		size_t n = strlen(err);
+
+		snprintf(err + n, errsz - n, " (binding queue %d%s)",
+		    cfg->nfqueue_num, errno == EBUSY ?
+		    ": another process holds it" : "");
+		goto fail;
+	}
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->qnum);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, (uint32_t)cfg->nfqueue_maxlen);
+	if (nl_config(q, nlh, err, errsz) == -1)
+		goto fail;
+	if (send_flags(q, err, errsz) == -1)
+		goto fail;
+	if (ev_fd_set(loop, q->fd, EV_READ, nfq_read_cb, q) == -1) {
+		snprintf(err, errsz, "event loop: %s", strerror(errno));
+		goto fail;
+	}
+	if ((q->stats_timer = ev_timer_new(loop, nfq_stats_cb, q)) != NULL)
+		ev_timer_arm(q->stats_timer, NFQ_STATS_MS);
+	log_info("event=nfq-open queue=%u maxlen=%d bufsize=%d fail_mode=%s "
+	    "bypass_src=%d bypass_dst=%d", q->qnum, cfg->nfqueue_maxlen, bufsz,
+	    q->fail_open ? "open" : "closed", q->lists.nsrc, q->lists.ndst);
+	return q;
+fail:
+	nfq_close(q);
+	return NULL;
+}
+
+void
+nfq_close(struct nfq *q)
+{
+	if (q == NULL)
+		return;
+	if (q->fd != -1) {
+		char buf[256];
+		struct nlmsghdr *nlh;
+
+		flush_verdicts(q);
+		ev_fd_del(q->loop, q->fd);
+		/* closing the socket unbinds; say it for older kernels */
+		nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->qnum);
+		nfq_nlmsg_cfg_put_cmd(nlh, AF_UNSPEC, NFQNL_CFG_CMD_UNBIND);
+		(void)nl_send(q, nlh, nlh->nlmsg_len);
+		close(q->fd);
+	}
+	if (q->stats_timer)
+		ev_timer_free(q->stats_timer);
+	lists_free(&q->lists);
+	free(q->rbuf);
+	free(q);
+}
+
+int
+nfq_reconfigure(struct nfq *q, const struct config *cfg, char *err,
+    size_t errsz)
+{
+	struct nfq_lists l;
+	int open_ = strcmp(cfg->fail_mode, "open") == 0;
+
+	if (cfg->nfqueue_num != q->qnum)
+		log_warn("event=nfq-reconfigure note=\"nfqueue_num changes "
+		    "need a restart\"");
+	if (lists_parse(cfg, &l, err, errsz) == -1)
+		return -1;
+	lists_free(&q->lists);
+	q->lists = l;
+	q->mark_mask = cfg->mark_mask;
+	q->intercept_mark = cfg->intercept_mark;
+	q->bypass_mark = cfg->upstream_mark;
+	if (open_ != q->fail_open) {
+		q->fail_open = open_;
+		/* packets that arrive meanwhile are read later by the loop */
+		ev_fd_del(q->loop, q->fd);
+		if (send_flags(q, err, errsz) == -1)
+			log_warn("event=nfq-reconfigure error=\"%s\"", err);
+		ev_fd_set(q->loop, q->fd, EV_READ, nfq_read_cb, q);
+	}
+	return 0;
+}

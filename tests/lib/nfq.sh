@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# Helpers for the steering scenarios tests/ns/5*.sh, on top of ns.sh (which
+# must be sourced first).  mxguard runs with steering = nfqueue and its own
+# rule set (`mxguard rules install`) instead of the harness's plain REDIRECT.
+#
+#   NFQ_CONF      extra config lines for mxguard.conf (before mxg_start)
+#   mxg_rules_install / mxg_rules_remove   replaced: mxguard's own rules
+#   mxg_kill      stop the daemon, leave the rules (what a crash leaves)
+#   mxg_ctl ARGS  `mxguard -c $T/mxguard.conf ARGS` in the sender namespace
+#   metric NAME   value of one metric line from `status --metrics` (0 if none)
+#   ipt_snapshot  iptables-save + ip6tables-save of $SND, no comments/counters
+
+# steering config appended after the harness's own lines (last key wins)
+nfq_extra_conf() {
+	cat <<EOF2
+steering = nfqueue
+nfqueue_num = 2525
+rules_mode = local
+$NFQ_CONF
+EOF2
+}
+
+mxg_ctl() { ip netns exec "$SND" "$MXGUARD" -c "$T/mxguard.conf" "$@"; }
+
+mxg_rules_install() {
+	mxg_ctl rules install >"$T/rules-install.log" 2>&1 ||
+		fail "mxguard rules install: $(cat "$T/rules-install.log")"
+}
+# the rules stay when the daemon stops (that is what fail modes are about)
+mxg_rules_remove() { :; }
+
+# nfq_start [extra config lines]: mxguard with NFQUEUE steering in $SND.
+nfq_start() {
+	MXG_EXTRA_CONF="$(nfq_extra_conf)
+$*" mxg_start
+	wait_log "$MXLOG" "event=nfq-open" 10
+}
+
+# nfq_restart: start the daemon again with the same config (rules kept).
+nfq_restart() {
+	local n
+	n=$(count_log "$MXLOG" "event=nfq-open")
+	bg "$SND" "$T/mxguard.log.tmp" "$MXGUARD" -c "$T/mxguard.conf" run
+	MXG_PID=$BG_PID
+	# keep one log file: the new process appends through a tail
+	wait_for 15 "mxguard restarted" _nfq_opened_again "$n"
+}
+_nfq_opened_again() {
+	kill -0 "$MXG_PID" 2>/dev/null || fail "mxguard exited: $(tail -n 20 "$T/mxguard.log.tmp")"
+	cat "$T/mxguard.log.tmp" >>"$MXLOG.restarts" 2>/dev/null
+	grep -q "event=nfq-open" "$T/mxguard.log.tmp"
+}
+
+mxg_kill() { mxg_stop; }
+
+metric() {
+	mxg_ctl status --metrics 2>/dev/null | awk -v n="$1" '$1 == n {print $2; f=1} END {if (!f) print 0}'
+}
+
+ipt_snapshot() {
+	{ in_snd iptables-save; in_snd ip6tables-save; } | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'
+}
