@@ -1,0 +1,866 @@
+/*
+ * dns.c - asynchronous DNS on c-ares and the event loop (see dns.h).
+ *
+ * c-ares tells us which sockets it wants watched through the sock-state
+ * callback; we register them with ev_fd_set() and call ares_process_fd()
+ * when they fire.  One timer follows ares_timeout().  Queries are built
+ * with ares_create_query() (EDNS0, 1232-byte payload) and the AD bit set
+ * in the header by hand, then sent with ares_send(), which returns the raw
+ * response: we parse it ourselves, with bounds checks everywhere, because
+ * we need the AD bit, the rcode, CNAME chains and TLSA records, which the
+ * ares_parse_*_reply() helpers do not give.
+ *
+ * Results reach the waiters through a zero-delay timer each, so a waiter
+ * callback never runs inside c-ares and may query or cancel freely.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ares.h>
+
+#include "core/log.h"
+#include "policy/dns.h"
+
+#define CACHE_BUCKETS	1024
+#define CACHE_MAX	20000
+#define TTL_MAX		86400
+#define NEG_TTL_MAX	3600
+#define NEG_TTL_DEF	60
+
+struct pend;
+
+struct dns_req {
+	struct dns	*dns;
+	dns_cb		*cb;
+	void		*arg;
+	int		 type;
+	int		 hops;
+	int		 all_ad;
+	char		 cur[256];
+	struct pend	*pend;
+	struct dns_req	*pnext;
+	struct ev_timer	*t;
+	struct dns_answer *ans;
+	enum dns_status	 fail;		/* when ans is NULL */
+};
+
+struct pend {
+	struct pend	*next;
+	struct dns	*dns;
+	char		 name[256];
+	int		 type;
+	struct dns_req	*waiters;
+};
+
+struct centry {
+	struct centry	*next;
+	char		 name[256];
+	int		 type;
+	uint64_t	 expires;	/* ev_now ms */
+	struct dns_answer *ans;
+};
+
+struct dns {
+	struct ev_loop	*loop;
+	ares_channel	 ch;
+	int		 ch_ok;
+	struct ev_timer	*tmo;
+	struct pend	*pend;
+	struct centry	*cache[CACHE_BUCKETS];
+	int		 ncache;
+	int		 dying;
+};
+
+static const char *status_names[] = {
+	"secure", "insecure", "nxdomain", "nodata", "servfail", "timeout",
+	"error",
+};
+
+const char *
+dns_status_name(enum dns_status s)
+{
+	return (unsigned)s < 7 ? status_names[s] : "?";
+}
+
+const char *
+dns_type_name(int t)
+{
+	switch (t) {
+	case DNS_T_A:		return "A";
+	case DNS_T_AAAA:	return "AAAA";
+	case DNS_T_MX:		return "MX";
+	case DNS_T_TXT:		return "TXT";
+	case DNS_T_TLSA:	return "TLSA";
+	case DNS_T_CNAME:	return "CNAME";
+	default:		return "?";
+	}
+}
+
+int
+dns_name_norm(const char *in, char *out, size_t outsz)
+{
+	size_t i, n = strlen(in);
+
+	if (n > 0 && in[n - 1] == '.')
+		n--;
+	if (n == 0 || n >= outsz || n > 253)
+		return -1;
+	for (i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)in[i]);
+	out[n] = '\0';
+	return 0;
+}
+
+/* ---- the parser ---- */
+
+static uint16_t
+get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Reads a possibly compressed name at *off; writes it lower case without
+ * the final dot ("" for the root) and moves *off past it.  Bytes that
+ * cannot be in a host name become '?', so they never match one.
+ */
+static int
+read_name(const unsigned char *buf, int len, int *off, char *out,
+    size_t outsz)
+{
+	int p = *off, jumps = 0, end = -1;
+	size_t o = 0;
+
+	for (;;) {
+		unsigned c;
+
+		if (p < 0 || p >= len)
+			return -1;
+		c = buf[p];
+		if (c == 0) {
+			p++;
+			break;
+		}
+		if ((c & 0xc0) == 0xc0) {
+			if (p + 1 >= len || ++jumps > 64)
+				return -1;
+			if (end == -1)
+				end = p + 2;
+			p = (int)((c & 0x3f) << 8 | buf[p + 1]);
+			continue;
+		}
+		if (c & 0xc0)
+			return -1;
+		if (p + 1 + (int)c > len)
+			return -1;
+		if (o + c + 2 > outsz)
+			return -1;
+		if (o > 0)
+			out[o++] = '.';
+		for (unsigned i = 0; i < c; i++) {
+			unsigned char ch = buf[p + 1 + i];
+
+			if (ch <= 0x20 || ch >= 0x7f || ch == '.')
+				ch = '?';
+			out[o++] = (char)tolower(ch);
+		}
+		p += 1 + (int)c;
+	}
+	out[o] = '\0';
+	*off = end == -1 ? p : end;
+	return 0;
+}
+
+struct rawrr {
+	char	 name[256];
+	uint16_t type;
+	uint32_t ttl;
+	int	 rdoff;
+	uint16_t rdlen;
+};
+
+static struct dns_answer *
+answer_new(int nrr)
+{
+	struct dns_answer *a;
+
+	a = calloc(1, sizeof(*a) + (size_t)nrr * sizeof(struct dns_rr));
+	if (a != NULL)
+		a->refs = 1;
+	return a;
+}
+
+static int
+parse_rdata(struct dns_answer *a, struct dns_rr *rr, int rdoff)
+{
+	const unsigned char *p = rr->rdata;
+	int off;
+
+	switch (rr->type) {
+	case DNS_T_A:
+		if (rr->rdlen != 4)
+			return -1;
+		memcpy(&rr->u.a, p, 4);
+		break;
+	case DNS_T_AAAA:
+		if (rr->rdlen != 16)
+			return -1;
+		memcpy(&rr->u.aaaa, p, 16);
+		break;
+	case DNS_T_MX:
+		if (rr->rdlen < 3)
+			return -1;
+		rr->u.mx.pref = get16(p);
+		off = rdoff + 2;
+		if (read_name(a->raw, a->rawlen, &off, rr->u.mx.host,
+		    sizeof(rr->u.mx.host)) == -1 || off > rdoff + rr->rdlen)
+			return -1;
+		break;
+	case DNS_T_CNAME:
+		off = rdoff;
+		if (read_name(a->raw, a->rawlen, &off, rr->u.cname,
+		    sizeof(rr->u.cname)) == -1 || off > rdoff + rr->rdlen)
+			return -1;
+		break;
+	case DNS_T_TXT: {
+		size_t i = 0, o = 0;
+		char *t;
+
+		if ((t = malloc((size_t)rr->rdlen + 1)) == NULL)
+			return -1;
+		while (i < rr->rdlen) {
+			size_t l = p[i++];
+
+			if (i + l > rr->rdlen) {
+				free(t);
+				return -1;
+			}
+			memcpy(t + o, p + i, l);
+			o += l;
+			i += l;
+		}
+		t[o] = '\0';
+		rr->u.txt.text = t;
+		rr->u.txt.len = o;
+		break;
+	}
+	case DNS_T_TLSA:
+		if (rr->rdlen < 3)
+			return -1;
+		rr->u.tlsa.usage = p[0];
+		rr->u.tlsa.selector = p[1];
+		rr->u.tlsa.mtype = p[2];
+		rr->u.tlsa.data = p + 3;
+		rr->u.tlsa.len = rr->rdlen - 3u;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+struct dns_answer *
+dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
+{
+	struct dns_answer *a = NULL;
+	struct rawrr *rrs = NULL;
+	int off, i, qd, an, ns, nrrs = 0, nmatch = 0, hops;
+	char cur[256], tmp[256];
+	uint32_t minttl = TTL_MAX, negttl = NEG_TTL_DEF;
+	int have_soa = 0;
+
+	if (len < 12 || len > 65535)
+		goto malformed;
+	qd = get16(buf + 4);
+	an = get16(buf + 6);
+	ns = get16(buf + 8);
+	if (qd > 1 || an + ns > 1024)
+		goto malformed;
+	off = 12;
+	for (i = 0; i < qd; i++) {
+		if (read_name(buf, len, &off, tmp, sizeof(tmp)) == -1 ||
+		    off + 4 > len)
+			goto malformed;
+		off += 4;
+	}
+	if ((rrs = calloc((size_t)(an + ns) + 1, sizeof(*rrs))) == NULL)
+		return NULL;
+	for (i = 0; i < an + ns; i++) {
+		struct rawrr *r = &rrs[nrrs];
+
+		if (read_name(buf, len, &off, r->name, sizeof(r->name)) == -1 ||
+		    off + 10 > len)
+			goto malformed;
+		r->type = get16(buf + off);
+		r->ttl = get32(buf + off + 4);
+		if (r->ttl > 0x7fffffff)
+			r->ttl = 0;
+		r->rdlen = get16(buf + off + 8);
+		off += 10;
+		if (off + r->rdlen > len)
+			goto malformed;
+		r->rdoff = off;
+		off += r->rdlen;
+		if (get16(buf + off - r->rdlen - 8) != 1)	/* class IN */
+			continue;
+		if (i >= an) {		/* authority: SOA for negative TTL */
+			if (r->type == DNS_T_SOA && !have_soa) {
+				int o2 = r->rdoff;
+				char n1[256];
+
+				if (read_name(buf, len, &o2, n1, sizeof(n1)) ||
+				    read_name(buf, len, &o2, n1, sizeof(n1)) ||
+				    o2 + 20 > r->rdoff + r->rdlen)
+					continue;
+				negttl = get32(buf + o2 + 16);
+				if (r->ttl < negttl)
+					negttl = r->ttl;
+				have_soa = 1;
+			}
+			continue;
+		}
+		nrrs++;
+	}
+	if (dns_name_norm(qname, cur, sizeof(cur)) == -1)
+		goto malformed;
+	/* follow the CNAME chain inside the answer */
+	for (hops = 0; hops <= DNS_MAX_CNAME; hops++) {
+		int found = 0, cn = -1;
+
+		for (i = 0; i < nrrs; i++) {
+			if (strcmp(rrs[i].name, cur) != 0)
+				continue;
+			if (rrs[i].type == qtype)
+				found++;
+			else if (rrs[i].type == DNS_T_CNAME && cn == -1)
+				cn = i;
+		}
+		if (found || cn == -1 || qtype == DNS_T_CNAME) {
+			nmatch = found;
+			break;
+		}
+		/* a CNAME link */
+		{
+			int o2 = rrs[cn].rdoff;
+
+			if (rrs[cn].ttl < minttl)
+				minttl = rrs[cn].ttl;
+			if (read_name(buf, len, &o2, tmp, sizeof(tmp)) == -1 ||
+			    o2 > rrs[cn].rdoff + rrs[cn].rdlen || tmp[0] == 0)
+				goto malformed;
+			memcpy(cur, tmp, sizeof(cur));
+		}
+	}
+	if (nmatch > DNS_MAX_RR)
+		nmatch = DNS_MAX_RR;
+	if ((a = answer_new(nmatch)) == NULL)
+		goto oom;
+	if ((a->raw = malloc((size_t)len)) == NULL)
+		goto oom;
+	memcpy(a->raw, buf, (size_t)len);
+	a->rawlen = len;
+	a->qtype = (uint16_t)qtype;
+	dns_name_norm(qname, a->qname, sizeof(a->qname));
+	memcpy(a->name, cur, sizeof(a->name));
+	a->rcode = buf[3] & 0x0f;
+	a->ad = (buf[3] & 0x20) != 0;
+	for (i = 0; i < nrrs && a->nrr < nmatch; i++) {
+		struct dns_rr *rr = &a->rr[a->nrr];
+
+		if (rrs[i].type != qtype || strcmp(rrs[i].name, cur) != 0)
+			continue;
+		rr->type = rrs[i].type;
+		rr->ttl = rrs[i].ttl;
+		rr->rdata = a->raw + rrs[i].rdoff;
+		rr->rdlen = rrs[i].rdlen;
+		a->nrr++;
+		if (parse_rdata(a, rr, rrs[i].rdoff) == -1) {
+			a->nrr--;
+			memset(rr, 0, sizeof(*rr));
+			goto malformed_a;
+		}
+		if (rr->ttl < minttl)
+			minttl = rr->ttl;
+	}
+	switch (a->rcode) {
+	case 0:
+		if (a->nrr > 0) {
+			a->status = a->ad ? DNS_SECURE : DNS_INSECURE;
+			a->ttl = minttl;
+		} else {
+			a->status = DNS_NODATA;
+			a->cname_open = strcmp(cur, a->qname) != 0;
+			a->ttl = negttl < NEG_TTL_MAX ? negttl : NEG_TTL_MAX;
+		}
+		break;
+	case 3:
+		a->status = DNS_NXDOMAIN;
+		a->ttl = negttl < NEG_TTL_MAX ? negttl : NEG_TTL_MAX;
+		break;
+	case 2:
+	case 5:
+		a->status = DNS_SERVFAIL;
+		break;
+	default:
+		a->status = DNS_ERROR;
+		break;
+	}
+	free(rrs);
+	return a;
+malformed_a:
+	a->status = DNS_ERROR;
+	a->ttl = 0;
+	free(rrs);
+	return a;
+malformed:
+	free(rrs);
+	if ((a = answer_new(0)) == NULL)
+		return NULL;
+	a->status = DNS_ERROR;
+	a->qtype = (uint16_t)qtype;
+	if (dns_name_norm(qname, a->qname, sizeof(a->qname)) == -1)
+		a->qname[0] = '\0';
+	memcpy(a->name, a->qname, sizeof(a->name));
+	return a;
+oom:
+	free(rrs);
+	dns_answer_unref(a);
+	return NULL;
+}
+
+struct dns_answer *
+dns_answer_ref(const struct dns_answer *ca)
+{
+	struct dns_answer *a = (struct dns_answer *)ca;
+
+	if (a != NULL)
+		a->refs++;
+	return a;
+}
+
+void
+dns_answer_unref(struct dns_answer *a)
+{
+	int i;
+
+	if (a == NULL || --a->refs > 0)
+		return;
+	if (a->qtype == DNS_T_TXT)
+		for (i = 0; i < a->nrr; i++)
+			free(a->rr[i].u.txt.text);
+	free(a->raw);
+	free(a);
+}
+
+/* ---- cache ---- */
+
+static unsigned
+hash(const char *name, int type)
+{
+	unsigned h = 5381u + (unsigned)type;
+
+	while (*name)
+		h = h * 33u ^ (unsigned char)*name++;
+	return h % CACHE_BUCKETS;
+}
+
+static struct dns_answer *
+cache_find(struct dns *d, const char *name, int type)
+{
+	struct centry **pp = &d->cache[hash(name, type)], *e;
+	uint64_t now = ev_now(d->loop);
+
+	while ((e = *pp) != NULL) {
+		if (e->expires <= now) {
+			*pp = e->next;
+			dns_answer_unref(e->ans);
+			free(e);
+			d->ncache--;
+			continue;
+		}
+		if (e->type == type && strcmp(e->name, name) == 0)
+			return e->ans;
+		pp = &e->next;
+	}
+	return NULL;
+}
+
+void
+dns_cache_flush(struct dns *d)
+{
+	int i;
+
+	for (i = 0; i < CACHE_BUCKETS; i++) {
+		struct centry *e, *n;
+
+		for (e = d->cache[i]; e != NULL; e = n) {
+			n = e->next;
+			dns_answer_unref(e->ans);
+			free(e);
+		}
+		d->cache[i] = NULL;
+	}
+	d->ncache = 0;
+}
+
+static void
+cache_put(struct dns *d, const char *name, int type, struct dns_answer *a)
+{
+	struct centry *e;
+	unsigned h;
+
+	if (a->ttl == 0)
+		return;
+	if (d->ncache >= CACHE_MAX)
+		dns_cache_flush(d);
+	if (cache_find(d, name, type) != NULL)
+		return;
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return;
+	h = hash(name, type);
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->type = type;
+	e->expires = ev_now(d->loop) + (uint64_t)a->ttl * 1000;
+	e->ans = dns_answer_ref(a);
+	e->next = d->cache[h];
+	d->cache[h] = e;
+	d->ncache++;
+}
+
+/* ---- c-ares glue ---- */
+
+static void
+update_timer(struct dns *d)
+{
+	struct timeval tv, *tp;
+
+	if (!d->ch_ok)
+		return;
+	tp = ares_timeout(d->ch, NULL, &tv);
+	if (tp == NULL)
+		ev_timer_stop(d->tmo);
+	else
+		ev_timer_arm(d->tmo, (uint64_t)tp->tv_sec * 1000 +
+		    ((uint64_t)tp->tv_usec + 999) / 1000);
+}
+
+static void
+fd_cb(int fd, int events, void *arg)
+{
+	struct dns *d = arg;
+
+	ares_process_fd(d->ch,
+	    events & (EV_READ | EV_ERROR) ? fd : ARES_SOCKET_BAD,
+	    events & EV_WRITE ? fd : ARES_SOCKET_BAD);
+	update_timer(d);
+}
+
+static void
+tmo_cb(void *arg)
+{
+	struct dns *d = arg;
+
+	ares_process_fd(d->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	update_timer(d);
+}
+
+static void
+sock_state_cb(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns *d = data;
+	int ev = (readable ? EV_READ : 0) | (writable ? EV_WRITE : 0);
+
+	if (ev == 0)
+		ev_fd_del(d->loop, fd);
+	else if (ev_fd_set(d->loop, fd, ev, fd_cb, d) == -1)
+		log_warn("event=dns-error what=ev_fd_set fd=%d", fd);
+}
+
+static void
+ares_done(void *arg, int status, int timeouts, unsigned char *abuf,
+    int alen)
+{
+	struct pend *p = arg, **pp;
+	struct dns *d = p->dns;
+	struct dns_answer *a = NULL;
+	struct dns_req *w, *wn;
+	enum dns_status fail = DNS_ERROR;
+
+	for (pp = &d->pend; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	if (status == ARES_SUCCESS && abuf != NULL)
+		a = dns_parse(abuf, alen, p->name, p->type);
+	else if (status == ARES_ETIMEOUT)
+		fail = DNS_TIMEOUT;
+	else if (status == ARES_ESERVFAIL || status == ARES_EREFUSED ||
+	    status == ARES_ECONNREFUSED)
+		fail = DNS_SERVFAIL;
+	else if (status == ARES_ENOTFOUND)
+		fail = DNS_NXDOMAIN;
+	else if (status == ARES_ENODATA)
+		fail = DNS_NODATA;
+	log_debug("event=dns-answer name=%s type=%s status=%s ares=%s",
+	    p->name, dns_type_name(p->type),
+	    a ? dns_status_name(a->status) : dns_status_name(fail),
+	    ares_strerror(status));
+	if (a != NULL && !d->dying && (a->status == DNS_SECURE ||
+	    a->status == DNS_INSECURE || a->status == DNS_NXDOMAIN ||
+	    a->status == DNS_NODATA))
+		cache_put(d, p->name, p->type, a);
+	for (w = p->waiters; w != NULL; w = wn) {
+		wn = w->pnext;
+		w->pnext = NULL;
+		w->pend = NULL;
+		w->ans = dns_answer_ref(a);
+		w->fail = fail;
+		if (!d->dying)
+			ev_timer_arm(w->t, 0);
+	}
+	dns_answer_unref(a);
+	free(p);
+}
+
+static void req_fire(void *arg);
+
+static int
+start_link(struct dns_req *r)
+{
+	struct dns *d = r->dns;
+	struct dns_answer *a;
+	struct pend *p;
+	unsigned char *q;
+	int qlen;
+
+	if ((a = cache_find(d, r->cur, r->type)) != NULL) {
+		r->ans = dns_answer_ref(a);
+		ev_timer_arm(r->t, 0);
+		return 0;
+	}
+	for (p = d->pend; p != NULL; p = p->next)
+		if (p->type == r->type && strcmp(p->name, r->cur) == 0) {
+			r->pnext = p->waiters;
+			p->waiters = r;
+			r->pend = p;
+			return 0;
+		}
+	if (!d->ch_ok) {
+		r->fail = DNS_ERROR;
+		ev_timer_arm(r->t, 0);
+		return 0;
+	}
+	if (ares_create_query(r->cur, 1, r->type, 0, 1, &q, &qlen, 1232) !=
+	    ARES_SUCCESS) {
+		r->fail = DNS_ERROR;
+		ev_timer_arm(r->t, 0);
+		return 0;
+	}
+	q[3] |= 0x20;			/* AD: we want to know */
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		ares_free_string(q);
+		return -1;
+	}
+	p->dns = d;
+	p->type = r->type;
+	memcpy(p->name, r->cur, sizeof(p->name));
+	p->waiters = r;
+	r->pend = p;
+	p->next = d->pend;
+	d->pend = p;
+	log_debug("event=dns-query name=%s type=%s", r->cur,
+	    dns_type_name(r->type));
+	ares_send(d->ch, q, qlen, ares_done, p);	/* may complete now */
+	ares_free_string(q);
+	update_timer(d);
+	return 0;
+}
+
+static void
+req_fire(void *arg)
+{
+	struct dns_req *r = arg;
+	struct dns_answer *a = r->ans;
+	enum dns_status st;
+
+	r->ans = NULL;
+	if (a != NULL) {
+		if (!a->ad)
+			r->all_ad = 0;
+		if (a->cname_open && r->hops < DNS_MAX_CNAME &&
+		    a->name[0] != '\0') {
+			r->hops++;
+			memcpy(r->cur, a->name, sizeof(r->cur));
+			dns_answer_unref(a);
+			if (start_link(r) == 0)
+				return;
+			r->cb(r->arg, DNS_ERROR, NULL);
+			ev_timer_free(r->t);
+			free(r);
+			return;
+		}
+		st = a->status;
+		if (st == DNS_SECURE && !r->all_ad)
+			st = DNS_INSECURE;
+	} else
+		st = r->fail;
+	ev_timer_free(r->t);
+	r->t = NULL;
+	r->cb(r->arg, st, a);
+	dns_answer_unref(a);
+	free(r);
+}
+
+struct dns_req *
+dns_query(struct dns *d, const char *name, int type, dns_cb *cb, void *arg)
+{
+	struct dns_req *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	if ((r->t = ev_timer_new(d->loop, req_fire, r)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->dns = d;
+	r->cb = cb;
+	r->arg = arg;
+	r->type = type;
+	r->all_ad = 1;
+	if (dns_name_norm(name, r->cur, sizeof(r->cur)) == -1) {
+		r->fail = DNS_ERROR;
+		ev_timer_arm(r->t, 0);
+		return r;
+	}
+	if (start_link(r) == -1) {
+		ev_timer_free(r->t);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+dns_cancel(struct dns_req *r)
+{
+	struct dns_req **pp;
+
+	if (r == NULL)
+		return;
+	if (r->pend != NULL)
+		for (pp = &r->pend->waiters; *pp != NULL; pp = &(*pp)->pnext)
+			if (*pp == r) {
+				*pp = r->pnext;
+				break;
+			}
+	ev_timer_free(r->t);
+	dns_answer_unref(r->ans);
+	free(r);
+}
+
+static int
+set_servers(struct dns *d, const struct config *cfg, char *err,
+    size_t errsz)
+{
+	char csv[2048];
+	size_t o = 0;
+	int i, rc;
+
+	if (cfg->dns_servers.n == 0)
+		return 0;
+	csv[0] = '\0';
+	for (i = 0; i < cfg->dns_servers.n; i++) {
+		int n = snprintf(csv + o, sizeof(csv) - o, "%s%s",
+		    i ? "," : "", cfg->dns_servers.v[i]);
+
+		if (n < 0 || (size_t)n >= sizeof(csv) - o) {
+			snprintf(err, errsz, "dns_servers: too long");
+			return -1;
+		}
+		o += (size_t)n;
+	}
+	if ((rc = ares_set_servers_ports_csv(d->ch, csv)) != ARES_SUCCESS) {
+		snprintf(err, errsz, "dns_servers: %s: %s", csv,
+		    ares_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+struct dns *
+dns_new(struct ev_loop *loop, const struct config *cfg, char *err,
+    size_t errsz)
+{
+	static int lib_init;
+	struct ares_options o;
+	struct dns *d;
+	int rc, mask;
+	uint64_t per_try;
+
+	if (!lib_init) {
+		if ((rc = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+			snprintf(err, errsz, "c-ares: %s", ares_strerror(rc));
+			return NULL;
+		}
+		lib_init = 1;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	d->loop = loop;
+	if ((d->tmo = ev_timer_new(loop, tmo_cb, d)) == NULL) {
+		free(d);
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	memset(&o, 0, sizeof(o));
+	o.sock_state_cb = sock_state_cb;
+	o.sock_state_cb_data = d;
+	o.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
+	o.ednspsz = 1232;
+	per_try = cfg->dns_timeout / 3;
+	if (per_try < 300)
+		per_try = 300;
+	o.timeout = (int)(per_try > 60000 ? 60000 : per_try);
+	o.tries = 2;
+	mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ |
+	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+	if ((rc = ares_init_options(&d->ch, &o, mask)) != ARES_SUCCESS) {
+		snprintf(err, errsz, "c-ares init: %s", ares_strerror(rc));
+		ev_timer_free(d->tmo);
+		free(d);
+		return NULL;
+	}
+	d->ch_ok = 1;
+	if (set_servers(d, cfg, err, errsz) == -1) {
+		dns_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void
+dns_free(struct dns *d)
+{
+	if (d == NULL)
+		return;
+	d->dying = 1;
+	if (d->ch_ok)
+		ares_destroy(d->ch);	/* ares_done() frees the pends */
+	d->ch_ok = 0;
+	dns_cache_flush(d);
+	ev_timer_free(d->tmo);
+	free(d);
+}

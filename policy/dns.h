@@ -1,0 +1,117 @@
+/*
+ * dns.h - asynchronous DNS on c-ares, driven by the event loop.
+ *
+ * c-ares (1.18) does not validate DNSSEC: every query goes out with EDNS0
+ * and the AD bit set, and the AD bit of the answer tells whether the
+ * (trusted, normally loopback) resolver validated it.  Every answer is
+ * classified:
+ *
+ *   DNS_SECURE    records of the type asked, AD set on every link
+ *   DNS_INSECURE  records, AD not set
+ *   DNS_NXDOMAIN  the name does not exist (ad says if the denial is secure)
+ *   DNS_NODATA    the name exists, no records of that type (same)
+ *   DNS_SERVFAIL  SERVFAIL / REFUSED / bogus (a validating resolver answers
+ *                 SERVFAIL for bogus data)
+ *   DNS_TIMEOUT   no answer in time
+ *   DNS_ERROR     anything else (malformed answer, out of memory)
+ *
+ * CNAME chains are followed (within one answer, and by new queries up to
+ * DNS_MAX_CNAME links); the answer is secure only when every link is.
+ * Concurrent lookups of the same name and type share one query; answers
+ * are cached for their TTL (negative answers for the SOA minimum, capped).
+ * Callbacks always run from the event loop, never from inside dns_query().
+ */
+#ifndef MXG_DNS_H
+#define MXG_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+
+#define DNS_T_A		1
+#define DNS_T_CNAME	5
+#define DNS_T_SOA	6
+#define DNS_T_MX	15
+#define DNS_T_TXT	16
+#define DNS_T_AAAA	28
+#define DNS_T_TLSA	52
+
+#define DNS_MAX_CNAME	8
+#define DNS_MAX_RR	64	/* records kept per answer */
+
+enum dns_status {
+	DNS_SECURE,
+	DNS_INSECURE,
+	DNS_NXDOMAIN,
+	DNS_NODATA,
+	DNS_SERVFAIL,
+	DNS_TIMEOUT,
+	DNS_ERROR,
+};
+
+struct dns_rr {
+	uint16_t	 type;
+	uint32_t	 ttl;
+	const unsigned char *rdata;	/* into dns_answer.raw */
+	uint16_t	 rdlen;
+	union {
+		struct { uint16_t pref; char host[256]; } mx;
+		struct in_addr	 a;
+		struct in6_addr	 aaaa;
+		struct { char *text; size_t len; } txt;	/* strings joined */
+		struct { uint8_t usage, selector, mtype;
+			 const unsigned char *data; size_t len; } tlsa;
+		char		 cname[256];
+	} u;
+};
+
+struct dns_answer {
+	int		 refs;
+	enum dns_status	 status;	/* of this one answer */
+	int		 rcode;
+	int		 ad;		/* AD bit of the response header */
+	unsigned char	*raw;		/* the whole response, or NULL */
+	int		 rawlen;
+	uint16_t	 qtype;
+	char		 qname[256];	/* as asked, lower case, no dot */
+	char		 name[256];	/* owner of the records (after CNAMEs) */
+	int		 cname_open;	/* chain ends without data here */
+	uint32_t	 ttl;		/* cache lifetime, seconds */
+	int		 nrr;
+	struct dns_rr	 rr[];		/* nrr records of qtype */
+};
+
+struct dns;
+struct dns_req;
+/* st: the combined status (all CNAME links); a: the last answer (may be
+ * NULL for DNS_TIMEOUT/DNS_ERROR), valid during the callback only unless
+ * the receiver takes a reference. */
+typedef void dns_cb(void *arg, enum dns_status st,
+    const struct dns_answer *a);
+
+struct dns	*dns_new(struct ev_loop *, const struct config *,
+		    char *err, size_t errsz);
+void		 dns_free(struct dns *);
+struct dns_req	*dns_query(struct dns *, const char *name, int type,
+		    dns_cb *, void *arg);
+void		 dns_cancel(struct dns_req *);
+void		 dns_cache_flush(struct dns *);
+
+struct dns_answer *dns_answer_ref(const struct dns_answer *);
+void		 dns_answer_unref(struct dns_answer *);
+const char	*dns_status_name(enum dns_status);
+const char	*dns_type_name(int type);
+
+/* Bounded parser for one response (exposed for tests and fuzzing).
+ * qname is what was asked.  Returns NULL only when out of memory; a
+ * malformed message gives status DNS_ERROR. */
+struct dns_answer *dns_parse(const unsigned char *buf, int len,
+		    const char *qname, int qtype);
+
+/* Lower-cases, strips one trailing dot; -1 if empty or too long. */
+int		 dns_name_norm(const char *in, char *out, size_t outsz);
+
+#endif

@@ -1,0 +1,601 @@
+/*
+ * http.c - HTTPS GET for MTA-STS policies (see http.h).
+ *
+ * The response parser re-parses the whole buffer each time bytes arrive:
+ * the buffer is bounded (headers + a 64 KiB body), so that is cheap, and
+ * it keeps the parser a pure function that is easy to test and fuzz.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/x509v3.h>
+
+#include "core/io.h"
+#include "core/log.h"
+#include "policy/dns.h"
+#include "policy/http.h"
+
+#define ERR(...) do { snprintf(r->err, sizeof(r->err), __VA_ARGS__); \
+	return HTTP_ERR; } while (0)
+
+void
+http_resp_clear(struct http_resp *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->bodylen = 0;
+}
+
+/* Finds the next line in [p, end): returns its end (before CR LF / LF)
+ * and sets *next after the terminator; NULL if no LF yet. */
+static const char *
+line_end(const char *p, const char *end, const char **next)
+{
+	const char *lf = memchr(p, '\n', (size_t)(end - p));
+
+	if (lf == NULL)
+		return NULL;
+	*next = lf + 1;
+	if (lf > p && lf[-1] == '\r')
+		return lf - 1;
+	return lf;
+}
+
+static int
+ieq(const char *a, size_t alen, const char *b)
+{
+	return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
+}
+
+static void
+trim(const char **s, const char **e)
+{
+	while (*s < *e && (**s == ' ' || **s == '\t'))
+		(*s)++;
+	while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+		(*e)--;
+}
+
+enum http_result
+http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
+    struct http_resp *r)
+{
+	const char *p = buf, *end = buf + len, *le, *next;
+	long long clen = -1;
+	int chunked = 0, have_type = 0, code;
+
+	r->body = NULL;
+	r->bodylen = 0;
+	r->err[0] = '\0';
+	r->status = 0;
+	/* status line */
+	if ((le = line_end(p, end, &next)) == NULL) {
+		if (len > HTTP_HDR_MAX)
+			ERR("status line too long");
+		if (eof)
+			ERR("truncated response (no status line)");
+		return HTTP_MORE;
+	}
+	if (le - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 ||
+	    (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
+	    p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
+	    p[11] < '0' || p[11] > '9' || (le - p > 12 && p[12] != ' '))
+		ERR("malformed status line");
+	code = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	r->status = code;
+	if (code >= 300 && code < 400)
+		ERR("status %d: redirects are not followed", code);
+	if (code != 200)
+		ERR("status %d", code);
+	p = next;
+	/* headers */
+	for (;;) {
+		const char *colon, *vs, *ve;
+
+		if ((le = line_end(p, end, &next)) == NULL) {
+			if (len > HTTP_HDR_MAX)
+				ERR("headers too long");
+			if (eof)
+				ERR("truncated response (in headers)");
+			return HTTP_MORE;
+		}
+		if ((size_t)(next - buf) > HTTP_HDR_MAX)
+			ERR("headers too long");
+		if (le == p) {
+			p = next;
+			break;
+		}
+		if (*p == ' ' || *p == '\t')
+			ERR("obsolete header folding");
+		if ((colon = memchr(p, ':', (size_t)(le - p))) == NULL ||
+		    colon == p)
+			ERR("malformed header line");
+		for (const char *q = p; q < colon; q++)
+			if (*q <= ' ' || *q >= 0x7f)
+				ERR("malformed header name");
+		vs = colon + 1;
+		ve = le;
+		trim(&vs, &ve);
+		if (ieq(p, (size_t)(colon - p), "content-length")) {
+			long long v = 0;
+
+			if (vs == ve || ve - vs > 12)
+				ERR("bad Content-Length");
+			for (const char *q = vs; q < ve; q++) {
+				if (*q < '0' || *q > '9')
+					ERR("bad Content-Length");
+				v = v * 10 + (*q - '0');
+			}
+			if (clen != -1 && clen != v)
+				ERR("conflicting Content-Length headers");
+			clen = v;
+		} else if (ieq(p, (size_t)(colon - p), "transfer-encoding")) {
+			if (!ieq(vs, (size_t)(ve - vs), "chunked"))
+				ERR("unsupported Transfer-Encoding");
+			chunked = 1;
+		} else if (ieq(p, (size_t)(colon - p), "content-type")) {
+			const char *semi = memchr(vs, ';', (size_t)(ve - vs));
+			const char *te = semi ? semi : ve, *ts = vs;
+
+			trim(&ts, &te);
+			if (have_type++)
+				ERR("repeated Content-Type");
+			if (!ieq(ts, (size_t)(te - ts), "text/plain"))
+				ERR("Content-Type is not text/plain");
+		}
+		p = next;
+	}
+	if (!have_type)
+		ERR("no Content-Type");
+	if (chunked && clen != -1)
+		ERR("both Content-Length and chunked encoding");
+	if (!chunked && clen == -1)
+		ERR("neither Content-Length nor chunked encoding");
+	if (!chunked) {
+		if ((unsigned long long)clen > maxbody)
+			ERR("body of %lld bytes exceeds the %zu byte limit",
+			    clen, maxbody);
+		if ((size_t)(end - p) < (size_t)clen) {
+			if (eof)
+				ERR("truncated body (%zu of %lld bytes)",
+				    (size_t)(end - p), clen);
+			return HTTP_MORE;
+		}
+		if ((r->body = malloc((size_t)clen + 1)) == NULL)
+			ERR("out of memory");
+		memcpy(r->body, p, (size_t)clen);
+		r->body[clen] = '\0';
+		r->bodylen = (size_t)clen;
+		return HTTP_DONE;
+	}
+	/* chunked: first pass checks and measures, second copies */
+	{
+		const char *cp = p;
+		size_t total = 0, o = 0;
+		int pass;
+
+		for (pass = 0; pass < 2; pass++) {
+			cp = p;
+			total = 0;
+			for (;;) {
+				unsigned long sz = 0;
+				int nd = 0;
+				const char *q;
+
+				if ((le = line_end(cp, end, &next)) == NULL) {
+					if (end - cp > 1024)
+						ERR("chunk size line too long");
+					goto more;
+				}
+				for (q = cp; q < le; q++) {
+					int c = *q, d;
+
+					if (c >= '0' && c <= '9')
+						d = c - '0';
+					else if (c >= 'a' && c <= 'f')
+						d = c - 'a' + 10;
+					else if (c >= 'A' && c <= 'F')
+						d = c - 'A' + 10;
+					else
+						break;
+					if (++nd > 8)
+						ERR("chunk size too long");
+					sz = sz * 16 + (unsigned long)d;
+				}
+				if (nd == 0 || (q < le && *q != ';' &&
+				    *q != ' ' && *q != '\t'))
+					ERR("malformed chunk size");
+				cp = next;
+				if (sz == 0) {
+					/* trailers up to an empty line */
+					for (;;) {
+						int empty;
+
+						if ((le = line_end(cp, end,
+						    &next)) == NULL) {
+							if (end - cp > 4096)
+								ERR("trailers too "
+								    "long");
+							goto more;
+						}
+						empty = le == cp;
+						cp = next;
+						if (empty)
+							break;
+					}
+					break;
+				}
+				if (total + sz > maxbody)
+					ERR("chunked body exceeds the %zu byte "
+					    "limit", maxbody);
+				if ((size_t)(end - cp) < sz + 1)
+					goto more;
+				if (pass == 1) {
+					memcpy(r->body + o, cp, sz);
+					o += sz;
+				}
+				total += sz;
+				cp += sz;
+				if (*cp == '\n')
+					cp++;
+				else if (*cp == '\r') {
+					if (end - cp < 2)
+						goto more;
+					if (cp[1] != '\n')
+						ERR("chunk not followed by "
+						    "CRLF");
+					cp += 2;
+				} else
+					ERR("chunk not followed by CRLF");
+			}
+			if (pass == 0 &&
+			    (r->body = malloc(total + 1)) == NULL)
+				ERR("out of memory");
+		}
+		r->body[o] = '\0';
+		r->bodylen = o;
+		return HTTP_DONE;
+more:
+		free(r->body);
+		r->body = NULL;
+		if (eof)
+			ERR("truncated chunked body");
+		return HTTP_MORE;
+	}
+}
+
+/* ---- the client ---- */
+
+#define MAX_ADDRS 8
+
+struct http_req {
+	struct ev_loop	*loop;
+	struct dns	*dns;
+	SSL_CTX		*ctx;
+	char		 host[256];
+	char		 path[256];
+	size_t		 maxbody;
+	uint32_t	 mark;
+	http_cb		*cb;
+	void		*arg;
+	struct ev_timer	*timer;
+	struct dns_req	*q4, *q6;
+	int		 pending_dns;
+	struct sockaddr_storage addrs[MAX_ADDRS];
+	int		 naddrs, next;
+	struct io	*io;
+	int		 tls_up;
+	char		*buf;
+	size_t		 len, cap;
+	char		 lasterr[400];
+};
+
+static void
+req_free(struct http_req *h)
+{
+	dns_cancel(h->q4);
+	dns_cancel(h->q6);
+	if (h->io != NULL)
+		io_free(h->io);
+	ev_timer_free(h->timer);
+	free(h->buf);
+	free(h);
+}
+
+static void
+finish(struct http_req *h, int ok, const char *body, size_t len,
+    const char *kind, const char *err)
+{
+	http_cb *cb = h->cb;
+	void *arg = h->arg;
+
+	h->cb = NULL;
+	if (ok == 0) {
+		char *copy = malloc(len + 1);
+
+		if (copy == NULL) {
+			req_free(h);
+			cb(arg, -1, NULL, 0, "sts-policy-fetch-error",
+			    "out of memory");
+			return;
+		}
+		memcpy(copy, body, len);
+		copy[len] = '\0';
+		req_free(h);
+		cb(arg, 0, copy, len, NULL, NULL);
+		free(copy);
+		return;
+	}
+	{
+		char e[450];
+
+		snprintf(e, sizeof(e), "%s", err);
+		req_free(h);
+		cb(arg, -1, NULL, 0, kind, e);
+	}
+}
+
+static void try_next(struct http_req *);
+
+static void
+io_event(struct io *io, enum io_event ev, void *arg)
+{
+	struct http_req *h = arg;
+	struct http_resp resp;
+	enum http_result hr;
+	SSL *ssl;
+	long vr;
+
+	switch (ev) {
+	case IO_CONNECTED:
+		if ((ssl = SSL_new(h->ctx)) == NULL ||
+		    !SSL_set_tlsext_host_name(ssl, h->host) ||
+		    !SSL_set1_host(ssl, h->host)) {
+			SSL_free(ssl);
+			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
+			    "TLS setup failed");
+			return;
+		}
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+		if (io_start_tls(io, ssl, 0) == -1) {
+			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
+			    "TLS start failed");
+			return;
+		}
+		return;
+	case IO_TLSREADY:
+		ssl = io_ssl(io);
+		vr = SSL_get_verify_result(ssl);
+		if (SSL_get0_peer_certificate(ssl) == NULL)
+			vr = X509_V_ERR_UNSPECIFIED;
+		if (vr != X509_V_OK) {
+			char e[400];
+
+			snprintf(e, sizeof(e), "certificate of %s: %s",
+			    h->host, X509_verify_cert_error_string(vr));
+			finish(h, -1, NULL, 0, "sts-webpki-invalid", e);
+			return;
+		}
+		h->tls_up = 1;
+		io_printf(io, "GET %s HTTP/1.1\r\nHost: %s\r\n"
+		    "User-Agent: mxguard\r\nAccept: text/plain\r\n"
+		    "Connection: close\r\n\r\n", h->path, h->host);
+		return;
+	case IO_DATAIN:
+	case IO_DISCONNECTED:
+		if (ev == IO_DATAIN) {
+			size_t n = io_datalen(io);
+			size_t lim = h->maxbody * 2 + HTTP_HDR_MAX + 4096;
+
+			if (h->len + n > lim) {
+				finish(h, -1, NULL, 0, "sts-policy-fetch-error",
+				    "response too large");
+				return;
+			}
+			if (h->len + n + 1 > h->cap) {
+				size_t nc = (h->len + n + 1) * 2;
+				char *nb;
+
+				if (nc > lim + 1)
+					nc = lim + 1;
+				if ((nb = realloc(h->buf, nc)) == NULL) {
+					finish(h, -1, NULL, 0,
+					    "sts-policy-fetch-error",
+					    "out of memory");
+					return;
+				}
+				h->buf = nb;
+				h->cap = nc;
+			}
+			memcpy(h->buf + h->len, io_data(io), n);
+			h->len += n;
+			io_drop(io, n);
+		} else if (!h->tls_up) {
+			snprintf(h->lasterr, sizeof(h->lasterr),
+			    "connection closed during TLS handshake");
+			try_next(h);
+			return;
+		}
+		hr = http_parse_response(h->buf ? h->buf : "", h->len,
+		    ev == IO_DISCONNECTED, h->maxbody, &resp);
+		if (hr == HTTP_MORE)
+			return;
+		if (hr == HTTP_ERR) {
+			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
+			    resp.err);
+			return;
+		}
+		{
+			char *b = resp.body;
+			size_t bl = resp.bodylen;
+
+			resp.body = NULL;
+			finish(h, 0, b, bl, NULL, NULL);
+			free(b);
+		}
+		return;
+	case IO_TIMEOUT:
+		finish(h, -1, NULL, 0, "sts-policy-fetch-error", "timeout");
+		return;
+	case IO_ERROR:
+		snprintf(h->lasterr, sizeof(h->lasterr), "%s", io_error(io));
+		if (h->tls_up) {
+			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
+			    h->lasterr);
+			return;
+		}
+		try_next(h);
+		return;
+	default:
+		return;
+	}
+}
+
+static void
+try_next(struct http_req *h)
+{
+	if (h->io != NULL) {
+		io_free(h->io);
+		h->io = NULL;
+	}
+	h->tls_up = 0;
+	h->len = 0;
+	while (h->next < h->naddrs) {
+		struct sockaddr_storage *ss = &h->addrs[h->next++];
+		socklen_t sl = ss->ss_family == AF_INET ?
+		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		int fd;
+
+		fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fd == -1) {
+			snprintf(h->lasterr, sizeof(h->lasterr), "socket: %s",
+			    strerror(errno));
+			continue;
+		}
+		if (h->mark != 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_MARK, &h->mark,
+			    sizeof(h->mark));
+		if (connect(fd, (struct sockaddr *)ss, sl) == -1 &&
+		    errno != EINPROGRESS) {
+			snprintf(h->lasterr, sizeof(h->lasterr), "connect: %s",
+			    strerror(errno));
+			close(fd);
+			continue;
+		}
+		if ((h->io = io_new(h->loop, fd, io_event, h)) == NULL) {
+			close(fd);
+			break;
+		}
+		io_wait_connected(h->io);
+		return;
+	}
+	finish(h, -1, NULL, 0, "sts-policy-fetch-error",
+	    h->lasterr[0] ? h->lasterr : "no address");
+}
+
+static void
+dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
+{
+	int i;
+
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
+		for (i = 0; i < a->nrr && h->naddrs < MAX_ADDRS; i++) {
+			struct sockaddr_storage *ss = &h->addrs[h->naddrs++];
+
+			memset(ss, 0, sizeof(*ss));
+			if (a->rr[i].type == DNS_T_A) {
+				struct sockaddr_in *s4 = (void *)ss;
+
+				s4->sin_family = AF_INET;
+				s4->sin_port = htons(443);
+				s4->sin_addr = a->rr[i].u.a;
+			} else {
+				struct sockaddr_in6 *s6 = (void *)ss;
+
+				s6->sin6_family = AF_INET6;
+				s6->sin6_port = htons(443);
+				s6->sin6_addr = a->rr[i].u.aaaa;
+			}
+		}
+	} else if (!h->lasterr[0])
+		snprintf(h->lasterr, sizeof(h->lasterr), "%s: DNS %s",
+		    h->host, dns_status_name(st));
+	if (--h->pending_dns > 0)
+		return;
+	h->q4 = h->q6 = NULL;
+	try_next(h);
+}
+
+static void
+dns_done4(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct http_req *h = arg;
+
+	h->q4 = NULL;
+	dns_done(h, st, a);
+}
+
+static void
+dns_done6(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct http_req *h = arg;
+
+	h->q6 = NULL;
+	dns_done(h, st, a);
+}
+
+static void
+overall_timeout(void *arg)
+{
+	struct http_req *h = arg;
+
+	finish(h, -1, NULL, 0, "sts-policy-fetch-error", "timeout");
+}
+
+struct http_req *
+http_get(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
+    const char *host, const char *path, uint64_t timeout_ms, size_t maxbody,
+    uint32_t sockmark, http_cb *cb, void *arg)
+{
+	struct http_req *h;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->loop = loop;
+	h->dns = dns;
+	h->ctx = ctx;
+	snprintf(h->host, sizeof(h->host), "%s", host);
+	snprintf(h->path, sizeof(h->path), "%s", path);
+	h->maxbody = maxbody;
+	h->mark = sockmark;
+	h->cb = cb;
+	h->arg = arg;
+	if ((h->timer = ev_timer_new(loop, overall_timeout, h)) == NULL) {
+		free(h);
+		return NULL;
+	}
+	ev_timer_arm(h->timer, timeout_ms ? timeout_ms : 30000);
+	h->pending_dns = 2;
+	h->q4 = dns_query(dns, host, DNS_T_A, dns_done4, h);
+	h->q6 = dns_query(dns, host, DNS_T_AAAA, dns_done6, h);
+	if (h->q4 == NULL || h->q6 == NULL) {
+		req_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void
+http_cancel(struct http_req *h)
+{
+	if (h != NULL)
+		req_free(h);
+}

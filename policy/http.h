@@ -1,0 +1,49 @@
+/*
+ * http.h - the minimal HTTPS client MTA-STS needs (RFC 8461 section 3.3):
+ * one GET over TLS verified against the WebPKI for the host name, no
+ * redirects, status 200 only, Content-Type text/plain, a body with
+ * Content-Length or chunked encoding, bounded, with one overall timeout.
+ */
+#ifndef MXG_HTTP_H
+#define MXG_HTTP_H
+
+#include <stddef.h>
+#include <openssl/ssl.h>
+
+#include "core/ev.h"
+
+#define HTTP_HDR_MAX	(16 * 1024)
+
+enum http_result { HTTP_MORE, HTTP_DONE, HTTP_ERR };
+
+struct http_resp {
+	int		 status;
+	char		*body;		/* HTTP_DONE: malloc'd, NUL-terminated */
+	size_t		 bodylen;
+	char		 err[160];	/* HTTP_ERR */
+};
+
+/*
+ * Parses the response bytes received so far (buf, len; eof = the peer
+ * closed).  HTTP_MORE: send more; HTTP_DONE: body filled; HTTP_ERR: err
+ * says why (status not 200, wrong type, too large, truncated, malformed).
+ * Frees nothing: call http_resp_clear() after HTTP_DONE.
+ */
+enum http_result http_parse_response(const char *buf, size_t len, int eof,
+		    size_t maxbody, struct http_resp *);
+void		 http_resp_clear(struct http_resp *);
+
+struct dns;
+struct http_req;
+/* ok: 0 with body/len, or -1 with err and kind ("sts-webpki-invalid" for
+ * certificate failures, "sts-policy-fetch-error" otherwise). */
+typedef void http_cb(void *arg, int ok, const char *body, size_t len,
+    const char *kind, const char *err);
+
+/* GET https://host/path.  ctx: verify store already loaded. */
+struct http_req *http_get(struct ev_loop *, struct dns *, SSL_CTX *ctx,
+		    const char *host, const char *path, uint64_t timeout_ms,
+		    size_t maxbody, uint32_t sockmark, http_cb *, void *arg);
+void		 http_cancel(struct http_req *);
+
+#endif

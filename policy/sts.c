@@ -1,0 +1,391 @@
+/*
+ * sts.c - MTA-STS parsers and matcher (see sts.h).
+ *
+ * The parsers follow the ABNF of RFC 8461 strictly: anything that does not
+ * match is refused with a reason, never guessed at.  Inputs are bounded
+ * byte ranges that may hold NULs.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <idn2.h>
+
+#include "policy/sts.h"
+
+#define ERR(...) do { snprintf(err, errsz, __VA_ARGS__); return -1; } while (0)
+
+static int
+is_wsp(int c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static int
+is_alnum(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9');
+}
+
+const char *
+sts_mode_name(enum sts_mode m)
+{
+	switch (m) {
+	case STS_MODE_ENFORCE:	return "enforce";
+	case STS_MODE_TESTING:	return "testing";
+	default:		return "none";
+	}
+}
+
+/*
+ * sts-text-record = sts-version 1*(sts-field-delim sts-field)
+ *                   [sts-field-delim]
+ * sts-version     = %s"v=STSv1"
+ * sts-field-delim = *WSP ";" *WSP
+ * sts-id          = %s"id=" 1*32(ALPHA / DIGIT)
+ * sts-extension   = sts-ext-name "=" sts-ext-value
+ * sts-ext-name    = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")
+ * sts-ext-value   = 1*(%x21-3A / %x3C / %x3E-7E)
+ */
+int
+sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1],
+    char *err, size_t errsz)
+{
+	size_t i = 7;
+	int have_id = 0, nfields = 0;
+
+	id[0] = '\0';
+	if (len < 7 || memcmp(txt, "v=STSv1", 7) != 0)
+		return 0;
+	if (len > 7 && txt[7] != ';' && !is_wsp((unsigned char)txt[7]))
+		return 0;		/* v=STSv10 ...: another version */
+	for (;;) {
+		size_t ns, ne, vs, ve;
+
+		/* delimiter */
+		while (i < len && is_wsp((unsigned char)txt[i]))
+			i++;
+		if (i == len)
+			break;
+		if (txt[i] != ';')
+			ERR("expected ';' at offset %zu", i);
+		i++;
+		while (i < len && is_wsp((unsigned char)txt[i]))
+			i++;
+		if (i == len)
+			break;		/* trailing delimiter */
+		/* field */
+		ns = i;
+		if (!is_alnum((unsigned char)txt[i]))
+			ERR("bad field name at offset %zu", i);
+		while (i < len && (is_alnum((unsigned char)txt[i]) ||
+		    txt[i] == '_' || txt[i] == '-' || txt[i] == '.'))
+			i++;
+		ne = i;
+		if (ne - ns > 32)
+			ERR("field name too long");
+		if (i == len || txt[i] != '=')
+			ERR("expected '=' after field name");
+		i++;
+		vs = i;
+		while (i < len && (unsigned char)txt[i] >= 0x21 &&
+		    (unsigned char)txt[i] <= 0x7e && txt[i] != ';' &&
+		    txt[i] != '=')
+			i++;
+		ve = i;
+		if (ve == vs)
+			ERR("empty value");
+		nfields++;
+		if (ne - ns == 2 && memcmp(txt + ns, "id", 2) == 0) {
+			size_t k;
+
+			if (have_id)
+				ERR("repeated id field");
+			if (ve - vs > STS_ID_MAX)
+				ERR("id longer than 32 characters");
+			for (k = vs; k < ve; k++)
+				if (!is_alnum((unsigned char)txt[k]))
+					ERR("id holds a character other than "
+					    "letters and digits");
+			memcpy(id, txt + vs, ve - vs);
+			id[ve - vs] = '\0';
+			have_id = 1;
+		}
+	}
+	if (nfields == 0 || !have_id) {
+		id[0] = '\0';
+		ERR("no id field");
+	}
+	return 1;
+}
+
+int
+sts_txt_select(const char *const *txts, const size_t *lens, int n,
+    char id[STS_ID_MAX + 1], char *err, size_t errsz)
+{
+	int i, found = 0, rc = 0;
+	char tid[STS_ID_MAX + 1], terr[128];
+
+	id[0] = '\0';
+	for (i = 0; i < n; i++) {
+		/* records not starting with "v=STSv1;" are discarded */
+		int r = sts_txt_parse(txts[i], lens[i], tid, terr,
+		    sizeof(terr));
+
+		if (r == 0)
+			continue;
+		if (++found > 1) {
+			id[0] = '\0';
+			ERR("more than one v=STSv1 TXT record");
+		}
+		if (r == -1) {
+			snprintf(err, errsz, "%s", terr);
+			rc = -1;
+		} else {
+			memcpy(id, tid, sizeof(tid));
+			rc = 1;
+		}
+	}
+	if (rc == -1)
+		id[0] = '\0';
+	return rc;
+}
+
+int
+sts_valid_hostname(const char *s)
+{
+	size_t n = strlen(s), lab = 0, i;
+
+	if (n == 0 || n > 253)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (lab == 0 || s[i - 1] == '-')
+				return 0;
+			lab = 0;
+			continue;
+		}
+		if (!is_alnum(c) && c != '-')
+			return 0;
+		if (c == '-' && lab == 0)
+			return 0;
+		if (++lab > 63)
+			return 0;
+	}
+	return lab > 0 && s[n - 1] != '-';
+}
+
+/* Checks an mx value "[*.]Domain"; returns 0 and writes it lower case. */
+static int
+mx_value(const char *v, size_t len, char *out, size_t outsz)
+{
+	size_t i;
+
+	if (len == 0 || len >= outsz)
+		return -1;
+	for (i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)v[i]);
+	out[len] = '\0';
+	if (len > 2 && out[0] == '*' && out[1] == '.')
+		return sts_valid_hostname(out + 2) ? 0 : -1;
+	return sts_valid_hostname(out) ? 0 : -1;
+}
+
+int
+sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
+    char *err, size_t errsz)
+{
+	size_t i = 0;
+	int line = 0, have_ver = 0, have_mode = 0, have_age = 0;
+	int blank_seen = 0;
+
+	memset(p, 0, sizeof(*p));
+	while (i < len) {
+		size_t ls = i, le, ks, ke, vs, ve;
+
+		line++;
+		while (i < len && body[i] != '\n')
+			i++;
+		le = i;
+		if (i < len)
+			i++;		/* the LF */
+		if (le > ls && body[le - 1] == '\r')
+			le--;
+		if (le == ls) {		/* empty line: only at the end */
+			blank_seen = 1;
+			continue;
+		}
+		if (blank_seen)
+			ERR("line %d: field after an empty line", line);
+		/* key */
+		ks = ls;
+		if (!is_alnum((unsigned char)body[ks]))
+			ERR("line %d: bad field name", line);
+		ke = ks;
+		while (ke < le && (is_alnum((unsigned char)body[ke]) ||
+		    body[ke] == '_' || body[ke] == '-' || body[ke] == '.'))
+			ke++;
+		if (ke - ks > 32)
+			ERR("line %d: field name too long", line);
+		if (ke == le || body[ke] != ':')
+			ERR("line %d: expected ':' after field name", line);
+		vs = ke + 1;
+		while (vs < le && is_wsp((unsigned char)body[vs]))
+			vs++;
+		ve = le;
+		while (ve > vs && is_wsp((unsigned char)body[ve - 1]))
+			ve--;
+		for (size_t k = vs; k < ve; k++) {
+			unsigned char c = (unsigned char)body[k];
+
+			if ((c < 0x21 || c > 0x7e) && c != ' ' && c != '\t')
+				ERR("line %d: control or non-ASCII byte",
+				    line);
+		}
+		if (ve == vs)
+			ERR("line %d: empty value", line);
+#define KEY(s) (ke - ks == sizeof(s) - 1 && memcmp(body + ks, s, ke - ks) == 0)
+#define VAL(s) (ve - vs == sizeof(s) - 1 && memcmp(body + vs, s, ve - vs) == 0)
+		if (KEY("version")) {
+			if (have_ver++)
+				ERR("line %d: repeated version", line);
+			if (!VAL("STSv1"))
+				ERR("line %d: version is not STSv1", line);
+		} else if (KEY("mode")) {
+			if (have_mode++)
+				ERR("line %d: repeated mode", line);
+			if (VAL("enforce"))
+				p->mode = STS_MODE_ENFORCE;
+			else if (VAL("testing"))
+				p->mode = STS_MODE_TESTING;
+			else if (VAL("none"))
+				p->mode = STS_MODE_NONE;
+			else
+				ERR("line %d: unknown mode", line);
+		} else if (KEY("max_age")) {
+			unsigned long long v = 0;
+
+			if (have_age++)
+				ERR("line %d: repeated max_age", line);
+			if (ve - vs > 10)
+				ERR("line %d: max_age has more than 10 digits",
+				    line);
+			for (size_t k = vs; k < ve; k++) {
+				if (body[k] < '0' || body[k] > '9')
+					ERR("line %d: max_age is not a number",
+					    line);
+				v = v * 10 + (unsigned)(body[k] - '0');
+			}
+			if (v > STS_MAX_AGE)
+				ERR("line %d: max_age above %u", line,
+				    STS_MAX_AGE);
+			p->max_age = (uint32_t)v;
+		} else if (KEY("mx")) {
+			if (p->nmx >= STS_MAX_MX)
+				ERR("line %d: more than %d mx patterns", line,
+				    STS_MAX_MX);
+			if (mx_value(body + vs, ve - vs, p->mx[p->nmx],
+			    sizeof(p->mx[0])) == -1)
+				ERR("line %d: bad mx pattern", line);
+			p->nmx++;
+		}
+		/* other keys: extensions, ignored */
+#undef KEY
+#undef VAL
+	}
+	if (!have_ver)
+		ERR("no version field");
+	if (!have_mode)
+		ERR("no mode field");
+	if (!have_age)
+		ERR("no max_age field");
+	if (p->mode != STS_MODE_NONE && p->nmx == 0)
+		ERR("mode %s without any mx field", sts_mode_name(p->mode));
+	return 0;
+}
+
+int
+sts_mx_match(const char *pattern, const char *host)
+{
+	size_t hl = strlen(host), pl;
+	const char *dot;
+
+	if (hl > 0 && host[hl - 1] == '.')
+		hl--;
+	if (hl == 0)
+		return 0;
+	if (pattern[0] == '*' && pattern[1] == '.') {
+		/* exactly one label in place of the '*' */
+		pattern += 2;
+		pl = strlen(pattern);
+		if ((dot = memchr(host, '.', hl)) == NULL || dot == host)
+			return 0;
+		dot++;
+		hl -= (size_t)(dot - host);
+		return hl == pl && strncasecmp(dot, pattern, pl) == 0;
+	}
+	pl = strlen(pattern);
+	return hl == pl && strncasecmp(host, pattern, pl) == 0;
+}
+
+int
+sts_policy_match(const struct sts_policy *p, const char *host)
+{
+	int i;
+
+	for (i = 0; i < p->nmx; i++)
+		if (sts_mx_match(p->mx[i], host))
+			return 1;
+	return 0;
+}
+
+int
+sts_domain_norm(const char *in, char *out, size_t outsz, char *err,
+    size_t errsz)
+{
+	size_t n = strlen(in), i;
+	char buf[1024];
+	int ascii = 1;
+
+	if (n > 0 && in[n - 1] == '.')
+		n--;
+	if (n == 0)
+		ERR("empty domain");
+	if (n >= sizeof(buf))
+		ERR("domain too long");
+	memcpy(buf, in, n);
+	buf[n] = '\0';
+	if (buf[0] == '[')
+		ERR("address literal %s has no MX policy", buf);
+	for (i = 0; i < n; i++)
+		if ((unsigned char)buf[i] >= 0x80)
+			ascii = 0;
+	if (!ascii) {
+		char *alabel = NULL;
+		int rc = idn2_to_ascii_8z(buf, &alabel,
+		    IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+
+		if (rc != IDN2_OK)
+			ERR("internationalised domain not convertible to "
+			    "A-labels: %s", idn2_strerror(rc));
+		if (strlen(alabel) >= sizeof(buf)) {
+			idn2_free(alabel);
+			ERR("domain too long");
+		}
+		snprintf(buf, sizeof(buf), "%s", alabel);
+		idn2_free(alabel);
+		n = strlen(buf);
+	}
+	for (i = 0; i < n; i++)
+		buf[i] = (char)tolower((unsigned char)buf[i]);
+	if (!sts_valid_hostname(buf))
+		ERR("not a valid domain name");
+	if (n >= outsz)
+		ERR("domain too long");
+	memcpy(out, buf, n + 1);
+	return 0;
+}

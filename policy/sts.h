@@ -1,0 +1,59 @@
+/*
+ * sts.h - MTA-STS (RFC 8461) parsers and matcher: the _mta-sts TXT record
+ * (section 3.1), the policy file (section 3.2), MX pattern matching
+ * (section 4.1), and recipient-domain normalisation.  Pure functions, no
+ * I/O: unit-tested and fuzzed.
+ */
+#ifndef MXG_STS_H
+#define MXG_STS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STS_MAX_AGE	31557600u
+#define STS_MAX_MX	64
+#define STS_ID_MAX	32
+
+enum sts_mode { STS_MODE_NONE, STS_MODE_TESTING, STS_MODE_ENFORCE };
+
+struct sts_policy {
+	enum sts_mode	 mode;
+	uint32_t	 max_age;
+	int		 nmx;
+	char		 mx[STS_MAX_MX][256];	/* lower case; "*.x" or "x" */
+};
+
+/*
+ * One TXT record: 1 = a valid STSv1 record (id filled), 0 = not an STSv1
+ * record (does not start with "v=STSv1"), -1 = an STSv1 record that is
+ * malformed (err says why).
+ */
+int	sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1],
+	    char *err, size_t errsz);
+/*
+ * All TXT records of _mta-sts.D: 1 = exactly one STSv1 record, valid (id
+ * filled); 0 = none; -1 = several, or the one is malformed (err).
+ */
+int	sts_txt_select(const char *const *txts, const size_t *lens, int n,
+	    char id[STS_ID_MAX + 1], char *err, size_t errsz);
+
+/* The policy file: 0 = valid, -1 = malformed (err says why). */
+int	sts_policy_parse(const char *body, size_t len, struct sts_policy *,
+	    char *err, size_t errsz);
+const char *sts_mode_name(enum sts_mode);
+
+/* 1 if host (any case, trailing dot allowed) matches pattern. */
+int	sts_mx_match(const char *pattern, const char *host);
+/* 1 if any pattern of the policy matches host. */
+int	sts_policy_match(const struct sts_policy *, const char *host);
+
+/*
+ * Recipient domain as an MTA gave it: lower case, no trailing dot,
+ * U-labels converted to A-labels (IDNA2008, libidn2).  0 or -1 with err.
+ */
+int	sts_domain_norm(const char *in, char *out, size_t outsz, char *err,
+	    size_t errsz);
+/* Is s a syntactically valid host name (LDH labels, dots, <= 253)? */
+int	sts_valid_hostname(const char *s);
+
+#endif

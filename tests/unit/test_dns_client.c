@@ -1,0 +1,500 @@
+/*
+ * test_dns_client.c - the DNS layer: the bounded response parser on
+ * hand-built messages, and the c-ares client on the event loop against a
+ * fake UDP server in the same process (AD bit in queries and answers,
+ * classification, shared concurrent queries, TTL cache, CNAME chains,
+ * timeouts).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "policy/dns.h"
+
+/* ---- message builder ---- */
+
+struct msg {
+	unsigned char	 b[2048];
+	int		 n;
+	int		 ancount_off;
+};
+
+static void
+put16(struct msg *m, unsigned v)
+{
+	m->b[m->n++] = (unsigned char)(v >> 8);
+	m->b[m->n++] = (unsigned char)v;
+}
+
+static void
+put32(struct msg *m, uint32_t v)
+{
+	put16(m, v >> 16);
+	put16(m, v & 0xffff);
+}
+
+static void
+putname(struct msg *m, const char *name)
+{
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		size_t l = dot ? (size_t)(dot - name) : strlen(name);
+
+		m->b[m->n++] = (unsigned char)l;
+		memcpy(m->b + m->n, name, l);
+		m->n += (int)l;
+		name += l;
+		if (*name == '.')
+			name++;
+	}
+	m->b[m->n++] = 0;
+}
+
+static void
+begin(struct msg *m, unsigned id, int ad, int rcode, const char *qname,
+    int qtype, int an, int ns)
+{
+	m->n = 0;
+	put16(m, id);
+	m->b[m->n++] = 0x81;			/* QR RD */
+	m->b[m->n++] = (unsigned char)(0x80 | (ad ? 0x20 : 0) | rcode);
+	put16(m, 1);
+	put16(m, (unsigned)an);
+	put16(m, (unsigned)ns);
+	put16(m, 0);
+	putname(m, qname);
+	put16(m, (unsigned)qtype);
+	put16(m, 1);
+}
+
+static void
+rr_hdr(struct msg *m, const char *owner, int type, uint32_t ttl, int rdlen)
+{
+	putname(m, owner);
+	put16(m, (unsigned)type);
+	put16(m, 1);
+	put32(m, ttl);
+	put16(m, (unsigned)rdlen);
+}
+
+static void
+rr_a(struct msg *m, const char *owner, const char *ip, uint32_t ttl)
+{
+	rr_hdr(m, owner, DNS_T_A, ttl, 4);
+	inet_pton(AF_INET, ip, m->b + m->n);
+	m->n += 4;
+}
+
+static void
+rr_name(struct msg *m, const char *owner, int type, int pref,
+    const char *target, uint32_t ttl)
+{
+	struct msg t = { .n = 0 };
+
+	if (pref >= 0)
+		put16(&t, (unsigned)pref);
+	putname(&t, target);
+	rr_hdr(m, owner, type, ttl, t.n);
+	memcpy(m->b + m->n, t.b, (size_t)t.n);
+	m->n += t.n;
+}
+
+static void
+rr_txt(struct msg *m, const char *owner, const char *s1, const char *s2)
+{
+	int l1 = (int)strlen(s1), l2 = s2 ? (int)strlen(s2) : -1;
+
+	rr_hdr(m, owner, DNS_T_TXT, 300, 1 + l1 + (s2 ? 1 + l2 : 0));
+	m->b[m->n++] = (unsigned char)l1;
+	memcpy(m->b + m->n, s1, (size_t)l1);
+	m->n += l1;
+	if (s2) {
+		m->b[m->n++] = (unsigned char)l2;
+		memcpy(m->b + m->n, s2, (size_t)l2);
+		m->n += l2;
+	}
+}
+
+/* ---- parser tests ---- */
+
+static void
+test_parse_mx_secure(void **state)
+{
+	struct msg m;
+	struct dns_answer *a;
+
+	begin(&m, 1, 1, 0, "example.com", DNS_T_MX, 2, 0);
+	rr_name(&m, "example.com", DNS_T_MX, 10, "MX1.example.com", 600);
+	rr_name(&m, "example.com", DNS_T_MX, 20, "mx2.example.com", 300);
+	a = dns_parse(m.b, m.n, "Example.COM.", DNS_T_MX);
+	assert_non_null(a);
+	assert_int_equal(a->status, DNS_SECURE);
+	assert_int_equal(a->nrr, 2);
+	assert_int_equal(a->rr[0].u.mx.pref, 10);
+	assert_string_equal(a->rr[0].u.mx.host, "mx1.example.com");
+	assert_string_equal(a->rr[1].u.mx.host, "mx2.example.com");
+	assert_int_equal(a->ttl, 300);
+	dns_answer_unref(a);
+}
+
+static void
+test_parse_classes(void **state)
+{
+	struct msg m;
+	struct dns_answer *a;
+
+	begin(&m, 1, 0, 3, "nx.example", DNS_T_A, 0, 0);
+	a = dns_parse(m.b, m.n, "nx.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_NXDOMAIN);
+	dns_answer_unref(a);
+	begin(&m, 1, 0, 0, "nodata.example", DNS_T_A, 0, 0);
+	a = dns_parse(m.b, m.n, "nodata.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_NODATA);
+	assert_int_equal(a->cname_open, 0);
+	dns_answer_unref(a);
+	begin(&m, 1, 0, 2, "sf.example", DNS_T_A, 0, 0);
+	a = dns_parse(m.b, m.n, "sf.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_SERVFAIL);
+	dns_answer_unref(a);
+	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0);
+	rr_a(&m, "a.example", "192.0.2.1", 60);
+	a = dns_parse(m.b, m.n, "a.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_INSECURE);
+	assert_int_equal(a->nrr, 1);
+	assert_int_equal(a->rr[0].u.a.s_addr, inet_addr("192.0.2.1"));
+	dns_answer_unref(a);
+	/* records for another owner do not count */
+	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0);
+	rr_a(&m, "evil.example", "192.0.2.66", 60);
+	a = dns_parse(m.b, m.n, "a.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_NODATA);
+	dns_answer_unref(a);
+}
+
+static void
+test_parse_cname_txt(void **state)
+{
+	struct msg m;
+	struct dns_answer *a;
+
+	begin(&m, 1, 0, 0, "_mta-sts.example", DNS_T_TXT, 2, 0);
+	rr_name(&m, "_mta-sts.example", DNS_T_CNAME, -1, "sts.other.example",
+	    100);
+	rr_txt(&m, "sts.other.example", "v=STSv1; ", "id=42");
+	a = dns_parse(m.b, m.n, "_mta-sts.example", DNS_T_TXT);
+	assert_int_equal(a->status, DNS_INSECURE);
+	assert_string_equal(a->name, "sts.other.example");
+	assert_int_equal(a->nrr, 1);
+	assert_string_equal(a->rr[0].u.txt.text, "v=STSv1; id=42");
+	assert_int_equal(a->ttl, 100);
+	dns_answer_unref(a);
+	/* chain that stops at a name without data here */
+	begin(&m, 1, 0, 0, "x.example", DNS_T_A, 1, 0);
+	rr_name(&m, "x.example", DNS_T_CNAME, -1, "y.example", 100);
+	a = dns_parse(m.b, m.n, "x.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_NODATA);
+	assert_int_equal(a->cname_open, 1);
+	assert_string_equal(a->name, "y.example");
+	dns_answer_unref(a);
+}
+
+static void
+test_parse_malformed(void **state)
+{
+	struct msg m;
+	struct dns_answer *a;
+	unsigned char loop[] = { 0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0,
+	    0xc0, 12, 0, 1, 0, 1 };
+
+	/* truncated */
+	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0);
+	rr_a(&m, "a.example", "192.0.2.1", 60);
+	a = dns_parse(m.b, m.n - 2, "a.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+	/* compression loop */
+	a = dns_parse(loop, sizeof(loop), "a.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+	/* short A rdata */
+	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0);
+	rr_hdr(&m, "a.example", DNS_T_A, 60, 3);
+	m.n += 3;
+	a = dns_parse(m.b, m.n, "a.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+	a = dns_parse(m.b, 5, "a.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+}
+
+static void
+test_parse_tlsa(void **state)
+{
+	struct msg m;
+	struct dns_answer *a;
+
+	begin(&m, 1, 1, 0, "_25._tcp.mx.example", DNS_T_TLSA, 1, 0);
+	rr_hdr(&m, "_25._tcp.mx.example", DNS_T_TLSA, 60, 5);
+	m.b[m.n++] = 3;
+	m.b[m.n++] = 1;
+	m.b[m.n++] = 1;
+	m.b[m.n++] = 0xab;
+	m.b[m.n++] = 0xcd;
+	a = dns_parse(m.b, m.n, "_25._tcp.mx.example", DNS_T_TLSA);
+	assert_int_equal(a->status, DNS_SECURE);
+	assert_int_equal(a->rr[0].u.tlsa.usage, 3);
+	assert_int_equal(a->rr[0].u.tlsa.len, 2);
+	assert_int_equal(a->rr[0].u.tlsa.data[1], 0xcd);
+	dns_answer_unref(a);
+}
+
+/* ---- client against a fake server ---- */
+
+struct fake {
+	int		 fd;
+	int		 port;
+	int		 queries;
+	int		 ad_seen;
+	int		 silent;	/* do not answer */
+};
+
+static struct fake fk;
+static struct ev_loop *loop;
+
+static void
+fake_read(int fd, int events, void *arg)
+{
+	unsigned char q[1500];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
+	    &fl);
+	char name[256];
+	int off = 12, o = 0, qtype;
+	struct msg m;
+	unsigned id;
+
+	if (n < 17)
+		return;
+	fk.queries++;
+	if (q[3] & 0x20)
+		fk.ad_seen++;
+	while (off < n && q[off] != 0) {
+		int l = q[off];
+
+		if (o)
+			name[o++] = '.';
+		memcpy(name + o, q + off + 1, (size_t)l);
+		o += l;
+		off += l + 1;
+	}
+	name[o] = '\0';
+	qtype = q[off + 1] << 8 | q[off + 2];
+	id = (unsigned)(q[0] << 8 | q[1]);
+	if (fk.silent)
+		return;
+	if (strcmp(name, "secure.example") == 0) {
+		begin(&m, id, 1, 0, name, qtype, 1, 0);
+		rr_a(&m, name, "192.0.2.10", 300);
+	} else if (strcmp(name, "insecure.example") == 0) {
+		begin(&m, id, 0, 0, name, qtype, 1, 0);
+		rr_a(&m, name, "192.0.2.11", 300);
+	} else if (strcmp(name, "alias.example") == 0) {
+		/* CNAME only; the target must be asked separately */
+		begin(&m, id, 1, 0, name, qtype, 1, 0);
+		rr_name(&m, name, DNS_T_CNAME, -1, "insecure.example", 300);
+	} else if (strcmp(name, "servfail.example") == 0) {
+		begin(&m, id, 0, 2, name, qtype, 0, 0);
+	} else {
+		begin(&m, id, 0, 3, name, qtype, 0, 0);
+	}
+	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
+}
+
+static int
+client_setup(void **state)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+
+	memset(&fk, 0, sizeof(fk));
+	loop = ev_loop_new();
+	fk.fd = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fk.fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		return -1;
+	getsockname(fk.fd, (struct sockaddr *)&sin, &sl);
+	fk.port = ntohs(sin.sin_port);
+	ev_fd_set(loop, fk.fd, EV_READ, fake_read, NULL);
+	return 0;
+}
+
+static int
+client_teardown(void **state)
+{
+	ev_fd_del(loop, fk.fd);
+	close(fk.fd);
+	ev_loop_free(loop);
+	return 0;
+}
+
+struct res {
+	int		 done;
+	enum dns_status	 st;
+	int		 nrr;
+	int		 expect;
+	int		*counter;
+};
+
+static int outstanding;
+
+static void
+got(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct res *r = arg;
+
+	r->done++;
+	r->st = st;
+	r->nrr = a ? a->nrr : -1;
+	if (--outstanding == 0)
+		ev_loop_stop(loop);
+}
+
+static struct dns *
+mkdns(uint64_t timeout)
+{
+	char err[256], srv[64];
+	struct config *cfg = config_load(NULL, err, sizeof(err));
+	struct dns *d;
+
+	assert_non_null(cfg);
+	snprintf(srv, sizeof(srv), "127.0.0.1:%d", fk.port);
+	free(cfg->dns_servers.v);
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup(srv);
+	cfg->dns_servers.n = 1;
+	cfg->dns_timeout = timeout;
+	d = dns_new(loop, cfg, err, sizeof(err));
+	if (d == NULL)
+		fail_msg("dns_new: %s", err);
+	config_free(cfg);
+	return d;
+}
+
+static void
+run(void)
+{
+	struct ev_timer *guard = ev_timer_new(loop,
+	    (ev_timer_cb *)ev_loop_stop, loop);
+
+	ev_timer_arm(guard, 10000);
+	ev_loop_run(loop);
+	ev_timer_free(guard);
+}
+
+static void
+test_client_classify_share_cache(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res r1 = { 0 }, r2 = { 0 }, r3 = { 0 }, r4 = { 0 }, r5 = { 0 };
+
+	outstanding = 5;
+	assert_non_null(dns_query(d, "secure.example", DNS_T_A, got, &r1));
+	assert_non_null(dns_query(d, "SECURE.example.", DNS_T_A, got, &r2));
+	assert_non_null(dns_query(d, "insecure.example", DNS_T_A, got, &r3));
+	assert_non_null(dns_query(d, "nx.example", DNS_T_A, got, &r4));
+	assert_non_null(dns_query(d, "servfail.example", DNS_T_A, got, &r5));
+	assert_int_equal(r1.done, 0);		/* never synchronous */
+	run();
+	assert_int_equal(r1.done, 1);
+	assert_int_equal(r1.st, DNS_SECURE);
+	assert_int_equal(r2.st, DNS_SECURE);
+	assert_int_equal(r1.nrr, 1);
+	assert_int_equal(r3.st, DNS_INSECURE);
+	assert_int_equal(r4.st, DNS_NXDOMAIN);
+	assert_int_equal(r5.st, DNS_SERVFAIL);
+	assert_true(fk.ad_seen == fk.queries);
+	/* secure.example was asked once for two lookups */
+	{
+		int before = fk.queries;
+		struct res r6 = { 0 };
+
+		outstanding = 1;
+		dns_query(d, "secure.example", DNS_T_A, got, &r6);
+		run();
+		assert_int_equal(r6.st, DNS_SECURE);
+		assert_int_equal(fk.queries, before);	/* from the cache */
+	}
+	dns_free(d);
+}
+
+static void
+test_client_cname_chase(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res r = { 0 };
+
+	outstanding = 1;
+	dns_query(d, "alias.example", DNS_T_A, got, &r);
+	run();
+	/* alias answered with AD, target without: insecure overall */
+	assert_int_equal(r.st, DNS_INSECURE);
+	assert_int_equal(r.nrr, 1);
+	dns_free(d);
+}
+
+static void
+test_client_timeout_cancel(void **state)
+{
+	struct dns *d = mkdns(900);
+	struct res r = { 0 }, rc = { 0 };
+	struct dns_req *q;
+
+	fk.silent = 1;
+	outstanding = 1;
+	dns_query(d, "slow.example", DNS_T_A, got, &r);
+	q = dns_query(d, "slow.example", DNS_T_A, got, &rc);
+	dns_cancel(q);
+	run();
+	assert_int_equal(r.done, 1);
+	assert_int_equal(r.st, DNS_TIMEOUT);
+	assert_int_equal(rc.done, 0);
+	dns_free(d);
+}
+
+int
+main(void)
+{
+	if (getenv("TEST_DEBUG"))
+		log_init("test", 0, LOG_LVL_DEBUG);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_mx_secure),
+		cmocka_unit_test(test_parse_classes),
+		cmocka_unit_test(test_parse_cname_txt),
+		cmocka_unit_test(test_parse_malformed),
+		cmocka_unit_test(test_parse_tlsa),
+		cmocka_unit_test_setup_teardown(test_client_classify_share_cache,
+		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(test_client_cname_chase,
+		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(test_client_timeout_cancel,
+		    client_setup, client_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

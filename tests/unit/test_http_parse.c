@@ -1,0 +1,227 @@
+/*
+ * test_http_parse.c - the MTA-STS HTTP response parser: Content-Length,
+ * chunked, too large, redirects, wrong content type, truncation, byte by
+ * byte arrival.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "policy/http.h"
+
+#define MAXB (64 * 1024)
+
+static enum http_result
+parse(const char *s, int eof, struct http_resp *r)
+{
+	return http_parse_response(s, strlen(s), eof, MAXB, r);
+}
+
+static void
+expect_body(const char *resp, const char *body)
+{
+	struct http_resp r;
+
+	assert_int_equal(parse(resp, 0, &r), HTTP_DONE);
+	assert_int_equal(r.bodylen, strlen(body));
+	assert_memory_equal(r.body, body, r.bodylen);
+	http_resp_clear(&r);
+}
+
+static void
+expect_err(const char *resp, int eof, const char *needle)
+{
+	struct http_resp r;
+
+	assert_int_equal(parse(resp, eof, &r), HTTP_ERR);
+	if (strstr(r.err, needle) == NULL)
+		fail_msg("error \"%s\" lacks \"%s\"", r.err, needle);
+}
+
+static void
+test_content_length(void **state)
+{
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 5\r\n\r\nhello", "hello");
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
+	    "charset=utf-8\r\nContent-Length: 5\r\n\r\nhelloEXTRA", "hello");
+	expect_body("HTTP/1.0 200 OK\nContent-type: TEXT/PLAIN\n"
+	    "content-length:  0 \n\n", "");
+	expect_body("HTTP/1.1 200\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc", "abc");
+}
+
+static void
+test_chunked(void **state)
+{
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n"
+	    "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\n\r\n", "hello, world");
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: Chunked\r\n\r\n"
+	    "A\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n", "0123456789");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 0,
+	    "chunk size");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 0,
+	    "CRLF");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: gzip\r\n\r\n", 0, "Transfer-Encoding");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 0,
+	    "both");
+}
+
+static void
+test_too_large(void **state)
+{
+	struct http_resp r;
+	char big[256];
+	char *chunked;
+	size_t i, o = 0;
+
+	snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: %d\r\n\r\n", MAXB + 1);
+	expect_err(big, 0, "limit");
+	snprintf(big, sizeof(big), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: %d\r\n\r\n", MAXB);
+	assert_int_equal(parse(big, 0, &r), HTTP_MORE);
+	/* chunked, 17 chunks of 4 KiB: over 64 KiB */
+	chunked = malloc(100000);
+	assert_non_null(chunked);
+	o += (size_t)sprintf(chunked, "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nTransfer-Encoding: chunked\r\n\r\n");
+	for (i = 0; i < 17; i++) {
+		o += (size_t)sprintf(chunked + o, "1000\r\n");
+		memset(chunked + o, 'a', 4096);
+		o += 4096;
+		o += (size_t)sprintf(chunked + o, "\r\n");
+	}
+	o += (size_t)sprintf(chunked + o, "0\r\n\r\n");
+	assert_int_equal(http_parse_response(chunked, o, 0, MAXB, &r),
+	    HTTP_ERR);
+	assert_non_null(strstr(r.err, "limit"));
+	/* the limit counts body bytes only: 17 x 4 KiB fits a 68 KiB cap */
+	assert_int_equal(http_parse_response(chunked, o, 0, 16 * 4096, &r),
+	    HTTP_ERR);
+	assert_int_equal(http_parse_response(chunked, o, 0, 17 * 4096, &r),
+	    HTTP_DONE);
+	assert_int_equal(r.bodylen, 17 * 4096);
+	http_resp_clear(&r);
+	free(chunked);
+	/* endless headers */
+	chunked = malloc(HTTP_HDR_MAX + 100);
+	o = (size_t)sprintf(chunked, "HTTP/1.1 200 OK\r\n");
+	while (o < HTTP_HDR_MAX + 50)
+		o += (size_t)sprintf(chunked + o, "X: y\r\n");
+	assert_int_equal(http_parse_response(chunked, o, 0, MAXB, &r),
+	    HTTP_ERR);
+	free(chunked);
+}
+
+static void
+test_status(void **state)
+{
+	expect_err("HTTP/1.1 301 Moved Permanently\r\nLocation: https://x/\r\n"
+	    "Content-Length: 0\r\n\r\n", 0, "redirect");
+	expect_err("HTTP/1.1 302 Found\r\n\r\n", 0, "redirect");
+	expect_err("HTTP/1.1 404 Not Found\r\n\r\n", 0, "404");
+	expect_err("HTTP/1.1 204 No Content\r\n\r\n", 0, "204");
+	expect_err("HTTP/2 200\r\n\r\n", 0, "status line");
+	expect_err("HTTP/1.1 20 OK\r\n\r\n", 0, "status line");
+	expect_err("ICY 200 OK\r\n\r\n", 0, "status line");
+	expect_err("HTTP/1.1 200OK\r\n\r\n", 0, "status line");
+}
+
+static void
+test_content_type(void **state)
+{
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+	    "Content-Length: 1\r\n\r\nx", 0, "text/plain");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plainx\r\n"
+	    "Content-Length: 1\r\n\r\nx", 0, "text/plain");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", 0,
+	    "Content-Type");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 1\r\n\r\nx", 0,
+	    "repeated");
+}
+
+static void
+test_framing(void **state)
+{
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc", 1,
+	    "neither");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 1x\r\n\r\nabc", 0, "Content-Length");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 1\r\nContent-Length: 2\r\n\r\nabc", 0,
+	    "conflicting");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    " folded\r\nContent-Length: 1\r\n\r\nx", 0, "folding");
+	expect_err("HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", 0,
+	    "malformed header");
+}
+
+static void
+test_truncated(void **state)
+{
+	struct http_resp r;
+
+	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Type: text/plain"
+	    "\r\nContent-Length: 10\r\n\r\nabc", 0, &r), HTTP_MORE);
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 10\r\n\r\nabc", 1, "truncated");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n5\r\nhel", 1, "truncated");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", 1,
+	    "truncated");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Ty", 1, "truncated");
+	expect_err("", 1, "truncated");
+	assert_int_equal(parse("", 0, &r), HTTP_MORE);
+	assert_int_equal(parse("HTTP/1.1 200 OK\r\nContent-Type: text/plain"
+	    "\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n", 0,
+	    &r), HTTP_MORE);
+}
+
+/* The whole response arriving one byte at a time: MORE until the end. */
+static void
+test_bytewise(void **state)
+{
+	const char *resp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n"
+	    "0\r\n\r\n";
+	size_t n = strlen(resp), i;
+	struct http_resp r;
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(http_parse_response(resp, i, 0, MAXB, &r),
+		    HTTP_MORE);
+	assert_int_equal(http_parse_response(resp, n, 0, MAXB, &r), HTTP_DONE);
+	assert_string_equal(r.body, "abcde");
+	http_resp_clear(&r);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_content_length),
+		cmocka_unit_test(test_chunked),
+		cmocka_unit_test(test_too_large),
+		cmocka_unit_test(test_status),
+		cmocka_unit_test(test_content_type),
+		cmocka_unit_test(test_framing),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_bytewise),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

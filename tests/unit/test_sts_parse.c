@@ -1,0 +1,355 @@
+/*
+ * test_sts_parse.c - MTA-STS TXT record parser, policy parser (a table of
+ * good and bad policies), MX pattern matcher, domain normalisation.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "policy/sts.h"
+
+struct txt_case {
+	const char	*txt;
+	int		 want;		/* 1 valid, 0 not STS, -1 malformed */
+	const char	*id;
+};
+
+static const struct txt_case txt_cases[] = {
+	{ "v=STSv1; id=20160831085700Z;", 1, "20160831085700Z" },
+	{ "v=STSv1; id=20160831085700Z", 1, "20160831085700Z" },
+	{ "v=STSv1;id=abc", 1, "abc" },
+	{ "v=STSv1 ; id=abc ;", 1, "abc" },
+	{ "v=STSv1;\tid=abc;\t", 1, "abc" },
+	{ "v=STSv1; id=abc; ext=foo", 1, "abc" },
+	{ "v=STSv1; ext_1.x-y=v; id=Z9", 1, "Z9" },
+	{ "v=STSv1; id=12345678901234567890123456789012", 1,
+	    "12345678901234567890123456789012" },
+	{ "v=STSv1; id=123456789012345678901234567890123", -1, NULL },
+	{ "v=STSv1; id=abc-def", -1, NULL },
+	{ "v=STSv1; id=", -1, NULL },
+	{ "v=STSv1;", -1, NULL },
+	{ "v=STSv1", -1, NULL },
+	{ "v=STSv1; id=a; id=b", -1, NULL },
+	{ "v=STSv1; ID=abc", -1, NULL },
+	{ "v=STSv1 id=abc", -1, NULL },
+	{ "v=STSv1; id=a b", -1, NULL },
+	{ "v=STSv1; =x; id=a", -1, NULL },
+	{ "v=STSv10; id=abc", 0, NULL },
+	{ "v=spf1 -all", 0, NULL },
+	{ "V=STSv1; id=abc", 0, NULL },
+	{ " v=STSv1; id=abc", 0, NULL },
+	{ "", 0, NULL },
+};
+
+static void
+test_txt_table(void **state)
+{
+	size_t i;
+	char id[STS_ID_MAX + 1], err[128];
+
+	for (i = 0; i < sizeof(txt_cases) / sizeof(txt_cases[0]); i++) {
+		const struct txt_case *c = &txt_cases[i];
+		int r = sts_txt_parse(c->txt, strlen(c->txt), id, err,
+		    sizeof(err));
+
+		if (r != c->want)
+			fail_msg("TXT \"%s\": got %d want %d (%s)", c->txt, r,
+			    c->want, err);
+		if (c->id != NULL)
+			assert_string_equal(id, c->id);
+	}
+}
+
+static void
+test_txt_nul(void **state)
+{
+	char id[STS_ID_MAX + 1], err[128];
+	const char t[] = "v=STSv1; id=ab\0c";
+
+	assert_int_equal(sts_txt_parse(t, sizeof(t) - 1, id, err,
+	    sizeof(err)), -1);
+}
+
+static void
+test_txt_select(void **state)
+{
+	char id[STS_ID_MAX + 1], err[128];
+	const char *one[] = { "v=spf1 -all", "v=STSv1; id=x1" };
+	const char *two[] = { "v=STSv1; id=x1", "v=STSv1; id=x2" };
+	const char *bad[] = { "v=STSv1; id=x-1", "foo" };
+	const char *none[] = { "foo", "bar" };
+	size_t l1[] = { 11, 14 }, l2[] = { 14, 14 }, lb[] = { 15, 3 },
+	    ln[] = { 3, 3 };
+
+	assert_int_equal(sts_txt_select(one, l1, 2, id, err, sizeof(err)), 1);
+	assert_string_equal(id, "x1");
+	assert_int_equal(sts_txt_select(two, l2, 2, id, err, sizeof(err)), -1);
+	assert_string_equal(id, "");
+	assert_int_equal(sts_txt_select(bad, lb, 2, id, err, sizeof(err)), -1);
+	assert_int_equal(sts_txt_select(none, ln, 2, id, err, sizeof(err)), 0);
+	assert_int_equal(sts_txt_select(NULL, NULL, 0, id, err, sizeof(err)),
+	    0);
+}
+
+struct pol_case {
+	const char	*body;
+	int		 ok;
+	int		 mode;
+	unsigned	 max_age;
+	int		 nmx;
+};
+
+#define E STS_MODE_ENFORCE
+#define T STS_MODE_TESTING
+#define N STS_MODE_NONE
+
+static const struct pol_case pol_cases[] = {
+	/* RFC 8461 section 3.2 example */
+	{ "version: STSv1\nmode: enforce\nmx: mail.example.com\n"
+	  "mx: *.example.net\nmx: backupmx.example.com\nmax_age: 604800\n",
+	  1, E, 604800, 3 },
+	/* same with CRLF */
+	{ "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\n"
+	  "mx: *.example.net\r\nmx: backupmx.example.com\r\n"
+	  "max_age: 604800\r\n", 1, E, 604800, 3 },
+	/* no final line end */
+	{ "version: STSv1\nmode: testing\nmx: mx.example.com\nmax_age: 86400",
+	  1, T, 86400, 1 },
+	/* mixed LF and CRLF */
+	{ "version: STSv1\r\nmode: testing\nmx: mx.example.com\r\n"
+	  "max_age: 86400\n", 1, T, 86400, 1 },
+	/* none without mx */
+	{ "version: STSv1\nmode: none\nmax_age: 86400\n", 1, N, 86400, 0 },
+	/* none with mx */
+	{ "version: STSv1\nmode: none\nmx: a.example\nmax_age: 1\n", 1, N, 1, 1 },
+	/* order does not matter */
+	{ "max_age: 100\nmx: a.example\nmode: enforce\nversion: STSv1\n",
+	  1, E, 100, 1 },
+	/* whitespace after ':' and at the end of values */
+	{ "version:STSv1\nmode:\tenforce \nmx:   a.example\t\nmax_age: 5  \n",
+	  1, E, 5, 1 },
+	/* unknown keys ignored, even repeated */
+	{ "version: STSv1\nmode: enforce\nfoo: bar baz\nfoo: x\n"
+	  "mx: a.example\nmax_age: 5\n", 1, E, 5, 1 },
+	/* max_age bounds */
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 0\n",
+	  1, E, 0, 1 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557600\n",
+	  1, E, 31557600, 1 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 0031557600\n",
+	  1, E, 31557600, 1 },
+	/* trailing empty lines */
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n\n\n",
+	  1, E, 5, 1 },
+	/* upper-case mx pattern is lowered */
+	{ "version: STSv1\nmode: enforce\nmx: MX.Example.COM\nmax_age: 5\n",
+	  1, E, 5, 1 },
+
+	/* ---- bad ---- */
+	{ "", 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmax_age: 86400\n", 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: testing\nmax_age: 86400\n", 0, 0, 0, 0 },
+	{ "mode: enforce\nmx: a.example\nmax_age: 5\n", 0, 0, 0, 0 },
+	{ "version: STSv1\nmx: a.example\nmax_age: 5\n", 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\n", 0, 0, 0, 0 },
+	{ "version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: stsv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: Enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforcing\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 99999999999\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1d\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: \n",
+	  0, 0, 0, 0 },
+	/* repeated keys */
+	{ "version: STSv1\nmode: enforce\nmode: testing\nmx: a.example\n"
+	  "max_age: 5\n", 0, 0, 0, 0 },
+	{ "version: STSv1\nversion: STSv1\nmode: enforce\nmx: a.example\n"
+	  "max_age: 5\n", 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n"
+	  "max_age: 5\n", 0, 0, 0, 0 },
+	/* whitespace in the wrong places */
+	{ " version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version : STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\n\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	/* keys are case-sensitive */
+	{ "Version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	/* mx patterns */
+	{ "version: STSv1\nmode: enforce\nmx: mail.*.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: *mail.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: *\nmax_age: 5\n", 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a..example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: -a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a_b.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	/* no colon, bare CR, control and non-ASCII bytes */
+	{ "version STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\rmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: m\xc3\xa4il.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nfoo: a\x01\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	/* an HTML page is not a policy */
+	{ "<html><body>version: STSv1</body></html>\n", 0, 0, 0, 0 },
+};
+
+static void
+test_policy_table(void **state)
+{
+	size_t i, n = sizeof(pol_cases) / sizeof(pol_cases[0]);
+	struct sts_policy p;
+	char err[128];
+
+	assert_true(n >= 30);
+	for (i = 0; i < n; i++) {
+		const struct pol_case *c = &pol_cases[i];
+		int r = sts_policy_parse(c->body, strlen(c->body), &p, err,
+		    sizeof(err));
+
+		if ((r == 0) != c->ok)
+			fail_msg("case %zu: got %d (%s), want %s:\n%s", i, r,
+			    r ? err : "", c->ok ? "ok" : "error", c->body);
+		if (!c->ok)
+			continue;
+		assert_int_equal(p.mode, c->mode);
+		assert_int_equal(p.max_age, c->max_age);
+		assert_int_equal(p.nmx, c->nmx);
+	}
+}
+
+static void
+test_policy_fields(void **state)
+{
+	struct sts_policy p;
+	char err[128];
+	const char *b = "version: STSv1\nmode: enforce\nmx: MX.Example.COM\n"
+	    "mx: *.example.net\nmax_age: 5\n";
+
+	assert_int_equal(sts_policy_parse(b, strlen(b), &p, err, sizeof(err)),
+	    0);
+	assert_string_equal(p.mx[0], "mx.example.com");
+	assert_string_equal(p.mx[1], "*.example.net");
+	assert_true(sts_policy_match(&p, "mx.example.com"));
+	assert_true(sts_policy_match(&p, "MX.EXAMPLE.COM."));
+	assert_true(sts_policy_match(&p, "a.example.net"));
+	assert_false(sts_policy_match(&p, "example.net"));
+	assert_false(sts_policy_match(&p, "x.mx.example.com"));
+}
+
+static void
+test_policy_nul(void **state)
+{
+	struct sts_policy p;
+	char err[128];
+	const char b[] = "version: STSv1\nmode: enforce\nmx: a.ex\0ample\n"
+	    "max_age: 5\n";
+
+	assert_int_equal(sts_policy_parse(b, sizeof(b) - 1, &p, err,
+	    sizeof(err)), -1);
+}
+
+static void
+test_policy_too_many_mx(void **state)
+{
+	char body[8192];
+	size_t o = 0;
+	int i;
+	struct sts_policy p;
+	char err[128];
+
+	o += (size_t)snprintf(body + o, sizeof(body) - o,
+	    "version: STSv1\nmode: enforce\nmax_age: 5\n");
+	for (i = 0; i < STS_MAX_MX; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o,
+		    "mx: m%d.example\n", i);
+	assert_int_equal(sts_policy_parse(body, o, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.nmx, STS_MAX_MX);
+	o += (size_t)snprintf(body + o, sizeof(body) - o, "mx: one.more\n");
+	assert_int_equal(sts_policy_parse(body, o, &p, err, sizeof(err)), -1);
+}
+
+static void
+test_mx_match(void **state)
+{
+	assert_true(sts_mx_match("*.example.com", "mail.example.com"));
+	assert_false(sts_mx_match("*.example.com", "example.com"));
+	assert_false(sts_mx_match("*.example.com", "a.b.example.com"));
+	assert_false(sts_mx_match("*.example.com", ".example.com"));
+	assert_false(sts_mx_match("*.example.com", "mailexample.com"));
+	assert_true(sts_mx_match("*.example.com", "MAIL.Example.Com."));
+	assert_true(sts_mx_match("mail.example.com", "mail.example.com"));
+	assert_true(sts_mx_match("mail.example.com", "mail.example.com."));
+	assert_false(sts_mx_match("mail.example.com", "xmail.example.com"));
+	assert_false(sts_mx_match("mail.example.com", "mail.example.co"));
+	assert_false(sts_mx_match("mail.example.com", ""));
+	assert_false(sts_mx_match("example.com", "mail.example.com"));
+}
+
+static void
+test_domain_norm(void **state)
+{
+	char out[256], err[128];
+
+	assert_int_equal(sts_domain_norm("Example.COM.", out, sizeof(out), err,
+	    sizeof(err)), 0);
+	assert_string_equal(out, "example.com");
+	assert_int_equal(sts_domain_norm("b\xc3\xbc" "cher.example", out,
+	    sizeof(out), err, sizeof(err)), 0);
+	assert_string_equal(out, "xn--bcher-kva.example");
+	assert_int_equal(sts_domain_norm("", out, sizeof(out), err,
+	    sizeof(err)), -1);
+	assert_int_equal(sts_domain_norm("a..b", out, sizeof(out), err,
+	    sizeof(err)), -1);
+	assert_int_equal(sts_domain_norm("[192.0.2.1]", out, sizeof(out), err,
+	    sizeof(err)), -1);
+	assert_int_equal(sts_domain_norm("\xff\xfe.example", out, sizeof(out),
+	    err, sizeof(err)), -1);
+	assert_int_equal(sts_domain_norm("a b.example", out, sizeof(out), err,
+	    sizeof(err)), -1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_txt_table),
+		cmocka_unit_test(test_txt_nul),
+		cmocka_unit_test(test_txt_select),
+		cmocka_unit_test(test_policy_table),
+		cmocka_unit_test(test_policy_fields),
+		cmocka_unit_test(test_policy_nul),
+		cmocka_unit_test(test_policy_too_many_mx),
+		cmocka_unit_test(test_mx_match),
+		cmocka_unit_test(test_domain_norm),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
