@@ -21,25 +21,3 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	fprintf(stderr, "mxguard: check: not available in this build\n");
 	return 1;
 }
-
-/* Until nfq/, control and privilege dropping exist: */
-#include "cmd/priv.h"
-#include "core/sdnotify.h"
-
-int
-priv_drop(const struct config *cfg, char *err, size_t errsz)
-{
-	return 0;
-}
-
-int
-sd_notifyf(const char *fmt, ...)
-{
-	return 0;
-}
-
-uint64_t
-sd_watchdog_interval_ms(void)
-{
-	return 0;
-}

@@ -3,7 +3,8 @@
 # marked INTERCEPT and diverted: the receiver sees a TLS session from
 # mxguard.  A destination on bypass_dst is marked BYPASS and goes direct:
 # the receiver sees the sender's own cleartext session.  status and the
-# metrics endpoint report exactly these verdicts.
+# metrics endpoint report exactly these verdicts.  The daemon started as
+# root runs as "nobody" with CAP_NET_ADMIN only.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -18,7 +19,12 @@ snd_setup
 snd_route tls.test 10.25.1.10
 snd_route direct.test 10.25.1.20
 nfq_start "bypass_dst = 10.25.1.20/32 192.0.2.0/24 2001:db8::/32
-metrics_listen = 127.0.0.1:9125"
+metrics_listen = 127.0.0.1:9125
+user = nobody"
+assert "daemon runs as nobody" grep -qE "^Uid:\s+$(id -u nobody)\s+$(id -u nobody)\s+$(id -u nobody)" "/proc/$MXG_PID/status"
+assert "only CAP_NET_ADMIN effective and permitted" \
+	bash -c "grep -qE '^CapEff:\s+0000000000001000$' /proc/$MXG_PID/status && grep -qE '^CapPrm:\s+0000000000001000$' /proc/$MXG_PID/status"
+assert "state_dir owned by nobody" [ "$(stat -c %U "$T/mxstate")" = nobody ]
 
 new_body "$T/body" 2000
 send_mail bob@sender.test alice@tls.test "$T/body" "intercepted"

@@ -1,0 +1,155 @@
+/*
+ * priv.c - dropping root (see priv.h).
+ *
+ * As root: the state directory is created and given to `user`, every
+ * capability but CAP_NET_ADMIN leaves the bounding set, then
+ * PR_SET_KEEPCAPS lets setresuid() keep the permitted set, and capset()
+ * leaves CAP_NET_ADMIN alone in the permitted and effective sets (SO_MARK
+ * and IP_TRANSPARENT on each new upstream socket need it).  No libcap:
+ * the two syscalls are enough.
+ *
+ * Started unprivileged with capabilities (systemd User= with
+ * AmbientCapabilities=), only the capability sets are trimmed.
+ */
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <linux/capability.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/priv.h"
+#include "core/log.h"
+
+static int
+capset_only(unsigned cap, char *err, size_t errsz)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+
+	memset(d, 0, sizeof(d));
+	d[cap / 32].effective = d[cap / 32].permitted = 1u << (cap % 32);
+	if (syscall(SYS_capset, &h, d) == -1) {
+		snprintf(err, errsz, "capset: %s", strerror(errno));
+		return -1;
+	}
+	/* no capability survives an exec */
+	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+	return 0;
+}
+
+/* mkdir -p, 0750; the last component is given to uid/gid. */
+static int
+make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
+    size_t errsz)
+{
+	char path[4096];
+	char *p;
+	struct stat st;
+
+	if (*dir == '\0')
+		return 0;
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+		snprintf(err, errsz, "state_dir: path too long");
+		return -1;
+	}
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) == -1 && errno != EEXIST) {
+			snprintf(err, errsz, "mkdir %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, 0750) == -1 && errno != EEXIST) {
+		snprintf(err, errsz, "mkdir %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errsz, "state_dir %s: not a directory", path);
+		return -1;
+	}
+	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
+	    chown(path, uid, gid) == -1) {
+		snprintf(err, errsz, "chown %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+priv_drop(const struct config *cfg, char *err, size_t errsz)
+{
+	struct passwd *pw;
+	uid_t uid;
+	gid_t gid;
+	unsigned long c;
+
+	if (geteuid() != 0) {
+		/* not root: keep what we have, minus all but NET_ADMIN (if
+		 * we hold it at all; a test run as a user holds nothing) */
+		if (make_state_dir(cfg->state_dir, (uid_t)-1, (gid_t)-1, err,
+		    errsz) == -1)
+			return -1;
+		if (prctl(PR_CAPBSET_READ, CAP_NET_ADMIN, 0, 0, 0) == 1)
+			(void)capset_only(CAP_NET_ADMIN, err, errsz);
+		return 0;
+	}
+	if (*cfg->user == '\0') {
+		log_info("event=privileges user=root note=\"user is empty: "
+		    "running as root\"");
+		return make_state_dir(cfg->state_dir, (uid_t)-1, (gid_t)-1,
+		    err, errsz);
+	}
+	errno = 0;
+	if ((pw = getpwnam(cfg->user)) == NULL) {
+		snprintf(err, errsz, "user \"%s\": %s", cfg->user,
+		    errno ? strerror(errno) : "no such user");
+		return -1;
+	}
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	if (uid == 0) {
+		snprintf(err, errsz, "user \"%s\" is root", cfg->user);
+		return -1;
+	}
+	if (make_state_dir(cfg->state_dir, uid, gid, err, errsz) == -1)
+		return -1;
+	/* only CAP_NET_ADMIN may ever come back */
+	for (c = 0; c <= 63; c++) {
+		if (c == CAP_NET_ADMIN)
+			continue;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1 && errno == EINVAL)
+			break;	/* past the kernel's last capability */
+	}
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1) {
+		snprintf(err, errsz, "PR_SET_KEEPCAPS: %s", strerror(errno));
+		return -1;
+	}
+	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
+	    setresuid(uid, uid, uid) == -1) {
+		snprintf(err, errsz, "switching to %s: %s", cfg->user,
+		    strerror(errno));
+		return -1;
+	}
+	(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	if (capset_only(CAP_NET_ADMIN, err, errsz) == -1)
+		return -1;
+	if (setuid(0) == 0) {
+		snprintf(err, errsz, "could regain root after dropping it");
+		return -1;
+	}
+	log_info("event=privileges user=%s uid=%ld gid=%ld caps=cap_net_admin",
+	    cfg->user, (long)uid, (long)gid);
+	return 0;
+}
