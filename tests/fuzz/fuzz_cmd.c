@@ -1,0 +1,97 @@
+/*
+ * fuzz_cmd.c - libFuzzer target for the SMTP command parser.  The whole
+ * input is parsed as one line (so over-long lines are covered), then each
+ * LF-separated line of it; results are checked against the promises made
+ * in smtp.h.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tlsproxy/smtp.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int
+within(const char *p, size_t n, const char *line, size_t len)
+{
+	return p >= line && p + n <= line + len;
+}
+
+static void
+parse_one(const char *src, size_t len)
+{
+	struct smtp_cmd cmd;
+	const char *err = NULL;
+	char *line;
+	size_t i, n;
+	int rc;
+
+	/* exact-size copy so that ASan sees any over-read */
+	line = malloc(len ? len : 1);
+	memcpy(line, src, len);
+	rc = smtp_cmd_parse(line, len, &cmd, &err);
+	if (rc == -1) {
+		if (err == NULL || *err == '\0')
+			abort();
+		free(line);
+		return;
+	}
+	if (rc != 0 || err != NULL || cmd.verb == SMTP_CMD_UNKNOWN ||
+	    len > SMTP_LINE_MAX)
+		abort();
+	if (strcmp(smtp_verb_name(cmd.verb), "UNKNOWN") == 0)
+		abort();
+	if (cmd.arglen > 0 && !within(cmd.arg, cmd.arglen, line, len))
+		abort();
+	for (i = 0; i < cmd.arglen; i++)
+		if (cmd.arg[i] == '\0' || cmd.arg[i] == '\r' ||
+		    cmd.arg[i] == '\n')
+			abort();
+	if (cmd.verb == SMTP_CMD_MAIL || cmd.verb == SMTP_CMD_RCPT) {
+		n = strnlen(cmd.path, sizeof(cmd.path));
+		if (n > SMTP_PATH_MAX)
+			abort();
+		if (cmd.verb == SMTP_CMD_RCPT && n == 0)
+			abort();
+		/* the path is a copy of bytes of the line */
+		if (n > 0 && memmem(line, len, cmd.path, n) == NULL)
+			abort();
+		n = strnlen(cmd.domain, sizeof(cmd.domain));
+		if (n > SMTP_DOMAIN_MAX)
+			abort();
+		for (i = 0; i < n; i++)
+			if ((cmd.domain[i] >= 'A' && cmd.domain[i] <= 'Z') ||
+			    cmd.domain[i] == '@' || cmd.domain[i] == '>' ||
+			    cmd.domain[i] == ' ')
+				abort();
+		if (n > 0 && (cmd.domain[n - 1] == '.' ||
+		    cmd.domain[0] == '.'))
+			abort();
+		if (cmd.paramslen > 0 &&
+		    !within(cmd.params, cmd.paramslen, line, len))
+			abort();
+		for (i = 0; i < cmd.paramslen; i++)
+			if ((unsigned char)cmd.params[i] < 0x20)
+				abort();
+	}
+	free(line);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *p = (const char *)data, *end = p + size, *nl;
+	size_t len;
+
+	parse_one(p, size);
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		parse_one(p, len);
+		p = nl != NULL ? nl + 1 : end;
+	}
+	return 0;
+}
