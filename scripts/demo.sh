@@ -15,6 +15,7 @@ fi
 set +e
 export MXGUARD=${MXGUARD:-$PWD/build/mxguard}
 MXG_DUMP=0
+MXG_LOG_LEVEL=info
 . tests/lib/ns.sh
 
 ns_setup
@@ -72,7 +73,8 @@ for r in "${rcpts[@]}"; do
 	esac
 done
 echo
-echo "== mxguard log"
-with_mxguard && sed 's/^/  /' "$MXLOG"
+echo "== mxguard log (sessions)"
+with_mxguard && grep -E 'event=(connect|tls|cleartext|message|close|policy|defer)' "$MXLOG" |
+	sed -E 's/^[^ ]+ //; s/^/  /' | cut -c1-200
 echo
 echo "== tearing down"

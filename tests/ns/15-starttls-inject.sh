@@ -31,6 +31,7 @@ assert "no MAIL/RCPT/DATA reached the server" \
 	[ "$(count_log "$BADLOG" 'recv [a-z-]+ (MAIL|RCPT|DATA|BDAT)')" = 0 ]
 assert "nothing sent in cleartext after STARTTLS" \
 	[ "$(count_log "$BADLOG" 'after-starttls cleartext|recv clear-after-starttls')" = 0 ]
+assert "mxguard logged the injection" grep -qi "inject" "$MXLOG"
 assert "no message accepted by the server" [ "$(count_log "$BADLOG" ' message ')" = 0 ]
 assert "mail stays in the sender's queue" queue_has "$qid"
 assert "sender never logged status=sent" [ "$(count_log "$SD/maillog" " $qid: .*status=sent")" = 0 ]

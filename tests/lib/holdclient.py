@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""An SMTP client that stops in the middle of a session until told to go on.
+
+    holdclient.py HOST PORT RCPT STATEDIR [--stall]
+
+Connects, sends EHLO, MAIL FROM, RCPT TO, then writes STATEDIR/ready and
+waits until STATEDIR/go exists; then DATA, a small message, QUIT.  The
+final reply code to the message (or "closed" / "refused") is written to
+STATEDIR/result.  With --stall it never sends DATA: it just holds the
+session open until killed or disconnected ("closed" then).
+Used by the drain and reload scenarios.
+"""
+import os
+import socket
+import sys
+import time
+
+host, port, rcpt, state = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+stall = "--stall" in sys.argv[5:]
+
+
+def result(text):
+    with open(os.path.join(state, "result.tmp"), "w") as f:
+        f.write(text + "\n")
+    os.rename(os.path.join(state, "result.tmp"), os.path.join(state, "result"))
+
+
+try:
+    s = socket.create_connection((host, port), timeout=60)
+except OSError as e:
+    result("refused")
+    sys.exit(0)
+f = s.makefile("rb")
+
+
+def reply():
+    last = b""
+    while True:
+        line = f.readline()
+        if not line:
+            raise EOFError
+        last = line
+        if line[3:4] != b"-":
+            return last.decode(errors="replace").strip()
+
+
+try:
+    reply()
+    for c in ("EHLO hold.sender.test", "MAIL FROM:<hold@sender.test>",
+              "RCPT TO:<%s>" % rcpt):
+        s.sendall((c + "\r\n").encode())
+        r = reply()
+        if not r.startswith("2"):
+            result("early:" + r)
+            sys.exit(0)
+    open(os.path.join(state, "ready"), "w").close()
+    if stall:
+        s.settimeout(None)
+        while f.readline():
+            pass
+        result("closed")
+        sys.exit(0)
+    while not os.path.exists(os.path.join(state, "go")):
+        time.sleep(0.05)
+    s.sendall(b"DATA\r\n")
+    r = reply()
+    if not r.startswith("354"):
+        result("data:" + r)
+        sys.exit(0)
+    s.sendall(b"Subject: held session\r\nMessage-ID: <held@sender.test>\r\n"
+              b"\r\nThis session was held open across a signal.\r\n.\r\n")
+    r = reply()
+    result(r[:3])
+    s.sendall(b"QUIT\r\n")
+    try:
+        reply()
+    except EOFError:
+        pass
+except (EOFError, OSError):
+    result("closed")

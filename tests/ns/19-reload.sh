@@ -1,0 +1,40 @@
+#!/bin/bash
+# 19: SIGHUP reloads the configuration without dropping sessions: a session
+# open across the reload completes; the new settings apply (log_level info
+# -> debug); a broken file is refused with FILE:LINE and the daemon keeps
+# running on the configuration it has.
+. "$(dirname "$0")/../lib/ns.sh"
+need_mxguard
+ns_setup
+make_cert mx1 mx1.tls.test
+rcv_listener 10.25.1.10 mx1
+rcv_mailbox alice@tls.test
+rcv_setup
+snd_setup
+snd_route tls.test 10.25.1.10
+mxg_start "log_level = info"
+
+mkdir -p "$T/h1"
+bg "$SND" "$T/h1.log" python3 "$LIBDIR/holdclient.py" 10.25.1.10 25 alice@tls.test "$T/h1"
+wait_for 20 "held session ready" test -e "$T/h1/ready"
+assert "no debug lines yet" [ "$(count_log "$MXLOG" ' state [A-Z_]+ -> ')" = 0 ]
+
+echo "log_level = debug" >>"$T/mxguard.conf"
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reloaded"
+
+touch "$T/h1/go"
+wait_for 20 "held session result" test -e "$T/h1/result"
+assert "the session open across the reload delivered (250)" [ "$(cat "$T/h1/result")" = 250 ]
+assert "debug tracing after the reload" [ "$(count_log "$MXLOG" ' state [A-Z_]+ -> ')" -gt 0 ]
+
+echo "no_such_key = 1" >>"$T/mxguard.conf"
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reload-failed error=.*mxguard.conf:[0-9]+: unknown key .no_such_key"
+assert "still running after a bad reload" kill -0 "$MXG_PID"
+
+new_body "$T/body" 3000
+send_mail bob@sender.test alice@tls.test "$T/body" "after reloads"
+qid=$(find_qid "$MSGID")
+wait_status "$qid" alice@tls.test sent
+pass "SIGHUP reloads without dropping sessions"
