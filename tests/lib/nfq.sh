@@ -60,3 +60,6 @@ metric() {
 ipt_snapshot() {
 	{ in_snd iptables-save; in_snd ip6tables-save; } | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'
 }
+
+# rules_installed: `mxguard rules show` says mxguard's rules are present
+rules_installed() { mxg_ctl rules show >/dev/null 2>&1; }

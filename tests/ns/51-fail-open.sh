@@ -24,7 +24,7 @@ f1=$(msg_file_by_id alice@tls.test "$m1") || fail "first message not stored"
 assert "daemon running: intercepted (TLS at the receiver)" [ -n "$(received_tls "$f1")" ]
 
 mxg_kill
-assert "rules still installed after the daemon stopped" mxg_ctl rules show
+assert "rules still installed after the daemon stopped" rules_installed
 assert "no fail-closed chain with fail_mode = open" \
 	bash -c "! ip netns exec $SND iptables-save | grep -q MXGUARD_GUARD"
 send_mail bob@sender.test alice@tls.test "$T/body" "while stopped"
