@@ -689,8 +689,9 @@ ipt_apply(const struct config *c, int want, char *err, size_t errsz)
 			goto next;
 		if (ipt_restore(family, rbuf_str(&script), err, errsz) == -1)
 			goto next;
-		if (!want)
-			ipt_drop_created(family, rbuf_str(&saved), err, errsz);
+		/* tables we created and no longer use (remove, or a switch
+		 * of mode) are deleted again */
+		ipt_drop_created(family, rbuf_str(&saved), err, errsz);
 		rc = 0;
 next:
 		rbuf_free(&saved);
