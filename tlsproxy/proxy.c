@@ -268,6 +268,7 @@ proxy_free(struct proxy *p)
 	if (p == NULL)
 		return;
 	proxy_drain(p);
+	session_abort_all(&p->env);
 	tls_ctx_free(p->env.tls);
 	free(p);
 }

@@ -84,6 +84,7 @@ struct verdict_slot {
 
 struct session {
 	struct session_env	*env;
+	struct session		*next, **prevp;	/* env->sessions */
 	char			 id[20];
 	enum sstate		 state;
 	struct io		*cl;
@@ -290,7 +291,16 @@ session_free(void *arg)
 	tx_clear(s);
 	s->env->nsessions--;
 	stats_add(st_active, -1);
+	if ((*s->prevp = s->next) != NULL)
+		s->next->prevp = s->prevp;
 	free(s);
+}
+
+void
+session_abort_all(struct session_env *env)
+{
+	while (env->sessions != NULL)
+		session_free(env->sessions);
 }
 
 /* Ends the session; the last reply to the client is flushed first (for
@@ -787,8 +797,9 @@ client_command(struct session *s, char *line, size_t len)
 	log_debug("sid=%s event=client-command text=\"%.*s\"", s->id,
 	    (int)len, line);
 	if (smtp_cmd_parse(line, len, &cmd, &err) == -1) {
-		cl_printf(s, "%s %s", cmd.verb == SMTP_CMD_UNKNOWN ?
-		    "500 5.5.2" : "501 5.5.4", err);
+		/* err starts with its enhanced status code */
+		cl_printf(s, "%s %s", cmd.verb == SMTP_CMD_UNKNOWN ? "500" :
+		    "501", err);
 		return;
 	}
 	if (s->up_refused && cmd.verb != SMTP_CMD_QUIT) {
@@ -1352,6 +1363,10 @@ session_start(struct session_env *env, int fd,
 	sockaddr_fmt((struct sockaddr *)dst, s->dst_str, sizeof(s->dst_str));
 	s->started = ev_now(env->loop);
 	s->state = S_CONNECT;
+	if ((s->next = env->sessions) != NULL)
+		s->next->prevp = &s->next;
+	env->sessions = s;
+	s->prevp = &env->sessions;
 	env->nsessions++;
 	stats_add(st_sessions, 1);
 	stats_add(st_active, 1);

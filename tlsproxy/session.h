@@ -17,6 +17,8 @@
 #include "policy/policy.h"
 #include "tlsproxy/tls.h"
 
+struct session;
+
 struct session_env {
 	struct ev_loop		*loop;
 	const struct config	*cfg;		/* replaced on reload */
@@ -24,12 +26,15 @@ struct session_env {
 	struct tls_ctx		*tls;
 	int			 nsessions;	/* live sessions */
 	int			 draining;
+	struct session		*sessions;	/* live ones, linked */
 };
 
 /* Takes ownership of fd.  Returns 0, or -1 (fd closed) on error. */
 int	session_start(struct session_env *, int fd,
 	    const struct sockaddr_storage *client,
 	    const struct sockaddr_storage *dst);
+/* Frees every live session at once (exit after the drain deadline). */
+void	session_abort_all(struct session_env *);
 /* Mention of the address for logs: "1.2.3.4:25", "[::1]:25". */
 void	sockaddr_fmt(const struct sockaddr *, char *buf, size_t sz);
 
