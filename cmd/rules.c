@@ -1,6 +1,9 @@
 /*
- * rules.c - `mxguard rules install|remove|show|generate`: the netfilter
- * rule sets of nfq/rules.c, with marks, ports and modes from the config.
+ * rules.c - `mxguard rules install|remove|stop|show|generate`: the
+ * netfilter rule sets of nfq/rules.c, with marks, ports and modes from the
+ * config.  "stop" is remove, except with fail_mode = closed (and NFQUEUE
+ * steering), where the rules stay so that flows are refused while the
+ * daemon is down: the systemd unit runs it after the daemon stops.
  */
 #include <stdio.h>
 #include <string.h>
@@ -32,6 +35,23 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 		}
 		return 0;
 	}
+	if (strcmp(what, "stop") == 0) {
+		/* the service's ExecStopPost: fail-closed keeps the rules, so
+		 * port-25 flows are refused until mxguard is back */
+		if (strcmp(cfg->fail_mode, "closed") == 0 &&
+		    strcmp(cfg->steering, "nfqueue") == 0) {
+			fprintf(stderr, "mxguard: fail_mode = closed: rules stay "
+			    "installed, new port-25 flows are refused until "
+			    "mxguard runs again (\"mxguard rules remove\" lifts "
+			    "them)\n");
+			return 0;
+		}
+		if (rules_remove(cfg, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mxguard: rules stop: %s\n", err);
+			return 1;
+		}
+		return 0;
+	}
 	if (strcmp(what, "show") == 0) {
 		if ((rc = rules_show(cfg, stdout, err, sizeof(err))) == -1) {
 			fprintf(stderr, "mxguard: rules show: %s\n", err);
@@ -49,6 +69,6 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 	}
 usage:
 	fprintf(stderr, "usage: mxguard [-c file] rules "
-	    "install|remove|show|generate\n");
+	    "install|remove|stop|show|generate\n");
 	return 2;
 }
