@@ -1,0 +1,693 @@
+/*
+ * dane.c - DANE for SMTP (see dane.h).
+ *
+ * The lookup is a small state machine over dns.c queries:
+ * MX -> A/AAAA of every MX host (in parallel) -> TLSA of the host owning
+ * the destination (expanded name first, then the original) or, when no
+ * host owns it, TLSA of every secure MX host (to learn whether D
+ * publishes DANE at all).  Every step answers through the event loop.
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "core/log.h"
+#include "policy/dane.h"
+#include "policy/dns.h"
+
+enum stage { ST_MX, ST_ADDR, ST_TLSA, ST_TLSA_ANY, ST_DONE };
+
+struct sub {
+	struct dane_req	*r;
+	int		 idx;
+	struct dns_req	*q;
+	char		 expanded[256];	/* secure CNAME target of the host */
+};
+
+struct dane_req {
+	struct dns	*dns;
+	dane_cb		*cb;
+	void		*arg;
+	enum stage	 stage;
+	int		 family;
+	unsigned char	 addr[16];
+	int		 pending;
+	int		 any_fail;	/* a lookup failed in this stage */
+	int		 any_tlsa;	/* ST_TLSA_ANY: some host has TLSA */
+	char		 any_host[256];
+	char		 orig_host[256]; /* TLSA fallback base, "" none */
+	struct sub	 sub[DANE_MAX_MX];
+	struct dane_info *info;
+};
+
+static const char *state_names[] = { "none", "usable", "unusable",
+	"defer" };
+
+const char *
+dane_state_name(enum dane_state s)
+{
+	return (unsigned)s < 4 ? state_names[s] : "?";
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+int
+dane_tlsa_usable(uint8_t usage, uint8_t selector, uint8_t mtype,
+    const unsigned char *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	if (usage != 2 && usage != 3)
+		return 0;
+	if (selector > 1 || data == NULL || len == 0)
+		return 0;
+	switch (mtype) {
+	case 1:
+		return len == 32;
+	case 2:
+		return len == 64;
+	case 0:
+		if (len > 65535)
+			return 0;
+		if (selector == 0) {
+			X509 *x = d2i_X509(NULL, &p, (long)len);
+			int ok = x != NULL && p == data + len;
+
+			X509_free(x);
+			return ok;
+		} else {
+			EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)len);
+			int ok = k != NULL && p == data + len;
+
+			EVP_PKEY_free(k);
+			return ok;
+		}
+	default:
+		return 0;
+	}
+}
+
+int
+dane_tlsa_parse(const unsigned char *rdata, size_t rdlen,
+    struct dane_tlsa *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (rdata == NULL || rdlen < 4)
+		return -1;
+	out->usage = rdata[0];
+	out->selector = rdata[1];
+	out->mtype = rdata[2];
+	out->len = rdlen - 3;
+	if ((out->data = malloc(out->len)) == NULL)
+		return -1;
+	memcpy(out->data, rdata + 3, out->len);
+	out->usable = dane_tlsa_usable(out->usage, out->selector, out->mtype,
+	    out->data, out->len);
+	return 0;
+}
+
+static int
+tlsa_cmp(const void *a, const void *b)
+{
+	const struct dane_tlsa *x = *(const struct dane_tlsa *const *)a;
+	const struct dane_tlsa *y = *(const struct dane_tlsa *const *)b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c;
+
+	if (x->usage != y->usage)
+		return x->usage - y->usage;
+	if (x->selector != y->selector)
+		return x->selector - y->selector;
+	if (x->mtype != y->mtype)
+		return x->mtype - y->mtype;
+	if ((c = memcmp(x->data, y->data, n)) != 0)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+void
+dane_tlsa_digest(const struct dane_tlsa *t, int n, unsigned char out[32])
+{
+	const struct dane_tlsa *sorted[DANE_MAX_TLSA];
+	EVP_MD_CTX *md;
+	unsigned int olen = 32;
+	int i;
+
+	memset(out, 0, 32);
+	if (n > DANE_MAX_TLSA)
+		n = DANE_MAX_TLSA;
+	for (i = 0; i < n; i++)
+		sorted[i] = &t[i];
+	qsort(sorted, (size_t)n, sizeof(sorted[0]), tlsa_cmp);
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return;
+	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1) {
+		for (i = 0; i < n; i++) {
+			unsigned char h[5] = { sorted[i]->usage,
+			    sorted[i]->selector, sorted[i]->mtype,
+			    (unsigned char)(sorted[i]->len >> 8),
+			    (unsigned char)sorted[i]->len };
+
+			EVP_DigestUpdate(md, h, sizeof(h));
+			EVP_DigestUpdate(md, sorted[i]->data, sorted[i]->len);
+		}
+		EVP_DigestFinal_ex(md, out, &olen);
+	}
+	EVP_MD_CTX_free(md);
+}
+
+void
+dane_tlsa_format(const struct dane_tlsa *t, char *buf, size_t sz)
+{
+	size_t o, i;
+	int n;
+
+	n = snprintf(buf, sz, "%u %u %u ", t->usage, t->selector, t->mtype);
+	if (n < 0 || (size_t)n >= sz)
+		return;
+	o = (size_t)n;
+	for (i = 0; i < t->len && o + 3 < sz; i++, o += 2)
+		snprintf(buf + o, sz - o, "%02x", t->data[i]);
+	if (i < t->len && sz > 4)
+		memcpy(buf + sz - 4, "...", 4);
+}
+
+/* ---- info ------------------------------------------------------------- */
+
+void
+dane_info_free(struct dane_info *d)
+{
+	int i;
+
+	if (d == NULL)
+		return;
+	for (i = 0; i < d->ntlsa; i++)
+		free(d->tlsa[i].data);
+	free(d);
+}
+
+struct dane_info *
+dane_info_dup(const struct dane_info *s)
+{
+	struct dane_info *d;
+	int i;
+
+	if ((d = malloc(sizeof(*d))) == NULL)
+		return NULL;
+	memcpy(d, s, sizeof(*d));
+	for (i = 0; i < d->ntlsa; i++) {
+		d->tlsa[i].data = malloc(s->tlsa[i].len ? s->tlsa[i].len : 1);
+		if (d->tlsa[i].data == NULL) {
+			d->ntlsa = i;
+			dane_info_free(d);
+			return NULL;
+		}
+		memcpy(d->tlsa[i].data, s->tlsa[i].data, s->tlsa[i].len);
+	}
+	return d;
+}
+
+static void
+add_name(struct dane_info *d, const char *n)
+{
+	int i;
+
+	if (n[0] == '\0' || d->nnames >= DANE_MAX_NAMES)
+		return;
+	for (i = 0; i < d->nnames; i++)
+		if (strcmp(d->names[i], n) == 0)
+			return;
+	snprintf(d->names[d->nnames++], sizeof(d->names[0]), "%s", n);
+}
+
+/* ---- the lookup ------------------------------------------------------- */
+
+static void
+finish(struct dane_req *r, enum dane_state st, const char *reason,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+finish(struct dane_req *r, enum dane_state st, const char *reason,
+    const char *fmt, ...)
+{
+	struct dane_info *d = r->info;
+	va_list ap;
+	int i;
+
+	for (i = 0; i < DANE_MAX_MX; i++) {
+		dns_cancel(r->sub[i].q);
+		r->sub[i].q = NULL;
+	}
+	r->stage = ST_DONE;
+	d->state = st;
+	snprintf(d->reason, sizeof(d->reason), "%s", reason ? reason : "");
+	va_start(ap, fmt);
+	vsnprintf(d->detail, sizeof(d->detail), fmt, ap);
+	va_end(ap);
+	if (st == DANE_USABLE || st == DANE_UNUSABLE)
+		dane_tlsa_digest(d->tlsa, d->ntlsa, d->digest);
+	log_debug("event=dane-lookup domain=%s mx=%s state=%s reason=%s "
+	    "tlsa=%d usable=%d", d->domain, d->mx_host[0] ? d->mx_host : "-",
+	    dane_state_name(st), reason ? reason : "-", d->ntlsa, d->nusable);
+	r->info = NULL;
+	r->cb(r->arg, d);
+	free(r);
+}
+
+static int
+is_failure(enum dns_status st)
+{
+	return st == DNS_SERVFAIL || st == DNS_TIMEOUT || st == DNS_ERROR;
+}
+
+static void tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a);
+
+static int
+start_tlsa(struct dane_req *r, struct sub *s, const char *host)
+{
+	char q[300];
+
+	snprintf(q, sizeof(q), "_25._tcp.%s", host);
+	s->q = dns_query(r->dns, q, DNS_T_TLSA, tlsa_cb, s);
+	if (s->q == NULL)
+		return -1;
+	r->pending++;
+	return 0;
+}
+
+static void
+take_tlsa(struct dane_info *d, const struct dns_answer *a)
+{
+	int i;
+
+	for (i = 0; i < a->nrr && d->ntlsa < DANE_MAX_TLSA; i++) {
+		struct dane_tlsa *t = &d->tlsa[d->ntlsa];
+
+		if (dane_tlsa_parse(a->rr[i].rdata, a->rr[i].rdlen, t) == -1)
+			continue;	/* malformed: unusable, skip */
+		d->ntlsa++;
+		if (t->usable)
+			d->nusable++;
+	}
+}
+
+static void
+tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct sub *s = arg;
+	struct dane_req *r = s->r;
+	struct dane_info *d = r->info;
+
+	s->q = NULL;
+	r->pending--;
+	if (r->stage == ST_TLSA_ANY) {
+		if (st == DNS_SECURE && a != NULL && a->nrr > 0) {
+			r->any_tlsa = 1;
+			snprintf(r->any_host, sizeof(r->any_host), "%s",
+			    d->mx[s->idx].host);
+		} else if (is_failure(st))
+			r->any_fail = 1;
+		if (r->pending > 0)
+			return;
+		if (r->any_tlsa)
+			finish(r, DANE_DEFER, "validation-failure",
+			    "destination is not an address of any MX host of "
+			    "%s, whose MX host %s publishes TLSA records",
+			    d->domain, r->any_host);
+		else
+			finish(r, DANE_NONE, NULL, "destination is not an "
+			    "address of any MX host of %s", d->domain);
+		return;
+	}
+	d->tlsa_status = st;
+	switch (st) {
+	case DNS_SECURE:
+		take_tlsa(d, a);
+		if (d->nusable > 0)
+			finish(r, DANE_USABLE, NULL, "%d TLSA record(s) at "
+			    "_25._tcp.%s, %d usable", d->ntlsa, d->tlsa_base,
+			    d->nusable);
+		else
+			finish(r, DANE_UNUSABLE, NULL, "%d TLSA record(s) at "
+			    "_25._tcp.%s, none usable: TLS mandatory, "
+			    "unauthenticated", d->ntlsa, d->tlsa_base);
+		return;
+	case DNS_INSECURE:
+		finish(r, DANE_NONE, NULL, "TLSA records at _25._tcp.%s are "
+		    "not DNSSEC-validated: ignored", d->tlsa_base);
+		return;
+	case DNS_NXDOMAIN:
+	case DNS_NODATA:
+		if (r->orig_host[0] != '\0') {
+			/* expanded name had none: the original name */
+			snprintf(d->tlsa_base, sizeof(d->tlsa_base), "%s",
+			    r->orig_host);
+			r->orig_host[0] = '\0';
+			if (start_tlsa(r, s, d->tlsa_base) == -1)
+				finish(r, DANE_DEFER, "dnssec-invalid",
+				    "out of memory");
+			return;
+		}
+		finish(r, DANE_NONE, NULL, "no TLSA records for %s",
+		    d->mx_host);
+		return;
+	default:
+		finish(r, DANE_DEFER, "dnssec-invalid", "TLSA lookup for "
+		    "_25._tcp.%s failed (%s) in a signed zone",
+		    d->tlsa_base, dns_status_name(st));
+		return;
+	}
+}
+
+static int
+answer_has_dst(const struct dane_req *r, const struct dns_answer *a)
+{
+	int i;
+
+	if (a == NULL)
+		return 0;
+	for (i = 0; i < a->nrr; i++) {
+		if (r->family == AF_INET && a->rr[i].type == DNS_T_A &&
+		    memcmp(&a->rr[i].u.a, r->addr, 4) == 0)
+			return 1;
+		if (r->family == AF_INET6 && a->rr[i].type == DNS_T_AAAA &&
+		    memcmp(&a->rr[i].u.aaaa, r->addr, 16) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void
+addr_done(struct dane_req *r)
+{
+	struct dane_info *d = r->info;
+	struct sub *h = NULL;
+	int i;
+
+	for (i = 0; i < d->nmx; i++)
+		if (d->mx[i].has_dst) {
+			h = &r->sub[i];
+			break;
+		}
+	if (h == NULL) {
+		if (d->mx_secure) {
+			/* does D publish DANE?  Then A must be one of its
+			 * MX hosts (unless an override names it). */
+			r->stage = ST_TLSA_ANY;
+			for (i = 0; i < d->nmx; i++)
+				if (d->mx[i].addr_status == DNS_SECURE &&
+				    start_tlsa(r, &r->sub[i],
+				    d->mx[i].host) == -1) {
+					finish(r, DANE_DEFER, "dnssec-invalid",
+					    "out of memory");
+					return;
+				}
+			if (r->pending > 0)
+				return;
+		}
+		if (r->any_fail && d->mx_secure)
+			finish(r, DANE_DEFER, "dnssec-invalid", "address "
+			    "lookups of the MX hosts of %s failed",
+			    d->domain);
+		else
+			finish(r, DANE_NONE, NULL, "destination is not an "
+			    "address of any MX host of %s", d->domain);
+		return;
+	}
+	snprintf(d->mx_host, sizeof(d->mx_host), "%s", d->mx[h->idx].host);
+	d->addr_secure = d->mx[h->idx].addr_status == DNS_SECURE;
+	if (!d->addr_secure) {
+		finish(r, DANE_NONE, NULL, "address records of %s are not "
+		    "DNSSEC-validated", d->mx_host);
+		return;
+	}
+	/* reference identifiers for DANE-TA (RFC 7672 section 3.2.2) */
+	if (h->expanded[0] != '\0') {
+		snprintf(d->tlsa_base, sizeof(d->tlsa_base), "%s",
+		    h->expanded);
+		snprintf(r->orig_host, sizeof(r->orig_host), "%s",
+		    d->mx_host);
+		add_name(d, h->expanded);
+	} else
+		snprintf(d->tlsa_base, sizeof(d->tlsa_base), "%s",
+		    d->mx_host);
+	add_name(d, d->mx_host);
+	if (d->mx_secure)
+		add_name(d, d->domain);
+	r->stage = ST_TLSA;
+	if (start_tlsa(r, h, d->tlsa_base) == -1)
+		finish(r, DANE_DEFER, "dnssec-invalid", "out of memory");
+}
+
+static void
+addr_cb(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct sub *s = arg;
+	struct dane_req *r = s->r;
+	struct dane_mx *m = &r->info->mx[s->idx];
+
+	s->q = NULL;
+	r->pending--;
+	m->addr_status = st;
+	if (st == DNS_SECURE || st == DNS_INSECURE) {
+		m->has_dst = answer_has_dst(r, a);
+		if (st == DNS_SECURE && a != NULL &&
+		    strcmp(a->name, a->qname) != 0)
+			snprintf(s->expanded, sizeof(s->expanded), "%s",
+			    a->name);
+	} else if (is_failure(st))
+		r->any_fail = 1;
+	if (r->pending == 0)
+		addr_done(r);
+}
+
+static int
+mx_cmp(const void *a, const void *b)
+{
+	const struct dane_mx *x = a, *y = b;
+
+	return (int)x->pref - (int)y->pref;
+}
+
+static void
+mx_cb(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct sub *s = arg;
+	struct dane_req *r = s->r;
+	struct dane_info *d = r->info;
+	int i, type;
+
+	s->q = NULL;
+	d->mx_status = st;
+	switch (st) {
+	case DNS_SECURE:
+	case DNS_INSECURE:
+		d->mx_secure = st == DNS_SECURE;
+		for (i = 0; i < a->nrr && d->nmx < DANE_MAX_MX; i++) {
+			if (a->rr[i].u.mx.host[0] == '\0')
+				continue;	/* null MX (RFC 7505) */
+			d->mx[d->nmx].pref = a->rr[i].u.mx.pref;
+			snprintf(d->mx[d->nmx].host, sizeof(d->mx[0].host),
+			    "%s", a->rr[i].u.mx.host);
+			d->nmx++;
+		}
+		if (d->nmx == 0) {
+			finish(r, DANE_NONE, NULL, "%s has a null MX",
+			    d->domain);
+			return;
+		}
+		qsort(d->mx, (size_t)d->nmx, sizeof(d->mx[0]), mx_cmp);
+		break;
+	case DNS_NXDOMAIN:
+	case DNS_NODATA:
+		d->implicit_mx = 1;
+		d->mx_secure = a != NULL && a->ad;
+		d->nmx = 1;
+		snprintf(d->mx[0].host, sizeof(d->mx[0].host), "%s",
+		    d->domain);
+		break;
+	default:
+		finish(r, DANE_DEFER, "dnssec-invalid", "MX lookup for %s "
+		    "failed (%s)", d->domain, dns_status_name(st));
+		return;
+	}
+	r->stage = ST_ADDR;
+	type = r->family == AF_INET6 ? DNS_T_AAAA : DNS_T_A;
+	for (i = 0; i < d->nmx; i++) {
+		d->mx[i].addr_status = -1;
+		r->sub[i].q = dns_query(r->dns, d->mx[i].host, type, addr_cb,
+		    &r->sub[i]);
+		if (r->sub[i].q == NULL) {
+			finish(r, DANE_DEFER, "dnssec-invalid",
+			    "out of memory");
+			return;
+		}
+		r->pending++;
+	}
+}
+
+struct dane_req *
+dane_lookup(struct dns *dns, const char *domain, const struct sockaddr *dst,
+    dane_cb *cb, void *arg)
+{
+	struct dane_req *r;
+	int i;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	if ((r->info = calloc(1, sizeof(*r->info))) == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->dns = dns;
+	r->cb = cb;
+	r->arg = arg;
+	r->info->tlsa_status = -1;
+	r->info->mx_status = -1;
+	for (i = 0; i < DANE_MAX_MX; i++) {
+		r->sub[i].r = r;
+		r->sub[i].idx = i;
+	}
+	r->family = dst->sa_family;
+	if (dst->sa_family == AF_INET)
+		memcpy(r->addr, &((const struct sockaddr_in *)dst)->sin_addr,
+		    4);
+	else if (dst->sa_family == AF_INET6)
+		memcpy(r->addr,
+		    &((const struct sockaddr_in6 *)dst)->sin6_addr, 16);
+	if (dns_name_norm(domain, r->info->domain,
+	    sizeof(r->info->domain)) == -1)
+		snprintf(r->info->domain, sizeof(r->info->domain), "%s",
+		    "invalid");
+	r->stage = ST_MX;
+	r->sub[0].q = dns_query(dns, r->info->domain, DNS_T_MX, mx_cb,
+	    &r->sub[0]);
+	if (r->sub[0].q == NULL) {
+		dane_info_free(r->info);
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void
+dane_cancel(struct dane_req *r)
+{
+	int i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < DANE_MAX_MX; i++)
+		dns_cancel(r->sub[i].q);
+	dane_info_free(r->info);
+	free(r);
+}
+
+/* ---- TLS -------------------------------------------------------------- */
+
+int
+dane_tls_prepare(const struct dane_info *d, SSL *ssl)
+{
+	int i, added = 0;
+
+	if (d->state != DANE_USABLE) {
+		if (d->mx_host[0] != '\0' &&
+		    !SSL_set_tlsext_host_name(ssl, d->mx_host))
+			return -1;
+		return 0;
+	}
+	/* the base domain is the first reference identifier and, with
+	 * SSL_set_tlsext_host_name, the SNI name (RFC 7672 section 8.1) */
+	if (!SSL_set_tlsext_host_name(ssl, d->tlsa_base) ||
+	    SSL_dane_enable(ssl, d->tlsa_base) <= 0)
+		return -1;
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	for (i = 0; i < d->nnames; i++)
+		if (strcmp(d->names[i], d->tlsa_base) != 0 &&
+		    !SSL_add1_host(ssl, d->names[i]))
+			return -1;
+	for (i = 0; i < d->ntlsa; i++) {
+		const struct dane_tlsa *t = &d->tlsa[i];
+
+		if (!t->usable)
+			continue;
+		if (SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype,
+		    t->data, t->len) > 0)
+			added++;
+	}
+	return added > 0 ? 0 : -1;
+}
+
+int
+dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
+    size_t reasonsz, char *detail, size_t detailsz)
+{
+	long vr = SSL_get_verify_result(ssl);
+	uint8_t u, s, m;
+	const unsigned char *data;
+	size_t dlen;
+	int depth;
+
+	if (d->state != DANE_USABLE) {
+		snprintf(reason, reasonsz, "success");
+		snprintf(detail, detailsz, "DANE not in use (%s)",
+		    dane_state_name(d->state));
+		return 0;
+	}
+	if (SSL_session_reused(ssl) && vr == X509_V_OK) {
+		/* the session was cached under a key that holds this TLSA
+		 * RRset's digest, after it passed this check */
+		snprintf(reason, reasonsz, "success");
+		snprintf(detail, detailsz, "resumed session, authenticated "
+		    "by DANE for %s", d->tlsa_base);
+		return 0;
+	}
+	if (SSL_get0_peer_certificate(ssl) == NULL) {
+		snprintf(reason, reasonsz, "validation-failure");
+		snprintf(detail, detailsz, "no server certificate");
+		return -1;
+	}
+	if (vr == X509_V_OK &&
+	    (depth = SSL_get0_dane_authority(ssl, NULL, NULL)) >= 0) {
+		if (SSL_get0_dane_tlsa(ssl, &u, &s, &m, &data, &dlen) >= 0)
+			snprintf(detail, detailsz, "DANE-%s TLSA %u %u %u "
+			    "matched at depth %d for %s", u == 3 ? "EE" : "TA",
+			    u, s, m, depth, d->tlsa_base);
+		else
+			snprintf(detail, detailsz, "DANE matched at depth %d",
+			    depth);
+		snprintf(reason, reasonsz, "success");
+		return 0;
+	}
+	switch (vr) {
+	case X509_V_OK:
+		snprintf(reason, reasonsz, "validation-failure");
+		snprintf(detail, detailsz, "verified, but not by DANE");
+		return -1;
+	case X509_V_ERR_DANE_NO_MATCH:
+		snprintf(reason, reasonsz, "tlsa-invalid");
+		snprintf(detail, detailsz, "no TLSA record of _25._tcp.%s "
+		    "matches the server's certificate chain", d->tlsa_base);
+		return -1;
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		snprintf(reason, reasonsz, "certificate-host-mismatch");
+		break;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		snprintf(reason, reasonsz, "certificate-expired");
+		break;
+	default:
+		snprintf(reason, reasonsz, "validation-failure");
+		break;
+	}
+	snprintf(detail, detailsz, "DANE: %s",
+	    X509_verify_cert_error_string(vr));
+	return -1;
+}

@@ -1,0 +1,133 @@
+/*
+ * dane.h - DANE for SMTP (RFC 7672) on top of the c-ares client (dns.h)
+ * and OpenSSL's DANE API.
+ *
+ * dane_lookup() answers, for recipient domain D and destination address A,
+ * whether DANE applies and how:
+ *
+ *   1. MX RRset of D.  Secure: D may serve as a reference identifier.
+ *      Insecure: DANE may still apply to an MX host in a signed zone
+ *      (RFC 7672 section 2.2.1), but D is then never a reference
+ *      identifier.  No MX (NXDOMAIN/NODATA): D itself is the host.
+ *      Lookup failure: DANE_DEFER (dnssec-invalid).
+ *   2. A/AAAA of every MX host, to find the host H that owns A.  DANE
+ *      applies only when H's address records are secure.  If A belongs to
+ *      no MX host while the MX RRset is secure and some MX host publishes
+ *      TLSA records: DANE_DEFER.
+ *   3. TLSA at _25._tcp.H.  When H is a secure CNAME alias, the fully
+ *      expanded name E is tried first, then H (RFC 7672 section 2.2.2).
+ *      CNAMEs of the TLSA owner itself are followed by dns.c; the result
+ *      is secure only when every link is.
+ *        secure, usable records (usage 2 or 3)  -> DANE_USABLE
+ *        secure, only unusable records           -> DANE_UNUSABLE
+ *                                                   (TLS mandatory,
+ *                                                   unauthenticated)
+ *        insecure records, NXDOMAIN, NODATA      -> DANE_NONE
+ *        SERVFAIL (bogus), timeout, error        -> DANE_DEFER
+ *                                                   (dnssec-invalid)
+ *
+ * The result (struct dane_info) is owned by the receiver of the callback
+ * and freed with dane_info_free().  Callbacks always come from the event
+ * loop, never from inside dane_lookup().
+ *
+ * dane_tls_prepare() loads the usable records into an SSL object
+ * (SSL_dane_enable with the TLSA base domain, SNI, name checks for
+ * DANE-TA against H, the expanded name and, with a secure MX RRset, D; no
+ * name checks for DANE-EE); dane_tls_check() judges the finished
+ * handshake.  OpenSSL does all matching.
+ */
+#ifndef MXG_DANE_H
+#define MXG_DANE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+
+#define DANE_MAX_MX	16
+#define DANE_MAX_TLSA	32
+#define DANE_MAX_NAMES	3
+
+struct dns;
+
+enum dane_state {
+	DANE_NONE,	/* DANE does not apply: next policy source decides */
+	DANE_USABLE,	/* authenticate with the usable TLSA records */
+	DANE_UNUSABLE,	/* TLSA published, none usable: TLS mandatory */
+	DANE_DEFER,	/* do not deliver now (reason, detail) */
+};
+
+struct dane_tlsa {
+	uint8_t		 usage, selector, mtype;
+	int		 usable;	/* by dane_tlsa_usable() */
+	size_t		 len;
+	unsigned char	*data;
+};
+
+struct dane_mx {
+	uint16_t	 pref;
+	char		 host[256];
+	int		 addr_status;	/* enum dns_status of A/AAAA, -1 none */
+	int		 has_dst;	/* A is among its addresses */
+};
+
+struct dane_info {
+	enum dane_state	 state;
+	char		 domain[256];	/* D, normalised */
+	int		 mx_status;	/* enum dns_status of the MX lookup */
+	int		 mx_secure;	/* MX RRset (or its denial) secure */
+	int		 implicit_mx;	/* no MX: D is the host */
+	int		 nmx;
+	struct dane_mx	 mx[DANE_MAX_MX];
+	char		 mx_host[256];	/* H owning A, "" if none */
+	int		 addr_secure;	/* H's A/AAAA secure */
+	char		 tlsa_base[256]; /* name the TLSA records are for */
+	int		 tlsa_status;	/* enum dns_status, -1 not asked */
+	int		 ntlsa;
+	int		 nusable;
+	struct dane_tlsa tlsa[DANE_MAX_TLSA];
+	int		 nnames;	/* reference identifiers for DANE-TA */
+	char		 names[DANE_MAX_NAMES][256];
+	unsigned char	 digest[32];	/* SHA-256 of the TLSA RRset */
+	char		 reason[48];	/* RFC 8460 result type (DEFER) */
+	char		 detail[256];	/* human words: why this state */
+};
+
+struct dane_req;
+typedef void dane_cb(void *arg, struct dane_info *);
+
+/* D as given (normalised here); dst = A. */
+struct dane_req	*dane_lookup(struct dns *, const char *domain,
+		    const struct sockaddr *dst, dane_cb *, void *arg);
+void		 dane_cancel(struct dane_req *);
+void		 dane_info_free(struct dane_info *);
+struct dane_info *dane_info_dup(const struct dane_info *);
+const char	*dane_state_name(enum dane_state);
+
+/*
+ * One TLSA record: 1 usable by RFC 7672 (usage 2 or 3, selector 0 or 1,
+ * matching type 0 with a parsable certificate or public key, 1 with 32
+ * bytes, 2 with 64 bytes), 0 unusable.
+ */
+int		 dane_tlsa_usable(uint8_t usage, uint8_t selector,
+		    uint8_t mtype, const unsigned char *data, size_t len);
+/* Parses TLSA rdata (wire format); 0 or -1 if shorter than 4 bytes. */
+int		 dane_tlsa_parse(const unsigned char *rdata, size_t rdlen,
+		    struct dane_tlsa *out);
+/* SHA-256 over the records in canonical (sorted) order. */
+void		 dane_tlsa_digest(const struct dane_tlsa *, int n,
+		    unsigned char out[32]);
+/* "3 1 1 abcd..." (data hex, truncated to fit). */
+void		 dane_tlsa_format(const struct dane_tlsa *, char *buf,
+		    size_t sz);
+
+/* Before the handshake: 0, or -1 (no usable record could be loaded).
+ * Only DANE_USABLE sets up DANE; the other states set SNI to H. */
+int		 dane_tls_prepare(const struct dane_info *, SSL *ssl);
+/* After it: 0 if DANE authenticated the server (reason "success"), else
+ * -1 with an RFC 8460 result type and a human detail. */
+int		 dane_tls_check(const struct dane_info *, SSL *ssl,
+		    char *reason, size_t reasonsz, char *detail,
+		    size_t detailsz);
+
+#endif

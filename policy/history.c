@@ -1,0 +1,267 @@
+/*
+ * history.c - the TLS history on LMDB (see history.h).
+ *
+ * Value layout (host byte order; local state only):
+ *   "MXH1" | first_tls i64 | last_tls i64 | last_fail i64 | last_seen i64 |
+ *   tls_count u32 | fail_count u32
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "core/log.h"
+#include "policy/history.h"
+
+#define MAGIC	"MXH1"
+#define VAL_LEN	(4 + 4 * 8 + 2 * 4)
+
+struct history {
+	MDB_env	*env;
+	MDB_dbi	 dbi;
+};
+
+struct history *
+history_open(const char *dir, char *err, size_t errsz)
+{
+	struct history *h;
+	MDB_txn *txn;
+	char path[4096];
+	int rc;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	if (snprintf(path, sizeof(path), "%s/history.mdb", dir) >=
+	    (int)sizeof(path)) {
+		snprintf(err, errsz, "state_dir too long");
+		return NULL;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if ((rc = mdb_env_create(&h->env)) != 0)
+		goto fail;
+	mdb_env_set_mapsize(h->env, 64UL * 1024 * 1024);
+	if ((rc = mdb_env_open(h->env, path, MDB_NOSUBDIR | MDB_NOTLS,
+	    0600)) != 0)
+		goto fail;
+	if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if ((rc = mdb_dbi_open(txn, NULL, 0, &h->dbi)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
+	return h;
+fail:
+	snprintf(err, errsz, "%s: %s", path, mdb_strerror(rc));
+	if (h->env != NULL)
+		mdb_env_close(h->env);
+	free(h);
+	return NULL;
+}
+
+void
+history_close(struct history *h)
+{
+	if (h == NULL)
+		return;
+	mdb_env_close(h->env);
+	free(h);
+}
+
+int
+history_key(const char *host, const struct sockaddr *dst, char *buf,
+    size_t sz)
+{
+	char a[INET6_ADDRSTRLEN];
+	int n;
+
+	if (dst == NULL)
+		return -1;
+	if (dst->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)dst)->sin_addr,
+		    a, sizeof(a));
+	else if (dst->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((const struct sockaddr_in6 *)dst)->sin6_addr, a,
+		    sizeof(a));
+	else
+		return -1;
+	n = snprintf(buf, sz, "%s|%s", host ? host : "", a);
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
+
+static void
+put64(unsigned char *p, int64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static int64_t
+get64(const unsigned char *p)
+{
+	int64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static void
+encode(const struct history_entry *e, unsigned char *b)
+{
+	memcpy(b, MAGIC, 4);
+	put64(b + 4, e->first_tls);
+	put64(b + 12, e->last_tls);
+	put64(b + 20, e->last_fail);
+	put64(b + 28, e->last_seen);
+	memcpy(b + 36, &e->tls_count, 4);
+	memcpy(b + 40, &e->fail_count, 4);
+}
+
+static int
+decode(const MDB_val *v, struct history_entry *e)
+{
+	const unsigned char *b = v->mv_data;
+
+	if (v->mv_size != VAL_LEN || memcmp(b, MAGIC, 4) != 0)
+		return -1;
+	e->first_tls = get64(b + 4);
+	e->last_tls = get64(b + 12);
+	e->last_fail = get64(b + 20);
+	e->last_seen = get64(b + 28);
+	memcpy(&e->tls_count, b + 36, 4);
+	memcpy(&e->fail_count, b + 40, 4);
+	return 0;
+}
+
+static int
+get_txn(struct history *h, MDB_txn *txn, const char *key,
+    struct history_entry *e)
+{
+	MDB_val k = { strlen(key), (void *)key }, v;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if ((rc = mdb_get(txn, h->dbi, &k, &v)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0) {
+		log_warn("event=history-error what=get key=%s error=\"%s\"",
+		    key, mdb_strerror(rc));
+		return -1;
+	}
+	if (decode(&v, e) == -1) {
+		memset(e, 0, sizeof(*e));
+		return 0;		/* unknown layout: as absent */
+	}
+	return 1;
+}
+
+int
+history_get(struct history *h, const char *host, const struct sockaddr *dst,
+    struct history_entry *e)
+{
+	MDB_txn *txn;
+	char key[512];
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
+		return -1;
+	if (mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn) != 0)
+		return -1;
+	rc = get_txn(h, txn, key, e);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+history_record(struct history *h, const char *host,
+    const struct sockaddr *dst, int starttls_offered, int tls_ok,
+    int64_t now, struct history_entry *prev)
+{
+	struct history_entry e;
+	unsigned char buf[VAL_LEN];
+	MDB_txn *txn;
+	MDB_val k, v;
+	char key[512];
+	int rc;
+
+	if (prev != NULL)
+		memset(prev, 0, sizeof(*prev));
+	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
+		return -1;
+	if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if (get_txn(h, txn, key, &e) == -1) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	if (prev != NULL)
+		*prev = e;
+	if (starttls_offered && tls_ok) {
+		if (e.first_tls == 0)
+			e.first_tls = now;
+		e.last_tls = now;
+		e.tls_count++;
+	} else {
+		e.last_fail = now;
+		e.fail_count++;
+	}
+	e.last_seen = now;
+	encode(&e, buf);
+	k.mv_size = strlen(key);
+	k.mv_data = key;
+	v.mv_size = sizeof(buf);
+	v.mv_data = buf;
+	if ((rc = mdb_put(txn, h->dbi, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
+	return 0;
+fail:
+	log_warn("event=history-error what=put key=%s error=\"%s\"", key,
+	    mdb_strerror(rc));
+	return -1;
+}
+
+int
+history_del(struct history *h, const char *host, const struct sockaddr *dst)
+{
+	MDB_txn *txn;
+	MDB_val k;
+	char key[512];
+	int rc;
+
+	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
+		return -1;
+	if (mdb_txn_begin(h->env, NULL, 0, &txn) != 0)
+		return -1;
+	k.mv_size = strlen(key);
+	k.mv_data = key;
+	rc = mdb_del(txn, h->dbi, &k, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return -1;
+	}
+	return mdb_txn_commit(txn) == 0 ? 0 : -1;
+}
+
+int
+history_expects_tls(const struct history_entry *e, int64_t now,
+    int64_t window_s)
+{
+	return e->last_tls > 0 && window_s > 0 && now - e->last_tls <=
+	    window_s && e->last_tls <= now + 300;
+}
