@@ -1,31 +1,134 @@
 /*
- * policy.c - the policy engine (see policy.h).
+ * policy.c - the policy engine (see policy.h, docs/policy.md).
  *
- * This first version knows only the opportunistic default and the global
- * require_tls setting; DANE, MTA-STS, overrides and the TLS history come
- * in their own modules.
+ * A lookup for recipient domain D and destination address A runs, all at
+ * once on the event loop:
+ *   - MX of D, then A or AAAA (the family of A) of every MX host, to find
+ *     the MX host H that owns A (mxguard's own DNS is the trusted view);
+ *   - unless an override decides: the _mta-sts.D TXT record and the cached
+ *     policy of D (LMDB), then a fetch when there is no valid cached policy
+ *     or the TXT id changed.  A background fetch refreshes a policy within
+ *     sts_refresh_margin of its expiry.
+ * When everything has answered (or policy_timeout passed) decide():
+ * overrides, DANE (hook, filled in by the DANE module), MTA-STS, then the
+ * opportunistic default.  The decision is logged in one line and counted.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <stdarg.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
+#include "core/stats.h"
+#include "policy/cache.h"
+#include "policy/dns.h"
+#include "policy/http.h"
+#include "policy/override.h"
 #include "policy/policy.h"
+#include "policy/sts.h"
+
+#define MAX_MX		16
+
+/* Verdict texts are bounded on purpose: a long name is cut, not a bug. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+struct policy_tls {
+	X509_STORE	*store;
+	int		 nnames;
+	char		 names[OVR_MAX_MATCH][256];
+};
+
+struct fetch;
+
+struct mxh {
+	struct policy_req *r;
+	char		 host[256];
+	int		 pref;
+	struct dns_req	*q;
+	int		 done;
+	int		 match;		/* an address equals dst */
+	enum dns_status	 st;
+};
+
+struct policy_req {
+	struct policy	*pol;
+	struct policy_req *next, *prev;	/* live requests */
+	policy_cb	*cb;
+	void		*arg;
+	struct policy_verdict *v;
+	struct ev_timer	*tmo;
+	struct ev_timer	*fire;
+	int		 decided;
+
+	struct sockaddr_storage dst;
+	int		 have_dst;
+	char		 dststr[64];
+	const struct ovr_entry *ovr;
+	struct ovr_entry ovr_copy;
+
+	/* MX */
+	struct dns_req	*mxq;
+	int		 mx_done;
+	enum dns_status	 mx_st;
+	int		 implicit_mx;
+	struct mxh	 mx[MAX_MX];
+	int		 nmx;
+	int		 addr_pending;
+
+	/* MTA-STS */
+	int		 sts;		/* MTA-STS lookups run */
+	struct dns_req	*txtq;
+	int		 txt_done;
+	enum dns_status	 txt_st;
+	int		 txt_rc;	/* sts_txt_select */
+	char		 txt_id[STS_ID_MAX + 1];
+	char		 txt_err[128];
+	int		 have_cached;
+	struct sts_cache_entry cached;
+	enum sts_cache_state cached_state;
+	struct sts_policy *fresh;	/* fetched during this lookup */
+	char		 fresh_id[STS_ID_MAX + 1];
+	struct fetch	*fetch;
+	struct policy_req *fnext;
+	int		 sts_done;
+	char		 fetch_reason[48];
+	char		 fetch_err[256];
+};
+
+struct fetch {
+	struct fetch	*next;
+	struct policy	*pol;
+	char		 domain[256];
+	char		 id[STS_ID_MAX + 1];
+	struct http_req	*http;
+	struct policy_req *waiters;
+};
 
 struct policy {
 	struct ev_loop	*loop;
 	int		 require_tls;
-};
-
-struct policy_req {
-	struct policy		*pol;
-	struct ev_timer		*timer;
-	struct policy_verdict	*v;
-	policy_cb		*cb;
-	void			*arg;
+	int		 sts_enable;
+	int		 dane_enable;
+	uint64_t	 policy_timeout;
+	uint64_t	 fetch_timeout;
+	size_t		 max_body;
+	int		 refresh_margin;
+	uint32_t	 mark;
+	struct ovr_table ovr;
+	struct dns	*dns;
+	SSL_CTX		*ctx;		/* HTTPS fetches; its store verifies MXs */
+	struct sts_cache *cache;
+	struct fetch	*fetches;
+	struct policy_req *reqs;
 };
 
 static const char *level_names[] = {
@@ -38,27 +141,78 @@ tls_level_name(enum tls_level l)
 	return (unsigned)l < 6 ? level_names[l] : "?";
 }
 
+static SSL_CTX *
+make_ctx(const struct config *cfg, char *err, size_t errsz)
+{
+	SSL_CTX *ctx;
+	const char *file = cfg->tls_ca_file[0] ? cfg->tls_ca_file : NULL;
+	const char *path = cfg->tls_ca_path[0] ? cfg->tls_ca_path : NULL;
+
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		snprintf(err, errsz, "SSL_CTX_new failed");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	if (file || path) {
+		if (!SSL_CTX_load_verify_locations(ctx, file, path)) {
+			snprintf(err, errsz, "loading CA %s%s%s failed",
+			    file ? file : "", file && path ? " " : "",
+			    path ? path : "");
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+	} else if (!SSL_CTX_set_default_verify_paths(ctx)) {
+		snprintf(err, errsz, "loading the system CA store failed");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
 struct policy *
 policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
     size_t errsz)
 {
 	struct policy *p;
+	char cerr[256];
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
 	p->loop = loop;
-	if (policy_reconfigure(p, cfg, err, errsz) == -1) {
-		free(p);
-		return NULL;
-	}
+	if ((p->dns = dns_new(loop, cfg, err, errsz)) == NULL)
+		goto fail;
+	if ((p->ctx = make_ctx(cfg, err, errsz)) == NULL)
+		goto fail;
+	if (policy_reconfigure(p, cfg, err, errsz) == -1)
+		goto fail;
+	if (cfg->sts_enable && (p->cache = sts_cache_open(cfg->state_dir,
+	    cerr, sizeof(cerr))) == NULL)
+		log_warn("event=sts-cache-unavailable error=\"%s\" "
+		    "note=\"MTA-STS policies are fetched for every lookup\"",
+		    cerr);
 	return p;
+fail:
+	policy_free(p);
+	return NULL;
 }
+
+static void fetch_free(struct fetch *);
 
 void
 policy_free(struct policy *p)
 {
+	if (p == NULL)
+		return;
+	while (p->reqs != NULL)
+		policy_cancel(p->reqs);
+	while (p->fetches != NULL)
+		fetch_free(p->fetches);
+	dns_free(p->dns);
+	SSL_CTX_free(p->ctx);
+	sts_cache_close(p->cache);
+	ovr_clear(&p->ovr);
 	free(p);
 }
 
@@ -66,22 +220,126 @@ int
 policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
     size_t errsz)
 {
+	struct ovr_table t = { 0, NULL };
+
+	if (ovr_load(&t, &cfg->tls_policy, err, errsz) == -1)
+		return -1;
+	if (p->reqs == NULL && p->fetches == NULL && p->ovr.e != NULL) {
+		/* a reload: new resolver and CA store (none in use now) */
+		struct dns *nd = dns_new(p->loop, cfg, err, errsz);
+		SSL_CTX *nc;
+
+		if (nd == NULL) {
+			ovr_clear(&t);
+			return -1;
+		}
+		if ((nc = make_ctx(cfg, err, errsz)) == NULL) {
+			dns_free(nd);
+			ovr_clear(&t);
+			return -1;
+		}
+		dns_free(p->dns);
+		SSL_CTX_free(p->ctx);
+		p->dns = nd;
+		p->ctx = nc;
+	}
+	/* overrides point into p->ovr only during decide(), which copies */
+	ovr_clear(&p->ovr);
+	p->ovr = t;
+	if (p->ovr.e == NULL)
+		p->ovr.e = calloc(1, sizeof(struct ovr_entry)); /* "loaded" */
 	p->require_tls = strcmp(cfg->require_tls, "yes") == 0;
+	p->sts_enable = cfg->sts_enable;
+	p->dane_enable = cfg->dane_enable;
+	p->policy_timeout = cfg->policy_timeout ? cfg->policy_timeout : 60000;
+	p->fetch_timeout = cfg->sts_fetch_timeout;
+	p->max_body = cfg->sts_max_body ? cfg->sts_max_body : 65536;
+	p->refresh_margin = cfg->sts_refresh_margin;
+	p->mark = cfg->upstream_mark;
+	return 0;
+}
+
+/* ---- verdict helpers ---- */
+
+static int
+verdict_names(struct policy *p, struct policy_verdict *v, int n,
+    const char names[][256])
+{
+	int i;
+
+	if (v->tls == NULL) {
+		if ((v->tls = calloc(1, sizeof(*v->tls))) == NULL)
+			return -1;
+		v->tls->store = SSL_CTX_get_cert_store(p->ctx);
+		X509_STORE_up_ref(v->tls->store);
+	}
+	for (i = 0; i < n && v->tls->nnames < OVR_MAX_MATCH; i++)
+		snprintf(v->tls->names[v->tls->nnames++], 256, "%s", names[i]);
 	return 0;
 }
 
 static void
-normalise_domain(const char *in, char *out, size_t outsz)
+sockaddr_str(const struct sockaddr_storage *ss, char *buf, size_t bufsz)
 {
-	size_t i, n = strlen(in);
+	const void *a = ss->ss_family == AF_INET ?
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr :
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
 
-	if (n > 0 && in[n - 1] == '.')
-		n--;
-	if (n >= outsz)
-		n = outsz - 1;
-	for (i = 0; i < n; i++)
-		out[i] = (char)tolower((unsigned char)in[i]);
-	out[n] = '\0';
+	if (inet_ntop(ss->ss_family, a, buf, (socklen_t)bufsz) == NULL)
+		snprintf(buf, bufsz, "-");
+}
+
+/* ---- request lifetime ---- */
+
+static void
+req_unlink_fetch(struct policy_req *r)
+{
+	struct policy_req **pp;
+
+	if (r->fetch == NULL)
+		return;
+	for (pp = &r->fetch->waiters; *pp != NULL; pp = &(*pp)->fnext)
+		if (*pp == r) {
+			*pp = r->fnext;
+			break;
+		}
+	r->fetch = NULL;
+}
+
+static void
+req_stop_lookups(struct policy_req *r)
+{
+	int i;
+
+	dns_cancel(r->mxq);
+	r->mxq = NULL;
+	dns_cancel(r->txtq);
+	r->txtq = NULL;
+	for (i = 0; i < r->nmx; i++) {
+		dns_cancel(r->mx[i].q);
+		r->mx[i].q = NULL;
+	}
+	req_unlink_fetch(r);
+}
+
+static void
+req_destroy(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+
+	req_stop_lookups(r);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		p->reqs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	ev_timer_free(r->tmo);
+	ev_timer_free(r->fire);
+	sts_cache_entry_clear(&r->cached);
+	free(r->fresh);
+	policy_verdict_free(r->v);
+	free(r);
 }
 
 static void
@@ -89,12 +347,590 @@ req_fire(void *arg)
 {
 	struct policy_req *r = arg;
 	struct policy_verdict *v = r->v;
+	policy_cb *cb = r->cb;
+	void *cbarg = r->arg;
 
 	r->v = NULL;
-	ev_timer_free(r->timer);
-	r->cb(r->arg, v);
-	free(r);
+	req_destroy(r);
+	cb(cbarg, v);
 }
+
+/* ---- the decision ---- */
+
+static void
+count(const struct policy_verdict *v, const char *result)
+{
+	char name[200];
+
+	snprintf(name, sizeof(name), "mxguard_policy_decisions_total"
+	    "{source=\"%s\",level=\"%s\",result=\"%s\"}", v->source,
+	    tls_level_name(v->level), result);
+	stats_add(stats_get(name, "Policy decisions at the first RCPT"), 1);
+}
+
+static void
+log_decision(struct policy_req *r, const char *result)
+{
+	struct policy_verdict *v = r->v;
+	char qd[300], qs[160];
+
+	log_info("event=policy domain=%s dst=%s mx=%s source=%s level=%s "
+	    "result=%s reason=%s%s sts=%s detail=%s",
+	    v->domain[0] ? v->domain : "-", r->dststr,
+	    v->mx_host[0] ? v->mx_host : "-", v->source,
+	    tls_level_name(v->level), result, v->reason[0] ? v->reason : "-",
+	    v->report_only ? " report_only=yes" : "",
+	    log_q(qs, sizeof(qs), v->sts_note[0] ? v->sts_note : "-"),
+	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"));
+	count(v, result);
+}
+
+static void
+defer(struct policy_req *r, const char *source, const char *reason,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+defer(struct policy_req *r, const char *source, const char *reason,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	r->v->level = TLS_LEVEL_DEFER;
+	r->v->source = source;
+	snprintf(r->v->reason, sizeof(r->v->reason), "%s", reason);
+	va_start(ap, fmt);
+	vsnprintf(r->v->detail, sizeof(r->v->detail), fmt, ap);
+	va_end(ap);
+}
+
+static void
+finish(struct policy_req *r)
+{
+	struct policy_verdict *v = r->v;
+	const char *result;
+
+	r->decided = 1;
+	req_stop_lookups(r);
+	ev_timer_stop(r->tmo);
+	if (v->level == TLS_LEVEL_DEFER)
+		result = "defer";
+	else if (v->report_only && v->reason[0])
+		result = "report-only-failure";
+	else
+		result = "ok";
+	log_decision(r, result);
+	ev_timer_arm(r->fire, 0);
+}
+
+static const char *
+mx_lookup_failure(struct policy_req *r)
+{
+	if (!r->mx_done)
+		return "MX lookup timed out";
+	switch (r->mx_st) {
+	case DNS_SERVFAIL:
+		return "MX lookup failed (SERVFAIL or bogus)";
+	case DNS_TIMEOUT:
+		return "MX lookup timed out";
+	case DNS_ERROR:
+		return "MX lookup failed";
+	default:
+		return NULL;
+	}
+}
+
+static void
+apply_override(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	struct policy_verdict *v = r->v;
+	const struct ovr_entry *o = &r->ovr_copy;
+	char names[2][256];
+
+	v->source = "override";
+	snprintf(v->detail, sizeof(v->detail), "tls_policy \"%s\"", o->line);
+	switch (o->level) {
+	case OVR_NONE:
+		v->level = TLS_LEVEL_NONE;
+		return;
+	case OVR_MAY:
+		v->level = TLS_LEVEL_MAY;
+		return;
+	case OVR_ENCRYPT:
+	case OVR_DANE:
+		/* DANE hook: the DANE module decides "dane" overrides; until
+		 * then TLS is required but not authenticated. */
+		v->level = TLS_LEVEL_ENCRYPT;
+		return;
+	case OVR_VERIFY:
+	case OVR_SECURE:
+		v->level = TLS_LEVEL_VERIFY;
+		if (o->nmatch > 0) {
+			verdict_names(p, v, o->nmatch, o->match);
+			return;
+		}
+		if (o->level == OVR_VERIFY && v->mx_host[0]) {
+			snprintf(names[0], 256, "%s", v->mx_host);
+			verdict_names(p, v, 1, names);
+		} else if (o->level == OVR_VERIFY && o->is_addr) {
+			verdict_names(p, v, 0, names);
+		} else {
+			snprintf(names[0], 256, "%s", v->domain);
+			snprintf(names[1], 256, ".%s", v->domain);
+			verdict_names(p, v, 2, names);
+		}
+		return;
+	}
+}
+
+/*
+ * DANE hook (DESIGN.md 4.1): the DANE module decides here, before
+ * MTA-STS, from secure MX/A/TLSA lookups; returns 1 when it has set the
+ * verdict (TLS_LEVEL_DANE, or TLS_LEVEL_DEFER), 0 to fall through.
+ */
+static int
+dane_decide(struct policy_req *r)
+{
+	return 0;
+}
+
+static const struct sts_policy *
+sts_effective(struct policy_req *r, const char **origin)
+{
+	if (r->fresh != NULL) {
+		*origin = "fetched";
+		return r->fresh;
+	}
+	if (r->have_cached && r->cached_state != STS_CACHE_EXPIRED) {
+		*origin = "cached";
+		return &r->cached.pol;
+	}
+	*origin = NULL;
+	return NULL;
+}
+
+static void
+decide(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	struct policy_verdict *v = r->v;
+	const struct sts_policy *sp;
+	const char *origin, *mxfail;
+	char names[1][256];
+	int i;
+
+	if (r->decided)
+		return;
+	for (i = 0; i < r->nmx; i++)
+		if (r->mx[i].match) {
+			snprintf(v->mx_host, sizeof(v->mx_host), "%s",
+			    r->mx[i].host);
+			break;
+		}
+	if (r->ovr != NULL) {
+		apply_override(r);
+		finish(r);
+		return;
+	}
+	if (p->dane_enable && dane_decide(r)) {
+		finish(r);
+		return;
+	}
+	sp = r->sts ? sts_effective(r, &origin) : NULL;
+	if (sp != NULL) {
+		int64_t age = r->fresh ? 0 :
+		    (int64_t)time(NULL) - r->cached.fetched;
+
+		snprintf(v->sts_note, sizeof(v->sts_note),
+		    "mode=%s,id=%s,%s,age=%llds", sts_mode_name(sp->mode),
+		    r->fresh ? r->fresh_id : r->cached.id, origin,
+		    (long long)age);
+	} else if (r->sts && r->fetch_reason[0])
+		snprintf(v->sts_note, sizeof(v->sts_note), "%s",
+		    r->fetch_reason);
+	if (sp != NULL && sp->mode != STS_MODE_NONE) {
+		int testing = sp->mode == STS_MODE_TESTING;
+
+		v->source = "mta-sts";
+		v->report_only = testing;
+		if (v->mx_host[0] == '\0') {
+			mxfail = mx_lookup_failure(r);
+			if (!testing) {
+				defer(r, "mta-sts", "validation-failure",
+				    "%s%s%s is not an address of any MX host "
+				    "of %s (MTA-STS enforce)",
+				    mxfail ? mxfail : "", mxfail ? ": " : "",
+				    r->dststr, v->domain);
+				finish(r);
+				return;
+			}
+			v->level = TLS_LEVEL_VERIFY;
+			snprintf(v->reason, sizeof(v->reason),
+			    "validation-failure");
+			snprintf(v->detail, sizeof(v->detail), "%s is not an "
+			    "address of any MX host of %s (MTA-STS testing: "
+			    "delivering)", r->dststr, v->domain);
+			verdict_names(p, v, 0, names);
+			finish(r);
+			return;
+		}
+		if (!sts_policy_match(sp, v->mx_host)) {
+			if (!testing) {
+				defer(r, "mta-sts", "validation-failure",
+				    "MX host %s is not in the MTA-STS policy "
+				    "of %s", v->mx_host, v->domain);
+				finish(r);
+				return;
+			}
+			snprintf(v->reason, sizeof(v->reason),
+			    "validation-failure");
+			snprintf(v->detail, sizeof(v->detail), "MX host %s is "
+			    "not in the MTA-STS policy of %s (testing: "
+			    "delivering)", v->mx_host, v->domain);
+		} else
+			snprintf(v->detail, sizeof(v->detail), "MX host %s "
+			    "matches the MTA-STS policy of %s", v->mx_host,
+			    v->domain);
+		v->level = TLS_LEVEL_VERIFY;
+		snprintf(names[0], 256, "%s", v->mx_host);
+		verdict_names(p, v, 1, names);
+		finish(r);
+		return;
+	}
+	if (p->require_tls) {
+		v->level = TLS_LEVEL_ENCRYPT;
+		v->source = "require_tls";
+	} else {
+		v->level = TLS_LEVEL_MAY;
+		v->source = sp != NULL ? "mta-sts" : "default";
+	}
+	if (sp != NULL)
+		snprintf(v->detail, sizeof(v->detail), "MTA-STS mode none");
+	else if (r->sts && r->fetch_err[0])
+		snprintf(v->detail, sizeof(v->detail), "no usable MTA-STS "
+		    "policy: %s", r->fetch_err);
+	else if (r->sts && r->txt_rc == -1)
+		snprintf(v->detail, sizeof(v->detail), "MTA-STS TXT record "
+		    "invalid: %s", r->txt_err);
+	else
+		snprintf(v->detail, sizeof(v->detail), "no TLS policy");
+	finish(r);
+}
+
+static void
+check_done(struct policy_req *r)
+{
+	if (r->decided)
+		return;
+	if (!r->mx_done || r->addr_pending > 0)
+		return;
+	if (r->sts && !r->sts_done)
+		return;
+	decide(r);
+}
+
+static void
+req_timeout(void *arg)
+{
+	struct policy_req *r = arg;
+
+	if (r->sts && !r->sts_done && r->fetch != NULL) {
+		snprintf(r->fetch_reason, sizeof(r->fetch_reason),
+		    "sts-policy-fetch-error");
+		snprintf(r->fetch_err, sizeof(r->fetch_err), "policy fetch "
+		    "still running at policy_timeout");
+	}
+	log_warn("event=policy-timeout domain=%s dst=%s", r->v->domain,
+	    r->dststr);
+	decide(r);
+}
+
+/* ---- MX and addresses ---- */
+
+static int
+addr_equal(const struct sockaddr_storage *ss, const struct dns_rr *rr)
+{
+	if (ss->ss_family == AF_INET && rr->type == DNS_T_A)
+		return memcmp(&((const struct sockaddr_in *)ss)->sin_addr,
+		    &rr->u.a, 4) == 0;
+	if (ss->ss_family == AF_INET6 && rr->type == DNS_T_AAAA)
+		return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr,
+		    &rr->u.aaaa, 16) == 0;
+	return 0;
+}
+
+static void
+on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct mxh *m = arg;
+	struct policy_req *r = m->r;
+	int i;
+
+	m->q = NULL;
+	m->done = 1;
+	m->st = st;
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
+		for (i = 0; i < a->nrr; i++)
+			if (addr_equal(&r->dst, &a->rr[i]))
+				m->match = 1;
+	r->addr_pending--;
+	check_done(r);
+}
+
+static int
+mx_cmp(const void *a, const void *b)
+{
+	const struct mxh *x = a, *y = b;
+
+	if (x->pref != y->pref)
+		return x->pref - y->pref;
+	return strcmp(x->host, y->host);
+}
+
+static void
+on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct policy_req *r = arg;
+	int i, j, qtype;
+
+	r->mxq = NULL;
+	r->mx_done = 1;
+	r->mx_st = st;
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
+		for (i = 0; i < a->nrr && r->nmx < MAX_MX; i++) {
+			const char *h = a->rr[i].u.mx.host;
+
+			if (h[0] == '\0')	/* null MX (RFC 7505) */
+				continue;
+			for (j = 0; j < r->nmx; j++)
+				if (strcmp(r->mx[j].host, h) == 0)
+					break;
+			if (j < r->nmx)
+				continue;
+			snprintf(r->mx[r->nmx].host, 256, "%s", h);
+			r->mx[r->nmx].pref = a->rr[i].u.mx.pref;
+			r->nmx++;
+		}
+		qsort(r->mx, (size_t)r->nmx, sizeof(r->mx[0]), mx_cmp);
+	} else if (st == DNS_NXDOMAIN || st == DNS_NODATA) {
+		/* no MX: the domain itself is the implicit MX (RFC 5321) */
+		r->implicit_mx = 1;
+		snprintf(r->mx[0].host, 256, "%s", r->v->domain);
+		r->nmx = 1;
+	}
+	if (r->have_dst) {
+		qtype = r->dst.ss_family == AF_INET ? DNS_T_A : DNS_T_AAAA;
+		for (i = 0; i < r->nmx; i++) {
+			r->mx[i].r = r;
+			r->addr_pending++;
+		}
+		for (i = 0; i < r->nmx; i++)
+			if ((r->mx[i].q = dns_query(r->pol->dns, r->mx[i].host,
+			    qtype, on_addr, &r->mx[i])) == NULL) {
+				r->mx[i].done = 1;
+				r->addr_pending--;
+			}
+	}
+	check_done(r);
+}
+
+/* ---- MTA-STS ---- */
+
+static void fetch_done(void *arg, int ok, const char *body, size_t len,
+    const char *kind, const char *err);
+
+static void
+fetch_free(struct fetch *f)
+{
+	struct fetch **pp;
+
+	for (pp = &f->pol->fetches; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+	while (f->waiters != NULL) {
+		struct policy_req *r = f->waiters;
+
+		f->waiters = r->fnext;
+		r->fetch = NULL;
+	}
+	http_cancel(f->http);
+	free(f);
+}
+
+static struct fetch *
+fetch_start(struct policy *p, const char *domain, const char *id)
+{
+	struct fetch *f;
+	char host[300];
+
+	for (f = p->fetches; f != NULL; f = f->next)
+		if (strcmp(f->domain, domain) == 0 && strcmp(f->id, id) == 0)
+			return f;
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	f->pol = p;
+	snprintf(f->domain, sizeof(f->domain), "%s", domain);
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	f->http = http_get(p->loop, p->dns, p->ctx, host,
+	    "/.well-known/mta-sts.txt", p->fetch_timeout, p->max_body,
+	    p->mark, fetch_done, f);
+	if (f->http == NULL) {
+		free(f);
+		return NULL;
+	}
+	f->next = p->fetches;
+	p->fetches = f;
+	log_info("event=sts-fetch-start domain=%s id=%s", domain, id);
+	return f;
+}
+
+static void
+sts_resolved(struct policy_req *r)
+{
+	r->sts_done = 1;
+	check_done(r);
+}
+
+static void
+fetch_done(void *arg, int ok, const char *body, size_t len,
+    const char *kind, const char *err)
+{
+	struct fetch *f = arg;
+	struct policy *p = f->pol;
+	struct sts_policy *sp = NULL;
+	char perr[160], qe[300];
+	const char *reason = kind;
+
+	f->http = NULL;
+	if (ok == 0) {
+		if ((sp = malloc(sizeof(*sp))) == NULL) {
+			ok = -1;
+			reason = "sts-policy-fetch-error";
+			err = "out of memory";
+		} else if (sts_policy_parse(body, len, sp, perr,
+		    sizeof(perr)) == -1) {
+			ok = -1;
+			reason = "sts-policy-invalid";
+			err = perr;
+		}
+	}
+	if (ok == 0) {
+		struct sts_cache_entry e;
+		int64_t now = (int64_t)time(NULL);
+
+		memset(&e, 0, sizeof(e));
+		snprintf(e.id, sizeof(e.id), "%s", f->id);
+		e.fetched = now;
+		e.checked = now;
+		e.expires = now + sp->max_age;
+		e.body = (char *)body;
+		e.bodylen = len;
+		if (p->cache != NULL)
+			sts_cache_put(p->cache, f->domain, &e);
+		log_info("event=sts-fetch domain=%s id=%s result=ok mode=%s "
+		    "max_age=%u mx_patterns=%d", f->domain, f->id,
+		    sts_mode_name(sp->mode), sp->max_age, sp->nmx);
+		stats_add(stats_get("mxguard_sts_fetches_total{result=\"ok\"}",
+		    "MTA-STS policy fetches"), 1);
+	} else {
+		log_warn("event=sts-fetch domain=%s id=%s result=error "
+		    "reason=%s detail=%s", f->domain, f->id, reason,
+		    log_q(qe, sizeof(qe), err ? err : "-"));
+		stats_add(stats_get("mxguard_sts_fetches_total{result=\"error\"}",
+		    "MTA-STS policy fetches"), 1);
+	}
+	while (f->waiters != NULL) {
+		struct policy_req *r = f->waiters;
+
+		f->waiters = r->fnext;
+		r->fetch = NULL;
+		if (ok == 0) {
+			if ((r->fresh = malloc(sizeof(*r->fresh))) != NULL) {
+				*r->fresh = *sp;
+				snprintf(r->fresh_id, sizeof(r->fresh_id), "%s",
+				    f->id);
+			}
+		} else {
+			snprintf(r->fetch_reason, sizeof(r->fetch_reason),
+			    "%s", reason);
+			snprintf(r->fetch_err, sizeof(r->fetch_err), "%s",
+			    err ? err : "");
+		}
+		sts_resolved(r);
+	}
+	free(sp);
+	fetch_free(f);
+}
+
+static void
+sts_step(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	int valid = r->have_cached && r->cached_state != STS_CACHE_EXPIRED;
+	struct fetch *f;
+
+	if (valid && (r->txt_rc != 1 || strcmp(r->txt_id, r->cached.id) == 0)) {
+		/* the cached policy stands (also when DNS fails or the
+		 * record disappeared); refresh near expiry in background */
+		if (r->cached_state == STS_CACHE_REFRESH && r->txt_rc == 1)
+			(void)fetch_start(p, r->v->domain, r->txt_id);
+		sts_resolved(r);
+		return;
+	}
+	if (r->txt_rc != 1) {
+		if (r->txt_rc == -1) {
+			snprintf(r->fetch_reason, sizeof(r->fetch_reason),
+			    "sts-policy-invalid");
+			log_info("event=sts-txt domain=%s result=invalid "
+			    "detail=\"%s\"", r->v->domain, r->txt_err);
+		}
+		sts_resolved(r);	/* no policy */
+		return;
+	}
+	/* no valid cached policy, or a new id: fetch and wait */
+	if ((f = fetch_start(p, r->v->domain, r->txt_id)) == NULL) {
+		snprintf(r->fetch_reason, sizeof(r->fetch_reason),
+		    "sts-policy-fetch-error");
+		snprintf(r->fetch_err, sizeof(r->fetch_err), "cannot start");
+		sts_resolved(r);
+		return;
+	}
+	r->fetch = f;
+	r->fnext = f->waiters;
+	f->waiters = r;
+}
+
+static void
+on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct policy_req *r = arg;
+	const char *txts[DNS_MAX_RR];
+	size_t lens[DNS_MAX_RR];
+	int i, n = 0;
+
+	r->txtq = NULL;
+	r->txt_done = 1;
+	r->txt_st = st;
+	r->txt_rc = 0;
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
+		for (i = 0; i < a->nrr; i++) {
+			txts[n] = a->rr[i].u.txt.text;
+			lens[n++] = a->rr[i].u.txt.len;
+		}
+		r->txt_rc = sts_txt_select(txts, lens, n, r->txt_id,
+		    r->txt_err, sizeof(r->txt_err));
+	} else if (st != DNS_NXDOMAIN && st != DNS_NODATA) {
+		r->txt_rc = -2;		/* lookup failed */
+		snprintf(r->txt_err, sizeof(r->txt_err), "TXT lookup: %s",
+		    dns_status_name(st));
+	}
+	sts_step(r);
+}
+
+/* ---- entry points ---- */
 
 struct policy_req *
 policy_lookup(struct policy *p, const char *domain,
@@ -102,28 +938,93 @@ policy_lookup(struct policy *p, const char *domain,
 {
 	struct policy_req *r;
 	struct policy_verdict *v;
+	char err[200], name[300];
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		goto fail;
-	if ((r->timer = ev_timer_new(p->loop, req_fire, r)) == NULL)
+	r->v = v;
+	if ((r->fire = ev_timer_new(p->loop, req_fire, r)) == NULL ||
+	    (r->tmo = ev_timer_new(p->loop, req_timeout, r)) == NULL)
 		goto fail;
 	r->pol = p;
 	r->cb = cb;
 	r->arg = arg;
-	r->v = v;
-	normalise_domain(domain, v->domain, sizeof(v->domain));
-	if (p->require_tls) {
-		v->level = TLS_LEVEL_ENCRYPT;
-		v->source = "require_tls";
-	} else {
-		v->level = TLS_LEVEL_MAY;
-		v->source = "default";
+	r->next = p->reqs;
+	if (p->reqs)
+		p->reqs->prev = r;
+	p->reqs = r;
+	v->source = "default";
+	snprintf(r->dststr, sizeof(r->dststr), "-");
+	if (dst != NULL && dst->sa_family == AF_INET &&
+	    dstlen >= sizeof(struct sockaddr_in)) {
+		memcpy(&r->dst, dst, sizeof(struct sockaddr_in));
+		r->have_dst = 1;
+	} else if (dst != NULL && dst->sa_family == AF_INET6 &&
+	    dstlen >= sizeof(struct sockaddr_in6)) {
+		const struct sockaddr_in6 *s6 = (const void *)dst;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			struct sockaddr_in *s4 = (void *)&r->dst;
+
+			s4->sin_family = AF_INET;
+			memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+		} else
+			memcpy(&r->dst, dst, sizeof(*s6));
+		r->have_dst = 1;
 	}
-	ev_timer_arm(r->timer, 0);
+	if (r->have_dst)
+		sockaddr_str(&r->dst, r->dststr, sizeof(r->dststr));
+	if (sts_domain_norm(domain, v->domain, sizeof(v->domain), err,
+	    sizeof(err)) == -1) {
+		snprintf(v->domain, sizeof(v->domain), "%.200s", domain);
+		for (char *c = v->domain; *c; c++)
+			if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e)
+				*c = '?';
+		/* a destination override still applies */
+		if ((r->ovr = ovr_find(&p->ovr, NULL, r->have_dst ?
+		    (struct sockaddr *)&r->dst : NULL)) != NULL) {
+			r->ovr_copy = *r->ovr;
+			r->ovr = &r->ovr_copy;
+			apply_override(r);
+		} else
+			defer(r, "default", "validation-failure",
+			    "recipient domain refused: %s", err);
+		finish(r);
+		return r;
+	}
+	r->ovr = ovr_find(&p->ovr, v->domain,
+	    r->have_dst ? (struct sockaddr *)&r->dst : NULL);
+	if (r->ovr != NULL) {
+		r->ovr_copy = *r->ovr;
+		r->ovr = &r->ovr_copy;
+	}
+	ev_timer_arm(r->tmo, p->policy_timeout);
+	if ((r->mxq = dns_query(p->dns, v->domain, DNS_T_MX, on_mx, r)) ==
+	    NULL)
+		goto fail;
+	if (r->ovr == NULL && p->sts_enable) {
+		r->sts = 1;
+		if (p->cache != NULL && sts_cache_get(p->cache, v->domain,
+		    &r->cached) == 1) {
+			r->have_cached = 1;
+			r->cached_state = sts_cache_state(&r->cached,
+			    (int64_t)time(NULL), p->refresh_margin);
+		}
+		snprintf(name, sizeof(name), "_mta-sts.%s", v->domain);
+		if ((r->txtq = dns_query(p->dns, name, DNS_T_TXT, on_txt,
+		    r)) == NULL)
+			goto fail;
+	}
 	return r;
 fail:
+	if (r->pol != NULL) {
+		req_destroy(r);
+		return NULL;
+	}
+	ev_timer_free(r->fire);
+	ev_timer_free(r->tmo);
 	free(v);
 	free(r);
 	return NULL;
@@ -134,60 +1035,152 @@ policy_cancel(struct policy_req *r)
 {
 	if (r == NULL)
 		return;
-	ev_timer_free(r->timer);
-	policy_verdict_free(r->v);
-	free(r);
+	req_destroy(r);
 }
 
 void
 policy_verdict_free(struct policy_verdict *v)
 {
+	if (v == NULL)
+		return;
+	if (v->tls != NULL) {
+		X509_STORE_free(v->tls->store);
+		free(v->tls);
+	}
 	free(v);
 }
+
+/* ---- TLS ---- */
 
 int
 policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 {
-	if (v->mx_host[0] != '\0') {
-		if (!SSL_set_tlsext_host_name(ssl, v->mx_host))
+	const char *sni = v->mx_host[0] ? v->mx_host : NULL;
+	int i;
+
+	if (sni == NULL && v->tls != NULL && v->tls->nnames > 0 &&
+	    v->tls->names[0][0] != '.')
+		sni = v->tls->names[0];
+	if (sni != NULL && !SSL_set_tlsext_host_name(ssl, sni))
+		return -1;
+	if (v->level == TLS_LEVEL_DANE)
+		return 0;	/* the DANE module sets up SSL_dane_*() */
+	/* verification is judged by policy_tls_check(), with a precise
+	 * reason; the handshake itself never fails on it */
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (v->tls != NULL) {
+		if (v->tls->store != NULL &&
+		    !SSL_set1_verify_cert_store(ssl, v->tls->store))
 			return -1;
-		if (!SSL_set1_host(ssl, v->mx_host))
-			return -1;
-		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	}
+		for (i = 0; i < v->tls->nnames; i++)
+			if (!(i == 0 ? SSL_set1_host(ssl, v->tls->names[0]) :
+			    SSL_add1_host(ssl, v->tls->names[i])))
+				return -1;
+	} else if (v->mx_host[0] != '\0' && !SSL_set1_host(ssl, v->mx_host))
+		return -1;
 	return 0;
+}
+
+static const char *
+verify_reason(long vr)
+{
+	switch (vr) {
+	case X509_V_OK:
+		return "success";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "certificate-expired";
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		return "certificate-host-mismatch";
+	default:
+		return "certificate-not-trusted";
+	}
+}
+
+/* Verifies the peer's chain against the verdict's store and names, the
+ * same way for the first recipient and for later ones. */
+static long
+verify_peer(const struct policy_verdict *v, SSL *ssl)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	X509_STORE_CTX *xc;
+	X509_VERIFY_PARAM *param;
+	long vr;
+	int i;
+
+	if (peer == NULL)
+		return X509_V_ERR_UNSPECIFIED;
+	if (v->tls == NULL || v->tls->store == NULL)
+		return SSL_get_verify_result(ssl);
+	if ((xc = X509_STORE_CTX_new()) == NULL)
+		return X509_V_ERR_OUT_OF_MEM;
+	if (!X509_STORE_CTX_init(xc, v->tls->store, peer, chain)) {
+		X509_STORE_CTX_free(xc);
+		return X509_V_ERR_UNSPECIFIED;
+	}
+	X509_STORE_CTX_set_default(xc, "ssl_server");
+	param = X509_STORE_CTX_get0_param(xc);
+	X509_VERIFY_PARAM_set_hostflags(param,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	for (i = 0; i < v->tls->nnames; i++)
+		if (i == 0)
+			X509_VERIFY_PARAM_set1_host(param, v->tls->names[0], 0);
+		else
+			X509_VERIFY_PARAM_add1_host(param, v->tls->names[i], 0);
+	if (X509_verify_cert(xc) == 1)
+		vr = X509_V_OK;
+	else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
+		vr = X509_V_ERR_UNSPECIFIED;
+	X509_STORE_CTX_free(xc);
+	if (vr == X509_V_OK && v->tls->nnames == 0)
+		vr = X509_V_ERR_HOSTNAME_MISMATCH;	/* no name to check */
+	ERR_clear_error();
+	return vr;
 }
 
 int
 policy_tls_check(const struct policy_verdict *v, SSL *ssl, char *reason,
     size_t reasonsz, char *detail, size_t detailsz)
 {
-	long vr = SSL_get_verify_result(ssl);
-	X509 *peer = SSL_get0_peer_certificate(ssl);
+	long vr;
 
-	if (peer == NULL) {
-		snprintf(reason, reasonsz, "certificate-not-trusted");
-		snprintf(detail, detailsz, "no server certificate");
+	if (ssl == NULL) {
+		snprintf(reason, reasonsz, "%s", policy_no_starttls_reason(v));
+		snprintf(detail, detailsz, "no TLS session");
+		return v->level == TLS_LEVEL_NONE ||
+		    v->level == TLS_LEVEL_MAY ? 0 : -1;
+	}
+	if (v->level == TLS_LEVEL_DANE) {
+		/* DANE hook: the DANE module owns this check */
+		vr = SSL_get_verify_result(ssl);
+		if (vr == X509_V_OK &&
+		    SSL_get0_dane_authority(ssl, NULL, NULL) >= 0) {
+			snprintf(reason, reasonsz, "success");
+			snprintf(detail, detailsz, "DANE verified");
+			return 0;
+		}
+		snprintf(reason, reasonsz, "tlsa-invalid");
+		snprintf(detail, detailsz, "%s",
+		    X509_verify_cert_error_string(vr));
 		return -1;
 	}
-	if (vr == X509_V_OK) {
-		snprintf(reason, reasonsz, "success");
-		snprintf(detail, detailsz, "verified");
+	vr = verify_peer(v, ssl);
+	snprintf(reason, reasonsz, "%s", verify_reason(vr));
+	if (vr == X509_V_OK)
+		snprintf(detail, detailsz, "verified for %s",
+		    v->tls && v->tls->nnames ? v->tls->names[0] :
+		    v->mx_host[0] ? v->mx_host : "-");
+	else if (vr == X509_V_ERR_HOSTNAME_MISMATCH)
+		snprintf(detail, detailsz, "certificate does not match %s",
+		    v->tls && v->tls->nnames ? v->tls->names[0] :
+		    v->mx_host[0] ? v->mx_host : "an unknown MX host");
+	else
+		snprintf(detail, detailsz, "%s",
+		    X509_verify_cert_error_string(vr));
+	if (vr == X509_V_OK)
 		return 0;
-	}
-	switch (vr) {
-	case X509_V_ERR_CERT_HAS_EXPIRED:
-	case X509_V_ERR_CERT_NOT_YET_VALID:
-		snprintf(reason, reasonsz, "certificate-expired");
-		break;
-	case X509_V_ERR_HOSTNAME_MISMATCH:
-		snprintf(reason, reasonsz, "certificate-host-mismatch");
-		break;
-	default:
-		snprintf(reason, reasonsz, "certificate-not-trusted");
-		break;
-	}
-	snprintf(detail, detailsz, "%s", X509_verify_cert_error_string(vr));
 	/* opportunistic and unauthenticated-but-encrypted levels accept it */
 	return v->level == TLS_LEVEL_MAY || v->level == TLS_LEVEL_ENCRYPT ||
 	    v->level == TLS_LEVEL_NONE ? 0 : -1;
@@ -204,4 +1197,19 @@ void
 policy_record_tls(struct policy *p, const struct sockaddr *dst,
     const char *mx_host, int starttls_offered, int tls_ok)
 {
+	/* TLS history is a later module (DESIGN.md 4.3). */
+}
+
+/* ---- for `mxguard policy` ---- */
+
+struct dns *
+policy_dns(struct policy *p)
+{
+	return p->dns;
+}
+
+struct sts_cache *
+policy_sts_cache(struct policy *p)
+{
+	return p->cache;
 }

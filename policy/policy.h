@@ -50,6 +50,8 @@ struct policy_verdict {
 	char		 mx_host[256];	/* MX host H owning A; "" unknown */
 	char		 reason[48];	/* RFC 8460 result type, for DEFER */
 	char		 detail[256];	/* human words for logs and replies */
+	char		 sts_note[96];	/* MTA-STS policy used: mode, id,
+					 * cached|fetched, age; or why none */
 	struct policy_tls *tls;
 };
 
@@ -89,5 +91,13 @@ const char	*policy_no_starttls_reason(const struct policy_verdict *);
  * not. */
 void		 policy_record_tls(struct policy *, const struct sockaddr *dst,
 		    const char *mx_host, int starttls_offered, int tls_ok);
+
+/* For `mxguard policy`: the engine's resolver and MTA-STS cache (NULL if
+ * the cache could not be opened).  Declared opaque here; see policy/dns.h
+ * and policy/cache.h. */
+struct dns;
+struct sts_cache;
+struct dns	*policy_dns(struct policy *);
+struct sts_cache *policy_sts_cache(struct policy *);
 
 #endif

@@ -1,0 +1,500 @@
+/*
+ * test_policy_engine.c - policy_lookup() decisions end to end on the event
+ * loop, against a fake DNS server in the process and a pre-filled LMDB
+ * policy cache (the HTTPS fetch itself is covered by tests/ns/3*.sh):
+ * enforce with a matching MX, MX not in the policy, destination not an MX,
+ * testing mode, TXT gone but cached policy in force, TXT id changed and
+ * fetch failing (cached kept), no policy, overrides by address and domain,
+ * invalid and internationalised domains, MTA-STS disabled.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "policy/cache.h"
+#include "policy/dns.h"
+#include "policy/policy.h"
+
+struct msg {
+	unsigned char	 b[2048];
+	int		 n;
+};
+
+static void
+put16(struct msg *m, unsigned v)
+{
+	m->b[m->n++] = (unsigned char)(v >> 8);
+	m->b[m->n++] = (unsigned char)v;
+}
+
+static void
+putname(struct msg *m, const char *name)
+{
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		size_t l = dot ? (size_t)(dot - name) : strlen(name);
+
+		m->b[m->n++] = (unsigned char)l;
+		memcpy(m->b + m->n, name, l);
+		m->n += (int)l;
+		name += l;
+		if (*name == '.')
+			name++;
+	}
+	m->b[m->n++] = 0;
+}
+
+/* the zone: name, type, value ("pref host" for MX) */
+struct zrr {
+	const char	*name;
+	int		 type;
+	const char	*value;
+};
+
+static const struct zrr zone[] = {
+	{ "enf.test", DNS_T_MX, "10 mx1.enf.test" },
+	{ "enf.test", DNS_T_MX, "20 rogue.other.test" },
+	{ "mx1.enf.test", DNS_T_A, "192.0.2.1" },
+	{ "rogue.other.test", DNS_T_A, "192.0.2.66" },
+	{ "_mta-sts.enf.test", DNS_T_TXT, "v=STSv1; id=one" },
+	{ "tst.test", DNS_T_MX, "10 mx.tst.test" },
+	{ "mx.tst.test", DNS_T_A, "192.0.2.2" },
+	{ "_mta-sts.tst.test", DNS_T_TXT, "v=STSv1; id=t1" },
+	{ "gone.test", DNS_T_MX, "10 mx.gone.test" },
+	{ "mx.gone.test", DNS_T_A, "192.0.2.3" },
+	{ "newid.test", DNS_T_MX, "10 mx.newid.test" },
+	{ "mx.newid.test", DNS_T_A, "192.0.2.4" },
+	{ "_mta-sts.newid.test", DNS_T_TXT, "v=STSv1; id=two" },
+	{ "plain.test", DNS_T_MX, "10 mx.plain.test" },
+	{ "mx.plain.test", DNS_T_A, "192.0.2.5" },
+	{ "xn--bcher-kva.test", DNS_T_MX, "10 mx.plain.test" },
+	{ NULL, 0, NULL },
+};
+
+struct fake {
+	int fd, port, queries;
+};
+static struct fake fk;
+static struct ev_loop *loop;
+static char statedir[] = "/tmp/mxg-pol-test-XXXXXX";
+
+static void
+fake_read(int fd, int events, void *arg)
+{
+	unsigned char q[1500];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
+	    &fl);
+	char name[256];
+	int off = 12, o = 0, qtype, i, an = 0, exists = 0;
+	struct msg m;
+
+	if (n < 17)
+		return;
+	fk.queries++;
+	while (off < n && q[off] != 0) {
+		int l = q[off];
+
+		if (o)
+			name[o++] = '.';
+		memcpy(name + o, q + off + 1, (size_t)l);
+		o += l;
+		off += l + 1;
+	}
+	name[o] = '\0';
+	qtype = q[off + 1] << 8 | q[off + 2];
+	for (i = 0; zone[i].name; i++)
+		if (strcasecmp(zone[i].name, name) == 0) {
+			exists = 1;
+			if (zone[i].type == qtype)
+				an++;
+		}
+	m.n = 0;
+	put16(&m, (unsigned)(q[0] << 8 | q[1]));
+	m.b[m.n++] = 0x81;
+	m.b[m.n++] = (unsigned char)(0x80 | (exists ? 0 : 3));
+	put16(&m, 1);
+	put16(&m, (unsigned)an);
+	put16(&m, 0);
+	put16(&m, 0);
+	putname(&m, name);
+	put16(&m, (unsigned)qtype);
+	put16(&m, 1);
+	for (i = 0; zone[i].name; i++) {
+		struct msg rd = { .n = 0 };
+
+		if (strcasecmp(zone[i].name, name) != 0 || zone[i].type != qtype)
+			continue;
+		if (qtype == DNS_T_A) {
+			inet_pton(AF_INET, zone[i].value, rd.b);
+			rd.n = 4;
+		} else if (qtype == DNS_T_MX) {
+			put16(&rd, (unsigned)atoi(zone[i].value));
+			putname(&rd, strchr(zone[i].value, ' ') + 1);
+		} else if (qtype == DNS_T_TXT) {
+			rd.b[0] = (unsigned char)strlen(zone[i].value);
+			memcpy(rd.b + 1, zone[i].value, rd.b[0]);
+			rd.n = 1 + rd.b[0];
+		}
+		putname(&m, name);
+		put16(&m, (unsigned)qtype);
+		put16(&m, 1);
+		put16(&m, 0);
+		put16(&m, 60);
+		put16(&m, (unsigned)rd.n);
+		memcpy(m.b + m.n, rd.b, (size_t)rd.n);
+		m.n += rd.n;
+	}
+	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
+}
+
+static void
+cache_policy(const char *domain, const char *id, const char *body,
+    int64_t age, uint32_t max_age)
+{
+	char err[256];
+	struct sts_cache *c = sts_cache_open(statedir, err, sizeof(err));
+	struct sts_cache_entry e;
+	int64_t now = (int64_t)time(NULL);
+
+	assert_non_null(c);
+	memset(&e, 0, sizeof(e));
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	e.body = (char *)body;
+	e.bodylen = strlen(body);
+	e.fetched = now - age;
+	e.checked = e.fetched;
+	e.expires = e.fetched + max_age;
+	assert_int_equal(sts_cache_put(c, domain, &e), 0);
+	sts_cache_close(c);
+}
+
+static struct policy *pol;
+
+static struct policy *
+mkpolicy(const char *const *overrides, int sts)
+{
+	char err[256], srv[64];
+	struct config *cfg = config_load(NULL, err, sizeof(err));
+	struct policy *p;
+	int i;
+
+	assert_non_null(cfg);
+	snprintf(srv, sizeof(srv), "127.0.0.1:%d", fk.port);
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup(srv);
+	cfg->dns_servers.n = 1;
+	cfg->dns_timeout = 2000;
+	cfg->policy_timeout = 5000;
+	cfg->sts_fetch_timeout = 1500;
+	cfg->sts_enable = sts;
+	free(cfg->state_dir);
+	cfg->state_dir = strdup(statedir);
+	for (i = 0; overrides && overrides[i]; i++) {
+		cfg->tls_policy.v = realloc(cfg->tls_policy.v,
+		    (size_t)(i + 1) * sizeof(char *));
+		cfg->tls_policy.v[i] = strdup(overrides[i]);
+		cfg->tls_policy.n = i + 1;
+	}
+	p = policy_new(loop, cfg, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	return p;
+}
+
+static int
+setup(void **state)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	static const char *enf = "version: STSv1\nmode: enforce\n"
+	    "mx: mx1.enf.test\nmax_age: 86400\n";
+	static const char *tst = "version: STSv1\nmode: testing\n"
+	    "mx: *.elsewhere.test\nmax_age: 86400\n";
+
+	if (getenv("TEST_DEBUG"))
+		log_init("test", 0, LOG_LVL_DEBUG);
+	else
+		log_init("test", 0, LOG_LVL_ERR);
+	if (mkdtemp(statedir) == NULL)
+		return -1;
+	loop = ev_loop_new();
+	fk.fd = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fk.fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		return -1;
+	getsockname(fk.fd, (struct sockaddr *)&sin, &sl);
+	fk.port = ntohs(sin.sin_port);
+	ev_fd_set(loop, fk.fd, EV_READ, fake_read, NULL);
+	cache_policy("enf.test", "one", enf, 10, 86400);
+	cache_policy("tst.test", "t1", tst, 10, 86400);
+	cache_policy("gone.test", "g1", enf, 10, 86400);
+	cache_policy("newid.test", "one", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.newid.test\nmax_age: 86400\n", 10, 86400);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	ev_fd_del(loop, fk.fd);
+	close(fk.fd);
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", statedir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct policy_verdict *got_v;
+
+static void
+got(void *arg, struct policy_verdict *v)
+{
+	got_v = v;
+	ev_loop_stop(loop);
+}
+
+static struct policy_verdict *
+lookup(struct policy *p, const char *domain, const char *ip)
+{
+	struct sockaddr_in sin;
+	struct ev_timer *guard = ev_timer_new(loop,
+	    (ev_timer_cb *)ev_loop_stop, loop);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	got_v = NULL;
+	assert_non_null(policy_lookup(p, domain, (struct sockaddr *)&sin,
+	    sizeof(sin), got, NULL));
+	assert_null(got_v);			/* never synchronous */
+	ev_timer_arm(guard, 10000);
+	ev_loop_run(loop);
+	ev_timer_free(guard);
+	assert_non_null(got_v);
+	return got_v;
+}
+
+static void
+test_enforce_match(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "ENF.test.", "192.0.2.1");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	assert_string_equal(v->domain, "enf.test");
+	assert_string_equal(v->mx_host, "mx1.enf.test");
+	assert_int_equal(v->report_only, 0);
+	assert_non_null(strstr(v->sts_note, "cached"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_enforce_mx_not_in_policy(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "enf.test", "192.0.2.66");
+
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "validation-failure");
+	assert_string_equal(v->mx_host, "rogue.other.test");
+	assert_non_null(strstr(v->detail, "not in the MTA-STS policy"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_enforce_not_an_mx(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "enf.test", "198.51.100.7");
+
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "validation-failure");
+	assert_non_null(strstr(v->detail, "not an address of any MX"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_override_relay_address(void **state)
+{
+	const char *ovr[] = { "198.51.100.7 encrypt", NULL };
+	struct policy *p = mkpolicy(ovr, 1);
+	struct policy_verdict *v = lookup(p, "enf.test", "198.51.100.7");
+
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "override");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_override_domain(void **state)
+{
+	const char *ovr[] = { ".plain.test none", "plain.test verify",
+	    "enf.test may", NULL };
+	struct policy *p = mkpolicy(ovr, 1);
+	struct policy_verdict *v = lookup(p, "plain.test", "192.0.2.5");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "override");
+	assert_string_equal(v->mx_host, "mx.plain.test");
+	policy_verdict_free(v);
+	v = lookup(p, "sub.plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_NONE);
+	policy_verdict_free(v);
+	/* an override beats an enforce policy */
+	v = lookup(p, "enf.test", "192.0.2.66");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->source, "override");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_testing_reports(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "tst.test", "192.0.2.2");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_int_equal(v->report_only, 1);
+	assert_string_equal(v->reason, "validation-failure");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_txt_gone_cached_enforced(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "gone.test", "192.0.2.3");
+
+	/* policy (mx1.enf.test only) still applies: mx.gone.test deferred */
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "validation-failure");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_new_id_fetch_fails_keeps_cache(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "newid.test", "192.0.2.4");
+	struct sts_cache_entry e;
+
+	/* mta-sts.newid.test does not resolve: cached policy used */
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "mx.newid.test");
+	assert_non_null(strstr(v->sts_note, "id=one"));
+	policy_verdict_free(v);
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "newid.test", &e),
+	    1);
+	assert_string_equal(e.id, "one");	/* not replaced */
+	sts_cache_entry_clear(&e);
+	policy_free(p);
+}
+
+static void
+test_no_policy(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "plain.test", "192.0.2.5");
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->source, "default");
+	assert_string_equal(v->mx_host, "mx.plain.test");
+	policy_verdict_free(v);
+	/* internationalised domain: A-label used for lookups */
+	v = lookup(p, "b\xc3\xbc" "cher.test", "192.0.2.5");
+	assert_string_equal(v->domain, "xn--bcher-kva.test");
+	assert_string_equal(v->mx_host, "mx.plain.test");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_invalid_domain(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "bad..domain", "192.0.2.5");
+
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_non_null(strstr(v->detail, "recipient domain"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_sts_disabled(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 0);
+	struct policy_verdict *v = lookup(p, "enf.test", "192.0.2.66");
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_cancel(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct sockaddr_in sin;
+	struct policy_req *r;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	got_v = NULL;
+	r = policy_lookup(p, "enf.test", (struct sockaddr *)&sin, sizeof(sin),
+	    got, NULL);
+	assert_non_null(r);
+	policy_cancel(r);
+	policy_free(p);
+	assert_null(got_v);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_enforce_match),
+		cmocka_unit_test(test_enforce_mx_not_in_policy),
+		cmocka_unit_test(test_enforce_not_an_mx),
+		cmocka_unit_test(test_override_relay_address),
+		cmocka_unit_test(test_override_domain),
+		cmocka_unit_test(test_testing_reports),
+		cmocka_unit_test(test_txt_gone_cached_enforced),
+		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
+		cmocka_unit_test(test_no_policy),
+		cmocka_unit_test(test_invalid_domain),
+		cmocka_unit_test(test_sts_disabled),
+		cmocka_unit_test(test_cancel),
+	};
+
+	(void)pol;
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
