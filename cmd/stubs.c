@@ -7,14 +7,6 @@
 #include "cmd/cmd.h"
 
 int
-cmd_policy(int argc, char **argv, struct config *cfg,
-    const struct cmd_opts *opts)
-{
-	fprintf(stderr, "mxguard: policy: not available in this build\n");
-	return 1;
-}
-
-int
 cmd_check(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
