@@ -352,6 +352,17 @@ session_tempfail(struct session *s, const char *code, const char *fmt, ...)
 
 /* ---- state machine ----------------------------------------------------- */
 
+/* What a resumed TLS session may stand for: this destination, under this
+ * policy (the MX host the name checks used, the level, the source). */
+static void
+resume_key(struct session *s, char *key, size_t sz)
+{
+	const struct policy_verdict *v = s->up_verdict;
+
+	snprintf(key, sz, "%s|%s|%s|%s", s->dst_str, v->mx_host,
+	    tls_level_name(v->level), v->source);
+}
+
 static int
 waits_for_client(enum sstate st)
 {
@@ -362,6 +373,7 @@ static void
 session_enter(struct session *s, enum sstate st)
 {
 	const struct config *cfg = s->env->cfg;
+	char key[700];
 	SSL *ssl;
 
 	if (s->state == S_DEAD || s->state == S_CLOSING)
@@ -407,8 +419,15 @@ session_enter(struct session *s, enum sstate st)
 		break;
 	case S_TLS:
 		if ((ssl = tls_client_new(s->env->tls)) == NULL ||
-		    policy_tls_prepare(s->up_verdict, ssl) == -1 ||
-		    io_start_tls(s->up, ssl, 0) == -1) {
+		    policy_tls_prepare(s->up_verdict, ssl) == -1) {
+			SSL_free(ssl);
+			session_tempfail(s, "421 4.7.0", "cannot set up TLS "
+			    "towards %s", s->dst_str);
+			return;
+		}
+		resume_key(s, key, sizeof(key));
+		tls_client_resume(s->env->tls, ssl, key);
+		if (io_start_tls(s->up, ssl, 0) == -1) {
 			SSL_free(ssl);
 			session_tempfail(s, "421 4.7.0", "cannot set up TLS "
 			    "towards %s", s->dst_str);
@@ -512,9 +531,10 @@ log_tls(struct session *s)
 
 	tls_peer_names(ssl, subj, sizeof(subj), iss, sizeof(iss));
 	log_info("sid=%s event=tls dst=%s mx=%s protocol=%s cipher=%s "
-	    "subject=%s issuer=%s verify=%s", s->id, s->dst_str,
+	    "resumed=%s subject=%s issuer=%s verify=%s", s->id, s->dst_str,
 	    s->up_verdict->mx_host[0] ? s->up_verdict->mx_host : "-",
 	    SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+	    SSL_session_reused(ssl) ? "yes" : "no",
 	    log_q(q1, sizeof(q1), subj), log_q(q2, sizeof(q2), iss),
 	    s->tls_verify);
 }

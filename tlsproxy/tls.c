@@ -4,16 +4,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "tlsproxy/tls.h"
 
+#define RESUME_SLOTS	1024
+struct resume_slot {
+	char		*key;
+	SSL_SESSION	*sess;
+};
+
 struct tls_ctx {
 	SSL_CTX	*client;
 	SSL_CTX	*server;	/* NULL without a local certificate */
+	/* open-addressed by key hash; a collision replaces: a cache, not
+	 * a store */
+	struct resume_slot *slots;
 };
+
+static int key_index = -1;	/* SSL ex_data: the resumption key */
 
 static int
 version_of(const char *name)
@@ -25,6 +37,68 @@ version_of(const char *name)
 	if (strcmp(name, "TLSv1.1") == 0)
 		return TLS1_1_VERSION;
 	return TLS1_VERSION;
+}
+
+static unsigned
+key_hash(const char *k)
+{
+	unsigned h = 2166136261u;
+
+	while (*k)
+		h = (h ^ (unsigned char)*k++) * 16777619u;
+	return h % RESUME_SLOTS;
+}
+
+static void
+key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	free(ptr);
+}
+
+/* OpenSSL hands us each session the server issued (TLS 1.3 tickets come
+ * after the handshake). */
+static int
+new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_ctx *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	const char *key = SSL_get_ex_data(ssl, key_index);
+	struct resume_slot *slot;
+
+	char *k;
+
+	if (key == NULL || t == NULL || !SSL_SESSION_is_resumable(sess) ||
+	    (k = strdup(key)) == NULL)
+		return 0;
+	slot = &t->slots[key_hash(key)];
+	SSL_SESSION_free(slot->sess);
+	free(slot->key);
+	slot->key = k;
+	slot->sess = sess;
+	return 1;	/* we keep the reference */
+}
+
+void
+tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
+{
+	struct resume_slot *slot = &t->slots[key_hash(key)];
+	char *k;
+
+	if ((k = strdup(key)) == NULL)
+		return;
+	if (!SSL_set_ex_data(ssl, key_index, k)) {
+		free(k);
+		return;
+	}
+	if (slot->sess == NULL || strcmp(slot->key, key) != 0)
+		return;
+	if ((long)time(NULL) - (long)SSL_SESSION_get_time(slot->sess) >=
+	    SSL_SESSION_get_timeout(slot->sess)) {
+		SSL_SESSION_free(slot->sess);
+		slot->sess = NULL;
+		return;
+	}
+	SSL_set_session(ssl, slot->sess);
 }
 
 /* Completes every handshake: the policy judges the result afterwards
@@ -52,7 +126,12 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 	const char *cafile = *cfg->tls_ca_file ? cfg->tls_ca_file : NULL;
 	const char *capath = *cfg->tls_ca_path ? cfg->tls_ca_path : NULL;
 
-	if ((t = calloc(1, sizeof(*t))) == NULL) {
+	if (key_index == -1)
+		key_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    key_free);
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->slots = calloc(RESUME_SLOTS, sizeof(*t->slots))) == NULL) {
+		free(t);
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
@@ -81,8 +160,11 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 	}
 	SSL_CTX_set_verify(t->client, SSL_VERIFY_PEER, verify_accept);
 	SSL_CTX_set_mode(t->client, SSL_MODE_RELEASE_BUFFERS);
-	/* resumption is per MX host and set up by the session */
-	SSL_CTX_set_session_cache_mode(t->client, SSL_SESS_CACHE_OFF);
+	/* resumption is keyed by the session (tls_client_resume) */
+	SSL_CTX_set_session_cache_mode(t->client, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	SSL_CTX_sess_set_new_cb(t->client, new_session_cb);
+	SSL_CTX_set_app_data(t->client, t);
 
 	if (*cfg->tls_cert_file) {
 		if ((t->server = SSL_CTX_new(TLS_server_method())) == NULL) {
@@ -111,8 +193,19 @@ fail:
 void
 tls_ctx_free(struct tls_ctx *t)
 {
+	int i;
+
 	if (t == NULL)
 		return;
+	for (i = 0; t->slots && i < RESUME_SLOTS; i++) {
+		SSL_SESSION_free(t->slots[i].sess);
+		free(t->slots[i].key);
+	}
+	free(t->slots);
+	/* SSL objects of live sessions keep the SSL_CTX alive: its
+	 * new-session callback must not find this struct any more */
+	if (t->client)
+		SSL_CTX_set_app_data(t->client, NULL);
 	SSL_CTX_free(t->client);
 	SSL_CTX_free(t->server);
 	free(t);

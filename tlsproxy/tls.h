@@ -25,6 +25,13 @@ SSL		*tls_client_new(struct tls_ctx *);
 /* A fresh SSL for the client leg, or NULL when no certificate is set. */
 SSL		*tls_server_new(struct tls_ctx *);
 int		 tls_server_enabled(const struct tls_ctx *);
+/* TLS session resumption per upstream: key names the destination and
+ * everything the policy checked (MX host, level, TLSA digest), so a
+ * resumed session never stands in for a check of another policy.  Call
+ * before the handshake; new sessions the server hands out are stored
+ * under the same key.  The cache is bounded and entries expire with the
+ * session's own lifetime. */
+void		 tls_client_resume(struct tls_ctx *, SSL *, const char *key);
 /* "CN=..., O=..." of the peer certificate's subject and issuer. */
 void		 tls_peer_names(SSL *, char *subj, size_t subjsz, char *iss,
 		    size_t isssz);
