@@ -672,9 +672,18 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 		snprintf(detail, detailsz, "verified, but not by DANE");
 		return -1;
 	case X509_V_ERR_DANE_NO_MATCH:
+	/* DANE-TA records only: no chain to a matching trust anchor shows
+	 * as a chain error */
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
 		snprintf(reason, reasonsz, "tlsa-invalid");
 		snprintf(detail, detailsz, "no TLSA record of _25._tcp.%s "
-		    "matches the server's certificate chain", d->tlsa_base);
+		    "matches the server's certificate chain (%s)",
+		    d->tlsa_base, X509_verify_cert_error_string(vr));
 		return -1;
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 		snprintf(reason, reasonsz, "certificate-host-mismatch");

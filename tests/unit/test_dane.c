@@ -1,0 +1,498 @@
+/*
+ * test_dane.c - DANE: TLSA record parsing and usability, the RRset
+ * digest, and matching through OpenSSL's DANE API in real handshakes
+ * between an in-process server and client over a socketpair, on
+ * certificates generated here (a CA, leaves with the right name, a wrong
+ * name, an expired validity).  dane_tls_prepare() and dane_tls_check()
+ * are the code under test; OpenSSL does the matching.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "policy/dane.h"
+
+#define HOST	"mx.example.test"
+#define DOMAIN	"example.test"
+
+struct pki {
+	EVP_PKEY *ca_key, *ca2_key, *leaf_key, *other_key;
+	X509	 *ca, *ca2;
+	X509	 *leaf;		/* HOST, signed by ca */
+	X509	 *wrongname;	/* other.test, signed by ca */
+	X509	 *expired;	/* HOST, expired, signed by ca */
+	X509	 *other;	/* HOST, signed by ca2, other key */
+};
+
+static struct pki P;
+
+static EVP_PKEY *
+newkey(void)
+{
+	return EVP_EC_gen("P-256");
+}
+
+static X509 *
+mkcert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
+    int ca, long from, long to)
+{
+	X509 *x = X509_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	char san[300];
+	static long serial = 1;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+	X509_gmtime_adj(X509_getm_notBefore(x), from);
+	X509_gmtime_adj(X509_getm_notAfter(x), to);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+	    MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) :
+	    X509_get_subject_name(x));
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	if (ca) {
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+		    "critical,CA:TRUE");
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
+		    "critical,keyCertSign,cRLSign");
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	} else {
+		snprintf(san, sizeof(san), "DNS:%s", cn);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
+		    san);
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
+	return x;
+}
+
+static int
+setup_pki(void **state)
+{
+	P.ca_key = newkey();
+	P.ca2_key = newkey();
+	P.leaf_key = newkey();
+	P.other_key = newkey();
+	P.ca = mkcert(P.ca_key, "test CA", NULL, NULL, 1, -3600, 86400 * 30);
+	P.ca2 = mkcert(P.ca2_key, "other CA", NULL, NULL, 1, -3600,
+	    86400 * 30);
+	P.leaf = mkcert(P.leaf_key, HOST, P.ca, P.ca_key, 0, -3600,
+	    86400 * 10);
+	P.wrongname = mkcert(P.leaf_key, "other.test", P.ca, P.ca_key, 0,
+	    -3600, 86400 * 10);
+	P.expired = mkcert(P.leaf_key, HOST, P.ca, P.ca_key, 0,
+	    -86400 * 60, -86400 * 30);
+	P.other = mkcert(P.other_key, HOST, P.ca2, P.ca2_key, 0, -3600,
+	    86400 * 10);
+	return 0;
+}
+
+static int
+teardown_pki(void **state)
+{
+	X509_free(P.ca);
+	X509_free(P.ca2);
+	X509_free(P.leaf);
+	X509_free(P.wrongname);
+	X509_free(P.expired);
+	X509_free(P.other);
+	EVP_PKEY_free(P.ca_key);
+	EVP_PKEY_free(P.ca2_key);
+	EVP_PKEY_free(P.leaf_key);
+	EVP_PKEY_free(P.other_key);
+	return 0;
+}
+
+/* TLSA association data for cert x. */
+static void
+tlsa_of(struct dane_tlsa *t, int usage, int sel, int mtype, X509 *x)
+{
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen;
+	int len;
+
+	memset(t, 0, sizeof(*t));
+	t->usage = (uint8_t)usage;
+	t->selector = (uint8_t)sel;
+	t->mtype = (uint8_t)mtype;
+	len = sel == 0 ? i2d_X509(x, &der) : i2d_PUBKEY(X509_get0_pubkey(x),
+	    &der);
+	assert_true(len > 0);
+	if (mtype == 0) {
+		t->data = der;
+		t->len = (size_t)len;
+	} else {
+		EVP_Digest(der, (size_t)len, md, &mdlen, mtype == 1 ?
+		    EVP_sha256() : EVP_sha512(), NULL);
+		OPENSSL_free(der);
+		t->data = malloc(mdlen);
+		memcpy(t->data, md, mdlen);
+		t->len = mdlen;
+	}
+	t->usable = dane_tlsa_usable(t->usage, t->selector, t->mtype,
+	    t->data, t->len);
+}
+
+static struct dane_info *
+info_with(int n, ...)
+{
+	struct dane_info *d = calloc(1, sizeof(*d));
+	va_list ap;
+	int i;
+
+	d->state = DANE_USABLE;
+	snprintf(d->domain, sizeof(d->domain), DOMAIN);
+	snprintf(d->mx_host, sizeof(d->mx_host), HOST);
+	snprintf(d->tlsa_base, sizeof(d->tlsa_base), HOST);
+	d->nnames = 2;
+	snprintf(d->names[0], sizeof(d->names[0]), HOST);
+	snprintf(d->names[1], sizeof(d->names[1]), DOMAIN);
+	va_start(ap, n);
+	for (i = 0; i < n; i++) {
+		int u = va_arg(ap, int), s = va_arg(ap, int),
+		    m = va_arg(ap, int);
+		X509 *x = va_arg(ap, X509 *);
+
+		tlsa_of(&d->tlsa[d->ntlsa], u, s, m, x);
+		if (d->tlsa[d->ntlsa].usable)
+			d->nusable++;
+		d->ntlsa++;
+	}
+	va_end(ap);
+	return d;
+}
+
+static void
+nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static int
+verify_accept(int ok, X509_STORE_CTX *ctx)
+{
+	return 1;
+}
+
+/*
+ * A full handshake: server sends leaf (+ CA chain), the client has DANE
+ * set up by dane_tls_prepare() and an empty trust store.  Returns what
+ * dane_tls_check() says; reason receives the result type.
+ */
+static int
+handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
+    char *reason, size_t rsz)
+{
+	SSL_CTX *sctx, *cctx;
+	SSL *s, *c;
+	int sv[2], i, sdone = 0, cdone = 0, rc;
+	char detail[256];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	nonblock(sv[0]);
+	nonblock(sv[1]);
+	sctx = SSL_CTX_new(TLS_server_method());
+	assert_int_equal(SSL_CTX_use_certificate(sctx, leaf), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, key), 1);
+	if (chain != NULL)
+		assert_int_equal(SSL_CTX_add1_chain_cert(sctx, chain), 1);
+	cctx = SSL_CTX_new(TLS_client_method());
+	assert_true(SSL_CTX_dane_enable(cctx) > 0);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
+	s = SSL_new(sctx);
+	c = SSL_new(cctx);
+	SSL_set_fd(s, sv[0]);
+	SSL_set_fd(c, sv[1]);
+	SSL_set_accept_state(s);
+	SSL_set_connect_state(c);
+	assert_int_equal(dane_tls_prepare(d, c), 0);
+	for (i = 0; i < 1000 && !(sdone && cdone); i++) {
+		if (!cdone) {
+			rc = SSL_do_handshake(c);
+			if (rc == 1)
+				cdone = 1;
+			else
+				assert_true(SSL_get_error(c, rc) ==
+				    SSL_ERROR_WANT_READ);
+		}
+		if (!sdone) {
+			rc = SSL_do_handshake(s);
+			if (rc == 1)
+				sdone = 1;
+			else
+				assert_true(SSL_get_error(s, rc) ==
+				    SSL_ERROR_WANT_READ);
+		}
+	}
+	assert_true(sdone && cdone);
+	rc = dane_tls_check(d, c, reason, rsz, detail, sizeof(detail));
+	printf("# check=%d reason=%s detail=%s\n", rc, reason, detail);
+	SSL_free(s);
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	close(sv[0]);
+	close(sv[1]);
+	dane_info_free(d);
+	return rc;
+}
+
+/* ---- parsing ---- */
+
+static void
+test_tlsa_parse(void **state)
+{
+	unsigned char rd[3 + 32];
+	struct dane_tlsa t;
+
+	memset(rd, 0xab, sizeof(rd));
+	rd[0] = 3; rd[1] = 1; rd[2] = 1;
+	assert_int_equal(dane_tlsa_parse(rd, sizeof(rd), &t), 0);
+	assert_int_equal(t.usage, 3);
+	assert_int_equal(t.selector, 1);
+	assert_int_equal(t.mtype, 1);
+	assert_int_equal(t.len, 32);
+	assert_int_equal(t.data[0], 0xab);
+	assert_int_equal(t.usable, 1);
+	free(t.data);
+	/* too short for any association data */
+	assert_int_equal(dane_tlsa_parse(rd, 3, &t), -1);
+	assert_int_equal(dane_tlsa_parse(NULL, 0, &t), -1);
+	/* wrong digest length: unusable, but parsed */
+	assert_int_equal(dane_tlsa_parse(rd, sizeof(rd) - 1, &t), 0);
+	assert_int_equal(t.usable, 0);
+	free(t.data);
+}
+
+static void
+test_tlsa_usable(void **state)
+{
+	unsigned char d32[32] = { 1 }, d64[64] = { 2 }, junk[40] = { 3 };
+	struct dane_tlsa t;
+
+	assert_true(dane_tlsa_usable(3, 1, 1, d32, 32));
+	assert_true(dane_tlsa_usable(2, 0, 1, d32, 32));
+	assert_true(dane_tlsa_usable(3, 0, 2, d64, 64));
+	assert_false(dane_tlsa_usable(3, 1, 2, d32, 32));
+	assert_false(dane_tlsa_usable(3, 1, 1, d64, 64));
+	/* PKIX usages are unusable for SMTP (RFC 7672 section 3.1.3) */
+	assert_false(dane_tlsa_usable(0, 0, 1, d32, 32));
+	assert_false(dane_tlsa_usable(1, 1, 1, d32, 32));
+	assert_false(dane_tlsa_usable(4, 1, 1, d32, 32));
+	assert_false(dane_tlsa_usable(3, 2, 1, d32, 32));
+	assert_false(dane_tlsa_usable(3, 1, 3, d32, 32));
+	assert_false(dane_tlsa_usable(3, 1, 1, NULL, 0));
+	/* full data must parse as a certificate / public key */
+	assert_false(dane_tlsa_usable(3, 0, 0, junk, sizeof(junk)));
+	assert_false(dane_tlsa_usable(3, 1, 0, junk, sizeof(junk)));
+	tlsa_of(&t, 3, 0, 0, P.leaf);
+	assert_true(t.usable);
+	assert_false(dane_tlsa_usable(3, 1, 0, t.data, t.len));
+	free(t.data);
+	tlsa_of(&t, 2, 1, 0, P.ca);
+	assert_true(t.usable);
+	free(t.data);
+}
+
+static void
+test_digest_order(void **state)
+{
+	struct dane_info *a = info_with(2, 3, 1, 1, P.leaf, 2, 0, 1, P.ca);
+	struct dane_info *b = info_with(2, 2, 0, 1, P.ca, 3, 1, 1, P.leaf);
+	struct dane_info *c = info_with(1, 3, 1, 1, P.leaf);
+	unsigned char da[32], db[32], dc[32];
+	char buf[40];
+
+	dane_tlsa_digest(a->tlsa, a->ntlsa, da);
+	dane_tlsa_digest(b->tlsa, b->ntlsa, db);
+	dane_tlsa_digest(c->tlsa, c->ntlsa, dc);
+	assert_memory_equal(da, db, 32);
+	assert_memory_not_equal(da, dc, 32);
+	dane_tlsa_format(&c->tlsa[0], buf, sizeof(buf));
+	assert_true(strncmp(buf, "3 1 1 ", 6) == 0);
+	assert_int_equal(strlen(buf), sizeof(buf) - 1);
+	dane_info_free(a);
+	dane_info_free(b);
+	dane_info_free(c);
+}
+
+/* ---- matching in handshakes ---- */
+
+#define OK(d)	do { char r_[48]; assert_int_equal(handshake(P.leaf, \
+	P.leaf_key, P.ca, (d), r_, sizeof(r_)), 0); \
+	assert_string_equal(r_, "success"); } while (0)
+#define NOMATCH(d) do { char r_[48]; assert_int_equal(handshake(P.leaf, \
+	P.leaf_key, P.ca, (d), r_, sizeof(r_)), -1); \
+	assert_string_equal(r_, "tlsa-invalid"); } while (0)
+
+static void test_311(void **s) { OK(info_with(1, 3, 1, 1, P.leaf)); }
+static void test_311_no(void **s) { NOMATCH(info_with(1, 3, 1, 1, P.other)); }
+static void test_301(void **s) { OK(info_with(1, 3, 0, 1, P.leaf)); }
+static void test_301_no(void **s) { NOMATCH(info_with(1, 3, 0, 1, P.other)); }
+static void test_312(void **s) { OK(info_with(1, 3, 1, 2, P.leaf)); }
+static void test_312_no(void **s) { NOMATCH(info_with(1, 3, 1, 2, P.other)); }
+static void test_201(void **s) { OK(info_with(1, 2, 0, 1, P.ca)); }
+static void test_201_no(void **s) { NOMATCH(info_with(1, 2, 0, 1, P.ca2)); }
+static void test_211(void **s) { OK(info_with(1, 2, 1, 1, P.ca)); }
+static void test_211_no(void **s) { NOMATCH(info_with(1, 2, 1, 1, P.ca2)); }
+
+/* one matching record among non-matching and unusable ones suffices */
+static void
+test_mixed_set(void **s)
+{
+	OK(info_with(3, 3, 1, 1, P.other, 1, 1, 1, P.leaf, 2, 0, 1, P.ca));
+}
+
+/* a leaf that does not chain to the DANE-TA key */
+static void
+test_ta_other_chain(void **s)
+{
+	char r[48];
+
+	assert_int_equal(handshake(P.other, P.other_key, P.ca2,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+}
+
+static void
+test_name_mismatch_ta_fails(void **s)
+{
+	char r[48];
+
+	assert_int_equal(handshake(P.wrongname, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "certificate-host-mismatch");
+}
+
+static void
+test_name_mismatch_ee_passes(void **s)
+{
+	char r[48];
+
+	assert_int_equal(handshake(P.wrongname, P.leaf_key, P.ca,
+	    info_with(1, 3, 1, 1, P.wrongname), r, sizeof(r)), 0);
+	assert_int_equal(handshake(P.wrongname, P.leaf_key, P.ca,
+	    info_with(1, 3, 0, 1, P.wrongname), r, sizeof(r)), 0);
+}
+
+/* DANE-TA: the recipient domain is a reference identifier too */
+static void
+test_ta_domain_name(void **s)
+{
+	X509 *x = mkcert(P.leaf_key, DOMAIN, P.ca, P.ca_key, 0, -3600,
+	    86400);
+	struct dane_info *d = info_with(1, 2, 0, 1, P.ca);
+	char r[48];
+
+	assert_int_equal(handshake(x, P.leaf_key, P.ca, d, r, sizeof(r)), 0);
+	/* with an insecure MX RRset, D is not a reference identifier */
+	d = info_with(1, 2, 0, 1, P.ca);
+	d->nnames = 1;
+	assert_int_equal(handshake(x, P.leaf_key, P.ca, d, r, sizeof(r)), -1);
+	X509_free(x);
+}
+
+static void
+test_expired_ee_passes(void **s)
+{
+	char r[48];
+
+	assert_int_equal(handshake(P.expired, P.leaf_key, P.ca,
+	    info_with(1, 3, 1, 1, P.expired), r, sizeof(r)), 0);
+}
+
+static void
+test_expired_ta_fails(void **s)
+{
+	char r[48];
+
+	assert_int_equal(handshake(P.expired, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "certificate-expired");
+}
+
+/* only unusable records: prepare refuses to set up DANE */
+static void
+test_prepare_unusable(void **s)
+{
+	struct dane_info *d = info_with(1, 1, 1, 1, P.leaf);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+
+	SSL_CTX_dane_enable(ctx);
+	ssl = SSL_new(ctx);
+	assert_int_equal(dane_tls_prepare(d, ssl), -1);
+	SSL_free(ssl);
+	d->state = DANE_UNUSABLE;
+	ssl = SSL_new(ctx);
+	assert_int_equal(dane_tls_prepare(d, ssl), 0);
+	assert_string_equal(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name),
+	    HOST);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	dane_info_free(d);
+}
+
+static void
+test_info_dup(void **s)
+{
+	struct dane_info *d = info_with(2, 3, 1, 1, P.leaf, 3, 0, 0, P.leaf);
+	struct dane_info *c = dane_info_dup(d);
+
+	assert_non_null(c);
+	assert_int_equal(c->ntlsa, 2);
+	assert_ptr_not_equal(c->tlsa[1].data, d->tlsa[1].data);
+	assert_memory_equal(c->tlsa[1].data, d->tlsa[1].data, d->tlsa[1].len);
+	dane_info_free(d);
+	dane_info_free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tlsa_parse),
+		cmocka_unit_test(test_tlsa_usable),
+		cmocka_unit_test(test_digest_order),
+		cmocka_unit_test(test_311),
+		cmocka_unit_test(test_311_no),
+		cmocka_unit_test(test_301),
+		cmocka_unit_test(test_301_no),
+		cmocka_unit_test(test_312),
+		cmocka_unit_test(test_312_no),
+		cmocka_unit_test(test_201),
+		cmocka_unit_test(test_201_no),
+		cmocka_unit_test(test_211),
+		cmocka_unit_test(test_211_no),
+		cmocka_unit_test(test_mixed_set),
+		cmocka_unit_test(test_ta_other_chain),
+		cmocka_unit_test(test_name_mismatch_ta_fails),
+		cmocka_unit_test(test_name_mismatch_ee_passes),
+		cmocka_unit_test(test_ta_domain_name),
+		cmocka_unit_test(test_expired_ee_passes),
+		cmocka_unit_test(test_expired_ta_fails),
+		cmocka_unit_test(test_prepare_unusable),
+		cmocka_unit_test(test_info_dup),
+	};
+
+	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
+}

@@ -1,0 +1,130 @@
+/*
+ * test_history.c - the persistent TLS history: keys, records surviving a
+ * reopen, the window rule, independence of host+address keys.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "policy/history.h"
+
+static char dir[64];
+
+static struct sockaddr_in
+sin4(const char *a)
+{
+	struct sockaddr_in s;
+
+	memset(&s, 0, sizeof(s));
+	s.sin_family = AF_INET;
+	inet_pton(AF_INET, a, &s.sin_addr);
+	return s;
+}
+
+static int
+setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/mxg-history-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_key(void **state)
+{
+	struct sockaddr_in a = sin4("192.0.2.1");
+	struct sockaddr_in6 b;
+	char k[128];
+
+	assert_int_equal(history_key("mx.example", (struct sockaddr *)&a, k,
+	    sizeof(k)), 0);
+	assert_string_equal(k, "mx.example|192.0.2.1");
+	assert_int_equal(history_key("", (struct sockaddr *)&a, k,
+	    sizeof(k)), 0);
+	assert_string_equal(k, "|192.0.2.1");
+	memset(&b, 0, sizeof(b));
+	b.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "2001:db8::25", &b.sin6_addr);
+	assert_int_equal(history_key("h", (struct sockaddr *)&b, k,
+	    sizeof(k)), 0);
+	assert_string_equal(k, "h|2001:db8::25");
+	assert_int_equal(history_key("h", (struct sockaddr *)&b, k, 5), -1);
+	assert_int_equal(history_key("h", NULL, k, sizeof(k)), -1);
+}
+
+static void
+test_record_and_window(void **state)
+{
+	char err[256];
+	struct history *h = history_open(dir, err, sizeof(err));
+	struct sockaddr_in a = sin4("192.0.2.1"), b = sin4("192.0.2.2");
+	struct history_entry e, prev;
+
+	assert_non_null(h);
+	assert_int_equal(history_get(h, "mx", (struct sockaddr *)&a, &e), 0);
+	assert_false(history_expects_tls(&e, 1000, 86400));
+	/* a plaintext-only server never becomes "expected TLS" */
+	assert_int_equal(history_record(h, "mx", (struct sockaddr *)&b, 0, 0,
+	    1000, NULL), 0);
+	assert_int_equal(history_get(h, "mx", (struct sockaddr *)&b, &e), 1);
+	assert_false(history_expects_tls(&e, 1001, 86400));
+	assert_int_equal(e.fail_count, 1);
+	/* TLS once */
+	assert_int_equal(history_record(h, "mx", (struct sockaddr *)&a, 1, 1,
+	    1000, &prev), 0);
+	assert_int_equal(prev.last_tls, 0);
+	assert_int_equal(history_get(h, "mx", (struct sockaddr *)&a, &e), 1);
+	assert_int_equal(e.first_tls, 1000);
+	assert_int_equal(e.last_tls, 1000);
+	assert_true(history_expects_tls(&e, 1000 + 86400, 86400));
+	assert_false(history_expects_tls(&e, 1001 + 86400, 86400));
+	assert_false(history_expects_tls(&e, 1000, 0));	/* window 0: off */
+	/* other host name, same address: separate key */
+	assert_int_equal(history_get(h, "mx2", (struct sockaddr *)&a, &e), 0);
+	/* a stripped attempt keeps last_tls, counts the failure */
+	assert_int_equal(history_record(h, "mx", (struct sockaddr *)&a, 0, 0,
+	    2000, &prev), 0);
+	assert_int_equal(prev.last_tls, 1000);
+	assert_true(history_expects_tls(&prev, 2000, 86400));
+	history_close(h);
+
+	/* persistent across reopen */
+	h = history_open(dir, err, sizeof(err));
+	assert_non_null(h);
+	assert_int_equal(history_get(h, "mx", (struct sockaddr *)&a, &e), 1);
+	assert_int_equal(e.last_tls, 1000);
+	assert_int_equal(e.last_fail, 2000);
+	assert_int_equal(e.tls_count, 1);
+	assert_int_equal(e.fail_count, 1);
+	assert_int_equal(history_del(h, "mx", (struct sockaddr *)&a), 0);
+	assert_int_equal(history_get(h, "mx", (struct sockaddr *)&a, &e), 0);
+	history_close(h);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_key),
+		cmocka_unit_test(test_record_and_window),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
