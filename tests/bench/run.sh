@@ -1,0 +1,210 @@
+#!/bin/bash
+# mxguard benchmark (issue 6, docs/performance.md).  Run by `make bench`
+# (MXGUARD=/abs/path/to/mxguard), as root.  Needs: postfix (smtp-source),
+# stunnel4, openssl, iproute2, iptables, python3, cc + libssl-dev;
+# optional: linux-perf (profile), gnuplot-nox (plot).
+#
+# Topology (names unique per run, removed by the EXIT trap):
+#
+#   [ $NS_S ] snd0 10.26.1.1/24 ---veth--- rcv0 10.26.1.2/24 [ $NS_R ]
+#     smtp-source (legacy MTA)             tlssink  :25, :2526 STARTTLS
+#     mxguard 127.0.0.1:10025                       :2525 cleartext only
+#     stunnel 127.0.0.1:10026 -> 10.26.1.2:2526
+#     nat OUTPUT: dport 25 -> REDIRECT 10025 unless mark 0x4d58
+#
+# Paths: (a) smtp-source -> 10.26.1.2:2525 (cleartext, direct)
+#        (b) smtp-source -> 10.26.1.2:25, diverted through mxguard, STARTTLS
+#        (c) smtp-source -> stunnel 127.0.0.1:10026, STARTTLS to :2526
+#
+# Environment knobs:
+#   BENCH_OUT=DIR        results directory (default /tmp/mxguard-bench-DATE)
+#   BENCH_QUICK=1        smaller message counts (a smoke run, ~3 minutes)
+#   BENCH_SKIP=mem,profile,throughput   skip parts
+#   BENCH_HOLD=5000 BENCH_HOLD_MAX=10000 idle-session counts
+#   BENCH_KEEP=1         keep namespaces for inspection (still killed on ^C)
+set -u -o pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MXGUARD=${MXGUARD:?set MXGUARD=/path/to/mxguard}
+[ -x "$MXGUARD" ] || { echo "bench: $MXGUARD not executable" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
+for t in smtp-source stunnel4 openssl ip iptables python3 cc; do
+	command -v "$t" >/dev/null || { echo "bench: missing $t" >&2; exit 1; }
+done
+
+OUT=${BENCH_OUT:-/tmp/mxguard-bench-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+T=$(mktemp -d /tmp/mxbench.XXXXXX)
+NS_S="mxb-$$-snd"
+NS_R="mxb-$$-rcv"
+PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+cleanup() {
+	local rc=$? p ns i left
+	set +e
+	trap - EXIT INT TERM
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		left=""
+		for ns in "$NS_S" "$NS_R"; do
+			left+=$(ip netns pids "$ns" 2>/dev/null)
+		done
+		[ -z "$left" ] && break
+		for ns in "$NS_S" "$NS_R"; do
+			for p in $(ip netns pids "$ns" 2>/dev/null); do
+				if [ "$i" -lt 6 ]; then kill -TERM "$p"; else kill -KILL "$p"; fi 2>/dev/null
+			done
+		done
+		sleep 0.5
+	done
+	ip netns del "$NS_S" 2>/dev/null
+	ip netns del "$NS_R" 2>/dev/null
+	rm -rf "$T"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ulimit -n 65536 || ulimit -n "$(ulimit -Hn)"
+
+# --- tools -----------------------------------------------------------------
+log "building tlssink and sesstime.so into $T"
+cc -O2 -Wall -Wextra -o "$T/tlssink" "$HERE/tlssink.c" -lssl -lcrypto || exit 1
+cc -O2 -Wall -shared -fPIC -o "$T/sesstime.so" "$HERE/sesstime.c" -ldl || exit 1
+
+# --- certificates: a test CA and an ECDSA P-256 server certificate ----------
+log "certificates"
+(
+	cd "$T" &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca 2>/dev/null &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout sink.key -out sink.csr -subj /CN=sink.test 2>/dev/null &&
+	printf 'subjectAltName=DNS:sink.test,IP:10.26.1.2\n' >ext.cnf &&
+	openssl x509 -req -in sink.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+	    -days 2 -extfile ext.cnf -out sink.pem 2>/dev/null
+) || { log "certificate generation failed"; exit 1; }
+
+# --- namespaces --------------------------------------------------------------
+log "namespaces $NS_S $NS_R"
+ip netns add "$NS_S" && ip netns add "$NS_R" || exit 1
+ip link add snd0 netns "$NS_S" type veth peer name rcv0 netns "$NS_R" || exit 1
+ip -n "$NS_S" addr add 10.26.1.1/24 dev snd0
+ip -n "$NS_R" addr add 10.26.1.2/24 dev rcv0
+for ns in "$NS_S" "$NS_R"; do
+	ip -n "$ns" link set lo up
+	ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" \
+	    net.ipv4.tcp_tw_reuse=1 net.core.somaxconn=16384 \
+	    net.ipv4.tcp_max_syn_backlog=16384
+done
+ip -n "$NS_S" link set snd0 up
+ip -n "$NS_R" link set rcv0 up
+
+NSX_S="ip netns exec $NS_S"
+NSX_R="ip netns exec $NS_R"
+$NSX_S iptables -t nat -N MXGUARD_OUT
+$NSX_S iptables -t nat -A OUTPUT -p tcp --dport 25 -j MXGUARD_OUT
+$NSX_S iptables -t nat -A MXGUARD_OUT -m mark --mark 0x4d58 -j RETURN
+$NSX_S iptables -t nat -A MXGUARD_OUT -p tcp -j REDIRECT --to-ports 10025
+
+wait_port() {	# wait_port NSX HOST PORT
+	local i
+	for i in $(seq 1 100); do
+		$1 python3 -c "import socket,sys; socket.create_connection(('$2',$3),1).close()" \
+		    2>/dev/null && return 0
+		sleep 0.1
+	done
+	log "nothing listens on $2:$3"
+	return 1
+}
+
+# --- daemons -----------------------------------------------------------------
+log "tlssink"
+$NSX_R "$T/tlssink" -c "$T/sink.pem" -k "$T/sink.key" -t 10.26.1.2:25 \
+    -t 10.26.1.2:2526 -p 10.26.1.2:2525 -s "$T/sink.stats" \
+    >"$OUT/tlssink.log" 2>&1 &
+SINK_PID=$!
+PIDS+=("$SINK_PID")
+wait_port "$NSX_R" 10.26.1.2 2525 || exit 1
+
+start_mxguard() {	# start_mxguard MAX_SESSIONS -> MXG_PID
+	cat >"$T/mxguard.conf" <<EOF
+listen = 127.0.0.1:10025
+user =
+log_level = warn
+max_sessions = $1
+tls_ca_file = $T/ca.pem
+steering = none
+control_socket = $T/mxguard.sock
+EOF
+	$NSX_S "$MXGUARD" -c "$T/mxguard.conf" run >>"$OUT/mxguard.log" 2>&1 &
+	MXG_PID=$!
+	PIDS+=("$MXG_PID")
+	wait_port "$NSX_S" 127.0.0.1 10025
+}
+stop_mxguard() {
+	kill -TERM "$MXG_PID" 2>/dev/null
+	for _ in $(seq 1 50); do kill -0 "$MXG_PID" 2>/dev/null || return 0; sleep 0.1; done
+	kill -KILL "$MXG_PID" 2>/dev/null
+}
+
+log "mxguard $MXGUARD"
+start_mxguard 12000 || exit 1
+
+log "stunnel"
+cat >"$T/stunnel.conf" <<EOF
+foreground = yes
+pid =
+output = $OUT/stunnel.log
+debug = warning
+[smtp]
+client = yes
+accept = 127.0.0.1:10026
+connect = 10.26.1.2:2526
+protocol = smtp
+verifyChain = yes
+CAfile = $T/ca.pem
+checkHost = sink.test
+EOF
+$NSX_S stunnel4 "$T/stunnel.conf" >>"$OUT/stunnel.log" 2>&1 &
+STUNNEL_PID=$!
+PIDS+=("$STUNNEL_PID")
+wait_port "$NSX_S" 127.0.0.1 10026 || exit 1
+
+# quick functional check of each path before measuring
+for dst in 10.26.1.2:2525 10.26.1.2:25 127.0.0.1:10026; do
+	$NSX_S smtp-source -s 1 -m 1 -l 100 "$dst" >"$T/smoke.out" 2>&1 ||
+	    { log "smoke test to $dst failed: $(cat "$T/smoke.out")"; exit 1; }
+done
+kill -USR1 "$SINK_PID"; sleep 1.2
+grep -q '^msgs 3$' "$T/sink.stats" ||
+    { log "smoke: sink did not receive 3 messages"; cat "$T/sink.stats" >&2; exit 1; }
+
+# --- measurements ----------------------------------------------------------------
+MXGUARD_COMMIT=$(git -C "$HERE" describe --always --dirty 2>/dev/null)
+export NS_S NS_R T OUT SINK_PID STUNNEL_PID MXG_PID MXGUARD MXGUARD_COMMIT
+export BENCH_QUICK=${BENCH_QUICK:-0} BENCH_SKIP=${BENCH_SKIP:-}
+export SESSTIME_SO="$T/sesstime.so"
+python3 "$HERE/bench.py" throughput profile || exit 1
+
+case ",$BENCH_SKIP," in *,mem,*) ;; *)
+	HOLD=${BENCH_HOLD:-5000}
+	HOLD_MAX=${BENCH_HOLD_MAX:-10000}
+	log "memory: fresh mxguard, $HOLD idle relayed sessions"
+	stop_mxguard
+	start_mxguard 12000 || exit 1
+	export MXG_PID
+	python3 "$HERE/bench.py" memory "$HOLD" || exit 1
+	log "capacity: fresh mxguard, $HOLD_MAX idle relayed sessions"
+	stop_mxguard
+	start_mxguard 12000 || exit 1
+	export MXG_PID
+	python3 "$HERE/bench.py" capacity "$HOLD_MAX" || exit 1
+	;;
+esac
+
+python3 "$HERE/bench.py" report || exit 1
+log "results in $OUT"
