@@ -1,0 +1,2164 @@
+/*
+ * test_session.c - the SMTP session state machine (tlsproxy/session.c),
+ * driven through real loopback sockets inside one process.
+ *
+ * The test plays both peers: the client (the MTA) on one end of a
+ * socketpair whose other end goes to session_start(), and the upstream MX
+ * with a listening TCP socket on 127.0.0.1.  The session's event loop runs
+ * in small steps (a 2 ms stop timer); between steps the test reads what
+ * each of its ends received.  Every wait is bounded, so a session that
+ * stalls fails the test instead of hanging it.
+ *
+ * The policy engine is mocked: each test says which verdict a recipient
+ * domain gets; verdicts are delivered from the event loop, never from
+ * inside policy_lookup(), as policy.h promises.  TLS checks are mocked too,
+ * so that the verdict of a handshake is the test's choice.  The upstream
+ * TLS server uses a self-signed certificate generated in process.
+ *
+ * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
+ */
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "policy/policy.h"
+#include "tlsproxy/session.h"
+#include "tlsproxy/tls.h"
+
+#define BUFSZ		(512 * 1024)
+#define SBUFSZ		(16 * 1024 * 1024)
+#define WAIT_MS		1500
+
+/* ---- mocked policy ----------------------------------------------------- */
+
+struct vspec {
+	const char	*domain;
+	enum tls_level	 level;
+	int		 report_only;
+	const char	*reason;
+	const char	*detail;
+	int		 hold;		/* never answered */
+};
+
+struct policy_req {
+	struct ev_timer		*t;
+	policy_cb		*cb;
+	void			*arg;
+	struct policy_verdict	*v;
+};
+
+static struct {
+	/* fixtures */
+	struct config	*cfg;
+	struct tls_ctx	*tls;
+	SSL_CTX		*srv_ctx;	/* the test upstream's TLS */
+	EVP_PKEY	*key;
+	X509		*cert;
+	SSL_CTX		*cl_ctx;	/* the test client's TLS (local STARTTLS) */
+	char		 certdir[64];	/* PEM files for the local certificate */
+
+	/* per test */
+	struct ev_loop	*loop;
+	struct ev_timer	*stopper;
+	struct session_env env;
+	int		 lfd;		/* test upstream listener */
+	struct sockaddr_storage dst;
+	int		 cfd;		/* test's client end */
+	int		 sfd;		/* test upstream's accepted conn */
+	int		 naccepted;
+	SSL		*sssl;
+	int		 hs_done;
+	int		 srv_noread;	/* back-pressure: upstream reads not */
+	SSL		*cssl;
+	int		 chs_done;
+	char		 cbuf[BUFSZ];	/* received by the client */
+	size_t		 clen;
+	int		 ceof;
+	char		 sbuf[SBUFSZ];	/* received by the upstream */
+	size_t		 slen;
+	int		 seof;
+	char		 sraw[BUFSZ];	/* everything received in cleartext */
+	size_t		 srawlen;
+
+	struct vspec	 vs[8];
+	int		 nvs;
+	char		 lookups[8][64];
+	int		 nlookups;
+	int		 npending;
+	int		 ncancel;
+	int		 ntls_prepare;
+	int		 ntls_check;
+	const char	*tls_fail_reason;	/* policy_tls_check fails */
+	int		 nrecord;
+	int		 rec_offered, rec_ok;
+} g;
+
+static struct vspec *
+vspec_add(const char *domain, enum tls_level level, int report_only,
+    const char *reason, const char *detail)
+{
+	struct vspec *v = &g.vs[g.nvs++];
+
+	v->domain = domain;
+	v->level = level;
+	v->report_only = report_only;
+	v->reason = reason;
+	v->detail = detail;
+	return v;
+}
+
+static void
+req_fire(void *arg)
+{
+	struct policy_req *r = arg;
+	policy_cb *cb = r->cb;
+	void *cbarg = r->arg;
+	struct policy_verdict *v = r->v;
+
+	ev_timer_free(r->t);
+	free(r);
+	g.npending--;
+	cb(cbarg, v);
+}
+
+struct policy_req *__wrap_policy_lookup(struct policy *, const char *,
+    const struct sockaddr *, socklen_t, policy_cb *, void *);
+void __wrap_policy_cancel(struct policy_req *);
+void __wrap_policy_record_tls(struct policy *, const struct sockaddr *,
+    const char *, int, int);
+int __wrap_policy_tls_prepare(const struct policy_verdict *, SSL *);
+int __wrap_policy_tls_check(const struct policy_verdict *, SSL *, char *,
+    size_t, char *, size_t);
+
+struct policy_req *
+__wrap_policy_lookup(struct policy *p, const char *domain,
+    const struct sockaddr *dst, socklen_t dstlen, policy_cb *cb, void *arg)
+{
+	struct policy_req *r;
+	struct policy_verdict *v;
+	int i;
+
+	if (g.nlookups < 8)
+		snprintf(g.lookups[g.nlookups], sizeof(g.lookups[0]), "%s",
+		    domain);
+	g.nlookups++;
+	r = calloc(1, sizeof(*r));
+	v = calloc(1, sizeof(*v));
+	assert_non_null(r);
+	assert_non_null(v);
+	v->level = TLS_LEVEL_MAY;
+	v->source = "default";
+	snprintf(v->domain, sizeof(v->domain), "%s", domain);
+	int hold = 0;
+
+	for (i = 0; i < g.nvs; i++) {
+		if (strcmp(g.vs[i].domain, domain) != 0)
+			continue;
+		hold = g.vs[i].hold;
+		v->level = g.vs[i].level;
+		v->report_only = g.vs[i].report_only;
+		v->source = "override";
+		if (g.vs[i].reason)
+			snprintf(v->reason, sizeof(v->reason), "%s",
+			    g.vs[i].reason);
+		if (g.vs[i].detail)
+			snprintf(v->detail, sizeof(v->detail), "%s",
+			    g.vs[i].detail);
+	}
+	r->cb = cb;
+	r->arg = arg;
+	r->v = v;
+	r->t = ev_timer_new(g.loop, req_fire, r);
+	assert_non_null(r->t);
+	if (!hold)
+		ev_timer_arm(r->t, 0);
+	g.npending++;
+	return r;
+}
+
+void
+__wrap_policy_cancel(struct policy_req *r)
+{
+	if (r == NULL)
+		return;
+	g.ncancel++;
+	g.npending--;
+	ev_timer_free(r->t);
+	free(r->v);
+	free(r);
+}
+
+void
+__wrap_policy_record_tls(struct policy *p, const struct sockaddr *dst,
+    const char *mx_host, int starttls_offered, int tls_ok)
+{
+	g.nrecord++;
+	g.rec_offered = starttls_offered;
+	g.rec_ok = tls_ok;
+}
+
+int
+__wrap_policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
+{
+	g.ntls_prepare++;
+	return 0;
+}
+
+int
+__wrap_policy_tls_check(const struct policy_verdict *v, SSL *ssl,
+    char *reason, size_t reasonsz, char *detail, size_t detailsz)
+{
+	g.ntls_check++;
+	assert_non_null(SSL_get0_peer_certificate(ssl));
+	if (g.tls_fail_reason) {
+		snprintf(reason, reasonsz, "%s", g.tls_fail_reason);
+		snprintf(detail, detailsz, "mocked check failure");
+		return v->level == TLS_LEVEL_MAY ? 0 : -1;
+	}
+	snprintf(reason, reasonsz, "success");
+	snprintf(detail, detailsz, "verified");
+	return 0;
+}
+
+/* ---- loop stepping and the test's two ends ---------------------------- */
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+stop_cb(void *arg)
+{
+	ev_loop_stop(g.loop);
+}
+
+static void
+append_(char *buf, size_t bufsz, size_t *len, const char *p, size_t n)
+{
+	assert_true(*len + n <= bufsz);
+	memcpy(buf + *len, p, n);
+	*len += n;
+}
+#define append(b, l, p, n) append_((b), sizeof(b), (l), (p), (n))
+
+/* Reads what the test's ends received, accepts the upstream connection,
+ * advances the upstream's TLS handshake. */
+static void
+pump(void)
+{
+	char buf[16384];
+	ssize_t n;
+	int r;
+
+	if (g.sfd == -1 && g.naccepted == 0) {
+		int fd = accept4(g.lfd, NULL, NULL, SOCK_NONBLOCK |
+		    SOCK_CLOEXEC);
+
+		if (fd != -1) {
+			g.sfd = fd;
+			g.naccepted++;
+		}
+	}
+	if (g.cssl && !g.chs_done && !g.ceof) {
+		ERR_clear_error();
+		r = SSL_connect(g.cssl);
+		if (r == 1)
+			g.chs_done = 1;
+		else {
+			r = SSL_get_error(g.cssl, r);
+			if (r != SSL_ERROR_WANT_READ &&
+			    r != SSL_ERROR_WANT_WRITE)
+				g.ceof = 1;
+		}
+	}
+	while (g.cssl && g.chs_done && !g.ceof) {
+		ERR_clear_error();
+		r = SSL_read(g.cssl, buf, sizeof(buf));
+		if (r > 0) {
+			append(g.cbuf, &g.clen, buf, (size_t)r);
+			continue;
+		}
+		r = SSL_get_error(g.cssl, r);
+		if (r != SSL_ERROR_WANT_READ && r != SSL_ERROR_WANT_WRITE)
+			g.ceof = 1;
+		break;
+	}
+	while (g.cfd != -1 && !g.ceof && g.cssl == NULL) {
+		n = read(g.cfd, buf, sizeof(buf));
+		if (n > 0)
+			append(g.cbuf, &g.clen, buf, (size_t)n);
+		else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			g.ceof = 1;
+		else
+			break;
+	}
+	if (g.sfd == -1 || g.seof || g.srv_noread)
+		return;
+	if (g.sssl && !g.hs_done) {
+		ERR_clear_error();
+		r = SSL_accept(g.sssl);
+		if (r == 1)
+			g.hs_done = 1;
+		else {
+			int e = SSL_get_error(g.sssl, r);
+
+			if (e != SSL_ERROR_WANT_READ &&
+			    e != SSL_ERROR_WANT_WRITE)
+				g.seof = 1;	/* handshake failed */
+			return;
+		}
+	}
+	for (;;) {
+		if (g.sssl) {
+			ERR_clear_error();
+			r = SSL_read(g.sssl, buf, sizeof(buf));
+			if (r > 0) {
+				append(g.sbuf, &g.slen, buf, (size_t)r);
+				continue;
+			}
+			r = SSL_get_error(g.sssl, r);
+			if (r != SSL_ERROR_WANT_READ &&
+			    r != SSL_ERROR_WANT_WRITE)
+				g.seof = 1;
+			break;
+		}
+		n = read(g.sfd, buf, sizeof(buf));
+		if (n > 0) {
+			append(g.sbuf, &g.slen, buf, (size_t)n);
+			if (g.srawlen + (size_t)n <= sizeof(g.sraw))
+				append(g.sraw, &g.srawlen, buf, (size_t)n);
+		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+			g.seof = 1;
+			break;
+		} else
+			break;
+	}
+}
+
+static void
+step(void)
+{
+	ev_timer_arm(g.stopper, 2);
+	assert_int_equal(ev_loop_run(g.loop), 0);
+	pump();
+}
+
+/* Runs the loop until expr holds; fails after WAIT_MS. */
+#define WAIT(expr) do {							\
+	uint64_t wait_deadline_ = now_ms() + WAIT_MS;			\
+	pump();								\
+	while (!(expr)) {						\
+		if (now_ms() > wait_deadline_)				\
+			fail_msg("timeout waiting for: %s", #expr);	\
+		step();							\
+	}								\
+} while (0)
+
+/* Runs the loop for about ms milliseconds. */
+static void
+run_for(unsigned ms)
+{
+	uint64_t end = now_ms() + ms;
+
+	while (now_ms() < end)
+		step();
+}
+
+/* -- the client end -- */
+
+static void
+cl_send(const char *s)
+{
+	size_t len = strlen(s), off = 0;
+	uint64_t deadline = now_ms() + WAIT_MS;
+	ssize_t n;
+
+	while (off < len) {
+		if (g.cssl) {
+			int r;
+
+			ERR_clear_error();
+			r = SSL_write(g.cssl, s + off, (int)(len - off));
+			if (r > 0) {
+				off += (size_t)r;
+				continue;
+			}
+			r = SSL_get_error(g.cssl, r);
+			if (r != SSL_ERROR_WANT_READ &&
+			    r != SSL_ERROR_WANT_WRITE)
+				fail_msg("client SSL_write failed");
+			if (now_ms() > deadline)
+				fail_msg("client write stalled");
+			step();
+			continue;
+		}
+		n = write(g.cfd, s + off, len - off);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n == -1 && errno == EAGAIN) {
+			if (now_ms() > deadline)
+				fail_msg("client write stalled");
+			step();
+		} else
+			fail_msg("client write: %s", strerror(errno));
+	}
+}
+
+/* Length of the first complete reply in the client buffer, or 0. */
+static size_t
+cl_reply_len(void)
+{
+	size_t off = 0;
+	char *lf;
+
+	while (off < g.clen &&
+	    (lf = memchr(g.cbuf + off, '\n', g.clen - off)) != NULL) {
+		size_t ll = (size_t)(lf - (g.cbuf + off)) + 1;
+
+		/* a last line: "ddd " or "ddd" then line end */
+		if (ll < 5 || g.cbuf[off + 3] != '-')
+			return off + ll;
+		off += ll;
+	}
+	return 0;
+}
+
+/* The next complete reply the client received (static buffer). */
+static const char *
+cl_pop_reply_(void)
+{
+	static char r[BUFSZ];
+	size_t n = cl_reply_len();
+
+	assert_true(n > 0);
+	memcpy(r, g.cbuf, n);
+	r[n] = '\0';
+	memmove(g.cbuf, g.cbuf + n, g.clen - n);
+	g.clen -= n;
+	return r;
+}
+
+#define CL_REPLY() ({ WAIT(cl_reply_len() > 0); cl_pop_reply_(); })
+#define EXPECT_CL(s) do {						\
+	const char *got_ = CL_REPLY();					\
+	assert_string_equal(got_, (s));					\
+} while (0)
+#define EXPECT_CL_PREFIX(p) do {					\
+	const char *got_ = CL_REPLY();					\
+	if (strncmp(got_, (p), strlen(p)) != 0)				\
+		fail_msg("client got \"%s\", expected prefix \"%s\"",	\
+		    got_, (p));						\
+} while (0)
+
+static void
+wait_cl_eof(void)
+{
+	WAIT(g.ceof);
+	if (g.clen)
+		fail_msg("client got unexpected bytes before close: "
+		    "\"%.*s\"", (int)g.clen, g.cbuf);
+}
+
+/* -- the upstream end -- */
+
+static void
+srv_send(const char *s)
+{
+	size_t len = strlen(s), off = 0;
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	assert_int_not_equal(g.sfd, -1);
+	while (off < len) {
+		ssize_t n;
+
+		if (g.sssl) {
+			int r;
+
+			ERR_clear_error();
+			r = SSL_write(g.sssl, s + off, (int)(len - off));
+			if (r > 0) {
+				off += (size_t)r;
+				continue;
+			}
+			r = SSL_get_error(g.sssl, r);
+			if (r != SSL_ERROR_WANT_READ &&
+			    r != SSL_ERROR_WANT_WRITE)
+				fail_msg("server SSL_write failed");
+		} else {
+			n = write(g.sfd, s + off, len - off);
+			if (n > 0) {
+				off += (size_t)n;
+				continue;
+			}
+			if (errno != EAGAIN)
+				fail_msg("server write: %s", strerror(errno));
+		}
+		if (now_ms() > deadline)
+			fail_msg("server write stalled");
+		step();
+	}
+}
+
+static int
+srv_has_line(void)
+{
+	return memchr(g.sbuf, '\n', g.slen) != NULL;
+}
+
+/* The next line the upstream received, without its CRLF. */
+static const char *
+srv_pop_line_(void)
+{
+	static char l[BUFSZ];
+	char *lf = memchr(g.sbuf, '\n', g.slen);
+	size_t n;
+
+	assert_non_null(lf);
+	n = (size_t)(lf - g.sbuf) + 1;
+	memcpy(l, g.sbuf, n);
+	l[n] = '\0';
+	if (n >= 2 && l[n - 2] == '\r')
+		l[n - 2] = '\0';
+	else
+		fail_msg("upstream line without CRLF: \"%s\"", l);
+	memmove(g.sbuf, g.sbuf + n, g.slen - n);
+	g.slen -= n;
+	return l;
+}
+
+#define EXPECT_SRV(s) do {						\
+	WAIT(srv_has_line() || g.seof);					\
+	if (!srv_has_line())						\
+		fail_msg("upstream closed, expected \"%s\"", (s));	\
+	assert_string_equal(srv_pop_line_(), (s));			\
+} while (0)
+
+/* Nothing more reaches the upstream for a while. */
+static void
+srv_quiet(unsigned ms)
+{
+	run_for(ms);
+	if (g.slen)
+		fail_msg("upstream got unexpected bytes: \"%.*s\"",
+		    (int)g.slen, g.sbuf);
+}
+
+static void
+cl_quiet(unsigned ms)
+{
+	run_for(ms);
+	if (g.clen)
+		fail_msg("client got unexpected bytes: \"%.*s\"",
+		    (int)g.clen, g.cbuf);
+}
+
+/* The upstream connection gets closed with nothing more on it. */
+static void
+wait_srv_eof(void)
+{
+	WAIT(g.seof);
+	if (g.slen)
+		fail_msg("upstream got unexpected bytes before close: "
+		    "\"%.*s\"", (int)g.slen, g.sbuf);
+}
+
+static void
+srv_close(void)
+{
+	if (g.sssl) {
+		SSL_free(g.sssl);
+		g.sssl = NULL;
+	}
+	if (g.sfd != -1)
+		close(g.sfd);
+	g.sfd = -1;
+}
+
+/* Answers STARTTLS with extra (a pipelined injection, or "") and starts
+ * the server side of the handshake. */
+static void
+srv_starttls(const char *extra)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "220 2.0.0 go ahead\r\n%s", extra);
+	srv_send(buf);
+	if (*extra)
+		return;
+	assert_null(g.sssl);
+	g.sssl = SSL_new(g.srv_ctx);
+	assert_non_null(g.sssl);
+	assert_int_equal(SSL_set_fd(g.sssl, g.sfd), 1);
+	g.hs_done = 0;
+}
+
+/* ---- scripted pieces --------------------------------------------------- */
+
+#define GREETING	"220 mx.test.example ESMTP ready\r\n"
+#define CAPS_PLAIN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
+			"250-SIZE 10240000\r\n250 8BITMIME\r\n"
+#define CAPS_TLS	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
+			"250-STARTTLS\r\n250 8BITMIME\r\n"
+#define CAPS_TLS_SEEN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
+			"250 8BITMIME\r\n"
+
+/* A session up to the greeting being relayed. */
+static void
+start(const char *greeting)
+{
+	struct sockaddr_in cl = { 0 };
+	struct sockaddr_storage css = { 0 };
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	cl.sin_family = AF_INET;
+	cl.sin_port = htons(40000);
+	inet_pton(AF_INET, "192.0.2.1", &cl.sin_addr);
+	memcpy(&css, &cl, sizeof(cl));
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	assert_int_equal(g.env.nsessions, 1);
+	WAIT(g.sfd != -1);
+	if (greeting) {
+		srv_send(greeting);
+		EXPECT_CL(greeting);
+	}
+}
+
+/* A session after EHLO, the upstream offering caps (which the client
+ * must see as seen). */
+static void
+hello(const char *caps, const char *seen)
+{
+	start(GREETING);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send(caps);
+	EXPECT_CL(seen);
+}
+
+static void
+hello_plain(void)
+{
+	hello(CAPS_PLAIN, CAPS_PLAIN);
+}
+
+/* MAIL and the first RCPT of a cleartext transaction, both accepted. */
+static void
+begin_tx(const char *from, const char *rcpt)
+{
+	char mail[300], rc[300];
+
+	snprintf(mail, sizeof(mail), "MAIL FROM:<%s>", from);
+	snprintf(rc, sizeof(rc), "RCPT TO:<%s>", rcpt);
+	cl_send(mail);
+	cl_send("\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send(rc);
+	cl_send("\r\n");
+	EXPECT_SRV(mail);
+	srv_send("250 2.1.0 sender ok\r\n");
+	EXPECT_SRV(rc);
+	srv_send("250 2.1.5 recipient ok\r\n");
+	EXPECT_CL("250 2.1.5 recipient ok\r\n");
+}
+
+/* DATA with a small message, accepted. */
+static void
+send_message(const char *body)
+{
+	char final[64];
+
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	cl_send(body);
+	WAIT(g.slen >= strlen(body));
+	assert_int_equal(g.slen, strlen(body));
+	assert_memory_equal(g.sbuf, body, g.slen);
+	g.slen = 0;
+	snprintf(final, sizeof(final), "250 2.0.0 queued as %d\r\n",
+	    g.nlookups);
+	srv_send(final);
+	EXPECT_CL(final);
+}
+
+/* The end of every test: both test ends close, the session frees itself. */
+static void
+finish(void)
+{
+	if (g.cssl)
+		SSL_free(g.cssl);
+	g.cssl = NULL;
+	if (g.cfd != -1)
+		close(g.cfd);
+	g.cfd = -1;
+	srv_close();
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(g.npending, 0);
+}
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static void
+make_cert(void)
+{
+	X509_NAME *n;
+
+	g.key = EVP_RSA_gen(2048);
+	assert_non_null(g.key);
+	g.cert = X509_new();
+	assert_non_null(g.cert);
+	X509_set_version(g.cert, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(g.cert), 1);
+	X509_gmtime_adj(X509_getm_notBefore(g.cert), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(g.cert), 86400);
+	X509_set_pubkey(g.cert, g.key);
+	n = X509_get_subject_name(g.cert);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	    (const unsigned char *)"mx.test.example", -1, -1, 0);
+	X509_set_issuer_name(g.cert, n);
+	assert_true(X509_sign(g.cert, g.key, EVP_sha256()) > 0);
+}
+
+static int
+group_setup(void **state)
+{
+	char err[256];
+	const char *dbg = getenv("MXG_TEST_DEBUG");
+
+	signal(SIGPIPE, SIG_IGN);
+	log_init("test_session", 0, dbg && *dbg == '1' ? LOG_LVL_DEBUG :
+	    LOG_LVL_ERR);
+	g.cfg = config_load(NULL, err, sizeof(err));
+	if (g.cfg == NULL) {
+		fprintf(stderr, "config_load: %s\n", err);
+		return -1;
+	}
+	g.cfg->connect_timeout = 3000;
+	g.cfg->greeting_timeout = 3000;
+	g.cfg->command_timeout = 3000;
+	g.cfg->client_timeout = 3000;
+	g.cfg->data_block_timeout = 3000;
+	g.cfg->data_done_timeout = 3000;
+	g.cfg->tls_timeout = 3000;
+	g.cfg->policy_timeout = 3000;
+	if ((g.tls = tls_ctx_new(g.cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "tls_ctx_new: %s\n", err);
+		return -1;
+	}
+	make_cert();
+	g.srv_ctx = SSL_CTX_new(TLS_server_method());
+	if (g.srv_ctx == NULL ||
+	    SSL_CTX_use_certificate(g.srv_ctx, g.cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(g.srv_ctx, g.key) != 1)
+		return -1;
+	SSL_CTX_set_num_tickets(g.srv_ctx, 0);
+	if ((g.cl_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return -1;
+	SSL_CTX_set_verify(g.cl_ctx, SSL_VERIFY_NONE, NULL);
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	SSL_CTX_free(g.srv_ctx);
+	SSL_CTX_free(g.cl_ctx);
+	X509_free(g.cert);
+	EVP_PKEY_free(g.key);
+	tls_ctx_free(g.tls);
+	config_free(g.cfg);
+	return 0;
+}
+
+static int
+setup(void **state)
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t sl = sizeof(sin);
+
+	/* keep the fixtures, reset the rest */
+	memset(&g.loop, 0, sizeof(g) - offsetof(__typeof__(g), loop));
+	g.cfd = g.sfd = g.lfd = -1;
+	g.loop = ev_loop_new();
+	assert_non_null(g.loop);
+	g.stopper = ev_timer_new(g.loop, stop_cb, NULL);
+	g.env.loop = g.loop;
+	g.env.cfg = g.cfg;
+	g.env.policy = NULL;	/* every policy entry point is mocked */
+	g.env.tls = g.tls;
+
+	g.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	assert_int_not_equal(g.lfd, -1);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(g.lfd, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	assert_int_equal(listen(g.lfd, 8), 0);
+	assert_int_equal(getsockname(g.lfd, (struct sockaddr *)&sin, &sl), 0);
+	memcpy(&g.dst, &sin, sizeof(sin));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	if (g.cssl)
+		SSL_free(g.cssl);
+	g.cssl = NULL;
+	if (g.cfd != -1)
+		close(g.cfd);
+	srv_close();
+	if (g.lfd != -1)
+		close(g.lfd);
+	g.cfd = g.lfd = -1;
+	/* give a failed test's session a chance to go away */
+	if (g.env.nsessions > 0) {
+		uint64_t end = now_ms() + 500;
+
+		while (g.env.nsessions > 0 && now_ms() < end)
+			step();
+	}
+	if (g.env.nsessions == 0) {
+		ev_timer_free(g.stopper);
+		ev_loop_free(g.loop);
+	}
+	/* else: leaked on purpose, a live session still points at it */
+	g.loop = NULL;
+	return 0;
+}
+
+/* ---- greeting, EHLO, HELO ---------------------------------------------- */
+
+static void
+test_greeting_verbatim(void **state)
+{
+	start(NULL);
+	cl_quiet(30);	/* nothing before the upstream's greeting */
+	srv_send("220-mx.test.example ESMTP\r\n220 second line\r\n");
+	EXPECT_CL("220-mx.test.example ESMTP\r\n220 second line\r\n");
+	srv_quiet(20);
+	finish();
+}
+
+static void
+test_ehlo_filtered(void **state)
+{
+	hello("250-mx.test.example hello [192.0.2.1]\r\n"
+	    "250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n"
+	    "250-AUTH PLAIN LOGIN\r\n"
+	    "250-CHUNKING\r\n"
+	    "250-STARTTLS\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n"
+	    "250 8BITMIME\r\n",
+	    "250-mx.test.example hello [192.0.2.1]\r\n"
+	    "250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n"
+	    "250-ENHANCEDSTATUSCODES\r\n"
+	    "250 8BITMIME\r\n");
+	/* the client's STARTTLS is refused: no local certificate */
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
+	srv_quiet(20);
+	finish();
+}
+
+static void
+test_ehlo_tempfail_relayed(void **state)
+{
+	start(GREETING);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("421 4.3.2 busy\r\n");
+	EXPECT_CL("421 4.3.2 busy\r\n");
+	finish();
+}
+
+static void
+test_helo_only_server(void **state)
+{
+	start(GREETING);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("502 5.5.1 EHLO not implemented\r\n");
+	EXPECT_SRV("HELO client.example");
+	srv_send("250 mx.test.example\r\n");
+	EXPECT_CL("250 mx.test.example\r\n");
+	cl_quiet(30);		/* a single 250, not the 502 as well */
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	/* and the session goes on normally */
+	begin_tx("a@sender.example", "b@d.example");
+	finish();
+}
+
+static void
+test_commands_before_helo(void **state)
+{
+	start(GREETING);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("503 5.5.1 Error: send HELO/EHLO first\r\n");
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	srv_quiet(20);
+	finish();
+}
+
+static void
+test_greeting_refused(void **state)
+{
+	start("554 5.7.1 go away\r\n");
+	cl_send("EHLO client.example\r\n");
+	EXPECT_CL_PREFIX("503 ");
+	srv_quiet(20);
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+/* ---- transactions in cleartext ----------------------------------------- */
+
+static void
+test_mail_answered_locally(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example> SIZE=100\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	srv_quiet(50);
+	assert_int_equal(g.nlookups, 0);
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL("503 5.5.1 Error: nested MAIL command\r\n");
+	srv_quiet(20);
+	finish();
+}
+
+static void
+test_first_rcpt_mail_then_rcpt(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example> SIZE=100\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@D.Example>\r\n");
+	/* MAIL first, exactly as the client gave it, alone */
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=100");
+	srv_quiet(30);
+	cl_quiet(0);
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@D.Example>");
+	srv_send("250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
+	assert_int_equal(g.nlookups, 1);
+	assert_string_equal(g.lookups[0], "d.example");
+	/* STARTTLS was not offered: recorded as such */
+	assert_true(g.nrecord >= 1);
+	assert_int_equal(g.rec_offered, 0);
+	assert_int_equal(g.ntls_prepare, 0);
+	finish();
+}
+
+static void
+test_rcpt_rejected(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<nobody@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<nobody@d.example>");
+	srv_send("550 5.1.1 no such user\r\n");
+	EXPECT_CL("550 5.1.1 no such user\r\n");
+	/* no accepted recipient: DATA refused locally */
+	cl_send("DATA\r\n");
+	EXPECT_CL("554 5.5.1 Error: no valid recipients\r\n");
+	srv_quiet(30);
+	/* a second recipient that the upstream takes: DATA goes on */
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: x\r\n\r\nhi\r\n.\r\n");
+	finish();
+}
+
+static void
+test_mail_rejected(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<spammer@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<spammer@sender.example>");
+	srv_send("550 5.7.1 sender rejected\r\n");
+	/* the RCPT carries the MAIL refusal; no RCPT goes upstream */
+	EXPECT_CL("550 5.7.1 sender rejected\r\n");
+	srv_quiet(30);
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_CL("550 5.7.1 sender rejected\r\n");
+	srv_quiet(20);
+	cl_send("DATA\r\n");
+	EXPECT_CL("554 5.5.1 Error: no valid recipients\r\n");
+	srv_quiet(20);
+	/* nothing open upstream: RSET is local, then a new transaction */
+	cl_send("RSET\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	srv_quiet(20);
+	begin_tx("ok@sender.example", "b@d.example");
+	finish();
+}
+
+static void
+test_data_relayed(void **state)
+{
+	const char *part = "Subject: test\r\n\r\nhello\r\n..dotted\r\n";
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 End data with <CR><LF>.<CR><LF>\r\n");
+	EXPECT_CL("354 End data with <CR><LF>.<CR><LF>\r\n");
+	cl_send(part);
+	WAIT(g.slen >= strlen(part));
+	assert_int_equal(g.slen, strlen(part));
+	assert_memory_equal(g.sbuf, part, g.slen);
+	g.slen = 0;
+	cl_quiet(20);
+	cl_send(".\r\n");
+	EXPECT_SRV(".");
+	cl_quiet(20);	/* no reply before the upstream's */
+	srv_send("250 2.0.0 Ok: queued as ABC123\r\n");
+	EXPECT_CL("250 2.0.0 Ok: queued as ABC123\r\n");
+	/* the session is back to idle */
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	srv_quiet(20);
+	finish();
+}
+
+static void
+test_data_final_reject_relayed(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("x\r\n.\r\n");
+	EXPECT_SRV("x");
+	EXPECT_SRV(".");
+	srv_send("554-5.7.1 spam\r\n554 5.7.1 go away\r\n");
+	EXPECT_CL("554-5.7.1 spam\r\n554 5.7.1 go away\r\n");
+	finish();
+}
+
+static void
+test_data_refused_by_upstream(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("451 4.3.0 try later\r\n");
+	EXPECT_CL("451 4.3.0 try later\r\n");
+	/* not in DATA mode: a line is a command again */
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	srv_quiet(20);
+	finish();
+}
+
+static void
+test_data_split_writes(void **state)
+{
+	static const char *pieces[] = {
+		"Sub", "ject: split\r", "\n", "\r\n", "a", "b", "c\r\n",
+		".", ".starts with a dot\r\n", "line\r", "\n.", "x\r\n",
+		"end", "\r", "\n.", "\r", "\n",
+	};
+	const char *msg = "Subject: split\r\n\r\nabc\r\n..starts with a dot"
+	    "\r\nline\r\n.x\r\nend\r\n.\r\n";
+	size_t i, n = sizeof(pieces) / sizeof(pieces[0]);
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	for (i = 0; i < n; i++) {
+		cl_send(pieces[i]);
+		run_for(3);
+		if (i < n - 1) {
+			/* no end of message yet, no reply to the client */
+			if (g.slen >= 5 && memcmp(g.sbuf + g.slen - 5,
+			    "\r\n.\r\n", 5) == 0)
+				fail_msg("terminator upstream after piece "
+				    "%zu", i);
+			assert_int_equal(g.clen, 0);
+		}
+	}
+	WAIT(g.slen >= strlen(msg));
+	assert_int_equal(g.slen, strlen(msg));
+	assert_memory_equal(g.sbuf, msg, strlen(msg));
+	g.slen = 0;
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	finish();
+}
+
+static void
+test_pipelined_client(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n"
+	    "RCPT TO:<c@d.example>\r\nDATA\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_quiet(20);		/* one command at a time upstream */
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("body\r\n.\r\nQUIT\r\n");
+	EXPECT_SRV("body");
+	EXPECT_SRV(".");
+	srv_quiet(20);		/* QUIT waits for the final reply */
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_cl_eof();
+	assert_int_equal(g.nlookups, 1);	/* one domain, one lookup */
+	finish();
+}
+
+static void
+test_two_transactions(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	begin_tx("c@sender.example", "e@d.example");
+	send_message("Subject: two\r\n\r\n2\r\n.\r\n");
+	assert_int_equal(g.nlookups, 1);
+	finish();
+}
+
+static void
+test_rset_without_upstream_tx(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RSET\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	srv_quiet(30);
+	/* the transaction is gone: RCPT needs a new MAIL */
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("503 5.5.1 Error: need MAIL command\r\n");
+	srv_quiet(20);
+	assert_int_equal(g.nlookups, 0);
+	finish();
+}
+
+static void
+test_rset_with_upstream_tx(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RSET\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("250 2.0.0 flushed\r\n");
+	EXPECT_CL("250 2.0.0 flushed\r\n");
+	/* a new transaction replays its own MAIL */
+	begin_tx("c@sender.example", "e@d.example");
+	finish();
+}
+
+static void
+test_local_commands(void **state)
+{
+	hello_plain();
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	cl_send("VRFY postmaster\r\n");
+	EXPECT_CL_PREFIX("252 2.5.2 ");
+	cl_send("HELP\r\n");
+	EXPECT_CL("214 2.0.0 See RFC 5321\r\n");
+	cl_send("EXPN staff\r\n");
+	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
+	cl_send("BDAT 10 LAST\r\n");
+	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
+	cl_send("XYZZY\r\n");
+	EXPECT_CL_PREFIX("500 5.5.2 ");
+	srv_quiet(30);
+	finish();
+}
+
+static void
+test_quit(void **state)
+{
+	hello_plain();
+	cl_send("QUIT\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_cl_eof();
+	wait_srv_eof();
+	WAIT(g.env.nsessions == 0);
+	finish();
+}
+
+static void
+test_client_closes(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	close(g.cfd);
+	g.cfd = -1;
+	wait_srv_eof();
+	WAIT(g.env.nsessions == 0);
+	finish();
+}
+
+/* ---- failures ---------------------------------------------------------- */
+
+static void
+body_started(void)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("Subject: partial\r\n\r\nsome");
+	WAIT(g.slen >= 24);
+	g.slen = 0;
+}
+
+static void
+test_upstream_closes_in_data(void **state)
+{
+	const char *r;
+
+	body_started();
+	srv_close();
+	r = CL_REPLY();
+	if (strncmp(r, "451 ", 4) != 0)
+		fail_msg("expected 451, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_upstream_250_then_close_in_data(void **state)
+{
+	const char *r;
+
+	/* a premature 250 during the body must not reach the client as
+	 * if the message were accepted */
+	body_started();
+	srv_send("250 2.0.0 accepted (not really)\r\n");
+	run_for(20);
+	srv_close();
+	r = CL_REPLY();
+	if (strncmp(r, "451 ", 4) != 0)
+		fail_msg("expected 451, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_upstream_closes_after_dot(void **state)
+{
+	const char *r;
+
+	body_started();
+	cl_send("\r\n.\r\n");
+	EXPECT_SRV("");
+	EXPECT_SRV(".");
+	srv_close();
+	r = CL_REPLY();
+	if (strncmp(r, "451 ", 4) != 0)
+		fail_msg("expected 451, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_upstream_closes_idle(void **state)
+{
+	const char *r;
+
+	hello_plain();
+	srv_close();
+	r = CL_REPLY();
+	if (strncmp(r, "421 4.4.2 ", 10) != 0)
+		fail_msg("expected 421 4.4.2, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_upstream_421_idle(void **state)
+{
+	const char *r;
+
+	hello_plain();
+	srv_send("421 4.3.2 shutting down\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "421 ", 4) != 0)
+		fail_msg("expected 421, got \"%s\"", r);
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+static void
+test_client_line_too_long(void **state)
+{
+	static char line[3001];
+
+	hello_plain();
+	memset(line, 'A', sizeof(line) - 1);
+	memcpy(line, "NOOP ", 5);
+	cl_send(line);
+	EXPECT_CL("500 5.5.2 Error: line too long\r\n");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+static void
+test_client_line_too_long_with_crlf(void **state)
+{
+	static char line[3003];
+
+	hello_plain();
+	memset(line, 'A', sizeof(line) - 3);
+	memcpy(line, "NOOP ", 5);
+	memcpy(line + sizeof(line) - 3, "\r\n", 2);
+	cl_send(line);
+	EXPECT_CL("500 5.5.2 Error: line too long\r\n");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+static void
+test_reply_garbage_greeting(void **state)
+{
+	const char *r;
+
+	start(NULL);
+	srv_send("abc\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "421 ", 4) != 0)
+		fail_msg("expected 421, got \"%s\"", r);
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+static void
+test_reply_garbage_rcpt(void **state)
+{
+	const char *r;
+
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("abc\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "421 ", 4) != 0)
+		fail_msg("expected 421, got \"%s\"", r);
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+static void
+test_client_timeout(void **state)
+{
+	uint64_t saved = g.cfg->client_timeout;
+
+	g.cfg->client_timeout = 100;
+	hello_plain();
+	EXPECT_CL_PREFIX("421 4.4.2 ");
+	g.cfg->client_timeout = saved;
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+/* ---- policy ------------------------------------------------------------ */
+
+/* Checks a 421 at the first RCPT: format last, so that the invariants
+ * about the upstream are checked even when the format is wrong. */
+static void
+expect_policy_421(const char *reply, const char *needle)
+{
+	if (strstr(reply, needle) == NULL)
+		fail_msg("421 lacks \"%s\": \"%s\"", needle, reply);
+	if (strncmp(reply, "421 4.7.", 8) != 0)
+		fail_msg("expected \"421 4.7.x ...\", got \"%s\"", reply);
+}
+
+static void
+test_policy_defer_first_rcpt(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_DEFER, 0, "sts-policy-fetch-error",
+	    "cannot fetch the MTA-STS policy");
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	/* the upstream never saw MAIL FROM: the connection just closed */
+	wait_srv_eof();
+	wait_cl_eof();
+	assert_int_equal(g.nlookups, 1);
+	finish();
+	expect_policy_421(reply, "sts-policy-fetch-error");
+}
+
+static void
+test_encrypt_without_starttls(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	wait_srv_eof();
+	wait_cl_eof();
+	assert_int_equal(g.rec_offered, 0);
+	finish();
+	expect_policy_421(reply, "starttls-not-supported");
+}
+
+static void
+test_verify_report_only_cleartext(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_VERIFY, 1, NULL, NULL);
+	hello_plain();
+	/* testing mode: the report is logged, the mail goes */
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("x\r\n.\r\n");
+	finish();
+}
+
+static void
+test_level_none_skips_starttls(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_NONE, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	begin_tx("a@sender.example", "b@d.example");
+	assert_int_equal(g.ntls_prepare, 0);
+	finish();
+}
+
+static void
+test_starttls_injection(void **state)
+{
+	const char *r;
+
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("250 2.1.0 injected\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "421 ", 4) != 0)
+		fail_msg("expected 421, got \"%s\"", r);
+	/* no cleartext command after STARTTLS, and no handshake either */
+	wait_srv_eof();
+	wait_cl_eof();
+	assert_int_equal(g.ntls_check, 0);
+	finish();
+}
+
+static void
+test_starttls_refused_may(void **state)
+{
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_send("454 4.7.0 TLS not available\r\n");
+	/* opportunistic: cleartext goes on */
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	finish();
+}
+
+static void
+test_starttls_refused_encrypt(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_send("454 4.7.0 TLS not available\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	wait_srv_eof();
+	wait_cl_eof();
+	finish();
+	expect_policy_421(reply, "starttls-not-supported");
+}
+
+/* Up to the TLS handshake and the EHLO inside it. */
+static void
+tls_up(void)
+{
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	assert_int_equal(g.slen, 0);
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	assert_int_equal(g.ntls_prepare, 1);
+}
+
+static void
+test_starttls_upgrade(void **state)
+{
+	static const char cleartext[] = "EHLO client.example\r\nSTARTTLS\r\n";
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: secret\r\n\r\nover TLS\r\n.\r\n");
+	assert_int_equal(g.ntls_check, 1);
+	assert_int_equal(g.rec_offered, 1);
+	assert_int_equal(g.rec_ok, 1);
+	/* the only cleartext the upstream ever got */
+	assert_int_equal(g.srawlen, strlen(cleartext));
+	assert_memory_equal(g.sraw, cleartext, g.srawlen);
+	/* a second domain with the same demands rides the same TLS */
+	vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<c@e.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<c@e.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	cl_send("QUIT\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	assert_int_equal(g.srawlen, strlen(cleartext));
+	finish();
+}
+
+static void
+test_tls_check_fails_verify(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
+	g.tls_fail_reason = "certificate-not-trusted";
+	tls_up();
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	/* not even EHLO inside the failed TLS session */
+	wait_srv_eof();
+	wait_cl_eof();
+	assert_int_equal(g.ntls_check, 1);
+	finish();
+	expect_policy_421(reply, "certificate-not-trusted");
+}
+
+static void
+test_second_domain_needs_verify(void **state)
+{
+	vspec_add("a.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("s@sender.example", "x@a.example");
+	cl_send("RCPT TO:<y@v.example>\r\n");
+	EXPECT_CL_PREFIX("450 4.7.");
+	/* not relayed */
+	srv_quiet(30);
+	assert_int_equal(g.nlookups, 2);
+	assert_string_equal(g.lookups[1], "v.example");
+	/* the session goes on for the first recipient */
+	cl_send("RCPT TO:<z@a.example>\r\n");
+	EXPECT_SRV("RCPT TO:<z@a.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("m\r\n.\r\n");
+	/* a verdict seen once is not looked up again */
+	cl_send("MAIL FROM:<s@sender.example>\r\nRCPT TO:<w@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_CL_PREFIX("450 4.7.");
+	srv_quiet(20);
+	assert_int_equal(g.nlookups, 2);
+	finish();
+}
+
+static void
+test_later_defer_is_450(void **state)
+{
+	vspec_add("x.example", TLS_LEVEL_DEFER, 0, "validation-failure",
+	    "dnssec bogus");
+	hello_plain();
+	begin_tx("s@sender.example", "a@d.example");
+	cl_send("RCPT TO:<b@x.example>\r\n");
+	EXPECT_CL_PREFIX("450 4.7.");
+	srv_quiet(30);
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	finish();
+}
+
+/* ---- more sessions ------------------------------------------------------ */
+
+static void
+test_reply_split_across_writes(void **state)
+{
+	start(NULL);
+	srv_send("22");
+	run_for(10);
+	srv_send("0 mx.test.example\r");
+	run_for(10);
+	assert_int_equal(g.clen, 0);
+	srv_send("\n");
+	EXPECT_CL("220 mx.test.example\r\n");
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example\r\n");
+	run_for(10);
+	assert_int_equal(g.clen, 0);	/* not before the last line */
+	srv_send("250 PIPELINING\r\n");
+	EXPECT_CL("250-mx.test.example\r\n250 PIPELINING\r\n");
+	finish();
+}
+
+static void
+test_repeated_ehlo_resets(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("EHLO again.example\r\n");
+	/* the open upstream transaction is reset first */
+	EXPECT_SRV("RSET");
+	srv_send("250 2.0.0 ok\r\n");
+	EXPECT_CL(CAPS_PLAIN);
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("503 5.5.1 Error: need MAIL command\r\n");
+	srv_quiet(20);
+	/* without an open upstream transaction: answered locally */
+	cl_send("MAIL FROM:<a@sender.example>\r\nHELO again.example\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_CL("250 mx.test.example hello\r\n");
+	srv_quiet(20);
+	begin_tx("c@sender.example", "e@d.example");
+	finish();
+}
+
+static void
+test_many_domains(void **state)
+{
+	char rc[64], want[64];
+	int i;
+
+	/* more domains than the session keeps verdicts for */
+	hello_plain();
+	begin_tx("a@sender.example", "r@d0.example");
+	for (i = 1; i < 12; i++) {
+		snprintf(rc, sizeof(rc), "RCPT TO:<r@d%d.example>\r\n", i);
+		cl_send(rc);
+		rc[strlen(rc) - 2] = '\0';
+		EXPECT_SRV(rc);
+		snprintf(want, sizeof(want), "250 2.1.5 ok %d\r\n", i);
+		srv_send(want);
+		EXPECT_CL(want);
+	}
+	assert_int_equal(g.nlookups, 12);
+	/* the first domain's verdict (the leg's) is still known */
+	cl_send("RCPT TO:<s@d0.example>\r\n");
+	EXPECT_SRV("RCPT TO:<s@d0.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	assert_int_equal(g.nlookups, 12);
+	send_message("x\r\n.\r\n");
+	finish();
+}
+
+static void
+test_client_closes_during_policy(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL)->hold = 1;
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	WAIT(g.nlookups == 1);
+	run_for(20);
+	close(g.cfd);
+	g.cfd = -1;
+	wait_srv_eof();
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(g.ncancel, 1);
+	finish();
+}
+
+static void
+test_policy_timeout(void **state)
+{
+	uint64_t saved = g.cfg->policy_timeout;
+	const char *r;
+
+	/* a policy lookup that never answers must not hold the session
+	 * (and the MTA) forever: policy_timeout bounds it */
+	g.cfg->policy_timeout = 200;
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL)->hold = 1;
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	r = CL_REPLY();
+	g.cfg->policy_timeout = saved;
+	if (r[0] != '4')
+		fail_msg("expected a 4xx, got \"%s\"", r);
+	srv_quiet(0);
+	finish();
+}
+
+static void
+test_upstream_connect_refused(void **state)
+{
+	struct sockaddr_in cl = { 0 };
+	struct sockaddr_storage css = { 0 };
+	const char *r;
+	int sv[2];
+
+	close(g.lfd);		/* nothing listens on g.dst any more */
+	g.lfd = -1;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	cl.sin_family = AF_INET;
+	memcpy(&css, &cl, sizeof(cl));
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	r = CL_REPLY();
+	if (strncmp(r, "421 4.4.1 ", 10) != 0)
+		fail_msg("expected 421 4.4.1, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_upstream_command_timeout(void **state)
+{
+	uint64_t saved = g.cfg->command_timeout;
+	const char *r;
+
+	g.cfg->command_timeout = 150;
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	r = CL_REPLY();		/* no answer from the upstream */
+	g.cfg->command_timeout = saved;
+	if (strncmp(r, "421 4.4.2 ", 10) != 0)
+		fail_msg("expected 421 4.4.2, got \"%s\"", r);
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+static void
+test_upstream_final_reply_timeout(void **state)
+{
+	uint64_t saved = g.cfg->data_done_timeout;
+	const char *r;
+
+	g.cfg->data_done_timeout = 150;
+	body_started();
+	cl_send("\r\n.\r\n");
+	EXPECT_SRV("");
+	EXPECT_SRV(".");
+	r = CL_REPLY();
+	g.cfg->data_done_timeout = saved;
+	if (strncmp(r, "451 4.4.2 ", 10) != 0)
+		fail_msg("expected 451 4.4.2, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_starttls_masked_encrypt(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello("250-mx.test.example\r\n250-PIPELINING\r\n250 XXXXXXXA\r\n",
+	    "250-mx.test.example\r\n250 PIPELINING\r\n");
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	wait_srv_eof();
+	wait_cl_eof();
+	finish();
+	expect_policy_421(reply, "starttls-not-supported");
+}
+
+static void
+test_upstream_tls_handshake_fails(void **state)
+{
+	const char *r;
+
+	/* opportunistic: a failed handshake leaves no usable leg; the
+	 * client gets a 4xx, never a cleartext MAIL on that connection */
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_send("220 2.0.0 go ahead\r\n");
+	run_for(20);
+	srv_close();
+	r = CL_REPLY();
+	if (strncmp(r, "421 ", 4) != 0)
+		fail_msg("expected 421, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+/* Back-pressure: while the upstream reads nothing, the session must stop
+ * reading the client instead of buffering the whole message. */
+static void
+test_data_back_pressure(void **state)
+{
+	static char msg[8 * 1024 * 1024 + 8];
+	size_t len = 0, off = 0, stalled_at = 0;
+	uint64_t deadline, quiet_since = 0;
+	ssize_t n;
+
+	while (len + 100 < sizeof(msg) - 8) {
+		memset(msg + len, 'a' + (char)(len / 100 % 26), 98);
+		memcpy(msg + len + 98, "\r\n", 2);
+		len += 100;
+	}
+	memcpy(msg + len, ".\r\n", 3);
+	len += 3;
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	g.srv_noread = 1;
+	deadline = now_ms() + 3000;
+	while (off < len && now_ms() < deadline) {
+		n = write(g.cfd, msg + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			quiet_since = 0;
+			continue;
+		}
+		if (quiet_since == 0)
+			quiet_since = now_ms();
+		else if (now_ms() - quiet_since > 150)
+			break;		/* the session stopped reading */
+		step();
+	}
+	stalled_at = off;
+	if (stalled_at >= len)
+		fail_msg("the whole %zu byte message went in while the "
+		    "upstream read nothing: no back-pressure", len);
+	g.srv_noread = 0;
+	deadline = now_ms() + 5000;
+	while (off < len) {
+		if (now_ms() > deadline)
+			fail_msg("stalled at %zu of %zu bytes", off, len);
+		n = write(g.cfd, msg + off, len - off);
+		if (n > 0)
+			off += (size_t)n;
+		step();
+	}
+	deadline = now_ms() + 5000;
+	while (g.slen < len) {
+		if (now_ms() > deadline)
+			fail_msg("upstream got %zu of %zu bytes", g.slen, len);
+		step();
+	}
+	assert_int_equal(g.slen, len);
+	assert_memory_equal(g.sbuf, msg, len);
+	g.slen = 0;
+	srv_send("250 2.0.0 big one queued\r\n");
+	EXPECT_CL("250 2.0.0 big one queued\r\n");
+	finish();
+}
+
+/* ---- local STARTTLS (client leg) --------------------------------------- */
+
+static void
+write_pem(const char *path, int key)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	if (key)
+		assert_int_equal(PEM_write_PrivateKey(fp, g.key, NULL, NULL,
+		    0, NULL, NULL), 1);
+	else
+		assert_int_equal(PEM_write_X509(fp, g.cert), 1);
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* Runs f with a TLS context that has a local certificate. */
+static void
+with_local_cert(void (*f)(void))
+{
+	struct config *cfg;
+	struct tls_ctx *t;
+	char err[256], cert[128], key[128];
+
+	snprintf(g.certdir, sizeof(g.certdir), "/tmp/test_session.XXXXXX");
+	assert_non_null(mkdtemp(g.certdir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", g.certdir);
+	snprintf(key, sizeof(key), "%s/key.pem", g.certdir);
+	write_pem(cert, 0);
+	write_pem(key, 1);
+	cfg = config_load(NULL, err, sizeof(err));
+	assert_non_null(cfg);
+	free(cfg->tls_cert_file);
+	free(cfg->tls_key_file);
+	cfg->tls_cert_file = strdup(cert);
+	cfg->tls_key_file = strdup(key);
+	t = tls_ctx_new(cfg, err, sizeof(err));
+	unlink(cert);
+	unlink(key);
+	rmdir(g.certdir);
+	if (t == NULL)
+		fail_msg("tls_ctx_new with a certificate: %s", err);
+	assert_true(tls_server_enabled(t));
+	g.env.tls = t;
+	f();
+	finish();
+	g.env.tls = g.tls;
+	tls_ctx_free(t);
+	config_free(cfg);
+}
+
+static void
+local_starttls(void)
+{
+	/* offered where the upstream had it, even though it is ours */
+	hello(CAPS_TLS, CAPS_TLS);
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	g.cssl = SSL_new(g.cl_ctx);
+	assert_non_null(g.cssl);
+	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
+	WAIT(g.chs_done || g.ceof);
+	assert_true(g.chs_done);
+	/* EHLO again inside TLS: no second STARTTLS offered */
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN);
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("over client TLS\r\n.\r\n");
+	srv_quiet(10);
+}
+
+static void
+test_local_starttls(void **state)
+{
+	with_local_cert(local_starttls);
+}
+
+static void
+local_starttls_pipelined(void)
+{
+	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	/* a command pipelined after STARTTLS: CVE-2011-0411 class */
+	cl_send("STARTTLS\r\nMAIL FROM:<a@sender.example>\r\n");
+	wait_cl_eof();
+	wait_srv_eof();
+}
+
+static void
+test_local_starttls_pipelined_dropped(void **state)
+{
+	with_local_cert(local_starttls_pipelined);
+}
+
+static void
+test_client_helo(void **state)
+{
+	start(GREETING);
+	cl_send("HELO client.example\r\n");
+	/* EHLO upstream all the same; the client gets a plain 250 */
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_PLAIN);
+	EXPECT_CL("250 mx.test.example hello\r\n");
+	begin_tx("a@sender.example", "b@d.example");
+	finish();
+}
+
+static void
+test_upstream_closes_mid_final_reply(void **state)
+{
+	const char *r;
+
+	body_started();
+	cl_send("\r\n.\r\n");
+	EXPECT_SRV("");
+	EXPECT_SRV(".");
+	/* the first line of a multi-line 250, then the connection drops */
+	srv_send("250-2.0.0 queued as X\r\n");
+	run_for(20);
+	srv_close();
+	r = CL_REPLY();
+	if (strncmp(r, "451 ", 4) != 0)
+		fail_msg("expected 451, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(test_greeting_verbatim),
+		T(test_ehlo_filtered),
+		T(test_ehlo_tempfail_relayed),
+		T(test_helo_only_server),
+		T(test_commands_before_helo),
+		T(test_greeting_refused),
+		T(test_mail_answered_locally),
+		T(test_first_rcpt_mail_then_rcpt),
+		T(test_rcpt_rejected),
+		T(test_mail_rejected),
+		T(test_data_relayed),
+		T(test_data_final_reject_relayed),
+		T(test_data_refused_by_upstream),
+		T(test_data_split_writes),
+		T(test_pipelined_client),
+		T(test_two_transactions),
+		T(test_rset_without_upstream_tx),
+		T(test_rset_with_upstream_tx),
+		T(test_local_commands),
+		T(test_quit),
+		T(test_client_closes),
+		T(test_upstream_closes_in_data),
+		T(test_upstream_250_then_close_in_data),
+		T(test_upstream_closes_after_dot),
+		T(test_upstream_closes_idle),
+		T(test_upstream_421_idle),
+		T(test_client_line_too_long),
+		T(test_client_line_too_long_with_crlf),
+		T(test_reply_garbage_greeting),
+		T(test_reply_garbage_rcpt),
+		T(test_client_timeout),
+		T(test_policy_defer_first_rcpt),
+		T(test_encrypt_without_starttls),
+		T(test_verify_report_only_cleartext),
+		T(test_level_none_skips_starttls),
+		T(test_starttls_injection),
+		T(test_starttls_refused_may),
+		T(test_starttls_refused_encrypt),
+		T(test_starttls_upgrade),
+		T(test_tls_check_fails_verify),
+		T(test_second_domain_needs_verify),
+		T(test_later_defer_is_450),
+		T(test_reply_split_across_writes),
+		T(test_repeated_ehlo_resets),
+		T(test_many_domains),
+		T(test_client_closes_during_policy),
+		T(test_policy_timeout),
+		T(test_upstream_connect_refused),
+		T(test_upstream_command_timeout),
+		T(test_upstream_final_reply_timeout),
+		T(test_starttls_masked_encrypt),
+		T(test_upstream_tls_handshake_fails),
+		T(test_data_back_pressure),
+		T(test_local_starttls),
+		T(test_local_starttls_pipelined_dropped),
+		T(test_client_helo),
+		T(test_upstream_closes_mid_final_reply),
+#undef T
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
