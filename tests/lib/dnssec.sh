@@ -1,0 +1,263 @@
+# shellcheck shell=bash
+# DNSSEC test infrastructure for the DANE scenarios (tests/ns/4x-*.sh).
+# Sourced after tests/lib/ns.sh, used after ns_setup:
+#
+#   knot (knotd) in $RCV on $DNS_IP serves the test zones, pre-signed with
+#   ldns-signzone (knot's own signing off); unbound in $SND on 127.0.0.1
+#   validates with the test trust anchors (a DS per signed zone, no root
+#   anchor: every other name is insecure) and reaches knot through one
+#   stub-zone per test zone.  mxguard gets dns_servers = 127.0.0.1, and
+#   /etc/netns/$SND/resolv.conf points at the same unbound with
+#   "options trust-ad" (glibc strips the AD bit otherwise), so
+#   posttls-finger in $SND sees the same DNS as mxguard.
+#
+#   dns_zone ZONE signed|unsigned     start a zone (SOA, NS, ns A)
+#   dns_rr ZONE "RR line"             add a record (absolute or relative names)
+#   dns_mx_host DOMAIN HOST ADDR      MX DOMAIN -> HOST, HOST A ADDR
+#   dns_tlsa ZONE HOST U S M CERT     TLSA _25._tcp.HOST from a PEM certificate
+#   dns_break_sig ZONE OWNER TYPE     after signing: corrupt that RRSIG
+#   dns_servfail ZONE LABEL           delegate LABEL.ZONE to a server that
+#                                     answers SERVFAIL to everything
+#   dns_start                         sign, start knot + unbound, wait
+#   dns_check NAME TYPE REGEX         drill through unbound matches REGEX
+#   ptf_verdict DOMAIN                posttls-finger -c -l dane -L summary:
+#                                     prints verified|untrusted|failure
+#
+# Everything runs inside the scenario's namespaces and temp dir and is
+# cleaned up by ns.sh's EXIT trap (the processes are recorded with bg).
+
+DNS_IP=10.25.1.53
+DNS_FAIL_IP=10.25.1.54
+ZD=""
+_DNS_ZONES=()
+_DNS_SIGNED=()
+_DNS_BREAK=()
+
+_dns_init() {
+	[ -n "$ZD" ] && return 0
+	ZD=$T/dns
+	mkdir -p "$ZD/keys" "$ZD/knot-run" "$ZD/knot-db"
+}
+
+dns_zone() {	# ZONE signed|unsigned
+	_dns_init
+	local z=$1
+	_DNS_ZONES+=("$z")
+	[ "$2" = signed ] && _DNS_SIGNED+=("$z")
+	cat >"$ZD/$z.zone" <<EOF
+\$ORIGIN $z.
+\$TTL 60
+@	IN SOA ns.$z. hostmaster.$z. 1 3600 600 86400 30
+@	IN NS ns.$z.
+ns	IN A $DNS_IP
+EOF
+}
+
+dns_rr() { echo "$2" >>"$ZD/$1.zone"; }
+
+dns_mx_host() {	# DOMAIN HOST ADDR (HOST inside zone DOMAIN)
+	dns_rr "$1" "$1. IN MX 10 $2."
+	dns_rr "$1" "$2. IN A $3"
+}
+
+# _tlsa_data U S M CERTFILE: hex association data
+_tlsa_data() {
+	local s=$2 m=$3 cert=$4 der
+	if [ "$s" = 0 ]; then
+		der=$(openssl x509 -in "$cert" -outform DER | xxd -p | tr -d '\n')
+	else
+		der=$(openssl x509 -in "$cert" -noout -pubkey |
+			openssl pkey -pubin -outform DER | xxd -p | tr -d '\n')
+	fi
+	case $m in
+	0) echo "$der" ;;
+	1) xxd -r -p <<<"$der" | sha256sum | cut -d' ' -f1 ;;
+	2) xxd -r -p <<<"$der" | sha512sum | cut -d' ' -f1 ;;
+	esac
+}
+
+dns_tlsa() {	# ZONE HOST U S M CERTFILE
+	local d
+	d=$(_tlsa_data "$3" "$4" "$5" "$6") || fail "TLSA data from $6"
+	dns_rr "$1" "_25._tcp.$2. IN TLSA $3 $4 $5 $d"
+}
+
+dns_break_sig() { _DNS_BREAK+=("$1|$2|$3"); }
+
+dns_servfail() {	# ZONE LABEL
+	dns_rr "$1" "$2.$1. IN NS nsfail.$1."
+	dns_rr "$1" "nsfail.$1. IN A $DNS_FAIL_IP"
+	_DNS_SERVFAIL=1
+}
+
+_dns_sign() {	# ZONE -> $ZD/ZONE.signed, DS into $ZD/anchors
+	local z=$1 ksk zsk
+	(
+		cd "$ZD/keys" || exit 1
+		ksk=$(ldns-keygen -a ECDSAP256SHA256 -k "$z") || exit 1
+		zsk=$(ldns-keygen -a ECDSAP256SHA256 "$z") || exit 1
+		ldns-signzone -n -o "$z" -f "$ZD/$z.signed" "$ZD/$z.zone" "$ksk" "$zsk" || exit 1
+		ldns-key2ds -n -2 "$ksk.key" >>"$ZD/anchors" || exit 1
+	) >"$ZD/sign-$z.log" 2>&1 || fail "signing $z: $(cat "$ZD/sign-$z.log")"
+}
+
+# Flips one character of the signature (last field) of OWNER's RRSIG
+# covering TYPE: the data stays the same, the signature no longer verifies.
+_dns_break() {	# ZONE OWNER TYPE
+	python3 - "$ZD/$1.signed" "$2" "$3" <<'EOF' || fail "breaking signature of $2 $3"
+import sys
+path, owner, typ = sys.argv[1], sys.argv[2].rstrip(".").lower() + ".", sys.argv[3].upper()
+out, n = [], 0
+for line in open(path):
+    f = line.split()
+    if len(f) > 5 and f[0].lower() == owner and f[3] == "RRSIG" and f[4].upper() == typ:
+        sig = f[-1]
+        i = len(sig) // 2
+        c = "B" if sig[i] != "B" else "C"
+        f[-1] = sig[:i] + c + sig[i + 1:]
+        line = "\t".join(f) + "\n"
+        n += 1
+    out.append(line)
+if n == 0:
+    sys.exit("no RRSIG %s for %s" % (typ, owner))
+open(path, "w").write("".join(out))
+EOF
+}
+
+dns_start() {
+	_dns_init
+	local z b
+	: >"$ZD/anchors"
+	for z in "${_DNS_ZONES[@]}"; do
+		if [[ " ${_DNS_SIGNED[*]} " == *" $z "* ]]; then
+			_dns_sign "$z"
+		else
+			cp "$ZD/$z.zone" "$ZD/$z.signed"
+		fi
+	done
+	for b in "${_DNS_BREAK[@]}"; do
+		IFS='|' read -r z o t <<<"$b"
+		_dns_break "$z" "$o" "$t"
+	done
+	rcv_addr "$DNS_IP"
+	{
+		cat <<EOF
+server:
+    rundir: "$ZD/knot-run"
+    listen: $DNS_IP@53
+database:
+    storage: "$ZD/knot-db"
+log:
+  - target: stderr
+    any: info
+template:
+  - id: default
+    storage: "$ZD"
+    dnssec-signing: off
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+EOF
+		for z in "${_DNS_ZONES[@]}"; do
+			printf '  - domain: %s\n    file: %s.signed\n' "$z" "$z"
+		done
+	} >"$ZD/knot.conf"
+	bg "$RCV" "$ZD/knot.log" knotd -c "$ZD/knot.conf"
+	if [ "${_DNS_SERVFAIL:-0}" = 1 ]; then
+		rcv_addr "$DNS_FAIL_IP"
+		cat >"$ZD/servfail.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+while True:
+    q, peer = s.recvfrom(4096)
+    if len(q) < 12:
+        continue
+    # echo the header and question, QR=1, RD copied, RA=1, rcode SERVFAIL,
+    # no records
+    end = 12
+    while end < len(q) and q[end] != 0:
+        end += q[end] + 1
+    end += 5
+    hdr = q[:2] + bytes([0x80 | (q[2] & 0x01), 0x82]) + b"\x00\x01" + b"\x00" * 6
+    s.sendto(hdr + q[12:end], peer)
+EOF
+		bg "$RCV" "$ZD/servfail.log" python3 "$ZD/servfail.py" "$DNS_FAIL_IP"
+	fi
+	{
+		cat <<EOF
+server:
+    interface: 127.0.0.1
+    port: 53
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "$ZD"
+    pidfile: "$ZD/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    val-log-level: 2
+    num-threads: 1
+    do-ip6: no
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    module-config: "validator iterator"
+    trust-anchor-file: "$ZD/anchors"
+    qname-minimisation: no
+    aggressive-nsec: no
+    cache-max-negative-ttl: 5
+    ede: yes
+    local-zone: "test." nodefault
+    domain-insecure: "."
+remote-control:
+    control-enable: no
+stub-zone:
+    name: "."
+    stub-addr: $DNS_IP
+EOF
+		for z in "${_DNS_ZONES[@]}"; do
+			printf 'stub-zone:\n    name: "%s"\n    stub-addr: %s\n' "$z" "$DNS_IP"
+		done
+	} >"$ZD/unbound.conf"
+	unbound-checkconf "$ZD/unbound.conf" >"$ZD/unbound-check.log" 2>&1 ||
+		fail "unbound.conf: $(cat "$ZD/unbound-check.log")"
+	bg "$SND" "$ZD/unbound.log" unbound -d -c "$ZD/unbound.conf"
+	printf 'nameserver 127.0.0.1\noptions trust-ad\n' >"/etc/netns/$SND/resolv.conf"
+	wait_port "$RCV" "$DNS_IP" 53
+	wait_port "$SND" 127.0.0.1 53
+	for z in "${_DNS_ZONES[@]}"; do
+		if [[ " ${_DNS_SIGNED[*]} " == *" $z "* ]]; then
+			wait_for 15 "secure SOA of $z through unbound" _dns_ad "$z" SOA
+		else
+			wait_for 15 "SOA of $z through unbound" _dns_has "$z" SOA
+		fi
+	done
+	log "dns: knot on $DNS_IP (zones ${_DNS_ZONES[*]}), unbound on 127.0.0.1 in $SND"
+}
+
+_drill() { in_snd drill -D "$2" "$1" @127.0.0.1 2>/dev/null; }
+_dns_has() { _drill "$1" "$2" | grep -qE "^$1\.[[:space:]].*[[:space:]]$2[[:space:]]"; }
+_dns_ad() { _drill "$1" "$2" | grep -qE '^;; flags: .*\bad\b' && _dns_has "$1" "$2"; }
+# dns_check NAME TYPE REGEX: the answer (drill output) matches REGEX.
+dns_check() { _drill "$1" "$2" | grep -qE -- "$3"; }
+dns_rcode() { _drill "$1" "$2" | sed -nE 's/.*rcode: ([A-Z]+).*/\1/p' | head -n1; }
+
+# ptf_verdict DOMAIN: posttls-finger with DANE against DOMAIN's MX, in $SND
+#   (before mxguard's divert rules are installed, or after they are
+#   removed): "verified", "untrusted" (TLS without authentication),
+#   or "failure" (no TLS / connection refused by the policy).
+#   The full output is kept in $T/ptf-DOMAIN.log.
+ptf_verdict() {
+	local out=$T/ptf-$1.log
+	in_snd timeout 30 posttls-finger -c -l dane -L summary "$1" >"$out" 2>&1
+	if grep -qE '^posttls-finger: Verified TLS connection' "$out"; then
+		echo verified
+	elif grep -qE '^posttls-finger: (Untrusted|Anonymous|Trusted) TLS connection' "$out"; then
+		echo untrusted
+	else
+		echo failure
+	fi
+}
