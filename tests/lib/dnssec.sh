@@ -2,7 +2,7 @@
 # DNSSEC test infrastructure for the DANE scenarios (tests/ns/4x-*.sh).
 # Sourced after tests/lib/ns.sh, used after ns_setup:
 #
-#   knot (knotd) in $RCV on $DNS_IP serves the test zones, pre-signed with
+#   knot (knotd) in $RCV on $DNSSEC_IP serves the test zones, pre-signed with
 #   ldns-signzone (knot's own signing off); unbound in $SND on 127.0.0.1
 #   validates with the test trust anchors (a DS per signed zone, no root
 #   anchor: every other name is insecure) and reaches knot through one
@@ -11,53 +11,55 @@
 #   "options trust-ad" (glibc strips the AD bit otherwise), so
 #   posttls-finger in $SND sees the same DNS as mxguard.
 #
-#   dns_zone ZONE signed|unsigned     start a zone (SOA, NS, ns A)
-#   dns_rr ZONE "RR line"             add a record (absolute or relative names)
-#   dns_mx_host DOMAIN HOST ADDR      MX DOMAIN -> HOST, HOST A ADDR
-#   dns_tlsa ZONE HOST U S M CERT     TLSA _25._tcp.HOST from a PEM certificate
-#   dns_break_sig ZONE OWNER TYPE     after signing: corrupt that RRSIG
-#   dns_servfail ZONE LABEL           delegate LABEL.ZONE to a server that
+#   dnssec_zone ZONE signed|unsigned     start a zone (SOA, NS, ns A)
+#   dnssec_rr ZONE "RR line"             add a record (absolute or relative names)
+#   dnssec_mx DOMAIN HOST ADDR      MX DOMAIN -> HOST, HOST A ADDR
+#   dnssec_tlsa ZONE HOST U S M CERT     TLSA _25._tcp.HOST from a PEM certificate
+#   dnssec_break_sig ZONE OWNER TYPE     after signing: corrupt that RRSIG
+#   dnssec_servfail ZONE LABEL           delegate LABEL.ZONE to a server that
 #                                     answers SERVFAIL to everything
-#   dns_start                         sign, start knot + unbound, wait
-#   dns_check NAME TYPE REGEX         drill through unbound matches REGEX
+#   dnssec_start                         sign, start knot + unbound, wait
+#   dnssec_check NAME TYPE REGEX         drill through unbound matches REGEX
 #   ptf_verdict DOMAIN                posttls-finger -c -l dane -L summary:
 #                                     prints verified|untrusted|failure
 #
 # Everything runs inside the scenario's namespaces and temp dir and is
 # cleaned up by ns.sh's EXIT trap (the processes are recorded with bg).
 
-DNS_IP=10.25.1.53
-DNS_FAIL_IP=10.25.1.54
-ZD=""
-_DNS_ZONES=()
-_DNS_SIGNED=()
-_DNS_BREAK=()
+DNSSEC_IP=10.25.1.63
+DNSSEC_FAIL_IP=10.25.1.64
+DNSSEC_MXG_CONF="dns_servers = 127.0.0.1
+dns_timeout = 5s"
+ZD=""  # $T/dnssec
+_DNSSEC_ZONES=()
+_DNSSEC_SIGNED=()
+_DNSSEC_BREAK=()
 
-_dns_init() {
+_dnssec_init() {
 	[ -n "$ZD" ] && return 0
-	ZD=$T/dns
+	ZD=$T/dnssec
 	mkdir -p "$ZD/keys" "$ZD/knot-run" "$ZD/knot-db"
 }
 
-dns_zone() {	# ZONE signed|unsigned
-	_dns_init
+dnssec_zone() {	# ZONE signed|unsigned
+	_dnssec_init
 	local z=$1
-	_DNS_ZONES+=("$z")
-	[ "$2" = signed ] && _DNS_SIGNED+=("$z")
+	_DNSSEC_ZONES+=("$z")
+	[ "$2" = signed ] && _DNSSEC_SIGNED+=("$z")
 	cat >"$ZD/$z.zone" <<EOF
 \$ORIGIN $z.
 \$TTL 60
 @	IN SOA ns.$z. hostmaster.$z. 1 3600 600 86400 30
 @	IN NS ns.$z.
-ns	IN A $DNS_IP
+ns	IN A $DNSSEC_IP
 EOF
 }
 
-dns_rr() { echo "$2" >>"$ZD/$1.zone"; }
+dnssec_rr() { echo "$2" >>"$ZD/$1.zone"; }
 
-dns_mx_host() {	# DOMAIN HOST ADDR (HOST inside zone DOMAIN)
-	dns_rr "$1" "$1. IN MX 10 $2."
-	dns_rr "$1" "$2. IN A $3"
+dnssec_mx() {	# DOMAIN HOST ADDR (HOST inside zone DOMAIN)
+	dnssec_rr "$1" "$1. IN MX 10 $2."
+	dnssec_rr "$1" "$2. IN A $3"
 }
 
 # _tlsa_data U S M CERTFILE: hex association data
@@ -76,21 +78,21 @@ _tlsa_data() {
 	esac
 }
 
-dns_tlsa() {	# ZONE HOST U S M CERTFILE
+dnssec_tlsa() {	# ZONE HOST U S M CERTFILE
 	local d
 	d=$(_tlsa_data "$3" "$4" "$5" "$6") || fail "TLSA data from $6"
-	dns_rr "$1" "_25._tcp.$2. IN TLSA $3 $4 $5 $d"
+	dnssec_rr "$1" "_25._tcp.$2. IN TLSA $3 $4 $5 $d"
 }
 
-dns_break_sig() { _DNS_BREAK+=("$1|$2|$3"); }
+dnssec_break_sig() { _DNSSEC_BREAK+=("$1|$2|$3"); }
 
-dns_servfail() {	# ZONE LABEL
-	dns_rr "$1" "$2.$1. IN NS nsfail.$1."
-	dns_rr "$1" "nsfail.$1. IN A $DNS_FAIL_IP"
-	_DNS_SERVFAIL=1
+dnssec_servfail() {	# ZONE LABEL
+	dnssec_rr "$1" "$2.$1. IN NS nsfail.$1."
+	dnssec_rr "$1" "nsfail.$1. IN A $DNSSEC_FAIL_IP"
+	_DNSSEC_SERVFAIL=1
 }
 
-_dns_sign() {	# ZONE -> $ZD/ZONE.signed, DS into $ZD/anchors
+_dnssec_sign() {	# ZONE -> $ZD/ZONE.signed, DS into $ZD/anchors
 	local z=$1 ksk zsk
 	(
 		cd "$ZD/keys" || exit 1
@@ -103,7 +105,7 @@ _dns_sign() {	# ZONE -> $ZD/ZONE.signed, DS into $ZD/anchors
 
 # Flips one character of the signature (last field) of OWNER's RRSIG
 # covering TYPE: the data stays the same, the signature no longer verifies.
-_dns_break() {	# ZONE OWNER TYPE
+_dnssec_break() {	# ZONE OWNER TYPE
 	python3 - "$ZD/$1.signed" "$2" "$3" <<'EOF' || fail "breaking signature of $2 $3"
 import sys
 path, owner, typ = sys.argv[1], sys.argv[2].rstrip(".").lower() + ".", sys.argv[3].upper()
@@ -124,27 +126,27 @@ open(path, "w").write("".join(out))
 EOF
 }
 
-dns_start() {
-	_dns_init
+dnssec_start() {
+	_dnssec_init
 	local z b
 	: >"$ZD/anchors"
-	for z in "${_DNS_ZONES[@]}"; do
-		if [[ " ${_DNS_SIGNED[*]} " == *" $z "* ]]; then
-			_dns_sign "$z"
+	for z in "${_DNSSEC_ZONES[@]}"; do
+		if [[ " ${_DNSSEC_SIGNED[*]} " == *" $z "* ]]; then
+			_dnssec_sign "$z"
 		else
 			cp "$ZD/$z.zone" "$ZD/$z.signed"
 		fi
 	done
-	for b in "${_DNS_BREAK[@]}"; do
+	for b in "${_DNSSEC_BREAK[@]}"; do
 		IFS='|' read -r z o t <<<"$b"
-		_dns_break "$z" "$o" "$t"
+		_dnssec_break "$z" "$o" "$t"
 	done
-	rcv_addr "$DNS_IP"
+	rcv_addr "$DNSSEC_IP"
 	{
 		cat <<EOF
 server:
     rundir: "$ZD/knot-run"
-    listen: $DNS_IP@53
+    listen: $DNSSEC_IP@53
 database:
     storage: "$ZD/knot-db"
 log:
@@ -160,13 +162,13 @@ template:
     semantic-checks: off
 zone:
 EOF
-		for z in "${_DNS_ZONES[@]}"; do
+		for z in "${_DNSSEC_ZONES[@]}"; do
 			printf '  - domain: %s\n    file: %s.signed\n' "$z" "$z"
 		done
 	} >"$ZD/knot.conf"
 	bg "$RCV" "$ZD/knot.log" knotd -c "$ZD/knot.conf"
-	if [ "${_DNS_SERVFAIL:-0}" = 1 ]; then
-		rcv_addr "$DNS_FAIL_IP"
+	if [ "${_DNSSEC_SERVFAIL:-0}" = 1 ]; then
+		rcv_addr "$DNSSEC_FAIL_IP"
 		cat >"$ZD/servfail.py" <<'EOF'
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -184,7 +186,7 @@ while True:
     hdr = q[:2] + bytes([0x80 | (q[2] & 0x01), 0x82]) + b"\x00\x01" + b"\x00" * 6
     s.sendto(hdr + q[12:end], peer)
 EOF
-		bg "$RCV" "$ZD/servfail.log" python3 "$ZD/servfail.py" "$DNS_FAIL_IP"
+		bg "$RCV" "$ZD/servfail.log" python3 "$ZD/servfail.py" "$DNSSEC_FAIL_IP"
 	fi
 	{
 		cat <<EOF
@@ -216,34 +218,34 @@ remote-control:
     control-enable: no
 stub-zone:
     name: "."
-    stub-addr: $DNS_IP
+    stub-addr: $DNSSEC_IP
 EOF
-		for z in "${_DNS_ZONES[@]}"; do
-			printf 'stub-zone:\n    name: "%s"\n    stub-addr: %s\n' "$z" "$DNS_IP"
+		for z in "${_DNSSEC_ZONES[@]}"; do
+			printf 'stub-zone:\n    name: "%s"\n    stub-addr: %s\n' "$z" "$DNSSEC_IP"
 		done
 	} >"$ZD/unbound.conf"
 	unbound-checkconf "$ZD/unbound.conf" >"$ZD/unbound-check.log" 2>&1 ||
 		fail "unbound.conf: $(cat "$ZD/unbound-check.log")"
 	bg "$SND" "$ZD/unbound.log" unbound -d -c "$ZD/unbound.conf"
 	printf 'nameserver 127.0.0.1\noptions trust-ad\n' >"/etc/netns/$SND/resolv.conf"
-	wait_port "$RCV" "$DNS_IP" 53
+	wait_port "$RCV" "$DNSSEC_IP" 53
 	wait_port "$SND" 127.0.0.1 53
-	for z in "${_DNS_ZONES[@]}"; do
-		if [[ " ${_DNS_SIGNED[*]} " == *" $z "* ]]; then
-			wait_for 15 "secure SOA of $z through unbound" _dns_ad "$z" SOA
+	for z in "${_DNSSEC_ZONES[@]}"; do
+		if [[ " ${_DNSSEC_SIGNED[*]} " == *" $z "* ]]; then
+			wait_for 15 "secure SOA of $z through unbound" _dnssec_ad "$z" SOA
 		else
-			wait_for 15 "SOA of $z through unbound" _dns_has "$z" SOA
+			wait_for 15 "SOA of $z through unbound" _dnssec_has "$z" SOA
 		fi
 	done
-	log "dns: knot on $DNS_IP (zones ${_DNS_ZONES[*]}), unbound on 127.0.0.1 in $SND"
+	log "dns: knot on $DNSSEC_IP (zones ${_DNSSEC_ZONES[*]}), unbound on 127.0.0.1 in $SND"
 }
 
-_drill() { in_snd drill -D "$2" "$1" @127.0.0.1 2>/dev/null; }
-_dns_has() { _drill "$1" "$2" | grep -qE "^$1\.[[:space:]].*[[:space:]]$2[[:space:]]"; }
-_dns_ad() { _drill "$1" "$2" | grep -qE '^;; flags: .*\bad\b' && _dns_has "$1" "$2"; }
-# dns_check NAME TYPE REGEX: the answer (drill output) matches REGEX.
-dns_check() { _drill "$1" "$2" | grep -qE -- "$3"; }
-dns_rcode() { _drill "$1" "$2" | sed -nE 's/.*rcode: ([A-Z]+).*/\1/p' | head -n1; }
+_dnssec_drill() { in_snd drill -D "$2" "$1" @127.0.0.1 2>/dev/null; }
+_dnssec_has() { _dnssec_drill "$1" "$2" | grep -qE "^$1\.[[:space:]].*[[:space:]]$2[[:space:]]"; }
+_dnssec_ad() { _dnssec_drill "$1" "$2" | grep -qE '^;; flags: .*\bad\b' && _dnssec_has "$1" "$2"; }
+# dnssec_check NAME TYPE REGEX: the answer (drill output) matches REGEX.
+dnssec_check() { _dnssec_drill "$1" "$2" | grep -qE -- "$3"; }
+dnssec_rcode() { _dnssec_drill "$1" "$2" | sed -nE 's/.*rcode: ([A-Z]+).*/\1/p' | head -n1; }
 
 # ptf_verdict DOMAIN: posttls-finger with DANE against DOMAIN's MX, in $SND
 #   (before mxguard's divert rules are installed, or after they are
