@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "policy/dane.h"
 #include "policy/dns.h"
+#include "policy/policy.h"
 
 enum stage { ST_MX, ST_ADDR, ST_TLSA, ST_TLSA_ANY, ST_DONE };
 
@@ -699,4 +700,31 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 	snprintf(detail, detailsz, "DANE: %s",
 	    X509_verify_cert_error_string(vr));
 	return -1;
+}
+
+/* ---- the policy engine's view ----------------------------------------- */
+
+int
+dane_apply(const struct dane_info *d, struct policy_verdict *v)
+{
+	if (d->mx_host[0] != '\0')
+		snprintf(v->mx_host, sizeof(v->mx_host), "%s", d->mx_host);
+	switch (d->state) {
+	case DANE_USABLE:
+		v->level = TLS_LEVEL_DANE;
+		break;
+	case DANE_UNUSABLE:
+		v->level = TLS_LEVEL_ENCRYPT;
+		break;
+	case DANE_DEFER:
+		v->level = TLS_LEVEL_DEFER;
+		snprintf(v->reason, sizeof(v->reason), "%s", d->reason);
+		break;
+	default:
+		return 0;
+	}
+	v->source = "dane";
+	v->report_only = 0;
+	snprintf(v->detail, sizeof(v->detail), "%s", d->detail);
+	return 1;
 }

@@ -130,4 +130,14 @@ int		 dane_tls_check(const struct dane_info *, SSL *ssl,
 		    char *reason, size_t reasonsz, char *detail,
 		    size_t detailsz);
 
+/*
+ * The policy engine's view: fills level, source, mx_host, reason and
+ * detail of v for DANE_USABLE (TLS_LEVEL_DANE), DANE_UNUSABLE
+ * (TLS_LEVEL_ENCRYPT) and DANE_DEFER (TLS_LEVEL_DEFER) and returns 1;
+ * for DANE_NONE fills only mx_host (when known) and returns 0: the next
+ * policy source decides.
+ */
+struct policy_verdict;
+int		 dane_apply(const struct dane_info *, struct policy_verdict *v);
+
 #endif

@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lmdb.h>
 
 #include "core/log.h"
 #include "policy/history.h"
+#include "policy/policy.h"
 
 #define MAGIC	"MXH1"
 #define VAL_LEN	(4 + 4 * 8 + 2 * 4)
@@ -264,4 +266,71 @@ history_expects_tls(const struct history_entry *e, int64_t now,
 {
 	return e->last_tls > 0 && window_s > 0 && now - e->last_tls <=
 	    window_s && e->last_tls <= now + 300;
+}
+
+/* ---- the policy engine's view ----------------------------------------- */
+
+static const char *
+addr_str(const struct sockaddr *dst, char *buf, size_t sz)
+{
+	const void *a = dst->sa_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)dst)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)dst)->sin_addr;
+
+	if (inet_ntop(dst->sa_family, a, buf, (socklen_t)sz) == NULL)
+		snprintf(buf, sz, "?");
+	return buf;
+}
+
+int
+history_apply(struct history *h, int64_t window_s,
+    const struct sockaddr *dst, struct policy_verdict *v)
+{
+	struct history_entry e;
+	int64_t now = (int64_t)time(NULL);
+	char a[INET6_ADDRSTRLEN];
+
+	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY)
+		return 0;
+	if (history_get(h, v->mx_host, dst, &e) != 1 ||
+	    !history_expects_tls(&e, now, window_s))
+		return 0;
+	v->level = TLS_LEVEL_ENCRYPT;
+	v->source = "tls-history";
+	v->report_only = 0;
+	snprintf(v->detail, sizeof(v->detail), "%.100s[%s] completed STARTTLS "
+	    "%llds ago (history window %llds): TLS required",
+	    v->mx_host[0] ? v->mx_host : "-", addr_str(dst, a, sizeof(a)),
+	    (long long)(now - e.last_tls), (long long)window_s);
+	log_info("event=tls-history domain=%s mx=%s dst=%s last_tls_age=%llds "
+	    "window=%llds level=encrypt", v->domain,
+	    v->mx_host[0] ? v->mx_host : "-", a,
+	    (long long)(now - e.last_tls), (long long)window_s);
+	return 1;
+}
+
+void
+history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
+    const char *mx_host, int starttls_offered, int tls_ok)
+{
+	struct history_entry prev;
+	int64_t now = (int64_t)time(NULL);
+	char a[INET6_ADDRSTRLEN];
+
+	if (h == NULL || dst == NULL)
+		return;
+	if (history_record(h, mx_host, dst, starttls_offered, tls_ok, now,
+	    &prev) == -1)
+		return;
+	if (starttls_offered && tls_ok)
+		return;
+	if (!history_expects_tls(&prev, now, window_s))
+		return;
+	log_warn("event=starttls-stripped source=tls-history mx=%s dst=%s "
+	    "what=%s last_tls_age=%llds window=%llds detail=\"completed "
+	    "STARTTLS within the history window and now does not: treated "
+	    "as stripped\"", mx_host && *mx_host ? mx_host : "-",
+	    addr_str(dst, a, sizeof(a)), !starttls_offered ?
+	    "starttls-not-offered" : "starttls-or-handshake-failed",
+	    (long long)(now - prev.last_tls), (long long)window_s);
 }

@@ -50,4 +50,20 @@ int		 history_expects_tls(const struct history_entry *,
 int		 history_del(struct history *, const char *host,
 		    const struct sockaddr *dst);
 
+/*
+ * The policy engine's view.  history_apply(): a verdict that would allow
+ * cleartext (TLS_LEVEL_MAY) becomes TLS_LEVEL_ENCRYPT with source
+ * "tls-history" when the server at dst (MX host v->mx_host) completed
+ * STARTTLS within window_s; returns 1 then, else 0.
+ * history_note(): policy_record_tls()'s work: records the attempt and
+ * logs a downgrade (a server that completed STARTTLS within the window
+ * and now did not) as stripped.
+ */
+struct policy_verdict;
+int		 history_apply(struct history *, int64_t window_s,
+		    const struct sockaddr *dst, struct policy_verdict *v);
+void		 history_note(struct history *, int64_t window_s,
+		    const struct sockaddr *dst, const char *mx_host,
+		    int starttls_offered, int tls_ok);
+
 #endif
