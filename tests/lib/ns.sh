@@ -61,6 +61,7 @@ ns_cleanup() {
 	local rc=$? p d ns i
 	set +e
 	trap - EXIT INT TERM
+	_mxg_postmortem || { [ "$rc" = 0 ] && rc=1; }
 	for p in "${_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for d in "${_POSTFIX_DIRS[@]}"; do
 		ns=${d%%|*}; d=${d#*|}
@@ -89,6 +90,33 @@ ns_cleanup() {
 		if [ "${MXG_KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
 	fi
 	exit "$rc"
+}
+
+# _mxg_postmortem: stop mxguard (if still running) and fail the test if it
+# crashed (SIGSEGV/SIGABRT/SIGBUS/SIGILL/SIGFPE) or a sanitizer reported
+# anything in its log, even when every assertion passed.
+_mxg_postmortem() {
+	local st=0 bad=0
+	if [ -n "$MXG_PID" ]; then
+		if kill -0 "$MXG_PID" 2>/dev/null; then
+			kill -TERM "$MXG_PID" 2>/dev/null
+			local end=$((SECONDS + 15))
+			while kill -0 "$MXG_PID" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
+			kill -KILL "$MXG_PID" 2>/dev/null
+		fi
+		wait "$MXG_PID" 2>/dev/null; st=$?
+		case $st in
+		132|134|135|136|139)
+			echo "FAIL: mxguard (pid $MXG_PID) died from signal $((st - 128))" >&2
+			bad=1 ;;
+		esac
+	fi
+	if [ -n "$MXLOG" ] && grep -qsE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ' "$MXLOG"; then
+		echo "FAIL: sanitizer report in $MXLOG:" >&2
+		grep -sE -A25 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ' "$MXLOG" | head -n 60 >&2
+		bad=1
+	fi
+	[ "$bad" = 0 ]
 }
 
 # ns_setup: temp dir, namespaces, veth, addresses, lo up, trap.
