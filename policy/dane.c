@@ -592,6 +592,32 @@ dane_cancel(struct dane_req *r)
 
 /* ---- TLS -------------------------------------------------------------- */
 
+/* What dane_tls_prepare() loaded into an SSL object: a later recipient's
+ * DANE verdict is satisfied by this connection only if it is the same
+ * TLSA RRset for the same base domain. */
+struct loaded {
+	unsigned char	 digest[32];
+	char		 base[256];
+};
+
+static void
+loaded_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+    void *argp)
+{
+	free(ptr);
+}
+
+static int
+loaded_index(void)
+{
+	static int idx = -1;
+
+	if (idx == -1)
+		idx = SSL_get_ex_new_index(0, "mxguard dane", NULL, NULL,
+		    loaded_free);
+	return idx;
+}
+
 int
 dane_tls_prepare(const struct dane_info *d, SSL *ssl)
 {
@@ -623,7 +649,25 @@ dane_tls_prepare(const struct dane_info *d, SSL *ssl)
 		    t->data, t->len) > 0)
 			added++;
 	}
-	return added > 0 ? 0 : -1;
+	if (added == 0)
+		return -1;
+	{
+		struct loaded *l = calloc(1, sizeof(*l));
+		int idx = loaded_index();
+
+		if (l == NULL || idx < 0) {
+			free(l);
+			return -1;
+		}
+		memcpy(l->digest, d->digest, sizeof(l->digest));
+		snprintf(l->base, sizeof(l->base), "%s", d->tlsa_base);
+		free(SSL_get_ex_data(ssl, idx));
+		if (!SSL_set_ex_data(ssl, idx, l)) {
+			free(l);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int
@@ -636,11 +680,21 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 	size_t dlen;
 	int depth;
 
+	const struct loaded *l;
+
 	if (d->state != DANE_USABLE) {
 		snprintf(reason, reasonsz, "success");
 		snprintf(detail, detailsz, "DANE not in use (%s)",
 		    dane_state_name(d->state));
 		return 0;
+	}
+	l = loaded_index() >= 0 ? SSL_get_ex_data(ssl, loaded_index()) : NULL;
+	if (l == NULL || memcmp(l->digest, d->digest, sizeof(l->digest)) != 0 ||
+	    strcmp(l->base, d->tlsa_base) != 0) {
+		snprintf(reason, reasonsz, "validation-failure");
+		snprintf(detail, detailsz, "this TLS session was not set up "
+		    "for the TLSA records of _25._tcp.%s", d->tlsa_base);
+		return -1;
 	}
 	if (SSL_session_reused(ssl) && vr == X509_V_OK) {
 		/* the session was cached under a key that holds this TLSA

@@ -179,6 +179,7 @@ info_with(int n, ...)
 		d->ntlsa++;
 	}
 	va_end(ap);
+	dane_tlsa_digest(d->tlsa, d->ntlsa, d->digest);
 	return d;
 }
 
@@ -199,6 +200,9 @@ verify_accept(int ok, X509_STORE_CTX *ctx)
  * set up by dane_tls_prepare() and an empty trust store.  Returns what
  * dane_tls_check() says; reason receives the result type.
  */
+/* when set, handshake() checks against this verdict instead */
+static struct dane_info *check_with;
+
 static int
 handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
     char *reason, size_t rsz)
@@ -245,7 +249,8 @@ handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
 		}
 	}
 	assert_true(sdone && cdone);
-	rc = dane_tls_check(d, c, reason, rsz, detail, sizeof(detail));
+	rc = dane_tls_check(check_with ? check_with : d, c, reason, rsz,
+	    detail, sizeof(detail));
 	printf("# check=%d reason=%s detail=%s\n", rc, reason, detail);
 	SSL_free(s);
 	SSL_free(c);
@@ -452,6 +457,26 @@ test_prepare_unusable(void **s)
 	dane_info_free(d);
 }
 
+/* a connection set up for one TLSA RRset does not satisfy another's
+ * verdict (a later recipient's domain with other records) */
+static void
+test_other_rrset(void **s)
+{
+	char r[48];
+
+	check_with = info_with(1, 3, 0, 1, P.leaf);
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
+	    info_with(1, 3, 1, 1, P.leaf), r, sizeof(r)), -1);
+	assert_string_equal(r, "validation-failure");
+	dane_info_free(check_with);
+	/* the same RRset in another order is the same policy */
+	check_with = info_with(2, 2, 0, 1, P.ca, 3, 1, 1, P.leaf);
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
+	    info_with(2, 3, 1, 1, P.leaf, 2, 0, 1, P.ca), r, sizeof(r)), 0);
+	dane_info_free(check_with);
+	check_with = NULL;
+}
+
 static void
 test_info_dup(void **s)
 {
@@ -491,6 +516,7 @@ main(void)
 		cmocka_unit_test(test_expired_ee_passes),
 		cmocka_unit_test(test_expired_ta_fails),
 		cmocka_unit_test(test_prepare_unusable),
+		cmocka_unit_test(test_other_rrset),
 		cmocka_unit_test(test_info_dup),
 	};
 
