@@ -113,6 +113,7 @@ struct session {
 	int			 up_decided;	/* TLS question settled */
 	int			 up_tls;
 	int			 up_starttls_offered;
+	int			 plain_retry;	/* reconnected without TLS */
 	struct policy_verdict	*up_verdict;	/* the one TLS was set for */
 	char			 tls_proto[16];
 	char			 tls_verify[48];
@@ -148,6 +149,7 @@ static void client_process(struct session *);
 static void rcpt_continue(struct session *);
 static void body_pump(struct session *);
 static void up_io_cb(struct io *, enum io_event, void *);
+static int upstream_socket(struct session *);
 static void cl_io_cb(struct io *, enum io_event, void *);
 
 static struct stat_ctr *st_sessions, *st_active, *st_msgs_ok, *st_msgs_fail,
@@ -279,7 +281,7 @@ session_free(void *arg)
 	    s->msgs, s->policy_fails,
 	    (unsigned long long)(ev_now(s->env->loop) - s->started),
 	    s->cl ? io_bytes_in(s->cl) : 0ULL,
-	    s->up ? io_bytes_out(s->up) : s->up_out);
+	    s->up_out + (s->up ? io_bytes_out(s->up) : 0ULL));
 	policy_cancel(s->preq);
 	io_free(s->cl);
 	io_free(s->up);
@@ -316,7 +318,7 @@ session_close(struct session *s, const char *why)
 		s->preq = NULL;
 	}
 	if (s->up) {
-		s->up_out = io_bytes_out(s->up);
+		s->up_out += io_bytes_out(s->up);
 		io_free(s->up);
 		s->up = NULL;
 	}
@@ -978,6 +980,41 @@ ehlo_done(struct session *s, const struct smtp_reply *r)
 	s->up_starttls_offered = !!(s->caps.flags & SMTP_CAP_STARTTLS);
 }
 
+/* Opportunistic TLS that fails in the handshake: like Postfix at level
+ * "may", deliver over a new cleartext connection rather than never. */
+static void
+plain_retry_start(struct session *s, const char *why)
+{
+	int ufd;
+
+	log_info("sid=%s event=tls-fallback dst=%s domain=%s error=\"%s\" "
+	    "action=cleartext-retry", s->id, s->dst_str,
+	    s->up_verdict->domain, why);
+	s->up_out += io_bytes_out(s->up);
+	io_free(s->up);
+	s->up = NULL;
+	s->plain_retry = 1;
+	if ((ufd = upstream_socket(s)) == -1 ||
+	    (s->up = io_new(s->env->loop, ufd, up_io_cb, s)) == NULL) {
+		if (ufd != -1)
+			close(ufd);
+		session_tempfail(s, "421 4.4.1", "cannot reconnect to %s",
+		    s->dst_str);
+		return;
+	}
+	session_enter(s, S_CONNECT);
+}
+
+static void
+plain_retry_ready(struct session *s)
+{
+	s->up_decided = 1;
+	stats_add(st_plain, 1);
+	log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s", s->id,
+	    s->dst_str, s->up_verdict->domain, "tls-handshake-failed");
+	session_enter(s, S_MAIL);
+}
+
 static void
 session_on_reply(struct session *s, struct smtp_reply *r)
 {
@@ -992,6 +1029,15 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		log_info("sid=%s event=greeting dst=%s code=%d banner=%s",
 		    s->id, s->dst_str, r->code, log_qn(detail, sizeof(detail),
 		    t, tl));
+		if (s->plain_retry) {
+			if (!ok)
+				session_tempfail(s, "421 4.4.2", "%s refused "
+				    "the cleartext retry (%d)", s->dst_str,
+				    r->code);
+			else
+				session_enter(s, S_EHLO);
+			break;
+		}
 		cl_relay(s, r);
 		if (!ok)
 			s->up_refused = 1;
@@ -1002,6 +1048,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			ehlo_done(s, r);
 			if (s->state == S_CLOSING || s->state == S_DEAD)
 				break;
+			if (s->plain_retry) {
+				plain_retry_ready(s);
+				break;
+			}
 			if (s->client_ehlo)
 				io_write(s->cl, s->ehlo_reply,
 				    s->ehlo_reply_len);
@@ -1028,6 +1078,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 				break;
 			}
 			s->ehlo_reply_len = strlen(s->ehlo_reply);
+			if (s->plain_retry) {
+				plain_retry_ready(s);
+				break;
+			}
 			cl_printf(s, "250 %s", s->banner);
 			session_enter(s, S_IDLE);
 		} else {
@@ -1242,6 +1296,14 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			body_pump(s);
 		break;
 	case IO_TIMEOUT:
+		if (s->state == S_TLS && (s->up_verdict->level <= TLS_LEVEL_MAY ||
+		    s->up_verdict->report_only)) {
+			policy_record_tls(s->env->policy,
+			    (struct sockaddr *)&s->dst_addr,
+			    s->up_verdict->mx_host, 1, 0);
+			plain_retry_start(s, "TLS handshake timeout");
+			break;
+		}
 		session_tempfail(s, s->state == S_BODY ||
 		    s->state == S_DATA_END ? "451 4.4.2" : "421 4.4.2",
 		    "timeout in state %s waiting for %s",
@@ -1255,12 +1317,14 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			    s->up_verdict->mx_host, 1, 0);
 			log_info("sid=%s event=tls-failed dst=%s error=\"%s\"",
 			    s->id, s->dst_str, io_error(io));
-			if (!s->up_decided && s->up_verdict->level >
-			    TLS_LEVEL_MAY && !s->up_verdict->report_only) {
+			if (s->up_verdict->level > TLS_LEVEL_MAY &&
+			    !s->up_verdict->report_only) {
 				policy_failed(s, s->up_verdict,
 				    "validation-failure", io_error(io));
 				break;
 			}
+			plain_retry_start(s, io_error(io));
+			break;
 		}
 		if (s->state == S_CONNECT) {
 			session_tempfail(s, "421 4.4.1", "cannot connect to "
