@@ -279,13 +279,18 @@ pump(void)
 	ssize_t n;
 	int r;
 
-	if (g.sfd == -1 && g.naccepted == 0) {
+	if (g.sfd == -1 && g.lfd != -1) {
+		/* a new upstream connection (the first, or a retry after
+		 * the test closed the last one) */
 		int fd = accept4(g.lfd, NULL, NULL, SOCK_NONBLOCK |
 		    SOCK_CLOEXEC);
 
 		if (fd != -1) {
 			g.sfd = fd;
 			g.naccepted++;
+			g.seof = 0;
+			g.hs_done = 0;
+			g.slen = 0;
 		}
 	}
 	if (g.cssl && !g.chs_done && !g.ceof) {
@@ -1876,13 +1881,10 @@ test_starttls_masked_encrypt(void **state)
 	expect_policy_421(reply, "starttls-not-supported");
 }
 
+/* The upstream accepts STARTTLS, then the handshake fails. */
 static void
-test_upstream_tls_handshake_fails(void **state)
+tls_handshake_dies(void)
 {
-	const char *r;
-
-	/* opportunistic: a failed handshake leaves no usable leg; the
-	 * client gets a 4xx, never a cleartext MAIL on that connection */
 	hello(CAPS_TLS, CAPS_TLS_SEEN);
 	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
@@ -1890,11 +1892,55 @@ test_upstream_tls_handshake_fails(void **state)
 	srv_send("220 2.0.0 go ahead\r\n");
 	run_for(20);
 	srv_close();
-	r = CL_REPLY();
-	if (strncmp(r, "421 ", 4) != 0)
-		fail_msg("expected 421, got \"%s\"", r);
-	wait_cl_eof();
+}
+
+static void
+test_upstream_tls_handshake_fails_may(void **state)
+{
+	const char *r;
+
+	/* Opportunistic: the failed connection is never used in
+	 * cleartext.  The session may either give up (421) or retry on a
+	 * fresh connection without STARTTLS, invisibly to the client. */
+	tls_handshake_dies();
+	WAIT(cl_reply_len() > 0 || g.sfd != -1);
+	if (g.sfd == -1) {
+		r = CL_REPLY();
+		if (strncmp(r, "421 ", 4) != 0)
+			fail_msg("expected 421, got \"%s\"", r);
+		wait_cl_eof();
+		finish();
+		return;
+	}
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	/* no second STARTTLS: MAIL and RCPT in cleartext */
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 retried ok\r\n");
+	/* the retry's greeting and EHLO reply are not the client's */
+	EXPECT_CL("250 2.1.5 retried ok\r\n");
+	send_message("x\r\n.\r\n");
 	finish();
+}
+
+static void
+test_upstream_tls_handshake_fails_encrypt(void **state)
+{
+	char reply[1024];
+
+	/* TLS required: no cleartext retry, a 421 4.7.x */
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_handshake_dies();
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	wait_cl_eof();
+	run_for(50);
+	assert_int_equal(g.naccepted, 1);	/* no new connection */
+	finish();
+	expect_policy_421(reply, "");
 }
 
 /* Back-pressure: while the upstream reads nothing, the session must stop
@@ -2151,7 +2197,8 @@ main(void)
 		T(test_upstream_command_timeout),
 		T(test_upstream_final_reply_timeout),
 		T(test_starttls_masked_encrypt),
-		T(test_upstream_tls_handshake_fails),
+		T(test_upstream_tls_handshake_fails_may),
+		T(test_upstream_tls_handshake_fails_encrypt),
 		T(test_data_back_pressure),
 		T(test_local_starttls),
 		T(test_local_starttls_pipelined_dropped),
