@@ -179,6 +179,91 @@ dane_tlsa_format(const struct dane_tlsa *t, char *buf, size_t sz)
 		memcpy(buf + sz - 4, "...", 4);
 }
 
+/* ---- Extended DNS Errors -------------------------------------------- */
+
+static int
+skip_name(const unsigned char *b, size_t len, size_t *off)
+{
+	size_t p = *off;
+
+	for (;;) {
+		unsigned c;
+
+		if (p >= len)
+			return -1;
+		c = b[p];
+		if (c == 0) {
+			*off = p + 1;
+			return 0;
+		}
+		if ((c & 0xc0) == 0xc0) {
+			if (p + 2 > len)
+				return -1;
+			*off = p + 2;
+			return 0;
+		}
+		if (c & 0xc0)
+			return -1;
+		p += 1 + c;
+	}
+}
+
+int
+dane_ede(const unsigned char *b, size_t len)
+{
+	size_t off = 12, i, n;
+	unsigned qd, an, ns, ar;
+
+	if (b == NULL || len < 12 || len > 65535)
+		return -1;
+	qd = (unsigned)b[4] << 8 | b[5];
+	an = (unsigned)b[6] << 8 | b[7];
+	ns = (unsigned)b[8] << 8 | b[9];
+	ar = (unsigned)b[10] << 8 | b[11];
+	for (i = 0; i < qd; i++) {
+		if (skip_name(b, len, &off) == -1 || off + 4 > len)
+			return -1;
+		off += 4;
+	}
+	n = (size_t)an + ns + ar;
+	for (i = 0; i < n; i++) {
+		unsigned type, rdlen;
+
+		if (skip_name(b, len, &off) == -1 || off + 10 > len)
+			return -1;
+		type = (unsigned)b[off] << 8 | b[off + 1];
+		rdlen = (unsigned)b[off + 8] << 8 | b[off + 9];
+		off += 10;
+		if (off + rdlen > len)
+			return -1;
+		if (type == 41 && i >= (size_t)an + ns) {	/* OPT */
+			size_t o = off, end = off + rdlen;
+
+			while (o + 4 <= end) {
+				unsigned code = (unsigned)b[o] << 8 | b[o + 1];
+				unsigned olen = (unsigned)b[o + 2] << 8 |
+				    b[o + 3];
+
+				o += 4;
+				if (o + olen > end)
+					return -1;
+				if (code == 15 && olen >= 2)
+					return (int)((unsigned)b[o] << 8 |
+					    b[o + 1]);
+				o += olen;
+			}
+		}
+		off += rdlen;
+	}
+	return -1;
+}
+
+int
+dane_ede_dnssec(int code)
+{
+	return code >= 5 && code <= 12;
+}
+
 /* ---- info ------------------------------------------------------------- */
 
 void
@@ -359,9 +444,17 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 		    d->mx_host);
 		return;
 	default:
-		finish(r, DANE_DEFER, "dnssec-invalid", "TLSA lookup for "
-		    "_25._tcp.%s failed (%s) in a signed zone",
-		    d->tlsa_base, dns_status_name(st));
+		d->tlsa_ede = a != NULL ? dane_ede(a->raw, (size_t)a->rawlen) :
+		    -1;
+		if (d->tlsa_ede >= 0)
+			finish(r, DANE_DEFER, "dnssec-invalid", "TLSA lookup "
+			    "for _25._tcp.%s failed (%s, extended DNS error "
+			    "%d) in a signed zone", d->tlsa_base,
+			    dns_status_name(st), d->tlsa_ede);
+		else
+			finish(r, DANE_DEFER, "dnssec-invalid", "TLSA lookup "
+			    "for _25._tcp.%s failed (%s) in a signed zone",
+			    d->tlsa_base, dns_status_name(st));
 		return;
 	}
 }
@@ -514,8 +607,17 @@ mx_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 		    d->domain);
 		break;
 	default:
-		finish(r, DANE_DEFER, "dnssec-invalid", "MX lookup for %s "
-		    "failed (%s)", d->domain, dns_status_name(st));
+		d->mx_ede = a != NULL ? dane_ede(a->raw, (size_t)a->rawlen) :
+		    -1;
+		if (dane_ede_dnssec(d->mx_ede))
+			finish(r, DANE_DEFER, "dnssec-invalid", "MX lookup for "
+			    "%s failed DNSSEC validation (%s, extended DNS "
+			    "error %d)", d->domain, dns_status_name(st),
+			    d->mx_ede);
+		else
+			finish(r, DANE_NONE, NULL, "MX lookup for %s failed "
+			    "(%s): DANE not known to apply", d->domain,
+			    dns_status_name(st));
 		return;
 	}
 	r->stage = ST_ADDR;
@@ -551,6 +653,8 @@ dane_lookup(struct dns *dns, const char *domain, const struct sockaddr *dst,
 	r->arg = arg;
 	r->info->tlsa_status = -1;
 	r->info->mx_status = -1;
+	r->info->mx_ede = -1;
+	r->info->tlsa_ede = -1;
 	for (i = 0; i < DANE_MAX_MX; i++) {
 		r->sub[i].r = r;
 		r->sub[i].idx = i;

@@ -9,7 +9,9 @@
  *      Insecure: DANE may still apply to an MX host in a signed zone
  *      (RFC 7672 section 2.2.1), but D is then never a reference
  *      identifier.  No MX (NXDOMAIN/NODATA): D itself is the host.
- *      Lookup failure: DANE_DEFER (dnssec-invalid).
+ *      Lookup failure: DANE_DEFER (dnssec-invalid) when the resolver
+ *      says it is a DNSSEC failure (Extended DNS Error 5..12), else
+ *      DANE_NONE (nothing shows that D is signed).
  *   2. A/AAAA of every MX host, to find the host H that owns A.  DANE
  *      applies only when H's address records are secure.  If A belongs to
  *      no MX host while the MX RRset is secure and some MX host publishes
@@ -75,6 +77,8 @@ struct dane_info {
 	enum dane_state	 state;
 	char		 domain[256];	/* D, normalised */
 	int		 mx_status;	/* enum dns_status of the MX lookup */
+	int		 mx_ede;	/* its Extended DNS Error, -1 none */
+	int		 tlsa_ede;	/* the TLSA lookup's, -1 none */
 	int		 mx_secure;	/* MX RRset (or its denial) secure */
 	int		 implicit_mx;	/* no MX: D is the host */
 	int		 nmx;
@@ -117,6 +121,15 @@ int		 dane_tlsa_parse(const unsigned char *rdata, size_t rdlen,
 /* SHA-256 over the records in canonical (sorted) order. */
 void		 dane_tlsa_digest(const struct dane_tlsa *, int n,
 		    unsigned char out[32]);
+/*
+ * The first Extended DNS Error (RFC 8914) INFO-CODE in a DNS response, or
+ * -1 when there is none (bounded parser, fuzzed).  dane_ede_dnssec(): is
+ * that code a DNSSEC validation failure (5..12: indeterminate, bogus,
+ * signature expired / not yet valid, DNSKEY, RRSIGs, zone key bit, NSEC
+ * missing)?
+ */
+int		 dane_ede(const unsigned char *msg, size_t len);
+int		 dane_ede_dnssec(int code);
 /* "3 1 1 abcd..." (data hex, truncated to fit). */
 void		 dane_tlsa_format(const struct dane_tlsa *, char *buf,
 		    size_t sz);
