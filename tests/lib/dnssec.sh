@@ -263,3 +263,36 @@ ptf_verdict() {
 		echo failure
 	fi
 }
+
+# ---------------------------------------------------------------- differential
+
+# dane_differential DOMAIN MXG_VERDICT: asserts that posttls-finger's DANE
+#   verdict for DOMAIN (run earlier with ptf_verdict, kept in PTF[DOMAIN])
+#   agrees with mxguard's: both "verified", or neither.
+declare -A PTF=()
+ptf_record() { PTF[$1]=$(ptf_verdict "$1"); log "posttls-finger $1: ${PTF[$1]}"; }
+dane_differential() {
+	local dom=$1 mx=$2 p=${PTF[$1]:-}
+	[ -n "$p" ] || fail "no posttls-finger verdict recorded for $dom"
+	if [ "$p" = verified ]; then p=verified; else p=not-verified; fi
+	if [ "$mx" = verified ]; then mx=verified; else mx=not-verified; fi
+	assert "differential $dom: posttls-finger ($p, ${PTF[$1]}) agrees with mxguard ($mx)" [ "$p" = "$mx" ]
+}
+
+# mxg_verdict QID RCPT DOMAIN: "verified" when the message was delivered
+#   and mxguard authenticated the session by DANE for DOMAIN, "delivered"
+#   when delivered otherwise, "queued" when it stayed in the queue.
+mxg_verdict() {
+	local st
+	st=$(snd_status "$1" "$2")
+	if [ "$st" = sent ]; then
+		if grep -qE "event=policy domain=$3 .*source=dane level=dane result=ok" "$MXLOG" &&
+		   grep -qE "event=tls .*verify=success" "$MXLOG"; then
+			echo verified
+		else
+			echo delivered
+		fi
+	else
+		echo queued
+	fi
+}
