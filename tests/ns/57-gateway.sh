@@ -1,0 +1,123 @@
+#!/bin/bash
+# 57: gateway mode with REDIRECT (58 runs the same with TPROXY: GW_LISTEN_MODE).
+# The sending MTA sits behind a gateway namespace that runs mxguard with
+# rules_mode = gateway:
+#   [SND 10.25.2.1] -- [GW 10.25.2.254 | 10.25.1.254] -- [RCV 10.25.1.x]
+# A forwarded port-25 flow is queued in mangle PREROUTING, marked
+# INTERCEPT, diverted (nat PREROUTING REDIRECT, or TPROXY with the policy
+# routing `rules install` adds) and relayed over TLS from the gateway; a bypass source goes
+# direct (forwarded, the receiver sees the sender's address); with the
+# daemon stopped and fail_mode = closed, FORWARD refuses new flows and the
+# mail stays queued.  `rules remove` restores the gateway's ruleset and
+# ip rules.
+. "$(dirname "$0")/../lib/ns.sh"
+. "$(dirname "$0")/../lib/nfq.sh"
+need_mxguard
+GW_LISTEN_MODE=${GW_LISTEN_MODE:-redirect}
+ns_setup
+GW="$NS_PREFIX-gw"
+ip netns add "$GW" || fail "ip netns add $GW"
+_NS_LIST+=("$GW")	# the harness's cleanup removes it with the others
+mkdir -p "/etc/netns/$GW"; echo "nameserver 127.0.0.1" >"/etc/netns/$GW/resolv.conf"
+ip -n "$GW" link set lo up
+# re-wire: SND -- GW -- RCV
+ip -n "$SND" link del snd0
+ip link add snd0 netns "$SND" type veth peer name gw0 netns "$GW"
+ip link add gw1 netns "$GW" type veth peer name rcv0 netns "$RCV"
+ip -n "$SND" addr add 10.25.2.1/24 dev snd0
+ip -n "$GW" addr add 10.25.2.254/24 dev gw0
+ip -n "$GW" addr add 10.25.1.254/24 dev gw1
+ip -n "$RCV" addr add 10.25.1.2/24 dev rcv0
+for l in "$SND snd0" "$GW gw0" "$GW gw1" "$RCV rcv0"; do set -- $l; ip -n "$1" link set "$2" up; done
+ip -n "$SND" route add default via 10.25.2.254
+ip -n "$RCV" route add default via 10.25.1.254
+ip netns exec "$GW" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+in_gw() { ip netns exec "$GW" "$@"; }
+
+make_cert mx1 mx1.tls.test
+rcv_listener 10.25.1.10 mx1
+rcv_mailbox alice@tls.test
+rcv_setup
+snd_setup
+snd_route tls.test 10.25.1.10
+_reach() { in_snd timeout 2 bash -c "exec 3<>/dev/tcp/10.25.1.10/25"; }
+wait_for 10 "sender reaches the receiver through the gateway" _reach
+
+make_ca
+mkdir -p "$T/mxstate"
+cat >"$T/gw.conf" <<EOF2
+listen = 0.0.0.0:$MXG_PORT
+listen_mode = $GW_LISTEN_MODE
+rules_mode = gateway
+steering = nfqueue
+fail_mode = closed
+upstream_mark = $MXG_MARK
+user =
+state_dir = $T/mxstate
+control_socket = $T/gw.sock
+tls_ca_file = $T/pki/ca.crt
+log_level = debug
+drain_timeout = 2s
+EOF2
+gwctl() { in_gw "$MXGUARD" -c "$T/gw.conf" "$@"; }
+before=$( { in_gw iptables-save; in_gw ip6tables-save; } | grep -v '^#')
+rules_before=$(in_gw ip rule; in_gw ip -6 rule)
+gwctl rules install >"$T/gw-rules.log" 2>&1 || fail "rules install: $(cat "$T/gw-rules.log")"
+if [ "$GW_LISTEN_MODE" = tproxy ]; then
+	assert "TPROXY rule installed" bash -c "ip netns exec $GW iptables-save -t mangle | grep -q -- '-j TPROXY'"
+	assert "ip rule for the intercept mark" bash -c "ip netns exec $GW ip rule | grep -q 'fwmark 0x4d49/0xffff lookup 100'"
+	assert "local route in table 100" bash -c "ip netns exec $GW ip route show table 100 | grep -q '^local default dev lo'"
+else
+	assert "REDIRECT in nat PREROUTING" bash -c "ip netns exec $GW iptables-save -t nat | grep -q -- '-A PREROUTING .*-j MXGUARD_DIVERT'"
+fi
+assert "fail-closed guard in FORWARD" bash -c "ip netns exec $GW iptables-save -t filter | grep -q -- '-A FORWARD .*-j MXGUARD_GUARD'"
+MXLOG=$T/gw-mxguard.log
+gw_start() {
+	bg "$GW" "$MXLOG" "$MXGUARD" -c "$T/gw.conf" run
+	MXG_PID=$BG_PID
+	wait_for 15 "mxguard listening in $GW" grep -q "event=nfq-open" "$MXLOG"
+}
+gw_start
+
+new_body "$T/body" 1500
+send_mail bob@sender.test alice@tls.test "$T/body" "through the gateway"
+q1=$(find_qid "$MSGID"); m1=$MSGID
+wait_status "$q1" alice@tls.test sent
+wait_mailbox alice@tls.test 1
+f1=$(msg_file_by_id alice@tls.test "$m1") || fail "message not stored"
+assert "intercepted on the gateway: TLS at the receiver" [ -n "$(received_tls "$f1")" ]
+assert "mxguard ($GW_LISTEN_MODE) relayed to the original destination" grep -qE "event=connect .*dst=10\.25\.1\.10:25" "$MXLOG"
+assert "the receiver saw the gateway's address" grep -qE "connect from [^ ]*\[10\.25\.1\.254\]" "$RD/maillog"
+
+# fail-closed on the gateway: daemon stopped, FORWARD refuses
+kill -TERM "$MXG_PID"; wait_for 10 "mxguard exit" bash -c "! kill -0 $MXG_PID 2>/dev/null"
+send_mail bob@sender.test alice@tls.test "$T/body" "gateway down"
+q2=$(find_qid "$MSGID"); m2=$MSGID
+wait_status "$q2" alice@tls.test deferred
+assert "refused while mxguard is down" grep -qE " $q2: to=<alice@tls.test>.*Connection refused" "$SD/maillog"
+assert "kept in the sender's queue" queue_has "$q2"
+gw_start
+snd_flush
+wait_status "$q2" alice@tls.test sent
+wait_mailbox alice@tls.test 2
+
+# bypass_src: the same sender, now exempt, goes direct (forwarded)
+echo "bypass_src = 10.25.2.1" >>"$T/gw.conf"
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reload|reload" 10
+send_mail bob@sender.test alice@tls.test "$T/body" "exempt source"
+q3=$(find_qid "$MSGID"); m3=$MSGID
+wait_status "$q3" alice@tls.test sent
+wait_mailbox alice@tls.test 3
+f3=$(msg_file_by_id alice@tls.test "$m3") || fail "message not stored"
+assert "exempt source: no TLS (went direct)" [ -z "$(received_tls "$f3")" ]
+assert "exempt source: the receiver saw the sender's own address" grep -qE "connect from [^ ]*\[10\.25\.2\.1\]" "$RD/maillog"
+assert "bypass_src verdict logged" grep -qE "event=nfq-verdict .*src=10\.25\.2\.1 .*verdict=bypass reason=bypass_src" "$MXLOG"
+
+kill -TERM "$MXG_PID"; wait_for 10 "mxguard exit" bash -c "! kill -0 $MXG_PID 2>/dev/null"
+gwctl rules remove || fail "rules remove"
+after=$( { in_gw iptables-save; in_gw ip6tables-save; } | grep -v '^#')
+assert "remove restores the gateway's iptables-save/ip6tables-save" [ "$before" = "$after" ]
+assert "remove restores the gateway's ip rules" [ "$rules_before" = "$(in_gw ip rule; in_gw ip -6 rule)" ]
+assert "table 100 emptied" [ -z "$(in_gw ip route show table 100 2>/dev/null)" ]
+pass "gateway mode with $GW_LISTEN_MODE"
