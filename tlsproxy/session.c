@@ -414,6 +414,9 @@ session_enter(struct session *s, enum sstate st)
 		up_printf(s, "HELO %s", s->helo);
 		break;
 	case S_POLICY:
+		/* the upstream is idle meanwhile: its timer bounds the
+		 * lookup */
+		io_set_timeout(s->up, cfg->policy_timeout);
 		break;
 	case S_STARTTLS:
 		io_set_timeout(s->up, cfg->command_timeout);
@@ -513,9 +516,9 @@ policy_failed(struct session *s, const struct policy_verdict *v,
 	    v->source, tls_level_name(v->level), reason,
 	    log_q(d, sizeof(d), detail), s->up_decided ? "no" : "yes");
 	if (!s->up_decided) {
-		session_tempfail(s, "421", "%s TLS policy of %s not met "
-		    "(%s: %s); try again later", enh, v->domain, reason,
-		    detail);
+		snprintf(d, sizeof(d), "421 %s", enh);
+		session_tempfail(s, d, "TLS policy of %s not met (%s: %s); "
+		    "try again later", v->domain, reason, detail);
 		return;
 	}
 	cl_printf(s, "450 %s mxguard: TLS policy of %s not met by this "
@@ -1264,6 +1267,15 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 		session_enter(s, S_GREETING);
 		break;
 	case IO_DATAIN:
+		if (s->state == S_BODY) {
+			/* no server speaks before the dot; whatever it says
+			 * now, the message is not accepted */
+			log_info("sid=%s event=early-reply dst=%s bytes=%zu",
+			    s->id, s->dst_str, io_datalen(io));
+			session_tempfail(s, "451 4.4.2", "%s replied before "
+			    "the end of the message", s->dst_str);
+			break;
+		}
 		up_read_replies(s);
 		break;
 	case IO_TLSREADY: {
@@ -1296,6 +1308,20 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			body_pump(s);
 		break;
 	case IO_TIMEOUT:
+		if (s->state == S_POLICY) {
+			struct policy_verdict tmp;
+
+			policy_cancel(s->preq);
+			s->preq = NULL;
+			memset(&tmp, 0, sizeof(tmp));
+			snprintf(tmp.domain, sizeof(tmp.domain), "%s",
+			    s->rcpt_domain);
+			tmp.level = TLS_LEVEL_DEFER;
+			tmp.source = "timeout";
+			policy_failed(s, &tmp, "validation-failure",
+			    "the policy lookup timed out");
+			break;
+		}
 		if (s->state == S_TLS && (s->up_verdict->level <= TLS_LEVEL_MAY ||
 		    s->up_verdict->report_only)) {
 			policy_record_tls(s->env->policy,
@@ -1329,6 +1355,13 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 		if (s->state == S_CONNECT) {
 			session_tempfail(s, "421 4.4.1", "cannot connect to "
 			    "%s: %s", s->dst_str, io_error(io));
+			break;
+		}
+		if (s->state == S_QUIT) {
+			/* the server hung up instead of answering QUIT:
+			 * the client's QUIT still succeeds */
+			cl_printf(s, "221 2.0.0 Bye");
+			session_close(s, "upstream closed at QUIT");
 			break;
 		}
 		session_tempfail(s, s->state == S_BODY ||
