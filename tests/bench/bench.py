@@ -401,18 +401,23 @@ def capacity(n):
     nfd = len(os.listdir("/proc/%s/fd" % pid))
     done = release(p)
     d, dd = parse_kv(line), parse_kv(done)
-    errs = []
+    errs, nerr = [], 0
     if os.path.exists(logf):
-        with open(logf, errors="replace") as f:
-            f.seek(log0)
-            errs = [l.strip() for l in f if "err" in l.lower() or
-                    "refused" in l]
+        # grep, not Python: a misbehaving daemon can log gigabytes
+        g = subprocess.run("tail -c +%d %s | grep -a -i -E 'err|refused' | "
+                           "tee >(head -5 >&2) | wc -l" % (log0 + 1, logf),
+                           shell=True, executable="/bin/bash",
+                           capture_output=True, text=True)
+        nerr = int(g.stdout.strip() or 0)
+        errs = g.stderr.strip().splitlines()[:5]
     r = {"sessions": n, "held": d.get("ok", 0), "failed": d.get("fail"),
          "alive_at_end": dd.get("alive"), "ready": line, "mxguard_fds": nfd,
          "rss_before_kib": before, "rss_after_kib": after,
-         "setup_s": round(setup, 2), "mxguard_log_errors": len(errs),
+         "setup_s": round(setup, 2), "mxguard_log_errors": nerr,
          "first_errors": errs[:5],
-         "ok": d.get("ok") == n and dd.get("alive") == n and not errs}
+         "requested": int(E.get("BENCH_HOLD_REQUESTED", n)),
+         "nofile_limit": int(E.get("BENCH_NOFILE", 0)),
+         "ok": d.get("ok") == n and dd.get("alive") == n and nerr == 0}
     log("capacity: %s" % r)
     with open(os.path.join(OUT, "capacity.json"), "w") as f:
         json.dump(r, f, indent=1)
@@ -516,11 +521,18 @@ def report():
                                       "met" if ok else "MISSED"))
     if os.path.exists(os.path.join(OUT, "capacity.json")):
         cap = json.load(open(os.path.join(OUT, "capacity.json")))
+        full = cap.get("requested", cap["sessions"]) == cap["sessions"]
         verdicts.append({"target": "10,000 sessions held without error",
-                         "value": cap["held"], "met": cap["ok"]})
+                         "value": cap["held"], "met": cap["ok"] and full,
+                         "note": "" if full else "open-files hard limit %d "
+                         "fits %d sessions" % (cap.get("nofile_limit", 0),
+                                               cap["sessions"])})
         print("  %-50s %6d  %s" % ("%d sessions held without error" %
                                     cap["sessions"], cap["held"],
-                                    "met" if cap["ok"] else "MISSED"))
+                                    ("met" if cap["ok"] else "MISSED") +
+                                    ("" if full else " (asked %d; open-files "
+                                     "limit %d)" % (cap["requested"],
+                                                    cap["nofile_limit"]))))
     if os.path.exists(os.path.join(OUT, "profile.json")):
         prof = json.load(open(os.path.join(OUT, "profile.json")))
         for p in prof:
