@@ -296,3 +296,6 @@ mxg_verdict() {
 		echo queued
 	fi
 }
+
+# not cmd...: negation usable with assert.
+not() { ! "$@"; }
