@@ -1,0 +1,142 @@
+# shellcheck shell=bash
+# MTA-STS policy hosts for the scenarios tests/ns/3*.sh: one nginx in $RCV
+# on $STS_IP:443 serving https://mta-sts.DOMAIN/.well-known/mta-sts.txt for
+# every DOMAIN registered with sts_site, with a certificate from the test CA
+# (ns.sh make_cert).  Source after ns.sh.
+#
+#   sts_site DOMAIN [valid|expired|selfsigned]   before sts_start
+#   sts_policy DOMAIN <<EOF ... EOF             the policy text (any time)
+#   sts_start / sts_stop                          nginx up / down
+#   sts_fetches DOMAIN                            requests nginx served for it
+#
+# mxguard verifies the policy host against tls_ca_file, which ns.sh's
+# mxg_start already sets to the test CA.
+
+STS_IP=10.25.1.80
+STS_PID=""
+_STS_SITES=()
+
+sts_site() {
+	local dom=$1 kind=${2:-valid}
+	_STS_SITES+=("$dom")
+	make_cert "sts-$dom" "mta-sts.$dom" "$kind"
+	mkdir -p "$T/www/$dom/.well-known"
+}
+
+sts_policy() {	# DOMAIN, policy text on stdin (LF line ends kept as given)
+	mkdir -p "$T/www/$1/.well-known"
+	cat >"$T/www/$1/.well-known/mta-sts.txt.new"
+	chmod 644 "$T/www/$1/.well-known/mta-sts.txt.new"
+	mv "$T/www/$1/.well-known/mta-sts.txt.new" "$T/www/$1/.well-known/mta-sts.txt"
+}
+
+sts_start() {
+	local n=$T/nginx dom
+	mkdir -p "$n"
+	rcv_addr "$STS_IP"
+	chmod -R a+rX "$T/www"
+	{
+		cat <<EOC
+daemon off;
+master_process on;
+worker_processes 1;
+user root root;
+pid $n/nginx.pid;
+error_log $n/error.log info;
+events { worker_connections 64; }
+http {
+    access_log $n/access.log sts;
+    log_format sts '\$host \$status \$request';
+    client_body_temp_path $n/tmp;
+    proxy_temp_path $n/tmp;
+    fastcgi_temp_path $n/tmp;
+    uwsgi_temp_path $n/tmp;
+    scgi_temp_path $n/tmp;
+EOC
+		for dom in "${_STS_SITES[@]}"; do
+			cat <<EOC
+    server {
+        listen $STS_IP:443 ssl;
+        server_name mta-sts.$dom;
+        ssl_certificate $T/pki/sts-$dom.crt;
+        ssl_certificate_key $T/pki/sts-$dom.key;
+        root $T/www/$dom;
+        location = /.well-known/mta-sts.txt {
+            types { }
+            default_type text/plain;
+        }
+        location / { return 404; }
+    }
+EOC
+		done
+		echo "}"
+	} >"$n/nginx.conf"
+	# log_format must precede its use
+	sed -i '/access_log/{h;d};/log_format/{G}' "$n/nginx.conf"
+	mkdir -p "$n/tmp"
+	: >"$n/access.log"
+	in_rcv nginx -t -c "$n/nginx.conf" >"$n/check.log" 2>&1 ||
+		fail "nginx config: $(cat "$n/check.log")"
+	bg "$RCV" "$n/nginx.out" nginx -c "$n/nginx.conf"
+	STS_PID=$BG_PID
+	wait_port "$RCV" "$STS_IP" 443
+	log "sts: nginx on $STS_IP:443 for ${_STS_SITES[*]}"
+}
+
+sts_stop() {
+	[ -n "$STS_PID" ] || return 0
+	kill -TERM "$STS_PID" 2>/dev/null
+	wait_for 10 "nginx stopped" _sts_down
+	wait "$STS_PID" 2>/dev/null
+	STS_PID=""
+}
+_sts_down() { ! _port_open "$RCV" "$STS_IP" 443; }
+
+sts_fetches() {	# DOMAIN: policy requests served for it
+	count_log "$T/nginx/access.log" "^mta-sts\\.$1 200 GET /.well-known/mta-sts.txt"
+}
+
+# The config lines a scenario passes to mxg_start.
+STS_MXG_CONF="sts_fetch_timeout = 5s
+policy_timeout = 20s"
+
+# sts_mxguard_start: mxg_start with the resolver and MTA-STS settings.
+sts_mxguard_start() {
+	MXG_EXTRA_CONF="$DNS_MXG_CONF
+$STS_MXG_CONF
+${MXG_EXTRA_CONF:-}"
+	mxg_start
+}
+
+# sts_send TO SUBJECT: submit one message; sets QID.
+QID=""
+sts_send() {
+	new_body "$T/body.$$" 1500
+	send_mail bob@sender.test "$1" "$T/body.$$" "$2"
+	QID=$(find_qid "$MSGID")
+}
+
+# sts_assert_deferred QID RCPT REASON [BEFORE]: the sender deferred the
+#   recipient, the message stays in its queue with REASON in the delay
+#   reason, the mailbox still holds BEFORE (0) messages, and mxguard logged
+#   REASON.
+sts_assert_deferred() {
+	local qid=$1 rcpt=$2 reason=$3 before=${4:-0} why
+	wait_status "$qid" "$rcpt" deferred
+	assert "message $qid still queued" queue_has "$qid"
+	why=$(queue_reason "$qid")
+	log "queue: $why"
+	assert "delay reason names $reason" grep -qF -- "$reason" <<<"$why"
+	assert "reply was a 4xx, never 5xx" grep -qE "said: 4[0-9][0-9]" <<<"$why"
+	assert "nothing more delivered to $rcpt" [ "$(mailbox_count "$rcpt")" = "$before" ]
+	assert "mxguard logged reason=$reason" grep -qE "reason=$reason" "$MXLOG"
+}
+
+# sts_assert_delivered QID RCPT: sent, stored, and over TLS at the receiver.
+sts_assert_delivered() {
+	local f
+	wait_status "$1" "$2" sent
+	wait_mailbox "$2" 1
+	f=$(msg_file_by_id "$2" "$MSGID") || fail "message $MSGID not in mailbox"
+	assert "Received header of $2 shows TLS" [ -n "$(received_tls "$f")" ]
+}

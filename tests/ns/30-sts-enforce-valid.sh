@@ -1,0 +1,48 @@
+#!/bin/bash
+# 30: MTA-STS enforce, the MX presents a valid certificate for its name:
+# mxguard fetches the policy over HTTPS (nginx, test CA), finds the MX host
+# owning the destination address, verifies the certificate for it, and the
+# message arrives over TLS.  The policy ends up in the persistent cache.
+. "$(dirname "$0")/../lib/ns.sh"
+. "$LIBDIR/dns.sh"
+. "$LIBDIR/sts.sh"
+need_mxguard
+ns_setup
+make_cert mx1 mx1.enf.test
+rcv_listener 10.25.1.10 mx1
+rcv_mailbox alice@enf.test
+rcv_setup
+snd_setup
+snd_route enf.test 10.25.1.10
+dns_records <<'Z'
+enf IN MX 10 mx1.enf
+mx1.enf IN A 10.25.1.10
+_mta-sts.enf IN TXT "v=STSv1; id=20260101"
+mta-sts.enf IN A 10.25.1.80
+Z
+dns_start
+sts_site enf.test
+sts_policy enf.test <<'P'
+version: STSv1
+mode: enforce
+mx: mx1.enf.test
+max_age: 86400
+P
+sts_start
+sts_mxguard_start
+
+new_body "$T/body" 2000
+send_mail bob@sender.test alice@enf.test "$T/body" "sts enforce valid"
+qid=$(find_qid "$MSGID")
+wait_status "$qid" alice@enf.test sent
+wait_mailbox alice@enf.test 1
+f=$(msg_file_by_id alice@enf.test "$MSGID") || fail "message not in mailbox"
+assert "receiver's Received header shows TLS" [ -n "$(received_tls "$f")" ]
+assert "mxguard decided verify for mx1.enf.test by MTA-STS" \
+	grep -qE "event=policy domain=enf.test dst=10.25.1.10 mx=mx1.enf.test source=mta-sts level=verify result=ok" "$MXLOG"
+assert "mxguard fetched the policy" grep -qE "event=sts-fetch domain=enf.test id=20260101 result=ok mode=enforce" "$MXLOG"
+assert "nginx served the policy once" [ "$(sts_fetches enf.test)" = 1 ]
+out=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" policy enf.test 2>/dev/null) || true
+log "mxguard policy enf.test:"; printf '%s\n' "$out" >&2
+assert "mxguard policy shows the cached policy" grep -qE "MTA-STS policy \\(cached\\): id=20260101 mode=enforce" <<<"$out"
+pass "MTA-STS enforce with a valid certificate: delivered over verified TLS"

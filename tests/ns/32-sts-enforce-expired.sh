@@ -1,0 +1,37 @@
+#!/bin/bash
+# 32: MTA-STS enforce, the MX presents an expired certificate: the mail stays queued
+# at the sender with a 4xx naming certificate-expired (RFC 8460), and mxguard logged it.
+. "$(dirname "$0")/../lib/ns.sh"
+. "$LIBDIR/dns.sh"
+. "$LIBDIR/sts.sh"
+need_mxguard
+ns_setup
+make_cert mx1 mx1.enf.test expired
+rcv_listener 10.25.1.10 mx1
+rcv_mailbox alice@enf.test
+rcv_setup
+snd_setup
+snd_route enf.test 10.25.1.10
+dns_records <<'Z'
+enf IN MX 10 mx1.enf
+mx1.enf IN A 10.25.1.10
+_mta-sts.enf IN TXT "v=STSv1; id=1"
+mta-sts.enf IN A 10.25.1.80
+Z
+dns_start
+sts_site enf.test
+sts_policy enf.test <<'P'
+version: STSv1
+mode: enforce
+mx: mx1.enf.test
+max_age: 86400
+P
+sts_start
+sts_mxguard_start
+
+sts_send alice@enf.test "sts expired"
+sts_assert_deferred "$QID" alice@enf.test certificate-expired
+assert "policy verdict was verify for mx1.enf.test" \
+	grep -qE "event=policy domain=enf.test dst=10.25.1.10 mx=mx1.enf.test source=mta-sts level=verify" "$MXLOG"
+assert "no envelope crossed in cleartext: receiver saw no RCPT" [ "$(count_log "$RD/maillog" 'alice@enf.test')" = 0 ]
+pass "enforce + an expired certificate: deferred (certificate-expired)"
