@@ -555,6 +555,14 @@ decide(struct policy_req *r)
 		v->report_only = testing;
 		if (v->mx_host[0] == '\0') {
 			mxfail = mx_lookup_failure(r);
+			if (!testing && !r->have_dst) {
+				defer(r, "mta-sts", "validation-failure",
+				    "no destination address to match against "
+				    "the MX hosts of %s (MTA-STS enforce)",
+				    v->domain);
+				finish(r);
+				return;
+			}
 			if (!testing) {
 				defer(r, "mta-sts", "validation-failure",
 				    "%s%s%s is not an address of any MX host "

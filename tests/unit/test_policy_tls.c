@@ -1,0 +1,336 @@
+/*
+ * test_policy_tls.c - policy_tls_prepare()/policy_tls_check() on real TLS
+ * handshakes (in memory, BIO pairs) with certificates made here: valid for
+ * the expected name, another name, expired, untrusted issuer, a wildcard
+ * (only as the whole leftmost label), and an established session judged
+ * against a second verdict with other names.  Verdicts come from
+ * policy_lookup() with tls_policy overrides (the resolver is unreachable,
+ * so no MX is found and the override decides).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "policy/policy.h"
+
+static char cafile[] = "/tmp/mxg-tls-ca-XXXXXX";
+static EVP_PKEY *ca_key, *bad_ca_key;
+static X509 *ca, *bad_ca;
+static struct ev_loop *loop;
+static struct policy *pol;
+
+static X509 *
+mkcert(EVP_PKEY *key, const char *cn, const char *san, X509 *issuer,
+    EVP_PKEY *ikey, long from, long to, int is_ca)
+{
+	X509 *x = X509_new();
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	static long serial = 1;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+	X509_gmtime_adj(X509_getm_notBefore(x), from);
+	X509_gmtime_adj(X509_getm_notAfter(x), to);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	    (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) :
+	    X509_get_subject_name(x));
+	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+	if (is_ca) {
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
+		    "critical,CA:TRUE");
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
+		    "critical,keyCertSign,cRLSign");
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	} else {
+		char buf[300];
+
+		snprintf(buf, sizeof(buf), "DNS:%s", san);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, buf);
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_ext_key_usage,
+		    "serverAuth");
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	X509_sign(x, ikey ? ikey : key, EVP_sha256());
+	return x;
+}
+
+static struct policy_verdict *got;
+
+static void
+got_cb(void *arg, struct policy_verdict *v)
+{
+	got = v;
+	ev_loop_stop(loop);
+}
+
+static struct policy_verdict *
+verdict(const char *domain, const char *ip)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	got = NULL;
+	assert_non_null(policy_lookup(pol, domain, (struct sockaddr *)&sin,
+	    sizeof(sin), got_cb, NULL));
+	ev_loop_run(loop);
+	assert_non_null(got);
+	return got;
+}
+
+static int
+setup(void **state)
+{
+	char err[256];
+	struct config *cfg;
+	FILE *f;
+	int fd;
+	const char *ovr[] = {
+		"192.0.2.1 verify match=mx.good.test",
+		"192.0.2.2 verify match=.wild.test",
+		"192.0.2.3 may",
+		"192.0.2.4 encrypt",
+		"sec.test secure",
+	};
+	int i;
+
+	log_init("test", 0, LOG_LVL_ERR);
+	ca_key = EVP_EC_gen("P-256");
+	bad_ca_key = EVP_EC_gen("P-256");
+	ca = mkcert(ca_key, "test CA", NULL, NULL, NULL, -3600, 86400, 1);
+	bad_ca = mkcert(bad_ca_key, "other CA", NULL, NULL, NULL, -3600, 86400,
+	    1);
+	if ((fd = mkstemp(cafile)) == -1 || (f = fdopen(fd, "w")) == NULL)
+		return -1;
+	PEM_write_X509(f, ca);
+	fclose(f);
+	loop = ev_loop_new();
+	cfg = config_load(NULL, err, sizeof(err));
+	free(cfg->tls_ca_file);
+	cfg->tls_ca_file = strdup(cafile);
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup("127.0.0.1:9");	/* nothing there */
+	cfg->dns_servers.n = 1;
+	cfg->dns_timeout = 600;
+	cfg->sts_enable = 0;
+	cfg->tls_policy.v = calloc(5, sizeof(char *));
+	for (i = 0; i < 5; i++)
+		cfg->tls_policy.v[i] = strdup(ovr[i]);
+	cfg->tls_policy.n = 5;
+	pol = policy_new(loop, cfg, err, sizeof(err));
+	config_free(cfg);
+	return pol ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	policy_free(pol);
+	ev_loop_free(loop);
+	unlink(cafile);
+	X509_free(ca);
+	X509_free(bad_ca);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(bad_ca_key);
+	return 0;
+}
+
+/* A server with this certificate; a client prepared by the verdict; an
+ * in-memory handshake.  Returns the client SSL (caller frees). */
+static SSL *
+handshake(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL *s, *c;
+	BIO *b1, *b2;
+	int i, cr = 0, sr = 0;
+
+	assert_int_equal(SSL_CTX_use_certificate(sctx, cert), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, key), 1);
+	s = SSL_new(sctx);
+	c = SSL_new(cctx);
+	/* the proxy's own context may demand verification: prepare must
+	 * override that and judge afterwards */
+	SSL_set_verify(c, SSL_VERIFY_PEER, NULL);
+	assert_int_equal(policy_tls_prepare(v, c), 0);
+	BIO_new_bio_pair(&b1, 0, &b2, 0);
+	SSL_set_bio(c, b1, b1);
+	SSL_set_bio(s, b2, b2);
+	SSL_set_connect_state(c);
+	SSL_set_accept_state(s);
+	for (i = 0; i < 100 && (cr != 1 || sr != 1); i++) {
+		if (cr != 1)
+			cr = SSL_do_handshake(c);
+		if (sr != 1)
+			sr = SSL_do_handshake(s);
+	}
+	assert_int_equal(cr, 1);
+	SSL_free(s);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);	/* c holds a reference */
+	return c;
+}
+
+static void
+expect(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key, int rc,
+    const char *reason)
+{
+	SSL *c = handshake(v, cert, key);
+	char r[48], d[256];
+
+	if (policy_tls_check(v, c, r, sizeof(r), d, sizeof(d)) != rc)
+		fail_msg("check: want %d, got reason %s (%s)", rc, r, d);
+	assert_string_equal(r, reason);
+	SSL_free(c);
+}
+
+static void
+test_verify_levels(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	X509 *other = mkcert(k, "other.test", "other.test", ca, ca_key,
+	    -3600, 86400, 0);
+	X509 *expired = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -86400 * 10, -86400, 0);
+	X509 *untrusted = mkcert(k, "mx.good.test", "mx.good.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	X509 *wild = mkcert(k, "*.good.test", "*.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	X509 *partial = mkcert(k, "m*.good.test", "m*.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("any.test", "192.0.2.1");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "override");
+	expect(v, good, k, 0, "success");
+	expect(v, other, k, -1, "certificate-host-mismatch");
+	expect(v, expired, k, -1, "certificate-expired");
+	expect(v, untrusted, k, -1, "certificate-not-trusted");
+	expect(v, wild, k, 0, "success");
+	expect(v, partial, k, -1, "certificate-host-mismatch");
+	policy_verdict_free(v);
+
+	/* may and encrypt accept anything, but still say what they saw */
+	v = verdict("any.test", "192.0.2.3");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	expect(v, untrusted, k, 0, "certificate-not-trusted");
+	policy_verdict_free(v);
+	v = verdict("any.test", "192.0.2.4");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	expect(v, other, k, 0, "certificate-not-trusted");
+	policy_verdict_free(v);
+
+	X509_free(good);
+	X509_free(other);
+	X509_free(expired);
+	X509_free(untrusted);
+	X509_free(wild);
+	X509_free(partial);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_secure_and_subdomain_match(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *dom = mkcert(k, "sec.test", "sec.test", ca, ca_key, -3600, 86400,
+	    0);
+	X509 *sub = mkcert(k, "mx.sec.test", "mx.sec.test", ca, ca_key, -3600,
+	    86400, 0);
+	X509 *no = mkcert(k, "sec.test.evil", "sec.test.evil", ca, ca_key,
+	    -3600, 86400, 0);
+	X509 *wsub = mkcert(k, "a.wild.test", "a.wild.test", ca, ca_key, -3600,
+	    86400, 0);
+	struct policy_verdict *v = verdict("sec.test", "198.51.100.1");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	expect(v, dom, k, 0, "success");
+	expect(v, sub, k, 0, "success");
+	expect(v, no, k, -1, "certificate-host-mismatch");
+	policy_verdict_free(v);
+	v = verdict("x.test", "192.0.2.2");		/* match=.wild.test */
+	expect(v, wsub, k, 0, "success");
+	expect(v, dom, k, -1, "certificate-host-mismatch");
+	policy_verdict_free(v);
+	X509_free(dom);
+	X509_free(sub);
+	X509_free(no);
+	X509_free(wsub);
+	EVP_PKEY_free(k);
+}
+
+/* A session set up for the first recipient's verdict, judged for a second
+ * recipient domain whose verdict names another host. */
+static void
+test_second_verdict(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *v2 = verdict("sec.test", "198.51.100.1");
+	struct policy_verdict *v3 = verdict("any.test", "192.0.2.3");
+	SSL *c = handshake(v1, good, k);
+	char r[48], d[256];
+
+	assert_int_equal(policy_tls_check(v1, c, r, sizeof(r), d, sizeof(d)),
+	    0);
+	assert_int_equal(policy_tls_check(v2, c, r, sizeof(r), d, sizeof(d)),
+	    -1);
+	assert_string_equal(r, "certificate-host-mismatch");
+	assert_int_equal(policy_tls_check(v3, c, r, sizeof(r), d, sizeof(d)),
+	    0);
+	/* no TLS at all */
+	assert_int_equal(policy_tls_check(v1, NULL, r, sizeof(r), d,
+	    sizeof(d)), -1);
+	assert_string_equal(r, "starttls-not-supported");
+	assert_int_equal(policy_tls_check(v3, NULL, r, sizeof(r), d,
+	    sizeof(d)), 0);
+	SSL_free(c);
+	policy_verdict_free(v1);
+	policy_verdict_free(v2);
+	policy_verdict_free(v3);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_verify_levels),
+		cmocka_unit_test(test_secure_and_subdomain_match),
+		cmocka_unit_test(test_second_verdict),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
