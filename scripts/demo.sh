@@ -53,8 +53,7 @@ for r in "${rcpts[@]}"; do
 	q=${QID[$r]}
 	st=$(snd_status "$q" "$r")
 	printf '\n%s (sender queue id %s)\n' "$r" "$q"
-	printf '  sender saw:   status=%s, no TLS on its side: %s\n' "$st" \
-		"$(grep -E " $q: to=<$r>" "$SD/maillog" | tail -n1 | sed -E 's/.*status=[a-z]+ //')"
+	printf '  sender saw:   status=%s, its own session in cleartext (TLS off)\n' "$st"
 	case $st in
 	sent)
 		f=$(msg_file_by_id "$r" "${ID[$r]}")
@@ -64,6 +63,7 @@ for r in "${rcpts[@]}"; do
 		else
 			printf '  receiver saw: delivered in CLEARTEXT (no TLS on the receiving session)\n'
 		fi
+		printf '  sender log:   %s\n' "$(grep -E " $q: to=<$r>" "$SD/maillog" | tail -n1 | sed -E 's/.*status=[a-z]+ //')"
 		printf '  body intact:  %s\n' "$([ "$(body_hash "${MF[$r]}")" = "$(body_hash "$f")" ] 2>/dev/null && echo yes || echo "(see mailbox $f)")"
 		;;
 	*)

@@ -406,7 +406,13 @@ lines = ["Test body " + os.urandom(6).hex(), ".", "..leading dots", ". dot space
          "trailing blanks   ", "", "x" * 900, "tab\there", "end of fixed part"]
 n = sum(len(l) + 1 for l in lines)
 rnd = base64.b64encode(os.urandom(max(0, (size - n) * 3 // 4))).decode()
-lines += [rnd[i:i + 76] for i in range(0, len(rnd), 76)]
+# dot-leading lines all through the body (dot-stuffing and the end-of-data
+# scan across buffer boundaries): a lone ".", "..", ". x", ".\t"
+dots = [".", "..", ". x", ".\t", "...", "."]
+for k, i in enumerate(range(0, len(rnd), 76)):
+    lines.append(rnd[i:i + 76])
+    if k % 37 == 36:
+        lines.append(dots[(k // 37) % len(dots)])
 with open(path, "w") as f:
     f.write("\n".join(lines) + "\n")
 EOF
