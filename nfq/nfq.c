@@ -15,10 +15,11 @@
  * buffer nfqueue_bufsize bytes (SO_RCVBUFFORCE as root).  A full queue
  * drops the packet (fail_mode=closed; the client retransmits) or accepts
  * it unmarked, i.e. direct (fail_mode=open: NFQA_CFG_F_FAIL_OPEN).  A full
- * socket buffer loses netlink messages (ENOBUFS on the next recv): their
- * packets would wait in the kernel queue forever, so the next packet we
- * see (id N) is preceded by a batch NF_DROP of every id below N still
- * queued, which are exactly the lost ones since we answer in order.
+ * socket buffer makes the kernel's send of a packet message fail: the
+ * kernel then never queues that packet but drops it (fail_mode=closed,
+ * counted as user_dropped) or accepts it unmarked (fail_mode=open), and
+ * our next recv() reports ENOBUFS, which is counted and survived.  So no
+ * packet waits for a verdict whose message we never got.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -69,7 +70,6 @@ struct nfq {
 	struct nfq_lists	 lists;
 	nfq_saturated_fn	*saturated;
 	void			*arg;
-	int			 lost;		/* ENOBUFS since last packet */
 	uint32_t		 seq;
 	char			*rbuf;
 	size_t			 rbufsz;
@@ -79,8 +79,7 @@ struct nfq {
 };
 
 static struct stat_ctr *st_pkts, *st_intercept, *st_bypass, *st_drop,
-    *st_by_src, *st_by_dst, *st_by_sat, *st_enobufs, *st_flushed,
-    *st_errors, *st_qdrop, *st_udrop, *st_qlen;
+    *st_by_src, *st_by_dst, *st_by_sat, *st_enobufs, *st_errors, *st_qdrop, *st_udrop, *st_qlen, *st_offered;
 
 static void
 stats_init(void)
@@ -99,14 +98,15 @@ stats_init(void)
 	st_by_sat = stats_get("mxguard_nfq_bypass_total{reason=\"saturated\"}", NULL);
 	st_enobufs = stats_get("mxguard_nfq_enobufs_total",
 	    "Netlink receive buffer overruns (queued messages lost)");
-	st_flushed = stats_get("mxguard_nfq_lost_flushes_total",
-	    "Batch drops of packets whose queue messages were lost");
 	st_errors = stats_get("mxguard_nfq_errors_total",
 	    "Malformed queue messages and failed verdict sends");
 	st_qdrop = stats_get("mxguard_nfq_queue_dropped_total",
 	    "Packets the kernel could not queue: queue full (kernel counter)");
 	st_udrop = stats_get("mxguard_nfq_user_dropped_total",
 	    "Packets the kernel could not send to mxguard (kernel counter)");
+	st_offered = stats_get("mxguard_nfq_offered_total",
+	    "Packets the kernel tried to queue (kernel id sequence); minus "
+	    "mxguard_nfq_packets_total: not delivered (queue or buffer full)");
 	st_qlen = stats_get("mxguard_nfq_queue_length",
 	    "Packets waiting in the kernel queue");
 }
@@ -336,7 +336,7 @@ flush_verdicts(struct nfq *q)
 	q->slen = 0;
 }
 
-/* Appends a verdict (or a batch verdict) to the send buffer. */
+/* Appends a verdict to the send buffer (sent once per wakeup). */
 static void
 queue_verdict(struct nfq *q, int type, uint32_t id, int verdict, int setmark,
     uint32_t mark)
@@ -375,15 +375,6 @@ handle_packet(struct nfq *q, const struct nlmsghdr *nlh)
 	ph = (const void *)((const char *)attr[NFQA_PACKET_HDR] + NLA_HDRLEN);
 	id = ntohl(ph->packet_id);
 	stats_add(st_pkts, 1);
-	if (q->lost) {
-		/* everything below id still queued was lost in ENOBUFS */
-		if (id > 0)
-			queue_verdict(q, NFQNL_MSG_VERDICT_BATCH, id - 1,
-			    NF_DROP, 0, 0);
-		stats_add(st_flushed, 1);
-		log_warn("event=nfq-lost-flushed below_id=%u", id);
-		q->lost = 0;
-	}
 	if (attr[NFQA_MARK])
 		memcpy(&mark, (const char *)attr[NFQA_MARK] + NLA_HDRLEN, 4),
 		    mark = ntohl(mark);
@@ -458,9 +449,9 @@ nfq_read_cb(int fd, int events, void *arg)
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
 			if (errno == ENOBUFS) {
-				/* the kernel dropped messages; survive */
+				/* messages lost: the kernel dropped (or, with
+				 * fail-open, accepted) their packets itself */
 				stats_add(st_enobufs, 1);
-				q->lost = 1;
 				continue;
 			}
 			stats_add(st_errors, 1);
@@ -490,7 +481,9 @@ nfq_read_cb(int fd, int events, void *arg)
 
 /* Kernel counters from /proc/net/netfilter/nfnetlink_queue (per netns):
  * queue_num portid queue_total copy_mode copy_range queue_dropped
- * user_dropped id_sequence 1 */
+ * user_dropped id_sequence 1.  id_sequence counts every packet offered to
+ * the queue, also those a full queue or buffer let through (fail-open)
+ * without the kernel counting them anywhere else. */
 static void
 nfq_stats_cb(void *arg)
 {
@@ -500,10 +493,12 @@ nfq_stats_cb(void *arg)
 
 	if ((fp = fopen("/proc/net/netfilter/nfnetlink_queue", "re")) != NULL) {
 		while (fgets(line, sizeof(line), fp)) {
-			unsigned qn, pid, total, mode, range, qd, ud;
+			unsigned qn, pid, total, mode, range, qd, ud, seq;
 
-			if (sscanf(line, "%u %u %u %u %u %u %u", &qn, &pid, &total,
-			    &mode, &range, &qd, &ud) == 7 && qn == q->qnum) {
+			if (sscanf(line, "%u %u %u %u %u %u %u %u", &qn, &pid,
+			    &total, &mode, &range, &qd, &ud, &seq) == 8 &&
+			    qn == q->qnum && pid == q->portid) {
+				stats_set(st_offered, seq);
 				stats_set(st_qlen, total);
 				stats_set(st_qdrop, qd);
 				stats_set(st_udrop, ud);
