@@ -1,0 +1,665 @@
+/*
+ * check.c - `mxguard check DOMAIN [ADDRESS] [--json]`, in the spirit of
+ * posttls-finger: for every MX host of DOMAIN (or only ADDRESS), the
+ * DNSSEC status of the MX and address records, the TLSA records and what
+ * DANE makes of them, the MTA-STS policy, the verdict mxguard would give,
+ * and a real STARTTLS handshake set up with that verdict's settings
+ * (SNI, DANE TLSA records, names) and judged by policy_tls_check(), as the
+ * proxy does.  Readable text by default, one JSON object with --json.
+ *
+ * Exit status: 0 every checked address would get the mail; 2 some would
+ * defer it (policy or handshake); 1 usage or setup errors.
+ *
+ * The probe connection carries upstream_mark, so divert rules let it pass
+ * (setting the mark needs CAP_NET_ADMIN; without it the probe goes out
+ * unmarked).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "cmd/cmd.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "policy/dane.h"
+#include "policy/dns.h"
+#include "policy/policy.h"
+#include "tlsproxy/tls.h"
+
+/* Texts from the remote server are cut to fit, on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+#define MAXH	8
+#define MAXA	4
+
+struct probe {
+	char		 host[256];
+	int		 pref;
+	struct sockaddr_storage addr;
+	char		 addrstr[64];
+	struct dane_info *dane;
+	struct policy_verdict *v;
+	/* the handshake */
+	int		 connected;
+	char		 banner[256];
+	int		 starttls;
+	int		 masked;
+	int		 tls;
+	char		 tls_proto[32], cipher[64];
+	char		 subject[256], issuer[256];
+	int		 check_ok;
+	char		 reason[48], detail[256];
+	char		 error[256];
+	int		 deliverable;
+};
+
+struct run {
+	struct ev_loop	*loop;
+	struct dns	*dns;
+	struct policy	*pol;
+	int		 outstanding;
+	char		 domain[256];
+	enum dns_status	 mx_st;
+	int		 mx_ad;
+	int		 nhost;
+	struct { char name[256]; int pref; enum dns_status st; } hosts[MAXH];
+	int		 nprobe;
+	struct probe	 probes[MAXH * MAXA];
+};
+
+static void
+one_done(struct run *r)
+{
+	if (--r->outstanding == 0)
+		ev_loop_stop(r->loop);
+}
+
+static void
+wait_all(struct run *r)
+{
+	if (r->outstanding > 0)
+		ev_loop_run(r->loop);
+}
+
+static void
+on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct run *r = arg;
+	int i;
+
+	r->mx_st = st;
+	r->mx_ad = a != NULL && a->ad;
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
+		for (i = 0; i < a->nrr && r->nhost < MAXH; i++) {
+			if (a->rr[i].u.mx.host[0] == '\0')
+				continue;
+			snprintf(r->hosts[r->nhost].name, 256, "%s",
+			    a->rr[i].u.mx.host);
+			r->hosts[r->nhost++].pref = a->rr[i].u.mx.pref;
+		}
+	else if (st == DNS_NXDOMAIN || st == DNS_NODATA) {
+		memcpy(r->hosts[0].name, r->domain, sizeof(r->domain));
+		r->nhost = 1;
+	}
+	one_done(r);
+}
+
+struct aq {
+	struct run	*r;
+	int		 h;
+};
+
+static void
+on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct aq *q = arg;
+	struct run *r = q->r;
+	int i;
+
+	r->hosts[q->h].st = st;
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
+		for (i = 0; i < a->nrr && i < MAXA &&
+		    r->nprobe < MAXH * MAXA; i++) {
+			struct probe *p = &r->probes[r->nprobe++];
+			struct sockaddr_in *s4 = (void *)&p->addr;
+
+			memcpy(p->host, r->hosts[q->h].name, sizeof(p->host));
+			p->pref = r->hosts[q->h].pref;
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons(25);
+			s4->sin_addr = a->rr[i].u.a;
+			inet_ntop(AF_INET, &s4->sin_addr, p->addrstr,
+			    sizeof(p->addrstr));
+		}
+	free(q);
+	one_done(r);
+}
+
+struct vq {
+	struct run	*r;
+	struct probe	*p;
+};
+
+static void
+on_dane(void *arg, struct dane_info *d)
+{
+	struct vq *q = arg;
+
+	q->p->dane = d;
+	one_done(q->r);
+	free(q);
+}
+
+static void
+on_verdict(void *arg, struct policy_verdict *v)
+{
+	struct vq *q = arg;
+
+	q->p->v = v;
+	one_done(q->r);
+	free(q);
+}
+
+/* ---- a blocking SMTP probe ------------------------------------------- */
+
+/* One reply; returns the code, fills caps flags for an EHLO reply. */
+static int
+read_reply(int fd, SSL *ssl, char *last, size_t lastsz, int *starttls,
+    int *masked)
+{
+	char buf[8192];
+	size_t n = 0;
+
+	for (;;) {
+		char *eol, *line = buf;
+		ssize_t k;
+
+		buf[n] = '\0';
+		while ((eol = strstr(line, "\r\n")) != NULL) {
+			*eol = '\0';
+			if (strlen(line) >= 4) {
+				if (starttls && strncasecmp(line + 4,
+				    "STARTTLS", 8) == 0)
+					*starttls = 1;
+				if (masked && strncasecmp(line + 4,
+				    "XXXXXXXA", 8) == 0)
+					*masked = 1;
+			}
+			if (strlen(line) >= 3 && (line[3] == ' ' ||
+			    line[3] == '\0')) {
+				snprintf(last, lastsz, "%s", line);
+				return atoi(line);
+			}
+			line = eol + 2;
+		}
+		if (line != buf) {
+			n -= (size_t)(line - buf);
+			memmove(buf, line, n);
+		}
+		if (n >= sizeof(buf) - 1)
+			return -1;
+		k = ssl ? SSL_read(ssl, buf + n, (int)(sizeof(buf) - 1 - n)) :
+		    read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (k <= 0)
+			return -1;
+		n += (size_t)k;
+	}
+}
+
+static int
+send_line(int fd, SSL *ssl, const char *s)
+{
+	char b[600];
+	int n = snprintf(b, sizeof(b), "%s\r\n", s);
+
+	return (ssl ? SSL_write(ssl, b, n) : write(fd, b, (size_t)n)) == n ?
+	    0 : -1;
+}
+
+static void
+probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg)
+{
+	struct timeval tv = { 20, 0 };
+	uint32_t mark = cfg->upstream_mark;
+	char last[512];
+	SSL *ssl = NULL;
+	int fd, code, rc;
+
+	if ((fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
+	    0)) == -1) {
+		snprintf(p->error, sizeof(p->error), "socket: %s",
+		    strerror(errno));
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&p->addr,
+	    p->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in)) == -1) {
+		snprintf(p->error, sizeof(p->error), "connect: %s",
+		    strerror(errno));
+		goto out;
+	}
+	p->connected = 1;
+	if ((code = read_reply(fd, NULL, last, sizeof(last), NULL, NULL)) !=
+	    220) {
+		snprintf(p->error, sizeof(p->error), "greeting: %s",
+		    code == -1 ? "no reply" : last);
+		goto out;
+	}
+	snprintf(p->banner, sizeof(p->banner), "%s", last + 4);
+	if (send_line(fd, NULL, "EHLO mxguard-check.invalid") == -1 ||
+	    read_reply(fd, NULL, last, sizeof(last), &p->starttls,
+	    &p->masked) != 250) {
+		snprintf(p->error, sizeof(p->error), "EHLO refused: %s", last);
+		goto out;
+	}
+	if (!p->starttls) {
+		snprintf(p->error, sizeof(p->error), "no STARTTLS offered%s",
+		    p->masked ? " (masked as XXXXXXXA by a middlebox)" : "");
+		goto quit;
+	}
+	if (send_line(fd, NULL, "STARTTLS") == -1 ||
+	    (code = read_reply(fd, NULL, last, sizeof(last), NULL, NULL)) !=
+	    220) {
+		snprintf(p->error, sizeof(p->error), "STARTTLS refused: %s",
+		    last);
+		goto quit;
+	}
+	if ((ssl = tls_client_new(tc)) == NULL ||
+	    policy_tls_prepare(p->v, ssl) == -1) {
+		snprintf(p->error, sizeof(p->error), "cannot set up TLS "
+		    "with this verdict");
+		goto out;
+	}
+	SSL_set_fd(ssl, fd);
+	if ((rc = SSL_connect(ssl)) != 1) {
+		char e[200];
+
+		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+		snprintf(p->error, sizeof(p->error), "TLS handshake failed: "
+		    "%s", e);
+		goto out;
+	}
+	p->tls = 1;
+	snprintf(p->tls_proto, sizeof(p->tls_proto), "%s",
+	    SSL_get_version(ssl));
+	snprintf(p->cipher, sizeof(p->cipher), "%s",
+	    SSL_get_cipher_name(ssl));
+	tls_peer_names(ssl, p->subject, sizeof(p->subject), p->issuer,
+	    sizeof(p->issuer));
+	p->check_ok = policy_tls_check(p->v, ssl, p->reason,
+	    sizeof(p->reason), p->detail, sizeof(p->detail)) == 0;
+	send_line(fd, ssl, "QUIT");
+	SSL_shutdown(ssl);
+	goto out;
+quit:
+	send_line(fd, NULL, "QUIT");
+out:
+	ERR_clear_error();
+	SSL_free(ssl);
+	close(fd);
+}
+
+static void
+judge(struct probe *p)
+{
+	const struct policy_verdict *v = p->v;
+
+	if (v->level == TLS_LEVEL_DEFER)
+		p->deliverable = 0;
+	else if (v->level == TLS_LEVEL_NONE)
+		p->deliverable = 1;
+	else if (p->tls)
+		p->deliverable = p->check_ok;
+	else if (!p->connected || p->error[0] == '\0')
+		p->deliverable = 0;
+	else
+		/* no TLS: only where the verdict allows cleartext */
+		p->deliverable = v->level <= TLS_LEVEL_MAY || v->report_only;
+	if (!p->tls && p->reason[0] == '\0' && v->level > TLS_LEVEL_MAY &&
+	    v->level != TLS_LEVEL_DEFER)
+		snprintf(p->reason, sizeof(p->reason), "%s",
+		    policy_no_starttls_reason(v));
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void
+jstr(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static const char *
+dnssec_word(int st)
+{
+	return st == DNS_SECURE ? "secure" : st == DNS_INSECURE ?
+	    "insecure" : st < 0 ? "-" : dns_status_name(st);
+}
+
+static void
+print_text(struct run *r)
+{
+	int i, j;
+	char t[600];
+
+	printf("domain %s: MX %s%s\n", r->domain, dns_status_name(r->mx_st),
+	    r->nprobe && r->probes[0].dane && r->probes[0].dane->implicit_mx ?
+	    " (no MX: the domain is its own MX host)" : "");
+	for (i = 0; i < r->nprobe; i++) {
+		struct probe *p = &r->probes[i];
+		const struct dane_info *d = p->dane;
+		const struct policy_verdict *v = p->v;
+
+		printf("\nMX %d %s [%s]\n", p->pref, p->host, p->addrstr);
+		if (d != NULL) {
+			printf("  DNSSEC:   MX %s, address %s\n",
+			    d->mx_secure ? "secure" : "insecure",
+			    d->mx_host[0] ? (d->addr_secure ? "secure" :
+			    "insecure") : "not an address of an MX host");
+			if (d->tlsa_status >= 0)
+				printf("  TLSA:     _25._tcp.%s: %s\n",
+				    d->tlsa_base,
+				    dnssec_word(d->tlsa_status));
+			for (j = 0; j < d->ntlsa; j++) {
+				dane_tlsa_format(&d->tlsa[j], t, 80);
+				printf("            %s%s\n", t,
+				    d->tlsa[j].usable ? "" : "  (unusable)");
+			}
+			printf("  DANE:     %s: %s\n", dane_state_name(d->state),
+			    d->detail);
+		}
+		printf("  MTA-STS:  %s\n", v->sts_note[0] ? v->sts_note :
+		    "none");
+		printf("  verdict:  level=%s source=%s%s%s%s\n",
+		    tls_level_name(v->level), v->source,
+		    v->reason[0] ? " reason=" : "", v->reason,
+		    v->report_only ? " (report only)" : "");
+		printf("            %s\n", v->detail);
+		if (p->banner[0])
+			printf("  server:   %s\n", p->banner);
+		printf("  STARTTLS: %s\n", p->starttls ? "offered" :
+		    p->masked ? "masked (XXXXXXXA: middlebox)" :
+		    p->connected ? "not offered" : "-");
+		if (p->tls) {
+			printf("  TLS:      %s %s\n", p->tls_proto, p->cipher);
+			printf("  cert:     subject %s\n", p->subject);
+			printf("            issuer %s\n", p->issuer);
+			printf("  check:    %s (%s)\n", p->reason, p->detail);
+		}
+		if (p->error[0])
+			printf("  probe:    %s\n", p->error);
+		printf("  result:   %s%s%s\n", p->deliverable ? "deliver" :
+		    "defer", p->reason[0] && !p->deliverable ? ": " : "",
+		    !p->deliverable ? p->reason : "");
+	}
+	if (r->nprobe == 0)
+		printf("no MX address to check\n");
+}
+
+static void
+print_json(struct run *r)
+{
+	int i, j;
+	char t[4096];
+
+	printf("{\"domain\":");
+	jstr(r->domain);
+	printf(",\"mx_status\":");
+	jstr(dns_status_name(r->mx_st));
+	printf(",\"hosts\":[");
+	for (i = 0; i < r->nprobe; i++) {
+		struct probe *p = &r->probes[i];
+		const struct dane_info *d = p->dane;
+		const struct policy_verdict *v = p->v;
+
+		printf("%s{\"host\":", i ? "," : "");
+		jstr(p->host);
+		printf(",\"pref\":%d,\"address\":", p->pref);
+		jstr(p->addrstr);
+		if (d != NULL) {
+			printf(",\"dnssec\":{\"mx\":%s,\"address\":%s}",
+			    d->mx_secure ? "\"secure\"" : "\"insecure\"",
+			    d->addr_secure ? "\"secure\"" : "\"insecure\"");
+			printf(",\"tlsa\":{\"base\":");
+			jstr(d->tlsa_base);
+			printf(",\"status\":");
+			jstr(dnssec_word(d->tlsa_status));
+			printf(",\"records\":[");
+			for (j = 0; j < d->ntlsa; j++) {
+				dane_tlsa_format(&d->tlsa[j], t, sizeof(t));
+				printf("%s{\"rr\":", j ? "," : "");
+				jstr(t);
+				printf(",\"usable\":%s}", d->tlsa[j].usable ?
+				    "true" : "false");
+			}
+			printf("]},\"dane\":{\"state\":");
+			jstr(dane_state_name(d->state));
+			printf(",\"detail\":");
+			jstr(d->detail);
+			printf("}");
+		}
+		printf(",\"mta_sts\":");
+		jstr(v->sts_note);
+		printf(",\"verdict\":{\"level\":");
+		jstr(tls_level_name(v->level));
+		printf(",\"source\":");
+		jstr(v->source);
+		printf(",\"reason\":");
+		jstr(v->reason);
+		printf(",\"report_only\":%s,\"detail\":", v->report_only ?
+		    "true" : "false");
+		jstr(v->detail);
+		printf("},\"probe\":{\"connected\":%s,\"banner\":",
+		    p->connected ? "true" : "false");
+		jstr(p->banner);
+		printf(",\"starttls\":%s,\"starttls_masked\":%s,\"tls\":%s",
+		    p->starttls ? "true" : "false",
+		    p->masked ? "true" : "false", p->tls ? "true" : "false");
+		printf(",\"protocol\":");
+		jstr(p->tls_proto);
+		printf(",\"cipher\":");
+		jstr(p->cipher);
+		printf(",\"subject\":");
+		jstr(p->subject);
+		printf(",\"issuer\":");
+		jstr(p->issuer);
+		printf(",\"check\":");
+		jstr(p->tls ? (p->check_ok ? "success" : "failure") : "");
+		printf(",\"reason\":");
+		jstr(p->reason);
+		printf(",\"detail\":");
+		jstr(p->detail);
+		printf(",\"error\":");
+		jstr(p->error);
+		printf("},\"result\":");
+		jstr(p->deliverable ? "deliver" : "defer");
+		printf("}");
+	}
+	printf("]}\n");
+}
+
+/* ---- the command ------------------------------------------------------ */
+
+static int
+usage(void)
+{
+	fprintf(stderr, "usage: mxguard check domain [address] [--json]\n");
+	return 1;
+}
+
+int
+cmd_check(int argc, char **argv, struct config *cfg,
+    const struct cmd_opts *opts)
+{
+	struct run r;
+	struct tls_ctx *tc = NULL;
+	const char *domain = NULL, *address = NULL;
+	char err[512];
+	int i, json = 0, rc = 1;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (argv[i][0] == '-')
+			return usage();
+		else if (domain == NULL)
+			domain = argv[i];
+		else if (address == NULL)
+			address = argv[i];
+		else
+			return usage();
+	}
+	if (domain == NULL)
+		return usage();
+	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : LOG_LVL_ERR);
+	memset(&r, 0, sizeof(r));
+	if (dns_name_norm(domain, r.domain, sizeof(r.domain)) == -1) {
+		fprintf(stderr, "mxguard: check: bad domain %s\n", domain);
+		return 1;
+	}
+	if ((r.loop = ev_loop_new()) == NULL)
+		return 1;
+	if ((r.pol = policy_new(r.loop, cfg, err, sizeof(err))) == NULL ||
+	    (tc = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxguard: check: %s\n", err);
+		goto done;
+	}
+	r.dns = policy_dns(r.pol);
+
+	/* MX hosts and their addresses, or the one address given */
+	r.outstanding = 1;
+	if (dns_query(r.dns, r.domain, DNS_T_MX, on_mx, &r) == NULL)
+		goto done;
+	wait_all(&r);
+	if (address != NULL) {
+		struct probe *p = &r.probes[0];
+		struct sockaddr_in *s4 = (void *)&p->addr;
+		struct sockaddr_in6 *s6 = (void *)&p->addr;
+
+		if (inet_pton(AF_INET, address, &s4->sin_addr) == 1) {
+			s4->sin_family = AF_INET;
+			s4->sin_port = htons(25);
+		} else if (inet_pton(AF_INET6, address, &s6->sin6_addr) == 1) {
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons(25);
+		} else {
+			fprintf(stderr, "mxguard: check: bad address %s\n",
+			    address);
+			goto done;
+		}
+		snprintf(p->addrstr, sizeof(p->addrstr), "%s", address);
+		snprintf(p->host, sizeof(p->host), "-");
+		r.nprobe = 1;
+	} else {
+		for (i = 0; i < r.nhost; i++) {
+			struct aq *q = calloc(1, sizeof(*q));
+
+			if (q == NULL)
+				goto done;
+			q->r = &r;
+			q->h = i;
+			r.outstanding++;
+			if (dns_query(r.dns, r.hosts[i].name, DNS_T_A, on_addr,
+			    q) == NULL) {
+				free(q);
+				r.outstanding--;
+			}
+		}
+		wait_all(&r);
+	}
+	/* DANE view and the verdict for each address */
+	for (i = 0; i < r.nprobe; i++) {
+		struct probe *p = &r.probes[i];
+		struct vq *q = calloc(1, sizeof(*q));
+
+		if (q == NULL)
+			goto done;
+		q->r = &r;
+		q->p = p;
+		r.outstanding++;
+		if (dane_lookup(r.dns, r.domain, (struct sockaddr *)&p->addr,
+		    on_dane, q) == NULL) {
+			free(q);
+			r.outstanding--;
+		}
+		wait_all(&r);
+		if ((q = calloc(1, sizeof(*q))) == NULL)
+			goto done;
+		q->r = &r;
+		q->p = p;
+		r.outstanding++;
+		if (policy_lookup(r.pol, r.domain, (struct sockaddr *)&p->addr,
+		    p->addr.ss_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+		    on_verdict, q) == NULL) {
+			free(q);
+			r.outstanding--;
+			fprintf(stderr, "mxguard: check: policy lookup failed\n");
+			goto done;
+		}
+		wait_all(&r);
+		if (p->dane != NULL && p->dane->mx_host[0] &&
+		    strcmp(p->host, "-") == 0) {
+			int k;
+
+			snprintf(p->host, sizeof(p->host), "%s",
+			    p->dane->mx_host);
+			for (k = 0; k < p->dane->nmx; k++)
+				if (strcmp(p->dane->mx[k].host, p->host) == 0)
+					p->pref = p->dane->mx[k].pref;
+		}
+	}
+	/* the handshakes, with each verdict's settings */
+	rc = 0;
+	for (i = 0; i < r.nprobe; i++) {
+		struct probe *p = &r.probes[i];
+
+		if (p->v->level != TLS_LEVEL_DEFER &&
+		    p->v->level != TLS_LEVEL_NONE)
+			probe_tls(p, tc, cfg);
+		judge(p);
+		if (!p->deliverable)
+			rc = 2;
+	}
+	if (r.nprobe == 0)
+		rc = 2;
+	if (json)
+		print_json(&r);
+	else
+		print_text(&r);
+done:
+	for (i = 0; i < r.nprobe; i++) {
+		dane_info_free(r.probes[i].dane);
+		policy_verdict_free(r.probes[i].v);
+	}
+	tls_ctx_free(tc);
+	policy_free(r.pol);
+	ev_loop_free(r.loop);
+	return rc;
+}
