@@ -21,7 +21,6 @@
 #   BENCH_QUICK=1        smaller message counts (a smoke run, ~3 minutes)
 #   BENCH_SKIP=mem,profile,throughput   skip parts
 #   BENCH_HOLD=5000 BENCH_HOLD_MAX=10000 idle-session counts
-#   BENCH_KEEP=1         keep namespaces for inspection (still killed on ^C)
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
