@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "policy/cache.h"
 #include "policy/dns.h"
 #include "policy/policy.h"
@@ -81,6 +82,11 @@ static const struct zrr zone[] = {
 	{ "plain.test", DNS_T_MX, "10 mx.plain.test" },
 	{ "mx.plain.test", DNS_T_A, "192.0.2.5" },
 	{ "xn--bcher-kva.test", DNS_T_MX, "10 mx.plain.test" },
+	{ "refresh.test", DNS_T_MX, "10 mx.refresh.test" },
+	{ "mx.refresh.test", DNS_T_A, "192.0.2.6" },
+	{ "_mta-sts.refresh.test", DNS_T_TXT, "v=STSv1; id=r1" },
+	{ "expired.test", DNS_T_MX, "10 mx.expired.test" },
+	{ "mx.expired.test", DNS_T_A, "192.0.2.7" },
 	{ NULL, 0, NULL },
 };
 
@@ -246,6 +252,11 @@ setup(void **state)
 	cache_policy("enf.test", "one", enf, 10, 86400);
 	cache_policy("tst.test", "t1", tst, 10, 86400);
 	cache_policy("gone.test", "g1", enf, 10, 86400);
+	/* 80000 s into 86400: inside the 25 % refresh margin */
+	cache_policy("refresh.test", "r1", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.refresh.test\nmax_age: 86400\n", 80000, 86400);
+	/* expired, and no TXT record any more: no policy */
+	cache_policy("expired.test", "e1", enf, 90000, 86400);
 	cache_policy("newid.test", "one", "version: STSv1\nmode: enforce\n"
 	    "mx: mx.newid.test\nmax_age: 86400\n", 10, 86400);
 	return 0;
@@ -419,6 +430,50 @@ test_new_id_fetch_fails_keeps_cache(void **state)
 }
 
 static void
+poll_cb(void *arg)
+{
+	ev_loop_stop(loop);
+}
+
+static void
+test_refresh_in_background(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct stat_ctr *errs = stats_get(
+	    "mxguard_sts_fetches_total{result=\"error\"}", "x");
+	int64_t before = stats_value(errs);
+	struct policy_verdict *v = lookup(p, "refresh.test", "192.0.2.6");
+	struct ev_timer *t = ev_timer_new(loop, poll_cb, NULL);
+	int i;
+
+	/* the cached policy decides at once ... */
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, "id=r1,cached"));
+	policy_verdict_free(v);
+	/* ... and a refresh was started behind it (it fails here: no
+	 * mta-sts.refresh.test) */
+	for (i = 0; i < 60 && stats_value(errs) == before; i++) {
+		ev_timer_arm(t, 50);
+		ev_loop_run(loop);
+	}
+	ev_timer_free(t);
+	assert_int_equal(stats_value(errs), before + 1);
+	policy_free(p);
+}
+
+static void
+test_expired_is_no_policy(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "expired.test", "192.0.2.7");
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->source, "default");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
 test_no_policy(void **state)
 {
 	struct policy *p = mkpolicy(NULL, 1);
@@ -489,6 +544,8 @@ main(void)
 		cmocka_unit_test(test_testing_reports),
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
+		cmocka_unit_test(test_refresh_in_background),
+		cmocka_unit_test(test_expired_is_no_policy),
 		cmocka_unit_test(test_no_policy),
 		cmocka_unit_test(test_invalid_domain),
 		cmocka_unit_test(test_sts_disabled),
