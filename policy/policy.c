@@ -521,11 +521,20 @@ decide(struct policy_req *r)
 
 	if (r->decided)
 		return;
+	sp = r->sts ? sts_effective(r, &origin) : NULL;
+	/* H: the most preferred MX host owning A; when several own A, one
+	 * the MTA-STS policy lists, if any */
 	for (i = 0; i < r->nmx; i++)
 		if (r->mx[i].match) {
-			snprintf(v->mx_host, sizeof(v->mx_host), "%s",
-			    r->mx[i].host);
-			break;
+			if (v->mx_host[0] == '\0')
+				snprintf(v->mx_host, sizeof(v->mx_host), "%s",
+				    r->mx[i].host);
+			if (sp == NULL || sp->mode == STS_MODE_NONE ||
+			    sts_policy_match(sp, r->mx[i].host)) {
+				snprintf(v->mx_host, sizeof(v->mx_host), "%s",
+				    r->mx[i].host);
+				break;
+			}
 		}
 	if (r->ovr != NULL) {
 		apply_override(r);
@@ -536,7 +545,6 @@ decide(struct policy_req *r)
 		finish(r);
 		return;
 	}
-	sp = r->sts ? sts_effective(r, &origin) : NULL;
 	if (sp != NULL) {
 		int64_t age = r->fresh ? 0 :
 		    (int64_t)time(NULL) - r->cached.fetched;

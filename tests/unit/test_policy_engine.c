@@ -85,6 +85,10 @@ static const struct zrr zone[] = {
 	{ "refresh.test", DNS_T_MX, "10 mx.refresh.test" },
 	{ "mx.refresh.test", DNS_T_A, "192.0.2.6" },
 	{ "_mta-sts.refresh.test", DNS_T_TXT, "v=STSv1; id=r1" },
+	{ "shared.test", DNS_T_MX, "10 a.shared.test" },
+	{ "shared.test", DNS_T_MX, "20 b.shared.test" },
+	{ "a.shared.test", DNS_T_A, "192.0.2.8" },
+	{ "b.shared.test", DNS_T_A, "192.0.2.8" },
 	{ "expired.test", DNS_T_MX, "10 mx.expired.test" },
 	{ "mx.expired.test", DNS_T_A, "192.0.2.7" },
 	{ NULL, 0, NULL },
@@ -255,6 +259,8 @@ setup(void **state)
 	/* 80000 s into 86400: inside the 25 % refresh margin */
 	cache_policy("refresh.test", "r1", "version: STSv1\nmode: enforce\n"
 	    "mx: mx.refresh.test\nmax_age: 86400\n", 80000, 86400);
+	cache_policy("shared.test", "s1", "version: STSv1\nmode: enforce\n"
+	    "mx: b.shared.test\nmax_age: 86400\n", 10, 86400);
 	/* expired, and no TXT record any more: no policy */
 	cache_policy("expired.test", "e1", enf, 90000, 86400);
 	cache_policy("newid.test", "one", "version: STSv1\nmode: enforce\n"
@@ -461,6 +467,19 @@ test_refresh_in_background(void **state)
 	policy_free(p);
 }
 
+/* Two MX hosts on one address: H is the one the policy lists. */
+static void
+test_shared_address(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "shared.test", "192.0.2.8");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "b.shared.test");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 static void
 test_expired_is_no_policy(void **state)
 {
@@ -546,6 +565,7 @@ main(void)
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
 		cmocka_unit_test(test_refresh_in_background),
 		cmocka_unit_test(test_expired_is_no_policy),
+		cmocka_unit_test(test_shared_address),
 		cmocka_unit_test(test_no_policy),
 		cmocka_unit_test(test_invalid_domain),
 		cmocka_unit_test(test_sts_disabled),
