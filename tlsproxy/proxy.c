@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netfilter_ipv4.h>
@@ -27,7 +28,34 @@ struct proxy {
 	int			 tproxy;
 	struct stat_ctr		*st_refused;
 	struct stat_ctr		*st_notdiverted;
+	struct stat_ctr		*st_emfile;
+	struct ev_timer		*resume;	/* listeners paused on EMFILE */
 };
+
+/* Out of file descriptors: the listeners stay readable, so stop watching
+ * them for a moment instead of spinning (one log line per pause). */
+static void
+listeners_pause(struct proxy *p, int err)
+{
+	int i;
+
+	stats_add(p->st_emfile, 1);
+	log_warn("event=accept-paused error=\"%s\" sessions=%d "
+	    "pause_ms=100", strerror(err), p->env.nsessions);
+	for (i = 0; i < p->nfds; i++)
+		ev_fd_mask(p->env.loop, p->fds[i], 0);
+	ev_timer_arm(p->resume, 100);
+}
+
+static void
+listeners_resume(void *arg)
+{
+	struct proxy *p = arg;
+	int i;
+
+	for (i = 0; i < p->nfds; i++)
+		ev_fd_mask(p->env.loop, p->fds[i], EV_READ);
+}
 
 static int
 parse_hostport(const char *s, struct sockaddr_storage *ss)
@@ -113,6 +141,33 @@ same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 	    ((const struct sockaddr_in6 *)b)->sin6_port;
 }
 
+static in_port_t
+port_of(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET ?
+	    ((const struct sockaddr_in *)ss)->sin_port :
+	    ((const struct sockaddr_in6 *)ss)->sin6_port;
+}
+
+/* A connection made to the listener itself, not diverted to it: there is
+ * no remote MX behind it.  Under REDIRECT its "original destination" is
+ * its own local address; under TPROXY the local address always is the
+ * original destination, so a connection to the listener's own port is
+ * the one that was not diverted. */
+static int
+not_diverted(const struct proxy *p, int lfd,
+    const struct sockaddr_storage *dst, const struct sockaddr_storage *local)
+{
+	struct sockaddr_storage ls;
+	socklen_t len = sizeof(ls);
+
+	if (!p->tproxy)
+		return same_addr(dst, local);
+	if (getsockname(lfd, (struct sockaddr *)&ls, &len) == -1)
+		return 1;
+	return port_of(local) == port_of(&ls);
+}
+
 static void
 refuse(int fd, const char *line)
 {
@@ -135,7 +190,10 @@ accept_cb(int lfd, int events, void *arg)
 		fd = accept4(lfd, (struct sockaddr *)&client, &clen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR &&
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				listeners_pause(p, errno);
+			else if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("event=accept-failed error=\"%s\"",
 				    strerror(errno));
@@ -157,7 +215,7 @@ accept_cb(int lfd, int events, void *arg)
 		llen = sizeof(local);
 		if (original_dst(p, fd, &dst) == -1 ||
 		    getsockname(fd, (struct sockaddr *)&local, &llen) == -1 ||
-		    same_addr(&dst, &local)) {
+		    not_diverted(p, lfd, &dst, &local)) {
 			/* a direct connection to the listener: there is no
 			 * remote MX to relay to */
 			stats_add(p->st_notdiverted, 1);
@@ -214,6 +272,28 @@ fail:
 	return -1;
 }
 
+/* Each session holds two descriptors: raise the soft limit to the hard
+ * one, and say so when max_sessions cannot fit (the kernel would refuse
+ * before mxguard could answer 421). */
+static void
+fd_budget(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)cfg->max_sessions * 2 + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < need)
+		log_warn("event=fd-limit limit=%llu needed=%llu "
+		    "max_sessions=%d note=\"raise LimitNOFILE or lower "
+		    "max_sessions\"", (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)need, cfg->max_sessions);
+}
+
 struct proxy *
 proxy_new(struct ev_loop *loop, const struct config *cfg,
     struct policy *pol, char *err, size_t errsz)
@@ -233,6 +313,13 @@ proxy_new(struct ev_loop *loop, const struct config *cfg,
 	    "Connections refused by mxguard");
 	p->st_notdiverted = stats_get(
 	    "mxguard_refused_total{reason=\"not-diverted\"}", NULL);
+	p->st_emfile = stats_get("mxguard_accept_pauses_total",
+	    "Times accepting paused for lack of file descriptors");
+	if ((p->resume = ev_timer_new(loop, listeners_resume, p)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	fd_budget(cfg);
 	if ((p->env.tls = tls_ctx_new(cfg, err, errsz)) == NULL)
 		goto fail;
 	if (cfg->listen.n > MAX_LISTENERS) {
@@ -268,6 +355,7 @@ proxy_free(struct proxy *p)
 	if (p == NULL)
 		return;
 	proxy_drain(p);
+	ev_timer_free(p->resume);
 	session_abort_all(&p->env);
 	tls_ctx_free(p->env.tls);
 	free(p);
