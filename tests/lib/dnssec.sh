@@ -11,17 +11,24 @@
 #   "options trust-ad" (glibc strips the AD bit otherwise), so
 #   posttls-finger in $SND sees the same DNS as mxguard.
 #
-#   dnssec_zone ZONE signed|unsigned     start a zone (SOA, NS, ns A)
-#   dnssec_rr ZONE "RR line"             add a record (absolute or relative names)
-#   dnssec_mx DOMAIN HOST ADDR      MX DOMAIN -> HOST, HOST A ADDR
-#   dnssec_tlsa ZONE HOST U S M CERT     TLSA _25._tcp.HOST from a PEM certificate
-#   dnssec_break_sig ZONE OWNER TYPE     after signing: corrupt that RRSIG
-#   dnssec_servfail ZONE LABEL           delegate LABEL.ZONE to a server that
-#                                     answers SERVFAIL to everything
-#   dnssec_start                         sign, start knot + unbound, wait
-#   dnssec_check NAME TYPE REGEX         drill through unbound matches REGEX
-#   ptf_verdict DOMAIN                posttls-finger -c -l dane -L summary:
-#                                     prints verified|untrusted|failure
+#   dnssec_zone ZONE signed|unsigned   start a zone (SOA, NS, ns A)
+#   dnssec_rr ZONE "RR line"           add a record (absolute names)
+#   dnssec_mx DOMAIN HOST ADDR         MX DOMAIN -> HOST, HOST A ADDR
+#   dnssec_tlsa ZONE HOST U S M CERT   TLSA _25._tcp.HOST from a PEM cert
+#   dnssec_break_sig ZONE OWNER TYPE   after signing: corrupt that RRSIG
+#   dnssec_servfail ZONE LABEL         delegate LABEL.ZONE to a server that
+#                                      answers SERVFAIL to everything
+#   dnssec_start                       sign, start knot + unbound, wait
+#   dnssec_check NAME TYPE REGEX       drill through unbound matches REGEX
+#   dnssec_rcode NAME TYPE             rcode unbound answers
+#   ptf_record DOMAIN                  posttls-finger -c -l dane -L summary
+#                                      DOMAIN, verdict kept for
+#   dane_differential DOMAIN VERDICT   assert it agrees with mxguard's
+#   mxg_verdict QID RCPT DOMAIN        mxguard's verdict from the logs
+#
+# mxguard gets $DNSSEC_MXG_CONF (dns_servers = 127.0.0.1).  Run
+# ptf_record before mxg_start: the divert rules would send posttls-finger's
+# port-25 connections to mxguard.
 #
 # Everything runs inside the scenario's namespaces and temp dir and is
 # cleaned up by ns.sh's EXIT trap (the processes are recorded with bg).
@@ -62,19 +69,19 @@ dnssec_mx() {	# DOMAIN HOST ADDR (HOST inside zone DOMAIN)
 	dnssec_rr "$1" "$2. IN A $3"
 }
 
-# _tlsa_data U S M CERTFILE: hex association data
-_tlsa_data() {
-	local s=$2 m=$3 cert=$4 der
-	if [ "$s" = 0 ]; then
-		der=$(openssl x509 -in "$cert" -outform DER | xxd -p | tr -d '\n')
+# _tlsa_data U S M CERTFILE: hex association data (openssl and od only)
+_tlsa_der() {	# S CERTFILE: DER of the certificate (0) or its public key (1)
+	if [ "$1" = 0 ]; then
+		openssl x509 -in "$2" -outform DER
 	else
-		der=$(openssl x509 -in "$cert" -noout -pubkey |
-			openssl pkey -pubin -outform DER | xxd -p | tr -d '\n')
+		openssl x509 -in "$2" -noout -pubkey | openssl pkey -pubin -outform DER
 	fi
-	case $m in
-	0) echo "$der" ;;
-	1) xxd -r -p <<<"$der" | sha256sum | cut -d' ' -f1 ;;
-	2) xxd -r -p <<<"$der" | sha512sum | cut -d' ' -f1 ;;
+}
+_tlsa_data() {
+	case $3 in
+	0) _tlsa_der "$2" "$4" | od -An -v -tx1 | tr -d ' \n' ;;
+	1) _tlsa_der "$2" "$4" | openssl dgst -sha256 -r | cut -d' ' -f1 ;;
+	2) _tlsa_der "$2" "$4" | openssl dgst -sha512 -r | cut -d' ' -f1 ;;
 	esac
 }
 
