@@ -1,6 +1,7 @@
 /*
  * check.c - `mxguard check DOMAIN [ADDRESS] [--json]`, in the spirit of
- * posttls-finger: for every MX host of DOMAIN (or only ADDRESS), the
+ * posttls-finger: for every MX host of DOMAIN and each of its addresses
+ * (A, then AAAA; or only ADDRESS), the
  * DNSSEC status of the MX and address records, the TLSA records and what
  * DANE makes of them, the MTA-STS policy, the verdict mxguard would give,
  * and a real STARTTLS handshake set up with that verdict's settings
@@ -119,6 +120,7 @@ on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
 struct aq {
 	struct run	*r;
 	int		 h;
+	int		 v6;
 };
 
 static void
@@ -128,20 +130,30 @@ on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
 	struct run *r = q->r;
 	int i;
 
-	r->hosts[q->h].st = st;
+	if (!q->v6)
+		r->hosts[q->h].st = st;
 	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
 		for (i = 0; i < a->nrr && i < MAXA &&
 		    r->nprobe < MAXH * MAXA; i++) {
 			struct probe *p = &r->probes[r->nprobe++];
 			struct sockaddr_in *s4 = (void *)&p->addr;
+			struct sockaddr_in6 *s6 = (void *)&p->addr;
 
 			memcpy(p->host, r->hosts[q->h].name, sizeof(p->host));
 			p->pref = r->hosts[q->h].pref;
-			s4->sin_family = AF_INET;
-			s4->sin_port = htons(25);
-			s4->sin_addr = a->rr[i].u.a;
-			inet_ntop(AF_INET, &s4->sin_addr, p->addrstr,
-			    sizeof(p->addrstr));
+			if (q->v6) {
+				s6->sin6_family = AF_INET6;
+				s6->sin6_port = htons(25);
+				s6->sin6_addr = a->rr[i].u.aaaa;
+				inet_ntop(AF_INET6, &s6->sin6_addr,
+				    p->addrstr, sizeof(p->addrstr));
+			} else {
+				s4->sin_family = AF_INET;
+				s4->sin_port = htons(25);
+				s4->sin_addr = a->rr[i].u.a;
+				inet_ntop(AF_INET, &s4->sin_addr, p->addrstr,
+				    sizeof(p->addrstr));
+			}
 		}
 	free(q);
 	one_done(r);
@@ -577,21 +589,25 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		snprintf(p->host, sizeof(p->host), "-");
 		r.nprobe = 1;
 	} else {
-		for (i = 0; i < r.nhost; i++) {
-			struct aq *q = calloc(1, sizeof(*q));
+		/* A first, then AAAA: the probes keep that order */
+		for (int v6 = 0; v6 < 2; v6++) {
+			for (i = 0; i < r.nhost; i++) {
+				struct aq *q = calloc(1, sizeof(*q));
 
-			if (q == NULL)
-				goto done;
-			q->r = &r;
-			q->h = i;
-			r.outstanding++;
-			if (dns_query(r.dns, r.hosts[i].name, DNS_T_A, on_addr,
-			    q) == NULL) {
-				free(q);
-				r.outstanding--;
+				if (q == NULL)
+					goto done;
+				q->r = &r;
+				q->h = i;
+				q->v6 = v6;
+				r.outstanding++;
+				if (dns_query(r.dns, r.hosts[i].name, v6 ?
+				    DNS_T_AAAA : DNS_T_A, on_addr, q) == NULL) {
+					free(q);
+					r.outstanding--;
+				}
 			}
+			wait_all(&r);
 		}
-		wait_all(&r);
 	}
 	/* DANE view and the verdict for each address */
 	for (i = 0; i < r.nprobe; i++) {
