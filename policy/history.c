@@ -292,8 +292,12 @@ history_apply(struct history *h, int64_t window_s,
 
 	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY)
 		return 0;
-	if (history_get(h, v->mx_host, dst, &e) != 1 ||
-	    !history_expects_tls(&e, now, window_s))
+	/* the MX host's record, else the address's: a resolver that fails
+	 * (or is made to fail) must not hide the history */
+	if (!((v->mx_host[0] != '\0' && history_get(h, v->mx_host, dst,
+	    &e) == 1 && history_expects_tls(&e, now, window_s)) ||
+	    (history_get(h, "", dst, &e) == 1 &&
+	    history_expects_tls(&e, now, window_s))))
 		return 0;
 	v->level = TLS_LEVEL_ENCRYPT;
 	v->source = "tls-history";
@@ -319,7 +323,17 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
 
 	if (h == NULL || dst == NULL)
 		return;
-	if (history_record(h, mx_host, dst, starttls_offered, tls_ok, now,
+	/* per host and address, and per address alone */
+	if (mx_host != NULL && *mx_host != '\0') {
+		struct history_entry p2;
+
+		if (history_record(h, mx_host, dst, starttls_offered, tls_ok,
+		    now, &prev) == -1)
+			return;
+		if (history_record(h, "", dst, starttls_offered, tls_ok, now,
+		    &p2) == 0 && p2.last_tls > prev.last_tls)
+			prev = p2;
+	} else if (history_record(h, "", dst, starttls_offered, tls_ok, now,
 	    &prev) == -1)
 		return;
 	if (starttls_offered && tls_ok)

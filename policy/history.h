@@ -10,8 +10,10 @@
  * and the delivery is deferred instead of going out in cleartext.
  *
  * LMDB file DIR/history.mdb (its own environment); every update is one
- * write transaction.  Keys are "host|address" (host "" when the MX host is
- * not known); values are fixed-size records (history.c).
+ * write transaction.  Keys are "host|address" and "|address": every
+ * attempt updates both, and a lookup consults both, so a resolver that
+ * fails (or is made to fail) to name the MX host does not hide the
+ * history.  Values are fixed-size records (history.c).
  */
 #ifndef MXG_HISTORY_H
 #define MXG_HISTORY_H

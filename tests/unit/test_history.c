@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "policy/history.h"
+#include "policy/policy.h"
 
 static char dir[64];
 
@@ -118,12 +119,54 @@ test_record_and_window(void **state)
 	history_close(h);
 }
 
+/* the policy engine's view: record through history_note(), decide
+ * through history_apply() */
+static void
+test_apply(void **state)
+{
+	char err[256];
+	struct history *h = history_open(dir, err, sizeof(err));
+	struct sockaddr_in a = sin4("192.0.2.9"), b = sin4("192.0.2.10");
+	struct policy_verdict v;
+
+	assert_non_null(h);
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	snprintf(v.mx_host, sizeof(v.mx_host), "mx.example");
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 0);
+	history_note(h, 86400, (struct sockaddr *)&a, "mx.example", 1, 1);
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v.source, "tls-history");
+	/* the MX host unknown this time (DNS failed): the address record */
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 1);
+	/* another address: nothing known */
+	v.level = TLS_LEVEL_MAY;
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&b, &v), 0);
+	/* only opportunistic verdicts are raised; window 0 is off */
+	v.level = TLS_LEVEL_NONE;
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 0);
+	v.level = TLS_LEVEL_MAY;
+	assert_int_equal(history_apply(h, 0, (struct sockaddr *)&a, &v), 0);
+	assert_int_equal(history_apply(NULL, 86400, (struct sockaddr *)&a,
+	    &v), 0);
+	/* a stripped attempt does not erase the history */
+	history_note(h, 86400, (struct sockaddr *)&a, "mx.example", 0, 0);
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 1);
+	history_close(h);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_key),
 		cmocka_unit_test(test_record_and_window),
+		cmocka_unit_test(test_apply),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
