@@ -1,17 +1,25 @@
 #!/bin/bash
 # Runs the namespace integration scenarios tests/ns/*.sh (optionally only
 # those whose name contains PATTERN), each as a separate bash process with a
-# timeout.  Prints "ok|FAIL name (seconds)" per scenario and a final line
-# "ns: N passed, N failed"; exits non-zero if any failed.
+# timeout.  Prints "ok|FAIL name (seconds)" per scenario (failures with the
+# scenario's output) and a final line "ns: N passed, N failed"; exits
+# non-zero if any failed.
 #
 #   MXGUARD=/path/to/mxguard bash tests/run-ns.sh [PATTERN]
 #   (make check-ns [NS=PATTERN] sets MXGUARD)
-# Environment: NS_TIMEOUT (seconds per scenario, default 90), NS_VERBOSE=1
-# (show every scenario's output, not only failures' output), MXG_KEEP=1
-# (keep temp dirs), MXG_BASELINE=1 (run without mxguard: harness self-test).
+# Environment:
+#   NS_TIMEOUT=90    seconds per scenario
+#   NS_JOBS=1        scenarios run at once (each has its own namespaces, temp
+#                    dir and mxguard, so parallel runs do not collide; timing
+#                    sensitive scenarios are more reliable with 1)
+#   NS_VERBOSE=1     show every scenario's output, not only failures'
+#   MXG_KEEP=1       keep the scenarios' temp dirs (/tmp/mxg-PID.*)
+#   MXG_BASELINE=1   run without mxguard (plain Postfix-to-Postfix: harness
+#                    self-test; scenarios that need mxguard are skipped)
 cd "$(dirname "$0")/.." || exit 2
 pattern=${1:-}
 timeout_s=${NS_TIMEOUT:-90}
+jobs_max=${NS_JOBS:-1}
 
 if [ "$(id -u)" != 0 ]; then echo "run-ns: needs root (network namespaces)" >&2; exit 2; fi
 if [ "${MXG_BASELINE:-0}" != 1 ]; then
@@ -23,28 +31,52 @@ if [ "${MXG_BASELINE:-0}" != 1 ]; then
 	export MXGUARD
 fi
 
-pass=0; failn=0; failed=()
 outdir=$(mktemp -d /tmp/mxg-run-ns.XXXXXX)
-for t in tests/ns/*.sh; do
-	[ -e "$t" ] || continue
-	name=$(basename "$t" .sh)
-	if [ -n "$pattern" ] && [[ "$name" != *"$pattern"* ]]; then continue; fi
+trap 'rm -rf "$outdir"' EXIT
+
+run_one() {	# runs in the background: writes $outdir/NAME.{out,rc,secs}
+	local t=$1 name=$2 start rc
 	start=$EPOCHREALTIME
 	timeout -k 10 "$timeout_s" bash "$t" >"$outdir/$name.out" 2>&1
 	rc=$?
-	secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+	awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }' >"$outdir/$name.secs"
+	echo "$rc" >"$outdir/$name.rc"
+}
+
+report() {	# NAME: print the result line (and output) of a finished scenario
+	local name=$1 rc secs why=""
+	rc=$(cat "$outdir/$name.rc"); secs=$(cat "$outdir/$name.secs")
 	if [ "$rc" = 0 ]; then
 		pass=$((pass + 1))
 		echo "ok   $name (${secs}s)"
 		[ "${NS_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$outdir/$name.out"
 	else
 		failn=$((failn + 1)); failed+=("$name")
-		[ "$rc" = 124 ] && why=" timeout after ${timeout_s}s" || why=""
+		[ "$rc" = 124 ] && why=" timeout after ${timeout_s}s"
 		echo "FAIL $name (${secs}s)$why"
 		sed 's/^/    /' "$outdir/$name.out"
 	fi
+	return 0
+}
+
+pass=0; failn=0; failed=(); names=()
+for t in tests/ns/*.sh; do
+	[ -e "$t" ] || continue
+	name=$(basename "$t" .sh)
+	if [ -n "$pattern" ] && [[ "$name" != *"$pattern"* ]]; then continue; fi
+	names+=("$name")
+	if [ "$jobs_max" -le 1 ]; then
+		run_one "$t" "$name"
+		report "$name"
+	else
+		while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n; done
+		run_one "$t" "$name" &
+	fi
 done
-rm -rf "$outdir"
+if [ "$jobs_max" -gt 1 ]; then
+	wait
+	for name in "${names[@]}"; do report "$name"; done
+fi
 [ "$failn" -gt 0 ] && echo "failed: ${failed[*]}"
 echo "ns: $pass passed, $failn failed"
 [ "$failn" -eq 0 ]
