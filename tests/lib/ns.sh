@@ -16,6 +16,34 @@
 #
 # Synchronisation is always by polling a condition with a timeout (wait_*),
 # never by a bare sleep.
+#
+# API (see each function's comment):
+#   setup      ns_setup; rcv_addr ADDR; in_snd/in_rcv CMD; bg NS LOG CMD
+#   checks     assert "what" CMD...; fail MSG; pass MSG; log MSG
+#   waiting    wait_for SECS "what" CMD; wait_port NS ADDR PORT;
+#              wait_log FILE REGEX; wait_status QID RCPT REGEX;
+#              wait_queue_empty; wait_queue_count N; wait_mailbox ADDR [N];
+#              wait_rcv_idle
+#   pki        make_ca; make_cert NAME DNSNAME [valid|expired|selfsigned]
+#   receiver   rcv_listener ADDR CERT|none [-o ...]; rcv_mailbox A@D...;
+#              rcv_setup ($RD, log $RD/maillog); bad_start ADDR --mode ...
+#   sender     snd_setup ($SD, log $SD/maillog, SND_EXTRA_MAIN);
+#              snd_route DOMAIN ADDR[:PORT]; snd_postconf; snd_release;
+#              snd_flush; send_mail FROM TO BODY [SUBJ] [HEADER] (MSGID,
+#              MSGFILE); new_body FILE [BYTES]; find_qid MSGID
+#   results    snd_status QID RCPT; queue_has/queue_json/queue_reason QID;
+#              queue_count; mailbox_files/mailbox_count ADDR;
+#              all_mailbox_count; msg_file_by_id ADDR MSGID; body_hash FILE;
+#              received_tls FILE; rcv_tls_sessions; count_log FILE REGEX
+#   mxguard    mxg_start [conf lines] (MXG_EXTRA_CONF, MXG_LOG_LEVEL; log
+#              $MXLOG); mxg_stop; mxg_rules_install/remove; rule_packets RE;
+#              mx_count REGEX; need_mxguard; with_mxguard
+# A scenario fails (after its own checks) if mxguard crashed or a sanitizer
+# wrote a report into $MXLOG.
+#
+# Pitfall: the divert rule matches every tcp/25 flow leaving the sender
+# namespace, including connections to 127.0.0.1:25 (the sender Postfix's own
+# listener): submit test mail with send_mail (sendmail -C), not over SMTP.
 
 set -o pipefail
 
