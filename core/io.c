@@ -48,6 +48,7 @@ struct io {
 	int		 pending_error;	/* error to deliver from defer */
 	int		 pending_data;	/* redeliver DATAIN from defer */
 	int		 parked;	/* fd out of epoll after a hangup */
+	int		 tls_failed;	/* a TLS error: no resumption */
 
 	uint64_t	 timeout;
 	struct ev_timer	*tmo;
@@ -78,8 +79,15 @@ really_free(struct io *io)
 	ev_timer_free(io->defer);
 	if (io->fd != -1) {
 		ev_fd_del(io->loop, io->fd);
-		if (io->ssl != NULL && io->state == ST_OPEN && !io->eof)
-			SSL_shutdown(io->ssl);	/* best effort close_notify */
+		if (io->ssl != NULL && !io->tls_failed) {
+			/* OpenSSL marks the session of an SSL freed without
+			 * a shutdown as not resumable; a connection that
+			 * ended without a TLS error deserves resumption */
+			if (io->state == ST_OPEN && !io->eof)
+				SSL_shutdown(io->ssl);	/* close_notify */
+			SSL_set_shutdown(io->ssl, SSL_SENT_SHUTDOWN |
+			    SSL_RECEIVED_SHUTDOWN);
+		}
 		close(io->fd);
 	}
 	SSL_free(io->ssl);
@@ -128,6 +136,7 @@ set_ssl_err(struct io *io, const char *what, int sslerr)
 	unsigned long e = ERR_peek_last_error();
 	char buf[200];
 
+	io->tls_failed = 1;
 	if (sslerr == SSL_ERROR_SYSCALL && e == 0) {
 		if (errno)
 			set_err(io, what, errno);

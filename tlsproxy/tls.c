@@ -12,10 +12,24 @@
 #include "tlsproxy/tls.h"
 
 #define RESUME_SLOTS	1024
+/* TLS 1.3 tickets are single use (RFC 8446 C.4), and a full handshake
+ * brings several: keep a few per key and hand out each once. */
+#define RESUME_DEPTH	4
+
 struct resume_slot {
 	char		*key;
-	SSL_SESSION	*sess;
+	SSL_SESSION	*sess[RESUME_DEPTH];	/* newest last */
+	int		 n;
 };
+
+static void
+slot_clear(struct resume_slot *slot)
+{
+	while (slot->n > 0)
+		SSL_SESSION_free(slot->sess[--slot->n]);
+	free(slot->key);
+	slot->key = NULL;
+}
 
 struct tls_ctx {
 	SSL_CTX	*client;
@@ -65,16 +79,21 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	const char *key = SSL_get_ex_data(ssl, key_index);
 	struct resume_slot *slot;
 
-	char *k;
-
-	if (key == NULL || t == NULL || !SSL_SESSION_is_resumable(sess) ||
-	    (k = strdup(key)) == NULL)
+	if (key == NULL || t == NULL || !SSL_SESSION_is_resumable(sess))
 		return 0;
 	slot = &t->slots[key_hash(key)];
-	SSL_SESSION_free(slot->sess);
-	free(slot->key);
-	slot->key = k;
-	slot->sess = sess;
+	if (slot->key == NULL || strcmp(slot->key, key) != 0) {
+		slot_clear(slot);
+		if ((slot->key = strdup(key)) == NULL)
+			return 0;
+	}
+	if (slot->n == RESUME_DEPTH) {
+		SSL_SESSION_free(slot->sess[0]);
+		memmove(slot->sess, slot->sess + 1,
+		    (RESUME_DEPTH - 1) * sizeof(slot->sess[0]));
+		slot->n--;
+	}
+	slot->sess[slot->n++] = sess;
 	return 1;	/* we keep the reference */
 }
 
@@ -90,15 +109,20 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 		free(k);
 		return;
 	}
-	if (slot->sess == NULL || strcmp(slot->key, key) != 0)
+	if (slot->key == NULL || strcmp(slot->key, key) != 0)
 		return;
-	if ((long)time(NULL) - (long)SSL_SESSION_get_time(slot->sess) >=
-	    SSL_SESSION_get_timeout(slot->sess)) {
-		SSL_SESSION_free(slot->sess);
-		slot->sess = NULL;
-		return;
+	while (slot->n > 0) {
+		SSL_SESSION *sess = slot->sess[--slot->n];
+		int usable = SSL_SESSION_is_resumable(sess) &&
+		    (long)time(NULL) - (long)SSL_SESSION_get_time(sess) <
+		    SSL_SESSION_get_timeout(sess);
+
+		if (usable)
+			SSL_set_session(ssl, sess);
+		SSL_SESSION_free(sess);	/* the SSL holds its own ref */
+		if (usable)
+			return;
 	}
-	SSL_set_session(ssl, slot->sess);
 }
 
 /* Completes every handshake: the policy judges the result afterwards
@@ -197,10 +221,8 @@ tls_ctx_free(struct tls_ctx *t)
 
 	if (t == NULL)
 		return;
-	for (i = 0; t->slots && i < RESUME_SLOTS; i++) {
-		SSL_SESSION_free(t->slots[i].sess);
-		free(t->slots[i].key);
-	}
+	for (i = 0; t->slots && i < RESUME_SLOTS; i++)
+		slot_clear(&t->slots[i]);
 	free(t->slots);
 	/* SSL objects of live sessions keep the SSL_CTX alive: its
 	 * new-session callback must not find this struct any more */
