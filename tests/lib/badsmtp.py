@@ -14,6 +14,9 @@ One process, one listening socket, one mode (--mode):
              a TLS ClientHello (handshake is completed and the session goes on
              over TLS) or further cleartext commands.
   nostarttls never offers STARTTLS (and refuses the command).
+  badtls     offers STARTTLS, answers 220, then answers the ClientHello
+             with bytes that are no TLS and hangs up: the handshake fails.
+             Sessions that never send STARTTLS are served normally.
   mitm       a STARTTLS-stripping man in the middle: forwards to --upstream
              HOST:PORT and rewrites STARTTLS in the server's replies to
              XXXXXXXA, so the client thinks TLS is not offered.
@@ -158,6 +161,17 @@ def smtp_session(c):
                     c.phase = "clear-after-starttls"
                 continue
             c.reply("220 2.0.0 Ready to start TLS")
+            if mode == "badtls":
+                # read the ClientHello, answer with bytes that are no TLS
+                c.raw.settimeout(ARGS.wait)
+                try:
+                    hello = c.raw.recv(4096)
+                except socket.timeout:
+                    hello = b""
+                log(c.cid, "badtls clienthello=%d" % len(hello))
+                c.raw.sendall(b"this is not a TLS server hello\r\n")
+                c.raw.close()
+                return
             if not start_tls(c):
                 return
             in_tls = True
@@ -310,7 +324,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mode", required=True,
-                   choices=["normal", "die", "inject", "nostarttls", "mitm"])
+                   choices=["normal", "die", "inject", "nostarttls", "mitm", "badtls"])
     p.add_argument("--listen", default="127.0.0.1")
     p.add_argument("--port", type=int, default=25)
     p.add_argument("--log", required=True)
