@@ -63,7 +63,8 @@ pass=0; failn=0; failed=(); names=()
 for t in tests/ns/*.sh; do
 	[ -e "$t" ] || continue
 	name=$(basename "$t" .sh)
-	if [ -n "$pattern" ] && [[ "$name" != *"$pattern"* ]]; then continue; fi
+	# PATTERN is an extended regex on the scenario name ("^1", "dane")
+	if [ -n "$pattern" ] && ! [[ "$name" =~ $pattern ]]; then continue; fi
 	names+=("$name")
 	if [ "$jobs_max" -le 1 ]; then
 		run_one "$t" "$name"
