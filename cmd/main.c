@@ -16,6 +16,8 @@
 #include "cmd/cmd.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "policy/override.h"
+#include "tlsproxy/tls.h"
 
 #define DEFAULT_CONFIG "/etc/mxguard/mxguard.conf"
 
@@ -43,6 +45,30 @@ usage(void)
 	    "       mxguard [-c file] policy domain\n"
 	    "       mxguard [-c file] check domain [address] [--json]\n");
 	exit(2);
+}
+
+/* -n: what the daemon would refuse at start, short of binding sockets:
+ * the overrides and the TLS files too, not only the syntax. */
+static int
+check_config(const struct config *cfg, const char *path)
+{
+	struct ovr_table ovr = { 0, NULL };
+	struct tls_ctx *tls;
+	char err[512];
+
+	if (ovr_load(&ovr, &cfg->tls_policy, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: %s: tls_policy: %s\n",
+		    path ? path : "defaults", err);
+		return 1;
+	}
+	ovr_clear(&ovr);
+	if ((tls = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxguard: %s: %s\n", path ? path : "defaults",
+		    err);
+		return 1;
+	}
+	tls_ctx_free(tls);
+	return 0;
 }
 
 int
@@ -84,10 +110,11 @@ main(int argc, char **argv)
 	if (opts.debug)
 		cfg->log_level = LOG_LVL_DEBUG;
 	if (check_only) {
-		if (verbose)
+		rc = check_config(cfg, opts.config_path);
+		if (rc == 0 && verbose)
 			config_dump(cfg, stdout);
 		config_free(cfg);
-		return 0;
+		return rc;
 	}
 	if (argc == 0) {
 		static char *run_argv[] = { "run", NULL };

@@ -1,0 +1,29 @@
+#!/bin/bash
+# 23: `mxguard -n` checks a configuration and exits: the built-in defaults
+# and the shipped example pass; unknown keys and bad values are errors
+# with FILE:LINE; bad overrides and unreadable certificates are caught too.
+# (No namespace needed: it only runs the binary.)
+. "$(dirname "$0")/../lib/ns.sh"
+need_mxguard
+T=$(mktemp -d /tmp/mxg-cfg.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+check() {	# EXPECTED-RC REGEX-OF-STDERR CONFIG-TEXT
+	printf '%b' "$3" >"$T/c.conf"
+	out=$("$MXGUARD" -n -c "$T/c.conf" 2>&1); rc=$?
+	[ "$rc" = "$1" ] || fail "rc $rc (want $1) for: $3 -> $out"
+	[[ "$out" =~ $2 ]] || fail "message \"$out\" does not match /$2/"
+	log "ok: $(printf '%b' "$3" | tail -1) -> ${out:-accepted}"
+}
+
+"$MXGUARD" -n -c /dev/null || fail "empty file (all defaults) refused"
+"$MXGUARD" -n -c docs/mxguard.conf.example || fail "shipped example refused"
+check 1 "c.conf:3: unknown key \"listne\"" "# comment\n\nlistne = 1.2.3.4:25\n"
+check 1 "c.conf:1: fail_mode: value is not one of" "fail_mode = sometimes\n"
+check 1 "c.conf:2: command_timeout: not a duration" "user =\ncommand_timeout = soon\n"
+check 1 "c.conf:1: expected \"key = value\"" "listen 1.2.3.4:25\n"
+check 1 "tls_policy.*unknown level" "tls_policy = example.com bogus\n"
+check 1 "loading tls_cert_file" "tls_cert_file = $T/none.pem\ntls_key_file = $T/none.key\n"
+check 0 "^$" "tls_policy = example.com secure\ntls_policy = .example.org verify\nlog_level = debug\n"
+"$MXGUARD" -n -v -c /dev/null | grep -qx "upstream_mark = 0x4d58" || fail "-v does not print the effective configuration"
+pass "configuration check"
