@@ -44,7 +44,6 @@ static const struct ckey keys[] = {
 	{ "listen",		C_LIST,	O(listen),	"127.0.0.1:10025 [::1]:10025", NULL },
 	{ "listen_mode",	C_ENUM,	O(listen_mode),	"redirect", "redirect|tproxy" },
 	{ "max_sessions",	C_INT,	O(max_sessions), "4000", NULL },
-	{ "reuseport_workers",	C_INT,	O(reuseport_workers), "1", NULL },
 
 	{ "upstream_mark",	C_MARK,	O(upstream_mark), "0x4d58", NULL },
 	{ "intercept_mark",	C_MARK,	O(intercept_mark), "0x4d49", NULL },

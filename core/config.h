@@ -26,7 +26,6 @@ struct config {
 	struct strlist	 listen;	/* "ADDR:PORT", "[ADDR6]:PORT" */
 	char		*listen_mode;	/* redirect | tproxy */
 	int		 max_sessions;
-	int		 reuseport_workers; /* processes with SO_REUSEPORT */
 
 	/* netfilter */
 	uint32_t	 upstream_mark;	/* SO_MARK of own sockets = BYPASS */
