@@ -26,4 +26,9 @@ check 1 "tls_policy.*unknown level" "tls_policy = example.com bogus\n"
 check 1 "loading tls_cert_file" "tls_cert_file = $T/none.pem\ntls_key_file = $T/none.key\n"
 check 0 "^$" "tls_policy = example.com secure\ntls_policy = .example.org verify\nlog_level = debug\n"
 "$MXGUARD" -n -v -c /dev/null | grep -qx "upstream_mark = 0x4d58" || fail "-v does not print the effective configuration"
+# every key the binary knows is documented, in both places
+for k in $("$MXGUARD" -n -v -c /dev/null | awk '{ print $1 }' | sort -u); do
+	grep -q "\`$k\`" docs/configuration.md || fail "key $k missing from docs/configuration.md"
+	grep -q "fB$k\\\\fP" docs/mxguard.conf.5 || fail "key $k missing from mxguard.conf(5)"
+done
 pass "configuration check"
