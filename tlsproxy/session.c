@@ -634,8 +634,18 @@ static void
 policy_done(void *arg, struct policy_verdict *v)
 {
 	struct session *s = arg;
+	char q[300];
 
 	s->preq = NULL;
+	/* the policy engine logged why; this ties it to the session */
+	log_info("sid=%s event=verdict domain=%s dst=%s mx=%s source=%s "
+	    "level=%s%s%s%s", s->id, v->domain, s->dst_str,
+	    v->mx_host[0] ? v->mx_host : "-", v->source,
+	    tls_level_name(v->level), v->report_only ? " mode=testing" : "",
+	    v->reason[0] ? " reason=" : "", v->reason);
+	if (v->level == TLS_LEVEL_DEFER && v->detail[0])
+		log_debug("sid=%s event=verdict-detail detail=%s", s->id,
+		    log_q(q, sizeof(q), v->detail));
 	if (s->nverdicts < MAX_VERDICTS)
 		s->verdicts[s->nverdicts++] = v;
 	else {
