@@ -88,9 +88,9 @@ check-ns: $(B)/mxguard
 	@MXGUARD=$(abspath $(B)/mxguard) bash tests/run-ns.sh $(NS)
 
 # The ASan/UBSan pass of `make check`: every unit test, and the relay
-# scenarios (1x) against a sanitized daemon; the harness fails a scenario
+# scenarios (1x, 2x) against a sanitized daemon; the harness fails a scenario
 # whose daemon log holds a sanitizer report.  `make asan` runs all scenarios.
-ASAN_NS ?= ^1
+ASAN_NS ?= ^[12]
 check-asan:
 	$(MAKE) B=build-asan SAN=1 all unit
 	sh tests/run-unit.sh $(patsubst $(B)/%,build-asan/%,$(UNIT_BIN))
