@@ -1068,11 +1068,20 @@ policy_verdict_free(struct policy_verdict *v)
 
 /* ---- TLS ---- */
 
+static int prepared_idx = -1;	/* SSL ex_data: the preparing verdict */
+
 int
 policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 {
 	const char *sni = v->mx_host[0] ? v->mx_host : NULL;
 	int i;
+
+	/* verify_peer() trusts the handshake's own verification for the
+	 * verdict that set it up */
+	if (prepared_idx == -1)
+		prepared_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (prepared_idx == -1 || !SSL_set_ex_data(ssl, prepared_idx, (void *)v))
+		return -1;
 
 	if (sni == NULL && v->tls != NULL && v->tls->nnames > 0 &&
 	    v->tls->names[0][0] != '.')
@@ -1130,6 +1139,14 @@ verify_peer(const struct policy_verdict *v, SSL *ssl)
 		return X509_V_ERR_UNSPECIFIED;
 	if (v->tls == NULL || v->tls->store == NULL)
 		return SSL_get_verify_result(ssl);
+	if (prepared_idx != -1 && SSL_get_ex_data(ssl, prepared_idx) == v) {
+		/* the handshake (or the session it resumed, cached under
+		 * this verdict's key) verified this store and these names */
+		vr = SSL_get_verify_result(ssl);
+		if (vr == X509_V_OK && v->tls->nnames == 0)
+			vr = X509_V_ERR_HOSTNAME_MISMATCH;
+		return vr;
+	}
 	if ((xc = X509_STORE_CTX_new()) == NULL)
 		return X509_V_ERR_OUT_OF_MEM;
 	if (!X509_STORE_CTX_init(xc, v->tls->store, peer, chain)) {
