@@ -184,6 +184,8 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 	}
 	SSL_CTX_set_verify(t->client, SSL_VERIFY_PEER, verify_accept);
 	SSL_CTX_set_mode(t->client, SSL_MODE_RELEASE_BUFFERS);
+	/* one read() per burst of records, not two per record */
+	SSL_CTX_set_read_ahead(t->client, 1);
 	/* resumption is keyed by the session (tls_client_resume) */
 	SSL_CTX_set_session_cache_mode(t->client, SSL_SESS_CACHE_CLIENT |
 	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -207,6 +209,7 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 			goto fail;
 		}
 		SSL_CTX_set_mode(t->server, SSL_MODE_RELEASE_BUFFERS);
+		SSL_CTX_set_read_ahead(t->server, 1);
 	}
 	return t;
 fail:
