@@ -692,6 +692,10 @@ do_handshake(struct io *io)
 	if (r == 1) {
 		io->state = ST_OPEN;
 		touch(io);
+		/* read-ahead may already hold the peer's first records: no
+		 * socket event will announce them */
+		io->pending_data = 1;
+		ev_timer_arm(io->defer, 0);
 		if (emit(io, IO_TLSREADY) == 0 && io->outlen > 0 &&
 		    flush_out(io) == -1) {
 			io->state = ST_DEAD;
