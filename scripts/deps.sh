@@ -13,7 +13,7 @@ PKGS=(
 	liblmdb-dev libcmocka-dev libidn2-dev
 	postfix unbound knot ldnsutils nginx-light stunnel4 swaks
 	iptables iproute2 openssl python3 conntrack
-	man-db groff-base systemd valgrind
+	man-db groff-base systemd valgrind linux-perf
 )
 SERVICES=(postfix unbound nginx knot stunnel4)
 
