@@ -105,7 +105,11 @@ install: $(B)/mxguard
 	install -D -m 0755 $(B)/mxguard $(DESTDIR)$(SBINDIR)/mxguard
 	install -D -m 0644 docs/mxguard.8 $(DESTDIR)$(MANDIR)/man8/mxguard.8
 	install -D -m 0644 docs/mxguard.conf.5 $(DESTDIR)$(MANDIR)/man5/mxguard.conf.5
-	install -D -m 0644 systemd/mxguard.service $(DESTDIR)$(UNITDIR)/mxguard.service
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's,/usr/local/sbin/mxguard,$(SBINDIR)/mxguard,g' \
+	    -e 's,/etc/mxguard/,$(SYSCONFDIR)/mxguard/,g' \
+	    systemd/mxguard.service >$(DESTDIR)$(UNITDIR)/mxguard.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mxguard.service
 	install -D -m 0644 systemd/mxguard.sysusers $(DESTDIR)/usr/lib/sysusers.d/mxguard.conf
 	install -D -m 0644 systemd/mxguard.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/mxguard.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/mxguard/mxguard.conf || \
