@@ -140,3 +140,28 @@ sts_assert_delivered() {
 	f=$(msg_file_by_id "$2" "$MSGID") || fail "message $MSGID not in mailbox"
 	assert "Received header of $2 shows TLS" [ -n "$(received_tls "$f")" ]
 }
+
+# sts_enf_world CERTNAME [CERTKIND] [TXTID]: the world most enforce
+# scenarios share.  One receiver, mx1.enf.test on 10.25.1.10, presenting a
+# certificate for CERTNAME (make_cert kinds: "" valid, expired, ...); the
+# sender routes enf.test there; DNS has enf.test's MX, mx1's address, the
+# _mta-sts TXT record with id TXTID (default 1) and the policy host; nginx
+# serves the site.  The caller writes the policy (sts_policy enf.test),
+# then calls sts_start and sts_mxguard_start.
+sts_enf_world() {
+	local name=$1 kind=${2:-} id=${3:-1}
+	make_cert mx1 "$name" $kind
+	rcv_listener 10.25.1.10 mx1
+	rcv_mailbox alice@enf.test
+	rcv_setup
+	snd_setup
+	snd_route enf.test 10.25.1.10
+	dns_records <<Z
+enf IN MX 10 mx1.enf
+mx1.enf IN A 10.25.1.10
+_mta-sts.enf IN TXT "v=STSv1; id=$id"
+mta-sts.enf IN A 10.25.1.80
+Z
+	dns_start
+	sts_site enf.test
+}
