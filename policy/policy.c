@@ -8,10 +8,14 @@
  *   - unless an override decides: the _mta-sts.D TXT record and the cached
  *     policy of D (LMDB), then a fetch when there is no valid cached policy
  *     or the TXT id changed.  A background fetch refreshes a policy within
- *     sts_refresh_margin of its expiry.
+ *     sts_refresh_margin of its expiry;
+ *   - unless an override other than "dane" decides: the DANE lookup
+ *     (policy/dane.c: MX, A/AAAA, TLSA with DNSSEC status).
  * When everything has answered (or policy_timeout passed) decide():
- * overrides, DANE (hook, filled in by the DANE module), MTA-STS, then the
- * opportunistic default.  The decision is logged in one line and counted.
+ * overrides, DANE, MTA-STS, then the opportunistic default, which the TLS
+ * history (policy/history.c) raises to encrypt for a server that completed
+ * STARTTLS within tls_history_window.  The decision is logged in one line
+ * and counted.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -28,7 +32,9 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "policy/cache.h"
+#include "policy/dane.h"
 #include "policy/dns.h"
+#include "policy/history.h"
 #include "policy/http.h"
 #include "policy/override.h"
 #include "policy/policy.h"
@@ -42,6 +48,7 @@
 #endif
 
 struct policy_tls {
+	struct dane_info *dane;		/* TLS_LEVEL_DANE: the TLSA RRset */
 	X509_STORE	*store;
 	int		 nnames;
 	char		 names[OVR_MAX_MATCH][256];
@@ -83,6 +90,10 @@ struct policy_req {
 	struct mxh	 mx[MAX_MX];
 	int		 nmx;
 	int		 addr_pending;
+
+	/* DANE (policy/dane.c) */
+	struct dane_req	*daneq;
+	struct dane_info *dane;		/* its answer */
 
 	/* MTA-STS */
 	int		 sts;		/* MTA-STS lookups run */
@@ -129,6 +140,8 @@ struct policy {
 	struct sts_cache *cache;
 	struct fetch	*fetches;
 	struct policy_req *reqs;
+	struct history	*hist;		/* TLS history, NULL when off */
+	int64_t		 hist_window;	/* seconds */
 };
 
 static const char *level_names[] = {
@@ -187,6 +200,10 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		goto fail;
 	if (policy_reconfigure(p, cfg, err, errsz) == -1)
 		goto fail;
+	if (cfg->tls_history && (p->hist = history_open(cfg->state_dir,
+	    cerr, sizeof(cerr))) == NULL)
+		log_warn("event=tls-history-unavailable error=\"%s\" "
+		    "note=\"no downgrade detection by TLS history\"", cerr);
 	if (cfg->sts_enable && (p->cache = sts_cache_open(cfg->state_dir,
 	    cerr, sizeof(cerr))) == NULL)
 		log_warn("event=sts-cache-unavailable error=\"%s\" "
@@ -212,6 +229,7 @@ policy_free(struct policy *p)
 	dns_free(p->dns);
 	SSL_CTX_free(p->ctx);
 	sts_cache_close(p->cache);
+	history_close(p->hist);
 	ovr_clear(&p->ovr);
 	free(p);
 }
@@ -251,6 +269,8 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	p->require_tls = strcmp(cfg->require_tls, "yes") == 0;
 	p->sts_enable = cfg->sts_enable;
 	p->dane_enable = cfg->dane_enable;
+	p->hist_window = cfg->tls_history ?
+	    (int64_t)(cfg->tls_history_window / 1000) : 0;
 	p->policy_timeout = cfg->policy_timeout ? cfg->policy_timeout : 60000;
 	p->fetch_timeout = cfg->sts_fetch_timeout;
 	p->max_body = cfg->sts_max_body ? cfg->sts_max_body : 65536;
@@ -315,6 +335,8 @@ req_stop_lookups(struct policy_req *r)
 	r->mxq = NULL;
 	dns_cancel(r->txtq);
 	r->txtq = NULL;
+	dane_cancel(r->daneq);
+	r->daneq = NULL;
 	for (i = 0; i < r->nmx; i++) {
 		dns_cancel(r->mx[i].q);
 		r->mx[i].q = NULL;
@@ -337,6 +359,7 @@ req_destroy(struct policy_req *r)
 	ev_timer_free(r->tmo);
 	ev_timer_free(r->fire);
 	sts_cache_entry_clear(&r->cached);
+	dane_info_free(r->dane);
 	free(r->fresh);
 	policy_verdict_free(r->v);
 	free(r);
@@ -439,6 +462,8 @@ mx_lookup_failure(struct policy_req *r)
 	}
 }
 
+static void dane_verdict(struct policy_req *);
+
 static void
 apply_override(struct policy_req *r)
 {
@@ -457,10 +482,21 @@ apply_override(struct policy_req *r)
 		v->level = TLS_LEVEL_MAY;
 		return;
 	case OVR_ENCRYPT:
-	case OVR_DANE:
-		/* DANE hook: the DANE module decides "dane" overrides; until
-		 * then TLS is required but not authenticated. */
 		v->level = TLS_LEVEL_ENCRYPT;
+		return;
+	case OVR_DANE:
+		/* DANE required: usable TLSA records authenticate, only
+		 * unusable ones mean encrypt, none at all defers */
+		if (r->dane != NULL && r->dane->state != DANE_NONE) {
+			dane_verdict(r);
+			v->source = "override";
+			return;
+		}
+		v->level = TLS_LEVEL_DEFER;
+		snprintf(v->reason, sizeof(v->reason), "dane-required");
+		snprintf(v->detail, sizeof(v->detail), "tls_policy \"%s\": "
+		    "%s", o->line, r->dane ? r->dane->detail :
+		    "DANE lookup did not finish");
 		return;
 	case OVR_VERIFY:
 	case OVR_SECURE:
@@ -483,15 +519,76 @@ apply_override(struct policy_req *r)
 	}
 }
 
+static const struct sts_policy *sts_effective(struct policy_req *,
+    const char **);
+static void check_done(struct policy_req *);
+
+/* The verdict from r->dane (not DANE_NONE). */
+static void
+dane_verdict(struct policy_req *r)
+{
+	struct policy_verdict *v = r->v;
+	char none[1][256];
+
+	dane_apply(r->dane, v);
+	if (v->level != TLS_LEVEL_DANE)
+		return;
+	if (verdict_names(r->pol, v, 0, none) == -1 ||
+	    (v->tls->dane = dane_info_dup(r->dane)) == NULL)
+		defer(r, "dane", "validation-failure", "out of memory");
+}
+
 /*
- * DANE hook (DESIGN.md 4.1): the DANE module decides here, before
- * MTA-STS, from secure MX/A/TLSA lookups; returns 1 when it has set the
- * verdict (TLS_LEVEL_DANE, or TLS_LEVEL_DEFER), 0 to fall through.
+ * DANE (DESIGN.md 4.1, policy/dane.c, docs/dane.md) decides here, before
+ * MTA-STS, from secure MX/A/TLSA lookups: returns 1 when it has set the
+ * verdict (TLS_LEVEL_DANE; TLS_LEVEL_ENCRYPT for only unusable records;
+ * TLS_LEVEL_DEFER), 0 to fall through.  A DANE lookup still running at
+ * policy_timeout defers: a signed zone must never fall back.
  */
 static int
 dane_decide(struct policy_req *r)
 {
-	return 0;
+	struct policy_verdict *v = r->v;
+	const struct sts_policy *sp;
+	const char *origin;
+
+	if (r->daneq != NULL) {
+		/* policy_timeout: never fall back while DNSSEC may say DANE */
+		dane_cancel(r->daneq);
+		r->daneq = NULL;
+		defer(r, "dane", "dnssec-invalid", "DNSSEC/DANE lookups did "
+		    "not finish within policy_timeout");
+		return 1;
+	}
+	if (r->dane == NULL)
+		return 0;
+	if (r->dane->state == DANE_NONE) {
+		if (v->mx_host[0] == '\0' && r->dane->mx_host[0] != '\0')
+			snprintf(v->mx_host, sizeof(v->mx_host), "%s",
+			    r->dane->mx_host);
+		return 0;
+	}
+	dane_verdict(r);
+	sp = r->sts ? sts_effective(r, &origin) : NULL;
+	if (sp != NULL && sp->mode != STS_MODE_NONE) {
+		snprintf(v->sts_note, sizeof(v->sts_note), "mode=%s,ignored",
+		    sts_mode_name(sp->mode));
+		log_info("event=dane-over-mta-sts domain=%s mx=%s dane=%s "
+		    "sts_mode=%s note=\"DANE takes precedence over MTA-STS\"",
+		    v->domain, v->mx_host[0] ? v->mx_host : "-",
+		    dane_state_name(r->dane->state), sts_mode_name(sp->mode));
+	}
+	return 1;
+}
+
+static void
+on_dane(void *arg, struct dane_info *d)
+{
+	struct policy_req *r = arg;
+
+	r->daneq = NULL;
+	r->dane = d;
+	check_done(r);
 }
 
 static const struct sts_policy *
@@ -630,6 +727,9 @@ decide(struct policy_req *r)
 		    "invalid: %s", r->txt_err);
 	else
 		snprintf(v->detail, sizeof(v->detail), "no TLS policy");
+	if (r->have_dst)
+		history_apply(p->hist, p->hist_window,
+		    (struct sockaddr *)&r->dst, v);
 	finish(r);
 }
 
@@ -641,6 +741,8 @@ check_done(struct policy_req *r)
 	if (!r->mx_done || r->addr_pending > 0)
 		return;
 	if (r->sts && !r->sts_done)
+		return;
+	if (r->daneq != NULL)
 		return;
 	decide(r);
 }
@@ -1020,6 +1122,10 @@ policy_lookup(struct policy *p, const char *domain,
 	if ((r->mxq = dns_query(p->dns, v->domain, DNS_T_MX, on_mx, r)) ==
 	    NULL)
 		goto fail;
+	if (p->dane_enable && r->have_dst && (r->ovr == NULL ||
+	    r->ovr->level == OVR_DANE) && (r->daneq = dane_lookup(p->dns,
+	    v->domain, (struct sockaddr *)&r->dst, on_dane, r)) == NULL)
+		goto fail;
 	if (r->ovr == NULL && p->sts_enable) {
 		r->sts = 1;
 		if (p->cache != NULL && sts_cache_get(p->cache, v->domain,
@@ -1060,6 +1166,7 @@ policy_verdict_free(struct policy_verdict *v)
 	if (v == NULL)
 		return;
 	if (v->tls != NULL) {
+		dane_info_free(v->tls->dane);
 		X509_STORE_free(v->tls->store);
 		free(v->tls);
 	}
@@ -1089,7 +1196,8 @@ policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 	if (sni != NULL && !SSL_set_tlsext_host_name(ssl, sni))
 		return -1;
 	if (v->level == TLS_LEVEL_DANE)
-		return 0;	/* the DANE module sets up SSL_dane_*() */
+		return v->tls != NULL && v->tls->dane != NULL ?
+		    dane_tls_prepare(v->tls->dane, ssl) : -1;
 	/* verification is judged by policy_tls_check(), with a precise
 	 * reason; the handshake itself never fails on it */
 	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
@@ -1186,18 +1294,13 @@ policy_tls_check(const struct policy_verdict *v, SSL *ssl, char *reason,
 		    v->level == TLS_LEVEL_MAY ? 0 : -1;
 	}
 	if (v->level == TLS_LEVEL_DANE) {
-		/* DANE hook: the DANE module owns this check */
-		vr = SSL_get_verify_result(ssl);
-		if (vr == X509_V_OK &&
-		    SSL_get0_dane_authority(ssl, NULL, NULL) >= 0) {
-			snprintf(reason, reasonsz, "success");
-			snprintf(detail, detailsz, "DANE verified");
-			return 0;
+		if (v->tls == NULL || v->tls->dane == NULL) {
+			snprintf(reason, reasonsz, "validation-failure");
+			snprintf(detail, detailsz, "no TLSA records");
+			return -1;
 		}
-		snprintf(reason, reasonsz, "tlsa-invalid");
-		snprintf(detail, detailsz, "%s",
-		    X509_verify_cert_error_string(vr));
-		return -1;
+		return dane_tls_check(v->tls->dane, ssl, reason, reasonsz,
+		    detail, detailsz);
 	}
 	vr = verify_peer(v, ssl);
 	snprintf(reason, reasonsz, "%s", verify_reason(vr));
@@ -1222,15 +1325,57 @@ policy_tls_check(const struct policy_verdict *v, SSL *ssl, char *reason,
 const char *
 policy_no_starttls_reason(const struct policy_verdict *v)
 {
-	return v->level == TLS_LEVEL_DANE ? "dane-required" :
-	    "starttls-not-supported";
+	/* DANE with only unusable TLSA records still requires TLS */
+	return v->level == TLS_LEVEL_DANE || (v->level == TLS_LEVEL_ENCRYPT &&
+	    v->source != NULL && strcmp(v->source, "dane") == 0) ?
+	    "dane-required" : "starttls-not-supported";
 }
 
 void
 policy_record_tls(struct policy *p, const struct sockaddr *dst,
     const char *mx_host, int starttls_offered, int tls_ok)
 {
-	/* TLS history is a later module (DESIGN.md 4.3). */
+	history_note(p->hist, p->hist_window, dst, mx_host, starttls_offered,
+	    tls_ok);
+}
+
+int
+policy_tls_session_key(const struct policy_verdict *v, char *buf, size_t sz)
+{
+	const char *host = v->mx_host[0] ? v->mx_host : "-";
+	char dg[65];
+	int i, n;
+
+	switch (v->level) {
+	case TLS_LEVEL_DANE:
+		/* only a session that passed this very TLSA RRset's check */
+		if (v->tls == NULL || v->tls->dane == NULL)
+			return -1;
+		for (i = 0; i < 32; i++)
+			snprintf(dg + 2 * i, 3, "%02x", v->tls->dane->digest[i]);
+		n = snprintf(buf, sz, "%s|dane|%s|%s", host,
+		    v->tls->dane->tlsa_base, dg);
+		break;
+	case TLS_LEVEL_VERIFY:
+		/* WebPKI: the reference names the session was checked for */
+		n = snprintf(buf, sz, "%s|verify", host);
+		if (n >= 0 && (size_t)n < sz && v->tls != NULL)
+			for (i = 0; i < v->tls->nnames; i++) {
+				int k = snprintf(buf + n, sz - (size_t)n,
+				    "|%s", v->tls->names[i]);
+
+				if (k < 0 || (size_t)k >= sz - (size_t)n)
+					return -1;
+				n += k;
+			}
+		break;
+	default:
+		/* may, encrypt (also from the TLS history): nothing is
+		 * authenticated, so nothing can be skipped */
+		n = snprintf(buf, sz, "%s|unauthenticated", host);
+		break;
+	}
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 
 /* ---- for `mxguard policy` ---- */

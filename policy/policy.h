@@ -86,6 +86,14 @@ int		 policy_tls_check(const struct policy_verdict *, SSL *ssl,
  * verdict ("starttls-not-supported", or "dane-required" for DANE). */
 const char	*policy_no_starttls_reason(const struct policy_verdict *);
 
+/* A key for TLS session resumption: the same key only for verdicts whose
+ * checks a resumed session can skip, because they are the same checks:
+ * MX host, level, source and, for DANE, a SHA-256 digest of the TLSA
+ * RRset (for verify, the reference names).  0, or -1 if sz is too small.
+ * Cache a session under this key only after policy_tls_check() passed. */
+int		 policy_tls_session_key(const struct policy_verdict *,
+		    char *buf, size_t sz);
+
 /* Delivery outcome news, for the TLS history and counters: the server at
  * dst (MX host name if known) offered STARTTLS or not, and TLS came up or
  * not. */
