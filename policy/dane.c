@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -774,6 +775,58 @@ dane_tls_prepare(const struct dane_info *d, SSL *ssl)
 	return 0;
 }
 
+static int verify_result(const struct dane_info *, long, char *, size_t,
+    char *, size_t);
+
+/*
+ * A resumed session skipped certificate verification, and the session
+ * may have been verified against another TLSA RRset: verify the peer
+ * chain the session kept again, with OpenSSL's DANE verification and the
+ * TLSA records, names and flags this SSL object was prepared with.
+ */
+static int
+resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
+    size_t reasonsz, char *detail, size_t detailsz)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	SSL_DANE *dane = SSL_get0_dane(ssl);
+	X509_STORE_CTX *xc;
+	long vr;
+
+	if (peer == NULL || dane == NULL ||
+	    (xc = X509_STORE_CTX_new()) == NULL) {
+		snprintf(reason, reasonsz, "validation-failure");
+		snprintf(detail, detailsz, "resumed session without the "
+		    "server's certificate");
+		return -1;
+	}
+	if (!X509_STORE_CTX_init(xc,
+	    SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), peer, chain)) {
+		X509_STORE_CTX_free(xc);
+		snprintf(reason, reasonsz, "validation-failure");
+		snprintf(detail, detailsz, "cannot verify the resumed session");
+		return -1;
+	}
+	X509_STORE_CTX_set_default(xc, "ssl_server");
+	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(xc),
+	    SSL_get0_param(ssl));
+	X509_STORE_CTX_set0_dane(xc, dane);
+	if (X509_verify_cert(xc) == 1)
+		vr = X509_V_OK;
+	else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
+		vr = X509_V_ERR_UNSPECIFIED;
+	X509_STORE_CTX_free(xc);
+	ERR_clear_error();
+	if (vr == X509_V_OK) {
+		snprintf(reason, reasonsz, "success");
+		snprintf(detail, detailsz, "resumed session, verified again "
+		    "by DANE for %s", d->tlsa_base);
+		return 0;
+	}
+	return verify_result(d, vr, reason, reasonsz, detail, detailsz);
+}
+
 int
 dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
     size_t reasonsz, char *detail, size_t detailsz)
@@ -782,9 +835,8 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 	uint8_t u, s, m;
 	const unsigned char *data;
 	size_t dlen;
-	int depth;
-
 	const struct loaded *l;
+	int depth;
 
 	if (d->state != DANE_USABLE) {
 		snprintf(reason, reasonsz, "success");
@@ -800,14 +852,9 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 		    "for the TLSA records of _25._tcp.%s", d->tlsa_base);
 		return -1;
 	}
-	if (SSL_session_reused(ssl) && vr == X509_V_OK) {
-		/* the session was cached under a key that holds this TLSA
-		 * RRset's digest, after it passed this check */
-		snprintf(reason, reasonsz, "success");
-		snprintf(detail, detailsz, "resumed session, authenticated "
-		    "by DANE for %s", d->tlsa_base);
-		return 0;
-	}
+	if (SSL_session_reused(ssl))
+		return resumed_check(d, ssl, reason, reasonsz, detail,
+		    detailsz);
 	if (SSL_get0_peer_certificate(ssl) == NULL) {
 		snprintf(reason, reasonsz, "validation-failure");
 		snprintf(detail, detailsz, "no server certificate");
@@ -825,6 +872,13 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 		snprintf(reason, reasonsz, "success");
 		return 0;
 	}
+	return verify_result(d, vr, reason, reasonsz, detail, detailsz);
+}
+
+static int
+verify_result(const struct dane_info *d, long vr, char *reason,
+    size_t reasonsz, char *detail, size_t detailsz)
+{
 	switch (vr) {
 	case X509_V_OK:
 		snprintf(reason, reasonsz, "validation-failure");

@@ -25,6 +25,7 @@
 #include <openssl/x509v3.h>
 
 #include "policy/dane.h"
+#include "policy/policy.h"
 
 #define HOST	"mx.example.test"
 #define DOMAIN	"example.test"
@@ -477,6 +478,122 @@ test_other_rrset(void **s)
 	check_with = NULL;
 }
 
+/* one handshake on given contexts, optionally resuming sess; returns
+ * dane_tls_check's result, *out the client's session */
+static int
+hs2(SSL_CTX *sctx, SSL_CTX *cctx, struct dane_info *d, SSL_SESSION *sess,
+    SSL_SESSION **out, int *reused, char *reason, size_t rsz)
+{
+	SSL *sv, *c;
+	int sp[2], i, sdone = 0, cdone = 0, rc;
+	char detail[256];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	nonblock(sp[0]);
+	nonblock(sp[1]);
+	sv = SSL_new(sctx);
+	c = SSL_new(cctx);
+	SSL_set_fd(sv, sp[0]);
+	SSL_set_fd(c, sp[1]);
+	SSL_set_accept_state(sv);
+	SSL_set_connect_state(c);
+	assert_int_equal(dane_tls_prepare(d, c), 0);
+	if (sess != NULL)
+		assert_int_equal(SSL_set_session(c, sess), 1);
+	for (i = 0; i < 1000 && !(sdone && cdone); i++) {
+		if (!cdone && (rc = SSL_do_handshake(c)) == 1)
+			cdone = 1;
+		if (!sdone && (rc = SSL_do_handshake(sv)) == 1)
+			sdone = 1;
+	}
+	assert_true(sdone && cdone);
+	*reused = SSL_session_reused(c);
+	rc = dane_tls_check(d, c, reason, rsz, detail, sizeof(detail));
+	printf("# resumed=%d check=%d reason=%s detail=%s\n", *reused, rc,
+	    reason, detail);
+	if (out != NULL)
+		*out = SSL_get1_session(c);
+	/* a clean close keeps the session resumable */
+	SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_set_shutdown(sv, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+	SSL_free(sv);
+	SSL_free(c);
+	close(sp[0]);
+	close(sp[1]);
+	dane_info_free(d);
+	return rc;
+}
+
+/* a resumed session is verified again against the TLSA records of the
+ * verdict at hand: a session verified for one RRset does not pass for
+ * another */
+static void
+test_resumed_session(void **s)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL_SESSION *sess = NULL;
+	char r[48];
+	int reused;
+
+	SSL_CTX_use_certificate(sctx, P.leaf);
+	SSL_CTX_use_PrivateKey(sctx, P.leaf_key);
+	SSL_CTX_add1_chain_cert(sctx, P.ca);
+	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+	SSL_CTX_dane_enable(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, P.leaf), NULL,
+	    &sess, &reused, r, sizeof(r)), 0);
+	assert_false(reused);
+	assert_non_null(sess);
+	/* same RRset: resumed and accepted */
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, P.leaf), sess,
+	    NULL, &reused, r, sizeof(r)), 0);
+	assert_true(reused);
+	assert_string_equal(r, "success");
+	/* another RRset that does not match the kept certificate */
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, P.other), sess,
+	    NULL, &reused, r, sizeof(r)), -1);
+	assert_true(reused);
+	assert_string_equal(r, "tlsa-invalid");
+	/* DANE-TA with the name checks, on the kept chain */
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, P.ca), sess,
+	    NULL, &reused, r, sizeof(r)), 0);
+	assert_true(reused);
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+}
+
+/* the resumption key: unauthenticated levels share one key per host,
+ * DANE without its RRset has none, a short buffer is refused */
+static void
+test_session_key(void **s)
+{
+	struct policy_verdict v;
+	char k[300];
+
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	snprintf(v.mx_host, sizeof(v.mx_host), HOST);
+	assert_int_equal(policy_tls_session_key(&v, k, sizeof(k)), 0);
+	assert_string_equal(k, HOST "|unauthenticated");
+	v.level = TLS_LEVEL_ENCRYPT;
+	v.source = "tls-history";
+	assert_int_equal(policy_tls_session_key(&v, k, sizeof(k)), 0);
+	assert_string_equal(k, HOST "|unauthenticated");
+	assert_int_equal(policy_tls_session_key(&v, k, 5), -1);
+	v.level = TLS_LEVEL_DANE;
+	assert_int_equal(policy_tls_session_key(&v, k, sizeof(k)), -1);
+	v.level = TLS_LEVEL_VERIFY;
+	assert_int_equal(policy_tls_session_key(&v, k, sizeof(k)), 0);
+	assert_string_equal(k, HOST "|verify");
+}
+
 static void
 test_info_dup(void **s)
 {
@@ -517,6 +634,8 @@ main(void)
 		cmocka_unit_test(test_expired_ta_fails),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test(test_other_rrset),
+		cmocka_unit_test(test_resumed_session),
+		cmocka_unit_test(test_session_key),
 		cmocka_unit_test(test_info_dup),
 	};
 
