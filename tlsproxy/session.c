@@ -354,15 +354,17 @@ session_tempfail(struct session *s, const char *code, const char *fmt, ...)
 
 /* ---- state machine ----------------------------------------------------- */
 
-/* What a resumed TLS session may stand for: this destination, under this
- * policy (the MX host the name checks used, the level, the source). */
+/* What a resumed TLS session may stand for: this destination, under
+ * what the policy checked (MX host, names, TLSA digest). */
 static void
 resume_key(struct session *s, char *key, size_t sz)
 {
-	const struct policy_verdict *v = s->up_verdict;
+	char pk[600];
 
-	snprintf(key, sz, "%s|%s|%s|%s", s->dst_str, v->mx_host,
-	    tls_level_name(v->level), v->source);
+	if (policy_tls_session_key(s->up_verdict, pk, sizeof(pk)) == -1)
+		snprintf(pk, sizeof(pk), "%s|%s", s->up_verdict->mx_host,
+		    tls_level_name(s->up_verdict->level));
+	snprintf(key, sz, "%s|%s", s->dst_str, pk);
 }
 
 static int
@@ -1301,6 +1303,10 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 		policy_record_tls(s->env->policy,
 		    (struct sockaddr *)&s->dst_addr, v->mx_host, 1, 1);
 		if (!ok && !v->report_only) {
+			char key[700];
+
+			resume_key(s, key, sizeof(key));
+			tls_client_forget(s->env->tls, key);
 			policy_failed(s, v, reason, detail);
 			break;
 		}

@@ -125,6 +125,15 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 	}
 }
 
+void
+tls_client_forget(struct tls_ctx *t, const char *key)
+{
+	struct resume_slot *slot = &t->slots[key_hash(key)];
+
+	if (slot->key != NULL && strcmp(slot->key, key) == 0)
+		slot_clear(slot);
+}
+
 /* Completes every handshake: the policy judges the result afterwards
  * (SSL_get_verify_result keeps the first error). */
 static int
