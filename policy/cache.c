@@ -14,6 +14,7 @@
 #include <lmdb.h>
 
 #include "core/log.h"
+#include "policy/store.h"
 #include "policy/cache.h"
 
 #define MAGIC		"MXS1"
@@ -29,44 +30,17 @@ struct sts_cache *
 sts_cache_open(const char *dir, char *err, size_t errsz)
 {
 	struct sts_cache *c;
-	MDB_txn *txn;
-	char path[4096];
-	int rc;
 
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
-		return NULL;
-	}
-	if (snprintf(path, sizeof(path), "%s/sts-cache.mdb", dir) >=
-	    (int)sizeof(path)) {
-		snprintf(err, errsz, "state_dir too long");
-		return NULL;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	if ((rc = mdb_env_create(&c->env)) != 0)
-		goto fail;
-	mdb_env_set_mapsize(c->env, 256UL * 1024 * 1024);
-	if ((rc = mdb_env_open(c->env, path, MDB_NOSUBDIR | MDB_NOTLS,
-	    0600)) != 0)
-		goto fail;
-	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
-		goto fail;
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &c->dbi)) != 0) {
-		mdb_txn_abort(txn);
-		goto fail;
+	if (store_open(dir, "sts-cache.mdb", 256UL * 1024 * 1024, &c->env, &c->dbi, err,
+	    errsz) == -1) {
+		free(c);
+		return NULL;
 	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		goto fail;
 	return c;
-fail:
-	snprintf(err, errsz, "%s: %s", path, mdb_strerror(rc));
-	if (c->env != NULL)
-		mdb_env_close(c->env);
-	free(c);
-	return NULL;
 }
 
 void

@@ -17,6 +17,7 @@
 #include <lmdb.h>
 
 #include "core/log.h"
+#include "policy/store.h"
 #include "policy/history.h"
 #include "policy/policy.h"
 
@@ -32,44 +33,17 @@ struct history *
 history_open(const char *dir, char *err, size_t errsz)
 {
 	struct history *h;
-	MDB_txn *txn;
-	char path[4096];
-	int rc;
 
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
-		return NULL;
-	}
-	if (snprintf(path, sizeof(path), "%s/history.mdb", dir) >=
-	    (int)sizeof(path)) {
-		snprintf(err, errsz, "state_dir too long");
-		return NULL;
-	}
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	if ((rc = mdb_env_create(&h->env)) != 0)
-		goto fail;
-	mdb_env_set_mapsize(h->env, 64UL * 1024 * 1024);
-	if ((rc = mdb_env_open(h->env, path, MDB_NOSUBDIR | MDB_NOTLS,
-	    0600)) != 0)
-		goto fail;
-	if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
-		goto fail;
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &h->dbi)) != 0) {
-		mdb_txn_abort(txn);
-		goto fail;
+	if (store_open(dir, "history.mdb", 64UL * 1024 * 1024, &h->env, &h->dbi, err,
+	    errsz) == -1) {
+		free(h);
+		return NULL;
 	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		goto fail;
 	return h;
-fail:
-	snprintf(err, errsz, "%s: %s", path, mdb_strerror(rc));
-	if (h->env != NULL)
-		mdb_env_close(h->env);
-	free(h);
-	return NULL;
 }
 
 void
