@@ -457,6 +457,11 @@ session_enter(struct session *s, enum sstate st)
 	case S_BODY:
 		io_set_timeout(s->up, cfg->data_block_timeout);
 		io_set_lowat(s->up, BODY_LOWAT);
+		/* idle sessions give OpenSSL's record buffers back; a
+		 * message in flight keeps them instead of reallocating
+		 * them around every record */
+		if (io_ssl(s->up) != NULL)
+			SSL_clear_mode(io_ssl(s->up), SSL_MODE_RELEASE_BUFFERS);
 		smtp_data_init(&s->body);
 		body_pump(s);
 		break;
@@ -1180,6 +1185,8 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		message_done(s, r);
 		cl_relay(s, r);
 		io_set_lowat(s->up, 0);
+		if (io_ssl(s->up) != NULL)
+			SSL_set_mode(io_ssl(s->up), SSL_MODE_RELEASE_BUFFERS);
 		tx_clear(s);
 		session_enter(s, S_IDLE);
 		break;
