@@ -160,6 +160,10 @@ history_get(struct history *h, const char *host, const struct sockaddr *dst,
 	return rc;
 }
 
+/* A success younger than this is not written again: the history window
+ * is days, a write per delivery would be a synchronous commit each. */
+#define REFRESH_S	600
+
 int
 history_record(struct history *h, const char *host,
     const struct sockaddr *dst, int starttls_offered, int tls_ok,
@@ -184,6 +188,13 @@ history_record(struct history *h, const char *host,
 	}
 	if (prev != NULL)
 		*prev = e;
+	if (starttls_offered && tls_ok && e.first_tls != 0 &&
+	    now - e.last_tls >= 0 && now - e.last_tls < REFRESH_S) {
+		/* nothing the window could notice: spare the disk a
+		 * synchronous write per delivery */
+		mdb_txn_abort(txn);
+		return 0;
+	}
 	if (starttls_offered && tls_ok) {
 		if (e.first_tls == 0)
 			e.first_tls = now;

@@ -1301,6 +1301,7 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 		struct policy_verdict *v = s->up_verdict;
 		int ok;
 
+		tls_client_done(s->env->tls, io_ssl(io));
 		ok = policy_tls_check(v, io_ssl(io), reason, sizeof(reason),
 		    detail, sizeof(detail)) == 0;
 		snprintf(s->tls_verify, sizeof(s->tls_verify), "%s", reason);

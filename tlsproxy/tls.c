@@ -12,8 +12,11 @@
 #include "tlsproxy/tls.h"
 
 #define RESUME_SLOTS	1024
-/* TLS 1.3 tickets are single use (RFC 8446 C.4), and a full handshake
- * brings several: keep a few per key and hand out each once. */
+/* A full TLS 1.3 handshake brings several tickets: keep the newest few
+ * per key.  The newest is offered to every new connection (servers that
+ * issue stateless tickets accept them again, and concurrent sessions to
+ * one MX all resume); one the server refused is dropped, so a server that
+ * treats tickets as single use (RFC 8446 C.4) gets the next one. */
 #define RESUME_DEPTH	4
 
 struct resume_slot {
@@ -40,6 +43,7 @@ struct tls_ctx {
 };
 
 static int key_index = -1;	/* SSL ex_data: the resumption key */
+static int offer_index = -1;	/* SSL ex_data: the session offered */
 
 static int
 version_of(const char *name)
@@ -112,17 +116,40 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 	if (slot->key == NULL || strcmp(slot->key, key) != 0)
 		return;
 	while (slot->n > 0) {
-		SSL_SESSION *sess = slot->sess[--slot->n];
-		int usable = SSL_SESSION_is_resumable(sess) &&
-		    (long)time(NULL) - (long)SSL_SESSION_get_time(sess) <
-		    SSL_SESSION_get_timeout(sess);
+		SSL_SESSION *sess = slot->sess[slot->n - 1];
 
-		if (usable)
+		if (SSL_SESSION_is_resumable(sess) &&
+		    (long)time(NULL) - (long)SSL_SESSION_get_time(sess) <
+		    SSL_SESSION_get_timeout(sess)) {
 			SSL_set_session(ssl, sess);
-		SSL_SESSION_free(sess);	/* the SSL holds its own ref */
-		if (usable)
+			SSL_set_ex_data(ssl, offer_index, sess);
 			return;
+		}
+		SSL_SESSION_free(sess);
+		slot->n--;
 	}
+}
+
+void
+tls_client_done(struct tls_ctx *t, SSL *ssl)
+{
+	const char *key = SSL_get_ex_data(ssl, key_index);
+	SSL_SESSION *offered = SSL_get_ex_data(ssl, offer_index);
+	struct resume_slot *slot;
+	int i;
+
+	if (key == NULL || offered == NULL || SSL_session_reused(ssl))
+		return;
+	/* the server would not resume it: do not offer it again */
+	slot = &t->slots[key_hash(key)];
+	for (i = 0; i < slot->n; i++)
+		if (slot->sess[i] == offered) {
+			SSL_SESSION_free(offered);
+			memmove(slot->sess + i, slot->sess + i + 1,
+			    (slot->n - i - 1) * sizeof(slot->sess[0]));
+			slot->n--;
+			break;
+		}
 }
 
 void
@@ -162,6 +189,8 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 	if (key_index == -1)
 		key_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
 		    key_free);
+	if (offer_index == -1)
+		offer_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
 	    (t->slots = calloc(RESUME_SLOTS, sizeof(*t->slots))) == NULL) {
 		free(t);

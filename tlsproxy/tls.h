@@ -32,6 +32,9 @@ int		 tls_server_enabled(const struct tls_ctx *);
  * under the same key.  The cache is bounded and entries expire with the
  * session's own lifetime. */
 void		 tls_client_resume(struct tls_ctx *, SSL *, const char *key);
+/* After the handshake: a session the server refused to resume is not
+ * offered again. */
+void		 tls_client_done(struct tls_ctx *, SSL *);
 /* Drops what is cached under key (a session that failed its policy
  * check, e.g. a TLS 1.2 session stored during the handshake). */
 void		 tls_client_forget(struct tls_ctx *, const char *key);
