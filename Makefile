@@ -71,12 +71,18 @@ unit: $(UNIT_BIN)
 check-unit: $(UNIT_BIN)
 	@sh tests/run-unit.sh $(UNIT_BIN)
 
-# Fuzz targets: clang + libFuzzer + ASan, library sources compiled in.
+# Fuzz targets: clang + libFuzzer + ASan/UBSan.  The library is compiled
+# once with coverage instrumentation (fuzzer-no-link) and linked into each.
+FUZZ_SAN    = -fsanitize=address,undefined
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
-              -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror -Wno-unused-parameter
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+              -Wall -Wextra -Werror -Wno-unused-parameter
+FUZZ_OBJ   := $(LIB_SRC:%.c=$(B)/fuzzobj/%.o)
+$(B)/fuzzobj/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(PKG_LIBS)
+	clang $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
 
 fuzz: $(FUZZ_BIN)
 
