@@ -18,7 +18,7 @@
 #                    self-test; scenarios that need mxguard are skipped)
 cd "$(dirname "$0")/.." || exit 2
 pattern=${1:-}
-timeout_s=${NS_TIMEOUT:-90}
+timeout_s=${NS_TIMEOUT:-180}
 jobs_max=${NS_JOBS:-1}
 
 if [ "$(id -u)" != 0 ]; then echo "run-ns: needs root (network namespaces)" >&2; exit 2; fi
