@@ -1,8 +1,11 @@
 #!/bin/bash
-# mxguard demo: a legacy Postfix with TLS disabled sends mail for three
+# mxguard demo: a legacy Postfix with TLS disabled sends mail for four
 # domains through mxguard, inside throw-away network namespaces:
 #   tls.test    receiver offers STARTTLS     -> mxguard upgrades the session
 #   plain.test  receiver offers no STARTTLS  -> relayed in cleartext
+#   strict.test same receiver as plain.test, but a policy requires TLS
+#               (tls_policy = strict.test encrypt) -> refused with 421
+#               4.7.10 starttls-not-supported: the mail stays queued
 #   dies.test   server dies in mid-DATA      -> the mail stays queued
 # Then prints, per message, what both ends saw, and tears everything down.
 # Needs root.  Usage: ./scripts/demo.sh
@@ -23,21 +26,23 @@ make_cert mx1 mx1.tls.test
 make_cert dies mx.dies.test
 rcv_listener 10.25.1.10 mx1
 rcv_listener 10.25.1.11 none
-rcv_mailbox alice@tls.test carol@plain.test
+rcv_mailbox alice@tls.test carol@plain.test erin@strict.test
 rcv_setup
 bad_start 10.25.1.12 --mode die --after 5000 --cert "$T/pki/dies.pem"
 snd_setup
 snd_route tls.test 10.25.1.10
 snd_route plain.test 10.25.1.11
 snd_route dies.test 10.25.1.12
-with_mxguard && mxg_start
+snd_route strict.test 10.25.1.11
+with_mxguard && mxg_start "tls_policy = strict.test encrypt"
 echo
 echo "== sender: Postfix, smtp_tls_security_level=none, in namespace $SND ($SND_IP)"
 echo "== mxguard: listening on 127.0.0.1:$MXG_PORT, nat OUTPUT tcp/25 REDIRECT"
 echo "== receivers in $RCV: 10.25.1.10 STARTTLS, 10.25.1.11 no STARTTLS, 10.25.1.12 dies mid-DATA"
+echo "== policy: tls_policy = strict.test encrypt (TLS required for strict.test)"
 echo
 
-rcpts=(alice@tls.test carol@plain.test dave@dies.test)
+rcpts=(alice@tls.test carol@plain.test erin@strict.test dave@dies.test)
 declare -A QID ID MF
 for r in "${rcpts[@]}"; do
 	new_body "$T/body-$r" 50000
@@ -68,13 +73,18 @@ for r in "${rcpts[@]}"; do
 		;;
 	*)
 		printf '  still queued: %s\n' "$(queue_reason "$q")"
-		printf '  server saw:   %s\n' "$(grep -E 'died|data-bytes' "$BADLOG" | head -n2 | cut -d' ' -f3- | tr '\n' ' ')"
+		case $r in
+		*@dies.test)
+			printf '  server saw:   %s\n' "$(grep -E 'died|data-bytes' "$BADLOG" | head -n2 | cut -d' ' -f3- | tr '\n' ' ')" ;;
+		*)
+			printf '  server saw:   %s\n' "$(grep -c "<$r>" "$RD/maillog" 2>/dev/null | sed 's/^0$/no envelope for this recipient: nothing crossed in cleartext/')" ;;
+		esac
 		;;
 	esac
 done
 echo
 echo "== mxguard log (sessions)"
-with_mxguard && grep -E 'event=(connect|tls|cleartext|message|close|policy|defer)' "$MXLOG" |
+with_mxguard && grep -E 'event=(connect|tls|cleartext|message|close|verdict|policy-failure)' "$MXLOG" |
 	sed -E 's/^[^ ]+ //; s/^/  /' | cut -c1-200
 echo
 echo "== tearing down"
