@@ -100,19 +100,14 @@ on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
 	struct run *r = arg;
 	int i;
 
+	struct dns_mx mx[MAXH];
+
 	r->mx_st = st;
 	r->mx_ad = a != NULL && a->ad;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
-		for (i = 0; i < a->nrr && r->nhost < MAXH; i++) {
-			if (a->rr[i].u.mx.host[0] == '\0')
-				continue;
-			snprintf(r->hosts[r->nhost].name, 256, "%s",
-			    a->rr[i].u.mx.host);
-			r->hosts[r->nhost++].pref = a->rr[i].u.mx.pref;
-		}
-	else if (st == DNS_NXDOMAIN || st == DNS_NODATA) {
-		memcpy(r->hosts[0].name, r->domain, sizeof(r->domain));
-		r->nhost = 1;
+	r->nhost = dns_mx_hosts(st, a, r->domain, mx, MAXH);
+	for (i = 0; i < r->nhost; i++) {
+		memcpy(r->hosts[i].name, mx[i].name, sizeof(mx[i].name));
+		r->hosts[i].pref = mx[i].pref;
 	}
 	one_done(r);
 }

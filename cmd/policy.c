@@ -38,6 +38,7 @@ struct run {
 	struct ev_loop	*loop;
 	int		 outstanding;
 	/* MX */
+	const char	*domain;
 	enum dns_status	 mx_st;
 	int		 nhost;
 	struct host	 hosts[MAXH];
@@ -69,15 +70,14 @@ on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
 	struct run *r = arg;
 	int i;
 
+	struct dns_mx mx[MAXH];
+
 	r->mx_st = st;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
-		for (i = 0; i < a->nrr && r->nhost < MAXH; i++) {
-			if (a->rr[i].u.mx.host[0] == '\0')
-				continue;
-			snprintf(r->hosts[r->nhost].name, 256, "%s",
-			    a->rr[i].u.mx.host);
-			r->hosts[r->nhost++].pref = a->rr[i].u.mx.pref;
-		}
+	r->nhost = dns_mx_hosts(st, a, r->domain, mx, MAXH);
+	for (i = 0; i < r->nhost; i++) {
+		memcpy(r->hosts[i].name, mx[i].name, sizeof(mx[i].name));
+		r->hosts[i].pref = mx[i].pref;
+	}
 	one_done(r);
 }
 
@@ -225,6 +225,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 
 	/* MX and TXT */
 	r->outstanding = 2;
+	r->domain = domain;
 	snprintf(name, sizeof(name), "_mta-sts.%s", domain);
 	if (dns_query(policy_dns(p), domain, DNS_T_MX, on_mx, r) == NULL ||
 	    dns_query(policy_dns(p), name, DNS_T_TXT, on_txt, r) == NULL) {
@@ -232,10 +233,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		goto out;
 	}
 	wait_all(r);
-	if (r->nhost == 0 && (r->mx_st == DNS_NXDOMAIN ||
-	    r->mx_st == DNS_NODATA)) {
-		snprintf(r->hosts[0].name, 256, "%s", domain);
-		r->nhost = 1;
+	if (r->mx_st == DNS_NXDOMAIN || r->mx_st == DNS_NODATA) {
 		printf("MX (%s: implicit MX, the domain itself)\n",
 		    dns_status_name(r->mx_st));
 	} else
