@@ -147,11 +147,18 @@ sts_assert_delivered() {
 # sender routes enf.test there; DNS has enf.test's MX, mx1's address, the
 # _mta-sts TXT record with id TXTID (default 1) and the policy host; nginx
 # serves the site.  The caller writes the policy (sts_policy enf.test),
-# then calls sts_start and sts_mxguard_start.
+# then calls sts_start and sts_mxguard_start.  With STS_MX2=1 a second
+# receiver, mx2.enf.test on 10.25.1.11 (valid certificate), has an address
+# in DNS too, though it is no MX of enf.test (yet).
 sts_enf_world() {
-	local name=$1 kind=${2:-} id=${3:-1}
+	local name=$1 kind=${2:-} id=${3:-1} mx2=""
 	make_cert mx1 "$name" $kind
 	rcv_listener 10.25.1.10 mx1
+	if [ "${STS_MX2:-0}" = 1 ]; then
+		make_cert mx2 mx2.enf.test
+		rcv_listener 10.25.1.11 mx2
+		mx2="mx2.enf IN A 10.25.1.11"
+	fi
 	rcv_mailbox alice@enf.test
 	rcv_setup
 	snd_setup
@@ -161,6 +168,7 @@ enf IN MX 10 mx1.enf
 mx1.enf IN A 10.25.1.10
 _mta-sts.enf IN TXT "v=STSv1; id=$id"
 mta-sts.enf IN A 10.25.1.80
+$mx2
 Z
 	dns_start
 	sts_site enf.test

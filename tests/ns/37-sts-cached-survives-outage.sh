@@ -8,23 +8,7 @@
 . "$LIBDIR/sts.sh"
 need_mxguard
 ns_setup
-make_cert mx1 mx1.enf.test
-make_cert mx2 mx2.enf.test
-rcv_listener 10.25.1.10 mx1
-rcv_listener 10.25.1.11 mx2
-rcv_mailbox alice@enf.test
-rcv_setup
-snd_setup
-snd_route enf.test 10.25.1.10
-dns_records <<'Z'
-enf IN MX 10 mx1.enf
-mx1.enf IN A 10.25.1.10
-mx2.enf IN A 10.25.1.11
-_mta-sts.enf IN TXT "v=STSv1; id=1"
-mta-sts.enf IN A 10.25.1.80
-Z
-dns_start
-sts_site enf.test
+STS_MX2=1 sts_enf_world mx1.enf.test
 sts_policy enf.test <<'P'
 version: STSv1
 mode: enforce
