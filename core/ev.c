@@ -176,6 +176,18 @@ ev_fd_mask(struct ev_loop *loop, int fd, int events)
 	return ep_ctl(loop, EPOLL_CTL_MOD, fd);
 }
 
+/* For a caller that closes fd next: the kernel drops the epoll
+ * registration with the last reference, so only our table changes. */
+void
+ev_fd_forget(struct ev_loop *loop, int fd)
+{
+	if (fd < 0 || fd >= loop->nregs)
+		return;
+	loop->regs[fd].cb = NULL;
+	loop->regs[fd].arg = NULL;
+	loop->regs[fd].mask = 0;
+}
+
 void
 ev_fd_del(struct ev_loop *loop, int fd)
 {

@@ -38,6 +38,7 @@ int		 ev_fd_set(struct ev_loop *, int fd, int events, ev_fd_cb *,
 /* Changes the mask only. */
 int		 ev_fd_mask(struct ev_loop *, int fd, int events);
 void		 ev_fd_del(struct ev_loop *, int fd);
+void		 ev_fd_forget(struct ev_loop *, int fd);	/* before close() */
 
 struct ev_timer	*ev_timer_new(struct ev_loop *, ev_timer_cb *, void *arg);
 /* (Re)arms the timer to fire once, ms milliseconds from now. */

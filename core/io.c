@@ -8,6 +8,14 @@
  *
  * An io freed from inside its own callback is only marked; the handler
  * that called the callback frees it on the way out.
+ *
+ * TLS output is corked: OpenSSL writes its records into our own buffer
+ * (tout, through a small BIO), and the buffer goes to the socket in one
+ * send() when the loop has handled the current batch of events (the defer
+ * timer).  So the handshake's Finished and the first command after it
+ * share a segment, and a 64 KiB SSL_write is one send instead of four.
+ * The buffer is bounded (TOUT_MAX; OpenSSL then sees a retry, exactly as
+ * with a full socket) and freed when empty.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -20,6 +28,8 @@
 #include <openssl/err.h>
 
 #include "core/io.h"
+
+#define TOUT_MAX	(256 * 1024)
 
 enum io_state { ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_DEAD };
 
@@ -36,6 +46,8 @@ struct io {
 	size_t		 inoff, inlen;
 	char		*out;
 	size_t		 outoff, outlen, outsz;
+	char		*tout;		/* TLS records not yet sent */
+	size_t		 toutoff, toutlen, toutsz;
 	size_t		 lowat;
 
 	int		 paused;
@@ -47,6 +59,8 @@ struct io {
 	int		 wr_want_read;	/* SSL_write wants it readable */
 	int		 pending_error;	/* error to deliver from defer */
 	int		 pending_data;	/* redeliver DATAIN from defer */
+	int		 pending_hs;	/* first handshake step from defer */
+	int		 pending_flush;	/* tout to send from defer */
 	int		 parked;	/* fd out of epoll after a hangup */
 	int		 tls_failed;	/* a TLS error: no resumption */
 
@@ -75,10 +89,9 @@ io_event_name(enum io_event e)
 static void
 really_free(struct io *io)
 {
-	ev_timer_free(io->tmo);
-	ev_timer_free(io->defer);
 	if (io->fd != -1) {
-		ev_fd_del(io->loop, io->fd);
+		/* close() below takes the fd out of epoll: no syscall */
+		ev_fd_forget(io->loop, io->fd);
 		if (io->ssl != NULL && !io->tls_failed) {
 			/* OpenSSL marks the session of an SSL freed without
 			 * a shutdown as not resumable; a connection that
@@ -88,11 +101,18 @@ really_free(struct io *io)
 			SSL_set_shutdown(io->ssl, SSL_SENT_SHUTDOWN |
 			    SSL_RECEIVED_SHUTDOWN);
 		}
+		if (io->toutlen > 0)	/* best effort, never blocks */
+			(void)send(io->fd, io->tout + io->toutoff,
+			    io->toutlen, MSG_NOSIGNAL | MSG_DONTWAIT);
 		close(io->fd);
 	}
+	/* after SSL_shutdown(), whose write arms the defer timer */
+	ev_timer_free(io->tmo);
+	ev_timer_free(io->defer);
 	SSL_free(io->ssl);
 	free(io->in);
 	free(io->out);
+	free(io->tout);
 	free(io);
 }
 
@@ -173,6 +193,8 @@ tmo_cb(void *arg)
 }
 
 static void do_read(struct io *, int redeliver);
+static void do_handshake(struct io *);
+static int drain_tout(struct io *);
 
 static void
 defer_cb(void *arg)
@@ -180,15 +202,30 @@ defer_cb(void *arg)
 	struct io *io = arg;
 
 	io->busy++;
+	if (io->pending_flush && !io->pending_error) {
+		size_t before = io_queued(io);
+
+		io->pending_flush = 0;
+		if (drain_tout(io) == -1)
+			io->pending_error = 1;
+		else if (io->state == ST_OPEN && before > io->lowat &&
+		    io_queued(io) <= io->lowat && emit(io, IO_LOWAT) == -1)
+			goto out;	/* freed by its owner */
+	}
 	if (io->pending_error) {
 		io->pending_error = 0;
 		io->state = ST_DEAD;
 		emit(io, IO_ERROR);
+	} else if (io->pending_hs) {
+		io->pending_hs = 0;
+		if (io->state == ST_HANDSHAKE)
+			do_handshake(io);
 	} else if (io->pending_data) {
 		io->pending_data = 0;
 		if (io->state == ST_OPEN && !io->paused)
 			do_read(io, 1);
 	}
+out:
 	io->busy--;
 	if (io->freed)
 		really_free(io);
@@ -313,11 +350,17 @@ io_update(struct io *io)
 		mask = EV_WRITE;
 		break;
 	case ST_HANDSHAKE:
+		if (io->hs_want == 0)
+			return;	/* first step pending: leave epoll alone */
 		mask = io->hs_want;
+		if (io->toutlen > 0 && !io->pending_flush)
+			mask |= EV_WRITE;
 		break;
 	case ST_OPEN:
 		if (!io->paused && !io->eof && io->inlen < IO_INBUF_MAX)
 			mask |= EV_READ;
+		if (io->toutlen > 0 && !io->pending_flush)
+			mask |= EV_WRITE;	/* the socket refused some */
 		if (io->outlen > 0)
 			mask |= io->wr_want_read ? EV_READ : EV_WRITE;
 		if (io->rd_want_write)
@@ -470,8 +513,11 @@ do_read(struct io *io, int redeliver)
 		io->inlen += (size_t)n;
 		io->rbytes += (unsigned long long)n;
 		got = 1;
-		if (!io->ssl && (size_t)n < room)
-			break;	/* drained the socket: save a syscall */
+		/* Drained: the socket (a short read), or OpenSSL's buffer.
+		 * Another read would only return EAGAIN; epoll is level-
+		 * triggered and reports whatever arrives later. */
+		if (io->ssl ? !SSL_has_pending(io->ssl) : (size_t)n < room)
+			break;
 	}
 	if (got)
 		touch(io);
@@ -498,7 +544,119 @@ do_read(struct io *io, int redeliver)
 size_t
 io_queued(const struct io *io)
 {
-	return io->outlen;
+	return io->outlen + io->toutlen;
+}
+
+/* ---- corked TLS output ------------------------------------------------- */
+
+/* Sends what OpenSSL wrote; 0 when all went or the socket is full, -1 on
+ * an error. */
+static int
+drain_tout(struct io *io)
+{
+	ssize_t n;
+
+	while (io->toutlen > 0) {
+		n = send(io->fd, io->tout + io->toutoff, io->toutlen,
+		    MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;	/* io_update asks for EV_WRITE */
+			set_err(io, "write", errno);
+			return -1;
+		}
+		io->toutoff += (size_t)n;
+		io->toutlen -= (size_t)n;
+		touch(io);
+	}
+	free(io->tout);
+	io->tout = NULL;
+	io->toutoff = io->toutsz = 0;
+	return 0;
+}
+
+static int
+tout_bio_write(BIO *b, const char *data, int len)
+{
+	struct io *io = BIO_get_data(b);
+	size_t n = (size_t)len;
+
+	BIO_clear_retry_flags(b);
+	if (len <= 0)
+		return 0;
+	if (io->toutlen >= TOUT_MAX) {
+		BIO_set_retry_write(b);
+		return -1;
+	}
+	if (io->toutoff + io->toutlen + n > io->toutsz) {
+		if (io->toutoff > 0) {
+			memmove(io->tout, io->tout + io->toutoff, io->toutlen);
+			io->toutoff = 0;
+		}
+		if (io->toutlen + n > io->toutsz) {
+			size_t sz = io->toutsz ? io->toutsz : 4096;
+			char *p;
+
+			while (sz < io->toutlen + n)
+				sz *= 2;
+			if ((p = realloc(io->tout, sz)) == NULL)
+				return -1;	/* a fatal TLS write error */
+			io->tout = p;
+			io->toutsz = sz;
+		}
+	}
+	memcpy(io->tout + io->toutoff + io->toutlen, data, n);
+	io->toutlen += n;
+	if (!io->pending_flush) {
+		io->pending_flush = 1;
+		ev_timer_arm(io->defer, 0);
+	}
+	return len;
+}
+
+static long
+tout_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:	/* sent from the loop, see drain_tout() */
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int
+tout_bio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static BIO_METHOD *tout_method;
+
+static BIO *
+tout_bio_new(struct io *io)
+{
+	BIO *b;
+
+	if (tout_method == NULL) {
+		BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() |
+		    BIO_TYPE_SOURCE_SINK, "mxguard tls output");
+
+		if (m == NULL || !BIO_meth_set_write(m, tout_bio_write) ||
+		    !BIO_meth_set_ctrl(m, tout_bio_ctrl) ||
+		    !BIO_meth_set_create(m, tout_bio_create)) {
+			BIO_meth_free(m);
+			return NULL;
+		}
+		tout_method = m;
+	}
+	if ((b = BIO_new(tout_method)) != NULL)
+		BIO_set_data(b, io);
+	return b;
 }
 
 /* Writes buffered output; never emits.  Returns -1 on a fatal error. */
@@ -663,10 +821,18 @@ io_printf(struct io *io, const char *fmt, ...)
 int
 io_start_tls(struct io *io, SSL *ssl, int server)
 {
+	BIO *rb, *wb;
+
 	if (io->ssl != NULL || io->state != ST_OPEN || io->outlen > 0)
 		return -1;
-	if (!SSL_set_fd(ssl, io->fd))
+	/* reads straight from the socket; writes corked (see the top) */
+	if ((rb = BIO_new_socket(io->fd, BIO_NOCLOSE)) == NULL)
 		return -1;
+	if ((wb = tout_bio_new(io)) == NULL) {
+		BIO_free(rb);
+		return -1;
+	}
+	SSL_set_bio(ssl, rb, wb);
 	/* io_write() retries a refused SSL_write from its own buffer */
 	SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
@@ -677,8 +843,12 @@ io_start_tls(struct io *io, SSL *ssl, int server)
 	else
 		SSL_set_connect_state(ssl);
 	io->state = ST_HANDSHAKE;
-	io->hs_want = EV_WRITE;	/* first step runs when writable */
-	io_update(io);
+	/* The first step runs from the loop (never inside the caller's
+	 * callback) without asking epoll for writability: the socket of a
+	 * connection that just exchanged STARTTLS has room. */
+	io->hs_want = 0;
+	io->pending_hs = 1;
+	ev_timer_arm(io->defer, 0);
 	return 0;
 }
 
@@ -687,6 +857,7 @@ do_handshake(struct io *io)
 {
 	int r, e;
 
+	io->pending_hs = 0;
 	ERR_clear_error();
 	r = SSL_do_handshake(io->ssl);
 	if (r == 1) {
@@ -747,18 +918,25 @@ io_fd_cb(int fd, int events, void *arg)
 		}
 		break;
 	case ST_HANDSHAKE:
+		if (io->toutlen > 0 && drain_tout(io) == -1) {
+			io->state = ST_DEAD;
+			emit(io, IO_ERROR);
+			break;
+		}
 		do_handshake(io);
 		break;
 	case ST_OPEN:
-		if (io->outlen > 0 && ((events & EV_WRITE) ||
+		if ((io->outlen > 0 || io->toutlen > 0) &&
+		    ((events & EV_WRITE) ||
 		    (io->wr_want_read && (events & EV_READ)))) {
-			before = io->outlen;
-			if (flush_out(io) == -1) {
+			before = io_queued(io);
+			if (drain_tout(io) == -1 || flush_out(io) == -1 ||
+			    drain_tout(io) == -1) {
 				io->state = ST_DEAD;
 				emit(io, IO_ERROR);
 				break;
 			}
-			if (before > io->lowat && io->outlen <= io->lowat &&
+			if (before > io->lowat && io_queued(io) <= io->lowat &&
 			    emit(io, IO_LOWAT) == -1)
 				break;
 		}

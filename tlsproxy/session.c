@@ -128,6 +128,8 @@ struct session {
 	char			*tx_mail;	/* "MAIL FROM:<...> ..." */
 	char			 tx_from[SMTP_PATH_MAX + 1];
 	int			 tx_up_mail;	/* MAIL accepted upstream */
+	int			 rcpt_pipelined; /* RCPT went with MAIL */
+	int			 up_discard;	/* upstream replies to drop */
 	char			*tx_mail_fail;	/* upstream's MAIL reply */
 	int			 tx_rcpts_ok;
 	int			 tx_rcpts;
@@ -248,6 +250,28 @@ up_printf(struct session *s, const char *fmt, ...)
 	    buf);
 	memcpy(buf + n, "\r\n", 2);
 	io_write(s->up, buf, (size_t)n + 2);
+}
+
+/* MAIL and the RCPT that caused it, in one write (RFC 2920) when the
+ * upstream offers PIPELINING: one round trip and one TLS record less. */
+static void
+up_mail_rcpt(struct session *s)
+{
+	char buf[2 * (SMTP_LINE_MAX + 2)];
+	int n;
+
+	log_debug("sid=%s event=command-upstream text=\"%s\"", s->id,
+	    s->tx_mail);
+	log_debug("sid=%s event=command-upstream text=\"%s\" pipelined=yes",
+	    s->id, s->rcpt_line);
+	n = snprintf(buf, sizeof(buf), "%s\r\n%s\r\n", s->tx_mail,
+	    s->rcpt_line);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		up_printf(s, "%s", s->tx_mail);	/* cannot happen: bounded */
+		return;
+	}
+	s->rcpt_pipelined = 1;
+	io_write(s->up, buf, (size_t)n);
 }
 
 static void
@@ -444,11 +468,17 @@ session_enter(struct session *s, enum sstate st)
 		break;
 	case S_MAIL:
 		io_set_timeout(s->up, cfg->command_timeout);
-		up_printf(s, "%s", s->tx_mail);
+		if ((s->caps.flags & SMTP_CAP_PIPELINING) && s->rcpt_line)
+			up_mail_rcpt(s);
+		else
+			up_printf(s, "%s", s->tx_mail);
 		break;
 	case S_RCPT:
 		io_set_timeout(s->up, cfg->command_timeout);
-		up_printf(s, "%s", s->rcpt_line);
+		if (s->rcpt_pipelined)
+			s->rcpt_pipelined = 0;	/* sent with MAIL */
+		else
+			up_printf(s, "%s", s->rcpt_line);
 		break;
 	case S_DATA:
 		io_set_timeout(s->up, cfg->command_timeout);
@@ -1161,6 +1191,12 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			session_enter(s, S_RCPT);
 			break;
 		}
+		if (s->rcpt_pipelined) {
+			/* the RCPT sent with it will be refused too: that
+			 * reply is not the client's */
+			s->rcpt_pipelined = 0;
+			s->up_discard++;
+		}
 		/* client got 250 for MAIL: its RCPTs carry the refusal */
 		if ((s->tx_mail_fail = malloc(r->len + 1)) != NULL) {
 			memcpy(s->tx_mail_fail, r->buf, r->len);
@@ -1263,7 +1299,13 @@ up_read_replies(struct session *s)
 			struct smtp_reply *r = s->rep;
 
 			s->rep = NULL;
-			session_on_reply(s, r);
+			if (s->up_discard > 0) {
+				s->up_discard--;
+				log_debug("sid=%s event=reply-dropped code=%d "
+				    "why=pipelined-rcpt-after-refused-mail",
+				    s->id, r->code);
+			} else
+				session_on_reply(s, r);
 			free(r);
 		}
 	}

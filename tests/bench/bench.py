@@ -42,6 +42,18 @@ MATRIX = [
 if QUICK:
     MATRIX = [(l, s, m, {c: max(c, n // 5) for c, n in d.items()})
               for l, s, m, d in MATRIX]
+# BENCH_ONLY="4KB 1/conn:1,10;1MB 1/conn:10": a subset of the matrix, for
+# iterating on one workload (the report still lists what was run).
+if E.get("BENCH_ONLY"):
+    _want = {}
+    for _item in E["BENCH_ONLY"].split(";"):
+        _l, _, _c = _item.partition(":")
+        _want[_l.strip()] = set(int(x) for x in _c.split(",") if x.strip())
+    MATRIX = [(l, s, m, {c: n for c, n in d.items()
+                         if not _want[l] or c in _want[l]})
+              for l, s, m, d in MATRIX if l in _want]
+# BENCH_PATHS="ab": only some of the three paths.
+RUN_PATHS = E.get("BENCH_PATHS", "abc")
 
 
 def log(msg):
@@ -184,7 +196,7 @@ def throughput():
     with open(RESULTS, "w") as f:
         for label, size, per, counts in MATRIX:
             for conc, msgs in counts.items():
-                for path in "abc":
+                for path in RUN_PATHS:
                     r = one_run(label, size, per, conc, msgs, path)
                     f.write(json.dumps(r) + "\n")
                     f.flush()

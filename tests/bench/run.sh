@@ -20,6 +20,8 @@
 #   BENCH_OUT=DIR        results directory (default /tmp/mxguard-bench-DATE)
 #   BENCH_QUICK=1        smaller message counts (a smoke run, ~3 minutes)
 #   BENCH_SKIP=mem,profile,throughput   skip parts
+#   BENCH_ONLY="4KB 1/conn:1,10;1MB 1/conn:10"  a subset of the matrix
+#   BENCH_PATHS=ab       only some of the paths a, b, c
 #   BENCH_HOLD=5000 BENCH_HOLD_MAX=10000 idle-session counts
 set -u -o pipefail
 
@@ -27,7 +29,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MXGUARD=${MXGUARD:?set MXGUARD=/path/to/mxguard}
 [ -x "$MXGUARD" ] || { echo "bench: $MXGUARD not executable" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "bench: needs root (network namespaces)" >&2; exit 1; }
-for t in smtp-source stunnel4 openssl ip iptables python3 cc; do
+for t in smtp-source stunnel4 unbound drill openssl ip iptables python3 cc; do
 	command -v "$t" >/dev/null || { echo "bench: missing $t" >&2; exit 1; }
 done
 
@@ -121,6 +123,40 @@ wait_port() {	# wait_port NSX HOST PORT
 }
 
 # --- daemons -----------------------------------------------------------------
+# A resolver, as every gateway has: mxguard evaluates the recipient domain's
+# policy for every message (MX, _mta-sts TXT, TLSA) and its DNS cache keeps
+# the answers, NXDOMAINs included, for their TTL, as in production.  Without
+# one, every message would pay for failed lookups.
+log "unbound (resolver for sink.test)"
+cat >"$T/unbound.conf" <<EOC
+server:
+    interface: 10.26.1.2
+    port: 53
+    access-control: 10.26.0.0/16 allow
+    username: ""
+    chroot: ""
+    directory: "$T"
+    pidfile: ""
+    do-daemonize: no
+    use-syslog: no
+    verbosity: 0
+    do-ip6: no
+    local-zone: "test." static
+    local-data: "test. 3600 IN SOA ns.test. hostmaster.test. 1 3600 600 86400 3600"
+    local-data: "sink.test. 3600 IN MX 10 sink.test."
+    local-data: "sink.test. 3600 IN A 10.26.1.2"
+remote-control:
+    control-enable: no
+EOC
+$NSX_R unbound -d -c "$T/unbound.conf" >"$OUT/unbound.log" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 1 100); do
+	$NSX_S drill -Q @10.26.1.2 sink.test MX 2>/dev/null | grep -q 'sink.test' && break
+	sleep 0.1
+done
+$NSX_S drill -Q @10.26.1.2 sink.test MX 2>/dev/null | grep -q 'sink.test' ||
+    { log "unbound does not answer"; cat "$OUT/unbound.log" >&2; exit 1; }
+
 log "tlssink"
 $NSX_R "$T/tlssink" -c "$T/sink.pem" -k "$T/sink.key" -t 10.26.1.2:25 \
     -t 10.26.1.2:2526 -p 10.26.1.2:2525 -s "$T/sink.stats" \
@@ -137,6 +173,7 @@ log_level = warn
 max_sessions = $1
 tls_ca_file = $T/ca.pem
 steering = none
+dns_servers = 10.26.1.2
 control_socket = $T/mxguard.sock
 EOF
 	$NSX_S "$MXGUARD" -c "$T/mxguard.conf" run >>"$OUT/mxguard.log" 2>&1 &

@@ -980,12 +980,14 @@ test_first_rcpt_mail_then_rcpt(void **state)
 	cl_send("MAIL FROM:<a@sender.example> SIZE=100\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	cl_send("RCPT TO:<b@D.Example>\r\n");
-	/* MAIL first, exactly as the client gave it, alone */
+	/* MAIL first, exactly as the client gave it, and the RCPT with it
+	 * in the same write: the upstream offers PIPELINING */
 	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=100");
+	EXPECT_SRV("RCPT TO:<b@D.Example>");
 	srv_quiet(30);
 	cl_quiet(0);
 	srv_send("250 2.1.0 ok\r\n");
-	EXPECT_SRV("RCPT TO:<b@D.Example>");
+	cl_quiet(30);		/* MAIL's reply is not the client's */
 	srv_send("250 2.1.5 b ok\r\n");
 	EXPECT_CL("250 2.1.5 b ok\r\n");
 	assert_int_equal(g.nlookups, 1);
@@ -994,6 +996,24 @@ test_first_rcpt_mail_then_rcpt(void **state)
 	assert_true(g.nrecord >= 1);
 	assert_int_equal(g.rec_offered, 0);
 	assert_int_equal(g.ntls_prepare, 0);
+	finish();
+}
+
+/* Without PIPELINING the RCPT waits for MAIL's reply. */
+static void
+test_first_rcpt_no_pipelining(void **state)
+{
+	hello("250-mx.test.example hello\r\n250 8BITMIME\r\n",
+	    "250-mx.test.example hello\r\n250 8BITMIME\r\n");
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_quiet(30);
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
 	finish();
 }
 
@@ -1030,13 +1050,17 @@ test_mail_rejected(void **state)
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	cl_send("RCPT TO:<b@d.example>\r\n");
 	EXPECT_SRV("MAIL FROM:<spammer@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");	/* pipelined */
 	srv_send("550 5.7.1 sender rejected\r\n");
-	/* the RCPT carries the MAIL refusal; no RCPT goes upstream */
+	/* the RCPT carries the MAIL refusal */
 	EXPECT_CL("550 5.7.1 sender rejected\r\n");
 	srv_quiet(30);
 	cl_send("RCPT TO:<c@d.example>\r\n");
 	EXPECT_CL("550 5.7.1 sender rejected\r\n");
 	srv_quiet(20);
+	/* the pipelined RCPT's own refusal, late: dropped, not relayed */
+	srv_send("503 5.5.1 Error: need MAIL command\r\n");
+	cl_quiet(30);
 	cl_send("DATA\r\n");
 	EXPECT_CL("554 5.5.1 Error: no valid recipients\r\n");
 	srv_quiet(20);
@@ -1157,9 +1181,9 @@ test_pipelined_client(void **state)
 	    "RCPT TO:<c@d.example>\r\nDATA\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	EXPECT_SRV("MAIL FROM:<a@sender.example>");
-	srv_quiet(20);		/* one command at a time upstream */
+	EXPECT_SRV("RCPT TO:<b@d.example>");	/* with MAIL */
+	srv_quiet(20);		/* then one command at a time */
 	srv_send("250 2.1.0 ok\r\n");
-	EXPECT_SRV("RCPT TO:<b@d.example>");
 	srv_send("250 2.1.5 b ok\r\n");
 	EXPECT_CL("250 2.1.5 b ok\r\n");
 	EXPECT_SRV("RCPT TO:<c@d.example>");
@@ -1836,6 +1860,7 @@ test_upstream_command_timeout(void **state)
 	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
 	r = CL_REPLY();		/* no answer from the upstream */
 	g.cfg->command_timeout = saved;
 	if (strncmp(r, "421 4.4.2 ", 10) != 0)
@@ -2154,6 +2179,7 @@ main(void)
 		T(test_greeting_refused),
 		T(test_mail_answered_locally),
 		T(test_first_rcpt_mail_then_rcpt),
+		T(test_first_rcpt_no_pipelining),
 		T(test_rcpt_rejected),
 		T(test_mail_rejected),
 		T(test_data_relayed),

@@ -1,0 +1,372 @@
+/*
+ * test_io_tls.c - the io layer with TLS: corked output (the handshake's
+ * last flight and the first write after it leave in one send), bulk data
+ * through the bounded TLS output buffer with back-pressure and a
+ * low-water event, a writer paced by low-water events, and a clean close
+ * (close_notify).
+ *
+ * The peer is a plain OpenSSL server driven by hand.  For counting sends
+ * it sits on an AF_UNIX SOCK_SEQPACKET socket, which keeps the boundary
+ * of every send() the io makes; it reads each message and feeds it to its
+ * SSL through a memory BIO.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "core/ev.h"
+#include "core/io.h"
+
+static struct ev_loop *loop;
+static SSL_CTX *sctx, *cctx;
+
+struct peer {
+	int	 fd;
+	SSL	*ssl;
+	BIO	*in;		/* what the io sent, fed by hand */
+	int	 sends;		/* messages received (SEQPACKET) */
+	int	 hs_done;
+};
+
+struct client {
+	int	 tlsready;
+	int	 lowat;
+	int	 errors;
+	const char *first;	/* written from the TLSREADY callback */
+};
+
+static void
+stop_cb(void *arg)
+{
+	(void)arg;
+	ev_loop_stop(loop);
+}
+
+static void
+run_for(uint64_t ms)
+{
+	struct ev_timer *t = ev_timer_new(loop, stop_cb, NULL);
+
+	ev_timer_arm(t, ms);
+	ev_loop_run(loop);
+	ev_timer_free(t);
+}
+
+static void
+client_cb(struct io *io, enum io_event ev, void *arg)
+{
+	struct client *c = arg;
+
+	switch (ev) {
+	case IO_TLSREADY:
+		c->tlsready++;
+		if (c->first)
+			io_write(io, c->first, strlen(c->first));
+		break;
+	case IO_LOWAT:
+		c->lowat++;
+		break;
+	case IO_ERROR:
+		c->errors++;
+		break;
+	default:
+		break;
+	}
+}
+
+static SSL_CTX *
+server_ctx(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	assert_non_null(key);
+	assert_non_null(ctx);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+	    MBSTRING_ASC, (const unsigned char *)"peer.test", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return ctx;
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	sctx = server_ctx();
+	cctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_read_ahead(cctx, 1);	/* as tlsproxy/tls.c does */
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT |
+	    SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	return 0;
+}
+
+static void
+peer_init(struct peer *p, int fd)
+{
+	memset(p, 0, sizeof(*p));
+	p->fd = fd;
+	p->ssl = SSL_new(sctx);
+	p->in = BIO_new(BIO_s_mem());
+	assert_non_null(p->ssl);
+	assert_non_null(p->in);
+	BIO_set_mem_eof_return(p->in, -1);
+	/* reads from the memory BIO, writes straight to the socket */
+	SSL_set_bio(p->ssl, p->in, BIO_new_socket(fd, BIO_NOCLOSE));
+	SSL_set_accept_state(p->ssl);
+}
+
+/* Moves everything the io sent into the peer's SSL; counts sends. */
+static void
+peer_pump(struct peer *p)
+{
+	static char buf[300000];
+	ssize_t n;
+
+	while ((n = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		p->sends++;
+		BIO_write(p->in, buf, (int)n);
+	}
+	if (!p->hs_done && SSL_do_handshake(p->ssl) == 1)
+		p->hs_done = 1;
+}
+
+static void
+peer_free(struct peer *p)
+{
+	SSL_free(p->ssl);
+	close(p->fd);
+}
+
+/* The client's Finished and the first command written from the
+ * TLSREADY callback share one send; so do the bytes of one batch. */
+static void
+test_tls_corked_handshake(void **state)
+{
+	struct client c = { .first = "EHLO client.test\r\n" };
+	struct peer p;
+	struct io *io;
+	char buf[64];
+	int sp[2], i, n, sends_hs;
+
+	(void)state;
+	loop = ev_loop_new();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK,
+	    0, sp), 0);
+	io = io_new(loop, sp[0], client_cb, &c);
+	assert_non_null(io);
+	peer_init(&p, sp[1]);
+	assert_int_equal(io_start_tls(io, SSL_new(cctx), 0), 0);
+	for (i = 0; i < 200 && !(c.tlsready && p.hs_done); i++) {
+		run_for(2);
+		peer_pump(&p);
+	}
+	assert_int_equal(c.tlsready, 1);
+	assert_int_equal(p.hs_done, 1);
+	run_for(5);
+	peer_pump(&p);
+	/* ClientHello, then Finished (with TLS 1.3's compatibility CCS)
+	 * and the EHLO: two sends in all, not three or more */
+	assert_int_equal(p.sends, 2);
+	n = SSL_read(p.ssl, buf, sizeof(buf) - 1);
+	assert_int_equal(n, (int)strlen(c.first));
+	buf[n] = '\0';
+	assert_string_equal(buf, c.first);
+
+	/* three writes in one callback batch: one send */
+	sends_hs = p.sends;
+	io_write(io, "MAIL FROM:<a@b>\r\n", 17);
+	io_write(io, "RCPT TO:<c@d>\r\n", 15);
+	io_write(io, "DATA\r\n", 6);
+	run_for(5);
+	peer_pump(&p);
+	assert_int_equal(p.sends, sends_hs + 1);
+	n = SSL_read(p.ssl, buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	assert_int_equal(c.errors, 0);
+	io_free(io);
+	peer_free(&p);
+	ev_loop_free(loop);
+}
+
+/* 2 MB through TLS while the peer reads slowly: bounded buffering
+ * (io_queued() counts the records not yet sent), every byte intact, a
+ * low-water event at the end; then a close_notify on io_free(). */
+static void
+test_tls_bulk_backpressure(void **state)
+{
+	struct client c = { 0 };
+	struct peer p;
+	struct io *io;
+	static char data[2 << 20], got[2 << 20];
+	size_t have = 0, maxq = 0;
+	int sp[2], i, r;
+	ssize_t n;
+	char tmp[65536];
+
+	(void)state;
+	loop = ev_loop_new();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sp), 0);
+	io = io_new(loop, sp[0], client_cb, &c);
+	peer_init(&p, sp[1]);
+	assert_int_equal(io_start_tls(io, SSL_new(cctx), 0), 0);
+	for (i = 0; i < 200 && !(c.tlsready && p.hs_done); i++) {
+		run_for(2);
+		peer_pump(&p);
+	}
+	assert_int_equal(c.tlsready, 1);
+	for (i = 0; i < (int)sizeof(data); i++)
+		data[i] = (char)(i * 7 + i / 4096);
+	io_set_lowat(io, 0);
+	assert_int_equal(io_write(io, data, sizeof(data)), 0);
+	for (i = 0; i < 20000 && (have < sizeof(data) || io_queued(io));
+	    i++) {
+		if (io_queued(io) > maxq)
+			maxq = io_queued(io);
+		run_for(1);
+		/* a slow reader: one chunk per turn */
+		if ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
+			BIO_write(p.in, tmp, (int)n);
+		while ((r = SSL_read(p.ssl, got + have, (int)(sizeof(got) -
+		    have))) > 0)
+			have += (size_t)r;
+	}
+	assert_int_equal(have, sizeof(data));
+	assert_memory_equal(got, data, sizeof(data));
+	assert_int_equal(io_queued(io), 0);
+	assert_true(maxq > 0);
+	assert_true(c.lowat >= 1);
+	assert_int_equal(c.errors, 0);
+	assert_int_equal(io_bytes_out(io), sizeof(data));
+
+	/* io_free() sends close_notify: the peer sees a clean TLS EOF */
+	io_free(io);
+	while ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
+		BIO_write(p.in, tmp, (int)n);
+	r = SSL_read(p.ssl, tmp, sizeof(tmp));
+	assert_int_equal(r, 0);
+	assert_int_equal(SSL_get_error(p.ssl, r), SSL_ERROR_ZERO_RETURN);
+	peer_free(&p);
+	ev_loop_free(loop);
+}
+
+/* A writer that only writes above the low-water mark when told so (as
+ * the DATA pump does): the drain from the loop must announce IO_LOWAT,
+ * or the writer waits forever. */
+struct pump {
+	struct client	 c;
+	const char	*data;
+	size_t		 len, off;
+};
+
+#define PUMP_HIWAT	(256 * 1024)
+#define PUMP_CHUNK	(64 * 1024)
+
+static void
+pump_fill(struct io *io, struct pump *pu)
+{
+	while (pu->off < pu->len && io_queued(io) <= PUMP_HIWAT) {
+		size_t n = pu->len - pu->off < PUMP_CHUNK ?
+		    pu->len - pu->off : PUMP_CHUNK;
+
+		io_write(io, pu->data + pu->off, n);
+		pu->off += n;
+	}
+}
+
+static void
+pump_cb(struct io *io, enum io_event ev, void *arg)
+{
+	struct pump *pu = arg;
+
+	client_cb(io, ev, &pu->c);
+	if (ev == IO_TLSREADY || ev == IO_LOWAT)
+		pump_fill(io, pu);
+}
+
+static void
+test_tls_lowat_pump(void **state)
+{
+	static char data[3 << 20], got[3 << 20];
+	struct pump pu = { .data = data, .len = sizeof(data) };
+	struct peer p;
+	struct io *io;
+	size_t have = 0;
+	int sp[2], i, r;
+	ssize_t n;
+	char tmp[32768];
+
+	(void)state;
+	loop = ev_loop_new();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sp), 0);
+	io = io_new(loop, sp[0], pump_cb, &pu);
+	io_set_lowat(io, 64 * 1024);
+	peer_init(&p, sp[1]);
+	for (i = 0; i < (int)sizeof(data); i++)
+		data[i] = (char)(i * 13 + i / 1000);
+	assert_int_equal(io_start_tls(io, SSL_new(cctx), 0), 0);
+	for (i = 0; i < 30000 && have < sizeof(data); i++) {
+		run_for(1);
+		if ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
+			BIO_write(p.in, tmp, (int)n);
+		if (!p.hs_done) {
+			peer_pump(&p);
+			continue;
+		}
+		while ((r = SSL_read(p.ssl, got + have, (int)(sizeof(got) -
+		    have))) > 0)
+			have += (size_t)r;
+	}
+	assert_int_equal(pu.off, sizeof(data));
+	assert_int_equal(have, sizeof(data));
+	assert_memory_equal(got, data, sizeof(data));
+	assert_true(pu.c.lowat > 0);
+	assert_int_equal(pu.c.errors, 0);
+	io_free(io);
+	peer_free(&p);
+	ev_loop_free(loop);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tls_corked_handshake),
+		cmocka_unit_test(test_tls_bulk_backpressure),
+		cmocka_unit_test(test_tls_lowat_pump),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
