@@ -142,6 +142,7 @@ struct session {
 	unsigned		 msgs;
 	unsigned		 policy_fails;
 	unsigned long long	 up_out;	/* bytes sent upstream */
+	unsigned long long	 cl_in;		/* bytes from a closed client */
 };
 
 static void session_enter(struct session *, enum sstate);
@@ -304,7 +305,7 @@ session_free(void *arg)
 	    "upstream_bytes_out=%llu", s->id, s->client_str, s->dst_str,
 	    s->msgs, s->policy_fails,
 	    (unsigned long long)(ev_now(s->env->loop) - s->started),
-	    s->cl ? io_bytes_in(s->cl) : 0ULL,
+	    s->cl_in + (s->cl ? io_bytes_in(s->cl) : 0ULL),
 	    s->up_out + (s->up ? io_bytes_out(s->up) : 0ULL));
 	policy_cancel(s->preq);
 	io_free(s->cl);
@@ -371,7 +372,8 @@ session_tempfail(struct session *s, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (s->cl && s->state != S_CLIENT_TLS)
+	/* (a client that quit has its 221 already) */
+	if (s->cl && s->state != S_CLIENT_TLS && !s->quit_client)
 		cl_printf(s, "%s mxguard: %s", code, text);
 	session_close(s, text);
 }
@@ -852,11 +854,14 @@ static void
 cmd_quit(struct session *s)
 {
 	s->quit_client = 1;
+	/* Answered at once, as Postfix's smtpd does: the client's mail is
+	 * settled, and its session ends a round trip earlier.  The
+	 * upstream still gets its QUIT, and we wait for the 221. */
+	cl_printf(s, "221 2.0.0 Bye");
 	if (s->up && !s->up_refused) {
 		session_enter(s, S_QUIT);
 		return;
 	}
-	cl_printf(s, "221 2.0.0 Bye");
 	session_close(s, "client quit");
 }
 
@@ -1240,7 +1245,6 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		session_enter(s, S_IDLE);
 		break;
 	case S_QUIT:
-		cl_printf(s, "221 2.0.0 Bye");
 		session_close(s, "client quit");
 		break;
 	default:
@@ -1424,9 +1428,7 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			break;
 		}
 		if (s->state == S_QUIT) {
-			/* the server hung up instead of answering QUIT:
-			 * the client's QUIT still succeeds */
-			cl_printf(s, "221 2.0.0 Bye");
+			/* the server hung up instead of answering QUIT */
 			session_close(s, "upstream closed at QUIT");
 			break;
 		}
@@ -1452,6 +1454,18 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 		    ev == IO_DISCONNECTED) {
 			s->state = S_DEAD;
 			ev_timer_arm(s->reaper, 0);
+		}
+		return;
+	}
+	if (s->state == S_QUIT) {
+		/* the client has its 221; only the upstream's QUIT is left */
+		if (ev == IO_DATAIN)
+			io_drop(io, io_datalen(io));
+		else if (ev == IO_DISCONNECTED || ev == IO_ERROR ||
+		    ev == IO_TIMEOUT) {
+			s->cl_in += io_bytes_in(io);
+			io_free(io);
+			s->cl = NULL;
 		}
 		return;
 	}

@@ -1269,16 +1269,42 @@ test_local_commands(void **state)
 	finish();
 }
 
+/* QUIT is answered at once; the upstream still gets its QUIT and may
+ * answer after the client has gone. */
 static void
 test_quit(void **state)
 {
 	hello_plain();
 	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");	/* before the upstream's 221 */
 	EXPECT_SRV("QUIT");
+	close(g.cfd);			/* the client hangs up at once */
+	g.cfd = -1;
+	run_for(50);
+	assert_false(g.seof);		/* the upstream is not cut off */
+	assert_int_equal(g.env.nsessions, 1);
 	srv_send("221 2.0.0 bye\r\n");
-	EXPECT_CL("221 2.0.0 Bye\r\n");
-	wait_cl_eof();
 	wait_srv_eof();
+	WAIT(g.env.nsessions == 0);
+	finish();
+}
+
+/* An upstream that never answers QUIT: the session ends at the command
+ * timeout, and the client, which has its 221, hears nothing else. */
+static void
+test_quit_upstream_silent(void **state)
+{
+	uint64_t saved = g.cfg->command_timeout;
+
+	g.cfg->command_timeout = 150;
+	hello_plain();
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	wait_srv_eof();
+	wait_cl_eof();
+	g.cfg->command_timeout = saved;
+	assert_int_equal(g.clen, 0);	/* no 421 after the 221 */
 	WAIT(g.env.nsessions == 0);
 	finish();
 }
@@ -2192,6 +2218,7 @@ main(void)
 		T(test_rset_with_upstream_tx),
 		T(test_local_commands),
 		T(test_quit),
+		T(test_quit_upstream_silent),
 		T(test_client_closes),
 		T(test_upstream_closes_in_data),
 		T(test_upstream_250_then_close_in_data),
