@@ -14,6 +14,7 @@
  * requests under way may still read the one they started with.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,11 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	d.sigfd = -1;
 	log_init("mxguard", strcmp(cfg->log, "syslog") == 0, cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	/* Session buffers (64 KiB input, TLS output bursts) come and go with
+	 * every message: fixed thresholds keep glibc from returning and
+	 * re-asking the kernel for that memory each time (brk/mmap churn). */
+	mallopt(M_MMAP_THRESHOLD, 512 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
