@@ -54,6 +54,10 @@ if E.get("BENCH_ONLY"):
               for l, s, m, d in MATRIX if l in _want]
 # BENCH_PATHS="ab": only some of the three paths.
 RUN_PATHS = E.get("BENCH_PATHS", "abc")
+# Every cell runs BENCH_REPEAT times, the paths interleaved (a b c a b c
+# ...), and the report takes the median run: the development machine is
+# shared and single runs vary by 20% and more.
+REPEAT = max(1, int(E.get("BENCH_REPEAT", "1" if QUICK else "3")))
 
 
 def log(msg):
@@ -196,8 +200,10 @@ def throughput():
     with open(RESULTS, "w") as f:
         for label, size, per, counts in MATRIX:
             for conc, msgs in counts.items():
+              for rep in range(REPEAT):
                 for path in RUN_PATHS:
                     r = one_run(label, size, per, conc, msgs, path)
+                    r["rep"] = rep
                     f.write(json.dumps(r) + "\n")
                     f.flush()
                     log("%-14s c=%-4d %s %8.1f msg/s %8.2f MB/s p50 %s ms "
@@ -454,15 +460,34 @@ def report():
     if os.path.exists(RESULTS):
         with open(RESULTS) as f:
             rows = [json.loads(l) for l in f if l.strip()]
+    # the median run (by messages per second) of every cell stands for it
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["workload"], r["concurrency"], r["path"]),
+                         []).append(r)
+    spread = {}
+    for k, rs in cells.items():
+        rs.sort(key=lambda x: x["msgs_per_s"])
+        med = rs[(len(rs) - 1) // 2]
+        spread[k] = ((rs[-1]["msgs_per_s"] - rs[0]["msgs_per_s"]) /
+                     med["msgs_per_s"] if med["msgs_per_s"] else 0.0)
+        med["runs"] = len(rs)
+        med["spread"] = round(spread[k], 3)
+        errs = [x["error"] for x in rs if "error" in x]
+        if errs:	# a failed repetition is never hidden by the median
+            med["error"] = errs[0]
+    rows = [rs[(len(rs) - 1) // 2] for rs in cells.values()]
     by = {(r["workload"], r["concurrency"], r["path"]): r for r in rows}
     hdr = ("%-14s %5s %1s %9s %8s %9s %9s %9s %9s %7s %7s" % (
         "workload", "conc", "p", "msg/s", "MB/s", "p50 ms", "p99 ms",
-        "proxyCPU", "sinkCPU", "b/a", "b/c") + "  other")
+        "proxyCPU", "sinkCPU", "b/a", "b/c") + "  other spread")
     print()
     print("mxguard benchmark  (p: a direct cleartext, b mxguard, c stunnel; "
           "CPU columns: ms of CPU per message;\n  p50/p99: session time seen "
           "by smtp-source; other: share of the machine used by processes "
-          "outside the run)")
+          "outside the run;\n  each row is the median of %d runs, spread: "
+          "(max-min)/median of their msg/s)" % max(
+              [r.get("runs", 1) for r in rows] or [1]))
     print(hdr)
     print("-" * len(hdr))
     ratios = {}
@@ -493,7 +518,8 @@ def report():
             f(r["sink_cpu_ms_per_msg"], "%.3f"), f(ba, "%.2f"),
             f(bc, "%.2f"), "  %5.2f" % (r.get("foreign_cpu_s", 0) /
                                max(r["wall_s"], 1e-3) / (os.cpu_count() or 1)),
-            )) + ("  ERR" if "error" in r else ""))
+            )) + "  %5.0f%%" % (100 * r.get("spread", 0)) +
+            ("  ERR" if "error" in r else ""))
         tsv.append("\t".join(str(x) if x is not None else "" for x in [
             r["workload"], r["concurrency"], r["path"], r["msgs_per_s"],
             r["mb_per_s"], r["sess_p50_ms"], r["sess_p99_ms"],
