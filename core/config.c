@@ -44,6 +44,9 @@ static const struct ckey keys[] = {
 	{ "listen",		C_LIST,	O(listen),	"127.0.0.1:10025 [::1]:10025", NULL },
 	{ "listen_mode",	C_ENUM,	O(listen_mode),	"redirect", "redirect|tproxy" },
 	{ "max_sessions",	C_INT,	O(max_sessions), "4000", NULL },
+	{ "upstream_reuse",	C_BOOL,	O(upstream_reuse), "yes", NULL },
+	{ "upstream_reuse_time", C_DUR,	O(upstream_reuse_time), "5s", NULL },
+	{ "upstream_reuse_max",	C_INT,	O(upstream_reuse_max), "100", NULL },
 
 	{ "upstream_mark",	C_MARK,	O(upstream_mark), "0x4d58", NULL },
 	{ "intercept_mark",	C_MARK,	O(intercept_mark), "0x4d49", NULL },
@@ -303,6 +306,8 @@ validate(const struct config *c)
 		return "listen: at least one address is needed";
 	if (c->max_sessions < 1)
 		return "max_sessions: must be at least 1";
+	if (c->upstream_reuse_max < 0)
+		return "upstream_reuse_max: must not be negative";
 	if (c->upstream_mark == 0 || c->intercept_mark == 0)
 		return "upstream_mark and intercept_mark must not be 0";
 	if ((c->upstream_mark & c->mark_mask) ==

@@ -26,6 +26,9 @@ struct config {
 	struct strlist	 listen;	/* "ADDR:PORT", "[ADDR6]:PORT" */
 	char		*listen_mode;	/* redirect | tproxy */
 	int		 max_sessions;
+	int		 upstream_reuse;	/* park TLS legs after QUIT */
+	uint64_t	 upstream_reuse_time;	/* idle time of a parked leg */
+	int		 upstream_reuse_max;	/* parked legs at most */
 
 	/* netfilter */
 	uint32_t	 upstream_mark;	/* SO_MARK of own sockets = BYPASS */

@@ -320,6 +320,10 @@ proxy_new(struct ev_loop *loop, const struct config *cfg,
 	fd_budget(cfg);
 	if ((p->env.tls = tls_ctx_new(cfg, err, errsz)) == NULL)
 		goto fail;
+	if ((p->env.reuse = reuse_new(loop)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
 	if (cfg->listen.n > MAX_LISTENERS) {
 		snprintf(err, errsz, "listen: at most %d addresses",
 		    MAX_LISTENERS);
@@ -340,6 +344,7 @@ proxy_drain(struct proxy *p)
 	int i;
 
 	p->env.draining = 1;
+	reuse_flush(p->env.reuse);	/* idle legs: QUIT now */
 	for (i = 0; i < p->nfds; i++) {
 		ev_fd_del(p->env.loop, p->fds[i]);
 		close(p->fds[i]);
@@ -354,6 +359,7 @@ proxy_free(struct proxy *p)
 		return;
 	proxy_drain(p);
 	ev_timer_free(p->resume);
+	reuse_free(p->env.reuse);
 	session_abort_all(&p->env);
 	tls_ctx_free(p->env.tls);
 	free(p);
@@ -367,7 +373,9 @@ proxy_reconfigure(struct proxy *p, const struct config *cfg, char *err,
 
 	if ((t = tls_ctx_new(cfg, err, errsz)) == NULL)
 		return -1;
-	/* SSL objects of live sessions hold references to the old ones */
+	/* SSL objects of live sessions hold references to the old ones;
+	 * parked legs were set up under the old settings: closed */
+	reuse_flush(p->env.reuse);
 	tls_ctx_free(p->env.tls);
 	p->env.tls = t;
 	p->env.cfg = cfg;

@@ -113,7 +113,14 @@ struct session {
 	int			 up_decided;	/* TLS question settled */
 	int			 up_tls;
 	int			 up_starttls_offered;
-	int			 plain_retry;	/* reconnected without TLS */
+	int			 reconnect;	/* RECONNECT_*: a new upstream
+						 * connection the client does
+						 * not see */
+	char			 greeting[512];	/* the upstream's 220, as sent */
+	unsigned		 reuse_uses;	/* sessions the leg served */
+	struct policy_verdict	*leg_verdict;	/* a reused leg's old verdict,
+						 * until a fresh one fits */
+	unsigned long long	 up_base;	/* io_bytes_out() at adoption */
 	struct policy_verdict	*up_verdict;	/* the one TLS was set for */
 	char			 tls_proto[16];
 	char			 tls_verify[48];
@@ -145,7 +152,15 @@ struct session {
 	unsigned long long	 cl_in;		/* bytes from a closed client */
 };
 
+/* Why the session opens a new upstream connection of its own. */
+enum {
+	RECONNECT_NONE,
+	RECONNECT_PLAIN,	/* opportunistic TLS failed: cleartext retry */
+	RECONNECT_FRESH,	/* a reused leg does not fit the recipient */
+};
+
 static void session_enter(struct session *, enum sstate);
+static void reconnect_start(struct session *, int);
 static void session_on_reply(struct session *, struct smtp_reply *);
 static void session_close(struct session *, const char *why);
 static void client_process(struct session *);
@@ -156,7 +171,7 @@ static int upstream_socket(struct session *);
 static void cl_io_cb(struct io *, enum io_event, void *);
 
 static struct stat_ctr *st_sessions, *st_active, *st_msgs_ok, *st_msgs_fail,
-    *st_tls, *st_plain, *st_policy_fail, *st_inject;
+    *st_tls, *st_plain, *st_policy_fail, *st_inject, *st_reused;
 
 static void
 stats_init(void)
@@ -174,6 +189,7 @@ stats_init(void)
 	st_tls = stats_get("mxguard_upstream_total{tls=\"yes\"}",
 	    "Upstream legs by whether TLS was used");
 	st_plain = stats_get("mxguard_upstream_total{tls=\"no\"}", NULL);
+	st_reused = stats_get("mxguard_upstream_total{tls=\"reused\"}", NULL);
 	st_policy_fail = stats_get("mxguard_policy_deferrals_total",
 	    "Recipients deferred because the TLS policy was not met");
 	st_inject = stats_get("mxguard_starttls_injections_total",
@@ -283,6 +299,14 @@ cl_relay(struct session *s, const struct smtp_reply *r)
 
 /* ---- lifetime ---------------------------------------------------------- */
 
+/* Bytes this session sent on its current upstream leg (a reused leg's
+ * counter started in an earlier session). */
+static unsigned long long
+up_bytes(const struct session *s)
+{
+	return s->up ? io_bytes_out(s->up) - s->up_base : 0ULL;
+}
+
 static void
 tx_clear(struct session *s)
 {
@@ -306,13 +330,14 @@ session_free(void *arg)
 	    s->msgs, s->policy_fails,
 	    (unsigned long long)(ev_now(s->env->loop) - s->started),
 	    s->cl_in + (s->cl ? io_bytes_in(s->cl) : 0ULL),
-	    s->up_out + (s->up ? io_bytes_out(s->up) : 0ULL));
+	    s->up_out + up_bytes(s));
 	policy_cancel(s->preq);
 	io_free(s->cl);
 	io_free(s->up);
 	ev_timer_free(s->reaper);
 	for (i = 0; i < s->nverdicts; i++)
 		policy_verdict_free(s->verdicts[i]);
+	policy_verdict_free(s->leg_verdict);
 	free(s->rep);
 	free(s->ehlo_reply);
 	tx_clear(s);
@@ -343,7 +368,7 @@ session_close(struct session *s, const char *why)
 		s->preq = NULL;
 	}
 	if (s->up) {
-		s->up_out += io_bytes_out(s->up);
+		s->up_out += up_bytes(s);
 		io_free(s->up);
 		s->up = NULL;
 	}
@@ -650,6 +675,25 @@ upstream_satisfies(struct session *s, struct policy_verdict *v,
 	    dsz) == 0;
 }
 
+/* Does the established leg carry this verdict?  A reused leg that was
+ * verified for the same requirements (the resumption key: MX host, level,
+ * names, TLSA digest) does without checking again. */
+static int
+leg_fits(struct session *s, struct policy_verdict *v, char *reason,
+    size_t rsz, char *detail, size_t dsz)
+{
+	char k1[600], k2[600];
+
+	if (v == s->up_verdict)
+		return 1;
+	if (s->reuse_uses > 0 && v->level != TLS_LEVEL_DEFER &&
+	    policy_tls_session_key(v, k1, sizeof(k1)) == 0 &&
+	    policy_tls_session_key(s->up_verdict, k2, sizeof(k2)) == 0 &&
+	    strcmp(k1, k2) == 0)
+		return 1;
+	return upstream_satisfies(s, v, reason, rsz, detail, dsz);
+}
+
 static void
 rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 {
@@ -660,11 +704,30 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 		upstream_decide(s, v);
 		return;
 	}
-	if (v != s->up_verdict &&
-	    !upstream_satisfies(s, v, reason, sizeof(reason), detail,
-	    sizeof(detail))) {
+	if (!leg_fits(s, v, reason, sizeof(reason), detail, sizeof(detail))) {
+		if (s->reuse_uses > 0 && s->msgs == 0 && !s->tx_up_mail &&
+		    v->level != TLS_LEVEL_DEFER) {
+			/* a reused leg this recipient's policy does not
+			 * accept: a connection of its own, as without reuse */
+			log_info("sid=%s event=upstream-reuse-mismatch dst=%s "
+			    "domain=%s reason=%s action=reconnect", s->id,
+			    s->dst_str, v->domain, reason);
+			io_write(s->up, "QUIT\r\n", 6);
+			s->reuse_uses = 0;
+			s->up_decided = s->up_tls = 0;
+			memset(&s->caps, 0, sizeof(s->caps));
+			reconnect_start(s, RECONNECT_FRESH);
+			return;
+		}
 		policy_failed(s, v, reason, detail);
 		return;
+	}
+	if (s->leg_verdict != NULL && s->up_verdict == s->leg_verdict) {
+		/* the reused leg now stands for this session's fresh
+		 * verdict; the old one is done */
+		s->up_verdict = v;
+		policy_verdict_free(s->leg_verdict);
+		s->leg_verdict = NULL;
 	}
 	rcpt_continue(s);
 }
@@ -850,14 +913,85 @@ cmd_starttls(struct session *s)
 	session_enter(s, S_CLIENT_TLS);
 }
 
+/* "dst|client address": a leg serves one client towards one MX. */
+static int
+reuse_key(const struct session *s, char *buf, size_t sz)
+{
+	char a[INET6_ADDRSTRLEN];
+	const void *ip = s->client_addr.ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)
+	    (const void *)&s->client_addr)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)
+	    (const void *)&s->client_addr)->sin_addr;
+	int n;
+
+	if (inet_ntop(s->client_addr.ss_family, ip, a, sizeof(a)) == NULL)
+		return -1;
+	n = snprintf(buf, sz, "%s|%s", s->dst_str, a);
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
+
+/* After the client's QUIT: an idle, verified TLS leg goes to the reuse
+ * cache instead of being closed.  Returns 1 if it went. */
+static int
+park_upstream(struct session *s)
+{
+	const struct config *cfg = s->env->cfg;
+	struct reuse_leg leg;
+	char key[200];
+	int i;
+
+	if (!cfg->upstream_reuse || s->env->draining || s->up == NULL ||
+	    !s->up_tls || s->up_refused || s->tx_up_mail || s->up_discard ||
+	    s->state != S_IDLE || s->greeting[0] == '\0' ||
+	    io_datalen(s->up) > 0 || io_queued(s->up) > 0 ||
+	    reuse_key(s, key, sizeof(key)) == -1)
+		return 0;
+	for (i = 0; i < s->nverdicts; i++)
+		if (s->verdicts[i] == s->up_verdict)
+			break;
+	if (i == s->nverdicts && s->up_verdict != s->leg_verdict)
+		return 0;
+	memset(&leg, 0, sizeof(leg));
+	leg.up = s->up;
+	leg.verdict = s->up_verdict;
+	leg.uses = s->reuse_uses + 1;
+	snprintf(leg.greeting, sizeof(leg.greeting), "%s", s->greeting);
+	snprintf(leg.tls_proto, sizeof(leg.tls_proto), "%s", s->tls_proto);
+	snprintf(leg.tls_verify, sizeof(leg.tls_verify), "%s",
+	    s->tls_verify);
+	s->up_out += up_bytes(s);
+	if (reuse_park(s->env->reuse, key, &leg, cfg->upstream_reuse_time,
+	    cfg->upstream_reuse_max) == -1)
+		return 0;
+	/* the leg and its verdict belong to the cache now */
+	if (s->up_verdict == s->leg_verdict)
+		s->leg_verdict = NULL;
+	else {
+		memmove(&s->verdicts[i], &s->verdicts[i + 1],
+		    (size_t)(s->nverdicts - i - 1) * sizeof(s->verdicts[0]));
+		s->nverdicts--;
+	}
+	s->up = NULL;
+	s->up_verdict = NULL;
+	log_info("sid=%s event=upstream-parked dst=%s uses=%u", s->id,
+	    s->dst_str, leg.uses);
+	return 1;
+}
+
 static void
 cmd_quit(struct session *s)
 {
 	s->quit_client = 1;
 	/* Answered at once, as Postfix's smtpd does: the client's mail is
 	 * settled, and its session ends a round trip earlier.  The
-	 * upstream still gets its QUIT, and we wait for the 221. */
+	 * upstream leg is parked for the next session, or gets its QUIT
+	 * and we wait for the 221. */
 	cl_printf(s, "221 2.0.0 Bye");
+	if (park_upstream(s)) {
+		session_close(s, "client quit");
+		return;
+	}
 	if (s->up && !s->up_refused) {
 		session_enter(s, S_QUIT);
 		return;
@@ -1035,20 +1169,18 @@ ehlo_done(struct session *s, const struct smtp_reply *r)
 	s->up_starttls_offered = !!(s->caps.flags & SMTP_CAP_STARTTLS);
 }
 
-/* Opportunistic TLS that fails in the handshake: like Postfix at level
- * "may", deliver over a new cleartext connection rather than never. */
+/* A new upstream connection the client does not see: its greeting and
+ * EHLO are consumed (reconnect_ready() goes on from there). */
 static void
-plain_retry_start(struct session *s, const char *why)
+reconnect_start(struct session *s, int why)
 {
 	int ufd;
 
-	log_info("sid=%s event=tls-fallback dst=%s domain=%s error=\"%s\" "
-	    "action=cleartext-retry", s->id, s->dst_str,
-	    s->up_verdict->domain, why);
-	s->up_out += io_bytes_out(s->up);
+	s->up_out += up_bytes(s);
 	io_free(s->up);
 	s->up = NULL;
-	s->plain_retry = 1;
+	s->up_base = 0;
+	s->reconnect = why;
 	if ((ufd = upstream_socket(s)) == -1 ||
 	    (s->up = io_new(s->env->loop, ufd, up_io_cb, s)) == NULL) {
 		if (ufd != -1)
@@ -1060,9 +1192,28 @@ plain_retry_start(struct session *s, const char *why)
 	session_enter(s, S_CONNECT);
 }
 
+/* Opportunistic TLS that fails in the handshake: like Postfix at level
+ * "may", deliver over a new cleartext connection rather than never. */
 static void
-plain_retry_ready(struct session *s)
+plain_retry_start(struct session *s, const char *why)
 {
+	log_info("sid=%s event=tls-fallback dst=%s domain=%s error=\"%s\" "
+	    "action=cleartext-retry", s->id, s->dst_str,
+	    s->up_verdict->domain, why);
+	reconnect_start(s, RECONNECT_PLAIN);
+}
+
+static void
+reconnect_ready(struct session *s)
+{
+	int why = s->reconnect;
+
+	s->reconnect = RECONNECT_NONE;
+	if (why == RECONNECT_FRESH) {
+		/* as for the first RCPT of any session */
+		upstream_decide(s, s->cur_verdict);
+		return;
+	}
 	s->up_decided = 1;
 	stats_add(st_plain, 1);
 	log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s", s->id,
@@ -1084,15 +1235,18 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		log_info("sid=%s event=greeting dst=%s code=%d banner=%s",
 		    s->id, s->dst_str, r->code, log_qn(detail, sizeof(detail),
 		    t, tl));
-		if (s->plain_retry) {
+		if (s->reconnect) {
 			if (!ok)
 				session_tempfail(s, "421 4.4.2", "%s refused "
-				    "the cleartext retry (%d)", s->dst_str,
+				    "a new connection (%d)", s->dst_str,
 				    r->code);
 			else
 				session_enter(s, S_EHLO);
 			break;
 		}
+		if (r->len < sizeof(s->greeting))	/* for a reuse */
+			snprintf(s->greeting, sizeof(s->greeting), "%.*s",
+			    (int)r->len, r->buf);
 		cl_relay(s, r);
 		if (!ok)
 			s->up_refused = 1;
@@ -1103,8 +1257,8 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			ehlo_done(s, r);
 			if (s->state == S_CLOSING || s->state == S_DEAD)
 				break;
-			if (s->plain_retry) {
-				plain_retry_ready(s);
+			if (s->reconnect) {
+				reconnect_ready(s);
 				break;
 			}
 			if (s->client_ehlo)
@@ -1115,6 +1269,9 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			session_enter(s, S_IDLE);
 		} else if (r->code / 100 == 5) {
 			session_enter(s, S_HELO);
+		} else if (s->reconnect) {
+			session_tempfail(s, "421 4.4.2", "%s refused EHLO on "
+			    "a new connection (%d)", s->dst_str, r->code);
 		} else {
 			cl_relay(s, r);
 			session_enter(s, S_WAIT_HELO);
@@ -1126,6 +1283,7 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			t = smtp_reply_text(r, 0, &tl);
 			snprintf(s->banner, sizeof(s->banner), "%.*s",
 			    (int)tl, t);
+			free(s->ehlo_reply);
 			if (asprintf(&s->ehlo_reply, "250 %s\r\n",
 			    s->banner) == -1) {
 				s->ehlo_reply = NULL;
@@ -1133,12 +1291,15 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 				break;
 			}
 			s->ehlo_reply_len = strlen(s->ehlo_reply);
-			if (s->plain_retry) {
-				plain_retry_ready(s);
+			if (s->reconnect) {
+				reconnect_ready(s);
 				break;
 			}
 			cl_printf(s, "250 %s", s->banner);
 			session_enter(s, S_IDLE);
+		} else if (s->reconnect) {
+			session_tempfail(s, "421 4.4.2", "%s refused HELO on "
+			    "a new connection (%d)", s->dst_str, r->code);
 		} else {
 			cl_relay(s, r);
 			session_enter(s, S_WAIT_HELO);
@@ -1535,6 +1696,30 @@ fail:
 	return -1;
 }
 
+/* A new session on a parked leg: the client gets the leg's greeting, and
+ * its EHLO goes upstream inside the TLS session. */
+static void
+session_adopt(struct session *s, struct reuse_leg *leg)
+{
+	s->up = leg->up;
+	io_set_cb(s->up, up_io_cb, s);
+	s->up_base = io_bytes_out(s->up);
+	/* not among the session's verdicts: every recipient gets a fresh
+	 * one, which must fit the leg (rcpt_with_verdict) */
+	s->up_verdict = s->leg_verdict = leg->verdict;
+	s->up_decided = s->up_tls = s->up_starttls_offered = 1;
+	s->reuse_uses = leg->uses;
+	snprintf(s->greeting, sizeof(s->greeting), "%s", leg->greeting);
+	snprintf(s->tls_proto, sizeof(s->tls_proto), "%s", leg->tls_proto);
+	snprintf(s->tls_verify, sizeof(s->tls_verify), "%s",
+	    leg->tls_verify);
+	stats_add(st_reused, 1);
+	log_info("sid=%s event=upstream-reused dst=%s uses=%u tls=%s",
+	    s->id, s->dst_str, s->reuse_uses, s->tls_proto);
+	io_write(s->cl, s->greeting, strlen(s->greeting));
+	session_enter(s, S_WAIT_HELO);
+}
+
 int
 session_start(struct session_env *env, int fd,
     const struct sockaddr_storage *client, const struct sockaddr_storage *dst)
@@ -1542,6 +1727,8 @@ session_start(struct session_env *env, int fd,
 	static unsigned long long seq;
 	static unsigned base;
 	struct session *s;
+	struct reuse_leg leg;
+	char key[200];
 	int ufd, saved;
 
 	stats_init();
@@ -1574,6 +1761,12 @@ session_start(struct session_env *env, int fd,
 	}
 	log_info("sid=%s event=connect client=%s dst=%s", s->id,
 	    s->client_str, s->dst_str);
+	if (env->cfg->upstream_reuse && !env->draining &&
+	    reuse_key(s, key, sizeof(key)) == 0 &&
+	    reuse_take(env->reuse, key, &leg) == 0) {
+		session_adopt(s, &leg);
+		return 0;
+	}
 	if ((ufd = upstream_socket(s)) == -1 ||
 	    (s->up = io_new(env->loop, ufd, up_io_cb, s)) == NULL) {
 		saved = errno;

@@ -15,6 +15,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 #include "policy/policy.h"
+#include "tlsproxy/reuse.h"
 #include "tlsproxy/tls.h"
 
 struct session;
@@ -24,6 +25,7 @@ struct session_env {
 	const struct config	*cfg;		/* replaced on reload */
 	struct policy		*policy;
 	struct tls_ctx		*tls;
+	struct reuse		*reuse;		/* parked upstream legs */
 	int			 nsessions;	/* live sessions */
 	int			 draining;
 	struct session		*sessions;	/* live ones, linked */

@@ -54,14 +54,19 @@ assert "ee-bad.test: nothing delivered" [ "$(mailbox_count bob@ee-bad.test)" = 0
 assert "ee-bad.test: queued with a 4.7.5 reason" bash -c "postqueue -c '$SD/etc' -j | grep -q 'tlsa-invalid'"
 assert "no envelope byte reached the ee-bad.test receiver" [ "$(count_log "$RD/maillog" "to=<bob@ee-bad.test>")" = 0 ]
 
-# a second message to the same MX: a new connection, possibly a resumed TLS
-# session, verified by DANE again
+# a second message to the same MX: a session of its own with a fresh DANE
+# verdict, which either rides the first session's DANE-verified leg
+# (parked for reuse) or makes a new connection (possibly a resumed TLS
+# session) verified by DANE again
 send_mail x@sender.test alice@ee-ok.test "$T/body" "dane-ee ok, again"
 q3=$(find_qid "$MSGID")
 wait_status "$q3" alice@ee-ok.test sent
 wait_mailbox alice@ee-ok.test 2
-assert "second delivery verified too" [ "$(count_log "$MXLOG" "event=tls dst=10.25.1.11:25 mx=mx.ee-ok.test .*verify=success")" = 2 ]
-log "second session: $(grep -E "event=tls dst=10.25.1.11:25" "$MXLOG" | tail -n1 | grep -oE 'resumed=[a-z]+')"
+n_tls=$(count_log "$MXLOG" "event=tls dst=10.25.1.11:25 mx=mx.ee-ok.test .*verify=success")
+n_reused=$(count_log "$MXLOG" "event=upstream-reused dst=10.25.1.11:25 ")
+log "second session: $n_tls verified handshake(s), $n_reused reuse(s) of the verified leg"
+assert "second delivery verified too (new handshake or the verified leg)" [ $((n_tls + n_reused)) = 2 ]
+assert "second delivery had a DANE verdict of its own" [ "$(count_log "$MXLOG" "event=verdict domain=ee-ok.test .*source=dane level=dane")" = 2 ]
 
 dane_differential ee-ok.test "$(mxg_verdict "$q1" alice@ee-ok.test ee-ok.test)"
 dane_differential ee-bad.test "$(mxg_verdict "$q2" bob@ee-bad.test ee-bad.test)"

@@ -841,6 +841,8 @@ setup(void **state)
 static int
 teardown(void **state)
 {
+	reuse_free(g.env.reuse);	/* parked legs of reuse tests */
+	g.env.reuse = NULL;
 	if (g.cssl)
 		SSL_free(g.cssl);
 	g.cssl = NULL;
@@ -1680,6 +1682,167 @@ test_starttls_upgrade(void **state)
 	finish();
 }
 
+/* ---- upstream reuse ---------------------------------------------------- */
+
+/* A TLS session that delivers one message and quits: its leg is parked,
+ * the upstream gets no QUIT. */
+static void
+reuse_first_session(void)
+{
+	g.env.reuse = reuse_new(g.loop);
+	assert_non_null(g.env.reuse);
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_cl_eof();
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.env.nsessions == 0);
+	srv_quiet(30);			/* no QUIT: parked */
+	assert_false(g.seof);
+	assert_int_equal(reuse_count(g.env.reuse), 1);
+}
+
+/* A second client connection to the same MX from the same client. */
+static void
+start_again(void)
+{
+	struct sockaddr_in cl = { 0 };
+	struct sockaddr_storage css = { 0 };
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	g.ceof = 0;
+	g.clen = 0;
+	cl.sin_family = AF_INET;
+	cl.sin_port = htons(40001);
+	inet_pton(AF_INET, "192.0.2.1", &cl.sin_addr);
+	memcpy(&css, &cl, sizeof(cl));
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+}
+
+/* The next session rides the parked leg: the client gets the original
+ * greeting, its EHLO goes upstream inside the same TLS session, and no
+ * new connection, STARTTLS or handshake happens. */
+static void
+test_reuse_parked_leg(void **state)
+{
+	reuse_first_session();
+	start_again();
+	EXPECT_CL(GREETING);
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<e@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<c@sender.example>");
+	EXPECT_SRV("RCPT TO:<e@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+	assert_int_equal(g.naccepted, 1);	/* one connection */
+	assert_int_equal(g.ntls_prepare, 1);	/* one handshake */
+	assert_int_equal(g.nlookups, 2);	/* a verdict per session */
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_cl_eof();
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(reuse_count(g.env.reuse), 1);	/* parked again */
+	/* closing the cache says goodbye properly */
+	reuse_flush(g.env.reuse);
+	EXPECT_SRV("QUIT");
+	wait_srv_eof();
+	finish();
+}
+
+/* A parked leg is closed with QUIT after its idle time. */
+static void
+test_reuse_idle_expiry(void **state)
+{
+	uint64_t saved = g.cfg->upstream_reuse_time;
+
+	g.cfg->upstream_reuse_time = 100;
+	reuse_first_session();
+	EXPECT_SRV("QUIT");
+	wait_srv_eof();
+	g.cfg->upstream_reuse_time = saved;
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	finish();
+}
+
+/* A server that speaks to a parked leg (a 421 before it hangs up) loses
+ * it; the next session connects afresh. */
+static void
+test_reuse_server_drops_parked(void **state)
+{
+	reuse_first_session();
+	srv_send("421 4.4.2 idle too long\r\n");
+	WAIT(reuse_count(g.env.reuse) == 0);
+	wait_srv_eof();
+	srv_close();
+	start_again();
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_CL(GREETING);
+	finish();
+}
+
+/* A reused leg that the new recipient's policy does not accept is not a
+ * policy failure: the session quits it and makes a connection of its
+ * own, with its own STARTTLS and check, before any envelope is sent. */
+static void
+test_reuse_mismatch_reconnects(void **state)
+{
+	reuse_first_session();
+	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
+	g.tls_fail_reason = "certificate-host-mismatch";
+	start_again();
+	EXPECT_CL(GREETING);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("QUIT");		/* not MAIL: the leg is left */
+	wait_srv_eof();
+	srv_close();
+	g.tls_fail_reason = NULL;	/* the new connection's check passes */
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);		/* not relayed: the client has one */
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<c@sender.example>");
+	EXPECT_SRV("RCPT TO:<x@v.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 x ok\r\n");
+	EXPECT_CL("250 2.1.5 x ok\r\n");	/* nothing else before */
+	assert_int_equal(g.ntls_prepare, 2);
+	finish();
+}
+
 static void
 test_tls_check_fails_verify(void **state)
 {
@@ -2218,6 +2381,10 @@ main(void)
 		T(test_rset_with_upstream_tx),
 		T(test_local_commands),
 		T(test_quit),
+		T(test_reuse_parked_leg),
+		T(test_reuse_idle_expiry),
+		T(test_reuse_server_drops_parked),
+		T(test_reuse_mismatch_reconnects),
 		T(test_quit_upstream_silent),
 		T(test_client_closes),
 		T(test_upstream_closes_in_data),
