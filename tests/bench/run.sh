@@ -22,6 +22,7 @@
 #   BENCH_SKIP=mem,profile,throughput   skip parts
 #   BENCH_ONLY="4KB 1/conn:1,10;1MB 1/conn:10"  a subset of the matrix
 #   BENCH_PATHS=ab       only some of the paths a, b, c
+#   BENCH_REUSE=no       mxguard without upstream leg reuse (default yes, as shipped)
 #   BENCH_LOG_LEVEL=info mxguard's log level (default warn, like stunnel's)
 #   BENCH_HOLD=5000 BENCH_HOLD_MAX=10000 idle-session counts
 set -u -o pipefail
@@ -174,6 +175,7 @@ log_level = ${BENCH_LOG_LEVEL:-warn}
 max_sessions = $1
 tls_ca_file = $T/ca.pem
 steering = none
+upstream_reuse = ${BENCH_REUSE:-yes}
 dns_servers = 10.26.1.2
 control_socket = $T/mxguard.sock
 EOF
