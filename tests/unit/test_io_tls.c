@@ -161,6 +161,28 @@ peer_pump(struct peer *p)
 		p->hs_done = 1;
 }
 
+/* A client io and the peer on socket type `type`, handshake done. */
+static struct io *
+tls_pair(int type, io_cb *cb, void *arg, struct client *c, struct peer *p)
+{
+	struct io *io;
+	int sp[2], i;
+
+	loop = ev_loop_new();
+	assert_int_equal(socketpair(AF_UNIX, type | SOCK_NONBLOCK, 0, sp), 0);
+	io = io_new(loop, sp[0], cb, arg);
+	assert_non_null(io);
+	peer_init(p, sp[1]);
+	assert_int_equal(io_start_tls(io, SSL_new(cctx), 0), 0);
+	for (i = 0; i < 200 && !(c->tlsready && p->hs_done); i++) {
+		run_for(2);
+		peer_pump(p);
+	}
+	assert_int_equal(c->tlsready, 1);
+	assert_int_equal(p->hs_done, 1);
+	return io;
+}
+
 static void
 peer_free(struct peer *p)
 {
@@ -177,22 +199,10 @@ test_tls_corked_handshake(void **state)
 	struct peer p;
 	struct io *io;
 	char buf[64];
-	int sp[2], i, n, sends_hs;
+	int n, sends_hs;
 
 	(void)state;
-	loop = ev_loop_new();
-	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK,
-	    0, sp), 0);
-	io = io_new(loop, sp[0], client_cb, &c);
-	assert_non_null(io);
-	peer_init(&p, sp[1]);
-	assert_int_equal(io_start_tls(io, SSL_new(cctx), 0), 0);
-	for (i = 0; i < 200 && !(c.tlsready && p.hs_done); i++) {
-		run_for(2);
-		peer_pump(&p);
-	}
-	assert_int_equal(c.tlsready, 1);
-	assert_int_equal(p.hs_done, 1);
+	io = tls_pair(SOCK_SEQPACKET, client_cb, &c, &c, &p);
 	run_for(5);
 	peer_pump(&p);
 	/* ClientHello, then Finished (with TLS 1.3's compatibility CCS)
@@ -230,22 +240,12 @@ test_tls_bulk_backpressure(void **state)
 	struct io *io;
 	static char data[2 << 20], got[2 << 20];
 	size_t have = 0, maxq = 0;
-	int sp[2], i, r;
+	int i, r;
 	ssize_t n;
 	char tmp[65536];
 
 	(void)state;
-	loop = ev_loop_new();
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-	    sp), 0);
-	io = io_new(loop, sp[0], client_cb, &c);
-	peer_init(&p, sp[1]);
-	assert_int_equal(io_start_tls(io, SSL_new(cctx), 0), 0);
-	for (i = 0; i < 200 && !(c.tlsready && p.hs_done); i++) {
-		run_for(2);
-		peer_pump(&p);
-	}
-	assert_int_equal(c.tlsready, 1);
+	io = tls_pair(SOCK_STREAM, client_cb, &c, &c, &p);
 	for (i = 0; i < (int)sizeof(data); i++)
 		data[i] = (char)(i * 7 + i / 4096);
 	io_set_lowat(io, 0);
