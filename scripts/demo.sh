@@ -84,7 +84,7 @@ for r in "${rcpts[@]}"; do
 done
 echo
 echo "== mxguard log (sessions)"
-with_mxguard && grep -E 'event=(connect|tls|cleartext|message|close|verdict|policy-failure)' "$MXLOG" |
+with_mxguard && grep -E 'event=(connect|tls|cleartext|message|close|verdict|policy-failure|upstream-parked|upstream-reused)' "$MXLOG" |
 	sed -E 's/^[^ ]+ //; s/^/  /' | cut -c1-200
 echo
 echo "== tearing down"
