@@ -60,7 +60,7 @@ $(B)/mxguard: $(CMD_OBJ) $(B)/libmxguard.a
 
 # Unit tests link the library and cmocka; each may --wrap symbols it mocks
 # by listing them in a "// WRAP: sym1 sym2" comment line.
-$(B)/tests/%: tests/unit/%.c $(B)/libmxguard.a
+$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmxguard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< \
 	  $(foreach s,$(shell sed -n 's,^// WRAP:,,p' $<),-Wl,--wrap=$(s)) \

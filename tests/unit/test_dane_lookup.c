@@ -26,111 +26,7 @@
 
 /* ---- wire messages ---- */
 
-struct msg {
-	unsigned char	 b[2048];
-	int		 n;
-};
-
-static void
-put16(struct msg *m, unsigned v)
-{
-	m->b[m->n++] = (unsigned char)(v >> 8);
-	m->b[m->n++] = (unsigned char)v;
-}
-
-static void
-putname(struct msg *m, const char *name)
-{
-	while (*name) {
-		const char *dot = strchr(name, '.');
-		size_t l = dot ? (size_t)(dot - name) : strlen(name);
-
-		m->b[m->n++] = (unsigned char)l;
-		memcpy(m->b + m->n, name, l);
-		m->n += (int)l;
-		name += l;
-		if (*name == '.')
-			name++;
-	}
-	m->b[m->n++] = 0;
-}
-
-static void
-begin(struct msg *m, int ad, int rcode, const char *qname, int qtype,
-    int an, int ar)
-{
-	m->n = 0;
-	put16(m, 0x1234);
-	m->b[m->n++] = 0x81;
-	m->b[m->n++] = (unsigned char)(0x80 | (ad ? 0x20 : 0) | rcode);
-	put16(m, 1);
-	put16(m, (unsigned)an);
-	put16(m, 0);
-	put16(m, (unsigned)ar);
-	putname(m, qname);
-	put16(m, (unsigned)qtype);
-	put16(m, 1);
-}
-
-static void
-rr_hdr(struct msg *m, const char *owner, int type, int rdlen)
-{
-	putname(m, owner);
-	put16(m, (unsigned)type);
-	put16(m, 1);
-	put16(m, 0);
-	put16(m, 300);
-	put16(m, (unsigned)rdlen);
-}
-
-static void
-rr_a(struct msg *m, const char *owner, const char *ip)
-{
-	rr_hdr(m, owner, DNS_T_A, 4);
-	inet_pton(AF_INET, ip, m->b + m->n);
-	m->n += 4;
-}
-
-static void
-rr_name(struct msg *m, const char *owner, int type, int pref,
-    const char *target)
-{
-	struct msg t = { .n = 0 };
-
-	if (pref >= 0)
-		put16(&t, (unsigned)pref);
-	putname(&t, target);
-	rr_hdr(m, owner, type, t.n);
-	memcpy(m->b + m->n, t.b, (size_t)t.n);
-	m->n += t.n;
-}
-
-static void
-rr_tlsa(struct msg *m, const char *owner, int u, int s, int mt, int len)
-{
-	int i;
-
-	rr_hdr(m, owner, DNS_T_TLSA, 3 + len);
-	m->b[m->n++] = (unsigned char)u;
-	m->b[m->n++] = (unsigned char)s;
-	m->b[m->n++] = (unsigned char)mt;
-	for (i = 0; i < len; i++)
-		m->b[m->n++] = (unsigned char)(0x40 + i);
-}
-
-static void
-rr_opt_ede(struct msg *m, int code)
-{
-	m->b[m->n++] = 0;		/* root */
-	put16(m, 41);
-	put16(m, 1232);
-	put16(m, 0);
-	put16(m, 0x8000);		/* DO */
-	put16(m, 4 + 2);
-	put16(m, 15);
-	put16(m, 2);
-	put16(m, (unsigned)code);
-}
+#include "dnsmsg.h"
 
 /* ---- the fake resolver ---- */
 
@@ -267,10 +163,10 @@ mx(const char *d, int ad, const char *h1, const char *h2)
 {
 	struct msg m;
 
-	begin(&m, ad, 0, d, DNS_T_MX, h2 ? 2 : 1, 0);
-	rr_name(&m, d, DNS_T_MX, 20, h1);
+	begin(&m, 0x1234, ad, 0, d, DNS_T_MX, h2 ? 2 : 1, 0, 0);
+	rr_name(&m, d, DNS_T_MX, 20, h1, 300);
 	if (h2)
-		rr_name(&m, d, DNS_T_MX, 10, h2);
+		rr_name(&m, d, DNS_T_MX, 10, h2, 300);
 	answer(d, DNS_T_MX, ad ? DNS_SECURE : DNS_INSECURE, &m);
 }
 
@@ -279,8 +175,8 @@ a(const char *h, int ad, const char *ip)
 {
 	struct msg m;
 
-	begin(&m, ad, 0, h, DNS_T_A, 1, 0);
-	rr_a(&m, h, ip);
+	begin(&m, 0x1234, ad, 0, h, DNS_T_A, 1, 0, 0);
+	rr_a(&m, h, ip, 300);
 	answer(h, DNS_T_A, ad ? DNS_SECURE : DNS_INSECURE, &m);
 }
 
@@ -291,8 +187,8 @@ tlsa(const char *h, int ad, int u, int s, int mt, int len)
 	char q[300];
 
 	snprintf(q, sizeof(q), "_25._tcp.%s", h);
-	begin(&m, ad, 0, q, DNS_T_TLSA, 1, 0);
-	rr_tlsa(&m, q, u, s, mt, len);
+	begin(&m, 0x1234, ad, 0, q, DNS_T_TLSA, 1, 0, 0);
+	rr_tlsa(&m, q, u, s, mt, len, 300);
 	answer(q, DNS_T_TLSA, ad ? DNS_SECURE : DNS_INSECURE, &m);
 }
 
@@ -301,7 +197,7 @@ fail_with(const char *name, int type, int ede)
 {
 	struct msg m;
 
-	begin(&m, 0, 2, name, type, 0, ede >= 0 ? 1 : 0);
+	begin(&m, 0x1234, 0, 2, name, type, 0, 0, ede >= 0 ? 1 : 0);
 	if (ede >= 0)
 		rr_opt_ede(&m, ede);
 	answer(name, type, DNS_SERVFAIL, &m);
@@ -336,8 +232,8 @@ test_preference_order(void **s)
 
 	/* both hosts have A; the preferred one (10) is H */
 	mx("d.test", 1, "mx20.d.test", "mx10.d.test");
-	begin(&m, 1, 0, "mx20.d.test", DNS_T_A, 1, 0);
-	rr_a(&m, "mx20.d.test", "192.0.2.1");
+	begin(&m, 0x1234, 1, 0, "mx20.d.test", DNS_T_A, 1, 0, 0);
+	rr_a(&m, "mx20.d.test", "192.0.2.1", 300);
 	answer("mx20.d.test", DNS_T_A, DNS_SECURE, &m);
 	a("mx10.d.test", 1, "192.0.2.1");
 	tlsa("mx10.d.test", 1, 3, 1, 1, 32);
@@ -383,7 +279,7 @@ test_implicit_mx(void **s)
 	struct dane_info *d;
 	struct msg m;
 
-	begin(&m, 1, 0, "d.test", DNS_T_MX, 0, 0);
+	begin(&m, 0x1234, 1, 0, "d.test", DNS_T_MX, 0, 0, 0);
 	answer("d.test", DNS_T_MX, DNS_NODATA, &m);
 	a("d.test", 1, "192.0.2.1");
 	tlsa("d.test", 1, 3, 1, 1, 32);
@@ -402,10 +298,10 @@ test_only_unusable(void **s)
 
 	mx("d.test", 1, "mx.d.test", NULL);
 	a("mx.d.test", 1, "192.0.2.1");
-	begin(&m, 1, 0, "_25._tcp.mx.d.test", DNS_T_TLSA, 3, 0);
-	rr_tlsa(&m, "_25._tcp.mx.d.test", 1, 1, 1, 32);	/* PKIX-EE */
-	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 1, 31);	/* bad length */
-	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 9, 32);	/* unknown type */
+	begin(&m, 0x1234, 1, 0, "_25._tcp.mx.d.test", DNS_T_TLSA, 3, 0, 0);
+	rr_tlsa(&m, "_25._tcp.mx.d.test", 1, 1, 1, 32, 300);	/* PKIX-EE */
+	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 1, 31, 300);	/* bad length */
+	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 9, 32, 300);	/* unknown type */
 	answer("_25._tcp.mx.d.test", DNS_T_TLSA, DNS_SECURE, &m);
 	d = run("d.test", "192.0.2.1");
 	assert_int_equal(d->state, DANE_UNUSABLE);
@@ -479,9 +375,9 @@ test_cname_expanded(void **s)
 	struct msg m;
 
 	mx("d.test", 1, "mx.d.test", NULL);
-	begin(&m, 1, 0, "mx.d.test", DNS_T_A, 2, 0);
-	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test");
-	rr_a(&m, "real.hoster.test", "192.0.2.1");
+	begin(&m, 0x1234, 1, 0, "mx.d.test", DNS_T_A, 2, 0, 0);
+	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test", 300);
+	rr_a(&m, "real.hoster.test", "192.0.2.1", 300);
 	answer("mx.d.test", DNS_T_A, DNS_SECURE, &m);
 	tlsa("real.hoster.test", 1, 3, 1, 1, 32);
 	tlsa("mx.d.test", 1, 3, 1, 2, 64);
@@ -502,11 +398,11 @@ test_cname_fallback(void **s)
 	struct msg m;
 
 	mx("d.test", 1, "mx.d.test", NULL);
-	begin(&m, 1, 0, "mx.d.test", DNS_T_A, 2, 0);
-	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test");
-	rr_a(&m, "real.hoster.test", "192.0.2.1");
+	begin(&m, 0x1234, 1, 0, "mx.d.test", DNS_T_A, 2, 0, 0);
+	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test", 300);
+	rr_a(&m, "real.hoster.test", "192.0.2.1", 300);
 	answer("mx.d.test", DNS_T_A, DNS_SECURE, &m);
-	begin(&m, 1, 0, "_25._tcp.real.hoster.test", DNS_T_TLSA, 0, 0);
+	begin(&m, 0x1234, 1, 0, "_25._tcp.real.hoster.test", DNS_T_TLSA, 0, 0, 0);
 	answer("_25._tcp.real.hoster.test", DNS_T_TLSA, DNS_NODATA, &m);
 	tlsa("mx.d.test", 1, 3, 1, 2, 64);
 	d = run("d.test", "192.0.2.1");
@@ -570,13 +466,13 @@ test_ede_parser(void **s)
 	struct msg m;
 
 	fail_with("x.test", DNS_T_MX, 9);
-	begin(&m, 0, 2, "x.test", DNS_T_MX, 0, 1);
+	begin(&m, 0x1234, 0, 2, "x.test", DNS_T_MX, 0, 0, 1);
 	rr_opt_ede(&m, 9);
 	assert_int_equal(dane_ede(m.b, (size_t)m.n), 9);
 	assert_true(dane_ede_dnssec(9));
 	assert_false(dane_ede_dnssec(22));
 	assert_int_equal(dane_ede(m.b, (size_t)m.n - 1), -1);
-	begin(&m, 0, 2, "x.test", DNS_T_MX, 0, 0);
+	begin(&m, 0x1234, 0, 2, "x.test", DNS_T_MX, 0, 0, 0);
 	assert_int_equal(dane_ede(m.b, (size_t)m.n), -1);
 	assert_int_equal(dane_ede(NULL, 0), -1);
 }

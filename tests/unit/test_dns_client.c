@@ -25,107 +25,7 @@
 
 /* ---- message builder ---- */
 
-struct msg {
-	unsigned char	 b[2048];
-	int		 n;
-	int		 ancount_off;
-};
-
-static void
-put16(struct msg *m, unsigned v)
-{
-	m->b[m->n++] = (unsigned char)(v >> 8);
-	m->b[m->n++] = (unsigned char)v;
-}
-
-static void
-put32(struct msg *m, uint32_t v)
-{
-	put16(m, v >> 16);
-	put16(m, v & 0xffff);
-}
-
-static void
-putname(struct msg *m, const char *name)
-{
-	while (*name) {
-		const char *dot = strchr(name, '.');
-		size_t l = dot ? (size_t)(dot - name) : strlen(name);
-
-		m->b[m->n++] = (unsigned char)l;
-		memcpy(m->b + m->n, name, l);
-		m->n += (int)l;
-		name += l;
-		if (*name == '.')
-			name++;
-	}
-	m->b[m->n++] = 0;
-}
-
-static void
-begin(struct msg *m, unsigned id, int ad, int rcode, const char *qname,
-    int qtype, int an, int ns)
-{
-	m->n = 0;
-	put16(m, id);
-	m->b[m->n++] = 0x81;			/* QR RD */
-	m->b[m->n++] = (unsigned char)(0x80 | (ad ? 0x20 : 0) | rcode);
-	put16(m, 1);
-	put16(m, (unsigned)an);
-	put16(m, (unsigned)ns);
-	put16(m, 0);
-	putname(m, qname);
-	put16(m, (unsigned)qtype);
-	put16(m, 1);
-}
-
-static void
-rr_hdr(struct msg *m, const char *owner, int type, uint32_t ttl, int rdlen)
-{
-	putname(m, owner);
-	put16(m, (unsigned)type);
-	put16(m, 1);
-	put32(m, ttl);
-	put16(m, (unsigned)rdlen);
-}
-
-static void
-rr_a(struct msg *m, const char *owner, const char *ip, uint32_t ttl)
-{
-	rr_hdr(m, owner, DNS_T_A, ttl, 4);
-	inet_pton(AF_INET, ip, m->b + m->n);
-	m->n += 4;
-}
-
-static void
-rr_name(struct msg *m, const char *owner, int type, int pref,
-    const char *target, uint32_t ttl)
-{
-	struct msg t = { .n = 0 };
-
-	if (pref >= 0)
-		put16(&t, (unsigned)pref);
-	putname(&t, target);
-	rr_hdr(m, owner, type, ttl, t.n);
-	memcpy(m->b + m->n, t.b, (size_t)t.n);
-	m->n += t.n;
-}
-
-static void
-rr_txt(struct msg *m, const char *owner, const char *s1, const char *s2)
-{
-	int l1 = (int)strlen(s1), l2 = s2 ? (int)strlen(s2) : -1;
-
-	rr_hdr(m, owner, DNS_T_TXT, 300, 1 + l1 + (s2 ? 1 + l2 : 0));
-	m->b[m->n++] = (unsigned char)l1;
-	memcpy(m->b + m->n, s1, (size_t)l1);
-	m->n += l1;
-	if (s2) {
-		m->b[m->n++] = (unsigned char)l2;
-		memcpy(m->b + m->n, s2, (size_t)l2);
-		m->n += l2;
-	}
-}
+#include "dnsmsg.h"
 
 /* ---- parser tests ---- */
 
@@ -135,7 +35,7 @@ test_parse_mx_secure(void **state)
 	struct msg m;
 	struct dns_answer *a;
 
-	begin(&m, 1, 1, 0, "example.com", DNS_T_MX, 2, 0);
+	begin(&m, 1, 1, 0, "example.com", DNS_T_MX, 2, 0, 0);
 	rr_name(&m, "example.com", DNS_T_MX, 10, "MX1.example.com", 600);
 	rr_name(&m, "example.com", DNS_T_MX, 20, "mx2.example.com", 300);
 	a = dns_parse(m.b, m.n, "Example.COM.", DNS_T_MX);
@@ -155,20 +55,20 @@ test_parse_classes(void **state)
 	struct msg m;
 	struct dns_answer *a;
 
-	begin(&m, 1, 0, 3, "nx.example", DNS_T_A, 0, 0);
+	begin(&m, 1, 0, 3, "nx.example", DNS_T_A, 0, 0, 0);
 	a = dns_parse(m.b, m.n, "nx.example", DNS_T_A);
 	assert_int_equal(a->status, DNS_NXDOMAIN);
 	dns_answer_unref(a);
-	begin(&m, 1, 0, 0, "nodata.example", DNS_T_A, 0, 0);
+	begin(&m, 1, 0, 0, "nodata.example", DNS_T_A, 0, 0, 0);
 	a = dns_parse(m.b, m.n, "nodata.example", DNS_T_A);
 	assert_int_equal(a->status, DNS_NODATA);
 	assert_int_equal(a->cname_open, 0);
 	dns_answer_unref(a);
-	begin(&m, 1, 0, 2, "sf.example", DNS_T_A, 0, 0);
+	begin(&m, 1, 0, 2, "sf.example", DNS_T_A, 0, 0, 0);
 	a = dns_parse(m.b, m.n, "sf.example", DNS_T_A);
 	assert_int_equal(a->status, DNS_SERVFAIL);
 	dns_answer_unref(a);
-	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0);
+	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0, 0);
 	rr_a(&m, "a.example", "192.0.2.1", 60);
 	a = dns_parse(m.b, m.n, "a.example", DNS_T_A);
 	assert_int_equal(a->status, DNS_INSECURE);
@@ -176,7 +76,7 @@ test_parse_classes(void **state)
 	assert_int_equal(a->rr[0].u.a.s_addr, inet_addr("192.0.2.1"));
 	dns_answer_unref(a);
 	/* records for another owner do not count */
-	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0);
+	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0, 0);
 	rr_a(&m, "evil.example", "192.0.2.66", 60);
 	a = dns_parse(m.b, m.n, "a.example", DNS_T_A);
 	assert_int_equal(a->status, DNS_NODATA);
@@ -189,10 +89,10 @@ test_parse_cname_txt(void **state)
 	struct msg m;
 	struct dns_answer *a;
 
-	begin(&m, 1, 0, 0, "_mta-sts.example", DNS_T_TXT, 2, 0);
+	begin(&m, 1, 0, 0, "_mta-sts.example", DNS_T_TXT, 2, 0, 0);
 	rr_name(&m, "_mta-sts.example", DNS_T_CNAME, -1, "sts.other.example",
 	    100);
-	rr_txt(&m, "sts.other.example", "v=STSv1; ", "id=42");
+	rr_txt(&m, "sts.other.example", "v=STSv1; ", "id=42", 300);
 	a = dns_parse(m.b, m.n, "_mta-sts.example", DNS_T_TXT);
 	assert_int_equal(a->status, DNS_INSECURE);
 	assert_string_equal(a->name, "sts.other.example");
@@ -201,7 +101,7 @@ test_parse_cname_txt(void **state)
 	assert_int_equal(a->ttl, 100);
 	dns_answer_unref(a);
 	/* chain that stops at a name without data here */
-	begin(&m, 1, 0, 0, "x.example", DNS_T_A, 1, 0);
+	begin(&m, 1, 0, 0, "x.example", DNS_T_A, 1, 0, 0);
 	rr_name(&m, "x.example", DNS_T_CNAME, -1, "y.example", 100);
 	a = dns_parse(m.b, m.n, "x.example", DNS_T_A);
 	assert_int_equal(a->status, DNS_NODATA);
@@ -219,7 +119,7 @@ test_parse_malformed(void **state)
 	    0xc0, 12, 0, 1, 0, 1 };
 
 	/* truncated */
-	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0);
+	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0, 0);
 	rr_a(&m, "a.example", "192.0.2.1", 60);
 	a = dns_parse(m.b, m.n - 2, "a.example", DNS_T_A);
 	assert_int_equal(a->status, DNS_ERROR);
@@ -229,7 +129,7 @@ test_parse_malformed(void **state)
 	assert_int_equal(a->status, DNS_ERROR);
 	dns_answer_unref(a);
 	/* short A rdata */
-	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0);
+	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0, 0);
 	rr_hdr(&m, "a.example", DNS_T_A, 60, 3);
 	m.n += 3;
 	a = dns_parse(m.b, m.n, "a.example", DNS_T_A);
@@ -246,7 +146,7 @@ test_parse_tlsa(void **state)
 	struct msg m;
 	struct dns_answer *a;
 
-	begin(&m, 1, 1, 0, "_25._tcp.mx.example", DNS_T_TLSA, 1, 0);
+	begin(&m, 1, 1, 0, "_25._tcp.mx.example", DNS_T_TLSA, 1, 0, 0);
 	rr_hdr(&m, "_25._tcp.mx.example", DNS_T_TLSA, 60, 5);
 	m.b[m.n++] = 3;
 	m.b[m.n++] = 1;
@@ -307,19 +207,19 @@ fake_read(int fd, int events, void *arg)
 	if (fk.silent)
 		return;
 	if (strcmp(name, "secure.example") == 0) {
-		begin(&m, id, 1, 0, name, qtype, 1, 0);
+		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
 		rr_a(&m, name, "192.0.2.10", 300);
 	} else if (strcmp(name, "insecure.example") == 0) {
-		begin(&m, id, 0, 0, name, qtype, 1, 0);
+		begin(&m, id, 0, 0, name, qtype, 1, 0, 0);
 		rr_a(&m, name, "192.0.2.11", 300);
 	} else if (strcmp(name, "alias.example") == 0) {
 		/* CNAME only; the target must be asked separately */
-		begin(&m, id, 1, 0, name, qtype, 1, 0);
+		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
 		rr_name(&m, name, DNS_T_CNAME, -1, "insecure.example", 300);
 	} else if (strcmp(name, "servfail.example") == 0) {
-		begin(&m, id, 0, 2, name, qtype, 0, 0);
+		begin(&m, id, 0, 2, name, qtype, 0, 0, 0);
 	} else {
-		begin(&m, id, 0, 3, name, qtype, 0, 0);
+		begin(&m, id, 0, 3, name, qtype, 0, 0, 0);
 	}
 	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
 }

@@ -29,34 +29,7 @@
 #include "policy/dns.h"
 #include "policy/policy.h"
 
-struct msg {
-	unsigned char	 b[2048];
-	int		 n;
-};
-
-static void
-put16(struct msg *m, unsigned v)
-{
-	m->b[m->n++] = (unsigned char)(v >> 8);
-	m->b[m->n++] = (unsigned char)v;
-}
-
-static void
-putname(struct msg *m, const char *name)
-{
-	while (*name) {
-		const char *dot = strchr(name, '.');
-		size_t l = dot ? (size_t)(dot - name) : strlen(name);
-
-		m->b[m->n++] = (unsigned char)l;
-		memcpy(m->b + m->n, name, l);
-		m->n += (int)l;
-		name += l;
-		if (*name == '.')
-			name++;
-	}
-	m->b[m->n++] = 0;
-}
+#include "dnsmsg.h"
 
 /* the zone: name, type, value ("pref host" for MX) */
 struct zrr {

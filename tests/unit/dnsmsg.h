@@ -1,0 +1,151 @@
+/*
+ * dnsmsg.h - DNS wire messages for the unit tests' fake resolvers
+ * (test_dns_client, test_dane_lookup, test_policy_engine): a header, the
+ * question, and resource records appended to a fixed buffer.  Test code
+ * only; every helper is static inline so a test takes what it uses.
+ */
+#ifndef MXG_TEST_DNSMSG_H
+#define MXG_TEST_DNSMSG_H
+
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "policy/dns.h"
+
+struct msg {
+	unsigned char	 b[2048];
+	int		 n;
+};
+
+static inline void
+put16(struct msg *m, unsigned v)
+{
+	m->b[m->n++] = (unsigned char)(v >> 8);
+	m->b[m->n++] = (unsigned char)v;
+}
+
+static inline void
+put32(struct msg *m, uint32_t v)
+{
+	put16(m, v >> 16);
+	put16(m, v & 0xffff);
+}
+
+static inline void
+putname(struct msg *m, const char *name)
+{
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		size_t l = dot ? (size_t)(dot - name) : strlen(name);
+
+		m->b[m->n++] = (unsigned char)l;
+		memcpy(m->b + m->n, name, l);
+		m->n += (int)l;
+		name += l;
+		if (*name == '.')
+			name++;
+	}
+	m->b[m->n++] = 0;
+}
+
+/* A response header (QR RD RA, AD as asked) and its question. */
+static inline void
+begin(struct msg *m, unsigned id, int ad, int rcode, const char *qname,
+    int qtype, int an, int ns, int ar)
+{
+	m->n = 0;
+	put16(m, id);
+	m->b[m->n++] = 0x81;
+	m->b[m->n++] = (unsigned char)(0x80 | (ad ? 0x20 : 0) | rcode);
+	put16(m, 1);
+	put16(m, (unsigned)an);
+	put16(m, (unsigned)ns);
+	put16(m, (unsigned)ar);
+	putname(m, qname);
+	put16(m, (unsigned)qtype);
+	put16(m, 1);
+}
+
+static inline void
+rr_hdr(struct msg *m, const char *owner, int type, uint32_t ttl, int rdlen)
+{
+	putname(m, owner);
+	put16(m, (unsigned)type);
+	put16(m, 1);
+	put32(m, ttl);
+	put16(m, (unsigned)rdlen);
+}
+
+static inline void
+rr_a(struct msg *m, const char *owner, const char *ip, uint32_t ttl)
+{
+	rr_hdr(m, owner, DNS_T_A, ttl, 4);
+	inet_pton(AF_INET, ip, m->b + m->n);
+	m->n += 4;
+}
+
+/* MX (pref >= 0), CNAME or NS (pref < 0). */
+static inline void
+rr_name(struct msg *m, const char *owner, int type, int pref,
+    const char *target, uint32_t ttl)
+{
+	struct msg t = { .n = 0 };
+
+	if (pref >= 0)
+		put16(&t, (unsigned)pref);
+	putname(&t, target);
+	rr_hdr(m, owner, type, ttl, t.n);
+	memcpy(m->b + m->n, t.b, (size_t)t.n);
+	m->n += t.n;
+}
+
+/* TXT with one or two strings. */
+static inline void
+rr_txt(struct msg *m, const char *owner, const char *s1, const char *s2,
+    uint32_t ttl)
+{
+	int l1 = (int)strlen(s1), l2 = s2 ? (int)strlen(s2) : -1;
+
+	rr_hdr(m, owner, DNS_T_TXT, ttl, 1 + l1 + (s2 ? 1 + l2 : 0));
+	m->b[m->n++] = (unsigned char)l1;
+	memcpy(m->b + m->n, s1, (size_t)l1);
+	m->n += l1;
+	if (s2) {
+		m->b[m->n++] = (unsigned char)l2;
+		memcpy(m->b + m->n, s2, (size_t)l2);
+		m->n += l2;
+	}
+}
+
+/* TLSA with len bytes of association data 0x40, 0x41, ... */
+static inline void
+rr_tlsa(struct msg *m, const char *owner, int u, int s, int mt, int len,
+    uint32_t ttl)
+{
+	int i;
+
+	rr_hdr(m, owner, DNS_T_TLSA, ttl, 3 + len);
+	m->b[m->n++] = (unsigned char)u;
+	m->b[m->n++] = (unsigned char)s;
+	m->b[m->n++] = (unsigned char)mt;
+	for (i = 0; i < len; i++)
+		m->b[m->n++] = (unsigned char)(0x40 + i);
+}
+
+/* An OPT record (DO set) carrying an Extended DNS Error (RFC 8914). */
+static inline void
+rr_opt_ede(struct msg *m, int code)
+{
+	m->b[m->n++] = 0;		/* root */
+	put16(m, 41);
+	put16(m, 1232);
+	put16(m, 0);
+	put16(m, 0x8000);		/* DO */
+	put16(m, 4 + 2);
+	put16(m, 15);
+	put16(m, 2);
+	put16(m, (unsigned)code);
+}
+
+#endif
