@@ -628,7 +628,7 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		if (policy_lookup(r.pol, r.domain, (struct sockaddr *)&p->addr,
 		    p->addr.ss_family == AF_INET6 ?
 		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
-		    on_verdict, q) == NULL) {
+		    NULL, on_verdict, q) == NULL) {
 			free(q);
 			r.outstanding--;
 			fprintf(stderr, "mxguard: check: policy lookup failed\n");

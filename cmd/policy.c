@@ -182,7 +182,7 @@ lookup(struct run *r, struct policy *p, const char *domain,
 
 	r->v = NULL;
 	r->outstanding = 1;
-	if (policy_lookup(p, domain, (const struct sockaddr *)ss, sl,
+	if (policy_lookup(p, domain, (const struct sockaddr *)ss, sl, NULL,
 	    on_verdict, r) == NULL)
 		return NULL;
 	wait_all(r);

@@ -79,6 +79,7 @@ struct policy_req {
 	struct sockaddr_storage dst;
 	int		 have_dst;
 	char		 dststr[64];
+	char		 tag[24];	/* "sid=...", or empty */
 	const struct ovr_entry *ovr;
 	struct ovr_entry ovr_copy;
 
@@ -397,9 +398,9 @@ log_decision(struct policy_req *r, const char *result)
 	struct policy_verdict *v = r->v;
 	char qd[300], qs[160];
 
-	log_info("event=policy domain=%s dst=%s mx=%s source=%s level=%s "
-	    "result=%s reason=%s%s sts=%s detail=%s",
-	    v->domain[0] ? v->domain : "-", r->dststr,
+	log_info("%s%sevent=policy domain=%s dst=%s mx=%s source=%s level=%s "
+	    "result=%s reason=%s%s sts=%s detail=%s", r->tag[0] ? "sid=" : "",
+	    r->tag[0] ? r->tag : "", v->domain[0] ? v->domain : "-", r->dststr,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
 	    tls_level_name(v->level), result, v->reason[0] ? v->reason : "-",
 	    v->report_only ? " report_only=yes" : "",
@@ -1052,7 +1053,8 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 
 struct policy_req *
 policy_lookup(struct policy *p, const char *domain,
-    const struct sockaddr *dst, socklen_t dstlen, policy_cb *cb, void *arg)
+    const struct sockaddr *dst, socklen_t dstlen, const char *tag,
+    policy_cb *cb, void *arg)
 {
 	struct policy_req *r;
 	struct policy_verdict *v;
@@ -1074,6 +1076,8 @@ policy_lookup(struct policy *p, const char *domain,
 		p->reqs->prev = r;
 	p->reqs = r;
 	v->source = "default";
+	if (tag != NULL)	/* the log line's space ends it */
+		snprintf(r->tag, sizeof(r->tag), "%s ", tag);
 	snprintf(r->dststr, sizeof(r->dststr), "-");
 	if (dst != NULL && dst->sa_family == AF_INET &&
 	    dstlen >= sizeof(struct sockaddr_in)) {

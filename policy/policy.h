@@ -66,10 +66,11 @@ void		 policy_free(struct policy *);
 int		 policy_reconfigure(struct policy *, const struct config *,
 		    char *err, size_t errsz);
 
-/* domain as the client gave it (policy normalises); dst = A. */
+/* domain as the client gave it (policy normalises); dst = A; tag (may be
+ * NULL) names the asker in the decision's log line: "sid=TAG". */
 struct policy_req *policy_lookup(struct policy *, const char *domain,
 		    const struct sockaddr *dst, socklen_t dstlen,
-		    policy_cb *, void *arg);
+		    const char *tag, policy_cb *, void *arg);
 void		 policy_cancel(struct policy_req *);
 void		 policy_verdict_free(struct policy_verdict *);
 const char	*tls_level_name(enum tls_level);

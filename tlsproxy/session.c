@@ -856,7 +856,7 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 	}
 	session_enter(s, S_POLICY);
 	s->preq = policy_lookup(s->env->policy, cmd->domain,
-	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr),
+	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr), s->id,
 	    policy_done, s);
 	if (s->preq == NULL) {
 		cl_printf(s, "451 4.3.0 mxguard: cannot evaluate the TLS "

@@ -32,6 +32,8 @@ if with_mxguard; then
 	assert "receiver logged a TLS session from $SND_IP" grep -qE "TLS connection established from [^ ]*\\[$SND_IP\\]: TLSv1\\.[23]" "$RD/maillog"
 	assert "mxguard logged event=tls" grep -qE "event=tls .*protocol=TLSv1\\.[23]" "$MXLOG"
 	assert "mxguard logged event=message" grep -qE "event=message" "$MXLOG"
+	sid=$(grep -oE 'sid=[0-9a-f]+ event=connect' "$MXLOG" | head -n1 | cut -d' ' -f1)
+	assert "the policy decision names the session ($sid)" grep -qE "$sid event=policy domain=tls.test " "$MXLOG"
 else
 	assert "baseline: no TLS without mxguard" [ -z "$(received_tls "$f")" ]
 fi

@@ -275,7 +275,7 @@ lookup(struct policy *p, const char *domain, const char *ip)
 	inet_pton(AF_INET, ip, &sin.sin_addr);
 	got_v = NULL;
 	assert_non_null(policy_lookup(p, domain, (struct sockaddr *)&sin,
-	    sizeof(sin), got, NULL));
+	    sizeof(sin), "t1", got, NULL));
 	assert_null(got_v);			/* never synchronous */
 	ev_timer_arm(guard, 10000);
 	ev_loop_run(loop);
@@ -517,7 +517,7 @@ test_cancel(void **state)
 	sin.sin_family = AF_INET;
 	got_v = NULL;
 	r = policy_lookup(p, "enf.test", (struct sockaddr *)&sin, sizeof(sin),
-	    got, NULL);
+	    NULL, got, NULL);
 	assert_non_null(r);
 	policy_cancel(r);
 	policy_free(p);

@@ -98,7 +98,7 @@ verdict(const char *domain, const char *ip)
 	inet_pton(AF_INET, ip, &sin.sin_addr);
 	got = NULL;
 	assert_non_null(policy_lookup(pol, domain, (struct sockaddr *)&sin,
-	    sizeof(sin), got_cb, NULL));
+	    sizeof(sin), NULL, got_cb, NULL));
 	ev_loop_run(loop);
 	assert_non_null(got);
 	return got;

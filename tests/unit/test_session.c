@@ -146,7 +146,7 @@ req_fire(void *arg)
 }
 
 struct policy_req *__wrap_policy_lookup(struct policy *, const char *,
-    const struct sockaddr *, socklen_t, policy_cb *, void *);
+    const struct sockaddr *, socklen_t, const char *, policy_cb *, void *);
 void __wrap_policy_cancel(struct policy_req *);
 void __wrap_policy_record_tls(struct policy *, const struct sockaddr *,
     const char *, int, int);
@@ -156,7 +156,8 @@ int __wrap_policy_tls_check(const struct policy_verdict *, SSL *, char *,
 
 struct policy_req *
 __wrap_policy_lookup(struct policy *p, const char *domain,
-    const struct sockaddr *dst, socklen_t dstlen, policy_cb *cb, void *arg)
+    const struct sockaddr *dst, socklen_t dstlen, const char *tag,
+    policy_cb *cb, void *arg)
 {
 	struct policy_req *r;
 	struct policy_verdict *v;
