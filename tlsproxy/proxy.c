@@ -320,7 +320,7 @@ proxy_new(struct ev_loop *loop, const struct config *cfg,
 	fd_budget(cfg);
 	if ((p->env.tls = tls_ctx_new(cfg, err, errsz)) == NULL)
 		goto fail;
-	if ((p->env.reuse = reuse_new(loop)) == NULL) {
+	if ((p->env.reuse = reuse_new()) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}

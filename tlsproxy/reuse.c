@@ -20,7 +20,6 @@ struct parked {
 };
 
 struct reuse {
-	struct ev_loop	*loop;
 	struct parked	*head;
 	int		 n;
 };
@@ -28,13 +27,12 @@ struct reuse {
 static struct stat_ctr *st_parked, *st_expired, *st_dropped;
 
 struct reuse *
-reuse_new(struct ev_loop *loop)
+reuse_new(void)
 {
 	struct reuse *r;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
-	r->loop = loop;
 	if (st_parked == NULL) {
 		st_parked = stats_get("mxguard_upstream_parked",
 		    "Upstream TLS legs parked for reuse now");

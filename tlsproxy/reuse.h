@@ -26,7 +26,6 @@
 
 #include <stdint.h>
 
-#include "core/ev.h"
 #include "core/io.h"
 #include "policy/policy.h"
 
@@ -41,7 +40,7 @@ struct reuse_leg {
 	unsigned		 uses;		/* sessions it served */
 };
 
-struct reuse	*reuse_new(struct ev_loop *);
+struct reuse	*reuse_new(void);
 void		 reuse_free(struct reuse *);
 /* Closes every parked leg (drain, reload of the TLS settings). */
 void		 reuse_flush(struct reuse *);

@@ -112,7 +112,6 @@ struct session {
 	int			 up_refused;	/* greeting was not 2xx */
 	int			 up_decided;	/* TLS question settled */
 	int			 up_tls;
-	int			 up_starttls_offered;
 	int			 reconnect;	/* RECONNECT_*: a new upstream
 						 * connection the client does
 						 * not see */
@@ -1166,7 +1165,6 @@ ehlo_done(struct session *s, const struct smtp_reply *r)
 	}
 	memcpy(s->ehlo_reply, buf, n);
 	s->ehlo_reply_len = n;
-	s->up_starttls_offered = !!(s->caps.flags & SMTP_CAP_STARTTLS);
 }
 
 /* A new upstream connection the client does not see: its greeting and
@@ -1707,7 +1705,7 @@ session_adopt(struct session *s, struct reuse_leg *leg)
 	/* not among the session's verdicts: every recipient gets a fresh
 	 * one, which must fit the leg (rcpt_with_verdict) */
 	s->up_verdict = s->leg_verdict = leg->verdict;
-	s->up_decided = s->up_tls = s->up_starttls_offered = 1;
+	s->up_decided = s->up_tls = 1;
 	s->reuse_uses = leg->uses;
 	snprintf(s->greeting, sizeof(s->greeting), "%s", leg->greeting);
 	snprintf(s->tls_proto, sizeof(s->tls_proto), "%s", leg->tls_proto);

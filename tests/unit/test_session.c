@@ -1690,7 +1690,7 @@ test_starttls_upgrade(void **state)
 static void
 reuse_first_session(void)
 {
-	g.env.reuse = reuse_new(g.loop);
+	g.env.reuse = reuse_new();
 	assert_non_null(g.env.reuse);
 	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
 	tls_up();
