@@ -63,8 +63,8 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 echo "postfix postfix/mailname string localhost" | $SUDO debconf-set-selections
 
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update
-$SUDO -E apt-get install -y "${missing[@]}"
+${SUDO:+$SUDO -E} apt-get update
+${SUDO:+$SUDO -E} apt-get install -y "${missing[@]}"
 
 # Stop whatever the install started (policy-rc.d should have prevented it).
 for s in "${SERVICES[@]}"; do
