@@ -1,6 +1,6 @@
 /*
  * policy.h - what the upstream leg of a delivery must achieve, per
- * recipient domain D and destination address A (DESIGN.md section 4).
+ * recipient domain D and destination address A (docs/policy.md).
  *
  * Order: per-destination overrides (config tls_policy), DANE (RFC 7672),
  * MTA-STS (RFC 8461), TLS history, then opportunistic.  The engine does its
@@ -29,31 +29,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 
-enum tls_level {
-	TLS_LEVEL_NONE,		/* cleartext; do not even try STARTTLS */
-	TLS_LEVEL_MAY,		/* STARTTLS if offered; check only logged */
-	TLS_LEVEL_ENCRYPT,	/* TLS required, not authenticated */
-	TLS_LEVEL_DANE,		/* TLS required, authenticated by TLSA */
-	TLS_LEVEL_VERIFY,	/* TLS required, WebPKI + name (MTA-STS) */
-	TLS_LEVEL_DEFER,	/* decided already: do not deliver now */
-};
-
-struct policy_tls;		/* private to policy/ */
-
-struct policy_verdict {
-	enum tls_level	 level;
-	int		 report_only;	/* MTA-STS testing: log, deliver */
-	const char	*source;	/* "override", "dane", "mta-sts",
-					 * "tls-history", "require_tls",
-					 * "default" (static strings) */
-	char		 domain[256];	/* normalised recipient domain */
-	char		 mx_host[256];	/* MX host H owning A; "" unknown */
-	char		 reason[48];	/* RFC 8460 result type, for DEFER */
-	char		 detail[256];	/* human words for logs and replies */
-	char		 sts_note[96];	/* MTA-STS policy used: mode, id,
-					 * cached|fetched, age; or why none */
-	struct policy_tls *tls;
-};
+#include "policy/verdict.h"
 
 struct policy;
 struct policy_req;
@@ -72,8 +48,6 @@ struct policy_req *policy_lookup(struct policy *, const char *domain,
 		    const struct sockaddr *dst, socklen_t dstlen,
 		    const char *tag, policy_cb *, void *arg);
 void		 policy_cancel(struct policy_req *);
-void		 policy_verdict_free(struct policy_verdict *);
-const char	*tls_level_name(enum tls_level);
 
 /* Before the handshake. */
 int		 policy_tls_prepare(const struct policy_verdict *, SSL *ssl);
