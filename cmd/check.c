@@ -308,8 +308,14 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg)
 	    SSL_get_cipher_name(ssl));
 	tls_peer_names(ssl, p->subject, sizeof(p->subject), p->issuer,
 	    sizeof(p->issuer));
-	p->check_ok = policy_tls_check(p->v, ssl, p->reason,
-	    sizeof(p->reason), p->detail, sizeof(p->detail)) == 0;
+	{
+		struct tls_proof proof;
+		struct tls_result res;
+
+		p->check_ok = policy_tls_check(p->v, ssl, &proof, &res) == 0;
+		snprintf(p->reason, sizeof(p->reason), "%s", res.reason);
+		snprintf(p->detail, sizeof(p->detail), "%s", res.detail);
+	}
 	send_line(fd, ssl, "QUIT");
 	SSL_shutdown(ssl);
 	goto out;

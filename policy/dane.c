@@ -700,10 +700,29 @@ dane_cancel(struct dane_req *r)
 /* What dane_tls_prepare() loaded into an SSL object: a later recipient's
  * DANE verdict is satisfied by this connection only if it is the same
  * TLSA RRset for the same base domain. */
+/* What an SSL object was prepared with: the whole identity the DANE check
+ * stands for (TLSA RRset, base domain, DANE-TA reference names), compared
+ * by value. */
 struct loaded {
 	unsigned char	 digest[32];
 	char		 base[256];
+	int		 nnames;
+	char		 names[DANE_MAX_NAMES][256];
 };
+
+static int
+loaded_matches(const struct loaded *l, const struct dane_info *d)
+{
+	int i;
+
+	if (l == NULL || memcmp(l->digest, d->digest, sizeof(l->digest)) != 0 ||
+	    strcmp(l->base, d->tlsa_base) != 0 || l->nnames != d->nnames)
+		return 0;
+	for (i = 0; i < d->nnames; i++)
+		if (strcmp(l->names[i], d->names[i]) != 0)
+			return 0;
+	return 1;
+}
 
 static void
 loaded_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
@@ -766,6 +785,10 @@ dane_tls_prepare(const struct dane_info *d, SSL *ssl)
 		}
 		memcpy(l->digest, d->digest, sizeof(l->digest));
 		snprintf(l->base, sizeof(l->base), "%s", d->tlsa_base);
+		l->nnames = d->nnames;
+		for (i = 0; i < d->nnames && i < DANE_MAX_NAMES; i++)
+			snprintf(l->names[i], sizeof(l->names[i]), "%s",
+			    d->names[i]);
 		free(SSL_get_ex_data(ssl, idx));
 		if (!SSL_set_ex_data(ssl, idx, l)) {
 			free(l);
@@ -845,8 +868,7 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 		return 0;
 	}
 	l = loaded_index() >= 0 ? SSL_get_ex_data(ssl, loaded_index()) : NULL;
-	if (l == NULL || memcmp(l->digest, d->digest, sizeof(l->digest)) != 0 ||
-	    strcmp(l->base, d->tlsa_base) != 0) {
+	if (!loaded_matches(l, d)) {
 		snprintf(reason, reasonsz, "validation-failure");
 		snprintf(detail, detailsz, "this TLS session was not set up "
 		    "for the TLSA records of _25._tcp.%s", d->tlsa_base);

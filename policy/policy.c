@@ -39,6 +39,7 @@
 #include "policy/override.h"
 #include "policy/policy.h"
 #include "policy/sts.h"
+#include "policy/verdict_tls.h"
 
 #define MAX_MX		16
 
@@ -47,12 +48,6 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
-struct policy_tls {
-	struct dane_info *dane;		/* TLS_LEVEL_DANE: the TLSA RRset */
-	X509_STORE	*store;
-	int		 nnames;
-	char		 names[OVR_MAX_MATCH][256];
-};
 
 struct fetch;
 
@@ -138,6 +133,7 @@ struct policy {
 	struct ovr_table ovr;
 	struct dns	*dns;
 	SSL_CTX		*ctx;		/* HTTPS fetches; its store verifies MXs */
+	uint64_t	 store_gen;	/* identity of ctx's store */
 	struct sts_cache *cache;
 	struct fetch	*fetches;
 	struct policy_req *reqs;
@@ -145,15 +141,9 @@ struct policy {
 	int64_t		 hist_window;	/* seconds */
 };
 
-static const char *level_names[] = {
-	"none", "may", "encrypt", "dane", "verify", "defer",
-};
-
-const char *
-tls_level_name(enum tls_level l)
-{
-	return (unsigned)l < 6 ? level_names[l] : "?";
-}
+/* Each CA store the engine makes gets a number of its own: a proof or a
+ * resumption key names the store it was verified against. */
+static uint64_t store_gens;
 
 static SSL_CTX *
 make_ctx(const struct config *cfg, char *err, size_t errsz)
@@ -199,6 +189,7 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		goto fail;
 	if ((p->ctx = make_ctx(cfg, err, errsz)) == NULL)
 		goto fail;
+	p->store_gen = ++store_gens;
 	if (policy_reconfigure(p, cfg, err, errsz) == -1)
 		goto fail;
 	if (cfg->tls_history && (p->hist = history_open(cfg->state_dir,
@@ -261,6 +252,7 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		SSL_CTX_free(p->ctx);
 		p->dns = nd;
 		p->ctx = nc;
+		p->store_gen = ++store_gens;
 	}
 	/* overrides point into p->ovr only during decide(), which copies */
 	ovr_clear(&p->ovr);
@@ -293,6 +285,7 @@ verdict_names(struct policy *p, struct policy_verdict *v, int n,
 			return -1;
 		v->tls->store = SSL_CTX_get_cert_store(p->ctx);
 		X509_STORE_up_ref(v->tls->store);
+		v->tls->store_gen = p->store_gen;
 	}
 	for (i = 0; i < n && v->tls->nnames < OVR_MAX_MATCH; i++)
 		snprintf(v->tls->names[v->tls->nnames++], 256, "%s", names[i]);
@@ -1165,221 +1158,11 @@ policy_cancel(struct policy_req *r)
 }
 
 void
-policy_verdict_free(struct policy_verdict *v)
-{
-	if (v == NULL)
-		return;
-	if (v->tls != NULL) {
-		dane_info_free(v->tls->dane);
-		X509_STORE_free(v->tls->store);
-		free(v->tls);
-	}
-	free(v);
-}
-
-/* ---- TLS ---- */
-
-static int prepared_idx = -1;	/* SSL ex_data: the preparing verdict */
-
-int
-policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
-{
-	const char *sni = v->mx_host[0] ? v->mx_host : NULL;
-	int i;
-
-	/* verify_peer() trusts the handshake's own verification for the
-	 * verdict that set it up */
-	if (prepared_idx == -1)
-		prepared_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	if (prepared_idx == -1 || !SSL_set_ex_data(ssl, prepared_idx, (void *)v))
-		return -1;
-
-	if (sni == NULL && v->tls != NULL && v->tls->nnames > 0 &&
-	    v->tls->names[0][0] != '.')
-		sni = v->tls->names[0];
-	if (sni != NULL && !SSL_set_tlsext_host_name(ssl, sni))
-		return -1;
-	if (v->level == TLS_LEVEL_DANE)
-		return v->tls != NULL && v->tls->dane != NULL ?
-		    dane_tls_prepare(v->tls->dane, ssl) : -1;
-	/* verification is judged by policy_tls_check(), with a precise
-	 * reason; the handshake itself never fails on it */
-	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	if (v->tls != NULL) {
-		if (v->tls->store != NULL &&
-		    !SSL_set1_verify_cert_store(ssl, v->tls->store))
-			return -1;
-		for (i = 0; i < v->tls->nnames; i++)
-			if (!(i == 0 ? SSL_set1_host(ssl, v->tls->names[0]) :
-			    SSL_add1_host(ssl, v->tls->names[i])))
-				return -1;
-	} else if (v->mx_host[0] != '\0' && !SSL_set1_host(ssl, v->mx_host))
-		return -1;
-	return 0;
-}
-
-static const char *
-verify_reason(long vr)
-{
-	switch (vr) {
-	case X509_V_OK:
-		return "success";
-	case X509_V_ERR_CERT_HAS_EXPIRED:
-	case X509_V_ERR_CERT_NOT_YET_VALID:
-		return "certificate-expired";
-	case X509_V_ERR_HOSTNAME_MISMATCH:
-		return "certificate-host-mismatch";
-	default:
-		return "certificate-not-trusted";
-	}
-}
-
-/* Verifies the peer's chain against the verdict's store and names, the
- * same way for the first recipient and for later ones. */
-static long
-verify_peer(const struct policy_verdict *v, SSL *ssl)
-{
-	X509 *peer = SSL_get0_peer_certificate(ssl);
-	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-	X509_STORE_CTX *xc;
-	X509_VERIFY_PARAM *param;
-	long vr;
-	int i;
-
-	if (peer == NULL)
-		return X509_V_ERR_UNSPECIFIED;
-	if (v->tls == NULL || v->tls->store == NULL)
-		return SSL_get_verify_result(ssl);
-	if (prepared_idx != -1 && SSL_get_ex_data(ssl, prepared_idx) == v) {
-		/* the handshake (or the session it resumed, cached under
-		 * this verdict's key) verified this store and these names */
-		vr = SSL_get_verify_result(ssl);
-		if (vr == X509_V_OK && v->tls->nnames == 0)
-			vr = X509_V_ERR_HOSTNAME_MISMATCH;
-		return vr;
-	}
-	if ((xc = X509_STORE_CTX_new()) == NULL)
-		return X509_V_ERR_OUT_OF_MEM;
-	if (!X509_STORE_CTX_init(xc, v->tls->store, peer, chain)) {
-		X509_STORE_CTX_free(xc);
-		return X509_V_ERR_UNSPECIFIED;
-	}
-	X509_STORE_CTX_set_default(xc, "ssl_server");
-	param = X509_STORE_CTX_get0_param(xc);
-	X509_VERIFY_PARAM_set_hostflags(param,
-	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-	for (i = 0; i < v->tls->nnames; i++)
-		if (i == 0)
-			X509_VERIFY_PARAM_set1_host(param, v->tls->names[0], 0);
-		else
-			X509_VERIFY_PARAM_add1_host(param, v->tls->names[i], 0);
-	if (X509_verify_cert(xc) == 1)
-		vr = X509_V_OK;
-	else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
-		vr = X509_V_ERR_UNSPECIFIED;
-	X509_STORE_CTX_free(xc);
-	if (vr == X509_V_OK && v->tls->nnames == 0)
-		vr = X509_V_ERR_HOSTNAME_MISMATCH;	/* no name to check */
-	ERR_clear_error();
-	return vr;
-}
-
-int
-policy_tls_check(const struct policy_verdict *v, SSL *ssl, char *reason,
-    size_t reasonsz, char *detail, size_t detailsz)
-{
-	long vr;
-
-	if (ssl == NULL) {
-		snprintf(reason, reasonsz, "%s", policy_no_starttls_reason(v));
-		snprintf(detail, detailsz, "no TLS session");
-		return v->level == TLS_LEVEL_NONE ||
-		    v->level == TLS_LEVEL_MAY ? 0 : -1;
-	}
-	if (v->level == TLS_LEVEL_DANE) {
-		if (v->tls == NULL || v->tls->dane == NULL) {
-			snprintf(reason, reasonsz, "validation-failure");
-			snprintf(detail, detailsz, "no TLSA records");
-			return -1;
-		}
-		return dane_tls_check(v->tls->dane, ssl, reason, reasonsz,
-		    detail, detailsz);
-	}
-	vr = verify_peer(v, ssl);
-	snprintf(reason, reasonsz, "%s", verify_reason(vr));
-	if (vr == X509_V_OK)
-		snprintf(detail, detailsz, "verified for %s",
-		    v->tls && v->tls->nnames ? v->tls->names[0] :
-		    v->mx_host[0] ? v->mx_host : "-");
-	else if (vr == X509_V_ERR_HOSTNAME_MISMATCH)
-		snprintf(detail, detailsz, "certificate does not match %s",
-		    v->tls && v->tls->nnames ? v->tls->names[0] :
-		    v->mx_host[0] ? v->mx_host : "an unknown MX host");
-	else
-		snprintf(detail, detailsz, "%s",
-		    X509_verify_cert_error_string(vr));
-	if (vr == X509_V_OK)
-		return 0;
-	/* opportunistic and unauthenticated-but-encrypted levels accept it */
-	return v->level == TLS_LEVEL_MAY || v->level == TLS_LEVEL_ENCRYPT ||
-	    v->level == TLS_LEVEL_NONE ? 0 : -1;
-}
-
-const char *
-policy_no_starttls_reason(const struct policy_verdict *v)
-{
-	/* DANE with only unusable TLSA records still requires TLS */
-	return v->level == TLS_LEVEL_DANE || (v->level == TLS_LEVEL_ENCRYPT &&
-	    v->source != NULL && strcmp(v->source, "dane") == 0) ?
-	    "dane-required" : "starttls-not-supported";
-}
-
-void
 policy_record_tls(struct policy *p, const struct sockaddr *dst,
     const char *mx_host, int starttls_offered, int tls_ok)
 {
 	history_note(p->hist, p->hist_window, dst, mx_host, starttls_offered,
 	    tls_ok);
-}
-
-int
-policy_tls_session_key(const struct policy_verdict *v, char *buf, size_t sz)
-{
-	const char *host = v->mx_host[0] ? v->mx_host : "-";
-	char dg[65];
-	int i, n;
-
-	switch (v->level) {
-	case TLS_LEVEL_DANE:
-		/* only a session that passed this very TLSA RRset's check */
-		if (v->tls == NULL || v->tls->dane == NULL)
-			return -1;
-		for (i = 0; i < 32; i++)
-			snprintf(dg + 2 * i, 3, "%02x", v->tls->dane->digest[i]);
-		n = snprintf(buf, sz, "%s|dane|%s|%s", host,
-		    v->tls->dane->tlsa_base, dg);
-		break;
-	case TLS_LEVEL_VERIFY:
-		/* WebPKI: the reference names the session was checked for */
-		n = snprintf(buf, sz, "%s|verify", host);
-		if (n >= 0 && (size_t)n < sz && v->tls != NULL)
-			for (i = 0; i < v->tls->nnames; i++) {
-				int k = snprintf(buf + n, sz - (size_t)n,
-				    "|%s", v->tls->names[i]);
-
-				if (k < 0 || (size_t)k >= sz - (size_t)n)
-					return -1;
-				n += k;
-			}
-		break;
-	default:
-		/* may, encrypt (also from the TLS history): nothing is
-		 * authenticated, so nothing can be skipped */
-		n = snprintf(buf, sz, "%s|unauthenticated", host);
-		break;
-	}
-	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 
 /* ---- for `mxguard policy` ---- */

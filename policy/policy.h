@@ -14,11 +14,10 @@
  * callback receives a verdict the receiver owns and frees with
  * policy_verdict_free().
  *
- * TLS: before the handshake, policy_tls_prepare() sets SNI, the expected
- * host names and DANE TLSA records on the SSL object; after it,
- * policy_tls_check() says whether the session satisfies the verdict, with
- * an RFC 8460 result type when it does not.  The same check answers
- * whether an established session satisfies a later recipient's verdict.
+ * The verdict is a value type with its TLS checks in policy/verdict.h:
+ * policy_tls_prepare() before a handshake, policy_tls_check() after it
+ * (which yields the leg's proof), policy_leg_fits() for every later
+ * recipient on that leg.
  */
 #ifndef MXG_POLICY_H
 #define MXG_POLICY_H
@@ -49,25 +48,7 @@ struct policy_req *policy_lookup(struct policy *, const char *domain,
 		    const char *tag, policy_cb *, void *arg);
 void		 policy_cancel(struct policy_req *);
 
-/* Before the handshake. */
-int		 policy_tls_prepare(const struct policy_verdict *, SSL *ssl);
-/* After the handshake: 0 if the session satisfies the verdict, else -1
- * with an RFC 8460 result type in reason and a human text in detail.
- * For TLS_LEVEL_MAY the result only informs the log. */
-int		 policy_tls_check(const struct policy_verdict *, SSL *ssl,
-		    char *reason, size_t reasonsz, char *detail,
-		    size_t detailsz);
-/* RFC 8460 result type for "server did not offer STARTTLS" under this
- * verdict ("starttls-not-supported", or "dane-required" for DANE). */
-const char	*policy_no_starttls_reason(const struct policy_verdict *);
-
-/* A key for TLS session resumption: the same key only for verdicts whose
- * checks a resumed session can skip, because they are the same checks:
- * MX host, level, source and, for DANE, a SHA-256 digest of the TLSA
- * RRset (for verify, the reference names).  0, or -1 if sz is too small.
- * Cache a session under this key only after policy_tls_check() passed. */
-int		 policy_tls_session_key(const struct policy_verdict *,
-		    char *buf, size_t sz);
+/* TLS checks of verdicts and legs: policy/verdict.h. */
 
 /* Delivery outcome news, for the TLS history and counters: the server at
  * dst (MX host name if known) offered STARTTLS or not, and TLS came up or

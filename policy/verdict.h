@@ -20,6 +20,9 @@
 #ifndef MXG_VERDICT_H
 #define MXG_VERDICT_H
 
+#include <stddef.h>
+#include <openssl/ssl.h>
+
 enum tls_level {
 	TLS_LEVEL_NONE,		/* cleartext; do not even try STARTTLS */
 	TLS_LEVEL_MAY,		/* STARTTLS if offered; check only logged */
@@ -46,6 +49,62 @@ struct policy_verdict {
 					 * cached|fetched, age; or why none */
 	struct policy_tls *tls;
 };
+
+/*
+ * What an upstream leg has proven, as a value: the leg keeps it, a parked
+ * leg carries it, and a recipient's mail crosses the leg only if
+ * policy_leg_fits() says this proof satisfies the recipient's verdict.
+ */
+struct tls_proof {
+	int		 tls;		/* a TLS session is up on the leg */
+	int		 failed;	/* a check on this leg failed, even a
+					 * report-only one: never parked,
+					 * never cached for resumption */
+	enum tls_level	 level;		/* what was proven: NONE (cleartext),
+					 * ENCRYPT (TLS, unauthenticated),
+					 * DANE or VERIFY (authenticated) */
+	char		 mx_host[256];	/* the host it was proven for */
+	unsigned char	 id[32];	/* SHA-256 over what authenticated it:
+					 * DANE: TLSA RRset, base domain and
+					 * reference names; VERIFY: CA store
+					 * identity and reference names */
+};
+
+/* The outcome of a check, for logs, replies and reports. */
+struct tls_result {
+	char		 reason[48];	/* RFC 8460 result type, or "success" */
+	char		 detail[256];
+	int		 report_failed;	/* report_only: the MTA-STS testing
+					 * check failed (reason, detail say
+					 * why); delivery goes on */
+};
+
+/* Before the handshake: SNI, names, store, TLSA records on ssl. */
+int		 policy_tls_prepare(const struct policy_verdict *, SSL *ssl);
+/* After a handshake prepared for v: 0 if the session meets v's enforced
+ * level, else -1 (res says why).  Fills *proof with what the session
+ * proved (with failed set when any check, report-only included, did not
+ * pass). */
+int		 policy_tls_check(const struct policy_verdict *v, SSL *ssl,
+		    struct tls_proof *proof, struct tls_result *res);
+/* May a recipient with verdict v cross a leg that proved *proof?  ssl is
+ * the leg's live TLS session (NULL in cleartext); a VERIFY verdict whose
+ * names differ from the proof's is verified afresh against the peer's
+ * chain.  0 yes, -1 no (res says why).  Never trusts anything but the
+ * proof's values and the live session. */
+int		 policy_leg_fits(const struct policy_verdict *v,
+		    const struct tls_proof *proof, SSL *ssl,
+		    struct tls_result *res);
+/* RFC 8460 result type for "server did not offer STARTTLS" under v
+ * ("starttls-not-supported", or "dane-required" for DANE). */
+const char	*policy_no_starttls_reason(const struct policy_verdict *);
+/* A TLS session-resumption key: equal only for verdicts whose checks are
+ * the same checks (MX host, level, names, TLSA digest, CA store).  -1
+ * when there is none (no resumption then, never a shorter key).  Cache a
+ * session under it only after policy_tls_check() passed with
+ * proof->failed == 0. */
+int		 policy_tls_session_key(const struct policy_verdict *,
+		    char *buf, size_t sz);
 
 const char	*tls_level_name(enum tls_level);
 struct policy_verdict *policy_verdict_dup(const struct policy_verdict *);

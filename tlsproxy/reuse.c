@@ -62,7 +62,6 @@ close_parked(struct parked *p, int quit)
 	if (quit)
 		io_write(p->leg.up, "QUIT\r\n", 6);
 	io_free(p->leg.up);
-	policy_verdict_free(p->leg.verdict);
 	free(p->key);
 	free(p);
 }

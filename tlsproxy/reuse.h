@@ -33,7 +33,7 @@ struct reuse;
 
 struct reuse_leg {
 	struct io		*up;		/* TLS established, idle */
-	struct policy_verdict	*verdict;	/* what its TLS was checked for */
+	struct tls_proof	 proof;		/* what its TLS proved (a value) */
 	char			 greeting[512];	/* the server's 220, with CRLF */
 	char			 tls_proto[16];
 	char			 tls_verify[48];

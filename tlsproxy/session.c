@@ -111,16 +111,17 @@ struct session {
 	char			 banner[128];	/* upstream greeting text */
 	int			 up_refused;	/* greeting was not 2xx */
 	int			 up_decided;	/* TLS question settled */
-	int			 up_tls;
+	struct tls_proof	 proof;		/* what the leg has proven */
 	int			 reconnect;	/* RECONNECT_*: a new upstream
 						 * connection the client does
 						 * not see */
 	char			 greeting[512];	/* the upstream's 220, as sent */
 	unsigned		 reuse_uses;	/* sessions the leg served */
-	struct policy_verdict	*leg_verdict;	/* a reused leg's old verdict,
-						 * until a fresh one fits */
 	unsigned long long	 up_base;	/* io_bytes_out() at adoption */
-	struct policy_verdict	*up_verdict;	/* the one TLS was set for */
+	struct policy_verdict	*up_verdict;	/* the one TLS was set for, or
+						 * on an adopted leg the first
+						 * that fitted (one of
+						 * verdicts[]) */
 	char			 tls_proto[16];
 	char			 tls_verify[48];
 
@@ -336,7 +337,6 @@ session_free(void *arg)
 	ev_timer_free(s->reaper);
 	for (i = 0; i < s->nverdicts; i++)
 		policy_verdict_free(s->verdicts[i]);
-	policy_verdict_free(s->leg_verdict);
 	free(s->rep);
 	free(s->ehlo_reply);
 	tx_clear(s);
@@ -406,15 +406,18 @@ session_tempfail(struct session *s, const char *code, const char *fmt, ...)
 
 /* What a resumed TLS session may stand for: this destination, under
  * what the policy checked (MX host, names, TLSA digest). */
-static void
+static int
 resume_key(struct session *s, char *key, size_t sz)
 {
 	char pk[600];
+	int n;
 
+	/* no key, no resumption: never a shorter key that would stand for
+	 * weaker checks */
 	if (policy_tls_session_key(s->up_verdict, pk, sizeof(pk)) == -1)
-		snprintf(pk, sizeof(pk), "%s|%s", s->up_verdict->mx_host,
-		    tls_level_name(s->up_verdict->level));
-	snprintf(key, sz, "%s|%s", s->dst_str, pk);
+		return -1;
+	n = snprintf(key, sz, "%s|%s", s->dst_str, pk);
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 
 static int
@@ -482,8 +485,8 @@ session_enter(struct session *s, enum sstate st)
 			    "towards %s", s->dst_str);
 			return;
 		}
-		resume_key(s, key, sizeof(key));
-		tls_client_resume(s->env->tls, ssl, key);
+		if (resume_key(s, key, sizeof(key)) == 0)
+			tls_client_resume(s->env->tls, ssl, key);
 		if (io_start_tls(s->up, ssl, 0) == -1) {
 			SSL_free(ssl);
 			session_tempfail(s, "421 4.7.0", "cannot set up TLS "
@@ -631,7 +634,7 @@ upstream_decide(struct session *s, struct policy_verdict *v)
 	}
 	policy_record_tls(s->env->policy, (struct sockaddr *)&s->dst_addr,
 	    v->mx_host, 0, 0);
-	if (v->level == TLS_LEVEL_MAY || v->report_only) {
+	if (v->level == TLS_LEVEL_MAY) {
 		s->up_decided = 1;
 		stats_add(st_plain, 1);
 		log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s%s",
@@ -652,45 +655,24 @@ upstream_decide(struct session *s, struct policy_verdict *v)
 	    "the server did not offer STARTTLS");
 }
 
-/* Later RCPTs: does the established leg satisfy this domain's verdict? */
-static int
-upstream_satisfies(struct session *s, struct policy_verdict *v,
-    char *reason, size_t rsz, char *detail, size_t dsz)
-{
-	if (v->level == TLS_LEVEL_DEFER) {
-		snprintf(reason, rsz, "%s", v->reason[0] ? v->reason :
-		    "validation-failure");
-		snprintf(detail, dsz, "%s", v->detail);
-		return 0;
-	}
-	if (v->level <= TLS_LEVEL_MAY || v->report_only)
-		return 1;
-	if (!s->up_tls) {
-		snprintf(reason, rsz, "%s", policy_no_starttls_reason(v));
-		snprintf(detail, dsz, "this connection is not encrypted");
-		return 0;
-	}
-	return policy_tls_check(v, io_ssl(s->up), reason, rsz, detail,
-	    dsz) == 0;
-}
-
-/* Does the established leg carry this verdict?  A reused leg that was
- * verified for the same requirements (the resumption key: MX host, level,
- * names, TLSA digest) does without checking again. */
+/* Does the established leg carry this verdict?  Only what the leg has
+ * proven counts (policy_leg_fits): never which verdict set it up. */
 static int
 leg_fits(struct session *s, struct policy_verdict *v, char *reason,
     size_t rsz, char *detail, size_t dsz)
 {
-	char k1[600], k2[600];
+	struct tls_result res;
+	int ok;
 
-	if (v == s->up_verdict)
-		return 1;
-	if (s->reuse_uses > 0 && v->level != TLS_LEVEL_DEFER &&
-	    policy_tls_session_key(v, k1, sizeof(k1)) == 0 &&
-	    policy_tls_session_key(s->up_verdict, k2, sizeof(k2)) == 0 &&
-	    strcmp(k1, k2) == 0)
-		return 1;
-	return upstream_satisfies(s, v, reason, rsz, detail, dsz);
+	ok = policy_leg_fits(v, &s->proof, s->proof.tls ? io_ssl(s->up) :
+	    NULL, &res) == 0;
+	snprintf(reason, rsz, "%s", res.reason);
+	snprintf(detail, dsz, "%s", res.detail);
+	if (ok && res.report_failed)
+		log_info("sid=%s event=policy-report domain=%s mode=testing "
+		    "reason=%s detail=\"%s\"", s->id, v->domain, res.reason,
+		    res.detail);
+	return ok;
 }
 
 static void
@@ -713,7 +695,8 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 			    s->dst_str, v->domain, reason);
 			io_write(s->up, "QUIT\r\n", 6);
 			s->reuse_uses = 0;
-			s->up_decided = s->up_tls = 0;
+			s->up_decided = 0;
+			memset(&s->proof, 0, sizeof(s->proof));
 			memset(&s->caps, 0, sizeof(s->caps));
 			reconnect_start(s, RECONNECT_FRESH);
 			return;
@@ -721,13 +704,8 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 		policy_failed(s, v, reason, detail);
 		return;
 	}
-	if (s->leg_verdict != NULL && s->up_verdict == s->leg_verdict) {
-		/* the reused leg now stands for this session's fresh
-		 * verdict; the old one is done */
-		s->up_verdict = v;
-		policy_verdict_free(s->leg_verdict);
-		s->leg_verdict = NULL;
-	}
+	if (s->up_verdict == NULL)
+		s->up_verdict = v;	/* an adopted leg's first fit */
 	rcpt_continue(s);
 }
 
@@ -938,22 +916,17 @@ park_upstream(struct session *s)
 	const struct config *cfg = s->env->cfg;
 	struct reuse_leg leg;
 	char key[200];
-	int i;
 
 	if (!cfg->upstream_reuse || s->env->draining || s->up == NULL ||
-	    !s->up_tls || s->up_refused || s->tx_up_mail || s->up_discard ||
+	    !s->proof.tls || s->proof.failed || s->up_refused ||
+	    s->tx_up_mail || s->up_discard ||
 	    s->state != S_IDLE || s->greeting[0] == '\0' ||
 	    io_datalen(s->up) > 0 || io_queued(s->up) > 0 ||
 	    reuse_key(s, key, sizeof(key)) == -1)
 		return 0;
-	for (i = 0; i < s->nverdicts; i++)
-		if (s->verdicts[i] == s->up_verdict)
-			break;
-	if (i == s->nverdicts && s->up_verdict != s->leg_verdict)
-		return 0;
 	memset(&leg, 0, sizeof(leg));
 	leg.up = s->up;
-	leg.verdict = s->up_verdict;
+	leg.proof = s->proof;
 	leg.uses = s->reuse_uses + 1;
 	snprintf(leg.greeting, sizeof(leg.greeting), "%s", s->greeting);
 	snprintf(leg.tls_proto, sizeof(leg.tls_proto), "%s", s->tls_proto);
@@ -963,14 +936,7 @@ park_upstream(struct session *s)
 	if (reuse_park(s->env->reuse, key, &leg, cfg->upstream_reuse_time,
 	    cfg->upstream_reuse_max) == -1)
 		return 0;
-	/* the leg and its verdict belong to the cache now */
-	if (s->up_verdict == s->leg_verdict)
-		s->leg_verdict = NULL;
-	else {
-		memmove(&s->verdicts[i], &s->verdicts[i + 1],
-		    (size_t)(s->nverdicts - i - 1) * sizeof(s->verdicts[0]));
-		s->nverdicts--;
-	}
+	/* the leg belongs to the cache now, with a copy of its proof */
 	s->up = NULL;
 	s->up_verdict = NULL;
 	log_info("sid=%s event=upstream-parked dst=%s uses=%u", s->id,
@@ -1138,7 +1104,7 @@ message_done(struct session *s, const struct smtp_reply *r)
 	stats_add(r->code / 100 == 2 ? st_msgs_ok : st_msgs_fail, 1);
 	log_info("sid=%s event=message from=<%s> rcpts=%d size=%llu "
 	    "tls=%s result=%s reply=%s", s->id, s->tx_from, s->tx_rcpts_ok,
-	    s->body.bytes_in, s->up_tls ? s->tls_proto : "none",
+	    s->body.bytes_in, s->proof.tls ? s->tls_proto : "none",
 	    r->code / 100 == 2 ? "accepted" : r->code / 100 == 4 ?
 	    "deferred" : "rejected", log_qn(q, sizeof(q), t, tl));
 }
@@ -1323,8 +1289,7 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		policy_record_tls(s->env->policy,
 		    (struct sockaddr *)&s->dst_addr, s->up_verdict->mx_host,
 		    1, 0);
-		if (s->up_verdict->level == TLS_LEVEL_MAY ||
-		    s->up_verdict->report_only) {
+		if (s->up_verdict->level <= TLS_LEVEL_MAY) {
 			s->up_decided = 1;
 			stats_add(st_plain, 1);
 			log_info("sid=%s event=cleartext dst=%s domain=%s "
@@ -1480,7 +1445,6 @@ static void
 up_io_cb(struct io *io, enum io_event ev, void *arg)
 {
 	struct session *s = arg;
-	char reason[48], detail[256];
 
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
@@ -1504,30 +1468,30 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 		break;
 	case IO_TLSREADY: {
 		struct policy_verdict *v = s->up_verdict;
+		struct tls_result res;
 		int ok;
 
-		tls_client_done(s->env->tls, io_ssl(io));
-		ok = policy_tls_check(v, io_ssl(io), reason, sizeof(reason),
-		    detail, sizeof(detail)) == 0;
-		snprintf(s->tls_verify, sizeof(s->tls_verify), "%s", reason);
+		ok = policy_tls_check(v, io_ssl(io), &s->proof, &res) == 0;
+		/* only a session that proved everything is kept for
+		 * resumption */
+		tls_client_done(s->env->tls, io_ssl(io),
+		    ok && !s->proof.failed);
+		snprintf(s->tls_verify, sizeof(s->tls_verify), "%s",
+		    res.reason);
 		snprintf(s->tls_proto, sizeof(s->tls_proto), "%s",
 		    SSL_get_version(io_ssl(io)));
 		log_tls(s);
 		policy_record_tls(s->env->policy,
 		    (struct sockaddr *)&s->dst_addr, v->mx_host, 1, 1);
-		if (!ok && !v->report_only) {
-			char key[700];
-
-			resume_key(s, key, sizeof(key));
-			tls_client_forget(s->env->tls, key);
-			policy_failed(s, v, reason, detail);
+		if (!ok) {
+			policy_failed(s, v, res.reason, res.detail);
 			break;
 		}
-		if (!ok)
+		if (res.report_failed)
 			log_info("sid=%s event=policy-report domain=%s "
 			    "mode=testing reason=%s detail=\"%s\"", s->id,
-			    v->domain, reason, detail);
-		s->up_decided = s->up_tls = 1;
+			    v->domain, res.reason, res.detail);
+		s->up_decided = 1;
 		stats_add(st_tls, 1);
 		session_enter(s, S_EHLO_TLS);
 		break;
@@ -1551,8 +1515,8 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			    "the policy lookup timed out");
 			break;
 		}
-		if (s->state == S_TLS && (s->up_verdict->level <= TLS_LEVEL_MAY ||
-		    s->up_verdict->report_only)) {
+		if (s->state == S_TLS &&
+		    s->up_verdict->level <= TLS_LEVEL_MAY) {
 			policy_record_tls(s->env->policy,
 			    (struct sockaddr *)&s->dst_addr,
 			    s->up_verdict->mx_host, 1, 0);
@@ -1572,8 +1536,7 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			    s->up_verdict->mx_host, 1, 0);
 			log_info("sid=%s event=tls-failed dst=%s error=\"%s\"",
 			    s->id, s->dst_str, io_error(io));
-			if (s->up_verdict->level > TLS_LEVEL_MAY &&
-			    !s->up_verdict->report_only) {
+			if (s->up_verdict->level > TLS_LEVEL_MAY) {
 				policy_failed(s, s->up_verdict,
 				    "validation-failure", io_error(io));
 				break;
@@ -1702,10 +1665,11 @@ session_adopt(struct session *s, struct reuse_leg *leg)
 	s->up = leg->up;
 	io_set_cb(s->up, up_io_cb, s);
 	s->up_base = io_bytes_out(s->up);
-	/* not among the session's verdicts: every recipient gets a fresh
-	 * one, which must fit the leg (rcpt_with_verdict) */
-	s->up_verdict = s->leg_verdict = leg->verdict;
-	s->up_decided = s->up_tls = 1;
+	/* every recipient gets a fresh verdict, which must fit what the
+	 * leg has proven (rcpt_with_verdict) */
+	s->proof = leg->proof;
+	s->up_verdict = NULL;
+	s->up_decided = 1;
 	s->reuse_uses = leg->uses;
 	snprintf(s->greeting, sizeof(s->greeting), "%s", leg->greeting);
 	snprintf(s->tls_proto, sizeof(s->tls_proto), "%s", leg->tls_proto);

@@ -44,6 +44,31 @@ struct tls_ctx {
 
 static int key_index = -1;	/* SSL ex_data: the resumption key */
 static int offer_index = -1;	/* SSL ex_data: the session offered */
+static int pending_index = -1;	/* SSL ex_data: sessions held until the
+				 * policy check has passed */
+
+/* Sessions the server issued before the policy judged the handshake
+ * (TLS 1.2 during it, TLS 1.3 tickets right after): held here, cached only
+ * when tls_client_done() says the check passed.  After that, new tickets
+ * go to the cache directly. */
+struct pending {
+	int		 proven;
+	int		 n;
+	SSL_SESSION	*sess[RESUME_DEPTH];
+};
+
+static void
+pending_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	struct pending *p = ptr;
+
+	if (p == NULL)
+		return;
+	while (p->n > 0)
+		SSL_SESSION_free(p->sess[--p->n]);
+	free(p);
+}
 
 static int
 version_of(const char *name)
@@ -76,20 +101,17 @@ key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 
 /* OpenSSL hands us each session the server issued (TLS 1.3 tickets come
  * after the handshake). */
-static int
-new_session_cb(SSL *ssl, SSL_SESSION *sess)
+static void
+cache_add(struct tls_ctx *t, const char *key, SSL_SESSION *sess)
 {
-	struct tls_ctx *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-	const char *key = SSL_get_ex_data(ssl, key_index);
-	struct resume_slot *slot;
+	struct resume_slot *slot = &t->slots[key_hash(key)];
 
-	if (key == NULL || t == NULL || !SSL_SESSION_is_resumable(sess))
-		return 0;
-	slot = &t->slots[key_hash(key)];
 	if (slot->key == NULL || strcmp(slot->key, key) != 0) {
 		slot_clear(slot);
-		if ((slot->key = strdup(key)) == NULL)
-			return 0;
+		if ((slot->key = strdup(key)) == NULL) {
+			SSL_SESSION_free(sess);
+			return;
+		}
 	}
 	if (slot->n == RESUME_DEPTH) {
 		SSL_SESSION_free(slot->sess[0]);
@@ -98,15 +120,45 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 		slot->n--;
 	}
 	slot->sess[slot->n++] = sess;
-	return 1;	/* we keep the reference */
+}
+
+static int
+new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+	struct tls_ctx *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	const char *key = SSL_get_ex_data(ssl, key_index);
+	struct pending *p = SSL_get_ex_data(ssl, pending_index);
+
+	if (key == NULL || t == NULL || p == NULL ||
+	    !SSL_SESSION_is_resumable(sess))
+		return 0;
+	if (p->proven) {
+		cache_add(t, key, sess);
+		return 1;	/* we keep the reference */
+	}
+	if (p->n == RESUME_DEPTH) {
+		SSL_SESSION_free(p->sess[0]);
+		memmove(p->sess, p->sess + 1,
+		    (RESUME_DEPTH - 1) * sizeof(p->sess[0]));
+		p->n--;
+	}
+	p->sess[p->n++] = sess;
+	return 1;
 }
 
 void
 tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 {
 	struct resume_slot *slot = &t->slots[key_hash(key)];
+	struct pending *p;
 	char *k;
 
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return;
+	if (!SSL_set_ex_data(ssl, pending_index, p)) {
+		free(p);
+		return;
+	}
 	if ((k = strdup(key)) == NULL)
 		return;
 	if (!SSL_set_ex_data(ssl, key_index, k)) {
@@ -131,14 +183,31 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 }
 
 void
-tls_client_done(struct tls_ctx *t, SSL *ssl)
+tls_client_done(struct tls_ctx *t, SSL *ssl, int proven)
 {
 	const char *key = SSL_get_ex_data(ssl, key_index);
 	SSL_SESSION *offered = SSL_get_ex_data(ssl, offer_index);
+	struct pending *p = SSL_get_ex_data(ssl, pending_index);
 	struct resume_slot *slot;
 	int i;
 
-	if (key == NULL || offered == NULL || SSL_session_reused(ssl))
+	if (key == NULL)
+		return;
+	if (!proven) {
+		/* nothing of this connection is ever resumed, and what was
+		 * cached under the key before may be what led here */
+		tls_client_forget(t, key);
+		SSL_set_ex_data(ssl, key_index, NULL);
+		free((char *)key);
+		return;
+	}
+	if (p != NULL) {
+		p->proven = 1;
+		for (i = 0; i < p->n; i++)
+			cache_add(t, key, p->sess[i]);
+		p->n = 0;
+	}
+	if (offered == NULL || SSL_session_reused(ssl))
 		return;
 	/* the server would not resume it: do not offer it again */
 	slot = &t->slots[key_hash(key)];
@@ -191,6 +260,9 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 		    key_free);
 	if (offer_index == -1)
 		offer_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (pending_index == -1)
+		pending_index = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    pending_free);
 	if ((t = calloc(1, sizeof(*t))) == NULL ||
 	    (t->slots = calloc(RESUME_SLOTS, sizeof(*t->slots))) == NULL) {
 		free(t);

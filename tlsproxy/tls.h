@@ -32,9 +32,12 @@ int		 tls_server_enabled(const struct tls_ctx *);
  * under the same key.  The cache is bounded and entries expire with the
  * session's own lifetime. */
 void		 tls_client_resume(struct tls_ctx *, SSL *, const char *key);
-/* After the handshake: a session the server refused to resume is not
- * offered again. */
-void		 tls_client_done(struct tls_ctx *, SSL *);
+/* After the handshake and the policy's check of it.  proven: the check
+ * passed with nothing failed; the sessions the server issued are cached
+ * (before this they are only held), and a session the server refused to
+ * resume is not offered again.  Not proven: nothing of this connection is
+ * cached, and the key's cached sessions are dropped. */
+void		 tls_client_done(struct tls_ctx *, SSL *, int proven);
 /* Drops what is cached under key (a session that failed its policy
  * check, e.g. a TLS 1.2 session stored during the handshake). */
 void		 tls_client_forget(struct tls_ctx *, const char *key);

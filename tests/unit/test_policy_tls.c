@@ -203,11 +203,14 @@ expect(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key, int rc,
     const char *reason)
 {
 	SSL *c = handshake(v, cert, key);
-	char r[48], d[256];
+	struct tls_proof proof;
+	struct tls_result res;
 
-	if (policy_tls_check(v, c, r, sizeof(r), d, sizeof(d)) != rc)
-		fail_msg("check: want %d, got reason %s (%s)", rc, r, d);
-	assert_string_equal(r, reason);
+	if (policy_tls_check(v, c, &proof, &res) != rc)
+		fail_msg("check: want %d, got reason %s (%s)", rc, res.reason,
+		    res.detail);
+	assert_string_equal(res.reason, reason);
+	assert_int_equal(proof.tls, 1);
 	SSL_free(c);
 }
 
@@ -299,28 +302,131 @@ test_second_verdict(void **state)
 	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
 	struct policy_verdict *v2 = verdict("sec.test", "198.51.100.1");
 	struct policy_verdict *v3 = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *v4 = verdict("two.test", "192.0.2.1");
 	SSL *c = handshake(v1, good, k);
-	char r[48], d[256];
+	struct tls_proof proof, none;
+	struct tls_result res;
 
-	assert_int_equal(policy_tls_check(v1, c, r, sizeof(r), d, sizeof(d)),
-	    0);
-	assert_int_equal(policy_tls_check(v2, c, r, sizeof(r), d, sizeof(d)),
-	    -1);
-	assert_string_equal(r, "certificate-host-mismatch");
-	assert_int_equal(policy_tls_check(v3, c, r, sizeof(r), d, sizeof(d)),
-	    0);
+	assert_int_equal(policy_tls_check(v1, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(proof.failed, 0);
+	assert_int_equal(policy_leg_fits(v1, &proof, c, &res), 0);
+	/* same names, same store: the proof's identity fits */
+	assert_int_equal(policy_leg_fits(v4, &proof, c, &res), 0);
+	assert_int_equal(policy_leg_fits(v2, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	assert_int_equal(policy_leg_fits(v3, &proof, c, &res), 0);
 	/* no TLS at all */
-	assert_int_equal(policy_tls_check(v1, NULL, r, sizeof(r), d,
-	    sizeof(d)), -1);
-	assert_string_equal(r, "starttls-not-supported");
-	assert_int_equal(policy_tls_check(v3, NULL, r, sizeof(r), d,
-	    sizeof(d)), 0);
+	assert_int_equal(policy_tls_check(v1, NULL, &none, &res), -1);
+	assert_string_equal(res.reason, "starttls-not-supported");
+	assert_int_equal(none.tls, 0);
+	assert_int_equal(policy_leg_fits(v1, &none, NULL, &res), -1);
+	assert_int_equal(policy_leg_fits(v3, &none, NULL, &res), 0);
 	SSL_free(c);
 	policy_verdict_free(v1);
 	policy_verdict_free(v2);
 	policy_verdict_free(v3);
+	policy_verdict_free(v4);
 	X509_free(good);
 	EVP_PKEY_free(k);
+}
+
+/*
+ * A verdict at the address of the one the SSL object was prepared for,
+ * but for other names (what happens when the first verdict is freed and
+ * malloc hands its memory to the next one): the handshake's own
+ * verification must not be taken for it.  Identity is compared by value.
+ */
+static void
+test_check_not_by_address(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *v2 = verdict("sec.test", "198.51.100.1");
+	struct policy_verdict saved = *v1;
+	SSL *c = handshake(v1, good, k);
+	struct tls_proof proof;
+	struct tls_result res;
+
+	/* v1's memory now holds sec.test's verdict */
+	*v1 = *v2;
+	assert_int_equal(policy_tls_check(v1, c, &proof, &res), -1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	assert_int_equal(proof.failed, 1);
+	assert_int_not_equal(proof.level, TLS_LEVEL_VERIFY);
+	*v1 = saved;
+	SSL_free(c);
+	policy_verdict_free(v1);
+	policy_verdict_free(v2);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
+/*
+ * MTA-STS testing and enforce domains share an MX host; an attacker
+ * presents a forged certificate.  The testing-mode mail goes (its check is
+ * only reported), but the leg's proof says it failed: an enforce recipient
+ * never fits it, and nothing of it may be parked or resumed.
+ */
+static void
+test_report_only_never_proves(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *forged = mkcert(k, "mx.good.test", "mx.good.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	struct policy_verdict *enforce = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *testing = policy_verdict_dup(enforce);
+	struct tls_proof proof;
+	struct tls_result res;
+	char k1[700], k2[700];
+	SSL *c;
+
+	assert_non_null(testing);
+	testing->level = TLS_LEVEL_MAY;
+	testing->report_only = 1;
+	snprintf(testing->domain, sizeof(testing->domain), "testing.test");
+	c = handshake(testing, forged, k);
+	assert_int_equal(policy_tls_check(testing, c, &proof, &res), 0);
+	assert_int_equal(res.report_failed, 1);
+	assert_string_equal(res.reason, "certificate-not-trusted");
+	assert_int_equal(proof.failed, 1);
+	assert_int_equal(policy_leg_fits(enforce, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-not-trusted");
+	/* a report-only verdict's resumption key is never the enforce one */
+	assert_int_equal(policy_tls_session_key(testing, k1, sizeof(k1)), 0);
+	assert_int_equal(policy_tls_session_key(enforce, k2, sizeof(k2)), 0);
+	assert_string_not_equal(k1, k2);
+	SSL_free(c);
+	policy_verdict_free(testing);
+	policy_verdict_free(enforce);
+	X509_free(forged);
+	EVP_PKEY_free(k);
+}
+
+/* Resumption keys: none rather than a shorter one; other names, other
+ * key. */
+static void
+test_session_keys(void **state)
+{
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *v2 = verdict("sec.test", "198.51.100.1");
+	struct policy_verdict *d = policy_verdict_dup(v1);
+	char k1[700], k2[700], tiny[20];
+
+	assert_non_null(d);
+	assert_int_equal(policy_tls_session_key(v1, k1, sizeof(k1)), 0);
+	assert_int_equal(policy_tls_session_key(d, k2, sizeof(k2)), 0);
+	assert_string_equal(k1, k2);	/* a copy is the same value */
+	assert_int_equal(policy_tls_session_key(v2, k2, sizeof(k2)), 0);
+	assert_string_not_equal(k1, k2);
+	assert_int_equal(policy_tls_session_key(v1, tiny, sizeof(tiny)), -1);
+	d->level = TLS_LEVEL_DEFER;
+	assert_int_equal(policy_tls_session_key(d, k2, sizeof(k2)), -1);
+	policy_verdict_free(v1);
+	policy_verdict_free(v2);
+	policy_verdict_free(d);
 }
 
 int
@@ -330,6 +436,9 @@ main(void)
 		cmocka_unit_test(test_verify_levels),
 		cmocka_unit_test(test_secure_and_subdomain_match),
 		cmocka_unit_test(test_second_verdict),
+		cmocka_unit_test(test_check_not_by_address),
+		cmocka_unit_test(test_report_only_never_proves),
+		cmocka_unit_test(test_session_keys),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

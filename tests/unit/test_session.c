@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -151,8 +151,10 @@ void __wrap_policy_cancel(struct policy_req *);
 void __wrap_policy_record_tls(struct policy *, const struct sockaddr *,
     const char *, int, int);
 int __wrap_policy_tls_prepare(const struct policy_verdict *, SSL *);
-int __wrap_policy_tls_check(const struct policy_verdict *, SSL *, char *,
-    size_t, char *, size_t);
+int __wrap_policy_tls_check(const struct policy_verdict *, SSL *,
+    struct tls_proof *, struct tls_result *);
+int __wrap_policy_leg_fits(const struct policy_verdict *,
+    const struct tls_proof *, SSL *, struct tls_result *);
 
 struct policy_req *
 __wrap_policy_lookup(struct policy *p, const char *domain,
@@ -229,20 +231,86 @@ __wrap_policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 	return 0;
 }
 
+/* The mock's identity of what a verdict authenticates: its domain (the
+ * real one hashes TLSA records or the names and the CA store). */
+static void
+mock_id(const struct policy_verdict *v, unsigned char id[32])
+{
+	memset(id, 0, 32);
+	memcpy(id, v->domain, strnlen(v->domain, 32));
+}
+
 int
 __wrap_policy_tls_check(const struct policy_verdict *v, SSL *ssl,
-    char *reason, size_t reasonsz, char *detail, size_t detailsz)
+    struct tls_proof *proof, struct tls_result *res)
 {
 	g.ntls_check++;
 	assert_non_null(SSL_get0_peer_certificate(ssl));
+	memset(proof, 0, sizeof(*proof));
+	memset(res, 0, sizeof(*res));
+	proof->tls = 1;
+	proof->level = TLS_LEVEL_ENCRYPT;
+	snprintf(proof->mx_host, sizeof(proof->mx_host), "%s", v->mx_host);
 	if (g.tls_fail_reason) {
-		snprintf(reason, reasonsz, "%s", g.tls_fail_reason);
-		snprintf(detail, detailsz, "mocked check failure");
-		return v->level == TLS_LEVEL_MAY ? 0 : -1;
+		snprintf(res->reason, sizeof(res->reason), "%s",
+		    g.tls_fail_reason);
+		snprintf(res->detail, sizeof(res->detail),
+		    "mocked check failure");
+		if (v->level <= TLS_LEVEL_MAY && !v->report_only)
+			return 0;
+		proof->failed = 1;
+		if (v->report_only && v->level <= TLS_LEVEL_ENCRYPT) {
+			res->report_failed = 1;
+			return 0;
+		}
+		return v->level <= TLS_LEVEL_ENCRYPT ? 0 : -1;
 	}
-	snprintf(reason, reasonsz, "success");
-	snprintf(detail, detailsz, "verified");
+	if (v->level == TLS_LEVEL_DANE || v->level == TLS_LEVEL_VERIFY) {
+		proof->level = v->level;
+		mock_id(v, proof->id);
+	}
+	snprintf(res->reason, sizeof(res->reason), "success");
+	snprintf(res->detail, sizeof(res->detail), "verified");
 	return 0;
+}
+
+/* As the real one: only the proof's values and the live session count;
+ * a VERIFY verdict proven for other names is "verified afresh", which
+ * fails while tls_fail_reason is set. */
+int
+__wrap_policy_leg_fits(const struct policy_verdict *v,
+    const struct tls_proof *proof, SSL *ssl, struct tls_result *res)
+{
+	unsigned char id[32];
+
+	memset(res, 0, sizeof(*res));
+	snprintf(res->reason, sizeof(res->reason), "success");
+	if (v->level == TLS_LEVEL_DEFER) {
+		snprintf(res->reason, sizeof(res->reason), "%s",
+		    v->reason[0] ? v->reason : "validation-failure");
+		return -1;
+	}
+	if (v->level <= TLS_LEVEL_MAY)
+		return 0;
+	if (!proof->tls || ssl == NULL) {
+		snprintf(res->reason, sizeof(res->reason),
+		    "starttls-not-supported");
+		snprintf(res->detail, sizeof(res->detail),
+		    "this connection is not encrypted");
+		return -1;
+	}
+	if (v->level == TLS_LEVEL_ENCRYPT)
+		return 0;
+	mock_id(v, id);
+	if (proof->level == v->level && !proof->failed &&
+	    memcmp(id, proof->id, 32) == 0)
+		return 0;
+	if (v->level == TLS_LEVEL_VERIFY && g.tls_fail_reason == NULL)
+		return 0;
+	snprintf(res->reason, sizeof(res->reason), "%s",
+	    g.tls_fail_reason ? g.tls_fail_reason : "validation-failure");
+	snprintf(res->detail, sizeof(res->detail), "mocked: not proven");
+	return -1;
 }
 
 /* ---- loop stepping and the test's two ends ---------------------------- */
@@ -1553,7 +1621,8 @@ test_encrypt_without_starttls(void **state)
 static void
 test_verify_report_only_cleartext(void **state)
 {
-	vspec_add("d.example", TLS_LEVEL_VERIFY, 1, NULL, NULL);
+	/* an MTA-STS testing policy with nothing else demanding TLS */
+	vspec_add("d.example", TLS_LEVEL_MAY, 1, NULL, NULL);
 	hello_plain();
 	/* testing mode: the report is logged, the mail goes */
 	begin_tx("a@sender.example", "b@d.example");

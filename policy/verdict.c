@@ -1,0 +1,488 @@
+/*
+ * verdict.c - operations on the verdict value (see verdict.h): copy and
+ * free, setting a TLS session up for a verdict, checking a finished
+ * handshake against it, and deciding whether a leg's proof satisfies a
+ * recipient's verdict.
+ *
+ * The rule this file enforces: a recipient's mail crosses a leg only if
+ * what the leg has proven satisfies everything the recipient's verdict
+ * demands.  Proofs are values (struct tls_proof): a leg's proof names the
+ * level, host and a SHA-256 identity of what authenticated it, and
+ * nothing here trusts a pointer to decide that two checks are the same.
+ *
+ * Functions:
+ *   policy_verdict_dup/free     value semantics for verdicts
+ *   policy_tls_prepare          SNI, names, store, TLSA on an SSL
+ *   policy_tls_check            judge a handshake prepared for v
+ *   policy_leg_fits             judge an existing leg for a new verdict
+ *   policy_tls_session_key      resumption key (or none)
+ *
+ * Who frees what: policy_verdict_dup() returns a verdict the caller frees
+ * with policy_verdict_free(); the SSL ex_data this file attaches is freed
+ * with the SSL.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "policy/dane.h"
+#include "policy/verdict.h"
+#include "policy/verdict_tls.h"
+
+/* Verdict texts are bounded on purpose: a long name is cut, not a bug. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+static const char *level_names[] = {
+	"none", "may", "encrypt", "dane", "verify", "defer",
+};
+
+const char *
+tls_level_name(enum tls_level l)
+{
+	return (unsigned)l < 6 ? level_names[l] : "?";
+}
+
+void
+policy_verdict_free(struct policy_verdict *v)
+{
+	if (v == NULL)
+		return;
+	if (v->tls != NULL) {
+		dane_info_free(v->tls->dane);
+		X509_STORE_free(v->tls->store);
+		free(v->tls);
+	}
+	free(v);
+}
+
+struct policy_verdict *
+policy_verdict_dup(const struct policy_verdict *v)
+{
+	struct policy_verdict *c;
+
+	if ((c = malloc(sizeof(*c))) == NULL)
+		return NULL;
+	*c = *v;
+	c->tls = NULL;
+	if (v->tls == NULL)
+		return c;
+	if ((c->tls = malloc(sizeof(*c->tls))) == NULL)
+		goto fail;
+	*c->tls = *v->tls;
+	c->tls->dane = NULL;
+	if (c->tls->store != NULL && !X509_STORE_up_ref(c->tls->store)) {
+		c->tls->store = NULL;
+		goto fail;
+	}
+	if (v->tls->dane != NULL &&
+	    (c->tls->dane = dane_info_dup(v->tls->dane)) == NULL)
+		goto fail;
+	return c;
+fail:
+	policy_verdict_free(c);
+	return NULL;
+}
+
+/* ---- identities ---- */
+
+/* SHA-256 over what a check of v stands for.  DANE: the TLSA RRset's
+ * digest, its base domain and the DANE-TA reference names.  VERIFY (and
+ * the report-only check): the CA store's identity and the reference
+ * names.  Returns -1 when v authenticates nothing. */
+static int
+verdict_identity(const struct policy_verdict *v, unsigned char out[32])
+{
+	EVP_MD_CTX *md;
+	char gen[32];
+	int i, ok;
+
+	if (v->tls == NULL)
+		return -1;
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	if (v->level == TLS_LEVEL_DANE) {
+		const struct dane_info *d = v->tls->dane;
+
+		if (d == NULL) {
+			EVP_MD_CTX_free(md);
+			return -1;
+		}
+		ok = ok && EVP_DigestUpdate(md, "dane", 5) &&
+		    EVP_DigestUpdate(md, d->digest, sizeof(d->digest)) &&
+		    EVP_DigestUpdate(md, d->tlsa_base, strlen(d->tlsa_base) + 1);
+		for (i = 0; ok && i < d->nnames; i++)
+			ok = EVP_DigestUpdate(md, d->names[i],
+			    strlen(d->names[i]) + 1);
+	} else {
+		if (v->tls->store == NULL || v->tls->nnames == 0) {
+			EVP_MD_CTX_free(md);
+			return -1;
+		}
+		snprintf(gen, sizeof(gen), "%llu",
+		    (unsigned long long)v->tls->store_gen);
+		ok = ok && EVP_DigestUpdate(md, "verify", 7) &&
+		    EVP_DigestUpdate(md, gen, strlen(gen) + 1);
+		for (i = 0; ok && i < v->tls->nnames; i++)
+			ok = EVP_DigestUpdate(md, v->tls->names[i],
+			    strlen(v->tls->names[i]) + 1);
+	}
+	ok = ok && EVP_DigestFinal_ex(md, out, NULL);
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+/* ---- before the handshake ---- */
+
+/* SSL ex_data: the identity (a copy, 32 bytes) of the WebPKI check the
+ * SSL object was prepared for.  verify_peer() may take the handshake's
+ * own verification only for that very identity. */
+static int prepared_idx = -1;
+
+static void
+prepared_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	free(ptr);
+}
+
+int
+policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
+{
+	const char *sni = v->mx_host[0] ? v->mx_host : NULL;
+	unsigned char *id;
+	int i;
+
+	if (prepared_idx == -1)
+		prepared_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
+		    prepared_free);
+	if (prepared_idx == -1)
+		return -1;
+	if (v->level != TLS_LEVEL_DANE && v->tls != NULL) {
+		if ((id = malloc(32)) == NULL)
+			return -1;
+		if (verdict_identity(v, id) == -1) {
+			free(id);
+			id = NULL;
+		}
+		free(SSL_get_ex_data(ssl, prepared_idx));
+		if (!SSL_set_ex_data(ssl, prepared_idx, id)) {
+			free(id);
+			return -1;
+		}
+	}
+
+	if (sni == NULL && v->tls != NULL && v->tls->nnames > 0 &&
+	    v->tls->names[0][0] != '.')
+		sni = v->tls->names[0];
+	if (sni != NULL && !SSL_set_tlsext_host_name(ssl, sni))
+		return -1;
+	if (v->level == TLS_LEVEL_DANE)
+		return v->tls != NULL && v->tls->dane != NULL ?
+		    dane_tls_prepare(v->tls->dane, ssl) : -1;
+	/* verification is judged by policy_tls_check(), with a precise
+	 * reason; the handshake itself never fails on it */
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (v->tls != NULL) {
+		if (v->tls->store != NULL &&
+		    !SSL_set1_verify_cert_store(ssl, v->tls->store))
+			return -1;
+		for (i = 0; i < v->tls->nnames; i++)
+			if (!(i == 0 ? SSL_set1_host(ssl, v->tls->names[0]) :
+			    SSL_add1_host(ssl, v->tls->names[i])))
+				return -1;
+	} else if (v->mx_host[0] != '\0' && !SSL_set1_host(ssl, v->mx_host))
+		return -1;
+	return 0;
+}
+
+/* ---- checks ---- */
+
+static const char *
+verify_reason(long vr)
+{
+	switch (vr) {
+	case X509_V_OK:
+		return "success";
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return "certificate-expired";
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		return "certificate-host-mismatch";
+	default:
+		return "certificate-not-trusted";
+	}
+}
+
+/*
+ * Verifies the peer's chain against the verdict's store and names.  The
+ * handshake's own result is taken only when the SSL object was prepared
+ * for exactly this identity (compared by value) and the session is not a
+ * resumed one (a resumed session's result is the original handshake's,
+ * whatever it was checked for); otherwise the chain is verified afresh.
+ */
+static long
+verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	const unsigned char *prepared;
+	unsigned char id[32];
+	X509_STORE_CTX *xc;
+	X509_VERIFY_PARAM *param;
+	long vr;
+	int i;
+
+	if (peer == NULL)
+		return X509_V_ERR_UNSPECIFIED;
+	if (v->tls == NULL || v->tls->store == NULL || v->tls->nnames == 0)
+		return X509_V_ERR_HOSTNAME_MISMATCH;	/* no name to check */
+	prepared = prepared_idx != -1 ? SSL_get_ex_data(ssl, prepared_idx) :
+	    NULL;
+	if (!fresh && prepared != NULL && !SSL_session_reused(ssl) &&
+	    verdict_identity(v, id) == 0 && memcmp(id, prepared, 32) == 0)
+		return SSL_get_verify_result(ssl);
+	if ((xc = X509_STORE_CTX_new()) == NULL)
+		return X509_V_ERR_OUT_OF_MEM;
+	if (!X509_STORE_CTX_init(xc, v->tls->store, peer, chain)) {
+		X509_STORE_CTX_free(xc);
+		return X509_V_ERR_UNSPECIFIED;
+	}
+	X509_STORE_CTX_set_default(xc, "ssl_server");
+	param = X509_STORE_CTX_get0_param(xc);
+	X509_VERIFY_PARAM_set_hostflags(param,
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	for (i = 0; i < v->tls->nnames; i++)
+		if (i == 0)
+			X509_VERIFY_PARAM_set1_host(param, v->tls->names[0], 0);
+		else
+			X509_VERIFY_PARAM_add1_host(param, v->tls->names[i], 0);
+	if (X509_verify_cert(xc) == 1)
+		vr = X509_V_OK;
+	else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
+		vr = X509_V_ERR_UNSPECIFIED;
+	X509_STORE_CTX_free(xc);
+	ERR_clear_error();
+	return vr;
+}
+
+static const char *
+verdict_name(const struct policy_verdict *v)
+{
+	return v->tls && v->tls->nnames ? v->tls->names[0] :
+	    v->mx_host[0] ? v->mx_host : "an unknown MX host";
+}
+
+static void
+webpki_result(const struct policy_verdict *v, long vr, struct tls_result *res)
+{
+	snprintf(res->reason, sizeof(res->reason), "%s", verify_reason(vr));
+	if (vr == X509_V_OK)
+		snprintf(res->detail, sizeof(res->detail), "verified for %s",
+		    verdict_name(v));
+	else if (vr == X509_V_ERR_HOSTNAME_MISMATCH)
+		snprintf(res->detail, sizeof(res->detail),
+		    "certificate does not match %s", verdict_name(v));
+	else
+		snprintf(res->detail, sizeof(res->detail), "%s",
+		    X509_verify_cert_error_string(vr));
+}
+
+static void
+result_set(struct tls_result *res, const char *reason, const char *detail)
+{
+	snprintf(res->reason, sizeof(res->reason), "%s", reason);
+	snprintf(res->detail, sizeof(res->detail), "%s", detail);
+}
+
+const char *
+policy_no_starttls_reason(const struct policy_verdict *v)
+{
+	/* DANE with only unusable TLSA records still requires TLS */
+	return v->level == TLS_LEVEL_DANE || (v->level == TLS_LEVEL_ENCRYPT &&
+	    v->source != NULL && strcmp(v->source, "dane") == 0) ?
+	    "dane-required" : "starttls-not-supported";
+}
+
+/* The MTA-STS testing check of a report-only verdict: never enforced,
+ * only its failure is noted in res. */
+static void
+report_check(const struct policy_verdict *v, const struct tls_proof *proof,
+    SSL *ssl, struct tls_result *res)
+{
+	unsigned char id[32];
+	long vr;
+
+	if (!v->report_only)
+		return;
+	if (ssl == NULL || !proof->tls) {
+		res->report_failed = 1;
+		result_set(res, "starttls-not-supported",
+		    "no TLS on this connection");
+		return;
+	}
+	if (proof->level == TLS_LEVEL_VERIFY && !proof->failed &&
+	    verdict_identity(v, id) == 0 &&
+	    memcmp(id, proof->id, sizeof(id)) == 0)
+		return;
+	if ((vr = verify_peer(v, ssl, 1)) != X509_V_OK) {
+		res->report_failed = 1;
+		webpki_result(v, vr, res);
+	}
+}
+
+int
+policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
+    SSL *ssl, struct tls_result *res)
+{
+	unsigned char id[32];
+	long vr;
+
+	memset(res, 0, sizeof(*res));
+	result_set(res, "success", "this connection satisfies the policy");
+	if (v->level == TLS_LEVEL_DEFER) {
+		result_set(res, v->reason[0] ? v->reason :
+		    "validation-failure", v->detail);
+		return -1;
+	}
+	if (v->level != TLS_LEVEL_NONE && v->level != TLS_LEVEL_MAY &&
+	    (!proof->tls || ssl == NULL)) {
+		result_set(res, policy_no_starttls_reason(v),
+		    "this connection is not encrypted");
+		return -1;
+	}
+	switch (v->level) {
+	case TLS_LEVEL_NONE:
+	case TLS_LEVEL_MAY:
+	case TLS_LEVEL_ENCRYPT:
+		break;
+	case TLS_LEVEL_DANE:
+		if (proof->level != TLS_LEVEL_DANE || proof->failed ||
+		    verdict_identity(v, id) == -1 ||
+		    memcmp(id, proof->id, sizeof(id)) != 0) {
+			result_set(res, "validation-failure", "this connection "
+			    "was not authenticated by these TLSA records");
+			return -1;
+		}
+		break;
+	case TLS_LEVEL_VERIFY:
+		if (proof->level == TLS_LEVEL_VERIFY && !proof->failed &&
+		    verdict_identity(v, id) == 0 &&
+		    memcmp(id, proof->id, sizeof(id)) == 0)
+			break;
+		/* proven for other names or not at all: the live chain
+		 * decides, verified from scratch */
+		if ((vr = verify_peer(v, ssl, 1)) != X509_V_OK) {
+			webpki_result(v, vr, res);
+			return -1;
+		}
+		webpki_result(v, vr, res);
+		break;
+	case TLS_LEVEL_DEFER:
+		return -1;
+	}
+	report_check(v, proof, ssl, res);
+	return 0;
+}
+
+int
+policy_tls_check(const struct policy_verdict *v, SSL *ssl,
+    struct tls_proof *proof, struct tls_result *res)
+{
+	long vr;
+
+	memset(proof, 0, sizeof(*proof));
+	memset(res, 0, sizeof(*res));
+	snprintf(proof->mx_host, sizeof(proof->mx_host), "%s", v->mx_host);
+	proof->level = TLS_LEVEL_NONE;
+	if (ssl == NULL)
+		return policy_leg_fits(v, proof, NULL, res);
+	proof->tls = 1;
+	proof->level = TLS_LEVEL_ENCRYPT;
+	if (v->level == TLS_LEVEL_DEFER)
+		return policy_leg_fits(v, proof, ssl, res);
+	if (v->level == TLS_LEVEL_DANE) {
+		if (v->tls == NULL || v->tls->dane == NULL) {
+			proof->failed = 1;
+			result_set(res, "validation-failure", "no TLSA records");
+			return -1;
+		}
+		if (dane_tls_check(v->tls->dane, ssl, res->reason,
+		    sizeof(res->reason), res->detail,
+		    sizeof(res->detail)) == -1 ||
+		    verdict_identity(v, proof->id) == -1) {
+			proof->failed = 1;
+			return -1;
+		}
+		proof->level = TLS_LEVEL_DANE;
+		return 0;
+	}
+	if (v->tls == NULL || v->tls->nnames == 0) {
+		/* nothing to authenticate: the verification result only
+		 * informs the log */
+		vr = SSL_get_verify_result(ssl);
+		if (vr == X509_V_OK && SSL_get0_peer_certificate(ssl) == NULL)
+			vr = X509_V_ERR_UNSPECIFIED;
+		webpki_result(v, vr, res);
+		if (v->level == TLS_LEVEL_VERIFY) {
+			proof->failed = 1;
+			result_set(res, "certificate-host-mismatch",
+			    "no reference name to verify the certificate for");
+			return -1;
+		}
+		return 0;
+	}
+	vr = verify_peer(v, ssl, 0);
+	webpki_result(v, vr, res);
+	if (vr == X509_V_OK) {
+		if (verdict_identity(v, proof->id) == 0)
+			proof->level = TLS_LEVEL_VERIFY;
+		return 0;
+	}
+	if (v->level == TLS_LEVEL_VERIFY || v->report_only)
+		proof->failed = 1;
+	if (v->level == TLS_LEVEL_VERIFY)
+		return -1;
+	if (v->report_only)
+		res->report_failed = 1;
+	return 0;
+}
+
+int
+policy_tls_session_key(const struct policy_verdict *v, char *buf, size_t sz)
+{
+	const char *host = v->mx_host[0] ? v->mx_host : "-";
+	unsigned char id[32];
+	char hex[65];
+	int i, n;
+
+	switch (v->level) {
+	case TLS_LEVEL_DANE:
+	case TLS_LEVEL_VERIFY:
+		/* only a session that passed this very check */
+		if (verdict_identity(v, id) == -1)
+			return -1;
+		for (i = 0; i < 32; i++)
+			snprintf(hex + 2 * i, 3, "%02x", id[i]);
+		n = snprintf(buf, sz, "%s|%s|%s", host,
+		    tls_level_name(v->level), hex);
+		break;
+	case TLS_LEVEL_DEFER:
+		return -1;
+	default:
+		/* none, may, encrypt (also under a report-only MTA-STS
+		 * policy): nothing authenticated, nothing skipped; a
+		 * resumed session's certificate is verified afresh for a
+		 * report */
+		n = snprintf(buf, sz, "%s|unauthenticated", host);
+		break;
+	}
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
