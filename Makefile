@@ -18,7 +18,7 @@ DESTDIR    ?=
 
 B        ?= build
 CC       ?= cc
-PKGS      = openssl libcares libnetfilter_queue libnfnetlink lmdb libidn2
+PKGS      = openssl libcares libnetfilter_queue libnfnetlink lmdb libidn2 jansson zlib opendkim
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

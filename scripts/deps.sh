@@ -10,7 +10,7 @@ set -euo pipefail
 PKGS=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libssl-dev libc-ares-dev libnetfilter-queue-dev libnfnetlink-dev libmnl-dev
-	liblmdb-dev libcmocka-dev libidn2-dev
+	liblmdb-dev libcmocka-dev libidn2-dev libjansson-dev zlib1g-dev libopendkim-dev python3-dkim
 	postfix unbound knot ldnsutils nginx-light stunnel4 swaks
 	iptables iproute2 openssl python3 conntrack
 	man-db groff-base systemd valgrind linux-perf

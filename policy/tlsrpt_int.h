@@ -1,0 +1,85 @@
+/*
+ * tlsrpt_int.h - shared by tlsrpt_store.c and tlsrpt_report.c only: the
+ * store handle and the stored entry's layout.  Not for other modules.
+ *
+ * LMDB file DIR/tlsrpt.mdb, three named databases:
+ *   "entries"  key  day u32 BE | domain | NUL | policy type u8 |
+ *                   SHA-256 of (type, policy strings, MX patterns)
+ *              val  an entry (below)
+ *   "days"     key  day u32 BE
+ *              val  "MXD1" | domains u32 | overflow_sessions u64
+ *   "sent"     key  day u32 BE | domain
+ *              val  when i64 (Unix time the report was marked sent)
+ * The day leads every key, so one day's records are adjacent, listing
+ * is oldest first, and pruning is a cursor walk from the start.
+ *
+ * Entry (host byte order; local state only):
+ *   "MXT1" | type u8 | 3 pad | successful u64 | failed u64 |
+ *   detail_overflow u64 | nbuckets u32 | nstr u16 | nmx u16 |
+ *   nstr x (len u16 | bytes) | nmx x (len u16 | bytes) |
+ *   nbuckets x (result u8 | count u64 | 6 x (len u16 | bytes))
+ * the six bucket strings being sending-mta-ip, receiving-mx-hostname,
+ * receiving-mx-helo, receiving-ip, failure-reason-code,
+ * additional-information.  Buckets are appended at the end.
+ */
+#ifndef MXG_TLSRPT_INT_H
+#define MXG_TLSRPT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lmdb.h>
+
+#include "policy/tlsrpt.h"
+
+#define TR_MAGIC	"MXT1"
+#define TR_HDR		40
+#define TR_OFF_TYPE	4
+#define TR_OFF_SUCC	8
+#define TR_OFF_FAIL	16
+#define TR_OFF_OVER	24
+#define TR_OFF_NBUCK	32
+#define TR_OFF_NSTR	36
+#define TR_OFF_NMX	38
+#define TR_BUCKET_STRS	6
+
+struct tlsrpt_store {
+	MDB_env			*env;
+	MDB_dbi			 entries, days, sent;
+	struct tlsrpt_limits	 lim;
+	char			 err[256];
+};
+
+struct tr_str {
+	const unsigned char	*p;
+	uint16_t		 n;
+};
+
+/* A decoded view of an entry; pointers into the value (valid while the
+ * transaction that read it lives). */
+struct tr_entry {
+	uint8_t			 type;
+	uint64_t		 successful, failed, detail_overflow;
+	uint32_t		 nbuckets;
+	uint16_t		 nstr, nmx;
+	const unsigned char	*strs, *mx, *buckets, *end;
+};
+
+struct tr_bucket {
+	uint8_t			 result;
+	uint64_t		 count;
+	struct tr_str		 s[TR_BUCKET_STRS];
+};
+
+/* Checks every length of the value; 0 or -1 (corrupt). */
+int	tr_entry_decode(const void *, size_t, struct tr_entry *);
+/* Reads the string at *pp and advances; only on decoded entries. */
+void	tr_next_str(const unsigned char **pp, struct tr_str *);
+void	tr_next_bucket(const unsigned char **pp, struct tr_bucket *);
+/* Key prefix day | domain | NUL into buf (>= 4 + 254 + 1); length or -1
+ * when the domain is not a host name.  The domain is lower-cased and a
+ * trailing dot dropped. */
+int	tr_domain_prefix(int64_t day, const char *domain, unsigned char *buf);
+void	tr_seterr(struct tlsrpt_store *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,989 @@
+/*
+ * tlsrpt_store.c - the TLSRPT counts on LMDB (see tlsrpt.h for the API,
+ * tlsrpt_int.h for the layout).
+ *
+ * Its own environment (three named databases do not fit store_open(),
+ * which opens the default one).  Every tlsrpt_record() is one
+ * synchronous write transaction, like the other stores, so a restart
+ * or kill -9 loses no count that was acknowledged.
+ *
+ * Bounds are checked inside that transaction: a new domain for the day
+ * only while the day has fewer than max_domains, a new policy of a
+ * domain only while it has fewer than max_policies, a new failure bucket
+ * only while the domain's buckets are fewer than max_buckets and the
+ * entry stays within max_entry bytes.  What does not fit is counted
+ * (the day's overflow_sessions, the entry's detail_overflow), so the
+ * file's size is bounded by the limits times the retention.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+#include <openssl/evp.h>
+
+#include "policy/tlsrpt.h"
+#include "policy/tlsrpt_int.h"
+
+static const char *const policy_type_names[TLSRPT_POLICY_NTYPES] = {
+	"sts", "tlsa", "no-policy-found",
+};
+
+static const char *const result_names[TLSRPT_NRESULTS] = {
+	NULL,
+	"starttls-not-supported",
+	"certificate-host-mismatch",
+	"certificate-expired",
+	"certificate-not-trusted",
+	"validation-failure",
+	"tlsa-invalid",
+	"dnssec-invalid",
+	"dane-required",
+	"sts-policy-fetch-error",
+	"sts-policy-invalid",
+	"sts-webpki-invalid",
+};
+
+const char *
+tlsrpt_policy_type_name(enum tlsrpt_policy_type t)
+{
+	return (unsigned)t < TLSRPT_POLICY_NTYPES ? policy_type_names[t] :
+	    NULL;
+}
+
+const char *
+tlsrpt_result_name(enum tlsrpt_result r)
+{
+	return (unsigned)r < TLSRPT_NRESULTS ? result_names[r] : NULL;
+}
+
+int64_t
+tlsrpt_day(int64_t t)
+{
+	return t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+}
+
+void
+tr_seterr(struct tlsrpt_store *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+}
+
+const char *
+tlsrpt_store_error(const struct tlsrpt_store *st)
+{
+	return st->err;
+}
+
+/* ---- encoding helpers ---- */
+
+static uint16_t
+get16(const unsigned char *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return v;
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static void
+put16(unsigned char *p, uint16_t v)
+{
+	memcpy(p, &v, 2);
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static void
+put_day(unsigned char *p, int64_t day)
+{
+	uint32_t d = (uint32_t)day;
+
+	p[0] = (unsigned char)(d >> 24);
+	p[1] = (unsigned char)(d >> 16);
+	p[2] = (unsigned char)(d >> 8);
+	p[3] = (unsigned char)d;
+}
+
+static int64_t
+get_day(const unsigned char *p)
+{
+	return (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3]);
+}
+
+static int
+day_ok(int64_t day)
+{
+	return day >= 0 && day <= (int64_t)UINT32_MAX;
+}
+
+/* Skips one length-prefixed string within [*pp, end); -1 if it overruns. */
+static int
+skip_str(const unsigned char **pp, const unsigned char *end)
+{
+	uint16_t n;
+
+	if (end - *pp < 2)
+		return -1;
+	n = get16(*pp);
+	if (end - *pp - 2 < n)
+		return -1;
+	*pp += 2 + n;
+	return 0;
+}
+
+int
+tr_entry_decode(const void *v, size_t len, struct tr_entry *e)
+{
+	const unsigned char *b = v, *p, *end = b + len;
+	uint32_t i;
+	int k;
+
+	if (len < TR_HDR || memcmp(b, TR_MAGIC, 4) != 0)
+		return -1;
+	e->type = b[TR_OFF_TYPE];
+	if (e->type >= TLSRPT_POLICY_NTYPES)
+		return -1;
+	e->successful = get64(b + TR_OFF_SUCC);
+	e->failed = get64(b + TR_OFF_FAIL);
+	e->detail_overflow = get64(b + TR_OFF_OVER);
+	e->nbuckets = get32(b + TR_OFF_NBUCK);
+	e->nstr = get16(b + TR_OFF_NSTR);
+	e->nmx = get16(b + TR_OFF_NMX);
+	p = e->strs = b + TR_HDR;
+	for (i = 0; i < e->nstr; i++)
+		if (skip_str(&p, end) == -1)
+			return -1;
+	e->mx = p;
+	for (i = 0; i < e->nmx; i++)
+		if (skip_str(&p, end) == -1)
+			return -1;
+	e->buckets = p;
+	for (i = 0; i < e->nbuckets; i++) {
+		if (end - p < 9 || p[0] == TLSRPT_SUCCESS ||
+		    p[0] >= TLSRPT_NRESULTS)
+			return -1;
+		p += 9;
+		for (k = 0; k < TR_BUCKET_STRS; k++)
+			if (skip_str(&p, end) == -1)
+				return -1;
+	}
+	if (p != end)
+		return -1;
+	e->end = end;
+	return 0;
+}
+
+void
+tr_next_str(const unsigned char **pp, struct tr_str *s)
+{
+	s->n = get16(*pp);
+	s->p = *pp + 2;
+	*pp += 2 + s->n;
+}
+
+void
+tr_next_bucket(const unsigned char **pp, struct tr_bucket *bk)
+{
+	int k;
+
+	bk->result = (*pp)[0];
+	bk->count = get64(*pp + 1);
+	*pp += 9;
+	for (k = 0; k < TR_BUCKET_STRS; k++)
+		tr_next_str(pp, &bk->s[k]);
+}
+
+int
+tr_domain_prefix(int64_t day, const char *domain, unsigned char *buf)
+{
+	size_t n = strlen(domain), i;
+
+	if (n > 0 && domain[n - 1] == '.')
+		n--;
+	if (!day_ok(day) || !tlsrpt_valid_host(domain, n))
+		return -1;
+	put_day(buf, day);
+	for (i = 0; i < n; i++)
+		buf[4 + i] = (unsigned char)(domain[i] >= 'A' &&
+		    domain[i] <= 'Z' ? domain[i] + 32 : domain[i]);
+	buf[4 + n] = '\0';
+	return (int)(4 + n + 1);
+}
+
+/* ---- open, close ---- */
+
+struct tlsrpt_store *
+tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
+    char *err, size_t errsz)
+{
+	struct tlsrpt_store *st;
+	MDB_txn *txn = NULL;
+	char path[4096];
+	int rc;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (lim != NULL)
+		st->lim = *lim;
+	if (st->lim.max_domains == 0)
+		st->lim.max_domains = 5000;
+	if (st->lim.max_policies == 0)
+		st->lim.max_policies = 4;
+	if (st->lim.max_buckets == 0)
+		st->lim.max_buckets = 64;
+	if (st->lim.max_entry == 0)
+		st->lim.max_entry = 32768;
+	if (st->lim.mapsize == 0)
+		st->lim.mapsize = 1ULL << 30;
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (snprintf(path, sizeof(path), "%s/tlsrpt.mdb", dir) >=
+	    (int)sizeof(path)) {
+		snprintf(err, errsz, "state_dir too long");
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&st->env)) != 0)
+		goto lmdb;
+	if ((rc = mdb_env_set_maxdbs(st->env, 3)) != 0 ||
+	    (rc = mdb_env_set_mapsize(st->env, st->lim.mapsize)) != 0 ||
+	    (rc = mdb_env_open(st->env, path, MDB_NOSUBDIR | MDB_NOTLS,
+	    0600)) != 0)
+		goto lmdb;
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+		goto lmdb;
+	if ((rc = mdb_dbi_open(txn, "entries", MDB_CREATE, &st->entries)) ||
+	    (rc = mdb_dbi_open(txn, "days", MDB_CREATE, &st->days)) ||
+	    (rc = mdb_dbi_open(txn, "sent", MDB_CREATE, &st->sent)))
+		goto lmdb;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0)
+		goto lmdb;
+	return st;
+lmdb:
+	snprintf(err, errsz, "%s: %s", path, mdb_strerror(rc));
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	free(st);
+	return NULL;
+}
+
+void
+tlsrpt_store_close(struct tlsrpt_store *st)
+{
+	if (st == NULL)
+		return;
+	mdb_env_close(st->env);
+	free(st);
+}
+
+/* ---- recording ---- */
+
+static size_t
+cut(const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return 0;
+	n = strnlen(s, TLSRPT_FIELD_MAX + 1);
+	return n > TLSRPT_FIELD_MAX ? TLSRPT_FIELD_MAX : n;
+}
+
+static void
+digest_str(EVP_MD_CTX *md, const char *s)
+{
+	uint32_t n = (uint32_t)strlen(s);
+	unsigned char l[4] = { n >> 24, n >> 16, n >> 8, n };
+
+	EVP_DigestUpdate(md, l, 4);
+	EVP_DigestUpdate(md, s, n);
+}
+
+/* The policy part of the key: type u8 | SHA-256 over the policy. */
+static int
+policy_digest(const struct tlsrpt_attempt *a, unsigned char *out)
+{
+	EVP_MD_CTX *md;
+	unsigned char t = (unsigned char)a->policy_type;
+	int i, ok;
+
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(md, &t, 1) == 1;
+	for (i = 0; ok && i < a->npolicy_strings; i++)
+		digest_str(md, a->policy_strings[i]);
+	/* separates the strings from the MX patterns */
+	ok = ok && EVP_DigestUpdate(md, "\xff", 1) == 1;
+	for (i = 0; ok && i < a->nmx_hosts; i++)
+		digest_str(md, a->mx_hosts[i]);
+	ok = ok && EVP_DigestFinal_ex(md, out, NULL) == 1;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+/* A fresh entry for the attempt's policy; NULL if it exceeds max. */
+static unsigned char *
+entry_new(const struct tlsrpt_attempt *a, size_t max, size_t *lenp)
+{
+	unsigned char *b, *p;
+	size_t len = TR_HDR;
+	int i;
+
+	for (i = 0; i < a->npolicy_strings; i++)
+		len += 2 + strlen(a->policy_strings[i]);
+	for (i = 0; i < a->nmx_hosts; i++)
+		len += 2 + strlen(a->mx_hosts[i]);
+	if (len > max || (b = calloc(1, len)) == NULL)
+		return NULL;
+	memcpy(b, TR_MAGIC, 4);
+	b[TR_OFF_TYPE] = (unsigned char)a->policy_type;
+	put16(b + TR_OFF_NSTR, (uint16_t)a->npolicy_strings);
+	put16(b + TR_OFF_NMX, (uint16_t)a->nmx_hosts);
+	p = b + TR_HDR;
+	for (i = 0; i < a->npolicy_strings; i++) {
+		size_t n = strlen(a->policy_strings[i]);
+
+		put16(p, (uint16_t)n);
+		memcpy(p + 2, a->policy_strings[i], n);
+		p += 2 + n;
+	}
+	for (i = 0; i < a->nmx_hosts; i++) {
+		size_t n = strlen(a->mx_hosts[i]);
+
+		put16(p, (uint16_t)n);
+		memcpy(p + 2, a->mx_hosts[i], n);
+		p += 2 + n;
+	}
+	*lenp = len;
+	return b;
+}
+
+static const char *
+bucket_field(const struct tlsrpt_attempt *a, int k)
+{
+	switch (k) {
+	case 0: return a->sending_mta_ip;
+	case 1: return a->receiving_mx_hostname;
+	case 2: return a->receiving_mx_helo;
+	case 3: return a->receiving_ip;
+	case 4: return a->failure_reason;
+	default: return a->additional_info;
+	}
+}
+
+/* Offset of the attempt's bucket in the entry, or 0 if there is none. */
+static size_t
+bucket_find(const unsigned char *b, const struct tr_entry *e,
+    const struct tlsrpt_attempt *a)
+{
+	const unsigned char *p = e->buckets, *start;
+	struct tr_bucket bk;
+	uint32_t i;
+	int k;
+
+	for (i = 0; i < e->nbuckets; i++) {
+		start = p;
+		tr_next_bucket(&p, &bk);
+		if (bk.result != a->result)
+			continue;
+		for (k = 0; k < TR_BUCKET_STRS; k++) {
+			const char *f = bucket_field(a, k);
+			size_t n = cut(f);
+
+			if (bk.s[k].n != n || (n > 0 &&
+			    memcmp(bk.s[k].p, f, n) != 0))
+				break;
+		}
+		if (k == TR_BUCKET_STRS)
+			return (size_t)(start - b);
+	}
+	return 0;
+}
+
+static size_t
+bucket_size(const struct tlsrpt_attempt *a)
+{
+	size_t len = 9;
+	int k;
+
+	for (k = 0; k < TR_BUCKET_STRS; k++)
+		len += 2 + cut(bucket_field(a, k));
+	return len;
+}
+
+static void
+bucket_write(unsigned char *p, const struct tlsrpt_attempt *a)
+{
+	int k;
+
+	p[0] = (unsigned char)a->result;
+	put64(p + 1, 1);
+	p += 9;
+	for (k = 0; k < TR_BUCKET_STRS; k++) {
+		const char *f = bucket_field(a, k);
+		size_t n = cut(f);
+
+		put16(p, (uint16_t)n);
+		if (n > 0)
+			memcpy(p + 2, f, n);
+		p += 2 + n;
+	}
+}
+
+/* Policies and failure buckets the domain holds on the day. */
+static int
+domain_usage(struct tlsrpt_store *st, MDB_txn *txn, const unsigned char *pfx,
+    size_t plen, uint32_t *npol, uint64_t *nbuck)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	struct tr_entry e;
+	int rc;
+
+	*npol = 0;
+	*nbuck = 0;
+	if ((rc = mdb_cursor_open(txn, st->entries, &c)) != 0) {
+		tr_seterr(st, "cursor: %s", mdb_strerror(rc));
+		return -1;
+	}
+	k.mv_data = (void *)pfx;
+	k.mv_size = plen;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < plen || memcmp(k.mv_data, pfx, plen) != 0)
+			break;
+		(*npol)++;
+		if (tr_entry_decode(v.mv_data, v.mv_size, &e) == 0)
+			*nbuck += e.nbuckets;
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		tr_seterr(st, "cursor: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+day_get(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
+    struct tlsrpt_day_stats *ds)
+{
+	unsigned char kb[4];
+	MDB_val k = { 4, kb }, v;
+	int rc;
+
+	memset(ds, 0, sizeof(*ds));
+	put_day(kb, day);
+	rc = mdb_get(txn, st->days, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0) {
+		tr_seterr(st, "days: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (v.mv_size != 16 || memcmp(v.mv_data, "MXD1", 4) != 0) {
+		tr_seterr(st, "days: corrupt record");
+		return -1;
+	}
+	ds->domains = get32((unsigned char *)v.mv_data + 4);
+	ds->overflow_sessions = get64((unsigned char *)v.mv_data + 8);
+	return 1;
+}
+
+static int
+day_put(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
+    const struct tlsrpt_day_stats *ds)
+{
+	unsigned char kb[4], vb[16];
+	MDB_val k = { 4, kb }, v = { 16, vb };
+	int rc;
+
+	put_day(kb, day);
+	memcpy(vb, "MXD1", 4);
+	put32(vb + 4, ds->domains);
+	put64(vb + 8, ds->overflow_sessions);
+	if ((rc = mdb_put(txn, st->days, &k, &v, 0)) != 0) {
+		tr_seterr(st, "days: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+attempt_ok(struct tlsrpt_store *st, const struct tlsrpt_attempt *a)
+{
+	int i;
+
+	if (a == NULL || a->policy_domain == NULL) {
+		tr_seterr(st, "attempt without a policy domain");
+		return -1;
+	}
+	if ((unsigned)a->policy_type >= TLSRPT_POLICY_NTYPES ||
+	    (unsigned)a->result >= TLSRPT_NRESULTS) {
+		tr_seterr(st, "attempt with an unknown policy type or result");
+		return -1;
+	}
+	if (a->npolicy_strings < 0 || a->npolicy_strings > UINT16_MAX ||
+	    a->nmx_hosts < 0 || a->nmx_hosts > UINT16_MAX ||
+	    (a->npolicy_strings > 0 && a->policy_strings == NULL) ||
+	    (a->nmx_hosts > 0 && a->mx_hosts == NULL)) {
+		tr_seterr(st, "attempt with bad policy string counts");
+		return -1;
+	}
+	for (i = 0; i < a->npolicy_strings; i++)
+		if (a->policy_strings[i] == NULL ||
+		    strlen(a->policy_strings[i]) > UINT16_MAX) {
+			tr_seterr(st, "policy string missing or too long");
+			return -1;
+		}
+	for (i = 0; i < a->nmx_hosts; i++)
+		if (a->mx_hosts[i] == NULL ||
+		    strlen(a->mx_hosts[i]) > UINT16_MAX) {
+			tr_seterr(st, "MX pattern missing or too long");
+			return -1;
+		}
+	return 0;
+}
+
+int
+tlsrpt_record(struct tlsrpt_store *st, int64_t day,
+    const struct tlsrpt_attempt *a)
+{
+	unsigned char key[4 + 254 + 1 + 1 + 32], *b = NULL, *nb;
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	struct tr_entry e;
+	struct tlsrpt_day_stats ds;
+	size_t len = 0, off;
+	uint32_t npol = 0;
+	uint64_t nbuck = 0;	/* the domain's buckets, read below */
+	int plen, rc, ret = -1, new_domain = 0;
+
+	memset(&ds, 0, sizeof(ds));
+	if (attempt_ok(st, a) == -1)
+		return -1;
+	if ((plen = tr_domain_prefix(day, a->policy_domain, key)) == -1) {
+		tr_seterr(st, "bad policy domain or day");
+		return -1;
+	}
+	key[plen] = (unsigned char)a->policy_type;
+	if (policy_digest(a, key + plen + 1) == -1) {
+		tr_seterr(st, "SHA-256 failed");
+		return -1;
+	}
+	k.mv_data = key;
+	k.mv_size = (size_t)plen + 1 + 32;
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	rc = mdb_get(txn, st->entries, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		tr_seterr(st, "entries: %s", mdb_strerror(rc));
+		goto fail;
+	}
+	if (rc == 0) {
+		if (tr_entry_decode(v.mv_data, v.mv_size, &e) == -1) {
+			tr_seterr(st, "entries: corrupt entry");
+			goto fail;
+		}
+		len = v.mv_size;
+		if ((b = malloc(len)) == NULL) {
+			tr_seterr(st, "out of memory");
+			goto fail;
+		}
+		memcpy(b, v.mv_data, len);
+	} else {
+		/* a new policy for the day: within the bounds? */
+		if (domain_usage(st, txn, key, (size_t)plen, &npol,
+		    &nbuck) == -1 || day_get(st, txn, day, &ds) == -1)
+			goto fail;
+		new_domain = npol == 0;
+		if ((new_domain && ds.domains >= st->lim.max_domains) ||
+		    npol >= st->lim.max_policies ||
+		    (b = entry_new(a, st->lim.max_entry, &len)) == NULL)
+			goto overflow;
+	}
+	if (tr_entry_decode(b, len, &e) == -1) {
+		tr_seterr(st, "entries: corrupt entry");
+		goto fail;
+	}
+	if (a->result == TLSRPT_SUCCESS) {
+		put64(b + TR_OFF_SUCC, e.successful + 1);
+	} else if ((off = bucket_find(b, &e, a)) != 0) {
+		put64(b + TR_OFF_FAIL, e.failed + 1);
+		put64(b + off + 1, get64(b + off + 1) + 1);
+	} else {
+		size_t bs = bucket_size(a);
+
+		put64(b + TR_OFF_FAIL, e.failed + 1);
+		if (rc == 0 && domain_usage(st, txn, key, (size_t)plen, &npol,
+		    &nbuck) == -1)
+			goto fail;
+		if (nbuck >= st->lim.max_buckets ||
+		    len + bs > st->lim.max_entry) {
+			put64(b + TR_OFF_OVER, e.detail_overflow + 1);
+		} else {
+			if ((nb = realloc(b, len + bs)) == NULL) {
+				tr_seterr(st, "out of memory");
+				goto fail;
+			}
+			b = nb;
+			bucket_write(b + len, a);
+			len += bs;
+			put32(b + TR_OFF_NBUCK, e.nbuckets + 1);
+		}
+	}
+	v.mv_data = b;
+	v.mv_size = len;
+	if ((rc = mdb_put(txn, st->entries, &k, &v, 0)) != 0) {
+		tr_seterr(st, "entries: %s", mdb_strerror(rc));
+		goto fail;
+	}
+	if (new_domain) {
+		ds.domains++;
+		if (day_put(st, txn, day, &ds) == -1)
+			goto fail;
+	}
+	ret = 0;
+	goto commit;
+overflow:
+	ds.overflow_sessions++;
+	if (day_put(st, txn, day, &ds) == -1)
+		goto fail;
+	ret = 1;
+commit:
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc != 0) {
+		tr_seterr(st, "commit: %s", mdb_strerror(rc));
+		ret = -1;
+	}
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	free(b);
+	return ret;
+}
+
+/* ---- reading ---- */
+
+int
+tlsrpt_counts(struct tlsrpt_store *st, int64_t day, const char *domain,
+    struct tlsrpt_counts *c)
+{
+	unsigned char pfx[4 + 254 + 1];
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct tr_entry e;
+	int plen, rc, found = 0;
+
+	memset(c, 0, sizeof(*c));
+	if ((plen = tr_domain_prefix(day, domain, pfx)) == -1) {
+		tr_seterr(st, "bad domain or day");
+		return -1;
+	}
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if ((rc = mdb_cursor_open(txn, st->entries, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		tr_seterr(st, "cursor: %s", mdb_strerror(rc));
+		return -1;
+	}
+	k.mv_data = pfx;
+	k.mv_size = (size_t)plen;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < (size_t)plen ||
+		    memcmp(k.mv_data, pfx, (size_t)plen) != 0)
+			break;
+		if (tr_entry_decode(v.mv_data, v.mv_size, &e) == -1)
+			continue;
+		found = 1;
+		c->policies++;
+		c->buckets += e.nbuckets;
+		c->successful += e.successful;
+		c->failed += e.failed;
+		c->detail_overflow += e.detail_overflow;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return found;
+}
+
+int
+tlsrpt_day_stats(struct tlsrpt_store *st, int64_t day,
+    struct tlsrpt_day_stats *ds)
+{
+	MDB_txn *txn;
+	int rc;
+
+	memset(ds, 0, sizeof(*ds));
+	if (!day_ok(day)) {
+		tr_seterr(st, "bad day");
+		return -1;
+	}
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	rc = day_get(st, txn, day, ds);
+	mdb_txn_abort(txn);
+	return rc == -1 ? -1 : 0;
+}
+
+/* ---- sent, due, prune ---- */
+
+static int
+sent_key(int64_t day, const char *domain, unsigned char *buf, MDB_val *k)
+{
+	int plen = tr_domain_prefix(day, domain, buf);
+
+	if (plen == -1)
+		return -1;
+	k->mv_data = buf;
+	k->mv_size = (size_t)plen - 1;	/* without the NUL */
+	return 0;
+}
+
+int
+tlsrpt_mark_sent(struct tlsrpt_store *st, int64_t day, const char *domain,
+    int64_t when)
+{
+	unsigned char kb[4 + 254 + 1];
+	MDB_txn *txn;
+	MDB_val k, v = { 8, &when };
+	int rc;
+
+	if (sent_key(day, domain, kb, &k) == -1) {
+		tr_seterr(st, "bad domain or day");
+		return -1;
+	}
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if ((rc = mdb_put(txn, st->sent, &k, &v, 0)) != 0) {
+		mdb_txn_abort(txn);
+		tr_seterr(st, "sent: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		tr_seterr(st, "commit: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+is_sent(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, int64_t *when)
+{
+	MDB_val v;
+	int rc = mdb_get(txn, dbi, k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0 || v.mv_size != 8)
+		return -1;
+	if (when != NULL)
+		memcpy(when, v.mv_data, 8);
+	return 1;
+}
+
+int
+tlsrpt_is_sent(struct tlsrpt_store *st, int64_t day, const char *domain,
+    int64_t *when)
+{
+	unsigned char kb[4 + 254 + 1];
+	MDB_txn *txn;
+	MDB_val k;
+	int rc;
+
+	if (sent_key(day, domain, kb, &k) == -1) {
+		tr_seterr(st, "bad domain or day");
+		return -1;
+	}
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	rc = is_sent(txn, st->sent, &k, when);
+	mdb_txn_abort(txn);
+	if (rc == -1)
+		tr_seterr(st, "sent: unreadable record");
+	return rc;
+}
+
+long
+tlsrpt_due_list(struct tlsrpt_store *st, int64_t today,
+    struct tlsrpt_due *out, size_t max, size_t *n)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v, sk;
+	unsigned char last[4 + 254 + 1];
+	size_t lastlen = 0, dlen;
+	long due = 0;
+	int rc, s;
+
+	*n = 0;
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if ((rc = mdb_cursor_open(txn, st->entries, &c)) != 0) {
+		mdb_txn_abort(txn);
+		tr_seterr(st, "cursor: %s", mdb_strerror(rc));
+		return -1;
+	}
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const unsigned char *kp = k.mv_data;
+		const unsigned char *nul;
+
+		if (k.mv_size < 4 + 1 + 1 + 32)
+			continue;
+		if (get_day(kp) >= today)
+			break;
+		if ((nul = memchr(kp + 4, '\0', k.mv_size - 4)) == NULL)
+			continue;
+		dlen = (size_t)(nul - kp) - 4;
+		if (dlen > 253)
+			continue;
+		if (lastlen == 4 + dlen && memcmp(last, kp, lastlen) == 0)
+			continue;	/* another policy of the same pair */
+		lastlen = 4 + dlen;
+		memcpy(last, kp, lastlen);
+		sk.mv_data = last;
+		sk.mv_size = lastlen;
+		if ((s = is_sent(txn, st->sent, &sk, NULL)) == -1) {
+			tr_seterr(st, "sent: unreadable record");
+			due = -1;
+			break;
+		}
+		if (s == 1)
+			continue;
+		due++;
+		if (*n < max) {
+			out[*n].day = get_day(kp);
+			memcpy(out[*n].domain, kp + 4, dlen);
+			out[*n].domain[dlen] = '\0';
+			(*n)++;
+		}
+	}
+	if (due != -1 && rc != 0 && rc != MDB_NOTFOUND) {
+		tr_seterr(st, "cursor: %s", mdb_strerror(rc));
+		due = -1;
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return due;
+}
+
+/* Deletes the records of days before cutoff from one database. */
+static long
+prune_dbi(struct tlsrpt_store *st, MDB_txn *txn, MDB_dbi dbi, int64_t cutoff)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	long n = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0) {
+		tr_seterr(st, "cursor: %s", mdb_strerror(rc));
+		return -1;
+	}
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
+		if (k.mv_size < 4 || get_day(k.mv_data) >= cutoff)
+			break;
+		if ((rc = mdb_cursor_del(c, 0)) != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(c);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		tr_seterr(st, "prune: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return n;
+}
+
+long
+tlsrpt_prune(struct tlsrpt_store *st, int64_t today, int retention_days)
+{
+	MDB_txn *txn;
+	int64_t cutoff = today - (retention_days < 0 ? 0 : retention_days);
+	long n = 0, r;
+	int rc;
+
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if ((r = prune_dbi(st, txn, st->entries, cutoff)) == -1)
+		goto fail;
+	n += r;
+	if ((r = prune_dbi(st, txn, st->sent, cutoff)) == -1)
+		goto fail;
+	n += r;
+	if ((r = prune_dbi(st, txn, st->days, cutoff)) == -1)
+		goto fail;
+	n += r;
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		tr_seterr(st, "commit: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return n;
+fail:
+	mdb_txn_abort(txn);
+	return -1;
+}
