@@ -1,0 +1,316 @@
+/*
+ * tlsrpt_mail.c - the report message for a mailto: rua (RFC 8460
+ * section 5.3), DKIM-signed with libopendkim.  See tlsrpt.h; the
+ * message is malloc'd and the caller's.
+ *
+ * Section 5.3 asks for: a multipart/report with report-type "tlsrpt",
+ * the report as an application/tlsrpt+gzip part (base64, with the
+ * section 5.1 file name), a Subject "Report Domain: D Submitter: S
+ * Report-ID: <id>", the TLS-Report-Domain and TLS-Report-Submitter
+ * header fields, and a valid DKIM signature by the reporting domain
+ * without "l=" (receivers ignore unsigned reports).  We sign, relaxed/
+ * relaxed, rsa-sha256, From, To, Date, Subject, Message-ID,
+ * TLS-Report-Domain, TLS-Report-Submitter, MIME-Version and
+ * Content-Type.  Header fields are never folded (all stay far below the
+ * 998-octet limit), so what is signed is exactly what is sent.  Values
+ * that would need quoting or could inject a line are refused.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <dkim.h>
+
+#include "policy/tlsrpt.h"
+
+#define ERR(...) do {						\
+	snprintf(err, errsz, __VA_ARGS__);			\
+	goto fail;						\
+} while (0)
+
+#define KEY_MAX	(64 * 1024)
+
+struct buf {
+	char	*p;
+	size_t	 len, cap;
+	int	 bad;
+};
+
+static void
+bput(struct buf *b, const char *s, size_t n)
+{
+	char *np;
+	size_t cap;
+
+	if (b->bad)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->bad = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+bprintf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+bprintf(struct buf *b, const char *fmt, ...)
+{
+	char tmp[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		b->bad = 1;
+		return;
+	}
+	bput(b, tmp, (size_t)n);
+}
+
+/* Printable ASCII without space and without any of the extra bytes. */
+static int
+token_ok(const char *s, const char *extra)
+{
+	if (s == NULL || *s == '\0' || strlen(s) > 320)
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f ||
+		    strchr(extra, *s) != NULL)
+			return 0;
+	return 1;
+}
+
+/* RFC 5322 date-time in UTC, without the locale. */
+static int
+mail_date(int64_t t, char *buf, size_t sz)
+{
+	static const char *const wd[] = { "Sun", "Mon", "Tue", "Wed", "Thu",
+	    "Fri", "Sat" };
+	static const char *const mo[] = { "Jan", "Feb", "Mar", "Apr", "May",
+	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (gmtime_r(&tt, &tm) == NULL)
+		return -1;
+	snprintf(buf, sz, "%s, %02d %s %04d %02d:%02d:%02d +0000",
+	    wd[tm.tm_wday], tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return 0;
+}
+
+static int
+random_hex(char *out, size_t nbytes)
+{
+	unsigned char r[32];
+	size_t i;
+
+	if (nbytes > sizeof(r) || RAND_bytes(r, (int)nbytes) != 1)
+		return -1;
+	for (i = 0; i < nbytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+	return 0;
+}
+
+static unsigned char *
+read_key(const char *path, char *err, size_t errsz)
+{
+	FILE *f;
+	unsigned char *k;
+	size_t n;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errsz, "DKIM key %s: %m", path);
+		return NULL;
+	}
+	if ((k = malloc(KEY_MAX + 1)) == NULL) {
+		fclose(f);
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	n = fread(k, 1, KEY_MAX + 1, f);
+	fclose(f);
+	if (n == 0 || n > KEY_MAX) {
+		free(k);
+		snprintf(err, errsz, "DKIM key %s: empty or larger than %d",
+		    path, KEY_MAX);
+		return NULL;
+	}
+	k[n] = '\0';
+	return k;
+}
+
+/* The signature header's value, line ends made CRLF. */
+static int
+dkim_signature(const struct tlsrpt_mail *m, const struct buf *hdrs,
+    const struct buf *body, struct buf *out, char *err, size_t errsz)
+{
+	static const char *signhdrs[] = { "from", "to", "date", "subject",
+	    "message-id", "tls-report-domain", "tls-report-submitter",
+	    "mime-version", "content-type", NULL };
+	DKIM_LIB *lib = NULL;
+	DKIM *dkim = NULL;
+	DKIM_STAT st;
+	unsigned char *key = NULL, *sig = NULL;
+	const char *p, *nl;
+	size_t siglen, i;
+	int ret = -1;
+
+	if ((key = read_key(m->dkim_key_file, err, errsz)) == NULL)
+		return -1;
+	if ((lib = dkim_init(NULL, NULL)) == NULL)
+		ERR("DKIM: cannot initialise libopendkim");
+	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, signhdrs,
+	    sizeof(signhdrs)) != DKIM_STAT_OK)
+		ERR("DKIM: cannot set the signed header fields");
+	dkim = dkim_sign(lib, (const unsigned char *)"tlsrpt", NULL, key,
+	    (const unsigned char *)m->dkim_selector,
+	    (const unsigned char *)m->dkim_domain, DKIM_CANON_RELAXED,
+	    DKIM_CANON_RELAXED, DKIM_SIGN_RSASHA256, -1, &st);
+	if (dkim == NULL)
+		ERR("DKIM: cannot sign (status %d; is the key an RSA key?)",
+		    st);
+	/* one header field per CRLF-terminated line: none is folded */
+	for (p = hdrs->p; (nl = strstr(p, "\r\n")) != NULL; p = nl + 2)
+		if (dkim_header(dkim, (u_char *)(uintptr_t)p,
+		    (size_t)(nl - p)) != DKIM_STAT_OK)
+			ERR("DKIM: header: %s", dkim_geterror(dkim));
+	if (dkim_eoh(dkim) != DKIM_STAT_OK)
+		ERR("DKIM: end of header: %s", dkim_geterror(dkim));
+	if (dkim_body(dkim, (u_char *)body->p, body->len) != DKIM_STAT_OK)
+		ERR("DKIM: body: %s", dkim_geterror(dkim));
+	if (dkim_eom(dkim, NULL) != DKIM_STAT_OK)
+		ERR("DKIM: end of message: %s", dkim_geterror(dkim));
+	if (dkim_getsighdr_d(dkim, strlen("DKIM-Signature: "), &sig,
+	    &siglen) != DKIM_STAT_OK)
+		ERR("DKIM: signature: %s", dkim_geterror(dkim));
+	bput(out, "DKIM-Signature: ", 16);
+	for (i = 0; i < siglen; i++) {
+		if (sig[i] == '\r')
+			continue;
+		if (sig[i] == '\n')
+			bput(out, "\r\n", 2);
+		else
+			bput(out, (const char *)sig + i, 1);
+	}
+	bput(out, "\r\n", 2);
+	ret = 0;
+fail:
+	if (dkim != NULL)
+		dkim_free(dkim);	/* frees sig */
+	if (lib != NULL)
+		dkim_close(lib);
+	if (key != NULL) {
+		OPENSSL_cleanse(key, KEY_MAX + 1);
+		free(key);
+	}
+	return ret;
+}
+
+int
+tlsrpt_mail_build(const struct tlsrpt_mail *m, char **msg, size_t *len,
+    char *err, size_t errsz)
+{
+	struct buf h = { 0 }, body = { 0 }, out = { 0 };
+	char date[64], bnd[40], mid[40], line[80];
+	const char *at;
+	size_t off;
+
+	*msg = NULL;
+	*len = 0;
+	if (!token_ok(m->from, "<>\"(),;:\\[]") ||
+	    !token_ok(m->to, "<>\"(),;:\\[]"))
+		ERR("From or To is not a plain address");
+	if (m->submitter == NULL || m->policy_domain == NULL ||
+	    !tlsrpt_valid_host(m->submitter, strlen(m->submitter)) ||
+	    !tlsrpt_valid_host(m->policy_domain, strlen(m->policy_domain)))
+		ERR("submitter or policy domain is not a host name");
+	if (!token_ok(m->report_id, "<>\"") ||
+	    !token_ok(m->filename, "\"\\/"))
+		ERR("report id or file name holds characters a header "
+		    "cannot carry");
+	if (m->dkim_key_file == NULL || m->dkim_selector == NULL ||
+	    m->dkim_domain == NULL ||
+	    !tlsrpt_valid_host(m->dkim_selector, strlen(m->dkim_selector)) ||
+	    !tlsrpt_valid_host(m->dkim_domain, strlen(m->dkim_domain)))
+		ERR("DKIM key, selector or domain missing or malformed");
+	if (m->gz == NULL || m->gzlen == 0 || m->gzlen > 64 * 1024 * 1024)
+		ERR("no report to attach");
+	if (mail_date(m->date, date, sizeof(date)) == -1 ||
+	    random_hex(bnd, 16) == -1 || random_hex(mid, 16) == -1)
+		ERR("cannot make the date or random identifiers");
+	at = strchr(m->report_id, '@');
+
+	bprintf(&h, "From: %s\r\n", m->from);
+	bprintf(&h, "To: %s\r\n", m->to);
+	bprintf(&h, "Date: %s\r\n", date);
+	/* the Report-ID is a msg-id: id-left "@" id-right */
+	bprintf(&h, "Subject: Report Domain: %s Submitter: %s Report-ID: "
+	    "<%s%s%s>\r\n", m->policy_domain, m->submitter, m->report_id,
+	    at ? "" : "@", at ? "" : m->submitter);
+	bprintf(&h, "Message-ID: <%s.tlsrpt@%s>\r\n", mid, m->submitter);
+	bprintf(&h, "TLS-Report-Domain: %s\r\n", m->policy_domain);
+	bprintf(&h, "TLS-Report-Submitter: %s\r\n", m->submitter);
+	bprintf(&h, "MIME-Version: 1.0\r\n");
+	bprintf(&h, "Content-Type: multipart/report; report-type=\"tlsrpt\"; "
+	    "boundary=\"tlsrpt-%s\"\r\n", bnd);
+
+	bprintf(&body, "This is a multipart message in MIME format.\r\n"
+	    "\r\n--tlsrpt-%s\r\n", bnd);
+	bprintf(&body, "Content-Type: text/plain; charset=\"us-ascii\"\r\n"
+	    "Content-Transfer-Encoding: 7bit\r\n\r\n");
+	bprintf(&body, "This is an aggregate TLS report (RFC 8460) from %s\r\n"
+	    "about the TLS connections it made to the mail servers of %s.\r\n"
+	    "\r\n--tlsrpt-%s\r\n", m->submitter, m->policy_domain, bnd);
+	bprintf(&body, "Content-Type: application/tlsrpt+gzip\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "Content-Disposition: attachment; filename=\"%s\"\r\n\r\n",
+	    m->filename);
+	for (off = 0; off < m->gzlen; off += 57) {
+		size_t n = m->gzlen - off < 57 ? m->gzlen - off : 57;
+		int w = EVP_EncodeBlock((unsigned char *)line, m->gz + off,
+		    (int)n);
+
+		bput(&body, line, (size_t)w);
+		bput(&body, "\r\n", 2);
+	}
+	bprintf(&body, "--tlsrpt-%s--\r\n", bnd);
+	if (h.bad || body.bad)
+		ERR("out of memory");
+
+	if (dkim_signature(m, &h, &body, &out, err, errsz) == -1)
+		goto fail;
+	bput(&out, h.p, h.len);
+	bput(&out, "\r\n", 2);
+	bput(&out, body.p, body.len);
+	if (out.bad)
+		ERR("out of memory");
+	*msg = out.p;
+	*len = out.len;
+	free(h.p);
+	free(body.p);
+	return 0;
+fail:
+	free(h.p);
+	free(body.p);
+	free(out.p);
+	return -1;
+}
