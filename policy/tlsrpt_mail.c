@@ -178,8 +178,9 @@ dkim_signature(const struct tlsrpt_mail *m, const struct buf *hdrs,
 		return -1;
 	if ((lib = dkim_init(NULL, NULL)) == NULL)
 		ERR("DKIM: cannot initialise libopendkim");
+	/* the library wants the array itself and the size of a char ** */
 	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, signhdrs,
-	    sizeof(signhdrs)) != DKIM_STAT_OK)
+	    sizeof(char **)) != DKIM_STAT_OK)
 		ERR("DKIM: cannot set the signed header fields");
 	dkim = dkim_sign(lib, (const unsigned char *)"tlsrpt", NULL, key,
 	    (const unsigned char *)m->dkim_selector,
