@@ -5,8 +5,9 @@
  * field against RFC 8460 section 4 (sts and tlsa policies with failure
  * details, no-policy-found), the gzip round trip and the file name.
  *
- * test_report_json also writes the report it checked to
- * <dir of this binary>/tlsrpt-example.json: docs/tlsrpt.md shows it.
+ * test_report_json also writes the reports it checked to
+ * <dir of this binary>/tlsrpt-example-{sts,tlsa}.json: docs/tlsrpt.md
+ * shows them.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,7 +27,19 @@
 #include "policy/tlsrpt.h"
 
 static char dir[64];
-static char example_path[4096];
+static char example_dir[4096];
+
+static void
+write_example(const char *name, const char *json)
+{
+	char path[4200];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", example_dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "%s\n", json);
+	fclose(f);
+}
 
 /* 2024-05-01, a Wednesday: 19844 days after 1970-01-01 */
 #define DAY	19844
@@ -328,7 +341,6 @@ test_report_json(void **state)
 	struct tlsrpt_attempt a;
 	json_t *root, *p, *d, *arr;
 	char *json = NULL;
-	FILE *f;
 	int i;
 
 	/* sts: 3 good, 2 expired at mx1/.10, 1 expired at mx1/.11 */
@@ -399,6 +411,7 @@ test_report_json(void **state)
 	assert_string_equal(jstrv(d, "additional-information"),
 	    "https://mxguard.example/why/starttls");
 	json_decref(root);
+	write_example("tlsrpt-example-sts.json", json);
 	free(json);
 
 	assert_int_equal(tlsrpt_report_build(st, "dane.example", DAY,
@@ -419,10 +432,7 @@ test_report_json(void **state)
 	assert_string_equal(jstrv(d, "sending-mta-ip"), "2001:db8::25");
 	json_decref(root);
 
-	/* the example for docs/tlsrpt.md: the tlsa report */
-	assert_non_null(f = fopen(example_path, "w"));
-	fprintf(f, "%s\n", json);
-	fclose(f);
+	write_example("tlsrpt-example-tlsa.json", json);
 	free(json);
 
 	/* nothing recorded: 0, no JSON */
@@ -753,7 +763,6 @@ main(int argc, char **argv)
 	char self[4096];
 
 	snprintf(self, sizeof(self), "%s", argv[0]);
-	snprintf(example_path, sizeof(example_path), "%s/tlsrpt-example.json",
-	    dirname(self));
+	snprintf(example_dir, sizeof(example_dir), "%s", dirname(self));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
