@@ -21,7 +21,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <dkim.h>
 
@@ -158,6 +160,23 @@ read_key(const char *path, char *err, size_t errsz)
 	return k;
 }
 
+/* Is key a PEM private key of type RSA? */
+static int
+rsa_pem(const unsigned char *key)
+{
+	BIO *b;
+	EVP_PKEY *pk;
+	int ok;
+
+	if ((b = BIO_new_mem_buf(key, -1)) == NULL)
+		return 0;
+	pk = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ok = pk != NULL && EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA;
+	EVP_PKEY_free(pk);
+	return ok;
+}
+
 /* The signature header's value, line ends made CRLF. */
 static int
 dkim_signature(const struct tlsrpt_mail *m, const struct buf *hdrs,
@@ -176,6 +195,11 @@ dkim_signature(const struct tlsrpt_mail *m, const struct buf *hdrs,
 
 	if ((key = read_key(m->dkim_key_file, err, errsz)) == NULL)
 		return -1;
+	/* checked here first: libopendkim leaks on its own failure path, and
+	 * its status code does not say what is wrong with the key */
+	if (!rsa_pem(key))
+		ERR("DKIM key %s: not a PEM RSA private key",
+		    m->dkim_key_file);
 	if ((lib = dkim_init(NULL, NULL)) == NULL)
 		ERR("DKIM: cannot initialise libopendkim");
 	/* the library wants the array itself and the size of a char ** */

@@ -290,7 +290,7 @@ test_refused(void **state)
 	m.dkim_key_file = txtfile;		/* not a private key */
 	assert_int_equal(tlsrpt_mail_build(&m, &out, &len, err, sizeof(err)),
 	    -1);
-	assert_non_null(strstr(err, "DKIM"));
+	assert_non_null(strstr(err, "not a PEM RSA private key"));
 	m.dkim_key_file = keyfile;
 	assert_int_equal(tlsrpt_mail_build(&m, &out, &len, err, sizeof(err)),
 	    0);
