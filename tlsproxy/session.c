@@ -631,7 +631,7 @@ upstream_decide(struct session *s, struct policy_verdict *v)
 	}
 	policy_record_tls(s->env->policy, (struct sockaddr *)&s->dst_addr,
 	    v->mx_host, 0, 0);
-	if (v->level == TLS_LEVEL_MAY || v->report_only) {
+	if (v->level == TLS_LEVEL_MAY) {
 		s->up_decided = 1;
 		stats_add(st_plain, 1);
 		log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s%s",
@@ -663,7 +663,7 @@ upstream_satisfies(struct session *s, struct policy_verdict *v,
 		snprintf(detail, dsz, "%s", v->detail);
 		return 0;
 	}
-	if (v->level <= TLS_LEVEL_MAY || v->report_only)
+	if (v->level <= TLS_LEVEL_MAY)
 		return 1;
 	if (!s->up_tls) {
 		snprintf(reason, rsz, "%s", policy_no_starttls_reason(v));
@@ -1323,8 +1323,7 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		policy_record_tls(s->env->policy,
 		    (struct sockaddr *)&s->dst_addr, s->up_verdict->mx_host,
 		    1, 0);
-		if (s->up_verdict->level == TLS_LEVEL_MAY ||
-		    s->up_verdict->report_only) {
+		if (s->up_verdict->level == TLS_LEVEL_MAY) {
 			s->up_decided = 1;
 			stats_add(st_plain, 1);
 			log_info("sid=%s event=cleartext dst=%s domain=%s "
@@ -1515,7 +1514,7 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 		log_tls(s);
 		policy_record_tls(s->env->policy,
 		    (struct sockaddr *)&s->dst_addr, v->mx_host, 1, 1);
-		if (!ok && !v->report_only) {
+		if (!ok) {
 			char key[700];
 
 			resume_key(s, key, sizeof(key));
@@ -1523,7 +1522,7 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			policy_failed(s, v, reason, detail);
 			break;
 		}
-		if (!ok)
+		if (v->report_only && strcmp(reason, "success") != 0)
 			log_info("sid=%s event=policy-report domain=%s "
 			    "mode=testing reason=%s detail=\"%s\"", s->id,
 			    v->domain, reason, detail);
@@ -1551,8 +1550,8 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			    "the policy lookup timed out");
 			break;
 		}
-		if (s->state == S_TLS && (s->up_verdict->level <= TLS_LEVEL_MAY ||
-		    s->up_verdict->report_only)) {
+		if (s->state == S_TLS &&
+		    s->up_verdict->level <= TLS_LEVEL_MAY) {
 			policy_record_tls(s->env->policy,
 			    (struct sockaddr *)&s->dst_addr,
 			    s->up_verdict->mx_host, 1, 0);
@@ -1572,8 +1571,7 @@ up_io_cb(struct io *io, enum io_event ev, void *arg)
 			    s->up_verdict->mx_host, 1, 0);
 			log_info("sid=%s event=tls-failed dst=%s error=\"%s\"",
 			    s->id, s->dst_str, io_error(io));
-			if (s->up_verdict->level > TLS_LEVEL_MAY &&
-			    !s->up_verdict->report_only) {
+			if (s->up_verdict->level > TLS_LEVEL_MAY) {
 				policy_failed(s, s->up_verdict,
 				    "validation-failure", io_error(io));
 				break;

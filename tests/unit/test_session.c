@@ -1553,7 +1553,8 @@ test_encrypt_without_starttls(void **state)
 static void
 test_verify_report_only_cleartext(void **state)
 {
-	vspec_add("d.example", TLS_LEVEL_VERIFY, 1, NULL, NULL);
+	/* MTA-STS testing: level is what is enforced (policy/verdict.h) */
+	vspec_add("d.example", TLS_LEVEL_MAY, 1, NULL, NULL);
 	hello_plain();
 	/* testing mode: the report is logged, the mail goes */
 	begin_tx("a@sender.example", "b@d.example");
