@@ -3,19 +3,23 @@
  *
  * A lookup for recipient domain D and destination address A runs, all at
  * once on the event loop:
- *   - MX of D, then A or AAAA (the family of A) of every MX host, to find
- *     the MX host H that owns A (mxguard's own DNS is the trusted view);
+ *   - the MX walk (policy/mx.c): MX of D, then A or AAAA (the family of A)
+ *     of every MX host, to find the MX host H that owns A (mxguard's own
+ *     DNS is the trusted view); when it has answered and unless an
+ *     override other than "dane" decides, DANE (policy/dane.c) looks up
+ *     and evaluates the TLSA records of the hosts it resolved;
  *   - unless an override decides: the _mta-sts.D TXT record and the cached
  *     policy of D (LMDB), then a fetch when there is no valid cached policy
  *     or the TXT id changed.  A background fetch refreshes a policy within
- *     sts_refresh_margin of its expiry;
- *   - unless an override other than "dane" decides: the DANE lookup
- *     (policy/dane.c: MX, A/AAAA, TLSA with DNSSEC status).
- * When everything has answered (or policy_timeout passed) decide():
- * overrides, DANE, MTA-STS, then the opportunistic default, which the TLS
- * history (policy/history.c) raises to encrypt for a server that completed
- * STARTTLS within tls_history_window.  The decision is logged in one line
- * and counted.
+ *     sts_refresh_margin of its expiry.
+ * When everything has answered, or at policy_timeout (the engine owns it
+ * and always answers by then), decide(): overrides, DANE (which defers
+ * while its lookups still run), MTA-STS enforce, then the opportunistic
+ * default (may, or encrypt with require_tls), which the TLS history
+ * (policy/history.c) raises to encrypt for a server that completed
+ * STARTTLS within tls_history_window.  An MTA-STS testing policy keeps
+ * that level and only adds its check, reported (report_only).  The
+ * decision is logged in one line and counted.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
