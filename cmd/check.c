@@ -6,7 +6,9 @@
  * DANE makes of them, the MTA-STS policy, the verdict mxguard would give,
  * and a real STARTTLS handshake set up with that verdict's settings
  * (SNI, DANE TLSA records, names) and judged by policy_tls_check(), as the
- * proxy does.  Readable text by default, one JSON object with --json.
+ * proxy does.  Server replies go through the proxy's own SMTP reply and
+ * EHLO parsers (tlsproxy/smtp.h), so that both read a masked STARTTLS
+ * (XXXXXXXA, XXXXXXXX) the same way.  Readable text by default, one JSON object with --json.
  *
  * Exit status: 0 every checked address would get the mail; 2 some would
  * defer it (policy or handshake); 1 usage or setup errors.
@@ -34,7 +36,9 @@
 #include "core/log.h"
 #include "policy/dane.h"
 #include "policy/dns.h"
+#include "policy/mx.h"
 #include "policy/policy.h"
+#include "tlsproxy/smtp.h"
 #include "tlsproxy/tls.h"
 
 /* Texts from the remote server are cut to fit, on purpose. */
@@ -72,10 +76,7 @@ struct run {
 	struct policy	*pol;
 	int		 outstanding;
 	char		 domain[256];
-	enum dns_status	 mx_st;
-	int		 mx_ad;
-	int		 nhost;
-	struct { char name[256]; int pref; enum dns_status st; } hosts[MAXH];
+	struct mx_result *mx;		/* the MX walk's answer */
 	int		 nprobe;
 	struct probe	 probes[MAXH * MAXA];
 };
@@ -95,63 +96,41 @@ wait_all(struct run *r)
 }
 
 static void
-on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
+on_walk(void *arg, struct mx_result *m)
 {
 	struct run *r = arg;
-	int i;
 
-	struct dns_mx mx[MAXH];
-
-	r->mx_st = st;
-	r->mx_ad = a != NULL && a->ad;
-	r->nhost = dns_mx_hosts(st, a, r->domain, mx, MAXH);
-	for (i = 0; i < r->nhost; i++) {
-		memcpy(r->hosts[i].name, mx[i].name, sizeof(mx[i].name));
-		r->hosts[i].pref = mx[i].pref;
-	}
+	r->mx = m;
 	one_done(r);
 }
 
-struct aq {
-	struct run	*r;
-	int		 h;
-	int		 v6;
-};
-
+/* Probes for every host's addresses of one family, in the walk's order. */
 static void
-on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
+add_probes(struct run *r, int family)
 {
-	struct aq *q = arg;
-	struct run *r = q->r;
-	int i;
+	const struct mx_result *m = r->mx;
+	int i, j, k;
 
-	if (!q->v6)
-		r->hosts[q->h].st = st;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
-		for (i = 0; i < a->nrr && i < MAXA &&
-		    r->nprobe < MAXH * MAXA; i++) {
-			struct probe *p = &r->probes[r->nprobe++];
-			struct sockaddr_in *s4 = (void *)&p->addr;
-			struct sockaddr_in6 *s6 = (void *)&p->addr;
+	for (i = 0; i < m->nhost; i++)
+		for (j = 0, k = 0; j < m->host[i].naddr && k < MAXA &&
+		    r->nprobe < MAXH * MAXA; j++) {
+			const struct sockaddr_storage *ss = &m->host[i].addr[j];
+			struct probe *p;
 
-			memcpy(p->host, r->hosts[q->h].name, sizeof(p->host));
-			p->pref = r->hosts[q->h].pref;
-			if (q->v6) {
-				s6->sin6_family = AF_INET6;
-				s6->sin6_port = htons(25);
-				s6->sin6_addr = a->rr[i].u.aaaa;
-				inet_ntop(AF_INET6, &s6->sin6_addr,
-				    p->addrstr, sizeof(p->addrstr));
-			} else {
-				s4->sin_family = AF_INET;
-				s4->sin_port = htons(25);
-				s4->sin_addr = a->rr[i].u.a;
-				inet_ntop(AF_INET, &s4->sin_addr, p->addrstr,
-				    sizeof(p->addrstr));
-			}
+			if (ss->ss_family != family)
+				continue;
+			k++;
+			p = &r->probes[r->nprobe++];
+			snprintf(p->host, sizeof(p->host), "%s",
+			    m->host[i].name);
+			p->pref = m->host[i].pref;
+			p->addr = *ss;
+			inet_ntop(family, family == AF_INET6 ?
+			    (const void *)&((const struct sockaddr_in6 *)ss)->
+			    sin6_addr : (const void *)&((const struct
+			    sockaddr_in *)ss)->sin_addr, p->addrstr,
+			    sizeof(p->addrstr));
 		}
-	free(q);
-	one_done(r);
 }
 
 struct vq {
@@ -181,47 +160,63 @@ on_verdict(void *arg, struct policy_verdict *v)
 
 /* ---- a blocking SMTP probe ------------------------------------------- */
 
-/* One reply; returns the code, fills caps flags for an EHLO reply. */
-static int
-read_reply(int fd, SSL *ssl, char *last, size_t lastsz, int *starttls,
-    int *masked)
-{
-	char buf[8192];
-	size_t n = 0;
+/* The probe's connection: bytes read and not yet parsed. */
+struct conn {
+	int		 fd;
+	SSL		*ssl;
+	char		 buf[8192];
+	size_t		 n;
+};
 
+/*
+ * One reply, through the proxy's reply parser; returns its code, or -1
+ * (connection closed, or a reply the proxy would refuse too).  last gets
+ * "code text" of its last line.
+ */
+static int
+read_reply(struct conn *c, struct smtp_reply *rep, char *last,
+    size_t lastsz)
+{
+	enum smtp_reply_status st;
+
+	smtp_reply_init(rep);
+	snprintf(last, lastsz, "no reply");
 	for (;;) {
-		char *eol, *line = buf;
+		char *eol;
 		ssize_t k;
 
-		buf[n] = '\0';
-		while ((eol = strstr(line, "\r\n")) != NULL) {
-			*eol = '\0';
-			if (strlen(line) >= 4) {
-				if (starttls && strncasecmp(line + 4,
-				    "STARTTLS", 8) == 0)
-					*starttls = 1;
-				if (masked && strncasecmp(line + 4,
-				    "XXXXXXXA", 8) == 0)
-					*masked = 1;
+		while ((eol = memchr(c->buf, '\n', c->n)) != NULL) {
+			size_t len = (size_t)(eol - c->buf);
+			size_t tl;
+			const char *t;
+
+			if (len > 0 && c->buf[len - 1] == '\r')
+				len--;
+			st = smtp_reply_feed(rep, c->buf, len);
+			c->n -= (size_t)(eol + 1 - c->buf);
+			memmove(c->buf, eol + 1, c->n);
+			if (st == SMTP_REPLY_BAD) {
+				snprintf(last, lastsz, "malformed reply: %s",
+				    rep->err);
+				return -1;
 			}
-			if (strlen(line) >= 3 && (line[3] == ' ' ||
-			    line[3] == '\0')) {
-				snprintf(last, lastsz, "%s", line);
-				return atoi(line);
+			if (st == SMTP_REPLY_DONE) {
+				t = smtp_reply_text(rep, rep->nlines - 1, &tl);
+				snprintf(last, lastsz, "%d %.*s", rep->code,
+				    (int)tl, t);
+				return rep->code;
 			}
-			line = eol + 2;
 		}
-		if (line != buf) {
-			n -= (size_t)(line - buf);
-			memmove(buf, line, n);
-		}
-		if (n >= sizeof(buf) - 1)
+		if (c->n >= sizeof(c->buf)) {
+			snprintf(last, lastsz, "reply line too long");
 			return -1;
-		k = ssl ? SSL_read(ssl, buf + n, (int)(sizeof(buf) - 1 - n)) :
-		    read(fd, buf + n, sizeof(buf) - 1 - n);
+		}
+		k = c->ssl ? SSL_read(c->ssl, c->buf + c->n,
+		    (int)(sizeof(c->buf) - c->n)) : read(c->fd, c->buf + c->n,
+		    sizeof(c->buf) - c->n);
 		if (k <= 0)
 			return -1;
-		n += (size_t)k;
+		c->n += (size_t)k;
 	}
 }
 
@@ -241,15 +236,26 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg)
 	struct timeval tv = { 20, 0 };
 	uint32_t mark = cfg->upstream_mark;
 	char last[512];
+	struct conn c;
+	struct smtp_reply *rep;
+	struct smtp_caps caps;
 	SSL *ssl = NULL;
 	int fd, code, rc;
 
+	if ((rep = malloc(sizeof(*rep))) == NULL) {
+		snprintf(p->error, sizeof(p->error), "out of memory");
+		return;
+	}
 	if ((fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
 	    0)) == -1) {
 		snprintf(p->error, sizeof(p->error), "socket: %s",
 		    strerror(errno));
+		free(rep);
 		return;
 	}
+	c.fd = fd;
+	c.ssl = NULL;
+	c.n = 0;
 	setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -261,30 +267,36 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg)
 		goto out;
 	}
 	p->connected = 1;
-	if ((code = read_reply(fd, NULL, last, sizeof(last), NULL, NULL)) !=
-	    220) {
-		snprintf(p->error, sizeof(p->error), "greeting: %s",
-		    code == -1 ? "no reply" : last);
+	if ((code = read_reply(&c, rep, last, sizeof(last))) != 220) {
+		snprintf(p->error, sizeof(p->error), "greeting: %s", last);
 		goto out;
 	}
 	snprintf(p->banner, sizeof(p->banner), "%s", last + 4);
 	if (send_line(fd, NULL, "EHLO mxguard-check.invalid") == -1 ||
-	    read_reply(fd, NULL, last, sizeof(last), &p->starttls,
-	    &p->masked) != 250) {
+	    read_reply(&c, rep, last, sizeof(last)) != 250) {
 		snprintf(p->error, sizeof(p->error), "EHLO refused: %s", last);
 		goto out;
 	}
+	smtp_caps_parse(rep, &caps);
+	p->starttls = (caps.flags & SMTP_CAP_STARTTLS) != 0;
+	p->masked = (caps.flags & SMTP_CAP_STARTTLS_MASKED) != 0;
 	if (!p->starttls) {
 		snprintf(p->error, sizeof(p->error), "no STARTTLS offered%s",
-		    p->masked ? " (masked as XXXXXXXA by a middlebox)" : "");
+		    p->masked ? " (masked by a middlebox: XXXXXXXA or "
+		    "XXXXXXXX)" : "");
 		goto quit;
 	}
 	if (send_line(fd, NULL, "STARTTLS") == -1 ||
-	    (code = read_reply(fd, NULL, last, sizeof(last), NULL, NULL)) !=
-	    220) {
+	    (code = read_reply(&c, rep, last, sizeof(last))) != 220) {
 		snprintf(p->error, sizeof(p->error), "STARTTLS refused: %s",
 		    last);
 		goto quit;
+	}
+	/* bytes after the 220 belong to no one: never read them as TLS */
+	if (c.n > 0) {
+		snprintf(p->error, sizeof(p->error), "data after the STARTTLS "
+		    "reply (injection)");
+		goto out;
 	}
 	if ((ssl = tls_client_new(tc)) == NULL ||
 	    policy_tls_prepare(p->v, ssl) == -1) {
@@ -325,6 +337,7 @@ out:
 	ERR_clear_error();
 	SSL_free(ssl);
 	close(fd);
+	free(rep);
 }
 
 static void
@@ -381,9 +394,10 @@ print_text(struct run *r)
 	int i, j;
 	char t[600];
 
-	printf("domain %s: MX %s%s\n", r->domain, dns_status_name(r->mx_st),
-	    r->nprobe && r->probes[0].dane && r->probes[0].dane->implicit_mx ?
-	    " (no MX: the domain is its own MX host)" : "");
+	printf("domain %s: MX %s%s%s\n", r->domain,
+	    dns_status_name(r->mx->status), r->mx->implicit ?
+	    " (no MX: the domain is its own MX host)" : "", r->mx->null_mx ?
+	    " (null MX: the domain accepts no mail)" : "");
 	for (i = 0; i < r->nprobe; i++) {
 		struct probe *p = &r->probes[i];
 		const struct dane_info *d = p->dane;
@@ -417,7 +431,7 @@ print_text(struct run *r)
 		if (p->banner[0])
 			printf("  server:   %s\n", p->banner);
 		printf("  STARTTLS: %s\n", p->starttls ? "offered" :
-		    p->masked ? "masked (XXXXXXXA: middlebox)" :
+		    p->masked ? "masked (XXXXXXXA/XXXXXXXX: middlebox)" :
 		    p->connected ? "not offered" : "-");
 		if (p->tls) {
 			printf("  TLS:      %s %s\n", p->tls_proto, p->cipher);
@@ -444,7 +458,7 @@ print_json(struct run *r)
 	printf("{\"domain\":");
 	jstr(r->domain);
 	printf(",\"mx_status\":");
-	jstr(dns_status_name(r->mx_st));
+	jstr(dns_status_name(r->mx->status));
 	printf(",\"hosts\":[");
 	for (i = 0; i < r->nprobe; i++) {
 		struct probe *p = &r->probes[i];
@@ -565,9 +579,11 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	}
 	r.dns = policy_dns(r.pol);
 
-	/* MX hosts and their addresses, or the one address given */
+	/* MX hosts and their addresses (the daemon's walk), or the one
+	 * address given */
 	r.outstanding = 1;
-	if (dns_query(r.dns, r.domain, DNS_T_MX, on_mx, &r) == NULL)
+	if (mx_walk(r.dns, r.domain, NULL, MX_WALK_A | MX_WALK_AAAA, on_walk,
+	    &r) == NULL)
 		goto done;
 	wait_all(&r);
 	if (address != NULL) {
@@ -591,40 +607,36 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		r.nprobe = 1;
 	} else {
 		/* A first, then AAAA: the probes keep that order */
-		for (int v6 = 0; v6 < 2; v6++) {
-			for (i = 0; i < r.nhost; i++) {
-				struct aq *q = calloc(1, sizeof(*q));
-
-				if (q == NULL)
-					goto done;
-				q->r = &r;
-				q->h = i;
-				q->v6 = v6;
-				r.outstanding++;
-				if (dns_query(r.dns, r.hosts[i].name, v6 ?
-				    DNS_T_AAAA : DNS_T_A, on_addr, q) == NULL) {
-					free(q);
-					r.outstanding--;
-				}
-			}
-			wait_all(&r);
-		}
+		add_probes(&r, AF_INET);
+		add_probes(&r, AF_INET6);
 	}
 	/* DANE view and the verdict for each address */
 	for (i = 0; i < r.nprobe; i++) {
 		struct probe *p = &r.probes[i];
 		struct vq *q = calloc(1, sizeof(*q));
+		struct mx_result *m;
+		int owner;
 
-		if (q == NULL)
+		if (q == NULL || (m = malloc(sizeof(*m))) == NULL) {
+			free(q);
 			goto done;
+		}
+		*m = *r.mx;
+		owner = mx_result_set_dst(m, (struct sockaddr *)&p->addr);
+		if (owner >= 0 && strcmp(p->host, "-") == 0) {
+			snprintf(p->host, sizeof(p->host), "%s",
+			    m->host[owner].name);
+			p->pref = m->host[owner].pref;
+		}
 		q->r = &r;
 		q->p = p;
 		r.outstanding++;
-		if (dane_lookup(r.dns, r.domain, (struct sockaddr *)&p->addr,
+		if (dane_lookup(r.loop, r.dns, m, (struct sockaddr *)&p->addr,
 		    on_dane, q) == NULL) {
 			free(q);
 			r.outstanding--;
 		}
+		free(m);
 		wait_all(&r);
 		if ((q = calloc(1, sizeof(*q))) == NULL)
 			goto done;
@@ -641,16 +653,6 @@ cmd_check(int argc, char **argv, struct config *cfg,
 			goto done;
 		}
 		wait_all(&r);
-		if (p->dane != NULL && p->dane->mx_host[0] &&
-		    strcmp(p->host, "-") == 0) {
-			int k;
-
-			snprintf(p->host, sizeof(p->host), "%s",
-			    p->dane->mx_host);
-			for (k = 0; k < p->dane->nmx; k++)
-				if (strcmp(p->dane->mx[k].host, p->host) == 0)
-					p->pref = p->dane->mx[k].pref;
-		}
 	}
 	/* the handshakes, with each verdict's settings */
 	rc = 0;
@@ -675,6 +677,7 @@ done:
 		dane_info_free(r.probes[i].dane);
 		policy_verdict_free(r.probes[i].v);
 	}
+	free(r.mx);
 	tls_ctx_free(tc);
 	policy_free(r.pol);
 	ev_loop_free(r.loop);

@@ -1,6 +1,7 @@
 /*
  * policy.c - `mxguard policy DOMAIN`: what mxguard knows and would decide
- * for a recipient domain.  Prints the MX hosts and their addresses, the
+ * for a recipient domain.  Prints the MX hosts and their addresses (the
+ * daemon's own MX walk, policy/mx.c, in its order), the
  * _mta-sts TXT record, the MTA-STS policy (from the cache or fetched now,
  * with its age), and the verdict policy_lookup() gives for every MX
  * address.  Runs its own event loop with the configured resolver and the
@@ -20,28 +21,15 @@
 #include "core/log.h"
 #include "policy/cache.h"
 #include "policy/dns.h"
+#include "policy/mx.h"
 #include "policy/policy.h"
 #include "policy/sts.h"
-
-#define MAXH	16
-#define MAXA	8
-
-struct host {
-	char		 name[256];
-	int		 pref;
-	enum dns_status	 st4, st6;
-	int		 naddr;
-	struct sockaddr_storage addr[MAXA];
-};
 
 struct run {
 	struct ev_loop	*loop;
 	int		 outstanding;
-	/* MX */
-	const char	*domain;
-	enum dns_status	 mx_st;
-	int		 nhost;
-	struct host	 hosts[MAXH];
+	/* MX hosts and their addresses */
+	struct mx_result *mx;
 	/* TXT */
 	enum dns_status	 txt_st;
 	int		 ntxt;
@@ -65,60 +53,18 @@ wait_all(struct run *r)
 }
 
 static void
-on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
+on_walk(void *arg, struct mx_result *m)
 {
 	struct run *r = arg;
-	int i;
 
-	struct dns_mx mx[MAXH];
-
-	r->mx_st = st;
-	r->nhost = dns_mx_hosts(st, a, r->domain, mx, MAXH);
-	for (i = 0; i < r->nhost; i++) {
-		memcpy(r->hosts[i].name, mx[i].name, sizeof(mx[i].name));
-		r->hosts[i].pref = mx[i].pref;
-	}
+	r->mx = m;
 	one_done(r);
 }
 
-struct addr_q {
-	struct run	*r;
-	struct host	*h;
-	int		 v6;
-};
-
-static void
-on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
+static const char *
+st_name(int st)
 {
-	struct addr_q *q = arg;
-	struct host *h = q->h;
-	int i;
-
-	if (q->v6)
-		h->st6 = st;
-	else
-		h->st4 = st;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
-		for (i = 0; i < a->nrr && h->naddr < MAXA; i++) {
-			struct sockaddr_storage *ss = &h->addr[h->naddr++];
-
-			memset(ss, 0, sizeof(*ss));
-			if (q->v6) {
-				struct sockaddr_in6 *s6 = (void *)ss;
-
-				s6->sin6_family = AF_INET6;
-				s6->sin6_port = htons(25);
-				s6->sin6_addr = a->rr[i].u.aaaa;
-			} else {
-				struct sockaddr_in *s4 = (void *)ss;
-
-				s4->sin_family = AF_INET;
-				s4->sin_port = htons(25);
-				s4->sin_addr = a->rr[i].u.a;
-			}
-		}
-	one_done(q->r);
-	free(q);
+	return st < 0 ? "-" : dns_status_name(st);
 }
 
 static void
@@ -223,51 +169,29 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	}
 	printf("domain %s\n", domain);
 
-	/* MX and TXT */
+	/* MX hosts with their addresses, and TXT */
 	r->outstanding = 2;
-	r->domain = domain;
 	snprintf(name, sizeof(name), "_mta-sts.%s", domain);
-	if (dns_query(policy_dns(p), domain, DNS_T_MX, on_mx, r) == NULL ||
+	if (mx_walk(policy_dns(p), domain, NULL, MX_WALK_A | MX_WALK_AAAA,
+	    on_walk, r) == NULL ||
 	    dns_query(policy_dns(p), name, DNS_T_TXT, on_txt, r) == NULL) {
 		fprintf(stderr, "mxguard: policy: out of memory\n");
 		goto out;
 	}
 	wait_all(r);
-	if (r->mx_st == DNS_NXDOMAIN || r->mx_st == DNS_NODATA) {
+	if (r->mx->implicit)
 		printf("MX (%s: implicit MX, the domain itself)\n",
-		    dns_status_name(r->mx_st));
-	} else
-		printf("MX (%s)\n", dns_status_name(r->mx_st));
-	for (i = 0; i < r->nhost; i++) {
-		struct addr_q *q4 = calloc(1, sizeof(*q4));
-		struct addr_q *q6 = calloc(1, sizeof(*q6));
-
-		if (q4 == NULL || q6 == NULL) {
-			free(q4);
-			free(q6);
-			break;
-		}
-		q4->r = q6->r = r;
-		q4->h = q6->h = &r->hosts[i];
-		q6->v6 = 1;
-		r->outstanding += 2;
-		if (dns_query(policy_dns(p), r->hosts[i].name, DNS_T_A,
-		    on_addr, q4) == NULL) {
-			free(q4);
-			r->outstanding--;
-		}
-		if (dns_query(policy_dns(p), r->hosts[i].name, DNS_T_AAAA,
-		    on_addr, q6) == NULL) {
-			free(q6);
-			r->outstanding--;
-		}
-	}
-	wait_all(r);
-	for (i = 0; i < r->nhost; i++) {
-		struct host *h = &r->hosts[i];
+		    dns_status_name(r->mx->status));
+	else if (r->mx->null_mx)
+		printf("MX (%s: null MX, the domain accepts no mail)\n",
+		    dns_status_name(r->mx->status));
+	else
+		printf("MX (%s)\n", dns_status_name(r->mx->status));
+	for (i = 0; i < r->mx->nhost; i++) {
+		const struct mx_host *h = &r->mx->host[i];
 
 		printf("  %5d %s  A:%s AAAA:%s", h->pref, h->name,
-		    dns_status_name(h->st4), dns_status_name(h->st6));
+		    st_name(h->st4), st_name(h->st6));
 		for (j = 0; j < h->naddr; j++)
 			printf(" %s", addr_str(&h->addr[j], a, sizeof(a)));
 		printf("\n");
@@ -279,10 +203,10 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 
 	/* verdicts: the first lookup also fetches and caches the policy */
 	printf("verdicts\n");
-	for (i = 0; i < r->nhost; i++)
-		for (j = 0; j < r->hosts[i].naddr; j++) {
+	for (i = 0; i < r->mx->nhost; i++)
+		for (j = 0; j < r->mx->host[i].naddr; j++) {
 			struct policy_verdict *v = lookup(r, p, domain,
-			    &r->hosts[i].addr[j]);
+			    &r->mx->host[i].addr[j]);
 			char what[400];
 
 			if (v == NULL)
@@ -290,8 +214,8 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 			if (nlookups++ == 0 && v->sts_note[0])
 				printf("  (MTA-STS: %s)\n", v->sts_note);
 			snprintf(what, sizeof(what), "%s [%s]",
-			    r->hosts[i].name, addr_str(&r->hosts[i].addr[j],
-			    a, sizeof(a)));
+			    r->mx->host[i].name,
+			    addr_str(&r->mx->host[i].addr[j], a, sizeof(a)));
 			deferred |= print_verdict(what, v);
 			policy_verdict_free(v);
 		}
@@ -328,6 +252,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 out:
 	policy_free(p);
 	ev_loop_free(r->loop);
+	free(r->mx);
 	free(r);
 	return deferred ? 2 : 0;
 }

@@ -1,11 +1,12 @@
 /*
  * dane.c - DANE for SMTP (see dane.h).
  *
- * The lookup is a small state machine over dns.c queries:
- * MX -> A/AAAA of every MX host (in parallel) -> TLSA of the host owning
- * the destination (expanded name first, then the original) or, when no
- * host owns it, TLSA of every secure MX host (to learn whether D
- * publishes DANE at all).  Every step answers through the event loop.
+ * The MX hosts and their addresses come resolved from the MX walk
+ * (policy/mx.c), as Postfix's tls_dane.c gets them from its caller; the
+ * lookup here only asks for TLSA records: of the host owning the
+ * destination (expanded name first, then the original) or, when no host
+ * owns it, of every secure MX host (to learn whether D publishes DANE at
+ * all).  Every step answers through the event loop.
  */
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -18,12 +19,14 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/ev.h"
 #include "core/log.h"
 #include "policy/dane.h"
 #include "policy/dns.h"
-#include "policy/policy.h"
+#include "policy/mx.h"
+#include "policy/verdict.h"
 
-enum stage { ST_MX, ST_ADDR, ST_TLSA, ST_TLSA_ANY, ST_DONE };
+enum stage { ST_START, ST_TLSA, ST_TLSA_ANY, ST_DONE };
 
 struct sub {
 	struct dane_req	*r;
@@ -34,13 +37,15 @@ struct sub {
 
 struct dane_req {
 	struct dns	*dns;
+	struct ev_timer	*start;		/* evaluate() from the event loop */
 	dane_cb		*cb;
 	void		*arg;
 	enum stage	 stage;
-	int		 family;
-	unsigned char	 addr[16];
+	int		 owner;		/* host owning A, -1 none */
 	int		 pending;
-	int		 any_fail;	/* a lookup failed in this stage */
+	int		 any_fail;	/* no owner: a lookup that could have
+					 * shown TLSA records failed */
+	char		 fail_what[300];
 	int		 any_tlsa;	/* ST_TLSA_ANY: some host has TLSA */
 	char		 any_host[256];
 	char		 orig_host[256]; /* TLSA fallback base, "" none */
@@ -343,6 +348,7 @@ finish(struct dane_req *r, enum dane_state st, const char *reason,
 	    "tlsa=%d usable=%d", d->domain, d->mx_host[0] ? d->mx_host : "-",
 	    dane_state_name(st), reason ? reason : "-", d->ntlsa, d->nusable);
 	r->info = NULL;
+	ev_timer_free(r->start);
 	r->cb(r->arg, d);
 	free(r);
 }
@@ -384,6 +390,32 @@ take_tlsa(struct dane_info *d, const struct dns_answer *a)
 	}
 }
 
+/*
+ * A is no MX host's address: every TLSA lookup of the secure hosts has
+ * answered.  Some host publishes TLSA records: A must be one of the MX
+ * hosts (only an override can name a relay).  A lookup that could have
+ * shown TLSA records failed (an address lookup, so that A might belong to
+ * that host, or a TLSA lookup): defer too, never fall back.
+ */
+static void
+any_done(struct dane_req *r)
+{
+	struct dane_info *d = r->info;
+
+	if (r->any_tlsa)
+		finish(r, DANE_DEFER, "validation-failure",
+		    "destination is not an address of any MX host of %s, "
+		    "whose MX host %s publishes TLSA records", d->domain,
+		    r->any_host);
+	else if (r->any_fail)
+		finish(r, DANE_DEFER, "dnssec-invalid", "destination is not "
+		    "an address of any MX host of %s, and %s in a signed "
+		    "zone", d->domain, r->fail_what);
+	else
+		finish(r, DANE_NONE, NULL, "destination is not an address of "
+		    "any MX host of %s", d->domain);
+}
+
 static void
 tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 {
@@ -398,18 +430,14 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 			r->any_tlsa = 1;
 			snprintf(r->any_host, sizeof(r->any_host), "%s",
 			    d->mx[s->idx].host);
-		} else if (is_failure(st))
+		} else if (is_failure(st) && !r->any_fail) {
 			r->any_fail = 1;
-		if (r->pending > 0)
-			return;
-		if (r->any_tlsa)
-			finish(r, DANE_DEFER, "validation-failure",
-			    "destination is not an address of any MX host of "
-			    "%s, whose MX host %s publishes TLSA records",
-			    d->domain, r->any_host);
-		else
-			finish(r, DANE_NONE, NULL, "destination is not an "
-			    "address of any MX host of %s", d->domain);
+			snprintf(r->fail_what, sizeof(r->fail_what), "the "
+			    "TLSA lookup for _25._tcp.%s failed (%s)",
+			    d->mx[s->idx].host, dns_status_name(st));
+		}
+		if (r->pending == 0)
+			any_done(r);
 		return;
 	}
 	d->tlsa_status = st;
@@ -460,61 +488,77 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 	}
 }
 
-static int
-answer_has_dst(const struct dane_req *r, const struct dns_answer *a)
-{
-	int i;
-
-	if (a == NULL)
-		return 0;
-	for (i = 0; i < a->nrr; i++) {
-		if (r->family == AF_INET && a->rr[i].type == DNS_T_A &&
-		    memcmp(&a->rr[i].u.a, r->addr, 4) == 0)
-			return 1;
-		if (r->family == AF_INET6 && a->rr[i].type == DNS_T_AAAA &&
-		    memcmp(&a->rr[i].u.aaaa, r->addr, 16) == 0)
-			return 1;
-	}
-	return 0;
-}
-
+/* No MX host owns A. */
 static void
-addr_done(struct dane_req *r)
+no_owner(struct dane_req *r)
 {
 	struct dane_info *d = r->info;
-	struct sub *h = NULL;
 	int i;
 
-	for (i = 0; i < d->nmx; i++)
-		if (d->mx[i].has_dst) {
-			h = &r->sub[i];
-			break;
-		}
-	if (h == NULL) {
-		if (d->mx_secure) {
-			/* does D publish DANE?  Then A must be one of its
-			 * MX hosts (unless an override names it). */
-			r->stage = ST_TLSA_ANY;
-			for (i = 0; i < d->nmx; i++)
-				if (d->mx[i].addr_status == DNS_SECURE &&
-				    start_tlsa(r, &r->sub[i],
-				    d->mx[i].host) == -1) {
-					finish(r, DANE_DEFER, "dnssec-invalid",
-					    "out of memory");
-					return;
-				}
-			if (r->pending > 0)
-				return;
-		}
-		if (r->any_fail && d->mx_secure)
-			finish(r, DANE_DEFER, "dnssec-invalid", "address "
-			    "lookups of the MX hosts of %s failed",
-			    d->domain);
-		else
-			finish(r, DANE_NONE, NULL, "destination is not an "
-			    "address of any MX host of %s", d->domain);
+	if (!d->mx_secure) {
+		/* nothing shows that D is signed: an attacker could have
+		 * rewritten the MX RRset anyway */
+		finish(r, DANE_NONE, NULL, "destination is not an address "
+		    "of any MX host of %s", d->domain);
 		return;
 	}
+	/* Does D publish DANE?  Then A must be one of its MX hosts.  A
+	 * host whose address lookup failed might own A: that failure
+	 * defers, as a failed TLSA lookup does. */
+	r->stage = ST_TLSA_ANY;
+	for (i = 0; i < d->nmx; i++) {
+		if (d->mx[i].addr_status != DNS_SECURE) {
+			if (mx_status_failed(d->mx[i].addr_status) &&
+			    !r->any_fail) {
+				r->any_fail = 1;
+				snprintf(r->fail_what, sizeof(r->fail_what),
+				    "the address lookup of MX host %s failed "
+				    "(%s)", d->mx[i].host,
+				    d->mx[i].addr_status < 0 ? "no answer" :
+				    dns_status_name(d->mx[i].addr_status));
+			}
+			continue;
+		}
+		if (start_tlsa(r, &r->sub[i], d->mx[i].host) == -1) {
+			finish(r, DANE_DEFER, "dnssec-invalid",
+			    "out of memory");
+			return;
+		}
+	}
+	if (r->pending == 0)
+		any_done(r);
+}
+
+/* Runs from the event loop: the MX walk has answered everything. */
+static void
+evaluate(void *arg)
+{
+	struct dane_req *r = arg;
+	struct dane_info *d = r->info;
+	struct sub *h;
+
+	if (mx_status_failed(d->mx_status)) {
+		if (dane_ede_dnssec(d->mx_ede))
+			finish(r, DANE_DEFER, "dnssec-invalid", "MX lookup for "
+			    "%s failed DNSSEC validation (%s, extended DNS "
+			    "error %d)", d->domain,
+			    dns_status_name(d->mx_status), d->mx_ede);
+		else
+			finish(r, DANE_NONE, NULL, "MX lookup for %s failed "
+			    "(%s): DANE not known to apply", d->domain,
+			    d->mx_status < 0 ? "no answer" :
+			    dns_status_name(d->mx_status));
+		return;
+	}
+	if (d->nmx == 0) {
+		finish(r, DANE_NONE, NULL, "%s has a null MX", d->domain);
+		return;
+	}
+	if (r->owner < 0) {
+		no_owner(r);
+		return;
+	}
+	h = &r->sub[r->owner];
 	snprintf(d->mx_host, sizeof(d->mx_host), "%s", d->mx[h->idx].host);
 	d->addr_secure = d->mx[h->idx].addr_status == DNS_SECURE;
 	if (!d->addr_secure) {
@@ -540,145 +584,51 @@ addr_done(struct dane_req *r)
 		finish(r, DANE_DEFER, "dnssec-invalid", "out of memory");
 }
 
-static void
-addr_cb(void *arg, enum dns_status st, const struct dns_answer *a)
-{
-	struct sub *s = arg;
-	struct dane_req *r = s->r;
-	struct dane_mx *m = &r->info->mx[s->idx];
-
-	s->q = NULL;
-	r->pending--;
-	m->addr_status = st;
-	if (st == DNS_SECURE || st == DNS_INSECURE) {
-		m->has_dst = answer_has_dst(r, a);
-		if (st == DNS_SECURE && a != NULL &&
-		    strcmp(a->name, a->qname) != 0)
-			snprintf(s->expanded, sizeof(s->expanded), "%s",
-			    a->name);
-	} else if (is_failure(st))
-		r->any_fail = 1;
-	if (r->pending == 0)
-		addr_done(r);
-}
-
-static int
-mx_cmp(const void *a, const void *b)
-{
-	const struct dane_mx *x = a, *y = b;
-
-	return (int)x->pref - (int)y->pref;
-}
-
-static void
-mx_cb(void *arg, enum dns_status st, const struct dns_answer *a)
-{
-	struct sub *s = arg;
-	struct dane_req *r = s->r;
-	struct dane_info *d = r->info;
-	int i, type;
-
-	s->q = NULL;
-	d->mx_status = st;
-	switch (st) {
-	case DNS_SECURE:
-	case DNS_INSECURE:
-		d->mx_secure = st == DNS_SECURE;
-		for (i = 0; i < a->nrr && d->nmx < DANE_MAX_MX; i++) {
-			if (a->rr[i].u.mx.host[0] == '\0')
-				continue;	/* null MX (RFC 7505) */
-			d->mx[d->nmx].pref = a->rr[i].u.mx.pref;
-			snprintf(d->mx[d->nmx].host, sizeof(d->mx[0].host),
-			    "%s", a->rr[i].u.mx.host);
-			d->nmx++;
-		}
-		if (d->nmx == 0) {
-			finish(r, DANE_NONE, NULL, "%s has a null MX",
-			    d->domain);
-			return;
-		}
-		qsort(d->mx, (size_t)d->nmx, sizeof(d->mx[0]), mx_cmp);
-		break;
-	case DNS_NXDOMAIN:
-	case DNS_NODATA:
-		d->implicit_mx = 1;
-		d->mx_secure = a != NULL && a->ad;
-		d->nmx = 1;
-		snprintf(d->mx[0].host, sizeof(d->mx[0].host), "%s",
-		    d->domain);
-		break;
-	default:
-		d->mx_ede = a != NULL ? dane_ede(a->raw, (size_t)a->rawlen) :
-		    -1;
-		if (dane_ede_dnssec(d->mx_ede))
-			finish(r, DANE_DEFER, "dnssec-invalid", "MX lookup for "
-			    "%s failed DNSSEC validation (%s, extended DNS "
-			    "error %d)", d->domain, dns_status_name(st),
-			    d->mx_ede);
-		else
-			finish(r, DANE_NONE, NULL, "MX lookup for %s failed "
-			    "(%s): DANE not known to apply", d->domain,
-			    dns_status_name(st));
-		return;
-	}
-	r->stage = ST_ADDR;
-	type = r->family == AF_INET6 ? DNS_T_AAAA : DNS_T_A;
-	for (i = 0; i < d->nmx; i++) {
-		d->mx[i].addr_status = -1;
-		r->sub[i].q = dns_query(r->dns, d->mx[i].host, type, addr_cb,
-		    &r->sub[i]);
-		if (r->sub[i].q == NULL) {
-			finish(r, DANE_DEFER, "dnssec-invalid",
-			    "out of memory");
-			return;
-		}
-		r->pending++;
-	}
-}
-
 struct dane_req *
-dane_lookup(struct dns *dns, const char *domain, const struct sockaddr *dst,
-    dane_cb *cb, void *arg)
+dane_lookup(struct ev_loop *loop, struct dns *dns,
+    const struct mx_result *mx, const struct sockaddr *dst, dane_cb *cb,
+    void *arg)
 {
 	struct dane_req *r;
-	int i;
+	struct dane_info *d;
+	int i, family = dst != NULL ? dst->sa_family : AF_UNSPEC;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
-	if ((r->info = calloc(1, sizeof(*r->info))) == NULL) {
+	if ((r->info = d = calloc(1, sizeof(*r->info))) == NULL ||
+	    (r->start = ev_timer_new(loop, evaluate, r)) == NULL) {
+		free(r->info);
 		free(r);
 		return NULL;
 	}
 	r->dns = dns;
 	r->cb = cb;
 	r->arg = arg;
-	r->info->tlsa_status = -1;
-	r->info->mx_status = -1;
-	r->info->mx_ede = -1;
-	r->info->tlsa_ede = -1;
-	for (i = 0; i < DANE_MAX_MX; i++) {
+	d->tlsa_status = -1;
+	d->tlsa_ede = -1;
+	snprintf(d->domain, sizeof(d->domain), "%s", mx->domain);
+	d->mx_status = mx->status;
+	d->mx_ede = mx->ede;
+	d->mx_secure = mx->secure;
+	d->implicit_mx = mx->implicit;
+	r->owner = -1;
+	for (i = 0; i < mx->nhost && i < DANE_MAX_MX; i++) {
+		const struct mx_host *h = &mx->host[i];
+
+		d->mx[i].pref = h->pref;
+		snprintf(d->mx[i].host, sizeof(d->mx[i].host), "%s", h->name);
+		d->mx[i].addr_status = mx_host_status(h, family);
+		d->mx[i].has_dst = h->has_dst;
+		if (h->has_dst && r->owner < 0)
+			r->owner = i;
 		r->sub[i].r = r;
 		r->sub[i].idx = i;
+		snprintf(r->sub[i].expanded, sizeof(r->sub[i].expanded),
+		    "%s", h->expanded);
 	}
-	r->family = dst->sa_family;
-	if (dst->sa_family == AF_INET)
-		memcpy(r->addr, &((const struct sockaddr_in *)dst)->sin_addr,
-		    4);
-	else if (dst->sa_family == AF_INET6)
-		memcpy(r->addr,
-		    &((const struct sockaddr_in6 *)dst)->sin6_addr, 16);
-	if (dns_name_norm(domain, r->info->domain,
-	    sizeof(r->info->domain)) == -1)
-		snprintf(r->info->domain, sizeof(r->info->domain), "%s",
-		    "invalid");
-	r->stage = ST_MX;
-	r->sub[0].q = dns_query(dns, r->info->domain, DNS_T_MX, mx_cb,
-	    &r->sub[0]);
-	if (r->sub[0].q == NULL) {
-		dane_info_free(r->info);
-		free(r);
-		return NULL;
-	}
+	d->nmx = i;
+	r->stage = ST_START;
+	ev_timer_arm(r->start, 0);
 	return r;
 }
 
@@ -691,6 +641,7 @@ dane_cancel(struct dane_req *r)
 		return;
 	for (i = 0; i < DANE_MAX_MX; i++)
 		dns_cancel(r->sub[i].q);
+	ev_timer_free(r->start);
 	dane_info_free(r->info);
 	free(r);
 }

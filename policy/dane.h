@@ -3,7 +3,9 @@
  * and OpenSSL's DANE API.
  *
  * dane_lookup() answers, for recipient domain D and destination address A,
- * whether DANE applies and how:
+ * whether DANE applies and how.  The MX hosts and their addresses come
+ * from the MX walk (policy/mx.h), already resolved; DANE only looks up
+ * and evaluates TLSA records, as Postfix's tls_dane.c does:
  *
  *   1. MX RRset of D.  Secure: D may serve as a reference identifier.
  *      Insecure: DANE may still apply to an MX host in a signed zone
@@ -12,10 +14,13 @@
  *      Lookup failure: DANE_DEFER (dnssec-invalid) when the resolver
  *      says it is a DNSSEC failure (Extended DNS Error 5..12), else
  *      DANE_NONE (nothing shows that D is signed).
- *   2. A/AAAA of every MX host, to find the host H that owns A.  DANE
- *      applies only when H's address records are secure.  If A belongs to
- *      no MX host while the MX RRset is secure and some MX host publishes
- *      TLSA records: DANE_DEFER.
+ *   2. The host H that owns A.  DANE applies only when H's address
+ *      records are secure.  If A belongs to no MX host while the MX RRset
+ *      is secure: TLSA of every MX host with secure addresses; some host
+ *      publishes TLSA records: DANE_DEFER (validation-failure); else a
+ *      lookup that could have shown TLSA records failed (the address
+ *      lookup of a host, which might own A, or a TLSA lookup): DANE_DEFER
+ *      (dnssec-invalid).  In a signed zone DNS failures never fall back.
  *   3. TLSA at _25._tcp.H.  When H is a secure CNAME alias, the fully
  *      expanded name E is tried first, then H (RFC 7672 section 2.2.2).
  *      CNAMEs of the TLSA owner itself are followed by dns.c; the result
@@ -51,6 +56,8 @@
 #define DANE_MAX_NAMES	3
 
 struct dns;
+struct ev_loop;
+struct mx_result;
 
 enum dane_state {
 	DANE_NONE,	/* DANE does not apply: next policy source decides */
@@ -100,9 +107,11 @@ struct dane_info {
 struct dane_req;
 typedef void dane_cb(void *arg, struct dane_info *);
 
-/* D as given (normalised here); dst = A. */
-struct dane_req	*dane_lookup(struct dns *, const char *domain,
-		    const struct sockaddr *dst, dane_cb *, void *arg);
+/* mx: the finished MX walk of D for A's address family (dane_lookup
+ * copies what it needs); dst = A. */
+struct dane_req	*dane_lookup(struct ev_loop *, struct dns *,
+		    const struct mx_result *mx, const struct sockaddr *dst,
+		    dane_cb *, void *arg);
 void		 dane_cancel(struct dane_req *);
 void		 dane_info_free(struct dane_info *);
 struct dane_info *dane_info_dup(const struct dane_info *);

@@ -100,31 +100,6 @@ dns_type_name(int t)
 }
 
 int
-dns_mx_hosts(enum dns_status st, const struct dns_answer *a,
-    const char *domain, struct dns_mx *out, int max)
-{
-	int i, n = 0;
-
-	if (max < 1)
-		return 0;
-	if (st == DNS_NXDOMAIN || st == DNS_NODATA) {
-		snprintf(out[0].name, sizeof(out[0].name), "%s", domain);
-		out[0].pref = 0;
-		return 1;
-	}
-	if (a == NULL || (st != DNS_SECURE && st != DNS_INSECURE))
-		return 0;
-	for (i = 0; i < a->nrr && n < max; i++) {
-		if (a->rr[i].u.mx.host[0] == '\0')
-			continue;
-		snprintf(out[n].name, sizeof(out[n].name), "%s",
-		    a->rr[i].u.mx.host);
-		out[n++].pref = a->rr[i].u.mx.pref;
-	}
-	return n;
-}
-
-int
 dns_name_norm(const char *in, char *out, size_t outsz)
 {
 	size_t i, n = strlen(in);

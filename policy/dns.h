@@ -114,15 +114,4 @@ struct dns_answer *dns_parse(const unsigned char *buf, int len,
 /* Lower-cases, strips one trailing dot; -1 if empty or too long. */
 int		 dns_name_norm(const char *in, char *out, size_t outsz);
 
-struct dns_mx {
-	char	 name[256];
-	int	 pref;
-};
-/* The hosts of an MX answer, in answer order (null MX targets skipped),
- * or, when the domain has no MX records (NODATA, NXDOMAIN), the domain
- * itself with preference 0 (RFC 5321 5.1).  Returns how many it wrote,
- * at most max; 0 when the lookup failed. */
-int		 dns_mx_hosts(enum dns_status st, const struct dns_answer *a,
-		    const char *domain, struct dns_mx *out, int max);
-
 #endif

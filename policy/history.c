@@ -19,7 +19,7 @@
 #include "core/log.h"
 #include "policy/store.h"
 #include "policy/history.h"
-#include "policy/policy.h"
+#include "policy/verdict.h"
 
 #define MAGIC	"MXH1"
 #define VAL_LEN	(4 + 4 * 8 + 2 * 4)

@@ -3,19 +3,23 @@
  *
  * A lookup for recipient domain D and destination address A runs, all at
  * once on the event loop:
- *   - MX of D, then A or AAAA (the family of A) of every MX host, to find
- *     the MX host H that owns A (mxguard's own DNS is the trusted view);
+ *   - the MX walk (policy/mx.c): MX of D, then A or AAAA (the family of A)
+ *     of every MX host, to find the MX host H that owns A (mxguard's own
+ *     DNS is the trusted view); when it has answered and unless an
+ *     override other than "dane" decides, DANE (policy/dane.c) looks up
+ *     and evaluates the TLSA records of the hosts it resolved;
  *   - unless an override decides: the _mta-sts.D TXT record and the cached
  *     policy of D (LMDB), then a fetch when there is no valid cached policy
  *     or the TXT id changed.  A background fetch refreshes a policy within
- *     sts_refresh_margin of its expiry;
- *   - unless an override other than "dane" decides: the DANE lookup
- *     (policy/dane.c: MX, A/AAAA, TLSA with DNSSEC status).
- * When everything has answered (or policy_timeout passed) decide():
- * overrides, DANE, MTA-STS, then the opportunistic default, which the TLS
- * history (policy/history.c) raises to encrypt for a server that completed
- * STARTTLS within tls_history_window.  The decision is logged in one line
- * and counted.
+ *     sts_refresh_margin of its expiry.
+ * When everything has answered, or at policy_timeout (the engine owns it
+ * and always answers by then), decide(): overrides, DANE (which defers
+ * while its lookups still run), MTA-STS enforce, then the opportunistic
+ * default (may, or encrypt with require_tls), which the TLS history
+ * (policy/history.c) raises to encrypt for a server that completed
+ * STARTTLS within tls_history_window.  An MTA-STS testing policy keeps
+ * that level and only adds its check, reported (report_only).  The
+ * decision is logged in one line and counted.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -36,12 +40,11 @@
 #include "policy/dns.h"
 #include "policy/history.h"
 #include "policy/http.h"
+#include "policy/mx.h"
 #include "policy/override.h"
 #include "policy/policy.h"
 #include "policy/sts.h"
 #include "policy/verdict_tls.h"
-
-#define MAX_MX		16
 
 /* Verdict texts are bounded on purpose: a long name is cut, not a bug. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -50,16 +53,6 @@
 
 
 struct fetch;
-
-struct mxh {
-	struct policy_req *r;
-	char		 host[256];
-	int		 pref;
-	struct dns_req	*q;
-	int		 done;
-	int		 match;		/* an address equals dst */
-	enum dns_status	 st;
-};
 
 struct policy_req {
 	struct policy	*pol;
@@ -78,16 +71,13 @@ struct policy_req {
 	const struct ovr_entry *ovr;
 	struct ovr_entry ovr_copy;
 
-	/* MX */
-	struct dns_req	*mxq;
-	int		 mx_done;
-	enum dns_status	 mx_st;
-	int		 implicit_mx;
-	struct mxh	 mx[MAX_MX];
-	int		 nmx;
-	int		 addr_pending;
+	/* MX hosts and their addresses (policy/mx.c) */
+	struct mx_walk	*walk;
+	struct mx_result *mx;		/* its answer */
 
-	/* DANE (policy/dane.c) */
+	/* DANE (policy/dane.c), on the MX walk's answer */
+	int		 dane_wanted;	/* DANE decides for this request */
+	int		 dane_failed;	/* the lookup could not start */
 	struct dane_req	*daneq;
 	struct dane_info *dane;		/* its answer */
 
@@ -323,18 +313,12 @@ req_unlink_fetch(struct policy_req *r)
 static void
 req_stop_lookups(struct policy_req *r)
 {
-	int i;
-
-	dns_cancel(r->mxq);
-	r->mxq = NULL;
+	mx_walk_cancel(r->walk);
+	r->walk = NULL;
 	dns_cancel(r->txtq);
 	r->txtq = NULL;
 	dane_cancel(r->daneq);
 	r->daneq = NULL;
-	for (i = 0; i < r->nmx; i++) {
-		dns_cancel(r->mx[i].q);
-		r->mx[i].q = NULL;
-	}
 	req_unlink_fetch(r);
 }
 
@@ -353,6 +337,7 @@ req_destroy(struct policy_req *r)
 	ev_timer_free(r->tmo);
 	ev_timer_free(r->fire);
 	sts_cache_entry_clear(&r->cached);
+	free(r->mx);
 	dane_info_free(r->dane);
 	free(r->fresh);
 	policy_verdict_free(r->v);
@@ -439,12 +424,23 @@ finish(struct policy_req *r)
 	ev_timer_arm(r->fire, 0);
 }
 
+/* The MX walk's answer, or what it had at policy_timeout. */
+static const struct mx_result *
+mx_view(const struct policy_req *r)
+{
+	if (r->mx != NULL)
+		return r->mx;
+	return r->walk != NULL ? mx_walk_peek(r->walk) : NULL;
+}
+
 static const char *
 mx_lookup_failure(struct policy_req *r)
 {
-	if (!r->mx_done)
+	const struct mx_result *m = mx_view(r);
+
+	if (m == NULL || m->status == -1)
 		return "MX lookup timed out";
-	switch (r->mx_st) {
+	switch (m->status) {
 	case DNS_SERVFAIL:
 		return "MX lookup failed (SERVFAIL or bogus)";
 	case DNS_TIMEOUT:
@@ -546,12 +542,15 @@ dane_decide(struct policy_req *r)
 	const struct sts_policy *sp;
 	const char *origin;
 
-	if (r->daneq != NULL) {
-		/* policy_timeout: never fall back while DNSSEC may say DANE */
+	if (r->dane_wanted && r->dane == NULL) {
+		/* policy_timeout (the MX walk or the TLSA lookups still
+		 * running), or the lookup could not start: never fall back
+		 * while DNSSEC may say DANE */
 		dane_cancel(r->daneq);
 		r->daneq = NULL;
-		defer(r, "dane", "dnssec-invalid", "DNSSEC/DANE lookups did "
-		    "not finish within policy_timeout");
+		defer(r, "dane", "dnssec-invalid", "%s", r->dane_failed ?
+		    "DNSSEC/DANE lookup could not start" : "DNSSEC/DANE "
+		    "lookups did not finish within policy_timeout");
 		return 1;
 	}
 	if (r->dane == NULL)
@@ -600,14 +599,17 @@ sts_effective(struct policy_req *r, const char **origin)
 	return NULL;
 }
 
+static void sts_enforce(struct policy_req *, const struct sts_policy *);
+static void sts_testing(struct policy_req *, const struct sts_policy *);
+
 static void
 decide(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct policy_verdict *v = r->v;
+	const struct mx_result *m = mx_view(r);
 	const struct sts_policy *sp;
-	const char *origin, *mxfail;
-	char names[1][256];
+	const char *origin;
 	int i;
 
 	if (r->decided)
@@ -615,15 +617,15 @@ decide(struct policy_req *r)
 	sp = r->sts ? sts_effective(r, &origin) : NULL;
 	/* H: the most preferred MX host owning A; when several own A, one
 	 * the MTA-STS policy lists, if any */
-	for (i = 0; i < r->nmx; i++)
-		if (r->mx[i].match) {
+	for (i = 0; m != NULL && i < m->nhost; i++)
+		if (m->host[i].has_dst) {
 			if (v->mx_host[0] == '\0')
 				snprintf(v->mx_host, sizeof(v->mx_host), "%s",
-				    r->mx[i].host);
+				    m->host[i].name);
 			if (sp == NULL || sp->mode == STS_MODE_NONE ||
-			    sts_policy_match(sp, r->mx[i].host)) {
+			    sts_policy_match(sp, m->host[i].name)) {
 				snprintf(v->mx_host, sizeof(v->mx_host), "%s",
-				    r->mx[i].host);
+				    m->host[i].name);
 				break;
 			}
 		}
@@ -647,63 +649,13 @@ decide(struct policy_req *r)
 	} else if (r->sts && r->fetch_reason[0])
 		snprintf(v->sts_note, sizeof(v->sts_note), "%s",
 		    r->fetch_reason);
-	if (sp != NULL && sp->mode != STS_MODE_NONE) {
-		int testing = sp->mode == STS_MODE_TESTING;
-
-		v->source = "mta-sts";
-		v->report_only = testing;
-		if (v->mx_host[0] == '\0') {
-			mxfail = mx_lookup_failure(r);
-			if (!testing && !r->have_dst) {
-				defer(r, "mta-sts", "validation-failure",
-				    "no destination address to match against "
-				    "the MX hosts of %s (MTA-STS enforce)",
-				    v->domain);
-				finish(r);
-				return;
-			}
-			if (!testing) {
-				defer(r, "mta-sts", "validation-failure",
-				    "%s%s%s is not an address of any MX host "
-				    "of %s (MTA-STS enforce)",
-				    mxfail ? mxfail : "", mxfail ? ": " : "",
-				    r->dststr, v->domain);
-				finish(r);
-				return;
-			}
-			v->level = TLS_LEVEL_VERIFY;
-			snprintf(v->reason, sizeof(v->reason),
-			    "validation-failure");
-			snprintf(v->detail, sizeof(v->detail), "%s is not an "
-			    "address of any MX host of %s (MTA-STS testing: "
-			    "delivering)", r->dststr, v->domain);
-			verdict_names(p, v, 0, names);
-			finish(r);
-			return;
-		}
-		if (!sts_policy_match(sp, v->mx_host)) {
-			if (!testing) {
-				defer(r, "mta-sts", "validation-failure",
-				    "MX host %s is not in the MTA-STS policy "
-				    "of %s", v->mx_host, v->domain);
-				finish(r);
-				return;
-			}
-			snprintf(v->reason, sizeof(v->reason),
-			    "validation-failure");
-			snprintf(v->detail, sizeof(v->detail), "MX host %s is "
-			    "not in the MTA-STS policy of %s (testing: "
-			    "delivering)", v->mx_host, v->domain);
-		} else
-			snprintf(v->detail, sizeof(v->detail), "MX host %s "
-			    "matches the MTA-STS policy of %s", v->mx_host,
-			    v->domain);
-		v->level = TLS_LEVEL_VERIFY;
-		snprintf(names[0], 256, "%s", v->mx_host);
-		verdict_names(p, v, 1, names);
+	if (sp != NULL && sp->mode == STS_MODE_ENFORCE) {
+		sts_enforce(r, sp);
 		finish(r);
 		return;
 	}
+	/* what applies without an MTA-STS policy (also in mode testing,
+	 * which never weakens it) */
 	if (p->require_tls) {
 		v->level = TLS_LEVEL_ENCRYPT;
 		v->source = "require_tls";
@@ -711,7 +663,9 @@ decide(struct policy_req *r)
 		v->level = TLS_LEVEL_MAY;
 		v->source = sp != NULL ? "mta-sts" : "default";
 	}
-	if (sp != NULL)
+	if (sp != NULL && sp->mode == STS_MODE_TESTING)
+		sts_testing(r, sp);
+	else if (sp != NULL)
 		snprintf(v->detail, sizeof(v->detail), "MTA-STS mode none");
 	else if (r->sts && r->fetch_err[0])
 		snprintf(v->detail, sizeof(v->detail), "no usable MTA-STS "
@@ -724,7 +678,80 @@ decide(struct policy_req *r)
 	if (r->have_dst)
 		history_apply(p->hist, p->hist_window,
 		    (struct sockaddr *)&r->dst, v);
+	/* the testing policy's check is reported whatever level applies */
+	v->report_only = sp != NULL && sp->mode == STS_MODE_TESTING;
 	finish(r);
+}
+
+/* MTA-STS enforce: verify for H, or defer. */
+static void
+sts_enforce(struct policy_req *r, const struct sts_policy *sp)
+{
+	struct policy_verdict *v = r->v;
+	const char *mxfail;
+	char names[1][256];
+
+	v->source = "mta-sts";
+	if (v->mx_host[0] == '\0') {
+		mxfail = mx_lookup_failure(r);
+		if (!r->have_dst)
+			defer(r, "mta-sts", "validation-failure", "no "
+			    "destination address to match against the MX "
+			    "hosts of %s (MTA-STS enforce)", v->domain);
+		else
+			defer(r, "mta-sts", "validation-failure", "%s%s%s is "
+			    "not an address of any MX host of %s (MTA-STS "
+			    "enforce)", mxfail ? mxfail : "",
+			    mxfail ? ": " : "", r->dststr, v->domain);
+		return;
+	}
+	if (!sts_policy_match(sp, v->mx_host)) {
+		defer(r, "mta-sts", "validation-failure", "MX host %s is not "
+		    "in the MTA-STS policy of %s", v->mx_host, v->domain);
+		return;
+	}
+	snprintf(v->detail, sizeof(v->detail), "MX host %s matches the "
+	    "MTA-STS policy of %s", v->mx_host, v->domain);
+	v->level = TLS_LEVEL_VERIFY;
+	snprintf(names[0], 256, "%s", v->mx_host);
+	if (verdict_names(r->pol, v, 1, names) == -1)
+		defer(r, "mta-sts", "validation-failure", "out of memory");
+}
+
+/*
+ * MTA-STS testing (RFC 8461 section 5): the policy's check is evaluated
+ * and reported, never enforced.  The verdict keeps the level that applies
+ * without the policy (set by the caller: may or require_tls's encrypt,
+ * then the TLS history): a testing policy never weakens it, and never
+ * makes it verify.  The names (H) go into v->tls so that the session can
+ * report the certificate check; a failure known already (H not in the
+ * policy, A no MX host's address) is in reason.
+ */
+static void
+sts_testing(struct policy_req *r, const struct sts_policy *sp)
+{
+	struct policy_verdict *v = r->v;
+	char names[1][256];
+
+	if (v->mx_host[0] == '\0') {
+		snprintf(v->reason, sizeof(v->reason), "validation-failure");
+		snprintf(v->detail, sizeof(v->detail), "%s is not an address "
+		    "of any MX host of %s (MTA-STS testing: reported only)",
+		    r->dststr, v->domain);
+		(void)verdict_names(r->pol, v, 0, names);
+		return;
+	}
+	if (!sts_policy_match(sp, v->mx_host)) {
+		snprintf(v->reason, sizeof(v->reason), "validation-failure");
+		snprintf(v->detail, sizeof(v->detail), "MX host %s is not in "
+		    "the MTA-STS policy of %s (testing: reported only)",
+		    v->mx_host, v->domain);
+	} else
+		snprintf(v->detail, sizeof(v->detail), "MX host %s matches "
+		    "the MTA-STS policy of %s (testing: reported only)",
+		    v->mx_host, v->domain);
+	snprintf(names[0], 256, "%s", v->mx_host);
+	(void)verdict_names(r->pol, v, 1, names);
 }
 
 static void
@@ -732,11 +759,11 @@ check_done(struct policy_req *r)
 {
 	if (r->decided)
 		return;
-	if (!r->mx_done || r->addr_pending > 0)
+	if (r->mx == NULL)
 		return;
 	if (r->sts && !r->sts_done)
 		return;
-	if (r->daneq != NULL)
+	if (r->dane_wanted && r->dane == NULL && !r->dane_failed)
 		return;
 	decide(r);
 }
@@ -759,90 +786,16 @@ req_timeout(void *arg)
 
 /* ---- MX and addresses ---- */
 
-static int
-addr_equal(const struct sockaddr_storage *ss, const struct dns_rr *rr)
-{
-	if (ss->ss_family == AF_INET && rr->type == DNS_T_A)
-		return memcmp(&((const struct sockaddr_in *)ss)->sin_addr,
-		    &rr->u.a, 4) == 0;
-	if (ss->ss_family == AF_INET6 && rr->type == DNS_T_AAAA)
-		return memcmp(&((const struct sockaddr_in6 *)ss)->sin6_addr,
-		    &rr->u.aaaa, 16) == 0;
-	return 0;
-}
-
 static void
-on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
-{
-	struct mxh *m = arg;
-	struct policy_req *r = m->r;
-	int i;
-
-	m->q = NULL;
-	m->done = 1;
-	m->st = st;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
-		for (i = 0; i < a->nrr; i++)
-			if (addr_equal(&r->dst, &a->rr[i]))
-				m->match = 1;
-	r->addr_pending--;
-	check_done(r);
-}
-
-static int
-mx_cmp(const void *a, const void *b)
-{
-	const struct mxh *x = a, *y = b;
-
-	if (x->pref != y->pref)
-		return x->pref - y->pref;
-	return strcmp(x->host, y->host);
-}
-
-static void
-on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
+on_walk(void *arg, struct mx_result *m)
 {
 	struct policy_req *r = arg;
-	int i, j, qtype;
 
-	r->mxq = NULL;
-	r->mx_done = 1;
-	r->mx_st = st;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
-		for (i = 0; i < a->nrr && r->nmx < MAX_MX; i++) {
-			const char *h = a->rr[i].u.mx.host;
-
-			if (h[0] == '\0')	/* null MX (RFC 7505) */
-				continue;
-			for (j = 0; j < r->nmx; j++)
-				if (strcmp(r->mx[j].host, h) == 0)
-					break;
-			if (j < r->nmx)
-				continue;
-			snprintf(r->mx[r->nmx].host, 256, "%s", h);
-			r->mx[r->nmx].pref = a->rr[i].u.mx.pref;
-			r->nmx++;
-		}
-		qsort(r->mx, (size_t)r->nmx, sizeof(r->mx[0]), mx_cmp);
-	} else if (st == DNS_NXDOMAIN || st == DNS_NODATA) {
-		/* no MX: the domain itself is the implicit MX (RFC 5321) */
-		r->implicit_mx = 1;
-		snprintf(r->mx[0].host, 256, "%s", r->v->domain);
-		r->nmx = 1;
-	}
-	if (r->have_dst) {
-		qtype = r->dst.ss_family == AF_INET ? DNS_T_A : DNS_T_AAAA;
-		for (i = 0; i < r->nmx; i++) {
-			r->mx[i].r = r;
-			r->addr_pending++;
-		}
-		for (i = 0; i < r->nmx; i++)
-			if ((r->mx[i].q = dns_query(r->pol->dns, r->mx[i].host,
-			    qtype, on_addr, &r->mx[i])) == NULL) {
-				r->mx[i].done = 1;
-				r->addr_pending--;
-			}
-	}
+	r->walk = NULL;
+	r->mx = m;
+	if (r->dane_wanted && (r->daneq = dane_lookup(r->pol->loop,
+	    r->pol->dns, m, (struct sockaddr *)&r->dst, on_dane, r)) == NULL)
+		r->dane_failed = 1;
 	check_done(r);
 }
 
@@ -1116,12 +1069,14 @@ policy_lookup(struct policy *p, const char *domain,
 		r->ovr = &r->ovr_copy;
 	}
 	ev_timer_arm(r->tmo, p->policy_timeout);
-	if ((r->mxq = dns_query(p->dns, v->domain, DNS_T_MX, on_mx, r)) ==
-	    NULL)
-		goto fail;
-	if (p->dane_enable && r->have_dst && (r->ovr == NULL ||
-	    r->ovr->level == OVR_DANE) && (r->daneq = dane_lookup(p->dns,
-	    v->domain, (struct sockaddr *)&r->dst, on_dane, r)) == NULL)
+	/* the engine owns policy_timeout: whatever is still running then,
+	 * req_timeout() decides and the callback comes */
+	r->dane_wanted = p->dane_enable && r->have_dst && (r->ovr == NULL ||
+	    r->ovr->level == OVR_DANE);
+	if ((r->walk = mx_walk(p->dns, v->domain, r->have_dst ?
+	    (struct sockaddr *)&r->dst : NULL, !r->have_dst ? 0 :
+	    r->dst.ss_family == AF_INET ? MX_WALK_A : MX_WALK_AAAA, on_walk,
+	    r)) == NULL)
 		goto fail;
 	if (r->ovr == NULL && p->sts_enable) {
 		r->sts = 1;

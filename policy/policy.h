@@ -42,7 +42,10 @@ int		 policy_reconfigure(struct policy *, const struct config *,
 		    char *err, size_t errsz);
 
 /* domain as the client gave it (policy normalises); dst = A; tag (may be
- * NULL) names the asker in the decision's log line: "sid=TAG". */
+ * NULL) names the asker in the decision's log line: "sid=TAG".  The
+ * engine owns policy_timeout: the callback always comes by then (DANE
+ * lookups still running defer, dnssec-invalid), so a caller needs no
+ * timer of its own. */
 struct policy_req *policy_lookup(struct policy *, const char *domain,
 		    const struct sockaddr *dst, socklen_t dstlen,
 		    const char *tag, policy_cb *, void *arg);

@@ -247,7 +247,8 @@ def mitm_session(c):
                     out, buf = buf[:i], buf[i:]
                     if b"STARTTLS" in out.upper():
                         log(c.cid, "stripped STARTTLS")
-                    out = out.replace(b"STARTTLS", b"XXXXXXXA").replace(b"starttls", b"XXXXXXXA")
+                    mask = ARGS.mask.encode()
+                    out = out.replace(b"STARTTLS", mask).replace(b"starttls", mask)
                     c.raw.sendall(out)
             if buf:
                 c.raw.sendall(buf)
@@ -339,6 +340,8 @@ def main():
     p.add_argument("--reject", action="append", default=[], help="550 this recipient")
     p.add_argument("--store", help="write accepted message bodies into DIR")
     p.add_argument("--upstream", help="mitm: HOST:PORT of the real server")
+    p.add_argument("--mask", default="XXXXXXXA",
+                   help="mitm: what STARTTLS is overwritten with (8 characters)")
     p.add_argument("--smtputf8", action="store_true")
     ARGS = p.parse_args()
     ARGS.reject = [r.lower() for r in ARGS.reject]

@@ -18,6 +18,9 @@
 #   dnssec_break_sig ZONE OWNER TYPE   after signing: corrupt that RRSIG
 #   dnssec_servfail ZONE LABEL         delegate LABEL.ZONE to a server that
 #                                      answers SERVFAIL to everything
+#   dnssec_blackhole ZONE LABEL        delegate LABEL.ZONE to a server that
+#                                      reads queries and never answers
+#                                      (lookups below it time out)
 #   dnssec_start                       sign, start knot + unbound, wait
 #   dnssec_check NAME TYPE REGEX       drill through unbound matches REGEX
 #   dnssec_rcode NAME TYPE             rcode unbound answers
@@ -35,6 +38,7 @@
 
 DNSSEC_IP=10.25.1.63
 DNSSEC_FAIL_IP=10.25.1.64
+DNSSEC_BLACKHOLE_IP=10.25.1.65
 DNSSEC_MXG_CONF="dns_servers = 127.0.0.1
 dns_timeout = 5s"
 ZD=""  # $T/dnssec
@@ -97,6 +101,12 @@ dnssec_servfail() {	# ZONE LABEL
 	dnssec_rr "$1" "$2.$1. IN NS nsfail.$1."
 	dnssec_rr "$1" "nsfail.$1. IN A $DNSSEC_FAIL_IP"
 	_DNSSEC_SERVFAIL=1
+}
+
+dnssec_blackhole() {	# ZONE LABEL
+	dnssec_rr "$1" "$2.$1. IN NS nsblack.$1."
+	dnssec_rr "$1" "nsblack.$1. IN A $DNSSEC_BLACKHOLE_IP"
+	_DNSSEC_BLACKHOLE=1
 }
 
 _dnssec_sign() {	# ZONE -> $ZD/ZONE.signed, DS into $ZD/anchors
@@ -194,6 +204,18 @@ while True:
     s.sendto(hdr + q[12:end], peer)
 EOF
 		bg "$RCV" "$ZD/servfail.log" python3 "$ZD/servfail.py" "$DNSSEC_FAIL_IP"
+	fi
+	if [ "${_DNSSEC_BLACKHOLE:-0}" = 1 ]; then
+		rcv_addr "$DNSSEC_BLACKHOLE_IP"
+		# a bound socket (no ICMP port unreachable), read and dropped
+		cat >"$ZD/blackhole.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+while True:
+    s.recvfrom(4096)
+EOF
+		bg "$RCV" "$ZD/blackhole.log" python3 "$ZD/blackhole.py" "$DNSSEC_BLACKHOLE_IP"
 	fi
 	{
 		cat <<EOF

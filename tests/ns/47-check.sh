@@ -3,6 +3,8 @@
 # DANE-EE domain (usable TLSA, verified handshake, exit 0), a mismatching
 # one (handshake fails the DANE check, exit 2), and a bogus TLSA (verdict
 # defer dnssec-invalid, no handshake, exit 2); readable and JSON output.
+# An unsigned domain behind a middlebox that masks STARTTLS as XXXXXXXX:
+# check reads the EHLO reply with the daemon's parser and calls it masked.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/dnssec.sh"
 need_mxguard
@@ -21,6 +23,8 @@ dnssec_zone chk-bogus.test signed
 dnssec_mx chk-bogus.test mx.chk-bogus.test 10.25.1.81
 dnssec_tlsa chk-bogus.test mx.chk-bogus.test 3 1 1 "$T/pki/mxok.crt"
 dnssec_break_sig chk-bogus.test _25._tcp.mx.chk-bogus.test TLSA
+dnssec_zone chk-mask.test unsigned
+dnssec_mx chk-mask.test mx.chk-mask.test 10.25.1.83
 dnssec_start
 rcv_listener 10.25.1.81 mxok
 rcv_listener 10.25.1.82 mxbad
@@ -71,4 +75,15 @@ assert h["address"] == "10.25.1.81", h
 assert h["verdict"]["level"] == "defer" and h["verdict"]["reason"] == "dnssec-invalid", h
 assert not h["probe"]["connected"], h
 ' "$T/bogus.json"
+bad_start 10.25.1.83 --mode mitm --upstream 10.25.1.81:25 --mask XXXXXXXX
+check chk-mask.test --json >"$T/mask.json" 2>&1; rc=$?
+cat "$T/mask.json" >&2
+assert "chk-mask.test: STARTTLS masked as XXXXXXXX seen as masked" python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+h = j["hosts"][0]
+assert h["address"] == "10.25.1.83", h
+assert h["probe"]["connected"] and not h["probe"]["starttls"], h
+assert h["probe"]["starttls_masked"], h
+' "$T/mask.json"
 pass "mxguard check: DNSSEC, TLSA, verdict, handshake; text and JSON"

@@ -1,12 +1,15 @@
 /*
- * test_dane_lookup.c - the DANE decision (dane_lookup) on canned DNS
- * answers: dns_query/dns_cancel are replaced (--wrap) by a table of
+ * test_dane_lookup.c - the DANE decision (the MX walk, then dane_lookup
+ * on its answer, as the engine runs them) on canned DNS answers:
+ * dns_query/dns_cancel are replaced (--wrap) by fakedns.h's table of
  * responses built as wire messages and parsed by the real dns_parse(), so
  * the AD bit, CNAME chains and Extended DNS Errors go through the same
  * code as in production.  Covers RFC 7672 sections 2.2.1 (insecure MX to
  * a signed host, implicit MX), 2.2.2 (CNAME-expanded TLSA base, then the
  * original name), usable vs. unusable records, lookup failures in signed
- * zones, and a destination that is no MX host's address.
+ * zones (every shape: a failed address lookup of a host that might own
+ * the destination, a failed TLSA lookup with or without an owner), and a
+ * destination that is no MX host's address.
  */
 // WRAP: dns_query dns_cancel
 #include <stdarg.h>
@@ -24,86 +27,9 @@
 #include "policy/dane.h"
 #include "policy/dns.h"
 
-/* ---- wire messages ---- */
+#include "policy/mx.h"
 
-#include "dnsmsg.h"
-
-/* ---- the fake resolver ---- */
-
-#define MAXF	32
-
-static struct fake {
-	char		 name[256];
-	int		 type;
-	enum dns_status	 st;
-	struct dns_answer *a;
-} fakes[MAXF];
-static int nfakes;
-static struct ev_loop *loop;
-static int queries;
-
-struct dns_req {
-	struct ev_timer	*t;
-	dns_cb		*cb;
-	void		*arg;
-	struct fake	*f;
-};
-
-static void
-answer(const char *name, int type, enum dns_status st, struct msg *m)
-{
-	struct fake *f = &fakes[nfakes++];
-
-	snprintf(f->name, sizeof(f->name), "%s", name);
-	f->type = type;
-	f->st = st;
-	f->a = m ? dns_parse(m->b, m->n, name, type) : NULL;
-	/* the combined status dns.c would give */
-	if (f->a != NULL && st == DNS_ERROR)
-		f->st = f->a->status;
-}
-
-static void
-fire(void *arg)
-{
-	struct dns_req *r = arg;
-	struct fake *f = r->f;
-
-	ev_timer_free(r->t);
-	r->cb(r->arg, f ? f->st : DNS_NXDOMAIN, f ? f->a : NULL);
-	free(r);
-}
-
-struct dns_req *__wrap_dns_query(struct dns *d, const char *name, int type,
-    dns_cb *cb, void *arg);
-void __wrap_dns_cancel(struct dns_req *r);
-
-struct dns_req *
-__wrap_dns_query(struct dns *d, const char *name, int type, dns_cb *cb,
-    void *arg)
-{
-	struct dns_req *r = calloc(1, sizeof(*r));
-	int i;
-
-	queries++;
-	r->cb = cb;
-	r->arg = arg;
-	for (i = 0; i < nfakes; i++)
-		if (fakes[i].type == type && strcmp(fakes[i].name, name) == 0)
-			r->f = &fakes[i];
-	r->t = ev_timer_new(loop, fire, r);
-	ev_timer_arm(r->t, 0);
-	return r;
-}
-
-void
-__wrap_dns_cancel(struct dns_req *r)
-{
-	if (r == NULL)
-		return;
-	ev_timer_free(r->t);
-	free(r);
-}
+#include "fakedns.h"
 
 static struct dane_info *got;
 
@@ -114,6 +40,16 @@ done(void *arg, struct dane_info *d)
 	ev_loop_stop(loop);
 }
 
+static struct mx_result *walked;
+
+static void
+walk_done(void *arg, struct mx_result *m)
+{
+	walked = m;
+	ev_loop_stop(loop);
+}
+
+/* The MX walk, then DANE on its answer, as the engine runs them. */
 static struct dane_info *
 run(const char *domain, const char *dst)
 {
@@ -123,8 +59,16 @@ run(const char *domain, const char *dst)
 	sin.sin_family = AF_INET;
 	inet_pton(AF_INET, dst, &sin.sin_addr);
 	got = NULL;
-	assert_non_null(dane_lookup((struct dns *)&sin, domain,
+	walked = NULL;
+	assert_non_null(mx_walk((struct dns *)&sin, domain,
+	    (struct sockaddr *)&sin, MX_WALK_A, walk_done, NULL));
+	ev_loop_run(loop);
+	assert_non_null(walked);
+	assert_non_null(dane_lookup(loop, (struct dns *)&sin, walked,
 	    (struct sockaddr *)&sin, done, NULL));
+	free(walked);
+	walked = NULL;
+	assert_null(got);		/* never synchronous */
 	ev_loop_run(loop);
 	assert_non_null(got);
 	printf("# %s %s: %s reason=%s mx=%s base=%s names=%d detail=%s\n",
@@ -145,11 +89,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	int i;
-
-	for (i = 0; i < nfakes; i++)
-		dns_answer_unref(fakes[i].a);
-	nfakes = 0;
+	fakes_clear();
 	dane_info_free(got);
 	got = NULL;
 	ev_loop_free(loop);
@@ -157,51 +97,6 @@ teardown(void **state)
 }
 
 /* ---- scenarios ---- */
-
-static void
-mx(const char *d, int ad, const char *h1, const char *h2)
-{
-	struct msg m;
-
-	begin(&m, 0x1234, ad, 0, d, DNS_T_MX, h2 ? 2 : 1, 0, 0);
-	rr_name(&m, d, DNS_T_MX, 20, h1, 300);
-	if (h2)
-		rr_name(&m, d, DNS_T_MX, 10, h2, 300);
-	answer(d, DNS_T_MX, ad ? DNS_SECURE : DNS_INSECURE, &m);
-}
-
-static void
-a(const char *h, int ad, const char *ip)
-{
-	struct msg m;
-
-	begin(&m, 0x1234, ad, 0, h, DNS_T_A, 1, 0, 0);
-	rr_a(&m, h, ip, 300);
-	answer(h, DNS_T_A, ad ? DNS_SECURE : DNS_INSECURE, &m);
-}
-
-static void
-tlsa(const char *h, int ad, int u, int s, int mt, int len)
-{
-	struct msg m;
-	char q[300];
-
-	snprintf(q, sizeof(q), "_25._tcp.%s", h);
-	begin(&m, 0x1234, ad, 0, q, DNS_T_TLSA, 1, 0, 0);
-	rr_tlsa(&m, q, u, s, mt, len, 300);
-	answer(q, DNS_T_TLSA, ad ? DNS_SECURE : DNS_INSECURE, &m);
-}
-
-static void
-fail_with(const char *name, int type, int ede)
-{
-	struct msg m;
-
-	begin(&m, 0x1234, 0, 2, name, type, 0, 0, ede >= 0 ? 1 : 0);
-	if (ede >= 0)
-		rr_opt_ede(&m, ede);
-	answer(name, type, DNS_SERVFAIL, &m);
-}
 
 static void
 test_secure_usable(void **s)
@@ -437,6 +332,85 @@ test_not_an_mx_address_no_dane(void **s)
 	assert_int_equal(d->state, DANE_NONE);
 }
 
+/*
+ * DNS failures in a signed zone defer, in every shape: a lookup that
+ * could have produced TLSA records either answered or the verdict defers.
+ */
+static void
+test_fail_addr_then_tlsa(void **s)
+{
+	struct dane_info *d;
+
+	/* the MTA goes to mx1's address; mx1's A and mx2's TLSA time out */
+	mx("d.test", 1, "mx2.d.test", "mx1.d.test");
+	answer("mx1.d.test", DNS_T_A, DNS_TIMEOUT, NULL);
+	a("mx2.d.test", 1, "192.0.2.2");
+	answer("_25._tcp.mx2.d.test", DNS_T_TLSA, DNS_TIMEOUT, NULL);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "dnssec-invalid");
+}
+
+static void
+test_fail_not_an_mx_tlsa_timeout(void **s)
+{
+	struct dane_info *d;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	answer("_25._tcp.mx.d.test", DNS_T_TLSA, DNS_TIMEOUT, NULL);
+	d = run("d.test", "198.51.100.7");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "dnssec-invalid");
+}
+
+static void
+test_fail_single_addr_timeout(void **s)
+{
+	struct dane_info *d;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	answer("mx.d.test", DNS_T_A, DNS_TIMEOUT, NULL);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "dnssec-invalid");
+}
+
+/* An unsigned MX RRset: nothing shows that D is signed, so a failed
+ * address lookup of a host that is not the destination changes nothing. */
+static void
+test_fail_insecure_mx_no_defer(void **s)
+{
+	struct dane_info *d;
+
+	mx("d.test", 0, "mx2.d.test", "mx1.d.test");
+	answer("mx1.d.test", DNS_T_A, DNS_TIMEOUT, NULL);
+	a("mx2.d.test", 0, "192.0.2.2");
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_NONE);
+}
+
+/* Equal preferences: the order is (pref, name), whatever the answer's
+ * order, the same for every user of the MX walk. */
+static void
+test_equal_pref_stable(void **s)
+{
+	struct dane_info *d;
+	struct msg m;
+
+	begin(&m, 0x1234, 1, 0, "d.test", DNS_T_MX, 2, 0, 0);
+	rr_name(&m, "d.test", DNS_T_MX, 10, "b.d.test", 300);
+	rr_name(&m, "d.test", DNS_T_MX, 10, "a.d.test", 300);
+	answer("d.test", DNS_T_MX, DNS_SECURE, &m);
+	a("a.d.test", 1, "192.0.2.1");
+	a("b.d.test", 1, "192.0.2.1");
+	tlsa("a.d.test", 1, 3, 1, 1, 32);
+	tlsa("b.d.test", 1, 3, 1, 1, 32);
+	d = run("d.test", "192.0.2.1");
+	assert_string_equal(d->mx_host, "a.d.test");
+	assert_string_equal(d->tlsa_base, "a.d.test");
+}
+
 static void
 test_mx_failures(void **s)
 {
@@ -481,12 +455,20 @@ static void
 test_cancel(void **s)
 {
 	struct sockaddr_in sin;
+	struct mx_result m;
 	struct dane_req *r;
 
-	mx("d.test", 1, "mx.d.test", NULL);
+	memset(&m, 0, sizeof(m));
+	snprintf(m.domain, sizeof(m.domain), "d.test");
+	m.status = DNS_SECURE;
+	m.secure = 1;
+	m.nhost = 1;
+	snprintf(m.host[0].name, sizeof(m.host[0].name), "mx.d.test");
+	m.host[0].st4 = DNS_SECURE;
+	m.host[0].has_dst = 1;
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
-	r = dane_lookup(NULL, "d.test", (struct sockaddr *)&sin, done, NULL);
+	r = dane_lookup(loop, NULL, &m, (struct sockaddr *)&sin, done, NULL);
 	assert_non_null(r);
 	dane_cancel(r);
 	assert_null(got);
@@ -524,6 +506,16 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_no_dane,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_addr_then_tlsa,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_fail_not_an_mx_tlsa_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_single_addr_timeout,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fail_insecure_mx_no_defer,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_equal_pref_stable, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_mx_failures, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ede_parser, setup,

@@ -27,6 +27,7 @@
 #include "core/stats.h"
 #include "policy/cache.h"
 #include "policy/dns.h"
+#include "policy/history.h"
 #include "policy/policy.h"
 
 #include "dnsmsg.h"
@@ -63,6 +64,13 @@ static const struct zrr zone[] = {
 	{ "a.shared.test", DNS_T_A, "192.0.2.8" },
 	{ "b.shared.test", DNS_T_A, "192.0.2.8" },
 	{ "expired.test", DNS_T_MX, "10 mx.expired.test" },
+	/* testing mode, the MX host listed: the report check passes */
+	{ "tstok.test", DNS_T_MX, "10 mx.tstok.test" },
+	{ "mx.tstok.test", DNS_T_A, "192.0.2.10" },
+	{ "_mta-sts.tstok.test", DNS_T_TXT, "v=STSv1; id=k1" },
+	/* queries for mx.slow.test are never answered (fake_read drops) */
+	{ "slow.test", DNS_T_MX, "10 mx.slow.test" },
+	{ "mx.slow.test", DNS_T_A, "192.0.2.11" },
 	{ "mx.expired.test", DNS_T_A, "192.0.2.7" },
 	{ NULL, 0, NULL },
 };
@@ -100,6 +108,8 @@ fake_read(int fd, int events, void *arg)
 	}
 	name[o] = '\0';
 	qtype = q[off + 1] << 8 | q[off + 2];
+	if (strcasecmp(name, "mx.slow.test") == 0)
+		return;		/* a black hole: the lookup never ends */
 	for (i = 0; zone[i].name; i++)
 		if (strcasecmp(zone[i].name, name) == 0) {
 			exists = 1;
@@ -167,6 +177,9 @@ cache_policy(const char *domain, const char *id, const char *body,
 }
 
 static struct policy *pol;
+/* settings for the next mkpolicy() */
+static int cfg_require_tls;
+static uint64_t cfg_policy_timeout = 5000, cfg_dns_timeout = 2000;
 
 static struct policy *
 mkpolicy(const char *const *overrides, int sts)
@@ -181,8 +194,12 @@ mkpolicy(const char *const *overrides, int sts)
 	cfg->dns_servers.v = calloc(1, sizeof(char *));
 	cfg->dns_servers.v[0] = strdup(srv);
 	cfg->dns_servers.n = 1;
-	cfg->dns_timeout = 2000;
-	cfg->policy_timeout = 5000;
+	cfg->dns_timeout = cfg_dns_timeout;
+	cfg->policy_timeout = cfg_policy_timeout;
+	if (cfg_require_tls) {
+		free(cfg->require_tls);
+		cfg->require_tls = strdup("yes");
+	}
 	cfg->sts_fetch_timeout = 1500;
 	cfg->sts_enable = sts;
 	free(cfg->state_dir);
@@ -236,6 +253,8 @@ setup(void **state)
 	    "mx: b.shared.test\nmax_age: 86400\n", 10, 86400);
 	/* expired, and no TXT record any more: no policy */
 	cache_policy("expired.test", "e1", enf, 90000, 86400);
+	cache_policy("tstok.test", "k1", "version: STSv1\nmode: testing\n"
+	    "mx: mx.tstok.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("newid.test", "one", "version: STSv1\nmode: enforce\n"
 	    "mx: mx.newid.test\nmax_age: 86400\n", 10, 86400);
 	return 0;
@@ -369,9 +388,128 @@ test_testing_reports(void **state)
 	struct policy *p = mkpolicy(NULL, 1);
 	struct policy_verdict *v = lookup(p, "tst.test", "192.0.2.2");
 
-	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	/* the failure (MX host not in the policy) is reported; what is
+	 * enforced is what applies without the policy */
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
 	assert_int_equal(v->report_only, 1);
 	assert_string_equal(v->reason, "validation-failure");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
+ * MTA-STS testing never weakens what would apply without the policy: the
+ * enforced level is what require_tls, the TLS history or the default
+ * give; the policy's check (names) is only reported.
+ */
+static void
+test_testing_is_opportunistic(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "tstok.test", "192.0.2.10");
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_int_equal(v->report_only, 1);
+	assert_string_equal(v->source, "mta-sts");
+	assert_string_equal(v->reason, "");
+	assert_string_equal(v->mx_host, "mx.tstok.test");
+	assert_non_null(v->tls);	/* the names to report against */
+	assert_non_null(strstr(v->sts_note, "mode=testing"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_testing_keeps_require_tls(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+
+	cfg_require_tls = 1;
+	p = mkpolicy(NULL, 1);
+	cfg_require_tls = 0;
+	/* the report check would pass ... */
+	v = lookup(p, "tstok.test", "192.0.2.10");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_int_equal(v->report_only, 1);
+	assert_string_equal(v->source, "require_tls");
+	policy_verdict_free(v);
+	/* ... or fail: never below encrypt, never verify */
+	v = lookup(p, "tst.test", "192.0.2.2");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_int_equal(v->report_only, 1);
+	assert_string_equal(v->reason, "validation-failure");
+	policy_verdict_free(v);
+	/* destination not an MX address: reported, still encrypt */
+	v = lookup(p, "tst.test", "198.51.100.9");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_int_equal(v->report_only, 1);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static void
+test_testing_keeps_history(void **state)
+{
+	char err[256];
+	struct history *h = history_open(statedir, err, sizeof(err));
+	struct sockaddr_in sin;
+	struct policy *p;
+	struct policy_verdict *v;
+
+	assert_non_null(h);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.2", &sin.sin_addr);
+	assert_int_equal(history_record(h, "mx.tst.test",
+	    (struct sockaddr *)&sin, 1, 1, (int64_t)time(NULL), NULL), 0);
+	history_close(h);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "tst.test", "192.0.2.2");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	assert_int_equal(v->report_only, 1);
+	assert_string_equal(v->mx_host, "mx.tst.test");
+	policy_verdict_free(v);
+	policy_free(p);
+	h = history_open(statedir, err, sizeof(err));
+	assert_non_null(h);
+	history_del(h, "mx.tst.test", (struct sockaddr *)&sin);
+	history_del(h, "", (struct sockaddr *)&sin);
+	history_close(h);
+}
+
+/*
+ * The engine owns policy_timeout: it always answers by then, and while
+ * the DNSSEC/DANE lookups are still running that answer is a deferral
+ * (dnssec-invalid), never a fallback to cleartext.
+ */
+static void
+test_timeout_verdict(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	struct timespec t0, t1;
+	long ms;
+
+	cfg_policy_timeout = 300;
+	cfg_dns_timeout = 10000;
+	p = mkpolicy(NULL, 1);
+	cfg_policy_timeout = 5000;
+	cfg_dns_timeout = 2000;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	v = lookup(p, "slow.test", "192.0.2.11");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	print_message("timeout verdict after %ld ms: %s %s\n", ms,
+	    tls_level_name(v->level), v->reason);
+	/* by policy_timeout (300 ms; the loop's clock may run a little
+	 * early), long before the resolver's 10 s */
+	assert_true(ms < 2000);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->source, "dane");
+	assert_string_equal(v->reason, "dnssec-invalid");
 	policy_verdict_free(v);
 	policy_free(p);
 }
@@ -534,6 +672,10 @@ main(void)
 		cmocka_unit_test(test_override_relay_address),
 		cmocka_unit_test(test_override_domain),
 		cmocka_unit_test(test_testing_reports),
+		cmocka_unit_test(test_testing_is_opportunistic),
+		cmocka_unit_test(test_testing_keeps_require_tls),
+		cmocka_unit_test(test_testing_keeps_history),
+		cmocka_unit_test(test_timeout_verdict),
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
 		cmocka_unit_test(test_refresh_in_background),

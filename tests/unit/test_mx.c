@@ -1,0 +1,278 @@
+/*
+ * test_mx.c - the one MX walk (policy/mx.c) on canned DNS answers
+ * (fakedns.h): the order of the hosts (preference, then name, whatever
+ * the answer's order), duplicates, null MX, the implicit MX and its
+ * secure denial, a failed MX lookup with its Extended DNS Error, address
+ * statuses per family, the host owning the destination, the A-before-AAAA
+ * order of addresses, the secure CNAME expansion, and cancel.
+ */
+// WRAP: dns_query dns_cancel
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/ev.h"
+#include "policy/dns.h"
+#include "policy/mx.h"
+
+#include "fakedns.h"
+
+static struct mx_result *got;
+
+static void
+done(void *arg, struct mx_result *m)
+{
+	got = m;
+	ev_loop_stop(loop);
+}
+
+static struct mx_result *
+walk(const char *domain, const char *dst, int families)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	if (dst != NULL)
+		inet_pton(AF_INET, dst, &sin.sin_addr);
+	got = NULL;
+	assert_non_null(mx_walk(NULL, domain, dst ? (struct sockaddr *)&sin :
+	    NULL, families, done, NULL));
+	assert_null(got);		/* never synchronous */
+	ev_loop_run(loop);
+	assert_non_null(got);
+	return got;
+}
+
+static int
+setup(void **state)
+{
+	loop = ev_loop_new();
+	nfakes = 0;
+	queries = 0;
+	got = NULL;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	fakes_clear();
+	free(got);
+	got = NULL;
+	ev_loop_free(loop);
+	return 0;
+}
+
+static void
+mx3(const char *d, const char *h1, int p1, const char *h2, int p2,
+    const char *h3, int p3)
+{
+	struct msg m;
+
+	begin(&m, 0x1234, 1, 0, d, DNS_T_MX, 3, 0, 0);
+	rr_name(&m, d, DNS_T_MX, p1, h1, 300);
+	rr_name(&m, d, DNS_T_MX, p2, h2, 300);
+	rr_name(&m, d, DNS_T_MX, p3, h3, 300);
+	answer(d, DNS_T_MX, DNS_SECURE, &m);
+}
+
+/* Equal preferences sort by name, in whichever order the answer lists
+ * them: the engine, DANE, check and policy see one order. */
+static void
+test_order(void **s)
+{
+	struct mx_result *m;
+
+	mx3("d.test", "c.d.test", 10, "b.d.test", 10, "a.d.test", 5);
+	m = walk("D.test.", NULL, 0);
+	assert_string_equal(m->domain, "d.test");
+	assert_int_equal(m->status, DNS_SECURE);
+	assert_int_equal(m->secure, 1);
+	assert_int_equal(m->nhost, 3);
+	assert_string_equal(m->host[0].name, "a.d.test");
+	assert_string_equal(m->host[1].name, "b.d.test");
+	assert_string_equal(m->host[2].name, "c.d.test");
+	assert_int_equal(m->host[0].st4, -1);	/* not asked */
+	assert_int_equal(queries, 1);
+	free(m);
+	got = NULL;
+	fakes_clear();
+	mx3("d.test", "a.d.test", 5, "b.d.test", 10, "c.d.test", 10);
+	m = walk("d.test", NULL, 0);
+	assert_string_equal(m->host[1].name, "b.d.test");
+	assert_string_equal(m->host[2].name, "c.d.test");
+}
+
+static void
+test_duplicates_and_null(void **s)
+{
+	struct mx_result *m;
+	struct msg q;
+
+	mx3("d.test", "b.d.test", 20, "b.d.test", 10, "", 0);
+	m = walk("d.test", NULL, 0);
+	assert_int_equal(m->nhost, 1);
+	assert_int_equal(m->host[0].pref, 10);
+	assert_int_equal(m->null_mx, 0);
+	free(m);
+	got = NULL;
+	/* RFC 7505: the null MX alone */
+	begin(&q, 0x1234, 1, 0, "null.test", DNS_T_MX, 1, 0, 0);
+	rr_name(&q, "null.test", DNS_T_MX, 0, "", 300);
+	answer("null.test", DNS_T_MX, DNS_SECURE, &q);
+	m = walk("null.test", "192.0.2.1", MX_WALK_A);
+	assert_int_equal(m->nhost, 0);
+	assert_int_equal(m->null_mx, 1);
+	assert_int_equal(m->owner, -1);
+}
+
+static void
+test_implicit(void **s)
+{
+	struct mx_result *m;
+	struct msg q;
+
+	begin(&q, 0x1234, 1, 0, "d.test", DNS_T_MX, 0, 0, 0);
+	answer("d.test", DNS_T_MX, DNS_NODATA, &q);
+	a("d.test", 1, "192.0.2.1");
+	m = walk("d.test", "192.0.2.1", MX_WALK_A);
+	assert_int_equal(m->implicit, 1);
+	assert_int_equal(m->secure, 1);		/* secure denial */
+	assert_int_equal(m->nhost, 1);
+	assert_string_equal(m->host[0].name, "d.test");
+	assert_int_equal(m->host[0].pref, 0);
+	assert_int_equal(m->owner, 0);
+	free(m);
+	got = NULL;
+	/* NXDOMAIN, no fake at all: implicit MX, insecure */
+	m = walk("none.test", NULL, MX_WALK_A);
+	assert_int_equal(m->status, DNS_NXDOMAIN);
+	assert_int_equal(m->implicit, 1);
+	assert_int_equal(m->secure, 0);
+	assert_int_equal(m->host[0].st4, DNS_NXDOMAIN);
+}
+
+static void
+test_mx_failure(void **s)
+{
+	struct mx_result *m;
+
+	fail_with("bogus.test", DNS_T_MX, 7);
+	m = walk("bogus.test", "192.0.2.1", MX_WALK_A);
+	assert_int_equal(m->status, DNS_SERVFAIL);
+	assert_int_equal(m->ede, 7);
+	assert_int_equal(m->nhost, 0);
+	assert_int_equal(m->owner, -1);
+	free(m);
+	got = NULL;
+	answer("slow.test", DNS_T_MX, DNS_TIMEOUT, NULL);
+	m = walk("slow.test", NULL, MX_WALK_A);
+	assert_int_equal(m->status, DNS_TIMEOUT);
+	assert_int_equal(m->ede, -1);
+	assert_true(mx_status_failed(m->status));
+}
+
+/* The destination's owner is the most preferred host with it among its
+ * addresses; failures and statuses are kept per host and family. */
+static void
+test_owner_and_statuses(void **s)
+{
+	struct mx_result *m;
+	struct msg q;
+
+	mx3("d.test", "mx30.d.test", 30, "mx20.d.test", 20, "mx10.d.test",
+	    10);
+	answer("mx10.d.test", DNS_T_A, DNS_TIMEOUT, NULL);
+	a("mx20.d.test", 0, "192.0.2.1");
+	a("mx30.d.test", 1, "192.0.2.1");
+	begin(&q, 0x1234, 1, 0, "mx30.d.test", DNS_T_AAAA, 1, 0, 0);
+	rr_hdr(&q, "mx30.d.test", DNS_T_AAAA, 300, 16);
+	inet_pton(AF_INET6, "2001:db8::30", q.b + q.n);
+	q.n += 16;
+	answer("mx30.d.test", DNS_T_AAAA, DNS_SECURE, &q);
+	m = walk("d.test", "192.0.2.1", MX_WALK_A | MX_WALK_AAAA);
+	assert_int_equal(m->owner, 1);
+	assert_string_equal(m->host[1].name, "mx20.d.test");
+	assert_int_equal(m->host[0].st4, DNS_TIMEOUT);
+	assert_int_equal(m->host[0].has_dst, 0);
+	assert_int_equal(m->host[1].st4, DNS_INSECURE);
+	assert_int_equal(m->host[1].st6, DNS_NXDOMAIN);
+	assert_int_equal(m->host[2].st4, DNS_SECURE);
+	assert_int_equal(m->host[2].st6, DNS_SECURE);
+	assert_int_equal(m->host[2].has_dst, 1);
+	/* A before AAAA */
+	assert_int_equal(m->host[2].naddr, 2);
+	assert_int_equal(m->host[2].addr[0].ss_family, AF_INET);
+	assert_int_equal(m->host[2].addr[1].ss_family, AF_INET6);
+	assert_int_equal(mx_host_status(&m->host[2], AF_INET6), DNS_SECURE);
+	assert_int_equal(m->pending, 0);
+	/* another destination, on the same walk (mxguard check) */
+	{
+		struct sockaddr_in6 s6;
+
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		inet_pton(AF_INET6, "2001:db8::30", &s6.sin6_addr);
+		assert_int_equal(mx_result_set_dst(m,
+		    (struct sockaddr *)&s6), 2);
+		assert_int_equal(m->host[1].has_dst, 0);
+	}
+}
+
+static void
+test_cname_expanded(void **s)
+{
+	struct mx_result *m;
+	struct msg q;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	begin(&q, 0x1234, 1, 0, "mx.d.test", DNS_T_A, 2, 0, 0);
+	rr_name(&q, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test", 300);
+	rr_a(&q, "real.hoster.test", "192.0.2.1", 300);
+	answer("mx.d.test", DNS_T_A, DNS_SECURE, &q);
+	m = walk("d.test", "192.0.2.1", MX_WALK_A);
+	assert_string_equal(m->host[0].expanded, "real.hoster.test");
+	assert_int_equal(m->owner, 0);
+}
+
+static void
+test_cancel(void **s)
+{
+	struct mx_walk *w;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	w = mx_walk(NULL, "d.test", NULL, MX_WALK_A, done, NULL);
+	assert_non_null(w);
+	assert_int_equal(mx_walk_peek(w)->status, -1);
+	mx_walk_cancel(w);
+	assert_null(got);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates_and_null,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_implicit, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_mx_failure, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_owner_and_statuses,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cname_expanded, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
