@@ -1,5 +1,5 @@
 /*
- * store.c - opening an LMDB store under state_dir (see store.h).
+ * store.c - opening a bounded LMDB store under state_dir (see store.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,9 +8,27 @@
 
 #include "policy/store.h"
 
+#define PAGE	4096
+
+size_t
+store_mapsize(const struct store_limits *l)
+{
+	size_t per, n, sz;
+
+	if (l->mapsize != 0)
+		return l->mapsize;
+	/* a value that does not fit a leaf page goes to overflow pages of
+	 * its own; the leaf and branch nodes come on top */
+	per = (l->entry_max + 64 + PAGE - 1) / PAGE * PAGE + 2 * 600;
+	n = l->max_entries ? l->max_entries : 1;
+	sz = n * per;
+	sz += sz / 2 + 2 * 1024 * 1024;
+	return (sz + 1024 * 1024 - 1) / (1024 * 1024) * (1024 * 1024);
+}
+
 int
-store_open(const char *dir, const char *file, size_t mapsize, MDB_env **envp,
-    MDB_dbi *dbi, char *err, size_t errsz)
+store_open(const char *dir, const char *file, const struct store_limits *l,
+    MDB_env **envp, MDB_dbi *dbi, char *err, size_t errsz)
 {
 	MDB_env *env = NULL;
 	MDB_txn *txn;
@@ -28,7 +46,10 @@ store_open(const char *dir, const char *file, size_t mapsize, MDB_env **envp,
 	}
 	if ((rc = mdb_env_create(&env)) != 0)
 		goto fail;
-	mdb_env_set_mapsize(env, mapsize);
+	/* a file already larger (an older, unbounded version) keeps its
+	 * data: LMDB never maps less than what is in use */
+	if ((rc = mdb_env_set_mapsize(env, store_mapsize(l))) != 0)
+		goto fail;
 	if ((rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOTLS,
 	    0600)) != 0)
 		goto fail;
@@ -47,4 +68,20 @@ fail:
 	if (env != NULL)
 		mdb_env_close(env);
 	return -1;
+}
+
+size_t
+store_count(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_stat st;
+
+	if (mdb_stat(txn, dbi, &st) != 0)
+		return 0;
+	return st.ms_entries;
+}
+
+int
+store_full(int rc)
+{
+	return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL;
 }
