@@ -148,18 +148,37 @@ gauge(struct sts_cache *c, MDB_txn *txn)
 		mdb_txn_abort(own);
 }
 
+/* What one make_room() dropped: counted and logged once its transaction
+ * is committed (an aborted one dropped nothing). */
+enum { EV_INVALID, EV_EXPIRED, EV_NONE, EV_TESTING, EV_N };
+static const char *ev_reason[EV_N] = { "invalid", "expired", "mode-none",
+    "mode-testing" };
+
+struct evictions {
+	int	 n[EV_N];
+	char	 lru[256];	/* the least recently used victim, if any */
+};
+
 static void
-evicted(const MDB_val *k, const char *reason)
+report(const struct evictions *ev)
 {
 	char name[120];
+	int i, total = 0;
 
-	snprintf(name, sizeof(name), "mxguard_sts_cache_evictions_total"
-	    "{reason=\"%s\"}", reason);
-	stats_add(stats_get(name, "MTA-STS policies evicted from a full "
-	    "cache"), 1);
-	log_info("event=sts-cache-evict domain=%.*s reason=%s",
-	    (int)(k->mv_size > 253 ? 253 : k->mv_size),
-	    (const char *)k->mv_data, reason);
+	for (i = 0; i < EV_N; i++) {
+		if (ev->n[i] == 0)
+			continue;
+		snprintf(name, sizeof(name), "mxguard_sts_cache_evictions_total"
+		    "{reason=\"%s\"}", ev_reason[i]);
+		stats_add(stats_get(name, "MTA-STS policies evicted from a "
+		    "full cache"), ev->n[i]);
+		total += ev->n[i];
+	}
+	if (total > 0)
+		log_info("event=sts-cache-evict invalid=%d expired=%d "
+		    "mode_none=%d mode_testing=%d lru=%s", ev->n[EV_INVALID],
+		    ev->n[EV_EXPIRED], ev->n[EV_NONE], ev->n[EV_TESTING],
+		    ev->lru[0] ? ev->lru : "-");
 }
 
 static void
@@ -297,49 +316,43 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 
 /*
  * Makes room in txn for one more record.  Drops every expired or
- * unreadable record; then, if the store still holds max_entries records
- * (or force is set and nothing was dropped yet), the least recently used
- * policy of mode none, else of mode testing.  Never a live enforce
- * policy, never the record of keep (the domain being written).  Returns
- * the number of records dropped, -1 on a store error.
+ * unreadable record (up to SCAN_DROP_MAX); then, if the store still holds
+ * max_entries records (or force is set: MDB_MAP_FULL, the file is full
+ * before the count), the least recently used policy of mode none, else of
+ * mode testing.  Never a live enforce policy, never the record of keep
+ * (the domain being written).  -1 on a store error, else 0 with ev
+ * telling what went.
  */
 static int
 make_room(struct sts_cache *c, MDB_txn *txn, const MDB_val *keep,
-    int64_t now, int force)
+    int64_t now, int force, struct evictions *ev)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct rec r;
 	char victim[2][256];
-	int64_t vused[2];
+	int64_t vused[2] = { 0, 0 };
 	int have[2] = { 0, 0 }, dropped = 0, rc, t;
 
 	if (mdb_cursor_open(txn, c->dbi, &cur) != 0)
 		return -1;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
 	while (rc == 0) {
-		const char *why = NULL;
+		int why = -1;
 
-		if (keep != NULL && k.mv_size == keep->mv_size &&
+		if (k.mv_size == keep->mv_size &&
 		    memcmp(k.mv_data, keep->mv_data, k.mv_size) == 0)
 			goto next;
 		if (rec_decode(&v, &r, 1) == -1 || r.mode == MODE_INVALID)
-			why = "invalid";
+			why = EV_INVALID;
 		else if (now >= r.expires)
-			why = "expired";
-		if (why != NULL && dropped < SCAN_DROP_MAX) {
-			char name[256];
-			MDB_val nk = { 0, name };
-
-			/* the key lives in the page the delete rewrites */
-			nk.mv_size = k.mv_size < sizeof(name) ? k.mv_size :
-			    sizeof(name) - 1;
-			memcpy(name, k.mv_data, nk.mv_size);
+			why = EV_EXPIRED;
+		if (why != -1 && dropped < SCAN_DROP_MAX) {
 			if (mdb_cursor_del(cur, 0) != 0) {
 				mdb_cursor_close(cur);
 				return -1;
 			}
-			evicted(&nk, why);
+			ev->n[why]++;
 			dropped++;
 			/* after a delete, MDB_NEXT yields the record that
 			 * followed the deleted one */
@@ -347,7 +360,7 @@ make_room(struct sts_cache *c, MDB_txn *txn, const MDB_val *keep,
 		}
 		t = r.mode == STS_MODE_NONE ? 0 : r.mode == STS_MODE_TESTING ?
 		    1 : -1;
-		if (t >= 0 && k.mv_size < sizeof(victim[t]) &&
+		if (why == -1 && t >= 0 && k.mv_size < sizeof(victim[t]) &&
 		    (!have[t] || r.last_used < vused[t])) {
 			memcpy(victim[t], k.mv_data, k.mv_size);
 			victim[t][k.mv_size] = '\0';
@@ -362,7 +375,7 @@ next:
 		return -1;
 	if (store_count(txn, c->dbi) < c->max_entries && !(force &&
 	    dropped == 0))
-		return dropped;
+		return 0;
 	for (t = 0; t < 2; t++) {
 		if (!have[t])
 			continue;
@@ -370,21 +383,39 @@ next:
 		k.mv_size = strlen(victim[t]);
 		if (mdb_del(txn, c->dbi, &k, NULL) != 0)
 			return -1;
-		evicted(&k, t == 0 ? "mode-none" : "mode-testing");
-		return dropped + 1;
+		ev->n[t == 0 ? EV_NONE : EV_TESTING]++;
+		snprintf(ev->lru, sizeof(ev->lru), "%s", victim[t]);
+		return 0;
 	}
-	return dropped;
+	return 0;
 }
 
-/* One attempt: 0 stored, 1 refused (logged), or an LMDB error code. */
+/* May a newcomer come in: fewer than max_entries records, and the map
+ * not past the share kept for updates of the records already in
+ * (store_room(), as last committed)? */
+static int
+admits(struct sts_cache *c, MDB_txn *txn)
+{
+	return store_count(txn, c->dbi) < c->max_entries &&
+	    store_room(c->env);
+}
+
+/*
+ * One attempt: 0 stored, 1 refused (logged), or an LMDB error code.
+ * Eviction runs in a transaction of its own, committed before the put:
+ * pages an aborted put had freed would not be free.  force (an earlier
+ * attempt hit MDB_MAP_FULL) evicts even when the count is below the bound.
+ */
 static int
 put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
     int64_t now, int force)
 {
+	struct evictions ev;
 	MDB_txn *txn;
 	MDB_val k, old, v = *val;
 	int rc, exists;
 
+	memset(&ev, 0, sizeof(ev));
 	k.mv_data = (void *)domain;
 	k.mv_size = strlen(domain);
 	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
@@ -393,20 +424,29 @@ put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto abort;
 	exists = rc == 0;
-	if (force || (!exists && store_count(txn, c->dbi) >=
-	    c->max_entries)) {
-		if (make_room(c, txn, &k, now, force) == -1) {
+	if (force || (!exists && !admits(c, txn))) {
+		if (make_room(c, txn, &k, now, force ||
+		    !store_room(c->env), &ev) == -1) {
 			rc = MDB_PANIC;
 			goto abort;
 		}
-		if (!exists && store_count(txn, c->dbi) >= c->max_entries) {
+		if ((rc = mdb_txn_commit(txn)) != 0)
+			return rc;
+		report(&ev);
+		if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+			return rc;
+		if (!exists && !admits(c, txn)) {
 			/* only live enforce policies left: keep them */
-			if ((rc = mdb_txn_commit(txn)) != 0 && !store_full(rc))
-				return rc;
+			mdb_txn_abort(txn);
 			gauge(c, NULL);
-			refused(c, domain, "full", "every cached policy is a "
-			    "live enforce policy: a newcomer never evicts "
-			    "one");
+			if (sts_cache_count(c) >= c->max_entries)
+				refused(c, domain, "full", "every cached "
+				    "policy is a live enforce policy: a "
+				    "newcomer never evicts one");
+			else
+				refused(c, domain, "map-full", "the store "
+				    "file keeps its last quarter for updates "
+				    "of live enforce policies");
 			return 1;
 		}
 	}

@@ -54,6 +54,8 @@ count_reason(const char *family, const char *help, const char *reason)
 	stats_add(stats_get(name, help), 1);
 }
 
+static int	decode(const MDB_val *, struct history_entry *);
+
 struct history *
 history_open_limits(const char *dir, size_t max_entries, int64_t window_s,
     size_t mapsize, char *err, size_t errsz)
@@ -222,56 +224,82 @@ history_get(struct history *h, const char *host, const struct sockaddr *dst,
 #define REFRESH_S	600
 
 /*
- * Makes room in txn for one more record: drops records that expect no
- * TLS any more (they decide nothing) and unreadable ones, never the one
- * being written (keep).  -1 on a store error, else the number dropped.
+ * Makes room in txn for newcomers: drops records that expect no TLS any
+ * more (they decide nothing) and unreadable ones, never the one being
+ * written (keep).  Counts them in n[0] (unreadable) and n[1]; -1 on a
+ * store error.
  */
 static int
-make_room(struct history *h, MDB_txn *txn, const MDB_val *keep, int64_t now)
+make_room(struct history *h, MDB_txn *txn, const MDB_val *keep, int64_t now,
+    int n[2])
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct history_entry e;
-	int dropped = 0, rc;
+	int rc;
 
 	if (mdb_cursor_open(txn, h->dbi, &cur) != 0)
 		return -1;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	while (rc == 0 && dropped < SCAN_DROP_MAX) {
-		const char *why = NULL;
+	while (rc == 0 && n[0] + n[1] < SCAN_DROP_MAX) {
+		int why = -1;
 
-		if (k.mv_size == keep->mv_size &&
-		    memcmp(k.mv_data, keep->mv_data, k.mv_size) == 0)
-			;
-		else if (decode(&v, &e) == -1)
-			why = "invalid";
-		else if (!history_expects_tls(&e, now, h->window_s))
-			why = "no-tls-in-window";
-		if (why != NULL) {
+		if (k.mv_size != keep->mv_size ||
+		    memcmp(k.mv_data, keep->mv_data, k.mv_size) != 0) {
+			if (decode(&v, &e) == -1)
+				why = 0;
+			else if (!history_expects_tls(&e, now, h->window_s))
+				why = 1;
+		}
+		if (why != -1) {
 			if (mdb_cursor_del(cur, 0) != 0) {
 				mdb_cursor_close(cur);
 				return -1;
 			}
-			count_reason("mxguard_tls_history_evictions_total",
-			    "TLS history records evicted from a full store",
-			    why);
-			dropped++;
+			n[why]++;
 		}
 		/* after a delete, MDB_NEXT yields the record that followed
 		 * the deleted one */
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return -1;
-	if (dropped > 0)
-		log_info("event=tls-history-evict records=%d reason=no-tls-in-"
-		    "window", dropped);
-	return dropped;
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
 }
 
-/* One attempt: 0 written or nothing to write, 1 refused (newcomer, full
- * of records that still expect TLS), else an LMDB error code. */
+static void
+report(const int n[2])
+{
+	static const char *why[2] = { "invalid", "no-tls-in-window" };
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (n[i] > 0) {
+			char name[120];
+
+			snprintf(name, sizeof(name),
+			    "mxguard_tls_history_evictions_total"
+			    "{reason=\"%s\"}", why[i]);
+			stats_add(stats_get(name, "TLS history records "
+			    "evicted from a full store"), n[i]);
+		}
+	if (n[0] + n[1] > 0)
+		log_info("event=tls-history-evict invalid=%d "
+		    "no_tls_in_window=%d", n[0], n[1]);
+}
+
+static int
+admits(struct history *h, MDB_txn *txn)
+{
+	return store_count(txn, h->dbi) < h->max_entries &&
+	    store_room(h->env);
+}
+
+/*
+ * One attempt: 0 written or nothing to write, 1 refused (a newcomer, and
+ * every record still expects TLS), else an LMDB error code.  Eviction runs
+ * in a transaction of its own, committed before the write; force (an
+ * earlier attempt hit MDB_MAP_FULL) evicts even below the bound.
+ */
 static int
 record_once(struct history *h, const char *key, int starttls_offered,
     int tls_ok, int64_t now, struct history_entry *prev, int force)
@@ -280,7 +308,7 @@ record_once(struct history *h, const char *key, int starttls_offered,
 	unsigned char buf[VAL_LEN];
 	MDB_txn *txn;
 	MDB_val k, v;
-	int rc, exists;
+	int rc, exists, n[2] = { 0, 0 };
 
 	k.mv_size = strlen(key);
 	k.mv_data = (void *)key;
@@ -299,13 +327,20 @@ record_once(struct history *h, const char *key, int starttls_offered,
 		mdb_txn_abort(txn);
 		return 0;
 	}
-	if (force || (!exists && store_count(txn, h->dbi) >= h->max_entries)) {
-		if (make_room(h, txn, &k, now) == -1) {
+	if (force || (!exists && !admits(h, txn))) {
+		if (make_room(h, txn, &k, now, n) == -1) {
 			mdb_txn_abort(txn);
 			return MDB_PANIC;
 		}
-		if (!exists && store_count(txn, h->dbi) >= h->max_entries) {
-			(void)mdb_txn_commit(txn);	/* keep the drops */
+		if ((rc = mdb_txn_commit(txn)) != 0)
+			return rc;
+		report(n);
+		if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
+			return rc;
+		if (!exists && !admits(h, txn)) {
+			/* every record still expects TLS: keep them */
+			gauge(h, txn);
+			mdb_txn_abort(txn);
 			return 1;
 		}
 	}
@@ -350,13 +385,17 @@ history_record(struct history *h, const char *host,
 		    i > 0);
 	if (rc == 0)
 		return 0;
-	reason = rc == 1 ? "full" : store_full(rc) ? "map-full" : "error";
+	reason = rc == 1 ? (history_count(h) >= h->max_entries ? "full" :
+	    "map-full") : store_full(rc) ? "map-full" : "error";
 	count_reason("mxguard_tls_history_refusals_total",
 	    "TLS history records not written", reason);
 	log_warn("event=history-refused key=%s reason=%s max_entries=%zu "
-	    "detail=\"%s\"", key, reason, h->max_entries, rc == 1 ?
-	    "every record still expects TLS: a newcomer never evicts one" :
-	    mdb_strerror(rc == MDB_PANIC ? EIO : rc));
+	    "detail=\"%s\"", key, reason, h->max_entries,
+	    strcmp(reason, "full") == 0 ? "every record still expects TLS: "
+	    "a newcomer never evicts one" : strcmp(reason, "map-full") == 0 ?
+	    "the store file is at its bound (its last quarter is kept for "
+	    "updates of the records in)" : mdb_strerror(rc == MDB_PANIC ?
+	    EIO : rc));
 	return -1;
 }
 

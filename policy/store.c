@@ -85,3 +85,37 @@ store_full(int rc)
 {
 	return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL;
 }
+
+int
+store_room(MDB_env *env)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t used, free_pages = 0, map_pages;
+
+	if (mdb_env_info(env, &ei) != 0 || mdb_env_stat(env, &st) != 0)
+		return 1;
+	map_pages = ei.me_mapsize / st.ms_psize;
+	/* the free list is database 0: each record a list of page numbers,
+	 * its first word their count (mdb_stat -f reads it the same way,
+	 * and LMDB opens it to read-only transactions only) */
+	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+		return 1;
+	if (mdb_cursor_open(txn, 0, &cur) == 0) {
+		while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+			if (v.mv_size >= sizeof(size_t)) {
+				size_t n;
+
+				memcpy(&n, v.mv_data, sizeof(n));
+				free_pages += n;
+			}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	used = ei.me_last_pgno + 1;
+	used = used > free_pages ? used - free_pages : 0;
+	return used < map_pages / 4 * 3;
+}

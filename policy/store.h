@@ -38,6 +38,13 @@ int	store_open(const char *dir, const char *file,
 /* Records in the store (within txn); 0 on error. */
 size_t	store_count(MDB_txn *txn, MDB_dbi dbi);
 
+/* Is there room for a newcomer: the pages in use (the file's high-water
+ * mark less its free list) below three quarters of the map?  The last
+ * quarter is kept for updates of the records already in, so that a full
+ * store never blocks the refresh of a record it keeps.  Reads the last
+ * committed state (its own read-only transaction). */
+int	store_room(MDB_env *env);
+
 /* Is rc the store being full (map or transaction), which the owner
  * answers by evicting, never by failing for good? */
 int	store_full(int rc);
