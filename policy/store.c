@@ -9,6 +9,7 @@
 #include "policy/store.h"
 
 #define PAGE	4096
+#define LEAF_MAX 2000	/* LMDB's largest node in a 4 KiB leaf, about */
 
 size_t
 store_mapsize(const struct store_limits *l)
@@ -17,9 +18,13 @@ store_mapsize(const struct store_limits *l)
 
 	if (l->mapsize != 0)
 		return l->mapsize;
-	/* a value that does not fit a leaf page goes to overflow pages of
-	 * its own; the leaf and branch nodes come on top */
-	per = (l->entry_max + 64 + PAGE - 1) / PAGE * PAGE + 2 * 600;
+	/* a record that fits a leaf node shares leaf pages (half full at
+	 * worst); a larger value goes to overflow pages of its own, its key
+	 * and page number to a leaf */
+	if (l->entry_max + 16 <= LEAF_MAX)
+		per = 2 * (l->entry_max + 16);
+	else
+		per = (l->entry_max + 16 + PAGE - 1) / PAGE * PAGE + 2 * 300;
 	n = l->max_entries ? l->max_entries : 1;
 	sz = n * per;
 	sz += sz / 2 + 2 * 1024 * 1024;
