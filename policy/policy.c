@@ -1089,9 +1089,10 @@ sts_names_refused(struct policy_req *r)
 		    "sts-policy-fetch-error");
 		snprintf(r->fetch_err, sizeof(r->fetch_err), "%s%.40s... is not "
 		    "a valid DNS name: %s", prefix[i], r->v->domain, err);
-		log_warn("event=sts-name-invalid domain=%s name=%s%s "
-		    "reason=sts-policy-fetch-error detail=%s", r->v->domain,
-		    prefix[i], "D", log_q(qe, sizeof(qe), err));
+		log_warn("event=sts-name-invalid domain=%s name=%sDOMAIN "
+		    "octets=%zu reason=sts-policy-fetch-error detail=%s",
+		    r->v->domain, prefix[i], strlen(name),
+		    log_q(qe, sizeof(qe), err));
 		r->sts_done = 1;
 		return 1;
 	}
