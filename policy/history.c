@@ -92,6 +92,13 @@ history_open(const char *dir, char *err, size_t errsz)
 	    errsz);
 }
 
+void
+history_set_window(struct history *h, int64_t window_s)
+{
+	if (h != NULL && window_s > 0)
+		h->window_s = window_s;
+}
+
 size_t
 history_count(struct history *h)
 {

@@ -55,6 +55,8 @@ struct history	*history_open_limits(const char *dir, size_t max_entries,
 		    int64_t window_s, size_t mapsize, char *err, size_t errsz);
 /* Records in the store. */
 size_t		 history_count(struct history *);
+/* A new tls_history_window (SIGHUP): which records still decide. */
+void		 history_set_window(struct history *, int64_t window_s);
 void		 history_close(struct history *);
 /* "host|address" into buf; -1 if it does not fit, host is longer than a
  * DNS name (255) or dst is no IP. */

@@ -275,6 +275,7 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	p->dane_enable = cfg->dane_enable;
 	p->hist_window = cfg->tls_history ?
 	    (int64_t)(cfg->tls_history_window / 1000) : 0;
+	history_set_window(p->hist, p->hist_window);
 	p->policy_timeout = cfg->policy_timeout ? cfg->policy_timeout : 60000;
 	p->fetch_timeout = cfg->sts_fetch_timeout;
 	p->max_body = cfg->sts_max_body ? cfg->sts_max_body : 65536;
