@@ -2,45 +2,230 @@
  * cache.c - persistent MTA-STS policy cache on LMDB (see cache.h).
  *
  * Value layout (host byte order; the file is local state, never shipped):
- *   "MXS1" | fetched i64 | expires i64 | checked i64 | id[33] |
- *   bodylen u32 | body
+ *   "MXS2" | fetched i64 | expires i64 | checked i64 | last_used i64 |
+ *   mode u8 | pad[3] | id[33] | bodylen u32 | body
+ * Records of the first layout ("MXS1": no last_used, no mode) are still
+ * read; the mode then comes from parsing the body.
+ *
+ * Eviction (cache.h) scans the whole store: it happens only when a
+ * newcomer finds the cache full, at most once per policy fetched, and a
+ * scan reads headers only.  The same scan drops every expired record, so
+ * the next newcomers usually find room without one.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lmdb.h>
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "policy/store.h"
 #include "policy/cache.h"
 
-#define MAGIC		"MXS1"
-#define HDR_LEN		(4 + 8 + 8 + 8 + (STS_ID_MAX + 1) + 4)
+#define MAGIC1		"MXS1"
+#define MAGIC2		"MXS2"
+#define HDR1_LEN	(4 + 8 + 8 + 8 + (STS_ID_MAX + 1) + 4)
+#define HDR2_LEN	(4 + 8 + 8 + 8 + 8 + 4 + (STS_ID_MAX + 1) + 4)
 #define MAX_BODY	(1024 * 1024)
+#define MODE_INVALID	0xff	/* the body does not parse */
+#define TOUCH_S		3600	/* last_used granularity */
+#define PUT_TRIES	4	/* evict-and-retry rounds on MDB_MAP_FULL */
+#define SCAN_DROP_MAX	1024	/* expired records dropped by one scan: one
+				 * write transaction stays small */
 
 struct sts_cache {
 	MDB_env	*env;
 	MDB_dbi	 dbi;
+	size_t	 max_entries;
+	size_t	 entry_max;
 };
 
+/* One record as stored; body points into the LMDB page. */
+struct rec {
+	int64_t		 fetched, expires, checked, last_used;
+	int		 mode;		/* enum sts_mode, or MODE_INVALID */
+	char		 id[STS_ID_MAX + 1];
+	const char	*body;
+	uint32_t	 bl;
+};
+
+static int
+body_mode(const char *body, size_t len)
+{
+	struct sts_policy *p;
+	char perr[128];
+	int mode;
+
+	if ((p = malloc(sizeof(*p))) == NULL)
+		return MODE_INVALID;
+	mode = sts_policy_parse(body, len, p, perr, sizeof(perr)) == 0 ?
+	    (int)p->mode : MODE_INVALID;
+	free(p);
+	return mode;
+}
+
+static int
+rec_decode(const MDB_val *v, struct rec *r, int need_mode)
+{
+	const unsigned char *p = v->mv_data;
+	size_t hl;
+
+	memset(r, 0, sizeof(*r));
+	if (v->mv_size >= HDR2_LEN && memcmp(p, MAGIC2, 4) == 0) {
+		hl = HDR2_LEN;
+		memcpy(&r->fetched, p + 4, 8);
+		memcpy(&r->expires, p + 12, 8);
+		memcpy(&r->checked, p + 20, 8);
+		memcpy(&r->last_used, p + 28, 8);
+		r->mode = p[36];
+		memcpy(r->id, p + 40, STS_ID_MAX + 1);
+		memcpy(&r->bl, p + 40 + STS_ID_MAX + 1, 4);
+	} else if (v->mv_size >= HDR1_LEN && memcmp(p, MAGIC1, 4) == 0) {
+		hl = HDR1_LEN;
+		memcpy(&r->fetched, p + 4, 8);
+		memcpy(&r->expires, p + 12, 8);
+		memcpy(&r->checked, p + 20, 8);
+		r->last_used = r->checked;
+		r->mode = -1;
+		memcpy(r->id, p + 28, STS_ID_MAX + 1);
+		memcpy(&r->bl, p + 28 + STS_ID_MAX + 1, 4);
+	} else
+		return -1;
+	r->id[STS_ID_MAX] = '\0';
+	if (r->bl > MAX_BODY || v->mv_size != hl + (size_t)r->bl)
+		return -1;
+	r->body = (const char *)p + hl;
+	if (r->mode == -1 && need_mode)
+		r->mode = body_mode(r->body, r->bl);
+	if (r->mode != -1 && r->mode != STS_MODE_NONE &&
+	    r->mode != STS_MODE_TESTING && r->mode != STS_MODE_ENFORCE)
+		r->mode = MODE_INVALID;
+	return 0;
+}
+
+/* The value for r (r->body, r->bl); malloc'd, *len set. */
+static unsigned char *
+rec_encode(const struct rec *r, size_t *len)
+{
+	unsigned char *p;
+
+	if ((p = calloc(1, HDR2_LEN + (size_t)r->bl)) == NULL)
+		return NULL;
+	memcpy(p, MAGIC2, 4);
+	memcpy(p + 4, &r->fetched, 8);
+	memcpy(p + 12, &r->expires, 8);
+	memcpy(p + 20, &r->checked, 8);
+	memcpy(p + 28, &r->last_used, 8);
+	p[36] = (unsigned char)r->mode;
+	memcpy(p + 40, r->id, strnlen(r->id, STS_ID_MAX));
+	memcpy(p + 40 + STS_ID_MAX + 1, &r->bl, 4);
+	if (r->bl)
+		memcpy(p + HDR2_LEN, r->body, r->bl);
+	*len = HDR2_LEN + (size_t)r->bl;
+	return p;
+}
+
+/* ---- counters ---- */
+
+static void
+gauge(struct sts_cache *c, MDB_txn *txn)
+{
+	MDB_txn *own = NULL;
+
+	if (txn == NULL) {
+		if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &own) != 0)
+			return;
+		txn = own;
+	}
+	stats_set(stats_get("mxguard_sts_cache_entries",
+	    "MTA-STS policies in the persistent cache"),
+	    (int64_t)store_count(txn, c->dbi));
+	if (own != NULL)
+		mdb_txn_abort(own);
+}
+
+/* What one make_room() dropped: counted and logged once its transaction
+ * is committed (an aborted one dropped nothing). */
+enum { EV_INVALID, EV_EXPIRED, EV_NONE, EV_TESTING, EV_N };
+static const char *ev_reason[EV_N] = { "invalid", "expired", "mode-none",
+    "mode-testing" };
+
+struct evictions {
+	int	 n[EV_N];
+	char	 lru[256];	/* the least recently used victim, if any */
+};
+
+static void
+report(const struct evictions *ev)
+{
+	char name[120];
+	int i, total = 0;
+
+	for (i = 0; i < EV_N; i++) {
+		if (ev->n[i] == 0)
+			continue;
+		snprintf(name, sizeof(name), "mxguard_sts_cache_evictions_total"
+		    "{reason=\"%s\"}", ev_reason[i]);
+		stats_add(stats_get(name, "MTA-STS policies evicted from a "
+		    "full cache"), ev->n[i]);
+		total += ev->n[i];
+	}
+	if (total > 0)
+		log_info("event=sts-cache-evict invalid=%d expired=%d "
+		    "mode_none=%d mode_testing=%d lru=%s", ev->n[EV_INVALID],
+		    ev->n[EV_EXPIRED], ev->n[EV_NONE], ev->n[EV_TESTING],
+		    ev->lru[0] ? ev->lru : "-");
+}
+
+static void
+refused(struct sts_cache *c, const char *domain, const char *reason,
+    const char *detail)
+{
+	char name[120];
+
+	snprintf(name, sizeof(name), "mxguard_sts_cache_refusals_total"
+	    "{reason=\"%s\"}", reason);
+	stats_add(stats_get(name, "MTA-STS policies not cached"), 1);
+	log_warn("event=sts-cache-refused domain=%s reason=%s max_entries=%zu "
+	    "detail=\"%s\"", domain, reason, c->max_entries, detail);
+}
+
+/* ---- open, get ---- */
+
 struct sts_cache *
-sts_cache_open(const char *dir, char *err, size_t errsz)
+sts_cache_open_limits(const char *dir, size_t max_entries, size_t entry_max,
+    size_t mapsize, char *err, size_t errsz)
 {
 	struct sts_cache *c;
+	struct store_limits l;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	if (store_open(dir, "sts-cache.mdb", 256UL * 1024 * 1024, &c->env, &c->dbi, err,
+	c->max_entries = max_entries ? max_entries : STS_CACHE_ENTRIES;
+	c->entry_max = entry_max ? entry_max : STS_CACHE_ENTRY_MAX;
+	l.max_entries = c->max_entries;
+	l.entry_max = c->entry_max;
+	l.mapsize = mapsize;
+	if (store_open(dir, "sts-cache.mdb", &l, &c->env, &c->dbi, err,
 	    errsz) == -1) {
 		free(c);
 		return NULL;
 	}
+	gauge(c, NULL);
 	return c;
+}
+
+struct sts_cache *
+sts_cache_open(const char *dir, char *err, size_t errsz)
+{
+	return sts_cache_open_limits(dir, STS_CACHE_ENTRIES,
+	    STS_CACHE_ENTRY_MAX, 0, err, errsz);
 }
 
 void
@@ -60,20 +245,34 @@ sts_cache_entry_clear(struct sts_cache_entry *e)
 	e->bodylen = 0;
 }
 
+size_t
+sts_cache_count(struct sts_cache *c)
+{
+	MDB_txn *txn;
+	size_t n;
+
+	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	n = store_count(txn, c->dbi);
+	mdb_txn_abort(txn);
+	return n;
+}
+
 int
 sts_cache_get(struct sts_cache *c, const char *domain,
     struct sts_cache_entry *e)
 {
 	MDB_txn *txn;
 	MDB_val k, v;
-	const unsigned char *p;
-	uint32_t bl;
+	struct rec r;
 	char perr[128];
 	int rc;
 
 	memset(e, 0, sizeof(*e));
 	k.mv_data = (void *)domain;
 	k.mv_size = strlen(domain);
+	if (k.mv_size == 0 || k.mv_size > 255)
+		return 0;
 	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
 		return -1;
 	rc = mdb_get(txn, c->dbi, &k, &v);
@@ -85,24 +284,24 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 		mdb_txn_abort(txn);
 		return -1;
 	}
-	p = v.mv_data;
-	if (v.mv_size < HDR_LEN || memcmp(p, MAGIC, 4) != 0)
-		goto bad;
-	memcpy(&e->fetched, p + 4, 8);
-	memcpy(&e->expires, p + 12, 8);
-	memcpy(&e->checked, p + 20, 8);
-	memcpy(e->id, p + 28, STS_ID_MAX + 1);
-	e->id[STS_ID_MAX] = '\0';
-	memcpy(&bl, p + 28 + STS_ID_MAX + 1, 4);
-	if (bl > MAX_BODY || v.mv_size != HDR_LEN + (size_t)bl)
-		goto bad;
-	if ((e->body = malloc((size_t)bl + 1)) == NULL) {
+	if (rec_decode(&v, &r, 0) == -1) {
+		mdb_txn_abort(txn);
+		log_warn("event=sts-cache-corrupt domain=%s what=record",
+		    domain);
+		return 0;
+	}
+	e->fetched = r.fetched;
+	e->expires = r.expires;
+	e->checked = r.checked;
+	e->last_used = r.last_used;
+	memcpy(e->id, r.id, sizeof(e->id));
+	if ((e->body = malloc((size_t)r.bl + 1)) == NULL) {
 		mdb_txn_abort(txn);
 		return -1;
 	}
-	memcpy(e->body, p + HDR_LEN, bl);
-	e->body[bl] = '\0';
-	e->bodylen = bl;
+	memcpy(e->body, r.body, r.bl);
+	e->body[r.bl] = '\0';
+	e->bodylen = r.bl;
 	mdb_txn_abort(txn);
 	if (sts_policy_parse(e->body, e->bodylen, &e->pol, perr,
 	    sizeof(perr)) == -1) {
@@ -111,52 +310,254 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 		return 0;
 	}
 	return 1;
-bad:
-	mdb_txn_abort(txn);
-	log_warn("event=sts-cache-corrupt domain=%s what=record", domain);
+}
+
+/* ---- eviction ---- */
+
+/*
+ * Makes room in txn for one more record.  Drops every expired or
+ * unreadable record (up to SCAN_DROP_MAX); then, if the store still holds
+ * max_entries records (or force is set: MDB_MAP_FULL, the file is full
+ * before the count), the least recently used policy of mode none, else of
+ * mode testing.  Never a live enforce policy, never the record of keep
+ * (the domain being written).  -1 on a store error, else 0 with ev
+ * telling what went.
+ */
+static int
+make_room(struct sts_cache *c, MDB_txn *txn, const MDB_val *keep,
+    int64_t now, int force, struct evictions *ev)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct rec r;
+	char victim[2][256];
+	int64_t vused[2] = { 0, 0 };
+	int have[2] = { 0, 0 }, dropped = 0, rc, t;
+
+	if (mdb_cursor_open(txn, c->dbi, &cur) != 0)
+		return -1;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		int why = -1;
+
+		if (k.mv_size == keep->mv_size &&
+		    memcmp(k.mv_data, keep->mv_data, k.mv_size) == 0)
+			goto next;
+		if (rec_decode(&v, &r, 1) == -1 || r.mode == MODE_INVALID)
+			why = EV_INVALID;
+		else if (now >= r.expires)
+			why = EV_EXPIRED;
+		if (why != -1 && dropped < SCAN_DROP_MAX) {
+			if (mdb_cursor_del(cur, 0) != 0) {
+				mdb_cursor_close(cur);
+				return -1;
+			}
+			ev->n[why]++;
+			dropped++;
+			/* after a delete, MDB_NEXT yields the record that
+			 * followed the deleted one */
+			goto next;
+		}
+		t = r.mode == STS_MODE_NONE ? 0 : r.mode == STS_MODE_TESTING ?
+		    1 : -1;
+		if (why == -1 && t >= 0 && k.mv_size < sizeof(victim[t]) &&
+		    (!have[t] || r.last_used < vused[t])) {
+			memcpy(victim[t], k.mv_data, k.mv_size);
+			victim[t][k.mv_size] = '\0';
+			vused[t] = r.last_used;
+			have[t] = 1;
+		}
+next:
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND)
+		return -1;
+	if (store_count(txn, c->dbi) < c->max_entries && !(force &&
+	    dropped == 0))
+		return 0;
+	for (t = 0; t < 2; t++) {
+		if (!have[t])
+			continue;
+		k.mv_data = victim[t];
+		k.mv_size = strlen(victim[t]);
+		if (mdb_del(txn, c->dbi, &k, NULL) != 0)
+			return -1;
+		ev->n[t == 0 ? EV_NONE : EV_TESTING]++;
+		snprintf(ev->lru, sizeof(ev->lru), "%s", victim[t]);
+		return 0;
+	}
 	return 0;
+}
+
+/* May a newcomer come in: fewer than max_entries records, and the map
+ * not past the share kept for updates of the records already in
+ * (store_room(), as last committed)? */
+static int
+admits(struct sts_cache *c, MDB_txn *txn)
+{
+	return store_count(txn, c->dbi) < c->max_entries &&
+	    store_room(c->env);
+}
+
+/*
+ * One attempt: 0 stored, 1 refused (logged), or an LMDB error code.
+ * Eviction runs in a transaction of its own, committed before the put:
+ * pages an aborted put had freed would not be free.  force (an earlier
+ * attempt hit MDB_MAP_FULL) evicts even when the count is below the bound.
+ */
+static int
+put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
+    int64_t now, int force)
+{
+	struct evictions ev;
+	MDB_txn *txn;
+	MDB_val k, old, v = *val;
+	int rc, exists;
+
+	memset(&ev, 0, sizeof(ev));
+	k.mv_data = (void *)domain;
+	k.mv_size = strlen(domain);
+	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+		return rc;
+	rc = mdb_get(txn, c->dbi, &k, &old);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		goto abort;
+	exists = rc == 0;
+	if (force || (!exists && !admits(c, txn))) {
+		if (make_room(c, txn, &k, now, force ||
+		    !store_room(c->env), &ev) == -1) {
+			rc = MDB_PANIC;
+			goto abort;
+		}
+		if ((rc = mdb_txn_commit(txn)) != 0)
+			return rc;
+		report(&ev);
+		if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+			return rc;
+		if (!exists && !admits(c, txn)) {
+			/* only live enforce policies left: keep them */
+			mdb_txn_abort(txn);
+			gauge(c, NULL);
+			if (sts_cache_count(c) >= c->max_entries)
+				refused(c, domain, "full", "every cached "
+				    "policy is a live enforce policy: a "
+				    "newcomer never evicts one");
+			else
+				refused(c, domain, "map-full", "the store "
+				    "file keeps its last quarter for updates "
+				    "of live enforce policies");
+			return 1;
+		}
+	}
+	if ((rc = mdb_put(txn, c->dbi, &k, &v, 0)) != 0)
+		goto abort;
+	gauge(c, txn);
+	return mdb_txn_commit(txn);
+abort:
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 int
 sts_cache_put(struct sts_cache *c, const char *domain,
     const struct sts_cache_entry *e)
 {
+	struct rec r;
+	MDB_val v;
+	unsigned char *p;
+	size_t len, klen = strlen(domain);
+	int64_t now = (int64_t)time(NULL);
+	int rc, i;
+
+	if (klen == 0 || klen > 255) {
+		refused(c, "-", "error", "bad domain name");
+		return -1;
+	}
+	if (e->bodylen > MAX_BODY ||
+	    klen + HDR2_LEN + e->bodylen > c->entry_max) {
+		char d[120];
+
+		snprintf(d, sizeof(d), "policy of %zu bytes: more than "
+		    "sts_cache_max_entry_size (%zu)", e->bodylen, c->entry_max);
+		refused(c, domain, "too-large", d);
+		return -1;
+	}
+	memset(&r, 0, sizeof(r));
+	r.fetched = e->fetched;
+	r.expires = e->expires;
+	r.checked = e->checked;
+	r.last_used = e->last_used ? e->last_used : e->fetched;
+	r.mode = body_mode(e->body ? e->body : "", e->bodylen);
+	snprintf(r.id, sizeof(r.id), "%s", e->id);
+	r.body = e->body;
+	r.bl = (uint32_t)e->bodylen;
+	if ((p = rec_encode(&r, &len)) == NULL)
+		return -1;
+	v.mv_data = p;
+	v.mv_size = len;
+	/* MDB_MAP_FULL: the file's bound, not the count, was reached (large
+	 * records, fragmentation); evict one more each round and retry */
+	for (i = 0, rc = MDB_MAP_FULL; i < PUT_TRIES && store_full(rc); i++)
+		rc = put_once(c, domain, &v, now, i > 0);
+	free(p);
+	if (rc == 0)
+		return 0;
+	if (rc == 1)
+		return -1;
+	if (store_full(rc))
+		refused(c, domain, "map-full", "the store file is at its "
+		    "bound and nothing more may be evicted");
+	else {
+		refused(c, domain, "error", mdb_strerror(rc));
+		log_warn("event=sts-cache-error domain=%s error=\"%s\"",
+		    domain, mdb_strerror(rc));
+	}
+	return -1;
+}
+
+void
+sts_cache_touch(struct sts_cache *c, const char *domain, int64_t now)
+{
 	MDB_txn *txn;
 	MDB_val k, v;
+	struct rec r;
 	unsigned char *p;
-	uint32_t bl = (uint32_t)e->bodylen;
-	int rc;
+	size_t len;
 
-	if (e->bodylen > MAX_BODY)
-		return -1;
-	if ((p = malloc(HDR_LEN + e->bodylen)) == NULL)
-		return -1;
-	memcpy(p, MAGIC, 4);
-	memcpy(p + 4, &e->fetched, 8);
-	memcpy(p + 12, &e->expires, 8);
-	memcpy(p + 20, &e->checked, 8);
-	memset(p + 28, 0, STS_ID_MAX + 1);
-	memcpy(p + 28, e->id, strnlen(e->id, STS_ID_MAX));
-	memcpy(p + 28 + STS_ID_MAX + 1, &bl, 4);
-	if (e->bodylen)
-		memcpy(p + HDR_LEN, e->body, e->bodylen);
 	k.mv_data = (void *)domain;
 	k.mv_size = strlen(domain);
+	if (c == NULL || k.mv_size == 0 || k.mv_size > 255)
+		return;
+	/* read first: most lookups find a recent mark and write nothing */
+	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+		return;
+	if (mdb_get(txn, c->dbi, &k, &v) != 0 || rec_decode(&v, &r, 0) ==
+	    -1 || (now - r.last_used < TOUCH_S && r.mode != -1)) {
+		mdb_txn_abort(txn);
+		return;
+	}
+	mdb_txn_abort(txn);
+	if (mdb_txn_begin(c->env, NULL, 0, &txn) != 0)
+		return;
+	if (mdb_get(txn, c->dbi, &k, &v) != 0 || rec_decode(&v, &r, 1) ==
+	    -1) {
+		mdb_txn_abort(txn);
+		return;
+	}
+	r.last_used = now;
+	if ((p = rec_encode(&r, &len)) == NULL) {
+		mdb_txn_abort(txn);
+		return;
+	}
 	v.mv_data = p;
-	v.mv_size = HDR_LEN + e->bodylen;
-	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) == 0) {
-		if ((rc = mdb_put(txn, c->dbi, &k, &v, 0)) == 0)
-			rc = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
-	}
+	v.mv_size = len;
+	/* a full store only loses the mark: never worth an eviction */
+	if (mdb_put(txn, c->dbi, &k, &v, 0) == 0)
+		(void)mdb_txn_commit(txn);
+	else
+		mdb_txn_abort(txn);
 	free(p);
-	if (rc != 0) {
-		log_warn("event=sts-cache-error domain=%s error=\"%s\"", domain,
-		    mdb_strerror(rc));
-		return -1;
-	}
-	return 0;
 }
 
 int
@@ -175,6 +576,7 @@ sts_cache_del(struct sts_cache *c, const char *domain)
 		mdb_txn_abort(txn);
 		return -1;
 	}
+	gauge(c, txn);
 	return mdb_txn_commit(txn) == 0 ? 0 : -1;
 }
 

@@ -4,6 +4,10 @@
  * Value layout (host byte order; local state only):
  *   "MXH1" | first_tls i64 | last_tls i64 | last_fail i64 | last_seen i64 |
  *   tls_count u32 | fail_count u32
+ *
+ * Eviction (history.h) scans the store when a newcomer finds it full and
+ * drops records that expect no TLS any more (at most SCAN_DROP_MAX per
+ * scan, so one write transaction stays small).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,33 +21,95 @@
 #include <lmdb.h>
 
 #include "core/log.h"
+#include "core/stats.h"
 #include "policy/store.h"
 #include "policy/history.h"
 #include "policy/verdict.h"
 
 #define MAGIC	"MXH1"
 #define VAL_LEN	(4 + 4 * 8 + 2 * 4)
+#define PUT_TRIES	3	/* evict-and-retry rounds on MDB_MAP_FULL */
+#define SCAN_DROP_MAX	4096
 
 struct history {
 	MDB_env	*env;
 	MDB_dbi	 dbi;
+	size_t	 max_entries;
+	int64_t	 window_s;
 };
 
+static void
+gauge(struct history *h, MDB_txn *txn)
+{
+	stats_set(stats_get("mxguard_tls_history_entries",
+	    "Records in the TLS history"), (int64_t)store_count(txn, h->dbi));
+}
+
+static void
+count_reason(const char *family, const char *help, const char *reason)
+{
+	char name[120];
+
+	snprintf(name, sizeof(name), "%s{reason=\"%s\"}", family, reason);
+	stats_add(stats_get(name, help), 1);
+}
+
+static int	decode(const MDB_val *, struct history_entry *);
+
 struct history *
-history_open(const char *dir, char *err, size_t errsz)
+history_open_limits(const char *dir, size_t max_entries, int64_t window_s,
+    size_t mapsize, char *err, size_t errsz)
 {
 	struct history *h;
+	struct store_limits l;
+	MDB_txn *txn;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	if (store_open(dir, "history.mdb", 64UL * 1024 * 1024, &h->env, &h->dbi, err,
+	h->max_entries = max_entries ? max_entries : HISTORY_ENTRIES;
+	h->window_s = window_s > 0 ? window_s : 30 * 86400;
+	l.max_entries = h->max_entries;
+	l.entry_max = HISTORY_KEY_MAX + VAL_LEN;
+	l.mapsize = mapsize;
+	if (store_open(dir, "history.mdb", &l, &h->env, &h->dbi, err,
 	    errsz) == -1) {
 		free(h);
 		return NULL;
 	}
+	if (mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn) == 0) {
+		gauge(h, txn);
+		mdb_txn_abort(txn);
+	}
 	return h;
+}
+
+struct history *
+history_open(const char *dir, char *err, size_t errsz)
+{
+	return history_open_limits(dir, HISTORY_ENTRIES, 30 * 86400, 0, err,
+	    errsz);
+}
+
+void
+history_set_window(struct history *h, int64_t window_s)
+{
+	if (h != NULL && window_s > 0)
+		h->window_s = window_s;
+}
+
+size_t
+history_count(struct history *h)
+{
+	MDB_txn *txn;
+	size_t n;
+
+	if (h == NULL || mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	n = store_count(txn, h->dbi);
+	mdb_txn_abort(txn);
+	return n;
 }
 
 void
@@ -62,7 +128,7 @@ history_key(const char *host, const struct sockaddr *dst, char *buf,
 	char a[INET6_ADDRSTRLEN];
 	int n;
 
-	if (dst == NULL)
+	if (dst == NULL || (host != NULL && strlen(host) > 255))
 		return -1;
 	if (dst->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)dst)->sin_addr,
@@ -164,27 +230,100 @@ history_get(struct history *h, const char *host, const struct sockaddr *dst,
  * is days, a write per delivery would be a synchronous commit each. */
 #define REFRESH_S	600
 
-int
-history_record(struct history *h, const char *host,
-    const struct sockaddr *dst, int starttls_offered, int tls_ok,
-    int64_t now, struct history_entry *prev)
+/*
+ * Makes room in txn for newcomers: drops records that expect no TLS any
+ * more (they decide nothing) and unreadable ones, never the one being
+ * written (keep).  Counts them in n[0] (unreadable) and n[1]; -1 on a
+ * store error.
+ */
+static int
+make_room(struct history *h, MDB_txn *txn, const MDB_val *keep, int64_t now,
+    int n[2])
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct history_entry e;
+	int rc;
+
+	if (mdb_cursor_open(txn, h->dbi, &cur) != 0)
+		return -1;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0 && n[0] + n[1] < SCAN_DROP_MAX) {
+		int why = -1;
+
+		if (k.mv_size != keep->mv_size ||
+		    memcmp(k.mv_data, keep->mv_data, k.mv_size) != 0) {
+			if (decode(&v, &e) == -1)
+				why = 0;
+			else if (!history_expects_tls(&e, now, h->window_s))
+				why = 1;
+		}
+		if (why != -1) {
+			if (mdb_cursor_del(cur, 0) != 0) {
+				mdb_cursor_close(cur);
+				return -1;
+			}
+			n[why]++;
+		}
+		/* after a delete, MDB_NEXT yields the record that followed
+		 * the deleted one */
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+static void
+report(const int n[2])
+{
+	static const char *why[2] = { "invalid", "no-tls-in-window" };
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (n[i] > 0) {
+			char name[120];
+
+			snprintf(name, sizeof(name),
+			    "mxguard_tls_history_evictions_total"
+			    "{reason=\"%s\"}", why[i]);
+			stats_add(stats_get(name, "TLS history records "
+			    "evicted from a full store"), n[i]);
+		}
+	if (n[0] + n[1] > 0)
+		log_info("event=tls-history-evict invalid=%d "
+		    "no_tls_in_window=%d", n[0], n[1]);
+}
+
+static int
+admits(struct history *h, MDB_txn *txn)
+{
+	return store_count(txn, h->dbi) < h->max_entries &&
+	    store_room(h->env);
+}
+
+/*
+ * One attempt: 0 written or nothing to write, 1 refused (a newcomer, and
+ * every record still expects TLS), else an LMDB error code.  Eviction runs
+ * in a transaction of its own, committed before the write; force (an
+ * earlier attempt hit MDB_MAP_FULL) evicts even below the bound.
+ */
+static int
+record_once(struct history *h, const char *key, int starttls_offered,
+    int tls_ok, int64_t now, struct history_entry *prev, int force)
 {
 	struct history_entry e;
 	unsigned char buf[VAL_LEN];
 	MDB_txn *txn;
 	MDB_val k, v;
-	char key[512];
-	int rc;
+	int rc, exists, n[2] = { 0, 0 };
 
-	if (prev != NULL)
-		memset(prev, 0, sizeof(*prev));
-	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
-		return -1;
+	k.mv_size = strlen(key);
+	k.mv_data = (void *)key;
 	if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
-		goto fail;
-	if (get_txn(h, txn, key, &e) == -1) {
+		return rc;
+	if ((exists = get_txn(h, txn, key, &e)) == -1) {
 		mdb_txn_abort(txn);
-		return -1;
+		return MDB_PANIC;
 	}
 	if (prev != NULL)
 		*prev = e;
@@ -194,6 +333,23 @@ history_record(struct history *h, const char *host,
 		 * synchronous write per delivery */
 		mdb_txn_abort(txn);
 		return 0;
+	}
+	if (force || (!exists && !admits(h, txn))) {
+		if (make_room(h, txn, &k, now, n) == -1) {
+			mdb_txn_abort(txn);
+			return MDB_PANIC;
+		}
+		if ((rc = mdb_txn_commit(txn)) != 0)
+			return rc;
+		report(n);
+		if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
+			return rc;
+		if (!exists && !admits(h, txn)) {
+			/* every record still expects TLS: keep them */
+			gauge(h, txn);
+			mdb_txn_abort(txn);
+			return 1;
+		}
 	}
 	if (starttls_offered && tls_ok) {
 		if (e.first_tls == 0)
@@ -206,20 +362,47 @@ history_record(struct history *h, const char *host,
 	}
 	e.last_seen = now;
 	encode(&e, buf);
-	k.mv_size = strlen(key);
-	k.mv_data = key;
 	v.mv_size = sizeof(buf);
 	v.mv_data = buf;
 	if ((rc = mdb_put(txn, h->dbi, &k, &v, 0)) != 0) {
 		mdb_txn_abort(txn);
-		goto fail;
+		return rc;
 	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		goto fail;
-	return 0;
-fail:
-	log_warn("event=history-error what=put key=%s error=\"%s\"", key,
-	    mdb_strerror(rc));
+	gauge(h, txn);
+	return mdb_txn_commit(txn);
+}
+
+int
+history_record(struct history *h, const char *host,
+    const struct sockaddr *dst, int starttls_offered, int tls_ok,
+    int64_t now, struct history_entry *prev)
+{
+	char key[512];
+	const char *reason;
+	int rc, i;
+
+	if (prev != NULL)
+		memset(prev, 0, sizeof(*prev));
+	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
+		return -1;
+	/* MDB_MAP_FULL: the file's bound was reached before the count's;
+	 * evict and retry */
+	for (i = 0, rc = MDB_MAP_FULL; i < PUT_TRIES && store_full(rc); i++)
+		rc = record_once(h, key, starttls_offered, tls_ok, now, prev,
+		    i > 0);
+	if (rc == 0)
+		return 0;
+	reason = rc == 1 ? (history_count(h) >= h->max_entries ? "full" :
+	    "map-full") : store_full(rc) ? "map-full" : "error";
+	count_reason("mxguard_tls_history_refusals_total",
+	    "TLS history records not written", reason);
+	log_warn("event=history-refused key=%s reason=%s max_entries=%zu "
+	    "detail=\"%s\"", key, reason, h->max_entries,
+	    strcmp(reason, "full") == 0 ? "every record still expects TLS: "
+	    "a newcomer never evicts one" : strcmp(reason, "map-full") == 0 ?
+	    "the store file is at its bound (its last quarter is kept for "
+	    "updates of the records in)" : mdb_strerror(rc == MDB_PANIC ?
+	    EIO : rc));
 	return -1;
 }
 

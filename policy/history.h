@@ -13,7 +13,17 @@
  * write transaction.  Keys are "host|address" and "|address": every
  * attempt updates both, and a lookup consults both, so a resolver that
  * fails (or is made to fail) to name the MX host does not hide the
- * history.  Values are fixed-size records (history.c).
+ * history.  Values are fixed-size records (history.c), keys at most
+ * HISTORY_KEY_MAX bytes.
+ *
+ * The store is bounded (docs/policy.md, "Bounded stores"): at most
+ * max_entries records.  A newcomer that finds it full evicts records that
+ * no longer decide anything (no completed STARTTLS within the window);
+ * a record that still expects TLS is never evicted for it: the newcomer
+ * is not recorded instead.  Updates of existing records always go
+ * through.  Counters: mxguard_tls_history_entries,
+ * mxguard_tls_history_evictions_total{reason},
+ * mxguard_tls_history_refusals_total{reason}.
  */
 #ifndef MXG_HISTORY_H
 #define MXG_HISTORY_H
@@ -33,16 +43,31 @@ struct history_entry {
 	uint32_t	 fail_count;
 };
 
+#define HISTORY_ENTRIES	100000	/* config tls_history_max_entries */
+#define HISTORY_KEY_MAX	(255 + 1 + 45)	/* "host|address" */
+
+/* Opens (creates) DIR/history.mdb with the default limits. */
 struct history	*history_open(const char *dir, char *err, size_t errsz);
+/* The same with limits: max_entries records; window_s tells which
+ * records still decide (expect TLS); mapsize 0 derives the file's bound
+ * (a test gives a small one to see MDB_MAP_FULL). */
+struct history	*history_open_limits(const char *dir, size_t max_entries,
+		    int64_t window_s, size_t mapsize, char *err, size_t errsz);
+/* Records in the store. */
+size_t		 history_count(struct history *);
+/* A new tls_history_window (SIGHUP): which records still decide. */
+void		 history_set_window(struct history *, int64_t window_s);
 void		 history_close(struct history *);
-/* "host|address" into buf; -1 if it does not fit or dst is no IP. */
+/* "host|address" into buf; -1 if it does not fit, host is longer than a
+ * DNS name (255) or dst is no IP. */
 int		 history_key(const char *host, const struct sockaddr *dst,
 		    char *buf, size_t sz);
 /* 1 found (e filled), 0 none, -1 error. */
 int		 history_get(struct history *, const char *host,
 		    const struct sockaddr *dst, struct history_entry *e);
 /* Records one attempt at time now.  prev (may be NULL) receives the entry
- * as it was before (zeroed when there was none).  0 or -1. */
+ * as it was before (zeroed when there was none).  0, or -1 when nothing
+ * was written (a newcomer refused by a full store, a store error). */
 int		 history_record(struct history *, const char *host,
 		    const struct sockaddr *dst, int starttls_offered,
 		    int tls_ok, int64_t now, struct history_entry *prev);

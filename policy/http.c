@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "policy/dns.h"
 #include "policy/http.h"
+#include "policy/sts.h"
 
 #define ERR(...) do { snprintf(r->err, sizeof(r->err), __VA_ARGS__); \
 	return HTTP_ERR; } while (0)
@@ -566,7 +567,18 @@ http_get(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
     uint32_t sockmark, http_cb *cb, void *arg)
 {
 	struct http_req *h;
+	char err[160];
 
+	/* a name that is no DNS name is refused, never cut to fit host[]:
+	 * a cut name is another host */
+	if (sts_dns_name_check(host, err, sizeof(err)) == -1) {
+		log_warn("event=http-refused host=%.80s%s reason=\"not a "
+		    "valid DNS name: %s\"", host, strlen(host) > 80 ? "..." :
+		    "", err);
+		return NULL;
+	}
+	if (strlen(path) >= sizeof(h->path))
+		return NULL;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
 	h->loop = loop;

@@ -182,12 +182,15 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 	p->store_gen = ++store_gens;
 	if (policy_reconfigure(p, cfg, err, errsz) == -1)
 		goto fail;
-	if (cfg->tls_history && (p->hist = history_open(cfg->state_dir,
-	    cerr, sizeof(cerr))) == NULL)
+	if (cfg->tls_history && (p->hist = history_open_limits(cfg->state_dir,
+	    (size_t)cfg->tls_history_max_entries,
+	    (int64_t)(cfg->tls_history_window / 1000), 0, cerr,
+	    sizeof(cerr))) == NULL)
 		log_warn("event=tls-history-unavailable error=\"%s\" "
 		    "note=\"no downgrade detection by TLS history\"", cerr);
-	if (cfg->sts_enable && (p->cache = sts_cache_open(cfg->state_dir,
-	    cerr, sizeof(cerr))) == NULL)
+	if (cfg->sts_enable && (p->cache = sts_cache_open_limits(
+	    cfg->state_dir, (size_t)cfg->sts_cache_max_entries,
+	    cfg->sts_cache_max_entry_size, 0, cerr, sizeof(cerr))) == NULL)
 		log_warn("event=sts-cache-unavailable error=\"%s\" "
 		    "note=\"MTA-STS policies are fetched for every lookup\"",
 		    cerr);
@@ -254,6 +257,7 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	p->dane_enable = cfg->dane_enable;
 	p->hist_window = cfg->tls_history ?
 	    (int64_t)(cfg->tls_history_window / 1000) : 0;
+	history_set_window(p->hist, p->hist_window);
 	p->policy_timeout = cfg->policy_timeout ? cfg->policy_timeout : 60000;
 	p->fetch_timeout = cfg->sts_fetch_timeout;
 	p->max_body = cfg->sts_max_body ? cfg->sts_max_body : 65536;
@@ -939,9 +943,24 @@ sts_step(struct policy_req *r)
 
 	if (valid && (r->txt_rc != 1 || strcmp(r->txt_id, r->cached.id) == 0)) {
 		/* the cached policy stands (also when DNS fails or the
-		 * record disappeared); refresh near expiry in background */
-		if (r->cached_state == STS_CACHE_REFRESH && r->txt_rc == 1)
-			(void)fetch_start(p, r->v->domain, r->txt_id);
+		 * record disappeared); refresh near expiry in background,
+		 * also when the TXT lookup failed or found no record (then
+		 * under the cached id): RFC 8461 section 5.1, and an
+		 * attacker who suppresses the TXT record must not make the
+		 * policy run out.  A failed fetch leaves the cache alone. */
+		if (r->cached_state == STS_CACHE_REFRESH) {
+			if (r->txt_rc != 1)
+				log_info("event=sts-refresh domain=%s id=%s "
+				    "txt=%s note=\"refreshing under the cached "
+				    "id\"", r->v->domain, r->cached.id,
+				    r->txt_rc == 0 ? "none" : r->txt_rc == -1 ?
+				    "invalid" : "lookup-failed");
+			(void)fetch_start(p, r->v->domain, r->txt_rc == 1 ?
+			    r->txt_id : r->cached.id);
+		}
+		if (p->cache != NULL)
+			sts_cache_touch(p->cache, r->v->domain,
+			    (int64_t)time(NULL));
 		sts_resolved(r);
 		return;
 	}
@@ -993,6 +1012,38 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		    dns_status_name(st));
 	}
 	sts_step(r);
+}
+
+/*
+ * _mta-sts.D and mta-sts.D must be DNS names (sts_dns_name_check(), the
+ * check http.c makes too): a long D makes them longer than 253 octets.
+ * Such a D can have no MTA-STS policy; the lookup counts as a fetch
+ * error (RFC 8460 sts-policy-fetch-error), before any query, and a
+ * policy cached under D (a cut name fetched it) is not used.  1 if so.
+ */
+static int
+sts_names_refused(struct policy_req *r)
+{
+	char name[300], err[160], qe[200];
+	const char *prefix[] = { "_mta-sts.", "mta-sts." };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(name, sizeof(name), "%s%s", prefix[i], r->v->domain);
+		if (sts_dns_name_check(name, err, sizeof(err)) == 0)
+			continue;
+		snprintf(r->fetch_reason, sizeof(r->fetch_reason),
+		    "sts-policy-fetch-error");
+		snprintf(r->fetch_err, sizeof(r->fetch_err), "%s%.40s... is not "
+		    "a valid DNS name: %s", prefix[i], r->v->domain, err);
+		log_warn("event=sts-name-invalid domain=%s name=%sDOMAIN "
+		    "octets=%zu reason=sts-policy-fetch-error detail=%s",
+		    r->v->domain, prefix[i], strlen(name),
+		    log_q(qe, sizeof(qe), err));
+		r->sts_done = 1;
+		return 1;
+	}
+	return 0;
 }
 
 /* ---- entry points ---- */
@@ -1080,6 +1131,8 @@ policy_lookup(struct policy *p, const char *domain,
 		goto fail;
 	if (r->ovr == NULL && p->sts_enable) {
 		r->sts = 1;
+		if (sts_names_refused(r))
+			return r;
 		if (p->cache != NULL && sts_cache_get(p->cache, v->domain,
 		    &r->cached) == 1) {
 			r->have_cached = 1;

@@ -1,5 +1,5 @@
 /*
- * store.c - opening an LMDB store under state_dir (see store.h).
+ * store.c - opening a bounded LMDB store under state_dir (see store.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,9 +8,32 @@
 
 #include "policy/store.h"
 
+#define PAGE	4096
+#define LEAF_MAX 2000	/* LMDB's largest node in a 4 KiB leaf, about */
+
+size_t
+store_mapsize(const struct store_limits *l)
+{
+	size_t per, n, sz;
+
+	if (l->mapsize != 0)
+		return l->mapsize;
+	/* a record that fits a leaf node shares leaf pages (half full at
+	 * worst); a larger value goes to overflow pages of its own, its key
+	 * and page number to a leaf */
+	if (l->entry_max + 16 <= LEAF_MAX)
+		per = 2 * (l->entry_max + 16);
+	else
+		per = (l->entry_max + 16 + PAGE - 1) / PAGE * PAGE + 2 * 300;
+	n = l->max_entries ? l->max_entries : 1;
+	sz = n * per;
+	sz += sz / 2 + 2 * 1024 * 1024;
+	return (sz + 1024 * 1024 - 1) / (1024 * 1024) * (1024 * 1024);
+}
+
 int
-store_open(const char *dir, const char *file, size_t mapsize, MDB_env **envp,
-    MDB_dbi *dbi, char *err, size_t errsz)
+store_open(const char *dir, const char *file, const struct store_limits *l,
+    MDB_env **envp, MDB_dbi *dbi, char *err, size_t errsz)
 {
 	MDB_env *env = NULL;
 	MDB_txn *txn;
@@ -28,7 +51,10 @@ store_open(const char *dir, const char *file, size_t mapsize, MDB_env **envp,
 	}
 	if ((rc = mdb_env_create(&env)) != 0)
 		goto fail;
-	mdb_env_set_mapsize(env, mapsize);
+	/* a file already larger (an older, unbounded version) keeps its
+	 * data: LMDB never maps less than what is in use */
+	if ((rc = mdb_env_set_mapsize(env, store_mapsize(l))) != 0)
+		goto fail;
 	if ((rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOTLS,
 	    0600)) != 0)
 		goto fail;
@@ -47,4 +73,54 @@ fail:
 	if (env != NULL)
 		mdb_env_close(env);
 	return -1;
+}
+
+size_t
+store_count(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_stat st;
+
+	if (mdb_stat(txn, dbi, &st) != 0)
+		return 0;
+	return st.ms_entries;
+}
+
+int
+store_full(int rc)
+{
+	return rc == MDB_MAP_FULL || rc == MDB_TXN_FULL;
+}
+
+int
+store_room(MDB_env *env)
+{
+	MDB_envinfo ei;
+	MDB_stat st;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t used, free_pages = 0, map_pages;
+
+	if (mdb_env_info(env, &ei) != 0 || mdb_env_stat(env, &st) != 0)
+		return 1;
+	map_pages = ei.me_mapsize / st.ms_psize;
+	/* the free list is database 0: each record a list of page numbers,
+	 * its first word their count (mdb_stat -f reads it the same way,
+	 * and LMDB opens it to read-only transactions only) */
+	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+		return 1;
+	if (mdb_cursor_open(txn, 0, &cur) == 0) {
+		while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+			if (v.mv_size >= sizeof(size_t)) {
+				size_t n;
+
+				memcpy(&n, v.mv_data, sizeof(n));
+				free_pages += n;
+			}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	used = ei.me_last_pgno + 1;
+	used = used > free_pages ? used - free_pages : 0;
+	return used < map_pages / 4 * 3;
 }

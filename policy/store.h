@@ -2,6 +2,14 @@
  * store.h - the persistent stores under state_dir: one LMDB file each
  * (sts-cache.mdb, history.mdb), opened the same way.  Writes are one
  * synchronous transaction each, so a store survives kill -9.
+ *
+ * Every store is bounded (docs/policy.md, "Bounded stores"): at most
+ * max_entries records of at most entry_max bytes (key and value), in a
+ * map (the file's upper bound) sized from those two so that a store full
+ * of records of the largest size still fits.  The owner of a store (the
+ * MTA-STS cache, the TLS history) decides what to evict when it is full;
+ * MDB_MAP_FULL is never fatal, the owner evicts and retries or refuses
+ * the write.
  */
 #ifndef MXG_STORE_H
 #define MXG_STORE_H
@@ -9,10 +17,36 @@
 #include <stddef.h>
 #include <lmdb.h>
 
+struct store_limits {
+	size_t	max_entries;	/* records at most */
+	size_t	entry_max;	/* bytes of one record (key + value) */
+	size_t	mapsize;	/* 0: store_mapsize() of the two above */
+};
+
+/* The map size for limits l: every record on its own overflow pages,
+ * B-tree pages half full, and half again for copy-on-write and free-page
+ * fragmentation. */
+size_t	store_mapsize(const struct store_limits *l);
+
 /* Creates dir (0700) if needed and opens DIR/FILE with the default
- * database.  0, or -1 with err naming the file; on success the caller
- * owns *env and closes it with mdb_env_close(). */
-int	store_open(const char *dir, const char *file, size_t mapsize,
-	    MDB_env **env, MDB_dbi *dbi, char *err, size_t errsz);
+ * database, its map bounded by l.  0, or -1 with err naming the file; on
+ * success the caller owns *env and closes it with mdb_env_close(). */
+int	store_open(const char *dir, const char *file,
+	    const struct store_limits *l, MDB_env **env, MDB_dbi *dbi,
+	    char *err, size_t errsz);
+
+/* Records in the store (within txn); 0 on error. */
+size_t	store_count(MDB_txn *txn, MDB_dbi dbi);
+
+/* Is there room for a newcomer: the pages in use (the file's high-water
+ * mark less its free list) below three quarters of the map?  The last
+ * quarter is kept for updates of the records already in, so that a full
+ * store never blocks the refresh of a record it keeps.  Reads the last
+ * committed state (its own read-only transaction). */
+int	store_room(MDB_env *env);
+
+/* Is rc the store being full (map or transaction), which the owner
+ * answers by evicting, never by failing for good? */
+int	store_full(int rc);
 
 #endif

@@ -179,6 +179,44 @@ sts_valid_hostname(const char *s)
 	return lab > 0 && s[n - 1] != '-';
 }
 
+int
+sts_dns_name_check(const char *name, char *err, size_t errsz)
+{
+	size_t n = strlen(name), i, lab = 0, nlab = 0;
+	int service = 1;	/* still in the leading service labels */
+
+	if (n == 0)
+		ERR("empty name");
+	if (n > 253)
+		ERR("%zu octets, more than the 253 of a DNS name", n);
+	for (i = 0; i <= n; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '.' || c == '\0') {
+			if (lab == 0)
+				ERR("empty label at octet %zu", i);
+			if (name[i - 1] == '-')
+				ERR("label %zu ends with a hyphen", nlab + 1);
+			nlab++;
+			lab = 0;
+			continue;
+		}
+		if (++lab > 63)
+			ERR("label %zu longer than 63 octets", nlab + 1);
+		if (lab == 1) {
+			if (c == '_' && service)
+				continue;
+			service = 0;
+			if (c == '-')
+				ERR("label %zu starts with a hyphen", nlab + 1);
+		}
+		if (!is_alnum(c) && c != '-')
+			ERR("octet 0x%02x at %zu is not a letter, digit or "
+			    "hyphen", c, i);
+	}
+	return 0;
+}
+
 /* Checks an mx value "[*.]Domain"; returns 0 and writes it lower case. */
 static int
 mx_value(const char *v, size_t len, char *out, size_t outsz)

@@ -55,5 +55,15 @@ int	sts_domain_norm(const char *in, char *out, size_t outsz, char *err,
 	    size_t errsz);
 /* Is s a syntactically valid host name (LDH labels, dots, <= 253)? */
 int	sts_valid_hostname(const char *s);
+/*
+ * Is name a DNS name mxguard may look up or connect to: 1 to 253 octets
+ * (no trailing dot), labels of 1 to 63 octets of letters, digits and
+ * hyphens (A-labels: IDNA normalisation comes first, sts_domain_norm()),
+ * no hyphen at either end of a label; leading labels may be service
+ * labels ("_mta-sts", "_25", "_tcp").  0, or -1 with err saying why.
+ * The one check before every MTA-STS lookup (the engine) and every
+ * policy fetch (http.c): a name is refused, never cut to fit.
+ */
+int	sts_dns_name_check(const char *name, char *err, size_t errsz);
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * test_cache_sts.c - the persistent MTA-STS policy cache: round trip,
  * persistence across reopen, id change (replace), expiry and refresh
- * margin, corrupt records.
+ * margin, corrupt records; the bound: eviction order (expired, then least
+ * recently used mode none, then testing; never a live enforce policy for
+ * a newcomer), the per-entry size limit, MDB_MAP_FULL, counters.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <time.h>
+
+#include "core/stats.h"
 #include "policy/cache.h"
 
 static char dir[] = "/tmp/mxg-cache-test-XXXXXX";
@@ -145,6 +150,224 @@ test_bad_body_is_absent(void **state)
 	sts_cache_close(c);
 }
 
+static const char *ENF = "version: STSv1\nmode: enforce\nmx: mx.example\n"
+    "max_age: 86400\n";
+static const char *TST = "version: STSv1\nmode: testing\nmx: mx.example\n"
+    "max_age: 86400\n";
+static const char *NON = "version: STSv1\nmode: none\nmax_age: 86400\n";
+
+static int64_t
+ctr(const char *name)
+{
+	return stats_value(stats_get(name, NULL));
+}
+
+/* A fresh store in its own directory under dir. */
+static struct sts_cache *
+fresh(const char *sub, size_t max, size_t entry_max, size_t mapsize)
+{
+	char d[128], err[256];
+	struct sts_cache *c;
+
+	snprintf(d, sizeof(d), "%s/%s", dir, sub);
+	c = sts_cache_open_limits(d, max, entry_max, mapsize, err,
+	    sizeof(err));
+	if (c == NULL)
+		fail_msg("open: %s", err);
+	return c;
+}
+
+/* fetched age seconds ago, used last used_ago seconds ago */
+static int
+put(struct sts_cache *c, const char *dom, const char *body, int64_t age,
+    uint32_t max_age, int64_t used_ago)
+{
+	struct sts_cache_entry e;
+	int64_t now = (int64_t)time(NULL);
+
+	fill(&e, "id1", body, now - age, max_age);
+	e.last_used = now - used_ago;
+	return sts_cache_put(c, dom, &e);
+}
+
+static int
+has(struct sts_cache *c, const char *dom)
+{
+	struct sts_cache_entry g;
+	int rc = sts_cache_get(c, dom, &g);
+
+	sts_cache_entry_clear(&g);
+	return rc;
+}
+
+/*
+ * A full cache: a newcomer evicts the expired record first, then the
+ * least recently used policy of mode none, then of mode testing, and is
+ * refused when only live enforce policies are left; those all stay.
+ */
+static void
+test_eviction_order(void **state)
+{
+	struct sts_cache *c = fresh("order", 5, 8192, 0);
+	int64_t full = ctr("mxguard_sts_cache_refusals_total"
+	    "{reason=\"full\"}");
+	int64_t exp = ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"expired\"}");
+	int64_t non = ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"mode-none\"}");
+	int64_t tst = ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"mode-testing\"}");
+
+	/* two learned enforce policies, used long ago (LRU would pick
+	 * them first), an expired one, a testing and a none policy */
+	assert_int_equal(put(c, "enf1.example", ENF, 100, 86400, 80000), 0);
+	assert_int_equal(put(c, "enf2.example", ENF, 100, 86400, 80000), 0);
+	assert_int_equal(put(c, "old.example", ENF, 90000, 86400, 0), 0);
+	assert_int_equal(put(c, "tst.example", TST, 100, 86400, 5000), 0);
+	assert_int_equal(put(c, "non.example", NON, 100, 86400, 10), 0);
+	assert_int_equal(sts_cache_count(c), 5);
+	assert_int_equal(ctr("mxguard_sts_cache_entries"), 5);
+
+	/* newcomer 1: the expired record goes, not the none policy */
+	assert_int_equal(put(c, "new1.example", ENF, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "old.example"), 0);
+	assert_int_equal(has(c, "non.example"), 1);
+	assert_int_equal(ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"expired\"}"), exp + 1);
+	/* newcomer 2: mode none before testing, though testing is older */
+	assert_int_equal(put(c, "new2.example", ENF, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "non.example"), 0);
+	assert_int_equal(has(c, "tst.example"), 1);
+	assert_int_equal(ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"mode-none\"}"), non + 1);
+	/* newcomer 3: then testing */
+	assert_int_equal(put(c, "new3.example", TST, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "tst.example"), 0);
+	assert_int_equal(ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"mode-testing\"}"), tst + 1);
+	/* newcomer 4 evicts new3 (testing); newcomer 5 finds only live
+	 * enforce policies: refused, every one of them stays */
+	assert_int_equal(put(c, "new4.example", ENF, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "new3.example"), 0);
+	assert_int_equal(put(c, "new5.example", ENF, 0, 86400, 0), -1);
+	assert_int_equal(put(c, "new6.example", NON, 0, 86400, 0), -1);
+	assert_int_equal(has(c, "new5.example"), 0);
+	assert_int_equal(ctr("mxguard_sts_cache_refusals_total"
+	    "{reason=\"full\"}"), full + 2);
+	assert_int_equal(has(c, "enf1.example"), 1);
+	assert_int_equal(has(c, "enf2.example"), 1);
+	assert_int_equal(has(c, "new1.example"), 1);
+	assert_int_equal(has(c, "new2.example"), 1);
+	assert_int_equal(has(c, "new4.example"), 1);
+	assert_int_equal(sts_cache_count(c), 5);
+	assert_int_equal(ctr("mxguard_sts_cache_entries"), 5);
+	/* a learned policy is still refreshed in a full cache */
+	assert_int_equal(put(c, "enf1.example", ENF, 0, 86400, 0), 0);
+	sts_cache_close(c);
+}
+
+/* Least recently used first among the non-enforce policies; a lookup
+ * that uses a policy (sts_cache_touch) makes it recent. */
+static void
+test_lru_touch(void **state)
+{
+	struct sts_cache *c = fresh("lru", 3, 8192, 0);
+	struct sts_cache_entry g;
+	int64_t now = (int64_t)time(NULL);
+
+	assert_int_equal(put(c, "a.example", NON, 100, 86400, 50000), 0);
+	assert_int_equal(put(c, "b.example", NON, 100, 86400, 40000), 0);
+	assert_int_equal(put(c, "c.example", NON, 100, 86400, 30000), 0);
+	sts_cache_touch(c, "a.example", now);
+	assert_int_equal(sts_cache_get(c, "a.example", &g), 1);
+	assert_int_equal(g.last_used, now);
+	sts_cache_entry_clear(&g);
+	/* a touch within the hour writes nothing */
+	sts_cache_touch(c, "a.example", now + 10);
+	assert_int_equal(sts_cache_get(c, "a.example", &g), 1);
+	assert_int_equal(g.last_used, now);
+	sts_cache_entry_clear(&g);
+	assert_int_equal(put(c, "d.example", NON, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "b.example"), 0);	/* the LRU one */
+	assert_int_equal(has(c, "a.example"), 1);
+	assert_int_equal(has(c, "c.example"), 1);
+	sts_cache_close(c);
+}
+
+/* A policy larger than sts_cache_max_entry_size is not stored. */
+static void
+test_entry_too_large(void **state)
+{
+	struct sts_cache *c = fresh("large", 10, 1024, 0);
+	int64_t big = ctr("mxguard_sts_cache_refusals_total"
+	    "{reason=\"too-large\"}");
+	char body[2048];
+	size_t n;
+
+	n = (size_t)snprintf(body, sizeof(body), "%s", ENF);
+	memset(body + n, 'x', sizeof(body) - n - 2);
+	memcpy(body + n, "pad: ", 5);
+	body[sizeof(body) - 2] = '\n';
+	body[sizeof(body) - 1] = '\0';
+	assert_int_equal(put(c, "big.example", body, 0, 86400, 0), -1);
+	assert_int_equal(has(c, "big.example"), 0);
+	assert_int_equal(ctr("mxguard_sts_cache_refusals_total"
+	    "{reason=\"too-large\"}"), big + 1);
+	assert_int_equal(put(c, "small.example", ENF, 0, 86400, 0), 0);
+	sts_cache_close(c);
+}
+
+/*
+ * The file's bound reached before the count's (MDB_MAP_FULL): never
+ * fatal.  Testing policies are evicted to make room; once only enforce
+ * policies are left a newcomer is refused ("map-full") and every learned
+ * enforce policy stays readable and refreshable.
+ */
+static void
+test_map_full(void **state)
+{
+	struct sts_cache *c = fresh("mapfull", 100000, 8192, 256 * 1024);
+	int64_t mf = ctr("mxguard_sts_cache_refusals_total"
+	    "{reason=\"map-full\"}");
+	char body[4000], dom[64];
+	int i, stored = 0, enf = 0;
+	size_t n;
+
+	n = (size_t)snprintf(body, sizeof(body), "%s", ENF);
+	memcpy(body + n, "pad: ", 5);
+	memset(body + n + 5, 'x', 3000);
+	body[n + 3005] = '\n';
+	body[n + 3006] = '\0';
+	assert_int_equal(put(c, "learned.example", body, 10, 86400, 80000),
+	    0);
+	memcpy(body, TST, strlen(TST));		/* same length as ENF */
+	assert_int_equal(strlen(TST), strlen(ENF));
+	for (i = 0; i < 200; i++) {
+		snprintf(dom, sizeof(dom), "t%d.example", i);
+		if (put(c, dom, body, 0, 86400, 0) == 0)
+			stored++;
+	}
+	/* testing newcomers keep finding room by evicting older ones */
+	assert_int_equal(stored, 200);
+	assert_true(sts_cache_count(c) < 100);
+	assert_true(ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"mode-testing\"}") > 0);
+	/* enforce newcomers evict the testing ones, then are refused */
+	memcpy(body, ENF, strlen(ENF));
+	for (i = 0; i < 200; i++) {
+		snprintf(dom, sizeof(dom), "e%d.example", i);
+		if (put(c, dom, body, 0, 86400, 0) == 0)
+			enf++;
+	}
+	assert_true(enf > 0 && enf < 200);
+	assert_true(ctr("mxguard_sts_cache_refusals_total"
+	    "{reason=\"map-full\"}") > mf);
+	assert_int_equal(has(c, "learned.example"), 1);
+	assert_int_equal(has(c, "e0.example"), 1);
+	assert_int_equal(put(c, "learned.example", body, 0, 86400, 0), 0);
+	sts_cache_close(c);
+}
+
 static void
 test_open_fails(void **state)
 {
@@ -162,6 +385,10 @@ main(void)
 		cmocka_unit_test(test_id_change),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_bad_body_is_absent),
+		cmocka_unit_test(test_eviction_order),
+		cmocka_unit_test(test_lru_touch),
+		cmocka_unit_test(test_entry_too_large),
+		cmocka_unit_test(test_map_full),
 		cmocka_unit_test(test_open_fails),
 	};
 

@@ -1,6 +1,8 @@
 /*
  * test_history.c - the persistent TLS history: keys, records surviving a
- * reopen, the window rule, independence of host+address keys.
+ * reopen, the window rule, independence of host+address keys; the bound:
+ * a full store evicts records that expect no TLS, never one that does,
+ * refuses newcomers then, survives MDB_MAP_FULL, counts.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <time.h>
+
+#include "core/stats.h"
 #include "policy/history.h"
 #include "policy/policy.h"
 
@@ -68,6 +73,19 @@ test_key(void **state)
 	assert_string_equal(k, "h|2001:db8::25");
 	assert_int_equal(history_key("h", (struct sockaddr *)&b, k, 5), -1);
 	assert_int_equal(history_key("h", NULL, k, sizeof(k)), -1);
+	{
+		/* a record's size is bounded: no host name beyond 255 */
+		char big[400], kb[512];
+
+		memset(big, 'a', 300);
+		big[300] = '\0';
+		assert_int_equal(history_key(big, (struct sockaddr *)&a, kb,
+		    sizeof(kb)), -1);
+		big[255] = '\0';
+		assert_int_equal(history_key(big, (struct sockaddr *)&a, kb,
+		    sizeof(kb)), 0);
+		assert_true(strlen(kb) <= HISTORY_KEY_MAX);
+	}
 }
 
 static void
@@ -160,6 +178,131 @@ test_apply(void **state)
 	history_close(h);
 }
 
+static int64_t
+ctr(const char *name)
+{
+	return stats_value(stats_get(name, NULL));
+}
+
+static struct history *
+fresh(const char *sub, size_t max, int64_t window, size_t mapsize)
+{
+	char d[128], err[256];
+	struct history *h;
+
+	snprintf(d, sizeof(d), "%s/%s", dir, sub);
+	if ((h = history_open_limits(d, max, window, mapsize, err,
+	    sizeof(err))) == NULL)
+		fail_msg("open: %s", err);
+	return h;
+}
+
+/*
+ * A full history: a newcomer evicts the records that expect no TLS (never
+ * completed STARTTLS, or not within the window), never a record that
+ * still expects TLS; with only those left it is refused, and they stay
+ * and keep being updated.
+ */
+static void
+test_bounded(void **state)
+{
+	struct history *h = fresh("bounded", 4, 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.1");
+	struct history_entry e;
+	int64_t now = (int64_t)time(NULL);
+	int64_t full = ctr("mxguard_tls_history_refusals_total"
+	    "{reason=\"full\"}");
+	int64_t gone = ctr("mxguard_tls_history_evictions_total"
+	    "{reason=\"no-tls-in-window\"}");
+
+	/* two servers that completed STARTTLS, one that never did, one
+	 * whose last TLS is outside the window */
+	assert_int_equal(history_record(h, "live1", (struct sockaddr *)&a, 1,
+	    1, now - 100, NULL), 0);
+	assert_int_equal(history_record(h, "live2", (struct sockaddr *)&a, 1,
+	    1, now - 100, NULL), 0);
+	assert_int_equal(history_record(h, "plain", (struct sockaddr *)&a, 0,
+	    0, now - 10, NULL), 0);
+	assert_int_equal(history_record(h, "stale", (struct sockaddr *)&a, 1,
+	    1, now - 90000, NULL), 0);
+	assert_int_equal(history_count(h), 4);
+	assert_int_equal(ctr("mxguard_tls_history_entries"), 4);
+	/* a newcomer: both records that decide nothing go */
+	assert_int_equal(history_record(h, "new1", (struct sockaddr *)&a, 1,
+	    1, now, NULL), 0);
+	assert_int_equal(history_get(h, "plain", (struct sockaddr *)&a, &e),
+	    0);
+	assert_int_equal(history_get(h, "stale", (struct sockaddr *)&a, &e),
+	    0);
+	assert_int_equal(ctr("mxguard_tls_history_evictions_total"
+	    "{reason=\"no-tls-in-window\"}"), gone + 2);
+	assert_int_equal(history_record(h, "new2", (struct sockaddr *)&a, 1,
+	    1, now, NULL), 0);
+	/* full of records that expect TLS: newcomers are refused */
+	assert_int_equal(history_record(h, "new3", (struct sockaddr *)&a, 1,
+	    1, now, NULL), -1);
+	assert_int_equal(history_record(h, "new4", (struct sockaddr *)&a, 0,
+	    0, now, NULL), -1);
+	assert_int_equal(ctr("mxguard_tls_history_refusals_total"
+	    "{reason=\"full\"}"), full + 2);
+	assert_int_equal(history_get(h, "new3", (struct sockaddr *)&a, &e),
+	    0);
+	assert_int_equal(history_count(h), 4);
+	/* the learned ones stay, and a stripped attempt on one still
+	 * records (an update, not a newcomer) */
+	assert_int_equal(history_record(h, "live1", (struct sockaddr *)&a, 0,
+	    0, now, NULL), 0);
+	assert_int_equal(history_get(h, "live1", (struct sockaddr *)&a, &e),
+	    1);
+	assert_true(history_expects_tls(&e, now, 86400));
+	assert_int_equal(e.fail_count, 1);
+	assert_int_equal(history_get(h, "live2", (struct sockaddr *)&a, &e),
+	    1);
+	history_close(h);
+}
+
+/* The file's bound before the count's (MDB_MAP_FULL): never fatal;
+ * dead records are evicted, live ones stay and stay updatable. */
+static void
+test_map_full(void **state)
+{
+	struct history *h = fresh("mapfull", 1000000, 86400, 128 * 1024);
+	struct sockaddr_in a = sin4("192.0.2.7");
+	struct history_entry e;
+	char host[300];
+	int64_t now = (int64_t)time(NULL);
+	int i, ok = 0, refused = 0;
+
+	memset(host, 'h', 250);
+	host[250] = '\0';
+	assert_int_equal(history_record(h, "learned", (struct sockaddr *)&a,
+	    1, 1, now, NULL), 0);
+	/* plaintext-only servers: each newcomer finds room */
+	for (i = 0; i < 2000; i++) {
+		snprintf(host, sizeof(host), "%0240d.p", i);
+		if (history_record(h, host, (struct sockaddr *)&a, 0, 0, now,
+		    NULL) == 0)
+			ok++;
+	}
+	assert_int_equal(ok, 2000);
+	assert_true(history_count(h) < 2000);
+	/* servers that completed STARTTLS: room runs out, then refused */
+	for (i = 0, ok = 0; i < 2000; i++) {
+		snprintf(host, sizeof(host), "%0240d.t", i);
+		if (history_record(h, host, (struct sockaddr *)&a, 1, 1, now,
+		    NULL) == 0)
+			ok++;
+		else
+			refused++;
+	}
+	assert_true(ok > 0 && refused > 0);
+	assert_int_equal(history_get(h, "learned", (struct sockaddr *)&a,
+	    &e), 1);
+	assert_int_equal(history_record(h, "learned", (struct sockaddr *)&a,
+	    0, 0, now, NULL), 0);
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -167,6 +310,8 @@ main(void)
 		cmocka_unit_test(test_key),
 		cmocka_unit_test(test_record_and_window),
 		cmocka_unit_test(test_apply),
+		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_map_full),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,7 +1,8 @@
 /*
  * test_http_parse.c - the MTA-STS HTTP response parser: Content-Length,
  * chunked, too large, redirects, wrong content type, truncation, byte by
- * byte arrival.
+ * byte arrival; the DNS name check (sts_dns_name_check()) and http_get()
+ * refusing a policy host that is no DNS name instead of cutting it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +13,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "policy/dns.h"
 #include "policy/http.h"
+#include "policy/sts.h"
 
 #define MAXB (64 * 1024)
 
@@ -209,6 +215,104 @@ test_bytewise(void **state)
 	http_resp_clear(&r);
 }
 
+/* labels of n octets joined by dots, total octets exactly len */
+static void
+name_of(char *buf, size_t len, const char *prefix)
+{
+	size_t i, p = strlen(prefix);
+
+	memcpy(buf, prefix, p);
+	for (i = p; i < len; i++)
+		buf[i] = (i - p) % 50 == 49 ? '.' : 'a';
+	if (buf[len - 1] == '.')
+		buf[len - 1] = 'b';
+	buf[len] = '\0';
+}
+
+static void
+test_dns_name_check(void **state)
+{
+	char buf[400], err[160];
+
+	assert_int_equal(sts_dns_name_check("mta-sts.example.com", err,
+	    sizeof(err)), 0);
+	assert_int_equal(sts_dns_name_check("_mta-sts.example.com", err,
+	    sizeof(err)), 0);
+	assert_int_equal(sts_dns_name_check("_25._tcp.mx.xn--bcher-kva.test",
+	    err, sizeof(err)), 0);
+	name_of(buf, 253, "mta-sts.");
+	assert_int_equal(sts_dns_name_check(buf, err, sizeof(err)), 0);
+	name_of(buf, 254, "mta-sts.");
+	assert_int_equal(sts_dns_name_check(buf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "253"));
+	name_of(buf, 300, "_mta-sts.");
+	assert_int_equal(sts_dns_name_check(buf, err, sizeof(err)), -1);
+	memset(buf, 'a', 64);
+	memcpy(buf + 64, ".test", 6);
+	assert_int_equal(sts_dns_name_check(buf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "63"));
+	buf[62] = '.';			/* 62, ".", "a", ".test" */
+	assert_int_equal(sts_dns_name_check(buf, err, sizeof(err)), 0);
+	assert_int_equal(sts_dns_name_check("", err, sizeof(err)), -1);
+	assert_int_equal(sts_dns_name_check("a..b", err, sizeof(err)), -1);
+	assert_int_equal(sts_dns_name_check("example.com.", err,
+	    sizeof(err)), -1);
+	assert_int_equal(sts_dns_name_check("-a.example", err, sizeof(err)),
+	    -1);
+	assert_int_equal(sts_dns_name_check("a-.example", err, sizeof(err)),
+	    -1);
+	assert_int_equal(sts_dns_name_check("a_b.example", err, sizeof(err)),
+	    -1);
+	assert_int_equal(sts_dns_name_check("mta-sts.a_b.example", err,
+	    sizeof(err)), -1);
+	assert_int_equal(sts_dns_name_check("b\xc3\xbc" "cher.test", err,
+	    sizeof(err)), -1);	/* U-labels: IDNA first */
+	assert_int_equal(sts_dns_name_check("a b.test", err, sizeof(err)),
+	    -1);
+}
+
+static void
+noop_cb(void *arg, int ok, const char *body, size_t len, const char *kind,
+    const char *err)
+{
+	(*(int *)arg)++;
+}
+
+/* A policy host that is no DNS name is refused before any lookup, not
+ * cut to fit (a cut name is another host). */
+static void
+test_get_refuses_long_host(void **state)
+{
+	char err[256], host[400];
+	struct config *cfg = config_load(NULL, err, sizeof(err));
+	struct ev_loop *loop = ev_loop_new();
+	struct dns *dns;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	struct http_req *h;
+	int calls = 0;
+
+	assert_non_null(cfg);
+	log_init("test", 0, LOG_LVL_ERR);
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup("127.0.0.1:9");
+	cfg->dns_servers.n = 1;
+	dns = dns_new(loop, cfg, err, sizeof(err));
+	assert_non_null(dns);
+	name_of(host, 261, "mta-sts.");
+	assert_null(http_get(loop, dns, ctx, host, "/.well-known/mta-sts.txt",
+	    1000, MAXB, 0, noop_cb, &calls));
+	name_of(host, 253, "mta-sts.");
+	h = http_get(loop, dns, ctx, host, "/.well-known/mta-sts.txt", 1000,
+	    MAXB, 0, noop_cb, &calls);
+	assert_non_null(h);
+	http_cancel(h);
+	assert_int_equal(calls, 0);
+	dns_free(dns);
+	SSL_CTX_free(ctx);
+	ev_loop_free(loop);
+	config_free(cfg);
+}
+
 int
 main(void)
 {
@@ -221,6 +325,8 @@ main(void)
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_bytewise),
+		cmocka_unit_test(test_dns_name_check),
+		cmocka_unit_test(test_get_refuses_long_host),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

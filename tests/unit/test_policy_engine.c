@@ -5,7 +5,11 @@
  * enforce with a matching MX, MX not in the policy, destination not an MX,
  * testing mode, TXT gone but cached policy in force, TXT id changed and
  * fetch failing (cached kept), no policy, overrides by address and domain,
- * invalid and internationalised domains, MTA-STS disabled.
+ * invalid and internationalised domains, MTA-STS disabled; a domain whose
+ * _mta-sts/mta-sts names are no DNS names (refused before any query); a
+ * cached policy within the refresh margin refreshed also when its TXT
+ * record is missing or the lookup fails (SERVFAIL), a failed refresh
+ * leaving it as it was.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +43,11 @@ struct zrr {
 	const char	*value;
 };
 
+#define T_SERVFAIL	(-1)	/* zone entry: every query fails */
+/* a 247-octet domain: _mta-sts.D and mta-sts.D are longer than 253 */
+static char longdom[256];
+static char longtxt[270];
+
 static const struct zrr zone[] = {
 	{ "enf.test", DNS_T_MX, "10 mx1.enf.test" },
 	{ "enf.test", DNS_T_MX, "20 rogue.other.test" },
@@ -63,6 +72,13 @@ static const struct zrr zone[] = {
 	{ "shared.test", DNS_T_MX, "20 b.shared.test" },
 	{ "a.shared.test", DNS_T_A, "192.0.2.8" },
 	{ "b.shared.test", DNS_T_A, "192.0.2.8" },
+	{ "refsupp.test", DNS_T_MX, "10 mx.refsupp.test" },
+	{ "mx.refsupp.test", DNS_T_A, "192.0.2.11" },
+	{ "refsf.test", DNS_T_MX, "10 mx.refsf.test" },
+	{ "mx.refsf.test", DNS_T_A, "192.0.2.12" },
+	{ "_mta-sts.refsf.test", T_SERVFAIL, "" },
+	{ longdom, DNS_T_MX, "10 mx.plain.test" },
+	{ longtxt, DNS_T_TXT, "v=STSv1; id=long1" },
 	{ "expired.test", DNS_T_MX, "10 mx.expired.test" },
 	/* testing mode, the MX host listed: the report check passes */
 	{ "tstok.test", DNS_T_MX, "10 mx.tstok.test" },
@@ -77,6 +93,8 @@ static const struct zrr zone[] = {
 
 struct fake {
 	int fd, port, queries;
+	char names[256][512];	/* the names asked, in order */
+	int nnames;
 };
 static struct fake fk;
 static struct ev_loop *loop;
@@ -90,8 +108,8 @@ fake_read(int fd, int events, void *arg)
 	socklen_t fl = sizeof(from);
 	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
 	    &fl);
-	char name[256];
-	int off = 12, o = 0, qtype, i, an = 0, exists = 0;
+	char name[512];
+	int off = 12, o = 0, qtype, i, an = 0, exists = 0, servfail = 0;
 	struct msg m;
 
 	if (n < 17)
@@ -100,6 +118,8 @@ fake_read(int fd, int events, void *arg)
 	while (off < n && q[off] != 0) {
 		int l = q[off];
 
+		if (o + l + 2 >= (int)sizeof(name))
+			return;
 		if (o)
 			name[o++] = '.';
 		memcpy(name + o, q + off + 1, (size_t)l);
@@ -110,16 +130,23 @@ fake_read(int fd, int events, void *arg)
 	qtype = q[off + 1] << 8 | q[off + 2];
 	if (strcasecmp(name, "mx.slow.test") == 0)
 		return;		/* a black hole: the lookup never ends */
+	if (fk.nnames < 256)
+		snprintf(fk.names[fk.nnames++], sizeof(fk.names[0]), "%s",
+		    name);
 	for (i = 0; zone[i].name; i++)
 		if (strcasecmp(zone[i].name, name) == 0) {
 			exists = 1;
 			if (zone[i].type == qtype)
 				an++;
+			if (zone[i].type == T_SERVFAIL)
+				servfail = 1;
 		}
 	m.n = 0;
 	put16(&m, (unsigned)(q[0] << 8 | q[1]));
 	m.b[m.n++] = 0x81;
-	m.b[m.n++] = (unsigned char)(0x80 | (exists ? 0 : 3));
+	m.b[m.n++] = (unsigned char)(0x80 | (servfail ? 2 : exists ? 0 : 3));
+	if (servfail)
+		an = 0;
 	put16(&m, 1);
 	put16(&m, (unsigned)an);
 	put16(&m, 0);
@@ -130,7 +157,8 @@ fake_read(int fd, int events, void *arg)
 	for (i = 0; zone[i].name; i++) {
 		struct msg rd = { .n = 0 };
 
-		if (strcasecmp(zone[i].name, name) != 0 || zone[i].type != qtype)
+		if (strcasecmp(zone[i].name, name) != 0 || zone[i].type != qtype ||
+		    servfail)
 			continue;
 		if (qtype == DNS_T_A) {
 			inet_pton(AF_INET, zone[i].value, rd.b);
@@ -233,6 +261,11 @@ setup(void **state)
 		log_init("test", 0, LOG_LVL_ERR);
 	if (mkdtemp(statedir) == NULL)
 		return -1;
+	/* 63 + 1 + 63 + 1 + 63 + 1 + 50 + 5 octets */
+	memset(longdom, 'a', 246);
+	longdom[63] = longdom[127] = longdom[191] = '.';
+	memcpy(longdom + 242, ".test", 6);
+	snprintf(longtxt, sizeof(longtxt), "_mta-sts.%s", longdom);
 	loop = ev_loop_new();
 	fk.fd = socket(AF_INET, SOCK_DGRAM, 0);
 	memset(&sin, 0, sizeof(sin));
@@ -257,6 +290,11 @@ setup(void **state)
 	    "mx: mx.tstok.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("newid.test", "one", "version: STSv1\nmode: enforce\n"
 	    "mx: mx.newid.test\nmax_age: 86400\n", 10, 86400);
+	/* within the refresh margin; no TXT record / its lookup fails */
+	cache_policy("refsupp.test", "rs1", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.refsupp.test\nmax_age: 86400\n", 80000, 86400);
+	cache_policy("refsf.test", "rf1", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.refsf.test\nmax_age: 86400\n", 80000, 86400);
 	return 0;
 }
 
@@ -578,6 +616,124 @@ test_refresh_in_background(void **state)
 	policy_free(p);
 }
 
+static int
+asked(const char *name)
+{
+	int i, n = 0;
+
+	for (i = 0; i < fk.nnames; i++)
+		if (strcasecmp(fk.names[i], name) == 0)
+			n++;
+	return n;
+}
+
+/* Runs the loop until the fake DNS was asked for name (or ms passed). */
+static void
+wait_asked(const char *name, int ms)
+{
+	struct ev_timer *t = ev_timer_new(loop, poll_cb, NULL);
+	int i;
+
+	for (i = 0; i < ms / 50 && asked(name) == 0; i++) {
+		ev_timer_arm(t, 50);
+		ev_loop_run(loop);
+	}
+	ev_timer_free(t);
+}
+
+/*
+ * RFC 8461 section 5.1: a cached policy within the refresh margin is
+ * refreshed before it expires even when the TXT record is gone (an
+ * attacker suppressing it) or its lookup fails: the policy host is asked
+ * (here it does not resolve, so the refresh fails) and the failure leaves
+ * the cached policy exactly as it was.
+ */
+static void
+refresh_without_txt(const char *domain, const char *ip, const char *id)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct sts_cache_entry before, after;
+	struct policy_verdict *v;
+	char host[64];
+
+	snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), domain, &before),
+	    1);
+	fk.nnames = 0;
+	v = lookup(p, domain, ip);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, "cached"));
+	assert_non_null(strstr(v->sts_note, id));
+	policy_verdict_free(v);
+	wait_asked(host, 3000);
+	assert_true(asked(host) > 0);
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), domain, &after),
+	    1);
+	assert_string_equal(after.id, before.id);
+	assert_int_equal(after.expires, before.expires);
+	assert_int_equal(after.fetched, before.fetched);
+	sts_cache_entry_clear(&before);
+	sts_cache_entry_clear(&after);
+	policy_free(p);
+}
+
+static void
+test_refresh_txt_missing(void **state)
+{
+	refresh_without_txt("refsupp.test", "192.0.2.11", "id=rs1");
+}
+
+static void
+test_refresh_txt_servfail(void **state)
+{
+	refresh_without_txt("refsf.test", "192.0.2.12", "id=rf1");
+}
+
+/* Not within the margin: a missing TXT record starts no fetch. */
+static void
+test_no_refresh_when_fresh(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	fk.nnames = 0;
+	v = lookup(p, "gone.test", "192.0.2.3");
+	policy_verdict_free(v);
+	wait_asked("mta-sts.gone.test", 500);
+	assert_int_equal(asked("mta-sts.gone.test"), 0);
+	policy_free(p);
+}
+
+/*
+ * _mta-sts.D and mta-sts.D longer than 253 octets: no MTA-STS query at
+ * all (never a cut name), the lookup counts as sts-policy-fetch-error,
+ * and the decision goes on without MTA-STS.
+ */
+static void
+test_long_domain_sts_refused(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+	int i;
+
+	assert_int_equal(strlen(longdom), 247);
+	fk.nnames = 0;
+	v = lookup(p, longdom, "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->mx_host, "mx.plain.test");
+	assert_string_equal(v->sts_note, "sts-policy-fetch-error");
+	assert_non_null(strstr(v->detail, "not a valid DNS name"));
+	policy_verdict_free(v);
+	wait_asked("-", 500);	/* time for a fetch to ask */
+	for (i = 0; i < fk.nnames; i++) {
+		if (strncmp(fk.names[i], "_mta-sts.", 9) == 0 ||
+		    strncmp(fk.names[i], "mta-sts.", 8) == 0)
+			fail_msg("asked for %s", fk.names[i]);
+		assert_true(strlen(fk.names[i]) <= 253);
+	}
+	policy_free(p);
+}
+
 /* Two MX hosts on one address: H is the one the policy lists. */
 static void
 test_shared_address(void **state)
@@ -679,6 +835,10 @@ main(void)
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
 		cmocka_unit_test(test_refresh_in_background),
+		cmocka_unit_test(test_refresh_txt_missing),
+		cmocka_unit_test(test_refresh_txt_servfail),
+		cmocka_unit_test(test_no_refresh_when_fresh),
+		cmocka_unit_test(test_long_domain_sts_refused),
 		cmocka_unit_test(test_expired_is_no_policy),
 		cmocka_unit_test(test_shared_address),
 		cmocka_unit_test(test_no_policy),
