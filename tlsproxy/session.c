@@ -96,7 +96,8 @@ struct session {
 	struct ev_timer		*reaper;
 	struct ev_timer		*ptimer;	/* policy lookup */
 
-	int			 processing;	/* in client_process() */
+	int			 client_due;	/* client commands to handle */
+	int			 running;	/* in session_run() */
 
 	/* client side */
 	char			 helo[SMTP_DOMAIN_MAX + 1];
@@ -142,6 +143,7 @@ static void session_enter(struct session *, enum sstate);
 static void session_on_reply(struct session *, struct smtp_reply *);
 static void session_close(struct session *, const char *why);
 static void client_process(struct session *);
+static void session_run(struct session *);
 static void rcpt_continue(struct session *);
 static void body_pump(struct session *);
 static void leg_event(struct leg *, enum leg_event, const struct leg_news *,
@@ -389,8 +391,10 @@ session_enter(struct session *s, enum sstate st)
 		break;
 	case S_WAIT_HELO:
 	case S_IDLE:
+		/* never handled from inside a transition: session_run()
+		 * does, when the event that led here has unwound */
 		io_pause(s->cl, 0);
-		client_process(s);
+		s->client_due = 1;
 		break;
 	case S_EHLO:
 		leg_hello(s->up, s->helo);
@@ -596,6 +600,7 @@ policy_done(void *arg, struct policy_verdict *v)
 		s->verdicts[MAX_VERDICTS - 1] = v;
 	}
 	rcpt_with_verdict(s, v);
+	session_run(s);
 }
 
 /* The policy lookup did not answer in time. */
@@ -615,6 +620,7 @@ policy_expired(void *arg)
 	tmp.source = "timeout";
 	policy_failed(s, &tmp, "validation-failure",
 	    "the policy lookup timed out");
+	session_run(s);
 }
 
 /* After the policy allowed the RCPT: MAIL first if not yet upstream. */
@@ -903,16 +909,14 @@ client_command(struct session *s, char *line, size_t len)
 	}
 }
 
-/* Handles buffered client lines while the session waits for the client. */
+/* Handles buffered client lines while the session waits for the client.
+ * Called by session_run() only. */
 static void
 client_process(struct session *s)
 {
 	char *line;
 	ssize_t n;
 
-	if (s->processing)
-		return;		/* the outer loop goes on */
-	s->processing = 1;
 	while (waits_for_client(s->state) && s->cl != NULL) {
 		n = io_getline(s->cl, SMTP_LINE_MAX, &line);
 		if (n == -1)
@@ -924,7 +928,28 @@ client_process(struct session *s)
 		}
 		client_command(s, line, (size_t)n);
 	}
-	s->processing = 0;
+}
+
+/*
+ * Does what transitions left to do, outside of them.  session_enter()
+ * never handles client commands itself (a command would then run inside
+ * the transition that led to it, and the next transition inside that
+ * one); it marks them due.  Every entry into the session (the client's
+ * io, the leg, the policy's answer, timers) ends here, and this loop
+ * handles them, as OpenSMTPD's mta_enter_state() loops instead of
+ * recursing.
+ */
+static void
+session_run(struct session *s)
+{
+	if (s->running)
+		return;		/* the outer loop goes on */
+	s->running = 1;
+	while (s->client_due && waits_for_client(s->state) && s->cl != NULL) {
+		s->client_due = 0;
+		client_process(s);
+	}
+	s->running = 0;
 }
 
 /* ---- DATA -------------------------------------------------------------- */
@@ -1183,6 +1208,7 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 		session_close(s, "client quit");
 		break;
 	}
+	session_run(s);
 }
 
 /* ---- io events --------------------------------------------------------- */
@@ -1218,7 +1244,7 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 	switch (ev) {
 	case IO_DATAIN:
 		if (waits_for_client(s->state))
-			client_process(s);
+			s->client_due = 1;
 		else if (s->state == S_BODY)
 			body_pump(s);
 		break;
@@ -1252,6 +1278,7 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 	case IO_CONNECTED:
 		break;
 	}
+	session_run(s);
 }
 
 /* ---- start ------------------------------------------------------------- */
