@@ -76,6 +76,10 @@ static const char *state_names[] = {
 #define BODY_HIWAT	(256 * 1024)
 #define BODY_LOWAT	(64 * 1024)
 #define MAX_VERDICTS	8
+/* The engine owns policy_timeout and always answers by then (a deferral
+ * when it ran out of time).  The session waits this much longer only as
+ * a safety net against an engine bug. */
+#define POLICY_GRACE	(30 * 1000)
 
 struct verdict_slot {
 	struct policy_verdict	*v;
@@ -403,8 +407,12 @@ session_enter(struct session *s, enum sstate st)
 		if (s->ptimer == NULL)
 			s->ptimer = ev_timer_new(s->env->loop, policy_expired,
 			    s);
+		/* a safety net only: the engine answers by policy_timeout
+		 * (its timeout path has its own, documented deferrals) */
 		if (s->ptimer != NULL)
-			ev_timer_arm(s->ptimer, cfg->policy_timeout);
+			ev_timer_arm(s->ptimer, cfg->policy_timeout +
+			    (s->env->policy_grace ? s->env->policy_grace :
+			    POLICY_GRACE));
 		break;
 	case S_MAIL:
 		if ((leg_caps(s->up)->flags & SMTP_CAP_PIPELINING) &&
@@ -603,23 +611,30 @@ policy_done(void *arg, struct policy_verdict *v)
 	session_run(s);
 }
 
-/* The policy lookup did not answer in time. */
+/* The engine did not answer long after policy_timeout: its bug, not a
+ * policy decision.  The recipient is deferred. */
 static void
 policy_expired(void *arg)
 {
 	struct session *s = arg;
-	struct policy_verdict tmp;
 
 	if (s->state != S_POLICY)
 		return;
 	policy_cancel(s->preq);
 	s->preq = NULL;
-	memset(&tmp, 0, sizeof(tmp));
-	snprintf(tmp.domain, sizeof(tmp.domain), "%s", s->rcpt_domain);
-	tmp.level = TLS_LEVEL_DEFER;
-	tmp.source = "timeout";
-	policy_failed(s, &tmp, "validation-failure",
-	    "the policy lookup timed out");
+	log_warn("sid=%s event=internal-error what=\"no policy verdict for "
+	    "%s long after policy_timeout\"", s->id, s->rcpt_domain);
+	s->policy_fails++;
+	if (!up_settled(s)) {
+		session_tempfail(s, "421 4.3.0", "no TLS policy verdict for "
+		    "%s (internal error); try again later", s->rcpt_domain);
+	} else {
+		cl_printf(s, "451 4.3.0 mxguard: no TLS policy verdict for %s "
+		    "(internal error)", s->rcpt_domain);
+		free(s->rcpt_line);
+		s->rcpt_line = NULL;
+		session_enter(s, S_IDLE);
+	}
 	session_run(s);
 }
 
