@@ -71,6 +71,13 @@ static const char *state_names[] = {
 	"CLOSING", "DEAD",
 };
 
+/* Replies queued for a client that does not read them: above CL_HIWAT
+ * the session stops reading (and handling) the client's commands, and
+ * resumes when the queue drained to CL_LOWAT.  With the io's bounded
+ * input buffer, a client that pipelines without reading holds at most
+ * this much of mxguard's memory. */
+#define CL_HIWAT	(64 * 1024)
+#define CL_LOWAT	(16 * 1024)
 /* Output towards the upstream above this pauses reading from the client
  * during DATA; it resumes at the low-water mark. */
 #define BODY_HIWAT	(256 * 1024)
@@ -101,6 +108,8 @@ struct session {
 	struct ev_timer		*ptimer;	/* policy lookup */
 
 	int			 client_due;	/* client commands to handle */
+	int			 cl_blocked;	/* its replies pile up: paused
+						 * until they drain */
 	int			 running;	/* in session_run() */
 
 	/* client side */
@@ -397,7 +406,8 @@ session_enter(struct session *s, enum sstate st)
 	case S_IDLE:
 		/* never handled from inside a transition: session_run()
 		 * does, when the event that led here has unwound */
-		io_pause(s->cl, 0);
+		if (!s->cl_blocked)
+			io_pause(s->cl, 0);
 		s->client_due = 1;
 		break;
 	case S_EHLO:
@@ -933,6 +943,16 @@ client_process(struct session *s)
 	ssize_t n;
 
 	while (waits_for_client(s->state) && s->cl != NULL) {
+		if (io_queued(s->cl) > CL_HIWAT) {
+			/* the client does not read its replies: neither
+			 * do we read its commands (IO_LOWAT resumes) */
+			if (!s->cl_blocked)
+				log_debug("sid=%s event=client-blocked "
+				    "queued=%zu", s->id, io_queued(s->cl));
+			s->cl_blocked = 1;
+			io_pause(s->cl, 1);
+			break;
+		}
 		n = io_getline(s->cl, SMTP_LINE_MAX, &line);
 		if (n == -1)
 			break;
@@ -1282,6 +1302,13 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 		session_close(s, "client timeout");
 		break;
 	case IO_LOWAT:
+		if (s->cl_blocked) {
+			s->cl_blocked = 0;
+			if (waits_for_client(s->state)) {
+				io_pause(s->cl, 0);
+				s->client_due = 1;
+			}
+		}
 		break;
 	case IO_ERROR:
 	case IO_DISCONNECTED:
@@ -1337,6 +1364,7 @@ session_start(struct session_env *env, int fd,
 		close(fd);
 		goto fail;
 	}
+	io_set_lowat(s->cl, CL_LOWAT);
 	log_info("sid=%s event=connect client=%s dst=%s", s->id,
 	    s->client_str, s->dst_str);
 	lenv.loop = env->loop;

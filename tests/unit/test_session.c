@@ -24,6 +24,7 @@
 #include <setjmp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,7 @@ static struct {
 	SSL		*sssl;
 	int		 hs_done;
 	int		 srv_noread;	/* back-pressure: upstream reads not */
+	int		 cl_noread;	/* back-pressure: the client reads not */
 	SSL		*cssl;
 	int		 chs_done;
 	char		 cbuf[BUFSZ];	/* received by the client */
@@ -390,7 +392,7 @@ pump(void)
 			g.ceof = 1;
 		break;
 	}
-	while (g.cfd != -1 && !g.ceof && g.cssl == NULL) {
+	while (g.cfd != -1 && !g.ceof && g.cssl == NULL && !g.cl_noread) {
 		n = read(g.cfd, buf, sizeof(buf));
 		if (n > 0)
 			append(g.cbuf, &g.clen, buf, (size_t)n);
@@ -2325,6 +2327,86 @@ test_data_back_pressure(void **state)
 	finish();
 }
 
+/* A client that pipelines EHLO without ever reading its replies (defect
+ * 5 of issue 11: 32 MiB of "EHLO a" grew the heap by 512 MiB).  The
+ * session must stop reading it while its replies pile up, hold a bounded
+ * amount of memory, and go on once the client reads. */
+static void
+test_client_flood_bounded(void **state)
+{
+	static const char ehlo[] = "EHLO a\r\n";
+	static char chunk[64 * 1024];
+	const size_t limit = 8 * 1024 * 1024;
+	size_t off = 0, nlines, replies = 0, i, n;
+	uint64_t deadline, quiet_since = 0;
+	struct mallinfo2 m0, m1;
+	ssize_t w;
+	char *p;
+
+	for (i = 0; i + sizeof(ehlo) - 1 <= sizeof(chunk);
+	    i += sizeof(ehlo) - 1)
+		memcpy(chunk + i, ehlo, sizeof(ehlo) - 1);
+	hello_plain();
+	g.cl_noread = 1;
+	m0 = mallinfo2();
+	deadline = now_ms() + 4000;
+	while (off < limit && now_ms() < deadline) {
+		w = write(g.cfd, chunk, sizeof(chunk));
+		if (w > 0) {
+			off += (size_t)w;
+			quiet_since = 0;
+			continue;
+		}
+		if (quiet_since == 0)
+			quiet_since = now_ms();
+		else if (now_ms() - quiet_since > 200)
+			break;		/* the session stopped reading */
+		step();
+	}
+	m1 = mallinfo2();
+	if (off >= limit)
+		fail_msg("%zu bytes of EHLO went in while the client read "
+		    "nothing: no back-pressure", off);
+	if (m1.uordblks > m0.uordblks + 1024 * 1024)
+		fail_msg("heap grew by %zu bytes while the client read "
+		    "nothing", m1.uordblks - m0.uordblks);
+	/* what was written ends on a line boundary (whole chunks, or a
+	 * partial write: finish the last line) */
+	while (off % (sizeof(ehlo) - 1) != 0) {
+		size_t rest = (sizeof(ehlo) - 1) - off % (sizeof(ehlo) - 1);
+
+		w = write(g.cfd, ehlo + (sizeof(ehlo) - 1 - rest), rest);
+		if (w > 0)
+			off += (size_t)w;
+		else
+			step();
+	}
+	nlines = off / (sizeof(ehlo) - 1);
+	/* the client reads now: every EHLO gets its reply, in order */
+	g.cl_noread = 0;
+	deadline = now_ms() + 10000;
+	while (replies < nlines) {
+		if (now_ms() > deadline)
+			fail_msg("%zu of %zu replies after the client read",
+			    replies, nlines);
+		step();
+		p = g.cbuf;
+		while ((size_t)(p - g.cbuf) + strlen(CAPS_PLAIN) <= g.clen) {
+			assert_memory_equal(p, CAPS_PLAIN, strlen(CAPS_PLAIN));
+			p += strlen(CAPS_PLAIN);
+			replies++;
+		}
+		n = (size_t)(p - g.cbuf);
+		memmove(g.cbuf, p, g.clen - n);
+		g.clen -= n;
+	}
+	assert_int_equal(g.clen, 0);
+	assert_int_equal(g.slen, 0);	/* answered locally, all of them */
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	finish();
+}
+
 /* ---- local STARTTLS (client leg) --------------------------------------- */
 
 static void
@@ -2522,6 +2604,7 @@ main(void)
 		T(test_upstream_tls_handshake_fails_may),
 		T(test_upstream_tls_handshake_fails_encrypt),
 		T(test_data_back_pressure),
+		T(test_client_flood_bounded),
 		T(test_local_starttls),
 		T(test_local_starttls_pipelined_dropped),
 		T(test_client_helo),
