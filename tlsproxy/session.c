@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -83,6 +84,11 @@ static const char *state_names[] = {
 #define BODY_HIWAT	(256 * 1024)
 #define BODY_LOWAT	(64 * 1024)
 #define MAX_VERDICTS	8
+/* Extensions the client is offered (smtp_caps_filter), whose parameters
+ * it may use. */
+#define RELAYED_CAPS	(SMTP_CAP_SIZE | SMTP_CAP_PIPELINING | \
+			 SMTP_CAP_8BITMIME | SMTP_CAP_SMTPUTF8 | \
+			 SMTP_CAP_DSN | SMTP_CAP_ENHSTATUS)
 /* The engine owns policy_timeout and always answers by then (a deferral
  * when it ran out of time).  The session waits this much longer only as
  * a safety net against an engine bug. */
@@ -119,6 +125,10 @@ struct session {
 	char			*ehlo_reply;	/* filtered, for the client */
 	size_t			 ehlo_reply_len;
 	char			 banner[128];	/* upstream EHLO greeting text */
+	struct smtp_caps	 reply_caps;	/* what ehlo_reply offers */
+	struct smtp_caps	 offered;	/* what the client was offered
+						 * last (its MAIL and RCPT
+						 * parameters rely on it) */
 
 	/* per-domain verdicts of this session */
 	struct policy_verdict	*verdicts[MAX_VERDICTS];
@@ -163,6 +173,11 @@ static void leg_event(struct leg *, enum leg_event, const struct leg_news *,
     void *);
 static void cl_io_cb(struct io *, enum io_event, void *);
 static void ehlo_done(struct session *, const struct smtp_reply *);
+static void mail_replay(struct session *);
+static int caps_shrank(const struct session *);
+static void mail_refused_softly(struct session *, const struct smtp_reply *);
+static int params_adapt(struct session *, const char *, char *, size_t,
+    char *, size_t);
 static void policy_expired(void *);
 
 static struct stat_ctr *st_sessions, *st_active, *st_msgs_ok, *st_msgs_fail,
@@ -247,6 +262,19 @@ static void
 cl_relay(struct session *s, const struct smtp_reply *r)
 {
 	io_write(s->cl, r->buf, r->len);
+}
+
+/* The reply to the client's EHLO (or HELO), from what is known. */
+static void
+send_ehlo(struct session *s)
+{
+	if (s->client_ehlo) {
+		io_write(s->cl, s->ehlo_reply, s->ehlo_reply_len);
+		s->offered = s->reply_caps;
+	} else {
+		cl_printf(s, "250 %s", s->banner[0] ? s->banner : "mxguard");
+		memset(&s->offered, 0, sizeof(s->offered));
+	}
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
@@ -425,18 +453,19 @@ session_enter(struct session *s, enum sstate st)
 			    POLICY_GRACE));
 		break;
 	case S_MAIL:
-		if ((leg_caps(s->up)->flags & SMTP_CAP_PIPELINING) &&
-		    s->rcpt_line) {
-			s->rcpt_pipelined = 1;
-			leg_command2(s->up, s->tx_mail, s->rcpt_line);
-		} else
-			leg_command(s->up, 1, s->tx_mail);
+		mail_replay(s);
 		break;
 	case S_RCPT:
 		if (s->rcpt_pipelined)
 			s->rcpt_pipelined = 0;	/* sent with MAIL */
-		else
-			leg_command(s->up, 1, s->rcpt_line);
+		else {
+			char rl[SMTP_LINE_MAX + 1], why[256];
+
+			/* (RCPT parameters are only ever dropped) */
+			params_adapt(s, s->rcpt_line, rl, sizeof(rl), why,
+			    sizeof(why));
+			leg_command(s->up, 1, rl);
+		}
 		break;
 	case S_DATA:
 		leg_command(s->up, 1, "DATA");
@@ -687,10 +716,7 @@ cmd_helo(struct session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	tx_clear(s);
-	if (s->client_ehlo)
-		io_write(s->cl, s->ehlo_reply, s->ehlo_reply_len);
-	else
-		cl_printf(s, "250 %s", s->banner[0] ? s->banner : "mxguard");
+	send_ehlo(s);
 	session_enter(s, S_IDLE);
 }
 
@@ -1037,6 +1063,174 @@ message_done(struct session *s, const struct smtp_reply *r)
 	    "deferred" : "rejected", log_qn(q, sizeof(q), t, tl));
 }
 
+/* ---- MAIL and RCPT parameters across STARTTLS -------------------------- */
+
+/*
+ * The client was offered the extensions of the server's cleartext EHLO;
+ * its MAIL and RCPT are replayed after the EHLO inside TLS, whose
+ * extensions may differ.  That difference is ours to absorb: it must
+ * never become a permanent failure for the MTA.  A parameter whose
+ * extension is gone is dropped where that is harmless (SIZE, and the DSN
+ * parameters RET, ENVID, NOTIFY, ORCPT: the server then simply does not
+ * know them), and otherwise the recipient gets a 4xx with the reason
+ * (BODY=8BITMIME: no downgrade here, it would corrupt the message;
+ * SMTPUTF8: the message may carry UTF-8 headers).
+ */
+static int
+param_is(const char *p, size_t n, const char *key)
+{
+	size_t k = strlen(key);
+
+	return n >= k && strncasecmp(p, key, k) == 0 &&
+	    (n == k || p[k] == '=');
+}
+
+/* Writes line with the parameters the leg's EHLO does not cover dropped
+ * into out.  -1 (why: a reply for the client) when a parameter can be
+ * neither dropped nor kept. */
+static int
+params_adapt(struct session *s, const char *line, char *out, size_t outsz,
+    char *why, size_t whysz)
+{
+	unsigned c = leg_caps(s->up)->flags;
+	struct smtp_cmd cmd;
+	const char *err, *p, *end;
+	size_t len = strlen(line), o, n;
+	int dropped = 0;
+
+	snprintf(out, outsz, "%s", line);
+	if (smtp_cmd_parse(line, len, &cmd, &err) == -1 ||
+	    cmd.params == NULL || cmd.paramslen == 0)
+		return 0;
+	o = (size_t)(cmd.params - line);
+	while (o > 0 && line[o - 1] == ' ')
+		o--;
+	if (o >= outsz)
+		return 0;
+	memcpy(out, line, o);
+	out[o] = '\0';
+	p = cmd.params;
+	end = cmd.params + cmd.paramslen;
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		for (n = 0; p + n < end && p[n] != ' '; n++)
+			;
+		if (n == 0)
+			break;
+		if (cmd.verb == SMTP_CMD_MAIL && param_is(p, n, "BODY") &&
+		    !(c & SMTP_CAP_8BITMIME)) {
+			if (n > 5 && strncasecmp(p + 5, "8BITMIME", n - 5) ==
+			    0 && n - 5 == 8) {
+				snprintf(why, whysz, "451 4.6.3 mxguard: %s "
+				    "does not offer 8BITMIME after STARTTLS "
+				    "(it did before); try again later",
+				    s->dst_str);
+				return -1;
+			}
+			dropped = 1;		/* BODY=7BIT is the default */
+		} else if (cmd.verb == SMTP_CMD_MAIL &&
+		    param_is(p, n, "SMTPUTF8") && !(c & SMTP_CAP_SMTPUTF8)) {
+			snprintf(why, whysz, "451 4.6.7 mxguard: %s does not "
+			    "offer SMTPUTF8 after STARTTLS (it did before); "
+			    "try again later", s->dst_str);
+			return -1;
+		} else if ((cmd.verb == SMTP_CMD_MAIL &&
+		    param_is(p, n, "SIZE") && !(c & SMTP_CAP_SIZE)) ||
+		    (!(c & SMTP_CAP_DSN) && (param_is(p, n, "RET") ||
+		    param_is(p, n, "ENVID") || param_is(p, n, "NOTIFY") ||
+		    param_is(p, n, "ORCPT")))) {
+			dropped = 1;
+		} else if (o + 1 + n < outsz) {
+			out[o++] = ' ';
+			memcpy(out + o, p, n);
+			out[o += n] = '\0';
+		}
+		p += n;
+	}
+	if (dropped)
+		log_info("sid=%s event=params-adapted dst=%s command=%s "
+		    "sent=\"%s\" why=extensions-changed-after-starttls", s->id,
+		    s->dst_str, smtp_verb_name(cmd.verb), out);
+	return 0;
+}
+
+/* Did the server take back, inside TLS, an extension the client was
+ * offered (or lower the SIZE limit)? */
+static int
+caps_shrank(const struct session *s)
+{
+	const struct smtp_caps *now = leg_caps(s->up);
+	unsigned mask = SMTP_CAP_SIZE | SMTP_CAP_8BITMIME |
+	    SMTP_CAP_SMTPUTF8 | SMTP_CAP_DSN;
+
+	if (s->offered.flags & ~now->flags & mask)
+		return 1;
+	return (s->offered.flags & now->flags & SMTP_CAP_SIZE) &&
+	    now->size != 0 && (s->offered.size == 0 ||
+	    now->size < s->offered.size);
+}
+
+/* MAIL replayed upstream, with its parameters fitted to the leg. */
+static void
+mail_replay(struct session *s)
+{
+	char ml[SMTP_LINE_MAX + 1], rl[SMTP_LINE_MAX + 1], why[256];
+
+	if (params_adapt(s, s->tx_mail, ml, sizeof(ml), why,
+	    sizeof(why)) == -1) {
+		log_info("sid=%s event=mail-deferred dst=%s "
+		    "why=extensions-changed-after-starttls reply=\"%s\"",
+		    s->id, s->dst_str, why);
+		if (asprintf(&s->tx_mail_fail, "%s\r\n", why) == -1)
+			s->tx_mail_fail = NULL;
+		cl_printf(s, "%s", why);
+		free(s->rcpt_line);
+		s->rcpt_line = NULL;
+		session_enter(s, S_IDLE);
+		return;
+	}
+	if ((leg_caps(s->up)->flags & SMTP_CAP_PIPELINING) && s->rcpt_line) {
+		params_adapt(s, s->rcpt_line, rl, sizeof(rl), why,
+		    sizeof(why));
+		s->rcpt_pipelined = 1;
+		leg_command2(s->up, ml, rl);
+	} else
+		leg_command(s->up, 1, ml);
+}
+
+/* A 5xx to the replayed MAIL from a server whose extensions changed
+ * across STARTTLS: the client was promised what the server took back,
+ * so this is not the MTA's permanent failure.  Its RCPTs get a 4xx. */
+static void
+mail_refused_softly(struct session *s, const struct smtp_reply *r)
+{
+	char enh[16], q[300];
+	size_t tl;
+	const char *t = smtp_reply_text(r, r->nlines - 1, &tl);
+	int code = r->code == 552 ? 452 : r->code == 555 ? 455 : 451;
+
+	smtp_reply_enhanced(r, enh, sizeof(enh));
+	if (enh[0] == '5')
+		enh[0] = '4';
+	else
+		snprintf(enh, sizeof(enh), "4.5.4");
+	free(s->tx_mail_fail);
+	if (asprintf(&s->tx_mail_fail, "%d %s mxguard: %s refused MAIL "
+	    "after STARTTLS, where its extensions differ from those offered "
+	    "before (%d %s); try again later\r\n", code, enh, s->dst_str,
+	    r->code, log_qn(q, sizeof(q), t, tl)) == -1)
+		s->tx_mail_fail = NULL;
+	log_info("sid=%s event=mail-softened dst=%s code=%d "
+	    "why=extensions-changed-after-starttls", s->id, s->dst_str,
+	    r->code);
+	if (s->tx_mail_fail)
+		io_write(s->cl, s->tx_mail_fail, strlen(s->tx_mail_fail));
+	else
+		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+	session_enter(s, S_IDLE);
+}
+
 /* ---- upstream replies -------------------------------------------------- */
 
 /* The reply to EHLO (or HELO) becomes the one the client gets. */
@@ -1048,6 +1242,8 @@ ehlo_done(struct session *s, const struct smtp_reply *r)
 	const char *t = smtp_reply_text(r, 0, &tl);
 
 	snprintf(s->banner, sizeof(s->banner), "%.*s", (int)tl, t);
+	smtp_caps_parse(r, &s->reply_caps);
+	s->reply_caps.flags &= RELAYED_CAPS;
 	n = smtp_caps_filter(r, tls_server_enabled(s->env->tls) &&
 	    !s->client_tls, buf, sizeof(buf));
 	free(s->ehlo_reply);
@@ -1068,6 +1264,7 @@ helo_done(struct session *s, const struct smtp_reply *r)
 	const char *t = smtp_reply_text(r, 0, &tl);
 
 	snprintf(s->banner, sizeof(s->banner), "%.*s", (int)tl, t);
+	memset(&s->reply_caps, 0, sizeof(s->reply_caps));
 	free(s->ehlo_reply);
 	if (asprintf(&s->ehlo_reply, "250 %s\r\n", s->banner) == -1) {
 		s->ehlo_reply = NULL;
@@ -1097,6 +1294,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			 * reply is not the client's */
 			s->rcpt_pipelined = 0;
 			s->up_discard++;
+		}
+		if (r->code / 100 == 5 && caps_shrank(s)) {
+			mail_refused_softly(s, r);
+			break;
 		}
 		/* client got 250 for MAIL: its RCPTs carry the refusal */
 		if ((s->tx_mail_fail = malloc(r->len + 1)) != NULL) {
@@ -1128,11 +1329,7 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		if (s->internal_rset) {
 			/* for a repeated EHLO */
 			s->internal_rset = 0;
-			if (s->client_ehlo)
-				io_write(s->cl, s->ehlo_reply,
-				    s->ehlo_reply_len);
-			else
-				cl_printf(s, "250 %s", s->banner);
+			send_ehlo(s);
 		} else
 			cl_relay(s, r);
 		session_enter(s, S_IDLE);
@@ -1204,10 +1401,7 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 			ehlo_done(s, r);
 		if (s->state == S_CLOSING || s->state == S_DEAD)
 			break;
-		if (s->client_ehlo)
-			io_write(s->cl, s->ehlo_reply, s->ehlo_reply_len);
-		else
-			cl_printf(s, "250 %s", s->banner);
+		send_ehlo(s);
 		session_enter(s, S_IDLE);
 		break;
 	case LEG_READY:

@@ -1758,6 +1758,141 @@ test_starttls_upgrade(void **state)
 	finish();
 }
 
+/* ---- extensions that change across STARTTLS ---------------------------- */
+
+#define CAPS_RICH	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
+			"250-SIZE 10240000\r\n250-DSN\r\n250-8BITMIME\r\n" \
+			"250-SMTPUTF8\r\n250 STARTTLS\r\n"
+#define CAPS_RICH_SEEN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
+			"250-SIZE 10240000\r\n250-DSN\r\n250-8BITMIME\r\n" \
+			"250 SMTPUTF8\r\n"
+
+/* A server whose cleartext EHLO offers caps_plain and whose EHLO inside
+ * TLS offers caps_tls; the client's MAIL and RCPT lines (parameters
+ * chosen from what it was offered) wait for the replay. */
+static void
+tls_with_caps(const char *mail, const char *rcpt, const char *caps_tls)
+{
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello(CAPS_RICH, CAPS_RICH_SEEN);
+	cl_send(mail);
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send(rcpt);
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(caps_tls);
+}
+
+/* SIZE and the DSN parameters are dropped when the TLS EHLO lacks them. */
+static void
+test_tls_ehlo_lacks_size_dsn(void **state)
+{
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=1000 RET=HDRS "
+	    "ENVID=x1 BODY=8BITMIME\r\n", "RCPT TO:<b@d.example> "
+	    "NOTIFY=NEVER ORCPT=rfc822;b@d.example\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 8BITMIME\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> BODY=8BITMIME");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	/* a later RCPT too */
+	cl_send("RCPT TO:<c@d.example> NOTIFY=SUCCESS\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("x\r\n.\r\n");
+	finish();
+}
+
+/* BODY=8BITMIME or SMTPUTF8 the TLS EHLO no longer offers: a 4xx for the
+ * client with the reason, and nothing of the envelope upstream (no
+ * downgrade that could corrupt the message, no permanent failure). */
+static void
+test_tls_ehlo_lacks_8bitmime(void **state)
+{
+	const char *r;
+
+	tls_with_caps("MAIL FROM:<a@sender.example> BODY=8BITMIME\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 SIZE 10240000\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.6.3 ", 10) != 0 || strstr(r, "8BITMIME") ==
+	    NULL)
+		fail_msg("expected 451 4.6.3 about 8BITMIME, got \"%s\"", r);
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_CL_PREFIX("451 4.6.3 ");
+	srv_quiet(30);
+	cl_send("RSET\r\nMAIL FROM:<a@sender.example>\r\n"
+	    "RCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	finish();
+}
+
+static void
+test_tls_ehlo_lacks_smtputf8(void **state)
+{
+	const char *r;
+
+	tls_with_caps("MAIL FROM:<j\xc3\xb6rg@sender.example> SMTPUTF8\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 8BITMIME\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.6.7 ", 10) != 0)
+		fail_msg("expected 451 4.6.7, got \"%s\"", r);
+	srv_quiet(30);
+	finish();
+}
+
+/* A 5xx to MAIL from a server that lowered its SIZE inside TLS is not
+ * the MTA's permanent failure: 4xx. */
+static void
+test_tls_mail_5xx_softened(void **state)
+{
+	const char *r;
+
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=5000\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 1000\r\n250-DSN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("552 5.3.4 message too big\r\n503 5.5.1 need MAIL\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "452 4.3.4 ", 10) != 0)
+		fail_msg("expected 452 4.3.4, got \"%s\"", r);
+	cl_send("DATA\r\n");
+	EXPECT_CL_PREFIX("554 ");
+	finish();
+}
+
+/* The same 5xx from a server whose extensions did not change is relayed:
+ * the client was told the truth. */
+static void
+test_mail_5xx_same_caps_relayed(void **state)
+{
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=5000\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-DSN\r\n250-8BITMIME\r\n"
+	    "250 SMTPUTF8\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("550 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n");
+	EXPECT_CL("550 5.7.1 sender rejected\r\n");
+	finish();
+}
+
 /* ---- upstream reuse ---------------------------------------------------- */
 
 /* A TLS session that delivers one message and quits: its leg is parked,
@@ -2588,6 +2723,11 @@ main(void)
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
 		T(test_starttls_upgrade),
+		T(test_tls_ehlo_lacks_size_dsn),
+		T(test_tls_ehlo_lacks_8bitmime),
+		T(test_tls_ehlo_lacks_smtputf8),
+		T(test_tls_mail_5xx_softened),
+		T(test_mail_5xx_same_caps_relayed),
 		T(test_tls_check_fails_verify),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
