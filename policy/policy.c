@@ -671,7 +671,7 @@ decide(struct policy_req *r)
 				finish(r);
 				return;
 			}
-			v->level = TLS_LEVEL_VERIFY;
+			v->level = TLS_LEVEL_MAY;	/* testing: reported only */
 			snprintf(v->reason, sizeof(v->reason),
 			    "validation-failure");
 			snprintf(v->detail, sizeof(v->detail), "%s is not an "
@@ -698,7 +698,7 @@ decide(struct policy_req *r)
 			snprintf(v->detail, sizeof(v->detail), "MX host %s "
 			    "matches the MTA-STS policy of %s", v->mx_host,
 			    v->domain);
-		v->level = TLS_LEVEL_VERIFY;
+		v->level = testing ? TLS_LEVEL_MAY : TLS_LEVEL_VERIFY;
 		snprintf(names[0], 256, "%s", v->mx_host);
 		verdict_names(p, v, 1, names);
 		finish(r);
