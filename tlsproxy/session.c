@@ -1,5 +1,5 @@
 /*
- * session.c - the SMTP session state machine (DESIGN.md section 3).
+ * session.c - the SMTP session state machine (docs/session.md).
  *
  * One struct session per diverted connection, with two legs: `cl`, the
  * MTA that thinks it talks to the remote MX, and `up`, our own connection
@@ -11,9 +11,13 @@
  *   session_on_reply(s, r)    handles the upstream's reply in the current
  *                             state and picks the next one.
  *
+ * session_enter() is not reentrant: it never handles a client command;
+ * session_run(), at the end of every entry into the session, does.
+ *
  * Client commands are read only in the states that wait for the client
  * (S_WAIT_HELO, S_IDLE); in every other state they stay buffered in the
- * io layer, which is all that pipelining needs.
+ * io layer, which is all that pipelining needs.  A client whose replies
+ * pile up unread is not read either (CL_HIWAT).
  *
  * The upstream leg (leg.c) is a lower layer the session drives: it owns
  * the connection, its TLS and what that TLS proved, and reports back
