@@ -1,5 +1,5 @@
 /*
- * session.c - the SMTP session state machine (DESIGN.md section 3).
+ * session.c - the SMTP session state machine (docs/session.md).
  *
  * One struct session per diverted connection, with two legs: `cl`, the
  * MTA that thinks it talks to the remote MX, and `up`, our own connection
@@ -11,18 +11,24 @@
  *   session_on_reply(s, r)    handles the upstream's reply in the current
  *                             state and picks the next one.
  *
+ * session_enter() is not reentrant: it never handles a client command;
+ * session_run(), at the end of every entry into the session, does.
+ *
  * Client commands are read only in the states that wait for the client
  * (S_WAIT_HELO, S_IDLE); in every other state they stay buffered in the
- * io layer, which is all that pipelining needs.
+ * io layer, which is all that pipelining needs.  A client whose replies
+ * pile up unread is not read either (CL_HIWAT).
  *
- * The upstream leg is upgraded lazily, at the first RCPT, when the
- * recipient domain that keys the policy is known: MAIL FROM is answered
- * locally and replayed upstream after STARTTLS.  Failures of policy are
- * never 5xx: 421 at the first RCPT of a session (the MTA tries another MX
- * or queues), 450 later in the session.
+ * The upstream leg (leg.c) is a lower layer the session drives: it owns
+ * the connection, its TLS and what that TLS proved, and reports back
+ * through leg_event().  It is secured lazily, at the first RCPT, when
+ * the recipient domain that keys the policy is known: MAIL FROM is
+ * answered locally and replayed upstream after STARTTLS.  Failures of
+ * policy are never 5xx: 421 at the first RCPT of a session (the MTA tries
+ * another MX or queues), 450 later in the session.
  *
- * Who frees what: the session owns both io objects, its verdicts and its
- * strings; session_free() runs from a zero-delay timer so that no
+ * Who frees what: the session owns the client io, the leg, its verdicts
+ * and its strings; session_free() runs from a zero-delay timer so that no
  * callback on the stack still points at the session.
  */
 #include <arpa/inet.h>
@@ -34,26 +40,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/io.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "tlsproxy/leg.h"
 #include "tlsproxy/session.h"
 #include "tlsproxy/smtp.h"
 
 enum sstate {
-	S_CONNECT,	/* connecting upstream */
-	S_GREETING,	/* waiting for the upstream's 220 */
+	S_GREETING,	/* the leg connects; waiting for the server's 220 */
 	S_WAIT_HELO,	/* waiting for the client's EHLO/HELO */
-	S_EHLO,		/* EHLO sent upstream */
-	S_HELO,		/* EHLO refused; HELO sent upstream */
+	S_EHLO,		/* the leg says EHLO (or HELO) upstream */
 	S_IDLE,		/* waiting for the client's next command */
 	S_POLICY,	/* policy lookup for a RCPT's domain */
-	S_STARTTLS,	/* STARTTLS sent upstream */
-	S_TLS,		/* upstream handshake */
-	S_EHLO_TLS,	/* EHLO sent again inside TLS */
+	S_SECURE,	/* the leg is made to meet the first verdict */
 	S_MAIL,		/* MAIL FROM replayed upstream */
 	S_RCPT,		/* RCPT TO sent upstream */
 	S_DATA,		/* DATA sent upstream, waiting for 354 */
@@ -67,16 +71,32 @@ enum sstate {
 };
 
 static const char *state_names[] = {
-	"CONNECT", "GREETING", "WAIT_HELO", "EHLO", "HELO", "IDLE", "POLICY",
-	"STARTTLS", "TLS", "EHLO_TLS", "MAIL", "RCPT", "DATA", "BODY",
-	"DATA_END", "RSET", "QUIT", "CLIENT_TLS", "CLOSING", "DEAD",
+	"GREETING", "WAIT_HELO", "EHLO", "IDLE", "POLICY", "SECURE", "MAIL",
+	"RCPT", "DATA", "BODY", "DATA_END", "RSET", "QUIT", "CLIENT_TLS",
+	"CLOSING", "DEAD",
 };
 
+/* Replies queued for a client that does not read them: above CL_HIWAT
+ * the session stops reading (and handling) the client's commands, and
+ * resumes when the queue drained to CL_LOWAT.  With the io's bounded
+ * input buffer, a client that pipelines without reading holds at most
+ * this much of mxguard's memory. */
+#define CL_HIWAT	(64 * 1024)
+#define CL_LOWAT	(16 * 1024)
 /* Output towards the upstream above this pauses reading from the client
  * during DATA; it resumes at the low-water mark. */
 #define BODY_HIWAT	(256 * 1024)
 #define BODY_LOWAT	(64 * 1024)
 #define MAX_VERDICTS	8
+/* Extensions the client is offered (smtp_caps_filter), whose parameters
+ * it may use. */
+#define RELAYED_CAPS	(SMTP_CAP_SIZE | SMTP_CAP_PIPELINING | \
+			 SMTP_CAP_8BITMIME | SMTP_CAP_SMTPUTF8 | \
+			 SMTP_CAP_DSN | SMTP_CAP_ENHSTATUS)
+/* The engine owns policy_timeout and always answers by then (a deferral
+ * when it ran out of time).  The session waits this much longer only as
+ * a safety net against an engine bug. */
+#define POLICY_GRACE	(30 * 1000)
 
 struct verdict_slot {
 	struct policy_verdict	*v;
@@ -88,46 +108,39 @@ struct session {
 	char			 id[20];
 	enum sstate		 state;
 	struct io		*cl;
-	struct io		*up;
+	struct leg		*up;		/* the upstream leg */
 	struct sockaddr_storage	 client_addr;
 	struct sockaddr_storage	 dst_addr;
 	char			 client_str[64];
 	char			 dst_str[64];
 	uint64_t		 started;
 	struct ev_timer		*reaper;
+	struct ev_timer		*ptimer;	/* policy lookup */
 
-	struct smtp_reply	*rep;		/* reply being read */
-	int			 processing;	/* in client_process() */
+	int			 client_due;	/* client commands to handle */
+	int			 cl_blocked;	/* its replies pile up: paused
+						 * until they drain */
+	int			 running;	/* in session_run() */
 
 	/* client side */
 	char			 helo[SMTP_DOMAIN_MAX + 1];
 	int			 client_ehlo;	/* used EHLO, not HELO */
 	int			 client_tls;
-
-	/* upstream side */
-	struct smtp_caps	 caps;
 	char			*ehlo_reply;	/* filtered, for the client */
 	size_t			 ehlo_reply_len;
-	char			 banner[128];	/* upstream greeting text */
-	int			 up_refused;	/* greeting was not 2xx */
-	int			 up_decided;	/* TLS question settled */
-	struct tls_proof	 proof;		/* what the leg has proven */
-	int			 reconnect;	/* RECONNECT_*: a new upstream
-						 * connection the client does
-						 * not see */
-	char			 greeting[512];	/* the upstream's 220, as sent */
-	unsigned		 reuse_uses;	/* sessions the leg served */
-	unsigned long long	 up_base;	/* io_bytes_out() at adoption */
-	struct policy_verdict	*up_verdict;	/* the one TLS was set for, or
-						 * on an adopted leg the first
-						 * that fitted (one of
-						 * verdicts[]) */
-	char			 tls_proto[16];
-	char			 tls_verify[48];
+	char			 banner[128];	/* upstream EHLO greeting text */
+	struct smtp_caps	 reply_caps;	/* what ehlo_reply offers */
+	struct smtp_caps	 offered;	/* what the client was offered
+						 * last (its MAIL and RCPT
+						 * parameters rely on it) */
 
 	/* per-domain verdicts of this session */
 	struct policy_verdict	*verdicts[MAX_VERDICTS];
 	int			 nverdicts;
+	struct policy_verdict	*leg_verdict;	/* the one the leg was secured
+						 * for (one of verdicts[], kept
+						 * from eviction; the leg has
+						 * its own copy) */
 	struct policy_req	*preq;
 	struct policy_verdict	*cur_verdict;	/* of the pending RCPT */
 
@@ -148,30 +161,31 @@ struct session {
 
 	unsigned		 msgs;
 	unsigned		 policy_fails;
-	unsigned long long	 up_out;	/* bytes sent upstream */
+	unsigned long long	 up_out;	/* bytes sent upstream by legs
+						 * no longer held */
 	unsigned long long	 cl_in;		/* bytes from a closed client */
 };
 
-/* Why the session opens a new upstream connection of its own. */
-enum {
-	RECONNECT_NONE,
-	RECONNECT_PLAIN,	/* opportunistic TLS failed: cleartext retry */
-	RECONNECT_FRESH,	/* a reused leg does not fit the recipient */
-};
-
 static void session_enter(struct session *, enum sstate);
-static void reconnect_start(struct session *, int);
 static void session_on_reply(struct session *, struct smtp_reply *);
 static void session_close(struct session *, const char *why);
 static void client_process(struct session *);
+static void session_run(struct session *);
 static void rcpt_continue(struct session *);
 static void body_pump(struct session *);
-static void up_io_cb(struct io *, enum io_event, void *);
-static int upstream_socket(struct session *);
+static void leg_event(struct leg *, enum leg_event, const struct leg_news *,
+    void *);
 static void cl_io_cb(struct io *, enum io_event, void *);
+static void ehlo_done(struct session *, const struct smtp_reply *);
+static void mail_replay(struct session *);
+static int caps_shrank(const struct session *);
+static void mail_refused_softly(struct session *, const struct smtp_reply *);
+static int params_adapt(struct session *, const char *, char *, size_t,
+    char *, size_t);
+static void policy_expired(void *);
 
 static struct stat_ctr *st_sessions, *st_active, *st_msgs_ok, *st_msgs_fail,
-    *st_tls, *st_plain, *st_policy_fail, *st_inject, *st_reused;
+    *st_policy_fail, *st_inject;
 
 static void
 stats_init(void)
@@ -186,10 +200,11 @@ stats_init(void)
 	    "Messages by the upstream's final reply");
 	st_msgs_fail = stats_get("mxguard_messages_total{result=\"not-accepted\"}",
 	    NULL);
-	st_tls = stats_get("mxguard_upstream_total{tls=\"yes\"}",
+	/* counted by the leg (leg.c); registered here to keep their order */
+	stats_get("mxguard_upstream_total{tls=\"yes\"}",
 	    "Upstream legs by whether TLS was used");
-	st_plain = stats_get("mxguard_upstream_total{tls=\"no\"}", NULL);
-	st_reused = stats_get("mxguard_upstream_total{tls=\"reused\"}", NULL);
+	stats_get("mxguard_upstream_total{tls=\"no\"}", NULL);
+	stats_get("mxguard_upstream_total{tls=\"reused\"}", NULL);
 	st_policy_fail = stats_get("mxguard_policy_deferrals_total",
 	    "Recipients deferred because the TLS policy was not met");
 	st_inject = stats_get("mxguard_starttls_injections_total",
@@ -248,63 +263,54 @@ cl_printf(struct session *s, const char *fmt, ...)
 }
 
 static void
-up_printf(struct session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-up_printf(struct session *s, const char *fmt, ...)
-{
-	char buf[SMTP_LINE_MAX + 3];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n > sizeof(buf) - 3)
-		n = (int)sizeof(buf) - 3;
-	log_debug("sid=%s event=command-upstream text=\"%.*s\"", s->id, n,
-	    buf);
-	memcpy(buf + n, "\r\n", 2);
-	io_write(s->up, buf, (size_t)n + 2);
-}
-
-/* MAIL and the RCPT that caused it, in one write (RFC 2920) when the
- * upstream offers PIPELINING: one round trip and one TLS record less. */
-static void
-up_mail_rcpt(struct session *s)
-{
-	char buf[2 * (SMTP_LINE_MAX + 2)];
-	int n;
-
-	log_debug("sid=%s event=command-upstream text=\"%s\"", s->id,
-	    s->tx_mail);
-	log_debug("sid=%s event=command-upstream text=\"%s\" pipelined=yes",
-	    s->id, s->rcpt_line);
-	n = snprintf(buf, sizeof(buf), "%s\r\n%s\r\n", s->tx_mail,
-	    s->rcpt_line);
-	if (n < 0 || (size_t)n >= sizeof(buf)) {
-		up_printf(s, "%s", s->tx_mail);	/* cannot happen: bounded */
-		return;
-	}
-	s->rcpt_pipelined = 1;
-	io_write(s->up, buf, (size_t)n);
-}
-
-static void
 cl_relay(struct session *s, const struct smtp_reply *r)
 {
 	io_write(s->cl, r->buf, r->len);
 }
 
+/* The reply to the client's EHLO (or HELO), from what is known. */
+static void
+send_ehlo(struct session *s)
+{
+	if (s->client_ehlo) {
+		io_write(s->cl, s->ehlo_reply, s->ehlo_reply_len);
+		s->offered = s->reply_caps;
+	} else {
+		cl_printf(s, "250 %s", s->banner[0] ? s->banner : "mxguard");
+		memset(&s->offered, 0, sizeof(s->offered));
+	}
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
-/* Bytes this session sent on its current upstream leg (a reused leg's
- * counter started in an earlier session). */
+/* Bytes this session sent upstream, on every leg it held. */
 static unsigned long long
 up_bytes(const struct session *s)
 {
-	return s->up ? io_bytes_out(s->up) - s->up_base : 0ULL;
+	return s->up_out + (s->up ? leg_bytes_out(s->up) : 0ULL);
+}
+
+/* Lets the leg go (closing its connection). */
+static void
+up_drop(struct session *s)
+{
+	if (s->up == NULL)
+		return;
+	s->up_out += leg_bytes_out(s->up);
+	leg_free(s->up);
+	s->up = NULL;
+}
+
+static int
+up_refused(const struct session *s)
+{
+	return s->up != NULL && leg_refused(s->up);
+}
+
+static int
+up_settled(const struct session *s)
+{
+	return s->up != NULL && leg_settled(s->up);
 }
 
 static void
@@ -329,15 +335,14 @@ session_free(void *arg)
 	    "upstream_bytes_out=%llu", s->id, s->client_str, s->dst_str,
 	    s->msgs, s->policy_fails,
 	    (unsigned long long)(ev_now(s->env->loop) - s->started),
-	    s->cl_in + (s->cl ? io_bytes_in(s->cl) : 0ULL),
-	    s->up_out + up_bytes(s));
+	    s->cl_in + (s->cl ? io_bytes_in(s->cl) : 0ULL), up_bytes(s));
 	policy_cancel(s->preq);
 	io_free(s->cl);
-	io_free(s->up);
+	up_drop(s);
 	ev_timer_free(s->reaper);
+	ev_timer_free(s->ptimer);
 	for (i = 0; i < s->nverdicts; i++)
 		policy_verdict_free(s->verdicts[i]);
-	free(s->rep);
 	free(s->ehlo_reply);
 	tx_clear(s);
 	s->env->nsessions--;
@@ -366,11 +371,9 @@ session_close(struct session *s, const char *why)
 		policy_cancel(s->preq);
 		s->preq = NULL;
 	}
-	if (s->up) {
-		s->up_out += up_bytes(s);
-		io_free(s->up);
-		s->up = NULL;
-	}
+	if (s->ptimer)
+		ev_timer_stop(s->ptimer);
+	up_drop(s);
 	if (s->cl && io_queued(s->cl) > 0) {
 		s->state = S_CLOSING;
 		io_pause(s->cl, 1);
@@ -404,22 +407,6 @@ session_tempfail(struct session *s, const char *code, const char *fmt, ...)
 
 /* ---- state machine ----------------------------------------------------- */
 
-/* What a resumed TLS session may stand for: this destination, under
- * what the policy checked (MX host, names, TLSA digest). */
-static int
-resume_key(struct session *s, char *key, size_t sz)
-{
-	char pk[600];
-	int n;
-
-	/* no key, no resumption: never a shorter key that would stand for
-	 * weaker checks */
-	if (policy_tls_session_key(s->up_verdict, pk, sizeof(pk)) == -1)
-		return -1;
-	n = snprintf(key, sz, "%s|%s", s->dst_str, pk);
-	return n < 0 || (size_t)n >= sz ? -1 : 0;
-}
-
 static int
 waits_for_client(enum sstate st)
 {
@@ -430,8 +417,6 @@ static void
 session_enter(struct session *s, enum sstate st)
 {
 	const struct config *cfg = s->env->cfg;
-	char key[700];
-	SSL *ssl;
 
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
@@ -446,94 +431,61 @@ session_enter(struct session *s, enum sstate st)
 		    cfg->data_block_timeout : 0);
 
 	switch (st) {
-	case S_CONNECT:
-		io_set_timeout(s->up, cfg->connect_timeout);
-		io_wait_connected(s->up);
-		break;
 	case S_GREETING:
-		io_set_timeout(s->up, cfg->greeting_timeout);
+	case S_SECURE:
 		break;
 	case S_WAIT_HELO:
 	case S_IDLE:
-		io_set_timeout(s->up, 0);
-		io_pause(s->cl, 0);
-		client_process(s);
+		/* never handled from inside a transition: session_run()
+		 * does, when the event that led here has unwound */
+		if (!s->cl_blocked)
+			io_pause(s->cl, 0);
+		s->client_due = 1;
 		break;
 	case S_EHLO:
-	case S_EHLO_TLS:
-		io_set_timeout(s->up, cfg->command_timeout);
-		up_printf(s, "EHLO %s", s->helo);
-		break;
-	case S_HELO:
-		io_set_timeout(s->up, cfg->command_timeout);
-		up_printf(s, "HELO %s", s->helo);
+		leg_hello(s->up, s->helo);
 		break;
 	case S_POLICY:
-		/* the upstream is idle meanwhile: its timer bounds the
-		 * lookup */
-		io_set_timeout(s->up, cfg->policy_timeout);
-		break;
-	case S_STARTTLS:
-		io_set_timeout(s->up, cfg->command_timeout);
-		up_printf(s, "STARTTLS");
-		break;
-	case S_TLS:
-		if ((ssl = tls_client_new(s->env->tls)) == NULL ||
-		    policy_tls_prepare(s->up_verdict, ssl) == -1) {
-			SSL_free(ssl);
-			session_tempfail(s, "421 4.7.0", "cannot set up TLS "
-			    "towards %s", s->dst_str);
-			return;
-		}
-		if (resume_key(s, key, sizeof(key)) == 0)
-			tls_client_resume(s->env->tls, ssl, key);
-		if (io_start_tls(s->up, ssl, 0) == -1) {
-			SSL_free(ssl);
-			session_tempfail(s, "421 4.7.0", "cannot set up TLS "
-			    "towards %s", s->dst_str);
-			return;
-		}
-		io_set_timeout(s->up, cfg->tls_timeout);
+		if (s->ptimer == NULL)
+			s->ptimer = ev_timer_new(s->env->loop, policy_expired,
+			    s);
+		/* a safety net only: the engine answers by policy_timeout
+		 * (its timeout path has its own, documented deferrals) */
+		if (s->ptimer != NULL)
+			ev_timer_arm(s->ptimer, cfg->policy_timeout +
+			    (s->env->policy_grace ? s->env->policy_grace :
+			    POLICY_GRACE));
 		break;
 	case S_MAIL:
-		io_set_timeout(s->up, cfg->command_timeout);
-		if ((s->caps.flags & SMTP_CAP_PIPELINING) && s->rcpt_line)
-			up_mail_rcpt(s);
-		else
-			up_printf(s, "%s", s->tx_mail);
+		mail_replay(s);
 		break;
 	case S_RCPT:
-		io_set_timeout(s->up, cfg->command_timeout);
 		if (s->rcpt_pipelined)
 			s->rcpt_pipelined = 0;	/* sent with MAIL */
-		else
-			up_printf(s, "%s", s->rcpt_line);
+		else {
+			char rl[SMTP_LINE_MAX + 1], why[256];
+
+			/* (RCPT parameters are only ever dropped) */
+			params_adapt(s, s->rcpt_line, rl, sizeof(rl), why,
+			    sizeof(why));
+			leg_command(s->up, 1, rl);
+		}
 		break;
 	case S_DATA:
-		io_set_timeout(s->up, cfg->command_timeout);
-		up_printf(s, "DATA");
+		leg_command(s->up, 1, "DATA");
 		break;
 	case S_BODY:
-		io_set_timeout(s->up, cfg->data_block_timeout);
-		io_set_lowat(s->up, BODY_LOWAT);
-		/* idle sessions give OpenSSL's record buffers back; a
-		 * message in flight keeps them instead of reallocating
-		 * them around every record */
-		if (io_ssl(s->up) != NULL)
-			SSL_clear_mode(io_ssl(s->up), SSL_MODE_RELEASE_BUFFERS);
+		leg_body_begin(s->up, BODY_LOWAT);
 		smtp_data_init(&s->body);
 		body_pump(s);
 		break;
 	case S_DATA_END:
-		io_set_timeout(s->up, cfg->data_done_timeout);
 		break;
 	case S_RSET:
-		io_set_timeout(s->up, cfg->command_timeout);
-		up_printf(s, "RSET");
+		leg_command(s->up, 1, "RSET");
 		break;
 	case S_QUIT:
-		io_set_timeout(s->up, cfg->command_timeout);
-		up_printf(s, "QUIT");
+		leg_quit(s->up);
 		break;
 	case S_CLIENT_TLS:
 		io_set_timeout(s->cl, cfg->tls_timeout);
@@ -568,6 +520,7 @@ policy_failed(struct session *s, const struct policy_verdict *v,
 	    strncmp(reason, "certificate", 11) == 0 ||
 	    strcmp(reason, "validation-failure") == 0 ||
 	    strcmp(reason, "tlsa-invalid") == 0 ? "4.7.5" : "4.7.0";
+	int first = !up_settled(s);
 	char d[300];
 
 	s->policy_fails++;
@@ -580,8 +533,8 @@ policy_failed(struct session *s, const struct policy_verdict *v,
 	    "source=%s level=%s reason=%s detail=%s first_rcpt=%s", s->id,
 	    v->domain, s->dst_str, v->mx_host[0] ? v->mx_host : "-",
 	    v->source, tls_level_name(v->level), reason,
-	    log_q(d, sizeof(d), detail), s->up_decided ? "no" : "yes");
-	if (!s->up_decided) {
+	    log_q(d, sizeof(d), detail), first ? "yes" : "no");
+	if (first) {
 		snprintf(d, sizeof(d), "421 %s", enh);
 		session_tempfail(s, d, "TLS policy of %s not met (%s: %s); "
 		    "try again later", v->domain, reason, detail);
@@ -594,118 +547,77 @@ policy_failed(struct session *s, const struct policy_verdict *v,
 	session_enter(s, S_IDLE);
 }
 
+/* The leg meets the first verdict: the envelope may go. */
 static void
-log_tls(struct session *s)
+leg_secured(struct session *s, const struct smtp_reply *tls_ehlo)
 {
-	SSL *ssl = io_ssl(s->up);
-	char subj[256], iss[256], q1[300], q2[300];
-
-	tls_peer_names(ssl, subj, sizeof(subj), iss, sizeof(iss));
-	log_info("sid=%s event=tls dst=%s mx=%s protocol=%s cipher=%s "
-	    "resumed=%s subject=%s issuer=%s verify=%s", s->id, s->dst_str,
-	    s->up_verdict->mx_host[0] ? s->up_verdict->mx_host : "-",
-	    SSL_get_version(ssl), SSL_get_cipher_name(ssl),
-	    SSL_session_reused(ssl) ? "yes" : "no",
-	    log_q(q1, sizeof(q1), subj), log_q(q2, sizeof(q2), iss),
-	    s->tls_verify);
+	if (tls_ehlo != NULL) {
+		ehlo_done(s, tls_ehlo);
+		if (s->state == S_CLOSING || s->state == S_DEAD)
+			return;
+	}
+	session_enter(s, S_MAIL);
 }
 
-/* The first RCPT decides what the upstream leg becomes. */
+/* The first RCPT decides what the upstream leg becomes; fresh: on a new
+ * connection (a reused leg did not fit). */
 static void
-upstream_decide(struct session *s, struct policy_verdict *v)
+upstream_decide(struct session *s, struct policy_verdict *v, int fresh)
 {
-	s->up_verdict = v;
+	struct tls_result res;
+
+	s->leg_verdict = v;
 	if (v->level == TLS_LEVEL_DEFER) {
 		policy_failed(s, v, v->reason[0] ? v->reason :
 		    "validation-failure", v->detail);
 		return;
 	}
-	if (v->level == TLS_LEVEL_NONE) {
-		s->up_decided = 1;
-		stats_add(st_plain, 1);
-		log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s",
-		    s->id, s->dst_str, v->domain, "policy-none");
-		session_enter(s, S_MAIL);
-		return;
+	session_enter(s, S_SECURE);
+	switch (leg_secure(s->up, v, fresh, &res)) {
+	case LEG_SECURE_READY:
+		leg_secured(s, NULL);
+		break;
+	case LEG_SECURE_FAILED:
+		policy_failed(s, v, res.reason, res.detail);
+		break;
+	case LEG_SECURE_ERROR:
+		session_tempfail(s, "421 4.4.1", "%s", res.detail);
+		break;
+	default:
+		break;		/* LEG_READY or LEG_TLS_FAILED follows */
 	}
-	if (s->caps.flags & SMTP_CAP_STARTTLS) {
-		session_enter(s, S_STARTTLS);
-		return;
-	}
-	policy_record_tls(s->env->policy, (struct sockaddr *)&s->dst_addr,
-	    v->mx_host, 0, 0);
-	if (v->level == TLS_LEVEL_MAY) {
-		s->up_decided = 1;
-		stats_add(st_plain, 1);
-		log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s%s",
-		    s->id, s->dst_str, v->domain, "starttls-not-offered",
-		    s->caps.flags & SMTP_CAP_STARTTLS_MASKED ?
-		    " middlebox=starttls-masked" : "");
-		if (v->report_only)
-			log_info("sid=%s event=policy-report domain=%s "
-			    "mode=testing reason=%s", s->id, v->domain,
-			    policy_no_starttls_reason(v));
-		session_enter(s, S_MAIL);
-		return;
-	}
-	policy_failed(s, v, policy_no_starttls_reason(v),
-	    s->caps.flags & SMTP_CAP_STARTTLS_MASKED ?
-	    "STARTTLS masked in the EHLO reply (middlebox signature "
-	    "XXXXXXXA): stripped on the path" :
-	    "the server did not offer STARTTLS");
-}
-
-/* Does the established leg carry this verdict?  Only what the leg has
- * proven counts (policy_leg_fits): never which verdict set it up. */
-static int
-leg_fits(struct session *s, struct policy_verdict *v, char *reason,
-    size_t rsz, char *detail, size_t dsz)
-{
-	struct tls_result res;
-	int ok;
-
-	ok = policy_leg_fits(v, &s->proof, s->proof.tls ? io_ssl(s->up) :
-	    NULL, &res) == 0;
-	snprintf(reason, rsz, "%s", res.reason);
-	snprintf(detail, dsz, "%s", res.detail);
-	if (ok && res.report_failed)
-		log_info("sid=%s event=policy-report domain=%s mode=testing "
-		    "reason=%s detail=\"%s\"", s->id, v->domain, res.reason,
-		    res.detail);
-	return ok;
 }
 
 static void
 rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 {
-	char reason[48], detail[256];
+	struct tls_result res;
 
 	s->cur_verdict = v;
-	if (!s->up_decided) {
-		upstream_decide(s, v);
+	if (!up_settled(s)) {
+		upstream_decide(s, v, 0);
 		return;
 	}
-	if (!leg_fits(s, v, reason, sizeof(reason), detail, sizeof(detail))) {
-		if (s->reuse_uses > 0 && s->msgs == 0 && !s->tx_up_mail &&
+	if (leg_fits(s->up, v, &res) == -1) {
+		if (leg_reused(s->up) && s->msgs == 0 && !s->tx_up_mail &&
 		    v->level != TLS_LEVEL_DEFER) {
 			/* a reused leg this recipient's policy does not
 			 * accept: a connection of its own, as without reuse */
 			log_info("sid=%s event=upstream-reuse-mismatch dst=%s "
 			    "domain=%s reason=%s action=reconnect", s->id,
-			    s->dst_str, v->domain, reason);
-			io_write(s->up, "QUIT\r\n", 6);
-			s->reuse_uses = 0;
-			s->up_decided = 0;
-			memset(&s->proof, 0, sizeof(s->proof));
-			memset(&s->caps, 0, sizeof(s->caps));
-			reconnect_start(s, RECONNECT_FRESH);
+			    s->dst_str, v->domain, res.reason);
+			upstream_decide(s, v, 1);
 			return;
 		}
-		policy_failed(s, v, reason, detail);
+		policy_failed(s, v, res.reason, res.detail);
 		return;
 	}
-	if (s->up_verdict == NULL)
-		s->up_verdict = v;	/* an adopted leg's first fit */
+	if (res.report_failed)
+		log_info("sid=%s event=policy-report domain=%s mode=testing "
+		    "reason=%s detail=\"%s\"", s->id, v->domain, res.reason,
+		    res.detail);
+	if (s->leg_verdict == NULL)
+		s->leg_verdict = v;	/* an adopted leg's first fit */
 	rcpt_continue(s);
 }
 
@@ -716,6 +628,8 @@ policy_done(void *arg, struct policy_verdict *v)
 	char q[300];
 
 	s->preq = NULL;
+	if (s->ptimer)
+		ev_timer_stop(s->ptimer);
 	/* the policy engine logged why; this ties it to the session */
 	log_info("sid=%s event=verdict domain=%s dst=%s mx=%s source=%s "
 	    "level=%s%s%s%s", s->id, v->domain, s->dst_str,
@@ -729,7 +643,7 @@ policy_done(void *arg, struct policy_verdict *v)
 		s->verdicts[s->nverdicts++] = v;
 	else {
 		/* keep the list bounded: the oldest non-leg verdict goes */
-		int i = s->verdicts[0] == s->up_verdict ? 1 : 0;
+		int i = s->verdicts[0] == s->leg_verdict ? 1 : 0;
 
 		policy_verdict_free(s->verdicts[i]);
 		memmove(&s->verdicts[i], &s->verdicts[i + 1],
@@ -737,6 +651,34 @@ policy_done(void *arg, struct policy_verdict *v)
 		s->verdicts[MAX_VERDICTS - 1] = v;
 	}
 	rcpt_with_verdict(s, v);
+	session_run(s);
+}
+
+/* The engine did not answer long after policy_timeout: its bug, not a
+ * policy decision.  The recipient is deferred. */
+static void
+policy_expired(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state != S_POLICY)
+		return;
+	policy_cancel(s->preq);
+	s->preq = NULL;
+	log_warn("sid=%s event=internal-error what=\"no policy verdict for "
+	    "%s long after policy_timeout\"", s->id, s->rcpt_domain);
+	s->policy_fails++;
+	if (!up_settled(s)) {
+		session_tempfail(s, "421 4.3.0", "no TLS policy verdict for "
+		    "%s (internal error); try again later", s->rcpt_domain);
+	} else {
+		cl_printf(s, "451 4.3.0 mxguard: no TLS policy verdict for %s "
+		    "(internal error)", s->rcpt_domain);
+		free(s->rcpt_line);
+		s->rcpt_line = NULL;
+		session_enter(s, S_IDLE);
+	}
+	session_run(s);
 }
 
 /* After the policy allowed the RCPT: MAIL first if not yet upstream. */
@@ -778,10 +720,7 @@ cmd_helo(struct session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	tx_clear(s);
-	if (s->client_ehlo)
-		io_write(s->cl, s->ehlo_reply, s->ehlo_reply_len);
-	else
-		cl_printf(s, "250 %s", s->banner[0] ? s->banner : "mxguard");
+	send_ehlo(s);
 	session_enter(s, S_IDLE);
 }
 
@@ -908,39 +847,27 @@ reuse_key(const struct session *s, char *buf, size_t sz)
 	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 
-/* After the client's QUIT: an idle, verified TLS leg goes to the reuse
- * cache instead of being closed.  Returns 1 if it went. */
+/* After the client's QUIT: an idle, proven TLS leg goes to the reuse
+ * cache instead of being closed (leg_park() judges the leg itself).
+ * Returns 1 if it went. */
 static int
 park_upstream(struct session *s)
 {
 	const struct config *cfg = s->env->cfg;
-	struct reuse_leg leg;
+	unsigned long long out;
 	char key[200];
 
 	if (!cfg->upstream_reuse || s->env->draining || s->up == NULL ||
-	    !s->proof.tls || s->proof.failed || s->up_refused ||
-	    s->tx_up_mail || s->up_discard ||
-	    s->state != S_IDLE || s->greeting[0] == '\0' ||
-	    io_datalen(s->up) > 0 || io_queued(s->up) > 0 ||
+	    s->tx_up_mail || s->up_discard || s->state != S_IDLE ||
 	    reuse_key(s, key, sizeof(key)) == -1)
 		return 0;
-	memset(&leg, 0, sizeof(leg));
-	leg.up = s->up;
-	leg.proof = s->proof;
-	leg.uses = s->reuse_uses + 1;
-	snprintf(leg.greeting, sizeof(leg.greeting), "%s", s->greeting);
-	snprintf(leg.tls_proto, sizeof(leg.tls_proto), "%s", s->tls_proto);
-	snprintf(leg.tls_verify, sizeof(leg.tls_verify), "%s",
-	    s->tls_verify);
-	s->up_out += up_bytes(s);
-	if (reuse_park(s->env->reuse, key, &leg, cfg->upstream_reuse_time,
+	out = leg_bytes_out(s->up);
+	if (leg_park(s->up, s->env->reuse, key, cfg->upstream_reuse_time,
 	    cfg->upstream_reuse_max) == -1)
 		return 0;
 	/* the leg belongs to the cache now, with a copy of its proof */
 	s->up = NULL;
-	s->up_verdict = NULL;
-	log_info("sid=%s event=upstream-parked dst=%s uses=%u", s->id,
-	    s->dst_str, leg.uses);
+	s->up_out += out;
 	return 1;
 }
 
@@ -957,7 +884,7 @@ cmd_quit(struct session *s)
 		session_close(s, "client quit");
 		return;
 	}
-	if (s->up && !s->up_refused) {
+	if (s->up && !up_refused(s)) {
 		session_enter(s, S_QUIT);
 		return;
 	}
@@ -978,7 +905,7 @@ client_command(struct session *s, char *line, size_t len)
 		    "501", err);
 		return;
 	}
-	if (s->up_refused && cmd.verb != SMTP_CMD_QUIT) {
+	if (up_refused(s) && cmd.verb != SMTP_CMD_QUIT) {
 		cl_printf(s, "503 5.5.0 Error: the server refused service");
 		return;
 	}
@@ -1037,17 +964,25 @@ client_command(struct session *s, char *line, size_t len)
 	}
 }
 
-/* Handles buffered client lines while the session waits for the client. */
+/* Handles buffered client lines while the session waits for the client.
+ * Called by session_run() only. */
 static void
 client_process(struct session *s)
 {
 	char *line;
 	ssize_t n;
 
-	if (s->processing)
-		return;		/* the outer loop goes on */
-	s->processing = 1;
 	while (waits_for_client(s->state) && s->cl != NULL) {
+		if (io_queued(s->cl) > CL_HIWAT) {
+			/* the client does not read its replies: neither
+			 * do we read its commands (IO_LOWAT resumes) */
+			if (!s->cl_blocked)
+				log_debug("sid=%s event=client-blocked "
+				    "queued=%zu", s->id, io_queued(s->cl));
+			s->cl_blocked = 1;
+			io_pause(s->cl, 1);
+			break;
+		}
 		n = io_getline(s->cl, SMTP_LINE_MAX, &line);
 		if (n == -1)
 			break;
@@ -1058,7 +993,28 @@ client_process(struct session *s)
 		}
 		client_command(s, line, (size_t)n);
 	}
-	s->processing = 0;
+}
+
+/*
+ * Does what transitions left to do, outside of them.  session_enter()
+ * never handles client commands itself (a command would then run inside
+ * the transition that led to it, and the next transition inside that
+ * one); it marks them due.  Every entry into the session (the client's
+ * io, the leg, the policy's answer, timers) ends here, and this loop
+ * handles them, as OpenSMTPD's mta_enter_state() loops instead of
+ * recursing.
+ */
+static void
+session_run(struct session *s)
+{
+	if (s->running)
+		return;		/* the outer loop goes on */
+	s->running = 1;
+	while (s->client_due && waits_for_client(s->state) && s->cl != NULL) {
+		s->client_due = 0;
+		client_process(s);
+	}
+	s->running = 0;
 }
 
 /* ---- DATA -------------------------------------------------------------- */
@@ -1071,15 +1027,16 @@ body_pump(struct session *s)
 	size_t used, made;
 
 	while (s->state == S_BODY && io_datalen(s->cl) > 0) {
-		if (io_queued(s->up) > BODY_HIWAT) {
+		if (leg_queued(s->up) > BODY_HIWAT) {
 			io_pause(s->cl, 1);	/* resumed at IO_LOWAT */
 			return;
 		}
 		st = smtp_data_scan(&s->body, io_data(s->cl),
 		    io_datalen(s->cl), out, sizeof(out), &used, &made);
-		io_write(s->up, out, made);
+		leg_write(s->up, out, made);
 		io_drop(s->cl, used);
 		if (st == SMTP_DATA_END) {
+			leg_body_end(s->up);
 			if (s->body.bare_lf || s->body.bare_cr)
 				log_info("sid=%s event=normalised bare_lf=%lu "
 				    "bare_cr=%lu", s->id, s->body.bare_lf,
@@ -1089,7 +1046,7 @@ body_pump(struct session *s)
 		}
 	}
 	if (s->state == S_BODY && io_paused(s->cl) &&
-	    io_queued(s->up) <= BODY_HIWAT)
+	    leg_queued(s->up) <= BODY_HIWAT)
 		io_pause(s->cl, 0);
 }
 
@@ -1104,13 +1061,183 @@ message_done(struct session *s, const struct smtp_reply *r)
 	stats_add(r->code / 100 == 2 ? st_msgs_ok : st_msgs_fail, 1);
 	log_info("sid=%s event=message from=<%s> rcpts=%d size=%llu "
 	    "tls=%s result=%s reply=%s", s->id, s->tx_from, s->tx_rcpts_ok,
-	    s->body.bytes_in, s->proof.tls ? s->tls_proto : "none",
+	    s->body.bytes_in, s->up && *leg_tls_proto(s->up) ?
+	    leg_tls_proto(s->up) : "none",
 	    r->code / 100 == 2 ? "accepted" : r->code / 100 == 4 ?
 	    "deferred" : "rejected", log_qn(q, sizeof(q), t, tl));
 }
 
+/* ---- MAIL and RCPT parameters across STARTTLS -------------------------- */
+
+/*
+ * The client was offered the extensions of the server's cleartext EHLO;
+ * its MAIL and RCPT are replayed after the EHLO inside TLS, whose
+ * extensions may differ.  That difference is ours to absorb: it must
+ * never become a permanent failure for the MTA.  A parameter whose
+ * extension is gone is dropped where that is harmless (SIZE, and the DSN
+ * parameters RET, ENVID, NOTIFY, ORCPT: the server then simply does not
+ * know them), and otherwise the recipient gets a 4xx with the reason
+ * (BODY=8BITMIME: no downgrade here, it would corrupt the message;
+ * SMTPUTF8: the message may carry UTF-8 headers).
+ */
+static int
+param_is(const char *p, size_t n, const char *key)
+{
+	size_t k = strlen(key);
+
+	return n >= k && strncasecmp(p, key, k) == 0 &&
+	    (n == k || p[k] == '=');
+}
+
+/* Writes line with the parameters the leg's EHLO does not cover dropped
+ * into out.  -1 (why: a reply for the client) when a parameter can be
+ * neither dropped nor kept. */
+static int
+params_adapt(struct session *s, const char *line, char *out, size_t outsz,
+    char *why, size_t whysz)
+{
+	unsigned c = leg_caps(s->up)->flags;
+	struct smtp_cmd cmd;
+	const char *err, *p, *end;
+	size_t len = strlen(line), o, n;
+	int dropped = 0;
+
+	snprintf(out, outsz, "%s", line);
+	if (smtp_cmd_parse(line, len, &cmd, &err) == -1 ||
+	    cmd.params == NULL || cmd.paramslen == 0)
+		return 0;
+	o = (size_t)(cmd.params - line);
+	while (o > 0 && line[o - 1] == ' ')
+		o--;
+	if (o >= outsz)
+		return 0;
+	memcpy(out, line, o);
+	out[o] = '\0';
+	p = cmd.params;
+	end = cmd.params + cmd.paramslen;
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		for (n = 0; p + n < end && p[n] != ' '; n++)
+			;
+		if (n == 0)
+			break;
+		if (cmd.verb == SMTP_CMD_MAIL && param_is(p, n, "BODY") &&
+		    !(c & SMTP_CAP_8BITMIME)) {
+			if (n > 5 && strncasecmp(p + 5, "8BITMIME", n - 5) ==
+			    0 && n - 5 == 8) {
+				snprintf(why, whysz, "451 4.6.3 mxguard: %s "
+				    "does not offer 8BITMIME after STARTTLS "
+				    "(it did before); try again later",
+				    s->dst_str);
+				return -1;
+			}
+			dropped = 1;		/* BODY=7BIT is the default */
+		} else if (cmd.verb == SMTP_CMD_MAIL &&
+		    param_is(p, n, "SMTPUTF8") && !(c & SMTP_CAP_SMTPUTF8)) {
+			snprintf(why, whysz, "451 4.6.7 mxguard: %s does not "
+			    "offer SMTPUTF8 after STARTTLS (it did before); "
+			    "try again later", s->dst_str);
+			return -1;
+		} else if ((cmd.verb == SMTP_CMD_MAIL &&
+		    param_is(p, n, "SIZE") && !(c & SMTP_CAP_SIZE)) ||
+		    (!(c & SMTP_CAP_DSN) && (param_is(p, n, "RET") ||
+		    param_is(p, n, "ENVID") || param_is(p, n, "NOTIFY") ||
+		    param_is(p, n, "ORCPT")))) {
+			dropped = 1;
+		} else if (o + 1 + n < outsz) {
+			out[o++] = ' ';
+			memcpy(out + o, p, n);
+			out[o += n] = '\0';
+		}
+		p += n;
+	}
+	if (dropped)
+		log_info("sid=%s event=params-adapted dst=%s command=%s "
+		    "sent=\"%s\" why=extensions-changed-after-starttls", s->id,
+		    s->dst_str, smtp_verb_name(cmd.verb), out);
+	return 0;
+}
+
+/* Did the server take back, inside TLS, an extension the client was
+ * offered (or lower the SIZE limit)? */
+static int
+caps_shrank(const struct session *s)
+{
+	const struct smtp_caps *now = leg_caps(s->up);
+	unsigned mask = SMTP_CAP_SIZE | SMTP_CAP_8BITMIME |
+	    SMTP_CAP_SMTPUTF8 | SMTP_CAP_DSN;
+
+	if (s->offered.flags & ~now->flags & mask)
+		return 1;
+	return (s->offered.flags & now->flags & SMTP_CAP_SIZE) &&
+	    now->size != 0 && (s->offered.size == 0 ||
+	    now->size < s->offered.size);
+}
+
+/* MAIL replayed upstream, with its parameters fitted to the leg. */
+static void
+mail_replay(struct session *s)
+{
+	char ml[SMTP_LINE_MAX + 1], rl[SMTP_LINE_MAX + 1], why[256];
+
+	if (params_adapt(s, s->tx_mail, ml, sizeof(ml), why,
+	    sizeof(why)) == -1) {
+		log_info("sid=%s event=mail-deferred dst=%s "
+		    "why=extensions-changed-after-starttls reply=\"%s\"",
+		    s->id, s->dst_str, why);
+		if (asprintf(&s->tx_mail_fail, "%s\r\n", why) == -1)
+			s->tx_mail_fail = NULL;
+		cl_printf(s, "%s", why);
+		free(s->rcpt_line);
+		s->rcpt_line = NULL;
+		session_enter(s, S_IDLE);
+		return;
+	}
+	if ((leg_caps(s->up)->flags & SMTP_CAP_PIPELINING) && s->rcpt_line) {
+		params_adapt(s, s->rcpt_line, rl, sizeof(rl), why,
+		    sizeof(why));
+		s->rcpt_pipelined = 1;
+		leg_command2(s->up, ml, rl);
+	} else
+		leg_command(s->up, 1, ml);
+}
+
+/* A 5xx to the replayed MAIL from a server whose extensions changed
+ * across STARTTLS: the client was promised what the server took back,
+ * so this is not the MTA's permanent failure.  Its RCPTs get a 4xx. */
+static void
+mail_refused_softly(struct session *s, const struct smtp_reply *r)
+{
+	char enh[16], q[300];
+	size_t tl;
+	const char *t = smtp_reply_text(r, r->nlines - 1, &tl);
+	int code = r->code == 552 ? 452 : r->code == 555 ? 455 : 451;
+
+	smtp_reply_enhanced(r, enh, sizeof(enh));
+	if (enh[0] == '5')
+		enh[0] = '4';
+	else
+		snprintf(enh, sizeof(enh), "4.5.4");
+	free(s->tx_mail_fail);
+	if (asprintf(&s->tx_mail_fail, "%d %s mxguard: %s refused MAIL "
+	    "after STARTTLS, where its extensions differ from those offered "
+	    "before (%d %s); try again later\r\n", code, enh, s->dst_str,
+	    r->code, log_qn(q, sizeof(q), t, tl)) == -1)
+		s->tx_mail_fail = NULL;
+	log_info("sid=%s event=mail-softened dst=%s code=%d "
+	    "why=extensions-changed-after-starttls", s->id, s->dst_str,
+	    r->code);
+	if (s->tx_mail_fail)
+		io_write(s->cl, s->tx_mail_fail, strlen(s->tx_mail_fail));
+	else
+		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+	session_enter(s, S_IDLE);
+}
+
 /* ---- upstream replies -------------------------------------------------- */
 
+/* The reply to EHLO (or HELO) becomes the one the client gets. */
 static void
 ehlo_done(struct session *s, const struct smtp_reply *r)
 {
@@ -1118,8 +1245,9 @@ ehlo_done(struct session *s, const struct smtp_reply *r)
 	size_t n, tl;
 	const char *t = smtp_reply_text(r, 0, &tl);
 
-	smtp_caps_parse(r, &s->caps);
 	snprintf(s->banner, sizeof(s->banner), "%.*s", (int)tl, t);
+	smtp_caps_parse(r, &s->reply_caps);
+	s->reply_caps.flags &= RELAYED_CAPS;
 	n = smtp_caps_filter(r, tls_server_enabled(s->env->tls) &&
 	    !s->client_tls, buf, sizeof(buf));
 	free(s->ehlo_reply);
@@ -1133,187 +1261,32 @@ ehlo_done(struct session *s, const struct smtp_reply *r)
 	s->ehlo_reply_len = n;
 }
 
-/* A new upstream connection the client does not see: its greeting and
- * EHLO are consumed (reconnect_ready() goes on from there). */
 static void
-reconnect_start(struct session *s, int why)
+helo_done(struct session *s, const struct smtp_reply *r)
 {
-	int ufd;
+	size_t tl;
+	const char *t = smtp_reply_text(r, 0, &tl);
 
-	s->up_out += up_bytes(s);
-	io_free(s->up);
-	s->up = NULL;
-	s->up_base = 0;
-	s->reconnect = why;
-	if ((ufd = upstream_socket(s)) == -1 ||
-	    (s->up = io_new(s->env->loop, ufd, up_io_cb, s)) == NULL) {
-		if (ufd != -1)
-			close(ufd);
-		session_tempfail(s, "421 4.4.1", "cannot reconnect to %s",
-		    s->dst_str);
+	snprintf(s->banner, sizeof(s->banner), "%.*s", (int)tl, t);
+	memset(&s->reply_caps, 0, sizeof(s->reply_caps));
+	free(s->ehlo_reply);
+	if (asprintf(&s->ehlo_reply, "250 %s\r\n", s->banner) == -1) {
+		s->ehlo_reply = NULL;
+		session_tempfail(s, "421 4.3.0", "out of memory");
 		return;
 	}
-	session_enter(s, S_CONNECT);
-}
-
-/* Opportunistic TLS that fails in the handshake: like Postfix at level
- * "may", deliver over a new cleartext connection rather than never. */
-static void
-plain_retry_start(struct session *s, const char *why)
-{
-	log_info("sid=%s event=tls-fallback dst=%s domain=%s error=\"%s\" "
-	    "action=cleartext-retry", s->id, s->dst_str,
-	    s->up_verdict->domain, why);
-	reconnect_start(s, RECONNECT_PLAIN);
-}
-
-static void
-reconnect_ready(struct session *s)
-{
-	int why = s->reconnect;
-
-	s->reconnect = RECONNECT_NONE;
-	if (why == RECONNECT_FRESH) {
-		/* as for the first RCPT of any session */
-		upstream_decide(s, s->cur_verdict);
-		return;
-	}
-	s->up_decided = 1;
-	stats_add(st_plain, 1);
-	log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s", s->id,
-	    s->dst_str, s->up_verdict->domain, "tls-handshake-failed");
-	session_enter(s, S_MAIL);
+	s->ehlo_reply_len = strlen(s->ehlo_reply);
 }
 
 static void
 session_on_reply(struct session *s, struct smtp_reply *r)
 {
 	int ok = r->code / 100 == 2;
-	char reason[48], detail[256];
+	char q[48];
 	size_t tl;
 	const char *t;
 
 	switch (s->state) {
-	case S_GREETING:
-		t = smtp_reply_text(r, 0, &tl);
-		log_info("sid=%s event=greeting dst=%s code=%d banner=%s",
-		    s->id, s->dst_str, r->code, log_qn(detail, sizeof(detail),
-		    t, tl));
-		if (s->reconnect) {
-			if (!ok)
-				session_tempfail(s, "421 4.4.2", "%s refused "
-				    "a new connection (%d)", s->dst_str,
-				    r->code);
-			else
-				session_enter(s, S_EHLO);
-			break;
-		}
-		if (r->len < sizeof(s->greeting))	/* for a reuse */
-			snprintf(s->greeting, sizeof(s->greeting), "%.*s",
-			    (int)r->len, r->buf);
-		cl_relay(s, r);
-		if (!ok)
-			s->up_refused = 1;
-		session_enter(s, S_WAIT_HELO);
-		break;
-	case S_EHLO:
-		if (ok) {
-			ehlo_done(s, r);
-			if (s->state == S_CLOSING || s->state == S_DEAD)
-				break;
-			if (s->reconnect) {
-				reconnect_ready(s);
-				break;
-			}
-			if (s->client_ehlo)
-				io_write(s->cl, s->ehlo_reply,
-				    s->ehlo_reply_len);
-			else
-				cl_printf(s, "250 %s", s->banner);
-			session_enter(s, S_IDLE);
-		} else if (r->code / 100 == 5) {
-			session_enter(s, S_HELO);
-		} else if (s->reconnect) {
-			session_tempfail(s, "421 4.4.2", "%s refused EHLO on "
-			    "a new connection (%d)", s->dst_str, r->code);
-		} else {
-			cl_relay(s, r);
-			session_enter(s, S_WAIT_HELO);
-		}
-		break;
-	case S_HELO:
-		if (ok) {
-			memset(&s->caps, 0, sizeof(s->caps));
-			t = smtp_reply_text(r, 0, &tl);
-			snprintf(s->banner, sizeof(s->banner), "%.*s",
-			    (int)tl, t);
-			free(s->ehlo_reply);
-			if (asprintf(&s->ehlo_reply, "250 %s\r\n",
-			    s->banner) == -1) {
-				s->ehlo_reply = NULL;
-				session_tempfail(s, "421 4.3.0", "out of memory");
-				break;
-			}
-			s->ehlo_reply_len = strlen(s->ehlo_reply);
-			if (s->reconnect) {
-				reconnect_ready(s);
-				break;
-			}
-			cl_printf(s, "250 %s", s->banner);
-			session_enter(s, S_IDLE);
-		} else if (s->reconnect) {
-			session_tempfail(s, "421 4.4.2", "%s refused HELO on "
-			    "a new connection (%d)", s->dst_str, r->code);
-		} else {
-			cl_relay(s, r);
-			session_enter(s, S_WAIT_HELO);
-		}
-		break;
-	case S_STARTTLS:
-		if (r->code == 220) {
-			if (io_datalen(s->up) > 0) {
-				/* plaintext after the 220: CVE-2011-0411 */
-				stats_add(st_inject, 1);
-				log_warn("sid=%s event=starttls-injection "
-				    "side=upstream dst=%s bytes=%zu", s->id,
-				    s->dst_str, io_datalen(s->up));
-				session_tempfail(s, "421 4.7.0", "%s sent "
-				    "plaintext after its reply to STARTTLS "
-				    "(injection); connection dropped",
-				    s->dst_str);
-				break;
-			}
-			session_enter(s, S_TLS);
-			break;
-		}
-		policy_record_tls(s->env->policy,
-		    (struct sockaddr *)&s->dst_addr, s->up_verdict->mx_host,
-		    1, 0);
-		if (s->up_verdict->level <= TLS_LEVEL_MAY) {
-			s->up_decided = 1;
-			stats_add(st_plain, 1);
-			log_info("sid=%s event=cleartext dst=%s domain=%s "
-			    "reason=starttls-refused code=%d", s->id,
-			    s->dst_str, s->up_verdict->domain, r->code);
-			session_enter(s, S_MAIL);
-			break;
-		}
-		t = smtp_reply_text(r, r->nlines - 1, &tl);
-		snprintf(detail, sizeof(detail), "STARTTLS refused: %d %.*s",
-		    r->code, (int)tl, t);
-		policy_failed(s, s->up_verdict, "starttls-not-supported",
-		    detail);
-		break;
-	case S_EHLO_TLS:
-		if (!ok) {
-			session_tempfail(s, "421 4.7.0", "%s refused EHLO "
-			    "after STARTTLS (%d)", s->dst_str, r->code);
-			break;
-		}
-		ehlo_done(s, r);
-		if (s->state == S_EHLO_TLS)
-			session_enter(s, S_MAIL);
-		break;
 	case S_MAIL:
 		if (ok) {
 			s->tx_up_mail = 1;
@@ -1325,6 +1298,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			 * reply is not the client's */
 			s->rcpt_pipelined = 0;
 			s->up_discard++;
+		}
+		if (r->code / 100 == 5 && caps_shrank(s)) {
+			mail_refused_softly(s, r);
+			break;
 		}
 		/* client got 250 for MAIL: its RCPTs carry the refusal */
 		if ((s->tx_mail_fail = malloc(r->len + 1)) != NULL) {
@@ -1349,9 +1326,6 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 	case S_DATA_END:
 		message_done(s, r);
 		cl_relay(s, r);
-		io_set_lowat(s->up, 0);
-		if (io_ssl(s->up) != NULL)
-			SSL_set_mode(io_ssl(s->up), SSL_MODE_RELEASE_BUFFERS);
 		tx_clear(s);
 		session_enter(s, S_IDLE);
 		break;
@@ -1359,17 +1333,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		if (s->internal_rset) {
 			/* for a repeated EHLO */
 			s->internal_rset = 0;
-			if (s->client_ehlo)
-				io_write(s->cl, s->ehlo_reply,
-				    s->ehlo_reply_len);
-			else
-				cl_printf(s, "250 %s", s->banner);
+			send_ehlo(s);
 		} else
 			cl_relay(s, r);
 		session_enter(s, S_IDLE);
-		break;
-	case S_QUIT:
-		session_close(s, "client quit");
 		break;
 	default:
 		/* an unsolicited reply: usually a 421 before the server
@@ -1377,191 +1344,107 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		t = smtp_reply_text(r, r->nlines - 1, &tl);
 		log_info("sid=%s event=unsolicited-reply dst=%s state=%s "
 		    "code=%d text=%s", s->id, s->dst_str,
-		    state_names[s->state], r->code,
-		    log_qn(reason, sizeof(reason), t, tl));
+		    state_names[s->state], r->code, log_qn(q, sizeof(q), t,
+		    tl));
 		session_tempfail(s, "421 4.4.2", "%s closed the session "
 		    "(%d)", s->dst_str, r->code);
 		break;
 	}
 }
 
+/* ---- the leg's news ---------------------------------------------------- */
+
 static void
-up_read_replies(struct session *s)
+leg_error(struct session *s, const struct leg_news *n)
 {
-	enum smtp_reply_status st;
-	char *line;
-	ssize_t n;
+	const char *code;
 
-	while (s->up && s->state != S_DEAD && s->state != S_CLOSING &&
-	    s->state != S_TLS && s->state != S_BODY) {
-		n = io_getline(s->up, SMTP_LINE_MAX, &line);
-		if (n == -1)
-			return;
-		if (n == -2) {
-			session_tempfail(s, "421 4.4.2", "%s sent an "
-			    "over-long reply line", s->dst_str);
-			return;
-		}
-		if (s->rep == NULL) {
-			if ((s->rep = malloc(sizeof(*s->rep))) == NULL) {
-				session_tempfail(s, "421 4.3.0",
-				    "out of memory");
-				return;
-			}
-			smtp_reply_init(s->rep);
-		}
-		log_debug("sid=%s event=upstream-line text=\"%.*s\"", s->id,
-		    (int)n, line);
-		st = smtp_reply_feed(s->rep, line, (size_t)n);
-		if (st == SMTP_REPLY_MORE)
-			continue;
-		if (st == SMTP_REPLY_BAD) {
-			char q[200];
-
-			session_tempfail(s, "421 4.4.2", "%s sent a malformed "
-			    "reply (%s): %s", s->dst_str, s->rep->err,
-			    log_qn(q, sizeof(q), line, (size_t)n));
-			return;
-		}
-		{
-			struct smtp_reply *r = s->rep;
-
-			s->rep = NULL;
-			if (s->up_discard > 0) {
-				s->up_discard--;
-				log_debug("sid=%s event=reply-dropped code=%d "
-				    "why=pipelined-rcpt-after-refused-mail",
-				    s->id, r->code);
-			} else
-				session_on_reply(s, r);
-			free(r);
-		}
+	switch (n->err) {
+	case LEG_E_CONNECT:
+		code = "421 4.4.1";
+		break;
+	case LEG_E_INJECTION:
+	case LEG_E_TLS:
+		code = "421 4.7.0";
+		break;
+	case LEG_E_INTERNAL:
+		code = "421 4.3.0";
+		break;
+	default:
+		code = s->state == S_BODY || s->state == S_DATA_END ?
+		    "451 4.4.2" : "421 4.4.2";
+		break;
 	}
+	session_tempfail(s, code, "%s (in state %s)", n->why,
+	    state_names[s->state]);
 }
 
-/* ---- io events --------------------------------------------------------- */
-
 static void
-up_io_cb(struct io *io, enum io_event ev, void *arg)
+leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
+    void *arg)
 {
 	struct session *s = arg;
+	const struct smtp_reply *r = n->reply;
 
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
 	switch (ev) {
-	case IO_CONNECTED:
-		log_debug("sid=%s event=upstream-connected dst=%s", s->id,
-		    s->dst_str);
-		session_enter(s, S_GREETING);
+	case LEG_GREETING:
+		cl_relay(s, r);
+		session_enter(s, S_WAIT_HELO);
 		break;
-	case IO_DATAIN:
-		if (s->state == S_BODY) {
-			/* no server speaks before the dot; whatever it says
-			 * now, the message is not accepted */
-			log_info("sid=%s event=early-reply dst=%s bytes=%zu",
-			    s->id, s->dst_str, io_datalen(io));
-			session_tempfail(s, "451 4.4.2", "%s replied before "
-			    "the end of the message", s->dst_str);
+	case LEG_HELLO:
+		if (r->code / 100 != 2) {
+			cl_relay(s, r);
+			session_enter(s, S_WAIT_HELO);
 			break;
 		}
-		up_read_replies(s);
+		if (n->helo)
+			helo_done(s, r);
+		else
+			ehlo_done(s, r);
+		if (s->state == S_CLOSING || s->state == S_DEAD)
+			break;
+		send_ehlo(s);
+		session_enter(s, S_IDLE);
 		break;
-	case IO_TLSREADY: {
-		struct policy_verdict *v = s->up_verdict;
-		struct tls_result res;
-		int ok;
-
-		ok = policy_tls_check(v, io_ssl(io), &s->proof, &res) == 0;
-		/* only a session that proved everything is kept for
-		 * resumption */
-		tls_client_done(s->env->tls, io_ssl(io),
-		    ok && !s->proof.failed);
-		snprintf(s->tls_verify, sizeof(s->tls_verify), "%s",
-		    res.reason);
-		snprintf(s->tls_proto, sizeof(s->tls_proto), "%s",
-		    SSL_get_version(io_ssl(io)));
-		log_tls(s);
-		policy_record_tls(s->env->policy,
-		    (struct sockaddr *)&s->dst_addr, v->mx_host, 1, 1);
-		if (!ok) {
-			policy_failed(s, v, res.reason, res.detail);
+	case LEG_READY:
+		if (s->state == S_SECURE)
+			leg_secured(s, r);
+		break;
+	case LEG_TLS_FAILED:
+		policy_failed(s, s->cur_verdict, n->res->reason,
+		    n->res->detail);
+		break;
+	case LEG_REPLY:
+		if (s->up_discard > 0) {
+			s->up_discard--;
+			log_debug("sid=%s event=reply-dropped code=%d "
+			    "why=pipelined-rcpt-after-refused-mail", s->id,
+			    r->code);
 			break;
 		}
-		if (res.report_failed)
-			log_info("sid=%s event=policy-report domain=%s "
-			    "mode=testing reason=%s detail=\"%s\"", s->id,
-			    v->domain, res.reason, res.detail);
-		s->up_decided = 1;
-		stats_add(st_tls, 1);
-		session_enter(s, S_EHLO_TLS);
+		session_on_reply(s, (struct smtp_reply *)r);
 		break;
-	}
-	case IO_LOWAT:
+	case LEG_LOWAT:
 		if (s->state == S_BODY && io_paused(s->cl))
 			body_pump(s);
 		break;
-	case IO_TIMEOUT:
-		if (s->state == S_POLICY) {
-			struct policy_verdict tmp;
-
-			policy_cancel(s->preq);
-			s->preq = NULL;
-			memset(&tmp, 0, sizeof(tmp));
-			snprintf(tmp.domain, sizeof(tmp.domain), "%s",
-			    s->rcpt_domain);
-			tmp.level = TLS_LEVEL_DEFER;
-			tmp.source = "timeout";
-			policy_failed(s, &tmp, "validation-failure",
-			    "the policy lookup timed out");
-			break;
-		}
-		if (s->state == S_TLS &&
-		    s->up_verdict->level <= TLS_LEVEL_MAY) {
-			policy_record_tls(s->env->policy,
-			    (struct sockaddr *)&s->dst_addr,
-			    s->up_verdict->mx_host, 1, 0);
-			plain_retry_start(s, "TLS handshake timeout");
-			break;
-		}
-		session_tempfail(s, s->state == S_BODY ||
-		    s->state == S_DATA_END ? "451 4.4.2" : "421 4.4.2",
-		    "timeout in state %s waiting for %s",
-		    state_names[s->state], s->dst_str);
-		break;
-	case IO_ERROR:
-	case IO_DISCONNECTED:
-		if (s->state == S_TLS) {
-			policy_record_tls(s->env->policy,
-			    (struct sockaddr *)&s->dst_addr,
-			    s->up_verdict->mx_host, 1, 0);
-			log_info("sid=%s event=tls-failed dst=%s error=\"%s\"",
-			    s->id, s->dst_str, io_error(io));
-			if (s->up_verdict->level > TLS_LEVEL_MAY) {
-				policy_failed(s, s->up_verdict,
-				    "validation-failure", io_error(io));
-				break;
-			}
-			plain_retry_start(s, io_error(io));
-			break;
-		}
-		if (s->state == S_CONNECT) {
-			session_tempfail(s, "421 4.4.1", "cannot connect to "
-			    "%s: %s", s->dst_str, io_error(io));
-			break;
-		}
+	case LEG_ERROR:
 		if (s->state == S_QUIT) {
-			/* the server hung up instead of answering QUIT */
 			session_close(s, "upstream closed at QUIT");
 			break;
 		}
-		session_tempfail(s, s->state == S_BODY ||
-		    s->state == S_DATA_END ? "451 4.4.2" : "421 4.4.2",
-		    "connection to %s lost in state %s: %s", s->dst_str,
-		    state_names[s->state], ev == IO_ERROR ? io_error(io) :
-		    "closed by the server");
+		leg_error(s, n);
+		break;
+	case LEG_CLOSED:
+		session_close(s, "client quit");
 		break;
 	}
+	session_run(s);
 }
+
+/* ---- io events --------------------------------------------------------- */
 
 static void
 cl_io_cb(struct io *io, enum io_event ev, void *arg)
@@ -1594,7 +1477,7 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 	switch (ev) {
 	case IO_DATAIN:
 		if (waits_for_client(s->state))
-			client_process(s);
+			s->client_due = 1;
 		else if (s->state == S_BODY)
 			body_pump(s);
 		break;
@@ -1617,6 +1500,13 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 		session_close(s, "client timeout");
 		break;
 	case IO_LOWAT:
+		if (s->cl_blocked) {
+			s->cl_blocked = 0;
+			if (waits_for_client(s->state)) {
+				io_pause(s->cl, 0);
+				s->client_due = 1;
+			}
+		}
 		break;
 	case IO_ERROR:
 	case IO_DISCONNECTED:
@@ -1628,59 +1518,10 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 	case IO_CONNECTED:
 		break;
 	}
+	session_run(s);
 }
 
 /* ---- start ------------------------------------------------------------- */
-
-static int
-upstream_socket(struct session *s)
-{
-	const struct config *cfg = s->env->cfg;
-	int fd, one = 1;
-	uint32_t mark = cfg->upstream_mark;
-
-	fd = socket(s->dst_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	/* the divert rules skip this mark: our own connection must not
-	 * come back to us */
-	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1)
-		goto fail;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&s->dst_addr,
-	    sa_len(&s->dst_addr)) == -1 && errno != EINPROGRESS)
-		goto fail;
-	return fd;
-fail:
-	close(fd);
-	return -1;
-}
-
-/* A new session on a parked leg: the client gets the leg's greeting, and
- * its EHLO goes upstream inside the TLS session. */
-static void
-session_adopt(struct session *s, struct reuse_leg *leg)
-{
-	s->up = leg->up;
-	io_set_cb(s->up, up_io_cb, s);
-	s->up_base = io_bytes_out(s->up);
-	/* every recipient gets a fresh verdict, which must fit what the
-	 * leg has proven (rcpt_with_verdict) */
-	s->proof = leg->proof;
-	s->up_verdict = NULL;
-	s->up_decided = 1;
-	s->reuse_uses = leg->uses;
-	snprintf(s->greeting, sizeof(s->greeting), "%s", leg->greeting);
-	snprintf(s->tls_proto, sizeof(s->tls_proto), "%s", leg->tls_proto);
-	snprintf(s->tls_verify, sizeof(s->tls_verify), "%s",
-	    leg->tls_verify);
-	stats_add(st_reused, 1);
-	log_info("sid=%s event=upstream-reused dst=%s uses=%u tls=%s",
-	    s->id, s->dst_str, s->reuse_uses, s->tls_proto);
-	io_write(s->cl, s->greeting, strlen(s->greeting));
-	session_enter(s, S_WAIT_HELO);
-}
 
 int
 session_start(struct session_env *env, int fd,
@@ -1689,9 +1530,9 @@ session_start(struct session_env *env, int fd,
 	static unsigned long long seq;
 	static unsigned base;
 	struct session *s;
-	struct reuse_leg leg;
+	struct leg_env lenv;
 	char key[200];
-	int ufd, saved;
+	int saved;
 
 	stats_init();
 	if (base == 0)
@@ -1708,7 +1549,7 @@ session_start(struct session_env *env, int fd,
 	    sizeof(s->client_str));
 	sockaddr_fmt((struct sockaddr *)dst, s->dst_str, sizeof(s->dst_str));
 	s->started = ev_now(env->loop);
-	s->state = S_CONNECT;
+	s->state = S_GREETING;
 	if ((s->next = env->sessions) != NULL)
 		s->next->prevp = &s->next;
 	env->sessions = s;
@@ -1721,26 +1562,33 @@ session_start(struct session_env *env, int fd,
 		close(fd);
 		goto fail;
 	}
+	io_set_lowat(s->cl, CL_LOWAT);
 	log_info("sid=%s event=connect client=%s dst=%s", s->id,
 	    s->client_str, s->dst_str);
+	lenv.loop = env->loop;
+	lenv.cfg = &env->cfg;
+	lenv.tls = &env->tls;
+	lenv.policy = env->policy;
 	if (env->cfg->upstream_reuse && !env->draining &&
 	    reuse_key(s, key, sizeof(key)) == 0 &&
-	    reuse_take(env->reuse, key, &leg) == 0) {
-		session_adopt(s, &leg);
+	    (s->up = leg_adopt(&lenv, env->reuse, key, dst, s->id, leg_event,
+	    s)) != NULL) {
+		/* a new session on a parked leg: the client gets the leg's
+		 * greeting, and its EHLO goes upstream inside the TLS
+		 * session */
+		io_write(s->cl, leg_greeting(s->up),
+		    strlen(leg_greeting(s->up)));
+		session_enter(s, S_WAIT_HELO);
 		return 0;
 	}
-	if ((ufd = upstream_socket(s)) == -1 ||
-	    (s->up = io_new(env->loop, ufd, up_io_cb, s)) == NULL) {
+	if ((s->up = leg_new(&lenv, dst, s->id, leg_event, s)) == NULL) {
 		saved = errno;
-		if (ufd != -1)
-			close(ufd);
 		cl_printf(s, "421 4.4.1 mxguard: cannot connect to %s: %s",
 		    s->dst_str, strerror(saved));
 		session_close(s, "upstream socket");
 		return 0;
 	}
 	io_pause(s->cl, 1);	/* nothing from the client before the 220 */
-	session_enter(s, S_CONNECT);
 	return 0;
 fail:
 	s->state = S_DEAD;

@@ -28,6 +28,9 @@ struct session_env {
 	struct reuse		*reuse;		/* parked upstream legs */
 	int			 nsessions;	/* live sessions */
 	int			 draining;
+	uint64_t		 policy_grace;	/* ms past policy_timeout before
+						 * a session gives up on the
+						 * engine (0: 30 s) */
 	struct session		*sessions;	/* live ones, linked */
 };
 

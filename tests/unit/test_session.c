@@ -24,6 +24,7 @@
 #include <setjmp.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,8 @@ struct vspec {
 	const char	*reason;
 	const char	*detail;
 	int		 hold;		/* never answered */
+	unsigned	 delay;		/* answered after this many ms, as
+					 * the engine does at policy_timeout */
 };
 
 struct policy_req {
@@ -93,6 +96,7 @@ static struct {
 	SSL		*sssl;
 	int		 hs_done;
 	int		 srv_noread;	/* back-pressure: upstream reads not */
+	int		 cl_noread;	/* back-pressure: the client reads not */
 	SSL		*cssl;
 	int		 chs_done;
 	char		 cbuf[BUFSZ];	/* received by the client */
@@ -177,11 +181,13 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 	v->source = "default";
 	snprintf(v->domain, sizeof(v->domain), "%s", domain);
 	int hold = 0;
+	unsigned delay = 0;
 
 	for (i = 0; i < g.nvs; i++) {
 		if (strcmp(g.vs[i].domain, domain) != 0)
 			continue;
 		hold = g.vs[i].hold;
+		delay = g.vs[i].delay;
 		v->level = g.vs[i].level;
 		v->report_only = g.vs[i].report_only;
 		v->source = "override";
@@ -198,7 +204,7 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 	r->t = ev_timer_new(g.loop, req_fire, r);
 	assert_non_null(r->t);
 	if (!hold)
-		ev_timer_arm(r->t, 0);
+		ev_timer_arm(r->t, delay);
 	g.npending++;
 	return r;
 }
@@ -386,7 +392,7 @@ pump(void)
 			g.ceof = 1;
 		break;
 	}
-	while (g.cfd != -1 && !g.ceof && g.cssl == NULL) {
+	while (g.cfd != -1 && !g.ceof && g.cssl == NULL && !g.cl_noread) {
 		n = read(g.cfd, buf, sizeof(buf));
 		if (n > 0)
 			append(g.cbuf, &g.clen, buf, (size_t)n);
@@ -1752,6 +1758,141 @@ test_starttls_upgrade(void **state)
 	finish();
 }
 
+/* ---- extensions that change across STARTTLS ---------------------------- */
+
+#define CAPS_RICH	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
+			"250-SIZE 10240000\r\n250-DSN\r\n250-8BITMIME\r\n" \
+			"250-SMTPUTF8\r\n250 STARTTLS\r\n"
+#define CAPS_RICH_SEEN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
+			"250-SIZE 10240000\r\n250-DSN\r\n250-8BITMIME\r\n" \
+			"250 SMTPUTF8\r\n"
+
+/* A server whose cleartext EHLO offers caps_plain and whose EHLO inside
+ * TLS offers caps_tls; the client's MAIL and RCPT lines (parameters
+ * chosen from what it was offered) wait for the replay. */
+static void
+tls_with_caps(const char *mail, const char *rcpt, const char *caps_tls)
+{
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello(CAPS_RICH, CAPS_RICH_SEEN);
+	cl_send(mail);
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send(rcpt);
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(caps_tls);
+}
+
+/* SIZE and the DSN parameters are dropped when the TLS EHLO lacks them. */
+static void
+test_tls_ehlo_lacks_size_dsn(void **state)
+{
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=1000 RET=HDRS "
+	    "ENVID=x1 BODY=8BITMIME\r\n", "RCPT TO:<b@d.example> "
+	    "NOTIFY=NEVER ORCPT=rfc822;b@d.example\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 8BITMIME\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> BODY=8BITMIME");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	/* a later RCPT too */
+	cl_send("RCPT TO:<c@d.example> NOTIFY=SUCCESS\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("x\r\n.\r\n");
+	finish();
+}
+
+/* BODY=8BITMIME or SMTPUTF8 the TLS EHLO no longer offers: a 4xx for the
+ * client with the reason, and nothing of the envelope upstream (no
+ * downgrade that could corrupt the message, no permanent failure). */
+static void
+test_tls_ehlo_lacks_8bitmime(void **state)
+{
+	const char *r;
+
+	tls_with_caps("MAIL FROM:<a@sender.example> BODY=8BITMIME\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 SIZE 10240000\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.6.3 ", 10) != 0 || strstr(r, "8BITMIME") ==
+	    NULL)
+		fail_msg("expected 451 4.6.3 about 8BITMIME, got \"%s\"", r);
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_CL_PREFIX("451 4.6.3 ");
+	srv_quiet(30);
+	cl_send("RSET\r\nMAIL FROM:<a@sender.example>\r\n"
+	    "RCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	finish();
+}
+
+static void
+test_tls_ehlo_lacks_smtputf8(void **state)
+{
+	const char *r;
+
+	tls_with_caps("MAIL FROM:<j\xc3\xb6rg@sender.example> SMTPUTF8\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 8BITMIME\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.6.7 ", 10) != 0)
+		fail_msg("expected 451 4.6.7, got \"%s\"", r);
+	srv_quiet(30);
+	finish();
+}
+
+/* A 5xx to MAIL from a server that lowered its SIZE inside TLS is not
+ * the MTA's permanent failure: 4xx. */
+static void
+test_tls_mail_5xx_softened(void **state)
+{
+	const char *r;
+
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=5000\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 1000\r\n250-DSN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("552 5.3.4 message too big\r\n503 5.5.1 need MAIL\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "452 4.3.4 ", 10) != 0)
+		fail_msg("expected 452 4.3.4, got \"%s\"", r);
+	cl_send("DATA\r\n");
+	EXPECT_CL_PREFIX("554 ");
+	finish();
+}
+
+/* The same 5xx from a server whose extensions did not change is relayed:
+ * the client was told the truth. */
+static void
+test_mail_5xx_same_caps_relayed(void **state)
+{
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=5000\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-DSN\r\n250-8BITMIME\r\n"
+	    "250 SMTPUTF8\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("550 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n");
+	EXPECT_CL("550 5.7.1 sender rejected\r\n");
+	finish();
+}
+
 /* ---- upstream reuse ---------------------------------------------------- */
 
 /* A TLS session that delivers one message and quits: its leg is parked,
@@ -2064,24 +2205,51 @@ test_client_closes_during_policy(void **state)
 	finish();
 }
 
+/* The engine owns policy_timeout: when it runs out of time it answers
+ * itself (a deferral with its own reason, like DANE's dnssec-invalid),
+ * a little after the RCPT arrived.  That answer is the one the client
+ * gets; the session does not race the engine with a timer of its own. */
 static void
 test_policy_timeout(void **state)
 {
 	uint64_t saved = g.cfg->policy_timeout;
+	char reply[1024];
+
+	g.cfg->policy_timeout = 200;
+	vspec_add("d.example", TLS_LEVEL_DEFER, 0, "validation-failure",
+	    "DNSSEC lookups did not finish within policy_timeout")->delay =
+	    250;
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	g.cfg->policy_timeout = saved;
+	wait_srv_eof();
+	assert_int_equal(g.ncancel, 0);	/* the engine answered */
+	finish();
+	expect_policy_421(reply, "did not finish within policy_timeout");
+}
+
+/* An engine that never answers (a bug) must not hold the session and the
+ * MTA forever: a safety net long after policy_timeout, 421 4.3.0. */
+static void
+test_policy_safety_net(void **state)
+{
+	uint64_t saved = g.cfg->policy_timeout;
 	const char *r;
 
-	/* a policy lookup that never answers must not hold the session
-	 * (and the MTA) forever: policy_timeout bounds it */
 	g.cfg->policy_timeout = 200;
+	g.env.policy_grace = 100;
 	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL)->hold = 1;
 	hello_plain();
 	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	r = CL_REPLY();
 	g.cfg->policy_timeout = saved;
-	if (r[0] != '4')
-		fail_msg("expected a 4xx, got \"%s\"", r);
-	srv_quiet(0);
+	if (strncmp(r, "421 4.3.0 ", 10) != 0)
+		fail_msg("expected 421 4.3.0, got \"%s\"", r);
+	assert_int_equal(g.ncancel, 1);
+	wait_srv_eof();
 	finish();
 }
 
@@ -2294,6 +2462,86 @@ test_data_back_pressure(void **state)
 	finish();
 }
 
+/* A client that pipelines EHLO without ever reading its replies (defect
+ * 5 of issue 11: 32 MiB of "EHLO a" grew the heap by 512 MiB).  The
+ * session must stop reading it while its replies pile up, hold a bounded
+ * amount of memory, and go on once the client reads. */
+static void
+test_client_flood_bounded(void **state)
+{
+	static const char ehlo[] = "EHLO a\r\n";
+	static char chunk[64 * 1024];
+	const size_t limit = 8 * 1024 * 1024;
+	size_t off = 0, nlines, replies = 0, i, n;
+	uint64_t deadline, quiet_since = 0;
+	struct mallinfo2 m0, m1;
+	ssize_t w;
+	char *p;
+
+	for (i = 0; i + sizeof(ehlo) - 1 <= sizeof(chunk);
+	    i += sizeof(ehlo) - 1)
+		memcpy(chunk + i, ehlo, sizeof(ehlo) - 1);
+	hello_plain();
+	g.cl_noread = 1;
+	m0 = mallinfo2();
+	deadline = now_ms() + 4000;
+	while (off < limit && now_ms() < deadline) {
+		w = write(g.cfd, chunk, sizeof(chunk));
+		if (w > 0) {
+			off += (size_t)w;
+			quiet_since = 0;
+			continue;
+		}
+		if (quiet_since == 0)
+			quiet_since = now_ms();
+		else if (now_ms() - quiet_since > 200)
+			break;		/* the session stopped reading */
+		step();
+	}
+	m1 = mallinfo2();
+	if (off >= limit)
+		fail_msg("%zu bytes of EHLO went in while the client read "
+		    "nothing: no back-pressure", off);
+	if (m1.uordblks > m0.uordblks + 1024 * 1024)
+		fail_msg("heap grew by %zu bytes while the client read "
+		    "nothing", m1.uordblks - m0.uordblks);
+	/* what was written ends on a line boundary (whole chunks, or a
+	 * partial write: finish the last line) */
+	while (off % (sizeof(ehlo) - 1) != 0) {
+		size_t rest = (sizeof(ehlo) - 1) - off % (sizeof(ehlo) - 1);
+
+		w = write(g.cfd, ehlo + (sizeof(ehlo) - 1 - rest), rest);
+		if (w > 0)
+			off += (size_t)w;
+		else
+			step();
+	}
+	nlines = off / (sizeof(ehlo) - 1);
+	/* the client reads now: every EHLO gets its reply, in order */
+	g.cl_noread = 0;
+	deadline = now_ms() + 10000;
+	while (replies < nlines) {
+		if (now_ms() > deadline)
+			fail_msg("%zu of %zu replies after the client read",
+			    replies, nlines);
+		step();
+		p = g.cbuf;
+		while ((size_t)(p - g.cbuf) + strlen(CAPS_PLAIN) <= g.clen) {
+			assert_memory_equal(p, CAPS_PLAIN, strlen(CAPS_PLAIN));
+			p += strlen(CAPS_PLAIN);
+			replies++;
+		}
+		n = (size_t)(p - g.cbuf);
+		memmove(g.cbuf, p, g.clen - n);
+		g.clen -= n;
+	}
+	assert_int_equal(g.clen, 0);
+	assert_int_equal(g.slen, 0);	/* answered locally, all of them */
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	finish();
+}
+
 /* ---- local STARTTLS (client leg) --------------------------------------- */
 
 static void
@@ -2475,6 +2723,11 @@ main(void)
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
 		T(test_starttls_upgrade),
+		T(test_tls_ehlo_lacks_size_dsn),
+		T(test_tls_ehlo_lacks_8bitmime),
+		T(test_tls_ehlo_lacks_smtputf8),
+		T(test_tls_mail_5xx_softened),
+		T(test_mail_5xx_same_caps_relayed),
 		T(test_tls_check_fails_verify),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
@@ -2483,6 +2736,7 @@ main(void)
 		T(test_many_domains),
 		T(test_client_closes_during_policy),
 		T(test_policy_timeout),
+		T(test_policy_safety_net),
 		T(test_upstream_connect_refused),
 		T(test_upstream_command_timeout),
 		T(test_upstream_final_reply_timeout),
@@ -2490,6 +2744,7 @@ main(void)
 		T(test_upstream_tls_handshake_fails_may),
 		T(test_upstream_tls_handshake_fails_encrypt),
 		T(test_data_back_pressure),
+		T(test_client_flood_bounded),
 		T(test_local_starttls),
 		T(test_local_starttls_pipelined_dropped),
 		T(test_client_helo),

@@ -1,0 +1,1099 @@
+/*
+ * leg.c - the upstream leg (see leg.h): one connection to the MX, its
+ * TLS, what that TLS proved, and the connections the client never sees.
+ *
+ * One state enum carries it (enum lstate, traced "leg A -> B" at debug
+ * level, after OpenSMTPD's mta_session.c).  leg_enter() moves to a state
+ * and sends what the state sends; leg_on_reply() handles a server reply
+ * in the current state.  Replies to the session's own commands go up as
+ * LEG_REPLY; everything the leg says by itself (EHLO on a silent
+ * reconnect, STARTTLS, EHLO inside TLS) is answered here.
+ *
+ * The session is told through its callback, from the event loop only.
+ * The callback may free the leg: leg_report() notices (busy/zombie) and
+ * the caller returns at once.
+ *
+ * Who frees what: the leg owns its io (closed by leg_free), its reply
+ * buffer and a copy of the verdict it was secured for.  A parked leg
+ * hands its io and a copy of its proof to reuse.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/io.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "tlsproxy/leg.h"
+
+enum lstate {
+	LS_CONNECT,	/* TCP connect in progress */
+	LS_GREETING,	/* waiting for the server's 220 */
+	LS_HELLO,	/* EHLO sent */
+	LS_HELO,	/* EHLO refused with 5xx; HELO sent */
+	LS_OPEN,	/* carrying the session's commands (or idle) */
+	LS_STARTTLS,	/* STARTTLS sent */
+	LS_HANDSHAKE,	/* TLS handshake */
+	LS_EHLO_TLS,	/* EHLO sent inside TLS */
+	LS_BODY,	/* message bytes flowing; the server must be silent */
+	LS_DOT,		/* final dot sent, waiting for the reply */
+	LS_QUIT,	/* QUIT sent */
+	LS_CLOSED,	/* no connection any more */
+};
+
+static const char *lstate_names[] = {
+	"CONNECT", "GREETING", "HELLO", "HELO", "OPEN", "STARTTLS",
+	"HANDSHAKE", "EHLO_TLS", "BODY", "DOT", "QUIT", "CLOSED",
+};
+
+/* Why the leg is on a connection the client does not see. */
+enum {
+	SILENT_NONE,
+	SILENT_PLAIN,	/* opportunistic TLS failed: cleartext retry */
+	SILENT_FRESH,	/* a reused leg does not fit: a connection of our own */
+};
+
+struct leg {
+	struct leg_env		 env;
+	leg_cb			*cb;
+	void			*arg;
+	char			 tag[24];
+	struct sockaddr_storage	 dst;
+	char			 dst_str[64];
+	enum lstate		 state;
+	struct io		*io;
+	struct smtp_reply	*rep;		/* reply being read */
+	int			 pending;	/* replies due to the session */
+	int			 silent;	/* SILENT_*: this connection is
+						 * the leg's own business */
+	int			 settled;	/* TLS question decided */
+	int			 refused;	/* greeting was not 2xx */
+	int			 reused;	/* adopted from the cache */
+	unsigned		 uses;		/* sessions served before */
+	char			 helo[SMTP_DOMAIN_MAX + 1];
+	struct smtp_caps	 caps;		/* of the last EHLO */
+	struct tls_proof	 proof;
+	struct tls_result	 res;		/* of the last TLS check */
+	struct policy_verdict	*v;		/* copy: what leg_secure() is
+						 * working for */
+	char			 greeting[512];	/* the server's 220, as sent */
+	char			 tls_proto[16];
+	unsigned long long	 out;		/* bytes of closed connections */
+	unsigned long long	 base;		/* io_bytes_out() at adoption */
+	int			 busy;		/* inside the callback */
+	int			 zombie;	/* freed while busy */
+};
+
+static struct stat_ctr *st_tls, *st_plain, *st_inject, *st_reused;
+
+static void leg_io_cb(struct io *, enum io_event, void *);
+static int leg_decide(struct leg *, struct tls_result *);
+
+static void
+stats_init(void)
+{
+	if (st_tls)
+		return;
+	st_tls = stats_get("mxguard_upstream_total{tls=\"yes\"}",
+	    "Upstream legs by whether TLS was used");
+	st_plain = stats_get("mxguard_upstream_total{tls=\"no\"}", NULL);
+	st_reused = stats_get("mxguard_upstream_total{tls=\"reused\"}", NULL);
+	st_inject = stats_get("mxguard_starttls_injections_total",
+	    "Sessions dropped for plaintext injected around STARTTLS");
+}
+
+static socklen_t
+dst_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+}
+
+static void
+dst_fmt(struct leg *l)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (l->dst.ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)&l->dst;
+
+		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+		snprintf(l->dst_str, sizeof(l->dst_str), "%s:%u", a,
+		    ntohs(in->sin_port));
+	} else if (l->dst.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)&l->dst;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
+		snprintf(l->dst_str, sizeof(l->dst_str), "[%s]:%u", a,
+		    ntohs(in6->sin6_port));
+	} else
+		snprintf(l->dst_str, sizeof(l->dst_str), "?");
+}
+
+static const struct config *
+cfg(const struct leg *l)
+{
+	return *l->env.cfg;
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void
+leg_enter(struct leg *l, enum lstate st)
+{
+	if (l->state != st)
+		log_debug("sid=%s leg %s -> %s", l->tag, lstate_names[l->state],
+		    lstate_names[st]);
+	l->state = st;
+}
+
+static void
+leg_close_io(struct leg *l)
+{
+	if (l->io != NULL) {
+		l->out += io_bytes_out(l->io) - l->base;
+		io_free(l->io);
+		l->io = NULL;
+	}
+	l->base = 0;
+	free(l->rep);
+	l->rep = NULL;
+	l->pending = 0;
+}
+
+static void
+leg_destroy(struct leg *l)
+{
+	leg_close_io(l);
+	policy_verdict_free(l->v);
+	free(l);
+}
+
+void
+leg_free(struct leg *l)
+{
+	if (l == NULL)
+		return;
+	if (l->busy) {
+		/* inside our own callback: close now, free on the way out */
+		leg_close_io(l);
+		l->zombie = 1;
+		return;
+	}
+	leg_destroy(l);
+}
+
+/* Tells the session.  Returns -1 if the session freed the leg (the caller
+ * must not touch it any more). */
+static int
+leg_report(struct leg *l, enum leg_event ev, const struct leg_news *n)
+{
+	struct leg_news none;
+
+	if (n == NULL) {
+		memset(&none, 0, sizeof(none));
+		n = &none;
+	}
+	l->busy++;
+	l->cb(l, ev, n, l->arg);
+	l->busy--;
+	if (l->zombie) {
+		if (l->busy == 0)
+			leg_destroy(l);
+		return -1;
+	}
+	return 0;
+}
+
+/* The leg cannot go on: closed, and the session told why. */
+static void
+leg_fail(struct leg *l, enum leg_error err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+leg_fail(struct leg *l, enum leg_error err, const char *fmt, ...)
+{
+	struct leg_news n;
+	char why[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	leg_close_io(l);
+	leg_enter(l, LS_CLOSED);
+	memset(&n, 0, sizeof(n));
+	n.err = err;
+	n.why = why;
+	leg_report(l, LEG_ERROR, &n);
+}
+
+static int
+upstream_socket(struct leg *l)
+{
+	int fd, one = 1;
+	uint32_t mark = cfg(l)->upstream_mark;
+
+	fd = socket(l->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	/* the divert rules skip this mark: our own connection must not
+	 * come back to us */
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1)
+		goto fail;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&l->dst, dst_len(&l->dst)) == -1 &&
+	    errno != EINPROGRESS)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+/* A new connection (the first, or one the client does not see). */
+static int
+leg_connect(struct leg *l)
+{
+	int fd;
+
+	leg_close_io(l);
+	if ((fd = upstream_socket(l)) == -1)
+		return -1;
+	if ((l->io = io_new(l->env.loop, fd, leg_io_cb, l)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	l->base = 0;
+	leg_enter(l, LS_CONNECT);
+	io_set_timeout(l->io, cfg(l)->connect_timeout);
+	io_wait_connected(l->io);
+	return 0;
+}
+
+static struct leg *
+leg_alloc(const struct leg_env *env, const struct sockaddr_storage *dst,
+    const char *tag, leg_cb *cb, void *arg)
+{
+	struct leg *l;
+
+	stats_init();
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	l->env = *env;
+	l->cb = cb;
+	l->arg = arg;
+	snprintf(l->tag, sizeof(l->tag), "%s", tag);
+	l->dst = *dst;
+	dst_fmt(l);
+	return l;
+}
+
+struct leg *
+leg_new(const struct leg_env *env, const struct sockaddr_storage *dst,
+    const char *tag, leg_cb *cb, void *arg)
+{
+	struct leg *l;
+	int saved;
+
+	if ((l = leg_alloc(env, dst, tag, cb, arg)) == NULL)
+		return NULL;
+	if (leg_connect(l) == -1) {
+		saved = errno;
+		leg_destroy(l);
+		errno = saved;
+		return NULL;
+	}
+	return l;
+}
+
+struct leg *
+leg_adopt(const struct leg_env *env, struct reuse *reuse, const char *key,
+    const struct sockaddr_storage *dst, const char *tag, leg_cb *cb,
+    void *arg)
+{
+	struct reuse_leg rl;
+	struct leg *l;
+
+	if (reuse_take(reuse, key, &rl) == -1)
+		return NULL;
+	if ((l = leg_alloc(env, dst, tag, cb, arg)) == NULL) {
+		io_free(rl.up);
+		return NULL;
+	}
+	l->io = rl.up;
+	io_set_cb(l->io, leg_io_cb, l);
+	l->base = io_bytes_out(l->io);
+	/* every recipient of the new session gets a fresh verdict, which
+	 * must fit what this leg proved before (leg_fits) */
+	l->proof = rl.proof;
+	l->settled = 1;
+	l->reused = 1;
+	l->uses = rl.uses;
+	snprintf(l->greeting, sizeof(l->greeting), "%s", rl.greeting);
+	snprintf(l->tls_proto, sizeof(l->tls_proto), "%s", rl.tls_proto);
+	snprintf(l->res.reason, sizeof(l->res.reason), "%s", rl.tls_verify);
+	l->state = LS_OPEN;
+	stats_add(st_reused, 1);
+	log_info("sid=%s event=upstream-reused dst=%s uses=%u tls=%s", l->tag,
+	    l->dst_str, l->uses, l->tls_proto);
+	return l;
+}
+
+int
+leg_park(struct leg *l, struct reuse *reuse, const char *key,
+    uint64_t idle_ms, int max_legs)
+{
+	struct reuse_leg rl;
+
+	/* only a leg that proved everything it was checked for, idle, with
+	 * nothing in flight either way */
+	if (l->state != LS_OPEN || l->io == NULL || !l->proof.tls ||
+	    l->proof.failed || l->refused || l->pending > 0 ||
+	    l->greeting[0] == '\0' || l->rep != NULL ||
+	    io_datalen(l->io) > 0 || io_queued(l->io) > 0)
+		return -1;
+	memset(&rl, 0, sizeof(rl));
+	rl.up = l->io;
+	rl.proof = l->proof;
+	rl.uses = l->uses + 1;
+	snprintf(rl.greeting, sizeof(rl.greeting), "%s", l->greeting);
+	snprintf(rl.tls_proto, sizeof(rl.tls_proto), "%s", l->tls_proto);
+	snprintf(rl.tls_verify, sizeof(rl.tls_verify), "%s", l->res.reason);
+	if (reuse_park(reuse, key, &rl, idle_ms, max_legs) == -1)
+		return -1;
+	log_info("sid=%s event=upstream-parked dst=%s uses=%u", l->tag,
+	    l->dst_str, rl.uses);
+	log_debug("sid=%s leg %s -> PARKED", l->tag, lstate_names[l->state]);
+	/* the io belongs to the cache now, with a copy of the proof */
+	l->out += io_bytes_out(l->io) - l->base;
+	l->io = NULL;
+	leg_free(l);
+	return 0;
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static void
+leg_send(struct leg *l, const char *line)
+{
+	char buf[SMTP_LINE_MAX + 3];
+	int n;
+
+	if (l->io == NULL)
+		return;
+	n = snprintf(buf, sizeof(buf) - 2, "%s", line);
+	if (n < 0 || (size_t)n > sizeof(buf) - 3)
+		n = (int)sizeof(buf) - 3;
+	log_debug("sid=%s event=command-upstream text=\"%.*s\"", l->tag, n,
+	    buf);
+	memcpy(buf + n, "\r\n", 2);
+	io_write(l->io, buf, (size_t)n + 2);
+}
+
+void
+leg_command(struct leg *l, int nreplies, const char *line)
+{
+	if (l->io == NULL)
+		return;
+	l->pending += nreplies;
+	io_set_timeout(l->io, cfg(l)->command_timeout);
+	leg_send(l, line);
+}
+
+void
+leg_command2(struct leg *l, const char *l1, const char *l2)
+{
+	char buf[2 * (SMTP_LINE_MAX + 2)];
+	int n;
+
+	if (l->io == NULL)
+		return;
+	log_debug("sid=%s event=command-upstream text=\"%s\"", l->tag, l1);
+	log_debug("sid=%s event=command-upstream text=\"%s\" pipelined=yes",
+	    l->tag, l2);
+	n = snprintf(buf, sizeof(buf), "%s\r\n%s\r\n", l1, l2);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return;		/* cannot happen: both lines are bounded */
+	l->pending += 2;
+	io_set_timeout(l->io, cfg(l)->command_timeout);
+	io_write(l->io, buf, (size_t)n);
+}
+
+void
+leg_body_begin(struct leg *l, size_t lowat)
+{
+	if (l->io == NULL)
+		return;
+	leg_enter(l, LS_BODY);
+	io_set_timeout(l->io, cfg(l)->data_block_timeout);
+	io_set_lowat(l->io, lowat);
+	/* idle legs give OpenSSL's record buffers back; a message in
+	 * flight keeps them instead of reallocating them around every
+	 * record */
+	if (io_ssl(l->io) != NULL)
+		SSL_clear_mode(io_ssl(l->io), SSL_MODE_RELEASE_BUFFERS);
+}
+
+void
+leg_write(struct leg *l, const void *buf, size_t len)
+{
+	if (l->io != NULL)
+		io_write(l->io, buf, len);
+}
+
+void
+leg_body_end(struct leg *l)
+{
+	if (l->io == NULL)
+		return;
+	leg_enter(l, LS_DOT);
+	l->pending = 1;
+	io_set_timeout(l->io, cfg(l)->data_done_timeout);
+}
+
+size_t
+leg_queued(const struct leg *l)
+{
+	return l->io ? io_queued(l->io) : 0;
+}
+
+void
+leg_quit(struct leg *l)
+{
+	if (l->io == NULL)
+		return;
+	leg_enter(l, LS_QUIT);
+	io_set_timeout(l->io, cfg(l)->command_timeout);
+	leg_send(l, "QUIT");
+}
+
+void
+leg_hello(struct leg *l, const char *name)
+{
+	if (name != l->helo)
+		snprintf(l->helo, sizeof(l->helo), "%s", name);
+	if (l->io == NULL)
+		return;
+	leg_enter(l, LS_HELLO);
+	io_set_timeout(l->io, cfg(l)->command_timeout);
+	{
+		char line[SMTP_DOMAIN_MAX + 8];
+
+		snprintf(line, sizeof(line), "EHLO %s", l->helo);
+		leg_send(l, line);
+	}
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+/* What a resumed TLS session may stand for: this destination, under what
+ * the policy checked (MX host, names, TLSA digest, CA store). */
+static int
+resume_key(struct leg *l, char *key, size_t sz)
+{
+	char pk[600];
+	int n;
+
+	/* no key, no resumption: never a shorter key that would stand for
+	 * weaker checks */
+	if (policy_tls_session_key(l->v, pk, sizeof(pk)) == -1)
+		return -1;
+	n = snprintf(key, sz, "%s|%s", l->dst_str, pk);
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
+
+static void
+record_tls(struct leg *l, int offered, int ok)
+{
+	policy_record_tls(l->env.policy, (struct sockaddr *)&l->dst,
+	    l->v->mx_host, offered, ok);
+}
+
+/* The verdict lets the mail go in cleartext on this connection. */
+static void
+settle_cleartext(struct leg *l, const char *reason, const char *extra)
+{
+	l->settled = 1;
+	memset(&l->proof, 0, sizeof(l->proof));
+	l->proof.level = TLS_LEVEL_NONE;
+	l->tls_proto[0] = '\0';
+	stats_add(st_plain, 1);
+	log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s%s",
+	    l->tag, l->dst_str, l->v->domain, reason, extra);
+}
+
+static void
+result_set(struct tls_result *res, const char *reason, const char *detail)
+{
+	memset(res, 0, sizeof(*res));
+	snprintf(res->reason, sizeof(res->reason), "%s", reason);
+	snprintf(res->detail, sizeof(res->detail), "%s", detail);
+}
+
+static void
+start_handshake(struct leg *l)
+{
+	char key[700];
+	SSL *ssl;
+
+	if ((ssl = tls_client_new(*l->env.tls)) == NULL ||
+	    policy_tls_prepare(l->v, ssl) == -1)
+		goto fail;
+	if (resume_key(l, key, sizeof(key)) == 0)
+		tls_client_resume(*l->env.tls, ssl, key);
+	if (io_start_tls(l->io, ssl, 0) == -1)
+		goto fail;
+	leg_enter(l, LS_HANDSHAKE);
+	io_set_timeout(l->io, cfg(l)->tls_timeout);
+	return;
+fail:
+	SSL_free(ssl);
+	leg_fail(l, LEG_E_TLS, "cannot set up TLS towards %s", l->dst_str);
+}
+
+/* Opportunistic TLS that fails in the handshake: like Postfix at level
+ * "may", deliver over a new cleartext connection rather than never. */
+static void
+plain_retry(struct leg *l, const char *why)
+{
+	log_info("sid=%s event=tls-fallback dst=%s domain=%s error=\"%s\" "
+	    "action=cleartext-retry", l->tag, l->dst_str, l->v->domain, why);
+	l->silent = SILENT_PLAIN;
+	if (leg_connect(l) == -1)
+		leg_fail(l, LEG_E_CONNECT, "cannot reconnect to %s: %s",
+		    l->dst_str, strerror(errno));
+}
+
+/* The first verdict decides what the leg becomes: LEG_SECURE_*. */
+static int
+leg_decide(struct leg *l, struct tls_result *res)
+{
+	const struct policy_verdict *v = l->v;
+
+	memset(res, 0, sizeof(*res));
+	if (v->level == TLS_LEVEL_NONE) {
+		settle_cleartext(l, "policy-none", "");
+		return LEG_SECURE_READY;
+	}
+	if (l->caps.flags & SMTP_CAP_STARTTLS) {
+		leg_enter(l, LS_STARTTLS);
+		io_set_timeout(l->io, cfg(l)->command_timeout);
+		leg_send(l, "STARTTLS");
+		return LEG_SECURE_PENDING;
+	}
+	record_tls(l, 0, 0);
+	if (v->level == TLS_LEVEL_MAY) {
+		settle_cleartext(l, "starttls-not-offered",
+		    l->caps.flags & SMTP_CAP_STARTTLS_MASKED ?
+		    " middlebox=starttls-masked" : "");
+		if (v->report_only)
+			log_info("sid=%s event=policy-report domain=%s "
+			    "mode=testing reason=%s", l->tag, v->domain,
+			    policy_no_starttls_reason(v));
+		return LEG_SECURE_READY;
+	}
+	result_set(res, policy_no_starttls_reason(v),
+	    l->caps.flags & SMTP_CAP_STARTTLS_MASKED ?
+	    "STARTTLS masked in the EHLO reply (middlebox signature "
+	    "XXXXXXXA): stripped on the path" :
+	    "the server did not offer STARTTLS");
+	leg_close_io(l);
+	leg_enter(l, LS_CLOSED);
+	return LEG_SECURE_FAILED;
+}
+
+/* leg_decide() from the event loop: its outcome becomes an event. */
+static void
+leg_decide_report(struct leg *l)
+{
+	struct leg_news n;
+	struct tls_result res;
+	int r = leg_decide(l, &res);
+
+	if (r == LEG_SECURE_PENDING)
+		return;
+	memset(&n, 0, sizeof(n));
+	n.res = &res;
+	n.why = r == LEG_SECURE_READY ? "decided" : NULL;
+	leg_report(l, r == LEG_SECURE_READY ? LEG_READY : LEG_TLS_FAILED, &n);
+}
+
+int
+leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
+    struct tls_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	policy_verdict_free(l->v);
+	if ((l->v = policy_verdict_dup(v)) == NULL) {
+		result_set(res, "internal-error", "out of memory");
+		return LEG_SECURE_ERROR;
+	}
+	if (!fresh)
+		return leg_decide(l, res);
+	/* a connection of our own, as without reuse: nothing of this
+	 * recipient's envelope crosses the leg that did not fit */
+	if (l->io != NULL)
+		io_write(l->io, "QUIT\r\n", 6);
+	l->settled = l->reused = 0;
+	l->uses = 0;
+	memset(&l->proof, 0, sizeof(l->proof));
+	memset(&l->caps, 0, sizeof(l->caps));
+	l->tls_proto[0] = '\0';
+	l->silent = SILENT_FRESH;
+	if (leg_connect(l) == -1) {
+		result_set(res, "internal-error", strerror(errno));
+		snprintf(res->detail, sizeof(res->detail), "cannot reconnect "
+		    "to %s: %s", l->dst_str, strerror(errno));
+		leg_enter(l, LS_CLOSED);
+		return LEG_SECURE_ERROR;
+	}
+	return LEG_SECURE_PENDING;
+}
+
+int
+leg_fits(struct leg *l, const struct policy_verdict *v,
+    struct tls_result *res)
+{
+	return policy_leg_fits(v, &l->proof, l->proof.tls && l->io ?
+	    io_ssl(l->io) : NULL, res);
+}
+
+static void
+log_tls(struct leg *l)
+{
+	SSL *ssl = io_ssl(l->io);
+	char subj[256], iss[256], q1[300], q2[300];
+
+	tls_peer_names(ssl, subj, sizeof(subj), iss, sizeof(iss));
+	log_info("sid=%s event=tls dst=%s mx=%s protocol=%s cipher=%s "
+	    "resumed=%s subject=%s issuer=%s verify=%s", l->tag, l->dst_str,
+	    l->v->mx_host[0] ? l->v->mx_host : "-", SSL_get_version(ssl),
+	    SSL_get_cipher_name(ssl), SSL_session_reused(ssl) ? "yes" : "no",
+	    log_q(q1, sizeof(q1), subj), log_q(q2, sizeof(q2), iss),
+	    l->res.reason);
+}
+
+static void
+tls_ready(struct leg *l)
+{
+	SSL *ssl = io_ssl(l->io);
+	struct leg_news n;
+	int ok;
+
+	ok = policy_tls_check(l->v, ssl, &l->proof, &l->res) == 0;
+	/* only a session that proved everything is kept for resumption */
+	tls_client_done(*l->env.tls, ssl, ok && !l->proof.failed);
+	snprintf(l->tls_proto, sizeof(l->tls_proto), "%s",
+	    SSL_get_version(ssl));
+	log_tls(l);
+	record_tls(l, 1, 1);
+	if (!ok) {
+		leg_close_io(l);
+		leg_enter(l, LS_CLOSED);
+		memset(&n, 0, sizeof(n));
+		n.res = &l->res;
+		leg_report(l, LEG_TLS_FAILED, &n);
+		return;
+	}
+	if (l->res.report_failed)
+		log_info("sid=%s event=policy-report domain=%s mode=testing "
+		    "reason=%s detail=\"%s\"", l->tag, l->v->domain,
+		    l->res.reason, l->res.detail);
+	l->settled = 1;
+	stats_add(st_tls, 1);
+	leg_enter(l, LS_EHLO_TLS);
+	io_set_timeout(l->io, cfg(l)->command_timeout);
+	{
+		char line[SMTP_DOMAIN_MAX + 8];
+
+		snprintf(line, sizeof(line), "EHLO %s", l->helo);
+		leg_send(l, line);
+	}
+}
+
+/* A handshake that did not complete (error, close or timeout). */
+static void
+tls_broken(struct leg *l, const char *why, int timeout)
+{
+	struct leg_news n;
+	struct tls_result res;
+
+	record_tls(l, 1, 0);
+	log_info("sid=%s event=tls-failed dst=%s error=\"%s\"", l->tag,
+	    l->dst_str, why);
+	if (l->v->level <= TLS_LEVEL_MAY) {
+		plain_retry(l, why);
+		return;
+	}
+	if (timeout) {
+		leg_fail(l, LEG_E_TIMEOUT, "timeout in the TLS handshake with "
+		    "%s", l->dst_str);
+		return;
+	}
+	result_set(&res, "validation-failure", why);
+	leg_close_io(l);
+	leg_enter(l, LS_CLOSED);
+	memset(&n, 0, sizeof(n));
+	n.res = &res;
+	leg_report(l, LEG_TLS_FAILED, &n);
+}
+
+/* A silent connection is greeted and hello'd: go on with what it is for. */
+static void
+silent_ready(struct leg *l)
+{
+	struct leg_news n;
+	int why = l->silent;
+
+	l->silent = SILENT_NONE;
+	leg_enter(l, LS_OPEN);
+	io_set_timeout(l->io, 0);
+	if (why == SILENT_FRESH) {
+		/* as for the first RCPT of any session */
+		leg_decide_report(l);
+		return;
+	}
+	settle_cleartext(l, "tls-handshake-failed", "");
+	memset(&n, 0, sizeof(n));
+	n.why = "tls-handshake-failed";
+	leg_report(l, LEG_READY, &n);
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+static void
+leg_on_reply(struct leg *l, struct smtp_reply *r)
+{
+	struct leg_news n;
+	struct tls_result res;
+	char detail[256];
+	int ok = r->code / 100 == 2;
+	size_t tl;
+	const char *t;
+
+	memset(&n, 0, sizeof(n));
+	n.reply = r;
+	switch (l->state) {
+	case LS_GREETING:
+		t = smtp_reply_text(r, 0, &tl);
+		log_info("sid=%s event=greeting dst=%s code=%d banner=%s",
+		    l->tag, l->dst_str, r->code, log_qn(detail,
+		    sizeof(detail), t, tl));
+		leg_enter(l, LS_OPEN);
+		io_set_timeout(l->io, 0);
+		if (l->silent) {
+			if (!ok) {
+				leg_fail(l, LEG_E_REFUSED, "%s refused a new "
+				    "connection (%d)", l->dst_str, r->code);
+				return;
+			}
+			leg_hello(l, l->helo);
+			return;
+		}
+		if (r->len < sizeof(l->greeting))	/* for a reuse */
+			snprintf(l->greeting, sizeof(l->greeting), "%.*s",
+			    (int)r->len, r->buf);
+		if (!ok)
+			l->refused = 1;
+		leg_report(l, LEG_GREETING, &n);
+		return;
+	case LS_HELLO:
+	case LS_HELO:
+		if (ok) {
+			if (l->state == LS_HELLO)
+				smtp_caps_parse(r, &l->caps);
+			else
+				memset(&l->caps, 0, sizeof(l->caps));
+			if (l->silent) {
+				silent_ready(l);
+				return;
+			}
+		} else if (r->code / 100 == 5 && l->state == LS_HELLO) {
+			char line[SMTP_DOMAIN_MAX + 8];
+
+			leg_enter(l, LS_HELO);
+			snprintf(line, sizeof(line), "HELO %s", l->helo);
+			leg_send(l, line);
+			return;
+		} else if (l->silent) {
+			leg_fail(l, LEG_E_REFUSED, "%s refused %s on a new "
+			    "connection (%d)", l->dst_str, l->state ==
+			    LS_HELLO ? "EHLO" : "HELO", r->code);
+			return;
+		}
+		n.helo = l->state == LS_HELO;
+		leg_enter(l, LS_OPEN);
+		io_set_timeout(l->io, 0);
+		leg_report(l, LEG_HELLO, &n);
+		return;
+	case LS_STARTTLS:
+		if (r->code == 220) {
+			if (io_datalen(l->io) > 0) {
+				/* plaintext after the 220: CVE-2011-0411 */
+				stats_add(st_inject, 1);
+				log_warn("sid=%s event=starttls-injection "
+				    "side=upstream dst=%s bytes=%zu", l->tag,
+				    l->dst_str, io_datalen(l->io));
+				leg_fail(l, LEG_E_INJECTION, "%s sent "
+				    "plaintext after its reply to STARTTLS "
+				    "(injection); connection dropped",
+				    l->dst_str);
+				return;
+			}
+			start_handshake(l);
+			return;
+		}
+		record_tls(l, 1, 0);
+		leg_enter(l, LS_OPEN);
+		io_set_timeout(l->io, 0);
+		if (l->v->level <= TLS_LEVEL_MAY) {
+			snprintf(detail, sizeof(detail), " code=%d", r->code);
+			settle_cleartext(l, "starttls-refused", detail);
+			n.reply = NULL;
+			n.why = "starttls-refused";
+			leg_report(l, LEG_READY, &n);
+			return;
+		}
+		t = smtp_reply_text(r, r->nlines - 1, &tl);
+		snprintf(detail, sizeof(detail), "STARTTLS refused: %d %.*s",
+		    r->code, (int)tl, t);
+		result_set(&res, "starttls-not-supported", detail);
+		leg_close_io(l);
+		leg_enter(l, LS_CLOSED);
+		n.reply = NULL;
+		n.res = &res;
+		leg_report(l, LEG_TLS_FAILED, &n);
+		return;
+	case LS_EHLO_TLS:
+		if (!ok) {
+			leg_fail(l, LEG_E_TLS, "%s refused EHLO after "
+			    "STARTTLS (%d)", l->dst_str, r->code);
+			return;
+		}
+		smtp_caps_parse(r, &l->caps);
+		leg_enter(l, LS_OPEN);
+		io_set_timeout(l->io, 0);
+		n.res = &l->res;
+		leg_report(l, LEG_READY, &n);
+		return;
+	case LS_DOT:
+		io_set_lowat(l->io, 0);
+		if (io_ssl(l->io) != NULL)
+			SSL_set_mode(io_ssl(l->io), SSL_MODE_RELEASE_BUFFERS);
+		leg_enter(l, LS_OPEN);
+		/* FALLTHROUGH */
+	case LS_OPEN:
+		if (l->pending > 0 && --l->pending == 0)
+			io_set_timeout(l->io, 0);
+		leg_report(l, LEG_REPLY, &n);
+		return;
+	case LS_QUIT:
+		leg_close_io(l);
+		leg_enter(l, LS_CLOSED);
+		leg_report(l, LEG_CLOSED, NULL);
+		return;
+	default:
+		return;
+	}
+}
+
+static void
+leg_read_replies(struct leg *l)
+{
+	enum smtp_reply_status st;
+	struct smtp_reply *r;
+	char *line;
+	ssize_t n;
+
+	while (l->io != NULL && l->state != LS_HANDSHAKE &&
+	    l->state != LS_BODY && l->state != LS_CLOSED &&
+	    l->state != LS_CONNECT) {
+		n = io_getline(l->io, SMTP_LINE_MAX, &line);
+		if (n == -1)
+			return;
+		if (n == -2) {
+			leg_fail(l, LEG_E_PROTOCOL, "%s sent an over-long "
+			    "reply line", l->dst_str);
+			return;
+		}
+		if (l->rep == NULL) {
+			if ((l->rep = malloc(sizeof(*l->rep))) == NULL) {
+				leg_fail(l, LEG_E_INTERNAL, "out of memory");
+				return;
+			}
+			smtp_reply_init(l->rep);
+		}
+		log_debug("sid=%s event=upstream-line text=\"%.*s\"", l->tag,
+		    (int)n, line);
+		st = smtp_reply_feed(l->rep, line, (size_t)n);
+		if (st == SMTP_REPLY_MORE)
+			continue;
+		if (st == SMTP_REPLY_BAD) {
+			char q[200];
+
+			leg_fail(l, LEG_E_PROTOCOL, "%s sent a malformed "
+			    "reply (%s): %s", l->dst_str, l->rep->err,
+			    log_qn(q, sizeof(q), line, (size_t)n));
+			return;
+		}
+		r = l->rep;
+		l->rep = NULL;
+		l->busy++;		/* r outlives a leg_free() in it */
+		leg_on_reply(l, r);
+		l->busy--;
+		free(r);
+		if (l->zombie) {
+			if (l->busy == 0)
+				leg_destroy(l);
+			return;
+		}
+	}
+}
+
+/* ---- io events --------------------------------------------------------- */
+
+static void
+leg_io_cb(struct io *io, enum io_event ev, void *arg)
+{
+	struct leg *l = arg;
+	struct leg_news n;
+
+	if (l->state == LS_CLOSED)
+		return;
+	switch (ev) {
+	case IO_CONNECTED:
+		log_debug("sid=%s event=upstream-connected dst=%s", l->tag,
+		    l->dst_str);
+		leg_enter(l, LS_GREETING);
+		io_set_timeout(l->io, cfg(l)->greeting_timeout);
+		break;
+	case IO_DATAIN:
+		if (l->state == LS_BODY) {
+			/* no server speaks before the dot; whatever it says
+			 * now, the message is not accepted */
+			log_info("sid=%s event=early-reply dst=%s bytes=%zu",
+			    l->tag, l->dst_str, io_datalen(io));
+			leg_fail(l, LEG_E_EARLY, "%s replied before the end "
+			    "of the message", l->dst_str);
+			break;
+		}
+		leg_read_replies(l);
+		break;
+	case IO_TLSREADY:
+		if (l->state == LS_HANDSHAKE)
+			tls_ready(l);
+		break;
+	case IO_LOWAT:
+		memset(&n, 0, sizeof(n));
+		leg_report(l, LEG_LOWAT, &n);
+		break;
+	case IO_TIMEOUT:
+		if (l->state == LS_HANDSHAKE) {
+			tls_broken(l, "TLS handshake timeout", 1);
+			break;
+		}
+		if (l->state == LS_QUIT) {
+			leg_close_io(l);
+			leg_enter(l, LS_CLOSED);
+			leg_report(l, LEG_CLOSED, NULL);
+			break;
+		}
+		leg_fail(l, l->state == LS_CONNECT ? LEG_E_CONNECT :
+		    LEG_E_TIMEOUT, "timeout in state %s waiting for %s",
+		    lstate_names[l->state], l->dst_str);
+		break;
+	case IO_ERROR:
+	case IO_DISCONNECTED:
+		if (l->state == LS_HANDSHAKE) {
+			tls_broken(l, io_error(io), 0);
+			break;
+		}
+		if (l->state == LS_QUIT) {
+			/* the server hung up instead of answering QUIT */
+			leg_close_io(l);
+			leg_enter(l, LS_CLOSED);
+			leg_report(l, LEG_CLOSED, NULL);
+			break;
+		}
+		if (l->state == LS_CONNECT) {
+			leg_fail(l, LEG_E_CONNECT, "cannot connect to %s: %s",
+			    l->dst_str, io_error(io));
+			break;
+		}
+		leg_fail(l, LEG_E_LOST, "connection to %s lost: %s",
+		    l->dst_str, ev == IO_ERROR ? io_error(io) :
+		    "closed by the server");
+		break;
+	}
+}
+
+/* ---- facts ------------------------------------------------------------- */
+
+int
+leg_settled(const struct leg *l)
+{
+	return l->settled;
+}
+
+int
+leg_refused(const struct leg *l)
+{
+	return l->refused;
+}
+
+int
+leg_reused(const struct leg *l)
+{
+	return l->reused;
+}
+
+unsigned
+leg_uses(const struct leg *l)
+{
+	return l->uses;
+}
+
+const struct smtp_caps *
+leg_caps(const struct leg *l)
+{
+	return &l->caps;
+}
+
+const struct tls_proof *
+leg_proof(const struct leg *l)
+{
+	return &l->proof;
+}
+
+const char *
+leg_greeting(const struct leg *l)
+{
+	return l->greeting;
+}
+
+const char *
+leg_tls_proto(const struct leg *l)
+{
+	return l->proof.tls ? l->tls_proto : "";
+}
+
+unsigned long long
+leg_bytes_out(const struct leg *l)
+{
+	return l->out + (l->io ? io_bytes_out(l->io) - l->base : 0ULL);
+}
+
+const char *
+leg_state_name(const struct leg *l)
+{
+	return lstate_names[l->state];
+}
