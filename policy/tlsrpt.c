@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "policy/sts.h"
 #include "policy/tlsrpt.h"
 
 #define ERR(...) do {						\
@@ -80,30 +81,17 @@ is_atext(unsigned char c)
 	    (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
+/* One DNS host-name rule for the whole of policy/: sts_valid_hostname(). */
 int
 tlsrpt_valid_host(const char *s, size_t n)
 {
-	size_t i, lab = 0;
+	char buf[254];
 
-	if (n == 0 || n > 253)
+	if (n == 0 || n >= sizeof(buf) || memchr(s, '\0', n) != NULL)
 		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '.') {
-			if (lab == 0 || s[i - 1] == '-')
-				return 0;
-			lab = 0;
-			continue;
-		}
-		if (!is_alnum(c) && c != '-')
-			return 0;
-		if (c == '-' && lab == 0)
-			return 0;
-		if (++lab > 63)
-			return 0;
-	}
-	return lab > 0 && s[n - 1] != '-';
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return sts_valid_hostname(buf);
 }
 
 static void

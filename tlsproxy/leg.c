@@ -399,6 +399,17 @@ leg_send(struct leg *l, const char *line)
 	io_write(l->io, buf, (size_t)n + 2);
 }
 
+/* EHLO with the client's name: at first, after STARTTLS, on a reconnect. */
+static void
+send_ehlo(struct leg *l)
+{
+	char line[SMTP_DOMAIN_MAX + 8];
+
+	io_set_timeout(l->io, cfg(l)->command_timeout);
+	snprintf(line, sizeof(line), "EHLO %s", l->helo);
+	leg_send(l, line);
+}
+
 void
 leg_command(struct leg *l, int nreplies, const char *line)
 {
@@ -484,13 +495,7 @@ leg_hello(struct leg *l, const char *name)
 	if (l->io == NULL)
 		return;
 	leg_enter(l, LS_HELLO);
-	io_set_timeout(l->io, cfg(l)->command_timeout);
-	{
-		char line[SMTP_DOMAIN_MAX + 8];
-
-		snprintf(line, sizeof(line), "EHLO %s", l->helo);
-		leg_send(l, line);
-	}
+	send_ehlo(l);
 }
 
 /* ---- TLS --------------------------------------------------------------- */
@@ -711,13 +716,7 @@ tls_ready(struct leg *l)
 	l->settled = 1;
 	stats_add(st_tls, 1);
 	leg_enter(l, LS_EHLO_TLS);
-	io_set_timeout(l->io, cfg(l)->command_timeout);
-	{
-		char line[SMTP_DOMAIN_MAX + 8];
-
-		snprintf(line, sizeof(line), "EHLO %s", l->helo);
-		leg_send(l, line);
-	}
+	send_ehlo(l);
 }
 
 /* A handshake that did not complete (error, close or timeout). */
