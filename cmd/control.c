@@ -10,6 +10,7 @@
  *   TCP (metrics_listen, off when empty): HTTP/1.0 or 1.1 GET /metrics,
  *     answered with Connection: close.
  *
+ * The request grammar is in ctlreq.c (fuzzed by tests/fuzz/fuzz_control.c).
  * A connection has CTL_TIMEOUT_MS to send its request; requests are capped
  * at CTL_MAX_REQ bytes and connections at CTL_MAX_CONN.
  */
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "cmd/control.h"
+#include "cmd/ctlreq.h"
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -136,29 +138,24 @@ respond(struct cconn *c)
 {
 	char *body = NULL;
 	size_t blen = 0;
+	enum ctl_req kind;
 	FILE *fp;
 
 	stats_add(c->ctl->st_requests, 1);
+	kind = ctl_req_parse(c->req, c->reqlen, c->http);
 	if (c->http) {
-		int ok = 0, found = 0;
+		int ok = kind == CTL_REQ_METRICS &&
+		    render(c->ctl, 1, &body, &blen) == 0;
 
-		if (strncmp(c->req, "GET ", 4) == 0) {
-			const char *p = c->req + 4;
-			size_t n = strcspn(p, " \r\n?");
-
-			found = (n == 8 && strncmp(p, "/metrics", 8) == 0) ||
-			    (n == 1 && *p == '/');
-			ok = found && render(c->ctl, 1, &body, &blen) == 0;
-		}
 		if ((fp = open_memstream(&c->out, &c->outlen)) == NULL)
 			goto fail;
 		if (ok)
 			fprintf(fp, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
 			    "version=0.0.4; charset=utf-8\r\n");
-		else if (strncmp(c->req, "GET ", 4) != 0)
+		else if (kind == CTL_REQ_BAD_METHOD)
 			fprintf(fp, "HTTP/1.1 405 Method Not Allowed\r\n");
 		else
-			fprintf(fp, "HTTP/1.1 %s\r\n", found ?
+			fprintf(fp, "HTTP/1.1 %s\r\n", kind == CTL_REQ_METRICS ?
 			    "500 Internal Server Error" : "404 Not Found");
 		fprintf(fp, "Content-Length: %zu\r\nConnection: close\r\n\r\n",
 		    ok ? blen : 0);
@@ -168,21 +165,15 @@ respond(struct cconn *c)
 		if (fclose(fp) != 0)
 			goto fail;
 	} else {
-		size_t n = strcspn(c->req, "\r\n");
-		int prom;
-
-		if (n == 6 && strncmp(c->req, "status", 6) == 0)
-			prom = 0;
-		else if (n == 7 && strncmp(c->req, "metrics", 7) == 0)
-			prom = 1;
-		else {
+		if (kind == CTL_REQ_UNKNOWN) {
 			c->out = strdup("error unknown request\n");
 			if (c->out == NULL)
 				goto fail;
 			c->outlen = strlen(c->out);
 			goto send;
 		}
-		if (render(c->ctl, prom, &c->out, &c->outlen) == -1)
+		if (render(c->ctl, kind == CTL_REQ_METRICS, &c->out,
+		    &c->outlen) == -1)
 			goto fail;
 	}
 send:
@@ -220,8 +211,7 @@ conn_read_cb(int fd, int events, void *arg)
 		}
 		c->reqlen += (size_t)n;
 		c->req[c->reqlen] = '\0';
-		if (c->http ? strstr(c->req, "\r\n\r\n") != NULL ||
-		    strstr(c->req, "\n\n") != NULL : strchr(c->req, '\n') != NULL)
+		if (ctl_req_complete(c->req, c->reqlen, c->http))
 			break;
 	}
 	ev_fd_mask(c->ctl->loop, fd, 0);
