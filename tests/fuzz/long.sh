@@ -14,6 +14,8 @@ set -u
 secs=$1 jobs=$2 dir=$3; shift 3
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# the commit is taken now: the tree may move on while the run goes
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 
 one() {	# TARGET
 	local t=$1 name w seeds
@@ -67,7 +69,7 @@ wait
 fail=0
 {
 	echo "fuzz-long: $(date -u +%FT%TZ) ${secs}s per target," \
-	    "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+	    "commit $commit"
 	for t in "$@"; do
 		report "$t" || fail=1
 	done
