@@ -254,21 +254,52 @@ accept_cb(int lfd, int events, void *arg)
 	}
 }
 
-/* Creates the socket's directory if missing (0755, owned by `user`). */
+/*
+ * Creates the socket's directory if missing (0755, owned by `user`).  It
+ * is given away through a descriptor opened with O_NOFOLLOW: whatever
+ * replaces the new directory by a symbolic link between mkdir() and here
+ * does not get the link's target chowned.
+ */
 static void
 make_parent(const char *path, uid_t uid, gid_t gid)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
+	char *slash, q[256];
+	int fd;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return;
 	*slash = '\0';
-	if (mkdir(dir, 0755) == 0 && uid != (uid_t)-1 &&
-	    chown(dir, uid, gid) == -1)
-		log_warn("event=control-chown path=%s error=\"%s\"", dir,
-		    strerror(errno));
+	if (mkdir(dir, 0755) == -1 || uid == (uid_t)-1)
+		return;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || fchown(fd, uid, gid) == -1)
+		log_warn("event=control-chown path=%s error=\"%s\"",
+		    log_q(q, sizeof(q), dir), strerror(errno));
+	if (fd != -1)
+		close(fd);
+}
+
+/*
+ * Gives the socket file just bound at path to uid/gid.  A socket file's
+ * owner can only be changed by name (fchown on the socket changes the
+ * socket, not the file bind() made), so the name is changed without
+ * following a symbolic link, and only while it is a socket: whoever can
+ * write the directory (the unprivileged user, on a restart) may have put
+ * a link or another file there since bind().  Returns 0, -1 with errno,
+ * or -2 when path is no longer a socket.
+ */
+static int
+chown_socket(const char *path, uid_t uid, gid_t gid)
+{
+	struct stat st;
+
+	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return -1;
+	if (!S_ISSOCK(st.st_mode))
+		return -2;
+	return fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW);
 }
 
 static int
@@ -279,7 +310,7 @@ open_unix(struct control *ctl, const struct config *cfg, char *err,
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
 	struct passwd *pw;
-	int fd;
+	int fd, crc;
 
 	if (strlen(cfg->control_socket) >= sizeof(sun.sun_path)) {
 		snprintf(err, errsz, "control_socket: path too long");
@@ -323,9 +354,15 @@ open_unix(struct control *ctl, const struct config *cfg, char *err,
 			return -1;
 		}
 	}
-	if (uid != (uid_t)-1 && chown(cfg->control_socket, uid, gid) == -1)
+	if (uid != (uid_t)-1 &&
+	    (crc = chown_socket(cfg->control_socket, uid, gid)) != 0) {
+		char q[256];
+
 		log_warn("event=control-chown path=%s error=\"%s\"",
-		    cfg->control_socket, strerror(errno));
+		    log_q(q, sizeof(q), cfg->control_socket), crc == -2 ?
+		    "not a socket: replaced since bind, left alone" :
+		    strerror(errno));
+	}
 	ctl->ufd = fd;
 	return 0;
 }
