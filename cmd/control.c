@@ -477,9 +477,15 @@ control_open(struct ev_loop *loop, const struct config *cfg, char *err,
 			goto fail;
 		}
 	}
-	log_info("event=control-open socket=%s metrics=%s",
-	    *cfg->control_socket ? cfg->control_socket : "-",
-	    *cfg->metrics_listen ? cfg->metrics_listen : "-");
+	{
+		char qs[256], qm[256];
+
+		log_info("event=control-open socket=%s metrics=%s",
+		    log_q(qs, sizeof(qs), *cfg->control_socket ?
+		    cfg->control_socket : "-"),
+		    log_q(qm, sizeof(qm), *cfg->metrics_listen ?
+		    cfg->metrics_listen : "-"));
+	}
 	return ctl;
 fail:
 	control_close(ctl);

@@ -106,14 +106,22 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 	mdb_txn_abort(txn);
 	if (sts_policy_parse(e->body, e->bodylen, &e->pol, perr,
 	    sizeof(perr)) == -1) {
-		log_warn("event=sts-cache-corrupt domain=%s what=policy", domain);
+		char q[512];
+
+		log_warn("event=sts-cache-corrupt domain=%s what=policy",
+		    log_q(q, sizeof(q), domain));
 		sts_cache_entry_clear(e);
 		return 0;
 	}
 	return 1;
 bad:
 	mdb_txn_abort(txn);
-	log_warn("event=sts-cache-corrupt domain=%s what=record", domain);
+	{
+		char q[512];
+
+		log_warn("event=sts-cache-corrupt domain=%s what=record",
+		    log_q(q, sizeof(q), domain));
+	}
 	return 0;
 }
 
@@ -152,8 +160,10 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 	}
 	free(p);
 	if (rc != 0) {
-		log_warn("event=sts-cache-error domain=%s error=\"%s\"", domain,
-		    mdb_strerror(rc));
+		char q[512];
+
+		log_warn("event=sts-cache-error domain=%s error=\"%s\"",
+		    log_q(q, sizeof(q), domain), mdb_strerror(rc));
 		return -1;
 	}
 	return 0;

@@ -131,8 +131,10 @@ get_txn(struct history *h, MDB_txn *txn, const char *key,
 	if ((rc = mdb_get(txn, h->dbi, &k, &v)) == MDB_NOTFOUND)
 		return 0;
 	if (rc != 0) {
+		char q[1024];
+
 		log_warn("event=history-error what=get key=%s error=\"%s\"",
-		    key, mdb_strerror(rc));
+		    log_q(q, sizeof(q), key), mdb_strerror(rc));
 		return -1;
 	}
 	if (decode(&v, e) == -1) {
@@ -218,8 +220,12 @@ history_record(struct history *h, const char *host,
 		goto fail;
 	return 0;
 fail:
-	log_warn("event=history-error what=put key=%s error=\"%s\"", key,
-	    mdb_strerror(rc));
+	{
+		char q[1024];
+
+		log_warn("event=history-error what=put key=%s error=\"%s\"",
+		    log_q(q, sizeof(q), key), mdb_strerror(rc));
+	}
 	return -1;
 }
 
@@ -291,10 +297,15 @@ history_apply(struct history *h, int64_t window_s,
 	    "%llds ago (history window %llds): TLS required",
 	    v->mx_host[0] ? v->mx_host : "-", addr_str(dst, a, sizeof(a)),
 	    (long long)(now - e.last_tls), (long long)window_s);
-	log_info("event=tls-history domain=%s mx=%s dst=%s last_tls_age=%llds "
-	    "window=%llds level=encrypt", v->domain,
-	    v->mx_host[0] ? v->mx_host : "-", a,
-	    (long long)(now - e.last_tls), (long long)window_s);
+	{
+		char qd[512], qm[512];
+
+		log_info("event=tls-history domain=%s mx=%s dst=%s "
+		    "last_tls_age=%llds window=%llds level=encrypt",
+		    log_q(qd, sizeof(qd), v->domain),
+		    log_q(qm, sizeof(qm), v->mx_host[0] ? v->mx_host : "-"), a,
+		    (long long)(now - e.last_tls), (long long)window_s);
+	}
 	return 1;
 }
 
@@ -304,7 +315,7 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
 {
 	struct history_entry prev;
 	int64_t now = (int64_t)time(NULL);
-	char a[INET6_ADDRSTRLEN];
+	char a[INET6_ADDRSTRLEN], qm[512];
 
 	if (h == NULL || dst == NULL)
 		return;
@@ -328,7 +339,8 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
 	log_warn("event=starttls-stripped source=tls-history mx=%s dst=%s "
 	    "what=%s last_tls_age=%llds window=%llds detail=\"completed "
 	    "STARTTLS within the history window and now does not: treated "
-	    "as stripped\"", mx_host && *mx_host ? mx_host : "-",
+	    "as stripped\"",
+	    log_q(qm, sizeof(qm), mx_host && *mx_host ? mx_host : "-"),
 	    addr_str(dst, a, sizeof(a)), !starttls_offered ?
 	    "starttls-not-offered" : "starttls-or-handshake-failed",
 	    (long long)(now - prev.last_tls), (long long)window_s);
