@@ -1,5 +1,5 @@
 #!/bin/bash
-# 60: ownership is never given away through a symbolic link.  mxguard,
+# 29: ownership is never given away through a symbolic link.  mxguard,
 # started as root with user = nobody, chowns state_dir and the control
 # socket to nobody.  (a) state_dir is a symbolic link to a root-owned
 # directory (planted by whoever can write state_dir's parent): mxguard
