@@ -287,8 +287,10 @@ make_parent(const char *path, uid_t uid, gid_t gid)
  * socket, not the file bind() made), so the name is changed without
  * following a symbolic link, and only while it is a socket: whoever can
  * write the directory (the unprivileged user, on a restart) may have put
- * a link or another file there since bind().  Returns 0, -1 with errno,
- * or -2 when path is no longer a socket.
+ * a link or another file there since bind().  (Swapping in a hard link
+ * to root's file between the two calls needs fs.protected_hardlinks off;
+ * Debian has it on.)  Returns 0, -1 with errno, or -2 when path is no
+ * longer a socket.
  */
 static int
 chown_socket(const char *path, uid_t uid, gid_t gid)
