@@ -47,7 +47,10 @@ report() {	# TARGET
 	for c in $(find "$w" -maxdepth 1 -name 'crash-*' ! -name '*.txt'); do
 		"$1" "$c" >"$c.txt" 2>&1
 		echo "    $c"
-		grep -a -m2 'runtime error\|^SUMMARY\|^==.*ERROR' "$c.txt" |
+		# the first thing the target said after "Running:", and the
+		# sanitizer's summary
+		{ sed -n '/^Running:/,$p' "$c.txt" | sed 1d | grep -a -v '^=*$' |
+		    head -1; grep -a -m1 '^SUMMARY' "$c.txt"; } |
 		    sed 's/^/      /'
 	done
 	[ -n "$execs" ] && [ "$crashes" -eq 0 ]
