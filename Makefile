@@ -4,6 +4,7 @@
 #   make              build build/mxguard
 #   make check        unit tests, brief fuzz runs, namespace integration tests
 #   make check-unit | check-fuzz | check-ns
+#   make fuzz-long    every fuzzer for FUZZ_LONG_SECONDS (not in check)
 #   make check-asan   ASan/UBSan build in build-asan/: unit tests, relay scenarios
 #   make asan         the same with every scenario (NS=pattern to choose)
 #   make install      PREFIX=/usr/local DESTDIR=
@@ -72,23 +73,41 @@ check-unit: $(UNIT_BIN)
 	@sh tests/run-unit.sh $(UNIT_BIN)
 
 # Fuzz targets: clang + libFuzzer + ASan/UBSan.  The library is compiled
-# once with coverage instrumentation (fuzzer-no-link) and linked into each.
-FUZZ_SAN    = -fsanitize=address,undefined
+# once with coverage instrumentation (fuzzer-no-link) and linked into each;
+# cmd/ (but main.c) goes in as an archive, so a target that calls cmd/ code
+# (fuzz_control: cmd/ctlreq.c) pulls in only the objects it needs.
+FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -I. $(PKG_CFLAGS) \
               -Wall -Wextra -Werror -Wno-unused-parameter
 FUZZ_OBJ   := $(LIB_SRC:%.c=$(B)/fuzzobj/%.o)
+FUZZ_CMD   := $(filter-out $(B)/fuzzobj/cmd/main.o,$(CMD_SRC:%.c=$(B)/fuzzobj/%.o))
 $(B)/fuzzobj/%.o: %.c $(wildcard */*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
-$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+.PRECIOUS: $(B)/fuzzobj/%.o
+$(B)/fuzzobj/libcmd.a: $(FUZZ_CMD)
+	rm -f $@ && ar rcs $@ $^
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) $(B)/fuzzobj/libcmd.a
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS)
+	clang $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJ) \
+	  $(B)/fuzzobj/libcmd.a $(PKG_LIBS)
 
 fuzz: $(FUZZ_BIN)
 
 FUZZ_SECONDS ?= 15
 check-fuzz: $(FUZZ_BIN)
 	@sh tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# Long fuzzing, not part of `make check`: every target (or FUZZ_TARGETS)
+# for FUZZ_LONG_SECONDS, FUZZ_LONG_JOBS at a time under nice, its corpus
+# kept and merged in FUZZ_LONG_DIR; prints executions, coverage and crashes.
+FUZZ_LONG_SECONDS ?= 600
+FUZZ_LONG_JOBS    ?= 2
+FUZZ_LONG_DIR     ?= $(B)/fuzz-long
+FUZZ_TARGETS      ?= $(FUZZ_BIN)
+fuzz-long: $(FUZZ_BIN)
+	@bash tests/fuzz/long.sh $(FUZZ_LONG_SECONDS) $(FUZZ_LONG_JOBS) \
+	  $(FUZZ_LONG_DIR) $(FUZZ_TARGETS)
 
 check-ns: $(B)/mxguard
 	@MXGUARD=$(abspath $(B)/mxguard) bash tests/run-ns.sh $(NS)
@@ -127,4 +146,4 @@ bench: $(B)/mxguard
 clean:
 	rm -rf build build-asan
 
-.PHONY: all unit check-unit fuzz check-fuzz check-ns check check-asan asan install bench clean
+.PHONY: all unit check-unit fuzz check-fuzz fuzz-long check-ns check check-asan asan install bench clean

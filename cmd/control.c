@@ -10,6 +10,7 @@
  *   TCP (metrics_listen, off when empty): HTTP/1.0 or 1.1 GET /metrics,
  *     answered with Connection: close.
  *
+ * The request grammar is in ctlreq.c (fuzzed by tests/fuzz/fuzz_control.c).
  * A connection has CTL_TIMEOUT_MS to send its request; requests are capped
  * at CTL_MAX_REQ bytes and connections at CTL_MAX_CONN.
  */
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "cmd/control.h"
+#include "cmd/ctlreq.h"
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -136,29 +138,24 @@ respond(struct cconn *c)
 {
 	char *body = NULL;
 	size_t blen = 0;
+	enum ctl_req kind;
 	FILE *fp;
 
 	stats_add(c->ctl->st_requests, 1);
+	kind = ctl_req_parse(c->req, c->reqlen, c->http);
 	if (c->http) {
-		int ok = 0, found = 0;
+		int ok = kind == CTL_REQ_METRICS &&
+		    render(c->ctl, 1, &body, &blen) == 0;
 
-		if (strncmp(c->req, "GET ", 4) == 0) {
-			const char *p = c->req + 4;
-			size_t n = strcspn(p, " \r\n?");
-
-			found = (n == 8 && strncmp(p, "/metrics", 8) == 0) ||
-			    (n == 1 && *p == '/');
-			ok = found && render(c->ctl, 1, &body, &blen) == 0;
-		}
 		if ((fp = open_memstream(&c->out, &c->outlen)) == NULL)
 			goto fail;
 		if (ok)
 			fprintf(fp, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
 			    "version=0.0.4; charset=utf-8\r\n");
-		else if (strncmp(c->req, "GET ", 4) != 0)
+		else if (kind == CTL_REQ_BAD_METHOD)
 			fprintf(fp, "HTTP/1.1 405 Method Not Allowed\r\n");
 		else
-			fprintf(fp, "HTTP/1.1 %s\r\n", found ?
+			fprintf(fp, "HTTP/1.1 %s\r\n", kind == CTL_REQ_METRICS ?
 			    "500 Internal Server Error" : "404 Not Found");
 		fprintf(fp, "Content-Length: %zu\r\nConnection: close\r\n\r\n",
 		    ok ? blen : 0);
@@ -168,21 +165,15 @@ respond(struct cconn *c)
 		if (fclose(fp) != 0)
 			goto fail;
 	} else {
-		size_t n = strcspn(c->req, "\r\n");
-		int prom;
-
-		if (n == 6 && strncmp(c->req, "status", 6) == 0)
-			prom = 0;
-		else if (n == 7 && strncmp(c->req, "metrics", 7) == 0)
-			prom = 1;
-		else {
+		if (kind == CTL_REQ_UNKNOWN) {
 			c->out = strdup("error unknown request\n");
 			if (c->out == NULL)
 				goto fail;
 			c->outlen = strlen(c->out);
 			goto send;
 		}
-		if (render(c->ctl, prom, &c->out, &c->outlen) == -1)
+		if (render(c->ctl, kind == CTL_REQ_METRICS, &c->out,
+		    &c->outlen) == -1)
 			goto fail;
 	}
 send:
@@ -220,8 +211,7 @@ conn_read_cb(int fd, int events, void *arg)
 		}
 		c->reqlen += (size_t)n;
 		c->req[c->reqlen] = '\0';
-		if (c->http ? strstr(c->req, "\r\n\r\n") != NULL ||
-		    strstr(c->req, "\n\n") != NULL : strchr(c->req, '\n') != NULL)
+		if (ctl_req_complete(c->req, c->reqlen, c->http))
 			break;
 	}
 	ev_fd_mask(c->ctl->loop, fd, 0);
@@ -264,21 +254,54 @@ accept_cb(int lfd, int events, void *arg)
 	}
 }
 
-/* Creates the socket's directory if missing (0755, owned by `user`). */
+/*
+ * Creates the socket's directory if missing (0755, owned by `user`).  It
+ * is given away through a descriptor opened with O_NOFOLLOW: whatever
+ * replaces the new directory by a symbolic link between mkdir() and here
+ * does not get the link's target chowned.
+ */
 static void
 make_parent(const char *path, uid_t uid, gid_t gid)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash;
+	char *slash, q[256];
+	int fd;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return;
 	*slash = '\0';
-	if (mkdir(dir, 0755) == 0 && uid != (uid_t)-1 &&
-	    chown(dir, uid, gid) == -1)
-		log_warn("event=control-chown path=%s error=\"%s\"", dir,
-		    strerror(errno));
+	if (mkdir(dir, 0755) == -1 || uid == (uid_t)-1)
+		return;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || fchown(fd, uid, gid) == -1)
+		log_warn("event=control-chown path=%s error=\"%s\"",
+		    log_q(q, sizeof(q), dir), strerror(errno));
+	if (fd != -1)
+		close(fd);
+}
+
+/*
+ * Gives the socket file just bound at path to uid/gid.  A socket file's
+ * owner can only be changed by name (fchown on the socket changes the
+ * socket, not the file bind() made), so the name is changed without
+ * following a symbolic link, and only while it is a socket: whoever can
+ * write the directory (the unprivileged user, on a restart) may have put
+ * a link or another file there since bind().  (Swapping in a hard link
+ * to root's file between the two calls needs fs.protected_hardlinks off;
+ * Debian has it on.)  Returns 0, -1 with errno, or -2 when path is no
+ * longer a socket.
+ */
+static int
+chown_socket(const char *path, uid_t uid, gid_t gid)
+{
+	struct stat st;
+
+	if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return -1;
+	if (!S_ISSOCK(st.st_mode))
+		return -2;
+	return fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW);
 }
 
 static int
@@ -289,7 +312,7 @@ open_unix(struct control *ctl, const struct config *cfg, char *err,
 	uid_t uid = (uid_t)-1;
 	gid_t gid = (gid_t)-1;
 	struct passwd *pw;
-	int fd;
+	int fd, crc;
 
 	if (strlen(cfg->control_socket) >= sizeof(sun.sun_path)) {
 		snprintf(err, errsz, "control_socket: path too long");
@@ -333,9 +356,15 @@ open_unix(struct control *ctl, const struct config *cfg, char *err,
 			return -1;
 		}
 	}
-	if (uid != (uid_t)-1 && chown(cfg->control_socket, uid, gid) == -1)
+	if (uid != (uid_t)-1 &&
+	    (crc = chown_socket(cfg->control_socket, uid, gid)) != 0) {
+		char q[256];
+
 		log_warn("event=control-chown path=%s error=\"%s\"",
-		    cfg->control_socket, strerror(errno));
+		    log_q(q, sizeof(q), cfg->control_socket), crc == -2 ?
+		    "not a socket: replaced since bind, left alone" :
+		    strerror(errno));
+	}
 	ctl->ufd = fd;
 	return 0;
 }
@@ -450,9 +479,15 @@ control_open(struct ev_loop *loop, const struct config *cfg, char *err,
 			goto fail;
 		}
 	}
-	log_info("event=control-open socket=%s metrics=%s",
-	    *cfg->control_socket ? cfg->control_socket : "-",
-	    *cfg->metrics_listen ? cfg->metrics_listen : "-");
+	{
+		char qs[256], qm[256];
+
+		log_info("event=control-open socket=%s metrics=%s",
+		    log_q(qs, sizeof(qs), *cfg->control_socket ?
+		    cfg->control_socket : "-"),
+		    log_q(qm, sizeof(qm), *cfg->metrics_listen ?
+		    cfg->metrics_listen : "-"));
+	}
 	return ctl;
 fail:
 	control_close(ctl);

@@ -18,6 +18,7 @@
 #include <linux/capability.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -45,7 +46,8 @@ capset_only(unsigned cap, char *err, size_t errsz)
 	return 0;
 }
 
-/* mkdir -p, 0750; the last component is given to uid/gid. */
+/* mkdir -p, 0750; the last component, which must be a directory and not
+ * a symbolic link, is given to uid/gid. */
 static int
 make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
     size_t errsz)
@@ -53,6 +55,7 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 	char path[4096];
 	char *p;
 	struct stat st;
+	int fd;
 
 	if (*dir == '\0')
 		return 0;
@@ -75,16 +78,37 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 		snprintf(err, errsz, "mkdir %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (stat(path, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errsz, "state_dir %s: not a directory", path);
+	/*
+	 * The directory is given away through a descriptor opened without
+	 * following a symbolic link: a link planted where state_dir points
+	 * (its parent may be writable by others) must not make root give
+	 * the link's target to `user`.
+	 */
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			snprintf(err, errsz, "state_dir %s: not a directory "
+			    "(a symbolic link is refused: give the real path)",
+			    path);
+		else
+			snprintf(err, errsz, "state_dir %s: %s", path,
+			    strerror(errno));
 		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		snprintf(err, errsz, "state_dir %s: %s", path, strerror(errno));
+		goto fail;
 	}
 	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
-	    chown(path, uid, gid) == -1) {
+	    fchown(fd, uid, gid) == -1) {
 		snprintf(err, errsz, "chown %s: %s", path, strerror(errno));
-		return -1;
+		goto fail;
 	}
+	close(fd);
 	return 0;
+fail:
+	close(fd);
+	return -1;
 }
 
 int

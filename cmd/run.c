@@ -59,7 +59,7 @@ static void
 reload(struct daemon *d)
 {
 	struct config *ncfg;
-	char err[512];
+	char err[512], q[1024];
 
 	sd_notifyf("RELOADING=1");
 	if (d->nold == MAX_RELOADS) {
@@ -69,7 +69,7 @@ reload(struct daemon *d)
 	}
 	if ((ncfg = config_load(d->opts->config_path, err, sizeof(err))) ==
 	    NULL) {
-		log_err("event=reload-failed error=\"%s\"", err);
+		log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
 		goto done;
 	}
 	if (d->opts->debug)
@@ -77,7 +77,7 @@ reload(struct daemon *d)
 	if (proxy_reconfigure(d->proxy, ncfg, err, sizeof(err)) == -1 ||
 	    policy_reconfigure(d->policy, ncfg, err, sizeof(err)) == -1 ||
 	    (d->nfq && nfq_reconfigure(d->nfq, ncfg, err, sizeof(err)) == -1)) {
-		log_err("event=reload-failed error=\"%s\"", err);
+		log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
 		/* the proxy may already use ncfg: keep it alive */
 		d->old[d->nold++] = ncfg;
 		goto done;
@@ -85,8 +85,8 @@ reload(struct daemon *d)
 	log_set_level(ncfg->log_level);
 	d->old[d->nold++] = d->cfg;
 	d->cfg = ncfg;
-	log_info("event=reloaded config=%s", d->opts->config_path ?
-	    d->opts->config_path : "(defaults)");
+	log_info("event=reloaded config=%s", log_q(q, sizeof(q),
+	    d->opts->config_path ? d->opts->config_path : "(defaults)"));
 done:
 	sd_notifyf("READY=1");
 }
@@ -165,7 +165,7 @@ cmd_run(int argc, char **argv, struct config *cfg,
 {
 	struct daemon d;
 	sigset_t mask;
-	char err[512];
+	char err[512], q[1024];
 	int rc = 1, i;
 
 	memset(&d, 0, sizeof(d));
@@ -205,25 +205,28 @@ cmd_run(int argc, char **argv, struct config *cfg,
 
 	/* privileged part */
 	if ((d.policy = policy_new(d.loop, cfg, err, sizeof(err))) == NULL) {
-		log_err("event=fatal error=\"starting the policy engine: %s\"",
-		    err);
+		log_err("event=fatal what=\"starting the policy engine\" "
+		    "error=%s", log_q(q, sizeof(q), err));
 		goto fail;
 	}
 	if ((d.proxy = proxy_new(d.loop, cfg, d.policy, err, sizeof(err))) ==
 	    NULL) {
-		log_err("event=fatal error=\"%s\"", err);
+		log_err("event=fatal error=%s", log_q(q, sizeof(q), err));
 		goto fail;
 	}
 	if (strcmp(cfg->steering, "nfqueue") == 0 &&
 	    (d.nfq = nfq_open(d.loop, cfg, proxy_saturated, d.proxy, err,
 	    sizeof(err))) == NULL)
-		log_warn("event=nfqueue-unavailable queue=%d error=\"%s\" "
+		log_warn("event=nfqueue-unavailable queue=%d error=%s "
 		    "note=\"flows reach mxguard only through REDIRECT/TPROXY "
-		    "rules without steering\"", cfg->nfqueue_num, err);
+		    "rules without steering\"", cfg->nfqueue_num,
+		    log_q(q, sizeof(q), err));
 	if ((d.control = control_open(d.loop, cfg, err, sizeof(err))) == NULL)
-		log_warn("event=control-unavailable error=\"%s\"", err);
+		log_warn("event=control-unavailable error=%s",
+		    log_q(q, sizeof(q), err));
 	if (priv_drop(cfg, err, sizeof(err)) == -1) {
-		log_err("event=fatal error=\"dropping privileges: %s\"", err);
+		log_err("event=fatal what=\"dropping privileges\" error=%s",
+		    log_q(q, sizeof(q), err));
 		goto fail;
 	}
 

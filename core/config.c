@@ -250,9 +250,10 @@ set_key(struct config *c, const struct ckey *k, const char *v)
 		l = strtol(v, &end, 10);
 		if (!isdigit((unsigned char)*v) || errno || l < 0)
 			return "not a size (NUMBER with optional k or m)";
-		if (*end == 'k' && end[1] == '\0')
+		if (*end == 'k' && end[1] == '\0' && l <= LONG_MAX / 1024)
 			l *= 1024;
-		else if (*end == 'm' && end[1] == '\0')
+		else if (*end == 'm' && end[1] == '\0' &&
+		    l <= LONG_MAX / (1024 * 1024))
 			l *= 1024 * 1024;
 		else if (*end)
 			return "not a size (NUMBER with optional k or m)";
@@ -271,8 +272,10 @@ set_key(struct config *c, const struct ckey *k, const char *v)
 		while (*p) {
 			size_t n;
 
-			p += strspn(p, " \t,");
-			if ((n = strcspn(p, " \t,")) == 0)
+			/* any byte the line reader trims separates items, so
+			 * that an item never ends in one (config_dump) */
+			p += strspn(p, " \t\r\v\f,");
+			if ((n = strcspn(p, " \t\r\v\f,")) == 0)
 				break;
 			if (strlist_add(sl, p, n) == -1)
 				return "out of memory";

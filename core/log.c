@@ -83,45 +83,106 @@ log_msg(enum log_level level, const char *fmt, ...)
 	    line);
 }
 
+/*
+ * The code point of the UTF-8 sequence at s[0..len), with its length in
+ * *n; -1 (and *n = 1) when s does not start with a valid, shortest-form
+ * sequence of a scalar value (no surrogates, nothing above U+10FFFF).
+ */
+static long
+utf8_next(const unsigned char *s, size_t len, size_t *n)
+{
+	static const long min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	size_t need, i;
+	long cp;
+
+	*n = 1;
+	if (s[0] < 0x80)
+		return s[0];
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		need = 2; cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		need = 3; cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		need = 4; cp = s[0] & 0x07;
+	} else
+		return -1;
+	if (len < need)
+		return -1;
+	for (i = 1; i < need; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return -1;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min[need] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	*n = need;
+	return cp;
+}
+
+/* "\uXXXX" for a code point of the BMP, into out (7 bytes with NUL) */
+static size_t
+put_u(char *out, long cp)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	out[0] = '\\'; out[1] = 'u';
+	out[2] = hex[(cp >> 12) & 15]; out[3] = hex[(cp >> 8) & 15];
+	out[4] = hex[(cp >> 4) & 15]; out[5] = hex[cp & 15];
+	return 6;
+}
+
+/*
+ * The quoting is logfmt's (and JSON's, whose string syntax logfmt parsers
+ * use for quoted values): \" \\ \n \r \t, other control bytes and
+ * everything beyond ASCII as \uXXXX (UTF-16 pairs above U+FFFF), so a line
+ * is plain ASCII, cannot be split, and decodes to the original text.  A
+ * byte that is not part of valid UTF-8 becomes \ufffd, U+FFFD.
+ */
 const char *
 log_qn(char *buf, size_t bufsz, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i, o = 0, n;
 	int plain = len > 0;
 
-	for (i = 0; i < len && plain; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '=')
+	for (i = 0; i < len && plain; i++)
+		if (u[i] <= ' ' || u[i] >= 0x7f || u[i] == '"' ||
+		    u[i] == '\\' || u[i] == '=')
 			plain = 0;
-	}
 	if (plain && len < bufsz) {
 		memcpy(buf, s, len);
 		buf[len] = '\0';
 		return buf;
 	}
 	buf[o++] = '"';
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char tmp[4];
-		size_t n;
+	for (i = 0; i < len; i += n) {
+		char tmp[13];
+		size_t tn;
+		long cp = utf8_next(u + i, len - i, &n);
 
-		if (c == '"' || c == '\\') {
-			tmp[0] = '\\'; tmp[1] = (char)c; n = 2;
-		} else if (c < ' ' || c >= 0x7f) {
-			tmp[0] = '\\'; tmp[1] = 'x';
-			tmp[2] = hex[c >> 4]; tmp[3] = hex[c & 15]; n = 4;
-		} else {
-			tmp[0] = (char)c; n = 1;
+		if (cp == '"' || cp == '\\') {
+			tmp[0] = '\\'; tmp[1] = (char)cp; tn = 2;
+		} else if (cp == '\n' || cp == '\r' || cp == '\t') {
+			tmp[0] = '\\';
+			tmp[1] = cp == '\n' ? 'n' : cp == '\r' ? 'r' : 't';
+			tn = 2;
+		} else if (cp >= ' ' && cp < 0x7f) {
+			tmp[0] = (char)cp; tn = 1;
+		} else if (cp < 0)
+			tn = put_u(tmp, 0xfffd);
+		else if (cp < 0x10000)
+			tn = put_u(tmp, cp);
+		else {
+			tn = put_u(tmp, 0xd800 + ((cp - 0x10000) >> 10));
+			tn += put_u(tmp + tn, 0xdc00 + ((cp - 0x10000) & 0x3ff));
 		}
-		if (o + n + 5 > bufsz) {	/* room for "...", '"', NUL */
+		if (o + tn + 5 > bufsz) {	/* room for "...", '"', NUL */
 			memcpy(buf + o, "...", 3);
 			o += 3;
 			break;
 		}
-		memcpy(buf + o, tmp, n);
-		o += n;
+		memcpy(buf + o, tmp, tn);
+		o += tn;
 	}
 	buf[o++] = '"';
 	buf[o] = '\0';

@@ -1,9 +1,11 @@
 /*
  * log.h - one line per event, to stderr or syslog.
  *
- * Lines are "event=NAME key=value ...": the callers format the fields,
- * log_q() quotes a value that holds spaces, quotes or control bytes, so a
- * line stays machine-parsable whatever a remote server put in its banner.
+ * Lines are logfmt, "event=NAME key=value ...": the callers format the
+ * fields, and every value that can hold text from outside (the network, a
+ * DNS answer, an HTTP body, a certificate, the client, the configuration)
+ * goes through log_q(), so that no sender, server or record can add a
+ * field or a line of its own.
  * On stderr each line gets "mxguard[pid]: " and, unless stderr goes to the
  * systemd journal (which stamps lines itself), an ISO-8601 time in front.
  */
@@ -28,9 +30,12 @@ int	 log_level_parse(const char *s);
 #define log_debug(...)	do { if (log_enabled(LOG_LVL_DEBUG)) \
 	log_msg(LOG_LVL_DEBUG, __VA_ARGS__); } while (0)
 
-/* Writes s into buf as a log value: as is when it is a plain token, else
- * in double quotes with \" \\ and \xNN escapes; truncated to fit with
- * "..." at the end.  Returns buf.  bufsz >= 8. */
+/* Writes s into buf as a logfmt value: as is when it is a plain token
+ * (printable ASCII without '"', '\\' or '='), else in double quotes with
+ * JSON's escapes: \" \\ \n \r \t, and \uXXXX for other control bytes
+ * and for everything beyond ASCII (a byte that is not valid UTF-8 becomes
+ * \ufffd).  "" for an empty or NULL s.  Truncated to fit, with "..." at
+ * the end inside the quotes.  Returns buf.  bufsz >= 8. */
 const char *log_q(char *buf, size_t bufsz, const char *s);
 /* Same for a byte range that need not be NUL-terminated. */
 const char *log_qn(char *buf, size_t bufsz, const char *s, size_t len);

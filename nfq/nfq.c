@@ -643,8 +643,12 @@ nfq_reconfigure(struct nfq *q, const struct config *cfg, char *err,
 		q->fail_open = open_;
 		/* packets that arrive meanwhile are read later by the loop */
 		ev_fd_del(q->loop, q->fd);
-		if (send_flags(q, err, errsz) == -1)
-			log_warn("event=nfq-reconfigure error=\"%s\"", err);
+		if (send_flags(q, err, errsz) == -1) {
+			char qe[512];
+
+			log_warn("event=nfq-reconfigure error=%s",
+			    log_q(qe, sizeof(qe), err));
+		}
 		ev_fd_set(q->loop, q->fd, EV_READ, nfq_read_cb, q);
 	}
 	return 0;

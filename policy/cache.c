@@ -174,24 +174,28 @@ report(const struct evictions *ev)
 		    "full cache"), ev->n[i]);
 		total += ev->n[i];
 	}
-	if (total > 0)
+	if (total > 0) {
+		char q[300];
+
 		log_info("event=sts-cache-evict invalid=%d expired=%d "
 		    "mode_none=%d mode_testing=%d lru=%s", ev->n[EV_INVALID],
 		    ev->n[EV_EXPIRED], ev->n[EV_NONE], ev->n[EV_TESTING],
-		    ev->lru[0] ? ev->lru : "-");
+		    log_q(q, sizeof(q), ev->lru[0] ? ev->lru : "-"));
+	}
 }
 
 static void
 refused(struct sts_cache *c, const char *domain, const char *reason,
     const char *detail)
 {
-	char name[120];
+	char name[120], qd[300], qt[300];
 
 	snprintf(name, sizeof(name), "mxguard_sts_cache_refusals_total"
 	    "{reason=\"%s\"}", reason);
 	stats_add(stats_get(name, "MTA-STS policies not cached"), 1);
 	log_warn("event=sts-cache-refused domain=%s reason=%s max_entries=%zu "
-	    "detail=\"%s\"", domain, reason, c->max_entries, detail);
+	    "detail=%s", log_q(qd, sizeof(qd), domain), reason,
+	    c->max_entries, log_q(qt, sizeof(qt), detail));
 }
 
 /* ---- open, get ---- */
@@ -510,8 +514,11 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 		    "bound and nothing more may be evicted");
 	else {
 		refused(c, domain, "error", mdb_strerror(rc));
-		log_warn("event=sts-cache-error domain=%s error=\"%s\"",
-		    domain, mdb_strerror(rc));
+		char qd[300], qe[300];
+
+		log_warn("event=sts-cache-error domain=%s error=%s",
+		    log_q(qd, sizeof(qd), domain),
+		    log_q(qe, sizeof(qe), mdb_strerror(rc)));
 	}
 	return -1;
 }

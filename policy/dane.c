@@ -344,9 +344,16 @@ finish(struct dane_req *r, enum dane_state st, const char *reason,
 	va_end(ap);
 	if (st == DANE_USABLE || st == DANE_UNUSABLE)
 		dane_tlsa_digest(d->tlsa, d->ntlsa, d->digest);
-	log_debug("event=dane-lookup domain=%s mx=%s state=%s reason=%s "
-	    "tlsa=%d usable=%d", d->domain, d->mx_host[0] ? d->mx_host : "-",
-	    dane_state_name(st), reason ? reason : "-", d->ntlsa, d->nusable);
+	{
+		char qd[512], qm[512];
+
+		log_debug("event=dane-lookup domain=%s mx=%s state=%s "
+		    "reason=%s tlsa=%d usable=%d",
+		    log_q(qd, sizeof(qd), d->domain),
+		    log_q(qm, sizeof(qm), d->mx_host[0] ? d->mx_host : "-"),
+		    dane_state_name(st), reason ? reason : "-", d->ntlsa,
+		    d->nusable);
+	}
 	r->info = NULL;
 	ev_timer_free(r->start);
 	r->cb(r->arg, d);

@@ -612,10 +612,14 @@ ares_done(void *arg, int status, int timeouts, unsigned char *abuf,
 		fail = DNS_NXDOMAIN;
 	else if (status == ARES_ENODATA)
 		fail = DNS_NODATA;
-	log_debug("event=dns-answer name=%s type=%s status=%s ares=%s",
-	    p->name, dns_type_name(p->type),
-	    a ? dns_status_name(a->status) : dns_status_name(fail),
-	    ares_strerror(status));
+	{
+		char qn[512], qe[128];
+
+		log_debug("event=dns-answer name=%s type=%s status=%s ares=%s",
+		    log_q(qn, sizeof(qn), p->name), dns_type_name(p->type),
+		    a ? dns_status_name(a->status) : dns_status_name(fail),
+		    log_q(qe, sizeof(qe), ares_strerror(status)));
+	}
 	if (a != NULL && !d->dying && (a->status == DNS_SECURE ||
 	    a->status == DNS_INSECURE || a->status == DNS_NXDOMAIN ||
 	    a->status == DNS_NODATA))
@@ -679,8 +683,12 @@ start_link(struct dns_req *r)
 	r->pend = p;
 	p->next = d->pend;
 	d->pend = p;
-	log_debug("event=dns-query name=%s type=%s", r->cur,
-	    dns_type_name(r->type));
+	{
+		char qn[512];
+
+		log_debug("event=dns-query name=%s type=%s",
+		    log_q(qn, sizeof(qn), r->cur), dns_type_name(r->type));
+	}
 	ares_send(d->ch, q, qlen, ares_done, p);	/* may complete now */
 	ares_free_string(q);
 	update_timer(d);

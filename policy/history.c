@@ -197,8 +197,11 @@ get_txn(struct history *h, MDB_txn *txn, const char *key,
 	if ((rc = mdb_get(txn, h->dbi, &k, &v)) == MDB_NOTFOUND)
 		return 0;
 	if (rc != 0) {
-		log_warn("event=history-error what=get key=%s error=\"%s\"",
-		    key, mdb_strerror(rc));
+		char qk[600], qe[300];
+
+		log_warn("event=history-error what=get key=%s error=%s",
+		    log_q(qk, sizeof(qk), key),
+		    log_q(qe, sizeof(qe), mdb_strerror(rc)));
 		return -1;
 	}
 	if (decode(&v, e) == -1) {
@@ -377,7 +380,7 @@ history_record(struct history *h, const char *host,
     const struct sockaddr *dst, int starttls_offered, int tls_ok,
     int64_t now, struct history_entry *prev)
 {
-	char key[512];
+	char key[512], qk[600];
 	const char *reason;
 	int rc, i;
 
@@ -397,7 +400,8 @@ history_record(struct history *h, const char *host,
 	count_reason("mxguard_tls_history_refusals_total",
 	    "TLS history records not written", reason);
 	log_warn("event=history-refused key=%s reason=%s max_entries=%zu "
-	    "detail=\"%s\"", key, reason, h->max_entries,
+	    "detail=\"%s\"", log_q(qk, sizeof(qk), key), reason,
+	    h->max_entries,
 	    strcmp(reason, "full") == 0 ? "every record still expects TLS: "
 	    "a newcomer never evicts one" : strcmp(reason, "map-full") == 0 ?
 	    "the store file is at its bound (its last quarter is kept for "
@@ -456,7 +460,7 @@ history_apply(struct history *h, int64_t window_s,
 {
 	struct history_entry e;
 	int64_t now = (int64_t)time(NULL);
-	char a[INET6_ADDRSTRLEN];
+	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
 
 	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY)
 		return 0;
@@ -468,15 +472,16 @@ history_apply(struct history *h, int64_t window_s,
 	    history_expects_tls(&e, now, window_s))))
 		return 0;
 	v->level = TLS_LEVEL_ENCRYPT;
+	/* an MTA-STS testing policy's check stays reported (report_only is
+	 * kept): the history only raises what is enforced */
 	v->source = "tls-history";
-	v->report_only = 0;
 	snprintf(v->detail, sizeof(v->detail), "%.100s[%s] completed STARTTLS "
 	    "%llds ago (history window %llds): TLS required",
 	    v->mx_host[0] ? v->mx_host : "-", addr_str(dst, a, sizeof(a)),
 	    (long long)(now - e.last_tls), (long long)window_s);
 	log_info("event=tls-history domain=%s mx=%s dst=%s last_tls_age=%llds "
-	    "window=%llds level=encrypt", v->domain,
-	    v->mx_host[0] ? v->mx_host : "-", a,
+	    "window=%llds level=encrypt", log_q(qd, sizeof(qd), v->domain),
+	    log_q(qm, sizeof(qm), v->mx_host[0] ? v->mx_host : "-"), a,
 	    (long long)(now - e.last_tls), (long long)window_s);
 	return 1;
 }
@@ -487,7 +492,7 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
 {
 	struct history_entry prev;
 	int64_t now = (int64_t)time(NULL);
-	char a[INET6_ADDRSTRLEN];
+	char a[INET6_ADDRSTRLEN], qm[300];
 
 	if (h == NULL || dst == NULL)
 		return;
@@ -511,7 +516,8 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
 	log_warn("event=starttls-stripped source=tls-history mx=%s dst=%s "
 	    "what=%s last_tls_age=%llds window=%llds detail=\"completed "
 	    "STARTTLS within the history window and now does not: treated "
-	    "as stripped\"", mx_host && *mx_host ? mx_host : "-",
+	    "as stripped\"", log_q(qm, sizeof(qm), mx_host && *mx_host ?
+	    mx_host : "-"),
 	    addr_str(dst, a, sizeof(a)), !starttls_offered ?
 	    "starttls-not-offered" : "starttls-or-handshake-failed",
 	    (long long)(now - prev.last_tls), (long long)window_s);

@@ -70,18 +70,21 @@ static void
 parked_cb(struct io *io, enum io_event ev, void *arg)
 {
 	struct parked *p = arg;
+	char q[1024];
 
 	(void)io;
 	switch (ev) {
 	case IO_TIMEOUT:
-		log_debug("event=upstream-unparked key=%s why=idle", p->key);
+		log_debug("event=upstream-unparked key=%s why=idle",
+		    log_q(q, sizeof(q), p->key));
 		stats_add(st_expired, 1);
 		close_parked(p, 1);
 		break;
 	case IO_DATAIN:		/* a 421 before the server hangs up */
 	case IO_DISCONNECTED:
 	case IO_ERROR:
-		log_debug("event=upstream-unparked key=%s why=%s", p->key,
+		log_debug("event=upstream-unparked key=%s why=%s",
+		    log_q(q, sizeof(q), p->key),
 		    ev == IO_DATAIN ? "server-spoke" : io_event_name(ev));
 		stats_add(st_dropped, 1);
 		close_parked(p, 0);

@@ -1,0 +1,382 @@
+/*
+ * test_log.c - log_q()/log_qn(): a value from outside, however hostile
+ * (spaces, '=', quotes, backslashes, CR/LF, control bytes, UTF-8, bytes
+ * that are not UTF-8), is one logfmt value.  A strict logfmt parser (below)
+ * splits a line built as the callers build theirs ("event=x from=%s
+ * next=1") and must find exactly the three fields, with the value decoding
+ * to the original text (bytes that are not UTF-8 to U+FFFD).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/log.h"
+
+/* ---------------------------------------------------- a strict logfmt parser
+ *
+ * line   = field *(" " field)
+ * field  = key "=" value
+ * key    = 1*(%x21-7E except '=' and '"')
+ * value  = bare / quoted
+ * bare   = 1*(%x21-7E except '=' and '"')
+ * quoted = '"' *(%x20-7E except '"' and '\' / escape) '"'
+ * escape = '\' ('"' / '\' / '/' / 'b' / 'f' / 'n' / 'r' / 't' / 'u' 4HEX)
+ *
+ * Stricter than the logfmt parsers in use (go-logfmt, python's logfmter):
+ * no raw byte outside printable ASCII, every key has a value, and a \u
+ * escape of a surrogate must be a high one followed by a low one (serde's
+ * rule), so what passes here passes there.
+ */
+#define MAXF 8
+
+struct field {
+	char	key[64];
+	char	val[8192];	/* decoded, UTF-8 */
+	size_t	vlen;
+};
+
+static int
+key_byte(unsigned char c)
+{
+	return c > ' ' && c < 0x7f && c != '=' && c != '"';
+}
+
+static int
+hex4(const char *p, long *v)
+{
+	int i;
+
+	*v = 0;
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+
+		*v <<= 4;
+		if (c >= '0' && c <= '9')
+			*v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			*v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			*v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return 0;
+}
+
+static size_t
+put_utf8(char *o, long cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* Returns the number of fields, or -1 if the line is not strict logfmt. */
+static int
+logfmt_parse(const char *line, struct field *f, int maxf)
+{
+	const char *p = line;
+	int n = 0;
+
+	for (;;) {
+		size_t k = 0, o = 0;
+
+		if (n == maxf)
+			return -1;
+		while (key_byte((unsigned char)*p) && k < sizeof(f[n].key) - 1)
+			f[n].key[k++] = *p++;
+		f[n].key[k] = '\0';
+		if (k == 0 || *p++ != '=')
+			return -1;
+		if (*p == '"') {
+			for (p++; *p != '"'; p++) {
+				unsigned char c = (unsigned char)*p;
+				long cp, lo;
+
+				if (o + 4 >= sizeof(f[n].val))
+					return -1;
+				if (c < ' ' || c >= 0x7f)
+					return -1;	/* raw: not strict */
+				if (c != '\\') {
+					f[n].val[o++] = (char)c;
+					continue;
+				}
+				switch (*++p) {
+				case '"': case '\\': case '/':
+					f[n].val[o++] = *p; break;
+				case 'b': f[n].val[o++] = '\b'; break;
+				case 'f': f[n].val[o++] = '\f'; break;
+				case 'n': f[n].val[o++] = '\n'; break;
+				case 'r': f[n].val[o++] = '\r'; break;
+				case 't': f[n].val[o++] = '\t'; break;
+				case 'u':
+					if (hex4(p + 1, &cp) == -1)
+						return -1;
+					p += 4;
+					if (cp >= 0xdc00 && cp <= 0xdfff)
+						return -1;	/* lone low */
+					if (cp >= 0xd800 && cp <= 0xdbff) {
+						if (p[1] != '\\' || p[2] != 'u' ||
+						    hex4(p + 3, &lo) == -1 ||
+						    lo < 0xdc00 || lo > 0xdfff)
+							return -1;
+						p += 6;
+						cp = 0x10000 + ((cp - 0xd800) << 10) +
+						    (lo - 0xdc00);
+					}
+					o += put_utf8(f[n].val + o, cp);
+					break;
+				default:
+					return -1;
+				}
+			}
+			p++;
+		} else {
+			while (key_byte((unsigned char)*p)) {
+				if (o + 1 >= sizeof(f[n].val))
+					return -1;
+				f[n].val[o++] = *p++;
+			}
+			if (o == 0)
+				return -1;
+		}
+		f[n].val[o] = '\0';
+		f[n].vlen = o;
+		n++;
+		if (*p == '\0')
+			return n;
+		if (*p++ != ' ')
+			return -1;
+	}
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+/* What a logfmt reader must get back for s: s itself, with each byte that
+ * is not part of valid UTF-8 replaced by U+FFFD. */
+static size_t
+expected(const unsigned char *s, size_t len, char *out)
+{
+	size_t i = 0, o = 0, need, j;
+	long cp, min;
+
+	while (i < len) {
+		unsigned char c = s[i];
+
+		if (c < 0x80) {
+			out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 2, cp = c & 0x1f, min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 3, cp = c & 0x0f, min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 4, cp = c & 0x07, min = 0x10000;
+		else
+			goto bad;
+		if (i + need > len)
+			goto bad;
+		for (j = 1; j < need; j++) {
+			if ((s[i + j] & 0xc0) != 0x80)
+				goto bad;
+			cp = cp << 6 | (s[i + j] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			goto bad;
+		memcpy(out + o, s + i, need);
+		o += need;
+		i += need;
+		continue;
+bad:
+		memcpy(out + o, "\xef\xbf\xbd", 3);
+		o += 3;
+		i++;
+	}
+	return o;
+}
+
+/* Quotes s (len bytes) into a buffer of bufsz, builds a line around it,
+ * parses it strictly: exactly the three fields, and the value is s. */
+static void
+check_one(const char *s, size_t len, size_t bufsz)
+{
+	char *q = malloc(bufsz), line[9000], want[8192 * 3];
+	struct field *f = calloc(MAXF, sizeof(*f));
+	size_t wl, ql;
+	int n;
+
+	assert_non_null(q);
+	assert_non_null(f);
+	log_qn(q, bufsz, s, len);
+	ql = strlen(q);
+	assert_true(ql < bufsz);
+	snprintf(line, sizeof(line), "event=x from=%s next=1", q);
+	n = logfmt_parse(line, f, MAXF);
+	if (n != 3)
+		fail_msg("not 3 logfmt fields (%d): %s", n, line);
+	assert_string_equal(f[0].key, "event");
+	assert_string_equal(f[1].key, "from");
+	assert_string_equal(f[2].key, "next");
+	assert_string_equal(f[2].val, "1");
+	wl = expected((const unsigned char *)s, len, want);
+	if (f[1].vlen != wl || memcmp(f[1].val, want, wl) != 0) {
+		/* only a value that cannot fit is cut: a prefix, then "..." */
+		if (bufsz >= 6 * len + 6)	/* 6: \ufffd for one byte */
+			fail_msg("value does not decode to the text: %s", line);
+		if (f[1].vlen < 3 || f[1].vlen - 3 > wl ||
+		    memcmp(f[1].val + f[1].vlen - 3, "...", 3) != 0 ||
+		    memcmp(f[1].val, want, f[1].vlen - 3) != 0)
+			fail_msg("cut value is not a prefix + \"...\": %s", line);
+	}
+	free(f);
+	free(q);
+}
+
+/* ------------------------------------------------------------------- tests */
+
+static void
+test_hostile(void **state)
+{
+	static const char hostile[] =
+	    "<a b=c> \"quoted\" back\\slash x=y level=err\n"
+	    "event=forged line\r\ttab \x01\x1b[31m\x7f "
+	    "caf\xc3\xa9 \xe2\x80\xae bidi \xf0\x9f\x98\x80 "
+	    "\x80 \xff \xc3( \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf end";
+	char q[1024];
+
+	check_one(hostile, sizeof(hostile) - 1, sizeof(q));
+	log_q(q, sizeof(q), hostile);
+	/* one line, plain ASCII */
+	assert_null(strchr(q, '\n'));
+	assert_null(strchr(q, '\r'));
+	for (size_t i = 0; q[i]; i++)
+		assert_true((unsigned char)q[i] >= ' ' &&
+		    (unsigned char)q[i] < 0x7f);
+	/* the escapes themselves, as documented in log.h */
+	assert_non_null(strstr(q, "\\\"quoted\\\""));
+	assert_non_null(strstr(q, "back\\\\slash"));
+	assert_non_null(strstr(q, "err\\nevent"));
+	assert_non_null(strstr(q, "line\\r\\ttab \\u0001\\u001b[31m\\u007f"));
+	assert_non_null(strstr(q, "caf\\u00e9 \\u202e bidi \\ud83d\\ude00"));
+	assert_non_null(strstr(q, "\\ufffd \\ufffd \\ufffd( \\ufffd\\ufffd"
+	    "\\ufffd \\ufffd\\ufffd\\ufffd\\ufffd \\ufffd\\ufffd end"));
+}
+
+static void
+test_forged_fields(void **state)
+{
+	static const char *const v[] = {
+		"x\" forged=1 y=\"",
+		"bob@example.org> level=warn policy=none",
+		"a=b",
+		"=",
+		"\"",
+		"\\",
+		"\\\"",
+		"x\\",
+		"",
+		" ",
+		"\n",
+		"-",
+		"mx1.example.com",
+		"<bob@example.org>",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		check_one(v[i], strlen(v[i]), 256);
+}
+
+static void
+test_plain_and_empty(void **state)
+{
+	char q[64];
+
+	assert_string_equal(log_q(q, sizeof(q), "mx1.example.com"),
+	    "mx1.example.com");
+	assert_string_equal(log_q(q, sizeof(q), "<a@b.c>"), "<a@b.c>");
+	assert_string_equal(log_q(q, sizeof(q), ""), "\"\"");
+	assert_string_equal(log_q(q, sizeof(q), NULL), "\"\"");
+	assert_string_equal(log_q(q, sizeof(q), "a b"), "\"a b\"");
+	assert_string_equal(log_q(q, sizeof(q), "k=v"), "\"k=v\"");
+}
+
+static void
+test_truncation(void **state)
+{
+	char big[3000];
+	size_t i, sz;
+
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = "a \"\\\n\xc3\xa9\xf0\x9f\x98\x80\xff="[i % 14];
+	for (sz = 8; sz <= 80; sz++)
+		check_one(big, sizeof(big), sz);
+	check_one(big, sizeof(big), 512);
+}
+
+/* every single byte, and pseudo-random strings weighted toward the bytes
+ * that matter, at several buffer sizes */
+static void
+test_all_bytes_and_random(void **state)
+{
+	static const unsigned char pick[] = { ' ', '=', '"', '\\', '\n', '\r',
+	    '\t', 0, 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xe0, 0xe2, 0xed, 0xf0,
+	    0xf4, 0xf5, 0xff, 'a', 'Z', '.', '<', '>', '@' };
+	unsigned char s[200];
+	uint32_t x = 12345;
+	int c, r;
+	size_t i, len;
+
+	for (c = 0; c < 256; c++) {
+		s[0] = (unsigned char)c;
+		check_one((char *)s, 1, 64);
+	}
+	for (r = 0; r < 20000; r++) {
+		x = x * 1103515245 + 12345;
+		len = (x >> 16) % sizeof(s);
+		for (i = 0; i < len; i++) {
+			x = x * 1103515245 + 12345;
+			s[i] = (x >> 24) & 1 ? pick[(x >> 16) % sizeof(pick)] :
+			    (unsigned char)(x >> 16);
+		}
+		check_one((char *)s, len, r % 3 == 0 ? 2048 : 8 + r % 200);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_forged_fields),
+		cmocka_unit_test(test_plain_and_empty),
+		cmocka_unit_test(test_truncation),
+		cmocka_unit_test(test_all_bytes_and_random),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
