@@ -170,7 +170,11 @@ read_name(const unsigned char *buf, int len, int *off, char *out,
 		for (unsigned i = 0; i < c; i++) {
 			unsigned char ch = buf[p + 1 + i];
 
-			if (ch <= 0x20 || ch >= 0x7f || ch == '.')
+			/* a name is a log token and a host name here:
+			 * anything but letters, digits, '-', '_' and '*'
+			 * (quotes, '=', spaces, dots inside a label) is
+			 * replaced, so no answer can forge log fields */
+			if (!isalnum(ch) && ch != '-' && ch != '_' && ch != '*')
 				ch = '?';
 			out[o++] = (char)tolower(ch);
 		}

@@ -1099,8 +1099,9 @@ policy_lookup(struct policy *p, const char *domain,
 	    sizeof(err)) == -1) {
 		snprintf(v->domain, sizeof(v->domain), "%.200s", domain);
 		for (char *c = v->domain; *c; c++)
-			if ((unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e)
-				*c = '?';
+			if (!isalnum((unsigned char)*c) && *c != '.' &&
+			    *c != '-' && *c != '_')
+				*c = '?';	/* a log token, whatever came */
 		/* a destination override still applies */
 		if ((r->ovr = ovr_find(&p->ovr, NULL, r->have_dst ?
 		    (struct sockaddr *)&r->dst : NULL)) != NULL) {
