@@ -1,5 +1,10 @@
 #!/bin/bash
-# Installs everything the build and the whole test suite need (Debian 12).
+# Installs everything the build, the whole test suite, the demo, the fuzzers
+# and the benchmarks need (Debian 12), as root or as a user with sudo.
+# tests/ns use curl (metrics), nft (rules), drill and ldns-* (ldnsutils),
+# knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man; the
+# benchmarks stunnel4, perf and git; scripts/fresh-root.sh proves that the
+# list is complete on a bare Debian 12 (.ci/run).
 # Idempotent: when every package is already installed it touches nothing
 # (no apt-get update, no network).  Never leaves host services running:
 # service starts are blocked with Debian's policy-rc.d mechanism during the
@@ -12,7 +17,7 @@ PKGS=(
 	libssl-dev libc-ares-dev libnetfilter-queue-dev libnfnetlink-dev libmnl-dev
 	liblmdb-dev libcmocka-dev libidn2-dev
 	postfix unbound knot ldnsutils nginx-light stunnel4 swaks
-	iptables iproute2 openssl python3 conntrack
+	iptables nftables iproute2 procps openssl python3 conntrack curl git
 	man-db groff-base systemd valgrind linux-perf
 )
 SERVICES=(postfix unbound nginx knot stunnel4)

@@ -304,7 +304,9 @@ bounce_queue_lifetime = 1d
 EOF
 	# stock master.cf services up to postlog, without the catch-all smtp
 	# listener, chroot column set to n (no copies of /etc files needed).
-	sed -e '/^#/d' -e '/^$/d' -e '/^[[:space:]]/d' /etc/postfix/master.cf.proto |
+	# The package's own copy under /usr/share: /etc/postfix/master.cf.proto
+	# is made by the postinst and is the host's configuration to change.
+	sed -e '/^#/d' -e '/^$/d' -e '/^[[:space:]]/d' /usr/share/postfix/master.cf.dist |
 		awk '$1 == "smtp" && $2 == "inet" {next}
 		     {if (NF >= 8) $5 = "n"; print}
 		     $1 == "postlog" {exit}' >"$dir/etc/master.cf"
