@@ -2,9 +2,9 @@
 # Installs everything the build, the whole test suite, the demo, the fuzzers
 # and the benchmarks need (Debian 12), as root or as a user with sudo.
 # tests/ns use curl (metrics), nft (rules), drill and ldns-* (ldnsutils),
-# knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man; the
-# benchmarks stunnel4, perf and git; scripts/fresh-root.sh proves that the
-# list is complete on a bare Debian 12 (.ci/run).
+# knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man;
+# the benchmarks stunnel4, perf, gnuplot and git.  .ci/run proves the list
+# complete: it runs this script on a bare Debian 12 (scripts/fresh-root.sh).
 # Idempotent: when every package is already installed it touches nothing
 # (no apt-get update, no network).  Never leaves host services running:
 # service starts are blocked with Debian's policy-rc.d mechanism during the
@@ -18,7 +18,7 @@ PKGS=(
 	liblmdb-dev libcmocka-dev libidn2-dev
 	postfix unbound knot ldnsutils nginx-light stunnel4 swaks
 	iptables nftables iproute2 procps openssl python3 conntrack curl git
-	man-db groff-base systemd valgrind linux-perf
+	man-db groff-base systemd valgrind linux-perf gnuplot-nox
 )
 SERVICES=(postfix unbound nginx knot stunnel4)
 
