@@ -36,13 +36,24 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "deps: installing ${missing[*]}"
 
+# running NAME...: a process of that name in our own network namespace.
+# The test suites' daemons (nginx, unbound, knotd in network namespaces,
+# perhaps of another run on the same machine) are not host services.
+running() {
+	local me p
+	me=$(readlink /proc/self/ns/net)
+	for p in $(pidof "$@" 2>/dev/null); do
+		[ "$($SUDO readlink "/proc/$p/ns/net" 2>/dev/null)" = "$me" ] && return 0
+	done
+	return 1
+}
 is_running() {	# SERVICE: is its daemon running on the host?
 	case $1 in
 	postfix)  $SUDO postfix status >/dev/null 2>&1 ;;
-	unbound)  pidof unbound >/dev/null 2>&1 ;;
-	nginx)    pidof nginx >/dev/null 2>&1 ;;
-	knot)     pidof knotd >/dev/null 2>&1 ;;
-	stunnel4) pidof stunnel4 stunnel >/dev/null 2>&1 ;;
+	unbound)  running unbound ;;
+	nginx)    running nginx ;;
+	knot)     running knotd ;;
+	stunnel4) running stunnel4 stunnel ;;
 	esac
 }
 was_running=()
