@@ -108,7 +108,7 @@ exec 9>"$BASE.lock"
 flock 9
 [ "${FRESH_REBUILD:-0}" = 1 ] && rm -rf --one-file-system "$BASE"
 [ -x "$BASE/bin/bash" ] || make_base
-flock -u 9
+exec 9>&-	# unlocks; the command's processes must not hold it
 
 RUN=$BASE.run.$$
 cleanup() {
