@@ -34,6 +34,7 @@
 # is killed; processes the command left behind in the root are killed
 # before the copy is removed.  Exits with the command's status.
 set -euo pipefail
+{	# parsed whole before it runs: editing this file under a run is harmless
 
 BASE=${FRESH_BASE:-/var/cache/mxguard/debian12}
 SUITE=bookworm
@@ -154,3 +155,4 @@ rc=$?
 set -e
 echo "fresh-root: exit $rc after $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
 exit "$rc"
+}
