@@ -22,6 +22,7 @@
 #   checks     assert "what" CMD...; fail MSG; pass MSG; log MSG
 #   waiting    wait_for SECS "what" CMD; wait_port NS ADDR PORT;
 #              wait_log FILE REGEX; wait_status QID RCPT REGEX;
+#              wait_deferred QID;
 #              wait_queue_empty; wait_queue_count N; wait_mailbox ADDR [N];
 #              wait_rcv_idle
 #   pki        make_ca; make_cert NAME DNSNAME [valid|expired|selfsigned]
@@ -29,8 +30,9 @@
 #              rcv_setup ($RD, log $RD/maillog); bad_start ADDR --mode ...
 #   sender     snd_setup ($SD, log $SD/maillog, SND_EXTRA_MAIN);
 #              snd_route DOMAIN ADDR[:PORT]; snd_postconf; snd_release;
-#              snd_flush (after wait_deferred QID); send_mail FROM TO BODY [SUBJ] [HEADER] (MSGID,
-#              MSGFILE); new_body FILE [BYTES]; find_qid MSGID
+#              snd_flush (after wait_deferred QID); send_mail FROM TO BODY
+#              [SUBJ] [HEADER] (MSGID, MSGFILE); new_body FILE [BYTES];
+#              find_qid MSGID
 #   results    snd_status QID RCPT; queue_has/queue_json/queue_reason QID;
 #              queue_count; mailbox_files/mailbox_count ADDR;
 #              all_mailbox_count; msg_file_by_id ADDR MSGID; body_hash FILE;
