@@ -124,7 +124,13 @@ check-asan:
 asan:
 	$(MAKE) ASAN_NS='$(NS)' check-asan
 
-check: all check-unit check-fuzz check-ns check-asan
+# The README's first command: the demo must work (it exits non-zero when a
+# message does not end as the demo says it does).
+check-demo: all
+	./scripts/demo.sh
+.PHONY: check-demo
+
+check: all check-unit check-fuzz check-ns check-asan check-demo
 
 install: $(B)/mxguard
 	install -D -m 0755 $(B)/mxguard $(DESTDIR)$(SBINDIR)/mxguard

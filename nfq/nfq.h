@@ -1,7 +1,7 @@
 /*
  * nfq.h - NFQUEUE steering: the SYN of each new outbound port-25 flow is
  * queued to mxguard, which answers with a verdict mark that the rules save
- * to the connmark (DESIGN.md section 2):
+ * to the connmark (docs/architecture.md, "Packet path"):
  *
  *   INTERCEPT  config intercept_mark: later rules divert the flow to us
  *   BYPASS     config upstream_mark: the flow goes direct (exempt source or

@@ -1,5 +1,6 @@
 /*
- * history.h - the persistent TLS history (DESIGN.md section 4, item 3):
+ * history.h - the persistent TLS history (docs/policy.md, "Order of the
+ * sources", item 4; an addition to what the RFCs ask):
  * per MX host name and address, when the server last completed STARTTLS
  * and when it last failed to (STARTTLS missing from the EHLO reply, a
  * refusal such as 454, a failed handshake).

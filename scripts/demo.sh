@@ -8,6 +8,7 @@
 #               4.7.10 starttls-not-supported: the mail stays queued
 #   dies.test   server dies in mid-DATA      -> the mail stays queued
 # Then prints, per message, what both ends saw, and tears everything down.
+# Exits 1 when a message did not end as described above (make check-demo).
 # Needs root.  Usage: ./scripts/demo.sh
 set -e
 cd "$(dirname "$0")/.."
@@ -43,7 +44,9 @@ echo "== policy: tls_policy = strict.test encrypt (TLS required for strict.test)
 echo
 
 rcpts=(alice@tls.test carol@plain.test erin@strict.test dave@dies.test)
-declare -A QID ID MF
+declare -A QID ID MF GOT
+declare -A WANT=([alice@tls.test]=tls [carol@plain.test]=cleartext
+	[erin@strict.test]=queued [dave@dies.test]=queued)
 for r in "${rcpts[@]}"; do
 	new_body "$T/body-$r" 50000
 	send_mail bob@sender.test "$r" "$T/body-$r" "demo to $r"
@@ -65,14 +68,24 @@ for r in "${rcpts[@]}"; do
 		tls=$(received_tls "$f")
 		if [ -n "$tls" ]; then
 			printf '  receiver saw: delivered over TLS: %s\n' "$tls"
+			GOT[$r]=tls
 		else
 			printf '  receiver saw: delivered in CLEARTEXT (no TLS on the receiving session)\n'
+			GOT[$r]=cleartext
 		fi
 		printf '  sender log:   %s\n' "$(grep -E " $q: to=<$r>" "$SD/maillog" | tail -n1 | sed -E 's/.*status=[a-z]+ //')"
-		printf '  body intact:  %s\n' "$([ "$(body_hash "${MF[$r]}")" = "$(body_hash "$f")" ] 2>/dev/null && echo yes || echo "(see mailbox $f)")"
+		if [ -n "$f" ] && [ "$(body_hash "${MF[$r]}")" = "$(body_hash "$f")" ]; then
+			printf '  body intact:  yes\n'
+		else
+			printf '  body intact:  NO (see mailbox %s)\n' "$f"; GOT[$r]="${GOT[$r]}, body changed"
+		fi
 		;;
 	*)
-		printf '  still queued: %s\n' "$(queue_reason "$q")"
+		reason=$(queue_reason "$q")
+		printf '  still queued: %s\n' "$reason"
+		GOT[$r]=queued
+		[ "$r" = erin@strict.test ] && [[ $reason != *starttls-not-supported* ]] &&
+			GOT[$r]="queued without starttls-not-supported"
 		case $r in
 		*@dies.test)
 			printf '  server saw:   %s\n' "$(grep -E 'died|data-bytes' "$BADLOG" | head -n2 | cut -d' ' -f3- | tr '\n' ' ')" ;;
@@ -87,4 +100,13 @@ echo "== mxguard log (sessions)"
 with_mxguard && grep -E 'event=(connect|tls|cleartext|message|close|verdict|policy-failure|upstream-parked|upstream-reused)' "$MXLOG" |
 	sed -E 's/^[^ ]+ //; s/^/  /' | cut -c1-200
 echo
+bad=0
+if with_mxguard; then
+	for r in "${rcpts[@]}"; do
+		[ "${GOT[$r]:-}" = "${WANT[$r]}" ] && continue
+		echo "demo: FAILED: $r: expected ${WANT[$r]}, got ${GOT[$r]:-nothing}"; bad=1
+	done
+	[ "$bad" = 0 ] && echo "demo: every message ended as expected"
+fi
 echo "== tearing down"
+exit "$bad"

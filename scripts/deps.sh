@@ -1,5 +1,10 @@
 #!/bin/bash
-# Installs everything the build and the whole test suite need (Debian 12).
+# Installs everything the build, the whole test suite, the demo, the fuzzers
+# and the benchmarks need (Debian 12), as root or as a user with sudo.
+# tests/ns use curl (metrics), nft (rules), drill and ldns-* (ldnsutils),
+# knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man;
+# the benchmarks stunnel4, perf, gnuplot and git.  .ci/run proves the list
+# complete: it runs this script on a bare Debian 12 (scripts/fresh-root.sh).
 # Idempotent: when every package is already installed it touches nothing
 # (no apt-get update, no network).  Never leaves host services running:
 # service starts are blocked with Debian's policy-rc.d mechanism during the
@@ -12,8 +17,8 @@ PKGS=(
 	libssl-dev libc-ares-dev libnetfilter-queue-dev libnfnetlink-dev libmnl-dev
 	liblmdb-dev libcmocka-dev libidn2-dev libjansson-dev zlib1g-dev libopendkim-dev python3-dkim
 	postfix unbound knot ldnsutils nginx-light stunnel4 swaks
-	iptables iproute2 openssl python3 conntrack
-	man-db groff-base systemd valgrind linux-perf
+	iptables nftables iproute2 procps openssl python3 conntrack curl git
+	man-db groff-base systemd valgrind linux-perf gnuplot-nox
 )
 SERVICES=(postfix unbound nginx knot stunnel4)
 
@@ -31,13 +36,24 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 echo "deps: installing ${missing[*]}"
 
+# running NAME...: a process of that name in our own network namespace.
+# The test suites' daemons (nginx, unbound, knotd in network namespaces,
+# perhaps of another run on the same machine) are not host services.
+running() {
+	local me p
+	me=$(readlink /proc/self/ns/net)
+	for p in $(pidof "$@" 2>/dev/null); do
+		[ "$($SUDO readlink "/proc/$p/ns/net" 2>/dev/null)" = "$me" ] && return 0
+	done
+	return 1
+}
 is_running() {	# SERVICE: is its daemon running on the host?
 	case $1 in
 	postfix)  $SUDO postfix status >/dev/null 2>&1 ;;
-	unbound)  pidof unbound >/dev/null 2>&1 ;;
-	nginx)    pidof nginx >/dev/null 2>&1 ;;
-	knot)     pidof knotd >/dev/null 2>&1 ;;
-	stunnel4) pidof stunnel4 stunnel >/dev/null 2>&1 ;;
+	unbound)  running unbound ;;
+	nginx)    running nginx ;;
+	knot)     running knotd ;;
+	stunnel4) running stunnel4 stunnel ;;
 	esac
 }
 was_running=()

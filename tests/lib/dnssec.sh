@@ -276,15 +276,34 @@ _dnssec_ad() { _dnssec_drill "$1" "$2" | grep -qE '^;; flags: .*\bad\b' && _dnss
 dnssec_check() { _dnssec_drill "$1" "$2" | grep -qE -- "$3"; }
 dnssec_rcode() { _dnssec_drill "$1" "$2" | sed -nE 's/.*rcode: ([A-Z]+).*/\1/p' | head -n1; }
 
+# _ptf_config: $T/ptf/main.cf, posttls-finger's own configuration: the
+#   defaults (DNS lookups on: its DANE needs the MX and TLSA records from
+#   the validating unbound in $SND), with the test CA as trust store.
+_ptf_config() {
+	[ -f "$T/ptf/main.cf" ] && return 0
+	mkdir -p "$T/ptf"
+	make_ca
+	printf 'compatibility_level = 3.6\nsmtp_tls_CAfile = %s\n' "$T/pki/ca.crt" >"$T/ptf/main.cf"
+}
+
 # ptf_verdict DOMAIN: posttls-finger with DANE against DOMAIN's MX, in $SND
 #   (before mxguard's divert rules are installed, or after they are
 #   removed): "verified", "untrusted" (TLS without authentication),
 #   or "failure" (no TLS / connection refused by the policy).
 #   The full output is kept in $T/ptf-DOMAIN.log.
+#   posttls-finger reads $MAIL_CONFIG/main.cf (default /etc/postfix, which
+#   a Postfix installed with "No configuration" does not have): it gets a
+#   configuration of its own in $T/ptf (_ptf_config), so that nothing under
+#   the host's /etc/postfix matters.  A run that did not get as far as a
+#   connection (a "fatal:" line) fails the scenario instead of counting as
+#   "failure", which the scenarios expecting no verification would accept.
 ptf_verdict() {
 	local out=$T/ptf-$1.log
-	in_snd timeout 30 posttls-finger -c -l dane -L summary "$1" >"$out" 2>&1
-	if grep -qE '^posttls-finger: Verified TLS connection' "$out"; then
+	_ptf_config
+	MAIL_CONFIG=$T/ptf in_snd timeout 30 posttls-finger -c -l dane -L summary "$1" >"$out" 2>&1
+	if grep -qE 'fatal:' "$out"; then
+		fail "posttls-finger $1 did not run: $(grep -E 'fatal:' "$out" | head -n1)"
+	elif grep -qE '^posttls-finger: Verified TLS connection' "$out"; then
 		echo verified
 	elif grep -qE '^posttls-finger: (Untrusted|Anonymous|Trusted) TLS connection' "$out"; then
 		echo untrusted
@@ -299,7 +318,10 @@ ptf_verdict() {
 #   verdict for DOMAIN (run earlier with ptf_verdict, kept in PTF[DOMAIN])
 #   agrees with mxguard's: both "verified", or neither.
 declare -A PTF=()
-ptf_record() { PTF[$1]=$(ptf_verdict "$1"); log "posttls-finger $1: ${PTF[$1]}"; }
+ptf_record() {
+	PTF[$1]=$(ptf_verdict "$1") || fail "posttls-finger $1: no verdict"
+	log "posttls-finger $1: ${PTF[$1]}"
+}
 dane_differential() {
 	local dom=$1 mx=$2 p=${PTF[$1]:-}
 	[ -n "$p" ] || fail "no posttls-finger verdict recorded for $dom"

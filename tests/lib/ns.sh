@@ -22,6 +22,7 @@
 #   checks     assert "what" CMD...; fail MSG; pass MSG; log MSG
 #   waiting    wait_for SECS "what" CMD; wait_port NS ADDR PORT;
 #              wait_log FILE REGEX; wait_status QID RCPT REGEX;
+#              wait_deferred QID;
 #              wait_queue_empty; wait_queue_count N; wait_mailbox ADDR [N];
 #              wait_rcv_idle
 #   pki        make_ca; make_cert NAME DNSNAME [valid|expired|selfsigned]
@@ -29,8 +30,9 @@
 #              rcv_setup ($RD, log $RD/maillog); bad_start ADDR --mode ...
 #   sender     snd_setup ($SD, log $SD/maillog, SND_EXTRA_MAIN);
 #              snd_route DOMAIN ADDR[:PORT]; snd_postconf; snd_release;
-#              snd_flush; send_mail FROM TO BODY [SUBJ] [HEADER] (MSGID,
-#              MSGFILE); new_body FILE [BYTES]; find_qid MSGID
+#              snd_flush (after wait_deferred QID); send_mail FROM TO BODY
+#              [SUBJ] [HEADER] (MSGID, MSGFILE); new_body FILE [BYTES];
+#              find_qid MSGID
 #   results    snd_status QID RCPT; queue_has/queue_json/queue_reason QID;
 #              queue_count; mailbox_files/mailbox_count ADDR;
 #              all_mailbox_count; msg_file_by_id ADDR MSGID; body_hash FILE;
@@ -304,7 +306,9 @@ bounce_queue_lifetime = 1d
 EOF
 	# stock master.cf services up to postlog, without the catch-all smtp
 	# listener, chroot column set to n (no copies of /etc files needed).
-	sed -e '/^#/d' -e '/^$/d' -e '/^[[:space:]]/d' /etc/postfix/master.cf.proto |
+	# The package's own copy under /usr/share: /etc/postfix/master.cf.proto
+	# is made by the postinst and is the host's configuration to change.
+	sed -e '/^#/d' -e '/^$/d' -e '/^[[:space:]]/d' /usr/share/postfix/master.cf.dist |
 		awk '$1 == "smtp" && $2 == "inet" {next}
 		     {if (NF >= 8) $5 = "n"; print}
 		     $1 == "postlog" {exit}' >"$dir/etc/master.cf"
@@ -512,6 +516,14 @@ for l in sys.stdin:
         print("%s: %s" % (m["queue_name"], r or "(no attempt yet)"))
 ' "$1"
 }
+# wait_deferred QID [TIMEOUT]: the message sits in the sender's deferred
+#   queue, i.e. the queue manager has finished the attempt whose
+#   status=deferred the smtp client logged (and has marked the destination
+#   dead, if it did).  Flush (snd_flush) only after this: a flush that
+#   reaches the queue manager while the message is still active is lost
+#   for it, and it then waits out minimal_backoff_time (300 s).
+wait_deferred() { wait_for "${2:-30}" "$1 in the deferred queue" _in_deferred "$1"; }
+_in_deferred() { queue_json "$1" | grep -qE '"queue_name": *"deferred"'; }
 wait_queue_empty() { wait_for "${1:-30}" "empty sender queue" _queue_n 0; }
 wait_queue_count() { wait_for "${2:-30}" "$1 message(s) in sender queue" _queue_n "$1"; }
 _queue_n() { [ "$(queue_count)" = "$1" ]; }
@@ -580,7 +592,7 @@ bad_start() {
 # ---------------------------------------------------------------- mxguard
 
 # mxg_start [extra config lines]: config in $T/mxguard.conf, process in $SND,
-#   log $MXLOG; waits for event=listening, then installs the divert rules.
+#   log $MXLOG; waits for its event=started, then installs the divert rules.
 MXLOG=""
 MXG_PID=""
 mxg_start() {
@@ -613,7 +625,11 @@ EOF
 }
 _mxg_listening() {
 	kill -0 "$MXG_PID" 2>/dev/null || fail "mxguard exited: $(tail -n 20 "$MXLOG")"
-	grep -qE "event=listening" "$MXLOG"
+	# A line only this process writes (its listener, NFQUEUE and control
+	# socket are open by then): after a restart $MXLOG still holds the
+	# previous instance's lines until the new process has truncated it,
+	# which on a loaded machine can come after the first grep here.
+	grep -qE "event=started pid=$MXG_PID " "$MXLOG"
 }
 
 # Local-mode divert rules (what `mxguard rules install` will generate):

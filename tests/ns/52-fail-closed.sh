@@ -31,6 +31,7 @@ rej=$(in_snd iptables -t filter -L MXGUARD_GUARD -v -n -x | awk '/REJECT/ {print
 assert "the REJECT rule counted the SYN ($rej)" [ "${rej:-0}" -ge 1 ]
 
 log "starting mxguard again"
+wait_deferred "$qid"
 nfq_start "fail_mode = closed"
 snd_flush
 wait_status "$qid" alice@tls.test sent

@@ -72,10 +72,11 @@ else
 fi
 assert "fail-closed guard in FORWARD" bash -c "ip netns exec $GW iptables-save -t filter | grep -q -- '-A FORWARD .*-j MXGUARD_GUARD'"
 MXLOG=$T/gw-mxguard.log
-gw_start() {
+gw_start() {	# waits for lines of this process: see _mxg_listening
 	bg "$GW" "$MXLOG" "$MXGUARD" -c "$T/gw.conf" run
 	MXG_PID=$BG_PID
-	wait_for 15 "mxguard listening in $GW" grep -q "event=nfq-open" "$MXLOG"
+	wait_for 15 "mxguard (pid $MXG_PID) started in $GW" _mxg_listening
+	assert "NFQUEUE open" grep -q "event=nfq-open" "$MXLOG"
 }
 gw_start
 
@@ -96,6 +97,7 @@ q2=$(find_qid "$MSGID"); m2=$MSGID
 wait_status "$q2" alice@tls.test deferred
 assert "refused while mxguard is down" grep -qE " $q2: to=<alice@tls.test>.*Connection refused" "$SD/maillog"
 assert "kept in the sender's queue" queue_has "$q2"
+wait_deferred "$q2"
 gw_start
 snd_flush
 wait_status "$q2" alice@tls.test sent
