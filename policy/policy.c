@@ -535,9 +535,10 @@ dane_verdict(struct policy_req *r)
 /*
  * DANE (docs/policy.md "Order of the sources", policy/dane.c,
  * docs/dane.md) decides here, before MTA-STS, from secure MX/A/TLSA
- * lookups: returns 1 when it has set the verdict (TLS_LEVEL_DANE; TLS_LEVEL_ENCRYPT for only unusable records;
- * TLS_LEVEL_DEFER), 0 to fall through.  A DANE lookup still running at
- * policy_timeout defers: a signed zone must never fall back.
+ * lookups: returns 1 when it has set the verdict (TLS_LEVEL_DANE;
+ * TLS_LEVEL_ENCRYPT for only unusable records; TLS_LEVEL_DEFER), 0 to
+ * fall through.  A DANE lookup still running at policy_timeout defers: a
+ * signed zone must never fall back.
  */
 static int
 dane_decide(struct policy_req *r)
