@@ -969,8 +969,11 @@ sts_step(struct policy_req *r)
 		if (r->txt_rc == -1) {
 			snprintf(r->fetch_reason, sizeof(r->fetch_reason),
 			    "sts-policy-invalid");
+			char q[300];
+
 			log_info("event=sts-txt domain=%s result=invalid "
-			    "detail=\"%s\"", r->v->domain, r->txt_err);
+			    "detail=%s", r->v->domain,
+			    log_q(q, sizeof(q), r->txt_err));
 		}
 		sts_resolved(r);	/* no policy */
 		return;

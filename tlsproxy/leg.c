@@ -393,8 +393,12 @@ leg_send(struct leg *l, const char *line)
 	n = snprintf(buf, sizeof(buf) - 2, "%s", line);
 	if (n < 0 || (size_t)n > sizeof(buf) - 3)
 		n = (int)sizeof(buf) - 3;
-	log_debug("sid=%s event=command-upstream text=\"%.*s\"", l->tag, n,
-	    buf);
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char q[SMTP_LINE_MAX * 2];
+
+		log_debug("sid=%s event=command-upstream text=%s", l->tag,
+		    log_qn(q, sizeof(q), buf, (size_t)n));
+	}
 	memcpy(buf + n, "\r\n", 2);
 	io_write(l->io, buf, (size_t)n + 2);
 }
@@ -428,9 +432,14 @@ leg_command2(struct leg *l, const char *l1, const char *l2)
 
 	if (l->io == NULL)
 		return;
-	log_debug("sid=%s event=command-upstream text=\"%s\"", l->tag, l1);
-	log_debug("sid=%s event=command-upstream text=\"%s\" pipelined=yes",
-	    l->tag, l2);
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char q1[SMTP_LINE_MAX * 2], q2[SMTP_LINE_MAX * 2];
+
+		log_debug("sid=%s event=command-upstream text=%s", l->tag,
+		    log_q(q1, sizeof(q1), l1));
+		log_debug("sid=%s event=command-upstream text=%s "
+		    "pipelined=yes", l->tag, log_q(q2, sizeof(q2), l2));
+	}
 	n = snprintf(buf, sizeof(buf), "%s\r\n%s\r\n", l1, l2);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return;		/* cannot happen: both lines are bounded */
@@ -570,8 +579,11 @@ fail:
 static void
 plain_retry(struct leg *l, const char *why)
 {
-	log_info("sid=%s event=tls-fallback dst=%s domain=%s error=\"%s\" "
-	    "action=cleartext-retry", l->tag, l->dst_str, l->v->domain, why);
+	char q[300];
+
+	log_info("sid=%s event=tls-fallback dst=%s domain=%s error=%s "
+	    "action=cleartext-retry", l->tag, l->dst_str, l->v->domain,
+	    log_q(q, sizeof(q), why));
 	l->silent = SILENT_PLAIN;
 	if (leg_connect(l) == -1)
 		leg_fail(l, LEG_E_CONNECT, "cannot reconnect to %s: %s",
@@ -709,10 +721,13 @@ tls_ready(struct leg *l)
 		leg_report(l, LEG_TLS_FAILED, &n);
 		return;
 	}
-	if (l->res.report_failed)
+	if (l->res.report_failed) {
+		char q[300];
+
 		log_info("sid=%s event=policy-report domain=%s mode=testing "
-		    "reason=%s detail=\"%s\"", l->tag, l->v->domain,
-		    l->res.reason, l->res.detail);
+		    "reason=%s detail=%s", l->tag, l->v->domain,
+		    l->res.reason, log_q(q, sizeof(q), l->res.detail));
+	}
 	l->settled = 1;
 	stats_add(st_tls, 1);
 	leg_enter(l, LS_EHLO_TLS);
@@ -727,8 +742,10 @@ tls_broken(struct leg *l, const char *why, int timeout)
 	struct tls_result res;
 
 	record_tls(l, 1, 0);
-	log_info("sid=%s event=tls-failed dst=%s error=\"%s\"", l->tag,
-	    l->dst_str, why);
+	char q[300];
+
+	log_info("sid=%s event=tls-failed dst=%s error=%s", l->tag,
+	    l->dst_str, log_q(q, sizeof(q), why));
 	if (l->v->level <= TLS_LEVEL_MAY) {
 		plain_retry(l, why);
 		return;
@@ -931,8 +948,12 @@ leg_read_replies(struct leg *l)
 			}
 			smtp_reply_init(l->rep);
 		}
-		log_debug("sid=%s event=upstream-line text=\"%.*s\"", l->tag,
-		    (int)n, line);
+		if (log_enabled(LOG_LVL_DEBUG)) {
+			char q[SMTP_LINE_MAX * 2];
+
+			log_debug("sid=%s event=upstream-line text=%s",
+			    l->tag, log_qn(q, sizeof(q), line, (size_t)n));
+		}
 		st = smtp_reply_feed(l->rep, line, (size_t)n);
 		if (st == SMTP_REPLY_MORE)
 			continue;

@@ -257,7 +257,12 @@ cl_printf(struct session *s, const char *fmt, ...)
 		return;
 	if ((size_t)n > sizeof(buf) - 3)
 		n = (int)sizeof(buf) - 3;
-	log_debug("sid=%s event=reply-to-client text=\"%.*s\"", s->id, n, buf);
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char q[SMTP_LINE_MAX * 2];
+
+		log_debug("sid=%s event=reply-to-client text=%s", s->id,
+		    log_qn(q, sizeof(q), buf, (size_t)n));
+	}
 	memcpy(buf + n, "\r\n", 2);
 	io_write(s->cl, buf, (size_t)n + 2);
 }
@@ -366,7 +371,12 @@ session_close(struct session *s, const char *why)
 {
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
-	log_debug("sid=%s event=closing why=\"%s\"", s->id, why);
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char q[300];
+
+		log_debug("sid=%s event=closing why=%s", s->id,
+		    log_q(q, sizeof(q), why));
+	}
 	if (s->preq) {
 		policy_cancel(s->preq);
 		s->preq = NULL;
@@ -612,10 +622,13 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 		policy_failed(s, v, res.reason, res.detail);
 		return;
 	}
-	if (res.report_failed)
+	if (res.report_failed) {
+		char q[300];
+
 		log_info("sid=%s event=policy-report domain=%s mode=testing "
-		    "reason=%s detail=\"%s\"", s->id, v->domain, res.reason,
-		    res.detail);
+		    "reason=%s detail=%s", s->id, v->domain, res.reason,
+		    log_q(q, sizeof(q), res.detail));
+	}
 	if (s->leg_verdict == NULL)
 		s->leg_verdict = v;	/* an adopted leg's first fit */
 	rcpt_continue(s);
@@ -897,8 +910,12 @@ client_command(struct session *s, char *line, size_t len)
 	struct smtp_cmd cmd;
 	const char *err;
 
-	log_debug("sid=%s event=client-command text=\"%.*s\"", s->id,
-	    (int)len, line);
+	if (log_enabled(LOG_LVL_DEBUG)) {
+		char q[SMTP_LINE_MAX * 2];
+
+		log_debug("sid=%s event=client-command text=%s", s->id,
+		    log_qn(q, sizeof(q), line, len));
+	}
 	if (smtp_cmd_parse(line, len, &cmd, &err) == -1) {
 		/* err starts with its enhanced status code */
 		cl_printf(s, "%s %s", cmd.verb == SMTP_CMD_UNKNOWN ? "500" :
@@ -1053,14 +1070,15 @@ body_pump(struct session *s)
 static void
 message_done(struct session *s, const struct smtp_reply *r)
 {
-	char q[300];
+	char q[300], qf[SMTP_PATH_MAX * 2 + 16];
 	size_t tl;
 	const char *t = smtp_reply_text(r, r->nlines - 1, &tl);
 
 	s->msgs++;
 	stats_add(r->code / 100 == 2 ? st_msgs_ok : st_msgs_fail, 1);
-	log_info("sid=%s event=message from=<%s> rcpts=%d size=%llu "
-	    "tls=%s result=%s reply=%s", s->id, s->tx_from, s->tx_rcpts_ok,
+	log_info("sid=%s event=message from=%s rcpts=%d size=%llu "
+	    "tls=%s result=%s reply=%s", s->id, log_q(qf, sizeof(qf),
+	    s->tx_from), s->tx_rcpts_ok,
 	    s->body.bytes_in, s->up && *leg_tls_proto(s->up) ?
 	    leg_tls_proto(s->up) : "none",
 	    r->code / 100 == 2 ? "accepted" : r->code / 100 == 4 ?
@@ -1152,10 +1170,14 @@ params_adapt(struct session *s, const char *line, char *out, size_t outsz,
 		}
 		p += n;
 	}
-	if (dropped)
+	if (dropped) {
+		char q[600];
+
 		log_info("sid=%s event=params-adapted dst=%s command=%s "
-		    "sent=\"%s\" why=extensions-changed-after-starttls", s->id,
-		    s->dst_str, smtp_verb_name(cmd.verb), out);
+		    "sent=%s why=extensions-changed-after-starttls", s->id,
+		    s->dst_str, smtp_verb_name(cmd.verb),
+		    log_q(q, sizeof(q), out));
+	}
 	return 0;
 }
 
@@ -1183,9 +1205,11 @@ mail_replay(struct session *s)
 
 	if (params_adapt(s, s->tx_mail, ml, sizeof(ml), why,
 	    sizeof(why)) == -1) {
+		char q[600];
+
 		log_info("sid=%s event=mail-deferred dst=%s "
-		    "why=extensions-changed-after-starttls reply=\"%s\"",
-		    s->id, s->dst_str, why);
+		    "why=extensions-changed-after-starttls reply=%s",
+		    s->id, s->dst_str, log_q(q, sizeof(q), why));
 		if (asprintf(&s->tx_mail_fail, "%s\r\n", why) == -1)
 			s->tx_mail_fail = NULL;
 		cl_printf(s, "%s", why);
