@@ -26,6 +26,7 @@
 
 #include "policy/dane.h"
 #include "policy/policy.h"
+#include "policy/verdict_tls.h"
 
 #define HOST	"mx.example.test"
 #define DOMAIN	"example.test"
@@ -595,6 +596,84 @@ test_session_key(void **s)
 	assert_int_equal(policy_tls_session_key(&v, k, sizeof(k)), -1);
 }
 
+/* A DANE verdict for the TLSA RRset digest d, base mx.d.test and the
+ * DANE-TA reference names given. */
+static struct policy_verdict *
+dane_verdict(unsigned char d, int nnames, const char *n1, const char *n2)
+{
+	struct policy_verdict *v = calloc(1, sizeof(*v));
+	struct dane_info *di = calloc(1, sizeof(*di));
+
+	assert_non_null(v);
+	assert_non_null(di);
+	v->level = TLS_LEVEL_DANE;
+	v->source = "dane";
+	snprintf(v->mx_host, sizeof(v->mx_host), HOST);
+	di->state = DANE_USABLE;
+	memset(di->digest, d, sizeof(di->digest));
+	snprintf(di->tlsa_base, sizeof(di->tlsa_base), HOST);
+	di->nnames = nnames;
+	if (nnames > 0)
+		snprintf(di->names[0], sizeof(di->names[0]), "%s", n1);
+	if (nnames > 1)
+		snprintf(di->names[1], sizeof(di->names[1]), "%s", n2);
+	v->tls = calloc(1, sizeof(*v->tls));
+	assert_non_null(v->tls);
+	v->tls->dane = di;
+	return v;
+}
+
+/* The DANE-TA reference names are part of what a DANE check stands for:
+ * the resumption key and a leg's proof differ with them. */
+static void
+test_dane_identity_names(void **s)
+{
+	struct policy_verdict *a = dane_verdict(1, 2, HOST, "d.test");
+	struct policy_verdict *b = dane_verdict(1, 2, HOST, "e.test");
+	struct policy_verdict *c = dane_verdict(2, 2, HOST, "d.test");
+	struct policy_verdict *a2 = policy_verdict_dup(a);
+	struct tls_proof proof;
+	struct tls_result res;
+	char ka[300], kb[300], kc[300], ka2[300];
+
+	assert_non_null(a2);
+	assert_int_equal(policy_tls_session_key(a, ka, sizeof(ka)), 0);
+	assert_int_equal(policy_tls_session_key(b, kb, sizeof(kb)), 0);
+	assert_int_equal(policy_tls_session_key(c, kc, sizeof(kc)), 0);
+	assert_int_equal(policy_tls_session_key(a2, ka2, sizeof(ka2)), 0);
+	assert_string_not_equal(ka, kb);
+	assert_string_not_equal(ka, kc);
+	assert_string_equal(ka, ka2);
+	/* a leg proven by DANE for a: fits a's copy, not b (names) nor c
+	 * (records); the live session is not even looked at */
+	memset(&proof, 0, sizeof(proof));
+	proof.tls = 1;
+	proof.level = TLS_LEVEL_DANE;
+	policy_tls_session_key(a, ka, sizeof(ka));
+	{
+		/* the proof's id is the verdict identity: take it from a
+		 * check-free path, the key's hex digest */
+		const char *hex = strrchr(ka, '|') + 1;
+		int i;
+
+		for (i = 0; i < 32; i++) {
+			unsigned x;
+
+			sscanf(hex + 2 * i, "%2x", &x);
+			proof.id[i] = (unsigned char)x;
+		}
+	}
+	assert_int_equal(policy_leg_fits(a2, &proof, (SSL *)1, &res), 0);
+	assert_int_equal(policy_leg_fits(b, &proof, (SSL *)1, &res), -1);
+	assert_int_equal(policy_leg_fits(c, &proof, (SSL *)1, &res), -1);
+	proof.failed = 1;
+	assert_int_equal(policy_leg_fits(a2, &proof, (SSL *)1, &res), -1);
+	policy_verdict_free(a);
+	policy_verdict_free(b);
+	policy_verdict_free(c);
+	policy_verdict_free(a2);
+}
+
 static void
 test_info_dup(void **s)
 {
@@ -637,6 +716,7 @@ main(void)
 		cmocka_unit_test(test_other_rrset),
 		cmocka_unit_test(test_resumed_session),
 		cmocka_unit_test(test_session_key),
+		cmocka_unit_test(test_dane_identity_names),
 		cmocka_unit_test(test_info_dup),
 	};
 
