@@ -1292,6 +1292,8 @@ void
 policy_record_tls(struct policy *p, const struct sockaddr *dst,
     const char *mx_host, int starttls_offered, int tls_ok)
 {
+	if (p == NULL)
+		return;
 	history_note(p->hist, p->hist_window, dst, mx_host, starttls_offered,
 	    tls_ok);
 }
@@ -1302,6 +1304,18 @@ policy_report_attempt(struct policy *p, const struct policy_verdict *v,
 {
 	if (p != NULL && p->rec != NULL)
 		tlsrpt_rec_attempt(p->rec, p->dns, v, a);
+}
+
+SSL_CTX *
+policy_webpki_ctx(const struct config *cfg, char *err, size_t errsz)
+{
+	return make_ctx(cfg, err, errsz);
+}
+
+struct tlsrpt_store *
+policy_tlsrpt_store(struct policy *p)
+{
+	return tlsrpt_rec_store(p->rec);
 }
 
 /* ---- for `mxguard policy` ---- */

@@ -55,7 +55,7 @@ void		 policy_cancel(struct policy_req *);
 
 /* Delivery outcome news, for the TLS history and counters: the server at
  * dst (MX host name if known) offered STARTTLS or not, and TLS came up or
- * not. */
+ * not.  p may be NULL (nothing is noted). */
 void		 policy_record_tls(struct policy *, const struct sockaddr *dst,
 		    const char *mx_host, int starttls_offered, int tls_ok);
 
@@ -79,6 +79,16 @@ struct policy_attempt {
 void		 policy_report_attempt(struct policy *,
 		    const struct policy_verdict *v,
 		    const struct policy_attempt *);
+
+/* An SSL_CTX for HTTPS clients verifying the WebPKI with the configured
+ * CA store (tls_ca_file, tls_ca_path, else the system's), TLS 1.2 at
+ * least: the one MTA-STS fetches use.  The caller frees it. */
+SSL_CTX		*policy_webpki_ctx(const struct config *, char *err,
+		    size_t errsz);
+/* The TLSRPT store the engine records into (NULL: tlsrpt_enable off or
+ * the store could not be opened). */
+struct tlsrpt_store;
+struct tlsrpt_store *policy_tlsrpt_store(struct policy *);
 
 /* For `mxguard policy`: the engine's resolver and MTA-STS cache (NULL if
  * the cache could not be opened).  Declared opaque here; see policy/dns.h
