@@ -607,8 +607,17 @@ job_build(struct report_run *r)
 		memset(rnd, 0, sizeof(rnd));
 	for (i = 0; i < 12; i++)
 		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(r->report_id, sizeof(r->report_id), "%lld.%s",
-	    (long long)j->day, hex);
+	{
+		time_t t = (time_t)(j->day * 86400);
+		struct tm tm;
+		char ymd[16];
+
+		gmtime_r(&t, &tm);
+		strftime(ymd, sizeof(ymd), "%Y%m%d", &tm);
+		/* the day it covers, and random: unique per report */
+		snprintf(r->report_id, sizeof(r->report_id), "%s.%s", ymd,
+		    hex);
+	}
 	rc = tlsrpt_report_build(r->store, j->domain, j->day, r->org,
 	    r->contact, r->report_id, &json);
 	if (rc == 1 && (tlsrpt_gzip(json, strlen(json), &r->gz,
