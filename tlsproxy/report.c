@@ -375,6 +375,8 @@ smtp_mail(struct report_run *r)
 {
 	char line[400];
 
+	log_info("event=tlsrpt-smtp mx=%s tls=%s", r->mx->host[r->host].name,
+	    leg_tls_proto(r->leg)[0] ? leg_tls_proto(r->leg) : "no");
 	snprintf(line, sizeof(line), "MAIL FROM:<%s>", r->from);
 	r->sstep = ST_MAIL;
 	leg_command(r->leg, 1, line);
@@ -422,9 +424,6 @@ smtp_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 			return;
 		}
 	case LEG_READY:
-		log_info("event=tlsrpt-smtp mx=%s tls=%s", r->mx->host[
-		    r->host].name, leg_tls_proto(l)[0] ? leg_tls_proto(l) :
-		    "no");
 		smtp_mail(r);
 		return;
 	case LEG_TLS_FAILED:
