@@ -25,5 +25,7 @@ int	cmd_policy(int argc, char **argv, struct config *cfg,
 	    const struct cmd_opts *opts);
 int	cmd_check(int argc, char **argv, struct config *cfg,
 	    const struct cmd_opts *opts);
+int	cmd_report(int argc, char **argv, struct config *cfg,
+	    const struct cmd_opts *opts);
 
 #endif

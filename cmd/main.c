@@ -7,6 +7,7 @@
  *   mxguard [-c FILE] status [--metrics]
  *   mxguard [-c FILE] policy DOMAIN
  *   mxguard [-c FILE] check DOMAIN [ADDRESS] [--json]
+ *   mxguard [-c FILE] report show [DOMAIN] [--json] | send [--now]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ static const struct {
 	{ "status",	cmd_status },
 	{ "policy",	cmd_policy },
 	{ "check",	cmd_check },
+	{ "report",	cmd_report },
 };
 
 static void
@@ -43,7 +45,9 @@ usage(void)
 	    "       mxguard [-c file] rules install|remove|show\n"
 	    "       mxguard [-c file] status [--metrics]\n"
 	    "       mxguard [-c file] policy domain\n"
-	    "       mxguard [-c file] check domain [address] [--json]\n");
+	    "       mxguard [-c file] check domain [address] [--json]\n"
+	    "       mxguard [-c file] report show [domain] [--json]\n"
+	    "       mxguard [-c file] report send [--now]\n");
 	exit(2);
 }
 

@@ -10,6 +10,12 @@
  *                    drain_timeout, then exit;
  *   SIGHUP           reload the configuration; sessions under way keep
  *                    running (a bad file is logged and ignored).
+ *
+ * With tlsrpt_enable, a timer sends the TLSRPT reports that are due
+ * (tlsproxy/report.c): after a random delay of up to tlsrpt_max_delay at
+ * start, then every day after 00:00 UTC plus such a delay, so that
+ * report receivers are not hit by every sender at midnight.  After each
+ * run the counts older than tlsrpt_retention days are pruned.
  * Reloaded configurations stay allocated until exit, since sessions and
  * requests under way may still read the one they started with.
  */
@@ -20,8 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "cmd/cmd.h"
@@ -33,7 +41,9 @@
 #include "core/stats.h"
 #include "nfq/nfq.h"
 #include "policy/policy.h"
+#include "policy/tlsrpt.h"
 #include "tlsproxy/proxy.h"
+#include "tlsproxy/report.h"
 
 #define MAX_RELOADS 64
 
@@ -51,9 +61,13 @@ struct daemon {
 	struct ev_timer		*drain_deadline;
 	struct ev_timer		*watchdog;
 	uint64_t		 watchdog_ms;
+	struct ev_timer		*report_timer;	/* next TLSRPT run */
+	struct report_run	*report;	/* the run under way */
 	int			 sigfd;
 	int			 draining;
 };
+
+static void report_schedule(struct daemon *, int);
 
 static void
 reload(struct daemon *d)
@@ -85,6 +99,9 @@ reload(struct daemon *d)
 	log_set_level(ncfg->log_level);
 	d->old[d->nold++] = d->cfg;
 	d->cfg = ncfg;
+	/* tlsrpt_enable turned on: the first run after a random delay */
+	if (d->report == NULL && !ev_timer_pending(d->report_timer))
+		report_schedule(d, 1);
 	log_info("event=reloaded config=%s", log_q(q, sizeof(q),
 	    d->opts->config_path ? d->opts->config_path : "(defaults)"));
 done:
@@ -124,6 +141,9 @@ start_drain(struct daemon *d)
 	    proxy_sessions(d->proxy),
 	    (unsigned long long)d->cfg->drain_timeout);
 	proxy_drain(d->proxy);
+	ev_timer_stop(d->report_timer);
+	report_cancel(d->report);
+	d->report = NULL;
 	/* new flows now meet the rules' fail mode, not a dead listener */
 	nfq_close(d->nfq);
 	d->nfq = NULL;
@@ -147,6 +167,67 @@ signal_cb(int fd, int events, void *arg)
 			reload(d);
 			break;
 		}
+	}
+}
+
+/* A random delay in [0, max_ms]. */
+static uint64_t
+jitter(uint64_t max_ms)
+{
+	uint64_t r = 0;
+
+	if (max_ms == 0 || RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		return 0;
+	return r % (max_ms + 1);
+}
+
+static void
+report_schedule(struct daemon *d, int at_start)
+{
+	uint64_t now = (uint64_t)time(NULL), delay;
+
+	if (!d->cfg->tlsrpt_enable || policy_tlsrpt_store(d->policy) == NULL)
+		return;
+	delay = jitter(d->cfg->tlsrpt_max_delay);
+	if (!at_start)		/* the next UTC midnight */
+		delay += (86400 - now % 86400) * 1000;
+	log_info("event=tlsrpt-scheduled in_s=%llu",
+	    (unsigned long long)(delay / 1000));
+	ev_timer_arm(d->report_timer, delay);
+}
+
+static void
+report_done(void *arg, const struct report_totals *t)
+{
+	struct daemon *d = arg;
+	struct tlsrpt_store *st = policy_tlsrpt_store(d->policy);
+	long n;
+
+	d->report = NULL;
+	if (st != NULL && (n = tlsrpt_prune(st, tlsrpt_day((int64_t)time(
+	    NULL)), d->cfg->tlsrpt_retention)) > 0)
+		log_info("event=tlsrpt-pruned records=%ld", n);
+	if (!d->draining)
+		report_schedule(d, 0);
+}
+
+static void
+report_tick(void *arg)
+{
+	struct daemon *d = arg;
+	struct tlsrpt_store *st = policy_tlsrpt_store(d->policy);
+	struct report_opts o;
+	char err[512];
+
+	if (d->report != NULL || d->draining || st == NULL)
+		return;
+	memset(&o, 0, sizeof(o));
+	o.attempts = 4;
+	o.backoff_ms = 5 * 60 * 1000;	/* 5, 10, 20 minutes */
+	if ((d->report = report_run(d->loop, d->cfg, st, d->policy, &o,
+	    report_done, d, err, sizeof(err))) == NULL) {
+		log_warn("event=tlsrpt-run-failed error=\"%s\"", err);
+		report_schedule(d, 0);
 	}
 }
 
@@ -198,7 +279,9 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	d.drain_timer = ev_timer_new(d.loop, drain_check, &d);
 	d.drain_deadline = ev_timer_new(d.loop, drain_expired, &d);
 	d.watchdog = ev_timer_new(d.loop, watchdog_cb, &d);
-	if (!d.drain_timer || !d.drain_deadline || !d.watchdog) {
+	d.report_timer = ev_timer_new(d.loop, report_tick, &d);
+	if (!d.drain_timer || !d.drain_deadline || !d.watchdog ||
+	    !d.report_timer) {
 		log_err("event=fatal error=\"out of memory\"");
 		goto fail;
 	}
@@ -232,6 +315,7 @@ cmd_run(int argc, char **argv, struct config *cfg,
 
 	if ((d.watchdog_ms = sd_watchdog_interval_ms()) > 0)
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
+	report_schedule(&d, 1);
 	sd_notifyf("READY=1\nSTATUS=relaying");
 	log_info("event=started pid=%ld openssl=\"%s\"", (long)getpid(),
 	    OpenSSL_version(OPENSSL_VERSION));
@@ -242,6 +326,8 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	log_info("event=stopped");
 	rc = 0;
 fail:
+	report_cancel(d.report);
+	ev_timer_free(d.report_timer);
 	nfq_close(d.nfq);
 	control_close(d.control);
 	proxy_free(d.proxy);

@@ -101,6 +101,17 @@ static const struct ckey keys[] = {
 	{ "sts_cache_max_entries", C_INT, O(sts_cache_max_entries), "10000", NULL },
 	{ "sts_cache_max_entry_size", C_SIZE, O(sts_cache_max_entry_size), "8k", NULL },
 	{ "tls_history_max_entries", C_INT, O(tls_history_max_entries), "100000", NULL },
+
+	{ "tlsrpt_enable",	C_BOOL,	O(tlsrpt_enable), "no", NULL },
+	{ "tlsrpt_org_name",	C_STR,	O(tlsrpt_org_name), "", NULL },
+	{ "tlsrpt_contact",	C_STR,	O(tlsrpt_contact), "", NULL },
+	{ "tlsrpt_from",	C_STR,	O(tlsrpt_from),	"", NULL },
+	{ "tlsrpt_dkim_key",	C_STR,	O(tlsrpt_dkim_key), "", NULL },
+	{ "tlsrpt_dkim_selector", C_STR, O(tlsrpt_dkim_selector), "tlsrpt", NULL },
+	{ "tlsrpt_dkim_domain",	C_STR,	O(tlsrpt_dkim_domain), "", NULL },
+	{ "tlsrpt_https_only",	C_BOOL,	O(tlsrpt_https_only), "no", NULL },
+	{ "tlsrpt_max_delay",	C_DUR,	O(tlsrpt_max_delay), "4h", NULL },
+	{ "tlsrpt_retention",	C_INT,	O(tlsrpt_retention), "7", NULL },
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -331,6 +342,11 @@ validate(const struct config *c)
 	if (c->sts_cache_max_entry_size < 1024 ||
 	    c->sts_cache_max_entry_size > 1024 * 1024)
 		return "sts_cache_max_entry_size: 1k to 1m";
+	if (c->tlsrpt_retention < 2 || c->tlsrpt_retention > 366)
+		return "tlsrpt_retention: 2 to 366 (days)";
+	if (*c->tlsrpt_from != '\0' && (strchr(c->tlsrpt_from, '@') == NULL ||
+	    strpbrk(c->tlsrpt_from, " \t<>\"\r\n") != NULL))
+		return "tlsrpt_from: a plain address, local@domain";
 	return NULL;
 }
 

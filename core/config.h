@@ -88,6 +88,18 @@ struct config {
 	int		 sts_cache_max_entries;	/* policies in the cache */
 	size_t		 sts_cache_max_entry_size; /* bytes of one policy */
 	int		 tls_history_max_entries; /* records in the history */
+
+	/* SMTP TLS Reporting (RFC 8460, docs/tlsrpt.md) */
+	int		 tlsrpt_enable;
+	char		*tlsrpt_org_name;	/* "" = the host name */
+	char		*tlsrpt_contact;	/* "" = tlsrpt_from */
+	char		*tlsrpt_from;		/* "" = mxguard-tlsrpt@host */
+	char		*tlsrpt_dkim_key;	/* "" = no mailto reports */
+	char		*tlsrpt_dkim_selector;
+	char		*tlsrpt_dkim_domain;	/* "" = tlsrpt_from's domain */
+	int		 tlsrpt_https_only;	/* never send to mailto: */
+	uint64_t	 tlsrpt_max_delay;	/* random delay before sending */
+	int		 tlsrpt_retention;	/* days of counts kept */
 };
 
 /* path NULL: defaults only.  On error returns NULL with err filled. */

@@ -1,5 +1,7 @@
 /*
- * http.c - HTTPS GET for MTA-STS policies (see http.h).
+ * http.c - HTTPS GET for MTA-STS policies, and POST for TLSRPT reports
+ * (see http.h).  One client: the same DNS, WebPKI check with SNI and
+ * host name, SO_MARK and overall timeout for both methods.
  *
  * The response parser re-parses the whole buffer each time bytes arrive:
  * the buffer is bounded (headers + a 64 KiB body), so that is cheap, and
@@ -271,6 +273,22 @@ more:
 	}
 }
 
+enum http_result
+http_status_line(const char *buf, size_t len, int *code)
+{
+	const char *p = buf, *le, *next;
+
+	if ((le = line_end(p, buf + len, &next)) == NULL)
+		return len > HTTP_HDR_MAX ? HTTP_ERR : HTTP_MORE;
+	if (le - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 ||
+	    (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
+	    p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
+	    p[11] < '0' || p[11] > '9' || (le - p > 12 && p[12] != ' '))
+		return HTTP_ERR;
+	*code = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	return HTTP_DONE;
+}
+
 /* ---- the client ---- */
 
 #define MAX_ADDRS 8
@@ -280,7 +298,11 @@ struct http_req {
 	struct dns	*dns;
 	SSL_CTX		*ctx;
 	char		 host[256];
-	char		 path[256];
+	char		 path[1100];
+	uint16_t	 port;
+	const char	*ctype;		/* POST: Content-Type */
+	unsigned char	*post;		/* POST: the body (a copy); NULL: GET */
+	size_t		 postlen;
 	size_t		 maxbody;
 	uint32_t	 mark;
 	http_cb		*cb;
@@ -306,6 +328,7 @@ req_free(struct http_req *h)
 		io_free(h->io);
 	ev_timer_free(h->timer);
 	free(h->buf);
+	free(h->post);
 	free(h);
 }
 
@@ -385,6 +408,21 @@ io_event(struct io *io, enum io_event ev, void *arg)
 			return;
 		}
 		h->tls_up = 1;
+		if (h->post != NULL) {
+			char hp[270];
+
+			if (h->port != 443)
+				snprintf(hp, sizeof(hp), "%s:%u", h->host,
+				    h->port);
+			else
+				snprintf(hp, sizeof(hp), "%s", h->host);
+			io_printf(io, "POST %s HTTP/1.1\r\nHost: %s\r\n"
+			    "User-Agent: mxguard\r\nContent-Type: %s\r\n"
+			    "Content-Length: %zu\r\nConnection: close\r\n"
+			    "\r\n", h->path, hp, h->ctype, h->postlen);
+			io_write(io, h->post, h->postlen);
+			return;
+		}
 		io_printf(io, "GET %s HTTP/1.1\r\nHost: %s\r\n"
 		    "User-Agent: mxguard\r\nAccept: text/plain\r\n"
 		    "Connection: close\r\n\r\n", h->path, h->host);
@@ -422,6 +460,31 @@ io_event(struct io *io, enum io_event ev, void *arg)
 			snprintf(h->lasterr, sizeof(h->lasterr),
 			    "connection closed during TLS handshake");
 			try_next(h);
+			return;
+		}
+		if (h->post != NULL) {
+			/* a POST needs only the status: 2xx delivered */
+			int code;
+
+			hr = http_status_line(h->buf ? h->buf : "", h->len,
+			    &code);
+			if (hr == HTTP_MORE && ev == IO_DISCONNECTED)
+				hr = HTTP_ERR;
+			if (hr == HTTP_MORE)
+				return;
+			if (hr == HTTP_ERR) {
+				finish(h, -1, NULL, 0, "http-error",
+				    "malformed or missing status line");
+				return;
+			}
+			if (code / 100 != 2) {
+				char e[64];
+
+				snprintf(e, sizeof(e), "status %d", code);
+				finish(h, -1, NULL, 0, "http-error", e);
+				return;
+			}
+			finish(h, 0, "", 0, NULL, NULL);
 			return;
 		}
 		hr = http_parse_response(h->buf ? h->buf : "", h->len,
@@ -516,13 +579,13 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 				struct sockaddr_in *s4 = (void *)ss;
 
 				s4->sin_family = AF_INET;
-				s4->sin_port = htons(443);
+				s4->sin_port = htons(h->port);
 				s4->sin_addr = a->rr[i].u.a;
 			} else {
 				struct sockaddr_in6 *s6 = (void *)ss;
 
 				s6->sin6_family = AF_INET6;
-				s6->sin6_port = htons(443);
+				s6->sin6_port = htons(h->port);
 				s6->sin6_addr = a->rr[i].u.aaaa;
 			}
 		}
@@ -561,10 +624,10 @@ overall_timeout(void *arg)
 	finish(h, -1, NULL, 0, "sts-policy-fetch-error", "timeout");
 }
 
-struct http_req *
-http_get(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
-    const char *host, const char *path, uint64_t timeout_ms, size_t maxbody,
-    uint32_t sockmark, http_cb *cb, void *arg)
+static struct http_req *
+http_start(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
+    const char *host, uint16_t port, const char *path, uint64_t timeout_ms,
+    size_t maxbody, uint32_t sockmark, http_cb *cb, void *arg)
 {
 	struct http_req *h;
 	char err[160];
@@ -577,7 +640,7 @@ http_get(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
 		    "", err);
 		return NULL;
 	}
-	if (strlen(path) >= sizeof(h->path))
+	if (strlen(path) >= sizeof(h->path) || port == 0)
 		return NULL;
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
@@ -586,6 +649,7 @@ http_get(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
 	h->ctx = ctx;
 	snprintf(h->host, sizeof(h->host), "%s", host);
 	snprintf(h->path, sizeof(h->path), "%s", path);
+	h->port = port;
 	h->maxbody = maxbody;
 	h->mark = sockmark;
 	h->cb = cb;
@@ -595,14 +659,57 @@ http_get(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
 		return NULL;
 	}
 	ev_timer_arm(h->timer, timeout_ms ? timeout_ms : 30000);
+	return h;
+}
+
+static struct http_req *
+http_resolve(struct http_req *h)
+{
 	h->pending_dns = 2;
-	h->q4 = dns_query(dns, host, DNS_T_A, dns_done4, h);
-	h->q6 = dns_query(dns, host, DNS_T_AAAA, dns_done6, h);
+	h->q4 = dns_query(h->dns, h->host, DNS_T_A, dns_done4, h);
+	h->q6 = dns_query(h->dns, h->host, DNS_T_AAAA, dns_done6, h);
 	if (h->q4 == NULL || h->q6 == NULL) {
 		req_free(h);
 		return NULL;
 	}
 	return h;
+}
+
+struct http_req *
+http_get(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
+    const char *host, const char *path, uint64_t timeout_ms, size_t maxbody,
+    uint32_t sockmark, http_cb *cb, void *arg)
+{
+	struct http_req *h;
+
+	if ((h = http_start(loop, dns, ctx, host, 443, path, timeout_ms,
+	    maxbody, sockmark, cb, arg)) == NULL)
+		return NULL;
+	return http_resolve(h);
+}
+
+struct http_req *
+http_post(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
+    const char *host, uint16_t port, const char *path, const char *ctype,
+    const void *body, size_t len, uint64_t timeout_ms, uint32_t sockmark,
+    http_cb *cb, void *arg)
+{
+	struct http_req *h;
+
+	/* the type goes into a header line: no line breaks */
+	if (ctype == NULL || strpbrk(ctype, "\r\n") != NULL || len == 0)
+		return NULL;
+	if ((h = http_start(loop, dns, ctx, host, port, path, timeout_ms,
+	    4096, sockmark, cb, arg)) == NULL)
+		return NULL;
+	if ((h->post = malloc(len)) == NULL) {
+		req_free(h);
+		return NULL;
+	}
+	memcpy(h->post, body, len);
+	h->postlen = len;
+	h->ctype = ctype;
+	return http_resolve(h);
 }
 
 void

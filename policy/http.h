@@ -3,11 +3,14 @@
  * one GET over TLS verified against the WebPKI for the host name, no
  * redirects, status 200 only, Content-Type text/plain, a body with
  * Content-Length or chunked encoding, bounded, with one overall timeout.
+ * The same client POSTs TLSRPT reports (RFC 8460 section 5.2): any 2xx
+ * status means delivered, the response body is not read.
  */
 #ifndef MXG_HTTP_H
 #define MXG_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <openssl/ssl.h>
 
 #include "core/ev.h"
@@ -32,6 +35,8 @@ struct http_resp {
 enum http_result http_parse_response(const char *buf, size_t len, int eof,
 		    size_t maxbody, struct http_resp *);
 void		 http_resp_clear(struct http_resp *);
+/* Only the status line: HTTP_DONE with *code, HTTP_MORE, HTTP_ERR. */
+enum http_result http_status_line(const char *buf, size_t len, int *code);
 
 struct dns;
 struct http_req;
@@ -44,6 +49,14 @@ typedef void http_cb(void *arg, int ok, const char *body, size_t len,
 struct http_req *http_get(struct ev_loop *, struct dns *, SSL_CTX *ctx,
 		    const char *host, const char *path, uint64_t timeout_ms,
 		    size_t maxbody, uint32_t sockmark, http_cb *, void *arg);
+/* POST body (copied) with Content-Type ctype to https://host:port/path.
+ * The callback's ok is 0 for a 2xx status (body empty), -1 otherwise
+ * (err says why; kind is not meaningful). */
+struct http_req *http_post(struct ev_loop *, struct dns *, SSL_CTX *ctx,
+		    const char *host, uint16_t port, const char *path,
+		    const char *ctype, const void *body, size_t len,
+		    uint64_t timeout_ms, uint32_t sockmark, http_cb *,
+		    void *arg);
 void		 http_cancel(struct http_req *);
 
 #endif

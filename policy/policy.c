@@ -44,6 +44,8 @@
 #include "policy/override.h"
 #include "policy/policy.h"
 #include "policy/sts.h"
+#include "policy/tlsrpt.h"
+#include "policy/tlsrpt_rec.h"
 #include "policy/verdict_tls.h"
 
 /* Verdict texts are bounded on purpose: a long name is cut, not a bug. */
@@ -99,7 +101,12 @@ struct policy_req {
 	int		 sts_done;
 	char		 fetch_reason[48];
 	char		 fetch_err[256];
+
+	int		 rpt_kind;	/* RPT_*: the published policy that
+					 * decided, for TLSRPT */
 };
+
+enum { RPT_NONE, RPT_STS, RPT_TLSA };
 
 struct fetch {
 	struct fetch	*next;
@@ -129,6 +136,8 @@ struct policy {
 	struct policy_req *reqs;
 	struct history	*hist;		/* TLS history, NULL when off */
 	int64_t		 hist_window;	/* seconds */
+	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
+	char		*state_dir;
 };
 
 /* Each CA store the engine makes gets a number of its own: a proof or a
@@ -175,6 +184,10 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	p->loop = loop;
+	if ((p->state_dir = strdup(cfg->state_dir)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
 	if ((p->dns = dns_new(loop, cfg, err, errsz)) == NULL)
 		goto fail;
 	if ((p->ctx = make_ctx(cfg, err, errsz)) == NULL)
@@ -211,6 +224,8 @@ policy_free(struct policy *p)
 		policy_cancel(p->reqs);
 	while (p->fetches != NULL)
 		fetch_free(p->fetches);
+	tlsrpt_rec_free(p->rec);
+	free(p->state_dir);
 	dns_free(p->dns);
 	SSL_CTX_free(p->ctx);
 	sts_cache_close(p->cache);
@@ -227,7 +242,8 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 
 	if (ovr_load(&t, &cfg->tls_policy, err, errsz) == -1)
 		return -1;
-	if (p->reqs == NULL && p->fetches == NULL && p->ovr.e != NULL) {
+	if (p->reqs == NULL && p->fetches == NULL && p->ovr.e != NULL &&
+	    !tlsrpt_rec_busy(p->rec)) {
 		/* a reload: new resolver and CA store (none in use now) */
 		struct dns *nd = dns_new(p->loop, cfg, err, errsz);
 		SSL_CTX *nc;
@@ -263,6 +279,19 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	p->max_body = cfg->sts_max_body ? cfg->sts_max_body : 65536;
 	p->refresh_margin = cfg->sts_refresh_margin;
 	p->mark = cfg->upstream_mark;
+	/* TLSRPT: the store is opened where the state is (a reload may turn
+	 * recording on or off; counts already made stay in the store) */
+	if (cfg->tlsrpt_enable && p->rec == NULL && p->state_dir != NULL) {
+		char cerr[256];
+
+		if ((p->rec = tlsrpt_rec_new(p->loop, p->state_dir, cerr,
+		    sizeof(cerr))) == NULL)
+			log_warn("event=tlsrpt-unavailable error=\"%s\" "
+			    "note=\"no TLSRPT counts are recorded\"", cerr);
+	} else if (!cfg->tlsrpt_enable && p->rec != NULL) {
+		tlsrpt_rec_free(p->rec);
+		p->rec = NULL;
+	}
 	return 0;
 }
 
@@ -409,12 +438,102 @@ defer(struct policy_req *r, const char *source, const char *reason,
 	va_end(ap);
 }
 
+static const struct sts_policy *sts_effective(struct policy_req *,
+    const char **);
+
+/* Appends one string to a policy_rpt being built (NUL included). */
+static int
+rpt_add(struct policy_rpt **rp, size_t *cap, const char *str)
+{
+	size_t n = strlen(str) + 1;
+	struct policy_rpt *np;
+
+	if ((*rp)->len + n > *cap) {
+		size_t ncap = (*cap + n) * 2;
+
+		if ((np = realloc(*rp, sizeof(*np) + ncap)) == NULL)
+			return -1;
+		*rp = np;
+		*cap = ncap;
+	}
+	memcpy((*rp)->buf + (*rp)->len, str, n);
+	(*rp)->len += n;
+	return 0;
+}
+
+/*
+ * v->rpt from the published policy that decided (r->rpt_kind): the
+ * MTA-STS policy's lines and MX patterns, or the TLSA RRset of H and H.
+ * Only for TLSRPT: a verdict without it is reported as no-policy-found,
+ * so running out of memory here costs a report's detail, not mail.
+ */
+static void
+rpt_fill(struct policy_req *r)
+{
+	struct policy_verdict *v = r->v;
+	const struct sts_policy *sp;
+	const char *origin;
+	struct policy_rpt *rp;
+	size_t cap = 1024;
+	char line[1100];
+	int i, ok = 1;
+
+	if (r->rpt_kind == RPT_NONE)
+		return;
+	if ((rp = calloc(1, sizeof(*rp) + cap)) == NULL)
+		return;
+	if (r->rpt_kind == RPT_STS) {
+		sp = sts_effective(r, &origin);
+		if (sp == NULL) {
+			free(rp);
+			return;
+		}
+		rp->type = TLSRPT_POLICY_STS;
+		/* the policy file as section 3.2 writes it; the RFC 8460
+		 * policy-string is its lines */
+		ok = rpt_add(&rp, &cap, "version: STSv1") == 0;
+		snprintf(line, sizeof(line), "mode: %s",
+		    sts_mode_name(sp->mode));
+		ok = ok && rpt_add(&rp, &cap, line) == 0;
+		for (i = 0; ok && i < sp->nmx; i++) {
+			snprintf(line, sizeof(line), "mx: %s", sp->mx[i]);
+			ok = rpt_add(&rp, &cap, line) == 0;
+		}
+		snprintf(line, sizeof(line), "max_age: %u", sp->max_age);
+		ok = ok && rpt_add(&rp, &cap, line) == 0;
+		rp->nstrings = sp->nmx + 3;
+		for (i = 0; ok && i < sp->nmx; i++)
+			ok = rpt_add(&rp, &cap, sp->mx[i]) == 0;
+		rp->nmx = sp->nmx;
+	} else {
+		rp->type = TLSRPT_POLICY_TLSA;
+		for (i = 0; r->dane != NULL && ok && i < r->dane->ntlsa;
+		    i++) {
+			dane_tlsa_format(&r->dane->tlsa[i], line,
+			    sizeof(line));
+			ok = rpt_add(&rp, &cap, line) == 0;
+			rp->nstrings++;
+		}
+		if (ok && v->mx_host[0]) {
+			ok = rpt_add(&rp, &cap, v->mx_host) == 0;
+			rp->nmx = 1;
+		}
+	}
+	if (!ok) {
+		free(rp);
+		return;
+	}
+	free(v->rpt);
+	v->rpt = rp;
+}
+
 static void
 finish(struct policy_req *r)
 {
 	struct policy_verdict *v = r->v;
 	const char *result;
 
+	rpt_fill(r);
 	r->decided = 1;
 	req_stop_lookups(r);
 	ev_timer_stop(r->tmo);
@@ -524,6 +643,7 @@ dane_verdict(struct policy_req *r)
 	struct policy_verdict *v = r->v;
 	char none[1][256];
 
+	r->rpt_kind = RPT_TLSA;
 	dane_apply(r->dane, v);
 	if (v->level != TLS_LEVEL_DANE)
 		return;
@@ -553,6 +673,7 @@ dane_decide(struct policy_req *r)
 		 * while DNSSEC may say DANE */
 		dane_cancel(r->daneq);
 		r->daneq = NULL;
+		r->rpt_kind = RPT_TLSA;
 		defer(r, "dane", "dnssec-invalid", "%s", r->dane_failed ?
 		    "DNSSEC/DANE lookup could not start" : "DNSSEC/DANE "
 		    "lookups did not finish within policy_timeout");
@@ -697,6 +818,7 @@ sts_enforce(struct policy_req *r, const struct sts_policy *sp)
 	char names[1][256];
 
 	v->source = "mta-sts";
+	r->rpt_kind = RPT_STS;
 	if (v->mx_host[0] == '\0') {
 		mxfail = mx_lookup_failure(r);
 		if (!r->have_dst)
@@ -738,6 +860,7 @@ sts_testing(struct policy_req *r, const struct sts_policy *sp)
 	struct policy_verdict *v = r->v;
 	char names[1][256];
 
+	r->rpt_kind = RPT_STS;
 	if (v->mx_host[0] == '\0') {
 		snprintf(v->reason, sizeof(v->reason), "validation-failure");
 		snprintf(v->detail, sizeof(v->detail), "%s is not an address "
@@ -1174,8 +1297,30 @@ void
 policy_record_tls(struct policy *p, const struct sockaddr *dst,
     const char *mx_host, int starttls_offered, int tls_ok)
 {
+	if (p == NULL)
+		return;
 	history_note(p->hist, p->hist_window, dst, mx_host, starttls_offered,
 	    tls_ok);
+}
+
+void
+policy_report_attempt(struct policy *p, const struct policy_verdict *v,
+    const struct policy_attempt *a)
+{
+	if (p != NULL && p->rec != NULL)
+		tlsrpt_rec_attempt(p->rec, p->dns, v, a);
+}
+
+SSL_CTX *
+policy_webpki_ctx(const struct config *cfg, char *err, size_t errsz)
+{
+	return make_ctx(cfg, err, errsz);
+}
+
+struct tlsrpt_store *
+policy_tlsrpt_store(struct policy *p)
+{
+	return tlsrpt_rec_store(p->rec);
 }
 
 /* ---- for `mxguard policy` ---- */

@@ -55,9 +55,40 @@ void		 policy_cancel(struct policy_req *);
 
 /* Delivery outcome news, for the TLS history and counters: the server at
  * dst (MX host name if known) offered STARTTLS or not, and TLS came up or
- * not. */
+ * not.  p may be NULL (nothing is noted). */
 void		 policy_record_tls(struct policy *, const struct sockaddr *dst,
 		    const char *mx_host, int starttls_offered, int tls_ok);
+
+/*
+ * One upstream attempt under verdict v, for SMTP TLS Reporting (RFC 8460,
+ * docs/tlsrpt.md): the session calls this once per session and policy
+ * domain, with the outcome the leg met.  Recorded under v->domain only
+ * when tlsrpt_enable is set and the domain publishes a valid
+ * _smtp._tls record (looked up here, cached for its TTL).  Never called
+ * for a report's own delivery.  Strings are copied.
+ */
+struct policy_attempt {
+	const char	*result;	/* RFC 8460 result type; NULL or
+					 * "success": a successful session */
+	const char	*detail;	/* why it failed (failure-reason-code) */
+	const struct sockaddr *mx_addr;	/* receiving-ip */
+	const char	*local_ip;	/* sending-mta-ip (our source address) */
+	const char	*greeting;	/* the MX's 220 line, for its HELO
+					 * name (may be NULL) */
+};
+void		 policy_report_attempt(struct policy *,
+		    const struct policy_verdict *v,
+		    const struct policy_attempt *);
+
+/* An SSL_CTX for HTTPS clients verifying the WebPKI with the configured
+ * CA store (tls_ca_file, tls_ca_path, else the system's), TLS 1.2 at
+ * least: the one MTA-STS fetches use.  The caller frees it. */
+SSL_CTX		*policy_webpki_ctx(const struct config *, char *err,
+		    size_t errsz);
+/* The TLSRPT store the engine records into (NULL: tlsrpt_enable off or
+ * the store could not be opened). */
+struct tlsrpt_store;
+struct tlsrpt_store *policy_tlsrpt_store(struct policy *);
 
 /* For `mxguard policy`: the engine's resolver and MTA-STS cache (NULL if
  * the cache could not be opened).  Declared opaque here; see policy/dns.h

@@ -199,6 +199,10 @@ struct tlsrpt_due {
  */
 long	tlsrpt_due_list(struct tlsrpt_store *, int64_t today,
 	    struct tlsrpt_due *out, size_t max, size_t *n);
+/* The domains with counts on day, sent or not, in key order: up to max
+ * into out, *n set.  Returns how many there are (may exceed max), -1. */
+long	tlsrpt_day_domains(struct tlsrpt_store *, int64_t day,
+	    char (*out)[254], size_t max, size_t *n);
 int	tlsrpt_mark_sent(struct tlsrpt_store *, int64_t day,
 	    const char *domain, int64_t when);
 /* 1 sent (when filled if not NULL), 0 not, -1 error. */

@@ -929,6 +929,56 @@ tlsrpt_due_list(struct tlsrpt_store *st, int64_t today,
 	return due;
 }
 
+long
+tlsrpt_day_domains(struct tlsrpt_store *st, int64_t day, char (*out)[254],
+    size_t max, size_t *n)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char start[4];
+	char last[254] = "";
+	size_t dlen;
+	long all = 0;
+	int rc;
+
+	*n = 0;
+	put_day(start, day);
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if ((rc = mdb_cursor_open(txn, st->entries, &c)) != 0) {
+		mdb_txn_abort(txn);
+		tr_seterr(st, "cursor: %s", mdb_strerror(rc));
+		return -1;
+	}
+	k.mv_data = start;
+	k.mv_size = sizeof(start);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		const unsigned char *kp = k.mv_data;
+		const unsigned char *nul;
+
+		if (k.mv_size < 4 + 1 + 1 + 32 || get_day(kp) != day)
+			break;
+		if ((nul = memchr(kp + 4, '\0', k.mv_size - 4)) == NULL)
+			continue;
+		dlen = (size_t)(nul - kp) - 4;
+		if (dlen > 253 || (strlen(last) == dlen &&
+		    memcmp(last, kp + 4, dlen) == 0))
+			continue;	/* another policy of the same domain */
+		memcpy(last, kp + 4, dlen);
+		last[dlen] = '\0';
+		all++;
+		if (*n < max)
+			memcpy(out[(*n)++], last, dlen + 1);
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return all;
+}
+
 /* Deletes the records of days before cutoff from one database. */
 static long
 prune_dbi(struct tlsrpt_store *st, MDB_txn *txn, MDB_dbi dbi, int64_t cutoff)

@@ -53,6 +53,7 @@ policy_verdict_free(struct policy_verdict *v)
 {
 	if (v == NULL)
 		return;
+	free(v->rpt);
 	if (v->tls != NULL) {
 		dane_info_free(v->tls->dane);
 		X509_STORE_free(v->tls->store);
@@ -70,6 +71,14 @@ policy_verdict_dup(const struct policy_verdict *v)
 		return NULL;
 	*c = *v;
 	c->tls = NULL;
+	c->rpt = NULL;
+	if (v->rpt != NULL) {
+		size_t n = sizeof(*v->rpt) + v->rpt->len;
+
+		if ((c->rpt = malloc(n)) == NULL)
+			goto fail;
+		memcpy(c->rpt, v->rpt, n);
+	}
 	if (v->tls == NULL)
 		return c;
 	if ((c->tls = malloc(sizeof(*c->tls))) == NULL)

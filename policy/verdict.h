@@ -15,7 +15,8 @@
  *
  * Who frees what: the receiver of a verdict frees it with
  * policy_verdict_free(); policy_verdict_dup() returns a new, independent
- * verdict (the private TLS part is copied or reference-counted).
+ * verdict (the private TLS part is copied or reference-counted, the
+ * report part copied).
  */
 #ifndef MXG_VERDICT_H
 #define MXG_VERDICT_H
@@ -33,6 +34,7 @@ enum tls_level {
 };
 
 struct policy_tls;		/* private to policy/ */
+struct policy_rpt;		/* private to policy/ (verdict_tls.h) */
 
 struct policy_verdict {
 	enum tls_level	 level;
@@ -48,6 +50,10 @@ struct policy_verdict {
 	char		 sts_note[96];	/* MTA-STS policy used: mode, id,
 					 * cached|fetched, age; or why none */
 	struct policy_tls *tls;
+	struct policy_rpt *rpt;		/* the published policy that applied,
+					 * as a TLSRPT report names it (type,
+					 * policy strings, MX patterns); NULL:
+					 * no-policy-found */
 };
 
 /*

@@ -22,4 +22,19 @@ struct policy_tls {
 	char		 names[OVR_MAX_MATCH][256];
 };
 
+/*
+ * What an RFC 8460 report says of the policy a verdict applied: its type
+ * (enum tlsrpt_policy_type: sts or tlsa), the policy strings (sts: the
+ * policy file's lines; tlsa: the TLSA records in presentation form) and
+ * the MX host patterns.  One flat allocation, so that a verdict copy is a
+ * memcpy: buf holds nstrings then nmx NUL-terminated strings, len bytes.
+ */
+struct policy_rpt {
+	int		 type;
+	int		 nstrings;
+	int		 nmx;
+	size_t		 len;
+	char		 buf[];
+};
+
 #endif

@@ -84,6 +84,8 @@ struct leg {
 	struct policy_verdict	*v;		/* copy: what leg_secure() is
 						 * working for */
 	char			 greeting[512];	/* the server's 220, as sent */
+	char			 local[64];	/* our source address (the
+						 * sending MTA IP of TLSRPT) */
 	char			 tls_proto[16];
 	unsigned long long	 out;		/* bytes of closed connections */
 	unsigned long long	 base;		/* io_bytes_out() at adoption */
@@ -135,6 +137,28 @@ dst_fmt(struct leg *l)
 		    ntohs(in6->sin6_port));
 	} else
 		snprintf(l->dst_str, sizeof(l->dst_str), "?");
+}
+
+/* Our end of the connection, kept: the io goes when the leg fails. */
+static void
+local_fmt(struct leg *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const void *a;
+
+	l->local[0] = '\0';
+	if (getsockname(io_fd(l->io), (struct sockaddr *)&ss, &len) == -1)
+		return;
+	if (ss.ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)(const void *)&ss)->sin_addr;
+	else if (ss.ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)(const void *)&ss)->
+		    sin6_addr;
+	else
+		return;
+	if (inet_ntop(ss.ss_family, a, l->local, sizeof(l->local)) == NULL)
+		l->local[0] = '\0';
 }
 
 static const struct config *
@@ -331,6 +355,7 @@ leg_adopt(const struct leg_env *env, struct reuse *reuse, const char *key,
 	}
 	l->io = rl.up;
 	io_set_cb(l->io, leg_io_cb, l);
+	local_fmt(l);
 	l->base = io_bytes_out(l->io);
 	/* every recipient of the new session gets a fresh verdict, which
 	 * must fit what this leg proved before (leg_fits) */
@@ -991,6 +1016,7 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 		return;
 	switch (ev) {
 	case IO_CONNECTED:
+		local_fmt(l);
 		log_debug("sid=%s event=upstream-connected dst=%s", l->tag,
 		    l->dst_str);
 		leg_enter(l, LS_GREETING);
@@ -1098,6 +1124,12 @@ const char *
 leg_greeting(const struct leg *l)
 {
 	return l->greeting;
+}
+
+const char *
+leg_local_ip(const struct leg *l)
+{
+	return l->local;
 }
 
 const char *

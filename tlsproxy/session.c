@@ -98,6 +98,8 @@ static const char *state_names[] = {
  * a safety net against an engine bug. */
 #define POLICY_GRACE	(30 * 1000)
 
+#define MAX_REPORTED	16	/* policy domains remembered as reported */
+
 struct verdict_slot {
 	struct policy_verdict	*v;
 };
@@ -158,6 +160,10 @@ struct session {
 	struct smtp_data	 body;
 	int			 quit_client;	/* client asked QUIT */
 	int			 internal_rset;	/* RSET not asked by client */
+
+	/* TLSRPT counts sessions: one attempt per policy domain */
+	uint64_t		 reported[MAX_REPORTED];
+	int			 nreported;
 
 	unsigned		 msgs;
 	unsigned		 policy_fails;
@@ -519,6 +525,65 @@ verdict_find(struct session *s, const char *domain)
 	return NULL;
 }
 
+/*
+ * TLSRPT (RFC 8460 counts sessions): the outcome of this session's
+ * upstream attempt under v, once per policy domain.  result NULL is a
+ * success.  The engine records it only for domains that ask for reports.
+ */
+static void
+report_attempt(struct session *s, const struct policy_verdict *v,
+    const char *result, const char *detail)
+{
+	struct policy_attempt a;
+	uint64_t h = 14695981039346656037ULL;
+	const char *c;
+	int i;
+
+	for (c = v->domain; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	for (i = 0; i < s->nreported; i++)
+		if (s->reported[i] == h)
+			return;
+	if (s->nreported < MAX_REPORTED)
+		s->reported[s->nreported++] = h;
+	memset(&a, 0, sizeof(a));
+	a.result = result;
+	a.detail = detail;
+	a.mx_addr = (const struct sockaddr *)&s->dst_addr;
+	a.local_ip = s->up != NULL ? leg_local_ip(s->up) : NULL;
+	a.greeting = s->up != NULL ? leg_greeting(s->up) : NULL;
+	policy_report_attempt(s->env->policy, v, &a);
+}
+
+/*
+ * The leg meets v (enforced): what a report says of it.  A testing
+ * policy's failed check (res, or one the engine knew: v->reason) is a
+ * failure; so is cleartext, which only a verdict without TLS required
+ * allows (why: the leg's reason for it).  A tls_policy "none" override
+ * is the sender's own choice, nothing to report.
+ */
+static void
+report_met(struct session *s, const struct policy_verdict *v,
+    const struct tls_result *res, const char *why)
+{
+	if (v->level == TLS_LEVEL_NONE)
+		return;
+	if (res != NULL && res->report_failed)
+		report_attempt(s, v, res->reason, res->detail);
+	else if (v->report_only && v->reason[0])
+		report_attempt(s, v, v->reason, v->detail);
+	else if (!leg_proof(s->up)->tls)
+		report_attempt(s, v, why != NULL &&
+		    strcmp(why, "tls-handshake-failed") == 0 ?
+		    "validation-failure" : policy_no_starttls_reason(v),
+		    why != NULL && strcmp(why, "tls-handshake-failed") == 0 ?
+		    "TLS handshake failed; delivered in cleartext" :
+		    "the server did not offer STARTTLS; delivered in "
+		    "cleartext");
+	else
+		report_attempt(s, v, NULL, NULL);
+}
+
 /* A policy failure: 421 at the first RCPT of a session, which ends it,
  * 450 later. */
 static void
@@ -534,6 +599,7 @@ policy_failed(struct session *s, const struct policy_verdict *v,
 	char d[300];
 
 	s->policy_fails++;
+	report_attempt(s, v, *reason ? reason : "validation-failure", detail);
 	stats_add(st_policy_fail, 1);
 	stats_add(stats_get(*reason ? (snprintf(d, sizeof(d),
 	    "mxguard_policy_failures_total{reason=\"%s\"}", reason), d) :
@@ -585,6 +651,8 @@ upstream_decide(struct session *s, struct policy_verdict *v, int fresh)
 	session_enter(s, S_SECURE);
 	switch (leg_secure(s->up, v, fresh, &res)) {
 	case LEG_SECURE_READY:
+		report_met(s, v, &res, leg_proof(s->up)->tls ? NULL :
+		    "decided");
 		leg_secured(s, NULL);
 		break;
 	case LEG_SECURE_FAILED:
@@ -629,6 +697,7 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 		    "reason=%s detail=%s", s->id, v->domain, res.reason,
 		    log_q(q, sizeof(q), res.detail));
 	}
+	report_met(s, v, &res, NULL);
 	if (s->leg_verdict == NULL)
 		s->leg_verdict = v;	/* an adopted leg's first fit */
 	rcpt_continue(s);
@@ -1433,8 +1502,10 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 		session_enter(s, S_IDLE);
 		break;
 	case LEG_READY:
-		if (s->state == S_SECURE)
+		if (s->state == S_SECURE) {
+			report_met(s, s->cur_verdict, n->res, n->why);
 			leg_secured(s, r);
+		}
 		break;
 	case LEG_TLS_FAILED:
 		policy_failed(s, s->cur_verdict, n->res->reason,

@@ -48,6 +48,11 @@ test_defaults(void **state)
 	assert_int_equal(c->sts_max_body, 64 * 1024);
 	assert_int_equal(c->log_level, LOG_LVL_INFO);
 	assert_int_equal(c->tls_policy.n, 0);
+	/* TLSRPT sends to third parties: off until asked for */
+	assert_int_equal(c->tlsrpt_enable, 0);
+	assert_int_equal(c->tlsrpt_https_only, 0);
+	assert_string_equal(c->tlsrpt_dkim_selector, "tlsrpt");
+	assert_int_equal(c->tlsrpt_retention, 7);
 	config_free(c);
 }
 
@@ -115,6 +120,9 @@ test_errors(void **state)
 	expect_error("tls_cert_file = /x.pem\n", "go together");
 	expect_error("listen =\n", "at least one address");
 	expect_error("log_level = loud\n", "expected err, warn, info or debug");
+	expect_error("tlsrpt_from = Postmaster <pm@x.example>\n", "tlsrpt_from");
+	expect_error("tlsrpt_from = nobody\n", "tlsrpt_from");
+	expect_error("tlsrpt_retention = 1\n", "tlsrpt_retention");
 }
 
 static void

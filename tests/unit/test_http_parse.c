@@ -229,6 +229,31 @@ name_of(char *buf, size_t len, const char *prefix)
 	buf[len] = '\0';
 }
 
+/* POST replies (TLSRPT): only the status line counts. */
+static void
+test_status_line(void **state)
+{
+	int code = 0;
+
+	assert_int_equal(http_status_line("HTTP/1.1 201 Created\r\n", 22,
+	    &code), HTTP_DONE);
+	assert_int_equal(code, 201);
+	assert_int_equal(http_status_line("HTTP/1.0 204\r\n", 14, &code),
+	    HTTP_DONE);
+	assert_int_equal(code, 204);
+	assert_int_equal(http_status_line("HTTP/1.1 500 Oops\n", 18, &code),
+	    HTTP_DONE);
+	assert_int_equal(code, 500);
+	assert_int_equal(http_status_line("HTTP/1.1 20", 11, &code),
+	    HTTP_MORE);
+	assert_int_equal(http_status_line("HTTP/2 200\r\n", 12, &code),
+	    HTTP_ERR);
+	assert_int_equal(http_status_line("HTTP/1.1 2000 x\r\n", 17,
+	    &code), HTTP_ERR);
+	assert_int_equal(http_status_line("SMTP/1.1 200 x\r\n", 16, &code),
+	    HTTP_ERR);
+}
+
 static void
 test_dns_name_check(void **state)
 {
@@ -326,6 +351,7 @@ main(void)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_bytewise),
 		cmocka_unit_test(test_dns_name_check),
+		cmocka_unit_test(test_status_line),
 		cmocka_unit_test(test_get_refuses_long_host),
 	};
 

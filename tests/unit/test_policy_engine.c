@@ -33,6 +33,7 @@
 #include "policy/dns.h"
 #include "policy/history.h"
 #include "policy/policy.h"
+#include "policy/tlsrpt.h"
 
 #include "dnsmsg.h"
 
@@ -54,6 +55,8 @@ static const struct zrr zone[] = {
 	{ "mx1.enf.test", DNS_T_A, "192.0.2.1" },
 	{ "rogue.other.test", DNS_T_A, "192.0.2.66" },
 	{ "_mta-sts.enf.test", DNS_T_TXT, "v=STSv1; id=one" },
+	{ "_smtp._tls.enf.test", DNS_T_TXT,
+	    "v=TLSRPTv1; rua=https://rpt.enf.test/tlsrpt" },
 	{ "tst.test", DNS_T_MX, "10 mx.tst.test" },
 	{ "mx.tst.test", DNS_T_A, "192.0.2.2" },
 	{ "_mta-sts.tst.test", DNS_T_TXT, "v=STSv1; id=t1" },
@@ -206,7 +209,7 @@ cache_policy(const char *domain, const char *id, const char *body,
 
 static struct policy *pol;
 /* settings for the next mkpolicy() */
-static int cfg_require_tls;
+static int cfg_require_tls, cfg_tlsrpt;
 static uint64_t cfg_policy_timeout = 5000, cfg_dns_timeout = 2000;
 
 static struct policy *
@@ -230,6 +233,7 @@ mkpolicy(const char *const *overrides, int sts)
 	}
 	cfg->sts_fetch_timeout = 1500;
 	cfg->sts_enable = sts;
+	cfg->tlsrpt_enable = cfg_tlsrpt;
 	free(cfg->state_dir);
 	cfg->state_dir = strdup(statedir);
 	for (i = 0; overrides && overrides[i]; i++) {
@@ -800,6 +804,122 @@ test_sts_disabled(void **state)
 	policy_free(p);
 }
 
+static struct stat_ctr *wait_ctr;
+static int64_t wait_for;
+static struct ev_timer *wait_poll;
+
+static void
+wait_check(void *arg)
+{
+	if (stats_value(wait_ctr) >= wait_for)
+		ev_loop_stop(loop);
+	else
+		ev_timer_arm(wait_poll, 5);
+}
+
+/* Runs the loop until counter name reaches n (or 10 s). */
+static void
+wait_counter(const char *name, int64_t n)
+{
+	struct ev_timer *guard = ev_timer_new(loop,
+	    (ev_timer_cb *)ev_loop_stop, loop);
+
+	wait_ctr = stats_get(name, NULL);
+	wait_for = n;
+	wait_poll = ev_timer_new(loop, wait_check, NULL);
+	ev_timer_arm(wait_poll, 0);
+	ev_timer_arm(guard, 10000);
+	ev_loop_run(loop);
+	ev_timer_free(guard);
+	ev_timer_free(wait_poll);
+	assert_true(stats_value(wait_ctr) >= n);
+}
+
+#define C_OK	"mxguard_tlsrpt_attempts_total{result=\"success\"}"
+#define C_FAIL	"mxguard_tlsrpt_attempts_total{result=\"failure\"}"
+#define C_SKIP	"mxguard_tlsrpt_attempts_total{result=\"no-record\"}"
+
+/*
+ * TLSRPT recording: attempts under the enforce policy of enf.test (which
+ * publishes _smtp._tls) are counted with the policy's lines, MX patterns,
+ * the MX's address and HELO; plain.test publishes no record: nothing is
+ * stored for it.  The attempts are made before the TXT answer: they wait
+ * for it.
+ */
+static void
+test_tlsrpt_recording(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v, *w;
+	struct policy_attempt a;
+	struct sockaddr_in sin;
+	struct tlsrpt_store *st;
+	struct tlsrpt_counts c;
+	int64_t ok0 = stats_value(stats_get(C_OK, NULL));
+	int64_t fail0 = stats_value(stats_get(C_FAIL, NULL));
+	int64_t skip0 = stats_value(stats_get(C_SKIP, NULL));
+	int64_t day = tlsrpt_day((int64_t)time(NULL));
+	char err[256], *json = NULL;
+
+	cfg_tlsrpt = 1;
+	p = mkpolicy(NULL, 1);
+	cfg_tlsrpt = 0;
+	v = lookup(p, "enf.test", "192.0.2.1");
+	w = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(v->rpt);
+	assert_null(w->rpt);			/* no-policy-found */
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	memset(&a, 0, sizeof(a));
+	a.mx_addr = (struct sockaddr *)&sin;
+	a.local_ip = "198.51.100.25";
+	a.greeting = "220 mx1.enf.test ESMTP ready\r\n";
+	policy_report_attempt(p, v, &a);
+	policy_report_attempt(p, v, &a);
+	a.result = "certificate-expired";
+	a.detail = "certificate has expired";
+	policy_report_attempt(p, v, &a);
+	a.result = NULL;
+	policy_report_attempt(p, w, &a);
+	wait_counter(C_OK, ok0 + 2);
+	wait_counter(C_FAIL, fail0 + 1);
+	wait_counter(C_SKIP, skip0 + 1);
+	policy_verdict_free(v);
+	policy_verdict_free(w);
+	policy_free(p);
+
+	st = tlsrpt_store_open(statedir, NULL, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(tlsrpt_counts(st, day, "enf.test", &c), 1);
+	assert_int_equal(c.successful, 2);
+	assert_int_equal(c.failed, 1);
+	assert_int_equal(tlsrpt_counts(st, day, "plain.test", &c), 0);
+	assert_int_equal(tlsrpt_report_build(st, "enf.test", day, "org",
+	    "mailto:r@org.test", "id1", &json), 1);
+	/* compared without white space: the layout is jansson's */
+	{
+		char *q = json, *o = json;
+
+		for (; *q; q++)
+			if (*q != ' ' && *q != '\n')
+				*o++ = *q;
+		*o = '\0';
+	}
+	if (strstr(json, "\"policy-type\":\"sts\"") == NULL ||
+	    strstr(json, "\"policy-string\":[\"version:STSv1\",\"mode:"
+	    "enforce\",\"mx:mx1.enf.test\",\"max_age:86400\"]") == NULL ||
+	    strstr(json, "\"mx-host\":[\"mx1.enf.test\"]") == NULL ||
+	    strstr(json, "\"receiving-ip\":\"192.0.2.1\"") == NULL ||
+	    strstr(json, "\"receiving-mx-helo\":\"mx1.enf.test\"") == NULL ||
+	    strstr(json, "\"sending-mta-ip\":\"198.51.100.25\"") == NULL ||
+	    strstr(json, "\"result-type\":\"certificate-expired\"") == NULL)
+		fail_msg("report lacks what was recorded:\n%s", json);
+	free(json);
+	tlsrpt_store_close(st);
+}
+
 static void
 test_cancel(void **state)
 {
@@ -845,6 +965,7 @@ main(void)
 		cmocka_unit_test(test_invalid_domain),
 		cmocka_unit_test(test_sts_disabled),
 		cmocka_unit_test(test_cancel),
+		cmocka_unit_test(test_tlsrpt_recording),
 	};
 
 	(void)pol;

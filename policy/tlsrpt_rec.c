@@ -1,0 +1,438 @@
+/*
+ * tlsrpt_rec.c - the daemon records upstream attempts for TLSRPT (see
+ * tlsrpt_rec.h, docs/tlsrpt.md).
+ *
+ * A small hash of policy domains holds each domain's _smtp._tls answer
+ * (has a valid record or not) until its TTL runs out, and, while the
+ * lookup runs, the attempts that wait for it.  An attempt is a copy: the
+ * verdict (a value, policy_verdict_dup) and the outcome's strings.  The
+ * hash is bounded (TLSRPT_REC_DOMAINS): when full, expired answers go,
+ * then every settled one (the resolver caches too); a domain whose lookup
+ * runs is never dropped.
+ *
+ * Who frees what: the recorder owns its hash, the waiting attempts and
+ * the store; tlsrpt_rec_free() cancels its lookups.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/stats.h"
+#include "policy/dns.h"
+#include "policy/sts.h"
+#include "policy/tlsrpt.h"
+#include "policy/tlsrpt_rec.h"
+#include "policy/verdict_tls.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+#define NBUCKETS	4096
+#define TTL_MIN		60	/* seconds an answer is kept at least */
+#define TTL_MAX		86400	/* and at most */
+#define TTL_FAIL	300	/* a failed lookup: no reports that long */
+
+enum { DOM_PENDING, DOM_YES, DOM_NO };
+
+struct rec_pend {
+	struct rec_pend		*next;
+	int64_t			 day;
+	struct policy_verdict	*v;
+	char			 result[48];
+	char			 detail[256];
+	char			 local[64];
+	char			 ip[64];
+	char			 helo[256];
+};
+
+struct rec_dom {
+	struct rec_dom		*next;		/* hash chain */
+	struct tlsrpt_rec	*rc;
+	char			 domain[256];
+	int			 state;		/* DOM_* */
+	int64_t			 expires;	/* DOM_YES, DOM_NO */
+	struct dns_req		*q;		/* DOM_PENDING */
+	struct rec_pend		*pend, **pend_tail;
+	int			 npend;
+};
+
+struct tlsrpt_rec {
+	struct ev_loop		*loop;
+	struct tlsrpt_store	*store;
+	struct rec_dom		*hash[NBUCKETS];
+	int			 ndom;
+	int			 busy;		/* lookups under way */
+};
+
+static struct stat_ctr *st_ok, *st_fail, *st_over, *st_skip, *st_err;
+
+static void
+stats_init(void)
+{
+	if (st_ok != NULL)
+		return;
+	st_ok = stats_get("mxguard_tlsrpt_attempts_total{result=\"success\"}",
+	    "Upstream attempts counted for TLSRPT reports");
+	st_fail = stats_get("mxguard_tlsrpt_attempts_total"
+	    "{result=\"failure\"}", NULL);
+	st_over = stats_get("mxguard_tlsrpt_attempts_total"
+	    "{result=\"overflow\"}", NULL);
+	st_skip = stats_get("mxguard_tlsrpt_attempts_total"
+	    "{result=\"no-record\"}", NULL);
+	st_err = stats_get("mxguard_tlsrpt_attempts_total{result=\"error\"}",
+	    NULL);
+}
+
+static uint32_t
+hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % NBUCKETS;
+}
+
+struct tlsrpt_rec *
+tlsrpt_rec_new(struct ev_loop *loop, const char *state_dir, char *err,
+    size_t errsz)
+{
+	struct tlsrpt_rec *rc;
+
+	stats_init();
+	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	rc->loop = loop;
+	if ((rc->store = tlsrpt_store_open(state_dir, NULL, err,
+	    errsz)) == NULL) {
+		free(rc);
+		return NULL;
+	}
+	return rc;
+}
+
+static void
+pend_free_all(struct rec_dom *d)
+{
+	struct rec_pend *p;
+
+	while ((p = d->pend) != NULL) {
+		d->pend = p->next;
+		policy_verdict_free(p->v);
+		free(p);
+	}
+	d->pend_tail = &d->pend;
+	d->npend = 0;
+}
+
+static void
+dom_free(struct rec_dom *d)
+{
+	if (d->q != NULL) {
+		dns_cancel(d->q);
+		d->rc->busy--;
+	}
+	pend_free_all(d);
+	free(d);
+}
+
+void
+tlsrpt_rec_free(struct tlsrpt_rec *rc)
+{
+	struct rec_dom *d;
+	int i;
+
+	if (rc == NULL)
+		return;
+	for (i = 0; i < NBUCKETS; i++)
+		while ((d = rc->hash[i]) != NULL) {
+			rc->hash[i] = d->next;
+			dom_free(d);
+		}
+	tlsrpt_store_close(rc->store);
+	free(rc);
+}
+
+int
+tlsrpt_rec_busy(const struct tlsrpt_rec *rc)
+{
+	return rc != NULL && rc->busy > 0;
+}
+
+struct tlsrpt_store *
+tlsrpt_rec_store(struct tlsrpt_rec *rc)
+{
+	return rc != NULL ? rc->store : NULL;
+}
+
+void
+tlsrpt_greeting_name(const char *g, char *out, size_t outsz)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (g == NULL || strlen(g) < 4 || (g[3] != ' ' && g[3] != '-'))
+		return;
+	g += 4;
+	while (g[n] != '\0' && g[n] != ' ' && g[n] != '\r' && g[n] != '\n')
+		n++;
+	/* a name, not "[192.0.2.1]" or words: the report field is a host */
+	if (n == 0 || n >= outsz || !tlsrpt_valid_host(g, n))
+		return;
+	memcpy(out, g, n);
+	out[n] = '\0';
+}
+
+static enum tlsrpt_result
+result_of(const char *name)
+{
+	int i;
+	const char *r;
+
+	if (name == NULL || *name == '\0' || strcmp(name, "success") == 0)
+		return TLSRPT_SUCCESS;
+	for (i = 1; i < TLSRPT_NRESULTS; i++)
+		if ((r = tlsrpt_result_name(i)) != NULL &&
+		    strcmp(r, name) == 0)
+			return i;
+	/* a failure outside section 4.3's list (a TLS handshake error
+	 * that was not a certificate's, say): the catch-all type */
+	return TLSRPT_VALIDATION_FAILURE;
+}
+
+/* Counts one attempt of domain d into the store. */
+static void
+count(struct tlsrpt_rec *rc, const char *domain, const struct rec_pend *p)
+{
+	const struct policy_rpt *rp = p->v->rpt;
+	struct tlsrpt_attempt a;
+	const char **strs = NULL;
+	const char *s;
+	int i, n = 0, r;
+
+	memset(&a, 0, sizeof(a));
+	a.policy_domain = domain;
+	a.policy_type = TLSRPT_POLICY_NONE;
+	if (rp != NULL) {
+		n = rp->nstrings + rp->nmx;
+		if (n > 0 && (strs = calloc((size_t)n, sizeof(*strs))) ==
+		    NULL) {
+			stats_add(st_err, 1);
+			return;
+		}
+		for (i = 0, s = rp->buf; i < n; i++, s += strlen(s) + 1)
+			strs[i] = s;
+		a.policy_type = rp->type;
+		a.policy_strings = strs;
+		a.npolicy_strings = rp->nstrings;
+		a.mx_hosts = strs + rp->nstrings;
+		a.nmx_hosts = rp->nmx;
+	}
+	a.result = result_of(p->result);
+	a.sending_mta_ip = p->local[0] ? p->local : NULL;
+	a.receiving_mx_hostname = p->v->mx_host[0] ? p->v->mx_host : NULL;
+	a.receiving_mx_helo = p->helo[0] ? p->helo : NULL;
+	a.receiving_ip = p->ip[0] ? p->ip : NULL;
+	if (a.result != TLSRPT_SUCCESS)
+		a.failure_reason = p->detail[0] ? p->detail : p->result;
+	r = tlsrpt_record(rc->store, p->day, &a);
+	free(strs);
+	if (r == -1) {
+		stats_add(st_err, 1);
+		log_warn("event=tlsrpt-record-failed domain=%s error=\"%s\"",
+		    domain, tlsrpt_store_error(rc->store));
+		return;
+	}
+	stats_add(r == 1 ? st_over : a.result == TLSRPT_SUCCESS ? st_ok :
+	    st_fail, 1);
+	log_debug("event=tlsrpt-recorded domain=%s type=%s result=%s%s",
+	    domain, tlsrpt_policy_type_name(a.policy_type), a.result ==
+	    TLSRPT_SUCCESS ? "success" : tlsrpt_result_name(a.result),
+	    r == 1 ? " overflow=yes" : "");
+}
+
+static void
+on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct rec_dom *d = arg;
+	struct tlsrpt_rec *rc = d->rc;
+	struct tlsrpt_policy_record pr;
+	const char *txts[DNS_MAX_RR];
+	size_t lens[DNS_MAX_RR];
+	struct rec_pend *p;
+	char err[160] = "";
+	int i, n = 0, sel = 0;
+	int64_t ttl = TTL_FAIL;
+
+	d->q = NULL;
+	rc->busy--;
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
+		for (i = 0; i < a->nrr && n < DNS_MAX_RR; i++) {
+			txts[n] = a->rr[i].u.txt.text;
+			lens[n++] = a->rr[i].u.txt.len;
+		}
+		sel = tlsrpt_txt_select(txts, lens, n, &pr, err, sizeof(err));
+	}
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE ||
+	    st == DNS_NXDOMAIN || st == DNS_NODATA))
+		ttl = a->ttl;
+	if (ttl < TTL_MIN)
+		ttl = TTL_MIN;
+	if (ttl > TTL_MAX)
+		ttl = TTL_MAX;
+	d->state = sel == 1 ? DOM_YES : DOM_NO;
+	d->expires = (int64_t)time(NULL) + ttl;
+	log_info("event=tlsrpt-discover domain=%s status=%s record=%s%s%s%s "
+	    "ttl=%lld", d->domain, dns_status_name(st), sel == 1 ? "valid" :
+	    sel == -1 ? "invalid" : "none", err[0] ? " error=\"" : "", err,
+	    err[0] ? "\"" : "", (long long)ttl);
+	while ((p = d->pend) != NULL) {
+		d->pend = p->next;
+		if (d->state == DOM_YES)
+			count(rc, d->domain, p);
+		else
+			stats_add(st_skip, 1);
+		policy_verdict_free(p->v);
+		free(p);
+	}
+	d->pend_tail = &d->pend;
+	d->npend = 0;
+}
+
+/* Room for one more domain: expired answers go, then settled ones. */
+static void
+make_room(struct tlsrpt_rec *rc, int64_t now)
+{
+	struct rec_dom **pp, *d;
+	int i, pass;
+
+	for (pass = 0; pass < 2 && rc->ndom >= TLSRPT_REC_DOMAINS; pass++)
+		for (i = 0; i < NBUCKETS; i++)
+			for (pp = &rc->hash[i]; (d = *pp) != NULL;) {
+				if (d->state != DOM_PENDING &&
+				    (pass == 1 || d->expires <= now)) {
+					*pp = d->next;
+					dom_free(d);
+					rc->ndom--;
+				} else
+					pp = &d->next;
+			}
+}
+
+static struct rec_dom *
+dom_get(struct tlsrpt_rec *rc, struct dns *dns, const char *domain,
+    int64_t now)
+{
+	uint32_t h = hash(domain);
+	struct rec_dom *d;
+	char name[300], err[160];
+
+	for (d = rc->hash[h]; d != NULL; d = d->next)
+		if (strcmp(d->domain, domain) == 0)
+			break;
+	if (d != NULL && d->state != DOM_PENDING && d->expires <= now) {
+		d->state = DOM_PENDING;		/* ask again */
+		d->q = NULL;
+	} else if (d != NULL)
+		return d;
+	if (d == NULL) {
+		snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+		if (sts_dns_name_check(name, err, sizeof(err)) == -1)
+			return NULL;
+		make_room(rc, now);
+		if (rc->ndom >= TLSRPT_REC_DOMAINS)
+			return NULL;
+		if ((d = calloc(1, sizeof(*d))) == NULL)
+			return NULL;
+		d->rc = rc;
+		snprintf(d->domain, sizeof(d->domain), "%s", domain);
+		d->state = DOM_PENDING;
+		d->pend_tail = &d->pend;
+		d->next = rc->hash[h];
+		rc->hash[h] = d;
+		rc->ndom++;
+	}
+	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	if ((d->q = dns_query(dns, name, DNS_T_TXT, on_txt, d)) == NULL) {
+		d->state = DOM_NO;
+		d->expires = now + TTL_MIN;
+		return d;
+	}
+	rc->busy++;
+	return d;
+}
+
+static void
+addr_str(const struct sockaddr *sa, char *buf, size_t sz)
+{
+	const void *a;
+
+	buf[0] = '\0';
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	else if (sa->sa_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_addr;
+	else
+		return;
+	if (inet_ntop(sa->sa_family, a, buf, (socklen_t)sz) == NULL)
+		buf[0] = '\0';
+}
+
+void
+tlsrpt_rec_attempt(struct tlsrpt_rec *rc, struct dns *dns,
+    const struct policy_verdict *v, const struct policy_attempt *at)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct rec_dom *d;
+	struct rec_pend *p;
+
+	if (rc == NULL || v->domain[0] == '\0')
+		return;
+	if ((d = dom_get(rc, dns, v->domain, now)) == NULL) {
+		stats_add(st_skip, 1);
+		return;
+	}
+	if (d->state == DOM_NO) {
+		stats_add(st_skip, 1);
+		return;
+	}
+	if (d->state == DOM_PENDING && d->npend >= TLSRPT_REC_PENDING) {
+		stats_add(st_err, 1);
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (p->v = policy_verdict_dup(v)) == NULL) {
+		free(p);
+		stats_add(st_err, 1);
+		return;
+	}
+	p->day = tlsrpt_day(now);
+	snprintf(p->result, sizeof(p->result), "%s", at->result ?
+	    at->result : "");
+	snprintf(p->detail, sizeof(p->detail), "%s", at->detail ?
+	    at->detail : "");
+	snprintf(p->local, sizeof(p->local), "%s", at->local_ip ?
+	    at->local_ip : "");
+	addr_str(at->mx_addr, p->ip, sizeof(p->ip));
+	tlsrpt_greeting_name(at->greeting, p->helo, sizeof(p->helo));
+	if (d->state == DOM_YES) {
+		count(rc, d->domain, p);
+		policy_verdict_free(p->v);
+		free(p);
+		return;
+	}
+	*d->pend_tail = p;
+	d->pend_tail = &p->next;
+	d->npend++;
+}
