@@ -110,7 +110,7 @@ fuzz-long: $(FUZZ_BIN)
 	  $(FUZZ_LONG_DIR) $(FUZZ_TARGETS)
 
 check-ns: $(B)/mxguard
-	@MXGUARD=$(abspath $(B)/mxguard) bash tests/run-ns.sh $(NS)
+	@MXGUARD=$(abspath $(B)/mxguard) bash tests/run-ns.sh '$(NS)'
 
 # The ASan/UBSan pass of `make check`: every unit test, and the relay
 # scenarios (1x, 2x) against a sanitized daemon; the harness fails a scenario
