@@ -1303,12 +1303,31 @@ policy_record_tls(struct policy *p, const struct sockaddr *dst,
 	    tls_ok);
 }
 
+/*
+ * A domain whose MTA-STS policy could not be had (the TXT record is there,
+ * but the fetch failed, the certificate of mta-sts.D did not verify, or
+ * the policy did not parse) is reported as no-policy-found with that
+ * policy failure (RFC 8460 section 4.3.2.2): whatever the session did
+ * next, the sender could not know what the domain asked for.
+ */
 void
 policy_report_attempt(struct policy *p, const struct policy_verdict *v,
     const struct policy_attempt *a)
 {
-	if (p != NULL && p->rec != NULL)
-		tlsrpt_rec_attempt(p->rec, p->dns, v, a);
+	struct policy_attempt pa;
+
+	if (p == NULL || p->rec == NULL)
+		return;
+	if (v->rpt == NULL && (strcmp(v->sts_note, "sts-policy-fetch-error") ==
+	    0 || strcmp(v->sts_note, "sts-policy-invalid") == 0 ||
+	    strcmp(v->sts_note, "sts-webpki-invalid") == 0)) {
+		pa = *a;
+		pa.result = v->sts_note;
+		pa.detail = v->detail[0] ? v->detail :
+		    "the MTA-STS policy could not be retrieved";
+		a = &pa;
+	}
+	tlsrpt_rec_attempt(p->rec, p->dns, v, a);
 }
 
 SSL_CTX *

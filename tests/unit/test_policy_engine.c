@@ -34,6 +34,7 @@
 #include "policy/history.h"
 #include "policy/policy.h"
 #include "policy/tlsrpt.h"
+#include "policy/verdict_tls.h"
 
 #include "dnsmsg.h"
 
@@ -883,8 +884,22 @@ test_tlsrpt_recording(void **state)
 	policy_report_attempt(p, v, &a);
 	a.result = NULL;
 	policy_report_attempt(p, w, &a);
+	/* the TXT record is there but the policy could not be fetched: a
+	 * no-policy-found failure, even for a session that went well */
+	{
+		struct policy_verdict *f = policy_verdict_dup(v);
+
+		assert_non_null(f);
+		free(f->rpt);
+		f->rpt = NULL;
+		snprintf(f->sts_note, sizeof(f->sts_note),
+		    "sts-policy-fetch-error");
+		snprintf(f->detail, sizeof(f->detail), "connection refused");
+		policy_report_attempt(p, f, &a);
+		policy_verdict_free(f);
+	}
 	wait_counter(C_OK, ok0 + 2);
-	wait_counter(C_FAIL, fail0 + 1);
+	wait_counter(C_FAIL, fail0 + 2);
 	wait_counter(C_SKIP, skip0 + 1);
 	policy_verdict_free(v);
 	policy_verdict_free(w);
@@ -894,7 +909,7 @@ test_tlsrpt_recording(void **state)
 	assert_non_null(st);
 	assert_int_equal(tlsrpt_counts(st, day, "enf.test", &c), 1);
 	assert_int_equal(c.successful, 2);
-	assert_int_equal(c.failed, 1);
+	assert_int_equal(c.failed, 2);
 	assert_int_equal(tlsrpt_counts(st, day, "plain.test", &c), 0);
 	assert_int_equal(tlsrpt_report_build(st, "enf.test", day, "org",
 	    "mailto:r@org.test", "id1", &json), 1);
@@ -914,7 +929,10 @@ test_tlsrpt_recording(void **state)
 	    strstr(json, "\"receiving-ip\":\"192.0.2.1\"") == NULL ||
 	    strstr(json, "\"receiving-mx-helo\":\"mx1.enf.test\"") == NULL ||
 	    strstr(json, "\"sending-mta-ip\":\"198.51.100.25\"") == NULL ||
-	    strstr(json, "\"result-type\":\"certificate-expired\"") == NULL)
+	    strstr(json, "\"result-type\":\"certificate-expired\"") == NULL ||
+	    strstr(json, "\"policy-type\":\"no-policy-found\"") == NULL ||
+	    strstr(json, "\"result-type\":\"sts-policy-fetch-error\"") ==
+	    NULL)
 		fail_msg("report lacks what was recorded:\n%s", json);
 	free(json);
 	tlsrpt_store_close(st);
