@@ -8,12 +8,23 @@
 #ifndef MXG_CMD_H
 #define MXG_CMD_H
 
+#include <stdio.h>
+
 #include "core/config.h"
+
+/* check and policy exit as monitoring plugins do */
+#define CMD_OK		0	/* would deliver as required */
+#define CMD_WARNING	1	/* would deliver, but something is amiss */
+#define CMD_DEFER	2	/* would defer */
+#define CMD_UNKNOWN	3	/* unknown or error, usage errors included */
 
 struct cmd_opts {
 	const char	*config_path;	/* NULL: built-in defaults */
 	int		 debug;
 };
+
+/* "usage: mxguard ..." for one subcommand (main.c) */
+void	cmd_usage(const char *name, FILE *f);
 
 int	cmd_run(int argc, char **argv, struct config *cfg,
 	    const struct cmd_opts *opts);
