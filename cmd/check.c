@@ -387,7 +387,8 @@ probe_warning(const struct probe *p)
 /* ---- output ----------------------------------------------------------- */
 
 /*
- * A string member: NULL or "" (nothing known) is JSON null; valid UTF-8
+ * A string member (for policy.c too): NULL or "" (nothing known) is JSON
+ * null; valid UTF-8
  * goes out as it is; otherwise each byte of an invalid sequence becomes
  * U+FFFD and the sibling member "<key>_invalid_utf8": true says so.
  * Strings from the remote server (banner, certificate names, errors) are
@@ -423,8 +424,8 @@ utf8_seq(const unsigned char *p, size_t n)
 	return len;
 }
 
-static int
-jset(json_t *o, const char *key, const char *s)
+int
+cmd_json_set(json_t *o, const char *key, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n, i, k, o_len = 0;
@@ -545,8 +546,8 @@ print_json(struct run *r)
 		return -1;
 	}
 	json_object_set_new(root, "schema", json_integer(CHECK_JSON_SCHEMA));
-	jset(root, "domain", r->domain);
-	jset(root, "mx_status", dns_status_name(r->mx->status));
+	cmd_json_set(root, "domain", r->domain);
+	cmd_json_set(root, "mx_status", dns_status_name(r->mx->status));
 	json_object_set_new(root, "hosts", hosts);
 	for (i = 0; i < r->nprobe; i++) {
 		struct probe *p = &r->probes[i];
@@ -556,24 +557,24 @@ print_json(struct run *r)
 		if ((h = json_object()) == NULL ||
 		    json_array_append_new(hosts, h) == -1)
 			goto fail;
-		jset(h, "host", p->host);
+		cmd_json_set(h, "host", p->host);
 		json_object_set_new(h, "pref", json_integer(p->pref));
-		jset(h, "address", p->addrstr);
+		cmd_json_set(h, "address", p->addrstr);
 		if (d != NULL) {
 			o = json_object();
-			jset(o, "mx", d->mx_secure ? "secure" : "insecure");
-			jset(o, "address", d->addr_secure ? "secure" :
+			cmd_json_set(o, "mx", d->mx_secure ? "secure" : "insecure");
+			cmd_json_set(o, "address", d->addr_secure ? "secure" :
 			    "insecure");
 			json_object_set_new(h, "dnssec", o);
 			o = json_object();
 			recs = json_array();
-			jset(o, "base", d->tlsa_base);
-			jset(o, "status", d->tlsa_status < 0 ? NULL :
+			cmd_json_set(o, "base", d->tlsa_base);
+			cmd_json_set(o, "status", d->tlsa_status < 0 ? NULL :
 			    dnssec_word(d->tlsa_status));
 			for (j = 0; j < d->ntlsa; j++) {
 				dane_tlsa_format(&d->tlsa[j], t, sizeof(t));
 				rec = json_object();
-				jset(rec, "rr", t);
+				cmd_json_set(rec, "rr", t);
 				json_object_set_new(rec, "usable",
 				    json_boolean(d->tlsa[j].usable));
 				json_array_append_new(recs, rec);
@@ -581,41 +582,41 @@ print_json(struct run *r)
 			json_object_set_new(o, "records", recs);
 			json_object_set_new(h, "tlsa", o);
 			o = json_object();
-			jset(o, "state", dane_state_name(d->state));
-			jset(o, "detail", d->detail);
+			cmd_json_set(o, "state", dane_state_name(d->state));
+			cmd_json_set(o, "detail", d->detail);
 			json_object_set_new(h, "dane", o);
 		} else {
 			json_object_set_new(h, "dnssec", json_null());
 			json_object_set_new(h, "tlsa", json_null());
 			json_object_set_new(h, "dane", json_null());
 		}
-		jset(h, "mta_sts", v->sts_note);
+		cmd_json_set(h, "mta_sts", v->sts_note);
 		o = json_object();
-		jset(o, "level", tls_level_name(v->level));
-		jset(o, "source", v->source);
-		jset(o, "reason", v->reason);
+		cmd_json_set(o, "level", tls_level_name(v->level));
+		cmd_json_set(o, "source", v->source);
+		cmd_json_set(o, "reason", v->reason);
 		json_object_set_new(o, "report_only",
 		    json_boolean(v->report_only));
-		jset(o, "detail", v->detail);
+		cmd_json_set(o, "detail", v->detail);
 		json_object_set_new(h, "verdict", o);
 		o = json_object();
 		json_object_set_new(o, "connected", json_boolean(p->connected));
-		jset(o, "banner", p->banner);
+		cmd_json_set(o, "banner", p->banner);
 		json_object_set_new(o, "starttls", json_boolean(p->starttls));
 		json_object_set_new(o, "starttls_masked",
 		    json_boolean(p->masked));
 		json_object_set_new(o, "tls", json_boolean(p->tls));
-		jset(o, "protocol", p->tls_proto);
-		jset(o, "cipher", p->cipher);
-		jset(o, "subject", p->subject);
-		jset(o, "issuer", p->issuer);
-		jset(o, "check", p->tls ? (p->check_ok ? "success" :
+		cmd_json_set(o, "protocol", p->tls_proto);
+		cmd_json_set(o, "cipher", p->cipher);
+		cmd_json_set(o, "subject", p->subject);
+		cmd_json_set(o, "issuer", p->issuer);
+		cmd_json_set(o, "check", p->tls ? (p->check_ok ? "success" :
 		    "failure") : NULL);
-		jset(o, "reason", p->reason);
-		jset(o, "detail", p->detail);
-		jset(o, "error", p->error);
+		cmd_json_set(o, "reason", p->reason);
+		cmd_json_set(o, "detail", p->detail);
+		cmd_json_set(o, "error", p->error);
 		json_object_set_new(h, "probe", o);
-		jset(h, "result", p->deliverable ? "deliver" : "defer");
+		cmd_json_set(h, "result", p->deliverable ? "deliver" : "defer");
 	}
 	/* UTF-8 as it is (no JSON_ENSURE_ASCII) */
 	if (json_dumpf(root, stdout, JSON_COMPACT) == -1)

@@ -23,6 +23,11 @@ struct cmd_opts {
 	int		 debug;
 };
 
+/* A string member of a JSON object: NULL or "" as null, invalid UTF-8
+ * replaced by U+FFFD and flagged by "<key>_invalid_utf8": true (check.c) */
+struct json_t;
+int	cmd_json_set(struct json_t *o, const char *key, const char *s);
+
 /* "usage: mxguard ..." for one subcommand (main.c) */
 void	cmd_usage(const char *name, FILE *f);
 
