@@ -48,7 +48,8 @@ static const struct {
 } cmds[] = {
 	{ "run",	cmd_run,	"[-d] [-c file] [run]",
 	    "run the daemon in the foreground (-d: debug logging)" },
-	{ "rules",	cmd_rules,	"[-c file] rules install|remove|show",
+	{ "rules",	cmd_rules,	"[-c file] rules "
+	    "install|remove|stop|show|generate",
 	    "install, remove or show the nftables divert rules" },
 	{ "status",	cmd_status,	"[-c file] status [--metrics]",
 	    "ask the running daemon for its status or its metrics" },
@@ -70,7 +71,8 @@ static const char exit_table[] =
     "  check, policy:  0 would deliver as required, 1 warning,\n"
     "                  2 would defer, 3 unknown or error (usage errors too)\n"
     "  other commands: 0 ok, 1 error, 2 usage error\n"
-    "                  (rules show: 3 when the rules are not installed)\n";
+    "                  (rules show: 3 when the rules are not installed;\n"
+    "                  report send: 2 when a report was not delivered)\n";
 
 void
 cmd_usage(const char *name, FILE *f)
