@@ -28,7 +28,7 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 HARDEN    = -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE \
             -fstack-clash-protection -fcf-protection
 OPT      ?= -O2 -g
-CFLAGS   += -std=gnu11 $(OPT) $(WARN) -D_GNU_SOURCE -I. $(PKG_CFLAGS)
+CFLAGS   += -std=gnu11 $(OPT) $(WARN) -D_GNU_SOURCE -I. $(PKG_CFLAGS) -DMXG_NFQ_VERSION=\"$(shell pkg-config --modversion libnetfilter_queue)\"
 LDFLAGS  += -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
 
 ifeq ($(SAN),1)

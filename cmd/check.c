@@ -10,8 +10,13 @@
  * EHLO parsers (tlsproxy/smtp.h), so that both read a masked STARTTLS
  * (XXXXXXXA, XXXXXXXX) the same way.  Readable text by default, one JSON object with --json.
  *
- * Exit status: 0 every checked address would get the mail; 2 some would
- * defer it (policy or handshake); 1 usage or setup errors.
+ * Exit status (monitoring plugins' convention, cmd.h): 0 every checked
+ * address would get the mail as its verdict requires; 1 all would get it
+ * but some not as required (report-only failures, cleartext where TLS
+ * was possible); 2 some would defer it (policy or handshake); 3 usage or
+ * setup errors.  --json writes one object (schema 1, jansson): null for
+ * what is absent, the server's UTF-8 as it is, invalid bytes as U+FFFD
+ * with "<member>_invalid_utf8": true beside.
  *
  * The probe connection carries upstream_mark, so divert rules let it pass
  * (setting the mark needs CAP_NET_ADMIN; without it the probe goes out
@@ -21,6 +26,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +34,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -362,23 +369,97 @@ judge(struct probe *p)
 		    policy_no_starttls_reason(v));
 }
 
+/*
+ * Delivered, but not with what the verdict asked for: a failed check or
+ * no TLS let through only because the policy is report-only (MTA-STS
+ * testing), or a TLS-capable verdict that ended in cleartext.
+ */
+static int
+probe_warning(const struct probe *p)
+{
+	const struct policy_verdict *v = p->v;
+
+	if (v->level == TLS_LEVEL_NONE || v->level == TLS_LEVEL_DEFER)
+		return 0;
+	return (p->tls && !p->check_ok) || !p->tls;
+}
+
 /* ---- output ----------------------------------------------------------- */
 
-static void
-jstr(const char *s)
+/*
+ * A string member (for policy.c too): NULL or "" (nothing known) is JSON
+ * null; valid UTF-8
+ * goes out as it is; otherwise each byte of an invalid sequence becomes
+ * U+FFFD and the sibling member "<key>_invalid_utf8": true says so.
+ * Strings from the remote server (banner, certificate names, errors) are
+ * whatever bytes it sent.
+ */
+static size_t
+utf8_seq(const unsigned char *p, size_t n)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	size_t len, i;
+	uint32_t cp;
 
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
 	}
-	putchar('"');
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+int
+cmd_json_set(json_t *o, const char *key, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n, i, k, o_len = 0;
+	char *fixed, flag[64];
+	int bad = 0;
+
+	if (s == NULL || *s == '\0')
+		return json_object_set_new(o, key, json_null());
+	n = strlen(s);
+	/* at most three bytes of U+FFFD per input byte */
+	if ((fixed = malloc(3 * n + 1)) == NULL)
+		return -1;
+	for (i = 0; i < n; i += k) {
+		if ((k = utf8_seq(p + i, n - i)) == 0) {
+			memcpy(fixed + o_len, "\xef\xbf\xbd", 3);
+			o_len += 3;
+			k = 1;
+			bad = 1;
+		} else {
+			memcpy(fixed + o_len, p + i, k);
+			o_len += k;
+		}
+	}
+	fixed[o_len] = '\0';
+	if (json_object_set_new(o, key, json_stringn(fixed, o_len)) == -1) {
+		free(fixed);
+		return -1;
+	}
+	free(fixed);
+	if (bad) {
+		snprintf(flag, sizeof(flag), "%s_invalid_utf8", key);
+		return json_object_set_new(o, flag, json_true());
+	}
+	return 0;
 }
 
 static const char *
@@ -449,86 +530,102 @@ print_text(struct run *r)
 		printf("no MX address to check\n");
 }
 
-static void
+/* Version of the JSON layout: raised when a member changes meaning or
+ * goes away (new members do not raise it). */
+#define CHECK_JSON_SCHEMA	1
+
+static int
 print_json(struct run *r)
 {
-	int i, j;
+	json_t *root, *hosts, *h, *o, *recs, *rec;
 	char t[4096];
+	int i, j, rc = -1;
 
-	printf("{\"domain\":");
-	jstr(r->domain);
-	printf(",\"mx_status\":");
-	jstr(dns_status_name(r->mx->status));
-	printf(",\"hosts\":[");
+	if ((root = json_object()) == NULL || (hosts = json_array()) == NULL) {
+		json_decref(root);
+		return -1;
+	}
+	json_object_set_new(root, "schema", json_integer(CHECK_JSON_SCHEMA));
+	cmd_json_set(root, "domain", r->domain);
+	cmd_json_set(root, "mx_status", dns_status_name(r->mx->status));
+	json_object_set_new(root, "hosts", hosts);
 	for (i = 0; i < r->nprobe; i++) {
 		struct probe *p = &r->probes[i];
 		const struct dane_info *d = p->dane;
 		const struct policy_verdict *v = p->v;
 
-		printf("%s{\"host\":", i ? "," : "");
-		jstr(p->host);
-		printf(",\"pref\":%d,\"address\":", p->pref);
-		jstr(p->addrstr);
+		if ((h = json_object()) == NULL ||
+		    json_array_append_new(hosts, h) == -1)
+			goto fail;
+		cmd_json_set(h, "host", p->host);
+		json_object_set_new(h, "pref", json_integer(p->pref));
+		cmd_json_set(h, "address", p->addrstr);
 		if (d != NULL) {
-			printf(",\"dnssec\":{\"mx\":%s,\"address\":%s}",
-			    d->mx_secure ? "\"secure\"" : "\"insecure\"",
-			    d->addr_secure ? "\"secure\"" : "\"insecure\"");
-			printf(",\"tlsa\":{\"base\":");
-			jstr(d->tlsa_base);
-			printf(",\"status\":");
-			jstr(dnssec_word(d->tlsa_status));
-			printf(",\"records\":[");
+			o = json_object();
+			cmd_json_set(o, "mx", d->mx_secure ? "secure" : "insecure");
+			cmd_json_set(o, "address", d->addr_secure ? "secure" :
+			    "insecure");
+			json_object_set_new(h, "dnssec", o);
+			o = json_object();
+			recs = json_array();
+			cmd_json_set(o, "base", d->tlsa_base);
+			cmd_json_set(o, "status", d->tlsa_status < 0 ? NULL :
+			    dnssec_word(d->tlsa_status));
 			for (j = 0; j < d->ntlsa; j++) {
 				dane_tlsa_format(&d->tlsa[j], t, sizeof(t));
-				printf("%s{\"rr\":", j ? "," : "");
-				jstr(t);
-				printf(",\"usable\":%s}", d->tlsa[j].usable ?
-				    "true" : "false");
+				rec = json_object();
+				cmd_json_set(rec, "rr", t);
+				json_object_set_new(rec, "usable",
+				    json_boolean(d->tlsa[j].usable));
+				json_array_append_new(recs, rec);
 			}
-			printf("]},\"dane\":{\"state\":");
-			jstr(dane_state_name(d->state));
-			printf(",\"detail\":");
-			jstr(d->detail);
-			printf("}");
+			json_object_set_new(o, "records", recs);
+			json_object_set_new(h, "tlsa", o);
+			o = json_object();
+			cmd_json_set(o, "state", dane_state_name(d->state));
+			cmd_json_set(o, "detail", d->detail);
+			json_object_set_new(h, "dane", o);
+		} else {
+			json_object_set_new(h, "dnssec", json_null());
+			json_object_set_new(h, "tlsa", json_null());
+			json_object_set_new(h, "dane", json_null());
 		}
-		printf(",\"mta_sts\":");
-		jstr(v->sts_note);
-		printf(",\"verdict\":{\"level\":");
-		jstr(tls_level_name(v->level));
-		printf(",\"source\":");
-		jstr(v->source);
-		printf(",\"reason\":");
-		jstr(v->reason);
-		printf(",\"report_only\":%s,\"detail\":", v->report_only ?
-		    "true" : "false");
-		jstr(v->detail);
-		printf("},\"probe\":{\"connected\":%s,\"banner\":",
-		    p->connected ? "true" : "false");
-		jstr(p->banner);
-		printf(",\"starttls\":%s,\"starttls_masked\":%s,\"tls\":%s",
-		    p->starttls ? "true" : "false",
-		    p->masked ? "true" : "false", p->tls ? "true" : "false");
-		printf(",\"protocol\":");
-		jstr(p->tls_proto);
-		printf(",\"cipher\":");
-		jstr(p->cipher);
-		printf(",\"subject\":");
-		jstr(p->subject);
-		printf(",\"issuer\":");
-		jstr(p->issuer);
-		printf(",\"check\":");
-		jstr(p->tls ? (p->check_ok ? "success" : "failure") : "");
-		printf(",\"reason\":");
-		jstr(p->reason);
-		printf(",\"detail\":");
-		jstr(p->detail);
-		printf(",\"error\":");
-		jstr(p->error);
-		printf("},\"result\":");
-		jstr(p->deliverable ? "deliver" : "defer");
-		printf("}");
+		cmd_json_set(h, "mta_sts", v->sts_note);
+		o = json_object();
+		cmd_json_set(o, "level", tls_level_name(v->level));
+		cmd_json_set(o, "source", v->source);
+		cmd_json_set(o, "reason", v->reason);
+		json_object_set_new(o, "report_only",
+		    json_boolean(v->report_only));
+		cmd_json_set(o, "detail", v->detail);
+		json_object_set_new(h, "verdict", o);
+		o = json_object();
+		json_object_set_new(o, "connected", json_boolean(p->connected));
+		cmd_json_set(o, "banner", p->banner);
+		json_object_set_new(o, "starttls", json_boolean(p->starttls));
+		json_object_set_new(o, "starttls_masked",
+		    json_boolean(p->masked));
+		json_object_set_new(o, "tls", json_boolean(p->tls));
+		cmd_json_set(o, "protocol", p->tls_proto);
+		cmd_json_set(o, "cipher", p->cipher);
+		cmd_json_set(o, "subject", p->subject);
+		cmd_json_set(o, "issuer", p->issuer);
+		cmd_json_set(o, "check", p->tls ? (p->check_ok ? "success" :
+		    "failure") : NULL);
+		cmd_json_set(o, "reason", p->reason);
+		cmd_json_set(o, "detail", p->detail);
+		cmd_json_set(o, "error", p->error);
+		json_object_set_new(h, "probe", o);
+		cmd_json_set(h, "result", p->deliverable ? "deliver" : "defer");
 	}
-	printf("]}\n");
+	/* UTF-8 as it is (no JSON_ENSURE_ASCII) */
+	if (json_dumpf(root, stdout, JSON_COMPACT) == -1)
+		goto fail;
+	putchar('\n');
+	rc = 0;
+fail:
+	json_decref(root);
+	return rc;
 }
 
 /* ---- the command ------------------------------------------------------ */
@@ -536,8 +633,8 @@ print_json(struct run *r)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: mxguard check domain [address] [--json]\n");
-	return 1;
+	cmd_usage("check", stderr);
+	return CMD_UNKNOWN;
 }
 
 int
@@ -548,7 +645,7 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	struct tls_ctx *tc = NULL;
 	const char *domain = NULL, *address = NULL;
 	char err[512];
-	int i, json = 0, rc = 1;
+	int i, json = 0, rc = CMD_UNKNOWN;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -568,10 +665,10 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	memset(&r, 0, sizeof(r));
 	if (dns_name_norm(domain, r.domain, sizeof(r.domain)) == -1) {
 		fprintf(stderr, "mxguard: check: bad domain %s\n", domain);
-		return 1;
+		return CMD_UNKNOWN;
 	}
 	if ((r.loop = ev_loop_new()) == NULL)
-		return 1;
+		return CMD_UNKNOWN;
 	if ((r.pol = policy_new(r.loop, cfg, err, sizeof(err))) == NULL ||
 	    (tc = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: check: %s\n", err);
@@ -655,7 +752,7 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		wait_all(&r);
 	}
 	/* the handshakes, with each verdict's settings */
-	rc = 0;
+	rc = CMD_OK;
 	for (i = 0; i < r.nprobe; i++) {
 		struct probe *p = &r.probes[i];
 
@@ -664,13 +761,21 @@ cmd_check(int argc, char **argv, struct config *cfg,
 			probe_tls(p, tc, cfg);
 		judge(p);
 		if (!p->deliverable)
-			rc = 2;
+			rc = CMD_DEFER;
+		else if (rc == CMD_OK && probe_warning(p))
+			rc = CMD_WARNING;
 	}
+	/* nothing to probe: unknown when the MX lookup itself failed */
 	if (r.nprobe == 0)
-		rc = 2;
-	if (json)
-		print_json(&r);
-	else
+		rc = r.mx->status == DNS_SERVFAIL ||
+		    r.mx->status == DNS_TIMEOUT || r.mx->status == DNS_ERROR ?
+		    CMD_UNKNOWN : CMD_DEFER;
+	if (json) {
+		if (print_json(&r) == -1) {
+			fprintf(stderr, "mxguard: check: cannot write JSON\n");
+			rc = CMD_UNKNOWN;
+		}
+	} else
 		print_text(&r);
 done:
 	for (i = 0; i < r.nprobe; i++) {

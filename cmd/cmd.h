@@ -8,12 +8,28 @@
 #ifndef MXG_CMD_H
 #define MXG_CMD_H
 
+#include <stdio.h>
+
 #include "core/config.h"
+
+/* check and policy exit as monitoring plugins do */
+#define CMD_OK		0	/* would deliver as required */
+#define CMD_WARNING	1	/* would deliver, but something is amiss */
+#define CMD_DEFER	2	/* would defer */
+#define CMD_UNKNOWN	3	/* unknown or error, usage errors included */
 
 struct cmd_opts {
 	const char	*config_path;	/* NULL: built-in defaults */
 	int		 debug;
 };
+
+/* A string member of a JSON object: NULL or "" as null, invalid UTF-8
+ * replaced by U+FFFD and flagged by "<key>_invalid_utf8": true (check.c) */
+struct json_t;
+int	cmd_json_set(struct json_t *o, const char *key, const char *s);
+
+/* "usage: mxguard ..." for one subcommand (main.c) */
+void	cmd_usage(const char *name, FILE *f);
 
 int	cmd_run(int argc, char **argv, struct config *cfg,
 	    const struct cmd_opts *opts);

@@ -5,14 +5,23 @@
  *   mxguard [-c FILE] -n [-v]               check the configuration
  *   mxguard [-c FILE] rules install|remove|show
  *   mxguard [-c FILE] status [--metrics]
- *   mxguard [-c FILE] policy DOMAIN
+ *   mxguard [-c FILE] policy DOMAIN [--json]
  *   mxguard [-c FILE] check DOMAIN [ADDRESS] [--json]
  *   mxguard [-c FILE] report show [DOMAIN] [--json] | send [--now]
+ *   mxguard -h | --help | -V | --version;  mxguard COMMAND --help
+ *
+ * Exit status: check and policy follow the monitoring plugins' convention
+ * (0 ok, 1 warning, 2 would defer, 3 unknown or error, usage errors
+ * included); the other commands 0 ok, 1 error, 2 usage error.
  */
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <ares.h>
+#include <openssl/crypto.h>
 
 #include "cmd/cmd.h"
 #include "core/config.h"
@@ -21,34 +30,107 @@
 #include "tlsproxy/tls.h"
 
 #define DEFAULT_CONFIG "/etc/mxguard/mxguard.conf"
+#ifndef MXG_VERSION
+#define MXG_VERSION	"0.1.0"
+#endif
+#ifndef MXG_NFQ_VERSION
+#define MXG_NFQ_VERSION	"unknown"
+#endif
 
 typedef int cmd_fn(int, char **, struct config *, const struct cmd_opts *);
 
+/* Each subcommand with its usage, printed by `mxguard CMD --help`. */
 static const struct {
 	const char	*name;
 	cmd_fn		*fn;
+	const char	*usage;
+	const char	*help;
 } cmds[] = {
-	{ "run",	cmd_run },
-	{ "rules",	cmd_rules },
-	{ "status",	cmd_status },
-	{ "policy",	cmd_policy },
-	{ "check",	cmd_check },
-	{ "report",	cmd_report },
+	{ "run",	cmd_run,	"[-d] [-c file] [run]",
+	    "run the daemon in the foreground (-d: debug logging)" },
+	{ "rules",	cmd_rules,	"[-c file] rules "
+	    "install|remove|stop|show|generate",
+	    "install, remove or show the nftables divert rules" },
+	{ "status",	cmd_status,	"[-c file] status [--metrics]",
+	    "ask the running daemon for its status or its metrics" },
+	{ "policy",	cmd_policy,	"[-c file] policy domain [--json]",
+	    "MX hosts, MTA-STS record and policy, and the verdict\n"
+	    "           per MX address" },
+	{ "check",	cmd_check,	"[-c file] check domain [address] "
+	    "[--json]",
+	    "DNSSEC, DANE and MTA-STS per MX address, and a real\n"
+	    "           STARTTLS handshake judged as the proxy would" },
+	{ "report",	cmd_report,	"[-c file] report show [domain] "
+	    "[--json] | send [--now]",
+	    "show the recorded TLSRPT data, or send the reports due" },
 };
+
+/* One exit-status table for --help and the man page (keep them alike). */
+static const char exit_table[] =
+    "exit status:\n"
+    "  check, policy:  0 would deliver as required, 1 warning,\n"
+    "                  2 would defer, 3 unknown or error (usage errors too)\n"
+    "  other commands: 0 ok, 1 error, 2 usage error\n"
+    "                  (rules show: 3 when the rules are not installed;\n"
+    "                  report send: 2 when a report was not delivered)\n";
+
+void
+cmd_usage(const char *name, FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			fprintf(f, "usage: mxguard %s\n", cmds[i].usage);
+}
+
+static void
+help(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: mxguard [-d] [-c file] [run]\n"
+	    "       mxguard [-c file] -n [-v]\n");
+	for (i = 1; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "       mxguard %s\n", cmds[i].usage);
+	fprintf(f, "       mxguard -h | --help | -V | --version\n"
+	    "       mxguard command --help\n\n"
+	    "options:\n"
+	    "  -c file  configuration file (default " DEFAULT_CONFIG
+	    ", if it exists)\n"
+	    "  -d       debug logging\n"
+	    "  -n       check the configuration and exit (-v: print it)\n"
+	    "  -h       this help; -V the version and the libraries' "
+	    "versions\n\ncommands:\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-7s  %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\n%s", exit_table);
+}
+
+static void
+cmd_help(size_t i)
+{
+	printf("usage: mxguard %s\n\n%s\n\n", cmds[i].usage,
+	    cmds[i].help);
+	printf("%s", exit_table);
+}
 
 static void
 usage(void)
 {
-	fprintf(stderr,
-	    "usage: mxguard [-d] [-c file] [run]\n"
-	    "       mxguard [-c file] -n [-v]\n"
-	    "       mxguard [-c file] rules install|remove|show\n"
-	    "       mxguard [-c file] status [--metrics]\n"
-	    "       mxguard [-c file] policy domain\n"
-	    "       mxguard [-c file] check domain [address] [--json]\n"
-	    "       mxguard [-c file] report show [domain] [--json]\n"
-	    "       mxguard [-c file] report send [--now]\n");
+	help(stderr);
 	exit(2);
+}
+
+/* The runtime versions of the libraries where they tell it; the
+ * libnetfilter_queue one is the one built against (it has no call). */
+static void
+version(void)
+{
+	printf("mxguard %s\n", MXG_VERSION);
+	printf("OpenSSL %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
+	printf("c-ares %s\n", ares_version(NULL));
+	printf("libnetfilter_queue %s\n", MXG_NFQ_VERSION);
 }
 
 /* -n: what the daemon would refuse at start, short of binding sockets:
@@ -75,16 +157,28 @@ check_config(const struct config *cfg, const char *path)
 	return 0;
 }
 
+static int
+monitoring(const char *name)
+{
+	return strcmp(name, "check") == 0 || strcmp(name, "policy") == 0;
+}
+
 int
 main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "help",	no_argument,	NULL,	'h' },
+		{ "version",	no_argument,	NULL,	'V' },
+		{ NULL,		0,		NULL,	0 }
+	};
 	struct cmd_opts opts = { NULL, 0 };
 	struct config *cfg;
 	char err[512];
 	int ch, check_only = 0, verbose = 0, rc;
-	size_t i;
+	size_t i, ci;
 
-	while ((ch = getopt(argc, argv, "+c:dnvh")) != -1) {
+	while ((ch = getopt_long(argc, argv, "+c:dnvhV", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			opts.config_path = optarg;
@@ -98,18 +192,46 @@ main(int argc, char **argv)
 		case 'v':
 			verbose = 1;
 			break;
+		case 'h':
+			help(stdout);
+			return 0;
+		case 'V':
+			version();
+			return 0;
 		default:
 			usage();
 		}
 	}
 	argc -= optind;
 	argv += optind;
+	if (argc == 0) {
+		static char *run_argv[] = { "run", NULL };
+
+		argc = 1;
+		argv = run_argv;
+	}
+	for (ci = 0; ci < sizeof(cmds) / sizeof(cmds[0]); ci++)
+		if (strcmp(argv[0], cmds[ci].name) == 0)
+			break;
+	if (!check_only && ci == sizeof(cmds) / sizeof(cmds[0])) {
+		fprintf(stderr, "mxguard: unknown command \"%s\"\n", argv[0]);
+		usage();
+	}
+	/* COMMAND --help or -h anywhere in its arguments: no configuration
+	 * needed, nothing else done */
+	if (!check_only)
+		for (i = 1; i < (size_t)argc; i++)
+			if (strcmp(argv[i], "--help") == 0 ||
+			    strcmp(argv[i], "-h") == 0) {
+				cmd_help(ci);
+				return 0;
+			}
 	/* the default file is optional; a named one must exist */
 	if (opts.config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
 		opts.config_path = DEFAULT_CONFIG;
 	if ((cfg = config_load(opts.config_path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: %s\n", err);
-		return 1;
+		return !check_only && monitoring(argv[0]) ? CMD_UNKNOWN : 1;
 	}
 	if (opts.debug)
 		cfg->log_level = LOG_LVL_DEBUG;
@@ -120,19 +242,7 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return rc;
 	}
-	if (argc == 0) {
-		static char *run_argv[] = { "run", NULL };
-
-		argc = 1;
-		argv = run_argv;
-	}
-	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (strcmp(argv[0], cmds[i].name) == 0) {
-			rc = cmds[i].fn(argc, argv, cfg, &opts);
-			config_free(cfg);
-			return rc;
-		}
-	fprintf(stderr, "mxguard: unknown command \"%s\"\n", argv[0]);
-	usage();
-	return 2;
+	rc = cmds[ci].fn(argc, argv, cfg, &opts);
+	config_free(cfg);
+	return rc;
 }

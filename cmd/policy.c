@@ -1,13 +1,17 @@
 /*
- * policy.c - `mxguard policy DOMAIN`: what mxguard knows and would decide
+ * policy.c - `mxguard policy DOMAIN [--json]`: what mxguard knows and would decide
  * for a recipient domain.  Prints the MX hosts and their addresses (the
  * daemon's own MX walk, policy/mx.c, in its order), the
  * _mta-sts TXT record, the MTA-STS policy (from the cache or fetched now,
  * with its age), and the verdict policy_lookup() gives for every MX
  * address.  Runs its own event loop with the configured resolver and the
  * daemon's policy cache (state_dir); a fetched policy is cached as the
- * daemon would.  Exit status: 0, or 1 on usage or setup errors; 2 when
- * some MX address would be deferred.
+ * daemon would.  Readable text, or with --json one object (schema 1,
+ * null for what is absent; the TXT records are quoted as in the log).
+ * Exit status (cmd.h): 0 every verdict would deliver as required; 1 some
+ * would deliver only because its policy is report-only (MTA-STS testing)
+ * while enforcing would not; 2 some MX address would be deferred; 3 usage
+ * or setup errors, or a lookup that gave no verdict.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "cmd/cmd.h"
 #include "core/ev.h"
@@ -104,19 +110,49 @@ addr_str(const struct sockaddr_storage *ss, char *buf, size_t sz)
 	return inet_ntop(ss->ss_family, p, buf, (socklen_t)sz) ? buf : "?";
 }
 
+/* Version of the --json layout (raised when a member changes meaning). */
+#define POLICY_JSON_SCHEMA	1
+
+/* One verdict, printed, or added to the JSON array vs; returns the exit
+ * status it calls for (cmd.h). */
 static int
-print_verdict(const char *what, const struct policy_verdict *v)
+print_verdict(const char *host, const char *addr,
+    const struct policy_verdict *v, json_t *vs)
 {
-	printf("  %s: %s", what, tls_level_name(v->level));
-	if (v->report_only)
-		printf(" (report only)");
-	printf("  source=%s", v->source);
-	if (v->mx_host[0])
-		printf(" mx=%s", v->mx_host);
-	if (v->reason[0])
-		printf(" reason=%s", v->reason);
-	printf("\n    %s\n", v->detail);
-	return v->level == TLS_LEVEL_DEFER;
+	json_t *o;
+
+	if (vs != NULL) {
+		o = json_object();
+		cmd_json_set(o, "host", host);
+		cmd_json_set(o, "address", addr);
+		cmd_json_set(o, "level", tls_level_name(v->level));
+		json_object_set_new(o, "report_only",
+		    json_boolean(v->report_only));
+		cmd_json_set(o, "source", v->source);
+		cmd_json_set(o, "mx", v->mx_host);
+		cmd_json_set(o, "reason", v->reason);
+		cmd_json_set(o, "detail", v->detail);
+		json_array_append_new(vs, o);
+	} else {
+		if (addr != NULL)
+			printf("  %s [%s]: %s", host, addr,
+			    tls_level_name(v->level));
+		else
+			printf("  (no MX address): %s",
+			    tls_level_name(v->level));
+		if (v->report_only)
+			printf(" (report only)");
+		printf("  source=%s", v->source);
+		if (v->mx_host[0])
+			printf(" mx=%s", v->mx_host);
+		if (v->reason[0])
+			printf(" reason=%s", v->reason);
+		printf("\n    %s\n", v->detail);
+	}
+	if (v->level == TLS_LEVEL_DEFER)
+		return CMD_DEFER;
+	/* report-only: would deliver, but enforcing would not */
+	return v->report_only && v->reason[0] ? CMD_WARNING : CMD_OK;
 }
 
 static struct policy_verdict *
@@ -135,6 +171,12 @@ lookup(struct run *r, struct policy *p, const char *domain,
 	return r->v;
 }
 
+static int
+worst(int a, int b)
+{
+	return a > b ? a : b;
+}
+
 int
 cmd_policy(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
@@ -143,31 +185,56 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	struct policy *p;
 	struct sts_cache *cache;
 	struct sts_cache_entry e;
+	const char *dom = NULL;
 	char err[256], domain[256], name[300], a[64];
-	int i, j, deferred = 0, nlookups = 0;
+	json_t *root = NULL, *o, *arr, *hs, *vs = NULL;
+	int i, j, rc = CMD_OK, nlookups = 0, json = 0;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: mxguard policy DOMAIN\n");
-		return 1;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = 1;
+		else if (argv[i][0] == '-' || dom != NULL) {
+			cmd_usage("policy", stderr);
+			return CMD_UNKNOWN;
+		} else
+			dom = argv[i];
 	}
-	if (sts_domain_norm(argv[1], domain, sizeof(domain), err,
+	if (dom == NULL) {
+		cmd_usage("policy", stderr);
+		return CMD_UNKNOWN;
+	}
+	/* the engine's event lines are for the daemon's log: here only
+	 * warnings, unless -d */
+	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+	if (sts_domain_norm(dom, domain, sizeof(domain), err,
 	    sizeof(err)) == -1) {
-		fprintf(stderr, "mxguard: policy: %s: %s\n", argv[1], err);
-		return 1;
+		fprintf(stderr, "mxguard: policy: %s: %s\n", dom, err);
+		return CMD_UNKNOWN;
 	}
 	if ((r = calloc(1, sizeof(*r))) == NULL ||
 	    (r->loop = ev_loop_new()) == NULL) {
 		fprintf(stderr, "mxguard: policy: out of memory\n");
 		free(r);
-		return 1;
+		return CMD_UNKNOWN;
 	}
 	if ((p = policy_new(r->loop, cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: policy: %s\n", err);
 		ev_loop_free(r->loop);
 		free(r);
-		return 1;
+		return CMD_UNKNOWN;
 	}
-	printf("domain %s\n", domain);
+	if (json) {
+		if ((root = json_object()) == NULL ||
+		    (vs = json_array()) == NULL) {
+			fprintf(stderr, "mxguard: policy: out of memory\n");
+			rc = CMD_UNKNOWN;
+			goto out;
+		}
+		json_object_set_new(root, "schema",
+		    json_integer(POLICY_JSON_SCHEMA));
+		cmd_json_set(root, "domain", domain);
+	} else
+		printf("domain %s\n", domain);
 
 	/* MX hosts with their addresses, and TXT */
 	r->outstanding = 2;
@@ -176,83 +243,170 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	    on_walk, r) == NULL ||
 	    dns_query(policy_dns(p), name, DNS_T_TXT, on_txt, r) == NULL) {
 		fprintf(stderr, "mxguard: policy: out of memory\n");
+		rc = CMD_UNKNOWN;
 		goto out;
 	}
 	wait_all(r);
-	if (r->mx->implicit)
-		printf("MX (%s: implicit MX, the domain itself)\n",
-		    dns_status_name(r->mx->status));
-	else if (r->mx->null_mx)
-		printf("MX (%s: null MX, the domain accepts no mail)\n",
-		    dns_status_name(r->mx->status));
-	else
-		printf("MX (%s)\n", dns_status_name(r->mx->status));
-	for (i = 0; i < r->mx->nhost; i++) {
-		const struct mx_host *h = &r->mx->host[i];
+	if (json) {
+		o = json_object();
+		hs = json_array();
+		cmd_json_set(o, "status", dns_status_name(r->mx->status));
+		json_object_set_new(o, "implicit",
+		    json_boolean(r->mx->implicit));
+		json_object_set_new(o, "null_mx", json_boolean(r->mx->null_mx));
+		for (i = 0; i < r->mx->nhost; i++) {
+			const struct mx_host *h = &r->mx->host[i];
+			json_t *ho = json_object();
 
-		printf("  %5d %s  A:%s AAAA:%s", h->pref, h->name,
-		    st_name(h->st4), st_name(h->st6));
-		for (j = 0; j < h->naddr; j++)
-			printf(" %s", addr_str(&h->addr[j], a, sizeof(a)));
-		printf("\n");
+			json_object_set_new(ho, "pref", json_integer(h->pref));
+			cmd_json_set(ho, "name", h->name);
+			cmd_json_set(ho, "a_status", h->st4 < 0 ? NULL :
+			    dns_status_name(h->st4));
+			cmd_json_set(ho, "aaaa_status", h->st6 < 0 ? NULL :
+			    dns_status_name(h->st6));
+			arr = json_array();
+			for (j = 0; j < h->naddr; j++)
+				json_array_append_new(arr, json_string(
+				    addr_str(&h->addr[j], a, sizeof(a))));
+			json_object_set_new(ho, "addresses", arr);
+			json_array_append_new(hs, ho);
+		}
+		json_object_set_new(o, "hosts", hs);
+		json_object_set_new(root, "mx", o);
+		o = json_object();
+		arr = json_array();
+		cmd_json_set(o, "name", name);
+		cmd_json_set(o, "status", dns_status_name(r->txt_st));
+		for (i = 0; i < r->ntxt; i++)
+			json_array_append_new(arr, json_string(r->txt[i]));
+		json_object_set_new(o, "records", arr);
+		json_object_set_new(root, "mta_sts_txt", o);
+	} else {
+		if (r->mx->implicit)
+			printf("MX (%s: implicit MX, the domain itself)\n",
+			    dns_status_name(r->mx->status));
+		else if (r->mx->null_mx)
+			printf("MX (%s: null MX, the domain accepts no "
+			    "mail)\n", dns_status_name(r->mx->status));
+		else
+			printf("MX (%s)\n", dns_status_name(r->mx->status));
+		for (i = 0; i < r->mx->nhost; i++) {
+			const struct mx_host *h = &r->mx->host[i];
+
+			printf("  %5d %s  A:%s AAAA:%s", h->pref, h->name,
+			    st_name(h->st4), st_name(h->st6));
+			for (j = 0; j < h->naddr; j++)
+				printf(" %s", addr_str(&h->addr[j], a,
+				    sizeof(a)));
+			printf("\n");
+		}
+		printf("MTA-STS TXT %s (%s)\n", name,
+		    dns_status_name(r->txt_st));
+		for (i = 0; i < r->ntxt; i++)
+			printf("  %s\n", r->txt[i]);
+		printf("verdicts\n");
 	}
 
-	printf("MTA-STS TXT %s (%s)\n", name, dns_status_name(r->txt_st));
-	for (i = 0; i < r->ntxt; i++)
-		printf("  %s\n", r->txt[i]);
-
 	/* verdicts: the first lookup also fetches and caches the policy */
-	printf("verdicts\n");
 	for (i = 0; i < r->mx->nhost; i++)
 		for (j = 0; j < r->mx->host[i].naddr; j++) {
 			struct policy_verdict *v = lookup(r, p, domain,
 			    &r->mx->host[i].addr[j]);
-			char what[400];
 
-			if (v == NULL)
+			if (v == NULL) {
+				rc = worst(rc, CMD_UNKNOWN);
 				continue;
-			if (nlookups++ == 0 && v->sts_note[0])
-				printf("  (MTA-STS: %s)\n", v->sts_note);
-			snprintf(what, sizeof(what), "%s [%s]",
-			    r->mx->host[i].name,
-			    addr_str(&r->mx->host[i].addr[j], a, sizeof(a)));
-			deferred |= print_verdict(what, v);
+			}
+			if (nlookups++ == 0) {
+				if (json)
+					cmd_json_set(root, "mta_sts_note",
+					    v->sts_note);
+				else if (v->sts_note[0])
+					printf("  (MTA-STS: %s)\n",
+					    v->sts_note);
+			}
+			rc = worst(rc, print_verdict(r->mx->host[i].name,
+			    addr_str(&r->mx->host[i].addr[j], a, sizeof(a)),
+			    v, vs));
 			policy_verdict_free(v);
 		}
 	if (nlookups == 0) {
 		struct policy_verdict *v = lookup(r, p, domain, NULL);
 
 		if (v != NULL) {
-			if (v->sts_note[0])
+			if (json)
+				cmd_json_set(root, "mta_sts_note", v->sts_note);
+			else if (v->sts_note[0])
 				printf("  (MTA-STS: %s)\n", v->sts_note);
-			deferred |= print_verdict("(no MX address)", v);
+			rc = worst(rc, print_verdict(NULL, NULL, v, vs));
 			policy_verdict_free(v);
-		}
+		} else
+			rc = CMD_UNKNOWN;
 	}
+	if (json)
+		json_object_set_new(root, "verdicts", json_incref(vs));
 
 	/* the policy as cached now */
-	if ((cache = policy_sts_cache(p)) == NULL)
-		printf("MTA-STS policy cache: unavailable (state_dir %s)\n",
-		    cfg->state_dir);
-	else if (sts_cache_get(cache, domain, &e) == 1) {
+	if ((cache = policy_sts_cache(p)) == NULL) {
+		if (json)
+			json_object_set_new(root, "mta_sts_policy",
+			    json_null());
+		else
+			printf("MTA-STS policy cache: unavailable (state_dir "
+			    "%s)\n", cfg->state_dir);
+	} else if (sts_cache_get(cache, domain, &e) == 1) {
 		int64_t now = (int64_t)time(NULL);
 		static const char *states[] = { "fresh", "refresh due",
 		    "expired" };
+		const char *state = states[sts_cache_state(&e, now,
+		    cfg->sts_refresh_margin)];
 
-		printf("MTA-STS policy (cached): id=%s mode=%s max_age=%u "
-		    "age=%llds expires_in=%llds state=%s\n", e.id,
-		    sts_mode_name(e.pol.mode), e.pol.max_age,
-		    (long long)(now - e.fetched), (long long)(e.expires - now),
-		    states[sts_cache_state(&e, now, cfg->sts_refresh_margin)]);
-		for (i = 0; i < e.pol.nmx; i++)
-			printf("  mx: %s\n", e.pol.mx[i]);
+		if (json) {
+			o = json_object();
+			arr = json_array();
+			cmd_json_set(o, "id", e.id);
+			cmd_json_set(o, "mode", sts_mode_name(e.pol.mode));
+			json_object_set_new(o, "max_age",
+			    json_integer(e.pol.max_age));
+			json_object_set_new(o, "age",
+			    json_integer(now - e.fetched));
+			json_object_set_new(o, "expires_in",
+			    json_integer(e.expires - now));
+			cmd_json_set(o, "state", state);
+			for (i = 0; i < e.pol.nmx; i++)
+				json_array_append_new(arr,
+				    json_string(e.pol.mx[i]));
+			json_object_set_new(o, "mx", arr);
+			json_object_set_new(root, "mta_sts_policy", o);
+		} else {
+			printf("MTA-STS policy (cached): id=%s mode=%s "
+			    "max_age=%u age=%llds expires_in=%llds "
+			    "state=%s\n", e.id, sts_mode_name(e.pol.mode),
+			    e.pol.max_age, (long long)(now - e.fetched),
+			    (long long)(e.expires - now), state);
+			for (i = 0; i < e.pol.nmx; i++)
+				printf("  mx: %s\n", e.pol.mx[i]);
+		}
 		sts_cache_entry_clear(&e);
-	} else
+	} else if (json)
+		json_object_set_new(root, "mta_sts_policy", json_null());
+	else
 		printf("MTA-STS policy: none cached\n");
+	if (json) {
+		json_object_set_new(root, "exit_status", json_integer(rc));
+		if (json_dumpf(root, stdout, JSON_COMPACT) == -1) {
+			fprintf(stderr, "mxguard: policy: cannot write "
+			    "JSON\n");
+			rc = CMD_UNKNOWN;
+		} else
+			putchar('\n');
+	}
 out:
+	json_decref(vs);
+	json_decref(root);
 	policy_free(p);
 	ev_loop_free(r->loop);
 	free(r->mx);
 	free(r);
-	return deferred ? 2 : 0;
+	return rc;
 }

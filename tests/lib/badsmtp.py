@@ -111,7 +111,11 @@ def start_tls(c):
 
 def smtp_session(c):
     mode = ARGS.mode
-    c.reply("220 %s ESMTP badsmtp (%s)" % (ARGS.hostname, mode))
+    if ARGS.banner is not None:
+        # the bytes as given on the command line, invalid UTF-8 included
+        c.send(b"220 " + os.fsencode(ARGS.banner) + b"\r\n")
+    else:
+        c.reply("220 %s ESMTP badsmtp (%s)" % (ARGS.hostname, mode))
     in_tls = False
     while True:
         line = c.readline()
@@ -332,6 +336,7 @@ def main():
     p.add_argument("--cert", help="PEM with certificate chain (and key, or --key)")
     p.add_argument("--key")
     p.add_argument("--hostname", default="badsmtp.test")
+    p.add_argument("--banner", help="greeting text after \"220 \" (any bytes)")
     p.add_argument("--after", type=int, default=1000, help="die: DATA bytes before dying")
     p.add_argument("--rst", action="store_true", help="die: reset instead of FIN")
     p.add_argument("--inject", default="250-injected\\r\\n250 INJECTED\\r\\n",
