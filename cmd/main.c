@@ -16,7 +16,9 @@
 
 #include "cmd/cmd.h"
 #include "core/config.h"
+#include "core/ev.h"
 #include "core/log.h"
+#include "policy/dnscheck.h"
 #include "policy/override.h"
 #include "tlsproxy/tls.h"
 
@@ -49,6 +51,41 @@ usage(void)
 	    "       mxguard [-c file] report show [domain] [--json]\n"
 	    "       mxguard [-c file] report send [--now]\n");
 	exit(2);
+}
+
+static void
+dns_checked(void *arg, int validating, const char *why)
+{
+	struct ev_loop *loop = arg;
+
+	fprintf(stderr, "mxguard: dns: %s (%s)%s\n", validating ?
+	    "the resolver validates DNSSEC" : "WARNING: the resolver does "
+	    "not validate DNSSEC", why, validating ? "" :
+	    ": DANE cannot apply");
+	ev_loop_stop(loop);
+}
+
+/* -n: one resolver self-check (policy/dnscheck.h), reported, never fatal:
+ * the resolver may be down while the configuration is being checked. */
+static void
+check_dns(const struct config *cfg)
+{
+	struct ev_loop *loop;
+	struct dnscheck *c = NULL;
+	char err[256];
+
+	if (cfg->dns_check_interval == 0)
+		return;
+	if ((loop = ev_loop_new()) == NULL ||
+	    (c = dnscheck_new(loop, cfg, DNSCHECK_ONESHOT, 3000, dns_checked,
+	    loop, err, sizeof(err))) == NULL)
+		fprintf(stderr, "mxguard: dns: cannot check the resolver: "
+		    "%s\n", loop ? err : "out of memory");
+	else
+		(void)ev_loop_run(loop);
+	dnscheck_free(c);
+	if (loop != NULL)
+		ev_loop_free(loop);
 }
 
 /* -n: what the daemon would refuse at start, short of binding sockets:
@@ -115,6 +152,8 @@ main(int argc, char **argv)
 		cfg->log_level = LOG_LVL_DEBUG;
 	if (check_only) {
 		rc = check_config(cfg, opts.config_path);
+		if (rc == 0)
+			check_dns(cfg);
 		if (rc == 0 && verbose)
 			config_dump(cfg, stdout);
 		config_free(cfg);
