@@ -82,7 +82,8 @@ dns_check_bogus_name = bogus.dv.test"
 # --- 1: the resolver does not validate
 mxg_start "dns_servers = 127.0.0.2
 $CHECK_CONF"
-assert "mxguard -n: the resolver does not validate" grep -q "dns: WARNING: the resolver does not validate DNSSEC" "$T/mxguard-check.log"
+mxg_ctl -n >"$T/n1.log" 2>&1 || fail "mxguard -n: $(cat "$T/n1.log")"
+assert "mxguard -n: the resolver does not validate" grep -q "dns: WARNING: the resolver does not validate DNSSEC (the signed name's DNSKEY came back without the AD bit): DANE cannot apply" "$T/n1.log"
 wait_log "$MXLOG" "event=dns-not-validating resolver=127.0.0.2 signed=dv.test status=insecure bogus_status=insecure .*note=\"DANE cannot apply\""
 mxg_ctl status >"$T/status1.out" 2>&1 || fail "mxguard status: $(cat "$T/status1.out")"
 assert "status: mxguard_dns_validating 0" grep -qx "mxguard_dns_validating 0" "$T/status1.out"
@@ -102,7 +103,8 @@ mxg_stop
 # --- 2: the resolver validates
 mxg_start "dns_servers = 127.0.0.1
 $CHECK_CONF"
-assert "mxguard -n: the resolver validates" grep -q "dns: the resolver validates DNSSEC" "$T/mxguard-check.log"
+mxg_ctl -n >"$T/n2.log" 2>&1 || fail "mxguard -n: $(cat "$T/n2.log")"
+assert "mxguard -n: the resolver validates" grep -q "dns: the resolver validates DNSSEC (the signed name validated, the bogus name was rejected)" "$T/n2.log"
 wait_log "$MXLOG" "event=dns-validating resolver=127.0.0.1 signed=dv.test bogus=bogus.dv.test"
 assert "no dns-not-validating warning with the validating resolver" [ "$(mx_count "event=dns-not-validating")" = 0 ]
 mxg_ctl status >"$T/status2.out" 2>&1 || fail "mxguard status: $(cat "$T/status2.out")"
