@@ -3,6 +3,7 @@
  *
  *   mxguard [-d] [-c FILE] [run]            the daemon (foreground)
  *   mxguard [-c FILE] -n [-v]               check the configuration
+ *                                           (-v: and the resolver)
  *   mxguard [-c FILE] rules install|remove|show
  *   mxguard [-c FILE] status [--metrics]
  *   mxguard [-c FILE] policy DOMAIN
@@ -65,8 +66,10 @@ dns_checked(void *arg, int validating, const char *why)
 	ev_loop_stop(loop);
 }
 
-/* -n: one resolver self-check (policy/dnscheck.h), reported, never fatal:
- * the resolver may be down while the configuration is being checked. */
+/* -n -v: one resolver self-check (policy/dnscheck.h), reported on stderr,
+ * never fatal: the resolver may be down while the configuration is being
+ * checked.  Only with -v, since a plain -n stays silent on success and
+ * stdout carries the configuration dump. */
 static void
 check_dns(const struct config *cfg)
 {
@@ -152,7 +155,7 @@ main(int argc, char **argv)
 		cfg->log_level = LOG_LVL_DEBUG;
 	if (check_only) {
 		rc = check_config(cfg, opts.config_path);
-		if (rc == 0)
+		if (rc == 0 && verbose)
 			check_dns(cfg);
 		if (rc == 0 && verbose)
 			config_dump(cfg, stdout);

@@ -7,7 +7,7 @@
 # The check asks for dv.test's DNSKEY (dns_check_signed_name; the test
 # world has no root zone) and for bogus.dv.test A, whose RRSIG is broken
 # (dns_check_bogus_name).
-#   mxguard on 127.0.0.2: mxguard -n says the resolver does not validate,
+#   mxguard on 127.0.0.2: mxguard -n -v says the resolver does not validate,
 #     the gauge mxguard_dns_validating is 0 in `mxguard status`, the
 #     warning event=dns-not-validating is logged, and a message to dv.test
 #     goes out without DANE (its TLSA is not secure: opportunistic TLS).
@@ -82,7 +82,7 @@ dns_check_bogus_name = bogus.dv.test"
 # --- 1: the resolver does not validate
 mxg_start "dns_servers = 127.0.0.2
 $CHECK_CONF"
-mxg_ctl -n >"$T/n1.log" 2>&1 || fail "mxguard -n: $(cat "$T/n1.log")"
+mxg_ctl -n -v >"$T/n1.log" 2>&1 || fail "mxguard -n: $(cat "$T/n1.log")"
 assert "mxguard -n: the resolver does not validate" grep -q "dns: WARNING: the resolver does not validate DNSSEC (the signed name's DNSKEY came back without the AD bit): DANE cannot apply" "$T/n1.log"
 wait_log "$MXLOG" "event=dns-not-validating resolver=127.0.0.2 signed=dv.test status=insecure bogus_status=insecure .*note=\"DANE cannot apply\""
 mxg_ctl status >"$T/status1.out" 2>&1 || fail "mxguard status: $(cat "$T/status1.out")"
@@ -103,7 +103,7 @@ mxg_stop
 # --- 2: the resolver validates
 mxg_start "dns_servers = 127.0.0.1
 $CHECK_CONF"
-mxg_ctl -n >"$T/n2.log" 2>&1 || fail "mxguard -n: $(cat "$T/n2.log")"
+mxg_ctl -n -v >"$T/n2.log" 2>&1 || fail "mxguard -n: $(cat "$T/n2.log")"
 assert "mxguard -n: the resolver validates" grep -q "dns: the resolver validates DNSSEC (the signed name validated, the bogus name was rejected)" "$T/n2.log"
 wait_log "$MXLOG" "event=dns-validating resolver=127.0.0.1 signed=dv.test bogus=bogus.dv.test"
 assert "no dns-not-validating warning with the validating resolver" [ "$(mx_count "event=dns-not-validating")" = 0 ]
