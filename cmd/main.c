@@ -3,6 +3,7 @@
  *
  *   mxguard [-d] [-c FILE] [run]            the daemon (foreground)
  *   mxguard [-c FILE] -n [-v]               check the configuration
+ *                                           (-v: and the resolver)
  *   mxguard [-c FILE] rules install|remove|show
  *   mxguard [-c FILE] status [--metrics]
  *   mxguard [-c FILE] policy DOMAIN [--json]
@@ -25,7 +26,9 @@
 
 #include "cmd/cmd.h"
 #include "core/config.h"
+#include "core/ev.h"
 #include "core/log.h"
+#include "policy/dnscheck.h"
 #include "policy/override.h"
 #include "tlsproxy/tls.h"
 
@@ -120,6 +123,43 @@ usage(void)
 {
 	help(stderr);
 	exit(2);
+}
+
+static void
+dns_checked(void *arg, int validating, const char *why)
+{
+	struct ev_loop *loop = arg;
+
+	fprintf(stderr, "mxguard: dns: %s (%s)%s\n", validating ?
+	    "the resolver validates DNSSEC" : "WARNING: the resolver does "
+	    "not validate DNSSEC", why, validating ? "" :
+	    ": DANE cannot apply");
+	ev_loop_stop(loop);
+}
+
+/* -n -v: one resolver self-check (policy/dnscheck.h), reported on stderr,
+ * never fatal: the resolver may be down while the configuration is being
+ * checked.  Only with -v, since a plain -n stays silent on success and
+ * stdout carries the configuration dump. */
+static void
+check_dns(const struct config *cfg)
+{
+	struct ev_loop *loop;
+	struct dnscheck *c = NULL;
+	char err[256];
+
+	if (cfg->dns_check_interval == 0)
+		return;
+	if ((loop = ev_loop_new()) == NULL ||
+	    (c = dnscheck_new(loop, cfg, DNSCHECK_ONESHOT, 3000, dns_checked,
+	    loop, err, sizeof(err))) == NULL)
+		fprintf(stderr, "mxguard: dns: cannot check the resolver: "
+		    "%s\n", loop ? err : "out of memory");
+	else
+		(void)ev_loop_run(loop);
+	dnscheck_free(c);
+	if (loop != NULL)
+		ev_loop_free(loop);
 }
 
 /* The runtime versions of the libraries where they tell it; the
@@ -237,6 +277,8 @@ main(int argc, char **argv)
 		cfg->log_level = LOG_LVL_DEBUG;
 	if (check_only) {
 		rc = check_config(cfg, opts.config_path);
+		if (rc == 0 && verbose)
+			check_dns(cfg);
 		if (rc == 0 && verbose)
 			config_dump(cfg, stdout);
 		config_free(cfg);

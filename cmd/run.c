@@ -40,6 +40,7 @@
 #include "core/sdnotify.h"
 #include "core/stats.h"
 #include "nfq/nfq.h"
+#include "policy/dnscheck.h"
 #include "policy/policy.h"
 #include "policy/tlsrpt.h"
 #include "tlsproxy/proxy.h"
@@ -63,6 +64,7 @@ struct daemon {
 	uint64_t		 watchdog_ms;
 	struct ev_timer		*report_timer;	/* next TLSRPT run */
 	struct report_run	*report;	/* the run under way */
+	struct dnscheck		*dnscheck;	/* resolver self-check */
 	int			 sigfd;
 	int			 draining;
 };
@@ -316,6 +318,11 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	if ((d.watchdog_ms = sd_watchdog_interval_ms()) > 0)
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
 	report_schedule(&d, 1);
+	/* DANE rests on the resolver's AD bit: say when it cannot */
+	if (cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
+	    cfg, 0, 0, NULL, NULL, err, sizeof(err))) == NULL)
+		log_warn("event=dns-check-unavailable error=%s",
+		    log_q(q, sizeof(q), err));
 	sd_notifyf("READY=1\nSTATUS=relaying");
 	log_info("event=started pid=%ld openssl=\"%s\"", (long)getpid(),
 	    OpenSSL_version(OPENSSL_VERSION));
@@ -326,6 +333,7 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	log_info("event=stopped");
 	rc = 0;
 fail:
+	dnscheck_free(d.dnscheck);
 	report_cancel(d.report);
 	ev_timer_free(d.report_timer);
 	nfq_close(d.nfq);

@@ -82,6 +82,9 @@ struct config {
 	uint64_t	 tls_history_window;
 	struct strlist	 dns_servers;	/* empty = /etc/resolv.conf */
 	uint64_t	 dns_timeout;
+	uint64_t	 dns_check_interval;	/* resolver self-check; 0 = off */
+	char		*dns_check_signed_name;	/* its DNSKEY must be AD */
+	char		*dns_check_bogus_name;	/* must SERVFAIL; "" = none */
 	uint64_t	 sts_fetch_timeout;
 	size_t		 sts_max_body;
 	int		 sts_refresh_margin; /* percent of max_age left */

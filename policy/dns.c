@@ -95,6 +95,7 @@ dns_type_name(int t)
 	case DNS_T_TXT:		return "TXT";
 	case DNS_T_TLSA:	return "TLSA";
 	case DNS_T_CNAME:	return "CNAME";
+	case DNS_T_DNSKEY:	return "DNSKEY";
 	default:		return "?";
 	}
 }
@@ -273,6 +274,19 @@ parse_rdata(struct dns_answer *a, struct dns_rr *rr, int rdoff)
 	return 0;
 }
 
+/* A query name: dns_name_norm(), except that "." (the root, asked for its
+ * DNSKEY by policy/dnscheck.c) becomes "", which is how read_name() and
+ * ares_create_query() spell the root.  Domains stay refused as ".". */
+static int
+qname_norm(const char *in, char *out, size_t outsz)
+{
+	if (strcmp(in, ".") == 0 || (*in == '\0' && outsz > 0)) {
+		out[0] = '\0';
+		return 0;
+	}
+	return dns_name_norm(in, out, outsz);
+}
+
 struct dns_answer *
 dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 {
@@ -335,7 +349,7 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 		}
 		nrrs++;
 	}
-	if (dns_name_norm(qname, cur, sizeof(cur)) == -1)
+	if (qname_norm(qname, cur, sizeof(cur)) == -1)
 		goto malformed;
 	/* follow the CNAME chain inside the answer */
 	for (hops = 0; hops <= DNS_MAX_CNAME; hops++) {
@@ -374,7 +388,7 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 	memcpy(a->raw, buf, (size_t)len);
 	a->rawlen = len;
 	a->qtype = (uint16_t)qtype;
-	dns_name_norm(qname, a->qname, sizeof(a->qname));
+	qname_norm(qname, a->qname, sizeof(a->qname));
 	memcpy(a->name, cur, sizeof(a->name));
 	a->rcode = buf[3] & 0x0f;
 	a->ad = (buf[3] & 0x20) != 0;
@@ -432,7 +446,7 @@ malformed:
 		return NULL;
 	a->status = DNS_ERROR;
 	a->qtype = (uint16_t)qtype;
-	if (dns_name_norm(qname, a->qname, sizeof(a->qname)) == -1)
+	if (qname_norm(qname, a->qname, sizeof(a->qname)) == -1)
 		a->qname[0] = '\0';
 	memcpy(a->name, a->qname, sizeof(a->name));
 	return a;
@@ -750,7 +764,9 @@ dns_query(struct dns *d, const char *name, int type, dns_cb *cb, void *arg)
 	r->arg = arg;
 	r->type = type;
 	r->all_ad = 1;
-	if (dns_name_norm(name, r->cur, sizeof(r->cur)) == -1) {
+	if (strcmp(name, ".") == 0)
+		r->cur[0] = '\0';
+	else if (dns_name_norm(name, r->cur, sizeof(r->cur)) == -1) {
 		r->fail = DNS_ERROR;
 		ev_timer_arm(r->t, 0);
 		return r;

@@ -37,6 +37,7 @@
 #define DNS_T_MX	15
 #define DNS_T_TXT	16
 #define DNS_T_AAAA	28
+#define DNS_T_DNSKEY	48
 #define DNS_T_TLSA	52
 
 #define DNS_MAX_CNAME	8

@@ -1,0 +1,119 @@
+#!/bin/bash
+# 68: the resolver self-check (policy/dnscheck.c).  A signed domain with a
+# DANE-EE TLSA record (dv.test, knot + ldns-signzone as in 40), and two
+# unbound resolvers in the sender namespace reaching the same zones:
+#   127.0.0.1  validating with the test trust anchors (tests/lib/dnssec.sh)
+#   127.0.0.2  module-config "iterator", no trust anchor: never sets AD
+# The check asks for dv.test's DNSKEY (dns_check_signed_name; the test
+# world has no root zone) and for bogus.dv.test A, whose RRSIG is broken
+# (dns_check_bogus_name).
+#   mxguard on 127.0.0.2: mxguard -n -v says the resolver does not validate,
+#     the gauge mxguard_dns_validating is 0 in `mxguard status`, the
+#     warning event=dns-not-validating is logged, and a message to dv.test
+#     goes out without DANE (its TLSA is not secure: opportunistic TLS).
+#   mxguard on 127.0.0.1: -n says it validates, the gauge is 1, the info
+#     line event=dns-validating is logged, and the same message is
+#     DANE-verified.
+. "$(dirname "$0")/../lib/ns.sh"
+. "$(dirname "$0")/../lib/dnssec.sh"
+need_mxguard
+mxg_ctl() { ip netns exec "$SND" "$MXGUARD" -c "$T/mxguard.conf" "$@"; }
+ns_setup
+make_cert mxdv mx.dv.test
+
+dnssec_zone dv.test signed
+dnssec_mx dv.test mx.dv.test 10.25.1.11
+dnssec_tlsa dv.test mx.dv.test 3 1 1 "$T/pki/mxdv.crt"
+dnssec_rr dv.test "bogus.dv.test. 300 IN A 192.0.2.7"
+dnssec_break_sig dv.test bogus.dv.test. A
+dnssec_start
+assert "dv.test DNSKEY is secure through the validating unbound" _dnssec_ad dv.test DNSKEY
+assert "bogus.dv.test is SERVFAIL through the validating unbound" [ "$(dnssec_rcode bogus.dv.test A)" = SERVFAIL ]
+
+# the non-validating resolver: same stubs, no validator module
+{
+	cat <<EOF
+server:
+    interface: 127.0.0.2
+    port: 53
+    do-daemonize: no
+    username: ""
+    chroot: ""
+    directory: "$ZD"
+    pidfile: "$ZD/unbound-nv.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 1
+    num-threads: 1
+    do-ip6: no
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    module-config: "iterator"
+    qname-minimisation: no
+    local-zone: "test." nodefault
+remote-control:
+    control-enable: no
+stub-zone:
+    name: "."
+    stub-addr: $DNSSEC_IP
+stub-zone:
+    name: "dv.test"
+    stub-addr: $DNSSEC_IP
+EOF
+} >"$ZD/unbound-nv.conf"
+unbound-checkconf "$ZD/unbound-nv.conf" >"$ZD/unbound-nv-check.log" 2>&1 ||
+	fail "unbound-nv.conf: $(cat "$ZD/unbound-nv-check.log")"
+bg "$SND" "$ZD/unbound-nv.log" unbound -d -c "$ZD/unbound-nv.conf"
+wait_port "$SND" 127.0.0.2 53
+wait_for 15 "dv.test DNSKEY through the non-validating unbound" \
+	bash -c "ip netns exec '$SND' drill -D dv.test DNSKEY @127.0.0.2 | grep -qE '^dv\.test\.[[:space:]].*DNSKEY'"
+assert "the non-validating unbound answers without AD" not bash -c "ip netns exec '$SND' drill -D dv.test DNSKEY @127.0.0.2 | grep -qE '^;; flags: .*\bad\b'"
+
+rcv_listener 10.25.1.11 mxdv
+rcv_mailbox alice@dv.test
+rcv_setup
+snd_setup
+snd_route dv.test 10.25.1.11
+
+CHECK_CONF="dns_timeout = 5s
+dns_check_signed_name = dv.test
+dns_check_bogus_name = bogus.dv.test"
+
+# --- 1: the resolver does not validate
+mxg_start "dns_servers = 127.0.0.2
+$CHECK_CONF"
+mxg_ctl -n -v >"$T/n1.log" 2>&1 || fail "mxguard -n: $(cat "$T/n1.log")"
+assert "mxguard -n: the resolver does not validate" grep -q "dns: WARNING: the resolver does not validate DNSSEC (the signed name's DNSKEY came back without the AD bit): DANE cannot apply" "$T/n1.log"
+wait_log "$MXLOG" "event=dns-not-validating resolver=127.0.0.2 signed=dv.test status=insecure bogus_status=insecure .*note=\"DANE cannot apply\""
+mxg_ctl status >"$T/status1.out" 2>&1 || fail "mxguard status: $(cat "$T/status1.out")"
+assert "status: mxguard_dns_validating 0" grep -qx "mxguard_dns_validating 0" "$T/status1.out"
+mxg_ctl status --metrics >"$T/metrics1.out" 2>&1 || fail "mxguard status --metrics: $(cat "$T/metrics1.out")"
+assert "metrics: the gauge has type gauge" grep -qx "# TYPE mxguard_dns_validating gauge" "$T/metrics1.out"
+
+new_body "$T/body" 2000
+send_mail x@sender.test alice@dv.test "$T/body" "resolver does not validate"
+q1=$(find_qid "$MSGID")
+wait_status "$q1" alice@dv.test sent
+wait_mailbox alice@dv.test 1
+assert "DANE not applicable: no dane verdict for dv.test" [ "$(mx_count "event=policy domain=dv.test .*source=dane")" = 0 ]
+assert "delivered with opportunistic TLS" grep -qE "event=policy domain=dv.test .*level=(may|encrypt|none)" "$MXLOG"
+grep -E "event=policy domain=dv.test" "$MXLOG" | head -n1 | sed 's/^/  not validating: /'
+mxg_stop
+
+# --- 2: the resolver validates
+mxg_start "dns_servers = 127.0.0.1
+$CHECK_CONF"
+mxg_ctl -n -v >"$T/n2.log" 2>&1 || fail "mxguard -n: $(cat "$T/n2.log")"
+assert "mxguard -n: the resolver validates" grep -q "dns: the resolver validates DNSSEC (the signed name validated, the bogus name was rejected)" "$T/n2.log"
+wait_log "$MXLOG" "event=dns-validating resolver=127.0.0.1 signed=dv.test bogus=bogus.dv.test"
+assert "no dns-not-validating warning with the validating resolver" [ "$(mx_count "event=dns-not-validating")" = 0 ]
+mxg_ctl status >"$T/status2.out" 2>&1 || fail "mxguard status: $(cat "$T/status2.out")"
+assert "status: mxguard_dns_validating 1" grep -qx "mxguard_dns_validating 1" "$T/status2.out"
+
+send_mail x@sender.test alice@dv.test "$T/body" "resolver validates"
+q2=$(find_qid "$MSGID")
+wait_status "$q2" alice@dv.test sent
+wait_mailbox alice@dv.test 2
+assert "DANE applies: dane verdict for dv.test" grep -qE "event=policy domain=dv.test .*source=dane level=dane result=ok" "$MXLOG"
+mxg_stop
+pass "non-validating resolver: gauge 0, warning, DANE not applied; validating: gauge 1, DANE"
