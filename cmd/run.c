@@ -45,6 +45,11 @@
 #include "tlsproxy/proxy.h"
 #include "tlsproxy/report.h"
 
+/* The build's version; the Makefile may pass -DMXG_VERSION="...". */
+#ifndef MXG_VERSION
+#define MXG_VERSION "dev"
+#endif
+
 #define MAX_RELOADS 64
 
 struct daemon {
@@ -316,6 +321,20 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	if ((d.watchdog_ms = sd_watchdog_interval_ms()) > 0)
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
 	report_schedule(&d, 1);
+	{
+		char name[200];
+
+		/* the usual Prometheus idioms: an info gauge of 1 whose
+		 * labels say what runs, and the start time in Unix seconds */
+		snprintf(name, sizeof(name), "mxguard_build_info{version=\"%s\","
+		    "openssl=\"%s\"}", MXG_VERSION,
+		    OpenSSL_version(OPENSSL_VERSION_STRING));
+		stats_set(stats_gauge(name, "The mxguard build running, "
+		    "and the OpenSSL it uses"), 1);
+		stats_set(stats_gauge("process_start_time_seconds",
+		    "Start time of the process since the Unix epoch in "
+		    "seconds"), (int64_t)time(NULL));
+	}
 	sd_notifyf("READY=1\nSTATUS=relaying");
 	log_info("event=started pid=%ld openssl=\"%s\"", (long)getpid(),
 	    OpenSSL_version(OPENSSL_VERSION));
