@@ -775,18 +775,6 @@ policy_expired(void *arg)
 static void
 rcpt_continue(struct session *s)
 {
-	const char *d = s->cur_verdict ? s->cur_verdict->domain : "";
-	size_t n = strlen(s->tx_domains), dl = strlen(d);
-	const char *p;
-
-	/* the summary line's recipient domains, each once */
-	for (p = s->tx_domains; (p = strstr(p, d)) != NULL && dl > 0; p++)
-		if ((p == s->tx_domains || p[-1] == ',') &&
-		    (p[dl] == ',' || p[dl] == '\0'))
-			break;
-	if (dl > 0 && p == NULL && n + dl + 2 <= sizeof(s->tx_domains))
-		snprintf(s->tx_domains + n, sizeof(s->tx_domains) - n, "%s%s",
-		    n ? "," : "", d);
 	if (!s->tx_up_mail)
 		session_enter(s, S_MAIL);
 	else
@@ -1156,6 +1144,23 @@ body_pump(struct session *s)
 		io_pause(s->cl, 0);
 }
 
+/* The summary line's recipient domains: those the upstream accepted a
+ * recipient for, each once, as long as they fit. */
+static void
+tx_add_domain(struct session *s, const char *d)
+{
+	size_t n = strlen(s->tx_domains), dl = strlen(d);
+	const char *p;
+
+	for (p = s->tx_domains; dl > 0 && (p = strstr(p, d)) != NULL; p++)
+		if ((p == s->tx_domains || p[-1] == ',') &&
+		    (p[dl] == ',' || p[dl] == '\0'))
+			return;
+	if (dl > 0 && n + dl + 2 <= sizeof(s->tx_domains))
+		snprintf(s->tx_domains + n, sizeof(s->tx_domains) - n, "%s%s",
+		    n ? "," : "", d);
+}
+
 /*
  * One line per message with everything an operator asks about it: where
  * it went, under which policy, over what TLS, verified how, and what the
@@ -1171,9 +1176,10 @@ delivery_summary(struct session *s, const struct smtp_reply *r)
 	char reply[512];
 
 	snprintf(reply, sizeof(reply), "%d %.*s", r->code, (int)tl, t);
-	log_info("sid=%s event=delivery domains=%s mx=%s policy_source=%s "
-	    "policy_level=%s tls=%s cipher=%s verify=%s reply=%s", s->id,
-	    log_q(qd, sizeof(qd), s->tx_domains),
+	log_info("sid=%s event=delivery domains=%s dst=%s mx=%s "
+	    "policy_source=%s policy_level=%s tls=%s cipher=%s verify=%s "
+	    "reply=%s", s->id, log_q(qd, sizeof(qd), s->tx_domains),
+	    s->dst_str,
 	    log_q(qm, sizeof(qm), v ? v->mx_host : ""),
 	    v && v->source ? v->source : "none",
 	    v ? tls_level_name(v->level) : "none",
@@ -1456,8 +1462,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		session_enter(s, S_IDLE);
 		break;
 	case S_RCPT:
-		if (ok)
+		if (ok) {
 			s->tx_rcpts_ok++;
+			tx_add_domain(s, s->rcpt_domain);
+		}
 		cl_relay(s, r);
 		free(s->rcpt_line);
 		s->rcpt_line = NULL;
