@@ -12,6 +12,11 @@
 
 #include "core/config.h"
 
+/* The release; the build may pass -DMXG_VERSION="..." instead. */
+#ifndef MXG_VERSION
+#define MXG_VERSION	"0.1.0"
+#endif
+
 /* check and policy exit as monitoring plugins do */
 #define CMD_OK		0	/* would deliver as required */
 #define CMD_WARNING	1	/* would deliver, but something is amiss */

@@ -33,9 +33,6 @@
 #include "tlsproxy/tls.h"
 
 #define DEFAULT_CONFIG "/etc/mxguard/mxguard.conf"
-#ifndef MXG_VERSION
-#define MXG_VERSION	"0.1.0"
-#endif
 #ifndef MXG_NFQ_VERSION
 #define MXG_NFQ_VERSION	"unknown"
 #endif

@@ -46,6 +46,7 @@
 #include "tlsproxy/proxy.h"
 #include "tlsproxy/report.h"
 
+
 #define MAX_RELOADS 64
 
 struct daemon {
@@ -323,6 +324,20 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	    cfg, 0, 0, NULL, NULL, err, sizeof(err))) == NULL)
 		log_warn("event=dns-check-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
+	{
+		char name[200];
+
+		/* the usual Prometheus idioms: an info gauge of 1 whose
+		 * labels say what runs, and the start time in Unix seconds */
+		snprintf(name, sizeof(name), "mxguard_build_info{version=\"%s\","
+		    "openssl=\"%s\"}", MXG_VERSION,
+		    OpenSSL_version(OPENSSL_VERSION_STRING));
+		stats_set(stats_gauge(name, "The mxguard build running, "
+		    "and the OpenSSL it uses"), 1);
+		stats_set(stats_gauge("process_start_time_seconds",
+		    "Start time of the process since the Unix epoch in "
+		    "seconds"), (int64_t)time(NULL));
+	}
 	sd_notifyf("READY=1\nSTATUS=relaying");
 	log_info("event=started pid=%ld openssl=\"%s\"", (long)getpid(),
 	    OpenSSL_version(OPENSSL_VERSION));

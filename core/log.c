@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,7 +15,29 @@
 static const char *log_ident = "mxguard";
 static int log_syslog;
 static int log_stamp = 1;
+static int log_journal;		/* stderr is a journald stream */
 static enum log_level log_max = LOG_LVL_INFO;
+
+/*
+ * systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connected
+ * to stdout/stderr (sd-daemon(3), systemd.exec(5)).  The variable is
+ * inherited by children whose stderr may go elsewhere (a pipe, a
+ * terminal), so only a match with stderr's own device and inode counts.
+ */
+static int
+stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	int n = 0;
+
+	if (e == NULL || sscanf(e, "%llu:%llu%n", &dev, &ino, &n) != 2 ||
+	    e[n] != '\0' || fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
 
 void
 log_init(const char *ident, int use_syslog, enum log_level level)
@@ -22,8 +45,9 @@ log_init(const char *ident, int use_syslog, enum log_level level)
 	log_ident = ident;
 	log_syslog = use_syslog;
 	log_max = level;
-	/* journald stamps lines itself */
-	log_stamp = getenv("JOURNAL_STREAM") == NULL;
+	/* journald stamps lines itself, and knows the pid and unit */
+	log_journal = stderr_is_journal();
+	log_stamp = !log_journal;
 	if (use_syslog)
 		openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
@@ -79,8 +103,11 @@ log_msg(enum log_level level, const char *fmt, ...)
 		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 		    (ts.tv_nsec / 1000000) % 1000);
 	}
-	fprintf(stderr, "%s%s[%ld]: %s\n", stamp, log_ident, (long)getpid(),
-	    line);
+	if (log_journal)	/* "<N>": the line's syslog priority */
+		fprintf(stderr, "<%d>%s\n", prio[level], line);
+	else
+		fprintf(stderr, "%s%s[%ld]: %s\n", stamp, log_ident,
+		    (long)getpid(), line);
 }
 
 /*

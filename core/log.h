@@ -6,8 +6,11 @@
  * DNS answer, an HTTP body, a certificate, the client, the configuration)
  * goes through log_q(), so that no sender, server or record can add a
  * field or a line of its own.
- * On stderr each line gets "mxguard[pid]: " and, unless stderr goes to the
- * systemd journal (which stamps lines itself), an ISO-8601 time in front.
+ * On stderr each line gets an ISO-8601 time and "mxguard[pid]: " in front,
+ * except when stderr is the systemd journal (JOURNAL_STREAM names
+ * stderr's device and inode): journald stamps lines and knows the pid
+ * itself, so a line gets only its syslog priority, "<3>" err, "<4>"
+ * warning, "<6>" info, "<7>" debug, which journald strips and records.
  */
 #ifndef MXG_LOG_H
 #define MXG_LOG_H

@@ -1,35 +1,60 @@
 /*
- * stats.h - named counters and gauges for `mxguard status` and the
- * Prometheus endpoint.
+ * stats.h - named counters, gauges and histograms for `mxguard status` and
+ * the Prometheus endpoint.
  *
- * A module asks once for a counter by its full Prometheus name, labels
- * included (stats_get("mxguard_sessions_total", "Sessions accepted")), and
- * keeps the pointer; the registry owns the counters and lives as long as
- * the process.  Asking again for the same name returns the same counter,
- * so a label value known only at run time (a failure reason) costs one
- * lookup per event, not an allocation.
+ * A module asks once for a metric by its full Prometheus name, labels
+ * included (stats_counter("mxguard_sessions_total", "Sessions accepted")),
+ * and keeps the pointer; the registry owns the metrics and lives as long
+ * as the process.  Asking again for the same name returns the same
+ * metric, so a label value known only at run time (a failure reason) costs
+ * one lookup per event, not an allocation.  Label values must come from
+ * fixed sets: every distinct value is a metric kept for ever.
+ *
+ * The type is the caller's to say: stats_counter(), stats_gauge(),
+ * stats_histogram().  stats_get() is the older call for callers that do
+ * not say: a name ending in "_total" is a counter, any other a gauge,
+ * unless its family was already registered with an explicit type.
  */
 #ifndef MXG_STATS_H
 #define MXG_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 struct stat_ctr;
 
-/* Never returns NULL: out of memory there aborts, since losing a counter
+enum stat_type { STAT_COUNTER, STAT_GAUGE, STAT_HISTOGRAM };
+
+/* Never return NULL: out of memory there aborts, since losing a metric
  * silently would make the metrics lie.  help may be NULL after the first
- * registration of a metric family. */
+ * registration of a metric family.  Registering a family again with
+ * another type aborts too: that is a programming error. */
+struct stat_ctr	*stats_counter(const char *name, const char *help);
+struct stat_ctr	*stats_gauge(const char *name, const char *help);
+/* A histogram with fixed upper bounds (ascending, n <= STATS_MAX_BUCKETS;
+ * the +Inf bucket is implicit); bounds NULL: STATS_SECONDS_BOUNDS.  The
+ * name has no labels. */
+#define STATS_MAX_BUCKETS	16
+struct stat_ctr	*stats_histogram(const char *name, const char *help,
+		    const double *bounds, size_t n);
+void		 stats_observe(struct stat_ctr *, double value);
+/* CLOCK_MONOTONIC in seconds, for durations to observe. */
+double		 stats_clock(void);
+
 struct stat_ctr	*stats_get(const char *name, const char *help);
 void		 stats_add(struct stat_ctr *, int64_t delta);
 void		 stats_set(struct stat_ctr *, int64_t value);
+/* A counter's or gauge's value; a histogram's count of observations. */
 int64_t		 stats_value(const struct stat_ctr *);
+enum stat_type	 stats_type(const struct stat_ctr *);
 /* Convenience: stats_add(stats_get(name, NULL), 1). */
 void		 stats_inc_name(const char *name);
 
-/* Prometheus text format (HELP/TYPE once per family). */
+/* Prometheus text format 0.0.4 (HELP/TYPE once per family; histograms as
+ * cumulative _bucket{le=...} lines ending in +Inf, then _sum and _count). */
 void		 stats_write_prometheus(FILE *);
-/* "name value" lines, for humans. */
+/* "name value" lines, for humans (a histogram as _count and _sum). */
 void		 stats_write_plain(FILE *);
 
 #endif

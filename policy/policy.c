@@ -104,6 +104,7 @@ struct policy_req {
 
 	int		 rpt_kind;	/* RPT_*: the published policy that
 					 * decided, for TLSRPT */
+	double		 started;	/* stats_clock() at the lookup */
 };
 
 enum { RPT_NONE, RPT_STS, RPT_TLSA };
@@ -544,6 +545,9 @@ finish(struct policy_req *r)
 	else
 		result = "ok";
 	log_decision(r, result);
+	stats_observe(stats_histogram("mxguard_policy_decision_seconds",
+	    "Time from a policy lookup's start to its verdict", NULL, 0),
+	    stats_clock() - r->started);
 	ev_timer_arm(r->fire, 0);
 }
 
@@ -1186,6 +1190,7 @@ policy_lookup(struct policy *p, const char *domain,
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
+	r->started = stats_clock();
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		goto fail;
 	r->v = v;

@@ -91,9 +91,11 @@ struct leg {
 	unsigned long long	 base;		/* io_bytes_out() at adoption */
 	int			 busy;		/* inside the callback */
 	int			 zombie;	/* freed while busy */
+	double			 hs_started;	/* stats_clock() at STARTTLS */
 };
 
-static struct stat_ctr *st_tls, *st_plain, *st_inject, *st_reused;
+static struct stat_ctr *st_tls, *st_plain, *st_inject, *st_reused,
+    *st_handshake;
 
 static void leg_io_cb(struct io *, enum io_event, void *);
 static int leg_decide(struct leg *, struct tls_result *);
@@ -103,11 +105,14 @@ stats_init(void)
 {
 	if (st_tls)
 		return;
-	st_tls = stats_get("mxguard_upstream_total{tls=\"yes\"}",
+	st_tls = stats_counter("mxguard_upstream_total{tls=\"yes\"}",
 	    "Upstream legs by whether TLS was used");
-	st_plain = stats_get("mxguard_upstream_total{tls=\"no\"}", NULL);
-	st_reused = stats_get("mxguard_upstream_total{tls=\"reused\"}", NULL);
-	st_inject = stats_get("mxguard_starttls_injections_total",
+	st_plain = stats_counter("mxguard_upstream_total{tls=\"no\"}", NULL);
+	st_reused = stats_counter("mxguard_upstream_reused_total",
+	    "Upstream connections reused from an earlier session");
+	st_handshake = stats_histogram("mxguard_tls_handshake_seconds",
+	    "Upstream TLS handshakes, from STARTTLS accepted to done", NULL, 0);
+	st_inject = stats_counter("mxguard_starttls_injections_total",
 	    "Sessions dropped for plaintext injected around STARTTLS");
 }
 
@@ -591,6 +596,7 @@ start_handshake(struct leg *l)
 		tls_client_resume(*l->env.tls, ssl, key);
 	if (io_start_tls(l->io, ssl, 0) == -1)
 		goto fail;
+	l->hs_started = stats_clock();
 	leg_enter(l, LS_HANDSHAKE);
 	io_set_timeout(l->io, cfg(l)->tls_timeout);
 	return;
@@ -724,6 +730,26 @@ log_tls(struct leg *l)
 	    l->res.reason);
 }
 
+/* Label values from fixed sets only: every value is a metric for ever. */
+static void
+count_tls(const struct leg *l)
+{
+	static const char *protos[] = { "TLSv1.3", "TLSv1.2", "TLSv1.1",
+	    "TLSv1" };
+	const char *p = "other";
+	char name[160];
+	size_t i;
+
+	for (i = 0; i < sizeof(protos) / sizeof(protos[0]); i++)
+		if (strcmp(l->tls_proto, protos[i]) == 0)
+			p = protos[i];
+	snprintf(name, sizeof(name), "mxguard_upstream_tls_total"
+	    "{protocol=\"%s\",level=\"%s\"}", p,
+	    tls_level_name(l->proof.level));
+	stats_add(stats_counter(name, "Upstream TLS connections by protocol "
+	    "and the policy level they proved"), 1);
+}
+
 static void
 tls_ready(struct leg *l)
 {
@@ -731,6 +757,7 @@ tls_ready(struct leg *l)
 	struct leg_news n;
 	int ok;
 
+	stats_observe(st_handshake, stats_clock() - l->hs_started);
 	ok = policy_tls_check(l->v, ssl, &l->proof, &l->res) == 0;
 	/* only a session that proved everything is kept for resumption */
 	tls_client_done(*l->env.tls, ssl, ok && !l->proof.failed);
@@ -755,6 +782,7 @@ tls_ready(struct leg *l)
 	}
 	l->settled = 1;
 	stats_add(st_tls, 1);
+	count_tls(l);
 	leg_enter(l, LS_EHLO_TLS);
 	send_ehlo(l);
 }
@@ -1136,6 +1164,21 @@ const char *
 leg_tls_proto(const struct leg *l)
 {
 	return l->proof.tls ? l->tls_proto : "";
+}
+
+const char *
+leg_tls_cipher(const struct leg *l)
+{
+	SSL *ssl = l->proof.tls && l->io ? io_ssl(l->io) : NULL;
+	const char *c = ssl ? SSL_get_cipher_name(ssl) : NULL;
+
+	return c && strcmp(c, "(NONE)") != 0 ? c : "";
+}
+
+const char *
+leg_tls_verify(const struct leg *l)
+{
+	return l->res.reason;
 }
 
 unsigned long long

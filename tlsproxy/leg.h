@@ -177,6 +177,8 @@ const struct smtp_caps *leg_caps(const struct leg *);
 const struct tls_proof *leg_proof(const struct leg *);
 const char	*leg_greeting(const struct leg *);	/* as sent, CRLF */
 const char	*leg_tls_proto(const struct leg *);	/* "" in cleartext */
+const char	*leg_tls_cipher(const struct leg *);	/* "" in cleartext */
+const char	*leg_tls_verify(const struct leg *);	/* last check's result */
 const char	*leg_local_ip(const struct leg *);	/* our address on
 							 * the last
 							 * connection, "" */

@@ -170,6 +170,8 @@ struct session {
 	unsigned long long	 up_out;	/* bytes sent upstream by legs
 						 * no longer held */
 	unsigned long long	 cl_in;		/* bytes from a closed client */
+	char			 tx_domains[256]; /* recipient domains sent
+						 * upstream, comma-separated */
 };
 
 static void session_enter(struct session *, enum sstate);
@@ -191,29 +193,32 @@ static int params_adapt(struct session *, const char *, char *, size_t,
 static void policy_expired(void *);
 
 static struct stat_ctr *st_sessions, *st_active, *st_msgs_ok, *st_msgs_fail,
-    *st_policy_fail, *st_inject;
+    *st_policy_fail, *st_inject, *st_duration;
 
 static void
 stats_init(void)
 {
 	if (st_sessions)
 		return;
-	st_sessions = stats_get("mxguard_sessions_total",
+	st_sessions = stats_counter("mxguard_sessions_total",
 	    "SMTP sessions accepted");
-	st_active = stats_get("mxguard_sessions_active",
+	st_active = stats_gauge("mxguard_sessions_active",
 	    "SMTP sessions open now");
-	st_msgs_ok = stats_get("mxguard_messages_total{result=\"accepted\"}",
-	    "Messages by the upstream's final reply");
-	st_msgs_fail = stats_get("mxguard_messages_total{result=\"not-accepted\"}",
-	    NULL);
+	st_duration = stats_histogram("mxguard_session_seconds",
+	    "SMTP sessions, from accept to close", NULL, 0);
+	st_msgs_ok = stats_counter("mxguard_messages_total"
+	    "{result=\"accepted\"}", "Messages by the upstream's final reply");
+	st_msgs_fail = stats_counter("mxguard_messages_total"
+	    "{result=\"not-accepted\"}", NULL);
 	/* counted by the leg (leg.c); registered here to keep their order */
-	stats_get("mxguard_upstream_total{tls=\"yes\"}",
+	stats_counter("mxguard_upstream_total{tls=\"yes\"}",
 	    "Upstream legs by whether TLS was used");
-	stats_get("mxguard_upstream_total{tls=\"no\"}", NULL);
-	stats_get("mxguard_upstream_total{tls=\"reused\"}", NULL);
-	st_policy_fail = stats_get("mxguard_policy_deferrals_total",
+	stats_counter("mxguard_upstream_total{tls=\"no\"}", NULL);
+	stats_counter("mxguard_upstream_reused_total",
+	    "Upstream connections reused from an earlier session");
+	st_policy_fail = stats_counter("mxguard_policy_deferrals_total",
 	    "Recipients deferred because the TLS policy was not met");
-	st_inject = stats_get("mxguard_starttls_injections_total",
+	st_inject = stats_counter("mxguard_starttls_injections_total",
 	    "Sessions dropped for plaintext injected around STARTTLS");
 }
 
@@ -333,6 +338,7 @@ tx_clear(struct session *s)
 	s->tx_mail = s->tx_mail_fail = s->rcpt_line = NULL;
 	s->tx_from[0] = '\0';
 	s->tx_up_mail = s->tx_rcpts_ok = s->tx_rcpts = 0;
+	s->tx_domains[0] = '\0';
 }
 
 static void
@@ -358,6 +364,8 @@ session_free(void *arg)
 	tx_clear(s);
 	s->env->nsessions--;
 	stats_add(st_active, -1);
+	stats_observe(st_duration,
+	    (double)(ev_now(s->env->loop) - s->started) / 1000.0);
 	if ((*s->prevp = s->next) != NULL)
 		s->next->prevp = s->prevp;
 	free(s);
@@ -1136,6 +1144,54 @@ body_pump(struct session *s)
 		io_pause(s->cl, 0);
 }
 
+/* The summary line's recipient domains: those the upstream accepted a
+ * recipient for, each once, as long as they fit. */
+static void
+tx_add_domain(struct session *s, const char *d)
+{
+	size_t n = strlen(s->tx_domains), dl = strlen(d);
+	const char *p;
+
+	for (p = s->tx_domains; dl > 0 && (p = strstr(p, d)) != NULL; p++)
+		if ((p == s->tx_domains || p[-1] == ',') &&
+		    (p[dl] == ',' || p[dl] == '\0'))
+			return;
+	if (dl > 0 && n + dl + 2 <= sizeof(s->tx_domains))
+		snprintf(s->tx_domains + n, sizeof(s->tx_domains) - n, "%s%s",
+		    n ? "," : "", d);
+}
+
+/*
+ * One line per message with everything an operator asks about it: where
+ * it went, under which policy, over what TLS, verified how, and what the
+ * upstream said (its whole final reply line, code included).
+ */
+static void
+delivery_summary(struct session *s, const struct smtp_reply *r)
+{
+	const struct policy_verdict *v = s->leg_verdict;
+	char qd[300], qm[300], qr[600], qc[80], qp[40], qv[80];
+	size_t tl;
+	const char *t = smtp_reply_text(r, r->nlines - 1, &tl);
+	char reply[512];
+
+	snprintf(reply, sizeof(reply), "%d %.*s", r->code, (int)tl, t);
+	log_info("sid=%s event=delivery domains=%s dst=%s mx=%s "
+	    "policy_source=%s policy_level=%s tls=%s cipher=%s verify=%s "
+	    "reply=%s", s->id, log_q(qd, sizeof(qd), s->tx_domains),
+	    s->dst_str,
+	    log_q(qm, sizeof(qm), v ? v->mx_host : ""),
+	    v && v->source ? v->source : "none",
+	    v ? tls_level_name(v->level) : "none",
+	    log_q(qp, sizeof(qp), s->up && *leg_tls_proto(s->up) ?
+	    leg_tls_proto(s->up) : "none"),
+	    log_q(qc, sizeof(qc), s->up && *leg_tls_cipher(s->up) ?
+	    leg_tls_cipher(s->up) : "none"),
+	    log_q(qv, sizeof(qv), s->up && *leg_tls_verify(s->up) ?
+	    leg_tls_verify(s->up) : "none"),
+	    log_q(qr, sizeof(qr), reply));
+}
+
 static void
 message_done(struct session *s, const struct smtp_reply *r)
 {
@@ -1152,6 +1208,7 @@ message_done(struct session *s, const struct smtp_reply *r)
 	    leg_tls_proto(s->up) : "none",
 	    r->code / 100 == 2 ? "accepted" : r->code / 100 == 4 ?
 	    "deferred" : "rejected", log_qn(q, sizeof(q), t, tl));
+	delivery_summary(s, r);
 }
 
 /* ---- MAIL and RCPT parameters across STARTTLS -------------------------- */
@@ -1405,8 +1462,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		session_enter(s, S_IDLE);
 		break;
 	case S_RCPT:
-		if (ok)
+		if (ok) {
 			s->tx_rcpts_ok++;
+			tx_add_domain(s, s->rcpt_domain);
+		}
 		cl_relay(s, r);
 		free(s->rcpt_line);
 		s->rcpt_line = NULL;

@@ -60,4 +60,83 @@ assert "metrics: bypass 1" grep -qE '^mxguard_nfq_verdicts_total\{verdict="bypas
 assert "metrics: one session" grep -qE '^mxguard_sessions_total 1$' "$T/metrics.out"
 assert "status --metrics = the endpoint's text (same counters)" \
 	[ "$(mxg_ctl status --metrics | grep -c '^mxguard_nfq_verdicts_total')" = 3 ]
+
+# The whole scrape through a strict text-format (0.0.4) parser: every
+# sample's family has one # TYPE before its samples, names and label sets
+# are well formed, values are numbers, histogram buckets ascend in le,
+# are cumulative, and end with le="+Inf" equal to _count.
+cat >"$T/promparse.py" <<'EOF'
+import math, re, sys
+NAME = r'[a-zA-Z_:][a-zA-Z0-9_:]*'
+LBL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+SAMPLE = re.compile(r'^(%s)(?:\{(%s(?:,%s)*)?\})? (\S+)$' % (NAME, LBL, LBL))
+types, order, samples = {}, [], []
+def die(msg, ln=''):
+    sys.exit('promparse: %s: %r' % (msg, ln))
+for ln in open(sys.argv[1]).read().split('\n')[:-1]:
+    if ln.startswith('# TYPE '):
+        f = ln.split(' ')
+        if len(f) != 4 or not re.fullmatch(NAME, f[2]) or f[3] not in ('counter', 'gauge', 'histogram', 'summary', 'untyped'):
+            die('bad TYPE', ln)
+        if f[2] in types:
+            die('second TYPE', ln)
+        types[f[2]] = f[3]; order.append(f[2])
+        continue
+    if ln.startswith('# HELP '):
+        if not re.fullmatch(r'# HELP %s .*' % NAME, ln):
+            die('bad HELP', ln)
+        continue
+    if ln.startswith('#') or ln == '':
+        die('stray line', ln)
+    m = SAMPLE.match(ln)
+    if not m:
+        die('bad sample', ln)
+    name, lbls, val = m.group(1), m.group(2) or '', m.group(3)
+    try:
+        v = float(val)
+    except ValueError:
+        die('bad value', ln)
+    fam = name
+    for suf in ('_bucket', '_sum', '_count'):
+        if name.endswith(suf) and types.get(name[:-len(suf)]) == 'histogram':
+            fam = name[:-len(suf)]
+    if fam not in types:
+        die('sample without TYPE', ln)
+    if fam != order[-1]:
+        die('sample away from its family', ln)
+    if types[fam] == 'counter' and v < 0:
+        die('negative counter', ln)
+    samples.append((fam, name, dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', lbls)), v))
+for fam, t in types.items():
+    if t != 'histogram':
+        continue
+    b = [(s[2]['le'], s[3]) for s in samples if s[1] == fam + '_bucket']
+    cnt = [s[3] for s in samples if s[1] == fam + '_count']
+    sm = [s[3] for s in samples if s[1] == fam + '_sum']
+    if not b or len(cnt) != 1 or len(sm) != 1:
+        die('histogram without buckets, _sum and _count', fam)
+    if b[-1][0] != '+Inf' or b[-1][1] != cnt[0]:
+        die('last bucket is not le="+Inf" == _count', fam)
+    les = [math.inf if le == '+Inf' else float(le) for le, _ in b]
+    if les != sorted(les) or len(set(les)) != len(les):
+        die('le not ascending', fam)
+    if any(b[i][1] > b[i + 1][1] for i in range(len(b) - 1)):
+        die('buckets not cumulative', fam)
+    print('%s count=%d' % (fam, cnt[0]))
+EOF
+assert "metrics: the scrape parses strictly (TYPEs, histograms)" python3 "$T/promparse.py" "$T/metrics.out"
+assert "metrics: explicit types (a gauge, histograms)" \
+	bash -c "grep -qx '# TYPE mxguard_sessions_active gauge' '$T/metrics.out' && grep -qx '# TYPE mxguard_policy_decision_seconds histogram' '$T/metrics.out' && grep -qx '# TYPE mxguard_tls_handshake_seconds histogram' '$T/metrics.out' && grep -qx '# TYPE mxguard_session_seconds histogram' '$T/metrics.out'"
+assert "metrics: one policy decision timed" grep -qx 'mxguard_policy_decision_seconds_count 1' "$T/metrics.out"
+assert "metrics: one upstream handshake timed" grep -qx 'mxguard_tls_handshake_seconds_count 1' "$T/metrics.out"
+assert "metrics: one TLSv1.3 upstream, labelled with its level" \
+	grep -qE '^mxguard_upstream_tls_total\{protocol="TLSv1\.3",level="[a-z]+"\} 1$' "$T/metrics.out"
+assert "metrics: reuse is its own counter, not a tls= value" \
+	bash -c "grep -qE '^mxguard_upstream_reused_total [0-9]+$' '$T/metrics.out' && ! grep -q 'tls=\"reused\"' '$T/metrics.out'"
+assert "metrics: build_info gauge 1 with version and openssl" \
+	grep -qE '^mxguard_build_info\{version="[^"]+",openssl="3\.[0-9.]+"\} 1$' "$T/metrics.out"
+assert "metrics: process_start_time_seconds is now-ish" \
+	bash -c "v=\$(awk '\$1 == \"process_start_time_seconds\" {print \$2}' '$T/metrics.out'); [ -n \"\$v\" ] && [ \$(( \$(date +%s) - v )) -ge 0 ] && [ \$(( \$(date +%s) - v )) -lt 600 ]"
+assert "one event=delivery line: domain, policy, TLS, verify, quoted reply" \
+	grep -qE 'event=delivery domains=tls\.test dst=10\.25\.1\.10:25 mx=[^ ]+ policy_source=[a-z-]+ policy_level=[a-z-]+ tls=TLSv1\.3 cipher=[A-Z0-9_-]+ verify=[a-z-]+ reply="250 [^"]*"' "$MXLOG"
 pass "NFQUEUE intercept and bypass"

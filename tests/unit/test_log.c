@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -367,6 +369,72 @@ test_all_bytes_and_random(void **state)
 	}
 }
 
+/* ------------------------------------------------------- journald prefixes
+ *
+ * Logs one warning and one info line with stderr on a pipe and
+ * JOURNAL_STREAM set to "DEV:INO" (the pipe's own when match, another
+ * inode's otherwise); returns what came out of the pipe.
+ */
+static void
+log_through_pipe(int match, char *out, size_t outsz)
+{
+	int p[2], saved;
+	struct stat st;
+	char env[64];
+	ssize_t n;
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fstat(p[1], &st), 0);
+	snprintf(env, sizeof(env), "%llu:%llu",
+	    (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino + (match ? 0 : 1));
+	assert_int_equal(setenv("JOURNAL_STREAM", env, 1), 0);
+	fflush(stderr);
+	assert_true((saved = dup(STDERR_FILENO)) >= 0);
+	assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+	log_init("mxguard", 0, LOG_LVL_INFO);
+	log_warn("event=test-warning n=%d", 1);
+	log_info("event=test-info");
+	log_debug("event=test-debug");
+	fflush(stderr);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(p[1]);
+	n = read(p[0], out, outsz - 1);
+	close(p[0]);
+	unsetenv("JOURNAL_STREAM");
+	log_init("mxguard", 0, LOG_LVL_INFO);
+	assert_true(n > 0);
+	out[n] = '\0';
+}
+
+static void
+test_journal_prefix(void **state)
+{
+	char out[1024];
+
+	(void)state;
+	log_through_pipe(1, out, sizeof(out));
+	assert_string_equal(out, "<4>event=test-warning n=1\n"
+	    "<6>event=test-info\n");
+	assert_null(strstr(out, "mxguard["));
+}
+
+/* JOURNAL_STREAM inherited while stderr goes elsewhere: the usual lines */
+static void
+test_journal_other_stream(void **state)
+{
+	char out[1024];
+
+	(void)state;
+	log_through_pipe(0, out, sizeof(out));
+	assert_non_null(strstr(out, "mxguard["));
+	assert_non_null(strstr(out, "]: event=test-warning n=1\n"));
+	assert_null(strstr(out, "<4>"));
+	/* the ISO-8601 stamp is back, since journald is not stamping */
+	assert_true(out[4] == '-' && out[10] == 'T');
+}
+
 int
 main(void)
 {
@@ -376,6 +444,8 @@ main(void)
 		cmocka_unit_test(test_plain_and_empty),
 		cmocka_unit_test(test_truncation),
 		cmocka_unit_test(test_all_bytes_and_random),
+		cmocka_unit_test(test_journal_prefix),
+		cmocka_unit_test(test_journal_other_stream),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

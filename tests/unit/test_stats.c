@@ -1,0 +1,166 @@
+/*
+ * test_stats.c - the metric registry: a type said by the caller is the
+ * type rendered (and wins over the "_total" guess for the whole family),
+ * and a histogram renders as Prometheus expects: cumulative
+ * _bucket{le=...} lines in ascending order, a last le="+Inf" bucket equal
+ * to _count, then _sum and _count; a value equal to a bound counts in
+ * that bound's bucket (le is "less or equal").
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/stats.h"
+
+/* The whole Prometheus text, NUL-terminated; the caller frees it. */
+static char *
+render(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = tmpfile();
+
+	assert_non_null(fp);
+	stats_write_prometheus(fp);
+	len = (size_t)ftell(fp);
+	rewind(fp);
+	assert_non_null(buf = calloc(1, len + 1));
+	assert_int_equal(fread(buf, 1, len, fp), len);
+	fclose(fp);
+	return buf;
+}
+
+static void
+assert_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+	const char *p;
+
+	for (p = text; (p = strstr(p, line)) != NULL; p++)
+		if ((p == text || p[-1] == '\n') && p[n] == '\n')
+			return;
+	fail_msg("no line \"%s\" in:\n%s", line, text);
+}
+
+static void
+test_types(void **state)
+{
+	char *t;
+
+	(void)state;
+	/* the guess, for callers that do not say */
+	assert_int_equal(stats_type(stats_get("t_guess_total", "g")),
+	    STAT_COUNTER);
+	assert_int_equal(stats_type(stats_get("t_guess_now", "g")),
+	    STAT_GAUGE);
+	/* a gauge whose name ends in _total is a gauge when it says so */
+	stats_set(stats_gauge("t_queue_total{q=\"a\"}", "a gauge"), 7);
+	/* a later untyped member of the family inherits the type */
+	stats_set(stats_get("t_queue_total{q=\"b\"}", NULL), 3);
+	/* a counter without the suffix */
+	stats_add(stats_counter("t_events", "a counter"), 2);
+	/* an explicit type given after a guess wins for the family */
+	stats_add(stats_get("t_late{x=\"1\"}", "late"), 1);
+	stats_counter("t_late{x=\"2\"}", NULL);
+	t = render();
+	assert_line(t, "# TYPE t_guess_total counter");
+	assert_line(t, "# TYPE t_guess_now gauge");
+	assert_line(t, "# TYPE t_queue_total gauge");
+	assert_line(t, "t_queue_total{q=\"a\"} 7");
+	assert_line(t, "t_queue_total{q=\"b\"} 3");
+	assert_line(t, "# TYPE t_events counter");
+	assert_line(t, "t_events 2");
+	assert_line(t, "# TYPE t_late counter");
+	assert_line(t, "t_late{x=\"1\"} 1");
+	/* HELP and TYPE once per family */
+	assert_null(strstr(strstr(t, "# TYPE t_queue_total") + 1,
+	    "# TYPE t_queue_total"));
+	free(t);
+}
+
+static void
+test_histogram(void **state)
+{
+	static const double b[] = { 0.1, 1, 10 };
+	struct stat_ctr *h;
+	char *t;
+
+	(void)state;
+	h = stats_histogram("t_lat_seconds", "latency", b, 3);
+	assert_ptr_equal(stats_histogram("t_lat_seconds", NULL, b, 3), h);
+	assert_int_equal(stats_type(h), STAT_HISTOGRAM);
+	stats_observe(h, 0.05);
+	stats_observe(h, 0.1);		/* on the bound: le="0.1" */
+	stats_observe(h, 0.5);
+	stats_observe(h, 2);
+	stats_observe(h, 20);		/* only +Inf */
+	stats_add(h, 100);		/* not a counter: no effect */
+	assert_int_equal(stats_value(h), 5);
+	t = render();
+	assert_line(t, "# HELP t_lat_seconds latency");
+	assert_line(t, "# TYPE t_lat_seconds histogram");
+	assert_non_null(strstr(t,
+	    "t_lat_seconds_bucket{le=\"0.1\"} 2\n"
+	    "t_lat_seconds_bucket{le=\"1\"} 3\n"
+	    "t_lat_seconds_bucket{le=\"10\"} 4\n"
+	    "t_lat_seconds_bucket{le=\"+Inf\"} 5\n"
+	    "t_lat_seconds_sum 22.65\n"
+	    "t_lat_seconds_count 5\n"));
+	free(t);
+}
+
+static void
+test_default_buckets(void **state)
+{
+	struct stat_ctr *h;
+	char *t, *p;
+	int n = 0;
+
+	(void)state;
+	h = stats_histogram("t_def_seconds", "default", NULL, 0);
+	stats_observe(h, 0.0005);
+	stats_observe(h, 1000);
+	t = render();
+	for (p = t; (p = strstr(p, "t_def_seconds_bucket{")) != NULL; p++)
+		n++;
+	assert_int_equal(n, 17);	/* 16 bounds and +Inf */
+	assert_line(t, "t_def_seconds_bucket{le=\"0.001\"} 1");
+	assert_line(t, "t_def_seconds_bucket{le=\"300\"} 1");
+	assert_line(t, "t_def_seconds_bucket{le=\"+Inf\"} 2");
+	assert_line(t, "t_def_seconds_count 2");
+	free(t);
+}
+
+static void
+test_plain(void **state)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	(void)state;
+	stats_observe(stats_histogram("t_plain_seconds", "p", NULL, 0), 0.5);
+	stats_write_plain(fp);
+	fclose(fp);
+	assert_line(buf, "t_plain_seconds_count 1");
+	assert_line(buf, "t_plain_seconds_sum 0.5");
+	free(buf);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_types),
+		cmocka_unit_test(test_histogram),
+		cmocka_unit_test(test_default_buckets),
+		cmocka_unit_test(test_plain),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
