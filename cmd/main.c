@@ -175,11 +175,12 @@ version(void)
 static int
 check_config(const struct config *cfg, const char *path)
 {
-	struct ovr_table ovr = { 0, NULL };
+	struct ovr_table ovr = { 0 };
 	struct tls_ctx *tls;
 	char err[512];
 
-	if (ovr_load(&ovr, &cfg->tls_policy, err, sizeof(err)) == -1) {
+	if (ovr_load(&ovr, &cfg->tls_policy, cfg->tls_policy_file, err,
+	    sizeof(err)) == -1) {
 		fprintf(stderr, "mxguard: %s: tls_policy: %s\n",
 		    path ? path : "defaults", err);
 		return 1;

@@ -76,6 +76,8 @@ struct config {
 	/* policy */
 	char		*require_tls;	/* no | yes: cleartext never */
 	struct strlist	 tls_policy;	/* "DEST LEVEL [k=v ...]" repeatable */
+	char		*tls_policy_file; /* Postfix smtp_tls_policy_maps
+					 * source (texthash); "" = none */
 	int		 dane_enable;
 	int		 sts_enable;
 	int		 tls_history;

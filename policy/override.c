@@ -1,23 +1,46 @@
 /*
- * override.c - per-destination overrides (see override.h).
+ * override.c - per-destination overrides (see override.h): the tls_policy
+ * lines of mxguard.conf and a Postfix smtp_tls_policy_maps source file,
+ * parsed into one table the caller owns (ovr_clear frees it).
  */
+#include <sys/types.h>
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/ssl.h>
 
+#include "core/log.h"
 #include "policy/override.h"
 #include "policy/sts.h"
 
-static const char *lvl_names[] = {
-	"none", "may", "encrypt", "dane", "verify", "secure",
+#define NLEVELS	8
+
+/* by enum ovr_level */
+static const char *lvl_names[NLEVELS] = {
+	"none", "may", "encrypt", "dane-only", "verify", "secure", "dane",
+	"fingerprint",
 };
+
+/* protocols=, lowest first; SSLv2 is not in OpenSSL 3 (never offered) */
+static const struct {
+	const char	*name;
+	int		 version;
+} protos[] = {
+	{ "SSLv2", 0 }, { "SSLv3", SSL3_VERSION }, { "TLSv1", TLS1_VERSION },
+	{ "TLSv1.1", TLS1_1_VERSION }, { "TLSv1.2", TLS1_2_VERSION },
+	{ "TLSv1.3", TLS1_3_VERSION },
+};
+#define NPROTOS	(int)(sizeof(protos) / sizeof(protos[0]))
 
 const char *
 ovr_level_name(enum ovr_level l)
 {
-	return (unsigned)l < 6 ? lvl_names[l] : "?";
+	return (unsigned)l < NLEVELS ? lvl_names[l] : "?";
 }
 
 void
@@ -28,35 +51,184 @@ ovr_clear(struct ovr_table *t)
 	t->n = 0;
 }
 
-static int
-parse_line(const char *line, struct ovr_entry *e, char *err, size_t errsz)
+/* where: the prefix of every error, "tls_policy \"LINE\"" or FILE:LINE */
+static void
+fail(char *err, size_t errsz, const char *where, const char *fmt, ...)
 {
-	char buf[1024], *tok, *save = NULL, *dest, *lvl;
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errsz, "%s: %s", where, msg);
+}
+
+static void
+warn(struct ovr_table *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(t->warn, sizeof(t->warn), fmt, ap);
+	va_end(ap);
+	t->nwarn++;
+	log_warn("event=config-warning note=\"%s\"", t->warn);
+}
+
+static int
+proto_index(const char *s)
+{
+	int i;
+
+	for (i = 0; i < NPROTOS; i++)
+		if (strcasecmp(s, protos[i].name) == 0)
+			return i;
+	return -1;
+}
+
+/* protocols=: the allowed set must be one contiguous range */
+static int
+parse_protocols(char *v, struct ovr_entry *e, char *err, size_t errsz,
+    const char *where)
+{
+	int allow[NPROTOS], gone[NPROTOS], i, k, lo = -1, hi = -1;
+	int incl = 0, excl = 0;
+	char *p, *save = NULL;
+
+	for (i = 0; i < NPROTOS; i++)
+		allow[i] = gone[i] = 0;
+	if (strncmp(v, ">=", 2) == 0 || strncmp(v, "<=", 2) == 0) {
+		if ((k = proto_index(v + 2)) == -1)
+			goto bad;
+		for (i = 0; i < NPROTOS; i++)
+			allow[i] = v[0] == '>' ? i >= k : i <= k;
+	} else {
+		for (p = strtok_r(v, ":, ", &save); p != NULL;
+		    p = strtok_r(NULL, ":, ", &save)) {
+			if ((k = proto_index(p + (p[0] == '!'))) == -1)
+				goto bad;
+			if (p[0] == '!') {
+				excl = 1;
+				gone[k] = 1;
+			} else {
+				incl = 1;
+				allow[k] = 1;
+			}
+		}
+		if (incl && excl) {
+			fail(err, errsz, where, "protocols=: mix of included "
+			    "and excluded protocols");
+			return -1;
+		}
+		if (excl)
+			for (i = 0; i < NPROTOS; i++)
+				allow[i] = !gone[i];
+	}
+	/* SSLv2 is never offered: it does not count for the range */
+	allow[0] = 0;
+	for (i = 0; i < NPROTOS; i++)
+		if (allow[i]) {
+			if (lo == -1)
+				lo = i;
+			else if (hi != i - 1) {
+				fail(err, errsz, where, "protocols=: only a "
+				    "contiguous range of versions is supported");
+				return -1;
+			}
+			hi = i;
+		}
+	if (lo == -1) {
+		fail(err, errsz, where, "protocols=: no TLS version left");
+		return -1;
+	}
+	e->min_proto = protos[lo].version;
+	e->max_proto = hi == NPROTOS - 1 ? 0 : protos[hi].version;
+	return 0;
+bad:
+	fail(err, errsz, where, "protocols=: unknown protocol in \"%s\" "
+	    "(SSLv2, SSLv3, TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)", v);
+	return -1;
+}
+
+/* one SHA-256 digest, "AB:CD:..." or 64 hex digits */
+static int
+parse_digest(const char *s, unsigned char out[32])
+{
+	int n = 0, hi;
+
+	while (*s != '\0') {
+		if (*s == ':') {
+			s++;
+			continue;
+		}
+		if (n == 32 || !isxdigit((unsigned char)s[0]) ||
+		    !isxdigit((unsigned char)s[1]))
+			return -1;
+		hi = isdigit((unsigned char)s[0]) ? s[0] - '0' :
+		    tolower((unsigned char)s[0]) - 'a' + 10;
+		out[n++] = (unsigned char)(hi << 4 |
+		    (isdigit((unsigned char)s[1]) ? s[1] - '0' :
+		    tolower((unsigned char)s[1]) - 'a' + 10));
+		s += 2;
+	}
+	return n == 32 ? 0 : -1;
+}
+
+/*
+ * One entry: DEST LEVEL [ATTR=VALUE ...].  postfix: the line comes from a
+ * Postfix table (Postfix's "dane"; [host]:port keys).  Returns 0, 1 for
+ * an entry skipped with a warning, -1 on error.
+ */
+static int
+parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
+    int postfix, const char *where, char *err, size_t errsz)
+{
+	char buf[2048], *tok, *save = NULL, *dest, *lvl;
 	char nerr[128];
 	int i;
 
 	memset(e, 0, sizeof(*e));
 	snprintf(e->line, sizeof(e->line), "%s", line);
 	if (strlen(line) >= sizeof(buf)) {
-		snprintf(err, errsz, "tls_policy: line too long");
+		fail(err, errsz, where, "line too long");
 		return -1;
 	}
 	strcpy(buf, line);
 	dest = strtok_r(buf, " \t", &save);
 	lvl = strtok_r(NULL, " \t", &save);
 	if (dest == NULL || lvl == NULL) {
-		snprintf(err, errsz, "tls_policy \"%s\": want DEST LEVEL", line);
+		fail(err, errsz, where, "want DEST LEVEL");
 		return -1;
 	}
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < NLEVELS; i++)
 		if (strcmp(lvl, lvl_names[i]) == 0)
 			break;
-	if (i == 6) {
-		snprintf(err, errsz, "tls_policy \"%s\": unknown level %s "
-		    "(none|may|encrypt|dane|verify|secure)", line, lvl);
+	if (i == NLEVELS) {
+		fail(err, errsz, where, "unknown level %s (none|may|encrypt|"
+		    "dane|dane-only|fingerprint|verify|secure)", lvl);
 		return -1;
 	}
 	e->level = (enum ovr_level)i;
+	if (e->level == OVR_DANE_MAY && !postfix) {
+		/* mxguard's old spelling, kept for one release */
+		e->level = OVR_DANE;
+		warn(t, "%s: tls_policy 'dane' means Postfix's 'dane-only' "
+		    "in this release; write dane-only (mandatory) or dane "
+		    "(opportunistic, Postfix's meaning)", where);
+	}
+	if (postfix && dest[0] == '[') {
+		char *rb = strchr(dest, ']');
+
+		if (rb != NULL && rb[1] == ':') {
+			if (strcmp(rb + 2, "25") != 0) {
+				warn(t, "%s: %s: mxguard only sees port 25; "
+				    "entry skipped", where, dest);
+				return 1;
+			}
+			rb[1] = '\0';
+		}
+	}
 	{
 		char a[64];
 		size_t dl = strlen(dest);
@@ -73,6 +245,10 @@ parse_line(const char *line, struct ovr_entry *e, char *err, size_t errsz)
 		} else if (inet_pton(AF_INET6, a, e->addr) == 1) {
 			e->is_addr = 1;
 			e->family = AF_INET6;
+		} else if (postfix && dest[0] == '[' && dest[dl - 1] == ']') {
+			/* [host]: the host's own name, taken as a domain */
+			memmove(dest, dest + 1, dl - 2);
+			dest[dl - 2] = '\0';
 		}
 	}
 	if (!e->is_addr) {
@@ -80,56 +256,192 @@ parse_line(const char *line, struct ovr_entry *e, char *err, size_t errsz)
 
 		if (sts_domain_norm(dest + dot, e->dest + dot,
 		    sizeof(e->dest) - 1, nerr, sizeof(nerr)) == -1) {
-			snprintf(err, errsz, "tls_policy \"%s\": %s", line,
-			    nerr);
+			fail(err, errsz, where, "%s", nerr);
 			return -1;
 		}
 		if (dot)
 			e->dest[0] = '.';
 	}
 	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
-		if (strncmp(tok, "match=", 6) == 0) {
+		if (strncmp(tok, "match=", 6) == 0 &&
+		    e->level == OVR_FINGERPRINT) {
 			char *m, *s2 = NULL;
 
+			for (m = strtok_r(tok + 6, "|", &s2); m != NULL;
+			    m = strtok_r(NULL, "|", &s2)) {
+				if (e->nfp >= OVR_MAX_MATCH) {
+					fail(err, errsz, where,
+					    "too many fingerprints");
+					return -1;
+				}
+				if (parse_digest(m, e->fp[e->nfp]) == -1) {
+					fail(err, errsz, where, "match=%s: not "
+					    "a SHA-256 fingerprint", m);
+					return -1;
+				}
+				e->nfp++;
+			}
+		} else if (strncmp(tok, "match=", 6) == 0) {
+			char *m, *s2 = NULL;
+
+			if (e->level != OVR_VERIFY && e->level != OVR_SECURE) {
+				fail(err, errsz, where, "match= applies to "
+				    "verify, secure and fingerprint only");
+				return -1;
+			}
 			for (m = strtok_r(tok + 6, ":", &s2); m != NULL;
 			    m = strtok_r(NULL, ":", &s2)) {
 				if (e->nmatch >= OVR_MAX_MATCH) {
-					snprintf(err, errsz, "tls_policy \"%s\": "
-					    "too many match names", line);
+					fail(err, errsz, where,
+					    "too many match names");
 					return -1;
 				}
 				snprintf(e->match[e->nmatch++], 256, "%s", m);
 			}
+		} else if (strncmp(tok, "protocols=", 10) == 0) {
+			if (parse_protocols(tok + 10, e, err, errsz,
+			    where) == -1)
+				return -1;
 		} else {
-			snprintf(err, errsz, "tls_policy \"%s\": unknown "
-			    "attribute %s", line, tok);
+			fail(err, errsz, where, "unsupported attribute %s "
+			    "(match=, protocols=)", tok);
 			return -1;
 		}
+	}
+	if (e->level == OVR_FINGERPRINT && e->nfp == 0) {
+		fail(err, errsz, where, "fingerprint needs match= with "
+		    "SHA-256 digests");
+		return -1;
 	}
 	return 0;
 }
 
-int
-ovr_load(struct ovr_table *t, const struct strlist *l, char *err,
-    size_t errsz)
+static int
+table_add(struct ovr_table *n, int *cap, char *err, size_t errsz)
 {
-	struct ovr_table n = { 0, NULL };
-	int i;
+	struct ovr_entry *ne;
 
-	if (l->n > 0 && (n.e = calloc((size_t)l->n, sizeof(*n.e))) == NULL) {
+	if (n->n < *cap)
+		return 0;
+	*cap = *cap ? *cap * 2 : 16;
+	if ((ne = reallocarray(n->e, (size_t)*cap, sizeof(*ne))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return -1;
 	}
-	for (i = 0; i < l->n; i++) {
-		if (parse_line(l->v[i], &n.e[n.n], err, errsz) == -1) {
-			free(n.e);
-			return -1;
-		}
-		n.n++;
+	n->e = ne;
+	return 0;
+}
+
+/* The texthash file: logical lines (continuations joined) to entries. */
+static int
+load_file(struct ovr_table *n, int *cap, const char *path, char *err,
+    size_t errsz)
+{
+	FILE *f;
+	char *raw = NULL, logical[2048], where[600];
+	size_t rawsz = 0, ll = 0;
+	ssize_t len;
+	int lineno = 0, start = 0, rc = -1, r;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errsz, "tls_policy_file %s: %s", path,
+		    strerror(errno));
+		return -1;
 	}
+	logical[0] = '\0';
+	for (;;) {
+		len = getline(&raw, &rawsz, f);
+		if (len != -1) {
+			lineno++;
+			while (len > 0 && (raw[len - 1] == '\n' ||
+			    raw[len - 1] == '\r'))
+				raw[--len] = '\0';
+		}
+		/* Postfix: a line starting with whitespace continues the
+		 * logical line; blank lines and "#" lines are ignored */
+		if (len != -1 && (raw[strspn(raw, " \t")] == '\0' ||
+		    raw[strspn(raw, " \t")] == '#'))
+			continue;
+		if (len != -1 && (raw[0] == ' ' || raw[0] == '\t') &&
+		    ll > 0) {
+			if (ll + 1 + (size_t)len >= sizeof(logical)) {
+				snprintf(err, errsz, "%s:%d: line too long",
+				    path, lineno);
+				goto out;
+			}
+			logical[ll++] = ' ';
+			memcpy(logical + ll, raw + strspn(raw, " \t"),
+			    (size_t)len - strspn(raw, " \t") + 1);
+			ll = strlen(logical);
+			continue;
+		}
+		if (ll > 0) {
+			snprintf(where, sizeof(where), "%s:%d", path, start);
+			if (table_add(n, cap, err, errsz) == -1)
+				goto out;
+			if ((r = parse_line(n, logical, &n->e[n->n], 1, where,
+			    err, errsz)) == -1)
+				goto out;
+			if (r == 0)
+				n->n++;
+			ll = 0;
+		}
+		if (len == -1)
+			break;
+		if (raw[0] == ' ' || raw[0] == '\t') {
+			snprintf(err, errsz, "%s:%d: continuation line "
+			    "without a line to continue", path, lineno);
+			goto out;
+		}
+		if ((size_t)len >= sizeof(logical)) {
+			snprintf(err, errsz, "%s:%d: line too long", path,
+			    lineno);
+			goto out;
+		}
+		memcpy(logical, raw, (size_t)len + 1);
+		ll = (size_t)len;
+		start = lineno;
+	}
+	if (ferror(f)) {
+		snprintf(err, errsz, "tls_policy_file %s: read error", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(raw);
+	fclose(f);
+	return rc;
+}
+
+int
+ovr_load(struct ovr_table *t, const struct strlist *l, const char *file,
+    char *err, size_t errsz)
+{
+	struct ovr_table n;
+	char where[400];
+	int i, cap = 0, r;
+
+	memset(&n, 0, sizeof(n));
+	for (i = 0; i < l->n; i++) {
+		snprintf(where, sizeof(where), "tls_policy \"%.300s\"",
+		    l->v[i]);
+		if (table_add(&n, &cap, err, errsz) == -1)
+			goto fail;
+		if ((r = parse_line(&n, l->v[i], &n.e[n.n], 0, where, err,
+		    errsz)) == -1)
+			goto fail;
+		if (r == 0)
+			n.n++;
+	}
+	if (file != NULL && file[0] != '\0' &&
+	    load_file(&n, &cap, file, err, errsz) == -1)
+		goto fail;
 	ovr_clear(t);
 	*t = n;
 	return 0;
+fail:
+	free(n.e);
+	return -1;
 }
 
 const struct ovr_entry *

@@ -239,9 +239,9 @@ int
 policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
     size_t errsz)
 {
-	struct ovr_table t = { 0, NULL };
+	struct ovr_table t = { 0 };
 
-	if (ovr_load(&t, &cfg->tls_policy, err, errsz) == -1)
+	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err, errsz) == -1)
 		return -1;
 	if (p->reqs == NULL && p->fetches == NULL && p->ovr.e != NULL &&
 	    !tlsrpt_rec_busy(p->rec)) {
@@ -439,6 +439,29 @@ defer(struct policy_req *r, const char *source, const char *reason,
 	va_end(ap);
 }
 
+static void apply_override_level(struct policy_req *);
+
+/* The override's level, then protocols= on whatever TLS it asks for. */
+static void
+apply_override(struct policy_req *r)
+{
+	const struct ovr_entry *o = &r->ovr_copy;
+	struct policy_verdict *v = r->v;
+	char none[1][256];
+
+	apply_override_level(r);
+	if (o->min_proto == 0 && o->max_proto == 0)
+		return;
+	if (v->level == TLS_LEVEL_NONE || v->level == TLS_LEVEL_DEFER)
+		return;
+	if (v->tls == NULL && verdict_names(r->pol, v, 0, none) == -1) {
+		defer(r, "override", "validation-failure", "out of memory");
+		return;
+	}
+	v->tls->min_proto = o->min_proto;
+	v->tls->max_proto = o->max_proto;
+}
+
 static const struct sts_policy *sts_effective(struct policy_req *,
     const char **);
 
@@ -582,7 +605,7 @@ mx_lookup_failure(struct policy_req *r)
 static void dane_verdict(struct policy_req *);
 
 static void
-apply_override(struct policy_req *r)
+apply_override_level(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct policy_verdict *v = r->v;
@@ -614,6 +637,35 @@ apply_override(struct policy_req *r)
 		snprintf(v->detail, sizeof(v->detail), "tls_policy \"%s\": "
 		    "%s", o->line, r->dane ? r->dane->detail :
 		    "DANE lookup did not finish");
+		return;
+	case OVR_DANE_MAY:
+		/* Postfix's dane: DANE when the records are there (and a
+		 * failed lookup defers, as dane_verdict says), else may */
+		if (r->dane != NULL && r->dane->state != DANE_NONE) {
+			dane_verdict(r);
+			v->source = "override";
+			return;
+		}
+		if (r->dane == NULL && r->dane_wanted) {
+			v->level = TLS_LEVEL_DEFER;
+			snprintf(v->reason, sizeof(v->reason), "dane-required");
+			snprintf(v->detail, sizeof(v->detail), "tls_policy "
+			    "\"%s\": DANE lookup did not finish", o->line);
+			return;
+		}
+		v->level = TLS_LEVEL_MAY;
+		return;
+	case OVR_FINGERPRINT:
+		/* the live leaf must match one digest: verdict.c checks it
+		 * where verify checks the chain (no names, no CA store) */
+		v->level = TLS_LEVEL_VERIFY;
+		if (verdict_names(p, v, 0, names) == -1) {
+			defer(r, "override", "validation-failure",
+			    "out of memory");
+			return;
+		}
+		v->tls->nfp = o->nfp;
+		memcpy(v->tls->fp, o->fp, sizeof(v->tls->fp));
 		return;
 	case OVR_VERIFY:
 	case OVR_SECURE:
@@ -1256,7 +1308,7 @@ policy_lookup(struct policy *p, const char *domain,
 	/* the engine owns policy_timeout: whatever is still running then,
 	 * req_timeout() decides and the callback comes */
 	r->dane_wanted = p->dane_enable && r->have_dst && (r->ovr == NULL ||
-	    r->ovr->level == OVR_DANE);
+	    r->ovr->level == OVR_DANE || r->ovr->level == OVR_DANE_MAY);
 	if ((r->walk = mx_walk(p->dns, v->domain, r->have_dst ?
 	    (struct sockaddr *)&r->dst : NULL, !r->have_dst ? 0 :
 	    r->dst.ss_family == AF_INET ? MX_WALK_A : MX_WALK_AAAA, on_walk,

@@ -20,6 +20,10 @@ struct policy_tls {
 					 * engine configuration */
 	int		 nnames;	/* reference identifiers */
 	char		 names[OVR_MAX_MATCH][256];
+	int		 nfp;		/* fingerprint: the leaf's SHA-256 */
+	unsigned char	 fp[OVR_MAX_MATCH][32]; /* (cert or SPKI) */
+	int		 min_proto;	/* protocols=: OpenSSL versions, */
+	int		 max_proto;	/* 0 = not limited */
 };
 
 /*
