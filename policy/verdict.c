@@ -129,6 +129,11 @@ verdict_identity(const struct policy_verdict *v, unsigned char out[32])
 		for (i = 0; ok && i < d->nnames; i++)
 			ok = EVP_DigestUpdate(md, d->names[i],
 			    strlen(d->names[i]) + 1);
+	} else if (v->tls->nfp > 0) {
+		/* fingerprint: the digests alone say what is proven */
+		ok = ok && EVP_DigestUpdate(md, "fingerprint", 12);
+		for (i = 0; ok && i < v->tls->nfp; i++)
+			ok = EVP_DigestUpdate(md, v->tls->fp[i], 32);
 	} else {
 		if (v->tls->store == NULL || v->tls->nnames == 0) {
 			EVP_MD_CTX_free(md);
@@ -192,6 +197,13 @@ policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 		sni = v->tls->names[0];
 	if (sni != NULL && !SSL_set_tlsext_host_name(ssl, sni))
 		return -1;
+	/* protocols=: never below the global tls_min_version */
+	if (v->tls != NULL && v->tls->min_proto > SSL_get_min_proto_version(ssl)
+	    && !SSL_set_min_proto_version(ssl, v->tls->min_proto))
+		return -1;
+	if (v->tls != NULL && v->tls->max_proto != 0 &&
+	    !SSL_set_max_proto_version(ssl, v->tls->max_proto))
+		return -1;
 	if (v->level == TLS_LEVEL_DANE)
 		return v->tls != NULL && v->tls->dane != NULL ?
 		    dane_tls_prepare(v->tls->dane, ssl) : -1;
@@ -237,6 +249,28 @@ verify_reason(long vr)
  * resumed one (a resumed session's result is the original handshake's,
  * whatever it was checked for); otherwise the chain is verified afresh.
  */
+/* fingerprint: the leaf's SHA-256, of the whole certificate or of its
+ * public key (Postfix matches either), against the configured digests */
+static long
+fingerprint_peer(const struct policy_verdict *v, X509 *peer)
+{
+	unsigned char cert[32], spki[32];
+	unsigned int len = 0;
+	int i;
+
+	if (!X509_digest(peer, EVP_sha256(), cert, &len) || len != 32 ||
+	    !X509_pubkey_digest(peer, EVP_sha256(), spki, &len) ||
+	    len != 32) {
+		ERR_clear_error();
+		return X509_V_ERR_UNSPECIFIED;
+	}
+	for (i = 0; i < v->tls->nfp; i++)
+		if (memcmp(v->tls->fp[i], cert, 32) == 0 ||
+		    memcmp(v->tls->fp[i], spki, 32) == 0)
+			return X509_V_OK;
+	return X509_V_ERR_CERT_REJECTED;
+}
+
 static long
 verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 {
@@ -251,6 +285,8 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 
 	if (peer == NULL)
 		return X509_V_ERR_UNSPECIFIED;
+	if (v->tls != NULL && v->tls->nfp > 0)
+		return fingerprint_peer(v, peer);
 	if (v->tls == NULL || v->tls->store == NULL || v->tls->nnames == 0)
 		return X509_V_ERR_HOSTNAME_MISMATCH;	/* no name to check */
 	prepared = prepared_idx != -1 ? SSL_get_ex_data(ssl, prepared_idx) :
@@ -293,7 +329,13 @@ static void
 webpki_result(const struct policy_verdict *v, long vr, struct tls_result *res)
 {
 	snprintf(res->reason, sizeof(res->reason), "%s", verify_reason(vr));
-	if (vr == X509_V_OK)
+	if (v->tls != NULL && v->tls->nfp > 0)
+		snprintf(res->detail, sizeof(res->detail), vr == X509_V_OK ?
+		    "certificate fingerprint matched" : vr ==
+		    X509_V_ERR_CERT_REJECTED ? "certificate fingerprint "
+		    "matches none of the %d configured" : "no certificate "
+		    "fingerprint to check (%d configured)", v->tls->nfp);
+	else if (vr == X509_V_OK)
 		snprintf(res->detail, sizeof(res->detail), "verified for %s",
 		    verdict_name(v));
 	else if (vr == X509_V_ERR_HOSTNAME_MISMATCH)
@@ -367,6 +409,17 @@ policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
 		    "this connection is not encrypted");
 		return -1;
 	}
+	/* protocols=: the live connection's version, whatever the proof */
+	if (v->level != TLS_LEVEL_NONE && v->level != TLS_LEVEL_MAY &&
+	    v->tls != NULL && ((v->tls->min_proto != 0 &&
+	    SSL_version(ssl) < v->tls->min_proto) || (v->tls->max_proto !=
+	    0 && SSL_version(ssl) > v->tls->max_proto))) {
+		snprintf(res->reason, sizeof(res->reason),
+		    "validation-failure");
+		snprintf(res->detail, sizeof(res->detail), "%s is outside "
+		    "the protocols= of the policy", SSL_get_version(ssl));
+		return -1;
+	}
 	switch (v->level) {
 	case TLS_LEVEL_NONE:
 	case TLS_LEVEL_MAY:
@@ -433,7 +486,7 @@ policy_tls_check(const struct policy_verdict *v, SSL *ssl,
 		proof->level = TLS_LEVEL_DANE;
 		return 0;
 	}
-	if (v->tls == NULL || v->tls->nnames == 0) {
+	if (v->tls == NULL || (v->tls->nnames == 0 && v->tls->nfp == 0)) {
 		/* nothing to authenticate: the verification result only
 		 * informs the log */
 		vr = SSL_get_verify_result(ssl);

@@ -1,0 +1,484 @@
+/*
+ * test_override.c - tls_policy levels with Postfix's names (policy/
+ * override.c): level parsing, match= and protocols=, the old "dane"
+ * spelling's warning, a Postfix smtp_tls_policy_maps source file
+ * (tls_policy_file: keys, comments, continuation lines, FILE:LINE
+ * errors), and the fingerprint level and protocols= on real in-memory
+ * handshakes with certificates made here.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "policy/override.h"
+#include "policy/policy.h"
+
+/* ---- parsing ---- */
+
+static int
+load(struct ovr_table *t, const char **lines, const char *file, char *err,
+    size_t errsz)
+{
+	struct strlist l;
+	int n;
+
+	for (n = 0; lines[n] != NULL; n++)
+		;
+	l.n = n;
+	l.v = (char **)lines;
+	err[0] = '\0';
+	return ovr_load(t, &l, file, err, errsz);
+}
+
+static void
+test_levels(void **state)
+{
+	const char *lines[] = {
+		"a.test none", "b.test may", "c.test encrypt",
+		"d.test dane-only", "e.test verify match=mx.e.test:.e.test",
+		"f.test secure", "g.test fingerprint match="
+		"AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
+		"AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99",
+		"h.test encrypt protocols=>=TLSv1.2",
+		"i.test encrypt protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1",
+		"j.test secure protocols=TLSv1.2 match=j.test",
+		NULL,
+	};
+	struct ovr_table t = { 0 };
+	char err[512];
+
+	assert_int_equal(load(&t, lines, NULL, err, sizeof(err)), 0);
+	assert_int_equal(t.n, 10);
+	assert_int_equal(t.nwarn, 0);
+	assert_int_equal(t.e[0].level, OVR_NONE);
+	assert_int_equal(t.e[1].level, OVR_MAY);
+	assert_int_equal(t.e[2].level, OVR_ENCRYPT);
+	assert_int_equal(t.e[3].level, OVR_DANE);
+	assert_string_equal(ovr_level_name(t.e[3].level), "dane-only");
+	assert_int_equal(t.e[4].level, OVR_VERIFY);
+	assert_int_equal(t.e[4].nmatch, 2);
+	assert_string_equal(t.e[4].match[1], ".e.test");
+	assert_int_equal(t.e[5].level, OVR_SECURE);
+	assert_int_equal(t.e[6].level, OVR_FINGERPRINT);
+	assert_int_equal(t.e[6].nfp, 1);
+	assert_int_equal(t.e[6].fp[0][0], 0xaa);
+	assert_int_equal(t.e[6].fp[0][31], 0x99);
+	assert_int_equal(t.e[7].min_proto, TLS1_2_VERSION);
+	assert_int_equal(t.e[7].max_proto, 0);
+	assert_int_equal(t.e[8].min_proto, TLS1_2_VERSION);
+	assert_int_equal(t.e[8].max_proto, 0);
+	assert_int_equal(t.e[9].min_proto, TLS1_2_VERSION);
+	assert_int_equal(t.e[9].max_proto, TLS1_2_VERSION);
+	ovr_clear(&t);
+}
+
+static void
+test_old_dane_spelling(void **state)
+{
+	const char *lines[] = { "x.test dane", NULL };
+	struct ovr_table t = { 0 };
+	char err[512];
+
+	assert_int_equal(load(&t, lines, NULL, err, sizeof(err)), 0);
+	/* mandatory, as before, with a warning naming Postfix's words */
+	assert_int_equal(t.e[0].level, OVR_DANE);
+	assert_int_equal(t.nwarn, 1);
+	assert_string_equal(t.warn, "tls_policy \"x.test dane\": tls_policy "
+	    "'dane' means Postfix's 'dane-only' in this release; write "
+	    "dane-only (mandatory) or dane (opportunistic, Postfix's "
+	    "meaning)");
+	ovr_clear(&t);
+}
+
+static void
+test_bad_lines(void **state)
+{
+	static const struct {
+		const char	*line;
+		const char	*want;
+	} bad[] = {
+		{ "x.test bogus", "unknown level bogus" },
+		{ "x.test encrypt match=x.test", "match= applies to" },
+		{ "x.test fingerprint", "fingerprint needs match=" },
+		{ "x.test fingerprint match=AA:BB", "not a SHA-256" },
+		{ "x.test encrypt protocols=!TLSv1.1", "contiguous range" },
+		{ "x.test encrypt protocols=>=TLSv9", "unknown protocol" },
+		{ "x.test encrypt protocols=TLSv1.2:!TLSv1", "mix of" },
+		{ "x.test encrypt ciphers=high", "unsupported attribute "
+		    "ciphers=high" },
+	};
+	struct ovr_table t = { 0 };
+	char err[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *lines[] = { bad[i].line, NULL };
+
+		assert_int_equal(load(&t, lines, NULL, err, sizeof(err)), -1);
+		if (strstr(err, bad[i].want) == NULL)
+			fail_msg("%s: got \"%s\"", bad[i].line, err);
+		assert_int_equal(t.n, 0);
+	}
+}
+
+static char *
+write_file(const char *text)
+{
+	static char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/mxg-ovr-XXXXXX");
+	assert_true((fd = mkstemp(path)) != -1);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void
+test_postfix_file(void **state)
+{
+	const char *lines[] = { "conf.test may", NULL };
+	struct ovr_table t = { 0 };
+	struct sockaddr_in sin;
+	const struct ovr_entry *e;
+	char err[512], *path, want[600];
+
+	path = write_file(
+	    "# smtp_tls_policy_maps, as Postfix reads it\n"
+	    "\n"
+	    "example.com\tdane-only\n"
+	    ".example.net  secure\n"
+	    "   match=.example.net:example.net\n"
+	    "\t# a comment inside is skipped\n"
+	    "[192.0.2.9]:25 encrypt protocols=>=TLSv1.2\n"
+	    "[relay.example.org] verify\n"
+	    "[submit.example.org]:587 encrypt\n"
+	    "dane.example dane\n");
+	assert_int_equal(load(&t, lines, path, err, sizeof(err)), 0);
+	assert_int_equal(t.n, 6);	/* the :587 entry skipped */
+	assert_int_equal(t.nwarn, 1);
+	assert_non_null(strstr(t.warn, "submit.example.org]:587"));
+	snprintf(want, sizeof(want), "%s:9:", path);
+	assert_memory_equal(t.warn, want, strlen(want));
+	/* mxguard.conf's lines first */
+	assert_string_equal(t.e[0].dest, "conf.test");
+	assert_string_equal(t.e[1].dest, "example.com");
+	assert_int_equal(t.e[1].level, OVR_DANE);
+	e = ovr_find(&t, "mx.example.net", NULL);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_SECURE);
+	assert_int_equal(e->nmatch, 2);
+	assert_null(ovr_find(&t, "example.net", NULL));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.9", &sin.sin_addr);
+	e = ovr_find(&t, "whatever.test", (struct sockaddr *)&sin);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_ENCRYPT);
+	assert_int_equal(e->min_proto, TLS1_2_VERSION);
+	e = ovr_find(&t, "relay.example.org", NULL);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_VERIFY);
+	/* in a Postfix table "dane" is Postfix's dane, without a warning */
+	e = ovr_find(&t, "dane.example", NULL);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_DANE_MAY);
+	ovr_clear(&t);
+	unlink(path);
+}
+
+static void
+test_postfix_file_errors(void **state)
+{
+	const char *lines[] = { NULL };
+	struct ovr_table t = { 0 };
+	char err[512], want[600], *path;
+
+	/* the error names the line the entry starts on */
+	path = write_file("# x\nok.test may\nbad.test encrypt\n"
+	    "  ciphers=high\n");
+	assert_int_equal(load(&t, lines, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:3: unsupported attribute "
+	    "ciphers=high", path);
+	if (strncmp(err, want, strlen(want)) != 0)
+		fail_msg("got \"%s\"", err);
+	unlink(path);
+	path = write_file("  secure\n");
+	assert_int_equal(load(&t, lines, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":1: continuation line"));
+	unlink(path);
+	path = write_file("x.test\n");
+	assert_int_equal(load(&t, lines, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":1: want DEST LEVEL"));
+	unlink(path);
+	assert_int_equal(load(&t, lines, "/nonexistent/mxg-policy", err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "/nonexistent/mxg-policy"));
+	assert_int_equal(t.n, 0);
+}
+
+/* ---- fingerprint and protocols= on handshakes ---- */
+
+static EVP_PKEY *key, *key2;
+static X509 *cert, *cert2;
+static struct ev_loop *loop;
+static struct policy *pol;
+static struct policy_verdict *got;
+
+static X509 *
+mkcert(EVP_PKEY *k, const char *cn)
+{
+	X509 *x = X509_new();
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+	    MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_sign(x, k, EVP_sha256());
+	return x;
+}
+
+/* colon-separated upper-case hex, as Postfix's posttls-finger writes */
+static void
+hexfp(const unsigned char d[32], char *out)
+{
+	int i;
+
+	for (i = 0; i < 32; i++)
+		sprintf(out + 3 * i, "%02X%s", d[i], i < 31 ? ":" : "");
+}
+
+static void
+got_cb(void *arg, struct policy_verdict *v)
+{
+	got = v;
+	ev_loop_stop(loop);
+}
+
+static struct policy_verdict *
+verdict(const char *ip)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	got = NULL;
+	assert_non_null(policy_lookup(pol, "any.test", (struct sockaddr *)&sin,
+	    sizeof(sin), NULL, got_cb, NULL));
+	ev_loop_run(loop);
+	assert_non_null(got);
+	return got;
+}
+
+static int
+setup_tls(void **state)
+{
+	unsigned char d[32];
+	unsigned int len;
+	char err[256], h1[100], h2[100];
+	struct config *cfg;
+	int i;
+
+	log_init("test", 0, LOG_LVL_ERR);
+	key = EVP_EC_gen("P-256");
+	key2 = EVP_EC_gen("P-256");
+	cert = mkcert(key, "mx.fp.test");
+	cert2 = mkcert(key2, "mx.fp.test");
+	cfg = config_load(NULL, err, sizeof(err));
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup("127.0.0.1:9");	/* nothing there */
+	cfg->dns_servers.n = 1;
+	cfg->dns_timeout = 600;
+	cfg->sts_enable = 0;
+	cfg->tls_policy.v = calloc(4, sizeof(char *));
+	X509_digest(cert, EVP_sha256(), d, &len);
+	hexfp(d, h1);
+	X509_pubkey_digest(cert2, EVP_sha256(), d, &len);
+	hexfp(d, h2);
+	/* .5: cert's certificate digest; .6: an unrelated digest, then
+	 * cert2's public key digest; .7: encrypt, TLS 1.3 only */
+	if (asprintf(&cfg->tls_policy.v[0], "192.0.2.5 fingerprint match=%s",
+	    h1) == -1 || asprintf(&cfg->tls_policy.v[1], "192.0.2.6 "
+	    "fingerprint match=%064d|%s", 0, h2) == -1)
+		return -1;
+	cfg->tls_policy.v[2] = strdup("192.0.2.7 encrypt protocols=>=TLSv1.3");
+	cfg->tls_policy.v[3] = strdup("192.0.2.8 encrypt");
+	cfg->tls_policy.n = 4;
+	for (i = 0; i < 4; i++)
+		if (cfg->tls_policy.v[i] == NULL)
+			return -1;
+	loop = ev_loop_new();
+	pol = policy_new(loop, cfg, err, sizeof(err));
+	config_free(cfg);
+	return pol ? 0 : -1;
+}
+
+static int
+teardown_tls(void **state)
+{
+	policy_free(pol);
+	ev_loop_free(loop);
+	X509_free(cert);
+	X509_free(cert2);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(key2);
+	return 0;
+}
+
+/* In-memory handshake: a server with x (its versions up to smax, 0 =
+ * any), a client prepared by v.  Returns the client SSL or NULL when the
+ * handshake failed. */
+static SSL *
+handshake(const struct policy_verdict *v, X509 *x, EVP_PKEY *k, int smax)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL *s, *c;
+	BIO *b1, *b2;
+	int i, cr = 0, sr = 0;
+
+	assert_int_equal(SSL_CTX_use_certificate(sctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, k), 1);
+	if (smax)
+		SSL_CTX_set_max_proto_version(sctx, smax);
+	s = SSL_new(sctx);
+	c = SSL_new(cctx);
+	assert_int_equal(policy_tls_prepare(v, c), 0);
+	BIO_new_bio_pair(&b1, 0, &b2, 0);
+	SSL_set_bio(c, b1, b1);
+	SSL_set_bio(s, b2, b2);
+	SSL_set_connect_state(c);
+	SSL_set_accept_state(s);
+	for (i = 0; i < 100 && (cr != 1 || sr != 1); i++) {
+		if (cr != 1 && (cr = SSL_do_handshake(c)) <= 0 &&
+		    SSL_get_error(c, cr) == SSL_ERROR_SSL)
+			break;
+		if (sr != 1 && (sr = SSL_do_handshake(s)) <= 0 &&
+		    SSL_get_error(s, sr) == SSL_ERROR_SSL)
+			break;
+	}
+	SSL_free(s);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	if (cr != 1) {
+		SSL_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void
+test_fingerprint(void **state)
+{
+	struct policy_verdict *v5 = verdict("192.0.2.5");
+	struct policy_verdict *v6 = verdict("192.0.2.6");
+	struct policy_verdict *v8 = verdict("192.0.2.8");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	assert_int_equal(v5->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v5->source, "override");
+	/* the certificate digest matches; a self-signed leaf is fine */
+	assert_non_null(c = handshake(v5, cert, key, 0));
+	if (policy_tls_check(v5, c, &proof, &res) != 0)
+		fail_msg("%s: %s", res.reason, res.detail);
+	assert_string_equal(res.detail, "certificate fingerprint matched");
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(v5, &proof, c, &res), 0);
+	/* a leg proven for .5's digests does not fit .6's recipient */
+	assert_int_equal(policy_leg_fits(v6, &proof, c, &res), -1);
+	/* a leg proven only to be encrypted: its live certificate
+	 * decides (cert2 matches .6's public key digest, not .5) */
+	SSL_free(c);
+	assert_non_null(c = handshake(v8, cert2, key2, 0));
+	assert_int_equal(policy_tls_check(v8, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(v5, &proof, c, &res), -1);
+	assert_int_equal(policy_leg_fits(v6, &proof, c, &res), 0);
+	SSL_free(c);
+	/* another certificate: no match */
+	assert_non_null(c = handshake(v5, cert2, key2, 0));
+	assert_int_equal(policy_tls_check(v5, c, &proof, &res), -1);
+	assert_int_equal(proof.failed, 1);
+	assert_non_null(strstr(res.detail, "matches none"));
+	SSL_free(c);
+	/* the second digest of .6, of the public key, matches cert2 */
+	assert_non_null(c = handshake(v6, cert2, key2, 0));
+	assert_int_equal(policy_tls_check(v6, c, &proof, &res), 0);
+	SSL_free(c);
+	assert_non_null(c = handshake(v6, cert, key, 0));
+	assert_int_equal(policy_tls_check(v6, c, &proof, &res), -1);
+	SSL_free(c);
+	policy_verdict_free(v5);
+	policy_verdict_free(v6);
+	policy_verdict_free(v8);
+}
+
+static void
+test_protocols(void **state)
+{
+	struct policy_verdict *v7 = verdict("192.0.2.7");
+	struct policy_verdict *v8 = verdict("192.0.2.8");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	assert_int_equal(v7->level, TLS_LEVEL_ENCRYPT);
+	/* prepared for >=TLSv1.3, the client refuses a TLS 1.2 server */
+	assert_null(handshake(v7, cert, key, TLS1_2_VERSION));
+	assert_non_null(c = handshake(v7, cert, key, 0));
+	assert_int_equal(policy_tls_check(v7, c, &proof, &res), 0);
+	SSL_free(c);
+	/* a TLS 1.2 leg made for another recipient does not fit .7 */
+	assert_non_null(c = handshake(v8, cert, key, TLS1_2_VERSION));
+	assert_int_equal(policy_tls_check(v8, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(v8, &proof, c, &res), 0);
+	assert_int_equal(policy_leg_fits(v7, &proof, c, &res), -1);
+	assert_non_null(strstr(res.detail, "protocols="));
+	SSL_free(c);
+	policy_verdict_free(v7);
+	policy_verdict_free(v8);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest parse[] = {
+		cmocka_unit_test(test_levels),
+		cmocka_unit_test(test_old_dane_spelling),
+		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_postfix_file),
+		cmocka_unit_test(test_postfix_file_errors),
+	};
+	const struct CMUnitTest tls[] = {
+		cmocka_unit_test(test_fingerprint),
+		cmocka_unit_test(test_protocols),
+	};
+	int rc;
+
+	log_init("test", 0, LOG_LVL_ERR);
+	rc = cmocka_run_group_tests_name("override parsing", parse, NULL,
+	    NULL);
+	return rc | cmocka_run_group_tests_name("override tls", tls,
+	    setup_tls, teardown_tls);
+}
