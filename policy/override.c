@@ -67,13 +67,19 @@ fail(char *err, size_t errsz, const char *where, const char *fmt, ...)
 static void
 warn(struct ovr_table *t, const char *fmt, ...)
 {
+	char q[sizeof(t->warn)], *c;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(t->warn, sizeof(t->warn), fmt, ap);
 	va_end(ap);
 	t->nwarn++;
-	log_warn("event=config-warning note=\"%s\"", t->warn);
+	/* one logfmt value: no double quote inside */
+	snprintf(q, sizeof(q), "%s", t->warn);
+	for (c = q; *c != '\0'; c++)
+		if (*c == '"' || *c == '\\')
+			*c = '\'';
+	log_warn("event=config-warning note=\"%s\"", q);
 }
 
 static int
