@@ -12,6 +12,9 @@
  *     policy of D (LMDB), then a fetch when there is no valid cached policy
  *     or the TXT id changed.  A background fetch refreshes a policy within
  *     sts_refresh_margin of its expiry.
+ * Apart from lookups, a timer (sts_refresh_interval, jittered) refreshes
+ * the recently used cached policies near their expiry with no mail at all
+ * ("background refresh" below).
  * When everything has answered, or at policy_timeout (the engine owns it
  * and always answers by then), decide(): overrides, DANE (which defers
  * while its lookups still run), MTA-STS enforce, then the opportunistic

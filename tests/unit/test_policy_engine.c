@@ -9,7 +9,8 @@
  * _mta-sts/mta-sts names are no DNS names (refused before any query); a
  * cached policy within the refresh margin refreshed also when its TXT
  * record is missing or the lookup fails (SERVFAIL), a failed refresh
- * leaving it as it was.
+ * leaving it as it was; the refresh timer refreshing, with no lookup, a
+ * recently used policy within the margin (not an idle or a fresh one).
  */
 #include <stdarg.h>
 #include <stddef.h>
