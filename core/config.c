@@ -102,6 +102,8 @@ static const struct ckey keys[] = {
 	{ "sts_fetch_timeout",	C_DUR,	O(sts_fetch_timeout), "30s", NULL },
 	{ "sts_max_body",	C_SIZE,	O(sts_max_body), "64k", NULL },
 	{ "sts_refresh_margin",	C_INT,	O(sts_refresh_margin), "25", NULL },
+	{ "sts_refresh_interval", C_DUR, O(sts_refresh_interval), "1h", NULL },
+	{ "sts_refresh_max",	C_INT,	O(sts_refresh_max), "100", NULL },
 	{ "sts_cache_max_entries", C_INT, O(sts_cache_max_entries), "10000", NULL },
 	{ "sts_cache_max_entry_size", C_SIZE, O(sts_cache_max_entry_size), "8k", NULL },
 	{ "tls_history_max_entries", C_INT, O(tls_history_max_entries), "100000", NULL },
@@ -340,6 +342,8 @@ validate(const struct config *c)
 		return "divert_port: must be 1..65535";
 	if (c->sts_refresh_margin > 90)
 		return "sts_refresh_margin: at most 90 (percent)";
+	if (c->sts_refresh_max < 1)
+		return "sts_refresh_max: at least 1";
 	if (c->sts_cache_max_entries < 1 || c->tls_history_max_entries < 1)
 		return "sts_cache_max_entries, tls_history_max_entries: at "
 		    "least 1";

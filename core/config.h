@@ -90,6 +90,8 @@ struct config {
 	uint64_t	 sts_fetch_timeout;
 	size_t		 sts_max_body;
 	int		 sts_refresh_margin; /* percent of max_age left */
+	uint64_t	 sts_refresh_interval; /* background round; 0 = off */
+	int		 sts_refresh_max;	/* fetches one round starts */
 	int		 sts_cache_max_entries;	/* policies in the cache */
 	size_t		 sts_cache_max_entry_size; /* bytes of one policy */
 	int		 tls_history_max_entries; /* records in the history */

@@ -587,6 +587,62 @@ sts_cache_del(struct sts_cache *c, const char *domain)
 	return mdb_txn_commit(txn) == 0 ? 0 : -1;
 }
 
+size_t
+sts_cache_due(struct sts_cache *c, int64_t now, int margin_pct,
+    struct sts_cache_due *out, size_t max)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct rec r;
+	size_t n = 0, i;
+	int rc;
+
+	if (c == NULL || max == 0)
+		return 0;
+	if (margin_pct < 0)
+		margin_pct = 0;
+	if (margin_pct > 100)
+		margin_pct = 100;
+	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+		return 0;
+	if (mdb_cursor_open(txn, c->dbi, &cur) != 0) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		int64_t age;
+
+		if (k.mv_size == 0 || k.mv_size >= sizeof(out->domain) ||
+		    rec_decode(&v, &r, 0) == -1 || r.mode == MODE_INVALID)
+			continue;
+		age = r.expires - r.fetched;
+		/* same rule as sts_cache_state(): within the margin */
+		if (age <= 0 || now >= r.expires ||
+		    r.expires - now > age * margin_pct / 100)
+			continue;
+		/* recently used: a policy nobody needed in a whole max_age
+		 * is left to expire (each use buys about one more life) */
+		if (now - r.last_used > age)
+			continue;
+		/* keep the max soonest to expire, in order */
+		if (n == max && r.expires >= out[n - 1].expires)
+			continue;
+		i = n < max ? n++ : n - 1;
+		for (; i > 0 && out[i - 1].expires > r.expires; i--)
+			out[i] = out[i - 1];
+		memcpy(out[i].domain, k.mv_data, k.mv_size);
+		out[i].domain[k.mv_size] = '\0';
+		memcpy(out[i].id, r.id, sizeof(out[i].id));
+		out[i].expires = r.expires;
+		out[i].last_used = r.last_used;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	return n;
+}
+
 enum sts_cache_state
 sts_cache_state(const struct sts_cache_entry *e, int64_t now, int margin_pct)
 {

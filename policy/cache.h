@@ -72,6 +72,20 @@ void		 sts_cache_touch(struct sts_cache *, const char *domain,
 size_t		 sts_cache_count(struct sts_cache *);
 int		 sts_cache_del(struct sts_cache *, const char *domain);
 void		 sts_cache_entry_clear(struct sts_cache_entry *);
+/* A policy due for a background refresh (sts_cache_due()). */
+struct sts_cache_due {
+	char		 domain[256];
+	char		 id[STS_ID_MAX + 1];
+	int64_t		 expires;
+	int64_t		 last_used;
+};
+/* Fills out[0..max-1] with the policies due for a refresh at now: live,
+ * within margin_pct of their expiry, and used in a decision during the
+ * last max_age (expires - fetched) seconds.  Soonest expiry first; the
+ * number filled is returned (0 also on a store error).  Reads headers
+ * only, in one read transaction. */
+size_t		 sts_cache_due(struct sts_cache *, int64_t now, int margin_pct,
+		    struct sts_cache_due *out, size_t max);
 /* margin_pct: refresh when less than this percentage of max_age is left
  * (and, per RFC 8461 section 5.1, whenever a day has passed since the id
  * was last checked). */

@@ -12,6 +12,9 @@
  *     policy of D (LMDB), then a fetch when there is no valid cached policy
  *     or the TXT id changed.  A background fetch refreshes a policy within
  *     sts_refresh_margin of its expiry.
+ * Apart from lookups, a timer (sts_refresh_interval, jittered) refreshes
+ * the recently used cached policies near their expiry with no mail at all
+ * ("background refresh" below).
  * When everything has answered, or at policy_timeout (the engine owns it
  * and always answers by then), decide(): overrides, DANE (which defers
  * while its lookups still run), MTA-STS enforce, then the opportunistic
@@ -31,6 +34,7 @@
 #include <time.h>
 
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
@@ -116,6 +120,16 @@ struct fetch {
 	char		 id[STS_ID_MAX + 1];
 	struct http_req	*http;
 	struct policy_req *waiters;
+	int		 background;	/* started by the refresh timer */
+};
+
+/* A background refresh waiting for its _mta-sts TXT answer. */
+struct bgref {
+	struct bgref	*next;
+	struct policy	*pol;
+	struct dns_req	*q;
+	char		 domain[256];
+	char		 id[STS_ID_MAX + 1];	/* the cached id */
 };
 
 struct policy {
@@ -127,6 +141,10 @@ struct policy {
 	uint64_t	 fetch_timeout;
 	size_t		 max_body;
 	int		 refresh_margin;
+	uint64_t	 refresh_interval;	/* ms; 0: no background refresh */
+	int		 refresh_max;		/* fetches a round starts */
+	struct ev_timer	*refresh_tmr;
+	struct bgref	*bgrefs;
 	uint32_t	 mark;
 	struct ovr_table ovr;
 	struct dns	*dns;
@@ -173,6 +191,10 @@ make_ctx(const struct config *cfg, char *err, size_t errsz)
 	return ctx;
 }
 
+static void refresh_round(void *);
+static void refresh_arm(struct policy *);
+static void bgref_free(struct bgref *);
+
 struct policy *
 policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
     size_t errsz)
@@ -208,6 +230,11 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		log_warn("event=sts-cache-unavailable error=\"%s\" "
 		    "note=\"MTA-STS policies are fetched for every lookup\"",
 		    cerr);
+	if ((p->refresh_tmr = ev_timer_new(loop, refresh_round, p)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	refresh_arm(p);
 	return p;
 fail:
 	policy_free(p);
@@ -223,6 +250,9 @@ policy_free(struct policy *p)
 		return;
 	while (p->reqs != NULL)
 		policy_cancel(p->reqs);
+	ev_timer_free(p->refresh_tmr);
+	while (p->bgrefs != NULL)
+		bgref_free(p->bgrefs);
 	while (p->fetches != NULL)
 		fetch_free(p->fetches);
 	tlsrpt_rec_free(p->rec);
@@ -243,7 +273,8 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 
 	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err, errsz) == -1)
 		return -1;
-	if (p->reqs == NULL && p->fetches == NULL && p->ovr.e != NULL &&
+	if (p->reqs == NULL && p->fetches == NULL && p->bgrefs == NULL &&
+	    p->ovr.e != NULL &&
 	    !tlsrpt_rec_busy(p->rec)) {
 		/* a reload: new resolver and CA store (none in use now) */
 		struct dns *nd = dns_new(p->loop, cfg, err, errsz);
@@ -279,6 +310,11 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	p->fetch_timeout = cfg->sts_fetch_timeout;
 	p->max_body = cfg->sts_max_body ? cfg->sts_max_body : 65536;
 	p->refresh_margin = cfg->sts_refresh_margin;
+	p->refresh_max = cfg->sts_refresh_max > 0 ? cfg->sts_refresh_max : 100;
+	if (p->refresh_interval != cfg->sts_refresh_interval) {
+		p->refresh_interval = cfg->sts_refresh_interval;
+		refresh_arm(p);		/* no-op before the timer exists */
+	}
 	p->mark = cfg->upstream_mark;
 	/* TLSRPT: the store is opened where the state is (a reload may turn
 	 * recording on or off; counts already made stay in the store) */
@@ -1036,6 +1072,26 @@ fetch_start(struct policy *p, const char *domain, const char *id)
 	return f;
 }
 
+/* The end of one background refresh: logged and counted. */
+static void
+refresh_result(const char *domain, const char *id, const char *result,
+    const char *reason, uint32_t max_age)
+{
+	char name[100];
+
+	if (reason == NULL)
+		log_info("event=sts-refresh-background domain=%s id=%s "
+		    "result=%s max_age=%u", domain, id, result, max_age);
+	else
+		log_warn("event=sts-refresh-background domain=%s id=%s "
+		    "result=%s reason=%s note=\"the cached policy stays\"",
+		    domain, id, result, reason);
+	snprintf(name, sizeof(name), "mxguard_sts_refresh_background_total"
+	    "{result=\"%s\"}", result);
+	stats_add(stats_get(name, "MTA-STS policies refreshed by the "
+	    "background timer"), 1);
+}
+
 static void
 sts_resolved(struct policy_req *r)
 {
@@ -1077,6 +1133,17 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 		e.expires = now + sp->max_age;
 		e.body = (char *)body;
 		e.bodylen = len;
+		if (p->cache != NULL && f->background && f->waiters == NULL) {
+			struct sts_cache_entry old;
+
+			/* nobody used the policy for this fetch: it stays
+			 * as recently used as it was, or a refresh would
+			 * keep it "recently used" for ever */
+			if (sts_cache_get(p->cache, f->domain, &old) == 1) {
+				e.last_used = old.last_used;
+				sts_cache_entry_clear(&old);
+			}
+		}
 		if (p->cache != NULL)
 			sts_cache_put(p->cache, f->domain, &e);
 		log_info("event=sts-fetch domain=%s id=%s result=ok mode=%s "
@@ -1091,6 +1158,9 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 		stats_add(stats_get("mxguard_sts_fetches_total{result=\"error\"}",
 		    "MTA-STS policy fetches"), 1);
 	}
+	if (f->background)
+		refresh_result(f->domain, f->id, ok == 0 ? "ok" : "error",
+		    ok == 0 ? NULL : reason, ok == 0 ? sp->max_age : 0);
 	while (f->waiters != NULL) {
 		struct policy_req *r = f->waiters;
 
@@ -1227,6 +1297,142 @@ sts_names_refused(struct policy_req *r)
 		return 1;
 	}
 	return 0;
+}
+
+/* ---- background refresh ----
+ *
+ * Every sts_refresh_interval (each period drawn from 90 to 110 % of it, so
+ * that several instances do not fetch in step), the cache is asked for the
+ * policies within sts_refresh_margin of their expiry and used in a
+ * decision during their last max_age (sts_cache_due()), at most
+ * sts_refresh_max of them, soonest to expire first.  Each one is refreshed
+ * as a lookup would: the _mta-sts TXT record first, then a fetch under the
+ * id it names, or under the cached id when it is missing or its lookup
+ * fails (RFC 8461 section 5.1).  fetch_done() stores a fetched policy; a
+ * failed fetch leaves the cached one as it is.  A round starts nothing for
+ * a domain whose refresh or fetch still runs, so at most sts_refresh_max
+ * background fetches are started per interval.
+ */
+
+static void
+bgref_free(struct bgref *b)
+{
+	struct bgref **pp;
+
+	for (pp = &b->pol->bgrefs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == b) {
+			*pp = b->next;
+			break;
+		}
+	dns_cancel(b->q);
+	free(b);
+}
+
+static void
+refresh_arm(struct policy *p)
+{
+	uint64_t ms = p->refresh_interval, j = 0;
+	unsigned char rb[4];
+
+	if (p->refresh_tmr == NULL)
+		return;
+	if (ms == 0) {
+		ev_timer_stop(p->refresh_tmr);
+		return;
+	}
+	if (RAND_bytes(rb, sizeof(rb)) == 1)
+		j = ((uint64_t)rb[0] << 24 | (uint64_t)rb[1] << 16 |
+		    (uint64_t)rb[2] << 8 | rb[3]) % (ms / 5 + 1);
+	ev_timer_arm(p->refresh_tmr, ms - ms / 10 + j);
+}
+
+static void
+bg_txt(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	struct bgref *b = arg;
+	struct policy *p = b->pol;
+	const char *txts[DNS_MAX_RR];
+	size_t lens[DNS_MAX_RR];
+	char id[STS_ID_MAX + 1], terr[128];
+	struct fetch *f;
+	int i, n = 0, rc = -2;
+
+	b->q = NULL;
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
+		for (i = 0; i < a->nrr; i++) {
+			txts[n] = a->rr[i].u.txt.text;
+			lens[n++] = a->rr[i].u.txt.len;
+		}
+		rc = sts_txt_select(txts, lens, n, id, terr, sizeof(terr));
+	}
+	if (rc != 1) {
+		log_info("event=sts-refresh domain=%s id=%s txt=%s "
+		    "note=\"refreshing under the cached id\"", b->domain,
+		    b->id, rc == 0 || st == DNS_NXDOMAIN || st == DNS_NODATA ?
+		    "none" : rc == -1 ? "invalid" : "lookup-failed");
+		snprintf(id, sizeof(id), "%s", b->id);
+	}
+	if ((f = fetch_start(p, b->domain, id)) != NULL)
+		f->background = 1;
+	else
+		refresh_result(b->domain, id, "error", "cannot-start", 0);
+	bgref_free(b);
+}
+
+static int
+refresh_running(struct policy *p, const char *domain)
+{
+	struct bgref *b;
+	struct fetch *f;
+
+	for (b = p->bgrefs; b != NULL; b = b->next)
+		if (strcmp(b->domain, domain) == 0)
+			return 1;
+	for (f = p->fetches; f != NULL; f = f->next)
+		if (strcmp(f->domain, domain) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+refresh_round(void *arg)
+{
+	struct policy *p = arg;
+	struct sts_cache_due *due;
+	struct bgref *b;
+	char name[300], err[160];
+	size_t n, i;
+
+	refresh_arm(p);
+	if (!p->sts_enable || p->cache == NULL)
+		return;
+	if ((due = calloc((size_t)p->refresh_max, sizeof(*due))) == NULL)
+		return;
+	n = sts_cache_due(p->cache, (int64_t)time(NULL), p->refresh_margin,
+	    due, (size_t)p->refresh_max);
+	for (i = 0; i < n; i++) {
+		if (refresh_running(p, due[i].domain))
+			continue;
+		snprintf(name, sizeof(name), "_mta-sts.%s", due[i].domain);
+		if (sts_dns_name_check(name, err, sizeof(err)) == -1 ||
+		    (b = calloc(1, sizeof(*b))) == NULL)
+			continue;
+		b->pol = p;
+		snprintf(b->domain, sizeof(b->domain), "%s", due[i].domain);
+		snprintf(b->id, sizeof(b->id), "%s", due[i].id);
+		log_debug("event=sts-refresh-background-start domain=%s id=%s "
+		    "expires_in=%lld", b->domain, b->id,
+		    (long long)(due[i].expires - (int64_t)time(NULL)));
+		b->next = p->bgrefs;
+		p->bgrefs = b;
+		if ((b->q = dns_query(p->dns, name, DNS_T_TXT, bg_txt,
+		    b)) == NULL) {
+			refresh_result(b->domain, b->id, "error",
+			    "cannot-start", 0);
+			bgref_free(b);
+		}
+	}
+	free(due);
 }
 
 /* ---- entry points ---- */

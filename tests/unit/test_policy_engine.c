@@ -9,7 +9,8 @@
  * _mta-sts/mta-sts names are no DNS names (refused before any query); a
  * cached policy within the refresh margin refreshed also when its TXT
  * record is missing or the lookup fails (SERVFAIL), a failed refresh
- * leaving it as it was.
+ * leaving it as it was; the refresh timer refreshing, with no lookup, a
+ * recently used policy within the margin (not an idle or a fresh one).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,6 +93,10 @@ static const struct zrr zone[] = {
 	{ "slow.test", DNS_T_MX, "10 mx.slow.test" },
 	{ "mx.slow.test", DNS_T_A, "192.0.2.11" },
 	{ "mx.expired.test", DNS_T_A, "192.0.2.7" },
+	/* the background refresh: due, idle (not used in a max_age), fresh */
+	{ "_mta-sts.bgdue.test", DNS_T_TXT, "v=STSv1; id=bd2" },
+	{ "_mta-sts.bgidle.test", DNS_T_TXT, "v=STSv1; id=bi1" },
+	{ "_mta-sts.bgfresh.test", DNS_T_TXT, "v=STSv1; id=bf1" },
 	{ NULL, 0, NULL },
 };
 
@@ -188,8 +193,8 @@ fake_read(int fd, int events, void *arg)
 }
 
 static void
-cache_policy(const char *domain, const char *id, const char *body,
-    int64_t age, uint32_t max_age)
+cache_policy_used(const char *domain, const char *id, const char *body,
+    int64_t age, uint32_t max_age, int64_t unused)
 {
 	char err[256];
 	struct sts_cache *c = sts_cache_open(statedir, err, sizeof(err));
@@ -204,14 +209,23 @@ cache_policy(const char *domain, const char *id, const char *body,
 	e.fetched = now - age;
 	e.checked = e.fetched;
 	e.expires = e.fetched + max_age;
+	e.last_used = unused ? now - unused : 0;
 	assert_int_equal(sts_cache_put(c, domain, &e), 0);
 	sts_cache_close(c);
+}
+
+static void
+cache_policy(const char *domain, const char *id, const char *body,
+    int64_t age, uint32_t max_age)
+{
+	cache_policy_used(domain, id, body, age, max_age, 0);
 }
 
 static struct policy *pol;
 /* settings for the next mkpolicy() */
 static int cfg_require_tls, cfg_tlsrpt;
 static uint64_t cfg_policy_timeout = 5000, cfg_dns_timeout = 2000;
+static uint64_t cfg_refresh_interval;	/* 0: the default */
 
 static struct policy *
 mkpolicy(const char *const *overrides, int sts)
@@ -233,6 +247,8 @@ mkpolicy(const char *const *overrides, int sts)
 		cfg->require_tls = strdup("yes");
 	}
 	cfg->sts_fetch_timeout = 1500;
+	if (cfg_refresh_interval)
+		cfg->sts_refresh_interval = cfg_refresh_interval;
 	cfg->sts_enable = sts;
 	cfg->tlsrpt_enable = cfg_tlsrpt;
 	free(cfg->state_dir);
@@ -710,6 +726,73 @@ test_no_refresh_when_fresh(void **state)
 }
 
 /*
+ * The background refresh: with no lookup at all, the refresh timer
+ * refreshes a policy within the margin that was used during its max_age
+ * (TXT record first, then the policy host, which does not resolve here:
+ * the failed refresh leaves the policy as it was, logged and counted),
+ * and leaves alone one not used for longer than its max_age and one far
+ * from its expiry.
+ */
+static void
+test_refresh_timer(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.bg.test\nmax_age: 86400\n";
+	struct stat_ctr *errs = stats_get(
+	    "mxguard_sts_refresh_background_total{result=\"error\"}", "x");
+	int64_t before_errs = stats_value(errs);
+	struct sts_cache_entry before, after;
+	struct policy *p;
+
+	cache_policy("bgdue.test", "bd1", body, 80000, 86400);
+	/* within the margin, last used 90000 s ago: more than max_age */
+	cache_policy_used("bgidle.test", "bi1", body, 80000, 86400, 90000);
+	cache_policy("bgfresh.test", "bf1", body, 10, 86400);
+	cfg_refresh_interval = 100;
+	p = mkpolicy(NULL, 1);
+	cfg_refresh_interval = 0;
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "bgdue.test",
+	    &before), 1);
+	fk.nnames = 0;
+	wait_asked("mta-sts.bgdue.test", 3000);
+	/* TXT first (it names id bd2), then the policy host */
+	assert_true(asked("_mta-sts.bgdue.test") > 0);
+	assert_true(asked("mta-sts.bgdue.test") > 0);
+	/* a few more rounds: the others are never due */
+	wait_asked("_mta-sts.bgidle.test", 600);
+	assert_int_equal(asked("_mta-sts.bgidle.test"), 0);
+	assert_int_equal(asked("mta-sts.bgidle.test"), 0);
+	assert_int_equal(asked("_mta-sts.bgfresh.test"), 0);
+	assert_int_equal(asked("mta-sts.bgfresh.test"), 0);
+	/* the failed refresh was counted and changed nothing */
+	assert_true(stats_value(errs) > before_errs);
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "bgdue.test",
+	    &after), 1);
+	assert_string_equal(after.id, "bd1");
+	assert_int_equal(after.expires, before.expires);
+	assert_int_equal(after.fetched, before.fetched);
+	sts_cache_entry_clear(&before);
+	sts_cache_entry_clear(&after);
+	policy_free(p);
+}
+
+/* The default interval (1h): no round in the test's time. */
+static void
+test_no_refresh_timer_by_default(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.bg.test\nmax_age: 86400\n";
+	struct policy *p;
+
+	cache_policy("bgdue.test", "bd1", body, 80000, 86400);
+	p = mkpolicy(NULL, 1);
+	fk.nnames = 0;
+	wait_asked("_mta-sts.bgdue.test", 500);
+	assert_int_equal(asked("_mta-sts.bgdue.test"), 0);
+	policy_free(p);
+}
+
+/*
  * _mta-sts.D and mta-sts.D longer than 253 octets: no MTA-STS query at
  * all (never a cut name), the lookup counts as sts-policy-fetch-error,
  * and the decision goes on without MTA-STS.
@@ -976,6 +1059,8 @@ main(void)
 		cmocka_unit_test(test_refresh_txt_missing),
 		cmocka_unit_test(test_refresh_txt_servfail),
 		cmocka_unit_test(test_no_refresh_when_fresh),
+		cmocka_unit_test(test_refresh_timer),
+		cmocka_unit_test(test_no_refresh_timer_by_default),
 		cmocka_unit_test(test_long_domain_sts_refused),
 		cmocka_unit_test(test_expired_is_no_policy),
 		cmocka_unit_test(test_shared_address),
