@@ -661,7 +661,8 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	}
 	if (domain == NULL)
 		return usage();
-	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : LOG_LVL_ERR);
+	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : opts->verbose ?
+	    LOG_LVL_INFO : LOG_LVL_ERR);
 	memset(&r, 0, sizeof(r));
 	if (dns_name_norm(domain, r.domain, sizeof(r.domain)) == -1) {
 		fprintf(stderr, "mxguard: check: bad domain %s\n", domain);

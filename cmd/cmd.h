@@ -26,6 +26,7 @@
 struct cmd_opts {
 	const char	*config_path;	/* NULL: built-in defaults */
 	int		 debug;
+	int		 verbose;	/* -v: the tools show info lines too */
 };
 
 /* A string member of a JSON object: NULL or "" as null, invalid UTF-8

@@ -209,7 +209,7 @@ main(int argc, char **argv)
 		{ "version",	no_argument,	NULL,	'V' },
 		{ NULL,		0,		NULL,	0 }
 	};
-	struct cmd_opts opts = { NULL, 0 };
+	struct cmd_opts opts = { NULL, 0, 0 };
 	struct config *cfg;
 	char err[512];
 	int ch, check_only = 0, verbose = 0, rc;
@@ -229,6 +229,7 @@ main(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = 1;
+			opts.verbose = 1;
 			break;
 		case 'h':
 			help(stdout);

@@ -204,8 +204,9 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		return CMD_UNKNOWN;
 	}
 	/* the engine's event lines are for the daemon's log: here only
-	 * warnings, unless -d */
-	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : LOG_LVL_WARN);
+	 * warnings, unless -v (info) or -d (debug) */
+	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : opts->verbose ?
+	    LOG_LVL_INFO : LOG_LVL_WARN);
 	if (sts_domain_norm(dom, domain, sizeof(domain), err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "mxguard: policy: %s: %s\n", dom, err);

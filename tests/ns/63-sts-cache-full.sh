@@ -82,7 +82,7 @@ assert "policy fetched once" [ "$(sts_fetches enf.test)" = 1 ]
 
 # 2. flood
 for d in $FLOOD; do
-	in_snd "$MXGUARD" -c "$T/mxguard.conf" policy "$d.flood.test" \
+	in_snd "$MXGUARD" -v -c "$T/mxguard.conf" policy "$d.flood.test" \
 		>"$T/flood-$d.log" 2>&1
 	assert "$d.flood.test: policy fetched" \
 		grep -qE "event=sts-fetch domain=$d.flood.test id=f$d result=ok" "$T/flood-$d.log"
