@@ -40,6 +40,58 @@ sts_mode_name(enum sts_mode m)
 }
 
 /*
+ * The field grammar that RFC 8461's sts-field and RFC 8460's tlsrpt-field
+ * share (see sts.h): the delimiter, then "name=".
+ */
+int
+txt_field_next(const char *txt, size_t len, size_t *ip, size_t *ns,
+    size_t *ne, char *err, size_t errsz)
+{
+	size_t i = *ip;
+
+	while (i < len && is_wsp((unsigned char)txt[i]))
+		i++;
+	if (i == len)
+		return 0;
+	if (txt[i] != ';')
+		ERR("expected ';' at offset %zu", i);
+	i++;
+	while (i < len && is_wsp((unsigned char)txt[i]))
+		i++;
+	if (i == len)
+		return 0;		/* trailing delimiter */
+	*ns = i;
+	if (!is_alnum((unsigned char)txt[i]))
+		ERR("bad field name at offset %zu", i);
+	while (i < len && (is_alnum((unsigned char)txt[i]) ||
+	    txt[i] == '_' || txt[i] == '-' || txt[i] == '.'))
+		i++;
+	*ne = i;
+	if (*ne - *ns > 32)
+		ERR("field name longer than 32 at offset %zu", *ns);
+	if (i == len || txt[i] != '=')
+		ERR("expected '=' after field name at offset %zu", i);
+	*ip = i + 1;
+	return 1;
+}
+
+int
+txt_field_value(const char *txt, size_t len, size_t *ip, size_t *vs,
+    size_t *ve, char *err, size_t errsz)
+{
+	size_t i = *ip;
+
+	*vs = i;
+	while (i < len && (unsigned char)txt[i] >= 0x21 &&
+	    (unsigned char)txt[i] <= 0x7e && txt[i] != ';' && txt[i] != '=')
+		i++;
+	*ve = *ip = i;
+	if (*ve == *vs)
+		ERR("empty value at offset %zu", *vs);
+	return 0;
+}
+
+/*
  * sts-text-record = sts-version 1*(sts-field-delim sts-field)
  *                   [sts-field-delim]
  * sts-version     = %s"v=STSv1"
@@ -63,40 +115,15 @@ sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1],
 		return 0;		/* v=STSv10 ...: another version */
 	for (;;) {
 		size_t ns, ne, vs, ve;
+		int rc;
 
-		/* delimiter */
-		while (i < len && is_wsp((unsigned char)txt[i]))
-			i++;
-		if (i == len)
+		if ((rc = txt_field_next(txt, len, &i, &ns, &ne, err,
+		    errsz)) == -1)
+			return -1;
+		if (rc == 0)
 			break;
-		if (txt[i] != ';')
-			ERR("expected ';' at offset %zu", i);
-		i++;
-		while (i < len && is_wsp((unsigned char)txt[i]))
-			i++;
-		if (i == len)
-			break;		/* trailing delimiter */
-		/* field */
-		ns = i;
-		if (!is_alnum((unsigned char)txt[i]))
-			ERR("bad field name at offset %zu", i);
-		while (i < len && (is_alnum((unsigned char)txt[i]) ||
-		    txt[i] == '_' || txt[i] == '-' || txt[i] == '.'))
-			i++;
-		ne = i;
-		if (ne - ns > 32)
-			ERR("field name too long");
-		if (i == len || txt[i] != '=')
-			ERR("expected '=' after field name");
-		i++;
-		vs = i;
-		while (i < len && (unsigned char)txt[i] >= 0x21 &&
-		    (unsigned char)txt[i] <= 0x7e && txt[i] != ';' &&
-		    txt[i] != '=')
-			i++;
-		ve = i;
-		if (ve == vs)
-			ERR("empty value");
+		if (txt_field_value(txt, len, &i, &vs, &ve, err, errsz) == -1)
+			return -1;
 		nfields++;
 		if (ne - ns == 2 && memcmp(txt + ns, "id", 2) == 0) {
 			size_t k;

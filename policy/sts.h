@@ -56,6 +56,19 @@ int	sts_domain_norm(const char *in, char *out, size_t outsz, char *err,
 /* Is s a syntactically valid host name (LDH labels, dots, <= 253)? */
 int	sts_valid_hostname(const char *s);
 /*
+ * The TXT field grammar of RFC 8461 (sts-field) and RFC 8460
+ * (tlsrpt-field): field-delim = *WSP ";" *WSP, then
+ * name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".") and "=".
+ * txt_field_next(): from *i, 1 with [*ns, *ne) the name and *i after the
+ * "=", 0 at the end of the record, -1 with err.  txt_field_value(): the
+ * value 1*(%x21-3A / %x3C / %x3E-7E) at *i as [*vs, *ve); 0, or -1 when
+ * it is empty.
+ */
+int	txt_field_next(const char *txt, size_t len, size_t *i, size_t *ns,
+	    size_t *ne, char *err, size_t errsz);
+int	txt_field_value(const char *txt, size_t len, size_t *i, size_t *vs,
+	    size_t *ve, char *err, size_t errsz);
+/*
  * Is name a DNS name mxguard may look up or connect to: 1 to 253 octets
  * (no trailing dot), labels of 1 to 63 octets of letters, digits and
  * hyphens (A-labels: IDNA normalisation comes first, sts_domain_norm()),

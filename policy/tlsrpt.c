@@ -286,31 +286,14 @@ tlsrpt_txt_parse(const char *txt, size_t len, struct tlsrpt_policy_record *r,
 	if (len > TLSRPT_TXT_MAX)
 		ERR("record longer than %d", TLSRPT_TXT_MAX);
 	for (;;) {
-		size_t ns, ne, vs;
+		size_t ns, ne, vs, ve;
+		int rc;
 
-		while (i < len && is_wsp((unsigned char)txt[i]))
-			i++;
-		if (i == len)
+		if ((rc = txt_field_next(txt, len, &i, &ns, &ne, err,
+		    errsz)) == -1)
+			return -1;
+		if (rc == 0)
 			break;
-		if (txt[i] != ';')
-			ERR("expected ';' at offset %zu", i);
-		i++;
-		while (i < len && is_wsp((unsigned char)txt[i]))
-			i++;
-		if (i == len)
-			break;		/* trailing delimiter */
-		ns = i;
-		if (!is_alnum((unsigned char)txt[i]))
-			ERR("bad field name at offset %zu", i);
-		while (i < len && (is_alnum((unsigned char)txt[i]) ||
-		    txt[i] == '_' || txt[i] == '-' || txt[i] == '.'))
-			i++;
-		ne = i;
-		if (ne - ns > 32)
-			ERR("field name longer than 32 at offset %zu", ns);
-		if (i == len || txt[i] != '=')
-			ERR("expected '=' after field name at offset %zu", i);
-		i++;
 		if (ne - ns == 3 && memcmp(txt + ns, "rua", 3) == 0) {
 			if (have_rua)
 				ERR("repeated rua field");
@@ -320,13 +303,8 @@ tlsrpt_txt_parse(const char *txt, size_t len, struct tlsrpt_policy_record *r,
 			continue;
 		}
 		/* an extension: syntax checked, value ignored */
-		vs = i;
-		while (i < len && (unsigned char)txt[i] >= 0x21 &&
-		    (unsigned char)txt[i] <= 0x7e && txt[i] != ';' &&
-		    txt[i] != '=')
-			i++;
-		if (i == vs)
-			ERR("empty value for field at offset %zu", ns);
+		if (txt_field_value(txt, len, &i, &vs, &ve, err, errsz) == -1)
+			return -1;
 	}
 	if (!have_rua)
 		ERR("no rua field");
