@@ -18,6 +18,14 @@
  * run the counts older than tlsrpt_retention days are pruned.
  * Reloaded configurations stay allocated until exit, since sessions and
  * requests under way may still read the one they started with.
+ *
+ * With `workers` above 1, cmd_run() hands over to the supervisor
+ * (cmd/workers.c), which forks workers that each run run_daemon() with a
+ * struct worker_info: its listeners come from the supervisor, the NFQUEUE
+ * and the control socket stay with the supervisor, the policy engine and
+ * its stores are opened here after the fork, then privileges are dropped.
+ * Only worker 0 runs the TLSRPT timer, the resolver self-check and the
+ * MTA-STS background refresh (one of each per daemon, as before).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -35,6 +43,7 @@
 #include "cmd/cmd.h"
 #include "cmd/control.h"
 #include "cmd/priv.h"
+#include "cmd/workers.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/sdnotify.h"
@@ -68,7 +77,22 @@ struct daemon {
 	struct dnscheck		*dnscheck;	/* resolver self-check */
 	int			 sigfd;
 	int			 draining;
+	const struct worker_info *w;	/* NULL: the one process */
 };
+
+/* Workers but the first do not run the daemon-wide timers. */
+static void
+worker_config(const struct daemon *d, struct config *cfg)
+{
+	if (d->w != NULL && d->w->slot > 0)
+		cfg->sts_refresh_interval = 0;
+}
+
+static int64_t
+total_sessions(void *arg)
+{
+	return stats_shm_sum(arg, "mxguard_sessions_active");
+}
 
 static void report_schedule(struct daemon *, int);
 
@@ -91,6 +115,7 @@ reload(struct daemon *d)
 	}
 	if (d->opts->debug)
 		ncfg->log_level = LOG_LVL_DEBUG;
+	worker_config(d, ncfg);
 	if (proxy_reconfigure(d->proxy, ncfg, err, sizeof(err)) == -1 ||
 	    policy_reconfigure(d->policy, ncfg, err, sizeof(err)) == -1 ||
 	    (d->nfq && nfq_reconfigure(d->nfq, ncfg, err, sizeof(err)) == -1)) {
@@ -189,6 +214,8 @@ report_schedule(struct daemon *d, int at_start)
 {
 	uint64_t now = (uint64_t)time(NULL), delay;
 
+	if (d->w != NULL && d->w->slot > 0)
+		return;		/* worker 0 sends the reports */
 	if (!d->cfg->tlsrpt_enable || policy_tlsrpt_store(d->policy) == NULL)
 		return;
 	delay = jitter(d->cfg->tlsrpt_max_delay);
@@ -247,6 +274,15 @@ int
 cmd_run(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
+	if (workers_count(cfg) > 1)
+		return workers_run(cfg, opts);
+	return run_daemon(cfg, opts, NULL);
+}
+
+int
+run_daemon(struct config *cfg, const struct cmd_opts *opts,
+    const struct worker_info *w)
+{
 	struct daemon d;
 	sigset_t mask;
 	char err[512], q[1024];
@@ -256,6 +292,8 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	d.opts = opts;
 	d.cfg = cfg;
 	d.sigfd = -1;
+	d.w = w;
+	worker_config(&d, cfg);
 	log_init("mxguard", strcmp(cfg->log, "syslog") == 0, cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	/* Session buffers (64 KiB input, TLS output bursts) come and go with
@@ -295,19 +333,23 @@ cmd_run(int argc, char **argv, struct config *cfg,
 		    "error=%s", log_q(q, sizeof(q), err));
 		goto fail;
 	}
-	if ((d.proxy = proxy_new(d.loop, cfg, d.policy, err, sizeof(err))) ==
-	    NULL) {
+	if ((d.proxy = w != NULL ? proxy_new_fds(d.loop, cfg, d.policy,
+	    w->fds, w->nfds, err, sizeof(err)) : proxy_new(d.loop, cfg,
+	    d.policy, err, sizeof(err))) == NULL) {
 		log_err("event=fatal error=%s", log_q(q, sizeof(q), err));
 		goto fail;
 	}
-	if (strcmp(cfg->steering, "nfqueue") == 0 &&
+	if (w != NULL)
+		proxy_set_total(d.proxy, total_sessions, w->shm);
+	if (w == NULL && strcmp(cfg->steering, "nfqueue") == 0 &&
 	    (d.nfq = nfq_open(d.loop, cfg, proxy_saturated, d.proxy, err,
 	    sizeof(err))) == NULL)
 		log_warn("event=nfqueue-unavailable queue=%d error=%s "
 		    "note=\"flows reach mxguard only through REDIRECT/TPROXY "
 		    "rules without steering\"", cfg->nfqueue_num,
 		    log_q(q, sizeof(q), err));
-	if ((d.control = control_open(d.loop, cfg, err, sizeof(err))) == NULL)
+	if (w == NULL && (d.control = control_open(d.loop, cfg, err,
+	    sizeof(err))) == NULL)
 		log_warn("event=control-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
 	if (priv_drop(cfg, err, sizeof(err)) == -1) {
@@ -316,15 +358,18 @@ cmd_run(int argc, char **argv, struct config *cfg,
 		goto fail;
 	}
 
+	if (w != NULL && worker_started(w) == -1)
+		goto fail;
 	if ((d.watchdog_ms = sd_watchdog_interval_ms()) > 0)
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
 	report_schedule(&d, 1);
 	/* DANE rests on the resolver's AD bit: say when it cannot */
-	if (cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
+	if ((w == NULL || w->slot == 0) &&
+	    cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
 	    cfg, 0, 0, NULL, NULL, err, sizeof(err))) == NULL)
 		log_warn("event=dns-check-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
-	{
+	if (w == NULL) {
 		char name[200];
 
 		/* the usual Prometheus idioms: an info gauge of 1 whose
@@ -338,9 +383,14 @@ cmd_run(int argc, char **argv, struct config *cfg,
 		    "Start time of the process since the Unix epoch in "
 		    "seconds"), (int64_t)time(NULL));
 	}
-	sd_notifyf("READY=1\nSTATUS=relaying");
-	log_info("event=started pid=%ld openssl=\"%s\"", (long)getpid(),
-	    OpenSSL_version(OPENSSL_VERSION));
+	if (w != NULL)
+		log_info("event=worker-ready worker=%d pid=%ld", w->slot,
+		    (long)getpid());
+	else {
+		sd_notifyf("READY=1\nSTATUS=relaying");
+		log_info("event=started pid=%ld openssl=\"%s\"",
+		    (long)getpid(), OpenSSL_version(OPENSSL_VERSION));
+	}
 	if (ev_loop_run(d.loop) == -1) {
 		log_err("event=fatal error=\"event loop: %s\"", strerror(errno));
 		goto fail;

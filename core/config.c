@@ -70,6 +70,7 @@ static const struct ckey keys[] = {
 	{ "log",		C_ENUM,	O(log),		"stderr", "stderr|syslog" },
 	{ "log_level",		C_LOGLEVEL, O(log_level), "info", NULL },
 	{ "drain_timeout",	C_DUR,	O(drain_timeout), "60s", NULL },
+	{ "workers",		C_INT,	O(workers),	"0", NULL },
 
 	{ "connect_timeout",	C_DUR,	O(connect_timeout), "30s", NULL },
 	{ "greeting_timeout",	C_DUR,	O(greeting_timeout), "5m", NULL },
@@ -331,6 +332,8 @@ validate(const struct config *c)
 		return "max_sessions: must be at least 1";
 	if (c->upstream_reuse_max < 0)
 		return "upstream_reuse_max: must not be negative";
+	if (c->workers > 64)
+		return "workers: at most 64 (0: one per CPU)";
 	if (c->upstream_mark == 0 || c->intercept_mark == 0)
 		return "upstream_mark and intercept_mark must not be 0";
 	if ((c->upstream_mark & c->mark_mask) ==

@@ -54,6 +54,7 @@ struct config {
 	char		*log;		/* stderr | syslog */
 	int		 log_level;	/* enum log_level */
 	uint64_t	 drain_timeout;
+	int		 workers;	/* processes; 0 = one per CPU */
 
 	/* SMTP session timeouts (RFC 5321 4.5.3.2) */
 	uint64_t	 connect_timeout;

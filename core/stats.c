@@ -3,7 +3,21 @@
  * few dozen metrics and lookups by name happen on rare events only.
  * Every metric and its strings belong to the registry for the life of the
  * process.
+ *
+ * Workers (cmd/workers.c): a metric's numbers (struct stat_val) live
+ * either in the metric itself or, in a worker process, in that worker's
+ * slot of a MAP_SHARED region that the supervisor made before forking
+ * (struct stats_shm): one record per metric, with its name, help and type,
+ * written only by the worker and read by the supervisor, which prints the
+ * sum over all slots.  A slot whose worker died is folded into the
+ * supervisor's "retired" totals (counters and histograms; gauges die with
+ * their process) before a new worker gets it, so counters never go
+ * backwards.  Plain loads and stores: a reader may see a metric one event
+ * behind, never a torn 64-bit value (aligned, x86-64 and arm64).
  */
+#include <sys/mman.h>
+
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,21 +29,92 @@
 static const double seconds_bounds[] = { 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300 };
 
+struct stat_val {
+	int64_t		 value;		/* histogram: count */
+	double		 sum;		/* histograms only */
+	uint64_t	 bucket[STATS_MAX_BUCKETS];	/* not cumulative */
+};
+
 struct stat_ctr {
 	struct stat_ctr	*next;
 	char		*name;
 	char		*help;
 	enum stat_type	 type;
 	int		 typed;		/* type said by the caller */
-	int64_t		 value;		/* histogram: count */
+	int		 own;		/* merged list: the supervisor's own */
 	/* histograms only */
 	size_t		 nb;
 	double		 le[STATS_MAX_BUCKETS];
-	uint64_t	 bucket[STATS_MAX_BUCKETS];	/* not cumulative */
-	double		 sum;
+	struct stat_val	*v;		/* &mine, or the shared record's */
+	struct stat_val	 mine;
+	struct stats_rec *rec;		/* shared record, or NULL */
+};
+
+/* One metric in a worker's slot. */
+#define STATS_NAME_MAX	256
+#define STATS_HELP_MAX	160
+#define STATS_SLOT_RECS	512
+struct stats_rec {
+	char		 name[STATS_NAME_MAX];
+	char		 help[STATS_HELP_MAX];
+	int32_t		 type;
+	int32_t		 nb;
+	double		 le[STATS_MAX_BUCKETS];
+	struct stat_val	 v;
+};
+
+struct stats_slot {
+	uint32_t	 nrec;		/* published after the record is set */
+	uint32_t	 pad;
+	struct stats_rec rec[STATS_SLOT_RECS];
+};
+
+struct stats_shm {
+	int		 nslots;
+	size_t		 size;
+	struct stats_slot *slot;	/* MAP_SHARED, nslots of them */
 };
 
 static struct stat_ctr *head, **tail = &head;
+static struct stats_slot *myslot;	/* a worker's */
+static struct stats_shm *supervised;	/* the supervisor's */
+static struct stat_ctr *retired;	/* dead workers' totals */
+
+static void
+set_type(struct stat_ctr *c, enum stat_type t)
+{
+	c->type = t;
+	if (c->rec != NULL)
+		c->rec->type = (int32_t)t;
+}
+
+static void
+set_help(struct stat_ctr *c)
+{
+	if (c->rec != NULL && c->help != NULL && c->rec->help[0] == '\0')
+		snprintf(c->rec->help, sizeof(c->rec->help), "%s", c->help);
+}
+
+/* A new metric's numbers go to the worker's slot when there is room (a
+ * metric that does not fit stays private: counted, never aggregated). */
+static void
+place(struct stat_ctr *c)
+{
+	struct stats_rec *r;
+	uint32_t n;
+
+	c->v = &c->mine;
+	if (myslot == NULL || strlen(c->name) >= STATS_NAME_MAX ||
+	    (n = myslot->nrec) >= STATS_SLOT_RECS)
+		return;
+	r = &myslot->rec[n];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", c->name);
+	r->type = (int32_t)c->type;
+	c->rec = r;
+	c->v = &r->v;
+	__atomic_store_n(&myslot->nrec, n + 1, __ATOMIC_RELEASE);
+}
 
 static size_t
 family_len(const char *name)
@@ -73,6 +158,7 @@ lookup(const char *name, const char *help, enum stat_type type, int typed)
 		} else	/* the old guess, for callers that do not say */
 			c->type = n > 6 && strncmp(name + n - 6, "_total", 6)
 			    == 0 ? STAT_COUNTER : STAT_GAUGE;
+		place(c);
 		*tail = c;
 		tail = &c->next;
 	}
@@ -85,12 +171,13 @@ lookup(const char *name, const char *help, enum stat_type type, int typed)
 			if (same_family(c, d)) {
 				if (d->typed && d->type != type)
 					abort();
-				d->type = type;
+				set_type(d, type);
 				d->typed = 1;
 			}
 	}
 	if (c->help == NULL && help != NULL && (c->help = strdup(help)) == NULL)
 		abort();
+	set_help(c);
 	return c;
 }
 
@@ -132,6 +219,10 @@ stats_histogram(const char *name, const char *help, const double *bounds,
 	if (c->nb == 0) {
 		memcpy(c->le, bounds, n * sizeof(*bounds));
 		c->nb = n;
+		if (c->rec != NULL) {
+			memcpy(c->rec->le, bounds, n * sizeof(*bounds));
+			c->rec->nb = (int32_t)n;
+		}
 	}
 	return c;
 }
@@ -146,9 +237,9 @@ stats_observe(struct stat_ctr *c, double v)
 	for (i = 0; i < c->nb && v > c->le[i]; i++)
 		;
 	if (i < c->nb)
-		c->bucket[i]++;
-	c->value++;
-	c->sum += v;
+		c->v->bucket[i]++;
+	c->v->value++;
+	c->v->sum += v;
 }
 
 double
@@ -164,20 +255,20 @@ void
 stats_add(struct stat_ctr *c, int64_t d)
 {
 	if (c->type != STAT_HISTOGRAM)
-		c->value += d;
+		c->v->value += d;
 }
 
 void
 stats_set(struct stat_ctr *c, int64_t v)
 {
 	if (c->type != STAT_HISTOGRAM)
-		c->value = v;
+		c->v->value = v;
 }
 
 int64_t
 stats_value(const struct stat_ctr *c)
 {
-	return c->value;
+	return c->v->value;
 }
 
 enum stat_type
@@ -199,27 +290,27 @@ write_histogram(FILE *fp, const struct stat_ctr *c)
 	size_t i;
 
 	for (i = 0; i < c->nb; i++) {
-		cum += c->bucket[i];
+		cum += c->v->bucket[i];
 		fprintf(fp, "%s_bucket{le=\"%g\"} %llu\n", c->name, c->le[i],
 		    (unsigned long long)cum);
 	}
 	fprintf(fp, "%s_bucket{le=\"+Inf\"} %lld\n%s_sum %.9g\n"
-	    "%s_count %lld\n", c->name, (long long)c->value, c->name, c->sum,
-	    c->name, (long long)c->value);
+	    "%s_count %lld\n", c->name, (long long)c->v->value, c->name,
+	    c->v->sum, c->name, (long long)c->v->value);
 }
 
 /* Prometheus wants each family's samples together, under one HELP/TYPE. */
-void
-stats_write_prometheus(FILE *fp)
+static void
+write_prometheus(struct stat_ctr *list, FILE *fp)
 {
 	static const char *tname[] = { "counter", "gauge", "histogram" };
 	struct stat_ctr *c, *d;
 
-	for (c = head; c; c = c->next) {
+	for (c = list; c; c = c->next) {
 		const char *help = NULL;
 		int n = (int)family_len(c->name);
 
-		for (d = head; d != c && !same_family(d, c); d = d->next)
+		for (d = list; d != c && !same_family(d, c); d = d->next)
 			;
 		if (d != c)
 			continue;	/* printed with its first member */
@@ -235,19 +326,275 @@ stats_write_prometheus(FILE *fp)
 		for (d = c; d; d = d->next)
 			if (same_family(c, d))
 				fprintf(fp, "%s %lld\n", d->name,
-				    (long long)d->value);
+				    (long long)d->v->value);
 	}
+}
+
+static void
+write_plain(struct stat_ctr *list, FILE *fp)
+{
+	struct stat_ctr *c;
+
+	for (c = list; c; c = c->next)
+		if (c->type == STAT_HISTOGRAM)
+			fprintf(fp, "%s_count %lld\n%s_sum %.9g\n", c->name,
+			    (long long)c->v->value, c->name, c->v->sum);
+		else
+			fprintf(fp, "%s %lld\n", c->name,
+			    (long long)c->v->value);
+}
+
+/* ------------------------------------------------------------ workers */
+
+struct stats_shm *
+stats_shm_new(int nslots)
+{
+	struct stats_shm *m;
+
+	if (nslots < 1 || (m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	m->nslots = nslots;
+	m->size = (size_t)nslots * sizeof(struct stats_slot);
+	m->slot = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (m->slot == MAP_FAILED) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+void
+stats_shm_attach(struct stats_shm *m, int slot)
+{
+	/* the supervisor's metrics, inherited by fork, are not ours: they
+	 * stay allocated (a module may still hold a pointer) but unlisted */
+	head = NULL;
+	tail = &head;
+	supervised = NULL;
+	retired = NULL;
+	myslot = &m->slot[slot];
+	__atomic_store_n(&myslot->nrec, 0, __ATOMIC_RELEASE);
+}
+
+void
+stats_shm_supervise(struct stats_shm *m)
+{
+	supervised = m;
+}
+
+static int
+rec_count(const struct stats_slot *sl)
+{
+	uint32_t n = __atomic_load_n(&sl->nrec, __ATOMIC_ACQUIRE);
+
+	return n > STATS_SLOT_RECS ? STATS_SLOT_RECS : (int)n;
+}
+
+/* A merged-list entry for rec's name (made when missing), or NULL when
+ * the name is known with another type or other bounds. */
+static struct stat_ctr *
+merge_find(struct stat_ctr **list, const struct stats_rec *r, int *made)
+{
+	struct stat_ctr *c, **pp;
+
+	*made = 0;
+	for (pp = list; (c = *pp) != NULL; pp = &c->next)
+		if (strncmp(c->name, r->name, STATS_NAME_MAX) == 0)
+			break;
+	if (c != NULL) {
+		if ((int32_t)c->type != r->type || (c->type == STAT_HISTOGRAM &&
+		    (c->nb != (size_t)r->nb || memcmp(c->le, r->le,
+		    c->nb * sizeof(double)) != 0)))
+			return NULL;
+		return c;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->name = strndup(r->name, STATS_NAME_MAX - 1)) == NULL)
+		abort();
+	if (r->help[0] != '\0' &&
+	    (c->help = strndup(r->help, STATS_HELP_MAX - 1)) == NULL)
+		abort();
+	c->type = r->type == STAT_GAUGE || r->type == STAT_HISTOGRAM ?
+	    (enum stat_type)r->type : STAT_COUNTER;
+	c->typed = 1;
+	c->nb = r->nb > 0 && r->nb <= STATS_MAX_BUCKETS ? (size_t)r->nb : 0;
+	memcpy(c->le, r->le, c->nb * sizeof(double));
+	c->v = &c->mine;
+	*pp = c;
+	*made = 1;
+	return c;
+}
+
+/* Gauges whose value describes what every worker shares (a store's
+ * size): the largest, not the sum. */
+static int
+gauge_shared(const char *name)
+{
+	static const char *fam[] = { "mxguard_sts_cache_entries",
+	    "mxguard_tls_history_entries" };
+	size_t i, n = family_len(name);
+
+	for (i = 0; i < sizeof(fam) / sizeof(fam[0]); i++)
+		if (strlen(fam[i]) == n && strncmp(fam[i], name, n) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
+{
+	struct stat_ctr *c;
+	int made;
+	size_t i;
+
+	if (r->name[0] == '\0' || (r->type == STAT_GAUGE && !gauges))
+		return;
+	if ((c = merge_find(list, r, &made)) == NULL)
+		return;
+	if (c->help == NULL && r->help[0] != '\0' &&
+	    (c->help = strndup(r->help, STATS_HELP_MAX - 1)) == NULL)
+		abort();
+	if (c->type == STAT_GAUGE) {
+		if (c->own)
+			return;		/* the supervisor's own says it */
+		if (gauge_shared(c->name) && !made) {
+			if (r->v.value > c->v->value)
+				c->v->value = r->v.value;
+			return;
+		}
+	}
+	c->v->value += r->v.value;
+	if (c->type == STAT_HISTOGRAM) {
+		c->v->sum += r->v.sum;
+		for (i = 0; i < c->nb; i++)
+			c->v->bucket[i] += r->v.bucket[i];
+	}
+}
+
+/* c's name, type and numbers as a record (for merging). */
+static void
+as_rec(const struct stat_ctr *c, struct stats_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", c->name);
+	if (c->help != NULL)
+		snprintf(r->help, sizeof(r->help), "%s", c->help);
+	r->type = (int32_t)c->type;
+	r->nb = (int32_t)c->nb;
+	memcpy(r->le, c->le, c->nb * sizeof(double));
+	r->v = *c->v;
+}
+
+void
+stats_shm_retire(struct stats_shm *m, int slot)
+{
+	struct stats_slot *sl = &m->slot[slot];
+	int i, n = rec_count(sl);
+
+	for (i = 0; i < n; i++)
+		merge_rec(&retired, &sl->rec[i], 0);
+	__atomic_store_n(&sl->nrec, 0, __ATOMIC_RELEASE);
+	memset(sl->rec, 0, (size_t)n * sizeof(sl->rec[0]));
+}
+
+int64_t
+stats_shm_sum(struct stats_shm *m, const char *name)
+{
+	int64_t sum = 0;
+	int s, i, n;
+
+	for (s = 0; s < m->nslots; s++) {
+		const struct stats_slot *sl = &m->slot[s];
+
+		n = rec_count(sl);
+		for (i = 0; i < n; i++)
+			if (strncmp(sl->rec[i].name, name, STATS_NAME_MAX) == 0) {
+				sum += sl->rec[i].v.value;
+				break;
+			}
+	}
+	return sum;
+}
+
+/* The supervisor's view: its own metrics, the retired totals, then
+ * every slot; freed by merged_free(). */
+static struct stat_ctr *
+merged(void)
+{
+	struct stat_ctr *list = NULL, *c;
+	struct stats_rec *r;
+	int s, i, n;
+
+	if ((r = malloc(sizeof(*r))) == NULL)
+		abort();
+	for (c = head; c; c = c->next) {
+		struct stat_ctr *m;
+		int made;
+
+		as_rec(c, r);
+		if ((m = merge_find(&list, r, &made)) != NULL && made) {
+			*m->v = *c->v;
+			m->own = 1;
+		}
+	}
+	for (c = retired; c; c = c->next) {
+		as_rec(c, r);
+		merge_rec(&list, r, 0);
+	}
+	for (s = 0; s < supervised->nslots; s++) {
+		const struct stats_slot *sl = &supervised->slot[s];
+
+		n = rec_count(sl);
+		for (i = 0; i < n; i++) {
+			/* a copy: the worker may be writing it */
+			memcpy(r, &sl->rec[i], sizeof(*r));
+			r->name[STATS_NAME_MAX - 1] = '\0';
+			r->help[STATS_HELP_MAX - 1] = '\0';
+			merge_rec(&list, r, 1);
+		}
+	}
+	free(r);
+	return list;
+}
+
+static void
+merged_free(struct stat_ctr *list)
+{
+	struct stat_ctr *c;
+
+	while ((c = list) != NULL) {
+		list = c->next;
+		free(c->name);
+		free(c->help);
+		free(c);
+	}
+}
+
+void
+stats_write_prometheus(FILE *fp)
+{
+	struct stat_ctr *list;
+
+	if (supervised == NULL) {
+		write_prometheus(head, fp);
+		return;
+	}
+	list = merged();
+	write_prometheus(list, fp);
+	merged_free(list);
 }
 
 void
 stats_write_plain(FILE *fp)
 {
-	struct stat_ctr *c;
+	struct stat_ctr *list;
 
-	for (c = head; c; c = c->next)
-		if (c->type == STAT_HISTOGRAM)
-			fprintf(fp, "%s_count %lld\n%s_sum %.9g\n", c->name,
-			    (long long)c->value, c->name, c->sum);
-		else
-			fprintf(fp, "%s %lld\n", c->name, (long long)c->value);
+	if (supervised == NULL) {
+		write_plain(head, fp);
+		return;
+	}
+	list = merged();
+	write_plain(list, fp);
+	merged_free(list);
 }

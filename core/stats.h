@@ -57,4 +57,26 @@ void		 stats_write_prometheus(FILE *);
 /* "name value" lines, for humans (a histogram as _count and _sum). */
 void		 stats_write_plain(FILE *);
 
+/*
+ * Workers (cmd/workers.c).  The supervisor makes the shared region
+ * before forking (one slot per worker); a worker attaches to its slot
+ * first thing after fork: the metrics it registers from then on keep
+ * their numbers in the slot (the supervisor's own, inherited by fork, are
+ * forgotten).  In the supervisor, after stats_shm_supervise(), the two
+ * writers above print the merge: its own metrics, the retired totals of
+ * dead workers and every slot; counters and histograms are summed, gauges
+ * too except those of a shared store (the largest) and the supervisor's
+ * own (its value).  stats_shm_retire() folds a dead worker's counters and
+ * histograms into the retired totals and empties its slot (before the
+ * slot's next worker starts).  stats_shm_sum(): a counter's or gauge's
+ * sum over the slots (mxguard_sessions_active for the session limit).
+ * The region lives as long as the processes.
+ */
+struct stats_shm;
+struct stats_shm *stats_shm_new(int nslots);
+void		 stats_shm_attach(struct stats_shm *, int slot);
+void		 stats_shm_supervise(struct stats_shm *);
+void		 stats_shm_retire(struct stats_shm *, int slot);
+int64_t		 stats_shm_sum(struct stats_shm *, const char *name);
+
 #endif

@@ -30,6 +30,8 @@ struct proxy {
 	struct stat_ctr		*st_notdiverted;
 	struct stat_ctr		*st_emfile;
 	struct ev_timer		*resume;	/* listeners paused on EMFILE */
+	int64_t			(*total)(void *);	/* workers: all sessions */
+	void			*total_arg;
 };
 
 /* Out of file descriptors: the listeners stay readable, so stop watching
@@ -204,7 +206,9 @@ accept_cb(int lfd, int events, void *arg)
 			refuse(fd, "421 4.3.2 mxguard: shutting down\r\n");
 			continue;
 		}
-		if (p->env.nsessions >= p->env.cfg->max_sessions) {
+		if (p->env.nsessions >= p->env.cfg->max_sessions ||
+		    (p->total != NULL && p->total(p->total_arg) >=
+		    p->env.cfg->max_sessions)) {
 			stats_add(p->st_refused, 1);
 			log_warn("event=refused client=%s reason=max_sessions "
 			    "limit=%d", cs, p->env.cfg->max_sessions);
@@ -229,8 +233,11 @@ accept_cb(int lfd, int events, void *arg)
 	}
 }
 
+/* A listening socket for spec (SO_REUSEPORT when asked: one per worker,
+ * the kernel spreads connections over them); the fd, or -1 with err. */
 static int
-listen_one(struct proxy *p, const char *spec, char *err, size_t errsz)
+open_listener(const char *spec, int tproxy, int reuseport, char *err,
+    size_t errsz)
 {
 	struct sockaddr_storage ss;
 	int fd, one = 1;
@@ -247,9 +254,12 @@ listen_one(struct proxy *p, const char *spec, char *err, size_t errsz)
 	if (fd == -1)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one,
+	    sizeof(one)) == -1)
+		goto fail;
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (p->tproxy &&
+	if (tproxy &&
 	    setsockopt(fd, ss.ss_family == AF_INET ? SOL_IP : SOL_IPV6,
 	    ss.ss_family == AF_INET ? IP_TRANSPARENT : IPV6_TRANSPARENT,
 	    &one, sizeof(one)) == -1)
@@ -257,16 +267,55 @@ listen_one(struct proxy *p, const char *spec, char *err, size_t errsz)
 	if (bind(fd, (struct sockaddr *)&ss, len) == -1 ||
 	    listen(fd, 1024) == -1)
 		goto fail;
-	if (ev_fd_set(p->env.loop, fd, EV_READ, accept_cb, p) == -1)
-		goto fail;
-	p->fds[p->nfds++] = fd;
-	log_info("event=listening addr=%s mode=%s", spec,
-	    p->tproxy ? "tproxy" : "redirect");
-	return 0;
+	return fd;
 fail:
 	snprintf(err, errsz, "listening on %s: %s", spec, strerror(errno));
 	if (fd != -1)
 		close(fd);
+	return -1;
+}
+
+static int
+listen_one(struct proxy *p, const char *spec, char *err, size_t errsz)
+{
+	int fd;
+
+	if ((fd = open_listener(spec, p->tproxy, 0, err, errsz)) == -1)
+		return -1;
+	if (ev_fd_set(p->env.loop, fd, EV_READ, accept_cb, p) == -1) {
+		snprintf(err, errsz, "listening on %s: %s", spec,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	p->fds[p->nfds++] = fd;
+	log_info("event=listening addr=%s mode=%s", spec,
+	    p->tproxy ? "tproxy" : "redirect");
+	return 0;
+}
+
+int
+proxy_listen(const struct config *cfg, int *fds, int maxfds, char *err,
+    size_t errsz)
+{
+	int i, n = 0;
+
+	if (cfg->listen.n > MAX_LISTENERS || cfg->listen.n > maxfds) {
+		snprintf(err, errsz, "listen: at most %d addresses",
+		    MAX_LISTENERS);
+		return -1;
+	}
+	for (i = 0; i < cfg->listen.n; i++) {
+		if ((fds[n] = open_listener(cfg->listen.v[i],
+		    strcmp(cfg->listen_mode, "tproxy") == 0, 1, err,
+		    errsz)) == -1)
+			goto fail;
+		n++;
+	}
+	return n;
+fail:
+	while (n > 0)
+		close(fds[--n]);
 	return -1;
 }
 
@@ -296,6 +345,13 @@ struct proxy *
 proxy_new(struct ev_loop *loop, const struct config *cfg,
     struct policy *pol, char *err, size_t errsz)
 {
+	return proxy_new_fds(loop, cfg, pol, NULL, 0, err, errsz);
+}
+
+struct proxy *
+proxy_new_fds(struct ev_loop *loop, const struct config *cfg,
+    struct policy *pol, const int *fds, int nfds, char *err, size_t errsz)
+{
 	struct proxy *p;
 	int i;
 
@@ -323,6 +379,19 @@ proxy_new(struct ev_loop *loop, const struct config *cfg,
 	if ((p->env.reuse = reuse_new()) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
+	}
+	if (fds != NULL) {
+		/* a worker's listeners, opened by the supervisor */
+		for (i = 0; i < nfds && i < MAX_LISTENERS; i++) {
+			if (ev_fd_set(loop, fds[i], EV_READ, accept_cb, p) ==
+			    -1) {
+				snprintf(err, errsz, "event loop: %s",
+				    strerror(errno));
+				goto fail;
+			}
+			p->fds[p->nfds++] = fds[i];
+		}
+		return p;
 	}
 	if (cfg->listen.n > MAX_LISTENERS) {
 		snprintf(err, errsz, "listen: at most %d addresses",
@@ -380,6 +449,13 @@ proxy_reconfigure(struct proxy *p, const struct config *cfg, char *err,
 	p->env.tls = t;
 	p->env.cfg = cfg;
 	return 0;
+}
+
+void
+proxy_set_total(struct proxy *p, int64_t (*total)(void *), void *arg)
+{
+	p->total = total;
+	p->total_arg = arg;
 }
 
 int

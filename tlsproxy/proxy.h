@@ -20,6 +20,18 @@ struct proxy;
 struct proxy	*proxy_new(struct ev_loop *, const struct config *,
 		    struct policy *, char *err, size_t errsz);
 void		 proxy_free(struct proxy *);
+/* Workers (cmd/workers.c): the supervisor opens each worker's listeners
+ * (every `listen` address with SO_REUSEPORT) into fds, returning how many
+ * or -1 with err; the worker's proxy adopts them (and closes them in
+ * proxy_drain/proxy_free), and counts the sessions of all workers against
+ * max_sessions through total(). */
+int		 proxy_listen(const struct config *, int *fds, int maxfds,
+		    char *err, size_t errsz);
+struct proxy	*proxy_new_fds(struct ev_loop *, const struct config *,
+		    struct policy *, const int *fds, int nfds, char *err,
+		    size_t errsz);
+void		 proxy_set_total(struct proxy *, int64_t (*total)(void *),
+		    void *arg);
 /* New configuration (SIGHUP): timeouts, limits, TLS files.  Listeners
  * stay; -1 with err when the new TLS files do not load. */
 int		 proxy_reconfigure(struct proxy *, const struct config *,

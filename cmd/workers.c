@@ -1,0 +1,648 @@
+/*
+ * workers.c - the supervisor of `workers` processes (see workers.h).
+ *
+ * Order, as in the single process (cmd/run.c) and as in nginx's master:
+ * as root the supervisor opens every worker's listeners (one socket per
+ * `listen` address and worker, SO_REUSEPORT, so that the kernel spreads
+ * connections over the workers and a worker's backlog survives its
+ * death), the NFQUEUE and the control socket, then forks the workers.
+ * A worker keeps its own listeners and the write end of its ready pipe,
+ * closes every other inherited descriptor (the supervisor's epoll, queue,
+ * control socket: never shared), opens its own event loop, policy engine
+ * and LMDB environments (an MDB_env never crosses a fork) and drops
+ * privileges (cmd/priv.c) before it accepts anything.
+ *
+ * The supervisor keeps root, like nginx's master or Postfix's master: it
+ * must be able to start a worker again as root (listeners are inherited,
+ * the stores are opened and privileges dropped in the new worker).  It
+ * reads nothing from the network but control requests (cmd/ctlreq.c,
+ * fuzzed) and the kernel's queue messages.
+ *
+ * The supervisor owns:
+ *   - the NFQUEUE (one queue, one owner): steering verdicts need the
+ *     session count of the whole daemon, which it reads from the shared
+ *     metrics; a worker's death never leaves a queue without a reader;
+ *   - the control socket and metrics endpoint: the metrics of all
+ *     workers summed (core/stats.c, struct stats_shm);
+ *   - the workers' lives: a worker that exits is logged (event=worker-exit
+ *     with its status), counted (mxguard_worker_exits_total) and started
+ *     again (event=worker-start): at once after a long life, else after a
+ *     back-off of 100 ms doubling to 30 s, so a crash loop does not spin.
+ *     Its listeners stay open in the supervisor meanwhile: connections
+ *     queued on them wait for the new worker; only its sessions under way
+ *     are lost (the MTA retries those).  A worker that fails before the
+ *     daemon was ever ready stops the daemon (exit 1): a configuration
+ *     that cannot start must not loop.
+ *   - signals: SIGHUP reloads its own configuration (for the queue and
+ *     for workers started later) and is passed to every worker, which
+ *     reloads its own; SIGTERM/SIGINT drains: the queue is released, the
+ *     supervisor closes its copies of the listeners, every worker drains,
+ *     and the supervisor exits when the last worker has, or kills what is
+ *     left drain_timeout + 5 s later.
+ *   - systemd: READY=1 once every worker said it is up; the workers never
+ *     talk to systemd (NOTIFY_SOCKET is removed from their environment).
+ */
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include "cmd/control.h"
+#include "cmd/workers.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "core/sdnotify.h"
+#include "core/stats.h"
+#include "nfq/nfq.h"
+#include "tlsproxy/proxy.h"
+
+#define MAX_WORKERS	64
+#define MAX_LFDS	16
+#define MAX_RELOADS	64
+#define LONG_LIFE_MS	10000	/* a worker that lived this long restarts
+				 * at once */
+#define BACKOFF_MIN_MS	100
+#define BACKOFF_MAX_MS	30000
+#define DRAIN_GRACE_MS	5000
+
+struct sup;
+
+struct wslot {
+	struct sup	*sup;
+	int		 slot;
+	pid_t		 pid;		/* 0: not running */
+	int		 fds[MAX_LFDS];
+	int		 nfds;
+	int		 rfd;		/* read end of its ready pipe */
+	int		 ready;
+	uint64_t	 started_ms;
+	int		 fails;		/* short lives in a row */
+	struct ev_timer	*restart;
+};
+
+struct sup {
+	struct ev_loop		*loop;
+	const struct cmd_opts	*opts;
+	struct config		*cfg;
+	struct config		*old[MAX_RELOADS];
+	int			 nold;
+	struct wslot		 w[MAX_WORKERS];
+	int			 n;
+	struct stats_shm	*shm;
+	struct nfq		*nfq;
+	struct control		*control;
+	int			 sigfd;
+	int			 draining;
+	int			 announced;	/* every worker was up once */
+	int			 rc;
+	struct ev_timer		*deadline;
+	struct ev_timer		*watchdog;
+	uint64_t		 watchdog_ms;
+	struct stat_ctr		*st_exits;
+	struct stat_ctr		*st_live;
+};
+
+int
+workers_count(const struct config *cfg)
+{
+	cpu_set_t set;
+	int n = cfg->workers;
+
+	if (n == 0) {
+		n = sched_getaffinity(0, sizeof(set), &set) == 0 ?
+		    CPU_COUNT(&set) : (int)sysconf(_SC_NPROCESSORS_ONLN);
+		if (n < 1)
+			n = 1;
+	}
+	return n > MAX_WORKERS ? MAX_WORKERS : n;
+}
+
+int
+worker_started(const struct worker_info *w)
+{
+	char c = 'R';
+
+	/* after the drop: a change of credentials clears PDEATHSIG */
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() != w->parent) {
+		log_err("event=fatal worker=%d error=\"the supervisor is gone\"",
+		    w->slot);
+		return -1;
+	}
+	while (write(w->readyfd, &c, 1) == -1 && errno == EINTR)
+		;
+	return 0;
+}
+
+static int
+live_workers(const struct sup *s)
+{
+	int i, n = 0;
+
+	for (i = 0; i < s->n; i++)
+		if (s->w[i].pid > 0)
+			n++;
+	return n;
+}
+
+static int64_t
+sessions(const struct sup *s)
+{
+	return stats_shm_sum(s->shm, "mxguard_sessions_active");
+}
+
+/* For nfq: the daemon is full when all its workers' sessions together
+ * reach max_sessions (the limit each worker enforces, too). */
+static int
+saturated(void *arg)
+{
+	struct sup *s = arg;
+
+	return sessions(s) >= s->cfg->max_sessions;
+}
+
+/* Closes every descriptor from 3 up but those in keep (ascending). */
+static void
+close_all_but(const int *keep, int nkeep)
+{
+	unsigned int lo = 3;
+	int i;
+
+	for (i = 0; i < nkeep; i++) {
+		if (keep[i] < (int)lo)
+			continue;
+		if ((unsigned int)keep[i] > lo)
+			(void)close_range(lo, (unsigned int)keep[i] - 1, 0);
+		lo = (unsigned int)keep[i] + 1;
+	}
+	(void)close_range(lo, ~0U, 0);
+}
+
+static int
+int_cmp(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* The child side of a fork: never returns. */
+static void
+worker_main(struct sup *s, struct wslot *ws, int readyfd, pid_t parent)
+{
+	struct worker_info wi;
+	int keep[MAX_LFDS + 1], nkeep = 0, i, rc;
+	sigset_t none;
+
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	for (i = 0; i < ws->nfds; i++)
+		keep[nkeep++] = ws->fds[i];
+	keep[nkeep++] = readyfd;
+	qsort(keep, (size_t)nkeep, sizeof(keep[0]), int_cmp);
+	close_all_but(keep, nkeep);
+	closelog();	/* its descriptor went above; log_init opens again */
+	stats_shm_attach(s->shm, ws->slot);
+	sigemptyset(&none);
+	sigaddset(&none, SIGCHLD);
+	sigprocmask(SIG_UNBLOCK, &none, NULL);
+	memset(&wi, 0, sizeof(wi));
+	wi.slot = ws->slot;
+	wi.fds = ws->fds;
+	wi.nfds = ws->nfds;
+	wi.readyfd = readyfd;
+	wi.parent = parent;
+	wi.shm = s->shm;
+	rc = run_daemon(s->cfg, s->opts, &wi);
+	fflush(stderr);
+	_exit(rc);
+}
+
+static void ready_cb(int, int, void *);
+
+static int
+worker_fork(struct sup *s, struct wslot *ws)
+{
+	int p[2];
+	pid_t pid, parent = getpid();
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		log_err("event=worker-start-failed worker=%d error=\"pipe: %s\"",
+		    ws->slot, strerror(errno));
+		return -1;
+	}
+	fflush(stderr);
+	if ((pid = fork()) == -1) {
+		log_err("event=worker-start-failed worker=%d error=\"fork: %s\"",
+		    ws->slot, strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		worker_main(s, ws, p[1], parent);
+	}
+	close(p[1]);
+	ws->pid = pid;
+	ws->rfd = p[0];
+	ws->ready = 0;
+	ws->started_ms = ev_now(s->loop);
+	(void)fcntl(ws->rfd, F_SETFL, O_NONBLOCK);
+	if (ev_fd_set(s->loop, ws->rfd, EV_READ, ready_cb, ws) == -1)
+		log_warn("event=worker-watch-failed worker=%d error=\"%s\"",
+		    ws->slot, strerror(errno));
+	stats_set(s->st_live, live_workers(s));
+	log_info("event=worker-start worker=%d pid=%ld", ws->slot, (long)pid);
+	return 0;
+}
+
+static void
+close_ready(struct wslot *ws)
+{
+	if (ws->rfd == -1)
+		return;
+	ev_fd_del(ws->sup->loop, ws->rfd);
+	close(ws->rfd);
+	ws->rfd = -1;
+}
+
+static void
+ready_cb(int fd, int events, void *arg)
+{
+	struct wslot *ws = arg;
+	struct sup *s = ws->sup;
+	char buf[16];
+	ssize_t n;
+	int i;
+
+	while ((n = read(fd, buf, sizeof(buf))) == -1 && errno == EINTR)
+		;
+	if (n == -1 && errno == EAGAIN)
+		return;
+	if (n <= 0) {			/* the worker's end closed */
+		close_ready(ws);
+		return;
+	}
+	ws->ready = 1;
+	if (s->announced)
+		return;
+	for (i = 0; i < s->n; i++)
+		if (!s->w[i].ready)
+			return;
+	s->announced = 1;
+	sd_notifyf("READY=1\nSTATUS=relaying, %d workers", s->n);
+	log_info("event=started pid=%ld workers=%d openssl=\"%s\"",
+	    (long)getpid(), s->n, OpenSSL_version(OPENSSL_VERSION));
+}
+
+static void
+restart_cb(void *arg)
+{
+	struct wslot *ws = arg;
+	struct sup *s = ws->sup;
+
+	if (s->draining || ws->pid > 0)
+		return;
+	if (worker_fork(s, ws) == -1)
+		ev_timer_arm(ws->restart, BACKOFF_MAX_MS);
+}
+
+static void
+close_listeners(struct sup *s)
+{
+	int i, j;
+
+	for (i = 0; i < s->n; i++) {
+		for (j = 0; j < s->w[i].nfds; j++)
+			close(s->w[i].fds[j]);
+		s->w[i].nfds = 0;
+	}
+}
+
+static void
+start_drain(struct sup *s)
+{
+	int i;
+
+	if (s->draining)
+		return;
+	s->draining = 1;
+	sd_notifyf("STOPPING=1");
+	log_info("event=draining sessions=%lld timeout_ms=%llu workers=%d",
+	    (long long)sessions(s), (unsigned long long)s->cfg->drain_timeout,
+	    live_workers(s));
+	/* new flows now meet the rules' fail mode, not a dead listener */
+	nfq_close(s->nfq);
+	s->nfq = NULL;
+	close_listeners(s);
+	for (i = 0; i < s->n; i++) {
+		ev_timer_stop(s->w[i].restart);
+		if (s->w[i].pid > 0)
+			kill(s->w[i].pid, SIGTERM);
+	}
+	if (live_workers(s) == 0) {
+		ev_loop_stop(s->loop);
+		return;
+	}
+	ev_timer_arm(s->deadline, s->cfg->drain_timeout + DRAIN_GRACE_MS);
+}
+
+static void
+deadline_cb(void *arg)
+{
+	struct sup *s = arg;
+	int i;
+
+	log_warn("event=drain-kill workers=%d note=\"workers still running "
+	    "past drain_timeout\"", live_workers(s));
+	for (i = 0; i < s->n; i++)
+		if (s->w[i].pid > 0)
+			kill(s->w[i].pid, SIGKILL);
+}
+
+static void
+reload(struct sup *s)
+{
+	struct config *ncfg;
+	char err[512], q[1024];
+	int i;
+
+	sd_notifyf("RELOADING=1");
+	log_info("event=reloading workers=%d", live_workers(s));
+	if (s->nold == MAX_RELOADS)
+		log_err("event=reload-failed error=\"too many reloads; "
+		    "restart mxguard\"");
+	else if ((ncfg = config_load(s->opts->config_path, err,
+	    sizeof(err))) == NULL)
+		log_err("event=reload-failed error=%s",
+		    log_q(q, sizeof(q), err));
+	else {
+		if (s->opts->debug)
+			ncfg->log_level = LOG_LVL_DEBUG;
+		if (s->nfq && nfq_reconfigure(s->nfq, ncfg, err, sizeof(err)) ==
+		    -1) {
+			log_err("event=reload-failed error=%s",
+			    log_q(q, sizeof(q), err));
+			s->old[s->nold++] = ncfg;
+		} else {
+			if (workers_count(ncfg) != s->n)
+				log_warn("event=reload-note note=\"workers "
+				    "changes at the next start\"");
+			log_set_level(ncfg->log_level);
+			s->old[s->nold++] = s->cfg;
+			s->cfg = ncfg;
+		}
+	}
+	/* each worker reloads itself, and says so */
+	for (i = 0; i < s->n; i++)
+		if (s->w[i].pid > 0)
+			kill(s->w[i].pid, SIGHUP);
+	sd_notifyf("READY=1");
+}
+
+static void
+status_str(int st, char *buf, size_t sz)
+{
+	if (WIFEXITED(st))
+		snprintf(buf, sz, "exit:%d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(buf, sz, "signal:%d", WTERMSIG(st));
+	else
+		snprintf(buf, sz, "0x%x", st);
+}
+
+static void
+reap(struct sup *s)
+{
+	struct wslot *ws;
+	char sts[32];
+	uint64_t lived, delay;
+	pid_t pid;
+	int st, i;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		for (ws = NULL, i = 0; i < s->n; i++)
+			if (s->w[i].pid == pid)
+				ws = &s->w[i];
+		if (ws == NULL)
+			continue;
+		status_str(st, sts, sizeof(sts));
+		lived = ev_now(s->loop) - ws->started_ms;
+		ws->pid = 0;
+		close_ready(ws);
+		/* its counters live on in the totals; then the slot is free */
+		stats_shm_retire(s->shm, ws->slot);
+		stats_set(s->st_live, live_workers(s));
+		if (s->draining) {
+			log_info("event=worker-exit worker=%d pid=%ld status=%s",
+			    ws->slot, (long)pid, sts);
+			continue;
+		}
+		stats_add(s->st_exits, 1);
+		log_warn("event=worker-exit worker=%d pid=%ld status=%s "
+		    "lived_ms=%llu", ws->slot, (long)pid, sts,
+		    (unsigned long long)lived);
+		if (!s->announced) {
+			log_err("event=fatal error=\"worker %d failed while "
+			    "starting\"", ws->slot);
+			s->rc = 1;
+			start_drain(s);
+			continue;
+		}
+		if (lived >= LONG_LIFE_MS)
+			ws->fails = 0;
+		else if (ws->fails < 16)
+			ws->fails++;
+		delay = ws->fails == 0 ? 0 : (uint64_t)BACKOFF_MIN_MS <<
+		    (ws->fails - 1);
+		if (delay > BACKOFF_MAX_MS)
+			delay = BACKOFF_MAX_MS;
+		log_info("event=worker-restart worker=%d in_ms=%llu",
+		    ws->slot, (unsigned long long)delay);
+		ev_timer_arm(ws->restart, delay);
+	}
+	if (s->draining && live_workers(s) == 0) {
+		log_info("event=drained");
+		ev_loop_stop(s->loop);
+	}
+}
+
+static void
+signal_cb(int fd, int events, void *arg)
+{
+	struct sup *s = arg;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			start_drain(s);
+			break;
+		case SIGHUP:
+			reload(s);
+			break;
+		case SIGCHLD:
+			reap(s);
+			break;
+		}
+	}
+}
+
+static void
+watchdog_cb(void *arg)
+{
+	struct sup *s = arg;
+
+	sd_notifyf("WATCHDOG=1");
+	ev_timer_arm(s->watchdog, s->watchdog_ms);
+}
+
+int
+workers_run(struct config *cfg, const struct cmd_opts *opts)
+{
+	struct sup *s;
+	sigset_t mask;
+	char err[512], q[1024];
+	int i, j, rc = 1;
+
+	log_init("mxguard", strcmp(cfg->log, "syslog") == 0, cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		log_err("event=fatal error=\"out of memory\"");
+		return 1;
+	}
+	s->opts = opts;
+	s->cfg = cfg;
+	s->sigfd = -1;
+	s->n = workers_count(cfg);
+	for (i = 0; i < MAX_WORKERS; i++) {
+		s->w[i].sup = s;
+		s->w[i].slot = i;
+		s->w[i].rfd = -1;
+	}
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((s->loop = ev_loop_new()) == NULL ||
+	    (s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) ==
+	    -1 || ev_fd_set(s->loop, s->sigfd, EV_READ, signal_cb, s) == -1) {
+		log_err("event=fatal error=\"event loop, signalfd: %s\"",
+		    strerror(errno));
+		goto fail;
+	}
+	s->deadline = ev_timer_new(s->loop, deadline_cb, s);
+	s->watchdog = ev_timer_new(s->loop, watchdog_cb, s);
+	if (s->deadline == NULL || s->watchdog == NULL ||
+	    (s->shm = stats_shm_new(s->n)) == NULL) {
+		log_err("event=fatal error=\"out of memory\"");
+		goto fail;
+	}
+	for (i = 0; i < s->n; i++)
+		if ((s->w[i].restart = ev_timer_new(s->loop, restart_cb,
+		    &s->w[i])) == NULL) {
+			log_err("event=fatal error=\"out of memory\"");
+			goto fail;
+		}
+
+	/* privileged part: every worker's listeners, the queue, control */
+	for (i = 0; i < s->n; i++)
+		if ((s->w[i].nfds = proxy_listen(cfg, s->w[i].fds, MAX_LFDS,
+		    err, sizeof(err))) == -1) {
+			s->w[i].nfds = 0;
+			log_err("event=fatal error=%s",
+			    log_q(q, sizeof(q), err));
+			goto fail;
+		}
+	for (j = 0; j < cfg->listen.n; j++)
+		log_info("event=listening addr=%s mode=%s workers=%d",
+		    cfg->listen.v[j], cfg->listen_mode, s->n);
+	stats_shm_supervise(s->shm);
+	if (strcmp(cfg->steering, "nfqueue") == 0 &&
+	    (s->nfq = nfq_open(s->loop, cfg, saturated, s, err,
+	    sizeof(err))) == NULL)
+		log_warn("event=nfqueue-unavailable queue=%d error=%s "
+		    "note=\"flows reach mxguard only through REDIRECT/TPROXY "
+		    "rules without steering\"", cfg->nfqueue_num,
+		    log_q(q, sizeof(q), err));
+	if ((s->control = control_open(s->loop, cfg, err, sizeof(err))) ==
+	    NULL)
+		log_warn("event=control-unavailable error=%s",
+		    log_q(q, sizeof(q), err));
+	{
+		char name[200];
+
+		snprintf(name, sizeof(name), "mxguard_build_info{version=\"%s\","
+		    "openssl=\"%s\"}", MXG_VERSION,
+		    OpenSSL_version(OPENSSL_VERSION_STRING));
+		stats_set(stats_gauge(name, "The mxguard build running, "
+		    "and the OpenSSL it uses"), 1);
+		stats_set(stats_gauge("process_start_time_seconds",
+		    "Start time of the process since the Unix epoch in "
+		    "seconds"), (int64_t)time(NULL));
+		stats_set(stats_gauge("mxguard_workers_configured",
+		    "Worker processes the daemon runs (config workers)"),
+		    s->n);
+	}
+	s->st_live = stats_gauge("mxguard_workers",
+	    "Worker processes running now");
+	s->st_exits = stats_counter("mxguard_worker_exits_total",
+	    "Worker processes that exited unasked (each was restarted)");
+
+	for (i = 0; i < s->n; i++)
+		if (worker_fork(s, &s->w[i]) == -1)
+			goto fail;
+	if ((s->watchdog_ms = sd_watchdog_interval_ms()) > 0)
+		ev_timer_arm(s->watchdog, s->watchdog_ms);
+	if (ev_loop_run(s->loop) == -1) {
+		log_err("event=fatal error=\"event loop: %s\"",
+		    strerror(errno));
+		goto fail;
+	}
+	log_info("event=stopped");
+	rc = s->rc;
+fail:
+	if (live_workers(s) > 0) {
+		/* a failure after some forks: take them down with us */
+		for (i = 0; i < s->n; i++)
+			if (s->w[i].pid > 0)
+				kill(s->w[i].pid, SIGKILL);
+		while (waitpid(-1, NULL, 0) > 0)
+			;
+	}
+	close_listeners(s);
+	nfq_close(s->nfq);
+	control_close(s->control);
+	for (i = 0; i < s->n; i++) {
+		close_ready(&s->w[i]);
+		ev_timer_free(s->w[i].restart);
+	}
+	ev_timer_free(s->deadline);
+	ev_timer_free(s->watchdog);
+	if (s->sigfd != -1)
+		close(s->sigfd);
+	ev_loop_free(s->loop);
+	for (i = 0; i < s->nold; i++)
+		if (s->old[i] != cfg)
+			config_free(s->old[i]);
+	if (s->cfg != cfg)
+		config_free(s->cfg);
+	free(s);
+	return rc;
+}

@@ -1,0 +1,45 @@
+/*
+ * workers.h - the daemon on several processes (config `workers`).
+ *
+ * workers_run() is the supervisor: it opens, as root, what needs root
+ * (one set of SO_REUSEPORT listeners per worker, the NFQUEUE, the control
+ * socket and metrics endpoint), forks the workers, restarts one that dies
+ * (with back-off), forwards SIGHUP and SIGTERM/SIGINT, answers the
+ * control socket with the metrics of all workers summed (core/stats.h,
+ * struct stats_shm) and tells systemd READY=1 once every worker is up.
+ * Each worker runs run_daemon() (cmd/run.c) with its worker_info: it
+ * opens the policy engine and its LMDB stores itself, after the fork,
+ * then drops privileges, then calls worker_started().
+ */
+#ifndef MXG_WORKERS_H
+#define MXG_WORKERS_H
+
+#include <sys/types.h>
+
+#include "cmd/cmd.h"
+#include "core/config.h"
+#include "core/stats.h"
+
+struct worker_info {
+	int		 slot;		/* 0 .. workers-1 */
+	const int	*fds;		/* its listeners */
+	int		 nfds;
+	int		 readyfd;	/* write end: "up" to the supervisor */
+	pid_t		 parent;
+	struct stats_shm *shm;
+};
+
+/* The processes `workers` asks for: 0 is one per CPU this process may
+ * run on; at most 64. */
+int	workers_count(const struct config *);
+/* The supervisor; returns the exit status. */
+int	workers_run(struct config *, const struct cmd_opts *);
+/* In a worker, after dropping privileges: die with the supervisor, tell
+ * it this worker is up.  0, or -1 (logged) when the supervisor is gone. */
+int	worker_started(const struct worker_info *);
+
+/* cmd/run.c: the daemon's loop; w NULL for the single process. */
+int	run_daemon(struct config *, const struct cmd_opts *,
+	    const struct worker_info *w);
+
+#endif
