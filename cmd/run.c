@@ -383,10 +383,7 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		    "Start time of the process since the Unix epoch in "
 		    "seconds"), (int64_t)time(NULL));
 	}
-	if (w != NULL)
-		log_info("event=worker-ready worker=%d pid=%ld", w->slot,
-		    (long)getpid());
-	else {
+	if (w == NULL) {
 		sd_notifyf("READY=1\nSTATUS=relaying");
 		log_info("event=started pid=%ld openssl=\"%s\"",
 		    (long)getpid(), OpenSSL_version(OPENSSL_VERSION));

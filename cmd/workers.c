@@ -142,6 +142,8 @@ worker_started(const struct worker_info *w)
 		    w->slot);
 		return -1;
 	}
+	log_info("event=worker-ready worker=%d pid=%ld", w->slot,
+	    (long)getpid());
 	while (write(w->readyfd, &c, 1) == -1 && errno == EINTR)
 		;
 	return 0;

@@ -58,6 +58,8 @@ store_open(const char *dir, const char *file, const struct store_limits *l,
 	if ((rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOTLS,
 	    0600)) != 0)
 		goto fail;
+	/* read slots left by a killed process (a worker) pin old pages */
+	(void)mdb_reader_check(env, NULL);
 	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, NULL, 0, dbi)) != 0) {

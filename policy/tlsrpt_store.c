@@ -290,6 +290,8 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 	    (rc = mdb_env_open(st->env, path, MDB_NOSUBDIR | MDB_NOTLS,
 	    0600)) != 0)
 		goto lmdb;
+	/* read slots left by a killed process (a worker) pin old pages */
+	(void)mdb_reader_check(st->env, NULL);
 	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
 		goto lmdb;
 	if ((rc = mdb_dbi_open(txn, "entries", MDB_CREATE, &st->entries)) ||

@@ -12,7 +12,9 @@ rcv_setup
 snd_setup
 snd_postconf "smtp_connection_cache_on_demand = no"
 snd_route tls.test 10.25.1.10
-mxg_start "upstream_reuse = no"	# one connection per message, to resume
+# one worker: the TLS session cache is per process
+mxg_start "upstream_reuse = no
+workers = 1"	# one connection per message, to resume
 
 for i in 1 2 3 4; do
 	new_body "$T/body$i" 3000

@@ -12,7 +12,9 @@ rcv_mailbox alice@tls.test
 rcv_setup
 snd_setup
 snd_route tls.test 10.25.1.10
-mxg_start "log_level = info"
+# one worker: the descriptor limit is per process
+mxg_start "log_level = info
+workers = 1"
 prlimit --pid "$MXG_PID" --nofile=40:40 || fail "prlimit"
 
 # 30 connections: more than 40 descriptors can serve (2 per session).

@@ -16,7 +16,9 @@ rcv_setup
 snd_setup
 snd_postconf "smtp_connection_cache_on_demand = no"
 snd_route tls.test 10.25.1.10
-mxg_start "upstream_reuse_time = 120s"
+# one worker: parked legs belong to the worker that parked them
+mxg_start "upstream_reuse_time = 120s
+workers = 1"
 
 ids=()
 for i in 1 2 3; do

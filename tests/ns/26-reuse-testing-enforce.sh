@@ -46,8 +46,10 @@ mx: mx.shared.test
 max_age: 86400
 P
 sts_start
+# one worker: the enforce session must be able to meet the parked leg
 MXG_EXTRA_CONF="upstream_reuse = yes
-upstream_reuse_time = 120s"
+upstream_reuse_time = 120s
+workers = 1"
 sts_mxguard_start
 
 # the testing-mode mail: delivered, the failure reported

@@ -1,0 +1,93 @@
+#!/bin/bash
+# 71: workers = 2, and one worker is SIGKILLed in the middle of a burst.
+# A real Postfix sends a burst of messages (one connection each) through
+# mxguard while a held session sits on the other worker.  The kill cuts
+# the sessions under way on the killed worker (the sender defers those and
+# retries); the supervisor logs the exit, restarts the worker and counts
+# it; the held session on the other worker is not disturbed and completes;
+# every message arrives exactly once (by its unique subject); the
+# supervisor's counters never went backwards across the kill.
+. "$(dirname "$0")/../lib/ns.sh"
+need_mxguard
+ns_setup
+make_cert mx1 mx1.tls.test
+# every DATA takes 2 s at the receiver: the burst is under way for a while
+rcv_listener 10.25.1.10 mx1 -o smtpd_data_restrictions=sleep,2
+rcv_mailbox alice@tls.test carol@tls.test
+rcv_setup
+snd_setup
+# one connection per message, and quick retries of what the kill cut
+snd_postconf "smtp_connection_cache_on_demand = no" "minimal_backoff_time = 2s" \
+	"maximal_backoff_time = 4s" "queue_run_delay = 2s"
+snd_route tls.test 10.25.1.10
+mxg_start "workers = 2
+max_sessions = 200"
+
+ctl() { ip netns exec "$SND" "$MXGUARD" -c "$T/mxguard.conf" "$@"; }
+metric() { ctl status --metrics 2>/dev/null | awk -v n="$1" '$1 == n {print $2; f=1} END {if (!f) print 0}'; }
+wpid() { grep -E "event=worker-start worker=$1 pid=" "$MXLOG" | tail -n1 | sed -E 's/.* pid=([0-9]+).*/\1/'; }
+# sessions of worker PID under way, by its log (connects less closes)
+open_sessions() {
+	local c x
+	c=$(grep -cE "mxguard\[$1\]: .*event=connect " "$MXLOG")
+	x=$(grep -cE "mxguard\[$1\]: .*event=close " "$MXLOG")
+	echo $((c - x))
+}
+_has_sessions() { [ "$(open_sessions "$1")" -ge 1 ]; }
+
+P0=$(wpid 0); P1=$(wpid 1)
+[ -n "$P0" ] && [ -n "$P1" ] && [ "$P0" != "$P1" ] || fail "two workers expected (pids '$P0' '$P1')"
+log "workers: 0=$P0 1=$P1"
+assert "status counts two workers" [ "$(metric mxguard_workers)" = 2 ]
+
+# the held session: EHLO, MAIL, RCPT, then it waits for "go"
+mkdir -p "$T/h1"
+bg "$SND" "$T/h1.log" python3 "$LIBDIR/holdclient.py" 10.25.1.10 25 carol@tls.test "$T/h1"
+wait_for 20 "held session ready" test -e "$T/h1/ready"
+HPID=$(grep -E "event=connect " "$MXLOG" | tail -n1 | sed -E 's/.*mxguard\[([0-9]+)\].*/\1/')
+if [ "$HPID" = "$P0" ]; then VW=1; VPID=$P1; else VW=0; VPID=$P0; fi
+[ "$HPID" = "$P0" ] || [ "$HPID" = "$P1" ] || fail "held session on no known worker ($HPID)"
+log "held session on pid $HPID; the victim is worker $VW (pid $VPID)"
+
+N=60
+new_body "$T/body" 60000
+for i in $(seq 1 $N); do
+	send_mail bob@sender.test alice@tls.test "$T/body" "burst $i"
+done
+wait_for 60 "a session under way on the victim" _has_sessions "$VPID"
+before=$(metric mxguard_sessions_total)
+log "killing worker $VW (pid $VPID) with $(open_sessions "$VPID") session(s) under way; sessions_total=$before"
+kill -KILL "$VPID"
+wait_log "$MXLOG" "event=worker-exit worker=$VW pid=$VPID status=signal:9" 20
+wait_log "$MXLOG" "event=worker-ready worker=$VW pid=" 20
+NPID=$(wpid "$VW")
+assert "the supervisor started a new worker $VW (pid $NPID)" [ -n "$NPID" ] && [ "$NPID" != "$VPID" ]
+assert "the supervisor is alive" kill -0 "$MXG_PID"
+assert "the held session's worker is alive" kill -0 "$HPID"
+after=$(metric mxguard_sessions_total)
+assert "sessions_total did not go backwards ($before -> $after)" [ "$after" -ge "$before" ]
+assert "the exit was counted" [ "$(metric mxguard_worker_exits_total)" = 1 ]
+
+# the held session, on the other worker, goes on
+touch "$T/h1/go"
+wait_for 30 "held session result" test -e "$T/h1/result"
+assert "the held session's message was accepted (250)" [ "$(cat "$T/h1/result")" = 250 ]
+wait_mailbox carol@tls.test 1 30
+
+# every burst message, exactly once, after the sender's retries
+wait_mailbox alice@tls.test $N 150
+wait_queue_empty 60
+cut=$(grep -E "to=<alice@tls.test>.* status=deferred" "$SD/maillog" | grep -vc "temporarily suspended")
+log "deliveries the kill cut: $cut (and $(grep -c "delivery temporarily suspended" "$SD/maillog") deferred while the sender held the destination dead; all retried)"
+assert "the kill cut at least one delivery" [ "$cut" -ge 1 ]
+dir="$(mailbox_dir alice@tls.test)/new"
+bad=0
+for i in $(seq 1 $N); do
+	n=$(grep -lx "Subject: burst $i" "$dir"/* 2>/dev/null | wc -l)
+	[ "$n" = 1 ] || { log "burst $i arrived $n times"; bad=$((bad + 1)); }
+done
+assert "each of the $N messages arrived exactly once" [ "$bad" = 0 ]
+assert "nothing else arrived" [ "$(mailbox_count alice@tls.test)" = $N ]
+assert "still two workers" [ "$(metric mxguard_workers)" = 2 ]
+assert "the restarted worker took sessions" grep -qE "mxguard\[$NPID\]: .*event=connect " "$MXLOG"
+pass "a worker killed mid-burst: restarted, the other's session intact, every message once"
