@@ -61,7 +61,8 @@ kill -KILL "$VPID"
 wait_log "$MXLOG" "event=worker-exit worker=$VW pid=$VPID status=signal:9" 20
 wait_log "$MXLOG" "event=worker-ready worker=$VW pid=" 20
 NPID=$(wpid "$VW")
-assert "the supervisor started a new worker $VW (pid $NPID)" [ -n "$NPID" ] && [ "$NPID" != "$VPID" ]
+assert "the supervisor started a new worker $VW (pid $NPID)" [ -n "$NPID" ]
+assert "the supervisor started a new worker $VW (pid $NPID)" [ "$NPID" != "$VPID" ]
 assert "the supervisor is alive" kill -0 "$MXG_PID"
 assert "the held session's worker is alive" kill -0 "$HPID"
 after=$(metric mxguard_sessions_total)

@@ -53,6 +53,7 @@ test_defaults(void **state)
 	assert_int_equal(c->tlsrpt_https_only, 0);
 	assert_string_equal(c->tlsrpt_dkim_selector, "tlsrpt");
 	assert_int_equal(c->tlsrpt_retention, 7);
+	assert_int_equal(c->workers, 0);	/* one per CPU */
 	config_free(c);
 }
 
@@ -75,6 +76,7 @@ test_values(void **state)
 	    "tls_policy = example.com secure\n"
 	    "tls_policy = [192.0.2.1] encrypt\n"
 	    "max_sessions = 7\n"
+	    "workers = 3\n"
 	    "user =\n", err, sizeof(err));
 
 	assert_non_null(c);
@@ -91,6 +93,7 @@ test_values(void **state)
 	assert_int_equal(c->tls_policy.n, 2);
 	assert_string_equal(c->tls_policy.v[1], "[192.0.2.1] encrypt");
 	assert_int_equal(c->max_sessions, 7);
+	assert_int_equal(c->workers, 3);
 	assert_string_equal(c->user, "");
 	config_free(c);
 }
@@ -123,6 +126,8 @@ test_errors(void **state)
 	expect_error("tlsrpt_from = Postmaster <pm@x.example>\n", "tlsrpt_from");
 	expect_error("tlsrpt_from = nobody\n", "tlsrpt_from");
 	expect_error("tlsrpt_retention = 1\n", "tlsrpt_retention");
+	expect_error("workers = 65\n", "workers: at most 64");
+	expect_error("workers = -1\n", ":1: workers");
 }
 
 static void

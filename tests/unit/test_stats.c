@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/stats.h"
@@ -152,6 +154,73 @@ test_plain(void **state)
 	free(buf);
 }
 
+/* A worker's life in a child: attach to slot, count, exit. */
+static void
+child(struct stats_shm *m, int slot, int64_t n, int64_t active, double secs)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid != -1);
+	if (pid == 0) {
+		stats_shm_attach(m, slot);
+		stats_add(stats_counter("t_w_total", "Worker counts"), n);
+		stats_set(stats_gauge("mxguard_sessions_active", "Open"),
+		    active);
+		stats_set(stats_gauge("mxguard_sts_cache_entries", "Shared"), 5);
+		stats_observe(stats_histogram("t_w_seconds", "Times", NULL, 0),
+		    secs);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(st, 0);
+}
+
+/* Last: it turns this process into a supervisor. */
+static void
+test_workers(void **state)
+{
+	struct stats_shm *m;
+	char *t;
+
+	(void)state;
+	assert_non_null(m = stats_shm_new(2));
+	stats_add(stats_counter("t_sup_total", "Supervisor's"), 1);
+	child(m, 0, 3, 2, 0.5);
+	child(m, 1, 4, 1, 2);
+	stats_shm_supervise(m);
+	assert_int_equal(stats_shm_sum(m, "mxguard_sessions_active"), 3);
+	t = render();
+	assert_line(t, "t_w_total 7");		/* summed */
+	assert_line(t, "t_sup_total 1");	/* the supervisor's own */
+	assert_line(t, "mxguard_sessions_active 3");
+	assert_line(t, "mxguard_sts_cache_entries 5");	/* shared: not 10 */
+	assert_line(t, "t_w_seconds_count 2");
+	assert_line(t, "t_w_seconds_bucket{le=\"0.5\"} 1");
+	assert_line(t, "# TYPE t_w_total counter");
+	assert_line(t, "# HELP t_w_total Worker counts");
+	assert_null(strstr(strstr(t, "# TYPE t_w_total") + 1,
+	    "# TYPE t_w_total"));
+	free(t);
+
+	/* worker 0 dies: its counters stay, its gauges go */
+	stats_shm_retire(m, 0);
+	assert_int_equal(stats_shm_sum(m, "mxguard_sessions_active"), 1);
+	t = render();
+	assert_line(t, "t_w_total 7");
+	assert_line(t, "mxguard_sessions_active 1");
+	assert_line(t, "t_w_seconds_count 2");
+	free(t);
+
+	/* its successor counts on from there: never backwards */
+	child(m, 0, 1, 0, 1);
+	t = render();
+	assert_line(t, "t_w_total 8");
+	assert_line(t, "t_w_seconds_count 3");
+	assert_line(t, "mxguard_sessions_active 1");
+	free(t);
+}
+
 int
 main(void)
 {
@@ -160,6 +229,7 @@ main(void)
 		cmocka_unit_test(test_histogram),
 		cmocka_unit_test(test_default_buckets),
 		cmocka_unit_test(test_plain),
+		cmocka_unit_test(test_workers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
