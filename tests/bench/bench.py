@@ -6,6 +6,8 @@ STUNNEL_PID, SESSTIME_SO, BENCH_QUICK, BENCH_SKIP).
     bench.py throughput profile   the path matrix (+ perf profile of mxguard)
     bench.py memory N             RSS growth per idle relayed session
     bench.py capacity N           N idle relayed sessions held without error
+    bench.py workers W            path b on a few cells with `workers = W`
+                                  (appends to workers.jsonl)
     bench.py report               table on stdout, results.json/.tsv, plot
 """
 import json
@@ -66,13 +68,27 @@ def log(msg):
 
 
 def cpu_of(pid):
-    """utime+stime of a process (all its threads), seconds."""
+    """utime+stime of a process (all its threads) and of its live children
+    (mxguard's workers), seconds."""
     try:
         with open("/proc/%s/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        cpu = (int(fields[11]) + int(fields[12])) / TICK
     except (OSError, ValueError, IndexError):
         return float("nan")
+    try:
+        with open("/proc/%s/task/%s/children" % (pid, pid)) as f:
+            kids = f.read().split()
+    except OSError:
+        kids = []
+    for k in kids:
+        try:
+            with open("/proc/%s/stat" % k) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / TICK
+        except (OSError, ValueError, IndexError):
+            pass
+    return cpu
 
 
 def rss_kib(pid):
@@ -213,6 +229,76 @@ def throughput():
                             r["sink_util"],
                             "  ERROR " + r["error"] if "error" in r else ""))
                     time.sleep(0.5)
+
+
+# `workers` dimension: path b with workers = W on these cells (label,
+# size, per connection, concurrency, messages); BENCH_WORKERS (run.sh)
+# chooses the W values, the report gives each W's rate over W = 1's.
+WORKER_CELLS = [("4KB 1/conn", 4096, "1", 10, 3000),
+                ("4KB 1/conn", 4096, "1", 100, 4000),
+                ("4KB many/conn", 4096, "many", 100, 20000),
+                ("1MB 1/conn", 1 << 20, "1", 10, 300)]
+WORKERS_RESULTS = os.path.join(OUT, "workers.jsonl")
+
+
+def workers_run(w):
+    log("workers = %d -> %s" % (w, WORKERS_RESULTS))
+    with open(WORKERS_RESULTS, "a") as f:
+        for label, size, per, conc, msgs in WORKER_CELLS:
+            if QUICK:
+                msgs = max(conc, msgs // 5)
+            for rep in range(REPEAT):
+                r = one_run(label, size, per, conc, msgs, "b")
+                r["workers"] = w
+                r["rep"] = rep
+                f.write(json.dumps(r) + "\n")
+                f.flush()
+                log("workers=%d %-14s c=%-4d %8.1f msg/s proxy %.3f ms/msg "
+                    "util %.2f%s" % (w, label, conc, r["msgs_per_s"],
+                                     r["proxy_cpu_ms_per_msg"],
+                                     r["proxy_util"],
+                                     "  ERROR " + r["error"] if "error" in r
+                                     else ""))
+                time.sleep(0.5)
+
+
+def workers_report():
+    """The median run of each (cell, W), and W's rate over W = 1's."""
+    if not os.path.exists(WORKERS_RESULTS):
+        return None
+    with open(WORKERS_RESULTS) as f:
+        rows = [json.loads(l) for l in f if l.strip()]
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["workload"], r["concurrency"], r["workers"]),
+                         []).append(r)
+    med = {}
+    for k, rs in cells.items():
+        rs.sort(key=lambda x: x["msgs_per_s"])
+        med[k] = rs[len(rs) // 2]
+    ws = sorted(set(k[2] for k in med))
+    print("\nmxguard (path b) by workers, msg/s (median run), and the "
+          "ratio over workers = 1:")
+    print("  %-16s %5s  %s" % ("workload", "conc", "  ".join(
+        "%10s" % ("w=%d" % w) for w in ws) + "   ratio"))
+    out = []
+    for label, _, _, conc, _ in WORKER_CELLS:
+        rates = {w: med[(label, conc, w)]["msgs_per_s"] for w in ws
+                 if (label, conc, w) in med}
+        if not rates:
+            continue
+        base = rates.get(1)
+        ratio = {w: round(v / base, 2) if base else None
+                 for w, v in rates.items()}
+        print("  %-16s %5d  %s   %s" % (label, conc, "  ".join(
+            "%10.1f" % rates[w] if w in rates else "%10s" % "-" for w in ws),
+            " ".join("%s" % ratio[w] for w in ws if w in ratio and w != 1)))
+        out.append({"workload": label, "concurrency": conc,
+                    "msgs_per_s": rates, "ratio_over_1": ratio,
+                    "proxy_cpu_ms_per_msg": {
+                        w: med[(label, conc, w)]["proxy_cpu_ms_per_msg"]
+                        for w in rates}})
+    return out
 
 
 def have_perf():
@@ -589,6 +675,7 @@ def report():
             if inc:
                 print("    inclusive: %s" % "  ".join(
                     "%s %.1f%%" % kv for kv in inc[:12]))
+    wrk = workers_report()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "mxguard": E.get("MXGUARD"), "commit": E.get("MXGUARD_COMMIT"),
             "kernel": os.uname().release, "ncpu": os.cpu_count(),
@@ -598,6 +685,7 @@ def report():
         json.dump({"meta": meta, "runs": rows, "ratios": {"%s|%d" % k: v for k, v in
                                             ratios.items()},
                    "memory": mem, "capacity": cap, "profile": prof,
+                   "workers": wrk,
                    "targets": verdicts}, f, indent=1)
     plot(rows)
 
@@ -649,6 +737,8 @@ def main():
         memory(int(args[1]))
     elif cmd == "capacity":
         capacity(int(args[1]))
+    elif cmd == "workers":
+        workers_run(int(args[1]))
     elif cmd == "report":
         report()
     else:

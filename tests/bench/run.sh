@@ -25,6 +25,9 @@
 #   BENCH_REUSE=no       mxguard without upstream leg reuse (default yes, as shipped)
 #   BENCH_LOG_LEVEL=info mxguard's log level (default warn, like stunnel's)
 #   BENCH_HOLD=5000 BENCH_HOLD_MAX=10000 idle-session counts
+#   BENCH_WORKERS="1 2"  the `workers` dimension: path b on a few cells with
+#                        each value (default "1 2"; "" skips); the matrix,
+#                        memory and capacity run with workers = 1
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -167,8 +170,9 @@ SINK_PID=$!
 PIDS+=("$SINK_PID")
 wait_port "$NSX_R" 10.26.1.2 2525 || exit 1
 
-start_mxguard() {	# start_mxguard MAX_SESSIONS -> MXG_PID
+start_mxguard() {	# start_mxguard MAX_SESSIONS [WORKERS] -> MXG_PID
 	cat >"$T/mxguard.conf" <<EOF
+workers = ${2:-1}
 listen = 127.0.0.1:10025
 user =
 log_level = ${BENCH_LOG_LEVEL:-warn}
@@ -182,7 +186,16 @@ EOF
 	$NSX_S "$MXGUARD" -c "$T/mxguard.conf" run >>"$OUT/mxguard.log" 2>&1 &
 	MXG_PID=$!
 	PIDS+=("$MXG_PID")
-	wait_port "$NSX_S" 127.0.0.1 10025
+	wait_port "$NSX_S" 127.0.0.1 10025 || return 1
+	# with workers, every one of them up
+	[ "${2:-1}" -gt 1 ] || return 0
+	for _ in $(seq 1 100); do
+		"$MXGUARD" -c "$T/mxguard.conf" status 2>/dev/null |
+		    grep -q "^mxguard_workers $2\$" && return 0
+		sleep 0.1
+	done
+	log "mxguard: $2 workers not up"
+	return 1
 }
 stop_mxguard() {
 	kill -TERM "$MXG_PID" 2>/dev/null
@@ -228,6 +241,22 @@ export NS_S NS_R T OUT SINK_PID STUNNEL_PID MXG_PID MXGUARD MXGUARD_COMMIT
 export BENCH_QUICK=${BENCH_QUICK:-0} BENCH_SKIP=${BENCH_SKIP:-}
 export SESSTIME_SO="$T/sesstime.so"
 python3 "$HERE/bench.py" throughput profile || exit 1
+
+# the workers dimension: path b again with each `workers` value
+case ",$BENCH_SKIP," in *,workers,*) ;; *)
+	rm -f "$OUT/workers.jsonl"
+	for w in ${BENCH_WORKERS-1 2}; do
+		log "workers: fresh mxguard with workers = $w"
+		stop_mxguard
+		start_mxguard 12000 "$w" || exit 1
+		export MXG_PID
+		python3 "$HERE/bench.py" workers "$w" || exit 1
+	done
+	stop_mxguard
+	start_mxguard 12000 || exit 1
+	export MXG_PID
+	;;
+esac
 
 case ",$BENCH_SKIP," in *,mem,*) ;; *)
 	HOLD=${BENCH_HOLD:-5000}
