@@ -33,7 +33,8 @@
 #define MAX_BODY	(1024 * 1024)
 #define MODE_INVALID	0xff	/* the body does not parse */
 #define TOUCH_S		3600	/* last_used granularity */
-#define PUT_TRIES	4	/* evict-and-retry rounds on MDB_MAP_FULL */
+#define PUT_TRIES	8	/* evict-and-retry rounds on MDB_MAP_FULL (and when
+				 * another worker took the room) */
 #define SCAN_DROP_MAX	1024	/* expired records dropped by one scan: one
 				 * write transaction stays small */
 
@@ -158,6 +159,16 @@ struct evictions {
 	int	 n[EV_N];
 	char	 lru[256];	/* the least recently used victim, if any */
 };
+
+static int
+evicted(const struct evictions *ev)
+{
+	int i, total = 0;
+
+	for (i = 0; i < EV_N; i++)
+		total += ev->n[i];
+	return total;
+}
 
 static void
 report(const struct evictions *ev)
@@ -439,6 +450,12 @@ put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
 		report(&ev);
 		if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
 			return rc;
+		if (!exists && !admits(c, txn) && evicted(&ev)) {
+			/* another process (a worker) took the room between
+			 * the two transactions: evict again */
+			mdb_txn_abort(txn);
+			return MDB_MAP_FULL;
+		}
 		if (!exists && !admits(c, txn)) {
 			/* only live enforce policies left: keep them */
 			mdb_txn_abort(txn);

@@ -28,7 +28,8 @@
 
 #define MAGIC	"MXH1"
 #define VAL_LEN	(4 + 4 * 8 + 2 * 4)
-#define PUT_TRIES	3	/* evict-and-retry rounds on MDB_MAP_FULL */
+#define PUT_TRIES	6	/* evict-and-retry rounds on MDB_MAP_FULL (and when
+				 * another worker took the room) */
 #define SCAN_DROP_MAX	4096
 
 struct history {
@@ -347,6 +348,12 @@ record_once(struct history *h, const char *key, int starttls_offered,
 		report(n);
 		if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
 			return rc;
+		if (!exists && !admits(h, txn) && n[0] + n[1] > 0) {
+			/* another process (a worker) took the room between
+			 * the two transactions: evict again */
+			mdb_txn_abort(txn);
+			return MDB_MAP_FULL;
+		}
 		if (!exists && !admits(h, txn)) {
 			/* every record still expects TLS: keep them */
 			gauge(h, txn);
