@@ -450,6 +450,9 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
 
 	if (r->name[0] == '\0' || (r->type == STAT_GAUGE && !gauges))
 		return;
+	/* a histogram whose bounds its worker is still writing */
+	if (r->type == STAT_HISTOGRAM && r->nb == 0)
+		return;
 	if ((c = merge_find(list, r, &made)) == NULL)
 		return;
 	if (c->help == NULL && r->help[0] != '\0' &&

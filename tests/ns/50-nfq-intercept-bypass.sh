@@ -21,9 +21,15 @@ snd_route direct.test 10.25.1.20
 nfq_start "bypass_dst = 10.25.1.20/32 192.0.2.0/24 2001:db8::/32
 metrics_listen = 127.0.0.1:9125
 user = nobody"
-assert "daemon runs as nobody" grep -qE "^Uid:\s+$(id -u nobody)\s+$(id -u nobody)\s+$(id -u nobody)" "/proc/$MXG_PID/status"
-assert "only CAP_NET_ADMIN effective and permitted" \
-	bash -c "grep -qE '^CapEff:\s+0000000000001000$' /proc/$MXG_PID/status && grep -qE '^CapPrm:\s+0000000000001000$' /proc/$MXG_PID/status"
+# the processes that relay: the workers (the supervisor, which keeps root
+# to start a worker again, relays nothing), or the one process
+relayers=$(cat "/proc/$MXG_PID/task/$MXG_PID/children" 2>/dev/null)
+[ -n "$relayers" ] || relayers=$MXG_PID
+for p in $relayers; do
+	assert "daemon process $p runs as nobody" grep -qE "^Uid:\s+$(id -u nobody)\s+$(id -u nobody)\s+$(id -u nobody)" "/proc/$p/status"
+	assert "process $p: only CAP_NET_ADMIN effective and permitted" \
+		bash -c "grep -qE '^CapEff:\s+0000000000001000$' /proc/$p/status && grep -qE '^CapPrm:\s+0000000000001000$' /proc/$p/status"
+done
 assert "state_dir owned by nobody" [ "$(stat -c %U "$T/mxstate")" = nobody ]
 
 new_body "$T/body" 2000
