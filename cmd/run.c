@@ -72,6 +72,7 @@ struct daemon {
 	struct ev_timer		*drain_deadline;
 	struct ev_timer		*watchdog;
 	uint64_t		 watchdog_ms;
+	struct ev_timer		*beat;		/* workers: to the supervisor */
 	struct ev_timer		*report_timer;	/* next TLSRPT run */
 	struct report_run	*report;	/* the run under way */
 	struct dnscheck		*dnscheck;	/* resolver self-check */
@@ -261,6 +262,16 @@ report_tick(void *arg)
 	}
 }
 
+/* Workers: "this loop still turns", for the supervisor (workers.c). */
+static void
+beat_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	stats_shm_beat(ev_now(d->loop));
+	ev_timer_arm(d->beat, WORKER_BEAT_MS);
+}
+
 static void
 watchdog_cb(void *arg)
 {
@@ -358,8 +369,15 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		goto fail;
 	}
 
-	if (w != NULL && worker_started(w) == -1)
-		goto fail;
+	if (w != NULL) {
+		if ((d.beat = ev_timer_new(d.loop, beat_cb, &d)) == NULL) {
+			log_err("event=fatal error=\"out of memory\"");
+			goto fail;
+		}
+		beat_cb(&d);
+		if (worker_started(w) == -1)
+			goto fail;
+	}
 	if ((d.watchdog_ms = sd_watchdog_interval_ms()) > 0)
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
 	report_schedule(&d, 1);
@@ -405,6 +423,7 @@ fail:
 	ev_timer_free(d.drain_timer);
 	ev_timer_free(d.drain_deadline);
 	ev_timer_free(d.watchdog);
+	ev_timer_free(d.beat);
 	if (d.sigfd != -1)
 		close(d.sigfd);
 	ev_loop_free(d.loop);

@@ -41,6 +41,10 @@
  *     left drain_timeout + 5 s later.
  *   - systemd: READY=1 once every worker said it is up; the workers never
  *     talk to systemd (NOTIFY_SOCKET is removed from their environment).
+ *     In systemd's place, the supervisor watches the workers: each writes
+ *     a heartbeat into its metrics slot every WORKER_BEAT_MS; one silent
+ *     for WORKER_HANG_MS is logged (event=worker-hung), killed and, like
+ *     any dead worker, started again.
  */
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -90,6 +94,7 @@ struct wslot {
 	int		 ready;
 	uint64_t	 started_ms;
 	int		 fails;		/* short lives in a row */
+	int		 killed;	/* hung: SIGKILL sent */
 	struct ev_timer	*restart;
 };
 
@@ -111,6 +116,7 @@ struct sup {
 	struct ev_timer		*deadline;
 	struct ev_timer		*watchdog;
 	uint64_t		 watchdog_ms;
+	struct ev_timer		*hang;		/* heartbeat check */
 	struct stat_ctr		*st_exits;
 	struct stat_ctr		*st_live;
 };
@@ -261,6 +267,7 @@ worker_fork(struct sup *s, struct wslot *ws)
 	ws->pid = pid;
 	ws->rfd = p[0];
 	ws->ready = 0;
+	ws->killed = 0;
 	ws->started_ms = ev_now(s->loop);
 	(void)fcntl(ws->rfd, F_SETFL, O_NONBLOCK);
 	if (ev_fd_set(s->loop, ws->rfd, EV_READ, ready_cb, ws) == -1)
@@ -504,6 +511,31 @@ signal_cb(int fd, int events, void *arg)
 	}
 }
 
+/* A worker whose loop stopped turning (no heartbeat for WORKER_HANG_MS)
+ * serves nobody and would never exit: killed, and so started again. */
+static void
+hang_cb(void *arg)
+{
+	struct sup *s = arg;
+	uint64_t now = ev_now(s->loop), last;
+	int i;
+
+	for (i = 0; i < s->n && !s->draining; i++) {
+		struct wslot *ws = &s->w[i];
+
+		if (ws->pid <= 0 || !ws->ready || ws->killed ||
+		    (last = stats_shm_last_beat(s->shm, i)) == 0 ||
+		    now < last || now - last < WORKER_HANG_MS)
+			continue;
+		log_err("event=worker-hung worker=%d pid=%ld silent_ms=%llu "
+		    "note=\"killed, to be started again\"", i, (long)ws->pid,
+		    (unsigned long long)(now - last));
+		ws->killed = 1;
+		kill(ws->pid, SIGKILL);
+	}
+	ev_timer_arm(s->hang, WORKER_BEAT_MS);
+}
+
 static void
 watchdog_cb(void *arg)
 {
@@ -551,7 +583,8 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 	}
 	s->deadline = ev_timer_new(s->loop, deadline_cb, s);
 	s->watchdog = ev_timer_new(s->loop, watchdog_cb, s);
-	if (s->deadline == NULL || s->watchdog == NULL ||
+	s->hang = ev_timer_new(s->loop, hang_cb, s);
+	if (s->deadline == NULL || s->watchdog == NULL || s->hang == NULL ||
 	    (s->shm = stats_shm_new(s->n)) == NULL) {
 		log_err("event=fatal error=\"out of memory\"");
 		goto fail;
@@ -612,6 +645,7 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 			goto fail;
 	if ((s->watchdog_ms = sd_watchdog_interval_ms()) > 0)
 		ev_timer_arm(s->watchdog, s->watchdog_ms);
+	ev_timer_arm(s->hang, WORKER_BEAT_MS);
 	if (ev_loop_run(s->loop) == -1) {
 		log_err("event=fatal error=\"event loop: %s\"",
 		    strerror(errno));
@@ -637,6 +671,7 @@ fail:
 	}
 	ev_timer_free(s->deadline);
 	ev_timer_free(s->watchdog);
+	ev_timer_free(s->hang);
 	if (s->sigfd != -1)
 		close(s->sigfd);
 	ev_loop_free(s->loop);

@@ -29,6 +29,11 @@ struct worker_info {
 	struct stats_shm *shm;
 };
 
+/* A worker's heartbeat period, and the silence after which the
+ * supervisor takes it for hung: killed (SIGKILL), then started again. */
+#define WORKER_BEAT_MS	1000
+#define WORKER_HANG_MS	30000
+
 /* The processes `workers` asks for: 0 is one per CPU this process may
  * run on; at most 64. */
 int	workers_count(const struct config *);

@@ -66,6 +66,7 @@ struct stats_rec {
 struct stats_slot {
 	uint32_t	 nrec;		/* published after the record is set */
 	uint32_t	 pad;
+	uint64_t	 beat;		/* the worker's last heartbeat (ms) */
 	struct stats_rec rec[STATS_SLOT_RECS];
 };
 
@@ -375,6 +376,7 @@ stats_shm_attach(struct stats_shm *m, int slot)
 	retired = NULL;
 	myslot = &m->slot[slot];
 	__atomic_store_n(&myslot->nrec, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&myslot->beat, 0, __ATOMIC_RELAXED);
 }
 
 void
@@ -499,6 +501,19 @@ stats_shm_retire(struct stats_shm *m, int slot)
 		merge_rec(&retired, &sl->rec[i], 0);
 	__atomic_store_n(&sl->nrec, 0, __ATOMIC_RELEASE);
 	memset(sl->rec, 0, (size_t)n * sizeof(sl->rec[0]));
+}
+
+void
+stats_shm_beat(uint64_t now_ms)
+{
+	if (myslot != NULL)
+		__atomic_store_n(&myslot->beat, now_ms, __ATOMIC_RELAXED);
+}
+
+uint64_t
+stats_shm_last_beat(struct stats_shm *m, int slot)
+{
+	return __atomic_load_n(&m->slot[slot].beat, __ATOMIC_RELAXED);
 }
 
 int64_t

@@ -78,5 +78,9 @@ void		 stats_shm_attach(struct stats_shm *, int slot);
 void		 stats_shm_supervise(struct stats_shm *);
 void		 stats_shm_retire(struct stats_shm *, int slot);
 int64_t		 stats_shm_sum(struct stats_shm *, const char *name);
+/* A worker's heartbeat (its loop's clock, CLOCK_MONOTONIC ms), and the
+ * last one of a slot as the supervisor sees it (0: none yet). */
+void		 stats_shm_beat(uint64_t now_ms);
+uint64_t	 stats_shm_last_beat(struct stats_shm *, int slot);
 
 #endif

@@ -6,7 +6,9 @@
 # retries); the supervisor logs the exit, restarts the worker and counts
 # it; the held session on the other worker is not disturbed and completes;
 # every message arrives exactly once (by its unique subject); the
-# supervisor's counters never went backwards across the kill.
+# supervisor's counters never went backwards across the kill.  Then the
+# other worker hangs (SIGSTOP): no heartbeat for 30 s, so the supervisor
+# kills it and starts a new one.
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 ns_setup
@@ -59,7 +61,12 @@ before=$(metric mxguard_sessions_total)
 log "killing worker $VW (pid $VPID) with $(open_sessions "$VPID") session(s) under way; sessions_total=$before"
 kill -KILL "$VPID"
 wait_log "$MXLOG" "event=worker-exit worker=$VW pid=$VPID status=signal:9" 20
-wait_log "$MXLOG" "event=worker-ready worker=$VW pid=" 20
+_replaced() {	# WORKER OLDPID: a new pid for WORKER, and it is up
+	local p
+	p=$(wpid "$1")
+	[ -n "$p" ] && [ "$p" != "$2" ] && grep -qE "event=worker-ready worker=$1 pid=$p\$" "$MXLOG"
+}
+wait_for 20 "worker $VW started again and up" _replaced "$VW" "$VPID"
 NPID=$(wpid "$VW")
 assert "the supervisor started a new worker $VW (pid $NPID)" [ -n "$NPID" ]
 assert "the supervisor started a new worker $VW (pid $NPID)" [ "$NPID" != "$VPID" ]
@@ -88,7 +95,18 @@ for i in $(seq 1 $N); do
 	[ "$n" = 1 ] || { log "burst $i arrived $n times"; bad=$((bad + 1)); }
 done
 assert "each of the $N messages arrived exactly once" [ "$bad" = 0 ]
-assert "nothing else arrived" [ "$(mailbox_count alice@tls.test)" = $N ]
+assert "nothing else arrived" [ "$(mailbox_count alice@tls.test)" = "$N" ]
 assert "still two workers" [ "$(metric mxguard_workers)" = 2 ]
 assert "the restarted worker took sessions" grep -qE "mxguard\[$NPID\]: .*event=connect " "$MXLOG"
-pass "a worker killed mid-burst: restarted, the other's session intact, every message once"
+
+# a hung worker (stopped: its loop no longer turns) is seen by its silent
+# heartbeat, killed and started again; mail still flows
+HW=$((1 - VW))
+kill -STOP "$HPID"
+wait_log "$MXLOG" "event=worker-hung worker=$HW pid=$HPID " 45
+wait_log "$MXLOG" "event=worker-exit worker=$HW pid=$HPID status=signal:9" 10
+wait_for 20 "worker $HW started again and up" _replaced "$HW" "$HPID"
+assert "both exits counted" [ "$(metric mxguard_worker_exits_total)" = 2 ]
+send_mail bob@sender.test alice@tls.test "$T/body" "after the hang"
+wait_mailbox alice@tls.test $((N + 1)) 60
+pass "a worker killed mid-burst: restarted, the other's session intact, every message once; a hung worker replaced"
