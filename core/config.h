@@ -96,6 +96,13 @@ struct config {
 	size_t		 sts_cache_max_entry_size; /* bytes of one policy */
 	int		 tls_history_max_entries; /* records in the history */
 
+	/* shared policy state (policy/redis.c, docs/deployment.md) */
+	char		*redis_address;	/* "" = off; IP:PORT or /path */
+	char		*redis_username;	/* ACL user; "" = default */
+	char		*redis_password;	/* "" = no AUTH */
+	char		*redis_prefix;	/* key prefix */
+	uint64_t	 redis_timeout;	/* one command, the connect */
+
 	/* SMTP TLS Reporting (RFC 8460, docs/tlsrpt.md) */
 	int		 tlsrpt_enable;
 	char		*tlsrpt_org_name;	/* "" = the host name */
