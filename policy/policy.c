@@ -47,6 +47,7 @@
 #include "policy/mx.h"
 #include "policy/override.h"
 #include "policy/policy.h"
+#include "policy/redis.h"
 #include "policy/sts.h"
 #include "policy/tlsrpt.h"
 #include "policy/tlsrpt_rec.h"
@@ -106,6 +107,13 @@ struct policy_req {
 	char		 fetch_reason[48];
 	char		 fetch_err[256];
 
+	/* the shared store (policy/redis.c), asked on a local miss */
+	struct redis_op	*rs_sts;	/* MTA-STS policy under way */
+	struct redis_op	*rs_hist;	/* TLS history under way */
+	int		 have_remote;	/* remote: another gateway's policy,
+					 * the last resort (sts_effective) */
+	struct sts_cache_entry remote;
+
 	int		 rpt_kind;	/* RPT_*: the published policy that
 					 * decided, for TLSRPT */
 	double		 started;	/* stats_clock() at the lookup */
@@ -157,6 +165,7 @@ struct policy {
 	int64_t		 hist_window;	/* seconds */
 	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
 	char		*state_dir;
+	struct redis	*rs;		/* shared store, NULL when off */
 };
 
 /* Each CA store the engine makes gets a number of its own: a proof or a
@@ -230,6 +239,10 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		log_warn("event=sts-cache-unavailable error=\"%s\" "
 		    "note=\"MTA-STS policies are fetched for every lookup\"",
 		    cerr);
+	/* one client per process, made here, where the engine is */
+	if ((p->rs = redis_new(loop, cfg, err, errsz)) == NULL &&
+	    err[0] != '\0')
+		goto fail;
 	if ((p->refresh_tmr = ev_timer_new(loop, refresh_round, p)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -255,6 +268,7 @@ policy_free(struct policy *p)
 		bgref_free(p->bgrefs);
 	while (p->fetches != NULL)
 		fetch_free(p->fetches);
+	redis_free(p->rs);
 	tlsrpt_rec_free(p->rec);
 	free(p->state_dir);
 	dns_free(p->dns);
@@ -389,6 +403,10 @@ req_stop_lookups(struct policy_req *r)
 	r->txtq = NULL;
 	dane_cancel(r->daneq);
 	r->daneq = NULL;
+	redis_cancel(r->rs_sts);
+	r->rs_sts = NULL;
+	redis_cancel(r->rs_hist);
+	r->rs_hist = NULL;
 	req_unlink_fetch(r);
 }
 
@@ -407,6 +425,7 @@ req_destroy(struct policy_req *r)
 	ev_timer_free(r->tmo);
 	ev_timer_free(r->fire);
 	sts_cache_entry_clear(&r->cached);
+	sts_cache_entry_clear(&r->remote);
 	free(r->mx);
 	dane_info_free(r->dane);
 	free(r->fresh);
@@ -813,6 +832,13 @@ sts_effective(struct policy_req *r, const char **origin)
 		*origin = "cached";
 		return &r->cached.pol;
 	}
+	/* last: a policy another gateway fetched, where this one has none
+	 * of its own (redis_sts_usable(): enforce only, so it can only
+	 * make the verdict stricter than no policy) */
+	if (r->have_remote && (int64_t)time(NULL) < r->remote.expires) {
+		*origin = "redis";
+		return &r->remote.pol;
+	}
 	*origin = NULL;
 	return NULL;
 }
@@ -857,13 +883,21 @@ decide(struct policy_req *r)
 		return;
 	}
 	if (sp != NULL) {
+		const struct sts_cache_entry *ce = sp == &r->remote.pol ?
+		    &r->remote : &r->cached;
 		int64_t age = r->fresh ? 0 :
-		    (int64_t)time(NULL) - r->cached.fetched;
+		    (int64_t)time(NULL) - ce->fetched;
 
 		snprintf(v->sts_note, sizeof(v->sts_note),
 		    "mode=%s,id=%s,%s,age=%llds", sts_mode_name(sp->mode),
-		    r->fresh ? r->fresh_id : r->cached.id, origin,
+		    r->fresh ? r->fresh_id : ce->id, origin,
 		    (long long)age);
+		if (sp == &r->remote.pol)
+			log_info("event=sts-policy-from-redis domain=%s id=%s "
+			    "mode=%s age=%llds note=\"no policy of this "
+			    "gateway's own: the one another gateway fetched "
+			    "decides\"", v->domain, ce->id,
+			    sts_mode_name(sp->mode), (long long)age);
 	} else if (r->sts && r->fetch_reason[0])
 		snprintf(v->sts_note, sizeof(v->sts_note), "%s",
 		    r->fetch_reason);
@@ -984,6 +1018,9 @@ check_done(struct policy_req *r)
 	if (r->sts && !r->sts_done)
 		return;
 	if (r->dane_wanted && r->dane == NULL && !r->dane_failed)
+		return;
+	/* bounded by redis_timeout, below policy_timeout */
+	if (r->rs_sts != NULL || r->rs_hist != NULL)
 		return;
 	decide(r);
 }
@@ -1144,8 +1181,11 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 				sts_cache_entry_clear(&old);
 			}
 		}
-		if (p->cache != NULL)
-			sts_cache_put(p->cache, f->domain, &e);
+		/* write-through: what this gateway fetched and keeps,
+		 * another one may use where it has nothing */
+		if (p->cache == NULL || sts_cache_put(p->cache, f->domain,
+		    &e) == 0)
+			redis_sts_put(p->rs, f->domain, &e);
 		log_info("event=sts-fetch domain=%s id=%s result=ok mode=%s "
 		    "max_age=%u mx_patterns=%d", f->domain, f->id,
 		    sts_mode_name(sp->mode), sp->max_age, sp->nmx);
@@ -1435,6 +1475,70 @@ refresh_round(void *arg)
 	free(due);
 }
 
+/* ---- the shared store (policy/redis.c) ---- */
+
+static void
+on_redis_sts(void *arg, int rc, const struct sts_cache_entry *e)
+{
+	struct policy_req *r = arg;
+	int64_t now = (int64_t)time(NULL);
+
+	r->rs_sts = NULL;
+	if (rc == 1 && redis_sts_usable(r->have_cached ? &r->cached : NULL,
+	    e, now)) {
+		r->remote = *e;
+		if ((r->remote.body = malloc(e->bodylen + 1)) != NULL) {
+			memcpy(r->remote.body, e->body, e->bodylen + 1);
+			r->have_remote = 1;
+			log_info("event=sts-redis domain=%s id=%s mode=%s "
+			    "age=%llds result=fallback note=\"used only if "
+			    "this gateway finds no policy itself\"",
+			    r->v->domain, e->id, sts_mode_name(e->pol.mode),
+			    (long long)(now - e->fetched));
+		} else
+			memset(&r->remote, 0, sizeof(r->remote));
+	} else if (rc == 1)
+		log_info("event=sts-redis domain=%s id=%s mode=%s "
+		    "result=ignored note=\"only an unexpired enforce policy "
+		    "counts where this gateway has none\"", r->v->domain,
+		    e->id, sts_mode_name(e->pol.mode));
+	check_done(r);
+}
+
+static void
+on_redis_hist(void *arg, int rc, const struct history_entry *e)
+{
+	struct policy_req *r = arg;
+	struct policy *p = r->pol;
+	int64_t now = (int64_t)time(NULL);
+
+	r->rs_hist = NULL;
+	if (rc == 1 && history_expects_tls(e, now, p->hist_window) &&
+	    history_merge(p->hist, (struct sockaddr *)&r->dst, e, now) == 0)
+		log_info("event=tls-history-redis dst=%s last_tls_age=%llds "
+		    "note=\"another gateway saw STARTTLS here: merged\"",
+		    r->dststr, (long long)(now - e->last_tls));
+	check_done(r);
+}
+
+/* The address's TLS history from the shared store, when the local one
+ * does not expect TLS there (merging can only raise it). */
+static void
+redis_hist_ask(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	struct history_entry e;
+
+	if (p->rs == NULL || p->hist == NULL || p->hist_window <= 0 ||
+	    !r->have_dst || r->ovr != NULL)
+		return;
+	if (history_get(p->hist, "", (struct sockaddr *)&r->dst, &e) == 1 &&
+	    history_expects_tls(&e, (int64_t)time(NULL), p->hist_window))
+		return;
+	r->rs_hist = redis_hist_get(p->rs, (struct sockaddr *)&r->dst,
+	    on_redis_hist, r);
+}
+
 /* ---- entry points ---- */
 
 struct policy_req *
@@ -1520,6 +1624,7 @@ policy_lookup(struct policy *p, const char *domain,
 	    r->dst.ss_family == AF_INET ? MX_WALK_A : MX_WALK_AAAA, on_walk,
 	    r)) == NULL)
 		goto fail;
+	redis_hist_ask(r);
 	if (r->ovr == NULL && p->sts_enable) {
 		r->sts = 1;
 		if (sts_names_refused(r))
@@ -1530,6 +1635,11 @@ policy_lookup(struct policy *p, const char *domain,
 			r->cached_state = sts_cache_state(&r->cached,
 			    (int64_t)time(NULL), p->refresh_margin);
 		}
+		/* read-through on a local miss (no valid policy) */
+		if (p->rs != NULL && !(r->have_cached &&
+		    r->cached_state != STS_CACHE_EXPIRED))
+			r->rs_sts = redis_sts_get(p->rs, v->domain,
+			    on_redis_sts, r);
 		snprintf(name, sizeof(name), "_mta-sts.%s", v->domain);
 		if ((r->txtq = dns_query(p->dns, name, DNS_T_TXT, on_txt,
 		    r)) == NULL)
@@ -1564,6 +1674,14 @@ policy_record_tls(struct policy *p, const struct sockaddr *dst,
 		return;
 	history_note(p->hist, p->hist_window, dst, mx_host, starttls_offered,
 	    tls_ok);
+	if (p->rs != NULL && p->hist != NULL && dst != NULL) {
+		struct history_entry e;
+
+		/* write-through of the address's record; the server merges
+		 * it towards TLS with what other gateways wrote */
+		if (history_get(p->hist, "", dst, &e) == 1)
+			redis_hist_put(p->rs, dst, &e);
+	}
 }
 
 /*
