@@ -114,6 +114,8 @@ struct redis {
 	int64_t		 down_logged;
 	int		 quiet;		/* redis_free(), a forked copy: ops
 					 * end without a word */
+	int		 settled;	/* the first connect has ended, one
+					 * way or the other */
 };
 
 static void	 drop(struct redis *, const char *why, const char *detail);
@@ -306,7 +308,10 @@ op_new(struct redis *rs, enum op_kind kind, const char *name,
 		drop(rs, "fork", "the connection belongs to another process");
 	if (!rs->up) {
 		count_error(name);
-		if (now - rs->down_logged >= DOWN_LOG_S) {
+		if (!rs->settled)	/* still connecting at start: no news */
+			log_debug("event=redis-error op=%s reason=connecting "
+			    "address=%s", name, rs->address);
+		else if (now - rs->down_logged >= DOWN_LOG_S) {
 			rs->down_logged = now;
 			log_warn("event=redis-error op=%s reason=down "
 			    "address=%s note=\"not connected; local state "
@@ -350,6 +355,7 @@ op_abandon(struct redis_op *op)
 static void
 arm_reconnect(struct redis *rs)
 {
+	rs->settled = 1;
 	ev_timer_arm(rs->conn_tmr, rs->backoff);
 	rs->backoff = rs->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX :
 	    rs->backoff * 2;
@@ -410,6 +416,7 @@ on_hello(redisAsyncContext *ac, void *r, void *priv)
 	}
 	ev_timer_stop(rs->conn_tmr);
 	rs->backoff = BACKOFF_MIN;
+	rs->settled = 1;
 	set_up(rs, 1);
 	log_info("event=redis-up address=%s auth=%s", rs->address,
 	    rs->password[0] ? (rs->username[0] ? "acl-user" : "password") :
