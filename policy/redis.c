@@ -45,18 +45,23 @@
 				 * at most this often */
 
 /* KEYS[1] key, ARGV[1] value, ARGV[2] its fetch time, ARGV[3] ttl (s):
- * the newer fetch wins (redis_sts_replaces()) */
+ * the newer fetch wins (redis_sts_replaces()); a value claiming a fetch
+ * time in the future (no gateway wrote it; readers refuse it) does not
+ * block the writes that follow */
 static const char sts_put_lua[] =
     "local cur = redis.call('GET', KEYS[1]) "
     "if cur then "
     "  local f = tonumber(string.match(cur, '^MXGS1 (%d+) ')) "
-    "  if f and f > tonumber(ARGV[2]) then return 0 end "
+    "  local now = tonumber(redis.call('TIME')[1]) "
+    "  if f and f > tonumber(ARGV[2]) and f <= now + 300 then "
+    "    return 0 end "
     "end "
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "
     "return 1";
 
 /* KEYS[1] key, ARGV[1] value, ARGV[2] ttl (s): merged with the value
- * there as history_entry_merge() does */
+ * there as history_entry_merge() does; a value there with a time in the
+ * future (readers refuse it) is replaced, not merged */
 static const char hist_put_lua[] =
     "local function nums(v) "
     "  local t = {} "
@@ -68,6 +73,8 @@ static const char hist_put_lua[] =
     "local n = nums(ARGV[1]) "
     "if #n ~= 6 then return redis.error_reply('bad value') end "
     "local o = nums(redis.call('GET', KEYS[1])) "
+    "local now = tonumber(redis.call('TIME')[1]) "
+    "for i = 1, 4 do if o[i] and o[i] > now + 300 then o = {} end end "
     "if #o == 6 then "
     "  if o[1] > 0 and (n[1] == 0 or o[1] < n[1]) then n[1] = o[1] end "
     "  for i = 2, 6 do if o[i] > n[i] then n[i] = o[i] end end "

@@ -383,6 +383,22 @@ test_sts_write_read(void **state)
 	assert_string_equal(g.id, "newer2");
 	assert_int_equal(g.mode, STS_MODE_TESTING);
 
+	/* a value claiming a fetch in the future (an attacker's: readers
+	 * refuse it) does not block the next honest write */
+	{
+		char fut[512];
+
+		snprintf(fut, sizeof(fut), "MXGS1 %lld %lld fut1\n%s",
+		    (long long)now + 100000, (long long)now + 100000 + 86400,
+		    enforce);
+		srv_set("mxguard:sts:example.com", fut);
+		put_policy(rs, "example.com", "honest1", enforce, now - 5);
+		run_until(NULL, NULL, 100);
+		g = get_policy(rs, "example.com");
+		assert_int_equal(g.rc, 1);
+		assert_string_equal(g.id, "honest1");
+	}
+
 	/* absent */
 	g = get_policy(rs, "absent.example");
 	assert_int_equal(g.rc, 0);
@@ -458,6 +474,16 @@ test_history_merge(void **state)
 		assert_int_equal(g.rc, 0);
 		assert_int_equal(ctr("mxguard_redis_invalid_total"
 		    "{kind=\"history\"}"), inv + 1);
+		/* and the next honest write replaces it instead of merging
+		 * with it */
+		redis_hist_put(rs, (struct sockaddr *)&a, &e1);
+		run_until(NULL, NULL, 100);
+		memset(&g, 0, sizeof(g));
+		assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a,
+		    hist_cb, &g));
+		assert_true(run_until(flag_set, &g.n, 2000));
+		assert_int_equal(g.rc, 1);
+		assert_int_equal(g.h.last_tls, now - 100);
 	}
 	redis_free(rs);
 	srv_kill();
