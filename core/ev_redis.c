@@ -1,13 +1,18 @@
 /*
  * ev_redis.c - hiredis async adapter for core/ev.h (see ev_redis.h).
  *
- * The one subtlety: redisAsyncHandleRead() may end the context (the server
+ * A context freed in a forked copy of the process (redis_free() in a
+ * worker that inherited the parent's client) only forgets its fd: the
+ * epoll instance is shared across fork().
+ *
+ * The other subtlety: redisAsyncHandleRead() may end the context (the server
  * closed the connection, a callback freed it), and hiredis then calls the
  * cleanup hook from inside it.  The adapter's state must outlive that
  * call, so cleanup only marks it dead while the fd callback runs, and the
  * fd callback frees it on the way out.
  */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "core/ev_redis.h"
 
@@ -16,6 +21,7 @@ struct ev_redis {
 	redisAsyncContext	*ac;
 	int			 fd;
 	int			 mask;
+	pid_t			 pid;	/* the process that attached */
 	int			 busy;	/* inside on_fd() */
 	int			 dead;	/* cleanup came while busy */
 };
@@ -83,8 +89,13 @@ cleanup(void *arg)
 {
 	struct ev_redis *e = arg;
 
-	/* hiredis closes the fd after this hook */
-	ev_fd_del(e->loop, e->fd);
+	/* hiredis closes the fd after this hook.  In a forked copy of the
+	 * process the epoll instance is the parent's too: deleting the
+	 * registration there would take the parent's socket off its loop */
+	if (e->pid == getpid())
+		ev_fd_del(e->loop, e->fd);
+	else
+		ev_fd_forget(e->loop, e->fd);
 	e->ac->ev.data = NULL;
 	if (e->busy)
 		e->dead = 1;
@@ -104,6 +115,7 @@ ev_redis_attach(struct ev_loop *loop, redisAsyncContext *ac)
 	e->loop = loop;
 	e->ac = ac;
 	e->fd = ac->c.fd;
+	e->pid = getpid();
 	ac->ev.addRead = add_read;
 	ac->ev.delRead = del_read;
 	ac->ev.addWrite = add_write;

@@ -19,10 +19,14 @@
  * the policy text does not carry is ignored and counted
  * (mxguard_redis_invalid_total{kind}).
  *
- * The client (redis.c) is one per process, on the process's event loop,
- * connected lazily (from the loop, so a process forked after
- * redis_new() makes its own connection), with AUTH, its own timeouts
- * (redis_timeout) and reconnection with back-off.  While Redis is down
+ * The client (redis.c) is one per process, on the process's event loop
+ * (policy_new() makes it, policy_free() frees it), with AUTH, its own
+ * timeouts (redis_timeout) and reconnection with back-off.  A connection
+ * is never shared across fork(): the first connect runs from the loop,
+ * not from redis_new(); a worker forked later frees the inherited engine
+ * (redis_free() there leaves the parent's socket on the parent's loop:
+ * core/ev_redis.c) and makes its own loop and engine; and a context used
+ * in another process than the one that connected it is dropped unused.  While Redis is down
  * every operation fails at once (a lookup asks nothing and waits for
  * nothing) and is counted: mxguard_redis_errors_total{op},
  * mxguard_redis_up.

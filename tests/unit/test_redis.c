@@ -6,7 +6,8 @@
  * towards TLS), malformed values ignored and counted, Redis going away
  * (killed, or hung: a command never waits beyond redis_timeout) and
  * coming back (reconnection, write-through resumes), AUTH with a password
- * and with an ACL user.
+ * and with an ACL user, and a process forked before or after the
+ * connection making its own (never sharing the parent's).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -617,6 +618,83 @@ test_auth(void **state)
 	srv_kill();
 }
 
+/* In a forked child: 0 when the child, with a loop and a client of its
+ * own, gets a working connection of its own. */
+static int
+child_work(const char *domain)
+{
+	struct redis *rs;
+	struct got g;
+	int rc = 0;
+
+	loop = ev_loop_new();		/* the parent's epoll is not ours */
+	rs = client(NULL, NULL);
+	if (!run_until(is_up, rs, 5000))
+		return 1;
+	put_policy(rs, domain, "kid1", enforce, (int64_t)time(NULL) - 1);
+	memset(&g, 0, sizeof(g));
+	if (redis_sts_get(rs, domain, sts_cb, &g) == NULL ||
+	    !run_until(flag_set, &g.n, 2000) || g.rc != 1 ||
+	    strcmp(g.id, "kid1") != 0)
+		rc = 2;
+	redis_free(rs);
+	return rc;
+}
+
+static int
+clients(void)
+{
+	redisContext *c = sync_conn(NULL);
+	redisReply *r;
+	int n = 0;
+	const char *p;
+
+	assert_non_null(c);
+	r = redisCommand(c, "CLIENT LIST");
+	assert_non_null(r);
+	for (p = r->str; p != NULL && (p = strstr(p, "cmd=")) != NULL; p++)
+		n++;
+	freeReplyObject(r);
+	redisFree(c);
+	return n - 1;		/* not this one */
+}
+
+/* A worker forked with the parent's client connected: freeing the
+ * inherited client there leaves the parent's connection alone (its
+ * socket stays on the parent's loop), and the worker's own client makes
+ * its own connection. */
+static void
+test_fork(void **state)
+{
+	struct redis *rs;
+	struct got g;
+	pid_t kid;
+	int st;
+
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	assert_int_equal(clients(), 1);
+	if ((kid = fork()) == 0) {
+		int rc;
+
+		redis_free(rs);		/* the inherited one: never used */
+		rc = child_work("kid.example");
+		_exit(rc);
+	}
+	assert_int_equal(waitpid(kid, &st, 0), kid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	/* the parent's connection is still up and works */
+	assert_true(redis_up(rs));
+	g = get_policy(rs, "kid.example");
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, "kid1");
+	assert_int_equal(clients(), 1);
+	redis_free(rs);
+	srv_kill();
+}
+
 int
 main(void)
 {
@@ -630,6 +708,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hung_server, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
