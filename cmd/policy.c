@@ -11,7 +11,9 @@
  * Exit status (cmd.h): 0 every verdict would deliver as required; 1 some
  * would deliver only because its policy is report-only (MTA-STS testing)
  * while enforcing would not; 2 some MX address would be deferred; 3 usage
- * or setup errors, or a lookup that gave no verdict.
+ * or setup errors, or a lookup that gave no verdict.  Under
+ * enforcement = monitor the level and the status are enforce mode's (what
+ * monitor only logs as would-defer), and the line says it is monitored.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -119,13 +121,18 @@ static int
 print_verdict(const char *host, const char *addr,
     const struct policy_verdict *v, json_t *vs)
 {
+	/* enforce mode's outcome, also for a monitored verdict */
+	enum tls_level lvl = v->monitor ? v->would_level : v->level;
 	json_t *o;
 
 	if (vs != NULL) {
 		o = json_object();
 		cmd_json_set(o, "host", host);
 		cmd_json_set(o, "address", addr);
-		cmd_json_set(o, "level", tls_level_name(v->level));
+		cmd_json_set(o, "level", tls_level_name(lvl));
+		cmd_json_set(o, "enforcement", v->monitor ? "monitor" :
+		    "enforce");
+		cmd_json_set(o, "delivered_level", tls_level_name(v->level));
 		json_object_set_new(o, "report_only",
 		    json_boolean(v->report_only));
 		cmd_json_set(o, "source", v->source);
@@ -136,12 +143,16 @@ print_verdict(const char *host, const char *addr,
 	} else {
 		if (addr != NULL)
 			printf("  %s [%s]: %s", host, addr,
-			    tls_level_name(v->level));
+			    tls_level_name(lvl));
 		else
 			printf("  (no MX address): %s",
-			    tls_level_name(v->level));
+			    tls_level_name(lvl));
 		if (v->report_only)
 			printf(" (report only)");
+		if (v->monitor)
+			printf(" (enforcement=monitor: delivered with %s%s)",
+			    tls_level_name(v->level), lvl == TLS_LEVEL_DEFER ?
+			    ", logged as would-defer" : "");
 		printf("  source=%s", v->source);
 		if (v->mx_host[0])
 			printf(" mx=%s", v->mx_host);
@@ -149,7 +160,7 @@ print_verdict(const char *host, const char *addr,
 			printf(" reason=%s", v->reason);
 		printf("\n    %s\n", v->detail);
 	}
-	if (v->level == TLS_LEVEL_DEFER)
+	if (lvl == TLS_LEVEL_DEFER)
 		return CMD_DEFER;
 	/* report-only: would deliver, but enforcing would not */
 	return v->report_only && v->reason[0] ? CMD_WARNING : CMD_OK;

@@ -23,6 +23,12 @@
  * STARTTLS within tls_history_window.  An MTA-STS testing policy keeps
  * that level and only adds its check, reported (report_only).  The
  * decision is logged in one line and counted.
+ *
+ * Last, enforcement = monitor (global, or an enforcement_override for the
+ * destination) turns the decided verdict into a monitored one
+ * (policy_verdict_monitor): delivered with the best TLS available, while
+ * what enforce mode would do stays in would_level and its checks still
+ * run on the leg, for the session's would-defer lines.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -147,6 +153,8 @@ struct policy {
 	struct bgref	*bgrefs;
 	uint32_t	 mark;
 	struct ovr_table ovr;
+	struct ovr_table modes;		/* enforcement_override */
+	int		 monitor;	/* enforcement = monitor */
 	struct dns	*dns;
 	SSL_CTX		*ctx;		/* HTTPS fetches; its store verifies MXs */
 	uint64_t	 store_gen;	/* identity of ctx's store */
@@ -262,6 +270,7 @@ policy_free(struct policy *p)
 	sts_cache_close(p->cache);
 	history_close(p->hist);
 	ovr_clear(&p->ovr);
+	ovr_clear(&p->modes);
 	free(p);
 }
 
@@ -269,10 +278,16 @@ int
 policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
     size_t errsz)
 {
-	struct ovr_table t = { 0 };
+	struct ovr_table t = { 0 }, m = { 0 };
 
-	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err, errsz) == -1)
+	if (ovr_load_enforcement(&m, &cfg->enforcement_override, err,
+	    errsz) == -1)
 		return -1;
+	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err,
+	    errsz) == -1) {
+		ovr_clear(&m);
+		return -1;
+	}
 	if (p->reqs == NULL && p->fetches == NULL && p->bgrefs == NULL &&
 	    p->ovr.e != NULL &&
 	    !tlsrpt_rec_busy(p->rec)) {
@@ -282,11 +297,13 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 
 		if (nd == NULL) {
 			ovr_clear(&t);
+			ovr_clear(&m);
 			return -1;
 		}
 		if ((nc = make_ctx(cfg, err, errsz)) == NULL) {
 			dns_free(nd);
 			ovr_clear(&t);
+			ovr_clear(&m);
 			return -1;
 		}
 		dns_free(p->dns);
@@ -298,6 +315,9 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	/* overrides point into p->ovr only during decide(), which copies */
 	ovr_clear(&p->ovr);
 	p->ovr = t;
+	ovr_clear(&p->modes);
+	p->modes = m;
+	p->monitor = strcmp(cfg->enforcement, "monitor") == 0;
 	if (p->ovr.e == NULL)
 		p->ovr.e = calloc(1, sizeof(struct ovr_entry)); /* "loaded" */
 	p->require_tls = strcmp(cfg->require_tls, "yes") == 0;
@@ -447,11 +467,14 @@ log_decision(struct policy_req *r, const char *result)
 	char qd[300], qs[160];
 
 	log_info("%s%sevent=policy domain=%s dst=%s mx=%s source=%s level=%s "
-	    "result=%s reason=%s%s sts=%s detail=%s", r->tag[0] ? "sid=" : "",
+	    "result=%s reason=%s%s%s%s sts=%s detail=%s",
+	    r->tag[0] ? "sid=" : "",
 	    r->tag[0] ? r->tag : "", v->domain[0] ? v->domain : "-", r->dststr,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
 	    tls_level_name(v->level), result, v->reason[0] ? v->reason : "-",
 	    v->report_only ? " report_only=yes" : "",
+	    v->monitor ? " enforcement=monitor would_level=" : "",
+	    v->monitor ? tls_level_name(v->would_level) : "",
 	    log_q(qs, sizeof(qs), v->sts_note[0] ? v->sts_note : "-"),
 	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"));
 	count(v, result);
@@ -587,6 +610,17 @@ rpt_fill(struct policy_req *r)
 	v->rpt = rp;
 }
 
+/* enforcement = monitor for this request's destination? */
+static int
+monitored(const struct policy_req *r)
+{
+	const struct ovr_entry *e;
+
+	e = ovr_find(&r->pol->modes, r->v->domain, r->have_dst ?
+	    (const struct sockaddr *)&r->dst : NULL);
+	return e != NULL ? e->monitor : r->pol->monitor;
+}
+
 static void
 finish(struct policy_req *r)
 {
@@ -597,8 +631,12 @@ finish(struct policy_req *r)
 	r->decided = 1;
 	req_stop_lookups(r);
 	ev_timer_stop(r->tmo);
+	if (monitored(r))
+		policy_verdict_monitor(v);
 	if (v->level == TLS_LEVEL_DEFER)
 		result = "defer";
+	else if (v->monitor && v->would_level == TLS_LEVEL_DEFER)
+		result = "would-defer";
 	else if (v->report_only && v->reason[0])
 		result = "report-only-failure";
 	else

@@ -429,6 +429,95 @@ test_session_keys(void **state)
 	policy_verdict_free(d);
 }
 
+/*
+ * enforcement = monitor: a forged certificate on a monitored enforce
+ * domain's MX.  The mail goes (level may), the check enforce mode would
+ * make still runs and says would_defer, and the proof says it failed: an
+ * enforced recipient on the same MX never fits the leg, and the session
+ * is keyed as the enforced check's (resumed only after that very check
+ * passed).
+ */
+static void
+test_monitor_forged(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *forged = mkcert(k, "mx.good.test", "mx.good.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	X509 *good = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *enforce = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *mon = policy_verdict_dup(enforce);
+	struct tls_proof proof;
+	struct tls_result res;
+	char k1[700], k2[700];
+	SSL *c;
+
+	assert_non_null(mon);
+	policy_verdict_monitor(mon);
+	policy_verdict_monitor(mon);	/* idempotent */
+	assert_int_equal(mon->monitor, 1);
+	assert_int_equal(mon->level, TLS_LEVEL_MAY);
+	assert_int_equal(mon->would_level, TLS_LEVEL_VERIFY);
+	c = handshake(mon, forged, k);
+	assert_int_equal(policy_tls_check(mon, c, &proof, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "certificate-not-trusted");
+	assert_int_equal(proof.failed, 1);
+	assert_int_not_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(enforce, &proof, c, &res), -1);
+	/* on a reused leg: delivered, and would_defer again */
+	assert_int_equal(policy_leg_fits(mon, &proof, c, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_int_equal(policy_tls_session_key(mon, k1, sizeof(k1)), 0);
+	assert_int_equal(policy_tls_session_key(enforce, k2, sizeof(k2)), 0);
+	assert_string_equal(k1, k2);
+	SSL_free(c);
+	/* the right certificate: no would-defer, and a real proof */
+	c = handshake(mon, good, k);
+	assert_int_equal(policy_tls_check(mon, c, &proof, &res), 0);
+	assert_int_equal(res.would_defer, 0);
+	assert_int_equal(proof.failed, 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(enforce, &proof, c, &res), 0);
+	SSL_free(c);
+	policy_verdict_free(mon);
+	policy_verdict_free(enforce);
+	X509_free(forged);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
+/* Monitored verdicts that enforce mode would defer at the decision, or
+ * for want of TLS: delivered, with would_defer and the reason. */
+static void
+test_monitor_defer_and_cleartext(void **state)
+{
+	struct policy_verdict *enc = verdict("x.test", "192.0.2.4");
+	struct policy_verdict *d = policy_verdict_dup(enc);
+	struct tls_proof none;
+	struct tls_result res;
+
+	assert_non_null(d);
+	d->level = TLS_LEVEL_DEFER;
+	snprintf(d->reason, sizeof(d->reason), "sts-policy-fetch-error");
+	policy_verdict_monitor(d);
+	assert_int_equal(d->level, TLS_LEVEL_MAY);
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(policy_leg_fits(d, &none, NULL, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "sts-policy-fetch-error");
+	/* encrypt, monitored, on a cleartext leg */
+	assert_int_equal(policy_tls_check(enc, NULL, &none, &res), -1);
+	policy_verdict_monitor(enc);
+	assert_int_equal(policy_tls_check(enc, NULL, &none, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "starttls-not-supported");
+	assert_int_equal(policy_leg_fits(enc, &none, NULL, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	policy_verdict_free(enc);
+	policy_verdict_free(d);
+}
+
 int
 main(void)
 {
@@ -439,6 +528,8 @@ main(void)
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_session_keys),
+		cmocka_unit_test(test_monitor_forged),
+		cmocka_unit_test(test_monitor_defer_and_cleartext),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
