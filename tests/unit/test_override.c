@@ -27,6 +27,10 @@
 #include "core/log.h"
 #include "policy/override.h"
 #include "policy/policy.h"
+#include "tests/unit/testcert.h"
+
+/* self-signed, no extensions */
+#define mkcert(k, cn) test_cert((k), (cn), NULL, NULL, NULL, -3600, 86400, 0)
 
 /* ---- parsing ---- */
 
@@ -239,23 +243,6 @@ static X509 *cert, *cert2;
 static struct ev_loop *loop;
 static struct policy *pol;
 static struct policy_verdict *got;
-
-static X509 *
-mkcert(EVP_PKEY *k, const char *cn)
-{
-	X509 *x = X509_new();
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, k);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
-	    MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	X509_sign(x, k, EVP_sha256());
-	return x;
-}
 
 /* colon-separated upper-case hex, as Postfix's posttls-finger writes */
 static void
