@@ -157,6 +157,7 @@ struct policy {
 	int64_t		 hist_window;	/* seconds */
 	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
 	char		*state_dir;
+	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
 };
 
 /* Each CA store the engine makes gets a number of its own: a proof or a
@@ -207,6 +208,7 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	p->loop = loop;
+	p->resolver_ok = -1;
 	if ((p->state_dir = strdup(cfg->state_dir)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -447,13 +449,16 @@ log_decision(struct policy_req *r, const char *result)
 	char qd[300], qs[160];
 
 	log_info("%s%sevent=policy domain=%s dst=%s mx=%s source=%s level=%s "
-	    "result=%s reason=%s%s sts=%s detail=%s", r->tag[0] ? "sid=" : "",
+	    "result=%s reason=%s%s sts=%s detail=%s%s%s",
+	    r->tag[0] ? "sid=" : "",
 	    r->tag[0] ? r->tag : "", v->domain[0] ? v->domain : "-", r->dststr,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
 	    tls_level_name(v->level), result, v->reason[0] ? v->reason : "-",
 	    v->report_only ? " report_only=yes" : "",
 	    log_q(qs, sizeof(qs), v->sts_note[0] ? v->sts_note : "-"),
-	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"));
+	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"),
+	    v->dane_note ? " dane=not-applicable dane_reason=" : "",
+	    v->dane_note ? v->dane_note : "");
 	count(v, result);
 }
 
@@ -594,6 +599,12 @@ finish(struct policy_req *r)
 	const char *result;
 
 	rpt_fill(r);
+	/* DANE would have been asked, but the self-check says the resolver
+	 * never sets the AD bit: say why no DANE verdict could come */
+	if (r->pol->resolver_ok == 0 && r->pol->dane_enable &&
+	    v->level != TLS_LEVEL_DANE && (r->ovr == NULL ||
+	    r->ovr->level == OVR_DANE || r->ovr->level == OVR_DANE_MAY))
+		v->dane_note = "resolver-not-validating";
 	r->decided = 1;
 	req_stop_lookups(r);
 	ev_timer_stop(r->tmo);
@@ -1606,6 +1617,12 @@ policy_tlsrpt_store(struct policy *p)
 }
 
 /* ---- for `mxguard policy` ---- */
+
+void
+policy_set_resolver_validating(struct policy *p, int validating)
+{
+	p->resolver_ok = validating;
+}
 
 struct dns *
 policy_dns(struct policy *p)

@@ -1178,7 +1178,7 @@ delivery_summary(struct session *s, const struct smtp_reply *r)
 	snprintf(reply, sizeof(reply), "%d %.*s", r->code, (int)tl, t);
 	log_info("sid=%s event=delivery domains=%s dst=%s mx=%s "
 	    "policy_source=%s policy_level=%s tls=%s cipher=%s verify=%s "
-	    "reply=%s", s->id, log_q(qd, sizeof(qd), s->tx_domains),
+	    "reply=%s%s%s", s->id, log_q(qd, sizeof(qd), s->tx_domains),
 	    s->dst_str,
 	    log_q(qm, sizeof(qm), v ? v->mx_host : ""),
 	    v && v->source ? v->source : "none",
@@ -1189,7 +1189,9 @@ delivery_summary(struct session *s, const struct smtp_reply *r)
 	    leg_tls_cipher(s->up) : "none"),
 	    log_q(qv, sizeof(qv), s->up && *leg_tls_verify(s->up) ?
 	    leg_tls_verify(s->up) : "none"),
-	    log_q(qr, sizeof(qr), reply));
+	    log_q(qr, sizeof(qr), reply),
+	    v && v->dane_note ? " dane=not-applicable dane_reason=" : "",
+	    v && v->dane_note ? v->dane_note : "");
 }
 
 static void
