@@ -444,7 +444,7 @@ session_enter(struct session *s, enum sstate st)
 
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
-	log_debug("sid=%s state %s -> %s", s->id, state_names[s->state],
+	log_debug("sid=%s event=state from=%s to=%s", s->id, state_names[s->state],
 	    state_names[st]);
 	s->state = st;
 
