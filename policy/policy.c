@@ -651,13 +651,39 @@ mx_lookup_failure(struct policy_req *r)
 
 static void dane_verdict(struct policy_req *);
 
+/*
+ * match= of verify/secure into reference names, with Postfix's match
+ * strategies: "nexthop" is the recipient domain (the next hop as mxguard
+ * sees it), "dot-nexthop" its subdomains, "hostname" the MX host H (none
+ * while H is unknown: then nothing matches); other names as written.
+ * Returns how many names it wrote.
+ */
+static int
+match_names(const struct ovr_entry *o, const struct policy_verdict *v,
+    char out[OVR_MAX_MATCH][256])
+{
+	int i, n = 0;
+
+	for (i = 0; i < o->nmatch && n < OVR_MAX_MATCH; i++)
+		if (strcasecmp(o->match[i], "nexthop") == 0)
+			snprintf(out[n++], 256, "%s", v->domain);
+		else if (strcasecmp(o->match[i], "dot-nexthop") == 0)
+			snprintf(out[n++], 256, ".%s", v->domain);
+		else if (strcasecmp(o->match[i], "hostname") == 0) {
+			if (v->mx_host[0] != '\0')
+				snprintf(out[n++], 256, "%s", v->mx_host);
+		} else
+			snprintf(out[n++], 256, "%s", o->match[i]);
+	return n;
+}
+
 static void
 apply_override_level(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct policy_verdict *v = r->v;
 	const struct ovr_entry *o = &r->ovr_copy;
-	char names[2][256];
+	char names[2][256], names2[OVR_MAX_MATCH][256];
 
 	v->source = "override";
 	snprintf(v->detail, sizeof(v->detail), "tls_policy \"%s\"", o->line);
@@ -718,7 +744,10 @@ apply_override_level(struct policy_req *r)
 	case OVR_SECURE:
 		v->level = TLS_LEVEL_VERIFY;
 		if (o->nmatch > 0) {
-			verdict_names(p, v, o->nmatch, o->match);
+			if (verdict_names(p, v, match_names(o, v, names2),
+			    names2) == -1)
+				defer(r, "override", "validation-failure",
+				    "out of memory");
 			return;
 		}
 		if (o->level == OVR_VERIFY && v->mx_host[0]) {

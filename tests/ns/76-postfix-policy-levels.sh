@@ -21,6 +21,14 @@
 #                                self-signed certificate: delivered
 #                fp-bad.test     match=DIGEST of another certificate:
 #                                deferred 4.7.5, queued
+#                nh-ok.test      match=nexthop:dot-nexthop (Postfix's
+#                                strategies), a certificate for
+#                                mx.nh-ok.test from the test CA: delivered
+#   verify       vh-ok.test      match=hostname, a certificate for the MX
+#                                host mx.vh-ok.test: delivered
+#                vh-bad.test     match=hostname, a certificate for
+#                                vh-bad.test (not the MX host): deferred
+#                                4.7.5, queued
 # mxguard resolves the MX hosts from an unsigned test zone (as in 43).
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/dnssec.sh"
@@ -32,9 +40,12 @@ make_cert secbad mx.elsewhere.test
 make_cert fpok mx.fp-ok.test selfsigned
 make_cert fpbad mx.fp-bad.test selfsigned
 make_cert fpother mx.fp-bad.test selfsigned
+make_cert nhok mx.nh-ok.test
+make_cert vhok mx.vh-ok.test
+make_cert vhbad vh-bad.test
 
 i=21
-for d in enc-ok enc-plain sec-ok sec-bad fp-ok fp-bad; do
+for d in enc-ok enc-plain sec-ok sec-bad fp-ok fp-bad nh-ok vh-ok vh-bad; do
 	dnssec_zone "$d.test" unsigned
 	dnssec_mx "$d.test" "mx.$d.test" "10.25.1.$i"
 	i=$((i + 1))
@@ -47,12 +58,15 @@ rcv_listener 10.25.1.23 secok
 rcv_listener 10.25.1.24 secbad
 rcv_listener 10.25.1.25 fpok
 rcv_listener 10.25.1.26 fpbad
+rcv_listener 10.25.1.27 nhok
+rcv_listener 10.25.1.28 vhok
+rcv_listener 10.25.1.29 vhbad
 rcv_mailbox a@enc-ok.test b@enc-plain.test c@sec-ok.test d@sec-bad.test \
-	e@fp-ok.test f@fp-bad.test
+	e@fp-ok.test f@fp-bad.test g@nh-ok.test h@vh-ok.test i@vh-bad.test
 rcv_setup
 snd_setup
 i=21
-for d in enc-ok enc-plain sec-ok sec-bad fp-ok fp-bad; do
+for d in enc-ok enc-plain sec-ok sec-bad fp-ok fp-bad nh-ok vh-ok vh-bad; do
 	snd_route "$d.test" "10.25.1.$i"
 	i=$((i + 1))
 done
@@ -71,6 +85,9 @@ sec-bad.test     secure match=.sec-bad.test
 fp-ok.test       fingerprint
 	match=$fp_other|$fp_ok
 fp-bad.test      fingerprint match=$fp_other
+nh-ok.test       secure match=nexthop:dot-nexthop
+vh-ok.test       verify match=hostname
+vh-bad.test      verify match=hostname
 EOF
 for kv in "enc-ok.test|encrypt" "sec-ok.test|secure match=mx.sec-ok.test:.sec-ok.test" \
 	"fp-ok.test|fingerprint match=$fp_other|$fp_ok" "fp-bad.test|fingerprint match=$fp_other"; do
@@ -84,7 +101,8 @@ assert "no config warning for a Postfix table" [ "$(mx_count 'event=config-warni
 
 new_body "$T/body" 2000
 declare -A Q=()
-for r in a@enc-ok.test b@enc-plain.test c@sec-ok.test d@sec-bad.test e@fp-ok.test f@fp-bad.test; do
+for r in a@enc-ok.test b@enc-plain.test c@sec-ok.test d@sec-bad.test e@fp-ok.test f@fp-bad.test \
+	g@nh-ok.test h@vh-ok.test i@vh-bad.test; do
 	send_mail x@sender.test "$r" "$T/body" "policy file ${r#*@}"
 	Q[$r]=$(find_qid "$MSGID")
 done
@@ -117,7 +135,11 @@ deferred d@sec-bad.test 4.7.5 certificate-host-mismatch
 delivered e@fp-ok.test verify success
 deferred f@fp-bad.test 4.7.5 certificate-not-trusted
 assert "fp-bad.test: the digest did not match" grep -qE "event=policy-failure domain=fp-bad.test .*detail=\"certificate fingerprint matches none of the 1 configured\"" "$MXLOG"
+delivered g@nh-ok.test verify success
+delivered h@vh-ok.test verify success
+deferred i@vh-bad.test 4.7.5 certificate-host-mismatch
+assert "vh-bad.test: checked for the MX host name" grep -qE "event=policy-failure domain=vh-bad.test .*detail=\"certificate does not match mx.vh-bad.test\"" "$MXLOG"
 
-assert "exactly the three good domains delivered" [ "$(all_mailbox_count)" = 3 ]
-assert "three messages still queued at the sender" [ "$(queue_count)" = 3 ]
-pass "Postfix table: encrypt, secure match=, fingerprint match= as Postfix documents"
+assert "exactly the five good domains delivered" [ "$(all_mailbox_count)" = 5 ]
+assert "four messages still queued at the sender" [ "$(queue_count)" = 4 ]
+pass "Postfix table: encrypt, secure match=, fingerprint match=, verify match=hostname as Postfix documents"
