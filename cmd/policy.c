@@ -11,7 +11,10 @@
  * Exit status (cmd.h): 0 every verdict would deliver as required; 1 some
  * would deliver only because its policy is report-only (MTA-STS testing)
  * while enforcing would not; 2 some MX address would be deferred; 3 usage
- * or setup errors, or a lookup that gave no verdict.
+ * or setup errors, or a lookup that gave no verdict.  The resolver
+ * self-check (policy/dnscheck.h) runs once first: its result is printed
+ * and handed to the engine, whose verdicts then note when DANE cannot
+ * apply.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -245,12 +248,13 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		free(r);
 		return CMD_UNKNOWN;
 	}
-	/* the daemon's resolver self-check, once: while the resolver does
-	 * not validate, DANE cannot apply and the verdicts say so */
+	/* the daemon's resolver self-check, once (3 s at most, as -n -v):
+	 * while the resolver does not validate, DANE cannot apply and the
+	 * verdicts say so */
 	r->validating = -1;
 	if (cfg->dns_check_interval > 0) {
 		r->outstanding = 1;
-		if ((chk = dnscheck_new(r->loop, cfg, DNSCHECK_ONESHOT, 0,
+		if ((chk = dnscheck_new(r->loop, cfg, DNSCHECK_ONESHOT, 3000,
 		    on_check, r, err, sizeof(err))) == NULL)
 			r->outstanding = 0;
 		wait_all(r);
