@@ -165,6 +165,7 @@ struct policy {
 	int64_t		 hist_window;	/* seconds */
 	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
 	char		*state_dir;
+	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
 };
 
 /* Each CA store the engine makes gets a number of its own: a proof or a
@@ -215,6 +216,7 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	p->loop = loop;
+	p->resolver_ok = -1;
 	if ((p->state_dir = strdup(cfg->state_dir)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -467,7 +469,7 @@ log_decision(struct policy_req *r, const char *result)
 	char qd[300], qs[160];
 
 	log_info("%s%sevent=policy domain=%s dst=%s mx=%s source=%s level=%s "
-	    "result=%s reason=%s%s%s%s sts=%s detail=%s",
+	    "result=%s reason=%s%s%s%s sts=%s detail=%s%s%s",
 	    r->tag[0] ? "sid=" : "",
 	    r->tag[0] ? r->tag : "", v->domain[0] ? v->domain : "-", r->dststr,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
@@ -476,7 +478,9 @@ log_decision(struct policy_req *r, const char *result)
 	    v->monitor ? " enforcement=monitor would_level=" : "",
 	    v->monitor ? tls_level_name(v->would_level) : "",
 	    log_q(qs, sizeof(qs), v->sts_note[0] ? v->sts_note : "-"),
-	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"));
+	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"),
+	    v->dane_note ? " dane=not-applicable dane_reason=" : "",
+	    v->dane_note ? v->dane_note : "");
 	count(v, result);
 }
 
@@ -628,6 +632,12 @@ finish(struct policy_req *r)
 	const char *result;
 
 	rpt_fill(r);
+	/* DANE would have been asked, but the self-check says the resolver
+	 * never sets the AD bit: say why no DANE verdict could come */
+	if (r->pol->resolver_ok == 0 && r->pol->dane_enable &&
+	    v->level != TLS_LEVEL_DANE && (r->ovr == NULL ||
+	    r->ovr->level == OVR_DANE || r->ovr->level == OVR_DANE_MAY))
+		v->dane_note = "resolver-not-validating";
 	r->decided = 1;
 	req_stop_lookups(r);
 	ev_timer_stop(r->tmo);
@@ -678,13 +688,39 @@ mx_lookup_failure(struct policy_req *r)
 
 static void dane_verdict(struct policy_req *);
 
+/*
+ * match= of verify/secure into reference names, with Postfix's match
+ * strategies: "nexthop" is the recipient domain (the next hop as mxguard
+ * sees it), "dot-nexthop" its subdomains, "hostname" the MX host H (none
+ * while H is unknown: then nothing matches); other names as written.
+ * Returns how many names it wrote.
+ */
+static int
+match_names(const struct ovr_entry *o, const struct policy_verdict *v,
+    char out[OVR_MAX_MATCH][256])
+{
+	int i, n = 0;
+
+	for (i = 0; i < o->nmatch && n < OVR_MAX_MATCH; i++)
+		if (strcasecmp(o->match[i], "nexthop") == 0)
+			snprintf(out[n++], 256, "%s", v->domain);
+		else if (strcasecmp(o->match[i], "dot-nexthop") == 0)
+			snprintf(out[n++], 256, ".%s", v->domain);
+		else if (strcasecmp(o->match[i], "hostname") == 0) {
+			if (v->mx_host[0] != '\0')
+				snprintf(out[n++], 256, "%s", v->mx_host);
+		} else
+			snprintf(out[n++], 256, "%s", o->match[i]);
+	return n;
+}
+
 static void
 apply_override_level(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct policy_verdict *v = r->v;
 	const struct ovr_entry *o = &r->ovr_copy;
-	char names[2][256];
+	char names[2][256], names2[OVR_MAX_MATCH][256];
 
 	v->source = "override";
 	snprintf(v->detail, sizeof(v->detail), "tls_policy \"%s\"", o->line);
@@ -745,7 +781,10 @@ apply_override_level(struct policy_req *r)
 	case OVR_SECURE:
 		v->level = TLS_LEVEL_VERIFY;
 		if (o->nmatch > 0) {
-			verdict_names(p, v, o->nmatch, o->match);
+			if (verdict_names(p, v, match_names(o, v, names2),
+			    names2) == -1)
+				defer(r, "override", "validation-failure",
+				    "out of memory");
 			return;
 		}
 		if (o->level == OVR_VERIFY && v->mx_host[0]) {
@@ -1644,6 +1683,12 @@ policy_tlsrpt_store(struct policy *p)
 }
 
 /* ---- for `mxguard policy` ---- */
+
+void
+policy_set_resolver_validating(struct policy *p, int validating)
+{
+	p->resolver_ok = validating;
+}
 
 struct dns *
 policy_dns(struct policy *p)

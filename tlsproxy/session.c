@@ -448,7 +448,7 @@ session_enter(struct session *s, enum sstate st)
 
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
-	log_debug("sid=%s state %s -> %s", s->id, state_names[s->state],
+	log_debug("sid=%s event=state from=%s to=%s", s->id, state_names[s->state],
 	    state_names[st]);
 	s->state = st;
 
@@ -1243,7 +1243,7 @@ delivery_summary(struct session *s, const struct smtp_reply *r)
 	snprintf(reply, sizeof(reply), "%d %.*s", r->code, (int)tl, t);
 	log_info("sid=%s event=delivery domains=%s dst=%s mx=%s "
 	    "policy_source=%s policy_level=%s%s tls=%s cipher=%s verify=%s "
-	    "reply=%s", s->id, log_q(qd, sizeof(qd), s->tx_domains),
+	    "reply=%s%s%s", s->id, log_q(qd, sizeof(qd), s->tx_domains),
 	    s->dst_str,
 	    log_q(qm, sizeof(qm), v ? v->mx_host : ""),
 	    v && v->source ? v->source : "none",
@@ -1256,7 +1256,9 @@ delivery_summary(struct session *s, const struct smtp_reply *r)
 	    leg_tls_cipher(s->up) : "none"),
 	    log_q(qv, sizeof(qv), s->up && *leg_tls_verify(s->up) ?
 	    leg_tls_verify(s->up) : "none"),
-	    log_q(qr, sizeof(qr), reply));
+	    log_q(qr, sizeof(qr), reply),
+	    v && v->dane_note ? " dane=not-applicable dane_reason=" : "",
+	    v && v->dane_note ? v->dane_note : "");
 }
 
 static void
