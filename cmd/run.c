@@ -72,6 +72,17 @@ struct daemon {
 
 static void report_schedule(struct daemon *, int);
 
+/* The self-check's word goes to the engine, which notes in its verdicts
+ * that DANE cannot apply while the resolver does not validate. */
+static void
+dns_checked(void *arg, int validating, const char *why)
+{
+	struct daemon *d = arg;
+
+	(void)why;
+	policy_set_resolver_validating(d->policy, validating);
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -321,7 +332,7 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	report_schedule(&d, 1);
 	/* DANE rests on the resolver's AD bit: say when it cannot */
 	if (cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
-	    cfg, 0, 0, NULL, NULL, err, sizeof(err))) == NULL)
+	    cfg, 0, 0, dns_checked, &d, err, sizeof(err))) == NULL)
 		log_warn("event=dns-check-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
 	{

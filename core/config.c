@@ -90,6 +90,8 @@ static const struct ckey keys[] = {
 	{ "require_tls",	C_ENUM,	O(require_tls),	"no", "no|yes" },
 	{ "tls_policy",		C_RLIST, O(tls_policy),	"", NULL },
 	{ "tls_policy_file",	C_STR,	O(tls_policy_file), "", NULL },
+	{ "enforcement",	C_ENUM,	O(enforcement),	"enforce", "enforce|monitor" },
+	{ "enforcement_override", C_RLIST, O(enforcement_override), "", NULL },
 	{ "dane_enable",	C_BOOL,	O(dane_enable),	"yes", NULL },
 	{ "sts_enable",		C_BOOL,	O(sts_enable),	"yes", NULL },
 	{ "tls_history",	C_BOOL,	O(tls_history),	"yes", NULL },

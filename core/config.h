@@ -78,6 +78,8 @@ struct config {
 	struct strlist	 tls_policy;	/* "DEST LEVEL [k=v ...]" repeatable */
 	char		*tls_policy_file; /* Postfix smtp_tls_policy_maps
 					 * source (texthash); "" = none */
+	char		*enforcement;	/* enforce | monitor */
+	struct strlist	 enforcement_override; /* "DEST enforce|monitor" */
 	int		 dane_enable;
 	int		 sts_enable;
 	int		 tls_history;

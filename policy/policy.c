@@ -23,6 +23,12 @@
  * STARTTLS within tls_history_window.  An MTA-STS testing policy keeps
  * that level and only adds its check, reported (report_only).  The
  * decision is logged in one line and counted.
+ *
+ * Last, enforcement = monitor (global, or an enforcement_override for the
+ * destination) turns the decided verdict into a monitored one
+ * (policy_verdict_monitor): delivered with the best TLS available, while
+ * what enforce mode would do stays in would_level and its checks still
+ * run on the leg, for the session's would-defer lines.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -155,6 +161,8 @@ struct policy {
 	struct bgref	*bgrefs;
 	uint32_t	 mark;
 	struct ovr_table ovr;
+	struct ovr_table modes;		/* enforcement_override */
+	int		 monitor;	/* enforcement = monitor */
 	struct dns	*dns;
 	SSL_CTX		*ctx;		/* HTTPS fetches; its store verifies MXs */
 	uint64_t	 store_gen;	/* identity of ctx's store */
@@ -165,6 +173,7 @@ struct policy {
 	int64_t		 hist_window;	/* seconds */
 	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
 	char		*state_dir;
+	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
 	struct redis	*rs;		/* shared store, NULL when off */
 };
 
@@ -216,6 +225,7 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	p->loop = loop;
+	p->resolver_ok = -1;
 	if ((p->state_dir = strdup(cfg->state_dir)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -276,6 +286,7 @@ policy_free(struct policy *p)
 	sts_cache_close(p->cache);
 	history_close(p->hist);
 	ovr_clear(&p->ovr);
+	ovr_clear(&p->modes);
 	free(p);
 }
 
@@ -283,10 +294,16 @@ int
 policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
     size_t errsz)
 {
-	struct ovr_table t = { 0 };
+	struct ovr_table t = { 0 }, m = { 0 };
 
-	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err, errsz) == -1)
+	if (ovr_load_enforcement(&m, &cfg->enforcement_override, err,
+	    errsz) == -1)
 		return -1;
+	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err,
+	    errsz) == -1) {
+		ovr_clear(&m);
+		return -1;
+	}
 	if (p->reqs == NULL && p->fetches == NULL && p->bgrefs == NULL &&
 	    p->ovr.e != NULL &&
 	    !tlsrpt_rec_busy(p->rec)) {
@@ -296,11 +313,13 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 
 		if (nd == NULL) {
 			ovr_clear(&t);
+			ovr_clear(&m);
 			return -1;
 		}
 		if ((nc = make_ctx(cfg, err, errsz)) == NULL) {
 			dns_free(nd);
 			ovr_clear(&t);
+			ovr_clear(&m);
 			return -1;
 		}
 		dns_free(p->dns);
@@ -312,6 +331,9 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	/* overrides point into p->ovr only during decide(), which copies */
 	ovr_clear(&p->ovr);
 	p->ovr = t;
+	ovr_clear(&p->modes);
+	p->modes = m;
+	p->monitor = strcmp(cfg->enforcement, "monitor") == 0;
 	if (p->ovr.e == NULL)
 		p->ovr.e = calloc(1, sizeof(struct ovr_entry)); /* "loaded" */
 	p->require_tls = strcmp(cfg->require_tls, "yes") == 0;
@@ -466,13 +488,18 @@ log_decision(struct policy_req *r, const char *result)
 	char qd[300], qs[160];
 
 	log_info("%s%sevent=policy domain=%s dst=%s mx=%s source=%s level=%s "
-	    "result=%s reason=%s%s sts=%s detail=%s", r->tag[0] ? "sid=" : "",
+	    "result=%s reason=%s%s%s%s sts=%s detail=%s%s%s",
+	    r->tag[0] ? "sid=" : "",
 	    r->tag[0] ? r->tag : "", v->domain[0] ? v->domain : "-", r->dststr,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
 	    tls_level_name(v->level), result, v->reason[0] ? v->reason : "-",
 	    v->report_only ? " report_only=yes" : "",
+	    v->monitor ? " enforcement=monitor would_level=" : "",
+	    v->monitor ? tls_level_name(v->would_level) : "",
 	    log_q(qs, sizeof(qs), v->sts_note[0] ? v->sts_note : "-"),
-	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"));
+	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"),
+	    v->dane_note ? " dane=not-applicable dane_reason=" : "",
+	    v->dane_note ? v->dane_note : "");
 	count(v, result);
 }
 
@@ -606,6 +633,17 @@ rpt_fill(struct policy_req *r)
 	v->rpt = rp;
 }
 
+/* enforcement = monitor for this request's destination? */
+static int
+monitored(const struct policy_req *r)
+{
+	const struct ovr_entry *e;
+
+	e = ovr_find(&r->pol->modes, r->v->domain, r->have_dst ?
+	    (const struct sockaddr *)&r->dst : NULL);
+	return e != NULL ? e->monitor : r->pol->monitor;
+}
+
 static void
 finish(struct policy_req *r)
 {
@@ -613,11 +651,21 @@ finish(struct policy_req *r)
 	const char *result;
 
 	rpt_fill(r);
+	/* DANE would have been asked, but the self-check says the resolver
+	 * never sets the AD bit: say why no DANE verdict could come */
+	if (r->pol->resolver_ok == 0 && r->pol->dane_enable &&
+	    v->level != TLS_LEVEL_DANE && (r->ovr == NULL ||
+	    r->ovr->level == OVR_DANE || r->ovr->level == OVR_DANE_MAY))
+		v->dane_note = "resolver-not-validating";
 	r->decided = 1;
 	req_stop_lookups(r);
 	ev_timer_stop(r->tmo);
+	if (monitored(r))
+		policy_verdict_monitor(v);
 	if (v->level == TLS_LEVEL_DEFER)
 		result = "defer";
+	else if (v->monitor && v->would_level == TLS_LEVEL_DEFER)
+		result = "would-defer";
 	else if (v->report_only && v->reason[0])
 		result = "report-only-failure";
 	else
@@ -659,13 +707,39 @@ mx_lookup_failure(struct policy_req *r)
 
 static void dane_verdict(struct policy_req *);
 
+/*
+ * match= of verify/secure into reference names, with Postfix's match
+ * strategies: "nexthop" is the recipient domain (the next hop as mxguard
+ * sees it), "dot-nexthop" its subdomains, "hostname" the MX host H (none
+ * while H is unknown: then nothing matches); other names as written.
+ * Returns how many names it wrote.
+ */
+static int
+match_names(const struct ovr_entry *o, const struct policy_verdict *v,
+    char out[OVR_MAX_MATCH][256])
+{
+	int i, n = 0;
+
+	for (i = 0; i < o->nmatch && n < OVR_MAX_MATCH; i++)
+		if (strcasecmp(o->match[i], "nexthop") == 0)
+			snprintf(out[n++], 256, "%s", v->domain);
+		else if (strcasecmp(o->match[i], "dot-nexthop") == 0)
+			snprintf(out[n++], 256, ".%s", v->domain);
+		else if (strcasecmp(o->match[i], "hostname") == 0) {
+			if (v->mx_host[0] != '\0')
+				snprintf(out[n++], 256, "%s", v->mx_host);
+		} else
+			snprintf(out[n++], 256, "%s", o->match[i]);
+	return n;
+}
+
 static void
 apply_override_level(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct policy_verdict *v = r->v;
 	const struct ovr_entry *o = &r->ovr_copy;
-	char names[2][256];
+	char names[2][256], names2[OVR_MAX_MATCH][256];
 
 	v->source = "override";
 	snprintf(v->detail, sizeof(v->detail), "tls_policy \"%s\"", o->line);
@@ -726,7 +800,10 @@ apply_override_level(struct policy_req *r)
 	case OVR_SECURE:
 		v->level = TLS_LEVEL_VERIFY;
 		if (o->nmatch > 0) {
-			verdict_names(p, v, o->nmatch, o->match);
+			if (verdict_names(p, v, match_names(o, v, names2),
+			    names2) == -1)
+				defer(r, "override", "validation-failure",
+				    "out of memory");
 			return;
 		}
 		if (o->level == OVR_VERIFY && v->mx_host[0]) {
@@ -1724,6 +1801,12 @@ policy_tlsrpt_store(struct policy *p)
 }
 
 /* ---- for `mxguard policy` ---- */
+
+void
+policy_set_resolver_validating(struct policy *p, int validating)
+{
+	p->resolver_ok = validating;
+}
 
 struct dns *
 policy_dns(struct policy *p)

@@ -178,7 +178,7 @@ static void
 leg_enter(struct leg *l, enum lstate st)
 {
 	if (l->state != st)
-		log_debug("sid=%s leg %s -> %s", l->tag, lstate_names[l->state],
+		log_debug("sid=%s event=leg-state from=%s to=%s", l->tag, lstate_names[l->state],
 		    lstate_names[st]);
 	l->state = st;
 }
@@ -402,7 +402,7 @@ leg_park(struct leg *l, struct reuse *reuse, const char *key,
 		return -1;
 	log_info("sid=%s event=upstream-parked dst=%s uses=%u", l->tag,
 	    l->dst_str, rl.uses);
-	log_debug("sid=%s leg %s -> PARKED", l->tag, lstate_names[l->state]);
+	log_debug("sid=%s event=leg-state from=%s to=PARKED", l->tag, lstate_names[l->state]);
 	/* the io belongs to the cache now, with a copy of the proof */
 	l->out += io_bytes_out(l->io) - l->base;
 	l->io = NULL;
