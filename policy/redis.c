@@ -109,7 +109,8 @@ struct redis {
 	char		 host[64];
 	int		 port;
 	char		 path[108];
-	char		*address;	/* as configured, for logs */
+	char		*address;	/* as configured */
+	char		 qaddr[300];	/* the same, a log value (log_q) */
 	char		*username;
 	char		*password;
 	char		*prefix;
@@ -317,13 +318,13 @@ op_new(struct redis *rs, enum op_kind kind, const char *name,
 		count_error(name);
 		if (!rs->settled)	/* still connecting at start: no news */
 			log_debug("event=redis-error op=%s reason=connecting "
-			    "address=%s", name, rs->address);
+			    "address=%s", name, rs->qaddr);
 		else if (now - rs->down_logged >= DOWN_LOG_S) {
 			rs->down_logged = now;
 			log_warn("event=redis-error op=%s reason=down "
 			    "address=%s note=\"not connected; local state "
 			    "decides alone (logged every %ds)\"", name,
-			    rs->address, DOWN_LOG_S);
+			    rs->qaddr, DOWN_LOG_S);
 		}
 		return NULL;
 	}
@@ -391,7 +392,7 @@ drop(struct redis *rs, const char *why, const char *detail)
 		rs->quiet = 1;
 	}
 	log_warn("event=redis-down address=%s reason=%s detail=%s "
-	    "was_up=%s retry_in=%llums", rs->address, why,
+	    "was_up=%s retry_in=%llums", rs->qaddr, why,
 	    log_q(qd, sizeof(qd), detail), was_up ? "yes" : "no",
 	    (unsigned long long)rs->backoff);
 	redisAsyncFree(ac);
@@ -425,7 +426,7 @@ on_hello(redisAsyncContext *ac, void *r, void *priv)
 	rs->backoff = BACKOFF_MIN;
 	rs->settled = 1;
 	set_up(rs, 1);
-	log_info("event=redis-up address=%s auth=%s", rs->address,
+	log_info("event=redis-up address=%s auth=%s", rs->qaddr,
 	    rs->password[0] ? (rs->username[0] ? "acl-user" : "password") :
 	    "none");
 }
@@ -441,9 +442,12 @@ on_connect(const redisAsyncContext *ac, int status)
 	rs->ac = NULL;
 	set_up(rs, 0);
 	count_error("connect");
+	char qe[300];
+
 	log_warn("event=redis-error op=connect address=%s detail=%s "
-	    "retry_in=%llums", rs->address, ac->errstr[0] ? ac->errstr :
-	    "connect failed", (unsigned long long)rs->backoff);
+	    "retry_in=%llums", rs->qaddr, log_q(qe, sizeof(qe),
+	    ac->errstr[0] ? ac->errstr : "connect failed"),
+	    (unsigned long long)rs->backoff);
 	arm_reconnect(rs);
 }
 
@@ -457,9 +461,11 @@ on_disconnect(const redisAsyncContext *ac, int status)
 	rs->ac = NULL;
 	set_up(rs, 0);
 	count_error("connection");
-	log_warn("event=redis-down address=%s reason=closed detail=\"%s\" "
-	    "retry_in=%llums", rs->address, ac->errstr[0] ? ac->errstr :
-	    "the server closed the connection",
+	char qe[300];
+
+	log_warn("event=redis-down address=%s reason=closed detail=%s "
+	    "retry_in=%llums", rs->qaddr, log_q(qe, sizeof(qe),
+	    ac->errstr[0] ? ac->errstr : "the server closed the connection"),
 	    (unsigned long long)rs->backoff);
 	arm_reconnect(rs);
 }
@@ -475,9 +481,12 @@ do_connect(struct redis *rs)
 	    redisAsyncConnect(rs->host, rs->port);
 	if (ac == NULL || ac->err) {
 		count_error("connect");
-		log_warn("event=redis-error op=connect address=%s detail=\"%s\" "
-		    "retry_in=%llums", rs->address, ac != NULL ? ac->errstr :
-		    "out of memory", (unsigned long long)rs->backoff);
+		char qe[300];
+
+		log_warn("event=redis-error op=connect address=%s detail=%s "
+		    "retry_in=%llums", rs->qaddr, log_q(qe, sizeof(qe),
+		    ac != NULL ? ac->errstr : "out of memory"),
+		    (unsigned long long)rs->backoff);
 		if (ac != NULL)
 			redisAsyncFree(ac);
 		arm_reconnect(rs);
@@ -602,6 +611,7 @@ redis_new(struct ev_loop *loop, const struct config *cfg, char *err,
 	rs->loop = loop;
 	if (parse_address(rs, cfg->redis_address, err, errsz) == -1)
 		goto fail;
+	log_q(rs->qaddr, sizeof(rs->qaddr), cfg->redis_address);
 	if ((rs->address = strdup(cfg->redis_address)) == NULL ||
 	    (rs->username = strdup(cfg->redis_username)) == NULL ||
 	    (rs->password = strdup(cfg->redis_password)) == NULL ||
