@@ -2,7 +2,8 @@
 # Installs everything the build, the whole test suite, the demo, the fuzzers
 # and the benchmarks need (Debian 12), as root or as a user with sudo.
 # tests/ns use curl (metrics), nft (rules), drill and ldns-* (ldnsutils),
-# knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man;
+# knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man,
+# prometheus and promtool (scenario 78: the metrics and the dashboard);
 # the benchmarks stunnel4, perf, gnuplot and git.  .ci/run proves the list
 # complete: it runs this script on a bare Debian 12 (scripts/fresh-root.sh).
 # Idempotent: when every package is already installed it touches nothing
@@ -19,8 +20,9 @@ PKGS=(
 	postfix unbound knot ldnsutils nginx-light stunnel4 swaks
 	iptables nftables iproute2 procps openssl python3 conntrack curl git
 	man-db groff-base systemd valgrind linux-perf gnuplot-nox
+	prometheus
 )
-SERVICES=(postfix unbound nginx knot stunnel4)
+SERVICES=(postfix unbound nginx knot stunnel4 prometheus prometheus-node-exporter)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -54,6 +56,8 @@ is_running() {	# SERVICE: is its daemon running on the host?
 	nginx)    running nginx ;;
 	knot)     running knotd ;;
 	stunnel4) running stunnel4 stunnel ;;
+	prometheus) running prometheus ;;
+	prometheus-node-exporter) running prometheus-node-exporter ;;
 	esac
 }
 was_running=()
