@@ -19,6 +19,8 @@
 #   Subject "reject-me" to any receiver: 550 at the end of DATA (the
 #   receiver's header_checks), a message not accepted upstream.
 #
+# dane.test, sts.test, strip.test and stsbad.test publish TLSRPT records
+# (tlsrpt_enable is on; the daily reports are not due during a run).
 # The resolver self-check names dane.test (signed) and bogus.dane.test (a
 # broken signature), so mxguard_dns_validating is 1.
 #
@@ -53,6 +55,11 @@ mixed_world() {
 		dnssec_rr $d.test "mta-sts.$d.test. IN A $STS_IP"
 	done
 	dnssec_mx sts.test mx.sts.test 10.25.1.12
+	# TLSRPT records: successes (dane, sts) and failures (strip, stsbad)
+	# are counted for reports; the other domains count as no-record
+	for d in dane strip sts stsbad; do
+		dnssec_rr $d.test "_smtp._tls.$d.test. IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@sender.test\""
+	done
 	dnssec_mx stsbad.test mx.stsbad.test 10.25.1.17
 	dnssec_zone tls12.test unsigned
 	dnssec_mx tls12.test mx.tls12.test 10.25.1.13

@@ -25,11 +25,13 @@ Used by tests/ns/78-metrics-dashboard.sh and scripts/dashboard-screenshot.sh.
       expression, for `promtool check rules`: that parses every expression
       with Prometheus's own parser, without a server.
 
-  promcheck.py names DASHBOARD SCRAPE
-      Every metric name the dashboard's expressions use must be a series
-      name of the scrape (a histogram family gives NAME_bucket, NAME_sum and
-      NAME_count); exit 1 naming the panels whose metric is missing.  So the
-      dashboard cannot refer to a metric mxguard does not export (anymore).
+  promcheck.py names DASHBOARD|RULES.yml SCRAPE
+      Every metric name the dashboard's (or the rules file's) expressions
+      use must be a series name of the scrape (a histogram family gives
+      NAME_bucket, NAME_sum and NAME_count) or one Prometheus makes itself
+      (up, scrape_*); exit 1 naming the panels whose metric is missing.  So
+      the dashboard cannot refer to a metric mxguard does not export
+      (anymore).
 """
 import json
 import math
@@ -251,7 +253,22 @@ def check_histogram(fam, samples):
 # ------------------------------------------------------------- dashboard
 
 def targets(path):
-    """(panel title, expr) of every target, rows' nested panels included."""
+    """(panel title, expr) of every target, rows' nested panels included;
+    for a rules file (.yml), (alert or record name, expr) of every rule
+    (one-line expr: values, as in docs/grafana/mxguard-alerts.yml)."""
+    if path.endswith((".yml", ".yaml")):
+        out, name = [], "?"
+        for line in open(path):
+            m = re.match(r"\s*-?\s*(alert|record):\s*(\S+)", line)
+            if m:
+                name = m.group(2)
+            m = re.match(r"\s*expr:\s*(.+?)\s*$", line)
+            if m:
+                e = m.group(1)
+                if e[0] in "\"'" or e in ("|", ">", "|-", ">-"):
+                    raise SystemExit("%s: quoted or block expr not supported: %s" % (path, e))
+                out.append((name, e))
+        return out
     d = json.load(open(path))
     out = []
 
@@ -334,7 +351,8 @@ def main(argv):
         return 0
     if len(argv) == 3 and argv[0] == "names":
         fams = parse(open(argv[2], encoding="utf-8", newline="").read())
-        have = set()
+        have = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
+                "scrape_samples_post_metric_relabeling", "scrape_series_added"}
         for f in fams.values():
             for name, _, _ in f["samples"]:
                 have.add(name)
@@ -350,8 +368,8 @@ def main(argv):
             print("promcheck: " + b, file=sys.stderr)
         if bad:
             return 1
-        print("promcheck: the dashboard's %d metric names are all in the scrape: %s"
-              % (len(used), " ".join(sorted(used))))
+        print("promcheck: %s: all %d metric names are in the scrape: %s"
+              % (argv[1], len(used), " ".join(sorted(used))))
         return 0
     print(__doc__, file=sys.stderr)
     return 2
