@@ -100,13 +100,15 @@ if [ "${1:-}" = --render ]; then
 fi
 
 [ -x "$MXGUARD" ] || (cd "$ROOT" && make -j2 >/dev/null) || fail "build mxguard"
-# the sender retries deferred mail every minute or so (ns.sh's default of
-# 5 minutes would bring every deferred message back in one wave)
-SND_EXTRA_MAIN="queue_run_delay = 60s
-minimal_backoff_time = 60s
-maximal_backoff_time = 180s"
 ns_setup
 mixed_world
+# the sender retries deferred mail every minute or so (ns.sh's default of
+# 5 minutes would bring every deferred message back in one wave).  Edited
+# in place: a key repeated in main.cf makes every Postfix program warn, and
+# postlogd, logging its own warnings through its own full socket during a
+# reload, can deadlock.
+snd_postconf "queue_run_delay = 60s" "minimal_backoff_time = 60s" \
+	"maximal_backoff_time = 180s"
 mixed_mxguard
 mixed_prometheus "${SCRAPE}s"
 
