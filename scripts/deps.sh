@@ -4,6 +4,7 @@
 # tests/ns use curl (metrics), nft (rules), drill and ldns-* (ldnsutils),
 # knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man,
 # redis-server (shared policy state) and keepalived (the HA pair, 74);
+# prometheus and promtool (scenario 78: the metrics and the dashboard);
 # the benchmarks stunnel4, perf, gnuplot and git.  .ci/run proves the list
 # complete: it runs this script on a bare Debian 12 (scripts/fresh-root.sh).
 # Idempotent: when every package is already installed it touches nothing
@@ -21,8 +22,9 @@ PKGS=(
 	libhiredis-dev redis-server keepalived
 	iptables nftables iproute2 procps openssl python3 conntrack curl git
 	man-db groff-base systemd valgrind linux-perf gnuplot-nox
+	prometheus
 )
-SERVICES=(postfix unbound nginx knot stunnel4 redis-server keepalived)
+SERVICES=(postfix unbound nginx knot stunnel4 redis-server keepalived prometheus prometheus-node-exporter)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -58,6 +60,8 @@ is_running() {	# SERVICE: is its daemon running on the host?
 	stunnel4) running stunnel4 stunnel ;;
 	redis-server) running redis-server ;;
 	keepalived) running keepalived ;;
+	prometheus) running prometheus ;;
+	prometheus-node-exporter) running prometheus-node-exporter ;;
 	esac
 }
 was_running=()
