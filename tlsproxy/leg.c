@@ -297,14 +297,14 @@ leg_connect(struct leg *l)
 	leg_close_io(l);
 	if ((fd = upstream_socket(l)) == -1)
 		return -1;
-	if ((l->io = io_new(l->env.loop, fd, leg_io_cb, l)) == NULL) {
+	if ((l->io = io_new_connecting(l->env.loop, fd, leg_io_cb, l)) ==
+	    NULL) {
 		close(fd);
 		return -1;
 	}
 	l->base = 0;
 	leg_enter(l, LS_CONNECT);
 	io_set_timeout(l->io, cfg(l)->connect_timeout);
-	io_wait_connected(l->io);
 	return 0;
 }
 
@@ -763,7 +763,8 @@ tls_ready(struct leg *l)
 	tls_client_done(*l->env.tls, ssl, ok && !l->proof.failed);
 	snprintf(l->tls_proto, sizeof(l->tls_proto), "%s",
 	    SSL_get_version(ssl));
-	log_tls(l);
+	if (log_enabled(LOG_LVL_INFO))	/* the names cost two X509 walks */
+		log_tls(l);
 	record_tls(l, 1, 1);
 	if (!ok) {
 		leg_close_io(l);
