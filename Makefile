@@ -19,7 +19,7 @@ DESTDIR    ?=
 
 B        ?= build
 CC       ?= cc
-PKGS      = openssl libcares libnetfilter_queue libnfnetlink lmdb libidn2 jansson zlib opendkim
+PKGS      = openssl libcares libnetfilter_queue libnfnetlink lmdb libidn2 jansson zlib opendkim hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
 

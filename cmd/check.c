@@ -16,7 +16,9 @@
  * was possible); 2 some would defer it (policy or handshake); 3 usage or
  * setup errors.  --json writes one object (schema 1, jansson): null for
  * what is absent, the server's UTF-8 as it is, invalid bytes as U+FFFD
- * with "<member>_invalid_utf8": true beside.
+ * with "<member>_invalid_utf8": true beside.  Under enforcement =
+ * monitor the probe is judged as enforce mode would judge it (what the
+ * daemon only logs as would-defer), and the output says it is monitored.
  *
  * The probe connection carries upstream_mark, so divert rules let it pass
  * (setting the mark needs CAP_NET_ADMIN; without it the probe goes out
@@ -62,7 +64,8 @@ struct probe {
 	struct sockaddr_storage addr;
 	char		 addrstr[64];
 	struct dane_info *dane;
-	struct policy_verdict *v;
+	struct policy_verdict *v;	/* enforce mode's, see on_verdict */
+	int		 monitored;	/* enforcement = monitor applies */
 	/* the handshake */
 	int		 connected;
 	char		 banner[256];
@@ -160,6 +163,13 @@ on_verdict(void *arg, struct policy_verdict *v)
 {
 	struct vq *q = arg;
 
+	/* check shows what enforce mode would do: a monitored verdict is
+	 * probed and judged as the enforced one */
+	if (v->monitor) {
+		q->p->monitored = 1;
+		v->level = v->would_level;
+		v->monitor = 0;
+	}
 	q->p->v = v;
 	one_done(q->r);
 	free(q);
@@ -504,10 +514,12 @@ print_text(struct run *r)
 		}
 		printf("  MTA-STS:  %s\n", v->sts_note[0] ? v->sts_note :
 		    "none");
-		printf("  verdict:  level=%s source=%s%s%s%s\n",
+		printf("  verdict:  level=%s source=%s%s%s%s%s\n",
 		    tls_level_name(v->level), v->source,
 		    v->reason[0] ? " reason=" : "", v->reason,
-		    v->report_only ? " (report only)" : "");
+		    v->report_only ? " (report only)" : "",
+		    p->monitored ? " (enforcement=monitor: the daemon "
+		    "delivers and logs would-defer)" : "");
 		printf("            %s\n", v->detail);
 		if (p->banner[0])
 			printf("  server:   %s\n", p->banner);
@@ -597,6 +609,8 @@ print_json(struct run *r)
 		cmd_json_set(o, "reason", v->reason);
 		json_object_set_new(o, "report_only",
 		    json_boolean(v->report_only));
+		cmd_json_set(o, "enforcement", p->monitored ? "monitor" :
+		    "enforce");
 		cmd_json_set(o, "detail", v->detail);
 		json_object_set_new(h, "verdict", o);
 		o = json_object();

@@ -186,6 +186,13 @@ check_config(const struct config *cfg, const char *path)
 		return 1;
 	}
 	ovr_clear(&ovr);
+	if (ovr_load_enforcement(&ovr, &cfg->enforcement_override, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: %s: %s\n", path ? path : "defaults",
+		    err);
+		return 1;
+	}
+	ovr_clear(&ovr);
 	if ((tls = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: %s: %s\n", path ? path : "defaults",
 		    err);

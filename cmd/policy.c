@@ -11,7 +11,12 @@
  * Exit status (cmd.h): 0 every verdict would deliver as required; 1 some
  * would deliver only because its policy is report-only (MTA-STS testing)
  * while enforcing would not; 2 some MX address would be deferred; 3 usage
- * or setup errors, or a lookup that gave no verdict.
+ * or setup errors, or a lookup that gave no verdict.  Under
+ * enforcement = monitor the level and the status are enforce mode's (what
+ * monitor only logs as would-defer), and the line says it is monitored.
+ * The resolver self-check (policy/dnscheck.h) runs once first: its result
+ * is printed and handed to the engine, whose verdicts then note when DANE
+ * cannot apply.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,6 +32,7 @@
 #include "core/log.h"
 #include "policy/cache.h"
 #include "policy/dns.h"
+#include "policy/dnscheck.h"
 #include "policy/mx.h"
 #include "policy/policy.h"
 #include "policy/sts.h"
@@ -42,6 +48,9 @@ struct run {
 	char		 txt[8][512];
 	/* verdict */
 	struct policy_verdict *v;
+	/* the resolver self-check: -1 not run, 0, 1 */
+	int		 validating;
+	char		 why[128];
 };
 
 static void
@@ -64,6 +73,16 @@ on_walk(void *arg, struct mx_result *m)
 	struct run *r = arg;
 
 	r->mx = m;
+	one_done(r);
+}
+
+static void
+on_check(void *arg, int validating, const char *why)
+{
+	struct run *r = arg;
+
+	r->validating = validating;
+	snprintf(r->why, sizeof(r->why), "%s", why);
 	one_done(r);
 }
 
@@ -119,37 +138,52 @@ static int
 print_verdict(const char *host, const char *addr,
     const struct policy_verdict *v, json_t *vs)
 {
+	/* enforce mode's outcome, also for a monitored verdict */
+	enum tls_level lvl = v->monitor ? v->would_level : v->level;
 	json_t *o;
 
 	if (vs != NULL) {
 		o = json_object();
 		cmd_json_set(o, "host", host);
 		cmd_json_set(o, "address", addr);
-		cmd_json_set(o, "level", tls_level_name(v->level));
+		cmd_json_set(o, "level", tls_level_name(lvl));
+		cmd_json_set(o, "enforcement", v->monitor ? "monitor" :
+		    "enforce");
+		cmd_json_set(o, "delivered_level", tls_level_name(v->level));
 		json_object_set_new(o, "report_only",
 		    json_boolean(v->report_only));
 		cmd_json_set(o, "source", v->source);
 		cmd_json_set(o, "mx", v->mx_host);
 		cmd_json_set(o, "reason", v->reason);
 		cmd_json_set(o, "detail", v->detail);
+		cmd_json_set(o, "dane", v->dane_note ? "not-applicable" :
+		    NULL);
+		cmd_json_set(o, "dane_reason", v->dane_note);
 		json_array_append_new(vs, o);
 	} else {
 		if (addr != NULL)
 			printf("  %s [%s]: %s", host, addr,
-			    tls_level_name(v->level));
+			    tls_level_name(lvl));
 		else
 			printf("  (no MX address): %s",
-			    tls_level_name(v->level));
+			    tls_level_name(lvl));
 		if (v->report_only)
 			printf(" (report only)");
+		if (v->monitor)
+			printf(" (enforcement=monitor: delivered with %s%s)",
+			    tls_level_name(v->level), lvl == TLS_LEVEL_DEFER ?
+			    ", logged as would-defer" : "");
 		printf("  source=%s", v->source);
 		if (v->mx_host[0])
 			printf(" mx=%s", v->mx_host);
 		if (v->reason[0])
 			printf(" reason=%s", v->reason);
+		if (v->dane_note)
+			printf(" dane=not-applicable dane_reason=%s",
+			    v->dane_note);
 		printf("\n    %s\n", v->detail);
 	}
-	if (v->level == TLS_LEVEL_DEFER)
+	if (lvl == TLS_LEVEL_DEFER)
 		return CMD_DEFER;
 	/* report-only: would deliver, but enforcing would not */
 	return v->report_only && v->reason[0] ? CMD_WARNING : CMD_OK;
@@ -185,6 +219,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	struct policy *p;
 	struct sts_cache *cache;
 	struct sts_cache_entry e;
+	struct dnscheck *chk;
 	const char *dom = NULL;
 	char err[256], domain[256], name[300], a[64];
 	json_t *root = NULL, *o, *arr, *hs, *vs = NULL;
@@ -224,6 +259,19 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		free(r);
 		return CMD_UNKNOWN;
 	}
+	/* the daemon's resolver self-check, once (3 s at most, as -n -v):
+	 * while the resolver does not validate, DANE cannot apply and the
+	 * verdicts say so */
+	r->validating = -1;
+	if (cfg->dns_check_interval > 0) {
+		r->outstanding = 1;
+		if ((chk = dnscheck_new(r->loop, cfg, DNSCHECK_ONESHOT, 3000,
+		    on_check, r, err, sizeof(err))) == NULL)
+			r->outstanding = 0;
+		wait_all(r);
+		dnscheck_free(chk);
+		policy_set_resolver_validating(p, r->validating);
+	}
 	if (json) {
 		if ((root = json_object()) == NULL ||
 		    (vs = json_array()) == NULL) {
@@ -234,8 +282,19 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		json_object_set_new(root, "schema",
 		    json_integer(POLICY_JSON_SCHEMA));
 		cmd_json_set(root, "domain", domain);
-	} else
+		o = json_object();
+		json_object_set_new(o, "validating", r->validating == -1 ?
+		    json_null() : json_boolean(r->validating));
+		cmd_json_set(o, "detail", r->why);
+		json_object_set_new(root, "resolver", o);
+	} else {
 		printf("domain %s\n", domain);
+		if (r->validating == 0)
+			printf("resolver: does not validate DNSSEC (%s): DANE "
+			    "not applicable\n", r->why);
+		else if (r->validating == 1)
+			printf("resolver: validates DNSSEC (%s)\n", r->why);
+	}
 
 	/* MX hosts with their addresses, and TXT */
 	r->outstanding = 2;

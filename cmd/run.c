@@ -24,8 +24,9 @@
  * struct worker_info: its listeners come from the supervisor, the NFQUEUE
  * and the control socket stay with the supervisor, the policy engine and
  * its stores are opened here after the fork, then privileges are dropped.
- * Only worker 0 runs the TLSRPT timer, the resolver self-check and the
- * MTA-STS background refresh (one of each per daemon, as before).
+ * Only worker 0 runs the TLSRPT timer and the MTA-STS background refresh
+ * (one of each per daemon, as before); every worker runs the resolver
+ * self-check, whose word its own policy engine needs.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -96,6 +97,17 @@ total_sessions(void *arg)
 }
 
 static void report_schedule(struct daemon *, int);
+
+/* The self-check's word goes to the engine, which notes in its verdicts
+ * that DANE cannot apply while the resolver does not validate. */
+static void
+dns_checked(void *arg, int validating, const char *why)
+{
+	struct daemon *d = arg;
+
+	(void)why;
+	policy_set_resolver_validating(d->policy, validating);
+}
 
 static void
 reload(struct daemon *d)
@@ -382,9 +394,8 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
 	report_schedule(&d, 1);
 	/* DANE rests on the resolver's AD bit: say when it cannot */
-	if ((w == NULL || w->slot == 0) &&
-	    cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
-	    cfg, 0, 0, NULL, NULL, err, sizeof(err))) == NULL)
+	if (cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
+	    cfg, 0, 0, dns_checked, &d, err, sizeof(err))) == NULL)
 		log_warn("event=dns-check-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
 	if (w == NULL) {

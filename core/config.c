@@ -91,6 +91,8 @@ static const struct ckey keys[] = {
 	{ "require_tls",	C_ENUM,	O(require_tls),	"no", "no|yes" },
 	{ "tls_policy",		C_RLIST, O(tls_policy),	"", NULL },
 	{ "tls_policy_file",	C_STR,	O(tls_policy_file), "", NULL },
+	{ "enforcement",	C_ENUM,	O(enforcement),	"enforce", "enforce|monitor" },
+	{ "enforcement_override", C_RLIST, O(enforcement_override), "", NULL },
 	{ "dane_enable",	C_BOOL,	O(dane_enable),	"yes", NULL },
 	{ "sts_enable",		C_BOOL,	O(sts_enable),	"yes", NULL },
 	{ "tls_history",	C_BOOL,	O(tls_history),	"yes", NULL },
@@ -108,6 +110,11 @@ static const struct ckey keys[] = {
 	{ "sts_cache_max_entries", C_INT, O(sts_cache_max_entries), "10000", NULL },
 	{ "sts_cache_max_entry_size", C_SIZE, O(sts_cache_max_entry_size), "8k", NULL },
 	{ "tls_history_max_entries", C_INT, O(tls_history_max_entries), "100000", NULL },
+	{ "redis_address",	C_STR,	O(redis_address), "", NULL },
+	{ "redis_username",	C_STR,	O(redis_username), "", NULL },
+	{ "redis_password",	C_STR,	O(redis_password), "", NULL },
+	{ "redis_prefix",	C_STR,	O(redis_prefix), "mxguard:", NULL },
+	{ "redis_timeout",	C_DUR,	O(redis_timeout), "500ms", NULL },
 
 	{ "tlsrpt_enable",	C_BOOL,	O(tlsrpt_enable), "no", NULL },
 	{ "tlsrpt_org_name",	C_STR,	O(tlsrpt_org_name), "", NULL },
@@ -353,6 +360,17 @@ validate(const struct config *c)
 	if (c->sts_cache_max_entry_size < 1024 ||
 	    c->sts_cache_max_entry_size > 1024 * 1024)
 		return "sts_cache_max_entry_size: 1k to 1m";
+	if (*c->redis_address != '\0' && (c->redis_timeout < 10 ||
+	    c->redis_timeout >= c->policy_timeout))
+		return "redis_timeout: at least 10ms and below policy_timeout";
+	if (*c->redis_address != '\0' && *c->redis_address != '/' &&
+	    strrchr(c->redis_address, ':') == NULL)
+		return "redis_address: IP:PORT, [IPv6]:PORT or /path/to/socket";
+	if (*c->redis_username != '\0' && *c->redis_password == '\0')
+		return "redis_username needs redis_password";
+	if (strlen(c->redis_prefix) > 64 ||
+	    strpbrk(c->redis_prefix, " \t\r\n") != NULL)
+		return "redis_prefix: at most 64 characters, no white space";
 	if (c->tlsrpt_retention < 2 || c->tlsrpt_retention > 366)
 		return "tlsrpt_retention: 2 to 366 (days)";
 	if (*c->tlsrpt_from != '\0' && (strchr(c->tlsrpt_from, '@') == NULL ||

@@ -79,6 +79,8 @@ struct config {
 	struct strlist	 tls_policy;	/* "DEST LEVEL [k=v ...]" repeatable */
 	char		*tls_policy_file; /* Postfix smtp_tls_policy_maps
 					 * source (texthash); "" = none */
+	char		*enforcement;	/* enforce | monitor */
+	struct strlist	 enforcement_override; /* "DEST enforce|monitor" */
 	int		 dane_enable;
 	int		 sts_enable;
 	int		 tls_history;
@@ -96,6 +98,13 @@ struct config {
 	int		 sts_cache_max_entries;	/* policies in the cache */
 	size_t		 sts_cache_max_entry_size; /* bytes of one policy */
 	int		 tls_history_max_entries; /* records in the history */
+
+	/* shared policy state (policy/redis.c, docs/deployment.md) */
+	char		*redis_address;	/* "" = off; IP:PORT or /path */
+	char		*redis_username;	/* ACL user; "" = default */
+	char		*redis_password;	/* "" = no AUTH */
+	char		*redis_prefix;	/* key prefix */
+	uint64_t	 redis_timeout;	/* one command, the connect */
 
 	/* SMTP TLS Reporting (RFC 8460, docs/tlsrpt.md) */
 	int		 tlsrpt_enable;

@@ -238,8 +238,9 @@ out:
 		io_update(io);
 }
 
-struct io *
-io_new(struct ev_loop *loop, int fd, io_cb *cb, void *arg)
+static struct io *
+io_alloc(struct ev_loop *loop, int fd, io_cb *cb, void *arg,
+    enum io_state state)
 {
 	struct io *io;
 
@@ -249,16 +250,30 @@ io_new(struct ev_loop *loop, int fd, io_cb *cb, void *arg)
 	io->fd = fd;
 	io->cb = cb;
 	io->arg = arg;
-	io->state = ST_OPEN;
+	io->state = state;
 	io->tmo = ev_timer_new(loop, tmo_cb, io);
 	io->defer = ev_timer_new(loop, defer_cb, io);
 	if (io->tmo == NULL || io->defer == NULL ||
-	    ev_fd_set(loop, fd, EV_READ, io_fd_cb, io) == -1) {
+	    ev_fd_set(loop, fd, state == ST_CONNECTING ? EV_WRITE : EV_READ,
+	    io_fd_cb, io) == -1) {
 		io->fd = -1;	/* caller still owns it on failure */
 		really_free(io);
 		return NULL;
 	}
 	return io;
+}
+
+struct io *
+io_new(struct ev_loop *loop, int fd, io_cb *cb, void *arg)
+{
+	return io_alloc(loop, fd, cb, arg, ST_OPEN);
+}
+
+/* io_new() + io_wait_connected() in one epoll_ctl. */
+struct io *
+io_new_connecting(struct ev_loop *loop, int fd, io_cb *cb, void *arg)
+{
+	return io_alloc(loop, fd, cb, arg, ST_CONNECTING);
 }
 
 void
@@ -327,8 +342,11 @@ io_pause(struct io *io, int pause)
 	if (io->paused == pause)
 		return;
 	io->paused = pause;
-	if (!pause && io->state == ST_OPEN) {
-		/* bytes buffered here or inside OpenSSL need no socket event */
+	if (!pause && io->state == ST_OPEN && (io->inlen > 0 ||
+	    (io->ssl != NULL && SSL_has_pending(io->ssl)))) {
+		/* bytes buffered here or inside OpenSSL need no socket event
+		 * (what waits in the socket does: epoll is level-triggered,
+		 * so no read that would only say EAGAIN) */
 		io->pending_data = 1;
 		ev_timer_arm(io->defer, 0);
 	}
@@ -721,11 +739,15 @@ flush_out(struct io *io)
 }
 
 /* Sends directly from the caller's buffer while nothing is queued (the
- * DATA path's common case), and queues only what the socket refused. */
+ * DATA path's common case), and queues only what the socket refused.
+ * With SSL_MODE_ENABLE_PARTIAL_WRITE an SSL_write returns after one
+ * record (16 KiB): loop, or the rest of a 64 KiB write would be copied to
+ * the output buffer and encrypted only after another round of the loop. */
 static ssize_t
 write_direct(struct io *io, const char *buf, size_t len)
 {
 	ssize_t n;
+	size_t done = 0;
 	int r;
 
 	if (io->ssl == NULL) {
@@ -737,19 +759,27 @@ write_direct(struct io *io, const char *buf, size_t len)
 		return n;
 	}
 	ERR_clear_error();
-	r = SSL_write(io->ssl, buf, len > 1 << 30 ? 1 << 30 : (int)len);
-	if (r > 0)
-		return r;
-	switch (SSL_get_error(io->ssl, r)) {
-	case SSL_ERROR_WANT_WRITE:
-		return 0;
-	case SSL_ERROR_WANT_READ:
-		io->wr_want_read = 1;
-		return 0;
-	default:
-		set_ssl_err(io, "TLS write", SSL_get_error(io->ssl, r));
-		return -1;
+	while (done < len) {
+		size_t chunk = len - done;
+
+		r = SSL_write(io->ssl, buf + done, chunk > 1 << 30 ? 1 << 30 :
+		    (int)chunk);
+		if (r > 0) {
+			done += (size_t)r;
+			continue;
+		}
+		switch (SSL_get_error(io->ssl, r)) {
+		case SSL_ERROR_WANT_WRITE:
+			return (ssize_t)done;
+		case SSL_ERROR_WANT_READ:
+			io->wr_want_read = 1;
+			return (ssize_t)done;
+		default:
+			set_ssl_err(io, "TLS write", SSL_get_error(io->ssl, r));
+			return -1;
+		}
 	}
+	return (ssize_t)done;
 }
 
 int

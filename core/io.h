@@ -58,6 +58,9 @@ const char	*io_event_name(enum io_event);
 
 /* Waits for a non-blocking connect() already started on the fd. */
 void		 io_wait_connected(struct io *);
+/* io_new() and io_wait_connected() at once (one epoll_ctl less). */
+struct io	*io_new_connecting(struct ev_loop *, int fd, io_cb *,
+		    void *arg);
 
 /* Starts a TLS handshake; ssl must be fresh (SSL_new), set up for the
  * client or server role by the caller (SNI, DANE, verify mode).  io owns

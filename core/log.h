@@ -29,7 +29,10 @@ int	 log_level_parse(const char *s);
 
 #define log_err(...)	log_msg(LOG_LVL_ERR, __VA_ARGS__)
 #define log_warn(...)	log_msg(LOG_LVL_WARN, __VA_ARGS__)
-#define log_info(...)	log_msg(LOG_LVL_INFO, __VA_ARGS__)
+/* info and debug: the arguments (quoting, names) are not even computed
+ * below the level */
+#define log_info(...)	do { if (log_enabled(LOG_LVL_INFO)) \
+	log_msg(LOG_LVL_INFO, __VA_ARGS__); } while (0)
 #define log_debug(...)	do { if (log_enabled(LOG_LVL_DEBUG)) \
 	log_msg(LOG_LVL_DEBUG, __VA_ARGS__); } while (0)
 

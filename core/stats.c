@@ -428,19 +428,29 @@ merge_find(struct stat_ctr **list, const struct stats_rec *r, int *made)
 	return c;
 }
 
-/* Gauges whose value describes what every worker shares (a store's
- * size): the largest, not the sum. */
+/* Gauges whose value describes what every worker shares: a store's size
+ * (GAUGE_MAX: the largest, not the sum), the resolver self-check
+ * (GAUGE_MIN: 0 if any worker saw the resolver not validating). */
+#define GAUGE_SUM	0
+#define GAUGE_MAX	1
+#define GAUGE_MIN	2
 static int
 gauge_shared(const char *name)
 {
-	static const char *fam[] = { "mxguard_sts_cache_entries",
-	    "mxguard_tls_history_entries" };
+	static const struct {
+		const char	*fam;
+		int		 how;
+	} g[] = {
+		{ "mxguard_sts_cache_entries", GAUGE_MAX },
+		{ "mxguard_tls_history_entries", GAUGE_MAX },
+		{ "mxguard_dns_validating", GAUGE_MIN },
+	};
 	size_t i, n = family_len(name);
 
-	for (i = 0; i < sizeof(fam) / sizeof(fam[0]); i++)
-		if (strlen(fam[i]) == n && strncmp(fam[i], name, n) == 0)
-			return 1;
-	return 0;
+	for (i = 0; i < sizeof(g) / sizeof(g[0]); i++)
+		if (strlen(g[i].fam) == n && strncmp(g[i].fam, name, n) == 0)
+			return g[i].how;
+	return GAUGE_SUM;
 }
 
 static void
@@ -463,8 +473,13 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
 	if (c->type == STAT_GAUGE) {
 		if (c->own)
 			return;		/* the supervisor's own says it */
-		if (gauge_shared(c->name) && !made) {
+		switch (made ? GAUGE_SUM : gauge_shared(c->name)) {
+		case GAUGE_MAX:
 			if (r->v.value > c->v->value)
+				c->v->value = r->v.value;
+			return;
+		case GAUGE_MIN:
+			if (r->v.value < c->v->value)
 				c->v->value = r->v.value;
 			return;
 		}

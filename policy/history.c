@@ -313,7 +313,8 @@ admits(struct history *h, MDB_txn *txn)
  */
 static int
 record_once(struct history *h, const char *key, int starttls_offered,
-    int tls_ok, int64_t now, struct history_entry *prev, int force)
+    int tls_ok, int64_t now, struct history_entry *prev, int force,
+    const struct history_entry *merge)
 {
 	struct history_entry e;
 	unsigned char buf[VAL_LEN];
@@ -331,7 +332,17 @@ record_once(struct history *h, const char *key, int starttls_offered,
 	}
 	if (prev != NULL)
 		*prev = e;
-	if (starttls_offered && tls_ok && e.first_tls != 0 &&
+	if (merge != NULL) {
+		struct history_entry m = e;
+
+		history_entry_merge(&m, merge);
+		if (memcmp(&m, &e, sizeof(m)) == 0 ||
+		    (!exists && !history_expects_tls(&m, now, h->window_s))) {
+			/* nothing new; or a newcomer that decides nothing */
+			mdb_txn_abort(txn);
+			return 0;
+		}
+	} else if (starttls_offered && tls_ok && e.first_tls != 0 &&
 	    now - e.last_tls >= 0 && now - e.last_tls < REFRESH_S) {
 		/* nothing the window could notice: spare the disk a
 		 * synchronous write per delivery */
@@ -361,7 +372,9 @@ record_once(struct history *h, const char *key, int starttls_offered,
 			return 1;
 		}
 	}
-	if (starttls_offered && tls_ok) {
+	if (merge != NULL)
+		history_entry_merge(&e, merge);
+	else if (starttls_offered && tls_ok) {
 		if (e.first_tls == 0)
 			e.first_tls = now;
 		e.last_tls = now;
@@ -370,7 +383,8 @@ record_once(struct history *h, const char *key, int starttls_offered,
 		e.last_fail = now;
 		e.fail_count++;
 	}
-	e.last_seen = now;
+	if (merge == NULL)
+		e.last_seen = now;
 	encode(&e, buf);
 	v.mv_size = sizeof(buf);
 	v.mv_data = buf;
@@ -382,10 +396,47 @@ record_once(struct history *h, const char *key, int starttls_offered,
 	return mdb_txn_commit(txn);
 }
 
+static int record(struct history *, const char *,
+    const struct sockaddr *, int, int, int64_t, struct history_entry *,
+    const struct history_entry *);
+
 int
 history_record(struct history *h, const char *host,
     const struct sockaddr *dst, int starttls_offered, int tls_ok,
     int64_t now, struct history_entry *prev)
+{
+	return record(h, host, dst, starttls_offered, tls_ok, now, prev, NULL);
+}
+
+int
+history_merge(struct history *h, const struct sockaddr *dst,
+    const struct history_entry *other, int64_t now)
+{
+	return record(h, "", dst, 0, 0, now, NULL, other);
+}
+
+void
+history_entry_merge(struct history_entry *e, const struct history_entry *o)
+{
+	if (o->first_tls != 0 && (e->first_tls == 0 ||
+	    o->first_tls < e->first_tls))
+		e->first_tls = o->first_tls;
+	if (o->last_tls > e->last_tls)
+		e->last_tls = o->last_tls;
+	if (o->last_fail > e->last_fail)
+		e->last_fail = o->last_fail;
+	if (o->last_seen > e->last_seen)
+		e->last_seen = o->last_seen;
+	if (o->tls_count > e->tls_count)
+		e->tls_count = o->tls_count;
+	if (o->fail_count > e->fail_count)
+		e->fail_count = o->fail_count;
+}
+
+static int
+record(struct history *h, const char *host, const struct sockaddr *dst,
+    int starttls_offered, int tls_ok, int64_t now,
+    struct history_entry *prev, const struct history_entry *merge)
 {
 	char key[512], qk[600];
 	const char *reason;
@@ -399,7 +450,7 @@ history_record(struct history *h, const char *host,
 	 * evict and retry */
 	for (i = 0, rc = MDB_MAP_FULL; i < PUT_TRIES && store_full(rc); i++)
 		rc = record_once(h, key, starttls_offered, tls_ok, now, prev,
-		    i > 0);
+		    i > 0, merge);
 	if (rc == 0)
 		return 0;
 	reason = rc == 1 ? (history_count(h) >= h->max_entries ? "full" :

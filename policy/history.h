@@ -72,6 +72,19 @@ int		 history_get(struct history *, const char *host,
 int		 history_record(struct history *, const char *host,
 		    const struct sockaddr *dst, int starttls_offered,
 		    int tls_ok, int64_t now, struct history_entry *prev);
+/* Merges o into e towards "completed STARTTLS": the later last_tls,
+ * last_fail and last_seen, the earlier first_tls, the larger counts.
+ * Whatever o holds, history_expects_tls() of the result is at least that
+ * of e before (for o's times not after now + 300 s, which
+ * redis_hist_decode() checks): a record learned elsewhere never
+ * downgrades one known here. */
+void		 history_entry_merge(struct history_entry *e,
+		    const struct history_entry *o);
+/* Merges a record learned elsewhere (policy/redis.c) into the address's
+ * record ("|address"), under the store's bounds; a newcomer that expects
+ * no TLS is not written.  0, or -1 when refused or on error. */
+int		 history_merge(struct history *, const struct sockaddr *dst,
+		    const struct history_entry *o, int64_t now);
 /* Did the server complete STARTTLS within window_s seconds of now? */
 int		 history_expects_tls(const struct history_entry *,
 		    int64_t now, int64_t window_s);

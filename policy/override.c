@@ -186,43 +186,14 @@ parse_digest(const char *s, unsigned char out[32])
  * Postfix table (Postfix's "dane"; [host]:port keys).  Returns 0, 1 for
  * an entry skipped with a warning, -1 on error.
  */
+/* DEST of a line into e: an address, a domain or a ".parent"; 1 when a
+ * Postfix [host]:port entry is skipped, -1 on error. */
 static int
-parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
-    int postfix, const char *where, char *err, size_t errsz)
+parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
+    const char *where, char *err, size_t errsz)
 {
-	char buf[2048], *tok, *save = NULL, *dest, *lvl;
 	char nerr[128];
-	int i;
 
-	memset(e, 0, sizeof(*e));
-	snprintf(e->line, sizeof(e->line), "%s", line);
-	if (strlen(line) >= sizeof(buf)) {
-		fail(err, errsz, where, "line too long");
-		return -1;
-	}
-	strcpy(buf, line);
-	dest = strtok_r(buf, " \t", &save);
-	lvl = strtok_r(NULL, " \t", &save);
-	if (dest == NULL || lvl == NULL) {
-		fail(err, errsz, where, "want DEST LEVEL");
-		return -1;
-	}
-	for (i = 0; i < NLEVELS; i++)
-		if (strcmp(lvl, lvl_names[i]) == 0)
-			break;
-	if (i == NLEVELS) {
-		fail(err, errsz, where, "unknown level %s (none|may|encrypt|"
-		    "dane|dane-only|fingerprint|verify|secure)", lvl);
-		return -1;
-	}
-	e->level = (enum ovr_level)i;
-	if (e->level == OVR_DANE_MAY && !postfix) {
-		/* mxguard's old spelling, kept for one release */
-		e->level = OVR_DANE;
-		warn(t, "%s: tls_policy 'dane' means Postfix's 'dane-only' "
-		    "in this release; write dane-only (mandatory) or dane "
-		    "(opportunistic, Postfix's meaning)", where);
-	}
 	if (postfix && dest[0] == '[') {
 		char *rb = strchr(dest, ']');
 
@@ -268,6 +239,47 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 		if (dot)
 			e->dest[0] = '.';
 	}
+	return 0;
+}
+
+static int
+parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
+    int postfix, const char *where, char *err, size_t errsz)
+{
+	char buf[2048], *tok, *save = NULL, *dest, *lvl;
+	int i;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->line, sizeof(e->line), "%s", line);
+	if (strlen(line) >= sizeof(buf)) {
+		fail(err, errsz, where, "line too long");
+		return -1;
+	}
+	strcpy(buf, line);
+	dest = strtok_r(buf, " \t", &save);
+	lvl = strtok_r(NULL, " \t", &save);
+	if (dest == NULL || lvl == NULL) {
+		fail(err, errsz, where, "want DEST LEVEL");
+		return -1;
+	}
+	for (i = 0; i < NLEVELS; i++)
+		if (strcmp(lvl, lvl_names[i]) == 0)
+			break;
+	if (i == NLEVELS) {
+		fail(err, errsz, where, "unknown level %s (none|may|encrypt|"
+		    "dane|dane-only|fingerprint|verify|secure)", lvl);
+		return -1;
+	}
+	e->level = (enum ovr_level)i;
+	if (e->level == OVR_DANE_MAY && !postfix) {
+		/* mxguard's old spelling, kept for one release */
+		e->level = OVR_DANE;
+		warn(t, "%s: tls_policy 'dane' means Postfix's 'dane-only' "
+		    "in this release; write dane-only (mandatory) or dane "
+		    "(opportunistic, Postfix's meaning)", where);
+	}
+	if ((i = parse_dest(t, dest, e, postfix, where, err, errsz)) != 0)
+		return i;
 	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
 		if (strncmp(tok, "match=", 6) == 0 &&
 		    e->level == OVR_FINGERPRINT) {
@@ -442,6 +454,51 @@ ovr_load(struct ovr_table *t, const struct strlist *l, const char *file,
 	if (file != NULL && file[0] != '\0' &&
 	    load_file(&n, &cap, file, err, errsz) == -1)
 		goto fail;
+	ovr_clear(t);
+	*t = n;
+	return 0;
+fail:
+	free(n.e);
+	return -1;
+}
+
+int
+ovr_load_enforcement(struct ovr_table *t, const struct strlist *l, char *err,
+    size_t errsz)
+{
+	struct ovr_table n;
+	char where[400], buf[600], *dest, *mode, *extra, *save;
+	int i, cap = 0;
+
+	memset(&n, 0, sizeof(n));
+	for (i = 0; i < l->n; i++) {
+		snprintf(where, sizeof(where), "enforcement_override "
+		    "\"%.300s\"", l->v[i]);
+		if (strlen(l->v[i]) >= sizeof(buf)) {
+			fail(err, errsz, where, "line too long");
+			goto fail;
+		}
+		strcpy(buf, l->v[i]);
+		save = NULL;
+		dest = strtok_r(buf, " \t", &save);
+		mode = strtok_r(NULL, " \t", &save);
+		extra = strtok_r(NULL, " \t", &save);
+		if (dest == NULL || mode == NULL || extra != NULL ||
+		    (strcmp(mode, "enforce") != 0 &&
+		    strcmp(mode, "monitor") != 0)) {
+			fail(err, errsz, where, "want DEST enforce|monitor");
+			goto fail;
+		}
+		if (table_add(&n, &cap, err, errsz) == -1)
+			goto fail;
+		memset(&n.e[n.n], 0, sizeof(n.e[n.n]));
+		snprintf(n.e[n.n].line, sizeof(n.e[n.n].line), "%s", l->v[i]);
+		if (parse_dest(&n, dest, &n.e[n.n], 0, where, err,
+		    errsz) == -1)
+			goto fail;
+		n.e[n.n].monitor = strcmp(mode, "monitor") == 0;
+		n.n++;
+	}
 	ovr_clear(t);
 	*t = n;
 	return 0;

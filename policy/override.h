@@ -41,6 +41,10 @@
  * Lookup order: the destination address, then the exact domain, then the
  * closest parent ".domain".
  *
+ * enforcement_override lines of mxguard.conf, "DEST enforce|monitor",
+ * load into a table of their own (ovr_load_enforcement) with the same DEST
+ * forms and lookup (ovr_find); an entry's `monitor` says which.
+ *
  * The table owns its entries (one array); ovr_clear frees it.
  */
 #ifndef MXG_OVERRIDE_H
@@ -70,6 +74,8 @@ struct ovr_entry {
 	int		 min_proto;	/* protocols=: OpenSSL version */
 	int		 max_proto;	/* numbers, 0 = not limited */
 	char		 line[300];	/* as configured, for logs */
+	int		 monitor;	/* enforcement_override: monitor (1)
+					 * or enforce (0) */
 };
 
 struct ovr_table {
@@ -85,6 +91,9 @@ struct ovr_table {
  * with log_warn and counted in the table. */
 int		 ovr_load(struct ovr_table *, const struct strlist *,
 		    const char *file, char *err, size_t errsz);
+/* The enforcement_override lines; 0, or -1 with err naming the line. */
+int		 ovr_load_enforcement(struct ovr_table *,
+		    const struct strlist *, char *err, size_t errsz);
 void		 ovr_clear(struct ovr_table *);
 /* domain already normalised; dst may be NULL. */
 const struct ovr_entry *ovr_find(const struct ovr_table *,

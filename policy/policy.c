@@ -23,6 +23,12 @@
  * STARTTLS within tls_history_window.  An MTA-STS testing policy keeps
  * that level and only adds its check, reported (report_only).  The
  * decision is logged in one line and counted.
+ *
+ * Last, enforcement = monitor (global, or an enforcement_override for the
+ * destination) turns the decided verdict into a monitored one
+ * (policy_verdict_monitor): delivered with the best TLS available, while
+ * what enforce mode would do stays in would_level and its checks still
+ * run on the leg, for the session's would-defer lines.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -47,6 +53,7 @@
 #include "policy/mx.h"
 #include "policy/override.h"
 #include "policy/policy.h"
+#include "policy/redis.h"
 #include "policy/sts.h"
 #include "policy/tlsrpt.h"
 #include "policy/tlsrpt_rec.h"
@@ -106,6 +113,13 @@ struct policy_req {
 	char		 fetch_reason[48];
 	char		 fetch_err[256];
 
+	/* the shared store (policy/redis.c), asked on a local miss */
+	struct redis_op	*rs_sts;	/* MTA-STS policy under way */
+	struct redis_op	*rs_hist;	/* TLS history under way */
+	int		 have_remote;	/* remote: another gateway's policy,
+					 * the last resort (sts_effective) */
+	struct sts_cache_entry remote;
+
 	int		 rpt_kind;	/* RPT_*: the published policy that
 					 * decided, for TLSRPT */
 	double		 started;	/* stats_clock() at the lookup */
@@ -147,6 +161,8 @@ struct policy {
 	struct bgref	*bgrefs;
 	uint32_t	 mark;
 	struct ovr_table ovr;
+	struct ovr_table modes;		/* enforcement_override */
+	int		 monitor;	/* enforcement = monitor */
 	struct dns	*dns;
 	SSL_CTX		*ctx;		/* HTTPS fetches; its store verifies MXs */
 	uint64_t	 store_gen;	/* identity of ctx's store */
@@ -157,6 +173,8 @@ struct policy {
 	int64_t		 hist_window;	/* seconds */
 	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
 	char		*state_dir;
+	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
+	struct redis	*rs;		/* shared store, NULL when off */
 };
 
 /* Each CA store the engine makes gets a number of its own: a proof or a
@@ -207,6 +225,7 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	p->loop = loop;
+	p->resolver_ok = -1;
 	if ((p->state_dir = strdup(cfg->state_dir)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -230,6 +249,10 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		log_warn("event=sts-cache-unavailable error=\"%s\" "
 		    "note=\"MTA-STS policies are fetched for every lookup\"",
 		    cerr);
+	/* one client per process, made here, where the engine is */
+	if ((p->rs = redis_new(loop, cfg, err, errsz)) == NULL &&
+	    err[0] != '\0')
+		goto fail;
 	if ((p->refresh_tmr = ev_timer_new(loop, refresh_round, p)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -255,6 +278,7 @@ policy_free(struct policy *p)
 		bgref_free(p->bgrefs);
 	while (p->fetches != NULL)
 		fetch_free(p->fetches);
+	redis_free(p->rs);
 	tlsrpt_rec_free(p->rec);
 	free(p->state_dir);
 	dns_free(p->dns);
@@ -262,6 +286,7 @@ policy_free(struct policy *p)
 	sts_cache_close(p->cache);
 	history_close(p->hist);
 	ovr_clear(&p->ovr);
+	ovr_clear(&p->modes);
 	free(p);
 }
 
@@ -269,10 +294,16 @@ int
 policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
     size_t errsz)
 {
-	struct ovr_table t = { 0 };
+	struct ovr_table t = { 0 }, m = { 0 };
 
-	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err, errsz) == -1)
+	if (ovr_load_enforcement(&m, &cfg->enforcement_override, err,
+	    errsz) == -1)
 		return -1;
+	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err,
+	    errsz) == -1) {
+		ovr_clear(&m);
+		return -1;
+	}
 	if (p->reqs == NULL && p->fetches == NULL && p->bgrefs == NULL &&
 	    p->ovr.e != NULL &&
 	    !tlsrpt_rec_busy(p->rec)) {
@@ -282,11 +313,13 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 
 		if (nd == NULL) {
 			ovr_clear(&t);
+			ovr_clear(&m);
 			return -1;
 		}
 		if ((nc = make_ctx(cfg, err, errsz)) == NULL) {
 			dns_free(nd);
 			ovr_clear(&t);
+			ovr_clear(&m);
 			return -1;
 		}
 		dns_free(p->dns);
@@ -298,6 +331,9 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	/* overrides point into p->ovr only during decide(), which copies */
 	ovr_clear(&p->ovr);
 	p->ovr = t;
+	ovr_clear(&p->modes);
+	p->modes = m;
+	p->monitor = strcmp(cfg->enforcement, "monitor") == 0;
 	if (p->ovr.e == NULL)
 		p->ovr.e = calloc(1, sizeof(struct ovr_entry)); /* "loaded" */
 	p->require_tls = strcmp(cfg->require_tls, "yes") == 0;
@@ -389,6 +425,10 @@ req_stop_lookups(struct policy_req *r)
 	r->txtq = NULL;
 	dane_cancel(r->daneq);
 	r->daneq = NULL;
+	redis_cancel(r->rs_sts);
+	r->rs_sts = NULL;
+	redis_cancel(r->rs_hist);
+	r->rs_hist = NULL;
 	req_unlink_fetch(r);
 }
 
@@ -407,6 +447,7 @@ req_destroy(struct policy_req *r)
 	ev_timer_free(r->tmo);
 	ev_timer_free(r->fire);
 	sts_cache_entry_clear(&r->cached);
+	sts_cache_entry_clear(&r->remote);
 	free(r->mx);
 	dane_info_free(r->dane);
 	free(r->fresh);
@@ -447,13 +488,18 @@ log_decision(struct policy_req *r, const char *result)
 	char qd[300], qs[160];
 
 	log_info("%s%sevent=policy domain=%s dst=%s mx=%s source=%s level=%s "
-	    "result=%s reason=%s%s sts=%s detail=%s", r->tag[0] ? "sid=" : "",
+	    "result=%s reason=%s%s%s%s sts=%s detail=%s%s%s",
+	    r->tag[0] ? "sid=" : "",
 	    r->tag[0] ? r->tag : "", v->domain[0] ? v->domain : "-", r->dststr,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
 	    tls_level_name(v->level), result, v->reason[0] ? v->reason : "-",
 	    v->report_only ? " report_only=yes" : "",
+	    v->monitor ? " enforcement=monitor would_level=" : "",
+	    v->monitor ? tls_level_name(v->would_level) : "",
 	    log_q(qs, sizeof(qs), v->sts_note[0] ? v->sts_note : "-"),
-	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"));
+	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"),
+	    v->dane_note ? " dane=not-applicable dane_reason=" : "",
+	    v->dane_note ? v->dane_note : "");
 	count(v, result);
 }
 
@@ -587,6 +633,17 @@ rpt_fill(struct policy_req *r)
 	v->rpt = rp;
 }
 
+/* enforcement = monitor for this request's destination? */
+static int
+monitored(const struct policy_req *r)
+{
+	const struct ovr_entry *e;
+
+	e = ovr_find(&r->pol->modes, r->v->domain, r->have_dst ?
+	    (const struct sockaddr *)&r->dst : NULL);
+	return e != NULL ? e->monitor : r->pol->monitor;
+}
+
 static void
 finish(struct policy_req *r)
 {
@@ -594,11 +651,21 @@ finish(struct policy_req *r)
 	const char *result;
 
 	rpt_fill(r);
+	/* DANE would have been asked, but the self-check says the resolver
+	 * never sets the AD bit: say why no DANE verdict could come */
+	if (r->pol->resolver_ok == 0 && r->pol->dane_enable &&
+	    v->level != TLS_LEVEL_DANE && (r->ovr == NULL ||
+	    r->ovr->level == OVR_DANE || r->ovr->level == OVR_DANE_MAY))
+		v->dane_note = "resolver-not-validating";
 	r->decided = 1;
 	req_stop_lookups(r);
 	ev_timer_stop(r->tmo);
+	if (monitored(r))
+		policy_verdict_monitor(v);
 	if (v->level == TLS_LEVEL_DEFER)
 		result = "defer";
+	else if (v->monitor && v->would_level == TLS_LEVEL_DEFER)
+		result = "would-defer";
 	else if (v->report_only && v->reason[0])
 		result = "report-only-failure";
 	else
@@ -640,13 +707,39 @@ mx_lookup_failure(struct policy_req *r)
 
 static void dane_verdict(struct policy_req *);
 
+/*
+ * match= of verify/secure into reference names, with Postfix's match
+ * strategies: "nexthop" is the recipient domain (the next hop as mxguard
+ * sees it), "dot-nexthop" its subdomains, "hostname" the MX host H (none
+ * while H is unknown: then nothing matches); other names as written.
+ * Returns how many names it wrote.
+ */
+static int
+match_names(const struct ovr_entry *o, const struct policy_verdict *v,
+    char out[OVR_MAX_MATCH][256])
+{
+	int i, n = 0;
+
+	for (i = 0; i < o->nmatch && n < OVR_MAX_MATCH; i++)
+		if (strcasecmp(o->match[i], "nexthop") == 0)
+			snprintf(out[n++], 256, "%s", v->domain);
+		else if (strcasecmp(o->match[i], "dot-nexthop") == 0)
+			snprintf(out[n++], 256, ".%s", v->domain);
+		else if (strcasecmp(o->match[i], "hostname") == 0) {
+			if (v->mx_host[0] != '\0')
+				snprintf(out[n++], 256, "%s", v->mx_host);
+		} else
+			snprintf(out[n++], 256, "%s", o->match[i]);
+	return n;
+}
+
 static void
 apply_override_level(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct policy_verdict *v = r->v;
 	const struct ovr_entry *o = &r->ovr_copy;
-	char names[2][256];
+	char names[2][256], names2[OVR_MAX_MATCH][256];
 
 	v->source = "override";
 	snprintf(v->detail, sizeof(v->detail), "tls_policy \"%s\"", o->line);
@@ -707,7 +800,10 @@ apply_override_level(struct policy_req *r)
 	case OVR_SECURE:
 		v->level = TLS_LEVEL_VERIFY;
 		if (o->nmatch > 0) {
-			verdict_names(p, v, o->nmatch, o->match);
+			if (verdict_names(p, v, match_names(o, v, names2),
+			    names2) == -1)
+				defer(r, "override", "validation-failure",
+				    "out of memory");
 			return;
 		}
 		if (o->level == OVR_VERIFY && v->mx_host[0]) {
@@ -813,6 +909,13 @@ sts_effective(struct policy_req *r, const char **origin)
 		*origin = "cached";
 		return &r->cached.pol;
 	}
+	/* last: a policy another gateway fetched, where this one has none
+	 * of its own (redis_sts_usable(): enforce only, so it can only
+	 * make the verdict stricter than no policy) */
+	if (r->have_remote && (int64_t)time(NULL) < r->remote.expires) {
+		*origin = "redis";
+		return &r->remote.pol;
+	}
 	*origin = NULL;
 	return NULL;
 }
@@ -857,13 +960,21 @@ decide(struct policy_req *r)
 		return;
 	}
 	if (sp != NULL) {
+		const struct sts_cache_entry *ce = sp == &r->remote.pol ?
+		    &r->remote : &r->cached;
 		int64_t age = r->fresh ? 0 :
-		    (int64_t)time(NULL) - r->cached.fetched;
+		    (int64_t)time(NULL) - ce->fetched;
 
 		snprintf(v->sts_note, sizeof(v->sts_note),
 		    "mode=%s,id=%s,%s,age=%llds", sts_mode_name(sp->mode),
-		    r->fresh ? r->fresh_id : r->cached.id, origin,
+		    r->fresh ? r->fresh_id : ce->id, origin,
 		    (long long)age);
+		if (sp == &r->remote.pol)
+			log_info("event=sts-policy-from-redis domain=%s id=%s "
+			    "mode=%s age=%llds note=\"no policy of this "
+			    "gateway's own: the one another gateway fetched "
+			    "decides\"", v->domain, ce->id,
+			    sts_mode_name(sp->mode), (long long)age);
 	} else if (r->sts && r->fetch_reason[0])
 		snprintf(v->sts_note, sizeof(v->sts_note), "%s",
 		    r->fetch_reason);
@@ -984,6 +1095,9 @@ check_done(struct policy_req *r)
 	if (r->sts && !r->sts_done)
 		return;
 	if (r->dane_wanted && r->dane == NULL && !r->dane_failed)
+		return;
+	/* bounded by redis_timeout, below policy_timeout */
+	if (r->rs_sts != NULL || r->rs_hist != NULL)
 		return;
 	decide(r);
 }
@@ -1144,8 +1258,11 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 				sts_cache_entry_clear(&old);
 			}
 		}
-		if (p->cache != NULL)
-			sts_cache_put(p->cache, f->domain, &e);
+		/* write-through: what this gateway fetched and keeps,
+		 * another one may use where it has nothing */
+		if (p->cache == NULL || sts_cache_put(p->cache, f->domain,
+		    &e) == 0)
+			redis_sts_put(p->rs, f->domain, &e);
 		log_info("event=sts-fetch domain=%s id=%s result=ok mode=%s "
 		    "max_age=%u mx_patterns=%d", f->domain, f->id,
 		    sts_mode_name(sp->mode), sp->max_age, sp->nmx);
@@ -1435,6 +1552,70 @@ refresh_round(void *arg)
 	free(due);
 }
 
+/* ---- the shared store (policy/redis.c) ---- */
+
+static void
+on_redis_sts(void *arg, int rc, const struct sts_cache_entry *e)
+{
+	struct policy_req *r = arg;
+	int64_t now = (int64_t)time(NULL);
+
+	r->rs_sts = NULL;
+	if (rc == 1 && redis_sts_usable(r->have_cached ? &r->cached : NULL,
+	    e, now)) {
+		r->remote = *e;
+		if ((r->remote.body = malloc(e->bodylen + 1)) != NULL) {
+			memcpy(r->remote.body, e->body, e->bodylen + 1);
+			r->have_remote = 1;
+			log_info("event=sts-redis domain=%s id=%s mode=%s "
+			    "age=%llds result=fallback note=\"used only if "
+			    "this gateway finds no policy itself\"",
+			    r->v->domain, e->id, sts_mode_name(e->pol.mode),
+			    (long long)(now - e->fetched));
+		} else
+			memset(&r->remote, 0, sizeof(r->remote));
+	} else if (rc == 1)
+		log_info("event=sts-redis domain=%s id=%s mode=%s "
+		    "result=ignored note=\"only an unexpired enforce policy "
+		    "counts where this gateway has none\"", r->v->domain,
+		    e->id, sts_mode_name(e->pol.mode));
+	check_done(r);
+}
+
+static void
+on_redis_hist(void *arg, int rc, const struct history_entry *e)
+{
+	struct policy_req *r = arg;
+	struct policy *p = r->pol;
+	int64_t now = (int64_t)time(NULL);
+
+	r->rs_hist = NULL;
+	if (rc == 1 && history_expects_tls(e, now, p->hist_window) &&
+	    history_merge(p->hist, (struct sockaddr *)&r->dst, e, now) == 0)
+		log_info("event=tls-history-redis dst=%s last_tls_age=%llds "
+		    "note=\"another gateway saw STARTTLS here: merged\"",
+		    r->dststr, (long long)(now - e->last_tls));
+	check_done(r);
+}
+
+/* The address's TLS history from the shared store, when the local one
+ * does not expect TLS there (merging can only raise it). */
+static void
+redis_hist_ask(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	struct history_entry e;
+
+	if (p->rs == NULL || p->hist == NULL || p->hist_window <= 0 ||
+	    !r->have_dst || r->ovr != NULL)
+		return;
+	if (history_get(p->hist, "", (struct sockaddr *)&r->dst, &e) == 1 &&
+	    history_expects_tls(&e, (int64_t)time(NULL), p->hist_window))
+		return;
+	r->rs_hist = redis_hist_get(p->rs, (struct sockaddr *)&r->dst,
+	    on_redis_hist, r);
+}
+
 /* ---- entry points ---- */
 
 struct policy_req *
@@ -1520,6 +1701,7 @@ policy_lookup(struct policy *p, const char *domain,
 	    r->dst.ss_family == AF_INET ? MX_WALK_A : MX_WALK_AAAA, on_walk,
 	    r)) == NULL)
 		goto fail;
+	redis_hist_ask(r);
 	if (r->ovr == NULL && p->sts_enable) {
 		r->sts = 1;
 		if (sts_names_refused(r))
@@ -1530,6 +1712,11 @@ policy_lookup(struct policy *p, const char *domain,
 			r->cached_state = sts_cache_state(&r->cached,
 			    (int64_t)time(NULL), p->refresh_margin);
 		}
+		/* read-through on a local miss (no valid policy) */
+		if (p->rs != NULL && !(r->have_cached &&
+		    r->cached_state != STS_CACHE_EXPIRED))
+			r->rs_sts = redis_sts_get(p->rs, v->domain,
+			    on_redis_sts, r);
 		snprintf(name, sizeof(name), "_mta-sts.%s", v->domain);
 		if ((r->txtq = dns_query(p->dns, name, DNS_T_TXT, on_txt,
 		    r)) == NULL)
@@ -1564,6 +1751,14 @@ policy_record_tls(struct policy *p, const struct sockaddr *dst,
 		return;
 	history_note(p->hist, p->hist_window, dst, mx_host, starttls_offered,
 	    tls_ok);
+	if (p->rs != NULL && p->hist != NULL && dst != NULL) {
+		struct history_entry e;
+
+		/* write-through of the address's record; the server merges
+		 * it towards TLS with what other gateways wrote */
+		if (history_get(p->hist, "", dst, &e) == 1)
+			redis_hist_put(p->rs, dst, &e);
+	}
 }
 
 /*
@@ -1606,6 +1801,12 @@ policy_tlsrpt_store(struct policy *p)
 }
 
 /* ---- for `mxguard policy` ---- */
+
+void
+policy_set_resolver_validating(struct policy *p, int validating)
+{
+	p->resolver_ok = validating;
+}
 
 struct dns *
 policy_dns(struct policy *p)

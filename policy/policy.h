@@ -96,6 +96,11 @@ struct tlsrpt_store *policy_tlsrpt_store(struct policy *);
 struct dns;
 struct sts_cache;
 struct dns	*policy_dns(struct policy *);
+
+/* The resolver self-check's latest word (policy/dnscheck.h): -1 not known
+ * (the start), 0 not validating, 1 validating.  While it is 0, a verdict
+ * DANE could have decided carries dane_note "resolver-not-validating". */
+void		 policy_set_resolver_validating(struct policy *, int);
 struct sts_cache *policy_sts_cache(struct policy *);
 
 #endif

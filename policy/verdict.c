@@ -16,6 +16,14 @@
  *   policy_tls_check            judge a handshake prepared for v
  *   policy_leg_fits             judge an existing leg for a new verdict
  *   policy_tls_session_key      resumption key (or none)
+ *   policy_verdict_monitor      enforcement = monitor: watch, don't enforce
+ *
+ * A monitored verdict (enforcement = monitor) is judged twice: as its
+ * enforced level MAY, which decides, and as enforce_view(), the verdict
+ * enforce mode would apply, whose failure only sets would_defer.  The
+ * proof is always what the handshake proved, so a monitored check that
+ * fails leaves a failed proof: such a leg is never parked nor its
+ * session cached, and an enforced recipient's own check decides for it.
  *
  * Who frees what: policy_verdict_dup() returns a verdict the caller frees
  * with policy_verdict_free(); the SSL ex_data this file attaches is freed
@@ -98,6 +106,33 @@ fail:
 	return NULL;
 }
 
+/* ---- monitor mode ---- */
+
+void
+policy_verdict_monitor(struct policy_verdict *v)
+{
+	if (v->monitor)
+		return;
+	v->monitor = 1;
+	v->would_level = v->level;
+	if (v->level > TLS_LEVEL_MAY)
+		v->level = TLS_LEVEL_MAY;
+}
+
+/* The verdict enforce mode would apply, as a view sharing v's parts (never
+ * freed); 0 when it demands a TLS check beyond what v enforces. */
+static int
+enforce_view(const struct policy_verdict *v, struct policy_verdict *w)
+{
+	if (!v->monitor || v->would_level <= TLS_LEVEL_MAY ||
+	    v->would_level == TLS_LEVEL_DEFER)
+		return -1;
+	*w = *v;
+	w->monitor = 0;
+	w->level = v->would_level;
+	return 0;
+}
+
 /* ---- identities ---- */
 
 /* SHA-256 over what a check of v stands for.  DANE: the TLSA RRset's
@@ -170,9 +205,14 @@ int
 policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 {
 	const char *sni = v->mx_host[0] ? v->mx_host : NULL;
+	struct policy_verdict w;
 	unsigned char *id;
 	int i;
 
+	/* monitor: set up for the check enforce mode would make (the
+	 * handshake never fails on it: verification is judged after) */
+	if (enforce_view(v, &w) == 0)
+		return policy_tls_prepare(&w, ssl);
 	if (prepared_idx == -1)
 		prepared_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
 		    prepared_free);
@@ -356,8 +396,10 @@ result_set(struct tls_result *res, const char *reason, const char *detail)
 const char *
 policy_no_starttls_reason(const struct policy_verdict *v)
 {
+	enum tls_level l = v->monitor ? v->would_level : v->level;
+
 	/* DANE with only unusable TLSA records still requires TLS */
-	return v->level == TLS_LEVEL_DANE || (v->level == TLS_LEVEL_ENCRYPT &&
+	return l == TLS_LEVEL_DANE || (l == TLS_LEVEL_ENCRYPT &&
 	    v->source != NULL && strcmp(v->source, "dane") == 0) ?
 	    "dane-required" : "starttls-not-supported";
 }
@@ -389,6 +431,29 @@ report_check(const struct policy_verdict *v, const struct tls_proof *proof,
 	}
 }
 
+/* monitor: what enforce mode would say of this leg, into res */
+static void
+monitor_fits(const struct policy_verdict *v, const struct tls_proof *proof,
+    SSL *ssl, struct tls_result *res)
+{
+	struct policy_verdict w;
+	struct tls_result wres;
+
+	if (v->would_level == TLS_LEVEL_DEFER) {
+		res->would_defer = 1;
+		result_set(res, v->reason[0] ? v->reason :
+		    "validation-failure", v->detail);
+		return;
+	}
+	if (enforce_view(v, &w) == -1)
+		return;
+	if (policy_leg_fits(&w, proof, ssl, &wres) == -1) {
+		*res = wres;
+		res->would_defer = 1;
+	} else if (wres.report_failed)
+		*res = wres;
+}
+
 int
 policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
     SSL *ssl, struct tls_result *res)
@@ -397,6 +462,12 @@ policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
 	long vr;
 
 	memset(res, 0, sizeof(*res));
+	if (v->monitor && v->level <= TLS_LEVEL_MAY) {
+		result_set(res, "success", "this connection is accepted "
+		    "(enforcement = monitor)");
+		monitor_fits(v, proof, ssl, res);
+		return 0;
+	}
 	result_set(res, "success", "this connection satisfies the policy");
 	if (v->level == TLS_LEVEL_DEFER) {
 		result_set(res, v->reason[0] ? v->reason :
@@ -460,6 +531,17 @@ policy_tls_check(const struct policy_verdict *v, SSL *ssl,
 {
 	long vr;
 
+	struct policy_verdict w;
+
+	if (enforce_view(v, &w) == 0) {
+		/* monitor: the check enforce mode would make; its failure
+		 * is noted, the proof stays what was proven */
+		if (policy_tls_check(&w, ssl, proof, res) == -1) {
+			proof->failed = 1;
+			res->would_defer = 1;
+		}
+		return 0;
+	}
 	memset(proof, 0, sizeof(*proof));
 	memset(res, 0, sizeof(*res));
 	snprintf(proof->mx_host, sizeof(proof->mx_host), "%s", v->mx_host);
@@ -521,10 +603,15 @@ int
 policy_tls_session_key(const struct policy_verdict *v, char *buf, size_t sz)
 {
 	const char *host = v->mx_host[0] ? v->mx_host : "-";
+	struct policy_verdict w;
 	unsigned char id[32];
 	char hex[65];
 	int i, n;
 
+	/* monitor: resume only what passed the check enforce mode makes,
+	 * so that its would-defer is judged on a real handshake */
+	if (enforce_view(v, &w) == 0)
+		return policy_tls_session_key(&w, buf, sz);
 	switch (v->level) {
 	case TLS_LEVEL_DANE:
 	case TLS_LEVEL_VERIFY:

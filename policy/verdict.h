@@ -10,6 +10,15 @@
  * weakens `level` (which require_tls or the TLS history may still raise to
  * encrypt).
  *
+ * `monitor` (enforcement = monitor) marks a verdict whose demand is only
+ * watched: `would_level` is what enforce mode would demand (DEFER: it
+ * would defer already at the decision, reason and detail say why), and
+ * `level` is MAY, the best TLS available.  Its checks still run on the
+ * leg, and a check that fails sets the proof's failed flag and the
+ * result's would_defer; nothing a monitored recipient's leg proves is
+ * more than it proved, so an enforced recipient never rides on it below
+ * its own policy.
+ *
  * A verdict is a value: whoever keeps one beyond a callback keeps a copy
  * (policy_verdict_dup), never a pointer into another owner's verdict.
  *
@@ -40,6 +49,10 @@ struct policy_verdict {
 	enum tls_level	 level;
 	int		 report_only;	/* MTA-STS testing: its check is
 					 * reported, never enforced */
+	int		 monitor;	/* enforcement = monitor: level is
+					 * MAY, would_level only watched */
+	enum tls_level	 would_level;	/* monitor: what enforce mode would
+					 * demand */
 	const char	*source;	/* "override", "dane", "mta-sts",
 					 * "tls-history", "require_tls",
 					 * "default" (static strings) */
@@ -54,6 +67,9 @@ struct policy_verdict {
 					 * as a TLSRPT report names it (type,
 					 * policy strings, MX patterns); NULL:
 					 * no-policy-found */
+	const char	*dane_note;	/* why DANE could not apply: NULL, or
+					 * "resolver-not-validating" (static;
+					 * logged dane=not-applicable) */
 };
 
 /*
@@ -83,6 +99,9 @@ struct tls_result {
 	int		 report_failed;	/* report_only: the MTA-STS testing
 					 * check failed (reason, detail say
 					 * why); delivery goes on */
+	int		 would_defer;	/* monitor: enforce mode would defer
+					 * here (reason, detail say why);
+					 * delivery goes on */
 };
 
 /* Before the handshake: SNI, names, store, TLSA records on ssl. */
@@ -102,7 +121,8 @@ int		 policy_leg_fits(const struct policy_verdict *v,
 		    const struct tls_proof *proof, SSL *ssl,
 		    struct tls_result *res);
 /* RFC 8460 result type for "server did not offer STARTTLS" under v
- * ("starttls-not-supported", or "dane-required" for DANE). */
+ * ("starttls-not-supported", or "dane-required" for DANE; a monitored
+ * verdict answers for its would_level). */
 const char	*policy_no_starttls_reason(const struct policy_verdict *);
 /* A TLS session-resumption key: equal only for verdicts whose checks are
  * the same checks (MX host, level, names, TLSA digest, CA store).  -1
@@ -111,6 +131,10 @@ const char	*policy_no_starttls_reason(const struct policy_verdict *);
  * proof->failed == 0. */
 int		 policy_tls_session_key(const struct policy_verdict *,
 		    char *buf, size_t sz);
+
+/* enforcement = monitor: turn a decided verdict into a monitored one
+ * (level MAY, would_level the decided level); idempotent. */
+void		 policy_verdict_monitor(struct policy_verdict *);
 
 const char	*tls_level_name(enum tls_level);
 struct policy_verdict *policy_verdict_dup(const struct policy_verdict *);

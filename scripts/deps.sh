@@ -2,7 +2,9 @@
 # Installs everything the build, the whole test suite, the demo, the fuzzers
 # and the benchmarks need (Debian 12), as root or as a user with sudo.
 # tests/ns use curl (metrics), nft (rules), drill and ldns-* (ldnsutils),
-# knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man;
+# knotd, unbound, nginx, posttls-finger and smtp-source (postfix), man,
+# redis-server (shared policy state) and keepalived (the HA pair, 74);
+# prometheus and promtool (scenario 78: the metrics and the dashboard);
 # the benchmarks stunnel4, perf, gnuplot and git.  .ci/run proves the list
 # complete: it runs this script on a bare Debian 12 (scripts/fresh-root.sh).
 # Idempotent: when every package is already installed it touches nothing
@@ -17,10 +19,12 @@ PKGS=(
 	libssl-dev libc-ares-dev libnetfilter-queue-dev libnfnetlink-dev libmnl-dev
 	liblmdb-dev libcmocka-dev libidn2-dev libjansson-dev zlib1g-dev libopendkim-dev python3-dkim
 	postfix unbound knot ldnsutils nginx-light stunnel4 swaks
+	libhiredis-dev redis-server keepalived
 	iptables nftables iproute2 procps openssl python3 conntrack curl git
 	man-db groff-base systemd valgrind linux-perf gnuplot-nox
+	prometheus
 )
-SERVICES=(postfix unbound nginx knot stunnel4)
+SERVICES=(postfix unbound nginx knot stunnel4 redis-server keepalived prometheus prometheus-node-exporter)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -54,6 +58,10 @@ is_running() {	# SERVICE: is its daemon running on the host?
 	nginx)    running nginx ;;
 	knot)     running knotd ;;
 	stunnel4) running stunnel4 stunnel ;;
+	redis-server) running redis-server ;;
+	keepalived) running keepalived ;;
+	prometheus) running prometheus ;;
+	prometheus-node-exporter) running prometheus-node-exporter ;;
 	esac
 }
 was_running=()

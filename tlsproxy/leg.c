@@ -178,7 +178,7 @@ static void
 leg_enter(struct leg *l, enum lstate st)
 {
 	if (l->state != st)
-		log_debug("sid=%s leg %s -> %s", l->tag, lstate_names[l->state],
+		log_debug("sid=%s event=leg-state from=%s to=%s", l->tag, lstate_names[l->state],
 		    lstate_names[st]);
 	l->state = st;
 }
@@ -297,14 +297,14 @@ leg_connect(struct leg *l)
 	leg_close_io(l);
 	if ((fd = upstream_socket(l)) == -1)
 		return -1;
-	if ((l->io = io_new(l->env.loop, fd, leg_io_cb, l)) == NULL) {
+	if ((l->io = io_new_connecting(l->env.loop, fd, leg_io_cb, l)) ==
+	    NULL) {
 		close(fd);
 		return -1;
 	}
 	l->base = 0;
 	leg_enter(l, LS_CONNECT);
 	io_set_timeout(l->io, cfg(l)->connect_timeout);
-	io_wait_connected(l->io);
 	return 0;
 }
 
@@ -402,7 +402,7 @@ leg_park(struct leg *l, struct reuse *reuse, const char *key,
 		return -1;
 	log_info("sid=%s event=upstream-parked dst=%s uses=%u", l->tag,
 	    l->dst_str, rl.uses);
-	log_debug("sid=%s leg %s -> PARKED", l->tag, lstate_names[l->state]);
+	log_debug("sid=%s event=leg-state from=%s to=PARKED", l->tag, lstate_names[l->state]);
 	/* the io belongs to the cache now, with a copy of the proof */
 	l->out += io_bytes_out(l->io) - l->base;
 	l->io = NULL;
@@ -763,7 +763,8 @@ tls_ready(struct leg *l)
 	tls_client_done(*l->env.tls, ssl, ok && !l->proof.failed);
 	snprintf(l->tls_proto, sizeof(l->tls_proto), "%s",
 	    SSL_get_version(ssl));
-	log_tls(l);
+	if (log_enabled(LOG_LVL_INFO))	/* the names cost two X509 walks */
+		log_tls(l);
 	record_tls(l, 1, 1);
 	if (!ok) {
 		leg_close_io(l);

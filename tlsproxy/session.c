@@ -84,8 +84,10 @@ static const char *state_names[] = {
 #define CL_HIWAT	(64 * 1024)
 #define CL_LOWAT	(16 * 1024)
 /* Output towards the upstream above this pauses reading from the client
- * during DATA; it resumes at the low-water mark. */
-#define BODY_HIWAT	(256 * 1024)
+ * during DATA; it resumes at the low-water mark.  Kept below the io's
+ * bound on TLS output less one 64 KiB write, so a body write is always
+ * encrypted at once and never parked (copied) in the io's buffer. */
+#define BODY_HIWAT	(128 * 1024)
 #define BODY_LOWAT	(64 * 1024)
 #define MAX_VERDICTS	8
 /* Extensions the client is offered (smtp_caps_filter), whose parameters
@@ -172,6 +174,9 @@ struct session {
 	unsigned long long	 cl_in;		/* bytes from a closed client */
 	char			 tx_domains[256]; /* recipient domains sent
 						 * upstream, comma-separated */
+	int			 tx_would_defer; /* monitor: recipients of
+						 * this transaction enforce
+						 * mode would defer */
 };
 
 static void session_enter(struct session *, enum sstate);
@@ -339,6 +344,7 @@ tx_clear(struct session *s)
 	s->tx_from[0] = '\0';
 	s->tx_up_mail = s->tx_rcpts_ok = s->tx_rcpts = 0;
 	s->tx_domains[0] = '\0';
+	s->tx_would_defer = 0;
 }
 
 static void
@@ -444,7 +450,7 @@ session_enter(struct session *s, enum sstate st)
 
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
-	log_debug("sid=%s state %s -> %s", s->id, state_names[s->state],
+	log_debug("sid=%s event=state from=%s to=%s", s->id, state_names[s->state],
 	    state_names[st]);
 	s->state = st;
 
@@ -564,6 +570,57 @@ report_attempt(struct session *s, const struct policy_verdict *v,
 }
 
 /*
+ * enforcement = monitor: the leg meets v, but would it meet what enforce
+ * mode demands?  When not, one would-defer line and count per recipient,
+ * and the report names the failure (the published policy failed, even if
+ * the mail went).  Returns 1 when it was a would-defer.
+ */
+static int
+would_defer(struct session *s, const struct policy_verdict *v,
+    const struct tls_result *res, const char *why)
+{
+	const char *stage, *reason, *detail;
+	char q[300], name[160];
+
+	if (!v->monitor)
+		return 0;
+	if (v->would_level == TLS_LEVEL_DEFER) {
+		stage = "policy";
+		reason = v->reason[0] ? v->reason : "validation-failure";
+		detail = v->detail;
+	} else if (res != NULL && res->would_defer) {
+		stage = "tls";
+		reason = res->reason;
+		detail = res->detail;
+	} else if (v->would_level > TLS_LEVEL_MAY &&
+	    (s->up == NULL || !leg_proof(s->up)->tls)) {
+		stage = "starttls";
+		if (why != NULL && strcmp(why, "tls-handshake-failed") == 0) {
+			reason = "validation-failure";
+			detail = "TLS handshake failed; delivered in cleartext";
+		} else {
+			reason = policy_no_starttls_reason(v);
+			detail = "no TLS on this connection; delivered in "
+			    "cleartext";
+		}
+	} else
+		return 0;
+	s->tx_would_defer++;
+	snprintf(name, sizeof(name), "mxguard_would_defer_total{stage=\"%s\"}",
+	    stage);
+	stats_add(stats_get(name, "enforcement = monitor: recipients enforce "
+	    "mode would have deferred, delivered"), 1);
+	log_warn("sid=%s event=would-defer domain=%s dst=%s mx=%s source=%s "
+	    "level=%s stage=%s reason=%s detail=%s action=delivered "
+	    "enforcement=monitor", s->id, v->domain, s->dst_str,
+	    v->mx_host[0] ? v->mx_host : "-", v->source,
+	    tls_level_name(v->would_level), stage, reason,
+	    log_q(q, sizeof(q), detail));
+	report_attempt(s, v, reason, detail);
+	return 1;
+}
+
+/*
  * The leg meets v (enforced): what a report says of it.  A testing
  * policy's failed check (res, or one the engine knew: v->reason) is a
  * failure; so is cleartext, which only a verdict without TLS required
@@ -574,6 +631,8 @@ static void
 report_met(struct session *s, const struct policy_verdict *v,
     const struct tls_result *res, const char *why)
 {
+	if (would_defer(s, v, res, why))
+		return;
 	if (v->level == TLS_LEVEL_NONE)
 		return;
 	if (res != NULL && res->report_failed)
@@ -684,7 +743,11 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 		upstream_decide(s, v, 0);
 		return;
 	}
-	if (leg_fits(s->up, v, &res) == -1) {
+	/* a monitored recipient gets a fresh leg too where a reused one
+	 * would make a would-defer a fresh one might not (enforce mode's
+	 * behaviour, so the would-defer lines say what enforce would do) */
+	if (leg_fits(s->up, v, &res) == -1 || (res.would_defer &&
+	    v->would_level != TLS_LEVEL_DEFER && leg_reused(s->up))) {
 		if (leg_reused(s->up) && s->msgs == 0 && !s->tx_up_mail &&
 		    v->level != TLS_LEVEL_DEFER) {
 			/* a reused leg this recipient's policy does not
@@ -695,8 +758,10 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 			upstream_decide(s, v, 1);
 			return;
 		}
-		policy_failed(s, v, res.reason, res.detail);
-		return;
+		if (!res.would_defer) {
+			policy_failed(s, v, res.reason, res.detail);
+			return;
+		}
 	}
 	if (res.report_failed) {
 		char q[300];
@@ -722,9 +787,11 @@ policy_done(void *arg, struct policy_verdict *v)
 		ev_timer_stop(s->ptimer);
 	/* the policy engine logged why; this ties it to the session */
 	log_info("sid=%s event=verdict domain=%s dst=%s mx=%s source=%s "
-	    "level=%s%s%s%s", s->id, v->domain, s->dst_str,
+	    "level=%s%s%s%s%s%s", s->id, v->domain, s->dst_str,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
 	    tls_level_name(v->level), v->report_only ? " mode=testing" : "",
+	    v->monitor ? " enforcement=monitor would_level=" : "",
+	    v->monitor ? tls_level_name(v->would_level) : "",
 	    v->reason[0] ? " reason=" : "", v->reason);
 	if (v->level == TLS_LEVEL_DEFER && v->detail[0])
 		log_debug("sid=%s event=verdict-detail detail=%s", s->id,
@@ -1118,15 +1185,28 @@ body_pump(struct session *s)
 {
 	static char out[3 * IO_INBUF_MAX + 16];
 	enum smtp_data_status st = SMTP_DATA_MORE;
-	size_t used, made;
+	const char *in, *lf;
+	size_t len, used, made;
 
 	while (s->state == S_BODY && io_datalen(s->cl) > 0) {
 		if (leg_queued(s->up) > BODY_HIWAT) {
 			io_pause(s->cl, 1);	/* resumed at IO_LOWAT */
 			return;
 		}
-		st = smtp_data_scan(&s->body, io_data(s->cl),
-		    io_datalen(s->cl), out, sizeof(out), &used, &made);
+		in = io_data(s->cl);
+		len = io_datalen(s->cl);
+		/* Lines the scanner would copy unchanged go out from the
+		 * input buffer (no copy, no per-line state machine); the
+		 * scanner repairs, or ends, the rest a line at a time. */
+		if ((used = smtp_data_clean(&s->body, in, len)) > 0) {
+			leg_write(s->up, in, used);
+			io_drop(s->cl, used);
+			continue;
+		}
+		if ((lf = memchr(in, '\n', len)) != NULL)
+			len = (size_t)(lf - in) + 1;
+		st = smtp_data_scan(&s->body, in, len, out, sizeof(out), &used,
+		    &made);
 		leg_write(s->up, out, made);
 		io_drop(s->cl, used);
 		if (st == SMTP_DATA_END) {
@@ -1177,19 +1257,23 @@ delivery_summary(struct session *s, const struct smtp_reply *r)
 
 	snprintf(reply, sizeof(reply), "%d %.*s", r->code, (int)tl, t);
 	log_info("sid=%s event=delivery domains=%s dst=%s mx=%s "
-	    "policy_source=%s policy_level=%s tls=%s cipher=%s verify=%s "
-	    "reply=%s", s->id, log_q(qd, sizeof(qd), s->tx_domains),
+	    "policy_source=%s policy_level=%s%s tls=%s cipher=%s verify=%s "
+	    "reply=%s%s%s", s->id, log_q(qd, sizeof(qd), s->tx_domains),
 	    s->dst_str,
 	    log_q(qm, sizeof(qm), v ? v->mx_host : ""),
 	    v && v->source ? v->source : "none",
 	    v ? tls_level_name(v->level) : "none",
+	    s->tx_would_defer ? " enforcement=monitor would_defer=yes" :
+	    v && v->monitor ? " enforcement=monitor would_defer=no" : "",
 	    log_q(qp, sizeof(qp), s->up && *leg_tls_proto(s->up) ?
 	    leg_tls_proto(s->up) : "none"),
 	    log_q(qc, sizeof(qc), s->up && *leg_tls_cipher(s->up) ?
 	    leg_tls_cipher(s->up) : "none"),
 	    log_q(qv, sizeof(qv), s->up && *leg_tls_verify(s->up) ?
 	    leg_tls_verify(s->up) : "none"),
-	    log_q(qr, sizeof(qr), reply));
+	    log_q(qr, sizeof(qr), reply),
+	    v && v->dane_note ? " dane=not-applicable dane_reason=" : "",
+	    v && v->dane_note ? v->dane_note : "");
 }
 
 static void

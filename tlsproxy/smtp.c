@@ -770,6 +770,47 @@ smtp_data_init(struct smtp_data *d)
 	d->bare_cr = 0;
 }
 
+size_t
+smtp_data_clean(struct smtp_data *d, const char *in, size_t inlen)
+{
+	int st = DS_STATE(d->state);
+	const char *p, *lf, *cr;
+	size_t i = 0;
+
+	/* a held-back "." or CR, or a sequence still owed: the scanner */
+	if (DS_PSEQ(d->state) != SEQ_NONE ||
+	    (st != DS_BOL && st != DS_BOLN && st != DS_TEXT))
+		return 0;
+	while (i < inlen) {
+		p = in + i;
+		/* a dot at a line start: stuffing, or the terminator */
+		if (st != DS_TEXT && *p == '.')
+			break;
+		if ((lf = memchr(p, '\n', inlen - i)) == NULL) {
+			/* the start of a line: up to a CR, whose LF (or
+			 * not) is still to come */
+			if ((cr = memchr(p, '\r', inlen - i)) == NULL)
+				cr = in + inlen;
+			if (cr > p) {
+				i += (size_t)(cr - p);
+				st = DS_TEXT;
+			}
+			break;
+		}
+		/* a whole line: its only CR right before its LF */
+		if (lf == p || lf[-1] != '\r' ||
+		    memchr(p, '\r', (size_t)(lf - 1 - p)) != NULL)
+			break;
+		i = (size_t)(lf - in) + 1;
+		st = DS_BOL;
+	}
+	if (i > 0) {
+		d->state = st;	/* nothing owed (SEQ_NONE, offset 0) */
+		d->bytes_in += i;
+	}
+	return i;
+}
+
 enum smtp_data_status
 smtp_data_scan(struct smtp_data *d, const char *in, size_t inlen,
     char *out, size_t outsz, size_t *consumed, size_t *produced)

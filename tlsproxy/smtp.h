@@ -156,5 +156,12 @@ void smtp_data_init(struct smtp_data *d);
 enum smtp_data_status smtp_data_scan(struct smtp_data *d,
     const char *in, size_t inlen, char *out, size_t outsz,
     size_t *consumed, size_t *produced);
+/* The length of the longest prefix of in that smtp_data_scan() would copy
+ * to out unchanged, leaving nothing held back: whole lines that end in
+ * CRLF, hold no other CR or LF and do not start with '.', then the start
+ * of a line up to its first CR or LF.  Those bytes count as consumed (d
+ * advances exactly as the scan would have), and the caller sends them as
+ * they are, without a copy.  0 when the next byte needs the scanner. */
+size_t smtp_data_clean(struct smtp_data *d, const char *in, size_t inlen);
 
 #endif

@@ -30,7 +30,12 @@ PATHS = {
     "a": ("direct cleartext", "10.26.1.2:2525", None),
     "b": ("mxguard STARTTLS", "10.26.1.2:25", "MXG_PID"),
     "c": ("stunnel STARTTLS", "127.0.0.1:10026", "STUNNEL_PID"),
+    # a second mxguard, upstream_reuse = no: every session pays for its own
+    # connect, STARTTLS and handshake upstream (the handshake path)
+    "d": ("mxguard STARTTLS, reuse off", "10.26.1.2:2527", "MXG_NR_PID"),
 }
+# the mxguard paths, reported with their ratios to a (direct) and c (stunnel)
+MXG_PATHS = "bd"
 
 # (label, message size, messages per connection "1" or "many",
 #  {concurrency: total messages}).  Sized so that `make bench` stays under
@@ -54,8 +59,8 @@ if E.get("BENCH_ONLY"):
     MATRIX = [(l, s, m, {c: n for c, n in d.items()
                          if not _want[l] or c in _want[l]})
               for l, s, m, d in MATRIX if l in _want]
-# BENCH_PATHS="ab": only some of the three paths.
-RUN_PATHS = E.get("BENCH_PATHS", "abc")
+# BENCH_PATHS="ab": only some of the four paths.
+RUN_PATHS = E.get("BENCH_PATHS", "abcd")
 # Every cell runs BENCH_REPEAT times, the paths interleaved (a b c a b c
 # ...), and the report takes the median run: the development machine is
 # shared and single runs vary by 20% and more.
@@ -310,16 +315,16 @@ def have_perf():
     return r.returncode == 0
 
 
-def profile_one(tag, size, conc, msgs):
+def profile_one(tag, size, conc, msgs, path="b"):
     data = os.path.join(T, "perf-%s.data" % tag)
-    pid = E["MXG_PID"]
+    pid = E[PATHS[path][2]]
     perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "2000",
                              "-g", "-p", pid, "-o", data],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     cmd = nsx(["smtp-source", "-s", str(conc), "-m", str(msgs), "-l",
                str(size), "-f", "bench@src.test", "-t", "sink@sink.test",
-               "10.26.1.2:25"])
+               PATHS[path][1]])
     subprocess.run(cmd, capture_output=True)
     perf.send_signal(2)
     perf.wait()
@@ -346,7 +351,7 @@ def profile_one(tag, size, conc, msgs):
     groups = {"mxguard": 0.0, "openssl": 0.0, "kernel": 0.0, "libc": 0.0,
               "other": 0.0}
     for dso, v in shares.items():
-        if dso == "mxguard":
+        if dso.startswith("mxguard"):	# also a copied binary's name
             groups["mxguard"] += v
         elif "libssl" in dso or "libcrypto" in dso:
             groups["openssl"] += v
@@ -357,7 +362,7 @@ def profile_one(tag, size, conc, msgs):
         else:
             groups["other"] += v
     return {"tag": tag, "size": size, "concurrency": conc, "messages": msgs,
-            "dso": shares, "groups": {k: round(v, 2) for k, v in groups.items()}}
+            "path": path, "dso": shares, "groups": {k: round(v, 2) for k, v in groups.items()}}
 
 
 ENTRY_POINTS = ["SSL_do_handshake", "SSL_read", "SSL_write", "SSL_new",
@@ -368,18 +373,18 @@ ENTRY_POINTS = ["SSL_do_handshake", "SSL_read", "SSL_write", "SSL_new",
                 "epoll_wait", "epoll_ctl"]
 
 
-def profile_inclusive(tag, size, conc, msgs):
+def profile_inclusive(tag, size, conc, msgs, path="b"):
     """perf --call-graph dwarf: inclusive share of OpenSSL entry points and
     mxguard functions (libcrypto has no symbols on Debian without dbgsym,
     so the split comes from the libssl entry points that call it)."""
     data = os.path.join(T, "perf-dwarf-%s.data" % tag)
     perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "499",
                              "--call-graph", "dwarf,16384", "-p",
-                             E["MXG_PID"], "-o", data],
+                             E[PATHS[path][2]], "-o", data],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     subprocess.run(nsx(["smtp-source", "-s", str(conc), "-m", str(msgs), "-l",
-                        str(size), "10.26.1.2:25"]), capture_output=True)
+                        str(size), PATHS[path][1]]), capture_output=True)
     perf.send_signal(2)
     perf.wait()
     r = subprocess.run(["perf", "report", "-i", data, "--children", "--sort",
@@ -416,11 +421,16 @@ def profile():
     prof.append(profile_one("4k-c100", 4096, 100, 600 if QUICK else 3000))
     log("profile: 1MB, 100 sessions")
     prof.append(profile_one("1m-c100", 1 << 20, 100, 100 if QUICK else 300))
+    log("profile: 4KB, 100 sessions, upstream_reuse = no (path d)")
+    prof.append(profile_one("4k-c100-noreuse", 4096, 100,
+                            300 if QUICK else 1500, "d"))
     log("profile: call graphs (dwarf), 4KB and 1MB at 100 sessions")
     prof[0]["inclusive"] = profile_inclusive("4k-c100", 4096, 100,
                                              300 if QUICK else 1500)
     prof[1]["inclusive"] = profile_inclusive("1m-c100", 1 << 20, 100,
                                              50 if QUICK else 150)
+    prof[2]["inclusive"] = profile_inclusive("4k-c100-noreuse", 4096, 100,
+                                             150 if QUICK else 750, "d")
     for p in prof:
         log("profile %s: %s" % (p["tag"], p["groups"]))
         log("  inclusive: %s" % p["inclusive"])
@@ -538,6 +548,13 @@ TARGETS = [
     ("4KB many/conn, b >= 0.7x direct (100 sessions)", "4KB many/conn", 100, "b/a", 0.7),
     ("1MB, b >= 0.8x direct (10 sessions)", "1MB 1/conn", 10, "b/a", 0.8),
     ("1MB, b >= 0.8x direct (100 sessions)", "1MB 1/conn", 100, "b/a", 0.8),
+    # issue 14: the same without upstream leg reuse (path d)
+    ("4KB 1/conn, d >= 2x stunnel at 10 sessions", "4KB 1/conn", 10, "d/c", 2.0),
+    ("4KB 1/conn, d >= 2x stunnel at 100 sessions", "4KB 1/conn", 100, "d/c", 2.0),
+    ("4KB many/conn, d >= 0.7x direct (10 sessions)", "4KB many/conn", 10, "d/a", 0.7),
+    ("4KB many/conn, d >= 0.7x direct (100 sessions)", "4KB many/conn", 100, "d/a", 0.7),
+    ("1MB, d >= 0.8x direct (10 sessions)", "1MB 1/conn", 10, "d/a", 0.8),
+    ("1MB, d >= 0.8x direct (100 sessions)", "1MB 1/conn", 100, "d/a", 0.8),
 ]
 
 
@@ -566,9 +583,11 @@ def report():
     by = {(r["workload"], r["concurrency"], r["path"]): r for r in rows}
     hdr = ("%-14s %5s %1s %9s %8s %9s %9s %9s %9s %7s %7s" % (
         "workload", "conc", "p", "msg/s", "MB/s", "p50 ms", "p99 ms",
-        "proxyCPU", "sinkCPU", "b/a", "b/c") + "  other spread")
+        "proxyCPU", "sinkCPU", "x/a", "x/c") + "  other spread")
     print()
-    print("mxguard benchmark  (p: a direct cleartext, b mxguard, c stunnel; "
+    print("mxguard benchmark  (p: a direct cleartext, b mxguard, c stunnel, "
+          "d mxguard with upstream_reuse = no;\n  x/a, x/c: the row's msg/s "
+          "over direct's and stunnel's; "
           "CPU columns: ms of CPU per message;\n  p50/p99: session time seen "
           "by smtp-source; other: share of the machine used by processes "
           "outside the run;\n  each row is the median of %d runs, spread: "
@@ -582,17 +601,18 @@ def report():
                       "proxy_cpu_ms_per_msg", "sink_cpu_ms_per_msg",
                       "source_cpu_ms_per_msg", "machine_util",
                       "foreign_cpu_s", "tls_handshakes", "tls_resumed",
-                      "ratio_b_a", "ratio_b_c", "error"])]
+                      "ratio_a", "ratio_c", "error"])]
     for r in rows:
         k = (r["workload"], r["concurrency"])
         ba = bc = None
-        if r["path"] == "b":
+        if r["path"] in MXG_PATHS:
             a, c = by.get(k + ("a",)), by.get(k + ("c",))
             if a and a["msgs_per_s"]:
                 ba = r["msgs_per_s"] / a["msgs_per_s"]
             if c and c["msgs_per_s"]:
                 bc = r["msgs_per_s"] / c["msgs_per_s"]
-            ratios[k] = {"b/a": ba, "b/c": bc}
+            ratios.setdefault(k, {}).update({r["path"] + "/a": ba,
+                                             r["path"] + "/c": bc})
 
         def f(v, fmt):
             return fmt % v if v is not None else "-"
@@ -616,9 +636,11 @@ def report():
     with open(os.path.join(OUT, "results.tsv"), "w") as f:
         f.write("\n".join(tsv) + "\n")
 
+    summary(by)
+
     verdicts = []
     print()
-    print("targets (issue 6)")
+    print("targets (issue 6; d: issue 14)")
     for desc, wl, conc, key, minimum in TARGETS:
         v = ratios.get((wl, conc), {}).get(key)
         ok = v is not None and v >= minimum
@@ -690,6 +712,32 @@ def report():
     plot(rows)
 
 
+def summary(by):
+    """Markdown table: direct, stunnel, mxguard reuse on and off per cell,
+    msg/s and ratios (docs/performance.md)."""
+    def v(k, p):
+        r = by.get(k + (p,))
+        return r["msgs_per_s"] if r else None
+
+    def ratio(x, y):
+        return "%.2f" % (x / y) if x and y else "-"
+
+    def n(x):
+        return "{:,.0f}".format(x) if x is not None else "-"
+    cells = sorted(set(k[:2] for k in by), key=lambda k: (
+        [m[0] for m in MATRIX].index(k[0]) if k[0] in [m[0] for m in MATRIX]
+        else 99, k[1]))
+    print()
+    print("| workload | sessions | direct (a) | stunnel (c) | mxguard reuse on "
+          "(b) | mxguard reuse off (d) | b/a | b/c | d/a | d/c |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for k in cells:
+        a, b, c, d = (v(k, p) for p in "abcd")
+        print("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            k[0], k[1], n(a), n(c), n(b), n(d), ratio(b, a), ratio(b, c),
+            ratio(d, a), ratio(d, c)))
+
+
 def plot(rows):
     if not shutil.which("gnuplot") or not rows:
         return
@@ -703,8 +751,9 @@ def plot(rows):
                                    if r["workload"] == wl)):
                 v = {r["path"]: r["msgs_per_s"] for r in rows
                      if r["workload"] == wl and r["concurrency"] == conc}
-                f.write("%d %s %s %s\n" % (conc, v.get("a", 0), v.get("b", 0),
-                                            v.get("c", 0)))
+                f.write("%d %s %s %s %s\n" % (conc, v.get("a", 0),
+                                               v.get("b", 0), v.get("c", 0),
+                                               v.get("d", 0)))
             f.write("\n\n")
     gp = ["set terminal pngcairo size 1500,450" if "pngcairo" in
           subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True,
@@ -717,7 +766,8 @@ def plot(rows):
         gp.append("set title '%s'" % wl)
         gp.append("plot '%s' index %d using 1:2 w lp t 'a direct', '' index %d "
                   "using 1:3 w lp t 'b mxguard', '' index %d using 1:4 w lp "
-                  "t 'c stunnel'" % (dat, i, i, i))
+                  "t 'c stunnel', '' index %d using 1:5 w lp t 'd mxguard, "
+                  "reuse off'" % (dat, i, i, i, i))
     subprocess.run(["gnuplot"], input="\n".join(gp), text=True,
                    capture_output=True)
 

@@ -9,20 +9,25 @@
 #   [ $NS_S ] snd0 10.26.1.1/24 ---veth--- rcv0 10.26.1.2/24 [ $NS_R ]
 #     smtp-source (legacy MTA)             tlssink  :25, :2526 STARTTLS
 #     mxguard 127.0.0.1:10025                       :2525 cleartext only
+#     mxguard 127.0.0.1:10027 (reuse off)           :2527 STARTTLS
 #     stunnel 127.0.0.1:10026 -> 10.26.1.2:2526
-#     nat OUTPUT: dport 25 -> REDIRECT 10025 unless mark 0x4d58
+#     nat OUTPUT: dport 25 -> REDIRECT 10025, dport 2527 -> REDIRECT 10027,
+#                 unless mark 0x4d58
 #
 # Paths: (a) smtp-source -> 10.26.1.2:2525 (cleartext, direct)
 #        (b) smtp-source -> 10.26.1.2:25, diverted through mxguard, STARTTLS
 #        (c) smtp-source -> stunnel 127.0.0.1:10026, STARTTLS to :2526
+#        (d) smtp-source -> 10.26.1.2:2527, diverted through a second
+#            mxguard with upstream_reuse = no (every session its own leg)
 #
 # Environment knobs:
 #   BENCH_OUT=DIR        results directory (default /tmp/mxguard-bench-DATE)
 #   BENCH_QUICK=1        smaller message counts (a smoke run, ~3 minutes)
 #   BENCH_SKIP=mem,profile,throughput   skip parts
 #   BENCH_ONLY="4KB 1/conn:1,10;1MB 1/conn:10"  a subset of the matrix
-#   BENCH_PATHS=ab       only some of the paths a, b, c
-#   BENCH_REUSE=no       mxguard without upstream leg reuse (default yes, as shipped)
+#   BENCH_PATHS=ab       only some of the paths a, b, c, d
+#   BENCH_REUSE=no       mxguard (b) without upstream leg reuse (default yes,
+#                        as shipped); (d) always runs without it
 #   BENCH_LOG_LEVEL=info mxguard's log level (default warn, like stunnel's)
 #   BENCH_HOLD=5000 BENCH_HOLD_MAX=10000 idle-session counts
 #   BENCH_WORKERS="1 2"  the `workers` dimension: path b on a few cells with
@@ -113,7 +118,9 @@ NSX_S="ip netns exec $NS_S"
 NSX_R="ip netns exec $NS_R"
 $NSX_S iptables -t nat -N MXGUARD_OUT
 $NSX_S iptables -t nat -A OUTPUT -p tcp --dport 25 -j MXGUARD_OUT
+$NSX_S iptables -t nat -A OUTPUT -p tcp --dport 2527 -j MXGUARD_OUT
 $NSX_S iptables -t nat -A MXGUARD_OUT -m mark --mark 0x4d58 -j RETURN
+$NSX_S iptables -t nat -A MXGUARD_OUT -p tcp --dport 2527 -j REDIRECT --to-ports 10027
 $NSX_S iptables -t nat -A MXGUARD_OUT -p tcp -j REDIRECT --to-ports 10025
 
 wait_port() {	# wait_port NSX HOST PORT
@@ -164,25 +171,28 @@ $NSX_S drill -Q @10.26.1.2 sink.test MX 2>/dev/null | grep -q 'sink.test' ||
 
 log "tlssink"
 $NSX_R "$T/tlssink" -c "$T/sink.pem" -k "$T/sink.key" -t 10.26.1.2:25 \
-    -t 10.26.1.2:2526 -p 10.26.1.2:2525 -s "$T/sink.stats" \
+    -t 10.26.1.2:2526 -t 10.26.1.2:2527 -p 10.26.1.2:2525 -s "$T/sink.stats" \
     >"$OUT/tlssink.log" 2>&1 &
 SINK_PID=$!
 PIDS+=("$SINK_PID")
 wait_port "$NSX_R" 10.26.1.2 2525 || exit 1
 
-start_mxguard() {	# start_mxguard MAX_SESSIONS [WORKERS] -> MXG_PID
-	cat >"$T/mxguard.conf" <<EOF
-workers = ${2:-1}
-listen = 127.0.0.1:10025
+mxguard_conf() {	# mxguard_conf NAME PORT MAX_SESSIONS REUSE [WORKERS]
+	cat >"$T/$1.conf" <<EOF
+workers = ${5:-1}
+listen = 127.0.0.1:$2
 user =
 log_level = ${BENCH_LOG_LEVEL:-warn}
-max_sessions = $1
+max_sessions = $3
 tls_ca_file = $T/ca.pem
 steering = none
-upstream_reuse = ${BENCH_REUSE:-yes}
+upstream_reuse = $4
 dns_servers = 10.26.1.2
-control_socket = $T/mxguard.sock
+control_socket = $T/$1.sock
 EOF
+}
+start_mxguard() {	# start_mxguard MAX_SESSIONS [WORKERS] -> MXG_PID
+	mxguard_conf mxguard 10025 "$1" "${BENCH_REUSE:-yes}" "${2:-1}"
 	$NSX_S "$MXGUARD" -c "$T/mxguard.conf" run >>"$OUT/mxguard.log" 2>&1 &
 	MXG_PID=$!
 	PIDS+=("$MXG_PID")
@@ -197,14 +207,24 @@ EOF
 	log "mxguard: $2 workers not up"
 	return 1
 }
+# path d: the same binary without upstream leg reuse, beside b in the same
+# run (each session does its own connect, STARTTLS and handshake upstream)
+start_mxguard_noreuse() {	# -> MXG_NR_PID
+	mxguard_conf mxguard-nr 10027 12000 no
+	$NSX_S "$MXGUARD" -c "$T/mxguard-nr.conf" run >>"$OUT/mxguard-nr.log" 2>&1 &
+	MXG_NR_PID=$!
+	PIDS+=("$MXG_NR_PID")
+	wait_port "$NSX_S" 127.0.0.1 10027
+}
 stop_mxguard() {
 	kill -TERM "$MXG_PID" 2>/dev/null
 	for _ in $(seq 1 50); do kill -0 "$MXG_PID" 2>/dev/null || return 0; sleep 0.1; done
 	kill -KILL "$MXG_PID" 2>/dev/null
 }
 
-log "mxguard $MXGUARD"
+log "mxguard $MXGUARD (and a second one with upstream_reuse = no)"
 start_mxguard 12000 || exit 1
+start_mxguard_noreuse || exit 1
 
 log "stunnel"
 cat >"$T/stunnel.conf" <<EOF
@@ -227,17 +247,17 @@ PIDS+=("$STUNNEL_PID")
 wait_port "$NSX_S" 127.0.0.1 10026 || exit 1
 
 # quick functional check of each path before measuring
-for dst in 10.26.1.2:2525 10.26.1.2:25 127.0.0.1:10026; do
+for dst in 10.26.1.2:2525 10.26.1.2:25 127.0.0.1:10026 10.26.1.2:2527; do
 	$NSX_S smtp-source -s 1 -m 1 -l 100 "$dst" >"$T/smoke.out" 2>&1 ||
 	    { log "smoke test to $dst failed: $(cat "$T/smoke.out")"; exit 1; }
 done
 kill -USR1 "$SINK_PID"; sleep 1.2
-grep -q '^msgs 3$' "$T/sink.stats" ||
-    { log "smoke: sink did not receive 3 messages"; cat "$T/sink.stats" >&2; exit 1; }
+grep -q '^msgs 4$' "$T/sink.stats" ||
+    { log "smoke: sink did not receive 4 messages"; cat "$T/sink.stats" >&2; exit 1; }
 
 # --- measurements ----------------------------------------------------------------
 MXGUARD_COMMIT=$(git -C "$HERE" describe --always --dirty 2>/dev/null)
-export NS_S NS_R T OUT SINK_PID STUNNEL_PID MXG_PID MXGUARD MXGUARD_COMMIT
+export NS_S NS_R T OUT SINK_PID STUNNEL_PID MXG_PID MXG_NR_PID MXGUARD MXGUARD_COMMIT
 export BENCH_QUICK=${BENCH_QUICK:-0} BENCH_SKIP=${BENCH_SKIP:-}
 export SESSTIME_SO="$T/sesstime.so"
 python3 "$HERE/bench.py" throughput profile || exit 1

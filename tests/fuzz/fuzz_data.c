@@ -4,7 +4,9 @@
  * never says FULL; the output has no bare CR or LF and holds no end of data
  * except the terminator at its very end; the output equals a reference
  * written with look-ahead; and feeding the input in two pieces, or into a
- * tiny out buffer, gives exactly what one call gives.
+ * tiny out buffer, or the relay's way (smtp_data_clean spans as they are,
+ * the scanner up to the next LF, as body_pump does), in one piece or two,
+ * gives exactly what one call gives.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,6 +63,40 @@ reference(const char *in, size_t n, char *out, int *end, size_t *endpos)
 		out[o++] = in[i++];
 		bol = 0;
 	}
+	return o;
+}
+
+/* body_pump's loop (tlsproxy/session.c) over in[0..n): the clean prefix
+ * copied as it is, else the scanner up to and including the next LF. */
+static size_t
+relay(struct smtp_data *d, const char *in, size_t n, char *out, size_t cap,
+    size_t *consumed, enum smtp_data_status *st)
+{
+	size_t pos = 0, o = 0, c, p, lim;
+	const char *lf;
+
+	*st = SMTP_DATA_MORE;
+	while (pos < n) {
+		if ((c = smtp_data_clean(d, in + pos, n - pos)) > 0) {
+			if (c > n - pos || o + c > cap)
+				abort();
+			memcpy(out + o, in + pos, c);
+			o += c;
+			pos += c;
+			continue;
+		}
+		lf = memchr(in + pos, '\n', n - pos);
+		lim = lf != NULL ? (size_t)(lf - (in + pos)) + 1 : n - pos;
+		*st = smtp_data_scan(d, in + pos, lim, out + o, cap - o, &c,
+		    &p);
+		if (*st == SMTP_DATA_FULL || c == 0)
+			abort();
+		o += p;
+		pos += c;
+		if (*st == SMTP_DATA_END)
+			break;
+	}
+	*consumed = pos;
 	return o;
 }
 
@@ -160,6 +196,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (st2 != st || pos != c || len != p || memcmp(out, out2, p) != 0 ||
 	    d2.bare_lf != d.bare_lf || d2.bare_cr != d.bare_cr)
+		abort();
+
+	/* the relay's way, in one piece and in two (cut at k) */
+	smtp_data_init(&d2);
+	len = relay(&d2, in, size, ref, 4 * size + 8, &tot, &st2);
+	if (st2 != st || tot != c || len != p || memcmp(out, ref, p) != 0 ||
+	    d2.bare_lf != d.bare_lf || d2.bare_cr != d.bare_cr ||
+	    d2.bytes_in != d.bytes_in)
+		abort();
+	smtp_data_init(&d2);
+	len = relay(&d2, in, k, ref, 4 * size + 8, &tot, &st2);
+	if (st2 != SMTP_DATA_END) {
+		if (tot != k)
+			abort();
+		len += relay(&d2, in + k, size - k, ref + len,
+		    4 * size + 8 - len, &c2, &st2);
+		tot += c2;
+	}
+	if (st2 != st || tot != c || len != p || memcmp(out, ref, p) != 0 ||
+	    d2.bare_lf != d.bare_lf || d2.bare_cr != d.bare_cr ||
+	    d2.bytes_in != d.bytes_in)
 		abort();
 
 	free(out);

@@ -21,6 +21,9 @@ One process, one listening socket, one mode (--mode):
              HOST:PORT and rewrites STARTTLS in the server's replies to
              XXXXXXXA, so the client thinks TLS is not offered.
 
+--banner and --data-reply give the greeting's and the end-of-data reply's
+text as raw bytes (invalid UTF-8, control bytes, quotes allowed).
+
 Everything is logged to --log FILE, one line per event, flushed at once:
   <conn> open peer=IP:PORT
   <conn> recv <phase> <command line>        phase: clear, tls,
@@ -220,7 +223,11 @@ def smtp_session(c):
                 with open(path, "wb") as f:
                     f.write(b"".join(body))
             log(c.cid, "message %s bytes=%d file=%s" % (c.phase, n, path))
-            c.reply("250 2.0.0 Ok: queued by badsmtp")
+            if ARGS.data_reply is not None:
+                # the bytes as given on the command line, as --banner
+                c.send(b"250 " + os.fsencode(ARGS.data_reply) + b"\r\n")
+            else:
+                c.reply("250 2.0.0 Ok: queued by badsmtp")
         elif cmd == b"RSET" or cmd == b"NOOP":
             c.reply("250 2.0.0 Ok")
         elif cmd == b"QUIT":
@@ -337,6 +344,7 @@ def main():
     p.add_argument("--key")
     p.add_argument("--hostname", default="badsmtp.test")
     p.add_argument("--banner", help="greeting text after \"220 \" (any bytes)")
+    p.add_argument("--data-reply", help="text after \"250 \" accepting a message (any bytes)")
     p.add_argument("--after", type=int, default=1000, help="die: DATA bytes before dying")
     p.add_argument("--rst", action="store_true", help="die: reset instead of FIN")
     p.add_argument("--inject", default="250-injected\\r\\n250 INJECTED\\r\\n",

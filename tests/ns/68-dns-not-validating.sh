@@ -10,7 +10,10 @@
 #   mxguard on 127.0.0.2: mxguard -n -v says the resolver does not validate,
 #     the gauge mxguard_dns_validating is 0 in `mxguard status`, the
 #     warning event=dns-not-validating is logged, and a message to dv.test
-#     goes out without DANE (its TLSA is not secure: opportunistic TLS).
+#     goes out without DANE (its TLSA is not secure: opportunistic TLS);
+#     its event=policy and event=delivery lines and `mxguard policy dv.test`
+#     (text and --json) say dane=not-applicable
+#     dane_reason=resolver-not-validating (issue 13).
 #   mxguard on 127.0.0.1: -n says it validates, the gauge is 1, the info
 #     line event=dns-validating is logged, and the same message is
 #     DANE-verified.
@@ -98,6 +101,21 @@ wait_mailbox alice@dv.test 1
 assert "DANE not applicable: no dane verdict for dv.test" [ "$(mx_count "event=policy domain=dv.test .*source=dane")" = 0 ]
 assert "delivered with opportunistic TLS" grep -qE "event=policy domain=dv.test .*level=(may|encrypt|none)" "$MXLOG"
 grep -E "event=policy domain=dv.test" "$MXLOG" | head -n1 | sed 's/^/  not validating: /'
+# issue 13: the decision and the message say why DANE did not apply
+assert "event=policy notes DANE not applicable (resolver not validating)" grep -qE "event=policy domain=dv.test .* dane=not-applicable dane_reason=resolver-not-validating\$" "$MXLOG"
+assert "event=delivery notes DANE not applicable (resolver not validating)" grep -qE "event=delivery domains=dv.test .* dane=not-applicable dane_reason=resolver-not-validating\$" "$MXLOG"
+mxg_ctl policy dv.test >"$T/policy1.out" 2>&1 || fail "mxguard policy dv.test: $(cat "$T/policy1.out")"
+sed 's/^/  mxguard policy: /' "$T/policy1.out"
+assert "mxguard policy: the resolver does not validate, DANE not applicable" grep -q "^resolver: does not validate DNSSEC (the signed name's DNSKEY came back without the AD bit): DANE not applicable" "$T/policy1.out"
+assert "mxguard policy: the verdict notes it" grep -qE "mx.dv.test \[10.25.1.11\]: (may|encrypt) .* dane=not-applicable dane_reason=resolver-not-validating" "$T/policy1.out"
+mxg_ctl policy --json dv.test >"$T/policy1.json" 2>&1 || fail "mxguard policy --json dv.test: $(cat "$T/policy1.json")"
+assert "mxguard policy --json: resolver.validating false, verdict dane not-applicable" python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["resolver"]["validating"] is False, o["resolver"]
+assert [v["dane"] for v in o["verdicts"]] == ["not-applicable"], o["verdicts"]
+assert o["verdicts"][0]["dane_reason"] == "resolver-not-validating"
+' "$T/policy1.json"
 mxg_stop
 
 # --- 2: the resolver validates
@@ -115,5 +133,13 @@ q2=$(find_qid "$MSGID")
 wait_status "$q2" alice@dv.test sent
 wait_mailbox alice@dv.test 2
 assert "DANE applies: dane verdict for dv.test" grep -qE "event=policy domain=dv.test .*source=dane level=dane result=ok" "$MXLOG"
+assert "no dane=not-applicable note with the validating resolver" [ "$(mx_count "dane=not-applicable")" = 0 ]
+mxg_ctl policy --json dv.test >"$T/policy2.json" 2>&1 || fail "mxguard policy --json dv.test: $(cat "$T/policy2.json")"
+assert "mxguard policy --json: resolver.validating true, DANE verdict, no note" python3 -c '
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["resolver"]["validating"] is True, o["resolver"]
+assert [(v["level"], v["dane"]) for v in o["verdicts"]] == [("dane", None)], o["verdicts"]
+' "$T/policy2.json"
 mxg_stop
 pass "non-validating resolver: gauge 0, warning, DANE not applied; validating: gauge 1, DANE"

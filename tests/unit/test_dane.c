@@ -27,6 +27,19 @@
 #include "policy/dane.h"
 #include "policy/policy.h"
 #include "policy/verdict_tls.h"
+#include "tests/unit/testcert.h"
+
+/* a leaf named cn (SAN too), or a CA */
+static X509 *
+mkcert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
+    int ca, long from, long to)
+{
+	X509 *x = test_cert(key, cn, ca ? NULL : cn, issuer, ikey, from, to,
+	    ca);
+
+	assert_non_null(x);
+	return x;
+}
 
 #define HOST	"mx.example.test"
 #define DOMAIN	"example.test"
@@ -46,46 +59,6 @@ static EVP_PKEY *
 newkey(void)
 {
 	return EVP_EC_gen("P-256");
-}
-
-static X509 *
-mkcert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *ikey,
-    int ca, long from, long to)
-{
-	X509 *x = X509_new();
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	char san[300];
-	static long serial = 1;
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_gmtime_adj(X509_getm_notBefore(x), from);
-	X509_gmtime_adj(X509_getm_notAfter(x), to);
-	X509_set_pubkey(x, key);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
-	    MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) :
-	    X509_get_subject_name(x));
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	if (ca) {
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
-		    "critical,CA:TRUE");
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
-		    "critical,keyCertSign,cRLSign");
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	} else {
-		snprintf(san, sizeof(san), "DNS:%s", cn);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name,
-		    san);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	assert_true(X509_sign(x, ikey ? ikey : key, EVP_sha256()) > 0);
-	return x;
 }
 
 static int

@@ -27,6 +27,10 @@
 #include "core/log.h"
 #include "policy/override.h"
 #include "policy/policy.h"
+#include "tests/unit/testcert.h"
+
+/* self-signed, no extensions */
+#define mkcert(k, cn) test_cert((k), (cn), NULL, NULL, NULL, -3600, 86400, 0)
 
 /* ---- parsing ---- */
 
@@ -240,23 +244,6 @@ static struct ev_loop *loop;
 static struct policy *pol;
 static struct policy_verdict *got;
 
-static X509 *
-mkcert(EVP_PKEY *k, const char *cn)
-{
-	X509 *x = X509_new();
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_set_pubkey(x, k);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
-	    MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	X509_sign(x, k, EVP_sha256());
-	return x;
-}
-
 /* colon-separated upper-case hex, as Postfix's posttls-finger writes */
 static void
 hexfp(const unsigned char d[32], char *out)
@@ -460,6 +447,51 @@ test_protocols(void **state)
 	policy_verdict_free(v8);
 }
 
+/* enforcement_override: DEST enforce|monitor, the same DEST forms and
+ * lookup as tls_policy; anything else is an error naming the line. */
+static void
+test_enforcement_override(void **state)
+{
+	const char *good[] = { "mon.test monitor", ".sub.test monitor",
+	    "enf.sub.test enforce", "192.0.2.7 monitor", NULL };
+	const char *bad[][2] = { { "a.test", NULL }, { "a.test watch", NULL },
+	    { "a.test monitor now", NULL }, { "-bad-.test monitor", NULL } };
+	struct ovr_table t = { 0 };
+	const struct ovr_entry *e;
+	struct sockaddr_in sin;
+	struct strlist l;
+	char err[512];
+	size_t i;
+
+	l.v = (char **)good;
+	l.n = 4;
+	assert_int_equal(ovr_load_enforcement(&t, &l, err, sizeof(err)), 0);
+	assert_non_null(e = ovr_find(&t, "mon.test", NULL));
+	assert_int_equal(e->monitor, 1);
+	assert_non_null(e = ovr_find(&t, "a.sub.test", NULL));
+	assert_int_equal(e->monitor, 1);
+	assert_non_null(e = ovr_find(&t, "enf.sub.test", NULL));
+	assert_int_equal(e->monitor, 0);
+	assert_null(ovr_find(&t, "sub.test", NULL));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", &sin.sin_addr);
+	assert_non_null(e = ovr_find(&t, "other.test",
+	    (struct sockaddr *)&sin));
+	assert_int_equal(e->monitor, 1);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		l.v = (char **)bad[i];
+		l.n = 1;
+		assert_int_equal(ovr_load_enforcement(&t, &l, err,
+		    sizeof(err)), -1);
+		if (strstr(err, "enforcement_override \"") == NULL)
+			fail_msg("no line named: %s", err);
+	}
+	/* a failed load keeps the table it had */
+	assert_non_null(ovr_find(&t, "mon.test", NULL));
+	ovr_clear(&t);
+}
+
 int
 main(void)
 {
@@ -473,6 +505,7 @@ main(void)
 	const struct CMUnitTest tls[] = {
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_protocols),
+		cmocka_unit_test(test_enforcement_override),
 	};
 	int rc;
 

@@ -10,7 +10,9 @@
  * cached policy within the refresh margin refreshed also when its TXT
  * record is missing or the lookup fails (SERVFAIL), a failed refresh
  * leaving it as it was; the refresh timer refreshing, with no lookup, a
- * recently used policy within the margin (not an idle or a fresh one).
+ * recently used policy within the margin (not an idle or a fresh one);
+ * the dane=not-applicable note while the resolver does not validate, and
+ * match= with Postfix's nexthop, dot-nexthop and hostname.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -888,6 +890,72 @@ test_sts_disabled(void **state)
 	policy_free(p);
 }
 
+/*
+ * Issue 13: while the resolver self-check says the resolver does not
+ * validate, a verdict DANE could have decided notes why DANE did not
+ * apply; not before the first check, not once it validates, and not for
+ * an override that never asks DANE.
+ */
+static void
+test_dane_not_applicable_note(void **state)
+{
+	const char *ovr[] = { "enf.test encrypt", "dane.plain.test dane",
+	    NULL };
+	struct policy *p = mkpolicy(ovr, 0);
+	struct policy_verdict *v = lookup(p, "plain.test", "192.0.2.5");
+
+	assert_null(v->dane_note);		/* not known yet */
+	policy_verdict_free(v);
+	policy_set_resolver_validating(p, 0);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_non_null(v->dane_note);
+	assert_string_equal(v->dane_note, "resolver-not-validating");
+	policy_verdict_free(v);
+	/* Postfix's opportunistic dane asks DANE too */
+	v = lookup(p, "dane.plain.test", "192.0.2.5");
+	assert_string_equal(v->source, "override");
+	assert_non_null(v->dane_note);
+	policy_verdict_free(v);
+	/* encrypt never asks DANE */
+	v = lookup(p, "enf.test", "192.0.2.1");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_null(v->dane_note);
+	policy_verdict_free(v);
+	policy_set_resolver_validating(p, 1);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_null(v->dane_note);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/* match= with Postfix's strategies: nexthop, dot-nexthop, hostname */
+static void
+test_override_match_strategies(void **state)
+{
+	const char *ovr[] = {
+	    "plain.test secure match=nexthop:dot-nexthop:hostname:x.test",
+	    "enf.test verify match=hostname", NULL };
+	struct policy *p = mkpolicy(ovr, 0);
+	struct policy_verdict *v = lookup(p, "plain.test", "192.0.2.5");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(v->tls);
+	assert_int_equal(v->tls->nnames, 4);
+	assert_string_equal(v->tls->names[0], "plain.test");
+	assert_string_equal(v->tls->names[1], ".plain.test");
+	assert_string_equal(v->tls->names[2], "mx.plain.test");
+	assert_string_equal(v->tls->names[3], "x.test");
+	policy_verdict_free(v);
+	/* hostname with A owned by no MX host: no name, nothing matches */
+	v = lookup(p, "enf.test", "198.51.100.9");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(v->tls);
+	assert_int_equal(v->tls->nnames, 0);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 static struct stat_ctr *wait_ctr;
 static int64_t wait_for;
 static struct ev_timer *wait_poll;
@@ -1067,6 +1135,8 @@ main(void)
 		cmocka_unit_test(test_no_policy),
 		cmocka_unit_test(test_invalid_domain),
 		cmocka_unit_test(test_sts_disabled),
+		cmocka_unit_test(test_dane_not_applicable_note),
+		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
 	};

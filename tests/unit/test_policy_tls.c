@@ -28,56 +28,14 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "policy/policy.h"
+#include "tests/unit/testcert.h"
+
 
 static char cafile[] = "/tmp/mxg-tls-ca-XXXXXX";
 static EVP_PKEY *ca_key, *bad_ca_key;
 static X509 *ca, *bad_ca;
 static struct ev_loop *loop;
 static struct policy *pol;
-
-static X509 *
-mkcert(EVP_PKEY *key, const char *cn, const char *san, X509 *issuer,
-    EVP_PKEY *ikey, long from, long to, int is_ca)
-{
-	X509 *x = X509_new();
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	static long serial = 1;
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_gmtime_adj(X509_getm_notBefore(x), from);
-	X509_gmtime_adj(X509_getm_notAfter(x), to);
-	X509_set_pubkey(x, key);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) :
-	    X509_get_subject_name(x));
-	X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-	if (is_ca) {
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
-		    "critical,CA:TRUE");
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
-		    "critical,keyCertSign,cRLSign");
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	} else {
-		char buf[300];
-
-		snprintf(buf, sizeof(buf), "DNS:%s", san);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, buf);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_ext_key_usage,
-		    "serverAuth");
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	X509_sign(x, ikey ? ikey : key, EVP_sha256());
-	return x;
-}
 
 static struct policy_verdict *got;
 
@@ -123,8 +81,8 @@ setup(void **state)
 	log_init("test", 0, LOG_LVL_ERR);
 	ca_key = EVP_EC_gen("P-256");
 	bad_ca_key = EVP_EC_gen("P-256");
-	ca = mkcert(ca_key, "test CA", NULL, NULL, NULL, -3600, 86400, 1);
-	bad_ca = mkcert(bad_ca_key, "other CA", NULL, NULL, NULL, -3600, 86400,
+	ca = test_cert(ca_key, "test CA", NULL, NULL, NULL, -3600, 86400, 1);
+	bad_ca = test_cert(bad_ca_key, "other CA", NULL, NULL, NULL, -3600, 86400,
 	    1);
 	if ((fd = mkstemp(cafile)) == -1 || (f = fdopen(fd, "w")) == NULL)
 		return -1;
@@ -218,17 +176,17 @@ static void
 test_verify_levels(void **state)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *good = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
 	    -3600, 86400, 0);
-	X509 *other = mkcert(k, "other.test", "other.test", ca, ca_key,
+	X509 *other = test_cert(k, "other.test", "other.test", ca, ca_key,
 	    -3600, 86400, 0);
-	X509 *expired = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	X509 *expired = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
 	    -86400 * 10, -86400, 0);
-	X509 *untrusted = mkcert(k, "mx.good.test", "mx.good.test", bad_ca,
+	X509 *untrusted = test_cert(k, "mx.good.test", "mx.good.test", bad_ca,
 	    bad_ca_key, -3600, 86400, 0);
-	X509 *wild = mkcert(k, "*.good.test", "*.good.test", ca, ca_key,
+	X509 *wild = test_cert(k, "*.good.test", "*.good.test", ca, ca_key,
 	    -3600, 86400, 0);
-	X509 *partial = mkcert(k, "m*.good.test", "m*.good.test", ca, ca_key,
+	X509 *partial = test_cert(k, "m*.good.test", "m*.good.test", ca, ca_key,
 	    -3600, 86400, 0);
 	struct policy_verdict *v = verdict("any.test", "192.0.2.1");
 
@@ -265,13 +223,13 @@ static void
 test_secure_and_subdomain_match(void **state)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *dom = mkcert(k, "sec.test", "sec.test", ca, ca_key, -3600, 86400,
+	X509 *dom = test_cert(k, "sec.test", "sec.test", ca, ca_key, -3600, 86400,
 	    0);
-	X509 *sub = mkcert(k, "mx.sec.test", "mx.sec.test", ca, ca_key, -3600,
+	X509 *sub = test_cert(k, "mx.sec.test", "mx.sec.test", ca, ca_key, -3600,
 	    86400, 0);
-	X509 *no = mkcert(k, "sec.test.evil", "sec.test.evil", ca, ca_key,
+	X509 *no = test_cert(k, "sec.test.evil", "sec.test.evil", ca, ca_key,
 	    -3600, 86400, 0);
-	X509 *wsub = mkcert(k, "a.wild.test", "a.wild.test", ca, ca_key, -3600,
+	X509 *wsub = test_cert(k, "a.wild.test", "a.wild.test", ca, ca_key, -3600,
 	    86400, 0);
 	struct policy_verdict *v = verdict("sec.test", "198.51.100.1");
 
@@ -297,7 +255,7 @@ static void
 test_second_verdict(void **state)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *good = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
 	    -3600, 86400, 0);
 	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
 	struct policy_verdict *v2 = verdict("sec.test", "198.51.100.1");
@@ -341,7 +299,7 @@ static void
 test_check_not_by_address(void **state)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *good = mkcert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
 	    -3600, 86400, 0);
 	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
 	struct policy_verdict *v2 = verdict("sec.test", "198.51.100.1");
@@ -374,7 +332,7 @@ static void
 test_report_only_never_proves(void **state)
 {
 	EVP_PKEY *k = EVP_EC_gen("P-256");
-	X509 *forged = mkcert(k, "mx.good.test", "mx.good.test", bad_ca,
+	X509 *forged = test_cert(k, "mx.good.test", "mx.good.test", bad_ca,
 	    bad_ca_key, -3600, 86400, 0);
 	struct policy_verdict *enforce = verdict("one.test", "192.0.2.1");
 	struct policy_verdict *testing = policy_verdict_dup(enforce);
@@ -429,6 +387,95 @@ test_session_keys(void **state)
 	policy_verdict_free(d);
 }
 
+/*
+ * enforcement = monitor: a forged certificate on a monitored enforce
+ * domain's MX.  The mail goes (level may), the check enforce mode would
+ * make still runs and says would_defer, and the proof says it failed: an
+ * enforced recipient on the same MX never fits the leg, and the session
+ * is keyed as the enforced check's (resumed only after that very check
+ * passed).
+ */
+static void
+test_monitor_forged(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *forged = test_cert(k, "mx.good.test", "mx.good.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *enforce = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *mon = policy_verdict_dup(enforce);
+	struct tls_proof proof;
+	struct tls_result res;
+	char k1[700], k2[700];
+	SSL *c;
+
+	assert_non_null(mon);
+	policy_verdict_monitor(mon);
+	policy_verdict_monitor(mon);	/* idempotent */
+	assert_int_equal(mon->monitor, 1);
+	assert_int_equal(mon->level, TLS_LEVEL_MAY);
+	assert_int_equal(mon->would_level, TLS_LEVEL_VERIFY);
+	c = handshake(mon, forged, k);
+	assert_int_equal(policy_tls_check(mon, c, &proof, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "certificate-not-trusted");
+	assert_int_equal(proof.failed, 1);
+	assert_int_not_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(enforce, &proof, c, &res), -1);
+	/* on a reused leg: delivered, and would_defer again */
+	assert_int_equal(policy_leg_fits(mon, &proof, c, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_int_equal(policy_tls_session_key(mon, k1, sizeof(k1)), 0);
+	assert_int_equal(policy_tls_session_key(enforce, k2, sizeof(k2)), 0);
+	assert_string_equal(k1, k2);
+	SSL_free(c);
+	/* the right certificate: no would-defer, and a real proof */
+	c = handshake(mon, good, k);
+	assert_int_equal(policy_tls_check(mon, c, &proof, &res), 0);
+	assert_int_equal(res.would_defer, 0);
+	assert_int_equal(proof.failed, 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(enforce, &proof, c, &res), 0);
+	SSL_free(c);
+	policy_verdict_free(mon);
+	policy_verdict_free(enforce);
+	X509_free(forged);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
+/* Monitored verdicts that enforce mode would defer at the decision, or
+ * for want of TLS: delivered, with would_defer and the reason. */
+static void
+test_monitor_defer_and_cleartext(void **state)
+{
+	struct policy_verdict *enc = verdict("x.test", "192.0.2.4");
+	struct policy_verdict *d = policy_verdict_dup(enc);
+	struct tls_proof none;
+	struct tls_result res;
+
+	assert_non_null(d);
+	d->level = TLS_LEVEL_DEFER;
+	snprintf(d->reason, sizeof(d->reason), "sts-policy-fetch-error");
+	policy_verdict_monitor(d);
+	assert_int_equal(d->level, TLS_LEVEL_MAY);
+	memset(&none, 0, sizeof(none));
+	assert_int_equal(policy_leg_fits(d, &none, NULL, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "sts-policy-fetch-error");
+	/* encrypt, monitored, on a cleartext leg */
+	assert_int_equal(policy_tls_check(enc, NULL, &none, &res), -1);
+	policy_verdict_monitor(enc);
+	assert_int_equal(policy_tls_check(enc, NULL, &none, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "starttls-not-supported");
+	assert_int_equal(policy_leg_fits(enc, &none, NULL, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	policy_verdict_free(enc);
+	policy_verdict_free(d);
+}
+
 int
 main(void)
 {
@@ -439,6 +486,8 @@ main(void)
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_session_keys),
+		cmocka_unit_test(test_monitor_forged),
+		cmocka_unit_test(test_monitor_defer_and_cleartext),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -3,6 +3,9 @@
  * a table of inputs and expected outputs, then the property that feeding a
  * message in any two pieces, byte by byte, or into a tiny out buffer gives
  * exactly what one call gives, then random messages against a reference.
+ * smtp_data_clean: the prefixes it passes through unchanged, and the
+ * relay's loop (clean spans as they are, the scanner up to the next LF)
+ * giving exactly what one scan gives.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -105,6 +108,53 @@ tiny_out(const char *in, size_t n, size_t outsz, struct result *r)
 		assert_int_equal(p, outsz);
 	}
 	r->consumed = pos;
+	r->bare_lf = d.bare_lf;
+	r->bare_cr = d.bare_cr;
+	r->bytes_in = d.bytes_in;
+}
+
+/* body_pump's loop (tlsproxy/session.c) over in[0..n), fed in pieces cut
+ * at the offsets in cuts: the clean prefix as it is, else the scanner up
+ * to and including the next LF. */
+static void
+relay(const char *in, size_t n, const size_t *cuts, int ncuts,
+    struct result *r)
+{
+	struct smtp_data d;
+	size_t from = 0, to, pos, c, p, lim;
+	const char *lf;
+	int i;
+
+	smtp_data_init(&d);
+	r->len = 0;
+	r->consumed = 0;
+	r->st = SMTP_DATA_MORE;
+	for (i = 0; i <= ncuts && r->st != SMTP_DATA_END; i++) {
+		to = i < ncuts ? cuts[i] : n;
+		for (pos = from; pos < to;) {
+			if ((c = smtp_data_clean(&d, in + pos, to - pos)) > 0) {
+				assert_true(c <= to - pos);
+				assert_true(r->len + c <= sizeof(r->out));
+				memcpy(r->out + r->len, in + pos, c);
+				r->len += c;
+				pos += c;
+				continue;
+			}
+			lf = memchr(in + pos, '\n', to - pos);
+			lim = lf ? (size_t)(lf - (in + pos)) + 1 : to - pos;
+			assert_true(r->len + 3 * lim + 3 <= sizeof(r->out));
+			r->st = smtp_data_scan(&d, in + pos, lim,
+			    r->out + r->len, 3 * lim + 3, &c, &p);
+			assert_int_not_equal(r->st, SMTP_DATA_FULL);
+			assert_true(c > 0);
+			r->len += p;
+			pos += c;
+			if (r->st == SMTP_DATA_END)
+				break;
+		}
+		r->consumed = pos;
+		from = to;
+	}
 	r->bare_lf = d.bare_lf;
 	r->bare_cr = d.bare_cr;
 	r->bytes_in = d.bytes_in;
@@ -475,6 +525,104 @@ test_random_vs_reference(void **state)
 	}
 }
 
+/* What the clean path takes, and what it leaves to the scanner. */
+static void
+test_clean_prefix(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t inlen;
+		size_t clean;
+	} t[] = {
+		{ S("abc\r\ndef\r\n"), 10 },
+		{ S("abc\r\ndef\r\n.\r\n"), 10 },	/* the terminator */
+		{ S("abc\r\n..x\r\n"), 5 },		/* stuffing */
+		{ S(".\r\n"), 0 },
+		{ S("abc\r\nde"), 7 },			/* a line's start */
+		{ S("abc\r\nde\r"), 7 },		/* CR: LF or not? */
+		{ S("abc\nd\r\n"), 0 },			/* bare LF */
+		{ S("a\rb\r\n"), 0 },			/* bare CR */
+		{ S("\r\n\r\nx"), 5 },
+		{ S("\n"), 0 },
+		{ S(""), 0 },
+		{ S("a\0b\xff\r\n"), 6 },
+		{ S("a.\r\nb .\r\n"), 9 },		/* dots mid-line */
+	};
+	struct smtp_data d;
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		smtp_data_init(&d);
+		if (smtp_data_clean(&d, t[i].in, t[i].inlen) != t[i].clean)
+			fail_msg("t[%zu]: clean %zu, expected %zu", i,
+			    smtp_data_clean(&d, t[i].in, t[i].inlen),
+			    t[i].clean);
+		assert_int_equal(d.bytes_in, t[i].clean);
+	}
+	/* mid-line ("ab" seen), a dot is data; after a bare LF (the
+	 * scanner's), the next line's dot is the scanner's to double */
+	smtp_data_init(&d);
+	assert_int_equal(smtp_data_clean(&d, S("ab")), 2);
+	assert_int_equal(smtp_data_clean(&d, S(".c\r\n")), 4);
+	smtp_data_init(&d);
+	{
+		char out[16];
+		size_t c, p;
+
+		assert_int_equal(smtp_data_scan(&d, S("x\n"), out, sizeof(out),
+		    &c, &p), SMTP_DATA_MORE);
+	}
+	assert_int_equal(smtp_data_clean(&d, S(".y\r\n")), 0);
+	assert_int_equal(smtp_data_clean(&d, S("y\r\n")), 3);
+}
+
+static void
+test_relay_table(void **state)
+{
+	struct result a, b;
+	size_t i, k;
+
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		one_shot(table[i].in, table[i].inlen, &a);
+		relay(table[i].in, table[i].inlen, NULL, 0, &b);
+		same(&a, &b, "relay table", i);
+		for (k = 0; k <= table[i].inlen; k++) {
+			relay(table[i].in, table[i].inlen, &k, 1, &b);
+			same(&a, &b, "relay table split", i * 1000 + k);
+		}
+	}
+}
+
+static void
+test_relay_random(void **state)
+{
+	static const char alpha[] = "\r\n.aaaa\r\nbb";
+	char in[200];
+	struct result a, b;
+	size_t n, k, cuts[2];
+	unsigned seed = 777;
+	int iter;
+
+	for (iter = 0; iter < 50000; iter++) {
+		seed = seed * 1103515245 + 12345;
+		n = (seed >> 16) % sizeof(in);
+		for (k = 0; k < n; k++) {
+			seed = seed * 1103515245 + 12345;
+			in[k] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+		}
+		one_shot(in, n, &a);
+		relay(in, n, NULL, 0, &b);
+		same(&a, &b, "relay random", (size_t)iter);
+		seed = seed * 1103515245 + 12345;
+		cuts[0] = n ? (seed >> 16) % (n + 1) : 0;
+		seed = seed * 1103515245 + 12345;
+		cuts[1] = cuts[0] + (n - cuts[0] ? (seed >> 16) %
+		    (n - cuts[0] + 1) : 0);
+		relay(in, n, cuts, 2, &b);
+		same(&a, &b, "relay random split", (size_t)iter);
+	}
+}
+
 int
 main(void)
 {
@@ -488,6 +636,9 @@ main(void)
 		cmocka_unit_test(test_after_end),
 		cmocka_unit_test(test_counters_accumulate),
 		cmocka_unit_test(test_random_vs_reference),
+		cmocka_unit_test(test_clean_prefix),
+		cmocka_unit_test(test_relay_table),
+		cmocka_unit_test(test_relay_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,117 @@
+/*
+ * redis.h - the optional shared policy state: MTA-STS policies and TLS
+ * history in a Redis server that several gateways share (config
+ * redis_address; docs/policy.md, "Shared state in Redis").
+ *
+ * LMDB (policy/cache.c, policy/history.c) stays each gateway's source of
+ * truth.  Redis is written through (every policy this gateway fetched,
+ * every TLS history update) and read on a local miss; what is read can
+ * only make a verdict stricter or equal, never weaker than the local
+ * state alone would make it:
+ *   - an MTA-STS policy from Redis is used only when this gateway has no
+ *     valid policy of its own and its own TXT lookup and fetch gave none
+ *     (sts_effective() in policy.c: fresh fetch, then the LMDB cache, then
+ *     Redis), only in mode enforce, only unexpired, and it is never copied
+ *     into LMDB, so it never suppresses a fetch of the real policy;
+ *   - a TLS history record from Redis is merged field by field towards
+ *     "completed STARTTLS" (later last_tls wins), never away from it.
+ * A value that does not parse, claims times in the future or a max_age
+ * the policy text does not carry is ignored and counted
+ * (mxguard_redis_invalid_total{kind}).
+ *
+ * The client (redis.c) is one per process, on the process's event loop
+ * (policy_new() makes it, policy_free() frees it), with AUTH, its own
+ * timeouts (redis_timeout) and reconnection with back-off.  A connection
+ * is never shared across fork(): the first connect runs from the loop,
+ * not from redis_new(); a worker forked later frees the inherited engine
+ * (redis_free() there leaves the parent's socket on the parent's loop:
+ * core/ev_redis.c) and makes its own loop and engine; and a context used
+ * in another process than the one that connected it is dropped unused.  While Redis is down
+ * every operation fails at once (a lookup asks nothing and waits for
+ * nothing) and is counted: mxguard_redis_errors_total{op},
+ * mxguard_redis_up.
+ *
+ * Who frees what: redis_new()/redis_free(); a get returns an op that ends
+ * with its callback (always from the loop, never from inside the get) or
+ * with redis_cancel() (no callback).  Values passed to callbacks belong
+ * to the client and live only during the callback.
+ */
+#ifndef MXG_REDIS_H
+#define MXG_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "policy/cache.h"
+#include "policy/history.h"
+
+struct redis;
+struct redis_op;
+
+/* ---- the client (redis.c) ---- */
+
+/* NULL with err when cfg->redis_address is empty (off: err "") or the
+ * address cannot be used. */
+struct redis	*redis_new(struct ev_loop *, const struct config *,
+		    char *err, size_t errsz);
+void		 redis_free(struct redis *);
+/* Connected and authenticated. */
+int		 redis_up(const struct redis *);
+
+/* rc: 1 found and valid (e filled, e->pol parsed), 0 absent or invalid
+ * (counted), -1 error or timeout (counted). */
+typedef void	 redis_sts_cb(void *arg, int rc,
+		    const struct sts_cache_entry *e);
+typedef void	 redis_hist_cb(void *arg, int rc,
+		    const struct history_entry *e);
+/* NULL when Redis is not up (counted: errors{op}): then no callback. */
+struct redis_op	*redis_sts_get(struct redis *, const char *domain,
+		    redis_sts_cb *, void *arg);
+struct redis_op	*redis_hist_get(struct redis *, const struct sockaddr *dst,
+		    redis_hist_cb *, void *arg);
+void		 redis_cancel(struct redis_op *);
+/* Write-through, fire and forget (errors counted and logged).  The
+ * server keeps the newer fetch of a policy (a compare on the fetch time,
+ * in one script) and merges a history record towards TLS. */
+void		 redis_sts_put(struct redis *, const char *domain,
+		    const struct sts_cache_entry *);
+void		 redis_hist_put(struct redis *, const struct sockaddr *dst,
+		    const struct history_entry *);
+
+/* ---- values and merge rules (redis_val.c; pure, no Redis) ---- */
+
+#define REDIS_SKEW_S	300	/* clock difference tolerated between
+				 * gateways */
+
+/* "MXGS1 FETCHED EXPIRES ID\n" then the policy text; malloc'd into *out. */
+int		 redis_sts_encode(const struct sts_cache_entry *, char **out,
+		    size_t *len);
+/* 0 with e filled (body malloc'd, pol parsed: sts_cache_entry_clear()
+ * after), -1 malformed (err says why): bad header, an id that is no
+ * MTA-STS id, a policy that does not parse, a fetch time in the future,
+ * an expiry other than fetch time + the policy's max_age. */
+int		 redis_sts_decode(const char *buf, size_t len, int64_t now,
+		    struct sts_cache_entry *e, char *err, size_t errsz);
+/* May a policy read from Redis decide where the local state has none?
+ * local is this gateway's own policy (NULL: none).  1 only when local is
+ * absent or expired and remote is an unexpired enforce policy. */
+int		 redis_sts_usable(const struct sts_cache_entry *local,
+		    const struct sts_cache_entry *remote, int64_t now);
+/* The rule the server-side script applies to a write: does a policy
+ * fetched at new_fetched replace one fetched at cur_fetched?  (The newer
+ * fetch wins; only successful fetches are ever written, so a failed
+ * fetch never replaces anything.) */
+int		 redis_sts_replaces(int64_t cur_fetched, int64_t new_fetched);
+
+/* "MXGH1 FIRST_TLS LAST_TLS LAST_FAIL LAST_SEEN TLS_COUNT FAIL_COUNT" */
+int		 redis_hist_encode(const struct history_entry *, char *buf,
+		    size_t sz);
+/* 0, or -1 malformed: not six decimal numbers, a time after
+ * now + REDIS_SKEW_S, first_tls after last_tls, counts beyond 32 bits. */
+int		 redis_hist_decode(const char *buf, size_t len, int64_t now,
+		    struct history_entry *e, char *err, size_t errsz);
+
+#endif

@@ -1,0 +1,225 @@
+/*
+ * redis_val.c - what mxguard stores in Redis, and the rules for what it
+ * reads back (redis.h).  Pure functions: no Redis, no clock of their own,
+ * unit-tested without a server (tests/unit/test_redis_val.c).
+ *
+ * Everything read from Redis is untrusted: anyone who can write to the
+ * network between a gateway and Redis, or to Redis itself, chooses it.
+ * So a value is parsed strictly and refused whole when any part is off,
+ * and even a well-formed value is only ever used where it can make a
+ * verdict stricter (redis_sts_usable(), history_entry_merge()).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/redis.h"
+
+#define STS_MAGIC	"MXGS1 "
+#define HIST_MAGIC	"MXGH1 "
+#define MAX_BODY	(64 * 1024)
+
+/* A decimal number of at most 18 digits (no sign, no leading junk) at
+ * *p, followed by one of the bytes in end; *p moves past both. */
+static int
+num(const char **p, const char *lim, const char *end, int64_t *v)
+{
+	const char *s = *p;
+	int64_t n = 0;
+	int d = 0;
+
+	while (s < lim && isdigit((unsigned char)*s) && d < 18) {
+		n = n * 10 + (*s - '0');
+		s++;
+		d++;
+	}
+	if (d == 0 || s >= lim || strchr(end, *s) == NULL || *s == '\0')
+		return -1;
+	*v = n;
+	*p = s + 1;
+	return 0;
+}
+
+int
+redis_sts_encode(const struct sts_cache_entry *e, char **out, size_t *len)
+{
+	char hdr[128];
+	int n;
+
+	n = snprintf(hdr, sizeof(hdr), STS_MAGIC "%" PRId64 " %" PRId64
+	    " %s\n", e->fetched, e->expires, e->id);
+	if (n < 0 || (size_t)n >= sizeof(hdr) || e->bodylen > MAX_BODY)
+		return -1;
+	if ((*out = malloc((size_t)n + e->bodylen + 1)) == NULL)
+		return -1;
+	memcpy(*out, hdr, (size_t)n);
+	if (e->bodylen)
+		memcpy(*out + n, e->body, e->bodylen);
+	(*out)[(size_t)n + e->bodylen] = '\0';
+	*len = (size_t)n + e->bodylen;
+	return 0;
+}
+
+int
+redis_sts_decode(const char *buf, size_t len, int64_t now,
+    struct sts_cache_entry *e, char *err, size_t errsz)
+{
+	const char *p = buf, *lim = buf + len, *id;
+	char perr[128];
+	int64_t fetched, expires;
+	size_t idlen, i, bl;
+
+	memset(e, 0, sizeof(*e));
+	if (len < sizeof(STS_MAGIC) || memcmp(p, STS_MAGIC,
+	    sizeof(STS_MAGIC) - 1) != 0) {
+		snprintf(err, errsz, "no MXGS1 header");
+		return -1;
+	}
+	p += sizeof(STS_MAGIC) - 1;
+	if (num(&p, lim, " ", &fetched) == -1 ||
+	    num(&p, lim, " ", &expires) == -1) {
+		snprintf(err, errsz, "bad times");
+		return -1;
+	}
+	for (id = p; p < lim && *p != '\n'; p++)
+		;
+	idlen = (size_t)(p - id);
+	if (p >= lim || idlen == 0 || idlen > STS_ID_MAX) {
+		snprintf(err, errsz, "bad id");
+		return -1;
+	}
+	for (i = 0; i < idlen; i++)
+		if (!isalnum((unsigned char)id[i])) {
+			snprintf(err, errsz, "bad id");
+			return -1;
+		}
+	p++;
+	bl = (size_t)(lim - p);
+	if (bl > MAX_BODY) {
+		snprintf(err, errsz, "policy text too large");
+		return -1;
+	}
+	if (fetched > now + REDIS_SKEW_S) {
+		snprintf(err, errsz, "fetched in the future");
+		return -1;
+	}
+	if (sts_policy_parse(p, bl, &e->pol, perr, sizeof(perr)) == -1) {
+		snprintf(err, errsz, "policy: %s", perr);
+		return -1;
+	}
+	/* the expiry is the policy's own max_age from the fetch: a value
+	 * that stretches it is not one mxguard wrote */
+	if (expires != fetched + (int64_t)e->pol.max_age) {
+		snprintf(err, errsz, "expiry is not fetch time + max_age");
+		return -1;
+	}
+	if ((e->body = malloc(bl + 1)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	memcpy(e->body, p, bl);
+	e->body[bl] = '\0';
+	e->bodylen = bl;
+	memcpy(e->id, id, idlen);
+	e->id[idlen] = '\0';
+	e->fetched = fetched;
+	e->expires = expires;
+	e->checked = fetched;
+	e->last_used = fetched;
+	return 0;
+}
+
+int
+redis_sts_usable(const struct sts_cache_entry *local,
+    const struct sts_cache_entry *remote, int64_t now)
+{
+	/* this gateway's own valid policy always decides: a policy from
+	 * Redis never replaces it, neither a weaker one nor an enforce
+	 * policy with other MX patterns */
+	if (local != NULL && now < local->expires)
+		return 0;
+	if (remote == NULL || now >= remote->expires ||
+	    remote->fetched > now + REDIS_SKEW_S)
+		return 0;
+	/* where the local state has no policy the verdict would be
+	 * opportunistic: only enforce is stricter than that; testing and
+	 * none decide nothing a local miss does not */
+	return remote->pol.mode == STS_MODE_ENFORCE;
+}
+
+int
+redis_sts_replaces(int64_t cur_fetched, int64_t new_fetched)
+{
+	return new_fetched >= cur_fetched;
+}
+
+int
+redis_hist_encode(const struct history_entry *e, char *buf, size_t sz)
+{
+	int n;
+
+	n = snprintf(buf, sz, HIST_MAGIC "%" PRId64 " %" PRId64 " %" PRId64
+	    " %" PRId64 " %" PRIu32 " %" PRIu32, e->first_tls, e->last_tls,
+	    e->last_fail, e->last_seen, e->tls_count, e->fail_count);
+	return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
+
+int
+redis_hist_decode(const char *buf, size_t len, int64_t now,
+    struct history_entry *e, char *err, size_t errsz)
+{
+	const char *p;
+	char tmp[160];
+	int64_t v[6];
+	int i;
+
+	memset(e, 0, sizeof(*e));
+	/* a NUL-terminated copy: the last number ends at the NUL */
+	if (len >= sizeof(tmp) || len < sizeof(HIST_MAGIC) ||
+	    memcmp(buf, HIST_MAGIC, sizeof(HIST_MAGIC) - 1) != 0) {
+		snprintf(err, errsz, "no MXGH1 header");
+		return -1;
+	}
+	memcpy(tmp, buf, len);
+	tmp[len] = '\0';
+	p = tmp + sizeof(HIST_MAGIC) - 1;
+	for (i = 0; i < 6; i++) {
+		int64_t n = 0;
+		int d = 0;
+
+		while (isdigit((unsigned char)*p) && d < 18) {
+			n = n * 10 + (*p++ - '0');
+			d++;
+		}
+		/* single spaces between, the last one ends the value */
+		if (d == 0 || *p != (i < 5 ? ' ' : '\0')) {
+			snprintf(err, errsz, "not six numbers");
+			return -1;
+		}
+		v[i] = n;
+		p++;
+	}
+	for (i = 0; i < 4; i++)
+		if (v[i] > now + REDIS_SKEW_S) {
+			snprintf(err, errsz, "a time in the future");
+			return -1;
+		}
+	if (v[4] > UINT32_MAX || v[5] > UINT32_MAX) {
+		snprintf(err, errsz, "count out of range");
+		return -1;
+	}
+	if ((v[0] == 0) != (v[1] == 0) || v[0] > v[1]) {
+		snprintf(err, errsz, "first_tls after last_tls");
+		return -1;
+	}
+	e->first_tls = v[0];
+	e->last_tls = v[1];
+	e->last_fail = v[2];
+	e->last_seen = v[3];
+	e->tls_count = (uint32_t)v[4];
+	e->fail_count = (uint32_t)v[5];
+	return 0;
+}

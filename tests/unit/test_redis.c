@@ -1,0 +1,716 @@
+/*
+ * test_redis.c - the shared store's client (policy/redis.c) against a real
+ * redis-server that the test starts on a unix socket in a temporary
+ * directory (and kills at the end): write-through and read, the merge
+ * rules as the server applies them (the newer fetch wins; history merged
+ * towards TLS), malformed values ignored and counted, Redis going away
+ * (killed, or hung: a command never waits beyond redis_timeout) and
+ * coming back (reconnection, write-through resumes), AUTH with a password
+ * and with an ACL user, and a process forked before or after the
+ * connection making its own (never sharing the parent's).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/stats.h"
+#include "policy/redis.h"
+
+static char dir[64], sock[128];
+static pid_t srv = -1;
+static struct ev_loop *loop;
+
+static const char enforce[] = "version: STSv1\nmode: enforce\n"
+    "mx: mx.example.com\nmax_age: 86400\n";
+static const char testing[] = "version: STSv1\nmode: testing\n"
+    "mx: mx.example.com\nmax_age: 86400\n";
+
+/* ---- the server ---- */
+
+static redisContext *
+sync_conn(const char *pass)
+{
+	redisContext *c = redisConnectUnix(sock);
+	redisReply *r;
+
+	if (c == NULL || c->err) {
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	if (pass != NULL) {
+		r = redisCommand(c, "AUTH %s", pass);
+		freeReplyObject(r);
+	}
+	return c;
+}
+
+/* Starts redis-server with extra "--key value" pairs (NULL-ended);
+ * returns once it answers PING. */
+static void
+srv_start(const char *pass, ...)
+{
+	const char *argv[32];
+	int n = 0, i;
+	va_list ap;
+
+	argv[n++] = "redis-server";
+	argv[n++] = "--port";
+	argv[n++] = "0";
+	argv[n++] = "--unixsocket";
+	argv[n++] = sock;
+	argv[n++] = "--dir";
+	argv[n++] = dir;
+	argv[n++] = "--save";
+	argv[n++] = "";
+	argv[n++] = "--appendonly";
+	argv[n++] = "no";
+	argv[n++] = "--logfile";
+	argv[n++] = "";
+	argv[n++] = "--loglevel";
+	argv[n++] = "warning";
+	va_start(ap, pass);
+	while (n < 30 && (argv[n] = va_arg(ap, const char *)) != NULL)
+		n++;
+	va_end(ap);
+	argv[n] = NULL;
+	srv = fork();
+	assert_true(srv >= 0);
+	if (srv == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		dup2(fd, 1);
+		execvp("redis-server", (char **)argv);
+		_exit(127);
+	}
+	for (i = 0; i < 500; i++) {
+		redisContext *c = sync_conn(pass);
+		redisReply *r;
+
+		if (c != NULL) {
+			r = redisCommand(c, "PING");
+			if (r != NULL && r->type == REDIS_REPLY_STATUS) {
+				freeReplyObject(r);
+				redisFree(c);
+				return;
+			}
+			freeReplyObject(r);
+			redisFree(c);
+		}
+		usleep(10000);
+	}
+	fail_msg("redis-server did not start");
+}
+
+static void
+srv_kill(void)
+{
+	if (srv <= 0)
+		return;
+	kill(srv, SIGKILL);
+	waitpid(srv, NULL, 0);
+	srv = -1;
+	unlink(sock);
+}
+
+/* GET key over a synchronous connection; "" when absent. */
+static void
+srv_get(const char *key, char *out, size_t sz, const char *pass)
+{
+	redisContext *c = sync_conn(pass);
+	redisReply *r;
+
+	assert_non_null(c);
+	r = redisCommand(c, "GET %s", key);
+	assert_non_null(r);
+	snprintf(out, sz, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+static void
+srv_set(const char *key, const char *val)
+{
+	redisContext *c = sync_conn(NULL);
+	redisReply *r;
+
+	assert_non_null(c);
+	r = redisCommand(c, "SET %s %s", key, val);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/* ---- the loop ---- */
+
+typedef int cond_fn(void *);
+struct waiter {
+	struct ev_timer	*t;
+	cond_fn		*cond;
+	void		*arg;
+	int		 left;
+	int		 met;
+};
+
+static void
+tick(void *a)
+{
+	struct waiter *w = a;
+
+	if (w->cond != NULL && w->cond(w->arg)) {
+		w->met = 1;
+		ev_loop_stop(loop);
+	} else if (--w->left <= 0)
+		ev_loop_stop(loop);
+	else
+		ev_timer_arm(w->t, 10);
+}
+
+/* Runs the loop until cond holds (1) or ms pass (0); cond NULL: ms. */
+static int
+run_until(cond_fn *cond, void *arg, int ms)
+{
+	struct waiter w = { NULL, cond, arg, ms / 10, 0 };
+
+	w.t = ev_timer_new(loop, tick, &w);
+	ev_timer_arm(w.t, 0);
+	ev_loop_run(loop);
+	ev_timer_free(w.t);
+	return w.met;
+}
+
+static int
+is_up(void *a)
+{
+	return redis_up(a);
+}
+
+static int
+is_down(void *a)
+{
+	return !redis_up(a);
+}
+
+static int
+flag_set(void *a)
+{
+	return *(int *)a != 0;
+}
+
+static int64_t
+ctr(const char *name)
+{
+	return stats_value(stats_counter(name, "test"));
+}
+
+static struct config *
+cfg_for(const char *user, const char *pass)
+{
+	char err[256];
+	struct config *cfg = config_load(NULL, err, sizeof(err));
+
+	assert_non_null(cfg);
+	free(cfg->redis_address);
+	cfg->redis_address = strdup(sock);
+	cfg->redis_timeout = 300;
+	if (user != NULL) {
+		free(cfg->redis_username);
+		cfg->redis_username = strdup(user);
+	}
+	if (pass != NULL) {
+		free(cfg->redis_password);
+		cfg->redis_password = strdup(pass);
+	}
+	return cfg;
+}
+
+static struct redis *
+client(const char *user, const char *pass)
+{
+	struct config *cfg = cfg_for(user, pass);
+	char err[256];
+	struct redis *rs = redis_new(loop, cfg, err, sizeof(err));
+
+	assert_non_null(rs);
+	config_free(cfg);
+	return rs;
+}
+
+/* ---- callbacks ---- */
+
+struct got {
+	int		 n;
+	int		 rc;
+	char		 id[64];
+	int		 mode;
+	int64_t		 fetched;
+	struct history_entry h;
+};
+
+static void
+sts_cb(void *arg, int rc, const struct sts_cache_entry *e)
+{
+	struct got *g = arg;
+
+	g->n++;
+	g->rc = rc;
+	if (rc == 1) {
+		snprintf(g->id, sizeof(g->id), "%s", e->id);
+		g->mode = (int)e->pol.mode;
+		g->fetched = e->fetched;
+	}
+}
+
+static void
+hist_cb(void *arg, int rc, const struct history_entry *e)
+{
+	struct got *g = arg;
+
+	g->n++;
+	g->rc = rc;
+	if (rc == 1)
+		g->h = *e;
+}
+
+static void
+put_policy(struct redis *rs, const char *domain, const char *id,
+    const char *body, int64_t fetched)
+{
+	struct sts_cache_entry e;
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	e.fetched = fetched;
+	e.expires = fetched + 86400;
+	e.body = (char *)body;
+	e.bodylen = strlen(body);
+	redis_sts_put(rs, domain, &e);
+}
+
+static struct got
+get_policy(struct redis *rs, const char *domain)
+{
+	struct got g;
+
+	memset(&g, 0, sizeof(g));
+	assert_non_null(redis_sts_get(rs, domain, sts_cb, &g));
+	assert_int_equal(g.n, 0);	/* never from inside the get */
+	assert_true(run_until(flag_set, &g.n, 2000));
+	return g;
+}
+
+static struct sockaddr_in
+sin4(const char *a)
+{
+	struct sockaddr_in s;
+
+	memset(&s, 0, sizeof(s));
+	s.sin_family = AF_INET;
+	inet_pton(AF_INET, a, &s.sin_addr);
+	return s;
+}
+
+/* ---- tests ---- */
+
+static int
+setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/mxg-redis-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
+	loop = ev_loop_new();
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	srv_kill();
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_sts_write_read(void **state)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct redis *rs;
+	struct got g;
+	char v[1024];
+
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_false(redis_up(rs));	/* connects from the loop */
+	assert_true(run_until(is_up, rs, 3000));
+
+	put_policy(rs, "example.com", "new1", enforce, now - 100);
+	run_until(NULL, NULL, 100);
+	srv_get("mxguard:sts:example.com", v, sizeof(v), NULL);
+	assert_non_null(strstr(v, "MXGS1 "));
+	g = get_policy(rs, "example.com");
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, "new1");
+	assert_int_equal(g.mode, STS_MODE_ENFORCE);
+
+	/* an older fetch never replaces a newer one in Redis */
+	put_policy(rs, "example.com", "old1", testing, now - 5000);
+	run_until(NULL, NULL, 100);
+	g = get_policy(rs, "example.com");
+	assert_string_equal(g.id, "new1");
+	assert_int_equal(g.fetched, now - 100);
+	/* a newer one does (readers use only enforce policies from Redis:
+	 * redis_sts_usable(), test_redis_val) */
+	put_policy(rs, "example.com", "newer2", testing, now - 10);
+	run_until(NULL, NULL, 100);
+	g = get_policy(rs, "example.com");
+	assert_string_equal(g.id, "newer2");
+	assert_int_equal(g.mode, STS_MODE_TESTING);
+
+	/* a value claiming a fetch in the future (an attacker's: readers
+	 * refuse it) does not block the next honest write */
+	{
+		char fut[512];
+
+		snprintf(fut, sizeof(fut), "MXGS1 %lld %lld fut1\n%s",
+		    (long long)now + 100000, (long long)now + 100000 + 86400,
+		    enforce);
+		srv_set("mxguard:sts:example.com", fut);
+		put_policy(rs, "example.com", "honest1", enforce, now - 5);
+		run_until(NULL, NULL, 100);
+		g = get_policy(rs, "example.com");
+		assert_int_equal(g.rc, 1);
+		assert_string_equal(g.id, "honest1");
+	}
+
+	/* absent */
+	g = get_policy(rs, "absent.example");
+	assert_int_equal(g.rc, 0);
+
+	/* malformed values: ignored and counted */
+	{
+		int64_t inv = ctr("mxguard_redis_invalid_total{kind=\"sts\"}");
+		char bad[512];
+
+		srv_set("mxguard:sts:bad.example", "garbage");
+		g = get_policy(rs, "bad.example");
+		assert_int_equal(g.rc, 0);
+		/* a stretched expiry: not a value mxguard writes */
+		snprintf(bad, sizeof(bad), "MXGS1 %lld %lld abc\n%s",
+		    (long long)now, (long long)now + 86400 * 1000, enforce);
+		srv_set("mxguard:sts:bad.example", bad);
+		g = get_policy(rs, "bad.example");
+		assert_int_equal(g.rc, 0);
+		assert_int_equal(ctr("mxguard_redis_invalid_total"
+		    "{kind=\"sts\"}"), inv + 2);
+	}
+	redis_free(rs);
+	srv_kill();
+}
+
+static void
+test_history_merge(void **state)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct sockaddr_in a = sin4("192.0.2.25");
+	struct history_entry e1 = { now - 5000, now - 100, 0, now - 100, 5, 0 };
+	struct history_entry e2 = { now - 9000, now - 3000, now - 1, now - 1,
+	    1, 1 };
+	struct redis *rs;
+	struct got g;
+	char v[256], want[256];
+
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	redis_hist_put(rs, (struct sockaddr *)&a, &e1);
+	/* another gateway saw an older TLS and a later failure: the merge
+	 * keeps the later TLS (never downgrades), takes the later failure */
+	redis_hist_put(rs, (struct sockaddr *)&a, &e2);
+	run_until(NULL, NULL, 100);
+	srv_get("mxguard:hist:192.0.2.25", v, sizeof(v), NULL);
+	snprintf(want, sizeof(want), "MXGH1 %lld %lld %lld %lld 5 1",
+	    (long long)(now - 9000), (long long)(now - 100),
+	    (long long)(now - 1), (long long)(now - 1));
+	assert_string_equal(v, want);
+
+	memset(&g, 0, sizeof(g));
+	assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a, hist_cb,
+	    &g));
+	assert_true(run_until(flag_set, &g.n, 2000));
+	assert_int_equal(g.rc, 1);
+	assert_int_equal(g.h.last_tls, now - 100);
+	assert_int_equal(g.h.last_fail, now - 1);
+
+	/* a last_tls in the future: ignored and counted */
+	{
+		int64_t inv = ctr("mxguard_redis_invalid_total"
+		    "{kind=\"history\"}");
+
+		snprintf(v, sizeof(v), "MXGH1 %lld %lld 0 0 1 0",
+		    (long long)now, (long long)now + 86400);
+		srv_set("mxguard:hist:192.0.2.26", v);
+		a = sin4("192.0.2.26");
+		memset(&g, 0, sizeof(g));
+		assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a,
+		    hist_cb, &g));
+		assert_true(run_until(flag_set, &g.n, 2000));
+		assert_int_equal(g.rc, 0);
+		assert_int_equal(ctr("mxguard_redis_invalid_total"
+		    "{kind=\"history\"}"), inv + 1);
+		/* and the next honest write replaces it instead of merging
+		 * with it */
+		redis_hist_put(rs, (struct sockaddr *)&a, &e1);
+		run_until(NULL, NULL, 100);
+		memset(&g, 0, sizeof(g));
+		assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a,
+		    hist_cb, &g));
+		assert_true(run_until(flag_set, &g.n, 2000));
+		assert_int_equal(g.rc, 1);
+		assert_int_equal(g.h.last_tls, now - 100);
+	}
+	redis_free(rs);
+	srv_kill();
+}
+
+static void
+test_down_and_back(void **state)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct redis *rs;
+	struct got g;
+	int64_t conn, gets, puts;
+	char v[1024];
+
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	assert_int_equal(stats_value(stats_gauge("mxguard_redis_up", NULL)),
+	    1);
+
+	/* Redis goes away: noticed, counted, every operation fails at once
+	 * (nothing waits for a dead Redis) */
+	conn = ctr("mxguard_redis_errors_total{op=\"connection\"}");
+	gets = ctr("mxguard_redis_errors_total{op=\"sts-get\"}");
+	puts = ctr("mxguard_redis_errors_total{op=\"sts-put\"}");
+	srv_kill();
+	assert_true(run_until(is_down, rs, 2000));
+	assert_int_equal(stats_value(stats_gauge("mxguard_redis_up", NULL)),
+	    0);
+	assert_true(ctr("mxguard_redis_errors_total{op=\"connection\"}") >
+	    conn);
+	assert_null(redis_sts_get(rs, "example.com", sts_cb, &g));
+	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-get\"}"),
+	    gets + 1);
+	put_policy(rs, "example.com", "lost1", enforce, now - 50);
+	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-put\"}"),
+	    puts + 1);
+	/* reconnection attempts fail and back off */
+	run_until(NULL, NULL, 1000);
+	assert_true(ctr("mxguard_redis_errors_total{op=\"connect\"}") >= 1);
+
+	/* it comes back: reconnected, write-through resumes */
+	srv_start(NULL, NULL);
+	assert_true(run_until(is_up, rs, 12000));
+	put_policy(rs, "example.com", "back1", enforce, now - 10);
+	run_until(NULL, NULL, 100);
+	srv_get("mxguard:sts:example.com", v, sizeof(v), NULL);
+	assert_non_null(strstr(v, " back1\n"));
+	g = get_policy(rs, "example.com");
+	assert_string_equal(g.id, "back1");
+	redis_free(rs);
+	srv_kill();
+}
+
+static void
+test_hung_server(void **state)
+{
+	struct redis *rs;
+	struct got g;
+	struct timespec t0, t1;
+	int64_t tmo, ms;
+
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	/* connected, but it answers nothing: the get fails at
+	 * redis_timeout (300 ms here), and the connection is dropped */
+	kill(srv, SIGSTOP);
+	tmo = ctr("mxguard_redis_errors_total{op=\"sts-get\"}");
+	memset(&g, 0, sizeof(g));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_non_null(redis_sts_get(rs, "example.com", sts_cb, &g));
+	assert_true(run_until(flag_set, &g.n, 3000));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) /
+	    1000000;
+	assert_int_equal(g.rc, -1);
+	assert_true(ms >= 250 && ms < 1000);
+	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-get\"}"),
+	    tmo + 1);
+	assert_false(redis_up(rs));
+	kill(srv, SIGCONT);
+	assert_true(run_until(is_up, rs, 12000));
+	redis_free(rs);
+	srv_kill();
+}
+
+static void
+test_auth(void **state)
+{
+	struct redis *rs;
+	struct got g;
+	int64_t auth;
+	int64_t now = (int64_t)time(NULL);
+
+	srv_start("s3cret", "--requirepass", "s3cret", NULL);
+	/* the wrong password: never up, counted */
+	auth = ctr("mxguard_redis_errors_total{op=\"auth\"}");
+	rs = client(NULL, "wrong");
+	assert_false(run_until(is_up, rs, 1000));
+	assert_true(ctr("mxguard_redis_errors_total{op=\"auth\"}") > auth);
+	redis_free(rs);
+	/* no password at all: the PING is refused (NOAUTH) */
+	rs = client(NULL, NULL);
+	assert_false(run_until(is_up, rs, 600));
+	redis_free(rs);
+	/* the right one */
+	rs = client(NULL, "s3cret");
+	assert_true(run_until(is_up, rs, 3000));
+	put_policy(rs, "auth.example", "a1", enforce, now - 1);
+	run_until(NULL, NULL, 100);
+	g = get_policy(rs, "auth.example");
+	assert_int_equal(g.rc, 1);
+	redis_free(rs);
+	srv_kill();
+
+	/* an ACL user (AUTH username password) */
+	srv_start("s3cret", "--requirepass", "s3cret", "--user", "mxg", "on",
+	    ">pw1", "~mxguard:*", "+get", "+set", "+eval", "+ping", NULL);
+	rs = client("mxg", "pw1");
+	assert_true(run_until(is_up, rs, 3000));
+	put_policy(rs, "acl.example", "u1", enforce, now - 1);
+	run_until(NULL, NULL, 100);
+	g = get_policy(rs, "acl.example");
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, "u1");
+	redis_free(rs);
+	rs = client("mxg", "bad");
+	assert_false(run_until(is_up, rs, 600));
+	redis_free(rs);
+	srv_kill();
+}
+
+/* In a forked child: 0 when the child, with a loop and a client of its
+ * own, gets a working connection of its own. */
+static int
+child_work(const char *domain)
+{
+	struct redis *rs;
+	struct got g;
+	int rc = 0;
+
+	loop = ev_loop_new();		/* the parent's epoll is not ours */
+	rs = client(NULL, NULL);
+	if (!run_until(is_up, rs, 5000))
+		return 1;
+	put_policy(rs, domain, "kid1", enforce, (int64_t)time(NULL) - 1);
+	memset(&g, 0, sizeof(g));
+	if (redis_sts_get(rs, domain, sts_cb, &g) == NULL ||
+	    !run_until(flag_set, &g.n, 2000) || g.rc != 1 ||
+	    strcmp(g.id, "kid1") != 0)
+		rc = 2;
+	redis_free(rs);
+	return rc;
+}
+
+static int
+clients(void)
+{
+	redisContext *c = sync_conn(NULL);
+	redisReply *r;
+	int n = 0;
+	const char *p;
+
+	assert_non_null(c);
+	r = redisCommand(c, "CLIENT LIST");
+	assert_non_null(r);
+	for (p = r->str; p != NULL && (p = strstr(p, "cmd=")) != NULL; p++)
+		n++;
+	freeReplyObject(r);
+	redisFree(c);
+	return n - 1;		/* not this one */
+}
+
+/* A worker forked with the parent's client connected: freeing the
+ * inherited client there leaves the parent's connection alone (its
+ * socket stays on the parent's loop), and the worker's own client makes
+ * its own connection. */
+static void
+test_fork(void **state)
+{
+	struct redis *rs;
+	struct got g;
+	pid_t kid;
+	int st;
+
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	assert_int_equal(clients(), 1);
+	if ((kid = fork()) == 0) {
+		int rc;
+
+		redis_free(rs);		/* the inherited one: never used */
+		rc = child_work("kid.example");
+		_exit(rc);
+	}
+	assert_int_equal(waitpid(kid, &st, 0), kid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	/* the parent's connection is still up and works */
+	assert_true(redis_up(rs));
+	g = get_policy(rs, "kid.example");
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, "kid1");
+	assert_int_equal(clients(), 1);
+	redis_free(rs);
+	srv_kill();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_sts_write_read, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_history_merge, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_down_and_back, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_hung_server, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

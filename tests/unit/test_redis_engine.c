@@ -1,0 +1,550 @@
+/*
+ * test_redis_engine.c - the policy engine with the shared store: policy
+ * decisions end to end (fake DNS in the process, a real redis-server on a
+ * unix socket in a temporary directory, killed at the end), checking that
+ * what Redis holds can only make a verdict stricter:
+ *   - no policy of this gateway's own, no TXT record: another gateway's
+ *     enforce policy from Redis decides (verify, or a deferral when the
+ *     MX is not in it);
+ *   - a valid policy of this gateway's own (testing) always decides: an
+ *     enforce policy in Redis with other MX patterns is not used;
+ *   - a testing policy in Redis is ignored (no policy: opportunistic);
+ *   - a TXT record whose policy cannot be fetched: the fetch is tried
+ *     first, then Redis's enforce policy decides;
+ *   - another gateway's TLS history raises may to encrypt, and is merged
+ *     into the local history;
+ *   - Redis killed or hung: the verdict is the local state's, in time
+ *     (a hung Redis costs at most redis_timeout).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "policy/cache.h"
+#include "policy/history.h"
+#include "policy/policy.h"
+#include "policy/redis.h"
+
+#include "dnsmsg.h"
+
+struct zrr {
+	const char	*name;
+	int		 type;
+	const char	*value;
+};
+
+static const struct zrr zone[] = {
+	{ "sh.test", DNS_T_MX, "10 mx.sh.test" },
+	{ "mx.sh.test", DNS_T_A, "192.0.2.21" },
+	{ "loc.test", DNS_T_MX, "10 mx.loc.test" },
+	{ "mx.loc.test", DNS_T_A, "192.0.2.22" },
+	{ "_mta-sts.loc.test", DNS_T_TXT, "v=STSv1; id=l1" },
+	{ "tst.test", DNS_T_MX, "10 mx.tst.test" },
+	{ "mx.tst.test", DNS_T_A, "192.0.2.23" },
+	{ "evil.test", DNS_T_MX, "10 mx.evil.test" },
+	{ "mx.evil.test", DNS_T_A, "192.0.2.24" },
+	{ "hist.test", DNS_T_MX, "10 mx.hist.test" },
+	{ "mx.hist.test", DNS_T_A, "192.0.2.25" },
+	/* a TXT record, but no policy host (mta-sts.fetch.test: NXDOMAIN) */
+	{ "fetch.test", DNS_T_MX, "10 mx.fetch.test" },
+	{ "mx.fetch.test", DNS_T_A, "192.0.2.26" },
+	{ "_mta-sts.fetch.test", DNS_T_TXT, "v=STSv1; id=f1" },
+	{ NULL, 0, NULL },
+};
+
+static int dnsfd, dnsport;
+static struct ev_loop *loop;
+static char dir[64], sock[128], statedir[160];
+static pid_t srv = -1;
+
+static void
+fake_read(int fd, int events, void *arg)
+{
+	unsigned char q[1500];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
+	    &fl);
+	char name[512];
+	int off = 12, o = 0, qtype, i, an = 0, exists = 0;
+	struct msg m;
+
+	if (n < 17)
+		return;
+	while (off < n && q[off] != 0) {
+		int l = q[off];
+
+		if (o + l + 2 >= (int)sizeof(name))
+			return;
+		if (o)
+			name[o++] = '.';
+		memcpy(name + o, q + off + 1, (size_t)l);
+		o += l;
+		off += l + 1;
+	}
+	name[o] = '\0';
+	qtype = q[off + 1] << 8 | q[off + 2];
+	for (i = 0; zone[i].name; i++)
+		if (strcasecmp(zone[i].name, name) == 0) {
+			exists = 1;
+			if (zone[i].type == qtype)
+				an++;
+		}
+	m.n = 0;
+	put16(&m, (unsigned)(q[0] << 8 | q[1]));
+	m.b[m.n++] = 0x81;
+	m.b[m.n++] = (unsigned char)(0x80 | (exists ? 0 : 3));
+	put16(&m, 1);
+	put16(&m, (unsigned)an);
+	put16(&m, 0);
+	put16(&m, 0);
+	putname(&m, name);
+	put16(&m, (unsigned)qtype);
+	put16(&m, 1);
+	for (i = 0; zone[i].name; i++) {
+		struct msg rd = { .n = 0 };
+
+		if (strcasecmp(zone[i].name, name) != 0 ||
+		    zone[i].type != qtype)
+			continue;
+		if (qtype == DNS_T_A) {
+			inet_pton(AF_INET, zone[i].value, rd.b);
+			rd.n = 4;
+		} else if (qtype == DNS_T_MX) {
+			put16(&rd, (unsigned)atoi(zone[i].value));
+			putname(&rd, strchr(zone[i].value, ' ') + 1);
+		} else if (qtype == DNS_T_TXT) {
+			rd.b[0] = (unsigned char)strlen(zone[i].value);
+			memcpy(rd.b + 1, zone[i].value, rd.b[0]);
+			rd.n = 1 + rd.b[0];
+		}
+		putname(&m, name);
+		put16(&m, (unsigned)qtype);
+		put16(&m, 1);
+		put16(&m, 0);
+		put16(&m, 60);
+		put16(&m, (unsigned)rd.n);
+		memcpy(m.b + m.n, rd.b, (size_t)rd.n);
+		m.n += rd.n;
+	}
+	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
+}
+
+/* ---- redis-server ---- */
+
+static void
+srv_start(void)
+{
+	int i;
+
+	srv = fork();
+	assert_true(srv >= 0);
+	if (srv == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		dup2(fd, 1);
+		execlp("redis-server", "redis-server", "--port", "0",
+		    "--unixsocket", sock, "--dir", dir, "--save", "",
+		    "--appendonly", "no", "--logfile", "", "--loglevel",
+		    "warning", (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 500; i++) {
+		redisContext *c = redisConnectUnix(sock);
+
+		if (c != NULL && !c->err) {
+			redisFree(c);
+			return;
+		}
+		if (c != NULL)
+			redisFree(c);
+		usleep(10000);
+	}
+	fail_msg("redis-server did not start");
+}
+
+static void
+srv_kill(void)
+{
+	if (srv <= 0)
+		return;
+	kill(srv, SIGCONT);
+	kill(srv, SIGKILL);
+	waitpid(srv, NULL, 0);
+	srv = -1;
+	unlink(sock);
+}
+
+static void
+srv_set(const char *key, const char *val, size_t len)
+{
+	redisContext *c = redisConnectUnix(sock);
+	redisReply *r;
+
+	assert_non_null(c);
+	r = redisCommand(c, "SET %s %b", key, val, len);
+	assert_non_null(r);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+/* Another gateway's policy for domain, fetched age seconds ago. */
+static void
+remote_policy(const char *domain, const char *id, const char *body,
+    int64_t age)
+{
+	struct sts_cache_entry e;
+	char key[300], *v;
+	size_t len;
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	e.fetched = (int64_t)time(NULL) - age;
+	e.body = (char *)body;
+	e.bodylen = strlen(body);
+	{
+		struct sts_policy p;
+		char err[128];
+
+		assert_int_equal(sts_policy_parse(body, strlen(body), &p, err,
+		    sizeof(err)), 0);
+		e.expires = e.fetched + p.max_age;
+	}
+	assert_int_equal(redis_sts_encode(&e, &v, &len), 0);
+	snprintf(key, sizeof(key), "mxguard:sts:%s", domain);
+	srv_set(key, v, len);
+	free(v);
+}
+
+/* ---- the engine ---- */
+
+static void
+stop_loop(void *arg)
+{
+	ev_loop_stop(loop);
+}
+
+static void
+run_ms(int ms)
+{
+	struct ev_timer *t = ev_timer_new(loop, stop_loop, NULL);
+
+	ev_timer_arm(t, (uint64_t)ms);
+	ev_loop_run(loop);
+	ev_timer_free(t);
+}
+
+static int
+redis_is_up(void)
+{
+	return stats_value(stats_gauge("mxguard_redis_up", NULL)) == 1;
+}
+
+static struct policy *
+mkpolicy(void)
+{
+	char err[256], srvaddr[64];
+	struct config *cfg = config_load(NULL, err, sizeof(err));
+	struct policy *p;
+	int i;
+
+	assert_non_null(cfg);
+	snprintf(srvaddr, sizeof(srvaddr), "127.0.0.1:%d", dnsport);
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup(srvaddr);
+	cfg->dns_servers.n = 1;
+	cfg->dns_timeout = 2000;
+	cfg->policy_timeout = 5000;
+	cfg->sts_fetch_timeout = 1500;
+	free(cfg->state_dir);
+	cfg->state_dir = strdup(statedir);
+	free(cfg->redis_address);
+	cfg->redis_address = strdup(sock);
+	cfg->redis_timeout = 300;
+	p = policy_new(loop, cfg, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	for (i = 0; i < 100 && !redis_is_up(); i++)
+		run_ms(20);
+	return p;
+}
+
+static struct policy_verdict *got_v;
+
+static void
+got(void *arg, struct policy_verdict *v)
+{
+	got_v = v;
+	ev_loop_stop(loop);
+}
+
+static struct policy_verdict *
+lookup(struct policy *p, const char *domain, const char *ip, int64_t *ms)
+{
+	struct sockaddr_in sin;
+	struct ev_timer *guard = ev_timer_new(loop, stop_loop, NULL);
+	struct timespec t0, t1;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	got_v = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_non_null(policy_lookup(p, domain, (struct sockaddr *)&sin,
+	    sizeof(sin), "t1", got, NULL));
+	ev_timer_arm(guard, 10000);
+	ev_loop_run(loop);
+	ev_timer_free(guard);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (ms != NULL)
+		*ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+		    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_non_null(got_v);
+	return got_v;
+}
+
+static const char enf_sh[] = "version: STSv1\nmode: enforce\n"
+    "mx: mx.sh.test\nmax_age: 86400\n";
+
+static int
+setup(void **state)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+
+	log_init("test", 0, getenv("TEST_DEBUG") ? LOG_LVL_DEBUG :
+	    LOG_LVL_ERR);
+	snprintf(dir, sizeof(dir), "/tmp/mxg-redis-eng-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
+	snprintf(statedir, sizeof(statedir), "%s/state", dir);
+	loop = ev_loop_new();
+	dnsfd = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(dnsfd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		return -1;
+	getsockname(dnsfd, (struct sockaddr *)&sin, &sl);
+	dnsport = ntohs(sin.sin_port);
+	ev_fd_set(loop, dnsfd, EV_READ, fake_read, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	srv_kill();
+	ev_fd_del(loop, dnsfd);
+	close(dnsfd);
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+test_stricter_only(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+
+	srv_start();
+	/* loc.test: this gateway's own testing policy, valid */
+	{
+		char err[256];
+		struct sts_cache *c = sts_cache_open(statedir, err,
+		    sizeof(err));
+		struct sts_cache_entry e;
+		static const char tst[] = "version: STSv1\nmode: testing\n"
+		    "mx: mx.loc.test\nmax_age: 86400\n";
+
+		assert_non_null(c);
+		memset(&e, 0, sizeof(e));
+		snprintf(e.id, sizeof(e.id), "l1");
+		e.body = (char *)tst;
+		e.bodylen = strlen(tst);
+		e.fetched = e.checked = (int64_t)time(NULL) - 10;
+		e.expires = e.fetched + 86400;
+		assert_int_equal(sts_cache_put(c, "loc.test", &e), 0);
+		sts_cache_close(c);
+	}
+	remote_policy("sh.test", "s1", enf_sh, 60);
+	remote_policy("loc.test", "x1", "version: STSv1\nmode: enforce\n"
+	    "mx: *.evil.test\nmax_age: 86400\n", 5);
+	remote_policy("tst.test", "t1", "version: STSv1\nmode: testing\n"
+	    "mx: mx.tst.test\nmax_age: 86400\n", 5);
+	remote_policy("evil.test", "e1", "version: STSv1\nmode: enforce\n"
+	    "mx: other.evil.test\nmax_age: 86400\n", 5);
+	remote_policy("fetch.test", "f1", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.fetch.test\nmax_age: 86400\n", 5);
+	p = mkpolicy();
+	assert_true(redis_is_up());
+
+	/* no policy here, none in DNS: another gateway's enforce policy */
+	v = lookup(p, "sh.test", "192.0.2.21", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	assert_non_null(strstr(v->sts_note, ",redis,"));
+	policy_verdict_free(v);
+	/* ... never copied into LMDB: it stays Redis's, a fallback */
+	{
+		struct sts_cache_entry ce;
+
+		assert_int_equal(sts_cache_get(policy_sts_cache(p), "sh.test",
+		    &ce), 0);
+	}
+
+	/* the local testing policy decides; Redis's enforce policy with
+	 * an attacker's MX pattern is not used */
+	v = lookup(p, "loc.test", "192.0.2.22", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_true(v->report_only);
+	assert_non_null(strstr(v->sts_note, ",cached,"));
+	policy_verdict_free(v);
+
+	/* a testing policy from Redis decides nothing */
+	v = lookup(p, "tst.test", "192.0.2.23", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_false(v->report_only);
+	assert_string_equal(v->source, "default");
+	policy_verdict_free(v);
+
+	/* an enforce policy from Redis can defer (stricter), never allow
+	 * less than no policy */
+	v = lookup(p, "evil.test", "192.0.2.24", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "validation-failure");
+	policy_verdict_free(v);
+
+	/* a TXT record: this gateway fetches first (it fails here: no
+	 * policy host), then the policy from Redis decides */
+	v = lookup(p, "fetch.test", "192.0.2.26", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, ",redis,"));
+	policy_verdict_free(v);
+	assert_true(stats_value(stats_counter("mxguard_sts_fetches_total"
+	    "{result=\"error\"}", NULL)) >= 1);
+
+	policy_free(p);
+	srv_kill();
+}
+
+static void
+test_history_from_redis(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	char val[200];
+	int64_t now = (int64_t)time(NULL);
+	struct history_entry e = { now - 1000, now - 100, 0, now - 100, 3, 0 };
+
+	srv_start();
+	assert_int_equal(redis_hist_encode(&e, val, sizeof(val)), 0);
+	srv_set("mxguard:hist:192.0.2.25", val, strlen(val));
+	p = mkpolicy();
+	v = lookup(p, "hist.test", "192.0.2.25", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+
+	/* merged into the local history: it decides with Redis gone */
+	{
+		char err[256];
+		struct history *h = history_open(statedir, err, sizeof(err));
+		struct sockaddr_in sin;
+		struct history_entry l;
+
+		assert_non_null(h);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		inet_pton(AF_INET, "192.0.2.25", &sin.sin_addr);
+		assert_int_equal(history_get(h, "", (struct sockaddr *)&sin,
+		    &l), 1);
+		assert_int_equal(l.last_tls, now - 100);
+		history_close(h);
+	}
+}
+
+static void
+test_redis_down_or_hung(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	int64_t ms, gets;
+
+	srv_start();
+	remote_policy("sh.test", "s1", enf_sh, 60);
+	p = mkpolicy();
+	assert_true(redis_is_up());
+	/* hung: the lookup waits for Redis at most redis_timeout (300 ms),
+	 * then decides on the local state (none here: may) */
+	kill(srv, SIGSTOP);
+	v = lookup(p, "sh.test", "192.0.2.21", &ms);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_true(ms < 1500);
+	policy_verdict_free(v);
+	/* killed: nothing is asked, nothing waits */
+	srv_kill();
+	run_ms(100);
+	assert_false(redis_is_up());
+	gets = stats_value(stats_counter("mxguard_redis_errors_total"
+	    "{op=\"sts-get\"}", NULL));
+	v = lookup(p, "sh.test", "192.0.2.21", &ms);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_true(ms < 250);
+	policy_verdict_free(v);
+	assert_int_equal(stats_value(stats_counter("mxguard_redis_errors_total"
+	    "{op=\"sts-get\"}", NULL)), gets + 1);
+	/* back: the shared policy decides again */
+	srv_start();
+	remote_policy("sh.test", "s1", enf_sh, 60);
+	while (!redis_is_up())
+		run_ms(50);
+	v = lookup(p, "sh.test", "192.0.2.21", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_stricter_only, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_history_from_redis, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_redis_down_or_hung, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

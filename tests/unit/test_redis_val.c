@@ -1,0 +1,272 @@
+/*
+ * test_redis_val.c - the shared store's values and merge rules without a
+ * Redis server (policy/redis_val.c, history_entry_merge()): strict
+ * decoding (a malformed value is refused whole), a policy from Redis used
+ * only where the local state has none and only in mode enforce, the newer
+ * fetch winning a write, and the TLS history merge never moving away from
+ * "this server did TLS" whatever either side holds.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "policy/history.h"
+#include "policy/redis.h"
+
+#define NOW	1800000000LL
+
+static const char enforce[] = "version: STSv1\nmode: enforce\n"
+    "mx: mx.example.com\nmax_age: 86400\n";
+static const char testing[] = "version: STSv1\nmode: testing\n"
+    "mx: mx.example.com\nmax_age: 86400\n";
+
+static void
+entry(struct sts_cache_entry *e, const char *body, int64_t fetched)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "abc123");
+	e->fetched = fetched;
+	e->expires = fetched + 86400;
+	e->body = (char *)body;
+	e->bodylen = strlen(body);
+}
+
+static int
+decode_str(const char *s, struct sts_cache_entry *e)
+{
+	char err[160];
+
+	return redis_sts_decode(s, strlen(s), NOW, e, err, sizeof(err));
+}
+
+static void
+test_sts_roundtrip(void **state)
+{
+	struct sts_cache_entry e, d;
+	char *buf, err[160];
+	size_t len;
+
+	entry(&e, enforce, NOW - 100);
+	assert_int_equal(redis_sts_encode(&e, &buf, &len), 0);
+	assert_int_equal(redis_sts_decode(buf, len, NOW, &d, err,
+	    sizeof(err)), 0);
+	assert_string_equal(d.id, "abc123");
+	assert_int_equal(d.fetched, NOW - 100);
+	assert_int_equal(d.expires, NOW - 100 + 86400);
+	assert_int_equal(d.pol.mode, STS_MODE_ENFORCE);
+	assert_int_equal(d.bodylen, strlen(enforce));
+	assert_memory_equal(d.body, enforce, d.bodylen);
+	sts_cache_entry_clear(&d);
+	free(buf);
+}
+
+static void
+test_sts_malformed(void **state)
+{
+	struct sts_cache_entry d;
+	char buf[512];
+	const char *bad[] = {
+		"",
+		"MXGS1",
+		"MXGS2 1799999000 1800085400 abc\n",
+		"MXGS1 x 1800085400 abc\n",
+		"MXGS1 1799999000 1800085400 ab-c\n",	/* id */
+		"MXGS1 1799999000 1800085400 \n",
+		"MXGS1 1799999000 1800085400 "
+		    "abcdefghijabcdefghijabcdefghijabc\n",	/* 33 */
+		"MXGS1 -1799999000 1800085400 abc\n",
+		"MXGS1  1799999000 1800085400 abc\n",
+		"MXGS1 1799999000 1800085400 abc",	/* no body line */
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s%s", bad[i], enforce);
+		assert_int_equal(decode_str(buf, &d), -1);
+	}
+	/* a body that does not parse */
+	assert_int_equal(decode_str("MXGS1 1799999000 1800085400 abc\n"
+	    "version: STSv2\n", &d), -1);
+	/* fetched in the future: would win every comparison for ever */
+	snprintf(buf, sizeof(buf), "MXGS1 %lld %lld abc\n%s", NOW + 3600,
+	    NOW + 3600 + 86400, enforce);
+	assert_int_equal(decode_str(buf, &d), -1);
+	/* an expiry the policy's max_age does not give */
+	snprintf(buf, sizeof(buf), "MXGS1 %lld %lld abc\n%s", NOW - 10,
+	    NOW - 10 + 86400 * 365, enforce);
+	assert_int_equal(decode_str(buf, &d), -1);
+	/* and the good one */
+	snprintf(buf, sizeof(buf), "MXGS1 %lld %lld abc\n%s", NOW - 10,
+	    NOW - 10 + 86400, enforce);
+	assert_int_equal(decode_str(buf, &d), 0);
+	sts_cache_entry_clear(&d);
+	/* within the clock skew allowed between gateways */
+	snprintf(buf, sizeof(buf), "MXGS1 %lld %lld abc\n%s", NOW + 60,
+	    NOW + 60 + 86400, enforce);
+	assert_int_equal(decode_str(buf, &d), 0);
+	sts_cache_entry_clear(&d);
+}
+
+static void
+parsed(struct sts_cache_entry *e, const char *body, int64_t fetched)
+{
+	char err[160];
+
+	entry(e, body, fetched);
+	assert_int_equal(sts_policy_parse(body, strlen(body), &e->pol, err,
+	    sizeof(err)), 0);
+}
+
+static void
+test_sts_usable(void **state)
+{
+	struct sts_cache_entry local, remote;
+
+	/* no local policy: a remote enforce policy may decide */
+	parsed(&remote, enforce, NOW - 100);
+	assert_int_equal(redis_sts_usable(NULL, &remote, NOW), 1);
+	/* a local valid policy always decides: not even a newer enforce
+	 * policy (its MX patterns might be an attacker's) replaces it */
+	parsed(&local, testing, NOW - 200);
+	assert_int_equal(redis_sts_usable(&local, &remote, NOW), 0);
+	parsed(&local, enforce, NOW - 200);
+	assert_int_equal(redis_sts_usable(&local, &remote, NOW), 0);
+	/* an expired local policy is no policy */
+	parsed(&local, enforce, NOW - 86400 - 10);
+	assert_int_equal(redis_sts_usable(&local, &remote, NOW), 1);
+	/* testing and none decide nothing a miss does not: ignored (they
+	 * would only stand in the way of this gateway's own fetch) */
+	parsed(&remote, testing, NOW - 100);
+	assert_int_equal(redis_sts_usable(NULL, &remote, NOW), 0);
+	/* an expired remote policy is no policy either */
+	parsed(&remote, enforce, NOW - 86400 - 1);
+	assert_int_equal(redis_sts_usable(NULL, &remote, NOW), 0);
+	parsed(&remote, enforce, NOW + REDIS_SKEW_S + 1);
+	assert_int_equal(redis_sts_usable(NULL, &remote, NOW), 0);
+	assert_int_equal(redis_sts_usable(NULL, NULL, NOW), 0);
+}
+
+static void
+test_sts_replaces(void **state)
+{
+	assert_true(redis_sts_replaces(NOW - 10, NOW));
+	assert_true(redis_sts_replaces(NOW, NOW));
+	assert_false(redis_sts_replaces(NOW, NOW - 10));
+}
+
+static void
+test_hist_roundtrip(void **state)
+{
+	struct history_entry e = { NOW - 1000, NOW - 10, NOW - 5, NOW - 5,
+	    7, 2 }, d;
+	char buf[200], err[160];
+
+	assert_int_equal(redis_hist_encode(&e, buf, sizeof(buf)), 0);
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	    sizeof(err)), 0);
+	assert_memory_equal(&e, &d, sizeof(e));
+}
+
+static void
+test_hist_malformed(void **state)
+{
+	struct history_entry d;
+	char buf[200], err[160];
+	const char *bad[] = {
+		"",
+		"MXGH1 ",
+		"MXGH1 1 2 3 4 5",
+		"MXGH1 1 2 3 4 5 6 7",
+		"MXGH1 1 2 3 4 5 6 ",
+		"MXGH1 1 2 3 4 5 x",
+		"MXGH1 -1 2 3 4 5 6",
+		"MXGH1 1  2 3 4 5 6",
+		"MXGH2 1 2 3 4 5 6",
+		"MXGH1 3 2 3 4 5 6",		/* first_tls after last_tls */
+		"MXGH1 0 2 3 4 5 6",		/* last_tls without first */
+		"MXGH1 1 2 3 4 5 4294967296",	/* beyond 32 bits */
+		"MXGH1 1 2 3 4 5 1234567890123456789012",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(redis_hist_decode(bad[i], strlen(bad[i]), NOW,
+		    &d, err, sizeof(err)), -1);
+	/* a last_tls in the future would, merged, make the record expect
+	 * no TLS (history_expects_tls() ignores future times): refused */
+	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld 0 %lld 1 0", NOW - 10,
+	    NOW + 3600, NOW);
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	    sizeof(err)), -1);
+	assert_int_equal(redis_hist_decode("MXGH1 0 0 0 0 0 0", 17, NOW, &d,
+	    err, sizeof(err)), 0);
+}
+
+/* Random valid records: whatever the other side holds, the merge expects
+ * TLS wherever either side did. */
+static void
+test_hist_merge_monotone(void **state)
+{
+	const int64_t window = 30 * 86400;
+	int i;
+
+	srandom(42);
+	for (i = 0; i < 200000; i++) {
+		struct history_entry a, b, m;
+		char buf[200], err[160];
+		int64_t span = (random() % 3 == 0) ? 100 : 90 * 86400;
+
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		if (random() % 4) {
+			a.last_tls = NOW - random() % span;
+			a.first_tls = a.last_tls - random() % span;
+		}
+		a.last_fail = random() % 2 ? NOW - random() % span : 0;
+		a.tls_count = (uint32_t)random();
+		if (random() % 4) {
+			b.last_tls = NOW + REDIS_SKEW_S - random() % span;
+			b.first_tls = b.last_tls - random() % span;
+		}
+		b.last_fail = random() % 2 ? NOW - random() % span : 0;
+		b.fail_count = (uint32_t)random();
+		/* b comes from Redis: only what decodes is merged */
+		assert_int_equal(redis_hist_encode(&b, buf, sizeof(buf)), 0);
+		if (redis_hist_decode(buf, strlen(buf), NOW, &b, err,
+		    sizeof(err)) == -1)
+			continue;
+		m = a;
+		history_entry_merge(&m, &b);
+		if (history_expects_tls(&a, NOW, window))
+			assert_true(history_expects_tls(&m, NOW, window));
+		if (history_expects_tls(&b, NOW, window))
+			assert_true(history_expects_tls(&m, NOW, window));
+		assert_true(m.last_tls >= a.last_tls);
+		assert_true(m.tls_count >= a.tls_count);
+		/* and later, at any time, too */
+		if (history_expects_tls(&a, NOW + 86400, window))
+			assert_true(history_expects_tls(&m, NOW + 86400,
+			    window));
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sts_roundtrip),
+		cmocka_unit_test(test_sts_malformed),
+		cmocka_unit_test(test_sts_usable),
+		cmocka_unit_test(test_sts_replaces),
+		cmocka_unit_test(test_hist_roundtrip),
+		cmocka_unit_test(test_hist_malformed),
+		cmocka_unit_test(test_hist_merge_monotone),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
