@@ -429,8 +429,8 @@ merge_find(struct stat_ctr **list, const struct stats_rec *r, int *made)
 }
 
 /* Gauges whose value describes what every worker shares: a store's size
- * (GAUGE_MAX: the largest, not the sum), the resolver self-check
- * (GAUGE_MIN: 0 if any worker saw the resolver not validating). */
+ * (GAUGE_MAX: the largest, not the sum), the resolver self-check and the
+ * Redis connection (GAUGE_MIN: 0 if any worker saw it failing). */
 #define GAUGE_SUM	0
 #define GAUGE_MAX	1
 #define GAUGE_MIN	2
@@ -444,6 +444,7 @@ gauge_shared(const char *name)
 		{ "mxguard_sts_cache_entries", GAUGE_MAX },
 		{ "mxguard_tls_history_entries", GAUGE_MAX },
 		{ "mxguard_dns_validating", GAUGE_MIN },
+		{ "mxguard_redis_up", GAUGE_MIN },
 	};
 	size_t i, n = family_len(name);
 

@@ -54,9 +54,12 @@ max_age: 86400
 P
 sts_start
 redis_start "$SND" 127.0.0.1 6379
+# workers = 1: the scenario follows one connection to Redis (its up/down
+# lines, its reconnection); with workers each has its own
 MXG_EXTRA_CONF="redis_address = 127.0.0.1:6379
 redis_timeout = 300ms
-upstream_reuse = no" sts_mxguard_start
+upstream_reuse = no
+workers = 1" sts_mxguard_start
 wait_log "$MXLOG" "event=redis-up address=127.0.0.1:6379" 10
 scrape() { mxg_ctl status --metrics >"$T/metrics.$1" 2>&1 || fail "status --metrics: $(cat "$T/metrics.$1")"; }
 mxg_ctl() { ip netns exec "$SND" "$MXGUARD" -c "$T/mxguard.conf" "$@"; }
