@@ -17,16 +17,21 @@ mxg_start "log_level = info"
 mkdir -p "$T/h1"
 bg "$SND" "$T/h1.log" python3 "$LIBDIR/holdclient.py" 10.25.1.10 25 alice@tls.test "$T/h1"
 wait_for 20 "held session ready" test -e "$T/h1/ready"
-assert "no debug lines yet" [ "$(count_log "$MXLOG" ' state [A-Z_]+ -> ')" = 0 ]
+assert "no debug lines yet" [ "$(count_log "$MXLOG" ' event=state from=[A-Z_]+ to=')" = 0 ]
 
 echo "log_level = debug" >>"$T/mxguard.conf"
 kill -HUP "$MXG_PID"
-wait_log "$MXLOG" "event=reloaded"
+# every process that relays: the one, or each worker (the supervisor
+# passes SIGHUP on)
+procs=$(count_log "$MXLOG" "event=worker-start ")
+[ "$procs" -ge 1 ] || procs=1
+_all_reloaded() { [ "$(count_log "$MXLOG" "event=reloaded")" -ge "$procs" ]; }
+wait_for 20 "$procs process(es) reloaded" _all_reloaded
 
 touch "$T/h1/go"
 wait_for 20 "held session result" test -e "$T/h1/result"
 assert "the session open across the reload delivered (250)" [ "$(cat "$T/h1/result")" = 250 ]
-assert "debug tracing after the reload" [ "$(count_log "$MXLOG" ' state [A-Z_]+ -> ')" -gt 0 ]
+assert "debug tracing after the reload" [ "$(count_log "$MXLOG" ' event=state from=[A-Z_]+ to=')" -gt 0 ]
 
 echo "no_such_key = 1" >>"$T/mxguard.conf"
 kill -HUP "$MXG_PID"
