@@ -286,7 +286,7 @@ main(int argc, char **argv)
 		if (rc == 0 && verbose)
 			check_dns(cfg);
 		if (rc == 0 && verbose)
-			config_dump(cfg, stdout);
+			config_dump(cfg, stdout, 0);
 		config_free(cfg);
 		return rc;
 	}

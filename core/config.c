@@ -480,8 +480,16 @@ config_free(struct config *c)
 	free(c);
 }
 
+/* Keys whose value `mxguard -n` does not show (config_dump without
+ * secrets): the output lands in terminals, tickets and mailing lists. */
+static int
+key_secret(const char *name)
+{
+	return strcmp(name, "redis_password") == 0;
+}
+
 void
-config_dump(const struct config *c, FILE *out)
+config_dump(const struct config *c, FILE *out, int secrets)
 {
 	static const char *lvl[] = { "err", "warn", "info", "debug" };
 	size_t i;
@@ -494,6 +502,8 @@ config_dump(const struct config *c, FILE *out)
 		case C_STR:
 		case C_ENUM:
 			fprintf(out, "%s = %s\n", keys[i].name,
+			    !secrets && key_secret(keys[i].name) &&
+			    **(char *const *)f != '\0' ? "(set, not shown)" :
 			    *(char *const *)f);
 			break;
 		case C_INT:

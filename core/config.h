@@ -123,6 +123,8 @@ struct config {
 struct config	*config_load(const char *path, char *err, size_t errsz);
 void		 config_free(struct config *);
 /* Prints every key with its value, in file syntax. */
-void		 config_dump(const struct config *, FILE *);
+/* Every key and its value, as the file would say it; secrets 0 hides
+ * the value of secret keys (redis_password). */
+void		 config_dump(const struct config *, FILE *, int secrets);
 
 #endif

@@ -40,7 +40,7 @@ dump(const struct config *c, size_t *len)
 
 	if (fp == NULL)
 		abort();
-	config_dump(c, fp);
+	config_dump(c, fp, 1);
 	if (fclose(fp) != 0)
 		abort();
 	return buf;

@@ -139,6 +139,33 @@ test_missing_file(void **state)
 	assert_non_null(strstr(err, "No such file"));
 }
 
+/* mxguard -n does not show redis_password; the full dump (fuzz_config's
+ * round trip) does. */
+static void
+test_dump_hides_secrets(void **state)
+{
+	char err[256], *buf = NULL;
+	size_t len = 0;
+	struct config *c = load_text("redis_address = 127.0.0.1:6379\n"
+	    "redis_password = s3cret-pw\n", err, sizeof(err));
+	FILE *fp;
+
+	assert_non_null(c);
+	assert_non_null(fp = open_memstream(&buf, &len));
+	config_dump(c, fp, 0);
+	fclose(fp);
+	assert_null(strstr(buf, "s3cret-pw"));
+	assert_non_null(strstr(buf, "redis_password = (set, not shown)\n"));
+	free(buf);
+	buf = NULL;
+	assert_non_null(fp = open_memstream(&buf, &len));
+	config_dump(c, fp, 1);
+	fclose(fp);
+	assert_non_null(strstr(buf, "redis_password = s3cret-pw\n"));
+	free(buf);
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -147,6 +174,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_dump_hides_secrets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
