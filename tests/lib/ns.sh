@@ -346,8 +346,8 @@ smtp_connect_timeout = 10s
 minimal_backoff_time = 300s
 maximal_backoff_time = 600s
 queue_run_delay = 300s
-$SND_EXTRA_MAIN
 EOF
+	_postconf_extra "$SD/etc" "$SND_EXTRA_MAIN"
 	echo '/^X-Hold: yes/ HOLD' >"$SD/etc/header_checks"
 	# bounces to our own envelope senders are dropped
 	printf 'sender.test discard:\n' >"$SD/etc/transport"
@@ -361,6 +361,18 @@ snd_route() {
 	case $dest in *:*) port=${dest#*:}; dest=${dest%:*};; esac
 	echo "$1 smtp:[$dest]:$port" >>"$SD/etc/transport"
 	if [ -s "$SD/queue/pid/master.pid" ]; then postfix -c "$SD/etc" reload >/dev/null 2>&1; fi
+}
+
+# _postconf_extra DIR LINES: each "key = value" line of LINES set with
+#   postconf -e, which replaces an earlier value of the key.  Appended
+#   instead, a repeated key makes Postfix warn at every start and reload,
+#   and postlogd, writing its own warnings into its full socket, can hang.
+_postconf_extra() {
+	local line
+	while IFS= read -r line; do
+		[[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+		postconf -c "$1" -e "$line" || fail "postconf -c $1 -e '$line'"
+	done <<<"$2"
 }
 
 snd_postconf() {	# snd_postconf "k = v"...  (then reload)
@@ -410,8 +422,8 @@ smtpd_helo_required = no
 # The vulnerable (pre-3.9 default) behaviour, so that smuggling through the
 # relay is detected rather than masked by the receiver.
 smtpd_forbid_bare_newline = no
-$RCV_EXTRA_MAIN
 EOF
+	_postconf_extra "$RD/etc" "$RCV_EXTRA_MAIN"
 	local l addr cert extra o
 	for l in "${_RCV_LISTENERS[@]}"; do
 		IFS='|' read -r addr cert extra <<<"$l"
