@@ -115,6 +115,11 @@ static const struct ckey keys[] = {
 	{ "redis_password",	C_STR,	O(redis_password), "", NULL },
 	{ "redis_prefix",	C_STR,	O(redis_prefix), "mxguard:", NULL },
 	{ "redis_timeout",	C_DUR,	O(redis_timeout), "500ms", NULL },
+	{ "redis_tls",		C_BOOL,	O(redis_tls),	"no", NULL },
+	{ "redis_tls_ca_file",	C_STR,	O(redis_tls_ca_file), "", NULL },
+	{ "redis_tls_server_name", C_STR, O(redis_tls_server_name), "", NULL },
+	{ "redis_tls_cert_file", C_STR,	O(redis_tls_cert_file), "", NULL },
+	{ "redis_tls_key_file",	C_STR,	O(redis_tls_key_file), "", NULL },
 
 	{ "tlsrpt_enable",	C_BOOL,	O(tlsrpt_enable), "no", NULL },
 	{ "tlsrpt_org_name",	C_STR,	O(tlsrpt_org_name), "", NULL },
@@ -368,6 +373,16 @@ validate(const struct config *c)
 		return "redis_address: IP:PORT, [IPv6]:PORT or /path/to/socket";
 	if (*c->redis_username != '\0' && *c->redis_password == '\0')
 		return "redis_username needs redis_password";
+	if (c->redis_tls && (*c->redis_address == '\0' ||
+	    *c->redis_address == '/'))
+		return "redis_tls needs redis_address IP:PORT (not a unix "
+		    "socket)";
+	if (*c->redis_tls_key_file != '\0' && *c->redis_tls_cert_file == '\0')
+		return "redis_tls_key_file needs redis_tls_cert_file";
+	if (!c->redis_tls && (*c->redis_tls_ca_file != '\0' ||
+	    *c->redis_tls_server_name != '\0' ||
+	    *c->redis_tls_cert_file != '\0'))
+		return "redis_tls_* settings need redis_tls yes";
 	if (strlen(c->redis_prefix) > 64 ||
 	    strpbrk(c->redis_prefix, " \t\r\n") != NULL)
 		return "redis_prefix: at most 64 characters, no white space";

@@ -105,6 +105,11 @@ struct config {
 	char		*redis_password;	/* "" = no AUTH */
 	char		*redis_prefix;	/* key prefix */
 	uint64_t	 redis_timeout;	/* one command, the connect */
+	int		 redis_tls;	/* TLS to Redis (TCP only) */
+	char		*redis_tls_ca_file;	/* "" = the system store */
+	char		*redis_tls_server_name; /* "" = the host of the address */
+	char		*redis_tls_cert_file;	/* client cert (tls-auth-clients) */
+	char		*redis_tls_key_file;	/* "" = in the cert file */
 
 	/* SMTP TLS Reporting (RFC 8460, docs/tlsrpt.md) */
 	int		 tlsrpt_enable;

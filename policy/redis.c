@@ -1,30 +1,52 @@
 /*
  * redis.c - the Redis client of the shared policy state (see redis.h):
- * hiredis's async API on the process's event loop (core/ev_redis.c).
+ * its own connection on the process's event loop (core/ev.h): a
+ * non-blocking TCP or unix socket, optionally TLS (OpenSSL, the server's
+ * certificate verified against redis_tls_ca_file or the system store and
+ * redis_tls_server_name; a client certificate for tls-auth-clients).
+ * hiredis does only what it is good at: formatting commands
+ * (redisvFormatCommand) and parsing RESP replies (redisReader).  Commands
+ * are written in order and their ops wait in a FIFO; each reply answers
+ * the FIFO's head.
  *
  * States: no context (waiting for the connect timer: the first connect
  * runs from the loop, later ones after a back-off of 250 ms doubling to
  * 10 s); connecting (AUTH or PING queued, the timer bounds it by
- * redis_timeout); up (the AUTH or PING answered).  Operations are taken
+ * redis_timeout, and so does the TLS handshake); up (the AUTH or PING
+ * answered).  A certificate that fails verification, or a handshake
+ * that fails, is counted (errors{op="tls"}) and logged, and retried after
+ * the back-off like a refused connect.  Operations are taken
  * only while up; otherwise they fail at once and are counted.
  *
- * Every command has a timer of redis_timeout.  hiredis 0.14 has no
- * timeouts of its own and no way to take back a command it has sent, so
+ * Every command has a timer of redis_timeout.  A command sent cannot be
+ * taken back (its reply would answer the next one), so
  * a command that times out fails towards its caller at once, and the
  * connection is dropped (a server that does not answer one command in
  * time is not trusted with the next) and made again after the back-off.
- * Dropping runs every outstanding command's callback with no reply; an
- * op (struct redis_op) is freed there, in the reply callback, and only
- * there.  redis_cancel() only stops the caller's callback.
+ * Dropping answers every outstanding op -1 and frees it (fail_all()); an
+ * op (struct redis_op) is freed there, when its reply comes (on_reply(),
+ * on_hello()) or when it could not be queued (op_abandon()), and nowhere
+ * else.  redis_cancel() only stops the caller's callback.
+ *
+ * Fork: the socket belongs to the process that connected (rs->pid).  A
+ * forked copy that frees the client it inherited only forgets the fd on
+ * the loop (the epoll instance is shared across fork(): deleting it would
+ * take the parent's socket off the parent's loop) and writes nothing (no
+ * TLS close_notify); one that uses it drops it unused first.
  *
  * Write-through goes through two small server-side scripts (EVAL) so that
  * concurrent gateways merge instead of overwriting: a policy is replaced
  * only by a newer fetch (redis_sts_replaces()), a history record is merged
  * field by field towards TLS (history_entry_merge()).
  */
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +54,10 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <hiredis/async.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
-#include "core/ev_redis.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "policy/redis.h"
@@ -85,9 +108,16 @@ static const char hist_put_lua[] =
 
 enum op_kind { OP_STS_GET, OP_HIST_GET, OP_PUT, OP_HELLO };
 
+enum conn_state {
+	CS_NONE,		/* no socket: waiting for the connect timer */
+	CS_CONNECTING,		/* non-blocking connect() under way */
+	CS_HANDSHAKE,		/* TLS handshake under way */
+	CS_OPEN			/* commands flow (AUTH/PING first) */
+};
+
 struct redis_op {
 	struct redis	*rs;
-	struct redis_op	*next, *prev;
+	struct redis_op	*next, *prev;	/* the FIFO: replies come in order */
 	struct ev_timer	*tmo;
 	enum op_kind	 kind;
 	const char	*name;		/* the errors counter's op label */
@@ -102,13 +132,28 @@ struct redis_op {
 
 struct redis {
 	struct ev_loop	*loop;
-	redisAsyncContext *ac;
-	pid_t		 pid;		/* the process ac belongs to */
+	/* the connection */
+	enum conn_state	 cs;
+	int		 fd;
+	int		 mask;		/* registered with the loop */
+	SSL		*ssl;
+	int		 ssl_wants_write;
+	redisReader	*rd;
+	char		*obuf;		/* formatted commands not yet written */
+	size_t		 olen, ooff, ocap;
+	unsigned	 gen;		/* bumped by each close */
+	pid_t		 pid;		/* the process the socket belongs to */
 	int		 up;
+	/* where */
 	int		 is_unix;
 	char		 host[64];
 	int		 port;
 	char		 path[108];
+	struct sockaddr_storage sa;
+	socklen_t	 salen;
+	SSL_CTX		*tls;		/* NULL: plain */
+	char		*server_name;	/* what the certificate must name */
+	int		 name_is_ip;
 	char		*address;	/* as configured */
 	char		 qaddr[300];	/* the same, a log value (log_q) */
 	char		*username;
@@ -118,15 +163,19 @@ struct redis {
 	int64_t		 hist_ttl;	/* s */
 	uint64_t	 backoff;
 	struct ev_timer	*conn_tmr;
-	struct redis_op	*ops;
+	struct redis_op	*ops, *ops_tail;
 	int64_t		 down_logged;
 	int		 quiet;		/* redis_free(), a forked copy: ops
 					 * end without a word */
 	int		 settled;	/* the first connect has ended, one
 					 * way or the other */
+	int		 busy;		/* inside a loop callback that may
+					 * call the caller's callbacks */
+	int		 freed;		/* redis_free() came while busy */
 };
 
 static void	 drop(struct redis *, const char *why, const char *detail);
+static void	 really_free(struct redis *);
 
 static void
 count_error(const char *op)
@@ -158,17 +207,36 @@ set_up(struct redis *rs, int up)
 	    "policy store (Redis) is connected and authenticated"), up);
 }
 
+/* Around every loop callback that may reach the caller's callbacks: a
+ * redis_free() from one of those is carried out on the way out. */
+static void
+enter(struct redis *rs)
+{
+	rs->busy++;
+}
+
+static void
+leave(struct redis *rs)
+{
+	if (--rs->busy == 0 && rs->freed)
+		really_free(rs);
+}
+
 /* ---- ops ---- */
 
 static void
 op_unlink(struct redis_op *op)
 {
+	struct redis *rs = op->rs;
+
 	if (op->prev != NULL)
 		op->prev->next = op->next;
-	else if (op->rs->ops == op)
-		op->rs->ops = op->next;
+	else if (rs->ops == op)
+		rs->ops = op->next;
 	if (op->next != NULL)
 		op->next->prev = op->prev;
+	else if (rs->ops_tail == op)
+		rs->ops_tail = op->prev;
 	op->next = op->prev = NULL;
 }
 
@@ -221,29 +289,22 @@ on_op_timeout(void *arg)
 	struct redis *rs = op->rs;
 	char d[80];
 
+	enter(rs);
 	snprintf(d, sizeof(d), "no answer within redis_timeout (%llums)",
 	    (unsigned long long)rs->timeout);
 	op_fail(op, "timeout", d);
-	/* frees op through its reply callback */
+	/* frees op with every other outstanding one */
 	drop(rs, "timeout", d);
+	leave(rs);
 }
 
+/* A reply for op (taken off the FIFO already); frees op. */
 static void
-on_reply(redisAsyncContext *ac, void *r, void *priv)
+on_reply(struct redis_op *op, redisReply *reply)
 {
-	struct redis_op *op = priv;
-	redisReply *reply = r;
 	int64_t now = (int64_t)time(NULL);
 	char err[160], qw[320], qe[200];
 
-	if (op == NULL)
-		return;
-	if (reply == NULL) {
-		op_fail(op, "disconnected", ac->errstr[0] ? ac->errstr :
-		    "connection closed");
-		op_free(op);
-		return;
-	}
 	if (reply->type == REDIS_REPLY_ERROR) {
 		op_fail(op, "reply", reply->str);
 		op_free(op);
@@ -304,7 +365,7 @@ on_reply(redisAsyncContext *ac, void *r, void *priv)
 	op_free(op);
 }
 
-/* A new op on the live context; NULL (counted) when Redis is not up. */
+/* A new op at the FIFO's tail; NULL (counted) when Redis is not up. */
 static struct redis_op *
 op_new(struct redis *rs, enum op_kind kind, const char *name,
     const char *what)
@@ -312,7 +373,7 @@ op_new(struct redis *rs, enum op_kind kind, const char *name,
 	struct redis_op *op;
 	int64_t now = (int64_t)time(NULL);
 
-	if (rs->ac != NULL && rs->pid != getpid())
+	if (rs->cs != CS_NONE && rs->pid != getpid())
 		drop(rs, "fork", "the connection belongs to another process");
 	if (!rs->up) {
 		count_error(name);
@@ -338,27 +399,143 @@ op_new(struct redis *rs, enum op_kind kind, const char *name,
 	op->kind = kind;
 	op->name = name;
 	snprintf(op->what, sizeof(op->what), "%s", what);
-	op->next = rs->ops;
-	if (rs->ops != NULL)
-		rs->ops->prev = op;
-	rs->ops = op;
+	op->prev = rs->ops_tail;
+	if (rs->ops_tail != NULL)
+		rs->ops_tail->next = op;
+	else
+		rs->ops = op;
+	rs->ops_tail = op;
 	ev_timer_arm(op->tmo, rs->timeout);
 	return op;
 }
 
-/* After a failed redisAsyncCommand: the op never reaches on_reply. */
+/* After a command that could not be queued: the op gets no reply. */
 static void
 op_abandon(struct redis_op *op)
 {
 	struct redis *rs = op->rs;
 
+	enter(rs);
 	op->done = 1;
 	count_error(op->name);
 	op_free(op);
-	drop(rs, "command", "redisAsyncCommand failed");
+	drop(rs, "command", "could not queue the command");
+	leave(rs);
 }
 
-/* ---- connection ---- */
+/* ---- the connection ---- */
+
+static void
+set_mask(struct redis *rs)
+{
+	int m = EV_READ;
+
+	if (rs->cs == CS_CONNECTING)
+		m = EV_WRITE;
+	else if (rs->olen > rs->ooff || rs->ssl_wants_write)
+		m |= EV_WRITE;
+	if (m != rs->mask) {
+		rs->mask = m;
+		(void)ev_fd_mask(rs->loop, rs->fd, m);
+	}
+}
+
+/* Appends a formatted command (len bytes; freed here); the loop writes
+ * it, never the caller's call. */
+static int
+queue_cmd(struct redis *rs, char *cmd, int len)
+{
+	size_t need;
+
+	if (len < 0 || cmd == NULL)
+		return -1;
+	if (rs->ooff > 0) {
+		memmove(rs->obuf, rs->obuf + rs->ooff, rs->olen - rs->ooff);
+		rs->olen -= rs->ooff;
+		rs->ooff = 0;
+	}
+	need = rs->olen + (size_t)len;
+	if (need > rs->ocap) {
+		size_t cap = rs->ocap ? rs->ocap : 1024;
+		char *p;
+
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(rs->obuf, cap)) == NULL) {
+			redisFreeCommand(cmd);
+			return -1;
+		}
+		rs->obuf = p;
+		rs->ocap = cap;
+	}
+	memcpy(rs->obuf + rs->olen, cmd, (size_t)len);
+	rs->olen += (size_t)len;
+	redisFreeCommand(cmd);
+	if (rs->cs == CS_OPEN)
+		set_mask(rs);
+	return 0;
+}
+
+static int
+queue_fmt(struct redis *rs, const char *fmt, ...)
+{
+	va_list ap;
+	char *cmd = NULL;
+	int len;
+
+	va_start(ap, fmt);
+	len = redisvFormatCommand(&cmd, fmt, ap);
+	va_end(ap);
+	return queue_cmd(rs, cmd, len);
+}
+
+/* Closes the socket (the ops are the caller's business).  In a forked
+ * copy of the process the epoll instance is the parent's too: the
+ * registration is only forgotten, never deleted, and nothing is written
+ * (no TLS close_notify). */
+static void
+conn_close(struct redis *rs)
+{
+	if (rs->cs == CS_NONE)
+		return;
+	if (rs->pid == getpid())
+		ev_fd_del(rs->loop, rs->fd);
+	else
+		ev_fd_forget(rs->loop, rs->fd);
+	if (rs->ssl != NULL)
+		SSL_free(rs->ssl);
+	rs->ssl = NULL;
+	rs->ssl_wants_write = 0;
+	close(rs->fd);
+	rs->fd = -1;
+	if (rs->rd != NULL)
+		redisReaderFree(rs->rd);
+	rs->rd = NULL;
+	free(rs->obuf);
+	rs->obuf = NULL;
+	rs->olen = rs->ooff = rs->ocap = 0;
+	rs->mask = 0;
+	rs->cs = CS_NONE;
+	rs->gen++;
+}
+
+/* Every outstanding op answered -1 (not the hello: the connection's
+ * end is counted once, by its caller) and freed: the only place, with
+ * on_reply() and op_abandon(), where ops are freed. */
+static void
+fail_all(struct redis *rs, const char *detail)
+{
+	struct redis_op *op;
+
+	while ((op = rs->ops) != NULL) {
+		op_unlink(op);
+		if (op->kind == OP_HELLO)
+			op->done = 1;
+		else
+			op_fail(op, "disconnected", detail);
+		op_free(op);
+	}
+}
 
 static void
 arm_reconnect(struct redis *rs)
@@ -369,18 +546,17 @@ arm_reconnect(struct redis *rs)
 	    rs->backoff * 2;
 }
 
-/* Ends the context: every outstanding op is answered -1 and freed (in
- * on_reply); reconnects after the back-off. */
+/* Ends the connection: every outstanding op is answered -1 and freed;
+ * reconnects after the back-off. */
 static void
 drop(struct redis *rs, const char *why, const char *detail)
 {
-	redisAsyncContext *ac = rs->ac;
 	char qd[300];
 	int was_up = rs->up;
 
-	if (ac == NULL)
+	if (rs->cs == CS_NONE)
 		return;
-	rs->ac = NULL;
+	enter(rs);
 	set_up(rs, 0);
 	if (rs->pid != getpid()) {
 		/* a forked copy: answer nobody (the requests are the
@@ -391,81 +567,339 @@ drop(struct redis *rs, const char *why, const char *detail)
 			op->done = 1;
 		rs->quiet = 1;
 	}
+	conn_close(rs);
 	log_warn("event=redis-down address=%s reason=%s detail=%s "
-	    "was_up=%s retry_in=%llums", rs->qaddr, why,
-	    log_q(qd, sizeof(qd), detail), was_up ? "yes" : "no",
-	    (unsigned long long)rs->backoff);
-	redisAsyncFree(ac);
-	rs->quiet = 0;
+		    "was_up=%s retry_in=%llums", rs->qaddr, why,
+		    log_q(qd, sizeof(qd), detail), was_up ? "yes" : "no",
+		    (unsigned long long)rs->backoff);
+	fail_all(rs, detail);
+	if (!rs->freed)
+		rs->quiet = 0;
 	arm_reconnect(rs);
+	leave(rs);
+}
+
+/* The connection failed before it was up: counted under op (connect,
+ * tls) and logged, as a refused connect always was. */
+static void
+conn_fail(struct redis *rs, const char *op, const char *detail)
+{
+	char qe[300];
+
+	enter(rs);
+	conn_close(rs);
+	set_up(rs, 0);
+	fail_all(rs, detail);
+	count_error(op);
+	log_warn("event=redis-error op=%s address=%s detail=%s "
+	    "retry_in=%llums%s", op, rs->qaddr, log_q(qe, sizeof(qe),
+	    detail), (unsigned long long)rs->backoff,
+	    strcmp(op, "tls") == 0 ? " note=\"the server's certificate or "
+	    "the TLS handshake was refused; local state decides alone\"" :
+	    "");
+	arm_reconnect(rs);
+	leave(rs);
+}
+
+/* The server ended an open connection. */
+static void
+conn_closed(struct redis *rs, const char *detail)
+{
+	char qe[300];
+
+	enter(rs);
+	if (rs->ssl != NULL && !rs->up) {
+		/* a TLS connection refused after the handshake (TLS 1.3:
+		 * the server checks the client's certificate then) */
+		conn_fail(rs, "tls", detail);
+		leave(rs);
+		return;
+	}
+	conn_close(rs);
+	set_up(rs, 0);
+	count_error("connection");
+	log_warn("event=redis-down address=%s reason=closed detail=%s "
+	    "retry_in=%llums", rs->qaddr, log_q(qe, sizeof(qe), detail),
+	    (unsigned long long)rs->backoff);
+	fail_all(rs, detail);
+	arm_reconnect(rs);
+	leave(rs);
+}
+
+static const char *
+ssl_detail(struct redis *rs, char *buf, size_t sz)
+{
+	unsigned long e;
+	long v;
+
+	if (rs->ssl != NULL && (v = SSL_get_verify_result(rs->ssl)) !=
+	    X509_V_OK) {
+		snprintf(buf, sz, "certificate verification failed: %s",
+		    X509_verify_cert_error_string(v));
+		ERR_clear_error();
+		return buf;
+	}
+	if ((e = ERR_get_error()) != 0)
+		ERR_error_string_n(e, buf, sz);
+	else
+		snprintf(buf, sz, "TLS: %s", errno ? strerror(errno) :
+		    "connection closed");
+	ERR_clear_error();
+	return buf;
 }
 
 static void
-on_hello(redisAsyncContext *ac, void *r, void *priv)
+on_hello(struct redis *rs, struct redis_op *op, redisReply *reply)
 {
-	struct redis_op *op = priv;
-	struct redis *rs = op->rs;
-	redisReply *reply = r;
-
-	if (reply == NULL) {		/* the connection went first */
-		op->done = 1;
-		op_free(op);
-		return;
-	}
 	op_free(op);
-	if (reply->type == REDIS_REPLY_ERROR || rs->ac != ac) {
-		if (rs->ac == ac) {
-			count_error("auth");
-			drop(rs, rs->password[0] ? "auth" : "ping",
-			    reply->type == REDIS_REPLY_ERROR ? reply->str :
-			    "unexpected reply");
-		}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		count_error("auth");
+		drop(rs, rs->password[0] ? "auth" : "ping", reply->str);
 		return;
 	}
 	ev_timer_stop(rs->conn_tmr);
 	rs->backoff = BACKOFF_MIN;
 	rs->settled = 1;
 	set_up(rs, 1);
-	log_info("event=redis-up address=%s auth=%s", rs->qaddr,
+	log_info("event=redis-up address=%s auth=%s tls=%s", rs->qaddr,
 	    rs->password[0] ? (rs->username[0] ? "acl-user" : "password") :
-	    "none");
+	    "none", rs->ssl != NULL ? SSL_get_version(rs->ssl) : "no");
+}
+
+/* Writes what the socket takes: 0, or -1 after a drop. */
+static int
+conn_flush(struct redis *rs)
+{
+	char d[256];
+	ssize_t n;
+	int r;
+
+	rs->ssl_wants_write = 0;
+	while (rs->olen > rs->ooff) {
+		size_t len = rs->olen - rs->ooff;
+
+		if (rs->ssl != NULL) {
+			ERR_clear_error();
+			r = SSL_write(rs->ssl, rs->obuf + rs->ooff,
+			    len > INT_MAX ? INT_MAX : (int)len);
+			if (r > 0) {
+				rs->ooff += (size_t)r;
+				continue;
+			}
+			switch (SSL_get_error(rs->ssl, r)) {
+			case SSL_ERROR_WANT_WRITE:
+				rs->ssl_wants_write = 1;
+				return 0;
+			case SSL_ERROR_WANT_READ:
+				return 0;
+			default:
+				drop(rs, "write", ssl_detail(rs, d,
+				    sizeof(d)));
+				return -1;
+			}
+		}
+		n = send(rs->fd, rs->obuf + rs->ooff, len, MSG_NOSIGNAL);
+		if (n > 0) {
+			rs->ooff += (size_t)n;
+			continue;
+		}
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		snprintf(d, sizeof(d), "write: %s", strerror(errno));
+		drop(rs, "write", d);
+		return -1;
+	}
+	rs->olen = rs->ooff = 0;
+	return 0;
+}
+
+/* Reads what is there and hands each reply to the FIFO's head. */
+static void
+conn_read(struct redis *rs)
+{
+	char buf[16384], d[256];
+	unsigned gen = rs->gen;
+	const char *eof = NULL;
+	void *r;
+	ssize_t n;
+	int sr;
+
+	for (;;) {
+		if (rs->ssl != NULL) {
+			ERR_clear_error();
+			errno = 0;
+			sr = SSL_read(rs->ssl, buf, sizeof(buf));
+			if (sr > 0)
+				n = sr;
+			else {
+				switch (SSL_get_error(rs->ssl, sr)) {
+				case SSL_ERROR_WANT_READ:
+					break;
+				case SSL_ERROR_WANT_WRITE:
+					rs->ssl_wants_write = 1;
+					break;
+				case SSL_ERROR_ZERO_RETURN:
+					eof = "the server closed the "
+					    "connection";
+					break;
+				default:
+					eof = ssl_detail(rs, d, sizeof(d));
+					break;
+				}
+				break;
+			}
+		} else {
+			n = recv(rs->fd, buf, sizeof(buf), 0);
+			if (n == 0) {
+				eof = "the server closed the connection";
+				break;
+			}
+			if (n == -1) {
+				if (errno == EINTR)
+					continue;
+				if (errno != EAGAIN) {
+					snprintf(d, sizeof(d), "read: %s",
+					    strerror(errno));
+					eof = d;
+				}
+				break;
+			}
+		}
+		if (redisReaderFeed(rs->rd, buf, (size_t)n) != REDIS_OK)
+			break;
+	}
+	/* the replies that came before any end */
+	for (;;) {
+		struct redis_op *op;
+
+		r = NULL;
+		if (redisReaderGetReply(rs->rd, &r) != REDIS_OK) {
+			snprintf(d, sizeof(d), "protocol: %s",
+			    rs->rd->errstr);
+			drop(rs, "protocol", d);
+			return;
+		}
+		if (r == NULL)
+			break;
+		if ((op = rs->ops) == NULL) {
+			freeReplyObject(r);
+			drop(rs, "protocol", "a reply to no command");
+			return;
+		}
+		op_unlink(op);
+		if (op->kind == OP_HELLO)
+			on_hello(rs, op, r);
+		else
+			on_reply(op, r);
+		freeReplyObject(r);
+		if (rs->freed || rs->gen != gen)
+			return;		/* ended from a callback */
+	}
+	if (eof != NULL)
+		conn_closed(rs, eof);
+}
+
+/* The TLS client side on the connected socket. */
+static int
+tls_begin(struct redis *rs)
+{
+	X509_VERIFY_PARAM *vp;
+
+	if ((rs->ssl = SSL_new(rs->tls)) == NULL ||
+	    SSL_set_fd(rs->ssl, rs->fd) != 1)
+		return -1;
+	vp = SSL_get0_param(rs->ssl);
+	if (rs->name_is_ip) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, rs->server_name) != 1)
+			return -1;
+	} else if (SSL_set_tlsext_host_name(rs->ssl, rs->server_name) != 1 ||
+	    SSL_set1_host(rs->ssl, rs->server_name) != 1)
+		return -1;
+	SSL_set_connect_state(rs->ssl);
+	rs->cs = CS_HANDSHAKE;
+	return 0;
 }
 
 static void
-on_connect(const redisAsyncContext *ac, int status)
+on_fd(int fd, int events, void *arg)
 {
-	struct redis *rs = ac->data;
+	struct redis *rs = arg;
+	char d[256];
+	int e = 0, r;
+	socklen_t el = sizeof(e);
 
-	if (status == REDIS_OK || rs == NULL || rs->ac != ac)
-		return;
-	/* hiredis frees the context after this callback */
-	rs->ac = NULL;
-	set_up(rs, 0);
+	enter(rs);
+	switch (rs->cs) {
+	case CS_NONE:
+		break;
+	case CS_CONNECTING:
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) == -1)
+			e = errno;
+		if (e != 0) {
+			snprintf(d, sizeof(d), "connect: %s", strerror(e));
+			conn_fail(rs, "connect", d);
+			break;
+		}
+		if (rs->tls == NULL) {
+			rs->cs = CS_OPEN;
+			goto open;
+		}
+		if (tls_begin(rs) == -1) {
+			conn_fail(rs, "tls", ssl_detail(rs, d, sizeof(d)));
+			break;
+		}
+		/* FALLTHROUGH */
+	case CS_HANDSHAKE:
+		ERR_clear_error();
+		errno = 0;
+		if ((r = SSL_connect(rs->ssl)) != 1) {
+			switch (SSL_get_error(rs->ssl, r)) {
+			case SSL_ERROR_WANT_READ:
+				rs->ssl_wants_write = 0;
+				set_mask(rs);
+				break;
+			case SSL_ERROR_WANT_WRITE:
+				rs->ssl_wants_write = 1;
+				set_mask(rs);
+				break;
+			default:
+				conn_fail(rs, "tls", ssl_detail(rs, d,
+				    sizeof(d)));
+				break;
+			}
+			break;
+		}
+		rs->ssl_wants_write = 0;
+		rs->cs = CS_OPEN;
+		log_debug("event=redis-tls address=%s version=%s cipher=%s "
+		    "name=%s", rs->qaddr, SSL_get_version(rs->ssl),
+		    SSL_get_cipher_name(rs->ssl), rs->server_name);
+		/* FALLTHROUGH */
+	case CS_OPEN:
+	open:
+		if (conn_flush(rs) == -1)
+			break;
+		conn_read(rs);
+		if (!rs->freed && rs->cs == CS_OPEN) {
+			/* a reply callback may have queued more */
+			if (rs->olen > rs->ooff && conn_flush(rs) == -1)
+				break;
+			set_mask(rs);
+		}
+		break;
+	}
+	leave(rs);
+}
+
+/* The connection failed before it had a socket. */
+static void
+connect_error(struct redis *rs, const char *detail)
+{
+	char qe[300];
+
 	count_error("connect");
-	char qe[300];
-
 	log_warn("event=redis-error op=connect address=%s detail=%s "
-	    "retry_in=%llums", rs->qaddr, log_q(qe, sizeof(qe),
-	    ac->errstr[0] ? ac->errstr : "connect failed"),
-	    (unsigned long long)rs->backoff);
-	arm_reconnect(rs);
-}
-
-static void
-on_disconnect(const redisAsyncContext *ac, int status)
-{
-	struct redis *rs = ac->data;
-
-	if (rs == NULL || rs->ac != ac)
-		return;		/* drop() ended it, and said so */
-	rs->ac = NULL;
-	set_up(rs, 0);
-	count_error("connection");
-	char qe[300];
-
-	log_warn("event=redis-down address=%s reason=closed detail=%s "
-	    "retry_in=%llums", rs->qaddr, log_q(qe, sizeof(qe),
-	    ac->errstr[0] ? ac->errstr : "the server closed the connection"),
+	    "retry_in=%llums", rs->qaddr, log_q(qe, sizeof(qe), detail),
 	    (unsigned long long)rs->backoff);
 	arm_reconnect(rs);
 }
@@ -473,37 +907,40 @@ on_disconnect(const redisAsyncContext *ac, int status)
 static void
 do_connect(struct redis *rs)
 {
-	redisAsyncContext *ac;
 	struct redis_op *op;
-	int rc;
+	char d[256];
+	int fd, rc;
 
-	ac = rs->is_unix ? redisAsyncConnectUnix(rs->path) :
-	    redisAsyncConnect(rs->host, rs->port);
-	if (ac == NULL || ac->err) {
-		count_error("connect");
-		char qe[300];
-
-		log_warn("event=redis-error op=connect address=%s detail=%s "
-		    "retry_in=%llums", rs->qaddr, log_q(qe, sizeof(qe),
-		    ac != NULL ? ac->errstr : "out of memory"),
-		    (unsigned long long)rs->backoff);
-		if (ac != NULL)
-			redisAsyncFree(ac);
-		arm_reconnect(rs);
+	fd = socket(rs->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(d, sizeof(d), "socket: %s", strerror(errno));
+		connect_error(rs, d);
 		return;
 	}
-	ac->data = rs;
-	rs->ac = ac;
+	if (connect(fd, (struct sockaddr *)&rs->sa, rs->salen) == -1 &&
+	    errno != EINPROGRESS) {
+		snprintf(d, sizeof(d), "connect: %s", strerror(errno));
+		close(fd);
+		connect_error(rs, d);
+		return;
+	}
+	if ((rs->rd = redisReaderCreate()) == NULL ||
+	    ev_fd_set(rs->loop, fd, EV_WRITE, on_fd, rs) == -1) {
+		if (rs->rd != NULL)
+			redisReaderFree(rs->rd);
+		rs->rd = NULL;
+		close(fd);
+		connect_error(rs, "out of memory");
+		return;
+	}
+	rs->fd = fd;
+	rs->mask = EV_WRITE;	/* the connect's end (at once if done) */
+	rs->cs = CS_CONNECTING;
 	rs->pid = getpid();
-	if (ev_redis_attach(rs->loop, ac) == -1) {
-		drop(rs, "attach", "out of memory");
-		return;
-	}
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	/* queued now, written once connected: AUTH as Redis documents it
-	 * (AUTH password, or AUTH username password for an ACL user), or a
-	 * PING that proves the server answers */
+	/* queued now, written once connected (and TLS is up): AUTH as
+	 * Redis documents it (AUTH password, or AUTH username password for
+	 * an ACL user), or a PING that proves the server answers */
 	rs->up = 1;		/* let op_new() make the hello op */
 	op = op_new(rs, OP_HELLO, "auth", rs->address);
 	rs->up = 0;
@@ -513,18 +950,16 @@ do_connect(struct redis *rs)
 	}
 	op->done = 1;
 	if (rs->password[0] && rs->username[0])
-		rc = redisAsyncCommand(ac, on_hello, op, "AUTH %s %s",
-		    rs->username, rs->password);
+		rc = queue_fmt(rs, "AUTH %s %s", rs->username, rs->password);
 	else if (rs->password[0])
-		rc = redisAsyncCommand(ac, on_hello, op, "AUTH %s",
-		    rs->password);
+		rc = queue_fmt(rs, "AUTH %s", rs->password);
 	else
-		rc = redisAsyncCommand(ac, on_hello, op, "PING");
-	if (rc != REDIS_OK) {
+		rc = queue_fmt(rs, "PING");
+	if (rc == -1) {
 		op_abandon(op);
 		return;
 	}
-	/* bounds the connect and the AUTH together */
+	/* bounds the connect, the TLS handshake and the AUTH together */
 	ev_timer_arm(rs->conn_tmr, rs->timeout);
 }
 
@@ -533,11 +968,13 @@ on_conn_timer(void *arg)
 {
 	struct redis *rs = arg;
 
-	if (rs->ac == NULL)
+	enter(rs);
+	if (rs->cs == CS_NONE)
 		do_connect(rs);
 	else if (!rs->up)
 		drop(rs, "connect-timeout", "not connected and authenticated "
 		    "within redis_timeout");
+	leave(rs);
 }
 
 /* ---- entry points ---- */
@@ -557,8 +994,13 @@ parse_address(struct redis *rs, const char *a, char *err, size_t errsz)
 			    "long");
 			return -1;
 		}
+		struct sockaddr_un *un = (struct sockaddr_un *)&rs->sa;
+
 		snprintf(rs->path, sizeof(rs->path), "%s", a);
 		rs->is_unix = 1;
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s", a);
+		rs->salen = sizeof(*un);
 		return 0;
 	}
 	if ((colon = strrchr(a, ':')) == NULL)
@@ -577,10 +1019,22 @@ parse_address(struct redis *rs, const char *a, char *err, size_t errsz)
 		goto bad;
 	memcpy(rs->host, a, hl);
 	rs->host[hl] = '\0';
-	/* numeric only: hiredis would resolve a name with a blocking
-	 * getaddrinfo() on the event loop */
-	if (inet_pton(AF_INET, rs->host, &a6) != 1 &&
-	    inet_pton(AF_INET6, rs->host, &a6) != 1) {
+	/* numeric only: resolving a name would block the event loop */
+	if (inet_pton(AF_INET, rs->host, &a6) == 1) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&rs->sa;
+
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, &a6, sizeof(s4->sin_addr));
+		s4->sin_port = htons((uint16_t)port);
+		rs->salen = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, rs->host, &a6) == 1) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&rs->sa;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = a6;
+		s6->sin6_port = htons((uint16_t)port);
+		rs->salen = sizeof(*s6);
+	} else {
 		snprintf(err, errsz, "redis_address: %s is not a numeric "
 		    "address (a name would block the event loop on the "
 		    "resolver)", rs->host);
@@ -591,6 +1045,65 @@ parse_address(struct redis *rs, const char *a, char *err, size_t errsz)
 bad:
 	snprintf(err, errsz, "redis_address: expected IP:PORT, [IPv6]:PORT "
 	    "or /path/to/socket");
+	return -1;
+}
+
+/* The client context, once per redis_new(): TLS 1.2 or later, the
+ * server's certificate verified (redis_tls_ca_file, or the system store),
+ * a client certificate when configured (tls-auth-clients). */
+static int
+tls_setup(struct redis *rs, const struct config *cfg, char *err,
+    size_t errsz)
+{
+	const char *what = "SSL_CTX_new";
+	unsigned char ip[16];
+	unsigned long e;
+	char es[200];
+
+	ERR_clear_error();
+	if ((rs->tls = SSL_CTX_new(TLS_client_method())) == NULL)
+		goto fail;
+	what = "TLS 1.2";
+	if (SSL_CTX_set_min_proto_version(rs->tls, TLS1_2_VERSION) != 1)
+		goto fail;
+	SSL_CTX_set_verify(rs->tls, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(rs->tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	if (cfg->redis_tls_ca_file[0] != '\0') {
+		what = "redis_tls_ca_file";
+		if (SSL_CTX_load_verify_locations(rs->tls,
+		    cfg->redis_tls_ca_file, NULL) != 1)
+			goto fail;
+	} else {
+		what = "the system's CA store";
+		if (SSL_CTX_set_default_verify_paths(rs->tls) != 1)
+			goto fail;
+	}
+	if (cfg->redis_tls_cert_file[0] != '\0') {
+		what = "redis_tls_cert_file";
+		if (SSL_CTX_use_certificate_chain_file(rs->tls,
+		    cfg->redis_tls_cert_file) != 1)
+			goto fail;
+		what = "redis_tls_key_file";
+		if (SSL_CTX_use_PrivateKey_file(rs->tls,
+		    cfg->redis_tls_key_file[0] ? cfg->redis_tls_key_file :
+		    cfg->redis_tls_cert_file, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(rs->tls) != 1)
+			goto fail;
+	}
+	if ((rs->server_name = strdup(cfg->redis_tls_server_name[0] ?
+	    cfg->redis_tls_server_name : rs->host)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	rs->name_is_ip = inet_pton(AF_INET, rs->server_name, ip) == 1 ||
+	    inet_pton(AF_INET6, rs->server_name, ip) == 1;
+	return 0;
+fail:
+	e = ERR_get_error();
+	ERR_error_string_n(e, es, sizeof(es));
+	ERR_clear_error();
+	snprintf(err, errsz, "redis_tls: %s: %s", what, e ? es : "failed");
 	return -1;
 }
 
@@ -609,8 +1122,18 @@ redis_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	rs->loop = loop;
+	rs->fd = -1;
 	if (parse_address(rs, cfg->redis_address, err, errsz) == -1)
 		goto fail;
+	if (cfg->redis_tls) {
+		if (rs->is_unix) {
+			snprintf(err, errsz, "redis_tls: needs an IP:PORT "
+			    "redis_address, not a unix socket");
+			goto fail;
+		}
+		if (tls_setup(rs, cfg, err, errsz) == -1)
+			goto fail;
+	}
 	log_q(rs->qaddr, sizeof(rs->qaddr), cfg->redis_address);
 	if ((rs->address = strdup(cfg->redis_address)) == NULL ||
 	    (rs->username = strdup(cfg->redis_username)) == NULL ||
@@ -646,16 +1169,23 @@ redis_free(struct redis *rs)
 	for (op = rs->ops; op != NULL; op = op->next)
 		op->done = 1;
 	rs->quiet = 1;
-	if (rs->ac != NULL) {
-		redisAsyncContext *ac = rs->ac;
-
-		rs->ac = NULL;
-		ac->data = NULL;
-		redisAsyncFree(ac);
+	if (rs->busy > 0) {
+		/* from a callback: on the way out (leave()) */
+		rs->freed = 1;
+		return;
 	}
-	while (rs->ops != NULL)		/* none left, unless never sent */
+	really_free(rs);
+}
+
+static void
+really_free(struct redis *rs)
+{
+	conn_close(rs);
+	while (rs->ops != NULL)
 		op_free(rs->ops);
 	ev_timer_free(rs->conn_tmr);
+	SSL_CTX_free(rs->tls);
+	free(rs->server_name);
 	free(rs->address);
 	free(rs->username);
 	if (rs->password != NULL)
@@ -676,7 +1206,8 @@ redis_cancel(struct redis_op *op)
 {
 	if (op == NULL)
 		return;
-	/* freed when its reply (or the connection's end) comes */
+	/* freed when its reply (or the connection's end) comes: its reply
+	 * still has to be taken off the FIFO */
 	op->done = 1;
 	op->scb = NULL;
 	op->hcb = NULL;
@@ -714,8 +1245,7 @@ redis_sts_get(struct redis *rs, const char *domain, redis_sts_cb *cb,
 	op->scb = cb;
 	op->arg = arg;
 	snprintf(key, sizeof(key), "%ssts:%s", rs->prefix, domain);
-	if (redisAsyncCommand(rs->ac, on_reply, op, "GET %s", key) !=
-	    REDIS_OK) {
+	if (queue_fmt(rs, "GET %s", key) == -1) {
 		op_abandon(op);
 		return NULL;
 	}
@@ -735,8 +1265,7 @@ redis_hist_get(struct redis *rs, const struct sockaddr *dst,
 	op->hcb = cb;
 	op->arg = arg;
 	snprintf(key, sizeof(key), "%shist:%s", rs->prefix, a);
-	if (redisAsyncCommand(rs->ac, on_reply, op, "GET %s", key) !=
-	    REDIS_OK) {
+	if (queue_fmt(rs, "GET %s", key) == -1) {
 		op_abandon(op);
 		return NULL;
 	}
@@ -766,8 +1295,8 @@ redis_sts_put(struct redis *rs, const char *domain,
 	snprintf(key, sizeof(key), "%ssts:%s", rs->prefix, domain);
 	snprintf(fetched, sizeof(fetched), "%" PRId64, e->fetched);
 	snprintf(ttl, sizeof(ttl), "%" PRId64, e->expires - now);
-	if (redisAsyncCommand(rs->ac, on_reply, op, "EVAL %s 1 %s %b %s %s",
-	    sts_put_lua, key, val, len, fetched, ttl) != REDIS_OK)
+	if (queue_fmt(rs, "EVAL %s 1 %s %b %s %s", sts_put_lua, key, val, len,
+	    fetched, ttl) == -1)
 		op_abandon(op);
 	free(val);
 }
@@ -787,7 +1316,7 @@ redis_hist_put(struct redis *rs, const struct sockaddr *dst,
 	op->done = 1;
 	snprintf(key, sizeof(key), "%shist:%s", rs->prefix, a);
 	snprintf(ttl, sizeof(ttl), "%" PRId64, rs->hist_ttl);
-	if (redisAsyncCommand(rs->ac, on_reply, op, "EVAL %s 1 %s %s %s",
-	    hist_put_lua, key, val, ttl) != REDIS_OK)
+	if (queue_fmt(rs, "EVAL %s 1 %s %s %s", hist_put_lua, key, val,
+	    ttl) == -1)
 		op_abandon(op);
 }

@@ -20,16 +20,18 @@
  * (mxguard_redis_invalid_total{kind}).
  *
  * The client (redis.c) is one per process, on the process's event loop
- * (policy_new() makes it, policy_free() frees it), with AUTH, its own
- * timeouts (redis_timeout) and reconnection with back-off.  A connection
- * is never shared across fork(): the first connect runs from the loop,
- * not from redis_new(); a worker forked later frees the inherited engine
- * (redis_free() there leaves the parent's socket on the parent's loop:
- * core/ev_redis.c) and makes its own loop and engine; and a context used
- * in another process than the one that connected it is dropped unused.  While Redis is down
- * every operation fails at once (a lookup asks nothing and waits for
- * nothing) and is counted: mxguard_redis_errors_total{op},
- * mxguard_redis_up.
+ * (policy_new() makes it, policy_free() frees it), with AUTH, optional
+ * TLS (redis_tls: the server's certificate verified, a client
+ * certificate for tls-auth-clients), its own timeouts (redis_timeout) and
+ * reconnection with back-off.  A connection is never shared across
+ * fork(): the first connect runs from the loop, not from redis_new(); a
+ * worker forked later frees the inherited engine (redis_free() there
+ * leaves the parent's socket on the parent's loop and writes nothing to
+ * it) and makes its own loop and engine; and a connection used in another
+ * process than the one that made it is dropped unused.  While Redis is
+ * down (or its certificate fails verification) every operation fails at
+ * once (a lookup asks nothing and waits for nothing) and is counted:
+ * mxguard_redis_errors_total{op}, mxguard_redis_up.
  *
  * Who frees what: redis_new()/redis_free(); a get returns an op that ends
  * with its callback (always from the loop, never from inside the get) or
