@@ -601,6 +601,17 @@ conn_fail(struct redis *rs, const char *op, const char *detail)
 	leave(rs);
 }
 
+/* The server ended a TLS connection before AUTH/PING was answered. */
+static void
+refused_hint(char *d, size_t sz)
+{
+	size_t n = strlen(d);
+
+	snprintf(d + n, sz - n, " (closed by the server after the TLS "
+	    "handshake: does it require a client certificate, "
+	    "tls-auth-clients, that redis_tls_cert_file does not give?)");
+}
+
 /* The server ended an open connection. */
 static void
 conn_closed(struct redis *rs, const char *detail)
@@ -611,7 +622,11 @@ conn_closed(struct redis *rs, const char *detail)
 	if (rs->ssl != NULL && !rs->up) {
 		/* a TLS connection refused after the handshake (TLS 1.3:
 		 * the server checks the client's certificate then) */
-		conn_fail(rs, "tls", detail);
+		char d[300];
+
+		snprintf(d, sizeof(d), "%s", detail);
+		refused_hint(d, sizeof(d));
+		conn_fail(rs, "tls", d);
 		leave(rs);
 		return;
 	}
@@ -693,8 +708,14 @@ conn_flush(struct redis *rs)
 			case SSL_ERROR_WANT_READ:
 				return 0;
 			default:
-				drop(rs, "write", ssl_detail(rs, d,
-				    sizeof(d)));
+				ssl_detail(rs, d, sizeof(d));
+				if (!rs->up) {	/* TLS 1.3: the server
+						 * refused us after the
+						 * handshake */
+					refused_hint(d, sizeof(d));
+					conn_fail(rs, "tls", d);
+				} else
+					drop(rs, "write", d);
 				return -1;
 			}
 		}

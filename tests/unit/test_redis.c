@@ -8,6 +8,13 @@
  * coming back (reconnection, write-through resumes), AUTH with a password
  * and with an ACL user, and a process forked before or after the
  * connection making its own (never sharing the parent's).
+ *
+ * TLS (redis_tls): certificates made with openssl(1) in the temporary
+ * directory (a CA, a server certificate for redis.test and 127.0.0.1, one
+ * from another CA, a client certificate), redis-server on a TLS-only TCP
+ * port: reads and writes over TLS, a certificate from another CA or for
+ * another name refused (counted, operations fail at once),
+ * tls-auth-clients with and without a client certificate, AUTH over TLS.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,6 +331,228 @@ sin4(const char *a)
 	s.sin_family = AF_INET;
 	inet_pton(AF_INET, a, &s.sin_addr);
 	return s;
+}
+
+/* ---- TLS ---- */
+
+static int tls_port;
+
+/* A free TCP port on 127.0.0.1 (the kernel's choice). */
+static int
+free_port(void)
+{
+	struct sockaddr_in a = sin4("127.0.0.1");
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static void
+sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (system(cmd) != 0)
+		fail_msg("failed: %s", cmd);
+}
+
+/* In dir: ca.pem (the CA the client trusts), srv.pem/srv.key (from it:
+ * redis.test and 127.0.0.1), other.pem/other.key (the same names from
+ * another CA), cli.pem/cli.key (a client certificate from ca.pem). */
+static void
+make_certs(void)
+{
+	static const char *ec = "-newkey ec -pkeyopt "
+	    "ec_paramgen_curve:prime256v1 -nodes -days 2";
+
+	sh("cd %s && openssl req -x509 %s -keyout ca.key -out ca.pem "
+	    "-subj /CN=mxguard-test-ca 2>/dev/null", dir, ec);
+	sh("cd %s && openssl req -x509 %s -keyout ca2.key -out ca2.pem "
+	    "-subj /CN=other-ca 2>/dev/null", dir, ec);
+	sh("cd %s && openssl req -x509 %s -keyout srv.key -out srv.pem "
+	    "-subj /CN=redis.test -addext "
+	    "subjectAltName=DNS:redis.test,IP:127.0.0.1 "
+	    "-CA ca.pem -CAkey ca.key 2>/dev/null", dir, ec);
+	sh("cd %s && openssl req -x509 %s -keyout other.key -out other.pem "
+	    "-subj /CN=redis.test -addext "
+	    "subjectAltName=DNS:redis.test,IP:127.0.0.1 "
+	    "-CA ca2.pem -CAkey ca2.key 2>/dev/null", dir, ec);
+	sh("cd %s && openssl req -x509 %s -keyout cli.key -out cli.pem "
+	    "-subj /CN=mxguard-client -CA ca.pem -CAkey ca.key 2>/dev/null",
+	    dir, ec);
+}
+
+/* redis-server with a TLS-only TCP port (and the plain unix socket the
+ * helpers above use); cert is "srv" or "other". */
+static void
+srv_start_tls(const char *pass, const char *cert, int auth_clients)
+{
+	static char port[16], crt[160], key[160], ca[160];
+
+	tls_port = free_port();
+	snprintf(port, sizeof(port), "%d", tls_port);
+	snprintf(crt, sizeof(crt), "%s/%s.pem", dir, cert);
+	snprintf(key, sizeof(key), "%s/%s.key", dir, cert);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+	if (pass != NULL)
+		srv_start(pass, "--tls-port", port, "--tls-cert-file", crt,
+		    "--tls-key-file", key, "--tls-ca-cert-file", ca,
+		    "--tls-auth-clients", auth_clients ? "yes" : "no",
+		    "--requirepass", pass, NULL);
+	else
+		srv_start(NULL, "--tls-port", port, "--tls-cert-file", crt,
+		    "--tls-key-file", key, "--tls-ca-cert-file", ca,
+		    "--tls-auth-clients", auth_clients ? "yes" : "no", NULL);
+}
+
+static char *
+in_dir(const char *name, const char *ext)
+{
+	char p[200];
+
+	snprintf(p, sizeof(p), "%s/%s.%s", dir, name, ext);
+	return strdup(p);
+}
+
+/* A TLS client of the server's TCP port: the CA ca.pem, a server name
+ * ("" the default: the address's IP), a client certificate (NULL: none). */
+static struct redis *
+tls_client(const char *name, const char *clicert, const char *pass)
+{
+	struct config *cfg = cfg_for(NULL, pass);
+	char err[256], a[64];
+	struct redis *rs;
+
+	snprintf(a, sizeof(a), "127.0.0.1:%d", tls_port);
+	free(cfg->redis_address);
+	cfg->redis_address = strdup(a);
+	cfg->redis_tls = 1;
+	free(cfg->redis_tls_ca_file);
+	cfg->redis_tls_ca_file = in_dir("ca", "pem");
+	free(cfg->redis_tls_server_name);
+	cfg->redis_tls_server_name = strdup(name);
+	if (clicert != NULL) {
+		free(cfg->redis_tls_cert_file);
+		cfg->redis_tls_cert_file = in_dir(clicert, "pem");
+		free(cfg->redis_tls_key_file);
+		cfg->redis_tls_key_file = in_dir(clicert, "key");
+	}
+	rs = redis_new(loop, cfg, err, sizeof(err));
+	if (rs == NULL)
+		fail_msg("redis_new: %s", err);
+	config_free(cfg);
+	return rs;
+}
+
+/* Up within the time, and a policy written and read back. */
+static void
+tls_works(struct redis *rs, const char *domain, const char *id)
+{
+	struct got g;
+
+	assert_true(run_until(is_up, rs, 3000));
+	put_policy(rs, domain, id, enforce, (int64_t)time(NULL) - 1);
+	run_until(NULL, NULL, 100);
+	g = get_policy(rs, domain);
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, id);
+}
+
+/* Never up; each failed attempt counted under op="tls"; an operation
+ * meanwhile fails at once (NULL, counted). */
+static void
+tls_refused(struct redis *rs)
+{
+	int64_t tls = ctr("mxguard_redis_errors_total{op=\"tls\"}");
+	int64_t gets = ctr("mxguard_redis_errors_total{op=\"sts-get\"}");
+	struct got g;
+
+	memset(&g, 0, sizeof(g));
+	assert_false(run_until(is_up, rs, 1000));
+	assert_true(ctr("mxguard_redis_errors_total{op=\"tls\"}") > tls);
+	assert_null(redis_sts_get(rs, "refused.example", sts_cb, &g));
+	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-get\"}"),
+	    gets + 1);
+	assert_int_equal(g.n, 0);
+}
+
+static void
+test_tls(void **state)
+{
+	struct config *cfg;
+	struct redis *rs;
+	char err[256], v[1024];
+
+	make_certs();
+	srv_start_tls(NULL, "srv", 0);
+	/* the default name is the address's IP, in the certificate */
+	rs = tls_client("", NULL, NULL);
+	tls_works(rs, "tls.example", "t1");
+	srv_get("mxguard:sts:tls.example", v, sizeof(v), NULL);
+	assert_non_null(strstr(v, " t1\n"));
+	redis_free(rs);
+	/* the certificate's DNS name */
+	rs = tls_client("redis.test", NULL, NULL);
+	tls_works(rs, "tls2.example", "t2");
+	redis_free(rs);
+	/* a name the certificate does not carry */
+	rs = tls_client("wrong.test", NULL, NULL);
+	tls_refused(rs);
+	redis_free(rs);
+	srv_kill();
+
+	/* a certificate for the right names, from a CA not trusted */
+	srv_start_tls(NULL, "other", 0);
+	rs = tls_client("redis.test", NULL, NULL);
+	tls_refused(rs);
+	redis_free(rs);
+	srv_kill();
+
+	/* redis_tls over a unix socket: refused by redis_new() */
+	cfg = cfg_for(NULL, NULL);
+	cfg->redis_tls = 1;
+	assert_null(redis_new(loop, cfg, err, sizeof(err)));
+	assert_non_null(strstr(err, "redis_tls"));
+	config_free(cfg);
+}
+
+static void
+test_tls_client_cert(void **state)
+{
+	struct redis *rs;
+	int64_t auth;
+
+	make_certs();
+	srv_start_tls("s3cret", "srv", 1);
+	/* tls-auth-clients yes: no client certificate, no connection */
+	rs = tls_client("redis.test", NULL, "s3cret");
+	tls_refused(rs);
+	redis_free(rs);
+	/* with one, and AUTH over TLS */
+	rs = tls_client("redis.test", "cli", "s3cret");
+	tls_works(rs, "cli.example", "c1");
+	redis_free(rs);
+	/* the wrong password over TLS: refused by AUTH, counted */
+	auth = ctr("mxguard_redis_errors_total{op=\"auth\"}");
+	rs = tls_client("redis.test", "cli", "wrong");
+	assert_false(run_until(is_up, rs, 1000));
+	assert_true(ctr("mxguard_redis_errors_total{op=\"auth\"}") > auth);
+	redis_free(rs);
+	/* a client certificate from another CA */
+	rs = tls_client("redis.test", "other", "s3cret");
+	tls_refused(rs);
+	redis_free(rs);
+	srv_kill();
 }
 
 /* ---- tests ---- */
@@ -695,6 +925,41 @@ test_fork(void **state)
 	srv_kill();
 }
 
+/* The same over TLS: the forked copy freeing the inherited client writes
+ * nothing on the parent's TLS stream (no close_notify: the parent's next
+ * record would be refused) and leaves its socket on the parent's loop. */
+static void
+test_tls_fork(void **state)
+{
+	struct redis *rs;
+	struct got g;
+	pid_t kid;
+	int st;
+
+	make_certs();
+	srv_start_tls(NULL, "srv", 0);
+	rs = tls_client("redis.test", NULL, NULL);
+	tls_works(rs, "tlsfork.example", "f1");
+	assert_int_equal(clients(), 1);
+	if ((kid = fork()) == 0) {
+		redis_free(rs);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(kid, &st, 0), kid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_true(redis_up(rs));
+	put_policy(rs, "tlsfork.example", "f2", enforce,
+	    (int64_t)time(NULL));
+	g = get_policy(rs, "tlsfork.example");
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, "f2");
+	assert_true(redis_up(rs));
+	assert_int_equal(clients(), 1);
+	redis_free(rs);
+	srv_kill();
+}
+
 int
 main(void)
 {
@@ -709,6 +974,11 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_client_cert, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tls_fork, setup,
+		    teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
