@@ -128,6 +128,39 @@ test_errors(void **state)
 	expect_error("tlsrpt_retention = 1\n", "tlsrpt_retention");
 	expect_error("workers = 65\n", "workers: at most 64");
 	expect_error("workers = -1\n", ":1: workers");
+	expect_error("redis_address = /run/redis.sock\nredis_tls = yes\n",
+	    "redis_tls needs redis_address IP:PORT");
+	expect_error("redis_tls = yes\n", "redis_tls needs redis_address");
+	expect_error("redis_address = 10.0.0.1:6379\n"
+	    "redis_tls_ca_file = /ca.pem\n", "need redis_tls yes");
+	expect_error("redis_address = 10.0.0.1:6379\nredis_tls = yes\n"
+	    "redis_tls_key_file = /k.pem\n", "needs redis_tls_cert_file");
+}
+
+/* TLS to Redis: the keys load; off by default. */
+static void
+test_redis_tls(void **state)
+{
+	char err[256] = "";
+	struct config *c = load_text("redis_address = 10.0.9.50:6379\n"
+	    "redis_tls = yes\nredis_tls_ca_file = /etc/ca.pem\n"
+	    "redis_tls_server_name = redis.gw.example\n"
+	    "redis_tls_cert_file = /etc/c.pem\n"
+	    "redis_tls_key_file = /etc/k.pem\n", err, sizeof(err));
+
+	if (c == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(c->redis_tls, 1);
+	assert_string_equal(c->redis_tls_ca_file, "/etc/ca.pem");
+	assert_string_equal(c->redis_tls_server_name, "redis.gw.example");
+	assert_string_equal(c->redis_tls_cert_file, "/etc/c.pem");
+	assert_string_equal(c->redis_tls_key_file, "/etc/k.pem");
+	config_free(c);
+	c = load_text("", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->redis_tls, 0);
+	assert_string_equal(c->redis_tls_server_name, "");
+	config_free(c);
 }
 
 static void
@@ -173,6 +206,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_dump_hides_secrets),
 	};
