@@ -569,9 +569,9 @@ drop(struct redis *rs, const char *why, const char *detail)
 	}
 	conn_close(rs);
 	log_warn("event=redis-down address=%s reason=%s detail=%s "
-		    "was_up=%s retry_in=%llums", rs->qaddr, why,
-		    log_q(qd, sizeof(qd), detail), was_up ? "yes" : "no",
-		    (unsigned long long)rs->backoff);
+	    "was_up=%s retry_in=%llums", rs->qaddr, why,
+	    log_q(qd, sizeof(qd), detail), was_up ? "yes" : "no",
+	    (unsigned long long)rs->backoff);
 	fail_all(rs, detail);
 	if (!rs->freed)
 		rs->quiet = 0;
