@@ -302,6 +302,24 @@ cmd_run(int argc, char **argv, struct config *cfg,
 	return run_daemon(cfg, opts, NULL);
 }
 
+/* The usual Prometheus idioms, set by the process that serves the
+ * metrics (the single process, or the supervisor): an info gauge of 1
+ * whose labels say what runs, and the start time in Unix seconds. */
+void
+process_metrics(void)
+{
+	char name[200];
+
+	snprintf(name, sizeof(name), "mxguard_build_info{version=\"%s\","
+	    "openssl=\"%s\"}", MXG_VERSION,
+	    OpenSSL_version(OPENSSL_VERSION_STRING));
+	stats_set(stats_gauge(name, "The mxguard build running, and the "
+	    "OpenSSL it uses"), 1);
+	stats_set(stats_gauge("process_start_time_seconds", "Start time of "
+	    "the process since the Unix epoch in seconds"),
+	    (int64_t)time(NULL));
+}
+
 int
 run_daemon(struct config *cfg, const struct cmd_opts *opts,
     const struct worker_info *w)
@@ -399,20 +417,7 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		log_warn("event=dns-check-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
 	if (w == NULL) {
-		char name[200];
-
-		/* the usual Prometheus idioms: an info gauge of 1 whose
-		 * labels say what runs, and the start time in Unix seconds */
-		snprintf(name, sizeof(name), "mxguard_build_info{version=\"%s\","
-		    "openssl=\"%s\"}", MXG_VERSION,
-		    OpenSSL_version(OPENSSL_VERSION_STRING));
-		stats_set(stats_gauge(name, "The mxguard build running, "
-		    "and the OpenSSL it uses"), 1);
-		stats_set(stats_gauge("process_start_time_seconds",
-		    "Start time of the process since the Unix epoch in "
-		    "seconds"), (int64_t)time(NULL));
-	}
-	if (w == NULL) {
+		process_metrics();
 		sd_notifyf("READY=1\nSTATUS=relaying");
 		log_info("event=started pid=%ld openssl=\"%s\"",
 		    (long)getpid(), OpenSSL_version(OPENSSL_VERSION));

@@ -620,21 +620,9 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 	    NULL)
 		log_warn("event=control-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
-	{
-		char name[200];
-
-		snprintf(name, sizeof(name), "mxguard_build_info{version=\"%s\","
-		    "openssl=\"%s\"}", MXG_VERSION,
-		    OpenSSL_version(OPENSSL_VERSION_STRING));
-		stats_set(stats_gauge(name, "The mxguard build running, "
-		    "and the OpenSSL it uses"), 1);
-		stats_set(stats_gauge("process_start_time_seconds",
-		    "Start time of the process since the Unix epoch in "
-		    "seconds"), (int64_t)time(NULL));
-		stats_set(stats_gauge("mxguard_workers_configured",
-		    "Worker processes the daemon runs (config workers)"),
-		    s->n);
-	}
+	process_metrics();
+	stats_set(stats_gauge("mxguard_workers_configured",
+	    "Worker processes the daemon runs (config workers)"), s->n);
 	s->st_live = stats_gauge("mxguard_workers",
 	    "Worker processes running now");
 	s->st_exits = stats_counter("mxguard_worker_exits_total",

@@ -37,6 +37,9 @@ struct worker_info {
 /* The processes `workers` asks for: 0 is one per CPU this process may
  * run on; at most 64. */
 int	workers_count(const struct config *);
+/* build_info and process_start_time_seconds (run.c), set by the
+ * process that serves the metrics */
+void	process_metrics(void);
 /* The supervisor; returns the exit status. */
 int	workers_run(struct config *, const struct cmd_opts *);
 /* In a worker, after dropping privileges: die with the supervisor, tell
