@@ -175,6 +175,11 @@ struct policy {
 	char		*state_dir;
 	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
 	struct redis	*rs;		/* shared store, NULL when off */
+	/* a reload's resolver and CA store, waiting until no lookup, fetch
+	 * or report uses the current ones (reload_swap()) */
+	struct dns	*next_dns;
+	SSL_CTX		*next_ctx;
+	struct ev_timer	*swap_tmr;
 };
 
 /* Each CA store the engine makes gets a number of its own: a proof or a
@@ -212,6 +217,39 @@ make_ctx(const struct config *cfg, char *err, size_t errsz)
 static void refresh_round(void *);
 static void refresh_arm(struct policy *);
 static void bgref_free(struct bgref *);
+
+/* Nothing in flight uses p->dns or p->ctx. */
+static int
+policy_idle(const struct policy *p)
+{
+	return p->reqs == NULL && p->fetches == NULL && p->bgrefs == NULL &&
+	    !tlsrpt_rec_busy(p->rec);
+}
+
+/* A reload's resolver and CA store replace the current ones once nothing
+ * uses those: the loop asks every 50 ms (a timer, so never from inside a
+ * resolver callback that the old resolver is still running).  New
+ * lookups meanwhile use the old ones; every reload is applied. */
+static void
+reload_swap(void *arg)
+{
+	struct policy *p = arg;
+
+	if (p->next_dns == NULL)
+		return;
+	if (!policy_idle(p)) {
+		ev_timer_arm(p->swap_tmr, 50);
+		return;
+	}
+	dns_free(p->dns);
+	SSL_CTX_free(p->ctx);
+	p->dns = p->next_dns;
+	p->ctx = p->next_ctx;
+	p->next_dns = NULL;
+	p->next_ctx = NULL;
+	p->store_gen = ++store_gens;
+	log_info("event=reload-applied what=resolver,ca-store");
+}
 
 struct policy *
 policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
@@ -253,7 +291,8 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 	if ((p->rs = redis_new(loop, cfg, err, errsz)) == NULL &&
 	    err[0] != '\0')
 		goto fail;
-	if ((p->refresh_tmr = ev_timer_new(loop, refresh_round, p)) == NULL) {
+	if ((p->swap_tmr = ev_timer_new(loop, reload_swap, p)) == NULL ||
+	    (p->refresh_tmr = ev_timer_new(loop, refresh_round, p)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
@@ -274,6 +313,9 @@ policy_free(struct policy *p)
 	while (p->reqs != NULL)
 		policy_cancel(p->reqs);
 	ev_timer_free(p->refresh_tmr);
+	ev_timer_free(p->swap_tmr);
+	dns_free(p->next_dns);
+	SSL_CTX_free(p->next_ctx);
 	while (p->bgrefs != NULL)
 		bgref_free(p->bgrefs);
 	while (p->fetches != NULL)
@@ -295,6 +337,8 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
     size_t errsz)
 {
 	struct ovr_table t = { 0 }, m = { 0 };
+	struct redis *nrs = NULL;
+	int new_rs = 0;
 
 	if (ovr_load_enforcement(&m, &cfg->enforcement_override, err,
 	    errsz) == -1)
@@ -304,29 +348,57 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		ovr_clear(&m);
 		return -1;
 	}
-	if (p->reqs == NULL && p->fetches == NULL && p->bgrefs == NULL &&
-	    p->ovr.e != NULL &&
-	    !tlsrpt_rec_busy(p->rec)) {
-		/* a reload: new resolver and CA store (none in use now) */
+	if (p->ovr.e != NULL) {
+		/* a reload: a new Redis client with the new settings (address,
+		 * password, TLS files: a rotated password or certificate takes
+		 * effect), made before anything is committed */
+		nrs = redis_new(p->loop, cfg, err, errsz);
+		if (nrs == NULL && err[0] != '\0') {
+			ovr_clear(&t);
+			ovr_clear(&m);
+			return -1;
+		}
+		new_rs = nrs != NULL || p->rs != NULL;
+	}
+	if (p->ovr.e != NULL) {
+		/* a reload: new resolver and CA store, made now (a bad
+		 * setting fails the reload), in use at once if nothing uses
+		 * the current ones, else as soon as nothing does */
 		struct dns *nd = dns_new(p->loop, cfg, err, errsz);
 		SSL_CTX *nc;
 
 		if (nd == NULL) {
+			redis_free(nrs);
 			ovr_clear(&t);
 			ovr_clear(&m);
 			return -1;
 		}
 		if ((nc = make_ctx(cfg, err, errsz)) == NULL) {
 			dns_free(nd);
+			redis_free(nrs);
 			ovr_clear(&t);
 			ovr_clear(&m);
 			return -1;
 		}
-		dns_free(p->dns);
-		SSL_CTX_free(p->ctx);
-		p->dns = nd;
-		p->ctx = nc;
-		p->store_gen = ++store_gens;
+		dns_free(p->next_dns);
+		SSL_CTX_free(p->next_ctx);
+		p->next_dns = nd;
+		p->next_ctx = nc;
+		if (policy_idle(p))
+			reload_swap(p);
+		else {
+			log_info("event=reload-deferred what=resolver,ca-store "
+			    "note=\"applied when the lookups under way end\"");
+			ev_timer_arm(p->swap_tmr, 50);
+		}
+	}
+	if (new_rs) {
+		/* lookups under way keep their ops on the old client, which
+		 * answers them and then frees itself */
+		redis_retire(p->rs);
+		p->rs = nrs;
+		log_info("event=redis-reloaded address=%s",
+		    nrs != NULL ? cfg->redis_address : "off");
 	}
 	/* overrides point into p->ovr only during decide(), which copies */
 	ovr_clear(&p->ovr);

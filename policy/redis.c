@@ -28,6 +28,12 @@
  * on_hello()) or when it could not be queued (op_abandon()), and nowhere
  * else.  redis_cancel() only stops the caller's callback.
  *
+ * Reload: the engine makes a new client from the new configuration and
+ * retires the old one (redis_retire()): it takes no new ops, its ops
+ * under way are answered as they would have been (so a request never
+ * holds a freed op), and it frees itself after the last one, without
+ * reconnecting and without touching the mxguard_redis_up gauge.
+ *
  * Fork: the socket belongs to the process that connected (rs->pid).  A
  * forked copy that frees the client it inherited only forgets the fd on
  * the loop (the epoll instance is shared across fork(): deleting it would
@@ -172,6 +178,8 @@ struct redis {
 	int		 busy;		/* inside a loop callback that may
 					 * call the caller's callbacks */
 	int		 freed;		/* redis_free() came while busy */
+	int		 retired;	/* redis_retire(): no new ops; freed
+					 * when the last one has ended */
 };
 
 static void	 drop(struct redis *, const char *why, const char *detail);
@@ -203,6 +211,8 @@ static void
 set_up(struct redis *rs, int up)
 {
 	rs->up = up;
+	if (rs->retired)	/* the gauge is its successor's */
+		return;
 	stats_set(stats_gauge("mxguard_redis_up", "1 while the shared "
 	    "policy store (Redis) is connected and authenticated"), up);
 }
@@ -218,7 +228,8 @@ enter(struct redis *rs)
 static void
 leave(struct redis *rs)
 {
-	if (--rs->busy == 0 && rs->freed)
+	if (--rs->busy == 0 && (rs->freed ||
+	    (rs->retired && rs->ops == NULL)))
 		really_free(rs);
 }
 
@@ -541,6 +552,8 @@ static void
 arm_reconnect(struct redis *rs)
 {
 	rs->settled = 1;
+	if (rs->retired)	/* freed on the way out (leave()) */
+		return;
 	ev_timer_arm(rs->conn_tmr, rs->backoff);
 	rs->backoff = rs->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX :
 	    rs->backoff * 2;
@@ -568,10 +581,15 @@ drop(struct redis *rs, const char *why, const char *detail)
 		rs->quiet = 1;
 	}
 	conn_close(rs);
-	log_warn("event=redis-down address=%s reason=%s detail=%s "
-	    "was_up=%s retry_in=%llums", rs->qaddr, why,
-	    log_q(qd, sizeof(qd), detail), was_up ? "yes" : "no",
-	    (unsigned long long)rs->backoff);
+	if (rs->retired)	/* a reload replaced it: no retry */
+		log_warn("event=redis-down address=%s reason=%s detail=%s "
+		    "was_up=%s client=retired", rs->qaddr, why,
+		    log_q(qd, sizeof(qd), detail), was_up ? "yes" : "no");
+	else
+		log_warn("event=redis-down address=%s reason=%s detail=%s "
+		    "was_up=%s retry_in=%llums", rs->qaddr, why,
+		    log_q(qd, sizeof(qd), detail), was_up ? "yes" : "no",
+		    (unsigned long long)rs->backoff);
 	fail_all(rs, detail);
 	if (!rs->freed)
 		rs->quiet = 0;
@@ -1196,6 +1214,21 @@ redis_free(struct redis *rs)
 		return;
 	}
 	really_free(rs);
+}
+
+void
+redis_retire(struct redis *rs)
+{
+	if (rs == NULL)
+		return;
+	rs->retired = 1;
+	if (rs->ops == NULL) {
+		redis_free(rs);
+		return;
+	}
+	/* the ops under way end as they would have (their reply, their
+	 * redis_timeout, or the connection's end); leave() frees it after
+	 * the last one */
 }
 
 static void

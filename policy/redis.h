@@ -60,6 +60,10 @@ struct redis_op;
 struct redis	*redis_new(struct ev_loop *, const struct config *,
 		    char *err, size_t errsz);
 void		 redis_free(struct redis *);
+/* A reload's end of a client: no new ops are handed to it; those under
+ * way are answered as usual (reply, timeout, disconnect), then it frees
+ * itself.  Frees at once when none is under way. */
+void		 redis_retire(struct redis *);
 /* Connected and authenticated. */
 int		 redis_up(const struct redis *);
 

@@ -228,17 +228,18 @@ static struct policy *pol;
 static int cfg_require_tls, cfg_tlsrpt;
 static uint64_t cfg_policy_timeout = 5000, cfg_dns_timeout = 2000;
 static uint64_t cfg_refresh_interval;	/* 0: the default */
+static int cfg_dns_port;		/* 0: the fake's (fk.port) */
 
-static struct policy *
-mkpolicy(const char *const *overrides, int sts)
+static struct config *
+mkcfg(const char *const *overrides, int sts)
 {
 	char err[256], srv[64];
 	struct config *cfg = config_load(NULL, err, sizeof(err));
-	struct policy *p;
 	int i;
 
 	assert_non_null(cfg);
-	snprintf(srv, sizeof(srv), "127.0.0.1:%d", fk.port);
+	snprintf(srv, sizeof(srv), "127.0.0.1:%d",
+	    cfg_dns_port ? cfg_dns_port : fk.port);
 	cfg->dns_servers.v = calloc(1, sizeof(char *));
 	cfg->dns_servers.v[0] = strdup(srv);
 	cfg->dns_servers.n = 1;
@@ -261,6 +262,16 @@ mkpolicy(const char *const *overrides, int sts)
 		cfg->tls_policy.v[i] = strdup(overrides[i]);
 		cfg->tls_policy.n = i + 1;
 	}
+	return cfg;
+}
+
+static struct policy *
+mkpolicy(const char *const *overrides, int sts)
+{
+	char err[256];
+	struct config *cfg = mkcfg(overrides, sts);
+	struct policy *p;
+
 	p = policy_new(loop, cfg, err, sizeof(err));
 	if (p == NULL)
 		fail_msg("policy_new: %s", err);
@@ -1107,6 +1118,84 @@ test_cancel(void **state)
 	assert_null(got_v);
 }
 
+/*
+ * A reload (SIGHUP: policy_reconfigure) while a lookup is under way
+ * still takes the new resolver: it is applied as soon as that lookup has
+ * ended.  The lookup of slow.test (never answered) holds the engine busy
+ * at the reload, which moves dns_servers to a second server; the first
+ * one then stops answering.  The next lookup must be answered, by the
+ * new server.  (A reload that found the engine busy used to keep the old
+ * resolver and CA store until a later reload found it idle.)
+ */
+static void
+test_reload_while_busy(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct config *cfg;
+	struct ev_timer *guard;
+	char err[256];
+	int fd2, port2, i;
+	struct dns *old;
+
+	cfg_policy_timeout = 400;
+	cfg_dns_timeout = 10000;
+	p = mkpolicy(NULL, 1);
+	/* the second server: the same zone on another port */
+	fd2 = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd2, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	getsockname(fd2, (struct sockaddr *)&sin, &sl);
+	port2 = ntohs(sin.sin_port);
+	ev_fd_set(loop, fd2, EV_READ, fake_read, NULL);
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, "192.0.2.11", &sin.sin_addr);
+	got_v = NULL;
+	assert_non_null(policy_lookup(p, "slow.test", (struct sockaddr *)&sin,
+	    sizeof(sin), "t1", got, NULL));
+	/* the reload comes while it waits */
+	old = policy_dns(p);
+	cfg_dns_port = port2;
+	cfg = mkcfg(NULL, 1);
+	cfg_dns_port = 0;
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	ev_fd_del(loop, fk.fd);		/* the old server goes quiet */
+	guard = ev_timer_new(loop, (ev_timer_cb *)ev_loop_stop, loop);
+	ev_timer_arm(guard, 5000);
+	ev_loop_run(loop);
+	ev_timer_free(guard);
+	assert_non_null(got_v);		/* its policy_timeout verdict */
+	policy_verdict_free(got_v);
+	/* the engine is idle: the new resolver takes over from the loop */
+	for (i = 0; i < 100 && policy_dns(p) == old; i++) {
+		guard = ev_timer_new(loop, (ev_timer_cb *)ev_loop_stop, loop);
+		ev_timer_arm(guard, 20);
+		ev_loop_run(loop);
+		ev_timer_free(guard);
+	}
+	assert_ptr_not_equal(policy_dns(p), old);
+
+	/* the new resolver answers the next lookup */
+	v = lookup(p, "enf.test", "192.0.2.1");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "mx1.enf.test");
+	policy_verdict_free(v);
+	policy_free(p);
+	ev_fd_del(loop, fd2);
+	close(fd2);
+	ev_fd_set(loop, fk.fd, EV_READ, fake_read, NULL);
+	cfg_policy_timeout = 5000;
+	cfg_dns_timeout = 2000;
+}
+
 int
 main(void)
 {
@@ -1139,6 +1228,7 @@ main(void)
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
+		cmocka_unit_test(test_reload_while_busy),
 	};
 
 	(void)pol;

@@ -14,7 +14,9 @@
  *   - another gateway's TLS history raises may to encrypt, and is merged
  *     into the local history;
  *   - Redis killed or hung: the verdict is the local state's, in time
- *     (a hung Redis costs at most redis_timeout).
+ *     (a hung Redis costs at most redis_timeout);
+ *   - a reload (policy_reconfigure) takes new Redis settings: a rotated
+ *     password, with the old client's lookup under way still answered.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +77,7 @@ static int dnsfd, dnsport;
 static struct ev_loop *loop;
 static char dir[64], sock[128], statedir[160];
 static pid_t srv = -1;
+static const char *srv_pass;	/* requirepass set with srv_cmd() */
 
 static void
 fake_read(int fd, int events, void *arg)
@@ -194,13 +197,43 @@ srv_kill(void)
 	unlink(sock);
 }
 
-static void
-srv_set(const char *key, const char *val, size_t len)
+static redisContext *
+srv_conn(void)
 {
 	redisContext *c = redisConnectUnix(sock);
 	redisReply *r;
 
 	assert_non_null(c);
+	assert_int_equal(c->err, 0);
+	if (srv_pass != NULL) {
+		r = redisCommand(c, "AUTH %s", srv_pass);
+		assert_non_null(r);
+		assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+		freeReplyObject(r);
+	}
+	return c;
+}
+
+/* A command on a connection of its own; its reply must not be an error. */
+static void
+srv_cmd(const char *cmd)
+{
+	redisContext *c = srv_conn();
+	redisReply *r = redisCommand(c, cmd);
+
+	assert_non_null(r);
+	if (r->type == REDIS_REPLY_ERROR)
+		fail_msg("redis %s: %s", cmd, r->str);
+	freeReplyObject(r);
+	redisFree(c);
+}
+
+static void
+srv_set(const char *key, const char *val, size_t len)
+{
+	redisContext *c = srv_conn();
+	redisReply *r;
+
 	r = redisCommand(c, "SET %s %b", key, val, len);
 	assert_non_null(r);
 	freeReplyObject(r);
@@ -259,13 +292,11 @@ redis_is_up(void)
 	return stats_value(stats_gauge("mxguard_redis_up", NULL)) == 1;
 }
 
-static struct policy *
-mkpolicy(void)
+static struct config *
+mkcfg(const char *pass)
 {
 	char err[256], srvaddr[64];
 	struct config *cfg = config_load(NULL, err, sizeof(err));
-	struct policy *p;
-	int i;
 
 	assert_non_null(cfg);
 	snprintf(srvaddr, sizeof(srvaddr), "127.0.0.1:%d", dnsport);
@@ -280,6 +311,21 @@ mkpolicy(void)
 	free(cfg->redis_address);
 	cfg->redis_address = strdup(sock);
 	cfg->redis_timeout = 300;
+	if (pass != NULL) {
+		free(cfg->redis_password);
+		cfg->redis_password = strdup(pass);
+	}
+	return cfg;
+}
+
+static struct policy *
+mkpolicy_pass(const char *pass)
+{
+	char err[256];
+	struct config *cfg = mkcfg(pass);
+	struct policy *p;
+	int i;
+
 	p = policy_new(loop, cfg, err, sizeof(err));
 	if (p == NULL)
 		fail_msg("policy_new: %s", err);
@@ -287,6 +333,12 @@ mkpolicy(void)
 	for (i = 0; i < 100 && !redis_is_up(); i++)
 		run_ms(20);
 	return p;
+}
+
+static struct policy *
+mkpolicy(void)
+{
+	return mkpolicy_pass(NULL);
 }
 
 static struct policy_verdict *got_v;
@@ -534,6 +586,100 @@ test_redis_down_or_hung(void **state)
 	srv_kill();
 }
 
+/* A reload (SIGHUP: policy_reconfigure) takes the new Redis settings.
+ * The password is rotated on the server: the client's connection is
+ * killed and its reconnects fail AUTH, lookups decide on local state;
+ * after the reload with the new password, the shared policy decides
+ * again.  A lookup waiting on the old client when the reload comes is
+ * still answered (by its redis_timeout: the server is stopped), and the
+ * old client frees itself (ASan: no leak, no use after free). */
+static void
+test_reload_new_password(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	struct config *cfg;
+	struct sockaddr_in sin;
+	struct ev_timer *guard;
+	char err[256];
+	int i;
+	int64_t conn_errs;
+
+	srv_start();
+	srv_cmd("CONFIG SET requirepass pw-one");
+	srv_pass = "pw-one";
+	remote_policy("sh.test", "s1", enf_sh, 60);
+	p = mkpolicy_pass("pw-one");
+	assert_true(redis_is_up());
+	v = lookup(p, "sh.test", "192.0.2.21", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	policy_verdict_free(v);
+
+	/* rotated on the server: the old password no longer gets in */
+	srv_cmd("CONFIG SET requirepass pw-two");
+	srv_pass = "pw-two";
+	srv_cmd("CLIENT KILL TYPE normal SKIPME yes");
+	conn_errs = stats_value(stats_counter("mxguard_redis_errors_total"
+	    "{op=\"connect\"}", NULL));
+	for (i = 0; i < 100 && (redis_is_up() ||
+	    stats_value(stats_counter("mxguard_redis_errors_total"
+	    "{op=\"connect\"}", NULL)) == conn_errs); i++)
+		run_ms(20);
+	assert_false(redis_is_up());
+	v = lookup(p, "sh.test", "192.0.2.21", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	policy_verdict_free(v);
+	/* without a reload it stays out (the back-off retries the old
+	 * password) */
+	run_ms(600);
+	assert_false(redis_is_up());
+
+	/* the reload: the new password */
+	cfg = mkcfg("pw-two");
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	for (i = 0; i < 100 && !redis_is_up(); i++)
+		run_ms(20);
+	assert_true(redis_is_up());
+	v = lookup(p, "sh.test", "192.0.2.21", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	policy_verdict_free(v);
+
+	/* a reload while a lookup waits on the client: the server hangs,
+	 * the lookup is asked, the reload retires the client it waits on */
+	kill(srv, SIGSTOP);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, "192.0.2.21", &sin.sin_addr);
+	got_v = NULL;
+	assert_non_null(policy_lookup(p, "sh.test", (struct sockaddr *)&sin,
+	    sizeof(sin), "t1", got, NULL));
+	run_ms(50);		/* its Redis GET is sent */
+	assert_null(got_v);
+	cfg = mkcfg("pw-two");
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	guard = ev_timer_new(loop, stop_loop, NULL);
+	ev_timer_arm(guard, 3000);
+	if (got_v == NULL)
+		ev_loop_run(loop);
+	ev_timer_free(guard);
+	assert_non_null(got_v);		/* answered: local state, may */
+	assert_int_equal(got_v->level, TLS_LEVEL_MAY);
+	policy_verdict_free(got_v);
+	kill(srv, SIGCONT);
+	for (i = 0; i < 150 && !redis_is_up(); i++)
+		run_ms(20);
+	assert_true(redis_is_up());
+	v = lookup(p, "sh.test", "192.0.2.21", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_pass = NULL;
+	srv_kill();
+}
+
 int
 main(void)
 {
@@ -544,6 +690,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_redis_down_or_hung, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_reload_new_password,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
