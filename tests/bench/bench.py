@@ -33,6 +33,8 @@ PATHS = {
     # a second mxguard, upstream_reuse = no: every session pays for its own
     # connect, STARTTLS and handshake upstream (the handshake path)
     "d": ("mxguard STARTTLS, reuse off", "10.26.1.2:2527", "MXG_NR_PID"),
+    # the steering part (run.sh): the daemons of one set-up, port 2528
+    "s": ("mxguard steered", "10.26.1.2:2528", "ST_PIDS_S"),
 }
 # the mxguard paths, reported with their ratios to a (direct) and c (stunnel)
 MXG_PATHS = "bd"
@@ -94,6 +96,23 @@ def cpu_of(pid):
         except (OSError, ValueError, IndexError):
             pass
     return cpu
+
+
+def proxy_cpu(pids):
+    """cpu_of() summed over space-separated PIDs (the steering part's
+    balance set-up runs two daemons); 0 without a proxy."""
+    return sum(cpu_of(p) for p in (pids or "").split())
+
+
+def own_cpu(pid):
+    """utime+stime of one process alone, without its children (the
+    supervisor, which reads the queue)."""
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def rss_kib(pid):
@@ -162,7 +181,7 @@ def one_run(label, size, per, conc, msgs, path):
     env = dict(E, LD_PRELOAD=E["SESSTIME_SO"], SESSTIME_FILE=sess_file)
     s0 = sink_stats()
     sink0 = cpu_of(E["SINK_PID"])
-    prox0 = cpu_of(proxy) if proxy else 0.0
+    prox0 = proxy_cpu(proxy)
     m0 = machine_busy()
     t0 = time.monotonic()
     p = subprocess.Popen(nsx(cmd), env=env, stdout=subprocess.PIPE,
@@ -171,7 +190,7 @@ def one_run(label, size, per, conc, msgs, path):
     out = p.stdout.read().decode(errors="replace")
     wall = time.monotonic() - t0
     m1 = machine_busy()
-    prox1 = cpu_of(proxy) if proxy else 0.0
+    prox1 = proxy_cpu(proxy)
     sink1 = cpu_of(E["SINK_PID"])
     time.sleep(0.2)
     s1 = sink_stats()
@@ -303,6 +322,132 @@ def workers_report():
                     "proxy_cpu_ms_per_msg": {
                         w: med[(label, conc, w)]["proxy_cpu_ms_per_msg"]
                         for w in rates}})
+    return out
+
+
+# `steering` part: one NFQUEUE read by the supervisor (workers = 2, as
+# shipped) against --queue-balance over two queues, each read by its own
+# daemon, and a baseline without a queue (run.sh sets each up on port
+# 2528).  One message per connection, reuse on: the highest rate of new
+# flows, so of SYN verdicts, that the matrix has.
+STEER_CELLS = [("4KB 1/conn", 4096, "1", 10, 3000),
+               ("4KB 1/conn", 4096, "1", 100, 4000)]
+STEER_RESULTS = os.path.join(OUT, "steering.jsonl")
+STEER_MODES = ("none", "one", "balance")
+
+
+def steer_counts(confs):
+    """(SYN verdicts, sessions) of the daemons of CONFS so far: the sums
+    of mxguard_nfq_packets_total and mxguard_sessions_total over them."""
+    v = n = 0
+    for c in confs.split():
+        r = subprocess.run([E["MXGUARD"], "-c", c, "status", "--metrics"],
+                           capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            if line.startswith("mxguard_nfq_packets_total "):
+                v += int(float(line.split()[1]))
+            elif line.startswith("mxguard_sessions_total "):
+                n += int(float(line.split()[1]))
+    return v, n
+
+
+def steering_run(mode, rep):
+    log("steering = %s -> %s" % (mode, STEER_RESULTS))
+    confs = E.get("ST_CONFS", "")
+    qowner = E.get("ST_QOWNER") or None
+    with open(STEER_RESULTS, "a") as f:
+        for label, size, per, conc, msgs in STEER_CELLS:
+            if QUICK:
+                msgs = max(conc, msgs // 5)
+            v0, n0 = steer_counts(confs)
+            q0 = own_cpu(qowner) if qowner else 0.0
+            r = one_run(label, size, per, conc, msgs, "s")
+            q1 = own_cpu(qowner) if qowner else 0.0
+            # the last sessions are counted when their upstream QUIT is
+            # done, a moment after the client's 221
+            for _ in range(30):
+                v1, n1 = steer_counts(confs)
+                if n1 - n0 >= msgs and (mode == "none" or v1 - v0 >= msgs):
+                    break
+                time.sleep(0.1)
+            r["steering"] = mode
+            r["rep"] = rep
+            r["nfq_verdicts"] = v1 - v0
+            r["mxguard_sessions"] = n1 - n0
+            # the supervisor alone (it reads the queue); 0 in the others
+            r["queue_owner_cpu_ms_per_msg"] = round(
+                (q1 - q0) / max(r["received"], 1) * 1e3, 4)
+            # every connection must have had its verdict: otherwise the
+            # set-up measured something else than its queue
+            if mode != "none" and "error" not in r and r["nfq_verdicts"] < msgs:
+                r["error"] = "%d verdicts for %d connections" % (
+                    r["nfq_verdicts"], msgs)
+            if "error" not in r and r["mxguard_sessions"] < msgs:
+                r["error"] = "mxguard relayed %d sessions of %d" % (
+                    r["mxguard_sessions"], msgs)
+            f.write(json.dumps(r) + "\n")
+            f.flush()
+            log("steering=%-7s %-14s c=%-4d %8.1f msg/s proxy %.3f ms/msg "
+                "queue owner %.3f ms/msg verdicts %d sessions %d%s" % (
+                    mode, label, conc, r["msgs_per_s"],
+                    r["proxy_cpu_ms_per_msg"],
+                    r["queue_owner_cpu_ms_per_msg"], r["nfq_verdicts"],
+                    r["mxguard_sessions"],
+                    "  ERROR " + r["error"] if "error" in r else ""))
+            time.sleep(0.5)
+
+
+def steering_report():
+    """The median run of each (cell, mode), and each mode's rate over the
+    baseline without a queue."""
+    if not os.path.exists(STEER_RESULTS):
+        return None
+    with open(STEER_RESULTS) as f:
+        rows = [json.loads(l) for l in f if l.strip()]
+    cells = {}
+    for r in rows:
+        cells.setdefault((r["workload"], r["concurrency"], r["steering"]),
+                         []).append(r)
+    med = {}
+    for k, rs in cells.items():
+        rs.sort(key=lambda x: x["msgs_per_s"])
+        med[k] = dict(rs[(len(rs) - 1) // 2])
+        errs = [x["error"] for x in rs if "error" in x]
+        if errs:
+            med[k]["error"] = errs[0]
+    print("\nsteering (workers = 2 / two daemons, reuse on), msg/s (median "
+          "run), mxguard's CPU per message (all processes; in brackets the "
+          "supervisor's, which reads the one queue), and the rate over "
+          "no queue:")
+    print("  %-14s %5s  %-24s %-24s %-24s" % ("workload", "conc",
+          "none (REDIRECT only)", "one queue (supervisor)",
+          "queue-balance (2)"))
+    out = []
+    for label, _, _, conc, _ in STEER_CELLS:
+        base = med.get((label, conc, "none"))
+        cols, entry = [], {"workload": label, "concurrency": conc}
+        for m in STEER_MODES:
+            r = med.get((label, conc, m))
+            if not r:
+                cols.append("%-24s" % "-")
+                continue
+            ratio = (round(r["msgs_per_s"] / base["msgs_per_s"], 2)
+                     if base and base["msgs_per_s"] else None)
+            cpu = "%.3f" % r["proxy_cpu_ms_per_msg"]
+            if m == "one":
+                cpu += " (%.3f)" % r["queue_owner_cpu_ms_per_msg"]
+            cols.append("%-24s" % ("%.0f %s x%s%s" % (
+                r["msgs_per_s"], cpu, ratio,
+                " ERR" if "error" in r else "")))
+            entry[m] = {"msgs_per_s": r["msgs_per_s"], "ratio_none": ratio,
+                        "proxy_cpu_ms_per_msg": r["proxy_cpu_ms_per_msg"],
+                        "queue_owner_cpu_ms_per_msg":
+                            r["queue_owner_cpu_ms_per_msg"],
+                        "nfq_verdicts": r["nfq_verdicts"],
+                        "runs": len(cells[(label, conc, m)]),
+                        "error": r.get("error")}
+        print("  %-14s %5d  %s" % (label, conc, " ".join(cols)))
+        out.append(entry)
     return out
 
 
@@ -698,6 +843,7 @@ def report():
                 print("    inclusive: %s" % "  ".join(
                     "%s %.1f%%" % kv for kv in inc[:12]))
     wrk = workers_report()
+    steer = steering_report()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "mxguard": E.get("MXGUARD"), "commit": E.get("MXGUARD_COMMIT"),
             "kernel": os.uname().release, "ncpu": os.cpu_count(),
@@ -707,7 +853,7 @@ def report():
         json.dump({"meta": meta, "runs": rows, "ratios": {"%s|%d" % k: v for k, v in
                                             ratios.items()},
                    "memory": mem, "capacity": cap, "profile": prof,
-                   "workers": wrk,
+                   "workers": wrk, "steering": steer,
                    "targets": verdicts}, f, indent=1)
     plot(rows)
 
@@ -789,6 +935,8 @@ def main():
         capacity(int(args[1]))
     elif cmd == "workers":
         workers_run(int(args[1]))
+    elif cmd == "steering":
+        steering_run(args[1], int(args[2]))
     elif cmd == "report":
         report()
     else:

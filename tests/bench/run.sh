@@ -171,7 +171,8 @@ $NSX_S drill -Q @10.26.1.2 sink.test MX 2>/dev/null | grep -q 'sink.test' ||
 
 log "tlssink"
 $NSX_R "$T/tlssink" -c "$T/sink.pem" -k "$T/sink.key" -t 10.26.1.2:25 \
-    -t 10.26.1.2:2526 -t 10.26.1.2:2527 -p 10.26.1.2:2525 -s "$T/sink.stats" \
+    -t 10.26.1.2:2526 -t 10.26.1.2:2527 -t 10.26.1.2:2528 \
+    -p 10.26.1.2:2525 -s "$T/sink.stats" \
     >"$OUT/tlssink.log" 2>&1 &
 SINK_PID=$!
 PIDS+=("$SINK_PID")
@@ -210,7 +211,7 @@ start_mxguard() {	# start_mxguard MAX_SESSIONS [WORKERS] -> MXG_PID
 # path d: the same binary without upstream leg reuse, beside b in the same
 # run (each session does its own connect, STARTTLS and handshake upstream)
 start_mxguard_noreuse() {	# -> MXG_NR_PID
-	mxguard_conf mxguard-nr 10027 12000 no
+	mxguard_conf mxguard-nr 10027 12000 no "${BENCH_D_WORKERS:-1}"
 	$NSX_S "$MXGUARD" -c "$T/mxguard-nr.conf" run >>"$OUT/mxguard-nr.log" 2>&1 &
 	MXG_NR_PID=$!
 	PIDS+=("$MXG_NR_PID")
@@ -275,6 +276,136 @@ case ",$BENCH_SKIP," in *,workers,*) ;; *)
 	stop_mxguard
 	start_mxguard 12000 || exit 1
 	export MXG_PID
+	;;
+esac
+
+# --- steering: one NFQUEUE in the supervisor against --queue-balance --------
+# Port 2528 only, so the matrix's rules above are untouched.  Three set-ups,
+# each with fresh daemons, the same cells, rounds interleaved:
+#   none     workers = 2, no queue: every 2528 flow REDIRECTed (baseline)
+#   one      workers = 2, steering = nfqueue: one queue read by the
+#            supervisor (as shipped), --queue-num
+#   balance  --queue-balance over two queues, each read by its own
+#            single-process mxguard with its own intercept mark and port:
+#            the queue's reader is also the process that accepts the flow,
+#            the best case of that design (with SO_REUSEPORT workers the
+#            two would be chosen by two different hashes)
+# A guard REJECTs a 2528 SYN that no verdict marked, so a queue without a
+# reader fails the run instead of delivering around mxguard; bench.py
+# also checks that every connection got a verdict.
+ST_PIDS=()
+steer_conf() {	# steer_conf NAME PORT WORKERS STEERING QUEUE MARK
+	cat >"$T/$1.conf" <<EOF
+workers = $3
+listen = 127.0.0.1:$2
+user =
+log_level = ${BENCH_LOG_LEVEL:-warn}
+max_sessions = 12000
+tls_ca_file = $T/ca.pem
+steering = $4
+nfqueue_num = $5
+intercept_mark = $6
+fail_mode = closed
+upstream_reuse = yes
+dns_servers = 10.26.1.2
+control_socket = $T/$1.sock
+EOF
+}
+steer_rules() {	# steer_rules off|none|one|balance
+	local ipt="$NSX_S iptables" spec m
+	$ipt -t mangle -D OUTPUT -p tcp --dport 2528 -j MXB_STEER 2>/dev/null
+	$ipt -t mangle -F MXB_STEER 2>/dev/null; $ipt -t mangle -X MXB_STEER 2>/dev/null
+	$ipt -t nat -D OUTPUT -p tcp --dport 2528 -j MXB_DIVERT 2>/dev/null
+	$ipt -t nat -F MXB_DIVERT 2>/dev/null; $ipt -t nat -X MXB_DIVERT 2>/dev/null
+	$ipt -D OUTPUT -p tcp --dport 2528 -j MXB_GUARD 2>/dev/null
+	$ipt -F MXB_GUARD 2>/dev/null; $ipt -X MXB_GUARD 2>/dev/null
+	[ "$1" = off ] && return 0
+	$ipt -t nat -N MXB_DIVERT || return 1
+	$ipt -t nat -I OUTPUT 1 -p tcp --dport 2528 -j MXB_DIVERT || return 1
+	if [ "$1" = none ]; then
+		$ipt -t nat -A MXB_DIVERT -m mark --mark 0x4d58 -j RETURN &&
+		$ipt -t nat -A MXB_DIVERT -p tcp -j REDIRECT --to-ports 10030
+		return
+	fi
+	if [ "$1" = one ]; then spec="--queue-num 2530"; else spec="--queue-balance 2531:2532"; fi
+	$ipt -t mangle -N MXB_STEER || return 1
+	for m in 0x4d58 0x4d49 0x4d4a; do
+		$ipt -t mangle -A MXB_STEER -m mark --mark $m/0xffff \
+		    -j CONNMARK --save-mark --nfmask 0xffff --ctmask 0xffff || return 1
+	done
+	$ipt -t mangle -A MXB_STEER -m connmark ! --mark 0x0/0xffff -j RETURN &&
+	$ipt -t mangle -A MXB_STEER -p tcp --syn -m conntrack --ctstate NEW \
+	    -j NFQUEUE $spec --queue-bypass &&
+	$ipt -t mangle -I OUTPUT 1 -p tcp --dport 2528 -j MXB_STEER &&
+	$ipt -t nat -A MXB_DIVERT -p tcp -m connmark --mark 0x4d49/0xffff \
+	    -j REDIRECT --to-ports 10031 &&
+	$ipt -t nat -A MXB_DIVERT -p tcp -m connmark --mark 0x4d4a/0xffff \
+	    -j REDIRECT --to-ports 10032 &&
+	$ipt -N MXB_GUARD &&
+	$ipt -A MXB_GUARD -p tcp --syn -m conntrack --ctstate NEW \
+	    -m connmark --mark 0x0/0xffff -j REJECT --reject-with tcp-reset &&
+	$ipt -I OUTPUT 1 -p tcp --dport 2528 -j MXB_GUARD
+}
+steer_wait_workers() {	# steer_wait_workers NAME N
+	local i
+	for i in $(seq 1 100); do
+		"$MXGUARD" -c "$T/$1.conf" status 2>/dev/null |
+		    grep -q "^mxguard_workers $2\$" && return 0
+		sleep 0.1
+	done
+	log "steering: $1: $2 workers not up"
+	return 1
+}
+steer_run() {	# steer_run NAME: one daemon for the steering part
+	$NSX_S "$MXGUARD" -c "$T/$1.conf" run >>"$OUT/mxguard-steer.log" 2>&1 &
+	ST_PIDS+=("$!")
+	PIDS+=("$!")
+	ST_CONFS+="$T/$1.conf "
+}
+steer_start() {	# steer_start none|one|balance -> ST_PIDS, ST_CONFS, ST_QOWNER
+	ST_PIDS=(); ST_CONFS=""; ST_QOWNER=""
+	steer_rules "$1" || { log "steering: rules for $1 failed"; return 1; }
+	case $1 in
+	none)	steer_conf st-none 10030 2 none 2530 0x4d49
+		steer_run st-none
+		wait_port "$NSX_S" 127.0.0.1 10030 && steer_wait_workers st-none 2 || return 1 ;;
+	one)	steer_conf st-one 10031 2 nfqueue 2530 0x4d49
+		steer_run st-one
+		ST_QOWNER=${ST_PIDS[0]}
+		wait_port "$NSX_S" 127.0.0.1 10031 && steer_wait_workers st-one 2 || return 1 ;;
+	balance)
+		steer_conf st-bal1 10031 1 nfqueue 2531 0x4d49
+		steer_conf st-bal2 10032 1 nfqueue 2532 0x4d4a
+		steer_run st-bal1
+		steer_run st-bal2
+		wait_port "$NSX_S" 127.0.0.1 10031 && wait_port "$NSX_S" 127.0.0.1 10032 || return 1 ;;
+	esac
+	# a few messages through the set-up prove the queue readers are
+	# bound (the guard refuses a flow no verdict marked)
+	$NSX_S smtp-source -s 4 -m 8 -l 100 10.26.1.2:2528 >"$T/smoke.out" 2>&1 ||
+	    { log "steering: smoke test ($1) failed: $(cat "$T/smoke.out")"; return 1; }
+}
+steer_stop() {
+	local p i
+	for p in "${ST_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${ST_PIDS[@]}"; do
+		for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null
+	done
+	ST_PIDS=()
+	steer_rules off
+}
+case ",$BENCH_SKIP," in *,steering,*) ;; *)
+	rm -f "$OUT/steering.jsonl"
+	for rep in $(seq 1 "${BENCH_REPEAT:-$([ "${BENCH_QUICK:-0}" = 1 ] && echo 1 || echo 3)}"); do
+		for mode in none one balance; do
+			log "steering: $mode (round $rep)"
+			steer_start "$mode" || exit 1
+			ST_PIDS_S="${ST_PIDS[*]}" ST_CONFS="$ST_CONFS" ST_QOWNER="$ST_QOWNER" \
+			    python3 "$HERE/bench.py" steering "$mode" "$rep" || exit 1
+			steer_stop
+		done
+	done
 	;;
 esac
 
