@@ -176,6 +176,23 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 	snprintf(tproxy, sizeof(tproxy), "-p tcp -j TPROXY --on-port %d "
 	    "--tproxy-mark 0x%x/0x%x", c->divert_port, in, m);
 
+	if (local) {
+		/* A SYN that conntrack files under an old connection of the
+		 * same addresses and ports is not NEW, so the nat table and
+		 * the queue never see it and it would keep the old flow's
+		 * decision: after one of our own upstream connections (mark
+		 * BYPASS) is reset by the server, its entry lingers in CLOSE
+		 * state (nf_conntrack_tcp_timeout_close, 10 s) while the MTA
+		 * may reuse the freed source port, and go direct.  Such a SYN
+		 * is dropped; the MTA resends it, and once the old entry has
+		 * expired it starts a NEW flow that is decided as any other.
+		 * (A reopen after FIN is NEW already: conntrack deletes the
+		 * old entry itself.) */
+		w[T_MANGLE].want = 1;
+		rbuf_printf(&w[T_MANGLE].rules,
+		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
+		    "! --ctstate NEW -m mark ! --mark 0x%x/0x%x -j DROP\n", up, m);
+	}
 	if (!is_nfq(c)) {
 		/* steering=none: every port-25 flow but our own is diverted */
 		struct rbuf *r = tp ? &w[T_MANGLE].rules : &w[T_NAT].rules;
@@ -438,11 +455,18 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	/* declare-delete-define: one atomic transaction, idempotent */
 	rbuf_printf(o, "table inet mxguard\ndelete table inet mxguard\n"
 	    "table inet mxguard {\n");
-	if (is_nfq(c) || tp) {
+	if (is_nfq(c) || tp || local) {
 		rbuf_printf(o, "\tchain steer {\n\t\ttype %s hook %s priority "
 		    "mangle; policy accept;\n\t\ttcp dport != 25 return\n\t\t%s\n",
 		    local ? "route" : "filter", local ? "output" : "prerouting",
 		    lo);
+		/* a SYN filed under an old connection: see want_ipt() */
+		if (local)
+			rbuf_printf(o, "\t\ttcp flags & (fin|syn|rst|ack) == syn "
+			    "ct state != new meta mark & 0x%x != 0x%x drop\n",
+			    m, up);
+		if (!is_nfq(c) && !tp)	/* the rest is in the nat chain */
+			rbuf_printf(o, "\t}\n");
 	}
 	if (!is_nfq(c)) {
 		/* steering=none */

@@ -58,7 +58,14 @@ test_local_closed(void **state)
 	struct config *c = cfg("fail_mode = closed\n");
 	char *s = script(c, 4, 1, "");
 
-	assert_true(has(s, "*mangle\n:MXGUARD_STEER - [0:0]\n"));
+	/* first: a SYN that conntrack files under an old connection (not
+	 * NEW: the nat table and the queue would never see it) and that is
+	 * not from our own sockets is dropped */
+	assert_true(has(s, "*mangle\n:MXGUARD_STEER - [0:0]\n"
+	    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
+	    "-m conntrack ! --ctstate NEW -m mark ! --mark 0x4d58/0xffff "
+	    "-j DROP\n"
+	    "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK"));
 	/* own sockets and BYPASS verdicts first, then the queue */
 	assert_true(has(s, "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK --save-mark"));
 	assert_true(has(s, "-A MXGUARD_STEER -m connmark --mark 0x4d58/0xffff -j RETURN\n"));
@@ -96,6 +103,8 @@ test_gateway_tproxy(void **state)
 	char *s = script(c, 4, 1, "");
 
 	assert_true(has(s, "-I PREROUTING 1 ! -i lo -p tcp -m tcp --dport 25"));
+	/* forwarded flows never share a connection entry with ours */
+	assert_false(has(s, "! --ctstate NEW"));
 	assert_true(has(s, "-m connmark --mark 0x100/0xff00 -p tcp -j TPROXY --on-port 2525 --tproxy-mark 0x100/0xff00\n"));
 	assert_false(has(s, "*nat"));
 	assert_true(has(s, "-I FORWARD 1 "));
@@ -113,7 +122,11 @@ test_steering_none(void **state)
 	char *s4 = script(c, 4, 1, ""), *s6 = script(c, 6, 1, "");
 
 	assert_false(has(s4, "NFQUEUE"));
-	assert_false(has(s4, "*mangle"));
+	/* local: the mangle chain holds only the stale-SYN drop */
+	assert_true(has(s4, "*mangle\n:MXGUARD_STEER - [0:0]\n"
+	    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
+	    "-m conntrack ! --ctstate NEW -m mark ! --mark 0x4d58/0xffff "
+	    "-j DROP\n-I OUTPUT 1 "));
 	assert_true(has(s4, "-A MXGUARD_DIVERT -m mark --mark 0x4d58/0xffff -j RETURN\n"
 	    "-A MXGUARD_DIVERT -s 10.1.2.3/32 -j RETURN\n"
 	    "-A MXGUARD_DIVERT -d 192.0.2.0/24 -j RETURN\n"
@@ -203,12 +216,16 @@ test_nft(void **state)
 	assert_true(has(b.s, "queue num 2525 bypass"));
 	assert_true(has(b.s, "ct mark & 0xffff == 0x4d49 redirect to :10025"));
 	assert_true(has(b.s, "reject with tcp reset"));
+	assert_true(has(b.s, "tcp flags & (fin|syn|rst|ack) == syn ct state "
+	    "!= new meta mark & 0xffff != 0x4d58 drop\n"));
 	rbuf_free(&b);
 	config_free(c);
 	c = cfg("steering = none\nbypass_dst = 2001:db8::/32\n");
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
 	assert_false(has(b.s, "queue"));
 	assert_true(has(b.s, "ip6 daddr 2001:db8::/32 return"));
+	assert_true(has(b.s, "ct state != new meta mark & 0xffff != 0x4d58 "
+	    "drop\n\t}\n\tchain divert {"));
 	rbuf_free(&b);
 	config_free(c);
 }

@@ -1,0 +1,75 @@
+#!/bin/bash
+# 81: a SYN that conntrack files under an old connection never goes around
+# mxguard.  Local mode, NFQUEUE steering, mxguard's own rule set.  The MX
+# resets mxguard's upstream connection (source port P): the kernel frees P
+# at once, but the connection's conntrack entry, whose connmark is BYPASS
+# (mxguard's own socket), stays in CLOSE state for 10 s.  An MTA that
+# reuses P for its next connection to the same MX sends a SYN that is not
+# NEW: the queue and the nat table never see it, and before the fix it
+# went direct with the old entry's BYPASS mark.  Now the rule set drops
+# such a SYN (unless it is from mxguard's own sockets); the MTA resends
+# it, and once the old entry has expired the flow is NEW, queued and
+# intercepted.  The MX must never see a second connection from P.
+. "$(dirname "$0")/../lib/ns.sh"
+. "$(dirname "$0")/../lib/nfq.sh"
+need_mxguard
+ns_setup
+# the MX: takes the envelope in cleartext, resets the connection 100
+# bytes into DATA
+bad_start 10.25.1.30 --mode die --rst --after 100
+nfq_start
+
+cat >"$T/mta.py" <<'EOF'
+import smtplib, socket, sys, time
+dst, mode = sys.argv[1], sys.argv[2]
+if mode == "first":
+    # a session through mxguard whose upstream connection the MX resets
+    try:
+        s = smtplib.SMTP(dst, 25, local_hostname="mta.sender.test", timeout=20)
+        s.sendmail("bob@sender.test", ["x@rst.test"], "Subject: t\r\n\r\n" + "x" * 500 + "\r\n")
+        print("first: accepted?!")
+    except (smtplib.SMTPException, OSError) as e:
+        print("first: failed as expected:", repr(e))
+    sys.exit(0)
+# "again PORT": a new connection from the port mxguard's upstream used
+port = int(mode.split(":")[1])
+c = socket.socket()
+c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+c.bind((sys.argv[3], port))
+c.settimeout(45)
+t0 = time.time()
+c.connect((dst, 25))
+greet = c.recv(200)
+c.sendall(b"QUIT\r\n")
+c.recv(200)
+c.close()
+print("again: connected after %.1f s: %r" % (time.time() - t0, greet))
+EOF
+
+in_snd python3 "$T/mta.py" 10.25.1.30 first >"$T/first.out" 2>&1
+cat "$T/first.out" >&2
+wait_log "$BADLOG" "died after=" 10
+# P: the source port of mxguard's upstream connection, as the MX saw it
+P=$(sed -nE "s/^.* open peer=$SND_IP:([0-9]+)$/\1/p" "$BADLOG" | head -n 1)
+[ -n "$P" ] || fail "no upstream connection in $BADLOG"
+assert "the MX saw mxguard's upstream connection from port $P" [ "$(count_log "$BADLOG" "open peer=$SND_IP:$P\$")" = 1 ]
+assert "mxguard relayed the first session (intercepted)" grep -qE "event=connect client=$SND_IP:[0-9]+ dst=10\.25\.1\.30:25" "$MXLOG"
+assert "the first session's client port is not P" [ "$(count_log "$MXLOG" "event=connect client=$SND_IP:$P ")" = 0 ]
+# the conditions of the escape: the entry is still there, CLOSE, BYPASS
+in_snd conntrack -L -p tcp --sport "$P" --dport 25 2>/dev/null >"$T/ct.out"
+cat "$T/ct.out" >&2
+assert "conntrack still holds P's old connection, CLOSE, mark BYPASS" \
+	grep -qE "CLOSE .*sport=$P dport=25 .*mark=$((MXG_MARK))" "$T/ct.out"
+
+in_snd python3 "$T/mta.py" 10.25.1.30 "again:$P" "$SND_IP" >"$T/again.out" 2>&1 ||
+	fail "the MTA's second connection failed: $(cat "$T/again.out")"
+cat "$T/again.out" >&2
+assert "the MTA's SYN from P did not go direct: the MX saw P once only" \
+	[ "$(count_log "$BADLOG" "open peer=$SND_IP:$P\$")" = 1 ]
+assert "the flow from P was queued and intercepted by mxguard" \
+	grep -qE "event=connect client=$SND_IP:$P dst=10\.25\.1\.30:25" "$MXLOG"
+assert "mxguard reached the MX for it from another port" \
+	[ "$(grep -cE "open peer=$SND_IP:[0-9]+\$" "$BADLOG")" -ge 2 ]
+assert "the drop rule counted the SYN(s) it held back" \
+	bash -c "ip netns exec '$SND' iptables -t mangle -L MXGUARD_STEER -v -n -x | awk '/DROP/ && \$1 > 0 {f=1} END {exit !f}'"
+pass "a SYN on a stale BYPASS conntrack entry waits for a NEW flow and is intercepted"
