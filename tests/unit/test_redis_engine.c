@@ -292,6 +292,17 @@ redis_is_up(void)
 	return stats_value(stats_gauge("mxguard_redis_up", NULL)) == 1;
 }
 
+/* Runs the loop until the client is connected and authenticated, for at
+ * most ms. */
+static void
+wait_redis_up(int ms)
+{
+	int i;
+
+	for (i = 0; i < ms / 20 && !redis_is_up(); i++)
+		run_ms(20);
+}
+
 static struct config *
 mkcfg(const char *pass)
 {
@@ -324,14 +335,12 @@ mkpolicy_pass(const char *pass)
 	char err[256];
 	struct config *cfg = mkcfg(pass);
 	struct policy *p;
-	int i;
 
 	p = policy_new(loop, cfg, err, sizeof(err));
 	if (p == NULL)
 		fail_msg("policy_new: %s", err);
 	config_free(cfg);
-	for (i = 0; i < 100 && !redis_is_up(); i++)
-		run_ms(20);
+	wait_redis_up(2000);
 	return p;
 }
 
@@ -638,8 +647,7 @@ test_reload_new_password(void **state)
 	cfg = mkcfg("pw-two");
 	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
 	config_free(cfg);
-	for (i = 0; i < 100 && !redis_is_up(); i++)
-		run_ms(20);
+	wait_redis_up(2000);
 	assert_true(redis_is_up());
 	v = lookup(p, "sh.test", "192.0.2.21", NULL);
 	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
@@ -669,8 +677,7 @@ test_reload_new_password(void **state)
 	assert_int_equal(got_v->level, TLS_LEVEL_MAY);
 	policy_verdict_free(got_v);
 	kill(srv, SIGCONT);
-	for (i = 0; i < 150 && !redis_is_up(); i++)
-		run_ms(20);
+	wait_redis_up(3000);
 	assert_true(redis_is_up());
 	v = lookup(p, "sh.test", "192.0.2.21", NULL);
 	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
