@@ -186,12 +186,14 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		 * may reuse the freed source port, and go direct.  Such a SYN
 		 * is dropped; the MTA resends it, and once the old entry has
 		 * expired it starts a NEW flow that is decided as any other.
-		 * (A reopen after FIN is NEW already: conntrack deletes the
-		 * old entry itself.) */
+		 * An old entry that was diverted (DNAT: REDIRECT) still takes
+		 * the flow to mxguard and is let through.  (A reopen after FIN
+		 * is NEW already: conntrack deletes the old entry itself.) */
 		w[T_MANGLE].want = 1;
 		rbuf_printf(&w[T_MANGLE].rules,
 		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
-		    "! --ctstate NEW -m mark ! --mark 0x%x/0x%x -j DROP\n", up, m);
+		    "! --ctstate NEW,DNAT -m mark ! --mark 0x%x/0x%x -j DROP\n",
+		    up, m);
 	}
 	if (!is_nfq(c)) {
 		/* steering=none: every port-25 flow but our own is diverted */
@@ -463,8 +465,8 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		/* a SYN filed under an old connection: see want_ipt() */
 		if (local)
 			rbuf_printf(o, "\t\ttcp flags & (fin|syn|rst|ack) == syn "
-			    "ct state != new meta mark & 0x%x != 0x%x drop\n",
-			    m, up);
+			    "ct state != new ct status & dnat == 0 "
+			    "meta mark & 0x%x != 0x%x drop\n", m, up);
 		if (!is_nfq(c) && !tp)	/* the rest is in the nat chain */
 			rbuf_printf(o, "\t}\n");
 	}

@@ -45,13 +45,18 @@ enum lstate {
 	LS_BODY,	/* message bytes flowing; the server must be silent */
 	LS_DOT,		/* final dot sent, waiting for the reply */
 	LS_QUIT,	/* QUIT sent */
+	LS_LINGER,	/* 221 read; waiting for the server to close */
 	LS_CLOSED,	/* no connection any more */
 };
 
 static const char *lstate_names[] = {
 	"CONNECT", "GREETING", "HELLO", "HELO", "OPEN", "STARTTLS",
-	"HANDSHAKE", "EHLO_TLS", "BODY", "DOT", "QUIT", "CLOSED",
+	"HANDSHAKE", "EHLO_TLS", "BODY", "DOT", "QUIT", "LINGER", "CLOSED",
 };
+
+/* After the 221 the server closes; the leg waits this long for that
+ * before it closes first itself (LS_LINGER). */
+#define LEG_LINGER_MS	1000
 
 /* Why the leg is on a connection the client does not see. */
 enum {
@@ -967,6 +972,22 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 		leg_report(l, LEG_REPLY, &n);
 		return;
 	case LS_QUIT:
+		/* The server closes after its 221.  Closing first would
+		 * write a TLS close_notify into a socket the server may
+		 * already have closed: its reset frees our source port at
+		 * once but leaves the conntrack entry (BYPASS) in CLOSE
+		 * state for 10 s, which a local MTA reusing the port would
+		 * meet (docs/rules.md, rule 0: its SYN is held back until
+		 * the entry expires).  So wait for the server's end, at most
+		 * LEG_LINGER_MS.  A plain EOF without close_notify after the
+		 * 221 is a clean end: nothing more was due. */
+		if (io_ssl(l->io) != NULL)
+			SSL_set_options(io_ssl(l->io),
+			    SSL_OP_IGNORE_UNEXPECTED_EOF);
+		leg_enter(l, LS_LINGER);
+		io_set_timeout(l->io, LEG_LINGER_MS);
+		return;
+	case LS_LINGER:		/* more after the 221: end it */
 		leg_close_io(l);
 		leg_enter(l, LS_CLOSED);
 		leg_report(l, LEG_CLOSED, NULL);
@@ -1076,7 +1097,7 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 			tls_broken(l, "TLS handshake timeout", 1);
 			break;
 		}
-		if (l->state == LS_QUIT) {
+		if (l->state == LS_QUIT || l->state == LS_LINGER) {
 			leg_close_io(l);
 			leg_enter(l, LS_CLOSED);
 			leg_report(l, LEG_CLOSED, NULL);
@@ -1092,8 +1113,9 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 			tls_broken(l, io_error(io), 0);
 			break;
 		}
-		if (l->state == LS_QUIT) {
-			/* the server hung up instead of answering QUIT */
+		if (l->state == LS_QUIT || l->state == LS_LINGER) {
+			/* the server's end after its 221 (LS_LINGER), or
+			 * it hung up instead of answering QUIT */
 			leg_close_io(l);
 			leg_enter(l, LS_CLOSED);
 			leg_report(l, LEG_CLOSED, NULL);

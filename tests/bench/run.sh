@@ -123,11 +123,12 @@ $NSX_S iptables -t nat -A MXGUARD_OUT -m mark --mark 0x4d58 -j RETURN
 $NSX_S iptables -t nat -A MXGUARD_OUT -p tcp --dport 2527 -j REDIRECT --to-ports 10027
 $NSX_S iptables -t nat -A MXGUARD_OUT -p tcp -j REDIRECT --to-ports 10025
 # mxguard's rule 0 (docs/rules.md): a SYN that conntrack files under an old
-# connection (one of mxguard's own upstream connections that the sink reset,
-# its port reused by smtp-source) is not NEW, skips nat and would go to the
-# sink directly; dropped, it is resent and diverted once the entry expired
+# connection that was not diverted (one of mxguard's own upstream
+# connections that the sink reset, its port reused by smtp-source) is not
+# NEW, skips nat and would go to the sink directly; dropped, it is resent
+# and diverted once the entry expired
 $NSX_S iptables -t mangle -A OUTPUT -p tcp -m multiport --dports 25,2527,2528 \
-    --syn -m conntrack ! --ctstate NEW -m mark ! --mark 0x4d58 -j DROP
+    --syn -m conntrack ! --ctstate NEW,DNAT -m mark ! --mark 0x4d58 -j DROP
 
 wait_port() {	# wait_port NSX HOST PORT
 	local i

@@ -63,7 +63,7 @@ test_local_closed(void **state)
 	 * not from our own sockets is dropped */
 	assert_true(has(s, "*mangle\n:MXGUARD_STEER - [0:0]\n"
 	    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
-	    "-m conntrack ! --ctstate NEW -m mark ! --mark 0x4d58/0xffff "
+	    "-m conntrack ! --ctstate NEW,DNAT -m mark ! --mark 0x4d58/0xffff "
 	    "-j DROP\n"
 	    "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK"));
 	/* own sockets and BYPASS verdicts first, then the queue */
@@ -125,7 +125,7 @@ test_steering_none(void **state)
 	/* local: the mangle chain holds only the stale-SYN drop */
 	assert_true(has(s4, "*mangle\n:MXGUARD_STEER - [0:0]\n"
 	    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
-	    "-m conntrack ! --ctstate NEW -m mark ! --mark 0x4d58/0xffff "
+	    "-m conntrack ! --ctstate NEW,DNAT -m mark ! --mark 0x4d58/0xffff "
 	    "-j DROP\n-I OUTPUT 1 "));
 	assert_true(has(s4, "-A MXGUARD_DIVERT -m mark --mark 0x4d58/0xffff -j RETURN\n"
 	    "-A MXGUARD_DIVERT -s 10.1.2.3/32 -j RETURN\n"
@@ -217,15 +217,16 @@ test_nft(void **state)
 	assert_true(has(b.s, "ct mark & 0xffff == 0x4d49 redirect to :10025"));
 	assert_true(has(b.s, "reject with tcp reset"));
 	assert_true(has(b.s, "tcp flags & (fin|syn|rst|ack) == syn ct state "
-	    "!= new meta mark & 0xffff != 0x4d58 drop\n"));
+	    "!= new ct status & dnat == 0 meta mark & 0xffff != 0x4d58 "
+	    "drop\n"));
 	rbuf_free(&b);
 	config_free(c);
 	c = cfg("steering = none\nbypass_dst = 2001:db8::/32\n");
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
 	assert_false(has(b.s, "queue"));
 	assert_true(has(b.s, "ip6 daddr 2001:db8::/32 return"));
-	assert_true(has(b.s, "ct state != new meta mark & 0xffff != 0x4d58 "
-	    "drop\n\t}\n\tchain divert {"));
+	assert_true(has(b.s, "ct state != new ct status & dnat == 0 "
+	    "meta mark & 0xffff != 0x4d58 drop\n\t}\n\tchain divert {"));
 	rbuf_free(&b);
 	config_free(c);
 }
