@@ -10,6 +10,11 @@
 # such a SYN (unless it is from mxguard's own sockets); the MTA resends
 # it, and once the old entry has expired the flow is NEW, queued and
 # intercepted.  The MX must never see a second connection from P.
+# Second part: the leg's LINGER state.  After a normal session with a
+# TLS server that closes after its 221 (without close_notify), mxguard's
+# upstream entry must end closed by FINs (TIME_WAIT), not by a reset:
+# mxguard waits for the server's end instead of writing a close_notify
+# into a socket the server has closed.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -17,7 +22,8 @@ ns_setup
 # the MX: takes the envelope in cleartext, resets the connection 100
 # bytes into DATA
 bad_start 10.25.1.30 --mode die --rst --after 100
-nfq_start
+# no parked legs: every session ends its upstream connection with QUIT
+nfq_start "upstream_reuse = no"
 
 cat >"$T/mta.py" <<'EOF'
 import smtplib, socket, sys, time
@@ -27,9 +33,10 @@ if mode == "first":
     try:
         s = smtplib.SMTP(dst, 25, local_hostname="mta.sender.test", timeout=20)
         s.sendmail("bob@sender.test", ["x@rst.test"], "Subject: t\r\n\r\n" + "x" * 500 + "\r\n")
-        print("first: accepted?!")
+        s.quit()
+        print("first: accepted")
     except (smtplib.SMTPException, OSError) as e:
-        print("first: failed as expected:", repr(e))
+        print("first: failed:", repr(e))
     sys.exit(0)
 # "again PORT": a new connection from the port mxguard's upstream used
 port = int(mode.split(":")[1])
@@ -72,4 +79,25 @@ assert "mxguard reached the MX for it from another port" \
 	[ "$(grep -cE "open peer=$SND_IP:[0-9]+\$" "$BADLOG")" -ge 2 ]
 assert "the drop rule counted the SYN(s) it held back" \
 	bash -c "ip netns exec '$SND' iptables -t mangle -L MXGUARD_STEER -v -n -x | awk '/DROP/ && \$1 > 0 {f=1} END {exit !f}'"
-pass "a SYN on a stale BYPASS conntrack entry waits for a NEW flow and is intercepted"
+
+# LINGER: a normal TLS session; the server closes after its 221 without
+# a close_notify
+make_cert ok mx.ok.test
+bad_start 10.25.1.31 --mode normal --cert "$T/pki/ok.pem"
+in_snd python3 "$T/mta.py" 10.25.1.31 first >"$T/ok.out" 2>&1
+cat "$T/ok.out" >&2
+assert "the message to the TLS server was accepted" grep -q "first: accepted" "$T/ok.out"
+wait_log "$BADLOG" " close$" 10
+Q=$(sed -nE "s/^.* open peer=$SND_IP:([0-9]+)$/\1/p" "$BADLOG" | head -n 1)
+[ -n "$Q" ] || fail "no upstream connection in $BADLOG"
+assert "the upstream session was TLS" grep -qE "recv tls .*QUIT|recv tls QUIT" "$BADLOG"
+wait_log "$MXLOG" "event=close client=.* dst=10\.25\.1\.31:25" 10
+_ct_gone_or_tw() {
+	in_snd conntrack -L -p tcp --sport "$Q" --dport 25 2>/dev/null >"$T/ct2.out"
+	grep -qE "(TIME_WAIT|LAST_ACK|CLOSE) .*sport=$Q dport=25" "$T/ct2.out"
+}
+wait_for 5 "the upstream entry of port $Q to close" _ct_gone_or_tw
+cat "$T/ct2.out" >&2
+assert "mxguard's upstream connection ended with FINs, not a reset (not CLOSE)" \
+	grep -qE "(TIME_WAIT|LAST_ACK) .*sport=$Q dport=25" "$T/ct2.out"
+pass "a SYN on a stale BYPASS conntrack entry waits for a NEW flow and is intercepted; the leg lingers for the server's close"
