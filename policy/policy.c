@@ -338,48 +338,27 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 {
 	struct ovr_table t = { 0 }, m = { 0 };
 	struct redis *nrs = NULL;
-	int new_rs = 0;
+	struct dns *nd = NULL;
+	SSL_CTX *nc = NULL;
+	int reload = p->ovr.e != NULL;
 
 	if (ovr_load_enforcement(&m, &cfg->enforcement_override, err,
+	    errsz) == -1 ||
+	    ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err,
 	    errsz) == -1)
-		return -1;
-	if (ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err,
-	    errsz) == -1) {
-		ovr_clear(&m);
-		return -1;
-	}
-	if (p->ovr.e != NULL) {
-		/* a reload: a new Redis client with the new settings (address,
-		 * password, TLS files: a rotated password or certificate takes
-		 * effect), made before anything is committed */
+		goto fail;
+	if (reload) {
+		/* a reload: a new Redis client (a rotated password or
+		 * certificate takes effect), resolver and CA store, all made
+		 * before anything is committed: a bad setting fails the
+		 * reload */
 		nrs = redis_new(p->loop, cfg, err, errsz);
-		if (nrs == NULL && err[0] != '\0') {
-			ovr_clear(&t);
-			ovr_clear(&m);
-			return -1;
-		}
-		new_rs = nrs != NULL || p->rs != NULL;
-	}
-	if (p->ovr.e != NULL) {
-		/* a reload: new resolver and CA store, made now (a bad
-		 * setting fails the reload), in use at once if nothing uses
-		 * the current ones, else as soon as nothing does */
-		struct dns *nd = dns_new(p->loop, cfg, err, errsz);
-		SSL_CTX *nc;
-
-		if (nd == NULL) {
-			redis_free(nrs);
-			ovr_clear(&t);
-			ovr_clear(&m);
-			return -1;
-		}
-		if ((nc = make_ctx(cfg, err, errsz)) == NULL) {
-			dns_free(nd);
-			redis_free(nrs);
-			ovr_clear(&t);
-			ovr_clear(&m);
-			return -1;
-		}
+		if ((nrs == NULL && err[0] != '\0') ||
+		    (nd = dns_new(p->loop, cfg, err, errsz)) == NULL ||
+		    (nc = make_ctx(cfg, err, errsz)) == NULL)
+			goto fail;
+		/* resolver and CA store: in use at once if nothing uses the
+		 * current ones, else as soon as nothing does */
 		dns_free(p->next_dns);
 		SSL_CTX_free(p->next_ctx);
 		p->next_dns = nd;
@@ -391,14 +370,14 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 			    "note=\"applied when the lookups under way end\"");
 			ev_timer_arm(p->swap_tmr, 50);
 		}
-	}
-	if (new_rs) {
 		/* lookups under way keep their ops on the old client, which
 		 * answers them and then frees itself */
-		redis_retire(p->rs);
-		p->rs = nrs;
-		log_info("event=redis-reloaded address=%s",
-		    nrs != NULL ? cfg->redis_address : "off");
+		if (nrs != NULL || p->rs != NULL) {
+			redis_retire(p->rs);
+			p->rs = nrs;
+			log_info("event=redis-reloaded address=%s",
+			    nrs != NULL ? cfg->redis_address : "off");
+		}
 	}
 	/* overrides point into p->ovr only during decide(), which copies */
 	ovr_clear(&p->ovr);
@@ -438,6 +417,13 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		p->rec = NULL;
 	}
 	return 0;
+fail:
+	redis_free(nrs);
+	dns_free(nd);
+	SSL_CTX_free(nc);
+	ovr_clear(&t);
+	ovr_clear(&m);
+	return -1;
 }
 
 /* ---- verdict helpers ---- */

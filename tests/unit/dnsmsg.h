@@ -1,15 +1,20 @@
 /*
  * dnsmsg.h - DNS wire messages for the unit tests' fake resolvers
- * (test_dns_client, test_dane_lookup, test_policy_engine): a header, the
- * question, and resource records appended to a fixed buffer.  Test code
- * only; every helper is static inline so a test takes what it uses.
+ * (test_dns_client, test_dane_lookup, test_policy_engine,
+ * test_redis_engine): a header, the question, and resource records
+ * appended to a fixed buffer; and a zone table answered as a server
+ * would (zone_question(), zone_answer()).  Test code only; every helper
+ * is static inline so a test takes what it uses.
  */
 #ifndef MXG_TEST_DNSMSG_H
 #define MXG_TEST_DNSMSG_H
 
 #include <arpa/inet.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/types.h>
 
 #include "policy/dns.h"
 
@@ -146,6 +151,104 @@ rr_opt_ede(struct msg *m, int code)
 	put16(m, 15);
 	put16(m, 2);
 	put16(m, (unsigned)code);
+}
+
+/* ---- a zone table served as answers (test_policy_engine,
+ * test_redis_engine) ---- */
+
+/* name, type, value: "pref host" for MX, text for TXT, address for A */
+struct zrr {
+	const char	*name;
+	int		 type;
+	const char	*value;
+};
+
+#define T_SERVFAIL	(-1)	/* zone entry: every query for the name fails */
+
+/* The question of query q (n bytes): its name (dotted, no final dot) and
+ * type; -1 when it is too short or the name does not fit. */
+static inline int
+zone_question(const unsigned char *q, ssize_t n, char *name, size_t sz,
+    int *qtype)
+{
+	int off = 12, o = 0;
+
+	if (n < 17)
+		return -1;
+	while (off < n && q[off] != 0) {
+		int l = q[off];
+
+		if (o + l + 2 >= (int)sz)
+			return -1;
+		if (o)
+			name[o++] = '.';
+		memcpy(name + o, q + off + 1, (size_t)l);
+		o += l;
+		off += l + 1;
+	}
+	name[o] = '\0';
+	if (off + 2 >= n)
+		return -1;
+	*qtype = q[off + 1] << 8 | q[off + 2];
+	return 0;
+}
+
+/* The answer to query q (its id) for name and qtype from zone: NXDOMAIN
+ * for a name the zone lacks, SERVFAIL for a T_SERVFAIL name, else every
+ * record of that name and type (TTL 60). */
+static inline void
+zone_answer(const struct zrr *zone, const unsigned char *q,
+    const char *name, int qtype, struct msg *m)
+{
+	int i, an = 0, exists = 0, servfail = 0;
+
+	for (i = 0; zone[i].name; i++)
+		if (strcasecmp(zone[i].name, name) == 0) {
+			exists = 1;
+			if (zone[i].type == qtype)
+				an++;
+			if (zone[i].type == T_SERVFAIL)
+				servfail = 1;
+		}
+	if (servfail)
+		an = 0;
+	m->n = 0;
+	put16(m, (unsigned)(q[0] << 8 | q[1]));
+	m->b[m->n++] = 0x81;
+	m->b[m->n++] = (unsigned char)(0x80 | (servfail ? 2 : exists ? 0 : 3));
+	put16(m, 1);
+	put16(m, (unsigned)an);
+	put16(m, 0);
+	put16(m, 0);
+	putname(m, name);
+	put16(m, (unsigned)qtype);
+	put16(m, 1);
+	for (i = 0; zone[i].name && !servfail; i++) {
+		struct msg rd = { .n = 0 };
+
+		if (strcasecmp(zone[i].name, name) != 0 ||
+		    zone[i].type != qtype)
+			continue;
+		if (qtype == DNS_T_A) {
+			inet_pton(AF_INET, zone[i].value, rd.b);
+			rd.n = 4;
+		} else if (qtype == DNS_T_MX) {
+			put16(&rd, (unsigned)atoi(zone[i].value));
+			putname(&rd, strchr(zone[i].value, ' ') + 1);
+		} else if (qtype == DNS_T_TXT) {
+			rd.b[0] = (unsigned char)strlen(zone[i].value);
+			memcpy(rd.b + 1, zone[i].value, rd.b[0]);
+			rd.n = 1 + rd.b[0];
+		}
+		putname(m, name);
+		put16(m, (unsigned)qtype);
+		put16(m, 1);
+		put16(m, 0);
+		put16(m, 60);
+		put16(m, (unsigned)rd.n);
+		memcpy(m->b + m->n, rd.b, (size_t)rd.n);
+		m->n += rd.n;
+	}
 }
 
 #endif

@@ -41,14 +41,6 @@
 
 #include "dnsmsg.h"
 
-/* the zone: name, type, value ("pref host" for MX) */
-struct zrr {
-	const char	*name;
-	int		 type;
-	const char	*value;
-};
-
-#define T_SERVFAIL	(-1)	/* zone entry: every query fails */
 /* a 247-octet domain: _mta-sts.D and mta-sts.D are longer than 253 */
 static char longdom[256];
 static char longtxt[270];
@@ -120,77 +112,20 @@ fake_read(int fd, int events, void *arg)
 	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
 	    &fl);
 	char name[512];
-	int off = 12, o = 0, qtype, i, an = 0, exists = 0, servfail = 0;
+	int qtype;
 	struct msg m;
 
 	if (n < 17)
 		return;
 	fk.queries++;
-	while (off < n && q[off] != 0) {
-		int l = q[off];
-
-		if (o + l + 2 >= (int)sizeof(name))
-			return;
-		if (o)
-			name[o++] = '.';
-		memcpy(name + o, q + off + 1, (size_t)l);
-		o += l;
-		off += l + 1;
-	}
-	name[o] = '\0';
-	qtype = q[off + 1] << 8 | q[off + 2];
+	if (zone_question(q, n, name, sizeof(name), &qtype) == -1)
+		return;
 	if (strcasecmp(name, "mx.slow.test") == 0)
 		return;		/* a black hole: the lookup never ends */
 	if (fk.nnames < 256)
 		snprintf(fk.names[fk.nnames++], sizeof(fk.names[0]), "%s",
 		    name);
-	for (i = 0; zone[i].name; i++)
-		if (strcasecmp(zone[i].name, name) == 0) {
-			exists = 1;
-			if (zone[i].type == qtype)
-				an++;
-			if (zone[i].type == T_SERVFAIL)
-				servfail = 1;
-		}
-	m.n = 0;
-	put16(&m, (unsigned)(q[0] << 8 | q[1]));
-	m.b[m.n++] = 0x81;
-	m.b[m.n++] = (unsigned char)(0x80 | (servfail ? 2 : exists ? 0 : 3));
-	if (servfail)
-		an = 0;
-	put16(&m, 1);
-	put16(&m, (unsigned)an);
-	put16(&m, 0);
-	put16(&m, 0);
-	putname(&m, name);
-	put16(&m, (unsigned)qtype);
-	put16(&m, 1);
-	for (i = 0; zone[i].name; i++) {
-		struct msg rd = { .n = 0 };
-
-		if (strcasecmp(zone[i].name, name) != 0 || zone[i].type != qtype ||
-		    servfail)
-			continue;
-		if (qtype == DNS_T_A) {
-			inet_pton(AF_INET, zone[i].value, rd.b);
-			rd.n = 4;
-		} else if (qtype == DNS_T_MX) {
-			put16(&rd, (unsigned)atoi(zone[i].value));
-			putname(&rd, strchr(zone[i].value, ' ') + 1);
-		} else if (qtype == DNS_T_TXT) {
-			rd.b[0] = (unsigned char)strlen(zone[i].value);
-			memcpy(rd.b + 1, zone[i].value, rd.b[0]);
-			rd.n = 1 + rd.b[0];
-		}
-		putname(&m, name);
-		put16(&m, (unsigned)qtype);
-		put16(&m, 1);
-		put16(&m, 0);
-		put16(&m, 60);
-		put16(&m, (unsigned)rd.n);
-		memcpy(m.b + m.n, rd.b, (size_t)rd.n);
-		m.n += rd.n;
-	}
+	zone_answer(zone, q, name, qtype, &m);
 	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
 }
 

@@ -48,12 +48,6 @@
 
 #include "dnsmsg.h"
 
-struct zrr {
-	const char	*name;
-	int		 type;
-	const char	*value;
-};
-
 static const struct zrr zone[] = {
 	{ "sh.test", DNS_T_MX, "10 mx.sh.test" },
 	{ "mx.sh.test", DNS_T_A, "192.0.2.21" },
@@ -88,67 +82,12 @@ fake_read(int fd, int events, void *arg)
 	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
 	    &fl);
 	char name[512];
-	int off = 12, o = 0, qtype, i, an = 0, exists = 0;
+	int qtype;
 	struct msg m;
 
-	if (n < 17)
+	if (zone_question(q, n, name, sizeof(name), &qtype) == -1)
 		return;
-	while (off < n && q[off] != 0) {
-		int l = q[off];
-
-		if (o + l + 2 >= (int)sizeof(name))
-			return;
-		if (o)
-			name[o++] = '.';
-		memcpy(name + o, q + off + 1, (size_t)l);
-		o += l;
-		off += l + 1;
-	}
-	name[o] = '\0';
-	qtype = q[off + 1] << 8 | q[off + 2];
-	for (i = 0; zone[i].name; i++)
-		if (strcasecmp(zone[i].name, name) == 0) {
-			exists = 1;
-			if (zone[i].type == qtype)
-				an++;
-		}
-	m.n = 0;
-	put16(&m, (unsigned)(q[0] << 8 | q[1]));
-	m.b[m.n++] = 0x81;
-	m.b[m.n++] = (unsigned char)(0x80 | (exists ? 0 : 3));
-	put16(&m, 1);
-	put16(&m, (unsigned)an);
-	put16(&m, 0);
-	put16(&m, 0);
-	putname(&m, name);
-	put16(&m, (unsigned)qtype);
-	put16(&m, 1);
-	for (i = 0; zone[i].name; i++) {
-		struct msg rd = { .n = 0 };
-
-		if (strcasecmp(zone[i].name, name) != 0 ||
-		    zone[i].type != qtype)
-			continue;
-		if (qtype == DNS_T_A) {
-			inet_pton(AF_INET, zone[i].value, rd.b);
-			rd.n = 4;
-		} else if (qtype == DNS_T_MX) {
-			put16(&rd, (unsigned)atoi(zone[i].value));
-			putname(&rd, strchr(zone[i].value, ' ') + 1);
-		} else if (qtype == DNS_T_TXT) {
-			rd.b[0] = (unsigned char)strlen(zone[i].value);
-			memcpy(rd.b + 1, zone[i].value, rd.b[0]);
-			rd.n = 1 + rd.b[0];
-		}
-		putname(&m, name);
-		put16(&m, (unsigned)qtype);
-		put16(&m, 1);
-		put16(&m, 0);
-		put16(&m, 60);
-		put16(&m, (unsigned)rd.n);
-		memcpy(m.b + m.n, rd.b, (size_t)rd.n);
-		m.n += rd.n;
-	}
+	zone_answer(zone, q, name, qtype, &m);
 	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
 }
 
