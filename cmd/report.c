@@ -21,6 +21,7 @@
 
 #include "cmd/cmd.h"
 #include "core/ev.h"
+#include "core/io.h"
 #include "core/log.h"
 #include "policy/tlsrpt.h"
 #include "tlsproxy/report.h"
@@ -161,6 +162,7 @@ send_now(const struct config *cfg, struct tlsrpt_store *st, int now)
 	ev_loop_run(loop);
 	if (!done)
 		report_cancel(r);
+	io_linger_flush();	/* a connection still waiting for its close */
 	ev_loop_free(loop);
 	printf("due=%d built=%d sent=%d failed=%d skipped=%d no_record=%d "
 	    "deferred=%d\n", totals.due, totals.built, totals.sent,

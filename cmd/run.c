@@ -46,6 +46,7 @@
 #include "cmd/priv.h"
 #include "cmd/workers.h"
 #include "core/ev.h"
+#include "core/io.h"
 #include "core/log.h"
 #include "core/sdnotify.h"
 #include "core/stats.h"
@@ -154,7 +155,9 @@ drain_check(void *arg)
 {
 	struct daemon *d = arg;
 
-	if (proxy_sessions(d->proxy) == 0) {
+	/* the upstream connections that said QUIT wait for their servers'
+	 * close (io_linger, at most UPSTREAM_LINGER_MS) */
+	if (proxy_sessions(d->proxy) == 0 && io_lingering() == 0) {
 		log_info("event=drained");
 		ev_loop_stop(d->loop);
 		return;

@@ -68,6 +68,7 @@ struct io {
 	int		 pending_flush;	/* tout to send from defer */
 	int		 parked;	/* fd out of epoll after a hangup */
 	int		 tls_failed;	/* a TLS error: no resumption */
+	struct io	*lnext, **lprevp;	/* lingering: the list */
 
 	uint64_t	 timeout;
 	struct ev_timer	*tmo;
@@ -78,6 +79,10 @@ struct io {
 
 static void io_fd_cb(int, int, void *);
 static void io_update(struct io *);
+
+/* ios handed over by io_linger(), waiting for their peers to close */
+static struct io *lingering;
+static size_t nlingering;
 
 static const char *event_names[] = {
 	"connected", "tls-ready", "data-in", "low-water", "timeout", "error",
@@ -92,8 +97,20 @@ io_event_name(enum io_event e)
 }
 
 static void
+linger_unlink(struct io *io)
+{
+	if (io->lprevp == NULL)
+		return;
+	if ((*io->lprevp = io->lnext) != NULL)
+		io->lnext->lprevp = io->lprevp;
+	io->lprevp = NULL;
+	nlingering--;
+}
+
+static void
 really_free(struct io *io)
 {
+	linger_unlink(io);
 	if (io->fd != -1) {
 		/* close() below takes the fd out of epoll: no syscall */
 		ev_fd_forget(io->loop, io->fd);
@@ -127,6 +144,7 @@ io_free(struct io *io)
 	if (io == NULL)
 		return;
 	if (io->busy) {
+		linger_unlink(io);
 		io->freed = 1;
 		io->cb = NULL;
 		ev_timer_stop(io->tmo);
@@ -922,6 +940,64 @@ do_handshake(struct io *io)
 	set_ssl_err(io, "TLS handshake", e);
 	io->state = ST_DEAD;
 	emit(io, IO_ERROR);
+}
+
+/* ---- graceful end ------------------------------------------------------ */
+
+static void
+linger_cb(struct io *io, enum io_event ev, void *arg)
+{
+	(void)arg;
+	switch (ev) {
+	case IO_DATAIN:
+		io_drop(io, io->inlen);
+		break;
+	case IO_TIMEOUT:
+	case IO_ERROR:
+	case IO_DISCONNECTED:
+		io_free(io);
+		break;
+	default:
+		break;
+	}
+}
+
+void
+io_linger(struct io *io, uint64_t ms)
+{
+	if (io == NULL || io->freed)
+		return;
+	if (io->state != ST_OPEN || io->eof || ms == 0) {
+		io_free(io);
+		return;
+	}
+	io->cb = linger_cb;
+	io->arg = NULL;
+	io->lowat = 0;
+	if (io->ssl != NULL)
+		SSL_set_options(io->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	if ((io->lnext = lingering) != NULL)
+		io->lnext->lprevp = &io->lnext;
+	lingering = io;
+	io->lprevp = &lingering;
+	nlingering++;
+	/* a deadline, not an inactivity timeout: touch() does not re-arm */
+	io_set_timeout(io, ms);
+	io->timeout = 0;
+	io_pause(io, 0);
+}
+
+size_t
+io_lingering(void)
+{
+	return nlingering;
+}
+
+void
+io_linger_flush(void)
+{
+	while (lingering != NULL)
+		io_free(lingering);
 }
 
 /* ---- the fd callback --------------------------------------------------- */

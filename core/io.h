@@ -24,7 +24,9 @@
  * by looking at io_queued() and pausing the other side's reads.
  *
  * io_new() takes ownership of the fd; io_free() closes it and frees the SSL
- * object given to io_start_tls().
+ * object given to io_start_tls().  io_linger() is the other way out: the
+ * owner hands the io back to io.c, which frees it once the peer has
+ * closed (or at a deadline).
  */
 #ifndef MXG_IO_H
 #define MXG_IO_H
@@ -93,6 +95,21 @@ int		 io_write(struct io *, const void *buf, size_t len);
 int		 io_printf(struct io *, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 size_t		 io_queued(const struct io *);
+
+/* The graceful end of a connection whose last words are said (a QUIT
+ * written, a 221 read): the io leaves its owner (no more events), sends
+ * what is queued, reads and drops what arrives, and is freed when the peer
+ * closes, on an error, or ms after this call at the latest (a peer that
+ * keeps talking does not extend it).  Waiting for the peer's close means
+ * this side never writes into a socket the peer has closed: the reset that
+ * would draw leaves a conntrack entry behind (docs/rules.md, rule 0).  A
+ * TLS EOF without close_notify counts as a clean end here.  An io that is
+ * not open (connecting, handshaking, failed) is freed at once. */
+void		 io_linger(struct io *, uint64_t ms);
+/* How many ios are lingering (drain waits for them). */
+size_t		 io_lingering(void);
+/* Frees every lingering io now (the end of the process). */
+void		 io_linger_flush(void);
 
 const char	*io_error(const struct io *);
 unsigned long long io_bytes_in(const struct io *);

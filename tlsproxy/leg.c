@@ -45,18 +45,14 @@ enum lstate {
 	LS_BODY,	/* message bytes flowing; the server must be silent */
 	LS_DOT,		/* final dot sent, waiting for the reply */
 	LS_QUIT,	/* QUIT sent */
-	LS_LINGER,	/* 221 read; waiting for the server to close */
 	LS_CLOSED,	/* no connection any more */
 };
 
 static const char *lstate_names[] = {
 	"CONNECT", "GREETING", "HELLO", "HELO", "OPEN", "STARTTLS",
-	"HANDSHAKE", "EHLO_TLS", "BODY", "DOT", "QUIT", "LINGER", "CLOSED",
+	"HANDSHAKE", "EHLO_TLS", "BODY", "DOT", "QUIT", "CLOSED",
 };
 
-/* After the 221 the server closes; the leg waits this long for that
- * before it closes first itself (LS_LINGER). */
-#define LEG_LINGER_MS	1000
 
 /* Why the leg is on a connection the client does not see. */
 enum {
@@ -200,6 +196,21 @@ leg_close_io(struct leg *l)
 	free(l->rep);
 	l->rep = NULL;
 	l->pending = 0;
+}
+
+/* Like leg_close_io(), for a connection whose last words are said: io.c
+ * keeps it until the server has closed (io_linger). */
+static void
+leg_linger_io(struct leg *l)
+{
+	struct io *io = l->io;
+
+	if (io != NULL) {
+		l->out += io_bytes_out(io) - l->base;
+		l->io = NULL;
+	}
+	leg_close_io(l);
+	io_linger(io, UPSTREAM_LINGER_MS);
 }
 
 static void
@@ -694,8 +705,10 @@ leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
 		return leg_decide(l, res);
 	/* a connection of our own, as without reuse: nothing of this
 	 * recipient's envelope crosses the leg that did not fit */
-	if (l->io != NULL)
+	if (l->io != NULL) {
 		io_write(l->io, "QUIT\r\n", 6);
+		leg_linger_io(l);
+	}
 	l->settled = l->reused = 0;
 	l->uses = 0;
 	memset(&l->proof, 0, sizeof(l->proof));
@@ -972,23 +985,13 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 		leg_report(l, LEG_REPLY, &n);
 		return;
 	case LS_QUIT:
-		/* The server closes after its 221.  Closing first would
-		 * write a TLS close_notify into a socket the server may
-		 * already have closed: its reset frees our source port at
-		 * once but leaves the conntrack entry (BYPASS) in CLOSE
-		 * state for 10 s, which a local MTA reusing the port would
-		 * meet (docs/rules.md, rule 0: its SYN is held back until
-		 * the entry expires).  So wait for the server's end, at most
-		 * LEG_LINGER_MS.  A plain EOF without close_notify after the
-		 * 221 is a clean end: nothing more was due. */
-		if (io_ssl(l->io) != NULL)
-			SSL_set_options(io_ssl(l->io),
-			    SSL_OP_IGNORE_UNEXPECTED_EOF);
-		leg_enter(l, LS_LINGER);
-		io_set_timeout(l->io, LEG_LINGER_MS);
-		return;
-	case LS_LINGER:		/* more after the 221: end it */
-		leg_close_io(l);
+		/* The server closes after its 221: io.c waits for that
+		 * (io_linger), so that no close_notify of ours meets a
+		 * closed socket.  The reset it would draw frees our source
+		 * port at once but leaves the conntrack entry (BYPASS) in
+		 * CLOSE state for 10 s, which a local MTA reusing the port
+		 * would meet (docs/rules.md, rule 0). */
+		leg_linger_io(l);
 		leg_enter(l, LS_CLOSED);
 		leg_report(l, LEG_CLOSED, NULL);
 		return;
@@ -1097,7 +1100,7 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 			tls_broken(l, "TLS handshake timeout", 1);
 			break;
 		}
-		if (l->state == LS_QUIT || l->state == LS_LINGER) {
+		if (l->state == LS_QUIT) {
 			leg_close_io(l);
 			leg_enter(l, LS_CLOSED);
 			leg_report(l, LEG_CLOSED, NULL);
@@ -1113,9 +1116,8 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 			tls_broken(l, io_error(io), 0);
 			break;
 		}
-		if (l->state == LS_QUIT || l->state == LS_LINGER) {
-			/* the server's end after its 221 (LS_LINGER), or
-			 * it hung up instead of answering QUIT */
+		if (l->state == LS_QUIT) {
+			/* it hung up instead of answering QUIT */
 			leg_close_io(l);
 			leg_enter(l, LS_CLOSED);
 			leg_report(l, LEG_CLOSED, NULL);

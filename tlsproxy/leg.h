@@ -40,7 +40,8 @@
  *   OPEN -> STARTTLS -> HANDSHAKE -> EHLO_TLS -> OPEN
  *   OPEN | HANDSHAKE -> (new connection) CONNECT -> ... -> OPEN   (silent)
  *   OPEN -> BODY -> DOT -> OPEN
- *   OPEN -> QUIT -> CLOSED;  any -> CLOSED on an error
+ *   OPEN -> QUIT -> CLOSED (the connection lingers in io.c until the
+ *   server closes: io_linger);  any -> CLOSED on an error
  *   OPEN -> PARKED (the leg object is gone; its io lives in reuse.c)
  *
  * Who frees what: leg_new() and leg_adopt() return a leg the caller frees

@@ -13,6 +13,7 @@
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 
+#include "core/io.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "tlsproxy/proxy.h"
@@ -430,6 +431,7 @@ proxy_free(struct proxy *p)
 	ev_timer_free(p->resume);
 	reuse_free(p->env.reuse);
 	session_abort_all(&p->env);
+	io_linger_flush();
 	tls_ctx_free(p->env.tls);
 	free(p);
 }

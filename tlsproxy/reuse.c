@@ -53,15 +53,23 @@ unlink_parked(struct parked *p)
 	stats_add(st_parked, -1);
 }
 
-/* Closes a parked leg; a polite QUIT goes first when the leg is healthy
- * (io_free() sends what is queued, best effort, with close_notify). */
+/* Closes a parked leg.  PARKED_QUIT: a polite QUIT first (the idle time
+ * is over, the cache is flushed); PARKED_LINGER: the server has spoken (a
+ * 421 before it hangs up); PARKED_GONE: it has closed or failed.  Unless
+ * it is gone, the server is left to close first (io_linger): no write of
+ * ours meets a closed socket. */
+enum { PARKED_QUIT, PARKED_LINGER, PARKED_GONE };
+
 static void
-close_parked(struct parked *p, int quit)
+close_parked(struct parked *p, int how)
 {
 	unlink_parked(p);
-	if (quit)
+	if (how == PARKED_QUIT)
 		io_write(p->leg.up, "QUIT\r\n", 6);
-	io_free(p->leg.up);
+	if (how == PARKED_GONE)
+		io_free(p->leg.up);
+	else
+		io_linger(p->leg.up, UPSTREAM_LINGER_MS);
 	free(p->key);
 	free(p);
 }
@@ -78,7 +86,7 @@ parked_cb(struct io *io, enum io_event ev, void *arg)
 		log_debug("event=upstream-unparked key=%s why=idle",
 		    log_q(q, sizeof(q), p->key));
 		stats_add(st_expired, 1);
-		close_parked(p, 1);
+		close_parked(p, PARKED_QUIT);
 		break;
 	case IO_DATAIN:		/* a 421 before the server hangs up */
 	case IO_DISCONNECTED:
@@ -87,7 +95,7 @@ parked_cb(struct io *io, enum io_event ev, void *arg)
 		    log_q(q, sizeof(q), p->key),
 		    ev == IO_DATAIN ? "server-spoke" : io_event_name(ev));
 		stats_add(st_dropped, 1);
-		close_parked(p, 0);
+		close_parked(p, ev == IO_DATAIN ? PARKED_LINGER : PARKED_GONE);
 		break;
 	default:
 		break;
@@ -150,7 +158,7 @@ reuse_flush(struct reuse *r)
 	if (r == NULL)
 		return;
 	while (r->head != NULL)
-		close_parked(r->head, 1);
+		close_parked(r->head, PARKED_QUIT);
 }
 
 void

@@ -14,7 +14,7 @@
  * keeps seeing one client's EHLO name per connection); it is never shared
  * by two sessions at once.  While parked, anything from the server (a 421,
  * a close, an error) or the end of the idle time closes it (QUIT first when
- * possible).  The taker re-checks the recipient domain's policy against
+ * possible, then io_linger: the server closes first).  The taker re-checks the recipient domain's policy against
  * the leg before any envelope byte crosses it (tlsproxy/leg.c, leg_fits).
  *
  * Ownership: reuse_park() takes the io and the verdict on success (0);
@@ -30,6 +30,10 @@
 #include "policy/policy.h"
 
 struct reuse;
+
+/* After its QUIT (and 221) an upstream connection waits this long for the
+ * server to close first (io_linger), then closes itself. */
+#define UPSTREAM_LINGER_MS	1000
 
 struct reuse_leg {
 	struct io		*up;		/* TLS established, idle */

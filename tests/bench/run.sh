@@ -33,6 +33,9 @@
 #   BENCH_WORKERS="1 2"  the `workers` dimension: path b on a few cells with
 #                        each value (default "1 2"; "" skips); the matrix,
 #                        memory and capacity run with workers = 1
+#   BENCH_PAUSE=FILE     once the daemons are up, write their namespaces,
+#                        pids and directories to FILE and wait until FILE
+#                        is removed (for perf, strace or smtp-source by hand)
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -268,6 +271,14 @@ grep -q '^msgs 4$' "$T/sink.stats" ||
     { log "smoke: sink did not receive 4 messages"; cat "$T/sink.stats" >&2; exit 1; }
 
 # --- measurements ----------------------------------------------------------------
+# BENCH_PAUSE=FILE: write the set-up's variables to FILE and wait until it
+# is removed (experiments by hand against the running daemons)
+if [ -n "${BENCH_PAUSE:-}" ]; then
+	printf 'NS_S=%s NS_R=%s T=%s OUT=%s SINK_PID=%s MXG_PID=%s MXG_NR_PID=%s STUNNEL_PID=%s\n' \
+	    "$NS_S" "$NS_R" "$T" "$OUT" "$SINK_PID" "$MXG_PID" "$MXG_NR_PID" "$STUNNEL_PID" >"$BENCH_PAUSE"
+	log "paused: rm $BENCH_PAUSE to go on"
+	while [ -e "$BENCH_PAUSE" ]; do sleep 1; done
+fi
 MXGUARD_COMMIT=$(git -C "$HERE" describe --always --dirty 2>/dev/null)
 export NS_S NS_R T OUT SINK_PID STUNNEL_PID MXG_PID MXG_NR_PID MXGUARD MXGUARD_COMMIT
 export BENCH_QUICK=${BENCH_QUICK:-0} BENCH_SKIP=${BENCH_SKIP:-}

@@ -10,11 +10,13 @@
 # such a SYN (unless it is from mxguard's own sockets); the MTA resends
 # it, and once the old entry has expired the flow is NEW, queued and
 # intercepted.  The MX must never see a second connection from P.
-# Second part: the leg's LINGER state.  After a normal session with a
+# Second part: the linger after QUIT (io_linger).  After a normal session with a
 # TLS server that closes after its 221 (without close_notify), mxguard's
 # upstream entry must end closed by FINs (TIME_WAIT), not by a reset:
 # mxguard waits for the server's end instead of writing a close_notify
 # into a socket the server has closed.
+# Third part: the same for a parked leg that gets QUIT when its idle time
+# is over.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -80,7 +82,7 @@ assert "mxguard reached the MX for it from another port" \
 assert "the drop rule counted the SYN(s) it held back" \
 	bash -c "ip netns exec '$SND' iptables -t mangle -L MXGUARD_STEER -v -n -x | awk '/DROP/ && \$1 > 0 {f=1} END {exit !f}'"
 
-# LINGER: a normal TLS session; the server closes after its 221 without
+# linger: a normal TLS session; the server closes after its 221 without
 # a close_notify
 make_cert ok mx.ok.test
 bad_start 10.25.1.31 --mode normal --cert "$T/pki/ok.pem"
@@ -100,4 +102,34 @@ wait_for 5 "the upstream entry of port $Q to close" _ct_gone_or_tw
 cat "$T/ct2.out" >&2
 assert "mxguard's upstream connection ended with FINs, not a reset (not CLOSE)" \
 	grep -qE "(TIME_WAIT|LAST_ACK) .*sport=$Q dport=25" "$T/ct2.out"
-pass "a SYN on a stale BYPASS conntrack entry waits for a NEW flow and is intercepted; the leg lingers for the server's close"
+
+# Third part: a parked leg's QUIT.  With leg reuse on, the leg of a
+# finished session is parked; when its idle time is over it gets QUIT, and
+# mxguard must again wait for the server's close instead of closing at
+# once (whose close_notify the server would answer with a reset).
+echo "upstream_reuse = yes" >>"$T/mxguard.conf"
+echo "upstream_reuse_time = 1s" >>"$T/mxguard.conf"
+n_reloaded=$(count_log "$MXLOG" "event=reloaded")
+procs=$(count_log "$MXLOG" "event=worker-start ")
+[ "$procs" -ge 1 ] || procs=1
+kill -HUP "$MXG_PID"
+_all_reloaded() { [ "$(count_log "$MXLOG" "event=reloaded")" -ge $((n_reloaded + procs)) ]; }
+wait_for 20 "$procs process(es) reloaded" _all_reloaded
+n_close=$(count_log "$BADLOG" " close$")
+in_snd python3 "$T/mta.py" 10.25.1.31 first >"$T/park.out" 2>&1
+cat "$T/park.out" >&2
+assert "the message to the TLS server was accepted" grep -q "first: accepted" "$T/park.out"
+wait_log "$MXLOG" "event=upstream-parked dst=10\.25\.1\.31:25" 10
+R=$(sed -nE "s/^.* open peer=$SND_IP:([0-9]+)$/\1/p" "$BADLOG" | sed -n 2p)
+[ -n "$R" ] || fail "no second upstream connection in $BADLOG"
+_bad_closed_again() { [ "$(count_log "$BADLOG" " close$")" -gt "$n_close" ]; }
+wait_for 10 "the parked leg's QUIT and the server's close" _bad_closed_again
+_ct_r_gone_or_tw() {
+	in_snd conntrack -L -p tcp --sport "$R" --dport 25 2>/dev/null >"$T/ct3.out"
+	grep -qE "(TIME_WAIT|LAST_ACK|CLOSE) .*sport=$R dport=25" "$T/ct3.out"
+}
+wait_for 5 "the parked leg's entry (port $R) to close" _ct_r_gone_or_tw
+cat "$T/ct3.out" >&2
+assert "the parked leg ended with FINs after its QUIT, not a reset (not CLOSE)" \
+	grep -qE "(TIME_WAIT|LAST_ACK) .*sport=$R dport=25" "$T/ct3.out"
+pass "a SYN on a stale BYPASS conntrack entry waits for a NEW flow and is intercepted; QUIT legs, parked or not, wait for the server's close"

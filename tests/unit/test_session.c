@@ -806,6 +806,7 @@ finish(void)
 	g.cfd = -1;
 	srv_close();
 	WAIT(g.env.nsessions == 0);
+	WAIT(io_lingering() == 0);	/* freed once the server closed */
 	assert_int_equal(g.npending, 0);
 }
 
@@ -1361,8 +1362,39 @@ test_quit(void **state)
 	assert_false(g.seof);		/* the upstream is not cut off */
 	assert_int_equal(g.env.nsessions, 1);
 	srv_send("221 2.0.0 bye\r\n");
-	wait_srv_eof();
+	/* the session ends with the 221; the connection waits for the
+	 * server to close first (io_linger), so nothing of ours meets a
+	 * closed socket */
 	WAIT(g.env.nsessions == 0);
+	assert_int_equal(io_lingering(), 1);
+	run_for(50);
+	assert_false(g.seof);
+	srv_close();
+	WAIT(io_lingering() == 0);
+	finish();
+}
+
+/* A server that stays after its 221: mxguard closes at the linger
+ * deadline, which more talk from the server does not push back. */
+static void
+test_quit_linger_deadline(void **state)
+{
+	uint64_t t0;
+
+	hello_plain();
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	t0 = now_ms();
+	srv_send("221 2.0.0 bye\r\n");
+	WAIT(g.env.nsessions == 0);
+	while (!g.seof && now_ms() - t0 < 3 * UPSTREAM_LINGER_MS) {
+		srv_send("250 chatter\r\n");	/* dropped, no extension */
+		run_for(100);
+	}
+	assert_true(g.seof);
+	assert_true(now_ms() - t0 < 2 * UPSTREAM_LINGER_MS);
+	WAIT(io_lingering() == 0);
 	finish();
 }
 
@@ -1977,11 +2009,16 @@ test_reuse_parked_leg(void **state)
 	/* closing the cache says goodbye properly */
 	reuse_flush(g.env.reuse);
 	EXPECT_SRV("QUIT");
-	wait_srv_eof();
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	WAIT(io_lingering() == 0);
 	finish();
 }
 
-/* A parked leg is closed with QUIT after its idle time. */
+/* A parked leg is closed with QUIT after its idle time, and the server
+ * closes first: mxguard waits for it (io_linger) instead of closing at
+ * once, so its TLS close_notify never meets a closed socket (whose reset
+ * would leave a CLOSE conntrack entry behind, docs/rules.md rule 0). */
 static void
 test_reuse_idle_expiry(void **state)
 {
@@ -1990,9 +2027,14 @@ test_reuse_idle_expiry(void **state)
 	g.cfg->upstream_reuse_time = 100;
 	reuse_first_session();
 	EXPECT_SRV("QUIT");
-	wait_srv_eof();
 	g.cfg->upstream_reuse_time = saved;
 	assert_int_equal(reuse_count(g.env.reuse), 0);
+	run_for(100);
+	assert_false(g.seof);
+	assert_int_equal(io_lingering(), 1);
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	WAIT(io_lingering() == 0);
 	finish();
 }
 
@@ -2004,8 +2046,11 @@ test_reuse_server_drops_parked(void **state)
 	reuse_first_session();
 	srv_send("421 4.4.2 idle too long\r\n");
 	WAIT(reuse_count(g.env.reuse) == 0);
-	wait_srv_eof();
+	run_for(50);
+	assert_false(g.seof);		/* the server closes first */
+	assert_int_equal(io_lingering(), 1);
 	srv_close();
+	WAIT(io_lingering() == 0);
 	start_again();
 	WAIT(g.sfd != -1);
 	assert_int_equal(g.naccepted, 2);
@@ -2032,8 +2077,8 @@ test_reuse_mismatch_reconnects(void **state)
 	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	EXPECT_SRV("QUIT");		/* not MAIL: the leg is left */
-	wait_srv_eof();
-	srv_close();
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();			/* mxguard waited for this */
 	g.tls_fail_reason = NULL;	/* the new connection's check passes */
 	WAIT(g.sfd != -1);
 	assert_int_equal(g.naccepted, 2);
@@ -2699,6 +2744,7 @@ main(void)
 		T(test_rset_with_upstream_tx),
 		T(test_local_commands),
 		T(test_quit),
+		T(test_quit_linger_deadline),
 		T(test_reuse_parked_leg),
 		T(test_reuse_idle_expiry),
 		T(test_reuse_server_drops_parked),
