@@ -235,16 +235,20 @@ make_ca() {
 		fail "make_ca"
 }
 
-# make_cert NAME DNSNAME [valid|expired|selfsigned]
+# make_cert NAME DNSNAME [valid|expired|selfsigned|client]
 #   -> $T/pki/NAME.pem (key + cert + CA chain, for smtpd_tls_chain_files),
 #      $T/pki/NAME.key, $T/pki/NAME.crt.  "wrong name" = pass another DNSNAME.
+#      client: a valid certificate for TLS clients (extendedKeyUsage
+#      clientAuth instead of serverAuth).
 make_cert() {
 	local name=$1 cn=$2 kind=${3:-valid} d=$T/pki
 	make_ca
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 		-out "$d/$name.key" 2>/dev/null || fail "genpkey $name"
-	printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' \
-		"$cn" >"$d/$name.ext"
+	local eku=serverAuth
+	if [ "$kind" = client ]; then eku=clientAuth kind=valid; fi
+	printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=%s\n' \
+		"$cn" "$eku" >"$d/$name.ext"
 	case $kind in
 	selfsigned)
 		openssl req -x509 -key "$d/$name.key" -out "$d/$name.crt" -days 30 \
