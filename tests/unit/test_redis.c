@@ -39,6 +39,7 @@
 #include "core/ev.h"
 #include "core/stats.h"
 #include "policy/redis.h"
+#include "redisd.h"
 
 static char dir[64], sock[128];
 static pid_t srv = -1;
@@ -54,19 +55,7 @@ static const char testing[] = "version: STSv1\nmode: testing\n"
 static redisContext *
 sync_conn(const char *pass)
 {
-	redisContext *c = redisConnectUnix(sock);
-	redisReply *r;
-
-	if (c == NULL || c->err) {
-		if (c)
-			redisFree(c);
-		return NULL;
-	}
-	if (pass != NULL) {
-		r = redisCommand(c, "AUTH %s", pass);
-		freeReplyObject(r);
-	}
-	return c;
+	return redisd_conn(sock, pass);
 }
 
 /* Starts redis-server with extra "--key value" pairs (NULL-ended);
@@ -74,67 +63,17 @@ sync_conn(const char *pass)
 static void
 srv_start(const char *pass, ...)
 {
-	const char *argv[32];
-	int n = 0, i;
 	va_list ap;
 
-	argv[n++] = "redis-server";
-	argv[n++] = "--port";
-	argv[n++] = "0";
-	argv[n++] = "--unixsocket";
-	argv[n++] = sock;
-	argv[n++] = "--dir";
-	argv[n++] = dir;
-	argv[n++] = "--save";
-	argv[n++] = "";
-	argv[n++] = "--appendonly";
-	argv[n++] = "no";
-	argv[n++] = "--logfile";
-	argv[n++] = "";
-	argv[n++] = "--loglevel";
-	argv[n++] = "warning";
 	va_start(ap, pass);
-	while (n < 30 && (argv[n] = va_arg(ap, const char *)) != NULL)
-		n++;
+	srv = redisd_vstart(sock, dir, pass, ap);
 	va_end(ap);
-	argv[n] = NULL;
-	srv = fork();
-	assert_true(srv >= 0);
-	if (srv == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		dup2(fd, 1);
-		execvp("redis-server", (char **)argv);
-		_exit(127);
-	}
-	for (i = 0; i < 500; i++) {
-		redisContext *c = sync_conn(pass);
-		redisReply *r;
-
-		if (c != NULL) {
-			r = redisCommand(c, "PING");
-			if (r != NULL && r->type == REDIS_REPLY_STATUS) {
-				freeReplyObject(r);
-				redisFree(c);
-				return;
-			}
-			freeReplyObject(r);
-			redisFree(c);
-		}
-		usleep(10000);
-	}
-	fail_msg("redis-server did not start");
 }
 
 static void
 srv_kill(void)
 {
-	if (srv <= 0)
-		return;
-	kill(srv, SIGKILL);
-	waitpid(srv, NULL, 0);
-	srv = -1;
-	unlink(sock);
+	redisd_kill(&srv, sock);
 }
 
 /* GET key over a synchronous connection; "" when absent. */

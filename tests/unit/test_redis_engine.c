@@ -47,6 +47,7 @@
 #include "policy/redis.h"
 
 #include "dnsmsg.h"
+#include "redisd.h"
 
 static const struct zrr zone[] = {
 	{ "sh.test", DNS_T_MX, "10 mx.sh.test" },
@@ -96,60 +97,21 @@ fake_read(int fd, int events, void *arg)
 static void
 srv_start(void)
 {
-	int i;
-
-	srv = fork();
-	assert_true(srv >= 0);
-	if (srv == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		dup2(fd, 1);
-		execlp("redis-server", "redis-server", "--port", "0",
-		    "--unixsocket", sock, "--dir", dir, "--save", "",
-		    "--appendonly", "no", "--logfile", "", "--loglevel",
-		    "warning", (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 500; i++) {
-		redisContext *c = redisConnectUnix(sock);
-
-		if (c != NULL && !c->err) {
-			redisFree(c);
-			return;
-		}
-		if (c != NULL)
-			redisFree(c);
-		usleep(10000);
-	}
-	fail_msg("redis-server did not start");
+	srv = redisd_start(sock, dir, NULL, NULL);
 }
 
 static void
 srv_kill(void)
 {
-	if (srv <= 0)
-		return;
-	kill(srv, SIGCONT);
-	kill(srv, SIGKILL);
-	waitpid(srv, NULL, 0);
-	srv = -1;
-	unlink(sock);
+	redisd_kill(&srv, sock);
 }
 
 static redisContext *
 srv_conn(void)
 {
-	redisContext *c = redisConnectUnix(sock);
-	redisReply *r;
+	redisContext *c = redisd_conn(sock, srv_pass);
 
 	assert_non_null(c);
-	assert_int_equal(c->err, 0);
-	if (srv_pass != NULL) {
-		r = redisCommand(c, "AUTH %s", srv_pass);
-		assert_non_null(r);
-		assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
-		freeReplyObject(r);
-	}
 	return c;
 }
 
