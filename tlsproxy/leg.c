@@ -53,7 +53,6 @@ static const char *lstate_names[] = {
 	"HANDSHAKE", "EHLO_TLS", "BODY", "DOT", "QUIT", "CLOSED",
 };
 
-
 /* Why the leg is on a connection the client does not see. */
 enum {
 	SILENT_NONE,

@@ -1,3 +1,16 @@
+# assert_fin_end PORT WHAT: the upstream entry from PORT ends closed by FINs
+# (TIME_WAIT, LAST_ACK), not by a reset (CLOSE)
+_ct_ended() {
+	in_snd conntrack -L -p tcp --sport "$1" --dport 25 2>/dev/null >"$T/ct-$1.out"
+	grep -qE "(TIME_WAIT|LAST_ACK|CLOSE) .*sport=$1 dport=25" "$T/ct-$1.out"
+}
+assert_fin_end() {
+	wait_for 5 "the upstream entry of port $1 to close" _ct_ended "$1"
+	cat "$T/ct-$1.out" >&2
+	assert "$2 ended with FINs, not a reset (not CLOSE)" \
+		grep -qE "(TIME_WAIT|LAST_ACK) .*sport=$1 dport=25" "$T/ct-$1.out"
+}
+assert_fin_end "$Q" "mxguard's upstream connection"
 #!/bin/bash
 # 81: a SYN that conntrack files under an old connection never goes around
 # mxguard.  Local mode, NFQUEUE steering, mxguard's own rule set.  The MX
@@ -124,12 +137,5 @@ R=$(sed -nE "s/^.* open peer=$SND_IP:([0-9]+)$/\1/p" "$BADLOG" | sed -n 2p)
 [ -n "$R" ] || fail "no second upstream connection in $BADLOG"
 _bad_closed_again() { [ "$(count_log "$BADLOG" " close$")" -gt "$n_close" ]; }
 wait_for 10 "the parked leg's QUIT and the server's close" _bad_closed_again
-_ct_r_gone_or_tw() {
-	in_snd conntrack -L -p tcp --sport "$R" --dport 25 2>/dev/null >"$T/ct3.out"
-	grep -qE "(TIME_WAIT|LAST_ACK|CLOSE) .*sport=$R dport=25" "$T/ct3.out"
-}
-wait_for 5 "the parked leg's entry (port $R) to close" _ct_r_gone_or_tw
-cat "$T/ct3.out" >&2
-assert "the parked leg ended with FINs after its QUIT, not a reset (not CLOSE)" \
-	grep -qE "(TIME_WAIT|LAST_ACK) .*sport=$R dport=25" "$T/ct3.out"
+assert_fin_end "$R" "the parked leg, after its QUIT,"
 pass "a SYN on a stale BYPASS conntrack entry waits for a NEW flow and is intercepted; QUIT legs, parked or not, wait for the server's close"
