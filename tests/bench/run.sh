@@ -85,9 +85,14 @@ trap 'exit 130' INT TERM
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- tools -----------------------------------------------------------------
-log "building tlssink and sesstime.so into $T"
+log "building tlssink, sesstime.so and hstime into $T"
 cc -O2 -Wall -Wextra -o "$T/tlssink" "$HERE/tlssink.c" -lssl -lcrypto || exit 1
 cc -O2 -Wall -shared -fPIC -o "$T/sesstime.so" "$HERE/sesstime.c" -ldl || exit 1
+cc -O2 -Wall -Wextra -o "$T/hstime" "$HERE/hstime.c" -lssl -lcrypto || exit 1
+# the floor under a new upstream connection: OpenSSL's own CPU for one
+# TLS 1.3 handshake per side, no network (docs/performance.md)
+"$T/hstime" 2000 >"$OUT/hstime.txt" 2>&1 || { cat "$OUT/hstime.txt" >&2; exit 1; }
+while read -r line; do log "hstime: $line"; done <"$OUT/hstime.txt"
 
 # --- certificates: a test CA and an ECDSA P-256 server certificate ----------
 log "certificates"
