@@ -183,26 +183,15 @@ fake_read(int fd, int events, void *arg)
 	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
 	    &fl);
 	char name[256];
-	int off = 12, o = 0, qtype;
+	int qtype;
 	struct msg m;
 	unsigned id;
 
-	if (n < 17)
+	if (zone_question(q, n, name, sizeof(name), &qtype) == -1)
 		return;
 	fk.queries++;
 	if (q[3] & 0x20)
 		fk.ad_seen++;
-	while (off < n && q[off] != 0) {
-		int l = q[off];
-
-		if (o)
-			name[o++] = '.';
-		memcpy(name + o, q + off + 1, (size_t)l);
-		o += l;
-		off += l + 1;
-	}
-	name[o] = '\0';
-	qtype = q[off + 1] << 8 | q[off + 2];
 	id = (unsigned)(q[0] << 8 | q[1]);
 	if (fk.silent)
 		return;
