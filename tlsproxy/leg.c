@@ -183,12 +183,17 @@ leg_enter(struct leg *l, enum lstate st)
 	l->state = st;
 }
 
+/* Lets go of the connection: closed at once, or, when its last words are
+ * said (linger), kept by io.c until the server has closed (io_linger). */
 static void
-leg_close_io(struct leg *l)
+leg_end_io(struct leg *l, int linger)
 {
 	if (l->io != NULL) {
 		l->out += io_bytes_out(l->io) - l->base;
-		io_free(l->io);
+		if (linger)
+			io_linger(l->io, UPSTREAM_LINGER_MS);
+		else
+			io_free(l->io);
 		l->io = NULL;
 	}
 	l->base = 0;
@@ -197,19 +202,16 @@ leg_close_io(struct leg *l)
 	l->pending = 0;
 }
 
-/* Like leg_close_io(), for a connection whose last words are said: io.c
- * keeps it until the server has closed (io_linger). */
+static void
+leg_close_io(struct leg *l)
+{
+	leg_end_io(l, 0);
+}
+
 static void
 leg_linger_io(struct leg *l)
 {
-	struct io *io = l->io;
-
-	if (io != NULL) {
-		l->out += io_bytes_out(io) - l->base;
-		l->io = NULL;
-	}
-	leg_close_io(l);
-	io_linger(io, UPSTREAM_LINGER_MS);
+	leg_end_io(l, 1);
 }
 
 static void

@@ -53,23 +53,17 @@ unlink_parked(struct parked *p)
 	stats_add(st_parked, -1);
 }
 
-/* Closes a parked leg.  PARKED_QUIT: a polite QUIT first (the idle time
- * is over, the cache is flushed); PARKED_LINGER: the server has spoken (a
- * 421 before it hangs up); PARKED_GONE: it has closed or failed.  Unless
- * it is gone, the server is left to close first (io_linger): no write of
- * ours meets a closed socket. */
-enum { PARKED_QUIT, PARKED_LINGER, PARKED_GONE };
-
+/* Closes a parked leg, a polite QUIT first when the leg is healthy (the
+ * idle time is over, the cache is flushed).  The server is left to close
+ * first (io_linger, which frees at once a connection the server has
+ * closed or that failed): no write of ours meets a closed socket. */
 static void
-close_parked(struct parked *p, int how)
+close_parked(struct parked *p, int quit)
 {
 	unlink_parked(p);
-	if (how == PARKED_QUIT)
+	if (quit)
 		io_write(p->leg.up, "QUIT\r\n", 6);
-	if (how == PARKED_GONE)
-		io_free(p->leg.up);
-	else
-		io_linger(p->leg.up, UPSTREAM_LINGER_MS);
+	io_linger(p->leg.up, UPSTREAM_LINGER_MS);
 	free(p->key);
 	free(p);
 }
@@ -86,7 +80,7 @@ parked_cb(struct io *io, enum io_event ev, void *arg)
 		log_debug("event=upstream-unparked key=%s why=idle",
 		    log_q(q, sizeof(q), p->key));
 		stats_add(st_expired, 1);
-		close_parked(p, PARKED_QUIT);
+		close_parked(p, 1);
 		break;
 	case IO_DATAIN:		/* a 421 before the server hangs up */
 	case IO_DISCONNECTED:
@@ -95,7 +89,7 @@ parked_cb(struct io *io, enum io_event ev, void *arg)
 		    log_q(q, sizeof(q), p->key),
 		    ev == IO_DATAIN ? "server-spoke" : io_event_name(ev));
 		stats_add(st_dropped, 1);
-		close_parked(p, ev == IO_DATAIN ? PARKED_LINGER : PARKED_GONE);
+		close_parked(p, 0);
 		break;
 	default:
 		break;
@@ -158,7 +152,7 @@ reuse_flush(struct reuse *r)
 	if (r == NULL)
 		return;
 	while (r->head != NULL)
-		close_parked(r->head, PARKED_QUIT);
+		close_parked(r->head, 1);
 }
 
 void

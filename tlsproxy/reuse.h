@@ -14,8 +14,9 @@
  * keeps seeing one client's EHLO name per connection); it is never shared
  * by two sessions at once.  While parked, anything from the server (a 421,
  * a close, an error) or the end of the idle time closes it (QUIT first when
- * possible, then io_linger: the server closes first).  The taker re-checks the recipient domain's policy against
- * the leg before any envelope byte crosses it (tlsproxy/leg.c, leg_fits).
+ * possible, then io_linger: the server closes first).  The taker re-checks
+ * the recipient domain's policy against the leg before any envelope byte
+ * crosses it (tlsproxy/leg.c, leg_fits).
  *
  * Ownership: reuse_park() takes the io and the verdict on success (0);
  * reuse_take() hands them to the caller.  reuse_free() closes every
