@@ -1367,7 +1367,7 @@ test_quit(void **state)
 	 * closed socket */
 	WAIT(g.env.nsessions == 0);
 	assert_int_equal(io_lingering(), 1);
-	run_for(50);
+	srv_quiet(50);			/* nothing after the QUIT */
 	assert_false(g.seof);
 	srv_close();
 	WAIT(io_lingering() == 0);
@@ -2029,7 +2029,7 @@ test_reuse_idle_expiry(void **state)
 	EXPECT_SRV("QUIT");
 	g.cfg->upstream_reuse_time = saved;
 	assert_int_equal(reuse_count(g.env.reuse), 0);
-	run_for(100);
+	srv_quiet(100);			/* nothing after the QUIT */
 	assert_false(g.seof);
 	assert_int_equal(io_lingering(), 1);
 	srv_send("221 2.0.0 bye\r\n");
@@ -2046,7 +2046,7 @@ test_reuse_server_drops_parked(void **state)
 	reuse_first_session();
 	srv_send("421 4.4.2 idle too long\r\n");
 	WAIT(reuse_count(g.env.reuse) == 0);
-	run_for(50);
+	srv_quiet(50);			/* no QUIT, nothing */
 	assert_false(g.seof);		/* the server closes first */
 	assert_int_equal(io_lingering(), 1);
 	srv_close();
