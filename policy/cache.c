@@ -480,10 +480,30 @@ abort:
 	return rc;
 }
 
+/* e's policy as its deciding fields only (sts_policy_format): the
+ * length in buf, or -1 (a body that does not parse is never shortened) */
+static int
+compact(const struct sts_cache_entry *e, char *buf, size_t sz)
+{
+	struct sts_policy *p;
+	char perr[160];
+	int n = -1;
+
+	if (e->body == NULL || (p = malloc(sizeof(*p))) == NULL)
+		return -1;
+	if (sts_policy_parse(e->body, e->bodylen, p, perr, sizeof(perr)) == 0)
+		n = sts_policy_format(p, buf, sz);
+	free(p);
+	return n;
+}
+
 int
 sts_cache_put(struct sts_cache *c, const char *domain,
     const struct sts_cache_entry *e)
 {
+	static char compact_buf[STS_FORMAT_MAX];	/* one thread a process */
+	const char *body = e->body;
+	size_t bodylen = e->bodylen;
 	struct rec r;
 	MDB_val v;
 	unsigned char *p;
@@ -497,22 +517,32 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 	}
 	if (e->bodylen > MAX_BODY ||
 	    klen + HDR2_LEN + e->bodylen > c->entry_max) {
-		char d[120];
+		/* a valid policy too large as published (comments, long
+		 * extensions) is kept as the fields that decide: one not
+		 * cached would protect only the lookup that fetched it */
+		int cl = compact(e, compact_buf, sizeof(compact_buf));
 
-		snprintf(d, sizeof(d), "policy of %zu bytes: more than "
-		    "sts_cache_max_entry_size (%zu)", e->bodylen, c->entry_max);
-		refused(c, domain, "too-large", d);
-		return -1;
+		if (cl < 0 || klen + HDR2_LEN + (size_t)cl > c->entry_max) {
+			char d[120];
+
+			snprintf(d, sizeof(d), "policy of %zu bytes (%d as "
+			    "its fields): more than sts_cache_max_entry_size "
+			    "(%zu)", e->bodylen, cl, c->entry_max);
+			refused(c, domain, "too-large", d);
+			return -1;
+		}
+		body = compact_buf;
+		bodylen = (size_t)cl;
 	}
 	memset(&r, 0, sizeof(r));
 	r.fetched = e->fetched;
 	r.expires = e->expires;
 	r.checked = e->checked;
 	r.last_used = e->last_used ? e->last_used : e->fetched;
-	r.mode = body_mode(e->body ? e->body : "", e->bodylen);
+	r.mode = body_mode(body ? body : "", bodylen);
 	snprintf(r.id, sizeof(r.id), "%s", e->id);
-	r.body = e->body;
-	r.bl = (uint32_t)e->bodylen;
+	r.body = body;
+	r.bl = (uint32_t)bodylen;
 	if ((p = rec_encode(&r, &len)) == NULL)
 		return -1;
 	v.mv_data = p;

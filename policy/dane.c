@@ -544,6 +544,10 @@ evaluate(void *arg)
 	struct dane_info *d = r->info;
 	struct sub *h;
 
+	/* A failed MX lookup shows nothing either way: D may be signed and
+	 * publish TLSA records, and an attacker who drops or breaks the
+	 * query must not turn DANE off (RFC 7672 section 2.1.1: a lookup
+	 * error is a temporary failure, as the MTA's own MX lookup is). */
 	if (mx_status_failed(d->mx_status)) {
 		if (dane_ede_dnssec(d->mx_ede))
 			finish(r, DANE_DEFER, "dnssec-invalid", "MX lookup for "
@@ -551,10 +555,10 @@ evaluate(void *arg)
 			    "error %d)", d->domain,
 			    dns_status_name(d->mx_status), d->mx_ede);
 		else
-			finish(r, DANE_NONE, NULL, "MX lookup for %s failed "
-			    "(%s): DANE not known to apply", d->domain,
-			    d->mx_status < 0 ? "no answer" :
-			    dns_status_name(d->mx_status));
+			finish(r, DANE_DEFER, "dnssec-invalid", "MX lookup for "
+			    "%s failed (%s): whether it publishes DANE cannot "
+			    "be told", d->domain, d->mx_status < 0 ?
+			    "no answer" : dns_status_name(d->mx_status));
 		return;
 	}
 	if (d->nmx == 0) {

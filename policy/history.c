@@ -557,12 +557,18 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
 	/* per host and address, and per address alone */
 	if (mx_host != NULL && *mx_host != '\0') {
 		struct history_entry p2;
+		int hr, ar;
 
-		if (history_record(h, mx_host, dst, starttls_offered, tls_ok,
-		    now, &prev) == -1)
+		/* the address's record even when a full store refused the
+		 * host's: it is the one an MX name not yet seen still finds,
+		 * and must not run out of its window */
+		hr = history_record(h, mx_host, dst, starttls_offered, tls_ok,
+		    now, &prev);
+		ar = history_record(h, "", dst, starttls_offered, tls_ok, now,
+		    &p2);
+		if (hr == -1 && ar == -1)
 			return;
-		if (history_record(h, "", dst, starttls_offered, tls_ok, now,
-		    &p2) == 0 && p2.last_tls > prev.last_tls)
+		if (ar == 0 && p2.last_tls > prev.last_tls)
 			prev = p2;
 	} else if (history_record(h, "", dst, starttls_offered, tls_ok, now,
 	    &prev) == -1)

@@ -933,8 +933,21 @@ dane_decide(struct policy_req *r)
 			    r->dane->mx_host);
 		return 0;
 	}
-	dane_verdict(r);
 	sp = r->sts ? sts_effective(r, &origin) : NULL;
+	if (r->dane->state == DANE_UNUSABLE && sp != NULL &&
+	    sp->mode == STS_MODE_ENFORCE) {
+		/* Unusable records authenticate nothing: they must not stand
+		 * in for the MTA-STS policy's PKIX check, which demands TLS
+		 * as well (no DANE check fails here for MTA-STS to override,
+		 * RFC 8461 section 2). */
+		v->dane_note = "tlsa-unusable";
+		log_info("event=dane-unusable-mta-sts domain=%s mx=%s "
+		    "sts_mode=enforce note=\"only unusable TLSA records: "
+		    "the MTA-STS policy applies\"", v->domain,
+		    r->dane->mx_host[0] ? r->dane->mx_host : "-");
+		return 0;
+	}
+	dane_verdict(r);
 	if (sp != NULL && sp->mode != STS_MODE_NONE) {
 		snprintf(v->sts_note, sizeof(v->sts_note), "mode=%s,ignored",
 		    sts_mode_name(sp->mode));
@@ -1752,6 +1765,8 @@ policy_lookup(struct policy *p, const char *domain,
 	ev_timer_arm(r->tmo, p->policy_timeout);
 	/* the engine owns policy_timeout: whatever is still running then,
 	 * req_timeout() decides and the callback comes */
+	/* (not gated on the resolver self-check: a check name the resolver
+	 * cannot validate says nothing about the zones it does validate) */
 	r->dane_wanted = p->dane_enable && r->have_dst && (r->ovr == NULL ||
 	    r->ovr->level == OVR_DANE || r->ovr->level == OVR_DANE_MAY);
 	if ((r->walk = mx_walk(p->dns, v->domain, r->have_dst ?

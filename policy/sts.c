@@ -39,6 +39,29 @@ sts_mode_name(enum sts_mode m)
 	}
 }
 
+int
+sts_policy_format(const struct sts_policy *p, char *buf, size_t sz)
+{
+	size_t n;
+	int i, w;
+
+	w = snprintf(buf, sz, "version: STSv1\nmode: %s\n",
+	    sts_mode_name(p->mode));
+	if (w < 0 || (size_t)w >= sz)
+		return -1;
+	n = (size_t)w;
+	for (i = 0; i < p->nmx; i++) {
+		w = snprintf(buf + n, sz - n, "mx: %s\n", p->mx[i]);
+		if (w < 0 || (size_t)w >= sz - n)
+			return -1;
+		n += (size_t)w;
+	}
+	w = snprintf(buf + n, sz - n, "max_age: %u\n", p->max_age);
+	if (w < 0 || (size_t)w >= sz - n)
+		return -1;
+	return (int)(n + (size_t)w);
+}
+
 /*
  * The field grammar that RFC 8461's sts-field and RFC 8460's tlsrpt-field
  * share (see sts.h): the delimiter, then "name=".

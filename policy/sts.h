@@ -41,6 +41,11 @@ int	sts_txt_select(const char *const *txts, const size_t *lens, int n,
 int	sts_policy_parse(const char *body, size_t len, struct sts_policy *,
 	    char *err, size_t errsz);
 const char *sts_mode_name(enum sts_mode);
+/* The policy as the smallest policy file that parses to it again (the
+ * version, mode, mx and max_age fields; no extensions): its length, or -1
+ * when it does not fit in sz.  STS_FORMAT_MAX always fits. */
+#define STS_FORMAT_MAX	(64 + STS_MAX_MX * 262)
+int	sts_policy_format(const struct sts_policy *, char *buf, size_t sz);
 
 /* 1 if host (any case, trailing dot allowed) matches pattern. */
 int	sts_mx_match(const char *pattern, const char *host);

@@ -67,9 +67,11 @@ struct policy_verdict {
 					 * as a TLSRPT report names it (type,
 					 * policy strings, MX patterns); NULL:
 					 * no-policy-found */
-	const char	*dane_note;	/* why DANE could not apply: NULL, or
-					 * "resolver-not-validating" (static;
-					 * logged dane=not-applicable) */
+	const char	*dane_note;	/* why DANE could not apply: NULL,
+					 * "resolver-not-validating", or
+					 * "tlsa-unusable" (MTA-STS enforce
+					 * decided instead; static; logged
+					 * dane=not-applicable) */
 };
 
 /*

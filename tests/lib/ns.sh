@@ -149,6 +149,21 @@ _mxg_postmortem() {
 	[ "$bad" = 0 ]
 }
 
+# ns_resolver NS: the namespace's own resolv.conf, never the host's:
+#   tests/lib/nxdns.py on 127.0.0.53 answers NXDOMAIN for every name (the
+#   test domains exist nowhere).  Nothing answering at all would make every
+#   lookup fail, and mxguard defers a delivery whose MX lookup failed.
+#   (127.0.0.53: unbound of tests/lib/dnssec.sh takes 127.0.0.1.)
+ns_resolver() {
+	local ns=$1
+	mkdir -p "/etc/netns/$ns"
+	echo "nameserver 127.0.0.53" >"/etc/netns/$ns/resolv.conf"
+	rm -f "$T/nxdns-$ns.ready"
+	bg "$ns" "$T/nxdns-$ns.out" python3 "$LIBDIR/nxdns.py" 127.0.0.53 \
+	    "$T/nxdns-$ns.ready"
+	wait_for 10 "the stub resolver in $ns" test -s "$T/nxdns-$ns.ready"
+}
+
 # ns_setup: temp dir, namespaces, veth, addresses, lo up, trap.
 ns_setup() {
 	[ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
@@ -161,10 +176,7 @@ ns_setup() {
 		ip netns add "$ns" || fail "ip netns add $ns"
 		_NS_LIST+=("$ns")
 		ip -n "$ns" link set lo up
-		# Own resolv.conf: nothing answers on 127.0.0.1:53, so lookups
-		# fail fast instead of leaking to the host's resolver.
-		mkdir -p "/etc/netns/$ns"
-		echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
+		ns_resolver "$ns"
 		printf '127.0.0.1 localhost\n' >"/etc/netns/$ns/hosts"
 	done
 	# Both ends are created directly inside the namespaces: no name is ever

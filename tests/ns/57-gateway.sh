@@ -18,8 +18,8 @@ ns_setup
 GW="$NS_PREFIX-gw"
 ip netns add "$GW" || fail "ip netns add $GW"
 _NS_LIST+=("$GW")	# the harness's cleanup removes it with the others
-mkdir -p "/etc/netns/$GW"; echo "nameserver 127.0.0.1" >"/etc/netns/$GW/resolv.conf"
 ip -n "$GW" link set lo up
+ns_resolver "$GW"
 # re-wire: SND -- GW -- RCV
 ip -n "$SND" link del snd0
 ip link add snd0 netns "$SND" type veth peer name gw0 netns "$GW"

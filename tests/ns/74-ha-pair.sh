@@ -31,8 +31,8 @@ GW1="$NS_PREFIX-gw1"; GW2="$NS_PREFIX-gw2"; RDS="$NS_PREFIX-rds"; SW="$NS_PREFIX
 for ns in "$GW1" "$GW2" "$RDS" "$SW"; do
 	ip netns add "$ns" || fail "ip netns add $ns"
 	_NS_LIST+=("$ns")	# the harness's cleanup removes them
-	mkdir -p "/etc/netns/$ns"; echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
 	ip -n "$ns" link set lo up
+	ns_resolver "$ns"
 done
 ip -n "$SW" link add br-lan type bridge
 ip -n "$SW" link add br-wan type bridge

@@ -156,7 +156,9 @@ rr_opt_ede(struct msg *m, int code)
 /* ---- a zone table served as answers (test_policy_engine,
  * test_redis_engine) ---- */
 
-/* name, type, value: "pref host" for MX, text for TXT, address for A */
+/* name, type, value: "pref host" for MX, text for TXT, address for A,
+ * "usage selector mtype hexdata" for TLSA.  Names under signed.test are
+ * answered with the AD bit (a validating resolver's secure answer). */
 struct zrr {
 	const char	*name;
 	int		 type;
@@ -193,6 +195,15 @@ zone_question(const unsigned char *q, ssize_t n, char *name, size_t sz,
 	return 0;
 }
 
+static inline int
+zone_signed(const char *name)
+{
+	size_t l = strlen(name);
+
+	return l >= 11 && strcasecmp(name + l - 11, "signed.test") == 0 &&
+	    (l == 11 || name[l - 12] == '.');
+}
+
 /* The answer to query q (its id) for name and qtype from zone: NXDOMAIN
  * for a name the zone lacks, SERVFAIL for a T_SERVFAIL name, else every
  * record of that name and type (TTL 60). */
@@ -215,7 +226,8 @@ zone_answer(const struct zrr *zone, const unsigned char *q,
 	m->n = 0;
 	put16(m, (unsigned)(q[0] << 8 | q[1]));
 	m->b[m->n++] = 0x81;
-	m->b[m->n++] = (unsigned char)(0x80 | (servfail ? 2 : exists ? 0 : 3));
+	m->b[m->n++] = (unsigned char)(0x80 | (zone_signed(name) &&
+	    !servfail ? 0x20 : 0) | (servfail ? 2 : exists ? 0 : 3));
 	put16(m, 1);
 	put16(m, (unsigned)an);
 	put16(m, 0);
@@ -239,6 +251,23 @@ zone_answer(const struct zrr *zone, const unsigned char *q,
 			rd.b[0] = (unsigned char)strlen(zone[i].value);
 			memcpy(rd.b + 1, zone[i].value, rd.b[0]);
 			rd.n = 1 + rd.b[0];
+		} else if (qtype == DNS_T_TLSA) {
+			const char *h = zone[i].value;
+			unsigned u, sl, mt;
+			int used = 0;
+
+			if (sscanf(h, "%u %u %u %n", &u, &sl, &mt, &used) < 3)
+				continue;
+			rd.b[0] = (unsigned char)u;
+			rd.b[1] = (unsigned char)sl;
+			rd.b[2] = (unsigned char)mt;
+			rd.n = 3;
+			for (h += used; h[0] && h[1] && rd.n < 200; h += 2) {
+				unsigned x;
+
+				sscanf(h, "%2x", &x);
+				rd.b[rd.n++] = (unsigned char)x;
+			}
 		}
 		putname(m, name);
 		put16(m, (unsigned)qtype);

@@ -423,14 +423,23 @@ test_mx_failures(void **s)
 	assert_int_equal(d->mx_ede, 6);
 	dane_info_free(d);
 	got = NULL;
-	/* plain failure, no sign of DNSSEC: DANE does not apply */
+	/* a failure without a sign of DNSSEC defers too: an attacker who
+	 * drops or breaks the MX query must not turn DANE off */
 	fail_with("broken.test", DNS_T_MX, -1);
 	d = run("broken.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_NONE);
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "dnssec-invalid");
 	dane_info_free(d);
 	got = NULL;
 	answer("slow.test", DNS_T_MX, DNS_TIMEOUT, NULL);
 	d = run("slow.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "dnssec-invalid");
+	dane_info_free(d);
+	got = NULL;
+	/* a definite answer is no failure: NXDOMAIN (no fake) makes D its
+	 * own MX host, which has no address here: DANE does not apply */
+	d = run("nomx.test", "192.0.2.1");
 	assert_int_equal(d->state, DANE_NONE);
 }
 

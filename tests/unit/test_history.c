@@ -261,6 +261,32 @@ test_bounded(void **state)
 	history_close(h);
 }
 
+/*
+ * A full store refuses the record of an MX name not yet seen: the
+ * address's own record is still brought up to date, so the history of an
+ * address reached under a new name does not run out of its window (and
+ * a strip then goes unnoticed) while the store stays full.
+ */
+static void
+test_full_store_keeps_address(void **state)
+{
+	struct history *h = fresh("fulladdr", 2, 30 * 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.9");
+	struct history_entry e;
+	int64_t now = (int64_t)time(NULL), then = now - 20 * 86400;
+
+	assert_int_equal(history_record(h, "mxa.test", (struct sockaddr *)&a,
+	    1, 1, then, NULL), 0);
+	assert_int_equal(history_record(h, "", (struct sockaddr *)&a, 1, 1,
+	    then, NULL), 0);
+	history_note(h, 30 * 86400, (struct sockaddr *)&a, "mxb.test", 1, 1);
+	assert_int_equal(history_get(h, "mxb.test", (struct sockaddr *)&a,
+	    &e), 0);			/* refused: the store is full */
+	assert_int_equal(history_get(h, "", (struct sockaddr *)&a, &e), 1);
+	assert_true(e.last_tls >= now);
+	history_close(h);
+}
+
 /* The file's bound before the count's (MDB_MAP_FULL): never fatal;
  * dead records are evicted, live ones stay and stay updatable. */
 static void
@@ -311,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_record_and_window),
 		cmocka_unit_test(test_apply),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_full_store_keeps_address),
 		cmocka_unit_test(test_map_full),
 	};
 

@@ -91,6 +91,17 @@ static const struct zrr zone[] = {
 	{ "_mta-sts.bgdue.test", DNS_T_TXT, "v=STSv1; id=bd2" },
 	{ "_mta-sts.bgidle.test", DNS_T_TXT, "v=STSv1; id=bi1" },
 	{ "_mta-sts.bgfresh.test", DNS_T_TXT, "v=STSv1; id=bf1" },
+	/* signed zones (AD set): DANE against MTA-STS */
+	{ "unus.signed.test", DNS_T_MX, "10 mx.unus.signed.test" },
+	{ "mx.unus.signed.test", DNS_T_A, "192.0.2.40" },
+	{ "_25._tcp.mx.unus.signed.test", DNS_T_TLSA, "1 1 1 abababababababababababababababababababababababababababababababab" },
+	{ "usab.signed.test", DNS_T_MX, "10 mx.usab.signed.test" },
+	{ "mx.usab.signed.test", DNS_T_A, "192.0.2.41" },
+	{ "_25._tcp.mx.usab.signed.test", DNS_T_TLSA, "3 1 1 abababababababababababababababababababababababababababababababab" },
+	{ "onlyunus.signed.test", DNS_T_MX, "10 mx.onlyunus.signed.test" },
+	{ "mx.onlyunus.signed.test", DNS_T_A, "192.0.2.42" },
+	{ "_25._tcp.mx.onlyunus.signed.test", DNS_T_TLSA, "1 1 1 abababababababababababababababababababababababababababababababab" },
+	{ "mxfail.signed.test", T_SERVFAIL, "" },
 	{ NULL, 0, NULL },
 };
 
@@ -262,6 +273,10 @@ setup(void **state)
 	/* within the refresh margin; no TXT record / its lookup fails */
 	cache_policy("refsupp.test", "rs1", "version: STSv1\nmode: enforce\n"
 	    "mx: mx.refsupp.test\nmax_age: 86400\n", 80000, 86400);
+	cache_policy("unus.signed.test", "u1", "version: STSv1\nmode: "
+	    "enforce\nmx: mx.unus.signed.test\nmax_age: 86400\n", 10, 86400);
+	cache_policy("usab.signed.test", "u2", "version: STSv1\nmode: "
+	    "enforce\nmx: mx.usab.signed.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("refsf.test", "rf1", "version: STSv1\nmode: enforce\n"
 	    "mx: mx.refsf.test\nmax_age: 86400\n", 80000, 86400);
 	return 0;
@@ -875,6 +890,54 @@ test_dane_not_applicable_note(void **state)
 	policy_free(p);
 }
 
+/*
+ * DANE against MTA-STS in signed zones: usable TLSA records take
+ * precedence over an enforce policy; only unusable ones (usage 1, PKIX-EE,
+ * means nothing for SMTP) authenticate nothing and must not stand in for
+ * the enforce policy's certificate check, though alone they make TLS
+ * mandatory.  A failed MX lookup (SERVFAIL without an extended error)
+ * defers: an attacker who breaks it must not turn DANE off.
+ */
+static void
+test_dane_against_sts(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	policy_set_resolver_validating(p, 1);
+	v = lookup(p, "unus.signed.test", "192.0.2.40");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	assert_string_equal(v->mx_host, "mx.unus.signed.test");
+	assert_non_null(v->dane_note);
+	assert_string_equal(v->dane_note, "tlsa-unusable");
+	policy_verdict_free(v);
+	v = lookup(p, "usab.signed.test", "192.0.2.41");
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	assert_string_equal(v->source, "dane");
+	assert_non_null(strstr(v->sts_note, "ignored"));
+	policy_verdict_free(v);
+	v = lookup(p, "onlyunus.signed.test", "192.0.2.42");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "dane");
+	assert_null(v->dane_note);
+	policy_verdict_free(v);
+	v = lookup(p, "mxfail.signed.test", "192.0.2.43");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "dnssec-invalid");
+	policy_verdict_free(v);
+	/* the self-check's word does not turn DANE off: its check name may
+	 * fail where the zones that matter validate */
+	policy_set_resolver_validating(p, 0);
+	v = lookup(p, "usab.signed.test", "192.0.2.41");
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	policy_verdict_free(v);
+	v = lookup(p, "mxfail.signed.test", "192.0.2.43");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 /* match= with Postfix's strategies: nexthop, dot-nexthop, hostname */
 static void
 test_override_match_strategies(void **state)
@@ -1160,6 +1223,7 @@ main(void)
 		cmocka_unit_test(test_invalid_domain),
 		cmocka_unit_test(test_sts_disabled),
 		cmocka_unit_test(test_dane_not_applicable_note),
+		cmocka_unit_test(test_dane_against_sts),
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
