@@ -342,6 +342,16 @@ io_set_timeout(struct io *io, uint64_t ms)
 }
 
 void
+io_set_deadline(struct io *io, uint64_t ms)
+{
+	/* a deadline, not an inactivity timeout: touch() does not re-arm,
+	 * so a peer that reads or writes a byte now and then cannot hold
+	 * the connection past it */
+	io_set_timeout(io, ms);
+	io->timeout = 0;
+}
+
+void
 io_set_lowat(struct io *io, size_t lowat)
 {
 	io->lowat = lowat;
@@ -469,14 +479,17 @@ io_getline(struct io *io, size_t maxline, char **line)
 	if (io->inlen == 0)
 		return -1;
 	p = io->in + io->inoff;
+	/* maxline counts the line without its CR LF: a CR may still wait
+	 * for its LF in the next read */
 	if ((lf = memchr(p, '\n', io->inlen)) == NULL)
-		return io->inlen > maxline ? -2 : -1;
+		return io->inlen > maxline + 1 ? -2 : -1;
 	len = (size_t)(lf - p);
-	if (len > maxline + 1)	/* +1: a CR before the LF */
-		return -2;
-	*lf = '\0';
 	if (len > 0 && p[len - 1] == '\r')
-		p[--len] = '\0';
+		len--;
+	if (len > maxline)
+		return -2;
+	p[len] = '\0';
+	*lf = '\0';
 	/* consume without freeing: *line stays valid until the next call */
 	io->inoff += (size_t)(lf - p) + 1;
 	io->inlen -= (size_t)(lf - p) + 1;
@@ -981,9 +994,7 @@ io_linger(struct io *io, uint64_t ms)
 	lingering = io;
 	io->lprevp = &lingering;
 	nlingering++;
-	/* a deadline, not an inactivity timeout: touch() does not re-arm */
-	io_set_timeout(io, ms);
-	io->timeout = 0;
+	io_set_deadline(io, ms);
 	io_pause(io, 0);
 }
 

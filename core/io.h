@@ -72,6 +72,9 @@ SSL		*io_ssl(const struct io *);
 
 /* Timeout in ms (0: none), restarted on every read or write progress. */
 void		 io_set_timeout(struct io *, uint64_t ms);
+/* IO_TIMEOUT ms from now, whatever progress is made (until the next
+ * io_set_timeout or io_set_deadline). */
+void		 io_set_deadline(struct io *, uint64_t ms);
 /* IO_LOWAT is sent when a flush brings io_queued() from above lowat to at
  * or below it. */
 void		 io_set_lowat(struct io *, size_t lowat);

@@ -71,6 +71,8 @@ struct leg {
 	struct io		*io;
 	struct smtp_reply	*rep;		/* reply being read */
 	int			 pending;	/* replies due to the session */
+	int			 stale;		/* the server spoke before the
+						 * command it would answer */
 	int			 silent;	/* SILENT_*: this connection is
 						 * the leg's own business */
 	int			 settled;	/* TLS question decided */
@@ -408,6 +410,14 @@ leg_park(struct leg *l, struct reuse *reuse, const char *key,
 	    l->greeting[0] == '\0' || l->rep != NULL ||
 	    io_datalen(l->io) > 0 || io_queued(l->io) > 0)
 		return -1;
+	/* set up before a reload: the TLS settings it was made under
+	 * (tls_min_version, ciphers, CA store) may no longer hold, and
+	 * the reload flushed only the legs parked then */
+	if (!tls_client_current(*l->env.tls, io_ssl(l->io))) {
+		log_info("sid=%s event=upstream-not-parked dst=%s "
+		    "reason=tls-settings-reloaded", l->tag, l->dst_str);
+		return -1;
+	}
 	memset(&rl, 0, sizeof(rl));
 	rl.up = l->io;
 	rl.proof = l->proof;
@@ -461,11 +471,25 @@ send_ehlo(struct leg *l)
 	leg_send(l, line);
 }
 
+/*
+ * Bytes the server sent while no reply was due, still unread when a new
+ * command goes out (or the message begins), would be taken for its answer
+ * (a 250 sent with the 354 for the final reply to the dot): they are
+ * marked here and fail the leg when read (leg_read_replies).
+ */
+static void
+mark_stale(struct leg *l)
+{
+	if (l->pending == 0 && (io_datalen(l->io) > 0 || l->rep != NULL))
+		l->stale = 1;
+}
+
 void
 leg_command(struct leg *l, int nreplies, const char *line)
 {
 	if (l->io == NULL)
 		return;
+	mark_stale(l);
 	l->pending += nreplies;
 	io_set_timeout(l->io, cfg(l)->command_timeout);
 	leg_send(l, line);
@@ -490,6 +514,7 @@ leg_command2(struct leg *l, const char *l1, const char *l2)
 	n = snprintf(buf, sizeof(buf), "%s\r\n%s\r\n", l1, l2);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return;		/* cannot happen: both lines are bounded */
+	mark_stale(l);
 	l->pending += 2;
 	io_set_timeout(l->io, cfg(l)->command_timeout);
 	io_write(l->io, buf, (size_t)n);
@@ -500,6 +525,7 @@ leg_body_begin(struct leg *l, size_t lowat)
 {
 	if (l->io == NULL)
 		return;
+	mark_stale(l);
 	leg_enter(l, LS_BODY);
 	io_set_timeout(l->io, cfg(l)->data_block_timeout);
 	io_set_lowat(l->io, lowat);
@@ -1012,6 +1038,18 @@ leg_read_replies(struct leg *l)
 	while (l->io != NULL && l->state != LS_HANDSHAKE &&
 	    l->state != LS_BODY && l->state != LS_CLOSED &&
 	    l->state != LS_CONNECT) {
+		if (l->stale) {
+			log_info("sid=%s event=early-reply dst=%s bytes=%zu",
+			    l->tag, l->dst_str, io_datalen(l->io));
+			if (l->state == LS_DOT)
+				leg_fail(l, LEG_E_EARLY, "%s replied before "
+				    "the end of the message", l->dst_str);
+			else
+				leg_fail(l, LEG_E_PROTOCOL, "%s sent a reply "
+				    "before the command it would answer",
+				    l->dst_str);
+			return;
+		}
 		n = io_getline(l->io, SMTP_LINE_MAX, &line);
 		if (n == -1)
 			return;

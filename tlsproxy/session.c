@@ -408,7 +408,9 @@ session_close(struct session *s, const char *why)
 		s->state = S_CLOSING;
 		io_pause(s->cl, 1);
 		io_set_lowat(s->cl, 0);
-		io_set_timeout(s->cl, 5000);
+		/* the last replies get 5 s in all: a client reading a byte
+		 * now and then must not hold the session */
+		io_set_deadline(s->cl, 5000);
 		return;
 	}
 	s->state = S_DEAD;
@@ -662,7 +664,11 @@ policy_failed(struct session *s, const struct policy_verdict *v,
 	    strncmp(reason, "certificate", 11) == 0 ||
 	    strcmp(reason, "validation-failure") == 0 ||
 	    strcmp(reason, "tlsa-invalid") == 0 ? "4.7.5" : "4.7.0";
-	int first = !up_settled(s);
+	/* the session's first RCPT: its own leg is not settled yet; an
+	 * adopted one is, but has carried none of this session's
+	 * recipients (the MTA gets 421 and tries its next MX either way) */
+	int first = !up_settled(s) || (leg_reused(s->up) &&
+	    s->leg_verdict == NULL);
 	char d[300];
 
 	s->policy_fails++;
@@ -1556,6 +1562,17 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		session_enter(s, S_IDLE);
 		break;
 	case S_DATA:
+		if (r->code != 354 && r->code / 100 < 4) {
+			/* neither "go ahead" nor a refusal: a client told
+			 * 250 here might count its message as delivered */
+			t = smtp_reply_text(r, r->nlines - 1, &tl);
+			log_info("sid=%s event=bad-data-reply dst=%s code=%d "
+			    "text=%s", s->id, s->dst_str, r->code,
+			    log_qn(q, sizeof(q), t, tl));
+			session_tempfail(s, "421 4.5.0", "%s answered DATA "
+			    "with %d, not 354", s->dst_str, r->code);
+			break;
+		}
 		cl_relay(s, r);
 		session_enter(s, r->code == 354 ? S_BODY : S_IDLE);
 		break;

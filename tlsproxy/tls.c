@@ -364,6 +364,12 @@ tls_server_enabled(const struct tls_ctx *t)
 	return t->server != NULL;
 }
 
+int
+tls_client_current(const struct tls_ctx *t, const SSL *ssl)
+{
+	return ssl != NULL && SSL_get_SSL_CTX(ssl) == t->client;
+}
+
 void
 tls_peer_names(SSL *ssl, char *subj, size_t subjsz, char *iss, size_t isssz)
 {

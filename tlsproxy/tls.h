@@ -25,6 +25,11 @@ SSL		*tls_client_new(struct tls_ctx *);
 /* A fresh SSL for the client leg, or NULL when no certificate is set. */
 SSL		*tls_server_new(struct tls_ctx *);
 int		 tls_server_enabled(const struct tls_ctx *);
+/* 1 if ssl was made by t (tls_client_new): a connection set up before a
+ * reload changed the TLS settings is not from the current context.  (The
+ * SSL holds a reference to its SSL_CTX, so an old context's address is
+ * never reused while ssl lives.) */
+int		 tls_client_current(const struct tls_ctx *, const SSL *ssl);
 /* TLS session resumption per upstream: key names the destination and
  * everything the policy checked (MX host, level, TLSA digest), so a
  * resumed session never stands in for a check of another policy.  Call

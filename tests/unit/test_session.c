@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,8 @@ static struct {
 	int		 hs_done;
 	int		 srv_noread;	/* back-pressure: upstream reads not */
 	int		 cl_noread;	/* back-pressure: the client reads not */
+	int		 cl_sndbuf;	/* SO_SNDBUF of the session's client
+					 * socket (0: the default) */
 	SSL		*cssl;
 	int		 chs_done;
 	char		 cbuf[BUFSZ];	/* received by the client */
@@ -722,6 +725,9 @@ start(const char *greeting)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0, sv), 0);
 	g.cfd = sv[1];
+	if (g.cl_sndbuf)
+		assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF,
+		    &g.cl_sndbuf, sizeof(g.cl_sndbuf)), 0);
 	cl.sin_family = AF_INET;
 	cl.sin_port = htons(40000);
 	inet_pton(AF_INET, "192.0.2.1", &cl.sin_addr);
@@ -1555,6 +1561,194 @@ test_client_line_too_long_with_crlf(void **state)
 	finish();
 }
 
+/* The longest command allowed (2048 octets) with its CR and LF in two
+ * reads is a command, not an over-long line. */
+static void
+test_client_line_max_split_crlf(void **state)
+{
+	static char line[2049];
+
+	hello_plain();
+	memset(line, 'A', sizeof(line) - 1);
+	memcpy(line, "NOOP ", 5);
+	cl_send(line);
+	cl_send("\r");
+	run_for(30);
+	cl_send("\n");
+	EXPECT_CL_PREFIX("250 ");
+	finish();
+}
+
+/* 2049 octets ended by a bare LF: over-long like any other, so the
+ * session ends (docs/session.md), whatever the line end. */
+static void
+test_client_line_too_long_bare_lf(void **state)
+{
+	static char line[2051];
+
+	hello_plain();
+	memset(line, 'A', sizeof(line) - 2);
+	memcpy(line, "NOOP ", 5);
+	line[sizeof(line) - 2] = '\n';
+	cl_send(line);
+	EXPECT_CL("500 5.5.2 Error: line too long\r\n");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+/*
+ * A reply the server sent before the command it would answer is never
+ * relayed as that answer: a 250 sent in one write with the 354 is not
+ * the final reply to the dot (the client gets 451 after its message),
+ * also when the client pipelined its body behind DATA, and an extra
+ * reply to MAIL+RCPT is not the reply to DATA.
+ */
+static void
+test_upstream_250_with_354(void **state)
+{
+	const char *r;
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n250 2.0.0 early fake\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("x\r\n.\r\n");
+	run_for(20);
+	srv_send("250 2.0.0 the real answer\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 ", 4) != 0)
+		fail_msg("expected 451, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_upstream_250_with_354_pipelined_body(void **state)
+{
+	const char *r;
+
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\nDATA\r\nx\r\n.\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 ok\r\n250 ok\r\n");
+	EXPECT_CL("250 ok\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n250 2.0.0 early fake\r\n");
+	EXPECT_CL("354 go\r\n");
+	run_for(20);
+	srv_send("250 2.0.0 the real answer\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 ", 4) != 0)
+		fail_msg("expected 451, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_upstream_extra_reply_not_data_reply(void **state)
+{
+	const char *r;
+
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\nDATA\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 ok\r\n250 ok\r\n250 extra\r\n");
+	EXPECT_CL("250 ok\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "421 ", 4) != 0)
+		fail_msg("expected 421, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+/* DATA answered with a 2xx, not 354: the client must not be told 250
+ * (it might count the message as delivered): 421, the session ends. */
+static void
+test_upstream_250_to_data(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL_PREFIX("421 4.5.0 ");
+	wait_cl_eof();
+	finish();
+}
+
+/*
+ * A closing session's last replies get 5 s in all: a client that reads a
+ * little now and then (each read lets the session write a little more)
+ * must not hold it open longer.
+ */
+static void
+test_closing_deadline(void **state)
+{
+	static const char noop[] = "NOOP\r\n";
+	static char chunk[16 * 1024], buf[8192];
+	uint64_t t0, quiet_since = 0, deadline, next;
+	size_t i;
+	ssize_t w;
+
+	for (i = 0; i + sizeof(noop) - 1 <= sizeof(chunk);
+	    i += sizeof(noop) - 1)
+		memcpy(chunk + i, noop, sizeof(noop) - 1);
+	g.cl_sndbuf = 4096;
+	hello_plain();
+	g.cl_noread = 1;
+	/* NOOPs unread until the session stops reading the client (its
+	 * replies fill the socket and its own queue) */
+	deadline = now_ms() + 4000;
+	while (now_ms() < deadline) {
+		w = write(g.cfd, chunk, i);
+		if (w > 0) {
+			quiet_since = 0;
+			continue;
+		}
+		if (quiet_since == 0)
+			quiet_since = now_ms();
+		else if (now_ms() - quiet_since > 200)
+			break;
+		step();
+	}
+	srv_close();		/* a 421 joins the queue: the session closes */
+	t0 = now_ms();
+	next = t0;
+	while (!g.ceof && now_ms() < t0 + 12000) {
+		struct pollfd pf = { .fd = g.cfd, .events = POLLRDHUP };
+
+		/* the session's end shows at once, unread bytes or not */
+		if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP |
+		    POLLHUP)))
+			g.ceof = 1;
+		else if (now_ms() >= next) {
+			/* a socket's worth every 1.5 s: the session makes
+			 * progress, but its queue lasts longer than 5 s */
+			if (read(g.cfd, buf, sizeof(buf)) == 0)
+				g.ceof = 1;
+			next = now_ms() + 1500;
+		}
+		step();
+	}
+	printf("# closed after %llu ms\n", (unsigned long long)(now_ms() - t0));
+	if (!g.ceof || now_ms() - t0 > 6500)
+		fail_msg("the closing session stayed %llu ms",
+		    (unsigned long long)(now_ms() - t0));
+	g.cl_noread = 0;
+	g.cl_sndbuf = 0;
+	g.clen = 0;
+	finish();
+}
+
 static void
 test_reply_garbage_greeting(void **state)
 {
@@ -2012,6 +2206,68 @@ test_reuse_parked_leg(void **state)
 	srv_send("221 2.0.0 bye\r\n");
 	srv_close();
 	WAIT(io_lingering() == 0);
+	finish();
+}
+
+/* A policy failure at the first RCPT of a session that adopted a parked
+ * leg is the first RCPT's 421 (the MTA tries its next MX), not the 450 of
+ * a later recipient; nothing crosses the leg. */
+static void
+test_reuse_first_rcpt_defer_421(void **state)
+{
+	reuse_first_session();
+	start_again();
+	EXPECT_CL(GREETING);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	vspec_add("x.example", TLS_LEVEL_DEFER, 0, "validation-failure",
+	    "A is not an address of any MX host of x.example");
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<e@x.example>\r\n");
+	EXPECT_CL_PREFIX("421 4.7.5 ");
+	wait_cl_eof();
+	srv_quiet(30);			/* no MAIL, no RCPT went up */
+	finish();
+}
+
+/* A leg set up before a reload (new TLS settings) is not parked after
+ * it: the reload flushed the legs parked then, and this one would carry
+ * the old settings into later sessions.  It ends with QUIT instead. */
+static void
+test_reuse_not_parked_after_reload(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(g.cfg, err, sizeof(err));
+
+	assert_non_null(t);
+	g.env.reuse = reuse_new();
+	assert_non_null(g.env.reuse);
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
+	/* the reload, as proxy_reconfigure() does it */
+	reuse_flush(g.env.reuse);
+	g.env.tls = t;
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	wait_cl_eof();
+	WAIT(g.env.nsessions == 0);
+	WAIT(io_lingering() == 0);
+	g.env.tls = g.tls;
+	tls_ctx_free(t);
 	finish();
 }
 
@@ -2795,6 +3051,15 @@ main(void)
 		T(test_local_starttls_pipelined_dropped),
 		T(test_client_helo),
 		T(test_upstream_closes_mid_final_reply),
+		T(test_client_line_max_split_crlf),
+		T(test_client_line_too_long_bare_lf),
+		T(test_upstream_250_with_354),
+		T(test_upstream_250_with_354_pipelined_body),
+		T(test_upstream_extra_reply_not_data_reply),
+		T(test_upstream_250_to_data),
+		T(test_closing_deadline),
+		T(test_reuse_first_rcpt_defer_421),
+		T(test_reuse_not_parked_after_reload),
 #undef T
 	};
 
