@@ -6,7 +6,10 @@
  * written with look-ahead; and feeding the input in two pieces, or into a
  * tiny out buffer, or the relay's way (smtp_data_clean spans as they are,
  * the scanner up to the next LF, as body_pump does), in one piece or two,
- * gives exactly what one call gives.
+ * gives exactly what one call gives.  And the end is where a strict
+ * receiver finds it in the raw input (the first CRLF . CRLF, counting the
+ * CRLF that ended the DATA line): no input ends the message for mxguard
+ * and not for such a receiver, or the other way round.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -125,6 +128,25 @@ check_output(const char *out, size_t len, enum smtp_data_status st)
 		abort();
 }
 
+/* 1 if in holds CRLF . CRLF after the DATA line's CRLF (*end: the offset
+ * just past it), as a receiver that knows only that terminator sees it. */
+static int
+strict_end(const char *in, size_t n, size_t *end)
+{
+	size_t i;
+
+	if (n >= 3 && memcmp(in, ".\r\n", 3) == 0) {
+		*end = 3;
+		return 1;
+	}
+	for (i = 0; i + 5 <= n; i++)
+		if (memcmp(in + i, "\r\n.\r\n", 5) == 0) {
+			*end = i + 5;
+			return 1;
+		}
+	return 0;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -148,6 +170,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (st == SMTP_DATA_MORE && c != size)
 		abort();
 	check_output(out, p, st);
+
+	/* a strict receiver on the raw input */
+	if (strict_end(in, size, &pos) != (st == SMTP_DATA_END) ||
+	    (st == SMTP_DATA_END && pos != c))
+		abort();
 
 	/* reference */
 	len = reference(in, size, ref, &end, &endpos);
