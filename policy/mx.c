@@ -166,11 +166,13 @@ host_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+static int host_cmp(const void *, const void *);
+
 static void
 add_host(struct mx_result *res, const char *name, uint16_t pref)
 {
-	struct mx_host *h;
-	int i;
+	struct mx_host *h, cand;
+	int i, worst = 0;
 
 	for (i = 0; i < res->nhost; i++)
 		if (strcmp(res->host[i].name, name) == 0) {
@@ -179,9 +181,22 @@ add_host(struct mx_result *res, const char *name, uint16_t pref)
 				res->host[i].pref = pref;
 			return;
 		}
-	if (res->nhost >= MX_MAX_HOSTS)
-		return;
-	h = &res->host[res->nhost++];
+	if (res->nhost < MX_MAX_HOSTS)
+		h = &res->host[res->nhost++];
+	else {
+		/* more hosts than kept: the best ones stay, whatever the
+		 * answer's order (which the resolver may shuffle) */
+		for (i = 1; i < res->nhost; i++)
+			if (host_cmp(&res->host[i], &res->host[worst]) > 0)
+				worst = i;
+		memset(&cand, 0, sizeof(cand));
+		snprintf(cand.name, sizeof(cand.name), "%s", name);
+		cand.pref = pref;
+		if (host_cmp(&cand, &res->host[worst]) >= 0)
+			return;
+		h = &res->host[worst];
+		memset(h, 0, sizeof(*h));
+	}
 	snprintf(h->name, sizeof(h->name), "%s", name);
 	h->pref = pref;
 	h->st4 = h->st6 = -1;

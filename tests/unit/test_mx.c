@@ -2,7 +2,8 @@
  * test_mx.c - the one MX walk (policy/mx.c) on canned DNS answers
  * (fakedns.h): the order of the hosts (preference, then name, whatever
  * the answer's order), duplicates, null MX, the implicit MX and its
- * secure denial, a failed MX lookup with its Extended DNS Error, address
+ * secure denial, more hosts than are kept (the best stay, whatever the
+ * answer's order), a failed MX lookup with its Extended DNS Error, address
  * statuses per family, the host owning the destination, the A-before-AAAA
  * order of addresses, the secure CNAME expansion, and cancel.
  */
@@ -109,6 +110,37 @@ test_order(void **s)
 	m = walk("d.test", NULL, 0);
 	assert_string_equal(m->host[1].name, "b.d.test");
 	assert_string_equal(m->host[2].name, "c.d.test");
+}
+
+/* More MX hosts than are kept (16): the best ones, whatever the order
+ * of the answer. */
+static void
+test_many_hosts(void **s)
+{
+	struct mx_result *m;
+	struct msg q;
+	char h[32];
+	int i, k;
+
+	for (k = 0; k < 2; k++) {
+		begin(&q, 0x1234, 1, 0, "many.test", DNS_T_MX, 20, 0, 0);
+		for (i = 0; i < 20; i++) {
+			int n = k == 0 ? i : 19 - i;
+
+			snprintf(h, sizeof(h), "mx%02d.many.test", n);
+			rr_name(&q, "many.test", DNS_T_MX, 100 - 5 * n, h, 300);
+		}
+		answer("many.test", DNS_T_MX, DNS_SECURE, &q);
+		m = walk("many.test", NULL, 0);
+		assert_int_equal(m->nhost, MX_MAX_HOSTS);
+		/* mx19 has the best preference (5), mx04 the 16th */
+		assert_string_equal(m->host[0].name, "mx19.many.test");
+		assert_string_equal(m->host[MX_MAX_HOSTS - 1].name,
+		    "mx04.many.test");
+		free(m);
+		got = NULL;
+		fakes_clear();
+	}
 }
 
 static void
@@ -261,6 +293,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_hosts, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_and_null,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_implicit, setup,
