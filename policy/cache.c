@@ -423,9 +423,10 @@ admits(struct sts_cache *c, MDB_txn *txn)
  */
 static int
 put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
-    int64_t now, int force)
+    int64_t fetched, int64_t now, int force)
 {
 	struct evictions ev;
+	struct rec cur;
 	MDB_txn *txn;
 	MDB_val k, old, v = *val;
 	int rc, exists;
@@ -439,6 +440,16 @@ put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		goto abort;
 	exists = rc == 0;
+	/* Fetches overlap (a refresh under the old id, a lookup under a
+	 * new one; other workers): the one started last wins, whichever
+	 * ends last, so that an attacker who holds back an older response
+	 * cannot put it over a newer policy.  A time far ahead of the
+	 * clock (it was stepped back) does not block updates for long. */
+	if (exists && rec_decode(&old, &cur, 0) == 0 &&
+	    cur.fetched > fetched && cur.fetched <= now + 300) {
+		mdb_txn_abort(txn);
+		return 2;
+	}
 	if (force || (!exists && !admits(c, txn))) {
 		if (make_room(c, txn, &k, now, force ||
 		    !store_room(c->env), &ev) == -1) {
@@ -550,10 +561,18 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 	/* MDB_MAP_FULL: the file's bound, not the count, was reached (large
 	 * records, fragmentation); evict one more each round and retry */
 	for (i = 0, rc = MDB_MAP_FULL; i < PUT_TRIES && store_full(rc); i++)
-		rc = put_once(c, domain, &v, now, i > 0);
+		rc = put_once(c, domain, &v, e->fetched, now, i > 0);
 	free(p);
 	if (rc == 0)
 		return 0;
+	if (rc == 2) {
+		char qd[300];
+
+		log_info("event=sts-cache-kept domain=%s note=\"a fetch "
+		    "started later has stored its policy\"",
+		    log_q(qd, sizeof(qd), domain));
+		return 1;
+	}
 	if (rc == 1)
 		return -1;
 	if (store_full(rc))

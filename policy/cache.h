@@ -59,9 +59,11 @@ void		 sts_cache_close(struct sts_cache *);
  * -1 error. */
 int		 sts_cache_get(struct sts_cache *, const char *domain,
 		    struct sts_cache_entry *);
-/* Stores a copy; 0, or -1 when it was not stored (too large, the cache
- * full of live enforce policies, a store error: each logged and counted).
- * A record the cache had for domain stays as it was on -1. */
+/* Stores a copy; 0, 1 when the cache holds a policy fetched later
+ * (e->fetched is when the fetch started: the last one started wins), or
+ * -1 when it was not stored (too large, the cache full of live enforce
+ * policies, a store error: each logged and counted).  A record the cache
+ * had for domain stays as it was on 1 and -1. */
 int		 sts_cache_put(struct sts_cache *, const char *domain,
 		    const struct sts_cache_entry *);
 /* Notes that domain's policy took part in a decision at now (for the

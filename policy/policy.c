@@ -135,6 +135,7 @@ struct fetch {
 	struct http_req	*http;
 	struct policy_req *waiters;
 	int		 background;	/* started by the refresh timer */
+	int64_t		 started;	/* time(): the policy's "fetched" */
 };
 
 /* A background refresh waiting for its _mta-sts TXT answer. */
@@ -1243,6 +1244,7 @@ fetch_start(struct policy *p, const char *domain, const char *id)
 	f->pol = p;
 	snprintf(f->domain, sizeof(f->domain), "%s", domain);
 	snprintf(f->id, sizeof(f->id), "%s", id);
+	f->started = (int64_t)time(NULL);
 	snprintf(host, sizeof(host), "mta-sts.%s", domain);
 	f->http = http_get(p->loop, p->dns, p->ctx, host,
 	    "/.well-known/mta-sts.txt", p->fetch_timeout, p->max_body,
@@ -1313,9 +1315,12 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 
 		memset(&e, 0, sizeof(e));
 		snprintf(e.id, sizeof(e.id), "%s", f->id);
-		e.fetched = now;
+		/* when the fetch started: of overlapping fetches, the last
+		 * one started wins in the cache (and in Redis), whichever
+		 * ends last (sts_cache_put) */
+		e.fetched = f->started;
 		e.checked = now;
-		e.expires = now + sp->max_age;
+		e.expires = f->started + sp->max_age;
 		e.body = (char *)body;
 		e.bodylen = len;
 		if (p->cache != NULL && f->background && f->waiters == NULL) {

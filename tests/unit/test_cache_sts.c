@@ -114,6 +114,43 @@ test_id_change(void **state)
 	sts_cache_close(c);
 }
 
+/*
+ * Overlapping fetches: the one started last wins, whichever ends last.  A
+ * response held back (an older policy) does not replace a policy fetched
+ * after it was asked for; a stored time far ahead of the clock (a clock
+ * stepped back) does not block updates.
+ */
+static void
+test_fetch_order(void **state)
+{
+	struct sts_cache *c;
+	struct sts_cache_entry e, g;
+	int64_t now = (int64_t)time(NULL);
+	char err[256];
+
+	c = sts_cache_open(dir, err, sizeof(err));
+	assert_non_null(c);
+	fill(&e, "new", P1, now - 10, 86400);	/* started 10 s ago */
+	assert_int_equal(sts_cache_put(c, "order.example", &e), 0);
+	fill(&e, "old", P2, now - 20, 86400);	/* started before, ends now */
+	assert_int_equal(sts_cache_put(c, "order.example", &e), 1);
+	assert_int_equal(sts_cache_get(c, "order.example", &g), 1);
+	assert_string_equal(g.id, "new");
+	assert_int_equal(g.pol.mode, STS_MODE_ENFORCE);
+	sts_cache_entry_clear(&g);
+	fill(&e, "newer", P2, now - 5, 86400);
+	assert_int_equal(sts_cache_put(c, "order.example", &e), 0);
+	/* the clock went back an hour after this was stored */
+	fill(&e, "ahead", P1, now + 3600, 86400);
+	assert_int_equal(sts_cache_put(c, "ahead.example", &e), 0);
+	fill(&e, "now", P2, now, 86400);
+	assert_int_equal(sts_cache_put(c, "ahead.example", &e), 0);
+	assert_int_equal(sts_cache_get(c, "ahead.example", &g), 1);
+	assert_string_equal(g.id, "now");
+	sts_cache_entry_clear(&g);
+	sts_cache_close(c);
+}
+
 static void
 test_expiry(void **state)
 {
@@ -487,6 +524,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_persist),
 		cmocka_unit_test(test_id_change),
+		cmocka_unit_test(test_fetch_order),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_bad_body_is_absent),
 		cmocka_unit_test(test_eviction_order),
