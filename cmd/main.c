@@ -143,8 +143,15 @@ check_dns(const struct config *cfg)
 {
 	struct ev_loop *loop;
 	struct dnscheck *c = NULL;
+	const char *rs;
 	char err[256];
 
+	if ((rs = dnscheck_remote_server(cfg)) != NULL)
+		fprintf(stderr, "mxguard: dns: WARNING: dns_servers %s is not "
+		    "a loopback address: the AD bit of its answers is "
+		    "believed as sent, and anyone on the path could forge "
+		    "it (DANE wants a validating resolver on this host)\n",
+		    rs);
 	if (cfg->dns_check_interval == 0)
 		return;
 	if ((loop = ev_loop_new()) == NULL ||

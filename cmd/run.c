@@ -330,6 +330,7 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	struct daemon d;
 	sigset_t mask;
 	char err[512], q[1024];
+	const char *rs;
 	int rc = 1, i;
 
 	memset(&d, 0, sizeof(d));
@@ -415,6 +416,13 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
 	report_schedule(&d, 1);
 	/* DANE rests on the resolver's AD bit: say when it cannot */
+	if ((rs = dnscheck_remote_server(cfg)) != NULL && (w == NULL ||
+	    w->slot == 0))
+		log_warn("event=dns-server-remote server=%s note=\"not a "
+		    "loopback address: the AD bit of its answers is believed "
+		    "as sent, and anyone on the path to it could forge it; "
+		    "DANE wants a validating resolver on this host\"",
+		    log_q(q, sizeof(q), rs));
 	if (cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
 	    cfg, 0, 0, dns_checked, &d, err, sizeof(err))) == NULL)
 		log_warn("event=dns-check-unavailable error=%s",

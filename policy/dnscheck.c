@@ -8,6 +8,8 @@
  * interval timer.  Strings from the configuration are copied: the daemon
  * may free an old configuration after SIGHUP while the checker runs.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +247,36 @@ dnscheck_free(struct dnscheck *c)
 	free(c->signed_name);
 	free(c->bogus_name);
 	free(c);
+}
+
+const char *
+dnscheck_remote_server(const struct config *cfg)
+{
+	char host[128];
+	const char *s, *e;
+	struct in_addr a4;
+	struct in6_addr a6;
+	int i;
+
+	for (i = 0; i < cfg->dns_servers.n; i++) {
+		s = cfg->dns_servers.v[i];
+		/* "addr", "addr:port", "[v6]:port", "v6" (c-ares' forms) */
+		if (*s == '[' && (e = strchr(s, ']')) != NULL)
+			s++;
+		else if ((e = strchr(s, ':')) == NULL || strchr(e + 1, ':'))
+			e = s + strlen(s);
+		if ((size_t)(e - s) >= sizeof(host))
+			return cfg->dns_servers.v[i];
+		memcpy(host, s, (size_t)(e - s));
+		host[e - s] = '\0';
+		if (inet_pton(AF_INET, host, &a4) == 1) {
+			if ((ntohl(a4.s_addr) >> 24) != 127)
+				return cfg->dns_servers.v[i];
+		} else if (inet_pton(AF_INET6, host, &a6) != 1 ||
+		    !IN6_IS_ADDR_LOOPBACK(&a6))
+			return cfg->dns_servers.v[i];
+	}
+	return NULL;
 }
 
 int

@@ -236,6 +236,42 @@ test_oneshot(void **s)
 	assert_int_equal(gauge(), 1);
 }
 
+/* dns_servers off this host draw a warning: the AD bit is believed as
+ * sent.  Loopback in every form c-ares takes is on this host. */
+static void
+test_remote_server(void **s)
+{
+	static const struct { const char *v; int remote; } t[] = {
+		{ "127.0.0.1", 0 }, { "127.0.0.53:5353", 0 }, { "::1", 0 },
+		{ "[::1]:53", 0 }, { "10.0.0.1", 1 }, { "192.0.2.1:53", 1 },
+		{ "2001:db8::1", 1 }, { "[2001:db8::1]:53", 1 },
+		{ "resolver.example", 1 },
+	};
+	char err[256];
+	struct config *c = config_load(NULL, err, sizeof(err));
+	size_t i;
+
+	assert_non_null(c);
+	assert_null(dnscheck_remote_server(c));	/* resolv.conf */
+	c->dns_servers.v = calloc(2, sizeof(char *));
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		c->dns_servers.v[0] = (char *)t[i].v;
+		c->dns_servers.n = 1;
+		if ((dnscheck_remote_server(c) != NULL) != t[i].remote)
+			fail_msg("%s: remote=%d expected", t[i].v,
+			    t[i].remote);
+	}
+	/* the first remote one of several */
+	c->dns_servers.v[0] = (char *)"127.0.0.1";
+	c->dns_servers.v[1] = (char *)"10.0.0.2";
+	c->dns_servers.n = 2;
+	assert_string_equal(dnscheck_remote_server(c), "10.0.0.2");
+	free(c->dns_servers.v);
+	c->dns_servers.v = NULL;
+	c->dns_servers.n = 0;
+	config_free(c);
+}
+
 static void
 test_verdict(void **s)
 {
@@ -283,6 +319,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rounds_follow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oneshot, setup, teardown),
 		cmocka_unit_test(test_verdict),
+		cmocka_unit_test(test_remote_server),
 		cmocka_unit_test(test_parse_root),
 	};
 
