@@ -29,6 +29,9 @@ assert "mxguard decided verify for mx1.enf.test by MTA-STS" \
 	grep -qE "event=policy domain=enf.test dst=10.25.1.10 mx=mx1.enf.test source=mta-sts level=verify result=ok" "$MXLOG"
 assert "mxguard fetched the policy" grep -qE "event=sts-fetch domain=enf.test id=20260101 result=ok mode=enforce" "$MXLOG"
 assert "nginx served the policy once" [ "$(sts_fetches enf.test)" = 1 ]
+# this world's resolver is in the receiver's namespace, not on loopback
+assert "mxguard warns: dns_servers is not a loopback address" \
+	grep -qE "event=dns-server-remote server=$DNS_RESOLVER note=" "$MXLOG"
 out=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" policy enf.test 2>/dev/null) || true
 log "mxguard policy enf.test:"; printf '%s\n' "$out" >&2
 assert "mxguard policy shows the cached policy" grep -qE "MTA-STS policy \\(cached\\): id=20260101 mode=enforce" <<<"$out"

@@ -87,6 +87,8 @@ mxg_start "dns_servers = 127.0.0.2
 $CHECK_CONF"
 mxg_ctl -n -v >"$T/n1.log" 2>&1 || fail "mxguard -n: $(cat "$T/n1.log")"
 assert "mxguard -n: the resolver does not validate" grep -q "dns: WARNING: the resolver does not validate DNSSEC (the signed name's DNSKEY came back without the AD bit): DANE cannot apply" "$T/n1.log"
+assert "mxguard -n: a loopback resolver is no remote one" not grep -q "is not a loopback address" "$T/n1.log"
+assert "no event=dns-server-remote for 127.0.0.2" [ "$(mx_count 'event=dns-server-remote')" = 0 ]
 wait_log "$MXLOG" "event=dns-not-validating resolver=127.0.0.2 signed=dv.test status=insecure bogus_status=insecure .*note=\"DANE cannot apply\""
 mxg_ctl status >"$T/status1.out" 2>&1 || fail "mxguard status: $(cat "$T/status1.out")"
 assert "status: mxguard_dns_validating 0" grep -qx "mxguard_dns_validating 0" "$T/status1.out"
