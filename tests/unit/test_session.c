@@ -1530,15 +1530,24 @@ test_upstream_421_idle(void **state)
 	finish();
 }
 
+/* "NOOP AAA..." of len octets, then end (a line end, or none) */
 static void
-test_client_line_too_long(void **state)
+cl_send_long(size_t len, const char *end)
 {
-	static char line[3001];
+	static char line[4096];
 
-	hello_plain();
-	memset(line, 'A', sizeof(line) - 1);
+	assert_true(len + strlen(end) < sizeof(line));
+	memset(line, 'A', len);
 	memcpy(line, "NOOP ", 5);
+	strcpy(line + len, end);
 	cl_send(line);
+}
+
+/* An over-long line ends the session, whatever its line end
+ * (docs/session.md). */
+static void
+expect_line_too_long(void)
+{
 	EXPECT_CL("500 5.5.2 Error: line too long\r\n");
 	wait_cl_eof();
 	wait_srv_eof();
@@ -1546,19 +1555,28 @@ test_client_line_too_long(void **state)
 }
 
 static void
+test_client_line_too_long(void **state)
+{
+	hello_plain();
+	cl_send_long(3000, "");
+	expect_line_too_long();
+}
+
+static void
 test_client_line_too_long_with_crlf(void **state)
 {
-	static char line[3003];
-
 	hello_plain();
-	memset(line, 'A', sizeof(line) - 3);
-	memcpy(line, "NOOP ", 5);
-	memcpy(line + sizeof(line) - 3, "\r\n", 2);
-	cl_send(line);
-	EXPECT_CL("500 5.5.2 Error: line too long\r\n");
-	wait_cl_eof();
-	wait_srv_eof();
-	finish();
+	cl_send_long(3000, "\r\n");
+	expect_line_too_long();
+}
+
+/* 2049 octets ended by a bare LF: over-long too. */
+static void
+test_client_line_too_long_bare_lf(void **state)
+{
+	hello_plain();
+	cl_send_long(2049, "\n");
+	expect_line_too_long();
 }
 
 /* The longest command allowed (2048 octets) with its CR and LF in two
@@ -1566,34 +1584,11 @@ test_client_line_too_long_with_crlf(void **state)
 static void
 test_client_line_max_split_crlf(void **state)
 {
-	static char line[2049];
-
 	hello_plain();
-	memset(line, 'A', sizeof(line) - 1);
-	memcpy(line, "NOOP ", 5);
-	cl_send(line);
-	cl_send("\r");
+	cl_send_long(2048, "\r");
 	run_for(30);
 	cl_send("\n");
 	EXPECT_CL_PREFIX("250 ");
-	finish();
-}
-
-/* 2049 octets ended by a bare LF: over-long like any other, so the
- * session ends (docs/session.md), whatever the line end. */
-static void
-test_client_line_too_long_bare_lf(void **state)
-{
-	static char line[2051];
-
-	hello_plain();
-	memset(line, 'A', sizeof(line) - 2);
-	memcpy(line, "NOOP ", 5);
-	line[sizeof(line) - 2] = '\n';
-	cl_send(line);
-	EXPECT_CL("500 5.5.2 Error: line too long\r\n");
-	wait_cl_eof();
-	wait_srv_eof();
 	finish();
 }
 
@@ -1604,11 +1599,36 @@ test_client_line_too_long_bare_lf(void **state)
  * also when the client pipelined its body behind DATA, and an extra
  * reply to MAIL+RCPT is not the reply to DATA.
  */
+/* The client's reply starts with prefix, then the session ends. */
+static void
+expect_end(const char *prefix)
+{
+	EXPECT_CL_PREFIX(prefix);
+	wait_cl_eof();
+	finish();
+}
+
+/* MAIL (answered locally), then RCPT with what the client pipelines
+ * behind it (more): both go up in one write, and both are accepted. */
+static void
+pipelined_rcpt(const char *more, const char *replies)
+{
+	char line[256];
+
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	snprintf(line, sizeof(line), "RCPT TO:<b@d.example>\r\n%s", more);
+	cl_send(line);
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send(replies);
+	EXPECT_CL("250 ok\r\n");
+}
+
 static void
 test_upstream_250_with_354(void **state)
 {
-	const char *r;
-
 	hello_plain();
 	begin_tx("a@sender.example", "b@d.example");
 	cl_send("DATA\r\n");
@@ -1618,56 +1638,26 @@ test_upstream_250_with_354(void **state)
 	cl_send("x\r\n.\r\n");
 	run_for(20);
 	srv_send("250 2.0.0 the real answer\r\n");
-	r = CL_REPLY();
-	if (strncmp(r, "451 ", 4) != 0)
-		fail_msg("expected 451, got \"%s\"", r);
-	wait_cl_eof();
-	finish();
+	expect_end("451 ");
 }
 
 static void
 test_upstream_250_with_354_pipelined_body(void **state)
 {
-	const char *r;
-
-	hello_plain();
-	cl_send("MAIL FROM:<a@sender.example>\r\n");
-	EXPECT_CL("250 2.1.0 Ok\r\n");
-	cl_send("RCPT TO:<b@d.example>\r\nDATA\r\nx\r\n.\r\n");
-	EXPECT_SRV("MAIL FROM:<a@sender.example>");
-	EXPECT_SRV("RCPT TO:<b@d.example>");
-	srv_send("250 ok\r\n250 ok\r\n");
-	EXPECT_CL("250 ok\r\n");
+	pipelined_rcpt("DATA\r\nx\r\n.\r\n", "250 ok\r\n250 ok\r\n");
 	EXPECT_SRV("DATA");
 	srv_send("354 go\r\n250 2.0.0 early fake\r\n");
 	EXPECT_CL("354 go\r\n");
 	run_for(20);
 	srv_send("250 2.0.0 the real answer\r\n");
-	r = CL_REPLY();
-	if (strncmp(r, "451 ", 4) != 0)
-		fail_msg("expected 451, got \"%s\"", r);
-	wait_cl_eof();
-	finish();
+	expect_end("451 ");
 }
 
 static void
 test_upstream_extra_reply_not_data_reply(void **state)
 {
-	const char *r;
-
-	hello_plain();
-	cl_send("MAIL FROM:<a@sender.example>\r\n");
-	EXPECT_CL("250 2.1.0 Ok\r\n");
-	cl_send("RCPT TO:<b@d.example>\r\nDATA\r\n");
-	EXPECT_SRV("MAIL FROM:<a@sender.example>");
-	EXPECT_SRV("RCPT TO:<b@d.example>");
-	srv_send("250 ok\r\n250 ok\r\n250 extra\r\n");
-	EXPECT_CL("250 ok\r\n");
-	r = CL_REPLY();
-	if (strncmp(r, "421 ", 4) != 0)
-		fail_msg("expected 421, got \"%s\"", r);
-	wait_cl_eof();
-	finish();
+	pipelined_rcpt("DATA\r\n", "250 ok\r\n250 ok\r\n250 extra\r\n");
+	expect_end("421 ");
 }
 
 /* DATA answered with a 2xx, not 354: the client must not be told 250
@@ -1680,9 +1670,7 @@ test_upstream_250_to_data(void **state)
 	cl_send("DATA\r\n");
 	EXPECT_SRV("DATA");
 	srv_send("250 2.0.0 queued\r\n");
-	EXPECT_CL_PREFIX("421 4.5.0 ");
-	wait_cl_eof();
-	finish();
+	expect_end("421 4.5.0 ");
 }
 
 /*
@@ -2121,10 +2109,9 @@ test_mail_5xx_same_caps_relayed(void **state)
 
 /* ---- upstream reuse ---------------------------------------------------- */
 
-/* A TLS session that delivers one message and quits: its leg is parked,
- * the upstream gets no QUIT. */
+/* With leg reuse on, a TLS session that has delivered one message. */
 static void
-reuse_first_session(void)
+reuse_first_message(void)
 {
 	g.env.reuse = reuse_new();
 	assert_non_null(g.env.reuse);
@@ -2137,6 +2124,14 @@ reuse_first_session(void)
 	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
 	EXPECT_CL("250 2.1.5 ok\r\n");
 	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
+}
+
+/* A TLS session that delivers one message and quits: its leg is parked,
+ * the upstream gets no QUIT. */
+static void
+reuse_first_session(void)
+{
+	reuse_first_message();
 	cl_send("QUIT\r\n");
 	EXPECT_CL("221 2.0.0 Bye\r\n");
 	wait_cl_eof();
@@ -2166,6 +2161,19 @@ start_again(void)
 	inet_pton(AF_INET, "192.0.2.1", &cl.sin_addr);
 	memcpy(&css, &cl, sizeof(cl));
 	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+}
+
+/* The second session: the greeting and EHLO over the leg the first one
+ * parked, or over a new connection. */
+static void
+start_again_ehlo(void)
+{
+	start_again();
+	EXPECT_CL(GREETING);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
 }
 
 /* The next session rides the parked leg: the client gets the original
@@ -2216,12 +2224,7 @@ static void
 test_reuse_first_rcpt_defer_421(void **state)
 {
 	reuse_first_session();
-	start_again();
-	EXPECT_CL(GREETING);
-	cl_send("EHLO client.example\r\n");
-	EXPECT_SRV("EHLO client.example");
-	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
-	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	start_again_ehlo();
 	vspec_add("x.example", TLS_LEVEL_DEFER, 0, "validation-failure",
 	    "A is not an address of any MX host of x.example");
 	cl_send("MAIL FROM:<c@sender.example>\r\n");
@@ -2243,17 +2246,7 @@ test_reuse_not_parked_after_reload(void **state)
 	struct tls_ctx *t = tls_ctx_new(g.cfg, err, sizeof(err));
 
 	assert_non_null(t);
-	g.env.reuse = reuse_new();
-	assert_non_null(g.env.reuse);
-	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
-	tls_up();
-	EXPECT_SRV("EHLO client.example");
-	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
-	EXPECT_SRV("MAIL FROM:<a@sender.example>");
-	EXPECT_SRV("RCPT TO:<b@d.example>");
-	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
-	EXPECT_CL("250 2.1.5 ok\r\n");
-	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
+	reuse_first_message();
 	/* the reload, as proxy_reconfigure() does it */
 	reuse_flush(g.env.reuse);
 	g.env.tls = t;
@@ -2324,12 +2317,7 @@ test_reuse_mismatch_reconnects(void **state)
 	reuse_first_session();
 	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
 	g.tls_fail_reason = "certificate-host-mismatch";
-	start_again();
-	EXPECT_CL(GREETING);
-	cl_send("EHLO client.example\r\n");
-	EXPECT_SRV("EHLO client.example");
-	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
-	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	start_again_ehlo();
 	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	EXPECT_SRV("QUIT");		/* not MAIL: the leg is left */
