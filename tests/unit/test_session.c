@@ -1656,7 +1656,7 @@ test_upstream_250_with_354_pipelined_body(void **state)
 static void
 test_upstream_extra_reply_not_data_reply(void **state)
 {
-	pipelined_rcpt("DATA\r\n", "250 ok\r\n250 ok\r\n250 extra\r\n");
+	pipelined_rcpt("DATA\r\n", "250 ok\r\n250 ok\r\n550 5.0.0 extra\r\n");
 	expect_end("421 ");
 }
 
