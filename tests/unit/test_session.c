@@ -1592,13 +1592,6 @@ test_client_line_max_split_crlf(void **state)
 	finish();
 }
 
-/*
- * A reply the server sent before the command it would answer is never
- * relayed as that answer: a 250 sent in one write with the 354 is not
- * the final reply to the dot (the client gets 451 after its message),
- * also when the client pipelined its body behind DATA, and an extra
- * reply to MAIL+RCPT is not the reply to DATA.
- */
 /* The client's reply starts with prefix, then the session ends. */
 static void
 expect_end(const char *prefix)
@@ -1626,6 +1619,13 @@ pipelined_rcpt(const char *more, const char *replies)
 	EXPECT_CL("250 ok\r\n");
 }
 
+/*
+ * A reply the server sent before the command it would answer is never
+ * relayed as that answer: a 250 sent in one write with the 354 is not
+ * the final reply to the dot (the client gets 451 after its message),
+ * also when the client pipelined its body behind DATA, and an extra
+ * reply to MAIL+RCPT is not the reply to DATA.
+ */
 static void
 test_upstream_250_with_354(void **state)
 {
