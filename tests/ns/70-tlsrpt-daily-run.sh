@@ -18,7 +18,7 @@ BLD=$(dirname "$MXGUARD")
 [ -f "$BLD/libmxguard.a" ] || fail "no $BLD/libmxguard.a next to $MXGUARD"
 # shellcheck disable=SC2046
 cc -std=gnu11 -D_GNU_SOURCE -I"$LIBDIR/../.." $(pkg-config --cflags openssl lmdb jansson zlib opendkim) \
-	$(nm "$BLD/libmxguard.a" 2>/dev/null | grep -q __asan_ && echo -fsanitize=address,undefined) \
+	$(nm "$BLD/libmxguard.a" 2>/dev/null | grep __asan_ >/dev/null && echo -fsanitize=address,undefined) \
 	-o "$T/tlsrpt_seed" "$LIBDIR/tlsrpt_seed.c" "$BLD/libmxguard.a" \
 	$(pkg-config --libs openssl libcares libnetfilter_queue libnfnetlink lmdb libidn2 jansson zlib opendkim) ||
 	fail "cannot build tests/lib/tlsrpt_seed.c"
