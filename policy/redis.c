@@ -752,6 +752,55 @@ conn_flush(struct redis *rs)
 	return 0;
 }
 
+/*
+ * Hands each complete reply to the FIFO's head; -1 when the connection
+ * ended (dropped, or from a callback).  What is left unparsed is part of
+ * one reply: every reply mxguard asks for is small (a policy of at most
+ * 64 KiB), so a server that sends more than REDIS_REPLY_MAX of one is not
+ * one to wait for (its memory would be ours).
+ */
+#define REDIS_REPLY_MAX	(1024 * 1024)
+static int
+conn_replies(struct redis *rs, unsigned gen)
+{
+	char d[256];
+	void *r;
+
+	for (;;) {
+		struct redis_op *op;
+
+		r = NULL;
+		if (redisReaderGetReply(rs->rd, &r) != REDIS_OK) {
+			snprintf(d, sizeof(d), "protocol: %s",
+			    rs->rd->errstr);
+			drop(rs, "protocol", d);
+			return -1;
+		}
+		if (r == NULL)
+			break;
+		if ((op = rs->ops) == NULL) {
+			freeReplyObject(r);
+			drop(rs, "protocol", "a reply to no command");
+			return -1;
+		}
+		op_unlink(op);
+		if (op->kind == OP_HELLO)
+			on_hello(rs, op, r);
+		else
+			on_reply(op, r);
+		freeReplyObject(r);
+		if (rs->freed || rs->gen != gen)
+			return -1;	/* ended from a callback */
+	}
+	if (rs->rd->len - rs->rd->pos > REDIS_REPLY_MAX) {
+		snprintf(d, sizeof(d), "protocol: a reply of over %d bytes",
+		    REDIS_REPLY_MAX);
+		drop(rs, "protocol", d);
+		return -1;
+	}
+	return 0;
+}
+
 /* Reads what is there and hands each reply to the FIFO's head. */
 static void
 conn_read(struct redis *rs)
@@ -759,7 +808,6 @@ conn_read(struct redis *rs)
 	char buf[16384], d[256];
 	unsigned gen = rs->gen;
 	const char *eof = NULL;
-	void *r;
 	ssize_t n;
 	int sr;
 
@@ -806,34 +854,15 @@ conn_read(struct redis *rs)
 		}
 		if (redisReaderFeed(rs->rd, buf, (size_t)n) != REDIS_OK)
 			break;
+		/* a fast server can send more than one read's worth before
+		 * EAGAIN: hand over what is complete as it grows */
+		if (rs->rd->len - rs->rd->pos > REDIS_REPLY_MAX &&
+		    conn_replies(rs, gen) == -1)
+			return;
 	}
 	/* the replies that came before any end */
-	for (;;) {
-		struct redis_op *op;
-
-		r = NULL;
-		if (redisReaderGetReply(rs->rd, &r) != REDIS_OK) {
-			snprintf(d, sizeof(d), "protocol: %s",
-			    rs->rd->errstr);
-			drop(rs, "protocol", d);
-			return;
-		}
-		if (r == NULL)
-			break;
-		if ((op = rs->ops) == NULL) {
-			freeReplyObject(r);
-			drop(rs, "protocol", "a reply to no command");
-			return;
-		}
-		op_unlink(op);
-		if (op->kind == OP_HELLO)
-			on_hello(rs, op, r);
-		else
-			on_reply(op, r);
-		freeReplyObject(r);
-		if (rs->freed || rs->gen != gen)
-			return;		/* ended from a callback */
-	}
+	if (conn_replies(rs, gen) == -1)
+		return;
 	if (eof != NULL)
 		conn_closed(rs, eof);
 }

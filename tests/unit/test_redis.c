@@ -708,6 +708,30 @@ test_down_and_back(void **state)
 	srv_kill();
 }
 
+/* A reply of more than 1 MiB (no value mxguard writes is): the
+ * connection is dropped before it can take the process's memory, the
+ * lookup fails, and the client comes back for the next one. */
+static void
+test_huge_reply(void **state)
+{
+	static char big[2 * 1024 * 1024 + 1];
+	struct redis *rs;
+	struct got g;
+
+	memset(big, 'a', sizeof(big) - 1);
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	srv_set("mxguard:sts:huge.example", big);
+	g = get_policy(rs, "huge.example");
+	assert_int_equal(g.rc, -1);
+	assert_true(run_until(is_up, rs, 12000));
+	g = get_policy(rs, "absent.example");
+	assert_int_equal(g.rc, 0);
+	redis_free(rs);
+	srv_kill();
+}
+
 static void
 test_hung_server(void **state)
 {
@@ -910,6 +934,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_down_and_back, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_hung_server, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_huge_reply, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
