@@ -461,13 +461,12 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 			    "unauthenticated", d->ntlsa, d->tlsa_base);
 		return;
 	case DNS_INSECURE:
-		finish(r, DANE_NONE, NULL, "TLSA records at _25._tcp.%s are "
-		    "not DNSSEC-validated: ignored", d->tlsa_base);
-		return;
 	case DNS_NXDOMAIN:
 	case DNS_NODATA:
 		if (r->orig_host[0] != '\0') {
-			/* expanded name had none: the original name */
+			/* expanded name had none (or none validated): the
+			 * original name, whose TLSA records are the domain's
+			 * word if it publishes any (RFC 7672 2.2.2) */
 			snprintf(d->tlsa_base, sizeof(d->tlsa_base), "%s",
 			    r->orig_host);
 			r->orig_host[0] = '\0';
@@ -476,8 +475,13 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 				    "out of memory");
 			return;
 		}
-		finish(r, DANE_NONE, NULL, "no TLSA records for %s",
-		    d->mx_host);
+		if (st == DNS_INSECURE)
+			finish(r, DANE_NONE, NULL, "TLSA records at "
+			    "_25._tcp.%s are not DNSSEC-validated: ignored",
+			    d->tlsa_base);
+		else
+			finish(r, DANE_NONE, NULL, "no TLSA records for %s",
+			    d->mx_host);
 		return;
 	default:
 		d->tlsa_ede = a != NULL ? dane_ede(a->raw, (size_t)a->rawlen) :

@@ -306,6 +306,27 @@ test_cname_fallback(void **s)
 	assert_int_equal(d->tlsa[0].mtype, 2);
 }
 
+/* The expanded name's TLSA answer is not validated: the original name's
+ * signed records still decide (the domain published them). */
+static void
+test_cname_fallback_insecure(void **s)
+{
+	struct dane_info *d;
+	struct msg m;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	begin(&m, 0x1234, 1, 0, "mx.d.test", DNS_T_A, 2, 0, 0);
+	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test", 300);
+	rr_a(&m, "real.hoster.test", "192.0.2.1", 300);
+	answer("mx.d.test", DNS_T_A, DNS_SECURE, &m);
+	tlsa("real.hoster.test", 0, 3, 1, 1, 32);
+	tlsa("mx.d.test", 1, 3, 1, 2, 64);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_string_equal(d->tlsa_base, "mx.d.test");
+	assert_int_equal(d->tlsa[0].mtype, 2);
+}
+
 /* A is no MX host's address */
 static void
 test_not_an_mx_address(void **s)
@@ -509,6 +530,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cname_expanded, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_cname_fallback_insecure,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cname_fallback, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address, setup,
