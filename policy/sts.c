@@ -327,12 +327,14 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 		ve = le;
 		while (ve > vs && is_wsp((unsigned char)body[ve - 1]))
 			ve--;
+		/* no control byte; UTF-8 is allowed (RFC 8461's
+		 * sts-policy-vchar), though only an extension can use it:
+		 * version, mode, max_age and mx are checked as ASCII below */
 		for (size_t k = vs; k < ve; k++) {
 			unsigned char c = (unsigned char)body[k];
 
-			if ((c < 0x21 || c > 0x7e) && c != ' ' && c != '\t')
-				ERR("line %d: control or non-ASCII byte",
-				    line);
+			if ((c < 0x21 || c == 0x7f) && c != ' ' && c != '\t')
+				ERR("line %d: control byte", line);
 		}
 		if (ve == vs)
 			ERR("line %d: empty value", line);

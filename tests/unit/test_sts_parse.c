@@ -217,6 +217,11 @@ static const struct pol_case pol_cases[] = {
 	  0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nfoo: a\x01\nmx: a.example\nmax_age: 5\n",
 	  0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nfoo: a\x7f\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0 },
+	/* an extension's value may be UTF-8 (RFC 8461 sts-policy-vchar) */
+	{ "version: STSv1\nmode: enforce\nnote: K\xc3\xb6ln\nmx: a.example\n"
+	  "max_age: 5\n", 1, STS_MODE_ENFORCE, 5, 1 },
 	/* an HTML page is not a policy */
 	{ "<html><body>version: STSv1</body></html>\n", 0, 0, 0, 0 },
 };
