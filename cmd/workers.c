@@ -341,6 +341,24 @@ close_listeners(struct sup *s)
 	}
 }
 
+/*
+ * Signals worker i.  A failure is logged: the worker then goes on as it
+ * was (a reload not applied, a drain or kill not done).  Under a
+ * capability bounding set without CAP_KILL a root supervisor cannot
+ * signal workers that dropped to another user (systemd/mxguard.service
+ * keeps CAP_KILL for this).
+ */
+static int
+signal_worker(struct sup *s, int i, int sig)
+{
+	if (s->w[i].pid <= 0 || kill(s->w[i].pid, sig) == 0)
+		return 0;
+	log_err("event=worker-signal-failed worker=%d pid=%ld signal=%s "
+	    "error=\"%s\"", i, (long)s->w[i].pid, sigabbrev_np(sig),
+	    strerror(errno));
+	return -1;
+}
+
 static void
 start_drain(struct sup *s)
 {
@@ -359,8 +377,7 @@ start_drain(struct sup *s)
 	close_listeners(s);
 	for (i = 0; i < s->n; i++) {
 		ev_timer_stop(s->w[i].restart);
-		if (s->w[i].pid > 0)
-			kill(s->w[i].pid, SIGTERM);
+		signal_worker(s, i, SIGTERM);
 	}
 	if (live_workers(s) == 0) {
 		ev_loop_stop(s->loop);
@@ -378,8 +395,7 @@ deadline_cb(void *arg)
 	log_warn("event=drain-kill workers=%d note=\"workers still running "
 	    "past drain_timeout\"", live_workers(s));
 	for (i = 0; i < s->n; i++)
-		if (s->w[i].pid > 0)
-			kill(s->w[i].pid, SIGKILL);
+		signal_worker(s, i, SIGKILL);
 }
 
 static void
@@ -417,8 +433,7 @@ reload(struct sup *s)
 	}
 	/* each worker reloads itself, and says so */
 	for (i = 0; i < s->n; i++)
-		if (s->w[i].pid > 0)
-			kill(s->w[i].pid, SIGHUP);
+		signal_worker(s, i, SIGHUP);
 	sd_notifyf("READY=1");
 }
 
@@ -530,8 +545,8 @@ hang_cb(void *arg)
 		log_err("event=worker-hung worker=%d pid=%ld silent_ms=%llu "
 		    "note=\"killed, to be started again\"", i, (long)ws->pid,
 		    (unsigned long long)(now - last));
-		ws->killed = 1;
-		kill(ws->pid, SIGKILL);
+		if (signal_worker(s, i, SIGKILL) == 0)
+			ws->killed = 1;	/* else tried again at the next beat */
 	}
 	ev_timer_arm(s->hang, WORKER_BEAT_MS);
 }
@@ -645,8 +660,7 @@ fail:
 	if (live_workers(s) > 0) {
 		/* a failure after some forks: take them down with us */
 		for (i = 0; i < s->n; i++)
-			if (s->w[i].pid > 0)
-				kill(s->w[i].pid, SIGKILL);
+			signal_worker(s, i, SIGKILL);
 		while (waitpid(-1, NULL, 0) > 0)
 			;
 	}
