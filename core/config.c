@@ -346,8 +346,27 @@ validate(const struct config *c)
 		return "upstream_reuse_max: must not be negative";
 	if (c->workers > 64)
 		return "workers: at most 64 (0: one per CPU)";
-	if (c->upstream_mark == 0 || c->intercept_mark == 0)
-		return "upstream_mark and intercept_mark must not be 0";
+	/* the rules compare marks under mark_mask: a mark with bits
+	 * outside it, or 0 under it, matches what was not meant (0: every
+	 * flow not decided yet would pass the intercept rule) */
+	if ((c->upstream_mark & c->mark_mask) == 0 ||
+	    (c->intercept_mark & c->mark_mask) == 0)
+		return "upstream_mark and intercept_mark must not be 0 "
+		    "under mark_mask";
+	if ((c->upstream_mark & ~c->mark_mask) != 0 ||
+	    (c->intercept_mark & ~c->mark_mask) != 0)
+		return "upstream_mark and intercept_mark must lie within "
+		    "mark_mask";
+	if (c->nfqueue_num < 0 || c->nfqueue_num > 65535)
+		return "nfqueue_num: 0..65535";
+	if (c->nfqueue_maxlen < 1)
+		return "nfqueue_maxlen: at least 1 (0 would make every SYN "
+		    "meet a full queue)";
+	/* 0 unspec, 253 default, 254 main, 255 local: the system's own */
+	if (c->tproxy_table < 1 || (c->tproxy_table >= 253 &&
+	    c->tproxy_table <= 255))
+		return "tproxy_table: a table of its own (not 0, 253, 254, "
+		    "255)";
 	if ((c->upstream_mark & c->mark_mask) ==
 	    (c->intercept_mark & c->mark_mask))
 		return "upstream_mark and intercept_mark must differ under mark_mask";

@@ -120,6 +120,15 @@ test_errors(void **state)
 	expect_error("upstream_mark = 0x1ffffffff\n", "not a 32-bit number");
 	expect_error("just some words\n", ":1: expected \"key = value\"");
 	expect_error("upstream_mark = 0x4d49\n", "must differ");
+	/* 0 under the mask: the rules would treat every undecided flow as
+	 * mxguard's own (nothing intercepted) */
+	expect_error("upstream_mark = 0x10000\n", "must not be 0 under "
+	    "mark_mask");
+	expect_error("intercept_mark = 0x14d49\n", "within mark_mask");
+	expect_error("nfqueue_maxlen = 0\n", "nfqueue_maxlen");
+	expect_error("nfqueue_num = 65536\n", "nfqueue_num");
+	expect_error("tproxy_table = 254\n", "tproxy_table");
+	expect_error("tproxy_table = 0\n", "tproxy_table");
 	expect_error("tls_cert_file = /x.pem\n", "go together");
 	expect_error("listen =\n", "at least one address");
 	expect_error("log_level = loud\n", "expected err, warn, info or debug");
