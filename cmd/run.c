@@ -386,13 +386,16 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	}
 	if (w != NULL)
 		proxy_set_total(d.proxy, total_sessions, w->shm);
+	/* (as in workers.c: without the queue's reader no flow would be
+	 * intercepted while the daemon said it runs) */
 	if (w == NULL && strcmp(cfg->steering, "nfqueue") == 0 &&
 	    (d.nfq = nfq_open(d.loop, cfg, proxy_saturated, d.proxy, err,
-	    sizeof(err))) == NULL)
-		log_warn("event=nfqueue-unavailable queue=%d error=%s "
-		    "note=\"flows reach mxguard only through REDIRECT/TPROXY "
-		    "rules without steering\"", cfg->nfqueue_num,
+	    sizeof(err))) == NULL) {
+		log_err("event=fatal what=\"opening NFQUEUE %d (steering = "
+		    "nfqueue)\" error=%s", cfg->nfqueue_num,
 		    log_q(q, sizeof(q), err));
+		goto fail;
+	}
 	if (w == NULL && (d.control = control_open(d.loop, cfg, err,
 	    sizeof(err))) == NULL)
 		log_warn("event=control-unavailable error=%s",

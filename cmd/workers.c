@@ -624,13 +624,18 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 		log_info("event=listening addr=%s mode=%s workers=%d",
 		    cfg->listen.v[j], cfg->listen_mode, s->n);
 	stats_shm_supervise(s->shm);
+	/* steering = nfqueue: the rules send every new flow to the queue,
+	 * and without a reader there no flow is ever intercepted (fail
+	 * open: all go direct; closed: none goes).  A daemon that says it
+	 * is running then would hide that: it stops instead. */
 	if (strcmp(cfg->steering, "nfqueue") == 0 &&
 	    (s->nfq = nfq_open(s->loop, cfg, saturated, s, err,
-	    sizeof(err))) == NULL)
-		log_warn("event=nfqueue-unavailable queue=%d error=%s "
-		    "note=\"flows reach mxguard only through REDIRECT/TPROXY "
-		    "rules without steering\"", cfg->nfqueue_num,
+	    sizeof(err))) == NULL) {
+		log_err("event=fatal what=\"opening NFQUEUE %d (steering = "
+		    "nfqueue)\" error=%s", cfg->nfqueue_num,
 		    log_q(q, sizeof(q), err));
+		goto fail;
+	}
 	if ((s->control = control_open(s->loop, cfg, err, sizeof(err))) ==
 	    NULL)
 		log_warn("event=control-unavailable error=%s",

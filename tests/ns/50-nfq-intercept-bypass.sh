@@ -32,6 +32,19 @@ for p in $relayers; do
 done
 assert "state_dir owned by nobody" [ "$(stat -c %U "$T/mxstate")" = nobody ]
 
+# a second daemon cannot take the queue (it is this one's): it must stop
+# and say why, not run without intercepting anything
+sed -E -e "s#^listen = .*#listen = 127.0.0.1:10099#" \
+    -e "s#^control_socket = .*#control_socket = $T/second.sock#" \
+    -e "s#^state_dir = .*#state_dir = $T/second-state#" \
+    -e "s#^metrics_listen = .*#metrics_listen = 127.0.0.1:9126#" \
+    "$T/mxguard.conf" >"$T/second.conf"
+mkdir -p "$T/second-state"
+ip netns exec "$SND" timeout 20 "$MXGUARD" -c "$T/second.conf" run >"$T/second.log" 2>&1
+rc=$?
+assert "a second daemon on the same queue exits with an error (rc=$rc)" [ "$rc" != 0 -a "$rc" != 124 ]
+assert "and says the queue is why" grep -qE "event=fatal what=\"opening NFQUEUE [0-9]+ \(steering = nfqueue\)\"" "$T/second.log"
+
 new_body "$T/body" 2000
 send_mail bob@sender.test alice@tls.test "$T/body" "intercepted"
 q1=$(find_qid "$MSGID"); m1=$MSGID
