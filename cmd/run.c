@@ -64,8 +64,11 @@ struct daemon {
 	struct ev_loop		*loop;
 	const struct cmd_opts	*opts;
 	struct config		*cfg;		/* current */
-	struct config		*old[MAX_RELOADS];
+	struct config		*old[MAX_RELOADS];	/* replaced */
 	int			 nold;
+	const struct config	*loaded;	/* main.c's, freed there */
+	int			 partial;	/* the last reload failed
+						 * after some parts took it */
 	struct proxy		*proxy;
 	struct policy		*policy;
 	struct nfq		*nfq;
@@ -110,6 +113,26 @@ dns_checked(void *arg, int validating, const char *why)
 	policy_set_resolver_validating(d->policy, validating);
 }
 
+/*
+ * Frees the configurations reloads replaced, once nothing can use one:
+ * every part of the daemon reads the current one (the last reload was
+ * applied whole), and no TLSRPT run started under an older one is still
+ * going (it keeps the configuration it began with).  Without this, every
+ * reload kept one, and after MAX_RELOADS a reload was refused.
+ */
+static void
+free_old(struct daemon *d)
+{
+	int i;
+
+	if (d->partial || d->report != NULL)
+		return;
+	for (i = 0; i < d->nold; i++)
+		if (d->old[i] != d->loaded && d->old[i] != d->cfg)
+			config_free(d->old[i]);
+	d->nold = 0;
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -136,11 +159,14 @@ reload(struct daemon *d)
 		log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
 		/* the proxy may already use ncfg: keep it alive */
 		d->old[d->nold++] = ncfg;
+		d->partial = 1;
 		goto done;
 	}
 	log_set_level(ncfg->log_level);
 	d->old[d->nold++] = d->cfg;
 	d->cfg = ncfg;
+	d->partial = 0;
+	free_old(d);
 	/* tlsrpt_enable turned on: the first run after a random delay */
 	if (d->report == NULL && !ev_timer_pending(d->report_timer))
 		report_schedule(d, 1);
@@ -250,6 +276,7 @@ report_done(void *arg, const struct report_totals *t)
 	long n;
 
 	d->report = NULL;
+	free_old(d);
 	if (st != NULL && (n = tlsrpt_prune(st, tlsrpt_day((int64_t)time(
 	    NULL)), d->cfg->tlsrpt_retention)) > 0)
 		log_info("event=tlsrpt-pruned records=%ld", n);
@@ -336,6 +363,7 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	memset(&d, 0, sizeof(d));
 	d.opts = opts;
 	d.cfg = cfg;
+	d.loaded = cfg;
 	d.sigfd = -1;
 	d.w = w;
 	worker_config(&d, cfg);

@@ -102,8 +102,9 @@ struct sup {
 	struct ev_loop		*loop;
 	const struct cmd_opts	*opts;
 	struct config		*cfg;
-	struct config		*old[MAX_RELOADS];
+	struct config		*old[MAX_RELOADS];	/* replaced */
 	int			 nold;
+	const struct config	*loaded;	/* main.c's, freed there */
 	struct wslot		 w[MAX_WORKERS];
 	int			 n;
 	struct stats_shm	*shm;
@@ -429,6 +430,14 @@ reload(struct sup *s)
 			log_set_level(ncfg->log_level);
 			s->old[s->nold++] = s->cfg;
 			s->cfg = ncfg;
+			/* nothing here keeps a replaced one (the queue and
+			 * the control socket copied what they need; each
+			 * worker has its own copy): free them, or every
+			 * reload would keep one until MAX_RELOADS refuses */
+			for (i = 0; i < s->nold; i++)
+				if (s->old[i] != s->loaded)
+					config_free(s->old[i]);
+			s->nold = 0;
 		}
 	}
 	/* each worker reloads itself, and says so */
@@ -576,6 +585,7 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 	}
 	s->opts = opts;
 	s->cfg = cfg;
+	s->loaded = cfg;
 	s->sigfd = -1;
 	s->n = workers_count(cfg);
 	for (i = 0; i < MAX_WORKERS; i++) {

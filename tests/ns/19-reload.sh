@@ -38,6 +38,18 @@ kill -HUP "$MXG_PID"
 wait_log "$MXLOG" "event=reload-failed error=.*mxguard.conf:[0-9]+: unknown key .{1,2}no_such_key"
 assert "still running after a bad reload" kill -0 "$MXG_PID"
 
+# a long-running daemon is reloaded often (configuration management):
+# each reload applies, far beyond the 64 configurations a process once
+# kept (after which every reload was refused)
+sed -i '/^no_such_key/d' "$T/mxguard.conf"
+n0=$(count_log "$MXLOG" "event=reloaded")
+for i in $(seq 1 70); do
+	kill -HUP "$MXG_PID"
+	_reloaded_n() { [ "$(count_log "$MXLOG" "event=reloaded")" -ge $((n0 + i * procs)) ]; }
+	wait_for 20 "reload $i applied in $procs process(es)" _reloaded_n
+done
+assert "no reload refused" [ "$(count_log "$MXLOG" "too many reloads")" = 0 ]
+
 new_body "$T/body" 3000
 send_mail bob@sender.test alice@tls.test "$T/body" "after reloads"
 qid=$(find_qid "$MSGID")
