@@ -137,6 +137,7 @@ static void
 reload(struct daemon *d)
 {
 	struct config *ncfg;
+	const char *key;
 	char err[512], q[1024];
 
 	sd_notifyf("RELOADING=1");
@@ -148,6 +149,13 @@ reload(struct daemon *d)
 	if ((ncfg = config_load(d->opts->config_path, err, sizeof(err))) ==
 	    NULL) {
 		log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
+		goto done;
+	}
+	if ((key = config_rules_key_changed(d->cfg, ncfg)) != NULL) {
+		log_err("event=reload-failed error=\"%s changed: the installed "
+		    "netfilter rules depend on it; run mxguard rules install "
+		    "and restart mxguard\"", key);
+		config_free(ncfg);
 		goto done;
 	}
 	if (d->opts->debug)

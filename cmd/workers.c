@@ -403,6 +403,7 @@ static void
 reload(struct sup *s)
 {
 	struct config *ncfg;
+	const char *key;
 	char err[512], q[1024];
 	int i;
 
@@ -415,7 +416,13 @@ reload(struct sup *s)
 	    sizeof(err))) == NULL)
 		log_err("event=reload-failed error=%s",
 		    log_q(q, sizeof(q), err));
-	else {
+	else if ((key = config_rules_key_changed(s->cfg, ncfg)) != NULL) {
+		/* (each worker refuses it too, and says so) */
+		log_err("event=reload-failed error=\"%s changed: the installed "
+		    "netfilter rules depend on it; run mxguard rules install "
+		    "and restart mxguard\"", key);
+		config_free(ncfg);
+	} else {
 		if (s->opts->debug)
 			ncfg->log_level = LOG_LVL_DEBUG;
 		if (s->nfq && nfq_reconfigure(s->nfq, ncfg, err, sizeof(err)) ==

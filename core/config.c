@@ -413,6 +413,47 @@ validate(const struct config *c)
 	return NULL;
 }
 
+static int
+strlist_eq(const struct strlist *a, const struct strlist *b)
+{
+	int i;
+
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return 0;
+	return 1;
+}
+
+const char *
+config_rules_key_changed(const struct config *a, const struct config *b)
+{
+#define STR(k)	if (strcmp(a->k, b->k) != 0) return #k
+#define NUM(k)	if (a->k != b->k) return #k
+	STR(rules_mode);
+	STR(rules_backend);
+	STR(listen_mode);
+	STR(fail_mode);
+	STR(steering);
+	NUM(divert_port);
+	NUM(tproxy_table);
+	NUM(nfqueue_num);
+	NUM(intercept_mark);
+	NUM(upstream_mark);
+	NUM(mark_mask);
+	/* with steering the daemon applies the bypass lists itself */
+	if (strcmp(a->steering, "none") == 0) {
+		if (!strlist_eq(&a->bypass_src, &b->bypass_src))
+			return "bypass_src";
+		if (!strlist_eq(&a->bypass_dst, &b->bypass_dst))
+			return "bypass_dst";
+	}
+#undef STR
+#undef NUM
+	return NULL;
+}
+
 struct config *
 config_load(const char *path, char *err, size_t errsz)
 {

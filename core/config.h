@@ -131,5 +131,12 @@ void		 config_free(struct config *);
 /* Every key and its value, as the file would say it; secrets 0 hides
  * the value of secret keys (redis_password). */
 void		 config_dump(const struct config *, FILE *, int secrets);
+/* The first key whose change between a and b the installed netfilter
+ * rules would not follow (marks, mask, fail_mode, steering, the divert
+ * target, the queue, the mode, and with steering = none the bypass
+ * lists): `mxguard rules install` and a restart apply it, a reload
+ * cannot.  NULL when none changed. */
+const char	*config_rules_key_changed(const struct config *a,
+		    const struct config *b);
 
 #endif

@@ -50,6 +50,13 @@ for i in $(seq 1 70); do
 done
 assert "no reload refused" [ "$(count_log "$MXLOG" "too many reloads")" = 0 ]
 
+# a key the installed rules depend on: a reload cannot apply it (the
+# rules would no longer match the daemon), so it is refused, loudly
+echo "fail_mode = open" >>"$T/mxguard.conf"
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reload-failed error=\"fail_mode changed: the installed netfilter rules depend on it; run mxguard rules install and restart mxguard\""
+sed -i '/^fail_mode = open/d' "$T/mxguard.conf"
+
 new_body "$T/body" 3000
 send_mail bob@sender.test alice@tls.test "$T/body" "after reloads"
 qid=$(find_qid "$MSGID")

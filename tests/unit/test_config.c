@@ -146,6 +146,46 @@ test_errors(void **state)
 	    "redis_tls_key_file = /k.pem\n", "needs redis_tls_cert_file");
 }
 
+/* The keys a reload cannot apply: the installed rules depend on them. */
+static void
+test_rules_keys(void **state)
+{
+	char err[256];
+	struct config *a = load_text("steering = none\n", err, sizeof(err));
+	struct config *b;
+
+	assert_non_null(a);
+	b = load_text("steering = none\nlog_level = debug\n", err,
+	    sizeof(err));
+	assert_null(config_rules_key_changed(a, b));
+	config_free(b);
+	b = load_text("steering = none\nfail_mode = open\n", err,
+	    sizeof(err));
+	assert_string_equal(config_rules_key_changed(a, b), "fail_mode");
+	config_free(b);
+	b = load_text("steering = none\nintercept_mark = 0x4d4a\n", err,
+	    sizeof(err));
+	assert_string_equal(config_rules_key_changed(a, b), "intercept_mark");
+	config_free(b);
+	b = load_text("steering = none\nbypass_dst = 192.0.2.0/24\n", err,
+	    sizeof(err));
+	assert_string_equal(config_rules_key_changed(a, b), "bypass_dst");
+	config_free(b);
+	b = load_text("steering = nfqueue\n", err, sizeof(err));
+	assert_string_equal(config_rules_key_changed(a, b), "steering");
+	config_free(b);
+	config_free(a);
+	/* with steering the daemon applies the bypass lists: reloadable */
+	a = load_text("steering = nfqueue\n", err, sizeof(err));
+	b = load_text("steering = nfqueue\nbypass_src = 10.0.0.0/8\n", err,
+	    sizeof(err));
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_null(config_rules_key_changed(a, b));
+	config_free(b);
+	config_free(a);
+}
+
 /* TLS to Redis: the keys load; off by default. */
 static void
 test_redis_tls(void **state)
@@ -215,6 +255,7 @@ main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_rules_keys),
 		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_dump_hides_secrets),
