@@ -28,6 +28,7 @@
 #   pki        make_ca; make_cert NAME DNSNAME [valid|expired|selfsigned]
 #   receiver   rcv_listener ADDR CERT|none [-o ...]; rcv_mailbox A@D...;
 #              rcv_setup ($RD, log $RD/maillog); bad_start ADDR --mode ...
+#   both ends  tls_world (mx1.tls.test on 10.25.1.10, alice@tls.test)
 #   sender     snd_setup ($SD, log $SD/maillog, SND_EXTRA_MAIN);
 #              snd_route DOMAIN ADDR[:PORT]; snd_postconf; snd_release;
 #              snd_flush (after wait_deferred QID); send_mail FROM TO BODY
@@ -615,6 +616,30 @@ bad_start() {
 	bg "$RCV" "$T/bad-$addr.out" python3 "$LIBDIR/badsmtp.py" --listen "$addr" --port 25 \
 		--log "$BADLOG" "$@"
 	wait_port "$RCV" "$addr" 25
+}
+
+# workers_exit_ok P0 P1: after a SIGTERM, both workers exit 0, then the
+#   supervisor ($MXG_PID) does (it is reaped here: MXG_PID is cleared).
+workers_exit_ok() {
+	local rc
+	wait_log "$MXLOG" "event=worker-exit worker=0 pid=$1 status=exit:0" 30
+	wait_log "$MXLOG" "event=worker-exit worker=1 pid=$2 status=exit:0" 30
+	wait_for 10 "the supervisor exited" bash -c "! [ -e /proc/$MXG_PID ] || grep -q ' Z ' /proc/$MXG_PID/stat"
+	wait "$MXG_PID"; rc=$?
+	assert "the supervisor exited 0" [ "$rc" = 0 ]
+	MXG_PID=""
+}
+
+# tls_world: the set-up most relay scenarios share: the receiver
+#   mx1.tls.test on 10.25.1.10 with STARTTLS (a test certificate) and the
+#   mailbox alice@tls.test, the sender routing tls.test there.
+tls_world() {
+	make_cert mx1 mx1.tls.test
+	rcv_listener 10.25.1.10 mx1
+	rcv_mailbox alice@tls.test
+	rcv_setup
+	snd_setup
+	snd_route tls.test 10.25.1.10
 }
 
 # ---------------------------------------------------------------- mxguard

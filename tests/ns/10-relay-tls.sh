@@ -5,12 +5,7 @@
 # delivery (it has TLS off and never logs a TLS session).
 . "$(dirname "$0")/../lib/ns.sh"
 ns_setup
-make_cert mx1 mx1.tls.test
-rcv_listener 10.25.1.10 mx1
-rcv_mailbox alice@tls.test
-rcv_setup
-snd_setup
-snd_route tls.test 10.25.1.10
+tls_world
 with_mxguard && mxg_start
 
 new_body "$T/body" 6000

@@ -8,12 +8,7 @@
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
 ns_setup
-make_cert mx1 mx1.tls.test
-rcv_listener 10.25.1.10 mx1
-rcv_mailbox alice@tls.test
-rcv_setup
-snd_setup
-snd_route tls.test 10.25.1.10
+tls_world
 nfq_start "fail_mode = closed"
 mxg_kill
 assert "fail-closed chain installed" bash -c "ip netns exec $SND iptables-save | grep -q -- '-j MXGUARD_GUARD'"

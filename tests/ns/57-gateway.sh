@@ -34,12 +34,7 @@ ip -n "$RCV" route add default via 10.25.1.254
 ip netns exec "$GW" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 in_gw() { ip netns exec "$GW" "$@"; }
 
-make_cert mx1 mx1.tls.test
-rcv_listener 10.25.1.10 mx1
-rcv_mailbox alice@tls.test
-rcv_setup
-snd_setup
-snd_route tls.test 10.25.1.10
+tls_world
 _reach() { in_snd timeout 2 bash -c "exec 3<>/dev/tcp/10.25.1.10/25"; }
 wait_for 10 "sender reaches the receiver through the gateway" _reach
 

@@ -88,11 +88,6 @@ for k in "${holders[@]}"; do
 	wait_for 30 "held session $k result" test -e "$T/h$k/result"
 	assert "held session $k finished during the drain (250)" [ "$(cat "$T/h$k/result")" = 250 ]
 done
-wait_log "$MXLOG" "event=worker-exit worker=0 pid=$P0 status=exit:0" 20
-wait_log "$MXLOG" "event=worker-exit worker=1 pid=$P1 status=exit:0" 20
-wait_for 10 "the supervisor exited" bash -c "! [ -e /proc/$MXG_PID ] || grep -q ' Z ' /proc/$MXG_PID/stat"
-wait "$MXG_PID"; rc=$?
-assert "the supervisor exited 0" [ "$rc" = 0 ]
-MXG_PID=""
+workers_exit_ok "$P0" "$P1"
 wait_mailbox carol@tls.test ${#holders[@]} 30
 pass "status and metrics sum the workers; SIGHUP and SIGTERM reach both"

@@ -12,12 +12,7 @@
 need_mxguard
 command -v setpriv >/dev/null || fail "setpriv not installed (util-linux)"
 ns_setup
-make_cert mx1 mx1.tls.test
-rcv_listener 10.25.1.10 mx1
-rcv_mailbox alice@tls.test
-rcv_setup
-snd_setup
-snd_route tls.test 10.25.1.10
+tls_world
 
 UNIT=$LIBDIR/../../systemd/mxguard.service
 caps=$(sed -nE 's/^CapabilityBoundingSet=//p' "$UNIT")
@@ -54,10 +49,5 @@ wait_log "$MXLOG" "mxguard\[$P1\]: event=reloaded" 20
 assert "no signal failed" [ "$(mx_count 'event=worker-signal-failed')" = 0 ]
 
 kill -TERM "$MXG_PID"
-wait_log "$MXLOG" "event=worker-exit worker=0 pid=$P0 status=exit:0" 30
-wait_log "$MXLOG" "event=worker-exit worker=1 pid=$P1 status=exit:0" 30
-wait_for 10 "the supervisor exited" bash -c "! [ -e /proc/$MXG_PID ] || grep -q ' Z ' /proc/$MXG_PID/stat"
-wait "$MXG_PID"; rc=$?
-assert "the supervisor exited 0" [ "$rc" = 0 ]
-MXG_PID=""
+workers_exit_ok "$P0" "$P1"
 pass "under the unit's bounding set, SIGHUP and SIGTERM reach workers running as nobody"

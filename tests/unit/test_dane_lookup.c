@@ -261,12 +261,11 @@ test_tlsa_absent_or_insecure(void **s)
 	assert_int_equal(d->tlsa_status, DNS_INSECURE);
 }
 
-/* RFC 7672 2.2.2: MX host is a CNAME: the expanded name first, then the
- * original when the expanded name has no TLSA */
+/* d.test's MX host mx.d.test is a secure CNAME for real.hoster.test,
+ * whose address is 192.0.2.1 */
 static void
-test_cname_expanded(void **s)
+cname_mx(void)
 {
-	struct dane_info *d;
 	struct msg m;
 
 	mx("d.test", 1, "mx.d.test", NULL);
@@ -274,6 +273,16 @@ test_cname_expanded(void **s)
 	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test", 300);
 	rr_a(&m, "real.hoster.test", "192.0.2.1", 300);
 	answer("mx.d.test", DNS_T_A, DNS_SECURE, &m);
+}
+
+/* RFC 7672 2.2.2: MX host is a CNAME: the expanded name first, then the
+ * original when the expanded name has no TLSA */
+static void
+test_cname_expanded(void **s)
+{
+	struct dane_info *d;
+
+	cname_mx();
 	tlsa("real.hoster.test", 1, 3, 1, 1, 32);
 	tlsa("mx.d.test", 1, 3, 1, 2, 64);
 	d = run("d.test", "192.0.2.1");
@@ -292,11 +301,7 @@ test_cname_fallback(void **s)
 	struct dane_info *d;
 	struct msg m;
 
-	mx("d.test", 1, "mx.d.test", NULL);
-	begin(&m, 0x1234, 1, 0, "mx.d.test", DNS_T_A, 2, 0, 0);
-	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test", 300);
-	rr_a(&m, "real.hoster.test", "192.0.2.1", 300);
-	answer("mx.d.test", DNS_T_A, DNS_SECURE, &m);
+	cname_mx();
 	begin(&m, 0x1234, 1, 0, "_25._tcp.real.hoster.test", DNS_T_TLSA, 0, 0, 0);
 	answer("_25._tcp.real.hoster.test", DNS_T_TLSA, DNS_NODATA, &m);
 	tlsa("mx.d.test", 1, 3, 1, 2, 64);
@@ -312,13 +317,8 @@ static void
 test_cname_fallback_insecure(void **s)
 {
 	struct dane_info *d;
-	struct msg m;
 
-	mx("d.test", 1, "mx.d.test", NULL);
-	begin(&m, 0x1234, 1, 0, "mx.d.test", DNS_T_A, 2, 0, 0);
-	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, "real.hoster.test", 300);
-	rr_a(&m, "real.hoster.test", "192.0.2.1", 300);
-	answer("mx.d.test", DNS_T_A, DNS_SECURE, &m);
+	cname_mx();
 	tlsa("real.hoster.test", 0, 3, 1, 1, 32);
 	tlsa("mx.d.test", 1, 3, 1, 2, 64);
 	d = run("d.test", "192.0.2.1");
