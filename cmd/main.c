@@ -28,6 +28,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "nfq/nfq.h"
 #include "policy/dnscheck.h"
 #include "policy/override.h"
 #include "tlsproxy/tls.h"
@@ -200,6 +201,11 @@ check_config(const struct config *cfg, const char *path)
 		return 1;
 	}
 	ovr_clear(&ovr);
+	if (nfq_config_check(cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: %s: %s\n", path ? path : "defaults",
+		    err);
+		return 1;
+	}
 	if ((tls = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: %s: %s\n", path ? path : "defaults",
 		    err);

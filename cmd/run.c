@@ -151,6 +151,14 @@ reload(struct daemon *d)
 		log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
 		goto done;
 	}
+	/* what nfq_reconfigure would refuse, refused before the proxy and
+	 * the engine take the new configuration (no reload in part) */
+	if (nfq_config_check(ncfg, err, sizeof(err)) == -1) {
+		log_err("event=reload-failed error=%s", log_q(q, sizeof(q),
+		    err));
+		config_free(ncfg);
+		goto done;
+	}
 	if ((key = config_rules_key_changed(d->cfg, ncfg)) != NULL) {
 		log_err("event=reload-failed error=\"%s changed: the installed "
 		    "netfilter rules depend on it; run mxguard rules install "

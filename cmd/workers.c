@@ -416,7 +416,11 @@ reload(struct sup *s)
 	    sizeof(err))) == NULL)
 		log_err("event=reload-failed error=%s",
 		    log_q(q, sizeof(q), err));
-	else if ((key = config_rules_key_changed(s->cfg, ncfg)) != NULL) {
+	else if (nfq_config_check(ncfg, err, sizeof(err)) == -1) {
+		log_err("event=reload-failed error=%s",
+		    log_q(q, sizeof(q), err));
+		config_free(ncfg);
+	} else if ((key = config_rules_key_changed(s->cfg, ncfg)) != NULL) {
 		/* (each worker refuses it too, and says so) */
 		log_err("event=reload-failed error=\"%s changed: the installed "
 		    "netfilter rules depend on it; run mxguard rules install "

@@ -163,6 +163,17 @@ lists_parse(const struct config *c, struct nfq_lists *l, char *err,
 	return 0;
 }
 
+int
+nfq_config_check(const struct config *c, char *err, size_t errsz)
+{
+	struct nfq_lists l;
+
+	if (lists_parse(c, &l, err, errsz) == -1)
+		return -1;
+	lists_free(&l);
+	return 0;
+}
+
 static int
 in_list(const struct cidr *v, int n, int family, const void *addr)
 {

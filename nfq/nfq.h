@@ -31,6 +31,10 @@ struct nfq	*nfq_open(struct ev_loop *, const struct config *,
 		    nfq_saturated_fn *, void *arg, char *err, size_t errsz);
 void		 nfq_close(struct nfq *);
 /* New bypass lists and fail mode (SIGHUP). */
+/* The bypass lists parse (every entry an address or prefix): 0, or -1
+ * with err.  For mxguard -n and a reload, before anything is applied. */
+int		 nfq_config_check(const struct config *, char *err,
+		    size_t errsz);
 int		 nfq_reconfigure(struct nfq *, const struct config *,
 		    char *err, size_t errsz);
 

@@ -45,6 +45,13 @@ for i in $(seq 1 70); do
 done
 assert "no reload refused" [ "$(count_log "$MXLOG" "too many reloads")" = 0 ]
 
+# a bypass entry that is no prefix: refused before any part of the
+# daemon takes the new configuration (no reload applied in part)
+echo "bypass_dst = 192.0.2.0/24 10.0.0.0/33" >>"$T/mxguard.conf"
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reload-failed error=.*bypass_dst: .{1,2}10.0.0.0/33.{1,2} is not an address or prefix"
+sed -i '/^bypass_dst = /d' "$T/mxguard.conf"
+
 # a key the installed rules depend on: a reload cannot apply it (the
 # rules would no longer match the daemon), so it is refused, loudly
 echo "fail_mode = open" >>"$T/mxguard.conf"

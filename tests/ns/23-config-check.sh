@@ -24,6 +24,7 @@ check 1 "c.conf:2: command_timeout: not a duration" "user =\ncommand_timeout = s
 check 1 "c.conf:1: expected \"key = value\"" "listen 1.2.3.4:25\n"
 check 1 "tls_policy.*unknown level" "tls_policy = example.com bogus\n"
 check 1 "loading tls_cert_file" "tls_cert_file = $T/none.pem\ntls_key_file = $T/none.key\n"
+check 1 "bypass_dst: \"10.0.0.0/33\" is not an address or prefix" "bypass_dst = 192.0.2.0/24 10.0.0.0/33\n"
 check 0 "^$" "tls_policy = example.com secure\ntls_policy = .example.org verify\nlog_level = debug\n"
 "$MXGUARD" -n -v -c /dev/null | grep -qx "upstream_mark = 0x4d58" || fail "-v does not print the effective configuration"
 # every key the binary knows is documented, in both places
