@@ -133,11 +133,29 @@ free_old(struct daemon *d)
 	d->nold = 0;
 }
 
+int
+reload_check(const struct config *cur, const struct config *ncfg,
+    char *err, size_t errsz)
+{
+	const char *key;
+
+	/* what nfq_reconfigure would refuse, refused before the proxy and
+	 * the engine take the new configuration (no reload in part) */
+	if (nfq_config_check(ncfg, err, errsz) == -1)
+		return -1;
+	if ((key = config_rules_key_changed(cur, ncfg)) != NULL) {
+		snprintf(err, errsz, "%s changed: the installed netfilter "
+		    "rules depend on it; run mxguard rules install and "
+		    "restart mxguard", key);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 reload(struct daemon *d)
 {
 	struct config *ncfg;
-	const char *key;
 	char err[512], q[1024];
 
 	sd_notifyf("RELOADING=1");
@@ -151,18 +169,9 @@ reload(struct daemon *d)
 		log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
 		goto done;
 	}
-	/* what nfq_reconfigure would refuse, refused before the proxy and
-	 * the engine take the new configuration (no reload in part) */
-	if (nfq_config_check(ncfg, err, sizeof(err)) == -1) {
+	if (reload_check(d->cfg, ncfg, err, sizeof(err)) == -1) {
 		log_err("event=reload-failed error=%s", log_q(q, sizeof(q),
 		    err));
-		config_free(ncfg);
-		goto done;
-	}
-	if ((key = config_rules_key_changed(d->cfg, ncfg)) != NULL) {
-		log_err("event=reload-failed error=\"%s changed: the installed "
-		    "netfilter rules depend on it; run mxguard rules install "
-		    "and restart mxguard\"", key);
 		config_free(ncfg);
 		goto done;
 	}

@@ -403,7 +403,6 @@ static void
 reload(struct sup *s)
 {
 	struct config *ncfg;
-	const char *key;
 	char err[512], q[1024];
 	int i;
 
@@ -416,15 +415,10 @@ reload(struct sup *s)
 	    sizeof(err))) == NULL)
 		log_err("event=reload-failed error=%s",
 		    log_q(q, sizeof(q), err));
-	else if (nfq_config_check(ncfg, err, sizeof(err)) == -1) {
+	else if (reload_check(s->cfg, ncfg, err, sizeof(err)) == -1) {
+		/* (each worker refuses it too, and says so) */
 		log_err("event=reload-failed error=%s",
 		    log_q(q, sizeof(q), err));
-		config_free(ncfg);
-	} else if ((key = config_rules_key_changed(s->cfg, ncfg)) != NULL) {
-		/* (each worker refuses it too, and says so) */
-		log_err("event=reload-failed error=\"%s changed: the installed "
-		    "netfilter rules depend on it; run mxguard rules install "
-		    "and restart mxguard\"", key);
 		config_free(ncfg);
 	} else {
 		if (s->opts->debug)

@@ -47,6 +47,12 @@ int	workers_run(struct config *, const struct cmd_opts *);
 int	worker_started(const struct worker_info *);
 
 /* cmd/run.c: the daemon's loop; w NULL for the single process. */
+/* What a reload from cur to ncfg cannot apply, checked before any part
+ * takes ncfg: a bypass entry that is no prefix, or a key the installed
+ * rules depend on.  0, or -1 with err (cmd/run.c; the supervisor's and
+ * each process's reload). */
+int	reload_check(const struct config *cur, const struct config *ncfg,
+	    char *err, size_t errsz);
 int	run_daemon(struct config *, const struct cmd_opts *,
 	    const struct worker_info *w);
 
