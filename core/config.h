@@ -45,6 +45,7 @@ struct config {
 	int		 tproxy_table;	/* policy routing table for TPROXY */
 	struct strlist	 bypass_src;	/* CIDRs */
 	struct strlist	 bypass_dst;	/* CIDRs */
+	struct strlist	 intercept_interfaces; /* gateway: inside ones */
 
 	/* process */
 	char		*user;		/* "" = keep running as started */

@@ -245,6 +245,29 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 	}
 }
 
+/* The jump into one of our chains: every port-25 flow that does not go
+ * over lo, or in gateway mode with intercept_interfaces, only flows that
+ * come in on those (the inside: a flow from outside to an MTA behind the
+ * gateway is inbound mail, not ours).  One jump per interface. */
+static void
+add_jumps(const struct config *c, struct rbuf *sec, const char *hook,
+    const char *comment, const char *chain)
+{
+	const struct strlist *ifs = &c->intercept_interfaces;
+	int i;
+
+	if (is_local(c) || ifs->n == 0) {
+		rbuf_printf(sec, "-I %s 1 %s-p tcp -m tcp --dport 25 -m comment "
+		    "--comment \"%s\" -j %s\n", hook, is_local(c) ? "! -o lo " :
+		    "! -i lo ", comment, chain);
+		return;
+	}
+	for (i = ifs->n - 1; i >= 0; i--)	/* -I: the list's order */
+		rbuf_printf(sec, "-I %s 1 -i %s -p tcp -m tcp --dport 25 -m "
+		    "comment --comment \"%s\" -j %s\n", hook, ifs->v[i],
+		    comment, chain);
+}
+
 /* What an iptables-save section says about mxguard. */
 struct tsaved {
 	int		 present;	/* "*table" seen */
@@ -380,11 +403,8 @@ rules_ipt_script(const struct config *c, int family, int want,
 				rbuf_printf(&sec, "-A %s %.*s\n", tchains[t],
 				    (int)(nl - p), p);
 			}
-			rbuf_printf(&sec, "-I %s 1 %s-p tcp -m tcp --dport 25 "
-			    "-m comment --comment \"%s\" -j %s\n", w[t].hook,
-			    is_local(c) ? "! -o lo " : "! -i lo ",
-			    created ? RULES_COMMENT_NEW : RULES_COMMENT,
-			    tchains[t]);
+			add_jumps(c, &sec, w[t].hook, created ?
+			    RULES_COMMENT_NEW : RULES_COMMENT, tchains[t]);
 		}
 		if (sec.len > 0)
 			rbuf_printf(out, "*%s\n%sCOMMIT\n", tnames[t], sec.s);
@@ -449,11 +469,33 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	unsigned in = c->intercept_mark & c->mark_mask;
 	unsigned m = c->mark_mask, nm = ~c->mark_mask;
 	int local = is_local(c), tp = rules_tproxy_needed(c);
-	const char *lo = local ? "oifname \"lo\" return" : "iifname \"lo\" return";
+	struct rbuf lob = { 0 };
+	const char *lo;
 	int i, j;
 
 	if (check_cidrs(c, err, errsz) == -1)
 		return -1;
+	/* see add_jumps(): lo never, or only the inside interfaces ('+',
+	 * iptables' prefix, is nft's '*'); the != tests are and-ed */
+	if (local || c->intercept_interfaces.n == 0)
+		rbuf_printf(&lob, "%s", local ? "oifname \"lo\" return" :
+		    "iifname \"lo\" return");
+	else {
+		for (i = 0; i < c->intercept_interfaces.n; i++) {
+			const char *v = c->intercept_interfaces.v[i];
+			size_t n = strlen(v);
+
+			rbuf_printf(&lob, "iifname != \"%.*s%s\" ",
+			    (int)(v[n - 1] == '+' ? n - 1 : n), v,
+			    v[n - 1] == '+' ? "*" : "");
+		}
+		rbuf_printf(&lob, "return");
+	}
+	if (lob.oom) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	lo = lob.s;
 	/* declare-delete-define: one atomic transaction, idempotent */
 	rbuf_printf(o, "table inet mxguard\ndelete table inet mxguard\n"
 	    "table inet mxguard {\n");
@@ -503,7 +545,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		else
 			rbuf_printf(o, "\t\tmeta l4proto tcp redirect to :%d\n", c->divert_port);
 		rbuf_printf(o, "\t}\n}\n");
-		return o->oom ? -1 : 0;
+		goto done;
 	}
 	rbuf_printf(o,
 	    "\t\tmeta mark & 0x%x == 0x%x ct mark set ct mark & 0x%x | 0x%x\n"
@@ -532,6 +574,8 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		    "ct state new ct mark & 0x%x == 0 reject with tcp reset\n"
 		    "\t}\n", local ? "output" : "forward", lo, m);
 	rbuf_printf(o, "}\n");
+done:
+	rbuf_free(&lob);
 	if (o->oom) {
 		snprintf(err, errsz, "out of memory");
 		return -1;
@@ -732,40 +776,118 @@ next:
 	return 0;
 }
 
-/* ip rule + local route for TPROXY, both families. */
+/* After an install: the tagged rules and routes (tproxy_routes) that are
+ * not the configuration's own, from an install under other values. */
+static int
+drop_stale_tagged(char *fam, const char *mark, const char *table,
+    char *proto, char *err, size_t errsz)
+{
+	char *rules[] = { "ip", fam, "rule", "show", NULL };
+	char *routes[] = { "ip", fam, "route", "show", "table", "all",
+	    "proto", proto, NULL };
+	struct rbuf out = { 0 };
+	char want[96], tag[32], tbl[32], pref[16];
+	char *line, *save = NULL;
+	const char *p;
+
+	snprintf(want, sizeof(want), "fwmark %s lookup %s ", mark, table);
+	snprintf(tag, sizeof(tag), " proto %s", proto);
+	if (run_ok(rules, NULL, &out, err, errsz) == -1)
+		return -1;
+	for (line = out.s ? strtok_r(out.s, "\n", &save) : NULL; line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		/* "32765:	from all fwmark M lookup T proto 77" */
+		char *del[] = { "ip", fam, "rule", "del", "pref", pref,
+		    "protocol", proto, NULL };
+
+		if (strstr(line, tag) != NULL && strstr(line, want) == NULL &&
+		    sscanf(line, "%15[0-9]:", pref) == 1)
+			(void)run(del, NULL, NULL, NULL);
+	}
+	rbuf_free(&out);
+	if (run_ok(routes, NULL, &out, err, errsz) == -1)
+		return -1;
+	for (p = rbuf_str(&out); (p = strstr(p, " table ")) != NULL; ) {
+		p += 7;
+		if (sscanf(p, "%31[0-9]", tbl) != 1 || strcmp(tbl, table) == 0)
+			continue;
+		{
+			char *flush[] = { "ip", fam, "route", "flush", "table",
+			    tbl, "proto", proto, NULL };
+
+			(void)run(flush, NULL, NULL, NULL);
+		}
+	}
+	rbuf_free(&out);
+	return 0;
+}
+
+/*
+ * ip rule + local route for TPROXY, both families.  Both carry the routing
+ * protocol RULES_RT_PROTO, so that removing them needs no configuration:
+ * `rules remove` after the marks, the table or listen_mode changed (or
+ * with another config file) still finds what an earlier install added.
+ * Removing also takes the rule and route the configuration names, for
+ * what a version before the tag installed.
+ */
 static int
 tproxy_routes(const struct config *c, int add, char *err, size_t errsz)
 {
-	char mark[48], table[16];
-	int fam;
+	char mark[48], table[16], proto[8];
+	int fam, i;
 
 	snprintf(mark, sizeof(mark), "0x%x/0x%x",
 	    c->intercept_mark & c->mark_mask, c->mark_mask);
 	snprintf(table, sizeof(table), "%d", c->tproxy_table);
+	snprintf(proto, sizeof(proto), "%d", RULES_RT_PROTO);
 	for (fam = 4; fam <= 6; fam += 2) {
 		char *f = fam == 4 ? "-4" : "-6";
 		char *dst = fam == 4 ? "0.0.0.0/0" : "::/0";
 		char *show[] = { "ip", f, "rule", "show", "fwmark", mark,
 		    "table", table, NULL };
 		char *rule[] = { "ip", f, "rule", add ? "add" : "del", "fwmark",
-		    mark, "lookup", table, NULL };
-		char *route[] = { "ip", f, "route", add ? "replace" : "del",
-		    "local", dst, "dev", "lo", "table", table, NULL };
+		    mark, "lookup", table, "protocol", proto, NULL };
+		char *route[] = { "ip", f, "route", "replace", "local", dst,
+		    "dev", "lo", "table", table, "proto", proto, NULL };
+		char *tagged_rule[] = { "ip", f, "rule", "del", "protocol",
+		    proto, NULL };
+		char *tagged_routes[] = { "ip", f, "route", "flush", "table",
+		    "all", "proto", proto, NULL };
+		char *legacy_rule[] = { "ip", f, "rule", "del", "fwmark", mark,
+		    "lookup", table, NULL };
+		char *legacy_route[] = { "ip", f, "route", "del", "local", dst,
+		    "dev", "lo", "table", table, NULL };
 		struct rbuf out = { 0 };
 		int present;
 
+		if (!add) {
+			/* one rule per del; a bound, in case of a loop */
+			for (i = 0; i < 64; i++)
+				if (run(tagged_rule, NULL, NULL, NULL) != 0)
+					break;
+			(void)run(tagged_routes, NULL, NULL, NULL);
+			if (!rules_tproxy_needed(c))
+				continue;
+		}
 		if (run_ok(show, NULL, &out, err, errsz) == -1)
 			return -1;
 		present = out.len > 0;
 		rbuf_free(&out);
-		if (add && !present && run_ok(rule, NULL, NULL, err, errsz) == -1)
+		if (!add) {
+			if (present)
+				(void)run(legacy_rule, NULL, NULL, NULL);
+			(void)run(legacy_route, NULL, NULL, NULL);
+			continue;
+		}
+		if (!present && run_ok(rule, NULL, NULL, err, errsz) == -1)
 			return -1;
-		if (!add && present)
-			(void)run_ok(rule, NULL, NULL, err, errsz);
-		if (add && run_ok(route, NULL, NULL, err, errsz) == -1)
+		if (run_ok(route, NULL, NULL, err, errsz) == -1)
 			return -1;
-		if (!add)
-			(void)run(route, NULL, NULL, NULL);
+		/* then, never before (a marked SYN between the two would
+		 * be forwarded, around mxguard), what an install under other
+		 * marks or another table left */
+		if (drop_stale_tagged(f, mark, table, proto, err, errsz) == -1)
+			return -1;
 	}
 	return 0;
 }
@@ -842,8 +964,8 @@ rules_remove(const struct config *c, char *err, size_t errsz)
 		if (run_ok(argv, NULL, NULL, err, errsz) == -1)
 			rc = -1;
 	}
-	/* the routes are keyed by the configured mark and table */
-	if (rules_tproxy_needed(c) && tproxy_routes(c, 0, err, errsz) == -1)
+	/* tagged: whatever the configuration says now (tproxy_routes) */
+	if (tproxy_routes(c, 0, err, errsz) == -1)
 		rc = -1;
 	return rc;
 }

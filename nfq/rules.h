@@ -24,6 +24,9 @@
 
 #define RULES_COMMENT		"mxguard"
 #define RULES_COMMENT_NEW	"mxguard created-table"
+/* the routing protocol of the TPROXY ip rules and routes (iproute2's
+ * "proto"): unassigned in rt_protos, and how remove finds them */
+#define RULES_RT_PROTO		77
 
 /* Growing text buffer used by the generators. */
 struct rbuf {

@@ -8,8 +8,10 @@
 # routing `rules install` adds) and relayed over TLS from the gateway; a bypass source goes
 # direct (forwarded, the receiver sees the sender's address); with the
 # daemon stopped and fail_mode = closed, FORWARD refuses new flows and the
-# mail stays queued.  `rules remove` restores the gateway's ruleset and
-# ip rules.
+# mail stays queued.  intercept_interfaces = gw0 (the inside): a port-25
+# flow from outside to a host behind the gateway (inbound mail) is not
+# intercepted, and with the daemon stopped the guard does not refuse it.
+# `rules remove` restores the gateway's ruleset and ip rules.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -53,6 +55,7 @@ control_socket = $T/gw.sock
 tls_ca_file = $T/pki/ca.crt
 log_level = debug
 drain_timeout = 2s
+intercept_interfaces = gw0
 EOF2
 gwctl() { in_gw "$MXGUARD" -c "$T/gw.conf" "$@"; }
 before=$( { in_gw iptables-save; in_gw ip6tables-save; } | grep -v '^#')
@@ -85,12 +88,39 @@ assert "intercepted on the gateway: TLS at the receiver" [ -n "$(received_tls "$
 assert "mxguard ($GW_LISTEN_MODE) relayed to the original destination" grep -qE "event=connect .*dst=10\.25\.1\.10:25" "$MXLOG"
 assert "the receiver saw the gateway's address" grep -qE "connect from [^ ]*\[10\.25\.1\.254\]" "$RD/maillog"
 
+# Inbound: an outside host (RCV) connects to port 25 of a host behind the
+# gateway (SND).  The listener answers with its own banner and records
+# the peer: it must be the outside host itself, and mxguard must not have
+# seen the flow.
+INB_PY='
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.25.2.1", 25)); s.listen(8)
+while True:
+    c, a = s.accept()
+    with open(sys.argv[1], "a") as f: f.write(a[0] + "\n")
+    c.sendall(b"220 inside.test ESMTP\r\n"); c.close()'
+bg "$SND" "$T/inbound-srv.log" python3 -c "$INB_PY" "$T/inbound-peers"
+wait_port "$SND" 10.25.2.1 25
+inbound_banner() {	# prints the first line the outside host reads
+	in_rcv timeout 5 python3 -c '
+import socket
+c = socket.create_connection(("10.25.2.1", 25), timeout=4)
+print(c.makefile("rb").readline().decode().strip())'
+}
+b=$(inbound_banner) || fail "inbound connection through the gateway failed"
+assert "inbound: the inside host's own banner" [ "$b" = "220 inside.test ESMTP" ]
+assert "inbound: the inside host saw the outside address" grep -qx "10\.25\.1\.[0-9]*" "$T/inbound-peers"
+assert "inbound: no verdict from mxguard" [ "$(count_log "$MXLOG" "event=nfq-verdict .*src=10\.25\.1\.")" = 0 ]
+
 # fail-closed on the gateway: daemon stopped, FORWARD refuses
 kill -TERM "$MXG_PID"; wait_for 10 "mxguard exit" bash -c "! kill -0 $MXG_PID 2>/dev/null"
 send_mail bob@sender.test alice@tls.test "$T/body" "gateway down"
 q2=$(find_qid "$MSGID"); m2=$MSGID
 wait_status "$q2" alice@tls.test deferred
 assert "refused while mxguard is down" grep -qE " $q2: to=<alice@tls.test>.*Connection refused" "$SD/maillog"
+b=$(inbound_banner) || fail "inbound refused while mxguard is down (the guard is for the inside only)"
+assert "inbound while mxguard is down: the inside host's banner" [ "$b" = "220 inside.test ESMTP" ]
 assert "kept in the sender's queue" queue_has "$q2"
 wait_deferred "$q2"
 gw_start
@@ -112,9 +142,24 @@ assert "exempt source: the receiver saw the sender's own address" grep -qE "conn
 assert "bypass_src verdict logged" grep -qE "event=nfq-verdict .*src=10\.25\.2\.1 .*verdict=bypass reason=bypass_src" "$MXLOG"
 
 kill -TERM "$MXG_PID"; wait_for 10 "mxguard exit" bash -c "! kill -0 $MXG_PID 2>/dev/null"
+if [ "$GW_LISTEN_MODE" = tproxy ]; then
+	# remove finds what install added, not what the configuration says
+	# now: the TPROXY ip rules and routes carry a routing protocol tag.
+	# An install under other values replaces them (new first).
+	sed -i -e 's/^listen_mode = tproxy$/listen_mode = redirect/' "$T/gw.conf"
+	printf 'tproxy_table = 120\nintercept_mark = 0x4d4a\n' >>"$T/gw.conf"
+	cp "$T/gw.conf" "$T/gw-other.conf"
+	sed -i -e 's/^listen_mode = redirect$/listen_mode = tproxy/' "$T/gw-other.conf"
+	in_gw "$MXGUARD" -c "$T/gw-other.conf" rules install || fail "install with other marks"
+	assert "reinstall: the new ip rule" bash -c "ip netns exec $GW ip rule | grep -q 'fwmark 0x4d4a/0xffff lookup 120 proto 77'"
+	assert "reinstall: the old ip rule is gone" bash -c "! ip netns exec $GW ip rule | grep -q 'lookup 100'"
+	assert "reinstall: table 100 emptied" [ -z "$(in_gw ip route show table 100 2>/dev/null)" ]
+	assert "reinstall: the local route in table 120" bash -c "ip netns exec $GW ip -6 route show table 120 | grep -q '^local default dev lo'"
+fi
 gwctl rules remove || fail "rules remove"
 after=$( { in_gw iptables-save; in_gw ip6tables-save; } | grep -v '^#')
 assert "remove restores the gateway's iptables-save/ip6tables-save" [ "$before" = "$after" ]
 assert "remove restores the gateway's ip rules" [ "$rules_before" = "$(in_gw ip rule; in_gw ip -6 rule)" ]
 assert "table 100 emptied" [ -z "$(in_gw ip route show table 100 2>/dev/null)" ]
+assert "table 120 emptied" [ -z "$(in_gw ip route show table 120 2>/dev/null; in_gw ip -6 route show table 120 2>/dev/null)" ]
 pass "gateway mode with $GW_LISTEN_MODE"

@@ -114,6 +114,54 @@ test_gateway_tproxy(void **state)
 	config_free(c);
 }
 
+/* intercept_interfaces: only flows that come in on the inside are ours
+ * (from outside, port 25 is inbound mail to the MTAs behind); the guard
+ * too, or a stopped daemon would refuse inbound mail. */
+static void
+test_gateway_interfaces(void **state)
+{
+	struct config *c = cfg("rules_mode = gateway\nfail_mode = closed\n"
+	    "intercept_interfaces = lan0 vlan+\n");
+	struct rbuf b = { 0 };
+	char err[256], *s = script(c, 4, 1, "");
+	const char *j = "-p tcp -m tcp --dport 25 -m comment --comment "
+	    "\"mxguard created-table\" -j ";
+	char want[256];
+
+	assert_false(has(s, "! -i lo"));
+	snprintf(want, sizeof(want), "-I PREROUTING 1 -i vlan+ %sMXGUARD_STEER\n"
+	    "-I PREROUTING 1 -i lan0 %sMXGUARD_STEER\n", j, j);
+	assert_true(has(s, want));
+	snprintf(want, sizeof(want), "-I PREROUTING 1 -i lan0 %sMXGUARD_DIVERT\n", j);
+	assert_true(has(s, want));
+	snprintf(want, sizeof(want), "-I FORWARD 1 -i vlan+ %sMXGUARD_GUARD\n"
+	    "-I FORWARD 1 -i lan0 %sMXGUARD_GUARD\n", j, j);
+	assert_true(has(s, want));
+	free(s);
+	/* a second install sees its jumps (one per interface) and replaces
+	 * them all */
+	s = script(c, 4, 1, "*mangle\n:PREROUTING ACCEPT [0:0]\n"
+	    ":MXGUARD_STEER - [0:0]\n"
+	    "-A PREROUTING -i lan0 -p tcp -m tcp --dport 25 -m comment "
+	    "--comment \"mxguard\" -j MXGUARD_STEER\n"
+	    "-A PREROUTING -i old1 -p tcp -m tcp --dport 25 -m comment "
+	    "--comment \"mxguard\" -j MXGUARD_STEER\nCOMMIT\n");
+	assert_true(has(s, "-D PREROUTING -i lan0 -p tcp"));
+	assert_true(has(s, "-D PREROUTING -i old1 -p tcp"));
+	free(s);
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_false(has(b.s, "iifname \"lo\""));
+	/* the != tests are and-ed: neither inside interface, leave */
+	assert_true(has(b.s, "type filter hook prerouting priority mangle; "
+	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname != "
+	    "\"lan0\" iifname != \"vlan*\" return\n"));
+	assert_true(has(b.s, "type filter hook forward priority filter; "
+	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname != "
+	    "\"lan0\" iifname != \"vlan*\" return\n"));
+	rbuf_free(&b);
+	config_free(c);
+}
+
 static void
 test_steering_none(void **state)
 {
@@ -252,6 +300,7 @@ main(void)
 		cmocka_unit_test(test_local_closed),
 		cmocka_unit_test(test_fail_open_has_no_guard),
 		cmocka_unit_test(test_gateway_tproxy),
+		cmocka_unit_test(test_gateway_interfaces),
 		cmocka_unit_test(test_steering_none),
 		cmocka_unit_test(test_reinstall_and_remove),
 		cmocka_unit_test(test_created_empty),
