@@ -18,8 +18,23 @@
  * socket buffer makes the kernel's send of a packet message fail: the
  * kernel then never queues that packet but drops it (fail_mode=closed,
  * counted as user_dropped) or accepts it unmarked (fail_mode=open), and
- * our next recv() reports ENOBUFS, which is counted and survived.  So no
- * packet waits for a verdict whose message we never got.
+ * our next recv() reports ENOBUFS, which is logged, counted and survived.
+ * So no packet waits for a verdict whose message we never got.
+ *
+ * Verdicts: the kernel keeps a queued packet until it gets a verdict for
+ * it; there is no timeout.  So a verdict is dropped only when it has to
+ * be: each one decided goes on a pending list (packet id, verdict, mark)
+ * that a wakeup sends in a few batched sendto()s, oldest first, and a
+ * verdict leaves the list only once the kernel took the datagram that
+ * carries it (netlink to the kernel takes a datagram whole or not at all,
+ * so none is sent twice).  A failed send (ENOBUFS: the kernel could not
+ * allocate the message; anything else, EINTR but a few times) keeps the
+ * list and retries on a short timer with backoff, and at every wakeup
+ * that has new verdicts.  Not on writability: a netlink socket to the
+ * kernel is always writable (the kernel consumes each message inside
+ * sendmsg), so waiting for POLLOUT would spin.  The list is bounded by
+ * nfqueue_maxlen (the kernel never holds more packets for us), and a
+ * verdict that still cannot go after NFQ_VERDICT_DEADLINE_MS is given up.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -51,8 +66,26 @@
 
 #define NFQ_COPY_RANGE	128	/* IPv6 header + TCP header is enough */
 #define NFQ_RECV_BATCH	64	/* messages per wakeup before yielding */
-#define NFQ_SEND_BUF	(NFQ_RECV_BATCH * 64)
+#define NFQ_VERDICT_MSG	64	/* room for one verdict message with mark */
+#define NFQ_SEND_BUF	(NFQ_RECV_BATCH * NFQ_VERDICT_MSG)
 #define NFQ_STATS_MS	2000
+#define NFQ_PENDING_MIN	NFQ_RECV_BATCH	/* first size of the pending list */
+#define NFQ_EINTR_TRIES	3	/* a send interrupted: again at once */
+#define NFQ_RETRY_MIN_MS 1	/* first retry of a failed verdict send */
+#define NFQ_RETRY_MAX_MS 200	/* backoff doubles up to this */
+#define NFQ_VERDICT_DEADLINE_MS 5000	/* then a verdict is given up */
+#define NFQ_EXPIRE_MS	1000	/* give-ups logged at most this often */
+#define NFQ_ENOBUFS_LOG_MS 1000	/* receive overruns logged as often */
+#define NFQ_FAILED_IDS	16	/* packet ids named in one log line */
+
+/* A verdict decided but not yet taken by the kernel. */
+struct nfq_pending {
+	uint64_t	 since;		/* ev_now() when decided */
+	uint32_t	 id;
+	uint32_t	 mark;
+	int		 verdict;	/* NF_REPEAT or NF_DROP */
+	int		 setmark;
+};
 
 struct nfq_lists {
 	struct cidr	*src, *dst;
@@ -74,12 +107,22 @@ struct nfq {
 	char			*rbuf;
 	size_t			 rbufsz;
 	char			 sbuf[NFQ_SEND_BUF];
-	size_t			 slen;
+	/* pending verdicts, oldest first: pend[phead .. phead + pn) */
+	struct nfq_pending	*pend;
+	size_t			 phead, pn, pcap, pmax;
+	struct ev_timer		*retry_timer;
+	uint64_t		 retry_ms;	/* backoff; 0: no send failing */
+	uint64_t		 burst_errors;	/* failed sends since the first */
+	uint64_t		 expire_next;	/* no give-up before (ev_now) */
+	int			 last_errno;	/* of the last failed send */
+	uint64_t		 enobufs_next;	/* no overrun line before */
+	uint64_t		 enobufs_unlogged;
 	struct ev_timer		*stats_timer;
 };
 
 static struct stat_ctr *st_pkts, *st_intercept, *st_bypass, *st_drop,
-    *st_by_src, *st_by_dst, *st_by_sat, *st_enobufs, *st_errors, *st_qdrop, *st_udrop, *st_qlen, *st_offered;
+    *st_by_src, *st_by_dst, *st_by_sat, *st_enobufs, *st_errors, *st_qdrop, *st_udrop, *st_qlen, *st_offered,
+    *st_verr, *st_vfailed;
 
 static void
 stats_init(void)
@@ -109,6 +152,10 @@ stats_init(void)
 	    "mxguard_nfq_packets_total: not delivered (queue or buffer full)");
 	st_qlen = stats_get("mxguard_nfq_queue_length",
 	    "Packets waiting in the kernel queue");
+	st_verr = stats_counter("mxguard_nfq_verdict_errors_total",
+	    "Verdict sends the kernel refused (the verdicts are retried)");
+	st_vfailed = stats_counter("mxguard_nfq_verdicts_failed_total",
+	    "Verdicts given up after retrying: their packets stay queued");
 }
 
 /* ------------------------------------------------------------ decisions */
@@ -268,6 +315,7 @@ nl_send(struct nfq *q, const void *buf, size_t len)
 
 static void handle_packet(struct nfq *, const struct nlmsghdr *);
 static void flush_verdicts(struct nfq *);
+static void recv_enobufs(struct nfq *);
 
 /* Sends one config message and waits for its ack (at open/reconfigure,
  * and at reconfigure: packets read meanwhile are answered as usual). */
@@ -294,6 +342,8 @@ nl_config(struct nfq *q, struct nlmsghdr *nlh, char *err, size_t errsz)
 			return -1;
 		}
 		if ((n = recv(q->fd, buf, sizeof(buf), 0)) == -1) {
+			if (errno == ENOBUFS)
+				recv_enobufs(q);
 			if (errno == EINTR || errno == EAGAIN || errno == ENOBUFS)
 				continue;
 			snprintf(err, errsz, "netlink recv: %s", strerror(errno));
@@ -335,32 +385,201 @@ send_flags(struct nfq *q, char *err, size_t errsz)
 	return nl_config(q, nlh, err, errsz);
 }
 
+/* ------------------------------------------------------------ verdicts */
+
 static void
-flush_verdicts(struct nfq *q)
+pending_shift(struct nfq *q, size_t n)
 {
-	if (q->slen == 0)
-		return;
-	if (nl_send(q, q->sbuf, q->slen) == -1) {
-		stats_add(st_errors, 1);
-		log_warn("event=nfq-verdict-failed error=\"%s\"", strerror(errno));
-	}
-	q->slen = 0;
+	q->phead += n;
+	q->pn -= n;
+	if (q->pn == 0)
+		q->phead = 0;
 }
 
-/* Appends a verdict to the send buffer (sent once per wakeup). */
+/*
+ * Logs and forgets the n oldest pending verdicts.  The kernel keeps their
+ * packets queued, each in one of the nfqueue_maxlen slots, until a verdict
+ * comes (it will not: the id is forgotten), the packet's device goes away,
+ * or mxguard closes the queue (exit, restart): then the kernel drops every
+ * packet still queued, whatever the fail mode.  The client's retransmitted
+ * SYN is a new packet with a verdict of its own, so the flow is only late;
+ * what is lost is the slot, until the queue is closed.
+ */
 static void
-queue_verdict(struct nfq *q, int type, uint32_t id, int verdict, int setmark,
+pending_fail(struct nfq *q, size_t n, const char *reason, int err)
+{
+	char ids[NFQ_FAILED_IDS * 11 + 8];
+	size_t i, len = 0;
+
+	if (n == 0)
+		return;
+	ids[0] = '\0';
+	for (i = 0; i < n && i < NFQ_FAILED_IDS; i++)
+		len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%u",
+		    i ? "," : "", q->pend[q->phead + i].id);
+	if (n > NFQ_FAILED_IDS)
+		snprintf(ids + len, sizeof(ids) - len, ",...");
+	log_err("event=nfq-verdict-failed reason=%s error=\"%s\" count=%zu "
+	    "ids=%s", reason, err ? strerror(err) : "none", n, ids);
+	stats_add(st_vfailed, (int64_t)n);
+	pending_shift(q, n);
+}
+
+static int
+pending_grow(struct nfq *q)
+{
+	struct nfq_pending *p;
+	size_t cap;
+
+	if (q->pcap >= q->pmax)
+		return -1;
+	cap = q->pcap * 2 > q->pmax ? q->pmax : q->pcap * 2;
+	if ((p = reallocarray(q->pend, cap, sizeof(*p))) == NULL)
+		return -1;
+	q->pend = p;
+	q->pcap = cap;
+	return 0;
+}
+
+/* Adds a verdict to the pending list (sent at the end of the wakeup). */
+static void
+pending_add(struct nfq *q, uint32_t id, int verdict, int setmark,
     uint32_t mark)
+{
+	struct nfq_pending *p;
+
+	/* more than the kernel can hold for us, or out of memory: this
+	 * cannot wait for the deadline, the oldest goes */
+	if (q->pn == q->pcap && pending_grow(q) == -1)
+		pending_fail(q, 1, "overflow", q->pcap < q->pmax ? ENOMEM :
+		    q->last_errno);
+	if (q->phead + q->pn == q->pcap) {
+		memmove(q->pend, q->pend + q->phead, q->pn * sizeof(*q->pend));
+		q->phead = 0;
+	}
+	p = &q->pend[q->phead + q->pn++];
+	p->since = ev_now(q->loop);
+	p->id = id;
+	p->verdict = verdict;
+	p->setmark = setmark;
+	p->mark = mark;
+}
+
+/* Gives up the verdicts pending for longer than the deadline: a prefix of
+ * the list, oldest first.  At most once per NFQ_EXPIRE_MS, so that a
+ * lasting failure logs a line a second, not one per retry. */
+static void
+pending_expire(struct nfq *q)
+{
+	uint64_t now = ev_now(q->loop);
+	size_t n;
+
+	if (now < q->expire_next)
+		return;
+	for (n = 0; n < q->pn &&
+	    now - q->pend[q->phead + n].since >= NFQ_VERDICT_DEADLINE_MS; n++)
+		;
+	if (n == 0)
+		return;
+	q->expire_next = now + NFQ_EXPIRE_MS;
+	pending_fail(q, n, "deadline", q->last_errno);
+}
+
+static size_t
+verdict_put(struct nfq *q, char *buf, const struct nfq_pending *p)
 {
 	struct nlmsghdr *nlh;
 
-	if (q->slen + 64 > sizeof(q->sbuf))
-		flush_verdicts(q);
-	nlh = nfq_nlmsg_put(q->sbuf + q->slen, type, q->qnum);
-	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
-	if (setmark)
-		nfq_nlmsg_verdict_put_mark(nlh, mark);
-	q->slen += NLMSG_ALIGN(nlh->nlmsg_len);
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, q->qnum);
+	nfq_nlmsg_verdict_put(nlh, (int)p->id, p->verdict);
+	if (p->setmark)
+		nfq_nlmsg_verdict_put_mark(nlh, p->mark);
+	return NLMSG_ALIGN(nlh->nlmsg_len);
+}
+
+/* One datagram of verdicts: 0 once the kernel took it (all of it: netlink
+ * datagrams go whole or not at all), -1 with errno. */
+static int
+verdict_send(struct nfq *q, size_t len)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	ssize_t n;
+	int tries = 0;
+
+	do
+		n = sendto(q->fd, q->sbuf, len, 0, (struct sockaddr *)&sa,
+		    sizeof(sa));
+	while (n == -1 && errno == EINTR && ++tries < NFQ_EINTR_TRIES);
+	return n == -1 ? -1 : 0;
+}
+
+/* The end of a burst of failed sends: all sent, or all given up. */
+static void
+retry_end(struct nfq *q, int recovered)
+{
+	if (q->retry_ms == 0)
+		return;
+	if (recovered)
+		log_info("event=nfq-verdict-recovered errors=%llu",
+		    (unsigned long long)q->burst_errors);
+	q->retry_ms = 0;
+	q->burst_errors = 0;
+	if (q->retry_timer)
+		ev_timer_stop(q->retry_timer);
+}
+
+static void
+retry_schedule(struct nfq *q, int err)
+{
+	stats_add(st_verr, 1);
+	stats_add(st_errors, 1);
+	q->last_errno = err;
+	q->burst_errors++;
+	if (q->retry_ms == 0) {
+		/* once per burst; its end is logged too */
+		log_warn("event=nfq-verdict-retry error=\"%s\" pending=%zu",
+		    strerror(err), q->pn);
+		q->retry_ms = NFQ_RETRY_MIN_MS;
+	}
+	/* a timer already set stays: a wakeup's failure does not delay it */
+	if (q->retry_timer && !ev_timer_pending(q->retry_timer))
+		ev_timer_arm(q->retry_timer, q->retry_ms);
+}
+
+/* Sends the pending verdicts, oldest first, NFQ_SEND_BUF bytes to a
+ * datagram; at the first failure the rest stays for a retry. */
+static void
+flush_verdicts(struct nfq *q)
+{
+	while (q->pn > 0) {
+		size_t k, len = 0;
+
+		for (k = 0; k < q->pn &&
+		    len + NFQ_VERDICT_MSG <= sizeof(q->sbuf); k++)
+			len += verdict_put(q, q->sbuf + len,
+			    &q->pend[q->phead + k]);
+		if (verdict_send(q, len) == -1) {
+			retry_schedule(q, errno);
+			return;
+		}
+		pending_shift(q, k);
+	}
+	retry_end(q, 1);
+}
+
+static void
+retry_cb(void *arg)
+{
+	struct nfq *q = arg;
+
+	q->retry_ms = q->retry_ms * 2 > NFQ_RETRY_MAX_MS ? NFQ_RETRY_MAX_MS :
+	    q->retry_ms * 2;
+	pending_expire(q);
+	if (q->pn == 0) {
+		retry_end(q, 0);
+		return;
+	}
+	flush_verdicts(q);
 }
 
 static const char *const verdict_names[] = { "intercept", "bypass", "drop" };
@@ -415,19 +634,19 @@ handle_packet(struct nfq *q, const struct nlmsghdr *nlh)
 	case NFQ_INTERCEPT:
 		stats_add(st_intercept, 1);
 		newmark = (mark & ~q->mark_mask) | (q->intercept_mark & q->mark_mask);
-		queue_verdict(q, NFQNL_MSG_VERDICT, id, NF_REPEAT, 1, newmark);
+		pending_add(q, id, NF_REPEAT, 1, newmark);
 		break;
 	case NFQ_BYPASS:
 		stats_add(st_bypass, 1);
 		stats_add(why == NFQ_R_BYPASS_SRC ? st_by_src :
 		    why == NFQ_R_BYPASS_DST ? st_by_dst : st_by_sat, 1);
 		newmark = (mark & ~q->mark_mask) | (q->bypass_mark & q->mark_mask);
-		queue_verdict(q, NFQNL_MSG_VERDICT, id, NF_REPEAT, 1, newmark);
+		pending_add(q, id, NF_REPEAT, 1, newmark);
 		break;
 	case NFQ_DROP:
 	default:
 		stats_add(st_drop, 1);
-		queue_verdict(q, NFQNL_MSG_VERDICT, id, NF_DROP, 0, 0);
+		pending_add(q, id, NF_DROP, 0, 0);
 		break;
 	}
 	if (log_enabled(LOG_LVL_DEBUG) || v != NFQ_INTERCEPT) {
@@ -442,6 +661,32 @@ handle_packet(struct nfq *q, const struct nlmsghdr *nlh)
 		    id, s, d, verdict_names[v], why ? " reason=" : "",
 		    reason_names[why]);
 	}
+}
+
+/*
+ * recv() said ENOBUFS: the socket buffer was full and the kernel could not
+ * deliver some packet messages.  It never queued those packets (see the
+ * top of this file): it dropped them (fail_mode=closed) or let them go
+ * unmarked, i.e. direct (fail_mode=open), so none waits for a verdict.
+ * Counted every time; logged at most once per NFQ_ENOBUFS_LOG_MS with the
+ * overruns since the last line.  The caller reads on: the error is
+ * reported once per overrun, so this cannot spin.
+ */
+static void
+recv_enobufs(struct nfq *q)
+{
+	uint64_t now = ev_now(q->loop);
+
+	stats_add(st_enobufs, 1);
+	q->enobufs_unlogged++;
+	if (now < q->enobufs_next)
+		return;
+	log_warn("event=nfq-recv-enobufs overruns=%llu effect=%s "
+	    "note=\"netlink receive buffer full, queue messages lost; "
+	    "raise nfqueue_bufsize\"", (unsigned long long)q->enobufs_unlogged,
+	    q->fail_open ? "accepted-unmarked" : "dropped");
+	q->enobufs_unlogged = 0;
+	q->enobufs_next = now + NFQ_ENOBUFS_LOG_MS;
 }
 
 static void
@@ -460,9 +705,7 @@ nfq_read_cb(int fd, int events, void *arg)
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
 			if (errno == ENOBUFS) {
-				/* messages lost: the kernel dropped (or, with
-				 * fail-open, accepted) their packets itself */
-				stats_add(st_enobufs, 1);
+				recv_enobufs(q);
 				continue;
 			}
 			stats_add(st_errors, 1);
@@ -554,8 +797,17 @@ nfq_open(struct ev_loop *loop, const struct config *cfg,
 	q->rbufsz = 65536;
 	if (lists_parse(cfg, &q->lists, err, errsz) == -1)
 		goto fail;
-	if ((q->rbuf = malloc(q->rbufsz)) == NULL) {
+	/* the kernel holds at most nfqueue_maxlen packets for us: so many
+	 * verdicts can be pending, plus a wakeup's batch as slack */
+	q->pmax = (size_t)cfg->nfqueue_maxlen + NFQ_RECV_BATCH;
+	q->pcap = q->pmax < NFQ_PENDING_MIN ? q->pmax : NFQ_PENDING_MIN;
+	if ((q->rbuf = malloc(q->rbufsz)) == NULL ||
+	    (q->pend = calloc(q->pcap, sizeof(*q->pend))) == NULL) {
 		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if ((q->retry_timer = ev_timer_new(loop, retry_cb, q)) == NULL) {
+		snprintf(err, errsz, "verdict retry timer: out of memory");
 		goto fail;
 	}
 	if ((q->fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
@@ -619,6 +871,8 @@ nfq_close(struct nfq *q)
 		struct nlmsghdr *nlh;
 
 		flush_verdicts(q);
+		/* closing the queue makes the kernel drop what is left */
+		pending_fail(q, q->pn, "close", q->last_errno);
 		ev_fd_del(q->loop, q->fd);
 		/* closing the socket unbinds; say it for older kernels */
 		nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->qnum);
@@ -628,7 +882,10 @@ nfq_close(struct nfq *q)
 	}
 	if (q->stats_timer)
 		ev_timer_free(q->stats_timer);
+	if (q->retry_timer)
+		ev_timer_free(q->retry_timer);
 	lists_free(&q->lists);
+	free(q->pend);
 	free(q->rbuf);
 	free(q);
 }

@@ -1,17 +1,35 @@
 /*
  * test_nfq.c - unit tests for the steering decisions: CIDR parsing and
  * matching (nfq/cidr.c), the verdict function and packet address
- * extraction (nfq/nfq.c).
+ * extraction (nfq/nfq.c); and the queue's verdict path against a fake
+ * kernel: the netlink socket is one end of a socketpair, this file holds
+ * the other, acks config messages, hands in packet messages, records the
+ * verdicts and makes verdict sends or receives fail on demand.  The
+ * monotonic clock can be moved ahead to pass the verdict deadline.
  */
+// WRAP: socket bind getsockname sendto recv clock_gettime
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
+#include <linux/netlink.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_queue.h>
 #include <cmocka.h>
 
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "core/stats.h"
 #include "nfq/cidr.h"
 #include "nfq/nfq.h"
 
@@ -149,6 +167,482 @@ test_packet_addrs(void **state)
 	assert_int_equal(nfq_packet_addrs(p6, 0, &fam, &s, &d), -1);
 }
 
+/* ------------------------------------------------------------ fake kernel */
+
+#define QNUM		7
+#define MARK_MASK	0xff
+#define MARK_INTERCEPT	0x01
+#define MARK_BYPASS	0x02
+#define BYPASS_DST	"198.51.100.0/24"
+
+struct rec {
+	uint32_t	 id;
+	uint32_t	 verdict;
+	uint32_t	 mark;
+	int		 hasmark;
+};
+
+static int	 g_dfd = -1, g_kfd = -1;	/* daemon's end, kernel's end */
+static int	 g_send_fail;		/* verdict sends still to fail */
+static int	 g_send_errno = ENOBUFS;
+static int	 g_send_failed;		/* verdict sends failed so far */
+static int	 g_recv_enobufs;	/* recv()s still to fail */
+static int	 g_recv_calls;
+static int64_t	 g_skew_ms;		/* added to CLOCK_MONOTONIC */
+static struct rec g_v[256];		/* verdicts the kernel took */
+static int	 g_nv;
+
+int	__real_socket(int, int, int);
+int	__real_bind(int, const struct sockaddr *, socklen_t);
+int	__real_getsockname(int, struct sockaddr *, socklen_t *);
+ssize_t	__real_sendto(int, const void *, size_t, int,
+	    const struct sockaddr *, socklen_t);
+ssize_t	__real_recv(int, void *, size_t, int);
+int	__real_clock_gettime(clockid_t, struct timespec *);
+
+int
+__wrap_socket(int domain, int type, int proto)
+{
+	int sv[2];
+
+	if (domain != AF_NETLINK)
+		return __real_socket(domain, type, proto);
+	/* seqpacket keeps message boundaries, like netlink datagrams */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0, sv) == -1)
+		return -1;
+	g_dfd = sv[0];
+	g_kfd = sv[1];
+	return g_dfd;
+}
+
+int
+__wrap_bind(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	return fd == g_dfd ? 0 : __real_bind(fd, sa, len);
+}
+
+int
+__wrap_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
+{
+	struct sockaddr_nl nl = { .nl_family = AF_NETLINK, .nl_pid = 4242 };
+
+	if (fd != g_dfd)
+		return __real_getsockname(fd, sa, len);
+	memcpy(sa, &nl, sizeof(nl));
+	*len = sizeof(nl);
+	return 0;
+}
+
+static void
+kernel_ack(const struct nlmsghdr *req)
+{
+	struct {
+		struct nlmsghdr	h;
+		struct nlmsgerr	e;
+	} ack;
+
+	memset(&ack, 0, sizeof(ack));
+	ack.h.nlmsg_len = NLMSG_LENGTH(sizeof(ack.e));
+	ack.h.nlmsg_type = NLMSG_ERROR;
+	ack.h.nlmsg_seq = req->nlmsg_seq;
+	ack.e.msg = *req;
+	assert_int_equal(send(g_kfd, &ack, ack.h.nlmsg_len, 0),
+	    (ssize_t)ack.h.nlmsg_len);
+}
+
+static void
+kernel_record(const struct nlmsghdr *h)
+{
+	const char *p = (const char *)NLMSG_DATA(h) +
+	    NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	const char *end = (const char *)h + h->nlmsg_len;
+	struct rec *r;
+
+	assert_true(g_nv < (int)(sizeof(g_v) / sizeof(g_v[0])));
+	r = &g_v[g_nv++];
+	memset(r, 0, sizeof(*r));
+	while (p + NLA_HDRLEN <= end) {
+		const struct nlattr *a = (const void *)p;
+		uint32_t v[2];
+
+		assert_true(a->nla_len >= NLA_HDRLEN && p + a->nla_len <= end);
+		if (a->nla_type == NFQA_VERDICT_HDR) {
+			memcpy(v, p + NLA_HDRLEN, 8);
+			r->verdict = ntohl(v[0]);
+			r->id = ntohl(v[1]);
+		} else if (a->nla_type == NFQA_MARK) {
+			memcpy(v, p + NLA_HDRLEN, 4);
+			r->mark = ntohl(v[0]);
+			r->hasmark = 1;
+		}
+		p += NLA_ALIGN(a->nla_len);
+	}
+}
+
+/* The kernel's side of sendto(): a datagram of verdicts is taken whole,
+ * or refused whole (nothing of it is applied) while g_send_fail lasts. */
+ssize_t
+__wrap_sendto(int fd, const void *buf, size_t len, int flags,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	const struct nlmsghdr *h;
+	size_t n;
+	int verdicts = 0;
+
+	if (fd != g_dfd)
+		return __real_sendto(fd, buf, len, flags, sa, salen);
+	for (h = buf, n = len; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n))
+		if ((h->nlmsg_type & 0xff) == NFQNL_MSG_VERDICT)
+			verdicts = 1;
+	if (verdicts && g_send_fail > 0) {
+		g_send_fail--;
+		g_send_failed++;
+		errno = g_send_errno;
+		return -1;
+	}
+	for (h = buf, n = len; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+		assert_int_equal(h->nlmsg_type >> 8, NFNL_SUBSYS_QUEUE);
+		if ((h->nlmsg_type & 0xff) == NFQNL_MSG_VERDICT)
+			kernel_record(h);
+		else if (h->nlmsg_flags & NLM_F_ACK)
+			kernel_ack(h);
+	}
+	return (ssize_t)len;
+}
+
+ssize_t
+__wrap_recv(int fd, void *buf, size_t len, int flags)
+{
+	if (fd == g_dfd) {
+		g_recv_calls++;
+		if (g_recv_enobufs > 0) {
+			g_recv_enobufs--;
+			errno = ENOBUFS;
+			return -1;
+		}
+	}
+	return __real_recv(fd, buf, len, flags);
+}
+
+int
+__wrap_clock_gettime(clockid_t clk, struct timespec *ts)
+{
+	int r = __real_clock_gettime(clk, ts);
+
+	if (r == 0 && clk == CLOCK_MONOTONIC)
+		ts->tv_sec += g_skew_ms / 1000;
+	return r;
+}
+
+/* A packet message for a TCP SYN from 10.0.0.1 to dst. */
+static void
+kernel_packet(uint32_t id, const char *dst)
+{
+	char buf[256];
+	struct nlmsghdr *h = (void *)buf;
+	struct nfgenmsg *g;
+	struct nlattr *a;
+	uint8_t ip[20] = { 0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6 };
+	uint32_t nid = htonl(id);
+	size_t off;
+
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(inet_pton(AF_INET, "10.0.0.1", ip + 12), 1);
+	assert_int_equal(inet_pton(AF_INET, dst, ip + 16), 1);
+	h->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
+	g = NLMSG_DATA(h);
+	g->nfgen_family = AF_INET;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons(QNUM);
+	off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(*g));
+	/* struct nfqnl_msg_packet_hdr: packed id, hw_protocol, hook */
+	a = (void *)(buf + off);
+	a->nla_type = NFQA_PACKET_HDR;
+	a->nla_len = NLA_HDRLEN + 7;
+	memcpy(buf + off + NLA_HDRLEN, &nid, 4);
+	buf[off + NLA_HDRLEN + 4] = 0x08;
+	buf[off + NLA_HDRLEN + 6] = NF_INET_LOCAL_OUT;
+	off += NLA_ALIGN(a->nla_len);
+	a = (void *)(buf + off);
+	a->nla_type = NFQA_PAYLOAD;
+	a->nla_len = NLA_HDRLEN + sizeof(ip);
+	memcpy(buf + off + NLA_HDRLEN, ip, sizeof(ip));
+	off += NLA_ALIGN(a->nla_len);
+	h->nlmsg_len = (uint32_t)off;
+	assert_int_equal(send(g_kfd, buf, off, 0), (ssize_t)off);
+}
+
+/* ------------------------------------------------------------ fixture */
+
+struct qt {
+	struct ev_loop	*loop;
+	struct nfq	*q;
+	int		 saved_stderr;
+	FILE		*log;
+	int		(*until)(struct qt *);
+	int		 want;
+	struct ev_timer	*poll, *guard;
+};
+
+static int64_t
+ctr(const char *name)
+{
+	return stats_value(stats_get(name, NULL));
+}
+
+static int
+setup_queue(void **state)
+{
+	static char *bypass_dst[] = { BYPASS_DST };
+	struct qt *t = calloc(1, sizeof(*t));
+	struct config cfg;
+	char err[256];
+
+	assert_non_null(t);
+	/* the log goes to a file the tests read */
+	assert_non_null(t->log = tmpfile());
+	fflush(stderr);
+	assert_true((t->saved_stderr = dup(STDERR_FILENO)) != -1);
+	assert_int_equal(dup2(fileno(t->log), STDERR_FILENO), STDERR_FILENO);
+	log_init("mxguard", 0, LOG_LVL_INFO);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.nfqueue_num = QNUM;
+	cfg.nfqueue_maxlen = 1024;
+	cfg.nfqueue_bufsize = 65536;
+	cfg.mark_mask = MARK_MASK;
+	cfg.intercept_mark = MARK_INTERCEPT;
+	cfg.upstream_mark = MARK_BYPASS;
+	cfg.fail_mode = (char *)"closed";
+	cfg.bypass_dst.v = bypass_dst;
+	cfg.bypass_dst.n = 1;
+
+	g_send_fail = g_send_failed = g_recv_enobufs = g_recv_calls = 0;
+	g_send_errno = ENOBUFS;
+	g_nv = 0;
+	assert_non_null(t->loop = ev_loop_new());
+	t->q = nfq_open(t->loop, &cfg, NULL, NULL, err, sizeof(err));
+	if (t->q == NULL)
+		fail_msg("nfq_open: %s", err);
+	assert_non_null(t->poll = ev_timer_new(t->loop, NULL, NULL));
+	*state = t;
+	return 0;
+}
+
+/* The captured log so far (static buffer). */
+static const char *
+logtext(struct qt *t)
+{
+	static char buf[65536];
+	size_t n;
+
+	fflush(stderr);
+	rewind(t->log);
+	n = fread(buf, 1, sizeof(buf) - 1, t->log);
+	buf[n] = '\0';
+	return buf;
+}
+
+static int
+teardown_queue(void **state)
+{
+	struct qt *t = *state;
+	const char *l, *e;
+
+	ev_timer_free(t->poll);
+	nfq_close(t->q);
+	ev_loop_free(t->loop);
+	close(g_kfd);
+	g_dfd = g_kfd = -1;
+	l = logtext(t);
+	dup2(t->saved_stderr, STDERR_FILENO);
+	close(t->saved_stderr);
+	/* cmocka's messages went to the capture too: pass them on, and our
+	 * log lines with TEST_DEBUG set */
+	for (; *l; l = *e ? e + 1 : e) {
+		if ((e = strchr(l, '\n')) == NULL)
+			e = l + strlen(l);
+		if (getenv("TEST_DEBUG") || strstr(l, "mxguard[") == NULL ||
+		    strstr(l, "mxguard[") > e)
+			fprintf(stderr, "%.*s\n", (int)(e - l), l);
+	}
+	fclose(t->log);
+	free(t);
+	return 0;
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	while ((hay = strstr(hay, needle)) != NULL) {
+		n++;
+		hay += strlen(needle);
+	}
+	return n;
+}
+
+static void
+poll_cb(void *arg)
+{
+	struct qt *t = arg;
+
+	if (t->until && t->until(t))
+		ev_loop_stop(t->loop);
+	else
+		ev_timer_arm(t->poll, 2);
+}
+
+static void
+guard_cb(void *arg)
+{
+	ev_loop_stop(((struct qt *)arg)->loop);
+}
+
+/* Runs the loop until the condition holds, at most ms milliseconds (no
+ * condition: ms milliseconds); returns whether it holds. */
+static int
+run(struct qt *t, int (*until)(struct qt *), int want, int ms)
+{
+	struct ev_timer *guard;
+
+	ev_timer_free(t->poll);
+	assert_non_null(t->poll = ev_timer_new(t->loop, poll_cb, t));
+	assert_non_null(guard = ev_timer_new(t->loop, guard_cb, t));
+	t->until = until;
+	t->want = want;
+	ev_timer_arm(t->poll, 0);
+	ev_timer_arm(guard, (uint64_t)ms);
+	ev_loop_run(t->loop);
+	ev_timer_free(guard);
+	return until ? until(t) : 1;
+}
+
+static int
+have_verdicts(struct qt *t)
+{
+	return g_nv >= t->want;
+}
+
+static int
+have_failed(struct qt *t)
+{
+	return ctr("mxguard_nfq_verdicts_failed_total") >= t->want;
+}
+
+static void
+assert_verdict(int i, uint32_t id, uint32_t mark)
+{
+	assert_int_equal(g_v[i].id, id);
+	assert_int_equal(g_v[i].verdict, NF_REPEAT);
+	assert_true(g_v[i].hasmark);
+	assert_int_equal(g_v[i].mark & MARK_MASK, mark);
+}
+
+/* Verdict sends fail three times, then work: every verdict reaches the
+ * kernel exactly once, in order, the failures are counted and the burst
+ * is logged once. */
+static void
+test_verdict_retry(void **state)
+{
+	struct qt *t = *state;
+	int64_t verr = ctr("mxguard_nfq_verdict_errors_total");
+	int64_t errs = ctr("mxguard_nfq_errors_total");
+	int64_t vfail = ctr("mxguard_nfq_verdicts_failed_total");
+	const char *log;
+	uint32_t id;
+
+	g_send_fail = 3;
+	for (id = 1; id <= 5; id++)
+		kernel_packet(id, id == 3 ? "198.51.100.7" : "192.0.2.1");
+	if (!run(t, have_verdicts, 5, 3000))
+		fail_msg("%d of 5 verdicts reached the kernel", g_nv);
+	run(t, NULL, 0, 50);		/* nothing more comes */
+	assert_int_equal(g_send_failed, 3);
+	assert_int_equal(g_nv, 5);
+	for (id = 1; id <= 5; id++)
+		assert_verdict((int)id - 1, id, id == 3 ? MARK_BYPASS :
+		    MARK_INTERCEPT);
+	assert_int_equal(ctr("mxguard_nfq_verdict_errors_total") - verr, 3);
+	assert_int_equal(ctr("mxguard_nfq_errors_total") - errs, 3);
+	assert_int_equal(ctr("mxguard_nfq_verdicts_failed_total") - vfail, 0);
+	log = logtext(t);
+	assert_int_equal(count(log, "event=nfq-verdict-retry "), 1);
+	assert_non_null(strstr(log, "event=nfq-verdict-retry "
+	    "error=\"No buffer space available\" pending=5"));
+	assert_int_equal(count(log, "event=nfq-verdict-recovered errors=3"), 1);
+	assert_null(strstr(log, "event=nfq-verdict-failed"));
+
+	/* a new verdict while all is well goes at once, alone */
+	kernel_packet(6, "192.0.2.1");
+	assert_true(run(t, have_verdicts, 6, 3000));
+	run(t, NULL, 0, 20);
+	assert_int_equal(g_nv, 6);
+	assert_verdict(5, 6, MARK_INTERCEPT);
+	assert_int_equal(count(logtext(t), "event=nfq-verdict-retry "), 1);
+}
+
+/* Verdicts that cannot be sent are retried, and then queued behind a
+ * failing send, are given up after the deadline, never sent late, and
+ * do not hold up the verdicts after them. */
+static void
+test_verdict_giveup(void **state)
+{
+	struct qt *t = *state;
+	int64_t vfail = ctr("mxguard_nfq_verdicts_failed_total");
+	const char *log;
+
+	g_send_fail = 1000000;
+	g_send_errno = EPERM;
+	kernel_packet(10, "192.0.2.1");
+	kernel_packet(11, "198.51.100.9");
+	run(t, NULL, 0, 40);
+	assert_int_equal(g_nv, 0);
+	assert_true(g_send_failed >= 2);	/* retried */
+	assert_int_equal(count(logtext(t), "event=nfq-verdict-retry "
+	    "error=\"Operation not permitted\" pending=2"), 1);
+
+	/* past the deadline */
+	g_skew_ms += 60000;
+	if (!run(t, have_failed, (int)vfail + 2, 3000))
+		fail_msg("verdicts not given up");
+	log = logtext(t);
+	assert_int_equal(count(log, "event=nfq-verdict-failed reason=deadline "
+	    "error=\"Operation not permitted\" count=2 ids=10,11"), 1);
+	assert_int_equal(ctr("mxguard_nfq_verdicts_failed_total") - vfail, 2);
+
+	/* the kernel works again: only the new verdict goes */
+	g_send_fail = 0;
+	kernel_packet(12, "192.0.2.1");
+	assert_true(run(t, have_verdicts, 1, 3000));
+	run(t, NULL, 0, 20);
+	assert_int_equal(g_nv, 1);
+	assert_verdict(0, 12, MARK_INTERCEPT);
+}
+
+/* ENOBUFS from recv(): messages lost in the kernel.  Counted, logged once
+ * for the burst, and the loop reads on without spinning. */
+static void
+test_recv_enobufs(void **state)
+{
+	struct qt *t = *state;
+	int64_t enobufs = ctr("mxguard_nfq_enobufs_total");
+	int calls;
+
+	g_recv_enobufs = 2;
+	kernel_packet(20, "192.0.2.1");
+	assert_true(run(t, have_verdicts, 1, 3000));
+	assert_verdict(0, 20, MARK_INTERCEPT);
+	assert_int_equal(ctr("mxguard_nfq_enobufs_total") - enobufs, 2);
+	assert_int_equal(count(logtext(t), "event=nfq-recv-enobufs "
+	    "overruns=1 effect=dropped "), 1);
+	calls = g_recv_calls;
+	run(t, NULL, 0, 30);
+	assert_int_equal(g_recv_calls, calls);	/* idle: no busy loop */
+}
+
 int
 main(void)
 {
@@ -157,6 +651,12 @@ main(void)
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_packet_addrs),
+		cmocka_unit_test_setup_teardown(test_verdict_retry,
+		    setup_queue, teardown_queue),
+		cmocka_unit_test_setup_teardown(test_verdict_giveup,
+		    setup_queue, teardown_queue),
+		cmocka_unit_test_setup_teardown(test_recv_enobufs,
+		    setup_queue, teardown_queue),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
