@@ -67,6 +67,9 @@ $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmxguard.a
 	  $(foreach s,$(shell sed -n 's,^// WRAP:,,p' $<),-Wl,--wrap=$(s)) \
 	  $(B)/libmxguard.a $(PKG_LIBS) -lcmocka
 
+# cmd/ is not in the library: test_control compiles these two itself
+$(B)/tests/test_control: cmd/control.c cmd/ctlreq.c
+
 unit: $(UNIT_BIN)
 
 check-unit: $(UNIT_BIN)

@@ -11,8 +11,28 @@
  *     answered with Connection: close.
  *
  * The request grammar is in ctlreq.c (fuzzed by tests/fuzz/fuzz_control.c).
- * A connection has CTL_TIMEOUT_MS to send its request; requests are capped
- * at CTL_MAX_REQ bytes and connections at CTL_MAX_CONN.
+ * Requests are capped at CTL_MAX_REQ bytes.
+ *
+ * The two listeners have separate budgets of connections, because they
+ * are reached by different people: the unix socket only by root (and
+ * `user`), metrics_listen by whatever can reach its address, often a
+ * whole management network.  CTL_MAX_METRICS idle HTTP clients fill only
+ * the metrics slots; `mxguard status` keeps its CTL_MAX_UNIX.  (In the
+ * supervisor of workers nothing else goes through here: the workers'
+ * metrics come from shared memory, core/stats.c, and reloads and drains
+ * are signals.)  A metrics client has CTL_METRICS_TIMEOUT_MS from accept
+ * to send its request and read the whole answer, one deadline that reads
+ * do not push back, so a client that trickles its request or reads
+ * slowly holds a slot a few seconds at most; a unix client has
+ * CTL_UNIX_TIMEOUT_MS for its request and as much again for the answer.
+ * A connection beyond its listener's budget is answered at once (HTTP
+ * 503, or "error busy") and closed, counted in
+ * mxguard_control_refused_total{listener,reason} and logged as
+ * event=control-refused at most once per CTL_LOG_EVERY_MS per listener,
+ * with the number refused since the last line: a flood costs a line
+ * every few seconds, not one per connection.  A listener whose accept()
+ * fails for lack of descriptors or memory rests for CTL_PAUSE_MS
+ * (level-triggered epoll would wake it again at once, for ever).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,6 +44,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,14 +56,33 @@
 #include "core/log.h"
 #include "core/stats.h"
 
-#define CTL_MAX_REQ	4096
-#define CTL_MAX_CONN	32
-#define CTL_TIMEOUT_MS	5000
+#define CTL_MAX_REQ		4096
+#define CTL_MAX_UNIX		16	/* control socket connections */
+#define CTL_MAX_METRICS		16	/* metrics_listen connections */
+#define CTL_UNIX_TIMEOUT_MS	5000	/* request; again for the answer */
+#define CTL_METRICS_TIMEOUT_MS	3000	/* request and answer, from accept */
+#define CTL_PAUSE_MS		1000	/* a listener's rest after EMFILE */
+#define CTL_LOG_EVERY_MS	10000	/* control-refused lines per listener */
+
+enum { CTL_UNIX, CTL_METRICS, CTL_NLISTENERS };
 
 struct control;
 
+struct listener {
+	struct control	*ctl;
+	const char	*name;		/* "unix", "metrics": label, log */
+	int		 fd;
+	int		 nconns, max;
+	uint64_t	 timeout_ms;
+	struct ev_timer	*resume;	/* paused after EMFILE and kin */
+	uint64_t	 logged_at;	/* ev_now() of the last line, 0 never */
+	unsigned long	 unlogged;	/* refusals since that line */
+	struct stat_ctr	*st_full, *st_error, *st_timeouts;
+};
+
 struct cconn {
 	struct control	*ctl;
+	struct listener	*l;
 	struct cconn	*next;
 	int		 fd;
 	int		 http;
@@ -55,10 +95,9 @@ struct cconn {
 
 struct control {
 	struct ev_loop	*loop;
-	int		 ufd, tfd;
+	struct listener	 l[CTL_NLISTENERS];
 	char		*path;
 	struct cconn	*conns;
-	int		 nconns;
 	time_t		 started;
 	struct stat_ctr	*st_requests;
 };
@@ -68,7 +107,12 @@ static void conn_free(struct cconn *);
 static void
 conn_timeout(void *arg)
 {
-	conn_free(arg);
+	struct cconn *c = arg;
+
+	stats_add(c->l->st_timeouts, 1);
+	log_debug("event=control-timeout listener=%s received=%zu sent=%zu",
+	    c->l->name, c->reqlen, c->outoff);
+	conn_free(c);
 }
 
 static void
@@ -81,7 +125,7 @@ conn_free(struct cconn *c)
 			*pp = c->next;
 			break;
 		}
-	c->ctl->nconns--;
+	c->l->nconns--;
 	ev_fd_del(c->ctl->loop, c->fd);
 	close(c->fd);
 	ev_timer_free(c->timer);
@@ -177,7 +221,9 @@ respond(struct cconn *c)
 			goto fail;
 	}
 send:
-	ev_timer_arm(c->timer, CTL_TIMEOUT_MS);
+	/* a metrics client's deadline runs on from accept (see the top) */
+	if (!c->http)
+		ev_timer_arm(c->timer, CTL_UNIX_TIMEOUT_MS);
 	if (ev_fd_set(c->ctl->loop, c->fd, EV_WRITE, conn_write_cb, c) == -1)
 		goto fail;
 	conn_write_cb(c->fd, EV_WRITE, c);
@@ -218,39 +264,107 @@ conn_read_cb(int fd, int events, void *arg)
 	respond(c);
 }
 
+/*
+ * Counts a refusal and logs it, at most once per CTL_LOG_EVERY_MS per
+ * listener, with the refusals since the last line (the counter has them
+ * all).  err: the accept() error, 0 for a full listener.
+ */
+static void
+refused(struct listener *l, struct stat_ctr *st, const char *reason, int err)
+{
+	uint64_t now = ev_now(l->ctl->loop);
+
+	stats_add(st, 1);
+	l->unlogged++;
+	if (l->logged_at != 0 && now - l->logged_at < CTL_LOG_EVERY_MS)
+		return;
+	if (err != 0)
+		log_warn("event=control-refused listener=%s reason=%s "
+		    "refused=%lu error=\"%s\"", l->name, reason, l->unlogged,
+		    strerror(err));
+	else
+		log_warn("event=control-refused listener=%s reason=%s "
+		    "limit=%d refused=%lu", l->name, reason, l->max,
+		    l->unlogged);
+	l->logged_at = now;
+	l->unlogged = 0;
+}
+
+/* A connection beyond the budget: told so (best effort: a fresh socket's
+ * buffer is empty) and closed. */
+static void
+refuse_full(struct listener *l, int fd)
+{
+	static const char busy_http[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	static const char busy_unix[] = "error busy\n";
+
+	if (l == &l->ctl->l[CTL_METRICS])
+		(void)!send(fd, busy_http, sizeof(busy_http) - 1,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+	else
+		(void)!send(fd, busy_unix, sizeof(busy_unix) - 1,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+	refused(l, l->st_full, "max_connections", 0);
+}
+
+static void
+listener_resume(void *arg)
+{
+	struct listener *l = arg;
+
+	if (ev_fd_mask(l->ctl->loop, l->fd, EV_READ) == -1)
+		log_warn("event=control-resume-failed listener=%s "
+		    "error=\"%s\"", l->name, strerror(errno));
+}
+
 static void
 accept_cb(int lfd, int events, void *arg)
 {
-	struct control *ctl = arg;
+	struct listener *l = arg;
+	struct control *ctl = l->ctl;
+	struct cconn *c;
 	int fd, i;
 
 	for (i = 0; i < 16; i++) {
-		struct cconn *c;
-
 		if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
-		    SOCK_CLOEXEC)) == -1)
+		    SOCK_CLOEXEC)) == -1) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				refused(l, l->st_error, "accept_error", errno);
+				(void)ev_fd_mask(ctl->loop, lfd, 0);
+				ev_timer_arm(l->resume, CTL_PAUSE_MS);
+			}
 			return;
-		if (ctl->nconns >= CTL_MAX_CONN ||
-		    (c = calloc(1, sizeof(*c))) == NULL) {
-			close(fd);
+		}
+		if (l->nconns >= l->max) {
+			refuse_full(l, fd);
 			continue;
 		}
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			goto fail;
 		c->ctl = ctl;
+		c->l = l;
 		c->fd = fd;
-		c->http = lfd == ctl->tfd;
+		c->http = l == &ctl->l[CTL_METRICS];
 		if ((c->timer = ev_timer_new(ctl->loop, conn_timeout, c)) ==
 		    NULL || ev_fd_set(ctl->loop, fd, EV_READ, conn_read_cb,
-		    c) == -1) {
-			if (c->timer)
-				ev_timer_free(c->timer);
-			close(fd);
-			free(c);
-			continue;
-		}
+		    c) == -1)
+			goto fail;
 		c->next = ctl->conns;
 		ctl->conns = c;
-		ctl->nconns++;
-		ev_timer_arm(c->timer, CTL_TIMEOUT_MS);
+		l->nconns++;
+		ev_timer_arm(c->timer, l->timeout_ms);
+		continue;
+fail:
+		log_warn("event=control-accept-failed listener=%s "
+		    "error=\"%s\"", l->name, strerror(errno));
+		if (c != NULL) {
+			ev_timer_free(c->timer);
+			free(c);
+		}
+		close(fd);
 	}
 }
 
@@ -365,7 +479,7 @@ open_unix(struct control *ctl, const struct config *cfg, char *err,
 		    "not a socket: replaced since bind, left alone" :
 		    strerror(errno));
 	}
-	ctl->ufd = fd;
+	ctl->l[CTL_UNIX].fd = fd;
 	return 0;
 }
 
@@ -443,7 +557,7 @@ open_tcp(struct control *ctl, const struct config *cfg, char *err,
 		close(fd);
 		return -1;
 	}
-	ctl->tfd = fd;
+	ctl->l[CTL_METRICS].fd = fd;
 	return 0;
 }
 
@@ -452,21 +566,51 @@ control_open(struct ev_loop *loop, const struct config *cfg, char *err,
     size_t errsz)
 {
 	struct control *ctl;
+	int i;
 
 	if ((ctl = calloc(1, sizeof(*ctl))) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
 	ctl->loop = loop;
-	ctl->ufd = ctl->tfd = -1;
+	ctl->l[CTL_UNIX].fd = ctl->l[CTL_METRICS].fd = -1;
 	ctl->started = time(NULL);
 	ctl->st_requests = stats_get("mxguard_control_requests_total",
 	    "Requests answered on the control socket and metrics endpoint");
+	for (i = 0; i < CTL_NLISTENERS; i++) {
+		struct listener *l = &ctl->l[i];
+		char name[128];
+
+		l->ctl = ctl;
+		l->name = i == CTL_UNIX ? "unix" : "metrics";
+		l->max = i == CTL_UNIX ? CTL_MAX_UNIX : CTL_MAX_METRICS;
+		l->timeout_ms = i == CTL_UNIX ? CTL_UNIX_TIMEOUT_MS :
+		    CTL_METRICS_TIMEOUT_MS;
+		snprintf(name, sizeof(name), "mxguard_control_refused_total{"
+		    "listener=\"%s\",reason=\"max_connections\"}", l->name);
+		l->st_full = stats_counter(name, "Connections to the control "
+		    "socket or metrics endpoint closed unserved: no free slot "
+		    "(max_connections) or accept() failing (accept_error)");
+		snprintf(name, sizeof(name), "mxguard_control_refused_total{"
+		    "listener=\"%s\",reason=\"accept_error\"}", l->name);
+		l->st_error = stats_counter(name, NULL);
+		snprintf(name, sizeof(name), "mxguard_control_timeouts_total{"
+		    "listener=\"%s\"}", l->name);
+		l->st_timeouts = stats_counter(name, "Connections to the "
+		    "control socket or metrics endpoint closed at their "
+		    "deadline");
+		if ((l->resume = ev_timer_new(loop, listener_resume, l)) ==
+		    NULL) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+	}
 	if (*cfg->control_socket) {
 		if (open_unix(ctl, cfg, err, errsz) == -1)
 			goto fail;
 		if ((ctl->path = strdup(cfg->control_socket)) == NULL ||
-		    ev_fd_set(loop, ctl->ufd, EV_READ, accept_cb, ctl) == -1) {
+		    ev_fd_set(loop, ctl->l[CTL_UNIX].fd, EV_READ, accept_cb,
+		    &ctl->l[CTL_UNIX]) == -1) {
 			snprintf(err, errsz, "out of memory");
 			goto fail;
 		}
@@ -474,7 +618,8 @@ control_open(struct ev_loop *loop, const struct config *cfg, char *err,
 	if (*cfg->metrics_listen) {
 		if (open_tcp(ctl, cfg, err, errsz) == -1)
 			goto fail;
-		if (ev_fd_set(loop, ctl->tfd, EV_READ, accept_cb, ctl) == -1) {
+		if (ev_fd_set(loop, ctl->l[CTL_METRICS].fd, EV_READ, accept_cb,
+		    &ctl->l[CTL_METRICS]) == -1) {
 			snprintf(err, errsz, "event loop: %s", strerror(errno));
 			goto fail;
 		}
@@ -497,19 +642,22 @@ fail:
 void
 control_close(struct control *ctl)
 {
+	int i;
+
 	if (ctl == NULL)
 		return;
 	while (ctl->conns)
 		conn_free(ctl->conns);
-	if (ctl->ufd != -1) {
-		ev_fd_del(ctl->loop, ctl->ufd);
-		close(ctl->ufd);
-		if (ctl->path)
+	for (i = 0; i < CTL_NLISTENERS; i++) {
+		struct listener *l = &ctl->l[i];
+
+		ev_timer_free(l->resume);
+		if (l->fd == -1)
+			continue;
+		ev_fd_del(ctl->loop, l->fd);
+		close(l->fd);
+		if (i == CTL_UNIX && ctl->path)
 			(void)unlink(ctl->path);
-	}
-	if (ctl->tfd != -1) {
-		ev_fd_del(ctl->loop, ctl->tfd);
-		close(ctl->tfd);
 	}
 	free(ctl->path);
 	free(ctl);

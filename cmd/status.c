@@ -3,7 +3,8 @@
  * its control socket (cmd/control.c) and prints the answer: a summary
  * line and every counter as "name value", or with --metrics the same
  * counters in Prometheus text format.  Exit 0, or 1 when no daemon
- * answers.
+ * answers or it answers with an error ("error busy": its control
+ * connections are all taken; "error ..."), which goes to stderr.
  */
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -25,7 +26,7 @@ cmd_status(int argc, char **argv, struct config *cfg,
 	const char *req = "status\n";
 	char buf[8192];
 	ssize_t n;
-	int fd;
+	int fd, first = 1;
 
 	if (argc == 2 && strcmp(argv[1], "--metrics") == 0)
 		req = "metrics\n";
@@ -64,6 +65,15 @@ cmd_status(int argc, char **argv, struct config *cfg,
 			close(fd);
 			return 1;
 		}
+		/* the daemon's refusal is one line, first and alone */
+		if (first && (size_t)n >= 6 && memcmp(buf, "error ", 6) == 0) {
+			fprintf(stderr, "mxguard: status: the daemon answered: "
+			    "%.*s%s", (int)n, buf, buf[n - 1] == '\n' ? "" :
+			    "\n");
+			close(fd);
+			return 1;
+		}
+		first = 0;
 		fwrite(buf, 1, (size_t)n, stdout);
 	}
 	close(fd);

@@ -14,7 +14,8 @@
 need_mxguard
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d /tmp/mxg-$$.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+busy_pid=
+trap '[ -n "$busy_pid" ] && kill "$busy_pid" 2>/dev/null; rm -rf "$T"' EXIT
 
 # rc EXPECTED "what" CMD...: the exit status of CMD is EXPECTED
 rc() {
@@ -50,6 +51,19 @@ rc 2 "unknown option" "$MXGUARD" --bogus
 rc 2 "unknown command" "$MXGUARD" bogus
 rc 2 "rules without a verb" "$MXGUARD" -c /dev/null rules
 rc 2 "status with an extra argument" "$MXGUARD" -c /dev/null status extra
+# a daemon whose control connections are all taken answers "error busy"
+# (cmd/control.c): status says so on stderr and exits 1, not 0
+printf 'control_socket = %s\n' "$T/busy.sock" >"$T/busy.conf"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept(); c.recv(64); c.sendall(b"error busy\n"); c.close()' "$T/busy.sock" &
+busy_pid=$!
+wait_for 10 "the stand-in control socket" test -S "$T/busy.sock"
+rc 1 "status answered \"error busy\"" "$MXGUARD" -c "$T/busy.conf" status
+assert "status: the refusal on stderr" grep -q "the daemon answered: error busy" "$T/err"
+assert "status: nothing on stdout" [ ! -s "$T/out" ]
+wait "$busy_pid"
 for c in check policy; do
 	rc 3 "$c without a domain" "$MXGUARD" -c /dev/null "$c"
 	rc 3 "$c with an unknown option" "$MXGUARD" -c /dev/null "$c" --bogus example.test

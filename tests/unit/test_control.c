@@ -1,0 +1,420 @@
+/*
+ * test_control.c - the control socket and the metrics endpoint
+ * (cmd/control.c) on a real event loop, with real sockets: the unix
+ * socket and the TCP endpoint keep separate budgets of connections, idle
+ * and trickling metrics clients are closed at their deadline, refusals
+ * are counted and logged once per flood.
+ *
+ * cmd/ is not in libmxguard.a, so the module is compiled in here (with
+ * the request grammar it calls); the test sees its constants.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cmd/control.c"
+#include "cmd/ctlreq.c"
+
+/* more than the one limit of 32 both listeners used to share */
+#define NIDLE		40
+
+static struct ev_loop *loop;
+
+static void
+stop_cb(void *arg)
+{
+	ev_loop_stop(loop);
+}
+
+/* Runs the loop for ms milliseconds. */
+static void
+pump(uint64_t ms)
+{
+	struct ev_timer *t = ev_timer_new(loop, stop_cb, NULL);
+
+	assert_non_null(t);
+	ev_timer_arm(t, ms);
+	assert_int_equal(ev_loop_run(loop), 0);
+	ev_timer_free(t);
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A free TCP port on 127.0.0.1 (bound, read, released). */
+static int
+free_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd, port;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((fd = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static int
+tcp_connect(int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons((uint16_t)port);
+	assert_true((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) >=
+	    0);
+	/* loopback: the handshake completes in the kernel's backlog */
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		assert_int_equal(errno, EINPROGRESS);
+	return fd;
+}
+
+/*
+ * What a client socket says now, without blocking: 1 closed by the peer
+ * (EOF or reset; what it got before is appended to buf), 0 still open.
+ */
+static int
+peer_closed(int fd, char *buf, size_t bufsz)
+{
+	size_t have = strlen(buf);
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, buf + have, bufsz - 1 - have, MSG_DONTWAIT);
+		if (n > 0) {
+			have += (size_t)n;
+			buf[have] = '\0';
+			if (have == bufsz - 1)
+				have = 0;	/* only the end matters */
+			continue;
+		}
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return 1;
+		return 0;
+	}
+}
+
+/*
+ * `mxguard status` as cmd/status.c asks it: "status\n", shut down, read
+ * to EOF, while the daemon's loop runs (same thread: pumped in slices).
+ */
+static void
+unix_status(const char *path, char *out, size_t outsz)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	uint64_t until = now_ms() + 2000;
+	int fd;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)),
+	    0);
+	assert_int_equal(send(fd, "status\n", 7, MSG_NOSIGNAL), 7);
+	shutdown(fd, SHUT_WR);
+	out[0] = '\0';
+	while (!peer_closed(fd, out, outsz) && now_ms() < until)
+		pump(10);
+	close(fd);
+}
+
+/*
+ * Each test's directory (the socket, the captured log), its daemon side
+ * and the config, undone by teardown() also when an assertion failed:
+ * stderr comes back, and the captured lines (cmocka's message of the
+ * failure among them) are copied to it then.
+ */
+static char dir[64], path[96], logpath[96];
+static int saved_stderr = -1, passed;
+static struct config *cfg;
+static struct control *ctl;
+
+static int
+setup(void **state)
+{
+	char err[256];
+	int fd;
+
+	snprintf(dir, sizeof(dir), "/tmp/test_control.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/control.sock", dir);
+	snprintf(logpath, sizeof(logpath), "%s/log", dir);
+	if ((fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600)) == -1)
+		return -1;
+	fflush(stderr);
+	saved_stderr = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	log_init("mxguard", 0, LOG_LVL_INFO);
+	passed = 0;
+	if ((cfg = config_load(NULL, err, sizeof(err))) == NULL)
+		return -1;
+	free(cfg->control_socket);
+	free(cfg->metrics_listen);
+	free(cfg->user);
+	cfg->control_socket = strdup(path);
+	cfg->user = strdup("");
+	if (asprintf(&cfg->metrics_listen, "127.0.0.1:%d", free_port()) ==
+	    -1)
+		cfg->metrics_listen = NULL;
+	if (cfg->control_socket == NULL || cfg->user == NULL ||
+	    cfg->metrics_listen == NULL || (loop = ev_loop_new()) == NULL)
+		return -1;
+	if ((ctl = control_open(loop, cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "control_open: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char buf[4096];
+	ssize_t n;
+	int fd;
+
+	control_close(ctl);
+	ctl = NULL;
+	ev_loop_free(loop);
+	loop = NULL;
+	config_free(cfg);
+	cfg = NULL;
+	fflush(stderr);
+	dup2(saved_stderr, STDERR_FILENO);
+	close(saved_stderr);
+	if (!passed && (fd = open(logpath, O_RDONLY)) != -1) {
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			(void)!write(STDERR_FILENO, buf, (size_t)n);
+		close(fd);
+	}
+	unlink(logpath);
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
+
+static int
+metrics_port(void)
+{
+	return atoi(strrchr(cfg->metrics_listen, ':') + 1);
+}
+
+static int
+log_count(const char *needle)
+{
+	char line[1024];
+	FILE *fp;
+	int n = 0;
+
+	fflush(stderr);
+	assert_non_null(fp = fopen(logpath, "r"));
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strstr(line, needle) != NULL)
+			n++;
+	fclose(fp);
+	return n;
+}
+
+static int64_t
+counter(const char *name)
+{
+	return stats_value(stats_get(name, NULL));
+}
+
+/*
+ * One metrics client trickles its request a byte at a time, NIDLE more
+ * connect and say nothing: `mxguard status` on the unix socket is still
+ * answered; the metrics clients beyond CTL_MAX_METRICS are refused at
+ * once (503), counted, and logged in one line; the idle and the
+ * trickling ones are closed at CTL_METRICS_TIMEOUT_MS, not later; then
+ * the endpoint serves a scrape again.
+ */
+static void
+test_metrics_flood_leaves_control_socket(void **state)
+{
+	char out[65536], got[NIDLE + 1][256], line[128];
+	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+	int idle[NIDLE], trickle, port = metrics_port(), i, open_n, busy;
+	size_t sent = 0;
+	uint64_t t0, closed_at = 0;
+
+	/* the flood, accepted (or refused) as it comes: the listen backlog
+	 * is short, and a SYN beyond it would wait for a retransmission */
+	t0 = now_ms();
+	trickle = tcp_connect(port);
+	pump(2);
+	for (i = 0; i < NIDLE; i++) {
+		idle[i] = tcp_connect(port);
+		pump(2);
+	}
+	pump(100);
+	memset(got, 0, sizeof(got));
+
+	/* the operator gets in */
+	unix_status(path, out, sizeof(out));
+	assert_non_null(strstr(out, "# mxguard pid "));
+	assert_non_null(strstr(out, "mxguard_control_requests_total "));
+
+	/* beyond the metrics budget: 503 at once, one log line */
+	open_n = busy = 0;
+	for (i = 0; i < NIDLE; i++) {
+		if (!peer_closed(idle[i], got[i], sizeof(got[i])))
+			open_n++;
+		else if (strncmp(got[i], "HTTP/1.1 503 ", 13) == 0)
+			busy++;
+	}
+	/* the trickling client holds the first slot */
+	assert_int_equal(open_n, CTL_MAX_METRICS - 1);
+	assert_int_equal(busy, NIDLE - (CTL_MAX_METRICS - 1));
+	assert_int_equal(counter("mxguard_control_refused_total{listener="
+	    "\"metrics\",reason=\"max_connections\"}"),
+	    NIDLE - (CTL_MAX_METRICS - 1));
+	assert_int_equal(counter("mxguard_control_refused_total{listener="
+	    "\"unix\",reason=\"max_connections\"}"), 0);
+	/* a flood is one line (the first refusal), not one per connection */
+	snprintf(line, sizeof(line), "event=control-refused listener=metrics "
+	    "reason=max_connections limit=%d refused=1", CTL_MAX_METRICS);
+	assert_int_equal(log_count(line), 1);
+	assert_int_equal(log_count("event=control-refused"), 1);
+
+	/* the deadline: every idle client closed at CTL_METRICS_TIMEOUT_MS,
+	 * the trickling one too, its bytes notwithstanding */
+	for (;;) {
+		if (sent < sizeof(req) - 2)
+			(void)!send(trickle, req + sent++, 1, MSG_NOSIGNAL);
+		pump(100);
+		for (i = 0, open_n = 0; i < NIDLE; i++)
+			if (idle[i] != -1 && !peer_closed(idle[i], got[i],
+			    sizeof(got[i])))
+				open_n++;
+		got[NIDLE][0] = '\0';
+		if (open_n == 0 && peer_closed(trickle, got[NIDLE],
+		    sizeof(got[NIDLE]))) {
+			closed_at = now_ms();
+			break;
+		}
+		if (now_ms() - t0 > CTL_METRICS_TIMEOUT_MS + 1500)
+			fail_msg("%d idle metrics clients still open after "
+			    "%llu ms", open_n,
+			    (unsigned long long)(now_ms() - t0));
+	}
+	assert_true(closed_at - t0 >= CTL_METRICS_TIMEOUT_MS - 200);
+	assert_string_equal(got[NIDLE], "");	/* closed unanswered */
+	assert_true(counter("mxguard_control_timeouts_total{listener="
+	    "\"metrics\"}") >= CTL_MAX_METRICS);
+	for (i = 0; i < NIDLE; i++)
+		close(idle[i]);
+	close(trickle);
+
+	/* slots free again: a scrape is served */
+	{
+		int fd = tcp_connect(port);
+		uint64_t until = now_ms() + 2000;
+
+		pump(50);
+		assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+		    (ssize_t)(sizeof(req) - 1));
+		out[0] = '\0';
+		while (!peer_closed(fd, out, sizeof(out)) && now_ms() < until)
+			pump(10);
+		close(fd);
+		assert_int_equal(strncmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
+		assert_non_null(strstr(out, "mxguard_control_refused_total{"));
+	}
+	passed = 1;
+}
+
+/*
+ * The unix socket's own budget: a flood of idle local clients fills it,
+ * but the metrics endpoint still answers (and the unix clients beyond
+ * the budget hear "error busy").
+ */
+static void
+test_unix_flood_leaves_metrics(void **state)
+{
+	char out[65536], got[CTL_MAX_UNIX + 4][64];
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fds[CTL_MAX_UNIX + 4], port = metrics_port(), i, fd, busy = 0;
+	uint64_t until;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	for (i = 0; i < CTL_MAX_UNIX + 4; i++) {
+		assert_true((fds[i] = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&sun,
+		    sizeof(sun)), 0);
+		pump(5);	/* the backlog is short: accept as we go */
+	}
+	pump(50);
+	memset(got, 0, sizeof(got));
+	for (i = 0; i < CTL_MAX_UNIX + 4; i++)
+		if (peer_closed(fds[i], got[i], sizeof(got[i])) &&
+		    strcmp(got[i], "error busy\n") == 0)
+			busy++;
+	assert_int_equal(busy, 4);
+
+	fd = tcp_connect(port);
+	pump(50);
+	assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+	    (ssize_t)(sizeof(req) - 1));
+	out[0] = '\0';
+	until = now_ms() + 2000;
+	while (!peer_closed(fd, out, sizeof(out)) && now_ms() < until)
+		pump(10);
+	close(fd);
+	assert_int_equal(strncmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
+
+	for (i = 0; i < CTL_MAX_UNIX + 4; i++)
+		close(fds[i]);
+	assert_int_equal(log_count("event=control-refused listener=unix "
+	    "reason=max_connections"), 1);
+	passed = 1;
+}
+
+/* control_close() takes the socket file away (the next daemon's check
+ * for a live one must not find it). */
+static void
+test_close_unlinks(void **state)
+{
+	control_close(ctl);
+	ctl = NULL;
+	assert_int_equal(access(path, F_OK), -1);
+	passed = 1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_metrics_flood_leaves_control_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unix_flood_leaves_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_close_unlinks, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
