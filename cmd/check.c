@@ -21,8 +21,8 @@
  * daemon only logs as would-defer), and the output says it is monitored.
  *
  * The probe connection carries upstream_mark, so divert rules let it pass
- * (setting the mark needs CAP_NET_ADMIN; without it the probe goes out
- * unmarked).
+ * (setting the mark needs CAP_NET_ADMIN).  With rules_mode = local a mark
+ * that cannot be set ends the check with exit 3 (see probe_mark()).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +41,7 @@
 #include <openssl/ssl.h>
 
 #include "cmd/cmd.h"
+#include "cmd/priv.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "policy/dane.h"
@@ -247,33 +248,71 @@ send_line(int fd, SSL *ssl, const char *s)
 	    0 : -1;
 }
 
-static void
+/*
+ * Marks the probe's socket with upstream_mark, as the proxy marks its own
+ * upstream connections.  With rules_mode = local mxguard's rules catch
+ * this host's own port-25 connections: an unmarked probe would be queued
+ * or diverted to mxguard itself, and the check would report on mxguard's
+ * STARTTLS, not the MX's.  So there a mark that cannot be set (no
+ * CAP_NET_ADMIN) is an error, never a silent unmarked probe; in gateway
+ * mode the rules see forwarded flows only and the probe may go unmarked.
+ * Returns 0, or -1 with p->error saying what to do.
+ */
+static int
+probe_mark(struct probe *p, int fd, const struct config *cfg)
+{
+	uint32_t mark = cfg->upstream_mark;
+	char addr[sizeof(p->addrstr)];
+	int e;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == 0)
+		return 0;
+	e = errno;
+	if (strcmp(cfg->rules_mode, "local") != 0) {
+		log_info("event=check-unmarked address=%s rules_mode=%s "
+		    "error=\"%s\"", p->addrstr, cfg->rules_mode, strerror(e));
+		return 0;
+	}
+	/* a copy: GCC's -Wrestrict sees p->error and p->addrstr as one */
+	snprintf(addr, sizeof(addr), "%s", p->addrstr);
+	snprintf(p->error, sizeof(p->error), "cannot mark the probe to %s "
+	    "with upstream_mark 0x%x (SO_MARK: %s); with rules_mode = local "
+	    "mxguard's rules would divert it to mxguard itself: run as root "
+	    "or with CAP_NET_ADMIN", addr, (unsigned)mark, strerror(e));
+	return -1;
+}
+
+/* The handshake; -1 only when the probe cannot be made as it must be
+ * (probe_mark()), every other failure is a result in p. */
+static int
 probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg)
 {
 	struct timeval tv = { 20, 0 };
-	uint32_t mark = cfg->upstream_mark;
 	char last[512];
 	struct conn c;
 	struct smtp_reply *rep;
 	struct smtp_caps caps;
 	SSL *ssl = NULL;
-	int fd, code, rc;
+	int fd, code, rc, ret = 0;
 
 	if ((rep = malloc(sizeof(*rep))) == NULL) {
 		snprintf(p->error, sizeof(p->error), "out of memory");
-		return;
+		return 0;
 	}
 	if ((fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
 	    0)) == -1) {
 		snprintf(p->error, sizeof(p->error), "socket: %s",
 		    strerror(errno));
 		free(rep);
-		return;
+		return 0;
 	}
 	c.fd = fd;
 	c.ssl = NULL;
 	c.n = 0;
-	setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+	if (probe_mark(p, fd, cfg) == -1) {
+		ret = -1;
+		goto out;
+	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&p->addr,
@@ -355,6 +394,7 @@ out:
 	SSL_free(ssl);
 	close(fd);
 	free(rep);
+	return ret;
 }
 
 static void
@@ -684,8 +724,12 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	}
 	if ((r.loop = ev_loop_new()) == NULL)
 		return CMD_UNKNOWN;
-	if ((r.pol = policy_new(r.loop, cfg, err, sizeof(err))) == NULL ||
-	    (tc = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
+	/* tls_ctx_new() may read a key only root reads (the daemon reads it
+	 * before its drop too); the engine's stores are opened as `user`
+	 * (cmd/priv.h), which keeps CAP_NET_ADMIN for the probe's SO_MARK */
+	if ((tc = tls_ctx_new(cfg, err, sizeof(err))) == NULL ||
+	    priv_drop_cmd(cfg, err, sizeof(err)) == -1 ||
+	    (r.pol = policy_new(r.loop, cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: check: %s\n", err);
 		goto done;
 	}
@@ -771,9 +815,14 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	for (i = 0; i < r.nprobe; i++) {
 		struct probe *p = &r.probes[i];
 
+		/* no report at all rather than one about the wrong peer */
 		if (p->v->level != TLS_LEVEL_DEFER &&
-		    p->v->level != TLS_LEVEL_NONE)
-			probe_tls(p, tc, cfg);
+		    p->v->level != TLS_LEVEL_NONE &&
+		    probe_tls(p, tc, cfg) == -1) {
+			fprintf(stderr, "mxguard: check: %s\n", p->error);
+			rc = CMD_UNKNOWN;
+			goto done;
+		}
 		judge(p);
 		if (!p->deliverable)
 			rc = CMD_DEFER;

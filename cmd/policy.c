@@ -6,8 +6,10 @@
  * with its age), and the verdict policy_lookup() gives for every MX
  * address.  Runs its own event loop with the configured resolver and the
  * daemon's policy cache (state_dir); a fetched policy is cached as the
- * daemon would.  Readable text, or with --json one object (schema 1,
- * null for what is absent; the TXT records are quoted as in the log).
+ * daemon would.  Run as root, it drops to `user` before opening that
+ * cache (cmd/priv.h), as the daemon does.  Readable text, or with --json
+ * one object (schema 1, null for what is absent; the TXT records are
+ * quoted as in the log).
  * Exit status (cmd.h): 0 every verdict would deliver as required; 1 some
  * would deliver only because its policy is report-only (MTA-STS testing)
  * while enforcing would not; 2 some MX address would be deferred; 3 usage
@@ -28,6 +30,7 @@
 #include <jansson.h>
 
 #include "cmd/cmd.h"
+#include "cmd/priv.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "policy/cache.h"
@@ -253,7 +256,10 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		free(r);
 		return CMD_UNKNOWN;
 	}
-	if ((p = policy_new(r->loop, cfg, err, sizeof(err))) == NULL) {
+	/* the engine opens the MTA-STS cache and the TLS history: as
+	 * `user`, never as root (cmd/priv.h) */
+	if (priv_drop_cmd(cfg, err, sizeof(err)) == -1 ||
+	    (p = policy_new(r->loop, cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: policy: %s\n", err);
 		ev_loop_free(r->loop);
 		free(r);

@@ -10,6 +10,11 @@
  *
  * Started unprivileged with capabilities (systemd User= with
  * AmbientCapabilities=), only the capability sets are trimmed.
+ *
+ * state_dir belongs to `user` afterwards, so whatever runs as `user`
+ * can put anything there: the daemon and the command line open the
+ * stores in it only after this drop (cmd/run.c, priv_drop_cmd()), never
+ * as root, which would follow a planted link.
  */
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -44,6 +49,45 @@ capset_only(unsigned cap, char *err, size_t errsz)
 	/* no capability survives an exec */
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	return 0;
+}
+
+/*
+ * Store files that root made (an mxguard before the stores were opened
+ * only as `user`, or a run with `user` empty) are given to `user`, who
+ * could not open them otherwise: the MTA-STS cache and the TLS history
+ * would be lost to an upgrade.  Safe in a directory `user` controls: the
+ * name is opened O_PATH|O_NOFOLLOW (nothing is read, a link stays a link)
+ * and only a regular file with one link, root's, is changed, through that
+ * descriptor: never a link's target, nor a root file hard-linked in.
+ */
+static void
+give_root_stores(int dirfd, const char *dir, uid_t uid, gid_t gid)
+{
+	/* the stores' files: policy/cache.c, history.c, tlsrpt_store.c */
+	static const char *const names[] = { "sts-cache.mdb",
+	    "sts-cache.mdb-lock", "history.mdb", "history.mdb-lock",
+	    "tlsrpt.mdb", "tlsrpt.mdb-lock" };
+	struct stat st;
+	size_t i;
+	int f;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((f = openat(dirfd, names[i], O_PATH | O_NOFOLLOW |
+		    O_CLOEXEC)) == -1)
+			continue;
+		if (fstat(f, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_nlink == 1 && st.st_uid == 0) {
+			if (fchownat(f, "", uid, gid, AT_EMPTY_PATH) == 0)
+				log_info("event=state-file-owner file=%s/%s "
+				    "uid=%ld note=\"made by root, given to "
+				    "user\"", dir, names[i], (long)uid);
+			else
+				log_warn("event=state-file-owner file=%s/%s "
+				    "error=\"chown: %s\"", dir, names[i],
+				    strerror(errno));
+		}
+		close(f);
+	}
 }
 
 /* mkdir -p, 0750; the last component, which must be a directory and not
@@ -104,6 +148,8 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 		snprintf(err, errsz, "chown %s: %s", path, strerror(errno));
 		goto fail;
 	}
+	if (uid != (uid_t)-1)
+		give_root_stores(fd, path, uid, gid);
 	close(fd);
 	return 0;
 fail:
@@ -175,5 +221,21 @@ priv_drop(const struct config *cfg, char *err, size_t errsz)
 	}
 	log_info("event=privileges user=%s uid=%ld gid=%ld caps=cap_net_admin",
 	    cfg->user, (long)uid, (long)gid);
+	return 0;
+}
+
+int
+priv_drop_cmd(const struct config *cfg, char *err, size_t errsz)
+{
+	char why[400];
+
+	if (geteuid() != 0 || *cfg->user == '\0')
+		return 0;
+	if (priv_drop(cfg, why, sizeof(why)) == -1) {
+		snprintf(err, errsz, "dropping privileges to user \"%s\" "
+		    "before opening the stores in %s: %s", cfg->user,
+		    cfg->state_dir, why);
+		return -1;
+	}
 	return 0;
 }

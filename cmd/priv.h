@@ -1,8 +1,9 @@
 /*
  * priv.h - dropping root.  Called once, after every privileged resource
  * (listeners with IP_TRANSPARENT, the netlink queue, the control socket)
- * exists: switches to config `user` (nothing if empty) and keeps only
- * CAP_NET_ADMIN, which SO_MARK on each new upstream socket needs.
+ * exists and before any LMDB store in state_dir is opened: switches to
+ * config `user` (nothing if empty) and keeps only CAP_NET_ADMIN, which
+ * SO_MARK on each new upstream socket needs.
  */
 #ifndef MXG_PRIV_H
 #define MXG_PRIV_H
@@ -10,5 +11,15 @@
 #include "core/config.h"
 
 int	priv_drop(const struct config *, char *err, size_t errsz);
+
+/*
+ * The command line's drop (`mxguard policy`, `check`, `report`), called
+ * before the first store in state_dir is opened: run as root with a
+ * non-empty `user`, exactly priv_drop() (CAP_NET_ADMIN stays, for the
+ * probe's SO_MARK), so that the stores are never opened as root in a
+ * directory `user` owns; unprivileged, or with `user` empty (root by
+ * configuration), nothing changes.  0, or -1 with err saying why.
+ */
+int	priv_drop_cmd(const struct config *, char *err, size_t errsz);
 
 #endif

@@ -11,8 +11,9 @@
  *       once, with a few quick retries (the daemon waits longer).
  *
  * The store is LMDB: these commands read and write it while the daemon
- * runs.  Exit status: 0; 1 on usage or setup errors; 2 when `send` gave
- * up on some URI or left a report due.
+ * runs.  Run as root, they drop to `user` before opening it, as the
+ * daemon does (cmd/priv.h).  Exit status: 0; 1 on usage or setup
+ * errors; 2 when `send` gave up on some URI or left a report due.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 
 #include "cmd/cmd.h"
+#include "cmd/priv.h"
 #include "core/ev.h"
 #include "core/io.h"
 #include "core/log.h"
@@ -201,7 +203,9 @@ cmd_report(int argc, char **argv, struct config *cfg,
 		}
 	}
 	log_init("mxguard", 0, cfg->log_level);
-	if ((st = tlsrpt_store_open(cfg->state_dir, NULL, err,
+	/* the store is opened as `user`, never as root (cmd/priv.h) */
+	if (priv_drop_cmd(cfg, err, sizeof(err)) == -1 ||
+	    (st = tlsrpt_store_open(cfg->state_dir, NULL, err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: report: %s\n", err);
 		return 1;

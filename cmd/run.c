@@ -3,7 +3,13 @@
  *
  * Order matters, as in relayd: everything that needs root is opened first
  * (listeners, NFQUEUE, the control socket), then privileges are dropped,
- * then systemd hears READY=1 and the loop runs.
+ * then the LMDB stores in state_dir are opened, then systemd hears
+ * READY=1 and the loop runs.  The stores come after the drop because
+ * state_dir belongs to the unprivileged `user`: root opening a file there
+ * would follow whatever link a compromised process running as `user`
+ * planted (history.mdb -> /etc/shadow), and would leave files `user`
+ * cannot open.  The policy engine itself is made before the drop (the
+ * proxy needs it), without its stores (policy_new_nostores()).
  *
  * Signals arrive through a signalfd, as one more fd in the loop:
  *   SIGTERM, SIGINT  drain: stop accepting, let sessions finish for up to
@@ -22,8 +28,9 @@
  * With `workers` above 1, cmd_run() hands over to the supervisor
  * (cmd/workers.c), which forks workers that each run run_daemon() with a
  * struct worker_info: its listeners come from the supervisor, the NFQUEUE
- * and the control socket stay with the supervisor, the policy engine and
- * its stores are opened here after the fork, then privileges are dropped.
+ * and the control socket stay with the supervisor, the policy engine is
+ * made here after the fork, then privileges are dropped, then its stores
+ * are opened (an MDB_env never crosses a fork).
  * Only worker 0 runs the TLSRPT timer and the MTA-STS background refresh
  * (one of each per daemon, as before); every worker runs the resolver
  * self-check, whose word its own policy engine needs.
@@ -425,8 +432,9 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		goto fail;
 	}
 
-	/* privileged part */
-	if ((d.policy = policy_new(d.loop, cfg, err, sizeof(err))) == NULL) {
+	/* privileged part; the engine's stores wait for the drop */
+	if ((d.policy = policy_new_nostores(d.loop, cfg, err,
+	    sizeof(err))) == NULL) {
 		log_err("event=fatal what=\"starting the policy engine\" "
 		    "error=%s", log_q(q, sizeof(q), err));
 		goto fail;
@@ -458,6 +466,8 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		    log_q(q, sizeof(q), err));
 		goto fail;
 	}
+	/* as `user` now (priv_drop made state_dir): see the head comment */
+	policy_open_stores(d.policy, cfg);
 
 	if (w != NULL) {
 		if ((d.beat = ev_timer_new(d.loop, beat_cb, &d)) == NULL) {

@@ -8,13 +8,15 @@
  * death), the NFQUEUE and the control socket, then forks the workers.
  * A worker keeps its own listeners and the write end of its ready pipe,
  * closes every other inherited descriptor (the supervisor's epoll, queue,
- * control socket: never shared), opens its own event loop, policy engine
- * and LMDB environments (an MDB_env never crosses a fork) and drops
- * privileges (cmd/priv.c) before it accepts anything.
+ * control socket: never shared), opens its own event loop and policy
+ * engine, drops privileges (cmd/priv.c) and only then opens its LMDB
+ * environments (an MDB_env never crosses a fork; state_dir is `user`'s,
+ * so neither a worker nor the supervisor opens a store as root), before
+ * it accepts anything.
  *
  * The supervisor keeps root, like nginx's master or Postfix's master: it
  * must be able to start a worker again as root (listeners are inherited,
- * the stores are opened and privileges dropped in the new worker).  It
+ * privileges are dropped and then the stores opened in the new worker).  It
  * reads nothing from the network but control requests (cmd/ctlreq.c,
  * fuzzed) and the kernel's queue messages.
  *

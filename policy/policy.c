@@ -174,6 +174,7 @@ struct policy {
 	int64_t		 hist_window;	/* seconds */
 	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
 	char		*state_dir;
+	int		 stores_open;	/* policy_open_stores() was called */
 	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
 	struct redis	*rs;		/* shared store, NULL when off */
 	/* a reload's resolver and CA store, waiting until no lookup, fetch
@@ -252,12 +253,12 @@ reload_swap(void *arg)
 	log_info("event=reload-applied what=resolver,ca-store");
 }
 
-struct policy *
-policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
-    size_t errsz)
+/* The engine; its stores only if stores (policy_open_stores()). */
+static struct policy *
+policy_make(struct ev_loop *loop, const struct config *cfg, int stores,
+    char *err, size_t errsz)
 {
 	struct policy *p;
-	char cerr[256];
 
 	if ((p = calloc(1, sizeof(*p))) == NULL) {
 		snprintf(err, errsz, "out of memory");
@@ -276,18 +277,8 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 	p->store_gen = ++store_gens;
 	if (policy_reconfigure(p, cfg, err, errsz) == -1)
 		goto fail;
-	if (cfg->tls_history && (p->hist = history_open_limits(cfg->state_dir,
-	    (size_t)cfg->tls_history_max_entries,
-	    (int64_t)(cfg->tls_history_window / 1000), 0, cerr,
-	    sizeof(cerr))) == NULL)
-		log_warn("event=tls-history-unavailable error=\"%s\" "
-		    "note=\"no downgrade detection by TLS history\"", cerr);
-	if (cfg->sts_enable && (p->cache = sts_cache_open_limits(
-	    cfg->state_dir, (size_t)cfg->sts_cache_max_entries,
-	    cfg->sts_cache_max_entry_size, 0, cerr, sizeof(cerr))) == NULL)
-		log_warn("event=sts-cache-unavailable error=\"%s\" "
-		    "note=\"MTA-STS policies are fetched for every lookup\"",
-		    cerr);
+	if (stores)
+		policy_open_stores(p, cfg);
 	/* one client per process, made here, where the engine is */
 	if ((p->rs = redis_new(loop, cfg, err, errsz)) == NULL &&
 	    err[0] != '\0')
@@ -302,6 +293,66 @@ policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
 fail:
 	policy_free(p);
 	return NULL;
+}
+
+struct policy *
+policy_new(struct ev_loop *loop, const struct config *cfg, char *err,
+    size_t errsz)
+{
+	return policy_make(loop, cfg, 1, err, errsz);
+}
+
+struct policy *
+policy_new_nostores(struct ev_loop *loop, const struct config *cfg,
+    char *err, size_t errsz)
+{
+	return policy_make(loop, cfg, 0, err, errsz);
+}
+
+/* TLSRPT: the store is opened where the state is (a reload may turn
+ * recording on or off; counts already made stay in the store), and only
+ * once the stores may be opened at all. */
+static void
+tlsrpt_apply(struct policy *p, const struct config *cfg)
+{
+	char cerr[512], q[1024];
+
+	if (cfg->tlsrpt_enable && p->rec == NULL && p->stores_open) {
+		if ((p->rec = tlsrpt_rec_new(p->loop, p->state_dir, cerr,
+		    sizeof(cerr))) == NULL)
+			log_warn("event=tlsrpt-unavailable error=%s "
+			    "note=\"no TLSRPT counts are recorded\"",
+			    log_q(q, sizeof(q), cerr));
+	} else if (!cfg->tlsrpt_enable && p->rec != NULL) {
+		tlsrpt_rec_free(p->rec);
+		p->rec = NULL;
+	}
+}
+
+/* A store that cannot be opened is logged and done without (the engine
+ * then decides with less memory), never fatal. */
+void
+policy_open_stores(struct policy *p, const struct config *cfg)
+{
+	char cerr[512], q[1024];
+
+	if (p->stores_open)
+		return;
+	p->stores_open = 1;
+	if (cfg->tls_history && (p->hist = history_open_limits(cfg->state_dir,
+	    (size_t)cfg->tls_history_max_entries,
+	    (int64_t)(cfg->tls_history_window / 1000), 0, cerr,
+	    sizeof(cerr))) == NULL)
+		log_warn("event=tls-history-unavailable error=%s "
+		    "note=\"no downgrade detection by TLS history\"",
+		    log_q(q, sizeof(q), cerr));
+	if (cfg->sts_enable && (p->cache = sts_cache_open_limits(
+	    cfg->state_dir, (size_t)cfg->sts_cache_max_entries,
+	    cfg->sts_cache_max_entry_size, 0, cerr, sizeof(cerr))) == NULL)
+		log_warn("event=sts-cache-unavailable error=%s "
+		    "note=\"MTA-STS policies are fetched for every lookup\"",
+		    log_q(q, sizeof(q), cerr));
+	tlsrpt_apply(p, cfg);
 }
 
 static void fetch_free(struct fetch *);
@@ -404,19 +455,7 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		refresh_arm(p);		/* no-op before the timer exists */
 	}
 	p->mark = cfg->upstream_mark;
-	/* TLSRPT: the store is opened where the state is (a reload may turn
-	 * recording on or off; counts already made stay in the store) */
-	if (cfg->tlsrpt_enable && p->rec == NULL && p->state_dir != NULL) {
-		char cerr[256];
-
-		if ((p->rec = tlsrpt_rec_new(p->loop, p->state_dir, cerr,
-		    sizeof(cerr))) == NULL)
-			log_warn("event=tlsrpt-unavailable error=\"%s\" "
-			    "note=\"no TLSRPT counts are recorded\"", cerr);
-	} else if (!cfg->tlsrpt_enable && p->rec != NULL) {
-		tlsrpt_rec_free(p->rec);
-		p->rec = NULL;
-	}
+	tlsrpt_apply(p, cfg);
 	return 0;
 fail:
 	redis_free(nrs);

@@ -36,6 +36,16 @@ typedef void policy_cb(void *arg, struct policy_verdict *v);
 
 struct policy	*policy_new(struct ev_loop *, const struct config *,
 		    char *err, size_t errsz);
+/* The daemon's two steps: the engine without its stores (the MTA-STS
+ * cache, the TLS history, the TLSRPT store), made while still root, then
+ * policy_open_stores() once privileges are dropped, so that root never
+ * opens a file in state_dir, a directory the unprivileged `user` owns
+ * (cmd/priv.h).  policy_new() is both at once, for callers that already
+ * run as whoever should own the stores.  A store that cannot be opened is
+ * logged and left out, as in policy_new(). */
+struct policy	*policy_new_nostores(struct ev_loop *, const struct config *,
+		    char *err, size_t errsz);
+void		 policy_open_stores(struct policy *, const struct config *);
 void		 policy_free(struct policy *);
 /* New settings (SIGHUP); requests under way finish with the old ones. */
 int		 policy_reconfigure(struct policy *, const struct config *,

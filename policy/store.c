@@ -1,5 +1,7 @@
 /*
- * store.c - opening a bounded LMDB store under state_dir (see store.h).
+ * store.c - opening a bounded LMDB store under state_dir (see store.h),
+ * and the check, before any store is opened, that neither of its files
+ * is a symbolic link.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +33,51 @@ store_mapsize(const struct store_limits *l)
 	return (sz + 1024 * 1024 - 1) / (1024 * 1024) * (1024 * 1024);
 }
 
+/*
+ * mdb_env_open() cannot be told O_NOFOLLOW, so the files are looked at
+ * first.  That is a time-of-check check: a process that can write
+ * state_dir may still swap a file for a link in between, so it is defence
+ * in depth only.  What closes the hole is that the stores are opened only
+ * by the unprivileged `user` that owns state_dir, never by root
+ * (cmd/priv.h): a link then leads nowhere that user could not write
+ * anyway.
+ */
+int
+store_check_files(const char *path, char *err, size_t errsz)
+{
+	static const char *const suffix[] = { "", "-lock" };
+	char f[4096];
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		if (snprintf(f, sizeof(f), "%s%s", path, suffix[i]) >=
+		    (int)sizeof(f)) {
+			snprintf(err, errsz, "%s: path too long", path);
+			return -1;
+		}
+		if (lstat(f, &st) == -1) {
+			if (errno == ENOENT)
+				continue;	/* LMDB makes it */
+			snprintf(err, errsz, "checking %s before opening it: "
+			    "%s", f, strerror(errno));
+			return -1;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			snprintf(err, errsz, "refusing to open %s: it is a "
+			    "symbolic link (a store is never opened through "
+			    "one; remove it)", f);
+			return -1;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(err, errsz, "refusing to open %s: not a "
+			    "regular file", f);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int
 store_open(const char *dir, const char *file, const struct store_limits *l,
     MDB_env **envp, MDB_dbi *dbi, char *err, size_t errsz)
@@ -49,6 +96,8 @@ store_open(const char *dir, const char *file, const struct store_limits *l,
 		snprintf(err, errsz, "state_dir too long");
 		return -1;
 	}
+	if (store_check_files(path, err, errsz) == -1)
+		return -1;
 	if ((rc = mdb_env_create(&env)) != 0)
 		goto fail;
 	/* a file already larger (an older, unbounded version) keeps its
@@ -71,7 +120,8 @@ store_open(const char *dir, const char *file, const struct store_limits *l,
 	*envp = env;
 	return 0;
 fail:
-	snprintf(err, errsz, "%s: %s", path, mdb_strerror(rc));
+	snprintf(err, errsz, "opening %s: %s%s", path, mdb_strerror(rc),
+	    rc == EACCES ? STORE_EACCES_HINT : "");
 	if (env != NULL)
 		mdb_env_close(env);
 	return -1;

@@ -35,6 +35,17 @@ int	store_open(const char *dir, const char *file,
 	    const struct store_limits *l, MDB_env **env, MDB_dbi *dbi,
 	    char *err, size_t errsz);
 
+/* Refuses (-1, err saying which file and why) a store whose data file
+ * PATH or lock file PATH-lock (MDB_NOSUBDIR) is a symbolic link or not a
+ * regular file; a file that does not exist yet is fine.  Called by every
+ * opener before mdb_env_open(); a time-of-check test only (store.c). */
+int	store_check_files(const char *path, char *err, size_t errsz);
+
+/* Appended to an open's error when LMDB says EACCES: most likely files an
+ * older mxguard made as root, before it opened the stores as `user`. */
+#define STORE_EACCES_HINT	" (a store file owned by another user? " \
+	"give state_dir's files to the configured user)"
+
 /* Records in the store (within txn); 0 on error. */
 size_t	store_count(MDB_txn *txn, MDB_dbi dbi);
 

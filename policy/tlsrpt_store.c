@@ -25,6 +25,7 @@
 #include <lmdb.h>
 #include <openssl/evp.h>
 
+#include "policy/store.h"
 #include "policy/tlsrpt.h"
 #include "policy/tlsrpt_int.h"
 
@@ -283,6 +284,10 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 		snprintf(err, errsz, "state_dir too long");
 		goto fail;
 	}
+	/* no store through a symbolic link (store.c says why, and why this
+	 * is defence in depth only) */
+	if (store_check_files(path, err, errsz) == -1)
+		goto fail;
 	if ((rc = mdb_env_create(&st->env)) != 0)
 		goto lmdb;
 	if ((rc = mdb_env_set_maxdbs(st->env, 3)) != 0 ||
@@ -304,7 +309,8 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 		goto lmdb;
 	return st;
 lmdb:
-	snprintf(err, errsz, "%s: %s", path, mdb_strerror(rc));
+	snprintf(err, errsz, "opening %s: %s%s", path, mdb_strerror(rc),
+	    rc == EACCES ? STORE_EACCES_HINT : "");
 fail:
 	if (txn != NULL)
 		mdb_txn_abort(txn);

@@ -5,6 +5,11 @@
 # defer dnssec-invalid, no handshake, exit 2); readable and JSON output.
 # An unsigned domain behind a middlebox that masks STARTTLS as XXXXXXXX:
 # check reads the EHLO reply with the daemon's parser and calls it masked.
+# Unprivileged (no CAP_NET_ADMIN, so no SO_MARK on the probe): with
+# rules_mode = local, where mxguard's rules would divert the unmarked
+# probe to mxguard itself, check refuses with exit 3 and says why rather
+# than report on the wrong peer; with rules_mode = gateway (the rules see
+# forwarded flows only) it probes unmarked as before.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/dnssec.sh"
 need_mxguard
@@ -86,4 +91,24 @@ assert h["address"] == "10.25.1.83", h
 assert h["probe"]["connected"] and not h["probe"]["starttls"], h
 assert h["probe"]["starttls_masked"], h
 ' "$T/mask.json"
-pass "mxguard check: DNSSEC, TLSA, verdict, handshake; text and JSON"
+
+# As nobody, with a state_dir of its own (the stores are opened as the
+# caller) and the same resolver and CA.
+mkdir -p "$T/chkstate-nobody"
+chown nobody:nogroup "$T/chkstate-nobody"
+sed -e "s,^state_dir = .*,state_dir = $T/chkstate-nobody," "$T/check.conf" >"$T/check-local.conf"
+{ cat "$T/check-local.conf"; echo "rules_mode = gateway"; } >"$T/check-gw.conf"
+unpriv() { in_snd setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+unpriv "$MXGUARD" -c "$T/check-local.conf" check chk-ok.test >"$T/np.txt" 2>"$T/np.err"; rc=$?
+cat "$T/np.txt" "$T/np.err" >&2
+assert "non-root, rules_mode = local: exit 3, not a result (got $rc)" [ "$rc" = 3 ]
+assert "non-root, rules_mode = local: no report on stdout" [ ! -s "$T/np.txt" ]
+assert "non-root, rules_mode = local: says SO_MARK failed and what to do" \
+	grep -qE "^mxguard: check: cannot mark the probe to 10\.25\.1\.81 with upstream_mark 0x4d58 \(SO_MARK: Operation not permitted\).*run as root or with CAP_NET_ADMIN" "$T/np.err"
+unpriv "$MXGUARD" -c "$T/check-local.conf" check chk-bogus.test 10.25.1.81 >"$T/np-bogus.txt" 2>&1; rc=$?
+assert "non-root: a defer verdict needs no probe, so no mark (exit 2, got $rc)" [ "$rc" = 2 ]
+unpriv "$MXGUARD" -c "$T/check-gw.conf" check chk-ok.test >"$T/np-gw.txt" 2>&1; rc=$?
+cat "$T/np-gw.txt" >&2
+assert "non-root, rules_mode = gateway: probes unmarked, exit 0 (got $rc)" [ "$rc" = 0 ]
+assert "non-root, rules_mode = gateway: handshake verified" grep -qE "check: +success \(DANE-EE TLSA 3 1 1 matched" "$T/np-gw.txt"
+pass "mxguard check: DNSSEC, TLSA, verdict, handshake; text and JSON; no unmarked probe under local rules"
