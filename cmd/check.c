@@ -728,7 +728,7 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	 * before its drop too); the engine's stores are opened as `user`
 	 * (cmd/priv.h), which keeps CAP_NET_ADMIN for the probe's SO_MARK */
 	if ((tc = tls_ctx_new(cfg, err, sizeof(err))) == NULL ||
-	    priv_drop_cmd(cfg, err, sizeof(err)) == -1 ||
+	    priv_drop_cmd(cfg, 1, err, sizeof(err)) == -1 ||
 	    (r.pol = policy_new(r.loop, cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: check: %s\n", err);
 		goto done;

@@ -258,7 +258,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	}
 	/* the engine opens the MTA-STS cache and the TLS history: as
 	 * `user`, never as root (cmd/priv.h) */
-	if (priv_drop_cmd(cfg, err, sizeof(err)) == -1 ||
+	if (priv_drop_cmd(cfg, 0, err, sizeof(err)) == -1 ||
 	    (p = policy_new(r->loop, cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: policy: %s\n", err);
 		ev_loop_free(r->loop);

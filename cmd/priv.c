@@ -33,15 +33,18 @@
 #include "cmd/priv.h"
 #include "core/log.h"
 
+/* Leaves cap alone in the permitted and effective sets; cap -1: none. */
 static int
-capset_only(unsigned cap, char *err, size_t errsz)
+capset_only(int cap, char *err, size_t errsz)
 {
 	struct __user_cap_header_struct h = {
 		.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct d[2];
 
 	memset(d, 0, sizeof(d));
-	d[cap / 32].effective = d[cap / 32].permitted = 1u << (cap % 32);
+	if (cap >= 0)
+		d[cap / 32].effective = d[cap / 32].permitted =
+		    1u << (cap % 32);
 	if (syscall(SYS_capset, &h, d) == -1) {
 		snprintf(err, errsz, "capset: %s", strerror(errno));
 		return -1;
@@ -157,9 +160,11 @@ fail:
 	return -1;
 }
 
-int
-priv_drop(const struct config *cfg, char *err, size_t errsz)
+/* priv_drop(); keep: CAP_NET_ADMIN stays (else no capability does). */
+static int
+drop_to_user(const struct config *cfg, int keep, char *err, size_t errsz)
 {
+	int cap = keep ? CAP_NET_ADMIN : -1;
 	struct passwd *pw;
 	uid_t uid;
 	gid_t gid;
@@ -172,7 +177,7 @@ priv_drop(const struct config *cfg, char *err, size_t errsz)
 		    errsz) == -1)
 			return -1;
 		if (prctl(PR_CAPBSET_READ, CAP_NET_ADMIN, 0, 0, 0) == 1)
-			(void)capset_only(CAP_NET_ADMIN, err, errsz);
+			(void)capset_only(cap, err, errsz);
 		return 0;
 	}
 	if (*cfg->user == '\0') {
@@ -195,9 +200,9 @@ priv_drop(const struct config *cfg, char *err, size_t errsz)
 	}
 	if (make_state_dir(cfg->state_dir, uid, gid, err, errsz) == -1)
 		return -1;
-	/* only CAP_NET_ADMIN may ever come back */
+	/* only CAP_NET_ADMIN may ever come back (if kept) */
 	for (c = 0; c <= 63; c++) {
-		if (c == CAP_NET_ADMIN)
+		if (keep && c == CAP_NET_ADMIN)
 			continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1 && errno == EINVAL)
 			break;	/* past the kernel's last capability */
@@ -213,25 +218,32 @@ priv_drop(const struct config *cfg, char *err, size_t errsz)
 		return -1;
 	}
 	(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
-	if (capset_only(CAP_NET_ADMIN, err, errsz) == -1)
+	if (capset_only(cap, err, errsz) == -1)
 		return -1;
 	if (setuid(0) == 0) {
 		snprintf(err, errsz, "could regain root after dropping it");
 		return -1;
 	}
-	log_info("event=privileges user=%s uid=%ld gid=%ld caps=cap_net_admin",
-	    cfg->user, (long)uid, (long)gid);
+	log_info("event=privileges user=%s uid=%ld gid=%ld caps=%s",
+	    cfg->user, (long)uid, (long)gid, keep ? "cap_net_admin" : "none");
 	return 0;
 }
 
 int
-priv_drop_cmd(const struct config *cfg, char *err, size_t errsz)
+priv_drop(const struct config *cfg, char *err, size_t errsz)
+{
+	return drop_to_user(cfg, 1, err, errsz);
+}
+
+int
+priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
+    size_t errsz)
 {
 	char why[400];
 
 	if (geteuid() != 0 || *cfg->user == '\0')
 		return 0;
-	if (priv_drop(cfg, why, sizeof(why)) == -1) {
+	if (drop_to_user(cfg, net_admin, why, sizeof(why)) == -1) {
 		snprintf(err, errsz, "dropping privileges to user \"%s\" "
 		    "before opening the stores in %s: %s", cfg->user,
 		    cfg->state_dir, why);

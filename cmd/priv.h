@@ -15,11 +15,13 @@ int	priv_drop(const struct config *, char *err, size_t errsz);
 /*
  * The command line's drop (`mxguard policy`, `check`, `report`), called
  * before the first store in state_dir is opened: run as root with a
- * non-empty `user`, exactly priv_drop() (CAP_NET_ADMIN stays, for the
- * probe's SO_MARK), so that the stores are never opened as root in a
+ * non-empty `user`, priv_drop(), keeping CAP_NET_ADMIN only with
+ * net_admin (the check's probe and the report's mail legs set SO_MARK;
+ * `policy` and `report show` need no capability), so that the stores are never opened as root in a
  * directory `user` owns; unprivileged, or with `user` empty (root by
  * configuration), nothing changes.  0, or -1 with err saying why.
  */
-int	priv_drop_cmd(const struct config *, char *err, size_t errsz);
+int	priv_drop_cmd(const struct config *, int net_admin, char *err,
+	    size_t errsz);
 
 #endif

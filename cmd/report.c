@@ -204,7 +204,8 @@ cmd_report(int argc, char **argv, struct config *cfg,
 	}
 	log_init("mxguard", 0, cfg->log_level);
 	/* the store is opened as `user`, never as root (cmd/priv.h) */
-	if (priv_drop_cmd(cfg, err, sizeof(err)) == -1 ||
+	if (priv_drop_cmd(cfg, strcmp(argv[1], "send") == 0,
+	    err, sizeof(err)) == -1 ||
 	    (st = tlsrpt_store_open(cfg->state_dir, NULL, err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: report: %s\n", err);

@@ -33,8 +33,10 @@
  * that has new verdicts.  Not on writability: a netlink socket to the
  * kernel is always writable (the kernel consumes each message inside
  * sendmsg), so waiting for POLLOUT would spin.  The list is bounded by
- * nfqueue_maxlen (the kernel never holds more packets for us), and a
- * verdict that still cannot go after NFQ_VERDICT_DEADLINE_MS is given up.
+ * nfqueue_maxlen (the kernel never holds more packets for us), so it is
+ * never given up while the queue is open: a late verdict still frees the
+ * packet's slot, a forgotten one would hold it until a restart.  Sends
+ * failing for longer than NFQ_STALL_MS are logged every NFQ_STALL_LOG_MS.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -73,8 +75,8 @@
 #define NFQ_EINTR_TRIES	3	/* a send interrupted: again at once */
 #define NFQ_RETRY_MIN_MS 1	/* first retry of a failed verdict send */
 #define NFQ_RETRY_MAX_MS 200	/* backoff doubles up to this */
-#define NFQ_VERDICT_DEADLINE_MS 5000	/* then a verdict is given up */
-#define NFQ_EXPIRE_MS	1000	/* give-ups logged at most this often */
+#define NFQ_STALL_MS	5000	/* verdicts this old: stalled, logged */
+#define NFQ_STALL_LOG_MS 10000	/* and again at most this often */
 #define NFQ_ENOBUFS_LOG_MS 1000	/* receive overruns logged as often */
 #define NFQ_FAILED_IDS	16	/* packet ids named in one log line */
 
@@ -113,7 +115,7 @@ struct nfq {
 	struct ev_timer		*retry_timer;
 	uint64_t		 retry_ms;	/* backoff; 0: no send failing */
 	uint64_t		 burst_errors;	/* failed sends since the first */
-	uint64_t		 expire_next;	/* no give-up before (ev_now) */
+	uint64_t		 stall_next;	/* no stall line before (ev_now) */
 	int			 last_errno;	/* of the last failed send */
 	uint64_t		 enobufs_next;	/* no overrun line before */
 	uint64_t		 enobufs_unlogged;
@@ -155,7 +157,7 @@ stats_init(void)
 	st_verr = stats_counter("mxguard_nfq_verdict_errors_total",
 	    "Verdict sends the kernel refused (the verdicts are retried)");
 	st_vfailed = stats_counter("mxguard_nfq_verdicts_failed_total",
-	    "Verdicts given up after retrying: their packets stay queued");
+	    "Verdicts unsent when the queue was closed (the kernel drops their packets)");
 }
 
 /* ------------------------------------------------------------ decisions */
@@ -342,11 +344,13 @@ nl_config(struct nfq *q, struct nlmsghdr *nlh, char *err, size_t errsz)
 			return -1;
 		}
 		if ((n = recv(q->fd, buf, sizeof(buf), 0)) == -1) {
-			if (errno == ENOBUFS)
+			int e = errno;	/* the log line may change errno */
+
+			if (e == ENOBUFS)
 				recv_enobufs(q);
-			if (errno == EINTR || errno == EAGAIN || errno == ENOBUFS)
+			if (e == EINTR || e == EAGAIN || e == ENOBUFS)
 				continue;
-			snprintf(err, errsz, "netlink recv: %s", strerror(errno));
+			snprintf(err, errsz, "netlink recv: %s", strerror(e));
 			return -1;
 		}
 		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
@@ -449,7 +453,7 @@ pending_add(struct nfq *q, uint32_t id, int verdict, int setmark,
 	struct nfq_pending *p;
 
 	/* more than the kernel can hold for us, or out of memory: this
-	 * cannot wait for the deadline, the oldest goes */
+	 * cannot wait, the oldest goes */
 	if (q->pn == q->pcap && pending_grow(q) == -1)
 		pending_fail(q, 1, "overflow", q->pcap < q->pmax ? ENOMEM :
 		    q->last_errno);
@@ -465,24 +469,23 @@ pending_add(struct nfq *q, uint32_t id, int verdict, int setmark,
 	p->mark = mark;
 }
 
-/* Gives up the verdicts pending for longer than the deadline: a prefix of
- * the list, oldest first.  At most once per NFQ_EXPIRE_MS, so that a
- * lasting failure logs a line a second, not one per retry. */
+/* Verdicts that could not go for NFQ_STALL_MS: said, every
+ * NFQ_STALL_LOG_MS while it lasts; they stay on the list (see the top). */
 static void
-pending_expire(struct nfq *q)
+pending_stalled(struct nfq *q)
 {
-	uint64_t now = ev_now(q->loop);
-	size_t n;
+	uint64_t now = ev_now(q->loop), age;
 
-	if (now < q->expire_next)
+	if (q->pn == 0 || now < q->stall_next)
 		return;
-	for (n = 0; n < q->pn &&
-	    now - q->pend[q->phead + n].since >= NFQ_VERDICT_DEADLINE_MS; n++)
-		;
-	if (n == 0)
+	age = now - q->pend[q->phead].since;
+	if (age < NFQ_STALL_MS)
 		return;
-	q->expire_next = now + NFQ_EXPIRE_MS;
-	pending_fail(q, n, "deadline", q->last_errno);
+	q->stall_next = now + NFQ_STALL_LOG_MS;
+	log_err("event=nfq-verdict-stalled pending=%zu oldest_ms=%llu "
+	    "error=\"%s\" note=\"their packets hold queue slots until the "
+	    "kernel takes the verdicts; still retrying\"", q->pn,
+	    (unsigned long long)age, strerror(q->last_errno));
 }
 
 static size_t
@@ -513,7 +516,7 @@ verdict_send(struct nfq *q, size_t len)
 	return n == -1 ? -1 : 0;
 }
 
-/* The end of a burst of failed sends: all sent, or all given up. */
+/* The end of a burst of failed sends: all sent (or the list emptied). */
 static void
 retry_end(struct nfq *q, int recovered)
 {
@@ -574,7 +577,7 @@ retry_cb(void *arg)
 
 	q->retry_ms = q->retry_ms * 2 > NFQ_RETRY_MAX_MS ? NFQ_RETRY_MAX_MS :
 	    q->retry_ms * 2;
-	pending_expire(q);
+	pending_stalled(q);
 	if (q->pn == 0) {
 		retry_end(q, 0);
 		return;

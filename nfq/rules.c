@@ -776,35 +776,73 @@ next:
 	return 0;
 }
 
-/* After an install: the tagged rules and routes (tproxy_routes) that are
- * not the configuration's own, from an install under other values. */
+/* The "N:" preferences at the start of `ip rule show` lines, at most max;
+ * with tagged, only of lines that end in " proto TAG" (-N output). */
 static int
-drop_stale_tagged(char *fam, const char *mark, const char *table,
-    char *proto, char *err, size_t errsz)
+rule_prefs(char *text, const char *tagged, unsigned long *v, int max)
 {
-	char *rules[] = { "ip", fam, "rule", "show", NULL };
-	char *routes[] = { "ip", fam, "route", "show", "table", "all",
-	    "proto", proto, NULL };
-	struct rbuf out = { 0 };
-	char want[96], tag[32], tbl[32], pref[16];
-	char *line, *save = NULL;
-	const char *p;
+	char *line, *save = NULL, *end;
+	size_t tl = tagged ? strlen(tagged) : 0;
+	int n = 0;
 
-	snprintf(want, sizeof(want), "fwmark %s lookup %s ", mark, table);
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line != NULL &&
+	    n < max; line = strtok_r(NULL, "\n", &save)) {
+		size_t ll;
+
+		while ((ll = strlen(line)) > 0 && line[ll - 1] == ' ')
+			line[--ll] = '\0';
+		if (tagged && (ll < tl || strcmp(line + ll - tl, tagged) != 0))
+			continue;
+		v[n] = strtoul(line, &end, 10);
+		if (end != line && *end == ':')
+			n++;
+	}
+	return n;
+}
+
+/*
+ * After an install: the tagged rules and routes (tproxy_routes) that are
+ * not the configuration's own, left by an install under other values.
+ * Ours are found by ip's own filter (fwmark and table compared as
+ * numbers), never by the text it prints, which changes with the mask
+ * (0xffffffff prints none) and with names in rt_tables; the tagged ones
+ * are listed with -N, numbers only.
+ */
+static int
+drop_stale_tagged(char *fam, char *mark, char *table, char *proto,
+    char *err, size_t errsz)
+{
+	char *ours[] = { "ip", fam, "rule", "show", "fwmark", mark, "table",
+	    table, NULL };
+	char *rules[] = { "ip", "-N", fam, "rule", "show", NULL };
+	char *routes[] = { "ip", "-N", fam, "route", "show", "table", "all",
+	    "proto", proto, NULL };
+	unsigned long keep[16], tagged[64];
+	struct rbuf out = { 0 };
+	char tag[32], tbl[32], pref[24];
+	const char *p;
+	int nkeep, ntag, i, j;
+
 	snprintf(tag, sizeof(tag), " proto %s", proto);
+	if (run_ok(ours, NULL, &out, err, errsz) == -1)
+		return -1;
+	nkeep = rule_prefs(out.s, NULL, keep, 16);
+	rbuf_free(&out);
 	if (run_ok(rules, NULL, &out, err, errsz) == -1)
 		return -1;
-	for (line = out.s ? strtok_r(out.s, "\n", &save) : NULL; line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		/* "32765:	from all fwmark M lookup T proto 77" */
+	ntag = rule_prefs(out.s, tag, tagged, 64);
+	rbuf_free(&out);
+	for (i = 0; i < ntag; i++) {
 		char *del[] = { "ip", fam, "rule", "del", "pref", pref,
 		    "protocol", proto, NULL };
 
-		if (strstr(line, tag) != NULL && strstr(line, want) == NULL &&
-		    sscanf(line, "%15[0-9]:", pref) == 1)
-			(void)run(del, NULL, NULL, NULL);
+		for (j = 0; j < nkeep && keep[j] != tagged[i]; j++)
+			;
+		if (j < nkeep)
+			continue;
+		snprintf(pref, sizeof(pref), "%lu", tagged[i]);
+		(void)run(del, NULL, NULL, NULL);
 	}
-	rbuf_free(&out);
 	if (run_ok(routes, NULL, &out, err, errsz) == -1)
 		return -1;
 	for (p = rbuf_str(&out); (p = strstr(p, " table ")) != NULL; ) {
@@ -883,9 +921,9 @@ tproxy_routes(const struct config *c, int add, char *err, size_t errsz)
 			return -1;
 		if (run_ok(route, NULL, NULL, err, errsz) == -1)
 			return -1;
-		/* then, never before (a marked SYN between the two would
-		 * be forwarded, around mxguard), what an install under other
-		 * marks or another table left */
+		/* then, never before (a diverted SYN between the two would
+		 * find no local route and be dropped), what an install under
+		 * other marks or another table left */
 		if (drop_stale_tagged(f, mark, table, proto, err, errsz) == -1)
 			return -1;
 	}
@@ -945,9 +983,9 @@ rules_install(const struct config *c, char *err, size_t errsz)
 			(void)run_ok(argv, NULL, NULL, err, errsz);
 		}
 	}
-	if (rules_tproxy_needed(c))
-		return tproxy_routes(c, 1, err, errsz);
-	return 0;
+	/* without TPROXY now: what an install with it tagged goes (after
+	 * the new rules are in) */
+	return tproxy_routes(c, rules_tproxy_needed(c), err, errsz);
 }
 
 int
@@ -1074,13 +1112,17 @@ rules_generate(const struct config *c, FILE *o, char *err, size_t errsz)
 	if (rules_tproxy_needed(c)) {
 		unsigned in = c->intercept_mark & c->mark_mask;
 
-		fprintf(o, "# policy routing\n"
-		    "ip -4 rule add fwmark 0x%x/0x%x lookup %d\n"
-		    "ip -4 route replace local 0.0.0.0/0 dev lo table %d\n"
-		    "ip -6 rule add fwmark 0x%x/0x%x lookup %d\n"
-		    "ip -6 route replace local ::/0 dev lo table %d\n",
-		    in, c->mark_mask, c->tproxy_table, c->tproxy_table,
-		    in, c->mark_mask, c->tproxy_table, c->tproxy_table);
+		int fam;
+
+		/* as tproxy_routes() installs them, tag included */
+		fprintf(o, "# policy routing\n");
+		for (fam = 4; fam <= 6; fam += 2)
+			fprintf(o, "ip -%d rule add fwmark 0x%x/0x%x lookup %d "
+			    "protocol %d\nip -%d route replace local %s dev lo "
+			    "table %d proto %d\n", fam, in, c->mark_mask,
+			    c->tproxy_table, RULES_RT_PROTO, fam, fam == 4 ?
+			    "0.0.0.0/0" : "::/0", c->tproxy_table,
+			    RULES_RT_PROTO);
 	}
 	return 0;
 }

@@ -155,6 +155,18 @@ if [ "$GW_LISTEN_MODE" = tproxy ]; then
 	assert "reinstall: the old ip rule is gone" bash -c "! ip netns exec $GW ip rule | grep -q 'lookup 100'"
 	assert "reinstall: table 100 emptied" [ -z "$(in_gw ip route show table 100 2>/dev/null)" ]
 	assert "reinstall: the local route in table 120" bash -c "ip netns exec $GW ip -6 route show table 120 | grep -q '^local default dev lo'"
+	# ip prints a full mask as none and a named table by its name: an
+	# install must still know its own rule (it is found by ip's filter)
+	sed -e 's/^intercept_mark = 0x4d4a$/intercept_mark = 0x4d4b/' "$T/gw-other.conf" >"$T/gw-full.conf"
+	echo "mark_mask = 0xffffffff" >>"$T/gw-full.conf"
+	{ cat /etc/iproute2/rt_tables; echo "120 mxgtest"; } >"$T/rt_tables"
+	in_gw unshare -m sh -c 'mount --bind "$1" /etc/iproute2/rt_tables && "$2" -c "$3" rules install' \
+		_ "$T/rt_tables" "$MXGUARD" "$T/gw-full.conf" || fail "install with a full mask and a named table"
+	assert "full mask, named table: the rule is there" bash -c "ip netns exec $GW ip -N rule | grep -q 'fwmark 0x4d4b lookup 120 proto 77'"
+	assert "full mask, named table: the one before is gone" bash -c "! ip netns exec $GW ip -N rule | grep -q 'fwmark 0x4d4a'"
+	for fam in -4 -6; do
+		assert "full mask: one tagged rule ($fam)" [ "$(in_gw ip -N $fam rule | grep -c ' proto 77')" = 1 ]
+	done
 fi
 gwctl rules remove || fail "rules remove"
 after=$( { in_gw iptables-save; in_gw ip6tables-save; } | grep -v '^#')

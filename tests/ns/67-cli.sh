@@ -54,7 +54,7 @@ rc 2 "status with an extra argument" "$MXGUARD" -c /dev/null status extra
 # a daemon whose control connections are all taken answers "error busy"
 # (cmd/control.c): status says so on stderr and exits 1, not 0
 printf 'control_socket = %s\n' "$T/busy.sock" >"$T/busy.conf"
-python3 -c '
+timeout 20 python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
 c, _ = s.accept(); c.recv(64); c.sendall(b"error busy\n"); c.close()' "$T/busy.sock" &
