@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -393,6 +394,52 @@ test_unix_flood_leaves_metrics(void **state)
 	passed = 1;
 }
 
+/*
+ * accept() failing for lack of descriptors (EMFILE): the listener rests
+ * CTL_PAUSE_MS instead of being woken again at once for ever (epoll is
+ * level-triggered and the connection stays in the backlog), the failure
+ * is counted and logged once, and afterwards the waiting client is
+ * served.
+ */
+static void
+test_emfile_rests_listener(void **state)
+{
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	const char *name = "mxguard_control_refused_total{listener="
+	    "\"metrics\",reason=\"accept_error\"}";
+	char out[65536];
+	struct rlimit old, low;
+	int64_t before = counter(name);
+	uint64_t until;
+	int fd, next;
+
+	fd = tcp_connect(metrics_port());
+	assert_int_equal(send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL),
+	    (ssize_t)(sizeof(req) - 1));
+	/* no descriptor left for accept() */
+	assert_true((next = dup(0)) >= 0);
+	close(next);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)next;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	pump(300);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	/* one failed accept in 300 ms, not one per loop turn */
+	assert_int_equal(counter(name) - before, 1);
+	assert_int_equal(log_count("event=control-refused listener=metrics "
+	    "reason=accept_error refused=1 error=\"Too many open files\""), 1);
+	/* rested, then back: the client that waited is answered */
+	out[0] = '\0';
+	until = now_ms() + CTL_PAUSE_MS + 3000;
+	while (!peer_closed(fd, out, sizeof(out)) && now_ms() < until)
+		pump(10);
+	close(fd);
+	assert_int_equal(strncmp(out, "HTTP/1.1 200 OK\r\n", 17), 0);
+	assert_int_equal(counter(name) - before, 1);
+	passed = 1;
+}
+
 /* control_close() takes the socket file away (the next daemon's check
  * for a live one must not find it). */
 static void
@@ -412,6 +459,8 @@ main(void)
 		    test_metrics_flood_leaves_control_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_unix_flood_leaves_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emfile_rests_listener,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_unlinks, setup,
 		    teardown),
 	};
