@@ -27,12 +27,12 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 			return 1;
 		}
 		if (strcmp(cfg->rules_mode, "gateway") == 0 &&
-		    cfg->intercept_interfaces.n == 0)
+		    cfg->bypass_interfaces.n == 0)
 			fprintf(stderr, "mxguard: rules install: WARNING: "
-			    "intercept_interfaces is empty: port-25 flows "
+			    "bypass_interfaces is empty: port-25 flows "
 			    "arriving on every interface are intercepted, "
 			    "inbound mail to hosts behind this gateway "
-			    "included; name the inside interfaces\n");
+			    "included; name the outside interfaces\n");
 		return 0;
 	}
 	if (strcmp(what, "remove") == 0) {

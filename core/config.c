@@ -62,7 +62,7 @@ static const struct ckey keys[] = {
 	{ "tproxy_table",	C_INT,	O(tproxy_table), "100", NULL },
 	{ "bypass_src",		C_LIST,	O(bypass_src),	"", NULL },
 	{ "bypass_dst",		C_LIST,	O(bypass_dst),	"", NULL },
-	{ "intercept_interfaces", C_LIST, O(intercept_interfaces), "", NULL },
+	{ "bypass_interfaces",	C_LIST,	O(bypass_interfaces), "", NULL },
 
 	{ "user",		C_STR,	O(user),	"mxguard", NULL },
 	{ "state_dir",		C_STR,	O(state_dir),	"/var/lib/mxguard", NULL },
@@ -335,17 +335,17 @@ find_key(const char *name)
 	return NULL;
 }
 
-/* intercept_interfaces: names as the kernel takes them (below IFNAMSIZ,
+/* bypass_interfaces: names as the kernel takes them (below IFNAMSIZ,
  * no '/', ':', white space or quotes), an optional trailing '+' as in
  * iptables' -i; and only where the rules have an input interface. */
 static const char *
 check_interfaces(const struct config *c)
 {
-	const struct strlist *l = &c->intercept_interfaces;
+	const struct strlist *l = &c->bypass_interfaces;
 	int i;
 
 	if (l->n > 0 && strcmp(c->rules_mode, "gateway") != 0)
-		return "intercept_interfaces: only with rules_mode = gateway "
+		return "bypass_interfaces: only with rules_mode = gateway "
 		    "(in local mode every outbound flow of this host is meant)";
 	for (i = 0; i < l->n; i++) {
 		const char *v = l->v[i];
@@ -354,14 +354,14 @@ check_interfaces(const struct config *c)
 		if (n == 0 || n > 15 || strcmp(v, "+") == 0 ||
 		    strcmp(v, ".") == 0 || strcmp(v, "..") == 0 ||
 		    strcmp(v, "lo") == 0)
-			return "intercept_interfaces: an interface name (1 to "
+			return "bypass_interfaces: an interface name (1 to "
 			    "15 characters, not lo), or a prefix ending in '+'";
 		for (k = 0; k < n; k++)
 			if (strchr("/:\"'\\*!{}", v[k]) != NULL ||
 			    (unsigned char)v[k] <= ' ' ||
 			    (unsigned char)v[k] >= 0x7f ||
 			    (v[k] == '+' && k != n - 1))
-				return "intercept_interfaces: an interface name "
+				return "bypass_interfaces: an interface name "
 				    "has no '/', ':', quotes, '*', '!', braces "
 				    "or spaces ('+' only at its end)";
 	}
@@ -480,8 +480,8 @@ config_rules_key_changed(const struct config *a, const struct config *b)
 	NUM(intercept_mark);
 	NUM(upstream_mark);
 	NUM(mark_mask);
-	if (!strlist_eq(&a->intercept_interfaces, &b->intercept_interfaces))
-		return "intercept_interfaces";
+	if (!strlist_eq(&a->bypass_interfaces, &b->bypass_interfaces))
+		return "bypass_interfaces";
 	/* with steering the daemon applies the bypass lists itself */
 	if (strcmp(a->steering, "none") == 0) {
 		if (!strlist_eq(&a->bypass_src, &b->bypass_src))

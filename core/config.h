@@ -45,7 +45,7 @@ struct config {
 	int		 tproxy_table;	/* policy routing table for TPROXY */
 	struct strlist	 bypass_src;	/* CIDRs */
 	struct strlist	 bypass_dst;	/* CIDRs */
-	struct strlist	 intercept_interfaces; /* gateway: inside ones */
+	struct strlist	 bypass_interfaces; /* gateway: the outside ones */
 
 	/* process */
 	char		*user;		/* "" = keep running as started */

@@ -175,6 +175,17 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 	w[T_FILTER].hook = local ? "OUTPUT" : "FORWARD";
 	snprintf(tproxy, sizeof(tproxy), "-p tcp -j TPROXY --on-port %d "
 	    "--tproxy-mark 0x%x/0x%x", c->divert_port, in, m);
+	/* gateway: a flow that comes in on an outside interface is inbound
+	 * mail to a host behind us, never ours: first out of every chain
+	 * (so never queued, diverted nor refused by the guard) */
+	if (!local) {
+		int t, i;
+
+		for (t = 0; t < T_N; t++)
+			for (i = 0; i < c->bypass_interfaces.n; i++)
+				rbuf_printf(&w[t].rules, "-i %s -j RETURN\n",
+				    c->bypass_interfaces.v[i]);
+	}
 
 	if (local) {
 		/* A SYN that conntrack files under an old connection of the
@@ -243,29 +254,6 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		    "--ctstate NEW -m connmark --mark 0x0/0x%x "
 		    "-j REJECT --reject-with tcp-reset\n", m);
 	}
-}
-
-/* The jump into one of our chains: every port-25 flow that does not go
- * over lo, or in gateway mode with intercept_interfaces, only flows that
- * come in on those (the inside: a flow from outside to an MTA behind the
- * gateway is inbound mail, not ours).  One jump per interface. */
-static void
-add_jumps(const struct config *c, struct rbuf *sec, const char *hook,
-    const char *comment, const char *chain)
-{
-	const struct strlist *ifs = &c->intercept_interfaces;
-	int i;
-
-	if (is_local(c) || ifs->n == 0) {
-		rbuf_printf(sec, "-I %s 1 %s-p tcp -m tcp --dport 25 -m comment "
-		    "--comment \"%s\" -j %s\n", hook, is_local(c) ? "! -o lo " :
-		    "! -i lo ", comment, chain);
-		return;
-	}
-	for (i = ifs->n - 1; i >= 0; i--)	/* -I: the list's order */
-		rbuf_printf(sec, "-I %s 1 -i %s -p tcp -m tcp --dport 25 -m "
-		    "comment --comment \"%s\" -j %s\n", hook, ifs->v[i],
-		    comment, chain);
 }
 
 /* What an iptables-save section says about mxguard. */
@@ -403,8 +391,11 @@ rules_ipt_script(const struct config *c, int family, int want,
 				rbuf_printf(&sec, "-A %s %.*s\n", tchains[t],
 				    (int)(nl - p), p);
 			}
-			add_jumps(c, &sec, w[t].hook, created ?
-			    RULES_COMMENT_NEW : RULES_COMMENT, tchains[t]);
+			rbuf_printf(&sec, "-I %s 1 %s-p tcp -m tcp --dport 25 "
+			    "-m comment --comment \"%s\" -j %s\n", w[t].hook,
+			    is_local(c) ? "! -o lo " : "! -i lo ",
+			    created ? RULES_COMMENT_NEW : RULES_COMMENT,
+			    tchains[t]);
 		}
 		if (sec.len > 0)
 			rbuf_printf(out, "*%s\n%sCOMMIT\n", tnames[t], sec.s);
@@ -475,21 +466,17 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 
 	if (check_cidrs(c, err, errsz) == -1)
 		return -1;
-	/* see add_jumps(): lo never, or only the inside interfaces ('+',
-	 * iptables' prefix, is nft's '*'); the != tests are and-ed */
-	if (local || c->intercept_interfaces.n == 0)
-		rbuf_printf(&lob, "%s", local ? "oifname \"lo\" return" :
-		    "iifname \"lo\" return");
-	else {
-		for (i = 0; i < c->intercept_interfaces.n; i++) {
-			const char *v = c->intercept_interfaces.v[i];
-			size_t n = strlen(v);
+	/* lo never; in gateway mode not the outside interfaces either (see
+	 * want_ipt(); '+', iptables' prefix, is nft's '*') */
+	rbuf_printf(&lob, "%s", local ? "oifname \"lo\" return" :
+	    "iifname \"lo\" return");
+	for (i = 0; !local && i < c->bypass_interfaces.n; i++) {
+		const char *v = c->bypass_interfaces.v[i];
+		size_t n = strlen(v);
 
-			rbuf_printf(&lob, "iifname != \"%.*s%s\" ",
-			    (int)(v[n - 1] == '+' ? n - 1 : n), v,
-			    v[n - 1] == '+' ? "*" : "");
-		}
-		rbuf_printf(&lob, "return");
+		rbuf_printf(&lob, "\n\t\tiifname \"%.*s%s\" return",
+		    (int)(v[n - 1] == '+' ? n - 1 : n), v,
+		    v[n - 1] == '+' ? "*" : "");
 	}
 	if (lob.oom) {
 		snprintf(err, errsz, "out of memory");

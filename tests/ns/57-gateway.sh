@@ -8,7 +8,7 @@
 # routing `rules install` adds) and relayed over TLS from the gateway; a bypass source goes
 # direct (forwarded, the receiver sees the sender's address); with the
 # daemon stopped and fail_mode = closed, FORWARD refuses new flows and the
-# mail stays queued.  intercept_interfaces = gw0 (the inside): a port-25
+# mail stays queued.  bypass_interfaces = gw1 (the outside): a port-25
 # flow from outside to a host behind the gateway (inbound mail) is not
 # intercepted, and with the daemon stopped the guard does not refuse it.
 # `rules remove` restores the gateway's ruleset and ip rules.
@@ -55,7 +55,7 @@ control_socket = $T/gw.sock
 tls_ca_file = $T/pki/ca.crt
 log_level = debug
 drain_timeout = 2s
-intercept_interfaces = gw0
+bypass_interfaces = gw1
 EOF2
 gwctl() { in_gw "$MXGUARD" -c "$T/gw.conf" "$@"; }
 before=$( { in_gw iptables-save; in_gw ip6tables-save; } | grep -v '^#')

@@ -127,6 +127,7 @@ gw_conf() {
 listen = 0.0.0.0:$MXG_PORT
 listen_mode = redirect
 rules_mode = gateway
+bypass_interfaces = wan0
 steering = nfqueue
 fail_mode = closed
 upstream_mark = $MXG_MARK

@@ -141,17 +141,17 @@ test_errors(void **state)
 	    "redis_tls needs redis_address IP:PORT");
 	expect_error("redis_tls = yes\n", "redis_tls needs redis_address");
 	/* the inside interfaces only mean something in gateway mode */
-	expect_error("intercept_interfaces = eth1\n", "only with rules_mode "
+	expect_error("bypass_interfaces = eth1\n", "only with rules_mode "
 	    "= gateway");
-	expect_error("rules_mode = gateway\nintercept_interfaces = lo\n",
+	expect_error("rules_mode = gateway\nbypass_interfaces = lo\n",
 	    "not lo");
-	expect_error("rules_mode = gateway\nintercept_interfaces = "
+	expect_error("rules_mode = gateway\nbypass_interfaces = "
 	    "averyverylongname0\n", "1 to 15 characters");
-	expect_error("rules_mode = gateway\nintercept_interfaces = eth+1\n",
+	expect_error("rules_mode = gateway\nbypass_interfaces = eth+1\n",
 	    "'+' only at its end");
-	expect_error("rules_mode = gateway\nintercept_interfaces = "
+	expect_error("rules_mode = gateway\nbypass_interfaces = "
 	    "\"eth1\"\n", "quotes");
-	expect_error("rules_mode = gateway\nintercept_interfaces = +\n",
+	expect_error("rules_mode = gateway\nbypass_interfaces = +\n",
 	    "a prefix ending in '+'");
 	expect_error("redis_address = 10.0.0.1:6379\n"
 	    "redis_tls_ca_file = /ca.pem\n", "need redis_tls yes");
@@ -188,15 +188,15 @@ test_rules_keys(void **state)
 	assert_string_equal(config_rules_key_changed(a, b), "steering");
 	config_free(b);
 	config_free(a);
-	/* the jumps into our chains match the inside interfaces */
-	a = load_text("rules_mode = gateway\nintercept_interfaces = lan0\n",
+	/* the chains return for the outside interfaces */
+	a = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n",
 	    err, sizeof(err));
-	b = load_text("rules_mode = gateway\nintercept_interfaces = lan0 "
-	    "lan1\n", err, sizeof(err));
+	b = load_text("rules_mode = gateway\nbypass_interfaces = wan0 "
+	    "wan1\n", err, sizeof(err));
 	assert_non_null(a);
 	assert_non_null(b);
 	assert_string_equal(config_rules_key_changed(a, b),
-	    "intercept_interfaces");
+	    "bypass_interfaces");
 	config_free(b);
 	config_free(a);
 	/* with steering the daemon applies the bypass lists: reloadable */

@@ -114,51 +114,51 @@ test_gateway_tproxy(void **state)
 	config_free(c);
 }
 
-/* intercept_interfaces: only flows that come in on the inside are ours
- * (from outside, port 25 is inbound mail to the MTAs behind); the guard
- * too, or a stopped daemon would refuse inbound mail. */
+/* bypass_interfaces: a flow that comes in on the outside is inbound mail
+ * (to a host behind the gateway), never ours: first out of every chain,
+ * the guard's too, or a stopped daemon would refuse inbound mail. */
 static void
 test_gateway_interfaces(void **state)
 {
 	struct config *c = cfg("rules_mode = gateway\nfail_mode = closed\n"
-	    "intercept_interfaces = lan0 vlan+\n");
+	    "bypass_interfaces = wan0 ppp+\n");
 	struct rbuf b = { 0 };
 	char err[256], *s = script(c, 4, 1, "");
-	const char *j = "-p tcp -m tcp --dport 25 -m comment --comment "
-	    "\"mxguard created-table\" -j ";
-	char want[256];
 
-	assert_false(has(s, "! -i lo"));
-	snprintf(want, sizeof(want), "-I PREROUTING 1 -i vlan+ %sMXGUARD_STEER\n"
-	    "-I PREROUTING 1 -i lan0 %sMXGUARD_STEER\n", j, j);
-	assert_true(has(s, want));
-	snprintf(want, sizeof(want), "-I PREROUTING 1 -i lan0 %sMXGUARD_DIVERT\n", j);
-	assert_true(has(s, want));
-	snprintf(want, sizeof(want), "-I FORWARD 1 -i vlan+ %sMXGUARD_GUARD\n"
-	    "-I FORWARD 1 -i lan0 %sMXGUARD_GUARD\n", j, j);
-	assert_true(has(s, want));
-	free(s);
-	/* a second install sees its jumps (one per interface) and replaces
-	 * them all */
-	s = script(c, 4, 1, "*mangle\n:PREROUTING ACCEPT [0:0]\n"
-	    ":MXGUARD_STEER - [0:0]\n"
-	    "-A PREROUTING -i lan0 -p tcp -m tcp --dport 25 -m comment "
-	    "--comment \"mxguard\" -j MXGUARD_STEER\n"
-	    "-A PREROUTING -i old1 -p tcp -m tcp --dport 25 -m comment "
-	    "--comment \"mxguard\" -j MXGUARD_STEER\nCOMMIT\n");
-	assert_true(has(s, "-D PREROUTING -i lan0 -p tcp"));
-	assert_true(has(s, "-D PREROUTING -i old1 -p tcp"));
+	/* one jump per table, as without the key */
+	assert_true(has(s, "-I PREROUTING 1 ! -i lo -p tcp -m tcp --dport 25 "
+	    "-m comment --comment \"mxguard created-table\" -j MXGUARD_STEER\n"));
+	assert_true(has(s, ":MXGUARD_STEER - [0:0]\n"
+	    "-A MXGUARD_STEER -i wan0 -j RETURN\n"
+	    "-A MXGUARD_STEER -i ppp+ -j RETURN\n"
+	    "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK"));
+	assert_true(has(s, ":MXGUARD_DIVERT - [0:0]\n"
+	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"
+	    "-A MXGUARD_DIVERT -i ppp+ -j RETURN\n"));
+	assert_true(has(s, ":MXGUARD_GUARD - [0:0]\n"
+	    "-A MXGUARD_GUARD -i wan0 -j RETURN\n"
+	    "-A MXGUARD_GUARD -i ppp+ -j RETURN\n"
+	    "-A MXGUARD_GUARD -p tcp"));
 	free(s);
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
-	assert_false(has(b.s, "iifname \"lo\""));
-	/* the != tests are and-ed: neither inside interface, leave */
 	assert_true(has(b.s, "type filter hook prerouting priority mangle; "
-	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname != "
-	    "\"lan0\" iifname != \"vlan*\" return\n"));
+	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname \"lo\" "
+	    "return\n\t\tiifname \"wan0\" return\n\t\tiifname \"ppp*\" "
+	    "return\n"));
 	assert_true(has(b.s, "type filter hook forward priority filter; "
-	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname != "
-	    "\"lan0\" iifname != \"vlan*\" return\n"));
+	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname \"lo\" "
+	    "return\n\t\tiifname \"wan0\" return\n\t\tiifname \"ppp*\" "
+	    "return\n"));
 	rbuf_free(&b);
+	config_free(c);
+	/* steering = none: the diverting chain returns for them too */
+	c = cfg("rules_mode = gateway\nsteering = none\n"
+	    "bypass_interfaces = wan0\n");
+	s = script(c, 6, 1, "");
+	assert_true(has(s, ":MXGUARD_DIVERT - [0:0]\n"
+	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"));
+	assert_true(strstr(s, "-i wan0 -j RETURN") < strstr(s, "REDIRECT"));
+	free(s);
 	config_free(c);
 }
 
