@@ -29,6 +29,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "nfq/nfq.h"
+#include "nfq/rules.h"
 #include "policy/dnscheck.h"
 #include "policy/override.h"
 #include "tlsproxy/tls.h"
@@ -296,6 +297,9 @@ main(int argc, char **argv)
 		cfg->log_level = LOG_LVL_DEBUG;
 	if (check_only) {
 		rc = check_config(cfg, opts.config_path);
+		if (rc == 0 && verbose && rules_warning(cfg) != NULL)
+			fprintf(stderr, "mxguard: rules: WARNING: %s\n",
+			    rules_warning(cfg));
 		if (rc == 0 && verbose)
 			check_dns(cfg);
 		if (rc == 0 && verbose)

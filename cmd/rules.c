@@ -26,13 +26,9 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 			fprintf(stderr, "mxguard: rules install: %s\n", err);
 			return 1;
 		}
-		if (strcmp(cfg->rules_mode, "gateway") == 0 &&
-		    cfg->bypass_interfaces.n == 0)
-			fprintf(stderr, "mxguard: rules install: WARNING: "
-			    "bypass_interfaces is empty: port-25 flows "
-			    "arriving on every interface are intercepted, "
-			    "inbound mail to hosts behind this gateway "
-			    "included; name the outside interfaces\n");
+		if (rules_warning(cfg) != NULL)
+			fprintf(stderr, "mxguard: rules install: WARNING: %s\n",
+			    rules_warning(cfg));
 		return 0;
 	}
 	if (strcmp(what, "remove") == 0) {

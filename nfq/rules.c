@@ -90,6 +90,16 @@ rules_tproxy_needed(const struct config *c)
 	return !is_local(c) && strcmp(c->listen_mode, "tproxy") == 0;
 }
 
+const char *
+rules_warning(const struct config *c)
+{
+	if (!is_local(c) && c->bypass_interfaces.n == 0)
+		return "bypass_interfaces is empty: port-25 flows arriving on "
+		    "every interface are intercepted, inbound mail to hosts "
+		    "behind this gateway included; name the outside interfaces";
+	return NULL;
+}
+
 int
 rules_route_table(const struct config *c)
 {

@@ -65,6 +65,9 @@ int	 rules_nft_script(const struct config *, struct rbuf *out,
 /* The ip rule / ip route commands for gateway+tproxy (argv vectors are
  * written one command a line, words separated by spaces). */
 int	 rules_tproxy_needed(const struct config *);
+/* What the configuration's rules would do that an administrator should
+ * hear of (one line, no newline), or NULL: for rules install and -n -v. */
+const char *rules_warning(const struct config *);
 int	 rules_route_table(const struct config *);
 
 /* Run the tools.  Each returns 0 or -1 with err filled. */

@@ -27,6 +27,16 @@ check 1 "loading tls_cert_file" "tls_cert_file = $T/none.pem\ntls_key_file = $T/
 check 1 "bypass_dst: \"10.0.0.0/33\" is not an address or prefix" "bypass_dst = 192.0.2.0/24 10.0.0.0/33\n"
 check 0 "^$" "tls_policy = example.com secure\ntls_policy = .example.org verify\nlog_level = debug\n"
 "$MXGUARD" -n -v -c /dev/null | grep -qx "upstream_mark = 0x4d58" || fail "-v does not print the effective configuration"
+# gateway mode without bypass_interfaces: -n -v says what the rules take
+# (stderr to a file: grep -q would close a pipe early, and pipefail)
+printf 'rules_mode = gateway\n' >"$T/gw.conf"
+"$MXGUARD" -n -v -c "$T/gw.conf" >/dev/null 2>"$T/gw.err" || fail "-n -v: gateway refused"
+grep -q "WARNING: bypass_interfaces is empty" "$T/gw.err" ||
+	fail "-n -v: no warning for a gateway without bypass_interfaces"
+printf 'rules_mode = gateway\nbypass_interfaces = wan0\n' >"$T/gw.conf"
+"$MXGUARD" -n -v -c "$T/gw.conf" >/dev/null 2>"$T/gw.err" || fail "-n -v: gateway refused"
+! grep -q "bypass_interfaces is empty" "$T/gw.err" ||
+	fail "-n -v: the warning with bypass_interfaces set"
 # every key the binary knows is documented, in both places
 for k in $("$MXGUARD" -n -v -c /dev/null | awk '{ print $1 }' | sort -u); do
 	grep -q "\`$k\`" docs/configuration.md || fail "key $k missing from docs/configuration.md"
