@@ -17,6 +17,7 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 {
 	char err[1024] = "";
 	const char *what = argc > 1 ? argv[1] : "";
+	const char *warn;
 	int rc;
 
 	if (argc != 2)
@@ -26,9 +27,9 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 			fprintf(stderr, "mxguard: rules install: %s\n", err);
 			return 1;
 		}
-		if (rules_warning(cfg) != NULL)
+		if ((warn = rules_warning(cfg)) != NULL)
 			fprintf(stderr, "mxguard: rules install: WARNING: %s\n",
-			    rules_warning(cfg));
+			    warn);
 		return 0;
 	}
 	if (strcmp(what, "remove") == 0) {

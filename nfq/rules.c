@@ -880,8 +880,8 @@ tproxy_routes(const struct config *c, int add, char *err, size_t errsz)
 		char *dst = fam == 4 ? "0.0.0.0/0" : "::/0";
 		char *show[] = { "ip", f, "rule", "show", "fwmark", mark,
 		    "table", table, NULL };
-		char *rule[] = { "ip", f, "rule", add ? "add" : "del", "fwmark",
-		    mark, "lookup", table, "protocol", proto, NULL };
+		char *rule[] = { "ip", f, "rule", "add", "fwmark", mark,
+		    "lookup", table, "protocol", proto, NULL };
 		char *route[] = { "ip", f, "route", "replace", "local", dst,
 		    "dev", "lo", "table", table, "proto", proto, NULL };
 		char *tagged_rule[] = { "ip", f, "rule", "del", "protocol",
@@ -901,19 +901,18 @@ tproxy_routes(const struct config *c, int add, char *err, size_t errsz)
 				if (run(tagged_rule, NULL, NULL, NULL) != 0)
 					break;
 			(void)run(tagged_routes, NULL, NULL, NULL);
-			if (!rules_tproxy_needed(c))
-				continue;
+			/* untagged, as the configuration names them; absent
+			 * ones fail harmlessly */
+			if (rules_tproxy_needed(c)) {
+				(void)run(legacy_rule, NULL, NULL, NULL);
+				(void)run(legacy_route, NULL, NULL, NULL);
+			}
+			continue;
 		}
 		if (run_ok(show, NULL, &out, err, errsz) == -1)
 			return -1;
 		present = out.len > 0;
 		rbuf_free(&out);
-		if (!add) {
-			if (present)
-				(void)run(legacy_rule, NULL, NULL, NULL);
-			(void)run(legacy_route, NULL, NULL, NULL);
-			continue;
-		}
 		if (!present && run_ok(rule, NULL, NULL, err, errsz) == -1)
 			return -1;
 		if (run_ok(route, NULL, NULL, err, errsz) == -1)
