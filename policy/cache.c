@@ -138,7 +138,7 @@ gauge(struct sts_cache *c, MDB_txn *txn)
 	MDB_txn *own = NULL;
 
 	if (txn == NULL) {
-		if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &own) != 0)
+		if (store_txn_begin(c->env, MDB_RDONLY, &own) != 0)
 			return;
 		txn = own;
 	}
@@ -266,7 +266,7 @@ sts_cache_count(struct sts_cache *c)
 	MDB_txn *txn;
 	size_t n;
 
-	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+	if (store_txn_begin(c->env, MDB_RDONLY, &txn) != 0)
 		return 0;
 	n = store_count(txn, c->dbi);
 	mdb_txn_abort(txn);
@@ -288,8 +288,12 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 	k.mv_size = strlen(domain);
 	if (k.mv_size == 0 || k.mv_size > 255)
 		return 0;
-	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+	/* an error is never silent: the engine takes it for "no cached
+	 * policy" (and asks Redis, if any, then the policy host) */
+	if ((rc = store_txn_begin(c->env, MDB_RDONLY, &txn)) != 0) {
+		store_error("sts-cache", "read", rc);
 		return -1;
+	}
 	rc = mdb_get(txn, c->dbi, &k, &v);
 	if (rc == MDB_NOTFOUND) {
 		mdb_txn_abort(txn);
@@ -297,6 +301,7 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 	}
 	if (rc != 0) {
 		mdb_txn_abort(txn);
+		store_error("sts-cache", "read", rc);
 		return -1;
 	}
 	if (rec_decode(&v, &r, 0) == -1) {
@@ -312,6 +317,7 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 	memcpy(e->id, r.id, sizeof(e->id));
 	if ((e->body = malloc((size_t)r.bl + 1)) == NULL) {
 		mdb_txn_abort(txn);
+		store_error("sts-cache", "read", ENOMEM);
 		return -1;
 	}
 	memcpy(e->body, r.body, r.bl);
@@ -434,7 +440,7 @@ put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
 	memset(&ev, 0, sizeof(ev));
 	k.mv_data = (void *)domain;
 	k.mv_size = strlen(domain);
-	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+	if ((rc = store_txn_begin(c->env, 0, &txn)) != 0)
 		return rc;
 	rc = mdb_get(txn, c->dbi, &k, &old);
 	if (rc != 0 && rc != MDB_NOTFOUND)
@@ -459,7 +465,7 @@ put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
 		if ((rc = mdb_txn_commit(txn)) != 0)
 			return rc;
 		report(&ev);
-		if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+		if ((rc = store_txn_begin(c->env, 0, &txn)) != 0)
 			return rc;
 		if (!exists && !admits(c, txn) && evicted(&ev)) {
 			/* another process (a worker) took the room between
@@ -597,22 +603,27 @@ sts_cache_touch(struct sts_cache *c, const char *domain, int64_t now)
 	struct rec r;
 	unsigned char *p;
 	size_t len;
+	int rc;
 
 	k.mv_data = (void *)domain;
 	k.mv_size = strlen(domain);
 	if (c == NULL || k.mv_size == 0 || k.mv_size > 255)
 		return;
 	/* read first: most lookups find a recent mark and write nothing */
-	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+	if ((rc = store_txn_begin(c->env, MDB_RDONLY, &txn)) != 0) {
+		store_error("sts-cache", "read", rc);
 		return;
+	}
 	if (mdb_get(txn, c->dbi, &k, &v) != 0 || rec_decode(&v, &r, 0) ==
 	    -1 || (now - r.last_used < TOUCH_S && r.mode != -1)) {
 		mdb_txn_abort(txn);
 		return;
 	}
 	mdb_txn_abort(txn);
-	if (mdb_txn_begin(c->env, NULL, 0, &txn) != 0)
+	if ((rc = store_txn_begin(c->env, 0, &txn)) != 0) {
+		store_error("sts-cache", "write", rc);
 		return;
+	}
 	if (mdb_get(txn, c->dbi, &k, &v) != 0 || rec_decode(&v, &r, 1) ==
 	    -1) {
 		mdb_txn_abort(txn);
@@ -626,10 +637,12 @@ sts_cache_touch(struct sts_cache *c, const char *domain, int64_t now)
 	v.mv_data = p;
 	v.mv_size = len;
 	/* a full store only loses the mark: never worth an eviction */
-	if (mdb_put(txn, c->dbi, &k, &v, 0) == 0)
-		(void)mdb_txn_commit(txn);
+	if ((rc = mdb_put(txn, c->dbi, &k, &v, 0)) == 0)
+		rc = mdb_txn_commit(txn);
 	else
 		mdb_txn_abort(txn);
+	if (rc != 0 && !store_full(rc))
+		store_error("sts-cache", "write", rc);
 	free(p);
 }
 
@@ -642,7 +655,7 @@ sts_cache_del(struct sts_cache *c, const char *domain)
 
 	k.mv_data = (void *)domain;
 	k.mv_size = strlen(domain);
-	if ((rc = mdb_txn_begin(c->env, NULL, 0, &txn)) != 0)
+	if ((rc = store_txn_begin(c->env, 0, &txn)) != 0)
 		return -1;
 	rc = mdb_del(txn, c->dbi, &k, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -670,8 +683,11 @@ sts_cache_due(struct sts_cache *c, int64_t now, int margin_pct,
 		margin_pct = 0;
 	if (margin_pct > 100)
 		margin_pct = 100;
-	if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn) != 0)
+	/* a failure leaves policies unrefreshed: counted */
+	if ((rc = store_txn_begin(c->env, MDB_RDONLY, &txn)) != 0) {
+		store_error("sts-cache", "read", rc);
 		return 0;
+	}
 	if (mdb_cursor_open(txn, c->dbi, &cur) != 0) {
 		mdb_txn_abort(txn);
 		return 0;

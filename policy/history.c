@@ -79,7 +79,7 @@ history_open_limits(const char *dir, size_t max_entries, int64_t window_s,
 		free(h);
 		return NULL;
 	}
-	if (mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn) == 0) {
+	if (store_txn_begin(h->env, MDB_RDONLY, &txn) == 0) {
 		gauge(h, txn);
 		mdb_txn_abort(txn);
 	}
@@ -106,7 +106,7 @@ history_count(struct history *h)
 	MDB_txn *txn;
 	size_t n;
 
-	if (h == NULL || mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn) != 0)
+	if (h == NULL || store_txn_begin(h->env, MDB_RDONLY, &txn) != 0)
 		return 0;
 	n = store_count(txn, h->dbi);
 	mdb_txn_abort(txn);
@@ -198,11 +198,7 @@ get_txn(struct history *h, MDB_txn *txn, const char *key,
 	if ((rc = mdb_get(txn, h->dbi, &k, &v)) == MDB_NOTFOUND)
 		return 0;
 	if (rc != 0) {
-		char qk[600], qe[300];
-
-		log_warn("event=history-error what=get key=%s error=%s",
-		    log_q(qk, sizeof(qk), key),
-		    log_q(qe, sizeof(qe), mdb_strerror(rc)));
+		store_error("history", "read", rc);
 		return -1;
 	}
 	if (decode(&v, e) == -1) {
@@ -223,8 +219,12 @@ history_get(struct history *h, const char *host, const struct sockaddr *dst,
 	memset(e, 0, sizeof(*e));
 	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
 		return -1;
-	if (mdb_txn_begin(h->env, NULL, MDB_RDONLY, &txn) != 0)
+	/* an error is never silent: history_apply() takes it for "no
+	 * record" (the verdict stays as it was) */
+	if ((rc = store_txn_begin(h->env, MDB_RDONLY, &txn)) != 0) {
+		store_error("history", "read", rc);
 		return -1;
+	}
 	rc = get_txn(h, txn, key, e);
 	mdb_txn_abort(txn);
 	return rc;
@@ -324,7 +324,7 @@ record_once(struct history *h, const char *key, int starttls_offered,
 
 	k.mv_size = strlen(key);
 	k.mv_data = (void *)key;
-	if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
+	if ((rc = store_txn_begin(h->env, 0, &txn)) != 0)
 		return rc;
 	if ((exists = get_txn(h, txn, key, &e)) == -1) {
 		mdb_txn_abort(txn);
@@ -357,7 +357,7 @@ record_once(struct history *h, const char *key, int starttls_offered,
 		if ((rc = mdb_txn_commit(txn)) != 0)
 			return rc;
 		report(n);
-		if ((rc = mdb_txn_begin(h->env, NULL, 0, &txn)) != 0)
+		if ((rc = store_txn_begin(h->env, 0, &txn)) != 0)
 			return rc;
 		if (!exists && !admits(h, txn) && n[0] + n[1] > 0) {
 			/* another process (a worker) took the room between
@@ -478,7 +478,7 @@ history_del(struct history *h, const char *host, const struct sockaddr *dst)
 
 	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
 		return -1;
-	if (mdb_txn_begin(h->env, NULL, 0, &txn) != 0)
+	if (store_txn_begin(h->env, 0, &txn) != 0)
 		return -1;
 	k.mv_size = strlen(key);
 	k.mv_data = key;

@@ -1,13 +1,17 @@
 /*
  * store.c - opening a bounded LMDB store under state_dir (see store.h),
- * and the check, before any store is opened, that neither of its files
- * is a symbolic link.
+ * the check, before any store is opened, that neither of its files is a
+ * symbolic link, and beginning a transaction on a file that another
+ * process has grown.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "core/log.h"
+#include "core/stats.h"
 #include "policy/store.h"
 
 #define PAGE	4096
@@ -109,7 +113,7 @@ store_open(const char *dir, const char *file, const struct store_limits *l,
 		goto fail;
 	/* read slots left by a killed process (a worker) pin old pages */
 	(void)mdb_reader_check(env, NULL);
-	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+	if ((rc = store_txn_begin(env, 0, &txn)) != 0)
 		goto fail;
 	if ((rc = mdb_dbi_open(txn, NULL, 0, dbi)) != 0) {
 		mdb_txn_abort(txn);
@@ -125,6 +129,87 @@ fail:
 	if (env != NULL)
 		mdb_env_close(env);
 	return -1;
+}
+
+/*
+ * LMDB returns MDB_MAP_RESIZED from mdb_txn_begin() only (0.9: when the
+ * last committed meta page names a page beyond this process's map).  A
+ * put or a commit never does: a write transaction, once begun, holds the
+ * writer lock, so no other process grows the file under it, and a write
+ * beyond this process's own map is MDB_MAP_FULL, which every owner
+ * answers already (store_full()).
+ *
+ * mdb_env_set_mapsize(env, 0) maps the file anew with the size its meta
+ * page records (every commit persists the larger of that and the
+ * committer's map: so the largest map of any process), at least what is
+ * in use.  Unmapping under an open transaction of this process would
+ * pull its pages from under it; LMDB refuses only an open write
+ * transaction (EINVAL), so the callers guarantee the rest (store.h).
+ * The adopted map is larger than what this process's limits give: its
+ * count bound (max_entries) still holds, and the file was already that
+ * large.
+ */
+int
+store_txn_begin(MDB_env *env, unsigned int flags, MDB_txn **txn)
+{
+	MDB_envinfo ei;
+	const char *path;
+	char qp[600];
+	int rc;
+
+	if ((rc = mdb_txn_begin(env, NULL, flags, txn)) != MDB_MAP_RESIZED)
+		return rc;
+	if ((rc = mdb_env_set_mapsize(env, 0)) != 0)
+		return rc;
+	if (mdb_env_get_path(env, &path) != 0)
+		path = "-";
+	if (mdb_env_info(env, &ei) == 0)
+		log_info("event=store-map-adopted file=%s mapsize=%zu "
+		    "detail=\"another process grew the file past this "
+		    "one's map\"", log_q(qp, sizeof(qp), path),
+		    ei.me_mapsize);
+	return mdb_txn_begin(env, NULL, flags, txn);
+}
+
+#define ERR_LOG_S	60	/* store_error(): one line a minute at most */
+#define ERR_SLOTS	8	/* (store, op) pairs: fixed sets, few */
+
+void
+store_error(const char *store, const char *op, int rc)
+{
+	static struct {
+		const char	*store, *op;
+		time_t		 last;	/* 0: never logged */
+		unsigned long	 quiet;	/* errors not logged since */
+	} seen[ERR_SLOTS];
+	struct timespec ts;
+	char name[160], qe[300];
+	size_t i;
+
+	snprintf(name, sizeof(name), "mxguard_store_errors_total"
+	    "{store=\"%s\",op=\"%s\"}", store, op);
+	stats_add(stats_counter(name, "Store operations that failed (a "
+	    "lookup taken as no record, a write not done)"), 1);
+	for (i = 0; i < ERR_SLOTS - 1 && seen[i].store != NULL &&
+	    (strcmp(seen[i].store, store) != 0 ||
+	    strcmp(seen[i].op, op) != 0); i++)
+		;
+	/* the last slot, shared once the others are taken, only
+	 * rate-limits more */
+	if (seen[i].store == NULL) {
+		seen[i].store = store;
+		seen[i].op = op;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (seen[i].last != 0 && ts.tv_sec - seen[i].last < ERR_LOG_S) {
+		seen[i].quiet++;
+		return;
+	}
+	log_warn("event=store-error store=%s op=%s error=%s unlogged=%lu",
+	    store, op, log_q(qe, sizeof(qe), mdb_strerror(rc)),
+	    seen[i].quiet);
+	seen[i].last = ts.tv_sec ? ts.tv_sec : 1;
+	seen[i].quiet = 0;
 }
 
 size_t
@@ -158,7 +243,11 @@ store_room(MDB_env *env)
 	map_pages = ei.me_mapsize / st.ms_psize;
 	/* the free list is database 0: each record a list of page numbers,
 	 * its first word their count (mdb_stat -f reads it the same way,
-	 * and LMDB opens it to read-only transactions only) */
+	 * and LMDB opens it to read-only transactions only).  Called inside
+	 * the caller's write transaction, so not store_txn_begin(): no
+	 * resize may happen there, nor is one needed (the meta page this
+	 * reads is the one that write transaction began from, which fitted
+	 * the map). */
 	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
 		return 1;
 	if (mdb_cursor_open(txn, 0, &cur) == 0) {

@@ -46,6 +46,31 @@ int	store_check_files(const char *path, char *err, size_t errsz);
 #define STORE_EACCES_HINT	" (a store file owned by another user? " \
 	"give state_dir's files to the configured user)"
 
+/*
+ * mdb_txn_begin(env, NULL, flags, txn) that survives another process
+ * having grown the file past this one's map: several processes share a
+ * store (the workers, a `mxguard policy` run), and one that opened it
+ * with larger limits (a worker started after a SIGHUP raised
+ * *_max_entries) maps more and may write beyond the others' maps.  LMDB
+ * then answers MDB_MAP_RESIZED; the map is set to the size the file now
+ * has (logged: event=store-map-adopted) and the begin retried, once.
+ * Only where no other transaction of this process is open on env: every
+ * caller begins its transactions one after the other, except
+ * store_room(), which runs inside its caller's write transaction (and
+ * needs no resize there: store.c).  0 or an LMDB error code.
+ */
+int	store_txn_begin(MDB_env *env, unsigned int flags, MDB_txn **txn);
+
+/*
+ * A store error its caller turns into "no record" or "not written" (a
+ * lookup that decides a verdict, a mark): counted every time in
+ * mxguard_store_errors_total{store,op} and logged (event=store-error) at
+ * most once a minute per store and op, so that a store failing on every
+ * lookup neither floods the log nor passes unseen.  store and op come
+ * from fixed sets ("history", "sts-cache"; "read", "write").
+ */
+void	store_error(const char *store, const char *op, int rc);
+
 /* Records in the store (within txn); 0 on error. */
 size_t	store_count(MDB_txn *txn, MDB_dbi dbi);
 
@@ -53,7 +78,8 @@ size_t	store_count(MDB_txn *txn, MDB_dbi dbi);
  * mark less its free list) below three quarters of the map?  The last
  * quarter is kept for updates of the records already in, so that a full
  * store never blocks the refresh of a record it keeps.  Reads the last
- * committed state (its own read-only transaction). */
+ * committed state (its own read-only transaction); called only inside the
+ * caller's write transaction (store_txn_begin() says why). */
 int	store_room(MDB_env *env);
 
 /* Is rc the store being full (map or transaction), which the owner

@@ -21,6 +21,7 @@
 #include <lmdb.h>
 #include <zlib.h>
 
+#include "policy/store.h"
 #include "policy/tlsrpt.h"
 #include "policy/tlsrpt_int.h"
 
@@ -190,7 +191,7 @@ tlsrpt_report_build(struct tlsrpt_store *st, const char *domain, int64_t day,
 		    "organization, contact or report id");
 		goto out;
 	}
-	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0 ||
+	if ((rc = store_txn_begin(st->env, MDB_RDONLY, &txn)) != 0 ||
 	    (rc = mdb_cursor_open(txn, st->entries, &c)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		goto out;

@@ -297,7 +297,7 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 		goto lmdb;
 	/* read slots left by a killed process (a worker) pin old pages */
 	(void)mdb_reader_check(st->env, NULL);
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+	if ((rc = store_txn_begin(st->env, 0, &txn)) != 0)
 		goto lmdb;
 	if ((rc = mdb_dbi_open(txn, "entries", MDB_CREATE, &st->entries)) ||
 	    (rc = mdb_dbi_open(txn, "days", MDB_CREATE, &st->days)) ||
@@ -627,7 +627,7 @@ tlsrpt_record(struct tlsrpt_store *st, int64_t day,
 	}
 	k.mv_data = key;
 	k.mv_size = (size_t)plen + 1 + 32;
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+	if ((rc = store_txn_begin(st->env, 0, &txn)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -738,7 +738,7 @@ tlsrpt_counts(struct tlsrpt_store *st, int64_t day, const char *domain,
 		tr_seterr(st, "bad domain or day");
 		return -1;
 	}
-	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+	if ((rc = store_txn_begin(st->env, MDB_RDONLY, &txn)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -780,7 +780,7 @@ tlsrpt_day_stats(struct tlsrpt_store *st, int64_t day,
 		tr_seterr(st, "bad day");
 		return -1;
 	}
-	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+	if ((rc = store_txn_begin(st->env, MDB_RDONLY, &txn)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -816,7 +816,7 @@ tlsrpt_mark_sent(struct tlsrpt_store *st, int64_t day, const char *domain,
 		tr_seterr(st, "bad domain or day");
 		return -1;
 	}
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+	if ((rc = store_txn_begin(st->env, 0, &txn)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -860,7 +860,7 @@ tlsrpt_is_sent(struct tlsrpt_store *st, int64_t day, const char *domain,
 		tr_seterr(st, "bad domain or day");
 		return -1;
 	}
-	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+	if ((rc = store_txn_begin(st->env, MDB_RDONLY, &txn)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -884,7 +884,7 @@ tlsrpt_due_list(struct tlsrpt_store *st, int64_t today,
 	int rc, s;
 
 	*n = 0;
-	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+	if ((rc = store_txn_begin(st->env, MDB_RDONLY, &txn)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -952,7 +952,7 @@ tlsrpt_day_domains(struct tlsrpt_store *st, int64_t day, char (*out)[254],
 
 	*n = 0;
 	put_day(start, day);
-	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+	if ((rc = store_txn_begin(st->env, MDB_RDONLY, &txn)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
@@ -1023,7 +1023,7 @@ tlsrpt_prune(struct tlsrpt_store *st, int64_t today, int retention_days)
 	long n = 0, r;
 	int rc;
 
-	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
+	if ((rc = store_txn_begin(st->env, 0, &txn)) != 0) {
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
