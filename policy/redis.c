@@ -5,7 +5,8 @@
  * certificate verified against redis_tls_ca_file or the system store and
  * redis_tls_server_name; a client certificate for tls-auth-clients).
  * hiredis does only what it is good at: formatting commands
- * (redisvFormatCommand) and parsing RESP replies (redisReader).  Commands
+ * (redisvFormatCommand) and parsing RESP replies (redisReader, which
+ * refuses arrays: no_array()).  Commands
  * are written in order and their ops wait in a FIFO; each reply answers
  * the FIFO's head.
  *
@@ -75,8 +76,12 @@
 
 /* KEYS[1] key, ARGV[1] value, ARGV[2] its fetch time, ARGV[3] ttl (s):
  * the newer fetch wins (redis_sts_replaces()); a value claiming a fetch
- * time in the future (no gateway wrote it; readers refuse it) does not
- * block the writes that follow */
+ * time more than REDIS_SKEW_S ahead of Redis's clock (made up, or from a
+ * gateway whose clock is that far ahead: readers refuse it,
+ * redis_sts_decode()) does not block the writes that follow.  Unlike TLS
+ * history, replacing that one loses nothing a reader could use, and a
+ * policy from Redis only ever decides where a gateway has none of its
+ * own (redis_sts_usable()). */
 static const char sts_put_lua[] =
     "local cur = redis.call('GET', KEYS[1]) "
     "if cur then "
@@ -88,9 +93,17 @@ static const char sts_put_lua[] =
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "
     "return 1";
 
-/* KEYS[1] key, ARGV[1] value, ARGV[2] ttl (s): merged with the value
- * there as history_entry_merge() does; a value there with a time in the
- * future (readers refuse it) is replaced, not merged */
+/* KEYS[1] key, ARGV[1] value, ARGV[2] ttl (s): merged field by field
+ * with the value there as history_entry_merge() does.  The gateways'
+ * clocks differ: a time ahead of Redis's own by more than REDIS_SKEW_S
+ * (300), in the value there or in the new one, is brought back to
+ * now + 300 (where history_expects_tls() still takes a last_tls), never
+ * a reason to throw the value there away: a gateway whose clock is ahead
+ * would otherwise write TLS evidence that the next failure-only write of
+ * another (what stripping STARTTLS causes) replaces.  A value there that
+ * readers refuse whatever the clock (not six numbers, first_tls after
+ * last_tls or only one of them, a count beyond 32 bits) is replaced,
+ * not merged, so it cannot block the writes that follow. */
 static const char hist_put_lua[] =
     "local function nums(v) "
     "  local t = {} "
@@ -99,12 +112,20 @@ static const char hist_put_lua[] =
     "    t[#t + 1] = tonumber(x) end "
     "  return t "
     "end "
+    "local function ok(t) "
+    "  return #t == 6 and (t[1] == 0) == (t[2] == 0) and t[1] <= t[2] "
+    "    and t[5] <= 4294967295 and t[6] <= 4294967295 "
+    "end "
+    "local function clamp(t, lim) "
+    "  for i = 1, 4 do if t[i] > lim then t[i] = lim end end "
+    "end "
     "local n = nums(ARGV[1]) "
-    "if #n ~= 6 then return redis.error_reply('bad value') end "
+    "if not ok(n) then return redis.error_reply('bad value') end "
     "local o = nums(redis.call('GET', KEYS[1])) "
-    "local now = tonumber(redis.call('TIME')[1]) "
-    "for i = 1, 4 do if o[i] and o[i] > now + 300 then o = {} end end "
-    "if #o == 6 then "
+    "local lim = tonumber(redis.call('TIME')[1]) + 300 "
+    "clamp(n, lim) "
+    "if ok(o) then "
+    "  clamp(o, lim) "
     "  if o[1] > 0 and (n[1] == 0 or o[1] < n[1]) then n[1] = o[1] end "
     "  for i = 2, 6 do if o[i] > n[i] then n[i] = o[i] end end "
     "end "
@@ -145,6 +166,7 @@ struct redis {
 	SSL		*ssl;
 	int		 ssl_wants_write;
 	redisReader	*rd;
+	int		 array_refused;	/* why rd failed: no_array() */
 	char		*obuf;		/* formatted commands not yet written */
 	size_t		 olen, ooff, ocap;
 	unsigned	 gen;		/* bumped by each close */
@@ -753,6 +775,55 @@ conn_flush(struct redis *rs)
 }
 
 /*
+ * The reader's reply objects: hiredis's own, but no arrays.  No command
+ * mxguard sends is answered with one: GET with a string or nil, AUTH and
+ * PING with a status, both scripts (EVAL) with an integer or an error
+ * (their TIME's array stays inside the script).  hiredis's default reader
+ * allocates an array the size its header claims at once ("*1000000000":
+ * calloc of 8 GB) and frees it slot by slot on the event loop (over a
+ * minute), and lets a server stream elements into it without bound:
+ * REDIS_REPLY_MAX bounds only the bytes not yet parsed.  A server or a
+ * path to it that sends one would stall every worker of every gateway.
+ * Refused (NULL) when its header comes, the reader fails as on any
+ * protocol error: the connection is dropped and made again.
+ */
+static redisReplyObjectFunctions reply_fns;
+
+#if HIREDIS_MAJOR >= 1
+static void *
+no_array(const redisReadTask *task, size_t elements)
+#else
+static void *
+no_array(const redisReadTask *task, int elements)
+#endif
+{
+	struct redis *rs = task->privdata;
+
+	(void)elements;
+	if (rs != NULL)
+		rs->array_refused = 1;
+	return NULL;
+}
+
+static redisReader *
+reader_new(struct redis *rs)
+{
+	redisReader *rd;
+
+	if ((rd = redisReaderCreate()) == NULL)
+		return NULL;
+	if (reply_fns.createArray == NULL) {
+		/* the defaults are hiredis's statics: taken from a reader */
+		reply_fns = *rd->fn;
+		reply_fns.createArray = no_array;
+	}
+	rd->fn = &reply_fns;
+	rd->privdata = rs;
+	rs->array_refused = 0;
+	return rd;
+}
+
+/*
  * Hands each complete reply to the FIFO's head; -1 when the connection
  * ended (dropped, or from a callback).  What is left unparsed is part of
  * one reply: every reply mxguard asks for is small (a policy of at most
@@ -771,8 +842,12 @@ conn_replies(struct redis *rs, unsigned gen)
 
 		r = NULL;
 		if (redisReaderGetReply(rs->rd, &r) != REDIS_OK) {
-			snprintf(d, sizeof(d), "protocol: %s",
-			    rs->rd->errstr);
+			if (rs->array_refused)
+				snprintf(d, sizeof(d), "protocol: an array "
+				    "reply (mxguard asks for none)");
+			else
+				snprintf(d, sizeof(d), "protocol: %s",
+				    rs->rd->errstr);
 			drop(rs, "protocol", d);
 			return -1;
 		}
@@ -993,7 +1068,7 @@ do_connect(struct redis *rs)
 		connect_error(rs, d);
 		return;
 	}
-	if ((rs->rd = redisReaderCreate()) == NULL ||
+	if ((rs->rd = reader_new(rs)) == NULL ||
 	    ev_fd_set(rs->loop, fd, EV_WRITE, on_fd, rs) == -1) {
 		if (rs->rd != NULL)
 			redisReaderFree(rs->rd);

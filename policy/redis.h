@@ -15,9 +15,11 @@
  *     into LMDB, so it never suppresses a fetch of the real policy;
  *   - a TLS history record from Redis is merged field by field towards
  *     "completed STARTTLS" (later last_tls wins), never away from it.
- * A value that does not parse, claims times in the future or a max_age
- * the policy text does not carry is ignored and counted
- * (mxguard_redis_invalid_total{kind}).
+ * A value that does not parse, claims a policy fetch in the future or a
+ * max_age the policy text does not carry is ignored and counted
+ * (mxguard_redis_invalid_total{kind}); a history time ahead of the clock
+ * is brought back to now + REDIS_SKEW_S (clocks differ; TLS evidence is
+ * never dropped for it).
  *
  * The client (redis.c) is one per process, on the process's event loop
  * (policy_new() makes it, policy_free() frees it), with AUTH, optional
@@ -115,8 +117,11 @@ int		 redis_sts_replaces(int64_t cur_fetched, int64_t new_fetched);
 /* "MXGH1 FIRST_TLS LAST_TLS LAST_FAIL LAST_SEEN TLS_COUNT FAIL_COUNT" */
 int		 redis_hist_encode(const struct history_entry *, char *buf,
 		    size_t sz);
-/* 0, or -1 malformed: not six decimal numbers, a time after
- * now + REDIS_SKEW_S, first_tls after last_tls, counts beyond 32 bits. */
+/* 0, or -1 malformed: not six decimal numbers, first_tls after last_tls
+ * (or only one of them), counts beyond 32 bits.  A time after
+ * now + REDIS_SKEW_S (another gateway's clock is ahead) is brought back
+ * to it, the record kept: never a reason to drop TLS evidence, and a
+ * last_tls there still counts (history_expects_tls()). */
 int		 redis_hist_decode(const char *buf, size_t len, int64_t now,
 		    struct history_entry *e, char *err, size_t errsz);
 

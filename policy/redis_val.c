@@ -7,7 +7,10 @@
  * network between a gateway and Redis, or to Redis itself, chooses it.
  * So a value is parsed strictly and refused whole when any part is off,
  * and even a well-formed value is only ever used where it can make a
- * verdict stricter (redis_sts_usable(), history_entry_merge()).
+ * verdict stricter (redis_sts_usable(), history_entry_merge()).  A time
+ * of a history record ahead of the clock is not "off" but another
+ * gateway's clock: brought back to now + REDIS_SKEW_S, never a reason to
+ * drop TLS evidence.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -202,11 +205,6 @@ redis_hist_decode(const char *buf, size_t len, int64_t now,
 		v[i] = n;
 		p++;
 	}
-	for (i = 0; i < 4; i++)
-		if (v[i] > now + REDIS_SKEW_S) {
-			snprintf(err, errsz, "a time in the future");
-			return -1;
-		}
 	if (v[4] > UINT32_MAX || v[5] > UINT32_MAX) {
 		snprintf(err, errsz, "count out of range");
 		return -1;
@@ -215,6 +213,16 @@ redis_hist_decode(const char *buf, size_t len, int64_t now,
 		snprintf(err, errsz, "first_tls after last_tls");
 		return -1;
 	}
+	/* a time ahead of this gateway's clock (another gateway's clock is
+	 * ahead, or the value is made up) is brought back to
+	 * now + REDIS_SKEW_S, the rest kept: refusing the record would lose
+	 * the TLS evidence of a gateway whose clock is ahead, and a last_tls
+	 * beyond that would, merged, make the local record expect no TLS
+	 * (history_expects_tls() ignores it).  The same bound for each time
+	 * keeps first_tls <= last_tls. */
+	for (i = 0; i < 4; i++)
+		if (v[i] > now + REDIS_SKEW_S)
+			v[i] = now + REDIS_SKEW_S;
 	e->first_tls = v[0];
 	e->last_tls = v[1];
 	e->last_fail = v[2];

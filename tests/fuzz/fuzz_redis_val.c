@@ -8,8 +8,11 @@
  *     ahead of the clock by more than REDIS_SKEW_S, and an expiry that is
  *     exactly the fetch time plus the policy's own max_age; encoding it
  *     again and decoding that gives the same record;
- *   - an accepted history value re-encodes to a value that decodes to the
- *     same record;
+ *   - an accepted history value has no time ahead of the clock by more
+ *     than REDIS_SKEW_S (a time beyond, another gateway's clock, is
+ *     brought back to it, not refused: a last_tls brought back still
+ *     expects TLS), first_tls not after last_tls, and it re-encodes to a
+ *     value that decodes to the same record;
  *   - merging an accepted history value into any local record never makes
  *     history_expects_tls() false where it was true (the store only moves
  *     towards "this MX did TLS").
@@ -78,8 +81,15 @@ check_hist(const char *buf, size_t len, const uint8_t *local,
 	if (redis_hist_decode(buf, len, NOW, &o, err, sizeof(err)) == -1)
 		return;
 	if (o.first_tls > o.last_tls || (o.first_tls == 0) !=
-	    (o.last_tls == 0) || o.last_tls > NOW + REDIS_SKEW_S ||
+	    (o.last_tls == 0) || o.first_tls > NOW + REDIS_SKEW_S ||
+	    o.last_tls > NOW + REDIS_SKEW_S ||
+	    o.last_fail > NOW + REDIS_SKEW_S ||
 	    o.last_seen > NOW + REDIS_SKEW_S)
+		__builtin_trap();
+	/* a last_tls at the bound (brought back, or written there) still
+	 * counts: skew never makes TLS evidence useless */
+	if (o.last_tls == NOW + REDIS_SKEW_S &&
+	    !history_expects_tls(&o, NOW, 1))
 		__builtin_trap();
 	if (redis_hist_encode(&o, enc, sizeof(enc)) == -1)
 		__builtin_trap();

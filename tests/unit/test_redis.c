@@ -9,6 +9,13 @@
  * and with an ACL user, and a process forked before or after the
  * connection making its own (never sharing the parent's).
  *
+ * A fake server (a child process on the same unix socket) answers a GET
+ * with an array header claiming 10^9 elements, or with a nested array
+ * whose small integers it streams: refused at once, without the huge
+ * allocation or the event loop stalled in freeing it.  Gateways whose
+ * clocks differ: a history record with times ahead of Redis's clock
+ * survives a failure-only write of another gateway.
+ *
  * TLS (redis_tls): certificates made with openssl(1) in the temporary
  * directory (a CA, a server certificate for redis.test and 127.0.0.1, one
  * from another CA, a client certificate), redis-server on a TLS-only TCP
@@ -27,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -272,6 +281,177 @@ sin4(const char *a)
 	return s;
 }
 
+/* ---- a fake server ---- */
+
+static pid_t fake = -1;
+
+/* Reads from fd until what came holds want (0), or the client ends (-1). */
+static int
+fake_wait_for(int fd, char *buf, size_t sz, size_t *have, const char *want)
+{
+	ssize_t n;
+
+	for (;;) {
+		buf[*have] = '\0';
+		if (strstr(buf, want) != NULL)
+			return 0;
+		if (*have + 1 >= sz)
+			return -1;
+		if ((n = read(fd, buf + *have, sz - 1 - *have)) <= 0)
+			return -1;
+		*have += (size_t)n;
+	}
+}
+
+/* A child process listening on sock in place of redis-server, for one
+ * connection: answers its PING (+PONG), then the GET that follows with
+ * reply, then, when stream is set, ":1\r\n" array elements for as long as
+ * the client takes them (3 s at most).  It accepts no second connection:
+ * the test kills it and starts a real server. */
+static void
+fake_start(const char *reply, int stream)
+{
+	struct sockaddr_un un;
+	int lfd;
+
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	assert_true(strlen(sock) < sizeof(un.sun_path));
+	memcpy(un.sun_path, sock, strlen(sock) + 1);
+	unlink(sock);
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&un, sizeof(un)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	fake = fork();
+	assert_true(fake >= 0);
+	if (fake == 0) {
+		static char in[4096], els[65536];
+		struct timespec t0, t;
+		size_t have = 0, i;
+		int fd = accept(lfd, NULL, NULL);
+
+		close(lfd);
+		if (fd == -1 || fake_wait_for(fd, in, sizeof(in), &have,
+		    "PING\r\n") == -1 || write(fd, "+PONG\r\n", 7) != 7 ||
+		    fake_wait_for(fd, in, sizeof(in), &have, "GET\r\n") == -1 ||
+		    fake_wait_for(fd, in, sizeof(in), &have, ".example\r\n") ==
+		    -1 || write(fd, reply, strlen(reply)) !=
+		    (ssize_t)strlen(reply))
+			_exit(1);
+		for (i = 0; i + 4 <= sizeof(els); i += 4)
+			memcpy(els + i, ":1\r\n", 4);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		while (stream && write(fd, els, sizeof(els)) > 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			if (t.tv_sec - t0.tv_sec >= 3)
+				break;
+		}
+		/* until the client goes */
+		while (read(fd, in, sizeof(in)) > 0)
+			;
+		_exit(0);
+	}
+	close(lfd);
+}
+
+static void
+fake_kill(void)
+{
+	if (fake <= 0)
+		return;
+	kill(fake, SIGKILL);
+	waitpid(fake, NULL, 0);
+	fake = -1;
+	unlink(sock);
+}
+
+static int64_t
+ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) /
+	    1000000;
+}
+
+static long
+maxrss_kb(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss;
+}
+
+/*
+ * A GET answered with an array (mxguard sends no command answered with
+ * one): refused when its header comes, before hiredis's default reader
+ * would allocate as many slots as it claims (8 GB for 10^9) and free them
+ * one by one on the event loop (over a minute), or grow the tree with
+ * every element streamed.  The get fails within redis_timeout, the loop's
+ * next timer is on time, the process's memory does not grow, the
+ * connection is dropped (counted) and made again with the real server.
+ */
+static void
+array_refused(const char *reply, int stream)
+{
+	int64_t gets = ctr("mxguard_redis_errors_total{op=\"sts-get\"}");
+	long rss0 = maxrss_kb();
+	struct timespec t0;
+	struct redis *rs;
+	struct got g;
+	int64_t ms;
+
+	fake_start(reply, stream);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	memset(&g, 0, sizeof(g));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_non_null(redis_sts_get(rs, "array.example", sts_cb, &g));
+	assert_true(run_until(flag_set, &g.n, 3000));
+	ms = ms_since(&t0);
+	assert_int_equal(g.rc, -1);
+	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-get\"}"),
+	    gets + 1);
+	/* the answer, and the loop's next tick after it, within
+	 * redis_timeout (300 ms here) + 100 ms */
+	assert_true(ms < 300 + 100);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run_until(NULL, NULL, 20);
+	assert_true(ms_since(&t0) < 100);
+	assert_false(redis_up(rs));
+	/* no allocation of the claimed size (peak resident memory) */
+	assert_true(maxrss_kb() - rss0 < 64 * 1024);
+
+	/* back, with the real server */
+	fake_kill();
+	srv_start(NULL, NULL);
+	assert_true(run_until(is_up, rs, 12000));
+	put_policy(rs, "array.example", "real1", enforce,
+	    (int64_t)time(NULL) - 1);
+	run_until(NULL, NULL, 100);
+	g = get_policy(rs, "array.example");
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, "real1");
+	redis_free(rs);
+	srv_kill();
+}
+
+static void
+test_array_reply(void **state)
+{
+	array_refused("*1000000000\r\n", 0);
+}
+
+static void
+test_array_streamed(void **state)
+{
+	/* a nested array whose elements keep coming */
+	array_refused("*2\r\n:1\r\n*100000000\r\n", 1);
+}
+
 /* ---- TLS ---- */
 
 static int tls_port;
@@ -511,6 +691,7 @@ teardown(void **state)
 {
 	char cmd[128];
 
+	fake_kill();
 	srv_kill();
 	ev_loop_free(loop);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -628,7 +809,9 @@ test_history_merge(void **state)
 	assert_int_equal(g.h.last_tls, now - 100);
 	assert_int_equal(g.h.last_fail, now - 1);
 
-	/* a last_tls in the future: ignored and counted */
+	/* a last_tls far in the future (no gateway's clock is that far
+	 * off): brought back to now + REDIS_SKEW_S, where it still counts
+	 * (never a reason to throw TLS evidence away), not refused */
 	{
 		int64_t inv = ctr("mxguard_redis_invalid_total"
 		    "{kind=\"history\"}");
@@ -641,11 +824,14 @@ test_history_merge(void **state)
 		assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a,
 		    hist_cb, &g));
 		assert_true(run_until(flag_set, &g.n, 2000));
-		assert_int_equal(g.rc, 0);
+		assert_int_equal(g.rc, 1);
+		assert_true(g.h.last_tls >= now + REDIS_SKEW_S &&
+		    g.h.last_tls <= (int64_t)time(NULL) + REDIS_SKEW_S);
+		assert_int_equal(g.h.first_tls, now);
 		assert_int_equal(ctr("mxguard_redis_invalid_total"
-		    "{kind=\"history\"}"), inv + 1);
-		/* and the next honest write replaces it instead of merging
-		 * with it */
+		    "{kind=\"history\"}"), inv);
+		/* and the next write merges with it, the future time
+		 * brought back on the server too */
 		redis_hist_put(rs, (struct sockaddr *)&a, &e1);
 		run_until(NULL, NULL, 100);
 		memset(&g, 0, sizeof(g));
@@ -653,8 +839,76 @@ test_history_merge(void **state)
 		    hist_cb, &g));
 		assert_true(run_until(flag_set, &g.n, 2000));
 		assert_int_equal(g.rc, 1);
-		assert_int_equal(g.h.last_tls, now - 100);
+		assert_int_equal(g.h.first_tls, now - 5000);
+		assert_true(g.h.last_tls >= now + REDIS_SKEW_S &&
+		    g.h.last_tls <= (int64_t)time(NULL) + REDIS_SKEW_S);
+		assert_int_equal(g.h.tls_count, 5);
 	}
+	redis_free(rs);
+	srv_kill();
+}
+
+/* Two gateways whose clocks differ by more than REDIS_SKEW_S: the one
+ * ahead stored TLS evidence with times ahead of Redis's clock; a
+ * failure-only write of the other (what stripping STARTTLS on its path
+ * causes) is merged with it, never replaces it: first_tls and last_tls
+ * stay in Redis, and the peer's read of them expects TLS. */
+static void
+hist_survives(struct redis *rs, const char *addr, int64_t now)
+{
+	struct sockaddr_in a = sin4(addr);
+	struct history_entry fail = { 0, 0, now, now, 0, 1 };
+	long long f[6];
+	char key[64], v[256];
+	struct got g;
+
+	redis_hist_put(rs, (struct sockaddr *)&a, &fail);
+	run_until(NULL, NULL, 100);
+	snprintf(key, sizeof(key), "mxguard:hist:%s", addr);
+	srv_get(key, v, sizeof(v), NULL);
+	assert_int_equal(sscanf(v, "MXGH1 %lld %lld %lld %lld %lld %lld",
+	    &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]), 6);
+	assert_int_equal(f[0], now - 5000);		/* first_tls */
+	assert_true(f[1] >= now && f[1] <= (int64_t)time(NULL) +
+	    REDIS_SKEW_S);				/* last_tls */
+	assert_int_equal(f[2], now);			/* last_fail */
+	assert_int_equal(f[4], 3);
+	assert_int_equal(f[5], 1);
+
+	memset(&g, 0, sizeof(g));
+	assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a, hist_cb,
+	    &g));
+	assert_true(run_until(flag_set, &g.n, 2000));
+	assert_int_equal(g.rc, 1);
+	assert_int_equal(g.h.first_tls, now - 5000);
+	assert_true(history_expects_tls(&g.h, (int64_t)time(NULL),
+	    30 * 86400));
+}
+
+static void
+test_history_skew(void **state)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct sockaddr_in a = sin4("192.0.2.40");
+	/* gateway 2, 10 minutes ahead */
+	struct history_entry ahead = { now - 5000, now + 600, 0, now + 600,
+	    3, 0 };
+	struct redis *rs;
+	char v[256];
+
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	/* written through the script */
+	redis_hist_put(rs, (struct sockaddr *)&a, &ahead);
+	run_until(NULL, NULL, 100);
+	hist_survives(rs, "192.0.2.40", now);
+	/* there already (a value the script did not bring back) */
+	snprintf(v, sizeof(v), "MXGH1 %lld %lld 0 %lld 3 0",
+	    (long long)now - 5000, (long long)now + 600,
+	    (long long)now + 600);
+	srv_set("mxguard:hist:192.0.2.41", v);
+	hist_survives(rs, "192.0.2.41", now);
 	redis_free(rs);
 	srv_kill();
 }
@@ -936,6 +1190,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hung_server, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_huge_reply, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_array_reply, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_array_streamed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_history_skew, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),

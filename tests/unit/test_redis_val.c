@@ -3,8 +3,10 @@
  * Redis server (policy/redis_val.c, history_entry_merge()): strict
  * decoding (a malformed value is refused whole), a policy from Redis used
  * only where the local state has none and only in mode enforce, the newer
- * fetch winning a write, and the TLS history merge never moving away from
- * "this server did TLS" whatever either side holds.
+ * fetch winning a write, times of a history record ahead of the clock
+ * brought back to now + REDIS_SKEW_S (never a reason to drop it), and the
+ * TLS history merge never moving away from "this server did TLS"
+ * whatever either side holds.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,14 +199,63 @@ test_hist_malformed(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(redis_hist_decode(bad[i], strlen(bad[i]), NOW,
 		    &d, err, sizeof(err)), -1);
-	/* a last_tls in the future would, merged, make the record expect
-	 * no TLS (history_expects_tls() ignores future times): refused */
-	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld 0 %lld 1 0", NOW - 10,
-	    NOW + 3600, NOW);
+	/* first_tls after last_tls, both in the future: refused before
+	 * they are brought back (which would make them equal) */
+	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld 0 %lld 1 0", NOW + 2000,
+	    NOW + 1000, NOW);
 	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
 	    sizeof(err)), -1);
 	assert_int_equal(redis_hist_decode("MXGH1 0 0 0 0 0 0", 17, NOW, &d,
 	    err, sizeof(err)), 0);
+}
+
+/* Times ahead of this gateway's clock (another gateway's clock is ahead,
+ * or the value is made up): each brought back to now + REDIS_SKEW_S, the
+ * record kept.  Refused whole, the TLS evidence of a gateway whose clock
+ * is ahead would be lost; kept as they are, a last_tls beyond
+ * now + REDIS_SKEW_S would, merged, make the local record expect no TLS
+ * (history_expects_tls() ignores such times). */
+static void
+test_hist_future_clamped(void **state)
+{
+	const int64_t window = 30 * 86400;
+	struct history_entry d, local = { NOW - 9000, NOW - 60, 0, NOW - 60,
+	    4, 0 }, m;
+	char buf[200], err[160];
+
+	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld %lld %lld 1 2", NOW - 10,
+	    NOW + 3600, NOW + 7200, NOW + 600);
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	    sizeof(err)), 0);
+	assert_int_equal(d.first_tls, NOW - 10);
+	assert_int_equal(d.last_tls, NOW + REDIS_SKEW_S);
+	assert_int_equal(d.last_fail, NOW + REDIS_SKEW_S);
+	assert_int_equal(d.last_seen, NOW + REDIS_SKEW_S);
+	assert_int_equal(d.tls_count, 1);
+	assert_int_equal(d.fail_count, 2);
+	assert_true(history_expects_tls(&d, NOW, window));
+	/* merged into a record that expects TLS: still expects it */
+	m = local;
+	history_entry_merge(&m, &d);
+	assert_true(history_expects_tls(&m, NOW, window));
+	assert_int_equal(m.first_tls, NOW - 9000);
+
+	/* all four ahead, first_tls too: equal after, never crossed */
+	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld %lld %lld 1 0",
+	    NOW + 1000, NOW + 999999999, NOW + 1, NOW + 301);
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	    sizeof(err)), 0);
+	assert_int_equal(d.first_tls, NOW + REDIS_SKEW_S);
+	assert_int_equal(d.last_tls, NOW + REDIS_SKEW_S);
+	assert_int_equal(d.last_fail, NOW + 1);
+	assert_int_equal(d.last_seen, NOW + REDIS_SKEW_S);
+	/* within the tolerance: as they are */
+	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld 0 %lld 1 0", NOW - 10,
+	    NOW + REDIS_SKEW_S, NOW + 299);
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	    sizeof(err)), 0);
+	assert_int_equal(d.last_tls, NOW + REDIS_SKEW_S);
+	assert_int_equal(d.last_seen, NOW + 299);
 }
 
 /* Random valid records: whatever the other side holds, the merge expects
@@ -230,7 +281,9 @@ test_hist_merge_monotone(void **state)
 		a.last_fail = random() % 2 ? NOW - random() % span : 0;
 		a.tls_count = (uint32_t)random();
 		if (random() % 4) {
-			b.last_tls = NOW + REDIS_SKEW_S - random() % span;
+			/* up to an hour ahead: brought back on decoding */
+			b.last_tls = NOW + (random() % 2 ? 3600 :
+			    REDIS_SKEW_S) - random() % span;
 			b.first_tls = b.last_tls - random() % span;
 		}
 		b.last_fail = random() % 2 ? NOW - random() % span : 0;
@@ -265,6 +318,7 @@ main(void)
 		cmocka_unit_test(test_sts_replaces),
 		cmocka_unit_test(test_hist_roundtrip),
 		cmocka_unit_test(test_hist_malformed),
+		cmocka_unit_test(test_hist_future_clamped),
 		cmocka_unit_test(test_hist_merge_monotone),
 	};
 
