@@ -15,7 +15,14 @@
  *   SIGTERM, SIGINT  drain: stop accepting, let sessions finish for up to
  *                    drain_timeout, then exit;
  *   SIGHUP           reload the configuration; sessions under way keep
- *                    running (a bad file is logged and ignored).
+ *                    running (a bad file is logged and ignored).  A
+ *                    worker that cannot apply a reload the supervisor
+ *                    accepted (it reads the files as `user`, the
+ *                    supervisor as root) retires: it drains and exits
+ *                    with WORKER_EXIT_RETIRE, and the supervisor starts
+ *                    it again on the new configuration, read as root.
+ *                    So no worker goes on with a configuration the
+ *                    others no longer run.
  *
  * With tlsrpt_enable, a timer sends the TLSRPT reports that are due
  * (tlsproxy/report.c): after a random delay of up to tlsrpt_max_delay at
@@ -36,12 +43,14 @@
  * self-check, whose word its own policy engine needs.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +72,7 @@
 #include "policy/tlsrpt.h"
 #include "tlsproxy/proxy.h"
 #include "tlsproxy/report.h"
+#include "tlsproxy/tls.h"
 
 
 #define MAX_RELOADS 64
@@ -90,6 +100,9 @@ struct daemon {
 	struct dnscheck		*dnscheck;	/* resolver self-check */
 	int			 sigfd;
 	int			 draining;
+	int			 retiring;	/* a worker whose reload
+						 * failed: exits to be started
+						 * again on the new one */
 	const struct worker_info *w;	/* NULL: the one process */
 };
 
@@ -159,6 +172,146 @@ reload_check(const struct config *cur, const struct config *ncfg,
 	return 0;
 }
 
+/* The child of config_verify(): builds, reports on fd, returns its exit
+ * status. */
+static int
+verify_build(const struct config *cfg, int fd)
+{
+	struct ev_loop *loop;
+	struct policy *p;
+	struct tls_ctx *t;
+	char err[512];
+	int rc = 1;
+
+	if ((loop = ev_loop_new()) == NULL) {
+		snprintf(err, sizeof(err), "checking the configuration: "
+		    "event loop: %s", strerror(errno));
+		goto fail;
+	}
+	/* the engine as a process starting on cfg makes it, without its
+	 * stores (state_dir is checked when they open, after the drop):
+	 * the override files, the CA store, the resolver, the Redis client
+	 * and its TLS files; it connects nowhere before the loop runs */
+	if ((p = policy_new_nostores(loop, cfg, err, sizeof(err))) == NULL)
+		goto fail;
+	policy_free(p);
+	if ((t = tls_ctx_new(cfg, err, sizeof(err))) == NULL)
+		goto fail;
+	tls_ctx_free(t);
+	rc = 0;
+fail:
+	if (rc != 0)
+		(void)!write(fd, err, strnlen(err, sizeof(err)));
+	ev_loop_free(loop);
+	return rc;
+}
+
+/*
+ * In a child process, so that nothing of the check stays in this one (a
+ * gauge the Redis client sets, c-ares and OpenSSL state): the parent
+ * waits for it, briefly blocking its loop, as a reload may.
+ */
+int
+config_verify(const struct config *cfg, char *err, size_t errsz)
+{
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+	int p[2], st = 0;
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		snprintf(err, errsz, "checking the configuration: pipe: %s",
+		    strerror(errno));
+		return -1;
+	}
+	fflush(stderr);
+	if ((pid = fork()) == -1) {
+		snprintf(err, errsz, "checking the configuration: fork: %s",
+		    strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		stats_detach();
+		_exit(verify_build(cfg, p[1]));
+	}
+	close(p[1]);
+	while (got + 1 < errsz && ((n = read(p[0], err + got,
+	    errsz - 1 - got)) > 0 || (n == -1 && errno == EINTR)))
+		if (n > 0)
+			got += (size_t)n;
+	if (errsz > 0)
+		err[got] = '\0';
+	close(p[0]);
+	/* this child only: the supervisor's reap of its workers (waitpid
+	 * -1) runs from the loop, which waits for this */
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	if (got == 0)
+		snprintf(err, errsz, "checking the configuration: the check "
+		    "process ended with status 0x%x", st);
+	return -1;
+}
+
+static void start_drain(struct daemon *);
+
+/*
+ * The single process re-reads its files on SIGHUP as `user`: say at start
+ * which of them it will not be able to read (a file only root may read),
+ * rather than let the first reload fail.  Workers need no warning: one
+ * that cannot read a file retires and is started again, as root.
+ */
+static void
+reload_readable_check(const struct config *cfg, const char *config_path)
+{
+	const char *files[] = { config_path, cfg->tls_policy_file,
+	    cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file,
+	    cfg->redis_tls_ca_file, cfg->redis_tls_cert_file,
+	    cfg->redis_tls_key_file };
+	char q[1024];
+	size_t i;
+
+	if (cfg->user == NULL || cfg->user[0] == '\0')
+		return;
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		if (files[i] == NULL || files[i][0] == '\0' ||
+		    access(files[i], R_OK) == 0)
+			continue;
+		log_warn("event=reload-unreadable file=%s error=\"%s\" "
+		    "note=\"this process runs as %s and re-reads the file on "
+		    "a reload (SIGHUP), which will fail: make it readable by "
+		    "that user's group (chgrp, chmod 0640), or restart "
+		    "mxguard to apply a change\"", log_q(q, sizeof(q),
+		    files[i]), strerror(errno), cfg->user);
+	}
+}
+
+/*
+ * A reload this process could not apply.  The single process goes on
+ * with what it has.  A worker only gets SIGHUP once the supervisor has
+ * loaded and checked the new configuration as root, so a failure here is
+ * the worker's own (a file `user` may not read, a resource): it retires
+ * rather than go on with a configuration the others no longer run.
+ */
+static void
+reload_failed(struct daemon *d, const char *err)
+{
+	char q[1024];
+
+	log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
+	if (d->w == NULL || d->retiring)
+		return;
+	log_warn("event=worker-retiring worker=%d reason=reload-failed "
+	    "note=\"the supervisor starts this worker again on the new "
+	    "configuration once its sessions are done\"", d->w->slot);
+	d->retiring = 1;
+	start_drain(d);
+}
+
 static void
 reload(struct daemon *d)
 {
@@ -166,20 +319,23 @@ reload(struct daemon *d)
 	char err[512], q[1024];
 
 	sd_notifyf("RELOADING=1");
+	if (d->draining) {
+		log_info("event=reload-ignored reason=draining");
+		goto done;
+	}
 	if (d->nold == MAX_RELOADS) {
-		log_err("event=reload-failed error=\"too many reloads; "
-		    "restart mxguard\"");
+		reload_failed(d, "too many reloads; restart mxguard");
 		goto done;
 	}
 	if ((ncfg = config_load(d->opts->config_path, err, sizeof(err))) ==
 	    NULL) {
-		log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
+		reload_failed(d, err);
 		goto done;
 	}
-	if (reload_check(d->cfg, ncfg, err, sizeof(err)) == -1) {
-		log_err("event=reload-failed error=%s", log_q(q, sizeof(q),
-		    err));
+	if (reload_check(d->cfg, ncfg, err, sizeof(err)) == -1 ||
+	    config_verify(ncfg, err, sizeof(err)) == -1) {
 		config_free(ncfg);
+		reload_failed(d, err);
 		goto done;
 	}
 	if (d->opts->debug)
@@ -188,10 +344,10 @@ reload(struct daemon *d)
 	if (proxy_reconfigure(d->proxy, ncfg, err, sizeof(err)) == -1 ||
 	    policy_reconfigure(d->policy, ncfg, err, sizeof(err)) == -1 ||
 	    (d->nfq && nfq_reconfigure(d->nfq, ncfg, err, sizeof(err)) == -1)) {
-		log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
 		/* the proxy may already use ncfg: keep it alive */
 		d->old[d->nold++] = ncfg;
 		d->partial = 1;
+		reload_failed(d, err);
 		goto done;
 	}
 	log_set_level(ncfg->log_level);
@@ -468,6 +624,8 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	}
 	/* as `user` now (priv_drop made state_dir): see the head comment */
 	policy_open_stores(d.policy, cfg);
+	if (w == NULL)
+		reload_readable_check(cfg, opts->config_path);
 
 	if (w != NULL) {
 		if ((d.beat = ev_timer_new(d.loop, beat_cb, &d)) == NULL) {
@@ -504,7 +662,7 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		goto fail;
 	}
 	log_info("event=stopped");
-	rc = 0;
+	rc = d.retiring ? WORKER_EXIT_RETIRE : 0;
 fail:
 	dnscheck_free(d.dnscheck);
 	report_cancel(d.report);

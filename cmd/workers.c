@@ -36,8 +36,14 @@
  *     daemon was ever ready stops the daemon (exit 1): a configuration
  *     that cannot start must not loop.
  *   - signals: SIGHUP reloads its own configuration (for the queue and
- *     for workers started later) and is passed to every worker, which
- *     reloads its own; SIGTERM/SIGINT drains: the queue is released, the
+ *     for workers started later), builds what a worker builds from files
+ *     (config_verify(), as root) and, only when it took the new one,
+ *     passes SIGHUP to every worker, which reloads its own; a worker that
+ *     cannot (it reads the files as `user`: a file only root may read)
+ *     retires and is started again on the supervisor's configuration,
+ *     so the workers never run two configurations for long.  A reload
+ *     the supervisor refuses reaches no worker.  SIGTERM/SIGINT drains:
+ *     the queue is released, the
  *     supervisor closes its copies of the listeners, every worker drains,
  *     and the supervisor exits when the last worker has, or kills what is
  *     left drain_timeout + 5 s later.
@@ -406,7 +412,7 @@ reload(struct sup *s)
 {
 	struct config *ncfg;
 	char err[512], q[1024];
-	int i;
+	int i, committed = 0;
 
 	sd_notifyf("RELOADING=1");
 	log_info("event=reloading workers=%d", live_workers(s));
@@ -417,8 +423,8 @@ reload(struct sup *s)
 	    sizeof(err))) == NULL)
 		log_err("event=reload-failed error=%s",
 		    log_q(q, sizeof(q), err));
-	else if (reload_check(s->cfg, ncfg, err, sizeof(err)) == -1) {
-		/* (each worker refuses it too, and says so) */
+	else if (reload_check(s->cfg, ncfg, err, sizeof(err)) == -1 ||
+	    config_verify(ncfg, err, sizeof(err)) == -1) {
 		log_err("event=reload-failed error=%s",
 		    log_q(q, sizeof(q), err));
 		config_free(ncfg);
@@ -431,6 +437,7 @@ reload(struct sup *s)
 			    log_q(q, sizeof(q), err));
 			s->old[s->nold++] = ncfg;
 		} else {
+			committed = 1;
 			if (workers_count(ncfg) != s->n)
 				log_warn("event=reload-note note=\"workers "
 				    "changes at the next start\"");
@@ -447,9 +454,13 @@ reload(struct sup *s)
 			s->nold = 0;
 		}
 	}
-	/* each worker reloads itself, and says so */
-	for (i = 0; i < s->n; i++)
-		signal_worker(s, i, SIGHUP);
+	/* each worker reloads itself, and says so; only a configuration
+	 * the supervisor took: a worker started again later runs the
+	 * supervisor's, so the workers never split between two (a worker
+	 * that cannot apply this one retires and is started on it) */
+	if (committed)
+		for (i = 0; i < s->n; i++)
+			signal_worker(s, i, SIGHUP);
 	sd_notifyf("READY=1");
 }
 
@@ -489,6 +500,15 @@ reap(struct sup *s)
 		if (s->draining) {
 			log_info("event=worker-exit worker=%d pid=%ld status=%s",
 			    ws->slot, (long)pid, sts);
+			continue;
+		}
+		if (s->announced && WIFEXITED(st) &&
+		    WEXITSTATUS(st) == WORKER_EXIT_RETIRE) {
+			/* planned: it could not apply the reload */
+			log_info("event=worker-retired worker=%d pid=%ld "
+			    "lived_ms=%llu", ws->slot, (long)pid,
+			    (unsigned long long)lived);
+			ev_timer_arm(ws->restart, 0);
 			continue;
 		}
 		stats_add(s->st_exits, 1);

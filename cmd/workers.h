@@ -53,6 +53,17 @@ int	worker_started(const struct worker_info *);
  * each process's reload). */
 int	reload_check(const struct config *cur, const struct config *ncfg,
 	    char *err, size_t errsz);
+/* Builds, and throws away, in a child process, what a process started
+ * on cfg builds from files: the policy engine without its stores
+ * (override files, CA store, resolver, Redis client and its TLS files)
+ * and the proxy's TLS context.  0, or -1 with err.  The supervisor runs
+ * it as root before a reload commits; each process before any part of it
+ * takes a reload.  Waits for its child with waitpid() on that pid. */
+int	config_verify(const struct config *, char *err, size_t errsz);
+/* A worker's exit status when it retired because it could not apply a
+ * reload the supervisor accepted: started again at once, on the
+ * supervisor's (new) configuration, not counted as a failure. */
+#define WORKER_EXIT_RETIRE	75
 int	run_daemon(struct config *, const struct cmd_opts *,
 	    const struct worker_info *w);
 

@@ -380,6 +380,21 @@ stats_shm_attach(struct stats_shm *m, int slot)
 }
 
 void
+stats_detach(void)
+{
+	struct stat_ctr *c;
+
+	for (c = head; c != NULL; c = c->next)
+		if (c->rec != NULL) {
+			c->mine = c->rec->v;
+			c->v = &c->mine;
+			c->rec = NULL;
+		}
+	myslot = NULL;
+	supervised = NULL;
+}
+
+void
 stats_shm_supervise(struct stats_shm *m)
 {
 	supervised = m;

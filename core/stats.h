@@ -75,6 +75,10 @@ void		 stats_write_plain(FILE *);
 struct stats_shm;
 struct stats_shm *stats_shm_new(int nslots);
 void		 stats_shm_attach(struct stats_shm *, int slot);
+/* In a process forked for a short job (a configuration check): every
+ * metric becomes a private copy, so nothing it counts or sets reaches the
+ * shared slot of the process it was forked from. */
+void		 stats_detach(void);
 void		 stats_shm_supervise(struct stats_shm *);
 void		 stats_shm_retire(struct stats_shm *, int slot);
 int64_t		 stats_shm_sum(struct stats_shm *, const char *name);
