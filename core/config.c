@@ -130,6 +130,7 @@ static const struct ckey keys[] = {
 	{ "tlsrpt_dkim_selector", C_STR, O(tlsrpt_dkim_selector), "tlsrpt", NULL },
 	{ "tlsrpt_dkim_domain",	C_STR,	O(tlsrpt_dkim_domain), "", NULL },
 	{ "tlsrpt_https_only",	C_BOOL,	O(tlsrpt_https_only), "no", NULL },
+	{ "tlsrpt_private_destinations", C_BOOL, O(tlsrpt_private_destinations), "no", NULL },
 	{ "tlsrpt_max_delay",	C_DUR,	O(tlsrpt_max_delay), "4h", NULL },
 	{ "tlsrpt_retention",	C_INT,	O(tlsrpt_retention), "7", NULL },
 };

@@ -121,6 +121,8 @@ struct config {
 	char		*tlsrpt_dkim_selector;
 	char		*tlsrpt_dkim_domain;	/* "" = tlsrpt_from's domain */
 	int		 tlsrpt_https_only;	/* never send to mailto: */
+	int		 tlsrpt_private_destinations; /* rua hosts and
+					 * MX hosts may be non-global */
 	uint64_t	 tlsrpt_max_delay;	/* random delay before sending */
 	int		 tlsrpt_retention;	/* days of counts kept */
 };

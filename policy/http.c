@@ -20,6 +20,7 @@
 
 #include "core/io.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "policy/dns.h"
 #include "policy/http.h"
 #include "policy/sts.h"
@@ -302,6 +303,7 @@ struct http_req {
 	uint16_t	 port;
 	const char	*ctype;		/* POST: Content-Type */
 	unsigned char	*post;		/* POST: the body (a copy); NULL: GET */
+	int		 any_address;	/* POST: non-global addresses too */
 	size_t		 postlen;
 	size_t		 maxbody;
 	uint32_t	 mark;
@@ -565,6 +567,33 @@ try_next(struct http_req *h)
 	    h->lasterr[0] ? h->lasterr : "no address");
 }
 
+/*
+ * A report's destination comes from a TXT record its domain's owner
+ * wrote: an https host there that resolves to this host or to a private
+ * network would make mxguard POST to a service inside it, with a socket
+ * that carries upstream_mark and so passes around the interception rules.
+ * Unless tlsrpt_private_destinations says so, such an address is never
+ * connected to.  (An MTA-STS GET is not filtered: its host is the
+ * recipient domain's own, fixed by RFC 8461, and a policy served from a
+ * private address is a deployment some networks have.)
+ */
+static void
+refuse_address(struct http_req *h, const struct sockaddr_storage *ss)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	const void *p = ss->ss_family == AF_INET ?
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr :
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	const char *cls = netaddr_class((const struct sockaddr *)ss);
+
+	(void)inet_ntop(ss->ss_family, p, a, sizeof(a));
+	log_warn("event=tlsrpt-destination-refused host=%s address=%s "
+	    "class=%s note=\"not a global address; "
+	    "tlsrpt_private_destinations = yes allows it\"", h->host, a, cls);
+	snprintf(h->lasterr, sizeof(h->lasterr), "%s resolves to %s, a %s "
+	    "address (tlsrpt_private_destinations = no)", h->host, a, cls);
+}
+
 static void
 dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 {
@@ -587,6 +616,11 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 				s6->sin6_family = AF_INET6;
 				s6->sin6_port = htons(h->port);
 				s6->sin6_addr = a->rr[i].u.aaaa;
+			}
+			if (h->post != NULL && !h->any_address &&
+			    !netaddr_is_global((struct sockaddr *)ss)) {
+				refuse_address(h, ss);
+				h->naddrs--;
 			}
 		}
 	} else if (!h->lasterr[0])
@@ -692,7 +726,7 @@ struct http_req *
 http_post(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
     const char *host, uint16_t port, const char *path, const char *ctype,
     const void *body, size_t len, uint64_t timeout_ms, uint32_t sockmark,
-    http_cb *cb, void *arg)
+    int any_address, http_cb *cb, void *arg)
 {
 	struct http_req *h;
 
@@ -708,6 +742,7 @@ http_post(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
 	}
 	memcpy(h->post, body, len);
 	h->postlen = len;
+	h->any_address = any_address;
 	h->ctype = ctype;
 	return http_resolve(h);
 }

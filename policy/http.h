@@ -51,12 +51,15 @@ struct http_req *http_get(struct ev_loop *, struct dns *, SSL_CTX *ctx,
 		    size_t maxbody, uint32_t sockmark, http_cb *, void *arg);
 /* POST body (copied) with Content-Type ctype to https://host:port/path.
  * The callback's ok is 0 for a 2xx status (body empty), -1 otherwise
- * (err says why; kind is not meaningful). */
+ * (err says why; kind is not meaningful).  Unless any_address, an
+ * address of host that is not global unicast (core/netaddr.h) is never
+ * connected to (event=tlsrpt-destination-refused): the host comes from a
+ * record anyone may publish. */
 struct http_req *http_post(struct ev_loop *, struct dns *, SSL_CTX *ctx,
 		    const char *host, uint16_t port, const char *path,
 		    const char *ctype, const void *body, size_t len,
-		    uint64_t timeout_ms, uint32_t sockmark, http_cb *,
-		    void *arg);
+		    uint64_t timeout_ms, uint32_t sockmark, int any_address,
+		    http_cb *, void *arg);
 void		 http_cancel(struct http_req *);
 
 #endif

@@ -279,7 +279,8 @@ try_https(struct report_run *r, const struct tlsrpt_uri *u)
 {
 	r->http = http_post(r->loop, r->dns, r->https, u->host, u->port,
 	    u->path, CTYPE, r->gz, r->gzlen, r->cfg->sts_fetch_timeout,
-	    r->cfg->upstream_mark, on_post, r);
+	    r->cfg->upstream_mark, r->cfg->tlsrpt_private_destinations,
+	    on_post, r);
 	if (r->http == NULL) {
 		snprintf(r->lasterr, sizeof(r->lasterr), "cannot start the "
 		    "HTTPS request");

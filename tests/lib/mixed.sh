@@ -111,6 +111,7 @@ dns_check_bogus_name = bogus.dane.test
 metrics_listen = 127.0.0.1:$MIXED_METRICS_PORT
 tls_policy = enc.test encrypt
 tlsrpt_enable = yes
+tlsrpt_private_destinations = yes
 bypass_dst = 10.25.1.18/32
 $*"
 	wait_port "$SND" 127.0.0.1 "$MIXED_METRICS_PORT"

@@ -20,6 +20,7 @@ tlsrpt_dkim_key() {
 		"$(openssl pkey -in "$d/key.pem" -pubout -outform DER 2>/dev/null | base64 -w0)" \
 		>"$d/record.txt"
 	TLSRPT_MXG_CONF="tlsrpt_enable = yes
+tlsrpt_private_destinations = yes
 tlsrpt_org_name = mxguard test
 tlsrpt_from = tlsrpt-noreply@sender.test
 tlsrpt_contact = postmaster@sender.test

@@ -51,6 +51,7 @@ bg "$RCV" "$T/rpt.out" python3 "$LIBDIR/tlsrpt_https.py" --listen "$RPT_IP" \
 	--port 443 --cert "$T/pki/rpt.crt" --key "$T/pki/rpt.key" --dir "$T/rpt"
 wait_port "$RCV" "$RPT_IP" 443
 MXG_EXTRA_CONF="tlsrpt_enable = yes
+tlsrpt_private_destinations = yes
 tlsrpt_org_name = mxguard test
 tlsrpt_from = tlsrpt-noreply@sender.test
 tlsrpt_contact = postmaster@sender.test"

@@ -48,6 +48,7 @@ wait_port "$RCV" "$RPT_IP" 443
 YDAY=$(date -u -d yesterday +%Y-%m-%d)
 
 MXG_EXTRA_CONF="tlsrpt_enable = yes
+tlsrpt_private_destinations = yes
 tlsrpt_max_delay = 2s
 tlsrpt_org_name = mxguard test
 tlsrpt_from = tlsrpt-noreply@sender.test
