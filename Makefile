@@ -69,6 +69,8 @@ $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmxguard.a
 
 # cmd/ is not in the library: test_control compiles these two itself
 $(B)/tests/test_control: cmd/control.c cmd/ctlreq.c
+# test_http_throttle includes policy/http.c for a static function
+$(B)/tests/test_http_throttle: policy/http.c
 
 unit: $(UNIT_BIN)
 
