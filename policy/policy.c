@@ -116,6 +116,9 @@ struct policy_req {
 	/* the shared store (policy/redis.c), asked on a local miss */
 	struct redis_op	*rs_sts;	/* MTA-STS policy under way */
 	struct redis_op	*rs_hist;	/* TLS history under way */
+	int		 have_rhist;	/* rhist: another gateway saw this
+					 * address complete STARTTLS */
+	struct history_entry rhist;
 	int		 have_remote;	/* remote: another gateway's policy,
 					 * the last resort (sts_effective) */
 	struct sts_cache_entry remote;
@@ -1033,6 +1036,7 @@ sts_effective(struct policy_req *r, const char **origin)
 
 static void sts_enforce(struct policy_req *, const struct sts_policy *);
 static void sts_testing(struct policy_req *, const struct sts_policy *);
+static void remote_history_apply(struct policy_req *);
 
 static void
 decide(struct policy_req *r)
@@ -1115,9 +1119,9 @@ decide(struct policy_req *r)
 		    "invalid: %s", r->txt_err);
 	else
 		snprintf(v->detail, sizeof(v->detail), "no TLS policy");
-	if (r->have_dst)
-		history_apply(p->hist, p->hist_window,
-		    (struct sockaddr *)&r->dst, v);
+	if (r->have_dst && !history_apply(p->hist, p->hist_window,
+	    (struct sockaddr *)&r->dst, v))
+		remote_history_apply(r);
 	/* the testing policy's check is reported whatever level applies */
 	v->report_only = sp != NULL && sp->mode == STS_MODE_TESTING;
 	finish(r);
@@ -1697,6 +1701,35 @@ on_redis_sts(void *arg, int rc, const struct sts_cache_entry *e)
 	check_done(r);
 }
 
+/*
+ * Another gateway's TLS history decides itself where the local one could
+ * not take it in: this process runs without its history store (it failed
+ * to open), or the store refused the merge (full of records that expect
+ * TLS, an error).  Like history_apply(): may becomes encrypt.
+ */
+static void
+remote_history_apply(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	struct policy_verdict *v = r->v;
+	int64_t now = (int64_t)time(NULL);
+	char qd[300];
+
+	if (!r->have_rhist || v->level != TLS_LEVEL_MAY ||
+	    !history_expects_tls(&r->rhist, now, p->hist_window))
+		return;
+	v->level = TLS_LEVEL_ENCRYPT;
+	v->source = "tls-history";
+	snprintf(v->detail, sizeof(v->detail), "%s completed STARTTLS %llds "
+	    "ago, seen by another gateway (shared history; window %llds): "
+	    "TLS required", r->dststr, (long long)(now - r->rhist.last_tls),
+	    (long long)p->hist_window);
+	log_info("event=tls-history domain=%s dst=%s last_tls_age=%llds "
+	    "window=%llds level=encrypt from=redis",
+	    log_q(qd, sizeof(qd), v->domain), r->dststr,
+	    (long long)(now - r->rhist.last_tls), (long long)p->hist_window);
+}
+
 static void
 on_redis_hist(void *arg, int rc, const struct history_entry *e)
 {
@@ -1705,26 +1738,35 @@ on_redis_hist(void *arg, int rc, const struct history_entry *e)
 	int64_t now = (int64_t)time(NULL);
 
 	r->rs_hist = NULL;
-	if (rc == 1 && history_expects_tls(e, now, p->hist_window) &&
-	    history_merge(p->hist, (struct sockaddr *)&r->dst, e, now) == 0)
-		log_info("event=tls-history-redis dst=%s last_tls_age=%llds "
-		    "note=\"another gateway saw STARTTLS here: merged\"",
-		    r->dststr, (long long)(now - e->last_tls));
+	if (rc == 1 && history_expects_tls(e, now, p->hist_window)) {
+		/* kept for this verdict whatever the local store does with
+		 * it (remote_history_apply()) */
+		r->rhist = *e;
+		r->have_rhist = 1;
+		if (history_merge(p->hist, (struct sockaddr *)&r->dst, e,
+		    now) == 0)
+			log_info("event=tls-history-redis dst=%s "
+			    "last_tls_age=%llds note=\"another gateway saw "
+			    "STARTTLS here: merged\"", r->dststr,
+			    (long long)(now - e->last_tls));
+	}
 	check_done(r);
 }
 
 /* The address's TLS history from the shared store, when the local one
- * does not expect TLS there (merging can only raise it). */
+ * does not expect TLS there (merging can only raise it), or when this
+ * process has no history store of its own. */
 static void
 redis_hist_ask(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct history_entry e;
 
-	if (p->rs == NULL || p->hist == NULL || p->hist_window <= 0 ||
-	    !r->have_dst || r->ovr != NULL)
+	if (p->rs == NULL || p->hist_window <= 0 || !r->have_dst ||
+	    r->ovr != NULL)
 		return;
-	if (history_get(p->hist, "", (struct sockaddr *)&r->dst, &e) == 1 &&
+	if (p->hist != NULL && history_get(p->hist, "",
+	    (struct sockaddr *)&r->dst, &e) == 1 &&
 	    history_expects_tls(&e, (int64_t)time(NULL), p->hist_window))
 		return;
 	r->rs_hist = redis_hist_get(p->rs, (struct sockaddr *)&r->dst,

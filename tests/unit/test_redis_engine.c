@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include <hiredis/hiredis.h>
@@ -454,6 +455,36 @@ test_history_from_redis(void **state)
 	}
 }
 
+/* Another gateway's history decides also where this process has no
+ * history store of its own (here: history.mdb is a symbolic link, which
+ * the store refuses): before, the shared store was not even asked. */
+static void
+test_history_from_redis_no_store(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	char val[200], path[600];
+	int64_t now = (int64_t)time(NULL);
+	struct history_entry e = { now - 1000, now - 100, 0, now - 100, 3, 0 };
+
+	snprintf(path, sizeof(path), "%s/history.mdb", statedir);
+	(void)mkdir(statedir, 0700);
+	(void)unlink(path);
+	assert_int_equal(symlink("/nonexistent-mxguard-test", path), 0);
+	srv_start();
+	assert_int_equal(redis_hist_encode(&e, val, sizeof(val)), 0);
+	srv_set("mxguard:hist:192.0.2.25", val, strlen(val));
+	p = mkpolicy();
+	v = lookup(p, "hist.test", "192.0.2.25", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	assert_non_null(strstr(v->detail, "another gateway"));
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+	unlink(path);
+}
+
 static void
 test_redis_down_or_hung(void **state)
 {
@@ -596,6 +627,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_history_from_redis, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_history_from_redis_no_store,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redis_down_or_hung, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reload_new_password,
