@@ -1,6 +1,7 @@
 /*
- * tlsrpt_int.h - shared by tlsrpt_store.c and tlsrpt_report.c only: the
- * store handle and the stored entry's layout.  Not for other modules.
+ * tlsrpt_int.h - shared by tlsrpt_store.c and tlsrpt_report.c (and, for
+ * tr_sync()/tr_dirty() only, tlsrpt_rec.c): the store handle and the
+ * stored entry's layout.  Not for other modules.
  *
  * LMDB file DIR/tlsrpt.mdb, three named databases:
  *   "entries"  key  day u32 BE | domain | NUL | policy type u8 |
@@ -8,6 +9,12 @@
  *              val  an entry (below)
  *   "days"     key  day u32 BE
  *              val  "MXD1" | domains u32 | overflow_sessions u64
+ *              key  day u32 BE | 'b'  (the day's byte budget)
+ *              val  "MXB1" | bytes u64 | full u32
+ *              (bytes: the estimated file footprint of the day's
+ *              entries, tr_foot(); full: TR_FULL_* bits, each logged
+ *              once per day; a key of its own so that a binary that
+ *              knows only MXD1 reads and prunes the days as before)
  *   "sent"     key  day u32 BE | domain
  *              val  when i64 (Unix time the report was marked sent)
  * The day leads every key, so one day's records are adjacent, listing
@@ -42,10 +49,22 @@
 #define TR_OFF_NMX	38
 #define TR_BUCKET_STRS	6
 
+/* tlsrpt_store.c's head comment explains these */
+#define TR_PAGE		4096	/* LMDB's page on Linux */
+#define TR_NODE_MAX	2000	/* largest node in a leaf page, about */
+#define TR_DOMAIN_BYTES	8192	/* day budget per max_domains */
+#define TR_DAYS_MAX	(366 + 2) /* tlsrpt_retention's bound + 2 */
+#define TR_FULL_DOMAINS	1u	/* max_domains reached */
+#define TR_FULL_BYTES	2u	/* the day's byte budget reached */
+#define TR_FULL_STORE	4u	/* the map 3/4 used (store_room()) */
+
 struct tlsrpt_store {
 	MDB_env			*env;
 	MDB_dbi			 entries, days, sent;
-	struct tlsrpt_limits	 lim;
+	struct tlsrpt_limits	 lim;		/* mapsize: the map set */
+	uint64_t		 day_bytes;	/* budget per day */
+	uint64_t		 synced_ms;	/* CLOCK_MONOTONIC, last sync */
+	int			 dirty;		/* commits since, unsynced */
 	char			 err[256];
 };
 
@@ -81,5 +100,17 @@ void	tr_next_bucket(const unsigned char **pp, struct tr_bucket *);
 int	tr_domain_prefix(int64_t day, const char *domain, unsigned char *buf);
 void	tr_seterr(struct tlsrpt_store *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+/* The footprint in the file of a record (key klen, value vlen): leaf
+ * pages half full at worst, or the value's own overflow pages. */
+uint64_t tr_foot(size_t klen, size_t vlen);
+/*
+ * The environment is MDB_NOSYNC: commits reach the OS, not the disk.
+ * tr_sync() flushes them (mdb_env_sync(env, 1)) when there are unsynced
+ * commits and force is set or a second has passed since the last flush:
+ * 0, or -1 (the error in tlsrpt_store_error()).  tr_dirty(): 1 while
+ * commits of this handle are not known to be on disk.
+ */
+int	tr_sync(struct tlsrpt_store *, int force);
+int	tr_dirty(const struct tlsrpt_store *);
 
 #endif

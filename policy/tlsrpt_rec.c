@@ -10,8 +10,14 @@
  * then every settled one (the resolver caches too); a domain whose lookup
  * runs is never dropped.
  *
- * Who frees what: the recorder owns its hash, the waiting attempts and
- * the store; tlsrpt_rec_free() cancels its lookups.
+ * The store commits without a flush to disk (tlsrpt_store.c says why)
+ * and flushes on a record at most once a second; a timer flushes the
+ * tail, a second after the last record, so that an OS crash loses about
+ * a second of counts at most.  A record that fails is counted every time
+ * (error) and logged once a minute at most.
+ *
+ * Who frees what: the recorder owns its hash, the waiting attempts, the
+ * store and the flush timer; tlsrpt_rec_free() cancels its lookups.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +32,7 @@
 #include "policy/dns.h"
 #include "policy/sts.h"
 #include "policy/tlsrpt.h"
+#include "policy/tlsrpt_int.h"	/* tr_sync(), tr_dirty() only */
 #include "policy/tlsrpt_rec.h"
 #include "policy/verdict_tls.h"
 
@@ -37,6 +44,8 @@
 #define TTL_MIN		60	/* seconds an answer is kept at least */
 #define TTL_MAX		86400	/* and at most */
 #define TTL_FAIL	300	/* a failed lookup: no reports that long */
+#define FLUSH_MS	1000	/* the tail of the records on disk after */
+#define ERR_LOG_S	60	/* a failing record logged once a minute */
 
 enum { DOM_PENDING, DOM_YES, DOM_NO };
 
@@ -65,9 +74,12 @@ struct rec_dom {
 struct tlsrpt_rec {
 	struct ev_loop		*loop;
 	struct tlsrpt_store	*store;
+	struct ev_timer		*flush;		/* tr_sync() of the tail */
 	struct rec_dom		*hash[NBUCKETS];
 	int			 ndom;
 	int			 busy;		/* lookups under way */
+	time_t			 err_logged;	/* last failure logged */
+	unsigned long		 err_quiet;	/* failures not logged since */
 };
 
 static struct stat_ctr *st_ok, *st_fail, *st_over, *st_skip, *st_err;
@@ -99,6 +111,19 @@ hash(const char *s)
 	return h % NBUCKETS;
 }
 
+/* The records of the last second to disk (tlsrpt_record() flushed
+ * those before). */
+static void
+on_flush(void *arg)
+{
+	struct tlsrpt_rec *rc = arg;
+	char q[300];
+
+	if (tr_sync(rc->store, 1) == -1)
+		log_warn("event=tlsrpt-sync-failed error=%s",
+		    log_q(q, sizeof(q), tlsrpt_store_error(rc->store)));
+}
+
 struct tlsrpt_rec *
 tlsrpt_rec_new(struct ev_loop *loop, const char *state_dir, char *err,
     size_t errsz)
@@ -111,8 +136,14 @@ tlsrpt_rec_new(struct ev_loop *loop, const char *state_dir, char *err,
 		return NULL;
 	}
 	rc->loop = loop;
+	if ((rc->flush = ev_timer_new(loop, on_flush, rc)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		free(rc);
+		return NULL;
+	}
 	if ((rc->store = tlsrpt_store_open(state_dir, NULL, err,
 	    errsz)) == NULL) {
+		ev_timer_free(rc->flush);
 		free(rc);
 		return NULL;
 	}
@@ -157,7 +188,8 @@ tlsrpt_rec_free(struct tlsrpt_rec *rc)
 			rc->hash[i] = d->next;
 			dom_free(d);
 		}
-	tlsrpt_store_close(rc->store);
+	ev_timer_free(rc->flush);
+	tlsrpt_store_close(rc->store);	/* flushes */
 	free(rc);
 }
 
@@ -245,10 +277,24 @@ count(struct tlsrpt_rec *rc, const char *domain, const struct rec_pend *p)
 		a.failure_reason = p->detail[0] ? p->detail : p->result;
 	r = tlsrpt_record(rc->store, p->day, &a);
 	free(strs);
+	if (tr_dirty(rc->store) && !ev_timer_pending(rc->flush))
+		ev_timer_arm(rc->flush, FLUSH_MS);
 	if (r == -1) {
+		time_t now = time(NULL);
+		char q[300];
+
 		stats_add(st_err, 1);
-		log_warn("event=tlsrpt-record-failed domain=%s error=\"%s\"",
-		    domain, tlsrpt_store_error(rc->store));
+		/* a store that fails every write must not flood the log */
+		if (rc->err_logged != 0 && now - rc->err_logged < ERR_LOG_S &&
+		    now >= rc->err_logged) {
+			rc->err_quiet++;
+			return;
+		}
+		log_warn("event=tlsrpt-record-failed domain=%s error=%s "
+		    "unlogged=%lu", domain, log_q(q, sizeof(q),
+		    tlsrpt_store_error(rc->store)), rc->err_quiet);
+		rc->err_logged = now;
+		rc->err_quiet = 0;
 		return;
 	}
 	stats_add(r == 1 ? st_over : a.result == TLSRPT_SUCCESS ? st_ok :

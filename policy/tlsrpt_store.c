@@ -3,17 +3,66 @@
  * tlsrpt_int.h for the layout).
  *
  * Its own environment (three named databases do not fit store_open(),
- * which opens the default one).  Every tlsrpt_record() is one
- * synchronous write transaction, like the other stores, so a restart
- * or kill -9 loses no count that was acknowledged.
+ * which opens the default one).  Every tlsrpt_record() is one write
+ * transaction, on the event loop of the worker that saw the attempt.
  *
- * Bounds are checked inside that transaction: a new domain for the day
- * only while the day has fewer than max_domains, a new policy of a
- * domain only while it has fewer than max_policies, a new failure bucket
- * only while the domain's buckets are fewer than max_buckets and the
- * entry stays within max_entry bytes.  What does not fit is counted
- * (the day's overflow_sessions, the entry's detail_overflow), so the
- * file's size is bounded by the limits times the retention.
+ * Durability.  The environment is opened MDB_NOSYNC: a commit writes to
+ * the OS (the page cache), not to the disk, and tlsrpt_record() flushes
+ * (mdb_env_sync(env, 1), tr_sync()) at most once a second: on the first
+ * record after a second has passed, and tlsrpt_rec.c arms a timer for
+ * the tail.  tlsrpt_mark_sent() and tlsrpt_prune() flush before they
+ * return 0, tlsrpt_store_close() before it closes.  A synchronous commit
+ * took 0.5-2 ms on ext4 under the one writer lock that every worker
+ * shares: the whole daemon counted at most 500-1000 attempts a second
+ * and each worker's loop stalled meanwhile.  What is traded: a crash or
+ * kill -9 of the process loses nothing (the OS has the pages); a crash of
+ * the OS or a power loss loses the commits of the last second or so, and
+ * LMDB promises the file stays consistent then only where the file
+ * system keeps the order of writes (lmdb.h, MDB_NOSYNC).  MDB_NOMETASYNC,
+ * which keeps the file consistent everywhere, still syncs the data pages
+ * at every commit (0.33 against 0.45 ms here: no cure).  A tlsrpt.mdb
+ * that no longer opens after an OS crash holds counts only: removing it
+ * loses the unsent reports, nothing else.  A sent mark is on disk before
+ * tlsrpt_mark_sent() returns 0, so a crash neither sends a report twice
+ * nor drops one because of this.
+ *
+ * Bounds are checked inside the write transaction.  A newcomer (a new
+ * domain of the day, a new policy of a domain, a new failure bucket) is
+ * stored only while
+ *   - the day has fewer than max_domains domains (new domains),
+ *     the domain fewer than max_policies policies (new policies),
+ *     fewer than max_buckets buckets and the entry stays within
+ *     max_entry bytes (new buckets),
+ *   - the day's entries take less than day_bytes of the file
+ *     (tr_foot(): leaf pages half full at worst, or the value's own
+ *     overflow pages), day_bytes = max_domains x TR_DOMAIN_BYTES (8 KiB;
+ *     40 MiB a day by default: 5000 domains of 1-2 KiB, a flood of
+ *     large ones fills it with a few hundred),
+ *   - and the map is less than 3/4 used (store_room()).
+ * What does not fit is counted (the day's overflow_sessions, the entry's
+ * detail_overflow), and the first refusal of a day for each reason is
+ * logged once (event=tlsrpt-day-full, the TR_FULL_* bits of the day's
+ * budget record).  An update that does not grow an entry (a success, a
+ * bucket that exists) is never refused, so a full day or a full store
+ * still counts every domain that made it in: the last quarter of the map
+ * is kept for those copy-on-write updates.
+ *
+ * The map is derived from the limits: TR_DAYS_MAX days (tlsrpt_retention
+ * is at most 366, core/config.c; pruning runs once a day after
+ * midnight, so retention + 2 days are in the file at most) of day_bytes
+ * plus the sent marks, and a third more for the reserve above.  The
+ * store is not told the retention (tlsrpt_store_open() has no such
+ * argument), so the map fits the largest one: 20 GiB of address space
+ * by default, which costs nothing: LMDB maps the file read-only and the
+ * file grows only with what is written (a new store is 12 KiB).  The
+ * disk used is at most about (retention + 2) x (day_bytes + the day's
+ * sent marks, 2.6 MiB): 9 x 41.7 MiB = 375 MiB with the defaults (7
+ * days), 15 GiB at the largest retention (366); newcomers never take
+ * more than 3/4 of the map whatever happens (pruning not run, a wrong
+ * estimate), updates the rest.  A map
+ * that the limits would make larger than 1 TiB (256 MiB where size_t is
+ * 32 bits), or a mapsize given in the limits, is used as it is, and
+ * day_bytes is lowered to fit it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -21,10 +70,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lmdb.h>
 #include <openssl/evp.h>
 
+#include "core/log.h"
 #include "policy/store.h"
 #include "policy/tlsrpt.h"
 #include "policy/tlsrpt_int.h"
@@ -248,7 +299,100 @@ tr_domain_prefix(int64_t day, const char *domain, unsigned char *buf)
 	return (int)(4 + n + 1);
 }
 
-/* ---- open, close ---- */
+/* ---- open, close, sync ---- */
+
+uint64_t
+tr_foot(size_t klen, size_t vlen)
+{
+	size_t node = 8 + klen + vlen;
+
+	if (node <= TR_NODE_MAX)
+		return 2 * (uint64_t)(node + 2);
+	return (uint64_t)(vlen + 16 + TR_PAGE - 1) / TR_PAGE * TR_PAGE +
+	    2 * (uint64_t)(8 + klen + 8 + 2);
+}
+
+/* A sent mark (day | domain -> when) at its largest. */
+#define SENT_FOOT	tr_foot(4 + 253, 8)
+#define MAP_SLACK	(16ULL << 20)	/* branch pages, free list, meta */
+#define MAP_MAX		(sizeof(size_t) < 8 ? 256ULL << 20 : 1ULL << 40)
+
+/*
+ * day_bytes and the map from the limits (the head comment says why):
+ * map = 4/3 x TR_DAYS_MAX x (day_bytes + sent marks) + slack, or the
+ * mapsize given; day_bytes lowered until that many days fit 3/4 of it.
+ */
+static void
+derive_bounds(struct tlsrpt_store *st)
+{
+	uint64_t sent = (uint64_t)st->lim.max_domains * SENT_FOOT;
+	uint64_t worst, per_day, fit;
+
+	st->day_bytes = (uint64_t)st->lim.max_domains * TR_DOMAIN_BYTES;
+	/* no day can hold more than its domains' policies at their largest */
+	worst = (uint64_t)st->lim.max_domains * st->lim.max_policies *
+	    tr_foot(4 + 254 + 1 + 32, st->lim.max_entry);
+	if (worst < st->day_bytes)
+		st->day_bytes = worst;
+	if (st->lim.mapsize == 0) {
+		per_day = st->day_bytes + sent;
+		st->lim.mapsize = (per_day * TR_DAYS_MAX + 2) / 3 * 4 +
+		    MAP_SLACK;
+		if (st->lim.mapsize > MAP_MAX)
+			st->lim.mapsize = MAP_MAX;
+		st->lim.mapsize = (st->lim.mapsize + (1 << 20) - 1) &
+		    ~((uint64_t)(1 << 20) - 1);
+	}
+	/* the inverse: what TR_DAYS_MAX days may take of this map */
+	fit = st->lim.mapsize - (st->lim.mapsize / 4 < MAP_SLACK ?
+	    st->lim.mapsize / 4 : MAP_SLACK);
+	fit = fit / 4 * 3 / TR_DAYS_MAX;
+	fit = fit > sent ? fit - sent : 0;
+	if (st->day_bytes > fit)
+		st->day_bytes = fit;
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+tr_dirty(const struct tlsrpt_store *st)
+{
+	return st->dirty;
+}
+
+int
+tr_sync(struct tlsrpt_store *st, int force)
+{
+	uint64_t now;
+	int rc;
+
+	if (!st->dirty)
+		return 0;
+	now = now_ms();
+	if (!force && now - st->synced_ms < 1000)
+		return 0;
+	if ((rc = mdb_env_sync(st->env, 1)) != 0) {
+		tr_seterr(st, "sync: %s", mdb_strerror(rc));
+		return -1;
+	}
+	st->dirty = 0;
+	st->synced_ms = now;
+	return 0;
+}
+
+/* After a commit of this handle. */
+static void
+committed(struct tlsrpt_store *st)
+{
+	st->dirty = 1;
+}
 
 struct tlsrpt_store *
 tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
@@ -273,8 +417,8 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 		st->lim.max_buckets = 64;
 	if (st->lim.max_entry == 0)
 		st->lim.max_entry = 32768;
-	if (st->lim.mapsize == 0)
-		st->lim.mapsize = 1ULL << 30;
+	derive_bounds(st);
+	st->synced_ms = now_ms();
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
 		snprintf(err, errsz, "%s: %s", dir, strerror(errno));
 		goto fail;
@@ -290,10 +434,11 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 		goto fail;
 	if ((rc = mdb_env_create(&st->env)) != 0)
 		goto lmdb;
+	/* MDB_NOSYNC: the head comment says what it trades */
 	if ((rc = mdb_env_set_maxdbs(st->env, 3)) != 0 ||
-	    (rc = mdb_env_set_mapsize(st->env, st->lim.mapsize)) != 0 ||
-	    (rc = mdb_env_open(st->env, path, MDB_NOSUBDIR | MDB_NOTLS,
-	    0600)) != 0)
+	    (rc = mdb_env_set_mapsize(st->env, (size_t)st->lim.mapsize)) !=
+	    0 || (rc = mdb_env_open(st->env, path, MDB_NOSUBDIR | MDB_NOTLS |
+	    MDB_NOSYNC, 0600)) != 0)
 		goto lmdb;
 	/* read slots left by a killed process (a worker) pin old pages */
 	(void)mdb_reader_check(st->env, NULL);
@@ -307,6 +452,7 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 	txn = NULL;
 	if (rc != 0)
 		goto lmdb;
+	committed(st);
 	return st;
 lmdb:
 	snprintf(err, errsz, "opening %s: %s%s", path, mdb_strerror(rc),
@@ -323,8 +469,13 @@ fail:
 void
 tlsrpt_store_close(struct tlsrpt_store *st)
 {
+	char q[300];
+
 	if (st == NULL)
 		return;
+	if (tr_sync(st, 1) == -1)
+		log_warn("event=tlsrpt-sync-failed error=%s",
+		    log_q(q, sizeof(q), st->err));
 	mdb_env_close(st->env);
 	free(st);
 }
@@ -563,6 +714,99 @@ day_put(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
 	return 0;
 }
 
+/* The day's byte budget record (tlsrpt_int.h): day | 'b'. */
+struct day_budget {
+	uint64_t	 bytes;
+	uint32_t	 full;		/* TR_FULL_* logged */
+	int		 changed;
+};
+
+static int
+budget_get(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
+    struct day_budget *b)
+{
+	unsigned char kb[5];
+	MDB_val k = { 5, kb }, v;
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	put_day(kb, day);
+	kb[4] = 'b';
+	rc = mdb_get(txn, st->days, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0) {
+		tr_seterr(st, "days: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if (v.mv_size != 16 || memcmp(v.mv_data, "MXB1", 4) != 0) {
+		tr_seterr(st, "days: corrupt budget record");
+		return -1;
+	}
+	b->bytes = get64((unsigned char *)v.mv_data + 4);
+	b->full = get32((unsigned char *)v.mv_data + 12);
+	return 0;
+}
+
+static int
+budget_put(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
+    const struct day_budget *b)
+{
+	unsigned char kb[5], vb[16];
+	MDB_val k = { 5, kb }, v = { 16, vb };
+	int rc;
+
+	if (!b->changed)
+		return 0;
+	put_day(kb, day);
+	kb[4] = 'b';
+	memcpy(vb, "MXB1", 4);
+	put64(vb + 4, b->bytes);
+	put32(vb + 12, b->full);
+	if ((rc = mdb_put(txn, st->days, &k, &v, 0)) != 0) {
+		tr_seterr(st, "days: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* May a newcomer add `more` bytes to the day?  0, or the TR_FULL_* bit
+ * that refuses it. */
+static uint32_t
+budget_room(struct tlsrpt_store *st, const struct day_budget *b,
+    uint64_t more)
+{
+	if (b->bytes + more > st->day_bytes)
+		return TR_FULL_BYTES;
+	if (!store_room(st->env))
+		return TR_FULL_STORE;
+	return 0;
+}
+
+/* A newcomer refused for reason `why`: logged once a day and reason. */
+static void
+budget_full(struct tlsrpt_store *st, int64_t day, struct day_budget *b,
+    uint32_t why)
+{
+	time_t t = (time_t)(day * 86400);
+	struct tm tm;
+	char date[32] = "?";
+
+	if (why == 0 || (b->full & why))
+		return;
+	b->full |= why;
+	b->changed = 1;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+	log_warn("event=tlsrpt-day-full day=%s reason=%s max_domains=%u "
+	    "day_bytes=%llu mapsize=%llu note=\"newcomers of the day are "
+	    "counted in overflow only; domains already in still count\"",
+	    date, why == TR_FULL_DOMAINS ? "max-domains" :
+	    why == TR_FULL_BYTES ? "day-bytes" : "store-full",
+	    st->lim.max_domains, (unsigned long long)st->day_bytes,
+	    (unsigned long long)st->lim.mapsize);
+}
+
 static int
 attempt_ok(struct tlsrpt_store *st, const struct tlsrpt_attempt *a)
 {
@@ -608,10 +852,13 @@ tlsrpt_record(struct tlsrpt_store *st, int64_t day,
 	MDB_val k, v;
 	struct tr_entry e;
 	struct tlsrpt_day_stats ds;
+	struct day_budget bud;
 	size_t len = 0, off;
-	uint32_t npol = 0;
+	uint64_t old_foot = 0, new_foot;
+	uint32_t npol = 0, full = 0;
 	uint64_t nbuck = 0;	/* the domain's buckets, read below */
 	int plen, rc, ret = -1, new_domain = 0;
+	char q[300];
 
 	memset(&ds, 0, sizeof(ds));
 	if (attempt_ok(st, a) == -1)
@@ -631,6 +878,8 @@ tlsrpt_record(struct tlsrpt_store *st, int64_t day,
 		tr_seterr(st, "txn: %s", mdb_strerror(rc));
 		return -1;
 	}
+	if (budget_get(st, txn, day, &bud) == -1)
+		goto fail;
 	rc = mdb_get(txn, st->entries, &k, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		tr_seterr(st, "entries: %s", mdb_strerror(rc));
@@ -642,6 +891,7 @@ tlsrpt_record(struct tlsrpt_store *st, int64_t day,
 			goto fail;
 		}
 		len = v.mv_size;
+		old_foot = tr_foot(k.mv_size, len);
 		if ((b = malloc(len)) == NULL) {
 			tr_seterr(st, "out of memory");
 			goto fail;
@@ -653,9 +903,15 @@ tlsrpt_record(struct tlsrpt_store *st, int64_t day,
 		    &nbuck) == -1 || day_get(st, txn, day, &ds) == -1)
 			goto fail;
 		new_domain = npol == 0;
-		if ((new_domain && ds.domains >= st->lim.max_domains) ||
-		    npol >= st->lim.max_policies ||
+		if (new_domain && ds.domains >= st->lim.max_domains) {
+			full = TR_FULL_DOMAINS;
+			goto overflow;
+		}
+		if (npol >= st->lim.max_policies ||
 		    (b = entry_new(a, st->lim.max_entry, &len)) == NULL)
+			goto overflow;
+		if ((full = budget_room(st, &bud, tr_foot(k.mv_size,
+		    len))) != 0)
 			goto overflow;
 	}
 	if (tr_entry_decode(b, len, &e) == -1) {
@@ -675,7 +931,10 @@ tlsrpt_record(struct tlsrpt_store *st, int64_t day,
 		    &nbuck) == -1)
 			goto fail;
 		if (nbuck >= st->lim.max_buckets ||
-		    len + bs > st->lim.max_entry) {
+		    len + bs > st->lim.max_entry ||
+		    (full = budget_room(st, &bud, tr_foot(k.mv_size,
+		    len + bs) - tr_foot(k.mv_size, len))) != 0) {
+			/* the session counts, its detail does not fit */
 			put64(b + TR_OFF_OVER, e.detail_overflow + 1);
 		} else {
 			if ((nb = realloc(b, len + bs)) == NULL) {
@@ -699,6 +958,10 @@ tlsrpt_record(struct tlsrpt_store *st, int64_t day,
 		if (day_put(st, txn, day, &ds) == -1)
 			goto fail;
 	}
+	if ((new_foot = tr_foot(k.mv_size, len)) != old_foot) {
+		bud.bytes += new_foot - old_foot;	/* entries only grow */
+		bud.changed = 1;
+	}
 	ret = 0;
 	goto commit;
 overflow:
@@ -707,11 +970,20 @@ overflow:
 		goto fail;
 	ret = 1;
 commit:
+	budget_full(st, day, &bud, full);
+	if (budget_put(st, txn, day, &bud) == -1)
+		goto fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc != 0) {
 		tr_seterr(st, "commit: %s", mdb_strerror(rc));
 		ret = -1;
+	} else {
+		committed(st);
+		/* at most once a second; a failed flush loses nothing yet */
+		if (tr_sync(st, 0) == -1)
+			log_warn("event=tlsrpt-sync-failed error=%s",
+			    log_q(q, sizeof(q), st->err));
 	}
 fail:
 	if (txn != NULL)
@@ -829,7 +1101,10 @@ tlsrpt_mark_sent(struct tlsrpt_store *st, int64_t day, const char *domain,
 		tr_seterr(st, "commit: %s", mdb_strerror(rc));
 		return -1;
 	}
-	return 0;
+	committed(st);
+	/* on disk before the caller takes the report as done: a crash then
+	 * never sends it again (nor loses it) for want of a flush */
+	return tr_sync(st, 1);
 }
 
 static int
@@ -1003,6 +1278,13 @@ prune_dbi(struct tlsrpt_store *st, MDB_txn *txn, MDB_dbi dbi, int64_t cutoff)
 	while ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0) {
 		if (k.mv_size < 4 || get_day(k.mv_data) >= cutoff)
 			break;
+		/* a day's budget record (day | 'b') goes with the day,
+		 * uncounted: it is no record of the API's */
+		if (dbi == st->days && k.mv_size != 4) {
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			continue;
+		}
 		if ((rc = mdb_cursor_del(c, 0)) != 0)
 			break;
 		n++;
@@ -1040,7 +1322,8 @@ tlsrpt_prune(struct tlsrpt_store *st, int64_t today, int retention_days)
 		tr_seterr(st, "commit: %s", mdb_strerror(rc));
 		return -1;
 	}
-	return n;
+	committed(st);
+	return tr_sync(st, 1) == -1 ? -1 : n;
 fail:
 	mdb_txn_abort(txn);
 	return -1;
