@@ -7,8 +7,11 @@
  *       (UTC), per policy domain, and whether its report was sent;
  *   mxguard report send [--now]
  *       builds and delivers the reports that are due (days before today
- *       not sent yet; --now: today's counts so far too, for testing), at
- *       once, with a few quick retries (the daemon waits longer).
+ *       not sent yet), at once: up to 3 runs, 2 and 4 s apart, each one
+ *       trying the URIs not delivered yet (also those the daemon parked
+ *       for a later retry).  --now: also today's counts so far, as a
+ *       preview: sent, but today is not marked sent, so its full report
+ *       still goes out tomorrow.
  *
  * The store is LMDB: these commands read and write it while the daemon
  * runs.  Run as root, they drop to `user` before opening it, as the
@@ -34,7 +37,10 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: mxguard report show [domain] [--json]\n"
-	    "       mxguard report send [--now]\n");
+	    "       mxguard report send [--now]\n"
+	    "  send: deliver the reports due (days before today); --now: "
+	    "also today's\n"
+	    "  counts so far, as a preview (today stays due for tomorrow)\n");
 }
 
 static void
@@ -126,6 +132,9 @@ show(struct tlsrpt_store *st, const char *only, int json)
 	return 0;
 }
 
+#define SEND_RUNS	3	/* runs of `report send` */
+#define SEND_BACKOFF_MS	2000	/* before the 2nd run, doubling */
+
 static struct report_totals totals;
 static int done;
 
@@ -139,38 +148,88 @@ sent_cb(void *arg, const struct report_totals *t)
 	ev_loop_stop(loop);
 }
 
+static void
+wake_cb(void *arg)
+{
+	ev_loop_stop(arg);
+}
+
+/* One run to its end: 0, or -1 (err). */
+static int
+one_run(struct ev_loop *loop, const struct config *cfg,
+    struct tlsrpt_store *st, const struct report_opts *o, char *err,
+    size_t errsz)
+{
+	struct report_run *r;
+
+	done = 0;
+	if ((r = report_run(loop, cfg, st, NULL, o, sent_cb, loop, err,
+	    errsz)) == NULL)
+		return -1;
+	ev_loop_run(loop);
+	if (!done)
+		report_cancel(r);
+	return 0;
+}
+
 static int
 send_now(const struct config *cfg, struct tlsrpt_store *st, int now)
 {
 	struct ev_loop *loop;
+	struct ev_timer *wait;
 	struct report_opts o;
-	struct report_run *r;
+	struct report_totals sum;
 	char err[512];
+	int i, rc = 0;
 
-	if ((loop = ev_loop_new()) == NULL) {
+	if ((loop = ev_loop_new()) == NULL ||
+	    (wait = ev_timer_new(loop, wake_cb, loop)) == NULL) {
 		fprintf(stderr, "mxguard: report: no event loop\n");
+		if (loop != NULL)
+			ev_loop_free(loop);
 		return 1;
 	}
 	memset(&o, 0, sizeof(o));
+	memset(&sum, 0, sizeof(sum));
 	o.now = now;
-	o.attempts = 3;
-	o.backoff_ms = 2000;
-	if ((r = report_run(loop, cfg, st, NULL, &o, sent_cb, loop, err,
-	    sizeof(err))) == NULL) {
-		fprintf(stderr, "mxguard: report: %s\n", err);
-		ev_loop_free(loop);
-		return 1;
+	o.retry_now = 1;	/* the operator asks: parked URIs too */
+	o.backoff_ms = SEND_BACKOFF_MS;
+	for (i = 0; i < SEND_RUNS; i++) {
+		if (i > 0) {
+			/* only what is still parked, after a short wait */
+			ev_timer_arm(wait, (uint64_t)SEND_BACKOFF_MS << (i - 1));
+			ev_loop_run(loop);
+			o.now = 0;	/* the preview went once */
+		}
+		if (one_run(loop, cfg, st, &o, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mxguard: report: %s\n", err);
+			rc = 1;
+			break;
+		}
+		if (i == 0)
+			sum = totals;
+		else {
+			sum.built += totals.built;
+			sum.sent += totals.sent;
+			sum.failed += totals.failed;
+			sum.skipped += totals.skipped;
+			sum.no_record += totals.no_record;
+		}
+		sum.parked = totals.parked;
+		sum.deferred = totals.deferred;
+		sum.waiting = totals.waiting;
+		if (totals.waiting == 0)
+			break;
 	}
-	ev_loop_run(loop);
-	if (!done)
-		report_cancel(r);
 	io_linger_flush();	/* a connection still waiting for its close */
+	ev_timer_free(wait);
 	ev_loop_free(loop);
+	if (rc != 0)
+		return rc;
 	printf("due=%d built=%d sent=%d failed=%d skipped=%d no_record=%d "
-	    "deferred=%d\n", totals.due, totals.built, totals.sent,
-	    totals.failed, totals.skipped, totals.no_record,
-	    totals.deferred);
-	return totals.failed || totals.deferred ? 2 : 0;
+	    "deferred=%d parked=%d\n", sum.due, sum.built, sum.sent,
+	    sum.failed, sum.skipped, sum.no_record, sum.deferred, sum.parked);
+	return sum.failed || sum.deferred || sum.waiting ? 2 : 0;
 }
 
 int

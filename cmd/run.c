@@ -27,8 +27,10 @@
  * With tlsrpt_enable, a timer sends the TLSRPT reports that are due
  * (tlsproxy/report.c): after a random delay of up to tlsrpt_max_delay at
  * start, then every day after 00:00 UTC plus such a delay, so that
- * report receivers are not hit by every sender at midnight.  After each
- * run the counts older than tlsrpt_retention days are pruned.
+ * report receivers are not hit by every sender at midnight, and sooner
+ * when a receiver that failed is due for another try (report_arm(): a run
+ * parks a failed URI and a later run retries it, for up to 24 hours).
+ * After each run the counts older than tlsrpt_retention days are pruned.
  * Reloaded configurations stay allocated until exit, since sessions and
  * requests under way may still read the one they started with.
  *
@@ -428,6 +430,14 @@ signal_cb(int fd, int events, void *arg)
 	}
 }
 
+/* The daemon's TLSRPT runs (report_tick, report_arm; report.h). */
+#define REPORT_BACKOFF_MS	(5 * 60 * 1000)	/* 5, 10, 20, 40 min, */
+#define REPORT_BACKOFF_MAX_MS	(60 * 60 * 1000) /* then hourly, 24 h */
+#define REPORT_TRY_MS		(2 * 60 * 1000)	/* one mailto try */
+#define REPORT_JOB_MS		(15 * 60 * 1000) /* one report */
+#define REPORT_RUN_MS		(60 * 60 * 1000) /* one run */
+#define REPORT_RETRY_MIN_MS	(30 * 1000)	/* between runs, at least */
+
 /* A random delay in [0, max_ms]. */
 static uint64_t
 jitter(uint64_t max_ms)
@@ -439,10 +449,19 @@ jitter(uint64_t max_ms)
 	return r % (max_ms + 1);
 }
 
+/*
+ * The next report run: at start after a random delay, then after the next
+ * UTC midnight plus such a delay, or sooner when a parked URI's next try
+ * (retry_ms, wall clock ms, 0 none) comes first: RFC 8460 section 5.5
+ * retries for up to 24 hours, with backoff (tlsproxy/report.c).
+ */
 static void
-report_schedule(struct daemon *d, int at_start)
+report_arm(struct daemon *d, int at_start, int64_t retry_ms)
 {
 	uint64_t now = (uint64_t)time(NULL), delay;
+	struct timespec ts;
+	int64_t wall, in;
+	int retry = 0;
 
 	if (d->w != NULL && d->w->slot > 0)
 		return;		/* worker 0 sends the reports */
@@ -451,9 +470,26 @@ report_schedule(struct daemon *d, int at_start)
 	delay = jitter(d->cfg->tlsrpt_max_delay);
 	if (!at_start)		/* the next UTC midnight */
 		delay += (86400 - now % 86400) * 1000;
-	log_info("event=tlsrpt-scheduled in_s=%llu",
-	    (unsigned long long)(delay / 1000));
+	if (retry_ms > 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		in = retry_ms - wall;
+		if (in < REPORT_RETRY_MIN_MS)
+			in = REPORT_RETRY_MIN_MS;
+		if ((uint64_t)in < delay) {
+			delay = (uint64_t)in;
+			retry = 1;
+		}
+	}
+	log_info("event=tlsrpt-scheduled in_s=%llu%s",
+	    (unsigned long long)(delay / 1000), retry ? " reason=retry" : "");
 	ev_timer_arm(d->report_timer, delay);
+}
+
+static void
+report_schedule(struct daemon *d, int at_start)
+{
+	report_arm(d, at_start, 0);
 }
 
 static void
@@ -469,9 +505,15 @@ report_done(void *arg, const struct report_totals *t)
 	    NULL)), d->cfg->tlsrpt_retention)) > 0)
 		log_info("event=tlsrpt-pruned records=%ld", n);
 	if (!d->draining)
-		report_schedule(d, 0);
+		report_arm(d, 0, t->next_retry_ms);
 }
 
+/*
+ * One run: every due report, at most one try per URI under a deadline
+ * (report.h), so that the run ends in bounded time (it holds the
+ * configuration it started with: free_old()) and one receiver cannot hold
+ * up the others.  Failed URIs are parked and retried by later runs.
+ */
 static void
 report_tick(void *arg)
 {
@@ -483,8 +525,11 @@ report_tick(void *arg)
 	if (d->report != NULL || d->draining || st == NULL)
 		return;
 	memset(&o, 0, sizeof(o));
-	o.attempts = 4;
-	o.backoff_ms = 5 * 60 * 1000;	/* 5, 10, 20 minutes */
+	o.backoff_ms = REPORT_BACKOFF_MS;
+	o.backoff_max_ms = REPORT_BACKOFF_MAX_MS;
+	o.try_ms = REPORT_TRY_MS;
+	o.job_ms = REPORT_JOB_MS;
+	o.run_ms = REPORT_RUN_MS;
 	if ((d->report = report_run(d->loop, d->cfg, st, d->policy, &o,
 	    report_done, d, err, sizeof(err))) == NULL) {
 		log_warn("event=tlsrpt-run-failed error=\"%s\"", err);

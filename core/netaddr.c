@@ -2,10 +2,13 @@
  * netaddr.c - global unicast or not (netaddr.h).  A table of prefixes,
  * each with the word a log line uses for it.
  */
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/netaddr.h"
 
 struct pfx {
@@ -93,4 +96,30 @@ int
 netaddr_is_global(const struct sockaddr *sa)
 {
 	return strcmp(netaddr_class(sa), "global") == 0;
+}
+
+int
+netaddr_refuse(const char *host, const struct sockaddr *sa, int any_address,
+    char *err, size_t errsz)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	const void *p;
+	const char *cls;
+
+	if (any_address || netaddr_is_global(sa))
+		return 0;
+	cls = netaddr_class(sa);
+	if (sa != NULL && (sa->sa_family == AF_INET ||
+	    sa->sa_family == AF_INET6)) {
+		p = sa->sa_family == AF_INET ?
+		    (const void *)&((const struct sockaddr_in *)sa)->sin_addr :
+		    (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		(void)inet_ntop(sa->sa_family, p, a, sizeof(a));
+	}
+	log_warn("event=tlsrpt-destination-refused host=%s address=%s "
+	    "class=%s note=\"not a global address; "
+	    "tlsrpt_private_destinations = yes allows it\"", host, a, cls);
+	snprintf(err, errsz, "%s resolves to %s, a %s address "
+	    "(tlsrpt_private_destinations = no)", host, a, cls);
+	return 1;
 }

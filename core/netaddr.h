@@ -25,5 +25,10 @@ int		 netaddr_is_global(const struct sockaddr *sa);
 /* The reason netaddr_is_global() said 0, for a log line ("loopback",
  * "private", ...); "global" when it said 1. */
 const char	*netaddr_class(const struct sockaddr *sa);
+/* For a TLSRPT destination: 0 when sa may be connected to (global, or
+ * any_address); else 1, logged (event=tlsrpt-destination-refused, with
+ * host, the address and its class) and said in err. */
+int		 netaddr_refuse(const char *host, const struct sockaddr *sa,
+		    int any_address, char *err, size_t errsz);
 
 #endif

@@ -609,33 +609,6 @@ try_next(struct http_req *h)
 	    h->lasterr[0] ? h->lasterr : "no address");
 }
 
-/*
- * A report's destination comes from a TXT record its domain's owner
- * wrote: an https host there that resolves to this host or to a private
- * network would make mxguard POST to a service inside it, with a socket
- * that carries upstream_mark and so passes around the interception rules.
- * Unless tlsrpt_private_destinations says so, such an address is never
- * connected to.  (An MTA-STS GET is not filtered: its host is the
- * recipient domain's own, fixed by RFC 8461, and a policy served from a
- * private address is a deployment some networks have.)
- */
-static void
-refuse_address(struct http_req *h, const struct sockaddr_storage *ss)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-	const void *p = ss->ss_family == AF_INET ?
-	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr :
-	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
-	const char *cls = netaddr_class((const struct sockaddr *)ss);
-
-	(void)inet_ntop(ss->ss_family, p, a, sizeof(a));
-	log_warn("event=tlsrpt-destination-refused host=%s address=%s "
-	    "class=%s note=\"not a global address; "
-	    "tlsrpt_private_destinations = yes allows it\"", h->host, a, cls);
-	snprintf(h->lasterr, sizeof(h->lasterr), "%s resolves to %s, a %s "
-	    "address (tlsrpt_private_destinations = no)", h->host, a, cls);
-}
-
 static void
 dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 {
@@ -659,11 +632,18 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 				s6->sin6_port = htons(h->port);
 				s6->sin6_addr = a->rr[i].u.aaaa;
 			}
-			if (h->post != NULL && !h->any_address &&
-			    !netaddr_is_global((struct sockaddr *)ss)) {
-				refuse_address(h, ss);
+			/* a report's https host comes from a record its
+			 * domain's owner wrote, and this socket carries
+			 * upstream_mark, around the interception rules: no
+			 * POST to this host or a private network unless
+			 * allowed.  (An MTA-STS GET is not filtered: its
+			 * host is the recipient domain's own, and a policy
+			 * served from a private address is a deployment
+			 * some networks have.) */
+			if (h->post != NULL && netaddr_refuse(h->host,
+			    (struct sockaddr *)ss, h->any_address,
+			    h->lasterr, sizeof(h->lasterr)))
 				h->naddrs--;
-			}
 		}
 	} else if (!h->lasterr[0])
 		snprintf(h->lasterr, sizeof(h->lasterr), "%s: DNS %s",

@@ -3,18 +3,34 @@
  *
  * One run walks its list of due (day, domain) pairs in order, one pair
  * and one URI at a time: reports are few (one per domain and day) and a
- * sequential run keeps the load on receivers and on us flat.  The state
- * of the URI being delivered is in struct report_run itself:
+ * sequential run keeps the load on receivers and on us flat.  Nothing
+ * waits in a run: every URI gets at most one try, under a deadline; a
+ * failed try parks the URI (its next try in the store, for a later run)
+ * and the run goes on.  The state of the URI being delivered is in
+ * struct report_run itself:
  *
- *   job_next -> TXT lookup -> build -> uri_next -> (https | smtp) try
- *     -> delivered / try failed -> retry timer -> try ... -> uri_next
- *     -> all URIs tried -> mark sent -> job_next -> ... -> done
+ *   job_next -> (parked pair: skip) -> TXT lookup -> build -> uri_next
+ *     -> (delivered, given up or parked URI: skip) -> (https | smtp) try
+ *     -> delivered / failed: parked or given up -> uri_next -> ...
+ *     -> all URIs seen -> job_end: mark sent, or park the pair
+ *     -> job_next -> ... -> done
  *
- * SMTP: MX walk of the address's domain, then its hosts' addresses in
- * order until one accepts: greeting, EHLO, leg_secure() at level "may",
- * MAIL, RCPT, DATA, the message (dot-stuffed), QUIT.  A 5xx to MAIL, RCPT
- * or the message is final for that URI; anything else tries the next
- * address, and after the last one the URI's try failed.
+ * Deadlines: `trydl` (one mailto try: MX walk and every address), `jobdl`
+ * (the pair), `run_end` (the run).  When the pair's deadline passes, the
+ * URI under way fails its try and the URIs not reached are parked without
+ * a try.
+ *
+ * SMTP: MX walk of the address's domain, then the addresses of its first
+ * max_mx hosts (max_addr each; global ones only unless
+ * tlsrpt_private_destinations) in order until one accepts: greeting, EHLO,
+ * leg_secure() at level "may", MAIL, RCPT, DATA, the message
+ * (dot-stuffed), QUIT.  A 5xx to MAIL, RCPT or the message is final for
+ * that URI; anything else tries the next address, and after the last one
+ * the URI's try failed.
+ *
+ * Delivery state (report.h): int64 values in the store's "sent" database,
+ * under the names state_name() makes; tlsrpt_is_sent() reads one,
+ * tlsrpt_mark_sent() writes one, tlsrpt_prune() drops them with the day.
  *
  * Who frees what: the run owns the job list, the report being delivered,
  * the message, its resolver, its SSL contexts, the MX walk's result and
@@ -29,9 +45,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/stats.h"
 #include "policy/dns.h"
 #include "policy/http.h"
@@ -49,6 +67,24 @@
 #define MAX_JOBS	10000	/* pairs one run takes on */
 #define CTYPE		"application/tlsrpt+gzip"
 
+/* defaults of struct report_opts */
+#define BACKOFF_MS	(5 * 60 * 1000ULL)
+#define BACKOFF_MAX_MS	(60 * 60 * 1000ULL)
+#define GIVE_UP_MS	(24 * 60 * 60 * 1000ULL)	/* RFC 8460 5.5 */
+#define TRY_MS		(2 * 60 * 1000ULL)
+#define JOB_MS		(15 * 60 * 1000ULL)
+#define RUN_MS		(60 * 60 * 1000ULL)
+#define MAX_MX		2
+#define MAX_ADDR	2
+
+/* delivery state names (one letter each, see state_name()) */
+#define S_DELIVERED	'd'	/* URI delivered: when */
+#define S_GIVEN_UP	'g'	/* URI given up: when */
+#define S_FIRST		'f'	/* URI's first failed try: when */
+#define S_NEXT		'n'	/* URI's next try: when */
+#define S_TRIES		't'	/* URI's failed tries: count */
+#define S_JOB		'j'	/* pair's earliest next try: when */
+
 enum smtp_step { ST_NONE, ST_MAIL, ST_RCPT, ST_DATA, ST_DOT, ST_QUIT };
 
 struct report_run {
@@ -60,6 +96,8 @@ struct report_run {
 	report_done_cb		*cb;
 	void			*arg;
 	struct report_totals	 tot;
+	int64_t			 today;
+	int64_t			 run_end;	/* wall ms */
 
 	struct dns		*dns;
 	SSL_CTX			*https;		/* WebPKI store */
@@ -74,7 +112,8 @@ struct report_run {
 	struct tlsrpt_due	*jobs;
 	size_t			 njobs, ji;
 	struct ev_timer		*step;		/* next job from the loop */
-	struct ev_timer		*retry;
+	struct ev_timer		*trydl;		/* the try's deadline */
+	struct ev_timer		*jobdl;		/* the pair's deadline */
 
 	/* the job */
 	struct dns_req		*txtq;
@@ -83,17 +122,24 @@ struct report_run {
 	size_t			 gzlen;
 	char			 filename[700];
 	char			 report_id[80];
+	int			 preview;	/* today's: no state, no mark */
+	int			 expired;	/* the pair's deadline passed */
 	int			 uri;		/* rua index being delivered */
 	int			 ok, bad;	/* URIs of this job */
+	int			 pend;		/* URIs parked */
+	int64_t			 jnext;		/* their earliest next try */
 
 	/* the URI */
-	int			 attempt;
+	int			 tries;		/* failed tries before this one */
+	uint64_t		 try_ms;	/* this try's deadline */
 	struct http_req		*http;
 	char			*msg;		/* mailto: the message */
 	size_t			 msglen;
 	struct mx_walk		*walk;
 	struct mx_result	*mx;
 	int			 host, addr;	/* next address to try */
+	int			 refused;	/* addresses not global */
+	int			 dialed;	/* addresses connected to */
 	struct leg		*leg;
 	enum smtp_step		 sstep;
 	int			 permanent;	/* a 5xx: no more tries */
@@ -137,6 +183,103 @@ report_from(const struct config *cfg, char *buf, size_t sz)
 	snprintf(buf, sz, "noreply-tlsrpt@%s", host);
 }
 
+/* Wall clock in ms: the delivery state outlives the process. */
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- delivery state ---------------------------------------------------- */
+
+/*
+ * The name of one state value of the pair's domain and, unless uri is
+ * NULL, of one of its URIs: "<tag>-<32 hex of SHA-256>.tlsrpt.invalid".
+ * No policy domain can be under .invalid (RFC 6761), so these names never
+ * meet a real pair in the "sent" database, and tlsrpt_due_list() never
+ * lists them (it walks the counts).
+ */
+static void
+state_name(char tag, const char *domain, const char *uri, char *buf,
+    size_t sz)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	char hex[33];
+	int i;
+
+	memset(md, 0, sizeof(md));
+	if (c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
+		EVP_DigestUpdate(c, domain, strlen(domain) + 1);
+		if (uri != NULL)
+			EVP_DigestUpdate(c, uri, strlen(uri));
+		EVP_DigestFinal_ex(c, md, &mdlen);
+	}
+	EVP_MD_CTX_free(c);
+	for (i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(buf, sz, "%c-%s.tlsrpt.invalid", tag, hex);
+}
+
+/* A URI's identity: the delivery target, not its spelling. */
+static void
+uri_key(const struct tlsrpt_uri *u, char *buf, size_t sz)
+{
+	if (u->kind == TLSRPT_URI_MAILTO)
+		snprintf(buf, sz, "mailto:%s", u->addr);
+	else
+		snprintf(buf, sz, "https://%s:%u%s", u->host,
+		    (unsigned)u->port, u->path);
+}
+
+/* The value, 0 when there is none (or it cannot be read: logged). */
+static int64_t
+state_get(struct report_run *r, char tag, const struct tlsrpt_uri *u)
+{
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+	char name[80], key[TLSRPT_URI_MAX + 400];
+	int64_t v = 0;
+
+	if (u != NULL)
+		uri_key(u, key, sizeof(key));
+	state_name(tag, j->domain, u ? key : NULL, name, sizeof(name));
+	if (tlsrpt_is_sent(r->store, j->day, name, &v) == -1) {
+		log_warn("event=tlsrpt-state-failed domain=%s error=\"%s\"",
+		    j->domain, tlsrpt_store_error(r->store));
+		return 0;
+	}
+	return v;
+}
+
+static void
+state_put(struct report_run *r, char tag, const struct tlsrpt_uri *u,
+    int64_t v)
+{
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+	char name[80], key[TLSRPT_URI_MAX + 400];
+
+	if (u != NULL)
+		uri_key(u, key, sizeof(key));
+	state_name(tag, j->domain, u ? key : NULL, name, sizeof(name));
+	if (tlsrpt_mark_sent(r->store, j->day, name, v) == -1)
+		log_warn("event=tlsrpt-state-failed domain=%s error=\"%s\"",
+		    j->domain, tlsrpt_store_error(r->store));
+}
+
+/* One URI that cannot be tried now: next is when it can. */
+static void
+park(struct report_run *r, int64_t next)
+{
+	r->pend++;
+	r->tot.parked++;
+	if (r->jnext == 0 || next < r->jnext)
+		r->jnext = next;
+}
+
 /* ---- the end of a URI, a job, the run ---------------------------------- */
 
 static void
@@ -157,11 +300,12 @@ uri_clear(struct report_run *r)
 	http_cancel(r->http);
 	r->http = NULL;
 	smtp_clear(r);
-	ev_timer_stop(r->retry);
+	ev_timer_stop(r->trydl);
 	free(r->msg);
 	r->msg = NULL;
-	r->attempt = 0;
+	r->tries = 0;
 	r->permanent = 0;
+	r->refused = r->dialed = 0;
 	r->lasterr[0] = '\0';
 }
 
@@ -171,10 +315,13 @@ job_clear(struct report_run *r)
 	dns_cancel(r->txtq);
 	r->txtq = NULL;
 	uri_clear(r);
+	ev_timer_stop(r->jobdl);
 	free(r->gz);
 	r->gz = NULL;
 	memset(&r->rec, 0, sizeof(r->rec));
-	r->uri = r->ok = r->bad = 0;
+	r->uri = r->ok = r->bad = r->pend = 0;
+	r->preview = r->expired = 0;
+	r->jnext = 0;
 }
 
 static void
@@ -182,7 +329,8 @@ run_free(struct report_run *r)
 {
 	job_clear(r);
 	ev_timer_free(r->step);
-	ev_timer_free(r->retry);
+	ev_timer_free(r->trydl);
+	ev_timer_free(r->jobdl);
 	free(r->jobs);
 	dns_free(r->dns);
 	SSL_CTX_free(r->https);
@@ -203,52 +351,114 @@ transport(const struct tlsrpt_uri *u)
 	return u->kind == TLSRPT_URI_HTTPS ? "https" : "mailto";
 }
 
-/* One try of the current URI is over: ok, or failed (r->lasterr). */
+/*
+ * The try of the current URI is over: ok, or failed (r->lasterr).  A
+ * failure parks the URI for a later run, after a backoff that doubles
+ * from backoff_ms (the time since its first failure, at least backoff_ms,
+ * at most backoff_max_ms), or gives it up: a 5xx, a preview, or its next
+ * try would come more than give_up_ms after the first.
+ */
 static void
 try_done(struct report_run *r, int ok)
 {
 	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
 	const struct tlsrpt_due *j = &r->jobs[r->ji];
-	uint64_t delay;
-	int last;
+	int64_t now = wall_ms(), first = 0, next = 0, delay;
+	int final = 1;
+	char qu[600], qe[600], nx[40] = "";
 
-	count("deliveries", transport(u), ok ? "sent" : "failed");
-	last = ok || r->permanent || r->attempt >= r->opts.attempts;
-	{
-		char qu[600], qe[600];
-
-		log_info("event=tlsrpt-delivery domain=%s day=%lld uri=%s "
-		    "try=%d result=%s%s%s%s", j->domain, (long long)j->day,
-		    log_q(qu, sizeof(qu), u->uri), r->attempt,
-		    ok ? "sent" : "failed", ok ? "" : " error=",
-		    ok ? "" : log_q(qe, sizeof(qe), r->lasterr),
-		    ok ? "" : last ? " final=yes" : " final=no");
-	}
+	ev_timer_stop(r->trydl);
 	http_cancel(r->http);
 	r->http = NULL;
 	smtp_clear(r);
-	if (!last) {
-		delay = r->opts.backoff_ms << (r->attempt - 1 < 10 ?
-		    r->attempt - 1 : 10);
-		ev_timer_arm(r->retry, delay);
-		return;
-	}
-	count("reports", transport(u), ok ? "sent" : "failed");
+	count("deliveries", transport(u), ok ? "sent" : "failed");
 	if (ok) {
+		if (!r->preview)
+			state_put(r, S_DELIVERED, u, now);
+	} else if (!r->preview && !r->permanent) {
+		if ((first = state_get(r, S_FIRST, u)) == 0) {
+			first = now;
+			state_put(r, S_FIRST, u, first);
+		}
+		delay = now - first;
+		if (delay < (int64_t)r->opts.backoff_ms)
+			delay = (int64_t)r->opts.backoff_ms;
+		if (delay > (int64_t)r->opts.backoff_max_ms)
+			delay = (int64_t)r->opts.backoff_max_ms;
+		next = now + delay;
+		state_put(r, S_TRIES, u, r->tries + 1);
+		if (next - first <= (int64_t)r->opts.give_up_ms) {
+			final = 0;
+			state_put(r, S_NEXT, u, next);
+			snprintf(nx, sizeof(nx), " next_in_s=%lld",
+			    (long long)((delay + 999) / 1000));
+		} else
+			snprintf(nx, sizeof(nx), " gave_up=yes");
+	}
+	if (!ok && final && !r->preview)
+		state_put(r, S_GIVEN_UP, u, now);
+	log_info("event=tlsrpt-delivery domain=%s day=%lld uri=%s "
+	    "try=%d result=%s%s%s%s%s", j->domain, (long long)j->day,
+	    log_q(qu, sizeof(qu), u->uri), r->tries + 1,
+	    ok ? "sent" : "failed", ok ? "" : " error=",
+	    ok ? "" : log_q(qe, sizeof(qe), r->lasterr),
+	    ok ? "" : final ? " final=yes" : " final=no", nx);
+	if (ok) {
+		count("reports", transport(u), "sent");
 		r->tot.sent++;
 		r->ok++;
-	} else {
+	} else if (final) {
+		count("reports", transport(u), "failed");
 		r->tot.failed++;
 		r->bad++;
-	}
+	} else
+		park(r, next);
 	r->uri++;
 	uri_next(r);
 }
 
+/* The try's deadline: whatever it was doing, it failed. */
 static void
-retry_cb(void *arg)
+trydl_cb(void *arg)
 {
-	try_uri(arg);
+	struct report_run *r = arg;
+
+	char before[sizeof(r->lasterr)];
+
+	snprintf(before, sizeof(before), "%s", r->lasterr);
+	snprintf(r->lasterr, sizeof(r->lasterr), "the try's deadline (%llu "
+	    "ms) passed%s%s", (unsigned long long)r->try_ms, before[0] ?
+	    "; before: " : "", before);
+	try_done(r, 0);
+}
+
+/* The pair's deadline: the URI under way fails its try, the others wait
+ * for the next run. */
+static void
+jobdl_cb(void *arg)
+{
+	struct report_run *r = arg;
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+
+	r->expired = 1;
+	log_info("event=tlsrpt-report domain=%s day=%lld result=deadline "
+	    "job_s=%llu", j->domain, (long long)j->day,
+	    (unsigned long long)(r->opts.job_ms / 1000));
+	if (r->txtq != NULL) {
+		/* no record yet: the pair stays due, as a failed lookup */
+		r->tot.deferred++;
+		r->ji++;
+		job_clear(r);
+		ev_timer_arm(r->step, 0);
+		return;
+	}
+	if (r->http != NULL || r->walk != NULL || r->mx != NULL ||
+	    r->leg != NULL) {
+		snprintf(r->lasterr, sizeof(r->lasterr), "the report's "
+		    "deadline (%llu s) passed",
+		    (unsigned long long)(r->opts.job_ms / 1000));
+		try_done(r, 0);
+	}
 }
 
 static void
@@ -450,25 +660,51 @@ smtp_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 	}
 }
 
-/* The next address of the MX hosts, in the walk's order. */
+/* An MX address a report may not go to (SSRF: the rua comes from a
+ * record anyone may publish, and the socket bypasses the divert rules). */
+static int
+refuse(struct report_run *r, const struct mx_host *h,
+    const struct sockaddr_storage *ss)
+{
+	if (!netaddr_refuse(h->name, (const struct sockaddr *)ss,
+	    r->cfg->tlsrpt_private_destinations, r->lasterr,
+	    sizeof(r->lasterr)))
+		return 0;
+	r->refused++;
+	return 1;
+}
+
+/* The next address of the first max_mx MX hosts (max_addr each), in the
+ * walk's order. */
 static void
 smtp_next_addr(struct report_run *r)
 {
 	const struct mx_host *h;
+	const struct sockaddr_storage *ss;
 	char tag[24];
 
-	for (; r->mx != NULL && r->host < r->mx->nhost; r->host++,
-	    r->addr = 0) {
+	for (; r->mx != NULL && r->host < r->mx->nhost &&
+	    r->host < r->opts.max_mx; r->host++, r->addr = 0) {
 		h = &r->mx->host[r->host];
-		if (r->addr >= h->naddr)
-			continue;
-		snprintf(tag, sizeof(tag), "tlsrpt-%zu", r->ji);
-		r->leg = leg_new(&r->env, &h->addr[r->addr++], tag,
-		    smtp_event, r);
-		if (r->leg != NULL)
-			return;
-		snprintf(r->lasterr, sizeof(r->lasterr), "%s: cannot "
-		    "connect", h->name);
+		while (r->addr < h->naddr && r->addr < r->opts.max_addr) {
+			ss = &h->addr[r->addr++];
+			if (refuse(r, h, ss))
+				continue;
+			r->dialed++;
+			snprintf(tag, sizeof(tag), "tlsrpt-%zu", r->ji);
+			r->leg = leg_new(&r->env, ss, tag, smtp_event, r);
+			if (r->leg != NULL)
+				return;
+			snprintf(r->lasterr, sizeof(r->lasterr), "%s: cannot "
+			    "connect", h->name);
+		}
+	}
+	if (r->refused > 0 && r->dialed == 0) {
+		/* nothing but addresses we may not go to: no use retrying */
+		snprintf(r->lasterr, sizeof(r->lasterr), "%s: no MX address "
+		    "is global (%d refused; tlsrpt_private_destinations = "
+		    "no)", r->mx->domain, r->refused);
+		r->permanent = 1;
 	}
 	if (!r->lasterr[0])
 		snprintf(r->lasterr, sizeof(r->lasterr), "no MX host "
@@ -517,8 +753,12 @@ try_uri(struct report_run *r)
 {
 	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
 
-	r->attempt++;
+	r->tries = r->preview ? 0 : (int)state_get(r, S_TRIES, u);
 	r->lasterr[0] = '\0';
+	/* https: the client's own overall timeout, and a guard after it */
+	r->try_ms = u->kind == TLSRPT_URI_HTTPS ?
+	    r->cfg->sts_fetch_timeout + 5000 : r->opts.try_ms;
+	ev_timer_arm(r->trydl, r->try_ms);
 	if (u->kind == TLSRPT_URI_HTTPS)
 		try_https(r, u);
 	else
@@ -562,6 +802,41 @@ mail_build(struct report_run *r, const struct tlsrpt_uri *u)
 	return 0;
 }
 
+/* Every URI was seen: the pair is sent, or waits for its parked URIs. */
+static void
+job_end(struct report_run *r)
+{
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+
+	if (r->preview) {
+		/* today's counts so far: the day's report comes tomorrow */
+		log_info("event=tlsrpt-report-done domain=%s day=%lld "
+		    "delivered=%d failed=%d preview=yes", j->domain,
+		    (long long)j->day, r->ok, r->bad);
+	} else if (r->pend == 0) {
+		if (tlsrpt_mark_sent(r->store, j->day, j->domain,
+		    (int64_t)time(NULL)) == -1)
+			log_warn("event=tlsrpt-mark-failed domain=%s "
+			    "error=\"%s\"", j->domain,
+			    tlsrpt_store_error(r->store));
+		log_info("event=tlsrpt-report-done domain=%s day=%lld "
+		    "delivered=%d failed=%d", j->domain, (long long)j->day,
+		    r->ok, r->bad);
+	} else {
+		state_put(r, S_JOB, NULL, r->jnext);
+		r->tot.waiting++;
+		if (r->tot.next_retry_ms == 0 || r->jnext < r->tot.next_retry_ms)
+			r->tot.next_retry_ms = r->jnext;
+		log_info("event=tlsrpt-report-waiting domain=%s day=%lld "
+		    "delivered=%d failed=%d parked=%d next_in_s=%lld",
+		    j->domain, (long long)j->day, r->ok, r->bad, r->pend,
+		    (long long)((r->jnext - wall_ms() + 999) / 1000));
+	}
+	r->ji++;
+	job_clear(r);
+	ev_timer_arm(r->step, 0);
+}
+
 static void
 uri_next(struct report_run *r)
 {
@@ -569,10 +844,36 @@ uri_next(struct report_run *r)
 	const struct tlsrpt_uri *u;
 	const char *why;
 	char qu[600];
+	int64_t v, now;
 
 	uri_clear(r);
 	while (r->uri < r->rec.nrua) {
 		u = &r->rec.rua[r->uri];
+		now = wall_ms();
+		if (!r->preview) {
+			if (state_get(r, S_DELIVERED, u) != 0) {
+				r->ok++;	/* in an earlier run */
+				r->uri++;
+				continue;
+			}
+			if (state_get(r, S_GIVEN_UP, u) != 0) {
+				r->bad++;
+				r->uri++;
+				continue;
+			}
+			if (r->expired) {
+				/* not reached before the pair's deadline */
+				park(r, now + (int64_t)r->opts.backoff_ms);
+				r->uri++;
+				continue;
+			}
+			if (!r->opts.retry_now &&
+			    (v = state_get(r, S_NEXT, u)) > now) {
+				park(r, v);
+				r->uri++;
+				continue;
+			}
+		}
 		why = NULL;
 		if (u->kind == TLSRPT_URI_MAILTO && r->cfg->tlsrpt_https_only)
 			why = "tlsrpt_https_only";
@@ -592,16 +893,7 @@ uri_next(struct report_run *r)
 		r->tot.skipped++;
 		r->uri++;
 	}
-	/* every URI tried: this report is done */
-	if (tlsrpt_mark_sent(r->store, j->day, j->domain,
-	    (int64_t)time(NULL)) == -1)
-		log_warn("event=tlsrpt-mark-failed domain=%s error=\"%s\"",
-		    j->domain, tlsrpt_store_error(r->store));
-	log_info("event=tlsrpt-report-done domain=%s day=%lld delivered=%d "
-	    "failed=%d", j->domain, (long long)j->day, r->ok, r->bad);
-	r->ji++;
-	job_clear(r);
-	ev_timer_arm(r->step, 0);
+	job_end(r);
 }
 
 static void
@@ -653,6 +945,29 @@ job_build(struct report_run *r)
 	uri_next(r);
 }
 
+/* Identical URIs of one record get one report. */
+static void
+dedup(struct tlsrpt_policy_record *rec)
+{
+	char a[TLSRPT_URI_MAX + 400], b[TLSRPT_URI_MAX + 400];
+	int i, k, n = 0;
+
+	for (i = 0; i < rec->nrua; i++) {
+		uri_key(&rec->rua[i], a, sizeof(a));
+		for (k = 0; k < n; k++) {
+			uri_key(&rec->rua[k], b, sizeof(b));
+			if (strcmp(a, b) == 0)
+				break;
+		}
+		if (k < n)
+			continue;
+		if (n != i)
+			rec->rua[n] = rec->rua[i];
+		n++;
+	}
+	rec->nrua = n;
+}
+
 static void
 on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 {
@@ -694,6 +1009,7 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		ev_timer_arm(r->step, 0);
 		return;
 	}
+	dedup(&r->rec);
 	job_build(r);
 }
 
@@ -705,8 +1021,9 @@ finish_run(struct report_run *r)
 	struct report_totals t = r->tot;
 
 	log_info("event=tlsrpt-run-done due=%d built=%d sent=%d failed=%d "
-	    "skipped=%d no_record=%d deferred=%d", t.due, t.built, t.sent,
-	    t.failed, t.skipped, t.no_record, t.deferred);
+	    "parked=%d skipped=%d no_record=%d deferred=%d waiting=%d", t.due,
+	    t.built, t.sent, t.failed, t.parked, t.skipped, t.no_record,
+	    t.deferred, t.waiting);
 	run_free(r);
 	cb(arg, &t);
 }
@@ -714,17 +1031,44 @@ finish_run(struct report_run *r)
 static void
 job_next(struct report_run *r)
 {
+	const struct tlsrpt_due *j;
 	char name[300];
+	int64_t v, now = wall_ms();
 
+	if (r->ji < r->njobs && now >= r->run_end) {
+		/* the run's time is up: the rest stays due, for a run soon */
+		log_info("event=tlsrpt-run-deadline run_s=%llu left=%zu",
+		    (unsigned long long)(r->opts.run_ms / 1000),
+		    r->njobs - r->ji);
+		r->tot.deferred += (int)(r->njobs - r->ji);
+		r->ji = r->njobs;
+		v = now + (int64_t)r->opts.backoff_ms;
+		if (r->tot.next_retry_ms == 0 || v < r->tot.next_retry_ms)
+			r->tot.next_retry_ms = v;
+	}
 	if (r->ji >= r->njobs) {
 		finish_run(r);
 		return;
 	}
-	snprintf(name, sizeof(name), "_smtp._tls.%s", r->jobs[r->ji].domain);
+	j = &r->jobs[r->ji];
+	r->preview = j->day >= r->today;
+	if (!r->preview && !r->opts.retry_now &&
+	    (v = state_get(r, S_JOB, NULL)) > now) {
+		/* its URIs are parked: not before then */
+		r->tot.waiting++;
+		if (r->tot.next_retry_ms == 0 || v < r->tot.next_retry_ms)
+			r->tot.next_retry_ms = v;
+		r->ji++;
+		ev_timer_arm(r->step, 0);
+		return;
+	}
+	ev_timer_arm(r->jobdl, r->opts.job_ms);
+	snprintf(name, sizeof(name), "_smtp._tls.%s", j->domain);
 	if ((r->txtq = dns_query(r->dns, name, DNS_T_TXT, on_txt, r)) ==
 	    NULL) {
 		r->tot.deferred++;
 		r->ji++;
+		job_clear(r);
 		ev_timer_arm(r->step, 0);
 	}
 }
@@ -749,10 +1093,26 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 	r->store = store;
 	r->policy = policy;
 	r->opts = *opts;
-	if (r->opts.attempts <= 0)
-		r->opts.attempts = 4;
 	if (r->opts.backoff_ms == 0)
-		r->opts.backoff_ms = 60000;
+		r->opts.backoff_ms = BACKOFF_MS;
+	if (r->opts.backoff_max_ms == 0)
+		r->opts.backoff_max_ms = BACKOFF_MAX_MS;
+	if (r->opts.backoff_max_ms < r->opts.backoff_ms)
+		r->opts.backoff_max_ms = r->opts.backoff_ms;
+	if (r->opts.give_up_ms == 0)
+		r->opts.give_up_ms = GIVE_UP_MS;
+	if (r->opts.try_ms == 0)
+		r->opts.try_ms = TRY_MS;
+	if (r->opts.job_ms == 0)
+		r->opts.job_ms = JOB_MS;
+	if (r->opts.run_ms == 0)
+		r->opts.run_ms = RUN_MS;
+	if (r->opts.max_mx <= 0)
+		r->opts.max_mx = MAX_MX;
+	if (r->opts.max_addr <= 0)
+		r->opts.max_addr = MAX_ADDR;
+	r->today = today;
+	r->run_end = wall_ms() + (int64_t)r->opts.run_ms;
 	r->cb = cb;
 	r->arg = arg;
 	report_from(cfg, r->from, sizeof(r->from));
@@ -773,7 +1133,8 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
-	/* due: days before today; with now, today too (tomorrow's list) */
+	/* due: days before today; with now, today too (tomorrow's list), as
+	 * a preview: never marked sent (job_end) */
 	if ((n = tlsrpt_due_list(store, opts->now ? today + 1 : today,
 	    r->jobs, MAX_JOBS, &r->njobs)) == -1) {
 		snprintf(err, errsz, "%s", tlsrpt_store_error(store));
@@ -791,7 +1152,8 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 	r->env.tls = &r->tls;
 	r->env.policy = policy;
 	if ((r->step = ev_timer_new(loop, done_cb, r)) == NULL ||
-	    (r->retry = ev_timer_new(loop, retry_cb, r)) == NULL) {
+	    (r->trydl = ev_timer_new(loop, trydl_cb, r)) == NULL ||
+	    (r->jobdl = ev_timer_new(loop, jobdl_cb, r)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}

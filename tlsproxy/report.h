@@ -3,29 +3,42 @@
  * section 5) that policy/tlsrpt_store.c counted.
  *
  * A run takes the (day, policy domain) pairs that are due (days before
- * today that were not sent; with `now`, today's too), one after the
- * other.  For each: the _smtp._tls TXT record is looked up again (only a
- * valid record gets a report: RFC 8460 section 3), the report is built
- * (JSON, gzip, file name: policy/tlsrpt_report.c), and delivered to every
- * rua URI:
+ * today that were not sent; with `now`, today's too, as a preview), one
+ * after the other.  For each: the _smtp._tls TXT record is looked up again
+ * (only a valid record gets a report: RFC 8460 section 3), the report is
+ * built (JSON, gzip, file name: policy/tlsrpt_report.c), and delivered to
+ * every rua URI (identical URIs once):
  *   https:   POST, Content-Type application/tlsrpt+gzip, through the MTA-STS
- *            HTTPS client (policy/http.c: WebPKI, SNI, SO_MARK);
+ *            HTTPS client (policy/http.c: WebPKI, SNI, SO_MARK, global
+ *            addresses only unless tlsrpt_private_destinations);
  *   mailto:  the DKIM-signed multipart/report of policy/tlsrpt_mail.c,
  *            sent by mxguard itself over an upstream leg (tlsproxy/leg.c)
  *            to the MX hosts of the address's domain (policy/mx.c's
- *            walk).  The leg is secured at level "may" whatever the
- *            domain publishes: RFC 8460 section 5.3 wants report delivery
- *            not to fail on TLS, so a stripped STARTTLS or a bad
- *            certificate means cleartext.  The leg's socket carries
- *            upstream_mark, so the divert rules never send the report
- *            back into mxguard, and the attempt is no session: nothing is
- *            recorded about the report's own delivery.
- * Each URI gets up to `attempts` tries, `backoff_ms` apart and doubling;
- * each try is logged (event=tlsrpt-delivery) and counted
- * (mxguard_tlsrpt_deliveries_total{transport,result}).  When every URI
- * was tried, the pair is marked sent (also when all of them failed: the
- * next day brings a new report).  A domain whose record is gone is marked
- * sent without delivery; one whose lookup failed stays due.
+ *            walk; at most max_mx hosts x max_addr addresses, global
+ *            addresses only unless tlsrpt_private_destinations).  The
+ *            leg is secured at level "may" whatever the domain publishes:
+ *            RFC 8460 section 5.3 wants report delivery not to fail on
+ *            TLS, so a stripped STARTTLS or a bad certificate means
+ *            cleartext.  The leg's socket carries upstream_mark, so the
+ *            divert rules never send the report back into mxguard, and
+ *            the attempt is no session: nothing is recorded about it.
+ *
+ * Bounded: a run makes at most one try per URI, a try has a deadline
+ * (try_ms for all of a mailto try; the HTTPS client's own timeout), a
+ * report one (job_ms for all its URIs), the run one (run_ms).  A URI whose
+ * try failed is parked: its next try is due after an exponential backoff
+ * (backoff_ms doubling up to backoff_max_ms), in a later run, and the run
+ * goes on with the next URI and report.  RFC 8460 section 5.5: retries for
+ * up to give_up_ms (24 h) after the first try; then, or after a 5xx, the
+ * URI is given up.  A pair is marked sent when every URI was delivered,
+ * given up or skipped.  The delivery state (per day, domain and URI:
+ * delivered, given up, first failure, next try, tries; per pair: its next
+ * try) lives in the store's "sent" database under names that are no
+ * domain (`<tag>-<hash>.tlsrpt.invalid`), pruned with the day.  Today's
+ * pair (`now`) is a preview: no state, never marked sent.  A domain whose
+ * record is gone is marked sent without delivery; one whose lookup failed
+ * stays due.  Each try is logged (event=tlsrpt-delivery) and counted
+ * (mxguard_tlsrpt_deliveries_total{transport,result}).
  *
  * Who frees what: report_run() returns a run that ends with its callback
  * (the run is freed before it) or report_cancel() (no callback).  The
@@ -45,21 +58,38 @@ struct tlsrpt_store;
 struct report_run;
 
 struct report_opts {
-	int		 now;		/* today's counts too */
-	int		 attempts;	/* tries per URI (0: 4) */
-	uint64_t	 backoff_ms;	/* before the 2nd try (0: 60 s) */
+	int		 now;		/* today's counts too (a preview) */
+	int		 retry_now;	/* parked URIs now, whatever their
+					 * next try (mxguard report send) */
+	uint64_t	 backoff_ms;	/* after a first failure (0: 5 min) */
+	uint64_t	 backoff_max_ms; /* (0: 1 h) */
+	uint64_t	 give_up_ms;	/* after the first try (0: 24 h) */
+	uint64_t	 try_ms;	/* one mailto try (0: 2 min) */
+	uint64_t	 job_ms;	/* one report, all URIs (0: 15 min) */
+	uint64_t	 run_ms;	/* the run: later reports stay due
+					 * (0: 1 h) */
+	int		 max_mx;	/* MX hosts per mailto try (0: 2) */
+	int		 max_addr;	/* addresses per host (0: 2) */
 };
 
 struct report_totals {
 	int		 due;		/* pairs looked at */
 	int		 built;		/* reports built */
 	int		 sent;		/* URIs delivered to */
-	int		 failed;	/* URIs given up */
+	int		 failed;	/* URIs given up (5xx, 24 h passed,
+					 * a preview's failure) */
+	int		 parked;	/* URIs that failed, tried again
+					 * later (also those not reached
+					 * before a deadline) */
 	int		 skipped;	/* URIs not tried (mailto without
 					 * DKIM key, tlsrpt_https_only) */
 	int		 no_record;	/* pairs whose domain has no valid
 					 * _smtp._tls record any more */
-	int		 deferred;	/* pairs left due (lookup failed) */
+	int		 deferred;	/* pairs left due (lookup failed,
+					 * run deadline) */
+	int		 waiting;	/* pairs left due with URIs parked */
+	int64_t		 next_retry_ms;	/* wall clock (ms) of the earliest
+					 * parked retry, 0 none */
 };
 
 typedef void report_done_cb(void *arg, const struct report_totals *);

@@ -9,8 +9,9 @@
 # counted both sessions; `mxguard report show` says so, and
 # `mxguard report send --now` POSTs a gzip JSON report (Content-Type
 # application/tlsrpt+gzip) whose sts policy has 1 successful and 1 failed
-# session, the failure a validation-failure; a second send finds nothing
-# due.
+# session, the failure a validation-failure.  That report of today is a
+# preview: today is not marked sent, and a plain `report send` (days
+# before today) finds nothing due.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$LIBDIR/dns.sh"
 . "$LIBDIR/sts.sh"
@@ -114,9 +115,12 @@ assert fd[0]["sending-mta-ip"] == "10.25.1.1", fd
 PY
 cp "$T/report.json" "${TLSRPT_EXAMPLE:-/dev/null}" 2>/dev/null || true
 show=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" report show enf.test --json 2>/dev/null)
-assert "report show marks it sent" grep -qE '"domain": "enf.test".*"sent": true' <<<"$show"
-out=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" report send --now 2>/dev/null)
-assert "a second send finds nothing due" grep -qE "due=0 built=0 sent=0" <<<"$out"
+# --now sends today's counts so far as a preview: today is not marked
+# sent, so the full day still goes out tomorrow, and a plain send (days
+# before today) finds nothing due
+assert "report show does not mark today sent (a preview)" grep -qE '"domain": "enf.test".*"sent": false' <<<"$show"
+out=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" report send 2>/dev/null)
+assert "a send without --now finds nothing due" grep -qE "due=0 built=0 sent=0" <<<"$out"
 assert "the receiver got exactly one report" [ ! -e "$T/rpt/2.meta" ]
 assert "the delivery was logged" grep -qE "event=tlsrpt-delivery domain=enf.test .*uri=\"?https://tlsrpt.enf.test/v1/report\"? try=1 result=sent" "$T/send.log"
 pass "TLSRPT: gzip JSON report POSTed to the https rua, counts match (1 success, 1 validation-failure)"

@@ -1,0 +1,721 @@
+/*
+ * test_report_run.c - the TLSRPT delivery run (tlsproxy/report.c): its
+ * deadlines, its parked retries, the --now preview, the mailto SSRF check
+ * and the de-duplication of URIs.
+ *
+ * DNS is faked (fakedns.h).  The report receivers are small SMTP servers
+ * on 127.0.0.1 in this process, on the run's own event loop; leg_new() is
+ * wrapped so that a connection to an MX address 127.0.0.N (or any other)
+ * port 25 goes to server N's port instead, and so that the test sees
+ * every address the run connects to.  Session timeouts are 60 s, so only
+ * the run's own deadlines (milliseconds here, through struct report_opts)
+ * can end a try against a server that never answers.
+ */
+// WRAP: dns_query dns_cancel leg_new
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/io.h"
+#include "core/log.h"
+#include "policy/dns.h"
+#include "policy/tlsrpt.h"
+#include "tlsproxy/leg.h"
+#include "tlsproxy/report.h"
+
+#include "fakedns.h"
+
+/* ---- SMTP receivers ---------------------------------------------------- */
+
+enum mode { GOOD, TARPIT, TEMPFAIL };
+
+#define NSRV	4
+
+static struct srv {
+	int		 lfd;
+	uint16_t	 port;
+	enum mode	 mode;
+	int		 conns, msgs;
+} srv[NSRV + 1];		/* 1..NSRV: 127.0.0.N */
+
+struct conn {
+	struct conn	*next;		/* every connection, for end_test */
+	int		 fd;
+	struct srv	*s;
+	int		 data;
+	char		 buf[65536];
+	size_t		 n;
+};
+
+static struct conn *conns;
+
+static void
+say(struct conn *c, const char *s)
+{
+	(void)!write(c->fd, s, strlen(s));
+}
+
+static void
+conn_close(struct conn *c)
+{
+	struct conn **pp;
+
+	for (pp = &conns; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	ev_fd_del(loop, c->fd);
+	close(c->fd);
+	free(c);
+}
+
+static void
+on_conn(int fd, int events, void *arg)
+{
+	struct conn *c = arg;
+	char *nl, *end;
+	ssize_t k;
+
+	(void)events;
+	if (c->n == sizeof(c->buf))
+		c->n = 0;
+	k = read(fd, c->buf + c->n, sizeof(c->buf) - c->n);
+	if (k <= 0) {
+		conn_close(c);
+		return;
+	}
+	c->n += (size_t)k;
+	if (c->s->mode == TARPIT)
+		return;
+	for (;;) {
+		if (c->data) {
+			end = memmem(c->buf, c->n, "\r\n.\r\n", 5);
+			if (end == NULL)
+				return;
+			c->data = 0;
+			c->s->msgs++;
+			say(c, "250 2.0.0 queued\r\n");
+			nl = end + 4;
+		} else {
+			if ((nl = memchr(c->buf, '\n', c->n)) == NULL)
+				return;
+			if (strncasecmp(c->buf, "EHLO", 4) == 0)
+				say(c, "250-fake\r\n250 8BITMIME\r\n");
+			else if (strncasecmp(c->buf, "DATA", 4) == 0) {
+				c->data = 1;
+				say(c, "354 go\r\n");
+			} else if (strncasecmp(c->buf, "QUIT", 4) == 0) {
+				say(c, "221 bye\r\n");
+				conn_close(c);
+				return;
+			} else
+				say(c, "250 ok\r\n");
+		}
+		nl++;
+		memmove(c->buf, nl, c->n - (size_t)(nl - c->buf));
+		c->n -= (size_t)(nl - c->buf);
+	}
+}
+
+static void
+on_accept(int fd, int events, void *arg)
+{
+	struct srv *s = arg;
+	struct conn *c;
+	int cfd;
+
+	(void)events;
+	if ((cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK)) == -1)
+		return;
+	s->conns++;
+	c = calloc(1, sizeof(*c));
+	c->fd = cfd;
+	c->s = s;
+	c->next = conns;
+	conns = c;
+	if (s->mode == GOOD)
+		say(c, "220 fake ESMTP\r\n");
+	else if (s->mode == TEMPFAIL)
+		say(c, "421 4.3.2 try later\r\n");
+	ev_fd_set(loop, cfd, EV_READ, on_conn, c);
+}
+
+static void
+srv_start(int i, enum mode m)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct srv *s = &srv[i];
+
+	s->mode = m;
+	s->conns = s->msgs = 0;
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(s->lfd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	assert_int_equal(listen(s->lfd, 16), 0);
+	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&sin, &sl),
+	    0);
+	s->port = ntohs(sin.sin_port);
+	assert_int_equal(ev_fd_set(loop, s->lfd, EV_READ, on_accept, s), 0);
+}
+
+static void
+srv_stop(int i)
+{
+	if (srv[i].lfd > 0) {
+		ev_fd_del(loop, srv[i].lfd);
+		close(srv[i].lfd);
+	}
+	srv[i].lfd = 0;
+}
+
+/* ---- leg_new: MX address 127.0.0.N or w.x.y.N -> server N -------------- */
+
+static int dials;
+static char dialed[16][INET6_ADDRSTRLEN];
+
+struct leg *__real_leg_new(const struct leg_env *,
+    const struct sockaddr_storage *, const char *, leg_cb *, void *);
+struct leg *__wrap_leg_new(const struct leg_env *,
+    const struct sockaddr_storage *, const char *, leg_cb *, void *);
+
+struct leg *
+__wrap_leg_new(const struct leg_env *env, const struct sockaddr_storage *dst,
+    const char *tag, leg_cb *cb, void *arg)
+{
+	struct sockaddr_storage to = *dst;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&to;
+	unsigned n;
+
+	assert_int_equal(dst->ss_family, AF_INET);
+	inet_ntop(AF_INET, &s4->sin_addr, dialed[dials % 16],
+	    sizeof(dialed[0]));
+	dials++;
+	n = ntohl(s4->sin_addr.s_addr) & 0xff;
+	assert_true(n >= 1 && n <= NSRV);
+	s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s4->sin_port = htons(srv[n].port);
+	return __real_leg_new(env, &to, tag, cb, arg);
+}
+
+/* ---- the run ----------------------------------------------------------- */
+
+static char dir[64], keyfile[128];
+static struct config *cfg;
+static struct tlsrpt_store *st;
+static struct report_totals tot;
+static int finished;
+static uint64_t took_ms;
+
+static void
+setstr(char **p, const char *v)
+{
+	free(*p);
+	*p = strdup(v);
+}
+
+static int
+setup(void **state)
+{
+	char err[256];
+	EVP_PKEY *pk;
+	FILE *f;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/mxg-rrun-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(keyfile, sizeof(keyfile), "%s/dkim.key", dir);
+	assert_non_null(pk = EVP_RSA_gen(2048));
+	assert_non_null(f = fopen(keyfile, "w"));
+	assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL,
+	    NULL), 1);
+	fclose(f);
+	EVP_PKEY_free(pk);
+	cfg = config_load(NULL, err, sizeof(err));
+	assert_non_null(cfg);
+	setstr(&cfg->tlsrpt_dkim_key, keyfile);
+	setstr(&cfg->tlsrpt_dkim_selector, "tlsrpt");
+	setstr(&cfg->tlsrpt_from, "noreply@sender.test");
+	setstr(&cfg->tlsrpt_org_name, "test");
+	cfg->tlsrpt_private_destinations = 1;
+	cfg->connect_timeout = cfg->greeting_timeout = 60000;
+	cfg->command_timeout = cfg->data_block_timeout = 60000;
+	cfg->data_done_timeout = cfg->tls_timeout = 60000;
+	log_init("test_report_run", 0, LOG_LVL_INFO);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[200];
+
+	(void)state;
+	config_free(cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	(void)!system(cmd);
+	return 0;
+}
+
+/* A fresh store, loop and receivers for one test. */
+static void
+begin_test(void)
+{
+	char err[256], sub[128], cmd[200];
+	static int n;
+	int i;
+
+	snprintf(sub, sizeof(sub), "%s/s%d", dir, n++);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", sub);
+	(void)!system(cmd);
+	st = tlsrpt_store_open(sub, NULL, err, sizeof(err));
+	assert_non_null(st);
+	loop = ev_loop_new();
+	assert_non_null(loop);
+	for (i = 1; i <= NSRV; i++)
+		srv_start(i, GOOD);
+	dials = 0;
+}
+
+static void
+end_test(void)
+{
+	int i;
+
+	for (i = 1; i <= NSRV; i++)
+		srv_stop(i);
+	while (conns != NULL)
+		conn_close(conns);
+	fakes_clear();
+	io_linger_flush();
+	ev_loop_free(loop);
+	loop = NULL;
+	tlsrpt_store_close(st);
+	st = NULL;
+}
+
+static int64_t
+today(void)
+{
+	return tlsrpt_day((int64_t)time(NULL));
+}
+
+/* One successful session of domain on day. */
+static void
+record(const char *domain, int64_t day)
+{
+	struct tlsrpt_attempt a;
+
+	memset(&a, 0, sizeof(a));
+	a.policy_domain = domain;
+	a.policy_type = TLSRPT_POLICY_NONE;
+	a.result = TLSRPT_SUCCESS;
+	assert_true(tlsrpt_record(st, day, &a) >= 0);
+}
+
+/* _smtp._tls.domain with rua (one TXT string). */
+static void
+rua(const char *domain, const char *uris)
+{
+	struct msg m;
+	char name[300], txt[1000];
+
+	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	snprintf(txt, sizeof(txt), "v=TLSRPTv1; rua=%s", uris);
+	begin(&m, 0x1234, 0, 0, name, DNS_T_TXT, 1, 0, 0);
+	rr_txt(&m, name, txt, NULL, 300);
+	answer(name, DNS_T_TXT, DNS_INSECURE, &m);
+}
+
+/* domain's single MX host mx.<domain> at ip */
+static void
+mxat(const char *domain, const char *ip)
+{
+	char h[300];
+
+	snprintf(h, sizeof(h), "mx.%s", domain);
+	mx(domain, 0, h, NULL);
+	a(h, 0, ip);
+}
+
+static void
+run_done(void *arg, const struct report_totals *t)
+{
+	(void)arg;
+	tot = *t;
+	finished = 1;
+	ev_loop_stop(loop);
+}
+
+static void
+guard(void *arg)
+{
+	(void)arg;
+	ev_loop_stop(loop);
+}
+
+static void
+opts_fast(struct report_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->backoff_ms = 300;
+	o->backoff_max_ms = 300;
+	o->try_ms = 400;
+	o->job_ms = 1000;
+}
+
+/* One run, to its end or guard_ms. */
+static void
+run(const struct report_opts *o, uint64_t guard_ms)
+{
+	struct report_run *r;
+	struct ev_timer *g;
+	char err[256];
+	uint64_t t0;
+
+	finished = 0;
+	memset(&tot, 0, sizeof(tot));
+	r = report_run(loop, cfg, st, NULL, o, run_done, NULL, err,
+	    sizeof(err));
+	if (r == NULL)
+		fail_msg("report_run: %s", err);
+	g = ev_timer_new(loop, guard, NULL);
+	ev_timer_arm(g, guard_ms);
+	t0 = ev_now(loop);
+	ev_loop_run(loop);
+	took_ms = ev_now(loop) - t0;
+	ev_timer_free(g);
+	if (!finished) {
+		report_cancel(r);
+		fail_msg("the run did not end within %llu ms",
+		    (unsigned long long)guard_ms);
+	}
+}
+
+/* Turns the loop for ms (servers answer, QUITs finish). */
+static void
+settle(uint64_t ms)
+{
+	struct ev_timer *g = ev_timer_new(loop, guard, NULL);
+
+	ev_timer_arm(g, ms);
+	ev_loop_run(loop);
+	ev_timer_free(g);
+}
+
+static int
+is_sent(const char *domain, int64_t day)
+{
+	return tlsrpt_is_sent(st, day, domain, NULL);
+}
+
+/*
+ * Domain a.test (first in the due list) has two rua addresses whose MX
+ * hosts accept and never answer (server 1, a tarpit); b.test's receiver
+ * is good.  B's report arrives in the same run, which ends within a.test's
+ * deadline, not after the 60 s session timeouts; A is parked, not sent.
+ */
+static void
+test_tarpit_does_not_hold_up_others(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TARPIT;
+	record("a.test", y);
+	record("b.test", y);
+	rua("a.test", "mailto:r@tarpit.test,mailto:s@tarpit2.test");
+	mxat("tarpit.test", "127.0.0.1");
+	mxat("tarpit2.test", "127.0.0.1");
+	rua("b.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);
+	settle(200);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(tot.sent, 1);
+	assert_true(took_ms < 2500);		/* a.test's deadline: 1 s */
+	assert_int_equal(tot.waiting, 1);
+	assert_true(tot.parked >= 2);
+	assert_true(tot.next_retry_ms > 0);
+	assert_int_equal(is_sent("b.test", y), 1);
+	assert_int_equal(is_sent("a.test", y), 0);	/* retried later */
+	end_test();
+}
+
+/* Each deadline on its own: a try's (both tarpit URIs are tried, each
+ * for try_ms), and the pair's (the first try outlives it: the second URI
+ * is parked without a try). */
+static void
+test_try_and_job_deadlines(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TARPIT;
+	record("a.test", y);
+	rua("a.test", "mailto:r@tarpit.test,mailto:s@tarpit2.test");
+	mxat("tarpit.test", "127.0.0.1");
+	mxat("tarpit2.test", "127.0.0.1");
+	opts_fast(&o);
+	o.try_ms = 400;
+	o.job_ms = 8000;
+	run(&o, 10000);
+	assert_true(took_ms < 2500);
+	assert_int_equal(srv[1].conns, 2);
+	assert_int_equal(tot.parked, 2);
+	end_test();
+
+	begin_test();
+	srv[1].mode = TARPIT;
+	record("a.test", y);
+	rua("a.test", "mailto:r@tarpit.test,mailto:s@tarpit2.test");
+	mxat("tarpit.test", "127.0.0.1");
+	mxat("tarpit2.test", "127.0.0.1");
+	opts_fast(&o);
+	o.try_ms = 8000;
+	o.job_ms = 600;
+	run(&o, 10000);
+	assert_true(took_ms < 2500);
+	assert_int_equal(srv[1].conns, 1);
+	assert_int_equal(tot.parked, 2);
+	assert_int_equal(tot.waiting, 1);
+	end_test();
+}
+
+/*
+ * A receiver that fails (421) and then recovers: the report is not lost,
+ * the pair stays due while its URI is parked, a run before the next try
+ * leaves it alone, and a later run delivers it, only to the URI that had
+ * failed (the other one got it in the first run).
+ */
+static void
+test_failed_uri_retried_later(void **state)
+{
+	struct report_opts o;
+	size_t n;
+	struct tlsrpt_due due[4];
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("c.test", y);
+	rua("c.test", "mailto:r@flaky.test,mailto:r@good.test");
+	mxat("flaky.test", "127.0.0.1");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	o.backoff_ms = o.backoff_max_ms = 600;
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(srv[1].msgs, 0);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(tot.failed, 0);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(is_sent("c.test", y), 0);
+	assert_int_equal(tlsrpt_due_list(st, today(), due, 4, &n), 1);
+
+	/* the receiver is back, but the URI's next try is not yet due */
+	srv[1].mode = GOOD;
+	run(&o, 10000);
+	assert_int_equal(tot.waiting, 1);
+	assert_int_equal(srv[1].conns, 1);
+	assert_int_equal(is_sent("c.test", y), 0);
+
+	settle(700);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[1].msgs, 1);
+	assert_int_equal(srv[2].msgs, 1);	/* not sent twice */
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(tot.waiting, 0);
+	assert_int_equal(is_sent("c.test", y), 1);
+	end_test();
+}
+
+/* A receiver that never recovers is given up give_up_ms after the first
+ * try, and the pair is then marked sent. */
+static void
+test_given_up_after_window(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	int i;
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("d.test", y);
+	rua("d.test", "mailto:r@down.test");
+	mxat("down.test", "127.0.0.1");
+	opts_fast(&o);
+	o.backoff_ms = 200;
+	o.backoff_max_ms = 400;
+	o.give_up_ms = 1000;
+	for (i = 0; i < 10 && is_sent("d.test", y) != 1; i++) {
+		run(&o, 10000);
+		if (tot.next_retry_ms > 0)
+			settle(450);
+	}
+	assert_int_equal(is_sent("d.test", y), 1);
+	assert_int_equal(tot.failed, 1);
+	assert_true(srv[1].conns >= 2 && srv[1].conns <= 6);
+	end_test();
+}
+
+/* --now: today's counts go out as a preview; today is not marked sent,
+ * so what is counted later today is still reported tomorrow. */
+static void
+test_now_is_a_preview(void **state)
+{
+	struct report_opts o;
+	struct tlsrpt_due due[4];
+	size_t n;
+	int64_t t = today();
+
+	(void)state;
+	begin_test();
+	record("e.test", t);
+	rua("e.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	o.now = 1;
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(is_sent("e.test", t), 0);
+	record("e.test", t);	/* later today */
+	assert_int_equal(tlsrpt_due_list(st, t + 1, due, 4, &n), 1);
+	assert_string_equal(due[0].domain, "e.test");
+	/* a second preview is sent again: no state is kept for today */
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[2].msgs, 2);
+	end_test();
+}
+
+/* A mailto whose MX resolves to 127.0.0.1 is refused without
+ * tlsrpt_private_destinations: no connection, a final failure. */
+static void
+test_mailto_private_refused(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("f.test", y);
+	rua("f.test", "mailto:r@internal.test");
+	mxat("internal.test", "127.0.0.2");
+	opts_fast(&o);
+	cfg->tlsrpt_private_destinations = 0;
+	run(&o, 10000);
+	cfg->tlsrpt_private_destinations = 1;
+	settle(100);
+	assert_int_equal(dials, 0);
+	assert_int_equal(srv[2].conns, 0);
+	assert_int_equal(tot.failed, 1);
+	assert_int_equal(tot.sent, 0);
+	assert_int_equal(is_sent("f.test", y), 1);	/* final: no retries */
+	end_test();
+}
+
+/* The same URI eight times (and once more spelled otherwise) is one
+ * report; a mailto try walks at most 2 hosts x 2 addresses. */
+static void
+test_dedup_and_address_cap(void **state)
+{
+	struct report_opts o;
+	struct msg m;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	/* today's, a preview (--now): no delivery state to fall back on */
+	record("g.test", today());
+	rua("g.test", "mailto:r@good.test,mailto:r@good.test,"
+	    "mailto:r@good.test,mailto:r@good.test,mailto:r@good.test,"
+	    "mailto:r@good.test,mailto:r@GOOD.test,mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	o.now = 1;
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(tot.sent, 1);
+	end_test();
+
+	/* three MX hosts, each with two addresses, all tarpits (server 1):
+	 * only the first two hosts' two addresses are dialed */
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("h.test", y);
+	rua("h.test", "mailto:r@many.test");
+	begin(&m, 0x1234, 0, 0, "many.test", DNS_T_MX, 3, 0, 0);
+	rr_name(&m, "many.test", DNS_T_MX, 10, "m1.many.test", 300);
+	rr_name(&m, "many.test", DNS_T_MX, 20, "m2.many.test", 300);
+	rr_name(&m, "many.test", DNS_T_MX, 30, "m3.many.test", 300);
+	answer("many.test", DNS_T_MX, DNS_INSECURE, &m);
+	{
+		const char *hs[] = { "m1.many.test", "m2.many.test",
+		    "m3.many.test" };
+		int i;
+
+		for (i = 0; i < 3; i++) {
+			begin(&m, 0x1234, 0, 0, hs[i], DNS_T_A, 2, 0, 0);
+			rr_a(&m, hs[i], "127.0.0.1", 300);
+			rr_a(&m, hs[i], "127.0.1.1", 300);
+			answer(hs[i], DNS_T_A, DNS_INSECURE, &m);
+		}
+	}
+	opts_fast(&o);
+	o.try_ms = 3000;
+	o.job_ms = 5000;
+	run(&o, 10000);
+	assert_int_equal(dials, 4);
+	assert_int_equal(tot.parked, 1);
+	end_test();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tarpit_does_not_hold_up_others),
+		cmocka_unit_test(test_try_and_job_deadlines),
+		cmocka_unit_test(test_failed_uri_retried_later),
+		cmocka_unit_test(test_given_up_after_window),
+		cmocka_unit_test(test_now_is_a_preview),
+		cmocka_unit_test(test_mailto_private_refused),
+		cmocka_unit_test(test_dedup_and_address_cap),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
