@@ -52,7 +52,9 @@
  *     In systemd's place, the supervisor watches the workers: each writes
  *     a heartbeat into its metrics slot every WORKER_BEAT_MS; one silent
  *     for WORKER_HANG_MS is logged (event=worker-hung), killed and, like
- *     any dead worker, started again.
+ *     any dead worker, started again.  So is a worker started again
+ *     later that is not ready WORKER_HANG_MS after its fork
+ *     (event=worker-hung phase=start).
  */
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -574,6 +576,22 @@ hang_cb(void *arg)
 	for (i = 0; i < s->n && !s->draining; i++) {
 		struct wslot *ws = &s->w[i];
 
+		/* started again after the daemon was up, and never ready:
+		 * stuck before its loop runs (NSS in getpwnam, a store's
+		 * writer lock), while the kernel queues 1/N of the new
+		 * connections on its listeners.  (At the first start
+		 * systemd's start timeout decides.) */
+		if (ws->pid > 0 && !ws->ready && !ws->killed &&
+		    s->announced && now >= ws->started_ms &&
+		    now - ws->started_ms >= WORKER_HANG_MS) {
+			log_err("event=worker-hung worker=%d pid=%ld "
+			    "phase=start not_ready_ms=%llu note=\"killed, to "
+			    "be started again\"", i, (long)ws->pid,
+			    (unsigned long long)(now - ws->started_ms));
+			if (signal_worker(s, i, SIGKILL) == 0)
+				ws->killed = 1;
+			continue;
+		}
 		if (ws->pid <= 0 || !ws->ready || ws->killed ||
 		    (last = stats_shm_last_beat(s->shm, i)) == 0 ||
 		    now < last || now - last < WORKER_HANG_MS)
