@@ -578,6 +578,8 @@ fail:
 	return NULL;
 }
 
+static int key_secret(const char *);
+
 void
 config_free(struct config *c)
 {
@@ -588,9 +590,15 @@ config_free(struct config *c)
 	for (i = 0; i < NKEYS; i++) {
 		void *f = (char *)c + keys[i].off;
 
-		if (keys[i].type == C_STR || keys[i].type == C_ENUM)
-			free(*(char **)f);
-		else if (keys[i].type == C_LIST || keys[i].type == C_RLIST)
+		if (keys[i].type == C_STR || keys[i].type == C_ENUM) {
+			char *v = *(char **)f;
+
+			/* a secret does not stay in freed memory (a core
+			 * dump, the next allocation's reader) */
+			if (v != NULL && key_secret(keys[i].name))
+				explicit_bzero(v, strlen(v));
+			free(v);
+		} else if (keys[i].type == C_LIST || keys[i].type == C_RLIST)
 			strlist_clear(f);
 	}
 	free(c);
