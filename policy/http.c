@@ -159,8 +159,18 @@ http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
 		ERR("no Content-Type");
 	if (chunked && clen != -1)
 		ERR("both Content-Length and chunked encoding");
-	if (!chunked && clen == -1)
-		ERR("neither Content-Length nor chunked encoding");
+	if (!chunked && clen == -1) {
+		/* the body ends where the connection does (RFC 9112
+		 * section 6.3, some policy hosts answer so to our
+		 * "Connection: close"): over TLS eof is the server's
+		 * close_notify, since core/io.c reports a close without one
+		 * as an error, so a connection cut on the path is no end */
+		if ((size_t)(end - p) > maxbody)
+			ERR("body exceeds the %zu byte limit", maxbody);
+		if (!eof)
+			return HTTP_MORE;
+		clen = (long long)(end - p);
+	}
 	if (!chunked) {
 		if ((unsigned long long)clen > maxbody)
 			ERR("body of %lld bytes exceeds the %zu byte limit",
