@@ -669,16 +669,21 @@ domain_usage(struct tlsrpt_store *st, MDB_txn *txn, const unsigned char *pfx,
 	return 0;
 }
 
+/*
+ * The 16-byte records of the days database: the day's stats under
+ * day (tag 0) and its byte budget under day | 'b' (tag 'b'), each led by
+ * its 4-byte magic.  rec_get(): 1 with vb filled, 0 absent, -1 error.
+ */
 static int
-day_get(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
-    struct tlsrpt_day_stats *ds)
+rec_get(struct tlsrpt_store *st, MDB_txn *txn, int64_t day, char tag,
+    const char *magic, unsigned char vb[16])
 {
-	unsigned char kb[4];
-	MDB_val k = { 4, kb }, v;
+	unsigned char kb[5];
+	MDB_val k = { tag ? 5 : 4, kb }, v;
 	int rc;
 
-	memset(ds, 0, sizeof(*ds));
 	put_day(kb, day);
+	kb[4] = (unsigned char)tag;
 	rc = mdb_get(txn, st->days, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return 0;
@@ -686,12 +691,46 @@ day_get(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
 		tr_seterr(st, "days: %s", mdb_strerror(rc));
 		return -1;
 	}
-	if (v.mv_size != 16 || memcmp(v.mv_data, "MXD1", 4) != 0) {
-		tr_seterr(st, "days: corrupt record");
+	if (v.mv_size != 16 || memcmp(v.mv_data, magic, 4) != 0) {
+		tr_seterr(st, "days: corrupt %s record", tag ? "budget" :
+		    "day");
 		return -1;
 	}
-	ds->domains = get32((unsigned char *)v.mv_data + 4);
-	ds->overflow_sessions = get64((unsigned char *)v.mv_data + 8);
+	memcpy(vb, v.mv_data, 16);
+	return 1;
+}
+
+/* vb's first 4 bytes are set to magic here. */
+static int
+rec_put(struct tlsrpt_store *st, MDB_txn *txn, int64_t day, char tag,
+    const char *magic, unsigned char vb[16])
+{
+	unsigned char kb[5];
+	MDB_val k = { tag ? 5 : 4, kb }, v = { 16, vb };
+	int rc;
+
+	put_day(kb, day);
+	kb[4] = (unsigned char)tag;
+	memcpy(vb, magic, 4);
+	if ((rc = mdb_put(txn, st->days, &k, &v, 0)) != 0) {
+		tr_seterr(st, "days: %s", mdb_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+day_get(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
+    struct tlsrpt_day_stats *ds)
+{
+	unsigned char vb[16];
+	int rc;
+
+	memset(ds, 0, sizeof(*ds));
+	if ((rc = rec_get(st, txn, day, 0, "MXD1", vb)) != 1)
+		return rc;
+	ds->domains = get32(vb + 4);
+	ds->overflow_sessions = get64(vb + 8);
 	return 1;
 }
 
@@ -699,19 +738,11 @@ static int
 day_put(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
     const struct tlsrpt_day_stats *ds)
 {
-	unsigned char kb[4], vb[16];
-	MDB_val k = { 4, kb }, v = { 16, vb };
-	int rc;
+	unsigned char vb[16];
 
-	put_day(kb, day);
-	memcpy(vb, "MXD1", 4);
 	put32(vb + 4, ds->domains);
 	put64(vb + 8, ds->overflow_sessions);
-	if ((rc = mdb_put(txn, st->days, &k, &v, 0)) != 0) {
-		tr_seterr(st, "days: %s", mdb_strerror(rc));
-		return -1;
-	}
-	return 0;
+	return rec_put(st, txn, day, 0, "MXD1", vb);
 }
 
 /* The day's byte budget record (tlsrpt_int.h): day | 'b'. */
@@ -725,26 +756,14 @@ static int
 budget_get(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
     struct day_budget *b)
 {
-	unsigned char kb[5];
-	MDB_val k = { 5, kb }, v;
+	unsigned char vb[16];
 	int rc;
 
 	memset(b, 0, sizeof(*b));
-	put_day(kb, day);
-	kb[4] = 'b';
-	rc = mdb_get(txn, st->days, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0) {
-		tr_seterr(st, "days: %s", mdb_strerror(rc));
-		return -1;
-	}
-	if (v.mv_size != 16 || memcmp(v.mv_data, "MXB1", 4) != 0) {
-		tr_seterr(st, "days: corrupt budget record");
-		return -1;
-	}
-	b->bytes = get64((unsigned char *)v.mv_data + 4);
-	b->full = get32((unsigned char *)v.mv_data + 12);
+	if ((rc = rec_get(st, txn, day, 'b', "MXB1", vb)) != 1)
+		return rc;
+	b->bytes = get64(vb + 4);
+	b->full = get32(vb + 12);
 	return 0;
 }
 
@@ -752,22 +771,13 @@ static int
 budget_put(struct tlsrpt_store *st, MDB_txn *txn, int64_t day,
     const struct day_budget *b)
 {
-	unsigned char kb[5], vb[16];
-	MDB_val k = { 5, kb }, v = { 16, vb };
-	int rc;
+	unsigned char vb[16];
 
 	if (!b->changed)
 		return 0;
-	put_day(kb, day);
-	kb[4] = 'b';
-	memcpy(vb, "MXB1", 4);
 	put64(vb + 4, b->bytes);
 	put32(vb + 12, b->full);
-	if ((rc = mdb_put(txn, st->days, &k, &v, 0)) != 0) {
-		tr_seterr(st, "days: %s", mdb_strerror(rc));
-		return -1;
-	}
-	return 0;
+	return rec_put(st, txn, day, 'b', "MXB1", vb);
 }
 
 /* May a newcomer add `more` bytes to the day?  0, or the TR_FULL_* bit
