@@ -519,16 +519,25 @@ history_apply(struct history *h, int64_t window_s,
 	struct history_entry e;
 	int64_t now = (int64_t)time(NULL);
 	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
+	int hr = 0, ar;
 
 	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY)
 		return 0;
 	/* the MX host's record, else the address's: a resolver that fails
 	 * (or is made to fail) must not hide the history */
-	if (!((v->mx_host[0] != '\0' && history_get(h, v->mx_host, dst,
-	    &e) == 1 && history_expects_tls(&e, now, window_s)) ||
-	    (history_get(h, "", dst, &e) == 1 &&
-	    history_expects_tls(&e, now, window_s))))
+	if (v->mx_host[0] != '\0' && (hr = history_get(h, v->mx_host, dst,
+	    &e)) == 1 && history_expects_tls(&e, now, window_s))
+		goto expects;
+	if ((ar = history_get(h, "", dst, &e)) == 1 &&
+	    history_expects_tls(&e, now, window_s))
+		goto expects;
+	if (hr != -1 && ar != -1)
 		return 0;
+	/* a store that cannot answer may hide a record that expects TLS:
+	 * what the history can demand at most is demanded */
+	history_unreadable(v, dst, "the TLS history could not be read");
+	return 1;
+expects:
 	v->level = TLS_LEVEL_ENCRYPT;
 	/* an MTA-STS testing policy's check stays reported (report_only is
 	 * kept): the history only raises what is enforced */
@@ -542,6 +551,23 @@ history_apply(struct history *h, int64_t window_s,
 	    log_q(qm, sizeof(qm), v->mx_host[0] ? v->mx_host : "-"), a,
 	    (long long)(now - e.last_tls), (long long)window_s);
 	return 1;
+}
+
+void
+history_unreadable(struct policy_verdict *v, const struct sockaddr *dst,
+    const char *why)
+{
+	char a[INET6_ADDRSTRLEN], qd[300], qw[200];
+
+	if (v->level != TLS_LEVEL_MAY)
+		return;
+	v->level = TLS_LEVEL_ENCRYPT;
+	v->source = "tls-history";
+	snprintf(v->detail, sizeof(v->detail), "%s: TLS required for [%s] "
+	    "until it can be", why, addr_str(dst, a, sizeof(a)));
+	log_warn("event=tls-history-unreadable domain=%s dst=%s level=encrypt "
+	    "detail=%s", log_q(qd, sizeof(qd), v->domain), a,
+	    log_q(qw, sizeof(qw), why));
 }
 
 void

@@ -95,7 +95,12 @@ int		 history_del(struct history *, const char *host,
  * The policy engine's view.  history_apply(): a verdict that would allow
  * cleartext (TLS_LEVEL_MAY) becomes TLS_LEVEL_ENCRYPT with source
  * "tls-history" when the server at dst (MX host v->mx_host) completed
- * STARTTLS within window_s; returns 1 then, else 0.
+ * STARTTLS within window_s; returns 1 then, else 0.  A store that
+ * cannot answer (a read error) counts as a record that expects TLS:
+ * what the history demands at most (history_unreadable()).
+ * history_unreadable(): raises a TLS_LEVEL_MAY verdict to ENCRYPT, the
+ * most the history can demand, because it could not be asked (why);
+ * logged as event=tls-history-unreadable.
  * history_note(): policy_record_tls()'s work: records the attempt and
  * logs a downgrade (a server that completed STARTTLS within the window
  * and now did not) as stripped.
@@ -103,6 +108,8 @@ int		 history_del(struct history *, const char *host,
 struct policy_verdict;
 int		 history_apply(struct history *, int64_t window_s,
 		    const struct sockaddr *dst, struct policy_verdict *v);
+void		 history_unreadable(struct policy_verdict *v,
+		    const struct sockaddr *dst, const char *why);
 void		 history_note(struct history *, int64_t window_s,
 		    const struct sockaddr *dst, const char *mx_host,
 		    int starttls_offered, int tls_ok);

@@ -103,6 +103,7 @@ struct policy_req {
 	char		 txt_id[STS_ID_MAX + 1];
 	char		 txt_err[128];
 	int		 have_cached;
+	int		 cache_unknown;	/* the MTA-STS cache could not answer */
 	struct sts_cache_entry cached;
 	enum sts_cache_state cached_state;
 	struct sts_policy *fresh;	/* fetched during this lookup */
@@ -178,6 +179,12 @@ struct policy {
 	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
 	char		*state_dir;
 	int		 stores_open;	/* policy_open_stores() was called */
+	/* the stores the configuration asks for, with their limits: one
+	 * that did not open is tried again (stores_try()), and until then
+	 * verdicts take it for a store that cannot answer */
+	int		 want_hist, want_cache;
+	size_t		 hist_max, cache_max, cache_entry_max;
+	int64_t		 stores_retry_at;
 	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
 	struct redis	*rs;		/* shared store, NULL when off */
 	/* a reload's resolver and CA store, waiting until no lookup, fetch
@@ -332,29 +339,77 @@ tlsrpt_apply(struct policy *p, const struct config *cfg)
 	}
 }
 
-/* A store that cannot be opened is logged and done without (the engine
- * then decides with less memory), never fatal. */
+/* How often a store that did not open is tried again. */
+#define STORES_RETRY_S	60
+
+/*
+ * Opens the stores the configuration asks for that are not open.  One
+ * that cannot be opened is logged and tried again (at the next lookup a
+ * minute later, or a reload); it is never fatal, and never "no record":
+ * until it opens, the verdicts it would have informed take the strictest
+ * answer it could have given (decide()).
+ */
+static void
+stores_try(struct policy *p)
+{
+	char cerr[512], q[1024];
+	int again = p->stores_retry_at != 0;
+
+	p->stores_retry_at = (int64_t)time(NULL) + STORES_RETRY_S;
+	if (p->want_hist && p->hist == NULL) {
+		if ((p->hist = history_open_limits(p->state_dir, p->hist_max,
+		    p->hist_window, 0, cerr, sizeof(cerr))) == NULL)
+			log_warn("event=tls-history-unavailable error=%s "
+			    "note=\"TLS required where the history is asked; "
+			    "tried again in %ds\"", log_q(q, sizeof(q), cerr),
+			    STORES_RETRY_S);
+		else if (again)
+			log_warn("event=store-opened store=history");
+	}
+	if (p->want_cache && p->cache == NULL) {
+		if ((p->cache = sts_cache_open_limits(p->state_dir,
+		    p->cache_max, p->cache_entry_max, 0, cerr,
+		    sizeof(cerr))) == NULL)
+			log_warn("event=sts-cache-unavailable error=%s "
+			    "note=\"mail is deferred unless the domain's "
+			    "MTA-STS policy is fetched or DANE decides; tried "
+			    "again in %ds\"", log_q(q, sizeof(q), cerr),
+			    STORES_RETRY_S);
+		else if (again)
+			log_warn("event=store-opened store=sts-cache");
+	}
+}
+
+/* A configured store that is not open, when a minute has passed. */
+static void
+stores_retry(struct policy *p)
+{
+	if (p->stores_open && ((p->want_hist && p->hist == NULL) ||
+	    (p->want_cache && p->cache == NULL)) &&
+	    (int64_t)time(NULL) >= p->stores_retry_at)
+		stores_try(p);
+}
+
+/* What the stores are asked for from cfg (the stores are opened by
+ * stores_try() once policy_open_stores() was called). */
+static void
+stores_want(struct policy *p, const struct config *cfg)
+{
+	p->want_hist = cfg->tls_history;
+	p->want_cache = cfg->sts_enable;
+	p->hist_max = (size_t)cfg->tls_history_max_entries;
+	p->cache_max = (size_t)cfg->sts_cache_max_entries;
+	p->cache_entry_max = cfg->sts_cache_max_entry_size;
+}
+
 void
 policy_open_stores(struct policy *p, const struct config *cfg)
 {
-	char cerr[512], q[1024];
-
 	if (p->stores_open)
 		return;
 	p->stores_open = 1;
-	if (cfg->tls_history && (p->hist = history_open_limits(cfg->state_dir,
-	    (size_t)cfg->tls_history_max_entries,
-	    (int64_t)(cfg->tls_history_window / 1000), 0, cerr,
-	    sizeof(cerr))) == NULL)
-		log_warn("event=tls-history-unavailable error=%s "
-		    "note=\"no downgrade detection by TLS history\"",
-		    log_q(q, sizeof(q), cerr));
-	if (cfg->sts_enable && (p->cache = sts_cache_open_limits(
-	    cfg->state_dir, (size_t)cfg->sts_cache_max_entries,
-	    cfg->sts_cache_max_entry_size, 0, cerr, sizeof(cerr))) == NULL)
-		log_warn("event=sts-cache-unavailable error=%s "
-		    "note=\"MTA-STS policies are fetched for every lookup\"",
-		    log_q(q, sizeof(q), cerr));
+	stores_want(p, cfg);
+	stores_try(p);
 	tlsrpt_apply(p, cfg);
 }
 
@@ -458,6 +513,10 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		refresh_arm(p);		/* no-op before the timer exists */
 	}
 	p->mark = cfg->upstream_mark;
+	/* a store turned on, or one that did not open: tried now */
+	stores_want(p, cfg);
+	if (p->stores_open)
+		stores_try(p);
 	tlsrpt_apply(p, cfg);
 	return 0;
 fail:
@@ -1098,6 +1157,17 @@ decide(struct policy_req *r)
 		finish(r);
 		return;
 	}
+	/* no policy, but the cache that may hold one could not be read:
+	 * a lookup table that fails defers, as in Postfix (RFC 8461
+	 * section 5.1: a cached policy applies whatever DNS says now) */
+	if (sp == NULL && r->cache_unknown) {
+		defer(r, "mta-sts", "store-error", "the MTA-STS policy cache "
+		    "could not be read, and no policy of %s was fetched: "
+		    "a cached one may apply", v->domain);
+		v->local = 1;
+		finish(r);
+		return;
+	}
 	/* what applies without an MTA-STS policy (also in mode testing,
 	 * which never weakens it) */
 	if (p->require_tls) {
@@ -1122,6 +1192,10 @@ decide(struct policy_req *r)
 	if (r->have_dst && !history_apply(p->hist, p->hist_window,
 	    (struct sockaddr *)&r->dst, v))
 		remote_history_apply(r);
+	if (r->have_dst && p->hist_window > 0 && p->want_hist &&
+	    p->stores_open && p->hist == NULL)
+		history_unreadable(v, (struct sockaddr *)&r->dst,
+		    "the TLS history store is not open");
 	/* the testing policy's check is reported whatever level applies */
 	v->report_only = sp != NULL && sp->mode == STS_MODE_TESTING;
 	finish(r);
@@ -1842,6 +1916,7 @@ policy_lookup(struct policy *p, const char *domain,
 		finish(r);
 		return r;
 	}
+	stores_retry(p);
 	r->ovr = ovr_find(&p->ovr, v->domain,
 	    r->have_dst ? (struct sockaddr *)&r->dst : NULL);
 	if (r->ovr != NULL) {
@@ -1865,12 +1940,18 @@ policy_lookup(struct policy *p, const char *domain,
 		r->sts = 1;
 		if (sts_names_refused(r))
 			return r;
-		if (p->cache != NULL && sts_cache_get(p->cache, v->domain,
-		    &r->cached) == 1) {
-			r->have_cached = 1;
-			r->cached_state = sts_cache_state(&r->cached,
-			    (int64_t)time(NULL), p->refresh_margin);
-		}
+		if (p->cache != NULL) {
+			int crc = sts_cache_get(p->cache, v->domain,
+			    &r->cached);
+
+			if (crc == 1) {
+				r->have_cached = 1;
+				r->cached_state = sts_cache_state(&r->cached,
+				    (int64_t)time(NULL), p->refresh_margin);
+			} else if (crc == -1)
+				r->cache_unknown = 1;
+		} else if (p->want_cache && p->stores_open)
+			r->cache_unknown = 1;
 		/* read-through on a local miss (no valid policy) */
 		if (p->rs != NULL && !(r->have_cached &&
 		    r->cached_state != STS_CACHE_EXPIRED))
@@ -1934,6 +2015,8 @@ policy_report_attempt(struct policy *p, const struct policy_verdict *v,
 	struct policy_attempt pa;
 
 	if (p == NULL || p->rec == NULL)
+		return;
+	if (v->local)		/* this gateway's trouble, not the domain's */
 		return;
 	if (v->rpt == NULL && (strcmp(v->sts_note, "sts-policy-fetch-error") ==
 	    0 || strcmp(v->sts_note, "sts-policy-invalid") == 0 ||

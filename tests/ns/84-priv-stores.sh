@@ -14,7 +14,8 @@
 #     configuration): the check before mdb_env_open() alone refuses them;
 # (d) `mxguard policy`, `check` and `report show` run as root follow no
 #     planted link, and the store files they make are nobody's; run as
-#     nobody (not root) they work as before;
+#     nobody (not root) they work as before; with the MTA-STS cache
+#     refused, a domain without a fetched policy is deferred;
 # (e) store files root made before (an upgrade) are given to nobody at
 #     the next start, but a root file hard-linked in is left alone.
 . "$(dirname "$0")/../lib/ns.sh"
@@ -159,11 +160,14 @@ ln -s "$T/victim-d-tlsrpt" "$S/tlsrpt.mdb-lock"
 cli policy-links policy cli.test
 cli check-links check cli.test 127.0.0.1
 cli report-links report show
+cli policy-links-other policy other.test
 assert "policy said it refused the history lock file link" \
 	grep -qE "refusing to open $S/history.mdb-lock: it is a symbolic link" "$T/policy-links.err"
 assert "report refused the TLSRPT lock file link, and failed" \
 	grep -qE "refusing to open $S/tlsrpt.mdb-lock: it is a symbolic link" "$T/report-links.err"
 assert "report exited 1" [ "$(cat "$T/report-links.rc")" = 1 ]
+assert "with its MTA-STS cache refused, a domain with no policy fetched is deferred (store-error), not taken for one without a policy" \
+	grep -q "defer .*reason=store-error" "$T/policy-links-other.out"
 for v in victim-d-hist victim-d-cache victim-d-tlsrpt; do
 	assert "$v is unchanged and root's" intact "$v"
 done

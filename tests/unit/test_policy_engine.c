@@ -12,8 +12,11 @@
  * leaving it as it was; the refresh timer refreshing, with no lookup, a
  * recently used policy within the margin (not an idle or a fresh one);
  * the dane=not-applicable note while the resolver does not validate, and
- * match= with Postfix's nexthop, dot-nexthop and hostname.
+ * match= with Postfix's nexthop, dot-nexthop and hostname; stores that
+ * cannot answer (a read error, a store that did not open) giving the
+ * strictest verdict they could have informed, never "no record".
  */
+// WRAP: mdb_get
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <errno.h>
+#include <lmdb.h>
 
 #include "core/config.h"
 #include "core/ev.h"
@@ -40,6 +45,17 @@
 #include "policy/verdict_tls.h"
 
 #include "dnsmsg.h"
+
+/* Store reads fail with EIO while set (test_store_read_error). */
+static int mdb_get_fails;
+int __real_mdb_get(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *);
+int
+__wrap_mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+{
+	if (mdb_get_fails)
+		return EIO;
+	return __real_mdb_get(txn, dbi, k, v);
+}
 
 /* a 247-octet domain: _mta-sts.D and mta-sts.D are longer than 253 */
 static char longdom[256];
@@ -1194,6 +1210,106 @@ test_reload_while_busy(void **state)
 	cfg_dns_timeout = 2000;
 }
 
+/*
+ * A store read that fails is no "no record": the MTA-STS cache may hold
+ * an enforce policy (RFC 8461: it applies whatever DNS says now), so a
+ * domain with no policy fetched now is deferred, a local failure that
+ * TLSRPT does not report; DANE still decides where it applies; the TLS
+ * history may expect TLS, so a cleartext-allowing verdict requires it.
+ */
+static void
+test_store_read_error(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	mdb_get_fails = 1;
+	/* the cached policy's domain, whose TXT record is gone, and one
+	 * whose policy host does not resolve: neither gets "no policy" */
+	v = lookup(p, "gone.test", "192.0.2.3");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "store-error");
+	assert_int_equal(v->local, 1);
+	policy_verdict_free(v);
+	v = lookup(p, "enf.test", "192.0.2.1");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "store-error");
+	policy_verdict_free(v);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	policy_verdict_free(v);
+	/* DANE decides without the cache */
+	policy_set_resolver_validating(p, 1);
+	v = lookup(p, "usab.signed.test", "192.0.2.41");
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	policy_verdict_free(v);
+	policy_free(p);
+	/* MTA-STS off: only the history is asked */
+	p = mkpolicy(NULL, 0);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	assert_non_null(strstr(v->detail, "could not be read"));
+	policy_verdict_free(v);
+	mdb_get_fails = 0;
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
+ * A store that did not open (here its file is a symbolic link, which
+ * store_open() refuses) is asked as one that cannot answer; a reload
+ * tries it again, and once it is open the verdicts are as before.
+ */
+static void
+test_store_not_open(void **state)
+{
+	char dir[] = "/tmp/mxg-pol-noopen-XXXXXX", path[300], cmd[300];
+	char err[256];
+	struct config *cfg;
+	struct policy *p;
+	struct policy_verdict *v;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/history.mdb", dir);
+	assert_int_equal(symlink("/nonexistent-history", path), 0);
+	snprintf(path, sizeof(path), "%s/sts-cache.mdb", dir);
+	assert_int_equal(symlink("/nonexistent-cache", path), 0);
+	cfg = mkcfg(NULL, 1);
+	free(cfg->state_dir);
+	cfg->state_dir = strdup(dir);
+	p = policy_new(loop, cfg, err, sizeof(err));
+	assert_non_null(p);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "store-error");
+	policy_verdict_free(v);
+	cfg->sts_enable = 0;
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	assert_non_null(strstr(v->detail, "not open"));
+	policy_verdict_free(v);
+	/* the links go; the reload opens both stores */
+	snprintf(path, sizeof(path), "%s/history.mdb", dir);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/sts-cache.mdb", dir);
+	assert_int_equal(unlink(path), 0);
+	cfg->sts_enable = 1;
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->source, "default");
+	policy_verdict_free(v);
+	policy_free(p);
+	config_free(cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -1228,6 +1344,8 @@ main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
 		cmocka_unit_test(test_reload_while_busy),
+		cmocka_unit_test(test_store_read_error),
+		cmocka_unit_test(test_store_not_open),
 	};
 
 	(void)pol;
