@@ -309,8 +309,11 @@ reload_failed(struct daemon *d, const char *err)
 		return;
 	log_warn("event=worker-retiring worker=%d reason=reload-failed "
 	    "note=\"the supervisor starts this worker again on the new "
-	    "configuration once its sessions are done\"", d->w->slot);
+	    "configuration once its sessions are done; they take no new "
+	    "transaction or recipient (421)\"", d->w->slot);
 	d->retiring = 1;
+	if (d->proxy != NULL)
+		proxy_retire(d->proxy);
 	start_drain(d);
 }
 

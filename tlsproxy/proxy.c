@@ -450,7 +450,14 @@ proxy_reconfigure(struct proxy *p, const struct config *cfg, char *err,
 	tls_ctx_free(p->env.tls);
 	p->env.tls = t;
 	p->env.cfg = cfg;
+	p->env.gen++;
 	return 0;
+}
+
+void
+proxy_retire(struct proxy *p)
+{
+	p->env.retiring = 1;
 }
 
 void

@@ -38,6 +38,10 @@ int		 proxy_reconfigure(struct proxy *, const struct config *,
 		    char *err, size_t errsz);
 /* Stops accepting (SIGTERM); sessions go on. */
 void		 proxy_drain(struct proxy *);
+/* A worker that could not apply a reload: its sessions take no new
+ * transaction or recipient (421), as their verdicts would follow the
+ * configuration the others no longer run.  Then proxy_drain(). */
+void		 proxy_retire(struct proxy *);
 int		 proxy_sessions(const struct proxy *);
 /* For nfq: nonzero when at max_sessions. */
 int		 proxy_saturated(void *proxy);

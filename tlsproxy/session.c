@@ -140,7 +140,10 @@ struct session {
 
 	/* per-domain verdicts of this session */
 	struct policy_verdict	*verdicts[MAX_VERDICTS];
+	uint64_t		 vgen[MAX_VERDICTS];	/* env->gen of each
+						 * verdict's lookup */
 	int			 nverdicts;
+	uint64_t		 preq_gen;	/* env->gen when preq began */
 	struct policy_verdict	*leg_verdict;	/* the one the leg was secured
 						 * for (one of verdicts[], kept
 						 * from eviction; the leg has
@@ -530,13 +533,18 @@ session_enter(struct session *s, enum sstate st)
 
 /* ---- policy ------------------------------------------------------------ */
 
+static void retiring_tempfail(struct session *);
+
 static struct policy_verdict *
 verdict_find(struct session *s, const char *domain)
 {
 	int i;
 
+	/* a verdict of the configuration before a reload is not reused:
+	 * the new one may demand more */
 	for (i = 0; i < s->nverdicts; i++)
-		if (strcmp(s->verdicts[i]->domain, domain) == 0)
+		if (s->vgen[i] == s->env->gen &&
+		    strcmp(s->verdicts[i]->domain, domain) == 0)
 			return s->verdicts[i];
 	return NULL;
 }
@@ -802,16 +810,26 @@ policy_done(void *arg, struct policy_verdict *v)
 	if (v->level == TLS_LEVEL_DEFER && v->detail[0])
 		log_debug("sid=%s event=verdict-detail detail=%s", s->id,
 		    log_q(q, sizeof(q), v->detail));
-	if (s->nverdicts < MAX_VERDICTS)
+	if (s->nverdicts < MAX_VERDICTS) {
+		s->vgen[s->nverdicts] = s->preq_gen;
 		s->verdicts[s->nverdicts++] = v;
-	else {
+	} else {
 		/* keep the list bounded: the oldest non-leg verdict goes */
 		int i = s->verdicts[0] == s->leg_verdict ? 1 : 0;
 
 		policy_verdict_free(s->verdicts[i]);
 		memmove(&s->verdicts[i], &s->verdicts[i + 1],
 		    (MAX_VERDICTS - i - 1) * sizeof(v));
+		memmove(&s->vgen[i], &s->vgen[i + 1],
+		    (MAX_VERDICTS - i - 1) * sizeof(s->vgen[0]));
 		s->verdicts[MAX_VERDICTS - 1] = v;
+		s->vgen[MAX_VERDICTS - 1] = s->preq_gen;
+	}
+	if (s->env->retiring) {
+		/* decided by the configuration this worker could not
+		 * replace: not used */
+		retiring_tempfail(s);
+		return;
 	}
 	rcpt_with_verdict(s, v);
 	session_run(s);
@@ -887,9 +905,27 @@ cmd_helo(struct session *s, const struct smtp_cmd *cmd)
 	session_enter(s, S_IDLE);
 }
 
+/*
+ * This worker could not apply a reload the supervisor took: the verdicts
+ * it would give follow the configuration the others no longer run, and
+ * may demand less.  A new transaction or recipient ends the session with
+ * 421 (the MTA retries, on a worker with the new configuration); what
+ * was accepted before goes on, as in any worker at a reload.
+ */
+static void
+retiring_tempfail(struct session *s)
+{
+	session_tempfail(s, "421 4.3.2", "this mxguard worker is restarting "
+	    "on a new configuration; try again");
+}
+
 static void
 cmd_mail(struct session *s, const char *line, const struct smtp_cmd *cmd)
 {
+	if (s->env->retiring) {
+		retiring_tempfail(s);
+		return;
+	}
 	if (s->state == S_WAIT_HELO) {
 		cl_printf(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
@@ -917,6 +953,10 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 		cl_printf(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
+	if (s->env->retiring) {
+		retiring_tempfail(s);
+		return;
+	}
 	s->tx_rcpts++;
 	if (s->tx_mail_fail) {
 		/* the upstream refused MAIL: every RCPT gets its reply */
@@ -934,6 +974,7 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 		return;
 	}
 	session_enter(s, S_POLICY);
+	s->preq_gen = s->env->gen;
 	s->preq = policy_lookup(s->env->policy, cmd->domain,
 	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr), s->id,
 	    policy_done, s);

@@ -28,6 +28,12 @@ struct session_env {
 	struct reuse		*reuse;		/* parked upstream legs */
 	int			 nsessions;	/* live sessions */
 	int			 draining;
+	int			 retiring;	/* this worker could not apply
+						 * a reload: no new transaction
+						 * or recipient here (421) */
+	uint64_t		 gen;		/* configuration generation:
+						 * a session reuses a verdict
+						 * only of the current one */
 	uint64_t		 policy_grace;	/* ms past policy_timeout before
 						 * a session gives up on the
 						 * engine (0: 30 s) */

@@ -10,6 +10,9 @@
 #     is started again by the supervisor, which read the file as root;
 #     from then on every session for plain.test is refused with 4xx at
 #     RCPT, whichever worker takes it, and no worker exit is a failure;
+#     a session opened before the reload, whose RCPT comes after its
+#     worker retired, gets 421 too (its worker no longer decides on the
+#     old configuration);
 # (c) a broken file: the supervisor refuses it and passes nothing on;
 #     both workers keep running, on the encrypt policy.
 # Before: each worker logged reload-failed and went on without the new
@@ -75,6 +78,26 @@ assert "worker 0 runs as nobody" [ "$(stat -c %U "/proc/$P0")" = nobody ]
 sessions_until_both "$P0" "$P1" 250
 
 # (b)
+# a session opened now, held after MAIL until the workers retired
+in_snd python3 - "$T/held.go" >"$T/held.out" 2>&1 <<'EOF' &
+import os, smtplib, sys, time
+go = sys.argv[1]
+try:
+    s = smtplib.SMTP("10.25.1.10", 25, timeout=60)
+    s.ehlo("sender.test")
+    s.mail("bob@sender.test")
+    open(go + ".ready", "w").close()
+    for _ in range(1200):          # the test's signal, within 60 s
+        if os.path.exists(go):
+            break
+        time.sleep(0.05)
+    code, _ = s.rcpt("alice@plain.test")
+    print(code)
+except Exception as e:
+    print("error:", e)
+EOF
+HELD=$!
+wait_for 10 "the held session's MAIL" test -e "$T/held.go.ready"
 chown root:root "$T/mxguard.conf"
 chmod 600 "$T/mxguard.conf"
 echo "tls_policy = plain.test encrypt" >>"$T/mxguard.conf"
@@ -82,6 +105,11 @@ kill -HUP "$MXG_PID"
 wait_log "$MXLOG" "mxguard\[$P0\]: event=reload-failed error=.*Permission denied" 20
 wait_log "$MXLOG" "mxguard\[$P0\]: event=worker-retiring worker=0 reason=reload-failed" 20
 wait_log "$MXLOG" "mxguard\[$P1\]: event=worker-retiring worker=1 reason=reload-failed" 20
+touch "$T/held.go"
+wait "$HELD"
+log "the held session's RCPT: $(cat "$T/held.out")"
+assert "the session opened before the reload got 421 at its RCPT after it" \
+	grep -qx 421 "$T/held.out"
 wait_log "$MXLOG" "event=worker-retired worker=0 pid=$P0 " 30
 wait_log "$MXLOG" "event=worker-retired worker=1 pid=$P1 " 30
 _replaced() {	# WORKER OLDPID: a new pid for WORKER, and it is up

@@ -1302,6 +1302,63 @@ test_two_transactions(void **state)
 	finish();
 }
 
+/* A reload: the session's verdict of the old configuration is not reused
+ * for a later recipient of that domain (the new one may demand more). */
+static void
+test_reload_new_lookup(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	assert_int_equal(g.nlookups, 1);
+	g.env.gen++;
+	begin_tx("c@sender.example", "e@d.example");
+	send_message("Subject: two\r\n\r\n2\r\n.\r\n");
+	assert_int_equal(g.nlookups, 2);
+	begin_tx("f@sender.example", "g@d.example");
+	assert_int_equal(g.nlookups, 2);	/* the new one is reused */
+	finish();
+}
+
+/* A worker that could not apply a reload: its sessions take no new
+ * transaction (421), and a recipient whose verdict comes after the
+ * retirement is not relayed. */
+static void
+test_retiring_new_transaction(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	g.env.retiring = 1;
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL_PREFIX("421 4.3.2 ");
+	WAIT(g.ceof);
+	WAIT(g.env.nsessions == 0);
+	finish();
+}
+
+static void
+test_retiring_during_lookup(void **state)
+{
+	struct vspec *v = vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL,
+	    NULL);
+
+	v->delay = 100;
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	run_for(20);
+	assert_int_equal(g.npending, 1);
+	g.env.retiring = 1;
+	EXPECT_CL_PREFIX("421 4.3.2 ");
+	WAIT(g.ceof);
+	/* neither MAIL nor RCPT went upstream */
+	assert_null(memmem(g.sraw, g.srawlen, "RCPT", 4));
+	assert_null(memmem(g.sraw, g.srawlen, "MAIL", 4));
+	finish();
+}
+
 static void
 test_rset_without_upstream_tx(void **state)
 {
@@ -3006,6 +3063,9 @@ main(void)
 		T(test_reply_garbage_rcpt),
 		T(test_client_timeout),
 		T(test_policy_defer_first_rcpt),
+		T(test_reload_new_lookup),
+		T(test_retiring_new_transaction),
+		T(test_retiring_during_lookup),
 		T(test_encrypt_without_starttls),
 		T(test_verify_report_only_cleartext),
 		T(test_level_none_skips_starttls),
