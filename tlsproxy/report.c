@@ -84,6 +84,7 @@
 #define S_NEXT		'n'	/* URI's next try: when */
 #define S_TRIES		't'	/* URI's failed tries: count */
 #define S_JOB		'j'	/* pair's earliest next try: when */
+#define S_ID		'i'	/* pair's report-id: its random part */
 
 enum smtp_step { ST_NONE, ST_MAIL, ST_RCPT, ST_DATA, ST_DOT, ST_QUIT };
 
@@ -900,14 +901,23 @@ static void
 job_build(struct report_run *r)
 {
 	const struct tlsrpt_due *j = &r->jobs[r->ji];
-	unsigned char rnd[12];
-	char *json = NULL, hex[25];
-	int i, rc;
+	int64_t rnd = r->preview ? 0 : state_get(r, S_ID, NULL);
+	char *json = NULL, hex[17];
+	int rc;
 
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		memset(rnd, 0, sizeof(rnd));
-	for (i = 0; i < 12; i++)
-		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	/* the day it covers and a random part, made once per pair and
+	 * kept: a URI retried in a later run gets the same report under
+	 * the same id, so a receiver that had it already can tell (a
+	 * preview's, whose day is not over, is never kept) */
+	if (rnd <= 0) {
+		uint64_t u = 0;
+
+		if (RAND_bytes((unsigned char *)&u, sizeof(u)) != 1)
+			u = (uint64_t)wall_ms() * 2654435761u;
+		rnd = (int64_t)(u >> 1) | 1;
+		if (!r->preview)
+			state_put(r, S_ID, NULL, rnd);
+	}
 	{
 		time_t t = (time_t)(j->day * 86400);
 		struct tm tm;
@@ -915,7 +925,7 @@ job_build(struct report_run *r)
 
 		gmtime_r(&t, &tm);
 		strftime(ymd, sizeof(ymd), "%Y%m%d", &tm);
-		/* the day it covers, and random: unique per report */
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)rnd);
 		snprintf(r->report_id, sizeof(r->report_id), "%s.%s", ymd,
 		    hex);
 	}

@@ -52,6 +52,7 @@ static struct srv {
 	uint16_t	 port;
 	enum mode	 mode;
 	int		 conns, msgs;
+	char		 last_id[128];	/* Report-ID of the last message */
 } srv[NSRV + 1];		/* 1..NSRV: 127.0.0.N */
 
 struct conn {
@@ -86,6 +87,20 @@ conn_close(struct conn *c)
 	free(c);
 }
 
+/* The Subject's "Report-ID: <...>" of a message in buf. */
+static void
+report_id_of(const char *buf, size_t n, char *out, size_t sz)
+{
+	const char *p = memmem(buf, n, "Report-ID: <", 12), *e;
+
+	out[0] = '\0';
+	if (p == NULL)
+		return;
+	p += 12;
+	if ((e = memchr(p, '>', n - (size_t)(p - buf))) != NULL)
+		snprintf(out, sz, "%.*s", (int)(e - p), p);
+}
+
 static void
 on_conn(int fd, int events, void *arg)
 {
@@ -111,6 +126,8 @@ on_conn(int fd, int events, void *arg)
 				return;
 			c->data = 0;
 			c->s->msgs++;
+			report_id_of(c->buf, (size_t)(end - c->buf),
+			    c->s->last_id, sizeof(c->s->last_id));
 			say(c, "250 2.0.0 queued\r\n");
 			nl = end + 4;
 		} else {
@@ -553,6 +570,12 @@ test_failed_uri_retried_later(void **state)
 	settle(100);
 	assert_int_equal(srv[1].msgs, 1);
 	assert_int_equal(srv[2].msgs, 1);	/* not sent twice */
+	/* the same report under the same id (RFC 8460 section 4.4): a
+	 * receiver can tell a retry from another report */
+	print_message("report-id: first run %s, retry %s\n", srv[2].last_id,
+	    srv[1].last_id);
+	assert_true(srv[2].last_id[0] != '\0');
+	assert_string_equal(srv[1].last_id, srv[2].last_id);
 	assert_int_equal(tot.sent, 1);
 	assert_int_equal(tot.waiting, 0);
 	assert_int_equal(is_sent("c.test", y), 1);
@@ -598,6 +621,7 @@ test_now_is_a_preview(void **state)
 	struct tlsrpt_due due[4];
 	size_t n;
 	int64_t t = today();
+	char first[128];
 
 	(void)state;
 	begin_test();
@@ -611,13 +635,18 @@ test_now_is_a_preview(void **state)
 	assert_int_equal(srv[2].msgs, 1);
 	assert_int_equal(tot.sent, 1);
 	assert_int_equal(is_sent("e.test", t), 0);
+	snprintf(first, sizeof(first), "%s", srv[2].last_id);
 	record("e.test", t);	/* later today */
 	assert_int_equal(tlsrpt_due_list(st, t + 1, due, 4, &n), 1);
 	assert_string_equal(due[0].domain, "e.test");
-	/* a second preview is sent again: no state is kept for today */
+	/* a second preview is sent again: no state is kept for today, not
+	 * even its report-id (the day's report, with more in it, must not
+	 * share the id of a preview a receiver may have kept) */
 	run(&o, 10000);
 	settle(100);
 	assert_int_equal(srv[2].msgs, 2);
+	assert_true(first[0] != '\0');
+	assert_string_not_equal(first, srv[2].last_id);
 	end_test();
 }
 
