@@ -147,13 +147,17 @@ check_dns(const struct config *cfg)
 	struct dnscheck *c = NULL;
 	const char *rs;
 	char err[256];
+	int others;
 
-	if ((rs = dnscheck_remote_server(cfg)) != NULL)
-		fprintf(stderr, "mxguard: dns: WARNING: dns_servers %s is not "
+	if ((rs = dnscheck_remote_server(cfg, NULL, &others)) != NULL)
+		fprintf(stderr, "mxguard: dns: WARNING: the resolver %s is not "
 		    "a loopback address: the AD bit of its answers is "
 		    "believed as sent, and anyone on the path could forge "
 		    "it (DANE wants a validating resolver on this host)\n",
 		    rs);
+	if (others > 0)
+		fprintf(stderr, "mxguard: dns: WARNING: %d more resolver(s) "
+		    "listed: only the first is asked\n", others);
 	if (cfg->dns_check_interval == 0)
 		return;
 	if ((loop = ev_loop_new()) == NULL ||

@@ -688,13 +688,22 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
 	report_schedule(&d, 1);
 	/* DANE rests on the resolver's AD bit: say when it cannot */
-	if ((rs = dnscheck_remote_server(cfg)) != NULL && (w == NULL ||
-	    w->slot == 0))
-		log_warn("event=dns-server-remote server=%s note=\"not a "
-		    "loopback address: the AD bit of its answers is believed "
-		    "as sent, and anyone on the path to it could forge it; "
-		    "DANE wants a validating resolver on this host\"",
-		    log_q(q, sizeof(q), rs));
+	if (w == NULL || w->slot == 0) {
+		int others;
+
+		if ((rs = dnscheck_remote_server(cfg, NULL, &others)) != NULL)
+			log_warn("event=dns-server-remote server=%s note=\"not "
+			    "a loopback address: the AD bit of its answers is "
+			    "believed as sent, and anyone on the path to it "
+			    "could forge it; DANE wants a validating resolver "
+			    "on this host\"", log_q(q, sizeof(q), rs));
+		if (others > 0)
+			log_warn("event=dns-servers-ignored count=%d note=\"only "
+			    "the first resolver is asked: falling back to "
+			    "another when it is slow would let an attacker "
+			    "who delays it choose a resolver that may not "
+			    "validate\"", others);
+	}
 	if (cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
 	    cfg, 0, 0, dns_checked, &d, err, sizeof(err))) == NULL)
 		log_warn("event=dns-check-unavailable error=%s",

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -33,6 +34,8 @@ struct sub {
 	int		 idx;
 	struct dns_req	*q;
 	char		 expanded[256];	/* secure CNAME target of the host */
+	int		 orig_next;	/* ST_TLSA_ANY: the original name's
+					 * probe follows the expanded one's */
 };
 
 struct dane_req {
@@ -433,6 +436,15 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 	s->q = NULL;
 	r->pending--;
 	if (r->stage == ST_TLSA_ANY) {
+		if (s->orig_next && !is_failure(st) && !(st == DNS_SECURE &&
+		    a != NULL && a->nrr > 0)) {
+			/* none at the expanded name: the original's (RFC
+			 * 7672 section 2.2.2) */
+			s->orig_next = 0;
+			if (start_tlsa(r, s, d->mx[s->idx].host) == 0)
+				return;
+			st = DNS_ERROR;
+		}
 		if (st == DNS_SECURE && a != NULL && a->nrr > 0) {
 			r->any_tlsa = 1;
 			snprintf(r->any_host, sizeof(r->any_host), "%s",
@@ -515,12 +527,18 @@ no_owner(struct dane_req *r)
 	}
 	/* Does D publish DANE?  Then A must be one of its MX hosts.  A
 	 * host whose address lookup failed might own A: that failure
-	 * defers, as a failed TLSA lookup does. */
+	 * defers, as a failed TLSA lookup does.  Every host with validated
+	 * addresses is asked, and so is one with none of A's family (an
+	 * IPv4-only host, A an IPv6 address an attacker sent the MTA to):
+	 * its TLSA records still say whether D publishes DANE.  A host that is a
+	 * secure CNAME is asked at the name it expands to, then at its own
+	 * (RFC 7672 section 2.2.2), as for the owner. */
 	r->stage = ST_TLSA_ANY;
 	for (i = 0; i < d->nmx; i++) {
-		if (d->mx[i].addr_status != DNS_SECURE) {
-			if (mx_status_failed(d->mx[i].addr_status) &&
-			    !r->any_fail) {
+		struct sub *s = &r->sub[i];
+
+		if (mx_status_failed(d->mx[i].addr_status)) {
+			if (!r->any_fail) {
 				r->any_fail = 1;
 				snprintf(r->fail_what, sizeof(r->fail_what),
 				    "the address lookup of MX host %s failed "
@@ -530,7 +548,13 @@ no_owner(struct dane_req *r)
 			}
 			continue;
 		}
-		if (start_tlsa(r, &r->sub[i], d->mx[i].host) == -1) {
+		if (d->mx[i].addr_status == DNS_INSECURE)
+			continue;	/* addresses that did not validate: no
+					 * DANE for this host (RFC 7672 2.2) */
+		s->orig_next = s->expanded[0] != '\0' &&
+		    strcasecmp(s->expanded, d->mx[i].host) != 0;
+		if (start_tlsa(r, s, s->orig_next ? s->expanded :
+		    d->mx[i].host) == -1) {
 			finish(r, DANE_DEFER, "dnssec-invalid",
 			    "out of memory");
 			return;

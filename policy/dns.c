@@ -797,8 +797,9 @@ dns_cancel(struct dns_req *r)
 	free(r);
 }
 
+/* dns_servers (the first max of them) as the channel's servers. */
 static int
-set_servers(struct dns *d, const struct config *cfg, char *err,
+set_servers(ares_channel ch, const struct config *cfg, int max, char *err,
     size_t errsz)
 {
 	char csv[2048];
@@ -808,7 +809,7 @@ set_servers(struct dns *d, const struct config *cfg, char *err,
 	if (cfg->dns_servers.n == 0)
 		return 0;
 	csv[0] = '\0';
-	for (i = 0; i < cfg->dns_servers.n; i++) {
+	for (i = 0; i < cfg->dns_servers.n && i < max; i++) {
 		int n = snprintf(csv + o, sizeof(csv) - o, "%s%s",
 		    i ? "," : "", cfg->dns_servers.v[i]);
 
@@ -818,7 +819,7 @@ set_servers(struct dns *d, const struct config *cfg, char *err,
 		}
 		o += (size_t)n;
 	}
-	if ((rc = ares_set_servers_ports_csv(d->ch, csv)) != ARES_SUCCESS) {
+	if ((rc = ares_set_servers_ports_csv(ch, csv)) != ARES_SUCCESS) {
 		snprintf(err, errsz, "dns_servers: %s: %s", csv,
 		    ares_strerror(rc));
 		return -1;
@@ -856,7 +857,14 @@ dns_new(struct ev_loop *loop, const struct config *cfg, char *err,
 	memset(&o, 0, sizeof(o));
 	o.sock_state_cb = sock_state_cb;
 	o.sock_state_cb_data = d;
-	o.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
+	/* The first server only (PRIMARY: of resolv.conf's; set_servers():
+	 * of dns_servers).  c-ares would otherwise move to the next one
+	 * when the first times out or refuses, and an attacker who delays
+	 * the validating resolver's answers would get the answer of
+	 * another one, which may not validate: DANE off where it must
+	 * defer. */
+	o.flags = ARES_FLAG_EDNS | ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP |
+	    ARES_FLAG_PRIMARY;
 	o.ednspsz = 1232;
 	per_try = cfg->dns_timeout / 3;
 	if (per_try < 300)
@@ -872,7 +880,9 @@ dns_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	d->ch_ok = 1;
-	if (set_servers(d, cfg, err, errsz) == -1) {
+	/* every entry must be an address c-ares takes; the first is used */
+	if (set_servers(d->ch, cfg, cfg->dns_servers.n, err, errsz) == -1 ||
+	    set_servers(d->ch, cfg, 1, err, errsz) == -1) {
 		dns_free(d);
 		return NULL;
 	}
@@ -891,4 +901,51 @@ dns_free(struct dns *d)
 	dns_cache_flush(d);
 	ev_timer_free(d->tmo);
 	free(d);
+}
+
+int
+dns_servers_of(const struct config *cfg, const char *resolvconf,
+    char (*out)[64], int max)
+{
+	struct ares_options o;
+	struct ares_addr_port_node *list = NULL, *n;
+	ares_channel ch;
+	char err[256], a[INET6_ADDRSTRLEN];
+	int mask = ARES_OPT_FLAGS, count = 0;
+
+	memset(&o, 0, sizeof(o));
+	/* (without PRIMARY, which makes c-ares keep only the first of
+	 * resolv.conf's: the others are counted) */
+	o.flags = ARES_FLAG_NOSEARCH;
+	if (resolvconf != NULL) {
+		o.resolvconf_path = (char *)resolvconf;
+		mask |= ARES_OPT_RESOLVCONF;
+	}
+	if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
+		return -1;
+	if (ares_init_options(&ch, &o, mask) != ARES_SUCCESS) {
+		ares_library_cleanup();
+		return -1;
+	}
+	if (set_servers(ch, cfg, cfg->dns_servers.n, err, sizeof(err)) == -1 ||
+	    ares_get_servers_ports(ch, &list) != ARES_SUCCESS) {
+		ares_destroy(ch);
+		ares_library_cleanup();
+		return -1;
+	}
+	for (n = list; n != NULL; n = n->next, count++) {
+		if (count >= max)
+			continue;
+		if (inet_ntop(n->family, &n->addr, a, sizeof(a)) == NULL)
+			snprintf(a, sizeof(a), "?");
+		if (n->udp_port != 0 && n->udp_port != 53)
+			snprintf(out[count], sizeof(out[0]), n->family ==
+			    AF_INET6 ? "[%s]:%d" : "%s:%d", a, n->udp_port);
+		else
+			snprintf(out[count], sizeof(out[0]), "%s", a);
+	}
+	ares_free_data(list);
+	ares_destroy(ch);
+	ares_library_cleanup();
+	return count;
 }

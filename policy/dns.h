@@ -96,6 +96,12 @@ typedef void dns_cb(void *arg, enum dns_status st,
 struct dns	*dns_new(struct ev_loop *, const struct config *,
 		    char *err, size_t errsz);
 void		 dns_free(struct dns *);
+/* The servers a resolver made from cfg knows, first first: at most max
+ * into out ("addr", "addr:port", "[v6]:port"), returning how many there
+ * are, or -1.  Only the first is ever asked (dns_new()); an empty
+ * dns_servers is resolvconf's (NULL: /etc/resolv.conf). */
+int		 dns_servers_of(const struct config *, const char *resolvconf,
+		    char (*out)[64], int max);
 struct dns_req	*dns_query(struct dns *, const char *name, int type,
 		    dns_cb *, void *arg);
 void		 dns_cancel(struct dns_req *);

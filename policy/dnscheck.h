@@ -43,11 +43,14 @@ struct dnscheck	*dnscheck_new(struct ev_loop *, const struct config *,
 void		 dnscheck_free(struct dnscheck *);
 /* -1 before the first round ends, else 0 or 1. */
 int		 dnscheck_state(const struct dnscheck *);
-/* The first of dns_servers that is not a loopback address (127/8, ::1),
- * or NULL: mxguard believes the AD bit of the answers, so anyone on the
- * path to such a server could forge it (docs/dane.md).  (An empty
- * dns_servers, /etc/resolv.conf, is not looked at.) */
-const char	*dnscheck_remote_server(const struct config *);
+/* The server mxguard asks (the first of dns_servers, or of resolvconf's
+ * nameservers when dns_servers is empty; resolvconf NULL: the system's)
+ * when it is not a loopback address (127/8, ::1), else NULL: mxguard
+ * believes the AD bit of the answers, so anyone on the path to such a
+ * server could forge it (docs/dane.md).  *others (may be NULL): how many
+ * more servers are listed, which are never asked (dns_new()). */
+const char	*dnscheck_remote_server(const struct config *,
+		    const char *resolvconf, int *others);
 
 /* The verdict of one round from the two answers (exposed for tests):
  * signed: the status of the signed name's DNSKEY; bogus: the status of

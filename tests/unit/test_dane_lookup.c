@@ -77,6 +77,33 @@ run(const char *domain, const char *dst)
 	return got;
 }
 
+/* run() for an IPv6 destination: the walk asks AAAA only, as the engine
+ * does for such a destination */
+static struct dane_info *
+run6(const char *domain, const char *dst)
+{
+	struct sockaddr_in6 sin6;
+
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, dst, &sin6.sin6_addr);
+	got = NULL;
+	walked = NULL;
+	assert_non_null(mx_walk((struct dns *)&sin6, domain,
+	    (struct sockaddr *)&sin6, MX_WALK_AAAA, walk_done, NULL));
+	ev_loop_run(loop);
+	assert_non_null(walked);
+	assert_non_null(dane_lookup(loop, (struct dns *)&sin6, walked,
+	    (struct sockaddr *)&sin6, done, NULL));
+	free(walked);
+	walked = NULL;
+	ev_loop_run(loop);
+	assert_non_null(got);
+	printf("# %s %s: %s reason=%s detail=%s\n", domain, dst,
+	    dane_state_name(got->state), got->reason, got->detail);
+	return got;
+}
+
 static int
 setup(void **state)
 {
@@ -342,6 +369,43 @@ test_not_an_mx_address(void **s)
 	assert_string_equal(d->mx_host, "");
 }
 
+/*
+ * An IPv4-only MX host of a DANE domain, and an IPv6 destination (an
+ * attacker sent the MTA there): the host has no AAAA records (a secure
+ * NODATA), so it cannot own A, but its TLSA records still say that the
+ * domain publishes DANE: deferred, never "no DANE".
+ */
+static void
+test_not_an_mx_address_other_family(void **s)
+{
+	struct dane_info *d;
+	struct msg m;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	begin(&m, 0x1234, 1, 0, "mx.d.test", DNS_T_AAAA, 0, 0, 0);
+	answer("mx.d.test", DNS_T_AAAA, DNS_NODATA, &m);
+	tlsa("mx.d.test", 1, 3, 1, 1, 32);
+	d = run6("d.test", "2001:db8::66");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "validation-failure");
+}
+
+/* The MX host is a secure CNAME whose TLSA records are at the name it
+ * expands to (RFC 7672 2.2.2), and A is no MX host's address: the
+ * expanded name is asked too, so the domain's DANE is seen. */
+static void
+test_not_an_mx_address_cname(void **s)
+{
+	struct dane_info *d;
+
+	cname_mx();
+	tlsa("real.hoster.test", 1, 3, 1, 1, 32);
+	d = run("d.test", "198.51.100.7");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "validation-failure");
+}
+
 static void
 test_not_an_mx_address_no_dane(void **s)
 {
@@ -536,6 +600,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_not_an_mx_address_other_family,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_an_mx_address_cname,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_no_dane,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_addr_then_tlsa,

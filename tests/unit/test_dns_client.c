@@ -189,12 +189,16 @@ fake_read(int fd, int events, void *arg)
 
 	if (zone_question(q, n, name, sizeof(name), &qtype) == -1)
 		return;
-	fk.queries++;
-	if (q[3] & 0x20)
-		fk.ad_seen++;
+	if (arg != NULL)	/* a second server: counts, always answers */
+		(*(int *)arg)++;
+	else {
+		fk.queries++;
+		if (q[3] & 0x20)
+			fk.ad_seen++;
+		if (fk.silent)
+			return;
+	}
 	id = (unsigned)(q[0] << 8 | q[1]);
-	if (fk.silent)
-		return;
 	if (strcmp(name, "secure.example") == 0) {
 		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
 		rr_a(&m, name, "192.0.2.10", 300);
@@ -366,6 +370,67 @@ test_client_timeout_cancel(void **state)
 	dns_free(d);
 }
 
+/*
+ * Two servers, the first silent or its port closed, the second answering
+ * with AD: only the first is ever asked.  c-ares would otherwise move to
+ * the second, and an attacker who delays the validating resolver's
+ * answers would get another resolver's answer taken (one that may not
+ * validate: DANE off where it must defer).
+ */
+static void
+test_client_first_server_only(void **state)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	char err[256], srv[2][64];
+	struct config *cfg = config_load(NULL, err, sizeof(err));
+	struct dns *d;
+	struct res r = { 0 }, r2 = { 0 };
+	int fd2, n2 = 0;
+
+	fd2 = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd2, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	getsockname(fd2, (struct sockaddr *)&sin, &sl);
+	ev_fd_set(loop, fd2, EV_READ, fake_read, &n2);
+	assert_non_null(cfg);
+	snprintf(srv[0], sizeof(srv[0]), "127.0.0.1:%d", fk.port);
+	snprintf(srv[1], sizeof(srv[1]), "127.0.0.1:%d", ntohs(sin.sin_port));
+	cfg->dns_servers.v = calloc(2, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup(srv[0]);
+	cfg->dns_servers.v[1] = strdup(srv[1]);
+	cfg->dns_servers.n = 2;
+	cfg->dns_timeout = 900;
+	assert_non_null(d = dns_new(loop, cfg, err, sizeof(err)));
+	config_free(cfg);
+
+	fk.silent = 1;
+	outstanding = 1;
+	dns_query(d, "secure.example", DNS_T_A, got, &r);
+	run();
+	print_message("st=%s n2=%d q=%d\n", dns_status_name(r.st), n2, fk.queries);
+	assert_int_equal(r.done, 1);
+	assert_int_equal(r.st, DNS_TIMEOUT);
+	assert_int_equal(n2, 0);
+	assert_true(fk.queries >= 1);
+	/* the first's port closed: refused, never the second's answer */
+	ev_fd_del(loop, fk.fd);
+	close(fk.fd);
+	fk.fd = socket(AF_INET, SOCK_DGRAM, 0);	/* for the teardown */
+	ev_fd_set(loop, fk.fd, EV_READ, fake_read, NULL);
+	outstanding = 1;
+	dns_query(d, "secure.example", DNS_T_AAAA, got, &r2);
+	run();
+	assert_int_equal(r2.done, 1);
+	assert_int_not_equal(r2.st, DNS_SECURE);
+	assert_int_equal(n2, 0);
+	dns_free(d);
+	ev_fd_del(loop, fd2);
+	close(fd2);
+}
+
 int
 main(void)
 {
@@ -380,6 +445,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_classify_share_cache,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_chase,
+		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(test_client_first_server_only,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_timeout_cancel,
 		    client_setup, client_teardown),

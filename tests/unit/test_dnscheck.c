@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/config.h"
@@ -247,29 +248,51 @@ test_remote_server(void **s)
 		{ "2001:db8::1", 1 }, { "[2001:db8::1]:53", 1 },
 		{ "resolver.example", 1 },
 	};
-	char err[256];
+	char err[256], rc[] = "/tmp/mxg-resolv-XXXXXX";
 	struct config *c = config_load(NULL, err, sizeof(err));
 	size_t i;
+	int fd, others;
+	FILE *f;
 
 	assert_non_null(c);
-	assert_null(dnscheck_remote_server(c));	/* resolv.conf */
+	/* an empty dns_servers: resolv.conf's first nameserver is the one
+	 * asked, the others never */
+	assert_true((fd = mkstemp(rc)) >= 0);
+	assert_non_null(f = fdopen(fd, "w"));
+	fputs("nameserver 10.0.0.9\nnameserver 127.0.0.1\n", f);
+	fclose(f);
+	assert_string_equal(dnscheck_remote_server(c, rc, &others),
+	    "10.0.0.9");
+	assert_int_equal(others, 1);
+	assert_non_null(f = fopen(rc, "w"));
+	fputs("nameserver 127.0.0.1\nnameserver 10.0.0.9\n", f);
+	fclose(f);
+	assert_null(dnscheck_remote_server(c, rc, &others));
+	assert_int_equal(others, 1);
 	c->dns_servers.v = calloc(2, sizeof(char *));
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		c->dns_servers.v[0] = (char *)t[i].v;
 		c->dns_servers.n = 1;
-		if ((dnscheck_remote_server(c) != NULL) != t[i].remote)
+		if ((dnscheck_remote_server(c, rc, &others) != NULL) !=
+		    t[i].remote || (others != 0 && t[i].remote != 1))
 			fail_msg("%s: remote=%d expected", t[i].v,
 			    t[i].remote);
 	}
-	/* the first remote one of several */
+	/* dns_servers replaces resolv.conf; of several, the first decides,
+	 * the second is never asked */
 	c->dns_servers.v[0] = (char *)"127.0.0.1";
 	c->dns_servers.v[1] = (char *)"10.0.0.2";
 	c->dns_servers.n = 2;
-	assert_string_equal(dnscheck_remote_server(c), "10.0.0.2");
+	assert_null(dnscheck_remote_server(c, rc, &others));
+	assert_int_equal(others, 1);
+	c->dns_servers.v[0] = (char *)"10.0.0.2";
+	c->dns_servers.v[1] = (char *)"127.0.0.1";
+	assert_string_equal(dnscheck_remote_server(c, rc, NULL), "10.0.0.2");
 	free(c->dns_servers.v);
 	c->dns_servers.v = NULL;
 	c->dns_servers.n = 0;
 	config_free(c);
+	unlink(rc);
 }
 
 static void
