@@ -151,6 +151,8 @@ struct bgref {
 	char		 id[STS_ID_MAX + 1];	/* the cached id */
 };
 
+#define RETIRED_MAX	8
+
 struct policy {
 	struct ev_loop	*loop;
 	int		 require_tls;
@@ -187,10 +189,12 @@ struct policy {
 	int64_t		 stores_retry_at;
 	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
 	struct redis	*rs;		/* shared store, NULL when off */
-	/* a reload's resolver and CA store, waiting until no lookup, fetch
-	 * or report uses the current ones (reload_swap()) */
-	struct dns	*next_dns;
-	SSL_CTX		*next_ctx;
+	/* resolvers and CA stores that reloads replaced: lookups, fetches
+	 * and reports under way may still use them; freed once nothing is
+	 * in flight (retired_free()) */
+	struct dns	*old_dns[RETIRED_MAX];
+	SSL_CTX		*old_ctx[RETIRED_MAX];
+	int		 nold;
 	struct ev_timer	*swap_tmr;
 };
 
@@ -238,29 +242,30 @@ policy_idle(const struct policy *p)
 	    !tlsrpt_rec_busy(p->rec);
 }
 
-/* A reload's resolver and CA store replace the current ones once nothing
- * uses those: the loop asks every 50 ms (a timer, so never from inside a
- * resolver callback that the old resolver is still running).  New
- * lookups meanwhile use the old ones; every reload is applied. */
+/* A reload's resolver and CA store are used at once by every lookup,
+ * fetch and report that starts after it (an engine kept busy must not
+ * keep a CA store or a resolver the operator replaced).  The replaced
+ * ones are freed once nothing is in flight: the loop asks every 50 ms (a
+ * timer, so never from inside a resolver callback that the old resolver
+ * is still running). */
 static void
-reload_swap(void *arg)
+retired_free(void *arg)
 {
 	struct policy *p = arg;
+	int i;
 
-	if (p->next_dns == NULL)
+	if (p->nold == 0)
 		return;
 	if (!policy_idle(p)) {
 		ev_timer_arm(p->swap_tmr, 50);
 		return;
 	}
-	dns_free(p->dns);
-	SSL_CTX_free(p->ctx);
-	p->dns = p->next_dns;
-	p->ctx = p->next_ctx;
-	p->next_dns = NULL;
-	p->next_ctx = NULL;
-	p->store_gen = ++store_gens;
-	log_info("event=reload-applied what=resolver,ca-store");
+	for (i = 0; i < p->nold; i++) {
+		dns_free(p->old_dns[i]);
+		SSL_CTX_free(p->old_ctx[i]);
+	}
+	log_debug("event=reload-retired-freed count=%d", p->nold);
+	p->nold = 0;
 }
 
 /* The engine; its stores only if stores (policy_open_stores()). */
@@ -293,7 +298,7 @@ policy_make(struct ev_loop *loop, const struct config *cfg, int stores,
 	if ((p->rs = redis_new(loop, cfg, err, errsz)) == NULL &&
 	    err[0] != '\0')
 		goto fail;
-	if ((p->swap_tmr = ev_timer_new(loop, reload_swap, p)) == NULL ||
+	if ((p->swap_tmr = ev_timer_new(loop, retired_free, p)) == NULL ||
 	    (p->refresh_tmr = ev_timer_new(loop, refresh_round, p)) == NULL) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
@@ -424,8 +429,6 @@ policy_free(struct policy *p)
 		policy_cancel(p->reqs);
 	ev_timer_free(p->refresh_tmr);
 	ev_timer_free(p->swap_tmr);
-	dns_free(p->next_dns);
-	SSL_CTX_free(p->next_ctx);
 	while (p->bgrefs != NULL)
 		bgref_free(p->bgrefs);
 	while (p->fetches != NULL)
@@ -433,6 +436,11 @@ policy_free(struct policy *p)
 	redis_free(p->rs);
 	tlsrpt_rec_free(p->rec);
 	free(p->state_dir);
+	/* (after everything that may still have a query on them) */
+	for (int i = 0; i < p->nold; i++) {
+		dns_free(p->old_dns[i]);
+		SSL_CTX_free(p->old_ctx[i]);
+	}
 	dns_free(p->dns);
 	SSL_CTX_free(p->ctx);
 	sts_cache_close(p->cache);
@@ -462,24 +470,29 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		 * certificate takes effect), resolver and CA store, all made
 		 * before anything is committed: a bad setting fails the
 		 * reload */
+		if (p->nold == RETIRED_MAX && !policy_idle(p)) {
+			snprintf(err, errsz, "%d reloads while lookups never "
+			    "stopped running: try again when they do",
+			    RETIRED_MAX);
+			goto fail;
+		}
+		retired_free(p);	/* frees them if idle */
 		nrs = redis_new(p->loop, cfg, err, errsz);
 		if ((nrs == NULL && err[0] != '\0') ||
 		    (nd = dns_new(p->loop, cfg, err, errsz)) == NULL ||
 		    (nc = make_ctx(cfg, err, errsz)) == NULL)
 			goto fail;
-		/* resolver and CA store: in use at once if nothing uses the
-		 * current ones, else as soon as nothing does */
-		dns_free(p->next_dns);
-		SSL_CTX_free(p->next_ctx);
-		p->next_dns = nd;
-		p->next_ctx = nc;
-		if (policy_idle(p))
-			reload_swap(p);
-		else {
-			log_info("event=reload-deferred what=resolver,ca-store "
-			    "note=\"applied when the lookups under way end\"");
-			ev_timer_arm(p->swap_tmr, 50);
-		}
+		/* resolver and CA store: in use at once; the replaced ones
+		 * are freed when nothing in flight can use them */
+		p->old_dns[p->nold] = p->dns;
+		p->old_ctx[p->nold++] = p->ctx;
+		p->dns = nd;
+		p->ctx = nc;
+		p->store_gen = ++store_gens;
+		log_info("event=reload-applied what=resolver,ca-store%s",
+		    policy_idle(p) ? "" : " note=\"lookups under way end on "
+		    "the ones they started with\"");
+		retired_free(p);
 		/* lookups under way keep their ops on the old client, which
 		 * answers them and then frees itself */
 		if (nrs != NULL || p->rs != NULL) {

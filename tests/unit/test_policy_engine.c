@@ -1134,13 +1134,25 @@ test_cancel(void **state)
 
 /*
  * A reload (SIGHUP: policy_reconfigure) while a lookup is under way
- * still takes the new resolver: it is applied as soon as that lookup has
- * ended.  The lookup of slow.test (never answered) holds the engine busy
- * at the reload, which moves dns_servers to a second server; the first
- * one then stops answering.  The next lookup must be answered, by the
- * new server.  (A reload that found the engine busy used to keep the old
- * resolver and CA store until a later reload found it idle.)
+ * takes the new resolver and CA store at once, for every lookup that
+ * starts after it; the one under way ends on what it started with.  The
+ * lookup of slow.test (never answered) holds the engine busy at the
+ * reload, which moves dns_servers to a second server; the first one then
+ * stops answering.  A lookup started while slow.test still runs must be
+ * answered by the new server, and its verdict must name the new CA store.
+ * (A reload that found the engine busy used to keep the old resolver and
+ * CA store until the engine was idle: an attacker who keeps some lookup
+ * running at all times kept a CA store the operator had replaced.)
  */
+static struct policy_verdict *slow_v;
+
+static void
+got_slow(void *arg, struct policy_verdict *v)
+{
+	slow_v = v;
+	ev_loop_stop(loop);
+}
+
 static void
 test_reload_while_busy(void **state)
 {
@@ -1153,6 +1165,7 @@ test_reload_while_busy(void **state)
 	char err[256];
 	int fd2, port2, i;
 	struct dns *old;
+	uint64_t gen0;
 
 	cfg_policy_timeout = 400;
 	cfg_dns_timeout = 10000;
@@ -1171,10 +1184,15 @@ test_reload_while_busy(void **state)
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons(25);
 	inet_pton(AF_INET, "192.0.2.11", &sin.sin_addr);
-	got_v = NULL;
+	slow_v = NULL;
 	assert_non_null(policy_lookup(p, "slow.test", (struct sockaddr *)&sin,
-	    sizeof(sin), "t1", got, NULL));
-	/* the reload comes while it waits */
+	    sizeof(sin), "t1", got_slow, NULL));
+	/* a verdict naming the CA store before the reload */
+	v = lookup(p, "enf.test", "192.0.2.1");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	gen0 = v->tls->store_gen;
+	policy_verdict_free(v);
+	/* the reload comes while slow.test waits */
 	old = policy_dns(p);
 	cfg_dns_port = port2;
 	cfg = mkcfg(NULL, 1);
@@ -1182,20 +1200,27 @@ test_reload_while_busy(void **state)
 	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
 	config_free(cfg);
 	ev_fd_del(loop, fk.fd);		/* the old server goes quiet */
+	assert_ptr_not_equal(policy_dns(p), old);	/* at once */
+	/* a lookup started now, slow.test still running: answered by the
+	 * new server, under the new CA store */
+	v = lookup(p, "enf.test", "192.0.2.1");
+	assert_null(slow_v);		/* slow.test still runs */
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_true(v->tls->store_gen != gen0);
+	policy_verdict_free(v);
 	guard = ev_timer_new(loop, (ev_timer_cb *)ev_loop_stop, loop);
 	ev_timer_arm(guard, 5000);
 	ev_loop_run(loop);
 	ev_timer_free(guard);
-	assert_non_null(got_v);		/* its policy_timeout verdict */
-	policy_verdict_free(got_v);
-	/* the engine is idle: the new resolver takes over from the loop */
-	for (i = 0; i < 100 && policy_dns(p) == old; i++) {
+	assert_non_null(slow_v);	/* its policy_timeout verdict */
+	policy_verdict_free(slow_v);
+	/* the engine is idle: the loop frees the replaced resolver */
+	for (i = 0; i < 5; i++) {
 		guard = ev_timer_new(loop, (ev_timer_cb *)ev_loop_stop, loop);
 		ev_timer_arm(guard, 20);
 		ev_loop_run(loop);
 		ev_timer_free(guard);
 	}
-	assert_ptr_not_equal(policy_dns(p), old);
 
 	/* the new resolver answers the next lookup */
 	v = lookup(p, "enf.test", "192.0.2.1");
