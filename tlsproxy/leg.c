@@ -76,6 +76,9 @@ struct leg {
 	int			 silent;	/* SILENT_*: this connection is
 						 * the leg's own business */
 	int			 settled;	/* TLS question decided */
+	int			 skipped;	/* cleartext without asking for
+						 * STARTTLS (a verdict of level
+						 * none settled it) */
 	int			 refused;	/* greeting was not 2xx */
 	int			 reused;	/* adopted from the cache */
 	unsigned		 uses;		/* sessions served before */
@@ -673,6 +676,7 @@ leg_decide(struct leg *l, struct tls_result *res)
 	memset(res, 0, sizeof(*res));
 	if (v->level == TLS_LEVEL_NONE) {
 		settle_cleartext(l, "policy-none", "");
+		l->skipped = 1;
 		return LEG_SECURE_READY;
 	}
 	if (l->caps.flags & SMTP_CAP_STARTTLS) {
@@ -839,7 +843,12 @@ tls_broken(struct leg *l, const char *why, int timeout)
 {
 	struct leg_news n;
 	struct tls_result res;
+	SSL *ssl = io_ssl(l->io);
 
+	/* a session offered for resumption may be what broke it: the key's
+	 * sessions are not offered again */
+	if (ssl != NULL)
+		tls_client_done(*l->env.tls, ssl, 0);
 	record_tls(l, 1, 0);
 	char q[300];
 
@@ -1192,6 +1201,12 @@ int
 leg_reused(const struct leg *l)
 {
 	return l->reused;
+}
+
+int
+leg_starttls_skipped(const struct leg *l)
+{
+	return l->skipped;
 }
 
 unsigned

@@ -173,6 +173,9 @@ void		 leg_quit(struct leg *);
 int		 leg_settled(const struct leg *);	/* TLS question decided */
 int		 leg_refused(const struct leg *);	/* greeting not 2xx */
 int		 leg_reused(const struct leg *);	/* adopted, not left */
+/* The leg is cleartext without having asked for STARTTLS (a verdict of
+ * level none settled it): it shows nothing of the server's TLS. */
+int		 leg_starttls_skipped(const struct leg *);
 unsigned	 leg_uses(const struct leg *);		/* sessions served */
 const struct smtp_caps *leg_caps(const struct leg *);
 const struct tls_proof *leg_proof(const struct leg *);

@@ -563,6 +563,12 @@ report_attempt(struct session *s, const struct policy_verdict *v,
 	const char *c;
 	int i;
 
+	/* a leg that never asked for STARTTLS (another recipient's
+	 * override, level none, settled it) says nothing of this domain's
+	 * MX: a failure here would be this gateway's choice, reported as
+	 * the server's */
+	if (result != NULL && s->up != NULL && leg_starttls_skipped(s->up))
+		return;
 	for (c = v->domain; *c; c++)
 		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
 	for (i = 0; i < s->nreported; i++)

@@ -193,6 +193,14 @@ tls_client_done(struct tls_ctx *t, SSL *ssl, int proven)
 
 	if (key == NULL)
 		return;
+	if (!tls_client_current(t, ssl)) {
+		/* begun before a reload: its sessions were made with the
+		 * old settings, and t's cache is the new ones' (what the
+		 * old cache held went with it) */
+		SSL_set_ex_data(ssl, key_index, NULL);
+		free((char *)key);
+		return;
+	}
 	if (!proven) {
 		/* nothing of this connection is ever resumed, and what was
 		 * cached under the key before may be what led here */

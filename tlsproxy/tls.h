@@ -40,8 +40,10 @@ void		 tls_client_resume(struct tls_ctx *, SSL *, const char *key);
 /* After the handshake and the policy's check of it.  proven: the check
  * passed with nothing failed; the sessions the server issued are cached
  * (before this they are only held), and a session the server refused to
- * resume is not offered again.  Not proven: nothing of this connection is
- * cached, and the key's cached sessions are dropped. */
+ * resume is not offered again.  Not proven (also a handshake that broke
+ * off): nothing of this connection is cached, and the key's cached
+ * sessions are dropped.  An ssl not of t (begun before a reload) leaves
+ * t's cache alone: its sessions were made with the old settings. */
 void		 tls_client_done(struct tls_ctx *, SSL *, int proven);
 /* Drops what is cached under key (a session that failed its policy
  * check, e.g. a TLS 1.2 session stored during the handshake). */

@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -122,6 +122,8 @@ static struct {
 	const char	*tls_fail_reason;	/* policy_tls_check fails */
 	int		 nrecord;
 	int		 rec_offered, rec_ok;
+	int		 nreports;		/* policy_report_attempt() */
+	char		 report_domain[256], report_result[64];
 } g;
 
 static struct vspec *
@@ -162,6 +164,18 @@ int __wrap_policy_tls_check(const struct policy_verdict *, SSL *,
     struct tls_proof *, struct tls_result *);
 int __wrap_policy_leg_fits(const struct policy_verdict *,
     const struct tls_proof *, SSL *, struct tls_result *);
+void __wrap_policy_report_attempt(struct policy *,
+    const struct policy_verdict *, const struct policy_attempt *);
+
+void
+__wrap_policy_report_attempt(struct policy *p, const struct policy_verdict *v,
+    const struct policy_attempt *a)
+{
+	g.nreports++;
+	snprintf(g.report_domain, sizeof(g.report_domain), "%s", v->domain);
+	snprintf(g.report_result, sizeof(g.report_result), "%s",
+	    a->result ? a->result : "success");
+}
 
 struct policy_req *
 __wrap_policy_lookup(struct policy *p, const char *domain,
@@ -1911,9 +1925,21 @@ static void
 test_level_none_skips_starttls(void **state)
 {
 	vspec_add("d.example", TLS_LEVEL_NONE, 0, NULL, NULL);
+	vspec_add("t.example", TLS_LEVEL_MAY, 1, NULL, NULL);
 	hello(CAPS_TLS, CAPS_TLS_SEEN);
 	begin_tx("a@sender.example", "b@d.example");
 	assert_int_equal(g.ntls_prepare, 0);
+	/* a later recipient whose domain asks for reports: the leg never
+	 * asked for STARTTLS, so nothing is reported of its MX (it was
+	 * reported as "starttls-not-supported", which this MX may well
+	 * support) */
+	cl_send("RCPT TO:<c@t.example>\r\n");
+	EXPECT_SRV("RCPT TO:<c@t.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	if (g.nreports != 0)
+		fail_msg("reported %s for %s", g.report_result,
+		    g.report_domain);
 	finish();
 }
 

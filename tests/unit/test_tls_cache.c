@@ -1,0 +1,169 @@
+/*
+ * test_tls_cache.c - the client's TLS resumption cache (tlsproxy/tls.c):
+ * a proven handshake's sessions are kept for its key and offered again;
+ * an unproven one's never, and it clears the key; a handshake begun
+ * under a configuration that a reload replaced (its SSL from the old
+ * context) leaves nothing in the new one's cache, whose settings it was
+ * not made with.
+ *
+ * The server is a plain OpenSSL server in process, joined to the
+ * client's SSL by two memory BIOs; the handshake runs by hand.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "core/config.h"
+#include "tlsproxy/tls.h"
+
+static SSL_CTX *sctx;
+static struct config *cfg;
+
+static SSL_CTX *
+server_ctx(void)
+{
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	assert_non_null(key);
+	assert_non_null(ctx);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+	    MBSTRING_ASC, (const unsigned char *)"peer.test", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return ctx;
+}
+
+/* A full handshake of client c with a new server SSL, then the tickets
+ * read: c's pending sessions are what the server issued.  1 if the
+ * client resumed. */
+static int
+handshake(SSL *c)
+{
+	SSL *s = SSL_new(sctx);
+	BIO *cb, *sb;
+	char buf[16];
+	int i, cdone = 0, sdone = 0, reused;
+
+	assert_non_null(s);
+	assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
+	SSL_set_bio(c, cb, cb);
+	SSL_set_bio(s, sb, sb);
+	SSL_set_connect_state(c);
+	SSL_set_accept_state(s);
+	for (i = 0; i < 100 && !(cdone && sdone); i++) {
+		if (!cdone)
+			cdone = SSL_do_handshake(c) == 1;
+		if (!sdone)
+			sdone = SSL_do_handshake(s) == 1;
+	}
+	assert_true(cdone && sdone);
+	/* the server's tickets follow its Finished: let the client read */
+	for (i = 0; i < 4; i++) {
+		(void)SSL_read(c, buf, sizeof(buf));
+		(void)SSL_read(s, buf, sizeof(buf));
+	}
+	reused = SSL_session_reused(c);
+	SSL_free(s);
+	return reused;
+}
+
+static int
+setup(void **state)
+{
+	char err[256];
+
+	(void)state;
+	sctx = server_ctx();
+	cfg = config_load(NULL, err, sizeof(err));
+	assert_non_null(cfg);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	SSL_CTX_free(sctx);
+	config_free(cfg);
+	return 0;
+}
+
+/* The baseline: proven, kept and offered, then resumed. */
+static void
+test_proven_kept(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL *c;
+
+	(void)state;
+	assert_non_null(t);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k1");
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 1);
+	SSL_free(c);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k1");
+	assert_non_null(SSL_get_session(c));
+	assert_int_equal(handshake(c), 1);
+	tls_client_done(t, c, 1);
+	SSL_free(c);
+	tls_ctx_free(t);
+}
+
+/* Begun under the old configuration, done after a reload: the new
+ * context's cache gets nothing of it. */
+static void
+test_straddling_reload_not_cached(void **state)
+{
+	char err[256];
+	struct tls_ctx *t1 = tls_ctx_new(cfg, err, sizeof(err));
+	struct tls_ctx *t2 = tls_ctx_new(cfg, err, sizeof(err));
+	SSL *c, *c2;
+
+	(void)state;
+	assert_non_null(t1);
+	assert_non_null(t2);
+	c = tls_client_new(t1);
+	tls_client_resume(t1, c, "k2");
+	assert_int_equal(handshake(c), 0);
+	/* the reload: the session's environment now points at t2 */
+	tls_client_done(t2, c, 1);
+	SSL_free(c);
+	c2 = tls_client_new(t2);
+	tls_client_resume(t2, c2, "k2");
+	assert_null(SSL_get_session(c2));
+	SSL_free(c2);
+	tls_ctx_free(t1);
+	tls_ctx_free(t2);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_proven_kept),
+		cmocka_unit_test(test_straddling_reload_not_cached),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
