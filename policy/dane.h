@@ -11,12 +11,14 @@
  *      Insecure: DANE may still apply to an MX host in a signed zone
  *      (RFC 7672 section 2.2.1), but D is then never a reference
  *      identifier.  No MX (NXDOMAIN/NODATA): D itself is the host.
- *      Lookup failure: DANE_DEFER (dnssec-invalid) when the resolver
- *      says it is a DNSSEC failure (Extended DNS Error 5..12), else
- *      DANE_NONE (nothing shows that D is signed).
+ *      Lookup failure: DANE_DEFER (dnssec-invalid), whether or not the
+ *      resolver says it is a DNSSEC failure (Extended DNS Error 5..12,
+ *      named in the detail): nothing shows that D is unsigned, and an
+ *      attacker who breaks the query must not turn DANE off.
  *   2. The host H that owns A.  DANE applies only when H's address
  *      records are secure.  If A belongs to no MX host while the MX RRset
- *      is secure: TLSA of every MX host with secure addresses; some host
+ *      is secure: TLSA of every MX host with secure addresses or none of
+ *      A's family (at a CNAME host's expanded name, then its own); some host
  *      publishes TLSA records: DANE_DEFER (validation-failure); else a
  *      lookup that could have shown TLSA records failed (the address
  *      lookup of a host, which might own A, or a TLSA lookup): DANE_DEFER
