@@ -49,23 +49,30 @@ walk_done(void *arg, struct mx_result *m)
 	ev_loop_stop(loop);
 }
 
-/* The MX walk, then DANE on its answer, as the engine runs them. */
+/* The MX walk, then DANE on its answer, as the engine runs them; the
+ * walk asks the destination's family only, as the engine does. */
 static struct dane_info *
-run(const char *domain, const char *dst)
+run_af(const char *domain, const char *dst, int family)
 {
-	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	inet_pton(AF_INET, dst, &sin.sin_addr);
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)family;
+	if (family == AF_INET6)
+		inet_pton(AF_INET6, dst, &sin6->sin6_addr);
+	else
+		inet_pton(AF_INET, dst, &sin->sin_addr);
 	got = NULL;
 	walked = NULL;
-	assert_non_null(mx_walk((struct dns *)&sin, domain,
-	    (struct sockaddr *)&sin, MX_WALK_A, walk_done, NULL));
+	assert_non_null(mx_walk((struct dns *)&ss, domain,
+	    (struct sockaddr *)&ss, family == AF_INET6 ? MX_WALK_AAAA :
+	    MX_WALK_A, walk_done, NULL));
 	ev_loop_run(loop);
 	assert_non_null(walked);
-	assert_non_null(dane_lookup(loop, (struct dns *)&sin, walked,
-	    (struct sockaddr *)&sin, done, NULL));
+	assert_non_null(dane_lookup(loop, (struct dns *)&ss, walked,
+	    (struct sockaddr *)&ss, done, NULL));
 	free(walked);
 	walked = NULL;
 	assert_null(got);		/* never synchronous */
@@ -77,31 +84,16 @@ run(const char *domain, const char *dst)
 	return got;
 }
 
-/* run() for an IPv6 destination: the walk asks AAAA only, as the engine
- * does for such a destination */
+static struct dane_info *
+run(const char *domain, const char *dst)
+{
+	return run_af(domain, dst, AF_INET);
+}
+
 static struct dane_info *
 run6(const char *domain, const char *dst)
 {
-	struct sockaddr_in6 sin6;
-
-	memset(&sin6, 0, sizeof(sin6));
-	sin6.sin6_family = AF_INET6;
-	inet_pton(AF_INET6, dst, &sin6.sin6_addr);
-	got = NULL;
-	walked = NULL;
-	assert_non_null(mx_walk((struct dns *)&sin6, domain,
-	    (struct sockaddr *)&sin6, MX_WALK_AAAA, walk_done, NULL));
-	ev_loop_run(loop);
-	assert_non_null(walked);
-	assert_non_null(dane_lookup(loop, (struct dns *)&sin6, walked,
-	    (struct sockaddr *)&sin6, done, NULL));
-	free(walked);
-	walked = NULL;
-	ev_loop_run(loop);
-	assert_non_null(got);
-	printf("# %s %s: %s reason=%s detail=%s\n", domain, dst,
-	    dane_state_name(got->state), got->reason, got->detail);
-	return got;
+	return run_af(domain, dst, AF_INET6);
 }
 
 static int

@@ -23,6 +23,8 @@
 #include "core/config.h"
 #include "tlsproxy/tls.h"
 
+#include "testcert.h"
+
 static SSL_CTX *sctx;
 static struct config *cfg;
 
@@ -30,20 +32,12 @@ static SSL_CTX *
 server_ctx(void)
 {
 	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *x = X509_new();
+	X509 *x;
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
 	assert_non_null(key);
 	assert_non_null(ctx);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -60);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-	X509_set_pubkey(x, key);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
-	    MBSTRING_ASC, (const unsigned char *)"peer.test", -1, -1, 0);
-	X509_set_issuer_name(x, X509_get_subject_name(x));
-	assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+	x = test_cert(key, "peer.test", NULL, NULL, NULL, -60, 3600, 0);
 	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
 	X509_free(x);
