@@ -42,8 +42,9 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 	if (strcmp(what, "stop") == 0) {
 		/* the service's ExecStopPost: fail-closed keeps the rules, so
 		 * port-25 flows are refused until mxguard is back */
-		if (strcmp(cfg->fail_mode, "closed") == 0 &&
-		    strcmp(cfg->steering, "nfqueue") == 0) {
+		/* (steering = none too: its divert, with nobody listening,
+		 * refuses; removing it would send every flow direct) */
+		if (strcmp(cfg->fail_mode, "closed") == 0) {
 			fprintf(stderr, "mxguard: fail_mode = closed: rules stay "
 			    "installed, new port-25 flows are refused until "
 			    "mxguard runs again (\"mxguard rules remove\" lifts "

@@ -256,14 +256,28 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		    "-p tcp -m connmark --mark 0x%x/0x%x -j REDIRECT --to-ports %d\n",
 		    in, m, c->divert_port);
 	}
-	if (is_closed(c)) {
-		/* reached only unmarked: the queue had no listener */
-		w[T_FILTER].want = 1;
+	/* The guard.  A port-25 packet that is no flow's first SYN and that
+	 * conntrack files as NEW (picked up mid-stream: a flow another
+	 * gateway carried before a failover, or one whose entry was
+	 * flushed), cannot track (INVALID) or was told not to (UNTRACKED)
+	 * was never queued nor diverted, and would go direct: dropped, our
+	 * own marked sockets' packets aside (the MTA retries with a SYN).
+	 * fail_mode = closed: a new flow that no verdict diverted or let
+	 * through (the queue had no listener) is refused, whatever else may
+	 * have set bits of its connmark. */
+	w[T_FILTER].want = 1;
+	rbuf_printf(&w[T_FILTER].rules,
+	    "-m mark --mark 0x%x/0x%x -j RETURN\n"
+	    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
+	    "-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
+	    "--ctstate NEW -j DROP\n", up, m);
+	if (is_closed(c))
 		rbuf_printf(&w[T_FILTER].rules,
+		    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
+		    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
 		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
-		    "--ctstate NEW -m connmark --mark 0x0/0x%x "
-		    "-j REJECT --reject-with tcp-reset\n", m);
-	}
+		    "--ctstate NEW -j REJECT --reject-with tcp-reset\n",
+		    in, m, up, m);
 }
 
 /* What an iptables-save section says about mxguard. */
@@ -564,12 +578,19 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		    "-100; policy accept;\n\t\ttcp dport 25 ct mark & 0x%x == "
 		    "0x%x redirect to :%d\n\t}\n", local ? "output" : "prerouting",
 		    m, in, c->divert_port);
+	/* the guard: see want_ipt() */
+	rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
+	    "priority filter; policy accept;\n\t\ttcp dport != 25 "
+	    "return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
+	    "\t\tct state invalid,untracked drop\n"
+	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n",
+	    local ? "output" : "forward", lo, m, up);
 	if (is_closed(c))
-		rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
-		    "priority filter; policy accept;\n\t\ttcp dport != 25 "
-		    "return\n\t\t%s\n\t\ttcp flags & (fin|syn|rst|ack) == syn "
-		    "ct state new ct mark & 0x%x == 0 reject with tcp reset\n"
-		    "\t}\n", local ? "output" : "forward", lo, m);
+		rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
+		    "\t\tct mark & 0x%x == 0x%x return\n"
+		    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
+		    "reject with tcp reset\n", m, in, m, up);
+	rbuf_printf(o, "\t}\n");
 	rbuf_printf(o, "}\n");
 done:
 	rbuf_free(&lob);

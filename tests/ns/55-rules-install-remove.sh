@@ -51,11 +51,22 @@ check_cycle() {	# NAME: install twice, remove twice, compare
 assert "fresh namespace: no tables" [ -z "$(ipt_snapshot)" ]
 for n in local-closed local-open gw-redirect gw-tproxy none; do check_cycle "$n"; done
 
+# the unit's ExecStopPost with fail_mode = closed (the default) keeps the
+# rules whatever the steering: with steering = none the divert, nobody
+# listening, refuses every flow (before, it was removed: flows went direct)
+mx none rules install || fail "none: install"
+mx none rules stop 2>"$T/stop.err" || fail "none: rules stop"
+assert "steering = none, fail_mode = closed: rules stop keeps the rules" \
+	bash -c "ip netns exec $SND $MXGUARD -c $T/none.conf rules show >/dev/null"
+mx none rules remove || fail "none: remove"
+assert "none: removed after all" [ -z "$(ipt_snapshot)" ]
+
 # a switch of mode replaces the whole set; remove still restores
 mx local-closed rules install || fail "install"
 mx gw-tproxy rules install || fail "switch"
 assert "after a switch: no local-mode jump left" bash -c "! ip netns exec $SND iptables-save | grep -q -- '-A OUTPUT .*MXGUARD'"
-assert "after a switch: no fail-closed chain left" bash -c "! ip netns exec $SND iptables-save | grep -q MXGUARD_GUARD"
+assert "after a switch: no fail-closed refusal left (fail_mode = open)" bash -c "! ip netns exec $SND iptables-save | grep -q -- '-A MXGUARD_GUARD .*REJECT'"
+assert "after a switch: the guard is entered from FORWARD" bash -c "ip netns exec $SND iptables-save | grep -q -- '-A FORWARD .*-j MXGUARD_GUARD'"
 mx gw-tproxy rules remove || fail "remove after switch"
 assert "switch then remove: restored" [ -z "$(ipt_snapshot)" ]
 

@@ -74,20 +74,35 @@ test_local_closed(void **state)
 	    strstr(s, "NFQUEUE"));
 	assert_true(has(s, "-I OUTPUT 1 ! -o lo -p tcp -m tcp --dport 25 -m comment --comment \"mxguard created-table\" -j MXGUARD_STEER\n"));
 	assert_true(has(s, "*nat\n:MXGUARD_DIVERT - [0:0]\n-A MXGUARD_DIVERT -p tcp -m connmark --mark 0x4d49/0xffff -j REDIRECT --to-ports 10025\n"));
-	assert_true(has(s, "*filter\n:MXGUARD_GUARD - [0:0]\n"));
-	assert_true(has(s, "--mark 0x0/0xffff -j REJECT --reject-with tcp-reset\n"));
+	/* the guard: our own packets leave; a packet no SYN began that
+	 * conntrack files as NEW (picked up mid-stream), or cannot or may
+	 * not track, is dropped; a new flow neither diverted nor let
+	 * through is refused, whatever other bits its connmark has */
+	assert_true(has(s, "*filter\n:MXGUARD_GUARD - [0:0]\n"
+	    "-A MXGUARD_GUARD -m mark --mark 0x4d58/0xffff -j RETURN\n"
+	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
+	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN "
+	    "-m conntrack --ctstate NEW -j DROP\n"
+	    "-A MXGUARD_GUARD -m connmark --mark 0x4d49/0xffff -j RETURN\n"
+	    "-A MXGUARD_GUARD -m connmark --mark 0x4d58/0xffff -j RETURN\n"
+	    "-A MXGUARD_GUARD -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
+	    "-m conntrack --ctstate NEW -j REJECT --reject-with tcp-reset\n"));
+	assert_false(has(s, "--mark 0x0/"));
 	assert_false(has(s, "TPROXY"));
 	free(s);
 	config_free(c);
 }
 
+/* fail_mode = open: no refusal, but a packet picked up mid-stream is
+ * dropped all the same (it was never decided, and would go direct) */
 static void
-test_fail_open_has_no_guard(void **state)
+test_fail_open_guard_drops_only(void **state)
 {
 	struct config *c = cfg("fail_mode = open\n");
 	char *s = script(c, 6, 1, "");
 
-	assert_false(has(s, "*filter"));
+	assert_true(has(s, "*filter"));
+	assert_true(has(s, "--ctstate NEW -j DROP\n"));
 	assert_false(has(s, "REJECT"));
 	assert_true(has(s, "NFQUEUE"));
 	free(s);
@@ -138,7 +153,7 @@ test_gateway_interfaces(void **state)
 	assert_true(has(s, ":MXGUARD_GUARD - [0:0]\n"
 	    "-A MXGUARD_GUARD -i wan0 -j RETURN\n"
 	    "-A MXGUARD_GUARD -i ppp+ -j RETURN\n"
-	    "-A MXGUARD_GUARD -p tcp"));
+	    "-A MXGUARD_GUARD -m mark"));
 	free(s);
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
 	assert_true(has(b.s, "type filter hook prerouting priority mangle; "
@@ -202,7 +217,7 @@ static const char *installed =
 static void
 test_reinstall_and_remove(void **state)
 {
-	struct config *c = cfg("fail_mode = open\n");
+	struct config *c = cfg("steering = none\n");
 	char *s = script(c, 4, 1, installed), *r;
 
 	/* mangle: chain re-declared (flushed), old jump out, new jump in with
@@ -210,7 +225,8 @@ test_reinstall_and_remove(void **state)
 	assert_true(has(s, "*mangle\n:MXGUARD_STEER - [0:0]\n"
 	    "-D OUTPUT ! -o lo -p tcp -m tcp --dport 25 -m comment --comment \"mxguard created-table\" -j MXGUARD_STEER\n"));
 	assert_true(has(s, "--comment \"mxguard created-table\" -j MXGUARD_STEER\nCOMMIT"));
-	/* filter: fail-open wants no guard: jump, chain and a stray chain go;
+	/* filter: steering = none wants no guard: jump, chain and a stray
+	 * chain go;
 	 * the table existed before us, so no created-table note */
 	assert_true(has(s, "*filter\n-D OUTPUT ! -o lo -p tcp -m tcp --dport 25 -m comment --comment mxguard -j MXGUARD_GUARD\n"
 	    "-F MXGUARD_GUARD\n-X MXGUARD_GUARD\n-F MXGUARD_OLD\n-X MXGUARD_OLD\nCOMMIT\n"));
@@ -263,7 +279,14 @@ test_nft(void **state)
 	assert_true(has(b.s, "type route hook output priority mangle;"));
 	assert_true(has(b.s, "queue num 2525 bypass"));
 	assert_true(has(b.s, "ct mark & 0xffff == 0x4d49 redirect to :10025"));
-	assert_true(has(b.s, "reject with tcp reset"));
+	assert_true(has(b.s, "\t\tmeta mark & 0xffff == 0x4d58 return\n"
+	    "\t\tct state invalid,untracked drop\n"
+	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n"
+	    "\t\tct mark & 0xffff == 0x4d49 return\n"
+	    "\t\tct mark & 0xffff == 0x4d58 return\n"
+	    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
+	    "reject with tcp reset\n"));
+	assert_false(has(b.s, "ct mark & 0xffff == 0 "));
 	assert_true(has(b.s, "tcp flags & (fin|syn|rst|ack) == syn ct state "
 	    "!= new ct status & dnat == 0 meta mark & 0xffff != 0x4d58 "
 	    "drop\n"));
@@ -298,7 +321,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local_closed),
-		cmocka_unit_test(test_fail_open_has_no_guard),
+		cmocka_unit_test(test_fail_open_guard_drops_only),
 		cmocka_unit_test(test_gateway_tproxy),
 		cmocka_unit_test(test_gateway_interfaces),
 		cmocka_unit_test(test_steering_none),
