@@ -302,6 +302,26 @@ test_nft(void **state)
 	config_free(c);
 }
 
+/* A bypass entry with host bits set bypasses its whole prefix: said */
+static void
+test_cidr_host_bits_warned(void **state)
+{
+	struct config *c = cfg("bypass_dst = 192.0.2.0/24 203.0.113.7/3\n");
+	const char *w = rules_warning(c);
+
+	assert_non_null(w);
+	assert_true(has(w, "bypass_dst 203.0.113.7/3 has host bits set"));
+	assert_true(has(w, "192.0.0.0/3"));
+	config_free(c);
+	c = cfg("bypass_dst = 192.0.2.0/24 2001:db8::/32 10.1.2.3\n"
+	    "bypass_src = 2001:db8::1/128\n");
+	assert_null(rules_warning(c));
+	config_free(c);
+	c = cfg("bypass_src = 2001:db8::1/64\n");
+	assert_non_null(rules_warning(c));
+	config_free(c);
+}
+
 static void
 test_bad_cidr(void **state)
 {
@@ -328,6 +348,7 @@ main(void)
 		cmocka_unit_test(test_reinstall_and_remove),
 		cmocka_unit_test(test_created_empty),
 		cmocka_unit_test(test_nft),
+		cmocka_unit_test(test_cidr_host_bits_warned),
 		cmocka_unit_test(test_bad_cidr),
 	};
 
