@@ -501,7 +501,7 @@ leg_command(struct leg *l, int nreplies, const char *line)
 void
 leg_command2(struct leg *l, const char *l1, const char *l2)
 {
-	char buf[2 * (SMTP_LINE_MAX + 2)];
+	char buf[2 * (SMTP_LINE_MAX + 2) + 1];	/* two lines, CRLFs, NUL */
 	int n;
 
 	if (l->io == NULL)
@@ -515,8 +515,13 @@ leg_command2(struct leg *l, const char *l1, const char *l2)
 		    "pipelined=yes", l->tag, log_q(q2, sizeof(q2), l2));
 	}
 	n = snprintf(buf, sizeof(buf), "%s\r\n%s\r\n", l1, l2);
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return;		/* cannot happen: both lines are bounded */
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		/* cannot happen (both lines are bounded); if it did, the
+		 * session must not wait for replies to nothing */
+		leg_command(l, 1, l1);
+		leg_command(l, 1, l2);
+		return;
+	}
 	mark_stale(l);
 	l->pending += 2;
 	io_set_timeout(l->io, cfg(l)->command_timeout);

@@ -735,6 +735,12 @@ upstream_decide(struct session *s, struct policy_verdict *v, int fresh)
 		    "validation-failure", v->detail);
 		return;
 	}
+	/* a new connection: replies the old one still owed (a pipelined
+	 * RCPT after a refused MAIL) never come on it; the leg forgets its
+	 * own count, so does the session, or the new connection's first
+	 * replies would be taken for the old ones */
+	if (fresh)
+		s->up_discard = 0;
 	session_enter(s, S_SECURE);
 	switch (leg_secure(s->up, v, fresh, &res)) {
 	case LEG_SECURE_READY:
