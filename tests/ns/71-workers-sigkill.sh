@@ -5,7 +5,9 @@
 # the sessions under way on the killed worker (the sender defers those and
 # retries); the supervisor logs the exit, restarts the worker and counts
 # it; the held session on the other worker is not disturbed and completes;
-# every message arrives exactly once (by its unique subject); the
+# every message arrives exactly once (by its unique subject), but for
+# SMTP's own duplicate (RFC 1047: the kill fell between the receiver's
+# 250 to the end of data and its relay, and the sender says so); the
 # supervisor's counters never went backwards across the kill.  Then the
 # other worker hangs (SIGSTOP): no heartbeat for 30 s, so the supervisor
 # kills it and starts a new one.
@@ -89,13 +91,33 @@ cut=$(grep -E "to=<alice@tls.test>.* status=deferred" "$SD/maillog" | grep -vc "
 log "deliveries the kill cut: $cut (and $(grep -c "delivery temporarily suspended" "$SD/maillog") deferred while the sender held the destination dead; all retried)"
 assert "the kill cut at least one delivery" [ "$cut" -ge 1 ]
 dir="$(mailbox_dir alice@tls.test)/new"
-bad=0
+# A second copy is SMTP's own duplicate (RFC 1047) only when the kill
+# fell between the receiver's 250 to the end of data and mxguard's relay
+# of it: the sender then says so itself ("while sending end of data --
+# message may be sent more than once") and retries.  Any other second
+# copy, or a missing message, fails.
+sender_warned() {	# FILE: the sender flagged its message's first try
+	local mid qid
+	mid=$(sed -nE 's/^Message-I[Dd]: *<([^>]*)>.*/\1/p' "$1" | head -n 1)
+	[ -n "$mid" ] || return 1
+	for qid in $(sed -nE "s/.*: ([0-9A-F]+): message-id=<$mid>.*/\1/p" "$SD/maillog"); do
+		grep -qE "$qid: .*end of data -- message may be sent more than once" "$SD/maillog" && return 0
+	done
+	return 1
+}
+bad=0 dups=0
 for i in $(seq 1 $N); do
-	n=$(grep -lx "Subject: burst $i" "$dir"/* 2>/dev/null | wc -l)
+	files=$(grep -lx "Subject: burst $i" "$dir"/* 2>/dev/null)
+	n=$(printf '%s\n' $files | grep -c .)
+	if [ "$n" = 2 ] && sender_warned "$(printf '%s\n' $files | head -n 1)"; then
+		log "burst $i arrived twice: the kill fell after the receiver's 250 to its end of data, and the sender logged that it may send it twice"
+		dups=$((dups + 1))
+		continue
+	fi
 	[ "$n" = 1 ] || { log "burst $i arrived $n times"; bad=$((bad + 1)); }
 done
-assert "each of the $N messages arrived exactly once" [ "$bad" = 0 ]
-assert "nothing else arrived" [ "$(mailbox_count alice@tls.test)" = "$N" ]
+assert "each of the $N messages arrived exactly once (but for $dups duplicate(s) the sender announced)" [ "$bad" = 0 ]
+assert "nothing else arrived" [ "$(mailbox_count alice@tls.test)" = "$((N + dups))" ]
 assert "still two workers" [ "$(metric mxguard_workers)" = 2 ]
 assert "the restarted worker took sessions" grep -qE "mxguard\[$NPID\]: .*event=connect " "$MXLOG"
 
