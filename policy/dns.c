@@ -905,7 +905,7 @@ dns_free(struct dns *d)
 
 int
 dns_servers_of(const struct config *cfg, const char *resolvconf,
-    char (*out)[64], int max)
+    struct dns_server *out, int max)
 {
 	struct ares_options o;
 	struct ares_addr_port_node *list = NULL, *n;
@@ -939,10 +939,15 @@ dns_servers_of(const struct config *cfg, const char *resolvconf,
 		if (inet_ntop(n->family, &n->addr, a, sizeof(a)) == NULL)
 			snprintf(a, sizeof(a), "?");
 		if (n->udp_port != 0 && n->udp_port != 53)
-			snprintf(out[count], sizeof(out[0]), n->family ==
-			    AF_INET6 ? "[%s]:%d" : "%s:%d", a, n->udp_port);
+			snprintf(out[count].text, sizeof(out[0].text),
+			    n->family == AF_INET6 ? "[%s]:%d" : "%s:%d", a,
+			    n->udp_port);
 		else
-			snprintf(out[count], sizeof(out[0]), "%s", a);
+			snprintf(out[count].text, sizeof(out[0].text), "%s",
+			    a);
+		out[count].loopback = n->family == AF_INET6 ?
+		    IN6_IS_ADDR_LOOPBACK(&n->addr.addr6) :
+		    (ntohl(n->addr.addr4.s_addr) >> 24) == 127;
 	}
 	ares_free_data(list);
 	ares_destroy(ch);

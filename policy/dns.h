@@ -97,11 +97,15 @@ struct dns	*dns_new(struct ev_loop *, const struct config *,
 		    char *err, size_t errsz);
 void		 dns_free(struct dns *);
 /* The servers a resolver made from cfg knows, first first: at most max
- * into out ("addr", "addr:port", "[v6]:port"), returning how many there
- * are, or -1.  Only the first is ever asked (dns_new()); an empty
- * dns_servers is resolvconf's (NULL: /etc/resolv.conf). */
+ * into out, returning how many there are, or -1.  Only the first is ever
+ * asked (dns_new()); an empty dns_servers is resolvconf's (NULL:
+ * /etc/resolv.conf). */
+struct dns_server {
+	char		 text[64];	/* "addr", "addr:port", "[v6]:port" */
+	int		 loopback;	/* 127/8 or ::1 */
+};
 int		 dns_servers_of(const struct config *, const char *resolvconf,
-		    char (*out)[64], int max);
+		    struct dns_server *out, int max);
 struct dns_req	*dns_query(struct dns *, const char *name, int type,
 		    dns_cb *, void *arg);
 void		 dns_cancel(struct dns_req *);

@@ -255,34 +255,17 @@ const char *
 dnscheck_remote_server(const struct config *cfg, const char *resolvconf,
     int *others)
 {
-	static char first[64];
-	char list[1][64], host[64];
-	const char *s, *e;
-	struct in_addr a4;
-	struct in6_addr a6;
+	static struct dns_server first;
 	int n;
 
 	if (others != NULL)
 		*others = 0;
-	if ((n = dns_servers_of(cfg, resolvconf, list, 1)) <= 0)
+	if ((n = dns_servers_of(cfg, resolvconf, &first, 1)) <= 0)
 		/* no address c-ares takes: not known to be loopback */
 		return cfg->dns_servers.n > 0 ? cfg->dns_servers.v[0] : NULL;
 	if (others != NULL)
 		*others = n - 1;
-	snprintf(first, sizeof(first), "%s", list[0]);
-	/* "addr", "addr:port", "[v6]:port" */
-	s = first;
-	if (*s == '[' && (e = strchr(s, ']')) != NULL)
-		s++;
-	else if ((e = strchr(s, ':')) == NULL || strchr(e + 1, ':'))
-		e = s + strlen(s);
-	memcpy(host, s, (size_t)(e - s));
-	host[e - s] = '\0';
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) != 127 ? first : NULL;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6) ? NULL : first;
-	return first;
+	return first.loopback ? NULL : first.text;
 }
 
 int

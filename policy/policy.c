@@ -347,6 +347,19 @@ tlsrpt_apply(struct policy *p, const struct config *cfg)
 /* How often a store that did not open is tried again. */
 #define STORES_RETRY_S	60
 
+/* A store the configuration asks for that is not open (yet). */
+static int
+hist_missing(const struct policy *p)
+{
+	return p->stores_open && p->want_hist && p->hist == NULL;
+}
+
+static int
+cache_missing(const struct policy *p)
+{
+	return p->stores_open && p->want_cache && p->cache == NULL;
+}
+
 /*
  * Opens the stores the configuration asks for that are not open.  One
  * that cannot be opened is logged and tried again (at the next lookup a
@@ -361,7 +374,7 @@ stores_try(struct policy *p)
 	int again = p->stores_retry_at != 0;
 
 	p->stores_retry_at = (int64_t)time(NULL) + STORES_RETRY_S;
-	if (p->want_hist && p->hist == NULL) {
+	if (hist_missing(p)) {
 		if ((p->hist = history_open_limits(p->state_dir, p->hist_max,
 		    p->hist_window, 0, cerr, sizeof(cerr))) == NULL)
 			log_warn("event=tls-history-unavailable error=%s "
@@ -371,7 +384,7 @@ stores_try(struct policy *p)
 		else if (again)
 			log_warn("event=store-opened store=history");
 	}
-	if (p->want_cache && p->cache == NULL) {
+	if (cache_missing(p)) {
 		if ((p->cache = sts_cache_open_limits(p->state_dir,
 		    p->cache_max, p->cache_entry_max, 0, cerr,
 		    sizeof(cerr))) == NULL)
@@ -389,8 +402,7 @@ stores_try(struct policy *p)
 static void
 stores_retry(struct policy *p)
 {
-	if (p->stores_open && ((p->want_hist && p->hist == NULL) ||
-	    (p->want_cache && p->cache == NULL)) &&
+	if ((hist_missing(p) || cache_missing(p)) &&
 	    (int64_t)time(NULL) >= p->stores_retry_at)
 		stores_try(p);
 }
@@ -470,13 +482,13 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		 * certificate takes effect), resolver and CA store, all made
 		 * before anything is committed: a bad setting fails the
 		 * reload */
-		if (p->nold == RETIRED_MAX && !policy_idle(p)) {
+		retired_free(p);	/* frees them if idle */
+		if (p->nold == RETIRED_MAX) {
 			snprintf(err, errsz, "%d reloads while lookups never "
 			    "stopped running: try again when they do",
 			    RETIRED_MAX);
 			goto fail;
 		}
-		retired_free(p);	/* frees them if idle */
 		nrs = redis_new(p->loop, cfg, err, errsz);
 		if ((nrs == NULL && err[0] != '\0') ||
 		    (nd = dns_new(p->loop, cfg, err, errsz)) == NULL ||
@@ -1205,8 +1217,7 @@ decide(struct policy_req *r)
 	if (r->have_dst && !history_apply(p->hist, p->hist_window,
 	    (struct sockaddr *)&r->dst, v))
 		remote_history_apply(r);
-	if (r->have_dst && p->hist_window > 0 && p->want_hist &&
-	    p->stores_open && p->hist == NULL)
+	if (r->have_dst && p->hist_window > 0 && hist_missing(p))
 		history_unreadable(v, (struct sockaddr *)&r->dst,
 		    "the TLS history store is not open");
 	/* the testing policy's check is reported whatever level applies */
@@ -1963,7 +1974,7 @@ policy_lookup(struct policy *p, const char *domain,
 				    (int64_t)time(NULL), p->refresh_margin);
 			} else if (crc == -1)
 				r->cache_unknown = 1;
-		} else if (p->want_cache && p->stores_open)
+		} else if (cache_missing(p))
 			r->cache_unknown = 1;
 		/* read-through on a local miss (no valid policy) */
 		if (p->rs != NULL && !(r->have_cached &&

@@ -138,10 +138,12 @@ struct session {
 						 * last (its MAIL and RCPT
 						 * parameters rely on it) */
 
-	/* per-domain verdicts of this session */
-	struct policy_verdict	*verdicts[MAX_VERDICTS];
-	uint64_t		 vgen[MAX_VERDICTS];	/* env->gen of each
-						 * verdict's lookup */
+	/* per-domain verdicts of this session, each with the configuration
+	 * generation (env->gen) its lookup began under */
+	struct {
+		struct policy_verdict	*v;
+		uint64_t		 gen;
+	}			 verdicts[MAX_VERDICTS];
 	int			 nverdicts;
 	uint64_t		 preq_gen;	/* env->gen when preq began */
 	struct policy_verdict	*leg_verdict;	/* the one the leg was secured
@@ -368,7 +370,7 @@ session_free(void *arg)
 	ev_timer_free(s->reaper);
 	ev_timer_free(s->ptimer);
 	for (i = 0; i < s->nverdicts; i++)
-		policy_verdict_free(s->verdicts[i]);
+		policy_verdict_free(s->verdicts[i].v);
 	free(s->ehlo_reply);
 	tx_clear(s);
 	s->env->nsessions--;
@@ -543,9 +545,9 @@ verdict_find(struct session *s, const char *domain)
 	/* a verdict of the configuration before a reload is not reused:
 	 * the new one may demand more */
 	for (i = 0; i < s->nverdicts; i++)
-		if (s->vgen[i] == s->env->gen &&
-		    strcmp(s->verdicts[i]->domain, domain) == 0)
-			return s->verdicts[i];
+		if (s->verdicts[i].gen == s->env->gen &&
+		    strcmp(s->verdicts[i].v->domain, domain) == 0)
+			return s->verdicts[i].v;
 	return NULL;
 }
 
@@ -822,21 +824,17 @@ policy_done(void *arg, struct policy_verdict *v)
 	if (v->level == TLS_LEVEL_DEFER && v->detail[0])
 		log_debug("sid=%s event=verdict-detail detail=%s", s->id,
 		    log_q(q, sizeof(q), v->detail));
-	if (s->nverdicts < MAX_VERDICTS) {
-		s->vgen[s->nverdicts] = s->preq_gen;
-		s->verdicts[s->nverdicts++] = v;
-	} else {
+	if (s->nverdicts == MAX_VERDICTS) {
 		/* keep the list bounded: the oldest non-leg verdict goes */
-		int i = s->verdicts[0] == s->leg_verdict ? 1 : 0;
+		int i = s->verdicts[0].v == s->leg_verdict ? 1 : 0;
 
-		policy_verdict_free(s->verdicts[i]);
+		policy_verdict_free(s->verdicts[i].v);
 		memmove(&s->verdicts[i], &s->verdicts[i + 1],
-		    (MAX_VERDICTS - i - 1) * sizeof(v));
-		memmove(&s->vgen[i], &s->vgen[i + 1],
-		    (MAX_VERDICTS - i - 1) * sizeof(s->vgen[0]));
-		s->verdicts[MAX_VERDICTS - 1] = v;
-		s->vgen[MAX_VERDICTS - 1] = s->preq_gen;
+		    (MAX_VERDICTS - i - 1) * sizeof(s->verdicts[0]));
+		s->nverdicts--;
 	}
+	s->verdicts[s->nverdicts].v = v;
+	s->verdicts[s->nverdicts++].gen = s->preq_gen;
 	if (s->env->retiring) {
 		/* decided by the configuration this worker could not
 		 * replace: not used */
@@ -934,10 +932,6 @@ retiring_tempfail(struct session *s)
 static void
 cmd_mail(struct session *s, const char *line, const struct smtp_cmd *cmd)
 {
-	if (s->env->retiring) {
-		retiring_tempfail(s);
-		return;
-	}
 	if (s->state == S_WAIT_HELO) {
 		cl_printf(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
@@ -963,10 +957,6 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 
 	if (s->tx_mail == NULL) {
 		cl_printf(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
-	if (s->env->retiring) {
-		retiring_tempfail(s);
 		return;
 	}
 	s->tx_rcpts++;
@@ -1134,6 +1124,11 @@ client_command(struct session *s, char *line, size_t len)
 	    cmd.verb != SMTP_CMD_NOOP && cmd.verb != SMTP_CMD_RSET &&
 	    cmd.verb != SMTP_CMD_STARTTLS) {
 		cl_printf(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->env->retiring && (cmd.verb == SMTP_CMD_MAIL ||
+	    (cmd.verb == SMTP_CMD_RCPT && s->tx_mail != NULL))) {
+		retiring_tempfail(s);
 		return;
 	}
 	switch (cmd.verb) {
