@@ -251,11 +251,22 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		w[tp ? T_MANGLE : T_NAT].want = 1;
 		rbuf_printf(r, "-m mark --mark 0x%x/0x%x -j RETURN\n", up, m);
 		add_bypass_returns(c, family, r);
-		if (tp)
+		if (tp) {
 			rbuf_printf(r, "%s\n", tproxy);
-		else
-			rbuf_printf(r, "-p tcp -j REDIRECT --to-ports %d\n",
-			    c->divert_port);
+			return;
+		}
+		rbuf_printf(r, "-p tcp -j REDIRECT --to-ports %d\n",
+		    c->divert_port);
+		/* The guard.  nat sees only packets conntrack tracks: one it
+		 * cannot (INVALID) or was told not to (UNTRACKED: a raw-table
+		 * NOTRACK rule of the host's, for speed) is never redirected
+		 * and would go to the MX direct.  Dropped, our own marked
+		 * sockets' aside.  (TPROXY takes every packet, tracked or
+		 * not; a redirected packet no longer has port 25.) */
+		w[T_FILTER].want = 1;
+		rbuf_printf(&w[T_FILTER].rules,
+		    "-m mark --mark 0x%x/0x%x -j RETURN\n"
+		    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n", up, m);
 		return;
 	}
 
@@ -583,7 +594,15 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    c->divert_port, nm, in, c->divert_port, nm, in);
 		else
 			rbuf_printf(o, "\t\tmeta l4proto tcp redirect to :%d\n", c->divert_port);
-		rbuf_printf(o, "\t}\n}\n");
+		rbuf_printf(o, "\t}\n");
+		/* the guard of what nat never sees: see want_ipt() */
+		if (!tp)
+			rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
+			    "priority filter; policy accept;\n\t\ttcp dport != 25 "
+			    "return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
+			    "\t\tct state invalid,untracked drop\n\t}\n",
+			    local ? "output" : "forward", lo, m, up);
+		rbuf_printf(o, "}\n");
 		goto done;
 	}
 	rbuf_printf(o,

@@ -196,6 +196,12 @@ test_steering_none(void **state)
 	    "-A MXGUARD_DIVERT -p tcp -j REDIRECT --to-ports 10025\n"));
 	assert_true(has(s6, "-d 2001:db8::/32 -j RETURN"));
 	assert_false(has(s6, "192.0.2.0"));
+	/* the guard: what nat never sees (untracked, invalid) is dropped */
+	assert_true(has(s4, "*filter\n:MXGUARD_GUARD - [0:0]\n"
+	    "-A MXGUARD_GUARD -m mark --mark 0x4d58/0xffff -j RETURN\n"
+	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
+	    "-I OUTPUT 1 ! -o lo -p tcp -m tcp --dport 25 "));
+	assert_false(has(s4, "MXGUARD_GUARD -j REJECT"));
 	free(s4);
 	free(s6);
 	config_free(c);
@@ -217,7 +223,9 @@ static const char *installed =
 static void
 test_reinstall_and_remove(void **state)
 {
-	struct config *c = cfg("steering = none\n");
+	/* TPROXY with steering = none: no guard */
+	struct config *c = cfg("rules_mode = gateway\nlisten_mode = tproxy\n"
+	    "steering = none\n");
 	char *s = script(c, 4, 1, installed), *r;
 
 	/* mangle: chain re-declared (flushed), old jump out, new jump in with
@@ -225,7 +233,7 @@ test_reinstall_and_remove(void **state)
 	assert_true(has(s, "*mangle\n:MXGUARD_STEER - [0:0]\n"
 	    "-D OUTPUT ! -o lo -p tcp -m tcp --dport 25 -m comment --comment \"mxguard created-table\" -j MXGUARD_STEER\n"));
 	assert_true(has(s, "--comment \"mxguard created-table\" -j MXGUARD_STEER\nCOMMIT"));
-	/* filter: steering = none wants no guard: jump, chain and a stray
+	/* filter: TPROXY, steering = none wants no guard: jump, chain and a stray
 	 * chain go;
 	 * the table existed before us, so no created-table note */
 	assert_true(has(s, "*filter\n-D OUTPUT ! -o lo -p tcp -m tcp --dport 25 -m comment --comment mxguard -j MXGUARD_GUARD\n"
@@ -298,6 +306,18 @@ test_nft(void **state)
 	assert_true(has(b.s, "ip6 daddr 2001:db8::/32 return"));
 	assert_true(has(b.s, "ct state != new ct status & dnat == 0 "
 	    "meta mark & 0xffff != 0x4d58 drop\n\t}\n\tchain divert {"));
+	/* what nat never sees (untracked, invalid) is dropped */
+	assert_true(has(b.s, "redirect to :10025\n\t}\n\tchain guard {\n"
+	    "\t\ttype filter hook output priority filter; policy accept;\n"
+	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
+	    "\t\tmeta mark & 0xffff == 0x4d58 return\n"
+	    "\t\tct state invalid,untracked drop\n\t}\n}\n"));
+	rbuf_free(&b);
+	config_free(c);
+	/* TPROXY takes every packet: no guard */
+	c = cfg("rules_mode = gateway\nlisten_mode = tproxy\nsteering = none\n");
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_false(has(b.s, "chain guard"));
 	rbuf_free(&b);
 	config_free(c);
 }
