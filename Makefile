@@ -145,7 +145,10 @@ install: $(B)/mxguard
 	sed -e 's,/usr/local/sbin/mxguard,$(SBINDIR)/mxguard,g' \
 	    -e 's,/etc/mxguard/,$(SYSCONFDIR)/mxguard/,g' \
 	    systemd/mxguard.service >$(DESTDIR)$(UNITDIR)/mxguard.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/mxguard.service
+	sed -e 's,/usr/local/sbin/mxguard,$(SBINDIR)/mxguard,g' \
+	    -e 's,/etc/mxguard/,$(SYSCONFDIR)/mxguard/,g' \
+	    systemd/mxguard-rules.service >$(DESTDIR)$(UNITDIR)/mxguard-rules.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mxguard.service $(DESTDIR)$(UNITDIR)/mxguard-rules.service
 	install -D -m 0644 systemd/mxguard.sysusers $(DESTDIR)/usr/lib/sysusers.d/mxguard.conf
 	install -D -m 0644 systemd/mxguard.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/mxguard.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/mxguard/mxguard.conf || \

@@ -41,6 +41,9 @@ int	cmd_run(int argc, char **argv, struct config *cfg,
 	    const struct cmd_opts *opts);
 int	cmd_rules(int argc, char **argv, struct config *cfg,
 	    const struct cmd_opts *opts);
+/* `rules boot` when the configured set is out of reach: the refusal set
+ * (cfg: any loaded config, the defaults will do).  Returns 1. */
+int	cmd_rules_refuse(const struct config *cfg);
 int	cmd_status(int argc, char **argv, struct config *cfg,
 	    const struct cmd_opts *opts);
 int	cmd_policy(int argc, char **argv, struct config *cfg,

@@ -4,7 +4,7 @@
  *   mxguard [-d] [-c FILE] [run]            the daemon (foreground)
  *   mxguard [-c FILE] -n [-v]               check the configuration
  *                                           (-v: and the resolver)
- *   mxguard [-c FILE] rules install|remove|show
+ *   mxguard [-c FILE] rules install|boot|remove|stop|show|generate
  *   mxguard [-c FILE] status [--metrics]
  *   mxguard [-c FILE] policy DOMAIN [--json]
  *   mxguard [-c FILE] check DOMAIN [ADDRESS] [--json]
@@ -51,8 +51,9 @@ static const struct {
 	{ "run",	cmd_run,	"[-d] [-c file] [run]",
 	    "run the daemon in the foreground (-d: debug logging)" },
 	{ "rules",	cmd_rules,	"[-c file] rules "
-	    "install|remove|stop|show|generate",
-	    "install, remove or show the nftables divert rules" },
+	    "install|boot|remove|stop|show|generate",
+	    "install, remove or show the netfilter rules (boot: install,\n"
+	    "           or refuse all port-25 flows when that fails)" },
 	{ "status",	cmd_status,	"[-c file] status [--metrics]",
 	    "ask the running daemon for its status or its metrics" },
 	{ "policy",	cmd_policy,	"[-c file] policy domain [--json]",
@@ -221,6 +222,13 @@ check_config(const struct config *cfg, const char *path)
 }
 
 static int
+rules_boot(int argc, char **argv)
+{
+	return argc == 2 && strcmp(argv[0], "rules") == 0 &&
+	    strcmp(argv[1], "boot") == 0;
+}
+
+static int
 monitoring(const char *name)
 {
 	return strcmp(name, "check") == 0 || strcmp(name, "policy") == 0;
@@ -295,6 +303,14 @@ main(int argc, char **argv)
 		opts.config_path = DEFAULT_CONFIG;
 	if ((cfg = config_load(opts.config_path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxguard: %s\n", err);
+		/* at boot, a configuration that does not load still gets the
+		 * refusal set: nothing goes out unprotected meanwhile */
+		if (!check_only && rules_boot(argc, argv) &&
+		    (cfg = config_load(NULL, err, sizeof(err))) != NULL) {
+			rc = cmd_rules_refuse(cfg);
+			config_free(cfg);
+			return rc;
+		}
 		return !check_only && monitoring(argv[0]) ? CMD_UNKNOWN : 1;
 	}
 	if (opts.debug)

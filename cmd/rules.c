@@ -4,6 +4,11 @@
  * config.  "stop" is remove, except with fail_mode = closed (and NFQUEUE
  * steering), where the rules stay so that flows are refused while the
  * daemon is down: the systemd unit runs it after the daemon stops.
+ * "boot" is install for the early unit (mxguard-rules.service, before the
+ * network is up); when the configured set cannot be installed, or the
+ * configuration does not load (main() then calls cmd_rules_refuse()), it
+ * puts the refusal set in instead, so that no port-25 flow goes out
+ * unprotected before mxguard runs, and exits 1.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +27,13 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 
 	if (argc != 2)
 		goto usage;
+	if (strcmp(what, "boot") == 0) {
+		if (rules_install(cfg, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mxguard: rules boot: %s\n", err);
+			return cmd_rules_refuse(cfg);
+		}
+		return 0;
+	}
 	if (strcmp(what, "install") == 0) {
 		if (rules_install(cfg, err, sizeof(err)) == -1) {
 			fprintf(stderr, "mxguard: rules install: %s\n", err);
@@ -74,6 +86,22 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 	}
 usage:
 	fprintf(stderr, "usage: mxguard [-c file] rules "
-	    "install|remove|stop|show|generate\n");
+	    "install|boot|remove|stop|show|generate\n");
 	return 2;
+}
+
+int
+cmd_rules_refuse(const struct config *cfg)
+{
+	char err[1024] = "";
+
+	if (rules_refuse_install(cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: rules boot: the refusal set could "
+		    "not be installed either: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "mxguard: rules boot: installed the refusal set "
+	    "instead: every outbound port-25 flow is refused (mail stays "
+	    "queued) until \"mxguard rules install\" succeeds\n");
+	return 1;
 }

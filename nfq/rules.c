@@ -177,6 +177,7 @@ static const char *const tchains[T_N] = { CH_STEER, CH_DIVERT, CH_GUARD };
 struct twant {
 	int		 want;
 	const char	*hook;
+	const char	*hook2;		/* a second built-in chain, or NULL */
 	struct rbuf	 rules;
 };
 
@@ -407,6 +408,26 @@ free_saved(struct tsaved s[T_N])
 	}
 }
 
+/*
+ * The refusal set (RULES_REFUSE): every port-25 packet leaving the host or
+ * forwarded through it is refused, lo aside.  It needs nothing from the
+ * configuration, so it can stand in for a rule set that could not be
+ * installed (at boot, a configuration that does not load): mail stays
+ * queued at the MTA instead of going out unprotected.  The next install
+ * replaces it (every jump into an MXGUARD_ chain goes) and remove removes
+ * it.
+ */
+static void
+want_refuse(struct twant w[T_N])
+{
+	memset(w, 0, sizeof(struct twant) * T_N);
+	w[T_FILTER].want = 1;
+	w[T_FILTER].hook = "OUTPUT";
+	w[T_FILTER].hook2 = "FORWARD";
+	rbuf_printf(&w[T_FILTER].rules,
+	    "-p tcp -j REJECT --reject-with tcp-reset\n");
+}
+
 int
 rules_ipt_script(const struct config *c, int family, int want,
     const char *saved, struct rbuf *out, char *err, size_t errsz)
@@ -419,9 +440,12 @@ rules_ipt_script(const struct config *c, int family, int want,
 		snprintf(err, errsz, "internal: family %d", family);
 		return -1;
 	}
-	if (check_cidrs(c, err, errsz) == -1)
+	if (want == RULES_REFUSE)
+		want_refuse(w);
+	else if (check_cidrs(c, err, errsz) == -1)
 		return -1;
-	want_ipt(c, family, w);
+	else
+		want_ipt(c, family, w);
 	parse_saved(saved ? saved : "", s);
 	for (t = 0; t < T_N; t++) {
 		struct rbuf sec = { 0 };
@@ -454,11 +478,16 @@ rules_ipt_script(const struct config *c, int family, int want,
 				rbuf_printf(&sec, "-A %s %.*s\n", tchains[t],
 				    (int)(nl - p), p);
 			}
-			rbuf_printf(&sec, "-I %s 1 %s-p tcp -m tcp --dport 25 "
-			    "-m comment --comment \"%s\" -j %s\n", w[t].hook,
-			    is_local(c) ? "! -o lo " : "! -i lo ",
-			    created ? RULES_COMMENT_NEW : RULES_COMMENT,
-			    tchains[t]);
+			const char *hooks[2] = { w[t].hook, w[t].hook2 };
+
+			for (i = 0; i < 2 && hooks[i] != NULL; i++)
+				rbuf_printf(&sec, "-I %s 1 %s-p tcp -m tcp "
+				    "--dport 25 -m comment --comment \"%s\" "
+				    "-j %s\n", hooks[i],
+				    strcmp(hooks[i], "OUTPUT") == 0 ?
+				    "! -o lo " : "! -i lo ",
+				    created ? RULES_COMMENT_NEW : RULES_COMMENT,
+				    tchains[t]);
 		}
 		if (sec.len > 0)
 			rbuf_printf(out, "*%s\n%sCOMMIT\n", tnames[t], sec.s);
@@ -1050,6 +1079,21 @@ rules_install(const struct config *c, char *err, size_t errsz)
 	/* without TPROXY now: what an install with it tagged goes (after
 	 * the new rules are in) */
 	return tproxy_routes(c, rules_tproxy_needed(c), err, errsz);
+}
+
+int
+rules_refuse_install(const struct config *c, char *err, size_t errsz)
+{
+	if (ipt_apply(c, RULES_REFUSE, err, errsz) == -1)
+		return -1;
+	if (nft_table_present()) {
+		char *argv[] = { "nft", "delete", "table", "inet", "mxguard",
+		    NULL };
+
+		if (run_ok(argv, NULL, NULL, err, errsz) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 int

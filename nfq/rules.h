@@ -44,9 +44,12 @@ void	 rbuf_free(struct rbuf *);
  * the one the config wants: removes every jump to an MXGUARD_* chain and
  * every MXGUARD_* chain the config no longer wants, (re)creates the wanted
  * chains and inserts the jumps at the top of the built-in chains.
- * want == 0 generates the removal script instead.  Tables that need no
- * change get no section.  Returns 0, or -1 with err (bad config value).
+ * want == 0 generates the removal script instead, want == RULES_REFUSE
+ * the refusal set (every outbound and forwarded port-25 packet refused,
+ * lo aside; nothing taken from the config).  Tables that need no change
+ * get no section.  Returns 0, or -1 with err (bad config value).
  */
+#define RULES_REFUSE	2
 int	 rules_ipt_script(const struct config *, int family, int want,
 	    const char *saved, struct rbuf *out, char *err, size_t errsz);
 /*
@@ -73,6 +76,11 @@ int	 rules_route_table(const struct config *);
 /* Run the tools.  Each returns 0 or -1 with err filled. */
 int	 rules_install(const struct config *, char *err, size_t errsz);
 int	 rules_remove(const struct config *, char *err, size_t errsz);
+/* Replaces whatever mxguard rules are installed with the refusal set
+ * (RULES_REFUSE; iptables, the nftables table deleted): for boot, when the
+ * configured set could not be installed.  Nothing is taken from c: the
+ * defaults will do when the configuration does not load. */
+int	 rules_refuse_install(const struct config *, char *err, size_t errsz);
 /* Prints what is installed now; returns 1 if mxguard's rules are present,
  * 0 if not, -1 on error. */
 int	 rules_show(const struct config *, FILE *out, char *err, size_t errsz);

@@ -1,5 +1,6 @@
 #!/bin/bash
-# 56: the deployable pieces.  systemd-analyze verify passes on the unit
+# 56: the deployable pieces.  systemd-analyze verify passes on the units
+# (mxguard.service and the early mxguard-rules.service)
 # (a copy whose ExecStart paths name the built binary, with the man pages
 # of Documentation= on MANPATH); the unit keeps the hardening the issue
 # asks for; mxguard(8) and mxguard.conf(5) render with `man -l` without a
@@ -16,7 +17,10 @@ mkdir -p "$T/man/man8" "$T/man/man5" "$T/unit"
 cp "$ROOT/docs/mxguard.8" "$T/man/man8/"
 cp "$ROOT/docs/mxguard.conf.5" "$T/man/man5/"
 sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$unit" >"$T/unit/mxguard.service"
-MANPATH=$T/man systemd-analyze verify "$T/unit/mxguard.service" >"$T/verify.out" 2>&1
+sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$ROOT/systemd/mxguard-rules.service" \
+	>"$T/unit/mxguard-rules.service"
+MANPATH=$T/man systemd-analyze verify "$T/unit/mxguard.service" \
+	"$T/unit/mxguard-rules.service" >"$T/verify.out" 2>&1
 rc=$?
 cat "$T/verify.out" >&2
 assert "systemd-analyze verify passes" [ $rc = 0 ]
@@ -27,6 +31,13 @@ for k in "Type=notify" "WatchdogSec=" "ProtectSystem=strict" "PrivateTmp=yes" \
 	"ExecStopPost=+/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules stop"; do
 	assert "unit has $k" grep -qF -- "$k" "$unit"
 done
+# the early unit: before the network, and pulled in by the main one
+for k in "DefaultDependencies=no" "Before=network-pre.target mxguard.service" \
+	"ExecStart=/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules boot"; do
+	assert "mxguard-rules.service has $k" grep -qF -- "$k" "$ROOT/systemd/mxguard-rules.service"
+done
+assert "mxguard.service wants and enables mxguard-rules.service" bash -c \
+	"grep -q '^Wants=.*mxguard-rules.service' '$unit' && grep -q '^After=.*mxguard-rules.service' '$unit' && grep -q '^Also=mxguard-rules.service' '$unit'"
 assert "RestrictAddressFamilies includes AF_NETLINK AF_UNIX AF_INET AF_INET6" \
 	bash -c "grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_NETLINK && grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_UNIX && grep '^RestrictAddressFamilies=' '$unit' | grep -q 'AF_INET ' && grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_INET6"
 assert "the unit's security score is computed (systemd-analyze security)" \

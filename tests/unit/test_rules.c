@@ -256,6 +256,47 @@ test_reinstall_and_remove(void **state)
 	config_free(c);
 }
 
+/* The refusal set (rules boot when the configured set is out of reach):
+ * every outbound and forwarded port-25 packet refused, and the next
+ * install takes both of its jumps out */
+static void
+test_refusal_set(void **state)
+{
+	struct config *c = cfg("bypass_dst = 192.0.2.0/24\n");
+	char *s = script(c, 6, RULES_REFUSE, ""), *r;
+	char *saved;
+
+	assert_string_equal(s, "*filter\n:MXGUARD_GUARD - [0:0]\n"
+	    "-A MXGUARD_GUARD -p tcp -j REJECT --reject-with tcp-reset\n"
+	    "-I OUTPUT 1 ! -o lo -p tcp -m tcp --dport 25 -m comment "
+	    "--comment \"mxguard created-table\" -j MXGUARD_GUARD\n"
+	    "-I FORWARD 1 ! -i lo -p tcp -m tcp --dport 25 -m comment "
+	    "--comment \"mxguard created-table\" -j MXGUARD_GUARD\nCOMMIT\n");
+	free(s);
+	/* as iptables-save shows it once in */
+	saved = strdup("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n"
+	    ":OUTPUT ACCEPT [0:0]\n:MXGUARD_GUARD - [0:0]\n"
+	    "-A FORWARD ! -i lo -p tcp -m tcp --dport 25 -m comment "
+	    "--comment \"mxguard created-table\" -j MXGUARD_GUARD\n"
+	    "-A OUTPUT ! -o lo -p tcp -m tcp --dport 25 -m comment "
+	    "--comment \"mxguard created-table\" -j MXGUARD_GUARD\n"
+	    "-A MXGUARD_GUARD -p tcp -j REJECT --reject-with tcp-reset\n"
+	    "COMMIT\n");
+	r = script(c, 4, 1, saved);
+	assert_true(has(r, "-D FORWARD ! -i lo -p tcp -m tcp --dport 25"));
+	assert_true(has(r, "-D OUTPUT ! -o lo -p tcp -m tcp --dport 25"));
+	assert_true(has(r, "-I OUTPUT 1 ! -o lo"));
+	assert_false(has(r, "-I FORWARD"));
+	assert_false(has(r, "-A MXGUARD_GUARD -p tcp -j REJECT"));
+	free(r);
+	r = script(c, 4, 0, saved);
+	assert_true(has(r, "-D FORWARD "));
+	assert_true(has(r, "-X MXGUARD_GUARD"));
+	free(r);
+	free(saved);
+	config_free(c);
+}
+
 static void
 test_created_empty(void **state)
 {
@@ -365,6 +406,7 @@ main(void)
 		cmocka_unit_test(test_gateway_tproxy),
 		cmocka_unit_test(test_gateway_interfaces),
 		cmocka_unit_test(test_steering_none),
+		cmocka_unit_test(test_refusal_set),
 		cmocka_unit_test(test_reinstall_and_remove),
 		cmocka_unit_test(test_created_empty),
 		cmocka_unit_test(test_nft),
