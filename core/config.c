@@ -203,7 +203,10 @@ parse_u32(const char *s, uint32_t *out)
 	if (!isdigit((unsigned char)*s))
 		return -1;
 	errno = 0;
-	v = strtoull(s, &end, 0);
+	/* decimal or 0x hex, as documented: never octal (a leading zero
+	 * must not turn 010 into 8, a mark another tool may own) */
+	v = strtoull(s, &end, s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ?
+	    16 : 10);
 	if (errno || *end || v > 0xffffffffULL)
 		return -1;
 	*out = (uint32_t)v;

@@ -539,7 +539,12 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 		 * cached would protect only the lookup that fetched it */
 		int cl = compact(e, compact_buf, sizeof(compact_buf));
 
-		if (cl < 0 || klen + HDR2_LEN + (size_t)cl > c->entry_max) {
+		/* an enforce policy's fields are cached whatever the limit
+		 * (at most STS_FORMAT_MAX): one not cached would leave every
+		 * later lookup to a fetch an attacker can block (RFC 8461
+		 * section 5.1); the limit keeps testing and none ones out */
+		if (cl < 0 || (klen + HDR2_LEN + (size_t)cl > c->entry_max &&
+		    body_mode(compact_buf, (size_t)cl) != STS_MODE_ENFORCE)) {
 			char d[120];
 
 			snprintf(d, sizeof(d), "policy of %zu bytes (%d as "

@@ -1109,8 +1109,12 @@ sts_effective(struct policy_req *r, const char **origin)
 	}
 	/* last: a policy another gateway fetched, where this one has none
 	 * of its own (redis_sts_usable(): enforce only, so it can only
-	 * make the verdict stricter than no policy) */
-	if (r->have_remote && (int64_t)time(NULL) < r->remote.expires) {
+	 * make the verdict stricter than no policy).  Not when the local
+	 * cache could not answer: it may hold an enforce policy with other
+	 * MX patterns, and "stricter than no policy" is not "stricter than
+	 * that" (the lookup defers, store-error) */
+	if (r->have_remote && !r->cache_unknown &&
+	    (int64_t)time(NULL) < r->remote.expires) {
 		*origin = "redis";
 		return &r->remote.pol;
 	}
@@ -1121,6 +1125,44 @@ sts_effective(struct policy_req *r, const char **origin)
 static void sts_enforce(struct policy_req *, const struct sts_policy *);
 static void sts_testing(struct policy_req *, const struct sts_policy *);
 static void remote_history_apply(struct policy_req *);
+
+/*
+ * The cache read at the lookup's start may be out of date by the time it
+ * decides (up to policy_timeout later): another lookup, or another worker
+ * sharing the file, may have stored a policy fetched since.  An attacker
+ * who fails this lookup's TXT query or fetch must not get it decided on
+ * the older (testing, none, expired) record or on none: the record
+ * fetched last is taken.
+ */
+static void
+cache_reread(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	struct sts_cache_entry e;
+	int rc;
+
+	if (p->cache == NULL || r->fresh != NULL)
+		return;
+	memset(&e, 0, sizeof(e));
+	if ((rc = sts_cache_get(p->cache, r->v->domain, &e)) != 1) {
+		if (rc == -1)
+			r->cache_unknown = 1;
+		return;
+	}
+	if (r->have_cached && e.fetched <= r->cached.fetched) {
+		sts_cache_entry_clear(&e);
+		return;
+	}
+	log_info("event=sts-cache-newer domain=%s id=%s mode=%s "
+	    "note=\"a policy fetched during this lookup decides\"",
+	    r->v->domain, e.id, sts_mode_name(e.pol.mode));
+	if (r->have_cached)
+		sts_cache_entry_clear(&r->cached);
+	r->cached = e;
+	r->have_cached = 1;
+	r->cached_state = sts_cache_state(&r->cached, (int64_t)time(NULL),
+	    p->refresh_margin);
+}
 
 static void
 decide(struct policy_req *r)
@@ -1134,6 +1176,8 @@ decide(struct policy_req *r)
 
 	if (r->decided)
 		return;
+	if (r->sts)
+		cache_reread(r);
 	sp = r->sts ? sts_effective(r, &origin) : NULL;
 	/* H: the most preferred MX host owning A; when several own A, one
 	 * the MTA-STS policy lists, if any */
@@ -1976,8 +2020,9 @@ policy_lookup(struct policy *p, const char *domain,
 				r->cache_unknown = 1;
 		} else if (cache_missing(p))
 			r->cache_unknown = 1;
-		/* read-through on a local miss (no valid policy) */
-		if (p->rs != NULL && !(r->have_cached &&
+		/* read-through on a local miss (no valid policy; not when
+		 * the cache could not answer: see sts_effective()) */
+		if (p->rs != NULL && !r->cache_unknown && !(r->have_cached &&
 		    r->cached_state != STS_CACHE_EXPIRED))
 			r->rs_sts = redis_sts_get(p->rs, v->domain,
 			    on_redis_sts, r);

@@ -335,7 +335,9 @@ test_lru_touch(void **state)
 /*
  * A policy larger than sts_cache_max_entry_size as published is stored
  * as its deciding fields (an extension dropped), and read back as the
- * same policy; one whose fields alone are too large is not stored.
+ * same policy; a testing one whose fields alone are too large is not
+ * stored, an enforce one is (before, it was refused, and every later
+ * lookup depended on a fetch an attacker can block).
  */
 static void
 test_entry_too_large(void **state)
@@ -368,8 +370,15 @@ test_entry_too_large(void **state)
 		n += (size_t)snprintf(body + n, sizeof(body) - n,
 		    "mx: mx%02d.%s.example\n", i, "aaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		    "aaaaaaaaaaaaaaaaaaaa");
-	assert_int_equal(put(c, "huge.example", body, 0, 86400, 0), -1);
-	assert_int_equal(has(c, "huge.example"), 0);
+	assert_int_equal(put(c, "huge.example", body, 0, 86400, 0), 0);
+	assert_int_equal(sts_cache_get(c, "huge.example", &g), 1);
+	assert_int_equal(g.pol.mode, STS_MODE_ENFORCE);
+	assert_int_equal(g.pol.nmx, 20);
+	sts_cache_entry_clear(&g);
+	/* the same fields in mode testing: refused */
+	memcpy(strstr(body, "enforce"), "testing", 7);
+	assert_int_equal(put(c, "huget.example", body, 0, 86400, 0), -1);
+	assert_int_equal(has(c, "huget.example"), 0);
 	assert_int_equal(ctr("mxguard_sts_cache_refusals_total"
 	    "{reason=\"too-large\"}"), big + 1);
 	assert_int_equal(put(c, "small.example", ENF, 0, 86400, 0), 0);

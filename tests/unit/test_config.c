@@ -96,6 +96,13 @@ test_values(void **state)
 	assert_int_equal(c->workers, 3);
 	assert_string_equal(c->user, "");
 	config_free(c);
+	/* marks: a leading zero is decimal, never octal (010 is ten) */
+	c = load_text("upstream_mark = 010\nmark_mask = 0XffFF\n"
+	    "user =\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->upstream_mark, 10);
+	assert_int_equal(c->mark_mask, 0xffff);
+	config_free(c);
 }
 
 static void

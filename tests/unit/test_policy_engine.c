@@ -118,6 +118,10 @@ static const struct zrr zone[] = {
 	{ "mx.onlyunus.signed.test", DNS_T_A, "192.0.2.42" },
 	{ "_25._tcp.mx.onlyunus.signed.test", DNS_T_TLSA, "1 1 1 abababababababababababababababababababababababababababababababab" },
 	{ "mxfail.signed.test", T_SERVFAIL, "" },
+	/* a lookup held open by a slow MX walk while another stores a
+	 * newer policy */
+	{ "race.test", DNS_T_MX, "10 mx.slow.test" },
+	{ "_mta-sts.race.test", T_SERVFAIL, "" },
 	{ NULL, 0, NULL },
 };
 
@@ -1335,6 +1339,38 @@ test_store_not_open(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Another worker (or lookup) stores the domain's new enforce policy while
+ * this lookup is under way, and the attacker fails this lookup's TXT
+ * query: the lookup decides on the policy fetched last, not on the testing
+ * one it read at its start (before: may). */
+static void
+store_enforce_later(void *arg)
+{
+	cache_policy("race.test", "t2", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.race.test\nmax_age: 86400\n", 0, 86400);
+}
+
+static void
+test_newer_policy_stored_meanwhile(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	struct ev_timer *t = ev_timer_new(loop, store_enforce_later, NULL);
+
+	cache_policy("race.test", "t1", "version: STSv1\nmode: testing\n"
+	    "mx: mx.race.test\nmax_age: 86400\n", 10, 86400);
+	p = mkpolicy(NULL, 1);
+	ev_timer_arm(t, 1000);	/* 1 s into a 5 s lookup */
+	v = lookup(p, "race.test", "192.0.2.11");
+	/* the cache holds enforce t2 when the decision is taken; the
+	 * destination is no known MX address: enforce would defer */
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_non_null(strstr(v->sts_note, "mode=enforce,id=t2,cached"));
+	policy_verdict_free(v);
+	ev_timer_free(t);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -1371,6 +1407,7 @@ main(void)
 		cmocka_unit_test(test_reload_while_busy),
 		cmocka_unit_test(test_store_read_error),
 		cmocka_unit_test(test_store_not_open),
+		cmocka_unit_test(test_newer_policy_stored_meanwhile),
 	};
 
 	(void)pol;

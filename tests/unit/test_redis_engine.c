@@ -18,6 +18,8 @@
  *   - a reload (policy_reconfigure) takes new Redis settings: a rotated
  *     password, with the old client's lookup under way still answered.
  */
+// WRAP: mdb_get
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,9 +48,23 @@
 #include "policy/history.h"
 #include "policy/policy.h"
 #include "policy/redis.h"
+#include "policy/verdict_tls.h"
+
+#include <lmdb.h>
 
 #include "dnsmsg.h"
 #include "redisd.h"
+
+/* the local cache's reads fail (EIO) while set */
+static int mdb_get_fails;
+int __real_mdb_get(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *);
+int
+__wrap_mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v)
+{
+	if (mdb_get_fails)
+		return EIO;
+	return __real_mdb_get(txn, dbi, k, v);
+}
 
 static const struct zrr zone[] = {
 	{ "sh.test", DNS_T_MX, "10 mx.sh.test" },
@@ -66,6 +82,9 @@ static const struct zrr zone[] = {
 	{ "fetch.test", DNS_T_MX, "10 mx.fetch.test" },
 	{ "mx.fetch.test", DNS_T_A, "192.0.2.26" },
 	{ "_mta-sts.fetch.test", DNS_T_TXT, "v=STSv1; id=f1" },
+	/* the attacker answers lost.test's MX with its own host */
+	{ "lost.test", DNS_T_MX, "10 mx.attacker.test" },
+	{ "mx.attacker.test", DNS_T_A, "192.0.2.99" },
 	{ NULL, 0, NULL },
 };
 
@@ -619,10 +638,39 @@ test_reload_new_password(void **state)
 	srv_kill();
 }
 
+/* The local cache cannot be read (it may hold lost.test's real enforce
+ * policy): the verdict is a store-error deferral, also when Redis holds an
+ * enforce policy (written by whoever can write there) naming the
+ * attacker's MX host (before: verify for that host). */
+static void
+test_redis_over_unreadable_cache(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+
+	srv_start();
+	p = mkpolicy();
+	mdb_get_fails = 1;
+	v = lookup(p, "lost.test", "192.0.2.99", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	policy_verdict_free(v);
+	remote_policy("lost.test", "x1", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.attacker.test\nmax_age: 86400\n", 5);
+	v = lookup(p, "lost.test", "192.0.2.99", NULL);
+	mdb_get_fails = 0;
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "store-error");
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_redis_over_unreadable_cache,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stricter_only, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_history_from_redis, setup,
