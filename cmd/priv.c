@@ -2,11 +2,16 @@
  * priv.c - dropping root (see priv.h).
  *
  * As root: the state directory is created and given to `user`, every
- * capability but CAP_NET_ADMIN leaves the bounding set, then
+ * capability but the one kept leaves the bounding set, then
  * PR_SET_KEEPCAPS lets setresuid() keep the permitted set, and capset()
- * leaves CAP_NET_ADMIN alone in the permitted and effective sets (SO_MARK
- * and IP_TRANSPARENT on each new upstream socket need it).  No libcap:
- * the two syscalls are enough.
+ * leaves that one alone in the permitted and effective sets.  The one
+ * kept: SO_MARK on each new upstream socket needs CAP_NET_RAW (Linux
+ * 5.17 and later) or CAP_NET_ADMIN.  A process that reads the netlink
+ * queue keeps CAP_NET_ADMIN, which nfnetlink asks of every verdict; any
+ * other (a worker, steering = none) keeps CAP_NET_RAW where the kernel
+ * takes it for SO_MARK (tried first with it alone effective), so that a
+ * compromised worker cannot rewrite the netfilter rules that steer the
+ * flows.  No libcap: the two syscalls are enough.
  *
  * Started unprivileged with capabilities (systemd User= with
  * AmbientCapabilities=), only the capability sets are trimmed.
@@ -17,6 +22,7 @@
  * as root, which would follow a planted link.
  */
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -160,11 +166,46 @@ fail:
 	return -1;
 }
 
-/* priv_drop(); keep: CAP_NET_ADMIN stays (else no capability does). */
+/*
+ * Whether SO_MARK works with CAP_NET_RAW alone effective (Linux 5.17 and
+ * later): tried on a scratch socket, the permitted set unchanged, the
+ * effective set put back after.  0 when it cannot even be tried.
+ */
+static int
+mark_takes_net_raw(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2], save[2];
+	int fd, ok = 0;
+	unsigned mark = 1;
+
+	if (syscall(SYS_capget, &h, save) == -1)
+		return 0;
+	memcpy(d, save, sizeof(d));
+	if (!(d[CAP_NET_RAW / 32].permitted & (1u << (CAP_NET_RAW % 32))))
+		return 0;
+	d[0].effective = d[1].effective = 0;
+	d[CAP_NET_RAW / 32].effective = 1u << (CAP_NET_RAW % 32);
+	if (syscall(SYS_capset, &h, d) == -1)
+		return 0;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) != -1) {
+		ok = setsockopt(fd, SOL_SOCKET, SO_MARK, &mark,
+		    sizeof(mark)) == 0;
+		close(fd);
+	}
+	(void)syscall(SYS_capset, &h, save);
+	return ok;
+}
+
+/* priv_drop(); keep: the capability that stays (KEEP_*). */
+enum { KEEP_NONE, KEEP_NET_ADMIN, KEEP_MARK };
+
 static int
 drop_to_user(const struct config *cfg, int keep, char *err, size_t errsz)
 {
-	int cap = keep ? CAP_NET_ADMIN : -1;
+	int cap = keep == KEEP_NONE ? -1 : keep == KEEP_MARK &&
+	    mark_takes_net_raw() ? CAP_NET_RAW : CAP_NET_ADMIN;
 	struct passwd *pw;
 	uid_t uid;
 	gid_t gid;
@@ -176,7 +217,7 @@ drop_to_user(const struct config *cfg, int keep, char *err, size_t errsz)
 		if (make_state_dir(cfg->state_dir, (uid_t)-1, (gid_t)-1, err,
 		    errsz) == -1)
 			return -1;
-		if (prctl(PR_CAPBSET_READ, CAP_NET_ADMIN, 0, 0, 0) == 1)
+		if (cap == -1 || prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
 			(void)capset_only(cap, err, errsz);
 		return 0;
 	}
@@ -200,9 +241,9 @@ drop_to_user(const struct config *cfg, int keep, char *err, size_t errsz)
 	}
 	if (make_state_dir(cfg->state_dir, uid, gid, err, errsz) == -1)
 		return -1;
-	/* only CAP_NET_ADMIN may ever come back (if kept) */
+	/* only the capability kept may ever come back */
 	for (c = 0; c <= 63; c++) {
-		if (keep && c == CAP_NET_ADMIN)
+		if (cap >= 0 && c == (unsigned long)cap)
 			continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1 && errno == EINVAL)
 			break;	/* past the kernel's last capability */
@@ -225,14 +266,16 @@ drop_to_user(const struct config *cfg, int keep, char *err, size_t errsz)
 		return -1;
 	}
 	log_info("event=privileges user=%s uid=%ld gid=%ld caps=%s",
-	    cfg->user, (long)uid, (long)gid, keep ? "cap_net_admin" : "none");
+	    cfg->user, (long)uid, (long)gid, cap == CAP_NET_ADMIN ?
+	    "cap_net_admin" : cap == CAP_NET_RAW ? "cap_net_raw" : "none");
 	return 0;
 }
 
 int
-priv_drop(const struct config *cfg, char *err, size_t errsz)
+priv_drop(const struct config *cfg, int nfnetlink, char *err, size_t errsz)
 {
-	return drop_to_user(cfg, 1, err, errsz);
+	return drop_to_user(cfg, nfnetlink ? KEEP_NET_ADMIN : KEEP_MARK, err,
+	    errsz);
 }
 
 int
@@ -243,7 +286,8 @@ priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
 
 	if (geteuid() != 0 || *cfg->user == '\0')
 		return 0;
-	if (drop_to_user(cfg, net_admin, why, sizeof(why)) == -1) {
+	if (drop_to_user(cfg, net_admin ? KEEP_NET_ADMIN : KEEP_NONE, why,
+	    sizeof(why)) == -1) {
 		snprintf(err, errsz, "dropping privileges to user \"%s\" "
 		    "before opening the stores in %s: %s", cfg->user,
 		    cfg->state_dir, why);

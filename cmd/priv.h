@@ -2,15 +2,19 @@
  * priv.h - dropping root.  Called once, after every privileged resource
  * (listeners with IP_TRANSPARENT, the netlink queue, the control socket)
  * exists and before any LMDB store in state_dir is opened: switches to
- * config `user` (nothing if empty) and keeps only CAP_NET_ADMIN, which
- * SO_MARK on each new upstream socket needs.
+ * config `user` (nothing if empty) and keeps one capability for SO_MARK
+ * on each new upstream socket: CAP_NET_ADMIN with nfnetlink (the process
+ * sends the queue's verdicts, which need it), else CAP_NET_RAW where the
+ * kernel takes it for SO_MARK (5.17 and later; CAP_NET_ADMIN before),
+ * which cannot change netfilter rules.
  */
 #ifndef MXG_PRIV_H
 #define MXG_PRIV_H
 
 #include "core/config.h"
 
-int	priv_drop(const struct config *, char *err, size_t errsz);
+int	priv_drop(const struct config *, int nfnetlink, char *err,
+	    size_t errsz);
 
 /*
  * The command line's drop (`mxguard policy`, `check`, `report`), called

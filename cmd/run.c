@@ -665,7 +665,7 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	    sizeof(err))) == NULL)
 		log_warn("event=control-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
-	if (priv_drop(cfg, err, sizeof(err)) == -1) {
+	if (priv_drop(cfg, d.nfq != NULL, err, sizeof(err)) == -1) {
 		log_err("event=fatal what=\"dropping privileges\" error=%s",
 		    log_q(q, sizeof(q), err));
 		goto fail;

@@ -23,12 +23,18 @@ metrics_listen = 127.0.0.1:9125
 user = nobody"
 # the processes that relay: the workers (the supervisor, which keeps root
 # to start a worker again, relays nothing), or the one process
+# A worker keeps only CAP_NET_RAW (SO_MARK), which cannot change the
+# netfilter rules; the one process that also reads the queue keeps
+# CAP_NET_ADMIN (nfnetlink's verdicts need it).
 relayers=$(cat "/proc/$MXG_PID/task/$MXG_PID/children" 2>/dev/null)
-[ -n "$relayers" ] || relayers=$MXG_PID
+capmask=0000000000002000 capname=CAP_NET_RAW
+if [ -z "$relayers" ]; then
+	relayers=$MXG_PID capmask=0000000000001000 capname=CAP_NET_ADMIN
+fi
 for p in $relayers; do
 	assert "daemon process $p runs as nobody" grep -qE "^Uid:\s+$(id -u nobody)\s+$(id -u nobody)\s+$(id -u nobody)" "/proc/$p/status"
-	assert "process $p: only CAP_NET_ADMIN effective and permitted" \
-		bash -c "grep -qE '^CapEff:\s+0000000000001000$' /proc/$p/status && grep -qE '^CapPrm:\s+0000000000001000$' /proc/$p/status"
+	assert "process $p: only $capname effective and permitted" \
+		bash -c "grep -qE '^CapEff:\s+$capmask$' /proc/$p/status && grep -qE '^CapPrm:\s+$capmask$' /proc/$p/status && grep -qE '^CapBnd:\s+$capmask$' /proc/$p/status"
 done
 assert "state_dir owned by nobody" [ "$(stat -c %U "$T/mxstate")" = nobody ]
 

@@ -38,6 +38,13 @@ assert "the supervisor has the unit's bounding set only" \
 	[ "$(grep -E '^CapBnd:' "/proc/$MXG_PID/status" | awk '{print $2}')" = "$(setpriv --bounding-set="$bset" grep -E '^CapBnd:' /proc/self/status | awk '{print $2}')" ]
 assert "worker 0 runs as nobody" [ "$(stat -c %U "/proc/$P0")" = nobody ]
 assert "worker 1 runs as nobody" [ "$(stat -c %U "/proc/$P1")" = nobody ]
+# a worker keeps CAP_NET_RAW alone (SO_MARK): a compromised one cannot
+# rewrite the rules that steer the flows (before: CAP_NET_ADMIN)
+for p in "$P0" "$P1"; do
+	assert "worker $p: only CAP_NET_RAW effective, permitted and bounding" \
+		bash -c "grep -qE '^CapEff:\s+0000000000002000$' /proc/$p/status && grep -qE '^CapPrm:\s+0000000000002000$' /proc/$p/status && grep -qE '^CapBnd:\s+0000000000002000$' /proc/$p/status"
+done
+assert "each worker logged cap_net_raw" [ "$(mx_count 'event=privileges user=nobody .*caps=cap_net_raw')" -ge 2 ]
 
 new_body "$T/body" 2000
 send_mail bob@sender.test alice@tls.test "$T/body" "under the unit's capabilities"
