@@ -431,6 +431,36 @@ out:
 	return rc;
 }
 
+/*
+ * One line per destination: the first match decides, so a second line
+ * for the same one (a `may` in mxguard.conf shadowing a `secure` in the
+ * file, a `monitor` before an `enforce`) would be ignored in silence,
+ * whichever direction the operator meant.  Refused, naming both.
+ */
+static int
+dup_check(const struct ovr_table *n, const char *what, char *err,
+    size_t errsz)
+{
+	int i, j;
+
+	for (i = 0; i < n->n; i++)
+		for (j = i + 1; j < n->n; j++) {
+			const struct ovr_entry *a = &n->e[i], *b = &n->e[j];
+
+			if (a->is_addr != b->is_addr || (a->is_addr ?
+			    a->family != b->family || memcmp(a->addr, b->addr,
+			    a->family == AF_INET ? 4 : 16) != 0 :
+			    strcmp(a->dest, b->dest) != 0))
+				continue;
+			snprintf(err, errsz, "%s: the same destination twice, "
+			    "\"%.200s\" and \"%.200s\": only the first would "
+			    "apply; keep one line per destination", what,
+			    a->line, b->line);
+			return -1;
+		}
+	return 0;
+}
+
 int
 ovr_load(struct ovr_table *t, const struct strlist *l, const char *file,
     char *err, size_t errsz)
@@ -453,6 +483,8 @@ ovr_load(struct ovr_table *t, const struct strlist *l, const char *file,
 	}
 	if (file != NULL && file[0] != '\0' &&
 	    load_file(&n, &cap, file, err, errsz) == -1)
+		goto fail;
+	if (dup_check(&n, "tls_policy", err, errsz) == -1)
 		goto fail;
 	ovr_clear(t);
 	*t = n;
@@ -499,6 +531,8 @@ ovr_load_enforcement(struct ovr_table *t, const struct strlist *l, char *err,
 		n.e[n.n].monitor = strcmp(mode, "monitor") == 0;
 		n.n++;
 	}
+	if (dup_check(&n, "enforcement_override", err, errsz) == -1)
+		goto fail;
 	ovr_clear(t);
 	*t = n;
 	return 0;

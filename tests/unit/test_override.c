@@ -233,6 +233,29 @@ test_postfix_file_errors(void **state)
 	assert_int_equal(load(&t, lines, "/nonexistent/mxg-policy", err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/mxg-policy"));
+	/* one line per destination: a mxguard.conf `may` shadowing the
+	 * file's `secure`, two lines of one file, one address twice (the
+	 * first would win in silence: refused, both named) */
+	{
+		const char *conf[] = { "bank.example may", NULL };
+		const char *two[] = { "[192.0.2.1] encrypt",
+		    "192.0.2.1 verify", NULL };
+
+		path = write_file("bank.example secure\n");
+		assert_int_equal(load(&t, conf, path, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "the same destination twice, "
+		    "\"bank.example may\" and \"bank.example secure\""));
+		unlink(path);
+		path = write_file("x.test secure\n.x.test may\n"
+		    "x.test none\n");
+		assert_int_equal(load(&t, lines, path, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "\"x.test secure\" and "
+		    "\"x.test none\""));
+		unlink(path);
+		assert_int_equal(load(&t, two, NULL, err, sizeof(err)), -1);
+		if (strstr(err, "same destination twice") == NULL)
+			fail_msg("got \"%s\"", err);
+	}
 	assert_int_equal(t.n, 0);
 }
 
@@ -486,6 +509,18 @@ test_enforcement_override(void **state)
 		    sizeof(err)), -1);
 		if (strstr(err, "enforcement_override \"") == NULL)
 			fail_msg("no line named: %s", err);
+	}
+	/* one line per destination */
+	{
+		const char *dup[] = { "example.com monitor",
+		    "example.com enforce", NULL };
+
+		l.v = (char **)dup;
+		l.n = 2;
+		assert_int_equal(ovr_load_enforcement(&t, &l, err,
+		    sizeof(err)), -1);
+		assert_non_null(strstr(err, "enforcement_override: the same "
+		    "destination twice"));
 	}
 	/* a failed load keeps the table it had */
 	assert_non_null(ovr_find(&t, "mon.test", NULL));
