@@ -369,30 +369,25 @@ fail:
 }
 
 /*
- * Creates the socket's directory if missing (0755, owned by `user`).  It
- * is given away through a descriptor opened with O_NOFOLLOW: whatever
- * replaces the new directory by a symbolic link between mkdir() and here
- * does not get the link's target chowned.
+ * Creates the socket's directory if missing: 0755, root's (as systemd's
+ * RuntimeDirectory= is).  Never given to `user`: root connects, unlinks
+ * and binds in it at every start, and a directory `user` owns would let
+ * a compromised worker plant a listening socket there, taken for another
+ * mxguard running (or a file for a chown race).  The socket itself goes
+ * to `user` (chown_socket()); its unlink at exit, as `user`, may then
+ * fail, and the next start removes the stale name.
  */
 static void
-make_parent(const char *path, uid_t uid, gid_t gid)
+make_parent(const char *path)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char *slash, q[256];
-	int fd;
+	char *slash;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) == NULL || slash == dir)
 		return;
 	*slash = '\0';
-	if (mkdir(dir, 0755) == -1 || uid == (uid_t)-1)
-		return;
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-	    O_CLOEXEC)) == -1 || fchown(fd, uid, gid) == -1)
-		log_warn("event=control-chown path=%s error=\"%s\"",
-		    log_q(q, sizeof(q), dir), strerror(errno));
-	if (fd != -1)
-		close(fd);
+	(void)mkdir(dir, 0755);
 }
 
 /*
@@ -437,7 +432,7 @@ open_unix(struct control *ctl, const struct config *cfg, char *err,
 		gid = pw->pw_gid;
 	}
 	strcpy(sun.sun_path, cfg->control_socket);
-	make_parent(cfg->control_socket, uid, gid);
+	make_parent(cfg->control_socket);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1) {
 		snprintf(err, errsz, "socket: %s", strerror(errno));
