@@ -23,28 +23,8 @@ in_rcv iptables -I INPUT -p tcp --dport 25 -m string --algo bm \
 marker_at_mx() { in_rcv iptables -L INPUT -v -n -x | awk '/UNTRACKED-MARKER/ { print $1 }'; }
 notrack() { in_snd iptables -t raw "$1" OUTPUT -p tcp --dport 25 -j CT --notrack; }
 
-cat >"$T/mta.py" <<'PYEOF'
-import os, socket, sys, time
-dst, ready, go = sys.argv[1], sys.argv[2], sys.argv[3]
-c = socket.create_connection((dst, 25), timeout=20)
-print("greeting:", c.recv(300))
-c.sendall(b"EHLO mta.sender.test\r\n")
-print("ehlo:", c.recv(1000))
-with open(ready, "w") as f:
-    f.write(str(c.getsockname()[1]))
-for _ in range(400):            # the test's signal, within 20 s
-    if os.path.exists(go):
-        break
-    time.sleep(0.05)
-try:
-    c.sendall(b"NOOP UNTRACKED-MARKER\r\n")
-    c.settimeout(5)
-    print("after:", c.recv(300))
-except OSError as e:
-    print("after:", repr(e))
-PYEOF
 
-bg "$SND" "$T/mta.out" python3 "$T/mta.py" 10.25.1.30 "$T/ready" "$T/go"
+bg "$SND" "$T/mta.out" python3 "$LIBDIR/heldmta.py" 10.25.1.30 "$T/ready" "$T/go" UNTRACKED-MARKER
 MTA_PID=$BG_PID
 wait_for 15 "the MTA's session to reach EHLO" test -s "$T/ready"
 CPORT=$(cat "$T/ready")

@@ -45,17 +45,7 @@
 #include "policy/verdict_tls.h"
 
 #include "dnsmsg.h"
-
-/* Store reads fail with EIO while set (test_store_read_error). */
-static int mdb_get_fails;
-int __real_mdb_get(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *);
-int
-__wrap_mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v)
-{
-	if (mdb_get_fails)
-		return EIO;
-	return __real_mdb_get(txn, dbi, k, v);
-}
+#include "mdbfail.h"	/* store reads fail while set: test_store_read_error */
 
 /* a 247-octet domain: _mta-sts.D and mta-sts.D are longer than 253 */
 static char longdom[256];

@@ -50,21 +50,9 @@
 #include "policy/redis.h"
 #include "policy/verdict_tls.h"
 
-#include <lmdb.h>
-
 #include "dnsmsg.h"
 #include "redisd.h"
-
-/* the local cache's reads fail (EIO) while set */
-static int mdb_get_fails;
-int __real_mdb_get(MDB_txn *, MDB_dbi, MDB_val *, MDB_val *);
-int
-__wrap_mdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v)
-{
-	if (mdb_get_fails)
-		return EIO;
-	return __real_mdb_get(txn, dbi, k, v);
-}
+#include "mdbfail.h"	/* the local cache's reads fail while set */
 
 static const struct zrr zone[] = {
 	{ "sh.test", DNS_T_MX, "10 mx.sh.test" },
