@@ -317,6 +317,9 @@ main(int argc, char **argv)
 		cfg->log_level = LOG_LVL_DEBUG;
 	if (check_only) {
 		rc = check_config(cfg, opts.config_path);
+		for (i = 0; rc == 0 && i < (size_t)cfg->warnings.n; i++)
+			fprintf(stderr, "mxguard: WARNING: %s\n",
+			    cfg->warnings.v[i]);
 		if (rc == 0 && verbose && rules_warning(cfg) != NULL)
 			fprintf(stderr, "mxguard: rules: WARNING: %s\n",
 			    rules_warning(cfg));

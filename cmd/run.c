@@ -15,7 +15,8 @@
  *   SIGTERM, SIGINT  drain: stop accepting, let sessions finish for up to
  *                    drain_timeout, then exit;
  *   SIGHUP           reload the configuration; sessions under way keep
- *                    running (a bad file is logged and ignored).  A
+ *                    running (a bad file is logged and ignored).  The
+ *                    reload applies whole or not at all (reload()).  A
  *                    worker that cannot apply a reload the supervisor
  *                    accepted (it reads the files as `user`, the
  *                    supervisor as root) retires: it drains and exits
@@ -87,7 +88,9 @@ struct daemon {
 	int			 nold;
 	const struct config	*loaded;	/* main.c's, freed there */
 	int			 partial;	/* the last reload failed
-						 * after some parts took it */
+						 * after some parts took it
+						 * (out of memory): exiting */
+	int			 exit_rc;
 	struct proxy		*proxy;
 	struct policy		*policy;
 	struct nfq		*nfq;
@@ -208,6 +211,17 @@ fail:
 	return rc;
 }
 
+void
+config_warnings_log(const struct config *cfg)
+{
+	char q[1100];
+	int i;
+
+	for (i = 0; i < cfg->warnings.n; i++)
+		log_warn("event=config-warning warning=%s",
+		    log_q(q, sizeof(q), cfg->warnings.v[i]));
+}
+
 /*
  * In a child process, so that nothing of the check stays in this one (a
  * gauge the Redis client sets, c-ares and OpenSSL state): the parent
@@ -321,6 +335,7 @@ static void
 reload(struct daemon *d)
 {
 	struct config *ncfg;
+	struct tls_ctx *tls;
 	char err[512], q[1024];
 
 	sd_notifyf("RELOADING=1");
@@ -346,16 +361,41 @@ reload(struct daemon *d)
 	if (d->opts->debug)
 		ncfg->log_level = LOG_LVL_DEBUG;
 	worker_config(d, ncfg);
-	if (proxy_reconfigure(d->proxy, ncfg, err, sizeof(err)) == -1 ||
-	    policy_reconfigure(d->policy, ncfg, err, sizeof(err)) == -1 ||
-	    (d->nfq && nfq_reconfigure(d->nfq, ncfg, err, sizeof(err)) == -1)) {
-		/* the proxy may already use ncfg: keep it alive */
-		d->old[d->nold++] = ncfg;
-		d->partial = 1;
+	/* applied whole or not at all: what can fail is made first (the
+	 * proxy's TLS context; the engine makes its resolver, CA store and
+	 * Redis client before it commits anything), so that a refusal
+	 * leaves every part on the configuration it had, never a proxy on
+	 * the new one beside an engine on the old */
+	if ((tls = proxy_prepare(ncfg, err, sizeof(err))) == NULL) {
+		config_free(ncfg);
 		reload_failed(d, err);
 		goto done;
 	}
+	if (policy_reconfigure(d->policy, ncfg, err, sizeof(err)) == -1) {
+		tls_ctx_free(tls);
+		config_free(ncfg);
+		reload_failed(d, err);
+		goto done;
+	}
+	proxy_commit(d->proxy, ncfg, tls);
+	if (d->nfq && nfq_reconfigure(d->nfq, ncfg, err, sizeof(err)) == -1) {
+		/* past reload_check() only memory fails here, after the
+		 * proxy and the engine took ncfg: rather than steer on the
+		 * old lists, the process drains and exits 1 (systemd starts
+		 * it again, on the file) */
+		d->old[d->nold++] = ncfg;
+		d->partial = 1;
+		reload_failed(d, err);
+		log_err("event=reload-partial note=\"the queue kept the "
+		    "old configuration: draining to exit and be started "
+		    "again\"");
+		d->exit_rc = 1;
+		start_drain(d);
+		goto done;
+	}
 	log_set_level(ncfg->log_level);
+	if (d->w == NULL)
+		config_warnings_log(ncfg);
 	d->old[d->nold++] = d->cfg;
 	d->cfg = ncfg;
 	d->partial = 0;
@@ -674,6 +714,8 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	policy_open_stores(d.policy, cfg);
 	if (w == NULL)
 		reload_readable_check(cfg, opts->config_path);
+	if (w == NULL)
+		config_warnings_log(cfg);
 
 	if (w != NULL) {
 		if ((d.beat = ev_timer_new(d.loop, beat_cb, &d)) == NULL) {
@@ -719,7 +761,7 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		goto fail;
 	}
 	log_info("event=stopped");
-	rc = d.retiring ? WORKER_EXIT_RETIRE : 0;
+	rc = d.retiring ? WORKER_EXIT_RETIRE : d.exit_rc;
 fail:
 	dnscheck_free(d.dnscheck);
 	report_cancel(d.report);

@@ -444,6 +444,7 @@ reload(struct sup *s)
 				log_warn("event=reload-note note=\"workers "
 				    "changes at the next start\"");
 			log_set_level(ncfg->log_level);
+			config_warnings_log(ncfg);
 			s->old[s->nold++] = s->cfg;
 			s->cfg = ncfg;
 			/* nothing here keeps a replaced one (the queue and
@@ -624,6 +625,7 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 
 	log_init("mxguard", strcmp(cfg->log, "syslog") == 0, cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
+	config_warnings_log(cfg);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_err("event=fatal error=\"out of memory\"");
 		return 1;

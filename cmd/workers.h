@@ -60,6 +60,10 @@ int	reload_check(const struct config *cur, const struct config *ncfg,
  * it as root before a reload commits; each process before any part of it
  * takes a reload.  Waits for its child with waitpid() on that pid. */
 int	config_verify(const struct config *, char *err, size_t errsz);
+/* Logs what config_load() accepted with a warning (event=config-warning),
+ * once per process that read the file itself: the single process and the
+ * supervisor, at start and at each reload they take (cmd/run.c). */
+void	config_warnings_log(const struct config *);
 /* A worker's exit status when it retired because it could not apply a
  * reload the supervisor accepted: started again at once, on the
  * supervisor's (new) configuration, not counted as a failure. */

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +329,18 @@ set_key(struct config *c, const struct ckey *k, const char *v)
 	return "internal: bad key type";
 }
 
+static int
+warn_add(struct config *c, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return strlist_add(&c->warnings, buf, strlen(buf));
+}
+
 static const struct ckey *
 find_key(const char *name)
 {
@@ -372,6 +385,38 @@ check_interfaces(const struct config *c)
 	return NULL;
 }
 
+/* A timeout of 0 would arm no timer, or one that fires at once: neither
+ * is what anyone writing 0 could mean, so each needs 1s at least. */
+static const char *
+check_timeouts(const struct config *c)
+{
+	static const struct {
+		size_t		 off;
+		const char	*err;
+	} t[] = {
+		{ O(connect_timeout), "connect_timeout: at least 1s" },
+		{ O(greeting_timeout), "greeting_timeout: at least 1s" },
+		{ O(command_timeout), "command_timeout: at least 1s" },
+		{ O(client_timeout), "client_timeout: at least 1s" },
+		{ O(data_block_timeout), "data_block_timeout: at least 1s" },
+		{ O(data_done_timeout), "data_done_timeout: at least 1s" },
+		{ O(tls_timeout), "tls_timeout: at least 1s" },
+		{ O(policy_timeout), "policy_timeout: at least 1s" },
+		{ O(dns_timeout), "dns_timeout: at least 1s" },
+		{ O(sts_fetch_timeout), "sts_fetch_timeout: at least 1s" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (*(const uint64_t *)((const char *)c + t[i].off) < 1000)
+			return t[i].err;
+	/* the history keeps seconds: below 1s it would never match */
+	if (c->tls_history && c->tls_history_window < 1000)
+		return "tls_history_window: at least 1s (tls_history = no "
+		    "turns the history off)";
+	return NULL;
+}
+
 /* Cross-key checks, after the whole file. */
 static const char *
 validate(const struct config *c)
@@ -382,6 +427,8 @@ validate(const struct config *c)
 		return "listen: at least one address is needed";
 	if (c->max_sessions < 1)
 		return "max_sessions: must be at least 1";
+	if ((e = check_timeouts(c)) != NULL)
+		return e;
 	if (c->upstream_reuse_max < 0)
 		return "upstream_reuse_max: must not be negative";
 	if (c->workers > 64)
@@ -506,7 +553,7 @@ config_load(const char *path, char *err, size_t errsz)
 	char line[4096];
 	const char *e;
 	size_t i;
-	int lineno = 0;
+	int lineno = 0, setat[NKEYS] = { 0 };
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		snprintf(err, errsz, "out of memory");
@@ -561,6 +608,18 @@ config_load(const char *path, char *err, size_t errsz)
 			    name, e);
 			goto fail;
 		}
+		/* the last one wins, as in Postfix's main.cf, which warns
+		 * too: a line added above an existing one would otherwise
+		 * be overridden in silence (require_tls = yes, then the
+		 * example's require_tls = no further down) */
+		if (k->type != C_RLIST && setat[k - keys] != 0 &&
+		    warn_add(c, "%s:%d: %s set again (first at line %d): "
+		    "this later value replaces that one", path, lineno,
+		    name, setat[k - keys]) == -1) {
+			snprintf(err, errsz, "out of memory");
+			goto fail;
+		}
+		setat[k - keys] = lineno;
 	}
 	if (ferror(fp)) {
 		snprintf(err, errsz, "%s: read error", path);
@@ -604,6 +663,7 @@ config_free(struct config *c)
 		} else if (keys[i].type == C_LIST || keys[i].type == C_RLIST)
 			strlist_clear(f);
 	}
+	strlist_clear(&c->warnings);
 	free(c);
 }
 

@@ -125,6 +125,10 @@ struct config {
 					 * MX hosts may be non-global */
 	uint64_t	 tlsrpt_max_delay;	/* random delay before sending */
 	int		 tlsrpt_retention;	/* days of counts kept */
+
+	/* not keys: what config_load() noticed but accepted ("FILE:LINE:
+	 * ..."), for `-n` and the daemon's log */
+	struct strlist	 warnings;
 };
 
 /* path NULL: defaults only.  On error returns NULL with err filled. */

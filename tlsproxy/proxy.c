@@ -436,14 +436,15 @@ proxy_free(struct proxy *p)
 	free(p);
 }
 
-int
-proxy_reconfigure(struct proxy *p, const struct config *cfg, char *err,
-    size_t errsz)
+struct tls_ctx *
+proxy_prepare(const struct config *cfg, char *err, size_t errsz)
 {
-	struct tls_ctx *t;
+	return tls_ctx_new(cfg, err, errsz);
+}
 
-	if ((t = tls_ctx_new(cfg, err, errsz)) == NULL)
-		return -1;
+void
+proxy_commit(struct proxy *p, const struct config *cfg, struct tls_ctx *t)
+{
 	/* SSL objects of live sessions hold references to the old ones;
 	 * parked legs were set up under the old settings: closed */
 	reuse_flush(p->env.reuse);
@@ -451,7 +452,6 @@ proxy_reconfigure(struct proxy *p, const struct config *cfg, char *err,
 	p->env.tls = t;
 	p->env.cfg = cfg;
 	p->env.gen++;
-	return 0;
 }
 
 void

@@ -16,6 +16,7 @@
 #include "policy/policy.h"
 
 struct proxy;
+struct tls_ctx;
 
 struct proxy	*proxy_new(struct ev_loop *, const struct config *,
 		    struct policy *, char *err, size_t errsz);
@@ -32,10 +33,16 @@ struct proxy	*proxy_new_fds(struct ev_loop *, const struct config *,
 		    size_t errsz);
 void		 proxy_set_total(struct proxy *, int64_t (*total)(void *),
 		    void *arg);
-/* New configuration (SIGHUP): timeouts, limits, TLS files.  Listeners
- * stay; -1 with err when the new TLS files do not load. */
-int		 proxy_reconfigure(struct proxy *, const struct config *,
-		    char *err, size_t errsz);
+/* New configuration (SIGHUP): timeouts, limits, TLS files, in two steps
+ * so that a reload applies whole or not at all.  proxy_prepare() makes
+ * what the configuration needs (NULL with err when its TLS files do not
+ * load); proxy_commit(), which cannot fail, applies it and takes the
+ * tls_ctx, or tls_ctx_free() drops it when another part of the daemon
+ * refused the reload.  Listeners stay. */
+struct tls_ctx	*proxy_prepare(const struct config *, char *err,
+		    size_t errsz);
+void		 proxy_commit(struct proxy *, const struct config *,
+		    struct tls_ctx *);
 /* Stops accepting (SIGTERM); sessions go on. */
 void		 proxy_drain(struct proxy *);
 /* A worker that could not apply a reload: its sessions take no new

@@ -164,6 +164,62 @@ test_errors(void **state)
 	    "redis_tls_ca_file = /ca.pem\n", "need redis_tls yes");
 	expect_error("redis_address = 10.0.0.1:6379\nredis_tls = yes\n"
 	    "redis_tls_key_file = /k.pem\n", "needs redis_tls_cert_file");
+	/* 0 armed no timer (a session could wait for ever), and a history
+	 * window below a second matched nothing: refused, not silent */
+	expect_error("connect_timeout = 0\n", "connect_timeout: at least 1s");
+	expect_error("data_done_timeout = 999ms\n",
+	    "data_done_timeout: at least 1s");
+	expect_error("policy_timeout = 0s\n", "policy_timeout: at least 1s");
+	expect_error("dns_timeout = 0\n", "dns_timeout: at least 1s");
+	expect_error("sts_fetch_timeout = 0\n", "sts_fetch_timeout");
+	expect_error("tls_history_window = 500ms\n",
+	    "tls_history_window: at least 1s");
+}
+
+/* A timeout of exactly 1s is fine; a short window with the history off
+ * says nothing. */
+static void
+test_timeout_floor(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	(void)state;
+	c = load_text("connect_timeout = 1000ms\ntls_history = no\n"
+	    "tls_history_window = 0\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->connect_timeout, 1000);
+	config_free(c);
+}
+
+/* The same key twice: the last value wins, as in Postfix's main.cf, and
+ * a warning names both lines; a repeatable key (tls_policy) is just
+ * repeated. */
+static void
+test_key_twice(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	(void)state;
+	c = load_text("require_tls = yes\n"
+	    "tls_policy = a.example secure\n"
+	    "tls_policy = b.example secure\n"
+	    "# a comment\n"
+	    "require_tls = no\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_string_equal(c->require_tls, "no");
+	assert_int_equal(c->tls_policy.n, 2);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], ":5: require_tls set "
+	    "again (first at line 1)"));
+	config_free(c);
+
+	c = load_text("listen = 127.0.0.1:1\nrequire_tls = yes\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
 }
 
 /* The keys a reload cannot apply: the installed rules depend on them. */
@@ -289,6 +345,8 @@ main(void)
 		cmocka_unit_test(test_rules_keys),
 		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_timeout_floor),
+		cmocka_unit_test(test_key_twice),
 		cmocka_unit_test(test_dump_hides_secrets),
 	};
 

@@ -2330,7 +2330,7 @@ test_reuse_not_parked_after_reload(void **state)
 
 	assert_non_null(t);
 	reuse_first_message();
-	/* the reload, as proxy_reconfigure() does it */
+	/* the reload, as proxy_commit() does it */
 	reuse_flush(g.env.reuse);
 	g.env.tls = t;
 	cl_send("QUIT\r\n");
