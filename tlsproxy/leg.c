@@ -765,6 +765,20 @@ int
 leg_fits(struct leg *l, const struct policy_verdict *v,
     struct tls_result *res)
 {
+	/* kept in cleartext for another recipient's tls_policy none, on a
+	 * server that offers STARTTLS: a may recipient would get TLS on a
+	 * connection of its own, so it gets one (a reused leg: a new
+	 * connection; else 450, and the MTA tries it again) rather than
+	 * ride along in cleartext.  Only the none recipient's domain chose
+	 * cleartext. */
+	if (l->skipped && v->level == TLS_LEVEL_MAY &&
+	    (l->caps.flags & SMTP_CAP_STARTTLS)) {
+		memset(res, 0, sizeof(*res));
+		result_set(res, "starttls-skipped", "this connection is in "
+		    "cleartext for another recipient's tls_policy none; this "
+		    "recipient gets TLS on a connection of its own");
+		return -1;
+	}
 	return policy_leg_fits(v, &l->proof, l->proof.tls && l->io ?
 	    io_ssl(l->io) : NULL, res);
 }

@@ -1924,22 +1924,46 @@ test_verify_report_only_cleartext(void **state)
 static void
 test_level_none_skips_starttls(void **state)
 {
+	const char *r;
+
 	vspec_add("d.example", TLS_LEVEL_NONE, 0, NULL, NULL);
 	vspec_add("t.example", TLS_LEVEL_MAY, 1, NULL, NULL);
+	vspec_add("u.example", TLS_LEVEL_NONE, 0, NULL, NULL);
 	hello(CAPS_TLS, CAPS_TLS_SEEN);
 	begin_tx("a@sender.example", "b@d.example");
 	assert_int_equal(g.ntls_prepare, 0);
-	/* a later recipient whose domain asks for reports: the leg never
-	 * asked for STARTTLS, so nothing is reported of its MX (it was
-	 * reported as "starttls-not-supported", which this MX may well
-	 * support) */
+	/* a later may recipient (its domain asks for reports): the server
+	 * offers STARTTLS, so on a connection of its own it would get TLS;
+	 * it is not carried in cleartext for d.example's override (before:
+	 * relayed), it gets 450 and the MTA tries it again; and nothing is
+	 * reported of this MX, which never was asked for STARTTLS */
+	cl_send("RCPT TO:<c@t.example>\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.0 ", 10) != 0)
+		fail_msg("expected 450 4.7.0, got \"%s\"", r);
+	if (g.nreports != 0)
+		fail_msg("reported %s for %s", g.report_result,
+		    g.report_domain);
+	/* another none recipient rides the same leg */
+	cl_send("RCPT TO:<e@u.example>\r\n");
+	EXPECT_SRV("RCPT TO:<e@u.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	finish();
+}
+
+/* The same on a server without STARTTLS: a connection of its own would
+ * be cleartext too, so the may recipient goes on this one. */
+static void
+test_level_none_then_may_no_starttls(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_NONE, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
 	cl_send("RCPT TO:<c@t.example>\r\n");
 	EXPECT_SRV("RCPT TO:<c@t.example>");
 	srv_send("250 2.1.5 ok\r\n");
 	EXPECT_CL("250 2.1.5 ok\r\n");
-	if (g.nreports != 0)
-		fail_msg("reported %s for %s", g.report_result,
-		    g.report_domain);
 	finish();
 }
 
@@ -3199,6 +3223,7 @@ main(void)
 		T(test_encrypt_without_starttls),
 		T(test_verify_report_only_cleartext),
 		T(test_level_none_skips_starttls),
+		T(test_level_none_then_may_no_starttls),
 		T(test_starttls_injection),
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
