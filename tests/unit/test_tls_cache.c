@@ -124,6 +124,37 @@ test_proven_kept(void **state)
 	tls_ctx_free(t);
 }
 
+/* A handshake that was not proven (it broke, or its check failed) after
+ * a proven one: what the key held is forgotten, as it may be what led
+ * there, and nothing of this one is kept. */
+static void
+test_unproven_forgets(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL *c;
+
+	(void)state;
+	assert_non_null(t);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k3");
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 1);
+	SSL_free(c);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k3");
+	assert_non_null(SSL_get_session(c));	/* offered */
+	assert_int_equal(handshake(c), 1);
+	tls_client_done(t, c, 0);
+	SSL_free(c);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k3");
+	assert_null(SSL_get_session(c));	/* nothing offered */
+	assert_int_equal(handshake(c), 0);
+	SSL_free(c);
+	tls_ctx_free(t);
+}
+
 /* Begun under the old configuration, done after a reload: the new
  * context's cache gets nothing of it. */
 static void
@@ -157,6 +188,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_proven_kept),
 		cmocka_unit_test(test_straddling_reload_not_cached),
+		cmocka_unit_test(test_unproven_forgets),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
