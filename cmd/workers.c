@@ -656,9 +656,14 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 	s->deadline = ev_timer_new(s->loop, deadline_cb, s);
 	s->watchdog = ev_timer_new(s->loop, watchdog_cb, s);
 	s->hang = ev_timer_new(s->loop, hang_cb, s);
-	if (s->deadline == NULL || s->watchdog == NULL || s->hang == NULL ||
-	    (s->shm = stats_shm_new(s->n)) == NULL) {
+	if (s->deadline == NULL || s->watchdog == NULL || s->hang == NULL) {
 		log_err("event=fatal error=\"out of memory\"");
+		goto fail;
+	}
+	/* not only memory: each slot is a memfd reopened through /proc */
+	if ((s->shm = stats_shm_new(s->n)) == NULL) {
+		log_err("event=fatal what=\"shared metrics\" error=\"%s\"",
+		    strerror(errno));
 		goto fail;
 	}
 	for (i = 0; i < s->n; i++)

@@ -6,21 +6,43 @@
  *
  * Workers (cmd/workers.c): a metric's numbers (struct stat_val) live
  * either in the metric itself or, in a worker process, in that worker's
- * slot of a MAP_SHARED region that the supervisor made before forking
- * (struct stats_shm): one record per metric, with its name, help and type,
- * written only by the worker and read by the supervisor, which prints the
- * sum over all slots.  A slot whose worker died is folded into the
- * supervisor's "retired" totals (counters and histograms; gauges die with
- * their process) before a new worker gets it, so counters never go
- * backwards.  Plain loads and stores: a reader may see a metric one event
- * behind, never a torn 64-bit value (aligned, x86-64 and arm64).
+ * slot (struct stats_slot): one record per metric, with its name, help
+ * and type, read by the supervisor, which prints the sum over all slots.
+ * A slot whose worker died is folded into the supervisor's "retired"
+ * totals (counters and histograms; gauges die with their process) before
+ * a new worker gets it, so counters never go backwards.  Plain loads and
+ * stores: a reader may see a metric one event behind, never a torn 64-bit
+ * value (aligned, x86-64 and arm64).
+ *
+ * Who writes what.  Workers parse the network, so one may be compromised;
+ * it must not be able to change what the other workers or the supervisor
+ * count.  So every slot is shared memory of its own (a memfd, sealed
+ * against shrinking and growing), which the supervisor maps twice before
+ * forking: read-write, and read-only through a second descriptor opened
+ * O_RDONLY; both descriptors are closed at once.  A worker, first thing
+ * after fork, unmaps the read-write mappings of every slot but its own:
+ * it writes its own slot only and reads every slot (the session limit is
+ * the daemon's).  The read-only mappings cannot be made writable again:
+ * a MAP_SHARED mapping of a descriptor not open for writing loses
+ * VM_MAYWRITE, so mprotect(PROT_WRITE) fails with EACCES, and neither
+ * madvise(MADV_REMOVE) nor a write to /proc/self/mem (FOLL_FORCE writes
+ * only private copy-on-write mappings) gets through; no descriptor is
+ * left to map the memory again.  The supervisor writes a slot only to
+ * empty it once its worker is dead, and reads through the read-only
+ * mappings.  What a worker's own slot says is still the worker's word,
+ * so the supervisor trusts it little: a record named like one of its own
+ * metrics is ignored, counts below 0 count as 0, sums stop at the
+ * largest value instead of wrapping.
  */
 #include <sys/mman.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/stats.h"
 
@@ -70,10 +92,16 @@ struct stats_slot {
 	struct stats_rec rec[STATS_SLOT_RECS];
 };
 
+/* One slot's mappings (MAP_SHARED, sizeof(struct stats_slot) each). */
+struct stats_map {
+	struct stats_slot	*rw;	/* the supervisor: all; a worker: its
+					 * own (NULL for the others) */
+	const struct stats_slot	*ro;	/* every process, every slot */
+};
+
 struct stats_shm {
 	int		 nslots;
-	size_t		 size;
-	struct stats_slot *slot;	/* MAP_SHARED, nslots of them */
+	struct stats_map *map;		/* nslots of them */
 };
 
 static struct stat_ctr *head, **tail = &head;
@@ -347,36 +375,126 @@ write_plain(struct stat_ctr *list, FILE *fp)
 
 /* ------------------------------------------------------------ workers */
 
+static void
+shm_free(struct stats_shm *m)
+{
+	int i;
+
+	for (i = 0; i < m->nslots; i++) {
+		if (m->map[i].rw != NULL)
+			(void)munmap(m->map[i].rw, sizeof(struct stats_slot));
+		if (m->map[i].ro != NULL)
+			(void)munmap((void *)m->map[i].ro,
+			    sizeof(struct stats_slot));
+	}
+	free(m->map);
+	free(m);
+}
+
+/*
+ * One slot's memory, mapped read-write and read-only (see the head
+ * comment).  The read-only mapping must come from a descriptor opened
+ * O_RDONLY: PROT_READ on the memfd's own O_RDWR descriptor would keep
+ * VM_MAYWRITE, and mprotect() could make it writable again.  There is no
+ * other way to a read-only descriptor of a memfd than reopening it
+ * through /proc (ProtectProc=invisible still shows /proc/self).  The
+ * seals: a slot never changes size, so no holder of the memory can make
+ * its readers fault (SIGBUS) past a shrunk end.  Closes both descriptors
+ * whatever happens; -1 with errno set on failure.
+ */
+static int
+slot_map(struct stats_map *mp)
+{
+	char path[64];
+	void *rw = MAP_FAILED, *ro = MAP_FAILED;
+	int fd, rofd = -1, rc = -1, saved;
+
+	if ((fd = memfd_create("mxguard-stats", MFD_CLOEXEC |
+	    MFD_ALLOW_SEALING)) == -1)
+		return -1;
+	if (ftruncate(fd, (off_t)sizeof(struct stats_slot)) == -1 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW |
+	    F_SEAL_SEAL) == -1)
+		goto fail;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if ((rofd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		goto fail;
+	if ((rw = mmap(NULL, sizeof(struct stats_slot), PROT_READ |
+	    PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED ||
+	    (ro = mmap(NULL, sizeof(struct stats_slot), PROT_READ,
+	    MAP_SHARED, rofd, 0)) == MAP_FAILED)
+		goto fail;
+	mp->rw = rw;
+	mp->ro = ro;
+	rc = 0;
+ fail:
+	saved = errno;
+	if (rc == -1 && rw != MAP_FAILED)
+		(void)munmap(rw, sizeof(struct stats_slot));
+	if (rofd != -1)
+		close(rofd);
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
 struct stats_shm *
 stats_shm_new(int nslots)
 {
 	struct stats_shm *m;
+	int i, saved;
 
-	if (nslots < 1 || (m = calloc(1, sizeof(*m))) == NULL)
-		return NULL;
-	m->nslots = nslots;
-	m->size = (size_t)nslots * sizeof(struct stats_slot);
-	m->slot = mmap(NULL, m->size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (m->slot == MAP_FAILED) {
-		free(m);
+	if (nslots < 1) {
+		errno = EINVAL;
 		return NULL;
 	}
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	if ((m->map = calloc((size_t)nslots, sizeof(*m->map))) == NULL)
+		goto fail;
+	m->nslots = nslots;
+	for (i = 0; i < nslots; i++)
+		if (slot_map(&m->map[i]) == -1)
+			goto fail;
 	return m;
+ fail:
+	saved = errno;
+	shm_free(m);
+	errno = saved;
+	return NULL;
 }
 
 void
 stats_shm_attach(struct stats_shm *m, int slot)
 {
+	int i;
+
+	/* the other workers' slots: readable, no longer writable.  A
+	 * worker that could not give up writing them must not run. */
+	for (i = 0; i < m->nslots; i++)
+		if (i != slot && m->map[i].rw != NULL) {
+			if (munmap(m->map[i].rw, sizeof(struct stats_slot)) ==
+			    -1)
+				abort();
+			m->map[i].rw = NULL;
+		}
 	/* the supervisor's metrics, inherited by fork, are not ours: they
 	 * stay allocated (a module may still hold a pointer) but unlisted */
 	head = NULL;
 	tail = &head;
 	supervised = NULL;
 	retired = NULL;
-	myslot = &m->slot[slot];
+	myslot = m->map[slot].rw;
 	__atomic_store_n(&myslot->nrec, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&myslot->beat, 0, __ATOMIC_RELAXED);
+}
+
+const void *
+stats_shm_slot_view(const struct stats_shm *m, int slot)
+{
+	if (m->map[slot].rw != NULL)
+		return m->map[slot].rw;
+	return m->map[slot].ro;
 }
 
 void
@@ -469,6 +587,33 @@ gauge_shared(const char *name)
 	return GAUGE_SUM;
 }
 
+/* A worker's numbers are its own word: a sum stops at the largest value
+ * (or the smallest) rather than wrap, which a worker writing INT64_MAX
+ * could otherwise arrange (and signed overflow is undefined). */
+static void
+add_sat(int64_t *to, int64_t v)
+{
+	if (__builtin_add_overflow(*to, v, to))
+		*to = v < 0 ? INT64_MIN : INT64_MAX;
+}
+
+/* A count: never below 0, so that no worker lowers the sum. */
+static void
+add_count(int64_t *to, int64_t v)
+{
+	add_sat(to, v < 0 ? 0 : v);
+}
+
+/* A bucket: as add_count(), for the unsigned type the buckets have (a
+ * value past INT64_MAX is a negative one written as unsigned). */
+static void
+add_bucket(uint64_t *to, uint64_t v)
+{
+	if (v > INT64_MAX)
+		return;
+	*to = *to > UINT64_MAX - v ? UINT64_MAX : *to + v;
+}
+
 static void
 merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
 {
@@ -483,12 +628,15 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
 		return;
 	if ((c = merge_find(list, r, &made)) == NULL)
 		return;
+	/* the supervisor's own metric (mxguard_nfq_*, the workers'
+	 * lives): only the supervisor counts it, and a worker's record of
+	 * that name, of any type, would let a compromised worker change it */
+	if (c->own)
+		return;
 	if (c->help == NULL && r->help[0] != '\0' &&
 	    (c->help = strndup(r->help, STATS_HELP_MAX - 1)) == NULL)
 		abort();
 	if (c->type == STAT_GAUGE) {
-		if (c->own)
-			return;		/* the supervisor's own says it */
 		switch (made ? GAUGE_SUM : gauge_shared(c->name)) {
 		case GAUGE_MAX:
 			if (r->v.value > c->v->value)
@@ -499,13 +647,25 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
 				c->v->value = r->v.value;
 			return;
 		}
+		add_sat(&c->v->value, r->v.value);
+		return;
 	}
-	c->v->value += r->v.value;
+	add_count(&c->v->value, r->v.value);
 	if (c->type == STAT_HISTOGRAM) {
 		c->v->sum += r->v.sum;
 		for (i = 0; i < c->nb; i++)
-			c->v->bucket[i] += r->v.bucket[i];
+			add_bucket(&c->v->bucket[i], r->v.bucket[i]);
 	}
+}
+
+/* A worker's record as the supervisor may use it: a copy (the worker may
+ * be writing it), its strings ended whatever the worker wrote there. */
+static void
+rec_copy(struct stats_rec *r, const struct stats_rec *from)
+{
+	memcpy(r, from, sizeof(*r));
+	r->name[STATS_NAME_MAX - 1] = '\0';
+	r->help[STATS_HELP_MAX - 1] = '\0';
 }
 
 /* c's name, type and numbers as a record (for merging). */
@@ -525,11 +685,17 @@ as_rec(const struct stat_ctr *c, struct stats_rec *r)
 void
 stats_shm_retire(struct stats_shm *m, int slot)
 {
-	struct stats_slot *sl = &m->slot[slot];
-	int i, n = rec_count(sl);
+	struct stats_slot *sl = m->map[slot].rw;
+	struct stats_rec *r;
+	int i, n = rec_count(m->map[slot].ro);
 
-	for (i = 0; i < n; i++)
-		merge_rec(&retired, &sl->rec[i], 0);
+	if ((r = malloc(sizeof(*r))) == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		rec_copy(r, &m->map[slot].ro->rec[i]);
+		merge_rec(&retired, r, 0);
+	}
+	free(r);
 	__atomic_store_n(&sl->nrec, 0, __ATOMIC_RELEASE);
 	memset(sl->rec, 0, (size_t)n * sizeof(sl->rec[0]));
 }
@@ -544,9 +710,13 @@ stats_shm_beat(uint64_t now_ms)
 uint64_t
 stats_shm_last_beat(struct stats_shm *m, int slot)
 {
-	return __atomic_load_n(&m->slot[slot].beat, __ATOMIC_RELAXED);
+	return __atomic_load_n(&m->map[slot].ro->beat, __ATOMIC_RELAXED);
 }
 
+/* Each slot's value counts for 0 or more: this is the sum of
+ * mxguard_sessions_active, and no worker may hide the others' sessions
+ * by claiming fewer than none.  (It can still claim its slot is full:
+ * see docs/architecture.md.) */
 int64_t
 stats_shm_sum(struct stats_shm *m, const char *name)
 {
@@ -554,12 +724,12 @@ stats_shm_sum(struct stats_shm *m, const char *name)
 	int s, i, n;
 
 	for (s = 0; s < m->nslots; s++) {
-		const struct stats_slot *sl = &m->slot[s];
+		const struct stats_slot *sl = m->map[s].ro;
 
 		n = rec_count(sl);
 		for (i = 0; i < n; i++)
 			if (strncmp(sl->rec[i].name, name, STATS_NAME_MAX) == 0) {
-				sum += sl->rec[i].v.value;
+				add_count(&sum, sl->rec[i].v.value);
 				break;
 			}
 	}
@@ -592,14 +762,11 @@ merged(void)
 		merge_rec(&list, r, 0);
 	}
 	for (s = 0; s < supervised->nslots; s++) {
-		const struct stats_slot *sl = &supervised->slot[s];
+		const struct stats_slot *sl = supervised->map[s].ro;
 
 		n = rec_count(sl);
 		for (i = 0; i < n; i++) {
-			/* a copy: the worker may be writing it */
-			memcpy(r, &sl->rec[i], sizeof(*r));
-			r->name[STATS_NAME_MAX - 1] = '\0';
-			r->help[STATS_HELP_MAX - 1] = '\0';
+			rec_copy(r, &sl->rec[i]);
 			merge_rec(&list, r, 1);
 		}
 	}

@@ -58,19 +58,28 @@ void		 stats_write_prometheus(FILE *);
 void		 stats_write_plain(FILE *);
 
 /*
- * Workers (cmd/workers.c).  The supervisor makes the shared region
- * before forking (one slot per worker); a worker attaches to its slot
- * first thing after fork: the metrics it registers from then on keep
- * their numbers in the slot (the supervisor's own, inherited by fork, are
- * forgotten).  In the supervisor, after stats_shm_supervise(), the two
- * writers above print the merge: its own metrics, the retired totals of
- * dead workers and every slot; counters and histograms are summed, gauges
- * too except those of a shared store (the largest) and the supervisor's
- * own (its value).  stats_shm_retire() folds a dead worker's counters and
- * histograms into the retired totals and empties its slot (before the
- * slot's next worker starts).  stats_shm_sum(): a counter's or gauge's
- * sum over the slots (mxguard_sessions_active for the session limit).
- * The region lives as long as the processes.
+ * Workers (cmd/workers.c).  The supervisor makes the shared slots before
+ * forking (one per worker); a worker attaches to its slot first thing
+ * after fork: the metrics it registers from then on keep their numbers in
+ * the slot (the supervisor's own, inherited by fork, are forgotten).
+ * Who can write what: the supervisor maps every slot read-write (it
+ * empties a dead worker's); stats_shm_attach() leaves a worker write
+ * access to its own slot only, and a read-only view of the others, which
+ * it cannot make writable again; every process may read every slot.  In
+ * the supervisor, after stats_shm_supervise(), the two writers above
+ * print the merge: its own metrics, the retired totals of dead workers
+ * and every slot; counters and histograms are summed, gauges too except
+ * those of a shared store (the largest) and the supervisor's own (its
+ * value).  A worker may have been compromised, so what its slot says
+ * never changes a metric the supervisor has itself (a record of the same
+ * name is ignored, whatever its type), and its counters and histogram
+ * counts below 0 count as 0.  stats_shm_retire() folds a dead worker's
+ * counters and histograms into the retired totals and empties its slot
+ * (before the slot's next worker starts).  stats_shm_sum(): a counter's
+ * or gauge's sum over the slots, each slot's value 0 or more
+ * (mxguard_sessions_active for the session limit).  The slots live as
+ * long as the processes.  stats_shm_new(): NULL with errno set on
+ * failure (it needs /proc/self/fd).
  */
 struct stats_shm;
 struct stats_shm *stats_shm_new(int nslots);
@@ -82,6 +91,10 @@ void		 stats_detach(void);
 void		 stats_shm_supervise(struct stats_shm *);
 void		 stats_shm_retire(struct stats_shm *, int slot);
 int64_t		 stats_shm_sum(struct stats_shm *, const char *name);
+/* For tests and the supervisor: where a slot is mapped in the caller,
+ * read-write where it may write the slot (the supervisor: every slot; a
+ * worker: its own), else read-only (a write there faults). */
+const void	*stats_shm_slot_view(const struct stats_shm *, int slot);
 /* A worker's heartbeat (its loop's clock, CLOCK_MONOTONIC ms), and the
  * last one of a slot as the supervisor sees it (0: none yet). */
 void		 stats_shm_beat(uint64_t now_ms);

@@ -5,6 +5,11 @@
  * _bucket{le=...} lines in ascending order, a last le="+Inf" bucket equal
  * to _count, then _sum and _count; a value equal to a bound counts in
  * that bound's bucket (le is "less or equal").
+ *
+ * Workers: their slots sum as they should, a worker can write its own
+ * slot only (another's faults, and mprotect() cannot make it writable)
+ * while it still reads every slot, and what a worker writes never lowers
+ * the supervisor's own metrics nor any sum.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -176,11 +185,14 @@ child(struct stats_shm *m, int slot, int64_t n, int64_t active, double secs)
 	assert_int_equal(st, 0);
 }
 
-/* Last: it turns this process into a supervisor. */
+/* After the single-process tests: it turns this process into a
+ * supervisor (each later test supervises slots of its own). */
 static void
 test_workers(void **state)
 {
-	struct stats_shm *m;
+	/* static: the slots live as long as the process, and a later
+	 * test supervising its own must not make them a leak */
+	static struct stats_shm *m;
 	char *t;
 
 	(void)state;
@@ -221,6 +233,151 @@ test_workers(void **state)
 	free(t);
 }
 
+/* fn(m, arg) in a child process; its wait status. */
+static int
+in_child(void (*fn)(struct stats_shm *, int), struct stats_shm *m, int arg)
+{
+	pid_t pid = fork();
+	int st;
+
+	assert_true(pid != -1);
+	if (pid == 0) {
+		fn(m, arg);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+static void
+holds_sessions(struct stats_shm *m, int n)
+{
+	stats_shm_attach(m, 1);
+	stats_set(stats_gauge("mxguard_sessions_active", "Open"), n);
+	stats_shm_beat(1234);
+}
+
+/* Worker 0, compromised, after worker 1: it reads slot 1 but cannot get
+ * write access to it.  Exit codes say which check failed. */
+static void
+peeks(struct stats_shm *m, int unused)
+{
+	char *other;
+	int fd;
+
+	stats_shm_attach(m, 0);
+	/* its own slot: writable */
+	stats_set(stats_gauge("mxguard_sessions_active", "Open"), 1);
+	/* every slot: readable (the session limit is the daemon's) */
+	if (stats_shm_sum(m, "mxguard_sessions_active") != 3)
+		_exit(2);
+	other = (char *)stats_shm_slot_view(m, 1);
+	if (mprotect(other, (size_t)sysconf(_SC_PAGESIZE), PROT_READ |
+	    PROT_WRITE) != -1 || errno != EACCES)
+		_exit(3);
+	/* nor through /proc/self/mem, which writes read-only pages of a
+	 * private mapping (FOLL_FORCE) */
+	if ((fd = open("/proc/self/mem", O_RDWR)) != -1 &&
+	    pwrite(fd, "x", 1, (off_t)(uintptr_t)other) != -1)
+		_exit(4);
+	_exit(0);
+}
+
+/* The same worker stores into a slot (the byte it holds: only the store
+ * matters, and a slot it may write stays as it was). */
+static void
+writes(struct stats_shm *m, int slot)
+{
+	volatile char *p;
+
+	stats_shm_attach(m, 0);
+	p = (volatile char *)stats_shm_slot_view(m, slot);
+	signal(SIGSEGV, SIG_DFL);	/* not ASan's: the status says it */
+	*p = *p;
+	_exit(0);
+}
+
+static void
+test_worker_own_slot_only(void **state)
+{
+	static struct stats_shm *m;
+	int st;
+
+	(void)state;
+	assert_non_null(m = stats_shm_new(2));
+	stats_shm_supervise(m);
+	assert_int_equal(in_child(holds_sessions, m, 2), 0);
+	assert_int_equal(stats_shm_last_beat(m, 1), 1234);
+
+	st = in_child(peeks, m, 0);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+
+	st = in_child(writes, m, 1);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSEGV);
+	/* its own slot it may write */
+	assert_int_equal(in_child(writes, m, 0), 0);
+
+	/* slot 1 as worker 1 left it */
+	assert_int_equal(stats_shm_last_beat(m, 1), 1234);
+	stats_shm_retire(m, 0);
+	assert_int_equal(stats_shm_sum(m, "mxguard_sessions_active"), 2);
+}
+
+/* Worker 0: honest numbers.  Worker 1: numbers that, summed, would lower
+ * what the supervisor shows, or wrap. */
+static void
+counts(struct stats_shm *m, int slot)
+{
+	stats_shm_attach(m, slot);
+	if (slot == 0) {
+		stats_add(stats_counter("t_neg_total", "Counts"), 4);
+		stats_set(stats_gauge("mxguard_sessions_active", "Open"), 2);
+		stats_add(stats_counter("t_big_total", "Big"), INT64_MAX);
+		return;
+	}
+	/* the supervisor's own, of every type */
+	stats_add(stats_counter("t_own_total", "Own"), -100);
+	stats_set(stats_gauge("t_own_now", "Own"), -100);
+	stats_observe(stats_histogram("t_own_seconds", "Own", NULL, 0), 1);
+	stats_add(stats_counter("t_neg_total", "Counts"), -3);
+	stats_set(stats_gauge("mxguard_sessions_active", "Open"), -5);
+	stats_add(stats_counter("t_big_total", "Big"), INT64_MAX);
+}
+
+static void
+test_worker_numbers_untrusted(void **state)
+{
+	static struct stats_shm *m;
+	char *t;
+	int round;
+
+	(void)state;
+	assert_non_null(m = stats_shm_new(2));
+	stats_add(stats_counter("t_own_total", "Supervisor's"), 5);
+	stats_set(stats_gauge("t_own_now", "Supervisor's"), 2);
+	stats_observe(stats_histogram("t_own_seconds", "Supervisor's", NULL,
+	    0), 0.5);
+	stats_shm_supervise(m);
+	assert_int_equal(in_child(counts, m, 0), 0);
+	assert_int_equal(in_child(counts, m, 1), 0);
+	/* slot 1's -5 counts as 0: it does not hide slot 0's sessions */
+	assert_int_equal(stats_shm_sum(m, "mxguard_sessions_active"), 2);
+	/* the same from the slots, then from the retired totals */
+	for (round = 0; round < 2; round++) {
+		t = render();
+		assert_line(t, "t_own_total 5");
+		assert_line(t, "t_own_now 2");
+		assert_line(t, "t_own_seconds_count 1");
+		assert_line(t, "t_neg_total 4");
+		assert_line(t, "t_big_total 9223372036854775807");
+		free(t);
+		stats_shm_retire(m, 1);
+		stats_shm_retire(m, 0);
+	}
+}
+
 int
 main(void)
 {
@@ -230,6 +387,8 @@ main(void)
 		cmocka_unit_test(test_default_buckets),
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_workers),
+		cmocka_unit_test(test_worker_own_slot_only),
+		cmocka_unit_test(test_worker_numbers_untrusted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
