@@ -126,7 +126,8 @@ test_proven_kept(void **state)
 
 /* A handshake that was not proven (it broke, or its check failed) after
  * a proven one: what the key held is forgotten, as it may be what led
- * there, and nothing of this one is kept. */
+ * there (a session the server chokes on would break every later
+ * handshake that offers it). */
 static void
 test_unproven_forgets(void **state)
 {
@@ -141,10 +142,10 @@ test_unproven_forgets(void **state)
 	assert_int_equal(handshake(c), 0);
 	tls_client_done(t, c, 1);
 	SSL_free(c);
+	/* offered, and the connection broke before the server answered */
 	c = tls_client_new(t);
 	tls_client_resume(t, c, "k3");
-	assert_non_null(SSL_get_session(c));	/* offered */
-	assert_int_equal(handshake(c), 1);
+	assert_non_null(SSL_get_session(c));
 	tls_client_done(t, c, 0);
 	SSL_free(c);
 	c = tls_client_new(t);
