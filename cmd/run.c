@@ -331,8 +331,16 @@ reload_failed(struct daemon *d, const char *err)
 	start_drain(d);
 }
 
+/*
+ * checked: a worker's reload that the supervisor asked for, with the
+ * digest (config_digest32) of the bytes it loaded and checked as root.
+ * The worker reads the files again (as `user`, and it must: the same
+ * bytes may make different objects there); bytes that differ (the file
+ * changed in between) are a configuration nobody checked, so the worker
+ * retires and is started again on the supervisor's.
+ */
 static void
-reload(struct daemon *d)
+reload(struct daemon *d, int checked, uint32_t digest)
 {
 	struct config *ncfg;
 	struct tls_ctx *tls;
@@ -349,6 +357,20 @@ reload(struct daemon *d)
 	}
 	if ((ncfg = config_load(d->opts->config_path, err, sizeof(err))) ==
 	    NULL) {
+		reload_failed(d, err);
+		goto done;
+	}
+	if (checked && config_digest32(ncfg) != digest) {
+		if (ncfg->digest_errno != 0)
+			snprintf(err, sizeof(err), "tls_policy_file %s: %s",
+			    ncfg->tls_policy_file,
+			    strerror(ncfg->digest_errno));
+		else
+			snprintf(err, sizeof(err), "the configuration changed "
+			    "after the supervisor checked it (digest %08x, "
+			    "the supervisor's %08x)", config_digest32(ncfg),
+			    digest);
+		config_free(ncfg);
 		reload_failed(d, err);
 		goto done;
 	}
@@ -403,8 +425,9 @@ reload(struct daemon *d)
 	/* tlsrpt_enable turned on: the first run after a random delay */
 	if (d->report == NULL && !ev_timer_pending(d->report_timer))
 		report_schedule(d, 1);
-	log_info("event=reloaded config=%s", log_q(q, sizeof(q),
-	    d->opts->config_path ? d->opts->config_path : "(defaults)"));
+	log_info("event=reloaded config=%s digest=%08x", log_q(q, sizeof(q),
+	    d->opts->config_path ? d->opts->config_path : "(defaults)"),
+	    config_digest32(ncfg));
 done:
 	sd_notifyf("READY=1");
 }
@@ -467,7 +490,10 @@ signal_cb(int fd, int events, void *arg)
 			start_drain(d);
 			break;
 		case SIGHUP:
-			reload(d);
+			/* from the supervisor (sigqueue): with its digest */
+			reload(d, d->w != NULL && si.ssi_code == SI_QUEUE &&
+			    (pid_t)si.ssi_pid == d->w->parent,
+			    (uint32_t)si.ssi_int);
 			break;
 		}
 	}

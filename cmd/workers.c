@@ -38,7 +38,9 @@
  *   - signals: SIGHUP reloads its own configuration (for the queue and
  *     for workers started later), builds what a worker builds from files
  *     (config_verify(), as root) and, only when it took the new one,
- *     passes SIGHUP to every worker, which reloads its own; a worker that
+ *     passes SIGHUP to every worker (sigqueue(), with the digest of
+ *     the bytes it checked: a worker that reads others retires), which
+ *     reloads its own; a worker that
  *     cannot (it reads the files as `user`: a file only root may read)
  *     retires and is started again on the supervisor's configuration,
  *     so the workers never run two configurations for long.  A reload
@@ -370,6 +372,24 @@ signal_worker(struct sup *s, int i, int sig)
 	return -1;
 }
 
+/* SIGHUP with the digest of the configuration the supervisor checked: a
+ * worker that reads other bytes (the file changed since) retires rather
+ * than run a configuration nobody checked beside the others. */
+static int
+reload_worker(struct sup *s, int i)
+{
+	union sigval v;
+
+	if (s->w[i].pid <= 0)
+		return 0;
+	v.sival_int = (int)config_digest32(s->cfg);
+	if (sigqueue(s->w[i].pid, SIGHUP, v) == 0)
+		return 0;
+	log_err("event=worker-signal-failed worker=%d pid=%ld signal=HUP "
+	    "error=\"%s\"", i, (long)s->w[i].pid, strerror(errno));
+	return -1;
+}
+
 static void
 start_drain(struct sup *s)
 {
@@ -444,6 +464,10 @@ reload(struct sup *s)
 				log_warn("event=reload-note note=\"workers "
 				    "changes at the next start\"");
 			log_set_level(ncfg->log_level);
+			log_info("event=reload-checked config=%s digest=%08x",
+			    log_q(q, sizeof(q), s->opts->config_path ?
+			    s->opts->config_path : "(defaults)"),
+			    config_digest32(ncfg));
 			config_warnings_log(ncfg);
 			s->old[s->nold++] = s->cfg;
 			s->cfg = ncfg;
@@ -463,7 +487,7 @@ reload(struct sup *s)
 	 * that cannot apply this one retires and is started on it) */
 	if (committed)
 		for (i = 0; i < s->n; i++)
-			signal_worker(s, i, SIGHUP);
+			reload_worker(s, i);
 	sd_notifyf("READY=1");
 }
 

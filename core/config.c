@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "core/config.h"
 #include "core/log.h"
 
@@ -545,6 +547,35 @@ config_rules_key_changed(const struct config *a, const struct config *b)
 	return NULL;
 }
 
+/* tls_policy_file's bytes into the digest; one that cannot be read adds
+ * its errno instead (the reader that parses it reports the error). */
+static int
+digest_file(EVP_MD_CTX *md, const char *path, int *eno)
+{
+	unsigned char buf[8192];
+	FILE *fp;
+	size_t n;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		*eno = errno;
+		return EVP_DigestUpdate(md, eno, sizeof(*eno)) == 1 ? 0 : -1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		if (EVP_DigestUpdate(md, buf, n) != 1) {
+			fclose(fp);
+			return -1;
+		}
+	fclose(fp);
+	return 0;
+}
+
+uint32_t
+config_digest32(const struct config *c)
+{
+	return (uint32_t)c->digest[0] << 24 | (uint32_t)c->digest[1] << 16 |
+	    (uint32_t)c->digest[2] << 8 | c->digest[3];
+}
+
 struct config *
 config_load(const char *path, char *err, size_t errsz)
 {
@@ -554,10 +585,13 @@ config_load(const char *path, char *err, size_t errsz)
 	const char *e;
 	size_t i;
 	int lineno = 0, setat[NKEYS] = { 0 };
+	EVP_MD_CTX *md = NULL;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
 		snprintf(err, errsz, "out of memory");
-		return NULL;
+		goto fail;
 	}
 	for (i = 0; i < NKEYS; i++) {
 		if ((e = set_key(c, &keys[i], keys[i].def)) != NULL) {
@@ -577,6 +611,10 @@ config_load(const char *path, char *err, size_t errsz)
 		size_t n = strlen(line);
 
 		lineno++;
+		if (EVP_DigestUpdate(md, line, n) != 1) {
+			snprintf(err, errsz, "%s: digest failed", path);
+			goto fail;
+		}
 		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
 			snprintf(err, errsz, "%s:%d: line too long", path, lineno);
 			goto fail;
@@ -632,10 +670,20 @@ check:
 		snprintf(err, errsz, "%s: %s", path ? path : "defaults", e);
 		goto fail;
 	}
+	/* a NUL between the two: no file's bytes can pass for the other's */
+	if (EVP_DigestUpdate(md, "", 1) != 1 || (*c->tls_policy_file != '\0' &&
+	    digest_file(md, c->tls_policy_file, &c->digest_errno) == -1) ||
+	    EVP_DigestFinal_ex(md, c->digest, NULL) != 1) {
+		snprintf(err, errsz, "%s: digest failed", path ? path :
+		    "defaults");
+		goto fail;
+	}
+	EVP_MD_CTX_free(md);
 	return c;
 fail:
 	if (fp)
 		fclose(fp);
+	EVP_MD_CTX_free(md);
 	config_free(c);
 	return NULL;
 }

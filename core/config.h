@@ -129,11 +129,18 @@ struct config {
 	/* not keys: what config_load() noticed but accepted ("FILE:LINE:
 	 * ..."), for `-n` and the daemon's log */
 	struct strlist	 warnings;
+	/* SHA-256 of the bytes this configuration was made from: the file,
+	 * then tls_policy_file's (what a worker reads again at a reload) */
+	unsigned char	 digest[32];
+	int		 digest_errno;	/* tls_policy_file unreadable */
 };
 
 /* path NULL: defaults only.  On error returns NULL with err filled. */
 struct config	*config_load(const char *path, char *err, size_t errsz);
 void		 config_free(struct config *);
+/* The first 32 bits of cfg->digest, as a number (a worker's check at a
+ * reload, and the logs). */
+uint32_t	 config_digest32(const struct config *);
 /* Prints every key with its value, in file syntax. */
 /* Every key and its value, as the file would say it; secrets 0 hides
  * the value of secret keys (redis_password). */

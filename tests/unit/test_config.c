@@ -192,6 +192,43 @@ test_timeout_floor(void **state)
 	config_free(c);
 }
 
+/* The digest a worker compares at a reload: the file's bytes, then
+ * tls_policy_file's; a change in either changes it. */
+static void
+test_digest(void **state)
+{
+	char err[256], pol[] = "/tmp/mxg-pol-XXXXXX", text[128];
+	struct config *a, *b, *c;
+	FILE *fp;
+	int fd;
+
+	(void)state;
+	assert_true((fd = mkstemp(pol)) >= 0);
+	assert_non_null(fp = fdopen(fd, "w"));
+	fputs("a.example secure\n", fp);
+	fclose(fp);
+	snprintf(text, sizeof(text), "tls_policy_file = %s\n", pol);
+	assert_non_null(a = load_text(text, err, sizeof(err)));
+	assert_non_null(b = load_text(text, err, sizeof(err)));
+	assert_memory_equal(a->digest, b->digest, sizeof(a->digest));
+	assert_int_equal(config_digest32(a), config_digest32(b));
+	/* the policy file changes, the main file does not */
+	assert_non_null(fp = fopen(pol, "w"));
+	fputs("a.example encrypt\n", fp);
+	fclose(fp);
+	assert_non_null(c = load_text(text, err, sizeof(err)));
+	assert_int_not_equal(config_digest32(a), config_digest32(c));
+	config_free(c);
+	/* the main file changes */
+	snprintf(text, sizeof(text), "tls_policy_file = %s\n\n", pol);
+	assert_non_null(c = load_text(text, err, sizeof(err)));
+	assert_int_not_equal(config_digest32(b), config_digest32(c));
+	config_free(a);
+	config_free(b);
+	config_free(c);
+	unlink(pol);
+}
+
 /* The same key twice: the last value wins, as in Postfix's main.cf, and
  * a warning names both lines; a repeatable key (tls_policy) is just
  * repeated. */
@@ -347,6 +384,7 @@ main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_timeout_floor),
 		cmocka_unit_test(test_key_twice),
+		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_dump_hides_secrets),
 	};
 
