@@ -393,10 +393,23 @@ reload(struct daemon *d, int checked, uint32_t digest)
 		reload_failed(d, err);
 		goto done;
 	}
+	/* tlsrpt_enable turned off: the engine closes the TLSRPT store,
+	 * which a run under way writes its delivery state to (it would
+	 * write freed memory); the run ends first, its URIs stay due */
+	if (!ncfg->tlsrpt_enable && d->report != NULL) {
+		report_cancel(d->report);
+		d->report = NULL;
+		log_info("event=tlsrpt-run-cancelled reason=reload "
+		    "note=\"tlsrpt_enable = no\"");
+	}
 	if (policy_reconfigure(d->policy, ncfg, err, sizeof(err)) == -1) {
 		tls_ctx_free(tls);
 		config_free(ncfg);
 		reload_failed(d, err);
+		/* the store stayed open: the cancelled run's URIs later */
+		if (d->report == NULL && !d->draining &&
+		    !ev_timer_pending(d->report_timer))
+			report_schedule(d, 0);
 		goto done;
 	}
 	proxy_commit(d->proxy, ncfg, tls);

@@ -2087,6 +2087,13 @@ policy_report_attempt(struct policy *p, const struct policy_verdict *v,
 		return;
 	if (v->local)		/* this gateway's trouble, not the domain's */
 		return;
+	/* a tls_policy override that no published policy backs (its DANE
+	 * records would: v->rpt) is this gateway's own rule: what it
+	 * demanded is no policy of the domain's to report on, and its
+	 * detail quotes this gateway's configuration */
+	if (v->rpt == NULL && v->source != NULL &&
+	    strcmp(v->source, "override") == 0)
+		return;
 	if (v->rpt == NULL && (strcmp(v->sts_note, "sts-policy-fetch-error") ==
 	    0 || strcmp(v->sts_note, "sts-policy-invalid") == 0 ||
 	    strcmp(v->sts_note, "sts-webpki-invalid") == 0)) {

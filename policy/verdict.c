@@ -502,6 +502,11 @@ policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
 		    memcmp(id, proof->id, sizeof(id)) != 0) {
 			result_set(res, "validation-failure", "this connection "
 			    "was not authenticated by these TLSA records");
+			/* proven against other records, or none: these
+			 * were never tried on it */
+			res->untried = proof->level != TLS_LEVEL_DANE ||
+			    verdict_identity(v, id) == -1 ||
+			    memcmp(id, proof->id, sizeof(id)) != 0;
 			return -1;
 		}
 		break;

@@ -108,6 +108,12 @@ struct tls_result {
 	int		 would_defer;	/* monitor: enforce mode would defer
 					 * here (reason, detail say why);
 					 * delivery goes on */
+	int		 untried;	/* the connection was never checked
+					 * against this verdict's records (it
+					 * was set up for another recipient):
+					 * a failure says nothing of the
+					 * domain's servers, nothing to
+					 * report */
 };
 
 /* Before the handshake: SNI, names, store, TLSA records on ssl. */

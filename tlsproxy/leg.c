@@ -609,6 +609,8 @@ resume_key(struct leg *l, char *key, size_t sz)
 static void
 record_tls(struct leg *l, int offered, int ok)
 {
+	if (l->env.no_history)
+		return;
 	policy_record_tls(l->env.policy, (struct sockaddr *)&l->dst,
 	    l->v->mx_host, offered, ok);
 }

@@ -112,6 +112,11 @@ struct leg_env {
 	const struct config	**cfg;
 	struct tls_ctx		**tls;
 	struct policy		 *policy;
+	int			  no_history;	/* TLSRPT's own legs: what
+					 * their servers offer is not
+					 * recorded (an attacker names
+					 * them, and would fill the TLS
+					 * history with them) */
 };
 
 /* leg_secure()'s answer when it could decide at once. */

@@ -1161,6 +1161,7 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 	r->env.cfg = &r->cfg;
 	r->env.tls = &r->tls;
 	r->env.policy = policy;
+	r->env.no_history = 1;	/* the rua domains' MX hosts: anyone's choice */
 	if ((r->step = ev_timer_new(loop, done_cb, r)) == NULL ||
 	    (r->trydl = ev_timer_new(loop, trydl_cb, r)) == NULL ||
 	    (r->jobdl = ev_timer_new(loop, jobdl_cb, r)) == NULL) {

@@ -670,10 +670,11 @@ report_met(struct session *s, const struct policy_verdict *v,
 }
 
 /* A policy failure: 421 at the first RCPT of a session, which ends it,
- * 450 later. */
+ * 450 later; reported (TLSRPT) unless the connection was never tried
+ * against v's policy (report 0). */
 static void
-policy_failed(struct session *s, const struct policy_verdict *v,
-    const char *reason, const char *detail)
+policy_failed_as(struct session *s, const struct policy_verdict *v,
+    const char *reason, const char *detail, int report)
 {
 	const char *enh = strcmp(reason, "starttls-not-supported") == 0 ||
 	    strcmp(reason, "dane-required") == 0 ? "4.7.10" :
@@ -688,7 +689,9 @@ policy_failed(struct session *s, const struct policy_verdict *v,
 	char d[300];
 
 	s->policy_fails++;
-	report_attempt(s, v, *reason ? reason : "validation-failure", detail);
+	if (report)
+		report_attempt(s, v, *reason ? reason : "validation-failure",
+		    detail);
 	stats_add(st_policy_fail, 1);
 	stats_add(stats_get(*reason ? (snprintf(d, sizeof(d),
 	    "mxguard_policy_failures_total{reason=\"%s\"}", reason), d) :
@@ -710,6 +713,13 @@ policy_failed(struct session *s, const struct policy_verdict *v,
 	free(s->rcpt_line);
 	s->rcpt_line = NULL;
 	session_enter(s, S_IDLE);
+}
+
+static void
+policy_failed(struct session *s, const struct policy_verdict *v,
+    const char *reason, const char *detail)
+{
+	policy_failed_as(s, v, reason, detail, 1);
 }
 
 /* The leg meets the first verdict: the envelope may go. */
@@ -787,7 +797,8 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 			return;
 		}
 		if (!res.would_defer) {
-			policy_failed(s, v, res.reason, res.detail);
+			policy_failed_as(s, v, res.reason, res.detail,
+			    !res.untried);
 			return;
 		}
 	}
@@ -1868,6 +1879,7 @@ session_start(struct session_env *env, int fd,
 	io_set_lowat(s->cl, CL_LOWAT);
 	log_info("sid=%s event=connect client=%s dst=%s", s->id,
 	    s->client_str, s->dst_str);
+	memset(&lenv, 0, sizeof(lenv));
 	lenv.loop = env->loop;
 	lenv.cfg = &env->cfg;
 	lenv.tls = &env->tls;

@@ -637,10 +637,20 @@ test_dane_identity_names(void **s)
 		}
 	}
 	assert_int_equal(policy_leg_fits(a2, &proof, (SSL *)1, &res), 0);
+	/* b's and c's records were never tried on this leg: their failure
+	 * is no failure of theirs to report */
 	assert_int_equal(policy_leg_fits(b, &proof, (SSL *)1, &res), -1);
+	assert_int_equal(res.untried, 1);
 	assert_int_equal(policy_leg_fits(c, &proof, (SSL *)1, &res), -1);
+	assert_int_equal(res.untried, 1);
 	proof.failed = 1;
 	assert_int_equal(policy_leg_fits(a2, &proof, (SSL *)1, &res), -1);
+	assert_int_equal(res.untried, 0);	/* tried, and failed */
+	/* a leg set up for an encrypt recipient: no TLSA record tried */
+	proof.failed = 0;
+	proof.level = TLS_LEVEL_ENCRYPT;
+	assert_int_equal(policy_leg_fits(a2, &proof, (SSL *)1, &res), -1);
+	assert_int_equal(res.untried, 1);
 	policy_verdict_free(a);
 	policy_verdict_free(b);
 	policy_verdict_free(c);

@@ -1011,6 +1011,66 @@ wait_counter(const char *name, int64_t n)
 #define C_SKIP	"mxguard_tlsrpt_attempts_total{result=\"no-record\"}"
 
 /*
+ * A tls_policy override that no published policy backs decides for this
+ * gateway alone: enf.test publishes MTA-STS, "enf.test dane-only" defers
+ * it for want of TLSA records.  That failure is not the domain's policy
+ * failing, and its detail quotes this gateway's configuration: not
+ * reported.  (Before: counted as no-policy-found, dane-required, with
+ * the tls_policy line as the failure reason.)  A failure of the same
+ * domain under no override, made after it, is counted: exactly one.
+ */
+static void
+test_override_not_reported(void **state)
+{
+	const char *ovr[] = { "enf.test dane-only", NULL };
+	struct policy *p;
+	struct policy_verdict *v, *f;
+	struct policy_attempt a;
+	struct sockaddr_in sin;
+	struct tlsrpt_store *st;
+	int64_t fail0 = stats_value(stats_get(C_FAIL, NULL));
+	int64_t day = tlsrpt_day((int64_t)time(NULL));
+	char err[256], *json = NULL;
+
+	(void)state;
+	cfg_tlsrpt = 1;
+	p = mkpolicy(ovr, 1);
+	cfg_tlsrpt = 0;
+	v = lookup(p, "enf.test", "192.0.2.1");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->source, "override");
+	assert_null(v->rpt);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	memset(&a, 0, sizeof(a));
+	a.mx_addr = (struct sockaddr *)&sin;
+	a.result = v->reason[0] ? v->reason : "validation-failure";
+	a.detail = v->detail;
+	policy_report_attempt(p, v, &a);
+	/* the marker: the same domain, no override, a failure */
+	assert_non_null(f = policy_verdict_dup(v));
+	f->source = "default";
+	snprintf(f->detail, sizeof(f->detail), "no STARTTLS");
+	a.result = "starttls-not-supported";
+	a.detail = f->detail;
+	policy_report_attempt(p, f, &a);
+	wait_counter(C_FAIL, fail0 + 1);
+	assert_int_equal(stats_value(stats_get(C_FAIL, NULL)), fail0 + 1);
+	policy_verdict_free(f);
+	policy_verdict_free(v);
+	policy_free(p);
+	st = tlsrpt_store_open(statedir, NULL, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(tlsrpt_report_build(st, "enf.test", day, "org",
+	    "mailto:r@org.test", "id1", &json), 1);
+	assert_null(strstr(json, "tls_policy"));
+	assert_null(strstr(json, "dane-required"));
+	free(json);
+	tlsrpt_store_close(st);
+}
+
+/*
  * TLSRPT recording: attempts under the enforce policy of enf.test (which
  * publishes _smtp._tls) are counted with the policy's lines, MX patterns,
  * the MX's address and HELO; plain.test publishes no record: nothing is
@@ -1394,6 +1454,7 @@ main(void)
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
+		cmocka_unit_test(test_override_not_reported),
 		cmocka_unit_test(test_reload_while_busy),
 		cmocka_unit_test(test_store_read_error),
 		cmocka_unit_test(test_store_not_open),

@@ -11,7 +11,7 @@
  * the run's own deadlines (milliseconds here, through struct report_opts)
  * can end a try against a server that never answers.
  */
-// WRAP: dns_query dns_cancel leg_new
+// WRAP: dns_query dns_cancel leg_new policy_record_tls
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -234,6 +234,20 @@ __wrap_leg_new(const struct leg_env *env, const struct sockaddr_storage *dst,
 	s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	s4->sin_port = htons(srv[n].port);
 	return __real_leg_new(env, &to, tag, cb, arg);
+}
+
+/* ---- the TLS history: a report's legs must leave it alone ------------- */
+
+static int recorded;
+
+void __wrap_policy_record_tls(struct policy *, const struct sockaddr *,
+    const char *, int, int);
+void
+__wrap_policy_record_tls(struct policy *p, const struct sockaddr *dst,
+    const char *mx_host, int offered, int ok)
+{
+	(void)p; (void)dst; (void)mx_host; (void)offered; (void)ok;
+	recorded++;
 }
 
 /* ---- the run ----------------------------------------------------------- */
@@ -480,6 +494,29 @@ test_tarpit_does_not_hold_up_others(void **state)
 	assert_true(tot.next_retry_ms > 0);
 	assert_int_equal(is_sent("b.test", y), 1);
 	assert_int_equal(is_sent("a.test", y), 0);	/* retried later */
+	end_test();
+}
+
+/* The MX hosts of a rua address are the rua domain's choice, an
+ * attacker's as easily as anyone's: what they offer (STARTTLS or not) is
+ * not recorded in the TLS history, which they would otherwise fill with
+ * records that expect TLS (never evicted), for the window. */
+static void
+test_report_legs_record_nothing(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	recorded = 0;
+	record("b.test", y);
+	rua("b.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(recorded, 0);
 	end_test();
 }
 
@@ -739,6 +776,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tarpit_does_not_hold_up_others),
 		cmocka_unit_test(test_try_and_job_deadlines),
+		cmocka_unit_test(test_report_legs_record_nothing),
 		cmocka_unit_test(test_failed_uri_retried_later),
 		cmocka_unit_test(test_given_up_after_window),
 		cmocka_unit_test(test_now_is_a_preview),

@@ -345,6 +345,9 @@ __wrap_policy_leg_fits(const struct policy_verdict *v,
 	snprintf(res->reason, sizeof(res->reason), "%s",
 	    g.tls_fail_reason ? g.tls_fail_reason : "validation-failure");
 	snprintf(res->detail, sizeof(res->detail), "mocked: not proven");
+	/* as verdict.c: a DANE verdict on a leg proven otherwise */
+	res->untried = v->level == TLS_LEVEL_DANE &&
+	    (proof->level != TLS_LEVEL_DANE || memcmp(id, proof->id, 32) != 0);
 	return -1;
 }
 
@@ -2091,6 +2094,36 @@ test_starttls_upgrade(void **state)
 	finish();
 }
 
+/* A later DANE recipient on a leg set up (and proven) for an encrypt
+ * one: 450, and the failure is not reported to the DANE domain, whose
+ * TLSA records were never tried on this connection (it is tried on a
+ * connection of its own when the MTA comes back). */
+static void
+test_later_dane_untried_not_reported(void **state)
+{
+	const char *r;
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vspec_add("t.example", TLS_LEVEL_DANE, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	g.nreports = 0;
+	cl_send("RCPT TO:<c@t.example>\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 ", 4) != 0)
+		fail_msg("expected 450, got \"%s\"", r);
+	if (g.nreports != 0)
+		fail_msg("reported %s for %s", g.report_result,
+		    g.report_domain);
+	finish();
+}
+
 /* ---- extensions that change across STARTTLS ---------------------------- */
 
 #define CAPS_RICH	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
@@ -3239,6 +3272,7 @@ main(void)
 		T(test_verify_report_only_cleartext),
 		T(test_level_none_skips_starttls),
 		T(test_level_none_then_may_no_starttls),
+		T(test_later_dane_untried_not_reported),
 		T(test_starttls_injection),
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),

@@ -1,0 +1,96 @@
+#!/bin/bash
+# 93: a reload that turns tlsrpt_enable off while a report run is under
+# way.  Yesterday's counts for enf.test are in the store (tests/lib/
+# tlsrpt_seed.c); its rua host accepts TCP and never answers (the POST's
+# try lasts sts_fetch_timeout + 5 s).  While the daemon's run waits on it,
+# SIGHUP with tlsrpt_enable = no: the engine closes the TLSRPT store, so
+# the run must end first (event=tlsrpt-run-cancelled).  Before, the run
+# went on and wrote its delivery state into the freed store when its try
+# ended: the process died (SIGSEGV; ASan: heap-use-after-free).  The
+# daemon must outlive the try's deadline and still relay mail.
+. "$(dirname "$0")/../lib/ns.sh"
+. "$LIBDIR/dns.sh"
+. "$LIBDIR/sts.sh"
+need_mxguard
+ns_setup
+
+RPT_IP=10.25.1.81
+BLD=$(dirname "$MXGUARD")
+[ -f "$BLD/libmxguard.a" ] || fail "no $BLD/libmxguard.a next to $MXGUARD"
+# shellcheck disable=SC2046
+cc -std=gnu11 -D_GNU_SOURCE -I"$LIBDIR/../.." $(pkg-config --cflags openssl lmdb jansson zlib opendkim) \
+	$(nm "$BLD/libmxguard.a" 2>/dev/null | grep __asan_ >/dev/null && echo -fsanitize=address,undefined) \
+	-o "$T/tlsrpt_seed" "$LIBDIR/tlsrpt_seed.c" "$BLD/libmxguard.a" \
+	$(pkg-config --libs openssl libcares libnetfilter_queue libnfnetlink lmdb libidn2 jansson zlib opendkim) ||
+	fail "cannot build tests/lib/tlsrpt_seed.c"
+
+make_cert mx1 mx1.enf.test
+rcv_listener 10.25.1.10 mx1
+rcv_mailbox alice@enf.test
+rcv_setup
+snd_setup
+snd_route enf.test 10.25.1.10
+dns_records <<Z
+enf IN MX 10 mx1.enf
+mx1.enf IN A 10.25.1.10
+_smtp._tls.enf IN TXT "v=TLSRPTv1; rua=https://tlsrpt.enf.test/v1/report"
+tlsrpt.enf IN A $RPT_IP
+Z
+dns_start
+rcv_addr "$RPT_IP"
+mkdir -p "$T/mxstate"
+# a rua host that takes the connection and never says a word; it logs
+# when mxguard closes it
+bg "$RCV" "$T/tarpit.out" python3 -c '
+import selectors, socket, sys
+sel = selectors.DefaultSelector()
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 443)); s.listen(8)
+sel.register(s, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is s:
+            c, a = s.accept(); sel.register(c, selectors.EVENT_READ)
+            print("accepted", a, flush=True)
+        else:
+            try:
+                d = key.fileobj.recv(65536)
+            except OSError:
+                d = b""
+            if not d:
+                sel.unregister(key.fileobj); key.fileobj.close()
+                print("closed", flush=True)
+' "$RPT_IP"
+wait_port "$RCV" "$RPT_IP" 443
+
+"$T/tlsrpt_seed" "$T/mxstate" enf.test 1 mx1.enf.test 10.25.1.10 ||
+	fail "seeding yesterday's counts failed"
+
+MXG_EXTRA_CONF="workers = 1
+tlsrpt_enable = yes
+tlsrpt_private_destinations = yes
+tlsrpt_max_delay = 1s
+tlsrpt_org_name = mxguard test
+tlsrpt_from = tlsrpt-noreply@sender.test"
+sts_mxguard_start
+sed -i 's/^sts_fetch_timeout = .*/sts_fetch_timeout = 2s/' "$T/mxguard.conf"
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reloaded " 10
+wait_for 30 "the run is waiting on the tarpit" grep -q accepted "$T/tarpit.out"
+assert "the run is under way" grep -qE "event=tlsrpt-run due=1 " "$MXLOG"
+assert "and not done" [ "$(count_log "$MXLOG" "event=tlsrpt-run-done")" = 0 ]
+
+sed -i 's/^tlsrpt_enable = yes/tlsrpt_enable = no/' "$T/mxguard.conf"
+kill -HUP "$MXG_PID"
+_two() { [ "$(count_log "$MXLOG" "event=reloaded ")" -ge 2 ]; }
+wait_for 10 "the reload applied" _two
+# the run's connection is closed with it (before: at the try's deadline,
+# sts_fetch_timeout 2s + 5s, when the run then wrote into the freed store)
+wait_for 15 "the tarpit's connection closed" grep -q closed "$T/tarpit.out"
+sts_send alice@enf.test "after the reload"
+wait_status "$QID" alice@enf.test sent
+assert "mxguard is still running" kill -0 "$MXG_PID"
+assert "no sanitizer report" [ "$(count_log "$MXLOG" "ERROR: AddressSanitizer|runtime error")" = 0 ]
+assert "the run was cancelled by the reload" grep -qE "event=tlsrpt-run-cancelled reason=reload" "$MXLOG"
+pass "a reload turning TLSRPT off ends the report run first: no write into the closed store"
