@@ -1,8 +1,11 @@
 /*
  * netaddr.c - global unicast or not (netaddr.h).  A table of prefixes,
- * each with the word a log line uses for it.
+ * each with the word a log line uses for it; for IPv6, nothing outside
+ * 2000::/3 is global either.
  */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +20,10 @@ struct pfx {
 	const char	*why;
 };
 
+/* The IANA IPv4 Special-Purpose Address Registry, every block: those it
+ * calls globally reachable are anycast services (AS112, AMT relays, 6to4
+ * relays), which reach the nearest instance, often one in the operator's
+ * own network, and never a report receiver. */
 static const struct pfx v4[] = {
 	{ { 0 }, 8, "this-network" },
 	{ { 10 }, 8, "private" },
@@ -26,23 +33,47 @@ static const struct pfx v4[] = {
 	{ { 172, 16 }, 12, "private" },
 	{ { 192, 0, 0 }, 24, "ietf-protocol" },
 	{ { 192, 0, 2 }, 24, "documentation" },
+	{ { 192, 31, 196 }, 24, "anycast" },	/* AS112-v4 */
+	{ { 192, 52, 193 }, 24, "anycast" },	/* AMT */
+	{ { 192, 88, 99 }, 24, "6to4-relay" },	/* deprecated anycast */
 	{ { 192, 168 }, 16, "private" },
+	{ { 192, 175, 48 }, 24, "anycast" },	/* AS112 direct delegation */
 	{ { 198, 18 }, 15, "benchmarking" },
 	{ { 198, 51, 100 }, 24, "documentation" },
 	{ { 203, 0, 113 }, 24, "documentation" },
-	{ { 224 }, 3, "multicast-or-reserved" },
+	{ { 224 }, 3, "multicast-or-reserved" },	/* and broadcast */
 };
 
+/* The IANA IPv6 Special-Purpose Address Registry, every block (2001::/23
+ * whole: its few globally reachable blocks are anycast services and
+ * ORCHID/DRIP identifiers), and the deprecated site-local prefix.  First
+ * match wins: the more specific first.  An address outside 2000::/3 that
+ * none of these names is "reserved" (ipv6_class()). */
 static const struct pfx v6[] = {
 	{ { 0 }, 128, "unspecified" },
 	{ { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }, 128, "loopback" },
 	{ { 0 }, 96, "ipv4-compatible" },	/* ::a.b.c.d, deprecated */
+	/* ::ffff:0:a.b.c.d, SIIT (RFC 6052 section 2.1, RFC 2765) */
+	{ { 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff }, 96, "ipv4-translated" },
+	{ { 0, 0x64, 0xff, 0x9b, 0, 1 }, 48, "nat64-local" },	/* RFC 8215 */
 	{ { 0x01 }, 64, "discard" },	/* 100::/64 */
+	{ { 0x20, 0x01 }, 32, "teredo" },
+	{ { 0x20, 0x01, 0, 2 }, 48, "benchmarking" },
+	{ { 0x20, 0x01 }, 23, "ietf-protocol" },
 	{ { 0x20, 0x01, 0x0d, 0xb8 }, 32, "documentation" },
+	{ { 0x20, 0x02 }, 16, "6to4" },	/* any embedded IPv4: RFC 7526 */
+	{ { 0x26, 0x20, 0, 0x4f, 0x80 }, 48, "anycast" },	/* AS112 */
+	{ { 0x3f, 0xff }, 20, "documentation" },	/* RFC 9637 */
+	{ { 0x5f }, 16, "srv6-sid" },	/* RFC 9602 */
 	{ { 0xfc }, 7, "private" },
 	{ { 0xfe, 0x80 }, 10, "link-local" },
+	{ { 0xfe, 0xc0 }, 10, "site-local" },	/* RFC 3879 */
 	{ { 0xff }, 8, "multicast" },
 };
+
+static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0xff, 0xff };
+static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
 
 static int
 in_pfx(const uint8_t *a, const struct pfx *p)
@@ -66,13 +97,21 @@ class4(const uint8_t *a)
 	return "global";
 }
 
+/* An IPv4 address in IPv6 clothes (mapped, or the well-known NAT64
+ * prefix 64:ff9b::/96) goes where its IPv4 one goes: a pointer to that
+ * IPv4 address, else NULL. */
+static const uint8_t *
+inner4(const uint8_t *a)
+{
+	if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
+		return a + 12;
+	return NULL;
+}
+
 const char *
 netaddr_class(const struct sockaddr *sa)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-	    0xff, 0xff };
-	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
-	const uint8_t *a;
+	const uint8_t *a, *in;
 	size_t i;
 
 	if (sa == NULL)
@@ -83,12 +122,15 @@ netaddr_class(const struct sockaddr *sa)
 	if (sa->sa_family != AF_INET6)
 		return "unknown";
 	a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	/* an IPv4 address in IPv6 clothes goes where its IPv4 one goes */
-	if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
-		return class4(a + 12);
+	if ((in = inner4(a)) != NULL)
+		return class4(in);
 	for (i = 0; i < sizeof(v6) / sizeof(v6[0]); i++)
 		if (in_pfx(a, &v6[i]))
 			return v6[i].why;
+	/* IANA allocates global unicast from 2000::/3 only; the rest is
+	 * reserved by the IETF (RFC 4291 section 2.4) */
+	if ((a[0] & 0xe0) != 0x20)
+		return "reserved";
 	return "global";
 }
 
@@ -98,17 +140,74 @@ netaddr_is_global(const struct sockaddr *sa)
 	return strcmp(netaddr_class(sa), "global") == 0;
 }
 
+/* sa's address as (family, bytes): an IPv4 address in IPv6 clothes as
+ * IPv4.  0, or -1 for another family. */
+static int
+addr_of(const struct sockaddr *sa, int *fam, uint8_t b[16])
+{
+	const uint8_t *a, *in;
+
+	if (sa == NULL)
+		return -1;
+	if (sa->sa_family == AF_INET) {
+		*fam = AF_INET;
+		memcpy(b, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		return 0;
+	}
+	if (sa->sa_family != AF_INET6)
+		return -1;
+	a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	if ((in = inner4(a)) != NULL) {
+		*fam = AF_INET;
+		memcpy(b, in, 4);
+	} else {
+		*fam = AF_INET6;
+		memcpy(b, a, 16);
+	}
+	return 0;
+}
+
+int
+netaddr_is_own(const struct sockaddr *sa)
+{
+	struct ifaddrs *ifs, *i;
+	uint8_t b[16], ib[16];
+	int fam, ifam, own = 0;
+
+	if (addr_of(sa, &fam, b) == -1)
+		return 0;
+	/* a netlink dump each time: report destinations are few, and an
+	 * address added since a cached list would go unseen */
+	if (getifaddrs(&ifs) == -1)
+		return -1;
+	for (i = ifs; i != NULL && !own; i = i->ifa_next)
+		if (addr_of(i->ifa_addr, &ifam, ib) == 0 && ifam == fam &&
+		    memcmp(b, ib, fam == AF_INET ? 4 : 16) == 0)
+			own = 1;
+	freeifaddrs(ifs);
+	return own;
+}
+
 int
 netaddr_refuse(const char *host, const struct sockaddr *sa, int any_address,
     char *err, size_t errsz)
 {
-	char a[INET6_ADDRSTRLEN] = "?";
+	char a[INET6_ADDRSTRLEN] = "?", why[200];
 	const void *p;
 	const char *cls;
+	int own = 0, eno = 0;
 
-	if (any_address || netaddr_is_global(sa))
+	if (any_address)
 		return 0;
 	cls = netaddr_class(sa);
+	if (strcmp(cls, "global") == 0) {
+		/* a global address of this host reaches whatever listens
+		 * here, the firewall's inside */
+		if ((own = netaddr_is_own(sa)) == 0)
+			return 0;
+		eno = errno;
+		cls = own == 1 ? "own" : "unknown";
+	}
 	if (sa != NULL && (sa->sa_family == AF_INET ||
 	    sa->sa_family == AF_INET6)) {
 		p = sa->sa_family == AF_INET ?
@@ -116,10 +215,17 @@ netaddr_refuse(const char *host, const struct sockaddr *sa, int any_address,
 		    (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
 		(void)inet_ntop(sa->sa_family, p, a, sizeof(a));
 	}
+	if (own == 1)
+		snprintf(why, sizeof(why), "this host's own address");
+	else if (own == -1)
+		snprintf(why, sizeof(why), "not checked against this host's "
+		    "own addresses (getifaddrs: %s)", strerror(eno));
+	else
+		snprintf(why, sizeof(why), "a %s address", cls);
 	log_warn("event=tlsrpt-destination-refused host=%s address=%s "
-	    "class=%s note=\"not a global address; "
-	    "tlsrpt_private_destinations = yes allows it\"", host, a, cls);
-	snprintf(err, errsz, "%s resolves to %s, a %s address "
-	    "(tlsrpt_private_destinations = no)", host, a, cls);
+	    "class=%s note=\"%s; tlsrpt_private_destinations = yes allows "
+	    "it\"", host, a, cls, own != 0 ? why : "not a global address");
+	snprintf(err, errsz, "%s resolves to %s, %s "
+	    "(tlsrpt_private_destinations = no)", host, a, why);
 	return 1;
 }

@@ -4,30 +4,44 @@
  * MX hosts of rua=mailto: domains) come from DNS records anyone can
  * write; an address on this host or on a private network there would let
  * such a record make mxguard POST to, or deliver mail to, internal
- * services (server-side request forgery).
+ * services (server-side request forgery).  A global address of this host
+ * would reach them too.
  */
 #ifndef MXG_NETADDR_H
 #define MXG_NETADDR_H
 
 #include <sys/socket.h>
 
-/* 1 when sa (AF_INET or AF_INET6) is a global unicast address; 0 for the
- * special-purpose ranges of the IANA registries that are not: this host
- * (0/8, 127/8, ::, ::1), private and shared (10/8, 172.16/12,
- * 192.168/16, 100.64/10, fc00::/7), link-local (169.254/16, fe80::/10),
- * documentation and benchmarking (192.0.2/24, 198.51.100/24,
- * 203.0.113/24, 198.18/15, 2001:db8::/32), IETF protocol assignments
- * (192.0.0/24), multicast, reserved and broadcast (224/3,
- * ff00::/8), discard-only (100::/64); an IPv4-mapped or NAT64
- * (64:ff9b::/96) address is judged by its IPv4 address.  Another family:
- * 0. */
+/* 1 when sa (AF_INET or AF_INET6) is a global unicast address; 0 for
+ * every block of the IANA special-purpose registries, whatever their
+ * "Globally Reachable" column says (the anycast services there reach the
+ * nearest instance, often one inside the network): this host (0/8,
+ * 127/8, ::, ::1), private and shared (10/8, 172.16/12, 192.168/16,
+ * 100.64/10, fc00::/7), link-local (169.254/16, fe80::/10), documentation
+ * and benchmarking (192.0.2/24, 198.51.100/24, 203.0.113/24, 198.18/15,
+ * 2001:db8::/32, 3fff::/20, 2001:2::/48), IETF protocol assignments
+ * (192.0.0/24, 2001::/23 with Teredo), anycast (AS112 192.31.196/24,
+ * 192.175.48/24, 2620:4f:8000::/48; AMT 192.52.193/24; the 6to4 relays
+ * 192.88.99/24), multicast, reserved and broadcast (224/3, ff00::/8),
+ * discard-only (100::/64), 6to4 (2002::/16, whatever IPv4 address it
+ * embeds), SIIT (::ffff:0:0:0/96), local-use NAT64 (64:ff9b:1::/48), SRv6
+ * SIDs (5f00::/16), deprecated site-local (fec0::/10), and any other IPv6
+ * address outside 2000::/3 ("reserved").  An IPv4-mapped or well-known
+ * NAT64 (64:ff9b::/96) address is judged by its IPv4 address.  Another
+ * family: 0. */
 int		 netaddr_is_global(const struct sockaddr *sa);
 /* The reason netaddr_is_global() said 0, for a log line ("loopback",
  * "private", ...); "global" when it said 1. */
 const char	*netaddr_class(const struct sockaddr *sa);
-/* For a TLSRPT destination: 0 when sa may be connected to (global, or
- * any_address); else 1, logged (event=tlsrpt-destination-refused, with
- * host, the address and its class) and said in err. */
+/* 1 when sa is one of this host's interface addresses (getifaddrs(), read
+ * each time; an IPv4 address in IPv6 clothes as its IPv4 one), 0 when it
+ * is not, -1 (errno) when the list could not be had. */
+int		 netaddr_is_own(const struct sockaddr *sa);
+/* For a TLSRPT destination: 0 when sa may be connected to (global and
+ * not this host's own, or any_address); else 1, logged
+ * (event=tlsrpt-destination-refused, with host, the address and its
+ * class: "own" for this host's own address, "unknown" when this host's
+ * addresses could not be listed) and said in err. */
 int		 netaddr_refuse(const char *host, const struct sockaddr *sa,
 		    int any_address, char *err, size_t errsz);
 

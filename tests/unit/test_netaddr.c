@@ -1,12 +1,20 @@
 /*
  * test_netaddr.c - which addresses a published TLSRPT destination may
- * lead mxguard to (core/netaddr.c): global unicast only; an IPv4 address
- * inside IPv6 (mapped, NAT64) is judged as IPv4.
+ * lead mxguard to (core/netaddr.c): global unicast only, and none of this
+ * host's own; an IPv4 address inside IPv6 (mapped, NAT64) is judged as
+ * IPv4.  Every special-purpose block is checked at both ends and just
+ * outside them.  getifaddrs() is wrapped: a made-up interface list gives
+ * this host global addresses, whatever the machine running the test has.
  */
+// WRAP: getifaddrs freeifaddrs
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,82 +22,197 @@
 
 #include "core/netaddr.h"
 
+static void
+mk(const char *text, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(text, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		if (inet_pton(AF_INET6, text, &s6->sin6_addr) != 1)
+			fail_msg("bad test address %s", text);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		s4->sin_family = AF_INET;
+		if (inet_pton(AF_INET, text, &s4->sin_addr) != 1)
+			fail_msg("bad test address %s", text);
+	}
+}
+
 static const char *
 cls(const char *text)
 {
 	struct sockaddr_storage ss;
 
-	memset(&ss, 0, sizeof(ss));
-	if (strchr(text, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-
-		s6->sin6_family = AF_INET6;
-		assert_int_equal(inet_pton(AF_INET6, text, &s6->sin6_addr), 1);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-
-		s4->sin_family = AF_INET;
-		assert_int_equal(inet_pton(AF_INET, text, &s4->sin_addr), 1);
-	}
+	mk(text, &ss);
 	assert_int_equal(netaddr_is_global((struct sockaddr *)&ss),
 	    strcmp(netaddr_class((struct sockaddr *)&ss), "global") == 0);
 	return netaddr_class((struct sockaddr *)&ss);
 }
 
+struct row {
+	const char	*addr;
+	const char	*cls;
+};
+
+static void
+check(const struct row *t, size_t n)
+{
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(cls(t[i].addr), t[i].cls) != 0) {
+			print_error("%s: \"%s\", expected \"%s\"\n",
+			    t[i].addr, cls(t[i].addr), t[i].cls);
+			bad++;
+		}
+	if (bad)
+		fail_msg("%d of %zu addresses misclassified", bad, n);
+}
+
+#define G	"global"
+
+/* each block: the address before it, its first, its last, the one after */
+static const struct row v4rows[] = {
+	{ "0.0.0.0", "this-network" }, { "0.255.255.255", "this-network" },
+	{ "1.0.0.0", G }, { "8.8.8.8", G },
+	{ "9.255.255.255", G }, { "10.0.0.0", "private" },
+	{ "10.255.255.255", "private" }, { "11.0.0.0", G },
+	{ "100.63.255.255", G }, { "100.64.0.0", "shared" },
+	{ "100.127.255.255", "shared" }, { "100.128.0.0", G },
+	{ "126.255.255.255", G }, { "127.0.0.0", "loopback" },
+	{ "127.255.255.255", "loopback" }, { "128.0.0.0", G },
+	{ "169.253.255.255", G }, { "169.254.0.0", "link-local" },
+	{ "169.254.169.254", "link-local" },
+	{ "169.254.255.255", "link-local" }, { "169.255.0.0", G },
+	{ "172.15.255.255", G }, { "172.16.0.0", "private" },
+	{ "172.31.255.255", "private" }, { "172.32.0.0", G },
+	{ "191.255.255.255", G }, { "192.0.0.0", "ietf-protocol" },
+	{ "192.0.0.9", "ietf-protocol" }, { "192.0.0.170", "ietf-protocol" },
+	{ "192.0.0.255", "ietf-protocol" }, { "192.0.1.0", G },
+	{ "192.0.1.255", G }, { "192.0.2.0", "documentation" },
+	{ "192.0.2.255", "documentation" }, { "192.0.3.0", G },
+	{ "192.31.195.255", G }, { "192.31.196.0", "anycast" },
+	{ "192.31.196.255", "anycast" }, { "192.31.197.0", G },
+	{ "192.52.192.255", G }, { "192.52.193.0", "anycast" },
+	{ "192.52.193.255", "anycast" }, { "192.52.194.0", G },
+	{ "192.88.98.255", G }, { "192.88.99.0", "6to4-relay" },
+	{ "192.88.99.255", "6to4-relay" }, { "192.88.100.0", G },
+	{ "192.167.255.255", G }, { "192.168.0.0", "private" },
+	{ "192.168.255.255", "private" }, { "192.169.0.0", G },
+	{ "192.175.47.255", G }, { "192.175.48.0", "anycast" },
+	{ "192.175.48.255", "anycast" }, { "192.175.49.0", G },
+	{ "198.17.255.255", G }, { "198.18.0.0", "benchmarking" },
+	{ "198.19.255.255", "benchmarking" }, { "198.20.0.0", G },
+	{ "198.51.99.255", G }, { "198.51.100.0", "documentation" },
+	{ "198.51.100.255", "documentation" }, { "198.51.101.0", G },
+	{ "203.0.112.255", G }, { "203.0.113.0", "documentation" },
+	{ "203.0.113.255", "documentation" }, { "203.0.114.0", G },
+	{ "223.255.255.255", G }, { "224.0.0.0", "multicast-or-reserved" },
+	{ "239.255.255.255", "multicast-or-reserved" },
+	{ "240.0.0.0", "multicast-or-reserved" },
+	{ "255.255.255.255", "multicast-or-reserved" },
+};
+
+static const struct row v6rows[] = {
+	{ "::", "unspecified" }, { "::1", "loopback" },
+	{ "::2", "ipv4-compatible" }, { "::10.0.0.1", "ipv4-compatible" },
+	{ "::ffff:ffff", "ipv4-compatible" }, { "::1:0:0", "reserved" },
+	/* mapped: as IPv4 */
+	{ "::fffe:ffff:ffff", "reserved" }, { "::ffff:0.0.0.0", "this-network" },
+	{ "::ffff:127.0.0.1", "loopback" }, { "::ffff:10.1.2.3", "private" },
+	{ "::ffff:8.8.8.8", G }, { "::ffff:255.255.255.255",
+	    "multicast-or-reserved" }, { "::1:0:0:0", "reserved" },
+	/* SIIT, IPv4-translated: refused whatever the IPv4 address */
+	{ "::fffe:ffff:ffff:ffff", "reserved" },
+	{ "::ffff:0:0:0", "ipv4-translated" },
+	{ "::ffff:0:8.8.8.8", "ipv4-translated" },
+	{ "::ffff:0:ffff:ffff", "ipv4-translated" },
+	{ "::ffff:1:0:0", "reserved" },
+	/* NAT64, well-known prefix: as IPv4 */
+	{ "64:ff9a:ffff:ffff:ffff:ffff:ffff:ffff", "reserved" },
+	{ "64:ff9b::", "this-network" }, { "64:ff9b::8.8.4.4", G },
+	{ "64:ff9b::192.168.0.1", "private" },
+	{ "64:ff9b::ffff:ffff", "multicast-or-reserved" },
+	{ "64:ff9b::1:0:0", "reserved" },
+	/* NAT64, local use (RFC 8215) */
+	{ "64:ff9b:0:ffff:ffff:ffff:ffff:ffff", "reserved" },
+	{ "64:ff9b:1::", "nat64-local" }, { "64:ff9b:1::8.8.8.8", "nat64-local" },
+	{ "64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "nat64-local" },
+	{ "64:ff9b:2::", "reserved" },
+	{ "ff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "reserved" },
+	{ "100::", "discard" }, { "100::ffff:ffff:ffff:ffff", "discard" },
+	{ "100:0:0:1::", "reserved" },		/* dummy prefix, RFC 9780 */
+	{ "1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "reserved" },
+	{ "2000::", G },
+	{ "2000:ffff:ffff:ffff:ffff:ffff:ffff:ffff", G },
+	/* 2001::/23, IETF protocol assignments, Teredo and benchmarking in it */
+	{ "2001::", "teredo" }, { "2001:0:4136:e378:8000:63bf:3fff:fdd2", "teredo" },
+	{ "2001:0:ffff:ffff:ffff:ffff:ffff:ffff", "teredo" },
+	{ "2001:1::", "ietf-protocol" }, { "2001:1::1", "ietf-protocol" },
+	{ "2001:1::3", "ietf-protocol" },
+	{ "2001:1:ffff:ffff:ffff:ffff:ffff:ffff", "ietf-protocol" },
+	{ "2001:2::", "benchmarking" },
+	{ "2001:2:0:ffff:ffff:ffff:ffff:ffff", "benchmarking" },
+	{ "2001:2:1::", "ietf-protocol" }, { "2001:3::1", "ietf-protocol" },
+	{ "2001:4:112::1", "ietf-protocol" }, { "2001:10::1", "ietf-protocol" },
+	{ "2001:20::1", "ietf-protocol" }, { "2001:30::1", "ietf-protocol" },
+	{ "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff", "ietf-protocol" },
+	{ "2001:200::", G }, { "2001:4860:4860::8888", G },
+	{ "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", G },
+	{ "2001:db8::", "documentation" }, { "2001:db8::25", "documentation" },
+	{ "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", "documentation" },
+	{ "2001:db9::", G },
+	/* 6to4: refused whatever the IPv4 address inside */
+	{ "2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff", G },
+	{ "2002::", "6to4" }, { "2002:a00:1::1", "6to4" },	/* 10.0.0.1 */
+	{ "2002:7f00:1::1", "6to4" }, { "2002:808:808::1", "6to4" },
+	{ "2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "6to4" },
+	{ "2003::", G },
+	{ "2620:4f:7fff:ffff:ffff:ffff:ffff:ffff", G },
+	{ "2620:4f:8000::", "anycast" },
+	{ "2620:4f:8000:ffff:ffff:ffff:ffff:ffff", "anycast" },
+	{ "2620:4f:8001::", G }, { "2a00:1450:4001::1", G },
+	/* documentation (RFC 9637) */
+	{ "3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff", G },
+	{ "3fff::", "documentation" },
+	{ "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff", "documentation" },
+	{ "3fff:1000::", G },
+	{ "3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", G },
+	{ "4000::", "reserved" }, { "4000::1", "reserved" },
+	/* SRv6 SIDs (RFC 9602) */
+	{ "5eff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "reserved" },
+	{ "5f00::", "srv6-sid" }, { "5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+	    "srv6-sid" }, { "5f01::", "reserved" },
+	{ "fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "reserved" },
+	{ "fc00::", "private" }, { "fc12::1", "private" }, { "fd00::1", "private" },
+	{ "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "private" },
+	{ "fe00::", "reserved" },
+	{ "fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "reserved" },
+	{ "fe80::", "link-local" }, { "fe80::1", "link-local" },
+	{ "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "link-local" },
+	/* deprecated site-local (RFC 3879) */
+	{ "fec0::", "site-local" }, { "fec0::1", "site-local" },
+	{ "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "site-local" },
+	{ "ff00::", "multicast" }, { "ff02::1", "multicast" },
+	{ "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "multicast" },
+};
+
 static void
 test_ipv4(void **state)
 {
 	(void)state;
-	assert_string_equal(cls("8.8.8.8"), "global");
-	assert_string_equal(cls("1.1.1.1"), "global");
-	assert_string_equal(cls("0.1.2.3"), "this-network");
-	assert_string_equal(cls("10.25.1.10"), "private");
-	assert_string_equal(cls("100.64.0.1"), "shared");
-	assert_string_equal(cls("100.127.255.255"), "shared");
-	assert_string_equal(cls("100.128.0.1"), "global");
-	assert_string_equal(cls("127.0.0.1"), "loopback");
-	assert_string_equal(cls("127.255.1.2"), "loopback");
-	assert_string_equal(cls("169.254.169.254"), "link-local");
-	assert_string_equal(cls("172.15.255.255"), "global");
-	assert_string_equal(cls("172.16.0.1"), "private");
-	assert_string_equal(cls("172.31.255.255"), "private");
-	assert_string_equal(cls("172.32.0.0"), "global");
-	assert_string_equal(cls("192.0.0.9"), "ietf-protocol");
-	assert_string_equal(cls("192.0.2.1"), "documentation");
-	assert_string_equal(cls("192.168.1.1"), "private");
-	assert_string_equal(cls("198.18.0.1"), "benchmarking");
-	assert_string_equal(cls("198.19.255.255"), "benchmarking");
-	assert_string_equal(cls("198.20.0.0"), "global");
-	assert_string_equal(cls("198.51.100.7"), "documentation");
-	assert_string_equal(cls("203.0.113.7"), "documentation");
-	assert_string_equal(cls("223.255.255.255"), "global");
-	assert_string_equal(cls("224.0.0.1"), "multicast-or-reserved");
-	assert_string_equal(cls("240.0.0.1"), "multicast-or-reserved");
-	assert_string_equal(cls("255.255.255.255"), "multicast-or-reserved");
+	check(v4rows, sizeof(v4rows) / sizeof(v4rows[0]));
 }
 
 static void
 test_ipv6(void **state)
 {
 	(void)state;
-	assert_string_equal(cls("2a00:1450:4001::1"), "global");
-	assert_string_equal(cls("::"), "unspecified");
-	assert_string_equal(cls("::1"), "loopback");
-	assert_string_equal(cls("::10.0.0.1"), "ipv4-compatible");
-	assert_string_equal(cls("100::1"), "discard");
-	assert_string_equal(cls("2001:db8::25"), "documentation");
-	assert_string_equal(cls("fd00::1"), "private");
-	assert_string_equal(cls("fc12::1"), "private");
-	assert_string_equal(cls("fe80::1"), "link-local");
-	assert_string_equal(cls("febf::1"), "link-local");
-	assert_string_equal(cls("fec0::1"), "global");
-	assert_string_equal(cls("ff02::1"), "multicast");
-	/* IPv4 inside: judged as IPv4 */
-	assert_string_equal(cls("::ffff:127.0.0.1"), "loopback");
-	assert_string_equal(cls("::ffff:10.1.2.3"), "private");
-	assert_string_equal(cls("::ffff:8.8.8.8"), "global");
-	assert_string_equal(cls("64:ff9b::192.168.0.1"), "private");
-	assert_string_equal(cls("64:ff9b::8.8.4.4"), "global");
+	check(v6rows, sizeof(v6rows) / sizeof(v6rows[0]));
 }
 
 static void
@@ -104,6 +227,143 @@ test_other_family(void **state)
 	assert_int_equal(netaddr_is_global(NULL), 0);
 }
 
+/* ---- this host's own addresses ------------------------------------------ */
+
+int __real_getifaddrs(struct ifaddrs **);
+void __real_freeifaddrs(struct ifaddrs *);
+
+enum { IFS_REAL, IFS_FAKE, IFS_FAIL };
+static int ifs_mode = IFS_REAL;
+static struct sockaddr_storage fake_sa[4];
+static struct ifaddrs fake_if[5];
+
+int
+__wrap_getifaddrs(struct ifaddrs **ifap)
+{
+	if (ifs_mode == IFS_REAL)
+		return __real_getifaddrs(ifap);
+	if (ifs_mode == IFS_FAIL) {
+		errno = EMFILE;
+		return -1;
+	}
+	*ifap = &fake_if[0];
+	return 0;
+}
+
+void
+__wrap_freeifaddrs(struct ifaddrs *ifa)
+{
+	if (ifa != &fake_if[0])
+		__real_freeifaddrs(ifa);
+}
+
+/* lo 127.0.0.1; eth0 203.0.114.25 and 2a01:4f8:1:2::25 (global), an
+ * entry without an address (as an interface without one has) */
+static void
+fake_ifs(void)
+{
+	static const char *addrs[] = { "127.0.0.1", "203.0.114.25",
+	    "2a01:4f8:1:2::25", "fe80::25" };
+	int i;
+
+	memset(fake_if, 0, sizeof(fake_if));
+	for (i = 0; i < 4; i++) {
+		mk(addrs[i], &fake_sa[i]);
+		fake_if[i].ifa_name = i == 0 ? "lo" : "eth0";
+		fake_if[i].ifa_addr = (struct sockaddr *)&fake_sa[i];
+		fake_if[i].ifa_next = &fake_if[i + 1];
+	}
+	fake_if[4].ifa_name = "eth1";	/* no address */
+	ifs_mode = IFS_FAKE;
+}
+
+/* netaddr_refuse() of text: 1 refused (err says why), 0 allowed */
+static int
+refused(const char *text, int any, char *err, size_t errsz)
+{
+	struct sockaddr_storage ss;
+
+	mk(text, &ss);
+	err[0] = '\0';
+	return netaddr_refuse("rpt.example", (struct sockaddr *)&ss, any,
+	    err, errsz);
+}
+
+static void
+test_own_address(void **state)
+{
+	static const char *own[] = { "203.0.114.25", "2a01:4f8:1:2::25",
+	    "::ffff:203.0.114.25", "64:ff9b::203.0.114.25" };
+	char err[300];
+	size_t i;
+
+	(void)state;
+	fake_ifs();
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++) {
+		if (refused(own[i], 0, err, sizeof(err)) != 1)
+			fail_msg("%s, an address of this host, was not "
+			    "refused", own[i]);
+		assert_non_null(strstr(err, "this host's own address"));
+		assert_non_null(strstr(err, "tlsrpt_private_destinations"));
+		/* tlsrpt_private_destinations = yes lets it through */
+		assert_int_equal(refused(own[i], 1, err, sizeof(err)), 0);
+	}
+	/* a global address of no interface here, the neighbours included */
+	assert_int_equal(refused("203.0.114.26", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("2a01:4f8:1:2::26", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("8.8.8.8", 0, err, sizeof(err)), 0);
+	/* the classes still come first */
+	assert_int_equal(refused("127.0.0.1", 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "127.0.0.1, a loopback address"));
+	ifs_mode = IFS_REAL;
+}
+
+/* The list cannot be had: refused (fail closed), the reason said. */
+static void
+test_own_unknown(void **state)
+{
+	char err[300];
+
+	(void)state;
+	ifs_mode = IFS_FAIL;
+	assert_int_equal(refused("8.8.8.8", 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "getifaddrs"));
+	assert_int_equal(refused("8.8.8.8", 1, err, sizeof(err)), 0);
+	ifs_mode = IFS_REAL;
+}
+
+/* The real list of the machine running the test: each of its addresses
+ * is refused, whatever class it has (127.0.0.1 where there is no other). */
+static void
+test_own_real(void **state)
+{
+	struct ifaddrs *ifs, *i;
+	char a[INET6_ADDRSTRLEN], err[300];
+	int n = 0;
+
+	(void)state;
+	ifs_mode = IFS_REAL;
+	assert_int_equal(getifaddrs(&ifs), 0);
+	for (i = ifs; i != NULL; i = i->ifa_next) {
+		const void *p;
+
+		if (i->ifa_addr == NULL || (i->ifa_addr->sa_family != AF_INET &&
+		    i->ifa_addr->sa_family != AF_INET6))
+			continue;
+		p = i->ifa_addr->sa_family == AF_INET ?
+		    (const void *)&((struct sockaddr_in *)i->ifa_addr)->sin_addr :
+		    (const void *)&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+		inet_ntop(i->ifa_addr->sa_family, p, a, sizeof(a));
+		if (netaddr_refuse(i->ifa_name, i->ifa_addr, 0, err,
+		    sizeof(err)) != 1)
+			fail_msg("%s of %s was not refused", a, i->ifa_name);
+		n++;
+	}
+	freeifaddrs(ifs);
+	if (n == 0)
+		assert_int_equal(refused("127.0.0.1", 0, err, sizeof(err)), 1);
+}
+
 int
 main(void)
 {
@@ -111,6 +371,9 @@ main(void)
 		cmocka_unit_test(test_ipv4),
 		cmocka_unit_test(test_ipv6),
 		cmocka_unit_test(test_other_family),
+		cmocka_unit_test(test_own_address),
+		cmocka_unit_test(test_own_unknown),
+		cmocka_unit_test(test_own_real),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
