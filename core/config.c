@@ -134,6 +134,7 @@ static const struct ckey keys[] = {
 	{ "tlsrpt_dkim_domain",	C_STR,	O(tlsrpt_dkim_domain), "", NULL },
 	{ "tlsrpt_https_only",	C_BOOL,	O(tlsrpt_https_only), "no", NULL },
 	{ "tlsrpt_private_destinations", C_BOOL, O(tlsrpt_private_destinations), "no", NULL },
+	{ "tlsrpt_https_ports",	C_LIST,	O(tlsrpt_https_ports), "443", NULL },
 	{ "tlsrpt_max_delay",	C_DUR,	O(tlsrpt_max_delay), "4h", NULL },
 	{ "tlsrpt_retention",	C_INT,	O(tlsrpt_retention), "7", NULL },
 };
@@ -498,6 +499,15 @@ validate(const struct config *c)
 		return "redis_prefix: at most 64 characters, no white space";
 	if (c->tlsrpt_retention < 2 || c->tlsrpt_retention > 366)
 		return "tlsrpt_retention: 2 to 366 (days)";
+	if (c->tlsrpt_https_ports.n == 0)
+		return "tlsrpt_https_ports: at least one port";
+	for (int i = 0; i < c->tlsrpt_https_ports.n; i++) {
+		const char *p = c->tlsrpt_https_ports.v[i];
+
+		if (strspn(p, "0123456789") != strlen(p) || strlen(p) > 5 ||
+		    atoi(p) < 1 || atoi(p) > 65535)
+			return "tlsrpt_https_ports: port numbers, 1 to 65535";
+	}
 	if (*c->tlsrpt_from != '\0' && (strchr(c->tlsrpt_from, '@') == NULL ||
 	    strpbrk(c->tlsrpt_from, " \t<>\"\r\n") != NULL))
 		return "tlsrpt_from: a plain address, local@domain";

@@ -123,6 +123,7 @@ struct config {
 	int		 tlsrpt_https_only;	/* never send to mailto: */
 	int		 tlsrpt_private_destinations; /* rua hosts and
 					 * MX hosts may be non-global */
+	struct strlist	 tlsrpt_https_ports;	/* ports an https rua may use */
 	uint64_t	 tlsrpt_max_delay;	/* random delay before sending */
 	int		 tlsrpt_retention;	/* days of counts kept */
 

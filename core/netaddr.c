@@ -9,8 +9,10 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/log.h"
 #include "core/netaddr.h"
 
@@ -227,5 +229,26 @@ netaddr_refuse(const char *host, const struct sockaddr *sa, int any_address,
 	    "it\"", host, a, cls, own != 0 ? why : "not a global address");
 	snprintf(err, errsz, "%s resolves to %s, %s "
 	    "(tlsrpt_private_destinations = no)", host, a, why);
+	return 1;
+}
+
+int
+netaddr_refuse_port(const char *host, unsigned port, const struct strlist *ok,
+    char *err, size_t errsz)
+{
+	char list[64] = "";
+	size_t o = 0;
+	int i;
+
+	for (i = 0; i < ok->n; i++)
+		if (strtoul(ok->v[i], NULL, 10) == port)
+			return 0;
+	for (i = 0; i < ok->n && o < sizeof(list); i++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s",
+		    i ? " " : "", ok->v[i]);
+	log_warn("event=tlsrpt-destination-refused host=%s port=%u "
+	    "note=\"port not in tlsrpt_https_ports (%s)\"", host, port, list);
+	snprintf(err, errsz, "https port %u of %s is not in "
+	    "tlsrpt_https_ports (%s)", port, host, list);
 	return 1;
 }

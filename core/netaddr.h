@@ -44,5 +44,13 @@ int		 netaddr_is_own(const struct sockaddr *sa);
  * addresses could not be listed) and said in err. */
 int		 netaddr_refuse(const char *host, const struct sockaddr *sa,
 		    int any_address, char *err, size_t errsz);
+struct strlist;
+/* For a TLSRPT https destination: 0 when port is one of ok (port numbers
+ * in decimal: tlsrpt_https_ports, checked by config.c); else 1, logged
+ * (event=tlsrpt-destination-refused, with host and the port) and said in
+ * err.  An https URI may name any port (RFC 8460), and a ClientHello to
+ * one probes what listens there. */
+int		 netaddr_refuse_port(const char *host, unsigned port,
+		    const struct strlist *ok, char *err, size_t errsz);
 
 #endif

@@ -488,6 +488,13 @@ on_post(void *arg, int ok, const char *body, size_t len, const char *kind,
 static void
 try_https(struct report_run *r, const struct tlsrpt_uri *u)
 {
+	/* the URI names the port: refused, it stays refused */
+	if (netaddr_refuse_port(u->host, u->port,
+	    &r->cfg->tlsrpt_https_ports, r->lasterr, sizeof(r->lasterr))) {
+		r->permanent = 1;
+		try_done(r, 0);
+		return;
+	}
 	r->http = http_post(r->loop, r->dns, r->https, u->host, u->port,
 	    u->path, CTYPE, r->gz, r->gzlen, r->cfg->sts_fetch_timeout,
 	    r->cfg->upstream_mark, r->cfg->tlsrpt_private_destinations,

@@ -53,6 +53,9 @@ test_defaults(void **state)
 	assert_int_equal(c->tlsrpt_https_only, 0);
 	assert_string_equal(c->tlsrpt_dkim_selector, "tlsrpt");
 	assert_int_equal(c->tlsrpt_retention, 7);
+	/* an https rua names any port: 443 only, unless listed */
+	assert_int_equal(c->tlsrpt_https_ports.n, 1);
+	assert_string_equal(c->tlsrpt_https_ports.v[0], "443");
 	assert_int_equal(c->workers, 0);	/* one per CPU */
 	config_free(c);
 }
@@ -77,6 +80,7 @@ test_values(void **state)
 	    "tls_policy = [192.0.2.1] encrypt\n"
 	    "max_sessions = 7\n"
 	    "workers = 3\n"
+	    "tlsrpt_https_ports = 443, 8443\n"
 	    "user =\n", err, sizeof(err));
 
 	assert_non_null(c);
@@ -94,6 +98,8 @@ test_values(void **state)
 	assert_string_equal(c->tls_policy.v[1], "[192.0.2.1] encrypt");
 	assert_int_equal(c->max_sessions, 7);
 	assert_int_equal(c->workers, 3);
+	assert_int_equal(c->tlsrpt_https_ports.n, 2);
+	assert_string_equal(c->tlsrpt_https_ports.v[1], "8443");
 	assert_string_equal(c->user, "");
 	config_free(c);
 	/* marks: a leading zero is decimal, never octal (010 is ten) */
@@ -142,6 +148,18 @@ test_errors(void **state)
 	expect_error("tlsrpt_from = Postmaster <pm@x.example>\n", "tlsrpt_from");
 	expect_error("tlsrpt_from = nobody\n", "tlsrpt_from");
 	expect_error("tlsrpt_retention = 1\n", "tlsrpt_retention");
+	expect_error("tlsrpt_https_ports =\n", "tlsrpt_https_ports: at least "
+	    "one port");
+	expect_error("tlsrpt_https_ports = 443 0\n", "tlsrpt_https_ports: "
+	    "port numbers, 1 to 65535");
+	expect_error("tlsrpt_https_ports = 65536\n", "tlsrpt_https_ports: "
+	    "port numbers");
+	expect_error("tlsrpt_https_ports = 000443\n", "tlsrpt_https_ports: "
+	    "port numbers");
+	expect_error("tlsrpt_https_ports = https\n", "tlsrpt_https_ports: "
+	    "port numbers");
+	expect_error("tlsrpt_https_ports = -443\n", "tlsrpt_https_ports: "
+	    "port numbers");
 	expect_error("workers = 65\n", "workers: at most 64");
 	expect_error("workers = -1\n", ":1: workers");
 	expect_error("redis_address = /run/redis.sock\nredis_tls = yes\n",

@@ -5,6 +5,7 @@
  * IPv4.  Every special-purpose block is checked at both ends and just
  * outside them.  getifaddrs() is wrapped: a made-up interface list gives
  * this host global addresses, whatever the machine running the test has.
+ * And the ports an https rua may name.
  */
 // WRAP: getifaddrs freeifaddrs
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
+#include "core/config.h"
 #include "core/netaddr.h"
 
 static void
@@ -364,6 +366,30 @@ test_own_real(void **state)
 		assert_int_equal(refused("127.0.0.1", 0, err, sizeof(err)), 1);
 }
 
+/* An https rua's port: only those of tlsrpt_https_ports. */
+static void
+test_port(void **state)
+{
+	char *v[] = { "443", "8443" };
+	struct strlist ok = { v, 2 };
+	char err[300];
+
+	(void)state;
+	assert_int_equal(netaddr_refuse_port("r.example", 443, &ok, err,
+	    sizeof(err)), 0);
+	assert_int_equal(netaddr_refuse_port("r.example", 8443, &ok, err,
+	    sizeof(err)), 0);
+	assert_int_equal(netaddr_refuse_port("r.example", 6379, &ok, err,
+	    sizeof(err)), 1);
+	assert_string_equal(err, "https port 6379 of r.example is not in "
+	    "tlsrpt_https_ports (443 8443)");
+	ok.n = 1;
+	assert_int_equal(netaddr_refuse_port("r.example", 8443, &ok, err,
+	    sizeof(err)), 1);
+	assert_int_equal(netaddr_refuse_port("r.example", 25, &ok, err,
+	    sizeof(err)), 1);
+}
+
 int
 main(void)
 {
@@ -374,6 +400,7 @@ main(void)
 		cmocka_unit_test(test_own_address),
 		cmocka_unit_test(test_own_unknown),
 		cmocka_unit_test(test_own_real),
+		cmocka_unit_test(test_port),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

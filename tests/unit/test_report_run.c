@@ -713,6 +713,46 @@ test_mailto_private_refused(void **state)
 	end_test();
 }
 
+/* An https rua on a port not in tlsrpt_https_ports (default 443) is
+ * refused before any lookup of its host: a final failure.  Listed, the
+ * same URI is tried (its host has no address here: parked). */
+static void
+test_https_port_refused(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	char *saved;
+
+	(void)state;
+	begin_test();
+	record("p.test", y);
+	rua("p.test", "https://rpt.p.test:6379/r");
+	opts_fast(&o);
+	queries = 0;
+	run(&o, 10000);
+	assert_int_equal(queries, 1);		/* the TXT record only */
+	assert_int_equal(tot.failed, 1);
+	assert_int_equal(tot.parked, 0);
+	assert_int_equal(is_sent("p.test", y), 1);	/* final: no retries */
+	end_test();
+
+	begin_test();
+	record("p.test", y);
+	rua("p.test", "https://rpt.p.test:6379/r");
+	assert_int_equal(cfg->tlsrpt_https_ports.n, 1);
+	saved = cfg->tlsrpt_https_ports.v[0];
+	cfg->tlsrpt_https_ports.v[0] = "6379";
+	opts_fast(&o);
+	queries = 0;
+	run(&o, 10000);
+	cfg->tlsrpt_https_ports.v[0] = saved;
+	assert_int_equal(queries, 3);		/* TXT, then A and AAAA */
+	assert_int_equal(tot.failed, 0);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(is_sent("p.test", y), 0);
+	end_test();
+}
+
 /* The same URI eight times (and once more spelled otherwise) is one
  * report; a mailto try walks at most 2 hosts x 2 addresses. */
 static void
@@ -781,6 +821,7 @@ main(void)
 		cmocka_unit_test(test_given_up_after_window),
 		cmocka_unit_test(test_now_is_a_preview),
 		cmocka_unit_test(test_mailto_private_refused),
+		cmocka_unit_test(test_https_port_refused),
 		cmocka_unit_test(test_dedup_and_address_cap),
 	};
 
