@@ -598,9 +598,21 @@ try_next(struct http_req *h)
 			    strerror(errno));
 			continue;
 		}
-		if (h->mark != 0)
-			(void)setsockopt(fd, SOL_SOCKET, SO_MARK, &h->mark,
-			    sizeof(h->mark));
+		/* a report's POST goes where a published record says, on a
+		 * port tlsrpt_https_ports may open: unmarked, a divert rule
+		 * could take it into mxguard's own listener.  Fatal, as for
+		 * an SMTP leg (leg.c).  An MTA-STS GET goes to port 443,
+		 * which no rule diverts, and `mxguard policy` fetches
+		 * without the capability: it goes on unmarked. */
+		if (h->mark != 0 && setsockopt(fd, SOL_SOCKET, SO_MARK,
+		    &h->mark, sizeof(h->mark)) == -1 && h->post != NULL) {
+			snprintf(h->lasterr, sizeof(h->lasterr), "SO_MARK "
+			    "0x%x on the report's connection: %s (unmarked, "
+			    "the divert rules would not know it as mxguard's "
+			    "own)", h->mark, strerror(errno));
+			close(fd);
+			break;
+		}
 		if (connect(fd, (struct sockaddr *)ss, sl) == -1 &&
 		    errno != EINPROGRESS) {
 			snprintf(h->lasterr, sizeof(h->lasterr), "connect: %s",

@@ -52,9 +52,11 @@ struct http_req *http_get(struct ev_loop *, struct dns *, SSL_CTX *ctx,
 /* POST body (copied) with Content-Type ctype to https://host:port/path.
  * The callback's ok is 0 for a 2xx status (body empty), -1 otherwise
  * (err says why; kind is not meaningful).  Unless any_address, an
- * address of host that is not global unicast (core/netaddr.h) is never
- * connected to (event=tlsrpt-destination-refused): the host comes from a
- * record anyone may publish. */
+ * address of host that is not global unicast, or is this host's own
+ * (core/netaddr.h), is never connected to
+ * (event=tlsrpt-destination-refused): the host comes from a record anyone
+ * may publish.  A sockmark that SO_MARK refuses fails the POST (a GET goes
+ * on unmarked). */
 struct http_req *http_post(struct ev_loop *, struct dns *, SSL_CTX *ctx,
 		    const char *host, uint16_t port, const char *path,
 		    const char *ctype, const void *body, size_t len,

@@ -4,9 +4,11 @@
  * address of it that is not global unicast is never connected to unless
  * the caller allows it (tlsrpt_private_destinations).  DNS is faked
  * (fakedns.h); the "report receiver" is a plain listening socket on
- * 127.0.0.1 that counts the connections it gets.
+ * 127.0.0.1 that counts the connections it gets.  And the POST's socket
+ * must carry its mark: setsockopt(SO_MARK) is wrapped, to fail or to
+ * succeed whoever runs the test.
  */
-// WRAP: dns_query dns_cancel
+// WRAP: dns_query dns_cancel setsockopt
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <errno.h>
 #include <cmocka.h>
 
 #include <openssl/ssl.h>
@@ -30,6 +33,26 @@
 
 static int done, ok_seen, accepted;
 static char err_seen[512];
+
+/* SO_MARK: the last mark asked for; fail it (EPERM, as without
+ * CAP_NET_ADMIN) or pretend it was set */
+static int mark_fails;
+static uint32_t mark_seen;
+
+int __real_setsockopt(int, int, int, const void *, socklen_t);
+
+int
+__wrap_setsockopt(int fd, int level, int name, const void *v, socklen_t len)
+{
+	if (level != SOL_SOCKET || name != SO_MARK)
+		return __real_setsockopt(fd, level, name, v, len);
+	memcpy(&mark_seen, v, sizeof(mark_seen));
+	if (mark_fails) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
 
 static void
 posted(void *arg, int ok, const char *body, size_t len, const char *kind,
@@ -61,9 +84,10 @@ guard(void *arg)
 	ev_loop_stop(loop);
 }
 
-/* POSTs to https://rpt.test:PORT/r, where rpt.test is 127.0.0.1. */
+/* POSTs to https://rpt.test:PORT/r, where rpt.test is 127.0.0.1, on a
+ * socket marked mark (0: none). */
 static void
-post(int any_address)
+post(int any_address, uint32_t mark)
 {
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
@@ -73,6 +97,7 @@ post(int any_address)
 	int lfd;
 
 	done = accepted = 0;
+	mark_seen = 0;
 	err_seen[0] = '\0';
 	loop = ev_loop_new();
 	assert_non_null(loop);
@@ -88,7 +113,7 @@ post(int any_address)
 	ctx = SSL_CTX_new(TLS_client_method());
 	assert_non_null(ctx);
 	h = http_post(loop, NULL, ctx, "rpt.test", ntohs(sin.sin_port), "/r",
-	    "application/tlsrpt+gzip", "x", 1, 3000, 0, any_address, posted,
+	    "application/tlsrpt+gzip", "x", 1, 3000, mark, any_address, posted,
 	    NULL);
 	assert_non_null(h);
 	g = ev_timer_new(loop, guard, NULL);
@@ -108,7 +133,7 @@ static void
 test_loopback_refused(void **state)
 {
 	(void)state;
-	post(0);
+	post(0, 0);
 	assert_int_equal(ok_seen, -1);
 	assert_int_equal(accepted, 0);
 	assert_non_null(strstr(err_seen, "127.0.0.1, a loopback address"));
@@ -119,9 +144,31 @@ static void
 test_loopback_allowed(void **state)
 {
 	(void)state;
-	post(1);
+	post(1, 0);
 	assert_int_equal(ok_seen, -1);	/* no TLS server there */
 	assert_int_equal(accepted, 1);	/* but it was asked */
+}
+
+/* The report's socket carries upstream_mark, and when SO_MARK fails
+ * (no capability) nothing connects: unmarked, a divert rule could take
+ * the connection into mxguard's own listener. */
+static void
+test_mark(void **state)
+{
+	(void)state;
+	mark_fails = 0;
+	post(1, 0x4d58);
+	assert_int_equal(mark_seen, 0x4d58);
+	assert_int_equal(accepted, 1);
+
+	mark_fails = 1;
+	post(1, 0x4d58);
+	mark_fails = 0;
+	assert_int_equal(mark_seen, 0x4d58);
+	assert_int_equal(ok_seen, -1);
+	assert_int_equal(accepted, 0);
+	assert_non_null(strstr(err_seen, "SO_MARK 0x4d58"));
+	assert_non_null(strstr(err_seen, "Operation not permitted"));
 }
 
 int
@@ -130,6 +177,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_loopback_refused),
 		cmocka_unit_test(test_loopback_allowed),
+		cmocka_unit_test(test_mark),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
