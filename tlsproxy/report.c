@@ -30,7 +30,8 @@
  *
  * Delivery state (report.h): int64 values in the store's "sent" database,
  * under the names state_name() makes; tlsrpt_is_sent() reads one,
- * tlsrpt_mark_sent() writes one, tlsrpt_prune() drops them with the day.
+ * tlsrpt_mark_batch() writes a step's together (state_flush(): one flush
+ * to disk per pair), tlsrpt_prune() drops them with the day.
  *
  * Who frees what: the run owns the job list, the report being delivered,
  * the message, its resolver, its SSL contexts, the MX walk's result and
@@ -86,6 +87,8 @@
 #define S_JOB		'j'	/* pair's earliest next try: when */
 #define S_ID		'i'	/* pair's report-id: its random part */
 
+#define MAX_STAGED	8	/* state values written together */
+
 enum smtp_step { ST_NONE, ST_MAIL, ST_RCPT, ST_DATA, ST_DOT, ST_QUIT };
 
 struct report_run {
@@ -129,6 +132,13 @@ struct report_run {
 	int			 ok, bad;	/* URIs of this job */
 	int			 pend;		/* URIs parked */
 	int64_t			 jnext;		/* their earliest next try */
+	/* state values not written yet: one transaction per step, and
+	 * one flush to disk per pair (state_flush()) */
+	struct {
+		char		 name[80];
+		int64_t		 v;
+	}			 stg[MAX_STAGED];
+	int			 nstg;
 
 	/* the URI */
 	int			 tries;		/* failed tries before this one */
@@ -256,6 +266,47 @@ state_get(struct report_run *r, char tag, const struct tlsrpt_uri *u)
 	return v;
 }
 
+/*
+ * Writes the values staged since the last call in one transaction, and
+ * with sync flushes everything written so far to disk: 0, or -1 (logged).
+ * One step of a pair (a URI's try, its end) writes once; a pair flushes
+ * once, at its end (job_end()), and once more when it makes its report-id
+ * (job_build()), so that no report goes out under an id a crash could
+ * lose.  What an OS crash may lose before a flush only makes us do again
+ * what was done (a try, a delivery: a resend under the same report-id),
+ * never skip something: nothing is written before it happened.
+ */
+static int
+state_flush(struct report_run *r, int sync)
+{
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+	struct tlsrpt_mark m[MAX_STAGED];
+	int i, n = r->nstg, rc;
+
+	for (i = 0; i < n; i++) {
+		m[i].domain = r->stg[i].name;
+		m[i].when = r->stg[i].v;
+	}
+	r->nstg = 0;
+	rc = n > 0 ? tlsrpt_mark_batch(r->store, j->day, m, (size_t)n, sync) :
+	    sync ? tlsrpt_store_sync(r->store) : 0;
+	if (rc == -1)
+		log_warn("event=tlsrpt-state-failed domain=%s error=\"%s\"",
+		    j->domain, tlsrpt_store_error(r->store));
+	return rc;
+}
+
+/* Stages one value under name (a state name, or the domain itself: its
+ * sent mark) for the next state_flush(). */
+static void
+state_stage(struct report_run *r, const char *name, int64_t v)
+{
+	if (r->nstg == MAX_STAGED)
+		(void)state_flush(r, 0);
+	snprintf(r->stg[r->nstg].name, sizeof(r->stg[0].name), "%s", name);
+	r->stg[r->nstg++].v = v;
+}
+
 static void
 state_put(struct report_run *r, char tag, const struct tlsrpt_uri *u,
     int64_t v)
@@ -266,9 +317,7 @@ state_put(struct report_run *r, char tag, const struct tlsrpt_uri *u,
 	if (u != NULL)
 		uri_key(u, key, sizeof(key));
 	state_name(tag, j->domain, u ? key : NULL, name, sizeof(name));
-	if (tlsrpt_mark_sent(r->store, j->day, name, v) == -1)
-		log_warn("event=tlsrpt-state-failed domain=%s error=\"%s\"",
-		    j->domain, tlsrpt_store_error(r->store));
+	state_stage(r, name, v);
 }
 
 /* One URI that cannot be tried now: next is when it can. */
@@ -323,6 +372,7 @@ job_clear(struct report_run *r)
 	r->uri = r->ok = r->bad = r->pend = 0;
 	r->preview = r->expired = 0;
 	r->jnext = 0;
+	r->nstg = 0;
 }
 
 static void
@@ -342,8 +392,14 @@ run_free(struct report_run *r)
 void
 report_cancel(struct report_run *r)
 {
-	if (r != NULL)
-		run_free(r);
+	if (r == NULL)
+		return;
+	/* a pair under way: what it wrote goes to disk now */
+	if (r->ji < r->njobs) {
+		(void)state_flush(r, 0);
+		(void)tlsrpt_store_sync(r->store);
+	}
+	run_free(r);
 }
 
 static const char *
@@ -398,6 +454,7 @@ try_done(struct report_run *r, int ok)
 	}
 	if (!ok && final && !r->preview)
 		state_put(r, S_GIVEN_UP, u, now);
+	(void)state_flush(r, 0);	/* the try's values, together */
 	log_info("event=tlsrpt-delivery domain=%s day=%lld uri=%s "
 	    "try=%d result=%s%s%s%s%s", j->domain, (long long)j->day,
 	    log_q(qu, sizeof(qu), u->uri), r->tries + 1,
@@ -815,8 +872,9 @@ job_end(struct report_run *r)
 		    "delivered=%d failed=%d preview=yes", j->domain,
 		    (long long)j->day, r->ok, r->bad);
 	} else if (r->pend == 0) {
-		if (tlsrpt_mark_sent(r->store, j->day, j->domain,
-		    (int64_t)time(NULL)) == -1)
+		/* on disk with every value of the pair written before it */
+		state_stage(r, j->domain, (int64_t)time(NULL));
+		if (state_flush(r, 1) == -1)
 			log_warn("event=tlsrpt-mark-failed domain=%s "
 			    "error=\"%s\"", j->domain,
 			    tlsrpt_store_error(r->store));
@@ -825,6 +883,7 @@ job_end(struct report_run *r)
 		    r->ok, r->bad);
 	} else {
 		state_put(r, S_JOB, NULL, r->jnext);
+		(void)state_flush(r, 1);
 		r->tot.waiting++;
 		if (r->tot.next_retry_ms == 0 || r->jnext < r->tot.next_retry_ms)
 			r->tot.next_retry_ms = r->jnext;
@@ -915,8 +974,10 @@ job_build(struct report_run *r)
 		if (RAND_bytes((unsigned char *)&u, sizeof(u)) != 1)
 			u = (uint64_t)wall_ms() * 2654435761u;
 		rnd = (int64_t)(u >> 1) | 1;
-		if (!r->preview)
+		if (!r->preview) {
 			state_put(r, S_ID, NULL, rnd);
+			(void)state_flush(r, 1);
+		}
 	}
 	{
 		time_t t = (time_t)(j->day * 86400);
@@ -1012,8 +1073,8 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		    "reason=\"no valid _smtp._tls record%s%s\"", j->domain,
 		    (long long)j->day, err[0] ? ": " : "", err);
 		r->tot.no_record++;
-		(void)tlsrpt_mark_sent(r->store, j->day, j->domain,
-		    (int64_t)time(NULL));
+		state_stage(r, j->domain, (int64_t)time(NULL));
+		(void)state_flush(r, 1);
 		r->ji++;
 		job_clear(r);
 		ev_timer_arm(r->step, 0);

@@ -34,7 +34,9 @@
  * given up or skipped.  The delivery state (per day, domain and URI:
  * delivered, given up, first failure, next try, tries; per pair: its next
  * try) lives in the store's "sent" database under names that are no
- * domain (`<tag>-<hash>.tlsrpt.invalid`), pruned with the day.  Today's
+ * domain (`<tag>-<hash>.tlsrpt.invalid`), pruned with the day, written
+ * one transaction per try and flushed to disk once per pair (a crash of
+ * the OS may cause a resend, never a loss).  Today's
  * pair (`now`) is a preview: no state, never marked sent.  A domain whose
  * record is gone is marked sent without delivery; one whose lookup failed
  * stays due.  Each try is logged (event=tlsrpt-delivery) and counted

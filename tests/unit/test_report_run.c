@@ -9,9 +9,10 @@
  * port 25 goes to server N's port instead, and so that the test sees
  * every address the run connects to.  Session timeouts are 60 s, so only
  * the run's own deadlines (milliseconds here, through struct report_opts)
- * can end a try against a server that never answers.
+ * can end a try against a server that never answers.  mdb_env_sync() is
+ * wrapped to count the store's flushes to disk.
  */
-// WRAP: dns_query dns_cancel leg_new
+// WRAP: dns_query dns_cancel leg_new mdb_env_sync
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -236,6 +238,20 @@ __wrap_leg_new(const struct leg_env *env, const struct sockaddr_storage *dst,
 	return __real_leg_new(env, &to, tag, cb, arg);
 }
 
+/* ---- mdb_env_sync: the store's flushes to disk ------------------------- */
+
+static int syncs;
+
+int __real_mdb_env_sync(MDB_env *, int);
+int __wrap_mdb_env_sync(MDB_env *, int);
+
+int
+__wrap_mdb_env_sync(MDB_env *env, int force)
+{
+	syncs++;
+	return __real_mdb_env_sync(env, force);
+}
+
 /* ---- the run ----------------------------------------------------------- */
 
 static char dir[64], keyfile[128];
@@ -412,6 +428,7 @@ run(const struct report_opts *o, uint64_t guard_ms)
 	uint64_t t0;
 
 	finished = 0;
+	syncs = 0;
 	memset(&tot, 0, sizeof(tot));
 	r = report_run(loop, cfg, st, NULL, o, run_done, NULL, err,
 	    sizeof(err));
@@ -733,6 +750,56 @@ test_dedup_and_address_cap(void **state)
 	end_test();
 }
 
+/*
+ * A pair whose eight URIs all fail writes its delivery state with one
+ * flush to disk (and one more, the first time, for its report-id), not
+ * one per value: 26 fdatasyncs on worker 0's loop before.  The state is
+ * all there: a run before the next try leaves the pair alone, the next
+ * one tries all eight again.
+ */
+static void
+test_one_flush_per_pair(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	char uris[600] = "", dom[32];
+	int i;
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("k.test", y);
+	for (i = 1; i <= 8; i++) {
+		snprintf(dom, sizeof(dom), "f%d.test", i);
+		mxat(dom, "127.0.0.1");
+		snprintf(uris + strlen(uris), sizeof(uris) - strlen(uris),
+		    "%smailto:r@%s", i > 1 ? "," : "", dom);
+	}
+	rua("k.test", uris);
+	opts_fast(&o);
+	o.backoff_ms = o.backoff_max_ms = 1500;
+	o.try_ms = o.job_ms = 5000;
+	run(&o, 10000);
+	print_message("first run: %d flushes\n", syncs);
+	assert_int_equal(tot.parked, 8);
+	assert_int_equal(srv[1].conns, 8);
+	assert_true(syncs <= 2);
+
+	run(&o, 10000);		/* before the next try: nothing to do */
+	assert_int_equal(tot.waiting, 1);
+	assert_int_equal(srv[1].conns, 8);
+	assert_true(syncs <= 1);
+
+	settle(1600);
+	run(&o, 10000);
+	print_message("retry run: %d flushes\n", syncs);
+	assert_int_equal(tot.parked, 8);
+	assert_int_equal(srv[1].conns, 16);
+	assert_true(syncs <= 1);
+	assert_int_equal(is_sent("k.test", y), 0);
+	end_test();
+}
+
 int
 main(void)
 {
@@ -744,6 +811,7 @@ main(void)
 		cmocka_unit_test(test_now_is_a_preview),
 		cmocka_unit_test(test_mailto_private_refused),
 		cmocka_unit_test(test_dedup_and_address_cap),
+		cmocka_unit_test(test_one_flush_per_pair),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
