@@ -1,15 +1,17 @@
 /*
  * report.c - delivering TLSRPT reports (see report.h, docs/tlsrpt.md).
  *
- * One run walks its list of due (day, domain) pairs in order, one pair
- * and one URI at a time: reports are few (one per domain and day) and a
- * sequential run keeps the load on receivers and on us flat.  Nothing
+ * One run walks its list of due (day, domain) pairs in order (those never
+ * tried first, then retries: order_jobs()), one pair and one URI at a
+ * time: reports are few (one per domain and day) and a sequential run
+ * keeps the load on receivers and on us flat.  Nothing
  * waits in a run: every URI gets at most one try, under a deadline; a
  * failed try parks the URI (its next try in the store, for a later run)
  * and the run goes on.  The state of the URI being delivered is in
  * struct report_run itself:
  *
- *   job_next -> (parked pair: skip) -> TXT lookup -> build -> uri_next
+ *   job_next -> (parked pair: skip) -> TXT lookup (failed: txt_failed(),
+ *     the pair parked or dropped) -> build -> uri_next
  *     -> (delivered, given up or parked URI: skip) -> (https | smtp) try
  *     -> delivered / failed: parked or given up -> uri_next -> ...
  *     -> all URIs seen -> job_end: mark sent, or park the pair
@@ -161,6 +163,7 @@ static void job_next(struct report_run *);
 static void uri_next(struct report_run *);
 static void try_uri(struct report_run *);
 static void smtp_next_addr(struct report_run *);
+static void txt_failed(struct report_run *, const char *, const char *);
 
 static void
 count(const char *what, const char *transport, const char *result)
@@ -247,11 +250,12 @@ uri_key(const struct tlsrpt_uri *u, char *buf, size_t sz)
 		    (unsigned)u->port, u->path);
 }
 
-/* The value, 0 when there is none (or it cannot be read: logged). */
+/* The value of pair j, 0 when there is none (or it cannot be read:
+ * logged). */
 static int64_t
-state_get(struct report_run *r, char tag, const struct tlsrpt_uri *u)
+state_read(struct report_run *r, const struct tlsrpt_due *j, char tag,
+    const struct tlsrpt_uri *u)
 {
-	const struct tlsrpt_due *j = &r->jobs[r->ji];
 	char name[80], key[TLSRPT_URI_MAX + 400];
 	int64_t v = 0;
 
@@ -264,6 +268,13 @@ state_get(struct report_run *r, char tag, const struct tlsrpt_uri *u)
 		return 0;
 	}
 	return v;
+}
+
+/* The same, of the pair under way. */
+static int64_t
+state_get(struct report_run *r, char tag, const struct tlsrpt_uri *u)
+{
+	return state_read(r, &r->jobs[r->ji], tag, u);
 }
 
 /*
@@ -409,18 +420,46 @@ transport(const struct tlsrpt_uri *u)
 }
 
 /*
+ * A failed try of URI u, or with u NULL of the pair's TXT lookup, after
+ * `tries` failed ones before it: stages its first failure (when this is
+ * the first) and its tries, and says when it may be tried again.  0: at
+ * *next, after a backoff (*delay) that doubles from backoff_ms: the time
+ * since its first failure, at least backoff_ms, at most backoff_max_ms.
+ * 1: that would be more than give_up_ms after the first failure, so it is
+ * given up (RFC 8460 section 5.5: retries for up to 24 hours).
+ */
+static int
+backoff(struct report_run *r, const struct tlsrpt_uri *u, int tries,
+    int64_t now, int64_t *next, int64_t *delay)
+{
+	int64_t first, d;
+
+	if ((first = state_get(r, S_FIRST, u)) == 0) {
+		first = now;
+		state_put(r, S_FIRST, u, first);
+	}
+	d = now - first;
+	if (d < (int64_t)r->opts.backoff_ms)
+		d = (int64_t)r->opts.backoff_ms;
+	if (d > (int64_t)r->opts.backoff_max_ms)
+		d = (int64_t)r->opts.backoff_max_ms;
+	*delay = d;
+	*next = now + d;
+	state_put(r, S_TRIES, u, tries + 1);
+	return *next - first > (int64_t)r->opts.give_up_ms;
+}
+
+/*
  * The try of the current URI is over: ok, or failed (r->lasterr).  A
- * failure parks the URI for a later run, after a backoff that doubles
- * from backoff_ms (the time since its first failure, at least backoff_ms,
- * at most backoff_max_ms), or gives it up: a 5xx, a preview, or its next
- * try would come more than give_up_ms after the first.
+ * failure parks the URI for a later run (backoff()), or gives it up: a
+ * 5xx, a preview, or the end of its retries.
  */
 static void
 try_done(struct report_run *r, int ok)
 {
 	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
 	const struct tlsrpt_due *j = &r->jobs[r->ji];
-	int64_t now = wall_ms(), first = 0, next = 0, delay;
+	int64_t now = wall_ms(), next = 0, delay = 0;
 	int final = 1;
 	char qu[600], qe[600], nx[40] = "";
 
@@ -433,18 +472,7 @@ try_done(struct report_run *r, int ok)
 		if (!r->preview)
 			state_put(r, S_DELIVERED, u, now);
 	} else if (!r->preview && !r->permanent) {
-		if ((first = state_get(r, S_FIRST, u)) == 0) {
-			first = now;
-			state_put(r, S_FIRST, u, first);
-		}
-		delay = now - first;
-		if (delay < (int64_t)r->opts.backoff_ms)
-			delay = (int64_t)r->opts.backoff_ms;
-		if (delay > (int64_t)r->opts.backoff_max_ms)
-			delay = (int64_t)r->opts.backoff_max_ms;
-		next = now + delay;
-		state_put(r, S_TRIES, u, r->tries + 1);
-		if (next - first <= (int64_t)r->opts.give_up_ms) {
+		if (backoff(r, u, r->tries, now, &next, &delay) == 0) {
 			final = 0;
 			state_put(r, S_NEXT, u, next);
 			snprintf(nx, sizeof(nx), " next_in_s=%lld",
@@ -503,11 +531,11 @@ jobdl_cb(void *arg)
 	    "job_s=%llu", j->domain, (long long)j->day,
 	    (unsigned long long)(r->opts.job_ms / 1000));
 	if (r->txtq != NULL) {
-		/* no record yet: the pair stays due, as a failed lookup */
-		r->tot.deferred++;
-		r->ji++;
-		job_clear(r);
-		ev_timer_arm(r->step, 0);
+		/* no record yet: a failed lookup */
+		dns_cancel(r->txtq);
+		r->txtq = NULL;
+		txt_failed(r, "lookup-failed", "TXT lookup: no answer before "
+		    "the report's deadline");
 		return;
 	}
 	if (r->http != NULL || r->walk != NULL || r->mx != NULL ||
@@ -1039,6 +1067,59 @@ dedup(struct tlsrpt_policy_record *rec)
 	rec->nrua = n;
 }
 
+/*
+ * The pair's TXT lookup did not give a valid record (why): it waits for a
+ * later run as a failed URI does, after the same backoff (its first
+ * failure and tries are pair values, its next try the pair's S_JOB, so a
+ * run skips it until then without a lookup), and is given up after the
+ * same give_up_ms: dropped, marked sent without a report, logged
+ * (event=tlsrpt-report result=dropped) and counted
+ * (mxguard_tlsrpt_reports_dropped_total{reason}).  A preview keeps no
+ * state: it is only deferred.
+ */
+static void
+txt_failed(struct report_run *r, const char *reason, const char *why)
+{
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+	int64_t now = wall_ms(), next = 0, delay = 0;
+	int tries = 0, final = 0;
+	char name[160], qe[400];
+
+	if (!r->preview) {
+		tries = (int)state_get(r, S_TRIES, NULL);
+		final = backoff(r, NULL, tries, now, &next, &delay);
+	}
+	log_q(qe, sizeof(qe), why);
+	if (final) {
+		state_stage(r, j->domain, (int64_t)time(NULL));
+		(void)state_flush(r, 0);
+		r->tot.no_record++;
+		snprintf(name, sizeof(name), "mxguard_tlsrpt_reports_dropped_"
+		    "total{reason=\"%s\"}", reason);
+		stats_add(stats_get(name, "TLSRPT reports given up for want of "
+		    "a valid _smtp._tls record"), 1);
+		log_warn("event=tlsrpt-report domain=%s day=%lld result=dropped "
+		    "reason=%s error=%s try=%d final=yes", j->domain,
+		    (long long)j->day, reason, qe, tries + 1);
+	} else {
+		if (!r->preview) {
+			state_put(r, S_JOB, NULL, next);
+			(void)state_flush(r, 0);
+			if (r->tot.next_retry_ms == 0 ||
+			    next < r->tot.next_retry_ms)
+				r->tot.next_retry_ms = next;
+		}
+		r->tot.deferred++;
+		log_info("event=tlsrpt-report domain=%s day=%lld result=deferred "
+		    "reason=%s error=%s try=%d final=no next_in_s=%lld",
+		    j->domain, (long long)j->day, reason, qe, tries + 1,
+		    (long long)((delay + 999) / 1000));
+	}
+	r->ji++;
+	job_clear(r);
+	ev_timer_arm(r->step, 0);
+}
+
 static void
 on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 {
@@ -1058,14 +1139,10 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		sel = tlsrpt_txt_select(txts, lens, n, &r->rec, err,
 		    sizeof(err));
 	} else if (st != DNS_NXDOMAIN && st != DNS_NODATA) {
-		/* cannot tell: the report stays due for the next run */
-		log_info("event=tlsrpt-report domain=%s day=%lld result=deferred "
-		    "reason=\"TXT lookup: %s\"", j->domain, (long long)j->day,
+		/* cannot tell: tried again later, as a failed URI */
+		snprintf(err, sizeof(err), "TXT lookup: %s",
 		    dns_status_name(st));
-		r->tot.deferred++;
-		r->ji++;
-		job_clear(r);
-		ev_timer_arm(r->step, 0);
+		txt_failed(r, "lookup-failed", err);
 		return;
 	}
 	if (sel != 1) {
@@ -1079,6 +1156,12 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		job_clear(r);
 		ev_timer_arm(r->step, 0);
 		return;
+	}
+	if (!r->preview && state_get(r, S_FIRST, NULL) != 0) {
+		/* the lookup's retries start again at its next failure */
+		state_put(r, S_FIRST, NULL, 0);
+		state_put(r, S_TRIES, NULL, 0);
+		(void)state_flush(r, 0);
 	}
 	dedup(&r->rec);
 	job_build(r);
@@ -1136,12 +1219,64 @@ job_next(struct report_run *r)
 	ev_timer_arm(r->jobdl, r->opts.job_ms);
 	snprintf(name, sizeof(name), "_smtp._tls.%s", j->domain);
 	if ((r->txtq = dns_query(r->dns, name, DNS_T_TXT, on_txt, r)) ==
-	    NULL) {
-		r->tot.deferred++;
-		r->ji++;
-		job_clear(r);
-		ev_timer_arm(r->step, 0);
+	    NULL)
+		txt_failed(r, "lookup-failed", "cannot start the TXT lookup");
+}
+
+struct ord {
+	int64_t		 when;		/* the pair's next try, 0 none */
+	size_t		 i;		/* in the due list */
+};
+
+static int
+ord_cmp(const void *a, const void *b)
+{
+	const struct ord *x = a, *y = b;
+
+	if (x->when != y->when)
+		return x->when < y->when ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * The run's order: first the pairs never tried (no next try kept), in the
+ * due list's order (oldest day first); then those waiting for a retry, the
+ * earliest next try first.  So retries, however many and however slow (a
+ * TXT lookup that times out takes dns_timeout), never hold up a pair's
+ * first try; and a retry the run's deadline left behind keeps its place
+ * before those tried since.  Returns the number of pairs never tried, or
+ * -1 (out of memory: the list's order is kept).
+ */
+static long
+order_jobs(struct report_run *r)
+{
+	struct ord *o;
+	struct tlsrpt_due *copy;
+	size_t i;
+	long fresh = 0;
+
+	if (r->njobs == 0)
+		return 0;
+	if ((o = calloc(r->njobs, sizeof(*o))) == NULL ||
+	    (copy = malloc(r->njobs * sizeof(*copy))) == NULL) {
+		free(o);
+		return -1;
 	}
+	for (i = 0; i < r->njobs; i++) {
+		o[i].i = i;
+		o[i].when = state_read(r, &r->jobs[i], S_JOB, NULL);
+		if (o[i].when <= 0) {
+			o[i].when = 0;
+			fresh++;
+		}
+	}
+	qsort(o, r->njobs, sizeof(*o), ord_cmp);
+	for (i = 0; i < r->njobs; i++)
+		copy[i] = r->jobs[o[i].i];
+	memcpy(r->jobs, copy, r->njobs * sizeof(*copy));
+	free(copy);
+	free(o);
+	return fresh;
 }
 
 struct report_run *
@@ -1153,7 +1288,7 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 	struct report_run *r;
 	int64_t today = tlsrpt_day((int64_t)time(NULL));
 	const char *at;
-	long n;
+	long n, fresh;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		snprintf(err, errsz, "out of memory");
@@ -1212,6 +1347,7 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 		goto fail;
 	}
 	r->tot.due = (int)r->njobs;
+	fresh = order_jobs(r);
 	if ((r->dns = dns_new(loop, cfg, err, errsz)) == NULL)
 		goto fail;
 	if ((r->https = policy_webpki_ctx(cfg, err, errsz)) == NULL)
@@ -1228,8 +1364,8 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
-	log_info("event=tlsrpt-run due=%zu now=%s", r->njobs, opts->now ?
-	    "yes" : "no");
+	log_info("event=tlsrpt-run due=%zu fresh=%ld now=%s", r->njobs, fresh,
+	    opts->now ? "yes" : "no");
 	ev_timer_arm(r->step, 0);
 	return r;
 fail:

@@ -39,7 +39,9 @@
  * the OS may cause a resend, never a loss).  Today's
  * pair (`now`) is a preview: no state, never marked sent.  A domain whose
  * record is gone is marked sent without delivery; one whose lookup failed
- * stays due.  Each try is logged (event=tlsrpt-delivery) and counted
+ * is retried as a URI is (backoff, given up after give_up_ms: dropped).
+ * Pairs never tried go before retries, so that retries cannot starve
+ * them.  Each try is logged (event=tlsrpt-delivery) and counted
  * (mxguard_tlsrpt_deliveries_total{transport,result}).
  *
  * Who frees what: report_run() returns a run that ends with its callback
@@ -85,11 +87,15 @@ struct report_totals {
 					 * before a deadline) */
 	int		 skipped;	/* URIs not tried (mailto without
 					 * DKIM key, tlsrpt_https_only) */
-	int		 no_record;	/* pairs whose domain has no valid
-					 * _smtp._tls record any more */
+	int		 no_record;	/* pairs dropped: no valid
+					 * _smtp._tls record any more, or
+					 * its lookup failed for
+					 * give_up_ms */
 	int		 deferred;	/* pairs left due (lookup failed,
-					 * run deadline) */
-	int		 waiting;	/* pairs left due with URIs parked */
+					 * retried later; run deadline) */
+	int		 waiting;	/* pairs left due with URIs parked,
+					 * or skipped before their next
+					 * try */
 	int64_t		 next_retry_ms;	/* wall clock (ms) of the earliest
 					 * parked retry, 0 none */
 };

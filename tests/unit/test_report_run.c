@@ -381,6 +381,29 @@ rua(const char *domain, const char *uris)
 	answer(name, DNS_T_TXT, DNS_INSECURE, &m);
 }
 
+/* _smtp._tls.domain answers st (no records), after ms */
+static void
+txt_fails(const char *domain, enum dns_status status, uint64_t ms)
+{
+	char name[300];
+
+	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	answer(name, DNS_T_TXT, status, NULL);
+	fake_of(name, DNS_T_TXT)->delay_ms = ms;
+}
+
+/* TXT queries of _smtp._tls.domain so far */
+static int
+txt_asked(const char *domain)
+{
+	char name[300];
+	struct fake *f;
+
+	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	f = fake_of(name, DNS_T_TXT);
+	return f != NULL ? f->asked : 0;
+}
+
 /* domain's single MX host mx.<domain> at ip */
 static void
 mxat(const char *domain, const char *ip)
@@ -800,6 +823,122 @@ test_one_flush_per_pair(void **state)
 	end_test();
 }
 
+/*
+ * The review's case: six pairs from three days ago whose TXT lookups time
+ * out (300 ms here, dns_timeout in production) and one legitimate pair
+ * from yesterday, a run of 1.4 s.  On the old code every run took the
+ * oldest first and never got past them (due=7 deferred=7 sent=0, run
+ * after run).  Now a failed lookup is a retry, and pairs never tried go
+ * before retries: the legitimate report goes out in the second run at the
+ * latest, although the attackers' retries are due again by then.
+ */
+static void
+test_txt_timeouts_do_not_starve(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	char dom[32];
+	int i, runs;
+
+	(void)state;
+	begin_test();
+	for (i = 1; i <= 6; i++) {
+		snprintf(dom, sizeof(dom), "slow%d.test", i);
+		record(dom, y - 2);
+		txt_fails(dom, DNS_TIMEOUT, 300);
+	}
+	record("ok.test", y);
+	rua("ok.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	o.backoff_ms = o.backoff_max_ms = 300;	/* retries due again */
+	o.run_ms = 1400;	/* 3 to 5 lookups, however slow the setup */
+	for (runs = 1; runs <= 5; runs++) {
+		run(&o, 10000);
+		print_message("run %d: due=%d deferred=%d sent=%d (%llu ms)\n",
+		    runs, tot.due, tot.deferred, tot.sent,
+		    (unsigned long long)took_ms);
+		assert_true(took_ms < 2900);	/* run_ms + one lookup */
+		if (tot.sent > 0)
+			break;
+	}
+	assert_true(runs <= 2);
+	settle(100);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("ok.test", y), 1);
+	assert_int_equal(is_sent("slow1.test", y - 2), 0);	/* retried */
+	end_test();
+}
+
+/*
+ * A TXT lookup that fails (SERVFAIL) is retried as a failed URI is: not
+ * before its next try (a run before then does not look it up), with a
+ * growing backoff, and given up give_up_ms after the first failure: the
+ * pair is dropped (marked sent without a report) and counted.  On the old
+ * code it stayed due for ever and was looked up in every run.
+ */
+static void
+test_txt_failure_backs_off_and_gives_up(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	int i;
+
+	(void)state;
+	begin_test();
+	record("z.test", y);
+	txt_fails("z.test", DNS_SERVFAIL, 0);
+	opts_fast(&o);
+	o.backoff_ms = 600;	/* longer than a run's setup under ASan */
+	o.backoff_max_ms = 800;
+	o.give_up_ms = 2000;
+	run(&o, 10000);
+	assert_int_equal(tot.deferred, 1);
+	assert_true(tot.next_retry_ms > 0);
+	assert_int_equal(txt_asked("z.test"), 1);
+	assert_int_equal(is_sent("z.test", y), 0);
+
+	run(&o, 10000);		/* before its next try */
+	assert_int_equal(tot.waiting, 1);
+	assert_int_equal(txt_asked("z.test"), 1);
+
+	for (i = 0; i < 12 && is_sent("z.test", y) != 1; i++) {
+		settle(850);
+		run(&o, 10000);
+	}
+	print_message("%d lookups\n", txt_asked("z.test"));
+	assert_int_equal(is_sent("z.test", y), 1);
+	assert_int_equal(tot.no_record, 1);		/* dropped */
+	assert_true(txt_asked("z.test") >= 2 && txt_asked("z.test") <= 6);
+	end_test();
+}
+
+/* A lookup that failed and then answers: the report goes out. */
+static void
+test_txt_failure_then_record(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("w.test", y);
+	txt_fails("w.test", DNS_TIMEOUT, 0);
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);
+	assert_int_equal(tot.deferred, 1);
+	assert_int_equal(is_sent("w.test", y), 0);
+	rua("w.test", "mailto:r@good.test");
+	settle(350);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("w.test", y), 1);
+	end_test();
+}
+
 int
 main(void)
 {
@@ -812,6 +951,9 @@ main(void)
 		cmocka_unit_test(test_mailto_private_refused),
 		cmocka_unit_test(test_dedup_and_address_cap),
 		cmocka_unit_test(test_one_flush_per_pair),
+		cmocka_unit_test(test_txt_timeouts_do_not_starve),
+		cmocka_unit_test(test_txt_failure_backs_off_and_gives_up),
+		cmocka_unit_test(test_txt_failure_then_record),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
