@@ -1110,10 +1110,16 @@ txt_failed(struct report_run *r, const char *reason, const char *why)
 				r->tot.next_retry_ms = next;
 		}
 		r->tot.deferred++;
-		log_info("event=tlsrpt-report domain=%s day=%lld result=deferred "
-		    "reason=%s error=%s try=%d final=no next_in_s=%lld",
-		    j->domain, (long long)j->day, reason, qe, tries + 1,
-		    (long long)((delay + 999) / 1000));
+		if (r->preview)
+			log_info("event=tlsrpt-report domain=%s day=%lld "
+			    "result=deferred reason=%s error=%s preview=yes",
+			    j->domain, (long long)j->day, reason, qe);
+		else
+			log_info("event=tlsrpt-report domain=%s day=%lld "
+			    "result=deferred reason=%s error=%s try=%d final=no "
+			    "next_in_s=%lld", j->domain, (long long)j->day,
+			    reason, qe, tries + 1,
+			    (long long)((delay + 999) / 1000));
 	}
 	r->ji++;
 	job_clear(r);
@@ -1124,7 +1130,6 @@ static void
 on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 {
 	struct report_run *r = arg;
-	const struct tlsrpt_due *j = &r->jobs[r->ji];
 	const char *txts[DNS_MAX_RR];
 	size_t lens[DNS_MAX_RR];
 	char err[160] = "";
@@ -1146,15 +1151,22 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		return;
 	}
 	if (sel != 1) {
-		log_info("event=tlsrpt-report domain=%s day=%lld result=dropped "
-		    "reason=\"no valid _smtp._tls record%s%s\"", j->domain,
-		    (long long)j->day, err[0] ? ": " : "", err);
-		r->tot.no_record++;
-		state_stage(r, j->domain, (int64_t)time(NULL));
-		(void)state_flush(r, 1);
-		r->ji++;
-		job_clear(r);
-		ev_timer_arm(r->step, 0);
+		/* The domain had a valid record when its sessions were
+		 * counted (tlsrpt_rec.c counts no others): one gone now is
+		 * as likely a passing DNS mistake, or an on-path attacker
+		 * answering for an unsigned zone to keep the report of its
+		 * own attack from going out, as a domain that stopped
+		 * asking.  So no record is a failed lookup too: retried,
+		 * then given up after the same window. */
+		char why[300];
+
+		if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
+			snprintf(why, sizeof(why), "no valid _smtp._tls "
+			    "record%s%s", err[0] ? ": " : "", err);
+		else
+			snprintf(why, sizeof(why), "no valid _smtp._tls "
+			    "record: TXT lookup: %s", dns_status_name(st));
+		txt_failed(r, "no-record", why);
 		return;
 	}
 	if (!r->preview && state_get(r, S_FIRST, NULL) != 0) {

@@ -38,8 +38,9 @@
  * one transaction per try and flushed to disk once per pair (a crash of
  * the OS may cause a resend, never a loss).  Today's
  * pair (`now`) is a preview: no state, never marked sent.  A domain whose
- * record is gone is marked sent without delivery; one whose lookup failed
- * is retried as a URI is (backoff, given up after give_up_ms: dropped).
+ * lookup failed, or found no valid record (it had one when its sessions
+ * were counted), is retried as a URI is (backoff, given up after
+ * give_up_ms: dropped, marked sent without delivery).
  * Pairs never tried go before retries, so that retries cannot starve
  * them.  Each try is logged (event=tlsrpt-delivery) and counted
  * (mxguard_tlsrpt_deliveries_total{transport,result}).

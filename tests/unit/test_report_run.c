@@ -939,6 +939,89 @@ test_txt_failure_then_record(void **state)
 	end_test();
 }
 
+/*
+ * The domain had a valid record when its sessions were counted; at
+ * delivery the lookup says there is none (NXDOMAIN, then two TLSRPT
+ * records: RFC 8460 section 3 says no reports then).  A passing DNS
+ * mistake, or an attacker answering for an unsigned zone to keep the
+ * report of its attack from going out: the pair is retried, and the
+ * report goes out when the record is back.  On the old code the first
+ * such answer marked the pair sent for good.  A preview with no record
+ * does not mark today sent either.
+ */
+static void
+test_txt_no_record_is_temporary(void **state)
+{
+	struct report_opts o;
+	struct msg m;
+	int64_t y = today() - 1;
+	char name[64] = "_smtp._tls.v.test";
+
+	(void)state;
+	begin_test();
+	record("v.test", y);
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);				/* NXDOMAIN */
+	assert_int_equal(tot.deferred, 1);
+	assert_int_equal(tot.no_record, 0);
+	assert_true(tot.next_retry_ms > 0);
+	assert_int_equal(is_sent("v.test", y), 0);
+
+	begin(&m, 0x1234, 0, 0, name, DNS_T_TXT, 2, 0, 0);
+	rr_txt(&m, name, "v=TLSRPTv1; rua=mailto:r@good.test", NULL, 300);
+	rr_txt(&m, name, "v=TLSRPTv1; rua=mailto:s@good.test", NULL, 300);
+	answer(name, DNS_T_TXT, DNS_INSECURE, &m);
+	settle(350);
+	run(&o, 10000);				/* two records */
+	assert_int_equal(tot.deferred, 1);
+	assert_int_equal(is_sent("v.test", y), 0);
+	assert_int_equal(txt_asked("v.test"), 1);
+
+	rua("v.test", "mailto:r@good.test");
+	settle(350);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("v.test", y), 1);
+
+	/* a preview keeps no state: today is not marked sent */
+	record("p.test", today());
+	o.now = 1;
+	run(&o, 10000);
+	assert_int_equal(tot.deferred, 1);
+	assert_int_equal(is_sent("p.test", today()), 0);
+	end_test();
+}
+
+/* No record for the whole window: the pair is dropped, and counted. */
+static void
+test_txt_no_record_given_up(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	int i;
+
+	(void)state;
+	begin_test();
+	record("u.test", y);
+	txt_fails("u.test", DNS_NODATA, 0);
+	opts_fast(&o);
+	o.backoff_ms = 200;
+	o.backoff_max_ms = 400;
+	o.give_up_ms = 1000;
+	for (i = 0; i < 12 && is_sent("u.test", y) != 1; i++) {
+		run(&o, 10000);
+		if (is_sent("u.test", y) != 1)
+			settle(450);
+	}
+	assert_int_equal(is_sent("u.test", y), 1);
+	assert_int_equal(tot.no_record, 1);
+	assert_true(txt_asked("u.test") >= 2);
+	end_test();
+}
+
 int
 main(void)
 {
@@ -954,6 +1037,8 @@ main(void)
 		cmocka_unit_test(test_txt_timeouts_do_not_starve),
 		cmocka_unit_test(test_txt_failure_backs_off_and_gives_up),
 		cmocka_unit_test(test_txt_failure_then_record),
+		cmocka_unit_test(test_txt_no_record_is_temporary),
+		cmocka_unit_test(test_txt_no_record_given_up),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
