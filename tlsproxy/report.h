@@ -10,7 +10,8 @@
  * every rua URI (identical URIs once):
  *   https:   POST, Content-Type application/tlsrpt+gzip, through the MTA-STS
  *            HTTPS client (policy/http.c: WebPKI, SNI, SO_MARK, global
- *            addresses only unless tlsrpt_private_destinations);
+ *            addresses only unless tlsrpt_private_destinations; a host
+ *            with none is a final failure, as for mailto);
  *   mailto:  the DKIM-signed multipart/report of policy/tlsrpt_mail.c,
  *            sent by mxguard itself over an upstream leg (tlsproxy/leg.c)
  *            to the MX hosts of the address's domain (policy/mx.c's

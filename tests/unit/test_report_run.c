@@ -716,6 +716,51 @@ test_mailto_private_refused(void **state)
 	end_test();
 }
 
+/*
+ * An https rua whose host has only addresses we may not go to is refused
+ * for good, as a mailto's: one try, a final failure, the pair marked
+ * sent.  On the old code it was parked and retried for 24 h, logging its
+ * refusals at every try.  A host whose addresses cannot be had (SERVFAIL)
+ * is no such case: parked; and with tlsrpt_private_destinations a failed
+ * POST to a private address is an ordinary failure.
+ */
+static void
+test_https_private_refused(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("i.test", y);
+	rua("i.test", "https://report.internal.test/tlsrpt");
+	a("report.internal.test", 0, "127.0.0.2");
+	record("j.test", y);
+	rua("j.test", "https://report.broken.test/tlsrpt");
+	fail_with("report.broken.test", DNS_T_A, -1);
+	fail_with("report.broken.test", DNS_T_AAAA, -1);
+	opts_fast(&o);
+	cfg->tlsrpt_private_destinations = 0;
+	run(&o, 10000);
+	cfg->tlsrpt_private_destinations = 1;
+	assert_int_equal(tot.failed, 1);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(is_sent("i.test", y), 1);	/* final */
+	assert_int_equal(is_sent("j.test", y), 0);	/* retried later */
+	end_test();
+
+	begin_test();
+	record("i.test", y);
+	rua("i.test", "https://report.internal.test:1/tlsrpt");
+	a("report.internal.test", 0, "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);
+	assert_int_equal(tot.failed, 0);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(is_sent("i.test", y), 0);
+	end_test();
+}
+
 /* The same URI eight times (and once more spelled otherwise) is one
  * report; a mailto try walks at most 2 hosts x 2 addresses. */
 static void
@@ -1032,6 +1077,7 @@ main(void)
 		cmocka_unit_test(test_given_up_after_window),
 		cmocka_unit_test(test_now_is_a_preview),
 		cmocka_unit_test(test_mailto_private_refused),
+		cmocka_unit_test(test_https_private_refused),
 		cmocka_unit_test(test_dedup_and_address_cap),
 		cmocka_unit_test(test_one_flush_per_pair),
 		cmocka_unit_test(test_txt_timeouts_do_not_starve),
