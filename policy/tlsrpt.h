@@ -256,6 +256,8 @@ int	tlsrpt_filename(const char *sender, const char *policy_domain,
 
 /* ---- the mailto message (tlsrpt_mail.c) ---- */
 
+struct tlsrpt_dkim_key;
+
 struct tlsrpt_mail {
 	const char		*from;		/* addr-spec */
 	const char		*to;		/* addr-spec (the rua address) */
@@ -266,7 +268,10 @@ struct tlsrpt_mail {
 	int64_t			 date;		/* Unix time of Date: */
 	const unsigned char	*gz;		/* the gzipped report */
 	size_t			 gzlen;
-	const char		*dkim_key_file;	/* PEM private key */
+	const char		*dkim_key_file;	/* PEM private key, read
+						 * for this message */
+	const struct tlsrpt_dkim_key *dkim_key;	/* or: loaded once
+						 * (the file is not read) */
 	const char		*dkim_selector;
 	const char		*dkim_domain;
 };
@@ -277,5 +282,14 @@ struct tlsrpt_mail {
  */
 int	tlsrpt_mail_build(const struct tlsrpt_mail *, char **msg, size_t *len,
 	    char *err, size_t errsz);
+/*
+ * The DKIM key read from path and checked (a PEM RSA private key), with
+ * the signing library set up, once for many messages (struct tlsrpt_mail
+ * dkim_key): NULL with err, or a key for tlsrpt_dkim_key_free(), which
+ * wipes its bytes before freeing them.
+ */
+struct tlsrpt_dkim_key *tlsrpt_dkim_key_load(const char *path, char *err,
+	    size_t errsz);
+void	tlsrpt_dkim_key_free(struct tlsrpt_dkim_key *);
 
 #endif

@@ -114,6 +114,9 @@ struct report_run {
 	char			 helo[256];
 	char			 org[256];
 	char			 contact[330];
+	struct tlsrpt_dkim_key	*dkim;		/* loaded at the first mailto,
+						 * wiped at the end */
+	int			 dkim_tried;
 
 	struct tlsrpt_due	*jobs;
 	size_t			 njobs, ji;
@@ -406,6 +409,7 @@ run_free(struct report_run *r)
 	ev_timer_free(r->step);
 	ev_timer_free(r->trydl);
 	ev_timer_free(r->jobdl);
+	tlsrpt_dkim_key_free(r->dkim);
 	free(r->jobs);
 	dns_free(r->dns);
 	SSL_CTX_free(r->https);
@@ -948,6 +952,26 @@ try_uri(struct report_run *r)
 
 /* ---- jobs -------------------------------------------------------------- */
 
+/*
+ * The DKIM key, read and checked once per run, at its first mailto URI:
+ * it was read and parsed again for every one.  NULL when it cannot be had
+ * (logged once).
+ */
+static const struct tlsrpt_dkim_key *
+dkim_key(struct report_run *r)
+{
+	char err[300], qe[400];
+
+	if (!r->dkim_tried) {
+		r->dkim_tried = 1;
+		if ((r->dkim = tlsrpt_dkim_key_load(r->cfg->tlsrpt_dkim_key,
+		    err, sizeof(err))) == NULL)
+			log_warn("event=tlsrpt-mail-failed error=%s",
+			    log_q(qe, sizeof(qe), err));
+	}
+	return r->dkim;
+}
+
 static int
 mail_build(struct report_run *r, const struct tlsrpt_uri *u)
 {
@@ -968,7 +992,7 @@ mail_build(struct report_run *r, const struct tlsrpt_uri *u)
 	m.date = (int64_t)time(NULL);
 	m.gz = r->gz;
 	m.gzlen = r->gzlen;
-	m.dkim_key_file = r->cfg->tlsrpt_dkim_key;
+	m.dkim_key = r->dkim;
 	m.dkim_selector = r->cfg->tlsrpt_dkim_selector;
 	m.dkim_domain = dkdom;
 	if (tlsrpt_mail_build(&m, &r->msg, &r->msglen, err,
@@ -1063,6 +1087,8 @@ uri_next(struct report_run *r)
 		else if (u->kind == TLSRPT_URI_MAILTO &&
 		    r->cfg->tlsrpt_dkim_key[0] == '\0')
 			why = "no tlsrpt_dkim_key (RFC 8460 requires DKIM)";
+		else if (u->kind == TLSRPT_URI_MAILTO && dkim_key(r) == NULL)
+			why = "the DKIM key could not be loaded";
 		else if (u->kind == TLSRPT_URI_MAILTO && mail_build(r, u) == -1)
 			why = "the message could not be built";
 		if (why == NULL) {

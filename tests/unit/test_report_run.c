@@ -67,6 +67,8 @@ struct conn {
 };
 
 static struct conn *conns;
+static int clobber_key;		/* a message received spoils the key file */
+static void key_file(int good);
 
 static void
 say(struct conn *c, const char *s)
@@ -128,6 +130,8 @@ on_conn(int fd, int events, void *arg)
 				return;
 			c->data = 0;
 			c->s->msgs++;
+			if (clobber_key)
+				key_file(0);
 			report_id_of(c->buf, (size_t)(end - c->buf),
 			    c->s->last_id, sizeof(c->s->last_id));
 			say(c, "250 2.0.0 queued\r\n");
@@ -255,6 +259,8 @@ __wrap_mdb_env_sync(MDB_env *env, int force)
 /* ---- the run ----------------------------------------------------------- */
 
 static char dir[64], keyfile[128];
+static char keypem[8192];
+static size_t keylen;
 static struct config *cfg;
 static struct tlsrpt_store *st;
 static struct report_totals tot;
@@ -285,6 +291,10 @@ setup(void **state)
 	    NULL), 1);
 	fclose(f);
 	EVP_PKEY_free(pk);
+	assert_non_null(f = fopen(keyfile, "r"));
+	keylen = fread(keypem, 1, sizeof(keypem), f);
+	fclose(f);
+	assert_true(keylen > 0 && keylen < sizeof(keypem));
 	cfg = config_load(NULL, err, sizeof(err));
 	assert_non_null(cfg);
 	setstr(&cfg->tlsrpt_dkim_key, keyfile);
@@ -297,6 +307,20 @@ setup(void **state)
 	cfg->data_done_timeout = cfg->tls_timeout = 60000;
 	log_init("test_report_run", 0, LOG_LVL_INFO);
 	return 0;
+}
+
+/* The DKIM key file: the test's key, or no key at all. */
+static void
+key_file(int good)
+{
+	FILE *f = fopen(keyfile, "w");
+
+	assert_non_null(f);
+	if (good)
+		assert_int_equal(fwrite(keypem, 1, keylen, f), keylen);
+	else
+		fputs("not a key\n", f);
+	fclose(f);
 }
 
 static int
@@ -329,6 +353,8 @@ begin_test(void)
 	for (i = 1; i <= NSRV; i++)
 		srv_start(i, GOOD);
 	dials = 0;
+	clobber_key = 0;
+	key_file(1);
 }
 
 static void
@@ -1067,6 +1093,46 @@ test_txt_no_record_given_up(void **state)
 	end_test();
 }
 
+/*
+ * The DKIM key is read once per run, at its first mailto URI, not for
+ * every one: the first receiver spoils the key file when it gets its
+ * message, and the second URI's message (and the next pair's) still goes
+ * out, signed with the key the run read.  On the old code the file was
+ * read again for each message: the second one could not be built and
+ * was skipped.  The next run reads the file again (and finds no key).
+ */
+static void
+test_dkim_key_read_once(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("m.test", y);
+	record("n.test", y);
+	rua("m.test", "mailto:r@good.test,mailto:r@other.test");
+	rua("n.test", "mailto:s@other.test");
+	mxat("good.test", "127.0.0.2");
+	mxat("other.test", "127.0.0.3");
+	opts_fast(&o);
+	clobber_key = 1;
+	run(&o, 10000);
+	settle(100);
+	clobber_key = 0;
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(srv[3].msgs, 2);
+	assert_int_equal(tot.sent, 3);
+	assert_int_equal(tot.skipped, 0);
+
+	record("q.test", y);
+	rua("q.test", "mailto:r@good.test");
+	run(&o, 10000);
+	assert_int_equal(tot.skipped, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	end_test();
+}
+
 int
 main(void)
 {
@@ -1085,6 +1151,7 @@ main(void)
 		cmocka_unit_test(test_txt_failure_then_record),
 		cmocka_unit_test(test_txt_no_record_is_temporary),
 		cmocka_unit_test(test_txt_no_record_given_up),
+		cmocka_unit_test(test_dkim_key_read_once),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
