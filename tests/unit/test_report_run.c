@@ -787,6 +787,55 @@ test_https_private_refused(void **state)
 	end_test();
 }
 
+/*
+ * The pair's deadline holds over the lookups the run makes: a TXT lookup
+ * that outlives it is a failed lookup (the pair kept for a retry), and an
+ * https try whose host lookup is slow ends at it, also while the run asks
+ * the host's addresses again after the POST failed (private destinations
+ * refused); such a try is an ordinary failure, parked, not final.
+ */
+static void
+test_lookup_deadlines(void **state)
+{
+	struct report_opts o;
+	struct msg m;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("s.test", y);
+	txt_fails("s.test", DNS_TIMEOUT, 5000);
+	opts_fast(&o);
+	o.job_ms = 500;
+	run(&o, 10000);
+	assert_true(took_ms < 1500);
+	assert_int_equal(tot.deferred, 1);
+	assert_true(tot.next_retry_ms > 0);
+	assert_int_equal(is_sent("s.test", y), 0);
+	end_test();
+
+	begin_test();
+	record("i.test", y);
+	rua("i.test", "https://report.slow.test/tlsrpt");
+	a("report.slow.test", 0, "127.0.0.2");
+	begin(&m, 0x1234, 0, 0, "report.slow.test", DNS_T_AAAA, 0, 0, 0);
+	answer("report.slow.test", DNS_T_AAAA, DNS_NODATA, &m);
+	fake_of("report.slow.test", DNS_T_AAAA)->delay_ms = 800;
+	opts_fast(&o);
+	o.job_ms = 1000;
+	cfg->tlsrpt_private_destinations = 0;
+	run(&o, 10000);
+	cfg->tlsrpt_private_destinations = 1;
+	print_message("https try ended after %llu ms\n",
+	    (unsigned long long)took_ms);
+	assert_true(took_ms >= 900 && took_ms < 1400);
+	assert_int_equal(fake_of("report.slow.test", DNS_T_AAAA)->asked, 2);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(tot.failed, 0);
+	assert_int_equal(is_sent("i.test", y), 0);
+	end_test();
+}
+
 /* The same URI eight times (and once more spelled otherwise) is one
  * report; a mailto try walks at most 2 hosts x 2 addresses. */
 static void
@@ -1144,6 +1193,7 @@ main(void)
 		cmocka_unit_test(test_now_is_a_preview),
 		cmocka_unit_test(test_mailto_private_refused),
 		cmocka_unit_test(test_https_private_refused),
+		cmocka_unit_test(test_lookup_deadlines),
 		cmocka_unit_test(test_dedup_and_address_cap),
 		cmocka_unit_test(test_one_flush_per_pair),
 		cmocka_unit_test(test_txt_timeouts_do_not_starve),
