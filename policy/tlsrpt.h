@@ -203,8 +203,29 @@ long	tlsrpt_due_list(struct tlsrpt_store *, int64_t today,
  * into out, *n set.  Returns how many there are (may exceed max), -1. */
 long	tlsrpt_day_domains(struct tlsrpt_store *, int64_t day,
 	    char (*out)[254], size_t max, size_t *n);
+/* Marks (day, domain) sent at when, on disk before it returns 0 (-1
+ * error).  The same as one tlsrpt_mark_batch() with sync. */
 int	tlsrpt_mark_sent(struct tlsrpt_store *, int64_t day,
 	    const char *domain, int64_t when);
+/* One value of the sent database: a pair's sent mark, or any other name
+ * that is a host name (tlsproxy/report.c keeps its delivery state under
+ * names in .invalid, which no policy domain can have). */
+struct tlsrpt_mark {
+	const char	*domain;
+	int64_t		 when;
+};
+/*
+ * Writes n values of day in one write transaction, all or none: 0, or -1
+ * (tlsrpt_store_error()).  With sync they are on disk before it returns 0,
+ * as tlsrpt_mark_sent()'s; without, they reach the OS at once and the disk
+ * with the next flush (a synced write, tlsrpt_store_sync(), the recorder's
+ * once-a-second flush, closing): a crash of the process loses nothing, a
+ * crash of the OS before that flush may lose them.
+ */
+int	tlsrpt_mark_batch(struct tlsrpt_store *, int64_t day,
+	    const struct tlsrpt_mark *, size_t n, int sync);
+/* Flushes the commits of this handle that are not on disk yet: 0, -1. */
+int	tlsrpt_store_sync(struct tlsrpt_store *);
 /* 1 sent (when filled if not NULL), 0 not, -1 error. */
 int	tlsrpt_is_sent(struct tlsrpt_store *, int64_t day, const char *domain,
 	    int64_t *when);
@@ -235,6 +256,8 @@ int	tlsrpt_filename(const char *sender, const char *policy_domain,
 
 /* ---- the mailto message (tlsrpt_mail.c) ---- */
 
+struct tlsrpt_dkim_key;
+
 struct tlsrpt_mail {
 	const char		*from;		/* addr-spec */
 	const char		*to;		/* addr-spec (the rua address) */
@@ -245,7 +268,10 @@ struct tlsrpt_mail {
 	int64_t			 date;		/* Unix time of Date: */
 	const unsigned char	*gz;		/* the gzipped report */
 	size_t			 gzlen;
-	const char		*dkim_key_file;	/* PEM private key */
+	const char		*dkim_key_file;	/* PEM private key, read
+						 * for this message */
+	const struct tlsrpt_dkim_key *dkim_key;	/* or: loaded once
+						 * (the file is not read) */
 	const char		*dkim_selector;
 	const char		*dkim_domain;
 };
@@ -256,5 +282,14 @@ struct tlsrpt_mail {
  */
 int	tlsrpt_mail_build(const struct tlsrpt_mail *, char **msg, size_t *len,
 	    char *err, size_t errsz);
+/*
+ * The DKIM key read from path and checked (a PEM RSA private key), with
+ * the signing library set up, once for many messages (struct tlsrpt_mail
+ * dkim_key): NULL with err, or a key for tlsrpt_dkim_key_free(), which
+ * wipes its bytes before freeing them.
+ */
+struct tlsrpt_dkim_key *tlsrpt_dkim_key_load(const char *path, char *err,
+	    size_t errsz);
+void	tlsrpt_dkim_key_free(struct tlsrpt_dkim_key *);
 
 #endif

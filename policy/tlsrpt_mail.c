@@ -14,6 +14,11 @@
  * Content-Type.  Header fields are never folded (all stay far below the
  * 998-octet limit), so what is signed is exactly what is sent.  Values
  * that would need quoting or could inject a line are refused.
+ *
+ * The key: tlsrpt_dkim_key_load() reads and checks it once, with the
+ * library handle, for all the messages of a report run; without one,
+ * tlsrpt_mail_build() reads the file itself.  Either way the key's bytes
+ * are wiped (OPENSSL_cleanse) before they are freed.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -177,36 +182,78 @@ rsa_pem(const unsigned char *key)
 	return ok;
 }
 
+struct tlsrpt_dkim_key {
+	unsigned char	*pem;		/* KEY_MAX + 1 bytes, NUL-terminated */
+	DKIM_LIB	*lib;		/* the signed header fields set */
+};
+
+void
+tlsrpt_dkim_key_free(struct tlsrpt_dkim_key *k)
+{
+	if (k == NULL)
+		return;
+	if (k->lib != NULL)
+		dkim_close(k->lib);
+	if (k->pem != NULL) {
+		OPENSSL_cleanse(k->pem, KEY_MAX + 1);
+		free(k->pem);
+	}
+	free(k);
+}
+
+struct tlsrpt_dkim_key *
+tlsrpt_dkim_key_load(const char *path, char *err, size_t errsz)
+{
+	static const char *signhdrs[] = { "from", "to", "date", "subject",
+	    "message-id", "tls-report-domain", "tls-report-submitter",
+	    "mime-version", "content-type", NULL };
+	struct tlsrpt_dkim_key *k;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (path == NULL || (k->pem = read_key(path, err, errsz)) == NULL) {
+		if (path == NULL)
+			snprintf(err, errsz, "no DKIM key file");
+		goto fail;
+	}
+	/* checked here first: libopendkim leaks on its own failure path, and
+	 * its status code does not say what is wrong with the key */
+	if (!rsa_pem(k->pem))
+		ERR("DKIM key %s: not a PEM RSA private key", path);
+	if ((k->lib = dkim_init(NULL, NULL)) == NULL)
+		ERR("DKIM: cannot initialise libopendkim");
+	/* the library wants the array itself and the size of a char ** */
+	if (dkim_options(k->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
+	    signhdrs, sizeof(char **)) != DKIM_STAT_OK)
+		ERR("DKIM: cannot set the signed header fields");
+	return k;
+fail:
+	tlsrpt_dkim_key_free(k);
+	return NULL;
+}
+
 /* The signature header's value, line ends made CRLF. */
 static int
 dkim_signature(const struct tlsrpt_mail *m, const struct buf *hdrs,
     const struct buf *body, struct buf *out, char *err, size_t errsz)
 {
-	static const char *signhdrs[] = { "from", "to", "date", "subject",
-	    "message-id", "tls-report-domain", "tls-report-submitter",
-	    "mime-version", "content-type", NULL };
-	DKIM_LIB *lib = NULL;
+	struct tlsrpt_dkim_key *own = NULL;
+	const struct tlsrpt_dkim_key *k = m->dkim_key;
 	DKIM *dkim = NULL;
 	DKIM_STAT st;
-	unsigned char *key = NULL, *sig = NULL;
+	unsigned char *sig = NULL;
 	const char *p, *nl;
 	size_t siglen, i;
 	int ret = -1;
 
-	if ((key = read_key(m->dkim_key_file, err, errsz)) == NULL)
+	if (k == NULL &&
+	    (k = own = tlsrpt_dkim_key_load(m->dkim_key_file, err,
+	    errsz)) == NULL)
 		return -1;
-	/* checked here first: libopendkim leaks on its own failure path, and
-	 * its status code does not say what is wrong with the key */
-	if (!rsa_pem(key))
-		ERR("DKIM key %s: not a PEM RSA private key",
-		    m->dkim_key_file);
-	if ((lib = dkim_init(NULL, NULL)) == NULL)
-		ERR("DKIM: cannot initialise libopendkim");
-	/* the library wants the array itself and the size of a char ** */
-	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, signhdrs,
-	    sizeof(char **)) != DKIM_STAT_OK)
-		ERR("DKIM: cannot set the signed header fields");
-	dkim = dkim_sign(lib, (const unsigned char *)"tlsrpt", NULL, key,
+	dkim = dkim_sign(k->lib, (const unsigned char *)"tlsrpt", NULL,
+	    k->pem,
 	    (const unsigned char *)m->dkim_selector,
 	    (const unsigned char *)m->dkim_domain, DKIM_CANON_RELAXED,
 	    DKIM_CANON_RELAXED, DKIM_SIGN_RSASHA256, -1, &st);
@@ -241,12 +288,7 @@ dkim_signature(const struct tlsrpt_mail *m, const struct buf *hdrs,
 fail:
 	if (dkim != NULL)
 		dkim_free(dkim);	/* frees sig */
-	if (lib != NULL)
-		dkim_close(lib);
-	if (key != NULL) {
-		OPENSSL_cleanse(key, KEY_MAX + 1);
-		free(key);
-	}
+	tlsrpt_dkim_key_free(own);
 	return ret;
 }
 
@@ -272,7 +314,8 @@ tlsrpt_mail_build(const struct tlsrpt_mail *m, char **msg, size_t *len,
 	    !token_ok(m->filename, "\"\\/"))
 		ERR("report id or file name holds characters a header "
 		    "cannot carry");
-	if (m->dkim_key_file == NULL || m->dkim_selector == NULL ||
+	if ((m->dkim_key_file == NULL && m->dkim_key == NULL) ||
+	    m->dkim_selector == NULL ||
 	    m->dkim_domain == NULL ||
 	    !tlsrpt_valid_host(m->dkim_selector, strlen(m->dkim_selector)) ||
 	    !tlsrpt_valid_host(m->dkim_domain, strlen(m->dkim_domain)))

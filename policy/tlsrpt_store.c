@@ -11,7 +11,9 @@
  * (mdb_env_sync(env, 1), tr_sync()) at most once a second: on the first
  * record after a second has passed, and tlsrpt_rec.c arms a timer for
  * the tail.  tlsrpt_mark_sent() and tlsrpt_prune() flush before they
- * return 0, tlsrpt_store_close() before it closes.  A synchronous commit
+ * return 0, tlsrpt_store_close() before it closes; tlsrpt_mark_batch()
+ * when asked (report.c writes a report's delivery state with one flush
+ * per (day, domain) pair, not one per value: see tlsrpt.h).  A synchronous commit
  * took 0.5-2 ms on ext4 under the one writer lock that every worker
  * shares: the whole daemon counted at most 500-1000 attempts a second
  * and each worker's loop stalled meanwhile.  What is traded: a crash or
@@ -1086,34 +1088,61 @@ sent_key(int64_t day, const char *domain, unsigned char *buf, MDB_val *k)
 }
 
 int
-tlsrpt_mark_sent(struct tlsrpt_store *st, int64_t day, const char *domain,
-    int64_t when)
+tlsrpt_mark_batch(struct tlsrpt_store *st, int64_t day,
+    const struct tlsrpt_mark *m, size_t n, int sync)
 {
 	unsigned char kb[4 + 254 + 1];
 	MDB_txn *txn;
-	MDB_val k, v = { 8, &when };
+	MDB_val k, v;
+	int64_t when;
+	size_t i;
 	int rc;
 
-	if (sent_key(day, domain, kb, &k) == -1) {
-		tr_seterr(st, "bad domain or day");
-		return -1;
+	for (i = 0; i < n; i++)
+		if (m[i].domain == NULL || sent_key(day, m[i].domain, kb,
+		    &k) == -1) {
+			tr_seterr(st, "bad domain or day");
+			return -1;
+		}
+	if (n > 0) {
+		if ((rc = store_txn_begin(st->env, 0, &txn)) != 0) {
+			tr_seterr(st, "txn: %s", mdb_strerror(rc));
+			return -1;
+		}
+		for (i = 0; i < n; i++) {
+			(void)sent_key(day, m[i].domain, kb, &k);
+			when = m[i].when;
+			v.mv_size = 8;
+			v.mv_data = &when;
+			if ((rc = mdb_put(txn, st->sent, &k, &v, 0)) != 0) {
+				mdb_txn_abort(txn);
+				tr_seterr(st, "sent: %s", mdb_strerror(rc));
+				return -1;
+			}
+		}
+		if ((rc = mdb_txn_commit(txn)) != 0) {
+			tr_seterr(st, "commit: %s", mdb_strerror(rc));
+			return -1;
+		}
+		committed(st);
 	}
-	if ((rc = store_txn_begin(st->env, 0, &txn)) != 0) {
-		tr_seterr(st, "txn: %s", mdb_strerror(rc));
-		return -1;
-	}
-	if ((rc = mdb_put(txn, st->sent, &k, &v, 0)) != 0) {
-		mdb_txn_abort(txn);
-		tr_seterr(st, "sent: %s", mdb_strerror(rc));
-		return -1;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0) {
-		tr_seterr(st, "commit: %s", mdb_strerror(rc));
-		return -1;
-	}
-	committed(st);
-	/* on disk before the caller takes the report as done: a crash then
-	 * never sends it again (nor loses it) for want of a flush */
+	/* with sync, on disk before the caller goes on: a sent mark then
+	 * never goes missing in a crash after the report went out */
+	return sync ? tr_sync(st, 1) : 0;
+}
+
+int
+tlsrpt_mark_sent(struct tlsrpt_store *st, int64_t day, const char *domain,
+    int64_t when)
+{
+	struct tlsrpt_mark m = { domain, when };
+
+	return tlsrpt_mark_batch(st, day, &m, 1, 1);
+}
+
+int
+tlsrpt_store_sync(struct tlsrpt_store *st)
+{
 	return tr_sync(st, 1);
 }
 

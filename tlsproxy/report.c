@@ -1,15 +1,17 @@
 /*
  * report.c - delivering TLSRPT reports (see report.h, docs/tlsrpt.md).
  *
- * One run walks its list of due (day, domain) pairs in order, one pair
- * and one URI at a time: reports are few (one per domain and day) and a
- * sequential run keeps the load on receivers and on us flat.  Nothing
+ * One run walks its list of due (day, domain) pairs in order (those never
+ * tried first, then retries: order_jobs()), one pair and one URI at a
+ * time: reports are few (one per domain and day) and a sequential run
+ * keeps the load on receivers and on us flat.  Nothing
  * waits in a run: every URI gets at most one try, under a deadline; a
  * failed try parks the URI (its next try in the store, for a later run)
  * and the run goes on.  The state of the URI being delivered is in
  * struct report_run itself:
  *
- *   job_next -> (parked pair: skip) -> TXT lookup -> build -> uri_next
+ *   job_next -> (parked pair: skip) -> TXT lookup (failed: txt_failed(),
+ *     the pair parked or dropped) -> build -> uri_next
  *     -> (delivered, given up or parked URI: skip) -> (https | smtp) try
  *     -> delivered / failed: parked or given up -> uri_next -> ...
  *     -> all URIs seen -> job_end: mark sent, or park the pair
@@ -30,7 +32,8 @@
  *
  * Delivery state (report.h): int64 values in the store's "sent" database,
  * under the names state_name() makes; tlsrpt_is_sent() reads one,
- * tlsrpt_mark_sent() writes one, tlsrpt_prune() drops them with the day.
+ * tlsrpt_mark_batch() writes a step's together (state_flush(): one flush
+ * to disk per pair), tlsrpt_prune() drops them with the day.
  *
  * Who frees what: the run owns the job list, the report being delivered,
  * the message, its resolver, its SSL contexts, the MX walk's result and
@@ -86,6 +89,8 @@
 #define S_JOB		'j'	/* pair's earliest next try: when */
 #define S_ID		'i'	/* pair's report-id: its random part */
 
+#define MAX_STAGED	8	/* state values written together */
+
 enum smtp_step { ST_NONE, ST_MAIL, ST_RCPT, ST_DATA, ST_DOT, ST_QUIT };
 
 struct report_run {
@@ -109,6 +114,9 @@ struct report_run {
 	char			 helo[256];
 	char			 org[256];
 	char			 contact[330];
+	struct tlsrpt_dkim_key	*dkim;		/* loaded at the first mailto,
+						 * wiped at the end */
+	int			 dkim_tried;
 
 	struct tlsrpt_due	*jobs;
 	size_t			 njobs, ji;
@@ -129,11 +137,21 @@ struct report_run {
 	int			 ok, bad;	/* URIs of this job */
 	int			 pend;		/* URIs parked */
 	int64_t			 jnext;		/* their earliest next try */
+	/* state values not written yet: one transaction per step, and
+	 * one flush to disk per pair (state_flush()) */
+	struct {
+		char		 name[80];
+		int64_t		 v;
+	}			 stg[MAX_STAGED];
+	int			 nstg;
 
 	/* the URI */
 	int			 tries;		/* failed tries before this one */
 	uint64_t		 try_ms;	/* this try's deadline */
 	struct http_req		*http;
+	struct dns_req		*clsq[2];	/* https: A, AAAA of a host
+						 * whose POST failed */
+	int			 cls_global, cls_refused;
 	char			*msg;		/* mailto: the message */
 	size_t			 msglen;
 	struct mx_walk		*walk;
@@ -151,6 +169,7 @@ static void job_next(struct report_run *);
 static void uri_next(struct report_run *);
 static void try_uri(struct report_run *);
 static void smtp_next_addr(struct report_run *);
+static void txt_failed(struct report_run *, const char *, const char *);
 
 static void
 count(const char *what, const char *transport, const char *result)
@@ -237,11 +256,12 @@ uri_key(const struct tlsrpt_uri *u, char *buf, size_t sz)
 		    (unsigned)u->port, u->path);
 }
 
-/* The value, 0 when there is none (or it cannot be read: logged). */
+/* The value of pair j, 0 when there is none (or it cannot be read:
+ * logged). */
 static int64_t
-state_get(struct report_run *r, char tag, const struct tlsrpt_uri *u)
+state_read(struct report_run *r, const struct tlsrpt_due *j, char tag,
+    const struct tlsrpt_uri *u)
 {
-	const struct tlsrpt_due *j = &r->jobs[r->ji];
 	char name[80], key[TLSRPT_URI_MAX + 400];
 	int64_t v = 0;
 
@@ -256,6 +276,54 @@ state_get(struct report_run *r, char tag, const struct tlsrpt_uri *u)
 	return v;
 }
 
+/* The same, of the pair under way. */
+static int64_t
+state_get(struct report_run *r, char tag, const struct tlsrpt_uri *u)
+{
+	return state_read(r, &r->jobs[r->ji], tag, u);
+}
+
+/*
+ * Writes the values staged since the last call in one transaction, and
+ * with sync flushes everything written so far to disk: 0, or -1 (logged).
+ * One step of a pair (a URI's try, its end) writes once; a pair flushes
+ * once, at its end (job_end()), and once more when it makes its report-id
+ * (job_build()), so that no report goes out under an id a crash could
+ * lose.  What an OS crash may lose before a flush only makes us do again
+ * what was done (a try, a delivery: a resend under the same report-id),
+ * never skip something: nothing is written before it happened.
+ */
+static int
+state_flush(struct report_run *r, int sync)
+{
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+	struct tlsrpt_mark m[MAX_STAGED];
+	int i, n = r->nstg, rc;
+
+	for (i = 0; i < n; i++) {
+		m[i].domain = r->stg[i].name;
+		m[i].when = r->stg[i].v;
+	}
+	r->nstg = 0;
+	rc = n > 0 ? tlsrpt_mark_batch(r->store, j->day, m, (size_t)n, sync) :
+	    sync ? tlsrpt_store_sync(r->store) : 0;
+	if (rc == -1)
+		log_warn("event=tlsrpt-state-failed domain=%s error=\"%s\"",
+		    j->domain, tlsrpt_store_error(r->store));
+	return rc;
+}
+
+/* Stages one value under name (a state name, or the domain itself: its
+ * sent mark) for the next state_flush(). */
+static void
+state_stage(struct report_run *r, const char *name, int64_t v)
+{
+	if (r->nstg == MAX_STAGED)
+		(void)state_flush(r, 0);
+	snprintf(r->stg[r->nstg].name, sizeof(r->stg[0].name), "%s", name);
+	r->stg[r->nstg++].v = v;
+}
+
 static void
 state_put(struct report_run *r, char tag, const struct tlsrpt_uri *u,
     int64_t v)
@@ -266,9 +334,7 @@ state_put(struct report_run *r, char tag, const struct tlsrpt_uri *u,
 	if (u != NULL)
 		uri_key(u, key, sizeof(key));
 	state_name(tag, j->domain, u ? key : NULL, name, sizeof(name));
-	if (tlsrpt_mark_sent(r->store, j->day, name, v) == -1)
-		log_warn("event=tlsrpt-state-failed domain=%s error=\"%s\"",
-		    j->domain, tlsrpt_store_error(r->store));
+	state_stage(r, name, v);
 }
 
 /* One URI that cannot be tried now: next is when it can. */
@@ -296,10 +362,20 @@ smtp_clear(struct report_run *r)
 }
 
 static void
+cls_clear(struct report_run *r)
+{
+	dns_cancel(r->clsq[0]);
+	dns_cancel(r->clsq[1]);
+	r->clsq[0] = r->clsq[1] = NULL;
+	r->cls_global = r->cls_refused = 0;
+}
+
+static void
 uri_clear(struct report_run *r)
 {
 	http_cancel(r->http);
 	r->http = NULL;
+	cls_clear(r);
 	smtp_clear(r);
 	ev_timer_stop(r->trydl);
 	free(r->msg);
@@ -323,6 +399,7 @@ job_clear(struct report_run *r)
 	r->uri = r->ok = r->bad = r->pend = 0;
 	r->preview = r->expired = 0;
 	r->jnext = 0;
+	r->nstg = 0;
 }
 
 static void
@@ -332,6 +409,7 @@ run_free(struct report_run *r)
 	ev_timer_free(r->step);
 	ev_timer_free(r->trydl);
 	ev_timer_free(r->jobdl);
+	tlsrpt_dkim_key_free(r->dkim);
 	free(r->jobs);
 	dns_free(r->dns);
 	SSL_CTX_free(r->https);
@@ -342,8 +420,14 @@ run_free(struct report_run *r)
 void
 report_cancel(struct report_run *r)
 {
-	if (r != NULL)
-		run_free(r);
+	if (r == NULL)
+		return;
+	/* a pair under way: what it wrote goes to disk now */
+	if (r->ji < r->njobs) {
+		(void)state_flush(r, 0);
+		(void)tlsrpt_store_sync(r->store);
+	}
+	run_free(r);
 }
 
 static const char *
@@ -353,42 +437,60 @@ transport(const struct tlsrpt_uri *u)
 }
 
 /*
+ * A failed try of URI u, or with u NULL of the pair's TXT lookup, after
+ * `tries` failed ones before it: stages its first failure (when this is
+ * the first) and its tries, and says when it may be tried again.  0: at
+ * *next, after a backoff (*delay) that doubles from backoff_ms: the time
+ * since its first failure, at least backoff_ms, at most backoff_max_ms.
+ * 1: that would be more than give_up_ms after the first failure, so it is
+ * given up (RFC 8460 section 5.5: retries for up to 24 hours).
+ */
+static int
+backoff(struct report_run *r, const struct tlsrpt_uri *u, int tries,
+    int64_t now, int64_t *next, int64_t *delay)
+{
+	int64_t first, d;
+
+	if ((first = state_get(r, S_FIRST, u)) == 0) {
+		first = now;
+		state_put(r, S_FIRST, u, first);
+	}
+	d = now - first;
+	if (d < (int64_t)r->opts.backoff_ms)
+		d = (int64_t)r->opts.backoff_ms;
+	if (d > (int64_t)r->opts.backoff_max_ms)
+		d = (int64_t)r->opts.backoff_max_ms;
+	*delay = d;
+	*next = now + d;
+	state_put(r, S_TRIES, u, tries + 1);
+	return *next - first > (int64_t)r->opts.give_up_ms;
+}
+
+/*
  * The try of the current URI is over: ok, or failed (r->lasterr).  A
- * failure parks the URI for a later run, after a backoff that doubles
- * from backoff_ms (the time since its first failure, at least backoff_ms,
- * at most backoff_max_ms), or gives it up: a 5xx, a preview, or its next
- * try would come more than give_up_ms after the first.
+ * failure parks the URI for a later run (backoff()), or gives it up: a
+ * 5xx, a preview, or the end of its retries.
  */
 static void
 try_done(struct report_run *r, int ok)
 {
 	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
 	const struct tlsrpt_due *j = &r->jobs[r->ji];
-	int64_t now = wall_ms(), first = 0, next = 0, delay;
+	int64_t now = wall_ms(), next = 0, delay = 0;
 	int final = 1;
 	char qu[600], qe[600], nx[40] = "";
 
 	ev_timer_stop(r->trydl);
 	http_cancel(r->http);
 	r->http = NULL;
+	cls_clear(r);
 	smtp_clear(r);
 	count("deliveries", transport(u), ok ? "sent" : "failed");
 	if (ok) {
 		if (!r->preview)
 			state_put(r, S_DELIVERED, u, now);
 	} else if (!r->preview && !r->permanent) {
-		if ((first = state_get(r, S_FIRST, u)) == 0) {
-			first = now;
-			state_put(r, S_FIRST, u, first);
-		}
-		delay = now - first;
-		if (delay < (int64_t)r->opts.backoff_ms)
-			delay = (int64_t)r->opts.backoff_ms;
-		if (delay > (int64_t)r->opts.backoff_max_ms)
-			delay = (int64_t)r->opts.backoff_max_ms;
-		next = now + delay;
-		state_put(r, S_TRIES, u, r->tries + 1);
-		if (next - first <= (int64_t)r->opts.give_up_ms) {
+		if (backoff(r, u, r->tries, now, &next, &delay) == 0) {
 			final = 0;
 			state_put(r, S_NEXT, u, next);
 			snprintf(nx, sizeof(nx), " next_in_s=%lld",
@@ -398,6 +500,7 @@ try_done(struct report_run *r, int ok)
 	}
 	if (!ok && final && !r->preview)
 		state_put(r, S_GIVEN_UP, u, now);
+	(void)state_flush(r, 0);	/* the try's values, together */
 	log_info("event=tlsrpt-delivery domain=%s day=%lld uri=%s "
 	    "try=%d result=%s%s%s%s%s", j->domain, (long long)j->day,
 	    log_q(qu, sizeof(qu), u->uri), r->tries + 1,
@@ -446,15 +549,15 @@ jobdl_cb(void *arg)
 	    "job_s=%llu", j->domain, (long long)j->day,
 	    (unsigned long long)(r->opts.job_ms / 1000));
 	if (r->txtq != NULL) {
-		/* no record yet: the pair stays due, as a failed lookup */
-		r->tot.deferred++;
-		r->ji++;
-		job_clear(r);
-		ev_timer_arm(r->step, 0);
+		/* no record yet: a failed lookup */
+		dns_cancel(r->txtq);
+		r->txtq = NULL;
+		txt_failed(r, "lookup-failed", "TXT lookup: no answer before "
+		    "the report's deadline");
 		return;
 	}
-	if (r->http != NULL || r->walk != NULL || r->mx != NULL ||
-	    r->leg != NULL) {
+	if (r->http != NULL || r->clsq[0] != NULL || r->clsq[1] != NULL ||
+	    r->walk != NULL || r->mx != NULL || r->leg != NULL) {
 		snprintf(r->lasterr, sizeof(r->lasterr), "the report's "
 		    "deadline (%llu s) passed",
 		    (unsigned long long)(r->opts.job_ms / 1000));
@@ -472,6 +575,84 @@ done_cb(void *arg)
 
 /* ---- https ------------------------------------------------------------- */
 
+/* One answer of the host's addresses (cls_post()). */
+static void
+on_cls(struct report_run *r, int k, enum dns_status st,
+    const struct dns_answer *a)
+{
+	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
+	struct sockaddr_storage ss;
+	int i;
+
+	r->clsq[k] = NULL;
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
+		for (i = 0; i < a->nrr; i++) {
+			memset(&ss, 0, sizeof(ss));
+			if (a->rr[i].type == DNS_T_A) {
+				ss.ss_family = AF_INET;
+				((struct sockaddr_in *)&ss)->sin_addr =
+				    a->rr[i].u.a;
+			} else if (a->rr[i].type == DNS_T_AAAA) {
+				ss.ss_family = AF_INET6;
+				((struct sockaddr_in6 *)&ss)->sin6_addr =
+				    a->rr[i].u.aaaa;
+			} else
+				continue;
+			if (netaddr_is_global((struct sockaddr *)&ss))
+				r->cls_global++;
+			else
+				r->cls_refused++;
+		}
+	if (r->clsq[0] != NULL || r->clsq[1] != NULL)
+		return;
+	if (r->cls_refused > 0 && r->cls_global == 0) {
+		/* as a mailto whose MX addresses are all refused: no use
+		 * retrying (nor logging the refusals again every try) */
+		snprintf(r->lasterr, sizeof(r->lasterr), "%s: no address is "
+		    "global (%d refused; tlsrpt_private_destinations = no)",
+		    u->host, r->cls_refused);
+		r->permanent = 1;
+	}
+	try_done(r, 0);
+}
+
+static void
+on_cls4(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	on_cls(arg, 0, st, a);
+}
+
+static void
+on_cls6(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	on_cls(arg, 1, st, a);
+}
+
+/*
+ * A POST failed and private destinations are refused: were all of the
+ * host's addresses refused (http_post() leaves no trace of why it gave
+ * up)?  The addresses are asked again (the resolver's cache has them from
+ * the POST's own lookup) and classified as http.c does; when every one
+ * is refused, the failure is final for the pair, as for mailto.  1 when
+ * the answer is awaited, 0 when it cannot be asked.
+ */
+static int
+cls_post(struct report_run *r)
+{
+	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
+
+	if (r->cfg->tlsrpt_private_destinations)
+		return 0;
+	r->cls_global = r->cls_refused = 0;
+	r->clsq[0] = dns_query(r->dns, u->host, DNS_T_A, on_cls4, r);
+	r->clsq[1] = dns_query(r->dns, u->host, DNS_T_AAAA, on_cls6, r);
+	if (r->clsq[0] == NULL || r->clsq[1] == NULL) {
+		cls_clear(r);
+		return 0;
+	}
+	return 1;
+}
+
 static void
 on_post(void *arg, int ok, const char *body, size_t len, const char *kind,
     const char *err)
@@ -479,9 +660,12 @@ on_post(void *arg, int ok, const char *body, size_t len, const char *kind,
 	struct report_run *r = arg;
 
 	r->http = NULL;
-	if (ok != 0)
+	if (ok != 0) {
 		snprintf(r->lasterr, sizeof(r->lasterr), "%s", err ? err :
 		    "failed");
+		if (cls_post(r))
+			return;		/* on_cls() ends the try */
+	}
 	try_done(r, ok == 0);
 }
 
@@ -775,6 +959,26 @@ try_uri(struct report_run *r)
 
 /* ---- jobs -------------------------------------------------------------- */
 
+/*
+ * The DKIM key, read and checked once per run, at its first mailto URI:
+ * it was read and parsed again for every one.  NULL when it cannot be had
+ * (logged once).
+ */
+static const struct tlsrpt_dkim_key *
+dkim_key(struct report_run *r)
+{
+	char err[300], qe[400];
+
+	if (!r->dkim_tried) {
+		r->dkim_tried = 1;
+		if ((r->dkim = tlsrpt_dkim_key_load(r->cfg->tlsrpt_dkim_key,
+		    err, sizeof(err))) == NULL)
+			log_warn("event=tlsrpt-mail-failed error=%s",
+			    log_q(qe, sizeof(qe), err));
+	}
+	return r->dkim;
+}
+
 static int
 mail_build(struct report_run *r, const struct tlsrpt_uri *u)
 {
@@ -795,7 +999,7 @@ mail_build(struct report_run *r, const struct tlsrpt_uri *u)
 	m.date = (int64_t)time(NULL);
 	m.gz = r->gz;
 	m.gzlen = r->gzlen;
-	m.dkim_key_file = r->cfg->tlsrpt_dkim_key;
+	m.dkim_key = r->dkim;
 	m.dkim_selector = r->cfg->tlsrpt_dkim_selector;
 	m.dkim_domain = dkdom;
 	if (tlsrpt_mail_build(&m, &r->msg, &r->msglen, err,
@@ -822,8 +1026,9 @@ job_end(struct report_run *r)
 		    "delivered=%d failed=%d preview=yes", j->domain,
 		    (long long)j->day, r->ok, r->bad);
 	} else if (r->pend == 0) {
-		if (tlsrpt_mark_sent(r->store, j->day, j->domain,
-		    (int64_t)time(NULL)) == -1)
+		/* on disk with every value of the pair written before it */
+		state_stage(r, j->domain, (int64_t)time(NULL));
+		if (state_flush(r, 1) == -1)
 			log_warn("event=tlsrpt-mark-failed domain=%s "
 			    "error=\"%s\"", j->domain,
 			    tlsrpt_store_error(r->store));
@@ -832,6 +1037,7 @@ job_end(struct report_run *r)
 		    r->ok, r->bad);
 	} else {
 		state_put(r, S_JOB, NULL, r->jnext);
+		(void)state_flush(r, 1);
 		r->tot.waiting++;
 		if (r->tot.next_retry_ms == 0 || r->jnext < r->tot.next_retry_ms)
 			r->tot.next_retry_ms = r->jnext;
@@ -888,6 +1094,8 @@ uri_next(struct report_run *r)
 		else if (u->kind == TLSRPT_URI_MAILTO &&
 		    r->cfg->tlsrpt_dkim_key[0] == '\0')
 			why = "no tlsrpt_dkim_key (RFC 8460 requires DKIM)";
+		else if (u->kind == TLSRPT_URI_MAILTO && dkim_key(r) == NULL)
+			why = "the DKIM key could not be loaded";
 		else if (u->kind == TLSRPT_URI_MAILTO && mail_build(r, u) == -1)
 			why = "the message could not be built";
 		if (why == NULL) {
@@ -922,8 +1130,10 @@ job_build(struct report_run *r)
 		if (RAND_bytes((unsigned char *)&u, sizeof(u)) != 1)
 			u = (uint64_t)wall_ms() * 2654435761u;
 		rnd = (int64_t)(u >> 1) | 1;
-		if (!r->preview)
+		if (!r->preview) {
 			state_put(r, S_ID, NULL, rnd);
+			(void)state_flush(r, 1);
+		}
 	}
 	{
 		time_t t = (time_t)(j->day * 86400);
@@ -985,11 +1195,69 @@ dedup(struct tlsrpt_policy_record *rec)
 	rec->nrua = n;
 }
 
+/*
+ * The pair's TXT lookup did not give a valid record (why): it waits for a
+ * later run as a failed URI does, after the same backoff (its first
+ * failure and tries are pair values, its next try the pair's S_JOB, so a
+ * run skips it until then without a lookup), and is given up after the
+ * same give_up_ms: dropped, marked sent without a report, logged
+ * (event=tlsrpt-report result=dropped) and counted
+ * (mxguard_tlsrpt_reports_dropped_total{reason}).  A preview keeps no
+ * state: it is only deferred.
+ */
+static void
+txt_failed(struct report_run *r, const char *reason, const char *why)
+{
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+	int64_t now = wall_ms(), next = 0, delay = 0;
+	int tries = 0, final = 0;
+	char name[160], qe[400];
+
+	if (!r->preview) {
+		tries = (int)state_get(r, S_TRIES, NULL);
+		final = backoff(r, NULL, tries, now, &next, &delay);
+	}
+	log_q(qe, sizeof(qe), why);
+	if (final) {
+		state_stage(r, j->domain, (int64_t)time(NULL));
+		(void)state_flush(r, 0);
+		r->tot.no_record++;
+		snprintf(name, sizeof(name), "mxguard_tlsrpt_reports_dropped_"
+		    "total{reason=\"%s\"}", reason);
+		stats_add(stats_get(name, "TLSRPT reports given up for want of "
+		    "a valid _smtp._tls record"), 1);
+		log_warn("event=tlsrpt-report domain=%s day=%lld result=dropped "
+		    "reason=%s error=%s try=%d final=yes", j->domain,
+		    (long long)j->day, reason, qe, tries + 1);
+	} else {
+		if (!r->preview) {
+			state_put(r, S_JOB, NULL, next);
+			(void)state_flush(r, 0);
+			if (r->tot.next_retry_ms == 0 ||
+			    next < r->tot.next_retry_ms)
+				r->tot.next_retry_ms = next;
+		}
+		r->tot.deferred++;
+		if (r->preview)
+			log_info("event=tlsrpt-report domain=%s day=%lld "
+			    "result=deferred reason=%s error=%s preview=yes",
+			    j->domain, (long long)j->day, reason, qe);
+		else
+			log_info("event=tlsrpt-report domain=%s day=%lld "
+			    "result=deferred reason=%s error=%s try=%d final=no "
+			    "next_in_s=%lld", j->domain, (long long)j->day,
+			    reason, qe, tries + 1,
+			    (long long)((delay + 999) / 1000));
+	}
+	r->ji++;
+	job_clear(r);
+	ev_timer_arm(r->step, 0);
+}
+
 static void
 on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 {
 	struct report_run *r = arg;
-	const struct tlsrpt_due *j = &r->jobs[r->ji];
 	const char *txts[DNS_MAX_RR];
 	size_t lens[DNS_MAX_RR];
 	char err[160] = "";
@@ -1004,27 +1272,36 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		sel = tlsrpt_txt_select(txts, lens, n, &r->rec, err,
 		    sizeof(err));
 	} else if (st != DNS_NXDOMAIN && st != DNS_NODATA) {
-		/* cannot tell: the report stays due for the next run */
-		log_info("event=tlsrpt-report domain=%s day=%lld result=deferred "
-		    "reason=\"TXT lookup: %s\"", j->domain, (long long)j->day,
+		/* cannot tell: tried again later, as a failed URI */
+		snprintf(err, sizeof(err), "TXT lookup: %s",
 		    dns_status_name(st));
-		r->tot.deferred++;
-		r->ji++;
-		job_clear(r);
-		ev_timer_arm(r->step, 0);
+		txt_failed(r, "lookup-failed", err);
 		return;
 	}
 	if (sel != 1) {
-		log_info("event=tlsrpt-report domain=%s day=%lld result=dropped "
-		    "reason=\"no valid _smtp._tls record%s%s\"", j->domain,
-		    (long long)j->day, err[0] ? ": " : "", err);
-		r->tot.no_record++;
-		(void)tlsrpt_mark_sent(r->store, j->day, j->domain,
-		    (int64_t)time(NULL));
-		r->ji++;
-		job_clear(r);
-		ev_timer_arm(r->step, 0);
+		/* The domain had a valid record when its sessions were
+		 * counted (tlsrpt_rec.c counts no others): one gone now is
+		 * as likely a passing DNS mistake, or an on-path attacker
+		 * answering for an unsigned zone to keep the report of its
+		 * own attack from going out, as a domain that stopped
+		 * asking.  So no record is a failed lookup too: retried,
+		 * then given up after the same window. */
+		char why[300];
+
+		if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
+			snprintf(why, sizeof(why), "no valid _smtp._tls "
+			    "record%s%s", err[0] ? ": " : "", err);
+		else
+			snprintf(why, sizeof(why), "no valid _smtp._tls "
+			    "record: TXT lookup: %s", dns_status_name(st));
+		txt_failed(r, "no-record", why);
 		return;
+	}
+	if (!r->preview && state_get(r, S_FIRST, NULL) != 0) {
+		/* the lookup's retries start again at its next failure */
+		state_put(r, S_FIRST, NULL, 0);
+		state_put(r, S_TRIES, NULL, 0);
+		(void)state_flush(r, 0);
 	}
 	dedup(&r->rec);
 	job_build(r);
@@ -1082,12 +1359,64 @@ job_next(struct report_run *r)
 	ev_timer_arm(r->jobdl, r->opts.job_ms);
 	snprintf(name, sizeof(name), "_smtp._tls.%s", j->domain);
 	if ((r->txtq = dns_query(r->dns, name, DNS_T_TXT, on_txt, r)) ==
-	    NULL) {
-		r->tot.deferred++;
-		r->ji++;
-		job_clear(r);
-		ev_timer_arm(r->step, 0);
+	    NULL)
+		txt_failed(r, "lookup-failed", "cannot start the TXT lookup");
+}
+
+struct ord {
+	int64_t		 when;		/* the pair's next try, 0 none */
+	size_t		 i;		/* in the due list */
+};
+
+static int
+ord_cmp(const void *a, const void *b)
+{
+	const struct ord *x = a, *y = b;
+
+	if (x->when != y->when)
+		return x->when < y->when ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * The run's order: first the pairs never tried (no next try kept), in the
+ * due list's order (oldest day first); then those waiting for a retry, the
+ * earliest next try first.  So retries, however many and however slow (a
+ * TXT lookup that times out takes dns_timeout), never hold up a pair's
+ * first try; and a retry the run's deadline left behind keeps its place
+ * before those tried since.  Returns the number of pairs never tried, or
+ * -1 (out of memory: the list's order is kept).
+ */
+static long
+order_jobs(struct report_run *r)
+{
+	struct ord *o;
+	struct tlsrpt_due *copy;
+	size_t i;
+	long fresh = 0;
+
+	if (r->njobs == 0)
+		return 0;
+	if ((o = calloc(r->njobs, sizeof(*o))) == NULL ||
+	    (copy = malloc(r->njobs * sizeof(*copy))) == NULL) {
+		free(o);
+		return -1;
 	}
+	for (i = 0; i < r->njobs; i++) {
+		o[i].i = i;
+		o[i].when = state_read(r, &r->jobs[i], S_JOB, NULL);
+		if (o[i].when <= 0) {
+			o[i].when = 0;
+			fresh++;
+		}
+	}
+	qsort(o, r->njobs, sizeof(*o), ord_cmp);
+	for (i = 0; i < r->njobs; i++)
+		copy[i] = r->jobs[o[i].i];
+	memcpy(r->jobs, copy, r->njobs * sizeof(*copy));
+	free(copy);
+	free(o);
+	return fresh;
 }
 
 struct report_run *
@@ -1099,7 +1428,7 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 	struct report_run *r;
 	int64_t today = tlsrpt_day((int64_t)time(NULL));
 	const char *at;
-	long n;
+	long n, fresh;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		snprintf(err, errsz, "out of memory");
@@ -1158,6 +1487,7 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 		goto fail;
 	}
 	r->tot.due = (int)r->njobs;
+	fresh = order_jobs(r);
 	if ((r->dns = dns_new(loop, cfg, err, errsz)) == NULL)
 		goto fail;
 	if ((r->https = policy_webpki_ctx(cfg, err, errsz)) == NULL)
@@ -1175,8 +1505,8 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
-	log_info("event=tlsrpt-run due=%zu now=%s", r->njobs, opts->now ?
-	    "yes" : "no");
+	log_info("event=tlsrpt-run due=%zu fresh=%ld now=%s", r->njobs, fresh,
+	    opts->now ? "yes" : "no");
 	ev_timer_arm(r->step, 0);
 	return r;
 fail:

@@ -10,7 +10,8 @@
  * every rua URI (identical URIs once):
  *   https:   POST, Content-Type application/tlsrpt+gzip, through the MTA-STS
  *            HTTPS client (policy/http.c: WebPKI, SNI, SO_MARK, global
- *            addresses only unless tlsrpt_private_destinations);
+ *            addresses only unless tlsrpt_private_destinations; a host
+ *            with none is a final failure, as for mailto);
  *   mailto:  the DKIM-signed multipart/report of policy/tlsrpt_mail.c,
  *            sent by mxguard itself over an upstream leg (tlsproxy/leg.c)
  *            to the MX hosts of the address's domain (policy/mx.c's
@@ -34,10 +35,15 @@
  * given up or skipped.  The delivery state (per day, domain and URI:
  * delivered, given up, first failure, next try, tries; per pair: its next
  * try) lives in the store's "sent" database under names that are no
- * domain (`<tag>-<hash>.tlsrpt.invalid`), pruned with the day.  Today's
+ * domain (`<tag>-<hash>.tlsrpt.invalid`), pruned with the day, written
+ * one transaction per try and flushed to disk once per pair (a crash of
+ * the OS may cause a resend, never a loss).  Today's
  * pair (`now`) is a preview: no state, never marked sent.  A domain whose
- * record is gone is marked sent without delivery; one whose lookup failed
- * stays due.  Each try is logged (event=tlsrpt-delivery) and counted
+ * lookup failed, or found no valid record (it had one when its sessions
+ * were counted), is retried as a URI is (backoff, given up after
+ * give_up_ms: dropped, marked sent without delivery).
+ * Pairs never tried go before retries, so that retries cannot starve
+ * them.  Each try is logged (event=tlsrpt-delivery) and counted
  * (mxguard_tlsrpt_deliveries_total{transport,result}).
  *
  * Who frees what: report_run() returns a run that ends with its callback
@@ -83,11 +89,15 @@ struct report_totals {
 					 * before a deadline) */
 	int		 skipped;	/* URIs not tried (mailto without
 					 * DKIM key, tlsrpt_https_only) */
-	int		 no_record;	/* pairs whose domain has no valid
-					 * _smtp._tls record any more */
+	int		 no_record;	/* pairs dropped: no valid
+					 * _smtp._tls record any more, or
+					 * its lookup failed for
+					 * give_up_ms */
 	int		 deferred;	/* pairs left due (lookup failed,
-					 * run deadline) */
-	int		 waiting;	/* pairs left due with URIs parked */
+					 * retried later; run deadline) */
+	int		 waiting;	/* pairs left due with URIs parked,
+					 * or skipped before their next
+					 * try */
 	int64_t		 next_retry_ms;	/* wall clock (ms) of the earliest
 					 * parked retry, 0 none */
 };

@@ -4,8 +4,10 @@
  * (test_dane_lookup, test_mx).  Answers are wire messages (dnsmsg.h)
  * parsed by the real dns_parse(), so the AD bit, CNAME chains and
  * Extended DNS Errors go through the production code.  Every answer comes
- * from the event loop (a zero timer), never from inside dns_query(); a
- * name without an entry answers NXDOMAIN.  Test code only.
+ * from the event loop (a zero timer, or the entry's delay_ms: a slow or
+ * timing-out server), never from inside dns_query(); a name without an
+ * entry answers NXDOMAIN.  The last entry of a name and type answers, so
+ * a test changes an answer by adding another.  Test code only.
  */
 #ifndef MXG_TEST_FAKEDNS_H
 #define MXG_TEST_FAKEDNS_H
@@ -26,6 +28,8 @@ static struct fake {
 	int		 type;
 	enum dns_status	 st;
 	struct dns_answer *a;
+	uint64_t	 delay_ms;	/* before the answer */
+	int		 asked;		/* queries it answered */
 } fakes[MAXF];
 static int nfakes;
 static struct ev_loop *loop;
@@ -41,11 +45,17 @@ struct dns_req {
 static inline void
 answer(const char *name, int type, enum dns_status st, struct msg *m)
 {
-	struct fake *f = &fakes[nfakes++];
+	struct fake *f;
+
+	if (nfakes == MAXF)
+		abort();	/* more canned answers than the table holds */
+	f = &fakes[nfakes++];
 
 	snprintf(f->name, sizeof(f->name), "%s", name);
 	f->type = type;
 	f->st = st;
+	f->delay_ms = 0;
+	f->asked = 0;
 	f->a = m ? dns_parse(m->b, m->n, name, type) : NULL;
 	/* the combined status dns.c would give */
 	if (f->a != NULL && st == DNS_ERROR)
@@ -90,8 +100,10 @@ __wrap_dns_query(struct dns *d, const char *name, int type, dns_cb *cb,
 	for (i = 0; i < nfakes; i++)
 		if (fakes[i].type == type && strcmp(fakes[i].name, name) == 0)
 			r->f = &fakes[i];
+	if (r->f != NULL)
+		r->f->asked++;
 	r->t = ev_timer_new(loop, fire, r);
-	ev_timer_arm(r->t, 0);
+	ev_timer_arm(r->t, r->f != NULL ? r->f->delay_ms : 0);
 	return r;
 }
 
@@ -102,6 +114,18 @@ __wrap_dns_cancel(struct dns_req *r)
 		return;
 	ev_timer_free(r->t);
 	free(r);
+}
+
+/* The last entry of name and type (NULL: none). */
+static inline struct fake *
+fake_of(const char *name, int type)
+{
+	int i;
+
+	for (i = nfakes - 1; i >= 0; i--)
+		if (fakes[i].type == type && strcmp(fakes[i].name, name) == 0)
+			return &fakes[i];
+	return NULL;
 }
 
 /* Canned answers. */

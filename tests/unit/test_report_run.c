@@ -9,9 +9,10 @@
  * port 25 goes to server N's port instead, and so that the test sees
  * every address the run connects to.  Session timeouts are 60 s, so only
  * the run's own deadlines (milliseconds here, through struct report_opts)
- * can end a try against a server that never answers.
+ * can end a try against a server that never answers.  mdb_env_sync() is
+ * wrapped to count the store's flushes to disk.
  */
-// WRAP: dns_query dns_cancel leg_new policy_record_tls
+// WRAP: dns_query dns_cancel leg_new policy_record_tls mdb_env_sync
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <lmdb.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -65,6 +67,8 @@ struct conn {
 };
 
 static struct conn *conns;
+static int clobber_key;		/* a message received spoils the key file */
+static void key_file(int good);
 
 static void
 say(struct conn *c, const char *s)
@@ -126,6 +130,8 @@ on_conn(int fd, int events, void *arg)
 				return;
 			c->data = 0;
 			c->s->msgs++;
+			if (clobber_key)
+				key_file(0);
 			report_id_of(c->buf, (size_t)(end - c->buf),
 			    c->s->last_id, sizeof(c->s->last_id));
 			say(c, "250 2.0.0 queued\r\n");
@@ -250,9 +256,25 @@ __wrap_policy_record_tls(struct policy *p, const struct sockaddr *dst,
 	recorded++;
 }
 
+/* ---- mdb_env_sync: the store's flushes to disk ------------------------- */
+
+static int syncs;
+
+int __real_mdb_env_sync(MDB_env *, int);
+int __wrap_mdb_env_sync(MDB_env *, int);
+
+int
+__wrap_mdb_env_sync(MDB_env *env, int force)
+{
+	syncs++;
+	return __real_mdb_env_sync(env, force);
+}
+
 /* ---- the run ----------------------------------------------------------- */
 
 static char dir[64], keyfile[128];
+static char keypem[8192];
+static size_t keylen;
 static struct config *cfg;
 static struct tlsrpt_store *st;
 static struct report_totals tot;
@@ -283,6 +305,10 @@ setup(void **state)
 	    NULL), 1);
 	fclose(f);
 	EVP_PKEY_free(pk);
+	assert_non_null(f = fopen(keyfile, "r"));
+	keylen = fread(keypem, 1, sizeof(keypem), f);
+	fclose(f);
+	assert_true(keylen > 0 && keylen < sizeof(keypem));
 	cfg = config_load(NULL, err, sizeof(err));
 	assert_non_null(cfg);
 	setstr(&cfg->tlsrpt_dkim_key, keyfile);
@@ -295,6 +321,20 @@ setup(void **state)
 	cfg->data_done_timeout = cfg->tls_timeout = 60000;
 	log_init("test_report_run", 0, LOG_LVL_INFO);
 	return 0;
+}
+
+/* The DKIM key file: the test's key, or no key at all. */
+static void
+key_file(int good)
+{
+	FILE *f = fopen(keyfile, "w");
+
+	assert_non_null(f);
+	if (good)
+		assert_int_equal(fwrite(keypem, 1, keylen, f), keylen);
+	else
+		fputs("not a key\n", f);
+	fclose(f);
 }
 
 static int
@@ -327,6 +367,8 @@ begin_test(void)
 	for (i = 1; i <= NSRV; i++)
 		srv_start(i, GOOD);
 	dials = 0;
+	clobber_key = 0;
+	key_file(1);
 }
 
 static void
@@ -379,6 +421,29 @@ rua(const char *domain, const char *uris)
 	answer(name, DNS_T_TXT, DNS_INSECURE, &m);
 }
 
+/* _smtp._tls.domain answers st (no records), after ms */
+static void
+txt_fails(const char *domain, enum dns_status status, uint64_t ms)
+{
+	char name[300];
+
+	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	answer(name, DNS_T_TXT, status, NULL);
+	fake_of(name, DNS_T_TXT)->delay_ms = ms;
+}
+
+/* TXT queries of _smtp._tls.domain so far */
+static int
+txt_asked(const char *domain)
+{
+	char name[300];
+	struct fake *f;
+
+	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	f = fake_of(name, DNS_T_TXT);
+	return f != NULL ? f->asked : 0;
+}
+
 /* domain's single MX host mx.<domain> at ip */
 static void
 mxat(const char *domain, const char *ip)
@@ -426,6 +491,7 @@ run(const struct report_opts *o, uint64_t guard_ms)
 	uint64_t t0;
 
 	finished = 0;
+	syncs = 0;
 	memset(&tot, 0, sizeof(tot));
 	r = report_run(loop, cfg, st, NULL, o, run_done, NULL, err,
 	    sizeof(err));
@@ -753,6 +819,106 @@ test_https_port_refused(void **state)
 	end_test();
 }
 
+/*
+ * An https rua whose host has only addresses we may not go to is refused
+ * for good, as a mailto's: one try, a final failure, the pair marked
+ * sent.  On the old code it was parked and retried for 24 h, logging its
+ * refusals at every try.  A host whose addresses cannot be had (SERVFAIL)
+ * is no such case: parked; and with tlsrpt_private_destinations a failed
+ * POST to a private address is an ordinary failure.
+ */
+static void
+test_https_private_refused(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	char *saved;
+
+	(void)state;
+	begin_test();
+	record("i.test", y);
+	rua("i.test", "https://report.internal.test/tlsrpt");
+	a("report.internal.test", 0, "127.0.0.2");
+	record("j.test", y);
+	rua("j.test", "https://report.broken.test/tlsrpt");
+	fail_with("report.broken.test", DNS_T_A, -1);
+	fail_with("report.broken.test", DNS_T_AAAA, -1);
+	opts_fast(&o);
+	cfg->tlsrpt_private_destinations = 0;
+	run(&o, 10000);
+	cfg->tlsrpt_private_destinations = 1;
+	assert_int_equal(tot.failed, 1);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(is_sent("i.test", y), 1);	/* final */
+	assert_int_equal(is_sent("j.test", y), 0);	/* retried later */
+	end_test();
+
+	/* (port 1, where nothing listens: a connection refused; the
+	 * port must be one tlsrpt_https_ports allows) */
+	begin_test();
+	record("i.test", y);
+	rua("i.test", "https://report.internal.test:1/tlsrpt");
+	a("report.internal.test", 0, "127.0.0.2");
+	opts_fast(&o);
+	saved = cfg->tlsrpt_https_ports.v[0];
+	cfg->tlsrpt_https_ports.v[0] = "1";
+	run(&o, 10000);
+	cfg->tlsrpt_https_ports.v[0] = saved;
+	assert_int_equal(tot.failed, 0);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(is_sent("i.test", y), 0);
+	end_test();
+}
+
+/*
+ * The pair's deadline holds over the lookups the run makes: a TXT lookup
+ * that outlives it is a failed lookup (the pair kept for a retry), and an
+ * https try whose host lookup is slow ends at it, also while the run asks
+ * the host's addresses again after the POST failed (private destinations
+ * refused); such a try is an ordinary failure, parked, not final.
+ */
+static void
+test_lookup_deadlines(void **state)
+{
+	struct report_opts o;
+	struct msg m;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("s.test", y);
+	txt_fails("s.test", DNS_TIMEOUT, 5000);
+	opts_fast(&o);
+	o.job_ms = 500;
+	run(&o, 10000);
+	assert_true(took_ms < 1500);
+	assert_int_equal(tot.deferred, 1);
+	assert_true(tot.next_retry_ms > 0);
+	assert_int_equal(is_sent("s.test", y), 0);
+	end_test();
+
+	begin_test();
+	record("i.test", y);
+	rua("i.test", "https://report.slow.test/tlsrpt");
+	a("report.slow.test", 0, "127.0.0.2");
+	begin(&m, 0x1234, 0, 0, "report.slow.test", DNS_T_AAAA, 0, 0, 0);
+	answer("report.slow.test", DNS_T_AAAA, DNS_NODATA, &m);
+	fake_of("report.slow.test", DNS_T_AAAA)->delay_ms = 800;
+	opts_fast(&o);
+	o.job_ms = 1000;
+	cfg->tlsrpt_private_destinations = 0;
+	run(&o, 10000);
+	cfg->tlsrpt_private_destinations = 1;
+	print_message("https try ended after %llu ms\n",
+	    (unsigned long long)took_ms);
+	assert_true(took_ms >= 900 && took_ms < 1400);
+	assert_int_equal(fake_of("report.slow.test", DNS_T_AAAA)->asked, 2);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(tot.failed, 0);
+	assert_int_equal(is_sent("i.test", y), 0);
+	end_test();
+}
+
 /* The same URI eight times (and once more spelled otherwise) is one
  * report; a mailto try walks at most 2 hosts x 2 addresses. */
 static void
@@ -810,6 +976,295 @@ test_dedup_and_address_cap(void **state)
 	end_test();
 }
 
+/*
+ * A pair whose eight URIs all fail writes its delivery state with one
+ * flush to disk (and one more, the first time, for its report-id), not
+ * one per value: 26 fdatasyncs on worker 0's loop before.  The state is
+ * all there: a run before the next try leaves the pair alone, the next
+ * one tries all eight again.
+ */
+static void
+test_one_flush_per_pair(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	char uris[600] = "", dom[32];
+	int i;
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("k.test", y);
+	for (i = 1; i <= 8; i++) {
+		snprintf(dom, sizeof(dom), "f%d.test", i);
+		mxat(dom, "127.0.0.1");
+		snprintf(uris + strlen(uris), sizeof(uris) - strlen(uris),
+		    "%smailto:r@%s", i > 1 ? "," : "", dom);
+	}
+	rua("k.test", uris);
+	opts_fast(&o);
+	o.backoff_ms = o.backoff_max_ms = 1500;
+	o.try_ms = o.job_ms = 5000;
+	run(&o, 10000);
+	print_message("first run: %d flushes\n", syncs);
+	assert_int_equal(tot.parked, 8);
+	assert_int_equal(srv[1].conns, 8);
+	assert_true(syncs <= 2);
+
+	run(&o, 10000);		/* before the next try: nothing to do */
+	assert_int_equal(tot.waiting, 1);
+	assert_int_equal(srv[1].conns, 8);
+	assert_true(syncs <= 1);
+
+	settle(1600);
+	run(&o, 10000);
+	print_message("retry run: %d flushes\n", syncs);
+	assert_int_equal(tot.parked, 8);
+	assert_int_equal(srv[1].conns, 16);
+	assert_true(syncs <= 1);
+	assert_int_equal(is_sent("k.test", y), 0);
+	end_test();
+}
+
+/*
+ * The review's case: six pairs from three days ago whose TXT lookups time
+ * out (300 ms here, dns_timeout in production) and one legitimate pair
+ * from yesterday, a run of 1.4 s.  On the old code every run took the
+ * oldest first and never got past them (due=7 deferred=7 sent=0, run
+ * after run).  Now a failed lookup is a retry, and pairs never tried go
+ * before retries: the legitimate report goes out in the second run at the
+ * latest, although the attackers' retries are due again by then.
+ */
+static void
+test_txt_timeouts_do_not_starve(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	char dom[32];
+	int i, runs;
+
+	(void)state;
+	begin_test();
+	for (i = 1; i <= 6; i++) {
+		snprintf(dom, sizeof(dom), "slow%d.test", i);
+		record(dom, y - 2);
+		txt_fails(dom, DNS_TIMEOUT, 300);
+	}
+	record("ok.test", y);
+	rua("ok.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	o.backoff_ms = o.backoff_max_ms = 300;	/* retries due again */
+	o.run_ms = 1400;	/* 3 to 5 lookups, however slow the setup */
+	for (runs = 1; runs <= 5; runs++) {
+		run(&o, 10000);
+		print_message("run %d: due=%d deferred=%d sent=%d (%llu ms)\n",
+		    runs, tot.due, tot.deferred, tot.sent,
+		    (unsigned long long)took_ms);
+		assert_true(took_ms < 2900);	/* run_ms + one lookup */
+		if (tot.sent > 0)
+			break;
+	}
+	assert_true(runs <= 2);
+	settle(100);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("ok.test", y), 1);
+	assert_int_equal(is_sent("slow1.test", y - 2), 0);	/* retried */
+	end_test();
+}
+
+/*
+ * A TXT lookup that fails (SERVFAIL) is retried as a failed URI is: not
+ * before its next try (a run before then does not look it up), with a
+ * growing backoff, and given up give_up_ms after the first failure: the
+ * pair is dropped (marked sent without a report) and counted.  On the old
+ * code it stayed due for ever and was looked up in every run.
+ */
+static void
+test_txt_failure_backs_off_and_gives_up(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	int i;
+
+	(void)state;
+	begin_test();
+	record("z.test", y);
+	txt_fails("z.test", DNS_SERVFAIL, 0);
+	opts_fast(&o);
+	o.backoff_ms = 600;	/* longer than a run's setup under ASan */
+	o.backoff_max_ms = 800;
+	o.give_up_ms = 2000;
+	run(&o, 10000);
+	assert_int_equal(tot.deferred, 1);
+	assert_true(tot.next_retry_ms > 0);
+	assert_int_equal(txt_asked("z.test"), 1);
+	assert_int_equal(is_sent("z.test", y), 0);
+
+	run(&o, 10000);		/* before its next try */
+	assert_int_equal(tot.waiting, 1);
+	assert_int_equal(txt_asked("z.test"), 1);
+
+	for (i = 0; i < 12 && is_sent("z.test", y) != 1; i++) {
+		settle(850);
+		run(&o, 10000);
+	}
+	print_message("%d lookups\n", txt_asked("z.test"));
+	assert_int_equal(is_sent("z.test", y), 1);
+	assert_int_equal(tot.no_record, 1);		/* dropped */
+	assert_true(txt_asked("z.test") >= 2 && txt_asked("z.test") <= 6);
+	end_test();
+}
+
+/* A lookup that failed and then answers: the report goes out. */
+static void
+test_txt_failure_then_record(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("w.test", y);
+	txt_fails("w.test", DNS_TIMEOUT, 0);
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);
+	assert_int_equal(tot.deferred, 1);
+	assert_int_equal(is_sent("w.test", y), 0);
+	rua("w.test", "mailto:r@good.test");
+	settle(350);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("w.test", y), 1);
+	end_test();
+}
+
+/*
+ * The domain had a valid record when its sessions were counted; at
+ * delivery the lookup says there is none (NXDOMAIN, then two TLSRPT
+ * records: RFC 8460 section 3 says no reports then).  A passing DNS
+ * mistake, or an attacker answering for an unsigned zone to keep the
+ * report of its attack from going out: the pair is retried, and the
+ * report goes out when the record is back.  On the old code the first
+ * such answer marked the pair sent for good.  A preview with no record
+ * does not mark today sent either.
+ */
+static void
+test_txt_no_record_is_temporary(void **state)
+{
+	struct report_opts o;
+	struct msg m;
+	int64_t y = today() - 1;
+	char name[64] = "_smtp._tls.v.test";
+
+	(void)state;
+	begin_test();
+	record("v.test", y);
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);				/* NXDOMAIN */
+	assert_int_equal(tot.deferred, 1);
+	assert_int_equal(tot.no_record, 0);
+	assert_true(tot.next_retry_ms > 0);
+	assert_int_equal(is_sent("v.test", y), 0);
+
+	begin(&m, 0x1234, 0, 0, name, DNS_T_TXT, 2, 0, 0);
+	rr_txt(&m, name, "v=TLSRPTv1; rua=mailto:r@good.test", NULL, 300);
+	rr_txt(&m, name, "v=TLSRPTv1; rua=mailto:s@good.test", NULL, 300);
+	answer(name, DNS_T_TXT, DNS_INSECURE, &m);
+	settle(350);
+	run(&o, 10000);				/* two records */
+	assert_int_equal(tot.deferred, 1);
+	assert_int_equal(is_sent("v.test", y), 0);
+	assert_int_equal(txt_asked("v.test"), 1);
+
+	rua("v.test", "mailto:r@good.test");
+	settle(350);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("v.test", y), 1);
+
+	/* a preview keeps no state: today is not marked sent */
+	record("p.test", today());
+	o.now = 1;
+	run(&o, 10000);
+	assert_int_equal(tot.deferred, 1);
+	assert_int_equal(is_sent("p.test", today()), 0);
+	end_test();
+}
+
+/* No record for the whole window: the pair is dropped, and counted. */
+static void
+test_txt_no_record_given_up(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	int i;
+
+	(void)state;
+	begin_test();
+	record("u.test", y);
+	txt_fails("u.test", DNS_NODATA, 0);
+	opts_fast(&o);
+	o.backoff_ms = 200;
+	o.backoff_max_ms = 400;
+	o.give_up_ms = 1000;
+	for (i = 0; i < 12 && is_sent("u.test", y) != 1; i++) {
+		run(&o, 10000);
+		if (is_sent("u.test", y) != 1)
+			settle(450);
+	}
+	assert_int_equal(is_sent("u.test", y), 1);
+	assert_int_equal(tot.no_record, 1);
+	assert_true(txt_asked("u.test") >= 2);
+	end_test();
+}
+
+/*
+ * The DKIM key is read once per run, at its first mailto URI, not for
+ * every one: the first receiver spoils the key file when it gets its
+ * message, and the second URI's message (and the next pair's) still goes
+ * out, signed with the key the run read.  On the old code the file was
+ * read again for each message: the second one could not be built and
+ * was skipped.  The next run reads the file again (and finds no key).
+ */
+static void
+test_dkim_key_read_once(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("m.test", y);
+	record("n.test", y);
+	rua("m.test", "mailto:r@good.test,mailto:r@other.test");
+	rua("n.test", "mailto:s@other.test");
+	mxat("good.test", "127.0.0.2");
+	mxat("other.test", "127.0.0.3");
+	opts_fast(&o);
+	clobber_key = 1;
+	run(&o, 10000);
+	settle(100);
+	clobber_key = 0;
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(srv[3].msgs, 2);
+	assert_int_equal(tot.sent, 3);
+	assert_int_equal(tot.skipped, 0);
+
+	record("q.test", y);
+	rua("q.test", "mailto:r@good.test");
+	run(&o, 10000);
+	assert_int_equal(tot.skipped, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	end_test();
+}
+
 int
 main(void)
 {
@@ -822,7 +1277,16 @@ main(void)
 		cmocka_unit_test(test_now_is_a_preview),
 		cmocka_unit_test(test_mailto_private_refused),
 		cmocka_unit_test(test_https_port_refused),
+		cmocka_unit_test(test_https_private_refused),
+		cmocka_unit_test(test_lookup_deadlines),
 		cmocka_unit_test(test_dedup_and_address_cap),
+		cmocka_unit_test(test_one_flush_per_pair),
+		cmocka_unit_test(test_txt_timeouts_do_not_starve),
+		cmocka_unit_test(test_txt_failure_backs_off_and_gives_up),
+		cmocka_unit_test(test_txt_failure_then_record),
+		cmocka_unit_test(test_txt_no_record_is_temporary),
+		cmocka_unit_test(test_txt_no_record_given_up),
+		cmocka_unit_test(test_dkim_key_read_once),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -301,6 +301,46 @@ test_refused(void **state)
 	free(gz);
 }
 
+/*
+ * A key loaded once signs many messages (a report run's): the file is not
+ * read again (here it is gone), and each signature verifies.  A file that
+ * is no RSA key, or none, is refused at the load.
+ */
+static void
+test_key_loaded_once(void **state)
+{
+	struct tlsrpt_mail m;
+	struct tlsrpt_dkim_key *k;
+	unsigned char *gz;
+	char *msg, err[256], saved[160];
+	size_t len;
+	int i;
+
+	assert_null(tlsrpt_dkim_key_load(txtfile, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a PEM RSA private key"));
+	assert_null(tlsrpt_dkim_key_load("/nonexistent/key", err,
+	    sizeof(err)));
+	assert_non_null(k = tlsrpt_dkim_key_load(keyfile, err, sizeof(err)));
+	snprintf(saved, sizeof(saved), "%s.saved", keyfile);
+	for (i = 0; i < 2; i++) {
+		msg = build(&m, &gz, &len);	/* from the file */
+		free(msg);
+		assert_int_equal(rename(keyfile, saved), 0);
+		m.dkim_key = k;
+		m.dkim_key_file = NULL;
+		assert_int_equal(tlsrpt_mail_build(&m, &msg, &len, err,
+		    sizeof(err)), 0);
+		assert_int_equal(rename(saved, keyfile), 0);
+		write_file(msgfile, msg, len);
+		assert_int_equal(verify("mxg", "sender.example"), 0);
+		free((char *)m.filename);
+		free(gz);
+		free(msg);
+	}
+	tlsrpt_dkim_key_free(k);
+	tlsrpt_dkim_key_free(NULL);
+}
+
 int
 main(void)
 {
@@ -308,6 +348,7 @@ main(void)
 		cmocka_unit_test(test_message_structure),
 		cmocka_unit_test(test_dkim_verifies),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_key_loaded_once),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -455,6 +455,61 @@ test_fast_and_durable(void **state)
 	tlsrpt_store_close(st);
 }
 
+/*
+ * Several values in one transaction: all or none (a name that is no host
+ * name fails the batch before anything is written), flushed to disk only
+ * when asked (tlsrpt_mark_batch() with sync, tlsrpt_store_sync()), so
+ * that a report's delivery state costs one flush per pair, not one per
+ * value (tlsproxy/report.c).
+ */
+static void
+test_mark_batch(void **state)
+{
+	struct tlsrpt_store *st = open_store(NULL);
+	struct tlsrpt_mark m[3] = {
+		{ "f-0123.tlsrpt.invalid", 11 },
+		{ "t-0123.tlsrpt.invalid", 2 },
+		{ "n-0123.tlsrpt.invalid", 33 },
+	};
+	struct tlsrpt_mark bad[2] = {
+		{ "g-0123.tlsrpt.invalid", 44 },
+		{ "not a host name", 55 },
+	};
+	int64_t v;
+
+	(void)state;
+	assert_int_equal(tlsrpt_store_sync(st), 0);	/* the open's */
+	assert_int_equal(tr_dirty(st), 0);
+	assert_int_equal(tlsrpt_mark_batch(st, DAY, m, 3, 0), 0);
+	assert_int_equal(tr_dirty(st), 1);	/* not flushed */
+	assert_int_equal(tlsrpt_is_sent(st, DAY, "t-0123.tlsrpt.invalid",
+	    &v), 1);
+	assert_int_equal(v, 2);
+	assert_int_equal(tlsrpt_is_sent(st, DAY, "n-0123.tlsrpt.invalid",
+	    &v), 1);
+	assert_int_equal(v, 33);
+	assert_int_equal(tlsrpt_store_sync(st), 0);
+	assert_int_equal(tr_dirty(st), 0);
+
+	assert_int_equal(tlsrpt_mark_batch(st, DAY, bad, 2, 1), -1);
+	assert_int_equal(tlsrpt_is_sent(st, DAY, "g-0123.tlsrpt.invalid",
+	    NULL), 0);
+	assert_int_equal(tr_dirty(st), 0);
+
+	m[0].domain = "d1.example";	/* a sent mark among the values */
+	assert_int_equal(tlsrpt_mark_batch(st, DAY, m, 1, 1), 0);
+	assert_int_equal(tr_dirty(st), 0);	/* flushed with it */
+	assert_int_equal(tlsrpt_mark_batch(st, DAY, m, 0, 1), 0);
+	tlsrpt_store_close(st);
+
+	st = open_store(NULL);
+	assert_int_equal(tlsrpt_is_sent(st, DAY, "f-0123.tlsrpt.invalid",
+	    &v), 1);
+	assert_int_equal(v, 11);
+	assert_int_equal(tlsrpt_is_sent(st, DAY, "d1.example", NULL), 1);
+	tlsrpt_store_close(st);
+}
+
 int
 main(void)
 {
@@ -465,6 +520,8 @@ main(void)
 		    test_store_full_keeps_counting, setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_fast_and_durable,
 		    setup_disk, teardown),
+		cmocka_unit_test_setup_teardown(test_mark_batch, setup_shm,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
