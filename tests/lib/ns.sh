@@ -644,6 +644,20 @@ tls_world() {
 
 # ---------------------------------------------------------------- mxguard
 
+# mxg_preload SHIM VAR=VALUE...: build tests/lib/SHIM.c as an LD_PRELOAD
+#   library and point MXGUARD at a wrapper that runs the real binary under
+#   it with the VAR=VALUE settings in its environment (an ASan build wants
+#   its runtime first: the shim comes before it, hence verify_asan_link_order).
+mxg_preload() {
+	local shim=$1 real=$MXGUARD; shift
+	cc -shared -fPIC -O2 -Wall -Wextra -o "$T/$shim.so" "$LIBDIR/$shim.c" -ldl ||
+		fail "building the $shim shim"
+	MXGUARD=$T/mxguard-$shim
+	printf '#!/bin/sh\nLD_PRELOAD=%s %s ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 exec %s "$@"\n' \
+		"$T/$shim.so" "$*" "$real" >"$MXGUARD"
+	chmod 755 "$MXGUARD"
+}
+
 # mxg_start [extra config lines]: config in $T/mxguard.conf, process in $SND,
 #   log $MXLOG; waits for its event=started, then installs the divert rules.
 MXLOG=""

@@ -173,3 +173,39 @@ Z
 	dns_start
 	sts_site enf.test
 }
+
+# tlsrpt_seed_build: tests/lib/tlsrpt_seed.c as $T/tlsrpt_seed, linked
+#   against the libmxguard.a next to $MXGUARD (with the sanitizers when that
+#   build has them), to write counts into a state dir as the daemon would.
+tlsrpt_seed_build() {
+	local bld
+	bld=$(dirname "$MXGUARD")
+	[ -f "$bld/libmxguard.a" ] || fail "no $bld/libmxguard.a next to $MXGUARD"
+	# shellcheck disable=SC2046
+	cc -std=gnu11 -D_GNU_SOURCE -I"$LIBDIR/../.." $(pkg-config --cflags openssl lmdb jansson zlib opendkim) \
+		$(nm "$bld/libmxguard.a" 2>/dev/null | grep __asan_ >/dev/null && echo -fsanitize=address,undefined) \
+		-o "$T/tlsrpt_seed" "$LIBDIR/tlsrpt_seed.c" "$bld/libmxguard.a" \
+		$(pkg-config --libs openssl libcares libnetfilter_queue libnfnetlink lmdb libidn2 jansson zlib opendkim) ||
+		fail "cannot build tests/lib/tlsrpt_seed.c"
+}
+
+# tlsrpt_enf_world RPT_IP: the receiver mx1.enf.test (10.25.1.10, STARTTLS)
+#   with alice@enf.test, routed there by the sender, and DNS for enf.test
+#   with _smtp._tls.enf.test naming https://tlsrpt.enf.test/v1/report at
+#   RPT_IP (the scenario starts what listens there).
+tlsrpt_enf_world() {
+	make_cert mx1 mx1.enf.test
+	rcv_listener 10.25.1.10 mx1
+	rcv_mailbox alice@enf.test
+	rcv_setup
+	snd_setup
+	snd_route enf.test 10.25.1.10
+	dns_records <<Z
+enf IN MX 10 mx1.enf
+mx1.enf IN A 10.25.1.10
+_smtp._tls.enf IN TXT "v=TLSRPTv1; rua=https://tlsrpt.enf.test/v1/report"
+tlsrpt.enf IN A $1
+Z
+	dns_start
+	rcv_addr "$1"
+}

@@ -14,30 +14,11 @@ need_mxguard
 ns_setup
 
 RPT_IP=10.25.1.81
-BLD=$(dirname "$MXGUARD")
-[ -f "$BLD/libmxguard.a" ] || fail "no $BLD/libmxguard.a next to $MXGUARD"
-# shellcheck disable=SC2046
-cc -std=gnu11 -D_GNU_SOURCE -I"$LIBDIR/../.." $(pkg-config --cflags openssl lmdb jansson zlib opendkim) \
-	$(nm "$BLD/libmxguard.a" 2>/dev/null | grep __asan_ >/dev/null && echo -fsanitize=address,undefined) \
-	-o "$T/tlsrpt_seed" "$LIBDIR/tlsrpt_seed.c" "$BLD/libmxguard.a" \
-	$(pkg-config --libs openssl libcares libnetfilter_queue libnfnetlink lmdb libidn2 jansson zlib opendkim) ||
-	fail "cannot build tests/lib/tlsrpt_seed.c"
+tlsrpt_seed_build
 
-make_cert mx1 mx1.enf.test
-rcv_listener 10.25.1.10 mx1
-rcv_mailbox alice@enf.test
-rcv_setup
-snd_setup
-dns_records <<Z
-enf IN MX 10 mx1.enf
-mx1.enf IN A 10.25.1.10
-_smtp._tls.enf IN TXT "v=TLSRPTv1; rua=https://tlsrpt.enf.test/v1/report"
-tlsrpt.enf IN A $RPT_IP
-Z
-dns_start
+tlsrpt_enf_world "$RPT_IP"
 make_ca
 make_cert rpt tlsrpt.enf.test
-rcv_addr "$RPT_IP"
 mkdir -p "$T/rpt" "$T/mxstate"
 bg "$RCV" "$T/rpt.out" python3 "$LIBDIR/tlsrpt_https.py" --listen "$RPT_IP" \
 	--port 443 --cert "$T/pki/rpt.crt" --key "$T/pki/rpt.key" --dir "$T/rpt"

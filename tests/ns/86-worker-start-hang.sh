@@ -14,14 +14,7 @@ need_mxguard
 ns_setup
 tls_world
 
-cc -shared -fPIC -O2 -Wall -Wextra -o "$T/blockpw.so" "$LIBDIR/blockpw.c" -ldl ||
-	fail "building the getpwnam shim"
-REAL=$MXGUARD
-MXGUARD=$T/mxguard-blockpw
-# (an ASan build wants its runtime first: the shim comes before it)
-printf '#!/bin/sh\nLD_PRELOAD=%s MXG_BLOCK_FILE=%s ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 exec %s "$@"\n' \
-	"$T/blockpw.so" "$T/block" "$REAL" >"$MXGUARD"
-chmod 755 "$MXGUARD"
+mxg_preload blockpw MXG_BLOCK_FILE="$T/block"
 mxg_start "workers = 2
 user = nobody"
 

@@ -15,14 +15,8 @@ need_mxguard
 ns_setup
 tls_world
 
-cc -shared -fPIC -O2 -Wall -Wextra -o "$T/workerconf.so" "$LIBDIR/workerconf.c" -ldl ||
-	fail "building the configuration shim"
-REAL=$MXGUARD
-MXGUARD=$T/mxguard-workerconf
-# (an ASan build wants its runtime first: the shim comes before it)
-printf '#!/bin/sh\nLD_PRELOAD=%s MXG_SHIM_CONF=%s MXG_SHIM_ALT=%s MXG_SHIM_FLAG=%s ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 exec %s "$@"\n' \
-	"$T/workerconf.so" "$T/mxguard.conf" "$T/conf.B" "$T/swap" "$REAL" >"$MXGUARD"
-chmod 755 "$MXGUARD"
+mxg_preload workerconf MXG_SHIM_CONF="$T/mxguard.conf" MXG_SHIM_ALT="$T/conf.B" \
+	MXG_SHIM_FLAG="$T/swap"
 mxg_start "workers = 2"
 
 starts() { count_log "$MXLOG" "event=worker-start "; }
