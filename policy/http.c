@@ -66,11 +66,72 @@ trim(const char **s, const char **e)
 		(*e)--;
 }
 
+/* The status line at p (before le): its code, or -1 when malformed. */
+static int
+status_code(const char *p, const char *le)
+{
+	if (le - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 ||
+	    (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
+	    p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
+	    p[11] < '0' || p[11] > '9' || (le - p > 12 && p[12] != ' '))
+		return -1;
+	return (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+}
+
+#define HTTP_INTERIM_MAX 8
+
+/*
+ * Steps over interim responses (100 Continue, 103 Early Hints: a 1xx
+ * status line and headers up to an empty line, RFC 9110 section 15.2),
+ * which a client must accept before the final response; 101 (Switching
+ * Protocols) is final, and no upgrade was asked for.  HTTP_DONE with
+ * *final at the final response's status line, HTTP_MORE, or HTTP_ERR
+ * with *why: malformed, more than HTTP_INTERIM_MAX of them, or more than
+ * HTTP_HDR_MAX bytes before the final status line.
+ */
+static enum http_result
+skip_interim(const char *buf, size_t len, const char **final,
+    const char **why)
+{
+	const char *p = buf, *end = buf + len, *le, *next;
+	int n, code;
+
+	*why = "malformed status line";
+	for (n = 0;; n++) {
+		if ((le = line_end(p, end, &next)) == NULL)
+			goto more;
+		if ((code = status_code(p, le)) == -1)
+			return HTTP_ERR;
+		if (code / 100 != 1 || code == 101) {
+			*final = p;
+			return HTTP_DONE;
+		}
+		if (n == HTTP_INTERIM_MAX) {
+			*why = "too many interim (1xx) responses";
+			return HTTP_ERR;
+		}
+		/* its headers, up to the empty line */
+		do {
+			p = next;
+			if ((le = line_end(p, end, &next)) == NULL)
+				goto more;
+		} while (le != p);
+		p = next;
+	}
+more:
+	if (len > HTTP_HDR_MAX) {
+		*why = "status line too long";
+		return HTTP_ERR;
+	}
+	return HTTP_MORE;
+}
+
 enum http_result
 http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
     struct http_resp *r)
 {
 	const char *p = buf, *end = buf + len, *le, *next;
+	const char *why;
 	long long clen = -1;
 	int chunked = 0, have_type = 0, code;
 
@@ -78,20 +139,20 @@ http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
 	r->bodylen = 0;
 	r->err[0] = '\0';
 	r->status = 0;
-	/* status line */
-	if ((le = line_end(p, end, &next)) == NULL) {
-		if (len > HTTP_HDR_MAX)
-			ERR("status line too long");
+	/* status line, after any interim responses */
+	switch (skip_interim(buf, len, &p, &why)) {
+	case HTTP_ERR:
+		ERR("%s", why);
+	case HTTP_MORE:
 		if (eof)
 			ERR("truncated response (no status line)");
 		return HTTP_MORE;
+	case HTTP_DONE:
+		break;
 	}
-	if (le - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 ||
-	    (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
-	    p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
-	    p[11] < '0' || p[11] > '9' || (le - p > 12 && p[12] != ' '))
+	if ((le = line_end(p, end, &next)) == NULL)	/* (skip_interim) */
 		ERR("malformed status line");
-	code = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	code = status_code(p, le);
 	r->status = code;
 	if (code >= 300 && code < 400)
 		ERR("status %d: redirects are not followed", code);
@@ -287,16 +348,14 @@ more:
 enum http_result
 http_status_line(const char *buf, size_t len, int *code)
 {
-	const char *p = buf, *le, *next;
+	const char *p, *le, *next, *why;
+	enum http_result hr;
 
+	if ((hr = skip_interim(buf, len, &p, &why)) != HTTP_DONE)
+		return hr;
 	if ((le = line_end(p, buf + len, &next)) == NULL)
-		return len > HTTP_HDR_MAX ? HTTP_ERR : HTTP_MORE;
-	if (le - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 ||
-	    (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
-	    p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
-	    p[11] < '0' || p[11] > '9' || (le - p > 12 && p[12] != ' '))
 		return HTTP_ERR;
-	*code = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	*code = status_code(p, le);
 	return HTTP_DONE;
 }
 

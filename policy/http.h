@@ -28,14 +28,15 @@ struct http_resp {
 
 /*
  * Parses the response bytes received so far (buf, len; eof = the peer
- * closed).  HTTP_MORE: send more; HTTP_DONE: body filled; HTTP_ERR: err
+ * closed), interim (1xx) responses before the final one skipped.  HTTP_MORE: send more; HTTP_DONE: body filled; HTTP_ERR: err
  * says why (status not 200, wrong type, too large, truncated, malformed).
  * Frees nothing: call http_resp_clear() after HTTP_DONE.
  */
 enum http_result http_parse_response(const char *buf, size_t len, int eof,
 		    size_t maxbody, struct http_resp *);
 void		 http_resp_clear(struct http_resp *);
-/* Only the status line: HTTP_DONE with *code, HTTP_MORE, HTTP_ERR. */
+/* Only the final status line, after any interim (1xx) responses:
+ * HTTP_DONE with *code, HTTP_MORE, HTTP_ERR. */
 enum http_result http_status_line(const char *buf, size_t len, int *code);
 
 struct dns;

@@ -263,6 +263,77 @@ test_status_line(void **state)
 	    HTTP_ERR);
 }
 
+#define S(x) x, sizeof(x) - 1
+
+/*
+ * Interim responses (100 Continue, 103 Early Hints) come before the final
+ * one and are no answer: the POST's status is the final response's, and a
+ * policy GET reads the final response.  On the old code a 100 before a
+ * 200 was a failed POST (retried for a day, never delivered) and a
+ * failed policy fetch.  101 is final (nothing was upgraded); more than 8,
+ * or interim headers past the header limit, are refused.
+ */
+static void
+test_interim_responses(void **state)
+{
+	struct http_resp r;
+	char *big;
+	size_t n;
+	int code = 0, i;
+
+	(void)state;
+	assert_int_equal(http_status_line(S("HTTP/1.1 100 Continue\r\n\r\n"
+	    "HTTP/1.1 202 Accepted\r\n"), &code), HTTP_DONE);
+	assert_int_equal(code, 202);
+	assert_int_equal(http_status_line(S("HTTP/1.1 103 Early Hints\r\n"
+	    "Link: </a>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\n\n"
+	    "HTTP/1.1 500 Oops\r\n"), &code), HTTP_DONE);
+	assert_int_equal(code, 500);
+	/* the interim one alone, or cut in its headers: more to come */
+	assert_int_equal(http_status_line(S("HTTP/1.1 100 Continue\r\n"),
+	    &code), HTTP_MORE);
+	assert_int_equal(http_status_line(S("HTTP/1.1 100 Continue\r\n\r\n"),
+	    &code), HTTP_MORE);
+	assert_int_equal(http_status_line(S("HTTP/1.1 100 Continue\r\n\r\n"
+	    "HTTP/1.1 2"), &code), HTTP_MORE);
+	assert_int_equal(http_status_line(S("HTTP/1.1 100 Continue\r\n\r\n"
+	    "garbage\r\n"), &code), HTTP_ERR);
+	/* 101 is final */
+	assert_int_equal(http_status_line(S("HTTP/1.1 101 Switching\r\n\r\n"
+	    "HTTP/1.1 200 OK\r\n"), &code), HTTP_DONE);
+	assert_int_equal(code, 101);
+
+	/* a policy after an interim response */
+	assert_int_equal(http_parse_response(S("HTTP/1.1 100 Continue\r\n\r\n"
+	    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 5\r\n\r\nhello"), 0, 1000, &r), HTTP_DONE);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.bodylen, 5);
+	assert_memory_equal(r.body, "hello", 5);
+	http_resp_clear(&r);
+	assert_int_equal(http_parse_response(S("HTTP/1.1 103 Early\r\n\r\n"),
+	    1, 1000, &r), HTTP_ERR);
+	assert_string_equal(r.err, "truncated response (no status line)");
+
+	/* nine interim responses: refused; eight: fine */
+	n = 9 * 22 + 64;
+	assert_non_null(big = malloc(n));
+	for (i = 0, n = 0; i < 9; i++)
+		n += (size_t)sprintf(big + n, "HTTP/1.1 100 Continue\r\n\r\n");
+	n += (size_t)sprintf(big + n, "HTTP/1.1 200 OK\r\n");
+	assert_int_equal(http_status_line(big, n, &code), HTTP_ERR);
+	assert_int_equal(http_status_line(big + 25, n - 25, &code), HTTP_DONE);
+	assert_int_equal(code, 200);
+	free(big);
+	/* interim headers beyond the limit */
+	assert_non_null(big = malloc(HTTP_HDR_MAX + 200));
+	n = (size_t)sprintf(big, "HTTP/1.1 103 Hints\r\n");
+	while (n < HTTP_HDR_MAX + 100)
+		n += (size_t)sprintf(big + n, "Link: </x>\r\n");
+	assert_int_equal(http_status_line(big, n, &code), HTTP_ERR);
+	free(big);
+}
+
 static void
 test_dns_name_check(void **state)
 {
@@ -361,6 +432,7 @@ main(void)
 		cmocka_unit_test(test_bytewise),
 		cmocka_unit_test(test_dns_name_check),
 		cmocka_unit_test(test_status_line),
+		cmocka_unit_test(test_interim_responses),
 		cmocka_unit_test(test_get_refuses_long_host),
 	};
 
