@@ -1,4 +1,6 @@
-/* fuzz_http.c - the HTTP response parser, whole and in two pieces. */
+/* fuzz_http.c - the HTTP response parser, whole and in two pieces, and
+ * the POST's status reader, which must agree with it on where the final
+ * status line is. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -11,8 +13,9 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct http_resp r;
-	enum http_result a, b;
+	enum http_result a, b, s;
 	size_t maxb = 1024;
+	int code = 0;
 
 	a = http_parse_response((const char *)data, size, 1, maxb, &r);
 	if (a == HTTP_MORE)
@@ -26,5 +29,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	b = http_parse_response((const char *)data, size / 2, 0, maxb, &r);
 	if (b == HTTP_DONE)
 		http_resp_clear(&r);
+	/* both step over the same interim responses: a status the parser
+	 * accepted is the one the POST reads */
+	s = http_status_line((const char *)data, size, &code);
+	if (a == HTTP_DONE && (s != HTTP_DONE || code != 200))
+		__builtin_trap();
+	if (s == HTTP_DONE && (code < 100 || code > 599))
+		__builtin_trap();
 	return 0;
 }
