@@ -169,12 +169,37 @@ addr_of(const struct sockaddr *sa, int *fam, uint8_t b[16])
 	return 0;
 }
 
+/* a and b share their first bits bits */
+static int
+same_prefix(const uint8_t *a, const uint8_t *b, int bits)
+{
+	struct pfx p;
+
+	memcpy(p.a, b, 16);
+	p.len = bits;
+	return in_pfx(a, &p);
+}
+
+/* The prefix length of a netmask (its leading one bits). */
+static int
+mask_bits(const uint8_t *m, int nbytes)
+{
+	int n = 0, i;
+
+	for (i = 0; i < nbytes && m[i] == 0xff; i++)
+		n += 8;
+	if (i < nbytes)
+		for (uint8_t b = m[i]; b & 0x80; b = (uint8_t)(b << 1))
+			n++;
+	return n;
+}
+
 int
 netaddr_is_own(const struct sockaddr *sa)
 {
 	struct ifaddrs *ifs, *i;
-	uint8_t b[16], ib[16];
-	int fam, ifam, own = 0;
+	uint8_t b[16], ib[16] = { 0 }, mb[16];
+	int fam, ifam, mfam, bits, own = 0;
 
 	if (addr_of(sa, &fam, b) == -1)
 		return 0;
@@ -182,10 +207,25 @@ netaddr_is_own(const struct sockaddr *sa)
 	 * address added since a cached list would go unseen */
 	if (getifaddrs(&ifs) == -1)
 		return -1;
-	for (i = ifs; i != NULL && !own; i = i->ifa_next)
-		if (addr_of(i->ifa_addr, &ifam, ib) == 0 && ifam == fam &&
-		    memcmp(b, ib, fam == AF_INET ? 4 : 16) == 0)
-			own = 1;
+	for (i = ifs; i != NULL && own != NETADDR_OWN; i = i->ifa_next) {
+		if (addr_of(i->ifa_addr, &ifam, ib) != 0 || ifam != fam)
+			continue;
+		if (memcmp(b, ib, fam == AF_INET ? 4 : 16) == 0) {
+			own = NETADDR_OWN;
+			continue;
+		}
+		/* a neighbour on one of this host's networks: the hosts a
+		 * firewall's inside holds when their addresses are global.
+		 * A mask of no bits (some tunnels) names no network. */
+		if (i->ifa_netmask == NULL ||
+		    addr_of(i->ifa_netmask, &mfam, mb) != 0)
+			continue;
+		if (i->ifa_netmask->sa_family == AF_INET6 && fam == AF_INET)
+			continue;	/* a mapped address's /128 mask */
+		bits = mask_bits(mb, fam == AF_INET ? 4 : 16);
+		if (bits > 0 && same_prefix(b, ib, bits))
+			own = NETADDR_ONLINK;
+	}
 	freeifaddrs(ifs);
 	return own;
 }
@@ -204,11 +244,12 @@ netaddr_refuse(const char *host, const struct sockaddr *sa, int any_address,
 	cls = netaddr_class(sa);
 	if (strcmp(cls, "global") == 0) {
 		/* a global address of this host reaches whatever listens
-		 * here, the firewall's inside */
+		 * here, the firewall's inside; so does one of its networks */
 		if ((own = netaddr_is_own(sa)) == 0)
 			return 0;
 		eno = errno;
-		cls = own == 1 ? "own" : "unknown";
+		cls = own == NETADDR_OWN ? "own" : own == NETADDR_ONLINK ?
+		    "on-link" : "unknown";
 	}
 	if (sa != NULL && (sa->sa_family == AF_INET ||
 	    sa->sa_family == AF_INET6)) {
@@ -217,8 +258,11 @@ netaddr_refuse(const char *host, const struct sockaddr *sa, int any_address,
 		    (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
 		(void)inet_ntop(sa->sa_family, p, a, sizeof(a));
 	}
-	if (own == 1)
+	if (own == NETADDR_OWN)
 		snprintf(why, sizeof(why), "this host's own address");
+	else if (own == NETADDR_ONLINK)
+		snprintf(why, sizeof(why), "an address on one of this "
+		    "host's networks");
 	else if (own == -1)
 		snprintf(why, sizeof(why), "not checked against this host's "
 		    "own addresses (getifaddrs: %s)", strerror(eno));

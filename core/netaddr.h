@@ -4,8 +4,9 @@
  * MX hosts of rua=mailto: domains) come from DNS records anyone can
  * write; an address on this host or on a private network there would let
  * such a record make mxguard POST to, or deliver mail to, internal
- * services (server-side request forgery).  A global address of this host
- * would reach them too.
+ * services (server-side request forgery).  A global address of this host,
+ * or of a neighbour on one of its networks (a DMZ numbered from global
+ * space), would reach them too.
  */
 #ifndef MXG_NETADDR_H
 #define MXG_NETADDR_H
@@ -33,15 +34,21 @@ int		 netaddr_is_global(const struct sockaddr *sa);
 /* The reason netaddr_is_global() said 0, for a log line ("loopback",
  * "private", ...); "global" when it said 1. */
 const char	*netaddr_class(const struct sockaddr *sa);
-/* 1 when sa is one of this host's interface addresses (getifaddrs(), read
- * each time; an IPv4 address in IPv6 clothes as its IPv4 one), 0 when it
- * is not, -1 (errno) when the list could not be had. */
+#define NETADDR_OWN	1
+#define NETADDR_ONLINK	2
+/* NETADDR_OWN when sa is one of this host's interface addresses,
+ * NETADDR_ONLINK when it is in the network of one (the interface
+ * address's prefix, from its netmask; a mask of no bits names none), 0
+ * when neither, -1 (errno) when the list could not be had.  getifaddrs()
+ * is read each time; an IPv4 address in IPv6 clothes counts as its IPv4
+ * one. */
 int		 netaddr_is_own(const struct sockaddr *sa);
-/* For a TLSRPT destination: 0 when sa may be connected to (global and
- * not this host's own, or any_address); else 1, logged
- * (event=tlsrpt-destination-refused, with host, the address and its
- * class: "own" for this host's own address, "unknown" when this host's
- * addresses could not be listed) and said in err. */
+/* For a TLSRPT destination: 0 when sa may be connected to (global, not
+ * this host's own and not on one of its networks; or any_address); else
+ * 1, logged (event=tlsrpt-destination-refused, with host, the address and
+ * its class: "own" for this host's own address, "on-link" for one on its
+ * networks, "unknown" when this host's addresses could not be listed)
+ * and said in err. */
 int		 netaddr_refuse(const char *host, const struct sockaddr *sa,
 		    int any_address, char *err, size_t errsz);
 struct strlist;

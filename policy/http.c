@@ -383,6 +383,7 @@ struct http_req {
 	int		 pending_dns;
 	struct sockaddr_storage addrs[MAX_ADDRS];
 	int		 naddrs, next;
+	int		 nrefused;	/* POST: addresses netaddr refused */
 	struct io	*io;
 	int		 tls_up;
 	char		*buf;
@@ -686,7 +687,8 @@ try_next(struct http_req *h)
 		io_wait_connected(h->io);
 		return;
 	}
-	finish(h, -1, NULL, 0, "sts-policy-fetch-error",
+	finish(h, -1, NULL, 0, h->naddrs == 0 && h->nrefused > 0 ?
+	    HTTP_DESTINATION_REFUSED : "sts-policy-fetch-error",
 	    h->lasterr[0] ? h->lasterr : "no address");
 }
 
@@ -723,8 +725,10 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 			 * some networks have.) */
 			if (h->post != NULL && netaddr_refuse(h->host,
 			    (struct sockaddr *)ss, h->any_address,
-			    h->lasterr, sizeof(h->lasterr)))
+			    h->lasterr, sizeof(h->lasterr))) {
 				h->naddrs--;
+				h->nrefused++;
+			}
 		}
 	} else if (!h->lasterr[0])
 		snprintf(h->lasterr, sizeof(h->lasterr), "%s: DNS %s",

@@ -50,9 +50,12 @@ typedef void http_cb(void *arg, int ok, const char *body, size_t len,
 struct http_req *http_get(struct ev_loop *, struct dns *, SSL_CTX *ctx,
 		    const char *host, const char *path, uint64_t timeout_ms,
 		    size_t maxbody, uint32_t sockmark, http_cb *, void *arg);
+#define HTTP_DESTINATION_REFUSED "destination-refused"
 /* POST body (copied) with Content-Type ctype to https://host:port/path.
  * The callback's ok is 0 for a 2xx status (body empty), -1 otherwise
- * (err says why; kind is not meaningful).  Unless any_address, an
+ * (err says why; kind is HTTP_DESTINATION_REFUSED when the host had
+ * addresses and every one was refused, as below, so none was tried;
+ * otherwise not meaningful).  Unless any_address, an
  * address of host that is not global unicast, or is this host's own
  * (core/netaddr.h), is never connected to
  * (event=tlsrpt-destination-refused): the host comes from a record anyone

@@ -149,9 +149,6 @@ struct report_run {
 	int			 tries;		/* failed tries before this one */
 	uint64_t		 try_ms;	/* this try's deadline */
 	struct http_req		*http;
-	struct dns_req		*clsq[2];	/* https: A, AAAA of a host
-						 * whose POST failed */
-	int			 cls_global, cls_refused;
 	char			*msg;		/* mailto: the message */
 	size_t			 msglen;
 	struct mx_walk		*walk;
@@ -362,20 +359,10 @@ smtp_clear(struct report_run *r)
 }
 
 static void
-cls_clear(struct report_run *r)
-{
-	dns_cancel(r->clsq[0]);
-	dns_cancel(r->clsq[1]);
-	r->clsq[0] = r->clsq[1] = NULL;
-	r->cls_global = r->cls_refused = 0;
-}
-
-static void
 uri_clear(struct report_run *r)
 {
 	http_cancel(r->http);
 	r->http = NULL;
-	cls_clear(r);
 	smtp_clear(r);
 	ev_timer_stop(r->trydl);
 	free(r->msg);
@@ -483,7 +470,6 @@ try_done(struct report_run *r, int ok)
 	ev_timer_stop(r->trydl);
 	http_cancel(r->http);
 	r->http = NULL;
-	cls_clear(r);
 	smtp_clear(r);
 	count("deliveries", transport(u), ok ? "sent" : "failed");
 	if (ok) {
@@ -556,8 +542,7 @@ jobdl_cb(void *arg)
 		    "the report's deadline");
 		return;
 	}
-	if (r->http != NULL || r->clsq[0] != NULL || r->clsq[1] != NULL ||
-	    r->walk != NULL || r->mx != NULL || r->leg != NULL) {
+	if (r->http != NULL || r->walk != NULL || r->mx != NULL || r->leg != NULL) {
 		snprintf(r->lasterr, sizeof(r->lasterr), "the report's "
 		    "deadline (%llu s) passed",
 		    (unsigned long long)(r->opts.job_ms / 1000));
@@ -575,84 +560,6 @@ done_cb(void *arg)
 
 /* ---- https ------------------------------------------------------------- */
 
-/* One answer of the host's addresses (cls_post()). */
-static void
-on_cls(struct report_run *r, int k, enum dns_status st,
-    const struct dns_answer *a)
-{
-	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
-	struct sockaddr_storage ss;
-	int i;
-
-	r->clsq[k] = NULL;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE))
-		for (i = 0; i < a->nrr; i++) {
-			memset(&ss, 0, sizeof(ss));
-			if (a->rr[i].type == DNS_T_A) {
-				ss.ss_family = AF_INET;
-				((struct sockaddr_in *)&ss)->sin_addr =
-				    a->rr[i].u.a;
-			} else if (a->rr[i].type == DNS_T_AAAA) {
-				ss.ss_family = AF_INET6;
-				((struct sockaddr_in6 *)&ss)->sin6_addr =
-				    a->rr[i].u.aaaa;
-			} else
-				continue;
-			if (netaddr_is_global((struct sockaddr *)&ss))
-				r->cls_global++;
-			else
-				r->cls_refused++;
-		}
-	if (r->clsq[0] != NULL || r->clsq[1] != NULL)
-		return;
-	if (r->cls_refused > 0 && r->cls_global == 0) {
-		/* as a mailto whose MX addresses are all refused: no use
-		 * retrying (nor logging the refusals again every try) */
-		snprintf(r->lasterr, sizeof(r->lasterr), "%s: no address is "
-		    "global (%d refused; tlsrpt_private_destinations = no)",
-		    u->host, r->cls_refused);
-		r->permanent = 1;
-	}
-	try_done(r, 0);
-}
-
-static void
-on_cls4(void *arg, enum dns_status st, const struct dns_answer *a)
-{
-	on_cls(arg, 0, st, a);
-}
-
-static void
-on_cls6(void *arg, enum dns_status st, const struct dns_answer *a)
-{
-	on_cls(arg, 1, st, a);
-}
-
-/*
- * A POST failed and private destinations are refused: were all of the
- * host's addresses refused (http_post() leaves no trace of why it gave
- * up)?  The addresses are asked again (the resolver's cache has them from
- * the POST's own lookup) and classified as http.c does; when every one
- * is refused, the failure is final for the pair, as for mailto.  1 when
- * the answer is awaited, 0 when it cannot be asked.
- */
-static int
-cls_post(struct report_run *r)
-{
-	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
-
-	if (r->cfg->tlsrpt_private_destinations)
-		return 0;
-	r->cls_global = r->cls_refused = 0;
-	r->clsq[0] = dns_query(r->dns, u->host, DNS_T_A, on_cls4, r);
-	r->clsq[1] = dns_query(r->dns, u->host, DNS_T_AAAA, on_cls6, r);
-	if (r->clsq[0] == NULL || r->clsq[1] == NULL) {
-		cls_clear(r);
-		return 0;
-	}
-	return 1;
-}
-
 static void
 on_post(void *arg, int ok, const char *body, size_t len, const char *kind,
     const char *err)
@@ -663,8 +570,11 @@ on_post(void *arg, int ok, const char *body, size_t len, const char *kind,
 	if (ok != 0) {
 		snprintf(r->lasterr, sizeof(r->lasterr), "%s", err ? err :
 		    "failed");
-		if (cls_post(r))
-			return;		/* on_cls() ends the try */
+		/* every address of the host refused: as a mailto whose MX
+		 * addresses all are, no use retrying (nor logging the
+		 * refusals again every try) */
+		if (kind != NULL && strcmp(kind, HTTP_DESTINATION_REFUSED) == 0)
+			r->permanent = 1;
 	}
 	try_done(r, ok == 0);
 }

@@ -33,6 +33,7 @@
 
 static int done, ok_seen, accepted;
 static char err_seen[512];
+static char	 kind_seen[64];
 
 /* SO_MARK: the last mark asked for; fail it (EPERM, as without
  * CAP_NET_ADMIN) or pretend it was set */
@@ -58,8 +59,9 @@ static void
 posted(void *arg, int ok, const char *body, size_t len, const char *kind,
     const char *err)
 {
-	(void)arg; (void)body; (void)len; (void)kind;
+	(void)arg; (void)body; (void)len;
 	done = 1;
+	snprintf(kind_seen, sizeof(kind_seen), "%s", kind ? kind : "");
 	ok_seen = ok;
 	snprintf(err_seen, sizeof(err_seen), "%s", err ? err : "");
 	ev_loop_stop(loop);
@@ -138,6 +140,8 @@ test_loopback_refused(void **state)
 	assert_int_equal(accepted, 0);
 	assert_non_null(strstr(err_seen, "127.0.0.1, a loopback address"));
 	assert_non_null(strstr(err_seen, "tlsrpt_private_destinations"));
+	/* said so, for the caller to make it final */
+	assert_string_equal(kind_seen, HTTP_DESTINATION_REFUSED);
 }
 
 static void
@@ -147,6 +151,7 @@ test_loopback_allowed(void **state)
 	post(1, 0);
 	assert_int_equal(ok_seen, -1);	/* no TLS server there */
 	assert_int_equal(accepted, 1);	/* but it was asked */
+	assert_string_not_equal(kind_seen, HTTP_DESTINATION_REFUSED);
 }
 
 /* The report's socket carries upstream_mark, and when SO_MARK fails

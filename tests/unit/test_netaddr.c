@@ -320,6 +320,55 @@ test_own_address(void **state)
 	ifs_mode = IFS_REAL;
 }
 
+/*
+ * A global address on one of this host's networks (a DMZ numbered from
+ * global space: the neighbours a firewall's inside holds) is refused as
+ * "on-link", by the interface's netmask; an address outside them is not,
+ * nor is anything when the mask has no bits.  Red on the old code: only
+ * the host's own addresses were refused.
+ */
+static void
+test_on_link(void **state)
+{
+	static struct sockaddr_storage mask[4];
+	char err[300];
+
+	(void)state;
+	fake_ifs();
+	mk("255.0.0.0", &mask[0]);		/* lo */
+	mk("255.255.255.0", &mask[1]);		/* 203.0.114.25/24 */
+	mk("ffff:ffff:ffff:ffff::", &mask[2]);	/* 2a01:4f8:1:2::25/64 */
+	mk("ffff:ffff:ffff:ffff::", &mask[3]);	/* fe80::25/64 */
+	for (int i = 0; i < 4; i++)
+		fake_if[i].ifa_netmask = (struct sockaddr *)&mask[i];
+	assert_int_equal(refused("203.0.114.26", 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "one of this host's networks"));
+	assert_int_equal(refused("203.0.114.254", 0, err, sizeof(err)), 1);
+	assert_int_equal(refused("::ffff:203.0.114.7", 0, err, sizeof(err)),
+	    1);
+	assert_int_equal(refused("2a01:4f8:1:2:ffff::1", 0, err, sizeof(err)),
+	    1);
+	assert_int_equal(refused("203.0.114.26", 1, err, sizeof(err)), 0);
+	/* next door is not on-link */
+	assert_int_equal(refused("203.0.115.26", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("2a01:4f8:1:3::25", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("8.8.8.8", 0, err, sizeof(err)), 0);
+	/* the own address still says so */
+	assert_int_equal(refused("203.0.114.25", 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "this host's own address"));
+	/* a /22 takes in the neighbours of its neighbours */
+	mk("255.255.252.0", &mask[1]);
+	assert_int_equal(refused("203.0.115.26", 0, err, sizeof(err)), 1);
+	assert_int_equal(refused("203.0.116.26", 0, err, sizeof(err)), 0);
+	/* a mask of no bits names no network; a /32 only the address */
+	mk("0.0.0.0", &mask[1]);
+	assert_int_equal(refused("8.8.8.8", 0, err, sizeof(err)), 0);
+	mk("255.255.255.255", &mask[1]);
+	assert_int_equal(refused("203.0.114.26", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("203.0.114.25", 0, err, sizeof(err)), 1);
+	ifs_mode = IFS_REAL;
+}
+
 /* The list cannot be had: refused (fail closed), the reason said. */
 static void
 test_own_unknown(void **state)
@@ -399,6 +448,7 @@ main(void)
 		cmocka_unit_test(test_other_family),
 		cmocka_unit_test(test_own_address),
 		cmocka_unit_test(test_own_unknown),
+		cmocka_unit_test(test_on_link),
 		cmocka_unit_test(test_own_real),
 		cmocka_unit_test(test_port),
 	};
