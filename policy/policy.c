@@ -939,11 +939,27 @@ apply_override_level(struct policy_req *r)
 		v->level = TLS_LEVEL_ENCRYPT;
 		return;
 	case OVR_DANE:
-		/* DANE required: usable TLSA records authenticate, only
-		 * unusable ones mean encrypt, none at all defers */
-		if (r->dane != NULL && r->dane->state != DANE_NONE) {
+		/* DANE required (Postfix's dane-only): usable TLSA records
+		 * authenticate; unusable ones authenticate nothing and, as in
+		 * Postfix, are no fallback to encrypt: they defer, as none
+		 * at all does */
+		if (r->dane != NULL && r->dane->state != DANE_NONE &&
+		    r->dane->state != DANE_UNUSABLE) {
 			dane_verdict(r);
 			v->source = "override";
+			return;
+		}
+		if (r->dane != NULL && r->dane->state == DANE_UNUSABLE) {
+			/* this gateway's demand, beyond what the records
+			 * publish (TLS): not reported as their failure */
+			if (r->dane->mx_host[0] != '\0')
+				snprintf(v->mx_host, sizeof(v->mx_host), "%s",
+				    r->dane->mx_host);
+			v->level = TLS_LEVEL_DEFER;
+			snprintf(v->reason, sizeof(v->reason), "dane-required");
+			snprintf(v->detail, sizeof(v->detail), "tls_policy "
+			    "\"%s\": only unusable TLSA records: no DANE "
+			    "authentication (dane-only)", o->line);
 			return;
 		}
 		v->level = TLS_LEVEL_DEFER;

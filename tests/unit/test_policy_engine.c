@@ -948,6 +948,33 @@ test_dane_against_sts(void **state)
 	policy_free(p);
 }
 
+/*
+ * Postfix's dane-only is mandatory DANE authentication: "There is no
+ * fallback to "may" or "encrypt" when TLSA records are missing or
+ * unusable" (postconf(5), smtp_tls_security_level).  A tls_policy_file
+ * line "D dane-only" for a domain whose TLSA records are all unusable
+ * (usage 1 here) must defer, never deliver over unauthenticated TLS
+ * (Postfix's opportunistic dane does fall back to encrypt there).
+ * Before: level encrypt, source override.
+ */
+static void
+test_dane_only_unusable_defers(void **state)
+{
+	const char *ovr[] = { "onlyunus.signed.test dane-only", NULL };
+	struct policy *p = mkpolicy(ovr, 1);
+	struct policy_verdict *v;
+
+	(void)state;
+	policy_set_resolver_validating(p, 1);
+	v = lookup(p, "onlyunus.signed.test", "192.0.2.42");
+	assert_string_equal(v->source, "override");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "dane-required");
+	assert_null(v->rpt);	/* this gateway's demand: not reported */
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 /* match= with Postfix's strategies: nexthop, dot-nexthop, hostname */
 static void
 test_override_match_strategies(void **state)
@@ -1452,6 +1479,7 @@ main(void)
 		cmocka_unit_test(test_dane_not_applicable_note),
 		cmocka_unit_test(test_dane_against_sts),
 		cmocka_unit_test(test_override_match_strategies),
+		cmocka_unit_test(test_dane_only_unusable_defers),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
 		cmocka_unit_test(test_override_not_reported),
