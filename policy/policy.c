@@ -1010,7 +1010,9 @@ apply_override_level(struct policy_req *r)
 		if (o->level == OVR_VERIFY && v->mx_host[0]) {
 			snprintf(names[0], 256, "%s", v->mx_host);
 			verdict_names(p, v, 1, names);
-		} else if (o->level == OVR_VERIFY && o->is_addr) {
+		} else if (o->level == OVR_VERIFY) {
+			/* verify's name is H's (Postfix's match=hostname):
+			 * no H, nothing matches; never secure's D and .D */
 			verdict_names(p, v, 0, names);
 		} else {
 			snprintf(names[0], 256, "%s", v->domain);

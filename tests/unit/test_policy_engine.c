@@ -975,6 +975,39 @@ test_dane_only_unusable_defers(void **state)
 	policy_free(p);
 }
 
+/*
+ * verify (Postfix: match=hostname by default) checks the certificate for
+ * the MX host H that owns A.  When no MX host of D owns A (the MTA was
+ * sent elsewhere, or the MX walk was held past policy_timeout) there is
+ * no H: nothing may match, as for match=hostname and for an address
+ * entry.  Before, the names became D and .D (secure's), so a certificate
+ * for any subdomain of D (www.D, a hosted shop.D) passed a verify policy
+ * that demanded the MX host's name.
+ */
+static void
+test_override_verify_no_mx_host(void **state)
+{
+	const char *ovr[] = { "plain.test verify", NULL };
+	struct policy *p = mkpolicy(ovr, 0);
+	struct policy_verdict *v;
+
+	(void)state;
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(v->tls);
+	assert_int_equal(v->tls->nnames, 1);
+	assert_string_equal(v->tls->names[0], "mx.plain.test");
+	policy_verdict_free(v);
+	/* 198.51.100.9 is no address of an MX host of plain.test */
+	v = lookup(p, "plain.test", "198.51.100.9");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "");
+	assert_non_null(v->tls);
+	assert_int_equal(v->tls->nnames, 0);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 /* match= with Postfix's strategies: nexthop, dot-nexthop, hostname */
 static void
 test_override_match_strategies(void **state)
@@ -1480,6 +1513,7 @@ main(void)
 		cmocka_unit_test(test_dane_against_sts),
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_dane_only_unusable_defers),
+		cmocka_unit_test(test_override_verify_no_mx_host),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
 		cmocka_unit_test(test_override_not_reported),
