@@ -1079,6 +1079,23 @@ dane_decide(struct policy_req *r)
 		return 0;
 	}
 	sp = r->sts ? sts_effective(r, &origin) : NULL;
+	if (sp != NULL && sp->mode == STS_MODE_ENFORCE && !r->dane->mx_secure &&
+	    (r->dane->mx_host[0] == '\0' ||
+	    !sts_policy_match(sp, r->dane->mx_host))) {
+		/* DANE outranks MTA-STS where DNSSEC says which hosts are
+		 * D's MX.  With an insecure MX RRset an attacker on the path
+		 * writes the host list: a host it adds, in a signed zone of
+		 * its own with TLSA records for its own key, must not stand
+		 * in for the enforce policy, which names the hosts D allows
+		 * (the policy decides, for a host it lists, or defers). */
+		log_info("event=dane-insecure-mx-mta-sts domain=%s mx=%s "
+		    "dane=%s sts_mode=enforce note=\"MX RRset not "
+		    "DNSSEC-validated and the host is not in the MTA-STS "
+		    "policy: the policy applies\"", v->domain,
+		    r->dane->mx_host[0] ? r->dane->mx_host : "-",
+		    dane_state_name(r->dane->state));
+		return 0;
+	}
 	if (r->dane->state == DANE_UNUSABLE && sp != NULL &&
 	    sp->mode == STS_MODE_ENFORCE) {
 		/* Unusable records authenticate nothing: they must not stand

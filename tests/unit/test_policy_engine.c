@@ -108,6 +108,14 @@ static const struct zrr zone[] = {
 	{ "mx.onlyunus.signed.test", DNS_T_A, "192.0.2.42" },
 	{ "_25._tcp.mx.onlyunus.signed.test", DNS_T_TLSA, "1 1 1 abababababababababababababababababababababababababababababababab" },
 	{ "mxfail.signed.test", T_SERVFAIL, "" },
+	/* an MTA-STS enforce domain in an unsigned zone: the attacker on
+	 * the path adds an MX host of a signed zone of its own, with the
+	 * real MX's address and TLSA records for its own key */
+	{ "stsdane.test", DNS_T_MX, "10 mx.stsdane.test" },
+	{ "stsdane.test", DNS_T_MX, "5 evil.signed.test" },
+	{ "mx.stsdane.test", DNS_T_A, "192.0.2.50" },
+	{ "evil.signed.test", DNS_T_A, "192.0.2.50" },
+	{ "_25._tcp.evil.signed.test", DNS_T_TLSA, "3 1 1 cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd" },
 	/* a lookup held open by a slow MX walk while another stores a
 	 * newer policy */
 	{ "race.test", DNS_T_MX, "10 mx.slow.test" },
@@ -287,6 +295,8 @@ setup(void **state)
 	    "enforce\nmx: mx.unus.signed.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("usab.signed.test", "u2", "version: STSv1\nmode: "
 	    "enforce\nmx: mx.usab.signed.test\nmax_age: 86400\n", 10, 86400);
+	cache_policy("stsdane.test", "sd1", "version: STSv1\nmode: "
+	    "enforce\nmx: mx.stsdane.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("refsf.test", "rf1", "version: STSv1\nmode: enforce\n"
 	    "mx: mx.refsf.test\nmax_age: 86400\n", 80000, 86400);
 	return 0;
@@ -1008,6 +1018,34 @@ test_override_verify_no_mx_host(void **state)
 	policy_free(p);
 }
 
+/*
+ * DANE takes precedence over MTA-STS only where DNSSEC says which hosts
+ * are D's MX.  With an insecure MX RRset the host list is the attacker's
+ * to write: an MX host it adds, in a signed zone of its own with TLSA
+ * records for its own key (and the real MX's address, the one the MTA
+ * connects to), must not stand in for the enforce policy, which lists
+ * the hosts D allows.  Before: level dane for evil.signed.test, the
+ * attacker's certificate accepted, the enforce policy "ignored".
+ */
+static void
+test_insecure_mx_dane_not_over_sts(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	(void)state;
+	policy_set_resolver_validating(p, 1);
+	v = lookup(p, "stsdane.test", "192.0.2.50");
+	if (v->level == TLS_LEVEL_DANE)
+		fail_msg("DANE for %s decided over the enforce policy",
+		    v->mx_host);
+	assert_string_equal(v->source, "mta-sts");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "mx.stsdane.test");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 /* match= with Postfix's strategies: nexthop, dot-nexthop, hostname */
 static void
 test_override_match_strategies(void **state)
@@ -1514,6 +1552,7 @@ main(void)
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_dane_only_unusable_defers),
 		cmocka_unit_test(test_override_verify_no_mx_host),
+		cmocka_unit_test(test_insecure_mx_dane_not_over_sts),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
 		cmocka_unit_test(test_override_not_reported),
