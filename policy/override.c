@@ -222,6 +222,13 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 		} else if (inet_pton(AF_INET6, a, e->addr) == 1) {
 			e->is_addr = 1;
 			e->family = AF_INET6;
+			if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr)) {
+				/* the IPv4 destination: the engine looks
+				 * mapped destinations up as IPv4 */
+				memmove(e->addr, e->addr + 12, 4);
+				memset(e->addr + 4, 0, 12);
+				e->family = AF_INET;
+			}
 		} else if (postfix && dest[0] == '[' && dest[dl - 1] == ']') {
 			/* [host]: the host's own name, taken as a domain */
 			memmove(dest, dest + 1, dl - 2);

@@ -527,6 +527,52 @@ test_enforcement_override(void **state)
 	ovr_clear(&t);
 }
 
+/*
+ * An IPv4-mapped IPv6 address ("::ffff:192.0.2.7", "[::ffff:192.0.2.7]")
+ * names the IPv4 destination 192.0.2.7: the engine looks destinations up
+ * as IPv4 (policy_lookup() unmaps a mapped address), so such a line was
+ * kept as an IPv6 entry that nothing ever matched, and the destination
+ * got the default (may) instead of what the line says.  Its twin in
+ * IPv4 form is the same destination twice.
+ */
+static void
+test_v4mapped_address(void **state)
+{
+	const char *lines[] = { "[::ffff:192.0.2.7] secure", NULL };
+	const char *two[] = { "::ffff:192.0.2.7 secure", "192.0.2.7 may",
+	    NULL };
+	struct ovr_table t = { 0 }, m = { 0 };
+	struct strlist l;
+	struct sockaddr_in sin;
+	const struct ovr_entry *e;
+	char err[512];
+
+	(void)state;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", &sin.sin_addr);
+	assert_int_equal(load(&t, lines, NULL, err, sizeof(err)), 0);
+	e = ovr_find(&t, "any.test", (struct sockaddr *)&sin);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_SECURE);
+	ovr_clear(&t);
+	assert_int_equal(load(&t, two, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "the same destination twice"));
+	/* enforcement_override: the same forms */
+	{
+		char *ml[] = { "::ffff:192.0.2.7 enforce" };
+
+		l.v = ml;
+		l.n = 1;
+		assert_int_equal(ovr_load_enforcement(&m, &l, err,
+		    sizeof(err)), 0);
+	}
+	e = ovr_find(&m, "any.test", (struct sockaddr *)&sin);
+	assert_non_null(e);
+	assert_int_equal(e->monitor, 0);
+	ovr_clear(&m);
+}
+
 int
 main(void)
 {
@@ -536,6 +582,7 @@ main(void)
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_postfix_file),
 		cmocka_unit_test(test_postfix_file_errors),
+		cmocka_unit_test(test_v4mapped_address),
 	};
 	const struct CMUnitTest tls[] = {
 		cmocka_unit_test(test_fingerprint),
