@@ -230,7 +230,16 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 				e->family = AF_INET;
 			}
 		} else if (postfix && dest[0] == '[' && dest[dl - 1] == ']') {
-			/* [host]: the host's own name, taken as a domain */
+			/* [host]: the host's own name, taken as a domain.
+			 * In Postfix it is a relay's next hop, whatever the
+			 * recipients' domains; mxguard sees only the address
+			 * the MTA connects to, so mail through that relay
+			 * does not get this level: said at every load */
+			warn(t, "%s: %s is taken as the recipient domain %.*s "
+			    "(mxguard sees the address the MTA connects to, "
+			    "not its next hop): for a relay host, write its "
+			    "address, [192.0.2.25]", where, dest, (int)dl - 2,
+			    dest + 1);
 			memmove(dest, dest + 1, dl - 2);
 			dest[dl - 2] = '\0';
 		}

@@ -175,7 +175,10 @@ test_postfix_file(void **state)
 	    "dane.example dane\n");
 	assert_int_equal(load(&t, lines, path, err, sizeof(err)), 0);
 	assert_int_equal(t.n, 6);	/* the :587 entry skipped */
-	assert_int_equal(t.nwarn, 1);
+	/* [relay.example.org] is the recipient domain relay.example.org,
+	 * not a relay, and the load says so (red before: no warning);
+	 * the :587 entry is skipped with a warning (the last) */
+	assert_int_equal(t.nwarn, 2);
 	assert_non_null(strstr(t.warn, "submit.example.org]:587"));
 	snprintf(want, sizeof(want), "%s:9:", path);
 	assert_memory_equal(t.warn, want, strlen(want));
@@ -202,6 +205,18 @@ test_postfix_file(void **state)
 	e = ovr_find(&t, "dane.example", NULL);
 	assert_non_null(e);
 	assert_int_equal(e->level, OVR_DANE_MAY);
+	ovr_clear(&t);
+	unlink(path);
+
+	/* the relay warning's words, with its line */
+	path = write_file("[relay.example.org]:25 secure\n");
+	assert_int_equal(load(&t, lines, path, err, sizeof(err)), 0);
+	assert_int_equal(t.nwarn, 1);
+	snprintf(want, sizeof(want), "%s:1: [relay.example.org] is taken as "
+	    "the recipient domain relay.example.org (mxguard sees the "
+	    "address the MTA connects to, not its next hop): for a relay "
+	    "host, write its address, [192.0.2.25]", path);
+	assert_string_equal(t.warn, want);
 	ovr_clear(&t);
 	unlink(path);
 }
