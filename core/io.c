@@ -818,7 +818,10 @@ io_write(struct io *io, const void *buf, size_t len)
 {
 	const char *p = buf;
 
-	if (io->state == ST_DEAD || io->freed)
+	/* After a failed write nothing more goes out: a later write that
+	 * the socket took would leave a hole in the stream (the rest of a
+	 * message and its final dot, behind a piece that never went). */
+	if (io->state == ST_DEAD || io->freed || io->pending_error)
 		return -1;
 	if (len == 0)
 		return 0;
