@@ -859,8 +859,14 @@ io_write(struct io *io, const void *buf, size_t len)
 				    io->outlen);
 				io->outoff = 0;
 			}
-			if ((n = realloc(io->out, sz)) == NULL)
+			if ((n = realloc(io->out, sz)) == NULL) {
+				/* these bytes are lost: the stream cannot go
+				 * on without them, so it ends (IO_ERROR) */
+				set_err(io, "write", ENOMEM);
+				io->pending_error = 1;
+				ev_timer_arm(io->defer, 0);
 				return -1;
+			}
 			io->out = n;
 			io->outsz = sz;
 		}

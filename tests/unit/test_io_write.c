@@ -6,9 +6,9 @@
  * with a piece missing that the server still accepts (250) once the final
  * dot that was written after the hole arrives.
  *
- * send() is wrapped, so that one call can be made to fail.
+ * realloc() and send() are wrapped, so that one call can be made to fail.
  */
-// WRAP: send
+// WRAP: realloc send
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,10 +24,23 @@
 #include "core/ev.h"
 #include "core/io.h"
 
+void *__real_realloc(void *, size_t);
+void *__wrap_realloc(void *, size_t);
 ssize_t __real_send(int, const void *, size_t, int);
 ssize_t __wrap_send(int, const void *, size_t, int);
 
+static int fail_realloc;	/* the next realloc() fails */
 static int fail_send;		/* errno for the next send(), 0: none */
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	if (fail_realloc) {
+		fail_realloc = 0;
+		return NULL;
+	}
+	return __real_realloc(p, n);
+}
 
 ssize_t
 __wrap_send(int fd, const void *buf, size_t len, int flags)
@@ -113,6 +126,48 @@ is_prefix(const char *got, size_t len, const char *const *parts,
 }
 
 /*
+ * Out of memory while queuing: io_write() returned -1 and dropped the
+ * bytes, and the next write went out behind the ones before: the peer
+ * got A..A TAIL, the B's missing, and the owner (leg_write(), which does
+ * not look at io_write's value) never heard of it.
+ */
+static void
+test_oom_queue_no_hole(void **state)
+{
+	static char a[600 * 1024], b[2 * 1024 * 1024], got[4 * 1024 * 1024];
+	const char *parts[] = { a, b, "TAIL" };
+	size_t plen[] = { sizeof(a), sizeof(b), 4 };
+	struct rec r = { 0 };
+	struct io *io;
+	size_t len;
+	int sp[2];
+
+	(void)state;
+	memset(a, 'A', sizeof(a));
+	memset(b, 'B', sizeof(b));
+	loop = ev_loop_new();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sp), 0);
+	io = io_new(loop, sp[0], rec_cb, &r);
+	assert_non_null(io);
+	assert_int_equal(io_write(io, a, sizeof(a)), 0);
+	assert_true(io_queued(io) > 0);		/* the socket took less */
+	fail_realloc = 1;
+	(void)io_write(io, b, sizeof(b));	/* the queue cannot grow */
+	fail_realloc = 0;
+	(void)io_write(io, "TAIL", 4);
+	len = drain_peer(sp[1], got, sizeof(got));
+	if (!is_prefix(got, len, parts, plen, 3))
+		fail_msg("the peer got %zu bytes that are not a prefix of "
+		    "what was written (last byte '%c'): a hole in the stream",
+		    len, len ? got[len - 1] : '-');
+	assert_int_equal(r.errors, 1);
+	close(sp[1]);
+	io_free(io);
+	ev_loop_free(loop);
+}
+
+/*
  * A send() error that does not last (ENOBUFS, ENOMEM) on a cleartext io:
  * the io noted the error for later (IO_ERROR from the loop), but the
  * next io_write() of the same round went to the socket, so the peer got
@@ -152,6 +207,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_oom_queue_no_hole),
 		cmocka_unit_test(test_send_error_no_hole),
 	};
 
