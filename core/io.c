@@ -573,6 +573,13 @@ do_read(struct io *io, int redeliver)
 		if (io->ssl ? !SSL_has_pending(io->ssl) : (size_t)n < room)
 			break;
 	}
+	if (io->in == NULL && !io->eof && !err) {
+		/* no input buffer (in_room() could not allocate one): an
+		 * error, not a read of nothing, which epoll, level-
+		 * triggered, would call again at once (a busy loop) */
+		set_err(io, "read", ENOMEM);
+		err = 1;
+	}
 	if (got)
 		touch(io);
 	if (io->inlen > 0 && (got || redeliver))

@@ -6,9 +6,10 @@
  * with a piece missing that the server still accepts (250) once the final
  * dot that was written after the hole arrives.
  *
- * realloc() and send() are wrapped, so that one call can be made to fail.
+ * realloc() and send() are wrapped, so that one call can be made to fail,
+ * and malloc(), so that the input buffer cannot be had.
  */
-// WRAP: realloc send
+// WRAP: realloc send malloc
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,13 +25,27 @@
 #include "core/ev.h"
 #include "core/io.h"
 
+void *__real_malloc(size_t);
+void *__wrap_malloc(size_t);
 void *__real_realloc(void *, size_t);
 void *__wrap_realloc(void *, size_t);
 ssize_t __real_send(int, const void *, size_t, int);
 ssize_t __wrap_send(int, const void *, size_t, int);
 
+static int fail_malloc;		/* every malloc() fails */
+static unsigned long nmalloc_failed;
 static int fail_realloc;	/* the next realloc() fails */
 static int fail_send;		/* errno for the next send(), 0: none */
+
+void *
+__wrap_malloc(size_t n)
+{
+	if (fail_malloc) {
+		nmalloc_failed++;
+		return NULL;
+	}
+	return __real_malloc(n);
+}
 
 void *
 __wrap_realloc(void *p, size_t n)
@@ -57,6 +72,7 @@ static struct ev_loop *loop;
 
 struct rec {
 	int	errors;
+	int	datain;
 };
 
 static void
@@ -67,6 +83,8 @@ rec_cb(struct io *io, enum io_event ev, void *arg)
 	(void)io;
 	if (ev == IO_ERROR)
 		r->errors++;
+	if (ev == IO_DATAIN)
+		r->datain++;
 }
 
 static void
@@ -203,12 +221,49 @@ test_send_error_no_hole(void **state)
 	ev_loop_free(loop);
 }
 
+/*
+ * Out of memory for the input buffer: do_read() read nothing and said
+ * nothing, and since epoll is level-triggered the loop called it again at
+ * once, for as long as the allocation failed (or until the io's timeout):
+ * a busy loop of the whole process.  It must be an error of the io.
+ */
+static void
+test_oom_inbuf_no_spin(void **state)
+{
+	struct rec r = { 0 };
+	unsigned long tries;
+	struct io *io;
+	int sp[2];
+
+	(void)state;
+	loop = ev_loop_new();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sp), 0);
+	io = io_new(loop, sp[0], rec_cb, &r);
+	assert_non_null(io);
+	assert_int_equal(write(sp[1], "250 ok\r\n", 8), 8);
+	nmalloc_failed = 0;
+	fail_malloc = 1;
+	run_for(50);
+	fail_malloc = 0;
+	tries = nmalloc_failed;
+	if (tries > 10)
+		fail_msg("%lu reads tried in 50 ms without an input buffer "
+		    "(a busy loop)", tries);
+	assert_int_equal(r.errors, 1);
+	assert_int_equal(r.datain, 0);
+	close(sp[1]);
+	io_free(io);
+	ev_loop_free(loop);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_oom_queue_no_hole),
 		cmocka_unit_test(test_send_error_no_hole),
+		cmocka_unit_test(test_oom_inbuf_no_spin),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
