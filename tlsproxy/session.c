@@ -1636,6 +1636,19 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		session_enter(s, r->code == 354 ? S_BODY : S_IDLE);
 		break;
 	case S_DATA_END:
+		if (r->code / 100 == 3) {
+			/* not an answer to the message (a second 354): the
+			 * server has not said whether it took it, and an MTA
+			 * reads a final reply that is not 2xx or 4xx as a
+			 * permanent failure; 451, and it keeps the message */
+			t = smtp_reply_text(r, r->nlines - 1, &tl);
+			log_info("sid=%s event=bad-final-reply dst=%s code=%d "
+			    "text=%s", s->id, s->dst_str, r->code,
+			    log_qn(q, sizeof(q), t, tl));
+			session_tempfail(s, "451 4.5.0", "%s answered the end "
+			    "of the message with %d", s->dst_str, r->code);
+			break;
+		}
 		message_done(s, r);
 		cl_relay(s, r);
 		tx_clear(s);

@@ -1759,6 +1759,26 @@ test_upstream_250_to_data(void **state)
 	expect_end("421 4.5.0 ");
 }
 
+/* A 3xx after the dot (here a second 354) is no answer to the message:
+ * the client must not get it as its final reply (an MTA bounces on a
+ * final reply that is neither 2xx nor 4xx), but 451, and the leg with
+ * a reply still owed is not kept. */
+static void
+test_upstream_3xx_to_dot(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("x\r\n.\r\n");
+	EXPECT_SRV("x");
+	EXPECT_SRV(".");
+	srv_send("354 go again\r\n");
+	expect_end("451 4.5.0 ");
+}
+
 /*
  * A closing session's last replies get 5 s in all: a client that reads a
  * little now and then (each read lets the session write a little more)
@@ -3309,6 +3329,7 @@ main(void)
 		T(test_upstream_250_with_354_pipelined_body),
 		T(test_upstream_extra_reply_not_data_reply),
 		T(test_upstream_250_to_data),
+		T(test_upstream_3xx_to_dot),
 		T(test_closing_deadline),
 		T(test_reuse_first_rcpt_defer_421),
 		T(test_reuse_not_parked_after_reload),
