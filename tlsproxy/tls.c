@@ -301,6 +301,10 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 		goto fail;
 	}
 	SSL_CTX_set_verify(t->client, SSL_VERIFY_PEER, verify_accept);
+	/* the leg's proof is checked once, after the handshake: a TLS 1.2
+	 * renegotiation could bring a certificate it never sees (Postfix
+	 * turns renegotiation off too) */
+	SSL_CTX_set_options(t->client, SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(t->client, SSL_MODE_RELEASE_BUFFERS);
 	/* one read() per burst of records, not two per record */
 	SSL_CTX_set_read_ahead(t->client, 1);
@@ -328,6 +332,8 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 		}
 		SSL_CTX_set_mode(t->server, SSL_MODE_RELEASE_BUFFERS);
 		SSL_CTX_set_read_ahead(t->server, 1);
+		/* a client's renegotiations cost us handshakes, for nothing */
+		SSL_CTX_set_options(t->server, SSL_OP_NO_RENEGOTIATION);
 	}
 	return t;
 fail:

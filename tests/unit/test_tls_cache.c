@@ -183,6 +183,60 @@ test_straddling_reload_not_cached(void **state)
 	tls_ctx_free(t2);
 }
 
+/*
+ * A TLS 1.2 server that asks for a renegotiation after the handshake
+ * does not get one: a new handshake could bring a certificate that the
+ * check made after the first one (policy_tls_check) never sees.  Red
+ * before: the client renegotiated (OpenSSL's default).
+ */
+static void
+test_no_renegotiation(void **state)
+{
+	char err[256], buf[16];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	SSL *c, *s;
+	BIO *cb, *sb;
+	int i, cdone = 0, sdone = 0;
+
+	(void)state;
+	assert_non_null(t);
+	sctx = server_ctx();
+	assert_int_equal(SSL_CTX_set_max_proto_version(sctx, TLS1_2_VERSION),
+	    1);
+	c = tls_client_new(t);
+	s = SSL_new(sctx);
+	assert_non_null(s);
+	assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
+	SSL_set_bio(c, cb, cb);
+	SSL_set_bio(s, sb, sb);
+	SSL_set_connect_state(c);
+	SSL_set_accept_state(s);
+	for (i = 0; i < 100 && !(cdone && sdone); i++) {
+		if (!cdone)
+			cdone = SSL_do_handshake(c) == 1;
+		if (!sdone)
+			sdone = SSL_do_handshake(s) == 1;
+	}
+	assert_true(cdone && sdone);
+	assert_int_equal(SSL_version(c), TLS1_2_VERSION);
+	/* the server's HelloRequest, and whatever follows */
+	assert_int_equal(SSL_renegotiate(s), 1);
+	(void)SSL_do_handshake(s);
+	for (i = 0; i < 10; i++) {
+		(void)SSL_read(c, buf, sizeof(buf));
+		(void)SSL_do_handshake(s);
+		(void)SSL_read(s, buf, sizeof(buf));
+	}
+	assert_int_equal(SSL_CTX_sess_connect_renegotiate(SSL_get_SSL_CTX(c)),
+	    0);
+	SSL_free(s);
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	sctx = old;
+	tls_ctx_free(t);
+}
+
 int
 main(void)
 {
@@ -190,6 +244,7 @@ main(void)
 		cmocka_unit_test(test_proven_kept),
 		cmocka_unit_test(test_straddling_reload_not_cached),
 		cmocka_unit_test(test_unproven_forgets),
+		cmocka_unit_test(test_no_renegotiation),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
