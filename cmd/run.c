@@ -346,11 +346,13 @@ reload(struct daemon *d, int checked, uint32_t digest)
 	struct tls_ctx *tls;
 	char err[512], q[1024];
 
-	sd_notifyf("RELOADING=1");
+	/* (before RELOADING=1: systemd, told STOPPING=1, must hear no
+	 * READY=1 after it) */
 	if (d->draining) {
 		log_info("event=reload-ignored reason=draining");
-		goto done;
+		return;
 	}
+	sd_notifyf("RELOADING=1");
 	if (d->nold == MAX_RELOADS) {
 		reload_failed(d, "too many reloads; restart mxguard");
 		goto done;

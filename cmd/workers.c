@@ -436,7 +436,16 @@ reload(struct sup *s)
 	char err[512], q[1024];
 	int i, committed = 0;
 
-	sd_notifyf("RELOADING=1");
+	/* as each worker does: a daemon on its way out takes no new
+	 * configuration, and systemd, told STOPPING=1, hears no READY=1 */
+	if (s->draining) {
+		log_info("event=reload-ignored reason=draining");
+		return;
+	}
+	/* before every worker is up systemd has heard no READY=1 yet, and
+	 * must not hear one from a reload: ready_cb() says it */
+	if (s->announced)
+		sd_notifyf("RELOADING=1");
 	log_info("event=reloading workers=%d", live_workers(s));
 	if (s->nold == MAX_RELOADS)
 		log_err("event=reload-failed error=\"too many reloads; "
@@ -488,7 +497,8 @@ reload(struct sup *s)
 	if (committed)
 		for (i = 0; i < s->n; i++)
 			reload_worker(s, i);
-	sd_notifyf("READY=1");
+	if (s->announced)
+		sd_notifyf("READY=1");
 }
 
 static void
