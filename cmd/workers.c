@@ -530,6 +530,9 @@ reap(struct sup *s)
 		status_str(st, sts, sizeof(sts));
 		lived = ev_now(s->loop) - ws->started_ms;
 		ws->pid = 0;
+		/* not up until its successor says so: the daemon is not
+		 * announced on a slot whose worker is dead */
+		ws->ready = 0;
 		close_ready(ws);
 		/* its counters live on in the totals; then the slot is free */
 		stats_shm_retire(s->shm, ws->slot);
@@ -539,9 +542,11 @@ reap(struct sup *s)
 			    ws->slot, (long)pid, sts);
 			continue;
 		}
-		if (s->announced && WIFEXITED(st) &&
-		    WEXITSTATUS(st) == WORKER_EXIT_RETIRE) {
-			/* planned: it could not apply the reload */
+		if (WIFEXITED(st) && WEXITSTATUS(st) == WORKER_EXIT_RETIRE) {
+			/* planned: it could not apply the reload, also one
+			 * that came while the others were still starting
+			 * (no failure to start: its successor runs the
+			 * configuration the supervisor took) */
 			log_info("event=worker-retired worker=%d pid=%ld "
 			    "lived_ms=%llu", ws->slot, (long)pid,
 			    (unsigned long long)lived);

@@ -1,12 +1,15 @@
 /*
- * blockpw.c - an LD_PRELOAD shim for tests/ns/86: getpwnam() waits while
- * the file named by MXG_BLOCK_FILE exists, then does the real lookup.  It
- * stands for NSS (an LDAP or sssd lookup) that hangs: a worker started
- * again while the file is there is stuck in its privilege drop, before
- * it is ready.  Test code only.
+ * blockpw.c - an LD_PRELOAD shim for tests/ns/86 and 94: getpwnam() waits
+ * while the file named by MXG_BLOCK_FILE exists, then does the real
+ * lookup.  It stands for NSS (an LDAP or sssd lookup) that hangs: a worker
+ * started again while the file is there is stuck in its privilege drop,
+ * before it is ready.  With MXG_BLOCK_PASS set, the first caller that
+ * creates that file (O_EXCL) is not held: one worker gets up, the others
+ * hang.  Test code only.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -16,7 +19,14 @@ getpwnam(const char *name)
 {
 	struct passwd *(*real)(const char *);
 	const char *f = getenv("MXG_BLOCK_FILE");
+	const char *pass = getenv("MXG_BLOCK_PASS");
+	int fd;
 
+	if (f != NULL && pass != NULL && access(f, F_OK) == 0 &&
+	    (fd = open(pass, O_WRONLY | O_CREAT | O_EXCL, 0644)) != -1) {
+		close(fd);
+		f = NULL;
+	}
 	while (f != NULL && access(f, F_OK) == 0)
 		usleep(100 * 1000);
 	real = (struct passwd *(*)(const char *))dlsym(RTLD_NEXT, "getpwnam");
