@@ -526,6 +526,78 @@ rec_count(const struct stats_slot *sl)
 	return n > STATS_SLOT_RECS ? STATS_SLOT_RECS : (int)n;
 }
 
+static int
+name_start(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int
+name_char(char c)
+{
+	return name_start(c) || (c >= '0' && c <= '9');
+}
+
+/*
+ * Whether a worker's record name can be printed as it is: a metric name
+ * ([a-zA-Z_:][a-zA-Z0-9_:]*), then at most one label set
+ * {name="value",...} whose values hold no control byte and escape only
+ * \\, \" and \n, and nothing after it (a histogram: no label set, its
+ * lines add their own).  A worker may be compromised: a newline in a name
+ * would put lines of its making into the text (a sample of the
+ * supervisor's own metric, say), and a label set left open would make a
+ * scraper throw away the whole answer, the supervisor's metrics with it.
+ */
+static int
+rec_name_ok(const char *p, int32_t type)
+{
+	if (!name_start(*p) && *p != ':')
+		return 0;
+	while (name_char(*p) || *p == ':')
+		p++;
+	if (*p == '\0')
+		return 1;
+	if (*p++ != '{' || type == STAT_HISTOGRAM)
+		return 0;
+	if (*p == '}')
+		return p[1] == '\0';
+	for (;;) {
+		if (!name_start(*p))
+			return 0;
+		while (name_char(*p))
+			p++;
+		if (*p++ != '=' || *p++ != '"')
+			return 0;
+		for (; *p != '"'; p++) {
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return 0;	/* the end, or a control byte */
+			if (*p == '\\' && *++p != '\\' && *p != '"' &&
+			    *p != 'n')
+				return 0;
+		}
+		p++;
+		if (*p == '}')
+			return p[1] == '\0';
+		if (*p++ != ',')
+			return 0;
+	}
+}
+
+/* A worker's help text, as a HELP line may hold it: control bytes and
+ * backslashes (the line's escape) become spaces. */
+static char *
+help_dup(const char *help)
+{
+	char *h, *p;
+
+	if ((h = strndup(help, STATS_HELP_MAX - 1)) == NULL)
+		abort();
+	for (p = h; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\')
+			*p = ' ';
+	return h;
+}
+
 /* A merged-list entry for rec's name (made when missing), or NULL when
  * the name is known with another type or other bounds. */
 static struct stat_ctr *
@@ -547,9 +619,8 @@ merge_find(struct stat_ctr **list, const struct stats_rec *r, int *made)
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->name = strndup(r->name, STATS_NAME_MAX - 1)) == NULL)
 		abort();
-	if (r->help[0] != '\0' &&
-	    (c->help = strndup(r->help, STATS_HELP_MAX - 1)) == NULL)
-		abort();
+	if (r->help[0] != '\0')
+		c->help = help_dup(r->help);
 	c->type = r->type == STAT_GAUGE || r->type == STAT_HISTOGRAM ?
 	    (enum stat_type)r->type : STAT_COUNTER;
 	c->typed = 1;
@@ -623,6 +694,9 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
 
 	if (r->name[0] == '\0' || (r->type == STAT_GAUGE && !gauges))
 		return;
+	/* a name that the text formats cannot carry as it is */
+	if (!rec_name_ok(r->name, r->type))
+		return;
 	/* a histogram whose bounds its worker is still writing */
 	if (r->type == STAT_HISTOGRAM && r->nb == 0)
 		return;
@@ -633,9 +707,8 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
 	 * that name, of any type, would let a compromised worker change it */
 	if (c->own)
 		return;
-	if (c->help == NULL && r->help[0] != '\0' &&
-	    (c->help = strndup(r->help, STATS_HELP_MAX - 1)) == NULL)
-		abort();
+	if (c->help == NULL && r->help[0] != '\0')
+		c->help = help_dup(r->help);
 	if (c->type == STAT_GAUGE) {
 		switch (made ? GAUGE_SUM : gauge_shared(c->name)) {
 		case GAUGE_MAX:

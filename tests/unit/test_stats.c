@@ -378,6 +378,55 @@ test_worker_numbers_untrusted(void **state)
 	}
 }
 
+/* Worker 1, compromised, names its metrics so that the text it gets
+ * printed holds lines of its making: a forged sample of the supervisor's
+ * own counter after a newline in a name, and a comment and a sample in
+ * a help text. */
+static void
+forges(struct stats_shm *m, int slot)
+{
+	stats_shm_attach(m, slot);
+	stats_add(stats_counter("t_forge_total 1\nt_sup_own_total", "x"), 0);
+	stats_add(stats_counter("t_forge2_total{a=\"1\"} 1\n"
+	    "t_sup_own_total{b=\"2\"}", "x"), 0);
+	stats_add(stats_counter("t_forge3_total", "help\nt_sup_own_total 0"),
+	    1);
+	stats_add(stats_counter("t_forge4_total{a=\"1\" 2", "x"), 1);
+	/* an honest one beside them still counts */
+	stats_add(stats_counter("t_fine_total{a=\"x y\"}", "Fine"), 2);
+}
+
+static void
+test_worker_names_untrusted(void **state)
+{
+	static struct stats_shm *m;
+	const char *p;
+	char *t;
+	int n;
+
+	(void)state;
+	assert_non_null(m = stats_shm_new(2));
+	stats_add(stats_counter("t_sup_own_total", "Supervisor's"), 5);
+	stats_shm_supervise(m);
+	assert_int_equal(in_child(forges, m, 1), 0);
+	t = render();
+	/* the supervisor's counter: one sample, its own */
+	for (n = 0, p = t; (p = strstr(p, "t_sup_own_total")) != NULL; p++)
+		if (p == t || p[-1] == '\n')
+			n++;
+	if (n != 1) {
+		fprintf(stderr, "%s", t);
+		fail_msg("t_sup_own_total at the start of %d lines (above)",
+		    n);
+	}
+	assert_line(t, "t_sup_own_total 5");
+	assert_line(t, "t_fine_total{a=\"x y\"} 2");
+	/* a sample line is NAME[{LABELS}] VALUE: no name with a newline,
+	 * nor a label set left open, reaches the text */
+	assert_null(strstr(t, "t_forge4_total"));
+	free(t);
+}
+
 int
 main(void)
 {
@@ -389,6 +438,7 @@ main(void)
 		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_worker_own_slot_only),
 		cmocka_unit_test(test_worker_numbers_untrusted),
+		cmocka_unit_test(test_worker_names_untrusted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
