@@ -492,26 +492,44 @@ start_drain(struct daemon *d)
 	drain_check(d);
 }
 
+/*
+ * A reload is done once per batch of signals read, for the last one
+ * asked: the supervisor's (WORKER_SIG_RELOAD, with the digest of what it
+ * checked) or anyone's SIGHUP (no digest).  Two reloads from the
+ * supervisor that a worker reads at once are one, checked against the
+ * supervisor's last digest, never the first's.
+ */
 static void
 signal_cb(int fd, int events, void *arg)
 {
 	struct daemon *d = arg;
 	struct signalfd_siginfo si;
+	int want = 0, checked = 0;
+	uint32_t digest = 0;
 
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (d->w != NULL && (int)si.ssi_signo == WORKER_SIG_RELOAD) {
+			/* the supervisor's (sigqueue): with its digest */
+			if (si.ssi_code != SI_QUEUE ||
+			    (pid_t)si.ssi_pid != d->w->parent)
+				continue;
+			want = checked = 1;
+			digest = (uint32_t)si.ssi_int;
+			continue;
+		}
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
 			start_drain(d);
 			break;
 		case SIGHUP:
-			/* from the supervisor (sigqueue): with its digest */
-			reload(d, d->w != NULL && si.ssi_code == SI_QUEUE &&
-			    (pid_t)si.ssi_pid == d->w->parent,
-			    (uint32_t)si.ssi_int);
+			want = 1;
+			checked = 0;
 			break;
 		}
 	}
+	if (want)
+		reload(d, checked, digest);
 }
 
 /* The daemon's TLSRPT runs (report_tick, report_arm; report.h). */
@@ -695,6 +713,8 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	if (w != NULL)
+		sigaddset(&mask, WORKER_SIG_RELOAD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	if ((d.loop = ev_loop_new()) == NULL) {

@@ -38,8 +38,9 @@
  *   - signals: SIGHUP reloads its own configuration (for the queue and
  *     for workers started later), builds what a worker builds from files
  *     (config_verify(), as root) and, only when it took the new one,
- *     passes SIGHUP to every worker (sigqueue(), with the digest of
- *     the bytes it checked: a worker that reads others retires), which
+ *     passes it to every worker (sigqueue() of WORKER_SIG_RELOAD, with
+ *     the digest of the bytes it checked: a worker that reads others
+ *     retires), which
  *     reloads its own; a worker that
  *     cannot (it reads the files as `user`: a file only root may read)
  *     retires and is started again on the supervisor's configuration,
@@ -372,9 +373,10 @@ signal_worker(struct sup *s, int i, int sig)
 	return -1;
 }
 
-/* SIGHUP with the digest of the configuration the supervisor checked: a
- * worker that reads other bytes (the file changed since) retires rather
- * than run a configuration nobody checked beside the others. */
+/* WORKER_SIG_RELOAD with the digest of the configuration the supervisor
+ * checked: a worker that reads other bytes (the file changed since)
+ * retires rather than run a configuration nobody checked beside the
+ * others.  (Not SIGHUP: see workers.h.) */
 static int
 reload_worker(struct sup *s, int i)
 {
@@ -383,7 +385,7 @@ reload_worker(struct sup *s, int i)
 	if (s->w[i].pid <= 0)
 		return 0;
 	v.sival_int = (int)config_digest32(s->cfg);
-	if (sigqueue(s->w[i].pid, SIGHUP, v) == 0)
+	if (sigqueue(s->w[i].pid, WORKER_SIG_RELOAD, v) == 0)
 		return 0;
 	log_err("event=worker-signal-failed worker=%d pid=%ld signal=HUP "
 	    "error=\"%s\"", i, (long)s->w[i].pid, strerror(errno));
@@ -684,6 +686,8 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGCHLD);
+	/* blocked before the forks: a worker's reload waits for its loop */
+	sigaddset(&mask, WORKER_SIG_RELOAD);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if ((s->loop = ev_loop_new()) == NULL ||
 	    (s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) ==

@@ -16,6 +16,8 @@
 
 #include <sys/types.h>
 
+#include <signal.h>
+
 #include "cmd/cmd.h"
 #include "core/config.h"
 #include "core/stats.h"
@@ -68,6 +70,15 @@ void	config_warnings_log(const struct config *);
  * reload the supervisor accepted: started again at once, on the
  * supervisor's (new) configuration, not counted as a failure. */
 #define WORKER_EXIT_RETIRE	75
+/* The supervisor's reload of a worker: a real-time signal, sent with
+ * sigqueue() and the digest (config_digest32) of what the supervisor
+ * checked.  Real-time signals are queued one by one with their values;
+ * a second SIGHUP sent while the first is pending is dropped, digest and
+ * all, so a worker that had not yet read the first would check the file
+ * against a digest the supervisor no longer runs.  Blocked in the
+ * supervisor before it forks (its default action ends a process), read
+ * by each worker's signalfd. */
+#define WORKER_SIG_RELOAD	(SIGRTMIN + 1)
 int	run_daemon(struct config *, const struct cmd_opts *,
 	    const struct worker_info *w);
 
