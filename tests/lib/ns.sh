@@ -618,6 +618,29 @@ bad_start() {
 	wait_port "$RCV" "$addr" 25
 }
 
+# workers_conf [LINE...]: $T/mxguard.conf for two workers as `nobody` in
+#   local mode (steering = none, listening on 127.0.0.1:$MXG_PORT, no
+#   control socket, state in $T/mxstate), then each LINE: the daemon the
+#   supervisor and worker scenarios start by hand.
+workers_conf() {
+	mkdir -p "$T/mxstate"
+	{
+		cat <<EOC
+listen = 127.0.0.1:$MXG_PORT
+upstream_mark = $MXG_MARK
+log_level = debug
+state_dir = $T/mxstate
+steering = none
+control_socket =
+drain_timeout = 2s
+workers = 2
+user = nobody
+EOC
+		local l
+		for l in "$@"; do printf '%s\n' "$l"; done
+	} >"$T/mxguard.conf"
+}
+
 # workers_exit_ok P0 P1: after a SIGTERM, both workers exit 0, then the
 #   supervisor ($MXG_PID) does (it is reaped here: MXG_PID is cleared).
 workers_exit_ok() {

@@ -13,18 +13,7 @@
 need_mxguard
 ns_setup
 
-mkdir -p "$T/mxstate"
-cat >"$T/mxguard.conf" <<EOC
-listen = 127.0.0.1:$MXG_PORT
-upstream_mark = $MXG_MARK
-log_level = debug
-state_dir = $T/mxstate
-steering = none
-control_socket =
-drain_timeout = 2s
-workers = 2
-user = nobody
-EOC
+workers_conf
 chmod 0600 "$T/mxguard.conf"
 mxg_preload blockpw MXG_BLOCK_FILE="$T/block" MXG_BLOCK_PASS="$T/pass"
 touch "$T/block"

@@ -15,21 +15,7 @@
 need_mxguard
 ns_setup
 
-mkdir -p "$T/mxstate"
-conf() {
-	cat >"$T/mxguard.conf" <<EOC
-listen = 127.0.0.1:$MXG_PORT
-upstream_mark = $MXG_MARK
-log_level = debug
-state_dir = $T/mxstate
-steering = none
-control_socket =
-drain_timeout = 2s
-workers = 2
-max_sessions = $1
-user = nobody
-EOC
-}
+conf() { workers_conf "max_sessions = $1"; }
 conf 100
 MXLOG=$T/mxguard.log
 bg "$SND" "$MXLOG" "$MXGUARD" -c "$T/mxguard.conf" run

@@ -16,6 +16,8 @@
 #include "core/ev.h"
 #include "core/io.h"
 
+#include "testloop.h"
+
 static struct ev_loop *loop;
 static char order[64];
 static int norder;
@@ -138,16 +140,6 @@ io_rec_cb(struct io *io, enum io_event ev, void *arg)
 }
 
 static void
-run_for(uint64_t ms)
-{
-	struct ev_timer *t = ev_timer_new(loop, stop_cb, NULL);
-
-	ev_timer_arm(t, ms);
-	ev_loop_run(loop);
-	ev_timer_free(t);
-}
-
-static void
 test_io_lines(void **state)
 {
 	struct rec r = { .consume = 1 };
@@ -161,16 +153,16 @@ test_io_lines(void **state)
 	assert_non_null(io);
 	/* CRLF, bare LF, and a line split across writes */
 	assert_int_equal(write(sp[1], "one\r\ntwo\nthr", 12), 12);
-	run_for(20);
+	testloop_run(loop, 20);
 	assert_int_equal(r.nlines, 2);
 	assert_int_equal(write(sp[1], "ee\r\n", 4), 4);
-	run_for(20);
+	testloop_run(loop, 20);
 	assert_int_equal(r.nlines, 3);
 	assert_string_equal(r.lines[0], "one");
 	assert_string_equal(r.lines[1], "two");
 	assert_string_equal(r.lines[2], "three");
 	close(sp[1]);
-	run_for(1000);
+	testloop_run(loop, 1000);
 	assert_int_equal(r.disconnected, 1);
 	io_free(io);
 	ev_loop_free(loop);
@@ -190,7 +182,7 @@ test_io_overlong_line(void **state)
 	io = io_new(loop, sp[0], io_rec_cb, &r);
 	memset(big, 'x', sizeof(big));
 	assert_int_equal(write(sp[1], big, sizeof(big)), (ssize_t)sizeof(big));
-	run_for(20);
+	testloop_run(loop, 20);
 	assert_int_equal(io_getline(io, 100, &line), -2);
 	assert_int_equal(io_getline(io, 1000, &line), -1);
 	close(sp[1]);
@@ -212,17 +204,17 @@ test_io_pause_resume(void **state)
 	    sp), 0);
 	io = io_new(loop, sp[0], io_rec_cb, &r);
 	assert_int_equal(write(sp[1], "abc\r\n", 5), 5);
-	run_for(20);
+	testloop_run(loop, 20);
 	assert_int_equal(r.datain, 1);
 	assert_int_equal(io_datalen(io), 5);
 	io_pause(io, 1);
 	assert_int_equal(write(sp[1], "def\r\n", 5), 5);
-	run_for(30);
+	testloop_run(loop, 30);
 	assert_int_equal(r.datain, 1);		/* nothing while paused */
 	assert_int_equal(io_datalen(io), 5);
 	r.consume = 1;
 	io_pause(io, 0);
-	run_for(30);
+	testloop_run(loop, 30);
 	assert_int_equal(r.nlines, 2);
 	assert_string_equal(r.lines[1], "def");
 	close(sp[1]);
@@ -248,10 +240,10 @@ test_io_backpressure(void **state)
 	memset(chunk, 'z', sizeof(chunk));
 	while ((n = write(sp[1], chunk, sizeof(chunk))) > 0)
 		total += (size_t)n;
-	run_for(50);
+	testloop_run(loop, 50);
 	assert_int_equal(io_datalen(io), IO_INBUF_MAX);
 	io_drop(io, IO_INBUF_MAX);
-	run_for(50);
+	testloop_run(loop, 50);
 	assert_true(io_datalen(io) > 0);
 	assert_true(total > IO_INBUF_MAX);
 	close(sp[1]);
@@ -294,7 +286,7 @@ test_io_write_queue(void **state)
 
 		if (n > 0)
 			got += (size_t)n;
-		run_for(5);
+		testloop_run(loop, 5);
 	}
 	while (got < sizeof(buf)) {
 		ssize_t n = read(sp[1], sink, sizeof(sink));

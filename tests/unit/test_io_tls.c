@@ -26,6 +26,8 @@
 #include "core/ev.h"
 #include "core/io.h"
 
+#include "testloop.h"
+
 static struct ev_loop *loop;
 static SSL_CTX *sctx, *cctx;
 
@@ -43,23 +45,6 @@ struct client {
 	int	 errors;
 	const char *first;	/* written from the TLSREADY callback */
 };
-
-static void
-stop_cb(void *arg)
-{
-	(void)arg;
-	ev_loop_stop(loop);
-}
-
-static void
-run_for(uint64_t ms)
-{
-	struct ev_timer *t = ev_timer_new(loop, stop_cb, NULL);
-
-	ev_timer_arm(t, ms);
-	ev_loop_run(loop);
-	ev_timer_free(t);
-}
 
 static void
 client_cb(struct io *io, enum io_event ev, void *arg)
@@ -175,7 +160,7 @@ tls_pair(int type, io_cb *cb, void *arg, struct client *c, struct peer *p)
 	peer_init(p, sp[1]);
 	assert_int_equal(io_start_tls(io, SSL_new(cctx), 0), 0);
 	for (i = 0; i < 200 && !(c->tlsready && p->hs_done); i++) {
-		run_for(2);
+		testloop_run(loop, 2);
 		peer_pump(p);
 	}
 	assert_int_equal(c->tlsready, 1);
@@ -203,7 +188,7 @@ test_tls_corked_handshake(void **state)
 
 	(void)state;
 	io = tls_pair(SOCK_SEQPACKET, client_cb, &c, &c, &p);
-	run_for(5);
+	testloop_run(loop, 5);
 	peer_pump(&p);
 	/* ClientHello, then Finished (with TLS 1.3's compatibility CCS)
 	 * and the EHLO: two sends in all, not three or more */
@@ -218,7 +203,7 @@ test_tls_corked_handshake(void **state)
 	io_write(io, "MAIL FROM:<a@b>\r\n", 17);
 	io_write(io, "RCPT TO:<c@d>\r\n", 15);
 	io_write(io, "DATA\r\n", 6);
-	run_for(5);
+	testloop_run(loop, 5);
 	peer_pump(&p);
 	assert_int_equal(p.sends, sends_hs + 1);
 	n = SSL_read(p.ssl, buf, sizeof(buf) - 1);
@@ -254,7 +239,7 @@ test_tls_bulk_backpressure(void **state)
 	    i++) {
 		if (io_queued(io) > maxq)
 			maxq = io_queued(io);
-		run_for(1);
+		testloop_run(loop, 1);
 		/* a slow reader: one chunk per turn */
 		if ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
 			BIO_write(p.in, tmp, (int)n);
@@ -338,7 +323,7 @@ test_tls_lowat_pump(void **state)
 		data[i] = (char)(i * 13 + i / 1000);
 	assert_int_equal(io_start_tls(io, SSL_new(cctx), 0), 0);
 	for (i = 0; i < 30000 && have < sizeof(data); i++) {
-		run_for(1);
+		testloop_run(loop, 1);
 		if ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
 			BIO_write(p.in, tmp, (int)n);
 		if (!p.hs_done) {

@@ -25,6 +25,8 @@
 #include "core/ev.h"
 #include "core/io.h"
 
+#include "testloop.h"
+
 void *__real_malloc(size_t);
 void *__wrap_malloc(size_t);
 void *__real_realloc(void *, size_t);
@@ -87,23 +89,6 @@ rec_cb(struct io *io, enum io_event ev, void *arg)
 		r->datain++;
 }
 
-static void
-stop_cb(void *arg)
-{
-	(void)arg;
-	ev_loop_stop(loop);
-}
-
-static void
-run_for(uint64_t ms)
-{
-	struct ev_timer *t = ev_timer_new(loop, stop_cb, NULL);
-
-	ev_timer_arm(t, ms);
-	ev_loop_run(loop);
-	ev_timer_free(t);
-}
-
 /* Reads what the peer end gets while the loop runs, until it is quiet. */
 static size_t
 drain_peer(int fd, char *got, size_t gotsz)
@@ -114,7 +99,7 @@ drain_peer(int fd, char *got, size_t gotsz)
 	while (idle < 20) {
 		ssize_t n;
 
-		run_for(2);
+		testloop_run(loop, 2);
 		n = read(fd, got + len, gotsz - len);
 		if (n > 0) {
 			len += (size_t)n;
@@ -244,7 +229,7 @@ test_oom_inbuf_no_spin(void **state)
 	assert_int_equal(write(sp[1], "250 ok\r\n", 8), 8);
 	nmalloc_failed = 0;
 	fail_malloc = 1;
-	run_for(50);
+	testloop_run(loop, 50);
 	fail_malloc = 0;
 	tries = nmalloc_failed;
 	if (tries > 10)

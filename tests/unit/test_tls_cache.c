@@ -45,16 +45,14 @@ server_ctx(void)
 	return ctx;
 }
 
-/* A full handshake of client c with a new server SSL, then the tickets
- * read: c's pending sessions are what the server issued.  1 if the
- * client resumed. */
-static int
-handshake(SSL *c)
+/* Client c and a new server SSL of sctx joined by a BIO pair, their
+ * handshake run to its end: the server SSL. */
+static SSL *
+joined(SSL *c)
 {
 	SSL *s = SSL_new(sctx);
 	BIO *cb, *sb;
-	char buf[16];
-	int i, cdone = 0, sdone = 0, reused;
+	int i, cdone = 0, sdone = 0;
 
 	assert_non_null(s);
 	assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
@@ -69,6 +67,19 @@ handshake(SSL *c)
 			sdone = SSL_do_handshake(s) == 1;
 	}
 	assert_true(cdone && sdone);
+	return s;
+}
+
+/* A full handshake of client c with a new server SSL, then the tickets
+ * read: c's pending sessions are what the server issued.  1 if the
+ * client resumed. */
+static int
+handshake(SSL *c)
+{
+	SSL *s = joined(c);
+	char buf[16];
+	int i, reused;
+
 	/* the server's tickets follow its Finished: let the client read */
 	for (i = 0; i < 4; i++) {
 		(void)SSL_read(c, buf, sizeof(buf));
@@ -196,8 +207,7 @@ test_no_renegotiation(void **state)
 	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
 	SSL_CTX *old = sctx;
 	SSL *c, *s;
-	BIO *cb, *sb;
-	int i, cdone = 0, sdone = 0;
+	int i;
 
 	(void)state;
 	assert_non_null(t);
@@ -205,20 +215,7 @@ test_no_renegotiation(void **state)
 	assert_int_equal(SSL_CTX_set_max_proto_version(sctx, TLS1_2_VERSION),
 	    1);
 	c = tls_client_new(t);
-	s = SSL_new(sctx);
-	assert_non_null(s);
-	assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
-	SSL_set_bio(c, cb, cb);
-	SSL_set_bio(s, sb, sb);
-	SSL_set_connect_state(c);
-	SSL_set_accept_state(s);
-	for (i = 0; i < 100 && !(cdone && sdone); i++) {
-		if (!cdone)
-			cdone = SSL_do_handshake(c) == 1;
-		if (!sdone)
-			sdone = SSL_do_handshake(s) == 1;
-	}
-	assert_true(cdone && sdone);
+	s = joined(c);
 	assert_int_equal(SSL_version(c), TLS1_2_VERSION);
 	/* the server's HelloRequest, and whatever follows */
 	assert_int_equal(SSL_renegotiate(s), 1);
