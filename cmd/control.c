@@ -206,6 +206,7 @@ respond(struct cconn *c)
 		if (ok)
 			fwrite(body, 1, blen, fp);
 		free(body);
+		body = NULL;
 		if (fclose(fp) != 0)
 			goto fail;
 	} else {
@@ -229,6 +230,7 @@ send:
 	conn_write_cb(c->fd, EV_WRITE, c);
 	return;
 fail:
+	free(body);	/* (rendered, and no stream to put it in) */
 	conn_free(c);
 }
 
