@@ -108,6 +108,13 @@ static struct stat_ctr *head, **tail = &head;
 static struct stats_slot *myslot;	/* a worker's */
 static struct stats_shm *supervised;	/* the supervisor's */
 static struct stat_ctr *retired;	/* dead workers' totals */
+static size_t nretired;			/* names in it */
+/* Names the retired totals keep: every name an honest worker registers,
+ * many times over; a worker compromised again after each restart could
+ * otherwise add STATS_SLOT_RECS new ones per life, for ever (and each
+ * scrape walks the list once per name).  Values of names already there
+ * are still added. */
+#define STATS_RETIRED_MAX	(4 * STATS_SLOT_RECS)
 
 static void
 set_type(struct stat_ctr *c, enum stat_type t)
@@ -484,6 +491,7 @@ stats_shm_attach(struct stats_shm *m, int slot)
 	tail = &head;
 	supervised = NULL;
 	retired = NULL;
+	nretired = 0;
 	myslot = m->map[slot].rw;
 	__atomic_store_n(&myslot->nrec, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&myslot->beat, 0, __ATOMIC_RELAXED);
@@ -598,10 +606,12 @@ help_dup(const char *help)
 	return h;
 }
 
-/* A merged-list entry for rec's name (made when missing), or NULL when
- * the name is known with another type or other bounds. */
+/* A merged-list entry for rec's name (made when missing, unless *room
+ * is 0; room NULL: no bound), or NULL when the name is known with another
+ * type or other bounds, or when it is new and there is no room. */
 static struct stat_ctr *
-merge_find(struct stat_ctr **list, const struct stats_rec *r, int *made)
+merge_find(struct stat_ctr **list, const struct stats_rec *r, int *made,
+    size_t *room)
 {
 	struct stat_ctr *c, **pp;
 
@@ -615,6 +625,11 @@ merge_find(struct stat_ctr **list, const struct stats_rec *r, int *made)
 		    c->nb * sizeof(double)) != 0)))
 			return NULL;
 		return c;
+	}
+	if (room != NULL) {
+		if (*room == 0)
+			return NULL;
+		(*room)--;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->name = strndup(r->name, STATS_NAME_MAX - 1)) == NULL)
@@ -686,7 +701,8 @@ add_bucket(uint64_t *to, uint64_t v)
 }
 
 static void
-merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
+merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges,
+    size_t *room)
 {
 	struct stat_ctr *c;
 	int made;
@@ -700,7 +716,7 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges)
 	/* a histogram whose bounds its worker is still writing */
 	if (r->type == STAT_HISTOGRAM && r->nb == 0)
 		return;
-	if ((c = merge_find(list, r, &made)) == NULL)
+	if ((c = merge_find(list, r, &made, room)) == NULL)
 		return;
 	/* the supervisor's own metric (mxguard_nfq_*, the workers'
 	 * lives): only the supervisor counts it, and a worker's record of
@@ -765,8 +781,11 @@ stats_shm_retire(struct stats_shm *m, int slot)
 	if ((r = malloc(sizeof(*r))) == NULL)
 		abort();
 	for (i = 0; i < n; i++) {
+		size_t room = STATS_RETIRED_MAX - nretired;
+
 		rec_copy(r, &m->map[slot].ro->rec[i]);
-		merge_rec(&retired, r, 0);
+		merge_rec(&retired, r, 0, &room);
+		nretired = STATS_RETIRED_MAX - room;
 	}
 	free(r);
 	__atomic_store_n(&sl->nrec, 0, __ATOMIC_RELEASE);
@@ -825,14 +844,14 @@ merged(void)
 		int made;
 
 		as_rec(c, r);
-		if ((m = merge_find(&list, r, &made)) != NULL && made) {
+		if ((m = merge_find(&list, r, &made, NULL)) != NULL && made) {
 			*m->v = *c->v;
 			m->own = 1;
 		}
 	}
 	for (c = retired; c; c = c->next) {
 		as_rec(c, r);
-		merge_rec(&list, r, 0);
+		merge_rec(&list, r, 0, NULL);
 	}
 	for (s = 0; s < supervised->nslots; s++) {
 		const struct stats_slot *sl = supervised->map[s].ro;
@@ -840,7 +859,7 @@ merged(void)
 		n = rec_count(sl);
 		for (i = 0; i < n; i++) {
 			rec_copy(r, &sl->rec[i]);
-			merge_rec(&list, r, 1);
+			merge_rec(&list, r, 1, NULL);
 		}
 	}
 	free(r);

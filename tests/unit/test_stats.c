@@ -427,6 +427,55 @@ test_worker_names_untrusted(void **state)
 	free(t);
 }
 
+/* Worker 0, compromised again in each life (arg), registers 500 names
+ * no other life had, beside an honest counter. */
+static int life;
+
+static void
+new_names(struct stats_shm *m, int slot)
+{
+	char name[64];
+	int i;
+
+	stats_shm_attach(m, slot);
+	stats_add(stats_counter("t_honest_total", "Honest"), 1);
+	for (i = 0; i < 500; i++) {
+		snprintf(name, sizeof(name), "t_life%d_n%d_total", life, i);
+		stats_add(stats_counter(strdup(name), "x"), 1);
+	}
+}
+
+/*
+ * The retired totals keep a bounded number of names: 20 lives of a
+ * worker with 500 new names each would add 10,000 (and every scrape
+ * walks the list once per name); the honest counter, there from the
+ * first life, goes on counting every life.  Red before: no bound.
+ */
+static void
+test_retired_names_bounded(void **state)
+{
+	static struct stats_shm *m;
+	const char *p;
+	char *t;
+	int n;
+
+	(void)state;
+	assert_non_null(m = stats_shm_new(1));
+	stats_shm_supervise(m);
+	for (life = 0; life < 20; life++) {
+		assert_int_equal(in_child(new_names, m, 0), 0);
+		stats_shm_retire(m, 0);
+	}
+	t = render();
+	assert_line(t, "t_honest_total 20");
+	for (n = 0, p = t; (p = strstr(p, "\nt_life")) != NULL; p++)
+		n++;
+	if (n > 4 * 512)
+		fail_msg("%d names of dead workers kept", n);
+	assert_true(n >= 1000);	/* the first lives' are there */
+	free(t);
+}
+
 int
 main(void)
 {
@@ -439,6 +488,7 @@ main(void)
 		cmocka_unit_test(test_worker_own_slot_only),
 		cmocka_unit_test(test_worker_numbers_untrusted),
 		cmocka_unit_test(test_worker_names_untrusted),
+		cmocka_unit_test(test_retired_names_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
