@@ -41,6 +41,11 @@
  * and the control socket stay with the supervisor, the policy engine is
  * made here after the fork, then privileges are dropped, then its stores
  * are opened (an MDB_env never crosses a fork).
+ * Right after the drop, each worker and the single process install a
+ * seccomp filter (core/sandbox.h): the capability kept for SO_MARK would
+ * let a compromised one open raw and packet sockets and read or inject
+ * into every TCP session on the host.  The supervisor, which forks and
+ * signals workers as root, does not install it.
  * Only worker 0 runs the TLSRPT timer and the MTA-STS background refresh
  * (one of each per daemon, as before); every worker runs the resolver
  * self-check, whose word its own policy engine needs.
@@ -67,6 +72,7 @@
 #include "core/ev.h"
 #include "core/io.h"
 #include "core/log.h"
+#include "core/sandbox.h"
 #include "core/sdnotify.h"
 #include "core/stats.h"
 #include "nfq/nfq.h"
@@ -771,6 +777,15 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		    log_q(q, sizeof(q), err));
 		goto fail;
 	}
+	/* no raw or packet socket with the capability kept (core/sandbox.h);
+	 * a process that cannot have the filter does not run */
+	if (sandbox_install(err, sizeof(err)) == -1) {
+		log_err("event=fatal what=\"denying raw sockets (seccomp)\" "
+		    "error=%s", log_q(q, sizeof(q), err));
+		goto fail;
+	}
+	log_info("event=sandbox raw_sockets=denied packet_sockets=denied "
+	    "io_uring=denied");
 	/* as `user` now (priv_drop made state_dir): see the head comment */
 	policy_open_stores(d.policy, cfg);
 	if (w == NULL)

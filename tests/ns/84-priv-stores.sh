@@ -18,6 +18,10 @@
 #     refused, a domain without a fetched policy is deferred;
 # (e) store files root made before (an upgrade) are given to nobody at
 #     the next start, but a root file hard-linked in is left alone.
+# In (a), (b) and (c) every worker, the worker started again and the
+# single process run under the seccomp filter that denies raw and packet
+# sockets (core/sandbox.h: /proc/PID/status "Seccomp: 2", no_new_privs),
+# even as root; the supervisor, which stays root to start workers, not.
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 command -v setpriv >/dev/null || fail "setpriv not installed (util-linux)"
@@ -52,6 +56,12 @@ intact() {	# NAME: content and owner as victim() left them
 }
 as_nobody() { setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups "$@"; }
 wpid() { grep -E "event=worker-start worker=$1 pid=" "$MXLOG" | tail -n1 | sed -E 's/.* pid=([0-9]+).*/\1/'; }
+# filtered PID: the process runs under a seccomp filter, no_new_privs set
+filtered() {
+	grep -qP '^Seccomp:\t2$' "/proc/$1/status" &&
+		grep -qP '^NoNewPrivs:\t1$' "/proc/$1/status"
+}
+seccomp_of() { grep -E '^(Seccomp|NoNewPrivs):' "/proc/$1/status" | tr '\n\t' '  '; }
 _up() { kill -0 "$MXG_PID" 2>/dev/null || fail "mxguard exited: $(tail -n 20 "$MXLOG")"; grep -q "event=started" "$MXLOG"; }
 
 # (a) a first run: the stores are made by nobody
@@ -65,6 +75,14 @@ wait_for 15 "every store file in $S" _all_there "$S"
 log "store files: $(owners "$S")"
 assert "state_dir and every store file in it are nobody's (not: $(not_nobodys "$S"))" \
 	[ -z "$(not_nobodys "$S")" ]
+for w in 0 1; do
+	p=$(wpid $w)
+	[ -n "$p" ] || fail "no worker $w"
+	assert "worker $w (pid $p) runs under the seccomp filter ($(seccomp_of "$p"))" filtered "$p"
+	assert "worker $w logged it" grep -qE "mxguard\[$p\]: event=sandbox raw_sockets=denied" "$MXLOG"
+done
+assert "the supervisor has no filter (it starts workers as root): $(seccomp_of "$MXG_PID")" \
+	grep -qP '^Seccomp:\t0$' "/proc/$MXG_PID/status"
 
 # (b) nobody plants links; the worker started again must not follow them
 victim victim-b-lock
@@ -85,6 +103,7 @@ assert "the new worker refused the history lock file link" \
 assert "the new worker refused the TLSRPT store link" \
 	grep -qE "mxguard\[$N1\]: event=tlsrpt-unavailable error=\".*refusing to open $S/tlsrpt.mdb: it is a symbolic link" "$MXLOG"
 assert "the new worker runs as nobody" [ "$(stat -c %U "/proc/$N1")" = nobody ]
+assert "the new worker runs under the seccomp filter ($(seccomp_of "$N1"))" filtered "$N1"
 assert "the lock file link's target is unchanged and root's" intact victim-b-lock
 assert "the TLSRPT link's target is unchanged and root's" intact victim-b-tlsrpt
 mxg_stop
@@ -105,6 +124,9 @@ assert "the history link was refused" \
 	grep -qE "event=tls-history-unavailable error=\".*refusing to open $S/history.mdb: it is a symbolic link" "$MXLOG"
 assert "the MTA-STS cache lock file link was refused" \
 	grep -qE "event=sts-cache-unavailable error=\".*refusing to open $S/sts-cache.mdb-lock: it is a symbolic link" "$MXLOG"
+assert "the single process, root by configuration, runs under the seccomp filter ($(seccomp_of "$MXG_PID"))" \
+	filtered "$MXG_PID"
+assert "and logged it" grep -qE "mxguard\[$MXG_PID\]: event=sandbox raw_sockets=denied" "$MXLOG"
 assert "the data file link's target is unchanged and root's" intact victim-c-data
 assert "the lock file link's target is unchanged and root's" intact victim-c-lock
 mxg_stop
