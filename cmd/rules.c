@@ -1,7 +1,7 @@
 /*
  * rules.c - `mxguard rules install|remove|stop|show|generate`: the
  * netfilter rule sets of nfq/rules.c, with marks, ports and modes from the
- * config.  "stop" is remove, except with fail_mode = closed (and NFQUEUE
+ * config.  "stop" is remove, except with fail_mode = closed (whatever the
  * steering), where the rules stay so that flows are refused while the
  * daemon is down: the systemd unit runs it after the daemon stops.
  * "boot" is install for the early unit (mxguard-rules.service, before the

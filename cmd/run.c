@@ -15,7 +15,11 @@
  *   SIGTERM, SIGINT  drain: stop accepting, let sessions finish for up to
  *                    drain_timeout, then exit;
  *   SIGHUP           reload the configuration; sessions under way keep
- *                    running (a bad file is logged and ignored).  The
+ *                    running (a bad file is logged and ignored).  A
+ *                    worker gets the supervisor's reload as
+ *                    WORKER_SIG_RELOAD (SIGRTMIN+1, with the digest of
+ *                    what the supervisor checked; cmd/workers.h); a
+ *                    SIGHUP sent to it directly still reloads it.  The
  *                    reload applies whole or not at all (reload()).  A
  *                    worker that cannot apply a reload the supervisor
  *                    accepted (it reads the files as `user`, the
@@ -314,8 +318,9 @@ reload_readable_check(const struct config *cfg, const char *config_path)
 
 /*
  * A reload this process could not apply.  The single process goes on
- * with what it has.  A worker only gets SIGHUP once the supervisor has
- * loaded and checked the new configuration as root, so a failure here is
+ * with what it has.  A worker only gets the supervisor's reload
+ * (WORKER_SIG_RELOAD) once the supervisor has loaded and checked the new
+ * configuration as root, so a failure here is
  * the worker's own (a file `user` may not read, a resource): it retires
  * rather than go on with a configuration the others no longer run.
  */

@@ -4,7 +4,8 @@
  * workers_run() is the supervisor: it opens, as root, what needs root
  * (one set of SO_REUSEPORT listeners per worker, the NFQUEUE, the control
  * socket and metrics endpoint), forks the workers, restarts one that dies
- * (with back-off), forwards SIGHUP and SIGTERM/SIGINT, answers the
+ * (with back-off), passes a reload it took on SIGHUP to the workers as
+ * WORKER_SIG_RELOAD (below) and SIGTERM/SIGINT as SIGTERM, answers the
  * control socket with the metrics of all workers summed (core/stats.h,
  * struct stats_shm) and tells systemd READY=1 once every worker is up.
  * Each worker runs run_daemon() (cmd/run.c) with its worker_info: it

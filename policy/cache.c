@@ -288,8 +288,8 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 	k.mv_size = strlen(domain);
 	if (k.mv_size == 0 || k.mv_size > 255)
 		return 0;
-	/* an error is never silent: the engine takes it for "no cached
-	 * policy" (and asks Redis, if any, then the policy host) */
+	/* an error is never silent, nor "no cached policy": the engine
+	 * defers a domain with no policy fetched (store-error) */
 	if ((rc = store_txn_begin(c->env, MDB_RDONLY, &txn)) != 0) {
 		store_error("sts-cache", "read", rc);
 		return -1;
