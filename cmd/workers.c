@@ -387,7 +387,7 @@ reload_worker(struct sup *s, int i)
 	v.sival_int = (int)config_digest32(s->cfg);
 	if (sigqueue(s->w[i].pid, WORKER_SIG_RELOAD, v) == 0)
 		return 0;
-	log_err("event=worker-signal-failed worker=%d pid=%ld signal=HUP "
+	log_err("event=worker-signal-failed worker=%d pid=%ld signal=RTMIN+1 "
 	    "error=\"%s\"", i, (long)s->w[i].pid, strerror(errno));
 	return -1;
 }

@@ -305,10 +305,14 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 		return -1;
 	}
 	if (rec_decode(&v, &r, 0) == -1) {
+		/* the store holds something for the domain and cannot say
+		 * what: an error, as a failed read is (a policy fetched now
+		 * still decides; eviction drops the record at the next
+		 * write that makes room) */
 		mdb_txn_abort(txn);
-		log_warn("event=sts-cache-corrupt domain=%s what=record",
-		    domain);
-		return 0;
+		log_err("event=sts-cache-corrupt domain=%s what=record "
+		    "note=\"taken as a read error\"", domain);
+		return -1;
 	}
 	e->fetched = r.fetched;
 	e->expires = r.expires;
@@ -326,6 +330,9 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 	mdb_txn_abort(txn);
 	if (sts_policy_parse(e->body, e->bodylen, &e->pol, perr,
 	    sizeof(perr)) == -1) {
+		/* a record whose policy no longer parses (a stricter parser
+		 * since): an invalid policy is none (RFC 8461 section 3.3),
+		 * and so is its fetch now */
 		log_warn("event=sts-cache-corrupt domain=%s what=policy", domain);
 		sts_cache_entry_clear(e);
 		return 0;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # 92: the configuration file changes between the supervisor's check and
 # a worker's reload.  workers = 2.  On SIGHUP the supervisor loads and
-# checks the file as root, then passes SIGHUP to each worker with the
+# checks the file as root, then passes the reload (SIGRTMIN+1) to each worker with the
 # digest of what it checked; each worker reads the file again.  Here an
 # LD_PRELOAD shim (tests/lib/workerconf.c) gives the workers another text
 # (B, which adds tls_policy = tls.test none) than the supervisor (A), as a

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include <lmdb.h>
+
 #include <time.h>
 
 #include "core/stats.h"
@@ -185,6 +187,43 @@ test_bad_body_is_absent(void **state)
 	fill(&e, "id", "not a policy", 1000, 1000);
 	assert_int_equal(sts_cache_put(c, "bad.example", &e), 0);
 	assert_int_equal(sts_cache_get(c, "bad.example", &g), 0);
+	sts_cache_close(c);
+}
+
+/*
+ * A record that does not decode (a bad header or length: the file, not
+ * the policy, is wrong) is a read error, -1, as a failed read is: the
+ * engine then defers a domain with no policy fetched now (store-error)
+ * instead of taking it for one without a record.  Red before: 0.
+ */
+static void
+test_undecodable_record(void **state)
+{
+	struct sts_cache *c;
+	struct sts_cache_entry g;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { 11, "bad.example" }, v = { 9, "garbage!!" };
+	char path[300], err[256];
+
+	(void)state;
+	c = sts_cache_open(dir, err, sizeof(err));
+	assert_non_null(c);
+	sts_cache_close(c);
+	snprintf(path, sizeof(path), "%s/sts-cache.mdb", dir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, 64 << 20), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	c = sts_cache_open(dir, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(sts_cache_get(c, "bad.example", &g), -1);
+	sts_cache_entry_clear(&g);
 	sts_cache_close(c);
 }
 
@@ -536,6 +575,7 @@ main(void)
 		cmocka_unit_test(test_fetch_order),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_bad_body_is_absent),
+		cmocka_unit_test(test_undecodable_record),
 		cmocka_unit_test(test_eviction_order),
 		cmocka_unit_test(test_lru_touch),
 		cmocka_unit_test(test_entry_too_large),
