@@ -122,15 +122,22 @@ history_close(struct history *h)
 	free(h);
 }
 
-int
-history_key(const char *host, const struct sockaddr *dst, char *buf,
-    size_t sz)
+/* history_key(), and the MX host's own record "host|" (dst NULL, host
+ * not empty): whatever address the host had */
+static int
+hkey(const char *host, const struct sockaddr *dst, char *buf, size_t sz)
 {
 	char a[INET6_ADDRSTRLEN];
 	int n;
 
-	if (dst == NULL || (host != NULL && strlen(host) > 255))
+	if (host != NULL && strlen(host) > 255)
 		return -1;
+	if (dst == NULL) {
+		if (host == NULL || *host == '\0')
+			return -1;
+		n = snprintf(buf, sz, "%s|", host);
+		return n < 0 || (size_t)n >= sz ? -1 : 0;
+	}
 	if (dst->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)dst)->sin_addr,
 		    a, sizeof(a));
@@ -142,6 +149,15 @@ history_key(const char *host, const struct sockaddr *dst, char *buf,
 		return -1;
 	n = snprintf(buf, sz, "%s|%s", host ? host : "", a);
 	return n < 0 || (size_t)n >= sz ? -1 : 0;
+}
+
+int
+history_key(const char *host, const struct sockaddr *dst, char *buf,
+    size_t sz)
+{
+	if (dst == NULL)
+		return -1;
+	return hkey(host, dst, buf, sz);
 }
 
 static void
@@ -217,7 +233,7 @@ history_get(struct history *h, const char *host, const struct sockaddr *dst,
 	int rc;
 
 	memset(e, 0, sizeof(*e));
-	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
+	if (h == NULL || hkey(host, dst, key, sizeof(key)) == -1)
 		return -1;
 	/* an error is never silent: history_apply() takes it for "no
 	 * record" (the verdict stays as it was) */
@@ -444,7 +460,7 @@ record(struct history *h, const char *host, const struct sockaddr *dst,
 
 	if (prev != NULL)
 		memset(prev, 0, sizeof(*prev));
-	if (h == NULL || history_key(host, dst, key, sizeof(key)) == -1)
+	if (h == NULL || hkey(host, dst, key, sizeof(key)) == -1)
 		return -1;
 	/* MDB_MAP_FULL: the file's bound was reached before the count's;
 	 * evict and retry */
@@ -519,19 +535,25 @@ history_apply(struct history *h, int64_t window_s,
 	struct history_entry e;
 	int64_t now = (int64_t)time(NULL);
 	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
-	int hr = 0, ar;
+	int hr = 0, nr = 0, ar;
 
 	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY)
 		return 0;
-	/* the MX host's record, else the address's: a resolver that fails
-	 * (or is made to fail) must not hide the history */
+	/* the MX host's record at this address, the host's whatever its
+	 * address (an attacker who answers the host's A query sends the
+	 * mail to an address of its own, which no record knows), else the
+	 * address's: a resolver that fails (or is made to fail) must not
+	 * hide the history */
 	if (v->mx_host[0] != '\0' && (hr = history_get(h, v->mx_host, dst,
+	    &e)) == 1 && history_expects_tls(&e, now, window_s))
+		goto expects;
+	if (v->mx_host[0] != '\0' && (nr = history_get(h, v->mx_host, NULL,
 	    &e)) == 1 && history_expects_tls(&e, now, window_s))
 		goto expects;
 	if ((ar = history_get(h, "", dst, &e)) == 1 &&
 	    history_expects_tls(&e, now, window_s))
 		goto expects;
-	if (hr != -1 && ar != -1)
+	if (hr != -1 && nr != -1 && ar != -1)
 		return 0;
 	/* a store that cannot answer may hide a record that expects TLS:
 	 * what the history can demand at most is demanded */
@@ -583,7 +605,7 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
 	/* per host and address, and per address alone */
 	if (mx_host != NULL && *mx_host != '\0') {
 		struct history_entry p2;
-		int hr, ar;
+		int hr, ar, nr;
 
 		/* the address's record even when a full store refused the
 		 * host's: it is the one an MX name not yet seen still finds,
@@ -592,9 +614,14 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
 		    now, &prev);
 		ar = history_record(h, "", dst, starttls_offered, tls_ok, now,
 		    &p2);
-		if (hr == -1 && ar == -1)
-			return;
 		if (ar == 0 && p2.last_tls > prev.last_tls)
+			prev = p2;
+		/* and the host's own, whatever its address */
+		nr = history_record(h, mx_host, NULL, starttls_offered, tls_ok,
+		    now, &p2);
+		if (hr == -1 && ar == -1 && nr == -1)
+			return;
+		if (nr == 0 && p2.last_tls > prev.last_tls)
 			prev = p2;
 	} else if (history_record(h, "", dst, starttls_offered, tls_ok, now,
 	    &prev) == -1)

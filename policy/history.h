@@ -11,10 +11,11 @@
  * and the delivery is deferred instead of going out in cleartext.
  *
  * LMDB file DIR/history.mdb (its own environment); every update is one
- * write transaction.  Keys are "host|address" and "|address": every
- * attempt updates both, and a lookup consults both, so a resolver that
- * fails (or is made to fail) to name the MX host does not hide the
- * history.  Values are fixed-size records (history.c), keys at most
+ * write transaction.  Keys are "host|address", "|address" and "host|":
+ * every attempt updates all three, and a lookup consults all three, so a
+ * resolver that fails (or is made to fail) to name the MX host does not
+ * hide the history, nor does an address the host was never seen at (an
+ * attacker who answers the host's A query with an address of its own).  Values are fixed-size records (history.c), keys at most
  * HISTORY_KEY_MAX bytes.
  *
  * The store is bounded (docs/policy.md, "Bounded stores"): at most
@@ -63,7 +64,8 @@ void		 history_close(struct history *);
  * DNS name (255) or dst is no IP. */
 int		 history_key(const char *host, const struct sockaddr *dst,
 		    char *buf, size_t sz);
-/* 1 found (e filled), 0 none, -1 error. */
+/* 1 found (e filled), 0 none, -1 error.  Here and in history_record(),
+ * dst NULL names the host's own record ("host|", host not empty). */
 int		 history_get(struct history *, const char *host,
 		    const struct sockaddr *dst, struct history_entry *e);
 /* Records one attempt at time now.  prev (may be NULL) receives the entry

@@ -329,6 +329,45 @@ test_map_full(void **state)
 	history_close(h);
 }
 
+/*
+ * An MX host that completed STARTTLS within the window, reached at an
+ * address not seen before: the attacker who answers the (unsigned) A
+ * query of the MX host, for the MTA and for mxguard, sends the mail to
+ * an address of its own and strips STARTTLS there.  Neither
+ * "host|address" nor "|address" knows the new address, so the verdict
+ * stayed may and the mail went out in cleartext: the history must follow
+ * the MX host's name, not only its address.
+ */
+static void
+test_address_changed(void **state)
+{
+	struct history *h = fresh("moved", 100, 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.9"), evil = sin4("198.51.100.66");
+	struct policy_verdict v;
+
+	history_note(h, 86400, (struct sockaddr *)&a, "mx.example", 1, 1);
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	snprintf(v.mx_host, sizeof(v.mx_host), "mx.example");
+	/* mxguard's own MX walk says mx.example owns the new address */
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&evil,
+	    &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v.source, "tls-history");
+	/* a stripped attempt there does not erase the name's history */
+	history_note(h, 86400, (struct sockaddr *)&evil, "mx.example", 0, 0);
+	v.level = TLS_LEVEL_MAY;
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&evil,
+	    &v), 1);
+	/* another host at that address: nothing known of it */
+	v.level = TLS_LEVEL_MAY;
+	snprintf(v.mx_host, sizeof(v.mx_host), "mx.other");
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&evil,
+	    &v), 0);
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -339,6 +378,7 @@ main(void)
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_full_store_keeps_address),
 		cmocka_unit_test(test_map_full),
+		cmocka_unit_test(test_address_changed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
