@@ -818,15 +818,27 @@ rpt_fill(struct policy_req *r)
 	v->rpt = rp;
 }
 
-/* enforcement = monitor for this request's destination? */
+/*
+ * enforcement = monitor for this request's destination?  The address's
+ * line and the domain's (exact, else the closest parent) are looked up
+ * apart, and an enforce line of either wins: a monitor line for a relay's
+ * address must not monitor a domain written "enforce", whose mail an
+ * attacker who answers the MTA's MX query sends to that address.
+ */
 static int
 monitored(const struct policy_req *r)
 {
-	const struct ovr_entry *e;
+	const struct ovr_entry *a = NULL, *d;
 
-	e = ovr_find(&r->pol->modes, r->v->domain, r->have_dst ?
-	    (const struct sockaddr *)&r->dst : NULL);
-	return e != NULL ? e->monitor : r->pol->monitor;
+	if (r->have_dst)
+		a = ovr_find(&r->pol->modes, NULL,
+		    (const struct sockaddr *)&r->dst);
+	d = ovr_find(&r->pol->modes, r->v->domain, NULL);
+	if ((a != NULL && !a->monitor) || (d != NULL && !d->monitor))
+		return 0;
+	if (a != NULL || d != NULL)
+		return 1;
+	return r->pol->monitor;
 }
 
 static void

@@ -401,6 +401,46 @@ test_override_relay_address(void **state)
 	policy_free(p);
 }
 
+/*
+ * enforcement_override: "enf.test enforce" next to "192.0.2.66 monitor"
+ * (a relay or partner address watched during a rollout).  The address
+ * line was looked up first and decided alone, so enf.test's mail sent to
+ * 192.0.2.66 was monitored: an attacker who answers the MTA's (unsigned)
+ * MX query of enf.test with that address, and strips STARTTLS on the
+ * path to it, got enf.test's mail delivered in cleartext although
+ * enforce mode defers it (192.0.2.66 is no host of its MTA-STS policy).
+ * An enforce line for the domain or the address wins over a monitor line
+ * for the other; the address line still monitors the domains without a
+ * line of their own.
+ */
+static void
+test_enforcement_override_enforce_wins(void **state)
+{
+	const char *lines[] = { "enf.test enforce", "192.0.2.66 monitor" };
+	struct config *cfg = mkcfg(NULL, 1);
+	struct policy_verdict *v;
+	struct policy *p;
+	char err[256];
+	int i;
+
+	cfg->enforcement_override.v = calloc(2, sizeof(char *));
+	for (i = 0; i < 2; i++)
+		cfg->enforcement_override.v[i] = strdup(lines[i]);
+	cfg->enforcement_override.n = 2;
+	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	v = lookup(p, "enf.test", "192.0.2.66");
+	assert_int_equal(v->monitor, 0);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	policy_verdict_free(v);
+	v = lookup(p, "plain.test", "192.0.2.66");
+	assert_int_equal(v->monitor, 1);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 static void
 test_override_domain(void **state)
 {
@@ -1532,6 +1572,7 @@ main(void)
 		cmocka_unit_test(test_testing_is_opportunistic),
 		cmocka_unit_test(test_testing_keeps_require_tls),
 		cmocka_unit_test(test_testing_keeps_history),
+		cmocka_unit_test(test_enforcement_override_enforce_wins),
 		cmocka_unit_test(test_timeout_verdict),
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
