@@ -700,6 +700,13 @@ fail:
 
 static int key_secret(const char *);
 
+int
+config_tproxy(const struct config *c)
+{
+	return strcmp(c->rules_mode, "local") != 0 &&
+	    strcmp(c->listen_mode, "tproxy") == 0;
+}
+
 void
 config_free(struct config *c)
 {

@@ -153,5 +153,11 @@ void		 config_dump(const struct config *, FILE *, int secrets);
  * cannot.  NULL when none changed. */
 const char	*config_rules_key_changed(const struct config *a,
 		    const struct config *b);
+/* Nonzero when the rules divert with TPROXY (listen_mode = tproxy in
+ * gateway mode): the original destination is then the accepted socket's
+ * local address.  Local mode always diverts with REDIRECT (OUTPUT has no
+ * TPROXY), whatever listen_mode says: SO_ORIGINAL_DST.  The rules
+ * (nfq/rules.c) and the listeners (tlsproxy/proxy.c) both ask here. */
+int		 config_tproxy(const struct config *);
 
 #endif

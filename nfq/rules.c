@@ -87,7 +87,7 @@ is_local(const struct config *c)
 int
 rules_tproxy_needed(const struct config *c)
 {
-	return !is_local(c) && strcmp(c->listen_mode, "tproxy") == 0;
+	return config_tproxy(c);
 }
 
 const char *

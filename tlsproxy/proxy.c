@@ -308,8 +308,7 @@ proxy_listen(const struct config *cfg, int *fds, int maxfds, char *err,
 	}
 	for (i = 0; i < cfg->listen.n; i++) {
 		if ((fds[n] = open_listener(cfg->listen.v[i],
-		    strcmp(cfg->listen_mode, "tproxy") == 0, 1, err,
-		    errsz)) == -1)
+		    config_tproxy(cfg), 1, err, errsz)) == -1)
 			goto fail;
 		n++;
 	}
@@ -363,7 +362,9 @@ proxy_new_fds(struct ev_loop *loop, const struct config *cfg,
 	p->env.loop = loop;
 	p->env.cfg = cfg;
 	p->env.policy = pol;
-	p->tproxy = strcmp(cfg->listen_mode, "tproxy") == 0;
+	/* as the rules divert: local mode REDIRECTs even with
+	 * listen_mode = tproxy */
+	p->tproxy = config_tproxy(cfg);
 	p->st_refused = stats_get("mxguard_refused_total{reason=\"max_sessions\"}",
 	    "Connections refused by mxguard");
 	p->st_notdiverted = stats_get(

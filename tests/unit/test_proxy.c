@@ -1,0 +1,268 @@
+/*
+ * test_proxy.c - the listeners and the original destination (proxy.c):
+ * an accepted connection is relayed to its original destination, one made
+ * to the listener directly is refused with 421.  The kernel's answer to
+ * SO_ORIGINAL_DST (REDIRECT) is mocked: a unit test has no netfilter.
+ */
+// WRAP: getsockopt
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <linux/netfilter_ipv4.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "tlsproxy/proxy.h"
+#include "testloop.h"
+
+static struct {
+	int			 fake;		/* answer SO_ORIGINAL_DST */
+	struct sockaddr_in	 orig;		/* with this */
+	int			 asked;		/* SO_ORIGINAL_DST calls */
+} g;
+
+int __real_getsockopt(int, int, int, void *, socklen_t *);
+int __wrap_getsockopt(int, int, int, void *, socklen_t *);
+
+int
+__wrap_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
+{
+	if (level == SOL_IP && name == SO_ORIGINAL_DST) {
+		g.asked++;
+		if (!g.fake) {
+			errno = ENOENT;
+			return -1;
+		}
+		if (*len < sizeof(g.orig)) {
+			errno = EINVAL;
+			return -1;
+		}
+		memcpy(val, &g.orig, sizeof(g.orig));
+		*len = sizeof(g.orig);
+		return 0;
+	}
+	return __real_getsockopt(fd, level, name, val, len);
+}
+
+static char path[64];
+
+static struct config *
+load_text(const char *text)
+{
+	char err[256];
+	struct config *c;
+	FILE *fp;
+	int fd;
+
+	snprintf(path, sizeof(path), "/tmp/mxg-proxy-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	fp = fdopen(fd, "w");
+	fputs(text, fp);
+	fclose(fp);
+	c = config_load(path, err, sizeof(err));
+	unlink(path);
+	if (c == NULL)
+		fail_msg("config_load: %s", err);
+	return c;
+}
+
+/* A listening socket on 127.0.0.1 (port 0: any); its port in *port. */
+static int
+tcp_listener(uint16_t *port)
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t sl = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+
+	assert_true(fd >= 0);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(fd, 8), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* A port nothing listens on now (for mxguard's own listener). */
+static uint16_t
+free_port(void)
+{
+	uint16_t port;
+	int fd = tcp_listener(&port);
+
+	close(fd);
+	return port;
+}
+
+static int
+tcp_connect(uint16_t port)
+{
+	struct sockaddr_in sin = { 0 };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	return fd;
+}
+
+/*
+ * A client connection diverted to mxguard whose original destination is
+ * the test's "MX" (the mocked SO_ORIGINAL_DST).  Runs the loop until the
+ * MX is connected to or the client got an answer; returns 1 if the MX
+ * was reached, 0 if not, and what the client got in got.
+ */
+static int
+relay_once(const char *extra, char *got, size_t gotsz)
+{
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct proxy *p;
+	char conf[512], err[256];
+	uint16_t lport = free_port(), mxport;
+	int mx, cl, up = -1, i;
+	ssize_t n = 0;
+
+	mx = tcp_listener(&mxport);
+	memset(&g, 0, sizeof(g));
+	g.fake = 1;
+	g.orig.sin_family = AF_INET;
+	g.orig.sin_port = htons(mxport);
+	g.orig.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(conf, sizeof(conf), "listen = 127.0.0.1:%u\n%s", lport,
+	    extra);
+	cfg = load_text(conf);
+	assert_non_null(loop = ev_loop_new());
+	p = proxy_new(loop, cfg, NULL, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("proxy_new: %s", err);
+	cl = tcp_connect(lport);
+	got[0] = '\0';
+	for (i = 0; i < 100 && up == -1; i++) {
+		testloop_run(loop, 10);
+		up = accept4(mx, NULL, NULL, SOCK_CLOEXEC);
+		n = read(cl, got, gotsz - 1);
+		if (n > 0) {
+			got[n] = '\0';
+			break;
+		}
+	}
+	if (up == -1)
+		up = accept4(mx, NULL, NULL, SOCK_CLOEXEC);
+	if (up != -1)
+		close(up);
+	close(cl);
+	proxy_free(p);
+	ev_loop_free(loop);
+	config_free(cfg);
+	close(mx);
+	return up != -1;
+}
+
+/* REDIRECT: the session goes to SO_ORIGINAL_DST, the client waits for
+ * the MX's greeting. */
+static void
+test_redirect_relays_to_original(void **state)
+{
+	char got[256];
+
+	assert_int_equal(relay_once("listen_mode = redirect\n", got,
+	    sizeof(got)), 1);
+	assert_string_equal(got, "");
+	assert_true(g.asked > 0);
+}
+
+/* A connection made to the listener itself (its "original destination"
+ * is the listener): 421, and nothing goes anywhere. */
+static void
+test_direct_connection_refused(void **state)
+{
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct proxy *p;
+	char conf[256], err[256], got[256];
+	uint16_t lport = free_port();
+	ssize_t n = -1;
+	int cl, i;
+
+	memset(&g, 0, sizeof(g));
+	g.fake = 1;
+	g.orig.sin_family = AF_INET;
+	g.orig.sin_port = htons(lport);
+	g.orig.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(conf, sizeof(conf), "listen = 127.0.0.1:%u\n", lport);
+	cfg = load_text(conf);
+	assert_non_null(loop = ev_loop_new());
+	assert_non_null(p = proxy_new(loop, cfg, NULL, err, sizeof(err)));
+	cl = tcp_connect(lport);
+	for (i = 0; i < 100; i++) {
+		testloop_run(loop, 10);
+		if ((n = read(cl, got, sizeof(got) - 1)) > 0)
+			break;
+	}
+	assert_true(n > 0);
+	got[n] = '\0';
+	assert_memory_equal(got, "421 4.3.5 ", 10);
+	close(cl);
+	proxy_free(p);
+	ev_loop_free(loop);
+	config_free(cfg);
+}
+
+/*
+ * rules_mode = local with listen_mode = tproxy: the rules divert with
+ * REDIRECT in local mode whatever listen_mode says (rules.c,
+ * rules_tproxy_needed()), so the original destination is SO_ORIGINAL_DST;
+ * the accepted socket's local address is the listener's own.  Taking it
+ * for the destination refused every flow as "not diverted".
+ */
+static void
+test_local_mode_tproxy_setting_redirects(void **state)
+{
+	char got[256];
+
+	assert_int_equal(relay_once("listen_mode = tproxy\n"
+	    "rules_mode = local\n", got, sizeof(got)), 1);
+	assert_string_equal(got, "");
+}
+
+static int
+group_setup(void **state)
+{
+	signal(SIGPIPE, SIG_IGN);
+	log_init("test_proxy", 0, getenv("MXG_TEST_DEBUG") ? LOG_LVL_DEBUG :
+	    LOG_LVL_ERR);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_redirect_relays_to_original),
+		cmocka_unit_test(test_direct_connection_refused),
+		cmocka_unit_test(test_local_mode_tproxy_setting_redirects),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, NULL);
+}
