@@ -79,7 +79,8 @@ struct leg {
 	int			 skipped;	/* cleartext without asking for
 						 * STARTTLS (a verdict of level
 						 * none settled it) */
-	int			 refused;	/* greeting was not 2xx */
+	int			 refused;	/* greeting was not 2xx: its
+						 * class (4 or 5), else 0 */
 	int			 reused;	/* adopted from the cache */
 	unsigned		 uses;		/* sessions served before */
 	char			 helo[SMTP_DOMAIN_MAX + 1];
@@ -948,7 +949,7 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 			snprintf(l->greeting, sizeof(l->greeting), "%.*s",
 			    (int)r->len, r->buf);
 		if (!ok)
-			l->refused = 1;
+			l->refused = r->code / 100 == 4 ? 4 : 5;
 		leg_report(l, LEG_GREETING, &n);
 		return;
 	case LS_HELLO:

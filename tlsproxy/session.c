@@ -1127,7 +1127,15 @@ client_command(struct session *s, char *line, size_t len)
 		return;
 	}
 	if (up_refused(s) && cmd.verb != SMTP_CMD_QUIT) {
-		cl_printf(s, "503 5.5.0 Error: the server refused service");
+		/* after a 554 greeting RFC 5321 (section 3.1) wants 503 to
+		 * all but QUIT; after a 4xx one the refusal is for now,
+		 * and a client that goes on must not read a 5xx into it */
+		if (leg_refused(s->up) == 4)
+			cl_printf(s, "451 4.3.0 Error: the server refused "
+			    "service for now");
+		else
+			cl_printf(s, "503 5.5.0 Error: the server refused "
+			    "service");
 		return;
 	}
 	if (s->state == S_WAIT_HELO && cmd.verb != SMTP_CMD_EHLO &&

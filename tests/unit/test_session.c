@@ -1070,6 +1070,25 @@ test_greeting_refused(void **state)
 	finish();
 }
 
+/* A 4xx greeting from a server that keeps the connection open: a client
+ * that goes on gets 4xx, never a 5xx it could bounce a message for (red
+ * before: 503 5.5.0); QUIT still ends it. */
+static void
+test_greeting_refused_4xx(void **state)
+{
+	start("421 4.3.2 busy, try later\r\n");
+	cl_send("EHLO client.example\r\n");
+	EXPECT_CL("451 4.3.0 Error: the server refused service for now\r\n");
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL_PREFIX("451 4.3.0 ");
+	srv_quiet(20);
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
 /* ---- transactions in cleartext ----------------------------------------- */
 
 static void
@@ -1737,6 +1756,18 @@ test_upstream_250_with_354_pipelined_body(void **state)
 	run_for(20);
 	srv_send("250 2.0.0 the real answer\r\n");
 	expect_end("451 ");
+}
+
+/* A line the server sent with its greeting is no answer to the EHLO that
+ * follows (it would say "no STARTTLS"): read at once, while no reply is
+ * due, it ends the session with 421 before the client's EHLO goes out. */
+static void
+test_upstream_extra_line_after_greeting(void **state)
+{
+	start(NULL);
+	srv_send("220 mx.example ESMTP\r\n250 fake\r\n");
+	EXPECT_CL("220 mx.example ESMTP\r\n");
+	expect_end("421 ");
 }
 
 static void
@@ -3252,6 +3283,7 @@ main(void)
 		T(test_helo_only_server),
 		T(test_commands_before_helo),
 		T(test_greeting_refused),
+		T(test_greeting_refused_4xx),
 		T(test_mail_answered_locally),
 		T(test_first_rcpt_mail_then_rcpt),
 		T(test_first_rcpt_no_pipelining),
@@ -3328,6 +3360,7 @@ main(void)
 		T(test_upstream_250_with_354),
 		T(test_upstream_250_with_354_pipelined_body),
 		T(test_upstream_extra_reply_not_data_reply),
+		T(test_upstream_extra_line_after_greeting),
 		T(test_upstream_250_to_data),
 		T(test_upstream_3xx_to_dot),
 		T(test_closing_deadline),
