@@ -332,6 +332,21 @@ set_key(struct config *c, const struct ckey *k, const char *v)
 	return "internal: bad key type";
 }
 
+/* No listen address has divert_port for its port ("host:port",
+ * "[v6]:port"): the generated rules would divert to a closed port. */
+static int
+divert_unheard(const struct config *c)
+{
+	const char *p;
+	int i;
+
+	for (i = 0; i < c->listen.n; i++)
+		if ((p = strrchr(c->listen.v[i], ':')) != NULL &&
+		    strtol(p + 1, NULL, 10) == c->divert_port)
+			return 0;
+	return 1;
+}
+
 static int
 warn_add(struct config *c, const char *fmt, ...)
 {
@@ -678,6 +693,14 @@ config_load(const char *path, char *err, size_t errsz)
 check:
 	if ((e = validate(c)) != NULL) {
 		snprintf(err, errsz, "%s: %s", path ? path : "defaults", e);
+		goto fail;
+	}
+	if (divert_unheard(c) && warn_add(c, "%s: divert_port %d is the port "
+	    "of no listen address: the rules mxguard writes send diverted "
+	    "connections there, where nothing listens (every one refused, "
+	    "the mail deferred)", path ? path : "defaults",
+	    c->divert_port) == -1) {
+		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
 	/* a NUL between the two: no file's bytes can pass for the other's */

@@ -270,8 +270,45 @@ test_key_twice(void **state)
 	    "again (first at line 1)"));
 	config_free(c);
 
-	c = load_text("listen = 127.0.0.1:1\nrequire_tls = yes\n", err,
+	c = load_text("listen = 127.0.0.1:10025\nrequire_tls = yes\n", err,
 	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+}
+
+/*
+ * A divert_port no listen address has: the rules mxguard writes would
+ * divert every connection to a closed port, and all mail would be
+ * deferred, with a configuration that loaded without a word (red before:
+ * no warning).  A port some listen address has, IPv6 included, is fine.
+ */
+static void
+test_divert_port_unheard(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	(void)state;
+	c = load_text("listen = 127.0.0.1:2525 [::1]:2525\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "divert_port 10025 is the "
+	    "port of no listen address"));
+	config_free(c);
+	c = load_text("listen = 127.0.0.1:2525 [::1]:2525\n"
+	    "divert_port = 2525\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	c = load_text("listen = [::1]:2525 127.0.0.1:10025\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	/* the defaults agree */
+	c = load_text("", err, sizeof(err));
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
 	config_free(c);
@@ -402,6 +439,7 @@ main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_timeout_floor),
 		cmocka_unit_test(test_key_twice),
+		cmocka_unit_test(test_divert_port_unheard),
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_dump_hides_secrets),
 	};
