@@ -14,23 +14,12 @@
 #include "core/config.h"
 #include "core/log.h"
 
-static char path[64];
+#include "testconf.h"
 
 static struct config *
 load_text(const char *text, char *err, size_t errsz)
 {
-	FILE *fp;
-	int fd;
-
-	snprintf(path, sizeof(path), "/tmp/mxg-cfg-XXXXXX");
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	fp = fdopen(fd, "w");
-	fputs(text, fp);
-	fclose(fp);
-	struct config *c = config_load(path, err, errsz);
-	unlink(path);
-	return c;
+	return testconf_load(text, err, errsz);
 }
 
 static void

@@ -28,6 +28,8 @@
 #include "tlsproxy/proxy.h"
 #include "testloop.h"
 
+#include "testconf.h"
+
 static struct {
 	int			 fake;		/* answer SO_ORIGINAL_DST */
 	struct sockaddr_in	 orig;		/* with this */
@@ -57,24 +59,12 @@ __wrap_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	return __real_getsockopt(fd, level, name, val, len);
 }
 
-static char path[64];
-
 static struct config *
 load_text(const char *text)
 {
 	char err[256];
-	struct config *c;
-	FILE *fp;
-	int fd;
+	struct config *c = testconf_load(text, err, sizeof(err));
 
-	snprintf(path, sizeof(path), "/tmp/mxg-proxy-XXXXXX");
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	fp = fdopen(fd, "w");
-	fputs(text, fp);
-	fclose(fp);
-	c = config_load(path, err, sizeof(err));
-	unlink(path);
 	if (c == NULL)
 		fail_msg("config_load: %s", err);
 	return c;

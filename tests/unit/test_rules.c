@@ -16,20 +16,14 @@
 #include "core/config.h"
 #include "nfq/rules.h"
 
+#include "testconf.h"
+
 static struct config *
 cfg(const char *text)
 {
-	char path[] = "/tmp/test_rules.XXXXXX", err[256];
-	struct config *c;
-	FILE *fp;
-	int fd = mkstemp(path);
+	char err[256];
+	struct config *c = testconf_load(text, err, sizeof(err));
 
-	assert_true(fd >= 0);
-	fp = fdopen(fd, "w");
-	fputs(text, fp);
-	fclose(fp);
-	c = config_load(path, err, sizeof(err));
-	unlink(path);
 	if (c == NULL)
 		fail_msg("config: %s", err);
 	return c;
