@@ -375,6 +375,16 @@ record_once(struct history *h, const char *key, int starttls_offered,
 		report(n);
 		if ((rc = store_txn_begin(h->env, 0, &txn)) != 0)
 			return rc;
+		/* read again: another process (a worker) may have written
+		 * this key between the two transactions, and the update
+		 * below must go onto its record, not over it (a TLS success
+		 * lost would make the history forget the server's TLS) */
+		if ((exists = get_txn(h, txn, key, &e)) == -1) {
+			mdb_txn_abort(txn);
+			return MDB_PANIC;
+		}
+		if (prev != NULL)
+			*prev = e;
 		if (!exists && !admits(h, txn) && n[0] + n[1] > 0) {
 			/* another process (a worker) took the room between
 			 * the two transactions: evict again */

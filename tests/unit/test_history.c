@@ -2,7 +2,9 @@
  * test_history.c - the persistent TLS history: keys, records surviving a
  * reopen, the window rule, independence of host+address keys; the bound:
  * a full store evicts records that expect no TLS, never one that does,
- * refuses newcomers then, survives MDB_MAP_FULL, counts.
+ * refuses newcomers then, survives MDB_MAP_FULL, counts; another
+ * worker's write between eviction and put is kept (store_txn_begin
+ * wrapped to put it there).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,11 +20,31 @@
 
 #include <time.h>
 
+#include <lmdb.h>
+
 #include "core/stats.h"
 #include "policy/history.h"
 #include "policy/policy.h"
+#include "policy/store.h"
+
+// WRAP: store_txn_begin
 
 static char dir[64];
+
+/* store_txn_begin() as it is, unless armed: then, at the armed-th call,
+ * another writer's record goes in first (race_fn), as another worker's
+ * would between two of this process's transactions. */
+int __real_store_txn_begin(MDB_env *, unsigned int, MDB_txn **);
+static int race_at;
+static void (*race_fn)(void);
+
+int
+__wrap_store_txn_begin(MDB_env *env, unsigned int flags, MDB_txn **txn)
+{
+	if (race_at > 0 && --race_at == 0 && race_fn != NULL)
+		race_fn();
+	return __real_store_txn_begin(env, flags, txn);
+}
 
 static struct sockaddr_in
 sin4(const char *a)
@@ -330,6 +352,55 @@ test_map_full(void **state)
 }
 
 /*
+ * A newcomer's record in a full store: eviction commits in a transaction
+ * of its own, then the record is written in a second one.  Another
+ * worker's TLS success for the same key, written between the two, must
+ * not be overwritten with the entry read before it (red before: the
+ * failure record written over it had last_tls 0, so the history forgot
+ * that the server did TLS).
+ */
+static struct history *race_h;
+
+static void
+other_worker_tls(void)
+{
+	struct sockaddr_in a = sin4("192.0.2.44");
+
+	assert_int_equal(history_record(race_h, "new.test",
+	    (struct sockaddr *)&a, 1, 1, (int64_t)time(NULL), NULL), 0);
+}
+
+static void
+test_eviction_race(void **state)
+{
+	struct sockaddr_in a = sin4("192.0.2.44");
+	struct history_entry e;
+	int64_t now = (int64_t)time(NULL);
+
+	(void)state;
+	race_h = fresh("race", 2, 86400, 0);
+	/* full of records that decide nothing (no TLS): evictable */
+	assert_int_equal(history_record(race_h, "d1.test",
+	    (struct sockaddr *)&a, 0, 0, now, NULL), 0);
+	assert_int_equal(history_record(race_h, "d2.test",
+	    (struct sockaddr *)&a, 0, 0, now, NULL), 0);
+	/* the newcomer: its first transaction reads and evicts, and before
+	 * its second the other worker writes */
+	race_fn = other_worker_tls;
+	race_at = 2;
+	assert_int_equal(history_record(race_h, "new.test",
+	    (struct sockaddr *)&a, 1, 0, now, NULL), 0);
+	assert_int_equal(race_at, 0);
+	race_fn = NULL;
+	assert_int_equal(history_get(race_h, "new.test",
+	    (struct sockaddr *)&a, &e), 1);
+	if (e.last_tls == 0)
+		fail_msg("the other worker's TLS success was overwritten");
+	assert_true(e.last_fail >= now);	/* and this failure counted */
+	history_close(race_h);
+}
+
+/*
  * An MX host that completed STARTTLS within the window, reached at an
  * address not seen before: the attacker who answers the (unsigned) A
  * query of the MX host, for the MTA and for mxguard, sends the mail to
@@ -378,6 +449,7 @@ main(void)
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_full_store_keeps_address),
 		cmocka_unit_test(test_map_full),
+		cmocka_unit_test(test_eviction_race),
 		cmocka_unit_test(test_address_changed),
 	};
 
