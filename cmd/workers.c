@@ -187,13 +187,21 @@ sessions(const struct sup *s)
 }
 
 /* For nfq: the daemon is full when all its workers' sessions together
- * reach max_sessions (the limit each worker enforces, too). */
+ * reach max_sessions (the limit each worker enforces, too), each worker
+ * counted for at most its share (max_sessions / workers, rounded up).  A
+ * worker may be compromised, and "full" is what fail_mode = open turns
+ * into flows going direct: one slot's word alone must not say it.  A
+ * worker that truly holds more than its share makes the daemon look less
+ * full than it is; new flows are then still diverted, and a worker
+ * refuses them with 421 (the MTA retries), never sends them direct. */
 static int
 saturated(void *arg)
 {
 	struct sup *s = arg;
+	int64_t share = (s->cfg->max_sessions + s->n - 1) / s->n;
 
-	return sessions(s) >= s->cfg->max_sessions;
+	return stats_shm_sum_capped(s->shm, "mxguard_sessions_active",
+	    share) >= s->cfg->max_sessions;
 }
 
 /* Closes every descriptor from 3 up but those in keep (ascending). */

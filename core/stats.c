@@ -810,9 +810,9 @@ stats_shm_last_beat(struct stats_shm *m, int slot)
  * by claiming fewer than none.  (It can still claim its slot is full:
  * see docs/architecture.md.) */
 int64_t
-stats_shm_sum(struct stats_shm *m, const char *name)
+stats_shm_sum_capped(struct stats_shm *m, const char *name, int64_t cap)
 {
-	int64_t sum = 0;
+	int64_t sum = 0, v;
 	int s, i, n;
 
 	for (s = 0; s < m->nslots; s++) {
@@ -821,11 +821,18 @@ stats_shm_sum(struct stats_shm *m, const char *name)
 		n = rec_count(sl);
 		for (i = 0; i < n; i++)
 			if (strncmp(sl->rec[i].name, name, STATS_NAME_MAX) == 0) {
-				add_count(&sum, sl->rec[i].v.value);
+				v = sl->rec[i].v.value;
+				add_count(&sum, cap >= 0 && v > cap ? cap : v);
 				break;
 			}
 	}
 	return sum;
+}
+
+int64_t
+stats_shm_sum(struct stats_shm *m, const char *name)
+{
+	return stats_shm_sum_capped(m, name, -1);
 }
 
 /* The supervisor's view: its own metrics, the retired totals, then

@@ -91,6 +91,12 @@ void		 stats_detach(void);
 void		 stats_shm_supervise(struct stats_shm *);
 void		 stats_shm_retire(struct stats_shm *, int slot);
 int64_t		 stats_shm_sum(struct stats_shm *, const char *name);
+/* The same with each slot's value at most cap (cap < 0: no cap): what a
+ * decision that must not follow one slot's word alone sums (a worker
+ * that claims more sessions than its share makes the daemon look full,
+ * and with fail_mode = open a full daemon lets new flows go direct). */
+int64_t		 stats_shm_sum_capped(struct stats_shm *, const char *name,
+		    int64_t cap);
 /* For tests and the supervisor: where a slot is mapped in the caller,
  * read-write where it may write the slot (the supervisor: every slot; a
  * worker: its own), else read-only (a write there faults). */

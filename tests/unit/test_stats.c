@@ -427,6 +427,44 @@ test_worker_names_untrusted(void **state)
 	free(t);
 }
 
+/* Worker 1, compromised, claims a million sessions; worker 0 holds 3. */
+static void
+claims_full(struct stats_shm *m, int slot)
+{
+	stats_shm_attach(m, slot);
+	stats_set(stats_gauge("mxguard_sessions_active", "Open"),
+	    slot == 1 ? 1000000 : 3);
+}
+
+/*
+ * The supervisor's saturation check (cmd/workers.c) sums each worker's
+ * sessions up to its share: a compromised worker alone cannot make a
+ * daemon of max_sessions 100 look full (which fail_mode = open turns
+ * into flows sent direct).  Red before: the plain sum, 1,000,003.
+ */
+static void
+test_sum_capped(void **state)
+{
+	static struct stats_shm *m;
+
+	(void)state;
+	assert_non_null(m = stats_shm_new(2));
+	stats_shm_supervise(m);
+	assert_int_equal(in_child(claims_full, m, 0), 0);
+	assert_int_equal(in_child(claims_full, m, 1), 0);
+	assert_int_equal(stats_shm_sum(m, "mxguard_sessions_active"),
+	    1000003);
+	/* 2 workers, max_sessions 100: a share of 50 each */
+	assert_int_equal(stats_shm_sum_capped(m, "mxguard_sessions_active",
+	    50), 53);
+	assert_true(stats_shm_sum_capped(m, "mxguard_sessions_active", 50) <
+	    100);
+	assert_int_equal(stats_shm_sum_capped(m, "mxguard_sessions_active",
+	    -1), 1000003);
+	stats_shm_retire(m, 0);
+	stats_shm_retire(m, 1);
+}
+
 /* Worker 0, compromised again in each life (arg), registers 500 names
  * no other life had, beside an honest counter. */
 static int life;
@@ -489,6 +527,7 @@ main(void)
 		cmocka_unit_test(test_worker_numbers_untrusted),
 		cmocka_unit_test(test_worker_names_untrusted),
 		cmocka_unit_test(test_retired_names_bounded),
+		cmocka_unit_test(test_sum_capped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
