@@ -442,6 +442,24 @@ session_tempfail(struct session *s, const char *code, const char *fmt, ...)
 	session_close(s, text);
 }
 
+/* The server answered what (DATA, the end of the message) with a reply
+ * that is neither what goes on nor a refusal: logged (event), and the
+ * client gets status (a 4xx), so that it keeps the message. */
+static void
+bad_reply(struct session *s, const struct smtp_reply *r, const char *event,
+    const char *status, const char *what, const char *tail)
+{
+	char q[SMTP_LINE_MAX * 2];
+	const char *t;
+	size_t tl;
+
+	t = smtp_reply_text(r, r->nlines - 1, &tl);
+	log_info("sid=%s event=%s dst=%s code=%d text=%s", s->id, event,
+	    s->dst_str, r->code, log_qn(q, sizeof(q), t, tl));
+	session_tempfail(s, status, "%s answered %s with %d%s", s->dst_str,
+	    what, r->code, tail);
+}
+
 /* ---- state machine ----------------------------------------------------- */
 
 static int
@@ -1632,12 +1650,8 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		if (r->code != 354 && r->code / 100 < 4) {
 			/* neither "go ahead" nor a refusal: a client told
 			 * 250 here might count its message as delivered */
-			t = smtp_reply_text(r, r->nlines - 1, &tl);
-			log_info("sid=%s event=bad-data-reply dst=%s code=%d "
-			    "text=%s", s->id, s->dst_str, r->code,
-			    log_qn(q, sizeof(q), t, tl));
-			session_tempfail(s, "421 4.5.0", "%s answered DATA "
-			    "with %d, not 354", s->dst_str, r->code);
+			bad_reply(s, r, "bad-data-reply", "421 4.5.0",
+			    "DATA", ", not 354");
 			break;
 		}
 		cl_relay(s, r);
@@ -1649,12 +1663,8 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			 * server has not said whether it took it, and an MTA
 			 * reads a final reply that is not 2xx or 4xx as a
 			 * permanent failure; 451, and it keeps the message */
-			t = smtp_reply_text(r, r->nlines - 1, &tl);
-			log_info("sid=%s event=bad-final-reply dst=%s code=%d "
-			    "text=%s", s->id, s->dst_str, r->code,
-			    log_qn(q, sizeof(q), t, tl));
-			session_tempfail(s, "451 4.5.0", "%s answered the end "
-			    "of the message with %d", s->dst_str, r->code);
+			bad_reply(s, r, "bad-final-reply", "451 4.5.0",
+			    "the end of the message", "");
 			break;
 		}
 		message_done(s, r);

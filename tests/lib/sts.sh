@@ -141,6 +141,23 @@ sts_assert_delivered() {
 	assert "Received header of $2 shows TLS" [ -n "$(received_tls "$f")" ]
 }
 
+# enf_receiver [CERTNAME] [CERTKIND]: the receiver mx1 on 10.25.1.10 with
+#   STARTTLS (a certificate for CERTNAME, default mx1.enf.test; make_cert
+#   kinds) and the mailbox alice@enf.test, the sender routing enf.test
+#   there; with STS_MX2=1 also mx2 on 10.25.1.11 (mx2.enf.test).  No DNS.
+enf_receiver() {
+	make_cert mx1 "${1:-mx1.enf.test}" ${2:-}
+	rcv_listener 10.25.1.10 mx1
+	if [ "${STS_MX2:-0}" = 1 ]; then
+		make_cert mx2 mx2.enf.test
+		rcv_listener 10.25.1.11 mx2
+	fi
+	rcv_mailbox alice@enf.test
+	rcv_setup
+	snd_setup
+	snd_route enf.test 10.25.1.10
+}
+
 # sts_enf_world CERTNAME [CERTKIND] [TXTID]: the world most enforce
 # scenarios share.  One receiver, mx1.enf.test on 10.25.1.10, presenting a
 # certificate for CERTNAME (make_cert kinds: "" valid, expired, ...); the
@@ -151,18 +168,9 @@ sts_assert_delivered() {
 # receiver, mx2.enf.test on 10.25.1.11 (valid certificate), has an address
 # in DNS too, though it is no MX of enf.test (yet).
 sts_enf_world() {
-	local name=$1 kind=${2:-} id=${3:-1} mx2=""
-	make_cert mx1 "$name" $kind
-	rcv_listener 10.25.1.10 mx1
-	if [ "${STS_MX2:-0}" = 1 ]; then
-		make_cert mx2 mx2.enf.test
-		rcv_listener 10.25.1.11 mx2
-		mx2="mx2.enf IN A 10.25.1.11"
-	fi
-	rcv_mailbox alice@enf.test
-	rcv_setup
-	snd_setup
-	snd_route enf.test 10.25.1.10
+	local id=${3:-1} mx2=""
+	[ "${STS_MX2:-0}" = 1 ] && mx2="mx2.enf IN A 10.25.1.11"
+	enf_receiver "$1" "${2:-}"
 	dns_records <<Z
 enf IN MX 10 mx1.enf
 mx1.enf IN A 10.25.1.10
@@ -194,12 +202,7 @@ tlsrpt_seed_build() {
 #   with _smtp._tls.enf.test naming https://tlsrpt.enf.test/v1/report at
 #   RPT_IP (the scenario starts what listens there).
 tlsrpt_enf_world() {
-	make_cert mx1 mx1.enf.test
-	rcv_listener 10.25.1.10 mx1
-	rcv_mailbox alice@enf.test
-	rcv_setup
-	snd_setup
-	snd_route enf.test 10.25.1.10
+	enf_receiver
 	dns_records <<Z
 enf IN MX 10 mx1.enf
 mx1.enf IN A 10.25.1.10

@@ -24,12 +24,7 @@ need_mxguard
 ns_setup
 
 FLOOD="t1 t2 t3 e1 e2 e3 e4"
-make_cert mx1 mx1.enf.test
-rcv_listener 10.25.1.10 mx1
-rcv_mailbox alice@enf.test
-rcv_setup
-snd_setup
-snd_route enf.test 10.25.1.10
+enf_receiver
 bad_start 10.25.1.11 --mode mitm --upstream 10.25.1.10:25
 zone() {	# the zone, with or without enf.test's TXT record
 	local d

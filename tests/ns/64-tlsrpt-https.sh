@@ -19,12 +19,7 @@ need_mxguard
 ns_setup
 
 RPT_IP=10.25.1.81
-make_cert mx1 mx1.enf.test
-rcv_listener 10.25.1.10 mx1
-rcv_mailbox alice@enf.test
-rcv_setup
-snd_setup
-snd_route enf.test 10.25.1.10
+enf_receiver
 zone() {	# mx1's address
 	dns_records <<Z
 enf IN MX 10 mx1.enf

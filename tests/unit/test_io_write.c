@@ -128,6 +128,29 @@ is_prefix(const char *got, size_t len, const char *const *parts,
 	return off == len;
 }
 
+/* A new loop, and an io on one end of a socket pair (sp[1] the peer's),
+ * reporting to r. */
+static struct io *
+pair_open(int sp[2], struct rec *r)
+{
+	struct io *io;
+
+	loop = ev_loop_new();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sp), 0);
+	io = io_new(loop, sp[0], rec_cb, r);
+	assert_non_null(io);
+	return io;
+}
+
+static void
+pair_close(struct io *io, int sp[2])
+{
+	close(sp[1]);
+	io_free(io);
+	ev_loop_free(loop);
+}
+
 /*
  * Out of memory while queuing: io_write() returned -1 and dropped the
  * bytes, and the next write went out behind the ones before: the peer
@@ -148,11 +171,7 @@ test_oom_queue_no_hole(void **state)
 	(void)state;
 	memset(a, 'A', sizeof(a));
 	memset(b, 'B', sizeof(b));
-	loop = ev_loop_new();
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-	    sp), 0);
-	io = io_new(loop, sp[0], rec_cb, &r);
-	assert_non_null(io);
+	io = pair_open(sp, &r);
 	assert_int_equal(io_write(io, a, sizeof(a)), 0);
 	assert_true(io_queued(io) > 0);		/* the socket took less */
 	fail_realloc = 1;
@@ -165,9 +184,7 @@ test_oom_queue_no_hole(void **state)
 		    "what was written (last byte '%c'): a hole in the stream",
 		    len, len ? got[len - 1] : '-');
 	assert_int_equal(r.errors, 1);
-	close(sp[1]);
-	io_free(io);
-	ev_loop_free(loop);
+	pair_close(io, sp);
 }
 
 /*
@@ -188,11 +205,7 @@ test_send_error_no_hole(void **state)
 	int sp[2];
 
 	(void)state;
-	loop = ev_loop_new();
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-	    sp), 0);
-	io = io_new(loop, sp[0], rec_cb, &r);
-	assert_non_null(io);
+	io = pair_open(sp, &r);
 	fail_send = ENOBUFS;
 	(void)io_write(io, "ONE\r\n", 5);
 	(void)io_write(io, "TWO\r\n", 5);
@@ -201,9 +214,7 @@ test_send_error_no_hole(void **state)
 		fail_msg("the peer got \"%.*s\" after ONE failed: a hole in "
 		    "the stream", (int)len, got);
 	assert_int_equal(r.errors, 1);
-	close(sp[1]);
-	io_free(io);
-	ev_loop_free(loop);
+	pair_close(io, sp);
 }
 
 /*
@@ -221,11 +232,7 @@ test_oom_inbuf_no_spin(void **state)
 	int sp[2];
 
 	(void)state;
-	loop = ev_loop_new();
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
-	    sp), 0);
-	io = io_new(loop, sp[0], rec_cb, &r);
-	assert_non_null(io);
+	io = pair_open(sp, &r);
 	assert_int_equal(write(sp[1], "250 ok\r\n", 8), 8);
 	nmalloc_failed = 0;
 	fail_malloc = 1;
@@ -237,9 +244,7 @@ test_oom_inbuf_no_spin(void **state)
 		    "(a busy loop)", tries);
 	assert_int_equal(r.errors, 1);
 	assert_int_equal(r.datain, 0);
-	close(sp[1]);
-	io_free(io);
-	ev_loop_free(loop);
+	pair_close(io, sp);
 }
 
 int
