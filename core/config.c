@@ -481,6 +481,12 @@ validate(const struct config *c)
 		return "tls_cert_file and tls_key_file go together";
 	if (c->divert_port < 1 || c->divert_port > 65535)
 		return "divert_port: must be 1..65535";
+	/* The rules divert port 25 and let port 25 sent by mxguard's own
+	 * marked sockets through: a listener on 25 could not tell a diverted
+	 * flow from one sent to it (TPROXY keeps the destination port), and
+	 * every flow would be refused as not diverted. */
+	if (c->divert_port == 25)
+		return "divert_port: not 25 (the port the rules divert)";
 	if (c->sts_refresh_margin > 90)
 		return "sts_refresh_margin: at most 90 (percent)";
 	if (c->sts_refresh_max < 1)

@@ -114,17 +114,10 @@ original_dst(struct proxy *p, int fd, struct sockaddr_storage *dst)
 		*dst = local;
 		return 0;
 	}
-	if (local.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *l6 = (const void *)&local;
-
-		/* IPv4 flows on a dual-stack socket */
-		if (IN6_IS_ADDR_V4MAPPED(&l6->sin6_addr) &&
-		    getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len) == 0)
-			return 0;
-		len = sizeof(*dst);
+	/* listeners are IPV6_V6ONLY: an IPv6 socket has IPv6 flows only */
+	if (local.ss_family == AF_INET6)
 		return getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, dst,
 		    &len);
-	}
 	return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len);
 }
 

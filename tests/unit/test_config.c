@@ -116,6 +116,10 @@ test_errors(void **state)
 {
 	expect_error("listen = 1.2.3.4:25\nbogus_key = 1\n", ":2: unknown key \"bogus_key\"");
 	expect_error("fail_mode = maybe\n", ":1: fail_mode: value is not one of");
+	/* TPROXY keeps the destination port: a listener on 25 would take
+	 * every diverted flow for a direct one and refuse it */
+	expect_error("divert_port = 25\nlisten = 127.0.0.1:25\n",
+	    "divert_port: not 25");
 	expect_error("\n\nmax_sessions = -1\n", ":3: max_sessions");
 	expect_error("connect_timeout = 5y\n", ":1: connect_timeout: not a duration");
 	expect_error("dane_enable = 1\n", "expected yes or no");
