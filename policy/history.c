@@ -57,6 +57,23 @@ count_reason(const char *family, const char *help, const char *reason)
 
 static int	decode(const MDB_val *, struct history_entry *);
 
+/* Times ahead of now (the clock stepped back since they were written, or
+ * a merged Redis value within its skew) are brought back to now as the
+ * record is written: it still expects TLS (history_expects_tls()), for a
+ * window from now, not until a far-future time plus one. */
+static void
+clamp_to(struct history_entry *e, int64_t now)
+{
+	if (e->first_tls > now)
+		e->first_tls = now;
+	if (e->last_tls > now)
+		e->last_tls = now;
+	if (e->last_fail > now)
+		e->last_fail = now;
+	if (e->last_seen > now)
+		e->last_seen = now;
+}
+
 struct history *
 history_open_limits(const char *dir, size_t max_entries, int64_t window_s,
     size_t mapsize, char *err, size_t errsz)
@@ -352,6 +369,7 @@ record_once(struct history *h, const char *key, int starttls_offered,
 		struct history_entry m = e;
 
 		history_entry_merge(&m, merge);
+		clamp_to(&m, now);
 		if (memcmp(&m, &e, sizeof(m)) == 0 ||
 		    (!exists && !history_expects_tls(&m, now, h->window_s))) {
 			/* nothing new; or a newcomer that decides nothing */
@@ -398,19 +416,22 @@ record_once(struct history *h, const char *key, int starttls_offered,
 			return 1;
 		}
 	}
-	if (merge != NULL)
+	if (merge != NULL) {
 		history_entry_merge(&e, merge);
-	else if (starttls_offered && tls_ok) {
-		if (e.first_tls == 0)
-			e.first_tls = now;
-		e.last_tls = now;
-		e.tls_count++;
+		clamp_to(&e, now);
 	} else {
-		e.last_fail = now;
-		e.fail_count++;
-	}
-	if (merge == NULL)
+		clamp_to(&e, now);
+		if (starttls_offered && tls_ok) {
+			if (e.first_tls == 0)
+				e.first_tls = now;
+			e.last_tls = now;
+			e.tls_count++;
+		} else {
+			e.last_fail = now;
+			e.fail_count++;
+		}
 		e.last_seen = now;
+	}
 	encode(&e, buf);
 	v.mv_size = sizeof(buf);
 	v.mv_data = buf;
@@ -520,8 +541,14 @@ int
 history_expects_tls(const struct history_entry *e, int64_t now,
     int64_t window_s)
 {
+	/* A last_tls ahead of the clock is recent evidence: the clock
+	 * stepped back (an NTP correction, or an attacker's unauthenticated
+	 * NTP), and ignoring it would make every server forget its TLS.
+	 * Redis values are brought back to now + REDIS_SKEW_S as they are
+	 * read, and the next local write brings a record's times back to
+	 * now (record_once()), so one ahead never pins beyond a window. */
 	return e->last_tls > 0 && window_s > 0 && now - e->last_tls <=
-	    window_s && e->last_tls <= now + 300;
+	    window_s;
 }
 
 /* ---- the policy engine's view ----------------------------------------- */

@@ -97,10 +97,10 @@ static const char sts_put_lua[] =
  * with the value there as history_entry_merge() does.  The gateways'
  * clocks differ: a time ahead of Redis's own by more than REDIS_SKEW_S
  * (300), in the value there or in the new one, is brought back to
- * now + 300 (where history_expects_tls() still takes a last_tls), never
- * a reason to throw the value there away: a gateway whose clock is ahead
- * would otherwise write TLS evidence that the next failure-only write of
- * another (what stripping STARTTLS causes) replaces.  A value there that
+ * now + 300, never a reason to throw the value there away: a gateway
+ * whose clock is ahead would otherwise write TLS evidence that the next
+ * failure-only write of another (what stripping STARTTLS causes)
+ * replaces.  A value there that
  * readers refuse whatever the clock (not six numbers, first_tls after
  * last_tls or only one of them, a count beyond 32 bits) is replaced,
  * not merged, so it cannot block the writes that follow. */

@@ -216,10 +216,10 @@ redis_hist_decode(const char *buf, size_t len, int64_t now,
 	/* a time ahead of this gateway's clock (another gateway's clock is
 	 * ahead, or the value is made up) is brought back to
 	 * now + REDIS_SKEW_S, the rest kept: refusing the record would lose
-	 * the TLS evidence of a gateway whose clock is ahead, and a last_tls
-	 * beyond that would, merged, make the local record expect no TLS
-	 * (history_expects_tls() ignores it).  The same bound for each time
-	 * keeps first_tls <= last_tls. */
+	 * the TLS evidence of a gateway whose clock is ahead, and a made-up
+	 * last_tls far ahead would keep the record expecting TLS long after
+	 * the window.  The same bound for each time keeps
+	 * first_tls <= last_tls. */
 	for (i = 0; i < 4; i++)
 		if (v[i] > now + REDIS_SKEW_S)
 			v[i] = now + REDIS_SKEW_S;

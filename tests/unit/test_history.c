@@ -439,6 +439,51 @@ test_address_changed(void **state)
 	history_close(h);
 }
 
+/*
+ * The clock stepped back (an NTP correction, or an attacker's
+ * unauthenticated NTP answers) since a server did TLS: its record's
+ * last_tls is ahead of now.  It still expects TLS; the next write brings
+ * its times back to now, so a record from far ahead expects TLS for one
+ * window from then, not until its own time plus one.
+ */
+static void
+test_clock_stepped_back(void **state)
+{
+	struct history *h = fresh("clockback", 100, 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.9");
+	struct history_entry e;
+	struct policy_verdict v;
+	int64_t now = (int64_t)time(NULL);
+
+	(void)state;
+	/* written an hour "later" than now: the clock has stepped back */
+	assert_int_equal(history_record(h, "mx.example", (struct sockaddr *)&a,
+	    1, 1, now + 3600, NULL), 0);
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	snprintf(v.mx_host, sizeof(v.mx_host), "mx.example");
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+
+	/* ten years ahead: expects TLS, and a stripped attempt now brings
+	 * it back to now, where the window runs out as usual */
+	assert_int_equal(history_record(h, "far.example",
+	    (struct sockaddr *)&a, 1, 1, now + 10 * 365 * 86400LL, NULL), 0);
+	assert_int_equal(history_get(h, "far.example", (struct sockaddr *)&a,
+	    &e), 1);
+	assert_true(history_expects_tls(&e, now, 86400));
+	assert_int_equal(history_record(h, "far.example",
+	    (struct sockaddr *)&a, 0, 0, now, NULL), 0);
+	assert_int_equal(history_get(h, "far.example", (struct sockaddr *)&a,
+	    &e), 1);
+	assert_true(e.last_tls <= now && e.first_tls <= e.last_tls);
+	assert_int_equal(e.last_fail, now);
+	assert_true(history_expects_tls(&e, now + 86400, 86400));
+	assert_false(history_expects_tls(&e, now + 86401, 86400));
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -451,6 +496,7 @@ main(void)
 		cmocka_unit_test(test_map_full),
 		cmocka_unit_test(test_eviction_race),
 		cmocka_unit_test(test_address_changed),
+		cmocka_unit_test(test_clock_stepped_back),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -212,9 +212,8 @@ test_hist_malformed(void **state)
 /* Times ahead of this gateway's clock (another gateway's clock is ahead,
  * or the value is made up): each brought back to now + REDIS_SKEW_S, the
  * record kept.  Refused whole, the TLS evidence of a gateway whose clock
- * is ahead would be lost; kept as they are, a last_tls beyond
- * now + REDIS_SKEW_S would, merged, make the local record expect no TLS
- * (history_expects_tls() ignores such times). */
+ * is ahead would be lost; kept as they are, a made-up last_tls far ahead
+ * would keep the record expecting TLS long after the window. */
 static void
 test_hist_future_clamped(void **state)
 {
