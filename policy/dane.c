@@ -824,6 +824,10 @@ resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
 	X509_STORE_CTX_set_default(xc, "ssl_server");
 	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(xc),
 	    SSL_get0_param(ssl));
+	/* the key sizes a full handshake demands (OpenSSL sets them from
+	 * the security level in the handshake only) */
+	X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(xc),
+	    SSL_get_security_level(ssl));
 	X509_STORE_CTX_set0_dane(xc, dane);
 	if (X509_verify_cert(xc) == 1)
 		vr = X509_V_OK;

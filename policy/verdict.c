@@ -342,6 +342,11 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 	}
 	X509_STORE_CTX_set_default(xc, "ssl_server");
 	param = X509_STORE_CTX_get0_param(xc);
+	/* the key sizes and signature digests the handshake's own
+	 * verification demands (OpenSSL sets them from the security level
+	 * there only): without them a chain the first recipient's check
+	 * refuses (EE_KEY_TOO_SMALL, CA_MD_TOO_WEAK) passes for the next */
+	X509_VERIFY_PARAM_set_auth_level(param, SSL_get_security_level(ssl));
 	X509_VERIFY_PARAM_set_hostflags(param,
 	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	for (i = 0; i < v->tls->nnames; i++)

@@ -542,6 +542,57 @@ test_resumed_session(void **s)
 	SSL_CTX_free(cctx);
 }
 
+/*
+ * A resumed session's chain is verified again with the key sizes the
+ * handshake's own verification demands (OpenSSL's security level): an
+ * RSA-1024 DANE-EE key that a full handshake refuses (EE_KEY_TOO_SMALL)
+ * is not accepted on a session made where it was allowed.
+ */
+static void
+test_resumed_weak_key(void **s)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *lax = SSL_CTX_new(TLS_client_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	EVP_PKEY *k = EVP_RSA_gen(1024);
+	X509 *weak = mkcert(k, HOST, P.ca, P.ca_key, 0, -3600, 86400);
+	SSL_SESSION *sess = NULL;
+	char r[48];
+	int reused;
+
+	SSL_CTX_set_security_level(sctx, 0);
+	SSL_CTX_use_certificate(sctx, weak);
+	SSL_CTX_use_PrivateKey(sctx, k);
+	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
+	SSL_CTX_set_security_level(lax, 0);
+	SSL_CTX_set_security_level(cctx, 2);
+	SSL_CTX_set_max_proto_version(lax, TLS1_2_VERSION);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+	SSL_CTX_dane_enable(lax);
+	SSL_CTX_dane_enable(cctx);
+	SSL_CTX_set_verify(lax, SSL_VERIFY_PEER, verify_accept);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
+	SSL_CTX_set_session_cache_mode(lax, SSL_SESS_CACHE_CLIENT);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+
+	/* at security level 2 a full handshake refuses the key */
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, weak), NULL,
+	    NULL, &reused, r, sizeof(r)), -1);
+	assert_int_equal(hs2(sctx, lax, info_with(1, 3, 1, 1, weak), NULL,
+	    &sess, &reused, r, sizeof(r)), 0);
+	assert_non_null(sess);
+	/* and so does the check of a resumed session */
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, weak), sess,
+	    NULL, &reused, r, sizeof(r)), -1);
+	assert_true(reused);
+	SSL_SESSION_free(sess);
+	X509_free(weak);
+	EVP_PKEY_free(k);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(lax);
+	SSL_CTX_free(cctx);
+}
+
 /* the resumption key: unauthenticated levels share one key per host,
  * DANE without its RRset has none, a short buffer is refused */
 static void
@@ -698,6 +749,7 @@ main(void)
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test(test_other_rrset),
 		cmocka_unit_test(test_resumed_session),
+		cmocka_unit_test(test_resumed_weak_key),
 		cmocka_unit_test(test_session_key),
 		cmocka_unit_test(test_dane_identity_names),
 		cmocka_unit_test(test_info_dup),

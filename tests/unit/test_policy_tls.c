@@ -130,6 +130,9 @@ handshake(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key)
 	BIO *b1, *b2;
 	int i, cr = 0, sr = 0;
 
+	/* the server uses whatever key it has (a weak one too): what the
+	 * client accepts is the question */
+	SSL_CTX_set_security_level(sctx, 0);
 	assert_int_equal(SSL_CTX_use_certificate(sctx, cert), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, key), 1);
 	s = SSL_new(sctx);
@@ -363,6 +366,48 @@ test_report_only_never_proves(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A chain the handshake's own verification refuses for a key below
+ * OpenSSL's security level (an RSA-1024 leaf: EE_KEY_TOO_SMALL) must be
+ * refused as well where the chain is verified afresh: a leg set up for a
+ * may recipient, then judged for a verify recipient on the same MX (and
+ * the report-only check).
+ */
+static void
+test_weak_key_fresh(void **state)
+{
+	EVP_PKEY *k = EVP_RSA_gen(1024);
+	X509 *weak = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *ver = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *testing = policy_verdict_dup(ver);
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	assert_non_null(weak);
+	assert_non_null(testing);
+	/* the first recipient's own handshake: refused */
+	expect(ver, weak, k, -1, "certificate-not-trusted");
+	/* a may leg, then a verify recipient on it */
+	c = handshake(may, weak, k);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(ver, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-not-trusted");
+	/* MTA-STS testing on the same leg reports it */
+	testing->level = TLS_LEVEL_MAY;
+	testing->report_only = 1;
+	assert_int_equal(policy_leg_fits(testing, &proof, c, &res), 0);
+	assert_int_equal(res.report_failed, 1);
+	SSL_free(c);
+	policy_verdict_free(ver);
+	policy_verdict_free(may);
+	policy_verdict_free(testing);
+	X509_free(weak);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -485,6 +530,7 @@ main(void)
 		cmocka_unit_test(test_second_verdict),
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
+		cmocka_unit_test(test_weak_key_fresh),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
