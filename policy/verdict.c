@@ -290,17 +290,22 @@ verify_reason(long vr)
  * whatever it was checked for); otherwise the chain is verified afresh.
  */
 /* fingerprint: the leaf's SHA-256, of the whole certificate or of its
- * public key (Postfix matches either), against the configured digests */
+ * public key (Postfix matches either), against the configured digests.
+ * The public key's is Postfix's: over the DER SubjectPublicKeyInfo (as a
+ * TLSA 3 1 1 record's), not X509_pubkey_digest()'s over the key bits
+ * alone, which no configured digest would ever equal. */
 static long
 fingerprint_peer(const struct policy_verdict *v, X509 *peer)
 {
-	unsigned char cert[32], spki[32];
-	unsigned int len = 0;
-	int i;
+	unsigned char cert[32], spki[32], *der = NULL;
+	unsigned int len = 0, slen = 0;
+	int i, n, ok;
 
-	if (!X509_digest(peer, EVP_sha256(), cert, &len) || len != 32 ||
-	    !X509_pubkey_digest(peer, EVP_sha256(), spki, &len) ||
-	    len != 32) {
+	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(peer), &der);
+	ok = n > 0 && EVP_Digest(der, (size_t)n, spki, &slen, EVP_sha256(),
+	    NULL) && slen == 32;
+	OPENSSL_free(der);
+	if (!ok || !X509_digest(peer, EVP_sha256(), cert, &len) || len != 32) {
 		ERR_clear_error();
 		return X509_V_ERR_UNSPECIFIED;
 	}

@@ -338,7 +338,16 @@ setup_tls(void **state)
 	cfg->tls_policy.v = calloc(4, sizeof(char *));
 	X509_digest(cert, EVP_sha256(), d, &len);
 	hexfp(d, h1);
-	X509_pubkey_digest(cert2, EVP_sha256(), d, &len);
+	/* Postfix's public key digest: over the DER SubjectPublicKeyInfo */
+	{
+		unsigned char *der = NULL;
+		int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert2), &der);
+
+		if (n <= 0 || !EVP_Digest(der, (size_t)n, d, &len,
+		    EVP_sha256(), NULL))
+			return -1;
+		OPENSSL_free(der);
+	}
 	hexfp(d, h2);
 	/* .5: cert's certificate digest; .6: an unrelated digest, then
 	 * cert2's public key digest; .7: encrypt, TLS 1.3 only */

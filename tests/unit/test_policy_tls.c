@@ -28,6 +28,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "policy/policy.h"
+#include "policy/verdict_tls.h"
 #include "tests/unit/testcert.h"
 
 
@@ -408,6 +409,49 @@ test_weak_key_fresh(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * fingerprint: Postfix's digests of the leaf, of the whole certificate
+ * ("openssl x509 -fingerprint -sha256") or of its public key, the DER
+ * SubjectPublicKeyInfo ("openssl x509 -pubkey | openssl pkey -pubin
+ * -outform DER | openssl dgst -sha256", the digest of a TLSA 3 1 1
+ * record).  Either matches; another key's does not.
+ */
+static void
+test_fingerprint_digests(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
+	X509 *leaf = test_cert(k, "mx.fp.test", "mx.fp.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	X509 *other = test_cert(k2, "mx.fp.test", "mx.fp.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	unsigned char *der = NULL;
+	unsigned int len = 0;
+	int n;
+
+	assert_non_null(v->tls);
+	v->tls->nnames = 0;
+	v->tls->nfp = 1;
+	/* the certificate's digest */
+	assert_int_equal(X509_digest(leaf, EVP_sha256(), v->tls->fp[0], &len),
+	    1);
+	expect(v, leaf, k, 0, "success");
+	expect(v, other, k2, -1, "certificate-not-trusted");
+	/* the public key's: the DER SubjectPublicKeyInfo */
+	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(leaf), &der);
+	assert_true(n > 0);
+	assert_int_equal(EVP_Digest(der, (size_t)n, v->tls->fp[0], &len,
+	    EVP_sha256(), NULL), 1);
+	OPENSSL_free(der);
+	expect(v, leaf, k, 0, "success");
+	expect(v, other, k2, -1, "certificate-not-trusted");
+	policy_verdict_free(v);
+	X509_free(leaf);
+	X509_free(other);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(k2);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -531,6 +575,7 @@ main(void)
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_weak_key_fresh),
+		cmocka_unit_test(test_fingerprint_digests),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
