@@ -343,6 +343,29 @@ test_mixed_set(void **s)
 	OK(info_with(3, 3, 1, 1, P.other, 1, 1, 1, P.leaf, 2, 0, 1, P.ca));
 }
 
+/*
+ * Digest agility (RFC 7671 section 9, OpenSSL's default order: SHA-512
+ * over SHA-256): for one usage and selector only the strongest digest
+ * present counts, so a matching SHA-256 record beside a SHA-512 one that
+ * does not match fails.  A SHA-512 record of the wrong length is
+ * unusable, never loaded, and does not hide the SHA-256 one.
+ */
+static void
+test_digest_agility(void **s)
+{
+	struct dane_info *d;
+
+	NOMATCH(info_with(2, 3, 1, 2, P.other, 3, 1, 1, P.leaf));
+	OK(info_with(2, 3, 1, 2, P.leaf, 3, 1, 1, P.other));
+	/* another selector is another pair */
+	OK(info_with(2, 3, 1, 2, P.other, 3, 0, 1, P.leaf));
+	d = info_with(2, 3, 1, 2, P.other, 3, 1, 1, P.leaf);
+	d->tlsa[0].len = 63;
+	d->tlsa[0].usable = 0;
+	d->nusable = 1;
+	OK(d);
+}
+
 /* a leaf that does not chain to the DANE-TA key */
 static void
 test_ta_other_chain(void **s)
@@ -740,6 +763,7 @@ main(void)
 		cmocka_unit_test(test_211),
 		cmocka_unit_test(test_211_no),
 		cmocka_unit_test(test_mixed_set),
+		cmocka_unit_test(test_digest_agility),
 		cmocka_unit_test(test_ta_other_chain),
 		cmocka_unit_test(test_name_mismatch_ta_fails),
 		cmocka_unit_test(test_name_mismatch_ee_passes),
