@@ -252,6 +252,7 @@ scan_domain(const char *p, const char *end)
 {
 	const char *q = p;
 	size_t label;
+	int wide;
 
 	if (p < end && *p == '[') {
 		/* Address literal: kept as text, only its characters checked
@@ -267,21 +268,34 @@ scan_domain(const char *p, const char *end)
 			return NULL;
 		return q + 1;
 	}
+	/*
+	 * A label of letters, digits and hyphens is what DNS asks for, at
+	 * most 63 octets.  A U-label (UTF-8, SMTPUTF8) is not: its DNS form
+	 * is the A-label, and 22 Thai or Chinese characters (66 octets) make
+	 * an A-label of some 30.  Its length is the policy engine's to judge
+	 * after the conversion (a temporary refusal there), not a 501 here,
+	 * which the MTA would take for the address's permanent failure.
+	 */
 	label = 0;
+	wide = 0;
 	for (; q < end; q++) {
 		unsigned char c = (unsigned char)*q;
 
 		if (c == '.') {
 			if (label == 0)
 				return NULL;	/* leading dot or ".." */
-			label = 0;
-		} else if (is_ldh(c)) {
-			if (++label > 63)
+			if (label > 63 && !wide)
 				return NULL;
+			label = 0;
+			wide = 0;
+		} else if (is_ldh(c)) {
+			label++;
+			if (c >= 0x80)
+				wide = 1;
 		} else
 			break;
 	}
-	if (q == p)
+	if (q == p || (label > 63 && !wide))
 		return NULL;
 	return q;
 }

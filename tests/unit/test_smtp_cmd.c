@@ -339,6 +339,36 @@ test_too_long(void **state)
 	dom[63] = '\0';
 	snprintf(line, sizeof(line), "RCPT TO:<u@%s.example>", dom);
 	ok(line, SMTP_CMD_RCPT, NULL, NULL, "");
+	/* 64 octets, the last label */
+	memset(dom, 'b', 64);
+	dom[64] = '\0';
+	snprintf(line, sizeof(line), "RCPT TO:<u@example.%s>", dom);
+	bad(line, SMTP_CMD_RCPT);
+}
+
+/*
+ * A U-label's octets are not a DNS label's: 24 Chinese characters are 72
+ * octets of UTF-8 and the A-label xn--... of 37.  Such an address is
+ * valid (SMTPUTF8); a 501 here is a bounce for it.  What its A-label
+ * makes of it is for the policy engine (sts_domain_norm(), a deferral).
+ */
+static void
+test_long_u_label(void **state)
+{
+	char line[SMTP_LINE_MAX], dom[200];
+	size_t i;
+
+	dom[0] = '\0';
+	for (i = 0; i < 24; i++)
+		strcat(dom, "\xe4\xb8\xad");	/* U+4E2D */
+	assert_int_equal(strlen(dom), 72);
+	snprintf(line, sizeof(line), "RCPT TO:<u@%s.example>", dom);
+	ok(line, SMTP_CMD_RCPT, NULL, NULL, "");
+	assert_int_equal(strlen(cmd.domain), 72 + strlen(".example"));
+	snprintf(line, sizeof(line), "RCPT TO:<u@example.%s>", dom);
+	ok(line, SMTP_CMD_RCPT, NULL, NULL, "");
+	snprintf(line, sizeof(line), "MAIL FROM:<u@%s.example> SMTPUTF8", dom);
+	ok(line, SMTP_CMD_MAIL, NULL, NULL, "SMTPUTF8");
 
 	/* The line itself. */
 	memset(line, 'x', sizeof(line));
@@ -428,6 +458,7 @@ main(void)
 		cmocka_unit_test(test_address_literal),
 		cmocka_unit_test(test_no_domain),
 		cmocka_unit_test(test_too_long),
+		cmocka_unit_test(test_long_u_label),
 		cmocka_unit_test(test_unknown),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_arg_rules),

@@ -339,6 +339,27 @@ test_domain_norm(void **state)
 	    err, sizeof(err)), -1);
 	assert_int_equal(sts_domain_norm("a b.example", out, sizeof(out), err,
 	    sizeof(err)), -1);
+	/* a U-label over 63 octets whose A-label fits (test_smtp_cmd
+	 * test_long_u_label), and one whose A-label does not */
+	{
+		char dom[300];
+		int i;
+
+		dom[0] = '\0';
+		for (i = 0; i < 24; i++)
+			strcat(dom, "\xe4\xb8\xad");
+		strcat(dom, ".example");
+		assert_int_equal(sts_domain_norm(dom, out, sizeof(out), err,
+		    sizeof(err)), 0);
+		assert_true(strncmp(out, "xn--", 4) == 0);
+		assert_true(strchr(out, '.') - out <= 63);
+		dom[0] = '\0';
+		for (i = 0; i < 64; i++)	/* xn--...: 70 */
+			strcat(dom, "\xc3\xbc");
+		strcat(dom, ".example");
+		assert_int_equal(sts_domain_norm(dom, out, sizeof(out), err,
+		    sizeof(err)), -1);
+	}
 }
 
 int
