@@ -47,6 +47,7 @@
 #include "core/io.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "policy/sts.h"
 #include "tlsproxy/leg.h"
 #include "tlsproxy/session.h"
 #include "tlsproxy/smtp.h"
@@ -983,6 +984,7 @@ static void
 cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 {
 	struct policy_verdict *v;
+	char nerr[160];
 
 	if (s->tx_mail == NULL) {
 		cl_printf(s, "503 5.5.1 Error: need MAIL command");
@@ -999,14 +1001,22 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 		cl_printf(s, "451 4.3.0 mxguard: out of memory");
 		return;
 	}
-	snprintf(s->rcpt_domain, sizeof(s->rcpt_domain), "%s", cmd->domain);
-	if ((v = verdict_find(s, cmd->domain)) != NULL) {
+	/* the engine's spelling (A-labels, lower case), which its verdicts
+	 * carry: another recipient at a U-label domain finds the verdict
+	 * as one at an ASCII domain does, instead of a lookup of its own
+	 * for every recipient; what does not normalise goes as it came (the
+	 * engine refuses it, with its reason) */
+	if (sts_domain_norm(cmd->domain, s->rcpt_domain,
+	    sizeof(s->rcpt_domain), nerr, sizeof(nerr)) == -1)
+		snprintf(s->rcpt_domain, sizeof(s->rcpt_domain), "%s",
+		    cmd->domain);
+	if ((v = verdict_find(s, s->rcpt_domain)) != NULL) {
 		rcpt_with_verdict(s, v);
 		return;
 	}
 	session_enter(s, S_POLICY);
 	s->preq_gen = s->env->gen;
-	s->preq = policy_lookup(s->env->policy, cmd->domain,
+	s->preq = policy_lookup(s->env->policy, s->rcpt_domain,
 	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr), s->id,
 	    policy_done, s);
 	if (s->preq == NULL) {

@@ -1131,6 +1131,39 @@ test_first_rcpt_mail_then_rcpt(void **state)
 	finish();
 }
 
+/*
+ * Recipients at a U-label domain: one verdict for the domain, as for an
+ * ASCII one.  The session looked the verdict up under the domain as the
+ * client wrote it, the engine's verdict carries the A-label: no later
+ * recipient found it, and each got a policy lookup of its own (MX, TXT,
+ * TLSA queries, one after another: a mailing list's thousand recipients
+ * at one such domain waited for a thousand).
+ */
+static void
+test_u_label_one_lookup(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@b\xc3\xbc" "cher.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@b\xc3\xbc" "cher.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	srv_send("250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
+	cl_send("RCPT TO:<c@B\xc3\x9c" "CHER.example.>\r\n");
+	EXPECT_SRV("RCPT TO:<c@B\xc3\x9c" "CHER.example.>");
+	srv_send("250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	cl_send("RCPT TO:<d@xn--bcher-kva.example>\r\n");
+	EXPECT_SRV("RCPT TO:<d@xn--bcher-kva.example>");
+	srv_send("250 2.1.5 d ok\r\n");
+	EXPECT_CL("250 2.1.5 d ok\r\n");
+	assert_int_equal(g.nlookups, 1);
+	assert_string_equal(g.lookups[0], "xn--bcher-kva.example");
+	finish();
+}
+
 /* Without PIPELINING the RCPT waits for MAIL's reply. */
 static void
 test_first_rcpt_no_pipelining(void **state)
@@ -3286,6 +3319,7 @@ main(void)
 		T(test_greeting_refused_4xx),
 		T(test_mail_answered_locally),
 		T(test_first_rcpt_mail_then_rcpt),
+		T(test_u_label_one_lookup),
 		T(test_first_rcpt_no_pipelining),
 		T(test_rcpt_rejected),
 		T(test_mail_rejected),
