@@ -48,6 +48,7 @@
 #include "policy/dns.h"
 #include "policy/mx.h"
 #include "policy/policy.h"
+#include "policy/sts.h"
 #include "tlsproxy/smtp.h"
 #include "tlsproxy/tls.h"
 
@@ -718,8 +719,13 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : opts->verbose ?
 	    LOG_LVL_INFO : LOG_LVL_ERR);
 	memset(&r, 0, sizeof(r));
-	if (dns_name_norm(domain, r.domain, sizeof(r.domain)) == -1) {
-		fprintf(stderr, "mxguard: check: bad domain %s\n", domain);
+	/* the engine's spelling (A-labels), as `mxguard policy` and the
+	 * daemon take a recipient domain: the MX walk of the name as typed
+	 * (UTF-8) asked DNS for another name than the verdict's */
+	if (sts_domain_norm(domain, r.domain, sizeof(r.domain), err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: check: bad domain %s: %s\n", domain,
+		    err);
 		return CMD_UNKNOWN;
 	}
 	if ((r.loop = ev_loop_new()) == NULL)

@@ -10,6 +10,7 @@
 # override.  Then check --json on a server whose banner is UTF-8 with one
 # invalid byte: the UTF-8 comes out as UTF-8, the bad byte as U+FFFD with
 # banner_invalid_utf8 true, absent values as null, and a schema number.
+# A U-label domain is its A-label for check as for policy.
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -125,6 +126,21 @@ assert h["verdict"]["level"] == "encrypt" and h["result"] == "defer", h
 assert h["probe"]["banner"] is None and h["probe"]["protocol"] is None, h
 assert h["mta_sts"] is None and h["verdict"]["reason"] is None, h
 ' "$T/out"
+# a U-label domain is its A-label for check as for policy and the
+# daemon: the domain the MX walk asks for, the output names and the
+# verdict is for (check took it as typed)
+{ cat "$T/plain.conf"; echo "tls_policy = xn--bcher-kva.test none"; } >"$T/idn.conf"
+idn=$'B\xc3\x9ccher.test.'
+rc 0 "policy, U-label domain" offline "$M" -c "$T/idn.conf" policy "$idn" --json
+assert "policy --json: the A-label" python3 -c '
+import json, sys
+assert json.load(open(sys.argv[1]))["domain"] == "xn--bcher-kva.test"' "$T/out"
+rc 0 "check, U-label domain" offline "$M" -c "$T/idn.conf" check "$idn" 127.0.0.1 --json
+assert "check --json: the A-label, the override's none" python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["domain"] == "xn--bcher-kva.test", j
+assert j["hosts"][0]["verdict"]["level"] == "none", j' "$T/out"
 
 # a server without STARTTLS, banner "mx.test ESMTP Grüße 日本" + 0xff,
 # on loopback inside the throwaway namespace: with `may` the mail would
@@ -162,4 +178,4 @@ assert "error_invalid_utf8" not in p, p
 assert j["hosts"][0]["result"] == "deliver", j
 ' "$T/out"
 rc 2 "check, override encrypt, no STARTTLS: defer" unshare -n bash "$T/probe.sh" "$T/encrypt.conf" "$ROOT/tests/lib/badsmtp.py" "$T/bad.log" "$banner" "$M"
-pass "mxguard --help, -V, the exit-status table for check and policy, check --json UTF-8"
+pass "mxguard --help, -V, the exit-status table for check and policy, check --json UTF-8, a U-label domain"
