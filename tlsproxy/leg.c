@@ -574,7 +574,11 @@ leg_quit(struct leg *l)
 	if (l->io == NULL)
 		return;
 	leg_enter(l, LS_QUIT);
-	io_set_timeout(l->io, cfg(l)->command_timeout);
+	/* a deadline, not an inactivity timeout: after QUIT the session may
+	 * be held by the server alone (the client has its 221 and may be
+	 * gone), and a server that answers a line (or a byte) now and then
+	 * must not keep it, its socket and its max_sessions slot */
+	io_set_deadline(l->io, cfg(l)->command_timeout);
 	leg_send(l, "QUIT");
 }
 

@@ -1562,6 +1562,36 @@ test_quit_upstream_silent(void **state)
 	finish();
 }
 
+/* A server that answers QUIT a line at a time, each within the command
+ * timeout, after the client has its 221 and has gone: the session (a
+ * max_sessions slot, a socket) is held by nobody but that server, which
+ * must not keep it past command_timeout after the QUIT.  Each line
+ * restarted an inactivity timeout: a hostile MX trickling a 64-line 221
+ * (or a 2 KB line a byte at a time) held every session that quit it for
+ * days, until new connections got 421 (or went direct, fail_mode open). */
+static void
+test_quit_upstream_trickle(void **state)
+{
+	uint64_t saved = g.cfg->command_timeout, t0;
+
+	g.cfg->command_timeout = 300;
+	hello_plain();
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	close(g.cfd);			/* the client has its 221 and goes */
+	g.cfd = -1;
+	t0 = now_ms();
+	while (g.env.nsessions > 0 && !g.seof && now_ms() - t0 < 1500) {
+		srv_send("221-still here\r\n");
+		run_for(100);
+	}
+	g.cfg->command_timeout = saved;
+	assert_int_equal(g.env.nsessions, 0);
+	assert_true(now_ms() - t0 < 300 + 200);
+	finish();
+}
+
 static void
 test_client_closes(void **state)
 {
@@ -3339,6 +3369,7 @@ main(void)
 		T(test_reuse_server_drops_parked),
 		T(test_reuse_mismatch_reconnects),
 		T(test_quit_upstream_silent),
+		T(test_quit_upstream_trickle),
 		T(test_client_closes),
 		T(test_upstream_closes_in_data),
 		T(test_upstream_250_then_close_in_data),
