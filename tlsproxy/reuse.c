@@ -115,7 +115,9 @@ reuse_park(struct reuse *r, const char *key, struct reuse_leg *leg,
 	io_set_cb(p->leg.up, parked_cb, p);
 	io_set_lowat(p->leg.up, 0);
 	io_pause(p->leg.up, 0);		/* hear a 421 or a close */
-	io_set_timeout(p->leg.up, idle_ms);
+	/* a deadline: a server that draws writes from us (a TLS key update
+	 * it asks for) makes progress, but the leg stays idle */
+	io_set_deadline(p->leg.up, idle_ms);
 	if ((p->next = r->head) != NULL)
 		p->next->prevp = &p->next;
 	r->head = p;

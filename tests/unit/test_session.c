@@ -2574,6 +2574,38 @@ test_reuse_server_drops_parked(void **state)
 	finish();
 }
 
+/* A parked TLS leg whose server asks for a key update now and then: the
+ * answer OpenSSL writes is progress on the connection, but the leg is
+ * idle all the same and gets QUIT after upstream_reuse_time, not never
+ * (a hostile MX kept every upstream_reuse_max slot of the cache, and a
+ * socket each, for as long as it liked). */
+static void
+test_reuse_idle_expiry_key_update(void **state)
+{
+	uint64_t saved = g.cfg->upstream_reuse_time, t0;
+	char b[64];
+
+	g.cfg->upstream_reuse_time = 300;
+	reuse_first_session();
+	assert_int_equal(SSL_version(g.sssl), TLS1_3_VERSION);
+	t0 = now_ms();
+	while (reuse_count(g.env.reuse) > 0 && now_ms() - t0 < 1500) {
+		assert_int_equal(SSL_key_update(g.sssl,
+		    SSL_KEY_UPDATE_REQUESTED), 1);
+		/* sends it (nothing to read: WANT_READ) */
+		(void)SSL_read(g.sssl, b, sizeof(b));
+		run_for(100);
+	}
+	g.cfg->upstream_reuse_time = saved;
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	assert_true(now_ms() - t0 < 300 + 200);
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	WAIT(io_lingering() == 0);
+	finish();
+}
+
 /* A reused leg that the new recipient's policy does not accept is not a
  * policy failure: the session quits it and makes a connection of its
  * own, with its own STARTTLS and check, before any envelope is sent. */
@@ -3370,6 +3402,7 @@ main(void)
 		T(test_reuse_mismatch_reconnects),
 		T(test_quit_upstream_silent),
 		T(test_quit_upstream_trickle),
+		T(test_reuse_idle_expiry_key_update),
 		T(test_client_closes),
 		T(test_upstream_closes_in_data),
 		T(test_upstream_250_then_close_in_data),
