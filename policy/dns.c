@@ -26,6 +26,13 @@
 
 #define CACHE_BUCKETS	1024
 #define CACHE_MAX	20000
+/* Entries alone do not bound the memory: an answer keeps its message
+ * (up to 64 KB over TCP) and up to DNS_MAX_RR parsed records (288 bytes
+ * each), so 20,000 of an attacker's answers (the MX, A, AAAA and TLSA of
+ * the hosts in MX records it writes) could hold gigabytes.  Answers are
+ * counted by their size as well; 20,000 ordinary answers (one record,
+ * about 1.2 KB each) fit. */
+#define CACHE_MAX_BYTES	(32 * 1024 * 1024)
 #define TTL_MAX		86400
 #define NEG_TTL_MAX	3600
 #define NEG_TTL_DEF	60
@@ -60,6 +67,7 @@ struct centry {
 	char		 name[256];
 	int		 type;
 	uint64_t	 expires;	/* ev_now ms */
+	size_t		 bytes;		/* counted in dns.cache_bytes */
 	struct dns_answer *ans;
 };
 
@@ -71,6 +79,7 @@ struct dns {
 	struct pend	*pend;
 	struct centry	*cache[CACHE_BUCKETS];
 	int		 ncache;
+	size_t		 cache_bytes;	/* memory the entries hold */
 	int		 dying;
 };
 
@@ -501,6 +510,7 @@ cache_find(struct dns *d, const char *name, int type)
 	while ((e = *pp) != NULL) {
 		if (e->expires <= now) {
 			*pp = e->next;
+			d->cache_bytes -= e->bytes;
 			dns_answer_unref(e->ans);
 			free(e);
 			d->ncache--;
@@ -529,17 +539,34 @@ dns_cache_flush(struct dns *d)
 		d->cache[i] = NULL;
 	}
 	d->ncache = 0;
+	d->cache_bytes = 0;
+}
+
+/* What an answer holds in memory. */
+static size_t
+answer_bytes(const struct dns_answer *a)
+{
+	size_t n = sizeof(struct centry) + sizeof(*a) +
+	    (size_t)a->nrr * sizeof(a->rr[0]) + (size_t)a->rawlen;
+	int i;
+
+	if (a->qtype == DNS_T_TXT)
+		for (i = 0; i < a->nrr; i++)
+			n += a->rr[i].u.txt.len + 1;
+	return n;
 }
 
 static void
 cache_put(struct dns *d, const char *name, int type, struct dns_answer *a)
 {
 	struct centry *e;
+	size_t bytes = answer_bytes(a);
 	unsigned h;
 
 	if (a->ttl == 0)
 		return;
-	if (d->ncache >= CACHE_MAX)
+	if (d->ncache >= CACHE_MAX ||
+	    d->cache_bytes + bytes > CACHE_MAX_BYTES)
 		dns_cache_flush(d);
 	if (cache_find(d, name, type) != NULL)
 		return;
@@ -549,10 +576,12 @@ cache_put(struct dns *d, const char *name, int type, struct dns_answer *a)
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->type = type;
 	e->expires = ev_now(d->loop) + (uint64_t)a->ttl * 1000;
+	e->bytes = bytes;
 	e->ans = dns_answer_ref(a);
 	e->next = d->cache[h];
 	d->cache[h] = e;
 	d->ncache++;
+	d->cache_bytes += bytes;
 }
 
 /* ---- c-ares glue ---- */

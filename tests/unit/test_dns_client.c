@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,23 @@ fake_read(int fd, int events, void *arg)
 		/* CNAME only; the target must be asked separately */
 		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
 		rr_name(&m, name, DNS_T_CNAME, -1, "insecure.example", 300);
+	} else if (strncmp(name, "big-", 4) == 0) {
+		/* as many A records as the cache keeps (DNS_MAX_RR), owners
+		 * compressed to the question's name: one UDP answer */
+		int i;
+
+		begin(&m, id, 0, 0, name, qtype, DNS_MAX_RR, 0, 0);
+		for (i = 0; i < DNS_MAX_RR; i++) {
+			put16(&m, 0xc00c);
+			put16(&m, DNS_T_A);
+			put16(&m, 1);
+			put32(&m, 86400);
+			put16(&m, 4);
+			m.b[m.n++] = 192;
+			m.b[m.n++] = 0;
+			m.b[m.n++] = 2;
+			m.b[m.n++] = (unsigned char)i;
+		}
 	} else if (strcmp(name, "servfail.example") == 0) {
 		begin(&m, id, 0, 2, name, qtype, 0, 0, 0);
 	} else {
@@ -351,6 +369,44 @@ test_client_cname_chase(void **state)
 	dns_free(d);
 }
 
+/*
+ * Answers an attacker writes (the A, AAAA, MX and TLSA of the hosts in
+ * the MX records of its domains) are as large as it likes: the cache
+ * bounds the memory they hold, not only their number.  Each answer here
+ * holds some 20 KB (64 parsed records); 20,000 of them (the entry bound)
+ * were 400 MB in a worker, and answers over TCP (64 KB each) gigabytes.
+ */
+static void
+test_client_cache_bytes_bounded(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res r[100];
+	struct mallinfo2 m0, m1;
+	char name[64];
+	int i, j;
+
+	m0 = mallinfo2();
+	for (i = 0; i < 3000; i += 100) {
+		memset(r, 0, sizeof(r));
+		outstanding = 100;
+		for (j = 0; j < 100; j++) {
+			snprintf(name, sizeof(name), "big-%d.example", i + j);
+			assert_non_null(dns_query(d, name, DNS_T_A, got,
+			    &r[j]));
+		}
+		run();
+		for (j = 0; j < 100; j++) {
+			assert_int_equal(r[j].st, DNS_INSECURE);
+			assert_int_equal(r[j].nrr, DNS_MAX_RR);
+		}
+	}
+	m1 = mallinfo2();
+	print_message("cache growth %zu KB\n",
+	    (m1.uordblks - m0.uordblks) / 1024);
+	assert_true(m1.uordblks - m0.uordblks < 40u * 1024 * 1024);
+	dns_free(d);
+}
+
 static void
 test_client_timeout_cancel(void **state)
 {
@@ -442,6 +498,8 @@ main(void)
 		cmocka_unit_test(test_parse_cname_txt),
 		cmocka_unit_test(test_parse_malformed),
 		cmocka_unit_test(test_parse_tlsa),
+		cmocka_unit_test_setup_teardown(test_client_cache_bytes_bounded,
+		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_classify_share_cache,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_chase,
