@@ -18,6 +18,14 @@
  * one MX all resume); one the server refused is dropped, so a server that
  * treats tickets as single use (RFC 8446 C.4) gets the next one. */
 #define RESUME_DEPTH	4
+/* A ticket is what the server puts in it, up to 64 KB (TLS 1.2) or
+ * 128 KB (1.3): a hostile MX issuing large ones to proven handshakes
+ * under many keys (an MX host name per domain of its own) made the cache
+ * hold RESUME_SLOTS * RESUME_DEPTH of them, hundreds of megabytes per
+ * worker.  Real tickets are a few hundred bytes to a few KB; a larger one
+ * is not kept (that server's connections are not resumed, nothing
+ * else). */
+#define RESUME_TICKET_MAX	(8 * 1024)
 
 struct resume_slot {
 	char		*key;
@@ -128,9 +136,14 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	struct tls_ctx *t = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
 	const char *key = SSL_get_ex_data(ssl, key_index);
 	struct pending *p = SSL_get_ex_data(ssl, pending_index);
+	const unsigned char *tick;
+	size_t ticklen = 0;
 
 	if (key == NULL || t == NULL || p == NULL ||
 	    !SSL_SESSION_is_resumable(sess))
+		return 0;
+	SSL_SESSION_get0_ticket(sess, &tick, &ticklen);
+	if (ticklen > RESUME_TICKET_MAX)
 		return 0;
 	if (p->proven) {
 		cache_add(t, key, sess);

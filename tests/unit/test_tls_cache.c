@@ -4,7 +4,7 @@
  * an unproven one's never, and it clears the key; a handshake begun
  * under a configuration that a reload replaced (its SSL from the old
  * context) leaves nothing in the new one's cache, whose settings it was
- * not made with.
+ * not made with; a session with a ticket too large to keep is not kept.
  *
  * The server is a plain OpenSSL server in process, joined to the
  * client's SSL by two memory BIOs; the handshake runs by hand.
@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -27,6 +28,7 @@
 
 static SSL_CTX *sctx;
 static struct config *cfg;
+static size_t pair_size;	/* of the BIO pair (0: OpenSSL's default) */
 
 static SSL_CTX *
 server_ctx(void)
@@ -55,7 +57,7 @@ joined(SSL *c)
 	int i, cdone = 0, sdone = 0;
 
 	assert_non_null(s);
-	assert_int_equal(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
+	assert_int_equal(BIO_new_bio_pair(&cb, pair_size, &sb, pair_size), 1);
 	SSL_set_bio(c, cb, cb);
 	SSL_set_bio(s, sb, sb);
 	SSL_set_connect_state(c);
@@ -234,6 +236,56 @@ test_no_renegotiation(void **state)
 	tls_ctx_free(t);
 }
 
+/* A server's tickets carry what it likes (up to 64 KB each in TLS 1.2,
+ * 128 KB in 1.3): a hostile MX that issues large ones to proven
+ * handshakes under many keys (an MX host name per domain of its own)
+ * must not make the cache hold its tickets by the hundred megabytes. */
+static unsigned char big_appdata[60000];
+
+static int
+big_ticket_cb(SSL *s, void *arg)
+{
+	(void)arg;
+	return SSL_SESSION_set1_ticket_appdata(SSL_get_session(s),
+	    big_appdata, sizeof(big_appdata));
+}
+
+static void
+test_large_tickets_bounded(void **state)
+{
+	char err[256], key[32];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	struct mallinfo2 m0, m1;
+	SSL *c;
+	int i;
+
+	(void)state;
+	assert_non_null(t);
+	sctx = server_ctx();
+	SSL_CTX_set_num_tickets(sctx, 4);
+	SSL_CTX_set_session_ticket_cb(sctx, big_ticket_cb, NULL, NULL);
+	pair_size = 1024 * 1024;	/* the tickets in one go */
+	m0 = mallinfo2();
+	for (i = 0; i < 200; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		c = tls_client_new(t);
+		tls_client_resume(t, c, key);
+		assert_int_equal(handshake(c), 0);
+		tls_client_done(t, c, 1);
+		SSL_free(c);
+	}
+	m1 = mallinfo2();
+	pair_size = 0;
+	print_message("cache growth %zu KB\n",
+	    (m1.uordblks - m0.uordblks) / 1024);
+	/* 200 keys, 4 tickets of 60 KB each: 48 MB when they were kept */
+	assert_true(m1.uordblks - m0.uordblks < 8u * 1024 * 1024);
+	SSL_CTX_free(sctx);
+	sctx = old;
+	tls_ctx_free(t);
+}
+
 int
 main(void)
 {
@@ -242,6 +294,7 @@ main(void)
 		cmocka_unit_test(test_straddling_reload_not_cached),
 		cmocka_unit_test(test_unproven_forgets),
 		cmocka_unit_test(test_no_renegotiation),
+		cmocka_unit_test(test_large_tickets_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
