@@ -76,18 +76,70 @@ log_level_parse(const char *s)
 	return -1;
 }
 
+/*
+ * A line that did not fit was cut by vsnprintf() anywhere: in a quoted
+ * value, whose closing quote is then missing, in the middle of an escape
+ * ("\u00" and no more), or between the halves of a surrogate pair, which
+ * logfmt readers refuse or misread.  Cut it again where nothing breaks:
+ * inside a quoted value after its last whole character or escape, closed
+ * with `..."` (as log_qn() ends a value it cut); outside one, before the
+ * field the cut fell in.  " truncated=yes" says that the line is not
+ * whole.  sz >= 64.
+ */
+static void
+line_cut(char *line, size_t sz)
+{
+	static const char tail[] = " truncated=yes";
+	size_t lim = sz - sizeof(tail) - 4, i = 0, n, field = 0;
+	int inq = 0;
+
+	while (i < lim) {
+		if (!inq) {
+			if (line[i] == ' ')
+				field = i;
+			else if (line[i] == '"')
+				inq = 1;
+			i++;
+			continue;
+		}
+		n = 1;
+		if (line[i] == '\\') {
+			/* \X, \uXXXX, or a pair \udXXX\udXXX (high first) */
+			n = 2;
+			if (line[i + 1] == 'u')
+				n = line[i + 2] == 'd' && (line[i + 3] == '8' ||
+				    line[i + 3] == '9' || line[i + 3] == 'a' ||
+				    line[i + 3] == 'b') ? 12 : 6;
+		} else if (line[i] == '"')
+			inq = 0;
+		if (i + n > lim)
+			break;
+		i += n;
+	}
+	if (inq) {
+		memcpy(line + i, "...\"", 4);
+		i += 4;
+	} else
+		i = field;
+	/* (no space before the cut: the tail alone, without its space) */
+	memcpy(line + i, tail + (i == 0), sizeof(tail) - (i == 0));
+}
+
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	char line[4096], stamp[64] = "";
 	va_list ap;
+	int n;
 
 	if (level > log_max)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(line))
+		line_cut(line, sizeof(line));
 	if (log_syslog) {
 		syslog(prio[level], "%s", line);
 		return;

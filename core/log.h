@@ -5,7 +5,8 @@
  * fields, and every value that can hold text from outside (the network, a
  * DNS answer, an HTTP body, a certificate, the client, the configuration)
  * goes through log_q(), so that no sender, server or record can add a
- * field or a line of its own.
+ * field or a line of its own.  A line longer than 4 KiB is cut where
+ * no value or escape breaks, and ends in "truncated=yes".
  * On stderr each line gets an ISO-8601 time and "mxguard[pid]: " in front,
  * except when stderr is the systemd journal (JOURNAL_STREAM names
  * stderr's device and inode): journald stamps lines and knows the pid

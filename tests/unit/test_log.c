@@ -435,6 +435,92 @@ test_journal_other_stream(void **state)
 	assert_true(out[4] == '-' && out[10] == 'T');
 }
 
+/* ------------------------------------------------------- lines cut to fit
+ *
+ * A line longer than log_msg()'s buffer (a debug line quoting a long,
+ * hostile SMTP line is one) is cut.  It must stay strict logfmt: a quoted
+ * value closed, no escape or surrogate pair cut in half, no key without
+ * its value, and "truncated=yes" at its end.  The value's text is put
+ * after pad bytes so that the cut falls at every offset of an escape.
+ */
+static void
+log_long_line(const char *val, size_t vlen, size_t pad, const char *plain)
+{
+	static char q[12000], out[70000], s[5000];
+	struct field *f = calloc(MAXF, sizeof(*f));
+	int p[2], saved, n, i;
+	ssize_t r;
+	size_t o = 0;
+	char *line, *nl;
+
+	assert_non_null(f);
+	memset(s, 'p', pad);
+	for (o = pad; o + vlen < sizeof(s) - 1; o += vlen)
+		memcpy(s + o, val, vlen);
+	log_qn(q, sizeof(q), s, o);
+	assert_int_equal(pipe(p), 0);
+	fflush(stderr);
+	assert_true((saved = dup(STDERR_FILENO)) >= 0);
+	assert_int_equal(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+	log_init("mxguard", 0, LOG_LVL_DEBUG);
+	if (plain != NULL)	/* the cut in a bare value */
+		log_debug("sid=0123456789ab event=upstream-line a=1 "
+		    "x=\"a b\" text=%s next=1", plain + pad);
+	else
+		log_debug("sid=0123456789ab event=upstream-line a=1 text=%s "
+		    "next=1", q);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(p[1]);
+	for (o = 0; (r = read(p[0], out + o, sizeof(out) - 1 - o)) > 0;)
+		o += (size_t)r;
+	close(p[0]);
+	log_init("mxguard", 0, LOG_LVL_INFO);
+	out[o] = '\0';
+	assert_non_null(line = strstr(out, "]: "));
+	line += 3;
+	assert_non_null(nl = strchr(line, '\n'));
+	*nl = '\0';
+	assert_true(strlen(line) < 4096);
+	n = logfmt_parse(line, f, MAXF);
+	if (n < 2)
+		fail_msg("cut line is not logfmt (pad %zu): ...%s", pad,
+		    line + (strlen(line) > 80 ? strlen(line) - 80 : 0));
+	assert_string_equal(f[n - 1].key, "truncated");
+	assert_string_equal(f[n - 1].val, "yes");
+	for (i = 0; i < n - 1; i++)
+		assert_string_not_equal(f[i].key, "next");
+	if (plain == NULL) {
+		assert_string_equal(f[3].key, "text");
+		assert_true(f[3].vlen > 500);
+		assert_memory_equal(f[3].val + f[3].vlen - 3, "...", 3);
+	}
+	free(f);
+}
+
+static void
+test_long_line_cut(void **state)
+{
+	static const char *const vals[] = {
+		"\x01",			/* \u0001 */
+		"\xf0\x9f\x98\x80",	/* \ud83d\ude00 */
+		"\"",			/* \" */
+		"a b",
+		"\xff",			/* \ufffd */
+	};
+	static char bare[5000];
+	size_t i, pad;
+
+	(void)state;
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		for (pad = 0; pad < 14; pad++)
+			log_long_line(vals[i], strlen(vals[i]), pad, NULL);
+	memset(bare, 'b', sizeof(bare) - 1);
+	for (pad = 0; pad < 4; pad++)
+		log_long_line("\x01", 1, pad, bare);
+}
+
 int
 main(void)
 {
@@ -446,6 +532,7 @@ main(void)
 		cmocka_unit_test(test_all_bytes_and_random),
 		cmocka_unit_test(test_journal_prefix),
 		cmocka_unit_test(test_journal_other_stream),
+		cmocka_unit_test(test_long_line_cut),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
