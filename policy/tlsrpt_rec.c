@@ -314,7 +314,7 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 	const char *txts[DNS_MAX_RR];
 	size_t lens[DNS_MAX_RR];
 	struct rec_pend *p;
-	char err[160] = "";
+	char err[160] = "", qe[200];
 	int i, n = 0, sel = 0;
 	int64_t ttl = TTL_FAIL;
 
@@ -336,10 +336,12 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		ttl = TTL_MAX;
 	d->state = sel == 1 ? DOM_YES : DOM_NO;
 	d->expires = (int64_t)time(NULL) + ttl;
-	log_info("event=tlsrpt-discover domain=%s status=%s record=%s%s%s%s "
+	/* the parser's errors may hold double quotes (mailto: header
+	 * fields ("?") ...): one logfmt value only through log_q() */
+	log_info("event=tlsrpt-discover domain=%s status=%s record=%s%s%s "
 	    "ttl=%lld", d->domain, dns_status_name(st), sel == 1 ? "valid" :
-	    sel == -1 ? "invalid" : "none", err[0] ? " error=\"" : "", err,
-	    err[0] ? "\"" : "", (long long)ttl);
+	    sel == -1 ? "invalid" : "none", err[0] ? " error=" : "",
+	    err[0] ? log_q(qe, sizeof(qe), err) : "", (long long)ttl);
 	while ((p = d->pend) != NULL) {
 		d->pend = p->next;
 		if (d->state == DOM_YES)

@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 
 #include "core/config.h"
@@ -59,6 +60,10 @@ static const struct zrr zone[] = {
 	{ "_mta-sts.enf.test", DNS_T_TXT, "v=STSv1; id=one" },
 	{ "_smtp._tls.enf.test", DNS_T_TXT,
 	    "v=TLSRPTv1; rua=https://rpt.enf.test/tlsrpt" },
+	/* a record the parser refuses with an error text that holds
+	 * double quotes (test_tlsrpt_bad_record_logged) */
+	{ "_smtp._tls.badrpt.test", DNS_T_TXT,
+	    "v=TLSRPTv1; rua=mailto:r@badrpt.test?subject=x" },
 	{ "tst.test", DNS_T_MX, "10 mx.tst.test" },
 	{ "mx.tst.test", DNS_T_A, "192.0.2.2" },
 	{ "_mta-sts.tst.test", DNS_T_TXT, "v=STSv1; id=t1" },
@@ -1306,6 +1311,73 @@ test_tlsrpt_recording(void **state)
 	tlsrpt_store_close(st);
 }
 
+/*
+ * A domain's _smtp._tls record that does not parse is logged with the
+ * parser's error as one logfmt value.  Some of those errors hold double
+ * quotes (mailto: header fields ("?") are not supported): they were
+ * written between quotes as they were, so the line's error field ended
+ * at the first of them and the rest became stray text.
+ */
+static void
+test_tlsrpt_bad_record_logged(void **state)
+{
+	char path[200], line[2048], q[300];
+	struct policy *p;
+	struct policy_verdict *v;
+	struct policy_attempt a;
+	struct sockaddr_in sin;
+	int64_t skip0 = stats_value(stats_get(C_SKIP, NULL));
+	int fd, saved, found = 0;
+	FILE *f;
+
+	(void)state;
+	cfg_tlsrpt = 1;
+	p = mkpolicy(NULL, 1);
+	cfg_tlsrpt = 0;
+	v = lookup(p, "plain.test", "192.0.2.5");
+	snprintf(v->domain, sizeof(v->domain), "badrpt.test");
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.5", &sin.sin_addr);
+	memset(&a, 0, sizeof(a));
+	a.mx_addr = (struct sockaddr *)&sin;
+	snprintf(path, sizeof(path), "%s/log", statedir);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	log_set_level(LOG_LVL_INFO);
+	policy_report_attempt(p, v, &a);
+	wait_counter(C_SKIP, skip0 + 1);
+	fflush(stderr);
+	log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	policy_verdict_free(v);
+	policy_free(p);
+	assert_int_equal(stats_value(stats_get(C_SKIP, NULL)), skip0 + 1);
+	log_q(q, sizeof(q), "rua URI 1: mailto: header fields (\"?\") are "
+	    "not supported");
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *e;
+
+		if (strstr(line, "event=tlsrpt-discover domain=badrpt.test ")
+		    == NULL)
+			continue;
+		found++;
+		if ((e = strstr(line, " error=")) == NULL ||
+		    strncmp(e + 7, q, strlen(q)) != 0 ||
+		    e[7 + strlen(q)] != ' ')
+			fail_msg("error is not one logfmt value: %s", line);
+	}
+	fclose(f);
+	unlink(path);
+	assert_int_equal(found, 1);
+}
+
 static void
 test_cancel(void **state)
 {
@@ -1596,6 +1668,7 @@ main(void)
 		cmocka_unit_test(test_insecure_mx_dane_not_over_sts),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
+		cmocka_unit_test(test_tlsrpt_bad_record_logged),
 		cmocka_unit_test(test_override_not_reported),
 		cmocka_unit_test(test_reload_while_busy),
 		cmocka_unit_test(test_store_read_error),
