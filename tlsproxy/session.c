@@ -175,6 +175,9 @@ struct session {
 
 	unsigned		 msgs;
 	unsigned		 policy_fails;
+	char			 why[300];	/* why it ended: the reply
+						 * mxguard gave, or what the
+						 * client or server did */
 	unsigned long long	 up_out;	/* bytes sent upstream by legs
 						 * no longer held */
 	unsigned long long	 cl_in;		/* bytes from a closed client */
@@ -357,14 +360,19 @@ static void
 session_free(void *arg)
 {
 	struct session *s = arg;
+	char q[400];
 	int i;
 
+	/* why=: the only line that says why a session mxguard ended with a
+	 * 4xx of its own (the server unreachable, silent, gone, or talking
+	 * nonsense) ended, and in which state */
 	log_info("sid=%s event=close client=%s dst=%s messages=%u "
 	    "policy_deferrals=%u duration_ms=%llu client_bytes_in=%llu "
-	    "upstream_bytes_out=%llu", s->id, s->client_str, s->dst_str,
-	    s->msgs, s->policy_fails,
+	    "upstream_bytes_out=%llu why=%s", s->id, s->client_str,
+	    s->dst_str, s->msgs, s->policy_fails,
 	    (unsigned long long)(ev_now(s->env->loop) - s->started),
-	    s->cl_in + (s->cl ? io_bytes_in(s->cl) : 0ULL), up_bytes(s));
+	    s->cl_in + (s->cl ? io_bytes_in(s->cl) : 0ULL), up_bytes(s),
+	    log_q(q, sizeof(q), s->why[0] ? s->why : "-"));
 	policy_cancel(s->preq);
 	io_free(s->cl);
 	up_drop(s);
@@ -386,8 +394,13 @@ session_free(void *arg)
 void
 session_abort_all(struct session_env *env)
 {
-	while (env->sessions != NULL)
-		session_free(env->sessions);
+	struct session *s;
+
+	while ((s = env->sessions) != NULL) {
+		if (!s->why[0])
+			snprintf(s->why, sizeof(s->why), "mxguard stopped");
+		session_free(s);
+	}
 }
 
 /* Ends the session; the last reply to the client is flushed first (for
@@ -397,6 +410,8 @@ session_close(struct session *s, const char *why)
 {
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
+	if (!s->why[0])		/* for the close line */
+		snprintf(s->why, sizeof(s->why), "%s", why);
 	if (log_enabled(LOG_LVL_DEBUG)) {
 		char q[300];
 
@@ -431,16 +446,19 @@ session_tempfail(struct session *s, const char *code, const char *fmt, ...)
 static void
 session_tempfail(struct session *s, const char *code, const char *fmt, ...)
 {
-	char text[512];
+	char text[512], line[600];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	snprintf(line, sizeof(line), "%s mxguard: %s", code, text);
 	/* (a client that quit has its 221 already) */
-	if (s->cl && s->state != S_CLIENT_TLS && !s->quit_client)
-		cl_printf(s, "%s mxguard: %s", code, text);
-	session_close(s, text);
+	if (s->cl && s->state != S_CLIENT_TLS && !s->quit_client) {
+		cl_printf(s, "%s", line);
+		session_close(s, line);	/* the close line quotes it */
+	} else
+		session_close(s, text);
 }
 
 /* The server answered what (DATA, the end of the message) with a reply

@@ -845,6 +845,73 @@ finish(void)
 	assert_int_equal(g.npending, 0);
 }
 
+/* ---- the log ----------------------------------------------------------- */
+
+static int log_saved = -1;
+static char log_path[64];
+
+/* The session's info lines into a file until log_lines(). */
+static void
+log_start(void)
+{
+	int fd;
+
+	snprintf(log_path, sizeof(log_path), "/tmp/test_session-%ld.log",
+	    (long)getpid());
+	fflush(stderr);
+	assert_true((log_saved = dup(STDERR_FILENO)) >= 0);
+	assert_true((fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC,
+	    0600)) >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+	log_set_level(LOG_LVL_INFO);
+}
+
+/* stderr back, after a test that failed while the log went to the file:
+ * its lines (cmocka's message among them) go to stderr. */
+static void
+log_restore(void)
+{
+	char buf[4096];
+	FILE *f;
+
+	if (log_saved < 0)
+		return;
+	fflush(stderr);
+	dup2(log_saved, STDERR_FILENO);
+	close(log_saved);
+	log_saved = -1;
+	if ((f = fopen(log_path, "r")) != NULL) {
+		while (fgets(buf, sizeof(buf), f) != NULL)
+			fputs(buf, stderr);
+		fclose(f);
+	}
+	unlink(log_path);
+}
+
+/* Ends log_start(); the first line holding s, into buf ("" if none). */
+static void
+log_find(const char *s, char *buf, size_t sz)
+{
+	const char *dbg = getenv("MXG_TEST_DEBUG");
+	FILE *f;
+
+	fflush(stderr);
+	log_set_level(dbg && *dbg == '1' ? LOG_LVL_DEBUG : LOG_LVL_ERR);
+	assert_int_equal(dup2(log_saved, STDERR_FILENO), STDERR_FILENO);
+	close(log_saved);
+	log_saved = -1;
+	buf[0] = '\0';
+	assert_non_null(f = fopen(log_path, "r"));
+	while (fgets(buf, (int)sz, f) != NULL)
+		if (strstr(buf, s) != NULL)
+			break;
+	if (strstr(buf, s) == NULL)
+		buf[0] = '\0';
+	fclose(f);
+	unlink(log_path);
+}
+
 /* ---- fixtures ---------------------------------------------------------- */
 
 static void
@@ -952,6 +1019,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
+	log_restore();
 	reuse_free(g.env.reuse);	/* parked legs of reuse tests */
 	g.env.reuse = NULL;
 	if (g.cssl)
@@ -2863,6 +2931,82 @@ test_upstream_connect_refused(void **state)
 	finish();
 }
 
+/*
+ * A session mxguard ends with a 421 of its own says why in its close line
+ * (at the info level), as Postfix's "lost connection with X while ..."
+ * does: the reply the client got, with the state the session was in.
+ * Before, only the debug line event=closing had it: an operator saw
+ * messages=0 and nothing else for an unreachable server, a timeout or a
+ * malformed reply.  A session the client quits says so.
+ */
+static void
+test_close_says_why(void **state)
+{
+	struct sockaddr_in cl = { 0 };
+	struct sockaddr_storage css = { 0 };
+	char line[2048], want[200];
+	int sv[2];
+
+	/* a server that talks nonsense at RCPT */
+	log_start();
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("abc\r\n");
+	EXPECT_CL_PREFIX("421 4.4.2 mxguard: ");
+	wait_cl_eof();
+	finish();
+	log_find("event=close ", line, sizeof(line));
+	if (strstr(line, " why=\"421 4.4.2 mxguard: ") == NULL ||
+	    strstr(line, "sent a malformed reply") == NULL ||
+	    strstr(line, "(in state RCPT)\"") == NULL)
+		fail_msg("close line without the reason: %s", line);
+
+	/* nothing listens at the destination (a second client) */
+	log_start();
+	g.clen = 0;
+	g.ceof = 0;
+	close(g.lfd);
+	g.lfd = -1;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	cl.sin_family = AF_INET;
+	memcpy(&css, &cl, sizeof(cl));
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	EXPECT_CL_PREFIX("421 4.4.1 ");
+	wait_cl_eof();
+	finish();
+	log_find("event=close ", line, sizeof(line));
+	snprintf(want, sizeof(want), " why=\"421 4.4.1 mxguard: cannot "
+	    "connect to 127.0.0.1:%u: ", ntohs(((struct sockaddr_in *)
+	    &g.dst)->sin_port));
+	if (strstr(line, want) == NULL)
+		fail_msg("close line without the reason: %s", line);
+}
+
+/* A client that quits: why="client quit". */
+static void
+test_close_says_client_quit(void **state)
+{
+	char line[2048];
+
+	log_start();
+	hello_plain();
+	cl_send("QUIT\r\n");
+	EXPECT_CL_PREFIX("221 ");
+	srv_send("221 bye\r\n");
+	wait_cl_eof();
+	finish();
+	log_find("event=close ", line, sizeof(line));
+	if (strstr(line, " why=\"client quit\"") == NULL)
+		fail_msg("close line: %s", line);
+}
+
 static void
 test_upstream_command_timeout(void **state)
 {
@@ -3442,6 +3586,8 @@ main(void)
 		T(test_policy_timeout),
 		T(test_policy_safety_net),
 		T(test_upstream_connect_refused),
+		T(test_close_says_why),
+		T(test_close_says_client_quit),
 		T(test_upstream_command_timeout),
 		T(test_upstream_final_reply_timeout),
 		T(test_starttls_masked_encrypt),
