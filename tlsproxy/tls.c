@@ -26,6 +26,13 @@
  * is not kept (that server's connections are not resumed, nothing
  * else). */
 #define RESUME_TICKET_MAX	(8 * 1024)
+/* A session also holds the server's certificate chain, which the server
+ * chooses too (OpenSSL takes up to 100 KB), parsed: some 4 KB of memory
+ * per certificate besides a few times its DER.  A session whose chain has
+ * more certificates or DER bytes than these is not kept.  Real chains
+ * have 2-4 certificates and 2-10 KB. */
+#define RESUME_CHAIN_CERTS	10
+#define RESUME_CHAIN_MAX	(16 * 1024)
 
 struct resume_slot {
 	char		*key;
@@ -130,6 +137,26 @@ cache_add(struct tls_ctx *t, const char *key, SSL_SESSION *sess)
 	slot->sess[slot->n++] = sess;
 }
 
+/* Is the server's chain, as a session holds it, too large to keep?  (On
+ * the client the chain has the leaf first.) */
+static int
+chain_too_large(SSL *ssl)
+{
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+	size_t n = 0;
+	int i, len;
+
+	if (chain == NULL)
+		return 0;
+	if (sk_X509_num(chain) > RESUME_CHAIN_CERTS)
+		return 1;
+	for (i = 0; i < sk_X509_num(chain); i++)
+		if ((len = i2d_X509(sk_X509_value(chain, i), NULL)) > 0 &&
+		    (n += (size_t)len) > RESUME_CHAIN_MAX)
+			return 1;
+	return 0;
+}
+
 static int
 new_session_cb(SSL *ssl, SSL_SESSION *sess)
 {
@@ -143,7 +170,7 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	    !SSL_SESSION_is_resumable(sess))
 		return 0;
 	SSL_SESSION_get0_ticket(sess, &tick, &ticklen);
-	if (ticklen > RESUME_TICKET_MAX)
+	if (ticklen > RESUME_TICKET_MAX || chain_too_large(ssl))
 		return 0;
 	if (p->proven) {
 		cache_add(t, key, sess);

@@ -286,6 +286,67 @@ test_large_tickets_bounded(void **state)
 	tls_ctx_free(t);
 }
 
+/* The growth of the cache (bytes) after handshakes with 100 keys to a
+ * server whose chain has ncerts certificates besides its leaf. */
+static size_t
+chain_growth(int ncerts)
+{
+	char err[256], key[32];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	struct mallinfo2 m0, m1;
+	EVP_PKEY *k;
+	X509 *x;
+	SSL *c;
+	int i;
+
+	assert_non_null(t);
+	sctx = server_ctx();
+	assert_non_null(k = EVP_EC_gen("P-256"));
+	for (i = 0; i < ncerts; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%0*d.chain.test", 50, i);
+		x = test_cert(k, name, NULL, NULL, NULL, -60, 3600, 0);
+		assert_int_equal(SSL_CTX_add_extra_chain_cert(sctx, x), 1);
+	}
+	EVP_PKEY_free(k);
+	pair_size = 1024 * 1024;
+	m0 = mallinfo2();
+	for (i = 0; i < 100; i++) {
+		snprintf(key, sizeof(key), "c%d", i);
+		c = tls_client_new(t);
+		tls_client_resume(t, c, key);
+		assert_int_equal(handshake(c), 0);
+		tls_client_done(t, c, 1);
+		SSL_free(c);
+	}
+	m1 = mallinfo2();
+	pair_size = 0;
+	SSL_CTX_free(sctx);
+	sctx = old;
+	tls_ctx_free(t);
+	print_message("%d certificates: cache growth %zu KB\n", ncerts,
+	    (m1.uordblks - m0.uordblks) / 1024);
+	return m1.uordblks - m0.uordblks;
+}
+
+/* A server's certificate chain is as long and as large as it likes
+ * (OpenSSL takes up to 100 KB), and every cached session holds it,
+ * parsed: sessions whose chain has more than RESUME_CHAIN_CERTS (10)
+ * certificates or RESUME_CHAIN_MAX (16 KB) are not kept. */
+static void
+test_large_chain_bounded(void **state)
+{
+	(void)state;
+	/* a chain of 3: kept (the cache grows) */
+	assert_true(chain_growth(2) > 500u * 1024);
+	/* 12 small certificates (~5 KB), 60 (~23 KB): about 27 MB kept for
+	 * 60 when they were */
+	assert_true(chain_growth(12) < 1024u * 1024);
+	assert_true(chain_growth(60) < 1024u * 1024);
+}
+
 int
 main(void)
 {
@@ -295,6 +356,7 @@ main(void)
 		cmocka_unit_test(test_unproven_forgets),
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
+		cmocka_unit_test(test_large_chain_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
