@@ -6,11 +6,15 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/log.h"
@@ -194,6 +198,118 @@ mask_bits(const uint8_t *m, int nbytes)
 	return n;
 }
 
+/* Shorter gateway-less IPv6 routes are a tunnel's catch-all (::/1 or
+ * 2000::/3 dev wg0, sit1), the way out, not a network of this host's. */
+#define ONLINK6_MIN_LEN	16
+
+/* One RTM_NEWROUTE of a dump: 1 when it is an on-link route (unicast, no
+ * gateway, no multipath or nexthop object, a prefix of ONLINK6_MIN_LEN
+ * bits or more) whose prefix holds a. */
+static int
+route_holds(const struct nlmsghdr *nh, const uint8_t *a)
+{
+	const struct rtmsg *rt = NLMSG_DATA(nh);
+	const struct rtattr *at;
+	uint8_t dst[16] = { 0 };
+	int len, have_dst = 0;
+
+	if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*rt)) ||
+	    rt->rtm_family != AF_INET6 || rt->rtm_type != RTN_UNICAST ||
+	    rt->rtm_dst_len < ONLINK6_MIN_LEN || rt->rtm_dst_len > 128)
+		return 0;
+	len = (int)RTM_PAYLOAD(nh);
+	for (at = RTM_RTA(rt); RTA_OK(at, len); at = RTA_NEXT(at, len))
+		switch (at->rta_type) {
+		case RTA_GATEWAY:
+		case RTA_VIA:
+		case RTA_MULTIPATH:
+		case RTA_NH_ID:
+			return 0;	/* through a router: not on-link */
+		case RTA_DST:
+			if (RTA_PAYLOAD(at) != 16)
+				return 0;
+			memcpy(dst, RTA_DATA(at), 16);
+			have_dst = 1;
+			break;
+		}
+	return have_dst && same_prefix(a, dst, rt->rtm_dst_len);
+}
+
+/*
+ * 1 when the IPv6 address a is on-link by one of the kernel's routes, 0
+ * when not, -1 (errno) when the routes could not be listed.  In IPv6 an
+ * address's prefix length says nothing of the link (RFC 5942): a DHCPv6
+ * address is a /128, and the network it sits on is the prefix a router
+ * advertisement marks on-link, which the kernel holds as a route without
+ * a gateway ("2001:db8:1::/64 dev eth0 proto ra"); so is a static route
+ * to a network on an interface.  A netlink dump, as getifaddrs() makes.
+ */
+static int
+onlink6(const uint8_t *a)
+{
+	struct {
+		struct nlmsghdr	 nh;
+		struct rtmsg	 rt;
+	} req;
+	union {
+		struct nlmsghdr	 nh;
+		char		 b[32768];
+	} u;
+	struct sockaddr_nl sn = { .nl_family = AF_NETLINK };
+	struct nlmsghdr *nh;
+	ssize_t n;
+	int fd, found = 0, eno;
+
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
+	    NETLINK_ROUTE)) == -1)
+		return -1;
+	memset(&req, 0, sizeof(req));
+	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(req.rt));
+	req.nh.nlmsg_type = RTM_GETROUTE;
+	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.nh.nlmsg_seq = 1;
+	req.rt.rtm_family = AF_INET6;
+	if (sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sn,
+	    sizeof(sn)) == -1)
+		goto fail;
+	for (;;) {
+		if ((n = recv(fd, u.b, sizeof(u.b), 0)) == -1) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		if (n == 0) {
+			errno = EPROTO;
+			goto fail;
+		}
+		for (nh = &u.nh; NLMSG_OK(nh, (size_t)n);
+		    nh = NLMSG_NEXT(nh, n)) {
+			if (nh->nlmsg_seq != 1)
+				continue;
+			if (nh->nlmsg_type == NLMSG_DONE)
+				goto done;
+			if (nh->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(nh);
+
+				errno = nh->nlmsg_len >=
+				    NLMSG_LENGTH(sizeof(*e)) && e->error < 0 ?
+				    -e->error : EPROTO;
+				goto fail;
+			}
+			if (nh->nlmsg_type == RTM_NEWROUTE && !found)
+				found = route_holds(nh, a);
+		}
+	}
+done:
+	close(fd);
+	return found;
+fail:
+	eno = errno;
+	close(fd);
+	errno = eno;
+	return -1;
+}
+
 int
 netaddr_is_own(const struct sockaddr *sa)
 {
@@ -227,6 +343,16 @@ netaddr_is_own(const struct sockaddr *sa)
 			own = NETADDR_ONLINK;
 	}
 	freeifaddrs(ifs);
+	/* an IPv6 network is what the routes say is on-link (onlink6()),
+	 * whatever prefix lengths the addresses have */
+	if (own == 0 && fam == AF_INET6) {
+		int r = onlink6(b);
+
+		if (r == -1)
+			return -1;
+		if (r == 1)
+			own = NETADDR_ONLINK;
+	}
 	return own;
 }
 
@@ -265,7 +391,8 @@ netaddr_refuse(const char *host, const struct sockaddr *sa, int any_address,
 		    "host's networks");
 	else if (own == -1)
 		snprintf(why, sizeof(why), "not checked against this host's "
-		    "own addresses (getifaddrs: %s)", strerror(eno));
+		    "own addresses and networks (getifaddrs or the routes: "
+		    "%s)", strerror(eno));
 	else
 		snprintf(why, sizeof(why), "a %s address", cls);
 	log_warn("event=tlsrpt-destination-refused host=%s address=%s "

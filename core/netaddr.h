@@ -38,10 +38,12 @@ const char	*netaddr_class(const struct sockaddr *sa);
 #define NETADDR_ONLINK	2
 /* NETADDR_OWN when sa is one of this host's interface addresses,
  * NETADDR_ONLINK when it is in the network of one (the interface
- * address's prefix, from its netmask; a mask of no bits names none), 0
- * when neither, -1 (errno) when the list could not be had.  getifaddrs()
- * is read each time; an IPv4 address in IPv6 clothes counts as its IPv4
- * one. */
+ * address's prefix, from its netmask; a mask of no bits names none) or,
+ * for IPv6, in the prefix of a route without a gateway of 16 bits or more
+ * (the on-link prefix of a router advertisement, when the address is a
+ * DHCPv6 /128: RFC 5942), 0 when neither, -1 (errno) when the list or
+ * the routes could not be had.  getifaddrs() and the routes are read each
+ * time; an IPv4 address in IPv6 clothes counts as its IPv4 one. */
 int		 netaddr_is_own(const struct sockaddr *sa);
 /* For a TLSRPT destination: 0 when sa may be connected to (global, not
  * this host's own and not on one of its networks; or any_address); else

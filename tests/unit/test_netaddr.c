@@ -13,7 +13,11 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
@@ -369,6 +373,67 @@ test_on_link(void **state)
 	ifs_mode = IFS_REAL;
 }
 
+/*
+ * IPv6 on-link is what the routes say (RFC 5942), not the address's
+ * prefix length: a DHCPv6 address is a /128, and the /64 it sits on comes
+ * from a router advertisement as a route without a gateway.  In a network
+ * namespace of its own: eth0 (a veth) has 2a01:4f8:1:2::25/128 and the
+ * RA's route 2a01:4f8:1:2::/64; its neighbours are refused "on-link".  A
+ * network through a router is not, nor is anything a tunnel's catch-all
+ * (::/1 dev) covers.  Red on the old code: the /128 named no network, and
+ * a DMZ neighbour numbered from global space was let through.  Needs
+ * root (unshare(CLONE_NEWNET)) and ip(8): skipped without.
+ */
+static int ns_self = -1;	/* the test's own network namespace */
+
+static int
+ns_restore(void **state)
+{
+	(void)state;
+	if (ns_self != -1) {
+		assert_int_equal(setns(ns_self, CLONE_NEWNET), 0);
+		close(ns_self);
+		ns_self = -1;
+	}
+	return 0;
+}
+
+static void
+test_on_link_route6(void **state)
+{
+	char err[300];
+
+	(void)state;
+	ifs_mode = IFS_REAL;
+	if ((ns_self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) == -1)
+		skip();
+	if (unshare(CLONE_NEWNET) == -1) {
+		close(ns_self);
+		ns_self = -1;
+		skip();
+	}
+	if (system("exec >/dev/null 2>&1; "
+	    "ip link add eth0 type veth peer name eth1 && "
+	    "ip link set eth1 up && ip link set eth0 up && "
+	    "ip -6 addr add 2a01:4f8:1:2::25/128 dev eth0 nodad && "
+	    "ip -6 route add 2a01:4f8:1:2::/64 dev eth0 proto ra && "
+	    "ip -6 route add 2a01:4f8:7::/48 via 2a01:4f8:1:2::1 dev eth0 && "
+	    "ip -6 route add ::/1 dev eth0") != 0)
+		skip();
+	assert_int_equal(refused("2a01:4f8:1:2::26", 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "one of this host's networks"));
+	assert_int_equal(refused("2a01:4f8:1:2:ffff::1", 0, err,
+	    sizeof(err)), 1);
+	assert_int_equal(refused("2a01:4f8:1:2::26", 1, err, sizeof(err)), 0);
+	/* the own address stays "own" */
+	assert_int_equal(refused("2a01:4f8:1:2::25", 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "this host's own address"));
+	/* through a router, next door, or under the tunnel's catch-all */
+	assert_int_equal(refused("2a01:4f8:7::25", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("2a01:4f8:1:3::25", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("2a00:1450::1", 0, err, sizeof(err)), 0);
+}
+
 /* The list cannot be had: refused (fail closed), the reason said. */
 static void
 test_own_unknown(void **state)
@@ -449,6 +514,7 @@ main(void)
 		cmocka_unit_test(test_own_address),
 		cmocka_unit_test(test_own_unknown),
 		cmocka_unit_test(test_on_link),
+		cmocka_unit_test_teardown(test_on_link_route6, ns_restore),
 		cmocka_unit_test(test_own_real),
 		cmocka_unit_test(test_port),
 	};
