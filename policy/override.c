@@ -222,9 +222,14 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 		} else if (inet_pton(AF_INET6, a, e->addr) == 1) {
 			e->is_addr = 1;
 			e->family = AF_INET6;
-			if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr)) {
+			static const unsigned char nat64[12] = { 0, 0x64,
+			    0xff, 0x9b };
+
+			if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr) ||
+			    memcmp(e->addr, nat64, 12) == 0) {
 				/* the IPv4 destination: the engine looks
-				 * mapped destinations up as IPv4 */
+				 * mapped and well-known NAT64 destinations
+				 * up as IPv4 (policy.c, dst_norm()) */
 				memmove(e->addr, e->addr + 12, 4);
 				memset(e->addr + 4, 0, 12);
 				e->family = AF_INET;

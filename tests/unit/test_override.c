@@ -595,6 +595,21 @@ test_v4mapped_address(void **state)
 	assert_non_null(e);
 	assert_int_equal(e->monitor, 0);
 	ovr_clear(&m);
+	/* behind the well-known NAT64 prefix: the IPv4 destination too
+	 * (policy_lookup() judges 64:ff9b::G as G) */
+	{
+		const char *n64[] = { "[64:ff9b::192.0.2.7] encrypt", NULL };
+		const char *twin[] = { "64:ff9b::c000:207 secure",
+		    "192.0.2.7 may", NULL };
+
+		assert_int_equal(load(&t, n64, NULL, err, sizeof(err)), 0);
+		e = ovr_find(&t, "any.test", (struct sockaddr *)&sin);
+		assert_non_null(e);
+		assert_int_equal(e->level, OVR_ENCRYPT);
+		ovr_clear(&t);
+		assert_int_equal(load(&t, twin, NULL, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "the same destination twice"));
+	}
 }
 
 int

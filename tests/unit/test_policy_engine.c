@@ -14,7 +14,9 @@
  * the dane=not-applicable note while the resolver does not validate, and
  * match= with Postfix's nexthop, dot-nexthop and hostname; stores that
  * cannot answer (a read error, a store that did not open) giving the
- * strictest verdict they could have informed, never "no record".
+ * strictest verdict they could have informed, never "no record"; a
+ * destination behind the well-known NAT64 prefix judged as its IPv4
+ * address.
  */
 // WRAP: mdb_get
 #include <stdarg.h>
@@ -1003,6 +1005,85 @@ test_dane_against_sts(void **state)
 	policy_free(p);
 }
 
+/* lookup() towards an IPv6 destination */
+static struct policy_verdict *
+lookup6(struct policy *p, const char *domain, const char *ip)
+{
+	struct sockaddr_in6 s6;
+	struct ev_timer *guard = ev_timer_new(loop,
+	    (ev_timer_cb *)ev_loop_stop, loop);
+
+	memset(&s6, 0, sizeof(s6));
+	s6.sin6_family = AF_INET6;
+	s6.sin6_port = htons(25);
+	assert_int_equal(inet_pton(AF_INET6, ip, &s6.sin6_addr), 1);
+	got_v = NULL;
+	assert_non_null(policy_lookup(p, domain, (struct sockaddr *)&s6,
+	    sizeof(s6), "t1", got, NULL));
+	ev_timer_arm(guard, 10000);
+	ev_loop_run(loop);
+	ev_timer_free(guard);
+	assert_non_null(got_v);
+	return got_v;
+}
+
+/*
+ * An MTA on an IPv6-only network reaches an IPv4-only MX through NAT64:
+ * it connects to 64:ff9b::G (RFC 6052's well-known prefix, the AAAA its
+ * DNS64 resolver made from the A record G), which is G.  The flow must get
+ * what one to G gets: H owns A by its A records, DANE by their validation
+ * (a DNS64 may hand out the synthesised AAAA without the AD bit, or
+ * mxguard's resolver may have no DNS64 at all), the history of G's record.
+ * Before: mxguard looked for H among AAAA records, found none, and the
+ * DANE domain and the MTA-STS enforce one deferred for good (a DNS64
+ * answer without AD would have turned DANE off), and a TLS success
+ * through NAT64 was noted under the IPv6 form, which a lookup of G never
+ * read.
+ */
+static void
+test_nat64_is_its_ipv4(void **state)
+{
+	char err[256];
+	struct history *h;
+	struct sockaddr_in6 s6;
+	struct sockaddr_in sin;
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	policy_set_resolver_validating(p, 1);
+	v = lookup6(p, "usab.signed.test", "64:ff9b::192.0.2.41");
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	assert_string_equal(v->source, "dane");
+	assert_string_equal(v->mx_host, "mx.usab.signed.test");
+	policy_verdict_free(v);
+	v = lookup6(p, "enf.test", "64:ff9b::c000:201");	/* 192.0.2.1 */
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "mx1.enf.test");
+	policy_verdict_free(v);
+	/* not the embedded address: still no MX host's */
+	v = lookup6(p, "enf.test", "64:ff9b::198.51.100.7");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	policy_verdict_free(v);
+	/* a success through NAT64 is G's history */
+	memset(&s6, 0, sizeof(s6));
+	s6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "64:ff9b::192.0.2.5", &s6.sin6_addr);
+	policy_record_tls(p, (struct sockaddr *)&s6, NULL, 1, 1);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	policy_verdict_free(v);
+	policy_free(p);
+	h = history_open(statedir, err, sizeof(err));
+	assert_non_null(h);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.5", &sin.sin_addr);
+	history_del(h, "", (struct sockaddr *)&sin);
+	history_del(h, "", (struct sockaddr *)&s6);
+	history_close(h);
+}
+
 /*
  * Postfix's dane-only is mandatory DANE authentication: "There is no
  * fallback to "may" or "encrypt" when TLSA records are missing or
@@ -1662,6 +1743,7 @@ main(void)
 		cmocka_unit_test(test_sts_disabled),
 		cmocka_unit_test(test_dane_not_applicable_note),
 		cmocka_unit_test(test_dane_against_sts),
+		cmocka_unit_test(test_nat64_is_its_ipv4),
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_dane_only_unusable_defers),
 		cmocka_unit_test(test_override_verify_no_mx_host),
