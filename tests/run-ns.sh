@@ -1,9 +1,11 @@
 #!/bin/bash
 # Runs the namespace integration scenarios tests/ns/*.sh (optionally only
 # those whose name contains PATTERN), each as a separate bash process with a
-# timeout.  Prints "ok|FAIL name (seconds)" per scenario (failures with the
-# scenario's output) and a final line "ns: N passed, N failed"; exits
-# non-zero if any failed.
+# timeout.  Prints "ok|FAIL|skip name (seconds)" per scenario (failures
+# with the scenario's output) and a final line "ns: N passed, N failed,
+# N skipped"; exits non-zero if any failed, or if PATTERN matched none (a
+# mistyped pattern is no pass).  A scenario that cannot apply (MXG_BASELINE
+# and it needs mxguard) exits 77 and is counted as skipped, not passed.
 #
 #   MXGUARD=/path/to/mxguard bash tests/run-ns.sh [PATTERN]
 #   (make check-ns [NS=PATTERN] sets MXGUARD)
@@ -46,7 +48,11 @@ run_one() {	# runs in the background: writes $outdir/NAME.{out,rc,secs}
 report() {	# NAME: print the result line (and output) of a finished scenario
 	local name=$1 rc secs why=""
 	rc=$(cat "$outdir/$name.rc"); secs=$(cat "$outdir/$name.secs")
-	if [ "$rc" = 0 ]; then
+	if [ "$rc" = 77 ]; then
+		skipn=$((skipn + 1))
+		echo "skip $name (${secs}s)"
+		[ "${NS_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$outdir/$name.out"
+	elif [ "$rc" = 0 ]; then
 		pass=$((pass + 1))
 		echo "ok   $name (${secs}s)"
 		[ "${NS_VERBOSE:-0}" = 1 ] && sed 's/^/    /' "$outdir/$name.out"
@@ -59,7 +65,7 @@ report() {	# NAME: print the result line (and output) of a finished scenario
 	return 0
 }
 
-pass=0; failn=0; failed=(); names=()
+pass=0; failn=0; skipn=0; failed=(); names=()
 for t in tests/ns/*.sh; do
 	[ -e "$t" ] || continue
 	name=$(basename "$t" .sh)
@@ -78,6 +84,10 @@ if [ "$jobs_max" -gt 1 ]; then
 	wait
 	for name in "${names[@]}"; do report "$name"; done
 fi
-[ "$failn" -gt 0 ] && echo "failed: ${failed[*]}"
-echo "ns: $pass passed, $failn failed"
+if [ "${#names[@]}" = 0 ]; then
+	echo "run-ns: no scenario matches '$pattern'" >&2
+	failn=1
+fi
+[ "${#failed[@]}" -gt 0 ] && echo "failed: ${failed[*]}"
+echo "ns: $pass passed, $failn failed, $skipn skipped"
 [ "$failn" -eq 0 ]
