@@ -33,7 +33,7 @@ assert "mail sent during the drain stays queued" queue_has "$qid"
 touch "$T/h1/go"
 wait_for 20 "held session 1 result" test -e "$T/h1/result"
 assert "the held session's message was accepted (250)" [ "$(cat "$T/h1/result")" = 250 ]
-wait_for 20 "held message in the mailbox" test "$(mailbox_count alice@tls.test)" -ge 1
+wait_mailbox alice@tls.test 1 20
 assert "held message delivered" grep -rqs "held session" "$(mailbox_dir alice@tls.test)/new"
 
 wait_log "$MXLOG" "event=drain-timeout sessions=1" 20

@@ -21,7 +21,10 @@ print(s.recv(512).decode(errors="replace").strip(), flush=True)
 time.sleep(600)'
 HOLD_PID=$BG_PID
 wait_log "$T/hold.out" "^220 " 15
-wait_for 10 "one active session" [ "$(metric mxguard_sessions_active)" = 1 ]
+# (a function: wait_for runs its command again each time, an argument
+# "$(metric ...)" would be read once, before the first try)
+_active_is() { [ "$(metric mxguard_sessions_active)" = "$1" ]; }
+wait_for 10 "one active session" _active_is 1
 
 N=5
 new_body "$T/body" 1200
@@ -42,7 +45,7 @@ assert "the saturated deliveries were direct ($direct of $N without TLS)" [ "$di
 assert "verdict logged with reason=saturated" grep -qE "event=nfq-verdict .*verdict=bypass reason=saturated" "$MXLOG"
 
 kill "$HOLD_PID"
-wait_for 20 "no active session" [ "$(metric mxguard_sessions_active)" = 0 ]
+wait_for 20 "no active session" _active_is 0
 send_mail bob@sender.test alice@tls.test "$T/body" "after"
 q=$(find_qid "$MSGID"); m=$MSGID
 wait_status "$q" alice@tls.test sent

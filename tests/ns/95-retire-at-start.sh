@@ -21,13 +21,29 @@ MXLOG=$T/mxguard.log
 bg "$SND" "$MXLOG" "$MXGUARD" -c "$T/mxguard.conf" run
 MXG_PID=$BG_PID
 wait_log "$MXLOG" "event=worker-ready worker=" 15
-sleep 0.5
+wpid() { grep -E "event=worker-start worker=$1 pid=" "$MXLOG" | tail -n1 | sed -E 's/.* pid=([0-9]+).*/\1/'; }
+UP=$(grep -m1 -E "event=worker-ready worker=" "$MXLOG" | sed -E 's/.* worker=([0-9]+) .*/\1/')
+HELD=$(wpid $((1 - UP)))
+# the other worker held in getpwnam() (blockpw.c says so): it cannot be
+# ready until the block file goes
+wait_for 15 "worker $((1 - UP)) (pid $HELD) held in getpwnam()" test -e "$T/block.held.$HELD"
 assert "one worker is ready, not both" [ "$(count_log "$MXLOG" "event=worker-ready")" = 1 ]
 
 kill -HUP "$MXG_PID"
 wait_log "$MXLOG" "event=worker-retiring" 15
 wait_log "$MXLOG" "event=worker-(retired|exit) .*" 15
-sleep 1
+line=$(grep -m1 -E "event=worker-(retired|exit) " "$MXLOG")
+RW=$(sed -E 's/.* worker=([0-9]+) .*/\1/' <<<"$line")
+RP=$(sed -E 's/.* pid=([0-9]+).*/\1/' <<<"$line")
+log "worker $RW (pid $RP) went: $line"
+# (before: the supervisor took it for a failed start and stopped)
+_started_again() {
+	kill -0 "$MXG_PID" 2>/dev/null || fail "the supervisor exited: $(tail -n 5 "$MXLOG")"
+	local p
+	p=$(wpid "$RW")
+	[ -n "$p" ] && [ "$p" != "$RP" ]
+}
+wait_for 15 "worker $RW started again" _started_again
 assert "the supervisor is alive" kill -0 "$MXG_PID"
 assert "no fatal error" [ "$(count_log "$MXLOG" "event=fatal")" = 0 ]
 
