@@ -39,7 +39,12 @@ trap 'rm -rf "$outdir"' EXIT
 run_one() {	# runs in the background: writes $outdir/NAME.{out,rc,secs}
 	local t=$1 name=$2 start rc
 	start=$EPOCHREALTIME
-	timeout -k 10 "$timeout_s" bash "$t" >"$outdir/$name.out" 2>&1
+	# -k: after the timeout's TERM, the scenario's EXIT trap must get
+	# to its end before the KILL: it waits up to 15 s for mxguard, then
+	# stops Postfix (a daemon in its own session, which the KILL to the
+	# group would not reach) and removes the namespaces.  Cut short,
+	# it left all of them behind.
+	timeout -k 60 "$timeout_s" bash "$t" >"$outdir/$name.out" 2>&1
 	rc=$?
 	awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }' >"$outdir/$name.secs"
 	echo "$rc" >"$outdir/$name.rc"
