@@ -37,7 +37,8 @@
 #   results    snd_status QID RCPT; queue_has/queue_json/queue_reason QID;
 #              queue_count; mailbox_files/mailbox_count ADDR;
 #              all_mailbox_count; msg_file_by_id ADDR MSGID; body_hash FILE;
-#              received_tls FILE; rcv_tls_sessions; count_log FILE REGEX
+#              received_tls FILE; rcv_tls_sessions; rcv_envelopes ADDR;
+#              snd_route_addr DOMAIN; count_log FILE REGEX
 #   mxguard    mxg_start [conf lines] (MXG_EXTRA_CONF, MXG_LOG_LEVEL; log
 #              $MXLOG); mxg_stop; mxg_rules_install/remove; rule_packets RE;
 #              mx_count REGEX; need_mxguard; with_mxguard
@@ -603,6 +604,28 @@ received_tls() {
 }
 # rcv_tls_sessions: number of "TLS connection established" in receiver log.
 rcv_tls_sessions() { count_log "$RD/maillog" "TLS connection established from"; }
+
+# rcv_envelopes ADDR: sessions of the receiver's listener ADDR that sent
+#   MAIL or RCPT (accepted or refused), from smtpd's command summary on
+#   its "disconnect from" line, once every session there has ended (it
+#   waits for that).  What an envelope that crossed shows: smtpd logs no
+#   accepted RCPT, and a recipient's address appears in the receiver's
+#   log only once the message is delivered (or refused), so grepping the
+#   log for the address misses an envelope whose transaction went no
+#   further.
+rcv_envelopes() {
+	local re="postfix/rcv-${1//./\\.}/smtpd\\[[0-9]+\\]: "
+	wait_for 20 "every session at the receiver's $1 ended" _rcv_ended "$re"
+	count_log "$RD/maillog" "${re}disconnect from .* (mail|rcpt)="
+}
+_rcv_ended() {
+	[ "$(count_log "$RD/maillog" "${1}connect from ")" = \
+	  "$(count_log "$RD/maillog" "${1}disconnect from ")" ]
+}
+# snd_route_addr DOMAIN: the address snd_route sends DOMAIN's mail to.
+snd_route_addr() {
+	sed -nE "s/^$1 smtp:\\[([^]]+)\\]:[0-9]+\$/\\1/p" "$SD/etc/transport" | tail -n 1
+}
 
 # ---------------------------------------------------------------- bad servers
 

@@ -123,7 +123,7 @@ deferred() {	# RCPT ENH REASON
 	wait_deferred "$q"
 	assert "$d: still queued at the sender" queue_has "$q"
 	assert "$d: nothing at the receiver" [ "$(mailbox_count "$r")" = 0 ]
-	assert "$d: no envelope reached the receiver" [ "$(count_log "$RD/maillog" "to=<$r>")" = 0 ]
+	assert "$d: no envelope reached the receiver (no MAIL or RCPT)" [ "$(rcv_envelopes "$(snd_route_addr "$d")")" = 0 ]
 	assert "$d: no event=delivery line" [ "$(mx_count "event=delivery domains=$d ")" = 0 ]
 }
 
