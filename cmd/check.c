@@ -77,6 +77,8 @@ struct probe {
 	char		 tls_proto[32], cipher[64];
 	char		 subject[256], issuer[256];
 	int		 check_ok;
+	int		 report_failed;	/* the report-only (MTA-STS testing)
+					 * check failed: delivered, a warning */
 	char		 reason[48], detail[256];
 	char		 error[256];
 	int		 deliverable;
@@ -382,6 +384,7 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg)
 		struct tls_result res;
 
 		p->check_ok = policy_tls_check(p->v, ssl, &proof, &res) == 0;
+		p->report_failed = res.report_failed;
 		snprintf(p->reason, sizeof(p->reason), "%s", res.reason);
 		snprintf(p->detail, sizeof(p->detail), "%s", res.detail);
 	}
@@ -398,6 +401,14 @@ out:
 	return ret;
 }
 
+/*
+ * What the proxy would do with the mail after this probe.  Without TLS
+ * it goes on in cleartext only where the enforced level is may or none
+ * (no STARTTLS offered, STARTTLS refused, a failed handshake: a new
+ * cleartext connection); report_only never lowers that level: an MTA-STS
+ * testing policy keeps require_tls's or the TLS history's encrypt
+ * (policy/verdict.h).
+ */
 static void
 judge(struct probe *p)
 {
@@ -412,8 +423,7 @@ judge(struct probe *p)
 	else if (!p->connected || p->error[0] == '\0')
 		p->deliverable = 0;
 	else
-		/* no TLS: only where the verdict allows cleartext */
-		p->deliverable = v->level <= TLS_LEVEL_MAY || v->report_only;
+		p->deliverable = v->level <= TLS_LEVEL_MAY;
 	if (!p->tls && p->reason[0] == '\0' && v->level > TLS_LEVEL_MAY &&
 	    v->level != TLS_LEVEL_DEFER)
 		snprintf(p->reason, sizeof(p->reason), "%s",
@@ -421,9 +431,9 @@ judge(struct probe *p)
 }
 
 /*
- * Delivered, but not with what the verdict asked for: a failed check or
- * no TLS let through only because the policy is report-only (MTA-STS
- * testing), or a TLS-capable verdict that ended in cleartext.
+ * Delivered, but not with what the verdict asked for: a report-only
+ * (MTA-STS testing) check that failed, on TLS or for want of it, or a
+ * TLS-capable verdict that ended in cleartext.
  */
 static int
 probe_warning(const struct probe *p)
@@ -432,7 +442,7 @@ probe_warning(const struct probe *p)
 
 	if (v->level == TLS_LEVEL_NONE || v->level == TLS_LEVEL_DEFER)
 		return 0;
-	return (p->tls && !p->check_ok) || !p->tls;
+	return !p->tls || !p->check_ok || p->report_failed;
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -571,7 +581,9 @@ print_text(struct run *r)
 			printf("  TLS:      %s %s\n", p->tls_proto, p->cipher);
 			printf("  cert:     subject %s\n", p->subject);
 			printf("            issuer %s\n", p->issuer);
-			printf("  check:    %s (%s)\n", p->reason, p->detail);
+			printf("  check:    %s (%s)%s\n", p->reason, p->detail,
+			    p->report_failed ? " (report only: not "
+			    "enforced)" : "");
 		}
 		if (p->error[0])
 			printf("  probe:    %s\n", p->error);
@@ -667,6 +679,8 @@ print_json(struct run *r)
 		cmd_json_set(o, "issuer", p->issuer);
 		cmd_json_set(o, "check", p->tls ? (p->check_ok ? "success" :
 		    "failure") : NULL);
+		json_object_set_new(o, "report_failed",
+		    json_boolean(p->report_failed));
 		cmd_json_set(o, "reason", p->reason);
 		cmd_json_set(o, "detail", p->detail);
 		cmd_json_set(o, "error", p->error);

@@ -1,0 +1,303 @@
+/*
+ * test_check.c - `mxguard check`'s judgement of a probe (cmd/check.c):
+ * the probe's real SMTP and TLS exchange with a scripted server (a child
+ * process on a loopback port), then what the command says the proxy
+ * would do with the mail, which must be what tlsproxy/leg.c does:
+ *   - no STARTTLS under encrypt with a report-only (MTA-STS testing)
+ *     policy beside it (require_tls, or the TLS history): deferred, as
+ *     the leg fails there (report_only never lowers the enforced level);
+ *   - a report-only check that fails on TLS: delivered, but a warning
+ *     (exit 1), not a clean 0.
+ * Verdicts come from policy_lookup() with tls_policy overrides (the
+ * resolver is unreachable, the override decides), then set as the
+ * engine sets them for a testing policy.
+ *
+ * cmd/ is not in libmxguard.a: the module is compiled in here, with
+ * stand-ins for what it calls in main.c and priv.c.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "cmd/check.c"
+#include "tests/unit/testcert.h"
+
+void
+cmd_usage(const char *name, FILE *f)
+{
+}
+
+int
+priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
+    size_t errsz)
+{
+	return 0;
+}
+
+static char cafile[] = "/tmp/mxg-check-ca-XXXXXX";
+static EVP_PKEY *ca_key, *bad_ca_key;
+static X509 *ca, *bad_ca;
+static struct ev_loop *loop;
+static struct policy *pol;
+static struct config *cfg;
+static struct tls_ctx *tc;
+static struct policy_verdict *got;
+
+static void
+got_cb(void *arg, struct policy_verdict *v)
+{
+	got = v;
+	ev_loop_stop(loop);
+}
+
+static struct policy_verdict *
+verdict(const char *domain, const char *ip)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	got = NULL;
+	assert_non_null(policy_lookup(pol, domain, (struct sockaddr *)&sin,
+	    sizeof(sin), NULL, got_cb, NULL));
+	ev_loop_run(loop);
+	assert_non_null(got);
+	return got;
+}
+
+static int
+setup(void **state)
+{
+	char err[256];
+	FILE *f;
+	int fd;
+	const char *ovr[] = {
+		"192.0.2.1 verify match=mx.good.test",
+		"192.0.2.3 may",
+		"192.0.2.4 encrypt",
+	};
+	int i;
+
+	signal(SIGPIPE, SIG_IGN);
+	log_init("test", 0, LOG_LVL_ERR);
+	ca_key = EVP_EC_gen("P-256");
+	bad_ca_key = EVP_EC_gen("P-256");
+	ca = test_cert(ca_key, "test CA", NULL, NULL, NULL, -3600, 86400, 1);
+	bad_ca = test_cert(bad_ca_key, "other CA", NULL, NULL, NULL, -3600,
+	    86400, 1);
+	if ((fd = mkstemp(cafile)) == -1 || (f = fdopen(fd, "w")) == NULL)
+		return -1;
+	PEM_write_X509(f, ca);
+	fclose(f);
+	loop = ev_loop_new();
+	cfg = config_load(NULL, err, sizeof(err));
+	free(cfg->tls_ca_file);
+	cfg->tls_ca_file = strdup(cafile);
+	free(cfg->rules_mode);
+	cfg->rules_mode = strdup("gateway");	/* probe_mark() never refuses */
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup("127.0.0.1:9");	/* nothing there */
+	cfg->dns_servers.n = 1;
+	cfg->dns_timeout = 600;
+	cfg->sts_enable = 0;
+	cfg->tls_history = 0;
+	cfg->tls_policy.v = calloc(3, sizeof(char *));
+	for (i = 0; i < 3; i++)
+		cfg->tls_policy.v[i] = strdup(ovr[i]);
+	cfg->tls_policy.n = 3;
+	if ((pol = policy_new(loop, cfg, err, sizeof(err))) == NULL ||
+	    (tc = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	tls_ctx_free(tc);
+	policy_free(pol);
+	config_free(cfg);
+	ev_loop_free(loop);
+	unlink(cafile);
+	X509_free(ca);
+	X509_free(bad_ca);
+	EVP_PKEY_free(ca_key);
+	EVP_PKEY_free(bad_ca_key);
+	return 0;
+}
+
+enum script { NO_STARTTLS, INJECT, TLS_CERT };
+
+/* Reads one command line from fd (or SSL), discarded. */
+static void
+srv_line(int fd, SSL *ssl)
+{
+	char c;
+
+	while ((ssl ? SSL_read(ssl, &c, 1) : read(fd, &c, 1)) == 1 &&
+	    c != '\n')
+		;
+}
+
+static void
+srv_say(int fd, SSL *ssl, const char *s)
+{
+	if (ssl)
+		(void)SSL_write(ssl, s, (int)strlen(s));
+	else
+		(void)!write(fd, s, strlen(s));
+}
+
+/* The server: one connection, scripted; in a child. */
+static void
+serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
+{
+	SSL_CTX *sctx;
+	SSL *ssl;
+	int fd;
+
+	if ((fd = accept(lfd, NULL, NULL)) == -1)
+		_exit(1);
+	srv_say(fd, NULL, "220 mx.good.test ESMTP\r\n");
+	srv_line(fd, NULL);			/* EHLO */
+	if (how == NO_STARTTLS) {
+		srv_say(fd, NULL, "250-mx.good.test\r\n250 PIPELINING\r\n");
+		srv_line(fd, NULL);		/* QUIT */
+		srv_say(fd, NULL, "221 bye\r\n");
+		_exit(0);
+	}
+	srv_say(fd, NULL, "250-mx.good.test\r\n250 STARTTLS\r\n");
+	srv_line(fd, NULL);			/* STARTTLS */
+	if (how == INJECT) {
+		srv_say(fd, NULL, "220 go ahead\r\n250 injected\r\n");
+		srv_line(fd, NULL);
+		_exit(0);
+	}
+	srv_say(fd, NULL, "220 go ahead\r\n");
+	sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX_use_certificate(sctx, cert);
+	SSL_CTX_use_PrivateKey(sctx, key);
+	ssl = SSL_new(sctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_accept(ssl) != 1)
+		_exit(2);
+	srv_line(fd, ssl);			/* QUIT */
+	srv_say(fd, ssl, "221 bye\r\n");
+	_exit(0);
+}
+
+/* Probes a scripted server with verdict v, as cmd_check() does, and
+ * judges the result. */
+static void
+probe(struct probe *p, struct policy_verdict *v, enum script how, X509 *cert,
+    EVP_PKEY *key)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&p->addr;
+	socklen_t sl = sizeof(*sin);
+	pid_t pid;
+	int lfd, st;
+
+	memset(p, 0, sizeof(*p));
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)sin, sl), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)sin, &sl), 0);
+	snprintf(p->addrstr, sizeof(p->addrstr), "127.0.0.1");
+	snprintf(p->host, sizeof(p->host), "mx.good.test");
+	if ((pid = fork()) == 0)
+		serve(lfd, how, cert, key);
+	close(lfd);
+	p->v = v;
+	assert_int_equal(probe_tls(p, tc, cfg), 0);
+	judge(p);
+	waitpid(pid, &st, 0);
+	p->v = NULL;
+}
+
+/*
+ * require_tls = yes (or the TLS history) makes encrypt, and an MTA-STS
+ * testing policy beside it sets report_only: a server without STARTTLS
+ * is deferred by the proxy (leg_decide(): only may settles in
+ * cleartext), so check must say defer, not "deliver" with a warning.
+ */
+static void
+test_encrypt_report_only_no_starttls(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.4");
+	struct probe p;
+
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	v->report_only = 1;
+	v->source = "require_tls";
+	probe(&p, v, NO_STARTTLS, NULL, NULL);
+	assert_true(p.connected);
+	assert_false(p.starttls);
+	assert_int_equal(p.deliverable, 0);
+	assert_string_equal(p.reason, "starttls-not-supported");
+	/* may with the same testing policy: cleartext, a warning */
+	v->level = TLS_LEVEL_MAY;
+	probe(&p, v, NO_STARTTLS, NULL, NULL);
+	assert_int_equal(p.deliverable, 1);
+	p.v = v;
+	assert_int_equal(probe_warning(&p), 1);
+	policy_verdict_free(v);
+}
+
+/*
+ * MTA-STS testing: the handshake succeeds, the certificate is not
+ * trusted.  The proxy delivers and reports (event=policy-report); check
+ * delivers too, but exits with a warning, as docs/mxguard.8 says.
+ */
+static void
+test_report_only_failure_warns(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *forged = test_cert(k, "mx.good.test", "mx.good.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("testing.test", "192.0.2.1");
+	struct probe p;
+
+	v->level = TLS_LEVEL_MAY;
+	v->report_only = 1;
+	probe(&p, v, TLS_CERT, forged, k);
+	assert_true(p.tls);
+	assert_int_equal(p.deliverable, 1);
+	assert_string_equal(p.reason, "certificate-not-trusted");
+	p.v = v;
+	assert_int_equal(probe_warning(&p), 1);
+	/* the same with a trusted certificate: no warning */
+	probe(&p, v, TLS_CERT, good, k);
+	assert_true(p.tls);
+	assert_int_equal(p.deliverable, 1);
+	p.v = v;
+	assert_int_equal(probe_warning(&p), 0);
+	policy_verdict_free(v);
+	X509_free(forged);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_encrypt_report_only_no_starttls),
+		cmocka_unit_test(test_report_only_failure_warns),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
