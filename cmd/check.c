@@ -79,6 +79,8 @@ struct probe {
 	int		 check_ok;
 	int		 report_failed;	/* the report-only (MTA-STS testing)
 					 * check failed: delivered, a warning */
+	int		 dropped;	/* a failure the proxy ends the
+					 * connection on at any level */
 	char		 reason[48], detail[256];
 	char		 error[256];
 	int		 deliverable;
@@ -355,12 +357,14 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg)
 	if (c.n > 0) {
 		snprintf(p->error, sizeof(p->error), "data after the STARTTLS "
 		    "reply (injection)");
+		p->dropped = 1;
 		goto out;
 	}
 	if ((ssl = tls_client_new(tc)) == NULL ||
 	    policy_tls_prepare(p->v, ssl) == -1) {
 		snprintf(p->error, sizeof(p->error), "cannot set up TLS "
 		    "with this verdict");
+		p->dropped = 1;
 		goto out;
 	}
 	SSL_set_fd(ssl, fd);
@@ -407,7 +411,8 @@ out:
  * (no STARTTLS offered, STARTTLS refused, a failed handshake: a new
  * cleartext connection); report_only never lowers that level: an MTA-STS
  * testing policy keeps require_tls's or the TLS history's encrypt
- * (policy/verdict.h).
+ * (policy/verdict.h).  Plaintext after the STARTTLS reply, or TLS that
+ * cannot be set up, ends the connection at any level.
  */
 static void
 judge(struct probe *p)
@@ -420,7 +425,7 @@ judge(struct probe *p)
 		p->deliverable = 1;
 	else if (p->tls)
 		p->deliverable = p->check_ok;
-	else if (!p->connected || p->error[0] == '\0')
+	else if (!p->connected || p->error[0] == '\0' || p->dropped)
 		p->deliverable = 0;
 	else
 		p->deliverable = v->level <= TLS_LEVEL_MAY;

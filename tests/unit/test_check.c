@@ -7,7 +7,9 @@
  *     policy beside it (require_tls, or the TLS history): deferred, as
  *     the leg fails there (report_only never lowers the enforced level);
  *   - a report-only check that fails on TLS: delivered, but a warning
- *     (exit 1), not a clean 0.
+ *     (exit 1), not a clean 0;
+ *   - plaintext after the 220 to STARTTLS under may: the proxy drops the
+ *     connection (injection), so deferred, not "deliver in cleartext".
  * Verdicts come from policy_lookup() with tls_policy overrides (the
  * resolver is unreachable, the override decides), then set as the
  * engine sets them for a testing policy.
@@ -291,12 +293,30 @@ test_report_only_failure_warns(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* Plaintext after the 220 to STARTTLS: the proxy drops the connection
+ * (event=starttls-injection) at any level, so the mail waits. */
+static void
+test_injection_defers_under_may(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct probe p;
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	probe(&p, v, INJECT, NULL, NULL);
+	assert_true(p.starttls);
+	assert_false(p.tls);
+	assert_non_null(strstr(p.error, "injection"));
+	assert_int_equal(p.deliverable, 0);
+	policy_verdict_free(v);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encrypt_report_only_no_starttls),
 		cmocka_unit_test(test_report_only_failure_warns),
+		cmocka_unit_test(test_injection_defers_under_may),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
