@@ -75,7 +75,8 @@ static const char exit_table[] =
     "                  2 would defer, 3 unknown or error (usage errors too)\n"
     "  other commands: 0 ok, 1 error, 2 usage error\n"
     "                  (rules show: 3 when the rules are not installed;\n"
-    "                  report send: 2 when a report was not delivered)\n";
+    "                  report send: 2 when a report was not delivered,\n"
+    "                  report: 1 on usage errors)\n";
 
 void
 cmd_usage(const char *name, FILE *f)

@@ -4,7 +4,8 @@
  *
  *   mxguard report show [DOMAIN] [--json]
  *       the counts kept in state_dir/tlsrpt.mdb for today and yesterday
- *       (UTC), per policy domain, and whether its report was sent;
+ *       (UTC), per policy domain, and whether its report was sent; DOMAIN
+ *       as the daemon spells it (lower case, A-labels, no trailing dot);
  *   mxguard report send [--now]
  *       builds and delivers the reports that are due (days before today
  *       not sent yet), at once: up to 3 runs, 2 and 4 s apart, each one
@@ -28,6 +29,7 @@
 #include "core/ev.h"
 #include "core/io.h"
 #include "core/log.h"
+#include "policy/sts.h"
 #include "policy/tlsrpt.h"
 #include "tlsproxy/report.h"
 
@@ -238,7 +240,7 @@ cmd_report(int argc, char **argv, struct config *cfg,
 {
 	struct tlsrpt_store *st;
 	const char *dom = NULL;
-	char err[512];
+	char err[512], domain[256];
 	int i, json = 0, now = 0, rc;
 
 	if (argc < 2 || (strcmp(argv[1], "show") != 0 &&
@@ -260,6 +262,17 @@ cmd_report(int argc, char **argv, struct config *cfg,
 			usage();
 			return 1;
 		}
+	}
+	/* the domain as the store keeps it, the engine's spelling (lower
+	 * case, A-labels, no trailing dot): "Example.COM." or a U-label
+	 * found nothing recorded, though the counts were there */
+	if (dom != NULL) {
+		if (sts_domain_norm(dom, domain, sizeof(domain), err,
+		    sizeof(err)) == -1) {
+			fprintf(stderr, "mxguard: report: %s: %s\n", dom, err);
+			return 1;
+		}
+		dom = domain;
 	}
 	log_init("mxguard", 0, cfg->log_level);
 	/* the store is opened as `user`, never as root (cmd/priv.h) */
