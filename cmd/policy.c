@@ -226,7 +226,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	const char *dom = NULL;
 	char err[256], domain[256], name[300], a[64];
 	json_t *root = NULL, *o, *arr, *hs, *vs = NULL;
-	int i, j, rc = CMD_OK, nlookups = 0, json = 0;
+	int i, j, rc = CMD_OK, nlookups = 0, json = 0, crc;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
@@ -412,15 +412,32 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	if (json)
 		json_object_set_new(root, "verdicts", json_incref(vs));
 
-	/* the policy as cached now */
-	if ((cache = policy_sts_cache(p)) == NULL) {
+	/* the policy as cached now; mta_sts_cache says whether the cache
+	 * could answer (a read error is no "none cached": the engine then
+	 * defers a domain with no policy fetched, store-error) */
+	cache = policy_sts_cache(p);
+	crc = cache == NULL ? -2 : sts_cache_get(cache, domain, &e);
+	if (json)
+		cmd_json_set(root, "mta_sts_cache", !cfg->sts_enable ? "off" :
+		    crc == -2 ? "unavailable" : crc == -1 ? "read-error" :
+		    "ok");
+	if (crc == -2) {
+		if (json)
+			json_object_set_new(root, "mta_sts_policy",
+			    json_null());
+		else if (!cfg->sts_enable)
+			printf("MTA-STS: off (sts_enable = no)\n");
+		else
+			printf("MTA-STS policy cache: unavailable (state_dir "
+			    "%s)\n", cfg->state_dir);
+	} else if (crc == -1) {
 		if (json)
 			json_object_set_new(root, "mta_sts_policy",
 			    json_null());
 		else
-			printf("MTA-STS policy cache: unavailable (state_dir "
-			    "%s)\n", cfg->state_dir);
-	} else if (sts_cache_get(cache, domain, &e) == 1) {
+			printf("MTA-STS policy cache: could not be read for "
+			    "%s (store error)\n", domain);
+	} else if (crc == 1) {
 		int64_t now = (int64_t)time(NULL);
 		static const char *states[] = { "fresh", "refresh due",
 		    "expired" };

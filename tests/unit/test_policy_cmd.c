@@ -1,0 +1,169 @@
+/*
+ * test_policy_cmd.c - `mxguard policy DOMAIN [--json]` (cmd/policy.c)
+ * with no resolver (127.0.0.1:9) and a state_dir of its own: a cached
+ * MTA-STS record that cannot be read is a store error, for the verdict
+ * (defer, store-error, as the daemon decides) and for the line about the
+ * cache, which said "none cached"; JSON says it in mta_sts_cache.  With
+ * sts_enable = no the cache is "off", not "unavailable".
+ *
+ * cmd/ is not in libmxguard.a: the module is compiled in here, with
+ * stand-ins for what it calls in main.c, priv.c and check.c.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <lmdb.h>
+
+#include "cmd/policy.c"
+
+void
+cmd_usage(const char *name, FILE *f)
+{
+}
+
+int
+priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
+    size_t errsz)
+{
+	return 0;
+}
+
+int
+cmd_json_set(json_t *o, const char *key, const char *s)
+{
+	return json_object_set_new(o, key, s == NULL || *s == '\0' ?
+	    json_null() : json_string(s));
+}
+
+static char dir[] = "/tmp/mxg-policy-cmd-XXXXXX";
+static char outpath[300];
+static char out[65536];
+static struct config *cfg;
+
+/* A record for domain that does not decode. */
+static void
+corrupt(const char *domain)
+{
+	char path[400], err[256];
+	struct sts_cache *c;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { strlen(domain), (void *)domain };
+	MDB_val v = { 5, "junk!" };
+
+	c = sts_cache_open_limits(dir, 0, 0, 0, err, sizeof(err));
+	assert_non_null(c);
+	sts_cache_close(c);
+	snprintf(path, sizeof(path), "%s/sts-cache.mdb", dir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static int
+setup(void **state)
+{
+	char err[256];
+
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(outpath, sizeof(outpath), "%s.out", dir);
+	if ((cfg = config_load(NULL, err, sizeof(err))) == NULL)
+		return -1;
+	free(cfg->state_dir);
+	cfg->state_dir = strdup(dir);
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup("127.0.0.1:9");	/* nothing there */
+	cfg->dns_servers.n = 1;
+	cfg->dns_timeout = 300;
+	cfg->dns_check_interval = 0;
+	cfg->tls_history = 0;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[400];
+
+	config_free(cfg);
+	unlink(outpath);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* `mxguard policy ARGS...` with stdout in out[]; its exit status. */
+static int
+run(int argc, char **argv)
+{
+	struct cmd_opts opts = { NULL, 0, 0 };
+	int saved, fd, rc;
+	ssize_t n;
+
+	fflush(stdout);
+	saved = dup(1);
+	fd = open(outpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 1);
+	rc = cmd_policy(argc, argv, cfg, &opts);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return rc;
+}
+
+static void
+test_cache_read_error_shown(void **state)
+{
+	char *text[] = { "policy", "bad.test", NULL };
+	char *js[] = { "policy", "bad.test", "--json", NULL };
+
+	corrupt("bad.test");
+	log_init("test", 0, LOG_LVL_ERR);
+	assert_int_equal(run(2, text), CMD_DEFER);
+	assert_non_null(strstr(out, "defer  source=mta-sts reason=store-error"));
+	assert_null(strstr(out, "none cached"));
+	assert_non_null(strstr(out, "MTA-STS policy cache: could not be read "
+	    "for bad.test"));
+	assert_int_equal(run(3, js), CMD_DEFER);
+	assert_non_null(strstr(out, "\"mta_sts_cache\":\"read-error\""));
+	assert_non_null(strstr(out, "\"mta_sts_policy\":null"));
+	/* a domain the cache has nothing for: none cached, the cache ok */
+	js[1] = "none.test";
+	assert_int_equal(run(3, js), CMD_OK);
+	assert_non_null(strstr(out, "\"mta_sts_cache\":\"ok\""));
+	text[1] = "none.test";
+	assert_int_equal(run(2, text), CMD_OK);
+	assert_non_null(strstr(out, "MTA-STS policy: none cached"));
+	/* MTA-STS off: no cache, and no word of one "unavailable" */
+	cfg->sts_enable = 0;
+	assert_int_equal(run(2, text), CMD_OK);
+	assert_null(strstr(out, "unavailable"));
+	assert_non_null(strstr(out, "MTA-STS: off (sts_enable = no)"));
+	assert_int_equal(run(3, js), CMD_OK);
+	assert_non_null(strstr(out, "\"mta_sts_cache\":\"off\""));
+	cfg->sts_enable = 1;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cache_read_error_shown),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
