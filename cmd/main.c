@@ -32,6 +32,7 @@
 #include "nfq/rules.h"
 #include "policy/dnscheck.h"
 #include "policy/override.h"
+#include "policy/policy.h"
 #include "tlsproxy/tls.h"
 
 #define DEFAULT_CONFIG "/etc/mxguard/mxguard.conf"
@@ -186,12 +187,17 @@ version(void)
 }
 
 /* -n: what the daemon would refuse at start, short of binding sockets:
- * the overrides and the TLS files too, not only the syntax. */
+ * the overrides and the TLS files too, not only the syntax; and the
+ * policy engine as the daemon makes it at start (policy_new_nostores():
+ * the resolver's dns_servers, the CA store, the Redis client and its TLS
+ * files), as a reload checks it (cmd/run.c, verify_build()). */
 static int
 check_config(const struct config *cfg, const char *path)
 {
 	struct ovr_table ovr = { 0 };
 	struct tls_ctx *tls;
+	struct ev_loop *loop;
+	struct policy *p;
 	char err[512];
 
 	if (ovr_load(&ovr, &cfg->tls_policy, cfg->tls_policy_file, err,
@@ -219,6 +225,19 @@ check_config(const struct config *cfg, const char *path)
 		return 1;
 	}
 	tls_ctx_free(tls);
+	/* it connects nowhere before a loop runs, and none does here */
+	if ((loop = ev_loop_new()) == NULL) {
+		fprintf(stderr, "mxguard: event loop: out of memory\n");
+		return 1;
+	}
+	p = policy_new_nostores(loop, cfg, err, sizeof(err));
+	policy_free(p);
+	ev_loop_free(loop);
+	if (p == NULL) {
+		fprintf(stderr, "mxguard: %s: %s\n", path ? path : "defaults",
+		    err);
+		return 1;
+	}
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 #!/bin/bash
 # 23: `mxguard -n` checks a configuration and exits: the built-in defaults
 # and the shipped example pass; unknown keys and bad values are errors
-# with FILE:LINE; bad overrides and unreadable certificates are caught too.
+# with FILE:LINE; bad overrides and unreadable certificates are caught too,
+# and what the policy engine refuses as the daemon makes it at start.
 # (No namespace needed: it only runs the binary.)
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
@@ -25,6 +26,11 @@ check 1 "c.conf:1: expected \"key = value\"" "listen 1.2.3.4:25\n"
 check 1 "tls_policy.*unknown level" "tls_policy = example.com bogus\n"
 check 1 "loading tls_cert_file" "tls_cert_file = $T/none.pem\ntls_key_file = $T/none.key\n"
 check 1 "bypass_dst: \"10.0.0.0/33\" is not an address or prefix" "bypass_dst = 192.0.2.0/24 10.0.0.0/33\n"
+# what the daemon refuses at start when it makes its policy engine: a
+# resolver address c-ares cannot take, a Redis TLS CA file that is not
+# there (-n passed both)
+check 1 "dns_servers: notanaddress" "user =\ndns_servers = notanaddress\n"
+check 1 "redis_tls_ca_file" "user =\nredis_address = 127.0.0.1:6379\nredis_tls = yes\nredis_tls_ca_file = $T/none.pem\n"
 check 0 "^$" "tls_policy = example.com secure\ntls_policy = .example.org verify\nlog_level = debug\n"
 "$MXGUARD" -n -v -c /dev/null | grep -qx "upstream_mark = 0x4d58" || fail "-v does not print the effective configuration"
 # gateway mode without bypass_interfaces: -n -v says what the rules take
