@@ -6,7 +6,7 @@
  *                                           (-v: and the resolver)
  *   mxguard [-c FILE] rules install|boot|remove|stop|show|generate
  *   mxguard [-c FILE] status [--metrics]
- *   mxguard [-c FILE] policy DOMAIN [--json]
+ *   mxguard [-c FILE] policy DOMAIN [--dst ADDRESS] [--json]
  *   mxguard [-c FILE] check DOMAIN [ADDRESS] [--json]
  *   mxguard [-c FILE] report show [DOMAIN] [--json] | send [--now]
  *   mxguard -h | --help | -V | --version;  mxguard COMMAND --help
@@ -57,9 +57,10 @@ static const struct {
 	    "           or refuse all port-25 flows when that fails)" },
 	{ "status",	cmd_status,	"[-c file] status [--metrics]",
 	    "ask the running daemon for its status or its metrics" },
-	{ "policy",	cmd_policy,	"[-c file] policy domain [--json]",
+	{ "policy",	cmd_policy,	"[-c file] policy domain "
+	    "[--dst address] [--json]",
 	    "MX hosts, MTA-STS record and policy, and the verdict\n"
-	    "           per MX address" },
+	    "           per MX address (or for the address given)" },
 	{ "check",	cmd_check,	"[-c file] check domain [address] "
 	    "[--json]",
 	    "DNSSEC, DANE and MTA-STS per MX address, and a real\n"

@@ -1,10 +1,11 @@
 /*
- * policy.c - `mxguard policy DOMAIN [--json]`: what mxguard knows and would decide
- * for a recipient domain.  Prints the MX hosts and their addresses (the
- * daemon's own MX walk, policy/mx.c, in its order), the
- * _mta-sts TXT record, the MTA-STS policy (from the cache or fetched now,
- * with its age), and the verdict policy_lookup() gives for every MX
- * address.  Runs its own event loop with the configured resolver and the
+ * policy.c - `mxguard policy DOMAIN [--dst ADDRESS] [--json]`: what
+ * mxguard knows and would decide for a recipient domain.  Prints the MX
+ * hosts and their addresses (the daemon's own MX walk, policy/mx.c, in
+ * its order), the _mta-sts TXT record, the MTA-STS policy (from the cache
+ * or fetched now, with its age), and the verdict policy_lookup() gives
+ * for every MX address, or with --dst for that one address (the one the
+ * MTA connects to, an MX host's or not), without connecting anywhere.  Runs its own event loop with the configured resolver and the
  * daemon's policy cache (state_dir); a fetched policy is cached as the
  * daemon would.  Run as root, it drops to `user` before opening that
  * cache (cmd/priv.h), as the daemon does.  Readable text, or with --json
@@ -192,6 +193,27 @@ print_verdict(const char *host, const char *addr,
 	return v->report_only && v->reason[0] ? CMD_WARNING : CMD_OK;
 }
 
+/* An address as the MTA would connect to it (port 25). */
+static int
+parse_dst(const char *s, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, s, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(25);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(25);
+		return 0;
+	}
+	return -1;
+}
+
 static struct policy_verdict *
 lookup(struct run *r, struct policy *p, const char *domain,
     const struct sockaddr_storage *ss)
@@ -226,12 +248,22 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	const char *dom = NULL;
 	char err[256], domain[256], name[300], a[64];
 	json_t *root = NULL, *o, *arr, *hs, *vs = NULL;
-	int i, j, rc = CMD_OK, nlookups = 0, json = 0, crc;
+	struct sockaddr_storage dst;
+	int i, j, rc = CMD_OK, nlookups = 0, json = 0, crc, have_dst = 0;
 
+	memset(&dst, 0, sizeof(dst));
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			json = 1;
-		else if (argv[i][0] == '-' || dom != NULL) {
+		else if (strcmp(argv[i], "--dst") == 0 && i + 1 < argc &&
+		    !have_dst) {
+			if (parse_dst(argv[++i], &dst) == -1) {
+				fprintf(stderr, "mxguard: policy: --dst %s: not "
+				    "an IPv4 or IPv6 address\n", argv[i]);
+				return CMD_UNKNOWN;
+			}
+			have_dst = 1;
+		} else if (argv[i][0] == '-' || dom != NULL) {
 			cmd_usage("policy", stderr);
 			return CMD_UNKNOWN;
 		} else
@@ -373,8 +405,31 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		printf("verdicts\n");
 	}
 
+	/* --dst: the one address the MTA connects to, whether an MX
+	 * host's or not (a relayhost, a transport map, an address an
+	 * attacker's DNS answer gave the MTA), named by the MX host that
+	 * owns it, if any */
+	if (have_dst) {
+		struct policy_verdict *v = lookup(r, p, domain, &dst);
+		int owner = mx_result_set_dst(r->mx,
+		    (const struct sockaddr *)&dst);
+
+		if (v == NULL)
+			rc = CMD_UNKNOWN;
+		else {
+			if (json)
+				cmd_json_set(root, "mta_sts_note", v->sts_note);
+			else if (v->sts_note[0])
+				printf("  (MTA-STS: %s)\n", v->sts_note);
+			rc = worst(rc, print_verdict(owner >= 0 ?
+			    r->mx->host[owner].name : "-", addr_str(&dst, a,
+			    sizeof(a)), v, vs));
+			policy_verdict_free(v);
+		}
+		nlookups = 1;
+	}
 	/* verdicts: the first lookup also fetches and caches the policy */
-	for (i = 0; i < r->mx->nhost; i++)
+	for (i = 0; i < r->mx->nhost && !have_dst; i++)
 		for (j = 0; j < r->mx->host[i].naddr; j++) {
 			struct policy_verdict *v = lookup(r, p, domain,
 			    &r->mx->host[i].addr[j]);

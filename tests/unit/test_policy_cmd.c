@@ -4,7 +4,9 @@
  * MTA-STS record that cannot be read is a store error, for the verdict
  * (defer, store-error, as the daemon decides) and for the line about the
  * cache, which said "none cached"; JSON says it in mta_sts_cache.  With
- * sts_enable = no the cache is "off", not "unavailable".
+ * sts_enable = no the cache is "off", not "unavailable".  --dst gives the
+ * verdict for one address, with its tls_policy and enforcement_override
+ * lines.
  *
  * cmd/ is not in libmxguard.a: the module is compiled in here, with
  * stand-ins for what it calls in main.c, priv.c and check.c.
@@ -158,11 +160,74 @@ test_cache_read_error_shown(void **state)
 	cfg->sts_enable = 1;
 }
 
+static void
+strlist_set(struct strlist *l, const char *a, const char *b)
+{
+	l->v = calloc(2, sizeof(char *));
+	l->v[0] = strdup(a);
+	l->v[1] = strdup(b);
+	l->n = 2;
+}
+
+/*
+ * --dst: the verdict for the address the MTA connects to, an MX host's
+ * or not, from the engine with that address: its tls_policy line, and
+ * its enforcement_override (a monitor line for the address, except where
+ * the domain's line says enforce: enforce wins, as in the daemon).
+ * Without --dst no MX address is known here and neither line applies.
+ */
+static void
+test_dst(void **state)
+{
+	char *plain[] = { "policy", "relay.test", NULL };
+	char *dst[] = { "policy", "relay.test", "--dst", "192.0.2.7", NULL };
+	char *dst6[] = { "policy", "relay.test", "--json", "--dst",
+	    "2001:db8::8", NULL };
+	char *strict[] = { "policy", "strict.test", "--dst", "2001:db8::8",
+	    NULL };
+	char *bad[] = { "policy", "relay.test", "--dst", "mx.relay.test",
+	    NULL };
+	struct config *saved = cfg, *c;
+	char err[256];
+
+	assert_non_null(c = config_load(NULL, err, sizeof(err)));
+	free(c->state_dir);
+	c->state_dir = strdup(dir);
+	c->dns_servers = saved->dns_servers;
+	c->dns_timeout = 300;
+	c->dns_check_interval = 0;
+	c->tls_history = 0;
+	strlist_set(&c->tls_policy, "192.0.2.7 encrypt",
+	    "2001:db8::8 encrypt");
+	strlist_set(&c->enforcement_override, "2001:db8::8 monitor",
+	    "strict.test enforce");
+	cfg = c;
+	assert_int_equal(run(2, plain), CMD_OK);
+	assert_non_null(strstr(out, "(no MX address): may  source=default"));
+	assert_int_equal(run(4, dst), CMD_OK);
+	assert_non_null(strstr(out, "  - [192.0.2.7]: encrypt  "
+	    "source=override"));
+	assert_int_equal(run(5, dst6), CMD_OK);
+	assert_non_null(strstr(out, "\"address\":\"2001:db8::8\","
+	    "\"level\":\"encrypt\",\"enforcement\":\"monitor\","
+	    "\"delivered_level\":\"may\""));
+	assert_int_equal(run(4, strict), CMD_OK);
+	assert_non_null(strstr(out, "  - [2001:db8::8]: encrypt  "
+	    "source=override"));
+	assert_null(strstr(out, "enforcement=monitor"));
+	assert_int_equal(run(4, bad), CMD_UNKNOWN);
+	cfg = saved;
+	c->dns_servers.v = NULL;
+	c->dns_servers.n = 0;
+	config_free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cache_read_error_shown),
+		cmocka_unit_test(test_dst),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
