@@ -369,6 +369,22 @@ test_client_cname_chase(void **state)
 	dns_free(d);
 }
 
+/* mallinfo2() sees glibc's heap only: under ASan (make SAN=1) the
+ * growth reads 0 and the bound below would pass for nothing; such a run
+ * skips the test. */
+static int
+heap_measurable(void)
+{
+	struct mallinfo2 m0 = mallinfo2(), m1;
+	void *volatile p = malloc(64 * 1024);	/* below the mmap threshold */
+	int ok;
+
+	m1 = mallinfo2();
+	ok = p != NULL && m1.uordblks >= m0.uordblks + 64 * 1024;
+	free(p);
+	return ok;
+}
+
 /*
  * Answers an attacker writes (the A, AAAA, MX and TLSA of the hosts in
  * the MX records of its domains) are as large as it likes: the cache
@@ -379,12 +395,16 @@ test_client_cname_chase(void **state)
 static void
 test_client_cache_bytes_bounded(void **state)
 {
-	struct dns *d = mkdns(3000);
+	struct dns *d;
 	struct res r[100];
 	struct mallinfo2 m0, m1;
 	char name[64];
 	int i, j;
 
+	(void)state;
+	if (!heap_measurable())
+		skip();
+	d = mkdns(3000);
 	m0 = mallinfo2();
 	for (i = 0; i < 3000; i += 100) {
 		memset(r, 0, sizeof(r));

@@ -236,6 +236,23 @@ test_no_renegotiation(void **state)
 	tls_ctx_free(t);
 }
 
+/* mallinfo2() sees glibc's heap only: under ASan (make SAN=1, make
+ * check-asan) allocations go to its own allocator and the growth reads
+ * 0, which failed the bound's positive check and passed the others for
+ * nothing.  Such a run skips the tests that measure the heap. */
+static int
+heap_measurable(void)
+{
+	struct mallinfo2 m0 = mallinfo2(), m1;
+	void *volatile p = malloc(64 * 1024);	/* below the mmap threshold */
+	int ok;
+
+	m1 = mallinfo2();
+	ok = p != NULL && m1.uordblks >= m0.uordblks + 64 * 1024;
+	free(p);
+	return ok;
+}
+
 /* A server's tickets carry what it likes (up to 64 KB each in TLS 1.2,
  * 128 KB in 1.3): a hostile MX that issues large ones to proven
  * handshakes under many keys (an MX host name per domain of its own)
@@ -261,6 +278,10 @@ test_large_tickets_bounded(void **state)
 	int i;
 
 	(void)state;
+	if (!heap_measurable()) {
+		tls_ctx_free(t);
+		skip();
+	}
 	assert_non_null(t);
 	sctx = server_ctx();
 	SSL_CTX_set_num_tickets(sctx, 4);
@@ -339,6 +360,8 @@ static void
 test_large_chain_bounded(void **state)
 {
 	(void)state;
+	if (!heap_measurable())
+		skip();
 	/* a chain of 3: kept (the cache grows) */
 	assert_true(chain_growth(2) > 500u * 1024);
 	/* 12 small certificates (~5 KB), 60 (~23 KB): about 27 MB kept for
