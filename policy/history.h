@@ -77,9 +77,9 @@ int		 history_record(struct history *, const char *host,
 /* Merges o into e towards "completed STARTTLS": the later last_tls,
  * last_fail and last_seen, the earlier first_tls, the larger counts.
  * Whatever o holds, history_expects_tls() of the result is at least that
- * of e before (for o's times not after now + 300 s, which
- * redis_hist_decode() checks): a record learned elsewhere never
- * downgrades one known here. */
+ * of e before: a record learned elsewhere never downgrades one known
+ * here.  (redis_hist_decode() brings o's times back to now + 300 s at
+ * most, and the write brings them back to now.) */
 void		 history_entry_merge(struct history_entry *e,
 		    const struct history_entry *o);
 /* Merges a record learned elsewhere (policy/redis.c) into the address's
