@@ -79,6 +79,17 @@ assert() {	# assert "description" command...
 	"$@" || fail "$what"
 	log "ok: $what"
 }
+# fail_loud MSG: fail from anywhere.  In a subshell (a command
+#   substitution like $(queue_count), a pipeline) fail's exit ends only
+#   that subshell and the caller goes on with its empty output; under
+#   wait_for its message goes to /dev/null.  The message goes to the
+#   scenario's own stderr, and a subshell stops the scenario's shell too
+#   (TERM: its trap exits, the EXIT trap cleans up).
+exec {_MXG_ERR}>&2
+fail_loud() {
+	[ "$BASHPID" = "$$" ] || kill -TERM "$$"
+	fail "$@" 2>&"$_MXG_ERR"
+}
 
 _dump_logs() {
 	local f
@@ -530,21 +541,34 @@ snd_release() {	# release held mail and flush
 snd_flush() { postqueue -c "$SD/etc" -f; }
 
 # Queue inspection (postqueue -j: one JSON object per line).
-queue_count() { postqueue -c "$SD/etc" -j 2>/dev/null | grep -c . || true; }
-queue_has() {	# QID: queued (any queue)?
-	postqueue -c "$SD/etc" -j 2>/dev/null | grep -q "\"queue_id\": *\"$1\""
+# _postqueue DIR: the queue of the Postfix instance configured in DIR into
+#   the file $PQ_OUT.  A postqueue that fails (a wrong configuration
+#   directory, a queue it cannot read) fails the scenario (fail_loud): its
+#   empty output read as an empty queue, so that "sender queue empty" and
+#   wait_rcv_idle passed whatever was queued.
+PQ_OUT=""
+_postqueue() {
+	local rc=0
+	PQ_OUT=$T/postqueue.$BASHPID
+	postqueue -c "$1" -j >"$PQ_OUT" 2>"$PQ_OUT.err" || rc=$?
+	[ "$rc" = 0 ] ||
+		fail_loud "postqueue -c $1 -j exited $rc: $(head -c 300 "$PQ_OUT.err")"
 }
-queue_json() { postqueue -c "$SD/etc" -j 2>/dev/null | grep "\"queue_id\": *\"$1\""; }
+queue_count() { _postqueue "$SD/etc"; grep -c . "$PQ_OUT" || true; }
+queue_has() {	# QID: queued (any queue)?
+	_postqueue "$SD/etc"; grep -q "\"queue_id\": *\"$1\"" "$PQ_OUT"
+}
+queue_json() { _postqueue "$SD/etc"; grep "\"queue_id\": *\"$1\"" "$PQ_OUT"; }
 # queue_reason QID: "queue_name: delay_reason" of a queued message.
 queue_reason() {
-	postqueue -c "$SD/etc" -j 2>/dev/null | python3 -c '
+	_postqueue "$SD/etc"; python3 -c '
 import json, sys
 for l in sys.stdin:
     m = json.loads(l)
     if m["queue_id"] == sys.argv[1]:
         r = "; ".join(x.get("delay_reason", "") for x in m.get("recipients", []))
         print("%s: %s" % (m["queue_name"], r or "(no attempt yet)"))
-' "$1"
+' "$1" <"$PQ_OUT"
 }
 # wait_deferred QID [TIMEOUT]: the message sits in the sender's deferred
 #   queue, i.e. the queue manager has finished the attempt whose
@@ -563,7 +587,7 @@ _queue_n() { [ "$(queue_count)" = "$1" ]; }
 # wait_rcv_idle: the receiver's queue is empty (everything it accepted has
 #   been delivered to the mailboxes).
 wait_rcv_idle() { wait_for "${1:-20}" "empty receiver queue" _rcv_idle; }
-_rcv_idle() { [ -z "$(postqueue -c "$RD/etc" -j 2>/dev/null)" ]; }
+_rcv_idle() { _postqueue "$RD/etc"; [ ! -s "$PQ_OUT" ]; }
 
 mailbox_dir() { echo "$RD/mail/${1#*@}/${1%@*}"; }
 # mailbox_files ADDR: delivered messages (Maildir new/ and cur/), sorted.
