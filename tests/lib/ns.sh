@@ -19,7 +19,8 @@
 #
 # API (see each function's comment):
 #   setup      ns_setup; rcv_addr ADDR; in_snd/in_rcv CMD; bg NS LOG CMD
-#   checks     assert "what" CMD...; fail MSG; pass MSG; log MSG
+#   checks     assert "what" CMD...; lacks REGEX CMD...; fail MSG;
+#              fail_loud MSG; pass MSG; log MSG
 #   waiting    wait_for SECS "what" CMD; wait_port NS ADDR PORT;
 #              wait_log FILE REGEX; wait_status QID RCPT REGEX;
 #              wait_deferred QID;
@@ -79,6 +80,21 @@ assert() {	# assert "description" command...
 	"$@" || fail "$what"
 	log "ok: $what"
 }
+# lacks REGEX CMD...: CMD succeeds and no line of its output matches REGEX
+#   (grep -E).  The negative checks written `! CMD | grep -q RE` (without
+#   pipefail in bash -c) or `! grep -q RE FILE` also passed when CMD failed
+#   or FILE did not exist: no output, no match.  For a file: lacks RE cat FILE.
+lacks() {
+	local re=$1 out rc=0; shift
+	out=$T/lacks.$BASHPID
+	"$@" >"$out" 2>"$out.err" || rc=$?
+	if [ "$rc" != 0 ]; then
+		log "lacks: '$*' exited $rc: $(head -c 300 "$out.err")"
+		return 1
+	fi
+	! grep -qE -- "$re" "$out"
+}
+
 # fail_loud MSG: fail from anywhere.  In a subshell (a command
 #   substitution like $(queue_count), a pipeline) fail's exit ends only
 #   that subshell and the caller goes on with its empty output; under

@@ -21,7 +21,7 @@ assert "daemon running: intercepted (TLS at the receiver)" [ -n "$(received_tls 
 mxg_kill
 assert "rules still installed after the daemon stopped" rules_installed
 assert "no refusal with fail_mode = open (the guard only drops packets picked up mid-stream)" \
-	bash -c "! ip netns exec $SND iptables-save | grep -E -- '-A MXGUARD_GUARD .*REJECT'"
+	lacks '-A MXGUARD_GUARD .*REJECT' in_snd iptables-save
 send_mail bob@sender.test alice@tls.test "$T/body" "while stopped"
 q2=$(find_qid "$MSGID"); m2=$MSGID
 wait_status "$q2" alice@tls.test sent

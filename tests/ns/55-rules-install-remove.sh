@@ -64,8 +64,8 @@ assert "none: removed after all" [ -z "$(ipt_snapshot)" ]
 # a switch of mode replaces the whole set; remove still restores
 mx local-closed rules install || fail "install"
 mx gw-tproxy rules install || fail "switch"
-assert "after a switch: no local-mode jump left" bash -c "! ip netns exec $SND iptables-save | grep -q -- '-A OUTPUT .*MXGUARD'"
-assert "after a switch: no fail-closed refusal left (fail_mode = open)" bash -c "! ip netns exec $SND iptables-save | grep -q -- '-A MXGUARD_GUARD .*REJECT'"
+assert "after a switch: no local-mode jump left" lacks '-A OUTPUT .*MXGUARD' in_snd iptables-save
+assert "after a switch: no fail-closed refusal left (fail_mode = open)" lacks '-A MXGUARD_GUARD .*REJECT' in_snd iptables-save
 assert "after a switch: the guard is entered from FORWARD" bash -c "ip netns exec $SND iptables-save | grep -q -- '-A FORWARD .*-j MXGUARD_GUARD'"
 mx gw-tproxy rules remove || fail "remove after switch"
 assert "switch then remove: restored" [ -z "$(ipt_snapshot)" ]

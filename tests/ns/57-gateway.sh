@@ -155,7 +155,7 @@ if [ "$GW_LISTEN_MODE" = tproxy ]; then
 	sed -i -e 's/^listen_mode = redirect$/listen_mode = tproxy/' "$T/gw-other.conf"
 	in_gw "$MXGUARD" -c "$T/gw-other.conf" rules install || fail "install with other marks"
 	assert "reinstall: the new ip rule" bash -c "ip netns exec $GW ip rule | grep -q 'fwmark 0x4d4a/0xffff lookup 120 proto 77'"
-	assert "reinstall: the old ip rule is gone" bash -c "! ip netns exec $GW ip rule | grep -q 'lookup 100'"
+	assert "reinstall: the old ip rule is gone" lacks 'lookup 100' in_gw ip rule
 	assert "reinstall: table 100 emptied" [ -z "$(in_gw ip route show table 100 2>/dev/null)" ]
 	assert "reinstall: the local route in table 120" bash -c "ip netns exec $GW ip -6 route show table 120 | grep -q '^local default dev lo'"
 	# ip prints a full mask as none and a named table by its name: an
@@ -166,7 +166,7 @@ if [ "$GW_LISTEN_MODE" = tproxy ]; then
 	in_gw unshare -m sh -c 'mount --bind "$1" /etc/iproute2/rt_tables && "$2" -c "$3" rules install' \
 		_ "$T/rt_tables" "$MXGUARD" "$T/gw-full.conf" || fail "install with a full mask and a named table"
 	assert "full mask, named table: the rule is there" bash -c "ip netns exec $GW ip -N rule | grep -q 'fwmark 0x4d4b lookup 120 proto 77'"
-	assert "full mask, named table: the one before is gone" bash -c "! ip netns exec $GW ip -N rule | grep -q 'fwmark 0x4d4a'"
+	assert "full mask, named table: the one before is gone" lacks 'fwmark 0x4d4a' in_gw ip -N rule
 	for fam in -4 -6; do
 		assert "full mask: one tagged rule ($fam)" [ "$(in_gw ip -N $fam rule | grep -c ' proto 77')" = 1 ]
 	done
