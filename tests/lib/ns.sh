@@ -41,7 +41,8 @@
 #              received_tls FILE; rcv_tls_sessions; rcv_envelopes ADDR;
 #              snd_route_addr DOMAIN; count_log FILE REGEX
 #   mxguard    mxg_start [conf lines] (MXG_EXTRA_CONF, MXG_LOG_LEVEL; log
-#              $MXLOG); mxg_stop; mxg_rules_install/remove; rule_packets RE;
+#              $MXLOG); mxg_stop; mxg_kill_all (MXG_KILLED);
+#              mxg_rules_install/remove; rule_packets RE;
 #              mx_count REGEX; need_mxguard; with_mxguard
 # A scenario fails (after its own checks) if mxguard crashed or a sanitizer
 # wrote a report into $MXLOG.
@@ -816,6 +817,35 @@ mxg_stop() {
 	while kill -0 "$MXG_PID" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
 	kill -0 "$MXG_PID" 2>/dev/null && { log "mxguard did not exit on SIGTERM"; kill -KILL "$MXG_PID"; }
 	wait "$MXG_PID" 2>/dev/null
+	MXG_PID=""
+}
+
+# mxg_kill_all: SIGKILL the whole daemon, the supervisor ($MXG_PID) and
+#   its workers, none of them left to run a line of its shutdown (a
+#   crash, a power cut as far as processes go).  Killing the supervisor
+#   alone is no such thing: its workers get SIGTERM (PDEATHSIG) and drain
+#   and exit as after a stop.  Each process is stopped first (SIGSTOP: the
+#   supervisor can start no new worker, a worker handles no signal),
+#   then all are killed at once.  The rules stay; MXG_PID is cleared.
+mxg_kill_all() {
+	local pids p end
+	[ -n "$MXG_PID" ] || fail "mxg_kill_all: no daemon"
+	kill -STOP "$MXG_PID" || fail "mxg_kill_all: SIGSTOP to $MXG_PID"
+	pids="$MXG_PID $(ps -o pid= --ppid "$MXG_PID")"
+	# shellcheck disable=SC2086
+	kill -STOP $pids
+	log "mxg_kill_all: SIGKILL to $pids"
+	# shellcheck disable=SC2086
+	kill -KILL $pids
+	wait "$MXG_PID" 2>/dev/null
+	end=$((SECONDS + 10))
+	for p in $pids; do
+		while [ -e "/proc/$p" ] && ! grep -q ' Z ' "/proc/$p/stat" 2>/dev/null; do
+			[ "$SECONDS" -lt "$end" ] || fail "mxg_kill_all: pid $p still there"
+			sleep 0.1
+		done
+	done
+	MXG_KILLED=$pids
 	MXG_PID=""
 }
 
