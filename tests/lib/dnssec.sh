@@ -272,6 +272,15 @@ EOF
 _dnssec_drill() { in_snd drill -D "$2" "$1" @127.0.0.1 2>/dev/null; }
 _dnssec_has() { _dnssec_drill "$1" "$2" | grep -qE "^$1\.[[:space:]].*[[:space:]]$2[[:space:]]"; }
 _dnssec_ad() { _dnssec_drill "$1" "$2" | grep -qE '^;; flags: .*\bad\b' && _dnssec_has "$1" "$2"; }
+# _dnssec_noad NAME TYPE: an answer came, with the record and without the
+#   AD bit (`not _dnssec_ad` also passed when drill got no answer at all).
+_dnssec_noad() {
+	local out
+	out=$(_dnssec_drill "$1" "$2") || return 1
+	grep -qE '^;; flags: ' <<<"$out" &&
+		grep -qE "^$1\.[[:space:]].*[[:space:]]$2[[:space:]]" <<<"$out" &&
+		! grep -qE '^;; flags: .*\bad\b' <<<"$out"
+}
 # dnssec_check NAME TYPE REGEX: the answer (drill output) matches REGEX.
 dnssec_check() { _dnssec_drill "$1" "$2" | grep -qE -- "$3"; }
 dnssec_rcode() { _dnssec_drill "$1" "$2" | sed -nE 's/.*rcode: ([A-Z]+).*/\1/p' | head -n1; }

@@ -53,9 +53,7 @@ _nfq_opened_again() {
 
 mxg_kill() { mxg_stop; }
 
-metric() {
-	mxg_ctl status --metrics 2>/dev/null | awk -v n="$1" '$1 == n {print $2; f=1} END {if (!f) print 0}'
-}
+metric() { scrape_metric "$1" mxg_ctl status --metrics; }
 
 ipt_snapshot() {
 	{ in_snd iptables-save; in_snd ip6tables-save; } | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'

@@ -42,7 +42,7 @@
 #              snd_route_addr DOMAIN; count_log FILE REGEX
 #   mxguard    mxg_start [conf lines] (MXG_EXTRA_CONF, MXG_LOG_LEVEL; log
 #              $MXLOG); mxg_stop; mxg_kill_all (MXG_KILLED);
-#              mxg_rules_install/remove; rule_packets RE;
+#              mxg_rules_install/remove; rule_packets RE; scrape_metric NAME CMD;
 #              mx_count REGEX; need_mxguard; with_mxguard
 # A scenario fails (after its own checks) if mxguard crashed or a sanitizer
 # wrote a report into $MXLOG.
@@ -637,6 +637,9 @@ msg_file_by_id() {
 #   header, e.g. "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
 #   empty for cleartext.
 received_tls() {
+	# a file that is not there has no TLS either: "no TLS" checks
+	# ([ -z "$(received_tls F)" ]) passed on a missing message
+	[ -r "$1" ] || fail_loud "received_tls: no message file '$1'"
 	awk '/^$/ {exit} {print}' "$1" | awk '
 		/^Received:/ { if (n++) exit; r = $0; next }
 		/^[ \t]/ && n == 1 { r = r $0; next }
@@ -847,6 +850,19 @@ mxg_kill_all() {
 	done
 	MXG_KILLED=$pids
 	MXG_PID=""
+}
+
+# scrape_metric NAME CMD...: the value of metric NAME in the output of CMD
+#   (a `mxguard status --metrics`), 0 when NAME is not there (a labelled
+#   counter appears once counted).  A CMD that fails fails the scenario
+#   (fail_loud): its empty output read as 0 for every metric, and checks
+#   like "no flow was dropped" (= 0) passed with the daemon unreachable.
+scrape_metric() {
+	local n=$1 out rc=0; shift
+	out=$T/metrics.$BASHPID
+	"$@" >"$out" 2>"$out.err" || rc=$?
+	[ "$rc" = 0 ] || fail_loud "metric $n: '$*' exited $rc: $(head -c 300 "$out.err")"
+	awk -v n="$n" '$1 == n {print $2; f=1} END {if (!f) print 0}' "$out"
 }
 
 # mx_count REGEX: number of mxguard log lines matching.

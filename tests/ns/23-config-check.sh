@@ -43,8 +43,13 @@ printf 'rules_mode = gateway\nbypass_interfaces = wan0\n' >"$T/gw.conf"
 "$MXGUARD" -n -v -c "$T/gw.conf" >/dev/null 2>"$T/gw.err" || fail "-n -v: gateway refused"
 ! grep -q "bypass_interfaces is empty" "$T/gw.err" ||
 	fail "-n -v: the warning with bypass_interfaces set"
-# every key the binary knows is documented, in both places
-for k in $("$MXGUARD" -n -v -c /dev/null | awk '{ print $1 }' | sort -u); do
+# every key the binary knows is documented, in both places (a -n -v that
+# failed gave no key, and the loop checked none)
+"$MXGUARD" -n -v -c /dev/null >"$T/keys.out" 2>"$T/keys.err" ||
+	fail "-n -v -c /dev/null: $(head -c 300 "$T/keys.err")"
+keys=$(awk '{ print $1 }' "$T/keys.out" | sort -u)
+[ "$(wc -w <<<"$keys")" -ge 20 ] || fail "-n -v -c /dev/null listed only: $keys"
+for k in $keys; do
 	grep -q "\`$k\`" docs/configuration.md || fail "key $k missing from docs/configuration.md"
 	grep -q "fB$k\\\\fP" docs/mxguard.conf.5 || fail "key $k missing from mxguard.conf(5)"
 done

@@ -19,7 +19,7 @@ dnssec_zone nodane.test signed
 dnssec_mx nodane.test mx.nodane.test 10.25.1.52
 dnssec_start
 assert "plain.test TLSA is visible" dnssec_check _25._tcp.mx.plain.test TLSA "IN[[:space:]]+TLSA[[:space:]]+3 1 1"
-assert "plain.test TLSA is not validated (no AD)" not _dnssec_ad _25._tcp.mx.plain.test TLSA
+assert "plain.test TLSA is not validated (no AD)" _dnssec_noad _25._tcp.mx.plain.test TLSA
 
 rcv_listener 10.25.1.51 mxplain
 rcv_listener 10.25.1.52 mxnodane

@@ -19,7 +19,7 @@ mxg_start "workers = 2
 drain_timeout = 30s"
 
 ctl() { ip netns exec "$SND" "$MXGUARD" -c "$T/mxguard.conf" "$@"; }
-metric() { ctl status --metrics 2>/dev/null | awk -v n="$1" '$1 == n {print $2; f=1} END {if (!f) print 0}'; }
+metric() { scrape_metric "$1" ctl status --metrics; }
 wpid() { grep -E "event=worker-start worker=$1 pid=" "$MXLOG" | tail -n1 | sed -E 's/.* pid=([0-9]+).*/\1/'; }
 sessions_of() { grep -cE "mxguard\[$1\]: .*event=connect " "$MXLOG"; }
 P0=$(wpid 0); P1=$(wpid 1)

@@ -124,13 +124,15 @@ wait_for 30 "two Prometheus scrapes after the traffic" \
 assert "Prometheus read the same message count" \
 	_prom_has 'mxguard_messages_total{result="accepted"} == 4'
 n=0
-$PC exprs "$DASH" >"$T/exprs"
+# (a promcheck that failed left no expression, and the loop below checked none)
+$PC exprs "$DASH" >"$T/exprs" || fail "promcheck exprs $DASH"
 while IFS= read -r e; do
 	out=$(in_snd promtool query instant "$PROM_URL" "$e" 2>&1 </dev/null) ||
 		fail "promtool query instant '$e': $out"
 	[ -n "$out" ] || fail "no data from Prometheus for the dashboard expression: $e"
 	n=$((n + 1))
 done <"$T/exprs"
+assert "the dashboard has expressions to query ($n)" [ "$n" -gt 0 ]
 log "every dashboard expression returns data from Prometheus ($n expressions)"
 
 # --- the checks bite
