@@ -55,9 +55,20 @@ mxg_kill() { mxg_stop; }
 
 metric() { scrape_metric "$1" mxg_ctl status --metrics; }
 
-ipt_snapshot() {
-	{ in_snd iptables-save; in_snd ip6tables-save; } | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'
+# ipt_save NS: iptables-save then ip6tables-save of NS, without comments.
+#   Either failing fails the scenario (fail_loud): the empty output read
+#   as "no tables" ([ -z "$(ipt_snapshot)" ]), and "remove restores"
+#   compared two empty strings.
+ipt_save() {
+	local out rc=0
+	out=$T/ipt.$BASHPID
+	{ ip netns exec "$1" iptables-save && ip netns exec "$1" ip6tables-save; } \
+		>"$out" 2>"$out.err" || rc=$?
+	[ "$rc" = 0 ] ||
+		fail_loud "iptables-save/ip6tables-save in $1 exited $rc: $(head -c 300 "$out.err")"
+	grep -v '^#' "$out" || true
 }
+ipt_snapshot() { ipt_save "$SND" | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'; }
 
 # rules_installed: `mxguard rules show` says mxguard's rules are present
 rules_installed() { mxg_ctl rules show >/dev/null 2>&1; }
