@@ -30,6 +30,7 @@
 
 #include "cmd/check.c"
 #include "tests/unit/testcert.h"
+#include "tests/unit/lookupwait.h"
 
 void
 cmd_usage(const char *name, FILE *f)
@@ -50,29 +51,11 @@ static struct ev_loop *loop;
 static struct policy *pol;
 static struct config *cfg;
 static struct tls_ctx *tc;
-static struct policy_verdict *got;
-
-static void
-got_cb(void *arg, struct policy_verdict *v)
-{
-	got = v;
-	ev_loop_stop(loop);
-}
 
 static struct policy_verdict *
 verdict(const char *domain, const char *ip)
 {
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	inet_pton(AF_INET, ip, &sin.sin_addr);
-	got = NULL;
-	assert_non_null(policy_lookup(pol, domain, (struct sockaddr *)&sin,
-	    sizeof(sin), NULL, got_cb, NULL));
-	ev_loop_run(loop);
-	assert_non_null(got);
-	return got;
+	return lookup_wait(loop, pol, domain, ip);
 }
 
 static int

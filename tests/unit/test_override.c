@@ -28,6 +28,7 @@
 #include "policy/override.h"
 #include "policy/policy.h"
 #include "tests/unit/testcert.h"
+#include "tests/unit/lookupwait.h"
 
 /* self-signed, no extensions */
 #define mkcert(k, cn) test_cert((k), (cn), NULL, NULL, NULL, -3600, 86400, 0)
@@ -280,7 +281,6 @@ static EVP_PKEY *key, *key2;
 static X509 *cert, *cert2;
 static struct ev_loop *loop;
 static struct policy *pol;
-static struct policy_verdict *got;
 
 /* colon-separated upper-case hex, as Postfix's posttls-finger writes */
 static void
@@ -292,27 +292,10 @@ hexfp(const unsigned char d[32], char *out)
 		sprintf(out + 3 * i, "%02X%s", d[i], i < 31 ? ":" : "");
 }
 
-static void
-got_cb(void *arg, struct policy_verdict *v)
-{
-	got = v;
-	ev_loop_stop(loop);
-}
-
 static struct policy_verdict *
 verdict(const char *ip)
 {
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	inet_pton(AF_INET, ip, &sin.sin_addr);
-	got = NULL;
-	assert_non_null(policy_lookup(pol, "any.test", (struct sockaddr *)&sin,
-	    sizeof(sin), NULL, got_cb, NULL));
-	ev_loop_run(loop);
-	assert_non_null(got);
-	return got;
+	return lookup_wait(loop, pol, "any.test", ip);
 }
 
 static int

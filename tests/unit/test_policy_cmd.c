@@ -22,6 +22,7 @@
 #include <lmdb.h>
 
 #include "cmd/policy.c"
+#include "tests/unit/cmdcapture.h"
 
 void
 cmd_usage(const char *name, FILE *f)
@@ -108,23 +109,8 @@ teardown(void **state)
 static int
 run(int argc, char **argv)
 {
-	struct cmd_opts opts = { NULL, 0, 0 };
-	int saved, fd, rc;
-	ssize_t n;
-
-	fflush(stdout);
-	saved = dup(1);
-	fd = open(outpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	assert_true(saved >= 0 && fd >= 0);
-	dup2(fd, 1);
-	rc = cmd_policy(argc, argv, cfg, &opts);
-	fflush(stdout);
-	dup2(saved, 1);
-	close(saved);
-	n = pread(fd, out, sizeof(out) - 1, 0);
-	out[n > 0 ? n : 0] = '\0';
-	close(fd);
-	return rc;
+	return cmd_capture(cmd_policy, argc, argv, cfg, outpath, out,
+	    sizeof(out));
 }
 
 static void

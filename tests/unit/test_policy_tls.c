@@ -30,6 +30,7 @@
 #include "policy/policy.h"
 #include "policy/verdict_tls.h"
 #include "tests/unit/testcert.h"
+#include "tests/unit/lookupwait.h"
 
 
 static char cafile[] = "/tmp/mxg-tls-ca-XXXXXX";
@@ -38,29 +39,11 @@ static X509 *ca, *bad_ca;
 static struct ev_loop *loop;
 static struct policy *pol;
 
-static struct policy_verdict *got;
-
-static void
-got_cb(void *arg, struct policy_verdict *v)
-{
-	got = v;
-	ev_loop_stop(loop);
-}
 
 static struct policy_verdict *
 verdict(const char *domain, const char *ip)
 {
-	struct sockaddr_in sin;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	inet_pton(AF_INET, ip, &sin.sin_addr);
-	got = NULL;
-	assert_non_null(policy_lookup(pol, domain, (struct sockaddr *)&sin,
-	    sizeof(sin), NULL, got_cb, NULL));
-	ev_loop_run(loop);
-	assert_non_null(got);
-	return got;
+	return lookup_wait(loop, pol, domain, ip);
 }
 
 static int

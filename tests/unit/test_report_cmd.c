@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "cmd/report.c"
+#include "tests/unit/cmdcapture.h"
 
 int
 priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
@@ -75,23 +76,8 @@ teardown(void **state)
 static int
 run(int argc, char **argv)
 {
-	struct cmd_opts opts = { NULL, 0, 0 };
-	int saved, fd, rc;
-	ssize_t n;
-
-	fflush(stdout);
-	saved = dup(1);
-	fd = open(outpath, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	assert_true(saved >= 0 && fd >= 0);
-	dup2(fd, 1);
-	rc = cmd_report(argc, argv, cfg, &opts);
-	fflush(stdout);
-	dup2(saved, 1);
-	close(saved);
-	n = pread(fd, out, sizeof(out) - 1, 0);
-	out[n > 0 ? n : 0] = '\0';
-	close(fd);
-	return rc;
+	return cmd_capture(cmd_report, argc, argv, cfg, outpath, out,
+	    sizeof(out));
 }
 
 static void
