@@ -5,8 +5,10 @@
  *
  *   unix socket (control_socket): the client sends one line, "status" or
  *     "metrics", and reads the answer until EOF.  "status" is a header
- *     (pid, uptime) and every counter as "name value"; "metrics" is the
- *     Prometheus text format.
+ *     (pid, uptime; the configuration run: its digest, when applied) and
+ *     every counter as "name value"; "metrics" is the Prometheus text
+ *     format, the configuration as mxguard_config_info{digest} and
+ *     mxguard_config_applied_timestamp_seconds.
  *   TCP (metrics_listen, off when empty): HTTP/1.0 or 1.1 GET /metrics,
  *     answered with Connection: close.
  *
@@ -100,6 +102,10 @@ struct control {
 	struct cconn	*conns;
 	time_t		 started;
 	struct stat_ctr	*st_requests;
+	uint32_t	 digest;	/* the configuration run */
+	time_t		 applied;
+	struct stats_shm *shm;		/* the supervisor's workers, */
+	int		 nworkers;	/* or NULL, 0 */
 };
 
 static void conn_free(struct cconn *);
@@ -154,6 +160,60 @@ conn_write_cb(int fd, int events, void *arg)
 	conn_free(c);
 }
 
+/*
+ * The configuration the daemon runs: its digest, as event=reloaded and
+ * event=reload-checked log it, and when it was applied; in the
+ * supervisor, the one its workers were told, and each worker that says
+ * it runs another (its word, from its metrics slot: a reload it has not
+ * applied yet, or a SIGHUP sent to it alone).  Not in the registry
+ * (core/stats.h): a digest is no label value from a fixed set.
+ */
+static void
+render_config(struct control *ctl, int prometheus, FILE *fp)
+{
+	char when[32];
+	struct tm tm;
+	uint32_t d;
+	int i, other = 0;
+
+	if (prometheus) {
+		fprintf(fp, "# HELP mxguard_config_info The configuration the "
+		    "daemon runs (with workers: the one they were told), by "
+		    "the digest its log gives at event=reloaded\n"
+		    "# TYPE mxguard_config_info gauge\n"
+		    "mxguard_config_info{digest=\"%08x\"} 1\n"
+		    "# HELP mxguard_config_applied_timestamp_seconds When "
+		    "the daemon started on that configuration or reloaded "
+		    "to it\n"
+		    "# TYPE mxguard_config_applied_timestamp_seconds gauge\n"
+		    "mxguard_config_applied_timestamp_seconds %lld\n",
+		    ctl->digest, (long long)ctl->applied);
+	} else {
+		if (gmtime_r(&ctl->applied, &tm) == NULL ||
+		    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ",
+		    &tm) == 0)
+			snprintf(when, sizeof(when), "%lld",
+			    (long long)ctl->applied);
+		fprintf(fp, "# config digest %08x, applied %s\n",
+		    ctl->digest, when);
+	}
+	for (i = 0; i < ctl->nworkers; i++) {
+		if (!stats_shm_slot_config(ctl->shm, i, &d) ||
+		    d == ctl->digest)
+			continue;
+		other++;
+		if (!prometheus)
+			fprintf(fp, "# worker %d runs config digest %08x, "
+			    "not %08x\n", i, d, ctl->digest);
+	}
+	if (prometheus && ctl->nworkers > 0)
+		fprintf(fp, "# HELP mxguard_config_workers_other Workers "
+		    "that say they run another configuration than "
+		    "mxguard_config_info's\n"
+		    "# TYPE mxguard_config_workers_other gauge\n"
+		    "mxguard_config_workers_other %d\n", other);
+}
+
 /* The body of an answer: "status" (plain) or "metrics" (Prometheus). */
 static int
 render(struct control *ctl, int prometheus, char **buf, size_t *len)
@@ -162,11 +222,13 @@ render(struct control *ctl, int prometheus, char **buf, size_t *len)
 
 	if ((fp = open_memstream(buf, len)) == NULL)
 		return -1;
-	if (prometheus)
+	if (prometheus) {
 		stats_write_prometheus(fp);
-	else {
+		render_config(ctl, 1, fp);
+	} else {
 		fprintf(fp, "# mxguard pid %ld, up %llds\n", (long)getpid(),
 		    (long long)(time(NULL) - ctl->started));
+		render_config(ctl, 0, fp);
 		stats_write_plain(fp);
 	}
 	if (fclose(fp) != 0) {
@@ -571,7 +633,8 @@ control_open(struct ev_loop *loop, const struct config *cfg, char *err,
 	}
 	ctl->loop = loop;
 	ctl->l[CTL_UNIX].fd = ctl->l[CTL_METRICS].fd = -1;
-	ctl->started = time(NULL);
+	ctl->started = ctl->applied = time(NULL);
+	ctl->digest = config_digest32(cfg);
 	ctl->st_requests = stats_get("mxguard_control_requests_total",
 	    "Requests answered on the control socket and metrics endpoint");
 	for (i = 0; i < CTL_NLISTENERS; i++) {
@@ -634,6 +697,22 @@ control_open(struct ev_loop *loop, const struct config *cfg, char *err,
 fail:
 	control_close(ctl);
 	return NULL;
+}
+
+void
+control_set_config(struct control *ctl, uint32_t digest)
+{
+	if (ctl == NULL)
+		return;
+	ctl->digest = digest;
+	ctl->applied = time(NULL);
+}
+
+void
+control_set_workers(struct control *ctl, struct stats_shm *shm, int n)
+{
+	ctl->shm = shm;
+	ctl->nworkers = shm != NULL ? n : 0;
 }
 
 void

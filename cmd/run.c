@@ -451,6 +451,10 @@ reload(struct daemon *d, int checked, uint32_t digest)
 	/* tlsrpt_enable turned on: the first run after a random delay */
 	if (d->report == NULL && !ev_timer_pending(d->report_timer))
 		report_schedule(d, 1);
+	/* for `mxguard status` and the metrics (a worker: its slot, read
+	 * by the supervisor) */
+	control_set_config(d->control, config_digest32(ncfg));
+	stats_shm_config(config_digest32(ncfg));
 	log_info("event=reloaded config=%s digest=%08x", log_q(q, sizeof(q),
 	    d->opts->config_path ? d->opts->config_path : "(defaults)"),
 	    config_digest32(ncfg));
@@ -713,6 +717,9 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	d.sigfd = -1;
 	d.w = w;
 	worker_config(&d, cfg);
+	/* a worker says what it runs in its metrics slot (the supervisor's
+	 * `mxguard status`); no-op in the single process */
+	stats_shm_config(config_digest32(cfg));
 	log_init("mxguard", strcmp(cfg->log, "syslog") == 0, cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
 	/* Session buffers (64 KiB input, TLS output bursts) come and go with

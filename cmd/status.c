@@ -1,7 +1,8 @@
 /*
  * status.c - `mxguard status [--metrics]`: asks the running daemon over
- * its control socket (cmd/control.c) and prints the answer: a summary
- * line and every counter as "name value", or with --metrics the same
+ * its control socket (cmd/control.c) and prints the answer: summary
+ * lines (pid, uptime; the digest of the configuration it runs, see
+ * cmd/control.h) and every counter as "name value", or with --metrics the same
  * counters in Prometheus text format.  Exit 0, or 1 when no daemon
  * answers or it answers with an error ("error busy": its control
  * connections are all taken; "error ..."), which goes to stderr.

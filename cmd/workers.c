@@ -490,6 +490,8 @@ reload(struct sup *s)
 			config_warnings_log(ncfg);
 			s->old[s->nold++] = s->cfg;
 			s->cfg = ncfg;
+			control_set_config(s->control,
+			    config_digest32(ncfg));
 			/* nothing here keeps a replaced one (the queue and
 			 * the control socket copied what they need; each
 			 * worker has its own copy): free them, or every
@@ -753,6 +755,8 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 	    NULL)
 		log_warn("event=control-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
+	else
+		control_set_workers(s->control, s->shm, s->n);
 	process_metrics();
 	stats_set(stats_gauge("mxguard_workers_configured",
 	    "Worker processes the daemon runs (config workers)"), s->n);

@@ -89,6 +89,8 @@ struct stats_slot {
 	uint32_t	 nrec;		/* published after the record is set */
 	uint32_t	 pad;
 	uint64_t	 beat;		/* the worker's last heartbeat (ms) */
+	uint64_t	 config;	/* 1 << 32 | the digest its worker
+					 * runs; 0 not said */
 	struct stats_rec rec[STATS_SLOT_RECS];
 };
 
@@ -495,6 +497,7 @@ stats_shm_attach(struct stats_shm *m, int slot)
 	myslot = m->map[slot].rw;
 	__atomic_store_n(&myslot->nrec, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&myslot->beat, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&myslot->config, 0, __ATOMIC_RELAXED);
 }
 
 const void *
@@ -789,6 +792,7 @@ stats_shm_retire(struct stats_shm *m, int slot)
 	}
 	free(r);
 	__atomic_store_n(&sl->nrec, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&sl->config, 0, __ATOMIC_RELAXED);
 	memset(sl->rec, 0, (size_t)n * sizeof(sl->rec[0]));
 }
 
@@ -803,6 +807,24 @@ uint64_t
 stats_shm_last_beat(struct stats_shm *m, int slot)
 {
 	return __atomic_load_n(&m->map[slot].ro->beat, __ATOMIC_RELAXED);
+}
+
+void
+stats_shm_config(uint32_t digest)
+{
+	if (myslot != NULL)
+		__atomic_store_n(&myslot->config, (uint64_t)1 << 32 | digest,
+		    __ATOMIC_RELAXED);
+}
+
+int
+stats_shm_slot_config(struct stats_shm *m, int slot, uint32_t *digest)
+{
+	uint64_t v = __atomic_load_n(&m->map[slot].ro->config,
+	    __ATOMIC_RELAXED);
+
+	*digest = (uint32_t)v;
+	return v >> 32 == 1;
 }
 
 /* Each slot's value counts for 0 or more: this is the sum of

@@ -105,5 +105,13 @@ const void	*stats_shm_slot_view(const struct stats_shm *, int slot);
  * last one of a slot as the supervisor sees it (0: none yet). */
 void		 stats_shm_beat(uint64_t now_ms);
 uint64_t	 stats_shm_last_beat(struct stats_shm *, int slot);
+/* A worker's word on the configuration it runs (config_digest32(), at
+ * its start and at each reload it applied), and a slot's as the
+ * supervisor reads it: 1 with *digest, 0 when its worker said none (not
+ * started yet, or dead).  Only a worker's word: for the operator's eyes
+ * (`mxguard status`), never for a decision. */
+void		 stats_shm_config(uint32_t digest);
+int		 stats_shm_slot_config(struct stats_shm *, int slot,
+		    uint32_t *digest);
 
 #endif

@@ -3,7 +3,9 @@
  * (cmd/control.c) on a real event loop, with real sockets: the unix
  * socket and the TCP endpoint keep separate budgets of connections, idle
  * and trickling metrics clients are closed at their deadline, refusals
- * are counted and logged once per flood.
+ * are counted and logged once per flood.  Both show the digest of the
+ * configuration run (and, in the supervisor, a worker that says it runs
+ * another).
  *
  * cmd/ is not in libmxguard.a, so the module is compiled in here (with
  * the request grammar it calls); the test sees its constants.
@@ -18,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -117,11 +120,12 @@ peer_closed(int fd, char *buf, size_t bufsz)
 }
 
 /*
- * `mxguard status` as cmd/status.c asks it: "status\n", shut down, read
- * to EOF, while the daemon's loop runs (same thread: pumped in slices).
+ * `mxguard status` as cmd/status.c asks it: "status\n" (or req), shut
+ * down, read to EOF, while the daemon's loop runs (same thread: pumped in
+ * slices).
  */
 static void
-unix_status(const char *path, char *out, size_t outsz)
+unix_ask(const char *path, const char *req, char *out, size_t outsz)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	uint64_t until = now_ms() + 2000;
@@ -131,12 +135,19 @@ unix_status(const char *path, char *out, size_t outsz)
 	assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)),
 	    0);
-	assert_int_equal(send(fd, "status\n", 7, MSG_NOSIGNAL), 7);
+	assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL),
+	    (ssize_t)strlen(req));
 	shutdown(fd, SHUT_WR);
 	out[0] = '\0';
 	while (!peer_closed(fd, out, outsz) && now_ms() < until)
 		pump(10);
 	close(fd);
+}
+
+static void
+unix_status(const char *path, char *out, size_t outsz)
+{
+	unix_ask(path, "status\n", out, outsz);
 }
 
 /*
@@ -451,6 +462,81 @@ test_close_unlinks(void **state)
 	passed = 1;
 }
 
+/*
+ * The configuration the daemon runs: status has its digest (the
+ * configuration's, then the one a reload gave control_set_config()) and
+ * when it was applied; metrics have mxguard_config_info{digest} and
+ * mxguard_config_applied_timestamp_seconds, and no stale digest.  With
+ * workers, a worker whose slot says another digest is named in status
+ * and counted in mxguard_config_workers_other; one that says the same,
+ * or nothing, is not.
+ */
+static void
+test_config_digest(void **state)
+{
+	/* (the slots live as long as the process: no free) */
+	static struct stats_shm *shm;
+	char out[65536], want[128];
+	uint32_t d = config_digest32(cfg);
+	time_t before = time(NULL);
+	pid_t pid;
+	int st, i;
+
+	unix_status(path, out, sizeof(out));
+	snprintf(want, sizeof(want), "\n# config digest %08x, applied ", d);
+	assert_non_null(strstr(out, want));
+	unix_ask(path, "metrics\n", out, sizeof(out));
+	snprintf(want, sizeof(want), "\nmxguard_config_info{digest=\"%08x\"} "
+	    "1\n", d);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "\n# TYPE mxguard_config_info gauge\n"));
+	assert_non_null(strstr(out,
+	    "\nmxguard_config_applied_timestamp_seconds "));
+	assert_null(strstr(out, "mxguard_config_workers_other"));
+
+	control_set_config(ctl, d ^ 0x5a5a5a5a);
+	unix_ask(path, "metrics\n", out, sizeof(out));
+	snprintf(want, sizeof(want), "\nmxguard_config_info{digest=\"%08x\"} "
+	    "1\n", d ^ 0x5a5a5a5a);
+	assert_non_null(strstr(out, want));
+	snprintf(want, sizeof(want), "digest=\"%08x\"", d);
+	assert_null(strstr(out, want));
+	{
+		static const char ts[] =
+		    "\nmxguard_config_applied_timestamp_seconds ";
+
+		assert_true(atoll(strstr(out, ts) + sizeof(ts) - 1) >=
+		    (long long)before);
+	}
+
+	/* three workers: 0 says the same digest, 1 another, 2 nothing */
+	assert_non_null(shm = stats_shm_new(3));
+	for (i = 0; i < 2; i++) {
+		if ((pid = fork()) == 0) {
+			stats_shm_attach(shm, i);
+			stats_shm_config(i == 0 ? d ^ 0x5a5a5a5a : 0xabcdef01);
+			_exit(0);
+		}
+		assert_true(pid > 0);
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	control_set_workers(ctl, shm, 3);
+	unix_status(path, out, sizeof(out));
+	assert_non_null(strstr(out, "\n# worker 1 runs config digest "
+	    "abcdef01, not "));
+	assert_null(strstr(out, "# worker 0 "));
+	assert_null(strstr(out, "# worker 2 "));
+	unix_ask(path, "metrics\n", out, sizeof(out));
+	assert_non_null(strstr(out, "\nmxguard_config_workers_other 1\n"));
+	/* a dead worker's slot says nothing */
+	stats_shm_retire(shm, 1);
+	unix_ask(path, "metrics\n", out, sizeof(out));
+	assert_non_null(strstr(out, "\nmxguard_config_workers_other 0\n"));
+	control_set_workers(ctl, NULL, 0);
+	passed = 1;
+}
+
 int
 main(void)
 {
@@ -462,6 +548,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_emfile_rests_listener,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_unlinks, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_config_digest, setup,
 		    teardown),
 	};
 
