@@ -70,9 +70,9 @@ $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmxguard.a
 # cmd/ is not in the library: test_control compiles these two itself
 $(B)/tests/test_control: cmd/control.c cmd/ctlreq.c
 # test_check includes cmd/check.c for its static probe and judgement
-$(B)/tests/test_check: cmd/check.c
+$(B)/tests/test_check: cmd/check.c cmd/status.c
 $(B)/tests/test_report_cmd: cmd/report.c
-$(B)/tests/test_policy_cmd: cmd/policy.c
+$(B)/tests/test_policy_cmd: cmd/policy.c cmd/status.c cmd/control.c cmd/ctlreq.c
 # test_http_throttle includes policy/http.c for a static function
 $(B)/tests/test_http_throttle: policy/http.c
 

@@ -19,6 +19,10 @@
  * with "<member>_invalid_utf8": true beside.  Under enforcement =
  * monitor the probe is judged as enforce mode would judge it (what the
  * daemon only logs as would-defer), and the output says it is monitored.
+ * When a daemon answers on control_socket and runs another configuration
+ * than the file read (cmd_config_vs_daemon(), cmd.h), the first line on
+ * stderr says so, or JSON's config_warning; the exit status stays the
+ * probes'.
  *
  * The probe connection carries upstream_mark, so divert rules let it pass
  * (setting the mark needs CAP_NET_ADMIN).  With rules_mode = local a mark
@@ -95,6 +99,7 @@ struct run {
 	struct mx_result *mx;		/* the MX walk's answer */
 	int		 nprobe;
 	struct probe	 probes[MAXH * MAXA];
+	struct cmd_cfgcheck cc;		/* the file's digest, the daemon's */
 };
 
 static void
@@ -617,6 +622,7 @@ print_json(struct run *r)
 	}
 	json_object_set_new(root, "schema", json_integer(CHECK_JSON_SCHEMA));
 	cmd_json_set(root, "domain", r->domain);
+	cmd_config_json(root, &r->cc);
 	cmd_json_set(root, "mx_status", dns_status_name(r->mx->status));
 	json_object_set_new(root, "hosts", hosts);
 	for (i = 0; i < r->nprobe; i++) {
@@ -738,6 +744,11 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : opts->verbose ?
 	    LOG_LVL_INFO : LOG_LVL_ERR);
 	memset(&r, 0, sizeof(r));
+	/* first: the answer is for the file read, which the daemon may
+	 * not run (before the drop: the socket is root's and `user`'s) */
+	cmd_config_vs_daemon(cfg, &r.cc);
+	if (!json && *r.cc.warning)
+		fprintf(stderr, "mxguard: check: warning: %s\n", r.cc.warning);
 	/* the engine's spelling (A-labels), as `mxguard policy` and the
 	 * daemon take a recipient domain: the MX walk of the name as typed
 	 * (UTF-8) asked DNS for another name than the verdict's */

@@ -8,6 +8,7 @@
 #ifndef MXG_CMD_H
 #define MXG_CMD_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "core/config.h"
@@ -33,6 +34,27 @@ struct cmd_opts {
  * replaced by U+FFFD and flagged by "<key>_invalid_utf8": true (check.c) */
 struct json_t;
 int	cmd_json_set(struct json_t *o, const char *key, const char *s);
+
+/*
+ * policy and check answer for the configuration file they read; the
+ * daemon may run another (the file edited and not reloaded yet, or a
+ * reload that failed or was refused: it keeps the old one).
+ * cmd_config_vs_daemon() asks the daemon on control_socket (2 s at most;
+ * cmd/status.c) for the digest of the one it runs ("# config digest" in
+ * its status, cmd/control.c) and compares it with the file's
+ * (config_digest32()).  No daemon answering is no warning: the commands
+ * are run without one too.  Nothing here changes an exit status.
+ */
+struct cmd_cfgcheck {
+	uint32_t	 file;		/* config_digest32() of the file read */
+	int		 reached;	/* a daemon answered with its digest */
+	uint32_t	 daemon;	/* the digest it runs, if reached */
+	char		 warning[512];	/* "" unless reached and different */
+};
+void	cmd_config_vs_daemon(const struct config *, struct cmd_cfgcheck *);
+/* JSON: config_digest, daemon_config_digest (null: no daemon answered)
+ * and config_warning (null: none) */
+void	cmd_config_json(struct json_t *root, const struct cmd_cfgcheck *);
 
 /* "usage: mxguard ..." for one subcommand (main.c) */
 void	cmd_usage(const char *name, FILE *f);

@@ -20,6 +20,10 @@
  * The resolver self-check (policy/dnscheck.h) runs once first: its result
  * is printed and handed to the engine, whose verdicts then note when DANE
  * cannot apply.
+ * When a daemon answers on control_socket and runs another configuration
+ * than the file read (cmd_config_vs_daemon(), cmd.h), the first line on
+ * stderr says so, or JSON's config_warning; the exit status stays the
+ * verdicts'.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -245,6 +249,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	struct sts_cache *cache;
 	struct sts_cache_entry e;
 	struct dnscheck *chk;
+	struct cmd_cfgcheck cc;
 	const char *dom = NULL;
 	char err[256], domain[256], name[300], a[64];
 	json_t *root = NULL, *o, *arr, *hs, *vs = NULL;
@@ -273,6 +278,11 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		cmd_usage("policy", stderr);
 		return CMD_UNKNOWN;
 	}
+	/* first: the answer is for the file read, which the daemon may
+	 * not run (before the drop: the socket is root's and `user`'s) */
+	cmd_config_vs_daemon(cfg, &cc);
+	if (!json && *cc.warning)
+		fprintf(stderr, "mxguard: policy: warning: %s\n", cc.warning);
 	/* the engine's event lines are for the daemon's log: here only
 	 * warnings, unless -v (info) or -d (debug) */
 	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : opts->verbose ?
@@ -320,6 +330,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		json_object_set_new(root, "schema",
 		    json_integer(POLICY_JSON_SCHEMA));
 		cmd_json_set(root, "domain", domain);
+		cmd_config_json(root, &cc);
 		o = json_object();
 		json_object_set_new(o, "validating", r->validating == -1 ?
 		    json_null() : json_boolean(r->validating));

@@ -13,17 +13,134 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cmd/cmd.h"
+
+#define DIGEST_TIMEOUT_S	2	/* policy and check ask in passing */
+
+/*
+ * A connection to the daemon's control socket at path, with secs for
+ * connecting (a unix connect waits while the backlog is full), sending
+ * and each read; -1 with errno.
+ */
+static int
+ctl_connect(const char *path, int secs)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct timeval tv = { secs, 0 };
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path) || *path == '\0') {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(sun.sun_path, path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		int saved = errno;
+
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The digest of the configuration the daemon runs, from the second line
+ * of its status ("# config digest 1a2b3c4d, applied ..."): 0 with
+ * *digest, -1 when none answers so (no socket, another answer, an older
+ * daemon without the line).
+ */
+static int
+daemon_digest(const char *path, uint32_t *digest)
+{
+	static const char tag[] = "\n# config digest ";
+	char buf[1024], *p;
+	size_t len = 0;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if ((fd = ctl_connect(path, DIGEST_TIMEOUT_S)) == -1)
+		return -1;
+	if (send(fd, "status\n", 7, MSG_NOSIGNAL) != 7)
+		goto out;
+	(void)shutdown(fd, SHUT_WR);
+	/* the header is all that is wanted: up to the second line's end */
+	while (len < sizeof(buf) - 1) {
+		if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) == -1 &&
+		    errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+		if ((p = strstr(buf, tag)) != NULL && strchr(p + 1, '\n'))
+			break;
+	}
+	buf[len] = '\0';
+	if ((p = strstr(buf, tag)) == NULL)
+		goto out;
+	p += sizeof(tag) - 1;
+	if (strspn(p, "0123456789abcdef") == 8 && p[8] == ',') {
+		*digest = (uint32_t)strtoul(p, NULL, 16);
+		rc = 0;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+void
+cmd_config_vs_daemon(const struct config *cfg, struct cmd_cfgcheck *c)
+{
+	size_t n;
+
+	memset(c, 0, sizeof(*c));
+	c->file = config_digest32(cfg);
+	if (daemon_digest(cfg->control_socket, &c->daemon) == -1)
+		return;
+	c->reached = 1;
+	if (c->daemon == c->file)
+		return;
+	n = (size_t)snprintf(c->warning, sizeof(c->warning), "this answer is "
+	    "for the configuration file on disk (digest %08x), not for the "
+	    "one the daemon runs (digest %08x): it takes the file at a "
+	    "reload, or its log says why it refused it", c->file, c->daemon);
+	/* the file's digest covers tls_policy_file's bytes: one this user
+	 * cannot read makes another digest than the daemon's */
+	if (cfg->digest_errno != 0 && n < sizeof(c->warning))
+		snprintf(c->warning + n, sizeof(c->warning) - n, " (here "
+		    "tls_policy_file %s could not be read: %s)",
+		    cfg->tls_policy_file, strerror(cfg->digest_errno));
+}
+
+void
+cmd_config_json(json_t *root, const struct cmd_cfgcheck *c)
+{
+	char d[16];
+
+	snprintf(d, sizeof(d), "%08x", c->file);
+	json_object_set_new(root, "config_digest", json_string(d));
+	snprintf(d, sizeof(d), "%08x", c->daemon);
+	json_object_set_new(root, "daemon_config_digest", c->reached ?
+	    json_string(d) : json_null());
+	json_object_set_new(root, "config_warning", *c->warning ?
+	    json_string(c->warning) : json_null());
+}
 
 int
 cmd_status(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct timeval tv = { 5, 0 };
 	const char *req = "status\n";
 	char buf[8192];
 	ssize_t n;
@@ -35,22 +152,16 @@ cmd_status(int argc, char **argv, struct config *cfg,
 		fprintf(stderr, "usage: mxguard [-c file] status [--metrics]\n");
 		return 2;
 	}
-	if (strlen(cfg->control_socket) >= sizeof(sun.sun_path) ||
-	    *cfg->control_socket == '\0') {
+	if (strlen(cfg->control_socket) >= sizeof(((struct sockaddr_un *)0)->
+	    sun_path) || *cfg->control_socket == '\0') {
 		fprintf(stderr, "mxguard: status: no usable control_socket\n");
 		return 1;
 	}
-	strcpy(sun.sun_path, cfg->control_socket);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+	if ((fd = ctl_connect(cfg->control_socket, 5)) == -1) {
 		fprintf(stderr, "mxguard: status: %s: %s (is mxguard "
 		    "running?)\n", cfg->control_socket, strerror(errno));
-		if (fd != -1)
-			close(fd);
 		return 1;
 	}
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
 		fprintf(stderr, "mxguard: status: send: %s\n", strerror(errno));
 		close(fd);

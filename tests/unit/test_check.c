@@ -29,6 +29,7 @@
 #include <openssl/pem.h>
 
 #include "cmd/check.c"
+#include "cmd/status.c"
 #include "tests/unit/testcert.h"
 #include "tests/unit/lookupwait.h"
 

@@ -6,7 +6,9 @@
  * cache, which said "none cached"; JSON says it in mta_sts_cache.  With
  * sts_enable = no the cache is "off", not "unavailable".  --dst gives the
  * verdict for one address, with its tls_policy and enforcement_override
- * lines.
+ * lines.  With a daemon on control_socket running another configuration
+ * than the file's, the first line on stderr (JSON: config_warning) says
+ * the answer is for the file; with none, or the same, nothing does.
  *
  * cmd/ is not in libmxguard.a: the module is compiled in here, with
  * stand-ins for what it calls in main.c, priv.c and check.c.
@@ -16,12 +18,18 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include <lmdb.h>
 
 #include "cmd/policy.c"
+#include "cmd/status.c"
+#include "cmd/control.c"
+#include "cmd/ctlreq.c"
 #include "tests/unit/cmdcapture.h"
 
 void
@@ -44,8 +52,8 @@ cmd_json_set(json_t *o, const char *key, const char *s)
 }
 
 static char dir[] = "/tmp/mxg-policy-cmd-XXXXXX";
-static char outpath[300];
-static char out[65536];
+static char outpath[300], errpath[300], sockpath[300];
+static char out[65536], errout[8192];
 static struct config *cfg;
 
 /* A record for domain that does not decode. */
@@ -81,6 +89,8 @@ setup(void **state)
 	if (mkdtemp(dir) == NULL)
 		return -1;
 	snprintf(outpath, sizeof(outpath), "%s.out", dir);
+	snprintf(errpath, sizeof(errpath), "%s.err", dir);
+	snprintf(sockpath, sizeof(sockpath), "%s/control.sock", dir);
 	if ((cfg = config_load(NULL, err, sizeof(err))) == NULL)
 		return -1;
 	free(cfg->state_dir);
@@ -91,6 +101,9 @@ setup(void **state)
 	cfg->dns_timeout = 300;
 	cfg->dns_check_interval = 0;
 	cfg->tls_history = 0;
+	/* no daemon there, unless a test starts one */
+	free(cfg->control_socket);
+	cfg->control_socket = strdup(sockpath);
 	return 0;
 }
 
@@ -101,16 +114,18 @@ teardown(void **state)
 
 	config_free(cfg);
 	unlink(outpath);
+	unlink(errpath);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-/* `mxguard policy ARGS...` with stdout in out[]; its exit status. */
+/* `mxguard policy ARGS...` with stdout in out[], stderr in errout[];
+ * its exit status. */
 static int
 run(int argc, char **argv)
 {
 	return cmd_capture(cmd_policy, argc, argv, cfg, outpath, out,
-	    sizeof(out));
+	    sizeof(out), errpath, errout, sizeof(errout));
 }
 
 static void
@@ -208,12 +223,105 @@ test_dst(void **state)
 	config_free(c);
 }
 
+/* A daemon's control socket (cmd/control.c, in a child) at sockpath,
+ * running the configuration of that digest; stopped by daemon_stop(). */
+static pid_t
+daemon_start(uint32_t digest)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(p), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		struct ev_loop *loop = ev_loop_new();
+		struct control *ctl;
+		char err[256];
+
+		/* gone with the test, also when an assertion ends it */
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (loop == NULL || (ctl = control_open(loop, cfg, err,
+		    sizeof(err))) == NULL)
+			_exit(1);
+		control_set_config(ctl, digest);
+		(void)!write(p[1], "r", 1);
+		ev_loop_run(loop);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	return pid;
+}
+
+static void
+daemon_stop(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	unlink(sockpath);
+}
+
+/*
+ * The file read and the configuration the daemon runs: no daemon, no
+ * word (config_digest the file's, daemon_config_digest null); a daemon
+ * on another digest, a warning first on stderr naming both (JSON:
+ * config_warning), the exit status unchanged; a daemon on the same
+ * digest, no warning.
+ */
+static void
+test_daemon_digest_warning(void **state)
+{
+	char *text[] = { "policy", "none.test", NULL };
+	char *js[] = { "policy", "none.test", "--json", NULL };
+	uint32_t file = config_digest32(cfg), other = file ^ 0x01020304;
+	char want[256];
+	pid_t pid;
+
+	log_init("test", 0, LOG_LVL_ERR);
+	assert_int_equal(run(2, text), CMD_OK);
+	assert_null(strstr(errout, "warning"));
+	assert_int_equal(run(3, js), CMD_OK);
+	snprintf(want, sizeof(want), "\"config_digest\":\"%08x\","
+	    "\"daemon_config_digest\":null,\"config_warning\":null", file);
+	assert_non_null(strstr(out, want));
+
+	pid = daemon_start(other);
+	assert_int_equal(run(2, text), CMD_OK);
+	snprintf(want, sizeof(want), "mxguard: policy: warning: this answer "
+	    "is for the configuration file on disk (digest %08x), not for "
+	    "the one the daemon runs (digest %08x)", file, other);
+	assert_memory_equal(errout, want, strlen(want));
+	assert_non_null(strstr(out, "domain none.test\n"));
+	assert_int_equal(run(3, js), CMD_OK);
+	snprintf(want, sizeof(want), "\"config_digest\":\"%08x\","
+	    "\"daemon_config_digest\":\"%08x\",\"config_warning\":\"this "
+	    "answer is for the configuration file on disk", file, other);
+	assert_non_null(strstr(out, want));
+	assert_null(strstr(errout, "warning"));
+	daemon_stop(pid);
+
+	pid = daemon_start(file);
+	assert_int_equal(run(2, text), CMD_OK);
+	assert_null(strstr(errout, "warning"));
+	assert_int_equal(run(3, js), CMD_OK);
+	snprintf(want, sizeof(want), "\"config_digest\":\"%08x\","
+	    "\"daemon_config_digest\":\"%08x\",\"config_warning\":null",
+	    file, file);
+	assert_non_null(strstr(out, want));
+	daemon_stop(pid);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cache_read_error_shown),
 		cmocka_unit_test(test_dst),
+		cmocka_unit_test(test_daemon_digest_warning),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -77,7 +77,7 @@ static int
 run(int argc, char **argv)
 {
 	return cmd_capture(cmd_report, argc, argv, cfg, outpath, out,
-	    sizeof(out));
+	    sizeof(out), NULL, NULL, 0);
 }
 
 static void
