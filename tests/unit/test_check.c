@@ -32,18 +32,7 @@
 #include "cmd/status.c"
 #include "tests/unit/testcert.h"
 #include "tests/unit/lookupwait.h"
-
-void
-cmd_usage(const char *name, FILE *f)
-{
-}
-
-int
-priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
-    size_t errsz)
-{
-	return 0;
-}
+#include "tests/unit/cmdstubs.h"
 
 static char cafile[] = "/tmp/mxg-check-ca-XXXXXX";
 static EVP_PKEY *ca_key, *bad_ca_key;

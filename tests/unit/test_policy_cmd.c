@@ -31,18 +31,7 @@
 #include "cmd/control.c"
 #include "cmd/ctlreq.c"
 #include "tests/unit/cmdcapture.h"
-
-void
-cmd_usage(const char *name, FILE *f)
-{
-}
-
-int
-priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
-    size_t errsz)
-{
-	return 0;
-}
+#include "tests/unit/cmdstubs.h"
 
 int
 cmd_json_set(json_t *o, const char *key, const char *s)

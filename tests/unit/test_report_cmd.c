@@ -18,13 +18,7 @@
 
 #include "cmd/report.c"
 #include "tests/unit/cmdcapture.h"
-
-int
-priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
-    size_t errsz)
-{
-	return 0;
-}
+#include "tests/unit/cmdstubs.h"
 
 static char dir[] = "/tmp/mxg-report-cmd-XXXXXX";
 static char outpath[300];

@@ -237,6 +237,31 @@ test_no_renegotiation(void **state)
 	tls_ctx_free(t);
 }
 
+/* The heap's growth over n handshakes to sctx, each under a key of its
+ * own, their sessions kept in t's cache when it takes them. */
+static size_t
+keys_growth(struct tls_ctx *t, int n)
+{
+	struct mallinfo2 m0, m1;
+	char key[32];
+	SSL *c;
+	int i;
+
+	pair_size = 1024 * 1024;	/* the tickets and chain in one go */
+	m0 = mallinfo2();
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		c = tls_client_new(t);
+		tls_client_resume(t, c, key);
+		assert_int_equal(handshake(c), 0);
+		tls_client_done(t, c, 1);
+		SSL_free(c);
+	}
+	m1 = mallinfo2();
+	pair_size = 0;
+	return m1.uordblks - m0.uordblks;
+}
+
 /* A server's tickets carry what it likes (up to 64 KB each in TLS 1.2,
  * 128 KB in 1.3): a hostile MX that issues large ones to proven
  * handshakes under many keys (an MX host name per domain of its own)
@@ -254,12 +279,10 @@ big_ticket_cb(SSL *s, void *arg)
 static void
 test_large_tickets_bounded(void **state)
 {
-	char err[256], key[32];
+	char err[256];
 	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
 	SSL_CTX *old = sctx;
-	struct mallinfo2 m0, m1;
-	SSL *c;
-	int i;
+	size_t growth;
 
 	(void)state;
 	if (!heap_measurable()) {
@@ -270,22 +293,10 @@ test_large_tickets_bounded(void **state)
 	sctx = server_ctx();
 	SSL_CTX_set_num_tickets(sctx, 4);
 	SSL_CTX_set_session_ticket_cb(sctx, big_ticket_cb, NULL, NULL);
-	pair_size = 1024 * 1024;	/* the tickets in one go */
-	m0 = mallinfo2();
-	for (i = 0; i < 200; i++) {
-		snprintf(key, sizeof(key), "k%d", i);
-		c = tls_client_new(t);
-		tls_client_resume(t, c, key);
-		assert_int_equal(handshake(c), 0);
-		tls_client_done(t, c, 1);
-		SSL_free(c);
-	}
-	m1 = mallinfo2();
-	pair_size = 0;
-	print_message("cache growth %zu KB\n",
-	    (m1.uordblks - m0.uordblks) / 1024);
+	growth = keys_growth(t, 200);
+	print_message("cache growth %zu KB\n", growth / 1024);
 	/* 200 keys, 4 tickets of 60 KB each: 48 MB when they were kept */
-	assert_true(m1.uordblks - m0.uordblks < 8u * 1024 * 1024);
+	assert_true(growth < 8u * 1024 * 1024);
 	SSL_CTX_free(sctx);
 	sctx = old;
 	tls_ctx_free(t);
@@ -296,13 +307,12 @@ test_large_tickets_bounded(void **state)
 static size_t
 chain_growth(int ncerts)
 {
-	char err[256], key[32];
+	char err[256];
 	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
 	SSL_CTX *old = sctx;
-	struct mallinfo2 m0, m1;
+	size_t growth;
 	EVP_PKEY *k;
 	X509 *x;
-	SSL *c;
 	int i;
 
 	assert_non_null(t);
@@ -316,24 +326,13 @@ chain_growth(int ncerts)
 		assert_int_equal(SSL_CTX_add_extra_chain_cert(sctx, x), 1);
 	}
 	EVP_PKEY_free(k);
-	pair_size = 1024 * 1024;
-	m0 = mallinfo2();
-	for (i = 0; i < 100; i++) {
-		snprintf(key, sizeof(key), "c%d", i);
-		c = tls_client_new(t);
-		tls_client_resume(t, c, key);
-		assert_int_equal(handshake(c), 0);
-		tls_client_done(t, c, 1);
-		SSL_free(c);
-	}
-	m1 = mallinfo2();
-	pair_size = 0;
+	growth = keys_growth(t, 100);
 	SSL_CTX_free(sctx);
 	sctx = old;
 	tls_ctx_free(t);
 	print_message("%d certificates: cache growth %zu KB\n", ncerts,
-	    (m1.uordblks - m0.uordblks) / 1024);
-	return m1.uordblks - m0.uordblks;
+	    growth / 1024);
+	return growth;
 }
 
 /* A server's certificate chain is as long and as large as it likes
