@@ -667,13 +667,13 @@ count(const struct policy_verdict *v, const char *result)
 }
 
 static void
-log_decision(struct policy_req *r, const char *result)
+log_decision(struct policy_req *r, const char *result, int mon_skipped)
 {
 	struct policy_verdict *v = r->v;
 	char qd[300], qs[160];
 
 	log_info("%s%sevent=policy domain=%s dst=%s mx=%s source=%s level=%s "
-	    "result=%s reason=%s%s%s%s sts=%s detail=%s%s%s",
+	    "result=%s reason=%s%s%s%s%s sts=%s detail=%s%s%s",
 	    r->tag[0] ? "sid=" : "",
 	    r->tag[0] ? r->tag : "", v->domain[0] ? v->domain : "-", r->dststr,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
@@ -681,6 +681,7 @@ log_decision(struct policy_req *r, const char *result)
 	    v->report_only ? " report_only=yes" : "",
 	    v->monitor ? " enforcement=monitor would_level=" : "",
 	    v->monitor ? tls_level_name(v->would_level) : "",
+	    mon_skipped ? " monitor_override=not-applied" : "",
 	    log_q(qs, sizeof(qs), v->sts_note[0] ? v->sts_note : "-"),
 	    log_q(qd, sizeof(qd), v->detail[0] ? v->detail : "-"),
 	    v->dane_note ? " dane=not-applicable dane_reason=" : "",
@@ -819,25 +820,56 @@ rpt_fill(struct policy_req *r)
 }
 
 /*
+ * Did the recipient domain's own policy decide?  DANE and MTA-STS (the
+ * domain's published word, a failed lookup of either included) and a
+ * domain line of tls_policy.  An address line's monitor does not reach
+ * them: whoever answers the MTA's unsigned MX query can send any domain's
+ * mail to that address.
+ */
+static int
+domain_decided(const struct policy_req *r)
+{
+	const char *s = r->v->source;
+
+	if (s == NULL)
+		return 0;
+	if (strcmp(s, "dane") == 0 || strcmp(s, "mta-sts") == 0)
+		return 1;
+	return strcmp(s, "override") == 0 && r->ovr != NULL &&
+	    !r->ovr->is_addr;
+}
+
+/*
  * enforcement = monitor for this request's destination?  The address's
  * line and the domain's (exact, else the closest parent) are looked up
  * apart, and an enforce line of either wins: a monitor line for a relay's
  * address must not monitor a domain written "enforce", whose mail an
- * attacker who answers the MTA's MX query sends to that address.
+ * attacker who answers the MTA's MX query sends to that address.  For the
+ * same reason an address's monitor line alone monitors only what this
+ * gateway demands of that address (tls_policy address line, the TLS
+ * history, require_tls, the default), never a verdict the domain's own
+ * policy decided (domain_decided()): that one needs a line for the
+ * domain, or enforcement = monitor.  *skipped says such a line was
+ * passed over, for the log.
  */
 static int
-monitored(const struct policy_req *r)
+monitored(const struct policy_req *r, int *skipped)
 {
 	const struct ovr_entry *a = NULL, *d;
 
+	*skipped = 0;
 	if (r->have_dst)
 		a = ovr_find(&r->pol->modes, NULL,
 		    (const struct sockaddr *)&r->dst);
 	d = ovr_find(&r->pol->modes, r->v->domain, NULL);
 	if ((a != NULL && !a->monitor) || (d != NULL && !d->monitor))
 		return 0;
-	if (a != NULL || d != NULL)
+	if (d != NULL)
 		return 1;
+	if (a != NULL && !domain_decided(r))
+		return 1;
+	if (a != NULL && !r->pol->monitor)
+		*skipped = 1;
 	return r->pol->monitor;
 }
 
@@ -846,6 +878,7 @@ finish(struct policy_req *r)
 {
 	struct policy_verdict *v = r->v;
 	const char *result;
+	int mon_skipped;
 
 	rpt_fill(r);
 	/* DANE would have been asked, but the self-check says the resolver
@@ -857,7 +890,7 @@ finish(struct policy_req *r)
 	r->decided = 1;
 	req_stop_lookups(r);
 	ev_timer_stop(r->tmo);
-	if (monitored(r))
+	if (monitored(r, &mon_skipped))
 		policy_verdict_monitor(v);
 	if (v->level == TLS_LEVEL_DEFER)
 		result = "defer";
@@ -867,7 +900,7 @@ finish(struct policy_req *r)
 		result = "report-only-failure";
 	else
 		result = "ok";
-	log_decision(r, result);
+	log_decision(r, result, mon_skipped);
 	stats_observe(stats_histogram("mxguard_policy_decision_seconds",
 	    "Time from a policy lookup's start to its verdict", NULL, 0),
 	    stats_clock() - r->started);

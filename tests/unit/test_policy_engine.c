@@ -418,7 +418,8 @@ test_override_relay_address(void **state)
  * enforce mode defers it (192.0.2.66 is no host of its MTA-STS policy).
  * An enforce line for the domain or the address wins over a monitor line
  * for the other; the address line still monitors the domains without a
- * line of their own.
+ * line of their own whose verdict is no policy of the domain's own
+ * (test_address_monitor_not_domain_policy).
  */
 static void
 test_enforcement_override_enforce_wins(void **state)
@@ -444,6 +445,56 @@ test_enforcement_override_enforce_wins(void **state)
 	v = lookup(p, "plain.test", "192.0.2.66");
 	assert_int_equal(v->monitor, 1);
 	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
+ * "192.0.2.66 monitor" alone, enforcement = enforce.  The address line
+ * monitored every domain without a line of its own, MTA-STS enforce ones
+ * included: an attacker who answers the MTA's MX query of enf.test with
+ * 192.0.2.66 and strips STARTTLS on the path got enf.test's mail in
+ * cleartext.  A domain's own policy is now monitored only by a line for
+ * the domain (or enforcement = monitor); the address line still monitors
+ * what this gateway demands of the address (here the default).
+ */
+static void
+test_address_monitor_not_domain_policy(void **state)
+{
+	struct config *cfg = mkcfg(NULL, 1);
+	struct policy_verdict *v;
+	struct policy *p;
+	char err[256];
+
+	cfg->enforcement_override.v = calloc(1, sizeof(char *));
+	cfg->enforcement_override.v[0] = strdup("192.0.2.66 monitor");
+	cfg->enforcement_override.n = 1;
+	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	v = lookup(p, "enf.test", "192.0.2.66");
+	assert_string_equal(v->source, "mta-sts");
+	assert_int_equal(v->monitor, 0);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	policy_verdict_free(v);
+	v = lookup(p, "plain.test", "192.0.2.66");
+	assert_int_equal(v->monitor, 1);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	policy_verdict_free(v);
+	policy_free(p);
+
+	/* a line for the domain still monitors it */
+	cfg = mkcfg(NULL, 1);
+	cfg->enforcement_override.v = calloc(2, sizeof(char *));
+	cfg->enforcement_override.v[0] = strdup("192.0.2.66 monitor");
+	cfg->enforcement_override.v[1] = strdup("enf.test monitor");
+	cfg->enforcement_override.n = 2;
+	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	v = lookup(p, "enf.test", "192.0.2.66");
+	assert_int_equal(v->monitor, 1);
+	assert_int_equal(v->would_level, TLS_LEVEL_DEFER);
 	policy_verdict_free(v);
 	policy_free(p);
 }
@@ -1726,6 +1777,7 @@ main(void)
 		cmocka_unit_test(test_testing_keeps_require_tls),
 		cmocka_unit_test(test_testing_keeps_history),
 		cmocka_unit_test(test_enforcement_override_enforce_wins),
+		cmocka_unit_test(test_address_monitor_not_domain_policy),
 		cmocka_unit_test(test_timeout_verdict),
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
