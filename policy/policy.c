@@ -833,8 +833,10 @@ domain_decided(const struct policy_req *r)
 
 	if (s == NULL)
 		return 0;
+	/* (MTA-STS testing or none demand nothing: level may) */
 	if (strcmp(s, "dane") == 0 || strcmp(s, "mta-sts") == 0)
-		return 1;
+		return r->v->level != TLS_LEVEL_MAY &&
+		    r->v->level != TLS_LEVEL_NONE;
 	return strcmp(s, "override") == 0 && r->ovr != NULL &&
 	    !r->ovr->is_addr;
 }
