@@ -423,3 +423,27 @@ netaddr_refuse_port(const char *host, unsigned port, const struct strlist *ok,
 	    "tlsrpt_https_ports (%s)", port, host, list);
 	return 1;
 }
+
+void
+netaddr_fmt(const struct sockaddr *sa, char *buf, size_t sz)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
+		snprintf(buf, sz, "%s:%u", a, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		char scope[16] = "";
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
+		if (in6->sin6_scope_id != 0)
+			snprintf(scope, sizeof(scope), "%%%u",
+			    (unsigned)in6->sin6_scope_id);
+		snprintf(buf, sz, "[%s%s]:%u", a, scope,
+		    ntohs(in6->sin6_port));
+	} else
+		snprintf(buf, sz, "?");
+}

@@ -11,6 +11,7 @@
 #ifndef MXG_NETADDR_H
 #define MXG_NETADDR_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 /* 1 when sa (AF_INET or AF_INET6) is a global unicast address; 0 for
@@ -61,5 +62,11 @@ struct strlist;
  * one probes what listens there. */
 int		 netaddr_refuse_port(const char *host, unsigned port,
 		    const struct strlist *ok, char *err, size_t errsz);
+
+/* sa as "192.0.2.1:25" or "[2001:db8::1]:25"; a scoped IPv6 address
+ * (link-local) keeps its scope, "[fe80::1%2]:25": the same address on
+ * two links is two hosts, and a leg reuse key or a log line must not
+ * make them one.  Another family: "?". */
+void		 netaddr_fmt(const struct sockaddr *sa, char *buf, size_t sz);
 
 #endif

@@ -30,6 +30,7 @@
 
 #include "core/io.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/stats.h"
 #include "tlsproxy/leg.h"
 
@@ -127,27 +128,6 @@ dst_len(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
 	    sizeof(struct sockaddr_in);
-}
-
-static void
-dst_fmt(struct leg *l)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	if (l->dst.ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)&l->dst;
-
-		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
-		snprintf(l->dst_str, sizeof(l->dst_str), "%s:%u", a,
-		    ntohs(in->sin_port));
-	} else if (l->dst.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)&l->dst;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
-		snprintf(l->dst_str, sizeof(l->dst_str), "[%s]:%u", a,
-		    ntohs(in6->sin6_port));
-	} else
-		snprintf(l->dst_str, sizeof(l->dst_str), "?");
 }
 
 /* Our end of the connection, kept: the io goes when the leg fails. */
@@ -345,7 +325,8 @@ leg_alloc(const struct leg_env *env, const struct sockaddr_storage *dst,
 	l->arg = arg;
 	snprintf(l->tag, sizeof(l->tag), "%s", tag);
 	l->dst = *dst;
-	dst_fmt(l);
+	netaddr_fmt((const struct sockaddr *)&l->dst, l->dst_str,
+	    sizeof(l->dst_str));
 	return l;
 }
 

@@ -15,6 +15,7 @@
 
 #include "core/io.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/stats.h"
 #include "tlsproxy/proxy.h"
 #include "tlsproxy/session.h"
@@ -195,7 +196,7 @@ accept_cb(int lfd, int events, void *arg)
 				    strerror(errno));
 			return;
 		}
-		sockaddr_fmt((struct sockaddr *)&client, cs, sizeof(cs));
+		netaddr_fmt((struct sockaddr *)&client, cs, sizeof(cs));
 		if (p->env.draining) {
 			refuse(fd, "421 4.3.2 mxguard: shutting down\r\n");
 			continue;

@@ -46,6 +46,7 @@
 
 #include "core/io.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/stats.h"
 #include "policy/sts.h"
 #include "tlsproxy/leg.h"
@@ -234,25 +235,6 @@ stats_init(void)
 	    "Recipients deferred because the TLS policy was not met");
 	st_inject = stats_counter("mxguard_starttls_injections_total",
 	    "Sessions dropped for plaintext injected around STARTTLS");
-}
-
-void
-sockaddr_fmt(const struct sockaddr *sa, char *buf, size_t sz)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
-		snprintf(buf, sz, "%s:%u", a, ntohs(in->sin_port));
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
-		snprintf(buf, sz, "[%s]:%u", a, ntohs(in6->sin6_port));
-	} else
-		snprintf(buf, sz, "?");
 }
 
 static socklen_t
@@ -1918,9 +1900,9 @@ session_start(struct session_env *env, int fd,
 	snprintf(s->id, sizeof(s->id), "%08x%04llx", base, ++seq & 0xffff);
 	s->client_addr = *client;
 	s->dst_addr = *dst;
-	sockaddr_fmt((struct sockaddr *)client, s->client_str,
+	netaddr_fmt((struct sockaddr *)client, s->client_str,
 	    sizeof(s->client_str));
-	sockaddr_fmt((struct sockaddr *)dst, s->dst_str, sizeof(s->dst_str));
+	netaddr_fmt((struct sockaddr *)dst, s->dst_str, sizeof(s->dst_str));
 	s->started = ev_now(env->loop);
 	s->state = S_GREETING;
 	if ((s->next = env->sessions) != NULL)

@@ -46,7 +46,5 @@ int	session_start(struct session_env *, int fd,
 	    const struct sockaddr_storage *dst);
 /* Frees every live session at once (exit after the drain deadline). */
 void	session_abort_all(struct session_env *);
-/* Mention of the address for logs: "1.2.3.4:25", "[::1]:25". */
-void	sockaddr_fmt(const struct sockaddr *, char *buf, size_t sz);
 
 #endif

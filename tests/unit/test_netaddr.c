@@ -504,6 +504,38 @@ test_port(void **state)
 	    sizeof(err)), 1);
 }
 
+/* netaddr_fmt(): the form in logs and in the leg reuse key.  A scoped
+ * (link-local) IPv6 address keeps its scope: fe80::1 on two links is two
+ * hosts, and a leg proven with one must not be reused for the other. */
+static void
+test_fmt(void **state)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET,
+	    .sin_port = htons(25) };
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6,
+	    .sin6_port = htons(25) };
+	struct sockaddr_in6 other;
+	struct sockaddr un = { .sa_family = AF_UNIX };
+	char a[80], b[80];
+
+	inet_pton(AF_INET, "192.0.2.1", &in.sin_addr);
+	netaddr_fmt((struct sockaddr *)&in, a, sizeof(a));
+	assert_string_equal(a, "192.0.2.1:25");
+	inet_pton(AF_INET6, "2001:db8::1", &in6.sin6_addr);
+	netaddr_fmt((struct sockaddr *)&in6, a, sizeof(a));
+	assert_string_equal(a, "[2001:db8::1]:25");
+	inet_pton(AF_INET6, "fe80::1", &in6.sin6_addr);
+	in6.sin6_scope_id = 2;
+	other = in6;
+	other.sin6_scope_id = 3;
+	netaddr_fmt((struct sockaddr *)&in6, a, sizeof(a));
+	netaddr_fmt((struct sockaddr *)&other, b, sizeof(b));
+	assert_string_equal(a, "[fe80::1%2]:25");
+	assert_string_not_equal(a, b);
+	netaddr_fmt(&un, a, sizeof(a));
+	assert_string_equal(a, "?");
+}
+
 int
 main(void)
 {
@@ -517,6 +549,7 @@ main(void)
 		cmocka_unit_test_teardown(test_on_link_route6, ns_restore),
 		cmocka_unit_test(test_own_real),
 		cmocka_unit_test(test_port),
+		cmocka_unit_test(test_fmt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
