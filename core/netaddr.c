@@ -1,7 +1,8 @@
 /*
  * netaddr.c - global unicast or not (netaddr.h).  A table of prefixes,
  * each with the word a log line uses for it; for IPv6, nothing outside
- * 2000::/3 is global either.
+ * 2000::/3 is global either.  Also netaddr_fmt(), the one way an address
+ * and port are written in logs and keys.
  */
 #include <arpa/inet.h>
 #include <errno.h>
