@@ -1,20 +1,24 @@
 /*
  * check.c - `mxguard check DOMAIN [ADDRESS] [--json]`, in the spirit of
  * posttls-finger: for every MX host of DOMAIN and each of its addresses
- * (A, then AAAA; or only ADDRESS), the
+ * (A, then AAAA: all the MX walk keeps; or only ADDRESS), the
  * DNSSEC status of the MX and address records, the TLSA records and what
  * DANE makes of them, the MTA-STS policy, the verdict mxguard would give,
  * and a real STARTTLS handshake set up with that verdict's settings
  * (SNI, DANE TLSA records, names) and judged by policy_tls_check(), as the
- * proxy does.  Server replies go through the proxy's own SMTP reply and
+ * proxy does.  The probes run one after the other, none started after
+ * CHECK_DEADLINE seconds; an address the deadline leaves out, or one the MX walk
+ * did not keep (more than MX_MAX_ADDRS for a host, counted in nmore), is
+ * said to be not probed, by name where it is known, never left out
+ * silently.  Server replies go through the proxy's own SMTP reply and
  * EHLO parsers (tlsproxy/smtp.h), so that both read a masked STARTTLS
  * (XXXXXXXA, XXXXXXXX) the same way.  Readable text by default, one JSON object with --json.
  *
  * Exit status (monitoring plugins' convention, cmd.h): 0 every checked
  * address would get the mail as its verdict requires; 1 all would get it
  * but some not as required (report-only failures, cleartext where TLS
- * was possible); 2 some would defer it (policy or handshake); 3 usage or
- * setup errors.  --json writes one object (schema 1, jansson): null for
+ * was possible), or some address was not probed; 2 some would defer it
+ * (policy or handshake); 3 usage or setup errors.  --json writes one object (schema 1, jansson): null for
  * what is absent, the server's UTF-8 as it is, invalid bytes as U+FFFD
  * with "<member>_invalid_utf8": true beside.  Under enforcement =
  * monitor the probe is judged as enforce mode would judge it (what the
@@ -38,6 +42,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -61,8 +66,13 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
-#define MAXH	8
-#define MAXA	4
+/* every address the MX walk keeps */
+#define MAXP		(MX_MAX_HOSTS * MX_MAX_ADDRS)
+/* the probes' time in all, and each one's socket timeouts, in seconds: a
+ * domain with many unreachable addresses must not hold the check for
+ * hours (each may wait 20 s to connect, then for each reply) */
+#define CHECK_DEADLINE	300
+#define PROBE_TIMEOUT	20
 
 struct probe {
 	char		 host[256];
@@ -88,6 +98,7 @@ struct probe {
 	char		 reason[48], detail[256];
 	char		 error[256];
 	int		 deliverable;
+	int		 skipped;	/* not probed: CHECK_DEADLINE passed */
 };
 
 struct run {
@@ -97,8 +108,9 @@ struct run {
 	int		 outstanding;
 	char		 domain[256];
 	struct mx_result *mx;		/* the MX walk's answer */
+	int		 single;	/* only the ADDRESS given */
 	int		 nprobe;
-	struct probe	 probes[MAXH * MAXA];
+	struct probe	*probes;	/* MAXP */
 	struct cmd_cfgcheck cc;		/* the file's digest, the daemon's */
 };
 
@@ -130,17 +142,15 @@ static void
 add_probes(struct run *r, int family)
 {
 	const struct mx_result *m = r->mx;
-	int i, j, k;
+	int i, j;
 
 	for (i = 0; i < m->nhost; i++)
-		for (j = 0, k = 0; j < m->host[i].naddr && k < MAXA &&
-		    r->nprobe < MAXH * MAXA; j++) {
+		for (j = 0; j < m->host[i].naddr && r->nprobe < MAXP; j++) {
 			const struct sockaddr_storage *ss = &m->host[i].addr[j];
 			struct probe *p;
 
 			if (ss->ss_family != family)
 				continue;
-			k++;
 			p = &r->probes[r->nprobe++];
 			snprintf(p->host, sizeof(p->host), "%s",
 			    m->host[i].name);
@@ -292,12 +302,14 @@ probe_mark(struct probe *p, int fd, const struct config *cfg)
 	return -1;
 }
 
-/* The handshake; -1 only when the probe cannot be made as it must be
- * (probe_mark()), every other failure is a result in p. */
+/* The handshake, each step within secs; -1 only when the probe cannot be
+ * made as it must be (probe_mark()), every other failure is a result in
+ * p. */
 static int
-probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg)
+probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
+    int secs)
 {
-	struct timeval tv = { 20, 0 };
+	struct timeval tv = { secs, 0 };
 	char last[512];
 	struct conn c;
 	struct smtp_reply *rep;
@@ -455,6 +467,77 @@ probe_warning(const struct probe *p)
 	return !p->tls || !p->check_ok || p->report_failed;
 }
 
+/* CLOCK_MONOTONIC in seconds. */
+static time_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/*
+ * The handshakes, one after the other, with each verdict's settings,
+ * until deadline (CLOCK_MONOTONIC seconds): each probe waits at most
+ * PROBE_TIMEOUT, or what is left; one the deadline leaves no second for
+ * is marked skipped.  Returns the exit status the probes call for, or -1
+ * (p->error said on stderr) when a probe cannot be made as it must be.
+ */
+static int
+run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
+    time_t deadline)
+{
+	int i, rc = CMD_OK;
+
+	for (i = 0; i < r->nprobe; i++) {
+		struct probe *p = &r->probes[i];
+		time_t left = deadline - mono_now();
+
+		if (p->v->level != TLS_LEVEL_DEFER &&
+		    p->v->level != TLS_LEVEL_NONE) {
+			if (left <= 0) {
+				p->skipped = 1;
+				rc = rc > CMD_WARNING ? rc : CMD_WARNING;
+				continue;
+			}
+			/* no report at all rather than one about the wrong
+			 * peer */
+			if (probe_tls(p, tc, cfg, left < PROBE_TIMEOUT ?
+			    (int)left : PROBE_TIMEOUT) == -1) {
+				fprintf(stderr, "mxguard: check: %s\n",
+				    p->error);
+				return -1;
+			}
+		}
+		judge(p);
+		if (!p->deliverable)
+			rc = CMD_DEFER;
+		else if (rc == CMD_OK && probe_warning(p))
+			rc = CMD_WARNING;
+	}
+	/* addresses the MX walk did not keep were not probed either */
+	if (!r->single)
+		for (i = 0; i < r->mx->nhost; i++)
+			if (r->mx->host[i].nmore > 0 && rc == CMD_OK)
+				rc = CMD_WARNING;
+	return rc;
+}
+
+/* Addresses not probed: those the deadline left out, and (without
+ * ADDRESS) those the MX walk did not keep. */
+static int
+not_probed(const struct run *r)
+{
+	int i, n = 0;
+
+	for (i = 0; i < r->nprobe; i++)
+		n += r->probes[i].skipped;
+	for (i = 0; i < r->mx->nhost && !r->single; i++)
+		n += r->mx->host[i].nmore;
+	return n;
+}
+
 /* ---- output ----------------------------------------------------------- */
 
 /*
@@ -540,6 +623,31 @@ dnssec_word(int st)
 	    "insecure" : st < 0 ? "-" : dns_status_name(st);
 }
 
+/* The summary of what was not probed, after the probes: never a silent
+ * "all checked". */
+static void
+print_not_probed(const struct run *r)
+{
+	int i, n = not_probed(r);
+
+	if (n == 0)
+		return;
+	printf("\nnot probed: %d address%s\n", n, n == 1 ? "" : "es");
+	for (i = 0; i < r->nprobe; i++)
+		if (r->probes[i].skipped)
+			printf("  MX %d %s [%s]: the check's %d s deadline "
+			    "had passed\n", r->probes[i].pref,
+			    r->probes[i].host, r->probes[i].addrstr,
+			    CHECK_DEADLINE);
+	for (i = 0; i < r->mx->nhost && !r->single; i++)
+		if (r->mx->host[i].nmore > 0)
+			printf("  MX %d %s: %d more address%s in DNS than "
+			    "the %d per host the MX walk keeps\n",
+			    r->mx->host[i].pref, r->mx->host[i].name,
+			    r->mx->host[i].nmore, r->mx->host[i].nmore == 1 ?
+			    "" : "es", MX_MAX_ADDRS);
+}
+
 static void
 print_text(struct run *r)
 {
@@ -597,17 +705,69 @@ print_text(struct run *r)
 		}
 		if (p->error[0])
 			printf("  probe:    %s\n", p->error);
+		if (p->skipped) {
+			printf("  probe:    not probed: the check's %d s "
+			    "deadline had passed\n", CHECK_DEADLINE);
+			printf("  result:   not probed\n");
+			continue;
+		}
 		printf("  result:   %s%s%s\n", p->deliverable ? "deliver" :
 		    "defer", p->reason[0] && !p->deliverable ? ": " : "",
 		    !p->deliverable ? p->reason : "");
 	}
 	if (r->nprobe == 0)
 		printf("no MX address to check\n");
+	print_not_probed(r);
 }
 
 /* Version of the JSON layout: raised when a member changes meaning or
  * goes away (new members do not raise it). */
 #define CHECK_JSON_SCHEMA	1
+
+/* not_probed_count, and not_probed[]: {host, pref, address, why}, why
+ * "deadline" for an address the deadline left out, or "mx-walk-limit"
+ * with address null and count for a host's addresses the walk did not
+ * keep. */
+static int
+json_not_probed(const struct run *r, json_t *root)
+{
+	json_t *arr, *o;
+	int i;
+
+	if ((arr = json_array()) == NULL ||
+	    json_object_set_new(root, "not_probed", arr) == -1 ||
+	    json_object_set_new(root, "not_probed_count",
+	    json_integer(not_probed(r))) == -1)
+		return -1;
+	for (i = 0; i < r->nprobe; i++) {
+		const struct probe *p = &r->probes[i];
+
+		if (!p->skipped)
+			continue;
+		if ((o = json_object()) == NULL ||
+		    json_array_append_new(arr, o) == -1)
+			return -1;
+		cmd_json_set(o, "host", p->host);
+		json_object_set_new(o, "pref", json_integer(p->pref));
+		cmd_json_set(o, "address", p->addrstr);
+		cmd_json_set(o, "why", "deadline");
+	}
+	for (i = 0; i < r->mx->nhost && !r->single; i++) {
+		const struct mx_host *h = &r->mx->host[i];
+
+		if (h->nmore == 0)
+			continue;
+		if ((o = json_object()) == NULL ||
+		    json_array_append_new(arr, o) == -1)
+			return -1;
+		cmd_json_set(o, "host", h->name);
+		json_object_set_new(o, "pref", json_integer(h->pref));
+		json_object_set_new(o, "address", json_null());
+		json_object_set_new(o, "count", json_integer(h->nmore));
+		cmd_json_set(o, "why", "mx-walk-limit");
+	}
+	return 0;
+}
 
 static int
 print_json(struct run *r)
@@ -696,8 +856,11 @@ print_json(struct run *r)
 		cmd_json_set(o, "detail", p->detail);
 		cmd_json_set(o, "error", p->error);
 		json_object_set_new(h, "probe", o);
-		cmd_json_set(h, "result", p->deliverable ? "deliver" : "defer");
+		cmd_json_set(h, "result", p->skipped ? "not-probed" :
+		    p->deliverable ? "deliver" : "defer");
 	}
+	if (json_not_probed(r, root) == -1)
+		goto fail;
 	/* UTF-8 as it is (no JSON_ENSURE_ASCII) */
 	if (json_dumpf(root, stdout, JSON_COMPACT) == -1)
 		goto fail;
@@ -744,6 +907,10 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : opts->verbose ?
 	    LOG_LVL_INFO : LOG_LVL_ERR);
 	memset(&r, 0, sizeof(r));
+	if ((r.probes = calloc(MAXP, sizeof(*r.probes))) == NULL) {
+		fprintf(stderr, "mxguard: check: out of memory\n");
+		return CMD_UNKNOWN;
+	}
 	/* first: the answer is for the file read, which the daemon may
 	 * not run (before the drop: the socket is root's and `user`'s) */
 	cmd_config_vs_daemon(cfg, &r.cc);
@@ -756,10 +923,10 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "mxguard: check: bad domain %s: %s\n", domain,
 		    err);
-		return CMD_UNKNOWN;
+		goto done;
 	}
 	if ((r.loop = ev_loop_new()) == NULL)
-		return CMD_UNKNOWN;
+		goto done;
 	/* tls_ctx_new() may read a key only root reads (the daemon reads it
 	 * before its drop too); the engine's stores are opened as `user`
 	 * (cmd/priv.h), which keeps CAP_NET_ADMIN for the probe's SO_MARK */
@@ -797,6 +964,7 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		snprintf(p->addrstr, sizeof(p->addrstr), "%s", address);
 		snprintf(p->host, sizeof(p->host), "-");
 		r.nprobe = 1;
+		r.single = 1;
 	} else {
 		/* A first, then AAAA: the probes keep that order */
 		add_probes(&r, AF_INET);
@@ -847,23 +1015,10 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		wait_all(&r);
 	}
 	/* the handshakes, with each verdict's settings */
-	rc = CMD_OK;
-	for (i = 0; i < r.nprobe; i++) {
-		struct probe *p = &r.probes[i];
-
-		/* no report at all rather than one about the wrong peer */
-		if (p->v->level != TLS_LEVEL_DEFER &&
-		    p->v->level != TLS_LEVEL_NONE &&
-		    probe_tls(p, tc, cfg) == -1) {
-			fprintf(stderr, "mxguard: check: %s\n", p->error);
-			rc = CMD_UNKNOWN;
-			goto done;
-		}
-		judge(p);
-		if (!p->deliverable)
-			rc = CMD_DEFER;
-		else if (rc == CMD_OK && probe_warning(p))
-			rc = CMD_WARNING;
+	if ((rc = run_probes(&r, tc, cfg, mono_now() + CHECK_DEADLINE)) ==
+	    -1) {
+		rc = CMD_UNKNOWN;
+		goto done;
 	}
 	/* nothing to probe: unknown when the MX lookup itself failed */
 	if (r.nprobe == 0)
@@ -882,6 +1037,7 @@ done:
 		dane_info_free(r.probes[i].dane);
 		policy_verdict_free(r.probes[i].v);
 	}
+	free(r.probes);
 	free(r.mx);
 	tls_ctx_free(tc);
 	policy_free(r.pol);

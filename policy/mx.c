@@ -133,11 +133,17 @@ on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
 		    strcmp(a->name, a->qname) != 0)
 			snprintf(h->expanded, sizeof(h->expanded), "%s",
 			    a->name);
-		for (i = 0; i < a->nrr && h->naddr < MX_MAX_ADDRS; i++) {
+		for (i = 0; i < a->nrr; i++) {
 			struct sockaddr_storage *ss = &h->addr[h->naddr];
 			struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
 			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 
+			if (h->naddr == MX_MAX_ADDRS) {
+				if (a->rr[i].type == DNS_T_A ||
+				    a->rr[i].type == DNS_T_AAAA)
+					h->nmore++;
+				continue;
+			}
 			memset(ss, 0, sizeof(*ss));
 			if (a->rr[i].type == DNS_T_A) {
 				s4->sin_family = AF_INET;

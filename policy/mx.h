@@ -47,6 +47,9 @@ struct mx_host {
 	int		 has_dst;	/* A is among its addresses */
 	int		 naddr;
 	struct sockaddr_storage addr[MX_MAX_ADDRS];	/* port 25 */
+	int		 nmore;		/* addresses in the answers beyond
+					 * MX_MAX_ADDRS, not kept (for
+					 * mxguard check to say so) */
 };
 
 struct mx_result {

@@ -9,7 +9,10 @@
  *   - a report-only check that fails on TLS: delivered, but a warning
  *     (exit 1), not a clean 0;
  *   - plaintext after the 220 to STARTTLS under may: the proxy drops the
- *     connection (injection), so deferred, not "deliver in cleartext".
+ *     connection (injection), so deferred, not "deliver in cleartext";
+ *   - every address the MX walk keeps is probed (not 4 per family), and
+ *     those the deadline or the walk's bound leave out are listed, in
+ *     the text and in JSON, and make a clean 0 a warning.
  * Verdicts come from policy_lookup() with tls_policy overrides (the
  * resolver is unreachable, the override decides), then set as the
  * engine sets them for a testing policy.
@@ -33,6 +36,7 @@
 #include "tests/unit/testcert.h"
 #include "tests/unit/lookupwait.h"
 #include "tests/unit/cmdstubs.h"
+#include "tests/unit/cmdcapture.h"
 
 static char cafile[] = "/tmp/mxg-check-ca-XXXXXX";
 static EVP_PKEY *ca_key, *bad_ca_key;
@@ -195,7 +199,7 @@ probe(struct probe *p, struct policy_verdict *v, enum script how, X509 *cert,
 		serve(lfd, how, cert, key);
 	close(lfd);
 	p->v = v;
-	assert_int_equal(probe_tls(p, tc, cfg), 0);
+	assert_int_equal(probe_tls(p, tc, cfg, PROBE_TIMEOUT), 0);
 	judge(p);
 	waitpid(pid, &st, 0);
 	p->v = NULL;
@@ -283,6 +287,123 @@ test_injection_defers_under_may(void **state)
 	policy_verdict_free(v);
 }
 
+/* What f(r) printed on stdout, in buf. */
+static void
+printed(void (*f)(struct run *), struct run *r, char *buf, size_t sz)
+{
+	char path[] = "/tmp/mxg-check-out-XXXXXX";
+	int fd = mkstemp(path), saved, file;
+
+	assert_true(fd >= 0);
+	close(fd);
+	fflush(stdout);
+	saved = capture_begin(1, path, &file);
+	f(r);
+	fflush(stdout);
+	capture_end(1, saved, file, buf, sz);
+	unlink(path);
+}
+
+static void
+json_out(struct run *r)
+{
+	assert_int_equal(print_json(r), 0);
+}
+
+static void
+sa(struct sockaddr_storage *ss, const char *ip)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else {
+		assert_int_equal(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+		s6->sin6_family = AF_INET6;
+	}
+}
+
+/*
+ * An MX host with 6 A and 2 AAAA records, and 3 more in DNS than the
+ * walk keeps: all 8 kept are probed (the check took 4 per family and
+ * said nothing of the rest).  With the deadline passed none is probed:
+ * each says "not probed", and the summary counts 11 (8 by address, 3
+ * beyond the walk's bound), in the text and in JSON; exit status 1, not
+ * a clean 0.
+ */
+static void
+test_all_addresses_probed_or_listed(void **state)
+{
+	static const char *ips[] = { "192.0.2.10", "192.0.2.11",
+	    "192.0.2.12", "192.0.2.13", "192.0.2.14", "192.0.2.15",
+	    "2001:db8::10", "2001:db8::11" };
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct mx_result *m = calloc(1, sizeof(*m));
+	struct run r;
+	char *out = malloc(65536);
+	int i;
+
+	memset(&r, 0, sizeof(r));
+	r.probes = calloc(MAXP, sizeof(*r.probes));
+	snprintf(r.domain, sizeof(r.domain), "many.test");
+	snprintf(m->domain, sizeof(m->domain), "many.test");
+	m->status = DNS_INSECURE;
+	m->nhost = 1;
+	snprintf(m->host[0].name, sizeof(m->host[0].name), "mx.many.test");
+	m->host[0].pref = 10;
+	m->host[0].naddr = 8;
+	m->host[0].nmore = 3;
+	for (i = 0; i < 8; i++)
+		sa(&m->host[0].addr[i], ips[i]);
+	r.mx = m;
+	add_probes(&r, AF_INET);
+	add_probes(&r, AF_INET6);
+	assert_int_equal(r.nprobe, 8);
+	for (i = 0; i < 8; i++)
+		assert_string_equal(r.probes[i].addrstr, ips[i]);
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	for (i = 0; i < r.nprobe; i++)
+		r.probes[i].v = v;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() - 1),
+	    CMD_WARNING);
+	for (i = 0; i < r.nprobe; i++) {
+		assert_true(r.probes[i].skipped);
+		assert_false(r.probes[i].connected);
+	}
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "MX 10 mx.many.test [192.0.2.15]\n"));
+	assert_non_null(strstr(out, "result:   not probed\n"));
+	assert_null(strstr(out, "result:   deliver"));
+	assert_non_null(strstr(out, "not probed: 11 addresses\n"));
+	assert_non_null(strstr(out, "  MX 10 mx.many.test [2001:db8::11]: "
+	    "the check's 300 s deadline had passed\n"));
+	assert_non_null(strstr(out, "  MX 10 mx.many.test: 3 more addresses "
+	    "in DNS than the 8 per host the MX walk keeps\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"result\":\"not-probed\""));
+	assert_non_null(strstr(out, "\"not_probed\":[{\"host\":"
+	    "\"mx.many.test\",\"pref\":10,\"address\":\"192.0.2.10\","
+	    "\"why\":\"deadline\"}"));
+	assert_non_null(strstr(out, "{\"host\":\"mx.many.test\",\"pref\":10,"
+	    "\"address\":null,\"count\":3,\"why\":\"mx-walk-limit\"}]"));
+	assert_non_null(strstr(out, "\"not_probed_count\":11"));
+
+	/* ADDRESS given: the walk's other addresses are not the question */
+	r.nprobe = 1;
+	r.single = 1;
+	r.probes[0].skipped = 0;
+	printed(print_text, &r, out, 65536);
+	assert_null(strstr(out, "not probed"));
+
+	policy_verdict_free(v);
+	free(r.probes);
+	free(m);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -290,6 +411,7 @@ main(void)
 		cmocka_unit_test(test_encrypt_report_only_no_starttls),
 		cmocka_unit_test(test_report_only_failure_warns),
 		cmocka_unit_test(test_injection_defers_under_may),
+		cmocka_unit_test(test_all_addresses_probed_or_listed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
