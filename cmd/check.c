@@ -18,7 +18,8 @@
  * address would get the mail as its verdict requires; 1 all would get it
  * but some not as required (report-only failures, cleartext where TLS
  * was possible), or some address was not probed; 2 some would defer it
- * (policy or handshake); 3 usage or setup errors.  --json writes one object (schema 1, jansson): null for
+ * (policy or handshake, or a greeting that refuses service); 3 usage or
+ * setup errors.  --json writes one object (schema 1, jansson): null for
  * what is absent, the server's UTF-8 as it is, invalid bytes as U+FFFD
  * with "<member>_invalid_utf8": true beside.  Under enforcement =
  * monitor the probe is judged as enforce mode would judge it (what the
@@ -84,6 +85,7 @@ struct probe {
 	int		 monitored;	/* enforcement = monitor applies */
 	/* the handshake */
 	int		 connected;
+	int		 greeting;	/* its code; -1 none or malformed */
 	char		 banner[256];
 	int		 starttls;
 	int		 masked;
@@ -98,6 +100,10 @@ struct probe {
 	char		 reason[48], detail[256];
 	char		 error[256];
 	int		 deliverable;
+	int		 refused;	/* the server refused service in its
+					 * greeting: not delivered there */
+	char		 outcome[200];	/* what the proxy does, when the
+					 * result alone does not say it */
 	int		 skipped;	/* not probed: CHECK_DEADLINE passed */
 };
 
@@ -345,9 +351,13 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		goto out;
 	}
 	p->connected = 1;
-	if ((code = read_reply(&c, rep, last, sizeof(last))) != 220) {
+	/* any 2xx will do, as for the proxy's leg (tlsproxy/leg.c) */
+	p->greeting = code = read_reply(&c, rep, last, sizeof(last));
+	if (code / 100 != 2) {
 		snprintf(p->error, sizeof(p->error), "greeting: %s", last);
-		goto out;
+		if (code == -1)
+			goto out;
+		goto quit;
 	}
 	snprintf(p->banner, sizeof(p->banner), "%s", last + 4);
 	if (send_line(fd, NULL, "EHLO mxguard-check.invalid") == -1 ||
@@ -423,7 +433,12 @@ out:
 }
 
 /*
- * What the proxy would do with the mail after this probe.  Without TLS
+ * What the proxy would do with the mail after this probe.  It connects
+ * upstream before anything else: a greeting that is not 2xx is relayed
+ * to the MTA as it is, and every command after it but QUIT answered 451
+ * (a 4xx greeting) or 503 (5xx), tlsproxy/session.c; no greeting (closed,
+ * timed out, malformed) is a 421 to the MTA.  Either way no mail goes
+ * there, at any level.  Without TLS
  * it goes on in cleartext only where the enforced level is may or none
  * (no STARTTLS offered, STARTTLS refused, a failed handshake: a new
  * cleartext connection); report_only never lowers that level: an MTA-STS
@@ -436,6 +451,21 @@ judge(struct probe *p)
 {
 	const struct policy_verdict *v = p->v;
 
+	if (p->connected && p->greeting / 100 != 2) {
+		p->deliverable = 0;
+		if (p->greeting > 0) {
+			p->refused = 1;
+			snprintf(p->outcome, sizeof(p->outcome), "the server "
+			    "refused service (%d): mxguard relays its "
+			    "greeting to the MTA, and answers %s to all but "
+			    "QUIT", p->greeting, p->greeting / 100 == 4 ?
+			    "451" : "503");
+		} else
+			snprintf(p->outcome, sizeof(p->outcome), "no "
+			    "greeting from the server: mxguard answers the "
+			    "MTA 421");
+		return;
+	}
 	if (v->level == TLS_LEVEL_DEFER)
 		p->deliverable = 0;
 	else if (v->level == TLS_LEVEL_NONE)
@@ -623,6 +653,14 @@ dnssec_word(int st)
 	    "insecure" : st < 0 ? "-" : dns_status_name(st);
 }
 
+/* deliver, defer, refused (by the server's greeting) or not-probed */
+static const char *
+result_word(const struct probe *p)
+{
+	return p->skipped ? "not-probed" : p->deliverable ? "deliver" :
+	    p->refused ? "refused" : "defer";
+}
+
 /* The summary of what was not probed, after the probes: never a silent
  * "all checked". */
 static void
@@ -711,9 +749,13 @@ print_text(struct run *r)
 			printf("  result:   not probed\n");
 			continue;
 		}
-		printf("  result:   %s%s%s\n", p->deliverable ? "deliver" :
-		    "defer", p->reason[0] && !p->deliverable ? ": " : "",
-		    !p->deliverable ? p->reason : "");
+		if (p->outcome[0])
+			printf("  result:   %s: %s\n", result_word(p),
+			    p->outcome);
+		else
+			printf("  result:   %s%s%s\n", result_word(p),
+			    p->reason[0] && !p->deliverable ? ": " : "",
+			    !p->deliverable ? p->reason : "");
 	}
 	if (r->nprobe == 0)
 		printf("no MX address to check\n");
@@ -839,6 +881,8 @@ print_json(struct run *r)
 		json_object_set_new(h, "verdict", o);
 		o = json_object();
 		json_object_set_new(o, "connected", json_boolean(p->connected));
+		json_object_set_new(o, "greeting_code", p->greeting > 0 ?
+		    json_integer(p->greeting) : json_null());
 		cmd_json_set(o, "banner", p->banner);
 		json_object_set_new(o, "starttls", json_boolean(p->starttls));
 		json_object_set_new(o, "starttls_masked",
@@ -856,8 +900,8 @@ print_json(struct run *r)
 		cmd_json_set(o, "detail", p->detail);
 		cmd_json_set(o, "error", p->error);
 		json_object_set_new(h, "probe", o);
-		cmd_json_set(h, "result", p->skipped ? "not-probed" :
-		    p->deliverable ? "deliver" : "defer");
+		cmd_json_set(h, "result", result_word(p));
+		cmd_json_set(h, "result_detail", p->outcome);
 	}
 	if (json_not_probed(r, root) == -1)
 		goto fail;

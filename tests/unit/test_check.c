@@ -10,6 +10,9 @@
  *     (exit 1), not a clean 0;
  *   - plaintext after the 220 to STARTTLS under may: the proxy drops the
  *     connection (injection), so deferred, not "deliver in cleartext";
+ *   - a greeting that is not 2xx (554, 421), or none, under may: the
+ *     proxy relays the refusal to the MTA (or answers 421) and nothing
+ *     is delivered there, so not "deliver";
  *   - every address the MX walk keeps is probed (not 4 per family), and
  *     those the deadline or the walk's bound leave out are listed, in
  *     the text and in JSON, and make a clean 0 a warning.
@@ -115,7 +118,8 @@ teardown(void **state)
 	return 0;
 }
 
-enum script { NO_STARTTLS, INJECT, TLS_CERT };
+enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
+    GREET_NONE };
 
 /* Reads one command line from fd (or SSL), discarded. */
 static void
@@ -147,6 +151,14 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 
 	if ((fd = accept(lfd, NULL, NULL)) == -1)
 		_exit(1);
+	if (how == GREET_NONE)
+		_exit(0);
+	if (how == GREET_554 || how == GREET_421) {
+		srv_say(fd, NULL, how == GREET_554 ? "554 go away\r\n" :
+		    "421 busy\r\n");
+		srv_line(fd, NULL);		/* QUIT, or nothing */
+		_exit(0);
+	}
 	srv_say(fd, NULL, "220 mx.good.test ESMTP\r\n");
 	srv_line(fd, NULL);			/* EHLO */
 	if (how == NO_STARTTLS) {
@@ -288,6 +300,69 @@ test_injection_defers_under_may(void **state)
 }
 
 /* What f(r) printed on stdout, in buf. */
+static void printed(void (*)(struct run *), struct run *, char *, size_t);
+static void json_out(struct run *);
+
+/*
+ * A server that refuses service in its greeting (554, 421) under may:
+ * the proxy relays that greeting to the MTA and answers every command
+ * after it but QUIT (tlsproxy/session.c): nothing is delivered there, and
+ * check said "deliver".  Now: not deliverable, result "refused", saying
+ * what the MTA gets (exit status 2: not deliverable).  No greeting at all (the server
+ * closes): the proxy answers 421, so "defer", not "deliver".
+ */
+static void
+test_greeting_refused_under_may(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	memset(&m, 0, sizeof(m));
+	memset(&r, 0, sizeof(r));
+	r.mx = &m;
+	r.probes = &p;
+	r.nprobe = 1;
+	r.single = 1;
+
+	probe(&p, v, GREET_554, NULL, NULL);
+	assert_true(p.connected);
+	assert_int_equal(p.deliverable, 0);
+	assert_string_equal(p.error, "greeting: 554 go away");
+	p.v = v;
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   refused: the server refused "
+	    "service (554): mxguard relays its greeting to the MTA, and "
+	    "answers 503 to all but QUIT\n"));
+	assert_null(strstr(out, "deliver"));
+
+	probe(&p, v, GREET_421, NULL, NULL);
+	assert_int_equal(p.deliverable, 0);
+	p.v = v;
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   refused: the server refused "
+	    "service (421): mxguard relays its greeting to the MTA, and "
+	    "answers 451 to all but QUIT\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"result\":\"refused\""));
+	assert_non_null(strstr(out, "\"greeting_code\":421"));
+
+	probe(&p, v, GREET_NONE, NULL, NULL);
+	assert_true(p.connected);
+	assert_int_equal(p.deliverable, 0);
+	p.v = v;
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   defer: no greeting from the "
+	    "server: mxguard answers the MTA 421\n"));
+
+	policy_verdict_free(v);
+	free(out);
+}
+
+/* What f(r) printed on stdout, in buf. */
 static void
 printed(void (*f)(struct run *), struct run *r, char *buf, size_t sz)
 {
@@ -412,6 +487,7 @@ main(void)
 		cmocka_unit_test(test_report_only_failure_warns),
 		cmocka_unit_test(test_injection_defers_under_may),
 		cmocka_unit_test(test_all_addresses_probed_or_listed),
+		cmocka_unit_test(test_greeting_refused_under_may),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
