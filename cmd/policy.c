@@ -5,7 +5,9 @@
  * its order), the _mta-sts TXT record, the MTA-STS policy (from the cache
  * or fetched now, with its age), and the verdict policy_lookup() gives
  * for every MX address, or with --dst for that one address (the one the
- * MTA connects to, an MX host's or not), without connecting anywhere.  Runs its own event loop with the configured resolver and the
+ * MTA connects to, an MX host's or not; an IPv4 address in IPv6 clothes,
+ * IPv4-mapped or well-known NAT64, is judged as that IPv4 address, as the
+ * daemon judges it), without connecting anywhere.  Runs its own event loop with the configured resolver and the
  * daemon's policy cache (state_dir); a fetched policy is cached as the
  * daemon would.  Run as root, it drops to `user` before opening that
  * cache (cmd/priv.h), as the daemon does.  Readable text, or with --json
@@ -143,7 +145,7 @@ addr_str(const struct sockaddr_storage *ss, char *buf, size_t sz)
 /* One verdict, printed, or added to the JSON array vs; returns the exit
  * status it calls for (cmd.h). */
 static int
-print_verdict(const char *host, const char *addr,
+print_verdict(const char *host, const char *addr, const char *judged,
     const struct policy_verdict *v, json_t *vs)
 {
 	/* enforce mode's outcome, also for a monitored verdict */
@@ -154,6 +156,7 @@ print_verdict(const char *host, const char *addr,
 		o = json_object();
 		cmd_json_set(o, "host", host);
 		cmd_json_set(o, "address", addr);
+		cmd_json_set(o, "judged_address", judged);
 		cmd_json_set(o, "level", tls_level_name(lvl));
 		cmd_json_set(o, "enforcement", v->monitor ? "monitor" :
 		    "enforce");
@@ -170,8 +173,9 @@ print_verdict(const char *host, const char *addr,
 		json_array_append_new(vs, o);
 	} else {
 		if (addr != NULL)
-			printf("  %s [%s]: %s", host, addr,
-			    tls_level_name(lvl));
+			printf("  %s [%s]%s%s%s: %s", host, addr,
+			    judged ? " (judged as " : "", judged ? judged :
+			    "", judged ? ")" : "", tls_level_name(lvl));
 		else
 			printf("  (no MX address): %s",
 			    tls_level_name(lvl));
@@ -218,6 +222,33 @@ parse_dst(const char *s, struct sockaddr_storage *ss)
 	return -1;
 }
 
+/*
+ * The address the daemon judges for the destination ss (policy/policy.c,
+ * dst_norm()), into out: an IPv4 address in IPv6 clothes is that IPv4
+ * address, IPv4-mapped (::ffff:a.b.c.d) or behind the well-known NAT64
+ * prefix 64:ff9b::/96 (RFC 6052): the MX host owning it, its tls_policy
+ * and enforcement_override lines are the IPv4 address's.  1 when out
+ * differs from ss.
+ */
+static int
+dst_judged(const struct sockaddr_storage *ss, struct sockaddr_storage *out)
+{
+	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)out;
+
+	*out = *ss;
+	if (ss->ss_family != AF_INET6 ||
+	    (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+	    memcmp(s6->sin6_addr.s6_addr, nat64, sizeof(nat64)) != 0))
+		return 0;
+	memset(out, 0, sizeof(*out));
+	s4->sin_family = AF_INET;
+	s4->sin_port = s6->sin6_port;
+	memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+	return 1;
+}
+
 static struct policy_verdict *
 lookup(struct run *r, struct policy *p, const char *domain,
     const struct sockaddr_storage *ss)
@@ -251,7 +282,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	struct dnscheck *chk;
 	struct cmd_cfgcheck cc;
 	const char *dom = NULL;
-	char err[256], domain[256], name[300], a[64];
+	char err[256], domain[256], name[300], a[64], ja[64];
 	json_t *root = NULL, *o, *arr, *hs, *vs = NULL;
 	struct sockaddr_storage dst;
 	int i, j, rc = CMD_OK, nlookups = 0, json = 0, crc, have_dst = 0;
@@ -419,11 +450,13 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	/* --dst: the one address the MTA connects to, whether an MX
 	 * host's or not (a relayhost, a transport map, an address an
 	 * attacker's DNS answer gave the MTA), named by the MX host that
-	 * owns it, if any */
+	 * owns the address the daemon judges for it */
 	if (have_dst) {
 		struct policy_verdict *v = lookup(r, p, domain, &dst);
+		struct sockaddr_storage jd;
+		int judged = dst_judged(&dst, &jd);
 		int owner = mx_result_set_dst(r->mx,
-		    (const struct sockaddr *)&dst);
+		    (const struct sockaddr *)&jd);
 
 		if (v == NULL)
 			rc = CMD_UNKNOWN;
@@ -434,7 +467,8 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 				printf("  (MTA-STS: %s)\n", v->sts_note);
 			rc = worst(rc, print_verdict(owner >= 0 ?
 			    r->mx->host[owner].name : "-", addr_str(&dst, a,
-			    sizeof(a)), v, vs));
+			    sizeof(a)), judged ? addr_str(&jd, ja, sizeof(ja)) :
+			    NULL, v, vs));
 			policy_verdict_free(v);
 		}
 		nlookups = 1;
@@ -459,7 +493,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 			}
 			rc = worst(rc, print_verdict(r->mx->host[i].name,
 			    addr_str(&r->mx->host[i].addr[j], a, sizeof(a)),
-			    v, vs));
+			    NULL, v, vs));
 			policy_verdict_free(v);
 		}
 	if (nlookups == 0) {
@@ -470,7 +504,8 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 				cmd_json_set(root, "mta_sts_note", v->sts_note);
 			else if (v->sts_note[0])
 				printf("  (MTA-STS: %s)\n", v->sts_note);
-			rc = worst(rc, print_verdict(NULL, NULL, v, vs));
+			rc = worst(rc, print_verdict(NULL, NULL, NULL, v,
+			    vs));
 			policy_verdict_free(v);
 		} else
 			rc = CMD_UNKNOWN;

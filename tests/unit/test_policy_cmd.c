@@ -9,6 +9,9 @@
  * lines.  With a daemon on control_socket running another configuration
  * than the file's, the first line on stderr (JSON: config_warning) says
  * the answer is for the file; with none, or the same, nothing does.
+ * Against a fake DNS server (a child answering from a zone table): --dst
+ * with a well-known NAT64 address 64:ff9b::G is judged as G, as the
+ * daemon judges it: G's MX host, G's tls_policy line.
  *
  * cmd/ is not in libmxguard.a: the module is compiled in here, with
  * stand-ins for what it calls in main.c, priv.c and check.c.
@@ -32,6 +35,7 @@
 #include "cmd/ctlreq.c"
 #include "tests/unit/cmdcapture.h"
 #include "tests/unit/cmdstubs.h"
+#include "tests/unit/dnsmsg.h"
 
 int
 cmd_json_set(json_t *o, const char *key, const char *s)
@@ -199,6 +203,7 @@ test_dst(void **state)
 	    "source=override"));
 	assert_int_equal(run(5, dst6), CMD_OK);
 	assert_non_null(strstr(out, "\"address\":\"2001:db8::8\","
+	    "\"judged_address\":null,"
 	    "\"level\":\"encrypt\",\"enforcement\":\"monitor\","
 	    "\"delivered_level\":\"may\""));
 	assert_int_equal(run(4, strict), CMD_OK);
@@ -210,6 +215,127 @@ test_dst(void **state)
 	c->dns_servers.v = NULL;
 	c->dns_servers.n = 0;
 	config_free(c);
+}
+
+static const struct zrr zone[] = {
+	{ "nat.test", DNS_T_MX, "10 mx.nat.test" },
+	{ "mx.nat.test", DNS_T_A, "192.0.2.7" },
+	{ NULL, 0, NULL },
+};
+
+/* A DNS server answering from zone on 127.0.0.1, in a child; its port
+ * in *port.  Stopped with daemon_stop()'s kill. */
+static pid_t
+dns_start(int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	pid_t pid;
+	int fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((fd = socket(AF_INET, SOCK_DGRAM, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;) {
+			unsigned char q[1500];
+			struct sockaddr_storage from;
+			socklen_t fl = sizeof(from);
+			ssize_t n = recvfrom(fd, q, sizeof(q), 0,
+			    (struct sockaddr *)&from, &fl);
+			char name[512];
+			int qtype;
+			struct msg m;
+
+			if (n < 17 || zone_question(q, n, name, sizeof(name),
+			    &qtype) == -1)
+				continue;
+			zone_answer(zone, q, name, qtype, &m);
+			sendto(fd, m.b, (size_t)m.n, 0,
+			    (struct sockaddr *)&from, fl);
+		}
+	}
+	close(fd);
+	return pid;
+}
+
+/* cfg with the fake DNS server at port and one tls_policy line. */
+static struct config *
+dns_cfg(int port, const char *ovr)
+{
+	struct config *c;
+	char err[256], srv[64];
+
+	assert_non_null(c = config_load(NULL, err, sizeof(err)));
+	free(c->state_dir);
+	c->state_dir = strdup(dir);
+	snprintf(srv, sizeof(srv), "127.0.0.1:%d", port);
+	c->dns_servers.v = calloc(1, sizeof(char *));
+	c->dns_servers.v[0] = strdup(srv);
+	c->dns_servers.n = 1;
+	c->dns_timeout = 1000;
+	c->dns_check_interval = 0;
+	c->tls_history = 0;
+	c->sts_enable = 0;
+	free(c->control_socket);
+	c->control_socket = strdup(sockpath);
+	if (ovr != NULL) {
+		c->tls_policy.v = calloc(1, sizeof(char *));
+		c->tls_policy.v[0] = strdup(ovr);
+		c->tls_policy.n = 1;
+	}
+	return c;
+}
+
+/*
+ * --dst 64:ff9b::192.0.2.7 (well-known NAT64, RFC 6052): the daemon
+ * judges 192.0.2.7 (policy.c, dst_norm()), whose MX host is mx.nat.test
+ * and whose tls_policy line says encrypt.  policy named no MX host ("-")
+ * for it; now the line names mx.nat.test and says which address was
+ * judged, in the text and in JSON (judged_address); an IPv4-mapped one
+ * the same.  A plain IPv6 address is judged as it is (no
+ * judged_address).
+ */
+static void
+test_dst_nat64(void **state)
+{
+	char *nat[] = { "policy", "nat.test", "--dst", "64:ff9b::192.0.2.7",
+	    NULL };
+	char *mapped[] = { "policy", "nat.test", "--dst",
+	    "::ffff:192.0.2.7", NULL };
+	char *js[] = { "policy", "nat.test", "--json", "--dst",
+	    "64:ff9b::c000:207", NULL };
+	char *v6[] = { "policy", "nat.test", "--json", "--dst",
+	    "2001:db8::7", NULL };
+	struct config *saved = cfg;
+	int port;
+	pid_t pid = dns_start(&port);
+
+	log_init("test", 0, LOG_LVL_ERR);
+	cfg = dns_cfg(port, "192.0.2.7 encrypt");
+	assert_int_equal(run(4, nat), CMD_OK);
+	assert_non_null(strstr(out, "  mx.nat.test [64:ff9b::c000:207] "
+	    "(judged as 192.0.2.7): encrypt  source=override"));
+	assert_int_equal(run(4, mapped), CMD_OK);
+	assert_non_null(strstr(out, "  mx.nat.test [::ffff:192.0.2.7] "
+	    "(judged as 192.0.2.7): encrypt  source=override"));
+	assert_int_equal(run(5, js), CMD_OK);
+	assert_non_null(strstr(out, "\"host\":\"mx.nat.test\","
+	    "\"address\":\"64:ff9b::c000:207\",\"judged_address\":"
+	    "\"192.0.2.7\",\"level\":\"encrypt\""));
+	assert_int_equal(run(5, v6), CMD_OK);
+	assert_non_null(strstr(out, "\"host\":\"-\",\"address\":"
+	    "\"2001:db8::7\",\"judged_address\":null,\"level\":\"may\""));
+	config_free(cfg);
+	cfg = saved;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
 }
 
 /* A daemon's control socket (cmd/control.c, in a child) at sockpath,
@@ -311,6 +437,7 @@ main(void)
 		cmocka_unit_test(test_cache_read_error_shown),
 		cmocka_unit_test(test_dst),
 		cmocka_unit_test(test_daemon_digest_warning),
+		cmocka_unit_test(test_dst_nat64),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
