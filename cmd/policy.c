@@ -16,7 +16,13 @@
  * Exit status (cmd.h): 0 every verdict would deliver as required; 1 some
  * would deliver only because its policy is report-only (MTA-STS testing)
  * while enforcing would not; 2 some MX address would be deferred; 3 usage
- * or setup errors, or a lookup that gave no verdict.  Under
+ * or setup errors, or a lookup that gave no verdict; 75 (EX_TEMPFAIL) a
+ * DNS lookup the verdicts depend on failed (the MX, an MX host's A or
+ * AAAA, the _mta-sts TXT with MTA-STS on, timed out or SERVFAIL, or a
+ * verdict deferred for dnssec-invalid): "could not find out", not "this
+ * is the policy"; stderr names each failed lookup, JSON dns_failures.
+ * Verdicts that all come from tls_policy overrides depend on no lookup
+ * and keep their status.  Under
  * enforcement = monitor the level and the status are enforce mode's (what
  * monitor only logs as would-defer), and the line says it is monitored.
  * The resolver self-check (policy/dnscheck.h) runs once first: its result
@@ -271,6 +277,84 @@ worst(int a, int b)
 	return a > b ? a : b;
 }
 
+/* One failed lookup: said on stderr, and in JSON's dns_failures. */
+static void
+dns_failure(json_t *arr, const char *type, const char *name, int st)
+{
+	const char *why = st < 0 ? "no answer" : dns_status_name(st);
+
+	fprintf(stderr, "mxguard: policy: DNS lookup failed: %s %s: %s\n",
+	    type, name, why);
+	if (arr != NULL) {
+		json_t *o = json_object();
+
+		cmd_json_set(o, "type", type);
+		cmd_json_set(o, "name", name);
+		cmd_json_set(o, "status", why);
+		json_array_append_new(arr, o);
+	}
+}
+
+/*
+ * The lookups the verdicts depend on that failed (the MX walk's, the
+ * _mta-sts TXT when MTA-STS is on), each said on stderr and added to arr
+ * (JSON, or NULL); dane_failed: a verdict was deferred for
+ * dnssec-invalid (its own MX, address or TLSA lookups failed).  Returns
+ * their number.
+ */
+static int
+dns_failures(const struct run *r, const struct config *cfg,
+    const char *txtname, int dane_failed, json_t *arr)
+{
+	const struct mx_result *m = r->mx;
+	int i, n = 0;
+
+	if (mx_status_failed(m->status)) {
+		dns_failure(arr, "MX", m->domain, m->status);
+		n++;
+	}
+	for (i = 0; i < m->nhost; i++) {
+		if (mx_status_failed(m->host[i].st4)) {
+			dns_failure(arr, "A", m->host[i].name, m->host[i].st4);
+			n++;
+		}
+		if (mx_status_failed(m->host[i].st6)) {
+			dns_failure(arr, "AAAA", m->host[i].name,
+			    m->host[i].st6);
+			n++;
+		}
+	}
+	if (cfg->sts_enable && mx_status_failed(r->txt_st)) {
+		dns_failure(arr, "TXT", txtname, r->txt_st);
+		n++;
+	}
+	if (dane_failed) {
+		fprintf(stderr, "mxguard: policy: DNS lookup failed: "
+		    "DNSSEC/DANE (a verdict deferred for dnssec-invalid)\n");
+		if (arr != NULL) {
+			json_t *o = json_object();
+
+			cmd_json_set(o, "type", "DANE");
+			cmd_json_set(o, "name", m->domain);
+			cmd_json_set(o, "status", "dnssec-invalid");
+			json_array_append_new(arr, o);
+		}
+		n++;
+	}
+	return n;
+}
+
+/* Notes what a verdict says of DNS: whether a lookup decided it (not
+ * a tls_policy override alone), and whether DNSSEC/DANE failed. */
+static void
+note_dns(const struct policy_verdict *v, int *looked_up, int *dane_failed)
+{
+	if (strcmp(v->source, "override") != 0)
+		*looked_up = 1;
+	if (strcmp(v->reason, "dnssec-invalid") == 0)
+		*dane_failed = 1;
+}
+
 int
 cmd_policy(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
@@ -286,6 +370,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	json_t *root = NULL, *o, *arr, *hs, *vs = NULL;
 	struct sockaddr_storage dst;
 	int i, j, rc = CMD_OK, nlookups = 0, json = 0, crc, have_dst = 0;
+	int looked_up = 0, dane_failed = 0;
 
 	memset(&dst, 0, sizeof(dst));
 	for (i = 1; i < argc; i++) {
@@ -465,6 +550,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 				cmd_json_set(root, "mta_sts_note", v->sts_note);
 			else if (v->sts_note[0])
 				printf("  (MTA-STS: %s)\n", v->sts_note);
+			note_dns(v, &looked_up, &dane_failed);
 			rc = worst(rc, print_verdict(owner >= 0 ?
 			    r->mx->host[owner].name : "-", addr_str(&dst, a,
 			    sizeof(a)), judged ? addr_str(&jd, ja, sizeof(ja)) :
@@ -491,6 +577,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 					printf("  (MTA-STS: %s)\n",
 					    v->sts_note);
 			}
+			note_dns(v, &looked_up, &dane_failed);
 			rc = worst(rc, print_verdict(r->mx->host[i].name,
 			    addr_str(&r->mx->host[i].addr[j], a, sizeof(a)),
 			    NULL, v, vs));
@@ -504,6 +591,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 				cmd_json_set(root, "mta_sts_note", v->sts_note);
 			else if (v->sts_note[0])
 				printf("  (MTA-STS: %s)\n", v->sts_note);
+			note_dns(v, &looked_up, &dane_failed);
 			rc = worst(rc, print_verdict(NULL, NULL, NULL, v,
 			    vs));
 			policy_verdict_free(v);
@@ -512,6 +600,18 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	}
 	if (json)
 		json_object_set_new(root, "verdicts", json_incref(vs));
+
+	/* a failed lookup makes the answer "could not find out", unless
+	 * only overrides decided (no lookup does then) */
+	if (json)
+		json_object_set_new(root, "dns_failures", arr = json_array());
+	if (rc != CMD_UNKNOWN && (looked_up || dane_failed) &&
+	    dns_failures(r, cfg, name, dane_failed, json ? arr : NULL) > 0) {
+		fprintf(stderr, "mxguard: policy: the verdicts shown may be a "
+		    "temporary deferral or incomplete (exit status %d)\n",
+		    CMD_TEMPFAIL);
+		rc = CMD_TEMPFAIL;
+	}
 
 	/* the policy as cached now; mta_sts_cache says whether the cache
 	 * could answer (a read error is no "none cached": the engine then

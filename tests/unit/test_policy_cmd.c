@@ -1,6 +1,7 @@
 /*
  * test_policy_cmd.c - `mxguard policy DOMAIN [--json]` (cmd/policy.c)
- * with no resolver (127.0.0.1:9) and a state_dir of its own: a cached
+ * against a fake DNS server (a child answering from a zone table, NXDOMAIN
+ * for the rest) and a state_dir of its own: a cached
  * MTA-STS record that cannot be read is a store error, for the verdict
  * (defer, store-error, as the daemon decides) and for the line about the
  * cache, which said "none cached"; JSON says it in mta_sts_cache.  With
@@ -9,9 +10,11 @@
  * lines.  With a daemon on control_socket running another configuration
  * than the file's, the first line on stderr (JSON: config_warning) says
  * the answer is for the file; with none, or the same, nothing does.
- * Against a fake DNS server (a child answering from a zone table): --dst
- * with a well-known NAT64 address 64:ff9b::G is judged as G, as the
- * daemon judges it: G's MX host, G's tls_policy line.
+ * --dst with a well-known NAT64 address 64:ff9b::G is judged as G, as
+ * the daemon judges it: G's MX host, G's tls_policy line.  A DNS lookup
+ * that fails (no resolver at 127.0.0.1:9, SERVFAIL for the MX or an MX
+ * host's address) exits 75 (EX_TEMPFAIL) and says on stderr which one,
+ * unless only tls_policy overrides decided.
  *
  * cmd/ is not in libmxguard.a: the module is compiled in here, with
  * stand-ins for what it calls in main.c, priv.c and check.c.
@@ -74,6 +77,60 @@ corrupt(const char *domain)
 	mdb_env_close(env);
 }
 
+static const struct zrr zone[] = {
+	{ "nat.test", DNS_T_MX, "10 mx.nat.test" },
+	{ "mx.nat.test", DNS_T_A, "192.0.2.7" },
+	{ "sf.test", T_SERVFAIL, "" },
+	{ "hostsf.test", DNS_T_MX, "10 mx.hostsf.test" },
+	{ "mx.hostsf.test", T_SERVFAIL, "" },
+	{ NULL, 0, NULL },
+};
+
+/* A DNS server answering from zone on 127.0.0.1, in a child; its port
+ * in *port. */
+static pid_t
+dns_start(int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	pid_t pid;
+	int fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((fd = socket(AF_INET, SOCK_DGRAM, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;) {
+			unsigned char q[1500];
+			struct sockaddr_storage from;
+			socklen_t fl = sizeof(from);
+			ssize_t n = recvfrom(fd, q, sizeof(q), 0,
+			    (struct sockaddr *)&from, &fl);
+			char name[512];
+			int qtype;
+			struct msg m;
+
+			if (n < 17 || zone_question(q, n, name, sizeof(name),
+			    &qtype) == -1)
+				continue;
+			zone_answer(zone, q, name, qtype, &m);
+			sendto(fd, m.b, (size_t)m.n, 0,
+			    (struct sockaddr *)&from, fl);
+		}
+	}
+	close(fd);
+	return pid;
+}
+
+static int dnsport;
+static pid_t dnspid;
+
 static int
 setup(void **state)
 {
@@ -88,10 +145,12 @@ setup(void **state)
 		return -1;
 	free(cfg->state_dir);
 	cfg->state_dir = strdup(dir);
+	dnspid = dns_start(&dnsport);
+	snprintf(err, sizeof(err), "127.0.0.1:%d", dnsport);
 	cfg->dns_servers.v = calloc(1, sizeof(char *));
-	cfg->dns_servers.v[0] = strdup("127.0.0.1:9");	/* nothing there */
+	cfg->dns_servers.v[0] = strdup(err);
 	cfg->dns_servers.n = 1;
-	cfg->dns_timeout = 300;
+	cfg->dns_timeout = 1000;
 	cfg->dns_check_interval = 0;
 	cfg->tls_history = 0;
 	/* no daemon there, unless a test starts one */
@@ -105,6 +164,8 @@ teardown(void **state)
 {
 	char cmd[400];
 
+	kill(dnspid, SIGKILL);
+	waitpid(dnspid, NULL, 0);
 	config_free(cfg);
 	unlink(outpath);
 	unlink(errpath);
@@ -188,7 +249,7 @@ test_dst(void **state)
 	free(c->state_dir);
 	c->state_dir = strdup(dir);
 	c->dns_servers = saved->dns_servers;
-	c->dns_timeout = 300;
+	c->dns_timeout = 1000;
 	c->dns_check_interval = 0;
 	c->tls_history = 0;
 	strlist_set(&c->tls_policy, "192.0.2.7 encrypt",
@@ -215,54 +276,6 @@ test_dst(void **state)
 	c->dns_servers.v = NULL;
 	c->dns_servers.n = 0;
 	config_free(c);
-}
-
-static const struct zrr zone[] = {
-	{ "nat.test", DNS_T_MX, "10 mx.nat.test" },
-	{ "mx.nat.test", DNS_T_A, "192.0.2.7" },
-	{ NULL, 0, NULL },
-};
-
-/* A DNS server answering from zone on 127.0.0.1, in a child; its port
- * in *port.  Stopped with daemon_stop()'s kill. */
-static pid_t
-dns_start(int *port)
-{
-	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
-	pid_t pid;
-	int fd;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true((fd = socket(AF_INET, SOCK_DGRAM, 0)) >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	*port = ntohs(sin.sin_port);
-	assert_true((pid = fork()) >= 0);
-	if (pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (;;) {
-			unsigned char q[1500];
-			struct sockaddr_storage from;
-			socklen_t fl = sizeof(from);
-			ssize_t n = recvfrom(fd, q, sizeof(q), 0,
-			    (struct sockaddr *)&from, &fl);
-			char name[512];
-			int qtype;
-			struct msg m;
-
-			if (n < 17 || zone_question(q, n, name, sizeof(name),
-			    &qtype) == -1)
-				continue;
-			zone_answer(zone, q, name, qtype, &m);
-			sendto(fd, m.b, (size_t)m.n, 0,
-			    (struct sockaddr *)&from, fl);
-		}
-	}
-	close(fd);
-	return pid;
 }
 
 /* cfg with the fake DNS server at port and one tls_policy line. */
@@ -314,11 +327,9 @@ test_dst_nat64(void **state)
 	char *v6[] = { "policy", "nat.test", "--json", "--dst",
 	    "2001:db8::7", NULL };
 	struct config *saved = cfg;
-	int port;
-	pid_t pid = dns_start(&port);
 
 	log_init("test", 0, LOG_LVL_ERR);
-	cfg = dns_cfg(port, "192.0.2.7 encrypt");
+	cfg = dns_cfg(dnsport, "192.0.2.7 encrypt");
 	assert_int_equal(run(4, nat), CMD_OK);
 	assert_non_null(strstr(out, "  mx.nat.test [64:ff9b::c000:207] "
 	    "(judged as 192.0.2.7): encrypt  source=override"));
@@ -334,8 +345,58 @@ test_dst_nat64(void **state)
 	    "\"2001:db8::7\",\"judged_address\":null,\"level\":\"may\""));
 	config_free(cfg);
 	cfg = saved;
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+}
+
+/*
+ * A DNS lookup that failed: policy exited 0 (or 2) with the verdict it
+ * could make, and a script could not tell "this is the policy" from
+ * "could not find out".  Now 75 (EX_TEMPFAIL), stderr naming each failed
+ * lookup and JSON's dns_failures: no resolver at all (127.0.0.1:9), the
+ * MX SERVFAIL, an MX host's A and AAAA SERVFAIL.  Verdicts that only
+ * tls_policy overrides decided depend on no lookup: their status, and
+ * nothing on stderr.  A domain whose lookups answer: 0, none named.
+ */
+static void
+test_dns_failure_tempfail(void **state)
+{
+	char *none[] = { "policy", "none.test", NULL };
+	char *sf[] = { "policy", "sf.test", NULL };
+	char *hostsf[] = { "policy", "hostsf.test", "--json", NULL };
+	char *nat[] = { "policy", "nat.test", NULL };
+	char *ovr[] = { "policy", "none.test", "--json", NULL };
+	struct config *saved = cfg;
+
+	log_init("test", 0, LOG_LVL_ERR);
+	cfg = dns_cfg(9, NULL);			/* nothing there */
+	assert_int_equal(run(2, none), CMD_TEMPFAIL);
+	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
+	    "MX none.test: "));
+	assert_non_null(strstr(errout, "mxguard: policy: the verdicts shown "
+	    "may be a temporary deferral or incomplete (exit status 75)\n"));
+	config_free(cfg);
+
+	cfg = dns_cfg(9, "none.test encrypt");
+	assert_int_equal(run(3, ovr), CMD_OK);
+	assert_string_equal(errout, "");
+	assert_non_null(strstr(out, "\"dns_failures\":[]"));
+	config_free(cfg);
+
+	cfg = dns_cfg(dnsport, NULL);
+	assert_int_equal(run(2, sf), CMD_TEMPFAIL);
+	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
+	    "MX sf.test: servfail\n"));
+	assert_int_equal(run(3, hostsf), CMD_TEMPFAIL);
+	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
+	    "A mx.hostsf.test: servfail\n"));
+	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
+	    "AAAA mx.hostsf.test: servfail\n"));
+	assert_non_null(strstr(out, "\"dns_failures\":[{\"type\":\"A\","
+	    "\"name\":\"mx.hostsf.test\",\"status\":\"servfail\"}"));
+	assert_non_null(strstr(out, "\"exit_status\":75"));
+	assert_int_equal(run(2, nat), CMD_OK);
+	assert_null(strstr(errout, "DNS lookup failed"));
+	config_free(cfg);
+	cfg = saved;
 }
 
 /* A daemon's control socket (cmd/control.c, in a child) at sockpath,
@@ -438,6 +499,7 @@ main(void)
 		cmocka_unit_test(test_dst),
 		cmocka_unit_test(test_daemon_digest_warning),
 		cmocka_unit_test(test_dst_nat64),
+		cmocka_unit_test(test_dns_failure_tempfail),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
