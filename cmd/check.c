@@ -54,6 +54,7 @@
 #include "cmd/priv.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "policy/dane.h"
 #include "policy/dns.h"
 #include "policy/mx.h"
@@ -1018,6 +1019,7 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	for (i = 0; i < r.nprobe; i++) {
 		struct probe *p = &r.probes[i];
 		struct vq *q = calloc(1, sizeof(*q));
+		struct sockaddr_storage jd;
 		struct mx_result *m;
 		int owner;
 
@@ -1035,7 +1037,10 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		q->r = &r;
 		q->p = p;
 		r.outstanding++;
-		if (dane_lookup(r.loop, r.dns, m, (struct sockaddr *)&p->addr,
+		/* the DANE view of the address the daemon judges: 64:ff9b::G
+		 * and ::ffff:G are G's (netaddr_judged()) */
+		if (netaddr_judged((struct sockaddr *)&p->addr, &jd) == -1 ||
+		    dane_lookup(r.loop, r.dns, m, (struct sockaddr *)&jd,
 		    on_dane, q) == NULL) {
 			free(q);
 			r.outstanding--;

@@ -46,6 +46,7 @@
 #include "cmd/priv.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "policy/cache.h"
 #include "policy/dns.h"
 #include "policy/dnscheck.h"
@@ -228,31 +229,18 @@ parse_dst(const char *s, struct sockaddr_storage *ss)
 	return -1;
 }
 
-/*
- * The address the daemon judges for the destination ss (policy/policy.c,
- * dst_norm()), into out: an IPv4 address in IPv6 clothes is that IPv4
- * address, IPv4-mapped (::ffff:a.b.c.d) or behind the well-known NAT64
- * prefix 64:ff9b::/96 (RFC 6052): the MX host owning it, its tls_policy
- * and enforcement_override lines are the IPv4 address's.  1 when out
- * differs from ss.
- */
+/* The address the daemon judges for the destination ss
+ * (netaddr_judged(): IPv4-mapped or well-known NAT64 is its IPv4
+ * address, whose MX host, tls_policy and enforcement_override lines
+ * apply).  1 when out differs from ss. */
 static int
 dst_judged(const struct sockaddr_storage *ss, struct sockaddr_storage *out)
 {
-	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-
-	*out = *ss;
-	if (ss->ss_family != AF_INET6 ||
-	    (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-	    memcmp(s6->sin6_addr.s6_addr, nat64, sizeof(nat64)) != 0))
+	if (netaddr_judged((const struct sockaddr *)ss, out) == -1) {
+		*out = *ss;
 		return 0;
-	memset(out, 0, sizeof(*out));
-	s4->sin_family = AF_INET;
-	s4->sin_port = s6->sin6_port;
-	memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-	return 1;
+	}
+	return out->ss_family != ss->ss_family;
 }
 
 static struct policy_verdict *

@@ -115,6 +115,30 @@ inner4(const uint8_t *a)
 	return NULL;
 }
 
+int
+netaddr_judged(const struct sockaddr *sa, struct sockaddr_storage *out)
+{
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+	struct sockaddr_in *s4 = (void *)out;
+	const uint8_t *in;
+
+	memset(out, 0, sizeof(*out));
+	if (sa->sa_family == AF_INET) {
+		memcpy(out, sa, sizeof(struct sockaddr_in));
+		return 0;
+	}
+	if (sa->sa_family != AF_INET6)
+		return -1;
+	if ((in = inner4(s6->sin6_addr.s6_addr)) == NULL) {
+		memcpy(out, sa, sizeof(*s6));
+		return 0;
+	}
+	s4->sin_family = AF_INET;
+	s4->sin_port = s6->sin6_port;
+	memcpy(&s4->sin_addr, in, 4);
+	return 0;
+}
+
 const char *
 netaddr_class(const struct sockaddr *sa)
 {

@@ -63,6 +63,14 @@ struct strlist;
 int		 netaddr_refuse_port(const char *host, unsigned port,
 		    const struct strlist *ok, char *err, size_t errsz);
 
+/* The address a destination is judged as, into out: an IPv4 address in
+ * IPv6 clothes is that IPv4 address, mapped (::ffff:a.b.c.d) or behind
+ * the well-known NAT64 prefix (64:ff9b::/96, RFC 6052); the port is
+ * kept; another address is copied.  0, or -1 for a family other than
+ * AF_INET and AF_INET6. */
+int		 netaddr_judged(const struct sockaddr *sa,
+		    struct sockaddr_storage *out);
+
 /* sa as "192.0.2.1:25" or "[2001:db8::1]:25"; a scoped IPv6 address
  * (link-local) keeps its scope, "[fe80::1%2]:25": the same address on
  * two links is two hosts, and a leg reuse key or a log line must not

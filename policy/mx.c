@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/netaddr.h"
 #include "policy/dane.h"	/* dane_ede(): Extended DNS Errors */
 #include "policy/dns.h"
 #include "policy/mx.h"
@@ -331,7 +332,12 @@ mx_walk_cancel(struct mx_walk *w)
 int
 mx_result_set_dst(struct mx_result *res, const struct sockaddr *dst)
 {
+	struct sockaddr_storage judged;
 	int i, j;
+
+	/* 64:ff9b::G and ::ffff:G are G's (netaddr_judged()) */
+	if (dst != NULL && netaddr_judged(dst, &judged) == 0)
+		dst = (const struct sockaddr *)&judged;
 
 	res->owner = -1;
 	for (i = 0; i < res->nhost; i++) {

@@ -81,7 +81,8 @@ void		 mx_walk_cancel(struct mx_walk *);
 const struct mx_result *mx_walk_peek(const struct mx_walk *);
 
 /* For a walk without A (mxguard check): marks the hosts whose addresses
- * include dst and sets owner; returns owner (-1: none). */
+ * include dst (judged as netaddr_judged() says: 64:ff9b::G is G) and
+ * sets owner; returns owner (-1: none). */
 int		 mx_result_set_dst(struct mx_result *,
 		    const struct sockaddr *dst);
 

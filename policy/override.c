@@ -229,7 +229,7 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 			    memcmp(e->addr, nat64, 12) == 0) {
 				/* the IPv4 destination: the engine looks
 				 * mapped and well-known NAT64 destinations
-				 * up as IPv4 (policy.c, dst_norm()) */
+				 * up as IPv4 (netaddr_judged()) */
 				memmove(e->addr, e->addr + 12, 4);
 				memset(e->addr + 4, 0, 12);
 				e->family = AF_INET;

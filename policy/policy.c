@@ -44,6 +44,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/stats.h"
 #include "policy/cache.h"
 #include "policy/dane.h"
@@ -1999,38 +2000,6 @@ redis_hist_ask(struct policy_req *r)
 
 /* ---- entry points ---- */
 
-/* The address the engine judges for dst, into out: an IPv4 address in
- * IPv6 clothes is that IPv4 address, mapped (::ffff:a.b.c.d) or behind
- * the well-known NAT64 prefix (64:ff9b::/96, RFC 6052): a connection to
- * 64:ff9b::G reaches G through the network's NAT64, the AAAA that sent
- * the MTA there was made by its DNS64 from G's A record (and may carry
- * no AD bit), so H owns it by its A records, DANE and the history are
- * G's (netaddr.c judges it so too).  Another network-specific NAT64
- * prefix cannot be told.  0, or -1 for another family. */
-static int
-dst_norm(const struct sockaddr *dst, struct sockaddr_storage *out)
-{
-	static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
-	const struct sockaddr_in6 *s6 = (const void *)dst;
-	struct sockaddr_in *s4 = (void *)out;
-
-	memset(out, 0, sizeof(*out));
-	if (dst->sa_family == AF_INET) {
-		memcpy(out, dst, sizeof(struct sockaddr_in));
-		return 0;
-	}
-	if (dst->sa_family != AF_INET6)
-		return -1;
-	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) ||
-	    memcmp(s6->sin6_addr.s6_addr, nat64, 12) == 0) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = s6->sin6_port;
-		memcpy(&s4->sin_addr, &s6->sin6_addr.s6_addr[12], 4);
-	} else
-		memcpy(out, dst, sizeof(*s6));
-	return 0;
-}
-
 struct policy_req *
 policy_lookup(struct policy *p, const char *domain,
     const struct sockaddr *dst, socklen_t dstlen, const char *tag,
@@ -2064,7 +2033,13 @@ policy_lookup(struct policy *p, const char *domain,
 	    dstlen >= sizeof(struct sockaddr_in)) ||
 	    (dst->sa_family == AF_INET6 &&
 	    dstlen >= sizeof(struct sockaddr_in6))))
-		r->have_dst = dst_norm(dst, &r->dst) == 0;
+		/* judged as netaddr_judged() says: a connection to
+		 * 64:ff9b::G reaches G through the network's NAT64, the
+		 * AAAA that sent the MTA there was made by its DNS64 from
+		 * G's A record (and may carry no AD bit), so H owns it by
+		 * its A records, DANE and the history are G's.  Another
+		 * network-specific NAT64 prefix cannot be told. */
+		r->have_dst = netaddr_judged(dst, &r->dst) == 0;
 	if (r->have_dst)
 		sockaddr_str(&r->dst, r->dststr, sizeof(r->dststr));
 	if (sts_domain_norm(domain, v->domain, sizeof(v->domain), err,
@@ -2163,7 +2138,7 @@ policy_record_tls(struct policy *p, const struct sockaddr *dst,
 	if (p == NULL)
 		return;
 	/* under the address policy_lookup() reads */
-	if (dst != NULL && dst_norm(dst, &nd) == 0)
+	if (dst != NULL && netaddr_judged(dst, &nd) == 0)
 		dst = (const struct sockaddr *)&nd;
 	history_note(p->hist, p->hist_window, dst, mx_host, starttls_offered,
 	    tls_ok);

@@ -256,6 +256,13 @@ test_owner_and_statuses(void **s)
 		assert_int_equal(mx_result_set_dst(m,
 		    (struct sockaddr *)&s6), 2);
 		assert_int_equal(m->host[1].has_dst, 0);
+		/* 192.0.2.1 behind the well-known NAT64 prefix is judged as
+		 * 192.0.2.1, as the engine judges it (netaddr_judged()):
+		 * check and policy --dst named no MX host for it */
+		inet_pton(AF_INET6, "64:ff9b::192.0.2.1", &s6.sin6_addr);
+		assert_int_equal(mx_result_set_dst(m,
+		    (struct sockaddr *)&s6), 1);
+		assert_int_equal(m->host[2].has_dst, 1);
 	}
 }
 

@@ -308,7 +308,7 @@ dns_cfg(int port, const char *ovr)
 
 /*
  * --dst 64:ff9b::192.0.2.7 (well-known NAT64, RFC 6052): the daemon
- * judges 192.0.2.7 (policy.c, dst_norm()), whose MX host is mx.nat.test
+ * judges 192.0.2.7 (netaddr_judged()), whose MX host is mx.nat.test
  * and whose tls_policy line says encrypt.  policy named no MX host ("-")
  * for it; now the line names mx.nat.test and says which address was
  * judged, in the text and in JSON (judged_address); an IPv4-mapped one
