@@ -23,10 +23,6 @@
 #define CMD_WARNING	1	/* would deliver, but something is amiss */
 #define CMD_DEFER	2	/* would defer */
 #define CMD_UNKNOWN	3	/* unknown or error, usage errors included */
-/* policy: a DNS lookup the answer depends on failed (timeout, SERVFAIL):
- * what it shows may be a temporary deferral or incomplete (EX_TEMPFAIL,
- * the mail convention) */
-#define CMD_TEMPFAIL	75
 
 struct cmd_opts {
 	const char	*config_path;	/* NULL: built-in defaults */

@@ -74,8 +74,8 @@ static const struct {
 static const char exit_table[] =
     "exit status:\n"
     "  check, policy:  0 would deliver as required, 1 warning,\n"
-    "                  2 would defer, 3 unknown or error (usage errors too)\n"
-    "                  (policy: 75 when a DNS lookup it depends on failed)\n"
+    "                  2 would defer, 3 unknown or error (usage errors too,\n"
+    "                  and a DNS lookup the verdicts depend on that failed)\n"
     "  other commands: 0 ok, 1 error, 2 usage error\n"
     "                  (rules show: 3 when the rules are not installed;\n"
     "                  report send: 2 when a report was not delivered,\n"

@@ -16,9 +16,9 @@
  * Exit status (cmd.h): 0 every verdict would deliver as required; 1 some
  * would deliver only because its policy is report-only (MTA-STS testing)
  * while enforcing would not; 2 some MX address would be deferred; 3 usage
- * or setup errors, or a lookup that gave no verdict; 75 (EX_TEMPFAIL) a
- * DNS lookup the verdicts depend on failed (the MX, an MX host's A or
- * AAAA, the _mta-sts TXT with MTA-STS on, timed out or SERVFAIL, or a
+ * or setup errors, a lookup that gave no verdict, or a DNS lookup the
+ * verdicts depend on that failed (UNKNOWN, as a monitoring plugin says
+ * it: the MX, an MX host's A or AAAA, the _mta-sts TXT with MTA-STS on, timed out or SERVFAIL, or a
  * verdict deferred for dnssec-invalid): "could not find out", not "this
  * is the policy"; stderr names each failed lookup, JSON dns_failures.
  * Verdicts that all come from tls_policy overrides depend on no lookup
@@ -597,8 +597,8 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	    dns_failures(r, cfg, name, dane_failed, json ? arr : NULL) > 0) {
 		fprintf(stderr, "mxguard: policy: the verdicts shown may be a "
 		    "temporary deferral or incomplete (exit status %d)\n",
-		    CMD_TEMPFAIL);
-		rc = CMD_TEMPFAIL;
+		    CMD_UNKNOWN);
+		rc = CMD_UNKNOWN;
 	}
 
 	/* the policy as cached now; mta_sts_cache says whether the cache

@@ -4,7 +4,7 @@
 # -V/--version names mxguard, OpenSSL, c-ares and libnetfilter_queue; the
 # exit-status table of the man page holds for check and policy (0 deliver
 # as required, 1 warning, 2 would defer, 3 unknown or error, usage
-# included; policy 75 when a DNS lookup it depends on failed) and for the
+# included; policy 3 when a DNS lookup it depends on failed) and for the
 # others (2 usage).  No network: each probe runs in
 # a throwaway network namespace (unshare -n) with only loopback up and an
 # unreachable resolver (127.0.0.1:9), the domain's fate set by a tls_policy
@@ -95,7 +95,7 @@ M=$MXGUARD
 
 # policy: the override decides even with no resolver; an encrypt verdict
 # would deliver (as required, over TLS); without an override the failed
-# MX lookup makes the answer "could not find out": 75, said on stderr
+# MX lookup makes the answer "could not find out": 3, said on stderr
 rc 0 "policy, override none" offline "$M" -c "$T/none.conf" policy cli.test --json
 assert "policy --json: schema, level none, nulls" python3 -c '
 import json, sys
@@ -112,7 +112,7 @@ assert j["exit_status"] == 0, j
 rc 0 "policy, override encrypt" offline "$M" -c "$T/encrypt.conf" policy cli.test
 assert "policy text: encrypt from the override" grep -qE "encrypt +source=override" "$T/out"
 assert "policy: no engine log lines without -d" [ ! -s "$T/err" ]
-rc 75 "policy, no override, no resolver" offline "$M" -c "$T/plain.conf" policy cli.test
+rc 3 "policy, no override, no resolver" offline "$M" -c "$T/plain.conf" policy cli.test
 assert "policy: the failed MX lookup on stderr" grep -q "^mxguard: policy: DNS lookup failed: MX cli.test: " "$T/err"
 
 # check: no MX address known (the resolver is unreachable) is unknown

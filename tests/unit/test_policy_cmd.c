@@ -13,7 +13,7 @@
  * --dst with a well-known NAT64 address 64:ff9b::G is judged as G, as
  * the daemon judges it: G's MX host, G's tls_policy line.  A DNS lookup
  * that fails (no resolver at 127.0.0.1:9, SERVFAIL for the MX or an MX
- * host's address) exits 75 (EX_TEMPFAIL) and says on stderr which one,
+ * host's address) exits 3 (UNKNOWN) and says on stderr which one,
  * unless only tls_policy overrides decided.
  *
  * cmd/ is not in libmxguard.a: the module is compiled in here, with
@@ -350,7 +350,7 @@ test_dst_nat64(void **state)
 /*
  * A DNS lookup that failed: policy exited 0 (or 2) with the verdict it
  * could make, and a script could not tell "this is the policy" from
- * "could not find out".  Now 75 (EX_TEMPFAIL), stderr naming each failed
+ * "could not find out".  Now 3 (UNKNOWN, as for a monitoring plugin), stderr naming each failed
  * lookup and JSON's dns_failures: no resolver at all (127.0.0.1:9), the
  * MX SERVFAIL, an MX host's A and AAAA SERVFAIL.  Verdicts that only
  * tls_policy overrides decided depend on no lookup: their status, and
@@ -368,11 +368,11 @@ test_dns_failure_tempfail(void **state)
 
 	log_init("test", 0, LOG_LVL_ERR);
 	cfg = dns_cfg(9, NULL);			/* nothing there */
-	assert_int_equal(run(2, none), CMD_TEMPFAIL);
+	assert_int_equal(run(2, none), CMD_UNKNOWN);
 	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
 	    "MX none.test: "));
 	assert_non_null(strstr(errout, "mxguard: policy: the verdicts shown "
-	    "may be a temporary deferral or incomplete (exit status 75)\n"));
+	    "may be a temporary deferral or incomplete (exit status 3)\n"));
 	config_free(cfg);
 
 	cfg = dns_cfg(9, "none.test encrypt");
@@ -382,17 +382,17 @@ test_dns_failure_tempfail(void **state)
 	config_free(cfg);
 
 	cfg = dns_cfg(dnsport, NULL);
-	assert_int_equal(run(2, sf), CMD_TEMPFAIL);
+	assert_int_equal(run(2, sf), CMD_UNKNOWN);
 	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
 	    "MX sf.test: servfail\n"));
-	assert_int_equal(run(3, hostsf), CMD_TEMPFAIL);
+	assert_int_equal(run(3, hostsf), CMD_UNKNOWN);
 	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
 	    "A mx.hostsf.test: servfail\n"));
 	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
 	    "AAAA mx.hostsf.test: servfail\n"));
 	assert_non_null(strstr(out, "\"dns_failures\":[{\"type\":\"A\","
 	    "\"name\":\"mx.hostsf.test\",\"status\":\"servfail\"}"));
-	assert_non_null(strstr(out, "\"exit_status\":75"));
+	assert_non_null(strstr(out, "\"exit_status\":3"));
 	assert_int_equal(run(2, nat), CMD_OK);
 	assert_null(strstr(errout, "DNS lookup failed"));
 	config_free(cfg);
