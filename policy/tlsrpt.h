@@ -145,6 +145,9 @@ struct tlsrpt_limits {
 	uint32_t	 max_buckets;	/* default 64 */
 	uint32_t	 max_entry;	/* bytes, default 32768 */
 	uint64_t	 mapsize;	/* LMDB map, default 1 GiB */
+	/* report destinations (a pair's URI, tlsrpt_dest_claim()) per
+	 * day, default 2 x max_domains */
+	uint32_t	 max_destinations;
 };
 
 struct tlsrpt_store;
@@ -184,6 +187,8 @@ int	tlsrpt_counts(struct tlsrpt_store *, int64_t day, const char *domain,
 struct tlsrpt_day_stats {
 	uint32_t	 domains;		/* domains stored for the day */
 	uint64_t	 overflow_sessions;	/* attempts over a bound */
+	uint32_t	 destinations;		/* tlsrpt_dest_claim()ed */
+	uint32_t	 destinations_refused;	/* over max_destinations */
 };
 int	tlsrpt_day_stats(struct tlsrpt_store *, int64_t day,
 	    struct tlsrpt_day_stats *);
@@ -224,6 +229,16 @@ struct tlsrpt_mark {
  */
 int	tlsrpt_mark_batch(struct tlsrpt_store *, int64_t day,
 	    const struct tlsrpt_mark *, size_t n, int sync);
+/*
+ * A report destination of day (one URI of one pair, before the first
+ * delivery state of that URI is written: tlsproxy/report.c): 1 counted,
+ * 0 refused, the day has max_destinations already (the refusal counted;
+ * the first of the day logged, event=tlsrpt-day-full), -1 error.  So the
+ * deliveries of a day, and their state in the "sent" database, are
+ * bounded whatever the _smtp._tls records publish (a wildcard record
+ * makes every subdomain a policy domain).
+ */
+int	tlsrpt_dest_claim(struct tlsrpt_store *, int64_t day);
 /* Flushes the commits of this handle that are not on disk yet: 0, -1. */
 int	tlsrpt_store_sync(struct tlsrpt_store *);
 /* 1 sent (when filled if not NULL), 0 not, -1 error. */

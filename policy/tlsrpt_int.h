@@ -15,6 +15,10 @@
  *              entries, tr_foot(); full: TR_FULL_* bits, each logged
  *              once per day; a key of its own so that a binary that
  *              knows only MXD1 reads and prunes the days as before)
+ *              key  day u32 BE | 'u'  (the day's report destinations)
+ *              val  "MXU1" | claimed u32 | refused u32 | full u32
+ *              (tlsrpt_dest_claim(); full: 1 once the refusal was
+ *              logged)
  *   "sent"     key  day u32 BE | domain
  *              val  when i64 (Unix time the report was marked sent)
  * The day leads every key, so one day's records are adjacent, listing
@@ -50,6 +54,9 @@
 #define TR_BUCKET_STRS	6
 
 /* tlsrpt_store.c's head comment explains these */
+#define TR_STATE_NAME	(2 + 32 + 15)	/* "x-<32 hex>.tlsrpt.invalid" */
+#define TR_URI_VALUES	5	/* delivery state per destination */
+#define TR_PAIR_VALUES	5	/* per pair, besides its sent mark */
 #define TR_PAGE		4096	/* LMDB's page on Linux */
 #define TR_NODE_MAX	2000	/* largest node in a leaf page, about */
 #define TR_DOMAIN_BYTES	8192	/* day budget per max_domains */

@@ -49,17 +49,28 @@
  * still counts every domain that made it in: the last quarter of the map
  * is kept for those copy-on-write updates.
  *
+ * The "sent" database holds, besides each pair's sent mark, the delivery
+ * state of tlsproxy/report.c: TR_PAIR_VALUES values per pair and
+ * TR_URI_VALUES per report destination (one URI of one pair).  Those are
+ * bounded per day too: a destination is counted (tlsrpt_dest_claim(),
+ * the days record day | 'u') before its first value is written, at most
+ * max_destinations a day (2 x max_domains by default: a wildcard
+ * _smtp._tls record makes every subdomain a policy domain, each with up
+ * to 8 URIs); the first refusal of a day is logged once
+ * (event=tlsrpt-day-full reason=max-destinations), every one counted.
+ *
  * The map is derived from the limits: TR_DAYS_MAX days (tlsrpt_retention
  * is at most 366, core/config.c; pruning runs once a day after
  * midnight, so retention + 2 days are in the file at most) of day_bytes
- * plus the sent marks, and a third more for the reserve above.  The
+ * plus the sent marks and the delivery state at their bounds, and a
+ * third more for the reserve above.  The
  * store is not told the retention (tlsrpt_store_open() has no such
- * argument), so the map fits the largest one: 20 GiB of address space
+ * argument), so the map fits the largest one: 25 GiB of address space
  * by default, which costs nothing: LMDB maps the file read-only and the
  * file grows only with what is written (a new store is 12 KiB).  The
  * disk used is at most about (retention + 2) x (day_bytes + the day's
- * sent marks, 2.6 MiB): 9 x 41.7 MiB = 375 MiB with the defaults (7
- * days), 15 GiB at the largest retention (366); newcomers never take
+ * sent marks and delivery state, 12.8 MiB): 9 x 51.8 MiB = 467 MiB with
+ * the defaults (7 days), 19 GiB at the largest retention (366); newcomers never take
  * more than 3/4 of the map whatever happens (pruning not run, a wrong
  * estimate), updates the rest.  A map
  * that the limits would make larger than 1 TiB (256 MiB where size_t is
@@ -316,18 +327,23 @@ tr_foot(size_t klen, size_t vlen)
 
 /* A sent mark (day | domain -> when) at its largest. */
 #define SENT_FOOT	tr_foot(4 + 253, 8)
+/* A delivery state value (day | state name -> int64, report.c). */
+#define STATE_FOOT	tr_foot(4 + TR_STATE_NAME, 8)
 #define MAP_SLACK	(16ULL << 20)	/* branch pages, free list, meta */
 #define MAP_MAX		(sizeof(size_t) < 8 ? 256ULL << 20 : 1ULL << 40)
 
 /*
  * day_bytes and the map from the limits (the head comment says why):
- * map = 4/3 x TR_DAYS_MAX x (day_bytes + sent marks) + slack, or the
+ * map = 4/3 x TR_DAYS_MAX x (day_bytes + sent marks + delivery state)
+ * + slack, or the
  * mapsize given; day_bytes lowered until that many days fit 3/4 of it.
  */
 static void
 derive_bounds(struct tlsrpt_store *st)
 {
-	uint64_t sent = (uint64_t)st->lim.max_domains * SENT_FOOT;
+	uint64_t sent = (uint64_t)st->lim.max_domains * (SENT_FOOT +
+	    TR_PAIR_VALUES * STATE_FOOT) + (uint64_t)st->lim.max_destinations *
+	    TR_URI_VALUES * STATE_FOOT;
 	uint64_t worst, per_day, fit;
 
 	st->day_bytes = (uint64_t)st->lim.max_domains * TR_DOMAIN_BYTES;
@@ -419,6 +435,9 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 		st->lim.max_buckets = 64;
 	if (st->lim.max_entry == 0)
 		st->lim.max_entry = 32768;
+	if (st->lim.max_destinations == 0)
+		st->lim.max_destinations = st->lim.max_domains > UINT32_MAX / 2 ?
+		    UINT32_MAX : 2 * st->lim.max_domains;
 	derive_bounds(st);
 	st->synced_ms = now_ms();
 	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
@@ -694,8 +713,8 @@ rec_get(struct tlsrpt_store *st, MDB_txn *txn, int64_t day, char tag,
 		return -1;
 	}
 	if (v.mv_size != 16 || memcmp(v.mv_data, magic, 4) != 0) {
-		tr_seterr(st, "days: corrupt %s record", tag ? "budget" :
-		    "day");
+		tr_seterr(st, "days: corrupt %s record", tag == 'b' ?
+		    "budget" : tag ? "destinations" : "day");
 		return -1;
 	}
 	memcpy(vb, v.mv_data, 16);
@@ -1056,6 +1075,7 @@ int
 tlsrpt_day_stats(struct tlsrpt_store *st, int64_t day,
     struct tlsrpt_day_stats *ds)
 {
+	unsigned char vb[16];
 	MDB_txn *txn;
 	int rc;
 
@@ -1069,8 +1089,77 @@ tlsrpt_day_stats(struct tlsrpt_store *st, int64_t day,
 		return -1;
 	}
 	rc = day_get(st, txn, day, ds);
+	if (rc != -1 && (rc = rec_get(st, txn, day, 'u', "MXU1", vb)) == 1) {
+		ds->destinations = get32(vb + 4);
+		ds->destinations_refused = get32(vb + 8);
+	}
 	mdb_txn_abort(txn);
 	return rc == -1 ? -1 : 0;
+}
+
+/* The first refusal of a day: why later URIs of the day are skipped. */
+static void
+dests_full_log(struct tlsrpt_store *st, int64_t day)
+{
+	time_t t = (time_t)(day * 86400);
+	struct tm tm;
+	char date[32] = "?";
+
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+	log_warn("event=tlsrpt-day-full day=%s reason=max-destinations "
+	    "max_destinations=%u note=\"the day's report URIs not tried yet "
+	    "are skipped (mxguard_tlsrpt_destinations_refused_total); those "
+	    "already tried go on\"", date, st->lim.max_destinations);
+}
+
+int
+tlsrpt_dest_claim(struct tlsrpt_store *st, int64_t day)
+{
+	unsigned char vb[16];
+	MDB_txn *txn;
+	uint32_t n = 0, refused = 0, full = 0;
+	int rc, ret;
+
+	if (!day_ok(day)) {
+		tr_seterr(st, "bad day");
+		return -1;
+	}
+	if ((rc = store_txn_begin(st->env, 0, &txn)) != 0) {
+		tr_seterr(st, "txn: %s", mdb_strerror(rc));
+		return -1;
+	}
+	if ((rc = rec_get(st, txn, day, 'u', "MXU1", vb)) == -1)
+		goto fail;
+	if (rc == 1) {
+		n = get32(vb + 4);
+		refused = get32(vb + 8);
+		full = get32(vb + 12);
+	}
+	if (n < st->lim.max_destinations) {
+		n++;
+		ret = 1;
+	} else {
+		refused++;
+		ret = 0;
+		if (!full)
+			dests_full_log(st, day);
+		full = 1;
+	}
+	put32(vb + 4, n);
+	put32(vb + 8, refused);
+	put32(vb + 12, full);
+	if (rec_put(st, txn, day, 'u', "MXU1", vb) == -1)
+		goto fail;
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		tr_seterr(st, "commit: %s", mdb_strerror(rc));
+		return -1;
+	}
+	committed(st);
+	return ret;
+fail:
+	mdb_txn_abort(txn);
+	return -1;
 }
 
 /* ---- sent, due, prune ---- */

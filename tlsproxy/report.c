@@ -88,6 +88,11 @@
 #define S_TRIES		't'	/* URI's failed tries: count */
 #define S_JOB		'j'	/* pair's earliest next try: when */
 #define S_ID		'i'	/* pair's report-id: its random part */
+#define S_DESTS		'u'	/* pair's URIs claimed: count */
+
+/* URIs one pair may ever try: a record has at most TLSRPT_RUA_MAX, and
+ * one that names new ones at every lookup gets no more */
+#define PAIR_DESTS	TLSRPT_RUA_MAX
 
 #define MAX_STAGED	8	/* state values written together */
 
@@ -137,6 +142,7 @@ struct report_run {
 	int			 ok, bad;	/* URIs of this job */
 	int			 pend;		/* URIs parked */
 	int64_t			 jnext;		/* their earliest next try */
+	int			 dest_warned;	/* pair-limit logged */
 	/* state values not written yet: one transaction per step, and
 	 * one flush to disk per pair (state_flush()) */
 	struct {
@@ -386,6 +392,7 @@ job_clear(struct report_run *r)
 	r->uri = r->ok = r->bad = r->pend = 0;
 	r->preview = r->expired = 0;
 	r->jnext = 0;
+	r->dest_warned = 0;
 	r->nstg = 0;
 }
 
@@ -924,6 +931,57 @@ mail_build(struct report_run *r, const struct tlsrpt_uri *u)
 	return 0;
 }
 
+/*
+ * A URI of the pair that has no delivery state yet is a new destination:
+ * counted against the pair's PAIR_DESTS and the day's max_destinations
+ * (tlsrpt_dest_claim()) before its first try writes any state, so that a
+ * wildcard _smtp._tls record (every subdomain a policy domain) or one
+ * that names new URIs at every lookup cannot make the deliveries of a
+ * day, nor their state in the store, grow without bound.  0: try it (a
+ * URI tried before, or claimed now: the pair's count staged); 1: over a
+ * bound, *why says which (skipped, counted in
+ * mxguard_tlsrpt_destinations_refused_total{reason}); -1: the store
+ * failed (logged).
+ */
+static int
+dest_claim(struct report_run *r, const struct tlsrpt_uri *u,
+    const char **why)
+{
+	const struct tlsrpt_due *j = &r->jobs[r->ji];
+	int64_t n;
+	const char *reason = NULL;
+	char name[160];
+	int rc;
+
+	if (state_get(r, S_TRIES, u) != 0 || state_get(r, S_FIRST, u) != 0)
+		return 0;
+	if ((n = state_get(r, S_DESTS, NULL)) >= PAIR_DESTS) {
+		reason = "pair-limit";
+		*why = "the pair's destination bound (8 URIs ever tried)";
+		if (!r->dest_warned++)
+				log_warn("event=tlsrpt-destinations-refused "
+			    "domain=%s day=%lld reason=pair-limit max=%d "
+			    "note=\"its record names other URIs than those "
+			    "tried\"", j->domain, (long long)j->day,
+			    PAIR_DESTS);
+	} else if ((rc = tlsrpt_dest_claim(r->store, j->day)) == -1) {
+		log_warn("event=tlsrpt-state-failed domain=%s error=\"%s\"",
+		    j->domain, tlsrpt_store_error(r->store));
+		return -1;
+	} else if (rc == 0) {
+		reason = "day-limit";
+		*why = "the day's destination bound (max_destinations)";
+	} else {
+		state_put(r, S_DESTS, NULL, n + 1);
+		return 0;
+	}
+	snprintf(name, sizeof(name), "mxguard_tlsrpt_destinations_refused_"
+	    "total{reason=\"%s\"}", reason);
+	stats_add(stats_get(name, "TLSRPT report URIs not tried: over the "
+	    "day's or the pair's bound on destinations"), 1);
+	return 1;
+}
+
 /* Every URI was seen: the pair is sent, or waits for its parked URIs. */
 static void
 job_end(struct report_run *r)
@@ -999,7 +1057,16 @@ uri_next(struct report_run *r)
 			}
 		}
 		why = NULL;
-		if (u->kind == TLSRPT_URI_MAILTO && r->cfg->tlsrpt_https_only)
+		if (!r->preview && dest_claim(r, u, &why) == -1) {
+			/* the store failed (logged): not without a claim */
+			park(r, now + (int64_t)r->opts.backoff_ms);
+			r->uri++;
+			continue;
+		}
+		if (why != NULL)
+			;	/* over a destination bound */
+		else if (u->kind == TLSRPT_URI_MAILTO &&
+		    r->cfg->tlsrpt_https_only)
 			why = "tlsrpt_https_only";
 		else if (u->kind == TLSRPT_URI_MAILTO &&
 		    r->cfg->tlsrpt_dkim_key[0] == '\0')

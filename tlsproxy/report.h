@@ -43,7 +43,11 @@
  * were counted), is retried as a URI is (backoff, given up after
  * give_up_ms: dropped, marked sent without delivery).
  * Pairs never tried go before retries, so that retries cannot starve
- * them.  Each try is logged (event=tlsrpt-delivery) and counted
+ * them.  A URI tried for the first time is a new destination: at most 8
+ * per pair ever (a record that names new URIs at each lookup gets no
+ * more) and max_destinations per day (tlsrpt_dest_claim()); one over
+ * either bound is skipped (mxguard_tlsrpt_destinations_refused_total).
+ * Each try is logged (event=tlsrpt-delivery) and counted
  * (mxguard_tlsrpt_deliveries_total{transport,result}).
  *
  * Who frees what: report_run() returns a run that ends with its callback
@@ -88,7 +92,8 @@ struct report_totals {
 					 * later (also those not reached
 					 * before a deadline) */
 	int		 skipped;	/* URIs not tried (mailto without
-					 * DKIM key, tlsrpt_https_only) */
+					 * DKIM key, tlsrpt_https_only,
+					 * over a destination bound) */
 	int		 no_record;	/* pairs dropped: no valid
 					 * _smtp._tls record any more, or
 					 * its lookup failed for

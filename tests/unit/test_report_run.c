@@ -36,6 +36,7 @@
 #include "core/ev.h"
 #include "core/io.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "policy/dns.h"
 #include "policy/tlsrpt.h"
 #include "tlsproxy/leg.h"
@@ -278,6 +279,7 @@ static size_t keylen;
 static struct config *cfg;
 static struct tlsrpt_store *st;
 static struct report_totals tot;
+static struct tlsrpt_limits *lim;	/* the next begin_test()'s store */
 static int finished;
 static uint64_t took_ms;
 
@@ -360,8 +362,9 @@ begin_test(void)
 	snprintf(sub, sizeof(sub), "%s/s%d", dir, n++);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", sub);
 	(void)!system(cmd);
-	st = tlsrpt_store_open(sub, NULL, err, sizeof(err));
+	st = tlsrpt_store_open(sub, lim, err, sizeof(err));
 	assert_non_null(st);
+	lim = NULL;
 	loop = ev_loop_new();
 	assert_non_null(loop);
 	for (i = 1; i <= NSRV; i++)
@@ -1267,6 +1270,109 @@ test_dkim_key_read_once(void **state)
 	end_test();
 }
 
+static int64_t
+refused(const char *reason)
+{
+	char name[160];
+
+	snprintf(name, sizeof(name), "mxguard_tlsrpt_destinations_refused_"
+	    "total{reason=\"%s\"}", reason);
+	return stats_value(stats_get(name, NULL));
+}
+
+/*
+ * A wildcard _smtp._tls record makes every subdomain a policy domain, each
+ * with its own report, deliveries and delivery state: the day's
+ * destinations are bounded (max_destinations, here 2).  a.test's URI
+ * fails and b.test's is delivered: both claimed; c.test's is over the
+ * bound: skipped, counted, and the pair marked sent (not retried every
+ * run).  a.test's retry is no new destination: it is tried and delivered.
+ */
+static void
+test_day_destination_bound(void **state)
+{
+	struct tlsrpt_limits l = { .max_destinations = 2 };
+	struct tlsrpt_day_stats ds;
+	struct report_opts o;
+	int64_t y = today() - 1, before = refused("day-limit");
+
+	(void)state;
+	lim = &l;
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("a.test", y);
+	record("b.test", y);
+	record("c.test", y);
+	rua("a.test", "mailto:r@flaky.test");
+	rua("b.test", "mailto:r@good.test");
+	rua("c.test", "mailto:s@good.test");
+	mxat("flaky.test", "127.0.0.1");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[1].conns, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(tot.skipped, 1);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(refused("day-limit") - before, 1);
+	assert_int_equal(is_sent("b.test", y), 1);
+	assert_int_equal(is_sent("c.test", y), 1);
+	assert_int_equal(is_sent("a.test", y), 0);
+	assert_int_equal(tlsrpt_day_stats(st, y, &ds), 0);
+	assert_int_equal(ds.destinations, 2);
+	assert_int_equal(ds.destinations_refused, 1);
+
+	srv[1].mode = GOOD;
+	settle(400);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[1].msgs, 1);
+	assert_int_equal(is_sent("a.test", y), 1);
+	assert_int_equal(tlsrpt_day_stats(st, y, &ds), 0);
+	assert_int_equal(ds.destinations, 2);
+	assert_int_equal(refused("day-limit") - before, 1);
+	end_test();
+}
+
+/* A record that names new URIs at every lookup: the pair tries at most 8
+ * URIs ever; the rest are skipped and the pair ends (marked sent) instead
+ * of trying 8 more destinations at each retry until the day is pruned. */
+static void
+test_pair_destination_bound(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1, before = refused("pair-limit");
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("a.test", y);
+	rua("a.test", "mailto:r1@t.test,mailto:r2@t.test,mailto:r3@t.test,"
+	    "mailto:r4@t.test,mailto:r5@t.test,mailto:r6@t.test,"
+	    "mailto:r7@t.test,mailto:r8@t.test");
+	mxat("t.test", "127.0.0.1");
+	opts_fast(&o);
+	o.job_ms = 8000;
+	run(&o, 10000);
+	assert_int_equal(srv[1].conns, 8);
+	assert_int_equal(tot.parked, 8);
+	assert_int_equal(is_sent("a.test", y), 0);
+
+	fakes_clear();
+	rua("a.test", "mailto:s1@g.test,mailto:s2@g.test");
+	mxat("g.test", "127.0.0.2");
+	o.retry_now = 1;
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[2].conns, 0);
+	assert_int_equal(tot.skipped, 2);
+	assert_int_equal(refused("pair-limit") - before, 2);
+	assert_int_equal(is_sent("a.test", y), 1);
+	end_test();
+}
+
 int
 main(void)
 {
@@ -1289,6 +1395,8 @@ main(void)
 		cmocka_unit_test(test_txt_no_record_is_temporary),
 		cmocka_unit_test(test_txt_no_record_given_up),
 		cmocka_unit_test(test_dkim_key_read_once),
+		cmocka_unit_test(test_day_destination_bound),
+		cmocka_unit_test(test_pair_destination_bound),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

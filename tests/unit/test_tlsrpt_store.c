@@ -343,7 +343,7 @@ static void
 test_store_full_keeps_counting(void **state)
 {
 	struct tlsrpt_limits lim = { .max_domains = 8,
-	    .mapsize = 16 << 20 };
+	    .mapsize = 32 << 20 };
 	struct tlsrpt_store *st = open_store(&lim);
 	struct tlsrpt_attempt a;
 	struct tlsrpt_counts c;
@@ -510,6 +510,44 @@ test_mark_batch(void **state)
 	tlsrpt_store_close(st);
 }
 
+/*
+ * The day's report destinations (tlsrpt_dest_claim()): max_destinations
+ * claimed, then refused and counted, the refusal logged once a day; each
+ * day on its own; pruned with the day.  The default is 2 x max_domains.
+ */
+static void
+test_destination_bound(void **state)
+{
+	struct tlsrpt_limits lim = { .max_domains = 3,
+	    .max_destinations = 2 };
+	struct tlsrpt_store *st = open_store(&lim);
+	struct tlsrpt_day_stats ds;
+	int i;
+
+	log_capture();
+	assert_int_equal(tlsrpt_dest_claim(st, DAY), 1);
+	assert_int_equal(tlsrpt_dest_claim(st, DAY), 1);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(tlsrpt_dest_claim(st, DAY), 0);
+	assert_int_equal(tlsrpt_dest_claim(st, DAY + 1), 1);
+	assert_int_equal(log_count("reason=max-destinations"), 1);
+	assert_int_equal(tlsrpt_day_stats(st, DAY, &ds), 0);
+	assert_int_equal(ds.destinations, 2);
+	assert_int_equal(ds.destinations_refused, 5);
+	assert_true(tlsrpt_prune(st, DAY + 1, 0) >= 0);
+	assert_int_equal(tlsrpt_day_stats(st, DAY, &ds), 0);
+	assert_int_equal(ds.destinations, 0);
+	assert_int_equal(tlsrpt_day_stats(st, DAY + 1, &ds), 0);
+	assert_int_equal(ds.destinations, 1);
+	tlsrpt_store_close(st);
+
+	lim.max_destinations = 0;
+	lim.max_domains = 1;
+	st = open_store(&lim);
+	assert_int_equal(st->lim.max_destinations, 2);
+	tlsrpt_store_close(st);
+}
+
 int
 main(void)
 {
@@ -522,6 +560,8 @@ main(void)
 		    setup_disk, teardown),
 		cmocka_unit_test_setup_teardown(test_mark_batch, setup_shm,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_destination_bound,
+		    setup_shm, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
