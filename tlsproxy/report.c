@@ -20,7 +20,14 @@
  * Deadlines: `trydl` (one mailto try: MX walk and every address), `jobdl`
  * (the pair), `run_end` (the run).  When the pair's deadline passes, the
  * URI under way fails its try and the URIs not reached are parked without
- * a try.
+ * a try.  Each is armed once, so no receiver extends one by trickling.
+ * And a destination (https host, mailto domain: struct dest) has dest_ms
+ * in all for its tries of the run, whatever they end in: a try gets no
+ * more than what its destination has left, and once it has none, its
+ * URIs are parked without a try.  Without that a tarpit that is the
+ * destination of many reports (a wildcard _smtp._tls record) took a try
+ * of each, one after the other, and held up every report behind them for
+ * hours; now it costs the run dest_ms.
  *
  * SMTP: MX walk of the address's domain, then the addresses of its first
  * max_mx hosts (max_addr each; global ones only unless
@@ -77,6 +84,8 @@
 #define TRY_MS		(2 * 60 * 1000ULL)
 #define JOB_MS		(15 * 60 * 1000ULL)
 #define RUN_MS		(60 * 60 * 1000ULL)
+#define DEST_MS		(5 * 60 * 1000ULL)
+#define DEST_BUCKETS	1024	/* the run's destination table */
 #define MAX_MX		2
 #define MAX_ADDR	2
 
@@ -97,6 +106,14 @@
 #define MAX_STAGED	8	/* state values written together */
 
 enum smtp_step { ST_NONE, ST_MAIL, ST_RCPT, ST_DATA, ST_DOT, ST_QUIT };
+
+/* A destination (an https host, a mailto domain) and the time the run's
+ * tries to it took so far. */
+struct dest {
+	struct dest	*next;		/* in its hash bucket */
+	uint64_t	 spent_ms;
+	char		 key[];
+};
 
 struct report_run {
 	struct ev_loop		*loop;
@@ -125,6 +142,7 @@ struct report_run {
 
 	struct tlsrpt_due	*jobs;
 	size_t			 njobs, ji;
+	struct dest		*dests[DEST_BUCKETS];
 	struct ev_timer		*step;		/* next job from the loop */
 	struct ev_timer		*trydl;		/* the try's deadline */
 	struct ev_timer		*jobdl;		/* the pair's deadline */
@@ -154,6 +172,10 @@ struct report_run {
 	/* the URI */
 	int			 tries;		/* failed tries before this one */
 	uint64_t		 try_ms;	/* this try's deadline */
+	uint64_t		 try_start;	/* ev_now() at its start */
+	struct dest		*dest;		/* its destination */
+	int			 dest_cut;	/* try_ms is the destination's
+						 * time left, not the try's */
 	struct http_req		*http;
 	char			*msg;		/* mailto: the message */
 	size_t			 msglen;
@@ -340,6 +362,88 @@ state_put(struct report_run *r, char tag, const struct tlsrpt_uri *u,
 	state_stage(r, name, v);
 }
 
+/* ---- destinations: the time each one took in the run ------------------- */
+
+/* The destination of u: its host for https, its domain for mailto. */
+static void
+dest_key(const struct tlsrpt_uri *u, char *buf, size_t sz)
+{
+	const char *at = strrchr(u->addr, '@');
+
+	if (u->kind == TLSRPT_URI_HTTPS)
+		snprintf(buf, sz, "https:%s", u->host);
+	else
+		snprintf(buf, sz, "mailto:%s", at != NULL ? at + 1 : u->addr);
+}
+
+/* u's destination, made at its first use; NULL when out of memory (its
+ * tries are then bounded by their own deadlines only). */
+static struct dest *
+dest_get(struct report_run *r, const struct tlsrpt_uri *u)
+{
+	char key[TLSRPT_URI_MAX + 16];
+	uint32_t h = 2166136261u;	/* FNV-1a */
+	const char *p;
+	struct dest *d;
+	size_t n;
+
+	dest_key(u, key, sizeof(key));
+	for (p = key; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (d = r->dests[h % DEST_BUCKETS]; d != NULL; d = d->next)
+		if (strcmp(d->key, key) == 0)
+			return d;
+	n = strlen(key) + 1;
+	if ((d = calloc(1, sizeof(*d) + n)) == NULL)
+		return NULL;
+	memcpy(d->key, key, n);
+	d->next = r->dests[h % DEST_BUCKETS];
+	r->dests[h % DEST_BUCKETS] = d;
+	return d;
+}
+
+/* 1 when u's destination has had its dest_ms in this run. */
+static int
+dest_used_up(struct report_run *r, const struct tlsrpt_uri *u)
+{
+	const struct dest *d = dest_get(r, u);
+
+	return d != NULL && d->spent_ms >= r->opts.dest_ms;
+}
+
+/* The try under way ended: its time goes to its destination's account;
+ * the destination's last try is logged. */
+static void
+dest_charge(struct report_run *r)
+{
+	struct dest *d = r->dest;
+	char qd[400];
+
+	if (d == NULL)
+		return;
+	r->dest = NULL;
+	d->spent_ms += ev_now(r->loop) - r->try_start;
+	if (d->spent_ms >= r->opts.dest_ms)
+		log_warn("event=tlsrpt-destination-slow destination=%s "
+		    "spent_ms=%llu dest_ms=%llu note=\"its other reports of "
+		    "this run wait for a later run\"", log_q(qd, sizeof(qd),
+		    d->key), (unsigned long long)d->spent_ms,
+		    (unsigned long long)r->opts.dest_ms);
+}
+
+static void
+dests_free(struct report_run *r)
+{
+	struct dest *d;
+	size_t i;
+
+	for (i = 0; i < DEST_BUCKETS; i++)
+		while ((d = r->dests[i]) != NULL) {
+			r->dests[i] = d->next;
+			free(d);
+		}
+}
+
 /* One URI that cannot be tried now: next is when it can. */
 static void
 park(struct report_run *r, int64_t next)
@@ -375,6 +479,8 @@ uri_clear(struct report_run *r)
 	r->msg = NULL;
 	r->tries = 0;
 	r->permanent = 0;
+	r->dest = NULL;
+	r->dest_cut = 0;
 	r->refused = r->dialed = 0;
 	r->lasterr[0] = '\0';
 }
@@ -405,6 +511,7 @@ run_free(struct report_run *r)
 	ev_timer_free(r->jobdl);
 	tlsrpt_dkim_key_free(r->dkim);
 	free(r->jobs);
+	dests_free(r);
 	dns_free(r->dns);
 	SSL_CTX_free(r->https);
 	tls_ctx_free(r->tls);
@@ -475,6 +582,7 @@ try_done(struct report_run *r, int ok)
 	char qu[600], qe[600], nx[40] = "";
 
 	ev_timer_stop(r->trydl);
+	dest_charge(r);
 	http_cancel(r->http);
 	r->http = NULL;
 	smtp_clear(r);
@@ -523,9 +631,15 @@ trydl_cb(void *arg)
 	char before[sizeof(r->lasterr)];
 
 	snprintf(before, sizeof(before), "%s", r->lasterr);
-	snprintf(r->lasterr, sizeof(r->lasterr), "the try's deadline (%llu "
-	    "ms) passed%s%s", (unsigned long long)r->try_ms, before[0] ?
-	    "; before: " : "", before);
+	if (r->dest_cut)
+		snprintf(r->lasterr, sizeof(r->lasterr), "the destination's "
+		    "time in this run (%llu ms in all) ran out%s%s",
+		    (unsigned long long)r->opts.dest_ms, before[0] ?
+		    "; before: " : "", before);
+	else
+		snprintf(r->lasterr, sizeof(r->lasterr), "the try's deadline "
+		    "(%llu ms) passed%s%s", (unsigned long long)r->try_ms,
+		    before[0] ? "; before: " : "", before);
 	try_done(r, 0);
 }
 
@@ -867,6 +981,15 @@ try_uri(struct report_run *r)
 	/* https: the client's own overall timeout, and a guard after it */
 	r->try_ms = u->kind == TLSRPT_URI_HTTPS ?
 	    r->cfg->sts_fetch_timeout + 5000 : r->opts.try_ms;
+	/* and no more than what its destination has left in this run:
+	 * however it trickles, a receiver costs the run dest_ms at most */
+	r->try_start = ev_now(r->loop);
+	r->dest_cut = 0;
+	if ((r->dest = dest_get(r, u)) != NULL &&
+	    r->opts.dest_ms - r->dest->spent_ms < r->try_ms) {
+		r->try_ms = r->opts.dest_ms - r->dest->spent_ms;
+		r->dest_cut = 1;
+	}
 	ev_timer_arm(r->trydl, r->try_ms);
 	if (u->kind == TLSRPT_URI_HTTPS)
 		try_https(r, u);
@@ -1055,6 +1178,12 @@ uri_next(struct report_run *r)
 				r->uri++;
 				continue;
 			}
+		}
+		if (dest_used_up(r, u)) {
+			/* its receiver had its time in this run (logged) */
+			park(r, now + (int64_t)r->opts.backoff_ms);
+			r->uri++;
+			continue;
 		}
 		why = NULL;
 		if (!r->preview && dest_claim(r, u, &why) == -1) {
@@ -1430,6 +1559,8 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 		r->opts.job_ms = JOB_MS;
 	if (r->opts.run_ms == 0)
 		r->opts.run_ms = RUN_MS;
+	if (r->opts.dest_ms == 0)
+		r->opts.dest_ms = DEST_MS;
 	if (r->opts.max_mx <= 0)
 		r->opts.max_mx = MAX_MX;
 	if (r->opts.max_addr <= 0)

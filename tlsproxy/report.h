@@ -26,7 +26,10 @@
  *
  * Bounded: a run makes at most one try per URI, a try has a deadline
  * (try_ms for all of a mailto try; the HTTPS client's own timeout), a
- * report one (job_ms for all its URIs), the run one (run_ms).  A URI whose
+ * report one (job_ms for all its URIs), the run one (run_ms), and a
+ * destination (an https host, a mailto domain) has dest_ms in all for its
+ * tries of the run (its later URIs are parked without a try: a tarpit
+ * named by many reports costs the run dest_ms, not a try each).  A URI whose
  * try failed is parked: its next try is due after an exponential backoff
  * (backoff_ms doubling up to backoff_max_ms), in a later run, and the run
  * goes on with the next URI and report.  RFC 8460 section 5.5: retries for
@@ -78,6 +81,9 @@ struct report_opts {
 	uint64_t	 job_ms;	/* one report, all URIs (0: 15 min) */
 	uint64_t	 run_ms;	/* the run: later reports stay due
 					 * (0: 1 h) */
+	uint64_t	 dest_ms;	/* one destination (https host,
+					 * mailto domain): all its tries
+					 * in the run (0: 5 min) */
 	int		 max_mx;	/* MX hosts per mailto try (0: 2) */
 	int		 max_addr;	/* addresses per host (0: 2) */
 };

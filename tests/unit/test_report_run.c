@@ -46,7 +46,10 @@
 
 /* ---- SMTP receivers ---------------------------------------------------- */
 
-enum mode { GOOD, TARPIT, TEMPFAIL };
+/* TRICKLE: a greeting that never ends, one byte every TRICKLE_MS */
+enum mode { GOOD, TARPIT, TEMPFAIL, TRICKLE };
+
+#define TRICKLE_MS	20
 
 #define NSRV	4
 
@@ -63,6 +66,8 @@ struct conn {
 	int		 fd;
 	struct srv	*s;
 	int		 data;
+	struct ev_timer	*drip;		/* TRICKLE */
+	size_t		 dripped;
 	char		 buf[65536];
 	size_t		 n;
 };
@@ -87,6 +92,7 @@ conn_close(struct conn *c)
 			*pp = c->next;
 			break;
 		}
+	ev_timer_free(c->drip);
 	ev_fd_del(loop, c->fd);
 	close(c->fd);
 	free(c);
@@ -122,7 +128,7 @@ on_conn(int fd, int events, void *arg)
 		return;
 	}
 	c->n += (size_t)k;
-	if (c->s->mode == TARPIT)
+	if (c->s->mode == TARPIT || c->s->mode == TRICKLE)
 		return;
 	for (;;) {
 		if (c->data) {
@@ -158,6 +164,18 @@ on_conn(int fd, int events, void *arg)
 	}
 }
 
+/* One more byte of "220-x\r\n220-x\r\n...": a reply that never ends,
+ * sent slowly enough that no read of the client ever waits long. */
+static void
+drip(void *arg)
+{
+	static const char line[] = "220-x\r\n";
+	struct conn *c = arg;
+
+	(void)!write(c->fd, &line[c->dripped++ % (sizeof(line) - 1)], 1);
+	ev_timer_arm(c->drip, TRICKLE_MS);
+}
+
 static void
 on_accept(int fd, int events, void *arg)
 {
@@ -178,6 +196,10 @@ on_accept(int fd, int events, void *arg)
 		say(c, "220 fake ESMTP\r\n");
 	else if (s->mode == TEMPFAIL)
 		say(c, "421 4.3.2 try later\r\n");
+	else if (s->mode == TRICKLE) {
+		c->drip = ev_timer_new(loop, drip, c);
+		ev_timer_arm(c->drip, TRICKLE_MS);
+	}
 	ev_fd_set(loop, cfd, EV_READ, on_conn, c);
 }
 
@@ -1270,6 +1292,58 @@ test_dkim_key_read_once(void **state)
 	end_test();
 }
 
+/*
+ * A receiver that trickles (a greeting that never ends, a byte every
+ * 20 ms) is the report destination of five domains: the run gives it
+ * dest_ms in all, not a try (try_ms) for each of them.  a.test's try
+ * takes its 400 ms, b.test's only the 200 ms its destination has left,
+ * c.test to e.test are parked without a try; f.test's receiver is good
+ * and gets its report at once.  Before, each of the five took a whole
+ * try, one after the other.
+ */
+static void
+test_destination_time_bound(void **state)
+{
+	static const char *const doms[] = { "a.test", "b.test", "c.test",
+	    "d.test", "e.test" };
+	char addr[64];
+	struct report_opts o;
+	int64_t y = today() - 1;
+	size_t i;
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TRICKLE;
+	for (i = 0; i < 5; i++) {
+		record(doms[i], y);
+		snprintf(addr, sizeof(addr), "mailto:%c@slow.test", 'a' +
+		    (int)i);
+		rua(doms[i], addr);
+	}
+	record("f.test", y);
+	rua("f.test", "mailto:r@good.test");
+	mxat("slow.test", "127.0.0.1");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	o.try_ms = 400;
+	o.job_ms = 8000;
+	o.dest_ms = 600;
+	run(&o, 10000);
+	settle(100);
+	print_message("6 reports, 5 to a trickling receiver: %llu ms\n",
+	    (unsigned long long)took_ms);
+	assert_int_equal(srv[1].conns, 2);
+	assert_true(took_ms >= 550 && took_ms < 1200);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(tot.parked, 5);
+	assert_int_equal(tot.waiting, 5);
+	assert_int_equal(is_sent("f.test", y), 1);
+	for (i = 0; i < 5; i++)
+		assert_int_equal(is_sent(doms[i], y), 0);
+	end_test();
+}
+
 static int64_t
 refused(const char *reason)
 {
@@ -1397,6 +1471,7 @@ main(void)
 		cmocka_unit_test(test_dkim_key_read_once),
 		cmocka_unit_test(test_day_destination_bound),
 		cmocka_unit_test(test_pair_destination_bound),
+		cmocka_unit_test(test_destination_time_bound),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
