@@ -208,6 +208,17 @@ send_now(const struct config *cfg, struct tlsrpt_store *st, int now)
 			rc = 1;
 			break;
 		}
+		if (totals.busy) {
+			/* the daemon's run (or another send) has the lock */
+			fprintf(stderr, "mxguard: report: another report run "
+			    "is under way on %s (the daemon's, or another "
+			    "report send): %s\n", cfg->state_dir, i == 0 ?
+			    "nothing sent, try again when it ends" : "it goes "
+			    "on with what is left");
+			if (i == 0)
+				rc = 1;
+			break;
+		}
 		if (i == 0)
 			sum = totals;
 		else {

@@ -239,6 +239,15 @@ int	tlsrpt_mark_batch(struct tlsrpt_store *, int64_t day,
  * makes every subdomain a policy domain).
  */
 int	tlsrpt_dest_claim(struct tlsrpt_store *, int64_t day);
+/*
+ * The report run's lock, DIR/tlsrpt.run.lock (flock()): one run at a time
+ * over a store, whichever process runs it (the daemon's, `mxguard report
+ * send`), since two would send the same reports.  1 taken (until
+ * tlsrpt_run_unlock(), closing, or the end of the process), 0 held by
+ * another run (this handle's or another process's), -1 error.
+ */
+int	tlsrpt_run_lock(struct tlsrpt_store *);
+void	tlsrpt_run_unlock(struct tlsrpt_store *);
 /* Flushes the commits of this handle that are not on disk yet: 0, -1. */
 int	tlsrpt_store_sync(struct tlsrpt_store *);
 /* 1 sent (when filled if not NULL), 0 not, -1 error. */

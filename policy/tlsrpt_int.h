@@ -72,6 +72,8 @@ struct tlsrpt_store {
 	uint64_t		 day_bytes;	/* budget per day */
 	uint64_t		 synced_ms;	/* CLOCK_MONOTONIC, last sync */
 	int			 dirty;		/* commits since, unsynced */
+	int			 run_fd;	/* tlsrpt_run_lock()'s, or -1 */
+	char			 lockpath[4096 + 20];
 	char			 err[256];
 };
 

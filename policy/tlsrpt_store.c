@@ -82,8 +82,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 #include <openssl/evp.h>
@@ -425,6 +428,7 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
+	st->run_fd = -1;
 	if (lim != NULL)
 		st->lim = *lim;
 	if (st->lim.max_domains == 0)
@@ -453,6 +457,8 @@ tlsrpt_store_open(const char *dir, const struct tlsrpt_limits *lim,
 	 * is defence in depth only) */
 	if (store_check_files(path, err, errsz) == -1)
 		goto fail;
+	snprintf(st->lockpath, sizeof(st->lockpath), "%s/tlsrpt.run.lock",
+	    dir);
 	if ((rc = mdb_env_create(&st->env)) != 0)
 		goto lmdb;
 	/* MDB_NOSYNC: the head comment says what it trades */
@@ -497,6 +503,7 @@ tlsrpt_store_close(struct tlsrpt_store *st)
 	if (tr_sync(st, 1) == -1)
 		log_warn("event=tlsrpt-sync-failed error=%s",
 		    log_q(q, sizeof(q), st->err));
+	tlsrpt_run_unlock(st);
 	mdb_env_close(st->env);
 	free(st);
 }
@@ -1227,6 +1234,40 @@ tlsrpt_mark_sent(struct tlsrpt_store *st, int64_t day, const char *domain,
 	struct tlsrpt_mark m = { domain, when };
 
 	return tlsrpt_mark_batch(st, day, &m, 1, 1);
+}
+
+int
+tlsrpt_run_lock(struct tlsrpt_store *st)
+{
+	int fd;
+
+	if (st->run_fd >= 0)
+		return 0;	/* a run of this handle */
+	/* not through a symbolic link: the file is made in state_dir */
+	if ((fd = open(st->lockpath, O_RDWR | O_CREAT | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1) {
+		tr_seterr(st, "%s: %s", st->lockpath, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return 0;
+		tr_seterr(st, "%s: lock: %s", st->lockpath, strerror(e));
+		return -1;
+	}
+	st->run_fd = fd;
+	return 1;
+}
+
+void
+tlsrpt_run_unlock(struct tlsrpt_store *st)
+{
+	if (st->run_fd >= 0)
+		close(st->run_fd);	/* the lock goes with it */
+	st->run_fd = -1;
 }
 
 int

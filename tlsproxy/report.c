@@ -139,6 +139,7 @@ struct report_run {
 	struct tlsrpt_dkim_key	*dkim;		/* loaded at the first mailto,
 						 * wiped at the end */
 	int			 dkim_tried;
+	int			 locked;	/* holds the store's run lock */
 
 	struct tlsrpt_due	*jobs;
 	size_t			 njobs, ji;
@@ -512,6 +513,8 @@ run_free(struct report_run *r)
 	tlsrpt_dkim_key_free(r->dkim);
 	free(r->jobs);
 	dests_free(r);
+	if (r->locked)
+		tlsrpt_run_unlock(r->store);
 	dns_free(r->dns);
 	SSL_CTX_free(r->https);
 	tls_ctx_free(r->tls);
@@ -1587,10 +1590,31 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
-	/* due: days before today; with now, today too (tomorrow's list), as
-	 * a preview: never marked sent (job_end) */
-	if ((n = tlsrpt_due_list(store, opts->now ? today + 1 : today,
-	    r->jobs, MAX_JOBS, &r->njobs)) == -1) {
+	/* one run at a time: two would both send what is due */
+	switch (tlsrpt_run_lock(store)) {
+	case -1:
+		snprintf(err, errsz, "%s", tlsrpt_store_error(store));
+		goto fail;
+	case 0:
+		log_warn("event=tlsrpt-run-busy note=\"another report run "
+		    "(the daemon's, or mxguard report send) is under way on "
+		    "this store: this one sends nothing, tried again in "
+		    "%llu s\"", (unsigned long long)((r->opts.backoff_ms +
+		    999) / 1000));
+		r->tot.busy = 1;
+		r->tot.next_retry_ms = wall_ms() +
+		    (int64_t)r->opts.backoff_ms;
+		n = 0;
+		break;
+	default:
+		r->locked = 1;
+		/* due: days before today; with now, today too (tomorrow's
+		 * list), as a preview: never marked sent (job_end) */
+		n = tlsrpt_due_list(store, opts->now ? today + 1 : today,
+		    r->jobs, MAX_JOBS, &r->njobs);
+		break;
+	}
+	if (n == -1) {
 		snprintf(err, errsz, "%s", tlsrpt_store_error(store));
 		goto fail;
 	}

@@ -53,6 +53,11 @@
  * Each try is logged (event=tlsrpt-delivery) and counted
  * (mxguard_tlsrpt_deliveries_total{transport,result}).
  *
+ * One run at a time over a store (tlsrpt_run_lock(), a lock file in
+ * state_dir): a run that finds another under way, the daemon's or a
+ * `mxguard report send`'s, does nothing and ends with busy set, its next
+ * try backoff_ms later; two at once sent the same reports twice.
+ *
  * Who frees what: report_run() returns a run that ends with its callback
  * (the run is freed before it) or report_cancel() (no callback).  The
  * run owns its resolver, its TLS contexts and its legs; the store and
@@ -111,6 +116,9 @@ struct report_totals {
 					 * try */
 	int64_t		 next_retry_ms;	/* wall clock (ms) of the earliest
 					 * parked retry, 0 none */
+	int		 busy;		/* another run held the store's
+					 * run lock: nothing done, try
+					 * again at next_retry_ms */
 };
 
 typedef void report_done_cb(void *arg, const struct report_totals *);

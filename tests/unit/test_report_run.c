@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -302,6 +303,7 @@ static struct config *cfg;
 static struct tlsrpt_store *st;
 static struct report_totals tot;
 static struct tlsrpt_limits *lim;	/* the next begin_test()'s store */
+static char storedir[128];		/* the test's store */
 static int finished;
 static uint64_t took_ms;
 
@@ -382,6 +384,7 @@ begin_test(void)
 	int i;
 
 	snprintf(sub, sizeof(sub), "%s/s%d", dir, n++);
+	snprintf(storedir, sizeof(storedir), "%s", sub);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", sub);
 	(void)!system(cmd);
 	st = tlsrpt_store_open(sub, lim, err, sizeof(err));
@@ -1344,6 +1347,80 @@ test_destination_time_bound(void **state)
 	end_test();
 }
 
+static int a_finished;
+
+static void
+a_done(void *arg, const struct report_totals *t)
+{
+	(void)arg;
+	(void)t;
+	a_finished = 1;
+}
+
+/*
+ * One report run at a time over a store: the daemon's daily run and
+ * `mxguard report send` sent the same reports twice when they met.  A
+ * run that finds the lock taken by another process (a flock() on the
+ * lock file here) sends nothing and says so (busy, a next try); when the
+ * lock is free it sends.  Two runs of one process at once: the second is
+ * busy, and the report goes out once.
+ */
+static void
+test_one_run_at_a_time(void **state)
+{
+	struct report_opts o;
+	struct report_run *ra;
+	char path[200], err[256];
+	int64_t y = today() - 1;
+	int fd, i;
+
+	(void)state;
+	begin_test();
+	record("b.test", y);
+	rua("b.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	snprintf(path, sizeof(path), "%s/tlsrpt.run.lock", storedir);
+	fd = open(path, O_RDWR | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(tot.busy, 1);
+	assert_true(tot.next_retry_ms > 0);
+	assert_int_equal(srv[2].conns, 0);
+	assert_int_equal(is_sent("b.test", y), 0);
+	close(fd);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(tot.busy, 0);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("b.test", y), 1);
+	end_test();
+
+	begin_test();
+	record("b.test", y);
+	rua("b.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	a_finished = 0;
+	ra = report_run(loop, cfg, st, NULL, &o, a_done, NULL, err,
+	    sizeof(err));
+	assert_non_null(ra);
+	run(&o, 10000);
+	assert_int_equal(tot.busy, 1);
+	for (i = 0; i < 50 && !a_finished; i++)
+		settle(100);
+	assert_true(a_finished);
+	settle(100);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("b.test", y), 1);
+	/* the lock went with the first run */
+	run(&o, 10000);
+	assert_int_equal(tot.busy, 0);
+	end_test();
+}
+
 static int64_t
 refused(const char *reason)
 {
@@ -1472,6 +1549,7 @@ main(void)
 		cmocka_unit_test(test_day_destination_bound),
 		cmocka_unit_test(test_pair_destination_bound),
 		cmocka_unit_test(test_destination_time_bound),
+		cmocka_unit_test(test_one_run_at_a_time),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
