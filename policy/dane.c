@@ -284,6 +284,7 @@ dane_info_free(struct dane_info *d)
 		return;
 	for (i = 0; i < d->ntlsa; i++)
 		free(d->tlsa[i].data);
+	free(d->tlsa);
 	free(d);
 }
 
@@ -296,16 +297,23 @@ dane_info_dup(const struct dane_info *s)
 	if ((d = malloc(sizeof(*d))) == NULL)
 		return NULL;
 	memcpy(d, s, sizeof(*d));
-	for (i = 0; i < d->ntlsa; i++) {
+	d->tlsa = NULL;
+	d->ntlsa = 0;
+	if (s->ntlsa > 0 &&
+	    (d->tlsa = calloc((size_t)s->ntlsa, sizeof(*d->tlsa))) == NULL)
+		goto fail;
+	for (i = 0; i < s->ntlsa; i++) {
+		d->tlsa[i] = s->tlsa[i];
 		d->tlsa[i].data = malloc(s->tlsa[i].len ? s->tlsa[i].len : 1);
-		if (d->tlsa[i].data == NULL) {
-			d->ntlsa = i;
-			dane_info_free(d);
-			return NULL;
-		}
+		if (d->tlsa[i].data == NULL)
+			goto fail;
+		d->ntlsa = i + 1;
 		memcpy(d->tlsa[i].data, s->tlsa[i].data, s->tlsa[i].len);
 	}
 	return d;
+fail:
+	dane_info_free(d);
+	return NULL;
 }
 
 static void
@@ -384,12 +392,20 @@ start_tlsa(struct dane_req *r, struct sub *s, const char *host)
 	return 0;
 }
 
-static void
+/* The records of a secure TLSA answer, at most DANE_MAX_TLSA of them (the
+ * rest counted in tlsa_dropped, with one warning); -1 out of memory. */
+static int
 take_tlsa(struct dane_info *d, const struct dns_answer *a)
 {
-	int i;
+	int i, n;
 
-	for (i = 0; i < a->nrr && d->ntlsa < DANE_MAX_TLSA; i++) {
+	if (a == NULL)
+		return 0;
+	n = a->nrr < DANE_MAX_TLSA ? a->nrr : DANE_MAX_TLSA;
+	d->tlsa_dropped = a->ndropped + (a->nrr - n);
+	if (n > 0 && (d->tlsa = calloc((size_t)n, sizeof(*d->tlsa))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
 		struct dane_tlsa *t = &d->tlsa[d->ntlsa];
 
 		if (dane_tlsa_parse(a->rr[i].rdata, a->rr[i].rdlen, t) == -1)
@@ -398,6 +414,19 @@ take_tlsa(struct dane_info *d, const struct dns_answer *a)
 		if (t->usable)
 			d->nusable++;
 	}
+	if (d->tlsa_dropped > 0) {
+		char qd[512], qm[512], qb[512], owner[300];
+
+		/* once per lookup: only the first DANE_MAX_TLSA count */
+		snprintf(owner, sizeof(owner), "_25._tcp.%s", d->tlsa_base);
+		log_warn("event=dane-tlsa-dropped domain=%s mx=%s tlsa=%s "
+		    "kept=%d dropped=%d usable=%d max=%d",
+		    log_q(qd, sizeof(qd), d->domain),
+		    log_q(qm, sizeof(qm), d->mx_host[0] ? d->mx_host : "-"),
+		    log_q(qb, sizeof(qb), owner), n, d->tlsa_dropped,
+		    d->nusable, DANE_MAX_TLSA);
+	}
+	return 0;
 }
 
 /*
@@ -462,8 +491,23 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 	d->tlsa_status = st;
 	switch (st) {
 	case DNS_SECURE:
-		take_tlsa(d, a);
-		if (d->nusable > 0)
+		if (take_tlsa(d, a) == -1)
+			finish(r, DANE_DEFER, "dnssec-invalid",
+			    "out of memory");
+		else if (d->nusable == 0 && d->tlsa_dropped > 0)
+			/* a dropped record may be usable: never the weaker
+			 * unauthenticated TLS for a truncated RRset */
+			finish(r, DANE_DEFER, "tlsa-invalid", "%d TLSA "
+			    "records at _25._tcp.%s, more than the %d "
+			    "evaluated, and none of those usable",
+			    d->ntlsa + d->tlsa_dropped, d->tlsa_base,
+			    DANE_MAX_TLSA);
+		else if (d->nusable > 0 && d->tlsa_dropped > 0)
+			finish(r, DANE_USABLE, NULL, "%d TLSA record(s) at "
+			    "_25._tcp.%s, %d usable; %d more over the bound "
+			    "not evaluated", d->ntlsa, d->tlsa_base,
+			    d->nusable, d->tlsa_dropped);
+		else if (d->nusable > 0)
 			finish(r, DANE_USABLE, NULL, "%d TLSA record(s) at "
 			    "_25._tcp.%s, %d usable", d->ntlsa, d->tlsa_base,
 			    d->nusable);

@@ -31,6 +31,8 @@
  *        secure, only unusable records           -> DANE_UNUSABLE
  *                                                   (TLS mandatory,
  *                                                   unauthenticated)
+ *        secure, over DANE_MAX_TLSA records,     -> DANE_DEFER
+ *          none of those kept usable                (tlsa-invalid)
  *        insecure records, NXDOMAIN, NODATA      -> DANE_NONE
  *        SERVFAIL (bogus), timeout, error        -> DANE_DEFER
  *                                                   (dnssec-invalid)
@@ -54,7 +56,12 @@
 #include <openssl/ssl.h>
 
 #define DANE_MAX_MX	16
-#define DANE_MAX_TLSA	32
+/* TLSA records kept of one RRset: a rollover's whole RRset (current and
+ * next keys of many MX hosts sharing it), bounded against a hostile 64 KB
+ * answer; the DNS layer keeps as many (DNS_MAX_TLSA_RR).  Records over it
+ * are dropped with a warning, never to a weaker verdict: DANE_USABLE on
+ * the kept ones, DANE_DEFER when none of them is usable. */
+#define DANE_MAX_TLSA	256
 #define DANE_MAX_NAMES	3
 
 struct dns;
@@ -98,7 +105,9 @@ struct dane_info {
 	int		 tlsa_status;	/* enum dns_status, -1 not asked */
 	int		 ntlsa;
 	int		 nusable;
-	struct dane_tlsa tlsa[DANE_MAX_TLSA];
+	int		 tlsa_dropped;	/* records over DANE_MAX_TLSA */
+	struct dane_tlsa *tlsa;		/* ntlsa records, allocated per
+					 * RRset (NULL: none) */
 	int		 nnames;	/* reference identifiers for DANE-TA */
 	char		 names[DANE_MAX_NAMES][256];
 	unsigned char	 digest[32];	/* SHA-256 of the TLSA RRset */

@@ -28,8 +28,9 @@
 #define CACHE_MAX	20000
 /* Entries alone do not bound the memory: an answer keeps its message
  * (up to 64 KB over TCP) and up to DNS_MAX_RR parsed records (288 bytes
- * each), so 20,000 of an attacker's answers (the MX, A, AAAA and TLSA of
- * the hosts in MX records it writes) could hold gigabytes.  Answers are
+ * each; DNS_MAX_TLSA_RR for TLSA), so 20,000 of an attacker's answers
+ * (the MX, A, AAAA and TLSA of the hosts in MX records it writes) could
+ * hold gigabytes.  Answers are
  * counted by their size as well; 20,000 ordinary answers (one record,
  * about 1.2 KB each) fit. */
 #define CACHE_MAX_BYTES	(32 * 1024 * 1024)
@@ -301,7 +302,7 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 {
 	struct dns_answer *a = NULL;
 	struct rawrr *rrs = NULL;
-	int off, i, qd, an, ns, nrrs = 0, nmatch = 0, hops;
+	int off, i, qd, an, ns, nrrs = 0, nmatch = 0, hops, keep;
 	char cur[256], tmp[256];
 	uint32_t minttl = TTL_MAX, negttl = NEG_TTL_DEF;
 	int have_soa = 0;
@@ -388,10 +389,13 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 			memcpy(cur, tmp, sizeof(cur));
 		}
 	}
-	if (nmatch > DNS_MAX_RR)
-		nmatch = DNS_MAX_RR;
-	if ((a = answer_new(nmatch)) == NULL)
+	keep = qtype == DNS_T_TLSA ? DNS_MAX_TLSA_RR : DNS_MAX_RR;
+	if ((a = answer_new(nmatch < keep ? nmatch : keep)) == NULL)
 		goto oom;
+	if (nmatch > keep) {
+		a->ndropped = nmatch - keep;
+		nmatch = keep;
+	}
 	if ((a->raw = malloc((size_t)len)) == NULL)
 		goto oom;
 	memcpy(a->raw, buf, (size_t)len);

@@ -42,6 +42,7 @@
 
 #define DNS_MAX_CNAME	8
 #define DNS_MAX_RR	64	/* records kept per answer */
+#define DNS_MAX_TLSA_RR	256	/* TLSA: a whole RRset of a rollover */
 
 enum dns_status {
 	DNS_SECURE,
@@ -82,6 +83,8 @@ struct dns_answer {
 	int		 cname_open;	/* chain ends without data here */
 	uint32_t	 ttl;		/* cache lifetime, seconds */
 	int		 nrr;
+	int		 ndropped;	/* records of qtype over the bound,
+					 * not kept */
 	struct dns_rr	 rr[];		/* nrr records of qtype */
 };
 

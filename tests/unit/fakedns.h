@@ -42,8 +42,19 @@ struct dns_req {
 	struct fake	*f;
 };
 
+static inline void answer_raw(const char *name, int type,
+    enum dns_status st, const unsigned char *b, int n);
+
 static inline void
 answer(const char *name, int type, enum dns_status st, struct msg *m)
+{
+	answer_raw(name, type, st, m ? m->b : NULL, m ? m->n : 0);
+}
+
+/* A canned answer from a wire message b of n bytes (NULL: none). */
+static inline void
+answer_raw(const char *name, int type, enum dns_status st,
+    const unsigned char *b, int n)
 {
 	struct fake *f;
 
@@ -56,7 +67,7 @@ answer(const char *name, int type, enum dns_status st, struct msg *m)
 	f->st = st;
 	f->delay_ms = 0;
 	f->asked = 0;
-	f->a = m ? dns_parse(m->b, m->n, name, type) : NULL;
+	f->a = b ? dns_parse(b, n, name, type) : NULL;
 	/* the combined status dns.c would give */
 	if (f->a != NULL && st == DNS_ERROR)
 		f->st = f->a->status;
@@ -161,6 +172,37 @@ tlsa(const char *h, int ad, int u, int s, int mt, int len)
 	begin(&m, 0x1234, ad, 0, q, DNS_T_TLSA, 1, 0, 0);
 	rr_tlsa(&m, q, u, s, mt, len, 300);
 	answer(q, DNS_T_TLSA, ad ? DNS_SECURE : DNS_INSECURE, &m);
+}
+
+/* A secure TLSA RRset of n records at _25._tcp.h, larger than struct
+ * msg holds (owner names compressed): rd(i, out) writes record i's rdata,
+ * usage, selector, matching type and 32 bytes of data. */
+static inline void
+tlsa_many(const char *h, int n, void (*rd)(int i, unsigned char out[35]))
+{
+	unsigned char *b = malloc(12 + 300 + (size_t)n * 47);
+	struct msg q;
+	char name[300];
+	int o, i;
+
+	if (b == NULL)
+		abort();
+	snprintf(name, sizeof(name), "_25._tcp.%s", h);
+	begin(&q, 0x1234, 1, 0, name, DNS_T_TLSA, 0, 0, 0);
+	memcpy(b, q.b, (size_t)q.n);
+	b[6] = (unsigned char)(n >> 8);
+	b[7] = (unsigned char)n;
+	o = q.n;
+	for (i = 0; i < n; i++) {
+		static const unsigned char hdr[12] = { 0xc0, 12, 0, DNS_T_TLSA,
+		    0, 1, 0, 0, 1, 44, 0, 35 };
+
+		memcpy(b + o, hdr, sizeof(hdr));
+		rd(i, b + o + sizeof(hdr));
+		o += (int)sizeof(hdr) + 35;
+	}
+	answer_raw(name, DNS_T_TLSA, DNS_SECURE, b, o);
+	free(b);
 }
 
 static inline void

@@ -6,6 +6,7 @@
  * name, an expired validity).  dane_tls_prepare() and dane_tls_check()
  * are the code under test; OpenSSL does the matching.
  */
+// WRAP: dns_query dns_cancel
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,10 +25,15 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/ev.h"
+#include "core/log.h"
 #include "policy/dane.h"
+#include "policy/mx.h"
 #include "policy/policy.h"
 #include "policy/verdict_tls.h"
 #include "tests/unit/testcert.h"
+
+#include "fakedns.h"
 
 /* a leaf named cn (SAN too), or a CA */
 static X509 *
@@ -142,6 +148,7 @@ info_with(int n, ...)
 	d->nnames = 2;
 	snprintf(d->names[0], sizeof(d->names[0]), HOST);
 	snprintf(d->names[1], sizeof(d->names[1]), DOMAIN);
+	d->tlsa = calloc((size_t)n + 1, sizeof(*d->tlsa));
 	va_start(ap, n);
 	for (i = 0; i < n; i++) {
 		int u = va_arg(ap, int), s = va_arg(ap, int),
@@ -731,6 +738,180 @@ test_dane_identity_names(void **s)
 	policy_verdict_free(a2);
 }
 
+/* ---- a TLSA RRset from a lookup (canned DNS answers) ---- */
+
+static struct mx_result *walked;
+static struct dane_info *looked;
+
+static void
+walk_done(void *arg, struct mx_result *m)
+{
+	walked = m;
+	ev_loop_stop(loop);
+}
+
+static void
+lookup_done(void *arg, struct dane_info *d)
+{
+	looked = d;
+	ev_loop_stop(loop);
+}
+
+/* The DANE lookup, as the engine runs it, for DOMAIN at 192.0.2.1: HOST
+ * its only MX host, signed, with n TLSA records written by rd. */
+static struct dane_info *
+lookup_many(int n, void (*rd)(int i, unsigned char out[35]))
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+
+	loop = ev_loop_new();
+	nfakes = 0;
+	mx(DOMAIN, 1, HOST, NULL);
+	a(HOST, 1, "192.0.2.1");
+	tlsa_many(HOST, n, rd);
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	walked = NULL;
+	looked = NULL;
+	assert_non_null(mx_walk((struct dns *)&sin, DOMAIN,
+	    (struct sockaddr *)&sin, MX_WALK_A, walk_done, NULL));
+	ev_loop_run(loop);
+	assert_non_null(walked);
+	assert_non_null(dane_lookup(loop, (struct dns *)&sin, walked,
+	    (struct sockaddr *)&sin, lookup_done, NULL));
+	free(walked);
+	ev_loop_run(loop);
+	fakes_clear();
+	ev_loop_free(loop);
+	loop = NULL;
+	assert_non_null(looked);
+	printf("# lookup of %d TLSA records: %s reason=%s ntlsa=%d usable=%d "
+	    "detail=%s\n", n, dane_state_name(looked->state), looked->reason,
+	    looked->ntlsa, looked->nusable, looked->detail);
+	return looked;
+}
+
+/* Records of a rollover: 3 1 1 with distinct digests; the one at
+ * rd_match (0-based) is P.leaf's; those before rd_usable_from are 1 1 1
+ * (PKIX-EE: unusable for SMTP). */
+static int rd_match, rd_usable_from;
+static unsigned char rd_leaf[32];
+
+static void
+rd_rollover(int i, unsigned char out[35])
+{
+	out[0] = i < rd_usable_from ? 1 : 3;
+	out[1] = 1;
+	out[2] = 1;
+	memset(out + 3, 0xa5, 32);
+	out[3] = (unsigned char)(i >> 8);
+	out[4] = (unsigned char)i;
+	if (i == rd_match)
+		memcpy(out + 3, rd_leaf, 32);
+}
+
+static void
+rd_setup(int match, int usable_from)
+{
+	struct dane_tlsa t;
+
+	tlsa_of(&t, 3, 1, 1, P.leaf);
+	memcpy(rd_leaf, t.data, 32);
+	free(t.data);
+	rd_match = match;
+	rd_usable_from = usable_from;
+}
+
+/* stderr into a file while a lookup logs; count_stderr() stops it and
+ * counts the lines holding what */
+static int saved_err = -1;
+static char errpath[] = "/tmp/test_dane.err.XXXXXX";
+
+static void
+capture_stderr(void)
+{
+	int fd;
+
+	fflush(stderr);
+	snprintf(errpath, sizeof(errpath), "/tmp/test_dane.err.XXXXXX");
+	assert_true((fd = mkstemp(errpath)) >= 0);
+	saved_err = dup(STDERR_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+}
+
+static int
+count_stderr(const char *what)
+{
+	char line[4096];
+	FILE *f;
+	int n = 0;
+
+	fflush(stderr);
+	dup2(saved_err, STDERR_FILENO);
+	close(saved_err);
+	assert_non_null(f = fopen(errpath, "r"));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		printf("# stderr: %s", line);
+		n += strstr(line, what) != NULL;
+	}
+	fclose(f);
+	unlink(errpath);
+	return n;
+}
+
+/* A key rollover's TLSA RRset beyond the old bound of 32 records, the
+ * matching one the 40th: kept whole, the handshake authenticates. */
+static void
+test_many_tlsa_match_late(void **s)
+{
+	struct dane_info *d;
+	char r[48];
+
+	rd_setup(39, 0);
+	d = lookup_many(40, rd_rollover);
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_int_equal(d->ntlsa, 40);
+	assert_int_equal(d->nusable, 40);
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca, d, r,
+	    sizeof(r)), 0);
+	assert_string_equal(r, "success");
+}
+
+/* Over the hard bound (DANE_MAX_TLSA): the records over it are dropped
+ * with one warning, and that never weakens the verdict.  Kept usable
+ * records decide (a match among them authenticates, a match only among
+ * the dropped fails: a deferral); none of the kept usable: DANE_DEFER,
+ * never the unauthenticated TLS of an unusable RRset. */
+static void
+test_many_tlsa_over_bound(void **s)
+{
+	struct dane_info *d;
+	char r[48];
+
+	log_init("test", 0, LOG_LVL_INFO);
+	rd_setup(DANE_MAX_TLSA + 10, DANE_MAX_TLSA);
+	capture_stderr();
+	d = lookup_many(DANE_MAX_TLSA + 44, rd_rollover);
+	assert_int_equal(count_stderr("event=dane-tlsa-dropped"), 1);
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "tlsa-invalid");
+	dane_info_free(d);
+
+	rd_setup(10, 0);
+	d = lookup_many(DANE_MAX_TLSA + 44, rd_rollover);
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_int_equal(d->ntlsa, DANE_MAX_TLSA);
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca, d, r,
+	    sizeof(r)), 0);
+
+	rd_setup(DANE_MAX_TLSA + 10, 0);
+	d = lookup_many(DANE_MAX_TLSA + 44, rd_rollover);
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca, d, r,
+	    sizeof(r)), -1);
+	assert_string_equal(r, "tlsa-invalid");
+}
+
 static void
 test_info_dup(void **s)
 {
@@ -777,6 +958,8 @@ main(void)
 		cmocka_unit_test(test_session_key),
 		cmocka_unit_test(test_dane_identity_names),
 		cmocka_unit_test(test_info_dup),
+		cmocka_unit_test(test_many_tlsa_match_late),
+		cmocka_unit_test(test_many_tlsa_over_bound),
 	};
 
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
