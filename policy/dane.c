@@ -85,17 +85,25 @@ dane_tlsa_usable(uint8_t usage, uint8_t selector, uint8_t mtype,
 	case 0:
 		if (len > 65535)
 			return 0;
+		/* what SSL_dane_tlsa_add() takes: a certificate whose public
+		 * key decodes too (d2i_X509 accepts one with a key of an
+		 * unknown algorithm or curve, OpenSSL's DANE refuses it) */
 		if (selector == 0) {
 			X509 *x = d2i_X509(NULL, &p, (long)len);
-			int ok = x != NULL && p == data + len;
+			int ok = x != NULL && p == data + len &&
+			    X509_get0_pubkey(x) != NULL;
 
 			X509_free(x);
+			if (!ok)
+				ERR_clear_error();
 			return ok;
 		} else {
 			EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)len);
 			int ok = k != NULL && p == data + len;
 
 			EVP_PKEY_free(k);
+			if (!ok)
+				ERR_clear_error();
 			return ok;
 		}
 	default:
@@ -742,6 +750,7 @@ struct loaded {
 	char		 base[256];
 	int		 nnames;
 	char		 names[DANE_MAX_NAMES][256];
+	int		 nadded;	/* records OpenSSL took */
 };
 
 static int
@@ -776,6 +785,30 @@ loaded_index(void)
 	return idx;
 }
 
+static int
+loaded_set(const struct dane_info *d, SSL *ssl, int added)
+{
+	struct loaded *l = calloc(1, sizeof(*l));
+	int i, idx = loaded_index();
+
+	if (l == NULL || idx < 0) {
+		free(l);
+		return -1;
+	}
+	memcpy(l->digest, d->digest, sizeof(l->digest));
+	snprintf(l->base, sizeof(l->base), "%s", d->tlsa_base);
+	l->nnames = d->nnames;
+	for (i = 0; i < d->nnames && i < DANE_MAX_NAMES; i++)
+		snprintf(l->names[i], sizeof(l->names[i]), "%s", d->names[i]);
+	l->nadded = added;
+	free(SSL_get_ex_data(ssl, idx));
+	if (!SSL_set_ex_data(ssl, idx, l)) {
+		free(l);
+		return -1;
+	}
+	return 0;
+}
+
 int
 dane_tls_prepare(const struct dane_info *d, SSL *ssl)
 {
@@ -798,6 +831,8 @@ dane_tls_prepare(const struct dane_info *d, SSL *ssl)
 		if (strcmp(d->names[i], d->tlsa_base) != 0 &&
 		    !SSL_add1_host(ssl, d->names[i]))
 			return -1;
+	/* a record OpenSSL refuses is unusable, and ignored (RFC 7672
+	 * section 2.2); dane_tlsa_usable() refuses what it would */
 	for (i = 0; i < d->ntlsa; i++) {
 		const struct dane_tlsa *t = &d->tlsa[i];
 
@@ -806,29 +841,13 @@ dane_tls_prepare(const struct dane_info *d, SSL *ssl)
 		if (SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype,
 		    t->data, t->len) > 0)
 			added++;
+		else
+			ERR_clear_error();
 	}
-	if (added == 0)
+	/* recorded even when none was taken: dane_tls_check() then says
+	 * so, for a monitored verdict that goes on without DANE */
+	if (loaded_set(d, ssl, added) == -1 || added == 0)
 		return -1;
-	{
-		struct loaded *l = calloc(1, sizeof(*l));
-		int idx = loaded_index();
-
-		if (l == NULL || idx < 0) {
-			free(l);
-			return -1;
-		}
-		memcpy(l->digest, d->digest, sizeof(l->digest));
-		snprintf(l->base, sizeof(l->base), "%s", d->tlsa_base);
-		l->nnames = d->nnames;
-		for (i = 0; i < d->nnames && i < DANE_MAX_NAMES; i++)
-			snprintf(l->names[i], sizeof(l->names[i]), "%s",
-			    d->names[i]);
-		free(SSL_get_ex_data(ssl, idx));
-		if (!SSL_set_ex_data(ssl, idx, l)) {
-			free(l);
-			return -1;
-		}
-	}
 	return 0;
 }
 
@@ -910,6 +929,12 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 		snprintf(reason, reasonsz, "validation-failure");
 		snprintf(detail, detailsz, "this TLS session was not set up "
 		    "for the TLSA records of _25._tcp.%s", d->tlsa_base);
+		return -1;
+	}
+	if (l->nadded == 0) {
+		snprintf(reason, reasonsz, "tlsa-invalid");
+		snprintf(detail, detailsz, "OpenSSL took none of the %d usable "
+		    "TLSA records of _25._tcp.%s", d->nusable, d->tlsa_base);
 		return -1;
 	}
 	if (SSL_session_reused(ssl))

@@ -201,18 +201,33 @@ prepared_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	free(ptr);
 }
 
+static int prepare(const struct policy_verdict *, SSL *);
+
 int
 policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 {
-	const char *sni = v->mx_host[0] ? v->mx_host : NULL;
 	struct policy_verdict w;
+
+	/* monitor: set up for the check enforce mode would make (the
+	 * handshake never fails on it: verification is judged after).  If
+	 * that check cannot even be set up (no TLSA record OpenSSL takes),
+	 * enforce mode would defer, which policy_tls_check() reports; a
+	 * monitored verdict never defers: the TLS v itself demands. */
+	if (enforce_view(v, &w) == 0) {
+		if (prepare(&w, ssl) == 0)
+			return 0;
+		ERR_clear_error();
+	}
+	return prepare(v, ssl);
+}
+
+static int
+prepare(const struct policy_verdict *v, SSL *ssl)
+{
+	const char *sni = v->mx_host[0] ? v->mx_host : NULL;
 	unsigned char *id;
 	int i;
 
-	/* monitor: set up for the check enforce mode would make (the
-	 * handshake never fails on it: verification is judged after) */
-	if (enforce_view(v, &w) == 0)
-		return policy_tls_prepare(&w, ssl);
 	if (prepared_idx == -1)
 		prepared_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL,
 		    prepared_free);

@@ -175,15 +175,18 @@ tlsa(const char *h, int ad, int u, int s, int mt, int len)
 }
 
 /* A secure TLSA RRset of n records at _25._tcp.h, larger than struct
- * msg holds (owner names compressed): rd(i, out) writes record i's rdata,
- * usage, selector, matching type and 32 bytes of data. */
+ * msg holds (owner names compressed): rd(i, out) writes record i's rdata
+ * (usage, selector, matching type, data: at most TLSA_MANY_RD bytes) and
+ * returns its length. */
+#define TLSA_MANY_RD	1024
+
 static inline void
-tlsa_many(const char *h, int n, void (*rd)(int i, unsigned char out[35]))
+tlsa_many(const char *h, int n, int (*rd)(int i, unsigned char *out))
 {
-	unsigned char *b = malloc(12 + 300 + (size_t)n * 47);
+	unsigned char *b = malloc(12 + 300 + (size_t)n * (12 + TLSA_MANY_RD));
 	struct msg q;
 	char name[300];
-	int o, i;
+	int o, i, len;
 
 	if (b == NULL)
 		abort();
@@ -194,12 +197,16 @@ tlsa_many(const char *h, int n, void (*rd)(int i, unsigned char out[35]))
 	b[7] = (unsigned char)n;
 	o = q.n;
 	for (i = 0; i < n; i++) {
-		static const unsigned char hdr[12] = { 0xc0, 12, 0, DNS_T_TLSA,
-		    0, 1, 0, 0, 1, 44, 0, 35 };
+		static const unsigned char hdr[10] = { 0xc0, 12, 0, DNS_T_TLSA,
+		    0, 1, 0, 0, 1, 44 };
 
 		memcpy(b + o, hdr, sizeof(hdr));
-		rd(i, b + o + sizeof(hdr));
-		o += (int)sizeof(hdr) + 35;
+		len = rd(i, b + o + sizeof(hdr) + 2);
+		if (len < 0 || len > TLSA_MANY_RD || o + len > 65000)
+			abort();
+		b[o + sizeof(hdr)] = (unsigned char)(len >> 8);
+		b[o + sizeof(hdr) + 1] = (unsigned char)len;
+		o += (int)sizeof(hdr) + 2 + len;
 	}
 	answer_raw(name, DNS_T_TLSA, DNS_SECURE, b, o);
 	free(b);

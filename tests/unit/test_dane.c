@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <cmocka.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -184,6 +185,12 @@ verify_accept(int ok, X509_STORE_CTX *ctx)
  */
 /* when set, handshake() checks against this verdict instead */
 static struct dane_info *check_with;
+/* when set, handshake() prepares and checks the client for this policy
+ * verdict (policy_tls_prepare/check, d unused), results in via_proof
+ * and via_res */
+static const struct policy_verdict *via;
+static struct tls_proof via_proof;
+static struct tls_result via_res;
 
 static int
 handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
@@ -211,7 +218,10 @@ handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
 	SSL_set_fd(c, sv[1]);
 	SSL_set_accept_state(s);
 	SSL_set_connect_state(c);
-	assert_int_equal(dane_tls_prepare(d, c), 0);
+	if (via != NULL)
+		assert_int_equal(policy_tls_prepare(via, c), 0);
+	else
+		assert_int_equal(dane_tls_prepare(d, c), 0);
 	for (i = 0; i < 1000 && !(sdone && cdone); i++) {
 		if (!cdone) {
 			rc = SSL_do_handshake(c);
@@ -231,8 +241,13 @@ handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
 		}
 	}
 	assert_true(sdone && cdone);
-	rc = dane_tls_check(check_with ? check_with : d, c, reason, rsz,
-	    detail, sizeof(detail));
+	if (via != NULL) {
+		rc = policy_tls_check(via, c, &via_proof, &via_res);
+		snprintf(reason, rsz, "%s", via_res.reason);
+		snprintf(detail, sizeof(detail), "%s", via_res.detail);
+	} else
+		rc = dane_tls_check(check_with ? check_with : d, c, reason,
+		    rsz, detail, sizeof(detail));
 	printf("# check=%d reason=%s detail=%s\n", rc, reason, detail);
 	SSL_free(s);
 	SSL_free(c);
@@ -760,7 +775,7 @@ lookup_done(void *arg, struct dane_info *d)
 /* The DANE lookup, as the engine runs it, for DOMAIN at 192.0.2.1: HOST
  * its only MX host, signed, with n TLSA records written by rd. */
 static struct dane_info *
-lookup_many(int n, void (*rd)(int i, unsigned char out[35]))
+lookup_many(int n, int (*rd)(int i, unsigned char *out))
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 
@@ -796,8 +811,8 @@ lookup_many(int n, void (*rd)(int i, unsigned char out[35]))
 static int rd_match, rd_usable_from;
 static unsigned char rd_leaf[32];
 
-static void
-rd_rollover(int i, unsigned char out[35])
+static int
+rd_rollover(int i, unsigned char *out)
 {
 	out[0] = i < rd_usable_from ? 1 : 3;
 	out[1] = 1;
@@ -807,6 +822,7 @@ rd_rollover(int i, unsigned char out[35])
 	out[4] = (unsigned char)i;
 	if (i == rd_match)
 		memcpy(out + 3, rd_leaf, 32);
+	return 35;
 }
 
 static void
@@ -912,6 +928,188 @@ test_many_tlsa_over_bound(void **s)
 	assert_string_equal(r, "tlsa-invalid");
 }
 
+/* ---- TLSA records OpenSSL cannot take ---- */
+
+/* P.leaf with its key's curve made unknown (the OID's last arc): the
+ * certificate parses, its public key does not decode, and OpenSSL's DANE
+ * refuses it in a 3 0 0 or 2 0 0 record. */
+static unsigned char badkey[1024];
+static int badkey_len;
+
+static void
+make_badkey(void)
+{
+	static const unsigned char p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48,
+	    0xce, 0x3d, 0x03, 0x01, 0x07 };
+	unsigned char *der = NULL;
+	int n = i2d_X509(P.leaf, &der), i;
+
+	assert_true(n > 0 && n <= (int)sizeof(badkey));
+	for (i = 0; i + (int)sizeof(p256) <= n; i++)
+		if (memcmp(der + i, p256, sizeof(p256)) == 0)
+			break;
+	assert_true(i + (int)sizeof(p256) <= n);
+	der[i + sizeof(p256) - 1] = 0x7f;
+	memcpy(badkey, der, (size_t)n);
+	badkey_len = n;
+	OPENSSL_free(der);
+}
+
+/* the usability check refuses what SSL_dane_tlsa_add() refuses, and
+ * leaves no error on the thread's queue */
+static void
+test_tlsa_undecodable_key(void **s)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+
+	make_badkey();
+	SSL_CTX_dane_enable(ctx);
+	ssl = SSL_new(ctx);
+	assert_true(SSL_dane_enable(ssl, HOST) > 0);
+	assert_true(SSL_dane_tlsa_add(ssl, 3, 0, 0, badkey,
+	    (size_t)badkey_len) <= 0);
+	ERR_clear_error();
+	assert_int_equal(dane_tlsa_usable(3, 0, 0, badkey,
+	    (size_t)badkey_len), 0);
+	assert_int_equal(dane_tlsa_usable(2, 0, 0, badkey,
+	    (size_t)badkey_len), 0);
+	assert_int_equal(ERR_peek_error(), 0);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+}
+
+/* record i: 3 0 0 (i even) or 2 0 0 (i odd) holding badkey; from
+ * rd_match on, 3 1 1 of P.leaf */
+static int
+rd_badkey(int i, unsigned char *out)
+{
+	if (i >= rd_match) {
+		out[0] = 3;
+		out[1] = 1;
+		out[2] = 1;
+		memcpy(out + 3, rd_leaf, 32);
+		return 35;
+	}
+	out[0] = i % 2 ? 2 : 3;
+	out[1] = 0;
+	out[2] = 0;
+	memcpy(out + 3, badkey, (size_t)badkey_len);
+	return 3 + badkey_len;
+}
+
+/* The verdict the engine makes of a DANE answer (dane_verdict() in
+ * policy.c), monitored or not. */
+static struct policy_verdict *
+verdict_of(struct dane_info *d, int monitor)
+{
+	struct policy_verdict *v = calloc(1, sizeof(*v));
+
+	assert_non_null(v);
+	snprintf(v->domain, sizeof(v->domain), DOMAIN);
+	assert_int_equal(dane_apply(d, v), 1);
+	if (v->level == TLS_LEVEL_DANE) {
+		assert_non_null(v->tls = calloc(1, sizeof(*v->tls)));
+		v->tls->dane = d;
+	} else
+		dane_info_free(d);
+	if (monitor)
+		policy_verdict_monitor(v);
+	return v;
+}
+
+/* A verdict's handshake with HOST's real server: 0 delivered (the
+ * verdict's check passed), -1 not. */
+static int
+verdict_handshake(const struct policy_verdict *v)
+{
+	char r[48];
+	int rc;
+
+	via = v;
+	rc = handshake(P.leaf, P.leaf_key, P.ca, NULL, r, sizeof(r));
+	via = NULL;
+	return rc;
+}
+
+/*
+ * TLSA records whose certificate OpenSSL cannot decode (3 0 0, 2 0 0)
+ * are unusable (RFC 7671 section 4.1, RFC 7672 section 2.2): with none
+ * usable left, TLS is mandatory and unauthenticated, in enforce mode and
+ * (as a monitored may) in monitor mode, both delivered over TLS.  Beside
+ * a usable record they are ignored.  Before: "usable", and the leg could
+ * not be set up (SSL_dane_tlsa_add refused), a deferral in either mode.
+ */
+static void
+test_tlsa_undecodable_lookup(void **s)
+{
+	struct policy_verdict *v;
+	struct dane_info *d;
+	int monitor;
+
+	make_badkey();
+	for (monitor = 0; monitor <= 1; monitor++) {
+		rd_setup(2, 0);		/* two bad records, no good one */
+		d = lookup_many(2, rd_badkey);
+		assert_int_equal(d->state, DANE_UNUSABLE);
+		assert_int_equal(d->nusable, 0);
+		v = verdict_of(d, monitor);
+		assert_int_equal(verdict_handshake(v), 0);
+		assert_int_equal(via_proof.level, TLS_LEVEL_ENCRYPT);
+		assert_int_equal(via_res.would_defer, 0);
+		policy_verdict_free(v);
+	}
+	rd_setup(2, 0);			/* and a matching 3 1 1 */
+	d = lookup_many(3, rd_badkey);
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_int_equal(d->nusable, 1);
+	v = verdict_of(d, 0);
+	assert_int_equal(verdict_handshake(v), 0);
+	assert_int_equal(via_proof.level, TLS_LEVEL_DANE);
+	policy_verdict_free(v);
+}
+
+/*
+ * A DANE verdict none of whose usable records OpenSSL takes (whatever the
+ * reason): enforce mode cannot set the leg up (a deferral: nothing
+ * authenticated it), monitor mode delivers over the TLS it demands itself
+ * and reports that enforce mode would defer (tlsa-invalid), with a
+ * failed proof (never parked nor cached).
+ */
+static void
+test_monitor_no_loadable_record(void **s)
+{
+	struct dane_info *d;
+	struct policy_verdict *v;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+
+	make_badkey();
+	d = info_with(1, 3, 1, 1, P.leaf);
+	free(d->tlsa[0].data);
+	d->tlsa[0].selector = 0;
+	d->tlsa[0].mtype = 0;
+	assert_non_null(d->tlsa[0].data = malloc((size_t)badkey_len));
+	memcpy(d->tlsa[0].data, badkey, (size_t)badkey_len);
+	d->tlsa[0].len = (size_t)badkey_len;
+	d->tlsa[0].usable = 1;		/* as if the check had passed it */
+	dane_tlsa_digest(d->tlsa, d->ntlsa, d->digest);
+	v = verdict_of(d, 0);
+	SSL_CTX_dane_enable(ctx);
+	ssl = SSL_new(ctx);
+	assert_int_equal(policy_tls_prepare(v, ssl), -1);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+
+	policy_verdict_monitor(v);
+	assert_int_equal(verdict_handshake(v), 0);
+	assert_int_equal(via_res.would_defer, 1);
+	assert_string_equal(via_res.reason, "tlsa-invalid");
+	assert_int_equal(via_proof.failed, 1);
+	assert_true(via_proof.level != TLS_LEVEL_DANE);
+	policy_verdict_free(v);
+}
+
 static void
 test_info_dup(void **s)
 {
@@ -960,6 +1158,9 @@ main(void)
 		cmocka_unit_test(test_info_dup),
 		cmocka_unit_test(test_many_tlsa_match_late),
 		cmocka_unit_test(test_many_tlsa_over_bound),
+		cmocka_unit_test(test_tlsa_undecodable_key),
+		cmocka_unit_test(test_tlsa_undecodable_lookup),
+		cmocka_unit_test(test_monitor_no_loadable_record),
 	};
 
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
