@@ -133,12 +133,36 @@ enforce_view(const struct policy_verdict *v, struct policy_verdict *w)
 	return 0;
 }
 
+/* ---- name checks ---- */
+
+/*
+ * The X509_CHECK_FLAG_* of v's WebPKI name check.  MTA-STS (enforce, and
+ * a testing policy's reported check) matches DNS-IDs only: RFC 8461
+ * section 4.2, the certificate MUST have a subject alternative name with
+ * a DNS-ID matching the host name; the subject CN is never looked at.
+ * The Postfix levels of an override (verify, secure) match what Postfix
+ * documents: the dNSNames of the subjectAltName, and the CommonName only
+ * when there is no dNSName (OpenSSL's default).  No partial wildcards
+ * anywhere.  Part of the check's identity (verdict_identity).
+ */
+static unsigned int
+name_flags(const struct policy_verdict *v)
+{
+	unsigned int f = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+
+	if (v->report_only ||
+	    (v->source != NULL && strcmp(v->source, "mta-sts") == 0))
+		f |= X509_CHECK_FLAG_NEVER_CHECK_SUBJECT;
+	return f;
+}
+
 /* ---- identities ---- */
 
 /* SHA-256 over what a check of v stands for.  DANE: the TLSA RRset's
  * digest, its base domain and the DANE-TA reference names.  VERIFY (and
- * the report-only check): the CA store's identity and the reference
- * names.  Returns -1 when v authenticates nothing. */
+ * the report-only check): the CA store's identity, the name check's
+ * flags (DNS-IDs only or the CN too) and the reference names.  Returns -1
+ * when v authenticates nothing. */
 static int
 verdict_identity(const struct policy_verdict *v, unsigned char out[32])
 {
@@ -174,8 +198,8 @@ verdict_identity(const struct policy_verdict *v, unsigned char out[32])
 			EVP_MD_CTX_free(md);
 			return -1;
 		}
-		snprintf(gen, sizeof(gen), "%llu",
-		    (unsigned long long)v->tls->store_gen);
+		snprintf(gen, sizeof(gen), "%llu %x",
+		    (unsigned long long)v->tls->store_gen, name_flags(v));
 		ok = ok && EVP_DigestUpdate(md, "verify", 7) &&
 		    EVP_DigestUpdate(md, gen, strlen(gen) + 1);
 		for (i = 0; ok && i < v->tls->nnames; i++)
@@ -265,7 +289,7 @@ prepare(const struct policy_verdict *v, SSL *ssl)
 	/* verification is judged by policy_tls_check(), with a precise
 	 * reason; the handshake itself never fails on it */
 	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	SSL_set_hostflags(ssl, name_flags(v));
 	if (v->tls != NULL) {
 		if (v->tls->store != NULL &&
 		    !SSL_set1_verify_cert_store(ssl, v->tls->store))
@@ -367,8 +391,7 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 	 * there only): without them a chain the first recipient's check
 	 * refuses (EE_KEY_TOO_SMALL, CA_MD_TOO_WEAK) passes for the next */
 	X509_VERIFY_PARAM_set_auth_level(param, SSL_get_security_level(ssl));
-	X509_VERIFY_PARAM_set_hostflags(param,
-	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	X509_VERIFY_PARAM_set_hostflags(param, name_flags(v));
 	for (i = 0; i < v->tls->nnames; i++)
 		if (i == 0)
 			X509_VERIFY_PARAM_set1_host(param, v->tls->names[0], 0);

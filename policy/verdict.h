@@ -95,7 +95,8 @@ struct tls_proof {
 	unsigned char	 id[32];	/* SHA-256 over what authenticated it:
 					 * DANE: TLSA RRset, base domain and
 					 * reference names; VERIFY: CA store
-					 * identity and reference names */
+					 * identity, name-check flags (MTA-STS:
+					 * DNS-IDs only) and reference names */
 };
 
 /* The outcome of a check, for logs, replies and reports. */

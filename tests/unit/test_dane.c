@@ -436,6 +436,27 @@ test_ta_domain_name(void **s)
 	X509_free(x);
 }
 
+/* DANE-TA name checks match DNS-IDs, and the CN only of a certificate
+ * without any (RFC 7672 section 3.2.3): a CN-only leaf named H passes, one
+ * named otherwise fails */
+static void
+test_ta_cn_only(void **s)
+{
+	X509 *cn = test_cert(P.leaf_key, HOST, NULL, P.ca, P.ca_key, -3600,
+	    86400, 0);
+	X509 *cnwrong = test_cert(P.leaf_key, "other.test", NULL, P.ca,
+	    P.ca_key, -3600, 86400, 0);
+	char r[48];
+
+	assert_int_equal(handshake(cn, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), 0);
+	assert_int_equal(handshake(cnwrong, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "certificate-host-mismatch");
+	X509_free(cn);
+	X509_free(cnwrong);
+}
+
 static void
 test_expired_ee_passes(void **s)
 {
@@ -1147,6 +1168,7 @@ main(void)
 		cmocka_unit_test(test_name_mismatch_ta_fails),
 		cmocka_unit_test(test_name_mismatch_ee_passes),
 		cmocka_unit_test(test_ta_domain_name),
+		cmocka_unit_test(test_ta_cn_only),
 		cmocka_unit_test(test_expired_ee_passes),
 		cmocka_unit_test(test_expired_ta_fails),
 		cmocka_unit_test(test_prepare_unusable),

@@ -548,6 +548,152 @@ test_monitor_defer_and_cleartext(void **state)
 	policy_verdict_free(d);
 }
 
+/* A client prepared for v2 resumes the TLS 1.2 session of a full
+ * handshake prepared for v1 (same server).  Returns the client SSL of
+ * the resumed handshake (caller frees). */
+static SSL *
+resumed(const struct policy_verdict *v1, const struct policy_verdict *v2,
+    X509 *cert, EVP_PKEY *key)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL_SESSION *sess = NULL;
+	SSL *s, *c = NULL;
+	BIO *b1, *b2;
+	int round, i, cr, sr;
+
+	assert_int_equal(SSL_CTX_use_certificate(sctx, cert), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, key), 1);
+	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	for (round = 0; round < 2; round++) {
+		SSL_free(c);
+		s = SSL_new(sctx);
+		c = SSL_new(cctx);
+		assert_int_equal(policy_tls_prepare(round ? v2 : v1, c), 0);
+		if (sess != NULL)
+			assert_int_equal(SSL_set_session(c, sess), 1);
+		BIO_new_bio_pair(&b1, 0, &b2, 0);
+		SSL_set_bio(c, b1, b1);
+		SSL_set_bio(s, b2, b2);
+		SSL_set_connect_state(c);
+		SSL_set_accept_state(s);
+		for (i = 0, cr = sr = 0; i < 100 && (cr != 1 || sr != 1); i++) {
+			if (cr != 1)
+				cr = SSL_do_handshake(c);
+			if (sr != 1)
+				sr = SSL_do_handshake(s);
+		}
+		assert_int_equal(cr, 1);
+		if (sess == NULL)
+			assert_non_null(sess = SSL_get1_session(c));
+		/* a clean close keeps the session resumable */
+		SSL_set_shutdown(s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_set_shutdown(c, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+		SSL_free(s);
+	}
+	assert_true(SSL_session_reused(c));
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	return c;
+}
+
+/*
+ * A certificate whose only name is its subject CN (no subjectAltName).
+ * MTA-STS demands a DNS-ID in the SAN (RFC 8461 section 4.2): refused, in
+ * the handshake's check, on a leg proven by a check that took the CN (an
+ * override verify for the same host), on a leg proven for nothing (verified
+ * afresh), on a resumed session, in a monitored verdict (would defer) and
+ * in a testing policy's report.  Postfix's verify (an override) takes the
+ * CN of a certificate without dNSNames, as Postfix documents.  Before:
+ * the MTA-STS checks took the CN too, and shared the override's identity.
+ */
+static void
+test_mta_sts_cn_only(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *cnonly = test_cert(k, "mx.good.test", NULL, ca, ca_key, -3600,
+	    86400, 0);
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *ovr = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *sts = policy_verdict_dup(ovr);
+	struct policy_verdict *mon = policy_verdict_dup(ovr);
+	struct policy_verdict *testing = policy_verdict_dup(ovr);
+	struct tls_proof proof;
+	struct tls_result res;
+	char k1[700], k2[700];
+	SSL *c;
+
+	assert_non_null(cnonly);
+	assert_non_null(sts);
+	assert_non_null(mon);
+	assert_non_null(testing);
+	/* what sts_enforce() makes for H = mx.good.test */
+	sts->source = "mta-sts";
+	mon->source = "mta-sts";
+	policy_verdict_monitor(mon);
+	testing->source = "mta-sts";
+	testing->level = TLS_LEVEL_MAY;
+	testing->report_only = 1;
+
+	expect(ovr, cnonly, k, 0, "success");
+	expect(sts, cnonly, k, -1, "certificate-host-mismatch");
+	expect(sts, good, k, 0, "success");
+	/* not the same check: another proof, another resumption key */
+	assert_int_equal(policy_tls_session_key(ovr, k1, sizeof(k1)), 0);
+	assert_int_equal(policy_tls_session_key(sts, k2, sizeof(k2)), 0);
+	assert_string_not_equal(k1, k2);
+
+	/* a leg the override's check proved */
+	c = handshake(ovr, cnonly, k);
+	assert_int_equal(policy_tls_check(ovr, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(ovr, &proof, c, &res), 0);
+	assert_int_equal(policy_leg_fits(sts, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	assert_int_equal(policy_leg_fits(mon, &proof, c, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_int_equal(policy_leg_fits(testing, &proof, c, &res), 0);
+	assert_int_equal(res.report_failed, 1);
+	SSL_free(c);
+
+	/* a leg set up for a may recipient: verified afresh */
+	c = handshake(may, cnonly, k);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(sts, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	SSL_free(c);
+
+	/* monitored: delivered, enforce mode would defer */
+	c = handshake(mon, cnonly, k);
+	assert_int_equal(policy_tls_check(mon, c, &proof, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_int_equal(proof.failed, 1);
+	SSL_free(c);
+
+	/* a session the override's check made, resumed for MTA-STS */
+	c = resumed(ovr, sts, cnonly, k);
+	assert_int_equal(policy_tls_check(sts, c, &proof, &res), -1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	SSL_free(c);
+	c = resumed(ovr, ovr, cnonly, k);
+	assert_int_equal(policy_tls_check(ovr, c, &proof, &res), 0);
+	SSL_free(c);
+
+	policy_verdict_free(ovr);
+	policy_verdict_free(may);
+	policy_verdict_free(sts);
+	policy_verdict_free(mon);
+	policy_verdict_free(testing);
+	X509_free(cnonly);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -562,6 +708,7 @@ main(void)
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
+		cmocka_unit_test(test_mta_sts_cn_only),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
