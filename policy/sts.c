@@ -433,49 +433,49 @@ sts_policy_match(const struct sts_policy *p, const char *host)
 	return 0;
 }
 
+/*
+ * The domain as the MTA resolves it.  Conversion comes before the
+ * trailing dot is taken off: with IDN2_NONTRANSITIONAL libidn2 applies
+ * the UTS #46 mapping, which makes the label separators of RFC 3490
+ * section 3.1 (U+3002, U+FF0E, U+FF61) dots, as the MTA's conversion
+ * does; "x.example\u3002" is then "x.example." and so "x.example".
+ */
 int
 sts_domain_norm(const char *in, char *out, size_t outsz, char *err,
     size_t errsz)
 {
-	size_t n = strlen(in), i;
-	char buf[1024];
-	int ascii = 1;
+	const char *d = in;
+	char *alabel = NULL, buf[254];
+	size_t n, i;
 
-	if (n > 0 && in[n - 1] == '.')
-		n--;
-	if (n == 0)
-		ERR("empty domain");
-	if (n >= sizeof(buf))
-		ERR("domain too long");
-	memcpy(buf, in, n);
-	buf[n] = '\0';
-	if (buf[0] == '[')
-		ERR("address literal %s has no MX policy", buf);
-	for (i = 0; i < n; i++)
-		if ((unsigned char)buf[i] >= 0x80)
-			ascii = 0;
-	if (!ascii) {
-		char *alabel = NULL;
-		int rc = idn2_to_ascii_8z(buf, &alabel,
+	if (in[0] == '[')
+		ERR("address literal %.100s has no MX policy", in);
+	for (i = 0; in[i] != '\0' && (unsigned char)in[i] < 0x80; i++)
+		;
+	if (in[i] != '\0') {
+		int rc = idn2_to_ascii_8z(in, &alabel,
 		    IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
 
 		if (rc != IDN2_OK)
 			ERR("internationalised domain not convertible to "
 			    "A-labels: %s", idn2_strerror(rc));
-		if (strlen(alabel) >= sizeof(buf)) {
-			idn2_free(alabel);
-			ERR("domain too long");
-		}
-		snprintf(buf, sizeof(buf), "%s", alabel);
+		d = alabel;
+	}
+	n = strlen(d);
+	if (n > 0 && d[n - 1] == '.')
+		n--;
+	if (n >= sizeof(buf) || n >= outsz) {
 		idn2_free(alabel);
-		n = strlen(buf);
+		ERR("domain too long");
 	}
 	for (i = 0; i < n; i++)
-		buf[i] = (char)tolower((unsigned char)buf[i]);
+		buf[i] = (char)tolower((unsigned char)d[i]);
+	buf[n] = '\0';
+	idn2_free(alabel);
+	if (n == 0)
+		ERR("empty domain");
 	if (!sts_valid_hostname(buf))
 		ERR("not a valid domain name");
-	if (n >= outsz)
-		ERR("domain too long");
 	memcpy(out, buf, n + 1);
 	return 0;
 }

@@ -53,8 +53,10 @@ int	sts_mx_match(const char *pattern, const char *host);
 int	sts_policy_match(const struct sts_policy *, const char *host);
 
 /*
- * Recipient domain as an MTA gave it: lower case, no trailing dot,
- * U-labels converted to A-labels (IDNA2008, libidn2).  0 or -1 with err.
+ * Recipient domain as an MTA gave it, in the form it resolves: U-labels
+ * converted to A-labels (IDNA2008 with the UTS #46 mapping, libidn2: the
+ * separators U+3002, U+FF0E, U+FF61 become dots), then lower case, one
+ * trailing dot removed.  0 or -1 with err.
  */
 int	sts_domain_norm(const char *in, char *out, size_t outsz, char *err,
 	    size_t errsz);

@@ -1233,6 +1233,42 @@ test_u_label_one_lookup(void **state)
 	finish();
 }
 
+/*
+ * A domain written with another label separator of RFC 3490 (U+3002 at
+ * the end, U+FF0E inside) is the domain with dots, which the MTA's
+ * A-label conversion resolves: one verdict, one lookup, under the
+ * A-label.  The U+3002 one was deferred as "not a valid domain name"
+ * (the mapping left a trailing dot), and a lookup of its own each.
+ */
+static void
+test_idna_separator_one_lookup(void **state)
+{
+#define JA "\xe4\xbe\x8b\xe3\x81\x88"		/* 例え */
+#define TEST "\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88"	/* テスト */
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@" JA "." TEST "\xe3\x80\x82>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@" JA "." TEST "\xe3\x80\x82>");
+	srv_send("250 2.1.0 ok\r\n");
+	srv_send("250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
+	cl_send("RCPT TO:<c@" JA "." TEST ">\r\n");
+	EXPECT_SRV("RCPT TO:<c@" JA "." TEST ">");
+	srv_send("250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	cl_send("RCPT TO:<d@" JA "\xef\xbc\x8e" TEST ">\r\n");
+	EXPECT_SRV("RCPT TO:<d@" JA "\xef\xbc\x8e" TEST ">");
+	srv_send("250 2.1.5 d ok\r\n");
+	EXPECT_CL("250 2.1.5 d ok\r\n");
+	assert_int_equal(g.nlookups, 1);
+	assert_string_equal(g.lookups[0], "xn--r8jz45g.xn--zckzah");
+	finish();
+#undef JA
+#undef TEST
+}
+
 /* Without PIPELINING the RCPT waits for MAIL's reply. */
 static void
 test_first_rcpt_no_pipelining(void **state)
@@ -3528,6 +3564,7 @@ main(void)
 		T(test_mail_answered_locally),
 		T(test_first_rcpt_mail_then_rcpt),
 		T(test_u_label_one_lookup),
+		T(test_idna_separator_one_lookup),
 		T(test_first_rcpt_no_pipelining),
 		T(test_rcpt_rejected),
 		T(test_mail_rejected),

@@ -362,6 +362,86 @@ test_domain_norm(void **state)
 	}
 }
 
+/*
+ * RFC 3490 section 3.1's other label separators (U+3002 IDEOGRAPHIC FULL
+ * STOP, U+FF0E FULLWIDTH FULL STOP, U+FF61 HALFWIDTH IDEOGRAPHIC FULL
+ * STOP) are dots to the MTA's IDNA conversion (UTS #46): in the middle
+ * and at the end (an absolute name) the domain is the one with '.', not
+ * one refused (deferred) for a trailing dot that came with the mapping.
+ */
+static void
+test_domain_norm_separators(void **state)
+{
+	static const char *const seps[] = {
+		"\xe3\x80\x82", "\xef\xbc\x8e", "\xef\xbd\xa1",
+	};
+	/* 例え.テスト */
+	const char *ja = "\xe4\xbe\x8b\xe3\x81\x88";
+	const char *test = "\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88";
+	char in[64], out[256], want[256], err[128];
+	size_t i;
+
+	snprintf(in, sizeof(in), "%s.%s", ja, test);
+	assert_int_equal(sts_domain_norm(in, want, sizeof(want), err,
+	    sizeof(err)), 0);
+	assert_string_equal(want, "xn--r8jz45g.xn--zckzah");
+	for (i = 0; i < sizeof(seps) / sizeof(seps[0]); i++) {
+		snprintf(in, sizeof(in), "%s.%s%s", ja, test, seps[i]);
+		if (sts_domain_norm(in, out, sizeof(out), err,
+		    sizeof(err)) != 0)
+			fail_msg("separator %zu at the end: %s", i, err);
+		assert_string_equal(out, want);
+		snprintf(in, sizeof(in), "%s%s%s", ja, seps[i], test);
+		if (sts_domain_norm(in, out, sizeof(out), err,
+		    sizeof(err)) != 0)
+			fail_msg("separator %zu inside: %s", i, err);
+		assert_string_equal(out, want);
+		/* an ASCII name written with one is that name */
+		snprintf(in, sizeof(in), "Example%scom%s", seps[i], seps[i]);
+		assert_int_equal(sts_domain_norm(in, out, sizeof(out), err,
+		    sizeof(err)), 0);
+		assert_string_equal(out, "example.com");
+		/* one trailing dot, mapped or not, never two */
+		snprintf(in, sizeof(in), "%s.%s%s.", ja, test, seps[i]);
+		assert_int_equal(sts_domain_norm(in, out, sizeof(out), err,
+		    sizeof(err)), -1);
+		snprintf(in, sizeof(in), "%s.%s%s%s", ja, test, seps[i],
+		    seps[i]);
+		assert_int_equal(sts_domain_norm(in, out, sizeof(out), err,
+		    sizeof(err)), -1);
+		snprintf(in, sizeof(in), "%s%s%s%s", ja, seps[i], seps[i],
+		    test);
+		assert_int_equal(sts_domain_norm(in, out, sizeof(out), err,
+		    sizeof(err)), -1);
+		snprintf(in, sizeof(in), "%s", seps[i]);
+		assert_int_equal(sts_domain_norm(in, out, sizeof(out), err,
+		    sizeof(err)), -1);
+	}
+	assert_int_equal(sts_domain_norm("example.com..", out, sizeof(out),
+	    err, sizeof(err)), -1);
+}
+
+/*
+ * The A-label is what is judged, however many octets of UTF-8 wrote it:
+ * characters UTS #46 ignores (U+00AD SOFT HYPHEN) or maps (fullwidth
+ * letters) make a long UTF-8 name of a short A-label.
+ */
+static void
+test_domain_norm_long_utf8(void **state)
+{
+	char in[1400], out[256], err[128];
+	size_t i;
+
+	snprintf(in, sizeof(in), "ex");
+	for (i = 0; i < 600; i++)
+		strcat(in, "\xc2\xad");
+	strcat(in, "ample.com");
+	assert_true(strlen(in) > 1024);
+	assert_int_equal(sts_domain_norm(in, out, sizeof(out), err,
+	    sizeof(err)), 0);
+	assert_string_equal(out, "example.com");
+}
+
 int
 main(void)
 {
@@ -375,6 +455,8 @@ main(void)
 		cmocka_unit_test(test_policy_too_many_mx),
 		cmocka_unit_test(test_mx_match),
 		cmocka_unit_test(test_domain_norm),
+		cmocka_unit_test(test_domain_norm_separators),
+		cmocka_unit_test(test_domain_norm_long_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
