@@ -974,7 +974,10 @@ cmd_mail(struct session *s, const char *line, const struct smtp_cmd *cmd)
 		cl_printf(s, "451 4.3.0 mxguard: out of memory");
 		return;
 	}
-	snprintf(s->tx_from, sizeof(s->tx_from), "%s", cmd->path);
+	/* for the summary line: a longer path (the upstream judges it) is
+	 * cut there */
+	snprintf(s->tx_from, sizeof(s->tx_from), "%.*s",
+	    (int)sizeof(s->tx_from) - 1, cmd->path);
 	/* nothing is committed yet: the upstream sees MAIL after the
 	 * policy of the first recipient decided how to talk to it */
 	cl_printf(s, "250 2.1.0 Ok");
@@ -984,6 +987,7 @@ static void
 cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 {
 	struct policy_verdict *v;
+	const char *dom = s->rcpt_domain;
 	char nerr[160];
 
 	if (s->tx_mail == NULL) {
@@ -1004,19 +1008,23 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 	/* the engine's spelling (A-labels, lower case), which its verdicts
 	 * carry: another recipient at a U-label domain finds the verdict
 	 * as one at an ASCII domain does, instead of a lookup of its own
-	 * for every recipient; what does not normalise goes as it came (the
-	 * engine refuses it, with its reason) */
+	 * for every recipient; what does not normalise goes as it came,
+	 * whole (the engine refuses it, with its reason): the copy in
+	 * rcpt_domain, cut to fit, only names it in logs and replies, as a
+	 * cut name may be another, valid one */
 	if (sts_domain_norm(cmd->domain, s->rcpt_domain,
-	    sizeof(s->rcpt_domain), nerr, sizeof(nerr)) == -1)
-		snprintf(s->rcpt_domain, sizeof(s->rcpt_domain), "%s",
-		    cmd->domain);
-	if ((v = verdict_find(s, s->rcpt_domain)) != NULL) {
+	    sizeof(s->rcpt_domain), nerr, sizeof(nerr)) == -1) {
+		snprintf(s->rcpt_domain, sizeof(s->rcpt_domain), "%.*s",
+		    (int)sizeof(s->rcpt_domain) - 1, cmd->domain);
+		dom = cmd->domain;
+	}
+	if ((v = verdict_find(s, dom)) != NULL) {
 		rcpt_with_verdict(s, v);
 		return;
 	}
 	session_enter(s, S_POLICY);
 	s->preq_gen = s->env->gen;
-	s->preq = policy_lookup(s->env->policy, s->rcpt_domain,
+	s->preq = policy_lookup(s->env->policy, dom,
 	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr), s->id,
 	    policy_done, s);
 	if (s->preq == NULL) {

@@ -235,6 +235,17 @@ is_atext(unsigned char c)
 	return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
 }
 
+static int
+is_ascii(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 0;
+	return 1;
+}
+
 /* Letters, digits, hyphen, underscore (seen in the wild) and UTF-8 bytes. */
 static int
 is_ldh(unsigned char c)
@@ -395,11 +406,13 @@ parse_path(const char **pp, const char *end, struct smtp_cmd *cmd,
 		return -1;
 	}
 
+	/*
+	 * RFC 5321's 256 octets (4.5.3.1.3) are what every server must
+	 * take, not a bound on what it may: a longer path (SMTPUTF8 makes
+	 * them, RFC 6531 counts octets) is the upstream's to judge, and the
+	 * command goes to it as it came.  The line bounds the copy.
+	 */
 	n = (size_t)(p - mbox);
-	if (n > SMTP_PATH_MAX) {
-		*err = "5.1.3 Address too long";
-		return -1;
-	}
 	memcpy(cmd->path, mbox, n);
 	cmd->path[n] = '\0';
 
@@ -408,7 +421,11 @@ parse_path(const char **pp, const char *end, struct smtp_cmd *cmd,
 		/* Trailing dot of an absolute name; literals end in ']'. */
 		if (n > 0 && at[n] == '.')
 			n--;
-		if (n > SMTP_DOMAIN_MAX) {
+		/* An ASCII name is its own A-label, and over 255 octets no
+		 * name at all (RFC 5321 4.5.3.1.2).  A UTF-8 one is judged
+		 * on its A-label (the policy engine): mapped and ignored
+		 * characters (UTS #46) make its octets no measure of it. */
+		if (n > SMTP_DOMAIN_MAX && is_ascii(at + 1, n)) {
 			*err = "5.1.2 Domain too long";
 			return -1;
 		}

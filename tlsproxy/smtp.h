@@ -72,18 +72,22 @@ enum smtp_verb {
 	SMTP_CMD_BDAT, SMTP_CMD_AUTH,
 };
 
+/* RFC 5321 4.5.3.1: what every server must take.  The parser refuses
+ * no longer path (the upstream judges it), and only an ASCII domain
+ * over SMTP_DOMAIN_MAX (a UTF-8 one is judged on its A-label). */
 #define SMTP_PATH_MAX	 256	/* RFC 5321 4.5.3.1.3 */
-#define SMTP_DOMAIN_MAX	 255
+#define SMTP_DOMAIN_MAX	 255	/* RFC 5321 4.5.3.1.2 */
 
 struct smtp_cmd {
 	enum smtp_verb verb;
 	const char *arg;	/* points into the line: text after the verb
 				 * and one space, may be empty */
 	size_t	 arglen;
-	/* MAIL and RCPT only: */
-	char	 path[SMTP_PATH_MAX + 1];	/* between < >, "" for <> */
-	char	 domain[SMTP_DOMAIN_MAX + 1];	/* after the last '@',
-						 * lowercased, trailing dot
+	/* MAIL and RCPT only, each as long as the line allows: */
+	char	 path[SMTP_LINE_MAX + 1];	/* between < >, source route
+						 * dropped, "" for <> */
+	char	 domain[SMTP_LINE_MAX + 1];	/* after the '@', ASCII
+						 * lowercased, a trailing '.'
 						 * removed; "" if none */
 	const char *params;	/* ESMTP parameters after '>', points into
 				 * the line, may be empty */

@@ -49,16 +49,24 @@ parse_one(const char *src, size_t len)
 		    cmd.arg[i] == '\n')
 			abort();
 	if (cmd.verb == SMTP_CMD_MAIL || cmd.verb == SMTP_CMD_RCPT) {
+		/* no length bound of its own (the upstream judges it): a
+		 * copy of bytes of the line */
 		n = strnlen(cmd.path, sizeof(cmd.path));
-		if (n > SMTP_PATH_MAX)
+		if (n >= len)
 			abort();
 		if (cmd.verb == SMTP_CMD_RCPT && n == 0)
 			abort();
 		/* the path is a copy of bytes of the line */
 		if (n > 0 && memmem(line, len, cmd.path, n) == NULL)
 			abort();
+		/* an ASCII domain is its own A-label, <= 255 octets; a
+		 * UTF-8 one is bounded by the line */
 		n = strnlen(cmd.domain, sizeof(cmd.domain));
-		if (n > SMTP_DOMAIN_MAX)
+		if (n >= len)
+			abort();
+		for (i = 0; i < n && (unsigned char)cmd.domain[i] < 0x80; i++)
+			;
+		if (i == n && n > SMTP_DOMAIN_MAX)
 			abort();
 		for (i = 0; i < n; i++)
 			if ((cmd.domain[i] >= 'A' && cmd.domain[i] <= 'Z') ||

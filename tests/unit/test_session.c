@@ -115,6 +115,7 @@ static struct {
 	struct vspec	 vs[8];
 	int		 nvs;
 	char		 lookups[8][64];
+	size_t		 lookup_len[8];	/* strlen() of each, uncut */
 	int		 nlookups;
 	int		 npending;
 	int		 ncancel;
@@ -188,9 +189,11 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 	struct policy_verdict *v;
 	int i;
 
-	if (g.nlookups < 8)
+	if (g.nlookups < 8) {
 		snprintf(g.lookups[g.nlookups], sizeof(g.lookups[0]), "%s",
 		    domain);
+		g.lookup_len[g.nlookups] = strlen(domain);
+	}
 	g.nlookups++;
 	r = calloc(1, sizeof(*r));
 	v = calloc(1, sizeof(*v));
@@ -1267,6 +1270,72 @@ test_idna_separator_one_lookup(void **state)
 	finish();
 #undef JA
 #undef TEST
+}
+
+/*
+ * A path over RFC 5321's 256 octets, a UTF-8 domain over 255 whose
+ * A-label fits: they go to the upstream, which answers for them, and
+ * the domain is looked up under its A-label.  Both got 501 from the
+ * parser, a bounce.  A domain that does not normalise goes to the
+ * engine whole: cut to the 255 octets of a session's copy, this one
+ * would be "victim.example" (soft hyphens are ignored by IDNA), which
+ * is not where the MTA sends it.
+ */
+static void
+test_long_path_relayed(void **state)
+{
+	char dom[400], local[400], line[1200], raw[400], want[200];
+	size_t i;
+
+	dom[0] = '\0';
+	for (i = 0; i < 100; i++) {	/* 5 labels of 20 U+4E2D */
+		if (i > 0 && i % 20 == 0)
+			strcat(dom, ".");
+		strcat(dom, "\xe4\xb8\xad");
+	}
+	strcat(dom, ".example");
+	want[0] = '\0';
+	for (i = 0; i < 5; i++)
+		strcat(want, "xn--fiqaaaaaaaaaaaaaaaaaaa.");
+	strcat(want, "example");
+	local[0] = '\0';
+	for (i = 0; i < 150; i++)
+		strcat(local, "\xc3\xa9");
+	raw[0] = '\0';
+	for (i = 0; i < 120; i++)
+		strcat(raw, "\xc2\xad");
+	strcat(raw, "victim.example.");
+	assert_int_equal(strlen(raw), 255);
+	strcat(raw, "\xff");
+
+	hello_plain();
+	snprintf(line, sizeof(line), "MAIL FROM:<%s@%s>", local, dom);
+	assert_true(strlen(line) - strlen("MAIL FROM:<>") > 256);
+	cl_send(line);
+	cl_send("\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@");
+	cl_send(dom);
+	cl_send(">\r\n");
+	EXPECT_SRV(line);
+	snprintf(line, sizeof(line), "RCPT TO:<b@%s>", dom);
+	EXPECT_SRV(line);
+	srv_send("250 2.1.0 ok\r\n");
+	srv_send("250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
+	assert_int_equal(g.nlookups, 1);
+	assert_int_equal(g.lookup_len[0], strlen(want));
+	assert_memory_equal(g.lookups[0], want, sizeof(g.lookups[0]) - 1);
+
+	snprintf(line, sizeof(line), "RCPT TO:<c@%s>", raw);
+	cl_send(line);
+	cl_send("\r\n");
+	EXPECT_SRV(line);
+	srv_send("250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	assert_int_equal(g.nlookups, 2);
+	assert_int_equal(g.lookup_len[1], strlen(raw));
+	finish();
 }
 
 /* Without PIPELINING the RCPT waits for MAIL's reply. */
@@ -3565,6 +3634,7 @@ main(void)
 		T(test_first_rcpt_mail_then_rcpt),
 		T(test_u_label_one_lookup),
 		T(test_idna_separator_one_lookup),
+		T(test_long_path_relayed),
 		T(test_first_rcpt_no_pipelining),
 		T(test_rcpt_rejected),
 		T(test_mail_rejected),

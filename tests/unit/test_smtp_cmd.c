@@ -316,9 +316,10 @@ test_too_long(void **state)
 	snprintf(line, sizeof(line), "RCPT TO:<%s@example.org>", local);
 	ok(line, SMTP_CMD_RCPT, NULL, "example.org", "");
 	assert_int_equal(strlen(cmd.path), SMTP_PATH_MAX);
-	/* One more is too long. */
+	/* One more is the upstream's to judge (test_long_path). */
 	snprintf(line, sizeof(line), "RCPT TO:<%sa@example.org>", local);
-	bad(line, SMTP_CMD_RCPT);
+	ok(line, SMTP_CMD_RCPT, NULL, "example.org", "");
+	assert_int_equal(strlen(cmd.path), SMTP_PATH_MAX + 1);
 
 	/* Domain: 300 bytes in labels of 50. */
 	dom[0] = '\0';
@@ -376,6 +377,70 @@ test_long_u_label(void **state)
 	assert_int_equal(smtp_cmd_parse(line, SMTP_LINE_MAX, &cmd, NULL), 0);
 	assert_int_equal(smtp_cmd_parse(line, SMTP_LINE_MAX + 1, &cmd, NULL),
 	    -1);
+}
+
+/*
+ * RFC 5321's 256-octet path and 255-octet domain are what a server must
+ * take (4.5.3.1); SMTPUTF8 counts octets (RFC 6531), and a UTF-8 domain's
+ * octets say nothing of its A-label, which is what DNS holds.  A path
+ * the line holds goes to the upstream, which answers for it; a UTF-8
+ * domain is judged on its A-label by the policy engine.  Both were a
+ * 501 here, which the MTA takes for a permanent failure: a bounce.
+ */
+static void
+test_long_path(void **state)
+{
+	char line[SMTP_LINE_MAX + 1], dom[400], want[400], local[1200];
+	size_t i;
+
+	/* five labels of 20 Chinese characters: 313 octets of UTF-8, an
+	 * A-label of 153 */
+	dom[0] = '\0';
+	for (i = 0; i < 100; i++) {
+		if (i > 0 && i % 20 == 0)
+			strcat(dom, ".");
+		strcat(dom, "\xe4\xb8\xad");
+	}
+	strcat(dom, ".Example");
+	assert_true(strlen(dom) > SMTP_DOMAIN_MAX);
+	snprintf(want, sizeof(want), "%.*s.example", (int)strlen(dom) - 8,
+	    dom);
+	snprintf(line, sizeof(line), "RCPT TO:<u@%s.> NOTIFY=NEVER", dom);
+	ok(line, SMTP_CMD_RCPT, NULL, want, "NOTIFY=NEVER");
+	snprintf(line, sizeof(line), "MAIL FROM:<u@%s> SMTPUTF8", dom);
+	ok(line, SMTP_CMD_MAIL, NULL, want, "SMTPUTF8");
+
+	/* a UTF-8 local part: a path of some 1,000 octets */
+	local[0] = '\0';
+	for (i = 0; i < 300; i++)
+		strcat(local, "\xc3\xa9");
+	snprintf(line, sizeof(line), "RCPT TO:<%s@%s>", local, dom);
+	ok(line, SMTP_CMD_RCPT, NULL, want, "");
+	assert_int_equal(strlen(cmd.path), strlen(local) + 1 + strlen(dom));
+
+	/* as long as the line holds */
+	memset(local, 'a', 1000);
+	local[1000] = '\0';
+	snprintf(line, sizeof(line), "MAIL FROM:<%s%s@example.org>", local,
+	    local);
+	assert_true(strlen(line) > 2000 && strlen(line) <= SMTP_LINE_MAX);
+	ok(line, SMTP_CMD_MAIL, NULL, "example.org", "");
+	assert_int_equal(strlen(cmd.path), 2 * strlen(local) +
+	    strlen("@example.org"));
+
+	/* An ASCII domain is its own A-label: over 255 octets it is none. */
+	dom[0] = '\0';
+	while (strlen(dom) < 250)
+		strcat(dom, "abcdefghi.");
+	strcat(dom, "example");
+	snprintf(line, sizeof(line), "RCPT TO:<u@%s>", dom);
+	bad(line, SMTP_CMD_RCPT);
+	snprintf(line, sizeof(line), "RCPT TO:<u@xn--%s>", dom);
+	bad(line, SMTP_CMD_RCPT);
+	/* 255 with the trailing dot off */
+	snprintf(line, sizeof(line), "RCPT TO:<u@%.255s.>", dom);
+	ok(line, SMTP_CMD_RCPT, NULL, NULL, "");
+	assert_int_equal(strlen(cmd.domain), 255);
 }
 
 static void
@@ -459,6 +524,7 @@ main(void)
 		cmocka_unit_test(test_no_domain),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test(test_long_u_label),
+		cmocka_unit_test(test_long_path),
 		cmocka_unit_test(test_unknown),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_arg_rules),
