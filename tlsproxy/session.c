@@ -141,13 +141,18 @@ struct session {
 						 * parameters rely on it) */
 
 	/* per-domain verdicts of this session, each with the configuration
-	 * generation (env->gen) its lookup began under */
+	 * generation (env->gen) its lookup began under, and whether it may
+	 * serve later recipients: only one for a domain that normalised,
+	 * as the engine names a domain it refuses by a log token (cut to
+	 * 200 octets, '?' for what is not LDH), which may be another name */
 	struct {
 		struct policy_verdict	*v;
 		uint64_t		 gen;
+		int			 shared;
 	}			 verdicts[MAX_VERDICTS];
 	int			 nverdicts;
 	uint64_t		 preq_gen;	/* env->gen when preq began */
+	int			 preq_shared;	/* preq's domain normalised */
 	struct policy_verdict	*leg_verdict;	/* the one the leg was secured
 						 * for (one of verdicts[], kept
 						 * from eviction; the leg has
@@ -565,6 +570,7 @@ verdict_find(struct session *s, const char *domain)
 	 * the new one may demand more */
 	for (i = 0; i < s->nverdicts; i++)
 		if (s->verdicts[i].gen == s->env->gen &&
+		    s->verdicts[i].shared &&
 		    strcmp(s->verdicts[i].v->domain, domain) == 0)
 			return s->verdicts[i].v;
 	return NULL;
@@ -864,6 +870,7 @@ policy_done(void *arg, struct policy_verdict *v)
 		s->nverdicts--;
 	}
 	s->verdicts[s->nverdicts].v = v;
+	s->verdicts[s->nverdicts].shared = s->preq_shared;
 	s->verdicts[s->nverdicts++].gen = s->preq_gen;
 	if (s->env->retiring) {
 		/* decided by the configuration this worker could not
@@ -1012,13 +1019,13 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 	 * whole (the engine refuses it, with its reason): the copy in
 	 * rcpt_domain, cut to fit, only names it in logs and replies, as a
 	 * cut name may be another, valid one */
-	if (sts_domain_norm(cmd->domain, s->rcpt_domain,
-	    sizeof(s->rcpt_domain), nerr, sizeof(nerr)) == -1) {
+	s->preq_shared = sts_domain_norm(cmd->domain, s->rcpt_domain,
+	    sizeof(s->rcpt_domain), nerr, sizeof(nerr)) == 0;
+	if (!s->preq_shared) {
 		snprintf(s->rcpt_domain, sizeof(s->rcpt_domain), "%.*s",
 		    (int)sizeof(s->rcpt_domain) - 1, cmd->domain);
 		dom = cmd->domain;
-	}
-	if ((v = verdict_find(s, dom)) != NULL) {
+	} else if ((v = verdict_find(s, dom)) != NULL) {
 		rcpt_with_verdict(s, v);
 		return;
 	}

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -48,6 +49,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "policy/policy.h"
+#include "policy/sts.h"
 #include "tlsproxy/session.h"
 #include "tlsproxy/tls.h"
 #include "heapmeter.h"
@@ -202,6 +204,21 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 	v->level = TLS_LEVEL_MAY;
 	v->source = "default";
 	snprintf(v->domain, sizeof(v->domain), "%s", domain);
+	{
+		/* a domain the engine refuses: its verdict names it by the
+		 * engine's log token, 200 octets, '?' for what is not LDH */
+		char nd[256], ne[160], *c;
+
+		if (sts_domain_norm(domain, nd, sizeof(nd), ne,
+		    sizeof(ne)) == -1) {
+			snprintf(v->domain, sizeof(v->domain), "%.200s",
+			    domain);
+			for (c = v->domain; *c; c++)
+				if (!isalnum((unsigned char)*c) && *c != '.' &&
+				    *c != '-' && *c != '_')
+					*c = '?';
+		}
+	}
 	int hold = 0;
 	unsigned delay = 0;
 
@@ -1335,6 +1352,46 @@ test_long_path_relayed(void **state)
 	EXPECT_CL("250 2.1.5 c ok\r\n");
 	assert_int_equal(g.nlookups, 2);
 	assert_int_equal(g.lookup_len[1], strlen(raw));
+	finish();
+}
+
+/*
+ * The engine names a domain it refuses by a log token, cut to 200
+ * octets: P followed by "_x" (no host name) is P there.  That verdict
+ * (here MAY, as a destination override makes it) served a later
+ * recipient at P, which then went up under it instead of P's own (here
+ * a deferral).  A refused domain's verdict now serves no other.
+ */
+static void
+test_refused_domain_not_reused(void **state)
+{
+	char p[256], line[600];
+	int i;
+
+	p[0] = '\0';
+	for (i = 0; i < 3; i++)
+		strcat(p, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.");
+	strcat(p, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	assert_int_equal(strlen(p), 200);
+	vspec_add(p, TLS_LEVEL_DEFER, 0, "validation-failure", "P's own");
+
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	snprintf(line, sizeof(line), "RCPT TO:<c@%s_x>", p);
+	cl_send(line);
+	cl_send("\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV(line);
+	srv_send("250 2.1.0 ok\r\n");
+	srv_send("250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	snprintf(line, sizeof(line), "RCPT TO:<d@%s>\r\n", p);
+	cl_send(line);
+	EXPECT_CL_PREFIX("450 4.7.");
+	assert_int_equal(g.nlookups, 2);
+	assert_int_equal(g.lookup_len[1], 200);
+	srv_quiet(30);			/* d's RCPT did not go up */
 	finish();
 }
 
@@ -3635,6 +3692,7 @@ main(void)
 		T(test_u_label_one_lookup),
 		T(test_idna_separator_one_lookup),
 		T(test_long_path_relayed),
+		T(test_refused_domain_not_reused),
 		T(test_first_rcpt_no_pipelining),
 		T(test_rcpt_rejected),
 		T(test_mail_rejected),
