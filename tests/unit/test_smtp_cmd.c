@@ -266,6 +266,15 @@ test_quoted_local(void **state)
 	    "first.last+tag@example.org", NULL, NULL);
 	ok("RCPT TO:<!#$%&'*+-/=?^_`{|}~@example.org>", SMTP_CMD_RCPT,
 	    "!#$%&'*+-/=?^_`{|}~@example.org", "example.org", NULL);
+	/* SMTPUTF8 local parts (RFC 6531), bare and quoted */
+	ok("RCPT TO:<j\xc3\xb6rg@example.org>", SMTP_CMD_RCPT,
+	    "j\xc3\xb6rg@example.org", "example.org", "");
+	ok("RCPT TO:<\"j\xc3\xb6 rg\"@example.org>", SMTP_CMD_RCPT, NULL,
+	    "example.org", "");
+	/* '@' and '>' quoted behind a source route: the domain is the
+	 * mailbox's, the one the MTA delivers to */
+	ok("RCPT TO:<@a.example,@b.example:\"x@y>z\"@D.Example.>",
+	    SMTP_CMD_RCPT, "\"x@y>z\"@D.Example.", "d.example", "");
 	bad("RCPT TO:<\"unterminated@example.org>", SMTP_CMD_RCPT);
 	bad("RCPT TO:<\"a\"b@example.org>", SMTP_CMD_RCPT);
 	bad("RCPT TO:<\"a\x01\"@example.org>", SMTP_CMD_RCPT);
@@ -284,6 +293,8 @@ test_address_literal(void **state)
 	    "u@[IPv6:2001:DB8::1]", "[ipv6:2001:db8::1]", "");
 	ok("MAIL FROM:<u@[192.0.2.1]> SIZE=1", SMTP_CMD_MAIL, NULL,
 	    "[192.0.2.1]", "SIZE=1");
+	ok("RCPT TO:<u@[IPv6:::FFFF:192.0.2.1]>", SMTP_CMD_RCPT, NULL,
+	    "[ipv6:::ffff:192.0.2.1]", "");
 	bad("RCPT TO:<u@[]>", SMTP_CMD_RCPT);
 	bad("RCPT TO:<u@[192.0.2.1>", SMTP_CMD_RCPT);
 	bad("RCPT TO:<u@[192.0.2.1]x>", SMTP_CMD_RCPT);
