@@ -1281,6 +1281,19 @@ decide(struct policy_req *r)
 		finish(r);
 		return;
 	}
+	/* RFC 7505: D's DNSSEC-validated null MX says it accepts no mail,
+	 * so no address the MTA was sent to is D's (a resolver of its
+	 * that was answered otherwise, or a relay without a tls_policy
+	 * address line).  Deferred, not bounced: mxguard may not see the
+	 * whole route.  An unsigned null MX anybody on the path can write,
+	 * and it decides nothing. */
+	if (m != NULL && m->null_mx && m->secure) {
+		defer(r, "dane", "validation-failure", "%s has a "
+		    "DNSSEC-validated null MX (RFC 7505): it accepts no mail",
+		    v->domain);
+		finish(r);
+		return;
+	}
 	if (p->dane_enable && dane_decide(r)) {
 		finish(r);
 		return;

@@ -115,6 +115,9 @@ static const struct zrr zone[] = {
 	{ "mx.onlyunus.signed.test", DNS_T_A, "192.0.2.42" },
 	{ "_25._tcp.mx.onlyunus.signed.test", DNS_T_TLSA, "1 1 1 abababababababababababababababababababababababababababababababab" },
 	{ "mxfail.signed.test", T_SERVFAIL, "" },
+	/* null MX (RFC 7505), signed and not */
+	{ "nullmx.signed.test", DNS_T_MX, "0 " },
+	{ "nullmx.test", DNS_T_MX, "0 " },
 	/* an MTA-STS enforce domain in an unsigned zone: the attacker on
 	 * the path adds an MX host of a signed zone of its own, with the
 	 * real MX's address and TLSA records for its own key */
@@ -495,6 +498,29 @@ test_address_monitor_not_domain_policy(void **state)
 	v = lookup(p, "enf.test", "192.0.2.66");
 	assert_int_equal(v->monitor, 1);
 	assert_int_equal(v->would_level, TLS_LEVEL_DEFER);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
+ * A DNSSEC-validated null MX (RFC 7505): the domain accepts no mail, so
+ * whatever address the MTA was sent to is none of its own; the verdict
+ * was "no DANE" and then may, and the mail went there.  Now deferred.
+ * An unsigned null MX anyone on the path can forge: it decides nothing.
+ */
+static void
+test_secure_null_mx(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "nullmx.signed.test",
+	    "192.0.2.5");
+
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->source, "dane");
+	assert_non_null(strstr(v->detail, "null MX"));
+	policy_verdict_free(v);
+	v = lookup(p, "nullmx.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
 	policy_verdict_free(v);
 	policy_free(p);
 }
@@ -1778,6 +1804,7 @@ main(void)
 		cmocka_unit_test(test_testing_keeps_history),
 		cmocka_unit_test(test_enforcement_override_enforce_wins),
 		cmocka_unit_test(test_address_monitor_not_domain_policy),
+		cmocka_unit_test(test_secure_null_mx),
 		cmocka_unit_test(test_timeout_verdict),
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
