@@ -1286,8 +1286,8 @@ decide(struct policy_req *r)
 	 * that was answered otherwise, or a relay without a tls_policy
 	 * address line).  Deferred, not bounced: mxguard may not see the
 	 * whole route.  An unsigned null MX anybody on the path can write,
-	 * and it decides nothing. */
-	if (m != NULL && m->null_mx && m->secure) {
+	 * and it decides nothing; DNSSEC is trusted where DANE is on. */
+	if (p->dane_enable && m != NULL && m->null_mx && m->secure) {
 		defer(r, "dane", "validation-failure", "%s has a "
 		    "DNSSEC-validated null MX (RFC 7505): it accepts no mail",
 		    v->domain);
