@@ -411,6 +411,25 @@ test_override_relay_address(void **state)
 	policy_free(p);
 }
 
+/* An engine with MTA-STS on and these enforcement_override lines. */
+static struct policy *
+mkpolicy_modes(const char *const *lines, int n)
+{
+	struct config *cfg = mkcfg(NULL, 1);
+	struct policy *p;
+	char err[256];
+	int i;
+
+	cfg->enforcement_override.v = calloc((size_t)n, sizeof(char *));
+	for (i = 0; i < n; i++)
+		cfg->enforcement_override.v[i] = strdup(lines[i]);
+	cfg->enforcement_override.n = n;
+	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	return p;
+}
+
 /*
  * enforcement_override: "enf.test enforce" next to "192.0.2.66 monitor"
  * (a relay or partner address watched during a rollout).  The address
@@ -428,19 +447,9 @@ static void
 test_enforcement_override_enforce_wins(void **state)
 {
 	const char *lines[] = { "enf.test enforce", "192.0.2.66 monitor" };
-	struct config *cfg = mkcfg(NULL, 1);
+	struct policy *p = mkpolicy_modes(lines, 2);
 	struct policy_verdict *v;
-	struct policy *p;
-	char err[256];
-	int i;
 
-	cfg->enforcement_override.v = calloc(2, sizeof(char *));
-	for (i = 0; i < 2; i++)
-		cfg->enforcement_override.v[i] = strdup(lines[i]);
-	cfg->enforcement_override.n = 2;
-	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
-		fail_msg("policy_new: %s", err);
-	config_free(cfg);
 	v = lookup(p, "enf.test", "192.0.2.66");
 	assert_int_equal(v->monitor, 0);
 	assert_int_equal(v->level, TLS_LEVEL_DEFER);
@@ -464,17 +473,10 @@ test_enforcement_override_enforce_wins(void **state)
 static void
 test_address_monitor_not_domain_policy(void **state)
 {
-	struct config *cfg = mkcfg(NULL, 1);
+	const char *lines[] = { "192.0.2.66 monitor", "enf.test monitor" };
+	struct policy *p = mkpolicy_modes(lines, 1);
 	struct policy_verdict *v;
-	struct policy *p;
-	char err[256];
 
-	cfg->enforcement_override.v = calloc(1, sizeof(char *));
-	cfg->enforcement_override.v[0] = strdup("192.0.2.66 monitor");
-	cfg->enforcement_override.n = 1;
-	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
-		fail_msg("policy_new: %s", err);
-	config_free(cfg);
 	v = lookup(p, "enf.test", "192.0.2.66");
 	assert_string_equal(v->source, "mta-sts");
 	assert_int_equal(v->monitor, 0);
@@ -487,14 +489,7 @@ test_address_monitor_not_domain_policy(void **state)
 	policy_free(p);
 
 	/* a line for the domain still monitors it */
-	cfg = mkcfg(NULL, 1);
-	cfg->enforcement_override.v = calloc(2, sizeof(char *));
-	cfg->enforcement_override.v[0] = strdup("192.0.2.66 monitor");
-	cfg->enforcement_override.v[1] = strdup("enf.test monitor");
-	cfg->enforcement_override.n = 2;
-	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
-		fail_msg("policy_new: %s", err);
-	config_free(cfg);
+	p = mkpolicy_modes(lines, 2);
 	v = lookup(p, "enf.test", "192.0.2.66");
 	assert_int_equal(v->monitor, 1);
 	assert_int_equal(v->would_level, TLS_LEVEL_DEFER);
