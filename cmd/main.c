@@ -107,8 +107,11 @@ help(FILE *f)
 	    ", if it exists)\n"
 	    "  -d       debug logging\n"
 	    "  -n       check the configuration and exit (-v: print it)\n"
+	    "  -v       with policy and check: also log their info lines\n"
 	    "  -h       this help; -V the version and the libraries' "
-	    "versions\n\ncommands:\n");
+	    "versions\n"
+	    "  (options go before the command: mxguard -v policy "
+	    "example.com)\n\ncommands:\n");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-7s  %s\n", cmds[i].name, cmds[i].help);
 	fprintf(f, "\n%s", exit_table);
