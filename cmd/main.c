@@ -323,6 +323,14 @@ main(int argc, char **argv)
 				cmd_help(ci);
 				return 0;
 			}
+	/* run takes no arguments: "mxguard run -n", an option after the
+	 * command, would start the daemon where a check was meant */
+	if (!check_only && cmds[ci].fn == cmd_run && argc > 1) {
+		fprintf(stderr, "mxguard: run takes no arguments (\"%s\"); "
+		    "options go before the command: mxguard [-d] [-n] "
+		    "[-c file] run\n", argv[1]);
+		return 2;
+	}
 	/* the default file is optional; a named one must exist */
 	if (opts.config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
 		opts.config_path = DEFAULT_CONFIG;

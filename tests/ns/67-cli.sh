@@ -53,6 +53,10 @@ rc 2 "unknown option" "$MXGUARD" --bogus
 rc 2 "unknown command" "$MXGUARD" bogus
 rc 2 "rules without a verb" "$MXGUARD" -c /dev/null rules
 rc 2 "status with an extra argument" "$MXGUARD" -c /dev/null status extra
+# an option after run (-n: a check meant) started the daemon; now refused
+# before anything (timeout: the old code ran on, in a namespace of its own)
+rc 2 "run with an argument" timeout -k 5 10 unshare -n "$MXGUARD" -c /dev/null run -n
+assert "run -n: says options go before the command" grep -q "options go before the command" "$T/err"
 # a daemon whose control connections are all taken answers "error busy"
 # (cmd/control.c): status says so on stderr and exits 1, not 0
 printf 'control_socket = %s\n' "$T/busy.sock" >"$T/busy.conf"
