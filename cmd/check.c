@@ -6,7 +6,8 @@
  * DANE makes of them, the MTA-STS policy, the verdict mxguard would give,
  * and a real STARTTLS handshake set up with that verdict's settings
  * (SNI, DANE TLSA records, names) and judged by policy_tls_check(), as the
- * proxy does.  The probes run one after the other, none started after
+ * proxy does; at level none greeting and EHLO only, as the proxy never
+ * asks for STARTTLS there.  The probes run one after the other, none started after
  * CHECK_DEADLINE seconds; an address the deadline leaves out, or one the MX walk
  * did not keep (more than MX_MAX_ADDRS for a host, counted in nmore), is
  * said to be not probed, by name where it is known, never left out
@@ -369,6 +370,9 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	smtp_caps_parse(rep, &caps);
 	p->starttls = (caps.flags & SMTP_CAP_STARTTLS) != 0;
 	p->masked = (caps.flags & SMTP_CAP_STARTTLS_MASKED) != 0;
+	/* level none: cleartext without asking (leg_decide()) */
+	if (p->v->level == TLS_LEVEL_NONE)
+		goto quit;
 	if (!p->starttls) {
 		snprintf(p->error, sizeof(p->error), "no STARTTLS offered%s",
 		    p->masked ? " (masked by a middlebox: XXXXXXXA or "
@@ -439,8 +443,9 @@ out:
  * to the MTA as it is, and every command after it but QUIT answered 451
  * (a 4xx greeting) or 503 (5xx), tlsproxy/session.c; no greeting (closed,
  * timed out, malformed) is a 421 to the MTA.  Either way no mail goes
- * there, at any level.  Without TLS
- * it goes on in cleartext only where the enforced level is may or none
+ * there, at any level, none included.  At none the mail goes in cleartext
+ * once the greeting and EHLO went through.  Without TLS
+ * it goes on in cleartext only where the enforced level is may
  * (no STARTTLS offered, STARTTLS refused, a failed handshake: a new
  * cleartext connection); report_only never lowers that level: an MTA-STS
  * testing policy keeps require_tls's or the TLS history's encrypt
@@ -470,7 +475,7 @@ judge(struct probe *p)
 	if (v->level == TLS_LEVEL_DEFER)
 		p->deliverable = 0;
 	else if (v->level == TLS_LEVEL_NONE)
-		p->deliverable = 1;
+		p->deliverable = p->connected && p->error[0] == '\0';
 	else if (p->tls)
 		p->deliverable = p->check_ok;
 	else if (!p->connected || p->error[0] == '\0' || p->dropped)
@@ -525,8 +530,8 @@ run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
 		struct probe *p = &r->probes[i];
 		time_t left = deadline - mono_now();
 
-		if (p->v->level != TLS_LEVEL_DEFER &&
-		    p->v->level != TLS_LEVEL_NONE) {
+		/* none too: the proxy connects and relays the greeting */
+		if (p->v->level != TLS_LEVEL_DEFER) {
 			if (left <= 0) {
 				p->skipped = 1;
 				rc = rc > CMD_WARNING ? rc : CMD_WARNING;
@@ -731,9 +736,11 @@ print_text(struct run *r)
 		printf("            %s\n", v->detail);
 		if (p->banner[0])
 			printf("  server:   %s\n", p->banner);
-		printf("  STARTTLS: %s\n", p->starttls ? "offered" :
+		printf("  STARTTLS: %s%s\n", p->starttls ? "offered" :
 		    p->masked ? "masked (XXXXXXXA/XXXXXXXX: middlebox)" :
-		    p->connected ? "not offered" : "-");
+		    p->connected ? "not offered" : "-", p->connected &&
+		    v->level == TLS_LEVEL_NONE ? " (not asked for: level "
+		    "none)" : "");
 		if (p->tls) {
 			printf("  TLS:      %s %s\n", p->tls_proto, p->cipher);
 			printf("  cert:     subject %s\n", p->subject);

@@ -13,6 +13,9 @@
  *   - a greeting that is not 2xx (554, 421), or none, under may: the
  *     proxy relays the refusal to the MTA (or answers 421) and nothing
  *     is delivered there, so not "deliver";
+ *   - at level none (a tls_policy override) the probe still connects,
+ *     reads the greeting and says EHLO, without STARTTLS: a refused
+ *     greeting is "refused" there too, not "deliver" unprobed;
  *   - every address the MX walk keeps is probed (not 4 per family), and
  *     those the deadline or the walk's bound leave out are listed, in
  *     the text and in JSON, and make a clean 0 a warning.
@@ -65,6 +68,7 @@ setup(void **state)
 		"192.0.2.1 verify match=mx.good.test",
 		"192.0.2.3 may",
 		"192.0.2.4 encrypt",
+		"192.0.2.5 none",
 	};
 	int i;
 
@@ -91,10 +95,10 @@ setup(void **state)
 	cfg->dns_timeout = 600;
 	cfg->sts_enable = 0;
 	cfg->tls_history = 0;
-	cfg->tls_policy.v = calloc(3, sizeof(char *));
-	for (i = 0; i < 3; i++)
+	cfg->tls_policy.v = calloc(4, sizeof(char *));
+	for (i = 0; i < 4; i++)
 		cfg->tls_policy.v[i] = strdup(ovr[i]);
-	cfg->tls_policy.n = 3;
+	cfg->tls_policy.n = 4;
 	if ((pol = policy_new(loop, cfg, err, sizeof(err))) == NULL ||
 	    (tc = tls_ctx_new(cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "setup: %s\n", err);
@@ -118,18 +122,33 @@ teardown(void **state)
 	return 0;
 }
 
+/* STARTTLS_UNUSED: STARTTLS offered, and the server exits 0 only when
+ * the next command is QUIT, not STARTTLS */
 enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
-    GREET_NONE };
+    GREET_NONE, STARTTLS_UNUSED };
+
+/* Reads one command line from fd (or SSL); 1 when it starts with what. */
+static int
+srv_cmd(int fd, SSL *ssl, const char *what)
+{
+	size_t n = 0, w = strlen(what);
+	int same = 1;
+	char c;
+
+	while ((ssl ? SSL_read(ssl, &c, 1) : read(fd, &c, 1)) == 1 &&
+	    c != '\n') {
+		if (n < w && c != what[n])
+			same = 0;
+		n++;
+	}
+	return same && n >= w;
+}
 
 /* Reads one command line from fd (or SSL), discarded. */
 static void
 srv_line(int fd, SSL *ssl)
 {
-	char c;
-
-	while ((ssl ? SSL_read(ssl, &c, 1) : read(fd, &c, 1)) == 1 &&
-	    c != '\n')
-		;
+	(void)srv_cmd(fd, ssl, "");
 }
 
 static void
@@ -149,6 +168,7 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	SSL *ssl;
 	int fd;
 
+	alarm(10);	/* never held by a probe that does not come */
 	if ((fd = accept(lfd, NULL, NULL)) == -1)
 		_exit(1);
 	if (how == GREET_NONE)
@@ -168,6 +188,8 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 		_exit(0);
 	}
 	srv_say(fd, NULL, "250-mx.good.test\r\n250 STARTTLS\r\n");
+	if (how == STARTTLS_UNUSED)
+		_exit(srv_cmd(fd, NULL, "QUIT") ? 0 : 3);
 	srv_line(fd, NULL);			/* STARTTLS */
 	if (how == INJECT) {
 		srv_say(fd, NULL, "220 go ahead\r\n250 injected\r\n");
@@ -187,16 +209,14 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	_exit(0);
 }
 
-/* Probes a scripted server with verdict v, as cmd_check() does, and
- * judges the result. */
-static void
-probe(struct probe *p, struct policy_verdict *v, enum script how, X509 *cert,
-    EVP_PKEY *key)
+/* A scripted server on a loopback port, in a child, for p: its pid. */
+static pid_t
+serve_for(struct probe *p, enum script how, X509 *cert, EVP_PKEY *key)
 {
 	struct sockaddr_in *sin = (struct sockaddr_in *)&p->addr;
 	socklen_t sl = sizeof(*sin);
 	pid_t pid;
-	int lfd, st;
+	int lfd;
 
 	memset(p, 0, sizeof(*p));
 	lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -210,10 +230,33 @@ probe(struct probe *p, struct policy_verdict *v, enum script how, X509 *cert,
 	if ((pid = fork()) == 0)
 		serve(lfd, how, cert, key);
 	close(lfd);
+	return pid;
+}
+
+/* The exit status of the last scripted server. */
+static int srv_status;
+
+static void
+srv_wait(pid_t pid)
+{
+	int st;
+
+	waitpid(pid, &st, 0);
+	srv_status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Probes a scripted server with verdict v, as cmd_check() does, and
+ * judges the result. */
+static void
+probe(struct probe *p, struct policy_verdict *v, enum script how, X509 *cert,
+    EVP_PKEY *key)
+{
+	pid_t pid = serve_for(p, how, cert, key);
+
 	p->v = v;
 	assert_int_equal(probe_tls(p, tc, cfg, PROBE_TIMEOUT), 0);
 	judge(p);
-	waitpid(pid, &st, 0);
+	srv_wait(pid);
 	p->v = NULL;
 }
 
@@ -479,6 +522,90 @@ test_all_addresses_probed_or_listed(void **state)
 	free(out);
 }
 
+/* A run of one probe, p, as `mxguard check DOMAIN ADDRESS` makes. */
+static void
+one_run(struct run *r, struct mx_result *m, struct probe *p)
+{
+	memset(m, 0, sizeof(*m));
+	memset(r, 0, sizeof(*r));
+	r->mx = m;
+	r->probes = p;
+	r->nprobe = 1;
+	r->single = 1;
+}
+
+/*
+ * A tls_policy override "none": the proxy still connects upstream first
+ * and relays the greeting (a refusal included), then says EHLO, and only
+ * skips STARTTLS (leg_decide()).  check did not probe at all and said
+ * "deliver"; now it probes greeting and EHLO, never STARTTLS, through
+ * run_probes() as cmd_check() does.
+ */
+static void
+test_level_none_probed(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.5");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+	pid_t pid;
+
+	assert_int_equal(v->level, TLS_LEVEL_NONE);
+	one_run(&r, &m, &p);
+
+	/* a 554 greeting: refused, exit status 2 */
+	pid = serve_for(&p, GREET_554, NULL, NULL);
+	p.v = v;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() +
+	    CHECK_DEADLINE), CMD_DEFER);
+	srv_wait(pid);
+	assert_true(p.connected);
+	assert_int_equal(p.greeting, 554);
+	assert_int_equal(p.deliverable, 0);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   refused: the server refused "
+	    "service (554)"));
+
+	/* no greeting: the proxy answers 421 */
+	pid = serve_for(&p, GREET_NONE, NULL, NULL);
+	p.v = v;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() +
+	    CHECK_DEADLINE), CMD_DEFER);
+	srv_wait(pid);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   defer: no greeting"));
+
+	/* a good server offering STARTTLS: greeting, EHLO, then QUIT with
+	 * no STARTTLS (the server exits 0 only then); deliver, exit 0 */
+	pid = serve_for(&p, STARTTLS_UNUSED, NULL, NULL);
+	p.v = v;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() +
+	    CHECK_DEADLINE), CMD_OK);
+	srv_wait(pid);
+	assert_int_equal(srv_status, 0);
+	assert_true(p.starttls);
+	assert_false(p.tls);
+	assert_int_equal(p.deliverable, 1);
+	assert_string_equal(p.error, "");
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  STARTTLS: offered (not asked for: "
+	    "level none)\n"));
+	assert_non_null(strstr(out, "  result:   deliver\n"));
+
+	/* nothing listens there any more: the proxy answers 421 */
+	p.connected = 0;
+	p.error[0] = '\0';
+	p.v = v;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() +
+	    CHECK_DEADLINE), CMD_DEFER);
+	assert_false(p.connected);
+	assert_int_equal(p.deliverable, 0);
+
+	policy_verdict_free(v);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -488,6 +615,7 @@ main(void)
 		cmocka_unit_test(test_injection_defers_under_may),
 		cmocka_unit_test(test_all_addresses_probed_or_listed),
 		cmocka_unit_test(test_greeting_refused_under_may),
+		cmocka_unit_test(test_level_none_probed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
