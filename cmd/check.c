@@ -13,13 +13,15 @@
  * said to be not probed, by name where it is known, never left out
  * silently.  Server replies go through the proxy's own SMTP reply and
  * EHLO parsers (tlsproxy/smtp.h), so that both read a masked STARTTLS
- * (XXXXXXXA, XXXXXXXX) the same way.  Readable text by default, one JSON object with --json.
+ * (XXXXXXXA, XXXXXXXX) the same way, and EHLO goes as the proxy's leg
+ * says it (HELO after a 5xx, see probe_hello()).  Readable text by default, one JSON object with --json.
  *
  * Exit status (monitoring plugins' convention, cmd.h): 0 every checked
  * address would get the mail as its verdict requires; 1 all would get it
  * but some not as required (report-only failures, cleartext where TLS
  * was possible), or some address was not probed; 2 some would defer it
- * (policy or handshake, or a greeting that refuses service); 3 usage or
+ * (policy or handshake, or a greeting or an EHLO reply that refuses
+ * service); 3 usage or
  * setup errors.  --json writes one object (schema 1, jansson): null for
  * what is absent, the server's UTF-8 as it is, invalid bytes as U+FFFD
  * with "<member>_invalid_utf8": true beside.  Under enforcement =
@@ -89,6 +91,10 @@ struct probe {
 	int		 connected;
 	int		 greeting;	/* its code; -1 none or malformed */
 	char		 banner[256];
+	int		 ehlo;		/* its reply's code; -1 none or
+					 * malformed; 0 not sent */
+	int		 helo;		/* the same for HELO, said after a
+					 * 5xx to EHLO as the proxy does */
 	int		 starttls;
 	int		 masked;
 	int		 tls;
@@ -310,6 +316,46 @@ probe_mark(struct probe *p, int fd, const struct config *cfg)
 	return -1;
 }
 
+/* The name the probe says in EHLO and HELO (the proxy says the MTA's). */
+#define CHECK_HELO	"mxguard-check.invalid"
+
+/*
+ * EHLO as the proxy's leg says it (leg_on_reply(), LS_HELLO/LS_HELO):
+ * any 2xx will do; after a 5xx it says HELO, whose 2xx offers no
+ * extension (so no STARTTLS); any other reply the proxy relays to the
+ * MTA.  p->ehlo, p->helo get the codes.  Returns 0 (caps set), 1 refused
+ * (the connection can still be QUIT), -1 no reply (it cannot).
+ */
+static int
+probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
+    struct smtp_caps *caps)
+{
+	char last[512], ehlo[512];
+
+	memset(caps, 0, sizeof(*caps));
+	snprintf(last, sizeof(last), "cannot send it");
+	p->ehlo = send_line(c->fd, NULL, "EHLO " CHECK_HELO) == -1 ? -1 :
+	    read_reply(c, rep, last, sizeof(last));
+	if (p->ehlo / 100 == 2) {
+		smtp_caps_parse(rep, caps);
+		return 0;
+	}
+	if (p->ehlo / 100 != 5) {
+		snprintf(p->error, sizeof(p->error), "EHLO %s: %s",
+		    p->ehlo == -1 ? "failed" : "refused", last);
+		return p->ehlo == -1 ? -1 : 1;
+	}
+	snprintf(ehlo, sizeof(ehlo), "%s", last);
+	snprintf(last, sizeof(last), "cannot send it");
+	p->helo = send_line(c->fd, NULL, "HELO " CHECK_HELO) == -1 ? -1 :
+	    read_reply(c, rep, last, sizeof(last));
+	if (p->helo / 100 == 2)
+		return 0;
+	snprintf(p->error, sizeof(p->error), "EHLO refused: %s; HELO %s: %s",
+	    ehlo, p->helo == -1 ? "failed" : "refused", last);
+	return p->helo == -1 ? -1 : 1;
+}
+
 /* The handshake, each step within secs; -1 only when the probe cannot be
  * made as it must be (probe_mark()), every other failure is a result in
  * p. */
@@ -362,12 +408,11 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		goto quit;
 	}
 	snprintf(p->banner, sizeof(p->banner), "%s", last + 4);
-	if (send_line(fd, NULL, "EHLO mxguard-check.invalid") == -1 ||
-	    read_reply(&c, rep, last, sizeof(last)) != 250) {
-		snprintf(p->error, sizeof(p->error), "EHLO refused: %s", last);
-		goto out;
+	if ((rc = probe_hello(p, &c, rep, &caps)) != 0) {
+		if (rc == -1)
+			goto out;
+		goto quit;
 	}
-	smtp_caps_parse(rep, &caps);
 	p->starttls = (caps.flags & SMTP_CAP_STARTTLS) != 0;
 	p->masked = (caps.flags & SMTP_CAP_STARTTLS_MASKED) != 0;
 	/* level none: cleartext without asking (leg_decide()) */
@@ -376,7 +421,8 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	if (!p->starttls) {
 		snprintf(p->error, sizeof(p->error), "no STARTTLS offered%s",
 		    p->masked ? " (masked by a middlebox: XXXXXXXA or "
-		    "XXXXXXXX)" : "");
+		    "XXXXXXXX)" : p->helo > 0 ? " (EHLO refused, HELO "
+		    "accepted: no extensions)" : "");
 		goto quit;
 	}
 	if (send_line(fd, NULL, "STARTTLS") == -1 ||
@@ -437,14 +483,47 @@ out:
 	return ret;
 }
 
+/* judge() after EHLO (or HELO): 1 when the proxy delivers nothing on
+ * this connection for its reply (a refusal the MTA gets, or none: 421),
+ * with p's result set. */
+static int
+hello_failed(struct probe *p)
+{
+	int code = p->helo != 0 ? p->helo : p->ehlo;
+	const char *cmd = p->helo != 0 ? "HELO" : "EHLO";
+
+	if (code / 100 == 2)
+		return 0;
+	p->deliverable = 0;
+	if (code == -1) {
+		snprintf(p->outcome, sizeof(p->outcome), "no reply to %s: "
+		    "mxguard answers the MTA 421", cmd);
+		return 1;
+	}
+	p->refused = 1;
+	if (p->helo != 0)
+		snprintf(p->outcome, sizeof(p->outcome), "the server refused "
+		    "EHLO (%d) and HELO (%d): mxguard relays the HELO reply to "
+		    "the MTA and delivers nothing on this connection", p->ehlo,
+		    p->helo);
+	else
+		snprintf(p->outcome, sizeof(p->outcome), "the server refused "
+		    "EHLO (%d): mxguard relays that reply to the MTA and "
+		    "delivers nothing on this connection", p->ehlo);
+	return 1;
+}
+
 /*
  * What the proxy would do with the mail after this probe.  It connects
  * upstream before anything else: a greeting that is not 2xx is relayed
  * to the MTA as it is, and every command after it but QUIT answered 451
  * (a 4xx greeting) or 503 (5xx), tlsproxy/session.c; no greeting (closed,
  * timed out, malformed) is a 421 to the MTA.  Either way no mail goes
- * there, at any level, none included.  At none the mail goes in cleartext
- * once the greeting and EHLO went through.  Without TLS
+ * there, at any level, none included.  So it is after EHLO: the leg
+ * says HELO after a 5xx to it, and relays any other refusal of EHLO, or
+ * of that HELO, to the MTA, which must greet again (S_WAIT_HELO); no
+ * reply is a 421 to the MTA.  At none the mail goes in cleartext
+ * once the greeting and EHLO (or HELO) went through.  Without TLS
  * it goes on in cleartext only where the enforced level is may
  * (no STARTTLS offered, STARTTLS refused, a failed handshake: a new
  * cleartext connection); report_only never lowers that level: an MTA-STS
@@ -472,6 +551,8 @@ judge(struct probe *p)
 			    "MTA 421");
 		return;
 	}
+	if (p->connected && hello_failed(p))
+		return;
 	if (v->level == TLS_LEVEL_DEFER)
 		p->deliverable = 0;
 	else if (v->level == TLS_LEVEL_NONE)
@@ -892,6 +973,10 @@ print_json(struct run *r)
 		json_object_set_new(o, "greeting_code", p->greeting > 0 ?
 		    json_integer(p->greeting) : json_null());
 		cmd_json_set(o, "banner", p->banner);
+		json_object_set_new(o, "ehlo_code", p->ehlo > 0 ?
+		    json_integer(p->ehlo) : json_null());
+		json_object_set_new(o, "helo_code", p->helo > 0 ?
+		    json_integer(p->helo) : json_null());
 		json_object_set_new(o, "starttls", json_boolean(p->starttls));
 		json_object_set_new(o, "starttls_masked",
 		    json_boolean(p->masked));

@@ -13,6 +13,10 @@
  *   - a greeting that is not 2xx (554, 421), or none, under may: the
  *     proxy relays the refusal to the MTA (or answers 421) and nothing
  *     is delivered there, so not "deliver";
+ *   - EHLO as the proxy's leg says it: a 4xx is relayed to the MTA
+ *     ("refused", not "deliver"), a 5xx makes it say HELO, whose 2xx
+ *     offers no STARTTLS (cleartext at may, defer at encrypt) and whose
+ *     refusal is relayed; no reply is a 421 ("defer");
  *   - at level none (a tls_policy override) the probe still connects,
  *     reads the greeting and says EHLO, without STARTTLS: a refused
  *     greeting is "refused" there too, not "deliver" unprobed;
@@ -124,8 +128,11 @@ teardown(void **state)
 
 /* STARTTLS_UNUSED: STARTTLS offered, and the server exits 0 only when
  * the next command is QUIT, not STARTTLS */
+/* EHLO_*: 220, then EHLO answered 421, not at all, or 502 and HELO
+ * (expected, else the server exits 3) answered 250 or 550 */
 enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
-    GREET_NONE, STARTTLS_UNUSED };
+    GREET_NONE, STARTTLS_UNUSED, EHLO_421, EHLO_NONE, EHLO_HELO_250,
+    EHLO_HELO_550 };
 
 /* Reads one command line from fd (or SSL); 1 when it starts with what. */
 static int
@@ -181,6 +188,20 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	}
 	srv_say(fd, NULL, "220 mx.good.test ESMTP\r\n");
 	srv_line(fd, NULL);			/* EHLO */
+	if (how == EHLO_NONE)
+		_exit(0);
+	if (how == EHLO_421) {
+		srv_say(fd, NULL, "421 4.7.0 try again later\r\n");
+		_exit(srv_cmd(fd, NULL, "QUIT") ? 0 : 3);
+	}
+	if (how == EHLO_HELO_250 || how == EHLO_HELO_550) {
+		srv_say(fd, NULL, "502 5.5.2 EHLO not implemented\r\n");
+		if (!srv_cmd(fd, NULL, "HELO "))
+			_exit(3);
+		srv_say(fd, NULL, how == EHLO_HELO_250 ? "250 mx.good.test\r\n" :
+		    "550 5.7.1 go away\r\n");
+		_exit(srv_cmd(fd, NULL, "QUIT") ? 0 : 3);
+	}
 	if (how == NO_STARTTLS) {
 		srv_say(fd, NULL, "250-mx.good.test\r\n250 PIPELINING\r\n");
 		srv_line(fd, NULL);		/* QUIT */
@@ -606,6 +627,109 @@ test_level_none_probed(void **state)
 	free(out);
 }
 
+/* One probe of a scripted server through run_probes(): its exit status;
+ * the server's in srv_status. */
+static int
+run_one(struct run *r, struct probe *p, struct policy_verdict *v,
+    enum script how)
+{
+	pid_t pid = serve_for(p, how, NULL, NULL);
+	int rc;
+
+	p->v = v;
+	rc = run_probes(r, tc, cfg, mono_now() + CHECK_DEADLINE);
+	srv_wait(pid);
+	return rc;
+}
+
+/*
+ * The proxy's leg relays a 4xx to EHLO to the MTA, which must greet
+ * again: nothing is delivered on that connection, and check said
+ * "deliver" under may.  After a 5xx to EHLO the leg says HELO (check
+ * said "deliver" without trying it): its 250 offers no extension, so no
+ * STARTTLS (cleartext at may, defer at encrypt), and its refusal goes to
+ * the MTA.  No reply to EHLO is a 421 from the proxy.
+ */
+static void
+test_ehlo_refused(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	one_run(&r, &m, &p);
+
+	assert_int_equal(run_one(&r, &p, v, EHLO_421), CMD_DEFER);
+	assert_int_equal(srv_status, 0);	/* QUIT after the 421 */
+	assert_int_equal(p.ehlo, 421);
+	assert_int_equal(p.deliverable, 0);
+	assert_string_equal(p.error, "EHLO refused: 421 4.7.0 try again "
+	    "later");
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   refused: the server refused "
+	    "EHLO (421): mxguard relays that reply to the MTA and delivers "
+	    "nothing on this connection\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"ehlo_code\":421,\"helo_code\":null"));
+	assert_non_null(strstr(out, "\"result\":\"refused\""));
+
+	/* 502, then HELO 250: cleartext at may, a warning */
+	assert_int_equal(run_one(&r, &p, v, EHLO_HELO_250), CMD_WARNING);
+	assert_int_equal(srv_status, 0);	/* HELO, then QUIT */
+	assert_int_equal(p.ehlo, 502);
+	assert_int_equal(p.helo, 250);
+	assert_false(p.starttls);
+	assert_int_equal(p.deliverable, 1);
+	assert_string_equal(p.error, "no STARTTLS offered (EHLO refused, "
+	    "HELO accepted: no extensions)");
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"ehlo_code\":502,\"helo_code\":250"));
+	assert_non_null(strstr(out, "\"result\":\"deliver\""));
+
+	/* 502, then HELO 550: the MTA gets the 550 */
+	assert_int_equal(run_one(&r, &p, v, EHLO_HELO_550), CMD_DEFER);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.deliverable, 0);
+	assert_string_equal(p.error, "EHLO refused: 502 5.5.2 EHLO not "
+	    "implemented; HELO refused: 550 5.7.1 go away");
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   refused: the server refused "
+	    "EHLO (502) and HELO (550): mxguard relays the HELO reply to the "
+	    "MTA and delivers nothing on this connection\n"));
+
+	/* no reply to EHLO */
+	assert_int_equal(run_one(&r, &p, v, EHLO_NONE), CMD_DEFER);
+	assert_int_equal(p.ehlo, -1);
+	assert_int_equal(p.deliverable, 0);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   defer: no reply to EHLO: "
+	    "mxguard answers the MTA 421\n"));
+
+	/* HELO 250 under encrypt: no STARTTLS, deferred */
+	policy_verdict_free(v);
+	v = verdict("any.test", "192.0.2.4");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_int_equal(run_one(&r, &p, v, EHLO_HELO_250), CMD_DEFER);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.deliverable, 0);
+	assert_string_equal(p.reason, "starttls-not-supported");
+
+	/* at none: HELO's 250 is enough, its refusal is not */
+	policy_verdict_free(v);
+	v = verdict("any.test", "192.0.2.5");
+	assert_int_equal(run_one(&r, &p, v, EHLO_HELO_250), CMD_OK);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.deliverable, 1);
+	assert_int_equal(run_one(&r, &p, v, EHLO_421), CMD_DEFER);
+	assert_true(p.refused);
+
+	policy_verdict_free(v);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -616,6 +740,7 @@ main(void)
 		cmocka_unit_test(test_all_addresses_probed_or_listed),
 		cmocka_unit_test(test_greeting_refused_under_may),
 		cmocka_unit_test(test_level_none_probed),
+		cmocka_unit_test(test_ehlo_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
