@@ -8,7 +8,8 @@
  * (SNI, DANE TLSA records, names) and judged by policy_tls_check(), as the
  * proxy does; at level none greeting and EHLO only, as the proxy never
  * asks for STARTTLS there.  The probes run one after the other, none started after
- * CHECK_DEADLINE seconds; an address the deadline leaves out, or one the MX walk
+ * CHECK_DEADLINE seconds, none running past it (each step's wait is
+ * bounded by both, see step_begin()); an address the deadline leaves out, or one the MX walk
  * did not keep (more than MX_MAX_ADDRS for a host, counted in nmore), is
  * said to be not probed, by name where it is known, never left out
  * silently.  Server replies go through the proxy's own SMTP reply and
@@ -45,7 +46,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,9 +73,11 @@
 
 /* every address the MX walk keeps */
 #define MAXP		(MX_MAX_HOSTS * MX_MAX_ADDRS)
-/* the probes' time in all, and each one's socket timeouts, in seconds: a
+/* the probes' time in all, and each step's of a probe (connect, the
+ * greeting, a command and its reply, the TLS handshake), in seconds: a
  * domain with many unreachable addresses must not hold the check for
- * hours (each may wait 20 s to connect, then for each reply) */
+ * hours (each may wait 20 s to connect, then for each reply); a step
+ * gets what is left of the deadline when that is less */
 #define CHECK_DEADLINE	300
 #define PROBE_TIMEOUT	20
 
@@ -212,13 +214,121 @@ on_verdict(void *arg, struct policy_verdict *v)
 
 /* ---- a blocking SMTP probe ------------------------------------------- */
 
-/* The probe's connection: bytes read and not yet parsed. */
+/* The probe's connection (non-blocking): bytes read and not yet parsed,
+ * and when the current step and the whole check end (mono_ms()). */
 struct conn {
 	int		 fd;
 	SSL		*ssl;
 	char		 buf[8192];
 	size_t		 n;
+	int64_t		 deadline;	/* the check's */
+	int64_t		 step_end;	/* the step's: PROBE_TIMEOUT from its
+					 * start, or deadline if sooner */
+	int		 timed_out;	/* the last wait ran out */
 };
+
+/* CLOCK_MONOTONIC in seconds. */
+static time_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A step begins: its own PROBE_TIMEOUT, cut to what is left of the
+ * check's deadline (a socket timeout per step let a probe begun near the
+ * deadline run past it by a timeout per step, and per read). */
+static void
+step_begin(struct conn *c)
+{
+	int64_t end = mono_ms() + PROBE_TIMEOUT * 1000;
+
+	c->step_end = end < c->deadline ? end : c->deadline;
+	c->timed_out = 0;
+}
+
+/* Waits for events on c until the step's end: 0, or -1 (errno). */
+static int
+conn_wait(struct conn *c, short events)
+{
+	struct pollfd pfd = { c->fd, events, 0 };
+	int64_t left;
+	int n;
+
+	for (;;) {
+		if ((left = c->step_end - mono_ms()) <= 0 ||
+		    (n = poll(&pfd, 1, (int)left)) == 0) {
+			c->timed_out = 1;
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (n > 0)
+			return 0;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+/* After an SSL call that returned rc <= 0: waits for what it wants, 0;
+ * -1 when it failed for good, or the step's time ran out. */
+static int
+ssl_wait(struct conn *c, int rc)
+{
+	switch (SSL_get_error(c->ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+		return conn_wait(c, POLLIN);
+	case SSL_ERROR_WANT_WRITE:
+		return conn_wait(c, POLLOUT);
+	default:
+		return -1;
+	}
+}
+
+/* What a step that ran out of time was cut by. */
+static const char *
+timeout_word(const struct conn *c)
+{
+	return c->step_end == c->deadline ? "timed out: the check's "
+	    "deadline passed" : "timed out";
+}
+
+/* Reads into c->buf within the step: bytes read, 0 closed, -1 error. */
+static ssize_t
+conn_read(struct conn *c)
+{
+	for (;;) {
+		ssize_t k;
+		int n;
+
+		if (c->ssl != NULL) {
+			n = SSL_read(c->ssl, c->buf + c->n,
+			    (int)(sizeof(c->buf) - c->n));
+			if (n > 0)
+				return n;
+			if (ssl_wait(c, n) == -1)
+				return c->timed_out ? -1 : n == 0 ? 0 : -1;
+			continue;
+		}
+		if ((k = read(c->fd, c->buf + c->n, sizeof(c->buf) - c->n))
+		    >= 0)
+			return k;
+		if ((errno != EAGAIN && errno != EINTR) ||
+		    conn_wait(c, POLLIN) == -1)
+			return -1;
+	}
+}
 
 /*
  * One reply, through the proxy's reply parser; returns its code, or -1
@@ -263,23 +373,39 @@ read_reply(struct conn *c, struct smtp_reply *rep, char *last,
 			snprintf(last, lastsz, "reply line too long");
 			return -1;
 		}
-		k = c->ssl ? SSL_read(c->ssl, c->buf + c->n,
-		    (int)(sizeof(c->buf) - c->n)) : read(c->fd, c->buf + c->n,
-		    sizeof(c->buf) - c->n);
-		if (k <= 0)
+		if ((k = conn_read(c)) <= 0) {
+			if (c->timed_out)
+				snprintf(last, lastsz, "%s", timeout_word(c));
 			return -1;
+		}
 		c->n += (size_t)k;
 	}
 }
 
+/* A command, which begins a step (sending it, reading its reply). */
 static int
-send_line(int fd, SSL *ssl, const char *s)
+send_line(struct conn *c, const char *s)
 {
 	char b[600];
-	int n = snprintf(b, sizeof(b), "%s\r\n", s);
+	int n = snprintf(b, sizeof(b), "%s\r\n", s), off = 0, k;
 
-	return (ssl ? SSL_write(ssl, b, n) : write(fd, b, (size_t)n)) == n ?
-	    0 : -1;
+	step_begin(c);
+	while (off < n) {
+		if (c->ssl != NULL) {
+			/* retried with the same arguments, as OpenSSL wants */
+			if ((k = SSL_write(c->ssl, b, n)) > 0)
+				return 0;
+			if (ssl_wait(c, k) == -1)
+				return -1;
+			continue;
+		}
+		if ((k = (int)write(c->fd, b + off, (size_t)(n - off))) > 0)
+			off += k;
+		else if ((k == -1 && errno != EAGAIN && errno != EINTR) ||
+		    k == 0 || conn_wait(c, POLLOUT) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 /*
@@ -334,7 +460,7 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 
 	memset(caps, 0, sizeof(*caps));
 	snprintf(last, sizeof(last), "cannot send it");
-	p->ehlo = send_line(c->fd, NULL, "EHLO " CHECK_HELO) == -1 ? -1 :
+	p->ehlo = send_line(c, "EHLO " CHECK_HELO) == -1 ? -1 :
 	    read_reply(c, rep, last, sizeof(last));
 	if (p->ehlo / 100 == 2) {
 		smtp_caps_parse(rep, caps);
@@ -347,7 +473,7 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 	}
 	snprintf(ehlo, sizeof(ehlo), "%s", last);
 	snprintf(last, sizeof(last), "cannot send it");
-	p->helo = send_line(c->fd, NULL, "HELO " CHECK_HELO) == -1 ? -1 :
+	p->helo = send_line(c, "HELO " CHECK_HELO) == -1 ? -1 :
 	    read_reply(c, rep, last, sizeof(last));
 	if (p->helo / 100 == 2)
 		return 0;
@@ -356,14 +482,61 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 	return p->helo == -1 ? -1 : 1;
 }
 
-/* The handshake, each step within secs; -1 only when the probe cannot be
- * made as it must be (probe_mark()), every other failure is a result in
- * p. */
+/* The TCP connection within its step: 0, or -1 with p->error set. */
+static int
+probe_connect(struct probe *p, struct conn *c)
+{
+	socklen_t len = sizeof(int);
+	int e = 0;
+
+	step_begin(c);
+	if (connect(c->fd, (struct sockaddr *)&p->addr,
+	    p->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in)) == 0)
+		return 0;
+	if (errno != EINPROGRESS)
+		e = errno;
+	else if (conn_wait(c, POLLOUT) == -1)
+		e = errno;
+	else if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &len) == -1)
+		e = errno;
+	if (e == 0)
+		return 0;
+	snprintf(p->error, sizeof(p->error), "connect: %s", c->timed_out ?
+	    timeout_word(c) : strerror(e));
+	return -1;
+}
+
+/* The TLS handshake within its step: 0, or -1 with p->error set. */
+static int
+probe_handshake(struct probe *p, struct conn *c, SSL *ssl)
+{
+	char e[200];
+	int rc;
+
+	step_begin(c);
+	c->ssl = ssl;
+	while ((rc = SSL_connect(ssl)) != 1)
+		if (ssl_wait(c, rc) == -1)
+			break;
+	if (rc == 1)
+		return 0;
+	c->ssl = NULL;
+	if (c->timed_out)
+		snprintf(e, sizeof(e), "%s", timeout_word(c));
+	else
+		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+	snprintf(p->error, sizeof(p->error), "TLS handshake failed: %s", e);
+	return -1;
+}
+
+/* The handshake, every step within PROBE_TIMEOUT and before deadline
+ * (mono_ms()); -1 only when the probe cannot be made as it must be
+ * (probe_mark()), every other failure is a result in p. */
 static int
 probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
-    int secs)
+    int64_t deadline)
 {
-	struct timeval tv = { secs, 0 };
 	char last[512];
 	struct conn c;
 	struct smtp_reply *rep;
@@ -375,8 +548,8 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		snprintf(p->error, sizeof(p->error), "out of memory");
 		return 0;
 	}
-	if ((fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
-	    0)) == -1) {
+	if ((fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) == -1) {
 		snprintf(p->error, sizeof(p->error), "socket: %s",
 		    strerror(errno));
 		free(rep);
@@ -385,21 +558,16 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	c.fd = fd;
 	c.ssl = NULL;
 	c.n = 0;
+	c.deadline = deadline;
 	if (probe_mark(p, fd, cfg) == -1) {
 		ret = -1;
 		goto out;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&p->addr,
-	    p->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in)) == -1) {
-		snprintf(p->error, sizeof(p->error), "connect: %s",
-		    strerror(errno));
+	if (probe_connect(p, &c) == -1)
 		goto out;
-	}
 	p->connected = 1;
 	/* any 2xx will do, as for the proxy's leg (tlsproxy/leg.c) */
+	step_begin(&c);
 	p->greeting = code = read_reply(&c, rep, last, sizeof(last));
 	if (code / 100 != 2) {
 		snprintf(p->error, sizeof(p->error), "greeting: %s", last);
@@ -425,7 +593,7 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		    "accepted: no extensions)" : "");
 		goto quit;
 	}
-	if (send_line(fd, NULL, "STARTTLS") == -1 ||
+	if (send_line(&c, "STARTTLS") == -1 ||
 	    (code = read_reply(&c, rep, last, sizeof(last))) != 220) {
 		snprintf(p->error, sizeof(p->error), "STARTTLS refused: %s",
 		    last);
@@ -446,14 +614,8 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		goto out;
 	}
 	SSL_set_fd(ssl, fd);
-	if ((rc = SSL_connect(ssl)) != 1) {
-		char e[200];
-
-		ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-		snprintf(p->error, sizeof(p->error), "TLS handshake failed: "
-		    "%s", e);
+	if (probe_handshake(p, &c, ssl) == -1)
 		goto out;
-	}
 	p->tls = 1;
 	snprintf(p->tls_proto, sizeof(p->tls_proto), "%s",
 	    SSL_get_version(ssl));
@@ -470,11 +632,11 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		snprintf(p->reason, sizeof(p->reason), "%s", res.reason);
 		snprintf(p->detail, sizeof(p->detail), "%s", res.detail);
 	}
-	send_line(fd, ssl, "QUIT");
+	send_line(&c, "QUIT");
 	SSL_shutdown(ssl);
 	goto out;
 quit:
-	send_line(fd, NULL, "QUIT");
+	send_line(&c, "QUIT");
 out:
 	ERR_clear_error();
 	SSL_free(ssl);
@@ -584,21 +746,11 @@ probe_warning(const struct probe *p)
 	return !p->tls || !p->check_ok || p->report_failed;
 }
 
-/* CLOCK_MONOTONIC in seconds. */
-static time_t
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /*
  * The handshakes, one after the other, with each verdict's settings,
- * until deadline (CLOCK_MONOTONIC seconds): each probe waits at most
- * PROBE_TIMEOUT, or what is left; one the deadline leaves no second for
- * is marked skipped.  Returns the exit status the probes call for, or -1
+ * until deadline (CLOCK_MONOTONIC seconds): each step of a probe waits
+ * at most PROBE_TIMEOUT, or what is left; one the deadline leaves no
+ * second for is marked skipped.  Returns the exit status the probes call for, or -1
  * (p->error said on stderr) when a probe cannot be made as it must be.
  */
 static int
@@ -620,8 +772,8 @@ run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
 			}
 			/* no report at all rather than one about the wrong
 			 * peer */
-			if (probe_tls(p, tc, cfg, left < PROBE_TIMEOUT ?
-			    (int)left : PROBE_TIMEOUT) == -1) {
+			if (probe_tls(p, tc, cfg, (int64_t)deadline * 1000)
+			    == -1) {
 				fprintf(stderr, "mxguard: check: %s\n",
 				    p->error);
 				return -1;

@@ -20,6 +20,9 @@
  *   - at level none (a tls_policy override) the probe still connects,
  *     reads the greeting and says EHLO, without STARTTLS: a refused
  *     greeting is "refused" there too, not "deliver" unprobed;
+ *   - a probe begun near the check's deadline ends by it: each step
+ *     waits at most what is left (a server that sends its greeting a
+ *     byte at a time held it a socket timeout per read);
  *   - every address the MX walk keeps is probed (not 4 per family), and
  *     those the deadline or the walk's bound leave out are listed, in
  *     the text and in JSON, and make a clean 0 a warning.
@@ -132,7 +135,7 @@ teardown(void **state)
  * (expected, else the server exits 3) answered 250 or 550 */
 enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
     GREET_NONE, STARTTLS_UNUSED, EHLO_421, EHLO_NONE, EHLO_HELO_250,
-    EHLO_HELO_550 };
+    EHLO_HELO_550, GREET_SLOW };
 
 /* Reads one command line from fd (or SSL); 1 when it starts with what. */
 static int
@@ -180,6 +183,17 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 		_exit(1);
 	if (how == GREET_NONE)
 		_exit(0);
+	if (how == GREET_SLOW) {
+		const char *g = "220 slow.test ESMTP\r\n";
+
+		/* a byte every 300 ms: 6 s in all, never 300 ms silent */
+		for (; *g != '\0'; g++) {
+			usleep(300 * 1000);
+			if (write(fd, g, 1) != 1)
+				_exit(0);
+		}
+		_exit(0);
+	}
 	if (how == GREET_554 || how == GREET_421) {
 		srv_say(fd, NULL, how == GREET_554 ? "554 go away\r\n" :
 		    "421 busy\r\n");
@@ -275,7 +289,8 @@ probe(struct probe *p, struct policy_verdict *v, enum script how, X509 *cert,
 	pid_t pid = serve_for(p, how, cert, key);
 
 	p->v = v;
-	assert_int_equal(probe_tls(p, tc, cfg, PROBE_TIMEOUT), 0);
+	assert_int_equal(probe_tls(p, tc, cfg, mono_ms() +
+	    CHECK_DEADLINE * 1000), 0);
 	judge(p);
 	srv_wait(pid);
 	p->v = NULL;
@@ -730,6 +745,51 @@ test_ehlo_refused(void **state)
 	free(out);
 }
 
+/* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
+static int64_t
+test_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * A probe begun 1-2 s before the check's deadline, to a server that
+ * sends its greeting a byte every 300 ms (6 s in all): each socket read
+ * waited up to what was left when the probe began, so the probe ran 6 s
+ * and past the deadline.  Now every step waits at most PROBE_TIMEOUT
+ * and what is left of the deadline: the probe ends by it, and says so.
+ */
+static void
+test_deadline_bounds_steps(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	int64_t t0, took;
+	pid_t pid;
+
+	one_run(&r, &m, &p);
+	pid = serve_for(&p, GREET_SLOW, NULL, NULL);
+	p.v = v;
+	t0 = test_ms();
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() + 2), CMD_DEFER);
+	took = test_ms() - t0;
+	kill(pid, SIGKILL);
+	srv_wait(pid);
+	assert_true(took <= 2500);
+	assert_true(p.connected);
+	assert_false(p.skipped);
+	assert_int_equal(p.greeting, -1);
+	assert_string_equal(p.error, "greeting: timed out: the check's "
+	    "deadline passed");
+	assert_int_equal(p.deliverable, 0);
+	policy_verdict_free(v);
+}
+
 int
 main(void)
 {
@@ -741,6 +801,7 @@ main(void)
 		cmocka_unit_test(test_greeting_refused_under_may),
 		cmocka_unit_test(test_level_none_probed),
 		cmocka_unit_test(test_ehlo_refused),
+		cmocka_unit_test(test_deadline_bounds_steps),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
