@@ -121,8 +121,10 @@ assert "policy: the failed MX lookup on stderr" grep -q "^mxguard: policy: DNS l
 
 # check: no MX address known (the resolver is unreachable) is unknown
 rc 3 "check, MX lookup failed" offline "$M" -c "$T/plain.conf" check cli.test
-# with an address: none needs no probe; encrypt cannot connect: defer
-rc 0 "check, override none" offline "$M" -c "$T/none.conf" check cli.test 127.0.0.1
+# with an address: nothing listens there, so the daemon could deliver
+# nothing at any level (none is probed too, without STARTTLS): defer
+rc 2 "check, override none, nothing listening" offline "$M" -c "$T/none.conf" check cli.test 127.0.0.1
+assert "check, none: the probe says it could not connect" grep -qi "connect" "$T/out"
 rc 2 "check, override encrypt, nothing listening" offline "$M" -c "$T/encrypt.conf" check cli.test 127.0.0.1 --json
 assert "check --json: defer, starttls-not-supported, nulls" python3 -c '
 import json, sys
@@ -142,7 +144,7 @@ rc 0 "policy, U-label domain" offline "$M" -c "$T/idn.conf" policy "$idn" --json
 assert "policy --json: the A-label" python3 -c '
 import json, sys
 assert json.load(open(sys.argv[1]))["domain"] == "xn--bcher-kva.test"' "$T/out"
-rc 0 "check, U-label domain" offline "$M" -c "$T/idn.conf" check "$idn" 127.0.0.1 --json
+rc 2 "check, U-label domain (nothing listening)" offline "$M" -c "$T/idn.conf" check "$idn" 127.0.0.1 --json
 assert "check --json: the A-label, the override's none" python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
