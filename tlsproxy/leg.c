@@ -933,8 +933,10 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 		if (r->len < sizeof(l->greeting))	/* for a reuse */
 			snprintf(l->greeting, sizeof(l->greeting), "%.*s",
 			    (int)r->len, r->buf);
+		/* only a 5xx refuses for good: a 3xx is no greeting at
+		 * all, and a client must not read a 5xx into it */
 		if (!ok)
-			l->refused = r->code / 100 == 4 ? 4 : 5;
+			l->refused = r->code / 100 == 5 ? 5 : 4;
 		leg_report(l, LEG_GREETING, &n);
 		return;
 	case LS_HELLO:

@@ -176,7 +176,8 @@ void		 leg_quit(struct leg *);
 
 /* Facts. */
 int		 leg_settled(const struct leg *);	/* TLS question decided */
-int		 leg_refused(const struct leg *);	/* greeting not 2xx: 4, 5; else 0 */
+int		 leg_refused(const struct leg *);	/* greeting 5xx: 5, other
+							 * not 2xx: 4; else 0 */
 int		 leg_reused(const struct leg *);	/* adopted, not left */
 /* The leg is cleartext without having asked for STARTTLS (a verdict of
  * level none settled it): it shows nothing of the server's TLS. */

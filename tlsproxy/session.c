@@ -1636,6 +1636,16 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 	size_t tl;
 	const char *t;
 
+	if (r->code / 100 == 3 && (s->state == S_MAIL ||
+	    s->state == S_RCPT || s->state == S_RSET)) {
+		/* only DATA asks for a 3xx ("go ahead"): to these it is
+		 * neither success nor refusal, and an MTA reads a reply
+		 * that is not 2xx or 4xx as a permanent failure (relayed
+		 * for a RCPT, a bounce); 421, and it keeps the mail */
+		bad_reply(s, r, "bad-reply", "421 4.5.0",
+		    state_names[s->state], ", not 2xx, 4xx or 5xx");
+		return;
+	}
 	switch (s->state) {
 	case S_MAIL:
 		if (ok) {
@@ -1762,6 +1772,12 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 		session_enter(s, S_WAIT_HELO);
 		break;
 	case LEG_HELLO:
+		if (r->code / 100 == 3) {
+			/* no answer to EHLO or HELO (see session_on_reply) */
+			bad_reply(s, r, "bad-reply", "421 4.5.0", n->helo ?
+			    "HELO" : "EHLO", ", not 2xx, 4xx or 5xx");
+			break;
+		}
 		if (r->code / 100 != 2) {
 			cl_relay(s, r);
 			session_enter(s, S_WAIT_HELO);

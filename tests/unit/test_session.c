@@ -2105,6 +2105,73 @@ test_upstream_3xx_to_dot(void **state)
 }
 
 /*
+ * A 3xx answers DATA only.  To MAIL (its refusal would go to the RCPT),
+ * RCPT, RSET or EHLO it is no answer, and an MTA takes a reply that is
+ * neither 2xx nor 4xx for a permanent failure: the client gets 421
+ * 4.5.0 and keeps its mail (red before: the 354 was relayed).
+ */
+static void
+test_upstream_3xx_to_mail(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("354 go ahead\r\n");
+	expect_end("421 4.5.0 ");
+}
+
+static void
+test_upstream_3xx_to_rcpt(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n354 go ahead\r\n");
+	expect_end("421 4.5.0 ");
+}
+
+static void
+test_upstream_3xx_to_rset(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RSET\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("334 what\r\n");
+	expect_end("421 4.5.0 ");
+}
+
+static void
+test_upstream_3xx_to_ehlo(void **state)
+{
+	start(GREETING);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("354 what\r\n");
+	expect_end("421 4.5.0 ");
+}
+
+/* A 3xx greeting is no refusal for good: a client that goes on gets
+ * 451, never the 503 a 5xx greeting gives (red before: 503 5.5.0). */
+static void
+test_greeting_3xx(void **state)
+{
+	start("354 not a greeting\r\n");
+	cl_send("EHLO client.example\r\n");
+	EXPECT_CL("451 4.3.0 Error: the server refused service for now\r\n");
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_cl_eof();
+	finish();
+}
+
+/*
  * A closing session's last replies get 5 s in all: a client that reads a
  * little now and then (each read lets the session write a little more)
  * must not hold it open longer.
@@ -3774,6 +3841,11 @@ main(void)
 		T(test_upstream_extra_line_after_greeting),
 		T(test_upstream_250_to_data),
 		T(test_upstream_3xx_to_dot),
+		T(test_upstream_3xx_to_mail),
+		T(test_upstream_3xx_to_rcpt),
+		T(test_upstream_3xx_to_rset),
+		T(test_upstream_3xx_to_ehlo),
+		T(test_greeting_3xx),
 		T(test_closing_deadline),
 		T(test_reuse_first_rcpt_defer_421),
 		T(test_reuse_not_parked_after_reload),
