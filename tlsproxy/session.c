@@ -1181,10 +1181,13 @@ client_command(struct session *s, char *line, size_t len)
 			    "service");
 		return;
 	}
+	/* NOOP, HELP, EXPN, VRFY and RSET are processed normally before
+	 * EHLO (RFC 5321 section 4.1.4), not refused with 503 */
 	if (s->state == S_WAIT_HELO && cmd.verb != SMTP_CMD_EHLO &&
 	    cmd.verb != SMTP_CMD_HELO && cmd.verb != SMTP_CMD_QUIT &&
 	    cmd.verb != SMTP_CMD_NOOP && cmd.verb != SMTP_CMD_RSET &&
-	    cmd.verb != SMTP_CMD_STARTTLS) {
+	    cmd.verb != SMTP_CMD_VRFY && cmd.verb != SMTP_CMD_EXPN &&
+	    cmd.verb != SMTP_CMD_HELP && cmd.verb != SMTP_CMD_STARTTLS) {
 		cl_printf(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
 	}

@@ -1145,6 +1145,27 @@ test_commands_before_helo(void **state)
 	finish();
 }
 
+/* NOOP, HELP, EXPN, VRFY and RSET need no EHLO before them (RFC 5321
+ * section 4.1.4: not 503; red before for VRFY, HELP and EXPN). */
+static void
+test_local_commands_before_helo(void **state)
+{
+	start(GREETING);
+	cl_send("VRFY postmaster\r\n");
+	EXPECT_CL_PREFIX("252 2.5.2 ");
+	cl_send("HELP\r\n");
+	EXPECT_CL("214 2.0.0 See RFC 5321\r\n");
+	cl_send("EXPN staff\r\n");
+	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
+	cl_send("RSET\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	srv_quiet(20);
+	/* and EHLO is still needed for a transaction */
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("503 5.5.1 Error: send HELO/EHLO first\r\n");
+	finish();
+}
+
 static void
 test_greeting_refused(void **state)
 {
@@ -3846,6 +3867,7 @@ main(void)
 		T(test_upstream_3xx_to_rset),
 		T(test_upstream_3xx_to_ehlo),
 		T(test_greeting_3xx),
+		T(test_local_commands_before_helo),
 		T(test_closing_deadline),
 		T(test_reuse_first_rcpt_defer_421),
 		T(test_reuse_not_parked_after_reload),
