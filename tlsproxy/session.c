@@ -173,6 +173,8 @@ struct session {
 	char			 rcpt_domain[SMTP_DOMAIN_MAX + 1];
 	struct smtp_data	 body;
 	int			 quit_client;	/* client asked QUIT */
+	unsigned long long	 bdat_skip;	/* bytes of a refused BDAT's
+						 * chunk still to discard */
 	int			 internal_rset;	/* RSET not asked by client */
 
 	/* TLSRPT counts sessions: one attempt per policy domain */
@@ -1151,6 +1153,30 @@ cmd_quit(struct session *s)
 	session_close(s, "client quit");
 }
 
+/*
+ * BDAT is refused (CHUNKING is never offered), but a client that sends
+ * it anyway sends its chunk right behind it: those bytes are message
+ * content, and read as commands they could make a transaction of their
+ * own (SMTP smuggling).  The chunk is discarded as it arrives.  A size
+ * that does not parse skips nothing; the client gets 501 for it.
+ */
+static void
+bdat_skip_set(struct session *s, const struct smtp_cmd *cmd)
+{
+	unsigned long long n = 0;
+	size_t i;
+
+	for (i = 0; i < cmd->arglen && cmd->arg[i] >= '0' &&
+	    cmd->arg[i] <= '9'; i++) {
+		if (i >= 18)
+			return;
+		n = n * 10 + (unsigned)(cmd->arg[i] - '0');
+	}
+	if (i == 0 || (i < cmd->arglen && cmd->arg[i] != ' '))
+		return;
+	s->bdat_skip = n;
+}
+
 static void
 client_command(struct session *s, char *line, size_t len)
 {
@@ -1169,6 +1195,8 @@ client_command(struct session *s, char *line, size_t len)
 		    "501", err);
 		return;
 	}
+	if (cmd.verb == SMTP_CMD_BDAT)
+		bdat_skip_set(s, &cmd);
 	if (up_refused(s) && cmd.verb != SMTP_CMD_QUIT) {
 		/* after a 554 greeting RFC 5321 (section 3.1) wants 503 to
 		 * all but QUIT; after a 4xx one the refusal is for now,
@@ -1262,6 +1290,16 @@ client_process(struct session *s)
 			s->cl_blocked = 1;
 			io_pause(s->cl, 1);
 			break;
+		}
+		if (s->bdat_skip > 0) {
+			size_t k = io_datalen(s->cl);
+
+			if (k > s->bdat_skip)
+				k = (size_t)s->bdat_skip;
+			io_drop(s->cl, k);
+			s->bdat_skip -= k;
+			if (s->bdat_skip > 0)
+				break;	/* the rest of the chunk is due */
 		}
 		n = io_getline(s->cl, SMTP_LINE_MAX, &line);
 		if (n == -1)

@@ -1735,11 +1735,42 @@ test_local_commands(void **state)
 	EXPECT_CL("214 2.0.0 See RFC 5321\r\n");
 	cl_send("EXPN staff\r\n");
 	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
-	cl_send("BDAT 10 LAST\r\n");
+	cl_send("BDAT 10 LAST\r\n0123456789");	/* chunk discarded */
 	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
 	cl_send("XYZZY\r\n");
 	EXPECT_CL_PREFIX("500 5.5.2 ");
 	srv_quiet(30);
+	finish();
+}
+
+/*
+ * A BDAT is refused (CHUNKING is never offered), and its chunk, which
+ * follows it at once, is message content: discarded, never read as
+ * commands.  Here the chunk holds a whole DATA transaction that, taken
+ * for commands, went upstream (red before: DATA reached the upstream).
+ */
+static void
+test_bdat_chunk_discarded(void **state)
+{
+	static const char chunk[] = "DATA\r\nSubject: smuggled\r\n\r\n"
+	    "x\r\n.\r\nRSET\r\n";
+	char cmd[64];
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	snprintf(cmd, sizeof(cmd), "BDAT %zu LAST\r\n", strlen(chunk));
+	cl_send(cmd);
+	/* the chunk in two writes, split inside a line */
+	cl_send("DATA\r\nSubj");
+	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
+	cl_quiet(20);
+	cl_send(chunk + strlen("DATA\r\nSubj"));
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	cl_quiet(20);
+	srv_quiet(20);
+	/* the transaction goes on with DATA */
+	send_message("Subject: real\r\n\r\nhi\r\n.\r\n");
 	finish();
 }
 
@@ -3868,6 +3899,7 @@ main(void)
 		T(test_upstream_3xx_to_ehlo),
 		T(test_greeting_3xx),
 		T(test_local_commands_before_helo),
+		T(test_bdat_chunk_discarded),
 		T(test_closing_deadline),
 		T(test_reuse_first_rcpt_defer_421),
 		T(test_reuse_not_parked_after_reload),
