@@ -1474,6 +1474,16 @@ param_is(const char *p, size_t n, const char *key)
 	    (n == k || p[k] == '=');
 }
 
+/* The reply's words for an extension the leg lacks: taken back inside
+ * TLS, or never offered (a client using it unoffered is told so, not
+ * that the server changed). */
+static const char *
+before(const struct session *s, unsigned cap)
+{
+	return (s->offered.flags & cap) ? " after STARTTLS (it did before)" :
+	    " (and never did: it was not offered to you)";
+}
+
 /* Writes line with the parameters the leg's EHLO does not cover dropped
  * into out.  -1 (why: a reply for the client) when a parameter can be
  * neither dropped nor kept. */
@@ -1512,17 +1522,17 @@ params_adapt(struct session *s, const char *line, char *out, size_t outsz,
 			if (n > 5 && strncasecmp(p + 5, "8BITMIME", n - 5) ==
 			    0 && n - 5 == 8) {
 				snprintf(why, whysz, "451 4.6.3 mxguard: %s "
-				    "does not offer 8BITMIME after STARTTLS "
-				    "(it did before); try again later",
-				    s->dst_str);
+				    "does not offer 8BITMIME%s; try again "
+				    "later", s->dst_str, before(s,
+				    SMTP_CAP_8BITMIME));
 				return -1;
 			}
 			dropped = 1;		/* BODY=7BIT is the default */
 		} else if (cmd.verb == SMTP_CMD_MAIL &&
 		    param_is(p, n, "SMTPUTF8") && !(c & SMTP_CAP_SMTPUTF8)) {
 			snprintf(why, whysz, "451 4.6.7 mxguard: %s does not "
-			    "offer SMTPUTF8 after STARTTLS (it did before); "
-			    "try again later", s->dst_str);
+			    "offer SMTPUTF8%s; try again later", s->dst_str,
+			    before(s, SMTP_CAP_SMTPUTF8));
 			return -1;
 		} else if ((cmd.verb == SMTP_CMD_MAIL &&
 		    param_is(p, n, "SIZE") && !(c & SMTP_CAP_SIZE)) ||

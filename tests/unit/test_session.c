@@ -2668,6 +2668,34 @@ test_tls_ehlo_lacks_8bitmime(void **state)
 	finish();
 }
 
+/* BODY=8BITMIME from a client that was never offered it: the 451 said
+ * the server "did before", sending the operator after a server that
+ * changed nothing; it now says the client was not offered it. */
+static void
+test_8bitmime_never_offered(void **state)
+{
+	const char *r;
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello("250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 STARTTLS\r\n", "250-mx.test.example hello\r\n"
+	    "250 PIPELINING\r\n");
+	cl_send("MAIL FROM:<a@sender.example> BODY=8BITMIME\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.6.3 ", 10) != 0 || strstr(r, "not offered to "
+	    "you") == NULL || strstr(r, "did before") != NULL)
+		fail_msg("expected 451 4.6.3, never offered, got \"%s\"", r);
+	finish();
+}
+
 static void
 test_tls_ehlo_lacks_smtputf8(void **state)
 {
@@ -3860,6 +3888,7 @@ main(void)
 		T(test_tls_ehlo_lacks_size_dsn),
 		T(test_tls_ehlo_lacks_8bitmime),
 		T(test_tls_ehlo_lacks_smtputf8),
+		T(test_8bitmime_never_offered),
 		T(test_tls_mail_5xx_softened),
 		T(test_mail_5xx_same_caps_relayed),
 		T(test_tls_check_fails_verify),
