@@ -1,7 +1,7 @@
 /*
  * http.c - HTTPS GET for MTA-STS policies, and POST for TLSRPT reports
  * (see http.h).  One client: the same DNS, WebPKI check with SNI and
- * host name, SO_MARK and overall timeout for both methods.
+ * host name (DNS-IDs only), SO_MARK and overall timeout for both methods.
  *
  * The response parser re-parses the whole buffer each time bytes arrive:
  * the buffer is bounded (headers + a 64 KiB body), so that is cheap, and
@@ -442,6 +442,23 @@ finish(struct http_req *h, int ok, const char *body, size_t len,
 
 static void try_next(struct http_req *);
 
+/* Whether x has a subjectAltName dNSName: without one, the host name
+ * check fails whatever its subject CN says (see io_event()). */
+static int
+has_dns_san(X509 *x)
+{
+	GENERAL_NAMES *gens;
+	int i, found = 0;
+
+	if (x == NULL || (gens = X509_get_ext_d2i(x, NID_subject_alt_name,
+	    NULL, NULL)) == NULL)
+		return 0;
+	for (i = 0; i < sk_GENERAL_NAME_num(gens) && !found; i++)
+		found = sk_GENERAL_NAME_value(gens, i)->type == GEN_DNS;
+	GENERAL_NAMES_free(gens);
+	return found;
+}
+
 #define PARSE_LATER_MS	20
 
 /* Parse now (1), or put it off (0)?  See io_event(). */
@@ -504,7 +521,11 @@ io_event(struct io *io, enum io_event ev, void *arg)
 			    "TLS setup failed");
 			return;
 		}
-		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		/* DNS-IDs only, as for the MX under MTA-STS: RFC 8461 section
+		 * 3.3 wants the policy host's certificate valid for it per RFC
+		 * 6125, whose successor RFC 9525 drops the subject CN */
+		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+		    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
 		if (io_start_tls(io, ssl, 0) == -1) {
 			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
@@ -520,8 +541,12 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		if (vr != X509_V_OK) {
 			char e[400];
 
-			snprintf(e, sizeof(e), "certificate of %s: %s",
-			    h->host, X509_verify_cert_error_string(vr));
+			snprintf(e, sizeof(e), "certificate of %s: %s%s",
+			    h->host, X509_verify_cert_error_string(vr),
+			    vr == X509_V_ERR_HOSTNAME_MISMATCH &&
+			    !has_dns_san(SSL_get0_peer_certificate(ssl)) ?
+			    " (it has no subjectAltName DNS name; its subject "
+			    "CN is not used)" : "");
 			finish(h, -1, NULL, 0, "sts-webpki-invalid", e);
 			return;
 		}

@@ -1,6 +1,7 @@
 /*
  * http.h - the minimal HTTPS client MTA-STS needs (RFC 8461 section 3.3):
- * one GET over TLS verified against the WebPKI for the host name, no
+ * one GET over TLS verified against the WebPKI for the host name (its
+ * subjectAltName DNS names only, never the subject CN: RFC 9525), no
  * redirects, status 200 only, Content-Type text/plain, a body with
  * Content-Length or chunked encoding, bounded, with one overall timeout.
  * The same client POSTs TLSRPT reports (RFC 8460 section 5.2): any 2xx

@@ -26,7 +26,8 @@
 #              wait_deferred QID;
 #              wait_queue_empty; wait_queue_count N; wait_mailbox ADDR [N];
 #              wait_rcv_idle
-#   pki        make_ca; make_cert NAME DNSNAME [valid|expired|selfsigned]
+#   pki        make_ca; make_cert NAME DNSNAME [valid|expired|selfsigned|
+#              client|cn-only]
 #   receiver   rcv_listener ADDR CERT|none [-o ...]; rcv_mailbox A@D...;
 #              rcv_setup ($RD, log $RD/maillog); bad_start ADDR --mode ...
 #   both ends  tls_world (mx1.tls.test on 10.25.1.10, alice@tls.test)
@@ -277,20 +278,24 @@ make_ca() {
 		fail "make_ca"
 }
 
-# make_cert NAME DNSNAME [valid|expired|selfsigned|client]
+# make_cert NAME DNSNAME [valid|expired|selfsigned|client|cn-only]
 #   -> $T/pki/NAME.pem (key + cert + CA chain, for smtpd_tls_chain_files),
 #      $T/pki/NAME.key, $T/pki/NAME.crt.  "wrong name" = pass another DNSNAME.
 #      client: a valid certificate for TLS clients (extendedKeyUsage
-#      clientAuth instead of serverAuth).
+#      clientAuth instead of serverAuth).  cn-only: valid, but DNSNAME only
+#      in the subject CN, no subjectAltName.
 make_cert() {
 	local name=$1 cn=$2 kind=${3:-valid} d=$T/pki
 	make_ca
 	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 		-out "$d/$name.key" 2>/dev/null || fail "genpkey $name"
-	local eku=serverAuth
+	local eku=serverAuth san="subjectAltName=DNS:$cn"
 	if [ "$kind" = client ]; then eku=clientAuth kind=valid; fi
-	printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=%s\n' \
-		"$cn" "$eku" >"$d/$name.ext"
+	if [ "$kind" = cn-only ]; then san="" kind=valid; fi
+	{
+		[ -z "$san" ] || echo "$san"
+		printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=%s\n' "$eku"
+	} >"$d/$name.ext"
 	case $kind in
 	selfsigned)
 		openssl req -x509 -key "$d/$name.key" -out "$d/$name.crt" -days 30 \

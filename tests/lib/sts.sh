@@ -4,7 +4,7 @@
 # every DOMAIN registered with sts_site, with a certificate from the test CA
 # (ns.sh make_cert).  Source after ns.sh.
 #
-#   sts_site DOMAIN [valid|expired|selfsigned]   before sts_start
+#   sts_site DOMAIN [KIND]                      before sts_start (KIND: make_cert's)
 #   sts_policy DOMAIN <<EOF ... EOF             the policy text (any time)
 #   sts_start / sts_stop                          nginx up / down
 #   sts_fetches DOMAIN                            requests nginx served for it

@@ -6,7 +6,10 @@
  * (fakedns.h); the "report receiver" is a plain listening socket on
  * 127.0.0.1 that counts the connections it gets.  And the POST's socket
  * must carry its mark: setsockopt(SO_MARK) is wrapped, to fail or to
- * succeed whoever runs the test.
+ * succeed whoever runs the test.  And the report host's certificate must
+ * carry its name as a subjectAltName DNS name (RFC 9525: the subject CN
+ * does not count): there the receiver is a TLS server (io, testcert.h)
+ * that answers the POST with 204.
  */
 // WRAP: dns_query dns_cancel setsockopt
 #include <stdarg.h>
@@ -26,10 +29,12 @@
 #include <openssl/ssl.h>
 
 #include "core/ev.h"
+#include "core/io.h"
 #include "policy/dns.h"
 #include "policy/http.h"
 
 #include "fakedns.h"
+#include "testcert.h"
 
 static int done, ok_seen, accepted;
 static char err_seen[512];
@@ -67,16 +72,42 @@ posted(void *arg, int ok, const char *body, size_t len, const char *kind,
 	ev_loop_stop(loop);
 }
 
+/* the TLS receiver: its context (NULL: no TLS, the connection is closed
+ * at once), the CA the client trusts, the connection, and the reads of
+ * request bytes it got (none: no request reached it) */
+static SSL_CTX *srv_ctx;
+static X509 *client_ca;
+static struct io *srv_io;
+static int srv_reads;
+
+static void
+srv_event(struct io *io, enum io_event ev, void *arg)
+{
+	(void)arg;
+	if (ev != IO_DATAIN)
+		return;
+	if (srv_reads++ == 0)
+		io_printf(io, "HTTP/1.1 204 No Content\r\n"
+		    "Content-Length: 0\r\n\r\n");
+	io_drop(io, io_datalen(io));
+}
+
 static void
 on_accept(int fd, int events, void *arg)
 {
 	int c;
 
 	(void)events; (void)arg;
-	if ((c = accept(fd, NULL, NULL)) != -1) {
-		accepted++;
+	if ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK)) == -1)
+		return;
+	accepted++;
+	if (srv_ctx == NULL || srv_io != NULL) {
 		close(c);	/* no TLS here: the POST fails after this */
+		return;
 	}
+	srv_io = io_new(loop, c, srv_event, NULL);
+	assert_non_null(srv_io);
+	assert_int_equal(io_start_tls(srv_io, SSL_new(srv_ctx), 1), 0);
 }
 
 static void
@@ -98,7 +129,7 @@ post(int any_address, uint32_t mark)
 	SSL_CTX *ctx;
 	int lfd;
 
-	done = accepted = 0;
+	done = accepted = srv_reads = 0;
 	mark_seen = 0;
 	err_seen[0] = '\0';
 	loop = ev_loop_new();
@@ -114,6 +145,9 @@ post(int any_address, uint32_t mark)
 	a("rpt.test", 0, "127.0.0.1");
 	ctx = SSL_CTX_new(TLS_client_method());
 	assert_non_null(ctx);
+	if (client_ca != NULL)
+		assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
+		    client_ca), 1);
 	h = http_post(loop, NULL, ctx, "rpt.test", ntohs(sin.sin_port), "/r",
 	    "application/tlsrpt+gzip", "x", 1, 3000, mark, any_address, posted,
 	    NULL);
@@ -123,6 +157,9 @@ post(int any_address, uint32_t mark)
 	ev_loop_run(loop);
 	assert_true(done);
 	ev_timer_free(g);
+	if (srv_io != NULL)
+		io_free(srv_io);
+	srv_io = NULL;
 	ev_fd_del(loop, lfd);
 	close(lfd);
 	SSL_CTX_free(ctx);
@@ -176,6 +213,72 @@ test_mark(void **state)
 	assert_non_null(strstr(err_seen, "Operation not permitted"));
 }
 
+/* The receiver's certificate from a CA the client trusts, for rpt.test
+ * (subject CN), with san as its subjectAltName DNS name (NULL: none). */
+static void
+tls_receiver(const char *san)
+{
+	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
+	X509 *leaf;
+
+	assert_non_null(cakey);
+	assert_non_null(key);
+	client_ca = test_cert(cakey, "post test CA", NULL, NULL, NULL, -60,
+	    3600, 1);
+	leaf = test_cert(key, "rpt.test", san, client_ca, cakey, -60, 3600,
+	    0);
+	assert_non_null(client_ca);
+	assert_non_null(leaf);
+	srv_ctx = SSL_CTX_new(TLS_server_method());
+	assert_non_null(srv_ctx);
+	assert_int_equal(SSL_CTX_use_certificate(srv_ctx, leaf), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(srv_ctx, key), 1);
+	X509_free(leaf);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(cakey);
+}
+
+static void
+tls_receiver_free(void)
+{
+	SSL_CTX_free(srv_ctx);
+	X509_free(client_ca);
+	srv_ctx = NULL;
+	client_ca = NULL;
+}
+
+/* rpt.test only in the subject CN, no subjectAltName: the host name
+ * check fails (DNS-IDs only), before the report is sent, and the error
+ * says why.  OpenSSL's default would have taken the CN. */
+static void
+test_cn_only_refused(void **state)
+{
+	(void)state;
+	tls_receiver(NULL);
+	post(1, 0);
+	tls_receiver_free();
+	assert_int_equal(ok_seen, -1);
+	assert_int_equal(accepted, 1);
+	assert_int_equal(srv_reads, 0);
+	assert_string_equal(kind_seen, "sts-webpki-invalid");
+	assert_non_null(strstr(err_seen, "certificate of rpt.test: hostname "
+	    "mismatch (it has no subjectAltName DNS name; its subject CN is "
+	    "not used)"));
+}
+
+/* The same certificate with rpt.test as a subjectAltName DNS name: the
+ * report is posted (the control for the test above). */
+static void
+test_san_posted(void **state)
+{
+	(void)state;
+	tls_receiver("rpt.test");
+	post(1, 0);
+	tls_receiver_free();
+	assert_int_equal(ok_seen, 0);
+	assert_true(srv_reads > 0);
+}
+
 int
 main(void)
 {
@@ -183,6 +286,8 @@ main(void)
 		cmocka_unit_test(test_loopback_refused),
 		cmocka_unit_test(test_loopback_allowed),
 		cmocka_unit_test(test_mark),
+		cmocka_unit_test(test_cn_only_refused),
+		cmocka_unit_test(test_san_posted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
