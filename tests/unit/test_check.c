@@ -382,6 +382,18 @@ test_injection_defers_under_may(void **state)
 static void printed(void (*)(struct run *), struct run *, char *, size_t);
 static void json_out(struct run *);
 
+/* A run of one probe, p, as `mxguard check DOMAIN ADDRESS` makes. */
+static void
+one_run(struct run *r, struct mx_result *m, struct probe *p)
+{
+	memset(m, 0, sizeof(*m));
+	memset(r, 0, sizeof(*r));
+	r->mx = m;
+	r->probes = p;
+	r->nprobe = 1;
+	r->single = 1;
+}
+
 /*
  * A server that refuses service in its greeting (554, 421) under may:
  * the proxy relays that greeting to the MTA and answers every command
@@ -400,12 +412,7 @@ test_greeting_refused_under_may(void **state)
 	char *out = malloc(65536);
 
 	assert_int_equal(v->level, TLS_LEVEL_MAY);
-	memset(&m, 0, sizeof(m));
-	memset(&r, 0, sizeof(r));
-	r.mx = &m;
-	r.probes = &p;
-	r.nprobe = 1;
-	r.single = 1;
+	one_run(&r, &m, &p);
 
 	probe(&p, v, GREET_554, NULL, NULL);
 	assert_true(p.connected);
@@ -556,18 +563,6 @@ test_all_addresses_probed_or_listed(void **state)
 	free(r.probes);
 	free(m);
 	free(out);
-}
-
-/* A run of one probe, p, as `mxguard check DOMAIN ADDRESS` makes. */
-static void
-one_run(struct run *r, struct mx_result *m, struct probe *p)
-{
-	memset(m, 0, sizeof(*m));
-	memset(r, 0, sizeof(*r));
-	r->mx = m;
-	r->probes = p;
-	r->nprobe = 1;
-	r->single = 1;
 }
 
 /*
