@@ -197,8 +197,11 @@ rm -f "$S"/*.mdb "$S"/*.mdb-lock
 cli policy policy cli.test
 cli check check cli.test 127.0.0.1
 cli report report show
+# (check probes 127.0.0.1:25 even at the override's level none, and
+# nothing listens there: 2, would defer, is a check that ran)
 for c in policy check report; do
-	assert "$c ran (exit $(cat "$T/$c.rc"))" [ "$(cat "$T/$c.rc")" = 0 ]
+	want=0; [ "$c" = check ] && want=2
+	assert "$c ran (exit $(cat "$T/$c.rc"), want $want)" [ "$(cat "$T/$c.rc")" = "$want" ]
 done
 assert "the CLI made every store file" _all_there "$S"
 # the capabilities each keeps (-d: the privileges line): the check's

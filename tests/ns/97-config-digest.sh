@@ -41,17 +41,19 @@ json_has() {	# json_has FILE PYTHON-EXPR (j: the object)
 # both commands, text and JSON, against the daemon's digest $1 and the
 # file's $2 (equal: no warning)
 both() {
-	local d=$1 f=$2 c
+	local d=$1 f=$2 c want
+	# (check probes 127.0.0.1:25 even at level none; nothing listens
+	# there: 2, would defer)
 	for c in policy check; do
-		if [ "$c" = check ]; then set -- check cli.test 127.0.0.1; else set -- policy cli.test; fi
-		rc 0 "$c (daemon $d, file $f)" offline "$M" -c "$C" "$@"
+		if [ "$c" = check ]; then set -- check cli.test 127.0.0.1; want=2; else set -- policy cli.test; want=0; fi
+		rc $want "$c (daemon $d, file $f)" offline "$M" -c "$C" "$@"
 		if [ "$d" = "$f" ]; then
 			assert "$c: no warning" [ ! -s "$T/err" ]
 		else
 			assert "$c: the warning first on stderr, both digests" grep -qx "mxguard: $c: warning: this answer is for the configuration file on disk (digest $f), not for the one the daemon runs (digest $d): it takes the file at a reload, or its log says why it refused it" <(head -n 1 "$T/err")
 			assert "$c: stdout as ever" grep -q "cli.test" <(head -n 1 "$T/out")
 		fi
-		rc 0 "$c --json (daemon $d, file $f)" offline "$M" -c "$C" "$@" --json
+		rc $want "$c --json (daemon $d, file $f)" offline "$M" -c "$C" "$@" --json
 		assert "$c --json: the digests" json_has "$T/out" "j['config_digest'] == '$f' and j['daemon_config_digest'] == '$d'"
 		if [ "$d" = "$f" ]; then
 			assert "$c --json: no warning" json_has "$T/out" "j['config_warning'] is None"
@@ -101,7 +103,7 @@ mxg_stop
 # no daemon: no word
 rc 0 "policy, no daemon" offline "$M" -c "$C" policy cli.test
 assert "policy, no daemon: no warning" [ ! -s "$T/err" ]
-rc 0 "check --json, no daemon" offline "$M" -c "$C" check cli.test 127.0.0.1 --json
+rc 2 "check --json, no daemon" offline "$M" -c "$C" check cli.test 127.0.0.1 --json
 assert "check --json, no daemon: null" json_has "$T/out" "j['daemon_config_digest'] is None and j['config_warning'] is None"
 
 # workers = 2: the supervisor's digest; a worker sent SIGHUP itself
