@@ -227,16 +227,6 @@ struct conn {
 	int		 timed_out;	/* the last wait ran out */
 };
 
-/* CLOCK_MONOTONIC in seconds. */
-static time_t
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* CLOCK_MONOTONIC in milliseconds. */
 static int64_t
 mono_ms(void)
@@ -245,6 +235,13 @@ mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The same in seconds (the check's deadline). */
+static time_t
+mono_now(void)
+{
+	return (time_t)(mono_ms() / 1000);
 }
 
 /* A step begins: its own PROBE_TIMEOUT, cut to what is left of the
