@@ -268,7 +268,7 @@ wait_port "$NSX_S" 127.0.0.1 10026 || exit 1
 
 # quick functional check of each path before measuring
 for dst in 10.26.1.2:2525 10.26.1.2:25 127.0.0.1:10026 10.26.1.2:2527; do
-	$NSX_S smtp-source -s 1 -m 1 -l 100 "$dst" >"$T/smoke.out" 2>&1 ||
+	$NSX_S smtp-source -s 1 -m 1 -l 100 -f bench@src.test -t sink@sink.test -M src.test "$dst" >"$T/smoke.out" 2>&1 ||
 	    { log "smoke test to $dst failed: $(cat "$T/smoke.out")"; exit 1; }
 done
 kill -USR1 "$SINK_PID"; sleep 1.2
@@ -399,7 +399,7 @@ steer_start() {	# steer_start none|one|balance -> ST_PIDS, ST_CONFS, ST_QOWNER
 	esac
 	# a few messages through the set-up prove the queue readers are
 	# bound (the guard refuses a flow no verdict marked)
-	$NSX_S smtp-source -s 4 -m 8 -l 100 10.26.1.2:2528 >"$T/smoke.out" 2>&1 ||
+	$NSX_S smtp-source -s 4 -m 8 -l 100 -f bench@src.test -t sink@sink.test -M src.test 10.26.1.2:2528 >"$T/smoke.out" 2>&1 ||
 	    { log "steering: smoke test ($1) failed: $(cat "$T/smoke.out")"; return 1; }
 }
 steer_stop() {
