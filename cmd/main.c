@@ -25,6 +25,7 @@
 #include <openssl/crypto.h>
 
 #include "cmd/cmd.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
@@ -273,6 +274,8 @@ main(int argc, char **argv)
 	int ch, check_only = 0, verbose = 0, rc;
 	size_t i, ci;
 
+	/* before any fork: the workers keep the daemon's anchor */
+	clock_anchor();
 	while ((ch = getopt_long(argc, argv, "+c:dnvhV", longopts,
 	    NULL)) != -1) {
 		switch (ch) {

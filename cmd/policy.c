@@ -44,6 +44,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/priv.h"
+#include "core/clock.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/netaddr.h"
@@ -627,7 +628,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 			printf("MTA-STS policy cache: could not be read for "
 			    "%s (store error)\n", domain);
 	} else if (crc == 1) {
-		int64_t now = (int64_t)time(NULL);
+		int64_t now = clock_now();
 		static const char *states[] = { "fresh", "refresh due",
 		    "expired" };
 		const char *state = states[sts_cache_state(&e, now,

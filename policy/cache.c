@@ -21,6 +21,7 @@
 
 #include <lmdb.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "policy/store.h"
@@ -532,7 +533,7 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 	MDB_val v;
 	unsigned char *p;
 	size_t len, klen = strlen(domain);
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 	int rc, i;
 
 	if (klen == 0 || klen > 255) {

@@ -20,6 +20,7 @@
 
 #include <lmdb.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "policy/store.h"
@@ -570,7 +571,7 @@ history_apply(struct history *h, int64_t window_s,
     const struct sockaddr *dst, struct policy_verdict *v)
 {
 	struct history_entry e;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
 	int hr = 0, nr = 0, ar;
 
@@ -634,7 +635,7 @@ history_note(struct history *h, int64_t window_s, const struct sockaddr *dst,
     const char *mx_host, int starttls_offered, int tls_ok)
 {
 	struct history_entry prev;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 	char a[INET6_ADDRSTRLEN], qm[300];
 
 	if (h == NULL || dst == NULL)

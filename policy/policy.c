@@ -43,6 +43,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/stats.h"
@@ -140,7 +141,7 @@ struct fetch {
 	struct http_req	*http;
 	struct policy_req *waiters;
 	int		 background;	/* started by the refresh timer */
-	int64_t		 started;	/* time(): the policy's "fetched" */
+	int64_t		 started;	/* clock_now(): the policy's "fetched" */
 };
 
 /* A background refresh waiting for its _mta-sts TXT answer. */
@@ -374,7 +375,7 @@ stores_try(struct policy *p)
 	char cerr[512], q[1024];
 	int again = p->stores_retry_at != 0;
 
-	p->stores_retry_at = (int64_t)time(NULL) + STORES_RETRY_S;
+	p->stores_retry_at = clock_now() + STORES_RETRY_S;
 	if (hist_missing(p)) {
 		if ((p->hist = history_open_limits(p->state_dir, p->hist_max,
 		    p->hist_window, 0, cerr, sizeof(cerr))) == NULL)
@@ -404,7 +405,7 @@ static void
 stores_retry(struct policy *p)
 {
 	if ((hist_missing(p) || cache_missing(p)) &&
-	    (int64_t)time(NULL) >= p->stores_retry_at)
+	    clock_now() >= p->stores_retry_at)
 		stores_try(p);
 }
 
@@ -1197,7 +1198,7 @@ sts_effective(struct policy_req *r, const char **origin)
 	 * MX patterns, and "stricter than no policy" is not "stricter than
 	 * that" (the lookup defers, store-error) */
 	if (r->have_remote && !r->cache_unknown &&
-	    (int64_t)time(NULL) < r->remote.expires) {
+	    clock_now() < r->remote.expires) {
 		*origin = "redis";
 		return &r->remote.pol;
 	}
@@ -1243,7 +1244,7 @@ cache_reread(struct policy_req *r)
 		sts_cache_entry_clear(&r->cached);
 	r->cached = e;
 	r->have_cached = 1;
-	r->cached_state = sts_cache_state(&r->cached, (int64_t)time(NULL),
+	r->cached_state = sts_cache_state(&r->cached, clock_now(),
 	    p->refresh_margin);
 }
 
@@ -1302,7 +1303,7 @@ decide(struct policy_req *r)
 		const struct sts_cache_entry *ce = sp == &r->remote.pol ?
 		    &r->remote : &r->cached;
 		int64_t age = r->fresh ? 0 :
-		    (int64_t)time(NULL) - ce->fetched;
+		    clock_now() - ce->fetched;
 
 		snprintf(v->sts_note, sizeof(v->sts_note),
 		    "mode=%s,id=%s,%s,age=%llds", sts_mode_name(sp->mode),
@@ -1525,7 +1526,7 @@ fetch_start(struct policy *p, const char *domain, const char *id)
 	f->pol = p;
 	snprintf(f->domain, sizeof(f->domain), "%s", domain);
 	snprintf(f->id, sizeof(f->id), "%s", id);
-	f->started = (int64_t)time(NULL);
+	f->started = clock_now();
 	snprintf(host, sizeof(host), "mta-sts.%s", domain);
 	f->http = http_get(p->loop, p->dns, p->ctx, host,
 	    "/.well-known/mta-sts.txt", p->fetch_timeout, p->max_body,
@@ -1592,7 +1593,7 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 	}
 	if (ok == 0) {
 		struct sts_cache_entry e;
-		int64_t now = (int64_t)time(NULL);
+		int64_t now = clock_now();
 
 		memset(&e, 0, sizeof(e));
 		snprintf(e.id, sizeof(e.id), "%s", f->id);
@@ -1684,7 +1685,7 @@ sts_step(struct policy_req *r)
 		}
 		if (p->cache != NULL)
 			sts_cache_touch(p->cache, r->v->domain,
-			    (int64_t)time(NULL));
+			    clock_now());
 		sts_resolved(r);
 		return;
 	}
@@ -1882,7 +1883,7 @@ refresh_round(void *arg)
 		return;
 	if ((due = calloc((size_t)p->refresh_max, sizeof(*due))) == NULL)
 		return;
-	n = sts_cache_due(p->cache, (int64_t)time(NULL), p->refresh_margin,
+	n = sts_cache_due(p->cache, clock_now(), p->refresh_margin,
 	    due, (size_t)p->refresh_max);
 	for (i = 0; i < n; i++) {
 		if (refresh_running(p, due[i].domain))
@@ -1896,7 +1897,7 @@ refresh_round(void *arg)
 		snprintf(b->id, sizeof(b->id), "%s", due[i].id);
 		log_debug("event=sts-refresh-background-start domain=%s id=%s "
 		    "expires_in=%lld", b->domain, b->id,
-		    (long long)(due[i].expires - (int64_t)time(NULL)));
+		    (long long)(due[i].expires - clock_now()));
 		b->next = p->bgrefs;
 		p->bgrefs = b;
 		if ((b->q = dns_query(p->dns, name, DNS_T_TXT, bg_txt,
@@ -1915,7 +1916,7 @@ static void
 on_redis_sts(void *arg, int rc, const struct sts_cache_entry *e)
 {
 	struct policy_req *r = arg;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 
 	r->rs_sts = NULL;
 	if (rc == 1 && redis_sts_usable(r->have_cached ? &r->cached : NULL,
@@ -1950,7 +1951,7 @@ remote_history_apply(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct policy_verdict *v = r->v;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 	char qd[300];
 
 	if (!r->have_rhist || v->level != TLS_LEVEL_MAY ||
@@ -1973,7 +1974,7 @@ on_redis_hist(void *arg, int rc, const struct history_entry *e)
 {
 	struct policy_req *r = arg;
 	struct policy *p = r->pol;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 
 	r->rs_hist = NULL;
 	if (rc == 1 && history_expects_tls(e, now, p->hist_window)) {
@@ -2005,7 +2006,7 @@ redis_hist_ask(struct policy_req *r)
 		return;
 	if (p->hist != NULL && history_get(p->hist, "",
 	    (struct sockaddr *)&r->dst, &e) == 1 &&
-	    history_expects_tls(&e, (int64_t)time(NULL), p->hist_window))
+	    history_expects_tls(&e, clock_now(), p->hist_window))
 		return;
 	r->rs_hist = redis_hist_get(p->rs, (struct sockaddr *)&r->dst,
 	    on_redis_hist, r);
@@ -2105,7 +2106,7 @@ policy_lookup(struct policy *p, const char *domain,
 			if (crc == 1) {
 				r->have_cached = 1;
 				r->cached_state = sts_cache_state(&r->cached,
-				    (int64_t)time(NULL), p->refresh_margin);
+				    clock_now(), p->refresh_margin);
 			} else if (crc == -1)
 				r->cache_unknown = 1;
 		} else if (cache_missing(p))

@@ -65,6 +65,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "policy/redis.h"
@@ -335,7 +336,7 @@ on_op_timeout(void *arg)
 static void
 on_reply(struct redis_op *op, redisReply *reply)
 {
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 	char err[160], qw[320], qe[200];
 
 	if (reply->type == REDIS_REPLY_ERROR) {
@@ -404,7 +405,7 @@ op_new(struct redis *rs, enum op_kind kind, const char *name,
     const char *what)
 {
 	struct redis_op *op;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 
 	if (rs->cs != CS_NONE && rs->pid != getpid())
 		drop(rs, "fork", "the connection belongs to another process");
@@ -1437,7 +1438,7 @@ redis_sts_put(struct redis *rs, const char *domain,
 	struct redis_op *op;
 	char key[400], fetched[32], ttl[32], *val;
 	size_t len;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = clock_now();
 
 	if (rs == NULL || e->expires <= now)
 		return;

@@ -27,7 +27,7 @@
 #include "policy/policy.h"
 #include "policy/store.h"
 
-// WRAP: store_txn_begin
+// WRAP: store_txn_begin time
 
 static char dir[64];
 
@@ -484,6 +484,42 @@ test_clock_stepped_back(void **state)
 	history_close(h);
 }
 
+/* time() plus a step the test makes (core/clock.c sees no time pass) */
+time_t __real_time(time_t *);
+static int64_t time_step;
+
+time_t
+__wrap_time(time_t *t)
+{
+	time_t now = __real_time(NULL) + (time_t)time_step;
+
+	if (t != NULL)
+		*t = now;
+	return now;
+}
+
+/* The wall clock stepped forward past the window (an attacker's NTP
+ * answer): the record of the server's TLS still stands, as no time has
+ * passed to end it. */
+static void
+test_clock_stepped_forward(void **state)
+{
+	struct history *h = fresh("clockfwd", 100, 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.9");
+	struct policy_verdict v;
+
+	history_note(h, 86400, (struct sockaddr *)&a, "mx.example", 1, 1);
+	time_step = 30 * 86400LL;
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	snprintf(v.mx_host, sizeof(v.mx_host), "mx.example");
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 1);
+	time_step = 0;
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -497,6 +533,7 @@ main(void)
 		cmocka_unit_test(test_eviction_race),
 		cmocka_unit_test(test_address_changed),
 		cmocka_unit_test(test_clock_stepped_back),
+		cmocka_unit_test(test_clock_stepped_forward),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -16,9 +16,9 @@
  * cannot answer (a read error, a store that did not open) giving the
  * strictest verdict they could have informed, never "no record"; a
  * destination behind the well-known NAT64 prefix judged as its IPv4
- * address.
+ * address; a cached policy outliving a step of the wall clock forward.
  */
-// WRAP: mdb_get
+// WRAP: mdb_get time
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1786,6 +1786,44 @@ test_newer_policy_stored_meanwhile(void **state)
 	policy_free(p);
 }
 
+/* time() as it is, plus what the test adds: a step of the wall clock that
+ * no time passed explains (core/clock.c sees none of it pass on the boot
+ * clock) */
+time_t __real_time(time_t *);
+static int64_t time_step;
+
+time_t
+__wrap_time(time_t *t)
+{
+	time_t now = __real_time(NULL) + (time_t)time_step;
+
+	if (t != NULL)
+		*t = now;
+	return now;
+}
+
+/*
+ * An attacker who moves the gateway's clock a year forward (an NTP answer)
+ * expired every cached MTA-STS policy: with the TXT record and the policy
+ * host blocked, gone.test had no policy and its mail went in cleartext.
+ * The policy clock does not follow a step no time passed explains: the
+ * cached policy still decides.
+ */
+static void
+test_clock_step_keeps_cached_policy(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	time_step = 365 * 86400LL;
+	v = lookup(p, "gone.test", "192.0.2.3");
+	time_step = 0;
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "validation-failure");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -1813,6 +1851,7 @@ main(void)
 		cmocka_unit_test(test_no_refresh_timer_by_default),
 		cmocka_unit_test(test_long_domain_sts_refused),
 		cmocka_unit_test(test_expired_is_no_policy),
+		cmocka_unit_test(test_clock_step_keeps_cached_policy),
 		cmocka_unit_test(test_shared_address),
 		cmocka_unit_test(test_no_policy),
 		cmocka_unit_test(test_invalid_domain),
