@@ -26,6 +26,7 @@
 #include "policy/history.h"
 #include "policy/policy.h"
 #include "policy/store.h"
+#include "tests/unit/timestep.h"
 
 // WRAP: store_txn_begin time
 
@@ -482,20 +483,6 @@ test_clock_stepped_back(void **state)
 	assert_true(history_expects_tls(&e, now + 86400, 86400));
 	assert_false(history_expects_tls(&e, now + 86401, 86400));
 	history_close(h);
-}
-
-/* time() plus a step the test makes (core/clock.c sees no time pass) */
-time_t __real_time(time_t *);
-static int64_t time_step;
-
-time_t
-__wrap_time(time_t *t)
-{
-	time_t now = __real_time(NULL) + (time_t)time_step;
-
-	if (t != NULL)
-		*t = now;
-	return now;
 }
 
 /* The wall clock stepped forward past the window (an attacker's NTP

@@ -49,6 +49,7 @@
 
 #include "dnsmsg.h"
 #include "mdbfail.h"	/* store reads fail while set: test_store_read_error */
+#include "tests/unit/timestep.h"
 
 /* a 247-octet domain: _mta-sts.D and mta-sts.D are longer than 253 */
 static char longdom[256];
@@ -1784,22 +1785,6 @@ test_newer_policy_stored_meanwhile(void **state)
 	policy_verdict_free(v);
 	ev_timer_free(t);
 	policy_free(p);
-}
-
-/* time() as it is, plus what the test adds: a step of the wall clock that
- * no time passed explains (core/clock.c sees none of it pass on the boot
- * clock) */
-time_t __real_time(time_t *);
-static int64_t time_step;
-
-time_t
-__wrap_time(time_t *t)
-{
-	time_t now = __real_time(NULL) + (time_t)time_step;
-
-	if (t != NULL)
-		*t = now;
-	return now;
 }
 
 /*
