@@ -1636,6 +1636,59 @@ mail_refused_softly(struct session *s, const struct smtp_reply *r)
 	session_enter(s, S_IDLE);
 }
 
+/*
+ * The upstream refused the replayed MAIL.  The client, told 250 for its
+ * MAIL, hears of it at RCPT, and so does every later RCPT of the
+ * transaction (tx_mail_fail).  A 4xx goes as it came: the MTA keeps the
+ * mail.  A 5xx becomes 550 with the server's reply in its text: at RCPT
+ * a 552 is "too many recipients" to a client that follows RFC 5321
+ * (section 4.5.3.1.10: read it as 452), which would keep a message the
+ * server refused for good (its size) queued for days; 550 is permanent
+ * at RCPT for every client, and the text says it was MAIL the server
+ * refused, not the recipient.
+ */
+static void
+mail_refused(struct session *s, const struct smtp_reply *r)
+{
+	char enh[16], text[400], q[600];
+	size_t o = 0, tl, k;
+	const char *t;
+	int i;
+
+	free(s->tx_mail_fail);
+	s->tx_mail_fail = NULL;
+	for (i = 0; i < r->nlines && o + 2 < sizeof(text); i++) {
+		t = smtp_reply_text(r, i, &tl);
+		if (o > 0)
+			text[o++] = ' ';
+		/* (printable only: it becomes part of our own line) */
+		for (k = 0; k < tl && o + 1 < sizeof(text); k++)
+			text[o++] = t[k] < ' ' || t[k] == 0x7f ? '?' : t[k];
+	}
+	text[o] = '\0';
+	log_info("sid=%s event=mail-refused dst=%s code=%d text=%s", s->id,
+	    s->dst_str, r->code, log_q(q, sizeof(q), text));
+	if (r->code / 100 != 5) {
+		if ((s->tx_mail_fail = malloc(r->len + 1)) != NULL) {
+			memcpy(s->tx_mail_fail, r->buf, r->len);
+			s->tx_mail_fail[r->len] = '\0';
+		}
+	} else {
+		smtp_reply_enhanced(r, enh, sizeof(enh));
+		if (enh[0] == '\0')
+			snprintf(enh, sizeof(enh), "%s", r->code == 552 ?
+			    "5.3.4" : "5.0.0");
+		if (asprintf(&s->tx_mail_fail, "550 %s mxguard: %s refused "
+		    "MAIL FROM: %d %s\r\n", enh, s->dst_str, r->code,
+		    text) == -1)
+			s->tx_mail_fail = NULL;
+	}
+	if (s->tx_mail_fail)
+		io_write(s->cl, s->tx_mail_fail, strlen(s->tx_mail_fail));
+	else
+		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+}
+
 /* ---- upstream replies -------------------------------------------------- */
 
 /* The reply to EHLO (or HELO) becomes the one the client gets. */
@@ -1715,11 +1768,7 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			break;
 		}
 		/* client got 250 for MAIL: its RCPTs carry the refusal */
-		if ((s->tx_mail_fail = malloc(r->len + 1)) != NULL) {
-			memcpy(s->tx_mail_fail, r->buf, r->len);
-			s->tx_mail_fail[r->len] = '\0';
-		}
-		cl_relay(s, r);
+		mail_refused(s, r);
 		session_enter(s, S_IDLE);
 		break;
 	case S_RCPT:

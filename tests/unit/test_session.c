@@ -1466,9 +1466,99 @@ test_rcpt_rejected(void **state)
 	finish();
 }
 
+/* A permanent refusal of the replayed MAIL, as the client got it at RCPT:
+ * a 550 with enh (552 is a 452 at RCPT to an RFC 5321 client), the
+ * server's reply in its text. */
+static void
+expect_mail_refused(const char *got, const char *enh, const char *upstream)
+{
+	char tail[600];
+
+	snprintf(tail, sizeof(tail), " refused MAIL FROM: %s\r\n", upstream);
+	if (strncmp(got, enh, strlen(enh)) != 0 ||
+	    strncmp(got + strlen(enh), "mxguard: ", 9) != 0 ||
+	    strlen(got) < strlen(tail) ||
+	    strcmp(got + strlen(got) - strlen(tail), tail) != 0)
+		fail_msg("expected \"%smxguard: ...%s\", got \"%s\"", enh,
+		    tail, got);
+}
+
+/* The upstream refuses the replayed MAIL with reply: what the client got
+ * for its RCPT.  A later RCPT gets the same, the pipelined RCPT's own
+ * late reply is dropped, DATA is refused, nothing more goes upstream. */
+static const char *
+mail_refused_with(const char *reply)
+{
+	static char first[1024];
+
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send(reply);
+	snprintf(first, sizeof(first), "%s", CL_REPLY());
+	cl_send("RCPT TO:<c@e.example>\r\n");
+	EXPECT_CL(first);
+	srv_send("503 5.5.1 Error: need MAIL command\r\n");
+	cl_quiet(30);
+	cl_send("DATA\r\n");
+	EXPECT_CL("554 5.5.1 Error: no valid recipients\r\n");
+	srv_quiet(30);
+	assert_int_equal(g.nlookups, 1);	/* e's RCPT never got that far */
+	return first;
+}
+
+/* 552 to MAIL (SIZE over the limit): relayed to RCPT it read as 452 to
+ * an RFC 5321 client, and the message waited out its queue lifetime */
+static void
+test_mail_refused_552(void **state)
+{
+	const char *r = mail_refused_with("552 5.3.4 message size exceeds "
+	    "fixed limit\r\n");
+
+	expect_mail_refused(r, "550 5.3.4 ",
+	    "552 5.3.4 message size exceeds fixed limit");
+	finish();
+}
+
+/* without an enhanced code: one that fits; every line's text */
+static void
+test_mail_refused_552_plain(void **state)
+{
+	const char *r = mail_refused_with("552-too big\r\n552 for us\r\n");
+
+	expect_mail_refused(r, "550 5.3.4 ", "552 too big for us");
+	finish();
+}
+
+static void
+test_mail_refused_553(void **state)
+{
+	const char *r = mail_refused_with("553 sender address rejected\r\n");
+
+	expect_mail_refused(r, "550 5.0.0 ", "553 sender address rejected");
+	finish();
+}
+
+/* a transient refusal stays what it was: the MTA keeps the mail */
+static void
+test_mail_refused_transient(void **state)
+{
+	const char *r = mail_refused_with("452 4.3.1 insufficient system "
+	    "storage\r\n");
+
+	assert_string_equal(r, "452 4.3.1 insufficient system storage\r\n");
+	finish();
+}
+
 static void
 test_mail_rejected(void **state)
 {
+	char first[1024];
+	const char *r;
+
 	hello_plain();
 	cl_send("MAIL FROM:<spammer@sender.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
@@ -1476,11 +1566,13 @@ test_mail_rejected(void **state)
 	EXPECT_SRV("MAIL FROM:<spammer@sender.example>");
 	EXPECT_SRV("RCPT TO:<b@d.example>");	/* pipelined */
 	srv_send("550 5.7.1 sender rejected\r\n");
-	/* the RCPT carries the MAIL refusal */
-	EXPECT_CL("550 5.7.1 sender rejected\r\n");
+	/* the RCPT carries the MAIL refusal, and says it was MAIL's */
+	r = CL_REPLY();
+	expect_mail_refused(r, "550 5.7.1 ", "550 5.7.1 sender rejected");
+	snprintf(first, sizeof(first), "%s", r);
 	srv_quiet(30);
 	cl_send("RCPT TO:<c@d.example>\r\n");
-	EXPECT_CL("550 5.7.1 sender rejected\r\n");
+	EXPECT_CL(first);
 	srv_quiet(20);
 	/* the pipelined RCPT's own refusal, late: dropped, not relayed */
 	srv_send("503 5.5.1 Error: need MAIL command\r\n");
@@ -2736,8 +2828,9 @@ test_tls_mail_5xx_softened(void **state)
 	finish();
 }
 
-/* The same 5xx from a server whose extensions did not change is relayed:
- * the client was told the truth. */
+/* The same 5xx from a server whose extensions did not change stays
+ * permanent (550, the server's reply in its text): the client was told
+ * the truth. */
 static void
 test_mail_5xx_same_caps_relayed(void **state)
 {
@@ -2749,7 +2842,8 @@ test_mail_5xx_same_caps_relayed(void **state)
 	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
 	EXPECT_SRV("RCPT TO:<b@d.example>");
 	srv_send("550 5.7.1 sender rejected\r\n503 5.5.1 need MAIL\r\n");
-	EXPECT_CL("550 5.7.1 sender rejected\r\n");
+	expect_mail_refused(CL_REPLY(), "550 5.7.1 ",
+	    "550 5.7.1 sender rejected");
 	finish();
 }
 
@@ -3757,7 +3851,8 @@ discard_then_reconnect(void)
 	EXPECT_SRV("MAIL FROM:<bad@sender.example>");
 	EXPECT_SRV("RCPT TO:<f@d.example>");
 	srv_send("550 5.7.1 sender refused\r\n");
-	EXPECT_CL("550 5.7.1 sender refused\r\n");
+	expect_mail_refused(CL_REPLY(), "550 5.7.1 ",
+	    "550 5.7.1 sender refused");
 	/* tx 3: v does not fit, no message yet: a connection of its own */
 	cl_send("RSET\r\nMAIL FROM:<c@sender.example>\r\n"
 	    "RCPT TO:<y@v.example>\r\n");
@@ -3845,6 +3940,10 @@ main(void)
 		T(test_first_rcpt_no_pipelining),
 		T(test_rcpt_rejected),
 		T(test_mail_rejected),
+		T(test_mail_refused_552),
+		T(test_mail_refused_552_plain),
+		T(test_mail_refused_553),
+		T(test_mail_refused_transient),
 		T(test_data_relayed),
 		T(test_data_final_reject_relayed),
 		T(test_data_refused_by_upstream),
