@@ -1337,6 +1337,20 @@ session_run(struct session *s)
 
 /* ---- DATA -------------------------------------------------------------- */
 
+/*
+ * Back-pressure in BODY: the client is not read while the upstream's
+ * output is above BODY_HIWAT.  Its data_block_timeout does not run
+ * meanwhile: the client is not late, mxguard holds it back, and a 421
+ * would make it send the message again.  The upstream leg's own
+ * data_block_timeout (no byte taken in that long) bounds the wait.
+ */
+static void
+body_hold(struct session *s, int hold)
+{
+	io_pause(s->cl, hold);
+	io_set_timeout(s->cl, hold ? 0 : s->env->cfg->data_block_timeout);
+}
+
 static void
 body_pump(struct session *s)
 {
@@ -1347,7 +1361,7 @@ body_pump(struct session *s)
 
 	while (s->state == S_BODY && io_datalen(s->cl) > 0) {
 		if (leg_queued(s->up) > BODY_HIWAT) {
-			io_pause(s->cl, 1);	/* resumed at IO_LOWAT */
+			body_hold(s, 1);	/* resumed at LEG_LOWAT */
 			return;
 		}
 		in = io_data(s->cl);
@@ -1378,7 +1392,7 @@ body_pump(struct session *s)
 	}
 	if (s->state == S_BODY && io_paused(s->cl) &&
 	    leg_queued(s->up) <= BODY_HIWAT)
-		io_pause(s->cl, 0);
+		body_hold(s, 0);
 }
 
 /* The summary line's recipient domains: those the upstream accepted a

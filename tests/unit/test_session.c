@@ -3602,6 +3602,191 @@ test_data_back_pressure(void **state)
 	finish();
 }
 
+/* One read of at most n bytes by the test upstream (cleartext), while
+ * pump() reads nothing there (srv_noread): a server that drains slowly. */
+static void
+srv_read_some(size_t n)
+{
+	char buf[16384];
+	ssize_t r;
+
+	assert_true(n <= sizeof(buf));
+	r = read(g.sfd, buf, n);
+	if (r > 0)
+		append(g.sbuf, &g.slen, buf, (size_t)r);
+}
+
+/* Small kernel buffers on the upstream connection: what the session
+ * writes then stays in its own queue, which drains as fast as the server
+ * reads, and back-pressure sets in after a few hundred KiB instead of
+ * megabytes.  Before the connection (the server's window is small from
+ * the start), and after it (the session's end, found by its address in
+ * this process). */
+static void
+upstream_small_rcvbuf(void)
+{
+	int small = 8192;
+
+	assert_int_equal(setsockopt(g.lfd, SOL_SOCKET, SO_RCVBUF, &small,
+	    sizeof(small)), 0);
+}
+
+static void
+upstream_small_sndbuf(void)
+{
+	struct sockaddr_storage peer, a, b;
+	socklen_t pl = sizeof(peer), al, bl;
+	int fd, small = 8192;
+
+	assert_int_equal(getpeername(g.sfd, (struct sockaddr *)&peer, &pl),
+	    0);
+	for (fd = 3; fd < 1024; fd++) {
+		al = bl = sizeof(a);
+		if (fd == g.sfd || getsockname(fd, (struct sockaddr *)&a,
+		    &al) == -1 || al != pl || memcmp(&a, &peer, pl) != 0 ||
+		    getpeername(fd, (struct sockaddr *)&b, &bl) == -1)
+			continue;
+		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small,
+		    sizeof(small)), 0);
+		return;
+	}
+	fail_msg("the session's upstream socket was not found");
+}
+
+/* A message body of len bytes (lines of 100), the dot not included. */
+static char *
+big_body(size_t len)
+{
+	char *m = malloc(len);
+	size_t off;
+
+	assert_non_null(m);
+	for (off = 0; off + 100 <= len; off += 100) {
+		memset(m + off, 'a' + (char)(off / 100 % 26), 98);
+		memcpy(m + off + 98, "\r\n", 2);
+	}
+	assert_int_equal(off, len);
+	return m;
+}
+
+/*
+ * A slow MX: it takes a few KiB at a time, well within data_block_timeout
+ * each, but the session holds the client back (back-pressure) much longer
+ * than that.  The client's timeout is not what must end it: the client
+ * used to get 421 there, and sent the message again later.
+ */
+static void
+test_slow_mx_client_not_timed_out(void **state)
+{
+	const size_t len = 2000000;
+	uint64_t saved = g.cfg->data_block_timeout, end, last_in, held = 0;
+	uint64_t next_read = 0;
+	char *msg = big_body(len);
+	size_t off = 0;
+	ssize_t n;
+
+	g.cfg->data_block_timeout = 300;
+	upstream_small_rcvbuf();
+	hello_plain();
+	upstream_small_sndbuf();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	g.srv_noread = 1;
+	end = now_ms() + 1500;
+	last_in = now_ms();
+	while (now_ms() < end && off < len && !g.ceof && g.clen == 0) {
+		n = write(g.cfd, msg + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			if (now_ms() - last_in > held)
+				held = now_ms() - last_in;
+			last_in = now_ms();
+		}
+		if (now_ms() >= next_read) {
+			srv_read_some(8192);	/* 160 KiB/s */
+			next_read = now_ms() + 50;
+		}
+		step();
+	}
+	g.cfg->data_block_timeout = saved;
+	if (g.clen > 0 || g.ceof)
+		fail_msg("the client got \"%.*s\"%s while the server read "
+		    "slowly", (int)g.clen, g.cbuf, g.ceof ? " and EOF" : "");
+	if (now_ms() - last_in > held)
+		held = now_ms() - last_in;
+	if (held < 600)
+		fail_msg("the client was held back %llu ms only: no test",
+		    (unsigned long long)held);
+	/* the server reads at full speed: the message goes through */
+	g.srv_noread = 0;
+	end = now_ms() + 5000;
+	while (off < len) {
+		if (now_ms() > end)
+			fail_msg("stalled at %zu of %zu bytes", off, len);
+		n = write(g.cfd, msg + off, len - off);
+		if (n > 0)
+			off += (size_t)n;
+		step();
+	}
+	cl_send(".\r\n");
+	WAIT(g.slen >= len + 3);
+	assert_int_equal(g.slen, len + 3);
+	assert_memory_equal(g.sbuf, msg, len);
+	free(msg);
+	g.slen = 0;
+	srv_send("250 2.0.0 slow but queued\r\n");
+	EXPECT_CL("250 2.0.0 slow but queued\r\n");
+	finish();
+}
+
+/* A tarpit: the MX takes nothing more of the message.  The upstream's
+ * data_block_timeout ends the session, with 451: the client keeps its
+ * message, and waits no longer than that. */
+static void
+test_tarpit_mx_in_body(void **state)
+{
+	const size_t len = 2000000;
+	uint64_t saved = g.cfg->data_block_timeout, t0, end;
+	char *msg = big_body(len);
+	size_t off = 0;
+	const char *r;
+	ssize_t n;
+
+	g.cfg->data_block_timeout = 300;
+	upstream_small_rcvbuf();
+	hello_plain();
+	upstream_small_sndbuf();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	g.srv_noread = 1;
+	t0 = now_ms();
+	end = t0 + 3000;
+	while (g.clen == 0 && !g.ceof && now_ms() < end) {
+		if (off < len && (n = write(g.cfd, msg + off, len - off)) > 0)
+			off += (size_t)n;
+		step();
+	}
+	g.cfg->data_block_timeout = saved;
+	free(msg);
+	if (off >= len)
+		fail_msg("the whole message went in: no back-pressure");
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.4.2 ", 10) != 0 || strstr(r, "timeout") == NULL)
+		fail_msg("expected 451 4.4.2 for the server's timeout, got "
+		    "\"%s\"", r);
+	if (now_ms() - t0 > 1500)
+		fail_msg("the session ended %llu ms after the server stopped "
+		    "reading", (unsigned long long)(now_ms() - t0));
+	wait_cl_eof();
+	finish();
+}
+
 /* A client that pipelines EHLO without ever reading its replies (defect
  * 5 of issue 11: 32 MiB of "EHLO a" grew the heap by 512 MiB).  The
  * session must stop reading it while its replies pile up, hold a bounded
@@ -4010,6 +4195,8 @@ main(void)
 		T(test_upstream_tls_handshake_fails_may),
 		T(test_upstream_tls_handshake_fails_encrypt),
 		T(test_data_back_pressure),
+		T(test_slow_mx_client_not_timed_out),
+		T(test_tarpit_mx_in_body),
 		T(test_client_flood_bounded),
 		T(test_local_starttls),
 		T(test_local_starttls_pipelined_dropped),
