@@ -176,6 +176,11 @@ struct session {
 	unsigned long long	 bdat_skip;	/* bytes of a refused BDAT's
 						 * chunk still to discard */
 	int			 internal_rset;	/* RSET not asked by client */
+	int			 rset_refused;	/* the upstream refused an RSET:
+						 * its transaction state is not
+						 * known, so its connection
+						 * carries no more transactions
+						 * and is never parked */
 
 	/* TLSRPT counts sessions: one attempt per policy domain */
 	uint64_t		 reported[MAX_REPORTED];
@@ -979,6 +984,13 @@ cmd_mail(struct session *s, const char *line, const struct smtp_cmd *cmd)
 		cl_printf(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
+	if (s->rset_refused) {
+		/* what the server still holds of the last transaction is
+		 * not known: no transaction goes on this connection */
+		session_tempfail(s, "421 4.5.0", "%s refused RSET; try again "
+		    "on a new connection", s->dst_str);
+		return;
+	}
 	if ((s->tx_mail = strdup(line)) == NULL) {
 		cl_printf(s, "451 4.3.0 mxguard: out of memory");
 		return;
@@ -1120,7 +1132,8 @@ park_upstream(struct session *s)
 	char key[200];
 
 	if (!cfg->upstream_reuse || s->env->draining || s->up == NULL ||
-	    s->tx_up_mail || s->up_discard || s->state != S_IDLE ||
+	    s->tx_up_mail || s->up_discard || s->rset_refused ||
+	    s->state != S_IDLE ||
 	    reuse_key(s, key, sizeof(key)) == -1)
 		return 0;
 	out = leg_bytes_out(s->up);
@@ -1746,6 +1759,47 @@ helo_done(struct session *s, const struct smtp_reply *r)
 	s->ehlo_reply_len = strlen(s->ehlo_reply);
 }
 
+/*
+ * The upstream's reply to RSET: the client's own, or the session's for a
+ * repeated EHLO (internal_rset: the client gets its EHLO reply).  The
+ * session forgot the transaction when it sent RSET; a reply other than
+ * 2xx means the server may not have (RFC 5321 knows no other reply to
+ * RSET), so this connection carries no more transactions: the client's
+ * next MAIL gets 421, and the leg is closed, never parked.  A client's
+ * RSET gets the reply as it came; a 421 (the server is closing) ends the
+ * session at once.
+ */
+static void
+rset_done(struct session *s, const struct smtp_reply *r)
+{
+	int internal = s->internal_rset;
+	char q[300];
+	size_t tl;
+	const char *t;
+
+	s->internal_rset = 0;
+	if (r->code / 100 != 2) {
+		t = smtp_reply_text(r, r->nlines - 1, &tl);
+		log_info("sid=%s event=rset-refused dst=%s code=%d text=%s "
+		    "asked_by=%s", s->id, s->dst_str, r->code,
+		    log_qn(q, sizeof(q), t, tl), internal ? "mxguard" :
+		    "client");
+		s->rset_refused = 1;
+		if (r->code == 421) {
+			cl_relay(s, r);
+			snprintf(q, sizeof(q), "%s answered RSET with 421",
+			    s->dst_str);
+			session_close(s, q);
+			return;
+		}
+	}
+	if (internal)
+		send_ehlo(s);
+	else
+		cl_relay(s, r);
+	session_enter(s, S_IDLE);
+}
+
 static void
 session_on_reply(struct session *s, struct smtp_reply *r)
 {
@@ -1822,13 +1876,7 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		session_enter(s, S_IDLE);
 		break;
 	case S_RSET:
-		if (s->internal_rset) {
-			/* for a repeated EHLO */
-			s->internal_rset = 0;
-			send_ehlo(s);
-		} else
-			cl_relay(s, r);
-		session_enter(s, S_IDLE);
+		rset_done(s, r);
 		break;
 	default:
 		/* an unsolicited reply: usually a 421 before the server

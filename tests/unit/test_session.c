@@ -1822,6 +1822,61 @@ test_rset_with_upstream_tx(void **state)
 	finish();
 }
 
+/* RSET refused: what the server holds of the transaction is not known.
+ * The client got the refusal; its next MAIL gets 421, and nothing more
+ * goes on that connection. */
+static void
+test_rset_refused_client(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RSET\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("451 4.3.0 cannot reset now\r\n");
+	EXPECT_CL("451 4.3.0 cannot reset now\r\n");
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL_PREFIX("421 4.5.0 ");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+/* the RSET of a repeated EHLO (mxguard's own): the client gets its EHLO
+ * reply, and its next MAIL the 421 */
+static void
+test_rset_refused_internal(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("EHLO again.example\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("500 5.5.1 what RSET\r\n");
+	EXPECT_CL(CAPS_PLAIN);
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL_PREFIX("421 4.5.0 ");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+/* 421 to RSET: the server is closing; the client gets its 421, and the
+ * session ends */
+static void
+test_rset_421(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("EHLO again.example\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("421 4.3.2 shutting down\r\n");
+	EXPECT_CL("421 4.3.2 shutting down\r\n");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
 static void
 test_local_commands(void **state)
 {
@@ -2954,6 +3009,26 @@ test_reuse_parked_leg(void **state)
 	srv_send("221 2.0.0 bye\r\n");
 	srv_close();
 	WAIT(io_lingering() == 0);
+	finish();
+}
+
+/* A TLS leg whose RSET was refused is never parked for the next session:
+ * the client's QUIT sends QUIT upstream. */
+static void
+test_rset_refused_not_parked(void **state)
+{
+	reuse_first_message();
+	begin_tx("c@sender.example", "e@d.example");
+	cl_send("RSET\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("503 5.5.1 no\r\n");
+	EXPECT_CL("503 5.5.1 no\r\n");
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	wait_cl_eof();
+	assert_int_equal(reuse_count(g.env.reuse), 0);
 	finish();
 }
 
@@ -4137,6 +4212,10 @@ main(void)
 		T(test_two_transactions),
 		T(test_rset_without_upstream_tx),
 		T(test_rset_with_upstream_tx),
+		T(test_rset_refused_client),
+		T(test_rset_refused_internal),
+		T(test_rset_421),
+		T(test_rset_refused_not_parked),
 		T(test_local_commands),
 		T(test_quit),
 		T(test_quit_linger_deadline),
