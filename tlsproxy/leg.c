@@ -72,6 +72,9 @@ struct leg {
 	struct io		*io;
 	struct smtp_reply	*rep;		/* reply being read */
 	int			 pending;	/* replies due to the session */
+	int			 owed;		/* replies due to commands from
+						 * before leg_hello(): dropped,
+						 * never the EHLO's */
 	int			 stale;		/* the server spoke before the
 						 * command it would answer */
 	int			 silent;	/* SILENT_*: this connection is
@@ -186,6 +189,7 @@ leg_end_io(struct leg *l, int linger)
 	free(l->rep);
 	l->rep = NULL;
 	l->pending = 0;
+	l->owed = 0;
 }
 
 static void
@@ -391,7 +395,7 @@ leg_park(struct leg *l, struct reuse *reuse, const char *key,
 	/* only a leg that proved everything it was checked for, idle, with
 	 * nothing in flight either way */
 	if (l->state != LS_OPEN || l->io == NULL || !l->proof.tls ||
-	    l->proof.failed || l->refused || l->pending > 0 ||
+	    l->proof.failed || l->refused || l->pending > 0 || l->owed > 0 ||
 	    l->greeting[0] == '\0' || l->rep != NULL ||
 	    io_datalen(l->io) > 0 || io_queued(l->io) > 0)
 		return -1;
@@ -570,6 +574,15 @@ leg_hello(struct leg *l, const char *name)
 		snprintf(l->helo, sizeof(l->helo), "%s", name);
 	if (l->io == NULL)
 		return;
+	/* Replies still due to earlier commands (the RCPT pipelined with a
+	 * MAIL the server refused, when the client's STARTTLS comes before
+	 * it) arrive first: they are dropped, never taken for the EHLO's
+	 * (RFC 3207: nothing from before STARTTLS counts after it).  Bytes
+	 * that came unasked are stale. */
+	l->owed += l->pending;
+	l->pending = 0;
+	if (l->owed == 0)
+		mark_stale(l);
 	leg_enter(l, LS_HELLO);
 	send_ehlo(l);
 }
@@ -911,6 +924,12 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 	size_t tl;
 	const char *t;
 
+	if (l->owed > 0) {
+		l->owed--;
+		log_debug("sid=%s event=reply-dropped code=%d "
+		    "why=owed-before-ehlo", l->tag, r->code);
+		return;
+	}
 	memset(&n, 0, sizeof(n));
 	n.reply = r;
 	switch (l->state) {

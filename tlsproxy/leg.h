@@ -145,7 +145,9 @@ int		 leg_park(struct leg *, struct reuse *, const char *key,
 
 /* EHLO name (EHLO, or HELO only if the server refuses EHLO with 5xx);
  * LEG_HELLO follows.  The name is also what the leg says after STARTTLS
- * and on a silent reconnect. */
+ * and on a silent reconnect.  Replies still due to earlier commands are
+ * read and dropped first, never taken for the EHLO's: the caller forgets
+ * its own count of them. */
 void		 leg_hello(struct leg *, const char *name);
 /* Makes the leg carry mail under verdict v: STARTTLS, handshake and the
  * check (or cleartext where v allows it, or a cleartext retry on a new

@@ -511,6 +511,9 @@ session_enter(struct session *s, enum sstate st)
 		s->client_due = 1;
 		break;
 	case S_EHLO:
+		/* the leg drops what earlier commands are still owed (the
+		 * client's STARTTLS came before them) */
+		s->up_discard = 0;
 		leg_hello(s->up, s->helo);
 		break;
 	case S_POLICY:

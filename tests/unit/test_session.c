@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
@@ -4041,6 +4042,127 @@ test_local_starttls_pipelined_dropped(void **state)
 	with_local_cert(local_starttls_pipelined);
 }
 
+/*
+ * The client's STARTTLS while the upstream still owes the reply to the
+ * RCPT mxguard pipelined with a refused MAIL (a server that is slow to
+ * refuse).  That reply arrives after the EHLO that follows the client's
+ * handshake went upstream: it answers a command from before STARTTLS
+ * (RFC 3207: the state is reset) and must never be taken for the EHLO's
+ * reply.  The client gets the EHLO reply, and the session goes on.
+ */
+static void
+local_starttls_owed_reply(void)
+{
+	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	cl_send("MAIL FROM:<bad@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<bad@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("550 5.7.1 sender refused\r\n");
+	EXPECT_CL_PREFIX("550 5.7.1 mxguard: ");
+	cl_send("RSET\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	g.cssl = SSL_new(g.cl_ctx);
+	assert_non_null(g.cssl);
+	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
+	WAIT(g.chs_done || g.ceof);
+	assert_true(g.chs_done);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	/* the RCPT's late reply, then the EHLO's */
+	srv_send("503 5.5.1 Error: need MAIL command\r\n");
+	cl_quiet(30);
+	srv_quiet(0);		/* (no HELO: the 503 is not EHLO's) */
+	srv_send(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN);
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("after STARTTLS\r\n.\r\n");
+	srv_quiet(10);
+}
+
+static void
+test_local_starttls_owed_reply(void **state)
+{
+	with_local_cert(local_starttls_owed_reply);
+}
+
+/* The same with the late reply and the EHLO's in one write. */
+static void
+local_starttls_owed_reply_same_write(void)
+{
+	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	cl_send("MAIL FROM:<bad@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<bad@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("550 5.7.1 sender refused\r\n");
+	EXPECT_CL_PREFIX("550 5.7.1 mxguard: ");
+	cl_send("RSET\r\nSTARTTLS\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	g.cssl = SSL_new(g.cl_ctx);
+	assert_non_null(g.cssl);
+	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
+	WAIT(g.chs_done || g.ceof);
+	assert_true(g.chs_done);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("503 5.5.1 Error: need MAIL command\r\n" CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN);
+	begin_tx("a@sender.example", "b@d.example");
+	srv_quiet(10);
+}
+
+static void
+test_local_starttls_owed_reply_same_write(void **state)
+{
+	with_local_cert(local_starttls_owed_reply_same_write);
+}
+
+/* While no command is outstanding (the client's handshake), the server
+ * sends the first line of a reply nobody asked for: its last line, after
+ * the client's EHLO went up, must not make it the EHLO's reply.  The
+ * leg fails (a reply before its command): 421, the client keeps its
+ * mail. */
+static void
+local_starttls_stray_partial_reply(void)
+{
+	int one = 1;
+
+	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	g.cssl = SSL_new(g.cl_ctx);
+	assert_non_null(g.cssl);
+	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
+	/* (at once: not held back by Nagle for the ACK of the EHLO reply,
+	 * which the session would send with its next EHLO) */
+	assert_int_equal(setsockopt(g.sfd, IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one)), 0);
+	srv_send("250-stray line\r\n");
+	WAIT(g.chs_done || g.ceof);
+	assert_true(g.chs_done);
+	run_for(20);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_PLAIN);
+	EXPECT_CL_PREFIX("421 4.4.2 ");
+	wait_cl_eof();
+}
+
+static void
+test_local_starttls_stray_partial_reply(void **state)
+{
+	with_local_cert(local_starttls_stray_partial_reply);
+}
+
 static void
 test_client_helo(void **state)
 {
@@ -4279,6 +4401,9 @@ main(void)
 		T(test_client_flood_bounded),
 		T(test_local_starttls),
 		T(test_local_starttls_pipelined_dropped),
+		T(test_local_starttls_owed_reply),
+		T(test_local_starttls_owed_reply_same_write),
+		T(test_local_starttls_stray_partial_reply),
 		T(test_client_helo),
 		T(test_upstream_closes_mid_final_reply),
 		T(test_client_line_max_split_crlf),
