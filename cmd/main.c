@@ -29,6 +29,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "nfq/nfq.h"
 #include "nfq/rules.h"
 #include "policy/dnscheck.h"
@@ -365,6 +366,14 @@ main(int argc, char **argv)
 			config_dump(cfg, stdout, 0);
 		config_free(cfg);
 		return rc;
+	}
+	/* the NAT64 prefixes an address is judged through, in every
+	 * process: the commands, the daemon and the workers it forks (a
+	 * reload applies them again, as the log level: run.c, workers.c) */
+	if (netaddr_set_nat64(&cfg->nat64_prefix, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: nat64_prefix: %s\n", err);
+		config_free(cfg);
+		return 1;
 	}
 	rc = cmds[ci].fn(argc, argv, cfg, &opts);
 	config_free(cfg);

@@ -76,6 +76,7 @@
 #include "core/ev.h"
 #include "core/io.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/sandbox.h"
 #include "core/sdnotify.h"
 #include "core/stats.h"
@@ -442,6 +443,8 @@ reload(struct daemon *d, int checked, uint32_t digest)
 		goto done;
 	}
 	log_set_level(ncfg->log_level);
+	/* config_load() checked the list: this takes it */
+	(void)netaddr_set_nat64(&ncfg->nat64_prefix, err, sizeof(err));
 	if (d->w == NULL)
 		config_warnings_log(ncfg);
 	d->old[d->nold++] = d->cfg;

@@ -81,6 +81,7 @@
 #include "cmd/workers.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/sdnotify.h"
 #include "core/stats.h"
 #include "nfq/nfq.h"
@@ -483,6 +484,10 @@ reload(struct sup *s)
 				log_warn("event=reload-note note=\"workers "
 				    "changes at the next start\"");
 			log_set_level(ncfg->log_level);
+			/* for the workers started from here on (config_load()
+			 * checked the list) */
+			(void)netaddr_set_nat64(&ncfg->nat64_prefix, err,
+			    sizeof(err));
 			log_info("event=reload-checked config=%s digest=%08x",
 			    log_q(q, sizeof(q), s->opts->config_path ?
 			    s->opts->config_path : "(defaults)"),

@@ -19,6 +19,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 
 enum ctype {
 	C_STR,		/* any string */
@@ -114,6 +115,7 @@ static const struct ckey keys[] = {
 	{ "sts_cache_max_entries", C_INT, O(sts_cache_max_entries), "10000", NULL },
 	{ "sts_cache_max_entry_size", C_SIZE, O(sts_cache_max_entry_size), "8k", NULL },
 	{ "tls_history_max_entries", C_INT, O(tls_history_max_entries), "100000", NULL },
+	{ "nat64_prefix",	C_LIST,	O(nat64_prefix), "64:ff9b::/96", NULL },
 	{ "redis_address",	C_STR,	O(redis_address), "", NULL },
 	{ "redis_username",	C_STR,	O(redis_username), "", NULL },
 	{ "redis_password",	C_STR,	O(redis_password), "", NULL },
@@ -535,6 +537,25 @@ validate(const struct config *c)
 	return NULL;
 }
 
+/* nat64_prefix, checked by the code that applies it (netaddr.c), with
+ * the line that set it: line 0 is the default. */
+static int
+check_nat64(const struct config *c, const char *path, int line, char *err,
+    size_t errsz)
+{
+	char why[256];
+
+	if (netaddr_nat64_check(&c->nat64_prefix, why, sizeof(why)) == 0)
+		return 0;
+	if (line > 0)
+		snprintf(err, errsz, "%s:%d: nat64_prefix: %s", path, line,
+		    why);
+	else
+		snprintf(err, errsz, "%s: nat64_prefix: %s", path ? path :
+		    "defaults", why);
+	return -1;
+}
+
 static int
 strlist_eq(const struct strlist *a, const struct strlist *b)
 {
@@ -701,6 +722,9 @@ check:
 		snprintf(err, errsz, "%s: %s", path ? path : "defaults", e);
 		goto fail;
 	}
+	if (check_nat64(c, path, setat[find_key("nat64_prefix") - keys], err,
+	    errsz) == -1)
+		goto fail;
 	if (divert_unheard(c) && warn_add(c, "%s: divert_port %d is the port "
 	    "of no listen address: the rules mxguard writes send diverted "
 	    "connections there, where nothing listens (every one refused, "

@@ -99,6 +99,8 @@ struct config {
 	int		 sts_cache_max_entries;	/* policies in the cache */
 	size_t		 sts_cache_max_entry_size; /* bytes of one policy */
 	int		 tls_history_max_entries; /* records in the history */
+	struct strlist	 nat64_prefix;	/* "PREFIX/LEN"; "none" or empty:
+					 * none (core/netaddr.h) */
 
 	/* shared policy state (policy/redis.c, docs/deployment.md) */
 	char		*redis_address;	/* "" = off; IP:PORT or /path */

@@ -1,8 +1,10 @@
 /*
  * netaddr.c - global unicast or not (netaddr.h).  A table of prefixes,
  * each with the word a log line uses for it; for IPv6, nothing outside
- * 2000::/3 is global either.  Also netaddr_fmt(), the one way an address
- * and port are written in logs and keys.
+ * 2000::/3 is global either.  An IPv4 address in IPv6 clothes (mapped, or
+ * in one of the NAT64 prefixes nat64_prefix names) is its IPv4 one.  Also
+ * netaddr_fmt(), the one way an address and port are written in logs and
+ * keys.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -80,7 +82,13 @@ static const struct pfx v6[] = {
 
 static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0xff, 0xff };
-static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b };
+
+/* The NAT64 prefixes (nat64_prefix, netaddr_set_nat64()): until a
+ * configuration says otherwise, the well-known one, 64:ff9b::/96. */
+static struct pfx nat64[NETADDR_NAT64_MAX] = {
+	{ { 0, 0x64, 0xff, 0x9b }, 96, "nat64" },
+};
+static int nnat64 = 1;
 
 static int
 in_pfx(const uint8_t *a, const struct pfx *p)
@@ -104,15 +112,43 @@ class4(const uint8_t *a)
 	return "global";
 }
 
-/* An IPv4 address in IPv6 clothes (mapped, or the well-known NAT64
- * prefix 64:ff9b::/96) goes where its IPv4 one goes: a pointer to that
- * IPv4 address, else NULL. */
-static const uint8_t *
-inner4(const uint8_t *a)
+/* An IPv4 address a NAT64 prefix p holds in a (RFC 6052 section 2.2):
+ * the 32 bits after the prefix, bits 64 to 71 (the "u" octet) skipped. */
+static void
+nat64_extract(const uint8_t *a, const struct pfx *p, uint8_t in[4])
 {
-	if (memcmp(a, mapped, 12) == 0 || memcmp(a, nat64, 12) == 0)
-		return a + 12;
-	return NULL;
+	int i, o = p->len / 8;
+
+	for (i = 0; i < 4; i++, o++) {
+		if (o == 8)
+			o++;
+		in[i] = a[o];
+	}
+}
+
+/* An IPv4 address in IPv6 clothes (mapped, or in one of the NAT64
+ * prefixes) goes where its IPv4 one goes: 1 with it in in; 0 for
+ * another address; -1 for one in a NAT64 prefix whose u octet is not
+ * zero, which RFC 6052 gives no IPv4 address (a translator may still
+ * make one of it: never judged global). */
+static int
+inner4(const uint8_t *a, uint8_t in[4])
+{
+	int i;
+
+	if (memcmp(a, mapped, 12) == 0) {
+		memcpy(in, a + 12, 4);
+		return 1;
+	}
+	for (i = 0; i < nnat64; i++) {
+		if (!in_pfx(a, &nat64[i]))
+			continue;
+		if (nat64[i].len < 96 && a[8] != 0)
+			return -1;
+		nat64_extract(a, &nat64[i], in);
+		return 1;
+	}
+	return 0;
 }
 
 int
@@ -120,7 +156,7 @@ netaddr_judged(const struct sockaddr *sa, struct sockaddr_storage *out)
 {
 	const struct sockaddr_in6 *s6 = (const void *)sa;
 	struct sockaddr_in *s4 = (void *)out;
-	const uint8_t *in;
+	uint8_t in[4];
 
 	memset(out, 0, sizeof(*out));
 	if (sa->sa_family == AF_INET) {
@@ -129,7 +165,7 @@ netaddr_judged(const struct sockaddr *sa, struct sockaddr_storage *out)
 	}
 	if (sa->sa_family != AF_INET6)
 		return -1;
-	if ((in = inner4(s6->sin6_addr.s6_addr)) == NULL) {
+	if (inner4(s6->sin6_addr.s6_addr, in) != 1) {
 		memcpy(out, sa, sizeof(*s6));
 		return 0;
 	}
@@ -142,7 +178,8 @@ netaddr_judged(const struct sockaddr *sa, struct sockaddr_storage *out)
 const char *
 netaddr_class(const struct sockaddr *sa)
 {
-	const uint8_t *a, *in;
+	const uint8_t *a;
+	uint8_t in[4];
 	size_t i;
 
 	if (sa == NULL)
@@ -153,8 +190,12 @@ netaddr_class(const struct sockaddr *sa)
 	if (sa->sa_family != AF_INET6)
 		return "unknown";
 	a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	if ((in = inner4(a)) != NULL)
+	switch (inner4(a, in)) {
+	case 1:
 		return class4(in);
+	case -1:
+		return "nat64-reserved";
+	}
 	for (i = 0; i < sizeof(v6) / sizeof(v6[0]); i++)
 		if (in_pfx(a, &v6[i]))
 			return v6[i].why;
@@ -171,12 +212,125 @@ netaddr_is_global(const struct sockaddr *sa)
 	return strcmp(netaddr_class(sa), "global") == 0;
 }
 
+/* One nat64_prefix entry, "ADDRESS/LENGTH", into p; -1 with err when it
+ * is not a prefix RFC 6052 section 2.2 allows. */
+static int
+nat64_parse(const char *s, struct pfx *p, char *err, size_t errsz)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strrchr(s, '/'), *why;
+	struct in_addr a4;
+	size_t n;
+	int i;
+
+	why = "not an IPv6 prefix (ADDRESS/LENGTH, e.g. 64:ff9b::/96)";
+	if (slash == NULL || (n = (size_t)(slash - s)) >= sizeof(addr) ||
+	    slash[1] == '\0' || strlen(slash + 1) > 3 ||
+	    strspn(slash + 1, "0123456789") != strlen(slash + 1))
+		goto fail;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	if (inet_pton(AF_INET, addr, &a4) == 1) {
+		why = "an IPv4 prefix; a NAT64 prefix is IPv6 (e.g. "
+		    "64:ff9b::/96)";
+		goto fail;
+	}
+	if (inet_pton(AF_INET6, addr, p->a) != 1)
+		goto fail;
+	p->len = atoi(slash + 1);
+	p->why = "nat64";
+	if (p->len != 32 && p->len != 40 && p->len != 48 && p->len != 56 &&
+	    p->len != 64 && p->len != 96) {
+		why = "a NAT64 prefix is 32, 40, 48, 56, 64 or 96 bits long "
+		    "(RFC 6052 section 2.2)";
+		goto fail;
+	}
+	for (i = p->len / 8; i < 16; i++)
+		if (p->a[i] != 0) {
+			memset(p->a + p->len / 8, 0, (size_t)(16 - p->len / 8));
+			inet_ntop(AF_INET6, p->a, addr, sizeof(addr));
+			snprintf(err, errsz, "\"%s\": bits set after the "
+			    "first %d (the prefix is %s/%d)", s, p->len, addr,
+			    p->len);
+			return -1;
+		}
+	/* a /96 holds the u octet: RFC 6052 wants it zero there too */
+	if (p->a[8] != 0) {
+		why = "bits 64 to 71 (the \"u\" octet, RFC 6052 section 2.2) "
+		    "must be zero";
+		goto fail;
+	}
+	return 0;
+fail:
+	snprintf(err, errsz, "\"%s\": %s", s, why);
+	return -1;
+}
+
+/* A nat64_prefix list into t (n entries): "none" alone or no entry is
+ * none.  Two prefixes that overlap would give one address two IPv4
+ * addresses: refused. */
+static int
+nat64_load(const struct strlist *l, struct pfx *t, int *n, char *err,
+    size_t errsz)
+{
+	int i, j;
+
+	*n = 0;
+	if (l->n == 1 && strcmp(l->v[0], "none") == 0)
+		return 0;
+	if (l->n > NETADDR_NAT64_MAX) {
+		snprintf(err, errsz, "at most %d prefixes", NETADDR_NAT64_MAX);
+		return -1;
+	}
+	for (i = 0; i < l->n; i++) {
+		if (strcmp(l->v[i], "none") == 0) {
+			snprintf(err, errsz, "\"none\" (no NAT64 prefix) "
+			    "stands alone");
+			return -1;
+		}
+		if (nat64_parse(l->v[i], &t[i], err, errsz) == -1)
+			return -1;
+		for (j = 0; j < i; j++)
+			if (in_pfx(t[i].a, &t[j]) || in_pfx(t[j].a, &t[i])) {
+				snprintf(err, errsz, "%s and %s overlap (an "
+				    "address in both would have two IPv4 "
+				    "addresses)", l->v[j], l->v[i]);
+				return -1;
+			}
+	}
+	*n = l->n;
+	return 0;
+}
+
+int
+netaddr_nat64_check(const struct strlist *l, char *err, size_t errsz)
+{
+	struct pfx t[NETADDR_NAT64_MAX];
+	int n;
+
+	return nat64_load(l, t, &n, err, errsz);
+}
+
+int
+netaddr_set_nat64(const struct strlist *l, char *err, size_t errsz)
+{
+	struct pfx t[NETADDR_NAT64_MAX];
+	int n;
+
+	if (nat64_load(l, t, &n, err, errsz) == -1)
+		return -1;
+	memcpy(nat64, t, (size_t)n * sizeof(t[0]));
+	nnat64 = n;
+	return 0;
+}
+
 /* sa's address as (family, bytes): an IPv4 address in IPv6 clothes as
  * IPv4.  0, or -1 for another family. */
 static int
 addr_of(const struct sockaddr *sa, int *fam, uint8_t b[16])
 {
-	const uint8_t *a, *in;
+	const uint8_t *a;
+	uint8_t in[4];
 
 	if (sa == NULL)
 		return -1;
@@ -188,7 +342,7 @@ addr_of(const struct sockaddr *sa, int *fam, uint8_t b[16])
 	if (sa->sa_family != AF_INET6)
 		return -1;
 	a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-	if ((in = inner4(a)) != NULL) {
+	if (inner4(a, in) == 1) {
 		*fam = AF_INET;
 		memcpy(b, in, 4);
 	} else {

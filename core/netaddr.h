@@ -28,9 +28,13 @@
  * discard-only (100::/64), 6to4 (2002::/16, whatever IPv4 address it
  * embeds), SIIT (::ffff:0:0:0/96), local-use NAT64 (64:ff9b:1::/48), SRv6
  * SIDs (5f00::/16), deprecated site-local (fec0::/10), and any other IPv6
- * address outside 2000::/3 ("reserved").  An IPv4-mapped or well-known
- * NAT64 (64:ff9b::/96) address is judged by its IPv4 address.  Another
- * family: 0. */
+ * address outside 2000::/3 ("reserved").  An IPv4-mapped address, or
+ * one in a NAT64 prefix (netaddr_set_nat64(); by default the well-known
+ * 64:ff9b::/96), is judged by its IPv4 address: a network-specific
+ * prefix is global space, and its NSP+10.0.0.1 reaches 10.0.0.1 through
+ * the translator.  One in a NAT64 prefix shorter than /96 whose bits 64
+ * to 71 (RFC 6052's "u" octet) are not zero embeds no IPv4 address:
+ * "nat64-reserved", not global.  Another family: 0. */
 int		 netaddr_is_global(const struct sockaddr *sa);
 /* The reason netaddr_is_global() said 0, for a log line ("loopback",
  * "private", ...); "global" when it said 1. */
@@ -65,11 +69,27 @@ int		 netaddr_refuse_port(const char *host, unsigned port,
 
 /* The address a destination is judged as, into out: an IPv4 address in
  * IPv6 clothes is that IPv4 address, mapped (::ffff:a.b.c.d) or behind
- * the well-known NAT64 prefix (64:ff9b::/96, RFC 6052); the port is
- * kept; another address is copied.  0, or -1 for a family other than
- * AF_INET and AF_INET6. */
+ * one of the NAT64 prefixes (netaddr_set_nat64(), RFC 6052 section 2.2:
+ * the 32 bits after the prefix, bits 64 to 71 skipped, which must be
+ * zero); the port is kept; another address is copied.  0, or -1 for a
+ * family other than AF_INET and AF_INET6. */
 int		 netaddr_judged(const struct sockaddr *sa,
 		    struct sockaddr_storage *out);
+
+#define NETADDR_NAT64_MAX	16
+/* The NAT64 prefixes netaddr_judged() and netaddr_class() know, from
+ * nat64_prefix (config.c checks it with netaddr_nat64_check(); the
+ * process applies it at start and at each reload, as the log level):
+ * IPv6 prefixes of 32, 40, 48, 56, 64 or 96 bits, no bit set after the
+ * length nor in bits 64 to 71, none overlapping another, at most
+ * NETADDR_NAT64_MAX; "none" alone or an empty list is none.  Until the
+ * first call: 64:ff9b::/96.  -1 with err (nothing changed) when the list
+ * is refused. */
+int		 netaddr_set_nat64(const struct strlist *prefixes, char *err,
+		    size_t errsz);
+/* netaddr_set_nat64()'s check alone: 0, or -1 with err. */
+int		 netaddr_nat64_check(const struct strlist *prefixes, char *err,
+		    size_t errsz);
 
 /* sa as "192.0.2.1:25" or "[2001:db8::1]:25"; a scoped IPv6 address
  * (link-local) keeps its scope, "[fe80::1%2]:25": the same address on

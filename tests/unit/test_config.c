@@ -46,6 +46,9 @@ test_defaults(void **state)
 	assert_int_equal(c->tlsrpt_https_ports.n, 1);
 	assert_string_equal(c->tlsrpt_https_ports.v[0], "443");
 	assert_int_equal(c->workers, 0);	/* one per CPU */
+	/* NAT64: the well-known prefix, as before the key */
+	assert_int_equal(c->nat64_prefix.n, 1);
+	assert_string_equal(c->nat64_prefix.v[0], "64:ff9b::/96");
 	config_free(c);
 }
 
@@ -185,6 +188,58 @@ test_errors(void **state)
 	expect_error("sts_fetch_timeout = 0\n", "sts_fetch_timeout");
 	expect_error("tls_history_window = 500ms\n",
 	    "tls_history_window: at least 1s");
+}
+
+/*
+ * nat64_prefix: IPv6 prefixes of the lengths RFC 6052 allows, "none" or
+ * nothing to turn the NAT64 rule off; anything else refused at load with
+ * FILE:LINE and the entry, never a list the judging code would read
+ * otherwise than meant.
+ */
+static void
+test_nat64_prefix(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	c = load_text("nat64_prefix = 2001:db8:64::/96, 64:ff9b::/96 "
+	    "2001:db8:100::/40\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->nat64_prefix.n, 3);
+	assert_string_equal(c->nat64_prefix.v[0], "2001:db8:64::/96");
+	assert_string_equal(c->nat64_prefix.v[2], "2001:db8:100::/40");
+	config_free(c);
+	c = load_text("nat64_prefix = 2001:db8::/32 2001:db9:0:100::/56 "
+	    "2001:dba:1::/48 2001:dbb:1:2::/64\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->nat64_prefix.n, 4);
+	config_free(c);
+	c = load_text("nat64_prefix = none\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->nat64_prefix.n, 1);
+	assert_string_equal(c->nat64_prefix.v[0], "none");
+	config_free(c);
+	c = load_text("nat64_prefix =\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->nat64_prefix.n, 0);
+	config_free(c);
+	expect_error("\nnat64_prefix = 2001:db8:64::/97\n", ":2: nat64_prefix: "
+	    "\"2001:db8:64::/97\": a NAT64 prefix is 32, 40, 48, 56, 64 or "
+	    "96 bits long");
+	expect_error("nat64_prefix = 2001:db8:64::/128\n", "32, 40, 48, 56, "
+	    "64 or 96");
+	expect_error("nat64_prefix = 2001:db8:64::1/96\n", ":1: nat64_prefix: "
+	    "\"2001:db8:64::1/96\": bits set after the first 96");
+	expect_error("nat64_prefix = 192.0.2.0/24\n", "an IPv4 prefix");
+	expect_error("nat64_prefix = 2001:db8:64::\n", "not an IPv6 prefix");
+	expect_error("nat64_prefix = nat64.example/96\n", "not an IPv6 prefix");
+	expect_error("nat64_prefix = 2001:db8:0:0:100::/96\n", "\"u\" octet");
+	expect_error("nat64_prefix = none 64:ff9b::/96\n", "stands alone");
+	expect_error("nat64_prefix = 2001:db8::/32 2001:db8:64::/96\n",
+	    "overlap");
+	/* the last line wins, and the error names it */
+	expect_error("nat64_prefix = none\nnat64_prefix = 64:ff9b::/95\n",
+	    ":2: nat64_prefix:");
 }
 
 /* A timeout of exactly 1s is fine; a short window with the history off
@@ -435,6 +490,7 @@ main(void)
 		cmocka_unit_test(test_divert_port_unheard),
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_dump_hides_secrets),
+		cmocka_unit_test(test_nat64_prefix),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,8 @@
  * IPv4.  Every special-purpose block is checked at both ends and just
  * outside them.  getifaddrs() is wrapped: a made-up interface list gives
  * this host global addresses, whatever the machine running the test has.
- * And the ports an https rua may name.
+ * And the ports an https rua may name, and the NAT64 prefixes an address
+ * is judged through (nat64_prefix, RFC 6052 section 2.2).
  */
 // WRAP: getifaddrs freeifaddrs
 #include <stdarg.h>
@@ -504,6 +505,223 @@ test_port(void **state)
 	    sizeof(err)), 1);
 }
 
+/* ---- NAT64 prefixes (nat64_prefix) -------------------------------------- */
+
+/* netaddr_set_nat64() of a NULL-terminated list; 0 or -1 */
+static int
+set64(const char *const *v, char *err, size_t errsz)
+{
+	struct strlist l = { (char **)v, 0 };
+
+	while (v[l.n] != NULL)
+		l.n++;
+	err[0] = '\0';
+	return netaddr_set_nat64(&l, err, errsz);
+}
+
+static int
+nat64_default(void **state)
+{
+	static const char *const wkp[] = { "64:ff9b::/96", NULL };
+	char err[256];
+
+	(void)state;
+	assert_int_equal(set64(wkp, err, sizeof(err)), 0);
+	return 0;
+}
+
+/* netaddr_judged() of text (port 25), as text: "192.0.2.1:25" */
+static const char *
+judged(const char *text, char *buf, size_t sz)
+{
+	struct sockaddr_storage ss, out;
+
+	mk(text, &ss);
+	((struct sockaddr_in6 *)&ss)->sin6_port = htons(25);
+	assert_int_equal(netaddr_judged((struct sockaddr *)&ss, &out), 0);
+	netaddr_fmt((struct sockaddr *)&out, buf, sz);
+	return buf;
+}
+
+/*
+ * RFC 6052 section 2.2: the IPv4 address follows the prefix, bits 64 to
+ * 71 (the "u" octet) skipped, for each of the six lengths; section 2.4's
+ * examples of 192.0.2.33.  An address whose u octet is not zero embeds
+ * no IPv4 address: copied as it is, and never global (a translator may
+ * still make one of it).  The suffix after the IPv4 address is not
+ * looked at: a translator ignores it too.
+ */
+static void
+test_nat64_lengths(void **state)
+{
+	static const struct {
+		const char	*pfx, *addr, *u_set;
+	} t[] = {
+		{ "2001:db8::/32", "2001:db8:c000:221::",
+		    "2001:db8:c000:221:ff00::" },
+		{ "2001:db8:100::/40", "2001:db8:1c0:2:21::",
+		    "2001:db8:1c0:2:ff21::" },
+		{ "2001:db8:122::/48", "2001:db8:122:c000:2:2100::",
+		    "2001:db8:122:c000:ff02:2100::" },
+		{ "2001:db8:122:300::/56", "2001:db8:122:3c0:0:221::",
+		    "2001:db8:122:3c0:ff00:221::" },
+		{ "2001:db8:122:344::/64", "2001:db8:122:344:c0:2:2100:0",
+		    "2001:db8:122:344:ffc0:2:2100:0" },
+		{ "2001:db8:122:344::/96", "2001:db8:122:344::192.0.2.33",
+		    NULL },
+	};
+	static const char *const p64[] = { "2001:db8:122:344::/64", NULL };
+	char err[256], a[80], b[80];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const char *l[] = { t[i].pfx, NULL };
+
+		if (set64(l, err, sizeof(err)) != 0)
+			fail_msg("%s refused: %s", t[i].pfx, err);
+		assert_string_equal(judged(t[i].addr, a, sizeof(a)),
+		    "192.0.2.33:25");
+		assert_string_equal(cls(t[i].addr), "documentation");
+		if (t[i].u_set == NULL)
+			continue;
+		snprintf(b, sizeof(b), "[%s]:25", t[i].u_set);
+		assert_string_equal(judged(t[i].u_set, a, sizeof(a)), b);
+		assert_string_equal(cls(t[i].u_set), "nat64-reserved");
+	}
+	/* the /64's suffix */
+	assert_int_equal(set64(p64, err, sizeof(err)), 0);
+	assert_string_equal(judged("2001:db8:122:344:c0:2:2100:ff", a,
+	    sizeof(a)), "192.0.2.33:25");
+}
+
+/*
+ * A network-specific prefix (2001:db8:64::/96): the MTA reaches an IPv4
+ * MX 192.0.2.1 at 2001:db8:64::192.0.2.1, which is 192.0.2.1; and a
+ * TLSRPT host whose AAAA is the prefix and 10.0.0.1 leads through the
+ * translator to 10.0.0.1, private.  Before, only 64:ff9b::/96 was NAT64:
+ * the first was judged as the IPv6 address, and one such address in a
+ * global NSP was global, POSTed to.  The well-known prefix, not listed,
+ * is then no NAT64 prefix.
+ */
+static void
+test_nat64_network_specific(void **state)
+{
+	static const char *const nsp[] = { "2001:db8:64::/96",
+	    "2a00:64:1::/48", NULL };
+	char err[256], a[80];
+
+	(void)state;
+	assert_int_equal(set64(nsp, err, sizeof(err)), 0);
+	assert_string_equal(judged("2001:db8:64::192.0.2.1", a, sizeof(a)),
+	    "192.0.2.1:25");
+	assert_string_equal(cls("2001:db8:64::10.0.0.1"), "private");
+	assert_string_equal(cls("2001:db8:64::8.8.8.8"), G);
+	/* 2a00:64:1::/48 is global space: 10.0.0.1 behind it is not */
+	assert_string_equal(judged("2a00:64:1:a00:0:100::", a, sizeof(a)),
+	    "10.0.0.1:25");
+	assert_string_equal(cls("2a00:64:1:a00:0:100::"), "private");
+	assert_int_equal(refused("2a00:64:1:a00:0:100::", 0, err,
+	    sizeof(err)), 1);
+	assert_non_null(strstr(err, "a private address"));
+	assert_string_equal(cls("2a00:64:1:808:0:808::"), G);	/* 8.8.8.8 */
+	assert_string_equal(cls("2a00:64:2::10.0.0.1"), G);	/* outside */
+	assert_string_equal(judged("64:ff9b::192.0.2.1", a, sizeof(a)),
+	    "[64:ff9b::c000:201]:25");
+	assert_string_equal(cls("64:ff9b::8.8.8.8"), "reserved");
+}
+
+/* nat64_prefix = none (or empty): no NAT64 rule; a refused list changes
+ * nothing */
+static void
+test_nat64_none(void **state)
+{
+	static const char *const none[] = { "none", NULL };
+	static const char *const empty[] = { NULL };
+	static const char *const bad[] = { "2001:db8:64::/96",
+	    "2001:db8:64::/97", NULL };
+	char err[256], a[80];
+
+	(void)state;
+	assert_string_equal(cls("64:ff9b::8.8.8.8"), G);
+	assert_int_equal(set64(none, err, sizeof(err)), 0);
+	assert_string_equal(judged("64:ff9b::192.0.2.1", a, sizeof(a)),
+	    "[64:ff9b::c000:201]:25");
+	assert_string_equal(cls("64:ff9b::8.8.8.8"), "reserved");
+	assert_string_equal(cls("64:ff9b::10.0.0.1"), "reserved");
+	/* mapped is no NAT64: still its IPv4 address */
+	assert_string_equal(judged("::ffff:192.0.2.1", a, sizeof(a)),
+	    "192.0.2.1:25");
+	assert_int_equal(nat64_default(NULL), 0);
+	assert_int_equal(set64(empty, err, sizeof(err)), 0);
+	assert_string_equal(cls("64:ff9b::8.8.8.8"), "reserved");
+	assert_int_equal(nat64_default(NULL), 0);
+	assert_int_equal(set64(bad, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "2001:db8:64::/97"));
+	assert_string_equal(cls("64:ff9b::8.8.8.8"), G);
+	assert_string_equal(cls("2001:db8:64::8.8.8.8"), "documentation");
+}
+
+/* What netaddr_set_nat64() (and so config.c) refuses, and says why */
+static void
+test_nat64_refused(void **state)
+{
+	static const struct {
+		const char	*v[3];
+		const char	*why;
+	} t[] = {
+		{ { "10.0.0.0/8" }, "an IPv4 prefix" },
+		{ { "64:ff9b::" }, "not an IPv6 prefix" },
+		{ { "64:ff9b::/" }, "not an IPv6 prefix" },
+		{ { "64:ff9b::/x96" }, "not an IPv6 prefix" },
+		{ { "nat64.example/96" }, "not an IPv6 prefix" },
+		{ { "64:ff9b::/95" }, "32, 40, 48, 56, 64 or 96 bits" },
+		{ { "64:ff9b::/128" }, "32, 40, 48, 56, 64 or 96 bits" },
+		{ { "64:ff9b::/0" }, "32, 40, 48, 56, 64 or 96 bits" },
+		{ { "64:ff9b::1/96" }, "(the prefix is 64:ff9b::/96)" },
+		{ { "2001:db8:64:1::/48" },
+		    "(the prefix is 2001:db8:64::/48)" },
+		{ { "2001:db8:0:0:100::/96" }, "\"u\" octet" },
+		{ { "none", "64:ff9b::/96" }, "stands alone" },
+		{ { "64:ff9b::/96", "none" }, "stands alone" },
+		{ { "2001:db8::/32", "2001:db8:64::/96" }, "overlap" },
+		{ { "2001:db8:64::/96", "2001:db8::/32" }, "overlap" },
+		{ { "64:ff9b::/96", "64:ff9b::/96" }, "overlap" },
+	};
+	const char *many[NETADDR_NAT64_MAX + 2];
+	char err[256], buf[NETADDR_NAT64_MAX + 1][32];
+	struct strlist l;
+	size_t i;
+	int n;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		for (n = 0; n < 3 && t[i].v[n] != NULL; n++)
+			;
+		l.v = (char **)t[i].v;
+		l.n = n;
+		err[0] = '\0';
+		assert_int_equal(netaddr_nat64_check(&l, err, sizeof(err)), -1);
+		if (strstr(err, t[i].why) == NULL)
+			fail_msg("%s: \"%s\" lacks \"%s\"", t[i].v[0], err,
+			    t[i].why);
+		assert_int_equal(netaddr_set_nat64(&l, err, sizeof(err)), -1);
+	}
+	for (n = 0; n <= NETADDR_NAT64_MAX; n++) {
+		snprintf(buf[n], sizeof(buf[n]), "2001:db8:%x::/48", n);
+		many[n] = buf[n];
+	}
+	many[n] = NULL;
+	l.v = (char **)many;
+	l.n = NETADDR_NAT64_MAX;
+	assert_int_equal(netaddr_nat64_check(&l, err, sizeof(err)), 0);
+	l.n = NETADDR_NAT64_MAX + 1;
+	assert_int_equal(netaddr_nat64_check(&l, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "at most"));
+	/* nothing changed: the well-known prefix still */
+	assert_string_equal(cls("64:ff9b::8.8.8.8"), G);
+}
+
 /* netaddr_fmt(): the form in logs and in the leg reuse key.  A scoped
  * (link-local) IPv6 address keeps its scope: fe80::1 on two links is two
  * hosts, and a leg proven with one must not be reused for the other. */
@@ -550,6 +768,11 @@ main(void)
 		cmocka_unit_test(test_own_real),
 		cmocka_unit_test(test_port),
 		cmocka_unit_test(test_fmt),
+		cmocka_unit_test_teardown(test_nat64_lengths, nat64_default),
+		cmocka_unit_test_teardown(test_nat64_network_specific,
+		    nat64_default),
+		cmocka_unit_test_teardown(test_nat64_none, nat64_default),
+		cmocka_unit_test_teardown(test_nat64_refused, nat64_default),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/stats.h"
 #include "policy/cache.h"
 #include "policy/dns.h"
@@ -1160,6 +1161,40 @@ test_nat64_is_its_ipv4(void **state)
 }
 
 /*
+ * The same through a network-specific NAT64 prefix (nat64_prefix =
+ * 2001:db8:64::/96, RFC 6052): the MTA connects to 2001:db8:64::G, which
+ * is G, the MX host's A record.  Before, only 64:ff9b::/96 was NAT64: no
+ * MX host of the MTA-STS enforce domain had that address, and its mail
+ * was deferred.
+ */
+static void
+test_nat64_network_specific(void **state)
+{
+	static const char *nsp[] = { "2001:db8:64::/96", NULL };
+	struct strlist l = { (char **)nsp, 1 };
+	char err[256];
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	assert_int_equal(netaddr_set_nat64(&l, err, sizeof(err)), 0);
+	v = lookup6(p, "enf.test", "2001:db8:64::192.0.2.1");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "mx1.enf.test");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+static int
+nat64_restore(void **state)
+{
+	static const char *wkp[] = { "64:ff9b::/96", NULL };
+	struct strlist l = { (char **)wkp, 1 };
+	char err[256];
+
+	return netaddr_set_nat64(&l, err, sizeof(err));
+}
+
+/*
  * Postfix's dane-only is mandatory DANE authentication: "There is no
  * fallback to "may" or "encrypt" when TLSA records are missing or
  * unusable" (postconf(5), smtp_tls_security_level).  A tls_policy_file
@@ -1844,6 +1879,8 @@ main(void)
 		cmocka_unit_test(test_dane_not_applicable_note),
 		cmocka_unit_test(test_dane_against_sts),
 		cmocka_unit_test(test_nat64_is_its_ipv4),
+		cmocka_unit_test_teardown(test_nat64_network_specific,
+		    nat64_restore),
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_dane_only_unusable_defers),
 		cmocka_unit_test(test_override_verify_no_mx_host),
