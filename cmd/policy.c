@@ -231,7 +231,7 @@ parse_dst(const char *s, struct sockaddr_storage *ss)
 }
 
 /* The address the daemon judges for the destination ss
- * (netaddr_judged(): IPv4-mapped or well-known NAT64 is its IPv4
+ * (netaddr_judged(): IPv4-mapped or in a nat64_prefix is its IPv4
  * address, whose MX host, tls_policy and enforcement_override lines
  * apply).  1 when out differs from ss. */
 static int

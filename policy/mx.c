@@ -335,7 +335,8 @@ mx_result_set_dst(struct mx_result *res, const struct sockaddr *dst)
 	struct sockaddr_storage judged;
 	int i, j;
 
-	/* 64:ff9b::G and ::ffff:G are G's (netaddr_judged()) */
+	/* NAT64 (nat64_prefix) and IPv4-mapped addresses of G are G's
+	 * (netaddr_judged()) */
 	if (dst != NULL && netaddr_judged(dst, &judged) == 0)
 		dst = (const struct sockaddr *)&judged;
 

@@ -2047,12 +2047,12 @@ policy_lookup(struct policy *p, const char *domain,
 	    dstlen >= sizeof(struct sockaddr_in)) ||
 	    (dst->sa_family == AF_INET6 &&
 	    dstlen >= sizeof(struct sockaddr_in6))))
-		/* judged as netaddr_judged() says: a connection to
-		 * 64:ff9b::G reaches G through the network's NAT64, the
-		 * AAAA that sent the MTA there was made by its DNS64 from
-		 * G's A record (and may carry no AD bit), so H owns it by
-		 * its A records, DANE and the history are G's.  Another
-		 * network-specific NAT64 prefix cannot be told. */
+		/* judged as netaddr_judged() says: a connection to P::G
+		 * (P a nat64_prefix) reaches G through the network's
+		 * NAT64, the AAAA that sent the MTA there was made by its
+		 * DNS64 from G's A record (and may carry no AD bit), so H
+		 * owns it by its A records, DANE and the history are G's.
+		 * A prefix nat64_prefix does not name cannot be told. */
 		r->have_dst = netaddr_judged(dst, &r->dst) == 0;
 	if (r->have_dst)
 		sockaddr_str(&r->dst, r->dststr, sizeof(r->dststr));
