@@ -6,8 +6,9 @@
  * DANE makes of them, the MTA-STS policy, the verdict mxguard would give,
  * and a real STARTTLS handshake set up with that verdict's settings
  * (SNI, DANE TLSA records, names) and judged by policy_tls_check(), as the
- * proxy does; at level none greeting and EHLO only, as the proxy never
- * asks for STARTTLS there.  The probes run one after the other, none started after
+ * proxy does, then EHLO inside TLS, whose refusal fails the proxy's leg;
+ * at level none greeting and EHLO only, as the proxy never asks for
+ * STARTTLS there.  The probes run one after the other, none started after
  * CHECK_DEADLINE seconds, none running past it (each step's wait is
  * bounded by both, see step_begin()); an address the deadline leaves out, or one the MX walk
  * did not keep (more than MX_MAX_ADDRS for a host, counted in nmore), is
@@ -21,8 +22,8 @@
  * address would get the mail as its verdict requires; 1 all would get it
  * but some not as required (report-only failures, cleartext where TLS
  * was possible), or some address was not probed; 2 some would defer it
- * (policy or handshake, or a greeting or an EHLO reply that refuses
- * service); 3 usage or
+ * (policy or handshake, a greeting or an EHLO reply that refuses
+ * service, EHLO refused inside TLS); 3 usage or
  * setup errors.  --json writes one object (schema 1, jansson): null for
  * what is absent, the server's UTF-8 as it is, invalid bytes as U+FFFD
  * with "<member>_invalid_utf8": true beside.  Under enforcement =
@@ -100,6 +101,8 @@ struct probe {
 	int		 starttls;
 	int		 masked;
 	int		 tls;
+	int		 ehlo_tls;	/* EHLO's code inside TLS; -1 none or
+					 * malformed; 0 not sent */
 	char		 tls_proto[32], cipher[64];
 	char		 subject[256], issuer[256];
 	int		 check_ok;
@@ -479,6 +482,28 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 	return p->helo == -1 ? -1 : 1;
 }
 
+/*
+ * EHLO inside TLS, as the leg says it once the handshake is checked
+ * (tls_ready(), LS_EHLO_TLS): any 2xx will do; another reply, or none,
+ * fails the leg (leg_fail(): a 421 to the MTA at any level, with no
+ * cleartext retry).  p->ehlo_tls gets the code.  Returns 0, or -1 with
+ * p->error naming the step.
+ */
+static int
+probe_ehlo_tls(struct probe *p, struct conn *c, struct smtp_reply *rep)
+{
+	char last[512];
+
+	snprintf(last, sizeof(last), "cannot send it");
+	p->ehlo_tls = send_line(c, "EHLO " CHECK_HELO) == -1 ? -1 :
+	    read_reply(c, rep, last, sizeof(last));
+	if (p->ehlo_tls / 100 == 2)
+		return 0;
+	snprintf(p->error, sizeof(p->error), "EHLO after STARTTLS %s: %s",
+	    p->ehlo_tls == -1 ? "failed" : "refused", last);
+	return -1;
+}
+
 /* The TCP connection within its step: 0, or -1 with p->error set. */
 static int
 probe_connect(struct probe *p, struct conn *c)
@@ -629,6 +654,10 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		snprintf(p->reason, sizeof(p->reason), "%s", res.reason);
 		snprintf(p->detail, sizeof(p->detail), "%s", res.detail);
 	}
+	/* the leg closes on a failed check, and says EHLO after a good one */
+	if (p->check_ok && probe_ehlo_tls(p, &c, rep) == -1 &&
+	    p->ehlo_tls == -1)
+		goto out;
 	send_line(&c, "QUIT");
 	SSL_shutdown(ssl);
 	goto out;
@@ -672,6 +701,25 @@ hello_failed(struct probe *p)
 	return 1;
 }
 
+/* judge() after the TLS check: 1 when EHLO inside TLS failed, which
+ * ends the leg (421 to the MTA), with p's result set. */
+static int
+tls_ehlo_failed(struct probe *p)
+{
+	if (!p->tls || !p->check_ok || p->ehlo_tls / 100 == 2)
+		return 0;
+	p->deliverable = 0;
+	if (p->ehlo_tls == -1)
+		snprintf(p->outcome, sizeof(p->outcome), "no reply to EHLO "
+		    "after STARTTLS: mxguard ends the connection and answers "
+		    "the MTA 421");
+	else
+		snprintf(p->outcome, sizeof(p->outcome), "the server refused "
+		    "EHLO after STARTTLS (%d): mxguard ends the connection "
+		    "and answers the MTA 421", p->ehlo_tls);
+	return 1;
+}
+
 /*
  * What the proxy would do with the mail after this probe.  It connects
  * upstream before anything else: a greeting that is not 2xx is relayed
@@ -688,7 +736,9 @@ hello_failed(struct probe *p)
  * cleartext connection); report_only never lowers that level: an MTA-STS
  * testing policy keeps require_tls's or the TLS history's encrypt
  * (policy/verdict.h).  Plaintext after the STARTTLS reply, or TLS that
- * cannot be set up, ends the connection at any level.
+ * cannot be set up, ends the connection at any level; so does a refusal
+ * of the EHLO the leg says inside TLS, or no reply to it (a 421 to the
+ * MTA).
  */
 static void
 judge(struct probe *p)
@@ -711,6 +761,8 @@ judge(struct probe *p)
 		return;
 	}
 	if (p->connected && hello_failed(p))
+		return;
+	if (tls_ehlo_failed(p))
 		return;
 	if (v->level == TLS_LEVEL_DEFER)
 		p->deliverable = 0;
@@ -1126,6 +1178,8 @@ print_json(struct run *r)
 		    json_integer(p->ehlo) : json_null());
 		json_object_set_new(o, "helo_code", p->helo > 0 ?
 		    json_integer(p->helo) : json_null());
+		json_object_set_new(o, "ehlo_tls_code", p->ehlo_tls > 0 ?
+		    json_integer(p->ehlo_tls) : json_null());
 		json_object_set_new(o, "starttls", json_boolean(p->starttls));
 		json_object_set_new(o, "starttls_masked",
 		    json_boolean(p->masked));

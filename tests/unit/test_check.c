@@ -20,6 +20,9 @@
  *   - at level none (a tls_policy override) the probe still connects,
  *     reads the greeting and says EHLO, without STARTTLS: a refused
  *     greeting is "refused" there too, not "deliver" unprobed;
+ *   - after the handshake and its check, EHLO inside TLS as the leg says
+ *     it: a refusal, or no reply, is a 421 from the proxy ("defer"), at
+ *     may too;
  *   - a probe begun near the check's deadline ends by it: each step
  *     waits at most what is left (a server that sends its greeting a
  *     byte at a time held it a socket timeout per read);
@@ -133,9 +136,12 @@ teardown(void **state)
  * the next command is QUIT, not STARTTLS */
 /* EHLO_*: 220, then EHLO answered 421, not at all, or 502 and HELO
  * (expected, else the server exits 3) answered 250 or 550 */
+/* TLS_CERT: after the handshake EHLO answered 250 (or QUIT, from a probe
+ * whose check failed, 221); TLS_EHLO_*: that EHLO (expected, else the
+ * server exits 4) answered 550, or not at all (the server closes) */
 enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
     GREET_NONE, STARTTLS_UNUSED, EHLO_421, EHLO_NONE, EHLO_HELO_250,
-    EHLO_HELO_550, GREET_SLOW };
+    EHLO_HELO_550, GREET_SLOW, TLS_EHLO_550, TLS_EHLO_NONE };
 
 /* Reads one command line from fd (or SSL); 1 when it starts with what. */
 static int
@@ -239,9 +245,17 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	SSL_set_fd(ssl, fd);
 	if (SSL_accept(ssl) != 1)
 		_exit(2);
-	srv_line(fd, ssl);			/* QUIT */
+	if (!srv_cmd(fd, ssl, "EHLO ")) {	/* QUIT after a failed check */
+		srv_say(fd, ssl, "221 bye\r\n");
+		_exit(how == TLS_CERT ? 0 : 4);
+	}
+	if (how == TLS_EHLO_NONE)
+		_exit(0);
+	srv_say(fd, ssl, how == TLS_EHLO_550 ? "550 5.7.1 not after "
+	    "STARTTLS\r\n" : "250-mx.good.test\r\n250 PIPELINING\r\n");
+	how = srv_cmd(fd, ssl, "QUIT") ? 0 : 3;
 	srv_say(fd, ssl, "221 bye\r\n");
-	_exit(0);
+	_exit(how);
 }
 
 /* A scripted server on a loopback port, in a child, for p: its pid. */
@@ -740,6 +754,70 @@ test_ehlo_refused(void **state)
 	free(out);
 }
 
+/*
+ * After the handshake and its check the leg says EHLO inside TLS
+ * (tls_ready()), and a refusal of it, or none, fails the leg: a 421 to
+ * the MTA at any level, with no cleartext retry.  check sent QUIT there
+ * and said "deliver"; now it says EHLO too, and "defer" naming the step.
+ */
+static void
+test_ehlo_after_starttls(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	one_run(&r, &m, &p);
+
+	/* 250 to EHLO inside TLS: deliver */
+	probe(&p, v, TLS_CERT, good, k);
+	assert_int_equal(srv_status, 0);	/* EHLO, then QUIT */
+	assert_true(p.tls);
+	assert_int_equal(p.ehlo_tls, 250);
+	assert_int_equal(p.deliverable, 1);
+
+	/* 550 to it: defer, at may too */
+	probe(&p, v, TLS_EHLO_550, good, k);
+	assert_int_equal(srv_status, 0);	/* QUIT after the 550 */
+	assert_true(p.tls);
+	assert_int_equal(p.ehlo_tls, 550);
+	assert_int_equal(p.deliverable, 0);
+	assert_false(p.refused);
+	assert_string_equal(p.error, "EHLO after STARTTLS refused: 550 5.7.1 "
+	    "not after STARTTLS");
+	p.v = v;
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   defer: the server refused "
+	    "EHLO after STARTTLS (550): mxguard ends the connection and "
+	    "answers the MTA 421\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"ehlo_tls_code\":550"));
+	assert_non_null(strstr(out, "\"result\":\"defer\""));
+
+	/* the server closes instead: defer */
+	probe(&p, v, TLS_EHLO_NONE, good, k);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.ehlo_tls, -1);
+	assert_int_equal(p.deliverable, 0);
+	assert_string_equal(p.error, "EHLO after STARTTLS failed: no reply");
+	p.v = v;
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   defer: no reply to EHLO "
+	    "after STARTTLS: mxguard ends the connection and answers the MTA "
+	    "421\n"));
+
+	policy_verdict_free(v);
+	X509_free(good);
+	EVP_PKEY_free(k);
+	free(out);
+}
+
 /* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
 static int64_t
 test_ms(void)
@@ -797,6 +875,7 @@ main(void)
 		cmocka_unit_test(test_level_none_probed),
 		cmocka_unit_test(test_ehlo_refused),
 		cmocka_unit_test(test_deadline_bounds_steps),
+		cmocka_unit_test(test_ehlo_after_starttls),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
