@@ -9,9 +9,11 @@
  * proxy does, then EHLO inside TLS, whose refusal fails the proxy's leg;
  * at level none greeting and EHLO only, as the proxy never asks for
  * STARTTLS there.  The probes run one after the other, none started after
- * CHECK_DEADLINE seconds, none running past it (each step's wait is
- * bounded by both, see step_begin()); an address the deadline leaves out, or one the MX walk
- * did not keep (more than MX_MAX_ADDRS for a host, counted in nmore), is
+ * CHECK_DEADLINE seconds, none running past it; each step waits as long
+ * as the daemon's leg would (the configuration's connect_timeout,
+ * greeting_timeout, command_timeout, tls_timeout, re-armed by progress
+ * as io.c does), never past the deadline (see step_begin()); an
+ * address the deadline leaves out, or one the MX walk did not keep (more than MX_MAX_ADDRS for a host, counted in nmore), is
  * said to be not probed, by name where it is known, never left out
  * silently.  Server replies go through the proxy's own SMTP reply and
  * EHLO parsers (tlsproxy/smtp.h), so that both read a masked STARTTLS
@@ -74,13 +76,12 @@
 
 /* every address the MX walk keeps */
 #define MAXP		(MX_MAX_HOSTS * MX_MAX_ADDRS)
-/* the probes' time in all, and each step's of a probe (connect, the
- * greeting, a command and its reply, the TLS handshake), in seconds: a
- * domain with many unreachable addresses must not hold the check for
- * hours (each may wait 20 s to connect, then for each reply); a step
- * gets what is left of the deadline when that is less */
+/* the probes' time in all, in seconds: a domain with many unreachable
+ * addresses must not hold the check for hours (each may wait
+ * connect_timeout to connect, then greeting_timeout and command_timeout
+ * for each reply, as the daemon waits); a step gets what is left of the
+ * deadline when that is less */
 #define CHECK_DEADLINE	300
-#define PROBE_TIMEOUT	20
 
 struct probe {
 	char		 host[256];
@@ -224,9 +225,13 @@ struct conn {
 	SSL		*ssl;
 	char		 buf[8192];
 	size_t		 n;
+	const struct config *cfg;	/* the daemon's timeouts */
 	int64_t		 deadline;	/* the check's */
-	int64_t		 step_end;	/* the step's: PROBE_TIMEOUT from its
-					 * start, or deadline if sooner */
+	int64_t		 idle;		/* the step's timeout (ms), as the
+					 * leg sets it for the step */
+	int64_t		 step_end;	/* idle from the step's start or its
+					 * last progress, or deadline if
+					 * sooner */
 	int		 timed_out;	/* the last wait ran out */
 };
 
@@ -247,16 +252,30 @@ mono_now(void)
 	return (time_t)(mono_ms() / 1000);
 }
 
-/* A step begins: its own PROBE_TIMEOUT, cut to what is left of the
- * check's deadline (a socket timeout per step let a probe begun near the
- * deadline run past it by a timeout per step, and per read). */
+/* The step's time from now: its timeout, cut to what is left of the
+ * check's deadline. */
 static void
-step_begin(struct conn *c)
+step_arm(struct conn *c)
 {
-	int64_t end = mono_ms() + PROBE_TIMEOUT * 1000;
+	int64_t end = mono_ms() + c->idle;
 
 	c->step_end = end < c->deadline ? end : c->deadline;
+}
+
+/*
+ * A step begins with the timeout (ms) the daemon's leg sets for it: an
+ * inactivity timeout, re-armed by bytes read (step_arm()) as io.c
+ * re-arms the leg's, so a server the daemon waits for is waited for;
+ * always cut to what is left of the check's deadline (a socket timeout
+ * per step let a probe begun near the deadline run past it by a timeout
+ * per step, and per read).
+ */
+static void
+step_begin(struct conn *c, uint64_t ms)
+{
+	c->idle = (int64_t)ms;
 	c->timed_out = 0;
+	step_arm(c);
 }
 
 /* Waits for events on c until the step's end: 0, or -1 (errno). */
@@ -304,7 +323,8 @@ timeout_word(const struct conn *c)
 	    "deadline passed" : "timed out";
 }
 
-/* Reads into c->buf within the step: bytes read, 0 closed, -1 error. */
+/* Reads into c->buf within the step, which bytes read re-arm: bytes
+ * read, 0 closed, -1 error. */
 static ssize_t
 conn_read(struct conn *c)
 {
@@ -315,15 +335,20 @@ conn_read(struct conn *c)
 		if (c->ssl != NULL) {
 			n = SSL_read(c->ssl, c->buf + c->n,
 			    (int)(sizeof(c->buf) - c->n));
-			if (n > 0)
+			if (n > 0) {
+				step_arm(c);
 				return n;
+			}
 			if (ssl_wait(c, n) == -1)
 				return c->timed_out ? -1 : n == 0 ? 0 : -1;
 			continue;
 		}
 		if ((k = read(c->fd, c->buf + c->n, sizeof(c->buf) - c->n))
-		    >= 0)
+		    >= 0) {
+			if (k > 0)
+				step_arm(c);
 			return k;
+		}
 		if ((errno != EAGAIN && errno != EINTR) ||
 		    conn_wait(c, POLLIN) == -1)
 			return -1;
@@ -382,14 +407,15 @@ read_reply(struct conn *c, struct smtp_reply *rep, char *last,
 	}
 }
 
-/* A command, which begins a step (sending it, reading its reply). */
+/* A command, which begins a step (sending it, reading its reply) of
+ * command_timeout, as the leg's commands. */
 static int
 send_line(struct conn *c, const char *s)
 {
 	char b[600];
 	int n = snprintf(b, sizeof(b), "%s\r\n", s), off = 0, k;
 
-	step_begin(c);
+	step_begin(c, c->cfg->command_timeout);
 	while (off < n) {
 		if (c->ssl != NULL) {
 			/* retried with the same arguments, as OpenSSL wants */
@@ -504,14 +530,15 @@ probe_ehlo_tls(struct probe *p, struct conn *c, struct smtp_reply *rep)
 	return -1;
 }
 
-/* The TCP connection within its step: 0, or -1 with p->error set. */
+/* The TCP connection within its step (connect_timeout): 0, or -1 with
+ * p->error set. */
 static int
 probe_connect(struct probe *p, struct conn *c)
 {
 	socklen_t len = sizeof(int);
 	int e = 0;
 
-	step_begin(c);
+	step_begin(c, c->cfg->connect_timeout);
 	if (connect(c->fd, (struct sockaddr *)&p->addr,
 	    p->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
 	    sizeof(struct sockaddr_in)) == 0)
@@ -529,14 +556,15 @@ probe_connect(struct probe *p, struct conn *c)
 	return -1;
 }
 
-/* The TLS handshake within its step: 0, or -1 with p->error set. */
+/* The TLS handshake within its step (tls_timeout, from its start): 0,
+ * or -1 with p->error set. */
 static int
 probe_handshake(struct probe *p, struct conn *c, SSL *ssl)
 {
 	char e[200];
 	int rc;
 
-	step_begin(c);
+	step_begin(c, c->cfg->tls_timeout);
 	c->ssl = ssl;
 	while ((rc = SSL_connect(ssl)) != 1)
 		if (ssl_wait(c, rc) == -1)
@@ -552,8 +580,8 @@ probe_handshake(struct probe *p, struct conn *c, SSL *ssl)
 	return -1;
 }
 
-/* The handshake, every step within PROBE_TIMEOUT and before deadline
- * (mono_ms()); -1 only when the probe cannot be made as it must be
+/* The handshake, every step within the daemon's timeout for it and
+ * before deadline (mono_ms()); -1 only when the probe cannot be made as it must be
  * (probe_mark()), every other failure is a result in p. */
 static int
 probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
@@ -580,6 +608,7 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	c.fd = fd;
 	c.ssl = NULL;
 	c.n = 0;
+	c.cfg = cfg;
 	c.deadline = deadline;
 	if (probe_mark(p, fd, cfg) == -1) {
 		ret = -1;
@@ -589,7 +618,7 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		goto out;
 	p->connected = 1;
 	/* any 2xx will do, as for the proxy's leg (tlsproxy/leg.c) */
-	step_begin(&c);
+	step_begin(&c, cfg->greeting_timeout);
 	p->greeting = code = read_reply(&c, rep, last, sizeof(last));
 	if (code / 100 != 2) {
 		snprintf(p->error, sizeof(p->error), "greeting: %s", last);
@@ -798,7 +827,7 @@ probe_warning(const struct probe *p)
 /*
  * The handshakes, one after the other, with each verdict's settings,
  * until deadline (CLOCK_MONOTONIC seconds): each step of a probe waits
- * at most PROBE_TIMEOUT, or what is left; one the deadline leaves no
+ * as the daemon would (step_begin()), at most what is left; one the deadline leaves no
  * second for is marked skipped.  Returns the exit status the probes call for, or -1
  * (p->error said on stderr) when a probe cannot be made as it must be.
  */

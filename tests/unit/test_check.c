@@ -23,6 +23,8 @@
  *   - after the handshake and its check, EHLO inside TLS as the leg says
  *     it: a refusal, or no reply, is a 421 from the proxy ("defer"), at
  *     may too;
+ *   - each step waits the configuration's timeout for it, as the leg
+ *     (greeting_timeout, command_timeout...), re-armed by bytes read;
  *   - a probe begun near the check's deadline ends by it: each step
  *     waits at most what is left (a server that sends its greeting a
  *     byte at a time held it a socket timeout per read);
@@ -136,12 +138,13 @@ teardown(void **state)
  * the next command is QUIT, not STARTTLS */
 /* EHLO_*: 220, then EHLO answered 421, not at all, or 502 and HELO
  * (expected, else the server exits 3) answered 250 or 550 */
+/* GREET_LATE: the greeting after 1.5 s, then as NO_STARTTLS */
 /* TLS_CERT: after the handshake EHLO answered 250 (or QUIT, from a probe
  * whose check failed, 221); TLS_EHLO_*: that EHLO (expected, else the
  * server exits 4) answered 550, or not at all (the server closes) */
 enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
     GREET_NONE, STARTTLS_UNUSED, EHLO_421, EHLO_NONE, EHLO_HELO_250,
-    EHLO_HELO_550, GREET_SLOW, TLS_EHLO_550, TLS_EHLO_NONE };
+    EHLO_HELO_550, GREET_SLOW, TLS_EHLO_550, TLS_EHLO_NONE, GREET_LATE };
 
 /* Reads one command line from fd (or SSL); 1 when it starts with what. */
 static int
@@ -206,6 +209,8 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 		srv_line(fd, NULL);		/* QUIT, or nothing */
 		_exit(0);
 	}
+	if (how == GREET_LATE)
+		usleep(1500 * 1000);
 	srv_say(fd, NULL, "220 mx.good.test ESMTP\r\n");
 	srv_line(fd, NULL);			/* EHLO */
 	if (how == EHLO_NONE)
@@ -222,7 +227,7 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 		    "550 5.7.1 go away\r\n");
 		_exit(srv_cmd(fd, NULL, "QUIT") ? 0 : 3);
 	}
-	if (how == NO_STARTTLS) {
+	if (how == NO_STARTTLS || how == GREET_LATE) {
 		srv_say(fd, NULL, "250-mx.good.test\r\n250 PIPELINING\r\n");
 		srv_line(fd, NULL);		/* QUIT */
 		srv_say(fd, NULL, "221 bye\r\n");
@@ -818,6 +823,48 @@ test_ehlo_after_starttls(void **state)
 	free(out);
 }
 
+/*
+ * Each step waits as long as the daemon's leg would: greeting_timeout
+ * (5 min by default) for the greeting, an inactivity timeout that bytes
+ * re-arm.  check waited 20 s per step, so a server slower than that was
+ * "defer" where the daemon delivers.  With greeting_timeout = 1 s a
+ * greeting after 1.5 s times out, as in the daemon; with 3 s it comes;
+ * a greeting a byte every 300 ms (6 s in all) never leaves 1 s silent,
+ * so it comes too.
+ */
+static void
+test_step_timeouts_from_config(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	uint64_t saved = cfg->greeting_timeout;
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	one_run(&r, &m, &p);
+
+	cfg->greeting_timeout = 1000;
+	assert_int_equal(run_one(&r, &p, v, GREET_LATE), CMD_DEFER);
+	assert_int_equal(p.greeting, -1);
+	assert_string_equal(p.error, "greeting: timed out");
+
+	/* cleartext at may: delivered, a warning */
+	cfg->greeting_timeout = 3000;
+	assert_int_equal(run_one(&r, &p, v, GREET_LATE), CMD_WARNING);
+	assert_int_equal(p.greeting, 220);
+	assert_int_equal(p.deliverable, 1);
+
+	/* the server closes after its greeting: no reply to EHLO */
+	cfg->greeting_timeout = 1000;
+	assert_int_equal(run_one(&r, &p, v, GREET_SLOW), CMD_DEFER);
+	assert_int_equal(p.greeting, 220);
+	assert_int_equal(p.ehlo, -1);
+
+	cfg->greeting_timeout = saved;
+	policy_verdict_free(v);
+}
+
 /* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
 static int64_t
 test_ms(void)
@@ -832,7 +879,7 @@ test_ms(void)
  * A probe begun 1-2 s before the check's deadline, to a server that
  * sends its greeting a byte every 300 ms (6 s in all): each socket read
  * waited up to what was left when the probe began, so the probe ran 6 s
- * and past the deadline.  Now every step waits at most PROBE_TIMEOUT
+ * and past the deadline.  Now every step waits at most its timeout
  * and what is left of the deadline: the probe ends by it, and says so.
  */
 static void
@@ -876,6 +923,7 @@ main(void)
 		cmocka_unit_test(test_ehlo_refused),
 		cmocka_unit_test(test_deadline_bounds_steps),
 		cmocka_unit_test(test_ehlo_after_starttls),
+		cmocka_unit_test(test_step_timeouts_from_config),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
