@@ -1,7 +1,7 @@
 /*
- * check.c - `mxguard check DOMAIN [ADDRESS] [--json]`, in the spirit of
- * posttls-finger: for every MX host of DOMAIN and each of its addresses
- * (A, then AAAA: all the MX walk keeps; or only ADDRESS), the
+ * check.c - `mxguard check DOMAIN [ADDRESS] [--deadline S] [--json]`, in
+ * the spirit of posttls-finger: for every MX host of DOMAIN and each of
+ * its addresses (A, then AAAA: all the MX walk keeps; or only ADDRESS), the
  * DNSSEC status of the MX and address records, the TLSA records and what
  * DANE makes of them, the MTA-STS policy, the verdict mxguard would give,
  * and a real STARTTLS handshake set up with that verdict's settings
@@ -9,10 +9,13 @@
  * proxy does, then EHLO inside TLS, whose refusal fails the proxy's leg;
  * at level none greeting and EHLO only, as the proxy never asks for
  * STARTTLS there.  The probes run one after the other, none started after
- * CHECK_DEADLINE seconds, none running past it; each step waits as long
+ * the deadline (CHECK_DEADLINE seconds, or --deadline), none running
+ * past it; each step waits as long
  * as the daemon's leg would (the configuration's connect_timeout,
  * greeting_timeout, command_timeout, tls_timeout, re-armed by progress
- * as io.c does), never past the deadline (see step_begin()); an
+ * as io.c does), never past the deadline (see step_begin()), which
+ * --deadline sets.  A probe the deadline cuts short is not judged
+ * ("unknown": the server did not time out, the check did); an
  * address the deadline leaves out, or one the MX walk did not keep (more than MX_MAX_ADDRS for a host, counted in nmore), is
  * said to be not probed, by name where it is known, never left out
  * silently.  Server replies go through the proxy's own SMTP reply and
@@ -25,8 +28,8 @@
  * but some not as required (report-only failures, cleartext where TLS
  * was possible), or some address was not probed; 2 some would defer it
  * (policy or handshake, a greeting or an EHLO reply that refuses
- * service, EHLO refused inside TLS); 3 usage or
- * setup errors.  --json writes one object (schema 1, jansson): null for
+ * service, EHLO refused inside TLS); 3 a probe the deadline cut short
+ * and none deferred (see worse()), usage or setup errors.  --json writes one object (schema 1, jansson): null for
  * what is absent, the server's UTF-8 as it is, invalid bytes as U+FFFD
  * with "<member>_invalid_utf8": true beside.  Under enforcement =
  * monitor the probe is judged as enforce mode would judge it (what the
@@ -82,6 +85,8 @@
  * for each reply, as the daemon waits); a step gets what is left of the
  * deadline when that is less */
 #define CHECK_DEADLINE	300
+/* the most --deadline may ask for: a day */
+#define CHECK_DEADLINE_MAX 86400
 
 struct probe {
 	char		 host[256];
@@ -118,7 +123,9 @@ struct probe {
 					 * greeting: not delivered there */
 	char		 outcome[200];	/* what the proxy does, when the
 					 * result alone does not say it */
-	int		 skipped;	/* not probed: CHECK_DEADLINE passed */
+	int		 skipped;	/* not probed: the deadline passed */
+	char		 cut[32];	/* the step the check's deadline cut
+					 * short, or "": not judged */
 };
 
 struct run {
@@ -131,6 +138,7 @@ struct run {
 	int		 single;	/* only the ADDRESS given */
 	int		 nprobe;
 	struct probe	*probes;	/* MAXP */
+	int		 deadline;	/* the check's, in seconds */
 	struct cmd_cfgcheck cc;		/* the file's digest, the daemon's */
 };
 
@@ -233,6 +241,7 @@ struct conn {
 					 * last progress, or deadline if
 					 * sooner */
 	int		 timed_out;	/* the last wait ran out */
+	int		 cut;		/* ... at the check's deadline */
 };
 
 /* CLOCK_MONOTONIC in milliseconds. */
@@ -274,7 +283,7 @@ static void
 step_begin(struct conn *c, uint64_t ms)
 {
 	c->idle = (int64_t)ms;
-	c->timed_out = 0;
+	c->timed_out = c->cut = 0;
 	step_arm(c);
 }
 
@@ -290,6 +299,7 @@ conn_wait(struct conn *c, short events)
 		if ((left = c->step_end - mono_ms()) <= 0 ||
 		    (n = poll(&pfd, 1, (int)left)) == 0) {
 			c->timed_out = 1;
+			c->cut = c->step_end == c->deadline;
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -319,8 +329,17 @@ ssl_wait(struct conn *c, int rc)
 static const char *
 timeout_word(const struct conn *c)
 {
-	return c->step_end == c->deadline ? "timed out: the check's "
-	    "deadline passed" : "timed out";
+	return c->cut ? "timed out: the check's deadline passed" :
+	    "timed out";
+}
+
+/* Notes that the check's deadline, not the server, ended the probe in
+ * step (judge() leaves it unjudged); after a step that failed. */
+static void
+probe_cut(struct probe *p, const struct conn *c, const char *step)
+{
+	if (c->timed_out && c->cut && p->cut[0] == '\0')
+		snprintf(p->cut, sizeof(p->cut), "%s", step);
 }
 
 /* Reads into c->buf within the step, which bytes read re-arm: bytes
@@ -488,6 +507,7 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 	snprintf(last, sizeof(last), "cannot send it");
 	p->ehlo = send_line(c, "EHLO " CHECK_HELO) == -1 ? -1 :
 	    read_reply(c, rep, last, sizeof(last));
+	probe_cut(p, c, "EHLO");
 	if (p->ehlo / 100 == 2) {
 		smtp_caps_parse(rep, caps);
 		return 0;
@@ -501,6 +521,7 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 	snprintf(last, sizeof(last), "cannot send it");
 	p->helo = send_line(c, "HELO " CHECK_HELO) == -1 ? -1 :
 	    read_reply(c, rep, last, sizeof(last));
+	probe_cut(p, c, "HELO");
 	if (p->helo / 100 == 2)
 		return 0;
 	snprintf(p->error, sizeof(p->error), "EHLO refused: %s; HELO %s: %s",
@@ -523,6 +544,7 @@ probe_ehlo_tls(struct probe *p, struct conn *c, struct smtp_reply *rep)
 	snprintf(last, sizeof(last), "cannot send it");
 	p->ehlo_tls = send_line(c, "EHLO " CHECK_HELO) == -1 ? -1 :
 	    read_reply(c, rep, last, sizeof(last));
+	probe_cut(p, c, "EHLO after STARTTLS");
 	if (p->ehlo_tls / 100 == 2)
 		return 0;
 	snprintf(p->error, sizeof(p->error), "EHLO after STARTTLS %s: %s",
@@ -551,6 +573,7 @@ probe_connect(struct probe *p, struct conn *c)
 		e = errno;
 	if (e == 0)
 		return 0;
+	probe_cut(p, c, "connect");
 	snprintf(p->error, sizeof(p->error), "connect: %s", c->timed_out ?
 	    timeout_word(c) : strerror(e));
 	return -1;
@@ -572,6 +595,7 @@ probe_handshake(struct probe *p, struct conn *c, SSL *ssl)
 	if (rc == 1)
 		return 0;
 	c->ssl = NULL;
+	probe_cut(p, c, "TLS handshake");
 	if (c->timed_out)
 		snprintf(e, sizeof(e), "%s", timeout_word(c));
 	else
@@ -620,6 +644,7 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	/* any 2xx will do, as for the proxy's leg (tlsproxy/leg.c) */
 	step_begin(&c, cfg->greeting_timeout);
 	p->greeting = code = read_reply(&c, rep, last, sizeof(last));
+	probe_cut(p, &c, "greeting");
 	if (code / 100 != 2) {
 		snprintf(p->error, sizeof(p->error), "greeting: %s", last);
 		if (code == -1)
@@ -646,6 +671,7 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	}
 	if (send_line(&c, "STARTTLS") == -1 ||
 	    (code = read_reply(&c, rep, last, sizeof(last))) != 220) {
+		probe_cut(p, &c, "STARTTLS");
 		snprintf(p->error, sizeof(p->error), "STARTTLS refused: %s",
 		    last);
 		goto quit;
@@ -774,6 +800,15 @@ judge(struct probe *p)
 {
 	const struct policy_verdict *v = p->v;
 
+	/* the check's own deadline ended it: nothing the daemon would do */
+	if (p->cut[0] != '\0') {
+		p->deliverable = 0;
+		snprintf(p->outcome, sizeof(p->outcome), "deadline: the "
+		    "check's deadline (not the server) cut the probe short "
+		    "in the %s step: not judged; raise it with --deadline "
+		    "SECONDS", p->cut);
+		return;
+	}
 	if (p->connected && p->greeting / 100 != 2) {
 		p->deliverable = 0;
 		if (p->greeting > 0) {
@@ -825,10 +860,25 @@ probe_warning(const struct probe *p)
 }
 
 /*
+ * The exit status of two results: a probe that defers decides it (the
+ * mail waits, whatever the others say), then one the deadline cut short
+ * (not judged: it may have deferred), then a warning.
+ */
+static int
+worse(int a, int b)
+{
+	static const int rank[] = { [CMD_OK] = 0, [CMD_WARNING] = 1,
+	    [CMD_UNKNOWN] = 2, [CMD_DEFER] = 3 };
+
+	return rank[b] > rank[a] ? b : a;
+}
+
+/*
  * The handshakes, one after the other, with each verdict's settings,
  * until deadline (CLOCK_MONOTONIC seconds): each step of a probe waits
- * as the daemon would (step_begin()), at most what is left; one the deadline leaves no
- * second for is marked skipped.  Returns the exit status the probes call for, or -1
+ * as the daemon would (step_begin()), at most what is left; one the
+ * deadline leaves no second for is marked skipped, one it cuts short is
+ * not judged (p->cut).  Returns the exit status the probes call for, or -1
  * (p->error said on stderr) when a probe cannot be made as it must be.
  */
 static int
@@ -845,7 +895,7 @@ run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
 		if (p->v->level != TLS_LEVEL_DEFER) {
 			if (left <= 0) {
 				p->skipped = 1;
-				rc = rc > CMD_WARNING ? rc : CMD_WARNING;
+				rc = worse(rc, CMD_WARNING);
 				continue;
 			}
 			/* no report at all rather than one about the wrong
@@ -858,16 +908,18 @@ run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
 			}
 		}
 		judge(p);
-		if (!p->deliverable)
-			rc = CMD_DEFER;
-		else if (rc == CMD_OK && probe_warning(p))
-			rc = CMD_WARNING;
+		if (p->cut[0] != '\0')
+			rc = worse(rc, CMD_UNKNOWN);
+		else if (!p->deliverable)
+			rc = worse(rc, CMD_DEFER);
+		else if (probe_warning(p))
+			rc = worse(rc, CMD_WARNING);
 	}
 	/* addresses the MX walk did not keep were not probed either */
 	if (!r->single)
 		for (i = 0; i < r->mx->nhost; i++)
-			if (r->mx->host[i].nmore > 0 && rc == CMD_OK)
-				rc = CMD_WARNING;
+			if (r->mx->host[i].nmore > 0)
+				rc = worse(rc, CMD_WARNING);
 	return rc;
 }
 
@@ -970,12 +1022,13 @@ dnssec_word(int st)
 	    "insecure" : st < 0 ? "-" : dns_status_name(st);
 }
 
-/* deliver, defer, refused (by the server's greeting) or not-probed */
+/* deliver, defer, refused (by the server's greeting), unknown (the
+ * check's deadline cut the probe short) or not-probed */
 static const char *
 result_word(const struct probe *p)
 {
-	return p->skipped ? "not-probed" : p->deliverable ? "deliver" :
-	    p->refused ? "refused" : "defer";
+	return p->skipped ? "not-probed" : p->cut[0] != '\0' ? "unknown" :
+	    p->deliverable ? "deliver" : p->refused ? "refused" : "defer";
 }
 
 /* The summary of what was not probed, after the probes: never a silent
@@ -993,7 +1046,7 @@ print_not_probed(const struct run *r)
 			printf("  MX %d %s [%s]: the check's %d s deadline "
 			    "had passed\n", r->probes[i].pref,
 			    r->probes[i].host, r->probes[i].addrstr,
-			    CHECK_DEADLINE);
+			    r->deadline);
 	for (i = 0; i < r->mx->nhost && !r->single; i++)
 		if (r->mx->host[i].nmore > 0)
 			printf("  MX %d %s: %d more address%s in DNS than "
@@ -1001,6 +1054,12 @@ print_not_probed(const struct run *r)
 			    r->mx->host[i].pref, r->mx->host[i].name,
 			    r->mx->host[i].nmore, r->mx->host[i].nmore == 1 ?
 			    "" : "es", MX_MAX_ADDRS);
+	for (i = 0; i < r->nprobe; i++)
+		if (r->probes[i].skipped) {
+			printf("  (raise the deadline with --deadline "
+			    "SECONDS)\n");
+			break;
+		}
 }
 
 static void
@@ -1064,7 +1123,7 @@ print_text(struct run *r)
 			printf("  probe:    %s\n", p->error);
 		if (p->skipped) {
 			printf("  probe:    not probed: the check's %d s "
-			    "deadline had passed\n", CHECK_DEADLINE);
+			    "deadline had passed\n", r->deadline);
 			printf("  result:   not probed\n");
 			continue;
 		}
@@ -1079,6 +1138,14 @@ print_text(struct run *r)
 	if (r->nprobe == 0)
 		printf("no MX address to check\n");
 	print_not_probed(r);
+	for (i = 0; i < r->nprobe; i++)
+		if (r->probes[i].cut[0] != '\0') {
+			printf("\nnot judged: the check's %d s deadline cut "
+			    "a probe short (the server did not time out): "
+			    "raise it with --deadline SECONDS\n",
+			    r->deadline);
+			break;
+		}
 }
 
 /* Version of the JSON layout: raised when a member changes meaning or
@@ -1144,6 +1211,7 @@ print_json(struct run *r)
 	json_object_set_new(root, "schema", json_integer(CHECK_JSON_SCHEMA));
 	cmd_json_set(root, "domain", r->domain);
 	cmd_config_json(root, &r->cc);
+	json_object_set_new(root, "deadline", json_integer(r->deadline));
 	cmd_json_set(root, "mx_status", dns_status_name(r->mx->status));
 	json_object_set_new(root, "hosts", hosts);
 	for (i = 0; i < r->nprobe; i++) {
@@ -1224,6 +1292,7 @@ print_json(struct run *r)
 		cmd_json_set(o, "reason", p->reason);
 		cmd_json_set(o, "detail", p->detail);
 		cmd_json_set(o, "error", p->error);
+		cmd_json_set(o, "deadline_cut", p->cut);
 		json_object_set_new(h, "probe", o);
 		cmd_json_set(h, "result", result_word(p));
 		cmd_json_set(h, "result_detail", p->outcome);
@@ -1249,33 +1318,72 @@ usage(void)
 	return CMD_UNKNOWN;
 }
 
+/* What the command line asks for. */
+struct check_args {
+	const char	*domain, *address;
+	int		 json;
+	int		 deadline;	/* seconds */
+};
+
+/* The arguments after "check": 0, or -1 (a usage error, said on
+ * stderr when it is more than a wrong word). */
+static int
+check_args(int argc, char **argv, struct check_args *a)
+{
+	char *end;
+	long n;
+	int i;
+
+	memset(a, 0, sizeof(*a));
+	a->deadline = CHECK_DEADLINE;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			a->json = 1;
+		else if (strcmp(argv[i], "--deadline") == 0) {
+			if (++i == argc)
+				return -1;
+			errno = 0;
+			n = strtol(argv[i], &end, 10);
+			if (errno != 0 || end == argv[i] || *end != '\0' ||
+			    n < 1 || n > CHECK_DEADLINE_MAX) {
+				fprintf(stderr, "mxguard: check: bad --deadline "
+				    "%s: seconds, 1 to %d\n", argv[i],
+				    CHECK_DEADLINE_MAX);
+				return -1;
+			}
+			a->deadline = (int)n;
+		} else if (argv[i][0] == '-')
+			return -1;
+		else if (a->domain == NULL)
+			a->domain = argv[i];
+		else if (a->address == NULL)
+			a->address = argv[i];
+		else
+			return -1;
+	}
+	return a->domain == NULL ? -1 : 0;
+}
+
 int
 cmd_check(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
 	struct run r;
 	struct tls_ctx *tc = NULL;
-	const char *domain = NULL, *address = NULL;
+	struct check_args a;
+	const char *domain, *address;
 	char err[512];
-	int i, json = 0, rc = CMD_UNKNOWN;
+	int i, json, rc = CMD_UNKNOWN;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			json = 1;
-		else if (argv[i][0] == '-')
-			return usage();
-		else if (domain == NULL)
-			domain = argv[i];
-		else if (address == NULL)
-			address = argv[i];
-		else
-			return usage();
-	}
-	if (domain == NULL)
+	if (check_args(argc, argv, &a) == -1)
 		return usage();
+	domain = a.domain;
+	address = a.address;
+	json = a.json;
 	log_init("mxguard", 0, opts->debug ? LOG_LVL_DEBUG : opts->verbose ?
 	    LOG_LVL_INFO : LOG_LVL_ERR);
 	memset(&r, 0, sizeof(r));
+	r.deadline = a.deadline;
 	if ((r.probes = calloc(MAXP, sizeof(*r.probes))) == NULL) {
 		fprintf(stderr, "mxguard: check: out of memory\n");
 		return CMD_UNKNOWN;
@@ -1388,7 +1496,7 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		wait_all(&r);
 	}
 	/* the handshakes, with each verdict's settings */
-	if ((rc = run_probes(&r, tc, cfg, mono_now() + CHECK_DEADLINE)) ==
+	if ((rc = run_probes(&r, tc, cfg, mono_now() + r.deadline)) ==
 	    -1) {
 		rc = CMD_UNKNOWN;
 		goto done;

@@ -28,6 +28,8 @@
  *   - a probe begun near the check's deadline ends by it: each step
  *     waits at most what is left (a server that sends its greeting a
  *     byte at a time held it a socket timeout per read);
+ *   - a probe the check's deadline cuts short is not judged ("unknown",
+ *     exit 3 unless another address defers), and says how to raise it;
  *   - every address the MX walk keeps is probed (not 4 per family), and
  *     those the deadline or the walk's bound leave out are listed, in
  *     the text and in JSON, and make a clean 0 a warning.
@@ -411,6 +413,7 @@ one_run(struct run *r, struct mx_result *m, struct probe *p)
 	r->probes = p;
 	r->nprobe = 1;
 	r->single = 1;
+	r->deadline = CHECK_DEADLINE;
 }
 
 /*
@@ -526,6 +529,7 @@ test_all_addresses_probed_or_listed(void **state)
 	int i;
 
 	memset(&r, 0, sizeof(r));
+	r.deadline = CHECK_DEADLINE;
 	r.probes = calloc(MAXP, sizeof(*r.probes));
 	snprintf(r.domain, sizeof(r.domain), "many.test");
 	snprintf(m->domain, sizeof(m->domain), "many.test");
@@ -570,6 +574,7 @@ test_all_addresses_probed_or_listed(void **state)
 	assert_non_null(strstr(out, "{\"host\":\"mx.many.test\",\"pref\":10,"
 	    "\"address\":null,\"count\":3,\"why\":\"mx-walk-limit\"}]"));
 	assert_non_null(strstr(out, "\"not_probed_count\":11"));
+	assert_non_null(strstr(out, "\"deadline\":300"));
 
 	/* ADDRESS given: the walk's other addresses are not the question */
 	r.nprobe = 1;
@@ -865,6 +870,87 @@ test_step_timeouts_from_config(void **state)
 	policy_verdict_free(v);
 }
 
+/*
+ * A probe that check's own deadline cuts short is not the server's
+ * fault: it was judged as a server timeout ("defer", exit 2).  Now it
+ * is "unknown" (exit 3, unless another address defers: that mail waits
+ * whatever the cut probe would say), and the output says the deadline
+ * cut it, in which step, and how to raise it (--deadline).
+ */
+static void
+test_deadline_cut_not_judged(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct mx_result m;
+	struct probe p[2];
+	struct check_args a;
+	struct run r;
+	char *out = malloc(65536);
+	char *args[] = { "check", "a.test", "--deadline", "600", "--json",
+	    NULL };
+	pid_t pid, pid2;
+
+	one_run(&r, &m, &p[0]);
+
+	/* alone: unknown, exit 3 */
+	pid = serve_for(&p[0], GREET_SLOW, NULL, NULL);
+	p[0].v = v;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() + 2),
+	    CMD_UNKNOWN);
+	kill(pid, SIGKILL);
+	srv_wait(pid);
+	assert_string_equal(p[0].cut, "greeting");
+	assert_int_equal(p[0].deliverable, 0);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   unknown: deadline: the "
+	    "check's deadline (not the server) cut the probe short in the "
+	    "greeting step: not judged; raise it with --deadline SECONDS\n"));
+	assert_non_null(strstr(out, "\nnot judged: the check's 300 s "
+	    "deadline cut a probe short (the server did not time out): "
+	    "raise it with --deadline SECONDS\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"deadline_cut\":\"greeting\""));
+	assert_non_null(strstr(out, "\"result\":\"unknown\""));
+
+	/* beside an address that refuses service: exit 2 */
+	pid = serve_for(&p[0], GREET_554, NULL, NULL);
+	pid2 = serve_for(&p[1], GREET_SLOW, NULL, NULL);
+	p[0].v = p[1].v = v;
+	r.nprobe = 2;
+	r.single = 0;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() + 2), CMD_DEFER);
+	kill(pid2, SIGKILL);
+	srv_wait(pid);
+	srv_wait(pid2);
+	assert_string_equal(p[0].cut, "");
+	assert_true(p[0].refused);
+	assert_string_equal(p[1].cut, "greeting");
+
+	/* unknown above a warning, below a defer */
+	assert_int_equal(worse(CMD_WARNING, CMD_UNKNOWN), CMD_UNKNOWN);
+	assert_int_equal(worse(CMD_UNKNOWN, CMD_WARNING), CMD_UNKNOWN);
+	assert_int_equal(worse(CMD_UNKNOWN, CMD_DEFER), CMD_DEFER);
+	assert_int_equal(worse(CMD_DEFER, CMD_UNKNOWN), CMD_DEFER);
+
+	/* --deadline: 1 s to a day */
+	assert_int_equal(check_args(5, args, &a), 0);
+	assert_int_equal(a.deadline, 600);
+	assert_true(a.json);
+	assert_string_equal(a.domain, "a.test");
+	assert_int_equal(check_args(2, args, &a), 0);
+	assert_int_equal(a.deadline, CHECK_DEADLINE);
+	assert_int_equal(check_args(3, args, &a), -1);	/* no value */
+	args[3] = "0";
+	assert_int_equal(check_args(4, args, &a), -1);
+	args[3] = "86401";
+	assert_int_equal(check_args(4, args, &a), -1);
+	args[3] = "10s";
+	assert_int_equal(check_args(4, args, &a), -1);
+
+	policy_verdict_free(v);
+	free(out);
+}
+
 /* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
 static int64_t
 test_ms(void)
@@ -880,7 +966,8 @@ test_ms(void)
  * sends its greeting a byte every 300 ms (6 s in all): each socket read
  * waited up to what was left when the probe began, so the probe ran 6 s
  * and past the deadline.  Now every step waits at most its timeout
- * and what is left of the deadline: the probe ends by it, and says so.
+ * and what is left of the deadline: the probe ends by it, and says so
+ * (not judged: test_deadline_cut_not_judged).
  */
 static void
 test_deadline_bounds_steps(void **state)
@@ -896,7 +983,8 @@ test_deadline_bounds_steps(void **state)
 	pid = serve_for(&p, GREET_SLOW, NULL, NULL);
 	p.v = v;
 	t0 = test_ms();
-	assert_int_equal(run_probes(&r, tc, cfg, mono_now() + 2), CMD_DEFER);
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() + 2),
+	    CMD_UNKNOWN);
 	took = test_ms() - t0;
 	kill(pid, SIGKILL);
 	srv_wait(pid);
@@ -924,6 +1012,7 @@ main(void)
 		cmocka_unit_test(test_deadline_bounds_steps),
 		cmocka_unit_test(test_ehlo_after_starttls),
 		cmocka_unit_test(test_step_timeouts_from_config),
+		cmocka_unit_test(test_deadline_cut_not_judged),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
