@@ -1,50 +1,50 @@
 /*
- * check.c - `mxguard check DOMAIN [ADDRESS] [--deadline S] [--json]`, in
- * the spirit of posttls-finger: for every MX host of DOMAIN and each of
- * its addresses (A, then AAAA: all the MX walk keeps; or only ADDRESS), the
- * DNSSEC status of the MX and address records, the TLSA records and what
- * DANE makes of them, the MTA-STS policy, the verdict mxguard would give,
- * and a real STARTTLS handshake set up with that verdict's settings
- * (SNI, DANE TLSA records, names) and judged by policy_tls_check(), as the
- * proxy does, then EHLO inside TLS, whose refusal fails the proxy's leg;
- * at level none greeting and EHLO only, as the proxy never asks for
- * STARTTLS there.  The probes run one after the other, none started after
- * the deadline (CHECK_DEADLINE seconds, or --deadline), none running
- * past it; each step waits as long
- * as the daemon's leg would (the configuration's connect_timeout,
- * greeting_timeout, command_timeout, tls_timeout, re-armed by progress
- * as io.c does), never past the deadline (see step_begin()), which
- * --deadline sets.  A probe the deadline cuts short is not judged
- * ("unknown": the server did not time out, the check did); an
- * address the deadline leaves out, or one the MX walk did not keep (more than MX_MAX_ADDRS for a host, counted in nmore), is
- * said to be not probed, by name where it is known, never left out
- * silently.  Server replies go through the proxy's own SMTP reply and
- * EHLO parsers (tlsproxy/smtp.h), so that both read a masked STARTTLS
- * (XXXXXXXA, XXXXXXXX) the same way, and EHLO goes as the proxy's leg
- * says it (HELO after a 5xx, see probe_hello()).  Readable text by default, one JSON object with --json.
+ * check.c - `mxguard check DOMAIN [ADDRESS] [--deadline S] [--helo N]
+ * [--json]`, in the spirit of posttls-finger: for every MX host of DOMAIN and
+ * each of its addresses (A, then AAAA: all the MX walk keeps; or only ADDRESS),
+ * the DNSSEC status of the MX and address records, the TLSA records and what
+ * DANE makes of them, the MTA-STS policy, the verdict mxguard would give, and a
+ * real STARTTLS handshake set up with that verdict's settings (SNI, DANE TLSA
+ * records, names) and judged by policy_tls_check(), as the proxy does, then
+ * EHLO inside TLS, whose refusal fails the proxy's leg; at level none greeting
+ * and EHLO only, as the proxy never asks for STARTTLS there.  The probes run
+ * one after the other, none started after the deadline (CHECK_DEADLINE seconds,
+ * or --deadline), none running past it; each step waits as long as the daemon's
+ * leg would (the configuration's connect_timeout, greeting_timeout,
+ * command_timeout, tls_timeout, re-armed by progress as io.c does), never past
+ * the deadline (see step_begin()), which --deadline sets.  A probe the deadline
+ * cuts short is not judged ("unknown": the server did not time out, the check
+ * did); an address the deadline leaves out, or one the MX walk did not keep
+ * (more than MX_MAX_ADDRS for a host, counted in nmore), is said to be not
+ * probed, by name where it is known, never left out silently.  Server replies
+ * go through the proxy's own SMTP reply and EHLO parsers (tlsproxy/smtp.h), so
+ * that both read a masked STARTTLS (XXXXXXXA, XXXXXXXX) the same way, and EHLO
+ * goes as the proxy's leg says it (HELO after a 5xx, see probe_hello()), with
+ * the name an MTA here would say (the host's FQDN, or --helo: see
+ * default_helo()).  Readable text by default, one JSON object with --json.
  *
- * Exit status (monitoring plugins' convention, cmd.h): 0 every checked
- * address would get the mail as its verdict requires; 1 all would get it
- * but some not as required (report-only failures, cleartext where TLS
- * was possible), or some address was not probed; 2 some would defer it
- * (policy or handshake, a greeting or an EHLO reply that refuses
- * service, EHLO refused inside TLS); 3 a probe the deadline cut short
- * and none deferred (see worse()), usage or setup errors.  --json writes one object (schema 1, jansson): null for
- * what is absent, the server's UTF-8 as it is, invalid bytes as U+FFFD
- * with "<member>_invalid_utf8": true beside.  Under enforcement =
- * monitor the probe is judged as enforce mode would judge it (what the
- * daemon only logs as would-defer), and the output says it is monitored.
- * When a daemon answers on control_socket and runs another configuration
- * than the file read (cmd_config_vs_daemon(), cmd.h), the first line on
- * stderr says so, or JSON's config_warning; the exit status stays the
- * probes'.
+ * Exit status (monitoring plugins' convention, cmd.h): 0 every checked address
+ * would get the mail as its verdict requires; 1 all would get it but some not
+ * as required (report-only failures, cleartext where TLS was possible), or some
+ * address was not probed; 2 some would defer it (policy or handshake, a
+ * greeting or an EHLO reply that refuses service, EHLO refused inside TLS); 3 a
+ * probe the deadline cut short and none deferred (see worse()), usage or setup
+ * errors.  --json writes one object (schema 1, jansson): null for what is
+ * absent, the server's UTF-8 as it is, invalid bytes as U+FFFD with
+ * "<member>_invalid_utf8": true beside.  Under enforcement = monitor the probe
+ * is judged as enforce mode would judge it (what the daemon only logs as
+ * would-defer), and the output says it is monitored.  When a daemon answers on
+ * control_socket and runs another configuration than the file read
+ * (cmd_config_vs_daemon(), cmd.h), the first line on stderr says so, or JSON's
+ * config_warning; the exit status stays the probes'.
  *
  * The probe connection carries upstream_mark, so divert rules let it pass
- * (setting the mark needs CAP_NET_ADMIN).  With rules_mode = local a mark
- * that cannot be set ends the check with exit 3 (see probe_mark()).
+ * (setting the mark needs CAP_NET_ADMIN).  With rules_mode = local a mark that
+ * cannot be set ends the check with exit 3 (see probe_mark()).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -139,6 +139,7 @@ struct run {
 	int		 nprobe;
 	struct probe	*probes;	/* MAXP */
 	int		 deadline;	/* the check's, in seconds */
+	char		 helo[SMTP_DOMAIN_MAX + 1];	/* said in EHLO, HELO */
 	struct cmd_cfgcheck cc;		/* the file's digest, the daemon's */
 };
 
@@ -234,6 +235,7 @@ struct conn {
 	char		 buf[8192];
 	size_t		 n;
 	const struct config *cfg;	/* the daemon's timeouts */
+	const char	*helo;		/* the name said in EHLO and HELO */
 	int64_t		 deadline;	/* the check's */
 	int64_t		 idle;		/* the step's timeout (ms), as the
 					 * leg sets it for the step */
@@ -487,8 +489,64 @@ probe_mark(struct probe *p, int fd, const struct config *cfg)
 	return -1;
 }
 
-/* The name the probe says in EHLO and HELO (the proxy says the MTA's). */
+/* The name the probe says in EHLO and HELO when the host has no dotted
+ * name (the proxy says the MTA's, which --helo can give). */
 #define CHECK_HELO	"mxguard-check.invalid"
+
+/* A name an MX takes in EHLO: a host name with a dot. */
+static int
+helo_ok(const char *name)
+{
+	return sts_valid_hostname(name) && strchr(name, '.') != NULL;
+}
+
+/*
+ * The EHLO name for host (gethostname()'s): host itself when it has a
+ * dot; without one, the canonical name getaddrinfo() gives it
+ * (AI_CANONNAME, as an MTA finds its FQDN); CHECK_HELO when neither is a
+ * dotted host name.  Many MXes refuse EHLO with a bare or invalid name,
+ * which the MTA, whose name the proxy relays, would not send.
+ */
+static void
+helo_from(const char *host, char *buf, size_t sz)
+{
+	struct addrinfo hints, *ai = NULL;
+	char canon[SMTP_DOMAIN_MAX + 2];
+	size_t n;
+
+	snprintf(buf, sz, "%s", CHECK_HELO);
+	if (strchr(host, '.') != NULL) {
+		if (helo_ok(host))
+			snprintf(buf, sz, "%s", host);
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_CANONNAME;
+	if (*host == '\0' || getaddrinfo(host, NULL, &hints, &ai) != 0)
+		return;
+	if (ai->ai_canonname != NULL) {
+		snprintf(canon, sizeof(canon), "%s", ai->ai_canonname);
+		if ((n = strlen(canon)) > 0 && canon[n - 1] == '.')
+			canon[n - 1] = '\0';
+		if (helo_ok(canon))
+			snprintf(buf, sz, "%s", canon);
+	}
+	freeaddrinfo(ai);
+}
+
+/* The host's FQDN for EHLO (helo_from()). */
+static void
+default_helo(char *buf, size_t sz)
+{
+	char host[SMTP_DOMAIN_MAX + 2];
+
+	if (gethostname(host, sizeof(host)) == -1)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	helo_from(host, buf, sz);
+}
 
 /*
  * EHLO as the proxy's leg says it (leg_on_reply(), LS_HELLO/LS_HELO):
@@ -501,11 +559,12 @@ static int
 probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
     struct smtp_caps *caps)
 {
-	char last[512], ehlo[512];
+	char last[512], ehlo[512], cmd[SMTP_DOMAIN_MAX + 8];
 
 	memset(caps, 0, sizeof(*caps));
 	snprintf(last, sizeof(last), "cannot send it");
-	p->ehlo = send_line(c, "EHLO " CHECK_HELO) == -1 ? -1 :
+	snprintf(cmd, sizeof(cmd), "EHLO %s", c->helo);
+	p->ehlo = send_line(c, cmd) == -1 ? -1 :
 	    read_reply(c, rep, last, sizeof(last));
 	probe_cut(p, c, "EHLO");
 	if (p->ehlo / 100 == 2) {
@@ -519,7 +578,8 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 	}
 	snprintf(ehlo, sizeof(ehlo), "%s", last);
 	snprintf(last, sizeof(last), "cannot send it");
-	p->helo = send_line(c, "HELO " CHECK_HELO) == -1 ? -1 :
+	snprintf(cmd, sizeof(cmd), "HELO %s", c->helo);
+	p->helo = send_line(c, cmd) == -1 ? -1 :
 	    read_reply(c, rep, last, sizeof(last));
 	probe_cut(p, c, "HELO");
 	if (p->helo / 100 == 2)
@@ -539,10 +599,11 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 static int
 probe_ehlo_tls(struct probe *p, struct conn *c, struct smtp_reply *rep)
 {
-	char last[512];
+	char last[512], cmd[SMTP_DOMAIN_MAX + 8];
 
 	snprintf(last, sizeof(last), "cannot send it");
-	p->ehlo_tls = send_line(c, "EHLO " CHECK_HELO) == -1 ? -1 :
+	snprintf(cmd, sizeof(cmd), "EHLO %s", c->helo);
+	p->ehlo_tls = send_line(c, cmd) == -1 ? -1 :
 	    read_reply(c, rep, last, sizeof(last));
 	probe_cut(p, c, "EHLO after STARTTLS");
 	if (p->ehlo_tls / 100 == 2)
@@ -604,12 +665,13 @@ probe_handshake(struct probe *p, struct conn *c, SSL *ssl)
 	return -1;
 }
 
-/* The handshake, every step within the daemon's timeout for it and
- * before deadline (mono_ms()); -1 only when the probe cannot be made as it must be
- * (probe_mark()), every other failure is a result in p. */
+/* The handshake, saying helo in EHLO and HELO, every step within the
+ * daemon's timeout for it and before deadline (mono_ms()); -1 only when
+ * the probe cannot be made as it must be (probe_mark()), every other
+ * failure is a result in p. */
 static int
 probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
-    int64_t deadline)
+    const char *helo, int64_t deadline)
 {
 	char last[512];
 	struct conn c;
@@ -633,6 +695,7 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	c.ssl = NULL;
 	c.n = 0;
 	c.cfg = cfg;
+	c.helo = helo;
 	c.deadline = deadline;
 	if (probe_mark(p, fd, cfg) == -1) {
 		ret = -1;
@@ -900,7 +963,8 @@ run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
 			}
 			/* no report at all rather than one about the wrong
 			 * peer */
-			if (probe_tls(p, tc, cfg, (int64_t)deadline * 1000)
+			if (probe_tls(p, tc, cfg, r->helo,
+			    (int64_t)deadline * 1000)
 			    == -1) {
 				fprintf(stderr, "mxguard: check: %s\n",
 				    p->error);
@@ -1072,6 +1136,8 @@ print_text(struct run *r)
 	    dns_status_name(r->mx->status), r->mx->implicit ?
 	    " (no MX: the domain is its own MX host)" : "", r->mx->null_mx ?
 	    " (null MX: the domain accepts no mail)" : "");
+	printf("probing as: EHLO %s (--helo NAME: the MTA's name)\n",
+	    r->helo);
 	for (i = 0; i < r->nprobe; i++) {
 		struct probe *p = &r->probes[i];
 		const struct dane_info *d = p->dane;
@@ -1212,6 +1278,7 @@ print_json(struct run *r)
 	cmd_json_set(root, "domain", r->domain);
 	cmd_config_json(root, &r->cc);
 	json_object_set_new(root, "deadline", json_integer(r->deadline));
+	cmd_json_set(root, "helo", r->helo);
 	cmd_json_set(root, "mx_status", dns_status_name(r->mx->status));
 	json_object_set_new(root, "hosts", hosts);
 	for (i = 0; i < r->nprobe; i++) {
@@ -1323,6 +1390,7 @@ struct check_args {
 	const char	*domain, *address;
 	int		 json;
 	int		 deadline;	/* seconds */
+	const char	*helo;		/* --helo, or NULL */
 };
 
 /* The arguments after "check": 0, or -1 (a usage error, said on
@@ -1352,6 +1420,15 @@ check_args(int argc, char **argv, struct check_args *a)
 				return -1;
 			}
 			a->deadline = (int)n;
+		} else if (strcmp(argv[i], "--helo") == 0) {
+			if (++i == argc)
+				return -1;
+			if (!sts_valid_hostname(argv[i])) {
+				fprintf(stderr, "mxguard: check: bad --helo "
+				    "%s: not a host name\n", argv[i]);
+				return -1;
+			}
+			a->helo = argv[i];
 		} else if (argv[i][0] == '-')
 			return -1;
 		else if (a->domain == NULL)
@@ -1384,6 +1461,11 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	    LOG_LVL_INFO : LOG_LVL_ERR);
 	memset(&r, 0, sizeof(r));
 	r.deadline = a.deadline;
+	/* the name the daemon would relay is the MTA's, here its host's */
+	if (a.helo != NULL)
+		snprintf(r.helo, sizeof(r.helo), "%s", a.helo);
+	else
+		default_helo(r.helo, sizeof(r.helo));
 	if ((r.probes = calloc(MAXP, sizeof(*r.probes))) == NULL) {
 		fprintf(stderr, "mxguard: check: out of memory\n");
 		return CMD_UNKNOWN;

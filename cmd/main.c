@@ -7,7 +7,8 @@
  *   mxguard [-c FILE] rules install|boot|remove|stop|show|generate
  *   mxguard [-c FILE] status [--metrics]
  *   mxguard [-c FILE] policy DOMAIN [--dst ADDRESS] [--json]
- *   mxguard [-c FILE] check DOMAIN [ADDRESS] [--deadline SECONDS] [--json]
+ *   mxguard [-c FILE] check DOMAIN [ADDRESS] [--deadline SECONDS]
+ *           [--helo NAME] [--json]
  *   mxguard [-c FILE] report show [DOMAIN] [--json] | send [--now]
  *   mxguard -h | --help | -V | --version;  mxguard COMMAND --help
  *
@@ -64,7 +65,7 @@ static const struct {
 	    "MX hosts, MTA-STS record and policy, and the verdict\n"
 	    "           per MX address (or for the address given)" },
 	{ "check",	cmd_check,	"[-c file] check domain [address] "
-	    "[--deadline seconds] [--json]",
+	    "[--deadline seconds] [--helo name] [--json]",
 	    "DNSSEC, DANE and MTA-STS per MX address, and a real\n"
 	    "           STARTTLS handshake judged as the proxy would" },
 	{ "report",	cmd_report,	"[-c file] report show [domain] "

@@ -13,6 +13,8 @@
  *   - a greeting that is not 2xx (554, 421), or none, under may: the
  *     proxy relays the refusal to the MTA (or answers 421) and nothing
  *     is delivered there, so not "deliver";
+ *   - EHLO (HELO) with the host's FQDN or --helo's name, not an invalid
+ *     one, as the proxy relays the MTA's;
  *   - EHLO as the proxy's leg says it: a 4xx is relayed to the MTA
  *     ("refused", not "deliver"), a 5xx makes it say HELO, whose 2xx
  *     offers no STARTTLS (cleartext at may, defer at encrypt) and whose
@@ -57,6 +59,10 @@
 #include "tests/unit/lookupwait.h"
 #include "tests/unit/cmdstubs.h"
 #include "tests/unit/cmdcapture.h"
+
+/* The EHLO name the probes say, and the scripted servers expect (else
+ * they exit 5, or 4 inside TLS). */
+#define TEST_HELO	"mta.check.test"
 
 static char cafile[] = "/tmp/mxg-check-ca-XXXXXX";
 static EVP_PKEY *ca_key, *bad_ca_key;
@@ -214,7 +220,8 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	if (how == GREET_LATE)
 		usleep(1500 * 1000);
 	srv_say(fd, NULL, "220 mx.good.test ESMTP\r\n");
-	srv_line(fd, NULL);			/* EHLO */
+	if (!srv_cmd(fd, NULL, "EHLO " TEST_HELO "\r"))
+		_exit(5);
 	if (how == EHLO_NONE)
 		_exit(0);
 	if (how == EHLO_421) {
@@ -223,7 +230,7 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	}
 	if (how == EHLO_HELO_250 || how == EHLO_HELO_550) {
 		srv_say(fd, NULL, "502 5.5.2 EHLO not implemented\r\n");
-		if (!srv_cmd(fd, NULL, "HELO "))
+		if (!srv_cmd(fd, NULL, "HELO " TEST_HELO "\r"))
 			_exit(3);
 		srv_say(fd, NULL, how == EHLO_HELO_250 ? "250 mx.good.test\r\n" :
 		    "550 5.7.1 go away\r\n");
@@ -252,7 +259,8 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	SSL_set_fd(ssl, fd);
 	if (SSL_accept(ssl) != 1)
 		_exit(2);
-	if (!srv_cmd(fd, ssl, "EHLO ")) {	/* QUIT after a failed check */
+	if (!srv_cmd(fd, ssl, "EHLO " TEST_HELO "\r")) {
+		/* QUIT after a failed check */
 		srv_say(fd, ssl, "221 bye\r\n");
 		_exit(how == TLS_CERT ? 0 : 4);
 	}
@@ -310,8 +318,8 @@ probe(struct probe *p, struct policy_verdict *v, enum script how, X509 *cert,
 	pid_t pid = serve_for(p, how, cert, key);
 
 	p->v = v;
-	assert_int_equal(probe_tls(p, tc, cfg, mono_ms() +
-	    CHECK_DEADLINE * 1000), 0);
+	assert_int_equal(probe_tls(p, tc, cfg, TEST_HELO,
+	    mono_ms() + CHECK_DEADLINE * 1000), 0);
 	judge(p);
 	srv_wait(pid);
 	p->v = NULL;
@@ -414,6 +422,7 @@ one_run(struct run *r, struct mx_result *m, struct probe *p)
 	r->nprobe = 1;
 	r->single = 1;
 	r->deadline = CHECK_DEADLINE;
+	snprintf(r->helo, sizeof(r->helo), "%s", TEST_HELO);
 }
 
 /*
@@ -951,6 +960,70 @@ test_deadline_cut_not_judged(void **state)
 	free(out);
 }
 
+/*
+ * The daemon relays the MTA's own EHLO name; check said "EHLO
+ * mxguard-check.invalid", which MXes that check the name refuse.  Now
+ * it says the host's FQDN (gethostname(), or its canonical name when it
+ * has no dot; the old name only when neither is a dotted host name), or
+ * --helo NAME, a host name; in EHLO, HELO and EHLO inside TLS (the
+ * scripted servers check it), and the output says which.
+ */
+static void
+test_helo_name(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.5");
+	char buf[SMTP_DOMAIN_MAX + 1], host[300];
+	struct check_args a;
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+	char *args[] = { "check", "a.test", "--helo", "mta.example.test",
+	    NULL };
+
+	/* the FQDN, or the canonical name of a bare one */
+	helo_from("mta.example.test", buf, sizeof(buf));
+	assert_string_equal(buf, "mta.example.test");
+	helo_from("localhost", buf, sizeof(buf));	/* /etc/hosts */
+	assert_string_equal(buf, CHECK_HELO);
+	helo_from("-bad.example", buf, sizeof(buf));
+	assert_string_equal(buf, CHECK_HELO);
+	helo_from("", buf, sizeof(buf));
+	assert_string_equal(buf, CHECK_HELO);
+	default_helo(buf, sizeof(buf));
+	assert_true(helo_ok(buf));
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	if (strchr(host, '.') != NULL && helo_ok(host))
+		assert_string_equal(buf, host);
+
+	/* --helo: a host name */
+	assert_int_equal(check_args(4, args, &a), 0);
+	assert_string_equal(a.helo, "mta.example.test");
+	assert_int_equal(check_args(2, args, &a), 0);
+	assert_null(a.helo);
+	assert_int_equal(check_args(3, args, &a), -1);	/* no value */
+	args[3] = "bad_name.example";
+	assert_int_equal(check_args(4, args, &a), -1);
+	args[3] = "a..example";
+	assert_int_equal(check_args(4, args, &a), -1);
+
+	/* the probe says it: the server exits 0 only then */
+	one_run(&r, &m, &p);
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_UNUSED), CMD_OK);
+	assert_int_equal(srv_status, 0);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "\nprobing as: EHLO " TEST_HELO " (--helo "
+	    "NAME: the MTA's name)\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"helo\":\"" TEST_HELO "\""));
+	snprintf(r.helo, sizeof(r.helo), "other.check.test");
+	run_one(&r, &p, v, STARTTLS_UNUSED);
+	assert_int_equal(srv_status, 5);
+
+	policy_verdict_free(v);
+	free(out);
+}
+
 /* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
 static int64_t
 test_ms(void)
@@ -1013,6 +1086,7 @@ main(void)
 		cmocka_unit_test(test_ehlo_after_starttls),
 		cmocka_unit_test(test_step_timeouts_from_config),
 		cmocka_unit_test(test_deadline_cut_not_judged),
+		cmocka_unit_test(test_helo_name),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
