@@ -106,6 +106,8 @@ struct probe {
 					 * 5xx to EHLO as the proxy does */
 	int		 starttls;
 	int		 masked;
+	int		 starttls_code;	/* the reply to STARTTLS; -1 none or
+					 * malformed; 0 not sent */
 	int		 tls;
 	int		 ehlo_tls;	/* EHLO's code inside TLS; -1 none or
 					 * malformed; 0 not sent */
@@ -732,11 +734,19 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		    "accepted: no extensions)" : "");
 		goto quit;
 	}
-	if (send_line(&c, "STARTTLS") == -1 ||
-	    (code = read_reply(&c, rep, last, sizeof(last))) != 220) {
+	snprintf(last, sizeof(last), "cannot send it");
+	p->starttls_code = code = send_line(&c, "STARTTLS") == -1 ? -1 :
+	    read_reply(&c, rep, last, sizeof(last));
+	if (code != 220) {
 		probe_cut(p, &c, "STARTTLS");
-		snprintf(p->error, sizeof(p->error), "STARTTLS refused: %s",
-		    last);
+		snprintf(p->error, sizeof(p->error), "STARTTLS %s: %s",
+		    code == -1 ? "failed" : "refused", last);
+		/* a refusal is the leg's cleartext at may; no reply (closed,
+		 * timed out, malformed) fails it (leg_fail()) */
+		if (code == -1) {
+			p->dropped = 1;
+			goto out;
+		}
 		goto quit;
 	}
 	/* bytes after the 220 belong to no one: never read them as TLS */
@@ -854,9 +864,9 @@ tls_ehlo_failed(struct probe *p)
  * cleartext connection); report_only never lowers that level: an MTA-STS
  * testing policy keeps require_tls's or the TLS history's encrypt
  * (policy/verdict.h).  Plaintext after the STARTTLS reply, or TLS that
- * cannot be set up, ends the connection at any level; so does a refusal
- * of the EHLO the leg says inside TLS, or no reply to it (a 421 to the
- * MTA).
+ * cannot be set up, ends the connection at any level; so does no reply
+ * to STARTTLS (only a reply refuses it), and a refusal of the EHLO the
+ * leg says inside TLS, or no reply to it (a 421 to the MTA).
  */
 static void
 judge(struct probe *p)
@@ -891,6 +901,13 @@ judge(struct probe *p)
 		return;
 	if (tls_ehlo_failed(p))
 		return;
+	if (p->starttls_code == -1) {
+		p->deliverable = 0;
+		snprintf(p->outcome, sizeof(p->outcome), "no reply to "
+		    "STARTTLS: mxguard ends the connection and answers the MTA "
+		    "421");
+		return;
+	}
 	if (v->level == TLS_LEVEL_DEFER)
 		p->deliverable = 0;
 	else if (v->level == TLS_LEVEL_NONE)
@@ -1347,6 +1364,8 @@ print_json(struct run *r)
 		json_object_set_new(o, "starttls", json_boolean(p->starttls));
 		json_object_set_new(o, "starttls_masked",
 		    json_boolean(p->masked));
+		json_object_set_new(o, "starttls_code", p->starttls_code > 0 ?
+		    json_integer(p->starttls_code) : json_null());
 		json_object_set_new(o, "tls", json_boolean(p->tls));
 		cmd_json_set(o, "protocol", p->tls_proto);
 		cmd_json_set(o, "cipher", p->cipher);

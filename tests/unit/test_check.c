@@ -22,6 +22,8 @@
  *   - at level none (a tls_policy override) the probe still connects,
  *     reads the greeting and says EHLO, without STARTTLS: a refused
  *     greeting is "refused" there too, not "deliver" unprobed;
+ *   - no reply to STARTTLS fails the leg ("defer" at may too); only a
+ *     reply refuses it (cleartext at may);
  *   - after the handshake and its check, EHLO inside TLS as the leg says
  *     it: a refusal, or no reply, is a 421 from the proxy ("defer"), at
  *     may too;
@@ -147,12 +149,15 @@ teardown(void **state)
 /* EHLO_*: 220, then EHLO answered 421, not at all, or 502 and HELO
  * (expected, else the server exits 3) answered 250 or 550 */
 /* GREET_LATE: the greeting after 1.5 s, then as NO_STARTTLS */
+/* STARTTLS_NONE, STARTTLS_454: STARTTLS offered, then not answered (the
+ * server closes), or refused with 454 (then QUIT expected, else exit 3) */
 /* TLS_CERT: after the handshake EHLO answered 250 (or QUIT, from a probe
  * whose check failed, 221); TLS_EHLO_*: that EHLO (expected, else the
  * server exits 4) answered 550, or not at all (the server closes) */
 enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
     GREET_NONE, STARTTLS_UNUSED, EHLO_421, EHLO_NONE, EHLO_HELO_250,
-    EHLO_HELO_550, GREET_SLOW, TLS_EHLO_550, TLS_EHLO_NONE, GREET_LATE };
+    EHLO_HELO_550, GREET_SLOW, TLS_EHLO_550, TLS_EHLO_NONE, GREET_LATE,
+    STARTTLS_NONE, STARTTLS_454 };
 
 /* Reads one command line from fd (or SSL); 1 when it starts with what. */
 static int
@@ -246,6 +251,12 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	if (how == STARTTLS_UNUSED)
 		_exit(srv_cmd(fd, NULL, "QUIT") ? 0 : 3);
 	srv_line(fd, NULL);			/* STARTTLS */
+	if (how == STARTTLS_NONE)
+		_exit(0);
+	if (how == STARTTLS_454) {
+		srv_say(fd, NULL, "454 4.7.0 TLS not available\r\n");
+		_exit(srv_cmd(fd, NULL, "QUIT") ? 0 : 3);
+	}
 	if (how == INJECT) {
 		srv_say(fd, NULL, "220 go ahead\r\n250 injected\r\n");
 		srv_line(fd, NULL);
@@ -1024,6 +1035,45 @@ test_helo_name(void **state)
 	free(out);
 }
 
+/*
+ * The leg settles in cleartext at may only on a reply to STARTTLS that
+ * refuses it; no reply (the server closes, times out, or sends a
+ * malformed one) fails the leg (leg_fail(): a 421 to the MTA).  check
+ * said "deliver" for both; now no reply is "defer".
+ */
+static void
+test_starttls_no_reply(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	one_run(&r, &m, &p);
+
+	/* a refusal: cleartext, a warning */
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_454), CMD_WARNING);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.starttls_code, 454);
+	assert_int_equal(p.deliverable, 1);
+
+	/* no reply: defer */
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_NONE), CMD_DEFER);
+	assert_int_equal(p.starttls_code, -1);
+	assert_int_equal(p.deliverable, 0);
+	assert_string_equal(p.error, "STARTTLS failed: no reply");
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   defer: no reply to STARTTLS: "
+	    "mxguard ends the connection and answers the MTA 421\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"starttls_code\":null"));
+
+	policy_verdict_free(v);
+	free(out);
+}
+
 /* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
 static int64_t
 test_ms(void)
@@ -1087,6 +1137,7 @@ main(void)
 		cmocka_unit_test(test_step_timeouts_from_config),
 		cmocka_unit_test(test_deadline_cut_not_judged),
 		cmocka_unit_test(test_helo_name),
+		cmocka_unit_test(test_starttls_no_reply),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
