@@ -83,8 +83,10 @@
  * addresses must not hold the check for hours (each may wait
  * connect_timeout to connect, then greeting_timeout and command_timeout
  * for each reply, as the daemon waits); a step gets what is left of the
- * deadline when that is less */
-#define CHECK_DEADLINE	300
+ * deadline when that is less.  Longer than the longest default step
+ * (greeting_timeout, 5 min), so that one silent server is judged as the
+ * daemon judges it (defer), not cut short (unknown). */
+#define CHECK_DEADLINE	600
 /* the most --deadline may ask for: a day */
 #define CHECK_DEADLINE_MAX 86400
 

@@ -583,7 +583,7 @@ test_all_addresses_probed_or_listed(void **state)
 	assert_null(strstr(out, "result:   deliver"));
 	assert_non_null(strstr(out, "not probed: 11 addresses\n"));
 	assert_non_null(strstr(out, "  MX 10 mx.many.test [2001:db8::11]: "
-	    "the check's 300 s deadline had passed\n"));
+	    "the check's 600 s deadline had passed\n"));
 	assert_non_null(strstr(out, "  MX 10 mx.many.test: 3 more addresses "
 	    "in DNS than the 8 per host the MX walk keeps\n"));
 	printed(json_out, &r, out, 65536);
@@ -594,7 +594,7 @@ test_all_addresses_probed_or_listed(void **state)
 	assert_non_null(strstr(out, "{\"host\":\"mx.many.test\",\"pref\":10,"
 	    "\"address\":null,\"count\":3,\"why\":\"mx-walk-limit\"}]"));
 	assert_non_null(strstr(out, "\"not_probed_count\":11"));
-	assert_non_null(strstr(out, "\"deadline\":300"));
+	assert_non_null(strstr(out, "\"deadline\":600"));
 
 	/* ADDRESS given: the walk's other addresses are not the question */
 	r.nprobe = 1;
@@ -906,7 +906,7 @@ test_deadline_cut_not_judged(void **state)
 	struct check_args a;
 	struct run r;
 	char *out = malloc(65536);
-	char *args[] = { "check", "a.test", "--deadline", "600", "--json",
+	char *args[] = { "check", "a.test", "--deadline", "900", "--json",
 	    NULL };
 	pid_t pid, pid2;
 
@@ -925,7 +925,7 @@ test_deadline_cut_not_judged(void **state)
 	assert_non_null(strstr(out, "  result:   unknown: deadline: the "
 	    "check's deadline (not the server) cut the probe short in the "
 	    "greeting step: not judged; raise it with --deadline SECONDS\n"));
-	assert_non_null(strstr(out, "\nnot judged: the check's 300 s "
+	assert_non_null(strstr(out, "\nnot judged: the check's 600 s "
 	    "deadline cut a probe short (the server did not time out): "
 	    "raise it with --deadline SECONDS\n"));
 	printed(json_out, &r, out, 65536);
@@ -954,7 +954,7 @@ test_deadline_cut_not_judged(void **state)
 
 	/* --deadline: 1 s to a day */
 	assert_int_equal(check_args(5, args, &a), 0);
-	assert_int_equal(a.deadline, 600);
+	assert_int_equal(a.deadline, 900);
 	assert_true(a.json);
 	assert_string_equal(a.domain, "a.test");
 	assert_int_equal(check_args(2, args, &a), 0);
