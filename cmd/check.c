@@ -1572,8 +1572,8 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		q->r = &r;
 		q->p = p;
 		r.outstanding++;
-		/* the DANE view of the address the daemon judges: 64:ff9b::G
-		 * and ::ffff:G are G's (netaddr_judged()) */
+		/* the DANE view of the address the daemon judges: P::G (P a
+		 * nat64_prefix) and ::ffff:G are G's (netaddr_judged()) */
 		if (netaddr_judged((struct sockaddr *)&p->addr, &jd) == -1 ||
 		    dane_lookup(r.loop, r.dns, m, (struct sockaddr *)&jd,
 		    on_dane, q) == NULL) {
