@@ -376,6 +376,12 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
+	/* the policy clock this boot's daemon keeps (core/clock.h): a
+	 * restarted daemon and the commands go by it, not by the wall
+	 * clock as it is now */
+	if (clock_anchor_restore(cfg->state_dir, err, sizeof(err)) == -1)
+		fprintf(stderr, "mxguard: warning: %s: the policy clock is "
+		    "the wall clock as it is\n", err);
 	rc = cmds[ci].fn(argc, argv, cfg, &opts);
 	config_free(cfg);
 	return rc;

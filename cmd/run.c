@@ -73,6 +73,7 @@
 #include "cmd/control.h"
 #include "cmd/priv.h"
 #include "cmd/workers.h"
+#include "core/clock.h"
 #include "core/ev.h"
 #include "core/io.h"
 #include "core/log.h"
@@ -803,6 +804,13 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	    "io_uring=denied");
 	/* as `user` now (priv_drop made state_dir): see the head comment */
 	policy_open_stores(d.policy, cfg);
+	/* this boot's policy clock, for a restart and the commands (the
+	 * workers share the supervisor's: worker 0 keeps it) */
+	if ((w == NULL || w->slot == 0) && *cfg->state_dir != '\0' &&
+	    clock_anchor_save(cfg->state_dir, err, sizeof(err)) == -1)
+		log_warn("event=clock-anchor-unsaved error=%s note=\"a "
+		    "restart takes the wall clock as it then is\"",
+		    log_q(q, sizeof(q), err));
 	if (w == NULL)
 		reload_readable_check(cfg, opts->config_path);
 	if (w == NULL)

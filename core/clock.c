@@ -1,15 +1,27 @@
 /*
  * clock.c - the time the policy stores go by (see clock.h).
+ *
+ * The anchor file: one line, "mxguard-clock 1 BOOT_ID OFFSET", OFFSET the
+ * wall clock minus CLOCK_BOOTTIME at the anchor, in seconds.  Only good
+ * for the boot whose id (/proc/sys/kernel/random/boot_id) it names.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 
 #define WARN_EVERY_S	3600
-/* NTP slews at most 500 ppm: a clock that runs that much faster than the
- * boot clock is being corrected, not stepped */
+/* NTP slews at most 500 ppm: a clock that runs that much faster or slower
+ * than the boot clock is being corrected, not stepped */
 #define SLEW_DIV	2000
+#define BOOT_ID_FILE	"/proc/sys/kernel/random/boot_id"
+#define MAGIC		"mxguard-clock 1"
 
 static int	anchored;
 static int64_t	anchor_wall;	/* wall clock at the anchor */
@@ -37,10 +49,105 @@ clock_anchor(void)
 	warned = 0;
 }
 
+/* This boot's id, 36 characters: 0, or -1 when there is none. */
+static int
+boot_id(char id[40])
+{
+	FILE *f = fopen(BOOT_ID_FILE, "re");
+	size_t n;
+
+	if (f == NULL)
+		return -1;
+	n = fread(id, 1, 39, f);
+	fclose(f);
+	while (n > 0 && (id[n - 1] == '\n' || id[n - 1] == ' '))
+		n--;
+	id[n] = '\0';
+	return n == 36 ? 0 : -1;
+}
+
+int
+clock_anchor_restore(const char *dir, char *err, size_t errsz)
+{
+	char path[4096], line[128], id[40], fid[40];
+	int64_t offset;
+	FILE *f;
+	int rc = -1;
+
+	if (*dir == '\0' || boot_id(id) == -1)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE);
+	if ((f = fopen(path, "re")) == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fgets(line, sizeof(line), f) == NULL ||
+	    sscanf(line, MAGIC " %39s %" SCNd64, fid, &offset) != 2 ||
+	    strlen(fid) != 36) {
+		snprintf(err, errsz, "%s: not an anchor line", path);
+		goto out;
+	}
+	rc = 0;
+	if (strcmp(fid, id) != 0)
+		goto out;		/* another boot's */
+	anchor_boot = boot_now();
+	anchor_wall = offset + anchor_boot;
+	anchored = 1;
+	warned = 0;
+	rc = 1;
+out:
+	fclose(f);
+	return rc;
+}
+
+int
+clock_anchor_save(const char *dir, char *err, size_t errsz)
+{
+	char path[4096], tmp[4096], id[40], line[128];
+	int fd, n;
+
+	if (!anchored)
+		clock_anchor();
+	if (boot_id(id) == -1) {
+		snprintf(err, errsz, "%s: no boot id", BOOT_ID_FILE);
+		return -1;
+	}
+	if (snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE) >=
+	    (int)sizeof(path) - 16) {
+		snprintf(err, errsz, "state_dir: path too long");
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%.4000s.%ld", path, (long)getpid());
+	n = snprintf(line, sizeof(line), MAGIC " %s %" PRId64 "\n", id,
+	    anchor_wall - anchor_boot);
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0644)) == -1) {
+		snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (write(fd, line, (size_t)n) != n || fsync(fd) == -1) {
+		snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
+		close(fd);
+		(void)unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	if (rename(tmp, path) == -1) {
+		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		(void)unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
 int64_t
 clock_now(void)
 {
-	int64_t wall = (int64_t)time(NULL), boot, passed, expected, limit;
+	int64_t wall = (int64_t)time(NULL), boot, passed, expected, room,
+	    now;
 
 	if (!anchored)
 		clock_anchor();
@@ -48,38 +155,25 @@ clock_now(void)
 	if ((passed = boot - anchor_boot) < 0)
 		passed = 0;
 	expected = anchor_wall + passed;
-	limit = expected + passed / SLEW_DIV + CLOCK_AHEAD_SLACK_S;
-	if (wall < expected - CLOCK_AHEAD_SLACK_S) {
-		/* stepped back: followed, and a later step forward is
-		 * measured from here */
-		anchor_wall = wall;
-		anchor_boot = boot;
-	}
-	if (wall <= limit) {
+	room = passed / SLEW_DIV + CLOCK_SLACK_S;
+	if (wall >= expected - room && wall <= expected + room) {
 		if (warned)
-			log_info("event=clock-ahead-over note=\"the wall "
-			    "clock is within what the time passed explains "
-			    "again\"");
+			log_info("event=clock-step-over note=\"the wall clock "
+			    "is within what the time passed explains again\"");
 		warned = 0;
 		return wall;
 	}
+	now = wall > expected ? expected + room : expected - room;
 	if (!warned || boot - last_warn_boot >= WARN_EVERY_S) {
-		log_warn("event=clock-ahead ahead_s=%lld note=\"the wall "
-		    "clock stepped forward more than the time passed since "
-		    "mxguard took it; MTA-STS policies and the TLS history "
-		    "expire by the time passed, not by the step (restart "
-		    "mxguard once the clock is known to be right)\"",
-		    (long long)(wall - limit));
+		log_warn("event=clock-step step_s=%lld note=\"the wall clock "
+		    "is %s what the time passed since mxguard took it "
+		    "explains; MTA-STS policies and the TLS history go by "
+		    "the time passed, not by the step (if the clock is "
+		    "right now: remove %s in state_dir and restart "
+		    "mxguard)\"", (long long)(wall - now), wall > now ?
+		    "ahead of" : "behind", CLOCK_ANCHOR_FILE);
 		warned = 1;
 		last_warn_boot = boot;
 	}
-	return limit;
-}
-
-int64_t
-clock_ahead(void)
-{
-	int64_t wall = (int64_t)time(NULL), now = clock_now();
-
-	return wall > now ? wall - now : 0;
+	return now;
 }

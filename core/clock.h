@@ -7,18 +7,25 @@
  * are not authenticated on most hosts) moves it a year forward, and every
  * cached policy and every history record has expired: with the policy
  * host and the TXT record blocked too, the next session to an MTA-STS
- * domain has no policy and can be stripped of STARTTLS.
+ * domain has no policy and can be stripped of STARTTLS.  A step back
+ * does the same in two moves: records written while the clock is behind
+ * carry its times, and look old once it is set right.
  *
- * clock_now() is the wall clock, except that it never runs ahead of the
- * time that has really passed since the process took its anchor
- * (CLOCK_BOOTTIME, which counts suspend and which no clock setting
- * moves), by more than CLOCK_AHEAD_SLACK_S plus an NTP slew allowance
- * (500 ppm).  A step forward beyond that is not followed (logged,
- * event=clock-ahead, once an hour while it lasts); a step back is
- * followed, and the anchor moves with it, so a later step forward is
- * measured from there.  A restart takes the clock as it is: the daemon's
- * supervisor anchors before it forks, so a worker started again after a
- * crash keeps the daemon's anchor.
+ * clock_now() is the wall clock as long as the time that has really
+ * passed since the anchor (CLOCK_BOOTTIME, which counts suspend and which
+ * no clock setting moves) explains it, within CLOCK_SLACK_S plus NTP's
+ * largest slew (500 ppm) either way.  A step beyond that, forward or
+ * back, is not followed: clock_now() stays at the edge of what the time
+ * passed explains, and the step is logged (event=clock-step, once an
+ * hour while it lasts).
+ *
+ * The anchor is taken at the start (clock_anchor()) and kept for the
+ * boot in state_dir (clock_anchor_save(), the daemon), so that a restart
+ * of the daemon (a crash, the watchdog) or a command such as `mxguard
+ * policy` goes by the same clock (clock_anchor_restore()), not by
+ * whatever the wall clock says then.  A new boot takes the wall clock
+ * again; so does removing the file and restarting, which is how an
+ * operator accepts a clock known to be right.
  *
  * Only policy decisions use it (MTA-STS cache, TLS history, Redis merge);
  * log time stamps, TLSRPT days and certificate validity keep the wall
@@ -27,16 +34,24 @@
 #ifndef MXG_CLOCK_H
 #define MXG_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
-#define CLOCK_AHEAD_SLACK_S	120
+#define CLOCK_SLACK_S		120
+#define CLOCK_ANCHOR_FILE	"clock.anchor"
 
 /* Takes the anchor now (the wall clock as it is); clock_now() takes it
  * itself on its first call.  Call before forking workers. */
 void		 clock_anchor(void);
+/* The anchor this boot's daemon kept in dir/CLOCK_ANCHOR_FILE: 1 taken,
+ * 0 none for this boot (no file, another boot, no boot id), -1 a file
+ * that cannot be read or does not parse (err says why; the anchor stays
+ * as it was). */
+int		 clock_anchor_restore(const char *dir, char *err, size_t errsz);
+/* Keeps the anchor in dir/CLOCK_ANCHOR_FILE for this boot (a new file
+ * renamed over the old one): 0, or -1 with err. */
+int		 clock_anchor_save(const char *dir, char *err, size_t errsz);
 /* The policy time, Unix seconds (see above). */
 int64_t		 clock_now(void);
-/* Seconds the wall clock is ahead of clock_now() (0 when it is not). */
-int64_t		 clock_ahead(void);
 
 #endif

@@ -1,9 +1,10 @@
 /*
  * test_clock.c - the policy clock (core/clock.c) against a wall clock and
  * a boot clock the test moves: it follows the wall clock while the time
- * passed explains it (NTP's slew included), never a step forward beyond
- * that, and follows a step back, measuring the next step forward from
- * there; the warning is logged once per step, not per call.
+ * passed explains it (NTP's slew included), never a step beyond that,
+ * forward or back; the anchor kept for the boot in a file is taken again
+ * (a restart, a command), one of another boot or that does not parse is
+ * not.
  */
 // WRAP: time clock_gettime
 #include <stdarg.h>
@@ -11,8 +12,10 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/clock.h"
@@ -50,7 +53,6 @@ test_follows_the_wall_clock(void **state)
 	assert_int_equal(clock_now(), wall);
 	pass(3600);
 	assert_int_equal(clock_now(), wall);
-	assert_int_equal(clock_ahead(), 0);
 	/* NTP slewing 400 ppm fast for 10 days, and a small step */
 	boot += 864000;
 	wall += 864000 + 345 + 100;
@@ -66,34 +68,34 @@ test_step_forward_not_followed(void **state)
 	before = wall;
 	pass(60);
 	wall += 365 * 86400LL;		/* an attacker's NTP answer */
-	assert_int_equal(clock_now(), before + 60 + CLOCK_AHEAD_SLACK_S);
-	assert_int_equal(clock_ahead(),
-	    365 * 86400LL - CLOCK_AHEAD_SLACK_S);
+	assert_int_equal(clock_now(), before + 60 + CLOCK_SLACK_S);
 	/* time goes on at its pace from there */
 	pass(86400);
 	assert_int_equal(clock_now(), before + 60 + 86400 +
-	    (60 + 86400) / 2000 + CLOCK_AHEAD_SLACK_S);
+	    (60 + 86400) / 2000 + CLOCK_SLACK_S);
 	/* the clock set right again: followed */
 	wall -= 365 * 86400LL;
 	assert_int_equal(clock_now(), wall);
-	assert_int_equal(clock_ahead(), 0);
 }
 
+/* A step back is not followed either: records written while the clock
+ * is behind would carry its times, and look old once it is set right. */
 static void
-test_step_back_followed(void **state)
+test_step_back_not_followed(void **state)
 {
-	int64_t back;
+	int64_t before;
 
 	clock_anchor();
+	before = wall;
 	pass(600);
-	wall -= 86400;			/* stepped back a day */
-	back = wall;
-	assert_int_equal(clock_now(), back);
-	/* and forward the same day again: measured from the step back */
+	wall -= 365 * 86400LL;
+	assert_int_equal(clock_now(), before + 600 - CLOCK_SLACK_S);
+	/* and forward again: where it was */
 	pass(10);
-	wall += 86400;
-	assert_int_equal(clock_now(), back + 10 + CLOCK_AHEAD_SLACK_S);
-	wall -= 86400;
+	wall += 365 * 86400LL;
+	assert_int_equal(clock_now(), wall);
+	/* within the slack back: followed */
+	wall -= CLOCK_SLACK_S;
 	assert_int_equal(clock_now(), wall);
 }
 
@@ -102,10 +104,53 @@ test_within_slack_followed(void **state)
 {
 	clock_anchor();
 	pass(5);
-	wall += CLOCK_AHEAD_SLACK_S;
+	wall += CLOCK_SLACK_S;
 	assert_int_equal(clock_now(), wall);
 	wall += 1;
 	assert_int_equal(clock_now(), wall - 1);
+}
+
+/* The anchor kept for the boot: a restart (or a command) goes by it,
+ * not by the wall clock as it then is; another boot's, or a file that
+ * does not parse, is not taken. */
+static void
+test_anchor_file(void **state)
+{
+	char dir[] = "/tmp/mxg-clock-XXXXXX", path[128], err[256];
+	int64_t start;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE);
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 0);
+	clock_anchor();
+	start = wall;
+	assert_int_equal(clock_anchor_save(dir, err, sizeof(err)), 0);
+	/* a restart an hour later, on a clock a year ahead */
+	pass(3600);
+	wall += 365 * 86400LL;
+	clock_anchor();
+	assert_int_equal(clock_now(), wall);
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
+	assert_int_equal(clock_now(), start + 3600 + CLOCK_SLACK_S);
+	wall -= 365 * 86400LL;
+	assert_int_equal(clock_now(), wall);
+	/* another boot's anchor: not taken */
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "mxguard-clock 1 00000000-0000-0000-0000-000000000000 "
+	    "5\n");
+	fclose(f);
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 0);
+	assert_int_equal(clock_now(), wall);
+	/* a file that does not parse */
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "garbage\n");
+	fclose(f);
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not an anchor line"));
+	unlink(path);
+	rmdir(dir);
 }
 
 int
@@ -114,8 +159,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_follows_the_wall_clock),
 		cmocka_unit_test(test_step_forward_not_followed),
-		cmocka_unit_test(test_step_back_followed),
+		cmocka_unit_test(test_step_back_not_followed),
 		cmocka_unit_test(test_within_slack_followed),
+		cmocka_unit_test(test_anchor_file),
 	};
 
 	log_init("test", 0, LOG_LVL_ERR);

@@ -22,6 +22,7 @@
 
 #include <lmdb.h>
 
+#include "core/clock.h"
 #include "core/stats.h"
 #include "policy/history.h"
 #include "policy/policy.h"
@@ -507,6 +508,31 @@ test_clock_stepped_forward(void **state)
 	history_close(h);
 }
 
+/* The wall clock stepped back a year, a TLS delivery noted, the clock set
+ * right, the daemon restarted (a new anchor): the record still expects
+ * TLS.  Had the policy clock followed the step back, the record would
+ * carry a time a year old and be forgotten after the restart. */
+static void
+test_clock_stepped_back_then_restart(void **state)
+{
+	struct history *h = fresh("clockbackfwd", 100, 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.9");
+	struct policy_verdict v;
+
+	time_step = -365 * 86400LL;
+	history_note(h, 86400, (struct sockaddr *)&a, "mx.back.example", 1,
+	    1);
+	time_step = 0;
+	clock_anchor();
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	snprintf(v.mx_host, sizeof(v.mx_host), "mx.back.example");
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -521,6 +547,7 @@ main(void)
 		cmocka_unit_test(test_address_changed),
 		cmocka_unit_test(test_clock_stepped_back),
 		cmocka_unit_test(test_clock_stepped_forward),
+		cmocka_unit_test(test_clock_stepped_back_then_restart),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
