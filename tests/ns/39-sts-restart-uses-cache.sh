@@ -5,7 +5,9 @@
 # takes the whole daemon, supervisor and workers (mxg_kill_all): with the
 # supervisor alone, the workers (which fetch and cache the policy) got
 # SIGTERM from its death and drained and exited as after a stop, so a
-# cache written only at a clean exit passed.
+# cache written only at a clean exit passed.  Then a restart on a kept
+# clock anchor a day behind: the policy clock of the boot, not the wall
+# clock (core/clock.h).
 . "$(dirname "$0")/../lib/ns.sh"
 . "$LIBDIR/dns.sh"
 . "$LIBDIR/sts.sh"
@@ -47,4 +49,26 @@ assert "no second fetch" [ "$(sts_fetches enf.test)" = 1 ]
 assert "restarted mxguard used the cached policy" \
 	grep -qE "event=policy domain=enf.test dst=10.25.1.10 mx=mx1.enf.test source=mta-sts level=verify result=ok.*id=r1,cached" "$MXLOG"
 assert "restarted mxguard did not fetch" [ "$(mx_count 'event=sts-fetch')" = 0 ]
-pass "restart: cached policy used without a fetch"
+log "restart: cached policy used without a fetch"
+
+# The policy clock this boot's daemon keeps (state_dir/clock.anchor): a
+# restart takes it again, not the wall clock as it then is.  An anchor a
+# day behind (as if the wall clock had stepped a day forward since the
+# daemon took it) leaves the restarted daemon's policy clock a day behind
+# the wall clock, which it says; the cached policy still decides.
+anchor="$T/mxstate/clock.anchor"
+assert "the daemon kept its clock anchor for this boot" \
+	grep -q "^mxguard-clock 1 $(cat /proc/sys/kernel/random/boot_id) " "$anchor"
+mxg_kill_all
+mxg_rules_remove
+mv "$MXLOG" "$T/mxguard-second.log"
+read -r magic version bootid offset <"$anchor"
+echo "$magic $version $bootid $((offset - 86400))" >"$anchor"
+mxg_start
+sts_send alice@enf.test "after a step of the clock"
+wait_status "$QID" alice@enf.test sent
+assert "the restarted daemon took the kept anchor (a day's step not followed)" \
+	grep -qE "event=clock-step step_s=8[0-9]{4} " "$MXLOG"
+assert "the cached policy still decided" \
+	grep -qE "event=policy domain=enf.test .*source=mta-sts level=verify result=ok" "$MXLOG"
+pass "restart: cached policy used without a fetch; the policy clock's anchor kept for the boot"
