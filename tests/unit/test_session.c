@@ -3745,6 +3745,24 @@ big_body(size_t len)
 	return m;
 }
 
+/* A transaction in DATA, the upstream's socket buffers small and the
+ * server not reading (g.srv_noread), data_block_timeout 300 ms: the
+ * client's message backs up in mxguard at once. */
+static void
+data_to_stalled_mx(void)
+{
+	g.cfg->data_block_timeout = 300;
+	upstream_small_rcvbuf();
+	hello_plain();
+	upstream_small_sndbuf();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	g.srv_noread = 1;
+}
+
 /*
  * A slow MX: it takes a few KiB at a time, well within data_block_timeout
  * each, but the session holds the client back (back-pressure) much longer
@@ -3761,16 +3779,7 @@ test_slow_mx_client_not_timed_out(void **state)
 	size_t off = 0;
 	ssize_t n;
 
-	g.cfg->data_block_timeout = 300;
-	upstream_small_rcvbuf();
-	hello_plain();
-	upstream_small_sndbuf();
-	begin_tx("a@sender.example", "b@d.example");
-	cl_send("DATA\r\n");
-	EXPECT_SRV("DATA");
-	srv_send("354 go\r\n");
-	EXPECT_CL("354 go\r\n");
-	g.srv_noread = 1;
+	data_to_stalled_mx();
 	end = now_ms() + 1500;
 	last_in = now_ms();
 	while (now_ms() < end && off < len && !g.ceof && g.clen == 0) {
@@ -3831,16 +3840,7 @@ test_tarpit_mx_in_body(void **state)
 	const char *r;
 	ssize_t n;
 
-	g.cfg->data_block_timeout = 300;
-	upstream_small_rcvbuf();
-	hello_plain();
-	upstream_small_sndbuf();
-	begin_tx("a@sender.example", "b@d.example");
-	cl_send("DATA\r\n");
-	EXPECT_SRV("DATA");
-	srv_send("354 go\r\n");
-	EXPECT_CL("354 go\r\n");
-	g.srv_noread = 1;
+	data_to_stalled_mx();
 	t0 = now_ms();
 	end = t0 + 3000;
 	while (g.clen == 0 && !g.ceof && now_ms() < end) {
