@@ -87,6 +87,12 @@ ev_now(struct ev_loop *loop)
 }
 
 void
+ev_now_update(struct ev_loop *loop)
+{
+	loop->now = clock_ms();
+}
+
+void
 ev_loop_stop(struct ev_loop *loop)
 {
 	loop->stop = 1;

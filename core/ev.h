@@ -30,6 +30,9 @@ int		 ev_loop_run(struct ev_loop *);
 void		 ev_loop_stop(struct ev_loop *);
 /* Milliseconds of CLOCK_MONOTONIC, cached once per loop iteration. */
 uint64_t	 ev_now(struct ev_loop *);
+/* Reads the clock again: after work long enough in one callback that a
+ * timer armed from the cached time would be short by it. */
+void		 ev_now_update(struct ev_loop *);
 
 /* Watch fd for events (EV_READ|EV_WRITE, possibly 0); replaces an earlier
  * registration's callback and mask.  Returns 0 or -1 with errno. */

@@ -985,7 +985,10 @@ try_uri(struct report_run *r)
 	r->try_ms = u->kind == TLSRPT_URI_HTTPS ?
 	    r->cfg->sts_fetch_timeout + 5000 : r->opts.try_ms;
 	/* and no more than what its destination has left in this run:
-	 * however it trickles, a receiver costs the run dest_ms at most */
+	 * however it trickles, a receiver costs the run dest_ms at most;
+	 * from the time now, not the loop's cached time, which building the
+	 * report (gzip, DKIM) in this callback may have left behind */
+	ev_now_update(r->loop);
 	r->try_start = ev_now(r->loop);
 	r->dest_cut = 0;
 	if ((r->dest = dest_get(r, u)) != NULL &&

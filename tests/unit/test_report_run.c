@@ -12,7 +12,7 @@
  * can end a try against a server that never answers.  mdb_env_sync() is
  * wrapped to count the store's flushes to disk.
  */
-// WRAP: dns_query dns_cancel leg_new policy_record_tls mdb_env_sync
+// WRAP: dns_query dns_cancel leg_new policy_record_tls mdb_env_sync tlsrpt_gzip
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -292,6 +292,22 @@ __wrap_mdb_env_sync(MDB_env *env, int force)
 {
 	syncs++;
 	return __real_mdb_env_sync(env, force);
+}
+
+/* tlsrpt_gzip() as it is, after gzip_delay_ms of work: a report that is
+ * slow to build (a large one, a busy host) */
+static int gzip_delay_ms;
+
+int __real_tlsrpt_gzip(const void *, size_t, unsigned char **, size_t *);
+int __wrap_tlsrpt_gzip(const void *, size_t, unsigned char **, size_t *);
+
+int
+__wrap_tlsrpt_gzip(const void *in, size_t len, unsigned char **out,
+    size_t *outlen)
+{
+	if (gzip_delay_ms > 0)
+		usleep((useconds_t)gzip_delay_ms * 1000);
+	return __real_tlsrpt_gzip(in, len, out, outlen);
 }
 
 /* ---- the run ----------------------------------------------------------- */
@@ -588,6 +604,33 @@ test_tarpit_does_not_hold_up_others(void **state)
 	assert_true(tot.next_retry_ms > 0);
 	assert_int_equal(is_sent("b.test", y), 1);
 	assert_int_equal(is_sent("a.test", y), 0);	/* retried later */
+	end_test();
+}
+
+/* A report slow to build (600 ms in one callback) still gives its first
+ * try the whole try_ms (400 ms): the try's deadline was armed from the
+ * loop's time cached before the build, and passed at once ("the try's
+ * deadline (400 ms) passed" 3 ms into the try, seen on a busy host). */
+static void
+test_slow_build_keeps_try_time(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("b.test", y);
+	rua("b.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	o.job_ms = 5000;
+	gzip_delay_ms = 600;
+	run(&o, 10000);
+	gzip_delay_ms = 0;
+	settle(200);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("b.test", y), 1);
 	end_test();
 }
 
@@ -1529,6 +1572,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tarpit_does_not_hold_up_others),
+		cmocka_unit_test(test_slow_build_keeps_try_time),
 		cmocka_unit_test(test_try_and_job_deadlines),
 		cmocka_unit_test(test_report_legs_record_nothing),
 		cmocka_unit_test(test_failed_uri_retried_later),
