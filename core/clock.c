@@ -78,7 +78,9 @@ clock_anchor_restore(const char *dir, char *err, size_t errsz)
 		return 0;
 	snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE);
 	if ((f = fopen(path, "re")) == NULL) {
-		if (errno == ENOENT)
+		/* none, or a user who cannot read state_dir (`mxguard
+		 * status` as a monitoring user), nor the stores in it */
+		if (errno == ENOENT || errno == EACCES)
 			return 0;
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		return -1;
