@@ -552,6 +552,25 @@ default_helo(char *buf, size_t sz)
 	helo_from(host, buf, sz);
 }
 
+/* A command of the probe: its reply's code, -1 for none (last says why);
+ * the step is named when the check's deadline cut it (probe_cut()). */
+static int
+probe_cmd(struct probe *p, struct conn *c, struct smtp_reply *rep,
+    const char *verb, const char *arg, const char *step, char *last,
+    size_t lastsz)
+{
+	char line[SMTP_DOMAIN_MAX + 16];
+	int code;
+
+	snprintf(line, sizeof(line), "%s%s%s", verb, arg ? " " : "",
+	    arg ? arg : "");
+	snprintf(last, lastsz, "cannot send it");
+	code = send_line(c, line) == -1 ? -1 : read_reply(c, rep, last,
+	    lastsz);
+	probe_cut(p, c, step);
+	return code;
+}
+
 /*
  * EHLO as the proxy's leg says it (leg_on_reply(), LS_HELLO/LS_HELO):
  * any 2xx will do; after a 5xx it says HELO, whose 2xx offers no
@@ -563,14 +582,11 @@ static int
 probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
     struct smtp_caps *caps)
 {
-	char last[512], ehlo[512], cmd[SMTP_DOMAIN_MAX + 8];
+	char last[512], ehlo[512];
 
 	memset(caps, 0, sizeof(*caps));
-	snprintf(last, sizeof(last), "cannot send it");
-	snprintf(cmd, sizeof(cmd), "EHLO %s", c->helo);
-	p->ehlo = send_line(c, cmd) == -1 ? -1 :
-	    read_reply(c, rep, last, sizeof(last));
-	probe_cut(p, c, "EHLO");
+	p->ehlo = probe_cmd(p, c, rep, "EHLO", c->helo, "EHLO", last,
+	    sizeof(last));
 	if (p->ehlo / 100 == 2) {
 		smtp_caps_parse(rep, caps);
 		return 0;
@@ -581,11 +597,8 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 		return p->ehlo == -1 ? -1 : 1;
 	}
 	snprintf(ehlo, sizeof(ehlo), "%s", last);
-	snprintf(last, sizeof(last), "cannot send it");
-	snprintf(cmd, sizeof(cmd), "HELO %s", c->helo);
-	p->helo = send_line(c, cmd) == -1 ? -1 :
-	    read_reply(c, rep, last, sizeof(last));
-	probe_cut(p, c, "HELO");
+	p->helo = probe_cmd(p, c, rep, "HELO", c->helo, "HELO", last,
+	    sizeof(last));
 	if (p->helo / 100 == 2)
 		return 0;
 	snprintf(p->error, sizeof(p->error), "EHLO refused: %s; HELO %s: %s",
@@ -603,13 +616,10 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 static int
 probe_ehlo_tls(struct probe *p, struct conn *c, struct smtp_reply *rep)
 {
-	char last[512], cmd[SMTP_DOMAIN_MAX + 8];
+	char last[512];
 
-	snprintf(last, sizeof(last), "cannot send it");
-	snprintf(cmd, sizeof(cmd), "EHLO %s", c->helo);
-	p->ehlo_tls = send_line(c, cmd) == -1 ? -1 :
-	    read_reply(c, rep, last, sizeof(last));
-	probe_cut(p, c, "EHLO after STARTTLS");
+	p->ehlo_tls = probe_cmd(p, c, rep, "EHLO", c->helo,
+	    "EHLO after STARTTLS", last, sizeof(last));
 	if (p->ehlo_tls / 100 == 2)
 		return 0;
 	snprintf(p->error, sizeof(p->error), "EHLO after STARTTLS %s: %s",
@@ -736,11 +746,9 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		    "accepted: no extensions)" : "");
 		goto quit;
 	}
-	snprintf(last, sizeof(last), "cannot send it");
-	p->starttls_code = code = send_line(&c, "STARTTLS") == -1 ? -1 :
-	    read_reply(&c, rep, last, sizeof(last));
+	p->starttls_code = code = probe_cmd(p, &c, rep, "STARTTLS", NULL,
+	    "STARTTLS", last, sizeof(last));
 	if (code != 220) {
-		probe_cut(p, &c, "STARTTLS");
 		snprintf(p->error, sizeof(p->error), "STARTTLS %s: %s",
 		    code == -1 ? "failed" : "refused", last);
 		/* a refusal is the leg's cleartext at may; no reply (closed,
