@@ -27,9 +27,9 @@
  * again; so does removing the file and restarting, which is how an
  * operator accepts a clock known to be right.
  *
- * Only policy decisions use it (MTA-STS cache, TLS history, Redis merge);
- * log time stamps, TLSRPT days and certificate validity keep the wall
- * clock.
+ * Only policy decisions use it (MTA-STS cache, TLS history, Redis merge,
+ * certificate validity: X509_VERIFY_PARAM_set_time() wherever a chain is
+ * verified); log time stamps and TLSRPT days keep the wall clock.
  */
 #ifndef MXG_CLOCK_H
 #define MXG_CLOCK_H

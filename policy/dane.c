@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "policy/dane.h"
@@ -826,6 +827,9 @@ dane_tls_prepare(const struct dane_info *d, SSL *ssl)
 	    SSL_dane_enable(ssl, d->tlsa_base) <= 0)
 		return -1;
 	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	/* a DANE-TA chain's validity on the policy clock (core/clock.h);
+	 * OpenSSL ignores a DANE-EE leaf's, as RFC 7672 section 3.1.1 asks */
+	X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl), (time_t)clock_now());
 	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	for (i = 0; i < d->nnames; i++)
 		if (strcmp(d->names[i], d->tlsa_base) != 0 &&
@@ -885,6 +889,8 @@ resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
 		return -1;
 	}
 	X509_STORE_CTX_set_default(xc, "ssl_server");
+	/* the SSL's parameters carry the policy clock's time too
+	 * (dane_tls_prepare()) */
 	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(xc),
 	    SSL_get0_param(ssl));
 	/* the key sizes a full handshake demands (OpenSSL sets them from

@@ -18,6 +18,7 @@
 
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "core/io.h"
 #include "core/log.h"
 #include "core/netaddr.h"
@@ -527,6 +528,9 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
 		    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+		/* validity on the policy clock (core/clock.h) */
+		X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl),
+		    (time_t)clock_now());
 		if (io_start_tls(io, ssl, 0) == -1) {
 			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
 			    "TLS start failed");

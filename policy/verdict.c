@@ -37,6 +37,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "policy/dane.h"
 #include "policy/verdict.h"
 #include "policy/verdict_tls.h"
@@ -289,6 +290,9 @@ prepare(const struct policy_verdict *v, SSL *ssl)
 	/* verification is judged by policy_tls_check(), with a precise
 	 * reason; the handshake itself never fails on it */
 	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	/* validity on the policy clock: a wall clock stepped back would
+	 * make an expired certificate valid again (core/clock.h) */
+	X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl), (time_t)clock_now());
 	SSL_set_hostflags(ssl, name_flags(v));
 	if (v->tls != NULL) {
 		if (v->tls->store != NULL &&
@@ -392,6 +396,7 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 	 * refuses (EE_KEY_TOO_SMALL, CA_MD_TOO_WEAK) passes for the next */
 	X509_VERIFY_PARAM_set_auth_level(param, SSL_get_security_level(ssl));
 	X509_VERIFY_PARAM_set_hostflags(param, name_flags(v));
+	X509_VERIFY_PARAM_set_time(param, (time_t)clock_now());
 	for (i = 0; i < v->tls->nnames; i++)
 		if (i == 0)
 			X509_VERIFY_PARAM_set1_host(param, v->tls->names[0], 0);

@@ -6,7 +6,7 @@
  * name, an expired validity).  dane_tls_prepare() and dane_tls_check()
  * are the code under test; OpenSSL does the matching.
  */
-// WRAP: dns_query dns_cancel
+// WRAP: dns_query dns_cancel time
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,12 +26,14 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "policy/dane.h"
 #include "policy/mx.h"
 #include "policy/policy.h"
 #include "policy/verdict_tls.h"
+#include "tests/unit/timestep.h"
 #include "tests/unit/testcert.h"
 
 #include "fakedns.h"
@@ -609,6 +611,75 @@ test_resumed_session(void **s)
 }
 
 /*
+ * A DANE-TA chain's validity is judged on the policy clock (core/clock.h),
+ * on a full handshake and on a resumed one: a wall clock stepped back
+ * would otherwise make an expired certificate valid again.  OpenSSL's own
+ * clock cannot be moved here, so the policy clock is anchored 30 days
+ * behind it (time() stepped back before the anchor), and each leaf is
+ * judged the other way from what the real clock says.
+ */
+static void
+test_ta_validity_on_policy_clock(void **s)
+{
+	EVP_PKEY *cak = newkey();
+	X509 *ca = mkcert(cak, "wide CA", NULL, NULL, 1, -86400 * 90,
+	    86400 * 90);
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = mkcert(P.leaf_key, HOST, ca, cak, 0, -86400 * 40,
+	    -86400 * 10);
+	/* valid by the real clock, not yet 30 days ago */
+	X509 *fresh = mkcert(P.leaf_key, HOST, ca, cak, 0, -3600, 86400 * 10);
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL_SESSION *sess = NULL;
+	char r[48];
+	int reused;
+
+	time_step = -86400 * 30;
+	clock_anchor();
+	assert_int_equal(handshake(lapsed, P.leaf_key, ca,
+	    info_with(1, 2, 0, 1, ca), r, sizeof(r)), 0);
+	assert_int_equal(handshake(fresh, P.leaf_key, ca,
+	    info_with(1, 2, 0, 1, ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "certificate-expired");
+	/* DANE-EE: the leaf's validity is not judged at all */
+	assert_int_equal(handshake(fresh, P.leaf_key, ca,
+	    info_with(1, 3, 1, 1, fresh), r, sizeof(r)), 0);
+
+	/* resumed: the kept chain is verified again, on the policy clock */
+	SSL_CTX_use_certificate(sctx, lapsed);
+	SSL_CTX_use_PrivateKey(sctx, P.leaf_key);
+	SSL_CTX_add1_chain_cert(sctx, ca);
+	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+	SSL_CTX_dane_enable(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, ca), NULL,
+	    &sess, &reused, r, sizeof(r)), 0);
+	assert_false(reused);
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, ca), sess,
+	    NULL, &reused, r, sizeof(r)), 0);
+	assert_true(reused);
+	/* the policy clock back on the real one: the same session's chain
+	 * has expired */
+	time_step = 0;
+	clock_anchor();
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, ca), sess,
+	    NULL, &reused, r, sizeof(r)), -1);
+	assert_true(reused);
+	assert_string_equal(r, "certificate-expired");
+
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	X509_free(lapsed);
+	X509_free(fresh);
+	X509_free(ca);
+	EVP_PKEY_free(cak);
+}
+
+/*
  * A resumed session's chain is verified again with the key sizes the
  * handshake's own verification demands (OpenSSL's security level): an
  * RSA-1024 DANE-EE key that a full handshake refuses (EE_KEY_TOO_SMALL)
@@ -1171,6 +1242,7 @@ main(void)
 		cmocka_unit_test(test_ta_cn_only),
 		cmocka_unit_test(test_expired_ee_passes),
 		cmocka_unit_test(test_expired_ta_fails),
+		cmocka_unit_test(test_ta_validity_on_policy_clock),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test(test_other_rrset),
 		cmocka_unit_test(test_resumed_session),

@@ -9,9 +9,10 @@
  * succeed whoever runs the test.  And the report host's certificate must
  * carry its name as a subjectAltName DNS name (RFC 9525: the subject CN
  * does not count): there the receiver is a TLS server (io, testcert.h)
- * that answers the POST with 204.
+ * that answers the POST with 204.  Its certificate's validity is judged
+ * on the policy clock (core/clock.h; time() wrapped: timestep.h).
  */
-// WRAP: dns_query dns_cancel setsockopt
+// WRAP: dns_query dns_cancel setsockopt time
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@
 
 #include <openssl/ssl.h>
 
+#include "core/clock.h"
 #include "core/ev.h"
 #include "core/io.h"
 #include "policy/dns.h"
@@ -35,6 +37,7 @@
 
 #include "fakedns.h"
 #include "testcert.h"
+#include "timestep.h"
 
 static int done, ok_seen, accepted;
 static char err_seen[512];
@@ -214,19 +217,19 @@ test_mark(void **state)
 }
 
 /* The receiver's certificate from a CA the client trusts, for rpt.test
- * (subject CN), with san as its subjectAltName DNS name (NULL: none). */
+ * (subject CN), with san as its subjectAltName DNS name (NULL: none),
+ * valid from..to seconds from now. */
 static void
-tls_receiver(const char *san)
+tls_receiver_valid(const char *san, long from, long to)
 {
 	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
 	X509 *leaf;
 
 	assert_non_null(cakey);
 	assert_non_null(key);
-	client_ca = test_cert(cakey, "post test CA", NULL, NULL, NULL, -60,
-	    3600, 1);
-	leaf = test_cert(key, "rpt.test", san, client_ca, cakey, -60, 3600,
-	    0);
+	client_ca = test_cert(cakey, "post test CA", NULL, NULL, NULL,
+	    -86400 * 90, 86400 * 90, 1);
+	leaf = test_cert(key, "rpt.test", san, client_ca, cakey, from, to, 0);
 	assert_non_null(client_ca);
 	assert_non_null(leaf);
 	srv_ctx = SSL_CTX_new(TLS_server_method());
@@ -236,6 +239,12 @@ tls_receiver(const char *san)
 	X509_free(leaf);
 	EVP_PKEY_free(key);
 	EVP_PKEY_free(cakey);
+}
+
+static void
+tls_receiver(const char *san)
+{
+	tls_receiver_valid(san, -60, 3600);
 }
 
 static void
@@ -279,6 +288,28 @@ test_san_posted(void **state)
 	assert_true(srv_reads > 0);
 }
 
+/* The receiver's certificate expired ten days ago: posted while the
+ * policy clock is anchored 30 days behind the real one (OpenSSL's own
+ * clock cannot be moved here), refused on the real one. */
+static void
+test_validity_on_policy_clock(void **state)
+{
+	(void)state;
+	tls_receiver_valid("rpt.test", -86400 * 40, -86400 * 10);
+	time_step = -86400 * 30;
+	clock_anchor();
+	post(1, 0);
+	assert_int_equal(ok_seen, 0);
+	assert_true(srv_reads > 0);
+	time_step = 0;
+	clock_anchor();
+	post(1, 0);
+	tls_receiver_free();
+	assert_int_equal(ok_seen, -1);
+	assert_int_equal(srv_reads, 0);
+	assert_non_null(strstr(err_seen, "expired"));
+}
+
 int
 main(void)
 {
@@ -288,6 +319,7 @@ main(void)
 		cmocka_unit_test(test_mark),
 		cmocka_unit_test(test_cn_only_refused),
 		cmocka_unit_test(test_san_posted),
+		cmocka_unit_test(test_validity_on_policy_clock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,10 +3,12 @@
  * handshakes (in memory, BIO pairs) with certificates made here: valid for
  * the expected name, another name, expired, untrusted issuer, a wildcard
  * (only as the whole leftmost label), and an established session judged
- * against a second verdict with other names.  Verdicts come from
+ * against a second verdict with other names; validity judged on the
+ * policy clock (time() wrapped: tests/unit/timestep.h).  Verdicts come from
  * policy_lookup() with tls_policy overrides (the resolver is unreachable,
  * so no MX is found and the override decides).
  */
+// WRAP: time
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,12 +26,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
 #include "policy/policy.h"
 #include "policy/verdict_tls.h"
 #include "tests/unit/testcert.h"
+#include "tests/unit/timestep.h"
 #include "tests/unit/lookupwait.h"
 
 
@@ -65,7 +69,9 @@ setup(void **state)
 	log_init("test", 0, LOG_LVL_ERR);
 	ca_key = EVP_EC_gen("P-256");
 	bad_ca_key = EVP_EC_gen("P-256");
-	ca = test_cert(ca_key, "test CA", NULL, NULL, NULL, -3600, 86400, 1);
+	/* valid on both clocks of test_validity_on_policy_clock */
+	ca = test_cert(ca_key, "test CA", NULL, NULL, NULL, -86400 * 90,
+	    86400 * 90, 1);
 	bad_ca = test_cert(bad_ca_key, "other CA", NULL, NULL, NULL, -3600, 86400,
 	    1);
 	if ((fd = mkstemp(cafile)) == -1 || (f = fdopen(fd, "w")) == NULL)
@@ -273,6 +279,50 @@ test_second_verdict(void **state)
 	policy_verdict_free(v3);
 	policy_verdict_free(v4);
 	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
+/*
+ * Certificate validity is judged on the policy clock (core/clock.h), not
+ * the wall clock a step back would make an expired certificate valid on:
+ * by the handshake's own verification and by a later check for another
+ * verdict.  OpenSSL's clock cannot be moved here, so the policy clock is
+ * anchored 30 days behind it, and each leaf is judged the other way from
+ * what the real clock says.
+ */
+static void
+test_validity_on_policy_clock(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = test_cert(k, "mx.good.test",
+	    "mx.good.test,DNS:mx.sec.test", ca, ca_key, -86400 * 40,
+	    -86400 * 10, 0);
+	/* valid by the real clock, not yet 30 days ago */
+	X509 *fresh = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400 * 10, 0);
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *v2 = verdict("sec.test", "198.51.100.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	time_step = -86400 * 30;
+	clock_anchor();
+	expect(v1, fresh, k, -1, "certificate-expired");
+	c = handshake(v1, lapsed, k);
+	assert_int_equal(policy_tls_check(v1, c, &proof, &res), 0);
+	/* another identity: the chain verified afresh */
+	assert_int_equal(policy_leg_fits(v2, &proof, c, &res), 0);
+	time_step = 0;
+	clock_anchor();
+	assert_int_equal(policy_leg_fits(v2, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-expired");
+	SSL_free(c);
+	policy_verdict_free(v1);
+	policy_verdict_free(v2);
+	X509_free(lapsed);
+	X509_free(fresh);
 	EVP_PKEY_free(k);
 }
 
@@ -701,6 +751,7 @@ main(void)
 		cmocka_unit_test(test_verify_levels),
 		cmocka_unit_test(test_secure_and_subdomain_match),
 		cmocka_unit_test(test_second_verdict),
+		cmocka_unit_test(test_validity_on_policy_clock),
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_weak_key_fresh),
