@@ -428,6 +428,9 @@ reload(struct daemon *d, int checked, uint32_t digest)
 		goto done;
 	}
 	proxy_commit(d->proxy, ncfg, tls);
+	/* the proxy and the engine judge by ncfg from here on, the
+	 * partial reload below too (config_load() checked the list) */
+	(void)netaddr_set_nat64(&ncfg->nat64_prefix, err, sizeof(err));
 	if (d->nfq && nfq_reconfigure(d->nfq, ncfg, err, sizeof(err)) == -1) {
 		/* past reload_check() only memory fails here, after the
 		 * proxy and the engine took ncfg: rather than steer on the
@@ -444,8 +447,6 @@ reload(struct daemon *d, int checked, uint32_t digest)
 		goto done;
 	}
 	log_set_level(ncfg->log_level);
-	/* config_load() checked the list: this takes it */
-	(void)netaddr_set_nat64(&ncfg->nat64_prefix, err, sizeof(err));
 	if (d->w == NULL)
 		config_warnings_log(ncfg);
 	d->old[d->nold++] = d->cfg;
