@@ -153,6 +153,8 @@ struct session {
 	int			 nverdicts;
 	uint64_t		 preq_gen;	/* env->gen when preq began */
 	int			 preq_shared;	/* preq's domain normalised */
+	char			*preq_dom;	/* the domain preq asked about,
+						 * as it was asked */
 	struct policy_verdict	*leg_verdict;	/* the one the leg was secured
 						 * for (one of verdicts[], kept
 						 * from eviction; the leg has
@@ -372,6 +374,7 @@ session_free(void *arg)
 	up_drop(s);
 	ev_timer_free(s->reaper);
 	ev_timer_free(s->ptimer);
+	free(s->preq_dom);
 	for (i = 0; i < s->nverdicts; i++)
 		policy_verdict_free(s->verdicts[i].v);
 	free(s->ehlo_reply);
@@ -570,6 +573,7 @@ session_enter(struct session *s, enum sstate st)
 /* ---- policy ------------------------------------------------------------ */
 
 static void retiring_tempfail(struct session *);
+static void policy_ask(struct session *);
 
 static struct policy_verdict *
 verdict_find(struct session *s, const char *domain)
@@ -870,6 +874,18 @@ policy_done(void *arg, struct policy_verdict *v)
 	if (v->level == TLS_LEVEL_DEFER && v->detail[0])
 		log_debug("sid=%s event=verdict-detail detail=%s", s->id,
 		    log_q(q, sizeof(q), v->detail));
+	if (s->preq_gen != s->env->gen && !s->env->retiring) {
+		/* begun before a reload, under the old tls_policy lines and
+		 * switches (the engine reads them at the lookup's start),
+		 * and the new configuration may demand more: asked again */
+		log_info("sid=%s event=verdict-stale domain=%s "
+		    "why=reloaded-during-lookup action=lookup-again", s->id,
+		    v->domain);
+		policy_verdict_free(v);
+		policy_ask(s);
+		session_run(s);
+		return;
+	}
 	if (s->nverdicts == MAX_VERDICTS) {
 		/* keep the list bounded: the oldest non-leg verdict goes */
 		int i = s->verdicts[0].v == s->leg_verdict ? 1 : 0;
@@ -1046,9 +1062,21 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 		rcpt_with_verdict(s, v);
 		return;
 	}
+	free(s->preq_dom);
+	if ((s->preq_dom = strdup(dom)) == NULL) {
+		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+		return;
+	}
+	policy_ask(s);
+}
+
+/* The policy engine is asked about preq_dom under this configuration. */
+static void
+policy_ask(struct session *s)
+{
 	session_enter(s, S_POLICY);
 	s->preq_gen = s->env->gen;
-	s->preq = policy_lookup(s->env->policy, dom,
+	s->preq = policy_lookup(s->env->policy, s->preq_dom,
 	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr), s->id,
 	    policy_done, s);
 	if (s->preq == NULL) {

@@ -1792,6 +1792,35 @@ test_retiring_during_lookup(void **state)
 	finish();
 }
 
+/* A reload while a recipient's lookup runs: the verdict that comes is
+ * the old configuration's (its tls_policy line was read at the lookup's
+ * start), and the new one may demand more.  It is not used: the domain
+ * is looked up again.  Before, d.example's old "none" went on after the
+ * reload that made it encrypt: MAIL and RCPT in cleartext, on a server
+ * that offers STARTTLS (an attacker on the path stretches the lookup to
+ * policy_timeout by delaying DNS answers). */
+static void
+test_reload_during_lookup(void **state)
+{
+	struct vspec *v = vspec_add("d.example", TLS_LEVEL_NONE, 0, NULL,
+	    NULL);
+
+	v->delay = 100;
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	run_for(20);
+	assert_int_equal(g.npending, 1);
+	/* the reload: d.example is encrypt now */
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	EXPECT_SRV("STARTTLS");
+	assert_int_equal(g.nlookups, 2);
+	assert_null(memmem(g.sraw, g.srawlen, "MAIL", 4));
+	finish();
+}
+
 static void
 test_rset_without_upstream_tx(void **state)
 {
@@ -4363,6 +4392,7 @@ main(void)
 		T(test_reload_new_lookup),
 		T(test_retiring_new_transaction),
 		T(test_retiring_during_lookup),
+		T(test_reload_during_lookup),
 		T(test_encrypt_without_starttls),
 		T(test_verify_report_only_cleartext),
 		T(test_level_none_skips_starttls),
