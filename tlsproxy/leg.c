@@ -83,6 +83,9 @@ struct leg {
 	int			 skipped;	/* cleartext without asking for
 						 * STARTTLS (a verdict of level
 						 * none settled it) */
+	char			 clear_why[24];	/* settled in cleartext: why
+						 * (settle_cleartext's reason),
+						 * else "" */
 	int			 refused;	/* greeting was not 2xx: its
 						 * class (4 or 5), else 0 */
 	int			 reused;	/* adopted from the cache */
@@ -622,6 +625,7 @@ settle_cleartext(struct leg *l, const char *reason, const char *extra)
 	memset(&l->proof, 0, sizeof(l->proof));
 	l->proof.level = TLS_LEVEL_NONE;
 	l->tls_proto[0] = '\0';
+	snprintf(l->clear_why, sizeof(l->clear_why), "%s", reason);
 	stats_add(st_plain, 1);
 	log_info("sid=%s event=cleartext dst=%s domain=%s reason=%s%s",
 	    l->tag, l->dst_str, l->v->domain, reason, extra);
@@ -748,6 +752,7 @@ leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
 	}
 	l->settled = l->reused = 0;
 	l->uses = 0;
+	l->clear_why[0] = '\0';
 	memset(&l->proof, 0, sizeof(l->proof));
 	memset(&l->caps, 0, sizeof(l->caps));
 	l->tls_proto[0] = '\0';
@@ -1235,6 +1240,12 @@ int
 leg_starttls_skipped(const struct leg *l)
 {
 	return l->skipped;
+}
+
+const char *
+leg_cleartext_reason(const struct leg *l)
+{
+	return l->clear_why;
 }
 
 unsigned

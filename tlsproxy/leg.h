@@ -184,6 +184,10 @@ int		 leg_reused(const struct leg *);	/* adopted, not left */
 /* The leg is cleartext without having asked for STARTTLS (a verdict of
  * level none settled it): it shows nothing of the server's TLS. */
 int		 leg_starttls_skipped(const struct leg *);
+/* Why the settled leg carries mail in cleartext: "policy-none",
+ * "starttls-not-offered", "starttls-refused" or "tls-handshake-failed"
+ * (the retry on a new connection); "" for a TLS leg or an unsettled one. */
+const char	*leg_cleartext_reason(const struct leg *);
 unsigned	 leg_uses(const struct leg *);		/* sessions served */
 const struct smtp_caps *leg_caps(const struct leg *);
 const struct tls_proof *leg_proof(const struct leg *);

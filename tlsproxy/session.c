@@ -1694,6 +1694,25 @@ mail_refused_softly(struct session *s, const struct smtp_reply *r)
 	session_enter(s, S_IDLE);
 }
 
+/* A reply's text, every line's, joined by spaces, printable only (it
+ * becomes part of a line of mxguard's own). */
+static void
+reply_flat(const struct smtp_reply *r, char *text, size_t sz)
+{
+	size_t o = 0, tl, k;
+	const char *t;
+	int i;
+
+	for (i = 0; i < r->nlines && o + 2 < sz; i++) {
+		t = smtp_reply_text(r, i, &tl);
+		if (o > 0)
+			text[o++] = ' ';
+		for (k = 0; k < tl && o + 1 < sz; k++)
+			text[o++] = t[k] < ' ' || t[k] == 0x7f ? '?' : t[k];
+	}
+	text[o] = '\0';
+}
+
 /*
  * The upstream refused the replayed MAIL.  The client, told 250 for its
  * MAIL, hears of it at RCPT, and so does every later RCPT of the
@@ -1709,21 +1728,10 @@ static void
 mail_refused(struct session *s, const struct smtp_reply *r)
 {
 	char enh[16], text[400], q[600];
-	size_t o = 0, tl, k;
-	const char *t;
-	int i;
 
 	free(s->tx_mail_fail);
 	s->tx_mail_fail = NULL;
-	for (i = 0; i < r->nlines && o + 2 < sizeof(text); i++) {
-		t = smtp_reply_text(r, i, &tl);
-		if (o > 0)
-			text[o++] = ' ';
-		/* (printable only: it becomes part of our own line) */
-		for (k = 0; k < tl && o + 1 < sizeof(text); k++)
-			text[o++] = t[k] < ' ' || t[k] == 0x7f ? '?' : t[k];
-	}
-	text[o] = '\0';
+	reply_flat(r, text, sizeof(text));
 	log_info("sid=%s event=mail-refused dst=%s code=%d text=%s", s->id,
 	    s->dst_str, r->code, log_q(q, sizeof(q), text));
 	if (r->code / 100 != 5) {
@@ -1745,6 +1753,112 @@ mail_refused(struct session *s, const struct smtp_reply *r)
 		io_write(s->cl, s->tx_mail_fail, strlen(s->tx_mail_fail));
 	else
 		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+}
+
+/*
+ * A 5xx that asks for TLS: any 530 (RFC 3207's "Must issue a STARTTLS
+ * command first"), X.7.10 ("encryption needed", RFC 5248), or X.7.0 or
+ * X.7.11 with a text that names TLS or encryption.
+ */
+static int
+asks_for_tls(const struct smtp_reply *r)
+{
+	char enh[16];
+	const char *t;
+	size_t tl, i;
+	int k;
+
+	if (r->code == 530)
+		return 1;
+	if (r->code / 100 != 5)
+		return 0;
+	smtp_reply_enhanced(r, enh, sizeof(enh));
+	if (strcmp(enh, "5.7.10") == 0)
+		return 1;
+	if (strcmp(enh, "5.7.0") != 0 && strcmp(enh, "5.7.11") != 0)
+		return 0;
+	for (k = 0; k < r->nlines; k++) {
+		t = smtp_reply_text(r, k, &tl);
+		for (i = 0; i + 3 <= tl; i++)
+			if (strncasecmp(t + i, "tls", 3) == 0 ||
+			    (i + 7 <= tl && strncasecmp(t + i, "encrypt",
+			    7) == 0))
+				return 1;
+	}
+	return 0;
+}
+
+/*
+ * The server refused cmd with a 5xx that asks for TLS (asks_for_tls), on
+ * a leg in cleartext.  That is no verdict on the message: the TLS the
+ * server asks for failed for now (the cleartext retry after a failed
+ * handshake; a refused STARTTLS), was not offered on this connection
+ * (stripped on the path, or the server's own misconfiguration: RFC 3207
+ * forbids a public MX to require it), or was turned off for the domain
+ * (tls_policy none).  Relayed, the 5xx would bounce the mail; out gets a
+ * 451 4.7.0 that says why (no CRLF), and the MTA keeps the mail.
+ * Returns 0, out untouched, for any other reply or a TLS leg.
+ */
+static int
+tls_refusal_softened(struct session *s, const struct smtp_reply *r,
+    const char *cmd, char *out, size_t outsz)
+{
+	const char *why = s->up != NULL ? leg_cleartext_reason(s->up) : "";
+	const char *how;
+	char text[200], q[300];
+
+	if (*why == '\0' || !asks_for_tls(r))
+		return 0;
+	if (strcmp(why, "tls-handshake-failed") == 0)
+		how = "the TLS handshake with it failed";
+	else if (strcmp(why, "starttls-refused") == 0)
+		how = "refused it";
+	else if (strcmp(why, "starttls-not-offered") == 0)
+		how = "did not offer it on this connection";
+	else if (strcmp(why, "policy-none") == 0)
+		how = "tls_policy none keeps this connection in cleartext";
+	else
+		how = "this connection is in cleartext";
+	reply_flat(r, text, sizeof(text));
+	log_info("sid=%s event=tls-required dst=%s command=%s code=%d "
+	    "cleartext=%s action=deferred text=%s", s->id, s->dst_str, cmd,
+	    r->code, why, log_q(q, sizeof(q), text));
+	snprintf(out, outsz, "451 4.7.0 mxguard: %s requires STARTTLS and "
+	    "%s; try again later (%s refused: %d %s)", s->dst_str, how, cmd,
+	    r->code, text);
+	return 1;
+}
+
+/* A refusal of the replayed MAIL that asks for TLS: its RCPTs get the
+ * softened reply (tls_refusal_softened).  Returns 0 for any other. */
+static int
+mail_refused_tls(struct session *s, const struct smtp_reply *r)
+{
+	char line[512];
+
+	if (!tls_refusal_softened(s, r, "MAIL", line, sizeof(line)))
+		return 0;
+	free(s->tx_mail_fail);
+	if (asprintf(&s->tx_mail_fail, "%s\r\n", line) == -1) {
+		s->tx_mail_fail = NULL;
+		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+		return 1;
+	}
+	io_write(s->cl, s->tx_mail_fail, strlen(s->tx_mail_fail));
+	return 1;
+}
+
+/* A refusal of RCPT or DATA goes to the client as it came, or softened
+ * (tls_refusal_softened). */
+static void
+refusal_relay(struct session *s, const struct smtp_reply *r, const char *cmd)
+{
+	char line[512];
+
+	if (tls_refusal_softened(s, r, cmd, line, sizeof(line)))
+		cl_printf(s, "%s", line);
+	else
+		cl_relay(s, r);
 }
 
 /* ---- upstream replies -------------------------------------------------- */
@@ -1862,6 +1976,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			s->rcpt_pipelined = 0;
 			s->up_discard++;
 		}
+		if (mail_refused_tls(s, r)) {
+			session_enter(s, S_IDLE);
+			break;
+		}
 		if (r->code / 100 == 5 && caps_shrank(s)) {
 			mail_refused_softly(s, r);
 			break;
@@ -1874,8 +1992,9 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		if (ok) {
 			s->tx_rcpts_ok++;
 			tx_add_domain(s, s->rcpt_domain);
-		}
-		cl_relay(s, r);
+			cl_relay(s, r);
+		} else
+			refusal_relay(s, r, "RCPT");
 		free(s->rcpt_line);
 		s->rcpt_line = NULL;
 		session_enter(s, S_IDLE);
@@ -1888,7 +2007,10 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			    "DATA", ", not 354");
 			break;
 		}
-		cl_relay(s, r);
+		if (r->code == 354)
+			cl_relay(s, r);
+		else
+			refusal_relay(s, r, "DATA");
 		session_enter(s, r->code == 354 ? S_BODY : S_IDLE);
 		break;
 	case S_DATA_END:

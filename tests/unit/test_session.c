@@ -3640,6 +3640,129 @@ test_upstream_tls_handshake_fails_encrypt(void **state)
 	expect_policy_421(reply, "");
 }
 
+/* The cleartext retry after an opportunistic handshake failed, up to
+ * the MAIL and RCPT replayed on the new connection. */
+static void
+tls_retry_envelope(void)
+{
+	tls_handshake_dies();
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+}
+
+/* "451 4.7.0 mxguard: DST requires STARTTLS and how; try again later
+ * (cmd refused: reply)" */
+static void
+expect_tls_required(const char *got, const char *how, const char *cmd,
+    const char *reply)
+{
+	char want[600];
+
+	snprintf(want, sizeof(want), "451 4.7.0 mxguard: 127.0.0.1:%u "
+	    "requires STARTTLS and %s; try again later (%s refused: %s)\r\n",
+	    ntohs(((struct sockaddr_in *)&g.dst)->sin_port), how, cmd, reply);
+	assert_string_equal(got, want);
+}
+
+/* The server of the cleartext retry answers MAIL with 530 (it wants the
+ * TLS that just failed): the MTA gets 451 and keeps the mail (before:
+ * 550, a bounce), and so does its next RCPT; a log line says why. */
+static void
+test_tls_retry_530_mail_deferred(void **state)
+{
+	char first[1024], line[2048];
+
+	log_start();
+	tls_retry_envelope();
+	srv_send("530 5.7.0 Must issue a STARTTLS command first\r\n");
+	snprintf(first, sizeof(first), "%s", CL_REPLY());
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_CL(first);
+	/* the pipelined RCPT's own refusal: dropped */
+	srv_send("530 5.7.0 Must issue a STARTTLS command first\r\n");
+	cl_quiet(30);
+	cl_send("DATA\r\n");
+	EXPECT_CL("554 5.5.1 Error: no valid recipients\r\n");
+	srv_quiet(20);
+	finish();
+	log_find("event=tls-required ", line, sizeof(line));
+	expect_tls_required(first, "the TLS handshake with it failed", "MAIL",
+	    "530 5.7.0 Must issue a STARTTLS command first");
+	if (strstr(line, " command=MAIL code=530 "
+	    "cleartext=tls-handshake-failed action=deferred ") == NULL)
+		fail_msg("tls-required line: \"%s\"", line);
+}
+
+/* The same at RCPT, with X.7.10 ("encryption needed") */
+static void
+test_tls_retry_5710_rcpt_deferred(void **state)
+{
+	tls_retry_envelope();
+	srv_send("250 2.1.0 ok\r\n554 5.7.10 Encryption needed\r\n");
+	expect_tls_required(CL_REPLY(), "the TLS handshake with it failed",
+	    "RCPT", "554 5.7.10 Encryption needed");
+	finish();
+}
+
+/* A server that did not offer STARTTLS and answers MAIL with 530: the
+ * MTA could not have done better by itself, but the refusal says nothing
+ * of the message (STARTTLS stripped on the path, or a server that
+ * requires what it does not offer): 451 as well, the MTA keeps it. */
+static void
+test_no_starttls_530_deferred(void **state)
+{
+	char line[2048];
+
+	log_start();
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("530 Must issue a STARTTLS command first\r\n");
+	expect_tls_required(CL_REPLY(), "did not offer it on this connection",
+	    "MAIL", "530 Must issue a STARTTLS command first");
+	finish();
+	log_find("event=tls-required ", line, sizeof(line));
+	if (strstr(line, " cleartext=starttls-not-offered ") == NULL)
+		fail_msg("tls-required line: \"%s\"", line);
+}
+
+/* Over TLS a 530 is no TLS question: relayed as the refusal it is */
+static void
+test_530_over_tls_relayed(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS_SEEN);
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("530 5.7.0 Authentication required\r\n"
+	    "503 5.5.1 need MAIL\r\n");
+	expect_mail_refused(CL_REPLY(), "550 5.7.0 ",
+	    "530 5.7.0 Authentication required");
+	finish();
+}
+
+/* and in cleartext a 5.7.0 whose text names no TLS */
+static void
+test_570_without_tls_relayed(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("550 5.7.0 policy says no\r\n");
+	EXPECT_CL("550 5.7.0 policy says no\r\n");
+	finish();
+}
+
 /* Back-pressure: while the upstream reads nothing, the session must stop
  * reading the client instead of buffering the whole message. */
 static void
@@ -4425,6 +4548,11 @@ main(void)
 		T(test_starttls_masked_encrypt),
 		T(test_upstream_tls_handshake_fails_may),
 		T(test_upstream_tls_handshake_fails_encrypt),
+		T(test_tls_retry_530_mail_deferred),
+		T(test_tls_retry_5710_rcpt_deferred),
+		T(test_no_starttls_530_deferred),
+		T(test_530_over_tls_relayed),
+		T(test_570_without_tls_relayed),
 		T(test_data_back_pressure),
 		T(test_slow_mx_client_not_timed_out),
 		T(test_tarpit_mx_in_body),
