@@ -182,7 +182,10 @@ struct session {
 						 * its transaction state is not
 						 * known, so its connection
 						 * carries no more transactions
-						 * and is never parked */
+						 * and is never parked, until
+						 * an EHLO it accepts (after
+						 * the client's STARTTLS)
+						 * resets it */
 
 	/* TLSRPT counts sessions: one attempt per policy domain */
 	uint64_t		 reported[MAX_REPORTED];
@@ -1910,9 +1913,10 @@ helo_done(struct session *s, const struct smtp_reply *r)
  * session forgot the transaction when it sent RSET; a reply other than
  * 2xx means the server may not have (RFC 5321 knows no other reply to
  * RSET), so this connection carries no more transactions: the client's
- * next MAIL gets 421, and the leg is closed, never parked.  A client's
- * RSET gets the reply as it came; a 421 (the server is closing) ends the
- * session at once.
+ * next MAIL gets 421, and the leg is closed, never parked (unless an
+ * EHLO the server accepts resets it first: rset_refused_cleared).  A
+ * client's RSET gets the reply as it came; a 421 (the server is closing)
+ * ends the session at once.
  */
 static void
 rset_done(struct session *s, const struct smtp_reply *r)
@@ -1943,6 +1947,21 @@ rset_done(struct session *s, const struct smtp_reply *r)
 	else
 		cl_relay(s, r);
 	session_enter(s, S_IDLE);
+}
+
+/*
+ * The EHLO after the client's own STARTTLS went upstream and the server
+ * accepted it: that resets its state as an RSET would (RFC 5321 section
+ * 4.1.4), so what its refused RSET left is gone and the connection may
+ * carry transactions again.  (A HELO, where the server refused EHLO, is
+ * not relied on for that.)
+ */
+static void
+rset_refused_cleared(struct session *s)
+{
+	s->rset_refused = 0;
+	log_info("sid=%s event=rset-refused-cleared dst=%s "
+	    "why=ehlo-accepted-after-starttls", s->id, s->dst_str);
 }
 
 static void
@@ -2104,6 +2123,8 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 			ehlo_done(s, r);
 		if (s->state == S_CLOSING || s->state == S_DEAD)
 			break;
+		if (s->rset_refused && !n->helo)
+			rset_refused_cleared(s);
 		send_ehlo(s);
 		session_enter(s, S_IDLE);
 		break;

@@ -4315,6 +4315,70 @@ test_local_starttls_stray_partial_reply(void **state)
 	with_local_cert(local_starttls_stray_partial_reply);
 }
 
+/* Up to the client's EHLO after its own STARTTLS, with an RSET the
+ * server refused before it. */
+static void
+local_starttls_after_rset_refused(void)
+{
+	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RSET\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("451 4.3.0 cannot reset now\r\n");
+	EXPECT_CL("451 4.3.0 cannot reset now\r\n");
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	g.cssl = SSL_new(g.cl_ctx);
+	assert_non_null(g.cssl);
+	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
+	WAIT(g.chs_done || g.ceof);
+	assert_true(g.chs_done);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+}
+
+/* The server accepts that EHLO: its state is reset as by an RSET (RFC
+ * 5321 section 4.1.4), so the next transaction goes upstream and the
+ * message is delivered (before: 421 4.5.0 at MAIL). */
+static void
+local_starttls_clears_rset_refused(void)
+{
+	local_starttls_after_rset_refused();
+	srv_send(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN);
+	begin_tx("c@sender.example", "e@d.example");
+	send_message("after the reset\r\n.\r\n");
+	srv_quiet(10);
+}
+
+static void
+test_local_starttls_clears_rset_refused(void **state)
+{
+	with_local_cert(local_starttls_clears_rset_refused);
+}
+
+/* It refuses EHLO and takes HELO: not relied on to reset; MAIL still
+ * gets 421 4.5.0 */
+static void
+local_starttls_helo_keeps_rset_refused(void)
+{
+	local_starttls_after_rset_refused();
+	srv_send("502 5.5.2 EHLO not here\r\n");
+	EXPECT_SRV("HELO client.example");
+	srv_send("250 mx.test.example\r\n");
+	EXPECT_CL_PREFIX("250");
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL_PREFIX("421 4.5.0 ");
+	wait_cl_eof();
+}
+
+static void
+test_local_starttls_helo_keeps_rset_refused(void **state)
+{
+	with_local_cert(local_starttls_helo_keeps_rset_refused);
+}
+
 static void
 test_client_helo(void **state)
 {
@@ -4562,6 +4626,8 @@ main(void)
 		T(test_local_starttls_owed_reply),
 		T(test_local_starttls_owed_reply_same_write),
 		T(test_local_starttls_stray_partial_reply),
+		T(test_local_starttls_clears_rset_refused),
+		T(test_local_starttls_helo_keeps_rset_refused),
 		T(test_client_helo),
 		T(test_upstream_closes_mid_final_reply),
 		T(test_client_line_max_split_crlf),
