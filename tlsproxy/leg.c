@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,6 +78,13 @@ struct leg {
 						 * never the EHLO's */
 	int			 stale;		/* the server spoke before the
 						 * command it would answer */
+	int			 owed_hello;	/* the EHLO went with replies
+						 * owed: its reply is told from
+						 * a stray (ehlo_reply_is) */
+	char			 name[64];	/* the server's name, first
+						 * word of its last EHLO or
+						 * HELO reply on this
+						 * connection ("" unknown) */
 	int			 silent;	/* SILENT_*: this connection is
 						 * the leg's own business */
 	int			 settled;	/* TLS question decided */
@@ -193,6 +201,8 @@ leg_end_io(struct leg *l, int linger)
 	l->rep = NULL;
 	l->pending = 0;
 	l->owed = 0;
+	l->owed_hello = 0;
+	l->name[0] = '\0';
 }
 
 static void
@@ -584,6 +594,7 @@ leg_hello(struct leg *l, const char *name)
 	 * that came unasked are stale. */
 	l->owed += l->pending;
 	l->pending = 0;
+	l->owed_hello = l->owed > 0;
 	if (l->owed == 0)
 		mark_stale(l);
 	leg_enter(l, LS_HELLO);
@@ -919,6 +930,45 @@ silent_ready(struct leg *l)
 
 /* ---- replies ----------------------------------------------------------- */
 
+/* The first word of a reply's first line: the server's name, in a reply
+ * to EHLO or HELO (RFC 5321 section 4.1.1.1). */
+static void
+reply_name(const struct smtp_reply *r, char *out, size_t sz)
+{
+	size_t tl, n = 0;
+	const char *t = smtp_reply_text(r, 0, &tl);
+
+	while (n < tl && t[n] != ' ')
+		n++;
+	snprintf(out, sz, "%.*s", (int)n, t);
+}
+
+/*
+ * After the replies owed to commands from before the EHLO (leg_hello),
+ * the next one is the EHLO's only if it looks it: 250, opening with the
+ * name the server gave in its last reply to EHLO or HELO on this
+ * connection.  A reply to another command opens with an enhanced status
+ * code or some text, never the server's name (RFC 2034 section 3: no
+ * enhanced code in an EHLO reply): one the server sent beyond those owed
+ * (a stray, or a reply to a command it answered twice) is no EHLO reply,
+ * and taken for one it would shift every later reply by one.  A server
+ * that refuses this EHLO, or changes its name between two EHLOs, fails
+ * this rare path too (421: the MTA tries again).
+ */
+static int
+ehlo_reply_is(const struct leg *l, const struct smtp_reply *r)
+{
+	char name[sizeof(l->name)], enh[16];
+
+	if (r->code != 250)
+		return 0;
+	reply_name(r, name, sizeof(name));
+	if (l->name[0] != '\0')
+		return strcasecmp(name, l->name) == 0;
+	smtp_reply_enhanced(r, enh, sizeof(enh));
+	return enh[0] == '\0';
+}
+
 static void
 leg_on_reply(struct leg *l, struct smtp_reply *r)
 {
@@ -965,7 +1015,20 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 		return;
 	case LS_HELLO:
 	case LS_HELO:
+		if (l->owed_hello && !ehlo_reply_is(l, r)) {
+			t = smtp_reply_text(r, r->nlines - 1, &tl);
+			log_info("sid=%s event=stray-reply dst=%s code=%d "
+			    "text=%s why=not-the-ehlo-reply", l->tag,
+			    l->dst_str, r->code, log_qn(detail,
+			    sizeof(detail), t, tl));
+			leg_fail(l, LEG_E_PROTOCOL, "%s sent a reply (%d) "
+			    "that is not its EHLO reply, beyond those still "
+			    "due from before the EHLO", l->dst_str, r->code);
+			return;
+		}
+		l->owed_hello = 0;
 		if (ok) {
+			reply_name(r, l->name, sizeof(l->name));
 			if (l->state == LS_HELLO)
 				smtp_caps_parse(r, &l->caps);
 			else
@@ -1037,6 +1100,7 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 			return;
 		}
 		smtp_caps_parse(r, &l->caps);
+		reply_name(r, l->name, sizeof(l->name));
 		leg_enter(l, LS_OPEN);
 		io_set_timeout(l->io, 0);
 		n.res = &l->res;

@@ -147,7 +147,9 @@ int		 leg_park(struct leg *, struct reuse *, const char *key,
  * LEG_HELLO follows.  The name is also what the leg says after STARTTLS
  * and on a silent reconnect.  Replies still due to earlier commands are
  * read and dropped first, never taken for the EHLO's: the caller forgets
- * its own count of them. */
+ * its own count of them.  The reply after them must then look like the
+ * EHLO's (250 with the server's name, as in its last EHLO reply), or the
+ * leg fails (LEG_E_PROTOCOL): one reply too many is no EHLO reply. */
 void		 leg_hello(struct leg *, const char *name);
 /* Makes the leg carry mail under verdict v: STARTTLS, handshake and the
  * check (or cleartext where v allows it, or a cleartext retry on a new

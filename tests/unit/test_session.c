@@ -4277,6 +4277,82 @@ test_local_starttls_owed_reply_same_write(void **state)
 	with_local_cert(local_starttls_owed_reply_same_write);
 }
 
+/* As local_starttls_owed_reply, up to the EHLO after the client's
+ * STARTTLS, with the RCPT's reply still owed. */
+static void
+owed_reply_then_ehlo(void)
+{
+	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	cl_send("MAIL FROM:<bad@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<bad@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("550 5.7.1 sender refused\r\n");
+	EXPECT_CL_PREFIX("550 5.7.1 mxguard: ");
+	cl_send("RSET\r\nSTARTTLS\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	g.cssl = SSL_new(g.cl_ctx);
+	assert_non_null(g.cssl);
+	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
+	WAIT(g.chs_done || g.ceof);
+	assert_true(g.chs_done);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+}
+
+/*
+ * One reply more than owed: after the RCPT's late reply the server sends
+ * another (a stray) before its EHLO reply.  The stray is no EHLO reply
+ * (not 250 with the server's name): the leg fails, the client gets 421
+ * and keeps its mail, nothing more goes upstream (before: the stray was
+ * the client's EHLO reply, "250 2.0.0 Ok", and the real one came after
+ * it, unasked).
+ */
+static void
+local_starttls_owed_then_stray(void)
+{
+	char line[2048];
+
+	log_start();
+	owed_reply_then_ehlo();
+	srv_send("503 5.5.1 Error: need MAIL command\r\n250 2.0.0 Ok\r\n");
+	EXPECT_CL_PREFIX("421 4.4.2 ");
+	wait_cl_eof();
+	wait_srv_eof();
+	log_find("event=stray-reply ", line, sizeof(line));
+	if (strstr(line, " code=250 ") == NULL ||
+	    strstr(line, " why=not-the-ehlo-reply") == NULL)
+		fail_msg("stray-reply line: \"%s\"", line);
+}
+
+static void
+test_local_starttls_owed_then_stray(void **state)
+{
+	with_local_cert(local_starttls_owed_then_stray);
+}
+
+/* The same with a stray that has no enhanced code, in one write with the
+ * EHLO reply: it does not open with the server's name */
+static void
+local_starttls_owed_then_stray_plain(void)
+{
+	owed_reply_then_ehlo();
+	srv_send("503 5.5.1 Error: need MAIL command\r\n250 Ok\r\n"
+	    CAPS_PLAIN);
+	EXPECT_CL_PREFIX("421 4.4.2 ");
+	wait_cl_eof();
+	wait_srv_eof();
+}
+
+static void
+test_local_starttls_owed_then_stray_plain(void **state)
+{
+	with_local_cert(local_starttls_owed_then_stray_plain);
+}
+
 /* While no command is outstanding (the client's handshake), the server
  * sends the first line of a reply nobody asked for: its last line, after
  * the client's EHLO went up, must not make it the EHLO's reply.  The
@@ -4626,6 +4702,8 @@ main(void)
 		T(test_local_starttls_owed_reply),
 		T(test_local_starttls_owed_reply_same_write),
 		T(test_local_starttls_stray_partial_reply),
+		T(test_local_starttls_owed_then_stray),
+		T(test_local_starttls_owed_then_stray_plain),
 		T(test_local_starttls_clears_rset_refused),
 		T(test_local_starttls_helo_keeps_rset_refused),
 		T(test_client_helo),
