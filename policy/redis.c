@@ -3,7 +3,8 @@
  * its own connection on the process's event loop (core/ev.h): a
  * non-blocking TCP or unix socket, optionally TLS (OpenSSL, the server's
  * certificate verified against redis_tls_ca_file or the system store and
- * redis_tls_server_name; a client certificate for tls-auth-clients).
+ * redis_tls_server_name, which must be one of its subjectAltNames: the
+ * subject CN is never used; a client certificate for tls-auth-clients).
  * hiredis does only what it is good at: formatting commands
  * (redisvFormatCommand) and parsing RESP replies (redisReader, which
  * refuses arrays: no_array()).  Commands
@@ -690,8 +691,18 @@ ssl_detail(struct redis *rs, char *buf, size_t sz)
 
 	if (rs->ssl != NULL && (v = SSL_get_verify_result(rs->ssl)) !=
 	    X509_V_OK) {
-		snprintf(buf, sz, "certificate verification failed: %s",
-		    X509_verify_cert_error_string(v));
+		if (v == X509_V_ERR_HOSTNAME_MISMATCH ||
+		    v == X509_V_ERR_IP_ADDRESS_MISMATCH)
+			/* the CN is never looked at (tls_begin()): say so,
+			 * a certificate naming the server only there is
+			 * still common */
+			snprintf(buf, sz, "certificate verification failed: "
+			    "%s matches no %s subjectAltName of the certificate "
+			    "(its subject CN is not used)", rs->server_name,
+			    rs->name_is_ip ? "IP" : "DNS");
+		else
+			snprintf(buf, sz, "certificate verification failed: "
+			    "%s", X509_verify_cert_error_string(v));
 		ERR_clear_error();
 		return buf;
 	}
@@ -959,6 +970,10 @@ tls_begin(struct redis *rs)
 	} else if (SSL_set_tlsext_host_name(rs->ssl, rs->server_name) != 1 ||
 	    SSL_set1_host(rs->ssl, rs->server_name) != 1)
 		return -1;
+	/* subjectAltName only, as for MTA-STS (policy/http.c): OpenSSL
+	 * would take the subject CN of a certificate without a DNS name
+	 * in it, which RFC 9525 no longer allows */
+	SSL_set_hostflags(rs->ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 	SSL_set_connect_state(rs->ssl);
 	rs->cs = CS_HANDSHAKE;
 	return 0;

@@ -23,8 +23,9 @@
  *
  * The client (redis.c) is one per process, on the process's event loop
  * (policy_new() makes it, policy_free() frees it), with AUTH, optional
- * TLS (redis_tls: the server's certificate verified, a client
- * certificate for tls-auth-clients), its own timeouts (redis_timeout) and
+ * TLS (redis_tls: the server's certificate verified, its name a
+ * subjectAltName, never only the subject CN; a client certificate for
+ * tls-auth-clients), its own timeouts (redis_timeout) and
  * reconnection with back-off.  A connection is never shared across
  * fork(): the first connect runs from the loop, not from redis_new(); a
  * worker forked later frees the inherited engine (redis_free() there

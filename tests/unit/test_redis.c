@@ -20,7 +20,8 @@
  * directory (a CA, a server certificate for redis.test and 127.0.0.1, one
  * from another CA, a client certificate), redis-server on a TLS-only TCP
  * port: reads and writes over TLS, a certificate from another CA or for
- * another name refused (counted, operations fail at once),
+ * another name refused (counted, operations fail at once), one naming
+ * the server only in its subject CN refused (a subjectAltName is needed),
  * tls-auth-clients with and without a client certificate, AUTH over TLS.
  */
 #include <stdarg.h>
@@ -487,7 +488,10 @@ sh(const char *fmt, ...)
 
 /* In dir: ca.pem (the CA the client trusts), srv.pem/srv.key (from it:
  * redis.test and 127.0.0.1), other.pem/other.key (the same names from
- * another CA), cli.pem/cli.key (a client certificate from ca.pem). */
+ * another CA), cli.pem/cli.key (a client certificate from ca.pem),
+ * cn.pem/cn.key (from ca.pem, redis.test in the subject CN only, no
+ * subjectAltName), ipsan.pem/ipsan.key (from ca.pem, CN redis.test,
+ * subjectAltName IP:127.0.0.1 only). */
 static void
 make_certs(void)
 {
@@ -509,6 +513,12 @@ make_certs(void)
 	sh("cd %s && openssl req -x509 %s -keyout cli.key -out cli.pem "
 	    "-subj /CN=mxguard-client -CA ca.pem -CAkey ca.key 2>/dev/null",
 	    dir, ec);
+	sh("cd %s && openssl req -x509 %s -keyout cn.key -out cn.pem "
+	    "-subj /CN=redis.test -CA ca.pem -CAkey ca.key 2>/dev/null",
+	    dir, ec);
+	sh("cd %s && openssl req -x509 %s -keyout ipsan.key -out ipsan.pem "
+	    "-subj /CN=redis.test -addext subjectAltName=IP:127.0.0.1 "
+	    "-CA ca.pem -CAkey ca.key 2>/dev/null", dir, ec);
 }
 
 /* redis-server with a TLS-only TCP port (and the plain unix socket the
@@ -643,6 +653,75 @@ test_tls(void **state)
 	assert_null(redis_new(loop, cfg, err, sizeof(err)));
 	assert_non_null(strstr(err, "redis_tls"));
 	config_free(cfg);
+}
+
+/* Never up, counted under op="tls" (as tls_refused()), with stderr in a
+ * file meanwhile (nothing asserted there: a failure's message would go
+ * to the file); 1 when what was logged holds want. */
+static int
+tls_refused_logs(struct redis *rs, const char *want)
+{
+	int64_t tls = ctr("mxguard_redis_errors_total{op=\"tls\"}");
+	char path[200], buf[8192];
+	int saved, fd, up;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/stderr", dir);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	up = run_until(is_up, rs, 1000);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	assert_false(up);
+	assert_true(ctr("mxguard_redis_errors_total{op=\"tls\"}") > tls);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, want) != NULL;
+}
+
+/* The server's name must be a subjectAltName: a certificate naming it
+ * only in the subject CN is refused (OpenSSL's default would take the CN
+ * when there is no DNS subjectAltName), and the log says why. */
+static void
+test_tls_cn_only(void **state)
+{
+	struct redis *rs;
+
+	make_certs();
+	/* no subjectAltName at all: CN=redis.test */
+	srv_start_tls(NULL, "cn", 0);
+	rs = tls_client("redis.test", NULL, NULL);
+	assert_true(tls_refused_logs(rs, "redis.test matches no DNS "
+	    "subjectAltName of the certificate (its subject CN is not "
+	    "used)"));
+	redis_free(rs);
+	srv_kill();
+
+	/* an IP subjectAltName only, the DNS name in the CN: the IP is
+	 * taken, the name is not */
+	srv_start_tls(NULL, "ipsan", 0);
+	rs = tls_client("redis.test", NULL, NULL);
+	tls_refused(rs);
+	redis_free(rs);
+	rs = tls_client("", NULL, NULL);
+	tls_works(rs, "ipsan.example", "i1");
+	redis_free(rs);
+	srv_kill();
+
+	/* the name in a DNS subjectAltName: taken */
+	srv_start_tls(NULL, "srv", 0);
+	rs = tls_client("redis.test", NULL, NULL);
+	tls_works(rs, "dnssan.example", "d1");
+	redis_free(rs);
+	srv_kill();
 }
 
 static void
@@ -1200,6 +1279,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_cn_only, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_tls_client_cert, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tls_fork, setup,
