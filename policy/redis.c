@@ -45,7 +45,10 @@
  * Write-through goes through two small server-side scripts (EVAL) so that
  * concurrent gateways merge instead of overwriting: a policy is replaced
  * only by a newer fetch (redis_sts_replaces()), a history record is merged
- * field by field towards TLS (history_entry_merge()).
+ * field by field towards TLS (history_entry_merge()).  Values name their
+ * key (redis_val.c): a read checks the name against the key asked for,
+ * and the scripts neither keep nor merge a value there that names
+ * another key.
  */
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -75,28 +78,33 @@
 #define BACKOFF_MAX	10000
 #define DOWN_LOG_S	10	/* an operation refused while down: logged
 				 * at most this often */
+#define INVALID_LOG_S	10	/* and a value read that is not used */
 
-/* KEYS[1] key, ARGV[1] value, ARGV[2] its fetch time, ARGV[3] ttl (s):
- * the newer fetch wins (redis_sts_replaces()); a value claiming a fetch
- * time more than REDIS_SKEW_S ahead of Redis's clock (made up, or from a
- * gateway whose clock is that far ahead: readers refuse it,
- * redis_sts_decode()) does not block the writes that follow.  Unlike TLS
+/* KEYS[1] key, ARGV[1] value, ARGV[2] its fetch time, ARGV[3] ttl (s),
+ * ARGV[4] the domain (the name in the value): the newer fetch wins
+ * (redis_sts_replaces()); a value claiming a fetch time more than
+ * REDIS_SKEW_S ahead of Redis's clock (made up, or from a gateway whose
+ * clock is that far ahead: readers refuse it, redis_sts_decode()), or
+ * naming another domain (copied from its key), or in the format before
+ * names (MXGS1), does not block the writes that follow.  Unlike TLS
  * history, replacing that one loses nothing a reader could use, and a
  * policy from Redis only ever decides where a gateway has none of its
  * own (redis_sts_usable()). */
 static const char sts_put_lua[] =
     "local cur = redis.call('GET', KEYS[1]) "
     "if cur then "
-    "  local f = tonumber(string.match(cur, '^MXGS1 (%d+) ')) "
+    "  local n, f = string.match(cur, '^MXGS2 (%S+) (%d+) ') "
+    "  f = tonumber(f) "
     "  local now = tonumber(redis.call('TIME')[1]) "
-    "  if f and f > tonumber(ARGV[2]) and f <= now + 300 then "
-    "    return 0 end "
+    "  if f and n == ARGV[4] and f > tonumber(ARGV[2]) and "
+    "    f <= now + 300 then return 0 end "
     "end "
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3]) "
     "return 1";
 
-/* KEYS[1] key, ARGV[1] value, ARGV[2] ttl (s): merged field by field
- * with the value there as history_entry_merge() does.  The gateways'
+/* KEYS[1] key, ARGV[1] value, ARGV[2] ttl (s), ARGV[3] the address (the
+ * name in the value): merged field by field with the value there as
+ * history_entry_merge() does.  The gateways'
  * clocks differ: a time ahead of Redis's own by more than REDIS_SKEW_S
  * (300), in the value there or in the new one, is brought back to
  * now + 300, never a reason to throw the value there away: a gateway
@@ -104,13 +112,18 @@ static const char sts_put_lua[] =
  * failure-only write of another (what stripping STARTTLS causes)
  * replaces.  A value there that
  * readers refuse whatever the clock (not six numbers, first_tls after
- * last_tls or only one of them, a count beyond 32 bits) is replaced,
- * not merged, so it cannot block the writes that follow. */
+ * last_tls or only one of them, a count beyond 32 bits, another
+ * address's name, the format before names: MXGH1) is replaced, not
+ * merged, so it cannot block the writes that follow, and a record
+ * copied from another address's key never passes into this one's under
+ * this one's name. */
 static const char hist_put_lua[] =
     "local function nums(v) "
     "  local t = {} "
-    "  if not v or string.sub(v, 1, 6) ~= 'MXGH1 ' then return t end "
-    "  for x in string.gmatch(string.sub(v, 7), '%d+') do "
+    "  if not v then return t end "
+    "  local a, r = string.match(v, '^MXGH2 (%S+) (.*)$') "
+    "  if a ~= ARGV[3] then return t end "
+    "  for x in string.gmatch(r, '%d+') do "
     "    t[#t + 1] = tonumber(x) end "
     "  return t "
     "end "
@@ -131,7 +144,8 @@ static const char hist_put_lua[] =
     "  if o[1] > 0 and (n[1] == 0 or o[1] < n[1]) then n[1] = o[1] end "
     "  for i = 2, 6 do if o[i] > n[i] then n[i] = o[i] end end "
     "end "
-    "redis.call('SET', KEYS[1], string.format('MXGH1 %d %d %d %d %d %d', "
+    "redis.call('SET', KEYS[1], "
+    "  string.format('MXGH2 %s %d %d %d %d %d %d', ARGV[3], "
     "  n[1], n[2], n[3], n[4], n[5], n[6]), 'EX', ARGV[2]) "
     "return 1";
 
@@ -156,7 +170,8 @@ struct redis_op {
 	int		 done;		/* the caller has its answer (or
 					 * cancelled, or wants none) */
 	int		 failed;	/* counted and logged once */
-	char		 what[300];	/* domain or address, for logs */
+	char		 what[300];	/* domain or address: the name its
+					 * value must carry, and for logs */
 };
 
 struct redis {
@@ -195,6 +210,7 @@ struct redis {
 	struct ev_timer	*conn_tmr;
 	struct redis_op	*ops, *ops_tail;
 	int64_t		 down_logged;
+	int64_t		 invalid_logged;
 	int		 quiet;		/* redis_free(), a forked copy: ops
 					 * end without a word */
 	int		 settled;	/* the first connect has ended, one
@@ -333,12 +349,37 @@ on_op_timeout(void *arg)
 	leave(rs);
 }
 
+/* A value read for op that is not used: counted, and logged at warning
+ * at most every INVALID_LOG_S (the rest at debug): while a gateway of an
+ * older version shares the server, every read of what it wrote is one. */
+static void
+invalid(struct redis_op *op, const char *kind, const char *field,
+    const char *err)
+{
+	struct redis *rs = op->rs;
+	int64_t now = clock_now();
+	char qw[320], qe[200];
+
+	count_invalid(kind);
+	if (now - rs->invalid_logged >= INVALID_LOG_S) {
+		rs->invalid_logged = now;
+		log_warn("event=redis-invalid kind=%s %s=%s detail=%s "
+		    "note=\"ignored (logged every %ds, the others at "
+		    "debug)\"", kind, field, log_q(qw, sizeof(qw), op->what),
+		    log_q(qe, sizeof(qe), err), INVALID_LOG_S);
+	} else
+		log_debug("event=redis-invalid kind=%s %s=%s detail=%s "
+		    "note=\"ignored\"", kind, field,
+		    log_q(qw, sizeof(qw), op->what),
+		    log_q(qe, sizeof(qe), err));
+}
+
 /* A reply for op (taken off the FIFO already); frees op. */
 static void
 on_reply(struct redis_op *op, redisReply *reply)
 {
 	int64_t now = clock_now();
-	char err[160], qw[320], qe[200];
+	char err[160];
 
 	if (reply->type == REDIS_REPLY_ERROR) {
 		op_fail(op, "reply", reply->str);
@@ -354,15 +395,11 @@ on_reply(struct redis_op *op, redisReply *reply)
 			break;
 		}
 		if (reply->type != REDIS_REPLY_STRING ||
-		    redis_sts_decode(reply->str, reply->len, now, &e, err,
-		    sizeof(err)) == -1) {
+		    redis_sts_decode(reply->str, reply->len, op->what, now,
+		    &e, err, sizeof(err)) == -1) {
 			if (reply->type != REDIS_REPLY_STRING)
 				snprintf(err, sizeof(err), "not a string");
-			count_invalid("sts");
-			log_warn("event=redis-invalid kind=sts domain=%s "
-			    "detail=%s note=\"ignored\"",
-			    log_q(qw, sizeof(qw), op->what),
-			    log_q(qe, sizeof(qe), err));
+			invalid(op, "sts", "domain", err);
 			op_answer(op, 0, NULL, NULL);
 			break;
 		}
@@ -378,15 +415,11 @@ on_reply(struct redis_op *op, redisReply *reply)
 			break;
 		}
 		if (reply->type != REDIS_REPLY_STRING ||
-		    redis_hist_decode(reply->str, reply->len, now, &e, err,
-		    sizeof(err)) == -1) {
+		    redis_hist_decode(reply->str, reply->len, op->what, now,
+		    &e, err, sizeof(err)) == -1) {
 			if (reply->type != REDIS_REPLY_STRING)
 				snprintf(err, sizeof(err), "not a string");
-			count_invalid("history");
-			log_warn("event=redis-invalid kind=history dst=%s "
-			    "detail=%s note=\"ignored\"",
-			    log_q(qw, sizeof(qw), op->what),
-			    log_q(qe, sizeof(qe), err));
+			invalid(op, "history", "dst", err);
 			op_answer(op, 0, NULL, NULL);
 			break;
 		}
@@ -1457,7 +1490,7 @@ redis_sts_put(struct redis *rs, const char *domain,
 
 	if (rs == NULL || e->expires <= now)
 		return;
-	if (redis_sts_encode(e, &val, &len) == -1) {
+	if (redis_sts_encode(domain, e, &val, &len) == -1) {
 		count_error("sts-put");
 		return;
 	}
@@ -1469,8 +1502,8 @@ redis_sts_put(struct redis *rs, const char *domain,
 	snprintf(key, sizeof(key), "%ssts:%s", rs->prefix, domain);
 	snprintf(fetched, sizeof(fetched), "%" PRId64, e->fetched);
 	snprintf(ttl, sizeof(ttl), "%" PRId64, e->expires - now);
-	if (queue_fmt(rs, "EVAL %s 1 %s %b %s %s", sts_put_lua, key, val, len,
-	    fetched, ttl) == -1)
+	if (queue_fmt(rs, "EVAL %s 1 %s %b %s %s %s", sts_put_lua, key, val,
+	    len, fetched, ttl, domain) == -1)
 		op_abandon(op);
 	free(val);
 }
@@ -1480,17 +1513,17 @@ redis_hist_put(struct redis *rs, const struct sockaddr *dst,
     const struct history_entry *e)
 {
 	struct redis_op *op;
-	char a[64], key[200], val[200], ttl[32];
+	char a[64], key[200], val[256], ttl[32];
 
 	if (rs == NULL || addr_key(dst, a, sizeof(a)) == -1 ||
-	    redis_hist_encode(e, val, sizeof(val)) == -1)
+	    redis_hist_encode(a, e, val, sizeof(val)) == -1)
 		return;
 	if ((op = op_new(rs, OP_PUT, "history-put", a)) == NULL)
 		return;
 	op->done = 1;
 	snprintf(key, sizeof(key), "%shist:%s", rs->prefix, a);
 	snprintf(ttl, sizeof(ttl), "%" PRId64, rs->hist_ttl);
-	if (queue_fmt(rs, "EVAL %s 1 %s %s %s", hist_put_lua, key, val,
-	    ttl) == -1)
+	if (queue_fmt(rs, "EVAL %s 1 %s %s %s %s", hist_put_lua, key, val,
+	    ttl, a) == -1)
 		op_abandon(op);
 }

@@ -15,9 +15,13 @@
  *     into LMDB, so it never suppresses a fetch of the real policy;
  *   - a TLS history record from Redis is merged field by field towards
  *     "completed STARTTLS" (later last_tls wins), never away from it.
- * A value that does not parse, claims a policy fetch in the future or a
- * max_age the policy text does not carry is ignored and counted
- * (mxguard_redis_invalid_total{kind}); a history time ahead of the clock
+ * Every value names its key (the domain, the MX host's address): one read
+ * under another key (copied there) is not that key's, and is ignored and
+ * counted like a value that does not parse, claims a policy fetch in the
+ * future or a max_age the policy text does not carry, or is in the
+ * format of an mxguard before names (MXGS1, MXGH1)
+ * (mxguard_redis_invalid_total{kind}; logged at most every 10 s at
+ * warning, the rest at debug); a history time ahead of the clock
  * is brought back to now + REDIS_SKEW_S (clocks differ; TLS evidence is
  * never dropped for it).
  *
@@ -95,14 +99,20 @@ void		 redis_hist_put(struct redis *, const struct sockaddr *dst,
 #define REDIS_SKEW_S	300	/* clock difference tolerated between
 				 * gateways */
 
-/* "MXGS1 FETCHED EXPIRES ID\n" then the policy text; malloc'd into *out. */
-int		 redis_sts_encode(const struct sts_cache_entry *, char **out,
-		    size_t *len);
-/* 0 with e filled (body malloc'd, pol parsed: sts_cache_entry_clear()
- * after), -1 malformed (err says why): bad header, an id that is no
- * MTA-STS id, a policy that does not parse, a fetch time in the future,
- * an expiry other than fetch time + the policy's max_age. */
-int		 redis_sts_decode(const char *buf, size_t len, int64_t now,
+#define REDIS_NAME_MAX	255	/* a key's name in a value: printable
+				 * ASCII, no space */
+
+/* "MXGS2 DOMAIN FETCHED EXPIRES ID\n" then the policy text; malloc'd
+ * into *out.  -1 when domain is no name a value can carry. */
+int		 redis_sts_encode(const char *domain,
+		    const struct sts_cache_entry *, char **out, size_t *len);
+/* The value read under domain's key: 0 with e filled (body malloc'd, pol
+ * parsed: sts_cache_entry_clear() after), -1 malformed (err says why):
+ * bad header (MXGS1 included), another name than domain, an id that is
+ * no MTA-STS id, a policy that does not parse, a fetch time in the
+ * future, an expiry other than fetch time + the policy's max_age. */
+int		 redis_sts_decode(const char *buf, size_t len,
+		    const char *domain, int64_t now,
 		    struct sts_cache_entry *e, char *err, size_t errsz);
 /* May a policy read from Redis decide where the local state has none?
  * local is this gateway's own policy (NULL: none).  1 only when local is
@@ -115,15 +125,18 @@ int		 redis_sts_usable(const struct sts_cache_entry *local,
  * fetch never replaces anything.) */
 int		 redis_sts_replaces(int64_t cur_fetched, int64_t new_fetched);
 
-/* "MXGH1 FIRST_TLS LAST_TLS LAST_FAIL LAST_SEEN TLS_COUNT FAIL_COUNT" */
-int		 redis_hist_encode(const struct history_entry *, char *buf,
-		    size_t sz);
-/* 0, or -1 malformed: not six decimal numbers, first_tls after last_tls
- * (or only one of them), counts beyond 32 bits.  A time after
- * now + REDIS_SKEW_S (another gateway's clock is ahead) is brought back
- * to it, the record kept: never a reason to drop TLS evidence, and a
- * last_tls there still counts (history_expects_tls()). */
-int		 redis_hist_decode(const char *buf, size_t len, int64_t now,
-		    struct history_entry *e, char *err, size_t errsz);
+/* "MXGH2 ADDRESS FIRST_TLS LAST_TLS LAST_FAIL LAST_SEEN TLS_COUNT
+ * FAIL_COUNT" (ADDRESS as in the key: inet_ntop()'s) */
+int		 redis_hist_encode(const char *addr,
+		    const struct history_entry *, char *buf, size_t sz);
+/* The value read under addr's key: 0, or -1 malformed: bad header (MXGH1
+ * included), another name than addr, not six decimal numbers, first_tls
+ * after last_tls (or only one of them), counts beyond 32 bits.  A time
+ * after now + REDIS_SKEW_S (another gateway's clock is ahead) is brought
+ * back to it, the record kept: never a reason to drop TLS evidence, and
+ * a last_tls there still counts (history_expects_tls()). */
+int		 redis_hist_decode(const char *buf, size_t len,
+		    const char *addr, int64_t now, struct history_entry *e,
+		    char *err, size_t errsz);
 
 #endif

@@ -7,7 +7,13 @@
  * network between a gateway and Redis, or to Redis itself, chooses it.
  * So a value is parsed strictly and refused whole when any part is off,
  * and even a well-formed value is only ever used where it can make a
- * verdict stricter (redis_sts_usable(), history_entry_merge()).  A time
+ * verdict stricter (redis_sts_usable(), history_entry_merge()).  Each
+ * value names its key (the domain, the MX host's address) in its
+ * header, and a value read under another key is refused: a value copied
+ * from one domain's key to another's would otherwise still decide the
+ * other's verdict (an enforce policy with the first domain's MX patterns
+ * defers all of the second's mail).  Values of the format before names
+ * (MXGS1, MXGH1) are refused like malformed ones.  A time
  * of a history record ahead of the clock is not "off" but another
  * gateway's clock: brought back to now + REDIS_SKEW_S, never a reason to
  * drop TLS evidence.
@@ -21,9 +27,70 @@
 
 #include "policy/redis.h"
 
-#define STS_MAGIC	"MXGS1 "
-#define HIST_MAGIC	"MXGH1 "
+#define STS_MAGIC	"MXGS2 "
+#define HIST_MAGIC	"MXGH2 "
+#define STS_OLD		"MXGS1 "	/* no name: refused */
+#define HIST_OLD	"MXGH1 "
 #define MAX_BODY	(64 * 1024)
+#define HIST_MAX	256		/* a history value's bytes, at most */
+
+/* A key's name as values carry it: 1 to REDIS_NAME_MAX printable ASCII
+ * bytes without a space (the header's separator). */
+static int
+name_ok(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		if (i >= REDIS_NAME_MAX || name[i] <= ' ' || name[i] > '~')
+			return 0;
+	return i > 0;
+}
+
+/* The name at *p (up to the next space, which *p moves past) is name;
+ * -1 with err when it is not, or the header holds none. */
+static int
+name_is(const char **p, const char *lim, const char *name, char *err,
+    size_t errsz)
+{
+	const char *s = *p;
+	size_t n, want = strlen(name);
+
+	while (s < lim && *s != ' ' && *s != '\n')
+		s++;
+	n = (size_t)(s - *p);
+	if (s >= lim || *s != ' ' || n == 0) {
+		snprintf(err, errsz, "no key name");
+		return -1;
+	}
+	if (n != want || memcmp(*p, name, n) != 0) {
+		/* copied from another key (or written for one): it would
+		 * decide that key's verdict here */
+		snprintf(err, errsz, "the value names another key (%.*s, not "
+		    "%s)", n > 64 ? 64 : (int)n, *p, name);
+		return -1;
+	}
+	*p = s + 1;
+	return 0;
+}
+
+/* 0 when buf starts with magic; -1 otherwise, err naming the format of
+ * an older mxguard when it is that one (old). */
+static int
+magic_is(const char *buf, size_t len, const char *magic, const char *old,
+    char *err, size_t errsz)
+{
+	size_t ml = strlen(magic);
+
+	if (len > ml && memcmp(buf, magic, ml) == 0)
+		return 0;
+	if (len >= strlen(old) && memcmp(buf, old, strlen(old)) == 0)
+		snprintf(err, errsz, "%.5s, the format of an older mxguard "
+		    "(no key name): not read", old);
+	else
+		snprintf(err, errsz, "no %.5s header", magic);
+	return -1;
+}
 
 /* A decimal number of at most 18 digits (no sign, no leading junk) at
  * *p, followed by one of the bytes in end; *p moves past both. */
@@ -47,13 +114,16 @@ num(const char **p, const char *lim, const char *end, int64_t *v)
 }
 
 int
-redis_sts_encode(const struct sts_cache_entry *e, char **out, size_t *len)
+redis_sts_encode(const char *domain, const struct sts_cache_entry *e,
+    char **out, size_t *len)
 {
-	char hdr[128];
+	char hdr[128 + REDIS_NAME_MAX];
 	int n;
 
-	n = snprintf(hdr, sizeof(hdr), STS_MAGIC "%" PRId64 " %" PRId64
-	    " %s\n", e->fetched, e->expires, e->id);
+	if (!name_ok(domain))
+		return -1;
+	n = snprintf(hdr, sizeof(hdr), STS_MAGIC "%s %" PRId64 " %" PRId64
+	    " %s\n", domain, e->fetched, e->expires, e->id);
 	if (n < 0 || (size_t)n >= sizeof(hdr) || e->bodylen > MAX_BODY)
 		return -1;
 	if ((*out = malloc((size_t)n + e->bodylen + 1)) == NULL)
@@ -67,8 +137,8 @@ redis_sts_encode(const struct sts_cache_entry *e, char **out, size_t *len)
 }
 
 int
-redis_sts_decode(const char *buf, size_t len, int64_t now,
-    struct sts_cache_entry *e, char *err, size_t errsz)
+redis_sts_decode(const char *buf, size_t len, const char *domain,
+    int64_t now, struct sts_cache_entry *e, char *err, size_t errsz)
 {
 	const char *p = buf, *lim = buf + len, *id;
 	char perr[128];
@@ -76,12 +146,15 @@ redis_sts_decode(const char *buf, size_t len, int64_t now,
 	size_t idlen, i, bl;
 
 	memset(e, 0, sizeof(*e));
-	if (len < sizeof(STS_MAGIC) || memcmp(p, STS_MAGIC,
-	    sizeof(STS_MAGIC) - 1) != 0) {
-		snprintf(err, errsz, "no MXGS1 header");
+	if (!name_ok(domain)) {
+		snprintf(err, errsz, "not a key name mxguard writes");
 		return -1;
 	}
+	if (magic_is(buf, len, STS_MAGIC, STS_OLD, err, errsz) == -1)
+		return -1;
 	p += sizeof(STS_MAGIC) - 1;
+	if (name_is(&p, lim, domain, err, errsz) == -1)
+		return -1;
 	if (num(&p, lim, " ", &fetched) == -1 ||
 	    num(&p, lim, " ", &expires) == -1) {
 		snprintf(err, errsz, "bad times");
@@ -160,35 +233,46 @@ redis_sts_replaces(int64_t cur_fetched, int64_t new_fetched)
 }
 
 int
-redis_hist_encode(const struct history_entry *e, char *buf, size_t sz)
+redis_hist_encode(const char *addr, const struct history_entry *e,
+    char *buf, size_t sz)
 {
 	int n;
 
-	n = snprintf(buf, sz, HIST_MAGIC "%" PRId64 " %" PRId64 " %" PRId64
-	    " %" PRId64 " %" PRIu32 " %" PRIu32, e->first_tls, e->last_tls,
-	    e->last_fail, e->last_seen, e->tls_count, e->fail_count);
-	return n < 0 || (size_t)n >= sz ? -1 : 0;
+	if (!name_ok(addr))
+		return -1;
+	n = snprintf(buf, sz, HIST_MAGIC "%s %" PRId64 " %" PRId64 " %" PRId64
+	    " %" PRId64 " %" PRIu32 " %" PRIu32, addr, e->first_tls,
+	    e->last_tls, e->last_fail, e->last_seen, e->tls_count,
+	    e->fail_count);
+	return n < 0 || (size_t)n >= sz || n >= HIST_MAX ? -1 : 0;
 }
 
 int
-redis_hist_decode(const char *buf, size_t len, int64_t now,
-    struct history_entry *e, char *err, size_t errsz)
+redis_hist_decode(const char *buf, size_t len, const char *addr,
+    int64_t now, struct history_entry *e, char *err, size_t errsz)
 {
 	const char *p;
-	char tmp[160];
+	char tmp[HIST_MAX];
 	int64_t v[6];
 	int i;
 
 	memset(e, 0, sizeof(*e));
+	if (!name_ok(addr)) {
+		snprintf(err, errsz, "not a key name mxguard writes");
+		return -1;
+	}
+	if (magic_is(buf, len, HIST_MAGIC, HIST_OLD, err, errsz) == -1)
+		return -1;
 	/* a NUL-terminated copy: the last number ends at the NUL */
-	if (len >= sizeof(tmp) || len < sizeof(HIST_MAGIC) ||
-	    memcmp(buf, HIST_MAGIC, sizeof(HIST_MAGIC) - 1) != 0) {
-		snprintf(err, errsz, "no MXGH1 header");
+	if (len >= sizeof(tmp)) {
+		snprintf(err, errsz, "too long");
 		return -1;
 	}
 	memcpy(tmp, buf, len);
 	tmp[len] = '\0';
 	p = tmp + sizeof(HIST_MAGIC) - 1;
+	if (name_is(&p, tmp + len, addr, err, errsz) == -1)
+		return -1;
 	for (i = 0; i < 6; i++) {
 		int64_t n = 0;
 		int d = 0;

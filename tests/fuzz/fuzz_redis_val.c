@@ -17,8 +17,11 @@
  *     history_expects_tls() false where it was true (the store only moves
  *     towards "this MX did TLS").
  *
+ *   - an accepted value names the key it is read for (FUZZ_DOMAIN,
+ *     FUZZ_ADDR): the decoders compare the name whole.
+ *
  * Input: the first byte picks the value kind (even: MTA-STS, odd:
- * history); for history, the bytes after the value's first 159 are the
+ * history); for history, the bytes after the value's first 255 are the
  * local record, taken raw.
  */
 #include <stddef.h>
@@ -33,6 +36,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NOW	INT64_C(1796083200)	/* 2026-12-01 */
+#define FUZZ_DOMAIN	"example.com"	/* the keys values are read for */
+#define FUZZ_ADDR	"192.0.2.1"
 
 static void
 check_sts(const char *buf, size_t len)
@@ -41,8 +46,12 @@ check_sts(const char *buf, size_t len)
 	char err[160], *enc;
 	size_t enclen, i;
 
-	if (redis_sts_decode(buf, len, NOW, &e, err, sizeof(err)) == -1)
+	if (redis_sts_decode(buf, len, FUZZ_DOMAIN, NOW, &e, err,
+	    sizeof(err)) == -1)
 		return;
+	if (len < 6 + sizeof(FUZZ_DOMAIN) || memcmp(buf + 6, FUZZ_DOMAIN " ",
+	    sizeof(FUZZ_DOMAIN)) != 0)
+		__builtin_trap();
 	if (e.id[0] == '\0' || e.fetched > NOW + REDIS_SKEW_S ||
 	    e.expires != e.fetched + (int64_t)e.pol.max_age ||
 	    e.body == NULL || e.body[e.bodylen] != '\0')
@@ -52,9 +61,9 @@ check_sts(const char *buf, size_t len)
 		    (e.id[i] >= 'a' && e.id[i] <= 'z') ||
 		    (e.id[i] >= 'A' && e.id[i] <= 'Z')))
 			__builtin_trap();
-	if (redis_sts_encode(&e, &enc, &enclen) == -1)
+	if (redis_sts_encode(FUZZ_DOMAIN, &e, &enc, &enclen) == -1)
 		__builtin_trap();
-	if (redis_sts_decode(enc, enclen, NOW, &again, err,
+	if (redis_sts_decode(enc, enclen, FUZZ_DOMAIN, NOW, &again, err,
 	    sizeof(err)) == -1)
 		__builtin_trap();
 	if (strcmp(again.id, e.id) != 0 || again.fetched != e.fetched ||
@@ -75,11 +84,15 @@ check_hist(const char *buf, size_t len, const uint8_t *local,
 {
 	static const int64_t windows[] = { 1, 86400, 30 * 86400 };
 	struct history_entry o, again, e, m;
-	char err[160], enc[160];
+	char err[160], enc[256];
 	size_t w;
 
-	if (redis_hist_decode(buf, len, NOW, &o, err, sizeof(err)) == -1)
+	if (redis_hist_decode(buf, len, FUZZ_ADDR, NOW, &o, err,
+	    sizeof(err)) == -1)
 		return;
+	if (len < 6 + sizeof(FUZZ_ADDR) || memcmp(buf + 6, FUZZ_ADDR " ",
+	    sizeof(FUZZ_ADDR)) != 0)
+		__builtin_trap();
 	if (o.first_tls > o.last_tls || (o.first_tls == 0) !=
 	    (o.last_tls == 0) || o.first_tls > NOW + REDIS_SKEW_S ||
 	    o.last_tls > NOW + REDIS_SKEW_S ||
@@ -91,9 +104,9 @@ check_hist(const char *buf, size_t len, const uint8_t *local,
 	if (o.last_tls == NOW + REDIS_SKEW_S &&
 	    !history_expects_tls(&o, NOW, 1))
 		__builtin_trap();
-	if (redis_hist_encode(&o, enc, sizeof(enc)) == -1)
+	if (redis_hist_encode(FUZZ_ADDR, &o, enc, sizeof(enc)) == -1)
 		__builtin_trap();
-	if (redis_hist_decode(enc, strlen(enc), NOW, &again, err,
+	if (redis_hist_decode(enc, strlen(enc), FUZZ_ADDR, NOW, &again, err,
 	    sizeof(err)) == -1 || memcmp(&again, &o, sizeof(o)) != 0)
 		__builtin_trap();
 
@@ -129,7 +142,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(buf, data + 1, vlen);
 		check_sts(buf, vlen);
 	} else {
-		vlen = size - 1 < 159 ? size - 1 : 159;
+		vlen = size - 1 < 255 ? size - 1 : 255;
 		if ((buf = malloc(vlen ? vlen : 1)) == NULL)
 			return 0;
 		memcpy(buf, data + 1, vlen);

@@ -66,7 +66,7 @@ mxg_ctl() { ip netns exec "$SND" "$MXGUARD" -c "$T/mxguard.conf" "$@"; }
 
 sts_send alice@enf.test "first, fetches the policy"
 sts_assert_delivered "$QID" alice@enf.test
-_in_redis() { rcli GET mxguard:sts:enf.test | grep -q "^MXGS1 .* 1$"; }
+_in_redis() { rcli GET mxguard:sts:enf.test | grep -q "^MXGS2 enf.test .* 1$"; }
 wait_for 10 "the policy written through to Redis" _in_redis
 scrape up
 assert "metrics: redis up" [ "$(metric "$T/metrics.up" mxguard_redis_up)" = 1 ]
@@ -103,7 +103,7 @@ wait_for 20 "mxguard reconnected" bash -c "[ \$(grep -c 'event=redis-up address=
 sts_send alice@enf.test "third, Redis back"
 wait_status "$QID" alice@enf.test sent
 wait_mailbox alice@enf.test 3
-_hist_in_redis() { rcli GET mxguard:hist:10.25.1.10 | grep -q "^MXGH1 "; }
+_hist_in_redis() { rcli GET mxguard:hist:10.25.1.10 | grep -q "^MXGH2 10.25.1.10 "; }
 wait_for 10 "TLS history written through again" _hist_in_redis
 scrape back
 assert "metrics: redis up again" [ "$(metric "$T/metrics.back" mxguard_redis_up)" = 1 ]

@@ -180,7 +180,7 @@ sts_assert_delivered "$QID" alice@enf.test
 assert "gw1 decided under the fetched policy" \
 	grep -qE "event=policy domain=enf.test dst=10.25.1.10 .*level=verify result=ok .*fetched" "$GW1LOG"
 assert "gw2 saw nothing yet" [ "$(count_log "$GW2LOG" 'domain=enf.test')" = 0 ]
-_in_redis() { rcli GET mxguard:sts:enf.test | grep -q "^MXGS1 "; }
+_in_redis() { rcli GET mxguard:sts:enf.test | grep -q "^MXGS2 enf.test "; }
 wait_for 10 "the policy in Redis" _in_redis
 assert "one policy fetch" [ "$(sts_fetches enf.test)" = 1 ]
 

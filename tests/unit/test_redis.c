@@ -14,7 +14,9 @@
  * whose small integers it streams: refused at once, without the huge
  * allocation or the event loop stalled in freeing it.  Gateways whose
  * clocks differ: a history record with times ahead of Redis's clock
- * survives a failure-only write of another gateway.
+ * survives a failure-only write of another gateway.  A value copied to
+ * another key (or in the format before values named their key) is not
+ * used there, and does not outlive that key's next write.
  *
  * TLS (redis_tls): certificates made with openssl(1) in the temporary
  * directory (a CA, a server certificate for redis.test and 127.0.0.1, one
@@ -793,7 +795,7 @@ test_sts_write_read(void **state)
 	put_policy(rs, "example.com", "new1", enforce, now - 100);
 	run_until(NULL, NULL, 100);
 	srv_get("mxguard:sts:example.com", v, sizeof(v), NULL);
-	assert_non_null(strstr(v, "MXGS1 "));
+	assert_non_null(strstr(v, "MXGS2 example.com "));
 	g = get_policy(rs, "example.com");
 	assert_int_equal(g.rc, 1);
 	assert_string_equal(g.id, "new1");
@@ -818,7 +820,8 @@ test_sts_write_read(void **state)
 	{
 		char fut[512];
 
-		snprintf(fut, sizeof(fut), "MXGS1 %lld %lld fut1\n%s",
+		snprintf(fut, sizeof(fut), "MXGS2 example.com %lld %lld "
+		    "fut1\n%s",
 		    (long long)now + 100000, (long long)now + 100000 + 86400,
 		    enforce);
 		srv_set("mxguard:sts:example.com", fut);
@@ -842,7 +845,8 @@ test_sts_write_read(void **state)
 		g = get_policy(rs, "bad.example");
 		assert_int_equal(g.rc, 0);
 		/* a stretched expiry: not a value mxguard writes */
-		snprintf(bad, sizeof(bad), "MXGS1 %lld %lld abc\n%s",
+		snprintf(bad, sizeof(bad), "MXGS2 bad.example %lld %lld "
+		    "abc\n%s",
 		    (long long)now, (long long)now + 86400 * 1000, enforce);
 		srv_set("mxguard:sts:bad.example", bad);
 		g = get_policy(rs, "bad.example");
@@ -875,7 +879,8 @@ test_history_merge(void **state)
 	redis_hist_put(rs, (struct sockaddr *)&a, &e2);
 	run_until(NULL, NULL, 100);
 	srv_get("mxguard:hist:192.0.2.25", v, sizeof(v), NULL);
-	snprintf(want, sizeof(want), "MXGH1 %lld %lld %lld %lld 5 1",
+	snprintf(want, sizeof(want), "MXGH2 192.0.2.25 %lld %lld %lld %lld "
+	    "5 1",
 	    (long long)(now - 9000), (long long)(now - 100),
 	    (long long)(now - 1), (long long)(now - 1));
 	assert_string_equal(v, want);
@@ -895,7 +900,7 @@ test_history_merge(void **state)
 		int64_t inv = ctr("mxguard_redis_invalid_total"
 		    "{kind=\"history\"}");
 
-		snprintf(v, sizeof(v), "MXGH1 %lld %lld 0 0 1 0",
+		snprintf(v, sizeof(v), "MXGH2 192.0.2.26 %lld %lld 0 0 1 0",
 		    (long long)now, (long long)now + 86400);
 		srv_set("mxguard:hist:192.0.2.26", v);
 		a = sin4("192.0.2.26");
@@ -938,15 +943,16 @@ hist_survives(struct redis *rs, const char *addr, int64_t now)
 	struct sockaddr_in a = sin4(addr);
 	struct history_entry fail = { 0, 0, now, now, 0, 1 };
 	long long f[6];
-	char key[64], v[256];
+	char key[64], v[256], name[64];
 	struct got g;
 
 	redis_hist_put(rs, (struct sockaddr *)&a, &fail);
 	run_until(NULL, NULL, 100);
 	snprintf(key, sizeof(key), "mxguard:hist:%s", addr);
 	srv_get(key, v, sizeof(v), NULL);
-	assert_int_equal(sscanf(v, "MXGH1 %lld %lld %lld %lld %lld %lld",
-	    &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]), 6);
+	assert_int_equal(sscanf(v, "MXGH2 %63s %lld %lld %lld %lld %lld %lld",
+	    name, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]), 7);
+	assert_string_equal(name, addr);
 	assert_int_equal(f[0], now - 5000);		/* first_tls */
 	assert_true(f[1] >= now && f[1] <= (int64_t)time(NULL) +
 	    REDIS_SKEW_S);				/* last_tls */
@@ -983,11 +989,114 @@ test_history_skew(void **state)
 	run_until(NULL, NULL, 100);
 	hist_survives(rs, "192.0.2.40", now);
 	/* there already (a value the script did not bring back) */
-	snprintf(v, sizeof(v), "MXGH1 %lld %lld 0 %lld 3 0",
+	snprintf(v, sizeof(v), "MXGH2 192.0.2.41 %lld %lld 0 %lld 3 0",
 	    (long long)now - 5000, (long long)now + 600,
 	    (long long)now + 600);
 	srv_set("mxguard:hist:192.0.2.41", v);
 	hist_survives(rs, "192.0.2.41", now);
+	redis_free(rs);
+	srv_kill();
+}
+
+/* GET from, SET to: what anyone who can write to Redis can do. */
+static void
+srv_copy(const char *from, const char *to)
+{
+	char v[1024];
+
+	srv_get(from, v, sizeof(v), NULL);
+	assert_true(v[0] != '\0');
+	srv_set(to, v);
+}
+
+static struct got
+get_hist(struct redis *rs, const char *addr)
+{
+	struct sockaddr_in a = sin4(addr);
+	struct got g;
+
+	memset(&g, 0, sizeof(g));
+	assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a, hist_cb,
+	    &g));
+	assert_true(run_until(flag_set, &g.n, 2000));
+	return g;
+}
+
+/* A value names its key: one copied to another domain's or address's key
+ * (a.example's enforce policy would defer all of b.example's mail; a
+ * server's TLS history would demand TLS of another) is not used there,
+ * and counted; nor is a value of the format before names (MXGS1,
+ * MXGH1).  The next write of the key's own value replaces such a value
+ * (no merge of the copied history into it). */
+static void
+test_value_copied(void **state)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct sockaddr_in a = sin4("192.0.2.50"), b = sin4("192.0.2.51");
+	struct history_entry tls = { now - 5000, now - 100, 0, now - 100, 5,
+	    0 };
+	struct history_entry fail = { 0, 0, now - 1, now - 1, 0, 1 };
+	int64_t sinv = ctr("mxguard_redis_invalid_total{kind=\"sts\"}");
+	int64_t hinv = ctr("mxguard_redis_invalid_total{kind=\"history\"}");
+	struct redis *rs;
+	struct got g;
+	char v[1024];
+
+	srv_start(NULL, NULL);
+	rs = client(NULL, NULL);
+	assert_true(run_until(is_up, rs, 3000));
+	put_policy(rs, "a.example", "a1", enforce, now - 100);
+	redis_hist_put(rs, (struct sockaddr *)&a, &tls);
+	run_until(NULL, NULL, 100);
+	srv_copy("mxguard:sts:a.example", "mxguard:sts:b.example");
+	srv_copy("mxguard:hist:192.0.2.50", "mxguard:hist:192.0.2.51");
+
+	/* under its own key, taken; under the other, refused */
+	g = get_policy(rs, "a.example");
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, "a1");
+	g = get_policy(rs, "b.example");
+	assert_int_equal(g.rc, 0);
+	assert_int_equal(ctr("mxguard_redis_invalid_total{kind=\"sts\"}"),
+	    sinv + 1);
+	g = get_hist(rs, "192.0.2.50");
+	assert_int_equal(g.rc, 1);
+	g = get_hist(rs, "192.0.2.51");
+	assert_int_equal(g.rc, 0);
+	assert_int_equal(ctr("mxguard_redis_invalid_total"
+	    "{kind=\"history\"}"), hinv + 1);
+
+	/* b's own writes replace the copies: the policy although its
+	 * fetch is older than the copy's, the history without a's TLS */
+	put_policy(rs, "b.example", "b1", testing, now - 5000);
+	redis_hist_put(rs, (struct sockaddr *)&b, &fail);
+	run_until(NULL, NULL, 100);
+	g = get_policy(rs, "b.example");
+	assert_int_equal(g.rc, 1);
+	assert_string_equal(g.id, "b1");
+	g = get_hist(rs, "192.0.2.51");
+	assert_int_equal(g.rc, 1);
+	assert_int_equal(g.h.first_tls, 0);
+	assert_int_equal(g.h.last_tls, 0);
+	assert_int_equal(g.h.fail_count, 1);
+	srv_get("mxguard:hist:192.0.2.51", v, sizeof(v), NULL);
+	assert_non_null(strstr(v, "MXGH2 192.0.2.51 "));
+
+	/* the format before names, well-formed as it was: refused */
+	snprintf(v, sizeof(v), "MXGS1 %lld %lld c1\n%s", (long long)now - 10,
+	    (long long)now - 10 + 86400, enforce);
+	srv_set("mxguard:sts:c.example", v);
+	g = get_policy(rs, "c.example");
+	assert_int_equal(g.rc, 0);
+	snprintf(v, sizeof(v), "MXGH1 %lld %lld 0 %lld 3 0",
+	    (long long)now - 5000, (long long)now - 100, (long long)now - 100);
+	srv_set("mxguard:hist:192.0.2.52", v);
+	g = get_hist(rs, "192.0.2.52");
+	assert_int_equal(g.rc, 0);
+	assert_int_equal(ctr("mxguard_redis_invalid_total{kind=\"sts\"}"),
+	    sinv + 2);
+	assert_int_equal(ctr("mxguard_redis_invalid_total"
+	    "{kind=\"history\"}"), hinv + 2);
 	redis_free(rs);
 	srv_kill();
 }
@@ -1275,6 +1384,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_array_streamed, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_history_skew, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_value_copied, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),

@@ -13,6 +13,8 @@
  *     first, then Redis's enforce policy decides;
  *   - another gateway's TLS history raises may to encrypt, and is merged
  *     into the local history;
+ *   - a value copied to another domain's or address's key decides
+ *     nothing there;
  *   - Redis killed or hung: the verdict is the local state's, in time
  *     (a hung Redis costs at most redis_timeout);
  *   - a reload (policy_reconfigure) takes new Redis settings: a rotated
@@ -149,10 +151,11 @@ srv_set(const char *key, const char *val, size_t len)
 	redisFree(c);
 }
 
-/* Another gateway's policy for domain, fetched age seconds ago. */
+/* Another gateway's policy for name, fetched age seconds ago, under
+ * domain's key (name: a value copied from name's key). */
 static void
-remote_policy(const char *domain, const char *id, const char *body,
-    int64_t age)
+remote_policy_at(const char *domain, const char *name, const char *id,
+    const char *body, int64_t age)
 {
 	struct sts_cache_entry e;
 	char key[300], *v;
@@ -171,10 +174,17 @@ remote_policy(const char *domain, const char *id, const char *body,
 		    sizeof(err)), 0);
 		e.expires = e.fetched + p.max_age;
 	}
-	assert_int_equal(redis_sts_encode(&e, &v, &len), 0);
+	assert_int_equal(redis_sts_encode(name, &e, &v, &len), 0);
 	snprintf(key, sizeof(key), "mxguard:sts:%s", domain);
 	srv_set(key, v, len);
 	free(v);
+}
+
+static void
+remote_policy(const char *domain, const char *id, const char *body,
+    int64_t age)
+{
+	remote_policy_at(domain, domain, id, body, age);
 }
 
 /* ---- the engine ---- */
@@ -424,6 +434,42 @@ test_stricter_only(void **state)
 	srv_kill();
 }
 
+/* A value copied from another key decides nothing: sh.test's enforce
+ * policy under evil.test's key would defer all of evil.test's mail (its
+ * MX is not in sh.test's patterns), mx.sh.test's TLS history under
+ * mx.hist.test's address would demand TLS of it.  Both refused (named
+ * for another key), counted: the verdicts are the local state's. */
+static void
+test_copied_value_not_used(void **state)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct history_entry e = { now - 1000, now - 100, 0, now - 100, 3, 0 };
+	int64_t inv = stats_value(stats_counter("mxguard_redis_invalid_total"
+	    "{kind=\"sts\"}", NULL));
+	struct policy *p;
+	struct policy_verdict *v;
+	char val[256];
+
+	srv_start();
+	remote_policy_at("evil.test", "sh.test", "s1", enf_sh, 60);
+	assert_int_equal(redis_hist_encode("192.0.2.21", &e, val, sizeof(val)),
+	    0);
+	srv_set("mxguard:hist:192.0.2.25", val, strlen(val));
+	p = mkpolicy();
+	v = lookup(p, "evil.test", "192.0.2.24", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->source, "default");
+	policy_verdict_free(v);
+	assert_int_equal(stats_value(stats_counter("mxguard_redis_invalid_total"
+	    "{kind=\"sts\"}", NULL)), inv + 1);
+	v = lookup(p, "hist.test", "192.0.2.25", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_not_equal(v->source, "tls-history");
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
 static void
 test_history_from_redis(void **state)
 {
@@ -434,7 +480,8 @@ test_history_from_redis(void **state)
 	struct history_entry e = { now - 1000, now - 100, 0, now - 100, 3, 0 };
 
 	srv_start();
-	assert_int_equal(redis_hist_encode(&e, val, sizeof(val)), 0);
+	assert_int_equal(redis_hist_encode("192.0.2.25", &e, val, sizeof(val)),
+	    0);
 	srv_set("mxguard:hist:192.0.2.25", val, strlen(val));
 	p = mkpolicy();
 	v = lookup(p, "hist.test", "192.0.2.25", NULL);
@@ -479,7 +526,8 @@ test_history_from_redis_no_store(void **state)
 	(void)unlink(path);
 	assert_int_equal(symlink("/nonexistent-mxguard-test", path), 0);
 	srv_start();
-	assert_int_equal(redis_hist_encode(&e, val, sizeof(val)), 0);
+	assert_int_equal(redis_hist_encode("192.0.2.25", &e, val, sizeof(val)),
+	    0);
 	srv_set("mxguard:hist:192.0.2.25", val, strlen(val));
 	p = mkpolicy();
 	v = lookup(p, "hist.test", "192.0.2.25", NULL);
@@ -661,6 +709,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stricter_only, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_copied_value_not_used,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_from_redis, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_history_from_redis_no_store,

@@ -4,7 +4,9 @@
  * decoding (a malformed value is refused whole), a policy from Redis used
  * only where the local state has none and only in mode enforce, the newer
  * fetch winning a write, times of a history record ahead of the clock
- * brought back to now + REDIS_SKEW_S (never a reason to drop it), and the
+ * brought back to now + REDIS_SKEW_S (never a reason to drop it), a
+ * value read for another key than the one it names refused (as is the
+ * format before names, MXGS1/MXGH1), and the
  * TLS history merge never moving away from "this server did TLS"
  * whatever either side holds.
  */
@@ -21,6 +23,8 @@
 #include "policy/redis.h"
 
 #define NOW	1800000000LL
+#define D1	"d.example"	/* the keys the values are read for */
+#define A1	"192.0.2.1"
 
 static const char enforce[] = "version: STSv1\nmode: enforce\n"
     "mx: mx.example.com\nmax_age: 86400\n";
@@ -43,7 +47,7 @@ decode_str(const char *s, struct sts_cache_entry *e)
 {
 	char err[160];
 
-	return redis_sts_decode(s, strlen(s), NOW, e, err, sizeof(err));
+	return redis_sts_decode(s, strlen(s), D1, NOW, e, err, sizeof(err));
 }
 
 static void
@@ -54,8 +58,8 @@ test_sts_roundtrip(void **state)
 	size_t len;
 
 	entry(&e, enforce, NOW - 100);
-	assert_int_equal(redis_sts_encode(&e, &buf, &len), 0);
-	assert_int_equal(redis_sts_decode(buf, len, NOW, &d, err,
+	assert_int_equal(redis_sts_encode(D1, &e, &buf, &len), 0);
+	assert_int_equal(redis_sts_decode(buf, len, D1, NOW, &d, err,
 	    sizeof(err)), 0);
 	assert_string_equal(d.id, "abc123");
 	assert_int_equal(d.fetched, NOW - 100);
@@ -74,16 +78,17 @@ test_sts_malformed(void **state)
 	char buf[512];
 	const char *bad[] = {
 		"",
-		"MXGS1",
-		"MXGS2 1799999000 1800085400 abc\n",
-		"MXGS1 x 1800085400 abc\n",
-		"MXGS1 1799999000 1800085400 ab-c\n",	/* id */
-		"MXGS1 1799999000 1800085400 \n",
-		"MXGS1 1799999000 1800085400 "
+		"MXGS2",
+		"MXGS3 d.example 1799999000 1800085400 abc\n",
+		"MXGS2 1799999000 1800085400 abc\n",	/* no name */
+		"MXGS2 d.example x 1800085400 abc\n",
+		"MXGS2 d.example 1799999000 1800085400 ab-c\n",	/* id */
+		"MXGS2 d.example 1799999000 1800085400 \n",
+		"MXGS2 d.example 1799999000 1800085400 "
 		    "abcdefghijabcdefghijabcdefghijabc\n",	/* 33 */
-		"MXGS1 -1799999000 1800085400 abc\n",
-		"MXGS1  1799999000 1800085400 abc\n",
-		"MXGS1 1799999000 1800085400 abc",	/* no body line */
+		"MXGS2 d.example -1799999000 1800085400 abc\n",
+		"MXGS2 d.example  1799999000 1800085400 abc\n",
+		"MXGS2 d.example 1799999000 1800085400 abc",	/* no body line */
 	};
 	size_t i;
 
@@ -92,26 +97,78 @@ test_sts_malformed(void **state)
 		assert_int_equal(decode_str(buf, &d), -1);
 	}
 	/* a body that does not parse */
-	assert_int_equal(decode_str("MXGS1 1799999000 1800085400 abc\n"
+	assert_int_equal(decode_str("MXGS2 d.example 1799999000 1800085400 abc\n"
 	    "version: STSv2\n", &d), -1);
 	/* fetched in the future: would win every comparison for ever */
-	snprintf(buf, sizeof(buf), "MXGS1 %lld %lld abc\n%s", NOW + 3600,
+	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s", NOW + 3600,
 	    NOW + 3600 + 86400, enforce);
 	assert_int_equal(decode_str(buf, &d), -1);
 	/* an expiry the policy's max_age does not give */
-	snprintf(buf, sizeof(buf), "MXGS1 %lld %lld abc\n%s", NOW - 10,
+	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s", NOW - 10,
 	    NOW - 10 + 86400 * 365, enforce);
 	assert_int_equal(decode_str(buf, &d), -1);
 	/* and the good one */
-	snprintf(buf, sizeof(buf), "MXGS1 %lld %lld abc\n%s", NOW - 10,
+	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s", NOW - 10,
 	    NOW - 10 + 86400, enforce);
 	assert_int_equal(decode_str(buf, &d), 0);
 	sts_cache_entry_clear(&d);
 	/* within the clock skew allowed between gateways */
-	snprintf(buf, sizeof(buf), "MXGS1 %lld %lld abc\n%s", NOW + 60,
+	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s", NOW + 60,
 	    NOW + 60 + 86400, enforce);
 	assert_int_equal(decode_str(buf, &d), 0);
 	sts_cache_entry_clear(&d);
+}
+
+/* A value names its key: read for another domain (copied to its key) it
+ * is refused, and so is one of the format before names (MXGS1, which an
+ * older mxguard wrote and read); names a value cannot carry are not
+ * written. */
+static void
+test_sts_name(void **state)
+{
+	struct sts_cache_entry e, d;
+	char *buf, err[160], old[512], name[REDIS_NAME_MAX + 2];
+	size_t len;
+
+	entry(&e, enforce, NOW - 100);
+	assert_int_equal(redis_sts_encode("a.example", &e, &buf, &len), 0);
+	assert_true(len > 16 && memcmp(buf, "MXGS2 a.example ", 16) == 0);
+	assert_int_equal(redis_sts_decode(buf, len, "a.example", NOW, &d, err,
+	    sizeof(err)), 0);
+	sts_cache_entry_clear(&d);
+	assert_int_equal(redis_sts_decode(buf, len, "b.example", NOW, &d, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "names another key (a.example, not "
+	    "b.example)"));
+	/* the name whole, byte for byte */
+	assert_int_equal(redis_sts_decode(buf, len, "a.exampl", NOW, &d, err,
+	    sizeof(err)), -1);
+	assert_int_equal(redis_sts_decode(buf, len, "a.example.", NOW, &d,
+	    err, sizeof(err)), -1);
+	assert_int_equal(redis_sts_decode(buf, len, "A.example", NOW, &d, err,
+	    sizeof(err)), -1);
+	free(buf);
+
+	/* the format before names, well-formed as it was */
+	snprintf(old, sizeof(old), "MXGS1 %lld %lld abc123\n%s", NOW - 10,
+	    NOW - 10 + 86400, enforce);
+	assert_int_equal(redis_sts_decode(old, strlen(old), "a.example", NOW,
+	    &d, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "MXGS1, the format of an older mxguard"));
+
+	/* names a value cannot carry: not written, never read */
+	assert_int_equal(redis_sts_encode("", &e, &buf, &len), -1);
+	assert_int_equal(redis_sts_encode("a b", &e, &buf, &len), -1);
+	assert_int_equal(redis_sts_encode("a\nb", &e, &buf, &len), -1);
+	memset(name, 'a', sizeof(name) - 1);
+	name[REDIS_NAME_MAX + 1] = '\0';
+	assert_int_equal(redis_sts_encode(name, &e, &buf, &len), -1);
+	name[REDIS_NAME_MAX] = '\0';
+	assert_int_equal(redis_sts_encode(name, &e, &buf, &len), 0);
+	assert_int_equal(redis_sts_decode(buf, len, name, NOW, &d, err,
+	    sizeof(err)), 0);
+	sts_cache_entry_clear(&d);
+	free(buf);
 }
 
 static void
@@ -168,8 +225,8 @@ test_hist_roundtrip(void **state)
 	    7, 2 }, d;
 	char buf[200], err[160];
 
-	assert_int_equal(redis_hist_encode(&e, buf, sizeof(buf)), 0);
-	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	assert_int_equal(redis_hist_encode(A1, &e, buf, sizeof(buf)), 0);
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), A1, NOW, &d, err,
 	    sizeof(err)), 0);
 	assert_memory_equal(&e, &d, sizeof(e));
 }
@@ -181,32 +238,73 @@ test_hist_malformed(void **state)
 	char buf[200], err[160];
 	const char *bad[] = {
 		"",
-		"MXGH1 ",
-		"MXGH1 1 2 3 4 5",
-		"MXGH1 1 2 3 4 5 6 7",
-		"MXGH1 1 2 3 4 5 6 ",
-		"MXGH1 1 2 3 4 5 x",
-		"MXGH1 -1 2 3 4 5 6",
-		"MXGH1 1  2 3 4 5 6",
-		"MXGH2 1 2 3 4 5 6",
-		"MXGH1 3 2 3 4 5 6",		/* first_tls after last_tls */
-		"MXGH1 0 2 3 4 5 6",		/* last_tls without first */
-		"MXGH1 1 2 3 4 5 4294967296",	/* beyond 32 bits */
-		"MXGH1 1 2 3 4 5 1234567890123456789012",
+		"MXGH2 ",
+		"MXGH2 192.0.2.1 ",
+		"MXGH2 192.0.2.1 1 2 3 4 5",
+		"MXGH2 192.0.2.1 1 2 3 4 5 6 7",
+		"MXGH2 192.0.2.1 1 2 3 4 5 6 ",
+		"MXGH2 192.0.2.1 1 2 3 4 5 x",
+		"MXGH2 192.0.2.1 -1 2 3 4 5 6",
+		"MXGH2 192.0.2.1 1  2 3 4 5 6",
+		"MXGH3 192.0.2.1 1 2 3 4 5 6",
+		"MXGH2 1 2 3 4 5 6",		/* no name */
+		"MXGH2 192.0.2.1 3 2 3 4 5 6",		/* first_tls after last_tls */
+		"MXGH2 192.0.2.1 0 2 3 4 5 6",		/* last_tls without first */
+		"MXGH2 192.0.2.1 1 2 3 4 5 4294967296",	/* beyond 32 bits */
+		"MXGH2 192.0.2.1 1 2 3 4 5 1234567890123456789012",
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(redis_hist_decode(bad[i], strlen(bad[i]), NOW,
+		assert_int_equal(redis_hist_decode(bad[i], strlen(bad[i]), A1, NOW,
 		    &d, err, sizeof(err)), -1);
 	/* first_tls after last_tls, both in the future: refused before
 	 * they are brought back (which would make them equal) */
-	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld 0 %lld 1 0", NOW + 2000,
+	snprintf(buf, sizeof(buf), "MXGH2 192.0.2.1 %lld %lld 0 %lld 1 0", NOW + 2000,
 	    NOW + 1000, NOW);
-	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), A1, NOW, &d, err,
 	    sizeof(err)), -1);
-	assert_int_equal(redis_hist_decode("MXGH1 0 0 0 0 0 0", 17, NOW, &d,
+	assert_int_equal(redis_hist_decode("MXGH2 192.0.2.1 0 0 0 0 0 0", 27, A1,
+	    NOW, &d, err, sizeof(err)), 0);
+}
+
+/* The same for history: the address in the value is the key's. */
+static void
+test_hist_name(void **state)
+{
+	struct history_entry e = { NOW - 1000, NOW - 10, NOW - 5, NOW - 5,
+	    7, 2 }, d;
+	static const char v6[] = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+	char buf[300], err[160];
+
+	assert_int_equal(redis_hist_encode("192.0.2.50", &e, buf,
+	    sizeof(buf)), 0);
+	assert_string_equal(buf, "MXGH2 192.0.2.50 1799999000 1799999990 "
+	    "1799999995 1799999995 7 2");
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), "192.0.2.50",
+	    NOW, &d, err, sizeof(err)), 0);
+	assert_memory_equal(&e, &d, sizeof(e));
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), "192.0.2.51",
+	    NOW, &d, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "names another key (192.0.2.50, not "
+	    "192.0.2.51)"));
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), "192.0.2.5",
+	    NOW, &d, err, sizeof(err)), -1);
+	/* the format before names, well-formed as it was */
+	assert_int_equal(redis_hist_decode("MXGH1 1 2 3 4 5 6", 17,
+	    "192.0.2.50", NOW, &d, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "MXGH1, the format of an older mxguard"));
+	/* the longest address text, the largest numbers: fits */
+	e.first_tls = e.last_tls = e.last_fail = e.last_seen =
+	    999999999999999999LL;
+	e.tls_count = e.fail_count = UINT32_MAX;
+	assert_int_equal(redis_hist_encode(v6, &e, buf, sizeof(buf)), 0);
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), v6, NOW, &d,
 	    err, sizeof(err)), 0);
+	assert_int_equal(d.tls_count, UINT32_MAX);
+	/* not a name */
+	assert_int_equal(redis_hist_encode("", &e, buf, sizeof(buf)), -1);
+	assert_int_equal(redis_hist_encode("a b", &e, buf, sizeof(buf)), -1);
 }
 
 /* Times ahead of this gateway's clock (another gateway's clock is ahead,
@@ -222,9 +320,9 @@ test_hist_future_clamped(void **state)
 	    4, 0 }, m;
 	char buf[200], err[160];
 
-	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld %lld %lld 1 2", NOW - 10,
-	    NOW + 3600, NOW + 7200, NOW + 600);
-	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	snprintf(buf, sizeof(buf), "MXGH2 192.0.2.1 %lld %lld %lld %lld 1 2",
+	    NOW - 10, NOW + 3600, NOW + 7200, NOW + 600);
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), A1, NOW, &d, err,
 	    sizeof(err)), 0);
 	assert_int_equal(d.first_tls, NOW - 10);
 	assert_int_equal(d.last_tls, NOW + REDIS_SKEW_S);
@@ -240,18 +338,18 @@ test_hist_future_clamped(void **state)
 	assert_int_equal(m.first_tls, NOW - 9000);
 
 	/* all four ahead, first_tls too: equal after, never crossed */
-	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld %lld %lld 1 0",
+	snprintf(buf, sizeof(buf), "MXGH2 192.0.2.1 %lld %lld %lld %lld 1 0",
 	    NOW + 1000, NOW + 999999999, NOW + 1, NOW + 301);
-	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), A1, NOW, &d, err,
 	    sizeof(err)), 0);
 	assert_int_equal(d.first_tls, NOW + REDIS_SKEW_S);
 	assert_int_equal(d.last_tls, NOW + REDIS_SKEW_S);
 	assert_int_equal(d.last_fail, NOW + 1);
 	assert_int_equal(d.last_seen, NOW + REDIS_SKEW_S);
 	/* within the tolerance: as they are */
-	snprintf(buf, sizeof(buf), "MXGH1 %lld %lld 0 %lld 1 0", NOW - 10,
+	snprintf(buf, sizeof(buf), "MXGH2 192.0.2.1 %lld %lld 0 %lld 1 0", NOW - 10,
 	    NOW + REDIS_SKEW_S, NOW + 299);
-	assert_int_equal(redis_hist_decode(buf, strlen(buf), NOW, &d, err,
+	assert_int_equal(redis_hist_decode(buf, strlen(buf), A1, NOW, &d, err,
 	    sizeof(err)), 0);
 	assert_int_equal(d.last_tls, NOW + REDIS_SKEW_S);
 	assert_int_equal(d.last_seen, NOW + 299);
@@ -288,8 +386,8 @@ test_hist_merge_monotone(void **state)
 		b.last_fail = random() % 2 ? NOW - random() % span : 0;
 		b.fail_count = (uint32_t)random();
 		/* b comes from Redis: only what decodes is merged */
-		assert_int_equal(redis_hist_encode(&b, buf, sizeof(buf)), 0);
-		if (redis_hist_decode(buf, strlen(buf), NOW, &b, err,
+		assert_int_equal(redis_hist_encode(A1, &b, buf, sizeof(buf)), 0);
+		if (redis_hist_decode(buf, strlen(buf), A1, NOW, &b, err,
 		    sizeof(err)) == -1)
 			continue;
 		m = a;
@@ -313,10 +411,12 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sts_roundtrip),
 		cmocka_unit_test(test_sts_malformed),
+		cmocka_unit_test(test_sts_name),
 		cmocka_unit_test(test_sts_usable),
 		cmocka_unit_test(test_sts_replaces),
 		cmocka_unit_test(test_hist_roundtrip),
 		cmocka_unit_test(test_hist_malformed),
+		cmocka_unit_test(test_hist_name),
 		cmocka_unit_test(test_hist_future_clamped),
 		cmocka_unit_test(test_hist_merge_monotone),
 	};
