@@ -11,9 +11,10 @@
  * one after the other, none started after the deadline (CHECK_DEADLINE seconds,
  * or --deadline), none running past it; each step waits as long as the daemon's
  * leg would (the configuration's connect_timeout, greeting_timeout,
- * command_timeout, tls_timeout, re-armed by progress as io.c does), never past
- * the deadline (see step_begin()), which --deadline sets.  A probe the deadline
- * cuts short is not judged ("unknown": the server did not time out, the check
+ * command_timeout, tls_timeout, re-armed by progress as io.c re-arms
+ * them: bytes read, in the handshake bytes sent), never past the deadline
+ * (see step_begin()), which --deadline sets.  A probe the deadline cuts
+ * short is not judged ("unknown": the server did not time out, the check
  * did); an address the deadline leaves out, or one the MX walk did not keep
  * (more than MX_MAX_ADDRS for a host, counted in nmore), is said to be not
  * probed, by name where it is known, never left out silently.  Server replies
@@ -279,8 +280,9 @@ step_arm(struct conn *c)
 
 /*
  * A step begins with the timeout (ms) the daemon's leg sets for it: an
- * inactivity timeout, re-armed by bytes read (step_arm()) as io.c
- * re-arms the leg's, so a server the daemon waits for is waited for;
+ * inactivity timeout, re-armed by bytes read (step_arm()), in the TLS
+ * handshake by bytes sent (handshake_sent()), as io.c re-arms the
+ * leg's, so a server the daemon waits for is waited for;
  * always cut to what is left of the check's deadline (a socket timeout
  * per step let a probe begun near the deadline run past it by a timeout
  * per step, and per read).
@@ -654,19 +656,38 @@ probe_connect(struct probe *p, struct conn *c)
 	return -1;
 }
 
-/* The TLS handshake within its step (tls_timeout, from its start): 0,
- * or -1 with p->error set. */
+/* Handshake bytes the probe sent since *sent re-arm the step, as each
+ * send of the leg's handshake records re-arms its timeout (io.c,
+ * drain_tout()); the server's records, which OpenSSL reads, re-arm
+ * neither. */
+static void
+handshake_sent(struct conn *c, uint64_t *sent)
+{
+	uint64_t n = BIO_number_written(SSL_get_wbio(c->ssl));
+
+	if (n != *sent) {
+		*sent = n;
+		step_arm(c);
+	}
+}
+
+/* The TLS handshake within its step (tls_timeout, re-armed by what the
+ * probe sends: handshake_sent()): 0, or -1 with p->error set. */
 static int
 probe_handshake(struct probe *p, struct conn *c, SSL *ssl)
 {
+	uint64_t sent;
 	char e[200];
 	int rc;
 
 	step_begin(c, c->cfg->tls_timeout);
 	c->ssl = ssl;
-	while ((rc = SSL_connect(ssl)) != 1)
+	sent = BIO_number_written(SSL_get_wbio(ssl));
+	while ((rc = SSL_connect(ssl)) != 1) {
+		handshake_sent(c, &sent);
 		if (ssl_wait(c, rc) == -1)
 			break;
+	}
 	if (rc == 1)
 		return 0;
 	c->ssl = NULL;

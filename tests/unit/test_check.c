@@ -29,6 +29,8 @@
  *     may too;
  *   - each step waits the configuration's timeout for it, as the leg
  *     (greeting_timeout, command_timeout...), re-armed by bytes read;
+ *     the handshake's (tls_timeout) by the handshake records the probe
+ *     sends, as io.c re-arms the leg's;
  *   - a probe begun near the check's deadline ends by it: each step
  *     waits at most what is left (a server that sends its greeting a
  *     byte at a time held it a socket timeout per read);
@@ -154,10 +156,13 @@ teardown(void **state)
 /* TLS_CERT: after the handshake EHLO answered 250 (or QUIT, from a probe
  * whose check failed, 221); TLS_EHLO_*: that EHLO (expected, else the
  * server exits 4) answered 550, or not at all (the server closes) */
+/* TLS_TRICKLE, TLS_STALL: TLS 1.2, each of the server's two flights
+ * held back (srv_accept_slow()): 700 ms and 700 ms, or 700 ms and
+ * 1300 ms; then as TLS_CERT */
 enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
     GREET_NONE, STARTTLS_UNUSED, EHLO_421, EHLO_NONE, EHLO_HELO_250,
     EHLO_HELO_550, GREET_SLOW, TLS_EHLO_550, TLS_EHLO_NONE, GREET_LATE,
-    STARTTLS_NONE, STARTTLS_454 };
+    STARTTLS_NONE, STARTTLS_454, TLS_TRICKLE, TLS_STALL };
 
 /* Reads one command line from fd (or SSL); 1 when it starts with what. */
 static int
@@ -190,6 +195,51 @@ srv_say(int fd, SSL *ssl, const char *s)
 		(void)SSL_write(ssl, s, (int)strlen(s));
 	else
 		(void)!write(fd, s, strlen(s));
+}
+
+/* What OpenSSL wrote to wb goes to fd, ms milliseconds later. */
+static void
+srv_flush(int fd, BIO *wb, int ms)
+{
+	char b[16384];
+	int n;
+
+	if (BIO_ctrl_pending(wb) == 0)
+		return;
+	usleep((useconds_t)ms * 1000);
+	while ((n = BIO_read(wb, b, sizeof(b))) > 0)
+		if (write(fd, b, (size_t)n) != n)
+			_exit(0);
+}
+
+/*
+ * The server's side of a TLS 1.2 handshake through memory BIOs, so that
+ * its two flights (ServerHello to ServerHelloDone; its Finished, after
+ * the client's) go gap[0], gap[1] ms after what they answer: a slow
+ * server whose handshake progresses.  The client's records go out
+ * between the two.  Then on the socket itself.
+ */
+static SSL *
+srv_accept_slow(int fd, SSL_CTX *sctx, const int gap[2])
+{
+	SSL *ssl = SSL_new(sctx);
+	BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+	char b[16384];
+	int rc, n;
+
+	BIO_set_mem_eof_return(rb, -1);
+	SSL_set_bio(ssl, rb, wb);
+	while ((rc = SSL_accept(ssl)) != 1) {
+		if (SSL_get_error(ssl, rc) != SSL_ERROR_WANT_READ)
+			_exit(2);
+		srv_flush(fd, wb, gap[0]);
+		if ((n = (int)read(fd, b, sizeof(b))) <= 0)
+			_exit(6);	/* the client gave up */
+		BIO_write(rb, b, n);
+	}
+	srv_flush(fd, wb, gap[1]);
+	SSL_set_fd(ssl, fd);	/* nothing read is left in rb */
+	return ssl;
 }
 
 /* The server: one connection, scripted; in a child. */
@@ -266,10 +316,19 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	sctx = SSL_CTX_new(TLS_server_method());
 	SSL_CTX_use_certificate(sctx, cert);
 	SSL_CTX_use_PrivateKey(sctx, key);
-	ssl = SSL_new(sctx);
-	SSL_set_fd(ssl, fd);
-	if (SSL_accept(ssl) != 1)
-		_exit(2);
+	if (how == TLS_TRICKLE || how == TLS_STALL) {
+		static const int trickle[2] = { 700, 700 },
+		    stall[2] = { 700, 1300 };
+
+		SSL_CTX_set_max_proto_version(sctx, TLS1_2_VERSION);
+		ssl = srv_accept_slow(fd, sctx, how == TLS_STALL ? stall :
+		    trickle);
+	} else {
+		ssl = SSL_new(sctx);
+		SSL_set_fd(ssl, fd);
+		if (SSL_accept(ssl) != 1)
+			_exit(2);
+	}
 	if (!srv_cmd(fd, ssl, "EHLO " TEST_HELO "\r")) {
 		/* QUIT after a failed check */
 		srv_say(fd, ssl, "221 bye\r\n");
@@ -1074,6 +1133,48 @@ test_starttls_no_reply(void **state)
 	free(out);
 }
 
+/*
+ * The daemon's handshake timeout (tls_timeout) is re-armed by each send
+ * of the leg's handshake records (io.c, drain_tout()); check counted it
+ * from the handshake's start.  With tls_timeout = 1 s a TLS 1.2 server
+ * whose two flights each come 700 ms after what they answer (1.4 s in
+ * all, the client's records between them) was cut, and "deliver" at
+ * may for a cleartext retry the daemon never needs; now the handshake
+ * completes.  A server that stalls 1.3 s before its Finished is still
+ * cut, by tls_timeout, not by the check's deadline.
+ */
+static void
+test_handshake_timeout_rearmed(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	uint64_t saved = cfg->tls_timeout;
+	struct probe p;
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	cfg->tls_timeout = 1000;
+
+	probe(&p, v, TLS_TRICKLE, good, k);
+	assert_string_equal(p.error, "");
+	assert_true(p.tls);
+	assert_string_equal(p.tls_proto, "TLSv1.2");
+	assert_int_equal(p.ehlo_tls, 250);
+	assert_int_equal(p.deliverable, 1);
+	assert_int_equal(srv_status, 0);	/* EHLO, then QUIT */
+
+	probe(&p, v, TLS_STALL, good, k);
+	assert_false(p.tls);
+	assert_string_equal(p.error, "TLS handshake failed: timed out");
+	assert_string_equal(p.cut, "");
+
+	cfg->tls_timeout = saved;
+	policy_verdict_free(v);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
 /* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
 static int64_t
 test_ms(void)
@@ -1138,6 +1239,7 @@ main(void)
 		cmocka_unit_test(test_deadline_cut_not_judged),
 		cmocka_unit_test(test_helo_name),
 		cmocka_unit_test(test_starttls_no_reply),
+		cmocka_unit_test(test_handshake_timeout_rearmed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
