@@ -6,8 +6,10 @@
  * DANE makes of them, the MTA-STS policy, the verdict mxguard would give, and a
  * real STARTTLS handshake set up with that verdict's settings (SNI, DANE TLSA
  * records, names) and judged by policy_tls_check(), as the proxy does, then
- * EHLO inside TLS, whose refusal fails the proxy's leg; at level none greeting
- * and EHLO only, as the proxy never asks for STARTTLS there.  The probes run
+ * EHLO inside TLS, whose refusal fails the proxy's leg; after a refusal of
+ * STARTTLS at may, NOOP, as the leg goes on in cleartext on that connection
+ * (which the server may have closed); at level none greeting and EHLO only,
+ * as the proxy never asks for STARTTLS there.  The probes run
  * one after the other, none started after the deadline (CHECK_DEADLINE seconds,
  * or --deadline), none running past it; each step waits as long as the daemon's
  * leg would (the configuration's connect_timeout, greeting_timeout,
@@ -48,6 +50,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +113,9 @@ struct probe {
 	int		 starttls;
 	int		 masked;
 	int		 starttls_code;	/* the reply to STARTTLS; -1 none or
+					 * malformed; 0 not sent */
+	int		 noop;		/* NOOP's code after a refused
+					 * STARTTLS at may; -1 none or
 					 * malformed; 0 not sent */
 	int		 tls;
 	int		 ehlo_tls;	/* EHLO's code inside TLS; -1 none or
@@ -629,6 +635,31 @@ probe_ehlo_tls(struct probe *p, struct conn *c, struct smtp_reply *rep)
 	return -1;
 }
 
+/*
+ * After a reply that refuses STARTTLS the leg goes on in cleartext at
+ * may, on the same connection (leg_on_reply(), LS_STARTTLS): the
+ * session's next command goes there, and a server that closed after its
+ * refusal, or answers 421 (closing), or nothing, loses the leg its mail
+ * (leg_fail(): a 421 to the MTA).  NOOP stands for that command.
+ * p->noop gets its code.  Returns 0 when the connection goes on, -1 when
+ * it does not (p->dropped, p->error says why).
+ */
+static int
+probe_after_refusal(struct probe *p, struct conn *c, struct smtp_reply *rep)
+{
+	char last[512], refusal[sizeof(p->error)];
+
+	p->noop = probe_cmd(p, c, rep, "NOOP", NULL, "NOOP", last,
+	    sizeof(last));
+	if (p->noop != -1 && p->noop != 421)
+		return 0;
+	snprintf(refusal, sizeof(refusal), "%s", p->error);
+	snprintf(p->error, sizeof(p->error), "%s; then NOOP %s: %s", refusal,
+	    p->noop == -1 ? "failed" : "refused", last);
+	p->dropped = 1;
+	return -1;
+}
+
 /* The TCP connection within its step (connect_timeout): 0, or -1 with
  * p->error set. */
 static int
@@ -772,12 +803,16 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	if (code != 220) {
 		snprintf(p->error, sizeof(p->error), "STARTTLS %s: %s",
 		    code == -1 ? "failed" : "refused", last);
-		/* a refusal is the leg's cleartext at may; no reply (closed,
-		 * timed out, malformed) fails it (leg_fail()) */
+		/* a refusal is the leg's cleartext at may, on this
+		 * connection; no reply (closed, timed out, malformed) fails
+		 * it (leg_fail()) */
 		if (code == -1) {
 			p->dropped = 1;
 			goto out;
 		}
+		if (p->v->level == TLS_LEVEL_MAY &&
+		    probe_after_refusal(p, &c, rep) == -1)
+			goto out;
 		goto quit;
 	}
 	/* bytes after the 220 belong to no one: never read them as TLS */
@@ -896,8 +931,10 @@ tls_ehlo_failed(struct probe *p)
  * testing policy keeps require_tls's or the TLS history's encrypt
  * (policy/verdict.h).  Plaintext after the STARTTLS reply, or TLS that
  * cannot be set up, ends the connection at any level; so does no reply
- * to STARTTLS (only a reply refuses it), and a refusal of the EHLO the
- * leg says inside TLS, or no reply to it (a 421 to the MTA).
+ * to STARTTLS (only a reply refuses it), a server that closes the
+ * connection after refusing it (the leg's cleartext at may goes on
+ * there: probe_after_refusal()), and a refusal of the EHLO the leg says
+ * inside TLS, or no reply to it (a 421 to the MTA).
  */
 static void
 judge(struct probe *p)
@@ -937,6 +974,15 @@ judge(struct probe *p)
 		snprintf(p->outcome, sizeof(p->outcome), "no reply to "
 		    "STARTTLS: mxguard ends the connection and answers the MTA "
 		    "421");
+		return;
+	}
+	if (p->noop == -1 || p->noop == 421) {
+		p->deliverable = 0;
+		snprintf(p->outcome, sizeof(p->outcome), "the server refused "
+		    "STARTTLS (%d), then %s: mxguard, going on in cleartext "
+		    "there, answers the MTA 421", p->starttls_code,
+		    p->noop == -1 ? "closed the connection" : "said it closes "
+		    "it (421)");
 		return;
 	}
 	if (v->level == TLS_LEVEL_DEFER)
@@ -1397,6 +1443,8 @@ print_json(struct run *r)
 		    json_boolean(p->masked));
 		json_object_set_new(o, "starttls_code", p->starttls_code > 0 ?
 		    json_integer(p->starttls_code) : json_null());
+		json_object_set_new(o, "noop_code", p->noop > 0 ?
+		    json_integer(p->noop) : json_null());
 		json_object_set_new(o, "tls", json_boolean(p->tls));
 		cmd_json_set(o, "protocol", p->tls_proto);
 		cmd_json_set(o, "cipher", p->cipher);
@@ -1504,6 +1552,9 @@ cmd_check(int argc, char **argv, struct config *cfg,
 
 	if (check_args(argc, argv, &a) == -1)
 		return usage();
+	/* a server that closed or reset the probe's connection is a result,
+	 * not a signal that ends the check (as for the daemon) */
+	signal(SIGPIPE, SIG_IGN);
 	domain = a.domain;
 	address = a.address;
 	json = a.json;

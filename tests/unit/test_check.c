@@ -23,7 +23,8 @@
  *     reads the greeting and says EHLO, without STARTTLS: a refused
  *     greeting is "refused" there too, not "deliver" unprobed;
  *   - no reply to STARTTLS fails the leg ("defer" at may too); only a
- *     reply refuses it (cleartext at may);
+ *     reply refuses it (cleartext at may, on that connection: one the
+ *     server closes after its refusal is "defer");
  *   - after the handshake and its check, EHLO inside TLS as the leg says
  *     it: a refusal, or no reply, is a 421 from the proxy ("defer"), at
  *     may too;
@@ -151,8 +152,10 @@ teardown(void **state)
 /* EHLO_*: 220, then EHLO answered 421, not at all, or 502 and HELO
  * (expected, else the server exits 3) answered 250 or 550 */
 /* GREET_LATE: the greeting after 1.5 s, then as NO_STARTTLS */
-/* STARTTLS_NONE, STARTTLS_454: STARTTLS offered, then not answered (the
- * server closes), or refused with 454 (then QUIT expected, else exit 3) */
+/* STARTTLS_NONE, STARTTLS_454, STARTTLS_454_CLOSE: STARTTLS offered,
+ * then not answered (the server closes), or refused with 454 (then NOOP
+ * expected and answered 250, then QUIT, else exit 3), or refused with
+ * 454 and the server closes */
 /* TLS_CERT: after the handshake EHLO answered 250 (or QUIT, from a probe
  * whose check failed, 221); TLS_EHLO_*: that EHLO (expected, else the
  * server exits 4) answered 550, or not at all (the server closes) */
@@ -162,7 +165,8 @@ teardown(void **state)
 enum script { NO_STARTTLS, INJECT, TLS_CERT, GREET_554, GREET_421,
     GREET_NONE, STARTTLS_UNUSED, EHLO_421, EHLO_NONE, EHLO_HELO_250,
     EHLO_HELO_550, GREET_SLOW, TLS_EHLO_550, TLS_EHLO_NONE, GREET_LATE,
-    STARTTLS_NONE, STARTTLS_454, TLS_TRICKLE, TLS_STALL };
+    STARTTLS_NONE, STARTTLS_454, TLS_TRICKLE, TLS_STALL,
+    STARTTLS_454_CLOSE };
 
 /* Reads one command line from fd (or SSL); 1 when it starts with what. */
 static int
@@ -303,8 +307,13 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	srv_line(fd, NULL);			/* STARTTLS */
 	if (how == STARTTLS_NONE)
 		_exit(0);
-	if (how == STARTTLS_454) {
+	if (how == STARTTLS_454 || how == STARTTLS_454_CLOSE) {
 		srv_say(fd, NULL, "454 4.7.0 TLS not available\r\n");
+		if (how == STARTTLS_454_CLOSE)
+			_exit(0);
+		if (!srv_cmd(fd, NULL, "NOOP\r"))
+			_exit(3);
+		srv_say(fd, NULL, "250 2.0.0 ok\r\n");
 		_exit(srv_cmd(fd, NULL, "QUIT") ? 0 : 3);
 	}
 	if (how == INJECT) {
@@ -1112,10 +1121,11 @@ test_starttls_no_reply(void **state)
 	assert_int_equal(v->level, TLS_LEVEL_MAY);
 	one_run(&r, &m, &p);
 
-	/* a refusal: cleartext, a warning */
+	/* a refusal: cleartext on that connection, a warning */
 	assert_int_equal(run_one(&r, &p, v, STARTTLS_454), CMD_WARNING);
-	assert_int_equal(srv_status, 0);
+	assert_int_equal(srv_status, 0);	/* NOOP, then QUIT */
 	assert_int_equal(p.starttls_code, 454);
+	assert_int_equal(p.noop, 250);
 	assert_int_equal(p.deliverable, 1);
 
 	/* no reply: defer */
@@ -1173,6 +1183,60 @@ test_handshake_timeout_rearmed(void **state)
 	policy_verdict_free(v);
 	X509_free(good);
 	EVP_PKEY_free(k);
+}
+
+/*
+ * At may a reply refusing STARTTLS settles the leg in cleartext on the
+ * same connection (leg_on_reply(), LS_STARTTLS); a server that closes it
+ * after the refusal loses the leg (leg_fail(): connection lost, a 421 to
+ * the MTA).  check said "deliver" for both; now it says NOOP after the
+ * refusal, as the session's next command would go there: answered, the
+ * connection goes on ("deliver", test_starttls_no_reply); closed, or 421,
+ * "defer".
+ */
+static void
+test_starttls_refused_then_closed(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	one_run(&r, &m, &p);
+
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_454_CLOSE), CMD_DEFER);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.starttls_code, 454);
+	assert_int_equal(p.noop, -1);
+	assert_int_equal(p.deliverable, 0);
+	assert_string_equal(p.error, "STARTTLS refused: 454 4.7.0 TLS not "
+	    "available; then NOOP failed: no reply");
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   defer: the server refused "
+	    "STARTTLS (454), then closed the connection: mxguard, going on "
+	    "in cleartext there, answers the MTA 421\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"starttls_code\":454,"
+	    "\"noop_code\":null"));
+	assert_non_null(strstr(out, "\"result\":\"defer\""));
+
+	/* open after the refusal: NOOP's code in JSON */
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_454), CMD_WARNING);
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"noop_code\":250"));
+	assert_non_null(strstr(out, "\"result\":\"deliver\""));
+
+	/* no NOOP above may: the refusal defers there already */
+	policy_verdict_free(v);
+	v = verdict("any.test", "192.0.2.4");
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_454_CLOSE), CMD_DEFER);
+	assert_int_equal(p.noop, 0);
+	assert_string_equal(p.reason, "starttls-not-supported");
+
+	policy_verdict_free(v);
+	free(out);
 }
 
 /* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
@@ -1240,6 +1304,7 @@ main(void)
 		cmocka_unit_test(test_helo_name),
 		cmocka_unit_test(test_starttls_no_reply),
 		cmocka_unit_test(test_handshake_timeout_rearmed),
+		cmocka_unit_test(test_starttls_refused_then_closed),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
