@@ -23,8 +23,10 @@
  * go through the proxy's own SMTP reply and EHLO parsers (tlsproxy/smtp.h), so
  * that both read a masked STARTTLS (XXXXXXXA, XXXXXXXX) the same way, and EHLO
  * goes as the proxy's leg says it (HELO after a 5xx, see probe_hello()), with
- * the name an MTA here would say (the host's FQDN, or --helo: see
- * default_helo()).  Readable text by default, one JSON object with --json.
+ * the name an MTA here would say (--helo, else the host name when it has a
+ * dot, else the address literal of the probe's local address: see
+ * default_helo(), probe_helo_name()).  Readable text by default, one JSON
+ * object with --json.
  *
  * Exit status (monitoring plugins' convention, cmd.h): 0 every checked address
  * would get the mail as its verdict requires; 1 all would get it but some not
@@ -47,7 +49,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -106,6 +107,8 @@ struct probe {
 	int		 connected;
 	int		 greeting;	/* its code; -1 none or malformed */
 	char		 banner[256];
+	char		 helo_name[SMTP_DOMAIN_MAX + 1];	/* said in EHLO
+					 * and HELO */
 	int		 ehlo;		/* its reply's code; -1 none or
 					 * malformed; 0 not sent */
 	int		 helo;		/* the same for HELO, said after a
@@ -150,7 +153,8 @@ struct run {
 	int		 nprobe;
 	struct probe	*probes;	/* MAXP */
 	int		 deadline;	/* the check's, in seconds */
-	char		 helo[SMTP_DOMAIN_MAX + 1];	/* said in EHLO, HELO */
+	char		 helo[SMTP_DOMAIN_MAX + 1];	/* said in EHLO, HELO;
+					 * "": each probe's address literal */
 	struct cmd_cfgcheck cc;		/* the file's digest, the daemon's */
 };
 
@@ -501,10 +505,6 @@ probe_mark(struct probe *p, int fd, const struct config *cfg)
 	return -1;
 }
 
-/* The name the probe says in EHLO and HELO when the host has no dotted
- * name (the proxy says the MTA's, which --helo can give). */
-#define CHECK_HELO	"mxguard-check.invalid"
-
 /* A name an MX takes in EHLO: a host name with a dot. */
 static int
 helo_ok(const char *name)
@@ -513,42 +513,21 @@ helo_ok(const char *name)
 }
 
 /*
- * The EHLO name for host (gethostname()'s): host itself when it has a
- * dot; without one, the canonical name getaddrinfo() gives it
- * (AI_CANONNAME, as an MTA finds its FQDN); CHECK_HELO when neither is a
- * dotted host name.  Many MXes refuse EHLO with a bare or invalid name,
- * which the MTA, whose name the proxy relays, would not send.
+ * The EHLO name for host (gethostname()'s): host itself when it is a
+ * dotted host name, else "": each probe then says the address literal of
+ * its connection's local address (helo_literal()).  No resolver: an
+ * AI_CANONNAME lookup of a bare name waited for DNS timeouts when DNS
+ * was down, before the first probe.  Many MXes refuse EHLO with a bare
+ * or invalid name, which the MTA, whose name the proxy relays, would
+ * not send; an address literal is valid EHLO syntax.
  */
 static void
 helo_from(const char *host, char *buf, size_t sz)
 {
-	struct addrinfo hints, *ai = NULL;
-	char canon[SMTP_DOMAIN_MAX + 2];
-	size_t n;
-
-	snprintf(buf, sz, "%s", CHECK_HELO);
-	if (strchr(host, '.') != NULL) {
-		if (helo_ok(host))
-			snprintf(buf, sz, "%s", host);
-		return;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_CANONNAME;
-	if (*host == '\0' || getaddrinfo(host, NULL, &hints, &ai) != 0)
-		return;
-	if (ai->ai_canonname != NULL) {
-		snprintf(canon, sizeof(canon), "%s", ai->ai_canonname);
-		if ((n = strlen(canon)) > 0 && canon[n - 1] == '.')
-			canon[n - 1] = '\0';
-		if (helo_ok(canon))
-			snprintf(buf, sz, "%s", canon);
-	}
-	freeaddrinfo(ai);
+	snprintf(buf, sz, "%s", helo_ok(host) ? host : "");
 }
 
-/* The host's FQDN for EHLO (helo_from()). */
+/* The host's name for EHLO (helo_from()), or "". */
 static void
 default_helo(char *buf, size_t sz)
 {
@@ -558,6 +537,57 @@ default_helo(char *buf, size_t sz)
 		host[0] = '\0';
 	host[sizeof(host) - 1] = '\0';
 	helo_from(host, buf, sz);
+}
+
+/*
+ * The address literal of a local address, for EHLO (RFC 5321 section
+ * 4.1.3): [192.0.2.1], [IPv6:2001:db8::1]; an IPv4-mapped address is
+ * the IPv4 one the connection uses.  0, or -1.
+ */
+static int
+helo_literal(const struct sockaddr_storage *ss, char *buf, size_t sz)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+	char a[INET6_ADDRSTRLEN];
+	struct in_addr v4;
+
+	if (ss->ss_family == AF_INET)
+		v4 = ((const struct sockaddr_in *)ss)->sin_addr;
+	else if (ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		memcpy(&v4, &s6->sin6_addr.s6_addr[12], sizeof(v4));
+	else if (ss->ss_family == AF_INET6) {
+		if (inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a)) == NULL)
+			return -1;
+		snprintf(buf, sz, "[IPv6:%s]", a);
+		return 0;
+	} else
+		return -1;
+	if (inet_ntop(AF_INET, &v4, a, sizeof(a)) == NULL)
+		return -1;
+	snprintf(buf, sz, "[%s]", a);
+	return 0;
+}
+
+/* The name the probe says: helo, or without one the address literal of
+ * the connection's local address.  0, or -1 with p->error set. */
+static int
+probe_helo_name(struct probe *p, int fd, const char *helo)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (helo != NULL && *helo != '\0') {
+		snprintf(p->helo_name, sizeof(p->helo_name), "%s", helo);
+		return 0;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1 ||
+	    helo_literal(&ss, p->helo_name, sizeof(p->helo_name)) == -1) {
+		snprintf(p->error, sizeof(p->error), "the probe's local "
+		    "address, for EHLO: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 /* A command of the probe: its reply's code, -1 for none (last says why);
@@ -731,10 +761,11 @@ probe_handshake(struct probe *p, struct conn *c, SSL *ssl)
 	return -1;
 }
 
-/* The handshake, saying helo in EHLO and HELO, every step within the
- * daemon's timeout for it and before deadline (mono_ms()); -1 only when
- * the probe cannot be made as it must be (probe_mark()), every other
- * failure is a result in p. */
+/* The handshake, saying helo in EHLO and HELO (or, NULL or "", the
+ * address literal of the local address: probe_helo_name()), every step
+ * within the daemon's timeout for it and before deadline (mono_ms()); -1
+ * only when the probe cannot be made as it must be (probe_mark()), every
+ * other failure is a result in p. */
 static int
 probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
     const char *helo, int64_t deadline)
@@ -761,13 +792,13 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 	c.ssl = NULL;
 	c.n = 0;
 	c.cfg = cfg;
-	c.helo = helo;
+	c.helo = p->helo_name;
 	c.deadline = deadline;
 	if (probe_mark(p, fd, cfg) == -1) {
 		ret = -1;
 		goto out;
 	}
-	if (probe_connect(p, &c) == -1)
+	if (probe_connect(p, &c) == -1 || probe_helo_name(p, fd, helo) == -1)
 		goto out;
 	p->connected = 1;
 	/* any 2xx will do, as for the proxy's leg (tlsproxy/leg.c) */
@@ -1230,8 +1261,12 @@ print_text(struct run *r)
 	    dns_status_name(r->mx->status), r->mx->implicit ?
 	    " (no MX: the domain is its own MX host)" : "", r->mx->null_mx ?
 	    " (null MX: the domain accepts no mail)" : "");
-	printf("probing as: EHLO %s (--helo NAME: the MTA's name)\n",
-	    r->helo);
+	if (r->helo[0] != '\0')
+		printf("probing as: EHLO %s (--helo NAME: the MTA's name)\n",
+		    r->helo);
+	else
+		printf("probing as: EHLO [the probe's local address] (the host "
+		    "name has no dot; --helo NAME: the MTA's name)\n");
 	for (i = 0; i < r->nprobe; i++) {
 		struct probe *p = &r->probes[i];
 		const struct dane_info *d = p->dane;
@@ -1266,6 +1301,8 @@ print_text(struct run *r)
 		printf("            %s\n", v->detail);
 		if (p->banner[0])
 			printf("  server:   %s\n", p->banner);
+		if (r->helo[0] == '\0' && p->helo_name[0] != '\0')
+			printf("  EHLO as:  %s\n", p->helo_name);
 		printf("  STARTTLS: %s%s\n", p->starttls ? "offered" :
 		    p->masked ? "masked (XXXXXXXA/XXXXXXXX: middlebox)" :
 		    p->connected ? "not offered" : "-", p->connected &&
@@ -1432,6 +1469,7 @@ print_json(struct run *r)
 		json_object_set_new(o, "greeting_code", p->greeting > 0 ?
 		    json_integer(p->greeting) : json_null());
 		cmd_json_set(o, "banner", p->banner);
+		cmd_json_set(o, "helo", p->helo_name);
 		json_object_set_new(o, "ehlo_code", p->ehlo > 0 ?
 		    json_integer(p->ehlo) : json_null());
 		json_object_set_new(o, "helo_code", p->helo > 0 ?

@@ -13,8 +13,9 @@
  *   - a greeting that is not 2xx (554, 421), or none, under may: the
  *     proxy relays the refusal to the MTA (or answers 421) and nothing
  *     is delivered there, so not "deliver";
- *   - EHLO (HELO) with the host's FQDN or --helo's name, not an invalid
- *     one, as the proxy relays the MTA's;
+ *   - EHLO (HELO) with --helo's name or the host's dotted name, else the
+ *     address literal of the probe's local address (no resolver), never
+ *     an invalid name, as the proxy relays the MTA's;
  *   - EHLO as the proxy's leg says it: a 4xx is relayed to the MTA
  *     ("refused", not "deliver"), a 5xx makes it say HELO, whose 2xx
  *     offers no STARTTLS (cleartext at may, defer at encrypt) and whose
@@ -66,8 +67,10 @@
 #include "tests/unit/cmdcapture.h"
 
 /* The EHLO name the probes say, and the scripted servers expect (else
- * they exit 5, or 4 inside TLS). */
+ * they exit 5, or 4 inside TLS): srv_helo, TEST_HELO unless a test sets
+ * it before the server's fork. */
 #define TEST_HELO	"mta.check.test"
+static const char *srv_helo = TEST_HELO;
 
 static char cafile[] = "/tmp/mxg-check-ca-XXXXXX";
 static EVP_PKEY *ca_key, *bad_ca_key;
@@ -185,6 +188,16 @@ srv_cmd(int fd, SSL *ssl, const char *what)
 	return same && n >= w;
 }
 
+/* Reads one command line from fd (or SSL); 1 when it is "verb srv_helo". */
+static int
+srv_hello(int fd, SSL *ssl, const char *verb)
+{
+	char want[300];
+
+	snprintf(want, sizeof(want), "%s %s\r", verb, srv_helo);
+	return srv_cmd(fd, ssl, want);
+}
+
 /* Reads one command line from fd (or SSL), discarded. */
 static void
 srv_line(int fd, SSL *ssl)
@@ -279,7 +292,7 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	if (how == GREET_LATE)
 		usleep(1500 * 1000);
 	srv_say(fd, NULL, "220 mx.good.test ESMTP\r\n");
-	if (!srv_cmd(fd, NULL, "EHLO " TEST_HELO "\r"))
+	if (!srv_hello(fd, NULL, "EHLO"))
 		_exit(5);
 	if (how == EHLO_NONE)
 		_exit(0);
@@ -289,7 +302,7 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 	}
 	if (how == EHLO_HELO_250 || how == EHLO_HELO_550) {
 		srv_say(fd, NULL, "502 5.5.2 EHLO not implemented\r\n");
-		if (!srv_cmd(fd, NULL, "HELO " TEST_HELO "\r"))
+		if (!srv_hello(fd, NULL, "HELO"))
 			_exit(3);
 		srv_say(fd, NULL, how == EHLO_HELO_250 ? "250 mx.good.test\r\n" :
 		    "550 5.7.1 go away\r\n");
@@ -338,7 +351,7 @@ serve(int lfd, enum script how, X509 *cert, EVP_PKEY *key)
 		if (SSL_accept(ssl) != 1)
 			_exit(2);
 	}
-	if (!srv_cmd(fd, ssl, "EHLO " TEST_HELO "\r")) {
+	if (!srv_hello(fd, ssl, "EHLO")) {
 		/* QUIT after a failed check */
 		srv_say(fd, ssl, "221 bye\r\n");
 		_exit(how == TLS_CERT ? 0 : 4);
@@ -1042,10 +1055,9 @@ test_deadline_cut_not_judged(void **state)
 /*
  * The daemon relays the MTA's own EHLO name; check said "EHLO
  * mxguard-check.invalid", which MXes that check the name refuse.  Now
- * it says the host's FQDN (gethostname(), or its canonical name when it
- * has no dot; the old name only when neither is a dotted host name), or
- * --helo NAME, a host name; in EHLO, HELO and EHLO inside TLS (the
- * scripted servers check it), and the output says which.
+ * it says --helo NAME, a host name, or the host's name when it has a
+ * dot; in EHLO, HELO and EHLO inside TLS (the scripted servers check
+ * it), and the output says which.
  */
 static void
 test_helo_name(void **state)
@@ -1060,20 +1072,15 @@ test_helo_name(void **state)
 	char *args[] = { "check", "a.test", "--helo", "mta.example.test",
 	    NULL };
 
-	/* the FQDN, or the canonical name of a bare one */
+	/* the host name when it has a dot */
 	helo_from("mta.example.test", buf, sizeof(buf));
 	assert_string_equal(buf, "mta.example.test");
-	helo_from("localhost", buf, sizeof(buf));	/* /etc/hosts */
-	assert_string_equal(buf, CHECK_HELO);
-	helo_from("-bad.example", buf, sizeof(buf));
-	assert_string_equal(buf, CHECK_HELO);
-	helo_from("", buf, sizeof(buf));
-	assert_string_equal(buf, CHECK_HELO);
 	default_helo(buf, sizeof(buf));
-	assert_true(helo_ok(buf));
 	assert_int_equal(gethostname(host, sizeof(host)), 0);
 	if (strchr(host, '.') != NULL && helo_ok(host))
 		assert_string_equal(buf, host);
+	else
+		assert_string_equal(buf, "");
 
 	/* --helo: a host name */
 	assert_int_equal(check_args(4, args, &a), 0);
@@ -1090,14 +1097,81 @@ test_helo_name(void **state)
 	one_run(&r, &m, &p);
 	assert_int_equal(run_one(&r, &p, v, STARTTLS_UNUSED), CMD_OK);
 	assert_int_equal(srv_status, 0);
+	assert_string_equal(p.helo_name, TEST_HELO);
 	printed(print_text, &r, out, 65536);
 	assert_non_null(strstr(out, "\nprobing as: EHLO " TEST_HELO " (--helo "
 	    "NAME: the MTA's name)\n"));
+	assert_null(strstr(out, "EHLO as:"));
 	printed(json_out, &r, out, 65536);
 	assert_non_null(strstr(out, "\"helo\":\"" TEST_HELO "\""));
 	snprintf(r.helo, sizeof(r.helo), "other.check.test");
 	run_one(&r, &p, v, STARTTLS_UNUSED);
 	assert_int_equal(srv_status, 5);
+
+	policy_verdict_free(v);
+	free(out);
+}
+
+/*
+ * Without --helo and a dotted host name check asked the system resolver
+ * for the host's canonical name (getaddrinfo(), AI_CANONNAME), which
+ * waits for DNS timeouts when DNS is down, and fell back to
+ * "mxguard-check.invalid".  Now it asks nothing: a bare or invalid host
+ * name makes each probe say the address literal of its connection's
+ * local address ([127.0.0.1]; [IPv6:...]), valid EHLO syntax (RFC 5321
+ * 4.1.3), in EHLO and HELO; the text and JSON say so.
+ */
+static void
+test_helo_address_literal(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct sockaddr_storage ss;
+	char buf[SMTP_DOMAIN_MAX + 1];
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+
+	/* no name to say: the probe's address literal */
+	helo_from("localhost", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	helo_from("-bad.example", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	helo_from("", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+
+	/* the literals */
+	sa(&ss, "192.0.2.1");
+	assert_int_equal(helo_literal(&ss, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "[192.0.2.1]");
+	sa(&ss, "2001:db8::1");
+	assert_int_equal(helo_literal(&ss, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "[IPv6:2001:db8::1]");
+	sa(&ss, "::ffff:192.0.2.7");
+	assert_int_equal(helo_literal(&ss, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "[192.0.2.7]");
+
+	/* the probe says it in EHLO, then in HELO after a 502: the scripted
+	 * server exits 0 only then */
+	one_run(&r, &m, &p);
+	r.helo[0] = '\0';
+	srv_helo = "[127.0.0.1]";
+	assert_int_equal(run_one(&r, &p, v, NO_STARTTLS), CMD_WARNING);
+	assert_int_equal(srv_status, 0);
+	assert_string_equal(p.helo_name, "[127.0.0.1]");
+	assert_int_equal(p.ehlo, 250);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "\nprobing as: EHLO [the probe's local "
+	    "address] (the host name has no dot; --helo NAME: the MTA's "
+	    "name)\n"));
+	assert_non_null(strstr(out, "\n  EHLO as:  [127.0.0.1]\n"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"helo\":null"));
+	assert_non_null(strstr(out, "\"helo\":\"[127.0.0.1]\""));
+	assert_int_equal(run_one(&r, &p, v, EHLO_HELO_250), CMD_WARNING);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.helo, 250);
+	srv_helo = TEST_HELO;
 
 	policy_verdict_free(v);
 	free(out);
@@ -1305,6 +1379,7 @@ main(void)
 		cmocka_unit_test(test_starttls_no_reply),
 		cmocka_unit_test(test_handshake_timeout_rearmed),
 		cmocka_unit_test(test_starttls_refused_then_closed),
+		cmocka_unit_test(test_helo_address_literal),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
