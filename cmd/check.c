@@ -1251,6 +1251,15 @@ print_not_probed(const struct run *r)
 		}
 }
 
+/* EHLO, or HELO after a 5xx, went through: only then has the probe seen
+ * whether STARTTLS is offered (neither text nor JSON says "not offered"
+ * of a probe that never got that far). */
+static int
+hello_reached(const struct probe *p)
+{
+	return p->ehlo / 100 == 2 || p->helo / 100 == 2;
+}
+
 static void
 print_text(struct run *r)
 {
@@ -1303,11 +1312,14 @@ print_text(struct run *r)
 			printf("  server:   %s\n", p->banner);
 		if (r->helo[0] == '\0' && p->helo_name[0] != '\0')
 			printf("  EHLO as:  %s\n", p->helo_name);
-		printf("  STARTTLS: %s%s\n", p->starttls ? "offered" :
-		    p->masked ? "masked (XXXXXXXA/XXXXXXXX: middlebox)" :
-		    p->connected ? "not offered" : "-", p->connected &&
-		    v->level == TLS_LEVEL_NONE ? " (not asked for: level "
-		    "none)" : "");
+		if (!hello_reached(p))
+			printf("  STARTTLS: not reached\n");
+		else
+			printf("  STARTTLS: %s%s\n", p->starttls ? "offered" :
+			    p->masked ? "masked (XXXXXXXA/XXXXXXXX: "
+			    "middlebox)" : "not offered", v->level ==
+			    TLS_LEVEL_NONE ? " (not asked for: level none)" :
+			    "");
 		if (p->tls) {
 			printf("  TLS:      %s %s\n", p->tls_proto, p->cipher);
 			printf("  cert:     subject %s\n", p->subject);
@@ -1476,9 +1488,10 @@ print_json(struct run *r)
 		    json_integer(p->helo) : json_null());
 		json_object_set_new(o, "ehlo_tls_code", p->ehlo_tls > 0 ?
 		    json_integer(p->ehlo_tls) : json_null());
-		json_object_set_new(o, "starttls", json_boolean(p->starttls));
-		json_object_set_new(o, "starttls_masked",
-		    json_boolean(p->masked));
+		json_object_set_new(o, "starttls", hello_reached(p) ?
+		    json_boolean(p->starttls) : json_null());
+		json_object_set_new(o, "starttls_masked", hello_reached(p) ?
+		    json_boolean(p->masked) : json_null());
 		json_object_set_new(o, "starttls_code", p->starttls_code > 0 ?
 		    json_integer(p->starttls_code) : json_null());
 		json_object_set_new(o, "noop_code", p->noop > 0 ?

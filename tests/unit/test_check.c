@@ -38,6 +38,8 @@
  *     byte at a time held it a socket timeout per read);
  *   - a probe the check's deadline cuts short is not judged ("unknown",
  *     exit 3 unless another address defers), and says how to raise it;
+ *   - STARTTLS "not reached" (JSON null), never "not offered", for a
+ *     probe that got no EHLO (or HELO) reply to see it in;
  *   - every address the MX walk keeps is probed (not 4 per family), and
  *     those the deadline or the walk's bound leave out are listed, in
  *     the text and in JSON, and make a clean 0 a warning.
@@ -1313,6 +1315,80 @@ test_starttls_refused_then_closed(void **state)
 	free(out);
 }
 
+/* What a probe of a scripted server (or, how -1, of a loopback port
+ * nobody listens on) printed, text in out and JSON in js. */
+static void
+starttls_said(struct run *r, struct probe *p, struct policy_verdict *v,
+    int how, char *out, char *js)
+{
+	if (how == -1) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&p->addr;
+		socklen_t sl = sizeof(*sin);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		/* bound, never listening: the connect is refused */
+		memset(p, 0, sizeof(*p));
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(bind(fd, (struct sockaddr *)sin, sl), 0);
+		assert_int_equal(getsockname(fd, (struct sockaddr *)sin, &sl),
+		    0);
+		snprintf(p->addrstr, sizeof(p->addrstr), "127.0.0.1");
+		p->v = v;
+		assert_int_equal(run_probes(r, tc, cfg, mono_now() +
+		    CHECK_DEADLINE), CMD_DEFER);
+		close(fd);
+		assert_false(p->connected);
+	} else
+		run_one(r, p, v, (enum script)how);
+	printed(print_text, r, out, 65536);
+	printed(json_out, r, js, 65536);
+}
+
+/*
+ * "STARTTLS: not offered" (JSON "starttls": false) was said of probes
+ * that never got an EHLO (or HELO) reply to see it in: a refused
+ * connection, a 554 greeting, EHLO refused or unanswered.  Now those say
+ * "STARTTLS: not reached", and JSON starttls and starttls_masked are
+ * null; a server that answered EHLO without STARTTLS is still "not
+ * offered" (false).
+ */
+static void
+test_starttls_not_reached(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	static const int unreached[] = { -1, GREET_554, EHLO_421,
+	    EHLO_NONE };
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536), *js = malloc(65536);
+	size_t i;
+
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	one_run(&r, &m, &p);
+
+	for (i = 0; i < sizeof(unreached) / sizeof(unreached[0]); i++) {
+		starttls_said(&r, &p, v, unreached[i], out, js);
+		assert_non_null(strstr(out, "\n  STARTTLS: not reached\n"));
+		assert_null(strstr(out, "not offered"));
+		assert_non_null(strstr(js, "\"starttls\":null,"
+		    "\"starttls_masked\":null,"));
+	}
+
+	/* EHLO answered without STARTTLS, or HELO after a 5xx */
+	starttls_said(&r, &p, v, NO_STARTTLS, out, js);
+	assert_non_null(strstr(out, "\n  STARTTLS: not offered\n"));
+	assert_non_null(strstr(js, "\"starttls\":false,"
+	    "\"starttls_masked\":false,"));
+	starttls_said(&r, &p, v, EHLO_HELO_250, out, js);
+	assert_non_null(strstr(out, "\n  STARTTLS: not offered\n"));
+
+	policy_verdict_free(v);
+	free(out);
+	free(js);
+}
+
 /* CLOCK_MONOTONIC in milliseconds (the test's own clock). */
 static int64_t
 test_ms(void)
@@ -1380,6 +1456,7 @@ main(void)
 		cmocka_unit_test(test_handshake_timeout_rearmed),
 		cmocka_unit_test(test_starttls_refused_then_closed),
 		cmocka_unit_test(test_helo_address_literal),
+		cmocka_unit_test(test_starttls_not_reached),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
