@@ -997,6 +997,8 @@ tls_begin(struct redis *rs)
 	    SSL_set_fd(rs->ssl, rs->fd) != 1)
 		return -1;
 	vp = SSL_get0_param(rs->ssl);
+	/* validity on the policy clock (core/clock.h) */
+	X509_VERIFY_PARAM_set_time(vp, (time_t)clock_now());
 	if (rs->name_is_ip) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(vp, rs->server_name) != 1)
 			return -1;

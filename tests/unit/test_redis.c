@@ -24,8 +24,11 @@
  * port: reads and writes over TLS, a certificate from another CA or for
  * another name refused (counted, operations fail at once), one naming
  * the server only in its subject CN refused (a subjectAltName is needed),
- * tls-auth-clients with and without a client certificate, AUTH over TLS.
+ * tls-auth-clients with and without a client certificate, AUTH over TLS;
+ * the server certificate's validity judged on the policy clock (time()
+ * wrapped: timestep.h).
  */
+// WRAP: time
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,11 +50,13 @@
 
 #include <hiredis/hiredis.h>
 
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/stats.h"
 #include "policy/redis.h"
 #include "redisd.h"
+#include "tests/unit/timestep.h"
 
 static char dir[64], sock[128];
 static pid_t srv = -1;
@@ -726,6 +731,29 @@ test_tls_cn_only(void **state)
 	srv_kill();
 }
 
+/* The server certificate's validity is judged on the policy clock
+ * (core/clock.h): anchored 30 days behind the real clock, the certificate
+ * made a moment ago is not yet valid; on the real clock it is. */
+static void
+test_tls_policy_clock(void **state)
+{
+	struct redis *rs;
+
+	make_certs();
+	srv_start_tls(NULL, "srv", 0);
+	time_step = -86400 * 30;
+	clock_anchor();
+	rs = tls_client("redis.test", NULL, NULL);
+	assert_true(tls_refused_logs(rs, "certificate is not yet valid"));
+	redis_free(rs);
+	time_step = 0;
+	clock_anchor();
+	rs = tls_client("redis.test", NULL, NULL);
+	tls_works(rs, "clock.example", "k1");
+	redis_free(rs);
+	srv_kill();
+}
+
 static void
 test_tls_client_cert(void **state)
 {
@@ -1391,6 +1419,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_cn_only, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tls_policy_clock, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tls_client_cert, setup,
 		    teardown),
