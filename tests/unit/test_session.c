@@ -4194,6 +4194,20 @@ test_local_starttls_pipelined_dropped(void **state)
 	with_local_cert(local_starttls_pipelined);
 }
 
+/* After mxguard's 220 to the client's STARTTLS: the client's handshake,
+ * and its EHLO, which goes upstream. */
+static void
+client_tls_ehlo(void)
+{
+	g.cssl = SSL_new(g.cl_ctx);
+	assert_non_null(g.cssl);
+	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
+	WAIT(g.chs_done || g.ceof);
+	assert_true(g.chs_done);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+}
+
 /*
  * The client's STARTTLS while the upstream still owes the reply to the
  * RCPT mxguard pipelined with a refused MAIL (a server that is slow to
@@ -4218,13 +4232,7 @@ local_starttls_owed_reply(void)
 	EXPECT_CL("250 2.0.0 Ok\r\n");
 	cl_send("STARTTLS\r\n");
 	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
-	g.cssl = SSL_new(g.cl_ctx);
-	assert_non_null(g.cssl);
-	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
-	WAIT(g.chs_done || g.ceof);
-	assert_true(g.chs_done);
-	cl_send("EHLO client.example\r\n");
-	EXPECT_SRV("EHLO client.example");
+	client_tls_ehlo();
 	/* the RCPT's late reply, then the EHLO's */
 	srv_send("503 5.5.1 Error: need MAIL command\r\n");
 	cl_quiet(30);
@@ -4258,13 +4266,7 @@ local_starttls_owed_reply_same_write(void)
 	cl_send("RSET\r\nSTARTTLS\r\n");
 	EXPECT_CL("250 2.0.0 Ok\r\n");
 	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
-	g.cssl = SSL_new(g.cl_ctx);
-	assert_non_null(g.cssl);
-	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
-	WAIT(g.chs_done || g.ceof);
-	assert_true(g.chs_done);
-	cl_send("EHLO client.example\r\n");
-	EXPECT_SRV("EHLO client.example");
+	client_tls_ehlo();
 	srv_send("503 5.5.1 Error: need MAIL command\r\n" CAPS_PLAIN);
 	EXPECT_CL(CAPS_PLAIN);
 	begin_tx("a@sender.example", "b@d.example");
@@ -4294,13 +4296,7 @@ owed_reply_then_ehlo(void)
 	cl_send("RSET\r\nSTARTTLS\r\n");
 	EXPECT_CL("250 2.0.0 Ok\r\n");
 	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
-	g.cssl = SSL_new(g.cl_ctx);
-	assert_non_null(g.cssl);
-	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
-	WAIT(g.chs_done || g.ceof);
-	assert_true(g.chs_done);
-	cl_send("EHLO client.example\r\n");
-	EXPECT_SRV("EHLO client.example");
+	client_tls_ehlo();
 }
 
 /*
@@ -4405,13 +4401,7 @@ local_starttls_after_rset_refused(void)
 	EXPECT_CL("451 4.3.0 cannot reset now\r\n");
 	cl_send("STARTTLS\r\n");
 	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
-	g.cssl = SSL_new(g.cl_ctx);
-	assert_non_null(g.cssl);
-	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
-	WAIT(g.chs_done || g.ceof);
-	assert_true(g.chs_done);
-	cl_send("EHLO client.example\r\n");
-	EXPECT_SRV("EHLO client.example");
+	client_tls_ehlo();
 }
 
 /* The server accepts that EHLO: its state is reset as by an RSET (RFC
