@@ -778,10 +778,54 @@ leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
 	return LEG_SECURE_PENDING;
 }
 
+static const char *
+proto_name(int version)
+{
+	switch (version) {
+	case TLS1_VERSION:
+		return "TLSv1";
+	case TLS1_1_VERSION:
+		return "TLSv1.1";
+	case TLS1_2_VERSION:
+		return "TLSv1.2";
+	case TLS1_3_VERSION:
+		return "TLSv1.3";
+	default:
+		return "an older TLS version";
+	}
+}
+
+/*
+ * A leg negotiated before a reload that raised tls_min_version: for a
+ * verdict that requires TLS, a version the current client context would
+ * refuse does not count as TLS (a new connection would not get it
+ * either).  Under may (and none) it still carries the mail: the server
+ * negotiated the highest version it was offered, so a new connection
+ * would most likely fail its handshake and retry in cleartext, which is
+ * worse than this TLS.  -1 (res says why) when the leg is below.
+ */
+static int
+below_min_version(struct leg *l, const struct policy_verdict *v, SSL *ssl,
+    struct tls_result *res)
+{
+	int min = tls_client_min_version(*l->env.tls);
+	char d[160];
+
+	if (ssl == NULL || v->level <= TLS_LEVEL_MAY || min == 0 ||
+	    SSL_version(ssl) >= min)
+		return 0;
+	snprintf(d, sizeof(d), "%s is below tls_min_version %s",
+	    SSL_get_version(ssl), proto_name(min));
+	result_set(res, "validation-failure", d);
+	return -1;
+}
+
 int
 leg_fits(struct leg *l, const struct policy_verdict *v,
     struct tls_result *res)
 {
+	SSL *ssl = l->proof.tls && l->io ? io_ssl(l->io) : NULL;
+
 	/* kept in cleartext for another recipient's tls_policy none, on a
 	 * server that offers STARTTLS: a may recipient would get TLS on a
 	 * connection of its own, so it gets one (a reused leg: a new
@@ -796,8 +840,9 @@ leg_fits(struct leg *l, const struct policy_verdict *v,
 		    "recipient gets TLS on a connection of its own");
 		return -1;
 	}
-	return policy_leg_fits(v, &l->proof, l->proof.tls && l->io ?
-	    io_ssl(l->io) : NULL, res);
+	if (policy_leg_fits(v, &l->proof, ssl, res) == -1)
+		return -1;
+	return below_min_version(l, v, ssl, res);
 }
 
 static void

@@ -159,7 +159,9 @@ void		 leg_hello(struct leg *, const char *name);
 int		 leg_secure(struct leg *, const struct policy_verdict *v,
 		    int fresh, struct tls_result *res);
 /* May a recipient with verdict v cross this leg, by what it proved? 0 yes
- * (res may carry a report-only note), -1 no (res says why). */
+ * (res may carry a report-only note), -1 no (res says why).  A TLS leg
+ * below the tls_min_version now in force (raised by a reload since its
+ * handshake) fits no verdict that requires TLS. */
 int		 leg_fits(struct leg *, const struct policy_verdict *v,
 		    struct tls_result *res);
 

@@ -424,6 +424,12 @@ tls_client_current(const struct tls_ctx *t, const SSL *ssl)
 	return ssl != NULL && SSL_get_SSL_CTX(ssl) == t->client;
 }
 
+int
+tls_client_min_version(const struct tls_ctx *t)
+{
+	return (int)SSL_CTX_get_min_proto_version(t->client);
+}
+
 void
 tls_peer_names(SSL *ssl, char *subj, size_t subjsz, char *iss, size_t isssz)
 {

@@ -30,6 +30,9 @@ int		 tls_server_enabled(const struct tls_ctx *);
  * SSL holds a reference to its SSL_CTX, so an old context's address is
  * never reused while ssl lives.) */
 int		 tls_client_current(const struct tls_ctx *, const SSL *ssl);
+/* The lowest protocol version t's client context negotiates (the
+ * tls_min_version it was made with), e.g. TLS1_2_VERSION; 0: any. */
+int		 tls_client_min_version(const struct tls_ctx *);
 /* TLS session resumption per upstream: key names the destination and
  * everything the policy checked (MX host, level, TLSA digest), so a
  * resumed session never stands in for a check of another policy.  Call

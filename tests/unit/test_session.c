@@ -2767,6 +2767,76 @@ test_later_dane_untried_not_reported(void **state)
 	finish();
 }
 
+/*
+ * A reload raised tls_min_version (TLSv1 -> TLSv1.2) while the session's
+ * leg ran TLS 1.1: a later recipient whose verdict requires TLS gets 450
+ * (it rode the old TLS 1.1 before); a may recipient still goes, as its
+ * alternative on a new connection would be cleartext.
+ */
+static void
+test_reload_raises_tls_min_version(void **state)
+{
+	static char seclevel0[] = "DEFAULT:@SECLEVEL=0", v1[] = "TLSv1",
+	    v12[] = "TLSv1.2";
+	char *ciphers = g.cfg->tls_ciphers, *minv = g.cfg->tls_min_version;
+	char err[256];
+	struct tls_ctx *before, *after;
+	const char *r;
+
+	g.cfg->tls_ciphers = seclevel0;	/* OpenSSL's level 2 refuses 1.1 */
+	g.cfg->tls_min_version = v1;
+	before = tls_ctx_new(g.cfg, err, sizeof(err));
+	g.cfg->tls_min_version = v12;
+	after = tls_ctx_new(g.cfg, err, sizeof(err));
+	g.cfg->tls_ciphers = ciphers;
+	g.cfg->tls_min_version = minv;
+	assert_non_null(before);
+	assert_non_null(after);
+	g.env.tls = before;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	/* a server that has nothing newer than TLS 1.1 */
+	assert_int_equal(SSL_set_max_proto_version(g.sssl, TLS1_1_VERSION), 1);
+	SSL_set_security_level(g.sssl, 0);
+	assert_int_equal(SSL_set_cipher_list(g.sssl, seclevel0), 1);
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	assert_int_equal(SSL_version(g.sssl), TLS1_1_VERSION);
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
+
+	/* the reload, as proxy_commit() does it */
+	g.env.tls = after;
+	g.env.gen++;
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<c@e.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.5 ", 10) != 0 || strstr(r, "TLSv1.1 is "
+	    "below tls_min_version TLSv1.2") == NULL)
+		fail_msg("expected 450 for TLSv1.1, got \"%s\"", r);
+	srv_quiet(30);			/* no MAIL, no RCPT went up */
+	/* a may recipient (the mock's default) rides the TLS 1.1 leg */
+	cl_send("RCPT TO:<m@m.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<m@m.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 m ok\r\n");
+	EXPECT_CL("250 2.1.5 m ok\r\n");
+	finish();
+	g.env.tls = g.tls;
+	tls_ctx_free(before);
+	tls_ctx_free(after);
+}
+
 /* ---- extensions that change across STARTTLS ---------------------------- */
 
 #define CAPS_RICH	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
@@ -4651,6 +4721,7 @@ main(void)
 		T(test_level_none_skips_starttls),
 		T(test_level_none_then_may_no_starttls),
 		T(test_later_dane_untried_not_reported),
+		T(test_reload_raises_tls_min_version),
 		T(test_starttls_injection),
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
