@@ -101,6 +101,12 @@ static const char *state_names[] = {
  * when it ran out of time).  The session waits this much longer only as
  * a safety net against an engine bug. */
 #define POLICY_GRACE	(30 * 1000)
+/* A verdict serves the later transactions of its session this long after
+ * its lookup began, then the domain is looked up again (the engine's
+ * caches answer at once): an MTA-STS policy or TLS history learned
+ * meanwhile applies within a minute, not only when the MTA closes a
+ * connection it may keep for many minutes. */
+#define VERDICT_MAX_AGE	(60 * 1000)
 
 #define MAX_REPORTED	16	/* policy domains remembered as reported */
 
@@ -141,17 +147,22 @@ struct session {
 						 * parameters rely on it) */
 
 	/* per-domain verdicts of this session, each with the configuration
-	 * generation (env->gen) its lookup began under, and whether it may
-	 * serve later recipients: only one for a domain that normalised,
-	 * as the engine names a domain it refuses by a log token (cut to
-	 * 200 octets, '?' for what is not LDH), which may be another name */
+	 * generation (env->gen) its lookup began under, when it began, the
+	 * last transaction it served, and whether it may serve later
+	 * recipients: only one for a domain that normalised, as the engine
+	 * names a domain it refuses by a log token (cut to 200 octets, '?'
+	 * for what is not LDH), which may be another name */
 	struct {
 		struct policy_verdict	*v;
 		uint64_t		 gen;
+		uint64_t		 at;
+		unsigned		 txn;
 		int			 shared;
 	}			 verdicts[MAX_VERDICTS];
 	int			 nverdicts;
+	unsigned		 txn;		/* transactions begun (MAIL) */
 	uint64_t		 preq_gen;	/* env->gen when preq began */
+	uint64_t		 preq_at;	/* ev_now() when preq began */
 	int			 preq_shared;	/* preq's domain normalised */
 	char			*preq_dom;	/* the domain preq asked about,
 						 * as it was asked */
@@ -578,18 +589,50 @@ session_enter(struct session *s, enum sstate st)
 static void retiring_tempfail(struct session *);
 static void policy_ask(struct session *);
 
+/* Forgets verdicts[i], unless the leg or the pending RCPT still uses it
+ * (it then stays until the session ends, or is evicted). */
+static void
+verdict_drop(struct session *s, int i)
+{
+	struct policy_verdict *v = s->verdicts[i].v;
+
+	if (v == s->leg_verdict || v == s->cur_verdict) {
+		s->verdicts[i].shared = 0;
+		return;
+	}
+	policy_verdict_free(v);
+	memmove(&s->verdicts[i], &s->verdicts[i + 1],
+	    (size_t)(s->nverdicts - i - 1) * sizeof(s->verdicts[0]));
+	s->nverdicts--;
+}
+
 static struct policy_verdict *
 verdict_find(struct session *s, const char *domain)
 {
+	uint64_t max_age = s->env->verdict_max_age ?
+	    s->env->verdict_max_age : VERDICT_MAX_AGE;
 	int i;
 
 	/* a verdict of the configuration before a reload is not reused:
 	 * the new one may demand more */
-	for (i = 0; i < s->nverdicts; i++)
-		if (s->verdicts[i].gen == s->env->gen &&
-		    s->verdicts[i].shared &&
-		    strcmp(s->verdicts[i].v->domain, domain) == 0)
-			return s->verdicts[i].v;
+	for (i = 0; i < s->nverdicts; i++) {
+		if (s->verdicts[i].gen != s->env->gen ||
+		    !s->verdicts[i].shared ||
+		    strcmp(s->verdicts[i].v->domain, domain) != 0)
+			continue;
+		/* nor one past its age, in a new transaction: the engine
+		 * may know more of the domain by now (the transaction it
+		 * last served keeps it, whatever its age) */
+		if (s->verdicts[i].txn != s->txn &&
+		    ev_now(s->env->loop) - s->verdicts[i].at >= max_age) {
+			log_info("sid=%s event=verdict-stale domain=%s "
+			    "why=max-age action=lookup-again", s->id, domain);
+			verdict_drop(s, i);
+			return NULL;
+		}
+		s->verdicts[i].txn = s->txn;
+		return s->verdicts[i].v;
+	}
 	return NULL;
 }
 
@@ -900,6 +943,8 @@ policy_done(void *arg, struct policy_verdict *v)
 	}
 	s->verdicts[s->nverdicts].v = v;
 	s->verdicts[s->nverdicts].shared = s->preq_shared;
+	s->verdicts[s->nverdicts].at = s->preq_at;
+	s->verdicts[s->nverdicts].txn = s->txn;
 	s->verdicts[s->nverdicts++].gen = s->preq_gen;
 	if (s->env->retiring) {
 		/* decided by the configuration this worker could not
@@ -1017,6 +1062,7 @@ cmd_mail(struct session *s, const char *line, const struct smtp_cmd *cmd)
 		cl_printf(s, "451 4.3.0 mxguard: out of memory");
 		return;
 	}
+	s->txn++;
 	/* for the summary line: a longer path (the upstream judges it) is
 	 * cut there */
 	snprintf(s->tx_from, sizeof(s->tx_from), "%.*s",
@@ -1079,6 +1125,7 @@ policy_ask(struct session *s)
 {
 	session_enter(s, S_POLICY);
 	s->preq_gen = s->env->gen;
+	s->preq_at = ev_now(s->env->loop);
 	s->preq = policy_lookup(s->env->policy, s->preq_dom,
 	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr), s->id,
 	    policy_done, s);

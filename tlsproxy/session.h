@@ -37,6 +37,9 @@ struct session_env {
 	uint64_t		 policy_grace;	/* ms past policy_timeout before
 						 * a session gives up on the
 						 * engine (0: 30 s) */
+	uint64_t		 verdict_max_age; /* ms a verdict serves new
+						 * transactions of its session
+						 * (0: 60 s) */
 	struct session		*sessions;	/* live ones, linked */
 };
 

@@ -1753,6 +1753,39 @@ test_reload_new_lookup(void **state)
 	finish();
 }
 
+/*
+ * A verdict past its maximum age serves no new transaction: the engine
+ * learned meanwhile that d.example is encrypt (an MTA-STS policy, say),
+ * and the session's next transaction looks it up again and holds the
+ * cleartext leg to it (450).  Before, the may verdict of the session's
+ * first transaction served every later one for as long as the MTA kept
+ * the connection.  Within one transaction the verdict serves on,
+ * whatever its age.
+ */
+static void
+test_verdict_max_age(void **state)
+{
+	g.env.verdict_max_age = 50;
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	run_for(80);
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	assert_int_equal(g.nlookups, 1);
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	/* what the engine says of d.example now */
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	cl_send("MAIL FROM:<e@sender.example>\r\nRCPT TO:<f@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_CL_PREFIX("450 4.7.");
+	srv_quiet(30);			/* no MAIL, no RCPT went up */
+	assert_int_equal(g.nlookups, 2);
+	finish();
+}
+
 /* A worker that could not apply a reload: its sessions take no new
  * transaction (421), and a recipient whose verdict comes after the
  * retirement is not relayed. */
@@ -3326,7 +3359,8 @@ test_second_domain_needs_verify(void **state)
 	srv_send("250 2.1.5 ok\r\n");
 	EXPECT_CL("250 2.1.5 ok\r\n");
 	send_message("m\r\n.\r\n");
-	/* a verdict seen once is not looked up again */
+	/* a verdict seen once is not looked up again (within its maximum
+	 * age: test_verdict_max_age) */
 	cl_send("MAIL FROM:<s@sender.example>\r\nRCPT TO:<w@v.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	EXPECT_CL_PREFIX("450 4.7.");
@@ -4713,6 +4747,7 @@ main(void)
 		T(test_client_timeout),
 		T(test_policy_defer_first_rcpt),
 		T(test_reload_new_lookup),
+		T(test_verdict_max_age),
 		T(test_retiring_new_transaction),
 		T(test_retiring_during_lookup),
 		T(test_reload_during_lookup),
