@@ -1007,8 +1007,10 @@ tls_begin(struct redis *rs)
 		return -1;
 	/* subjectAltName only, as for MTA-STS (policy/http.c): OpenSSL
 	 * would take the subject CN of a certificate without a DNS name
-	 * in it, which RFC 9525 no longer allows */
-	SSL_set_hostflags(rs->ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+	 * in it, which RFC 9525 no longer allows; and a wildcard only as
+	 * the whole leftmost label (r*.example names nothing here) */
+	SSL_set_hostflags(rs->ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+	    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	SSL_set_connect_state(rs->ssl);
 	rs->cs = CS_HANDSHAKE;
 	return 0;

@@ -498,7 +498,8 @@ sh(const char *fmt, ...)
  * another CA), cli.pem/cli.key (a client certificate from ca.pem),
  * cn.pem/cn.key (from ca.pem, redis.test in the subject CN only, no
  * subjectAltName), ipsan.pem/ipsan.key (from ca.pem, CN redis.test,
- * subjectAltName IP:127.0.0.1 only). */
+ * subjectAltName IP:127.0.0.1 only), pwild.pem/wild.pem (from ca.pem,
+ * subjectAltName r*.db.test, a partial wildcard, and *.db.test). */
 static void
 make_certs(void)
 {
@@ -525,6 +526,12 @@ make_certs(void)
 	    dir, ec);
 	sh("cd %s && openssl req -x509 %s -keyout ipsan.key -out ipsan.pem "
 	    "-subj /CN=redis.test -addext subjectAltName=IP:127.0.0.1 "
+	    "-CA ca.pem -CAkey ca.key 2>/dev/null", dir, ec);
+	sh("cd %s && openssl req -x509 %s -keyout pwild.key -out pwild.pem "
+	    "-subj /CN=pwild -addext subjectAltName=DNS:r*.db.test "
+	    "-CA ca.pem -CAkey ca.key 2>/dev/null", dir, ec);
+	sh("cd %s && openssl req -x509 %s -keyout wild.key -out wild.pem "
+	    "-subj /CN=wild -addext subjectAltName=DNS:*.db.test "
 	    "-CA ca.pem -CAkey ca.key 2>/dev/null", dir, ec);
 }
 
@@ -734,6 +741,26 @@ test_tls_cn_only(void **state)
 /* The server certificate's validity is judged on the policy clock
  * (core/clock.h): anchored 30 days behind the real clock, the certificate
  * made a moment ago is not yet valid; on the real clock it is. */
+/* A wildcard is taken only as the whole leftmost label, as for MTA-STS:
+ * r*.db.test does not name redis.db.test, *.db.test does. */
+static void
+test_tls_partial_wildcard(void **state)
+{
+	struct redis *rs;
+
+	make_certs();
+	srv_start_tls(NULL, "pwild", 0);
+	rs = tls_client("redis.db.test", NULL, NULL);
+	tls_refused(rs);
+	redis_free(rs);
+	srv_kill();
+	srv_start_tls(NULL, "wild", 0);
+	rs = tls_client("redis.db.test", NULL, NULL);
+	tls_works(rs, "wild.example", "w1");
+	redis_free(rs);
+	srv_kill();
+}
+
 static void
 test_tls_policy_clock(void **state)
 {
@@ -1419,6 +1446,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_cn_only, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tls_partial_wildcard, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tls_policy_clock, setup,
 		    teardown),
