@@ -111,7 +111,9 @@ struct tls_result {
 					 * delivery goes on */
 	int		 untried;	/* the connection was never checked
 					 * against this verdict's records (it
-					 * was set up for another recipient):
+					 * was set up for another recipient,
+					 * or fell below the gateway's own
+					 * tls_min_version after a reload):
 					 * a failure says nothing of the
 					 * domain's servers, nothing to
 					 * report */

@@ -817,6 +817,9 @@ below_min_version(struct leg *l, const struct policy_verdict *v, SSL *ssl,
 	snprintf(d, sizeof(d), "%s is below tls_min_version %s",
 	    SSL_get_version(ssl), proto_name(min));
 	result_set(res, "validation-failure", d);
+	/* the gateway's own floor: nothing of the domain's servers, so
+	 * nothing to report (RFC 8460) */
+	res->untried = 1;
 	return -1;
 }
 
