@@ -4318,6 +4318,26 @@ client_tls_ehlo(void)
 	EXPECT_SRV("EHLO client.example");
 }
 
+/* A refused MAIL whose RCPT's reply is owed, then RSET, the client's
+ * STARTTLS and its EHLO, which goes upstream with that reply owed. */
+static void
+owed_reply_then_ehlo(void)
+{
+	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	cl_send("MAIL FROM:<bad@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<bad@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("550 5.7.1 sender refused\r\n");
+	EXPECT_CL_PREFIX("550 5.7.1 mxguard: ");
+	cl_send("RSET\r\nSTARTTLS\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	client_tls_ehlo();
+}
+
 /*
  * The client's STARTTLS while the upstream still owes the reply to the
  * RCPT mxguard pipelined with a refused MAIL (a server that is slow to
@@ -4364,19 +4384,7 @@ test_local_starttls_owed_reply(void **state)
 static void
 local_starttls_owed_reply_same_write(void)
 {
-	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
-	cl_send("MAIL FROM:<bad@sender.example>\r\n");
-	EXPECT_CL("250 2.1.0 Ok\r\n");
-	cl_send("RCPT TO:<b@d.example>\r\n");
-	EXPECT_SRV("MAIL FROM:<bad@sender.example>");
-	EXPECT_SRV("RCPT TO:<b@d.example>");
-	srv_send("550 5.7.1 sender refused\r\n");
-	EXPECT_CL_PREFIX("550 5.7.1 mxguard: ");
-	cl_send("RSET\r\nSTARTTLS\r\n");
-	EXPECT_CL("250 2.0.0 Ok\r\n");
-	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
-	client_tls_ehlo();
+	owed_reply_then_ehlo();
 	srv_send("503 5.5.1 Error: need MAIL command\r\n" CAPS_PLAIN);
 	EXPECT_CL(CAPS_PLAIN);
 	begin_tx("a@sender.example", "b@d.example");
@@ -4387,26 +4395,6 @@ static void
 test_local_starttls_owed_reply_same_write(void **state)
 {
 	with_local_cert(local_starttls_owed_reply_same_write);
-}
-
-/* As local_starttls_owed_reply, up to the EHLO after the client's
- * STARTTLS, with the RCPT's reply still owed. */
-static void
-owed_reply_then_ehlo(void)
-{
-	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
-	cl_send("MAIL FROM:<bad@sender.example>\r\n");
-	EXPECT_CL("250 2.1.0 Ok\r\n");
-	cl_send("RCPT TO:<b@d.example>\r\n");
-	EXPECT_SRV("MAIL FROM:<bad@sender.example>");
-	EXPECT_SRV("RCPT TO:<b@d.example>");
-	srv_send("550 5.7.1 sender refused\r\n");
-	EXPECT_CL_PREFIX("550 5.7.1 mxguard: ");
-	cl_send("RSET\r\nSTARTTLS\r\n");
-	EXPECT_CL("250 2.0.0 Ok\r\n");
-	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
-	client_tls_ehlo();
 }
 
 /*
