@@ -1,9 +1,12 @@
 /*
  * clock.c - the time the policy stores go by (see clock.h).
  *
- * The anchor file: one line, "mxguard-clock 1 BOOT_ID OFFSET", OFFSET the
- * wall clock minus CLOCK_BOOTTIME at the anchor, in seconds.  Only good
- * for the boot whose id (/proc/sys/kernel/random/boot_id) it names.
+ * The anchor file: one line, "mxguard-clock 1 BOOT_ID OFFSET AT", OFFSET
+ * the wall clock minus CLOCK_BOOTTIME at the anchor, AT the CLOCK_BOOTTIME
+ * of the anchor, in seconds.  Only good for the boot whose id
+ * (/proc/sys/kernel/random/boot_id) it names.  AT keeps the slew
+ * allowance growing from the first anchor across restarts (a file
+ * without it, from an older version, starts it again at the restore).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,9 +73,9 @@ int
 clock_anchor_restore(const char *dir, char *err, size_t errsz)
 {
 	char path[4096], line[128], id[40], fid[40];
-	int64_t offset;
+	int64_t offset, at = -1, boot;
 	FILE *f;
-	int rc = -1;
+	int rc = -1, n;
 
 	if (*dir == '\0' || boot_id(id) == -1)
 		return 0;
@@ -86,15 +89,18 @@ clock_anchor_restore(const char *dir, char *err, size_t errsz)
 		return -1;
 	}
 	if (fgets(line, sizeof(line), f) == NULL ||
-	    sscanf(line, MAGIC " %39s %" SCNd64, fid, &offset) != 2 ||
-	    strlen(fid) != 36) {
+	    (n = sscanf(line, MAGIC " %39s %" SCNd64 " %" SCNd64, fid,
+	    &offset, &at)) < 2 || strlen(fid) != 36) {
 		snprintf(err, errsz, "%s: not an anchor line", path);
 		goto out;
 	}
 	rc = 0;
 	if (strcmp(fid, id) != 0)
 		goto out;		/* another boot's */
-	anchor_boot = boot_now();
+	/* the same line of time either way; an anchor taken earlier in
+	 * the boot allows the slew of all the time since */
+	boot = boot_now();
+	anchor_boot = n == 3 && at >= 0 && at <= boot ? at : boot;
 	anchor_wall = offset + anchor_boot;
 	anchored = 1;
 	warned = 0;
@@ -122,8 +128,8 @@ clock_anchor_save(const char *dir, char *err, size_t errsz)
 		return -1;
 	}
 	snprintf(tmp, sizeof(tmp), "%.4000s.%ld", path, (long)getpid());
-	n = snprintf(line, sizeof(line), MAGIC " %s %" PRId64 "\n", id,
-	    anchor_wall - anchor_boot);
+	n = snprintf(line, sizeof(line), MAGIC " %s %" PRId64 " %" PRId64 "\n",
+	    id, anchor_wall - anchor_boot, anchor_boot);
 	(void)unlink(tmp);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0644)) == -1) {

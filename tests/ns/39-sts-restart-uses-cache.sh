@@ -67,8 +67,8 @@ assert "the daemon kept its clock anchor for this boot" \
 mxg_kill_all
 mxg_rules_remove
 mv "$MXLOG" "$T/mxguard-second.log"
-read -r magic version bootid offset <"$anchor"
-echo "$magic $version $bootid $((offset - 86400))" >"$anchor"
+read -r magic version bootid offset at <"$anchor"
+echo "$magic $version $bootid $((offset - 86400)) $at" >"$anchor"
 mxg_start
 sts_send alice@enf.test "after a step of the clock"
 sts_assert_deferred "$QID" alice@enf.test certificate-expired 2

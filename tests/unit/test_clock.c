@@ -132,7 +132,9 @@ test_anchor_file(void **state)
 	clock_anchor();
 	assert_int_equal(clock_now(), wall);
 	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
-	assert_int_equal(clock_now(), start + 3600 + CLOCK_SLACK_S);
+	/* the allowance runs from the first anchor */
+	assert_int_equal(clock_now(), start + 3600 + 3600 / 2000 +
+	    CLOCK_SLACK_S);
 	wall -= 365 * 86400LL;
 	assert_int_equal(clock_now(), wall);
 	/* another boot's anchor: not taken */
@@ -153,6 +155,47 @@ test_anchor_file(void **state)
 	rmdir(dir);
 }
 
+/* A restart late in the boot keeps the slew allowance of all the time
+ * since the first anchor: ten days of NTP slewing 400 ppm fast is no
+ * step after a restart either (the allowance started again at 120 s at
+ * every restore). */
+static void
+test_anchor_file_keeps_slew(void **state)
+{
+	char dir[] = "/tmp/mxg-clock-XXXXXX", path[128], err[256];
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE);
+	clock_anchor();
+	assert_int_equal(clock_anchor_save(dir, err, sizeof(err)), 0);
+	boot += 864000;
+	wall += 864000 + 345;
+	assert_int_equal(clock_now(), wall);
+	/* the restart: restored and saved again, as the daemon does */
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
+	assert_int_equal(clock_now(), wall);
+	assert_int_equal(clock_anchor_save(dir, err, sizeof(err)), 0);
+	pass(60);
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
+	assert_int_equal(clock_now(), wall);
+	/* an anchor file of the older format (no AT): allowance from now */
+	assert_non_null(f = fopen(path, "r"));
+	assert_non_null(fgets(err, sizeof(err), f));
+	fclose(f);
+	*strrchr(err, ' ') = '\0';
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "%s\n", err);
+	fclose(f);
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
+	assert_int_equal(clock_now(), wall - 345 + CLOCK_SLACK_S);
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -162,6 +205,7 @@ main(void)
 		cmocka_unit_test(test_step_back_not_followed),
 		cmocka_unit_test(test_within_slack_followed),
 		cmocka_unit_test(test_anchor_file),
+		cmocka_unit_test(test_anchor_file_keeps_slew),
 	};
 
 	log_init("test", 0, LOG_LVL_ERR);
