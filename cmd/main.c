@@ -208,7 +208,8 @@ check_config(const struct config *cfg, const char *path)
 	struct policy *p;
 	char err[512];
 
-	if (ovr_load(&ovr, &cfg->tls_policy, cfg->tls_policy_file, err,
+	if (ovr_load(&ovr, &cfg->tls_policy, cfg->tls_policy_file,
+	    cfg->tls_policy_text, cfg->tls_policy_len, err,
 	    sizeof(err)) == -1) {
 		fprintf(stderr, "mxguard: %s: tls_policy: %s\n",
 		    path ? path : "defaults", err);

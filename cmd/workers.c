@@ -43,8 +43,10 @@
  *     retires), which
  *     reloads its own; a worker that
  *     cannot (it reads the files as `user`: a file only root may read)
- *     retires and is started again on the supervisor's configuration,
- *     so the workers never run two configurations for long.  A reload
+ *     retires and is started again on the supervisor's configuration
+ *     (tls_policy_file as the supervisor read it: the bytes are in
+ *     struct config), so the workers never run two configurations for
+ *     long.  A reload
  *     the supervisor refuses reaches no worker.  SIGTERM/SIGINT drains:
  *     the queue is released, the
  *     supervisor closes its copies of the listeners, every worker drains,

@@ -599,26 +599,52 @@ config_rules_key_changed(const struct config *a, const struct config *b)
 	return NULL;
 }
 
-/* tls_policy_file's bytes into the digest; one that cannot be read adds
- * its errno instead (the reader that parses it reports the error). */
+/* tls_policy_file's bytes into the digest and c->tls_policy_text; one
+ * that cannot be read adds its errno instead (the reader that parses it
+ * reports the error). */
 static int
-digest_file(EVP_MD_CTX *md, const char *path, int *eno)
+digest_file(EVP_MD_CTX *md, struct config *c)
 {
-	unsigned char buf[8192];
 	FILE *fp;
-	size_t n;
+	char *text = NULL, *nt;
+	size_t len = 0, cap = 0, n;
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		*eno = errno;
-		return EVP_DigestUpdate(md, eno, sizeof(*eno)) == 1 ? 0 : -1;
+	if ((fp = fopen(c->tls_policy_file, "r")) == NULL) {
+		c->digest_errno = errno;
+		return EVP_DigestUpdate(md, &c->digest_errno,
+		    sizeof(c->digest_errno)) == 1 ? 0 : -1;
 	}
-	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
-		if (EVP_DigestUpdate(md, buf, n) != 1) {
-			fclose(fp);
-			return -1;
+	for (;;) {
+		if (cap - len < 8192) {
+			cap = cap ? cap * 2 : 16384;
+			if ((nt = realloc(text, cap)) == NULL)
+				goto fail;
+			text = nt;
 		}
+		if ((n = fread(text + len, 1, cap - len - 1, fp)) == 0)
+			break;
+		if (EVP_DigestUpdate(md, text + len, n) != 1)
+			goto fail;
+		len += n;
+	}
+	if (ferror(fp)) {
+		/* as if unreadable: the parser reads the file and says why */
+		free(text);
+		text = NULL;
+		c->digest_errno = EIO;
+		if (EVP_DigestUpdate(md, &c->digest_errno,
+		    sizeof(c->digest_errno)) != 1)
+			goto fail;
+	} else
+		text[len] = '\0';
 	fclose(fp);
+	c->tls_policy_text = text;
+	c->tls_policy_len = text != NULL ? len : 0;
 	return 0;
+fail:
+	free(text);
+	fclose(fp);
+	return -1;
 }
 
 uint32_t
@@ -735,7 +761,7 @@ check:
 	}
 	/* a NUL between the two: no file's bytes can pass for the other's */
 	if (EVP_DigestUpdate(md, "", 1) != 1 || (*c->tls_policy_file != '\0' &&
-	    digest_file(md, c->tls_policy_file, &c->digest_errno) == -1) ||
+	    digest_file(md, c) == -1) ||
 	    EVP_DigestFinal_ex(md, c->digest, NULL) != 1) {
 		snprintf(err, errsz, "%s: digest failed", path ? path :
 		    "defaults");
@@ -782,6 +808,7 @@ config_free(struct config *c)
 			strlist_clear(f);
 	}
 	strlist_clear(&c->warnings);
+	free(c->tls_policy_text);
 	free(c);
 }
 

@@ -136,6 +136,12 @@ struct config {
 	 * then tls_policy_file's (what a worker reads again at a reload) */
 	unsigned char	 digest[32];
 	int		 digest_errno;	/* tls_policy_file unreadable */
+	/* tls_policy_file's bytes as this load read them (NULL when it
+	 * could not): the table is parsed from these, so a worker the
+	 * supervisor starts again runs the file it checked, not an edit
+	 * made since without a reload */
+	char		*tls_policy_text;
+	size_t		 tls_policy_len;
 };
 
 /* path NULL: defaults only.  On error returns NULL with err filled. */

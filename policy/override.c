@@ -371,10 +371,11 @@ table_add(struct ovr_table *n, int *cap, char *err, size_t errsz)
 	return 0;
 }
 
-/* The texthash file: logical lines (continuations joined) to entries. */
+/* The texthash file (path; its bytes from text when not NULL): logical
+ * lines (continuations joined) to entries. */
 static int
-load_file(struct ovr_table *n, int *cap, const char *path, char *err,
-    size_t errsz)
+load_file(struct ovr_table *n, int *cap, const char *path, const char *text,
+    size_t tlen, char *err, size_t errsz)
 {
 	FILE *f;
 	char *raw = NULL, logical[2048], where[600];
@@ -382,7 +383,10 @@ load_file(struct ovr_table *n, int *cap, const char *path, char *err,
 	ssize_t len;
 	int lineno = 0, start = 0, rc = -1, r;
 
-	if ((f = fopen(path, "r")) == NULL) {
+	if (text != NULL && tlen == 0)
+		return 0;		/* fmemopen() refuses a size of 0 */
+	if ((f = text != NULL ? fmemopen((void *)text, tlen, "r") :
+	    fopen(path, "r")) == NULL) {
 		snprintf(err, errsz, "tls_policy_file %s: %s", path,
 		    strerror(errno));
 		return -1;
@@ -484,7 +488,7 @@ dup_check(const struct ovr_table *n, const char *what, char *err,
 
 int
 ovr_load(struct ovr_table *t, const struct strlist *l, const char *file,
-    char *err, size_t errsz)
+    const char *text, size_t len, char *err, size_t errsz)
 {
 	struct ovr_table n;
 	char where[400];
@@ -503,7 +507,7 @@ ovr_load(struct ovr_table *t, const struct strlist *l, const char *file,
 			n.n++;
 	}
 	if (file != NULL && file[0] != '\0' &&
-	    load_file(&n, &cap, file, err, errsz) == -1)
+	    load_file(&n, &cap, file, text, len, err, errsz) == -1)
 		goto fail;
 	if (dup_check(&n, "tls_policy", err, errsz) == -1)
 		goto fail;

@@ -86,11 +86,14 @@ struct ovr_table {
 };
 
 /* Parses the tls_policy lines, then the Postfix table file (NULL or ""
- * for none); 0, or -1 with err naming the bad line (FILE:LINE for the
- * file).  Warnings (the old "dane" spelling, a skipped port) are logged
- * with log_warn and counted in the table. */
+ * for none): its bytes from text (len of them, as config_load() read
+ * them) when not NULL, else from the file itself; 0, or -1 with err
+ * naming the bad line (FILE:LINE for the file).  Warnings (the old
+ * "dane" spelling, a skipped port) are logged with log_warn and counted
+ * in the table. */
 int		 ovr_load(struct ovr_table *, const struct strlist *,
-		    const char *file, char *err, size_t errsz);
+		    const char *file, const char *text, size_t len,
+		    char *err, size_t errsz);
 /* The enforcement_override lines; 0, or -1 with err naming the line. */
 int		 ovr_load_enforcement(struct ovr_table *,
 		    const struct strlist *, char *err, size_t errsz);

@@ -476,8 +476,8 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 
 	if (ovr_load_enforcement(&m, &cfg->enforcement_override, err,
 	    errsz) == -1 ||
-	    ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file, err,
-	    errsz) == -1)
+	    ovr_load(&t, &cfg->tls_policy, cfg->tls_policy_file,
+	    cfg->tls_policy_text, cfg->tls_policy_len, err, errsz) == -1)
 		goto fail;
 	if (reload) {
 		/* a reload: a new Redis client (a rotated password or

@@ -47,7 +47,7 @@ load(struct ovr_table *t, const char **lines, const char *file, char *err,
 	l.n = n;
 	l.v = (char **)lines;
 	err[0] = '\0';
-	return ovr_load(t, &l, file, err, errsz);
+	return ovr_load(t, &l, file, NULL, 0, err, errsz);
 }
 
 static void

@@ -205,15 +205,17 @@ static int cfg_require_tls, cfg_tlsrpt;
 static uint64_t cfg_policy_timeout = 5000, cfg_dns_timeout = 2000;
 static uint64_t cfg_refresh_interval;	/* 0: the default */
 static int cfg_dns_port;		/* 0: the fake's (fk.port) */
+static const char *cfg_file;		/* NULL: the defaults */
 
 static struct config *
 mkcfg(const char *const *overrides, int sts)
 {
 	char err[256], srv[64];
-	struct config *cfg = config_load(NULL, err, sizeof(err));
+	struct config *cfg = config_load(cfg_file, err, sizeof(err));
 	int i;
 
-	assert_non_null(cfg);
+	if (cfg == NULL)
+		fail_msg("config_load: %s", err);
 	snprintf(srv, sizeof(srv), "127.0.0.1:%d",
 	    cfg_dns_port ? cfg_dns_port : fk.port);
 	cfg->dns_servers.v = calloc(1, sizeof(char *));
@@ -1255,6 +1257,54 @@ test_override_verify_no_mx_host(void **state)
 }
 
 /*
+ * tls_policy_file decides as it was when the configuration was loaded:
+ * the engine a worker builds from the supervisor's configuration (a
+ * worker started again after a crash) parses the bytes the supervisor
+ * read and checked.  Before, it read the file again, so an edit made
+ * since and never reloaded (a line taken out by mistake, half written)
+ * decided that worker's sessions while its siblings ran the checked one.
+ */
+static void
+test_policy_file_as_loaded(void **state)
+{
+	char pfile[] = "/tmp/mxg-pol-file-XXXXXX", conf[] =
+	    "/tmp/mxg-pol-conf-XXXXXX";
+	struct policy_verdict *v;
+	struct config *cfg;
+	struct policy *p;
+	char err[256];
+	FILE *fp;
+	int fd;
+
+	(void)state;
+	assert_true((fd = mkstemp(pfile)) >= 0);
+	assert_non_null(fp = fdopen(fd, "w"));
+	fputs("plain.test encrypt\n", fp);
+	fclose(fp);
+	assert_true((fd = mkstemp(conf)) >= 0);
+	assert_non_null(fp = fdopen(fd, "w"));
+	fprintf(fp, "tls_policy_file = %s\n", pfile);
+	fclose(fp);
+	cfg_file = conf;
+	cfg = mkcfg(NULL, 0);
+	cfg_file = NULL;
+	/* edited after the load, and not reloaded */
+	assert_non_null(fp = fopen(pfile, "w"));
+	fputs("plain.test none\n", fp);
+	fclose(fp);
+	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_string_equal(v->source, "override");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	policy_verdict_free(v);
+	policy_free(p);
+	unlink(pfile);
+	unlink(conf);
+}
+
+/*
  * DANE takes precedence over MTA-STS only where DNSSEC says which hosts
  * are D's MX.  With an insecure MX RRset the host list is the attacker's
  * to write: an MX host it adds, in a signed zone of its own with TLSA
@@ -1884,6 +1934,7 @@ main(void)
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_dane_only_unusable_defers),
 		cmocka_unit_test(test_override_verify_no_mx_host),
+		cmocka_unit_test(test_policy_file_as_loaded),
 		cmocka_unit_test(test_insecure_mx_dane_not_over_sts),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
