@@ -237,7 +237,7 @@ get_txn(struct history *h, MDB_txn *txn, const char *key,
 	}
 	if (decode(&v, e) == -1) {
 		memset(e, 0, sizeof(*e));
-		return 0;		/* unknown layout: as absent */
+		return HISTORY_UNREADABLE;
 	}
 	return 1;
 }
@@ -366,6 +366,14 @@ record_once(struct history *h, const char *key, int starttls_offered,
 	}
 	if (prev != NULL)
 		*prev = e;
+	/* a record another version wrote may expect TLS: only a record
+	 * that does (a success, or a merge that brings one) replaces it */
+	if (exists == HISTORY_UNREADABLE && !(merge != NULL ?
+	    history_expects_tls(merge, now, h->window_s) :
+	    starttls_offered && tls_ok)) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
 	if (merge != NULL) {
 		struct history_entry m = e;
 
@@ -591,11 +599,15 @@ history_apply(struct history *h, int64_t window_s,
 	if ((ar = history_get(h, "", dst, &e)) == 1 &&
 	    history_expects_tls(&e, now, window_s))
 		goto expects;
-	if (hr != -1 && nr != -1 && ar != -1)
+	if (hr != -1 && nr != -1 && ar != -1 && hr != HISTORY_UNREADABLE &&
+	    nr != HISTORY_UNREADABLE && ar != HISTORY_UNREADABLE)
 		return 0;
 	/* a store that cannot answer may hide a record that expects TLS:
 	 * what the history can demand at most is demanded */
-	history_unreadable(v, dst, "the TLS history could not be read");
+	history_unreadable(v, dst, hr == -1 || nr == -1 || ar == -1 ?
+	    "the TLS history could not be read" : "a TLS history record is "
+	    "in a layout this version cannot read (another version wrote "
+	    "it)");
 	return 1;
 expects:
 	v->level = TLS_LEVEL_ENCRYPT;

@@ -64,8 +64,12 @@ void		 history_close(struct history *);
  * DNS name (255) or dst is no IP. */
 int		 history_key(const char *host, const struct sockaddr *dst,
 		    char *buf, size_t sz);
-/* 1 found (e filled), 0 none, -1 error.  Here and in history_record(),
- * dst NULL names the host's own record ("host|", host not empty). */
+/* 1 found (e filled), 0 none, -1 error, HISTORY_UNREADABLE a record in
+ * a layout this version does not know (another version's: it may expect
+ * TLS, so it counts as a store that cannot answer).  Here and in
+ * history_record(), dst NULL names the host's own record ("host|", host
+ * not empty). */
+#define HISTORY_UNREADABLE	2
 int		 history_get(struct history *, const char *host,
 		    const struct sockaddr *dst, struct history_entry *e);
 /* Records one attempt at time now.  prev (may be NULL) receives the entry

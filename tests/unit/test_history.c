@@ -4,7 +4,8 @@
  * a full store evicts records that expect no TLS, never one that does,
  * refuses newcomers then, survives MDB_MAP_FULL, counts; another
  * worker's write between eviction and put is kept (store_txn_begin
- * wrapped to put it there).
+ * wrapped to put it there); a record in a layout this version cannot
+ * read counts as unreadable.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -533,6 +534,69 @@ test_clock_stepped_back_then_restart(void **state)
 	history_close(h);
 }
 
+/* Puts a raw value under history key `key` of the store in d (closed). */
+static void
+put_raw(const char *d, const char *key, const char *val, size_t len)
+{
+	char path[160];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)val };
+
+	snprintf(path, sizeof(path), "%s/history.mdb", d);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_mapsize(env, 1 << 24), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/*
+ * A record in a layout this version cannot read (a later version's, met
+ * after a downgrade) may expect TLS: it counts as a store that cannot
+ * answer (encrypt), and a failed attempt does not overwrite it with a
+ * record that expects nothing; a TLS success replaces it.  Before, it
+ * read as no record: may, and the next stripped attempt wrote over it.
+ */
+static void
+test_unreadable_record(void **state)
+{
+	char d[128], key[512], err[256];
+	struct sockaddr_in a = sin4("192.0.2.77");
+	struct policy_verdict v;
+	struct history_entry e;
+	struct history *h;
+
+	h = fresh("layout", 0, 86400, 0);
+	history_close(h);
+	snprintf(d, sizeof(d), "%s/layout", dir);
+	assert_int_equal(history_key("", (struct sockaddr *)&a, key,
+	    sizeof(key)), 0);
+	put_raw(d, key, "MXH9 a later layout", 19);
+	assert_non_null(h = history_open(d, err, sizeof(err)));
+	assert_int_equal(history_get(h, "", (struct sockaddr *)&a, &e),
+	    HISTORY_UNREADABLE);
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	assert_non_null(strstr(v.detail, "layout"));
+	/* a stripped attempt keeps it */
+	history_note(h, 86400, (struct sockaddr *)&a, "", 0, 0);
+	assert_int_equal(history_get(h, "", (struct sockaddr *)&a, &e),
+	    HISTORY_UNREADABLE);
+	/* a TLS success replaces it */
+	history_note(h, 86400, (struct sockaddr *)&a, "", 1, 1);
+	assert_int_equal(history_get(h, "", (struct sockaddr *)&a, &e), 1);
+	assert_true(history_expects_tls(&e, clock_now(), 86400));
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -548,6 +612,7 @@ main(void)
 		cmocka_unit_test(test_clock_stepped_back),
 		cmocka_unit_test(test_clock_stepped_forward),
 		cmocka_unit_test(test_clock_stepped_back_then_restart),
+		cmocka_unit_test(test_unreadable_record),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
