@@ -130,8 +130,11 @@ on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
 	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
 		if (s->family == w->dst_family && has_dst(w, a))
 			h->has_dst = 1;
+		/* against the host's own name, not the answer's question:
+		 * a chain the resolver answered a link at a time comes as the
+		 * last link's answer (dns.c), asked for its target */
 		if (st == DNS_SECURE && h->expanded[0] == '\0' &&
-		    strcmp(a->name, a->qname) != 0)
+		    strcmp(a->name, h->name) != 0)
 			snprintf(h->expanded, sizeof(h->expanded), "%s",
 			    a->name);
 		for (i = 0; i < a->nrr; i++) {

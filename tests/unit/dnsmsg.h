@@ -206,23 +206,31 @@ zone_signed(const char *name)
 
 /* The answer to query q (its id) for name and qtype from zone: NXDOMAIN
  * for a name the zone lacks, SERVFAIL for a T_SERVFAIL name, else every
- * record of that name and type (TTL 60). */
+ * record of that name and type (TTL 60).  A name with a CNAME entry (value:
+ * the target) and no record of qtype gets the CNAME alone, as a resolver
+ * that does not follow it answers: the client asks for the target. */
 static inline void
 zone_answer(const struct zrr *zone, const unsigned char *q,
     const char *name, int qtype, struct msg *m)
 {
-	int i, an = 0, exists = 0, servfail = 0;
+	int i, an = 0, exists = 0, servfail = 0, cname = 0, rtype = qtype;
 
 	for (i = 0; zone[i].name; i++)
 		if (strcasecmp(zone[i].name, name) == 0) {
 			exists = 1;
 			if (zone[i].type == qtype)
 				an++;
+			if (zone[i].type == DNS_T_CNAME)
+				cname++;
 			if (zone[i].type == T_SERVFAIL)
 				servfail = 1;
 		}
 	if (servfail)
 		an = 0;
+	if (an == 0 && cname > 0 && !servfail) {
+		rtype = DNS_T_CNAME;
+		an = cname;
+	}
 	m->n = 0;
 	put16(m, (unsigned)(q[0] << 8 | q[1]));
 	m->b[m->n++] = 0x81;
@@ -239,19 +247,21 @@ zone_answer(const struct zrr *zone, const unsigned char *q,
 		struct msg rd = { .n = 0 };
 
 		if (strcasecmp(zone[i].name, name) != 0 ||
-		    zone[i].type != qtype)
+		    zone[i].type != rtype)
 			continue;
-		if (qtype == DNS_T_A) {
+		if (rtype == DNS_T_A) {
 			inet_pton(AF_INET, zone[i].value, rd.b);
 			rd.n = 4;
-		} else if (qtype == DNS_T_MX) {
+		} else if (rtype == DNS_T_CNAME) {
+			putname(&rd, zone[i].value);
+		} else if (rtype == DNS_T_MX) {
 			put16(&rd, (unsigned)atoi(zone[i].value));
 			putname(&rd, strchr(zone[i].value, ' ') + 1);
-		} else if (qtype == DNS_T_TXT) {
+		} else if (rtype == DNS_T_TXT) {
 			rd.b[0] = (unsigned char)strlen(zone[i].value);
 			memcpy(rd.b + 1, zone[i].value, rd.b[0]);
 			rd.n = 1 + rd.b[0];
-		} else if (qtype == DNS_T_TLSA) {
+		} else if (rtype == DNS_T_TLSA) {
 			const char *h = zone[i].value;
 			unsigned u, sl, mt;
 			int used = 0;
@@ -270,7 +280,7 @@ zone_answer(const struct zrr *zone, const unsigned char *q,
 			}
 		}
 		putname(m, name);
-		put16(m, (unsigned)qtype);
+		put16(m, (unsigned)rtype);
 		put16(m, 1);
 		put16(m, 0);
 		put16(m, 60);

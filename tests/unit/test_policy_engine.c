@@ -42,6 +42,7 @@
 #include "core/netaddr.h"
 #include "core/stats.h"
 #include "policy/cache.h"
+#include "policy/dane.h"
 #include "policy/dns.h"
 #include "policy/history.h"
 #include "policy/policy.h"
@@ -128,6 +129,13 @@ static const struct zrr zone[] = {
 	{ "mx.stsdane.test", DNS_T_A, "192.0.2.50" },
 	{ "evil.signed.test", DNS_T_A, "192.0.2.50" },
 	{ "_25._tcp.evil.signed.test", DNS_T_TLSA, "3 1 1 cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd" },
+	/* a signed MX host that is a CNAME, answered one link at a time
+	 * (the client asks the target itself); the TLSA records are at the
+	 * expanded name only (RFC 7672 section 2.2.2) */
+	{ "split.signed.test", DNS_T_MX, "10 mx.split.signed.test" },
+	{ "mx.split.signed.test", DNS_T_CNAME, "real.split.signed.test" },
+	{ "real.split.signed.test", DNS_T_A, "192.0.2.60" },
+	{ "_25._tcp.real.split.signed.test", DNS_T_TLSA, "3 1 1 abababababababababababababababababababababababababababababababab" },
 	/* a lookup held open by a slow MX walk while another stores a
 	 * newer policy */
 	{ "race.test", DNS_T_MX, "10 mx.slow.test" },
@@ -1083,6 +1091,33 @@ test_dane_against_sts(void **state)
 	policy_free(p);
 }
 
+/*
+ * RFC 7672 section 2.2.2: the MX host is a secure CNAME, so its TLSA
+ * records are looked up at the name it expands to first.  The resolver
+ * here answers the CNAME alone and dns.c asks for the target itself (the
+ * chain in two answers, not one).  Before, the expanded name was judged
+ * from the last answer alone (asked for the target, owned by it: no
+ * CNAME seen), so only _25._tcp.mx.split.signed.test was asked, which has
+ * none: "no DANE", and the mail went at may.
+ */
+static void
+test_dane_cname_chain_split(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 0);
+	struct policy_verdict *v;
+
+	v = lookup(p, "split.signed.test", "192.0.2.60");
+	assert_string_equal(v->source, "dane");
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	assert_string_equal(v->mx_host, "mx.split.signed.test");
+	assert_non_null(v->tls);
+	assert_non_null(v->tls->dane);
+	assert_string_equal(v->tls->dane->tlsa_base,
+	    "real.split.signed.test");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 /* lookup() towards an IPv6 destination */
 static struct policy_verdict *
 lookup6(struct policy *p, const char *domain, const char *ip)
@@ -1928,6 +1963,7 @@ main(void)
 		cmocka_unit_test(test_sts_disabled),
 		cmocka_unit_test(test_dane_not_applicable_note),
 		cmocka_unit_test(test_dane_against_sts),
+		cmocka_unit_test(test_dane_cname_chain_split),
 		cmocka_unit_test(test_nat64_is_its_ipv4),
 		cmocka_unit_test_teardown(test_nat64_network_specific,
 		    nat64_restore),
