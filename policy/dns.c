@@ -302,7 +302,7 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 {
 	struct dns_answer *a = NULL;
 	struct rawrr *rrs = NULL;
-	int off, i, qd, an, ns, nrrs = 0, nmatch = 0, hops, keep;
+	int off, i, qd, an, ns, nrrs = 0, nmatch = 0, hops, keep, cut;
 	char cur[256], tmp[256];
 	uint32_t minttl = TTL_MAX, negttl = NEG_TTL_DEF;
 	int have_soa = 0;
@@ -389,6 +389,9 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 			memcpy(cur, tmp, sizeof(cur));
 		}
 	}
+	/* links left when the hops ran out (a loop, or a long chain): the
+	 * chain is open, for req_fire() to follow or to fail */
+	cut = hops > DNS_MAX_CNAME;
 	keep = qtype == DNS_T_TLSA ? DNS_MAX_TLSA_RR : DNS_MAX_RR;
 	if ((a = answer_new(nmatch < keep ? nmatch : keep)) == NULL)
 		goto oom;
@@ -430,7 +433,7 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 			a->ttl = minttl;
 		} else {
 			a->status = DNS_NODATA;
-			a->cname_open = strcmp(cur, a->qname) != 0;
+			a->cname_open = cut || strcmp(cur, a->qname) != 0;
 			a->ttl = negttl < NEG_TTL_MAX ? negttl : NEG_TTL_MAX;
 		}
 		break;
@@ -757,8 +760,23 @@ req_fire(void *arg)
 	if (a != NULL) {
 		if (!a->ad)
 			r->all_ad = 0;
-		if (a->cname_open && r->hops < DNS_MAX_CNAME &&
-		    a->name[0] != '\0') {
+		if (a->cname_open && r->hops >= DNS_MAX_CNAME) {
+			/* a chain that does not end is a failed lookup, never
+			 * "no records": a TLSA NODATA turns DANE off, where a
+			 * failure defers */
+			char qn[512];
+
+			log_debug("event=dns-cname-limit name=%s type=%s "
+			    "hops=%d", log_q(qn, sizeof(qn), r->cur),
+			    dns_type_name(r->type), r->hops);
+			ev_timer_free(r->t);
+			r->t = NULL;
+			r->cb(r->arg, DNS_ERROR, a);
+			dns_answer_unref(a);
+			free(r);
+			return;
+		}
+		if (a->cname_open && a->name[0] != '\0') {
 			r->hops++;
 			memcpy(r->cur, a->name, sizeof(r->cur));
 			dns_answer_unref(a);

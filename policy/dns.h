@@ -16,7 +16,8 @@
  *   DNS_ERROR     anything else (malformed answer, out of memory)
  *
  * CNAME chains are followed (within one answer, and by new queries up to
- * DNS_MAX_CNAME links); the answer is secure only when every link is.
+ * DNS_MAX_CNAME links); the answer is secure only when every link is.  A
+ * chain that goes on beyond that (a loop) is DNS_ERROR, never NODATA.
  * Concurrent lookups of the same name and type share one query; answers
  * are cached for their TTL (negative answers for the SOA minimum, capped).
  * Callbacks always run from the event loop, never from inside dns_query().

@@ -228,6 +228,19 @@ fake_read(int fd, int events, void *arg)
 			m.b[m.n++] = 2;
 			m.b[m.n++] = (unsigned char)i;
 		}
+	} else if (strcmp(name, "loop.example") == 0) {
+		/* a CNAME to itself, signed */
+		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
+		rr_name(&m, name, DNS_T_CNAME, -1, name, 300);
+	} else if (strncmp(name, "chain", 5) == 0) {
+		/* chainN -> chainN+1 -> ..., a link per answer, signed:
+		 * it never ends */
+		char next[64];
+
+		snprintf(next, sizeof(next), "chain%d.example",
+		    atoi(name + 5) + 1);
+		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
+		rr_name(&m, name, DNS_T_CNAME, -1, next, 300);
 	} else if (strcmp(name, "servfail.example") == 0) {
 		begin(&m, id, 0, 2, name, qtype, 0, 0, 0);
 	} else {
@@ -371,6 +384,29 @@ test_client_cname_chase(void **state)
 }
 
 /*
+ * A CNAME chain that does not end (a loop to the name asked, or more links
+ * than are followed) is a failed lookup, never "the name has no such
+ * records": a TLSA lookup in a signed zone that got NODATA turned DANE
+ * off, where a failure defers.
+ */
+static void
+test_client_cname_unending(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res r1 = { 0 }, r2 = { 0 };
+
+	outstanding = 2;
+	dns_query(d, "loop.example", DNS_T_TLSA, got, &r1);
+	dns_query(d, "chain0.example", DNS_T_TLSA, got, &r2);
+	run();
+	print_message("loop %s, chain %s\n", dns_status_name(r1.st),
+	    dns_status_name(r2.st));
+	assert_int_equal(r1.st, DNS_ERROR);
+	assert_int_equal(r2.st, DNS_ERROR);
+	dns_free(d);
+}
+
+/*
  * Answers an attacker writes (the A, AAAA, MX and TLSA of the hosts in
  * the MX records of its domains) are as large as it likes: the cache
  * bounds the memory they hold, not only their number.  Each answer here
@@ -508,6 +544,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_classify_share_cache,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_chase,
+		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(test_client_cname_unending,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_first_server_only,
 		    client_setup, client_teardown),
