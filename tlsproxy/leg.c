@@ -802,17 +802,23 @@ proto_name(int version)
  * either).  Under may (and none) it still carries the mail: the server
  * negotiated the highest version it was offered, so a new connection
  * would most likely fail its handshake and retry in cleartext, which is
- * worse than this TLS.  -1 (res says why) when the leg is below.
+ * worse than this TLS.  A monitored verdict whose enforced level requires
+ * TLS goes too, as monitoring delivers, with the refusal enforce mode
+ * would give as its would-defer (unless the policy's own check already
+ * made one).  -1 (res says why) when the leg is below.
  */
 static int
 below_min_version(struct leg *l, const struct policy_verdict *v, SSL *ssl,
     struct tls_result *res)
 {
 	int min = tls_client_min_version(*l->env.tls);
+	int watched = v->monitor && v->would_level > TLS_LEVEL_MAY;
 	char d[160];
 
-	if (ssl == NULL || v->level <= TLS_LEVEL_MAY || min == 0 ||
-	    SSL_version(ssl) >= min)
+	if (ssl == NULL || (v->level <= TLS_LEVEL_MAY && !watched) ||
+	    min == 0 || SSL_version(ssl) >= min)
+		return 0;
+	if (v->level <= TLS_LEVEL_MAY && res->would_defer)
 		return 0;
 	snprintf(d, sizeof(d), "%s is below tls_min_version %s",
 	    SSL_get_version(ssl), proto_name(min));
@@ -820,6 +826,10 @@ below_min_version(struct leg *l, const struct policy_verdict *v, SSL *ssl,
 	/* the gateway's own floor: nothing of the domain's servers, so
 	 * nothing to report (RFC 8460) */
 	res->untried = 1;
+	if (v->level <= TLS_LEVEL_MAY) {
+		res->would_defer = 1;
+		return 0;
+	}
 	return -1;
 }
 

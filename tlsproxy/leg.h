@@ -159,9 +159,10 @@ void		 leg_hello(struct leg *, const char *name);
 int		 leg_secure(struct leg *, const struct policy_verdict *v,
 		    int fresh, struct tls_result *res);
 /* May a recipient with verdict v cross this leg, by what it proved? 0 yes
- * (res may carry a report-only note), -1 no (res says why).  A TLS leg
- * below the tls_min_version now in force (raised by a reload since its
- * handshake) fits no verdict that requires TLS. */
+ * (res may carry a report-only note or a monitored would-defer), -1 no
+ * (res says why).  A TLS leg below the tls_min_version now in force
+ * (raised by a reload since its handshake) fits no verdict that requires
+ * TLS; a monitored one that would require it fits, with a would-defer. */
 int		 leg_fits(struct leg *, const struct policy_verdict *v,
 		    struct tls_result *res);
 

@@ -676,7 +676,9 @@ report_attempt(struct session *s, const struct policy_verdict *v,
  * enforcement = monitor: the leg meets v, but would it meet what enforce
  * mode demands?  When not, one would-defer line and count per recipient,
  * and the report names the failure (the published policy failed, even if
- * the mail went).  Returns 1 when it was a would-defer.
+ * the mail went), unless the leg was never tried against v's policy
+ * (res->untried: as for an enforced recipient, nothing to report).
+ * Returns 1 when it was a would-defer.
  */
 static int
 would_defer(struct session *s, const struct policy_verdict *v,
@@ -719,7 +721,8 @@ would_defer(struct session *s, const struct policy_verdict *v,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
 	    tls_level_name(v->would_level), stage, reason,
 	    log_q(q, sizeof(q), detail));
-	report_attempt(s, v, reason, detail);
+	if (res == NULL || !res->would_defer || !res->untried)
+		report_attempt(s, v, reason, detail);
 	return 1;
 }
 

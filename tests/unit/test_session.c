@@ -70,6 +70,8 @@ struct vspec {
 	int		 hold;		/* never answered */
 	unsigned	 delay;		/* answered after this many ms, as
 					 * the engine does at policy_timeout */
+	int		 monitor;	/* enforcement = monitor: level is
+					 * only watched (would_level) */
 };
 
 struct policy_req {
@@ -230,6 +232,8 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 		delay = g.vs[i].delay;
 		v->level = g.vs[i].level;
 		v->report_only = g.vs[i].report_only;
+		if (g.vs[i].monitor)
+			policy_verdict_monitor(v);
 		v->source = "override";
 		if (g.vs[i].reason)
 			snprintf(v->reason, sizeof(v->reason), "%s",
@@ -2801,33 +2805,30 @@ test_later_dane_untried_not_reported(void **state)
 }
 
 /*
- * A reload raised tls_min_version (TLSv1 -> TLSv1.2) while the session's
- * leg ran TLS 1.1: a later recipient whose verdict requires TLS gets 450
- * (it rode the old TLS 1.1 before); a may recipient still goes, as its
- * alternative on a new connection would be cleartext.
+ * A leg that negotiated TLS 1.1 for d.example (encrypt) and carried one
+ * message, then the reload that raises tls_min_version to TLSv1.2, as
+ * proxy_commit() does it; *before and *after are the two client contexts
+ * (tls_min_version_done() frees them).
  */
 static void
-test_reload_raises_tls_min_version(void **state)
+tls11_leg_then_reload(struct tls_ctx **before, struct tls_ctx **after)
 {
 	static char seclevel0[] = "DEFAULT:@SECLEVEL=0", v1[] = "TLSv1",
 	    v12[] = "TLSv1.2";
 	char *ciphers = g.cfg->tls_ciphers, *minv = g.cfg->tls_min_version;
 	char err[256];
-	struct tls_ctx *before, *after;
-	const char *r;
 
 	g.cfg->tls_ciphers = seclevel0;	/* OpenSSL's level 2 refuses 1.1 */
 	g.cfg->tls_min_version = v1;
-	before = tls_ctx_new(g.cfg, err, sizeof(err));
+	*before = tls_ctx_new(g.cfg, err, sizeof(err));
 	g.cfg->tls_min_version = v12;
-	after = tls_ctx_new(g.cfg, err, sizeof(err));
+	*after = tls_ctx_new(g.cfg, err, sizeof(err));
 	g.cfg->tls_ciphers = ciphers;
 	g.cfg->tls_min_version = minv;
-	assert_non_null(before);
-	assert_non_null(after);
-	g.env.tls = before;
+	assert_non_null(*before);
+	assert_non_null(*after);
+	g.env.tls = *before;
 	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
-	vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
 	hello(CAPS_TLS, CAPS_TLS_SEEN);
 	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
@@ -2849,9 +2850,33 @@ test_reload_raises_tls_min_version(void **state)
 	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
 
 	/* the reload, as proxy_commit() does it */
-	g.env.tls = after;
+	g.env.tls = *after;
 	g.env.gen++;
 	g.nreports = 0;
+}
+
+static void
+tls_min_version_done(struct tls_ctx *before, struct tls_ctx *after)
+{
+	g.env.tls = g.tls;
+	tls_ctx_free(before);
+	tls_ctx_free(after);
+}
+
+/*
+ * A reload raised tls_min_version (TLSv1 -> TLSv1.2) while the session's
+ * leg ran TLS 1.1: a later recipient whose verdict requires TLS gets 450
+ * (it rode the old TLS 1.1 before); a may recipient still goes, as its
+ * alternative on a new connection would be cleartext.
+ */
+static void
+test_reload_raises_tls_min_version(void **state)
+{
+	struct tls_ctx *before, *after;
+	const char *r;
+
+	vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls11_leg_then_reload(&before, &after);
 	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<c@e.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	r = CL_REPLY();
@@ -2871,9 +2896,45 @@ test_reload_raises_tls_min_version(void **state)
 	srv_send("250 2.1.0 ok\r\n250 2.1.5 m ok\r\n");
 	EXPECT_CL("250 2.1.5 m ok\r\n");
 	finish();
-	g.env.tls = g.tls;
-	tls_ctx_free(before);
-	tls_ctx_free(after);
+	tls_min_version_done(before, after);
+}
+
+/*
+ * The same leg for a monitored recipient whose policy demands TLS
+ * (enforcement = monitor, would_level encrypt): it goes, as monitoring
+ * mode delivers, and the refusal enforce mode would give is logged as a
+ * would-defer; the gateway's own floor is reported to no one.
+ */
+static void
+test_reload_raises_tls_min_version_monitored(void **state)
+{
+	struct tls_ctx *before, *after;
+	struct vspec *vs;
+	char line[2048];
+
+	vs = vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vs->monitor = 1;
+	tls11_leg_then_reload(&before, &after);
+	log_start();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<c@e.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<c@e.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+	finish();
+	log_find("event=would-defer ", line, sizeof(line));
+	if (strstr(line, " domain=e.example ") == NULL ||
+	    strstr(line, " level=encrypt stage=tls "
+	    "reason=validation-failure detail=\"TLSv1.1 is below "
+	    "tls_min_version TLSv1.2\" action=delivered "
+	    "enforcement=monitor") == NULL)
+		fail_msg("no would-defer for e.example: \"%s\"", line);
+	if (g.nreports != 0)
+		fail_msg("reported %s for %s", g.report_result,
+		    g.report_domain);
+	tls_min_version_done(before, after);
 }
 
 /* ---- extensions that change across STARTTLS ---------------------------- */
@@ -4751,6 +4812,7 @@ main(void)
 		T(test_level_none_then_may_no_starttls),
 		T(test_later_dane_untried_not_reported),
 		T(test_reload_raises_tls_min_version),
+		T(test_reload_raises_tls_min_version_monitored),
 		T(test_starttls_injection),
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
