@@ -589,8 +589,9 @@ session_enter(struct session *s, enum sstate st)
 static void retiring_tempfail(struct session *);
 static void policy_ask(struct session *);
 
-/* Forgets verdicts[i], unless the leg or the pending RCPT still uses it
- * (it then stays until the session ends, or is evicted). */
+/* Forgets verdicts[i], unless the leg or the last RCPT still names it:
+ * it then serves no one else, and goes when they name another
+ * (verdicts_prune). */
 static void
 verdict_drop(struct session *s, int i)
 {
@@ -604,6 +605,27 @@ verdict_drop(struct session *s, int i)
 	memmove(&s->verdicts[i], &s->verdicts[i + 1],
 	    (size_t)(s->nverdicts - i - 1) * sizeof(s->verdicts[0]));
 	s->nverdicts--;
+}
+
+/* After leg_verdict or cur_verdict changed: a verdict that serves no
+ * later recipient (dropped for its age, or of a domain that did not
+ * normalise) and that neither names any more is freed, rather than
+ * hold one of the eight places until eviction pushes out one in use. */
+static void
+verdicts_prune(struct session *s)
+{
+	struct policy_verdict *v;
+	int i = 0;
+
+	while (i < s->nverdicts) {
+		v = s->verdicts[i].v;
+		if (s->verdicts[i].shared || v == s->leg_verdict ||
+		    v == s->cur_verdict) {
+			i++;
+			continue;
+		}
+		verdict_drop(s, i);	/* moves the rest down */
+	}
 }
 
 static struct policy_verdict *
@@ -830,6 +852,7 @@ upstream_decide(struct session *s, struct policy_verdict *v, int fresh)
 	struct tls_result res;
 
 	s->leg_verdict = v;
+	verdicts_prune(s);
 	if (v->level == TLS_LEVEL_DEFER) {
 		policy_failed(s, v, v->reason[0] ? v->reason :
 		    "validation-failure", v->detail);
@@ -865,6 +888,7 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 	struct tls_result res;
 
 	s->cur_verdict = v;
+	verdicts_prune(s);
 	if (!up_settled(s)) {
 		upstream_decide(s, v, 0);
 		return;

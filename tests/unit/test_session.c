@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -132,6 +132,8 @@ static struct {
 	int		 rec_offered, rec_ok;
 	int		 nreports;		/* policy_report_attempt() */
 	char		 report_domain[256], report_result[64];
+	struct policy_verdict *live[32];	/* verdicts the mocked engine
+						 * gave, not freed yet */
 } g;
 
 static struct vspec *
@@ -174,6 +176,41 @@ int __wrap_policy_leg_fits(const struct policy_verdict *,
     const struct tls_proof *, SSL *, struct tls_result *);
 void __wrap_policy_report_attempt(struct policy *,
     const struct policy_verdict *, const struct policy_attempt *);
+void __real_policy_verdict_free(struct policy_verdict *);
+void __wrap_policy_verdict_free(struct policy_verdict *);
+
+/* The engine's verdicts the session still holds (the leg's copies are
+ * not counted). */
+static void
+live_set(struct policy_verdict *from, struct policy_verdict *to)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(g.live) / sizeof(g.live[0]); i++)
+		if (g.live[i] == from) {
+			g.live[i] = to;
+			return;
+		}
+}
+
+static int
+live_verdicts(void)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < sizeof(g.live) / sizeof(g.live[0]); i++)
+		n += g.live[i] != NULL;
+	return n;
+}
+
+void
+__wrap_policy_verdict_free(struct policy_verdict *v)
+{
+	if (v != NULL)
+		live_set(v, NULL);
+	__real_policy_verdict_free(v);
+}
 
 void
 __wrap_policy_report_attempt(struct policy *p, const struct policy_verdict *v,
@@ -245,6 +282,7 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 	r->cb = cb;
 	r->arg = arg;
 	r->v = v;
+	live_set(NULL, v);
 	r->t = ev_timer_new(g.loop, req_fire, r);
 	assert_non_null(r->t);
 	if (!hold)
@@ -261,6 +299,7 @@ __wrap_policy_cancel(struct policy_req *r)
 	g.ncancel++;
 	g.npending--;
 	ev_timer_free(r->t);
+	live_set(r->v, NULL);
 	free(r->v);
 	free(r);
 }
@@ -1788,6 +1827,48 @@ test_verdict_max_age(void **state)
 	srv_quiet(30);			/* no MAIL, no RCPT went up */
 	assert_int_equal(g.nlookups, 2);
 	finish();
+}
+
+/*
+ * A verdict dropped for its age while the last RCPT's (or the leg's)
+ * pointer still named it is freed once nothing names it: it took one of
+ * the session's eight places, and a stale one for every later
+ * transaction, until eviction pushed out verdicts still in use.
+ */
+static void
+test_verdict_max_age_freed(void **state)
+{
+	g.env.verdict_max_age = 50;
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RCPT TO:<c@e.example>\r\n");
+	EXPECT_SRV("RCPT TO:<c@e.example>");
+	srv_send("250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	assert_int_equal(live_verdicts(), 2);
+	run_for(80);
+	/* e.example's verdict was the last RCPT's: stale now */
+	cl_send("MAIL FROM:<f@sender.example>\r\nRCPT TO:<g@e.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<f@sender.example>");
+	EXPECT_SRV("RCPT TO:<g@e.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 g ok\r\n");
+	EXPECT_CL("250 2.1.5 g ok\r\n");
+	assert_int_equal(g.nlookups, 3);
+	/* d.example's (the leg's) and e.example's new one */
+	assert_int_equal(live_verdicts(), 2);
+	/* so with the leg's own: d.example's is stale too, and a new one
+	 * is the last RCPT's; the old one is still the leg's */
+	cl_send("RCPT TO:<h@d.example>\r\n");
+	EXPECT_SRV("RCPT TO:<h@d.example>");
+	srv_send("250 2.1.5 h ok\r\n");
+	EXPECT_CL("250 2.1.5 h ok\r\n");
+	assert_int_equal(g.nlookups, 4);
+	assert_int_equal(live_verdicts(), 3);
+	send_message("Subject: two\r\n\r\n2\r\n.\r\n");
+	finish();
+	assert_int_equal(live_verdicts(), 0);
 }
 
 /* A worker that could not apply a reload: its sessions take no new
@@ -4803,6 +4884,7 @@ main(void)
 		T(test_policy_defer_first_rcpt),
 		T(test_reload_new_lookup),
 		T(test_verdict_max_age),
+		T(test_verdict_max_age_freed),
 		T(test_retiring_new_transaction),
 		T(test_retiring_during_lookup),
 		T(test_reload_during_lookup),
