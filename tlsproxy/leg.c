@@ -796,32 +796,63 @@ proto_name(int version)
 }
 
 /*
- * A leg negotiated before a reload that raised tls_min_version: for a
- * verdict that requires TLS, a version the current client context would
- * refuse does not count as TLS (a new connection would not get it
- * either).  Under may (and none) it still carries the mail: the server
- * negotiated the highest version it was offered, so a new connection
- * would most likely fail its handshake and retry in cleartext, which is
- * worse than this TLS.  A monitored verdict whose enforced level requires
- * TLS goes too, as monitoring delivers, with the refusal enforce mode
- * would give as its would-defer (unless the policy's own check already
- * made one).  -1 (res says why) when the leg is below.
+ * What of the leg's live TLS the client context now in force would not
+ * negotiate, into d: a reload since the handshake raised tls_min_version,
+ * took the cipher out of tls_ciphers or raised its @SECLEVEL (which also
+ * sets the key sizes and digests a chain is verified to).  -1 if so.
  */
 static int
-below_min_version(struct leg *l, const struct policy_verdict *v, SSL *ssl,
+outside_tls_settings(struct leg *l, SSL *ssl, char *d, size_t dsz)
+{
+	const struct tls_ctx *t = *l->env.tls;
+	int min = tls_client_min_version(t), lv = tls_client_security_level(t);
+
+	if (min != 0 && SSL_version(ssl) < min) {
+		snprintf(d, dsz, "%s is below tls_min_version %s",
+		    SSL_get_version(ssl), proto_name(min));
+		return -1;
+	}
+	if (tls_client_current(t, ssl))
+		return 0;		/* made under these very settings */
+	if (SSL_get_current_cipher(ssl) == NULL ||
+	    !tls_client_cipher_allowed(t, SSL_get_current_cipher(ssl))) {
+		snprintf(d, dsz, "cipher %s is not in tls_ciphers",
+		    SSL_get_cipher_name(ssl));
+		return -1;
+	}
+	if (SSL_get_security_level(ssl) < lv) {
+		snprintf(d, dsz, "negotiated at security level %d, below "
+		    "the %d of tls_ciphers", SSL_get_security_level(ssl), lv);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A leg negotiated before a reload that changed the TLS settings
+ * (outside_tls_settings): for a verdict that requires TLS, what the
+ * current client context would refuse does not count as TLS (a new
+ * connection would not get it either).  Under may (and none) it still
+ * carries the mail: the server negotiated the best it was offered, so a
+ * new connection would most likely fail its handshake and retry in
+ * cleartext, which is worse than this TLS.  A monitored verdict whose
+ * enforced level requires TLS goes too, as monitoring delivers, with the
+ * refusal enforce mode would give as its would-defer (unless the
+ * policy's own check already made one).  -1 (res says why) when the leg
+ * is outside them.
+ */
+static int
+below_tls_settings(struct leg *l, const struct policy_verdict *v, SSL *ssl,
     struct tls_result *res)
 {
-	int min = tls_client_min_version(*l->env.tls);
 	int watched = v->monitor && v->would_level > TLS_LEVEL_MAY;
 	char d[160];
 
 	if (ssl == NULL || (v->level <= TLS_LEVEL_MAY && !watched) ||
-	    min == 0 || SSL_version(ssl) >= min)
+	    outside_tls_settings(l, ssl, d, sizeof(d)) == 0)
 		return 0;
 	if (v->level <= TLS_LEVEL_MAY && res->would_defer)
 		return 0;
-	snprintf(d, sizeof(d), "%s is below tls_min_version %s",
-	    SSL_get_version(ssl), proto_name(min));
 	result_set(res, "validation-failure", d);
 	/* the gateway's own floor: nothing of the domain's servers, so
 	 * nothing to report (RFC 8460) */
@@ -855,7 +886,7 @@ leg_fits(struct leg *l, const struct policy_verdict *v,
 	}
 	if (policy_leg_fits(v, &l->proof, ssl, res) == -1)
 		return -1;
-	return below_min_version(l, v, ssl, res);
+	return below_tls_settings(l, v, ssl, res);
 }
 
 static void

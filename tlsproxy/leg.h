@@ -160,9 +160,11 @@ int		 leg_secure(struct leg *, const struct policy_verdict *v,
 		    int fresh, struct tls_result *res);
 /* May a recipient with verdict v cross this leg, by what it proved? 0 yes
  * (res may carry a report-only note or a monitored would-defer), -1 no
- * (res says why).  A TLS leg below the tls_min_version now in force
- * (raised by a reload since its handshake) fits no verdict that requires
- * TLS; a monitored one that would require it fits, with a would-defer. */
+ * (res says why).  A TLS leg outside the TLS settings now in force (a
+ * reload since its handshake raised tls_min_version, or took its cipher
+ * out of tls_ciphers or raised its @SECLEVEL) fits no verdict that
+ * requires TLS; a monitored one that would require it fits, with a
+ * would-defer. */
 int		 leg_fits(struct leg *, const struct policy_verdict *v,
 		    struct tls_result *res);
 

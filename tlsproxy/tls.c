@@ -430,6 +430,25 @@ tls_client_min_version(const struct tls_ctx *t)
 	return (int)SSL_CTX_get_min_proto_version(t->client);
 }
 
+int
+tls_client_cipher_allowed(const struct tls_ctx *t, const SSL_CIPHER *c)
+{
+	STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(t->client);
+	uint32_t id = SSL_CIPHER_get_id(c);
+	int i;
+
+	for (i = 0; i < sk_SSL_CIPHER_num(sk); i++)
+		if (SSL_CIPHER_get_id(sk_SSL_CIPHER_value(sk, i)) == id)
+			return 1;
+	return 0;
+}
+
+int
+tls_client_security_level(const struct tls_ctx *t)
+{
+	return SSL_CTX_get_security_level(t->client);
+}
+
 void
 tls_peer_names(SSL *ssl, char *subj, size_t subjsz, char *iss, size_t isssz)
 {

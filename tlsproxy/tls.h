@@ -33,6 +33,13 @@ int		 tls_client_current(const struct tls_ctx *, const SSL *ssl);
 /* The lowest protocol version t's client context negotiates (the
  * tls_min_version it was made with), e.g. TLS1_2_VERSION; 0: any. */
 int		 tls_client_min_version(const struct tls_ctx *);
+/* 1 if t's client context offers cipher c (tls_ciphers, or a TLS 1.3
+ * suite); 0 if a reload took it out. */
+int		 tls_client_cipher_allowed(const struct tls_ctx *,
+		    const SSL_CIPHER *c);
+/* OpenSSL's security level of t's client context (tls_ciphers'
+ * @SECLEVEL, or the system default). */
+int		 tls_client_security_level(const struct tls_ctx *);
 /* TLS session resumption per upstream: key names the destination and
  * everything the policy checked (MX host, level, TLSA digest), so a
  * resumed session never stands in for a check of another policy.  Call

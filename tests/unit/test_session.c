@@ -2886,23 +2886,25 @@ test_later_dane_untried_not_reported(void **state)
 }
 
 /*
- * A leg that negotiated TLS 1.1 for d.example (encrypt) and carried one
- * message, then the reload that raises tls_min_version to TLSv1.2, as
- * proxy_commit() does it; *before and *after are the two client contexts
- * (tls_min_version_done() frees them).
+ * A leg that negotiated TLS with a server that offers at most srv_max
+ * and srv_ciphers, for d.example (encrypt), under tls_ciphers cb and
+ * tls_min_version vb, and carried one message; then the reload to ca and
+ * va, as proxy_commit() does it.  *before and *after are the two client
+ * contexts (tls_min_version_done() frees them).
  */
 static void
-tls11_leg_then_reload(struct tls_ctx **before, struct tls_ctx **after)
+tls_leg_then_reload(const char *cb, const char *vb, const char *ca,
+    const char *va, int srv_max, const char *srv_ciphers,
+    struct tls_ctx **before, struct tls_ctx **after)
 {
-	static char seclevel0[] = "DEFAULT:@SECLEVEL=0", v1[] = "TLSv1",
-	    v12[] = "TLSv1.2";
 	char *ciphers = g.cfg->tls_ciphers, *minv = g.cfg->tls_min_version;
 	char err[256];
 
-	g.cfg->tls_ciphers = seclevel0;	/* OpenSSL's level 2 refuses 1.1 */
-	g.cfg->tls_min_version = v1;
+	g.cfg->tls_ciphers = (char *)cb;
+	g.cfg->tls_min_version = (char *)vb;
 	*before = tls_ctx_new(g.cfg, err, sizeof(err));
-	g.cfg->tls_min_version = v12;
+	g.cfg->tls_ciphers = (char *)ca;
+	g.cfg->tls_min_version = (char *)va;
 	*after = tls_ctx_new(g.cfg, err, sizeof(err));
 	g.cfg->tls_ciphers = ciphers;
 	g.cfg->tls_min_version = minv;
@@ -2915,13 +2917,12 @@ tls11_leg_then_reload(struct tls_ctx **before, struct tls_ctx **after)
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	EXPECT_SRV("STARTTLS");
 	srv_starttls("");
-	/* a server that has nothing newer than TLS 1.1 */
-	assert_int_equal(SSL_set_max_proto_version(g.sssl, TLS1_1_VERSION), 1);
+	assert_int_equal(SSL_set_max_proto_version(g.sssl, srv_max), 1);
 	SSL_set_security_level(g.sssl, 0);
-	assert_int_equal(SSL_set_cipher_list(g.sssl, seclevel0), 1);
+	assert_int_equal(SSL_set_cipher_list(g.sssl, srv_ciphers), 1);
 	WAIT(g.hs_done || g.seof);
 	assert_true(g.hs_done);
-	assert_int_equal(SSL_version(g.sssl), TLS1_1_VERSION);
+	assert_int_equal(SSL_version(g.sssl), srv_max);
 	EXPECT_SRV("EHLO client.example");
 	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
 	EXPECT_SRV("MAIL FROM:<a@sender.example>");
@@ -2934,6 +2935,17 @@ tls11_leg_then_reload(struct tls_ctx **before, struct tls_ctx **after)
 	g.env.tls = *after;
 	g.env.gen++;
 	g.nreports = 0;
+}
+
+/* A server that has nothing newer than TLS 1.1, and the reload that
+ * raises tls_min_version from TLSv1 to TLSv1.2. */
+static void
+tls11_leg_then_reload(struct tls_ctx **before, struct tls_ctx **after)
+{
+	/* OpenSSL's level 2 refuses 1.1 */
+	tls_leg_then_reload("DEFAULT:@SECLEVEL=0", "TLSv1",
+	    "DEFAULT:@SECLEVEL=0", "TLSv1.2", TLS1_1_VERSION,
+	    "DEFAULT:@SECLEVEL=0", before, after);
 }
 
 static void
@@ -3016,6 +3028,53 @@ test_reload_raises_tls_min_version_monitored(void **state)
 		fail_msg("reported %s for %s", g.report_result,
 		    g.report_domain);
 	tls_min_version_done(before, after);
+}
+
+/*
+ * A reload that takes the leg's cipher out of tls_ciphers, or raises its
+ * @SECLEVEL, holds the live leg to it as to a raised tls_min_version: a
+ * later recipient whose verdict requires TLS gets 450, unreported; a may
+ * recipient still goes.
+ */
+static void
+reload_tls_settings(const char *cb, const char *ca, const char *want)
+{
+	struct tls_ctx *before, *after;
+	const char *r;
+
+	vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_leg_then_reload(cb, "TLSv1.2", ca, "TLSv1.2", TLS1_2_VERSION,
+	    "AESGCM+AES256", &before, &after);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<c@e.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.5 ", 10) != 0 || strstr(r, want) == NULL)
+		fail_msg("expected 450 (%s), got \"%s\"", want, r);
+	if (g.nreports != 0)
+		fail_msg("reported %s for %s", g.report_result,
+		    g.report_domain);
+	srv_quiet(30);
+	cl_send("RCPT TO:<m@m.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<m@m.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 m ok\r\n");
+	EXPECT_CL("250 2.1.5 m ok\r\n");
+	finish();
+	tls_min_version_done(before, after);
+}
+
+static void
+test_reload_drops_leg_cipher(void **state)
+{
+	reload_tls_settings("DEFAULT", "DEFAULT:!AES256", "-AES256-GCM-SHA384 "
+	    "is not in tls_ciphers");
+}
+
+static void
+test_reload_raises_seclevel(void **state)
+{
+	reload_tls_settings("DEFAULT:@SECLEVEL=1", "DEFAULT:@SECLEVEL=2",
+	    "negotiated at security level 1, below the 2 of tls_ciphers");
 }
 
 /* ---- extensions that change across STARTTLS ---------------------------- */
@@ -4895,6 +4954,8 @@ main(void)
 		T(test_later_dane_untried_not_reported),
 		T(test_reload_raises_tls_min_version),
 		T(test_reload_raises_tls_min_version_monitored),
+		T(test_reload_drops_leg_cipher),
+		T(test_reload_raises_seclevel),
 		T(test_starttls_injection),
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
