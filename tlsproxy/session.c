@@ -2117,7 +2117,9 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			break;
 		}
 		message_done(s, r);
-		cl_relay(s, r);
+		/* a 530 for the message in cleartext bounces it as surely
+		 * as one to MAIL */
+		refusal_relay(s, r, "the message");
 		tx_clear(s);
 		session_enter(s, S_IDLE);
 		break;

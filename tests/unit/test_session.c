@@ -4044,6 +4044,33 @@ test_no_starttls_530_deferred(void **state)
 		fail_msg("tls-required line: \"%s\"", line);
 }
 
+/* The same 530 only after the message: 451 too (before: relayed, a
+ * bounce), and the session goes on */
+static void
+test_no_starttls_530_after_data_deferred(void **state)
+{
+	char line[2048];
+	const char *body = "Subject: x\r\n\r\nhi\r\n.\r\n";
+
+	log_start();
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	cl_send(body);
+	WAIT(g.slen >= strlen(body));
+	g.slen = 0;
+	srv_send("530 5.7.0 Must issue a STARTTLS command first\r\n");
+	expect_tls_required(CL_REPLY(), "did not offer it on this connection",
+	    "the message", "530 5.7.0 Must issue a STARTTLS command first");
+	finish();
+	log_find("event=tls-required ", line, sizeof(line));
+	if (strstr(line, " cleartext=starttls-not-offered ") == NULL)
+		fail_msg("tls-required line: \"%s\"", line);
+}
+
 /* Over TLS a 530 is no TLS question: relayed as the refusal it is */
 static void
 test_530_over_tls_relayed(void **state)
@@ -4986,6 +5013,7 @@ main(void)
 		T(test_tls_retry_530_mail_deferred),
 		T(test_tls_retry_5710_rcpt_deferred),
 		T(test_no_starttls_530_deferred),
+		T(test_no_starttls_530_after_data_deferred),
 		T(test_530_over_tls_relayed),
 		T(test_570_without_tls_relayed),
 		T(test_data_back_pressure),
