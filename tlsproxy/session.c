@@ -960,8 +960,14 @@ policy_done(void *arg, struct policy_verdict *v)
 		return;
 	}
 	if (s->nverdicts == MAX_VERDICTS) {
-		/* keep the list bounded: the oldest non-leg verdict goes */
-		int i = s->verdicts[0].v == s->leg_verdict ? 1 : 0;
+		/* keep the list bounded: the oldest verdict that neither
+		 * the leg nor the pending RCPT names goes (two at most are
+		 * named, so one of the first three is free) */
+		int i = 0;
+
+		while (s->verdicts[i].v == s->leg_verdict ||
+		    s->verdicts[i].v == s->cur_verdict)
+			i++;
 
 		policy_verdict_free(s->verdicts[i].v);
 		memmove(&s->verdicts[i], &s->verdicts[i + 1],
