@@ -24,8 +24,9 @@
  * that both read a masked STARTTLS (XXXXXXXA, XXXXXXXX) the same way, and EHLO
  * goes as the proxy's leg says it (HELO after a 5xx, see probe_hello()), with
  * the name an MTA here would say (--helo, else the host name when it has a
- * dot, else the address literal of the probe's local address: see
- * default_helo(), probe_helo_name()).  Readable text by default, one JSON
+ * dot, else the address literal of the probe's local address, and in HELO
+ * the bare host name: see default_helo(), probe_helo_name(),
+ * helo_domain()).  Readable text by default, one JSON
  * object with --json.
  *
  * Exit status (monitoring plugins' convention, cmd.h): 0 every checked address
@@ -250,7 +251,9 @@ struct conn {
 	char		 buf[8192];
 	size_t		 n;
 	const struct config *cfg;	/* the daemon's timeouts */
-	const char	*helo;		/* the name said in EHLO and HELO */
+	const char	*helo;		/* the name said in EHLO (and HELO,
+					 * unless an address literal:
+					 * helo_domain()) */
 	int64_t		 deadline;	/* the check's */
 	int64_t		 idle;		/* the step's timeout (ms), as the
 					 * leg sets it for the step */
@@ -569,6 +572,23 @@ helo_literal(const struct sockaddr_storage *ss, char *buf, size_t sz)
 	return 0;
 }
 
+/*
+ * The name for HELO, which takes a domain and never an address literal
+ * (RFC 5321 section 4.1.1.1; EHLO takes either): name itself when it is
+ * no literal, else host (gethostname()'s) when it is a host name, even
+ * without a dot, else "localhost".
+ */
+static void
+helo_domain(const char *name, const char *host, char *buf, size_t sz)
+{
+	if (name[0] != '[')
+		snprintf(buf, sz, "%s", name);
+	else if (sts_valid_hostname(host))
+		snprintf(buf, sz, "%s", host);
+	else
+		snprintf(buf, sz, "localhost");
+}
+
 /* The name the probe says: helo, or without one the address literal of
  * the connection's local address.  0, or -1 with p->error set. */
 static int
@@ -620,7 +640,8 @@ static int
 probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
     struct smtp_caps *caps)
 {
-	char last[512], ehlo[512];
+	char last[512], ehlo[512], host[SMTP_DOMAIN_MAX + 2];
+	char name[SMTP_DOMAIN_MAX + 2];
 
 	memset(caps, 0, sizeof(*caps));
 	p->ehlo = probe_cmd(p, c, rep, "EHLO", c->helo, "EHLO", last,
@@ -635,7 +656,11 @@ probe_hello(struct probe *p, struct conn *c, struct smtp_reply *rep,
 		return p->ehlo == -1 ? -1 : 1;
 	}
 	snprintf(ehlo, sizeof(ehlo), "%s", last);
-	p->helo = probe_cmd(p, c, rep, "HELO", c->helo, "HELO", last,
+	if (gethostname(host, sizeof(host)) == -1)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	helo_domain(c->helo, host, name, sizeof(name));
+	p->helo = probe_cmd(p, c, rep, "HELO", name, "HELO", last,
 	    sizeof(last));
 	if (p->helo / 100 == 2)
 		return 0;

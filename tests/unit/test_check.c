@@ -73,6 +73,7 @@
  * it before the server's fork. */
 #define TEST_HELO	"mta.check.test"
 static const char *srv_helo = TEST_HELO;
+static const char *srv_helo_domain;	/* HELO's name, if not srv_helo */
 
 static char cafile[] = "/tmp/mxg-check-ca-XXXXXX";
 static EVP_PKEY *ca_key, *bad_ca_key;
@@ -196,7 +197,8 @@ srv_hello(int fd, SSL *ssl, const char *verb)
 {
 	char want[300];
 
-	snprintf(want, sizeof(want), "%s %s\r", verb, srv_helo);
+	snprintf(want, sizeof(want), "%s %s\r", verb, strcmp(verb, "HELO") ==
+	    0 && srv_helo_domain != NULL ? srv_helo_domain : srv_helo);
 	return srv_cmd(fd, ssl, want);
 }
 
@@ -1128,7 +1130,7 @@ test_helo_address_literal(void **state)
 {
 	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
 	struct sockaddr_storage ss;
-	char buf[SMTP_DOMAIN_MAX + 1];
+	char buf[SMTP_DOMAIN_MAX + 1], host[SMTP_DOMAIN_MAX + 2];
 	struct mx_result m;
 	struct probe p;
 	struct run r;
@@ -1170,10 +1172,24 @@ test_helo_address_literal(void **state)
 	printed(json_out, &r, out, 65536);
 	assert_non_null(strstr(out, "\"helo\":null"));
 	assert_non_null(strstr(out, "\"helo\":\"[127.0.0.1]\""));
+	/* HELO takes a domain, never a literal (RFC 5321 4.1.1.1): after a
+	 * 502 the probe says the host's name, dot or not, else localhost
+	 * (before: HELO [127.0.0.1], which a strict server refuses) */
+	helo_domain("[192.0.2.1]", "vm", buf, sizeof(buf));
+	assert_string_equal(buf, "vm");
+	helo_domain("[192.0.2.1]", "-bad", buf, sizeof(buf));
+	assert_string_equal(buf, "localhost");
+	helo_domain("mta.example", "vm", buf, sizeof(buf));
+	assert_string_equal(buf, "mta.example");
+	if (gethostname(host, sizeof(host)) == -1)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	srv_helo_domain = sts_valid_hostname(host) ? host : "localhost";
 	assert_int_equal(run_one(&r, &p, v, EHLO_HELO_250), CMD_WARNING);
 	assert_int_equal(srv_status, 0);
 	assert_int_equal(p.helo, 250);
 	srv_helo = TEST_HELO;
+	srv_helo_domain = NULL;
 
 	policy_verdict_free(v);
 	free(out);
