@@ -22,6 +22,7 @@
 
 #include "core/stats.h"
 #include "policy/cache.h"
+#include "tests/unit/lmdbraw.h"
 
 static char dir[] = "/tmp/mxg-cache-test-XXXXXX";
 
@@ -201,10 +202,6 @@ test_undecodable_record(void **state)
 {
 	struct sts_cache *c;
 	struct sts_cache_entry g;
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = { 11, "bad.example" }, v = { 9, "garbage!!" };
 	char path[300], err[256];
 
 	(void)state;
@@ -212,14 +209,7 @@ test_undecodable_record(void **state)
 	assert_non_null(c);
 	sts_cache_close(c);
 	snprintf(path, sizeof(path), "%s/sts-cache.mdb", dir);
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_mapsize(env, 64 << 20), 0);
-	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	lmdb_put_raw(path, "bad.example", "garbage!!", 9);
 	c = sts_cache_open(dir, err, sizeof(err));
 	assert_non_null(c);
 	assert_int_equal(sts_cache_get(c, "bad.example", &g), -1);

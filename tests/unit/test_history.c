@@ -28,6 +28,7 @@
 #include "policy/history.h"
 #include "policy/policy.h"
 #include "policy/store.h"
+#include "tests/unit/lmdbraw.h"
 #include "tests/unit/timestep.h"
 
 // WRAP: store_txn_begin time
@@ -534,27 +535,6 @@ test_clock_stepped_back_then_restart(void **state)
 	history_close(h);
 }
 
-/* Puts a raw value under history key `key` of the store in d (closed). */
-static void
-put_raw(const char *d, const char *key, const char *val, size_t len)
-{
-	char path[160];
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)val };
-
-	snprintf(path, sizeof(path), "%s/history.mdb", d);
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_mapsize(env, 1 << 24), 0);
-	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
-}
-
 /*
  * A record in a layout this version cannot read (a later version's, met
  * after a downgrade) may expect TLS: it counts as a store that cannot
@@ -565,7 +545,7 @@ put_raw(const char *d, const char *key, const char *val, size_t len)
 static void
 test_unreadable_record(void **state)
 {
-	char d[128], key[512], err[256];
+	char d[128], path[160], key[512], err[256];
 	struct sockaddr_in a = sin4("192.0.2.77");
 	struct policy_verdict v;
 	struct history_entry e;
@@ -576,7 +556,8 @@ test_unreadable_record(void **state)
 	snprintf(d, sizeof(d), "%s/layout", dir);
 	assert_int_equal(history_key("", (struct sockaddr *)&a, key,
 	    sizeof(key)), 0);
-	put_raw(d, key, "MXH9 a later layout", 19);
+	snprintf(path, sizeof(path), "%s/history.mdb", d);
+	lmdb_put_raw(path, key, "MXH9 a later layout", 19);
 	assert_non_null(h = history_open(d, err, sizeof(err)));
 	assert_int_equal(history_get(h, "", (struct sockaddr *)&a, &e),
 	    HISTORY_UNREADABLE);

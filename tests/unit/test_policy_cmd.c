@@ -39,6 +39,7 @@
 #include "tests/unit/cmdcapture.h"
 #include "tests/unit/cmdstubs.h"
 #include "tests/unit/dnsmsg.h"
+#include "tests/unit/lmdbraw.h"
 
 int
 cmd_json_set(json_t *o, const char *key, const char *s)
@@ -58,23 +59,12 @@ corrupt(const char *domain)
 {
 	char path[400], err[256];
 	struct sts_cache *c;
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-	MDB_val k = { strlen(domain), (void *)domain };
-	MDB_val v = { 5, "junk!" };
 
 	c = sts_cache_open_limits(dir, 0, 0, 0, err, sizeof(err));
 	assert_non_null(c);
 	sts_cache_close(c);
 	snprintf(path, sizeof(path), "%s/sts-cache.mdb", dir);
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR, 0600), 0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
-	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	lmdb_put_raw(path, domain, "junk!", 5);
 }
 
 static const struct zrr zone[] = {
