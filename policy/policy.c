@@ -153,6 +153,21 @@ struct bgref {
 	char		 id[STS_ID_MAX + 1];	/* the cached id */
 };
 
+/* A domain whose background refresh failed sits out rounds: 1 after its
+ * first failure, doubling to BG_SKIP_MAX, so domains whose policy hosts
+ * never answer (an attacker's, which could otherwise be the soonest to
+ * expire round after round) do not take every place of a round from the
+ * rest.  At most BG_FAILS_MAX are remembered (the oldest forgotten). */
+struct bgfail {
+	struct bgfail	*next;
+	char		 domain[256];
+	unsigned	 fails;
+	unsigned	 skip;		/* rounds still to sit out */
+};
+
+#define BG_SKIP_MAX	8
+#define BG_FAILS_MAX	4096
+
 #define RETIRED_MAX	8
 
 struct policy {
@@ -168,6 +183,8 @@ struct policy {
 	int		 refresh_max;		/* fetches a round starts */
 	struct ev_timer	*refresh_tmr;
 	struct bgref	*bgrefs;
+	struct bgfail	*bgfails;	/* newest first */
+	int		 nbgfails;
 	uint32_t	 mark;
 	struct ovr_table ovr;
 	struct ovr_table modes;		/* enforcement_override */
@@ -445,6 +462,12 @@ policy_free(struct policy *p)
 	ev_timer_free(p->swap_tmr);
 	while (p->bgrefs != NULL)
 		bgref_free(p->bgrefs);
+	while (p->bgfails != NULL) {
+		struct bgfail *bf = p->bgfails;
+
+		p->bgfails = bf->next;
+		free(bf);
+	}
 	while (p->fetches != NULL)
 		fetch_free(p->fetches);
 	redis_free(p->rs);
@@ -1561,6 +1584,55 @@ refresh_result(const char *domain, const char *id, const char *result,
 	    "background timer"), 1);
 }
 
+static struct bgfail **
+bgfail_find(struct policy *p, const char *domain)
+{
+	struct bgfail **pp;
+
+	for (pp = &p->bgfails; *pp != NULL; pp = &(*pp)->next)
+		if (strcmp((*pp)->domain, domain) == 0)
+			return pp;
+	return NULL;
+}
+
+/* A background refresh of domain ended: ok forgets its failures, else
+ * one more sets the rounds it sits out (struct bgfail). */
+static void
+bgfail_note(struct policy *p, const char *domain, int ok)
+{
+	struct bgfail **pp = bgfail_find(p, domain), *bf = NULL;
+
+	if (pp != NULL) {
+		bf = *pp;
+		*pp = bf->next;		/* unlinked; put back first below */
+		p->nbgfails--;
+	}
+	if (ok) {
+		free(bf);
+		return;
+	}
+	if (bf == NULL) {
+		if ((bf = calloc(1, sizeof(*bf))) == NULL)
+			return;
+		snprintf(bf->domain, sizeof(bf->domain), "%s", domain);
+	}
+	if (bf->fails < 31)
+		bf->fails++;
+	/* 1, 2, 4, then BG_SKIP_MAX rounds; the next round's start counts
+	 * one off before it looks */
+	bf->skip = (bf->fails < 4 ? 1u << (bf->fails - 1) : BG_SKIP_MAX) + 1;
+	bf->next = p->bgfails;
+	p->bgfails = bf;
+	if (++p->nbgfails > BG_FAILS_MAX) {
+		/* the oldest goes */
+		for (pp = &p->bgfails; (*pp)->next != NULL; pp = &(*pp)->next)
+			;
+		free(*pp);
+		*pp = NULL;
+		p->nbgfails--;
+	}
+}
+
 static void
 sts_resolved(struct policy_req *r)
 {
@@ -1636,6 +1708,9 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 	if (f->background)
 		refresh_result(f->domain, f->id, ok == 0 ? "ok" : "error",
 		    ok == 0 ? NULL : reason, ok == 0 ? sp->max_age : 0);
+	/* any fetch that worked ends the domain's sitting out */
+	if (f->background || ok == 0)
+		bgfail_note(p, f->domain, ok == 0);
 	while (f->waiters != NULL) {
 		struct policy_req *r = f->waiters;
 
@@ -1786,7 +1861,9 @@ sts_names_refused(struct policy_req *r)
  * fails (RFC 8461 section 5.1).  fetch_done() stores a fetched policy; a
  * failed fetch leaves the cached one as it is.  A round starts nothing for
  * a domain whose refresh or fetch still runs, so at most sts_refresh_max
- * background fetches are started per interval.
+ * background fetches are started per interval.  A domain whose background
+ * refresh failed sits out the next rounds (struct bgfail), and the next
+ * due ones take its place.
  */
 
 static void
@@ -1874,20 +1951,40 @@ refresh_round(void *arg)
 {
 	struct policy *p = arg;
 	struct sts_cache_due *due;
+	struct bgfail *bf;
 	struct bgref *b;
 	char name[300], err[160];
-	size_t n, i;
+	size_t n, i, ncand;
+	int started = 0;
 
 	refresh_arm(p);
 	if (!p->sts_enable || p->cache == NULL)
 		return;
-	if ((due = calloc((size_t)p->refresh_max, sizeof(*due))) == NULL)
+	for (bf = p->bgfails; bf != NULL; bf = bf->next)
+		if (bf->skip > 0)
+			bf->skip--;
+	/* more candidates than places: those sitting out make room for the
+	 * next ones to expire */
+	ncand = (size_t)p->refresh_max + ((size_t)p->refresh_max * BG_SKIP_MAX <
+	    BG_FAILS_MAX ? (size_t)p->refresh_max * BG_SKIP_MAX :
+	    BG_FAILS_MAX);
+	if ((due = calloc(ncand, sizeof(*due))) == NULL)
 		return;
 	n = sts_cache_due(p->cache, clock_now(), p->refresh_margin,
-	    due, (size_t)p->refresh_max);
-	for (i = 0; i < n; i++) {
+	    due, ncand);
+	for (i = 0; i < n && started < p->refresh_max; i++) {
+		struct bgfail **pp;
+
 		if (refresh_running(p, due[i].domain))
 			continue;
+		if ((pp = bgfail_find(p, due[i].domain)) != NULL &&
+		    (*pp)->skip > 0) {
+			log_debug("event=sts-refresh-background-skip domain=%s "
+			    "failures=%u rounds_left=%u", due[i].domain,
+			    (*pp)->fails, (*pp)->skip);
+			continue;
+		}
+		started++;
 		snprintf(name, sizeof(name), "_mta-sts.%s", due[i].domain);
 		if (sts_dns_name_check(name, err, sizeof(err)) == -1 ||
 		    (b = calloc(1, sizeof(*b))) == NULL)

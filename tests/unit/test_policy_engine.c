@@ -212,6 +212,7 @@ static struct policy *pol;
 static int cfg_require_tls, cfg_tlsrpt;
 static uint64_t cfg_policy_timeout = 5000, cfg_dns_timeout = 2000;
 static uint64_t cfg_refresh_interval;	/* 0: the default */
+static int cfg_refresh_max;		/* 0: the default */
 static int cfg_dns_port;		/* 0: the fake's (fk.port) */
 static const char *cfg_file;		/* NULL: the defaults */
 
@@ -238,6 +239,8 @@ mkcfg(const char *const *overrides, int sts)
 	cfg->sts_fetch_timeout = 1500;
 	if (cfg_refresh_interval)
 		cfg->sts_refresh_interval = cfg_refresh_interval;
+	if (cfg_refresh_max)
+		cfg->sts_refresh_max = cfg_refresh_max;
 	cfg->sts_enable = sts;
 	cfg->tlsrpt_enable = cfg_tlsrpt;
 	free(cfg->state_dir);
@@ -889,6 +892,37 @@ test_refresh_timer(void **state)
 	assert_int_equal(after.fetched, before.fetched);
 	sts_cache_entry_clear(&before);
 	sts_cache_entry_clear(&after);
+	policy_free(p);
+}
+
+/*
+ * A domain whose background refresh fails sits out the next rounds, so
+ * one that is always the soonest to expire (an attacker's policy host
+ * that never answers) does not take every place of every round: with one
+ * place a round, the next due domain gets its refresh.  Before: only the
+ * failing one was ever tried.
+ */
+static void
+test_refresh_failing_not_first(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.bg.test\nmax_age: 86400\n";
+	struct policy *p;
+
+	/* both within the margin, both soonest of the cache; neither policy
+	 * host resolves here, so both refreshes fail */
+	cache_policy("bgfirst.test", "f1", body, 86000, 86400);
+	cache_policy("bgsecond.test", "s1", body, 85900, 86400);
+	cfg_refresh_interval = 100;
+	cfg_refresh_max = 1;
+	p = mkpolicy(NULL, 1);
+	cfg_refresh_interval = 0;
+	cfg_refresh_max = 0;
+	fk.nnames = 0;
+	wait_asked("mta-sts.bgfirst.test", 3000);
+	assert_true(asked("mta-sts.bgfirst.test") > 0);
+	wait_asked("_mta-sts.bgsecond.test", 3000);
+	assert_true(asked("_mta-sts.bgsecond.test") > 0);
 	policy_free(p);
 }
 
@@ -1953,6 +1987,7 @@ main(void)
 		cmocka_unit_test(test_refresh_txt_servfail),
 		cmocka_unit_test(test_no_refresh_when_fresh),
 		cmocka_unit_test(test_refresh_timer),
+		cmocka_unit_test(test_refresh_failing_not_first),
 		cmocka_unit_test(test_no_refresh_timer_by_default),
 		cmocka_unit_test(test_long_domain_sts_refused),
 		cmocka_unit_test(test_expired_is_no_policy),
