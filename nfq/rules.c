@@ -181,6 +181,12 @@ struct twant {
 	struct rbuf	 rules;
 };
 
+/* The closed guard's last rule: what reaches it is refused, a reset sent
+ * back (the MTA defers at once instead of timing out); a RST carries no
+ * mail and answers nothing, so it may go. */
+#define REFUSE_REST	"-p tcp -m tcp ! --tcp-flags RST RST " \
+	"-j REJECT --reject-with tcp-reset"
+
 static void
 add_bypass_returns(const struct config *c, int family, struct rbuf *r)
 {
@@ -268,6 +274,14 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		rbuf_printf(&w[T_FILTER].rules,
 		    "-m mark --mark 0x%x/0x%x -j RETURN\n"
 		    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n", up, m);
+		/* fail_mode = closed: a port-25 packet that was neither
+		 * redirected (it would carry divert_port by now) nor bypassed
+		 * belongs to a flow established before the rules went in
+		 * (nat sees a flow's first packet only): refused */
+		if (is_closed(c)) {
+			add_bypass_returns(c, family, &w[T_FILTER].rules);
+			rbuf_printf(&w[T_FILTER].rules, "%s\n", REFUSE_REST);
+		}
 		return;
 	}
 
@@ -302,9 +316,13 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 	 * flushed), cannot track (INVALID) or was told not to (UNTRACKED)
 	 * was never queued nor diverted, and would go direct: dropped, our
 	 * own marked sockets' packets aside (the MTA retries with a SYN).
-	 * fail_mode = closed: a new flow that no verdict diverted or let
-	 * through (the queue had no listener) is refused, whatever else may
-	 * have set bits of its connmark. */
+	 * fail_mode = closed: every packet of a flow that no verdict
+	 * diverted or let through is refused, whatever else may have set
+	 * bits of its connmark: a new flow's SYN (the queue had no listener),
+	 * and a flow established before the rules went in (conntrack knows
+	 * it, connmark 0: its segments are neither SYNs nor NEW), which
+	 * would otherwise go on to the MX direct for as long as the MTA
+	 * keeps it. */
 	w[T_FILTER].want = 1;
 	rbuf_printf(&w[T_FILTER].rules,
 	    "-m mark --mark 0x%x/0x%x -j RETURN\n"
@@ -315,9 +333,7 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		rbuf_printf(&w[T_FILTER].rules,
 		    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
 		    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
-		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
-		    "--ctstate NEW -j REJECT --reject-with tcp-reset\n",
-		    in, m, up, m);
+		    "%s\n", in, m, up, m, REFUSE_REST);
 }
 
 /* What an iptables-save section says about mxguard. */
@@ -544,6 +560,30 @@ rules_ipt_created_empty(const char *before, const char *after,
 
 /* ------------------------------------------------------------ nftables */
 
+/* REFUSE_REST in nft */
+#define NFT_REFUSE_REST	"tcp flags & rst == 0 reject with tcp reset"
+
+/* The bypass lists as return statements (the lists were checked). */
+static void
+nft_bypass_returns(const struct config *c, struct rbuf *o)
+{
+	int i, j;
+
+	for (i = 0; i < 2; i++) {
+		const struct strlist *l = i ? &c->bypass_dst : &c->bypass_src;
+
+		for (j = 0; j < l->n; j++) {
+			struct cidr x;
+			char b[64];
+
+			cidr_parse(l->v[j], &x);
+			rbuf_printf(o, "\t\t%s %s %s return\n",
+			    x.family == AF_INET ? "ip" : "ip6",
+			    i ? "daddr" : "saddr", cidr_str(&x, b, sizeof(b)));
+		}
+	}
+}
+
 int
 rules_nft_script(const struct config *c, struct rbuf *o, char *err,
     size_t errsz)
@@ -554,7 +594,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	int local = is_local(c), tp = rules_tproxy_needed(c);
 	struct rbuf lob = { 0 };
 	const char *lo;
-	int i, j;
+	int i;
 
 	if (check_cidrs(c, err, errsz) == -1)
 		return -1;
@@ -601,20 +641,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    "return\n\t\t%s\n", ch, local ? "output" : "prerouting",
 			    lo);
 		rbuf_printf(o, "\t\tmeta mark & 0x%x == 0x%x return\n", m, up);
-		for (i = 0; i < 2; i++) {
-			const struct strlist *l = i ? &c->bypass_dst : &c->bypass_src;
-
-			for (j = 0; j < l->n; j++) {
-				struct cidr x;
-				char b[64];
-
-				cidr_parse(l->v[j], &x);
-				rbuf_printf(o, "\t\t%s %s %s return\n",
-				    x.family == AF_INET ? "ip" : "ip6",
-				    i ? "daddr" : "saddr",
-				    cidr_str(&x, b, sizeof(b)));
-			}
-		}
+		nft_bypass_returns(c, o);
 		if (tp)
 			rbuf_printf(o, "\t\tmeta nfproto ipv4 meta l4proto tcp tproxy ip to :%d "
 			    "meta mark set meta mark & 0x%x | 0x%x accept\n"
@@ -625,12 +652,18 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			rbuf_printf(o, "\t\tmeta l4proto tcp redirect to :%d\n", c->divert_port);
 		rbuf_printf(o, "\t}\n");
 		/* the guard of what nat never sees: see want_ipt() */
-		if (!tp)
+		if (!tp) {
 			rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
 			    "priority filter; policy accept;\n\t\ttcp dport != 25 "
 			    "return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
-			    "\t\tct state invalid,untracked drop\n\t}\n",
+			    "\t\tct state invalid,untracked drop\n",
 			    local ? "output" : "forward", lo, m, up);
+			if (is_closed(c)) {
+				nft_bypass_returns(c, o);
+				rbuf_printf(o, "\t\t%s\n", NFT_REFUSE_REST);
+			}
+			rbuf_printf(o, "\t}\n");
+		}
 		rbuf_printf(o, "}\n");
 		goto done;
 	}
@@ -664,8 +697,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	if (is_closed(c))
 		rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
 		    "\t\tct mark & 0x%x == 0x%x return\n"
-		    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
-		    "reject with tcp reset\n", m, in, m, up);
+		    "\t\t%s\n", m, in, m, up, NFT_REFUSE_REST);
 	rbuf_printf(o, "\t}\n");
 	rbuf_printf(o, "}\n");
 done:

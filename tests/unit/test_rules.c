@@ -70,8 +70,9 @@ test_local_closed(void **state)
 	assert_true(has(s, "*nat\n:MXGUARD_DIVERT - [0:0]\n-A MXGUARD_DIVERT -p tcp -m connmark --mark 0x4d49/0xffff -j REDIRECT --to-ports 10025\n"));
 	/* the guard: our own packets leave; a packet no SYN began that
 	 * conntrack files as NEW (picked up mid-stream), or cannot or may
-	 * not track, is dropped; a new flow neither diverted nor let
-	 * through is refused, whatever other bits its connmark has */
+	 * not track, is dropped; every packet of a flow neither diverted
+	 * nor let through (a new one, or one established before the rules)
+	 * is refused, whatever other bits its connmark has, RSTs aside */
 	assert_true(has(s, "*filter\n:MXGUARD_GUARD - [0:0]\n"
 	    "-A MXGUARD_GUARD -m mark --mark 0x4d58/0xffff -j RETURN\n"
 	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
@@ -79,8 +80,8 @@ test_local_closed(void **state)
 	    "-m conntrack --ctstate NEW -j DROP\n"
 	    "-A MXGUARD_GUARD -m connmark --mark 0x4d49/0xffff -j RETURN\n"
 	    "-A MXGUARD_GUARD -m connmark --mark 0x4d58/0xffff -j RETURN\n"
-	    "-A MXGUARD_GUARD -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
-	    "-m conntrack --ctstate NEW -j REJECT --reject-with tcp-reset\n"));
+	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST "
+	    "-j REJECT --reject-with tcp-reset\n"));
 	assert_false(has(s, "--mark 0x0/"));
 	assert_false(has(s, "TPROXY"));
 	free(s);
@@ -174,7 +175,7 @@ test_gateway_interfaces(void **state)
 static void
 test_steering_none(void **state)
 {
-	struct config *c = cfg("steering = none\n"
+	struct config *c = cfg("steering = none\nfail_mode = open\n"
 	    "bypass_dst = 192.0.2.0/24 2001:db8::/32\nbypass_src = 10.1.2.3\n");
 	char *s4 = script(c, 4, 1, ""), *s6 = script(c, 6, 1, "");
 
@@ -327,15 +328,15 @@ test_nft(void **state)
 	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n"
 	    "\t\tct mark & 0xffff == 0x4d49 return\n"
 	    "\t\tct mark & 0xffff == 0x4d58 return\n"
-	    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
-	    "reject with tcp reset\n"));
+	    "\t\ttcp flags & rst == 0 reject with tcp reset\n"));
 	assert_false(has(b.s, "ct mark & 0xffff == 0 "));
 	assert_true(has(b.s, "tcp flags & (fin|syn|rst|ack) == syn ct state "
 	    "!= new ct status & dnat == 0 meta mark & 0xffff != 0x4d58 "
 	    "drop\n"));
 	rbuf_free(&b);
 	config_free(c);
-	c = cfg("steering = none\nbypass_dst = 2001:db8::/32\n");
+	c = cfg("steering = none\nfail_mode = open\n"
+	    "bypass_dst = 2001:db8::/32\n");
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
 	assert_false(has(b.s, "queue"));
 	assert_true(has(b.s, "ip6 daddr 2001:db8::/32 return"));
@@ -354,6 +355,69 @@ test_nft(void **state)
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
 	assert_false(has(b.s, "chain guard"));
 	rbuf_free(&b);
+	config_free(c);
+}
+
+/*
+ * fail_mode = closed: a flow established before the rules went in is
+ * known to conntrack (connmark 0), so its segments are neither SYNs nor
+ * NEW: the guard refuses every port-25 packet that nothing diverted or
+ * let through, RSTs aside, with either steering and either backend; the
+ * bypass lists stay open.  fail_mode = open refuses nothing.
+ */
+static void
+test_closed_refuses_established(void **state)
+{
+	struct config *c = cfg("steering = none\nfail_mode = closed\n"
+	    "bypass_dst = 192.0.2.0/24 2001:db8::/32\nbypass_src = 10.1.2.3\n");
+	char *s4 = script(c, 4, 1, ""), *s6 = script(c, 6, 1, "");
+	struct rbuf b = { 0 };
+	char err[256];
+
+	assert_true(has(s4, "*filter\n:MXGUARD_GUARD - [0:0]\n"
+	    "-A MXGUARD_GUARD -m mark --mark 0x4d58/0xffff -j RETURN\n"
+	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
+	    "-A MXGUARD_GUARD -s 10.1.2.3/32 -j RETURN\n"
+	    "-A MXGUARD_GUARD -d 192.0.2.0/24 -j RETURN\n"
+	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST "
+	    "-j REJECT --reject-with tcp-reset\n-I OUTPUT 1 "));
+	assert_true(has(s6, "-A MXGUARD_GUARD -d 2001:db8::/32 -j RETURN\n"
+	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST "
+	    "-j REJECT --reject-with tcp-reset\n"));
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "\t\tct state invalid,untracked drop\n"
+	    "\t\tip saddr 10.1.2.3/32 return\n"
+	    "\t\tip daddr 192.0.2.0/24 return\n"
+	    "\t\tip6 daddr 2001:db8::/32 return\n"
+	    "\t\ttcp flags & rst == 0 reject with tcp reset\n\t}\n}\n"));
+	rbuf_free(&b);
+	free(s4);
+	free(s6);
+	config_free(c);
+	/* NFQUEUE steering: not only a new flow's SYN */
+	c = cfg("fail_mode = closed\n");
+	s4 = script(c, 4, 1, "");
+	assert_false(has(s4, "--ctstate NEW -j REJECT"));
+	assert_true(has(s4, "-A MXGUARD_GUARD -m connmark --mark 0x4d58/0xffff "
+	    "-j RETURN\n-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST "
+	    "-j REJECT --reject-with tcp-reset\n"));
+	free(s4);
+	config_free(c);
+	/* gateway: the outside interfaces stay open too */
+	c = cfg("rules_mode = gateway\nsteering = none\nfail_mode = closed\n"
+	    "bypass_interfaces = wan0\n");
+	s4 = script(c, 4, 1, "");
+	assert_true(has(s4, ":MXGUARD_GUARD - [0:0]\n"
+	    "-A MXGUARD_GUARD -i wan0 -j RETURN\n"));
+	assert_true(has(s4, "! --tcp-flags RST RST -j REJECT"));
+	assert_true(has(s4, "-I FORWARD 1 ! -i lo "));
+	free(s4);
+	config_free(c);
+	/* open: nothing refused, either steering */
+	c = cfg("steering = none\nfail_mode = open\n");
+	s4 = script(c, 4, 1, "");
+	assert_false(has(s4, "REJECT"));
+	free(s4);
 	config_free(c);
 }
 
@@ -400,6 +464,7 @@ main(void)
 		cmocka_unit_test(test_gateway_tproxy),
 		cmocka_unit_test(test_gateway_interfaces),
 		cmocka_unit_test(test_steering_none),
+		cmocka_unit_test(test_closed_refuses_established),
 		cmocka_unit_test(test_refusal_set),
 		cmocka_unit_test(test_reinstall_and_remove),
 		cmocka_unit_test(test_created_empty),
