@@ -36,6 +36,17 @@ for k in "DefaultDependencies=no" "Before=network-pre.target mxguard.service" \
 	"ExecStart=/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules boot"; do
 	assert "mxguard-rules.service has $k" grep -qF -- "$k" "$ROOT/systemd/mxguard-rules.service"
 done
+# ... and after the host's firewall units, which run before network-pre
+# too and replace the whole ruleset (nftables.conf's `flush ruleset` takes
+# the iptables-nft tables as well): unordered, they could take the early
+# rules away at boot; a restart or reload of nftables.service installs them
+# again
+for k in "After=nftables.service netfilter-persistent.service" \
+	"PartOf=nftables.service netfilter-persistent.service" \
+	"ReloadPropagatedFrom=nftables.service" \
+	"ExecReload=/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules boot"; do
+	assert "mxguard-rules.service has $k" grep -qF -- "$k" "$ROOT/systemd/mxguard-rules.service"
+done
 assert "mxguard.service wants and enables mxguard-rules.service" bash -c \
 	"grep -q '^Wants=.*mxguard-rules.service' '$unit' && grep -q '^After=.*mxguard-rules.service' '$unit' && grep -q '^Also=mxguard-rules.service' '$unit'"
 assert "RestrictAddressFamilies includes AF_NETLINK AF_UNIX AF_INET AF_INET6" \
