@@ -244,12 +244,18 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		 * expired it starts a NEW flow that is decided as any other.
 		 * An old entry that was diverted (DNAT: REDIRECT) still takes
 		 * the flow to mxguard and is let through.  (A reopen after FIN
-		 * is NEW already: conntrack deletes the old entry itself.) */
+		 * is NEW already: conntrack deletes the old entry itself.)
+		 * The mirror case: a SYN of our own filed under an MTA entry
+		 * that was diverted (we reset it, and our connect drew its
+		 * port) would follow the old binding into our own listener;
+		 * dropped too, until the entry has expired. */
 		w[T_MANGLE].want = 1;
 		rbuf_printf(&w[T_MANGLE].rules,
 		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
-		    "! --ctstate NEW,DNAT -m mark ! --mark 0x%x/0x%x -j DROP\n",
-		    up, m);
+		    "! --ctstate NEW,DNAT -m mark ! --mark 0x%x/0x%x -j DROP\n"
+		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
+		    "--ctstate DNAT -m mark --mark 0x%x/0x%x -j DROP\n",
+		    up, m, up, m);
 	}
 	if (!is_nfq(c)) {
 		/* steering=none: every port-25 flow but our own is diverted */
@@ -627,7 +633,10 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		if (local)
 			rbuf_printf(o, "\t\ttcp flags & (fin|syn|rst|ack) == syn "
 			    "ct state != new ct status & dnat == 0 "
-			    "meta mark & 0x%x != 0x%x drop\n", m, up);
+			    "meta mark & 0x%x != 0x%x drop\n"
+			    "\t\ttcp flags & (fin|syn|rst|ack) == syn "
+			    "ct status & dnat != 0 meta mark & 0x%x == 0x%x drop\n",
+			    m, up, m, up);
 		if (!is_nfq(c) && !tp)	/* the rest is in the nat chain */
 			rbuf_printf(o, "\t}\n");
 	}

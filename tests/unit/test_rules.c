@@ -54,11 +54,15 @@ test_local_closed(void **state)
 
 	/* first: a SYN that conntrack files under an old connection (not
 	 * NEW: the nat table and the queue would never see it) and that is
-	 * not from our own sockets is dropped */
+	 * not from our own sockets is dropped; one of our own on an old
+	 * diverted entry too (it would follow the binding into our own
+	 * listener) */
 	assert_true(has(s, "*mangle\n:MXGUARD_STEER - [0:0]\n"
 	    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
 	    "-m conntrack ! --ctstate NEW,DNAT -m mark ! --mark 0x4d58/0xffff "
 	    "-j DROP\n"
+	    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
+	    "-m conntrack --ctstate DNAT -m mark --mark 0x4d58/0xffff -j DROP\n"
 	    "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK"));
 	/* own sockets and BYPASS verdicts first, then the queue */
 	assert_true(has(s, "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK --save-mark"));
@@ -180,11 +184,14 @@ test_steering_none(void **state)
 	char *s4 = script(c, 4, 1, ""), *s6 = script(c, 6, 1, "");
 
 	assert_false(has(s4, "NFQUEUE"));
-	/* local: the mangle chain holds only the stale-SYN drop */
+	/* local: the mangle chain holds only the stale-SYN drops */
 	assert_true(has(s4, "*mangle\n:MXGUARD_STEER - [0:0]\n"
 	    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
 	    "-m conntrack ! --ctstate NEW,DNAT -m mark ! --mark 0x4d58/0xffff "
-	    "-j DROP\n-I OUTPUT 1 "));
+	    "-j DROP\n"
+	    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN "
+	    "-m conntrack --ctstate DNAT -m mark --mark 0x4d58/0xffff -j DROP\n"
+	    "-I OUTPUT 1 "));
 	assert_true(has(s4, "-A MXGUARD_DIVERT -m mark --mark 0x4d58/0xffff -j RETURN\n"
 	    "-A MXGUARD_DIVERT -s 10.1.2.3/32 -j RETURN\n"
 	    "-A MXGUARD_DIVERT -d 192.0.2.0/24 -j RETURN\n"
@@ -332,7 +339,8 @@ test_nft(void **state)
 	assert_false(has(b.s, "ct mark & 0xffff == 0 "));
 	assert_true(has(b.s, "tcp flags & (fin|syn|rst|ack) == syn ct state "
 	    "!= new ct status & dnat == 0 meta mark & 0xffff != 0x4d58 "
-	    "drop\n"));
+	    "drop\n\t\ttcp flags & (fin|syn|rst|ack) == syn ct status & "
+	    "dnat != 0 meta mark & 0xffff == 0x4d58 drop\n"));
 	rbuf_free(&b);
 	config_free(c);
 	c = cfg("steering = none\nfail_mode = open\n"
@@ -341,7 +349,9 @@ test_nft(void **state)
 	assert_false(has(b.s, "queue"));
 	assert_true(has(b.s, "ip6 daddr 2001:db8::/32 return"));
 	assert_true(has(b.s, "ct state != new ct status & dnat == 0 "
-	    "meta mark & 0xffff != 0x4d58 drop\n\t}\n\tchain divert {"));
+	    "meta mark & 0xffff != 0x4d58 drop\n\t\ttcp flags & "
+	    "(fin|syn|rst|ack) == syn ct status & dnat != 0 meta mark & "
+	    "0xffff == 0x4d58 drop\n\t}\n\tchain divert {"));
 	/* what nat never sees (untracked, invalid) is dropped */
 	assert_true(has(b.s, "redirect to :10025\n\t}\n\tchain guard {\n"
 	    "\t\ttype filter hook output priority filter; policy accept;\n"
