@@ -37,6 +37,11 @@
  * never given up while the queue is open: a late verdict still frees the
  * packet's slot, a forgotten one would hold it until a restart.  Sends
  * failing for longer than NFQ_STALL_MS are logged every NFQ_STALL_LOG_MS.
+ *
+ * A reload that takes an address or prefix out of bypass_src/bypass_dst
+ * also deletes the conntrack entries of the flows those entries let
+ * through (ct_forget()): their segments are neither SYNs nor NEW, so they
+ * would go on to the MX direct for as long as the MTA keeps them.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -45,6 +50,7 @@
 #include <linux/netlink.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -893,6 +899,281 @@ nfq_close(struct nfq *q)
 	free(q);
 }
 
+/* ------------------------------------------------------------ forgetting */
+
+#define CT_BUF		16384
+#define CT_MAX_FORGET	4096	/* entries deleted at one reload, at most */
+
+/* An attribute of type `type` among those in [p, p + len), or NULL. */
+static const struct nlattr *
+attr_find(const void *p, size_t len, uint16_t type)
+{
+	const struct nlattr *a = p;
+
+	while (len >= NLA_HDRLEN && a->nla_len >= NLA_HDRLEN &&
+	    a->nla_len <= len) {
+		size_t step = NLA_ALIGN(a->nla_len);
+
+		if ((a->nla_type & NLA_TYPE_MASK) == type)
+			return a;
+		if (step >= len)
+			break;
+		len -= step;
+		a = (const struct nlattr *)((const char *)a + step);
+	}
+	return NULL;
+}
+
+static const void *
+attr_data(const struct nlattr *a)
+{
+	return (const char *)a + NLA_HDRLEN;
+}
+
+static size_t
+attr_len(const struct nlattr *a)
+{
+	return a->nla_len - NLA_HDRLEN;
+}
+
+/* Let through by the old lists, and not by the new ones. */
+static int
+was_bypassed(const struct nfq_lists *old, const struct nfq_lists *new,
+    int family, const void *s, const void *d)
+{
+	if (!in_list(old->src, old->nsrc, family, s) &&
+	    !in_list(old->dst, old->ndst, family, d))
+		return 0;
+	return !in_list(new->src, new->nsrc, family, s) &&
+	    !in_list(new->dst, new->ndst, family, d);
+}
+
+/* One conntrack entry to delete: its original tuple attribute as the
+ * kernel gave it, and its zone. */
+struct ct_victim {
+	uint8_t		 family;
+	uint16_t	 zone;
+	int		 has_zone;
+	size_t		 len;
+	char		 tuple[128];
+};
+
+/* From one dumped entry: a port-25 TCP flow with connmark BYPASS that the
+ * old lists let through and the new ones do not?  Fills v. */
+static int
+ct_victim_of(const struct nfq *q, const struct nfq_lists *old,
+    const struct nlmsghdr *h, struct ct_victim *v)
+{
+	const struct nfgenmsg *g = NLMSG_DATA(h);
+	const char *p = (const char *)g + NLA_ALIGN(sizeof(*g));
+	const struct nlattr *mark, *tup, *ip, *proto, *a, *s, *d, *z;
+	size_t len;
+	uint32_t m;
+	int v6 = g->nfgen_family == AF_INET6;
+
+	if (h->nlmsg_len < NLMSG_LENGTH(NLA_ALIGN(sizeof(*g))))
+		return 0;
+	len = h->nlmsg_len - NLMSG_LENGTH(NLA_ALIGN(sizeof(*g)));
+	if ((mark = attr_find(p, len, CTA_MARK)) == NULL ||
+	    attr_len(mark) != 4 ||
+	    (tup = attr_find(p, len, CTA_TUPLE_ORIG)) == NULL ||
+	    tup->nla_len > sizeof(v->tuple))
+		return 0;
+	memcpy(&m, attr_data(mark), 4);
+	if ((ntohl(m) & q->mark_mask) != (q->bypass_mark & q->mark_mask))
+		return 0;
+	if ((ip = attr_find(attr_data(tup), attr_len(tup), CTA_TUPLE_IP)) ==
+	    NULL || (proto = attr_find(attr_data(tup), attr_len(tup),
+	    CTA_TUPLE_PROTO)) == NULL)
+		return 0;
+	a = attr_find(attr_data(proto), attr_len(proto), CTA_PROTO_NUM);
+	if (a == NULL || attr_len(a) < 1 ||
+	    *(const uint8_t *)attr_data(a) != IPPROTO_TCP)
+		return 0;
+	a = attr_find(attr_data(proto), attr_len(proto), CTA_PROTO_DST_PORT);
+	if (a == NULL || attr_len(a) < 2 ||
+	    *(const uint16_t *)attr_data(a) != htons(25))
+		return 0;
+	s = attr_find(attr_data(ip), attr_len(ip), v6 ? CTA_IP_V6_SRC :
+	    CTA_IP_V4_SRC);
+	d = attr_find(attr_data(ip), attr_len(ip), v6 ? CTA_IP_V6_DST :
+	    CTA_IP_V4_DST);
+	if (s == NULL || d == NULL || attr_len(s) != (v6 ? 16u : 4u) ||
+	    attr_len(d) != attr_len(s) || !was_bypassed(old, &q->lists,
+	    v6 ? AF_INET6 : AF_INET, attr_data(s), attr_data(d)))
+		return 0;
+	v->family = g->nfgen_family;
+	v->len = tup->nla_len;
+	memcpy(v->tuple, tup, tup->nla_len);
+	z = attr_find(p, len, CTA_ZONE);
+	v->has_zone = z != NULL && attr_len(z) == 2;
+	if (v->has_zone)
+		memcpy(&v->zone, attr_data(z), 2);
+	return 1;
+}
+
+static struct nlmsghdr *
+ct_msg(char *buf, uint16_t type, uint16_t flags, uint8_t family, uint32_t seq)
+{
+	struct nlmsghdr *h = (struct nlmsghdr *)buf;
+	struct nfgenmsg *g = NLMSG_DATA(h);
+
+	memset(buf, 0, NLMSG_LENGTH(NLA_ALIGN(sizeof(*g))));
+	h->nlmsg_len = NLMSG_LENGTH(NLA_ALIGN(sizeof(*g)));
+	h->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | type;
+	h->nlmsg_flags = NLM_F_REQUEST | flags;
+	h->nlmsg_seq = seq;
+	g->nfgen_family = family;
+	g->version = NFNETLINK_V0;
+	return h;
+}
+
+static void
+ct_put(struct nlmsghdr *h, const void *attr, size_t len)
+{
+	memcpy((char *)h + NLMSG_ALIGN(h->nlmsg_len), attr, len);
+	h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + NLA_ALIGN(len);
+}
+
+/* Reads the dump's answers into v (at most max); the number, or -1. */
+static int
+ct_dump(const struct nfq *q, int fd, const struct nfq_lists *old,
+    struct ct_victim *v, int max, char *err, size_t errsz)
+{
+	char buf[CT_BUF];
+	int n = 0;
+
+	for (;;) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		struct nlmsghdr *h;
+		ssize_t r;
+
+		if (poll(&pfd, 1, 2000) <= 0) {
+			snprintf(err, errsz, "no answer from ctnetlink");
+			return -1;
+		}
+		if ((r = recv(fd, buf, sizeof(buf), 0)) == -1) {
+			if (errno == EINTR)
+				continue;
+			snprintf(err, errsz, "ctnetlink dump: %s",
+			    strerror(errno));
+			return -1;
+		}
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)r);
+		    h = NLMSG_NEXT(h, r)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return n;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+
+				snprintf(err, errsz, "ctnetlink dump: %s",
+				    strerror(-e->error));
+				return -1;
+			}
+			if (n < max && ct_victim_of(q, old, h, &v[n]))
+				n++;
+		}
+	}
+}
+
+/* Deletes one entry; a 0 or ENOENT answer (gone meanwhile) is fine. */
+static int
+ct_delete(int fd, const struct ct_victim *v, uint32_t seq)
+{
+	char buf[512];
+	struct nlmsghdr *h = ct_msg(buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK,
+	    v->family, seq);
+	struct pollfd pfd = { fd, POLLIN, 0 };
+	ssize_t r;
+
+	ct_put(h, v->tuple, v->len);
+	if (v->has_zone) {
+		char za[NLA_HDRLEN + 4] = { 0 };
+		struct nlattr *a = (struct nlattr *)za;
+
+		a->nla_type = CTA_ZONE;
+		a->nla_len = NLA_HDRLEN + 2;
+		memcpy(za + NLA_HDRLEN, &v->zone, 2);
+		ct_put(h, za, a->nla_len);
+	}
+	if (send(fd, buf, h->nlmsg_len, 0) != (ssize_t)h->nlmsg_len ||
+	    poll(&pfd, 1, 2000) <= 0 ||
+	    (r = recv(fd, buf, sizeof(buf), 0)) < (ssize_t)NLMSG_LENGTH(
+	    sizeof(struct nlmsgerr)))
+		return -1;
+	h = (struct nlmsghdr *)buf;
+	if (h->nlmsg_type == NLMSG_ERROR) {
+		int e = -((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+
+		return e == 0 || e == ENOENT ? 0 : -1;
+	}
+	return 0;
+}
+
+/*
+ * After a reload: the port-25 flows with connmark BYPASS that the old
+ * lists let through and the new ones do not are forgotten by conntrack.
+ * Their next segment is then a mid-stream pickup, which the guard drops;
+ * the MTA's connection fails and its retry is decided anew.  (Our own
+ * upstream connections go to destinations that were not bypassed, so
+ * never match; if one did, its packets carry our mark and pass.)
+ */
+static void
+ct_forget(struct nfq *q, const struct nfq_lists *old)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	struct ct_victim *v = NULL;
+	char buf[256], err[256] = "", qe[300];
+	struct nlmsghdr *h;
+	uint32_t mk = htonl(q->bypass_mark & q->mark_mask);
+	uint32_t mm = htonl(q->mark_mask);
+	int fd, n = 0, i, gone = 0;
+
+	if (old->nsrc + old->ndst == 0)
+		return;
+	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
+	    NETLINK_NETFILTER)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		snprintf(err, sizeof(err), "ctnetlink socket: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	if ((v = calloc(CT_MAX_FORGET, sizeof(*v))) == NULL) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	/* the kernel filters by connmark where it can; ct_victim_of()
+	 * checks it again */
+	h = ct_msg(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC, 1);
+	attr_put_be32(h, CTA_MARK, ntohl(mk));
+	attr_put_be32(h, CTA_MARK_MASK, ntohl(mm));
+	if (send(fd, buf, h->nlmsg_len, 0) != (ssize_t)h->nlmsg_len) {
+		snprintf(err, sizeof(err), "ctnetlink send: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	if ((n = ct_dump(q, fd, old, v, CT_MAX_FORGET, err,
+	    sizeof(err))) == -1)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (ct_delete(fd, &v[i], (uint32_t)i + 2) == 0)
+			gone++;
+	if (n > 0)
+		log_warn("event=nfq-bypass-forgotten flows=%d deleted=%d "
+		    "note=\"flows the old bypass lists let through: their "
+		    "next segments are dropped, the MTA retries\"", n, gone);
+	close(fd);
+	free(v);
+	return;
+fail:
+	log_err("event=nfq-bypass-forget-failed error=%s note=\"flows the "
+	    "old bypass lists let through go on direct until they end\"",
+	    log_q(qe, sizeof(qe), err));
+	if (fd != -1)
+		close(fd);
+	free(v);
+}
+
 int
 nfq_reconfigure(struct nfq *q, const struct config *cfg, char *err,
     size_t errsz)
@@ -903,13 +1184,17 @@ nfq_reconfigure(struct nfq *q, const struct config *cfg, char *err,
 	if (cfg->nfqueue_num != q->qnum)
 		log_warn("event=nfq-reconfigure note=\"nfqueue_num changes "
 		    "need a restart\"");
+	struct nfq_lists old;
+
 	if (lists_parse(cfg, &l, err, errsz) == -1)
 		return -1;
-	lists_free(&q->lists);
+	old = q->lists;
 	q->lists = l;
 	q->mark_mask = cfg->mark_mask;
 	q->intercept_mark = cfg->intercept_mark;
 	q->bypass_mark = cfg->upstream_mark;
+	ct_forget(q, &old);
+	lists_free(&old);
 	if (open_ != q->fail_open) {
 		q->fail_open = open_;
 		/* packets that arrive meanwhile are read later by the loop */
