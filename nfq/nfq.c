@@ -948,6 +948,24 @@ was_bypassed(const struct nfq_lists *old, const struct nfq_lists *new,
 	    !in_list(new->dst, new->ndst, family, d);
 }
 
+/* Every prefix of a (n entries) inside one of b: nothing let through by
+ * a is refused by b. */
+static int
+covered(const struct cidr *a, int n, const struct cidr *b, int nb)
+{
+	int i, j;
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < nb; j++)
+			if (b[j].plen <= a[i].plen &&
+			    cidr_match(&b[j], a[i].family, a[i].addr))
+				break;
+		if (j == nb)
+			return 0;
+	}
+	return 1;
+}
+
 /* One conntrack entry to delete: its original tuple attribute as the
  * kernel gave it, and its zone. */
 struct ct_victim {
@@ -1129,7 +1147,9 @@ ct_forget(struct nfq *q, const struct nfq_lists *old)
 	uint32_t mm = htonl(q->mark_mask);
 	int fd, n = 0, i, gone = 0;
 
-	if (old->nsrc + old->ndst == 0)
+	/* a reload that takes nothing out (most) asks the kernel nothing */
+	if (covered(old->src, old->nsrc, q->lists.src, q->lists.nsrc) &&
+	    covered(old->dst, old->ndst, q->lists.dst, q->lists.ndst))
 		return;
 	if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC,
 	    NETLINK_NETFILTER)) == -1 ||
