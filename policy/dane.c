@@ -881,18 +881,20 @@ resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
 		    "server's certificate");
 		return -1;
 	}
+	/* the SSL's parameters carry the reference names and the policy
+	 * clock's time (dane_tls_prepare()): without them (not copied) a
+	 * DANE-TA chain would pass for any name */
 	if (!X509_STORE_CTX_init(xc,
-	    SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), peer, chain)) {
+	    SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), peer, chain) ||
+	    !X509_STORE_CTX_set_default(xc, "ssl_server") ||
+	    !X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(xc),
+	    SSL_get0_param(ssl))) {
 		X509_STORE_CTX_free(xc);
+		ERR_clear_error();
 		snprintf(reason, reasonsz, "validation-failure");
 		snprintf(detail, detailsz, "cannot verify the resumed session");
 		return -1;
 	}
-	X509_STORE_CTX_set_default(xc, "ssl_server");
-	/* the SSL's parameters carry the policy clock's time too
-	 * (dane_tls_prepare()) */
-	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(xc),
-	    SSL_get0_param(ssl));
 	/* the key sizes a full handshake demands (OpenSSL sets them from
 	 * the security level in the handshake only) */
 	X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(xc),

@@ -384,11 +384,11 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 		return SSL_get_verify_result(ssl);
 	if ((xc = X509_STORE_CTX_new()) == NULL)
 		return X509_V_ERR_OUT_OF_MEM;
-	if (!X509_STORE_CTX_init(xc, v->tls->store, peer, chain)) {
-		X509_STORE_CTX_free(xc);
-		return X509_V_ERR_UNSPECIFIED;
+	if (!X509_STORE_CTX_init(xc, v->tls->store, peer, chain) ||
+	    !X509_STORE_CTX_set_default(xc, "ssl_server")) {
+		vr = X509_V_ERR_UNSPECIFIED;
+		goto done;
 	}
-	X509_STORE_CTX_set_default(xc, "ssl_server");
 	param = X509_STORE_CTX_get0_param(xc);
 	/* the key sizes and signature digests the handshake's own
 	 * verification demands (OpenSSL sets them from the security level
@@ -397,15 +397,20 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 	X509_VERIFY_PARAM_set_auth_level(param, SSL_get_security_level(ssl));
 	X509_VERIFY_PARAM_set_hostflags(param, name_flags(v));
 	X509_VERIFY_PARAM_set_time(param, (time_t)clock_now());
+	/* a name OpenSSL did not take is a failed check: the param
+	 * without it checks fewer names, none at all checks no name */
 	for (i = 0; i < v->tls->nnames; i++)
-		if (i == 0)
-			X509_VERIFY_PARAM_set1_host(param, v->tls->names[0], 0);
-		else
-			X509_VERIFY_PARAM_add1_host(param, v->tls->names[i], 0);
+		if (!(i == 0 ? X509_VERIFY_PARAM_set1_host(param,
+		    v->tls->names[0], 0) : X509_VERIFY_PARAM_add1_host(param,
+		    v->tls->names[i], 0))) {
+			vr = X509_V_ERR_OUT_OF_MEM;
+			goto done;
+		}
 	if (X509_verify_cert(xc) == 1)
 		vr = X509_V_OK;
 	else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
 		vr = X509_V_ERR_UNSPECIFIED;
+done:
 	X509_STORE_CTX_free(xc);
 	ERR_clear_error();
 	return vr;

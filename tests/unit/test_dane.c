@@ -6,7 +6,7 @@
  * name, an expired validity).  dane_tls_prepare() and dane_tls_check()
  * are the code under test; OpenSSL does the matching.
  */
-// WRAP: dns_query dns_cancel time
+// WRAP: dns_query dns_cancel time X509_VERIFY_PARAM_set1
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +37,26 @@
 #include "tests/unit/testcert.h"
 
 #include "fakedns.h"
+
+/* set: X509_VERIFY_PARAM_set1() fails as it does out of memory while
+ * copying the reference names (they are gone, the rest is copied) */
+static int set1_fail;
+int __real_X509_VERIFY_PARAM_set1(X509_VERIFY_PARAM *,
+    const X509_VERIFY_PARAM *);
+int __wrap_X509_VERIFY_PARAM_set1(X509_VERIFY_PARAM *,
+    const X509_VERIFY_PARAM *);
+
+int
+__wrap_X509_VERIFY_PARAM_set1(X509_VERIFY_PARAM *to,
+    const X509_VERIFY_PARAM *from)
+{
+	int rc = __real_X509_VERIFY_PARAM_set1(to, from);
+
+	if (!set1_fail)
+		return rc;
+	X509_VERIFY_PARAM_set1_host(to, NULL, 0);
+	return 0;
+}
 
 /* a leaf named cn (SAN too), or a CA */
 static X509 *
@@ -1216,6 +1236,50 @@ test_info_dup(void **s)
 	dane_info_free(c);
 }
 
+/*
+ * A resumed session verified again for DANE-TA records whose reference
+ * names could not be copied into the verification (out of memory): the
+ * check fails.  Before, the kept chain was verified without names, and a
+ * certificate for another name passed a DANE-TA verdict.
+ */
+static void
+test_resumed_names_not_copied(void **s)
+{
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL_SESSION *sess = NULL;
+	char r[48];
+	int reused, rc;
+
+	SSL_CTX_use_certificate(sctx, P.wrongname);
+	SSL_CTX_use_PrivateKey(sctx, P.leaf_key);
+	SSL_CTX_add1_chain_cert(sctx, P.ca);
+	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+	SSL_CTX_dane_enable(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+
+	/* DANE-EE takes the certificate whatever its name */
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, P.wrongname),
+	    NULL, &sess, &reused, r, sizeof(r)), 0);
+	assert_non_null(sess);
+	/* DANE-TA does not: other.test is not mx.example.test */
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, P.ca), sess,
+	    NULL, &reused, r, sizeof(r)), -1);
+	assert_true(reused);
+	assert_string_equal(r, "certificate-host-mismatch");
+	set1_fail = 1;
+	rc = hs2(sctx, cctx, info_with(1, 2, 0, 1, P.ca), sess, NULL,
+	    &reused, r, sizeof(r));
+	set1_fail = 0;
+	assert_int_equal(rc, -1);
+	assert_true(reused);
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+}
+
 int
 main(void)
 {
@@ -1247,6 +1311,7 @@ main(void)
 		cmocka_unit_test(test_other_rrset),
 		cmocka_unit_test(test_resumed_session),
 		cmocka_unit_test(test_resumed_weak_key),
+		cmocka_unit_test(test_resumed_names_not_copied),
 		cmocka_unit_test(test_session_key),
 		cmocka_unit_test(test_dane_identity_names),
 		cmocka_unit_test(test_info_dup),

@@ -8,7 +8,7 @@
  * policy_lookup() with tls_policy overrides (the resolver is unreachable,
  * so no MX is found and the override decides).
  */
-// WRAP: time
+// WRAP: time X509_VERIFY_PARAM_set1_host
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +35,25 @@
 #include "tests/unit/testcert.h"
 #include "tests/unit/timestep.h"
 #include "tests/unit/lookupwait.h"
+
+/* set: X509_VERIFY_PARAM_set1_host() fails as it does out of memory
+ * (the names already there are gone, the new one is not taken) */
+static int host_fail;
+int __real_X509_VERIFY_PARAM_set1_host(X509_VERIFY_PARAM *, const char *,
+    size_t);
+int __wrap_X509_VERIFY_PARAM_set1_host(X509_VERIFY_PARAM *, const char *,
+    size_t);
+
+int
+__wrap_X509_VERIFY_PARAM_set1_host(X509_VERIFY_PARAM *p, const char *name,
+    size_t len)
+{
+	if (host_fail) {
+		__real_X509_VERIFY_PARAM_set1_host(p, NULL, 0);
+		return 0;
+	}
+	return __real_X509_VERIFY_PARAM_set1_host(p, name, len);
+}
 
 
 static char cafile[] = "/tmp/mxg-tls-ca-XXXXXX";
@@ -744,6 +763,41 @@ test_mta_sts_cn_only(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A chain verified afresh (a leg set up for a may recipient, judged for a
+ * verify recipient) whose reference name OpenSSL did not take (out of
+ * memory): the check is failed.  Before, the chain was verified with no
+ * name at all, so any certificate from a trusted CA passed for the verify
+ * recipient's MX.
+ */
+static void
+test_fresh_name_not_taken(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *other = test_cert(k, "other.test", "other.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *ver = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c = handshake(may, other, k);
+	int rc;
+
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(ver, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	host_fail = 1;
+	rc = policy_leg_fits(ver, &proof, c, &res);
+	host_fail = 0;
+	assert_int_equal(rc, -1);
+	assert_string_not_equal(res.reason, "success");
+	SSL_free(c);
+	policy_verdict_free(ver);
+	policy_verdict_free(may);
+	X509_free(other);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -755,6 +809,7 @@ main(void)
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_weak_key_fresh),
+		cmocka_unit_test(test_fresh_name_not_taken),
 		cmocka_unit_test(test_fingerprint_digests),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
