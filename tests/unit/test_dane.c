@@ -1280,6 +1280,37 @@ test_resumed_names_not_copied(void **s)
 	SSL_CTX_free(cctx);
 }
 
+/*
+ * DANE-TA: a leaf the trust anchor issued to an attacker (CA:FALSE,
+ * for attacker.test) signs a leaf for the MX host, sent with it; the TA
+ * record is the CA's full certificate (no need to send it) or its key's
+ * digest.  Refused: a CA:FALSE issuer is no CA.  Behaviour pinned.
+ */
+static void
+test_ta_leaf_as_issuer(void **s)
+{
+	EVP_PKEY *ak = newkey();
+	X509 *mid = test_cert(ak, "attacker.test", NULL, P.ca, P.ca_key,
+	    -3600, 86400, 0);
+	X509 *x;
+	X509V3_CTX ctx;
+	char r[48];
+
+	assert_non_null(mid);
+	X509V3_set_ctx(&ctx, P.ca, mid, NULL, NULL, 0);
+	test_cert_ext(mid, &ctx, NID_subject_alt_name, "DNS:attacker.test");
+	test_cert_ext(mid, &ctx, NID_basic_constraints, "critical,CA:FALSE");
+	assert_true(X509_sign(mid, P.ca_key, EVP_sha256()) > 0);
+	x = mkcert(P.leaf_key, HOST, mid, ak, 0, -3600, 86400);
+	assert_int_equal(handshake(x, P.leaf_key, mid,
+	    info_with(1, 2, 0, 0, P.ca), r, sizeof(r)), -1);
+	assert_int_equal(handshake(x, P.leaf_key, mid,
+	    info_with(1, 2, 1, 0, P.ca), r, sizeof(r)), -1);
+	X509_free(x);
+	X509_free(mid);
+	EVP_PKEY_free(ak);
+}
+
 int
 main(void)
 {
@@ -1300,6 +1331,7 @@ main(void)
 		cmocka_unit_test(test_mixed_set),
 		cmocka_unit_test(test_digest_agility),
 		cmocka_unit_test(test_ta_other_chain),
+		cmocka_unit_test(test_ta_leaf_as_issuer),
 		cmocka_unit_test(test_name_mismatch_ta_fails),
 		cmocka_unit_test(test_name_mismatch_ee_passes),
 		cmocka_unit_test(test_ta_domain_name),

@@ -61,6 +61,7 @@ static EVP_PKEY *ca_key, *bad_ca_key;
 static X509 *ca, *bad_ca;
 static struct ev_loop *loop;
 static struct policy *pol;
+static X509 *extra_chain;	/* handshake(): sent after the leaf */
 
 
 static struct policy_verdict *
@@ -144,6 +145,8 @@ handshake(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key)
 	SSL_CTX_set_security_level(sctx, 0);
 	assert_int_equal(SSL_CTX_use_certificate(sctx, cert), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, key), 1);
+	if (extra_chain != NULL)
+		assert_int_equal(SSL_CTX_add1_chain_cert(sctx, extra_chain), 1);
 	s = SSL_new(sctx);
 	c = SSL_new(cctx);
 	/* the proxy's own context may demand verification: prepare must
@@ -798,6 +801,111 @@ test_fresh_name_not_taken(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* A leaf for key named cn, issued by issuer: extensions as given (NULL:
+ * none of that kind). */
+static X509 *
+ext_cert(EVP_PKEY *key, const char *cn, const char *san, const char *bc,
+    const char *eku, X509 *issuer, EVP_PKEY *ikey)
+{
+	X509 *x = test_cert(key, cn, NULL, issuer, ikey, -3600, 86400, 0);
+	X509V3_CTX ctx;
+
+	assert_non_null(x);
+	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+	if (san != NULL)
+		test_cert_ext(x, &ctx, NID_subject_alt_name, san);
+	if (bc != NULL)
+		test_cert_ext(x, &ctx, NID_basic_constraints, bc);
+	if (eku != NULL)
+		test_cert_ext(x, &ctx, NID_ext_key_usage, eku);
+	assert_true(X509_sign(x, ikey, EVP_sha256()) > 0);
+	return x;
+}
+
+/* v's check of leaf (sent with chain) on a leg prepared for v, and on a
+ * leg prepared for a may recipient (verified afresh): both refuse */
+static void
+refused_both_ways(const struct policy_verdict *v,
+    const struct policy_verdict *may, X509 *leaf, EVP_PKEY *k, X509 *chain)
+{
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	extra_chain = chain;
+	c = handshake(v, leaf, k);
+	assert_int_equal(policy_tls_check(v, c, &proof, &res), -1);
+	assert_int_not_equal(proof.level, TLS_LEVEL_VERIFY);
+	SSL_free(c);
+	c = handshake(may, leaf, k);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), -1);
+	SSL_free(c);
+	extra_chain = NULL;
+}
+
+/*
+ * Chains an attacker on the path can present, refused for a verify
+ * override and for MTA-STS, in the handshake's check and afresh: a leaf
+ * the trusted CA issued to the attacker (CA:FALSE, or no basic
+ * constraints) signing a leaf for the MX; a leaf for the MX whose only
+ * purpose is clientAuth; a wildcard over a TLD (*.test) or two labels
+ * (*.*.test); a name with a trailing dot; for MTA-STS, a certificate that
+ * names the MX only in its CN beside an IP address SAN.  Behaviour pinned
+ * (OpenSSL's purpose, CA and name checks on both paths).
+ */
+static void
+test_attacker_chains(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *ak = EVP_EC_gen("P-256");
+	struct policy_verdict *ver = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *sts = policy_verdict_dup(ver);
+	const char *names[] = { "DNS:*.test", "DNS:*.*.test",
+	    "DNS:mx.good.test." };
+	X509 *mid, *x;
+	size_t i;
+
+	assert_non_null(sts);
+	sts->source = "mta-sts";
+	/* the attacker's own leaf from the trusted CA, as an issuer */
+	mid = ext_cert(ak, "attacker.test", "DNS:attacker.test",
+	    "critical,CA:FALSE", "serverAuth", ca, ca_key);
+	x = ext_cert(k, "mx.good.test", "DNS:mx.good.test", NULL,
+	    "serverAuth", mid, ak);
+	refused_both_ways(ver, may, x, k, mid);
+	refused_both_ways(sts, may, x, k, mid);
+	X509_free(x);
+	X509_free(mid);
+	mid = ext_cert(ak, "attacker.test", "DNS:attacker.test", NULL, NULL,
+	    ca, ca_key);
+	x = ext_cert(k, "mx.good.test", "DNS:mx.good.test", NULL, NULL, mid,
+	    ak);
+	refused_both_ways(ver, may, x, k, mid);
+	X509_free(x);
+	X509_free(mid);
+	x = ext_cert(k, "mx.good.test", "DNS:mx.good.test", NULL,
+	    "clientAuth", ca, ca_key);
+	refused_both_ways(ver, may, x, k, NULL);
+	refused_both_ways(sts, may, x, k, NULL);
+	X509_free(x);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		x = ext_cert(k, "x", names[i], NULL, NULL, ca, ca_key);
+		refused_both_ways(ver, may, x, k, NULL);
+		refused_both_ways(sts, may, x, k, NULL);
+		X509_free(x);
+	}
+	x = ext_cert(k, "mx.good.test", "IP:192.0.2.1", NULL, NULL, ca,
+	    ca_key);
+	refused_both_ways(sts, may, x, k, NULL);
+	X509_free(x);
+	policy_verdict_free(ver);
+	policy_verdict_free(may);
+	policy_verdict_free(sts);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(ak);
+}
+
 int
 main(void)
 {
@@ -810,6 +918,7 @@ main(void)
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_weak_key_fresh),
 		cmocka_unit_test(test_fresh_name_not_taken),
+		cmocka_unit_test(test_attacker_chains),
 		cmocka_unit_test(test_fingerprint_digests),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
