@@ -927,10 +927,13 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 	int depth;
 
 	if (d->state != DANE_USABLE) {
-		snprintf(reason, reasonsz, "success");
-		snprintf(detail, detailsz, "DANE not in use (%s)",
-		    dane_state_name(d->state));
-		return 0;
+		/* a DANE verdict is made of usable records only
+		 * (dane_apply()); asked to check anything else, nothing
+		 * was authenticated: a failure, never "not in use" */
+		snprintf(reason, reasonsz, "validation-failure");
+		snprintf(detail, detailsz, "no usable TLSA records to check "
+		    "the session against (%s)", dane_state_name(d->state));
+		return -1;
 	}
 	l = loaded_index() >= 0 ? SSL_get_ex_data(ssl, loaded_index()) : NULL;
 	if (!loaded_matches(l, d)) {

@@ -158,7 +158,8 @@ void		 dane_tlsa_format(const struct dane_tlsa *, char *buf,
  * Only DANE_USABLE sets up DANE; the other states set SNI to H. */
 int		 dane_tls_prepare(const struct dane_info *, SSL *ssl);
 /* After it: 0 if DANE authenticated the server (reason "success"), else
- * -1 with an RFC 8460 result type and a human detail. */
+ * -1 with an RFC 8460 result type and a human detail (also for
+ * information of any state but DANE_USABLE: nothing authenticated). */
 int		 dane_tls_check(const struct dane_info *, SSL *ssl,
 		    char *reason, size_t reasonsz, char *detail,
 		    size_t detailsz);

@@ -540,6 +540,27 @@ test_other_rrset(void **s)
 	check_with = NULL;
 }
 
+/* checked against DANE information without usable records (no DANE
+ * verdict is made of it): a failure.  Before: success, "DANE not in
+ * use", which a DANE verdict would have taken for its proof. */
+static void
+test_check_not_usable(void **s)
+{
+	char r[48];
+	enum dane_state st[] = { DANE_NONE, DANE_UNUSABLE, DANE_DEFER };
+	size_t i;
+
+	for (i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+		check_with = info_with(1, 3, 1, 1, P.leaf);
+		check_with->state = st[i];
+		assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
+		    info_with(1, 3, 1, 1, P.leaf), r, sizeof(r)), -1);
+		assert_string_equal(r, "validation-failure");
+		dane_info_free(check_with);
+	}
+	check_with = NULL;
+}
+
 /* one handshake on given contexts, optionally resuming sess; returns
  * dane_tls_check's result, *out the client's session */
 static int
@@ -1341,6 +1362,7 @@ main(void)
 		cmocka_unit_test(test_ta_validity_on_policy_clock),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test(test_other_rrset),
+		cmocka_unit_test(test_check_not_usable),
 		cmocka_unit_test(test_resumed_session),
 		cmocka_unit_test(test_resumed_weak_key),
 		cmocka_unit_test(test_resumed_names_not_copied),
