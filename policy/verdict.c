@@ -246,6 +246,15 @@ policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 	return prepare(v, ssl);
 }
 
+/* Under SSL_VERIFY_NONE the handshake goes on whatever this returns;
+ * returning ok makes the verification stop at, and keep, its first
+ * error (prepare()). */
+static int
+verify_first_error(int ok, X509_STORE_CTX *xc)
+{
+	return ok;
+}
+
 static int
 prepare(const struct policy_verdict *v, SSL *ssl)
 {
@@ -288,8 +297,11 @@ prepare(const struct policy_verdict *v, SSL *ssl)
 		return v->tls != NULL && v->tls->dane != NULL ?
 		    dane_tls_prepare(v->tls->dane, ssl) : -1;
 	/* verification is judged by policy_tls_check(), with a precise
-	 * reason; the handshake itself never fails on it */
-	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+	 * reason; the handshake itself never fails on it.  The callback
+	 * stops the chain's verification at its first error, as a fresh
+	 * X509_verify_cert() does (a NULL one would leave the context's,
+	 * which accepts all and keeps the last error) */
+	SSL_set_verify(ssl, SSL_VERIFY_NONE, verify_first_error);
 	/* validity on the policy clock: a wall clock stepped back would
 	 * make an expired certificate valid again (core/clock.h) */
 	X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl), (time_t)clock_now());

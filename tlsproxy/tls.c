@@ -278,8 +278,10 @@ tls_client_forget(struct tls_ctx *t, const char *key)
 		slot_clear(slot);
 }
 
-/* Completes every handshake: the policy judges the result afterwards
- * (SSL_get_verify_result keeps the first error). */
+/* Completes every handshake: the policy judges the result afterwards.
+ * A WebPKI leg's SSL gets a callback of its own that keeps the first
+ * error (policy/verdict.c, prepare()); under this one OpenSSL goes on
+ * and keeps the last. */
 static int
 verify_accept(int ok, X509_STORE_CTX *ctx)
 {

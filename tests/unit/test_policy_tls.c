@@ -129,6 +129,16 @@ teardown(void **state)
 	return 0;
 }
 
+/* set: the client context completes every handshake with a callback
+ * that accepts all, as the proxy's does (tlsproxy/tls.c) */
+static int ctx_accepts_all;
+
+static int
+accept_all(int ok, X509_STORE_CTX *xc)
+{
+	return 1;
+}
+
 /* A server with this certificate; a client prepared by the verdict; an
  * in-memory handshake.  Returns the client SSL (caller frees). */
 static SSL *
@@ -147,6 +157,8 @@ handshake(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key)
 	assert_int_equal(SSL_CTX_use_PrivateKey(sctx, key), 1);
 	if (extra_chain != NULL)
 		assert_int_equal(SSL_CTX_add1_chain_cert(sctx, extra_chain), 1);
+	if (ctx_accepts_all)
+		SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, accept_all);
 	s = SSL_new(sctx);
 	c = SSL_new(cctx);
 	/* the proxy's own context may demand verification: prepare must
@@ -231,6 +243,40 @@ test_verify_levels(void **state)
 	X509_free(untrusted);
 	X509_free(wild);
 	X509_free(partial);
+	EVP_PKEY_free(k);
+}
+
+/*
+ * The handshake's own result names the first error, as a chain verified
+ * afresh does.  Under the proxy's context callback, which accepts all,
+ * OpenSSL went on past an error and kept the last one: an expired
+ * certificate for another name was certificate-expired from the
+ * handshake and certificate-host-mismatch afresh (a leg set up for
+ * another recipient), so TLSRPT and the log named either.
+ */
+static void
+test_first_error_named(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *both = test_cert(k, "other.test", "other.test", ca, ca_key,
+	    -86400 * 10, -86400, 0);
+	struct policy_verdict *v = verdict("any.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	ctx_accepts_all = 1;
+	expect(v, both, k, -1, "certificate-host-mismatch");
+	c = handshake(may, both, k);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	SSL_free(c);
+	ctx_accepts_all = 0;
+	policy_verdict_free(v);
+	policy_verdict_free(may);
+	X509_free(both);
 	EVP_PKEY_free(k);
 }
 
@@ -911,6 +957,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_verify_levels),
+		cmocka_unit_test(test_first_error_named),
 		cmocka_unit_test(test_secure_and_subdomain_match),
 		cmocka_unit_test(test_second_verdict),
 		cmocka_unit_test(test_validity_on_policy_clock),
