@@ -561,6 +561,22 @@ test_check_not_usable(void **s)
 	check_with = NULL;
 }
 
+/* A server context with cert (signed by the test key) and chain, and a
+ * DANE client that resumes TLS 1.2 sessions and completes every
+ * handshake, as the proxy's does. */
+static void
+resumable_pair(SSL_CTX *sctx, SSL_CTX *cctx, X509 *cert, X509 *chain)
+{
+	SSL_CTX_use_certificate(sctx, cert);
+	SSL_CTX_use_PrivateKey(sctx, P.leaf_key);
+	SSL_CTX_add1_chain_cert(sctx, chain);
+	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+	SSL_CTX_dane_enable(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+}
+
 /* one handshake on given contexts, optionally resuming sess; returns
  * dane_tls_check's result, *out the client's session */
 static int
@@ -619,14 +635,7 @@ test_resumed_session(void **s)
 	char r[48];
 	int reused;
 
-	SSL_CTX_use_certificate(sctx, P.leaf);
-	SSL_CTX_use_PrivateKey(sctx, P.leaf_key);
-	SSL_CTX_add1_chain_cert(sctx, P.ca);
-	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
-	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
-	SSL_CTX_dane_enable(cctx);
-	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
-	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	resumable_pair(sctx, cctx, P.leaf, P.ca);
 
 	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, P.leaf), NULL,
 	    &sess, &reused, r, sizeof(r)), 0);
@@ -688,14 +697,7 @@ test_ta_validity_on_policy_clock(void **s)
 	    info_with(1, 3, 1, 1, fresh), r, sizeof(r)), 0);
 
 	/* resumed: the kept chain is verified again, on the policy clock */
-	SSL_CTX_use_certificate(sctx, lapsed);
-	SSL_CTX_use_PrivateKey(sctx, P.leaf_key);
-	SSL_CTX_add1_chain_cert(sctx, ca);
-	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
-	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
-	SSL_CTX_dane_enable(cctx);
-	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
-	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	resumable_pair(sctx, cctx, lapsed, ca);
 	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, ca), NULL,
 	    &sess, &reused, r, sizeof(r)), 0);
 	assert_false(reused);
@@ -1272,14 +1274,7 @@ test_resumed_names_not_copied(void **s)
 	char r[48];
 	int reused, rc;
 
-	SSL_CTX_use_certificate(sctx, P.wrongname);
-	SSL_CTX_use_PrivateKey(sctx, P.leaf_key);
-	SSL_CTX_add1_chain_cert(sctx, P.ca);
-	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
-	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
-	SSL_CTX_dane_enable(cctx);
-	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
-	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	resumable_pair(sctx, cctx, P.wrongname, P.ca);
 
 	/* DANE-EE takes the certificate whatever its name */
 	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, P.wrongname),
