@@ -496,6 +496,33 @@ dns_answer_unref(struct dns_answer *a)
 	free(a);
 }
 
+/* A negative answer (no records) as a, AD bit off; NULL out of memory. */
+static struct dns_answer *
+answer_unsigned_copy(const struct dns_answer *a)
+{
+	struct dns_answer *c;
+
+	if (a->nrr != 0 || (c = answer_new(0)) == NULL)
+		return NULL;
+	c->status = a->status;
+	c->rcode = a->rcode;
+	c->qtype = a->qtype;
+	memcpy(c->qname, a->qname, sizeof(c->qname));
+	memcpy(c->name, a->name, sizeof(c->name));
+	c->cname_open = a->cname_open;
+	c->ttl = a->ttl;
+	c->ndropped = a->ndropped;
+	if (a->raw != NULL && a->rawlen > 0) {
+		if ((c->raw = malloc((size_t)a->rawlen)) == NULL) {
+			free(c);
+			return NULL;
+		}
+		memcpy(c->raw, a->raw, (size_t)a->rawlen);
+		c->rawlen = a->rawlen;
+	}
+	return c;
+}
+
 /* ---- cache ---- */
 
 static unsigned
@@ -790,6 +817,18 @@ req_fire(void *arg)
 		st = a->status;
 		if (st == DNS_SECURE && !r->all_ad)
 			st = DNS_INSECURE;
+		if ((st == DNS_NXDOMAIN || st == DNS_NODATA) && a->ad &&
+		    !r->all_ad) {
+			/* a denial's security is its AD bit (mx.c: the
+			 * implicit MX), and this one's is the last link's
+			 * alone: the receiver gets a copy without it (the
+			 * cached answer stays as it is) */
+			struct dns_answer *c = answer_unsigned_copy(a);
+
+			dns_answer_unref(a);
+			if ((a = c) == NULL)
+				st = DNS_ERROR;
+		}
 	} else
 		st = r->fail;
 	ev_timer_free(r->t);

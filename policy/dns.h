@@ -93,7 +93,8 @@ struct dns;
 struct dns_req;
 /* st: the combined status (all CNAME links); a: the last answer (may be
  * NULL for DNS_TIMEOUT/DNS_ERROR), valid during the callback only unless
- * the receiver takes a reference. */
+ * the receiver takes a reference.  A denial (NXDOMAIN, NODATA) reached
+ * through a link without the AD bit comes with a->ad off. */
 typedef void dns_cb(void *arg, enum dns_status st,
     const struct dns_answer *a);
 

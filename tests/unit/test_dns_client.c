@@ -228,6 +228,12 @@ fake_read(int fd, int events, void *arg)
 			m.b[m.n++] = 2;
 			m.b[m.n++] = (unsigned char)i;
 		}
+	} else if (strcmp(name, "ualias.example") == 0) {
+		/* CNAME only, unsigned, to a name whose denial is signed */
+		begin(&m, id, 0, 0, name, qtype, 1, 0, 0);
+		rr_name(&m, name, DNS_T_CNAME, -1, "snx.example", 300);
+	} else if (strcmp(name, "snx.example") == 0) {
+		begin(&m, id, 1, 3, name, qtype, 0, 0, 0);
 	} else if (strcmp(name, "loop.example") == 0) {
 		/* a CNAME to itself, signed */
 		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
@@ -282,6 +288,7 @@ struct res {
 	int		 done;
 	enum dns_status	 st;
 	int		 nrr;
+	int		 ad;		/* the answer's AD bit, -1 none */
 	int		 expect;
 	int		*counter;
 };
@@ -296,6 +303,7 @@ got(void *arg, enum dns_status st, const struct dns_answer *a)
 	r->done++;
 	r->st = st;
 	r->nrr = a ? a->nrr : -1;
+	r->ad = a ? a->ad : -1;
 	if (--outstanding == 0)
 		ev_loop_stop(loop);
 }
@@ -380,6 +388,32 @@ test_client_cname_chase(void **state)
 	/* alias answered with AD, target without: insecure overall */
 	assert_int_equal(r.st, DNS_INSECURE);
 	assert_int_equal(r.nrr, 1);
+	dns_free(d);
+}
+
+/*
+ * A denial reached through an unsigned CNAME link is not secure, whatever
+ * the last link's AD bit: mx.c takes a secure denial of D's MX for a
+ * DNSSEC-validated implicit MX.  Before, the answer passed on was the
+ * last link's, AD set.  The same denial asked for directly (from the
+ * cache) keeps its AD bit.
+ */
+static void
+test_client_cname_insecure_denial(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res r1 = { 0 }, r2 = { 0 };
+
+	outstanding = 1;
+	dns_query(d, "ualias.example", DNS_T_MX, got, &r1);
+	run();
+	assert_int_equal(r1.st, DNS_NXDOMAIN);
+	assert_int_equal(r1.ad, 0);
+	outstanding = 1;
+	dns_query(d, "snx.example", DNS_T_MX, got, &r2);
+	run();
+	assert_int_equal(r2.st, DNS_NXDOMAIN);
+	assert_int_equal(r2.ad, 1);
 	dns_free(d);
 }
 
@@ -546,6 +580,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_cname_chase,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_unending,
+		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(test_client_cname_insecure_denial,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_first_server_only,
 		    client_setup, client_teardown),
