@@ -263,6 +263,32 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 	return 0;
 }
 
+/*
+ * A match= name of verify or secure, in the form the certificate's names
+ * are compared in: an A-label, lower case, no trailing dot (a U-label or
+ * a trailing dot matched no certificate, so the mail was deferred for
+ * good); a leading dot (subdomains) kept.  One that is no host name is
+ * kept as written, with a warning: it matches nothing.
+ */
+static void
+match_add(struct ovr_table *t, struct ovr_entry *e, const char *m,
+    const char *where)
+{
+	char nm[256], nerr[160];
+	int dot = m[0] == '.';
+
+	if (sts_domain_norm(m + dot, nm + dot, sizeof(nm) - 1, nerr,
+	    sizeof(nerr)) == 0) {
+		if (dot)
+			nm[0] = '.';
+		snprintf(e->match[e->nmatch++], 256, "%s", nm);
+		return;
+	}
+	warn(t, "%s: match=%s: %s: no certificate can match it", where, m,
+	    nerr);
+	snprintf(e->match[e->nmatch++], 256, "%s", m);
+}
+
 static int
 parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
     int postfix, const char *where, char *err, size_t errsz)
@@ -335,7 +361,7 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 					    "too many match names");
 					return -1;
 				}
-				snprintf(e->match[e->nmatch++], 256, "%s", m);
+				match_add(t, e, m, where);
 			}
 		} else if (strncmp(tok, "protocols=", 10) == 0) {
 			if (parse_protocols(tok + 10, e, err, errsz,

@@ -92,6 +92,35 @@ test_levels(void **state)
 	ovr_clear(&t);
 }
 
+/*
+ * match= names as certificates are compared with them: a trailing dot
+ * dropped, a U-label as its A-label, lower case, a leading dot kept (a
+ * trailing dot or a U-label matched no certificate, so the mail was
+ * deferred for good).  One that is no host name stays as written, with
+ * a warning.
+ */
+static void
+test_match_names_normalised(void **state)
+{
+	const char *lines[] = {
+		"k.test verify match=MX.K.test.:.B\xc3\xbc" "cher.example:hostname",
+		"l.test secure match=bad_name.test",
+		NULL,
+	};
+	struct ovr_table t = { 0 };
+	char err[512];
+
+	assert_int_equal(load(&t, lines, NULL, err, sizeof(err)), 0);
+	assert_int_equal(t.e[0].nmatch, 3);
+	assert_string_equal(t.e[0].match[0], "mx.k.test");
+	assert_string_equal(t.e[0].match[1], ".xn--bcher-kva.example");
+	assert_string_equal(t.e[0].match[2], "hostname");
+	assert_string_equal(t.e[1].match[0], "bad_name.test");
+	assert_int_equal(t.nwarn, 1);
+	assert_non_null(strstr(t.warn, "match=bad_name.test"));
+	ovr_clear(&t);
+}
+
 static void
 test_old_dane_spelling(void **state)
 {
@@ -601,6 +630,7 @@ main(void)
 	const struct CMUnitTest parse[] = {
 		cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_old_dane_spelling),
+		cmocka_unit_test(test_match_names_normalised),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_postfix_file),
 		cmocka_unit_test(test_postfix_file_errors),
