@@ -19,8 +19,12 @@ cp "$ROOT/docs/mxguard.conf.5" "$T/man/man5/"
 sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$unit" >"$T/unit/mxguard.service"
 sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$ROOT/systemd/mxguard-rules.service" \
 	>"$T/unit/mxguard-rules.service"
+sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$ROOT/systemd/mxguard-rules-ensure.service" \
+	>"$T/unit/mxguard-rules-ensure.service"
+cp "$ROOT/systemd/mxguard-rules-ensure.timer" "$T/unit/"
 MANPATH=$T/man systemd-analyze verify "$T/unit/mxguard.service" \
-	"$T/unit/mxguard-rules.service" >"$T/verify.out" 2>&1
+	"$T/unit/mxguard-rules.service" "$T/unit/mxguard-rules-ensure.service" \
+	"$T/unit/mxguard-rules-ensure.timer" >"$T/verify.out" 2>&1
 rc=$?
 cat "$T/verify.out" >&2
 assert "systemd-analyze verify passes" [ $rc = 0 ]
@@ -49,6 +53,17 @@ for k in "After=nftables.service netfilter-persistent.service" \
 done
 assert "mxguard.service wants and enables mxguard-rules.service" bash -c \
 	"grep -q '^Wants=.*mxguard-rules.service' '$unit' && grep -q '^After=.*mxguard-rules.service' '$unit' && grep -q '^Also=mxguard-rules.service' '$unit'"
+# the check that puts the rules back while the daemon runs: enabled with
+# it, started and stopped with it, every 30 s (`rules ensure`: ns 102)
+assert "mxguard.service enables mxguard-rules-ensure.timer" \
+	grep -q '^Also=.*mxguard-rules-ensure.timer' "$unit"
+for k in "PartOf=mxguard.service" "OnUnitActiveSec=30s" "WantedBy=mxguard.service"; do
+	assert "mxguard-rules-ensure.timer has $k" grep -qF -- "$k" "$ROOT/systemd/mxguard-rules-ensure.timer"
+done
+for k in "Requisite=mxguard.service" \
+	"ExecStart=/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules ensure"; do
+	assert "mxguard-rules-ensure.service has $k" grep -qF -- "$k" "$ROOT/systemd/mxguard-rules-ensure.service"
+done
 assert "RestrictAddressFamilies includes AF_NETLINK AF_UNIX AF_INET AF_INET6" \
 	bash -c "grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_NETLINK && grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_UNIX && grep '^RestrictAddressFamilies=' '$unit' | grep -q 'AF_INET ' && grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_INET6"
 assert "the unit's security score is computed (systemd-analyze security)" \

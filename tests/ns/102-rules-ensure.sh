@@ -1,0 +1,56 @@
+#!/bin/bash
+# 102: `mxguard rules ensure` (mxguard-rules-ensure.timer, every 30 s).
+# Another tool replaces the whole ruleset while mxguard runs (here: the
+# iptables tables flushed, as `nft flush ruleset` or a firewall's reload
+# does): every port-25 flow would go direct.  `rules ensure` finds none of
+# mxguard's rules, the daemon running this very file, and installs the set
+# again: a mail sent then goes through mxguard (TLS at the receiver).
+# With the rules in place it does nothing; with the file edited since the
+# daemon loaded it, it puts nothing back and exits 1; with no daemon
+# running, it does nothing (its unit installs the rules when it starts).
+. "$(dirname "$0")/../lib/ns.sh"
+. "$(dirname "$0")/../lib/nfq.sh"
+need_mxguard
+ns_setup
+tls_world
+nfq_start "fail_mode = closed"
+
+ensure() { mxg_ctl rules ensure 2>"$T/ensure.err"; }
+present() { mxg_ctl rules show >/dev/null; }
+wipe() {	# what a whole-ruleset replacement leaves: empty tables
+	local t
+	for t in raw mangle nat filter; do
+		in_snd iptables -t "$t" -F; in_snd iptables -t "$t" -X
+		in_snd ip6tables -t "$t" -F; in_snd ip6tables -t "$t" -X
+	done
+}
+
+assert "rules in place: ensure says nothing, exit 0" ensure
+assert "rules in place: no message" [ ! -s "$T/ensure.err" ]
+
+wipe
+assert "wiped: rules show says not installed" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
+assert "wiped: ensure puts them back (exit 0)" ensure
+assert "wiped: ensure says so" grep -q "were gone.*installed again" "$T/ensure.err"
+assert "wiped: rules show says installed" present
+
+new_body "$T/body" 1500
+send_mail bob@sender.test alice@tls.test "$T/body" "after the rules came back"
+qid=$(find_qid "$MSGID"); mid=$MSGID
+wait_status "$qid" alice@tls.test sent
+wait_mailbox alice@tls.test 1
+f=$(msg_file_by_id alice@tls.test "$mid") || fail "message not stored"
+assert "delivered through mxguard (TLS at the receiver)" [ -n "$(received_tls "$f")" ]
+
+# the file edited since the daemon loaded it: nothing put back
+echo "# an edit not yet reloaded" >>"$T/mxguard.conf"
+wipe
+assert "file edited: ensure exits 1" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules ensure 2>$T/ensure.err"
+assert "file edited: ensure says why" grep -q "differs from the one the daemon runs" "$T/ensure.err"
+assert "file edited: nothing put back" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
+
+# no daemon: nothing to do
+mxg_kill
+assert "no daemon: ensure exits 0" ensure
+assert "no daemon: nothing installed" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
+pass "rules ensure: put back while the daemon runs this file, not otherwise"
