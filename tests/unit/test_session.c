@@ -854,6 +854,22 @@ hello_plain(void)
 }
 
 /* MAIL and the first RCPT of a cleartext transaction, both accepted. */
+/* A RCPT the client sends, relayed upstream, and the server's 250 with
+ * text relayed back. */
+static void
+rcpt_relayed(const char *rcpt, const char *text)
+{
+	char cmd[300], line[310], reply[300];
+
+	snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>", rcpt);
+	snprintf(line, sizeof(line), "%s\r\n", cmd);
+	snprintf(reply, sizeof(reply), "250 2.1.5 %s\r\n", text);
+	cl_send(line);
+	EXPECT_SRV(cmd);
+	srv_send(reply);
+	EXPECT_CL(reply);
+}
+
 static void
 begin_tx(const char *from, const char *rcpt)
 {
@@ -1316,10 +1332,7 @@ test_u_label_one_lookup(void **state)
 	EXPECT_SRV("RCPT TO:<c@B\xc3\x9c" "CHER.example.>");
 	srv_send("250 2.1.5 c ok\r\n");
 	EXPECT_CL("250 2.1.5 c ok\r\n");
-	cl_send("RCPT TO:<d@xn--bcher-kva.example>\r\n");
-	EXPECT_SRV("RCPT TO:<d@xn--bcher-kva.example>");
-	srv_send("250 2.1.5 d ok\r\n");
-	EXPECT_CL("250 2.1.5 d ok\r\n");
+	rcpt_relayed("d@xn--bcher-kva.example", "d ok");
 	assert_int_equal(g.nlookups, 1);
 	assert_string_equal(g.lookups[0], "xn--bcher-kva.example");
 	finish();
@@ -1502,10 +1515,7 @@ test_rcpt_rejected(void **state)
 	EXPECT_CL("554 5.5.1 Error: no valid recipients\r\n");
 	srv_quiet(30);
 	/* a second recipient that the upstream takes: DATA goes on */
-	cl_send("RCPT TO:<b@d.example>\r\n");
-	EXPECT_SRV("RCPT TO:<b@d.example>");
-	srv_send("250 2.1.5 ok\r\n");
-	EXPECT_CL("250 2.1.5 ok\r\n");
+	rcpt_relayed("b@d.example", "ok");
 	send_message("Subject: x\r\n\r\nhi\r\n.\r\n");
 	finish();
 }
@@ -1813,10 +1823,7 @@ test_verdict_max_age(void **state)
 	hello_plain();
 	begin_tx("a@sender.example", "b@d.example");
 	run_for(80);
-	cl_send("RCPT TO:<c@d.example>\r\n");
-	EXPECT_SRV("RCPT TO:<c@d.example>");
-	srv_send("250 2.1.5 c ok\r\n");
-	EXPECT_CL("250 2.1.5 c ok\r\n");
+	rcpt_relayed("c@d.example", "c ok");
 	assert_int_equal(g.nlookups, 1);
 	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
 	/* what the engine says of d.example now */
@@ -1841,10 +1848,7 @@ test_verdict_max_age_freed(void **state)
 	g.env.verdict_max_age = 50;
 	hello_plain();
 	begin_tx("a@sender.example", "b@d.example");
-	cl_send("RCPT TO:<c@e.example>\r\n");
-	EXPECT_SRV("RCPT TO:<c@e.example>");
-	srv_send("250 2.1.5 c ok\r\n");
-	EXPECT_CL("250 2.1.5 c ok\r\n");
+	rcpt_relayed("c@e.example", "c ok");
 	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
 	assert_int_equal(live_verdicts(), 2);
 	run_for(80);
@@ -1860,10 +1864,7 @@ test_verdict_max_age_freed(void **state)
 	assert_int_equal(live_verdicts(), 2);
 	/* so with the leg's own: d.example's is stale too, and a new one
 	 * is the last RCPT's; the old one is still the leg's */
-	cl_send("RCPT TO:<h@d.example>\r\n");
-	EXPECT_SRV("RCPT TO:<h@d.example>");
-	srv_send("250 2.1.5 h ok\r\n");
-	EXPECT_CL("250 2.1.5 h ok\r\n");
+	rcpt_relayed("h@d.example", "h ok");
 	assert_int_equal(g.nlookups, 4);
 	assert_int_equal(live_verdicts(), 3);
 	send_message("Subject: two\r\n\r\n2\r\n.\r\n");
@@ -2721,10 +2722,7 @@ test_level_none_skips_starttls(void **state)
 		fail_msg("reported %s for %s", g.report_result,
 		    g.report_domain);
 	/* another none recipient rides the same leg */
-	cl_send("RCPT TO:<e@u.example>\r\n");
-	EXPECT_SRV("RCPT TO:<e@u.example>");
-	srv_send("250 2.1.5 ok\r\n");
-	EXPECT_CL("250 2.1.5 ok\r\n");
+	rcpt_relayed("e@u.example", "ok");
 	finish();
 }
 
@@ -2736,10 +2734,7 @@ test_level_none_then_may_no_starttls(void **state)
 	vspec_add("d.example", TLS_LEVEL_NONE, 0, NULL, NULL);
 	hello_plain();
 	begin_tx("a@sender.example", "b@d.example");
-	cl_send("RCPT TO:<c@t.example>\r\n");
-	EXPECT_SRV("RCPT TO:<c@t.example>");
-	srv_send("250 2.1.5 ok\r\n");
-	EXPECT_CL("250 2.1.5 ok\r\n");
+	rcpt_relayed("c@t.example", "ok");
 	finish();
 }
 
@@ -3561,10 +3556,7 @@ test_second_domain_needs_verify(void **state)
 	assert_int_equal(g.nlookups, 2);
 	assert_string_equal(g.lookups[1], "v.example");
 	/* the session goes on for the first recipient */
-	cl_send("RCPT TO:<z@a.example>\r\n");
-	EXPECT_SRV("RCPT TO:<z@a.example>");
-	srv_send("250 2.1.5 ok\r\n");
-	EXPECT_CL("250 2.1.5 ok\r\n");
+	rcpt_relayed("z@a.example", "ok");
 	send_message("m\r\n.\r\n");
 	/* a verdict seen once is not looked up again (within its maximum
 	 * age: test_verdict_max_age) */
@@ -3656,10 +3648,7 @@ test_many_domains(void **state)
 	}
 	assert_int_equal(g.nlookups, 12);
 	/* the first domain's verdict (the leg's) is still known */
-	cl_send("RCPT TO:<s@d0.example>\r\n");
-	EXPECT_SRV("RCPT TO:<s@d0.example>");
-	srv_send("250 2.1.5 ok\r\n");
-	EXPECT_CL("250 2.1.5 ok\r\n");
+	rcpt_relayed("s@d0.example", "ok");
 	assert_int_equal(g.nlookups, 12);
 	send_message("x\r\n.\r\n");
 	finish();
