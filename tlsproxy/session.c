@@ -589,22 +589,33 @@ session_enter(struct session *s, enum sstate st)
 static void retiring_tempfail(struct session *);
 static void policy_ask(struct session *);
 
+/* The leg or the last RCPT uses v: it may not be freed. */
+static int
+verdict_named(const struct session *s, const struct policy_verdict *v)
+{
+	return v == s->leg_verdict || v == s->cur_verdict;
+}
+
+/* Frees verdicts[i] and closes the gap. */
+static void
+verdict_remove(struct session *s, int i)
+{
+	policy_verdict_free(s->verdicts[i].v);
+	memmove(&s->verdicts[i], &s->verdicts[i + 1],
+	    (size_t)(s->nverdicts - i - 1) * sizeof(s->verdicts[0]));
+	s->nverdicts--;
+}
+
 /* Forgets verdicts[i], unless the leg or the last RCPT still names it:
  * it then serves no one else, and goes when they name another
  * (verdicts_prune). */
 static void
 verdict_drop(struct session *s, int i)
 {
-	struct policy_verdict *v = s->verdicts[i].v;
-
-	if (v == s->leg_verdict || v == s->cur_verdict) {
+	if (verdict_named(s, s->verdicts[i].v))
 		s->verdicts[i].shared = 0;
-		return;
-	}
-	policy_verdict_free(v);
-	memmove(&s->verdicts[i], &s->verdicts[i + 1],
-	    (size_t)(s->nverdicts - i - 1) * sizeof(s->verdicts[0]));
-	s->nverdicts--;
+	else
+		verdict_remove(s, i);
 }
 
 /* After leg_verdict or cur_verdict changed: a verdict that serves no
@@ -614,18 +625,14 @@ verdict_drop(struct session *s, int i)
 static void
 verdicts_prune(struct session *s)
 {
-	struct policy_verdict *v;
 	int i = 0;
 
-	while (i < s->nverdicts) {
-		v = s->verdicts[i].v;
-		if (s->verdicts[i].shared || v == s->leg_verdict ||
-		    v == s->cur_verdict) {
+	while (i < s->nverdicts)
+		if (s->verdicts[i].shared || verdict_named(s,
+		    s->verdicts[i].v))
 			i++;
-			continue;
-		}
-		verdict_drop(s, i);	/* moves the rest down */
-	}
+		else
+			verdict_remove(s, i);	/* moves the rest down */
 }
 
 static struct policy_verdict *
@@ -965,14 +972,9 @@ policy_done(void *arg, struct policy_verdict *v)
 		 * named, so one of the first three is free) */
 		int i = 0;
 
-		while (s->verdicts[i].v == s->leg_verdict ||
-		    s->verdicts[i].v == s->cur_verdict)
+		while (verdict_named(s, s->verdicts[i].v))
 			i++;
-
-		policy_verdict_free(s->verdicts[i].v);
-		memmove(&s->verdicts[i], &s->verdicts[i + 1],
-		    (MAX_VERDICTS - i - 1) * sizeof(s->verdicts[0]));
-		s->nverdicts--;
+		verdict_remove(s, i);
 	}
 	s->verdicts[s->nverdicts].v = v;
 	s->verdicts[s->nverdicts].shared = s->preq_shared;
