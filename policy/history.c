@@ -581,7 +581,7 @@ history_apply(struct history *h, int64_t window_s,
 	struct history_entry e;
 	int64_t now = clock_now();
 	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
-	int hr = 0, nr = 0, ar;
+	int hr = 0, nr = 0, ar, failed;
 
 	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY)
 		return 0;
@@ -599,12 +599,13 @@ history_apply(struct history *h, int64_t window_s,
 	if ((ar = history_get(h, "", dst, &e)) == 1 &&
 	    history_expects_tls(&e, now, window_s))
 		goto expects;
-	if (hr != -1 && nr != -1 && ar != -1 && hr != HISTORY_UNREADABLE &&
-	    nr != HISTORY_UNREADABLE && ar != HISTORY_UNREADABLE)
+	failed = hr == -1 || nr == -1 || ar == -1;
+	if (!failed && hr != HISTORY_UNREADABLE && nr != HISTORY_UNREADABLE &&
+	    ar != HISTORY_UNREADABLE)
 		return 0;
 	/* a store that cannot answer may hide a record that expects TLS:
 	 * what the history can demand at most is demanded */
-	history_unreadable(v, dst, hr == -1 || nr == -1 || ar == -1 ?
+	history_unreadable(v, dst, failed ?
 	    "the TLS history could not be read" : "a TLS history record is "
 	    "in a layout this version cannot read (another version wrote "
 	    "it)");
