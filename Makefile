@@ -154,10 +154,9 @@ install: $(B)/mxguard
 	    systemd/mxguard-rules.service >$(DESTDIR)$(UNITDIR)/mxguard-rules.service
 	sed -e 's,/usr/local/sbin/mxguard,$(SBINDIR)/mxguard,g' \
 	    -e 's,/etc/mxguard/,$(SYSCONFDIR)/mxguard/,g' \
-	    systemd/mxguard-rules-ensure.service >$(DESTDIR)$(UNITDIR)/mxguard-rules-ensure.service
-	install -m 0644 systemd/mxguard-rules-ensure.timer $(DESTDIR)$(UNITDIR)/mxguard-rules-ensure.timer
+	    systemd/mxguard-rules-watch.service >$(DESTDIR)$(UNITDIR)/mxguard-rules-watch.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mxguard.service $(DESTDIR)$(UNITDIR)/mxguard-rules.service \
-	    $(DESTDIR)$(UNITDIR)/mxguard-rules-ensure.service
+	    $(DESTDIR)$(UNITDIR)/mxguard-rules-watch.service
 	install -D -m 0644 systemd/mxguard.sysusers $(DESTDIR)/usr/lib/sysusers.d/mxguard.conf
 	install -D -m 0644 systemd/mxguard.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/mxguard.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/mxguard/mxguard.conf || \

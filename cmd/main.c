@@ -4,7 +4,7 @@
  *   mxguard [-d] [-c FILE] [run]            the daemon (foreground)
  *   mxguard [-c FILE] -n [-v]               check the configuration
  *                                           (-v: and the resolver)
- *   mxguard [-c FILE] rules install|boot|ensure|remove|stop|show|generate
+ *   mxguard [-c FILE] rules install|boot|ensure|watch|remove|stop|show|generate
  *   mxguard [-c FILE] status [--metrics]
  *   mxguard [-c FILE] policy DOMAIN [--dst ADDRESS] [--json]
  *   mxguard [-c FILE] check DOMAIN [ADDRESS] [--deadline SECONDS]
@@ -55,7 +55,7 @@ static const struct {
 	{ "run",	cmd_run,	"[-d] [-c file] [run]",
 	    "run the daemon in the foreground (-d: debug logging)" },
 	{ "rules",	cmd_rules,	"[-c file] rules "
-	    "install|boot|ensure|remove|stop|show|generate",
+	    "install|boot|ensure|watch|remove|stop|show|generate",
 	    "install, remove or show the netfilter rules (boot: install,\n"
 	    "           or refuse all port-25 flows when that fails)" },
 	{ "status",	cmd_status,	"[-c file] status [--metrics]",

@@ -1,5 +1,7 @@
 #!/bin/bash
-# 102: `mxguard rules ensure` (mxguard-rules-ensure.timer, every 30 s).
+# 102: `mxguard rules ensure`, and `mxguard rules watch`
+# (mxguard-rules-watch.service), which runs the same check at every change
+# of the ruleset and every 30 s.
 # Another tool replaces the whole ruleset while mxguard runs (here: the
 # iptables tables flushed, as `nft flush ruleset` or a firewall's reload
 # does): every port-25 flow would go direct.  `rules ensure` finds none of
@@ -42,6 +44,22 @@ wait_mailbox alice@tls.test 1
 f=$(msg_file_by_id alice@tls.test "$mid") || fail "message not stored"
 assert "delivered through mxguard (TLS at the receiver)" [ -n "$(received_tls "$f")" ]
 
+# `rules watch` follows the ruleset's changes (nf_tables' netlink
+# messages): a wipe is answered at once, not at its 30 s round
+bg "$SND" "$T/watch.log" "$MXGUARD" -c "$T/mxguard.conf" rules watch
+watch_pid=$BG_PID
+wait_log "$T/watch.log" "checking mxguard's netfilter rules at every ruleset change"
+assert "watch: nothing said while the rules are in place" \
+	bash -c "! grep -q 'gone' '$T/watch.log'"
+wipe
+wait_for 10 "the watch to put the rules back" present
+wait_log "$T/watch.log" "were gone.*installed again"
+# again: a second wipe, a second answer (one line each)
+wipe
+wait_for 10 "the watch to put the rules back a second time" present
+wait_for 10 "two 'installed again' lines" bash -c "[ \$(grep -c 'installed again' '$T/watch.log') = 2 ]"
+kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
+
 # the file edited since the daemon loaded it: nothing put back
 echo "# an edit not yet reloaded" >>"$T/mxguard.conf"
 wipe
@@ -53,4 +71,4 @@ assert "file edited: nothing put back" bash -c "! ip netns exec $SND $MXGUARD -c
 mxg_kill
 assert "no daemon: ensure exits 0" ensure
 assert "no daemon: nothing installed" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
-pass "rules ensure: put back while the daemon runs this file, not otherwise"
+pass "rules ensure and watch: put back while the daemon runs this file, not otherwise"

@@ -19,12 +19,11 @@ cp "$ROOT/docs/mxguard.conf.5" "$T/man/man5/"
 sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$unit" >"$T/unit/mxguard.service"
 sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$ROOT/systemd/mxguard-rules.service" \
 	>"$T/unit/mxguard-rules.service"
-sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$ROOT/systemd/mxguard-rules-ensure.service" \
-	>"$T/unit/mxguard-rules-ensure.service"
-cp "$ROOT/systemd/mxguard-rules-ensure.timer" "$T/unit/"
+sed "s|/usr/local/sbin/mxguard|$MXGUARD|g" "$ROOT/systemd/mxguard-rules-watch.service" \
+	>"$T/unit/mxguard-rules-watch.service"
 MANPATH=$T/man systemd-analyze verify "$T/unit/mxguard.service" \
-	"$T/unit/mxguard-rules.service" "$T/unit/mxguard-rules-ensure.service" \
-	"$T/unit/mxguard-rules-ensure.timer" >"$T/verify.out" 2>&1
+	"$T/unit/mxguard-rules.service" "$T/unit/mxguard-rules-watch.service" \
+	>"$T/verify.out" 2>&1
 rc=$?
 cat "$T/verify.out" >&2
 assert "systemd-analyze verify passes" [ $rc = 0 ]
@@ -53,16 +52,15 @@ for k in "After=nftables.service netfilter-persistent.service" \
 done
 assert "mxguard.service wants and enables mxguard-rules.service" bash -c \
 	"grep -q '^Wants=.*mxguard-rules.service' '$unit' && grep -q '^After=.*mxguard-rules.service' '$unit' && grep -q '^Also=mxguard-rules.service' '$unit'"
-# the check that puts the rules back while the daemon runs: enabled with
-# it, started and stopped with it, every 30 s (`rules ensure`: ns 102)
-assert "mxguard.service enables mxguard-rules-ensure.timer" \
-	grep -q '^Also=.*mxguard-rules-ensure.timer' "$unit"
-for k in "PartOf=mxguard.service" "OnUnitActiveSec=30s" "WantedBy=mxguard.service"; do
-	assert "mxguard-rules-ensure.timer has $k" grep -qF -- "$k" "$ROOT/systemd/mxguard-rules-ensure.timer"
-done
-for k in "Requisite=mxguard.service" \
-	"ExecStart=/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules ensure"; do
-	assert "mxguard-rules-ensure.service has $k" grep -qF -- "$k" "$ROOT/systemd/mxguard-rules-ensure.service"
+# the watch that puts the rules back while the daemon runs: enabled with
+# it, started and stopped with it, restarted if it dies (`rules watch`:
+# ns 102)
+assert "mxguard.service enables mxguard-rules-watch.service" \
+	grep -q '^Also=.*mxguard-rules-watch.service' "$unit"
+for k in "PartOf=mxguard.service" "WantedBy=mxguard.service" \
+	"Requisite=mxguard.service" "Restart=always" \
+	"ExecStart=/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules watch"; do
+	assert "mxguard-rules-watch.service has $k" grep -qF -- "$k" "$ROOT/systemd/mxguard-rules-watch.service"
 done
 assert "RestrictAddressFamilies includes AF_NETLINK AF_UNIX AF_INET AF_INET6" \
 	bash -c "grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_NETLINK && grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_UNIX && grep '^RestrictAddressFamilies=' '$unit' | grep -q 'AF_INET ' && grep '^RestrictAddressFamilies=' '$unit' | grep -q AF_INET6"
