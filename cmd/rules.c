@@ -35,6 +35,7 @@ enum ensure_result {
 	ENSURE_NO_DAEMON,	/* gone, but no daemon answers: nothing to do */
 	ENSURE_PUT_BACK,	/* gone, and installed again */
 	ENSURE_NOT_PUT_BACK,	/* gone and left so (msg says why), or error */
+	ENSURE_REFUSING,	/* the refusal set stands in (fail_mode = closed) */
 };
 
 /*
@@ -48,11 +49,18 @@ enum ensure_result {
  * answers with this very file's configuration (a file edited since may
  * divert elsewhere than the daemon listens, or mark otherwise).  No
  * daemon: nothing to do (its unit installs the rules when it starts;
- * `rules stop` may have removed them on purpose).  msg gets the line to
- * log for ENSURE_PUT_BACK and ENSURE_NOT_PUT_BACK.
+ * `rules stop` may have removed them on purpose).
+ *
+ * Gone, with a file edited since, and fail_mode = closed in it: the
+ * refusal set goes in (every port-25 flow refused, mxguard's own too), as
+ * leaving nothing would send every flow direct, the very thing the closed
+ * mode refuses; *refused is set.  While it is set (`rules watch` keeps it
+ * from one check to the next) and the daemon comes to run the file (a
+ * reload), the configured set replaces the refusal set.  msg gets the line
+ * to log, "" when there is nothing to say.
  */
 static enum ensure_result
-rules_check(const struct config *cfg, char *msg, size_t msgsz)
+rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 {
 	struct cmd_cfgcheck cc;
 	char err[1024] = "";
@@ -70,11 +78,47 @@ rules_check(const struct config *cfg, char *msg, size_t msgsz)
 		snprintf(msg, msgsz, "reading the rules: %s", err);
 		return ENSURE_NOT_PUT_BACK;
 	}
-	if (rc == 1)
+	if (rc == 1 && !*refused)
 		return ENSURE_PRESENT;
 	cmd_config_vs_daemon(cfg, &cc);
+	if (rc == 1) {
+		/* the refusal set this watch put in: until the daemon runs
+		 * the file, it stays */
+		if (!cc.reached || cc.daemon != cc.file)
+			return ENSURE_REFUSING;
+		if (rules_install(cfg, err, sizeof(err)) == -1) {
+			snprintf(msg, msgsz, "the daemon runs the configuration "
+			    "file now, but its rules could not be installed in "
+			    "place of the refusal set: %s", err);
+			return ENSURE_REFUSING;
+		}
+		*refused = 0;
+		snprintf(msg, msgsz, "the daemon runs the configuration file "
+		    "now: its rules installed in place of the refusal set");
+		return ENSURE_PUT_BACK;
+	}
 	if (!cc.reached)
 		return ENSURE_NO_DAEMON;
+	if (cc.daemon != cc.file && strcmp(cfg->fail_mode, "closed") == 0) {
+		if (rules_refuse_install(cfg, err, sizeof(err)) == -1) {
+			snprintf(msg, msgsz, "mxguard's netfilter rules are gone "
+			    "(port-25 flows go direct), the configuration file "
+			    "differs from the one the daemon runs, and the "
+			    "refusal set could not be installed either: %s",
+			    err);
+			return ENSURE_NOT_PUT_BACK;
+		}
+		*refused = 1;
+		snprintf(msg, msgsz, "mxguard's netfilter rules were gone, and "
+		    "the configuration file differs from the one the daemon "
+		    "runs (digest %08x, the daemon's %08x): installed the "
+		    "refusal set instead (fail_mode = closed): every port-25 "
+		    "flow is refused, mxguard's own too, until the daemon is "
+		    "reloaded on the file (then `rules watch` installs its "
+		    "rules, or run \"mxguard rules install\")", cc.file,
+		    cc.daemon);
+		return ENSURE_REFUSING;
+	}
 	if (cc.daemon != cc.file) {
 		snprintf(msg, msgsz, "mxguard's netfilter rules are gone "
 		    "(port-25 flows go direct), and the configuration file "
@@ -95,17 +139,19 @@ rules_check(const struct config *cfg, char *msg, size_t msgsz)
 }
 
 /* `rules ensure`: one check.  0: present, put back, or no daemon; 1: gone
- * and not put back, or an error (stderr says which). */
+ * and not put back, the refusal set put in instead, or an error (stderr
+ * says which). */
 static int
 rules_ensure(const struct config *cfg)
 {
 	char msg[1536];
 	enum ensure_result r;
+	int refused = 0;
 
-	r = rules_check(cfg, msg, sizeof(msg));
+	r = rules_check(cfg, &refused, msg, sizeof(msg));
 	if (msg[0] != '\0')
 		fprintf(stderr, "mxguard: rules ensure: %s\n", msg);
-	return r == ENSURE_NOT_PUT_BACK ? 1 : 0;
+	return r == ENSURE_NOT_PUT_BACK || r == ENSURE_REFUSING ? 1 : 0;
 }
 
 /*
@@ -122,7 +168,10 @@ rules_ensure(const struct config *cfg)
  * apart at least (a host whose rules change all the time, a fail2ban,
  * costs one `iptables-save` a second).  The configuration file is
  * read again for each check, so the digest compared with the daemon's is
- * that of the file as it is (an operator's reload between two checks).  A
+ * that of the file as it is (an operator's reload between two checks).
+ * While the refusal set it put in stands (rules_check()), it checks every
+ * WATCH_REFUSED_PERIOD_S, so that the configured set follows a reload of
+ * the daemon within seconds.  A
  * line goes to stderr (the journal) when the outcome changes, and a
  * repeated "not put back" again every WATCH_REPEAT_S, not every check.
  * Returns only on an error that stops the watch (1).
@@ -132,6 +181,7 @@ rules_ensure(const struct config *cfg)
 #define WATCH_SETTLE_MAX_MS	2000
 #define WATCH_REPEAT_S		600
 #define WATCH_GAP_MS		1000	/* at most one check a second */
+#define WATCH_REFUSED_PERIOD_S	2	/* while the refusal set stands in */
 
 /* A netlink socket in NFNLGRP_NFTABLES; -1 (errno) when the kernel has no
  * nf_tables or refuses (then the period alone checks). */
@@ -206,7 +256,7 @@ watch_settle(int fd)
 /* The check with the configuration file as it is now; NOT_PUT_BACK with
  * msg when it no longer loads. */
 static enum ensure_result
-watch_check(const char *path, char *msg, size_t msgsz)
+watch_check(const char *path, int *refused, char *msg, size_t msgsz)
 {
 	struct config *cfg;
 	char err[512] = "";
@@ -217,7 +267,7 @@ watch_check(const char *path, char *msg, size_t msgsz)
 		    "rules were not checked: %s", err);
 		return ENSURE_NOT_PUT_BACK;
 	}
-	r = rules_check(cfg, msg, msgsz);
+	r = rules_check(cfg, refused, msg, msgsz);
 	config_free(cfg);
 	return r;
 }
@@ -241,7 +291,7 @@ rules_watch(const char *path)
 	struct timespec checked;
 	time_t last_said = 0, now;
 	long gap;
-	int fd, n;
+	int fd, n, refused = 0, period;
 
 	signal(SIGPIPE, SIG_IGN);	/* the control socket's peer may go */
 	if ((fd = watch_socket()) == -1)
@@ -255,7 +305,7 @@ rules_watch(const char *path)
 	p.fd = fd;
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &checked);
-		r = watch_check(path, msg, sizeof(msg));
+		r = watch_check(path, &refused, msg, sizeof(msg));
 		now = time(NULL);
 		/* a line when something changes; a repeated complaint
 		 * only now and then */
@@ -265,11 +315,14 @@ rules_watch(const char *path)
 			last_said = now;
 		}
 		snprintf(last, sizeof(last), "%s", msg);
+		/* refusing: a reload of the daemon changes no rule, and
+		 * every port-25 flow waits for the next check */
+		period = refused ? WATCH_REFUSED_PERIOD_S : WATCH_PERIOD_S;
 		if (fd == -1) {
-			(void)poll(NULL, 0, WATCH_PERIOD_S * 1000);
+			(void)poll(NULL, 0, period * 1000);
 			continue;
 		}
-		n = poll(&p, 1, WATCH_PERIOD_S * 1000);
+		n = poll(&p, 1, period * 1000);
 		if (n == -1 && errno != EINTR)
 			goto fail;
 		if (n == 1) {

@@ -8,8 +8,10 @@
 # mxguard's rules, the daemon running this very file, and installs the set
 # again: a mail sent then goes through mxguard (TLS at the receiver).
 # With the rules in place it does nothing; with the file edited since the
-# daemon loaded it, it puts nothing back and exits 1; with no daemon
-# running, it does nothing (its unit installs the rules when it starts).
+# daemon loaded it, it installs the refusal set (fail_mode = closed in the
+# file; the watch then puts the file's set in once the daemon is reloaded
+# on it) or nothing (open), and exits 1; with no daemon running, it does
+# nothing (its unit installs the rules when it starts).
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -60,12 +62,50 @@ wait_for 10 "the watch to put the rules back a second time" present
 wait_for 10 "two 'installed again' lines" bash -c "[ \$(grep -c 'installed again' '$T/watch.log') = 2 ]"
 kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
 
-# the file edited since the daemon loaded it: nothing put back
+# the file edited since the daemon loaded it, fail_mode = closed in it:
+# not the file's set (it may divert elsewhere than the daemon listens),
+# but the refusal set, never nothing (every flow would go direct)
 echo "# an edit not yet reloaded" >>"$T/mxguard.conf"
 wipe
 assert "file edited: ensure exits 1" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules ensure 2>$T/ensure.err"
 assert "file edited: ensure says why" grep -q "differs from the one the daemon runs" "$T/ensure.err"
-assert "file edited: nothing put back" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
+assert "file edited, closed: the refusal set instead" grep -q "installed the refusal set instead" "$T/ensure.err"
+assert "file edited, closed: no divert (the file's set is not in)" \
+	bash -c "! ip netns exec $SND iptables-save -t nat | grep -q MXGUARD"
+assert "file edited, closed: a refusal is in" \
+	bash -c "ip netns exec $SND iptables-save -t filter | grep -q 'MXGUARD.*REJECT'"
+send_mail bob@sender.test alice@tls.test "$T/body" "while the refusal set stands"
+qid=$(find_qid "$MSGID"); mid=$MSGID
+wait_deferred "$qid"
+assert "refused: nothing reached the receiver" [ "$(mailbox_count alice@tls.test)" = 1 ]
+
+# the same under `rules watch`, which then follows the daemon's reload on
+# the file: the configured set goes in place of the refusal set
+wipe
+bg "$SND" "$T/watch2.log" "$MXGUARD" -c "$T/mxguard.conf" rules watch
+watch_pid=$BG_PID
+wait_log "$T/watch2.log" "installed the refusal set instead" 10
+assert "watch, file edited: a refusal is in" \
+	bash -c "ip netns exec $SND iptables-save -t filter | grep -q 'MXGUARD.*REJECT'"
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reloaded" 20
+wait_log "$T/watch2.log" "its rules installed in place of the refusal set" 10
+assert "after the reload: the divert is back" \
+	bash -c "ip netns exec $SND iptables-save -t nat | grep -q MXGUARD"
+kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
+snd_flush
+wait_status "$qid" alice@tls.test sent
+wait_mailbox alice@tls.test 2
+f=$(msg_file_by_id alice@tls.test "$mid") || fail "message not stored"
+assert "the deferred mail went through mxguard (TLS at the receiver)" [ -n "$(received_tls "$f")" ]
+
+# edited to fail_mode = open: nothing put back (the operator's choice)
+sed -i 's/^fail_mode = closed$/fail_mode = open/' "$T/mxguard.conf"
+assert "the file now says open" grep -q '^fail_mode = open$' "$T/mxguard.conf"
+wipe
+assert "file edited, open: ensure exits 1" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules ensure 2>$T/ensure.err"
+assert "file edited, open: ensure says why" grep -q "differs from the one the daemon runs.*not put back" "$T/ensure.err"
+assert "file edited, open: nothing put back" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
 
 # no daemon: nothing to do
 mxg_kill
