@@ -297,6 +297,21 @@ qname_norm(const char *in, char *out, size_t outsz)
 	return dns_name_norm(in, out, outsz);
 }
 
+/*
+ * A denial's cache lifetime: the SOA's negative TTL, at most NEG_TTL_MAX,
+ * and never beyond the CNAME links followed to it (chain_ttl, TTL_MAX
+ * when none): a link its owner replaced, or whose RRSIG ran out (a
+ * validating resolver caps a TTL there), must not stay in use after its
+ * TTL because the zone at its end has a long SOA minimum.
+ */
+static uint32_t
+neg_ttl(uint32_t negttl, uint32_t chain_ttl)
+{
+	uint32_t t = negttl < NEG_TTL_MAX ? negttl : NEG_TTL_MAX;
+
+	return chain_ttl < t ? chain_ttl : t;
+}
+
 struct dns_answer *
 dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 {
@@ -434,12 +449,12 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 		} else {
 			a->status = DNS_NODATA;
 			a->cname_open = cut || strcmp(cur, a->qname) != 0;
-			a->ttl = negttl < NEG_TTL_MAX ? negttl : NEG_TTL_MAX;
+			a->ttl = neg_ttl(negttl, minttl);
 		}
 		break;
 	case 3:
 		a->status = DNS_NXDOMAIN;
-		a->ttl = negttl < NEG_TTL_MAX ? negttl : NEG_TTL_MAX;
+		a->ttl = neg_ttl(negttl, minttl);
 		break;
 	case 2:
 	case 5:

@@ -19,7 +19,8 @@
  * DNS_MAX_CNAME links); the answer is secure only when every link is.  A
  * chain that goes on beyond that (a loop) is DNS_ERROR, never NODATA.
  * Concurrent lookups of the same name and type share one query; answers
- * are cached for their TTL (negative answers for the SOA minimum, capped).
+ * are cached for their TTL (negative answers for the SOA minimum, capped,
+ * and no longer than the CNAME links that led to them).
  * Callbacks always run from the event loop, never from inside dns_query().
  */
 #ifndef MXG_DNS_H

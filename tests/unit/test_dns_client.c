@@ -112,6 +112,73 @@ test_parse_cname_txt(void **state)
 	dns_answer_unref(a);
 }
 
+/* An SOA record in the authority section: the negative TTL is its
+ * minimum (and at most its own TTL). */
+static void
+rr_soa(struct msg *m, const char *owner, uint32_t minimum, uint32_t ttl)
+{
+	struct msg t = { .n = 0 };
+
+	putname(&t, "ns.example");
+	putname(&t, "hostmaster.example");
+	put32(&t, 1);		/* serial */
+	put32(&t, 3600);	/* refresh */
+	put32(&t, 600);		/* retry */
+	put32(&t, 86400);	/* expire */
+	put32(&t, minimum);
+	rr_hdr(m, owner, DNS_T_SOA, ttl, t.n);
+	memcpy(m->b + m->n, t.b, (size_t)t.n);
+	m->n += t.n;
+}
+
+/*
+ * A denial (or an open chain) reached through a CNAME link is cached no
+ * longer than that link's TTL: the zone's SOA minimum (up to an hour)
+ * must not keep a link that its owner replaced, or whose signature ran
+ * out (a validating resolver caps a TTL at the RRSIG's expiry), in use
+ * after its TTL.  Old code: the SOA's 3600 s.
+ */
+static void
+test_parse_negative_ttl_cname(void **state)
+{
+	struct msg m;
+	struct dns_answer *a;
+
+	/* NODATA at the target: the chain's TTL, not the SOA's */
+	begin(&m, 1, 1, 0, "_25._tcp.mx.example", DNS_T_TLSA, 1, 1, 0);
+	rr_name(&m, "_25._tcp.mx.example", DNS_T_CNAME, -1,
+	    "_25._tcp.mx.provider.example", 30);
+	rr_soa(&m, "provider.example", 3600, 3600);
+	a = dns_parse(m.b, m.n, "_25._tcp.mx.example", DNS_T_TLSA);
+	assert_int_equal(a->status, DNS_NODATA);
+	assert_int_equal(a->ttl, 30);
+	dns_answer_unref(a);
+	/* NXDOMAIN at the target: the same */
+	begin(&m, 1, 1, 3, "mx.example", DNS_T_A, 1, 1, 0);
+	rr_name(&m, "mx.example", DNS_T_CNAME, -1, "gone.provider.example",
+	    45);
+	rr_soa(&m, "provider.example", 3600, 3600);
+	a = dns_parse(m.b, m.n, "mx.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_NXDOMAIN);
+	assert_int_equal(a->ttl, 45);
+	dns_answer_unref(a);
+	/* without a link the SOA's minimum holds (at most an hour) */
+	begin(&m, 1, 1, 0, "nodata.example", DNS_T_A, 0, 1, 0);
+	rr_soa(&m, "example", 900, 3600);
+	a = dns_parse(m.b, m.n, "nodata.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_NODATA);
+	assert_int_equal(a->ttl, 900);
+	dns_answer_unref(a);
+	/* a link with a TTL above the SOA's keeps the SOA's */
+	begin(&m, 1, 1, 0, "x.example", DNS_T_A, 1, 1, 0);
+	rr_name(&m, "x.example", DNS_T_CNAME, -1, "y.example", 7200);
+	rr_soa(&m, "example", 300, 3600);
+	a = dns_parse(m.b, m.n, "x.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_NODATA);
+	assert_int_equal(a->ttl, 300);
+	dns_answer_unref(a);
+}
+
 static void
 test_parse_malformed(void **state)
 {
@@ -571,6 +638,7 @@ main(void)
 		cmocka_unit_test(test_parse_mx_secure),
 		cmocka_unit_test(test_parse_classes),
 		cmocka_unit_test(test_parse_cname_txt),
+		cmocka_unit_test(test_parse_negative_ttl_cname),
 		cmocka_unit_test(test_parse_malformed),
 		cmocka_unit_test(test_parse_tlsa),
 		cmocka_unit_test_setup_teardown(test_client_cache_bytes_bounded,
