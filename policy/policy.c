@@ -1286,6 +1286,13 @@ decide(struct policy_req *r)
 	if (r->sts)
 		cache_reread(r);
 	sp = r->sts ? sts_effective(r, &origin) : NULL;
+	/* the cached policy takes part in this decision (DANE may still
+	 * outrank it): marked used, so the background refresh keeps it
+	 * (sts_cache_due()); also after a failed fetch under a new TXT id,
+	 * which an attacker who writes the record and blocks the policy
+	 * host can make of every lookup */
+	if (sp == &r->cached.pol && p->cache != NULL)
+		sts_cache_touch(p->cache, v->domain, clock_now());
 	/* H: the most preferred MX host owning A; when several own A, one
 	 * the MTA-STS policy lists, if any */
 	for (i = 0; m != NULL && i < m->nhost; i++)
@@ -1758,9 +1765,7 @@ sts_step(struct policy_req *r)
 			(void)fetch_start(p, r->v->domain, r->txt_rc == 1 ?
 			    r->txt_id : r->cached.id);
 		}
-		if (p->cache != NULL)
-			sts_cache_touch(p->cache, r->v->domain,
-			    clock_now());
+		/* marked used when it decides (decide()) */
 		sts_resolved(r);
 		return;
 	}

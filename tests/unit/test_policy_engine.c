@@ -140,6 +140,11 @@ static const struct zrr zone[] = {
 	 * newer policy */
 	{ "race.test", DNS_T_MX, "10 mx.slow.test" },
 	{ "_mta-sts.race.test", T_SERVFAIL, "" },
+	/* a TXT record with an id other than the cached one, and no
+	 * policy host (mta-sts.usedmark.test does not resolve) */
+	{ "usedmark.test", DNS_T_MX, "10 mx.usedmark.test" },
+	{ "mx.usedmark.test", DNS_T_A, "192.0.2.14" },
+	{ "_mta-sts.usedmark.test", DNS_T_TXT, "v=STSv1; id=spoofed2" },
 	{ NULL, 0, NULL },
 };
 
@@ -720,6 +725,41 @@ test_new_id_fetch_fails_keeps_cache(void **state)
 	assert_int_equal(sts_cache_get(policy_sts_cache(p), "newid.test", &e),
 	    1);
 	assert_string_equal(e.id, "one");	/* not replaced */
+	sts_cache_entry_clear(&e);
+	policy_free(p);
+}
+
+/*
+ * A cached policy that decides after the fetch under a new TXT id failed
+ * took part in a decision, and is marked used like one whose id was
+ * unchanged.  An attacker who answers the TXT query with a new id at every
+ * lookup and blocks the policy host then did that at no cost: the policy
+ * decided every lookup but stayed "unused", so the background refresh
+ * dropped it (sts_cache_due(): nobody used it in a whole max_age) and it
+ * ran out, though every refresh it let through worked.  Its record here
+ * is one a background refresh wrote (fetched now, last used two hours
+ * ago).  Old code: last_used stayed two hours old.
+ */
+static void
+test_cached_decides_after_failed_fetch_marked_used(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	struct sts_cache_entry e;
+	int64_t before = (int64_t)time(NULL);
+
+	cache_policy_used("usedmark.test", "one", "version: STSv1\n"
+	    "mode: enforce\nmx: mx.usedmark.test\nmax_age: 86400\n", 10,
+	    86400, 7200);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "usedmark.test", "192.0.2.14");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, "id=one"));
+	policy_verdict_free(v);
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "usedmark.test",
+	    &e), 1);
+	assert_string_equal(e.id, "one");
+	assert_true(e.last_used >= before);
 	sts_cache_entry_clear(&e);
 	policy_free(p);
 }
@@ -1982,6 +2022,7 @@ main(void)
 		cmocka_unit_test(test_timeout_verdict),
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
+		cmocka_unit_test(test_cached_decides_after_failed_fetch_marked_used),
 		cmocka_unit_test(test_refresh_in_background),
 		cmocka_unit_test(test_refresh_txt_missing),
 		cmocka_unit_test(test_refresh_txt_servfail),
