@@ -4898,6 +4898,242 @@ test_longest_lines_pipelined(void **state)
 	finish();
 }
 
+/* ---- the final reply: never a 2xx the server did not give --------------- */
+
+/* The body is out and its dot went upstream; the client waits. */
+static void
+dot_sent(void)
+{
+	body_started();
+	cl_send("\r\n.\r\n");
+	EXPECT_SRV("");
+	EXPECT_SRV(".");
+}
+
+/* The client gets 451 and the session ends. */
+static void
+expect_451_end(const char *after)
+{
+	const char *r = CL_REPLY();
+
+	if (strncmp(r, "451 ", 4) != 0)
+		fail_msg("after %s: expected 451, got \"%s\"", after, r);
+	wait_cl_eof();
+	finish();
+}
+
+/* The server answers the dot with bytes (n of them: a NUL may be among
+ * them) that are no well-formed reply. */
+static void
+final_garbage(const char *bytes, size_t n)
+{
+	g.ceof = 0;		/* a session after another */
+	g.clen = 0;
+	dot_sent();
+	assert_int_equal(write(g.sfd, bytes, n), (ssize_t)n);
+	expect_451_end(bytes);
+}
+
+/*
+ * A final reply that is not one well-formed reply is no answer to the
+ * message: a 250 first line and a 451 last one, a code of four digits,
+ * of two, with no separator, not a digit, below 200, a CR or a NUL
+ * inside a line, more than 64 lines, a line over 2048 octets.  Each
+ * gives 451, never the 2xx its first line or first digits suggest.
+ */
+static void
+test_final_reply_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"250-2.0.0 queued\r\n451 4.3.0 not really\r\n",
+		"2500 ok\r\n", "25 ok\r\n", "250ok\r\n", "x50 ok\r\n",
+		"150 ok\r\n", "250 ok\r451 no\r\n",
+	};
+	static char lines[65 * 16], longline[2100];
+	size_t i, o = 0;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		final_garbage(bad[i], strlen(bad[i]));
+	final_garbage("250 o\0k\r\n", 9);
+	for (i = 0; i < 64; i++)
+		o += (size_t)snprintf(lines + o, sizeof(lines) - o,
+		    "250-line %zu\r\n", i);
+	o += (size_t)snprintf(lines + o, sizeof(lines) - o, "250 last\r\n");
+	final_garbage(lines, o);
+	memset(longline, 'a', sizeof(longline));
+	memcpy(longline, "250 ", 4);
+	memcpy(longline + sizeof(longline) - 2, "\r\n", 2);
+	final_garbage(longline, sizeof(longline));
+}
+
+/* A last line without its line end, then the connection closes: 451. */
+static void
+test_final_reply_unterminated(void **state)
+{
+	dot_sent();
+	srv_send("250 2.0.0 queued");
+	run_for(20);
+	srv_close();
+	expect_451_end("an unterminated 250");
+}
+
+/* The first line of a multi-line 250, then a reset: 451. */
+static void
+test_final_reply_reset(void **state)
+{
+	struct linger lg = { 1, 0 };
+
+	dot_sent();
+	srv_send("250-2.0.0 queued\r\n");
+	run_for(20);
+	assert_int_equal(setsockopt(g.sfd, SOL_SOCKET, SO_LINGER, &lg,
+	    sizeof(lg)), 0);
+	srv_close();
+	expect_451_end("250- and a reset");
+}
+
+/* A final reply that arrives an octet at a time reaches the client whole,
+ * and only once its last line is complete. */
+static void
+test_final_reply_bytewise(void **state)
+{
+	static const char reply[] = "250-2.0.0 ok\r\n250 2.0.0 queued\r\n";
+	char b[2] = { 0, 0 };
+	size_t i;
+
+	dot_sent();
+	for (i = 0; i < sizeof(reply) - 1; i++) {
+		assert_int_equal(g.clen, 0);
+		b[0] = reply[i];
+		srv_send(b);
+		run_for(3);
+	}
+	EXPECT_CL(reply);
+	finish();
+}
+
+/*
+ * What the client pipelines behind its dot waits for the final reply,
+ * and comes after it in order; a reply the server sent after its final
+ * one is never taken for a later command's (here it would make the
+ * pipelined RCPT's 250): the leg fails, 421.
+ */
+static void
+test_final_reply_then_stray(void **state)
+{
+	body_started();
+	cl_send("\r\n.\r\nMAIL FROM:<a@sender.example>\r\n"
+	    "RCPT TO:<b@d.example>\r\nDATA\r\n");
+	EXPECT_SRV("");
+	EXPECT_SRV(".");
+	run_for(20);
+	assert_int_equal(g.clen, 0);
+	srv_send("451 4.3.0 try later\r\n250 2.0.0 stray\r\n");
+	EXPECT_CL("451 4.3.0 try later\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	expect_end("421 ");
+}
+
+/* The client hangs up while it waits for the final reply: the upstream
+ * connection is closed, nothing is relayed to anyone. */
+static void
+test_client_closes_after_dot(void **state)
+{
+	dot_sent();
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.seof);
+	WAIT(g.env.nsessions == 0);
+	finish();
+}
+
+/* Recipients refused for good, for now, and accepted (251) each get the
+ * server's own reply, and the message its final one. */
+static void
+test_rcpt_mixed_results(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RCPT TO:<c@d.example>\r\nRCPT TO:<e@d.example>\r\n"
+	    "RCPT TO:<f@d.example>\r\nDATA\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("550 5.1.1 no such user\r\n");
+	EXPECT_CL("550 5.1.1 no such user\r\n");
+	EXPECT_SRV("RCPT TO:<e@d.example>");
+	srv_send("452 4.2.2 mailbox full\r\n");
+	EXPECT_CL("452 4.2.2 mailbox full\r\n");
+	EXPECT_SRV("RCPT TO:<f@d.example>");
+	srv_send("251 2.1.5 forwarded\r\n");
+	EXPECT_CL("251 2.1.5 forwarded\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("x\r\n.\r\n");
+	EXPECT_SRV("x");
+	EXPECT_SRV(".");
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	finish();
+}
+
+/* A 354 nothing asked for (the client's DATA has not gone out) ends the
+ * session: 421. */
+static void
+test_unsolicited_354(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	srv_send("354 go\r\n");
+	expect_end("421 ");
+}
+
+/* A TLS leg up to the server's 354, the client's one-line message and
+ * its dot upstream. */
+static void
+tls_dot_sent(void)
+{
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("x\r\n.\r\n");
+	EXPECT_SRV("x");
+	EXPECT_SRV(".");
+}
+
+/* Over TLS, the connection cut (no close_notify) after the first line of
+ * a multi-line 250: 451. */
+static void
+test_tls_final_reply_cut(void **state)
+{
+	tls_dot_sent();
+	srv_send("250-2.0.0 ok\r\n");
+	run_for(20);
+	SSL_free(g.sssl);	/* no close_notify */
+	g.sssl = NULL;
+	srv_close();
+	expect_451_end("250- and a cut TLS connection");
+}
+
+/* Over TLS, a close_notify before the last line's line end: 451. */
+static void
+test_tls_final_reply_close_notify(void **state)
+{
+	tls_dot_sent();
+	srv_send("250-2.0.0 ok\r\n250 2.0.0 queued");
+	SSL_shutdown(g.sssl);
+	expect_451_end("250 without its line end, and close_notify");
+}
+
 int
 main(void)
 {
@@ -5041,6 +5277,16 @@ main(void)
 		T(test_discard_across_reconnect),
 		T(test_longest_lines_pipelined),
 		T(test_discard_across_reconnect_ok),
+		T(test_final_reply_malformed),
+		T(test_final_reply_unterminated),
+		T(test_final_reply_reset),
+		T(test_final_reply_bytewise),
+		T(test_final_reply_then_stray),
+		T(test_client_closes_after_dot),
+		T(test_rcpt_mixed_results),
+		T(test_unsolicited_354),
+		T(test_tls_final_reply_cut),
+		T(test_tls_final_reply_close_notify),
 #undef T
 	};
 
