@@ -1353,6 +1353,14 @@ client_command(struct session *s, char *line, size_t len)
 		retiring_tempfail(s);
 		return;
 	}
+	/* shutting down: a transaction begun now could be cut after its
+	 * dot at the drain's deadline, and the MTA, without the reply,
+	 * would send it again (a duplicate); one under way goes on */
+	if (s->env->draining && cmd.verb == SMTP_CMD_MAIL) {
+		session_tempfail(s, "421 4.3.2", "shutting down; "
+		    "try again");
+		return;
+	}
 	switch (cmd.verb) {
 	case SMTP_CMD_HELO:
 	case SMTP_CMD_EHLO:

@@ -1889,6 +1889,25 @@ test_retiring_new_transaction(void **state)
 	finish();
 }
 
+/* Draining (SIGTERM): a transaction under way goes on to its end, a new
+ * one is refused with 421 (one cut after its dot at the drain's deadline
+ * would be sent again by the MTA), and nothing of it goes upstream. */
+static void
+test_draining_new_transaction(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	g.env.draining = 1;
+	rcpt_relayed("c@d.example", "c ok");
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	cl_send("MAIL FROM:<d@sender.example>\r\n");
+	EXPECT_CL_PREFIX("421 4.3.2 mxguard: shutting down; try again");
+	WAIT(g.ceof);
+	WAIT(g.env.nsessions == 0);
+	assert_null(memmem(g.sraw, g.srawlen, "<d@sender.example>", 18));
+	finish();
+}
+
 static void
 test_retiring_during_lookup(void **state)
 {
@@ -5198,6 +5217,7 @@ main(void)
 		T(test_verdict_max_age_freed),
 		T(test_retiring_new_transaction),
 		T(test_retiring_during_lookup),
+		T(test_draining_new_transaction),
 		T(test_reload_during_lookup),
 		T(test_encrypt_without_starttls),
 		T(test_verify_report_only_cleartext),
