@@ -113,6 +113,8 @@ struct daemon {
 	uint64_t		 watchdog_ms;
 	struct ev_timer		*beat;		/* workers: to the supervisor */
 	struct ev_timer		*report_timer;	/* next TLSRPT run */
+	struct ev_timer		*clock_timer;	/* the anchor's policy time
+						 * kept (the one that saves) */
 	struct report_run	*report;	/* the run under way */
 	struct dnscheck		*dnscheck;	/* resolver self-check */
 	int			 sigfd;
@@ -669,6 +671,28 @@ beat_cb(void *arg)
 	ev_timer_arm(d->beat, WORKER_BEAT_MS);
 }
 
+/* The policy time kept in the anchor file now and then: what a later
+ * boot takes as its floor (core/clock.h). */
+static void
+clock_save(struct daemon *d)
+{
+	char err[512], q[600];
+
+	if (clock_anchor_save(d->cfg->state_dir, err, sizeof(err)) == -1)
+		log_warn("event=clock-anchor-unsaved error=%s note=\"a "
+		    "restart takes the wall clock as it then is\"",
+		    log_q(q, sizeof(q), err));
+}
+
+static void
+clock_cb(void *arg)
+{
+	struct daemon *d = arg;
+
+	clock_save(d);
+	ev_timer_arm(d->clock_timer, (uint64_t)CLOCK_SAVE_EVERY_S * 1000);
+}
+
 static void
 watchdog_cb(void *arg)
 {
@@ -807,11 +831,14 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	policy_open_stores(d.policy, cfg);
 	/* this boot's policy clock, for a restart and the commands (the
 	 * workers share the supervisor's: worker 0 keeps it) */
-	if ((w == NULL || w->slot == 0) && *cfg->state_dir != '\0' &&
-	    clock_anchor_save(cfg->state_dir, err, sizeof(err)) == -1)
-		log_warn("event=clock-anchor-unsaved error=%s note=\"a "
-		    "restart takes the wall clock as it then is\"",
-		    log_q(q, sizeof(q), err));
+	if ((w == NULL || w->slot == 0) && *cfg->state_dir != '\0') {
+		if ((d.clock_timer = ev_timer_new(d.loop, clock_cb,
+		    &d)) == NULL) {
+			log_err("event=fatal error=\"out of memory\"");
+			goto fail;
+		}
+		clock_cb(&d);
+	}
 	if (w == NULL)
 		reload_readable_check(cfg, opts->config_path);
 	if (w == NULL)
@@ -861,11 +888,14 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 		goto fail;
 	}
 	log_info("event=stopped");
+	if (d.clock_timer != NULL)
+		clock_save(&d);		/* the floor as late as it can be */
 	rc = d.retiring ? WORKER_EXIT_RETIRE : d.exit_rc;
 fail:
 	dnscheck_free(d.dnscheck);
 	report_cancel(d.report);
 	ev_timer_free(d.report_timer);
+	ev_timer_free(d.clock_timer);
 	nfq_close(d.nfq);
 	control_close(d.control);
 	proxy_free(d.proxy);

@@ -1,12 +1,15 @@
 /*
  * clock.c - the time the policy stores go by (see clock.h).
  *
- * The anchor file: one line, "mxguard-clock 1 BOOT_ID OFFSET AT", OFFSET
- * the wall clock minus CLOCK_BOOTTIME at the anchor, AT the CLOCK_BOOTTIME
- * of the anchor, in seconds.  Only good for the boot whose id
+ * The anchor file: one line, "mxguard-clock 1 BOOT_ID OFFSET AT LAST",
+ * OFFSET the wall clock minus CLOCK_BOOTTIME at the anchor, AT the
+ * CLOCK_BOOTTIME of the anchor, LAST the policy time when the line was
+ * written, in seconds.  The anchor is only good for the boot whose id
  * (/proc/sys/kernel/random/boot_id) it names.  AT keeps the slew
  * allowance growing from the first anchor across restarts (a file
  * without it, from an older version, starts it again at the restore).
+ * LAST is what a later boot keeps of it: a floor (without LAST, the
+ * anchor's own time, OFFSET + AT).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,11 +72,47 @@ boot_id(char id[40])
 	return n == 36 ? 0 : -1;
 }
 
+/*
+ * Another boot's line: the policy time it last knew (LAST, else the
+ * anchor's) is a floor for this boot.  A wall clock behind it by more
+ * than the slack was set back since, by an NTP answer at boot or a
+ * clock battery gone flat: the anchor is taken at the floor instead, so
+ * that a certificate that expired before the last run is not valid
+ * again, nor a policy or history record written now dated in the past.
+ * 2 when floored, else 0.
+ */
+static int
+floor_from(int n, int64_t offset, int64_t at, int64_t last)
+{
+	int64_t floor, wall = (int64_t)time(NULL);
+
+	if (n >= 4 && last > 0)
+		floor = last;
+	else if (n >= 3 && at >= 0)
+		floor = offset + at;
+	else
+		return 0;
+	if (wall >= floor - CLOCK_SLACK_S)
+		return 0;
+	/* at the floor, not below: the clock behind is read as a step
+	 * back, and the policy clock stays the slack above it */
+	anchor_wall = floor + CLOCK_SLACK_S;
+	anchor_boot = boot_now();
+	anchored = 1;
+	warned = 0;
+	log_warn("event=clock-behind-last-boot behind_s=%lld note=\"the wall "
+	    "clock is behind the time mxguard knew in an earlier boot: the "
+	    "policy clock starts there (if the clock is right now: remove "
+	    "%s in state_dir and restart mxguard)\"",
+	    (long long)(floor - wall), CLOCK_ANCHOR_FILE);
+	return 2;
+}
+
 int
 clock_anchor_restore(const char *dir, char *err, size_t errsz)
 {
-	char path[4096], line[128], id[40], fid[40];
-	int64_t offset, at = -1, boot;
+	char path[4096], line[160], id[40], fid[40];
+	int64_t offset, at = -1, last = -1, boot;
 	FILE *f;
 	int rc = -1, n;
 
@@ -89,18 +128,20 @@ clock_anchor_restore(const char *dir, char *err, size_t errsz)
 		return -1;
 	}
 	if (fgets(line, sizeof(line), f) == NULL ||
-	    (n = sscanf(line, MAGIC " %39s %" SCNd64 " %" SCNd64, fid,
-	    &offset, &at)) < 2 || strlen(fid) != 36) {
+	    (n = sscanf(line, MAGIC " %39s %" SCNd64 " %" SCNd64 " %" SCNd64,
+	    fid, &offset, &at, &last)) < 2 || strlen(fid) != 36) {
 		snprintf(err, errsz, "%s: not an anchor line", path);
 		goto out;
 	}
 	rc = 0;
-	if (strcmp(fid, id) != 0)
-		goto out;		/* another boot's */
+	if (strcmp(fid, id) != 0) {
+		rc = floor_from(n, offset, at, last);	/* another boot's */
+		goto out;
+	}
 	/* the same line of time either way; an anchor taken earlier in
 	 * the boot allows the slew of all the time since */
 	boot = boot_now();
-	anchor_boot = n == 3 && at >= 0 && at <= boot ? at : boot;
+	anchor_boot = n >= 3 && at >= 0 && at <= boot ? at : boot;
 	anchor_wall = offset + anchor_boot;
 	anchored = 1;
 	warned = 0;
@@ -113,11 +154,13 @@ out:
 int
 clock_anchor_save(const char *dir, char *err, size_t errsz)
 {
-	char path[4096], tmp[4096], id[40], line[128];
+	char path[4096], tmp[4096], id[40], line[160];
+	int64_t now;
 	int fd, n;
 
 	if (!anchored)
 		clock_anchor();
+	now = clock_now();
 	if (boot_id(id) == -1) {
 		snprintf(err, errsz, "%s: no boot id", BOOT_ID_FILE);
 		return -1;
@@ -128,8 +171,8 @@ clock_anchor_save(const char *dir, char *err, size_t errsz)
 		return -1;
 	}
 	snprintf(tmp, sizeof(tmp), "%.4000s.%ld", path, (long)getpid());
-	n = snprintf(line, sizeof(line), MAGIC " %s %" PRId64 " %" PRId64 "\n",
-	    id, anchor_wall - anchor_boot, anchor_boot);
+	n = snprintf(line, sizeof(line), MAGIC " %s %" PRId64 " %" PRId64
+	    " %" PRId64 "\n", id, anchor_wall - anchor_boot, anchor_boot, now);
 	(void)unlink(tmp);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0644)) == -1) {

@@ -24,8 +24,11 @@
  * of the daemon (a crash, the watchdog) or a command such as `mxguard
  * policy` goes by the same clock (clock_anchor_restore()), not by
  * whatever the wall clock says then.  A new boot takes the wall clock
- * again; so does removing the file and restarting, which is how an
- * operator accepts a clock known to be right.
+ * again, unless it is behind the policy time the file last recorded (the
+ * daemon writes it again every CLOCK_SAVE_EVERY_S and when it stops):
+ * then that time, a floor, so that a clock set back at boot does not make
+ * expired certificates valid again.  Removing the file and restarting is
+ * how an operator accepts a clock known to be right.
  *
  * Only policy decisions use it (MTA-STS cache, TLS history, Redis merge,
  * certificate validity: X509_VERIFY_PARAM_set_time() wherever a chain is
@@ -39,17 +42,20 @@
 
 #define CLOCK_SLACK_S		120
 #define CLOCK_ANCHOR_FILE	"clock.anchor"
+#define CLOCK_SAVE_EVERY_S	3600
 
 /* Takes the anchor now (the wall clock as it is); clock_now() takes it
  * itself on its first call.  Call before forking workers. */
 void		 clock_anchor(void);
 /* The anchor this boot's daemon kept in dir/CLOCK_ANCHOR_FILE: 1 taken,
- * 0 none for this boot (no file, another boot, no boot id), -1 a file
- * that cannot be read or does not parse (err says why; the anchor stays
- * as it was). */
+ * 0 none for this boot (no file, another boot, no boot id), 2 another
+ * boot's whose last policy time is ahead of the wall clock: taken as the
+ * anchor (logged), -1 a file that cannot be read or does not parse (err
+ * says why; the anchor stays as it was). */
 int		 clock_anchor_restore(const char *dir, char *err, size_t errsz);
-/* Keeps the anchor in dir/CLOCK_ANCHOR_FILE for this boot (a new file
- * renamed over the old one): 0, or -1 with err. */
+/* Keeps the anchor in dir/CLOCK_ANCHOR_FILE for this boot, with the
+ * policy time now (a new file renamed over the old one): 0, or -1 with
+ * err. */
 int		 clock_anchor_save(const char *dir, char *err, size_t errsz);
 /* The policy time, Unix seconds (see above). */
 int64_t		 clock_now(void);

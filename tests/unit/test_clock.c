@@ -7,6 +7,7 @@
  * not.
  */
 // WRAP: time clock_gettime
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -181,10 +182,12 @@ test_anchor_file_keeps_slew(void **state)
 	clock_anchor();
 	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
 	assert_int_equal(clock_now(), wall);
-	/* an anchor file of the older format (no AT): allowance from now */
+	/* an anchor file of the older format (no AT, nor LAST): allowance
+	 * from now */
 	assert_non_null(f = fopen(path, "r"));
 	assert_non_null(fgets(err, sizeof(err), f));
 	fclose(f);
+	*strrchr(err, ' ') = '\0';
 	*strrchr(err, ' ') = '\0';
 	assert_non_null(f = fopen(path, "w"));
 	fprintf(f, "%s\n", err);
@@ -192,6 +195,70 @@ test_anchor_file_keeps_slew(void **state)
 	clock_anchor();
 	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
 	assert_int_equal(clock_now(), wall - 345 + CLOCK_SLACK_S);
+	unlink(path);
+	rmdir(dir);
+}
+
+/* Another boot's file: the policy time it last recorded is a floor.  A
+ * clock set back at this boot (an NTP answer, a flat clock battery) is
+ * not taken: the policy clock starts at that time and runs on by the
+ * time passed; a clock at or ahead of it is taken as it is.  A file of
+ * the version before (no LAST) floors at its anchor's own time. */
+static void
+test_another_boot_floor(void **state)
+{
+	char dir[] = "/tmp/mxg-clock-XXXXXX", path[128], err[256];
+	const char *other = "00000000-0000-0000-0000-000000000000";
+	int64_t last;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE);
+	/* what this boot's daemon writes: the policy time last */
+	clock_anchor();
+	pass(7200);
+	assert_int_equal(clock_anchor_save(dir, err, sizeof(err)), 0);
+	assert_non_null(f = fopen(path, "r"));
+	assert_non_null(fgets(err, sizeof(err), f));
+	fclose(f);
+	assert_int_equal(sscanf(strrchr(err, ' ') + 1, "%" SCNd64, &last), 1);
+	assert_int_equal(last, wall);
+
+	/* a later boot whose clock was set back a year */
+	last = wall;
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "mxguard-clock 1 %s 5 1000 %" PRId64 "\n", other, last);
+	fclose(f);
+	wall -= 365 * 86400LL;
+	boot = 50;
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 2);
+	assert_int_equal(clock_now(), last);
+	pass(600);
+	assert_int_equal(clock_now(), last + 600);
+	/* saved for this boot: a restart keeps the floored clock */
+	assert_int_equal(clock_anchor_save(dir, err, sizeof(err)), 0);
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
+	assert_int_equal(clock_now(), last + 600);
+
+	/* within the slack of it, or ahead: the wall clock as it is */
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "mxguard-clock 1 %s 5 1000 %" PRId64 "\n", other,
+	    wall + CLOCK_SLACK_S);
+	fclose(f);
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 0);
+	assert_int_equal(clock_now(), wall);
+
+	/* the format before LAST: the anchor's time, OFFSET + AT */
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "mxguard-clock 1 %s %" PRId64 " 1000\n", other,
+	    wall + 86400 - 1000);
+	fclose(f);
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 2);
+	assert_int_equal(clock_now(), wall + 86400);
 	unlink(path);
 	rmdir(dir);
 }
@@ -206,6 +273,7 @@ main(void)
 		cmocka_unit_test(test_within_slack_followed),
 		cmocka_unit_test(test_anchor_file),
 		cmocka_unit_test(test_anchor_file_keeps_slew),
+		cmocka_unit_test(test_another_boot_floor),
 	};
 
 	log_init("test", 0, LOG_LVL_ERR);
