@@ -52,7 +52,8 @@
  * signals workers as root, does not install it.
  * Only worker 0 runs the TLSRPT timer and the MTA-STS background refresh
  * (one of each per daemon, as before); every worker runs the resolver
- * self-check, whose word its own policy engine needs.
+ * self-check, whose word its own policy engine needs, and starts it again
+ * at each reload it takes (the engine then asks the new resolver).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,6 +151,60 @@ dns_checked(void *arg, int validating, const char *why)
 
 	(void)why;
 	policy_set_resolver_validating(d->policy, validating);
+}
+
+/* DANE rests on the resolver's AD bit: say when it cannot (once per
+ * daemon: the single process or worker 0; at start and at each reload
+ * taken, as config_warnings_log()). */
+static void
+dns_servers_warn(const struct daemon *d, const struct config *cfg)
+{
+	const char *rs;
+	char q[1024];
+	int others;
+
+	if (d->w != NULL && d->w->slot > 0)
+		return;
+	if ((rs = dnscheck_remote_server(cfg, NULL, &others)) != NULL)
+		log_warn("event=dns-server-remote server=%s note=\"not a "
+		    "loopback address: the AD bit of its answers is believed "
+		    "as sent, and anyone on the path to it could forge it; "
+		    "DANE wants a validating resolver on this host\"",
+		    log_q(q, sizeof(q), rs));
+	if (others > 0)
+		log_warn("event=dns-servers-ignored count=%d note=\"only the "
+		    "first resolver is asked: falling back to another when "
+		    "it is slow would let an attacker who delays it choose a "
+		    "resolver that may not validate\"", others);
+}
+
+/*
+ * The resolver self-check, on cfg's resolver: at start, and again at each
+ * reload the process took, since the engine then asks the resolver of the
+ * new configuration (dns_servers, or resolv.conf read again).  A check
+ * left on the old one would go on saying the resolver validates, in the
+ * gauge and in the verdicts, while the engine's may not: DANE off with no
+ * alert.  Until the new check's first round ends the engine's word is
+ * "not known" (no note in verdicts); the gauge keeps the last round's.
+ */
+static void
+dnscheck_start(struct daemon *d, const struct config *cfg)
+{
+	char err[512], q[1024];
+
+	if (d->dnscheck != NULL) {
+		dnscheck_free(d->dnscheck);
+		d->dnscheck = NULL;
+		policy_set_resolver_validating(d->policy, -1);
+		if (cfg->dns_check_interval == 0)
+			log_info("event=dns-check-off note=\"dns_check_interval "
+			    "= 0: mxguard_dns_validating keeps its last value "
+			    "until a restart\"");
+	}
+	if (cfg->dns_check_interval > 0 && (d->dnscheck = dnscheck_new(d->loop,
+	    cfg, 0, 0, dns_checked, d, err, sizeof(err))) == NULL)
+		log_warn("event=dns-check-unavailable error=%s",
+		    log_q(q, sizeof(q), err));
 }
 
 /*
@@ -451,6 +506,9 @@ reload(struct daemon *d, int checked, uint32_t digest)
 	log_set_level(ncfg->log_level);
 	if (d->w == NULL)
 		config_warnings_log(ncfg);
+	/* the engine asks ncfg's resolver now: so does the check */
+	dns_servers_warn(d, ncfg);
+	dnscheck_start(d, ncfg);
 	d->old[d->nold++] = d->cfg;
 	d->cfg = ncfg;
 	d->partial = 0;
@@ -736,7 +794,6 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	struct daemon d;
 	sigset_t mask;
 	char err[512], q[1024];
-	const char *rs;
 	int rc = 1, i;
 
 	memset(&d, 0, sizeof(d));
@@ -856,27 +913,8 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	if ((d.watchdog_ms = sd_watchdog_interval_ms()) > 0)
 		ev_timer_arm(d.watchdog, d.watchdog_ms);
 	report_schedule(&d, 1);
-	/* DANE rests on the resolver's AD bit: say when it cannot */
-	if (w == NULL || w->slot == 0) {
-		int others;
-
-		if ((rs = dnscheck_remote_server(cfg, NULL, &others)) != NULL)
-			log_warn("event=dns-server-remote server=%s note=\"not "
-			    "a loopback address: the AD bit of its answers is "
-			    "believed as sent, and anyone on the path to it "
-			    "could forge it; DANE wants a validating resolver "
-			    "on this host\"", log_q(q, sizeof(q), rs));
-		if (others > 0)
-			log_warn("event=dns-servers-ignored count=%d note=\"only "
-			    "the first resolver is asked: falling back to "
-			    "another when it is slow would let an attacker "
-			    "who delays it choose a resolver that may not "
-			    "validate\"", others);
-	}
-	if (cfg->dns_check_interval > 0 && (d.dnscheck = dnscheck_new(d.loop,
-	    cfg, 0, 0, dns_checked, &d, err, sizeof(err))) == NULL)
-		log_warn("event=dns-check-unavailable error=%s",
-		    log_q(q, sizeof(q), err));
+	dns_servers_warn(&d, cfg);
+	dnscheck_start(&d, cfg);
 	if (w == NULL) {
 		process_metrics();
 		sd_notifyf("READY=1\nSTATUS=relaying");

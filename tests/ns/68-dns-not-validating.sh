@@ -17,6 +17,8 @@
 #   mxguard on 127.0.0.1: -n says it validates, the gauge is 1, the info
 #     line event=dns-validating is logged, and the same message is
 #     DANE-verified.
+#   then reloaded to 127.0.0.2: the self-check follows the engine to the
+#     new resolver (the warning, the gauge 0, the verdict's note).
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/dnssec.sh"
 need_mxguard
@@ -143,5 +145,23 @@ o = json.load(open(sys.argv[1]))
 assert o["resolver"]["validating"] is True, o["resolver"]
 assert [(v["level"], v["dane"]) for v in o["verdicts"]] == [("dane", None)], o["verdicts"]
 ' "$T/policy2.json"
+
+# --- 3: a reload to the resolver that does not validate.  The engine asks
+# the new one from then on, and so must the self-check: one left on the
+# old resolver went on saying it validates (gauge 1, no warning, no note
+# in the verdicts) while DANE could no longer apply.
+sed -i 's/^dns_servers = 127.0.0.1$/dns_servers = 127.0.0.2/' "$T/mxguard.conf"
+n_reloaded=$(mx_count "event=reloaded")
+kill -HUP "$MXG_PID"
+_reloaded() { [ "$(mx_count "event=reloaded")" -gt "$n_reloaded" ]; }
+wait_for 20 "the reload applied" _reloaded
+wait_log "$MXLOG" "event=dns-not-validating resolver=127.0.0.2 signed=dv.test status=insecure"
+mxg_ctl status >"$T/status3.out" 2>&1 || fail "mxguard status: $(cat "$T/status3.out")"
+assert "status after the reload: mxguard_dns_validating 0" grep -qx "mxguard_dns_validating 0" "$T/status3.out"
+send_mail x@sender.test alice@dv.test "$T/body" "reloaded to a resolver that does not validate"
+q3=$(find_qid "$MSGID")
+wait_status "$q3" alice@dv.test sent
+wait_mailbox alice@dv.test 3
+assert "after the reload the verdict notes DANE not applicable" grep -qE "event=policy domain=dv.test .* dane=not-applicable dane_reason=resolver-not-validating\$" "$MXLOG"
 mxg_stop
-pass "non-validating resolver: gauge 0, warning, DANE not applied; validating: gauge 1, DANE"
+pass "non-validating resolver: gauge 0, warning, DANE not applied; validating: gauge 1, DANE; a reload to the non-validating one: gauge 0, warning"
