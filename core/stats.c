@@ -623,6 +623,18 @@ merge_find(struct stat_ctr **list, const struct stats_rec *r, int *made,
 		if (strncmp(c->name, r->name, STATS_NAME_MAX) == 0)
 			break;
 	if (c != NULL) {
+		if (c->type == STAT_HISTOGRAM && r->type == STAT_GAUGE &&
+		    !c->own) {
+			/* a gauge wins over a histogram of its name (see
+			 * rec_type_ok()): the histogram's numbers go */
+			c->type = STAT_GAUGE;
+			c->nb = 0;
+			memset(c->v, 0, sizeof(*c->v));
+			free(c->help);
+			c->help = NULL;
+			*made = 1;
+			return c;
+		}
 		if ((int32_t)c->type != r->type || (c->type == STAT_HISTOGRAM &&
 		    (c->nb != (size_t)r->nb || memcmp(c->le, r->le,
 		    c->nb * sizeof(double)) != 0)))
@@ -703,6 +715,28 @@ add_bucket(uint64_t *to, uint64_t v)
 	*to = *to > UINT64_MAX - v ? UINT64_MAX : *to + v;
 }
 
+/*
+ * Whether a worker's record has the type its name says.  The first record
+ * of a name sets the type it is merged under, and records of another type
+ * are left out: a compromised worker that registered a name first with
+ * another type would push every honest worker's numbers of that name out
+ * (a failure counter claimed as a gauge of 0, the resolver's health gauge
+ * as a counter of 1), and from the retired totals for good.  So a counter
+ * is a "_total" name and a "_total" name a counter (stats.h), and between
+ * a gauge and a histogram of one name the gauge wins (merge_find()): a
+ * health gauge is never hidden, a latency histogram may be.
+ */
+static int
+rec_type_ok(const struct stats_rec *r)
+{
+	size_t n = family_len(r->name);
+	int total = n >= 6 && strncmp(r->name + n - 6, "_total", 6) == 0;
+
+	if (r->type == STAT_COUNTER)
+		return total;
+	return (r->type == STAT_GAUGE || r->type == STAT_HISTOGRAM) && !total;
+}
+
 static void
 merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges,
     size_t *room)
@@ -715,6 +749,8 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges,
 		return;
 	/* a name that the text formats cannot carry as it is */
 	if (!rec_name_ok(r->name, r->type))
+		return;
+	if (!rec_type_ok(r))
 		return;
 	/* a histogram whose bounds its worker is still writing */
 	if (r->type == STAT_HISTOGRAM && r->nb == 0)

@@ -73,7 +73,11 @@ void		 stats_write_plain(FILE *);
  * value).  A worker may have been compromised, so what its slot says
  * never changes a metric the supervisor has itself (a record of the same
  * name is ignored, whatever its type), and its counters and histogram
- * counts below 0 count as 0.  stats_shm_retire() folds a dead worker's
+ * counts below 0 count as 0.  Nor does a worker's claim of a type hide
+ * the others' numbers: a counter's family name ends in "_total" and no
+ * other's does (stats_get() guesses so; a worker's record whose type
+ * does not fit its name is left out of the merge), and a gauge wins over
+ * a histogram of the same name.  stats_shm_retire() folds a dead worker's
  * counters and histograms into the retired totals and empties its slot
  * (before the slot's next worker starts).  stats_shm_sum(): a counter's
  * or gauge's sum over the slots, each slot's value 0 or more

@@ -514,6 +514,72 @@ test_retired_names_bounded(void **state)
 	free(t);
 }
 
+/* Worker 0, compromised, registers before worker 1 the names worker 1
+ * counts its failures and health under, with other types: a failure
+ * counter as a gauge of 0 (and, in a life that ends, as a histogram),
+ * the resolver's health gauge as a counter of 1, Redis's as a histogram.
+ * Worker 1, honest, says 5 failures and both unhealthy (0). */
+static void
+claims_types(struct stats_shm *m, int slot)
+{
+	static const double one[] = { 1 };
+
+	stats_shm_attach(m, slot);
+	if (slot == 1) {
+		stats_add(stats_counter("t_fail_total", "Failures"), 5);
+		stats_add(stats_counter("t_fail2_total", "Failures"), 5);
+		stats_set(stats_gauge("mxguard_dns_validating", "Up"), 0);
+		stats_set(stats_gauge("mxguard_redis_up", "Up"), 0);
+		return;
+	}
+	if (life == 0) {	/* dies: into the retired totals */
+		stats_observe(stats_histogram("t_fail2_total", "x", one, 1), 0);
+		return;
+	}
+	stats_set(stats_gauge("t_fail_total", "x"), 0);
+	stats_add(stats_counter("mxguard_dns_validating", "x"), 1);
+	stats_observe(stats_histogram("mxguard_redis_up", "x", one, 1), 0);
+}
+
+/*
+ * A worker's records of another type than the name's do not push the
+ * honest workers' records of that name out of the merge: a counter is
+ * a "_total" name and a "_total" name a counter (core/stats.h), and a
+ * gauge wins over a histogram of the same name.  Red before: the first
+ * claim fixed the type, and the honest records (5 failures, resolver and
+ * Redis down) were dropped as of another type; from the retired totals,
+ * for good.
+ */
+static void
+test_worker_types_untrusted(void **state)
+{
+	static struct stats_shm *m;
+	char *t;
+
+	(void)state;
+	assert_non_null(m = stats_shm_new(2));
+	stats_shm_supervise(m);
+	life = 0;
+	assert_int_equal(in_child(claims_types, m, 0), 0);
+	stats_shm_retire(m, 0);
+	life = 1;
+	assert_int_equal(in_child(claims_types, m, 0), 0);
+	assert_int_equal(in_child(claims_types, m, 1), 0);
+	t = render();
+	assert_line(t, "# TYPE t_fail_total counter");
+	assert_line(t, "t_fail_total 5");
+	assert_line(t, "# TYPE t_fail2_total counter");
+	assert_line(t, "t_fail2_total 5");
+	assert_line(t, "# TYPE mxguard_dns_validating gauge");
+	assert_line(t, "mxguard_dns_validating 0");
+	assert_line(t, "# TYPE mxguard_redis_up gauge");
+	assert_line(t, "mxguard_redis_up 0");
+	assert_null(strstr(t, "mxguard_redis_up_bucket"));
+	free(t);
+	stats_shm_retire(m, 0);
+	stats_shm_retire(m, 1);
+}
+
 int
 main(void)
 {
@@ -528,6 +594,7 @@ main(void)
 		cmocka_unit_test(test_worker_names_untrusted),
 		cmocka_unit_test(test_retired_names_bounded),
 		cmocka_unit_test(test_sum_capped),
+		cmocka_unit_test(test_worker_types_untrusted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
