@@ -27,7 +27,8 @@
  *                    with WORKER_EXIT_RETIRE, and the supervisor starts
  *                    it again on the new configuration, read as root.
  *                    So no worker goes on with a configuration the
- *                    others no longer run.
+ *                    others no longer run; nor one whose reload the
+ *                    supervisor could not queue (WORKER_SIG_RETIRE).
  *
  * With tlsrpt_enable, a timer sends the TLSRPT reports that are due
  * (tlsproxy/report.c): after a random delay of up to tlsrpt_max_delay at
@@ -384,21 +385,27 @@ reload_readable_check(const struct config *cfg, const char *config_path)
  * rather than go on with a configuration the others no longer run.
  */
 static void
+retire(struct daemon *d, const char *reason)
+{
+	if (d->w == NULL || d->retiring)
+		return;
+	log_warn("event=worker-retiring worker=%d reason=%s "
+	    "note=\"the supervisor starts this worker again on the new "
+	    "configuration once its sessions are done; they take no new "
+	    "transaction or recipient (421)\"", d->w->slot, reason);
+	d->retiring = 1;
+	if (d->proxy != NULL)
+		proxy_retire(d->proxy);
+	start_drain(d);
+}
+
+static void
 reload_failed(struct daemon *d, const char *err)
 {
 	char q[1024];
 
 	log_err("event=reload-failed error=%s", log_q(q, sizeof(q), err));
-	if (d->w == NULL || d->retiring)
-		return;
-	log_warn("event=worker-retiring worker=%d reason=reload-failed "
-	    "note=\"the supervisor starts this worker again on the new "
-	    "configuration once its sessions are done; they take no new "
-	    "transaction or recipient (421)\"", d->w->slot);
-	d->retiring = 1;
-	if (d->proxy != NULL)
-		proxy_retire(d->proxy);
-	start_drain(d);
+	retire(d, "reload-failed");
 }
 
 /*
@@ -605,6 +612,11 @@ signal_cb(int fd, int events, void *arg)
 		case SIGHUP:
 			want = 1;
 			checked = 0;
+			break;
+		case WORKER_SIG_RETIRE:
+			/* a reload the supervisor could not queue to us */
+			if (d->w != NULL)
+				retire(d, "reload-not-delivered");
 			break;
 		}
 	}
@@ -817,8 +829,10 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
-	if (w != NULL)
+	if (w != NULL) {
 		sigaddset(&mask, WORKER_SIG_RELOAD);
+		sigaddset(&mask, WORKER_SIG_RETIRE);
+	}
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 
 	if ((d.loop = ev_loop_new()) == NULL) {

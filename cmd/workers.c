@@ -40,7 +40,8 @@
  *     (config_verify(), as root) and, only when it took the new one,
  *     passes it to every worker (sigqueue() of WORKER_SIG_RELOAD, with
  *     the digest of the bytes it checked: a worker that reads others
- *     retires), which
+ *     retires; one the signal cannot be queued to is told to retire,
+ *     WORKER_SIG_RETIRE), which
  *     reloads its own; a worker that
  *     cannot (it reads the files as `user`: a file only root may read)
  *     retires and is started again on the supervisor's configuration
@@ -387,19 +388,31 @@ signal_worker(struct sup *s, int i, int sig)
 /* WORKER_SIG_RELOAD with the digest of the configuration the supervisor
  * checked: a worker that reads other bytes (the file changed since)
  * retires rather than run a configuration nobody checked beside the
- * others.  (Not SIGHUP: see workers.h.) */
+ * others.  (Not SIGHUP: see workers.h.)  One that could not be queued
+ * (EAGAIN: the signal queue of the workers' user is full) is told to
+ * retire instead (WORKER_SIG_RETIRE), so that it does not go on with the
+ * configuration this reload replaced. */
 static int
 reload_worker(struct sup *s, int i)
 {
 	union sigval v;
+	int saved;
 
 	if (s->w[i].pid <= 0)
 		return 0;
 	v.sival_int = (int)config_digest32(s->cfg);
 	if (sigqueue(s->w[i].pid, WORKER_SIG_RELOAD, v) == 0)
 		return 0;
+	saved = errno;
 	log_err("event=worker-signal-failed worker=%d pid=%ld signal=RTMIN+1 "
-	    "error=\"%s\"", i, (long)s->w[i].pid, strerror(errno));
+	    "error=\"%s\"", i, (long)s->w[i].pid, strerror(saved));
+	if (saved == ESRCH)
+		return -1;	/* gone: reaped, then started on s->cfg */
+	if (signal_worker(s, i, WORKER_SIG_RETIRE) == 0)
+		log_warn("event=worker-retire-asked worker=%d pid=%ld "
+		    "reason=reload-not-delivered note=\"started again on "
+		    "the new configuration once its sessions are done\"", i,
+		    (long)s->w[i].pid);
 	return -1;
 }
 
@@ -705,6 +718,7 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 	sigaddset(&mask, SIGCHLD);
 	/* blocked before the forks: a worker's reload waits for its loop */
 	sigaddset(&mask, WORKER_SIG_RELOAD);
+	sigaddset(&mask, WORKER_SIG_RETIRE);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if ((s->loop = ev_loop_new()) == NULL ||
 	    (s->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) ==

@@ -80,6 +80,17 @@ void	config_warnings_log(const struct config *);
  * supervisor before it forks (its default action ends a process), read
  * by each worker's signalfd. */
 #define WORKER_SIG_RELOAD	(SIGRTMIN + 1)
+/* The supervisor's fallback when it could not queue WORKER_SIG_RELOAD to
+ * a worker: a real-time signal fails (EAGAIN) once the pending signals
+ * of the worker's user reach its RLIMIT_SIGPENDING, which any process of
+ * that user can arrange (a compromised worker, queueing signals to
+ * itself).  A classic signal is delivered whatever that count, so the
+ * worker is told to retire (as when its own reload fails) and is started
+ * again on the supervisor's configuration, rather than go on with the
+ * one the reload replaced.  Blocked in the supervisor before it forks
+ * (its default action ends a process), read by each worker's signalfd;
+ * the single process leaves it alone. */
+#define WORKER_SIG_RETIRE	SIGUSR1
 int	run_daemon(struct config *, const struct cmd_opts *,
 	    const struct worker_info *w);
 
