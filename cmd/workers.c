@@ -32,9 +32,12 @@
  *     back-off of 100 ms doubling to 30 s, so a crash loop does not spin.
  *     Its listeners stay open in the supervisor meanwhile: connections
  *     queued on them wait for the new worker; only its sessions under way
- *     are lost (the MTA retries those).  A worker that fails before the
- *     daemon was ever ready stops the daemon (exit 1): a configuration
- *     that cannot start must not loop.
+ *     are lost (the MTA retries those).  A worker that fails before it
+ *     was ever ready, while the daemon was not yet, stops the daemon
+ *     (exit 1): a configuration that cannot start must not loop.  One
+ *     that was ready is started again even then: a session could
+ *     otherwise stop the whole daemon (and with fail_mode = open, send
+ *     every flow direct) while a sibling is slow to start.
  *   - signals: SIGHUP reloads its own configuration (for the queue and
  *     for workers started later), builds what a worker builds from files
  *     (config_verify(), as root) and, only when it took the new one,
@@ -551,7 +554,7 @@ reap(struct sup *s)
 	char sts[32];
 	uint64_t lived, delay;
 	pid_t pid;
-	int st, i;
+	int st, i, was_ready;
 
 	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
 		for (ws = NULL, i = 0; i < s->n; i++)
@@ -564,6 +567,7 @@ reap(struct sup *s)
 		ws->pid = 0;
 		/* not up until its successor says so: the daemon is not
 		 * announced on a slot whose worker is dead */
+		was_ready = ws->ready;
 		ws->ready = 0;
 		close_ready(ws);
 		/* its counters live on in the totals; then the slot is free */
@@ -589,7 +593,11 @@ reap(struct sup *s)
 		log_warn("event=worker-exit worker=%d pid=%ld status=%s "
 		    "lived_ms=%llu", ws->slot, (long)pid, sts,
 		    (unsigned long long)lived);
-		if (!s->announced) {
+		/* one that never got up: the configuration cannot start,
+		 * and must not loop.  One that was up (and serving) while a
+		 * sibling still starts died as any worker may later, from
+		 * what it was sent: started again, the daemon goes on */
+		if (!s->announced && !was_ready) {
 			log_err("event=fatal error=\"worker %d failed while "
 			    "starting\"", ws->slot);
 			s->rc = 1;
