@@ -298,6 +298,24 @@ ssl_err(char *err, size_t errsz, const char *what)
 	ERR_clear_error();
 }
 
+/* tls_ciphers, never with a NULL-encryption suite (eNULL): the server
+ * picks among what we offer, and every level that requires TLS (encrypt,
+ * verify, dane) would take a session that encrypts nothing for TLS.
+ * Postfix excludes them whatever its cipher settings say.  Appended last,
+ * "!eNULL" removes them for good, whatever the list put first. */
+static int
+set_ciphers(SSL_CTX *ctx, const char *list)
+{
+	char *s;
+	int ok;
+
+	if (asprintf(&s, "%s:!eNULL", list) == -1)
+		return -1;
+	ok = SSL_CTX_set_cipher_list(ctx, s);
+	free(s);
+	return ok ? 0 : -1;
+}
+
 struct tls_ctx *
 tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 {
@@ -325,7 +343,7 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 	}
 	SSL_CTX_set_min_proto_version(t->client,
 	    version_of(cfg->tls_min_version));
-	if (!SSL_CTX_set_cipher_list(t->client, cfg->tls_ciphers)) {
+	if (set_ciphers(t->client, cfg->tls_ciphers) == -1) {
 		ssl_err(err, errsz, "setting tls_ciphers");
 		goto fail;
 	}

@@ -2,12 +2,13 @@
  * tls.h - OpenSSL contexts of the proxy.
  *
  * The client context (upstream leg) verifies against the WebPKI store
- * (config tls_ca_file/tls_ca_path, else OpenSSL's default paths) and has
- * DANE enabled; its verify callback never aborts a handshake, because the
- * verdict is the policy's (policy_tls_check after the handshake), not
- * OpenSSL's.  The server context (client leg) exists only when a local
- * certificate is configured.  tls_ctx_new() returns a struct freed by
- * tls_ctx_free().
+ * (config tls_ca_file/tls_ca_path, else OpenSSL's default paths), has
+ * DANE enabled and never offers a NULL-encryption suite, whatever
+ * tls_ciphers lists.  Its verify callback never aborts a handshake,
+ * because the verdict is the policy's (policy_tls_check after the
+ * handshake), not OpenSSL's.  The server context (client leg) exists only
+ * when a local certificate is configured.  tls_ctx_new() returns a struct
+ * freed by tls_ctx_free().
  */
 #ifndef MXG_TLS_H
 #define MXG_TLS_H

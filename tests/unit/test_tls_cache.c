@@ -353,6 +353,61 @@ test_large_chain_bounded(void **state)
 	assert_true(chain_growth(60) < 1024u * 1024);
 }
 
+/*
+ * A NULL-encryption suite is never offered, whatever tls_ciphers says
+ * (here every suite OpenSSL has, at security level 0): a server that
+ * prefers one gets the real cipher it also has.  Red before: the client
+ * offered ECDHE-ECDSA-NULL-SHA, the server took it, and every level that
+ * requires TLS took a session that encrypts nothing for TLS.
+ */
+static void
+test_null_cipher_never_offered(void **state)
+{
+	char err[256], *saved = cfg->tls_ciphers;
+	SSL_CTX *own = sctx;
+	struct tls_ctx *t;
+	const SSL_CIPHER *cur;
+	STACK_OF(SSL_CIPHER) *sk;
+	SSL *c, *s;
+	int i;
+
+	(void)state;
+	cfg->tls_ciphers = (char *)"ALL:COMPLEMENTOFALL:@SECLEVEL=0";
+	t = tls_ctx_new(cfg, err, sizeof(err));
+	cfg->tls_ciphers = saved;
+	assert_non_null(t);
+	c = tls_client_new(t);
+	sk = SSL_get1_supported_ciphers(c);
+	assert_non_null(sk);
+	for (i = 0; i < sk_SSL_CIPHER_num(sk); i++)
+		if (SSL_CIPHER_get_cipher_nid(sk_SSL_CIPHER_value(sk, i)) ==
+		    NID_undef)
+			fail_msg("%s offered",
+			    SSL_CIPHER_get_name(sk_SSL_CIPHER_value(sk, i)));
+	sk_SSL_CIPHER_free(sk);
+	/* a TLS 1.2 server that picks NULL first when it is offered */
+	sctx = server_ctx();
+	SSL_CTX_set_max_proto_version(sctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(sctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	assert_int_equal(SSL_CTX_set_cipher_list(sctx, "ECDHE-ECDSA-NULL-SHA:"
+	    "ECDHE-ECDSA-AES128-GCM-SHA256:@SECLEVEL=0"), 1);
+	s = joined(c);
+	cur = SSL_get_current_cipher(c);
+	assert_non_null(cur);
+	assert_int_not_equal(SSL_CIPHER_get_cipher_nid(cur), NID_undef);
+	SSL_free(s);
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	sctx = own;
+	/* a list of NULL suites only is no list: refused, never TLS 1.3
+	 * alone without a word */
+	cfg->tls_ciphers = (char *)"eNULL:@SECLEVEL=0";
+	assert_null(tls_ctx_new(cfg, err, sizeof(err)));
+	cfg->tls_ciphers = saved;
+	assert_non_null(strstr(err, "tls_ciphers"));
+	tls_ctx_free(t);
+}
+
 int
 main(void)
 {
@@ -363,6 +418,7 @@ main(void)
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
+		cmocka_unit_test(test_null_cipher_never_offered),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
