@@ -12,7 +12,8 @@
  *
  * Functions:
  *   policy_verdict_dup/free     value semantics for verdicts
- *   policy_tls_prepare          SNI, names, store, TLSA on an SSL
+ *   policy_tls_prepare          SNI (a host name, never an address),
+ *                               names, store, TLSA on an SSL
  *   policy_tls_check            judge a handshake prepared for v
  *   policy_leg_fits             judge an existing leg for a new verdict
  *   policy_tls_session_key      resumption key (or none)
@@ -29,6 +30,7 @@
  * with policy_verdict_free(); the SSL ex_data this file attaches is freed
  * with the SSL.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +257,18 @@ verify_first_error(int ok, X509_STORE_CTX *xc)
 	return ok;
 }
 
+/* An address, not a host name: RFC 6066 section 3 forbids IP literals as
+ * SNI (an override's match= naming the destination, an MX target that
+ * looks like one). */
+static int
+ip_literal(const char *s)
+{
+	unsigned char a[16];
+
+	return s[0] == '[' || inet_pton(AF_INET, s, a) == 1 ||
+	    inet_pton(AF_INET6, s, a) == 1;
+}
+
 static int
 prepare(const struct policy_verdict *v, SSL *ssl)
 {
@@ -284,6 +298,8 @@ prepare(const struct policy_verdict *v, SSL *ssl)
 	if (sni == NULL && v->tls != NULL && v->tls->nnames > 0 &&
 	    v->tls->names[0][0] != '.')
 		sni = v->tls->names[0];
+	if (sni != NULL && ip_literal(sni))
+		sni = NULL;	/* none rather than an address */
 	if (sni != NULL && !SSL_set_tlsext_host_name(ssl, sni))
 		return -1;
 	/* protocols=: never below the global tls_min_version */

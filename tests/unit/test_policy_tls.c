@@ -952,6 +952,46 @@ test_attacker_chains(void **state)
 	EVP_PKEY_free(ak);
 }
 
+/* The SNI prepare sends: H, else the first reference name that is a
+ * host; never an IP literal (RFC 6066 section 3), from H or from an
+ * override's match=.  Red before: 192.0.2.1 and 2001:db8::25 were sent. */
+static const char *
+sni_of(const struct policy_verdict *v)
+{
+	static char out[256];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *c = SSL_new(ctx);
+	const char *n;
+
+	assert_int_equal(policy_tls_prepare(v, c), 0);
+	n = SSL_get_servername(c, TLSEXT_NAMETYPE_host_name);
+	snprintf(out, sizeof(out), "%s", n ? n : "(none)");
+	SSL_free(c);
+	SSL_CTX_free(ctx);
+	return out;
+}
+
+static void
+test_sni_never_address(void **state)
+{
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *d = policy_verdict_dup(v);
+
+	assert_non_null(d);
+	assert_string_equal(sni_of(d), "mx.good.test");
+	snprintf(d->mx_host, sizeof(d->mx_host), "mx.one.test");
+	assert_string_equal(sni_of(d), "mx.one.test");
+	snprintf(d->mx_host, sizeof(d->mx_host), "192.0.2.1");
+	assert_string_equal(sni_of(d), "(none)");
+	d->mx_host[0] = '\0';
+	snprintf(d->tls->names[0], sizeof(d->tls->names[0]), "2001:db8::25");
+	assert_string_equal(sni_of(d), "(none)");
+	snprintf(d->tls->names[0], sizeof(d->tls->names[0]), "[192.0.2.1]");
+	assert_string_equal(sni_of(d), "(none)");
+	policy_verdict_free(v);
+	policy_verdict_free(d);
+}
+
 int
 main(void)
 {
@@ -971,6 +1011,7 @@ main(void)
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
 		cmocka_unit_test(test_mta_sts_cn_only),
+		cmocka_unit_test(test_sni_never_address),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
