@@ -992,6 +992,53 @@ test_sni_never_address(void **state)
 	policy_verdict_free(d);
 }
 
+/*
+ * Wildcards (RFC 6125 section 6.4.3, RFC 8461 section 4.1): only as the
+ * whole leftmost label, matching exactly one label, in any case, A-labels
+ * too: *.good.test matches MX.Good.TEST and xn--mx-abc.good.test, never
+ * good.test nor a.mx.good.test; for MTA-STS and an override's verify
+ * alike, prepared and afresh.  Behaviour pinned (name_flags()).
+ */
+static void
+test_wildcard_one_label(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *wild = test_cert(k, "*.good.test", "*.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	const char *yes[] = { "MX.Good.TEST", "xn--mx-abc.good.test" };
+	const char *no[] = { "good.test", "a.mx.good.test" };
+	struct tls_proof proof;
+	struct tls_result res;
+	size_t i;
+	int sts;
+	SSL *c;
+
+	for (sts = 0; sts < 2; sts++) {
+		if (sts)
+			v->source = "mta-sts";
+		for (i = 0; i < 2; i++) {
+			snprintf(v->tls->names[0], 256, "%s", yes[i]);
+			expect(v, wild, k, 0, "success");
+			snprintf(v->tls->names[0], 256, "%s", no[i]);
+			expect(v, wild, k, -1, "certificate-host-mismatch");
+			c = handshake(may, wild, k);
+			assert_int_equal(policy_tls_check(may, c, &proof, &res),
+			    0);
+			assert_int_equal(policy_leg_fits(v, &proof, c, &res),
+			    -1);
+			assert_string_equal(res.reason,
+			    "certificate-host-mismatch");
+			SSL_free(c);
+		}
+	}
+	policy_verdict_free(v);
+	policy_verdict_free(may);
+	X509_free(wild);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -1012,6 +1059,7 @@ main(void)
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
 		cmocka_unit_test(test_mta_sts_cn_only),
 		cmocka_unit_test(test_sni_never_address),
+		cmocka_unit_test(test_wildcard_one_label),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
