@@ -132,6 +132,8 @@ teardown(void **state)
 /* set: the client context completes every handshake with a callback
  * that accepts all, as the proxy's does (tlsproxy/tls.c) */
 static int ctx_accepts_all;
+/* set: the server and client agree on an anonymous suite (aNULL) */
+static int anon;
 
 static int
 accept_all(int ok, X509_STORE_CTX *xc)
@@ -159,6 +161,15 @@ handshake(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key)
 		assert_int_equal(SSL_CTX_add1_chain_cert(sctx, extra_chain), 1);
 	if (ctx_accepts_all)
 		SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, accept_all);
+	if (anon) {
+		/* anonymous (EC)DH, TLS 1.2: no Certificate message */
+		SSL_CTX_set_max_proto_version(sctx, TLS1_2_VERSION);
+		SSL_CTX_set_dh_auto(sctx, 1);
+		assert_int_equal(SSL_CTX_set_cipher_list(sctx,
+		    "aNULL:@SECLEVEL=0"), 1);
+		assert_int_equal(SSL_CTX_set_cipher_list(cctx,
+		    "aNULL:@SECLEVEL=0"), 1);
+	}
 	s = SSL_new(sctx);
 	c = SSL_new(cctx);
 	/* the proxy's own context may demand verification: prepare must
@@ -1039,6 +1050,59 @@ test_wildcard_one_label(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * An anonymous suite (aNULL: TLS 1.2 without a server certificate, which
+ * a tls_ciphers at @SECLEVEL=0 may offer) authenticates nothing: the
+ * handshake's own verification result is X509_V_OK, as nothing was
+ * verified, yet verify fails, in the check the session was prepared for
+ * and afresh, for an override's verify and a fingerprint alike; may and
+ * encrypt take it as TLS.  Behaviour pinned (verify_peer()'s test for a
+ * peer certificate comes first).
+ */
+static void
+test_anonymous_never_verified(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *enc = verdict("any.test", "192.0.2.4");
+	struct policy_verdict *fp = policy_verdict_dup(v);
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	assert_non_null(fp);
+	fp->tls->nfp = 1;
+	X509_digest(good, EVP_sha256(), fp->tls->fp[0], NULL);
+	anon = 1;
+	c = handshake(v, good, k);
+	assert_null(SSL_get0_peer_certificate(c));
+	assert_int_equal(SSL_get_verify_result(c), X509_V_OK);
+	assert_int_equal(policy_tls_check(v, c, &proof, &res), -1);
+	assert_string_equal(res.reason, "certificate-not-trusted");
+	assert_int_not_equal(proof.level, TLS_LEVEL_VERIFY);
+	SSL_free(c);
+	expect(fp, good, k, -1, "certificate-not-trusted");
+	expect(enc, good, k, 0, "certificate-not-trusted");
+	c = handshake(may, good, k);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	assert_int_equal(proof.tls, 1);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), -1);
+	assert_int_equal(policy_leg_fits(fp, &proof, c, &res), -1);
+	assert_int_equal(policy_leg_fits(enc, &proof, c, &res), 0);
+	SSL_free(c);
+	anon = 0;
+	expect(fp, good, k, 0, "success");	/* the same, authenticated */
+	policy_verdict_free(v);
+	policy_verdict_free(may);
+	policy_verdict_free(enc);
+	policy_verdict_free(fp);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -1060,6 +1124,7 @@ main(void)
 		cmocka_unit_test(test_mta_sts_cn_only),
 		cmocka_unit_test(test_sni_never_address),
 		cmocka_unit_test(test_wildcard_one_label),
+		cmocka_unit_test(test_anonymous_never_verified),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
