@@ -294,7 +294,7 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
     int postfix, const char *where, char *err, size_t errsz)
 {
 	char buf[2048], *tok, *save = NULL, *dest, *lvl;
-	int i;
+	int i, protocols = 0;
 
 	memset(e, 0, sizeof(*e));
 	snprintf(e->line, sizeof(e->line), "%s", line);
@@ -332,6 +332,12 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 		    e->level == OVR_FINGERPRINT) {
 			char *m, *s2 = NULL;
 
+			/* Postfix takes an empty match= as an invalid
+			 * policy: never "no names, so the default" */
+			if (tok[6 + strspn(tok + 6, "|")] == '\0') {
+				fail(err, errsz, where, "match= with no digest");
+				return -1;
+			}
 			for (m = strtok_r(tok + 6, "|", &s2); m != NULL;
 			    m = strtok_r(NULL, "|", &s2)) {
 				if (e->nfp >= OVR_MAX_MATCH) {
@@ -354,6 +360,10 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 				    "verify, secure and fingerprint only");
 				return -1;
 			}
+			if (tok[6 + strspn(tok + 6, ":")] == '\0') {
+				fail(err, errsz, where, "match= with no name");
+				return -1;
+			}
 			for (m = strtok_r(tok + 6, ":", &s2); m != NULL;
 			    m = strtok_r(NULL, ":", &s2)) {
 				if (e->nmatch >= OVR_MAX_MATCH) {
@@ -364,6 +374,11 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 				match_add(t, e, m, where);
 			}
 		} else if (strncmp(tok, "protocols=", 10) == 0) {
+			/* the last would win: refused, as Postfix does */
+			if (protocols++) {
+				fail(err, errsz, where, "protocols= given twice");
+				return -1;
+			}
 			if (parse_protocols(tok + 10, e, err, errsz,
 			    where) == -1)
 				return -1;

@@ -24,11 +24,13 @@
  *            recipient domain and its subdomains.  fingerprint: SHA-256
  *            digests of the certificate or of its public key, hex with
  *            or without ":" between the bytes, several separated by "|"
- *            (or given in several match= attributes).
+ *            (or given in several match= attributes).  An empty
+ *            match= is an error (Postfix: an invalid policy).
  *   protocols= the TLS versions allowed: ">=TLSv1.2", "<=TLSv1.2", an
  *            exclusion list "!SSLv2:!SSLv3:!TLSv1:!TLSv1.1" or an
  *            inclusion list "TLSv1.2:TLSv1.3"; enforced on the upstream
- *            SSL before the handshake (a contiguous range only).
+ *            SSL before the handshake (a contiguous range only);
+ *            once per line, as in Postfix.
  *
  * tls_policy_file names a Postfix smtp_tls_policy_maps source file (the
  * texthash syntax: KEY whitespace VALUE, "#" comments, a line starting

@@ -139,6 +139,9 @@ test_old_dane_spelling(void **state)
 	ovr_clear(&t);
 }
 
+#define FP64 "AABBCCDDEEFF00112233445566778899" \
+	"AABBCCDDEEFF00112233445566778899"
+
 static void
 test_bad_lines(void **state)
 {
@@ -155,6 +158,15 @@ test_bad_lines(void **state)
 		{ "x.test encrypt protocols=TLSv1.2:!TLSv1", "mix of" },
 		{ "x.test encrypt ciphers=high", "unsupported attribute "
 		    "ciphers=high" },
+		/* as Postfix, which takes such a policy as invalid (red
+		 * before: the last protocols= won, and an empty match=
+		 * left verify/secure on their default names) */
+		{ "x.test secure protocols=>=TLSv1.2 protocols=>=TLSv1",
+		    "protocols= given twice" },
+		{ "x.test verify match=", "match= with no name" },
+		{ "x.test secure match=:", "match= with no name" },
+		{ "x.test fingerprint match=" FP64 " match=|",
+		    "match= with no digest" },
 	};
 	struct ovr_table t = { 0 };
 	char err[512];
