@@ -437,6 +437,13 @@ load_file(struct ovr_table *n, int *cap, const char *path, const char *text,
 		len = getline(&raw, &rawsz, f);
 		if (len != -1) {
 			lineno++;
+			/* the line would end at the NUL, and the attributes
+			 * after it (match=, protocols=) would be lost */
+			if (memchr(raw, '\0', (size_t)len) != NULL) {
+				snprintf(err, errsz, "%s:%d: NUL byte in the "
+				    "line", path, lineno);
+				goto out;
+			}
 			while (len > 0 && (raw[len - 1] == '\n' ||
 			    raw[len - 1] == '\r'))
 				raw[--len] = '\0';

@@ -287,6 +287,22 @@ test_postfix_file_errors(void **state)
 	assert_int_equal(load(&t, lines, path, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, ":1: want DEST LEVEL"));
 	unlink(path);
+	/* a NUL byte: Postfix reads the line up to it, here that would be
+	 * verify without its match= (red before: loaded so); refused */
+	{
+		static const char nul[] = "ok.test may\n"
+		    "a.test verify\0 match=mx.a.test\n";
+		struct strlist none = { NULL, 0 };
+
+		assert_int_equal(ovr_load(&t, &none, "pol", nul,
+		    sizeof(nul) - 1, err, sizeof(err)), -1);
+		if (strstr(err, "pol:2: NUL byte") == NULL)
+			fail_msg("got \"%s\"", err);
+		/* nor does a NUL make a line blank */
+		assert_int_equal(ovr_load(&t, &none, "pol", "\0x.test none\n",
+		    14, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "pol:1: NUL byte"));
+	}
 	assert_int_equal(load(&t, lines, "/nonexistent/mxg-policy", err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/mxg-policy"));
