@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/ssl.h>
 
 #include "core/log.h"
@@ -289,6 +290,11 @@ match_add(struct ovr_table *t, struct ovr_entry *e, const char *m,
 	snprintf(e->match[e->nmatch++], 256, "%s", m);
 }
 
+/* Between level and attributes, as Postfix splits a policy: white space
+ * and commas ("secure,match=a" is "secure match=a"; a list inside a value
+ * takes ':'). Level and attribute names are taken in any case. */
+#define SEP	" \t\r\n,"
+
 static int
 parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
     int postfix, const char *where, char *err, size_t errsz)
@@ -304,13 +310,13 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 	}
 	strcpy(buf, line);
 	dest = strtok_r(buf, " \t", &save);
-	lvl = strtok_r(NULL, " \t", &save);
+	lvl = strtok_r(NULL, SEP, &save);
 	if (dest == NULL || lvl == NULL) {
 		fail(err, errsz, where, "want DEST LEVEL");
 		return -1;
 	}
 	for (i = 0; i < NLEVELS; i++)
-		if (strcmp(lvl, lvl_names[i]) == 0)
+		if (strcasecmp(lvl, lvl_names[i]) == 0)
 			break;
 	if (i == NLEVELS) {
 		fail(err, errsz, where, "unknown level %s (none|may|encrypt|"
@@ -327,8 +333,14 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 	}
 	if ((i = parse_dest(t, dest, e, postfix, where, err, errsz)) != 0)
 		return i;
-	while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
-		if (strncmp(tok, "match=", 6) == 0 &&
+	while ((tok = strtok_r(NULL, SEP, &save)) != NULL) {
+		if (strchr(tok, '=') == NULL) {
+			fail(err, errsz, where, "not NAME=VALUE: %s (white "
+			    "space and commas separate attributes, as in "
+			    "Postfix: protocols=!SSLv2:!SSLv3)", tok);
+			return -1;
+		}
+		if (strncasecmp(tok, "match=", 6) == 0 &&
 		    e->level == OVR_FINGERPRINT) {
 			char *m, *s2 = NULL;
 
@@ -352,7 +364,7 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 				}
 				e->nfp++;
 			}
-		} else if (strncmp(tok, "match=", 6) == 0) {
+		} else if (strncasecmp(tok, "match=", 6) == 0) {
 			char *m, *s2 = NULL;
 
 			if (e->level != OVR_VERIFY && e->level != OVR_SECURE) {
@@ -373,7 +385,7 @@ parse_line(struct ovr_table *t, const char *line, struct ovr_entry *e,
 				}
 				match_add(t, e, m, where);
 			}
-		} else if (strncmp(tok, "protocols=", 10) == 0) {
+		} else if (strncasecmp(tok, "protocols=", 10) == 0) {
 			/* the last would win: refused, as Postfix does */
 			if (protocols++) {
 				fail(err, errsz, where, "protocols= given twice");

@@ -17,7 +17,8 @@
  * DANE (Postfix's dane-only), with a warning; in a tls_policy_file (a
  * Postfix table) "dane" is always Postfix's opportunistic DANE.
  *
- * Attributes, as Postfix writes them:
+ * Attributes, as Postfix writes and reads them (white space or commas
+ * between them and the level; level and attribute names in any case):
  *   match=   verify/secure: names the certificate must carry, ":"
  *            separated (a leading dot allows any subdomain); by default
  *            verify checks the MX host name and secure checks the

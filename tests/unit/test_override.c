@@ -182,6 +182,50 @@ test_bad_lines(void **state)
 	}
 }
 
+/* Postfix splits a policy at white space and commas, and takes level
+ * and attribute names in any case: the same line must mean the same
+ * here (red before: these were errors, and "protocols=!SSLv2,!SSLv3"
+ * loaded, which Postfix refuses as an invalid policy). */
+static void
+test_postfix_tokens(void **state)
+{
+	const char *lines[] = {
+		"a.test SECURE", "b.test Verify,MATCH=mx.b.test, match=.b.test",
+		"c.test encrypt Protocols=>=TLSv1.2", "d.test Dane", NULL,
+	};
+	static const struct {
+		const char	*line;
+		const char	*want;
+	} bad[] = {
+		{ "x.test encrypt protocols=!SSLv2,!SSLv3",
+		    "not NAME=VALUE: !SSLv3" },
+		{ "x.test verify match=a.test,b.test", "b.test" },
+	};
+	struct ovr_table t = { 0 };
+	char err[512];
+	size_t i;
+
+	assert_int_equal(load(&t, lines, NULL, err, sizeof(err)), 0);
+	assert_int_equal(t.n, 4);
+	assert_int_equal(t.e[0].level, OVR_SECURE);
+	assert_int_equal(t.e[1].level, OVR_VERIFY);
+	assert_int_equal(t.e[1].nmatch, 2);
+	assert_string_equal(t.e[1].match[0], "mx.b.test");
+	assert_string_equal(t.e[1].match[1], ".b.test");
+	assert_int_equal(t.e[2].min_proto, TLS1_2_VERSION);
+	/* mxguard.conf's old "dane", in any case: still mandatory, warned */
+	assert_int_equal(t.e[3].level, OVR_DANE);
+	assert_int_equal(t.nwarn, 1);
+	ovr_clear(&t);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *one[] = { bad[i].line, NULL };
+
+		assert_int_equal(load(&t, one, NULL, err, sizeof(err)), -1);
+		if (strstr(err, bad[i].want) == NULL)
+			fail_msg("%s: got \"%s\"", bad[i].line, err);
+	}
+}
+
 static char *
 write_file(const char *text)
 {
@@ -660,6 +704,7 @@ main(void)
 		cmocka_unit_test(test_old_dane_spelling),
 		cmocka_unit_test(test_match_names_normalised),
 		cmocka_unit_test(test_bad_lines),
+		cmocka_unit_test(test_postfix_tokens),
 		cmocka_unit_test(test_postfix_file),
 		cmocka_unit_test(test_postfix_file_errors),
 		cmocka_unit_test(test_v4mapped_address),
