@@ -187,6 +187,18 @@ parse_digest(const char *s, unsigned char out[32])
  * Postfix table (Postfix's "dane"; [host]:port keys).  Returns 0, 1 for
  * an entry skipped with a warning, -1 on error.
  */
+/* A Postfix next hop's port is 25: "25", as Postfix also takes it with
+ * leading zeros, or the service name "smtp" */
+static int
+port_is_25(const char *p)
+{
+	size_t n = strspn(p, "0");
+
+	if (strcmp(p, "smtp") == 0)
+		return 1;
+	return strspn(p, "0123456789") == strlen(p) && strcmp(p + n, "25") == 0;
+}
+
 /* DEST of a line into e: an address, a domain or a ".parent"; 1 when a
  * Postfix [host]:port entry is skipped, -1 on error. */
 static int
@@ -199,7 +211,7 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 		char *rb = strchr(dest, ']');
 
 		if (rb != NULL && rb[1] == ':') {
-			if (strcmp(rb + 2, "25") != 0) {
+			if (!port_is_25(rb + 2)) {
 				warn(t, "%s: %s: mxguard only sees port 25; "
 				    "entry skipped", where, dest);
 				return 1;

@@ -37,8 +37,9 @@
  * texthash syntax: KEY whitespace VALUE, "#" comments, a line starting
  * with whitespace continues the previous one).  Keys: domain, .domain,
  * [host] and [host]:port (an IP literal becomes a destination address
- * entry, a name a domain entry; a port other than 25 is skipped with a
- * warning: mxguard only sees port 25).  Errors name FILE:LINE.  Lines of
+ * entry, a name a domain entry; a port other than 25 or "smtp" is
+ * skipped with a warning: mxguard only sees port 25).  Errors name
+ * FILE:LINE.  Lines of
  * mxguard.conf come before the file's entries (first match wins).
  *
  * Lookup order: the destination address, then the exact domain, then the

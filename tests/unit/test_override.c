@@ -294,6 +294,25 @@ test_postfix_file(void **state)
 	ovr_clear(&t);
 	unlink(path);
 
+	/* port 25 as Postfix also writes it, by name or with a leading
+	 * zero: the entry applies (red before: skipped with a warning, so
+	 * the relay got the DNS-based policy instead of secure) */
+	path = write_file("[192.0.2.10]:smtp secure match=relay.example\n"
+	    "[192.0.2.11]:025 encrypt\n[192.0.2.12]:0 encrypt\n");
+	assert_int_equal(load(&t, lines, path, err, sizeof(err)), 0);
+	assert_int_equal(t.n, 3);	/* :0 is no port 25: skipped */
+	assert_int_equal(t.nwarn, 1);
+	inet_pton(AF_INET, "192.0.2.10", &sin.sin_addr);
+	e = ovr_find(&t, "whatever.test", (struct sockaddr *)&sin);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_SECURE);
+	inet_pton(AF_INET, "192.0.2.11", &sin.sin_addr);
+	e = ovr_find(&t, "whatever.test", (struct sockaddr *)&sin);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_ENCRYPT);
+	ovr_clear(&t);
+	unlink(path);
+
 	/* the relay warning's words, with its line */
 	path = write_file("[relay.example.org]:25 secure\n");
 	assert_int_equal(load(&t, lines, path, err, sizeof(err)), 0);
