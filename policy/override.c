@@ -206,7 +206,17 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
     const char *where, char *err, size_t errsz)
 {
 	char nerr[128];
+	size_t len = strlen(dest);
 
+	/* Postfix strips a trailing dot from the recipient domain and so
+	 * never looks such a key up: taken here, it would apply a level
+	 * (a none or may too) that Postfix never does */
+	if (postfix && dest[0] != '[' && len > 1 && dest[len - 1] == '.') {
+		fail(err, errsz, where, "key %s ends in a dot: Postfix never "
+		    "looks it up (the recipient domain has none); write it "
+		    "without", dest);
+		return -1;
+	}
 	if (postfix && dest[0] == '[') {
 		char *rb = strchr(dest, ']');
 

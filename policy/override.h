@@ -39,7 +39,8 @@
  * [host] and [host]:port (an IP literal becomes a destination address
  * entry, a name a domain entry; a port other than 25 or "smtp" is
  * skipped with a warning: mxguard only sees port 25).  Errors name
- * FILE:LINE.  Lines of
+ * FILE:LINE; so do a key with a trailing dot (Postfix never looks one
+ * up) and a NUL byte (the line would end there).  Lines of
  * mxguard.conf come before the file's entries (first match wins).
  *
  * Lookup order: the destination address, then the exact domain, then the

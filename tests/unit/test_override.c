@@ -350,6 +350,18 @@ test_postfix_file_errors(void **state)
 	assert_int_equal(load(&t, lines, path, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, ":1: want DEST LEVEL"));
 	unlink(path);
+	/* a key with a trailing dot: Postfix strips the dot from the
+	 * recipient domain and never looks such a key up, so its `none`
+	 * must not apply here either (red before: taken as x.test) */
+	path = write_file("ok.test may\nx.test. none\n");
+	assert_int_equal(load(&t, lines, path, err, sizeof(err)), -1);
+	if (strstr(err, ":2: key x.test. ends in a dot") == NULL)
+		fail_msg("got \"%s\"", err);
+	unlink(path);
+	path = write_file(".x.test. none\n");
+	assert_int_equal(load(&t, lines, path, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, ":1: key .x.test. ends in a dot"));
+	unlink(path);
 	/* a NUL byte: Postfix reads the line up to it, here that would be
 	 * verify without its match= (red before: loaded so); refused */
 	{
