@@ -142,6 +142,7 @@ static const struct ckey keys[] = {
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+#define MAX_LINE	4094	/* bytes of a line, without its newline */
 
 static void
 strlist_clear(struct strlist *l)
@@ -659,9 +660,10 @@ config_load(const char *path, char *err, size_t errsz)
 {
 	struct config *c;
 	FILE *fp = NULL;
-	char line[4096];
+	char *line = NULL;
 	const char *e;
-	size_t i;
+	size_t i, cap = 0;
+	ssize_t len;
 	int lineno = 0, setat[NKEYS] = { 0 };
 	EVP_MD_CTX *md = NULL;
 
@@ -683,18 +685,25 @@ config_load(const char *path, char *err, size_t errsz)
 		snprintf(err, errsz, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
+	while ((len = getline(&line, &cap, fp)) != -1) {
 		char *p = line, *eq, *name, *val, *end;
 		const struct ckey *k;
-		size_t n = strlen(line);
+		size_t n = (size_t)len;
 
 		lineno++;
 		if (EVP_DigestUpdate(md, line, n) != 1) {
 			snprintf(err, errsz, "%s: digest failed", path);
 			goto fail;
 		}
-		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
+		if (n - (line[n - 1] == '\n') > MAX_LINE) {
 			snprintf(err, errsz, "%s:%d: line too long", path, lineno);
+			goto fail;
+		}
+		/* the value would end at the NUL, the rest of it lost
+		 * (TLSv1\0.2 read as TLSv1, a tls_policy's match= dropped) */
+		if (memchr(line, '\0', n) != NULL) {
+			snprintf(err, errsz, "%s:%d: NUL byte in the line", path,
+			    lineno);
 			goto fail;
 		}
 		while (n > 0 && isspace((unsigned char)line[n - 1]))
@@ -743,6 +752,8 @@ config_load(const char *path, char *err, size_t errsz)
 	}
 	fclose(fp);
 	fp = NULL;
+	free(line);
+	line = NULL;
 check:
 	if ((e = validate(c)) != NULL) {
 		snprintf(err, errsz, "%s: %s", path ? path : "defaults", e);
@@ -772,6 +783,7 @@ check:
 fail:
 	if (fp)
 		fclose(fp);
+	free(line);
 	EVP_MD_CTX_free(md);
 	config_free(c);
 	return NULL;

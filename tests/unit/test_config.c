@@ -191,6 +191,30 @@ test_errors(void **state)
 }
 
 /*
+ * A NUL byte ends a C string: the line would be read up to it, and what
+ * follows lost (tls_min_version = TLSv1\0.2 read as TLSv1, the match= of
+ * a tls_policy line dropped).  Refused with the line.
+ */
+static void
+test_nul_byte(void **state)
+{
+	static const char text[] = "user =\ntls_min_version = TLSv1\0.2\n";
+	char path[] = "/tmp/mxg-conf-XXXXXX", err[256] = "";
+	struct config *c;
+	int fd;
+
+	assert_true((fd = mkstemp(path)) >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1),
+	    (ssize_t)sizeof(text) - 1);
+	close(fd);
+	c = config_load(path, err, sizeof(err));
+	unlink(path);
+	assert_null(c);
+	if (strstr(err, ":2: NUL byte") == NULL)
+		fail_msg("got \"%s\"", err);
+}
+
+/*
  * nat64_prefix: IPv6 prefixes of the lengths RFC 6052 allows, "none" or
  * nothing to turn the NAT64 rule off; anything else refused at load with
  * FILE:LINE and the entry, never a list the judging code would read
@@ -491,6 +515,7 @@ main(void)
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_dump_hides_secrets),
 		cmocka_unit_test(test_nat64_prefix),
+		cmocka_unit_test(test_nul_byte),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
