@@ -362,6 +362,28 @@ warn_add(struct config *c, const char *fmt, ...)
 	return strlist_add(&c->warnings, buf, strlen(buf));
 }
 
+static int key_secret(const char *);
+
+/*
+ * '#' starts a comment only at the start of a line; one after a value
+ * is part of it, which the operator did not mean: in a string it would
+ * pass in silence (a self-check name, a path).  NULL, or the error.  A
+ * password may hold anything.
+ */
+static const char *
+comment_in(const struct ckey *k, const char *v)
+{
+	const char *h;
+
+	if (key_secret(k->name))
+		return NULL;
+	for (h = strchr(v, '#'); h != NULL; h = strchr(h + 1, '#'))
+		if (h == v || h[-1] == ' ' || h[-1] == '\t')
+			return "'#' after the value: a comment goes on a "
+			    "line of its own";
+	return NULL;
+}
+
 static const struct ckey *
 find_key(const char *name)
 {
@@ -728,7 +750,8 @@ config_load(const char *path, char *err, size_t errsz)
 			    lineno, name);
 			goto fail;
 		}
-		if ((e = set_key(c, k, val)) != NULL) {
+		if ((e = comment_in(k, val)) != NULL ||
+		    (e = set_key(c, k, val)) != NULL) {
 			snprintf(err, errsz, "%s:%d: %s: %s", path, lineno,
 			    name, e);
 			goto fail;
@@ -788,8 +811,6 @@ fail:
 	config_free(c);
 	return NULL;
 }
-
-static int key_secret(const char *);
 
 int
 config_tproxy(const struct config *c)

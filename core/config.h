@@ -3,8 +3,9 @@
  *
  * Every key has a built-in default, so no file at all is a valid
  * configuration.  A key given twice keeps the last value, except list keys
- * marked "repeatable" in config.c, which accumulate.  Unknown keys and bad
- * values are errors reported as "FILE:LINE: message".
+ * marked "repeatable" in config.c, which accumulate.  Unknown keys, bad
+ * values, a NUL byte and a '#' after a value (a comment takes a line of
+ * its own) are errors reported as "FILE:LINE: message".
  *
  * config_load() returns a struct the caller frees with config_free(); the
  * strings inside belong to it.  Durations are stored in milliseconds and

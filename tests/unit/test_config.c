@@ -215,6 +215,33 @@ test_nul_byte(void **state)
 }
 
 /*
+ * "#" starts a comment only at the start of a line: one after a value
+ * was part of it, silently so for a string (dns_check_signed_name =
+ * example.com # signed: a self-check of a name that does not exist).
+ * Refused with the line, except in a password, which may hold anything.
+ */
+static void
+test_comment_after_value(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	expect_error("dns_check_signed_name = example.com # signed\n",
+	    ":1: dns_check_signed_name: '#' after the value");
+	expect_error("user =\nfail_mode = closed # note\n",
+	    ":2: fail_mode: '#' after the value");
+	expect_error("tls_policy = a.test secure\t# partner\n",
+	    ":1: tls_policy: '#' after the value");
+	expect_error("user = #\n", ":1: user: '#' after the value");
+	c = load_text("redis_address = 10.0.0.1:6379\n"
+	    "redis_password = pa #ss\ntls_ciphers = HIGH:#x\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_string_equal(c->redis_password, "pa #ss");
+	config_free(c);
+}
+
+/*
  * nat64_prefix: IPv6 prefixes of the lengths RFC 6052 allows, "none" or
  * nothing to turn the NAT64 rule off; anything else refused at load with
  * FILE:LINE and the entry, never a list the judging code would read
@@ -516,6 +543,7 @@ main(void)
 		cmocka_unit_test(test_dump_hides_secrets),
 		cmocka_unit_test(test_nat64_prefix),
 		cmocka_unit_test(test_nul_byte),
+		cmocka_unit_test(test_comment_after_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
