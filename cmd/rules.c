@@ -9,8 +9,8 @@
  * configuration does not load (main() then calls cmd_rules_refuse()), it
  * puts the refusal set in instead, so that no port-25 flow goes out
  * unprotected before mxguard runs, and exits 1.  "ensure" puts the set
- * back while the daemon runs, if another tool took it away
- * (rules_check()); "watch" runs that check at every change of the
+ * back while the daemon runs, if another tool took it away, all of it or
+ * part (rules_check()); "watch" runs that check at every change of the
  * ruleset and every 30 s (rules_watch(), mxguard-rules-watch.service).
  */
 #include <sys/socket.h>
@@ -31,9 +31,9 @@
 
 /* What one check of the rules found (rules_check()). */
 enum ensure_result {
-	ENSURE_PRESENT,		/* some of mxguard's rules are in place */
+	ENSURE_PRESENT,		/* the whole set is in place (or a refusal set) */
 	ENSURE_NO_DAEMON,	/* gone, but no daemon answers: nothing to do */
-	ENSURE_PUT_BACK,	/* gone, and installed again */
+	ENSURE_PUT_BACK,	/* gone or incomplete, and installed again */
 	ENSURE_NOT_PUT_BACK,	/* gone and left so (msg says why), or error */
 	ENSURE_REFUSING,	/* the refusal set stands in (fail_mode = closed) */
 };
@@ -43,99 +43,148 @@ enum ensure_result {
  * the whole ruleset (`nft flush ruleset`, Debian's nftables.conf, a
  * firewall's reload, iptables-restore without --noflush) takes mxguard's
  * rules away, and with them the interception and the fail mode, while the
- * daemon runs on: every port-25 flow then goes direct.  The set is put
- * back only when none of mxguard's rules is left (one present is what was
- * installed; replacing it is `rules install`'s business) and a daemon
- * answers with this very file's configuration (a file edited since may
- * divert elsewhere than the daemon listens, or mark otherwise).  No
- * daemon: nothing to do (its unit installs the rules when it starts;
- * `rules stop` may have removed them on purpose).
+ * daemon runs on: every port-25 flow then goes direct.  One that replaces
+ * or flushes a single table (`iptables -F`, `iptables -t mangle -F` of a
+ * QoS script, iptables-restore of a file that holds only *filter, `nft
+ * flush table inet mxguard`) takes part of them: the guard (the fail
+ * mode), or the steering (every flow direct with fail_mode = open,
+ * refused with closed).  Either is put back when a daemon answers with
+ * this very file's configuration (a file edited since may divert
+ * elsewhere than the daemon listens, or mark otherwise): the set in place
+ * is compared with the file's (rules_state()), and one that is not whole
+ * is installed again.  The refusal set is no loss: it stays until the
+ * daemon runs the file (below).  No daemon: nothing to do (its unit
+ * installs the rules when it starts; `rules stop` may have removed them
+ * on purpose).
  *
- * Gone, with a file edited since, and fail_mode = closed in it: the
- * refusal set goes in (every port-25 flow refused, mxguard's own too), as
- * leaving nothing would send every flow direct, the very thing the closed
- * mode refuses; *refused is set.  While it is set (`rules watch` keeps it
- * from one check to the next) and the daemon comes to run the file (a
- * reload), the configured set replaces the refusal set.  msg gets the line
- * to log, "" when there is nothing to say.
+ * With a file edited since, the set in place is not compared with the
+ * file's (it is the one the daemon's configuration wanted): incomplete
+ * then means a chain of mxguard's without a rule or a jump into it.
+ * Gone or incomplete so, and fail_mode = closed in the file: the
+ * refusal set goes in (every port-25 flow refused, mxguard's own
+ * too), as leaving nothing would send every flow direct, the very thing
+ * the closed mode refuses; *refused is set.  While it is set (`rules
+ * watch` keeps it from one check to the next) and the daemon comes to run
+ * the file (a reload), the configured set replaces the refusal set.  msg
+ * gets the line to log, "" when there is nothing to say.
  */
 static enum ensure_result
 rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 {
 	struct cmd_cfgcheck cc;
-	char err[1024] = "";
-	FILE *null;
-	int rc;
+	struct rbuf missing = { 0 };
+	char err[1024] = "", what[700];
+	enum ensure_result r;
+	int st, was, broken;
 
 	msg[0] = '\0';
-	if ((null = fopen("/dev/null", "w")) == NULL) {
-		snprintf(msg, msgsz, "/dev/null: %s", strerror(errno));
-		return ENSURE_NOT_PUT_BACK;
-	}
-	rc = rules_show(cfg, null, err, sizeof(err));
-	fclose(null);
-	if (rc == -1) {
+	st = rules_state(cfg, &missing, &broken, err, sizeof(err));
+	if (st == -1) {
 		snprintf(msg, msgsz, "reading the rules: %s", err);
-		return ENSURE_NOT_PUT_BACK;
+		r = ENSURE_NOT_PUT_BACK;
+		goto out;
 	}
-	if (rc == 1 && !*refused)
-		return ENSURE_PRESENT;
+	/* what was lost, for the lines below */
+	was = st;
+	if (st == RULES_ST_PARTIAL)
+		snprintf(what, sizeof(what), "incomplete (%.600s)",
+		    missing.s ? missing.s : "");
+	else
+		snprintf(what, sizeof(what), "gone");
+	r = ENSURE_PRESENT;
+	if ((st == RULES_ST_COMPLETE || st == RULES_ST_REFUSAL) && !*refused)
+		goto out;
 	cmd_config_vs_daemon(cfg, &cc);
-	if (rc == 1) {
+	if (st != RULES_ST_NONE && *refused) {
 		/* the refusal set this watch put in: until the daemon runs
-		 * the file, it stays */
-		if (!cc.reached || cc.daemon != cc.file)
-			return ENSURE_REFUSING;
+		 * the file, it stays (and goes in again if a flush left
+		 * only its chain) */
+		r = ENSURE_REFUSING;
+		if (!cc.reached || cc.daemon != cc.file) {
+			if (st == RULES_ST_PARTIAL && rules_refuse_install(cfg,
+			    err, sizeof(err)) == -1)
+				snprintf(msg, msgsz, "the refusal set is "
+				    "incomplete and could not be installed "
+				    "again: %s", err);
+			goto out;
+		}
 		if (rules_install(cfg, err, sizeof(err)) == -1) {
 			snprintf(msg, msgsz, "the daemon runs the configuration "
 			    "file now, but its rules could not be installed in "
 			    "place of the refusal set: %s", err);
-			return ENSURE_REFUSING;
+			goto out;
 		}
 		*refused = 0;
 		snprintf(msg, msgsz, "the daemon runs the configuration file "
 		    "now: its rules installed in place of the refusal set");
-		return ENSURE_PUT_BACK;
+		r = ENSURE_PUT_BACK;
+		goto out;
 	}
+	r = ENSURE_NO_DAEMON;
 	if (!cc.reached)
-		return ENSURE_NO_DAEMON;
+		goto out;
+	/* a file edited since is no measure of the set in place (another
+	 * queue, other bypasses): only damage that no install leaves (a
+	 * chain of mxguard's emptied, or no longer entered) counts then */
+	r = ENSURE_PRESENT;
+	if (st == RULES_ST_PARTIAL && cc.daemon != cc.file && !broken)
+		goto out;
 	if (cc.daemon != cc.file && strcmp(cfg->fail_mode, "closed") == 0) {
 		if (rules_refuse_install(cfg, err, sizeof(err)) == -1) {
-			snprintf(msg, msgsz, "mxguard's netfilter rules are gone "
-			    "(port-25 flows go direct), the configuration file "
-			    "differs from the one the daemon runs, and the "
+			snprintf(msg, msgsz, "mxguard's netfilter rules are %s "
+			    "(port-25 flows may go direct), the configuration "
+			    "file differs from the one the daemon runs, and the "
 			    "refusal set could not be installed either: %s",
-			    err);
-			return ENSURE_NOT_PUT_BACK;
+			    what, err);
+			r = ENSURE_NOT_PUT_BACK;
+			goto out;
 		}
 		*refused = 1;
-		snprintf(msg, msgsz, "mxguard's netfilter rules were gone, and "
+		snprintf(msg, msgsz, "mxguard's netfilter rules were %s, and "
 		    "the configuration file differs from the one the daemon "
 		    "runs (digest %08x, the daemon's %08x): installed the "
 		    "refusal set instead (fail_mode = closed): every port-25 "
 		    "flow is refused, mxguard's own too, until the daemon is "
 		    "reloaded on the file (then `rules watch` installs its "
-		    "rules, or run \"mxguard rules install\")", cc.file,
+		    "rules, or run \"mxguard rules install\")", what, cc.file,
 		    cc.daemon);
-		return ENSURE_REFUSING;
+		r = ENSURE_REFUSING;
+		goto out;
 	}
+	r = ENSURE_NOT_PUT_BACK;
 	if (cc.daemon != cc.file) {
-		snprintf(msg, msgsz, "mxguard's netfilter rules are gone "
-		    "(port-25 flows go direct), and the configuration file "
+		snprintf(msg, msgsz, "mxguard's netfilter rules are %s "
+		    "(port-25 flows may go direct), and the configuration file "
 		    "differs from the one the daemon runs (digest %08x, the "
 		    "daemon's %08x): not put back; reload mxguard on the file, "
-		    "then run \"mxguard rules install\"", cc.file, cc.daemon);
-		return ENSURE_NOT_PUT_BACK;
+		    "then run \"mxguard rules install\"", what, cc.file,
+		    cc.daemon);
+		goto out;
 	}
 	if (rules_install(cfg, err, sizeof(err)) == -1) {
-		snprintf(msg, msgsz, "mxguard's netfilter rules are gone "
-		    "(port-25 flows go direct) and could not be put back: %s",
-		    err);
-		return ENSURE_NOT_PUT_BACK;
+		snprintf(msg, msgsz, "mxguard's netfilter rules are %s "
+		    "(port-25 flows may go direct) and could not be put back: "
+		    "%s", what, err);
+		goto out;
 	}
-	snprintf(msg, msgsz, "mxguard's netfilter rules were gone (another "
-	    "tool replaced the ruleset?): installed again");
-	return ENSURE_PUT_BACK;
+	/* installed: whole now?  (one that still compares incomplete would
+	 * be installed again at every check: said, not hidden) */
+	rbuf_free(&missing);
+	if ((st = rules_state(cfg, &missing, &broken, err, sizeof(err))) !=
+	    RULES_ST_COMPLETE) {
+		snprintf(msg, msgsz, "mxguard's netfilter rules were %s: "
+		    "installed again, but they are still not the whole set "
+		    "afterwards (%.400s)", what, st == -1 ? err :
+		    missing.s ? missing.s : "?");
+		goto out;
+	}
+	snprintf(msg, msgsz, "mxguard's netfilter rules were %s%s: installed "
+	    "again", what, was == RULES_ST_NONE ? " (another tool replaced "
+	    "the ruleset?)" : "");
+	r = ENSURE_PUT_BACK;
+out:
+	rbuf_free(&missing);
+	return r;
 }
 
 /* `rules ensure`: one check.  0: present, put back, or no daemon; 1: gone

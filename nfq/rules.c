@@ -564,6 +564,318 @@ rules_ipt_created_empty(const char *before, const char *after,
 	free_saved(s);
 }
 
+/* ------------------------------------------------------------ complete? */
+
+/*
+ * Whether what is in place is the configuration's whole set.  A flush of
+ * one table (`iptables -t mangle -F`), an iptables-restore of a file that
+ * holds only *filter, or `nft flush table inet mxguard` leaves some of
+ * mxguard's rules and takes the rest, and with them the steering or the
+ * guard.  Compared: every chain declared, the number of rules in each of
+ * mxguard's chains, and every jump from a built-in chain (text, quotes and
+ * blanks aside).  The rules themselves are counted, not compared as text:
+ * iptables-save spells some of them otherwise than iptables-restore takes
+ * them (a mask of 0xffffffff left out, TPROXY's --on-ip added), and a
+ * set that never compares equal would be installed again at every check.
+ * Whether a jump is still first in its built-in chain is not checked: a
+ * tool that inserts its own rule at the top too (a container runtime's
+ * FORWARD jump) would fight the watch for the place.
+ */
+
+/* One iptables-save line as compared, "\n"-terminated onto out: counters
+ * "[p:b] " dropped, a chain declaration as ":NAME" alone, "-I CHAIN n" as
+ * "-A CHAIN", no quotes, single blanks, and the created-table comment as
+ * the plain one (which a jump carries depends on the table's history). */
+static void
+norm_line(const char *p, size_t n, struct rbuf *out)
+{
+	static const char created[] = "--comment " RULES_COMMENT_NEW " ";
+	struct rbuf t = { 0 };
+	const char *e = p + n, *s;
+	int blank = 0;
+
+	if (n > 0 && *p == '[' && (s = memchr(p, ']', n)) != NULL) {
+		p = s + 1;
+		while (p < e && *p == ' ')
+			p++;
+	}
+	if (p < e && *p == ':') {
+		rbuf_printf(out, "%.*s\n", (int)strcspn(p, " \n"), p);
+		return;
+	}
+	for (; p < e; p++) {
+		if (*p == '"' || *p == '\r')
+			continue;
+		if (*p == ' ' || *p == '\t') {
+			blank = 1;
+			continue;
+		}
+		if (blank && t.len > 0)
+			rbuf_printf(&t, " ");
+		blank = 0;
+		rbuf_printf(&t, "%c", *p);
+	}
+	rbuf_printf(&t, " ");
+	s = rbuf_str(&t);
+	if (strncmp(s, "-I ", 3) == 0) {
+		size_t cn = strcspn(s + 3, " ");
+		const char *num = s + 3 + cn + (s[3 + cn] == ' ');
+		size_t nn = strspn(num, "0123456789");
+
+		rbuf_printf(out, "-A %.*s", (int)cn, s + 3);
+		s = nn > 0 && num[nn] == ' ' ? num + nn : s + 3 + cn;
+	}
+	for (; *s; ) {
+		if (strncmp(s, created, sizeof(created) - 1) == 0) {
+			rbuf_printf(out, "--comment " RULES_COMMENT " ");
+			s += sizeof(created) - 1;
+			continue;
+		}
+		rbuf_printf(out, "%c", *s++);
+	}
+	/* the blank appended above ends the line instead */
+	if (out->len > 0 && out->s[out->len - 1] == ' ')
+		out->len--;
+	rbuf_printf(out, "\n");
+	if (t.oom)
+		out->oom = 1;
+	rbuf_free(&t);
+}
+
+/* The lines of iptables-save (or iptables-restore) text that name an
+ * MXGUARD_ chain, normalised, by table, each buffer starting with "\n" so
+ * that "\nLINE\n" finds a line.  Returns whether there is any. */
+static int
+norm_tables(const char *text, struct rbuf tl[T_N])
+{
+	const char *p, *nl;
+	int cur = -1, any = 0, t;
+
+	memset(tl, 0, sizeof(struct rbuf) * T_N);
+	for (t = 0; t < T_N; t++)
+		rbuf_printf(&tl[t], "\n");
+	for (p = text ? text : ""; *p; p = nl + 1) {
+		size_t n;
+
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p) - 1;
+		n = (size_t)(nl - p) + (*nl == '\n' ? 0 : 1);
+		if (n == 0 || *p == '#')
+			continue;
+		if (*p == '*') {
+			cur = table_index(p + 1, strcspn(p + 1, " \r\n"));
+			continue;
+		}
+		/* only what names one of ours is compared: a host's own
+		 * thousands of rules cost a search each, no more */
+		if (memmem(p, n, CH_PREFIX, strlen(CH_PREFIX)) == NULL)
+			continue;
+		any = 1;
+		if (cur >= 0 && (*p == ':' || *p == '-' || *p == '['))
+			norm_line(p, n, &tl[cur]);
+		if (*nl != '\n')
+			break;
+	}
+	return any;
+}
+
+/* Occurrences of needle in s. */
+static int
+count_of(const char *s, const char *needle)
+{
+	int n = 0;
+
+	while ((s = strstr(s, needle)) != NULL) {
+		n++;
+		s += strlen(needle);
+	}
+	return n;
+}
+
+/* Compares the saved lines of one table with the wanted ones; what is
+ * missing goes to missing ("IPv4 mangle: ..."); returns 1 if complete. */
+static int
+table_complete(int family, int t, const char *want, const char *have,
+    struct rbuf *missing)
+{
+	struct rbuf what = { 0 }, key = { 0 };
+	const char *p, *nl;
+	int ok = 1;
+
+	for (p = want + 1; *p; p = nl + 1) {
+		nl = strchr(p, '\n');
+		rbuf_free(&key);
+		if (*p == ':') {
+			/* the chain, and as many rules in it as wanted */
+			int nw, nh;
+
+			rbuf_printf(&key, "\n%.*s\n", (int)(nl - p), p);
+			if (strstr(have, rbuf_str(&key)) == NULL) {
+				rbuf_printf(&what, "%schain %.*s gone",
+				    what.len ? ", " : "", (int)(nl - p - 1),
+				    p + 1);
+				ok = 0;
+				continue;
+			}
+			rbuf_free(&key);
+			rbuf_printf(&key, "\n-A %.*s ", (int)(nl - p - 1), p + 1);
+			nw = count_of(want, rbuf_str(&key));
+			nh = count_of(have, rbuf_str(&key));
+			if (nw != nh) {
+				rbuf_printf(&what, "%s%.*s holds %d of its %d "
+				    "rules", what.len ? ", " : "",
+				    (int)(nl - p - 1), p + 1, nh, nw);
+				ok = 0;
+			}
+			continue;
+		}
+		if (strncmp(p, "-A " CH_PREFIX, 3 + strlen(CH_PREFIX)) == 0)
+			continue;
+		/* a jump from a built-in chain, as it is written */
+		rbuf_printf(&key, "\n%.*s\n", (int)(nl - p), p);
+		if (strstr(have, rbuf_str(&key)) == NULL) {
+			rbuf_printf(&what, "%sthe jump from %.*s gone",
+			    what.len ? ", " : "", (int)strcspn(p + 3, " "),
+			    p + 3);
+			ok = 0;
+		}
+	}
+	if (!ok)
+		rbuf_printf(missing, "%sIPv%d %s table: %s",
+		    missing->len ? "; " : "", family, tnames[t], rbuf_str(&what));
+	rbuf_free(&what);
+	rbuf_free(&key);
+	return ok;
+}
+
+int
+rules_ipt_state(const struct config *c, int family, const char *saved,
+    struct rbuf *missing, char *err, size_t errsz)
+{
+	static const char refuse[] = "\n-A " CH_GUARD
+	    " -p tcp -j REJECT --reject-with tcp-reset\n";
+	struct rbuf script = { 0 }, want[T_N], have[T_N], miss = { 0 };
+	int any, t, complete = 1, rc = -1;
+
+	if (rules_ipt_script(c, family, 1, "", &script, err, errsz) == -1) {
+		rbuf_free(&script);
+		return -1;
+	}
+	(void)norm_tables(rbuf_str(&script), want);
+	any = norm_tables(saved, have);
+	for (t = 0; t < T_N; t++)
+		if (!table_complete(family, t, rbuf_str(&want[t]),
+		    rbuf_str(&have[t]), &miss))
+			complete = 0;
+	if (complete)
+		rc = RULES_ST_COMPLETE;
+	else if (strstr(rbuf_str(&have[T_FILTER]), refuse) != NULL)
+		rc = RULES_ST_REFUSAL;
+	else if (!any)
+		rc = RULES_ST_NONE;
+	else {
+		rc = RULES_ST_PARTIAL;
+		if (missing != NULL)
+			rbuf_printf(missing, "%s%s", missing->len ? "; " :
+			    "", rbuf_str(&miss));
+	}
+	for (t = 0; t < T_N; t++)
+		if (want[t].oom || have[t].oom)
+			miss.oom = 1;
+	if (miss.oom || script.oom || (missing != NULL && missing->oom)) {
+		snprintf(err, errsz, "out of memory");
+		rc = -1;
+	}
+	for (t = 0; t < T_N; t++) {
+		rbuf_free(&want[t]);
+		rbuf_free(&have[t]);
+	}
+	rbuf_free(&script);
+	rbuf_free(&miss);
+	return rc;
+}
+
+/* The rules of each chain of nft text (the script, or `nft list table`),
+ * one "NAME COUNT\n" a chain onto out: a chain's rules are the lines of
+ * its block but its "type ... policy ...;" line. */
+static void
+nft_chain_counts(const char *text, struct rbuf *out)
+{
+	const char *p, *nl;
+	char name[64] = "";
+	int n = 0, in = 0;
+
+	for (p = text ? text : ""; *p; p = nl + 1) {
+		const char *s = p;
+		size_t len;
+
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p) - 1;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		len = (size_t)(nl - s) + (*nl == '\n' ? 0 : 1);
+		if (!in && sscanf(s, "chain %63[^ {\n] {", name) == 1) {
+			in = 1;
+			n = 0;
+		} else if (in && len > 0 && *s == '}') {
+			rbuf_printf(out, "%s %d\n", name, n);
+			in = 0;
+		} else if (in && len > 0 && *s != '#' &&
+		    strncmp(s, "type ", 5) != 0 && strncmp(s, "policy ", 7) != 0)
+			n++;
+		if (*nl != '\n')
+			break;
+	}
+}
+
+int
+rules_nft_state(const struct config *c, const char *listed,
+    struct rbuf *missing, char *err, size_t errsz)
+{
+	struct rbuf script = { 0 }, want = { 0 }, have = { 0 }, what = { 0 };
+	const char *p, *nl;
+	int rc = -1;
+
+	if (listed == NULL)
+		return RULES_ST_NONE;
+	if (rules_nft_script(c, &script, err, errsz) == -1)
+		goto out;
+	nft_chain_counts(rbuf_str(&script), &want);
+	rbuf_printf(&have, "\n");
+	nft_chain_counts(listed, &have);
+	for (p = rbuf_str(&want); *p; p = nl + 1) {
+		char name[64], key[80];
+		const char *h;
+		int nw, nh = 0;
+
+		nl = strchr(p, '\n');
+		if (sscanf(p, "%63s %d", name, &nw) != 2)
+			continue;
+		snprintf(key, sizeof(key), "\n%s ", name);
+		if ((h = strstr(rbuf_str(&have), key)) == NULL)
+			rbuf_printf(&what, "%schain %s gone", what.len ? ", " :
+			    "", name);
+		else if ((nh = atoi(h + strlen(key))) != nw)
+			rbuf_printf(&what, "%schain %s holds %d of its %d "
+			    "rules", what.len ? ", " : "", name, nh, nw);
+	}
+	if (what.len > 0 && missing != NULL)
+		rbuf_printf(missing, "%stable inet mxguard: %s",
+		    missing->len ? "; " : "", what.s);
+	rc = what.len > 0 ? RULES_ST_PARTIAL : RULES_ST_COMPLETE;
+	if (script.oom || want.oom || have.oom || what.oom ||
+	    (missing != NULL && missing->oom)) {
+		snprintf(err, errsz, "out of memory");
+		rc = -1;
+	}
+out:
+	rbuf_free(&script);
+	rbuf_free(&want);
+	rbuf_free(&have);
+	rbuf_free(&what);
+	return rc;
+}
+
 /* ------------------------------------------------------------ nftables */
 
 /* REFUSE_REST in nft */
@@ -1231,6 +1543,105 @@ rules_show(const struct config *c, FILE *o, char *err, size_t errsz)
 	}
 	fprintf(o, "# mxguard rules %s\n", found ? "installed" : "not installed");
 	return found;
+}
+
+/* Whether some MXGUARD_ chain in one family's iptables-save text has no
+ * rule or no jump into it: damage whatever configuration installed it
+ * (every set mxguard installs fills each of its chains and enters it). */
+static int
+ipt_broken(const char *saved)
+{
+	struct rbuf have[T_N], key = { 0 };
+	const char *p;
+	int t, broken = 0;
+
+	(void)norm_tables(saved, have);
+	for (t = 0; t < T_N; t++)
+		for (p = rbuf_str(&have[t]); (p = strstr(p, "\n:" CH_PREFIX))
+		    != NULL; p += 2) {
+			int cn = (int)strcspn(p + 2, "\n");
+
+			rbuf_free(&key);
+			rbuf_printf(&key, "\n-A %.*s ", cn, p + 2);
+			if (strstr(rbuf_str(&have[t]), key.s) == NULL)
+				broken = 1;
+			rbuf_free(&key);
+			rbuf_printf(&key, " -j %.*s\n", cn, p + 2);
+			if (strstr(rbuf_str(&have[t]), key.s) == NULL)
+				broken = 1;
+		}
+	rbuf_free(&key);
+	for (t = 0; t < T_N; t++)
+		rbuf_free(&have[t]);
+	return broken;
+}
+
+/* A chain of table inet mxguard without a rule (nft flush table/chain). */
+static int
+nft_broken(const char *listed)
+{
+	struct rbuf counts = { 0 };
+	int broken;
+
+	nft_chain_counts(listed, &counts);
+	broken = strstr(rbuf_str(&counts), " 0\n") != NULL;
+	rbuf_free(&counts);
+	return broken;
+}
+
+int
+rules_state(const struct config *c, struct rbuf *missing, int *broken,
+    char *err, size_t errsz)
+{
+	struct rbuf saved = { 0 }, listed = { 0 };
+	char *argv[] = { "nft", "list", "table", "inet", "mxguard", NULL };
+	int family, st[2], nft, rc = -1;
+
+	*broken = 0;
+	for (family = 4; family <= 6; family += 2) {
+		rbuf_free(&saved);
+		if (ipt_save(family, &saved, err, errsz) == -1)
+			goto out;
+		/* the nftables backend wants no iptables rules at all: only
+		 * the refusal set is looked for there */
+		st[family / 6] = rules_ipt_state(c, family, rbuf_str(&saved),
+		    is_nft(c) ? NULL : missing, err, errsz);
+		if (st[family / 6] == -1)
+			goto out;
+		if (ipt_broken(rbuf_str(&saved)))
+			*broken = 1;
+	}
+	nft = run(argv, NULL, &listed, NULL) == 0;
+	if (nft && nft_broken(rbuf_str(&listed)))
+		*broken = 1;
+	if (st[0] == RULES_ST_REFUSAL || st[1] == RULES_ST_REFUSAL)
+		rc = RULES_ST_REFUSAL;
+	else if (is_nft(c)) {
+		rc = rules_nft_state(c, nft ? rbuf_str(&listed) : NULL,
+		    missing, err, errsz);
+		/* an iptables set in place of the table */
+		if (rc == RULES_ST_NONE && (st[0] != RULES_ST_NONE ||
+		    st[1] != RULES_ST_NONE)) {
+			rbuf_printf(missing, "%stable inet mxguard gone",
+			    missing->len ? "; " : "");
+			rc = RULES_ST_PARTIAL;
+		}
+	} else if (st[0] == RULES_ST_COMPLETE && st[1] == RULES_ST_COMPLETE)
+		rc = RULES_ST_COMPLETE;
+	else if (st[0] == RULES_ST_NONE && st[1] == RULES_ST_NONE && !nft)
+		rc = RULES_ST_NONE;
+	else {
+		/* a family with nothing at all says nothing in missing yet */
+		for (family = 4; family <= 6; family += 2)
+			if (st[family / 6] == RULES_ST_NONE)
+				rbuf_printf(missing, "%severy IPv%d rule gone",
+				    missing->len ? "; " : "", family);
+		rc = RULES_ST_PARTIAL;
+	}
+out:
+	rbuf_free(&saved);
+	rbuf_free(&listed);
+	return rc;
 }
 
 int

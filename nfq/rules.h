@@ -12,7 +12,9 @@
  * comment "mxguard created-table" remembers that, so no state file).
  *
  * The generators are pure (config + current iptables-save text in, script
- * out) so they are unit-tested; rules_install/remove/show run the tools.
+ * out) so they are unit-tested, as is the comparison of what is in place
+ * with the configuration's set (rules_ipt_state, rules_nft_state);
+ * rules_install/remove/show/state run the tools.
  */
 #ifndef MXG_RULES_H
 #define MXG_RULES_H
@@ -81,6 +83,29 @@ int	 rules_remove(const struct config *, char *err, size_t errsz);
  * configured set could not be installed.  Nothing is taken from c: the
  * defaults will do when the configuration does not load. */
 int	 rules_refuse_install(const struct config *, char *err, size_t errsz);
+/*
+ * What is in place of the configuration's set (one family's iptables-save
+ * text, or `nft list table inet mxguard` output, NULL when there is no
+ * such table): RULES_ST_COMPLETE when every chain, the number of rules in
+ * each and every jump from a built-in chain are there; RULES_ST_REFUSAL
+ * when the refusal set's rule is (whole or not: it is no loss of the
+ * configured set); RULES_ST_NONE when nothing of mxguard's is;
+ * RULES_ST_PARTIAL otherwise, with what is missing appended to missing
+ * (may be NULL), e.g. "IPv4 filter table: MXGUARD_GUARD holds 0 of its 6
+ * rules, the jump from OUTPUT gone".  -1 with err on a bad config.
+ */
+enum { RULES_ST_NONE, RULES_ST_PARTIAL, RULES_ST_COMPLETE, RULES_ST_REFUSAL };
+int	 rules_ipt_state(const struct config *, int family, const char *saved,
+	    struct rbuf *missing, char *err, size_t errsz);
+int	 rules_nft_state(const struct config *, const char *listed,
+	    struct rbuf *missing, char *err, size_t errsz);
+/* The same for what is installed now, both families and nftables (the
+ * configured backend's set; the refusal set in either family makes
+ * RULES_ST_REFUSAL).  *broken is set when one of mxguard's chains has no
+ * rule or no jump into it, damage whatever configuration installed the
+ * set.  -1 with err when the tools fail. */
+int	 rules_state(const struct config *, struct rbuf *missing, int *broken,
+	    char *err, size_t errsz);
 /* Prints what is installed now; returns 1 if mxguard's rules are present,
  * 0 if not, -1 on error. */
 int	 rules_show(const struct config *, FILE *out, char *err, size_t errsz);

@@ -7,6 +7,10 @@
 # does): every port-25 flow would go direct.  `rules ensure` finds none of
 # mxguard's rules, the daemon running this very file, and installs the set
 # again: a mail sent then goes through mxguard (TLS at the receiver).
+# One table flushed (`iptables -t mangle -F`: the steering gone;
+# `iptables -F`: the guard gone; the same for IPv6) is a partial loss,
+# put back alike, by ensure and by the watch, one line each naming what
+# was missing.
 # With the rules in place it does nothing; with the file edited since the
 # daemon loaded it, it installs the refusal set (fail_mode = closed in the
 # file; the watch then puts the file's set in once the daemon is reloaded
@@ -46,6 +50,29 @@ wait_mailbox alice@tls.test 1
 f=$(msg_file_by_id alice@tls.test "$mid") || fail "message not stored"
 assert "delivered through mxguard (TLS at the receiver)" [ -n "$(received_tls "$f")" ]
 
+# a partial loss: one table flushed, the chain declared still (what
+# `iptables -t mangle -F` of a QoS script or `iptables -F` leaves);
+# `rules show` still finds mxguard's chains, ensure sees the set is not
+# whole and installs it again
+steer_in() { in_snd iptables-save -t mangle | grep -q -- '-A MXGUARD_STEER .*NFQUEUE' &&
+	in_snd iptables-save -t mangle | grep -q -- '-A OUTPUT .*-j MXGUARD_STEER'; }
+guard_in() { in_snd iptables-save -t filter | grep -q -- '-A MXGUARD_GUARD .*REJECT' &&
+	in_snd iptables-save -t filter | grep -q -- '-A OUTPUT .*-j MXGUARD_GUARD'; }
+guard6_in() { in_snd ip6tables-save -t filter | grep -q -- '-A MXGUARD_GUARD .*REJECT' &&
+	in_snd ip6tables-save -t filter | grep -q -- '-A OUTPUT .*-j MXGUARD_GUARD'; }
+in_snd iptables -t mangle -F
+assert "mangle flushed: the steering is gone" eval '! steer_in' 
+assert "mangle flushed: ensure puts it back (exit 0)" ensure
+assert "mangle flushed: ensure says what was missing" \
+	grep -q "were incomplete (IPv4 mangle table: MXGUARD_STEER holds 0 of its .* rules, the jump from OUTPUT gone): installed again" "$T/ensure.err"
+assert "mangle flushed: the steering is back" steer_in
+in_snd ip6tables -F
+assert "ip6tables -F: ensure puts the IPv6 guard back" ensure
+assert "ip6tables -F: ensure names IPv6" grep -q "were incomplete (IPv6 filter table: MXGUARD_GUARD" "$T/ensure.err"
+assert "ip6tables -F: the IPv6 guard is back" guard6_in
+assert "whole again: ensure says nothing" ensure
+assert "whole again: no message" [ ! -s "$T/ensure.err" ]
+
 # `rules watch` follows the ruleset's changes (nf_tables' netlink
 # messages): a wipe is answered at once, not at its 30 s round
 bg "$SND" "$T/watch.log" "$MXGUARD" -c "$T/mxguard.conf" rules watch
@@ -60,12 +87,36 @@ wait_log "$T/watch.log" "were gone.*installed again"
 wipe
 wait_for 10 "the watch to put the rules back a second time" present
 wait_for 10 "two 'installed again' lines" bash -c "[ \$(grep -c 'installed again' '$T/watch.log') = 2 ]"
+# partial losses, each answered with one line: the steering (mangle
+# flushed: with fail_mode = open every flow would go direct), then the
+# fail-closed guard (filter flushed)
+in_snd iptables -t mangle -F
+wait_for 10 "the watch to put the steering back" steer_in
+wait_log "$T/watch.log" "were incomplete \(IPv4 mangle table: MXGUARD_STEER.*installed again"
+in_snd iptables -F
+wait_for 10 "the watch to put the guard back" guard_in
+wait_log "$T/watch.log" "were incomplete \(IPv4 filter table: MXGUARD_GUARD.*installed again"
+wait_for 10 "four 'installed again' lines" bash -c "[ \$(grep -c 'installed again' '$T/watch.log') = 4 ]"
+new_body "$T/body2" 1500
+send_mail bob@sender.test alice@tls.test "$T/body2" "after a table flush"
+qid=$(find_qid "$MSGID"); mid=$MSGID
+wait_status "$qid" alice@tls.test sent
+wait_mailbox alice@tls.test 2
+f=$(msg_file_by_id alice@tls.test "$mid") || fail "message not stored"
+assert "after the flushes: delivered through mxguard (TLS at the receiver)" [ -n "$(received_tls "$f")" ]
+assert "the watch said nothing more" [ "$(grep -c 'installed again' "$T/watch.log")" = 4 ]
 kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
 
 # the file edited since the daemon loaded it, fail_mode = closed in it:
 # not the file's set (it may divert elsewhere than the daemon listens),
 # but the refusal set, never nothing (every flow would go direct)
 echo "# an edit not yet reloaded" >>"$T/mxguard.conf"
+# a chain of mxguard's emptied is a loss whatever the file says: the
+# same refusal set
+in_snd iptables -t mangle -F
+assert "file edited, mangle flushed: ensure exits 1" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules ensure 2>$T/ensure.err"
+assert "file edited, mangle flushed: the refusal set instead" \
+	grep -q "were incomplete (IPv4 mangle table: MXGUARD_STEER.*installed the refusal set instead" "$T/ensure.err"
 wipe
 assert "file edited: ensure exits 1" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules ensure 2>$T/ensure.err"
 assert "file edited: ensure says why" grep -q "differs from the one the daemon runs" "$T/ensure.err"
@@ -77,7 +128,7 @@ assert "file edited, closed: a refusal is in" \
 send_mail bob@sender.test alice@tls.test "$T/body" "while the refusal set stands"
 qid=$(find_qid "$MSGID"); mid=$MSGID
 wait_deferred "$qid"
-assert "refused: nothing reached the receiver" [ "$(mailbox_count alice@tls.test)" = 1 ]
+assert "refused: nothing reached the receiver" [ "$(mailbox_count alice@tls.test)" = 2 ]
 
 # the same under `rules watch`, which then follows the daemon's reload on
 # the file: the configured set goes in place of the refusal set
@@ -95,7 +146,7 @@ assert "after the reload: the divert is back" \
 kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
 snd_flush
 wait_status "$qid" alice@tls.test sent
-wait_mailbox alice@tls.test 2
+wait_mailbox alice@tls.test 3
 f=$(msg_file_by_id alice@tls.test "$mid") || fail "message not stored"
 assert "the deferred mail went through mxguard (TLS at the receiver)" [ -n "$(received_tls "$f")" ]
 
