@@ -10,8 +10,10 @@
  *     and evaluates the TLSA records of the hosts it resolved;
  *   - unless an override decides: the _mta-sts.D TXT record and the cached
  *     policy of D (LMDB), then a fetch when there is no valid cached policy
- *     or the TXT id changed.  A background fetch refreshes a policy within
- *     sts_refresh_margin of its expiry.
+ *     or the TXT id changed, or, when the TXT lookup fails or finds no
+ *     record, under the id of an expired cached policy (refetch_expired()).
+ *     A background fetch refreshes a policy within sts_refresh_margin of
+ *     its expiry.
  * Apart from lookups, a timer (sts_refresh_interval, jittered) refreshes
  * the recently used cached policies near their expiry with no mail at all
  * ("background refresh" below).
@@ -115,6 +117,8 @@ struct policy_req {
 	int		 sts_done;
 	char		 fetch_reason[48];
 	char		 fetch_err[256];
+	int		 refetch_expired; /* waits on a fetch under the id of
+					 * its expired cached policy */
 
 	/* the shared store (policy/redis.c), asked on a local miss */
 	struct redis_op	*rs_sts;	/* MTA-STS policy under way */
@@ -141,6 +145,7 @@ struct fetch {
 	struct http_req	*http;
 	struct policy_req *waiters;
 	int		 background;	/* started by the refresh timer */
+	int		 expired;	/* serves refetch_expired() */
 	int64_t		 started;	/* clock_now(): the policy's "fetched" */
 };
 
@@ -163,10 +168,18 @@ struct bgfail {
 	char		 domain[256];
 	unsigned	 fails;
 	unsigned	 skip;		/* rounds still to sit out */
+	int64_t		 refetch_at;	/* clock_now(): no refetch of an
+					 * expired policy before (refetch_
+					 * expired()); 0: none failed */
 };
 
 #define BG_SKIP_MAX	8
 #define BG_FAILS_MAX	4096
+
+/* After a failed refetch of an expired policy, lookups go without one for
+ * REFETCH_BACKOFF_S, doubling with each failure to REFETCH_BACKOFF_MAX_S. */
+#define REFETCH_BACKOFF_S	60
+#define REFETCH_BACKOFF_MAX_S	960
 
 #define RETIRED_MAX	8
 
@@ -1383,6 +1396,10 @@ decide(struct policy_req *r)
 	else if (r->sts && r->txt_rc == -1)
 		snprintf(v->detail, sizeof(v->detail), "MTA-STS TXT record "
 		    "invalid: %s", r->txt_err);
+	else if (r->sts && r->refetch_expired)
+		snprintf(v->detail, sizeof(v->detail), "no TLS policy: the "
+		    "cached MTA-STS policy (id %s) expired, and fetching it "
+		    "again failed", r->cached.id);
 	else
 		snprintf(v->detail, sizeof(v->detail), "no TLS policy");
 	if (r->have_dst && !history_apply(p->hist, p->hist_window,
@@ -1491,7 +1508,8 @@ req_timeout(void *arg)
 {
 	struct policy_req *r = arg;
 
-	if (r->sts && !r->sts_done && r->fetch != NULL) {
+	if (r->sts && !r->sts_done && r->fetch != NULL &&
+	    !r->refetch_expired) {
 		snprintf(r->fetch_reason, sizeof(r->fetch_reason),
 		    "sts-policy-fetch-error");
 		snprintf(r->fetch_err, sizeof(r->fetch_err), "policy fetch "
@@ -1648,6 +1666,91 @@ sts_resolved(struct policy_req *r)
 }
 
 static void
+refetch_count(const char *result)
+{
+	char name[100];
+
+	snprintf(name, sizeof(name), "mxguard_sts_refetch_expired_total"
+	    "{result=\"%s\"}", result);
+	stats_add(stats_get(name, "Fetches of expired MTA-STS policies while "
+	    "the TXT lookup failed or found no record"), 1);
+}
+
+/* A refetch of an expired policy ended (after bgfail_note()): counted; a
+ * failure starts or lengthens the domain's back-off. */
+static void
+refetch_result(struct policy *p, const char *domain, int ok)
+{
+	struct bgfail **pp;
+	int64_t wait;
+
+	refetch_count(ok ? "ok" : "error");
+	if (ok || (pp = bgfail_find(p, domain)) == NULL)
+		return;
+	/* fails: this one and the domain's earlier ones (>= 1) */
+	wait = (int64_t)REFETCH_BACKOFF_S << ((*pp)->fails > 5 ? 5 :
+	    (*pp)->fails - 1);
+	if (wait > REFETCH_BACKOFF_MAX_S)
+		wait = REFETCH_BACKOFF_MAX_S;
+	(*pp)->refetch_at = clock_now() + wait;
+}
+
+/*
+ * The TXT lookup failed or found no (valid) record, and no valid policy
+ * is cached, but an expired one is: fetch under its id, and the lookup
+ * waits (within policy_timeout) as for a new TXT id.  An attacker who
+ * fails the TXT query of a domain whose policy nobody used for a max_age
+ * (so no refresh kept it) must not get "no policy" while the policy host
+ * still serves one.  This only adds a policy: the fetched one is the
+ * domain's own (HTTPS, WebPKI), a failed fetch leaves the lookup as it
+ * was (RFC 8461: an expired policy is no policy), and a valid cached
+ * policy never gets here.  No fetch for a domain with nothing cached (it
+ * would fetch for every domain whose TXT lookup fails); one per domain at
+ * a time (fetch_start() shares it); after a failed one, none for the
+ * domain's back-off (refetch_result()).  1 when the lookup waits.
+ */
+static int
+refetch_expired(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	const char *txt = r->txt_rc == 0 ? "none" : r->txt_rc == -1 ?
+	    "invalid" : "lookup-failed";
+	struct bgfail **pp;
+	struct fetch *f;
+
+	if (!r->have_cached || r->cached_state != STS_CACHE_EXPIRED ||
+	    r->txt_rc == 1)
+		return 0;
+	if ((pp = bgfail_find(p, r->v->domain)) != NULL &&
+	    (*pp)->refetch_at > clock_now()) {
+		log_info("event=sts-refetch-expired domain=%s id=%s txt=%s "
+		    "result=backoff retry_in=%llds note=\"a fetch under this "
+		    "id failed lately: no policy\"", r->v->domain,
+		    r->cached.id, txt,
+		    (long long)((*pp)->refetch_at - clock_now()));
+		refetch_count("backoff");
+		return 0;
+	}
+	if ((f = fetch_start(p, r->v->domain, r->cached.id)) == NULL) {
+		log_warn("event=sts-refetch-expired domain=%s id=%s txt=%s "
+		    "result=error reason=cannot-start", r->v->domain,
+		    r->cached.id, txt);
+		refetch_count("error");
+		return 0;
+	}
+	log_info("event=sts-refetch-expired domain=%s id=%s txt=%s "
+	    "expired_ago=%llds note=\"fetching the expired cached policy "
+	    "under its id; the lookup waits\"", r->v->domain, r->cached.id,
+	    txt, (long long)(clock_now() - r->cached.expires));
+	f->expired = 1;
+	r->refetch_expired = 1;
+	r->fetch = f;
+	r->fnext = f->waiters;
+	f->waiters = r;
+	return 1;
+}
+
+static void
 fetch_done(void *arg, int ok, const char *body, size_t len,
     const char *kind, const char *err)
 {
@@ -1716,8 +1819,10 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 		refresh_result(f->domain, f->id, ok == 0 ? "ok" : "error",
 		    ok == 0 ? NULL : reason, ok == 0 ? sp->max_age : 0);
 	/* any fetch that worked ends the domain's sitting out */
-	if (f->background || ok == 0)
+	if (f->background || f->expired || ok == 0)
 		bgfail_note(p, f->domain, ok == 0);
+	if (f->expired)
+		refetch_result(p, f->domain, ok == 0);
 	while (f->waiters != NULL) {
 		struct policy_req *r = f->waiters;
 
@@ -1729,7 +1834,9 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 				snprintf(r->fresh_id, sizeof(r->fresh_id), "%s",
 				    f->id);
 			}
-		} else {
+		} else if (!r->refetch_expired) {
+			/* (a failed refetch of an expired policy leaves the
+			 * lookup as it would be without it: no policy) */
 			snprintf(r->fetch_reason, sizeof(r->fetch_reason),
 			    "%s", reason);
 			snprintf(r->fetch_err, sizeof(r->fetch_err), "%s",
@@ -1779,7 +1886,8 @@ sts_step(struct policy_req *r)
 			    "detail=%s", r->v->domain,
 			    log_q(q, sizeof(q), r->txt_err));
 		}
-		sts_resolved(r);	/* no policy */
+		if (!refetch_expired(r))
+			sts_resolved(r);	/* no policy */
 		return;
 	}
 	/* no valid cached policy, or a new id: fetch and wait */

@@ -11,6 +11,11 @@
 #      younger than the time since the delivery (its expiry moved).
 #   3. the policy host goes down: the next background refresh fails
 #      (result=error) and the cached policy is still there, still enforce.
+#   4. the _mta-sts TXT record disappears (an attacker suppressing it) and,
+#      with no mail, the policy expires; the host comes back.  The next
+#      message's lookup fetches the expired policy again under its id
+#      (event=sts-refetch-expired), and the enforce policy decides (verify),
+#      not "no policy".
 . "$(dirname "$0")/../lib/ns.sh"
 . "$LIBDIR/dns.sh"
 . "$LIBDIR/sts.sh"
@@ -60,4 +65,26 @@ out=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" policy enf.test 2>/dev/null) || tru
 log "mxguard policy enf.test:"; printf '%s\n' "$out" >&2
 assert "the cached policy stays after a failed refresh" \
 	grep -qE "MTA-STS policy \\(cached\\): id=1 mode=enforce max_age=20 " <<<"$out"
-pass "background refresh with no mail sent; a failed one keeps the policy"
+
+# 4. no TXT record; the policy expires while its host is down
+dns_records <<'Z'
+enf IN MX 10 mx1.enf
+mx1.enf IN A 10.25.1.10
+mta-sts.enf IN A 10.25.1.80
+Z
+dns_wait_gone _mta-sts.enf.test TXT
+_expired() {
+	local o
+	o=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" policy enf.test 2>/dev/null) || true
+	grep -qE "MTA-STS policy \(cached\): id=1 mode=enforce max_age=20 .*state=expired" <<<"$o"
+}
+wait_for 40 "the cached policy expired" _expired
+sts_start
+sts_send alice@enf.test "after expiry, no TXT record"
+sts_assert_delivered "$QID" alice@enf.test
+assert "the lookup fetched the expired policy again under its id" \
+	grep -qE "event=sts-refetch-expired domain=enf.test id=1 txt=none" "$MXLOG"
+assert "nginx served it" [ "$(sts_fetches enf.test)" -ge 1 ]
+assert "the refetched enforce policy decided: verify, not no policy" \
+	grep -qE "event=policy domain=enf.test .*source=mta-sts level=verify .*id=1,fetched" "$MXLOG"
+pass "background refresh with no mail sent; a failed one keeps the policy; an expired one is fetched again when the TXT record is gone"

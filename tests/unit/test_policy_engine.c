@@ -16,9 +16,12 @@
  * cannot answer (a read error, a store that did not open) giving the
  * strictest verdict they could have informed, never "no record"; a
  * destination behind the well-known NAT64 prefix judged as its IPv4
- * address; a cached policy outliving a step of the wall clock forward.
+ * address; a cached policy outliving a step of the wall clock forward;
+ * an expired cached policy fetched again under its id when the TXT lookup
+ * fails or finds no record (http_get() mocked for those policy hosts:
+ * struct mock_http), never for a domain with nothing cached.
  */
-// WRAP: mdb_get time
+// WRAP: mdb_get time http_get http_cancel
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +48,7 @@
 #include "policy/dane.h"
 #include "policy/dns.h"
 #include "policy/history.h"
+#include "policy/http.h"
 #include "policy/policy.h"
 #include "policy/tlsrpt.h"
 #include "policy/verdict_tls.h"
@@ -140,6 +144,21 @@ static const struct zrr zone[] = {
 	 * newer policy */
 	{ "race.test", DNS_T_MX, "10 mx.slow.test" },
 	{ "_mta-sts.race.test", T_SERVFAIL, "" },
+	/* expired cached enforce policies, the TXT lookup failing
+	 * (SERVFAIL) or finding no record (NXDOMAIN); the policy hosts are
+	 * the mock's (struct mock_http) */
+	{ "expsf.test", DNS_T_MX, "10 mx.expsf.test" },
+	{ "mx.expsf.test", DNS_T_A, "192.0.2.70" },
+	{ "_mta-sts.expsf.test", T_SERVFAIL, "" },
+	{ "expnx.test", DNS_T_MX, "10 mx.expnx.test" },
+	{ "mx.expnx.test", DNS_T_A, "192.0.2.71" },
+	{ "expfail.test", DNS_T_MX, "10 mx.expfail.test" },
+	{ "mx.expfail.test", DNS_T_A, "192.0.2.72" },
+	{ "_mta-sts.expfail.test", T_SERVFAIL, "" },
+	/* nothing cached, the TXT lookup failing */
+	{ "nocache.test", DNS_T_MX, "10 mx.nocache.test" },
+	{ "mx.nocache.test", DNS_T_A, "192.0.2.73" },
+	{ "_mta-sts.nocache.test", T_SERVFAIL, "" },
 	/* a TXT record with an id other than the cached one, and no
 	 * policy host (mta-sts.usedmark.test does not resolve) */
 	{ "usedmark.test", DNS_T_MX, "10 mx.usedmark.test" },
@@ -181,6 +200,86 @@ fake_read(int fd, int events, void *arg)
 		    name);
 	zone_answer(zone, q, name, qtype, &m);
 	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
+}
+
+/*
+ * http_get() for one policy host: the fetch answers body (NULL: fails)
+ * from a timer, as the real one would from the loop; other hosts go to
+ * the real client.  calls counts the fetches of that host.
+ */
+struct http_req *__real_http_get(struct ev_loop *, struct dns *, SSL_CTX *,
+    const char *, const char *, uint64_t, size_t, uint32_t, http_cb *,
+    void *);
+void __real_http_cancel(struct http_req *);
+struct http_req *__wrap_http_get(struct ev_loop *, struct dns *, SSL_CTX *,
+    const char *, const char *, uint64_t, size_t, uint32_t, http_cb *,
+    void *);
+void __wrap_http_cancel(struct http_req *);
+
+static struct mock_http {
+	char		 host[256];	/* empty: no mock */
+	const char	*body;
+	int		 calls, pending;
+	struct ev_timer	*t;
+	http_cb		*cb;
+	void		*arg;
+} mh;
+
+static void
+mock_http_fire(void *arg)
+{
+	mh.pending = 0;
+	if (mh.body != NULL)
+		mh.cb(mh.arg, 0, mh.body, strlen(mh.body), NULL, NULL);
+	else
+		mh.cb(mh.arg, -1, NULL, 0, "sts-policy-fetch-error",
+		    "connection refused (mock)");
+}
+
+struct http_req *
+__wrap_http_get(struct ev_loop *l, struct dns *d, SSL_CTX *ctx,
+    const char *host, const char *path, uint64_t tmo, size_t maxbody,
+    uint32_t mark, http_cb *cb, void *arg)
+{
+	if (mh.host[0] == '\0' || strcmp(host, mh.host) != 0)
+		return __real_http_get(l, d, ctx, host, path, tmo, maxbody,
+		    mark, cb, arg);
+	assert_string_equal(path, "/.well-known/mta-sts.txt");
+	assert_false(mh.pending);	/* one fetch at a time */
+	mh.calls++;
+	mh.pending = 1;
+	mh.cb = cb;
+	mh.arg = arg;
+	ev_timer_arm(mh.t, 20);
+	return (struct http_req *)&mh;
+}
+
+void
+__wrap_http_cancel(struct http_req *h)
+{
+	if (h != NULL && h == (struct http_req *)&mh) {
+		ev_timer_stop(mh.t);
+		mh.pending = 0;
+		return;
+	}
+	__real_http_cancel(h);
+}
+
+static void
+mock_http(const char *host, const char *body)
+{
+	snprintf(mh.host, sizeof(mh.host), "%s", host);
+	mh.body = body;
+	mh.calls = mh.pending = 0;
+	if (mh.t == NULL)
+		mh.t = ev_timer_new(loop, mock_http_fire, NULL);
+}
+
+static void
+mock_http_off(void)
+{
+	ev_timer_free(mh.t);
+	memset(&mh, 0, sizeof(mh));
 }
 
 static void
@@ -1035,6 +1134,129 @@ test_expired_is_no_policy(void **state)
 	assert_string_equal(v->source, "default");
 	policy_verdict_free(v);
 	policy_free(p);
+}
+
+/*
+ * An expired enforce policy is cached (nobody used it for a max_age, so
+ * no refresh kept it) and the _mta-sts TXT lookup fails (SERVFAIL) or
+ * finds no record (NXDOMAIN): an attacker on the path who controls DNS
+ * timing.  The lookup fetches under the cached id, waits, and the fetched
+ * policy decides (enforce: the MX must verify) and is stored.  Old code:
+ * no policy, opportunistic, and a STARTTLS strip delivers in cleartext.
+ */
+static void
+expired_refetched(const char *domain, const char *ip, const char *mx,
+    const char *id)
+{
+	static char body[200];
+	char host[300];
+	struct policy *p;
+	struct policy_verdict *v;
+	struct sts_cache_entry e;
+	int64_t now = (int64_t)time(NULL);
+
+	snprintf(body, sizeof(body), "version: STSv1\nmode: enforce\n"
+	    "mx: %s\nmax_age: 86400\n", mx);
+	cache_policy(domain, id, body, 90000, 86400);	/* expired */
+	snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	mock_http(host, body);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, domain, ip);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	assert_int_equal(mh.calls, 1);
+	assert_string_equal(v->mx_host, mx);
+	assert_non_null(strstr(v->sts_note, "mode=enforce"));
+	assert_non_null(strstr(v->sts_note, "fetched"));
+	policy_verdict_free(v);
+	/* stored under the cached id, valid again */
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), domain, &e), 1);
+	assert_string_equal(e.id, id);
+	assert_true(e.expires > now);
+	sts_cache_entry_clear(&e);
+	policy_free(p);
+	mock_http_off();
+}
+
+static void
+test_expired_txt_servfail_refetched(void **state)
+{
+	expired_refetched("expsf.test", "192.0.2.70", "mx.expsf.test", "ef1");
+}
+
+static void
+test_expired_txt_nxdomain_refetched(void **state)
+{
+	expired_refetched("expnx.test", "192.0.2.71", "mx.expnx.test", "en1");
+}
+
+/*
+ * The same, but the refetch fails: no policy, as without it (an expired
+ * policy is no policy), the cached record left as it was.  The next
+ * lookup within the back-off fetches nothing: a policy host that does not
+ * answer does not hold up every lookup of the domain.
+ */
+static void
+test_expired_refetch_fails_no_policy(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.expfail.test\nmax_age: 86400\n";
+	struct stat_ctr *backoff = stats_get(
+	    "mxguard_sts_refetch_expired_total{result=\"backoff\"}", "x");
+	int64_t before_backoff = stats_value(backoff);
+	struct sts_cache_entry before, after;
+	struct policy *p;
+	struct policy_verdict *v;
+
+	cache_policy("expfail.test", "xf1", body, 90000, 86400);
+	mock_http("mta-sts.expfail.test", NULL);
+	p = mkpolicy(NULL, 1);
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "expfail.test",
+	    &before), 1);
+	v = lookup(p, "expfail.test", "192.0.2.72");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->source, "default");
+	assert_string_equal(v->sts_note, "");	/* as without the fetch */
+	assert_non_null(strstr(v->detail, "expired"));
+	policy_verdict_free(v);
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "expfail.test",
+	    &after), 1);
+	assert_string_equal(after.id, "xf1");
+	assert_int_equal(after.expires, before.expires);
+	assert_int_equal(after.fetched, before.fetched);
+	sts_cache_entry_clear(&before);
+	sts_cache_entry_clear(&after);
+	/* within the back-off: no fetch */
+	v = lookup(p, "expfail.test", "192.0.2.72");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_int_equal(stats_value(backoff), before_backoff + 1);
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+}
+
+/* Nothing cached and the TXT lookup fails: no fetch (it would be one for
+ * every domain whose TXT lookup fails), no policy. */
+static void
+test_no_cache_txt_servfail_no_fetch(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	mock_http("mta-sts.nocache.test", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.nocache.test\nmax_age: 86400\n");
+	fk.nnames = 0;
+	v = lookup(p, "nocache.test", "192.0.2.73");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->source, "default");
+	policy_verdict_free(v);
+	wait_asked("mta-sts.nocache.test", 300);
+	assert_int_equal(asked("mta-sts.nocache.test"), 0);
+	assert_int_equal(mh.calls, 0);
+	policy_free(p);
+	mock_http_off();
 }
 
 static void
@@ -2032,6 +2254,10 @@ main(void)
 		cmocka_unit_test(test_no_refresh_timer_by_default),
 		cmocka_unit_test(test_long_domain_sts_refused),
 		cmocka_unit_test(test_expired_is_no_policy),
+		cmocka_unit_test(test_expired_txt_servfail_refetched),
+		cmocka_unit_test(test_expired_txt_nxdomain_refetched),
+		cmocka_unit_test(test_expired_refetch_fails_no_policy),
+		cmocka_unit_test(test_no_cache_txt_servfail_no_fetch),
 		cmocka_unit_test(test_clock_step_keeps_cached_policy),
 		cmocka_unit_test(test_shared_address),
 		cmocka_unit_test(test_no_policy),
