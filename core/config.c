@@ -377,8 +377,11 @@ comment_in(const struct ckey *k, const char *v)
 
 	if (key_secret(k->name))
 		return NULL;
+	/* after any byte that separates list items: config_dump joins
+	 * items with a space, so "a,#b" would come back as a comment */
 	for (h = strchr(v, '#'); h != NULL; h = strchr(h + 1, '#'))
-		if (h == v || h[-1] == ' ' || h[-1] == '\t')
+		if (h == v || strchr(" \t\r\v\f", h[-1]) != NULL ||
+		    (k->type == C_LIST && h[-1] == ','))
 			return "'#' after the value: a comment goes on a "
 			    "line of its own";
 	return NULL;

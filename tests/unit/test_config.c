@@ -233,6 +233,13 @@ test_comment_after_value(void **state)
 	expect_error("tls_policy = a.test secure\t# partner\n",
 	    ":1: tls_policy: '#' after the value");
 	expect_error("user = #\n", ":1: user: '#' after the value");
+	/* any byte that separates list items counts as a space: the dump
+	 * joins items with one, and "a #b" would not load again */
+	expect_error("listen = 127.0.0.1:10025,#x\n",
+	    ":1: listen: '#' after the value");
+	expect_error("listen = 127.0.0.1:10025\r#x\n",
+	    ":1: listen: '#' after the value");
+	expect_error("user = a\v#x\n", ":1: user: '#' after the value");
 	c = load_text("redis_address = 10.0.0.1:6379\n"
 	    "redis_password = pa #ss\ntls_ciphers = HIGH:#x\n", err,
 	    sizeof(err));
