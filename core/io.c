@@ -57,6 +57,8 @@ struct io {
 
 	int		 paused;
 	int		 eof;		/* peer closed; reported */
+	int		 halfopen;	/* writable after the peer's EOF */
+	int		 eof_told;	/* IO_DISCONNECTED delivered */
 	int		 busy;		/* inside a callback chain */
 	int		 freed;		/* io_free() while busy */
 	int		 hs_want;	/* EV_READ/EV_WRITE the handshake waits */
@@ -118,8 +120,10 @@ really_free(struct io *io)
 			/* OpenSSL marks the session of an SSL freed without
 			 * a shutdown as not resumable; a connection that
 			 * ended without a TLS error deserves resumption */
-			if (io->state == ST_OPEN && !io->eof)
-				SSL_shutdown(io->ssl);	/* close_notify */
+			if (io->state == ST_OPEN && (!io->eof || io->halfopen))
+				SSL_shutdown(io->ssl);	/* close_notify (in
+							 * return, after the
+							 * peer's half-close) */
 			SSL_set_shutdown(io->ssl, SSL_SENT_SHUTDOWN |
 			    SSL_RECEIVED_SHUTDOWN);
 		}
@@ -355,6 +359,12 @@ void
 io_set_lowat(struct io *io, size_t lowat)
 {
 	io->lowat = lowat;
+}
+
+void
+io_set_halfopen(struct io *io, int on)
+{
+	io->halfopen = on;
 }
 
 void
@@ -594,10 +604,35 @@ do_read(struct io *io, int redeliver)
 	if (err) {
 		io->state = ST_DEAD;
 		emit(io, IO_ERROR);
-	} else if (io->eof && io->state == ST_OPEN) {
-		io->state = ST_DEAD;
+	} else if (io->eof && io->state == ST_OPEN && !io->eof_told) {
+		/* half-open: the io stays open for writing; only this side
+		 * of the stream has ended (told once) */
+		io->eof_told = 1;
+		if (!io->halfopen)
+			io->state = ST_DEAD;
 		emit(io, IO_DISCONNECTED);
 	}
+}
+
+/* A half-open io after its EOF reads no more, so epoll reports only the
+ * end of the rest of the connection: a reset, or (a Unix socket) the
+ * peer's close.  Writing is over; without this, the level-triggered
+ * hangup would wake the loop for ever. */
+static void
+halfopen_lost(struct io *io)
+{
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+
+	if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
+		soerr = errno;
+	if (soerr)
+		set_err(io, "write", soerr);
+	else
+		snprintf(io->err, sizeof(io->err),
+		    "connection closed by peer after its EOF");
+	io->state = ST_DEAD;
+	emit(io, IO_ERROR);
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -1065,6 +1100,10 @@ io_fd_cb(int fd, int events, void *arg)
 		do_handshake(io);
 		break;
 	case ST_OPEN:
+		if (io->eof && (events & EV_ERROR)) {
+			halfopen_lost(io);
+			break;
+		}
 		if ((io->outlen > 0 || io->toutlen > 0) &&
 		    ((events & EV_WRITE) ||
 		    (io->wr_want_read && (events & EV_READ)))) {

@@ -78,6 +78,15 @@ void		 io_set_deadline(struct io *, uint64_t ms);
 /* IO_LOWAT is sent when a flush brings io_queued() from above lowat to at
  * or below it. */
 void		 io_set_lowat(struct io *, size_t lowat);
+/* Half-open mode (off by default): at the peer's EOF (a TCP FIN, a TLS
+ * close_notify) IO_DISCONNECTED still comes, once, but the io stays open
+ * for writing, so the owner can still answer a peer that shut down only
+ * its sending side.  Input still buffered is delivered as before.  A
+ * later reset (or a Unix socket's full close) is IO_ERROR.  A TCP peer
+ * that closed entirely looks the same as one that half-closed until a
+ * write draws its reset.  Not for TLS EOF without close_notify: that is
+ * IO_ERROR, as always. */
+void		 io_set_halfopen(struct io *, int on);
 /* Stop or resume reading (back-pressure).  Resuming redelivers
  * IO_DATAIN for bytes still buffered. */
 void		 io_pause(struct io *, int pause);

@@ -6,11 +6,16 @@
  * with a piece missing that the server still accepts (250) once the final
  * dot that was written after the hole arrives.
  *
+ * Half-open mode (io_set_halfopen) is here too: after the peer's EOF the
+ * io still writes, as the client leg does for a client that shut down
+ * its side after its dot and waits for the final reply.
+ *
  * realloc() and send() are wrapped, so that one call can be made to fail,
  * and malloc(), so that the input buffer cannot be had.
  */
 // WRAP: realloc send malloc
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -75,6 +80,9 @@ static struct ev_loop *loop;
 struct rec {
 	int	errors;
 	int	datain;
+	int	disconnected;
+	int	wrote;		/* io_write()'s value at IO_DISCONNECTED */
+	const char *reply;	/* written at IO_DISCONNECTED */
 };
 
 static void
@@ -82,11 +90,15 @@ rec_cb(struct io *io, enum io_event ev, void *arg)
 {
 	struct rec *r = arg;
 
-	(void)io;
 	if (ev == IO_ERROR)
 		r->errors++;
 	if (ev == IO_DATAIN)
 		r->datain++;
+	if (ev == IO_DISCONNECTED) {
+		r->disconnected++;
+		if (r->reply != NULL)
+			r->wrote = io_write(io, r->reply, strlen(r->reply));
+	}
 }
 
 /* Reads what the peer end gets while the loop runs, until it is quiet. */
@@ -247,6 +259,71 @@ test_oom_inbuf_no_spin(void **state)
 	pair_close(io, sp);
 }
 
+/*
+ * Half-open: the peer sends its last command and shuts down its sending
+ * side.  The io hands over the command, says IO_DISCONNECTED once, and
+ * still writes the answer; the peer's full close after that is IO_ERROR,
+ * once (no busy loop on the level-triggered hangup).  Without half-open
+ * mode the answer cannot be written.
+ */
+static void
+test_halfopen_write_after_eof(void **state)
+{
+	static char got[64];
+	struct rec r = { 0 };
+	struct io *io;
+	size_t len;
+	int sp[2];
+
+	(void)state;
+	io = pair_open(sp, &r);
+	io_set_halfopen(io, 1);
+	r.reply = "221 2.0.0 Bye\r\n";
+	assert_int_equal(write(sp[1], "QUIT\r\n", 6), 6);
+	assert_int_equal(shutdown(sp[1], SHUT_WR), 0);
+	len = drain_peer(sp[1], got, sizeof(got));
+	assert_int_equal(r.datain, 1);
+	assert_int_equal(io_datalen(io), 6);	/* still there to be read */
+	assert_memory_equal(io_data(io), "QUIT\r\n", 6);
+	assert_int_equal(r.disconnected, 1);
+	assert_int_equal(r.wrote, 0);
+	assert_int_equal(r.errors, 0);
+	assert_int_equal(len, strlen(r.reply));
+	assert_memory_equal(got, r.reply, len);
+	/* more later, still told once */
+	io_pause(io, 1);
+	io_pause(io, 0);
+	assert_int_equal(io_write(io, "x\r\n", 3), 0);
+	len = drain_peer(sp[1], got, sizeof(got));
+	assert_int_equal(len, 3);
+	assert_int_equal(r.disconnected, 1);
+	/* the peer goes away entirely */
+	close(sp[1]);
+	testloop_run(loop, 30);
+	assert_int_equal(r.errors, 1);
+	assert_int_equal(io_write(io, "y\r\n", 3), -1);
+	sp[1] = open("/dev/null", O_RDONLY);	/* for pair_close() */
+	pair_close(io, sp);
+}
+
+/* The default: the peer's EOF ends the io, writes included. */
+static void
+test_no_halfopen_eof_ends(void **state)
+{
+	struct rec r = { 0 };
+	struct io *io;
+	int sp[2];
+
+	(void)state;
+	io = pair_open(sp, &r);
+	r.reply = "221 2.0.0 Bye\r\n";
+	assert_int_equal(shutdown(sp[1], SHUT_WR), 0);
+	testloop_run(loop, 20);
+	assert_int_equal(r.disconnected, 1);
+	assert_int_equal(r.wrote, -1);
+	pair_close(io, sp);
+}
+
 int
 main(void)
 {
@@ -254,6 +331,8 @@ main(void)
 		cmocka_unit_test(test_oom_queue_no_hole),
 		cmocka_unit_test(test_send_error_no_hole),
 		cmocka_unit_test(test_oom_inbuf_no_spin),
+		cmocka_unit_test(test_halfopen_write_after_eof),
+		cmocka_unit_test(test_no_halfopen_eof_ends),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
