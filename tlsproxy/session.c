@@ -186,6 +186,9 @@ struct session {
 	char			 rcpt_domain[SMTP_DOMAIN_MAX + 1];
 	struct smtp_data	 body;
 	int			 quit_client;	/* client asked QUIT */
+	int			 cl_eof;	/* the client shut its side down
+						 * after its dot: it gets the
+						 * final reply, and the end */
 	unsigned long long	 bdat_skip;	/* bytes of a refused BDAT's
 						 * chunk still to discard */
 	int			 internal_rset;	/* RSET not asked by client */
@@ -234,6 +237,7 @@ static void mail_refused_softly(struct session *, const struct smtp_reply *);
 static int params_adapt(struct session *, const char *, char *, size_t,
     char *, size_t);
 static void policy_expired(void *);
+static void client_eof_end(struct session *, const char *);
 
 static struct stat_ctr *st_sessions, *st_active, *st_msgs_ok, *st_msgs_fail,
     *st_policy_fail, *st_inject, *st_duration;
@@ -1361,6 +1365,16 @@ client_command(struct session *s, char *line, size_t len)
 		    "try again");
 		return;
 	}
+	/* the client's side has ended: a transaction begun now could never
+	 * have its message, so nothing of it goes upstream */
+	if (s->cl_eof && cmd.verb == SMTP_CMD_MAIL) {
+		log_info("sid=%s event=client-eof-command command=MAIL "
+		    "action=refused", s->id);
+		cl_printf(s, "421 4.3.0 mxguard: you closed your side of the "
+		    "connection; no new transaction");
+		client_eof_end(s, "client closed, then MAIL");
+		return;
+	}
 	switch (cmd.verb) {
 	case SMTP_CMD_HELO:
 	case SMTP_CMD_EHLO:
@@ -1469,7 +1483,52 @@ session_run(struct session *s)
 		s->client_due = 0;
 		client_process(s);
 	}
+	/* a client that half-closed after its dot has its final reply, and
+	 * what it pipelined before its EOF is handled: no command is left
+	 * to come */
+	if (s->cl_eof && waits_for_client(s->state) && s->cl != NULL &&
+	    !s->cl_blocked && !s->client_due)
+		client_eof_end(s, "client closed after the final reply");
 	s->running = 0;
+}
+
+/*
+ * The client's EOF (it shut down its sending side, or closed).  After
+ * its dot the final reply is still owed: it is relayed, and what the
+ * client pipelined before its EOF (a QUIT) is answered, as a client that
+ * half-closes reads on; a reply lost here would make the MTA send the
+ * message again (a duplicate if the server took it).  The rest of the
+ * message, read before the EOF, is still relayed; it decides.  Anywhere
+ * else the session ends as it always did: the upstream gets no dot for
+ * a message the client did not finish, and discards it.
+ */
+static void
+client_eof(struct session *s)
+{
+	s->cl_eof = 1;
+	if (s->state == S_DATA_END) {
+		log_info("sid=%s event=client-eof state=%s "
+		    "action=wait-final-reply", s->id, state_names[s->state]);
+		return;
+	}
+	if (s->state == S_BODY && io_datalen(s->cl) > 0)
+		return;		/* body_pump() decides */
+	session_close(s, "client closed");
+}
+
+/* The end of a session whose client half-closed: nothing more will come
+ * from it.  The upstream gets QUIT (the leg is never parked, as for any
+ * client that leaves without QUIT); the client has its replies. */
+static void
+client_eof_end(struct session *s, const char *why)
+{
+	if (!s->why[0])
+		snprintf(s->why, sizeof(s->why), "%s", why);
+	if (s->up && !up_refused(s)) {
+		session_enter(s, S_QUIT);
+		return;
+	}
+	session_close(s, why);
 }
 
 /* ---- DATA -------------------------------------------------------------- */
@@ -1524,8 +1583,15 @@ body_pump(struct session *s)
 				    "bare_cr=%lu", s->id, s->body.bare_lf,
 				    s->body.bare_cr);
 			session_enter(s, S_DATA_END);
+			if (s->cl_eof)	/* the EOF came with the dot */
+				client_eof(s);
 			return;
 		}
+	}
+	if (s->state == S_BODY && s->cl_eof && io_datalen(s->cl) == 0) {
+		/* the client ended in the message: no dot goes upstream */
+		session_close(s, "client closed");
+		return;
 	}
 	if (s->state == S_BODY && io_paused(s->cl) &&
 	    leg_queued(s->up) <= BODY_HIWAT)
@@ -2179,6 +2245,15 @@ leg_error(struct session *s, const struct leg_news *n)
 		    "451 4.4.2" : "421 4.4.2";
 		break;
 	}
+	if (s->cl_eof && s->state == S_DATA_END) {
+		char q[300];
+
+		/* whether the server took the message is not known: the
+		 * client, with a 451 at best, sends it again */
+		log_info("sid=%s event=final-reply-lost dst=%s why=%s "
+		    "note=client-may-resend", s->id, s->dst_str,
+		    log_q(q, sizeof(q), n->why));
+	}
 	session_tempfail(s, code, "%s (in state %s)", n->why,
 	    state_names[s->state]);
 }
@@ -2322,12 +2397,18 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 			}
 		}
 		break;
-	case IO_ERROR:
 	case IO_DISCONNECTED:
+		client_eof(s);
+		break;
+	case IO_ERROR:
 		/* In DATA this leaves the upstream without its ".": the
-		 * server discards the partial message. */
-		session_close(s, ev == IO_ERROR ? io_error(io) :
-		    "client closed");
+		 * server discards the partial message.  After it, the
+		 * reply is lost with the client. */
+		if (s->cl_eof && s->state == S_DATA_END)
+			log_info("sid=%s event=client-gone state=%s "
+			    "note=client-may-resend", s->id,
+			    state_names[s->state]);
+		session_close(s, io_error(io));
 		break;
 	case IO_CONNECTED:
 		break;
@@ -2377,6 +2458,9 @@ session_start(struct session_env *env, int fd,
 		goto fail;
 	}
 	io_set_lowat(s->cl, CL_LOWAT);
+	/* a client may shut its side down after its dot and still read the
+	 * final reply (client_eof()) */
+	io_set_halfopen(s->cl, 1);
 	log_info("sid=%s event=connect client=%s dst=%s", s->id,
 	    s->client_str, s->dst_str);
 	memset(&lenv, 0, sizeof(lenv));

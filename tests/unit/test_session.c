@@ -4554,6 +4554,77 @@ client_tls_ehlo(void)
 	EXPECT_SRV("EHLO client.example");
 }
 
+/* A client over TLS (local STARTTLS) that ends its side after the dot
+ * with a close_notify and a TCP half-close: the final reply, the 221 for
+ * its pipelined QUIT, and mxguard's close_notify still reach it.  TLS 1.3
+ * (RFC 8446 section 6.1 allows writing after the peer's close_notify)
+ * and TLS 1.2 (OpenSSL does not forbid it). */
+static int halfclose_tls_version;
+
+static void
+local_starttls_halfclose(void)
+{
+	char line[1024];
+
+	hello(CAPS_TLS, CAPS_TLS);
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	g.cssl = SSL_new(g.cl_ctx);
+	assert_non_null(g.cssl);
+	assert_int_equal(SSL_set_max_proto_version(g.cssl,
+	    halfclose_tls_version), 1);
+	assert_int_equal(SSL_set_fd(g.cssl, g.cfd), 1);
+	WAIT(g.chs_done || g.ceof);
+	assert_true(g.chs_done);
+	assert_int_equal(SSL_version(g.cssl), halfclose_tls_version);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN);
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	log_start();
+	cl_send("x\r\n.\r\nQUIT\r\n");
+	assert_true(SSL_shutdown(g.cssl) >= 0);		/* close_notify */
+	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);
+	EXPECT_SRV("x");
+	EXPECT_SRV(".");
+	srv_quiet(50);
+	if (g.seof || g.env.nsessions != 1)
+		fail_msg("the client's close_notify after its dot ended the "
+		    "session: the final reply is lost");
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	WAIT(g.ceof);
+	assert_int_equal(g.clen, 0);
+	/* mxguard's close_notify in return, not a bare EOF */
+	assert_int_equal(SSL_get_shutdown(g.cssl) & SSL_RECEIVED_SHUTDOWN,
+	    SSL_RECEIVED_SHUTDOWN);
+	log_find("event=client-eof ", line, sizeof(line));
+	if (strstr(line, "action=wait-final-reply") == NULL)
+		fail_msg("no client-eof line: \"%s\"", line);
+}
+
+static void
+test_local_starttls_halfclose(void **state)
+{
+	halfclose_tls_version = TLS1_3_VERSION;
+	with_local_cert(local_starttls_halfclose);
+}
+
+static void
+test_local_starttls_halfclose_tls12(void **state)
+{
+	halfclose_tls_version = TLS1_2_VERSION;
+	with_local_cert(local_starttls_halfclose);
+}
+
 /* A refused MAIL whose RCPT's reply is owed, then RSET, the client's
  * STARTTLS and its EHLO, which goes upstream with that reply owed. */
 static void
@@ -5066,6 +5137,194 @@ test_client_closes_after_dot(void **state)
 	finish();
 }
 
+/*
+ * Half-close after the dot: the client sends its dot (and what it
+ * pipelines behind it, more) and shuts down its sending side, as some
+ * MTAs do, then reads on.  The session must not end there: the final
+ * reply is owed to it.  Before, the client's EOF ended the session and
+ * closed the upstream connection under a message the server may well
+ * have taken: the client, never told, sent it again (a duplicate).
+ * Returns with the upstream still open and quiet, waiting for the reply;
+ * the session's log goes to the file (log_find()).
+ */
+static void
+halfclose_after_dot(const char *more)
+{
+	char buf[256];
+
+	log_start();
+	body_started();
+	snprintf(buf, sizeof(buf), "\r\n.\r\n%s", more);
+	cl_send(buf);
+	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);
+	EXPECT_SRV("");
+	EXPECT_SRV(".");
+	srv_quiet(50);		/* nothing before the final reply */
+	if (g.seof || g.env.nsessions != 1)
+		fail_msg("the client's EOF after its dot ended the session: "
+		    "the final reply is lost");
+	assert_int_equal(g.clen, 0);
+}
+
+/* The log line of the client's EOF, and the end (the log file closed). */
+static void
+expect_eof_logged(void)
+{
+	char line[1024];
+
+	log_find("event=client-eof ", line, sizeof(line));
+	if (strstr(line, "action=wait-final-reply") == NULL)
+		fail_msg("no event=client-eof action=wait-final-reply line: "
+		    "\"%s\"", line);
+}
+
+/* ... with a pipelined QUIT: 250 relayed, then 221, QUIT upstream. */
+static void
+test_halfclose_after_dot_250(void **state)
+{
+	halfclose_after_dot("QUIT\r\n");
+	srv_send("250 2.0.0 queued as 1\r\n");
+	EXPECT_CL("250 2.0.0 queued as 1\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	wait_cl_eof();
+	expect_eof_logged();
+	finish();
+}
+
+/* ... a refusal for now is relayed as well: the client keeps the message
+ * and knows why. */
+static void
+test_halfclose_after_dot_451(void **state)
+{
+	halfclose_after_dot("QUIT\r\n");
+	srv_send("451 4.3.0 try again later\r\n");
+	EXPECT_CL("451 4.3.0 try again later\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	wait_cl_eof();
+	expect_eof_logged();
+	finish();
+}
+
+/* ... without QUIT: the reply, then the end; the upstream gets QUIT. */
+static void
+test_halfclose_after_dot_no_quit(void **state)
+{
+	char line[1024];
+
+	halfclose_after_dot("");
+	srv_send("250 2.0.0 queued as 2\r\n");
+	EXPECT_CL("250 2.0.0 queued as 2\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	wait_cl_eof();
+	WAIT(g.env.nsessions == 0);
+	log_find("event=close ", line, sizeof(line));
+	if (strstr(line, "messages=1 ") == NULL ||
+	    strstr(line, "why=\"client closed after the final reply\"") ==
+	    NULL)
+		fail_msg("close line: \"%s\"", line);
+	finish();
+}
+
+/* ... with a new transaction pipelined behind the dot: the client can
+ * never send its message, so none of it goes upstream (421, QUIT). */
+static void
+test_halfclose_no_new_transaction(void **state)
+{
+	char line[1024];
+
+	halfclose_after_dot("MAIL FROM:<c@sender.example>\r\n"
+	    "RCPT TO:<e@d.example>\r\nDATA\r\n");
+	srv_send("250 2.0.0 queued as 3\r\n");
+	EXPECT_CL("250 2.0.0 queued as 3\r\n");
+	EXPECT_CL_PREFIX("421 4.3.0 ");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	wait_cl_eof();
+	log_find("event=client-eof-command ", line, sizeof(line));
+	if (strstr(line, "command=MAIL action=refused") == NULL)
+		fail_msg("no client-eof-command line: \"%s\"", line);
+	finish();
+}
+
+/* ... then the client goes away entirely: nobody is left to tell, the
+ * upstream connection is closed at once, and the log says the MTA may
+ * send the message again. */
+static void
+test_halfclose_then_client_gone(void **state)
+{
+	char line[1024];
+
+	halfclose_after_dot("QUIT\r\n");
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.seof);
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(g.slen, 0);
+	log_find("event=client-gone ", line, sizeof(line));
+	if (strstr(line, "note=client-may-resend") == NULL)
+		fail_msg("no client-gone line: \"%s\"", line);
+	finish();
+}
+
+/* ... and the upstream resets before its final reply: the client gets
+ * 451 (it keeps the message), and the log says the outcome is lost. */
+static void
+test_halfclose_final_reply_lost(void **state)
+{
+	struct linger lg = { 1, 0 };
+	char line[1024];
+
+	halfclose_after_dot("QUIT\r\n");
+	assert_int_equal(setsockopt(g.sfd, SOL_SOCKET, SO_LINGER, &lg,
+	    sizeof(lg)), 0);
+	srv_close();
+	EXPECT_CL_PREFIX("451 4.4.2 ");
+	wait_cl_eof();
+	log_find("event=final-reply-lost ", line, sizeof(line));
+	if (strstr(line, "note=client-may-resend") == NULL)
+		fail_msg("no final-reply-lost line: \"%s\"", line);
+	finish();
+}
+
+/* A half-close in the message, even right after "CRLF .", is no end of
+ * it: the upstream never gets a dot, and its connection is closed (the
+ * server discards the partial message). */
+static void
+test_halfclose_in_body(void **state)
+{
+	body_started();
+	cl_send("\r\nmore\r\n.");
+	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);
+	WAIT(g.seof);
+	WAIT(g.env.nsessions == 0);
+	if (memmem(g.sbuf, g.slen, "\r\n.\r\n", 5) != NULL ||
+	    (g.slen >= 3 && memcmp(g.sbuf + g.slen - 3, ".\r\n", 3) == 0))
+		fail_msg("the upstream got a dot: \"%.*s\"", (int)g.slen,
+		    g.sbuf);
+	wait_cl_eof();
+	finish();
+}
+
+/* A half-close after DATA, before any of the message: no dot upstream
+ * either. */
+static void
+test_halfclose_before_body(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);
+	EXPECT_SRV("DATA");
+	wait_srv_eof();
+	WAIT(g.env.nsessions == 0);
+	finish();
+}
+
 /* Recipients refused for good, for now, and accepted (251) each get the
  * server's own reply, and the message its final one. */
 static void
@@ -5303,6 +5562,16 @@ main(void)
 		T(test_final_reply_bytewise),
 		T(test_final_reply_then_stray),
 		T(test_client_closes_after_dot),
+		T(test_halfclose_after_dot_250),
+		T(test_halfclose_after_dot_451),
+		T(test_halfclose_after_dot_no_quit),
+		T(test_halfclose_no_new_transaction),
+		T(test_halfclose_then_client_gone),
+		T(test_halfclose_final_reply_lost),
+		T(test_halfclose_in_body),
+		T(test_halfclose_before_body),
+		T(test_local_starttls_halfclose),
+		T(test_local_starttls_halfclose_tls12),
 		T(test_rcpt_mixed_results),
 		T(test_unsolicited_354),
 		T(test_tls_final_reply_cut),
