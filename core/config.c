@@ -350,6 +350,9 @@ divert_unheard(const struct config *c)
 	return 1;
 }
 
+static int warn_add(struct config *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static int
 warn_add(struct config *c, const char *fmt, ...)
 {

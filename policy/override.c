@@ -52,6 +52,11 @@ ovr_clear(struct ovr_table *t)
 	t->n = 0;
 }
 
+static void fail(char *, size_t, const char *, const char *, ...)
+    __attribute__((format(printf, 4, 5)));
+static void warn(struct ovr_table *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* where: the prefix of every error, "tls_policy \"LINE\"" or FILE:LINE */
 static void
 fail(char *err, size_t errsz, const char *where, const char *fmt, ...)

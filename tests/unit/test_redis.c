@@ -480,6 +480,8 @@ free_port(void)
 	return port;
 }
 
+static void sh(const char *, ...) __attribute__((format(printf, 1, 2)));
+
 static void
 sh(const char *fmt, ...)
 {

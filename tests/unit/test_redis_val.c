@@ -84,8 +84,8 @@ test_sts_malformed(void **state)
 		"MXGS2 d.example x 1800085400 abc\n",
 		"MXGS2 d.example 1799999000 1800085400 ab-c\n",	/* id */
 		"MXGS2 d.example 1799999000 1800085400 \n",
-		"MXGS2 d.example 1799999000 1800085400 "
-		    "abcdefghijabcdefghijabcdefghijabc\n",	/* 33 */
+		("MXGS2 d.example 1799999000 1800085400 "
+		    "abcdefghijabcdefghijabcdefghijabc\n"),	/* 33 */
 		"MXGS2 d.example -1799999000 1800085400 abc\n",
 		"MXGS2 d.example  1799999000 1800085400 abc\n",
 		"MXGS2 d.example 1799999000 1800085400 abc",	/* no body line */
