@@ -367,8 +367,25 @@ EOF
 		echo 'postlog   unix-dgram n  -       n       -       1       postlogd' >>"$dir/etc/master.cf"
 }
 
+# _pf_settle DIR: Postfix loads main.cf, master.cf and texthash maps again
+#   and again, 300 ms apart, until the file is 2 s old ("pausing to let
+#   file cool down": it may be half written).  Every postfix, postqueue or
+#   postconf -h, and every daemon that reads a file the test has just
+#   written, would wait those 2 s.  The test's writes are complete when it
+#   calls Postfix: their times are set back.
+_pf_settle() {
+	touch -d '-10 seconds' "$1"/etc/*
+}
+
+# pf_reload DIR: after a change to DIR/etc (postconf -e, a map, master.cf).
+pf_reload() {
+	_pf_settle "$1"
+	postfix -c "$1/etc" reload >/dev/null 2>&1
+}
+
 _postfix_start() {	# NS DIR
 	local ns=$1 dir=$2
+	_pf_settle "$dir"
 	ip netns exec "$ns" postfix -c "$dir/etc" start >"$dir/start.log" 2>&1 ||
 		fail "postfix -c $dir/etc start: $(cat "$dir/start.log")"
 	_POSTFIX_DIRS+=("$ns|$dir")
@@ -411,7 +428,7 @@ snd_route() {
 	local dest=$2 port=25
 	case $dest in *:*) port=${dest#*:}; dest=${dest%:*};; esac
 	echo "$1 smtp:[$dest]:$port" >>"$SD/etc/transport"
-	if [ -s "$SD/queue/pid/master.pid" ]; then postfix -c "$SD/etc" reload >/dev/null 2>&1; fi
+	if [ -s "$SD/queue/pid/master.pid" ]; then pf_reload "$SD"; fi
 }
 
 # _postconf_extra DIR LINES: each "key = value" line of LINES set with
@@ -428,7 +445,7 @@ _postconf_extra() {
 
 snd_postconf() {	# snd_postconf "k = v"...  (then reload)
 	postconf -c "$SD/etc" -e "$@" || fail "postconf $*"
-	postfix -c "$SD/etc" reload >/dev/null 2>&1
+	pf_reload "$SD"
 }
 
 # rcv_setup: receiving Postfix in $RCV (dir $RD), virtual Maildir mailboxes

@@ -30,7 +30,7 @@ Z
 dns_wait enf.test MX "mx2\.enf\.test"
 dns_wait_gone _mta-sts.enf.test TXT
 sed -i 's/^enf.test .*/enf.test smtp:[10.25.1.11]:25/' "$SD/etc/transport"
-postfix -c "$SD/etc" reload >/dev/null 2>&1
+pf_reload "$SD"
 
 sts_send alice@enf.test "second, MX moved, policy host gone"
 sts_assert_deferred "$QID" alice@enf.test validation-failure 1

@@ -35,7 +35,7 @@ mta-sts.enf IN A 10.25.1.80
 Z
 dns_wait _mta-sts.enf.test TXT "id=new2"
 sed -i 's/^enf.test .*/enf.test smtp:[10.25.1.11]:25/' "$SD/etc/transport"
-postfix -c "$SD/etc" reload >/dev/null 2>&1
+pf_reload "$SD"
 
 sts_send alice@enf.test "second, after the id change"
 wait_status "$QID" alice@enf.test sent

@@ -19,7 +19,7 @@ RCV_EXTRA_MAIN="inet_protocols = all" rcv_setup
 for a in "$RCV6" "$RCV6B"; do
 	echo "[$a]:smtp inet n - n - - smtpd -o syslog_name=postfix/rcv6 -o smtpd_tls_security_level=may -o smtpd_tls_chain_files=$T/pki/mx6.pem" >>"$RD/etc/master.cf"
 done
-postfix -c "$RD/etc" reload >/dev/null 2>&1
+pf_reload "$RD"
 _v6_listening() { in_rcv ss -Htln "sport = :25" | grep -qF "[$1]:25"; }
 wait_for 15 "receiver on [$RCV6]:25" _v6_listening "$RCV6"
 wait_for 15 "receiver on [$RCV6B]:25" _v6_listening "$RCV6B"
@@ -27,7 +27,7 @@ wait_for 15 "receiver on [$RCV6B]:25" _v6_listening "$RCV6B"
 SND_EXTRA_MAIN="inet_protocols = all
 smtp_address_preference = ipv6" snd_setup
 printf 'v6.test smtp:[%s]:25\nv6direct.test smtp:[%s]:25\n' "ipv6:$RCV6" "ipv6:$RCV6B" >>"$SD/etc/transport"
-postfix -c "$SD/etc" reload >/dev/null 2>&1
+pf_reload "$SD"
 nfq_start "listen = 127.0.0.1:$MXG_PORT [::1]:$MXG_PORT
 bypass_dst = $RCV6B/128"
 

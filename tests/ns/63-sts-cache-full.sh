@@ -106,7 +106,7 @@ assert "the refresh was not refused" lacks "event=sts-cache-refused domain=enf\.
 zone without-txt | dns_records
 dns_wait_gone _mta-sts.enf.test TXT
 sed -i 's/^enf.test .*/enf.test smtp:[10.25.1.11]:25/' "$SD/etc/transport"
-postfix -c "$SD/etc" reload >/dev/null 2>&1
+pf_reload "$SD"
 wait_for 30 "enf.test's policy within its refresh margin again" _elapsed "$t_fetch2" 8
 sts_send alice@enf.test "third, TXT suppressed and STARTTLS stripped"
 sts_assert_deferred "$QID" alice@enf.test starttls-not-supported 2

@@ -193,7 +193,7 @@ mx1.enf IN A 10.25.1.10
 Z
 dns_wait_gone _mta-sts.enf.test TXT
 postconf -c "$RD/etc" -e "smtpd_discard_ehlo_keywords = starttls" || fail postconf
-postfix -c "$RD/etc" reload >/dev/null 2>&1
+pf_reload "$RD"
 _ehlo() { in_rcv bash -c "exec 3<>/dev/tcp/10.25.1.10/25; printf 'EHLO x\r\nQUIT\r\n' >&3; timeout 3 cat <&3"; }
 _stripped() { local e; e=$(_ehlo); grep -q "^250 " <<<"$e" && ! grep -qi starttls <<<"$e"; }
 wait_for 15 "STARTTLS gone from the receiver's EHLO" _stripped
@@ -230,7 +230,7 @@ assert "nothing crossed in clear: the receiver saw one envelope, the first messa
 
 # 4. STARTTLS is back: the retry delivers, exactly once
 postconf -c "$RD/etc" -X smtpd_discard_ehlo_keywords || fail postconf
-postfix -c "$RD/etc" reload >/dev/null 2>&1
+pf_reload "$RD"
 _tls_back() { _ehlo | grep -qi starttls; }
 wait_for 15 "STARTTLS back at the receiver" _tls_back
 wait_deferred "$q2" 60
