@@ -44,6 +44,7 @@
 #   mxguard    mxg_start [conf lines] (MXG_EXTRA_CONF, MXG_LOG_LEVEL; log
 #              $MXLOG); mxg_stop; mxg_kill_all (MXG_KILLED);
 #              mxg_rules_install/remove; rule_packets RE; scrape_metric NAME CMD;
+#              metric_in FILE NAME;
 #              mx_count REGEX; need_mxguard; with_mxguard
 # A scenario fails (after its own checks) if mxguard crashed or a sanitizer
 # wrote a report into $MXLOG.
@@ -884,7 +885,14 @@ scrape_metric() {
 	out=$T/metrics.$BASHPID
 	"$@" >"$out" 2>"$out.err" || rc=$?
 	[ "$rc" = 0 ] || fail_loud "metric $n: '$*' exited $rc: $(head -c 300 "$out.err")"
-	awk -v n="$n" '$1 == n {print $2; f=1} END {if (!f) print 0}' "$out"
+	metric_in "$out" "$n"
+}
+
+# metric_in FILE NAME: the value of metric NAME in FILE, a saved
+#   `mxguard status --metrics` (several values compared from one scrape);
+#   0 when NAME is not there.
+metric_in() {
+	awk -v n="$2" '$1 == n {print $2; f=1} END {if (!f) print 0}' "$1"
 }
 
 # mx_count REGEX: number of mxguard log lines matching.

@@ -93,7 +93,7 @@ bypass_dst = 10.25.1.30"
 	# offered from after them (offered=1529 against user_dropped=1110 and
 	# 400 packets, once in nine runs).  From one read, every id the kernel
 	# gave out was read, dropped, or is still queued (queue length 0 here).
-	_snap() { scrape_metric "$1" cat "$T/snap.prom"; }
+	_snap() { metric_in "$T/snap.prom" "$1"; }
 	_refreshed() {
 		mxg_ctl status --metrics >"$T/snap.prom" || return 1
 		[ "$(_snap mxguard_nfq_offered_total)" -ge "$(_snap mxguard_nfq_packets_total)" ] &&
