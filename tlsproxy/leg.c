@@ -1175,7 +1175,9 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 		t = smtp_reply_text(r, r->nlines - 1, &tl);
 		snprintf(detail, sizeof(detail), "STARTTLS refused: %d %.*s",
 		    r->code, (int)tl, t);
-		result_set(&res, "starttls-not-supported", detail);
+		/* refused is as good as not offered: the same reason
+		 * (dane-required under DANE), as leg_decide() gives */
+		result_set(&res, policy_no_starttls_reason(l->v), detail);
 		leg_close_io(l);
 		leg_enter(l, LS_CLOSED);
 		n.reply = NULL;

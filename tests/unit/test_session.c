@@ -2815,6 +2815,34 @@ test_starttls_refused_encrypt(void **state)
 	expect_policy_421(reply, "starttls-not-supported");
 }
 
+/*
+ * DANE (usable TLSA records, or only unusable ones: TLS mandatory) and a
+ * server that refuses STARTTLS: deferred as when it does not offer it,
+ * with the same reason, dane-required (docs/dane.md; monitor mode's
+ * would-defer says it too).  Before, the refusal said
+ * starttls-not-supported, the reason for a verdict without DANE.
+ */
+static void
+test_starttls_refused_dane(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_DANE, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_send("454 4.7.0 TLS not available\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	wait_srv_eof();
+	wait_cl_eof();
+	finish();
+	expect_policy_421(reply, "4.7.10");
+	expect_policy_421(reply, "dane-required");
+	expect_policy_421(reply, "STARTTLS refused: 454");
+}
+
 /* Up to the TLS handshake and the EHLO inside it. */
 static void
 tls_up(void)
@@ -5490,6 +5518,7 @@ main(void)
 		T(test_starttls_injection),
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
+		T(test_starttls_refused_dane),
 		T(test_starttls_upgrade),
 		T(test_tls_ehlo_lacks_size_dsn),
 		T(test_tls_ehlo_lacks_8bitmime),
