@@ -52,6 +52,7 @@ struct dane_req {
 	char		 fail_what[300];
 	int		 any_tlsa;	/* ST_TLSA_ANY: some host has TLSA */
 	char		 any_host[256];
+	int		 unkept;	/* MX hosts the walk did not keep */
 	char		 orig_host[256]; /* TLSA fallback base, "" none */
 	struct sub	 sub[DANE_MAX_MX];
 	struct dane_info *info;
@@ -459,6 +460,14 @@ any_done(struct dane_req *r)
 		finish(r, DANE_DEFER, "dnssec-invalid", "destination is not "
 		    "an address of any MX host of %s, and %s in a signed "
 		    "zone", d->domain, r->fail_what);
+	else if (r->unkept > 0)
+		/* A may be an address of a host not kept, whose TLSA
+		 * records were never asked: an attacker who made the best
+		 * hosts unreachable sent the MTA down the list to it */
+		finish(r, DANE_DEFER, "validation-failure", "destination is "
+		    "not an address of the %d MX hosts of %s that were kept "
+		    "(%d not kept): whether its host publishes TLSA records "
+		    "cannot be told", d->nmx, d->domain, r->unkept);
 	else
 		finish(r, DANE_NONE, NULL, "destination is not an address of "
 		    "any MX host of %s", d->domain);
@@ -703,6 +712,8 @@ dane_lookup(struct ev_loop *loop, struct dns *dns,
 	d->mx_ede = mx->ede;
 	d->mx_secure = mx->secure;
 	d->implicit_mx = mx->implicit;
+	r->unkept = mx->nunkept + (mx->nhost > DANE_MAX_MX ?
+	    mx->nhost - DANE_MAX_MX : 0);
 	r->owner = -1;
 	for (i = 0; i < mx->nhost && i < DANE_MAX_MX; i++) {
 		const struct mx_host *h = &mx->host[i];

@@ -202,6 +202,7 @@ add_host(struct mx_result *res, const char *name, uint16_t pref)
 		memset(&cand, 0, sizeof(cand));
 		snprintf(cand.name, sizeof(cand.name), "%s", name);
 		cand.pref = pref;
+		res->nunkept++;
 		if (host_cmp(&cand, &res->host[worst]) >= 0)
 			return;
 		h = &res->host[worst];
@@ -229,6 +230,8 @@ on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
 	case DNS_SECURE:
 	case DNS_INSECURE:
 		res->secure = st == DNS_SECURE;
+		if (a != NULL)
+			res->nunkept += a->ndropped;
 		for (i = 0; a != NULL && i < a->nrr; i++) {
 			if (a->rr[i].u.mx.host[0] == '\0') {
 				nnull++;	/* null MX (RFC 7505) */

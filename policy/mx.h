@@ -63,6 +63,10 @@ struct mx_result {
 	int		 null_mx;	/* RFC 7505: D accepts no mail */
 	int		 nhost;
 	struct mx_host	 host[MX_MAX_HOSTS];
+	int		 nunkept;	/* MX hosts of the answer not kept
+					 * (beyond MX_MAX_HOSTS, or in
+					 * records beyond DNS_MAX_RR): one of
+					 * them may own A */
 	int		 owner;		/* index of the most preferred host
 					 * owning A, -1 none or no A (set
 					 * when the walk reports) */

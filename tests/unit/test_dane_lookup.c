@@ -410,6 +410,104 @@ test_not_an_mx_address_no_dane(void **s)
 }
 
 /*
+ * A signed domain with more MX hosts than the walk keeps (MX_MAX_HOSTS),
+ * and A the address of one it did not keep, whose TLSA records the
+ * attacker wants never asked (it made the best hosts unreachable, so the
+ * MTA went on down the list): none of the kept hosts publishes TLSA, yet
+ * the domain may through the one that owns A.  Whether it does cannot be
+ * told: deferred, never "no DANE".  The same when the answer held more
+ * MX records than the DNS layer keeps (DNS_MAX_RR).
+ */
+static void
+many_mx(int n)
+{
+	struct msg m;
+	char h[64], ip[32];
+	int i;
+
+	begin(&m, 0x1234, 1, 0, "d.test", DNS_T_MX, n, 0, 0);
+	for (i = 0; i < n; i++) {
+		snprintf(h, sizeof(h), "mx%02d.d.test", i);
+		rr_name(&m, "d.test", DNS_T_MX, 10 + i, h, 300);
+	}
+	answer("d.test", DNS_T_MX, DNS_SECURE, &m);
+	for (i = 0; i < n && i < MX_MAX_HOSTS + 1; i++) {
+		snprintf(h, sizeof(h), "mx%02d.d.test", i);
+		snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + i);
+		a(h, 1, ip);
+	}
+}
+
+static void
+test_not_a_kept_mx_address(void **s)
+{
+	struct dane_info *d;
+	char ip[32];
+
+	many_mx(MX_MAX_HOSTS + 1);
+	snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + MX_MAX_HOSTS);
+	tlsa("mx16.d.test", 1, 3, 1, 1, 32);
+	d = run("d.test", ip);
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "validation-failure");
+	assert_string_equal(d->mx_host, "");
+	dane_info_free(d);
+	got = NULL;
+	/* a kept host's address still decides as before */
+	d = run("d.test", "192.0.2.10");
+	assert_int_equal(d->state, DANE_NONE);
+	assert_string_equal(d->mx_host, "mx00.d.test");
+}
+
+static void
+test_not_a_kept_mx_record(void **s)
+{
+	struct dane_info *d;
+	struct msg m;
+	unsigned char *b;
+	int i, j, o, n = DNS_MAX_RR + 1;
+
+	/* DNS_MAX_RR records naming one host, then one naming another: the
+	 * walk sees one host, the answer had two (built beyond struct msg's
+	 * size; each record's owner is the question's name) */
+	b = malloc(65536);
+	assert_non_null(b);
+	begin(&m, 0x1234, 1, 0, "d.test", DNS_T_MX, 0, 0, 0);
+	memcpy(b, m.b, (size_t)m.n);
+	b[6] = (unsigned char)(n >> 8);
+	b[7] = (unsigned char)n;
+	o = m.n;
+	for (i = 0; i < n; i++) {
+		static const unsigned char hdr[10] = { 0xc0, 12, 0, DNS_T_MX,
+		    0, 1, 0, 0, 1, 44 };
+		/* rdata: preference 10, then "h00" or "h64" and d.test */
+		const unsigned char rd[10] = { 0, 8, 0, 10, 3, 'h',
+		    (unsigned char)('0' + (i < DNS_MAX_RR ? 0 : i / 10)),
+		    (unsigned char)('0' + (i < DNS_MAX_RR ? 0 : i % 10)),
+		    0xc0, 12 };
+
+		for (j = 0; j < 10; j++) {
+			b[o + j] = hdr[j];
+			b[o + 10 + j] = rd[j];
+		}
+		o += 20;
+	}
+	answer_raw("d.test", DNS_T_MX, DNS_SECURE, b, o);
+	free(b);
+	a("h00.d.test", 1, "192.0.2.10");
+	a("h64.d.test", 1, "192.0.2.64");
+	tlsa("h64.d.test", 1, 3, 1, 1, 32);
+	d = run("d.test", "192.0.2.64");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "validation-failure");
+	dane_info_free(d);
+	got = NULL;
+	d = run("d.test", "192.0.2.10");
+	assert_int_equal(d->state, DANE_NONE);
+	assert_string_equal(d->mx_host, "h00.d.test");
+}
+
+/*
  * DNS failures in a signed zone defer, in every shape: a lookup that
  * could have produced TLSA records either answered or the verdict defers.
  */
@@ -595,6 +693,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_other_family,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_cname,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_kept_mx_address,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_kept_mx_record,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_no_dane,
 		    setup, teardown),
