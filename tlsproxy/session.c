@@ -790,6 +790,17 @@ report_met(struct session *s, const struct policy_verdict *v,
 		report_attempt(s, v, NULL, NULL);
 }
 
+/* Is the pending RCPT the session's first, whose failure is a 421 that
+ * ends it?  Its own leg is not settled yet; an adopted one is, but has
+ * carried none of this session's recipients (the MTA gets 421 and tries
+ * its next MX either way). */
+static int
+first_rcpt(const struct session *s)
+{
+	return !up_settled(s) || (leg_reused(s->up) &&
+	    s->leg_verdict == NULL);
+}
+
 /* A policy failure: 421 at the first RCPT of a session, which ends it,
  * 450 later; reported (TLSRPT) unless the connection was never tried
  * against v's policy (report 0). */
@@ -802,11 +813,7 @@ policy_failed_as(struct session *s, const struct policy_verdict *v,
 	    strncmp(reason, "certificate", 11) == 0 ||
 	    strcmp(reason, "validation-failure") == 0 ||
 	    strcmp(reason, "tlsa-invalid") == 0 ? "4.7.5" : "4.7.0";
-	/* the session's first RCPT: its own leg is not settled yet; an
-	 * adopted one is, but has carried none of this session's
-	 * recipients (the MTA gets 421 and tries its next MX either way) */
-	int first = !up_settled(s) || (leg_reused(s->up) &&
-	    s->leg_verdict == NULL);
+	int first = first_rcpt(s);
 	char d[300];
 
 	s->policy_fails++;
@@ -1009,7 +1016,8 @@ policy_expired(void *arg)
 	log_warn("sid=%s event=internal-error what=\"no policy verdict for "
 	    "%s long after policy_timeout\"", s->id, s->rcpt_domain);
 	s->policy_fails++;
-	if (!up_settled(s)) {
+	/* the first RCPT as for a policy failure (an adopted leg's too) */
+	if (first_rcpt(s)) {
 		session_tempfail(s, "421 4.3.0", "no TLS policy verdict for "
 		    "%s (internal error); try again later", s->rcpt_domain);
 	} else {

@@ -3433,6 +3433,33 @@ test_reuse_first_rcpt_defer_421(void **state)
 	finish();
 }
 
+/* The engine's safety net (no verdict long after policy_timeout) at the
+ * first RCPT of a session that adopted a parked leg is that session's
+ * first RCPT too: 421 4.3.0 and the end, as on a leg of its own (red
+ * before: 451, and the session went on on the adopted leg). */
+static void
+test_reuse_safety_net_first_rcpt(void **state)
+{
+	uint64_t saved = g.cfg->policy_timeout;
+	const char *r;
+
+	reuse_first_session();
+	start_again_ehlo();
+	g.cfg->policy_timeout = 200;
+	g.env.policy_grace = 100;
+	vspec_add("h.example", TLS_LEVEL_MAY, 0, NULL, NULL)->hold = 1;
+	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<e@h.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	r = CL_REPLY();
+	g.cfg->policy_timeout = saved;
+	if (strncmp(r, "421 4.3.0 ", 10) != 0)
+		fail_msg("expected 421 4.3.0, got \"%s\"", r);
+	assert_int_equal(g.ncancel, 1);
+	wait_cl_eof();
+	srv_quiet(30);			/* no MAIL, no RCPT went up */
+	finish();
+}
+
 /* A leg set up before a reload (new TLS settings) is not parked after
  * it: the reload flushed the legs parked then, and this one would carry
  * the old settings into later sessions.  It ends with QUIT instead. */
@@ -5581,6 +5608,7 @@ main(void)
 		T(test_bdat_chunk_discarded),
 		T(test_closing_deadline),
 		T(test_reuse_first_rcpt_defer_421),
+		T(test_reuse_safety_net_first_rcpt),
 		T(test_reuse_not_parked_after_reload),
 		T(test_discard_across_reconnect),
 		T(test_longest_lines_pipelined),
