@@ -50,6 +50,7 @@ static const struct ckey keys[] = {
 	{ "max_sessions",	C_INT,	O(max_sessions), "4000", NULL },
 	{ "upstream_reuse",	C_BOOL,	O(upstream_reuse), "yes", NULL },
 	{ "upstream_reuse_time", C_DUR,	O(upstream_reuse_time), "5s", NULL },
+	{ "upstream_reuse_time_limit", C_DUR, O(upstream_reuse_time_limit), "300s", NULL },
 	{ "upstream_reuse_max",	C_INT,	O(upstream_reuse_max), "100", NULL },
 
 	{ "upstream_mark",	C_MARK,	O(upstream_mark), "0x4d58", NULL },

@@ -29,6 +29,9 @@ struct config {
 	int		 max_sessions;
 	int		 upstream_reuse;	/* park TLS legs after QUIT */
 	uint64_t	 upstream_reuse_time;	/* idle time of a parked leg */
+	uint64_t	 upstream_reuse_time_limit; /* a leg older than this
+					 * (since its connect) is not
+					 * parked again; 0 no limit */
 	int		 upstream_reuse_max;	/* parked legs at most */
 
 	/* netfilter */

@@ -98,6 +98,8 @@ struct leg {
 						 * class (4 or 5), else 0 */
 	int			 reused;	/* adopted from the cache */
 	unsigned		 uses;		/* sessions served before */
+	uint64_t		 born;		/* ev_now() at the connect of
+						 * its connection */
 	char			 helo[SMTP_DOMAIN_MAX + 1];
 	struct smtp_caps	 caps;		/* of the last EHLO */
 	struct tls_proof	 proof;
@@ -323,6 +325,7 @@ leg_connect(struct leg *l)
 		return -1;
 	}
 	l->base = 0;
+	l->born = ev_now(l->env.loop);
 	leg_enter(l, LS_CONNECT);
 	io_set_timeout(l->io, cfg(l)->connect_timeout);
 	return 0;
@@ -389,6 +392,7 @@ leg_adopt(const struct leg_env *env, struct reuse *reuse, const char *key,
 	l->settled = 1;
 	l->reused = 1;
 	l->uses = rl.uses;
+	l->born = rl.born;
 	snprintf(l->greeting, sizeof(l->greeting), "%s", rl.greeting);
 	snprintf(l->tls_proto, sizeof(l->tls_proto), "%s", rl.tls_proto);
 	snprintf(l->res.reason, sizeof(l->res.reason), "%s", rl.tls_verify);
@@ -401,9 +405,10 @@ leg_adopt(const struct leg_env *env, struct reuse *reuse, const char *key,
 
 int
 leg_park(struct leg *l, struct reuse *reuse, const char *key,
-    uint64_t idle_ms, int max_legs)
+    uint64_t idle_ms, uint64_t age_limit_ms, int max_legs)
 {
 	struct reuse_leg rl;
+	uint64_t age;
 
 	/* only a leg that proved everything it was checked for, idle, with
 	 * nothing in flight either way */
@@ -420,10 +425,22 @@ leg_park(struct leg *l, struct reuse *reuse, const char *key,
 		    "reason=tls-settings-reloaded", l->tag, l->dst_str);
 		return -1;
 	}
+	/* one handshake's proof, and the server's certificate with it,
+	 * serves a bounded time (Postfix's
+	 * smtp_connection_reuse_time_limit): a stream of sessions would
+	 * otherwise keep the leg for ever */
+	age = ev_now(l->env.loop) - l->born;
+	if (age_limit_ms > 0 && age >= age_limit_ms) {
+		log_info("sid=%s event=upstream-not-parked dst=%s "
+		    "reason=time-limit age=%llums uses=%u", l->tag, l->dst_str,
+		    (unsigned long long)age, l->uses + 1);
+		return -1;
+	}
 	memset(&rl, 0, sizeof(rl));
 	rl.up = l->io;
 	rl.proof = l->proof;
 	rl.uses = l->uses + 1;
+	rl.born = l->born;
 	snprintf(rl.greeting, sizeof(rl.greeting), "%s", l->greeting);
 	snprintf(rl.tls_proto, sizeof(rl.tls_proto), "%s", l->tls_proto);
 	snprintf(rl.tls_verify, sizeof(rl.tls_verify), "%s", l->res.reason);

@@ -138,10 +138,11 @@ struct leg	*leg_adopt(const struct leg_env *, struct reuse *,
 		    const char *key, const struct sockaddr_storage *dst,
 		    const char *tag, leg_cb *, void *arg);
 void		 leg_free(struct leg *);
-/* Parks an OPEN, proven, idle TLS leg under key.  0: parked and freed;
- * -1: not parkable (or the cache is full), the caller keeps it. */
+/* Parks an OPEN, proven, idle TLS leg under key, unless its connection
+ * is age_limit_ms old or older (0: no limit).  0: parked and freed; -1:
+ * not parkable (or the cache is full), the caller keeps it. */
 int		 leg_park(struct leg *, struct reuse *, const char *key,
-		    uint64_t idle_ms, int max_legs);
+		    uint64_t idle_ms, uint64_t age_limit_ms, int max_legs);
 
 /* EHLO name (EHLO, or HELO only if the server refuses EHLO with 5xx);
  * LEG_HELLO follows.  The name is also what the leg says after STARTTLS

@@ -43,6 +43,7 @@ struct reuse_leg {
 	char			 tls_proto[16];
 	char			 tls_verify[48];
 	unsigned		 uses;		/* sessions it served */
+	uint64_t		 born;		/* ev_now() at its connect */
 };
 
 struct reuse	*reuse_new(void);

@@ -1266,7 +1266,7 @@ park_upstream(struct session *s)
 		return 0;
 	out = leg_bytes_out(s->up);
 	if (leg_park(s->up, s->env->reuse, key, cfg->upstream_reuse_time,
-	    cfg->upstream_reuse_max) == -1)
+	    cfg->upstream_reuse_time_limit, cfg->upstream_reuse_max) == -1)
 		return 0;
 	/* the leg belongs to the cache now, with a copy of its proof */
 	s->up = NULL;

@@ -3394,6 +3394,44 @@ test_reuse_parked_leg(void **state)
 	finish();
 }
 
+/* A leg whose connection is upstream_reuse_time_limit old is not parked
+ * again however busy it is kept (Postfix's
+ * smtp_connection_reuse_time_limit): the session that ends past the
+ * limit sends QUIT upstream. */
+static void
+test_reuse_time_limit(void **state)
+{
+	uint64_t saved = g.cfg->upstream_reuse_time_limit;
+
+	assert_int_equal(saved, 300000);	/* the default, 300 s */
+	reuse_first_session();			/* parked: well under it */
+	start_again_ehlo();
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<e@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<c@sender.example>");
+	EXPECT_SRV("RCPT TO:<e@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+	/* the leg is older than a limit of 1 ms by now */
+	g.cfg->upstream_reuse_time_limit = 1;
+	usleep(5000);
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	g.cfg->upstream_reuse_time_limit = saved;
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	wait_cl_eof();
+	WAIT(g.env.nsessions == 0);
+	WAIT(io_lingering() == 0);
+	assert_int_equal(g.ntls_prepare, 1);	/* it did serve twice */
+	finish();
+}
+
 /* A TLS leg whose RSET was refused is never parked for the next session:
  * the client's QUIT sends QUIT upstream. */
 static void
@@ -5508,6 +5546,7 @@ main(void)
 		T(test_quit),
 		T(test_quit_linger_deadline),
 		T(test_reuse_parked_leg),
+		T(test_reuse_time_limit),
 		T(test_reuse_idle_expiry),
 		T(test_reuse_server_drops_parked),
 		T(test_reuse_mismatch_reconnects),
