@@ -498,6 +498,35 @@ parse_get(struct http_req *h, int eof)
 	}
 }
 
+/*
+ * The connection failed (a cut without close_notify, a reset) after the
+ * GET's response began: 1 and the callback if what came is whole by its
+ * framing (Content-Length, chunked), whatever ended the connection after
+ * it.  Its last bytes may be there unparsed: parse_due() puts off a parse
+ * of a small last piece (a chunked body's "0" chunk), and servers that
+ * answer "Connection: close" often end without close_notify at once.  A
+ * body framed by the end of the connection alone is not whole here (eof
+ * 0): a cut is no end, as in parse_get().
+ */
+static int
+get_whole(struct http_req *h)
+{
+	struct http_resp resp;
+	char *b;
+
+	ev_timer_stop(h->parse_tmr);
+	memset(&resp, 0, sizeof(resp));
+	if (http_parse_response(h->buf ? h->buf : "", h->len, 0, h->maxbody,
+	    &resp) != HTTP_DONE) {
+		http_resp_clear(&resp);
+		return 0;
+	}
+	b = resp.body;
+	finish(h, 0, b, resp.bodylen, NULL, NULL);
+	free(b);
+	return 1;
+}
+
 static void
 parse_later(void *arg)
 {
@@ -653,6 +682,8 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		return;
 	case IO_ERROR:
 		snprintf(h->lasterr, sizeof(h->lasterr), "%s", io_error(io));
+		if (h->tls_up && h->post == NULL && get_whole(h))
+			return;
 		if (h->tls_up) {
 			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
 			    h->lasterr);
