@@ -376,6 +376,8 @@ struct http_req {
 	int		 any_address;	/* POST: non-global addresses too */
 	size_t		 postlen;
 	size_t		 maxbody;
+	uint64_t	 try_ms;	/* one address's connect and handshake,
+					 * while others remain */
 	uint32_t	 mark;
 	http_cb		*cb;
 	void		*arg;
@@ -584,6 +586,7 @@ io_event(struct io *io, enum io_event ev, void *arg)
 			return;
 		}
 		h->tls_up = 1;
+		io_set_timeout(io, 0);		/* (try_next()) */
 		if (h->post != NULL) {
 			char hp[270];
 
@@ -678,6 +681,14 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		parse_get(h, ev == IO_DISCONNECTED);
 		return;
 	case IO_TIMEOUT:
+		if (!h->tls_up) {
+			/* try_next()'s deadline: the next address */
+			snprintf(h->lasterr, sizeof(h->lasterr), "no TLS "
+			    "handshake within %llu ms",
+			    (unsigned long long)h->try_ms);
+			try_next(h);
+			return;
+		}
 		finish(h, -1, NULL, 0, "sts-policy-fetch-error", "timeout");
 		return;
 	case IO_ERROR:
@@ -745,6 +756,13 @@ try_next(struct http_req *h)
 			break;
 		}
 		io_wait_connected(h->io);
+		/* an address that takes the connection and never finishes
+		 * the TLS handshake (a dead backend behind it, a route that
+		 * swallows the SYN) must not hold the whole fetch while
+		 * others remain: it gets a quarter of the fetch's time, then
+		 * the next one is tried (IO_TIMEOUT before the handshake) */
+		if (h->next < h->naddrs)
+			io_set_deadline(h->io, h->try_ms);
 		return;
 	}
 	finish(h, -1, NULL, 0, h->naddrs == 0 && h->nrefused > 0 ?
@@ -862,6 +880,7 @@ http_start(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
 		return NULL;
 	}
 	ev_timer_arm(h->timer, timeout_ms ? timeout_ms : 30000);
+	h->try_ms = (timeout_ms ? timeout_ms : 30000) / 4 + 1;
 	return h;
 }
 

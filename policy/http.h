@@ -3,7 +3,9 @@
  * one GET over TLS verified against the WebPKI for the host name (its
  * subjectAltName DNS names only, never the subject CN: RFC 9525), no
  * redirects, status 200 only, Content-Type text/plain, a body with
- * Content-Length or chunked encoding, bounded, with one overall timeout.
+ * Content-Length or chunked encoding, bounded, with one overall timeout
+ * (an address that has not finished the TLS handshake within a quarter of
+ * it gives way to the next one).
  * The same client POSTs TLSRPT reports (RFC 8460 section 5.2): any 2xx
  * status means delivered, the response body is not read.
  */

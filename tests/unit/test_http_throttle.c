@@ -10,7 +10,9 @@
  * (http_start(), http_resolve(): http_get() asks port 443; DNS faked,
  * fakedns.h): a response whose framing (Content-Length, chunked) says it
  * is whole is taken, though its last bytes came in a piece too small for
- * an immediate parse and the connection then ended without close_notify.
+ * an immediate parse and the connection then ended without close_notify;
+ * a first address that never answers the TLS handshake gives way to the
+ * next within the fetch's time.
  */
 // WRAP: dns_query dns_cancel
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <sys/time.h>
 
 #include "policy/http.c"
 
@@ -75,6 +78,7 @@ static const char *srv_part1, *srv_part2;
 static void *
 srv_main(void *arg)
 {
+	struct timeval tv = { 5, 0 };
 	char req[4096];
 	size_t got = 0;
 	SSL *s;
@@ -83,6 +87,7 @@ srv_main(void *arg)
 	(void)arg;
 	if ((c = accept(srv_lfd, NULL, NULL)) == -1)
 		return NULL;
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	s = SSL_new(srv_ctx);
 	SSL_set_fd(s, c);
 	if (SSL_accept(s) == 1) {
@@ -125,8 +130,18 @@ stop_loop(void *arg)
 	ev_loop_stop(loop);
 }
 
+/* A listener at 127.0.0.2 on the server's port that never accepts: the
+ * kernel completes the TCP handshake, and nothing answers the TLS one (a
+ * dead backend behind a live address; a black-holed route hangs alike).
+ * -1: none. */
+static int hang_lfd = -1;
+
 /* GET https://mta-sts.x.test:PORT/.well-known/mta-sts.txt from the
- * server above, which answers part1 then part2. */
+ * server above, which answers part1 then part2; with hang_first, the
+ * name's first address is the hanging listener's, the second the
+ * server's. */
+static int hang_first;
+
 static void
 get(const char *part1, const char *part2)
 {
@@ -138,6 +153,7 @@ get(const char *part1, const char *part2)
 	pthread_t th;
 	SSL_CTX *ctx;
 	X509 *leaf;
+	struct timeval tv = { 5, 0 };
 
 	srv_ca = test_cert(cakey, "get test CA", NULL, NULL, NULL, -86400,
 	    86400, 1);
@@ -151,6 +167,10 @@ get(const char *part1, const char *part2)
 	srv_part1 = part1;
 	srv_part2 = part2;
 	srv_lfd = socket(AF_INET, SOCK_STREAM, 0);
+	/* the server thread ends whatever the client does (a red test
+	 * fails, it does not hang): accept() and reads give up after 5 s */
+	assert_int_equal(setsockopt(srv_lfd, SOL_SOCKET, SO_RCVTIMEO, &tv,
+	    sizeof(tv)), 0);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -162,7 +182,21 @@ get(const char *part1, const char *part2)
 	assert_int_equal(pthread_create(&th, NULL, srv_main, NULL), 0);
 
 	loop = ev_loop_new();
-	a("mta-sts.x.test", 0, "127.0.0.1");
+	if (hang_first) {
+		struct sockaddr_in hs = sin;
+		struct msg m;
+
+		hang_lfd = socket(AF_INET, SOCK_STREAM, 0);
+		inet_pton(AF_INET, "127.0.0.2", &hs.sin_addr);
+		assert_int_equal(bind(hang_lfd, (struct sockaddr *)&hs,
+		    sizeof(hs)), 0);
+		assert_int_equal(listen(hang_lfd, 4), 0);
+		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_A, 2, 0, 0);
+		rr_a(&m, "mta-sts.x.test", "127.0.0.2", 300);
+		rr_a(&m, "mta-sts.x.test", "127.0.0.1", 300);
+		answer("mta-sts.x.test", DNS_T_A, DNS_INSECURE, &m);
+	} else
+		a("mta-sts.x.test", 0, "127.0.0.1");
 	ctx = SSL_CTX_new(TLS_client_method());
 	assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
 	    srv_ca), 1);
@@ -178,6 +212,9 @@ get(const char *part1, const char *part2)
 	assert_true(get_done);
 	pthread_join(th, NULL);
 	close(srv_lfd);
+	if (hang_lfd != -1)
+		close(hang_lfd);
+	hang_lfd = -1;
 	SSL_CTX_free(ctx);
 	SSL_CTX_free(srv_ctx);
 	X509_free(leaf);
@@ -237,6 +274,24 @@ test_eof_framed_cut_refused(void **state)
 	assert_int_equal(get_ok, -1);
 }
 
+/* The policy host's first address takes the connection and never
+ * answers the TLS handshake: the second one, which serves the policy, is
+ * tried within the fetch's time (3 s here), not after it. */
+static void
+test_hanging_address_next_tried(void **state)
+{
+	char p1[512];
+
+	(void)state;
+	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
+	hang_first = 1;
+	get(p1, POLICY);
+	hang_first = 0;
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+}
+
 int
 main(void)
 {
@@ -246,6 +301,7 @@ main(void)
 		cmocka_unit_test(test_chunked_end_then_cut),
 		cmocka_unit_test(test_length_end_then_cut),
 		cmocka_unit_test(test_eof_framed_cut_refused),
+		cmocka_unit_test(test_hanging_address_next_tried),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
