@@ -626,6 +626,47 @@ expects:
 	return 1;
 }
 
+int
+history_apply_unowned(struct history *h, int64_t window_s,
+    const struct sockaddr *dst, const char *host, struct policy_verdict *v)
+{
+	struct history_entry e;
+	int64_t now = clock_now();
+	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
+	int rc;
+
+	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY ||
+	    host == NULL || *host == '\0')
+		return 0;
+	rc = history_get(h, host, NULL, &e);
+	if (rc == -1 || rc == HISTORY_UNREADABLE) {
+		/* as in history_apply(): it may hide a record that
+		 * expects TLS */
+		history_unreadable(v, dst, rc == -1 ?
+		    "the TLS history could not be read" : "a TLS history "
+		    "record is in a layout this version cannot read "
+		    "(another version wrote it)");
+		return 1;
+	}
+	if (rc != 1 || !history_expects_tls(&e, now, window_s))
+		return 0;
+	v->level = TLS_LEVEL_ENCRYPT;
+	v->source = "tls-history";
+	/* v->mx_host stays empty: no host was found to own dst, and the
+	 * leg's attempt is recorded under the address alone */
+	snprintf(v->detail, sizeof(v->detail), "%.60s completed STARTTLS "
+	    "%llds ago (window %llds), its address lookup failed: it may "
+	    "own [%s]: TLS required", host,
+	    (long long)(now - e.last_tls), (long long)window_s,
+	    addr_str(dst, a, sizeof(a)));
+	log_info("event=tls-history domain=%s mx=%s dst=%s last_tls_age=%llds "
+	    "window=%llds level=encrypt note=\"no MX host found to own the "
+	    "destination, and this one's address lookup failed\"",
+	    log_q(qd, sizeof(qd), v->domain), log_q(qm, sizeof(qm), host), a,
+	    (long long)(now - e.last_tls), (long long)window_s);
+	return 1;
+}
+
 void
 history_unreadable(struct policy_verdict *v, const struct sockaddr *dst,
     const char *why)

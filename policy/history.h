@@ -15,8 +15,11 @@
  * every attempt updates all three, and a lookup consults all three, so a
  * resolver that fails (or is made to fail) to name the MX host does not
  * hide the history, nor does an address the host was never seen at (an
- * attacker who answers the host's A query with an address of its own).  Values are fixed-size records (history.c), keys at most
- * HISTORY_KEY_MAX bytes.
+ * attacker who answers the host's A query with an address of its own).
+ * Where no MX host owns the address and the address lookup of one failed,
+ * that host's own record counts too (history_apply_unowned()): the
+ * attacker who answers the MTA's query and fails the gateway's.  Values
+ * are fixed-size records (history.c), keys at most HISTORY_KEY_MAX bytes.
  *
  * The store is bounded (docs/policy.md, "Bounded stores"): at most
  * max_entries records.  A newcomer that finds it full evicts records that
@@ -114,6 +117,14 @@ int		 history_del(struct history *, const char *host,
 struct policy_verdict;
 int		 history_apply(struct history *, int64_t window_s,
 		    const struct sockaddr *dst, struct policy_verdict *v);
+/* history_apply_unowned(): no MX host was found to own dst, and the
+ * address lookup of host, an MX host of the domain, failed: host may
+ * own dst (an attacker who answers the MTA's query for it with an
+ * address of its own fails the gateway's), so its own record ("host|")
+ * decides as in history_apply(); 1 when it raised the verdict. */
+int		 history_apply_unowned(struct history *, int64_t window_s,
+		    const struct sockaddr *dst, const char *host,
+		    struct policy_verdict *v);
 void		 history_unreadable(struct policy_verdict *v,
 		    const struct sockaddr *dst, const char *why);
 void		 history_note(struct history *, int64_t window_s,

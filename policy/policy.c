@@ -1284,6 +1284,37 @@ cache_reread(struct policy_req *r)
 	    p->refresh_margin);
 }
 
+/*
+ * No MX host was found to own A, and the address lookup of one failed (or
+ * had not answered by policy_timeout): that host may own A.  An attacker
+ * on the path who answers the MTA's query for it with an address of its
+ * own and fails the gateway's would otherwise meet only A's own history
+ * record, which knows nothing of its address, where answering both would
+ * have met the host's.  So the host's own record counts (history.c), as
+ * DANE counts such a failure (no_owner() in dane.c).  A host whose lookup
+ * answered other addresses does not own A (a relay's address keeps what
+ * applies to it).  1 when it raised the verdict.
+ */
+static int
+history_unowned(struct policy_req *r)
+{
+	const struct mx_result *m = mx_view(r);
+	int i;
+
+	if (m == NULL)
+		return 0;
+	for (i = 0; i < m->nhost; i++)
+		if (m->host[i].has_dst)
+			return 0;
+	for (i = 0; i < m->nhost; i++)
+		if (mx_status_failed(mx_host_status(&m->host[i],
+		    r->dst.ss_family)) && history_apply_unowned(r->pol->hist,
+		    r->pol->hist_window, (struct sockaddr *)&r->dst,
+		    m->host[i].name, r->v))
+			return 1;
+	return 0;
+}
+
 static void
 decide(struct policy_req *r)
 {
@@ -1403,7 +1434,7 @@ decide(struct policy_req *r)
 	else
 		snprintf(v->detail, sizeof(v->detail), "no TLS policy");
 	if (r->have_dst && !history_apply(p->hist, p->hist_window,
-	    (struct sockaddr *)&r->dst, v))
+	    (struct sockaddr *)&r->dst, v) && !history_unowned(r))
 		remote_history_apply(r);
 	if (r->have_dst && p->hist_window > 0 && hist_missing(p))
 		history_unreadable(v, (struct sockaddr *)&r->dst,

@@ -5,7 +5,9 @@
  * enforce with a matching MX, MX not in the policy, destination not an MX,
  * testing mode, TXT gone but cached policy in force, TXT id changed and
  * fetch failing (cached kept), no policy, overrides by address and domain,
- * invalid and internationalised domains, MTA-STS disabled; a domain whose
+ * invalid and internationalised domains, MTA-STS disabled; the TLS
+ * history of an MX host whose address lookup failed, where no host owns
+ * the destination; a domain whose
  * _mta-sts/mta-sts names are no DNS names (refused before any query); a
  * cached policy within the refresh margin refreshed also when its TXT
  * record is missing or the lookup fails (SERVFAIL), a failed refresh
@@ -164,6 +166,14 @@ static const struct zrr zone[] = {
 	{ "usedmark.test", DNS_T_MX, "10 mx.usedmark.test" },
 	{ "mx.usedmark.test", DNS_T_A, "192.0.2.14" },
 	{ "_mta-sts.usedmark.test", DNS_T_TXT, "v=STSv1; id=spoofed2" },
+	/* the MX host's address lookup fails (an attacker on the path
+	 * answered the MTA's with an address of its own and drops the
+	 * gateway's); mx.hok.test resolves, to another address than the
+	 * one the MTA connects to (a relay's) */
+	{ "hfail.test", DNS_T_MX, "10 mx.hfail.test" },
+	{ "mx.hfail.test", T_SERVFAIL, "" },
+	{ "hok.test", DNS_T_MX, "10 mx.hok.test" },
+	{ "mx.hok.test", DNS_T_A, "192.0.2.91" },
 	{ NULL, 0, NULL },
 };
 
@@ -759,6 +769,53 @@ test_testing_keeps_history(void **state)
 	history_del(h, "mx.tst.test", (struct sockaddr *)&sin);
 	history_del(h, "", (struct sockaddr *)&sin);
 	history_close(h);
+}
+
+/*
+ * The MX host completed STARTTLS (at 192.0.2.90).  An attacker on the path
+ * answers the MTA's (unsigned) address query for it with 198.51.100.66,
+ * an address of its own, and makes the gateway's fail (SERVFAIL, or drops
+ * it: a timeout): no MX host is found to own the destination.  The host
+ * whose lookup failed may own it, so its own record ("host|", whatever
+ * the address) counts, as DANE counts such a failure: encrypt, and the
+ * stripped STARTTLS defers.  Before, only the address's record was asked
+ * (nothing known there): may, the mail in cleartext to the attacker.  A
+ * host whose lookup answered other addresses does not own it (a relay's
+ * address keeps what applies to it).
+ */
+static void
+test_history_host_lookup_failed(void **state)
+{
+	char err[256];
+	struct history *h = history_open(statedir, err, sizeof(err));
+	struct sockaddr_in old, hok;
+	struct policy *p;
+	struct policy_verdict *v;
+
+	assert_non_null(h);
+	memset(&old, 0, sizeof(old));
+	old.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.90", &old.sin_addr);
+	hok = old;
+	inet_pton(AF_INET, "192.0.2.91", &hok.sin_addr);
+	history_note(h, 30 * 86400, (struct sockaddr *)&old, "mx.hfail.test",
+	    1, 1);
+	history_note(h, 30 * 86400, (struct sockaddr *)&hok, "mx.hok.test",
+	    1, 1);
+	history_close(h);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "hfail.test", "198.51.100.66");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	assert_non_null(strstr(v->detail, "mx.hfail.test"));
+	/* mxguard's view names no host: the leg records under none */
+	assert_string_equal(v->mx_host, "");
+	policy_verdict_free(v);
+	v = lookup(p, "hok.test", "198.51.100.66");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->source, "default");
+	policy_verdict_free(v);
+	policy_free(p);
 }
 
 /*
@@ -2241,6 +2298,7 @@ main(void)
 		cmocka_unit_test(test_enforcement_override_enforce_wins),
 		cmocka_unit_test(test_address_monitor_not_domain_policy),
 		cmocka_unit_test(test_secure_null_mx),
+		cmocka_unit_test(test_history_host_lookup_failed),
 		cmocka_unit_test(test_timeout_verdict),
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
