@@ -2796,22 +2796,30 @@ test_starttls_refused_may(void **state)
 	finish();
 }
 
+/* A recipient of level lvl, and a server that answers STARTTLS with 454:
+ * the client's reply, into reply. */
 static void
-test_starttls_refused_encrypt(void **state)
+starttls_refused(enum tls_level lvl, char *reply, size_t sz)
 {
-	char reply[1024];
-
-	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vspec_add("d.example", lvl, 0, NULL, NULL);
 	hello(CAPS_TLS, CAPS_TLS_SEEN);
 	cl_send("MAIL FROM:<a@sender.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	cl_send("RCPT TO:<b@d.example>\r\n");
 	EXPECT_SRV("STARTTLS");
 	srv_send("454 4.7.0 TLS not available\r\n");
-	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	snprintf(reply, sz, "%s", CL_REPLY());
 	wait_srv_eof();
 	wait_cl_eof();
 	finish();
+}
+
+static void
+test_starttls_refused_encrypt(void **state)
+{
+	char reply[1024];
+
+	starttls_refused(TLS_LEVEL_ENCRYPT, reply, sizeof(reply));
 	expect_policy_421(reply, "starttls-not-supported");
 }
 
@@ -2827,17 +2835,7 @@ test_starttls_refused_dane(void **state)
 {
 	char reply[1024];
 
-	vspec_add("d.example", TLS_LEVEL_DANE, 0, NULL, NULL);
-	hello(CAPS_TLS, CAPS_TLS_SEEN);
-	cl_send("MAIL FROM:<a@sender.example>\r\n");
-	EXPECT_CL("250 2.1.0 Ok\r\n");
-	cl_send("RCPT TO:<b@d.example>\r\n");
-	EXPECT_SRV("STARTTLS");
-	srv_send("454 4.7.0 TLS not available\r\n");
-	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
-	wait_srv_eof();
-	wait_cl_eof();
-	finish();
+	starttls_refused(TLS_LEVEL_DANE, reply, sizeof(reply));
 	expect_policy_421(reply, "4.7.10");
 	expect_policy_421(reply, "dane-required");
 	expect_policy_421(reply, "STARTTLS refused: 454");
