@@ -2,8 +2,9 @@
  * test_io_tls.c - the io layer with TLS: corked output (the handshake's
  * last flight and the first write after it leave in one send), bulk data
  * through the bounded TLS output buffer with back-pressure and a
- * low-water event, a writer paced by low-water events, and a clean close
- * (close_notify).
+ * low-water event, a writer paced by low-water events, a clean close
+ * (close_notify), and bulk data across TLS 1.3 key updates the peer
+ * requests while the writer is backed up.
  *
  * The peer is a plain OpenSSL server driven by hand.  For counting sends
  * it sits on an AF_UNIX SOCK_SEQPACKET socket, which keeps the boundary
@@ -344,6 +345,132 @@ test_tls_lowat_pump(void **state)
 	ev_loop_free(loop);
 }
 
+/* KeyUpdate handshake messages seen by one side, by direction and by the
+ * request_update field (0: update_not_requested, 1: update_requested). */
+struct kucount {
+	int	 sent[2];
+	int	 rcvd[2];
+};
+
+static void
+ku_msg_cb(int write_p, int version, int content_type, const void *buf,
+    size_t len, SSL *ssl, void *arg)
+{
+	struct kucount *k = arg;
+	const unsigned char *m = buf;
+
+	(void)version;
+	(void)ssl;
+	/* type 24, a 3-byte length of 1, then request_update */
+	if (content_type != SSL3_RT_HANDSHAKE || len != 5 ||
+	    m[0] != SSL3_MT_KEY_UPDATE || m[4] > 1)
+		return;
+	if (write_p)
+		k->sent[m[4]]++;
+	else
+		k->rcvd[m[4]]++;
+}
+
+static uint32_t
+ku_next(uint32_t *x)
+{
+	/* xorshift32: a pattern in which a byte moved or repeated shows */
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+/* 2 MB through TLS 1.3 while the peer asks twice for a key update
+ * (SSL_key_update(..., SSL_KEY_UPDATE_REQUESTED), after 256 KB and 1 MB
+ * read) and reads slowly, so the writer is backed up (a small SO_SNDBUF,
+ * the TLS output buffer full, most of the 2 MB in the io's output
+ * buffer) when each request arrives.  The writer's OpenSSL must then
+ * answer with its own KeyUpdate and switch its sending keys between two
+ * records, its answer queued behind records the io has not sent yet,
+ * while SSL_write keeps being refused and retried from the io's buffer:
+ * a record lost, repeated or encrypted under the wrong key would show
+ * as a hole, a repeat or a MAC failure at the peer.
+ * Every byte arrives once and in order, the total is exact, the close
+ * after it is a clean close_notify (under the new keys), and both
+ * updates really took place: the msg callbacks count two requests sent
+ * by the peer and received by the writer, and two answers sent by the
+ * writer and received by the peer. */
+static void
+test_tls_key_update_backpressure(void **state)
+{
+	struct client c = { 0 };
+	struct kucount kw = { 0 }, kp = { 0 };
+	struct peer p;
+	struct io *io;
+	static char data[2 << 20], got[(2 << 20) + 65536];
+	static const size_t at[] = { 256 * 1024, 1024 * 1024 };
+	size_t have = 0, nku = 0;
+	uint32_t x = 0x6d786775;	/* seed */
+	int i, r, sz = 32 * 1024;
+	ssize_t n;
+	char tmp[16384];
+
+	(void)state;
+	io = tls_pair(SOCK_STREAM, client_cb, &c, &c, &p);
+	assert_int_equal(SSL_version(io_ssl(io)), TLS1_3_VERSION);
+	assert_int_equal(SSL_version(p.ssl), TLS1_3_VERSION);
+	SSL_set_msg_callback(io_ssl(io), ku_msg_cb);
+	SSL_set_msg_callback_arg(io_ssl(io), &kw);
+	SSL_set_msg_callback(p.ssl, ku_msg_cb);
+	SSL_set_msg_callback_arg(p.ssl, &kp);
+	assert_int_equal(setsockopt(io_fd(io), SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz)), 0);
+	assert_int_equal(setsockopt(p.fd, SOL_SOCKET, SO_RCVBUF, &sz,
+	    sizeof(sz)), 0);
+	for (i = 0; i < (int)sizeof(data); i++)
+		data[i] = (char)(ku_next(&x) >> 24);
+	io_set_lowat(io, 0);
+	assert_int_equal(io_write(io, data, sizeof(data)), 0);
+	for (i = 0; i < 20000 && (have < sizeof(data) || io_queued(io));
+	    i++) {
+		testloop_run(loop, 1);
+		/* a slow reader: one small chunk per turn */
+		if ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
+			BIO_write(p.in, tmp, (int)n);
+		while ((r = SSL_read(p.ssl, got + have, (int)(sizeof(got) -
+		    have))) > 0)
+			have += (size_t)r;
+		assert_int_equal(SSL_get_error(p.ssl, r), SSL_ERROR_WANT_READ);
+		if (nku < sizeof(at) / sizeof(at[0]) && have >= at[nku]) {
+			/* the writer is backed up as the request goes */
+			assert_true(io_queued(io) > 256 * 1024);
+			assert_int_equal(SSL_key_update(p.ssl,
+			    SSL_KEY_UPDATE_REQUESTED), 1);
+			assert_int_equal(SSL_do_handshake(p.ssl), 1);
+			nku++;
+		}
+	}
+	assert_int_equal(nku, 2);
+	assert_int_equal(have, sizeof(data));
+	assert_memory_equal(got, data, sizeof(data));
+	assert_int_equal(io_queued(io), 0);
+	assert_int_equal(c.errors, 0);
+	assert_int_equal(io_bytes_out(io), sizeof(data));
+	/* two requests from the peer, two answers from the writer */
+	assert_int_equal(kp.sent[1], 2);
+	assert_int_equal(kw.rcvd[1], 2);
+	assert_int_equal(kw.sent[0], 2);
+	assert_int_equal(kp.rcvd[0], 2);
+	assert_int_equal(kw.sent[1] + kw.rcvd[0] + kp.sent[0] + kp.rcvd[1],
+	    0);
+
+	/* nothing after the 2 MB but a close_notify the peer can read */
+	io_free(io);
+	while ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
+		BIO_write(p.in, tmp, (int)n);
+	r = SSL_read(p.ssl, tmp, sizeof(tmp));
+	assert_int_equal(r, 0);
+	assert_int_equal(SSL_get_error(p.ssl, r), SSL_ERROR_ZERO_RETURN);
+	peer_free(&p);
+	ev_loop_free(loop);
+}
+
 int
 main(void)
 {
@@ -351,6 +478,7 @@ main(void)
 		cmocka_unit_test(test_tls_corked_handshake),
 		cmocka_unit_test(test_tls_bulk_backpressure),
 		cmocka_unit_test(test_tls_lowat_pump),
+		cmocka_unit_test(test_tls_key_update_backpressure),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
