@@ -3351,6 +3351,21 @@ start_again_ehlo(void)
 	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
 }
 
+/* The second session's transaction (MAIL and RCPT go upstream together)
+ * and its message. */
+static void
+second_message(void)
+{
+	cl_send("MAIL FROM:<c@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<e@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<c@sender.example>");
+	EXPECT_SRV("RCPT TO:<e@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+}
+
 /* The next session rides the parked leg: the client gets the original
  * greeting, its EHLO goes upstream inside the same TLS session, and no
  * new connection, STARTTLS or handshake happens. */
@@ -3365,14 +3380,7 @@ test_reuse_parked_leg(void **state)
 	EXPECT_SRV("EHLO client.example");
 	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
 	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
-	cl_send("MAIL FROM:<c@sender.example>\r\n");
-	EXPECT_CL("250 2.1.0 Ok\r\n");
-	cl_send("RCPT TO:<e@d.example>\r\n");
-	EXPECT_SRV("MAIL FROM:<c@sender.example>");
-	EXPECT_SRV("RCPT TO:<e@d.example>");
-	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
-	EXPECT_CL("250 2.1.5 ok\r\n");
-	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+	second_message();
 	assert_int_equal(g.naccepted, 1);	/* one connection */
 	assert_int_equal(g.ntls_prepare, 1);	/* one handshake */
 	assert_int_equal(g.nlookups, 2);	/* a verdict per session */
@@ -3405,14 +3413,7 @@ test_reuse_time_limit(void **state)
 	reuse_first_session();			/* parked: well under it */
 	start_again_ehlo();
 	assert_int_equal(reuse_count(g.env.reuse), 0);
-	cl_send("MAIL FROM:<c@sender.example>\r\n");
-	EXPECT_CL("250 2.1.0 Ok\r\n");
-	cl_send("RCPT TO:<e@d.example>\r\n");
-	EXPECT_SRV("MAIL FROM:<c@sender.example>");
-	EXPECT_SRV("RCPT TO:<e@d.example>");
-	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
-	EXPECT_CL("250 2.1.5 ok\r\n");
-	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+	second_message();
 	/* the leg is older than a limit of 1 ms by now */
 	g.cfg->upstream_reuse_time_limit = 1;
 	usleep(5000);
