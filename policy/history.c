@@ -574,13 +574,57 @@ addr_str(const struct sockaddr *dst, char *buf, size_t sz)
 	return buf;
 }
 
+/* A store that cannot answer (failed: an error, else a record in a layout
+ * this version cannot read) may hide a record that expects TLS: what the
+ * history can demand at most is demanded. */
+static void
+unreadable(struct policy_verdict *v, const struct sockaddr *dst, int failed)
+{
+	history_unreadable(v, dst, failed ?
+	    "the TLS history could not be read" : "a TLS history record is "
+	    "in a layout this version cannot read (another version wrote "
+	    "it)");
+}
+
+/* e, host's record (unowned: no MX host was found to own dst, and host's
+ * address lookup failed), expects TLS: v requires it. */
+static void
+expects_tls(struct policy_verdict *v, const struct sockaddr *dst,
+    const char *host, const struct history_entry *e, int64_t now,
+    int64_t window_s, int unowned)
+{
+	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
+
+	addr_str(dst, a, sizeof(a));
+	v->level = TLS_LEVEL_ENCRYPT;
+	/* an MTA-STS testing policy's check stays reported (report_only is
+	 * kept): the history only raises what is enforced */
+	v->source = "tls-history";
+	if (unowned)
+		/* v->mx_host stays empty: no host was found to own dst, and
+		 * the leg's attempt is recorded under the address alone */
+		snprintf(v->detail, sizeof(v->detail), "%.60s completed "
+		    "STARTTLS %llds ago (window %llds), its address lookup "
+		    "failed: it may own [%s]: TLS required", host,
+		    (long long)(now - e->last_tls), (long long)window_s, a);
+	else
+		snprintf(v->detail, sizeof(v->detail), "%.100s[%s] completed "
+		    "STARTTLS %llds ago (history window %llds): TLS required",
+		    host, a, (long long)(now - e->last_tls),
+		    (long long)window_s);
+	log_info("event=tls-history domain=%s mx=%s dst=%s last_tls_age=%llds "
+	    "window=%llds level=encrypt%s", log_q(qd, sizeof(qd), v->domain),
+	    log_q(qm, sizeof(qm), host), a, (long long)(now - e->last_tls),
+	    (long long)window_s, unowned ? " note=\"no MX host found to own "
+	    "the destination, and this one's address lookup failed\"" : "");
+}
+
 int
 history_apply(struct history *h, int64_t window_s,
     const struct sockaddr *dst, struct policy_verdict *v)
 {
 	struct history_entry e;
 	int64_t now = clock_now();
-	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
 	int hr = 0, nr = 0, ar, failed;
 
 	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY)
@@ -603,26 +647,11 @@ history_apply(struct history *h, int64_t window_s,
 	if (!failed && hr != HISTORY_UNREADABLE && nr != HISTORY_UNREADABLE &&
 	    ar != HISTORY_UNREADABLE)
 		return 0;
-	/* a store that cannot answer may hide a record that expects TLS:
-	 * what the history can demand at most is demanded */
-	history_unreadable(v, dst, failed ?
-	    "the TLS history could not be read" : "a TLS history record is "
-	    "in a layout this version cannot read (another version wrote "
-	    "it)");
+	unreadable(v, dst, failed);
 	return 1;
 expects:
-	v->level = TLS_LEVEL_ENCRYPT;
-	/* an MTA-STS testing policy's check stays reported (report_only is
-	 * kept): the history only raises what is enforced */
-	v->source = "tls-history";
-	snprintf(v->detail, sizeof(v->detail), "%.100s[%s] completed STARTTLS "
-	    "%llds ago (history window %llds): TLS required",
-	    v->mx_host[0] ? v->mx_host : "-", addr_str(dst, a, sizeof(a)),
-	    (long long)(now - e.last_tls), (long long)window_s);
-	log_info("event=tls-history domain=%s mx=%s dst=%s last_tls_age=%llds "
-	    "window=%llds level=encrypt", log_q(qd, sizeof(qd), v->domain),
-	    log_q(qm, sizeof(qm), v->mx_host[0] ? v->mx_host : "-"), a,
-	    (long long)(now - e.last_tls), (long long)window_s);
+	expects_tls(v, dst, v->mx_host[0] ? v->mx_host : "-", &e, now,
+	    window_s, 0);
 	return 1;
 }
 
@@ -632,7 +661,6 @@ history_apply_unowned(struct history *h, int64_t window_s,
 {
 	struct history_entry e;
 	int64_t now = clock_now();
-	char a[INET6_ADDRSTRLEN], qd[300], qm[300];
 	int rc;
 
 	if (h == NULL || window_s <= 0 || v->level != TLS_LEVEL_MAY ||
@@ -640,30 +668,12 @@ history_apply_unowned(struct history *h, int64_t window_s,
 		return 0;
 	rc = history_get(h, host, NULL, &e);
 	if (rc == -1 || rc == HISTORY_UNREADABLE) {
-		/* as in history_apply(): it may hide a record that
-		 * expects TLS */
-		history_unreadable(v, dst, rc == -1 ?
-		    "the TLS history could not be read" : "a TLS history "
-		    "record is in a layout this version cannot read "
-		    "(another version wrote it)");
+		unreadable(v, dst, rc == -1);
 		return 1;
 	}
 	if (rc != 1 || !history_expects_tls(&e, now, window_s))
 		return 0;
-	v->level = TLS_LEVEL_ENCRYPT;
-	v->source = "tls-history";
-	/* v->mx_host stays empty: no host was found to own dst, and the
-	 * leg's attempt is recorded under the address alone */
-	snprintf(v->detail, sizeof(v->detail), "%.60s completed STARTTLS "
-	    "%llds ago (window %llds), its address lookup failed: it may "
-	    "own [%s]: TLS required", host,
-	    (long long)(now - e.last_tls), (long long)window_s,
-	    addr_str(dst, a, sizeof(a)));
-	log_info("event=tls-history domain=%s mx=%s dst=%s last_tls_age=%llds "
-	    "window=%llds level=encrypt note=\"no MX host found to own the "
-	    "destination, and this one's address lookup failed\"",
-	    log_q(qd, sizeof(qd), v->domain), log_q(qm, sizeof(qm), host), a,
-	    (long long)(now - e.last_tls), (long long)window_s);
+	expects_tls(v, dst, host, &e, now, window_s, 1);
 	return 1;
 }
 
