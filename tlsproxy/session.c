@@ -1784,7 +1784,9 @@ params_adapt(struct session *s, const char *line, char *out, size_t outsz,
 }
 
 /* Did the server take back, inside TLS, an extension the client was
- * offered (or lower the SIZE limit)? */
+ * offered?  (Its SIZE limit is no such promise: the client was offered
+ * SIZE without one, and a 552 for a message over the limit inside TLS
+ * is the server's own answer, as the MTA would have met it there.) */
 static int
 caps_shrank(const struct session *s)
 {
@@ -1792,11 +1794,7 @@ caps_shrank(const struct session *s)
 	unsigned mask = SMTP_CAP_SIZE | SMTP_CAP_8BITMIME |
 	    SMTP_CAP_SMTPUTF8 | SMTP_CAP_DSN;
 
-	if (s->offered.flags & ~now->flags & mask)
-		return 1;
-	return (s->offered.flags & now->flags & SMTP_CAP_SIZE) &&
-	    now->size != 0 && (s->offered.size == 0 ||
-	    now->size < s->offered.size);
+	return (s->offered.flags & ~now->flags & mask) != 0;
 }
 
 /* MAIL replayed upstream, with its parameters fitted to the leg. */
@@ -2041,6 +2039,9 @@ ehlo_done(struct session *s, const struct smtp_reply *r)
 	snprintf(s->banner, sizeof(s->banner), "%.*s", (int)tl, t);
 	smtp_caps_parse(r, &s->reply_caps);
 	s->reply_caps.flags &= RELAYED_CAPS;
+	/* SIZE is offered without its limit (smtp_caps_filter): none was
+	 * promised */
+	s->reply_caps.size = 0;
 	n = smtp_caps_filter(r, tls_server_enabled(s->env->tls) &&
 	    !s->client_tls, buf, sizeof(buf));
 	free(s->ehlo_reply);

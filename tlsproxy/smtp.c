@@ -699,6 +699,14 @@ smtp_caps_filter(const struct smtp_reply *ehlo, int offer_starttls,
 			n = 8;
 		} else if ((f & CAPS_RELAYED) == 0)
 			continue;
+		else if (f == SMTP_CAP_SIZE)
+			/* The keyword, not the limit: the client reads the
+			 * cleartext EHLO, which an attacker on the path
+			 * writes, and an MTA bounces a message over a limit
+			 * it is shown without trying (Postfix: 5.3.4).  Its
+			 * SIZE= goes with the replayed MAIL, and the
+			 * server's limit inside TLS decides there. */
+			n = kwlen;
 		keep[nkeep] = t;
 		klen[nkeep] = n;
 		nkeep++;

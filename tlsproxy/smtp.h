@@ -127,6 +127,7 @@ void smtp_caps_parse(const struct smtp_reply *ehlo, struct smtp_caps *caps);
  * then only the extensions mxguard can relay (SIZE, PIPELINING, 8BITMIME,
  * SMTPUTF8, DSN, ENHANCEDSTATUSCODES), STARTTLS only when offer_starttls;
  * CHUNKING, BINARYMIME, AUTH, XCLIENT and anything unknown are dropped.
+ * SIZE goes without its limit (the cleartext EHLO is not authenticated).
  * Writes a complete CRLF-terminated 250 reply into out; returns its length,
  * or 0 when out is too small. */
 size_t smtp_caps_filter(const struct smtp_reply *ehlo, int offer_starttls,

@@ -803,6 +803,9 @@ srv_starttls(const char *extra)
 #define GREETING	"220 mx.test.example ESMTP ready\r\n"
 #define CAPS_PLAIN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
 			"250-SIZE 10240000\r\n250 8BITMIME\r\n"
+/* what the client is shown of it: SIZE without its limit */
+#define CAPS_PLAIN_SEEN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
+			"250-SIZE\r\n250 8BITMIME\r\n"
 #define CAPS_TLS	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
 			"250-STARTTLS\r\n250 8BITMIME\r\n"
 #define CAPS_TLS_SEEN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
@@ -850,7 +853,7 @@ hello(const char *caps, const char *seen)
 static void
 hello_plain(void)
 {
-	hello(CAPS_PLAIN, CAPS_PLAIN);
+	hello(CAPS_PLAIN, CAPS_PLAIN_SEEN);
 }
 
 /* MAIL and the first RCPT of a cleartext transaction, both accepted. */
@@ -1154,13 +1157,47 @@ test_ehlo_filtered(void **state)
 	    "250 8BITMIME\r\n",
 	    "250-mx.test.example hello [192.0.2.1]\r\n"
 	    "250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n"
+	    "250-SIZE\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n"
 	    "250 8BITMIME\r\n");
 	/* the client's STARTTLS is refused: no local certificate */
 	cl_send("STARTTLS\r\n");
 	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
 	srv_quiet(20);
+	finish();
+}
+
+/*
+ * The SIZE limit of the cleartext EHLO, which an attacker on the path
+ * writes before any policy is known, is not shown to the client: an MTA
+ * bounces a message larger than the limit it is shown without trying
+ * (Postfix, 5.3.4).  The client gets SIZE without a limit, its SIZE=
+ * goes upstream with the replayed MAIL, and the server's own limit
+ * inside TLS decides.
+ */
+static void
+test_size_limit_not_offered(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello("250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 1000\r\n250 STARTTLS\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 SIZE\r\n");
+	cl_send("MAIL FROM:<a@sender.example> SIZE=5000\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 SIZE 10240000\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("x\r\n.\r\n");
 	finish();
 }
 
@@ -2021,7 +2058,7 @@ test_rset_refused_internal(void **state)
 	cl_send("EHLO again.example\r\n");
 	EXPECT_SRV("RSET");
 	srv_send("500 5.5.1 what RSET\r\n");
-	EXPECT_CL(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN_SEEN);
 	cl_send("MAIL FROM:<c@sender.example>\r\n");
 	EXPECT_CL_PREFIX("421 4.5.0 ");
 	wait_cl_eof();
@@ -3123,7 +3160,7 @@ test_reload_raises_seclevel(void **state)
 			"250-SIZE 10240000\r\n250-DSN\r\n250-8BITMIME\r\n" \
 			"250-SMTPUTF8\r\n250 STARTTLS\r\n"
 #define CAPS_RICH_SEEN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
-			"250-SIZE 10240000\r\n250-DSN\r\n250-8BITMIME\r\n" \
+			"250-SIZE\r\n250-DSN\r\n250-8BITMIME\r\n" \
 			"250 SMTPUTF8\r\n"
 
 /* A server whose cleartext EHLO offers caps_plain and whose EHLO inside
@@ -3241,13 +3278,36 @@ test_tls_ehlo_lacks_smtputf8(void **state)
 	finish();
 }
 
-/* A 5xx to MAIL from a server that lowered its SIZE inside TLS is not
- * the MTA's permanent failure: 4xx. */
+/* A 5xx to MAIL from a server that took back inside TLS an extension
+ * the client was offered (DSN here) is not the MTA's permanent failure:
+ * 4xx. */
 static void
 test_tls_mail_5xx_softened(void **state)
 {
 	const char *r;
 
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=5000 RET=HDRS\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("552 5.3.4 message too big\r\n503 5.5.1 need MAIL\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "452 4.3.4 ", 10) != 0)
+		fail_msg("expected 452 4.3.4, got \"%s\"", r);
+	cl_send("DATA\r\n");
+	EXPECT_CL_PREFIX("554 ");
+	finish();
+}
+
+/* The client was offered SIZE without a limit (test_size_limit_not_offered),
+ * so a server whose limit inside TLS refuses the message refuses it for
+ * good, as the MTA itself would have after STARTTLS: 550 with its reply,
+ * not a 4xx that keeps the message queued for days. */
+static void
+test_tls_mail_552_lower_size_relayed(void **state)
+{
 	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=5000\r\n",
 	    "RCPT TO:<b@d.example>\r\n",
 	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
@@ -3255,9 +3315,8 @@ test_tls_mail_5xx_softened(void **state)
 	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
 	EXPECT_SRV("RCPT TO:<b@d.example>");
 	srv_send("552 5.3.4 message too big\r\n503 5.5.1 need MAIL\r\n");
-	r = CL_REPLY();
-	if (strncmp(r, "452 4.3.4 ", 10) != 0)
-		fail_msg("expected 452 4.3.4, got \"%s\"", r);
+	expect_mail_refused(CL_REPLY(), "550 5.3.4 ",
+	    "552 5.3.4 message too big");
 	cl_send("DATA\r\n");
 	EXPECT_CL_PREFIX("554 ");
 	finish();
@@ -3726,7 +3785,7 @@ test_repeated_ehlo_resets(void **state)
 	/* the open upstream transaction is reset first */
 	EXPECT_SRV("RSET");
 	srv_send("250 2.0.0 ok\r\n");
-	EXPECT_CL(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN_SEEN);
 	cl_send("RCPT TO:<b@d.example>\r\n");
 	EXPECT_CL("503 5.5.1 Error: need MAIL command\r\n");
 	srv_quiet(20);
@@ -4518,9 +4577,11 @@ test_client_flood_bounded(void **state)
 			    replies, nlines);
 		step();
 		p = g.cbuf;
-		while ((size_t)(p - g.cbuf) + strlen(CAPS_PLAIN) <= g.clen) {
-			assert_memory_equal(p, CAPS_PLAIN, strlen(CAPS_PLAIN));
-			p += strlen(CAPS_PLAIN);
+		while ((size_t)(p - g.cbuf) + strlen(CAPS_PLAIN_SEEN) <=
+		    g.clen) {
+			assert_memory_equal(p, CAPS_PLAIN_SEEN,
+			    strlen(CAPS_PLAIN_SEEN));
+			p += strlen(CAPS_PLAIN_SEEN);
 			replies++;
 		}
 		n = (size_t)(p - g.cbuf);
@@ -4601,7 +4662,7 @@ local_starttls(void)
 	cl_send("EHLO client.example\r\n");
 	EXPECT_SRV("EHLO client.example");
 	srv_send(CAPS_PLAIN);
-	EXPECT_CL(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN_SEEN);
 	cl_send("STARTTLS\r\n");
 	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
 	begin_tx("a@sender.example", "b@d.example");
@@ -4619,7 +4680,7 @@ static void
 local_starttls_pipelined(void)
 {
 	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	    "250-SIZE\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
 	/* a command pipelined after STARTTLS: CVE-2011-0411 class */
 	cl_send("STARTTLS\r\nMAIL FROM:<a@sender.example>\r\n");
 	wait_cl_eof();
@@ -4672,7 +4733,7 @@ local_starttls_halfclose(void)
 	cl_send("EHLO client.example\r\n");
 	EXPECT_SRV("EHLO client.example");
 	srv_send(CAPS_PLAIN);
-	EXPECT_CL(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN_SEEN);
 	begin_tx("a@sender.example", "b@d.example");
 	cl_send("DATA\r\n");
 	EXPECT_SRV("DATA");
@@ -4723,7 +4784,7 @@ static void
 owed_reply_then_ehlo(void)
 {
 	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	    "250-SIZE\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
 	cl_send("MAIL FROM:<bad@sender.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	cl_send("RCPT TO:<b@d.example>\r\n");
@@ -4749,7 +4810,7 @@ static void
 local_starttls_owed_reply(void)
 {
 	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	    "250-SIZE\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
 	cl_send("MAIL FROM:<bad@sender.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
 	cl_send("RCPT TO:<b@d.example>\r\n");
@@ -4767,7 +4828,7 @@ local_starttls_owed_reply(void)
 	cl_quiet(30);
 	srv_quiet(0);		/* (no HELO: the 503 is not EHLO's) */
 	srv_send(CAPS_PLAIN);
-	EXPECT_CL(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN_SEEN);
 	begin_tx("a@sender.example", "b@d.example");
 	send_message("after STARTTLS\r\n.\r\n");
 	srv_quiet(10);
@@ -4785,7 +4846,7 @@ local_starttls_owed_reply_same_write(void)
 {
 	owed_reply_then_ehlo();
 	srv_send("503 5.5.1 Error: need MAIL command\r\n" CAPS_PLAIN);
-	EXPECT_CL(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN_SEEN);
 	begin_tx("a@sender.example", "b@d.example");
 	srv_quiet(10);
 }
@@ -4857,7 +4918,7 @@ local_starttls_stray_partial_reply(void)
 	int one = 1;
 
 	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	    "250-SIZE\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
 	cl_send("STARTTLS\r\n");
 	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
 	g.cssl = SSL_new(g.cl_ctx);
@@ -4890,7 +4951,7 @@ static void
 local_starttls_after_rset_refused(void)
 {
 	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
-	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
+	    "250-SIZE\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
 	begin_tx("a@sender.example", "b@d.example");
 	cl_send("RSET\r\n");
 	EXPECT_SRV("RSET");
@@ -4909,7 +4970,7 @@ local_starttls_clears_rset_refused(void)
 {
 	local_starttls_after_rset_refused();
 	srv_send(CAPS_PLAIN);
-	EXPECT_CL(CAPS_PLAIN);
+	EXPECT_CL(CAPS_PLAIN_SEEN);
 	begin_tx("c@sender.example", "e@d.example");
 	send_message("after the reset\r\n.\r\n");
 	srv_quiet(10);
@@ -5511,6 +5572,7 @@ main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(test_greeting_verbatim),
 		T(test_ehlo_filtered),
+		T(test_size_limit_not_offered),
 		T(test_ehlo_tempfail_relayed),
 		T(test_helo_only_server),
 		T(test_commands_before_helo),
@@ -5590,6 +5652,7 @@ main(void)
 		T(test_tls_ehlo_lacks_smtputf8),
 		T(test_8bitmime_never_offered),
 		T(test_tls_mail_5xx_softened),
+		T(test_tls_mail_552_lower_size_relayed),
 		T(test_mail_5xx_same_caps_relayed),
 		T(test_tls_check_fails_verify),
 		T(test_second_domain_needs_verify),

@@ -230,7 +230,7 @@ test_filter_drops(void **state)
 	static const char want[] =
 	    "250-mx.example.com Hello client [192.0.2.9]\r\n"
 	    "250-PIPELINING\r\n"
-	    "250-SIZE 35882577\r\n"
+	    "250-SIZE\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n"
 	    "250-8BITMIME\r\n"
 	    "250-DSN\r\n"
@@ -257,7 +257,7 @@ test_filter_starttls(void **state)
 	static const char want[] =
 	    "250-mx.example.com Hello client [192.0.2.9]\r\n"
 	    "250-PIPELINING\r\n"
-	    "250-SIZE 35882577\r\n"
+	    "250-SIZE\r\n"
 	    "250-STARTTLS\r\n"
 	    "250-ENHANCEDSTATUSCODES\r\n"
 	    "250-8BITMIME\r\n"
@@ -317,7 +317,45 @@ test_filter_single_line(void **state)
 	mkreply(&ehlo, 250, last_dropped);
 	n = smtp_caps_filter(&ehlo, 0, out, sizeof(out));
 	assert_int_equal(check_wellformed(out, n), 2);
-	assert_memory_equal(out, "250-mx\r\n250 SIZE 10\r\n", n);
+	assert_memory_equal(out, "250-mx\r\n250 SIZE\r\n", n);
+}
+
+/*
+ * SIZE goes to the client without its limit.  The client reads the
+ * cleartext EHLO, which an attacker on the path writes, and an MTA that
+ * sees a limit below its message bounces it there and then (Postfix:
+ * "message size ... exceeds size limit ... of server", 5.3.4), a
+ * permanent failure of mail whose policy demands authenticated TLS.
+ * The server's own limit, inside TLS, still refuses such a message at
+ * the replayed MAIL FROM (its SIZE= parameter).
+ */
+static void
+test_filter_size_without_limit(void **state)
+{
+	static const char *const small[] = { "mx", "SIZE 1", "PIPELINING",
+	    NULL };
+	static const char *const lower[] = { "mx", "size 1000", NULL };
+	static const char *const bare[] = { "mx", "SIZE", NULL };
+	char out[256];
+	size_t n;
+
+	mkreply(&ehlo, 250, small);
+	n = smtp_caps_filter(&ehlo, 0, out, sizeof(out));
+	assert_int_equal(check_wellformed(out, n), 3);
+	assert_memory_equal(out, "250-mx\r\n250-SIZE\r\n250 PIPELINING\r\n",
+	    n);
+	assert_int_equal(n, strlen("250-mx\r\n250-SIZE\r\n"
+	    "250 PIPELINING\r\n"));
+
+	mkreply(&ehlo, 250, lower);
+	n = smtp_caps_filter(&ehlo, 0, out, sizeof(out));
+	assert_int_equal(n, strlen("250-mx\r\n250 size\r\n"));
+	assert_memory_equal(out, "250-mx\r\n250 size\r\n", n);
+
+	mkreply(&ehlo, 250, bare);
+	n = smtp_caps_filter(&ehlo, 0, out, sizeof(out));
+	assert_int_equal(n, strlen("250-mx\r\n250 SIZE\r\n"));
+	assert_memory_equal(out, "250-mx\r\n250 SIZE\r\n", n);
 }
 
 static void
@@ -375,6 +413,7 @@ main(void)
 		cmocka_unit_test(test_filter_drops),
 		cmocka_unit_test(test_filter_starttls),
 		cmocka_unit_test(test_filter_single_line),
+		cmocka_unit_test(test_filter_size_without_limit),
 		cmocka_unit_test(test_filter_small_out),
 		cmocka_unit_test(test_filter_big),
 	};
