@@ -228,7 +228,7 @@ prepared_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 	free(ptr);
 }
 
-static int prepare(const struct policy_verdict *, SSL *);
+static int prepare(const struct policy_verdict *, SSL *, int);
 
 int
 policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
@@ -239,13 +239,19 @@ policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 	 * handshake never fails on it: verification is judged after).  If
 	 * that check cannot even be set up (no TLSA record OpenSSL takes),
 	 * enforce mode would defer, which policy_tls_check() reports; a
-	 * monitored verdict never defers: the TLS v itself demands. */
+	 * monitored verdict never defers: the TLS v itself demands.  The
+	 * lower end of its protocols= range is enforce mode's demand too,
+	 * so it is judged after the handshake (protocols_outside()), not
+	 * set on the SSL: there a server below it failed the handshake,
+	 * and may's cleartext retry sent the mail in the clear where the
+	 * server offered TLS.  The upper end stays: with it the server
+	 * negotiates what enforce mode would get */
 	if (enforce_view(v, &w) == 0) {
-		if (prepare(&w, ssl) == 0)
+		if (prepare(&w, ssl, 0) == 0)
 			return 0;
 		ERR_clear_error();
 	}
-	return prepare(v, ssl);
+	return prepare(v, ssl, !v->monitor || v->would_level <= TLS_LEVEL_MAY);
 }
 
 /* Under SSL_VERIFY_NONE the handshake goes on whatever this returns;
@@ -269,8 +275,9 @@ ip_literal(const char *s)
 	    inet_pton(AF_INET6, s, a) == 1;
 }
 
+/* floor: set protocols=' lowest version on the SSL (0: judged after) */
 static int
-prepare(const struct policy_verdict *v, SSL *ssl)
+prepare(const struct policy_verdict *v, SSL *ssl, int floor)
 {
 	const char *sni = v->mx_host[0] ? v->mx_host : NULL;
 	unsigned char *id;
@@ -303,8 +310,9 @@ prepare(const struct policy_verdict *v, SSL *ssl)
 	if (sni != NULL && !SSL_set_tlsext_host_name(ssl, sni))
 		return -1;
 	/* protocols=: never below the global tls_min_version */
-	if (v->tls != NULL && v->tls->min_proto > SSL_get_min_proto_version(ssl)
-	    && !SSL_set_min_proto_version(ssl, v->tls->min_proto))
+	if (floor && v->tls != NULL &&
+	    v->tls->min_proto > SSL_get_min_proto_version(ssl) &&
+	    !SSL_set_min_proto_version(ssl, v->tls->min_proto))
 		return -1;
 	if (v->tls != NULL && v->tls->max_proto != 0 &&
 	    !SSL_set_max_proto_version(ssl, v->tls->max_proto))
@@ -479,6 +487,25 @@ result_set(struct tls_result *res, const char *reason, const char *detail)
 	snprintf(res->detail, sizeof(res->detail), "%s", detail);
 }
 
+/* protocols=: is the live connection's version outside v's range (for
+ * the levels that require TLS)?  Then 1, with the failure in res. */
+static int
+protocols_outside(const struct policy_verdict *v, SSL *ssl,
+    struct tls_result *res)
+{
+	if (v->level == TLS_LEVEL_NONE || v->level == TLS_LEVEL_MAY ||
+	    v->tls == NULL || ssl == NULL)
+		return 0;
+	if ((v->tls->min_proto == 0 || SSL_version(ssl) >=
+	    v->tls->min_proto) && (v->tls->max_proto == 0 ||
+	    SSL_version(ssl) <= v->tls->max_proto))
+		return 0;
+	snprintf(res->reason, sizeof(res->reason), "validation-failure");
+	snprintf(res->detail, sizeof(res->detail), "%s is outside the "
+	    "protocols= of the policy", SSL_get_version(ssl));
+	return 1;
+}
+
 const char *
 policy_no_starttls_reason(const struct policy_verdict *v)
 {
@@ -567,16 +594,8 @@ policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
 		return -1;
 	}
 	/* protocols=: the live connection's version, whatever the proof */
-	if (v->level != TLS_LEVEL_NONE && v->level != TLS_LEVEL_MAY &&
-	    v->tls != NULL && ((v->tls->min_proto != 0 &&
-	    SSL_version(ssl) < v->tls->min_proto) || (v->tls->max_proto !=
-	    0 && SSL_version(ssl) > v->tls->max_proto))) {
-		snprintf(res->reason, sizeof(res->reason),
-		    "validation-failure");
-		snprintf(res->detail, sizeof(res->detail), "%s is outside "
-		    "the protocols= of the policy", SSL_get_version(ssl));
+	if (protocols_outside(v, ssl, res))
 		return -1;
-	}
 	switch (v->level) {
 	case TLS_LEVEL_NONE:
 	case TLS_LEVEL_MAY:
@@ -643,6 +662,13 @@ policy_tls_check(const struct policy_verdict *v, SSL *ssl,
 	proof->level = TLS_LEVEL_ENCRYPT;
 	if (v->level == TLS_LEVEL_DEFER)
 		return policy_leg_fits(v, proof, ssl, res);
+	/* protocols=: the handshake kept to the range, except for the
+	 * enforce view of a monitored verdict, whose lowest version is
+	 * judged here (policy_tls_prepare()) */
+	if (protocols_outside(v, ssl, res)) {
+		proof->failed = 1;
+		return -1;
+	}
 	if (v->level == TLS_LEVEL_DANE) {
 		if (v->tls == NULL || v->tls->dane == NULL) {
 			proof->failed = 1;

@@ -450,7 +450,7 @@ setup_tls(void **state)
 	cfg->dns_servers.n = 1;
 	cfg->dns_timeout = 600;
 	cfg->sts_enable = 0;
-	cfg->tls_policy.v = calloc(4, sizeof(char *));
+	cfg->tls_policy.v = calloc(6, sizeof(char *));
 	X509_digest(cert, EVP_sha256(), d, &len);
 	hexfp(d, h1);
 	/* Postfix's public key digest: over the DER SubjectPublicKeyInfo */
@@ -465,15 +465,18 @@ setup_tls(void **state)
 	}
 	hexfp(d, h2);
 	/* .5: cert's certificate digest; .6: an unrelated digest, then
-	 * cert2's public key digest; .7: encrypt, TLS 1.3 only */
+	 * cert2's public key digest; .7: encrypt, TLS 1.3 only; .9: may,
+	 * TLS 1.3 only; .10: encrypt, up to TLS 1.2 */
 	if (asprintf(&cfg->tls_policy.v[0], "192.0.2.5 fingerprint match=%s",
 	    h1) == -1 || asprintf(&cfg->tls_policy.v[1], "192.0.2.6 "
 	    "fingerprint match=%064d|%s", 0, h2) == -1)
 		return -1;
 	cfg->tls_policy.v[2] = strdup("192.0.2.7 encrypt protocols=>=TLSv1.3");
 	cfg->tls_policy.v[3] = strdup("192.0.2.8 encrypt");
-	cfg->tls_policy.n = 4;
-	for (i = 0; i < 4; i++)
+	cfg->tls_policy.v[4] = strdup("192.0.2.9 may protocols=>=TLSv1.3");
+	cfg->tls_policy.v[5] = strdup("192.0.2.10 encrypt protocols=<=TLSv1.2");
+	cfg->tls_policy.n = 6;
+	for (i = 0; i < 6; i++)
 		if (cfg->tls_policy.v[i] == NULL)
 			return -1;
 	loop = ev_loop_new();
@@ -607,6 +610,75 @@ test_protocols(void **state)
 	SSL_free(c);
 	policy_verdict_free(v7);
 	policy_verdict_free(v8);
+}
+
+/*
+ * enforcement = monitor: the protocol range's lower end is what enforce
+ * mode would demand, judged after the handshake as names and TLSA
+ * records are; the enforced level is may, the best TLS the server
+ * offers.  A TLS 1.2 server under a monitored "encrypt
+ * protocols=>=TLSv1.3" gets TLS 1.2 and a would-defer (stage tls), at
+ * the handshake's check and on a reused leg; a TLS 1.3 server none.
+ * Red before: the range was set on the SSL, the handshake failed, and
+ * the leg went on in cleartext (the fallback of may).  The upper end
+ * stays on the SSL (a monitored "<=TLSv1.2" negotiates TLS 1.2 as
+ * enforce mode would, no would-defer), and a may line's own range
+ * applies in the handshake, monitored or not.
+ */
+static void
+test_monitored_protocols(void **state)
+{
+	struct policy_verdict *v7 = verdict("192.0.2.7");
+	struct policy_verdict *v9 = verdict("192.0.2.9");
+	struct policy_verdict *mon = policy_verdict_dup(v7);
+	struct policy_verdict *mon9 = policy_verdict_dup(v9);
+	struct policy_verdict *mon10 = verdict("192.0.2.10");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	assert_non_null(mon);
+	assert_non_null(mon9);
+	policy_verdict_monitor(mon);
+	policy_verdict_monitor(mon9);
+	assert_int_equal(mon->level, TLS_LEVEL_MAY);
+	assert_int_equal(mon->would_level, TLS_LEVEL_ENCRYPT);
+	if ((c = handshake(mon, cert, key, TLS1_2_VERSION)) == NULL)
+		fail_msg("monitored: the TLS 1.2 handshake failed (the leg "
+		    "would go on in cleartext)");
+	assert_int_equal(SSL_version(c), TLS1_2_VERSION);
+	assert_int_equal(policy_tls_check(mon, c, &proof, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "validation-failure");
+	assert_non_null(strstr(res.detail, "protocols="));
+	assert_int_equal(proof.tls, 1);
+	assert_int_equal(proof.failed, 1);
+	assert_int_equal(policy_leg_fits(mon, &proof, c, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	/* enforced: this leg never carries .7's mail */
+	assert_int_equal(policy_leg_fits(v7, &proof, c, &res), -1);
+	SSL_free(c);
+	assert_non_null(c = handshake(mon, cert, key, 0));
+	assert_int_equal(SSL_version(c), TLS1_3_VERSION);
+	assert_int_equal(policy_tls_check(mon, c, &proof, &res), 0);
+	assert_int_equal(res.would_defer, 0);
+	assert_int_equal(proof.failed, 0);
+	SSL_free(c);
+	policy_verdict_monitor(mon10);
+	assert_non_null(c = handshake(mon10, cert, key, 0));
+	assert_int_equal(SSL_version(c), TLS1_2_VERSION);
+	assert_int_equal(policy_tls_check(mon10, c, &proof, &res), 0);
+	assert_int_equal(res.would_defer, 0);
+	SSL_free(c);
+	/* enforced, and a may line's own range: in the handshake */
+	assert_null(handshake(v7, cert, key, TLS1_2_VERSION));
+	assert_null(handshake(v9, cert, key, TLS1_2_VERSION));
+	assert_null(handshake(mon9, cert, key, TLS1_2_VERSION));
+	policy_verdict_free(mon);
+	policy_verdict_free(mon9);
+	policy_verdict_free(mon10);
+	policy_verdict_free(v7);
+	policy_verdict_free(v9);
 }
 
 /* enforcement_override: DEST enforce|monitor, the same DEST forms and
@@ -743,6 +815,7 @@ main(void)
 	const struct CMUnitTest tls[] = {
 		cmocka_unit_test(test_fingerprint),
 		cmocka_unit_test(test_protocols),
+		cmocka_unit_test(test_monitored_protocols),
 		cmocka_unit_test(test_enforcement_override),
 	};
 	int rc;
