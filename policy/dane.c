@@ -389,6 +389,17 @@ is_failure(enum dns_status st)
 
 static void tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a);
 
+/* Is _25._tcp.HOST a DNS name (at most 253 octets)?  Not for a host name
+ * longer than 244 octets, which is one: no TLSA record can exist there,
+ * and the host has none, as an NXDOMAIN would say.  It is never asked:
+ * dns_query() fails a name that long (DNS_ERROR), and a failed TLSA
+ * lookup defers in a signed zone, so that host's mail waited for good. */
+static int
+tlsa_name_fits(const char *host)
+{
+	return strlen(host) + sizeof("_25._tcp.") - 1 <= 253;
+}
+
 static int
 start_tlsa(struct dane_req *r, struct sub *s, const char *host)
 {
@@ -486,11 +497,14 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 		if (s->orig_next && !is_failure(st) && !(st == DNS_SECURE &&
 		    a != NULL && a->nrr > 0)) {
 			/* none at the expanded name: the original's (RFC
-			 * 7672 section 2.2.2) */
+			 * 7672 section 2.2.2), if one can exist there */
 			s->orig_next = 0;
-			if (start_tlsa(r, s, d->mx[s->idx].host) == 0)
+			if (!tlsa_name_fits(d->mx[s->idx].host))
+				st = DNS_NXDOMAIN;
+			else if (start_tlsa(r, s, d->mx[s->idx].host) == 0)
 				return;
-			st = DNS_ERROR;
+			else
+				st = DNS_ERROR;
 		}
 		if (st == DNS_SECURE && a != NULL && a->nrr > 0) {
 			r->any_tlsa = 1;
@@ -537,7 +551,7 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 	case DNS_INSECURE:
 	case DNS_NXDOMAIN:
 	case DNS_NODATA:
-		if (r->orig_host[0] != '\0') {
+		if (r->orig_host[0] != '\0' && tlsa_name_fits(r->orig_host)) {
 			/* expanded name had none (or none validated): the
 			 * original name, whose TLSA records are the domain's
 			 * word if it publishes any (RFC 7672 2.2.2) */
@@ -614,7 +628,10 @@ no_owner(struct dane_req *r)
 			continue;	/* addresses that did not validate: no
 					 * DANE for this host (RFC 7672 2.2) */
 		s->orig_next = s->expanded[0] != '\0' &&
-		    strcasecmp(s->expanded, d->mx[i].host) != 0;
+		    strcasecmp(s->expanded, d->mx[i].host) != 0 &&
+		    tlsa_name_fits(s->expanded);
+		if (!s->orig_next && !tlsa_name_fits(d->mx[i].host))
+			continue;	/* no TLSA records can exist */
 		if (start_tlsa(r, s, s->orig_next ? s->expanded :
 		    d->mx[i].host) == -1) {
 			finish(r, DANE_DEFER, "dnssec-invalid",
@@ -681,6 +698,18 @@ evaluate(void *arg)
 	if (d->mx_secure)
 		add_name(d, d->domain);
 	r->stage = ST_TLSA;
+	if (!tlsa_name_fits(d->tlsa_base) && r->orig_host[0] != '\0') {
+		/* none at the expanded name: the original's */
+		snprintf(d->tlsa_base, sizeof(d->tlsa_base), "%s",
+		    r->orig_host);
+		r->orig_host[0] = '\0';
+	}
+	if (!tlsa_name_fits(d->tlsa_base)) {
+		finish(r, DANE_NONE, NULL, "no TLSA records for %s: "
+		    "_25._tcp.%s would be longer than a DNS name", d->mx_host,
+		    d->tlsa_base);
+		return;
+	}
 	if (start_tlsa(r, h, d->tlsa_base) == -1)
 		finish(r, DANE_DEFER, "dnssec-invalid", "out of memory");
 }

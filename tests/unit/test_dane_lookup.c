@@ -410,6 +410,74 @@ test_not_an_mx_address_no_dane(void **s)
 }
 
 /*
+ * An MX host name of 245 to 253 octets is a DNS name, but _25._tcp. in
+ * front of it is not (over 253): no TLSA record can exist there, so the
+ * host has none, as an NXDOMAIN would say.  The resolver is never asked
+ * (dns_query() fails a name that long, DNS_ERROR, faked here as it
+ * answers), and the mail is not deferred for good as for a failed TLSA
+ * lookup in a signed zone: DANE does not apply, whether the host owns A
+ * or A is no MX host's address.  A secure CNAME host whose expanded name
+ * is that long is asked at its own name (RFC 7672 2.2.2).  Red before:
+ * DANE_DEFER, dnssec-invalid.
+ */
+static char longhost[256];
+
+static const char *
+long_host(void)
+{
+	char q[300];
+
+	/* 63 + 1 + 63 + 1 + 63 + 1 + 50 + 7 = 249 octets */
+	snprintf(longhost, sizeof(longhost), "%.63s.%.63s.%.63s.%.50s.d.test",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+	    "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+	    "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+	assert_int_equal(strlen(longhost), 249);
+	snprintf(q, sizeof(q), "_25._tcp.%s", longhost);
+	answer(q, DNS_T_TLSA, DNS_ERROR, NULL);
+	return longhost;
+}
+
+static void
+test_tlsa_name_too_long(void **s)
+{
+	struct dane_info *d;
+	const char *h = long_host();
+	struct msg m;
+
+	mx("d.test", 1, h, NULL);
+	a(h, 1, "192.0.2.1");
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_NONE);
+	assert_string_equal(d->mx_host, h);
+	dane_info_free(d);
+	got = NULL;
+	/* A no MX host's address: the other host asked, no deferral */
+	mx("d.test", 1, h, "mx.d.test");
+	a("mx.d.test", 1, "192.0.2.2");
+	d = run("d.test", "198.51.100.7");
+	assert_int_equal(d->state, DANE_NONE);
+	dane_info_free(d);
+	got = NULL;
+	/* a secure CNAME to the long name: TLSA at mx.d.test's own name */
+	mx("d.test", 1, "mx.d.test", NULL);
+	begin(&m, 0x1234, 1, 0, "mx.d.test", DNS_T_A, 2, 0, 0);
+	rr_name(&m, "mx.d.test", DNS_T_CNAME, -1, h, 300);
+	rr_a(&m, h, "192.0.2.1", 300);
+	answer("mx.d.test", DNS_T_A, DNS_SECURE, &m);
+	tlsa("mx.d.test", 1, 3, 1, 1, 32);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_string_equal(d->tlsa_base, "mx.d.test");
+	dane_info_free(d);
+	got = NULL;
+	d = run("d.test", "198.51.100.7");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "validation-failure");
+}
+
+/*
  * A signed domain with more MX hosts than the walk keeps (MX_MAX_HOSTS),
  * and A the address of one it did not keep, whose TLSA records the
  * attacker wants never asked (it made the best hosts unreachable, so the
@@ -699,6 +767,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_not_a_kept_mx_record,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_no_dane,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tlsa_name_too_long,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_addr_then_tlsa,
 		    setup, teardown),
