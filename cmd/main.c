@@ -354,6 +354,15 @@ main(int argc, char **argv)
 	}
 	if (opts.debug)
 		cfg->log_level = LOG_LVL_DEBUG;
+	/* the NAT64 prefixes an address is judged through, in every
+	 * process: the commands, the daemon and the workers it forks (a
+	 * reload applies them again, as the log level: run.c, workers.c);
+	 * and -n, whose override check judges address lines by them */
+	if (netaddr_set_nat64(&cfg->nat64_prefix, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: nat64_prefix: %s\n", err);
+		config_free(cfg);
+		return 1;
+	}
 	if (check_only) {
 		rc = check_config(cfg, opts.config_path);
 		for (i = 0; rc == 0 && i < (size_t)cfg->warnings.n; i++)
@@ -368,14 +377,6 @@ main(int argc, char **argv)
 			config_dump(cfg, stdout, 0);
 		config_free(cfg);
 		return rc;
-	}
-	/* the NAT64 prefixes an address is judged through, in every
-	 * process: the commands, the daemon and the workers it forks (a
-	 * reload applies them again, as the log level: run.c, workers.c) */
-	if (netaddr_set_nat64(&cfg->nat64_prefix, err, sizeof(err)) == -1) {
-		fprintf(stderr, "mxguard: nat64_prefix: %s\n", err);
-		config_free(cfg);
-		return 1;
 	}
 	/* the policy clock this boot's daemon keeps (core/clock.h): a
 	 * restarted daemon and the commands go by it, not by the wall

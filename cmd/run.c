@@ -266,7 +266,10 @@ verify_build(const struct config *cfg, int fd)
 	/* the engine as a process starting on cfg makes it, without its
 	 * stores (state_dir is checked when they open, after the drop):
 	 * the override files, the CA store, the resolver, the Redis client
-	 * and its TLS files; it connects nowhere before the loop runs */
+	 * and its TLS files; it connects nowhere before the loop runs.
+	 * Address lines are judged by cfg's nat64_prefix, as such a process
+	 * judges them (this child's own copy; config_load() checked it) */
+	(void)netaddr_set_nat64(&cfg->nat64_prefix, err, sizeof(err));
 	if ((p = policy_new_nostores(loop, cfg, err, sizeof(err))) == NULL)
 		goto fail;
 	policy_free(p);
@@ -481,7 +484,15 @@ reload(struct daemon *d, int checked, uint32_t digest)
 		log_info("event=tlsrpt-run-cancelled reason=reload "
 		    "note=\"tlsrpt_enable = no\"");
 	}
+	/* the engine's override table is checked (two lines for one
+	 * destination) by the nat64_prefix it will be judged by: ncfg's,
+	 * back to the running one's if the engine refuses ncfg */
+	(void)netaddr_set_nat64(&ncfg->nat64_prefix, err, sizeof(err));
 	if (policy_reconfigure(d->policy, ncfg, err, sizeof(err)) == -1) {
+		char e2[64];
+
+		(void)netaddr_set_nat64(&d->cfg->nat64_prefix, e2,
+		    sizeof(e2));
 		tls_ctx_free(tls);
 		config_free(ncfg);
 		reload_failed(d, err);

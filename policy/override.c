@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "policy/override.h"
 #include "policy/sts.h"
 
@@ -248,20 +249,12 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 			e->is_addr = 1;
 			e->family = AF_INET;
 		} else if (inet_pton(AF_INET6, a, e->addr) == 1) {
+			/* kept as written: a mapped or NAT64 address is
+			 * judged when it is compared (entry_judged()), by
+			 * the nat64_prefix list in force then, as the
+			 * engine judges the destination */
 			e->is_addr = 1;
 			e->family = AF_INET6;
-			static const unsigned char nat64[12] = { 0, 0x64,
-			    0xff, 0x9b };
-
-			if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)e->addr) ||
-			    memcmp(e->addr, nat64, 12) == 0) {
-				/* the IPv4 destination: the engine looks
-				 * mapped and well-known NAT64 destinations
-				 * up as IPv4 (netaddr_judged()) */
-				memmove(e->addr, e->addr + 12, 4);
-				memset(e->addr + 4, 0, 12);
-				e->family = AF_INET;
-			}
 		} else if (postfix && dest[0] == '[' && dest[dl - 1] == ']') {
 			/* [host]: the host's own name, taken as a domain.
 			 * In Postfix it is a relay's next hop, whatever the
@@ -544,6 +537,45 @@ out:
 }
 
 /*
+ * An address entry as netaddr_judged() judges a destination: an IPv4
+ * address in IPv6 clothes (mapped, or in a prefix of nat64_prefix) is
+ * that IPv4 address.  Judged here, at each comparison, and not when the
+ * line is read: a line written in the form of a network-specific prefix
+ * (2001:db8:64::192.0.2.25) was kept as IPv6 and never matched the
+ * destination the engine judged as 192.0.2.25, and one behind the
+ * well-known prefix matched nothing under nat64_prefix = none; either
+ * way the line did not apply and its destination got the default (may).
+ */
+static void
+entry_judged(const struct ovr_entry *e, struct sockaddr_storage *out)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (e->family == AF_INET) {
+		ss.ss_family = AF_INET;
+		memcpy(&((struct sockaddr_in *)&ss)->sin_addr, e->addr, 4);
+	} else {
+		ss.ss_family = AF_INET6;
+		memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, e->addr, 16);
+	}
+	(void)netaddr_judged((struct sockaddr *)&ss, out);
+}
+
+/* two judged addresses, the same destination? */
+static int
+same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/*
  * One line per destination: the first match decides, so a second line
  * for the same one (a `may` in mxguard.conf shadowing a `secure` in the
  * file, a `monitor` before an `enforce`) would be ignored in silence,
@@ -558,11 +590,16 @@ dup_check(const struct ovr_table *n, const char *what, char *err,
 	for (i = 0; i < n->n; i++)
 		for (j = i + 1; j < n->n; j++) {
 			const struct ovr_entry *a = &n->e[i], *b = &n->e[j];
+			struct sockaddr_storage ja, jb;
 
-			if (a->is_addr != b->is_addr || (a->is_addr ?
-			    a->family != b->family || memcmp(a->addr, b->addr,
-			    a->family == AF_INET ? 4 : 16) != 0 :
-			    strcmp(a->dest, b->dest) != 0))
+			if (a->is_addr != b->is_addr)
+				continue;
+			if (a->is_addr) {
+				entry_judged(a, &ja);
+				entry_judged(b, &jb);
+				if (!same_addr(&ja, &jb))
+					continue;
+			} else if (strcmp(a->dest, b->dest) != 0)
 				continue;
 			snprintf(err, errsz, "%s: the same destination twice, "
 			    "\"%.200s\" and \"%.200s\": only the first would "
@@ -657,23 +694,17 @@ const struct ovr_entry *
 ovr_find(const struct ovr_table *t, const char *domain,
     const struct sockaddr *dst)
 {
+	struct sockaddr_storage jd, je;
 	const char *p;
 	int i;
 
-	if (dst != NULL)
+	if (dst != NULL && netaddr_judged(dst, &jd) == 0)
 		for (i = 0; i < t->n; i++) {
-			const struct ovr_entry *e = &t->e[i];
-
-			if (!e->is_addr || e->family != dst->sa_family)
+			if (!t->e[i].is_addr)
 				continue;
-			if (e->family == AF_INET && memcmp(e->addr,
-			    &((const struct sockaddr_in *)dst)->sin_addr,
-			    4) == 0)
-				return e;
-			if (e->family == AF_INET6 && memcmp(e->addr,
-			    &((const struct sockaddr_in6 *)dst)->sin6_addr,
-			    16) == 0)
-				return e;
+			entry_judged(&t->e[i], &je);
+			if (same_addr(&je, &jd))
+				return &t->e[i];
 		}
 	if (domain == NULL || domain[0] == '\0')
 		return NULL;

@@ -25,6 +25,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "policy/override.h"
 #include "policy/policy.h"
 #include "tests/unit/testcert.h"
@@ -799,6 +800,89 @@ test_v4mapped_address(void **state)
 	}
 }
 
+/*
+ * An address line in the form of a configured NAT64 prefix names the
+ * IPv4 destination it embeds, as policy_lookup() judges the connection
+ * (netaddr_judged(), nat64_prefix): a network-specific prefix's form
+ * was kept as an IPv6 entry nothing matched, and the well-known form was
+ * turned into IPv4 even under nat64_prefix = none, where the engine
+ * judges 64:ff9b::G as itself.  Either way the line did not apply and
+ * the relay's mail got the default, may, in place of secure.
+ */
+static int
+set_nat64(const char *v)
+{
+	struct strlist l;
+	char *vv[1], err[256];
+
+	vv[0] = (char *)v;
+	l.v = vv;
+	l.n = 1;
+	return netaddr_set_nat64(&l, err, sizeof(err));
+}
+
+static void
+test_nat64_prefix_address(void **state)
+{
+	const char *nsp[] = { "[2001:db8:64::c000:207] secure", NULL };
+	const char *wk[] = { "[64:ff9b::c000:207] secure", NULL };
+	const char *twin[] = { "2001:db8:64::192.0.2.7 secure",
+	    "192.0.2.7 may", NULL };
+	struct ovr_table t = { 0 }, m = { 0 };
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	const struct ovr_entry *e;
+	struct strlist l;
+	char err[512];
+
+	(void)state;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", &sin.sin_addr);
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+
+	/* a network-specific prefix: the line applies to the connection
+	 * to NSP+G and to G, which the engine judges alike */
+	assert_int_equal(set_nat64("2001:db8:64::/96"), 0);
+	assert_int_equal(load(&t, nsp, NULL, err, sizeof(err)), 0);
+	e = ovr_find(&t, "any.test", (struct sockaddr *)&sin);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_SECURE);
+	inet_pton(AF_INET6, "2001:db8:64::c000:207", &sin6.sin6_addr);
+	e = ovr_find(&t, "any.test", (struct sockaddr *)&sin6);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_SECURE);
+	ovr_clear(&t);
+	/* and its twin in IPv4 form is the same destination twice */
+	assert_int_equal(load(&t, twin, NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "the same destination twice"));
+	/* enforcement_override: the same */
+	{
+		char *ml[] = { "2001:db8:64::c000:207 enforce" };
+
+		l.v = ml;
+		l.n = 1;
+		assert_int_equal(ovr_load_enforcement(&m, &l, err,
+		    sizeof(err)), 0);
+	}
+	e = ovr_find(&m, "any.test", (struct sockaddr *)&sin);
+	assert_non_null(e);
+	ovr_clear(&m);
+
+	/* nat64_prefix = none: 64:ff9b::G is an IPv6 address of its own,
+	 * and a line naming it applies to a connection made to it */
+	assert_int_equal(set_nat64("none"), 0);
+	assert_int_equal(load(&t, wk, NULL, err, sizeof(err)), 0);
+	inet_pton(AF_INET6, "64:ff9b::c000:207", &sin6.sin6_addr);
+	e = ovr_find(&t, "any.test", (struct sockaddr *)&sin6);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_SECURE);
+	assert_null(ovr_find(&t, "any.test", (struct sockaddr *)&sin));
+	ovr_clear(&t);
+	assert_int_equal(set_nat64("64:ff9b::/96"), 0);
+}
+
 int
 main(void)
 {
@@ -811,6 +895,7 @@ main(void)
 		cmocka_unit_test(test_postfix_file),
 		cmocka_unit_test(test_postfix_file_errors),
 		cmocka_unit_test(test_v4mapped_address),
+		cmocka_unit_test(test_nat64_prefix_address),
 	};
 	const struct CMUnitTest tls[] = {
 		cmocka_unit_test(test_fingerprint),
