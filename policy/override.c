@@ -272,6 +272,7 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 	}
 	if (!e->is_addr) {
 		int dot = dest[0] == '.';
+		const char *last;
 
 		if (sts_domain_norm(dest + dot, e->dest + dot,
 		    sizeof(e->dest) - 1, nerr, sizeof(nerr)) == -1) {
@@ -280,6 +281,20 @@ parse_dest(struct ovr_table *t, char *dest, struct ovr_entry *e, int postfix,
 		}
 		if (dot)
 			e->dest[0] = '.';
+		/* an address inet_pton() does not read (192.0.2.25. with a
+		 * dot, 192.0.2.025, 0300.0.2.25) was taken as a domain, whose
+		 * line no mail ever met: no domain in the DNS ends in an
+		 * all-digit label (RFC 3696 section 2), and the destination
+		 * address got the default (may) in silence */
+		last = strrchr(e->dest, '.');
+		last = last != NULL ? last + 1 : e->dest;
+		if (strspn(last, "0123456789") == strlen(last)) {
+			fail(err, errsz, where, "%s is no IP address and no "
+			    "domain (its last label is all digits): write an "
+			    "address as 192.0.2.25, [192.0.2.25] or "
+			    "2001:db8::25", dest);
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -883,6 +883,60 @@ test_nat64_prefix_address(void **state)
 	assert_int_equal(set_nat64("64:ff9b::/96"), 0);
 }
 
+/*
+ * A destination that looks like an IPv4 address but is none inet_pton()
+ * reads (a trailing dot, a leading zero, an octal octet, one number) was
+ * taken as a domain, which no recipient domain is (no DNS name ends in
+ * an all-digit label): `mxguard -n` said nothing, and mail to the relay
+ * at 192.0.2.25 got the default, may, in place of the line's secure.
+ * Refused, in every form that names a destination.
+ */
+static void
+test_numeric_not_address(void **state)
+{
+	static const char *bad[] = { "192.0.2.25. secure",
+	    "192.0.2.025 secure", "0300.0.2.25 secure", "3221226009 secure",
+	    ".0.2.25 encrypt", NULL };
+	const char *one[2] = { NULL, NULL };
+	struct ovr_table t = { 0 };
+	struct strlist l;
+	char *ml[1], err[512], pf[] = "/tmp/test_override_numXXXXXX";
+	FILE *f;
+	int i, fd;
+
+	(void)state;
+	for (i = 0; bad[i] != NULL; i++) {
+		one[0] = bad[i];
+		assert_int_equal(load(&t, one, NULL, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "no IP address"));
+	}
+	/* enforcement_override: the same forms */
+	ml[0] = (char *)"192.0.2.25. enforce";
+	l.v = ml;
+	l.n = 1;
+	assert_int_equal(ovr_load_enforcement(&t, &l, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no IP address"));
+	/* the Postfix file: bare, or bracketed (was a [name] warning) */
+	assert_true((fd = mkstemp(pf)) >= 0);
+	assert_non_null(f = fdopen(fd, "w"));
+	fputs("[192.0.2.025] secure\n", f);
+	fclose(f);
+	one[0] = NULL;
+	assert_int_equal(load(&t, one, pf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no IP address"));
+	unlink(pf);
+	/* names with digits are still names; a real address still one */
+	{
+		const char *ok[] = { "mx1.example secure", "1.example may",
+		    "example.1a encrypt", "192.0.2.25 secure", NULL };
+
+		assert_int_equal(load(&t, ok, NULL, err, sizeof(err)), 0);
+		assert_int_equal(t.n, 4);
+		assert_int_equal(t.e[3].is_addr, 1);
+		ovr_clear(&t);
+	}
+}
+
 int
 main(void)
 {
@@ -896,6 +950,7 @@ main(void)
 		cmocka_unit_test(test_postfix_file_errors),
 		cmocka_unit_test(test_v4mapped_address),
 		cmocka_unit_test(test_nat64_prefix_address),
+		cmocka_unit_test(test_numeric_not_address),
 	};
 	const struct CMUnitTest tls[] = {
 		cmocka_unit_test(test_fingerprint),
