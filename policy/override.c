@@ -49,8 +49,10 @@ void
 ovr_clear(struct ovr_table *t)
 {
 	free(t->e);
+	free(t->didx);
 	t->e = NULL;
-	t->n = 0;
+	t->didx = NULL;
+	t->n = t->nd = 0;
 }
 
 static void fail(char *, size_t, const char *, const char *, ...)
@@ -590,39 +592,83 @@ same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 }
 
+/* qsort_r() of domain entries' indices by dest, then by line order */
+static int
+didx_cmp(const void *a, const void *b, void *arg)
+{
+	const struct ovr_entry *e = arg;
+	int ia = *(const int *)a, ib = *(const int *)b, c;
+
+	if ((c = strcmp(e[ia].dest, e[ib].dest)) != 0)
+		return c;
+	return ia < ib ? -1 : ia > ib;
+}
+
 /*
  * One line per destination: the first match decides, so a second line
  * for the same one (a `may` in mxguard.conf shadowing a `secure` in the
  * file, a `monitor` before an `enforce`) would be ignored in silence,
- * whichever direction the operator meant.  Refused, naming both.
+ * whichever direction the operator meant.  Refused, naming both (the
+ * earliest pair).  The domain entries are sorted into n->didx, which
+ * ovr_find() searches: comparing every pair took seconds of a blocked
+ * event loop for a policy file of tens of thousands of domains, at
+ * every start and twice at every reload (the check, then the engine),
+ * and every lookup read the whole table once per label.
  */
 static int
-dup_check(const struct ovr_table *n, const char *what, char *err,
-    size_t errsz)
+dup_check(struct ovr_table *n, const char *what, char *err, size_t errsz)
 {
-	int i, j;
+	struct sockaddr_storage ja, jb;
+	int i, j, k, bi = -1, bj = -1;
 
+	free(n->didx);
+	n->didx = NULL;
+	n->nd = 0;
+	if (n->n > 0 && (n->didx = calloc((size_t)n->n,
+	    sizeof(*n->didx))) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
 	for (i = 0; i < n->n; i++)
-		for (j = i + 1; j < n->n; j++) {
-			const struct ovr_entry *a = &n->e[i], *b = &n->e[j];
-			struct sockaddr_storage ja, jb;
-
-			if (a->is_addr != b->is_addr)
-				continue;
-			if (a->is_addr) {
-				entry_judged(a, &ja);
-				entry_judged(b, &jb);
-				if (!same_addr(&ja, &jb))
-					continue;
-			} else if (strcmp(a->dest, b->dest) != 0)
-				continue;
-			snprintf(err, errsz, "%s: the same destination twice, "
-			    "\"%.200s\" and \"%.200s\": only the first would "
-			    "apply; keep one line per destination", what,
-			    a->line, b->line);
-			return -1;
+		if (!n->e[i].is_addr)
+			n->didx[n->nd++] = i;
+	if (n->nd > 1)
+		qsort_r(n->didx, (size_t)n->nd, sizeof(*n->didx), didx_cmp,
+		    n->e);
+	/* a run of one dest: its first two lines, in line order */
+	for (k = 1; k < n->nd; k++)
+		if (strcmp(n->e[n->didx[k - 1]].dest,
+		    n->e[n->didx[k]].dest) == 0 && (k < 2 ||
+		    strcmp(n->e[n->didx[k - 2]].dest,
+		    n->e[n->didx[k]].dest) != 0) &&
+		    (bi == -1 || n->didx[k - 1] < bi)) {
+			bi = n->didx[k - 1];
+			bj = n->didx[k];
 		}
-	return 0;
+	/* addresses (a few relay hosts): every pair, judged */
+	for (i = 0; i < n->n; i++) {
+		if (!n->e[i].is_addr || (bi != -1 && i > bi))
+			continue;
+		entry_judged(&n->e[i], &ja);
+		for (j = i + 1; j < n->n; j++) {
+			if (!n->e[j].is_addr)
+				continue;
+			entry_judged(&n->e[j], &jb);
+			if (same_addr(&ja, &jb) && (bi == -1 || i < bi ||
+			    (i == bi && j < bj))) {
+				bi = i;
+				bj = j;
+				break;
+			}
+		}
+	}
+	if (bi == -1)
+		return 0;
+	snprintf(err, errsz, "%s: the same destination twice, "
+	    "\"%.200s\" and \"%.200s\": only the first would "
+	    "apply; keep one line per destination", what,
+	    n->e[bi].line, n->e[bj].line);
+	return -1;
 }
 
 int
@@ -654,7 +700,7 @@ ovr_load(struct ovr_table *t, const struct strlist *l, const char *file,
 	*t = n;
 	return 0;
 fail:
-	free(n.e);
+	ovr_clear(&n);
 	return -1;
 }
 
@@ -701,8 +747,27 @@ ovr_load_enforcement(struct ovr_table *t, const struct strlist *l, char *err,
 	*t = n;
 	return 0;
 fail:
-	free(n.e);
+	ovr_clear(&n);
 	return -1;
+}
+
+/* The domain entry for dest (a domain or ".parent"): a binary search of
+ * didx (dup_check() made it; one entry per dest) */
+static const struct ovr_entry *
+dest_find(const struct ovr_table *t, const char *dest)
+{
+	int lo = 0, hi = t->nd - 1, mid, c;
+
+	while (lo <= hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(t->e[t->didx[mid]].dest, dest)) == 0)
+			return &t->e[t->didx[mid]];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
 }
 
 const struct ovr_entry *
@@ -710,6 +775,7 @@ ovr_find(const struct ovr_table *t, const char *domain,
     const struct sockaddr *dst)
 {
 	struct sockaddr_storage jd, je;
+	const struct ovr_entry *e;
 	const char *p;
 	int i;
 
@@ -723,12 +789,10 @@ ovr_find(const struct ovr_table *t, const char *domain,
 		}
 	if (domain == NULL || domain[0] == '\0')
 		return NULL;
-	for (i = 0; i < t->n; i++)
-		if (!t->e[i].is_addr && strcmp(t->e[i].dest, domain) == 0)
-			return &t->e[i];
+	if ((e = dest_find(t, domain)) != NULL)
+		return e;
 	for (p = strchr(domain, '.'); p != NULL; p = strchr(p + 1, '.'))
-		for (i = 0; i < t->n; i++)
-			if (!t->e[i].is_addr && strcmp(t->e[i].dest, p) == 0)
-				return &t->e[i];
+		if ((e = dest_find(t, p)) != NULL)
+			return e;
 	return NULL;
 }

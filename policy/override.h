@@ -86,6 +86,8 @@ struct ovr_entry {
 struct ovr_table {
 	int		 n;
 	struct ovr_entry *e;
+	int		 nd;		/* domain entries, */
+	int		*didx;		/* their indices sorted by dest */
 	int		 nwarn;		/* warnings of the last load (each */
 	char		 warn[512];	/* also logged); the last one */
 };

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -937,6 +938,84 @@ test_numeric_not_address(void **state)
 	}
 }
 
+/*
+ * A policy file of tens of thousands of domains (a provider's customers
+ * pinned to secure): every pair of lines was compared for duplicates, so
+ * 60000 lines blocked the event loop for about 14 s at every load, at
+ * start and twice at a reload (the check, then the engine), long enough
+ * for sessions to stall and the watchdog (WatchdogSec=30s) to come near;
+ * every lookup read the whole table once per label.  The domain entries
+ * are now sorted once and searched.  Also: the duplicate named is still
+ * the earliest pair, and exact, parent and address entries are found.
+ */
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+test_large_file(void **state)
+{
+	const int N = 50000;
+	const char *none[] = { NULL };
+	const char *mx[] = { "192.0.2.9 encrypt", "zz.test may",
+	    ".sub.test secure", NULL };
+	struct ovr_table t = { 0 };
+	struct sockaddr_in sin;
+	const struct ovr_entry *e;
+	char err[512], pf[] = "/tmp/test_override_bigXXXXXX";
+	double t0, took;
+	FILE *f;
+	int i, fd;
+
+	(void)state;
+	assert_true((fd = mkstemp(pf)) >= 0);
+	assert_non_null(f = fdopen(fd, "w"));
+	for (i = 0; i < N; i++)
+		fprintf(f, "d%d.example secure\n", i);
+	fprintf(f, "[192.0.2.7] encrypt\n.parent.example verify\n");
+	fclose(f);
+	t0 = mono_s();
+	assert_int_equal(load(&t, none, pf, err, sizeof(err)), 0);
+	took = mono_s() - t0;
+	assert_int_equal(t.n, N + 2);
+	/* a sort is well under a second; the pairs took many */
+	if (took > 3.0)
+		fail_msg("%d lines took %.1f s to load", N + 2, took);
+	e = ovr_find(&t, "d31337.example", NULL);
+	assert_non_null(e);
+	assert_string_equal(e->dest, "d31337.example");
+	e = ovr_find(&t, "a.b.parent.example", NULL);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_VERIFY);
+	assert_null(ovr_find(&t, "parent.example", NULL));
+	assert_null(ovr_find(&t, "d50000.example", NULL));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.7", &sin.sin_addr);
+	e = ovr_find(&t, "d1.example", (struct sockaddr *)&sin);
+	assert_non_null(e);
+	assert_int_equal(e->level, OVR_ENCRYPT);
+	ovr_clear(&t);
+	/* the earliest pair is named: zz.test (lines 2 and 4) before
+	 * .sub.test (3 and 5), in mxguard.conf order before the file */
+	assert_non_null(f = fopen(pf, "w"));
+	fprintf(f, "zz.test encrypt\n.sub.test may\n192.0.2.9 none\n");
+	fclose(f);
+	assert_int_equal(load(&t, mx, pf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "\"192.0.2.9 encrypt\" and "
+	    "\"192.0.2.9 none\""));
+	mx[0] = "a.test may";
+	assert_int_equal(load(&t, mx, pf, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "\"zz.test may\" and \"zz.test "
+	    "encrypt\""));
+	unlink(pf);
+}
+
 int
 main(void)
 {
@@ -951,6 +1030,7 @@ main(void)
 		cmocka_unit_test(test_v4mapped_address),
 		cmocka_unit_test(test_nat64_prefix_address),
 		cmocka_unit_test(test_numeric_not_address),
+		cmocka_unit_test(test_large_file),
 	};
 	const struct CMUnitTest tls[] = {
 		cmocka_unit_test(test_fingerprint),
