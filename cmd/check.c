@@ -31,8 +31,9 @@
  *
  * Exit status (monitoring plugins' convention, cmd.h): 0 every checked address
  * would get the mail as its verdict requires; 1 all would get it but some not
- * as required (report-only failures, cleartext where TLS was possible), or some
- * address was not probed; 2 some would defer it (policy or handshake, a
+ * as required (report-only failures, cleartext where TLS was possible, an
+ * address in bypass_dst, whose flow goes direct and is never mxguard's), or
+ * some address was not probed; 2 some would defer it (policy or handshake, a
  * greeting or an EHLO reply that refuses service, EHLO refused inside TLS); 3 a
  * probe the deadline cut short and none deferred (see worse()), usage or setup
  * errors.  --json writes one object (schema 1, jansson): null for what is
@@ -104,6 +105,7 @@ struct probe {
 	struct dane_info *dane;
 	struct policy_verdict *v;	/* enforce mode's, see on_verdict */
 	int		 monitored;	/* enforcement = monitor applies */
+	int		 bypassed;	/* in bypass_dst: goes direct */
 	/* the handshake */
 	int		 connected;
 	int		 greeting;	/* its code; -1 none or malformed */
@@ -1041,6 +1043,15 @@ judge(struct probe *p)
 		    "it (421)");
 		return;
 	}
+	/* the server as the MTA meets it is judged above; the verdict is
+	 * for a flow mxguard never gets: the MTA's own TLS decides */
+	if (p->bypassed) {
+		p->deliverable = 1;
+		snprintf(p->outcome, sizeof(p->outcome), "bypass_dst: "
+		    "mxguard never sees this flow (it goes direct): the MTA "
+		    "delivers with its own TLS settings, not this verdict");
+		return;
+	}
 	if (v->level == TLS_LEVEL_DEFER)
 		p->deliverable = 0;
 	else if (v->level == TLS_LEVEL_NONE)
@@ -1067,6 +1078,8 @@ probe_warning(const struct probe *p)
 {
 	const struct policy_verdict *v = p->v;
 
+	if (p->bypassed)
+		return 1;
 	if (v->level == TLS_LEVEL_NONE || v->level == TLS_LEVEL_DEFER)
 		return 0;
 	return !p->tls || !p->check_ok || p->report_failed;
@@ -1103,6 +1116,8 @@ run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
 	for (i = 0; i < r->nprobe; i++) {
 		struct probe *p = &r->probes[i];
 		time_t left = deadline - mono_now();
+
+		p->bypassed = cmd_bypassed_dst(cfg, &p->addr);
 
 		/* none too: the proxy connects and relays the greeting */
 		if (p->v->level != TLS_LEVEL_DEFER) {
@@ -1537,6 +1552,7 @@ print_json(struct run *r)
 		json_object_set_new(h, "probe", o);
 		cmd_json_set(h, "result", result_word(p));
 		cmd_json_set(h, "result_detail", p->outcome);
+		json_object_set_new(h, "bypassed", json_boolean(p->bypassed));
 	}
 	if (json_not_probed(r, root) == -1)
 		goto fail;

@@ -56,6 +56,17 @@ void	cmd_config_vs_daemon(const struct config *, struct cmd_cfgcheck *);
  * and config_warning (null: none) */
 void	cmd_config_json(struct json_t *root, const struct cmd_cfgcheck *);
 
+/*
+ * 1 when ss (a destination the MTA connects to, port 25) is in
+ * bypass_dst: the rules or the queue let such a flow go direct, so
+ * mxguard never sees it and no verdict of policy or check applies to it
+ * (cmd/status.c).  An IPv4-mapped address is its IPv4 one, as the
+ * packets are.
+ */
+struct sockaddr_storage;
+int	cmd_bypassed_dst(const struct config *,
+	    const struct sockaddr_storage *);
+
 /* "usage: mxguard ..." for one subcommand (main.c) */
 void	cmd_usage(const char *name, FILE *f);
 

@@ -15,7 +15,9 @@
  * quoted as in the log).
  * Exit status (cmd.h): 0 every verdict would deliver as required; 1 some
  * would deliver only because its policy is report-only (MTA-STS testing)
- * while enforcing would not; 2 some MX address would be deferred; 3 usage
+ * while enforcing would not, or its address is in bypass_dst (the flow
+ * goes direct, mxguard never sees it: the verdict is said, with that
+ * note, and applies to nothing); 2 some MX address would be deferred; 3 usage
  * or setup errors, a lookup that gave no verdict, or a DNS lookup the
  * verdicts depend on that failed (UNKNOWN, as a monitoring plugin says
  * it: the MX, an MX host's A or AAAA, the _mta-sts TXT with MTA-STS on, timed out or SERVFAIL, or a
@@ -154,7 +156,7 @@ addr_str(const struct sockaddr_storage *ss, char *buf, size_t sz)
  * status it calls for (cmd.h). */
 static int
 print_verdict(const char *host, const char *addr, const char *judged,
-    const struct policy_verdict *v, json_t *vs)
+    int bypassed, const struct policy_verdict *v, json_t *vs)
 {
 	/* enforce mode's outcome, also for a monitored verdict */
 	enum tls_level lvl = v->monitor ? v->would_level : v->level;
@@ -178,6 +180,7 @@ print_verdict(const char *host, const char *addr, const char *judged,
 		cmd_json_set(o, "dane", v->dane_note ? "not-applicable" :
 		    NULL);
 		cmd_json_set(o, "dane_reason", v->dane_note);
+		json_object_set_new(o, "bypassed", json_boolean(bypassed));
 		json_array_append_new(vs, o);
 	} else {
 		if (addr != NULL)
@@ -202,7 +205,15 @@ print_verdict(const char *host, const char *addr, const char *judged,
 			printf(" dane=not-applicable dane_reason=%s",
 			    v->dane_note);
 		printf("\n    %s\n", v->detail);
+		if (bypassed)
+			printf("    bypass_dst: mxguard never sees this flow "
+			    "(it goes direct): the MTA delivers with its own "
+			    "TLS settings, none of the above applies\n");
 	}
+	/* the verdict is the daemon's for a flow it never gets: the mail
+	 * goes, with nothing of it enforced */
+	if (bypassed)
+		return CMD_WARNING;
 	if (lvl == TLS_LEVEL_DEFER)
 		return CMD_DEFER;
 	/* report-only: would deliver, but enforcing would not */
@@ -543,7 +554,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 			rc = worst(rc, print_verdict(owner >= 0 ?
 			    r->mx->host[owner].name : "-", addr_str(&dst, a,
 			    sizeof(a)), judged ? addr_str(&jd, ja, sizeof(ja)) :
-			    NULL, v, vs));
+			    NULL, cmd_bypassed_dst(cfg, &dst), v, vs));
 			policy_verdict_free(v);
 		}
 		nlookups = 1;
@@ -569,7 +580,8 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 			note_dns(v, &looked_up, &dane_failed);
 			rc = worst(rc, print_verdict(r->mx->host[i].name,
 			    addr_str(&r->mx->host[i].addr[j], a, sizeof(a)),
-			    NULL, v, vs));
+			    NULL, cmd_bypassed_dst(cfg,
+			    &r->mx->host[i].addr[j]), v, vs));
 			policy_verdict_free(v);
 		}
 	if (nlookups == 0) {
@@ -581,7 +593,7 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 			else if (v->sts_note[0])
 				printf("  (MTA-STS: %s)\n", v->sts_note);
 			note_dns(v, &looked_up, &dane_failed);
-			rc = worst(rc, print_verdict(NULL, NULL, NULL, v,
+			rc = worst(rc, print_verdict(NULL, NULL, NULL, 0, v,
 			    vs));
 			policy_verdict_free(v);
 		} else

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <jansson.h>
 
 #include "cmd/cmd.h"
+#include "nfq/cidr.h"
 
 #define DIGEST_TIMEOUT_S	2	/* policy and check ask in passing */
 
@@ -190,4 +192,28 @@ cmd_status(int argc, char **argv, struct config *cfg,
 	}
 	close(fd);
 	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int
+cmd_bypassed_dst(const struct config *cfg, const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+	const void *a;
+	struct cidr c;
+	int i, fam = ss->ss_family;
+
+	if (fam == AF_INET)
+		a = &((const struct sockaddr_in *)ss)->sin_addr;
+	else if (fam == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		fam = AF_INET;
+		a = &s6->sin6_addr.s6_addr[12];
+	} else if (fam == AF_INET6)
+		a = &s6->sin6_addr;
+	else
+		return 0;
+	for (i = 0; i < cfg->bypass_dst.n; i++)
+		if (cidr_parse(cfg->bypass_dst.v[i], &c) == 0 &&
+		    cidr_match(&c, fam, a))
+			return 1;
+	return 0;
 }

@@ -1452,6 +1452,57 @@ test_deadline_bounds_steps(void **state)
 	policy_verdict_free(v);
 }
 
+/*
+ * A destination in bypass_dst goes direct: mxguard never sees the flow,
+ * and the MTA delivers with its own TLS settings.  check judged the
+ * server by the verdict (encrypt, no STARTTLS: "defer", exit 2) as if
+ * mxguard held the mail to it; now it says the flow is bypassed,
+ * "deliver" with exit 1 (delivered, not as the verdict asks), and JSON
+ * "bypassed": true.  An address outside the list is judged as before.
+ */
+static void
+test_bypass_dst(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.4");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	one_run(&r, &m, &p);
+	cfg->bypass_dst.v = calloc(1, sizeof(char *));
+	cfg->bypass_dst.v[0] = strdup("127.0.0.0/8");
+	cfg->bypass_dst.n = 1;
+	pid = serve_for(&p, NO_STARTTLS, NULL, NULL);
+	p.v = v;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() +
+	    CHECK_DEADLINE), CMD_WARNING);
+	srv_wait(pid);
+	assert_true(p.bypassed);
+	assert_int_equal(p.deliverable, 1);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   deliver: bypass_dst: "
+	    "mxguard never sees this flow"));
+	printed(json_out, &r, out, 65536);
+	assert_non_null(strstr(out, "\"bypassed\":true"));
+	free(cfg->bypass_dst.v[0]);
+	free(cfg->bypass_dst.v);
+	cfg->bypass_dst.v = NULL;
+	cfg->bypass_dst.n = 0;
+	/* not bypassed: the verdict's defer */
+	pid = serve_for(&p, NO_STARTTLS, NULL, NULL);
+	p.v = v;
+	assert_int_equal(run_probes(&r, tc, cfg, mono_now() +
+	    CHECK_DEADLINE), CMD_DEFER);
+	srv_wait(pid);
+	assert_false(p.bypassed);
+	policy_verdict_free(v);
+	free(out);
+}
+
 int
 main(void)
 {
@@ -1473,6 +1524,7 @@ main(void)
 		cmocka_unit_test(test_starttls_refused_then_closed),
 		cmocka_unit_test(test_helo_address_literal),
 		cmocka_unit_test(test_starttls_not_reached),
+		cmocka_unit_test(test_bypass_dst),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

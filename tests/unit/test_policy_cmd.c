@@ -481,6 +481,51 @@ test_daemon_digest_warning(void **state)
 	daemon_stop(pid);
 }
 
+/*
+ * A destination in bypass_dst goes direct (the queue or the rules let
+ * it through): mxguard never sees it, and the MTA delivers with its own
+ * TLS settings.  policy said "encrypt", exit 0, as if the mail were held
+ * to it; now it says the flow is bypassed (JSON "bypassed": true) and
+ * exits 1, delivered but not as the verdict asks.  An address outside
+ * the list is unchanged.
+ */
+static void
+test_bypass_dst(void **state)
+{
+	char *dst[] = { "policy", "relay.test", "--dst", "192.0.2.7", NULL };
+	char *js[] = { "policy", "relay.test", "--json", "--dst",
+	    "192.0.2.7", NULL };
+	char *other[] = { "policy", "relay.test", "--dst", "192.0.2.8",
+	    NULL };
+	struct config *saved = cfg, *c;
+	char err[256];
+
+	(void)state;
+	assert_non_null(c = config_load(NULL, err, sizeof(err)));
+	free(c->state_dir);
+	c->state_dir = strdup(dir);
+	c->dns_servers = saved->dns_servers;
+	c->dns_timeout = 1000;
+	c->dns_check_interval = 0;
+	c->tls_history = 0;
+	strlist_set(&c->tls_policy, "192.0.2.7 encrypt", "192.0.2.8 encrypt");
+	strlist_set(&c->bypass_dst, "192.0.2.7/32", "2001:db8::/32");
+	cfg = c;
+	assert_int_equal(run(4, dst), CMD_WARNING);
+	assert_non_null(strstr(out, "  - [192.0.2.7]: encrypt  "
+	    "source=override"));
+	assert_non_null(strstr(out, "bypass_dst: mxguard never sees this "
+	    "flow"));
+	assert_int_equal(run(5, js), CMD_WARNING);
+	assert_non_null(strstr(out, "\"bypassed\":true"));
+	assert_int_equal(run(4, other), CMD_OK);
+	assert_null(strstr(out, "bypass_dst"));
+	cfg = saved;
+	c->dns_servers.v = NULL;
+	c->dns_servers.n = 0;
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -490,6 +535,7 @@ main(void)
 		cmocka_unit_test(test_daemon_digest_warning),
 		cmocka_unit_test(test_dst_nat64),
 		cmocka_unit_test(test_dns_failure_tempfail),
+		cmocka_unit_test(test_bypass_dst),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
