@@ -115,6 +115,8 @@ struct leg {
 	int			 busy;		/* inside the callback */
 	int			 zombie;	/* freed while busy */
 	double			 hs_started;	/* stats_clock() at STARTTLS */
+	int			 dot_out;	/* LS_DOT: the dot is out, the
+						 * final reply's deadline runs */
 };
 
 static struct stat_ctr *st_tls, *st_plain, *st_inject, *st_reused,
@@ -567,6 +569,28 @@ leg_write(struct leg *l, const void *buf, size_t len)
 		io_write(l->io, buf, len);
 }
 
+/*
+ * The final reply has data_done_timeout in all from the moment the dot is
+ * out, a deadline: while the client waits (or has gone after its dot:
+ * the session waits for the reply owed to it) nobody but the server holds
+ * the session, and one that trickled its reply a line at a time, or drew
+ * writes from us (a TLS key update it asks for), restarted an inactivity
+ * timeout for months.  While the message is still going out (the server
+ * takes it slowly) each block it takes is progress, as in the body.
+ */
+static void
+dot_deadline(struct leg *l)
+{
+	if (io_queued(l->io) > 0) {
+		io_set_timeout(l->io, cfg(l)->data_done_timeout);
+		io_set_lowat(l->io, 0);		/* IO_LOWAT: all out */
+		return;
+	}
+	/* once: the key updates drawn later drain to 0 too */
+	l->dot_out = 1;
+	io_set_deadline(l->io, cfg(l)->data_done_timeout);
+}
+
 void
 leg_body_end(struct leg *l)
 {
@@ -574,7 +598,8 @@ leg_body_end(struct leg *l)
 		return;
 	leg_enter(l, LS_DOT);
 	l->pending = 1;
-	io_set_timeout(l->io, cfg(l)->data_done_timeout);
+	l->dot_out = 0;
+	dot_deadline(l);
 }
 
 size_t
@@ -1345,6 +1370,8 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 			tls_ready(l);
 		break;
 	case IO_LOWAT:
+		if (l->state == LS_DOT && !l->dot_out)
+			dot_deadline(l);	/* the dot is out */
 		memset(&n, 0, sizeof(n));
 		leg_report(l, LEG_LOWAT, &n);
 		break;

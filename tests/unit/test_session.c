@@ -5565,6 +5565,72 @@ test_tls_final_reply_close_notify(void **state)
 	expect_451_end("250 without its line end, and close_notify");
 }
 
+/*
+ * The server alone holds a session whose client has gone (a client that
+ * half-closed after its dot and waits for the final reply, or an MTA
+ * that gave up at its own timeout and closed: both are an EOF the
+ * session must wait past, for the final reply is owed).  A server that
+ * trickles that reply, a line (or a byte) within data_done_timeout of
+ * the last, restarted an inactivity timeout at each: a hostile MX held
+ * every session that sent it a message, a max_sessions slot and two
+ * sockets each, for 16 KB times data_done_timeout (months), until new
+ * connections got 421 (or went direct, fail_mode open).  The final reply
+ * has data_done_timeout from the moment the dot is out, in all.
+ */
+static void
+test_final_reply_trickle_after_halfclose(void **state)
+{
+	uint64_t saved = g.cfg->data_done_timeout, t0;
+
+	g.cfg->data_done_timeout = 300;
+	halfclose_after_dot("");
+	t0 = now_ms();
+	while (g.env.nsessions > 0 && !g.seof && now_ms() - t0 < 1500) {
+		srv_send("250-2.0.0 still thinking\r\n");
+		run_for(100);
+	}
+	g.cfg->data_done_timeout = saved;
+	if (now_ms() - t0 >= 300 + 200)
+		fail_msg("a trickled final reply held the session for %llu "
+		    "ms past a data_done_timeout of 300 ms",
+		    (unsigned long long)(now_ms() - t0));
+	EXPECT_CL_PREFIX("451 4.4.2 ");
+	wait_cl_eof();
+	finish();
+}
+
+/*
+ * Over TLS the server need not send a byte of its reply: asking for a key
+ * update now and then makes OpenSSL write one in return, and that write
+ * was progress that restarted data_done_timeout, for ever.
+ */
+static void
+test_final_reply_key_updates(void **state)
+{
+	uint64_t saved = g.cfg->data_done_timeout, t0;
+	char b[64];
+
+	g.cfg->data_done_timeout = 300;
+	tls_dot_sent();
+	assert_int_equal(SSL_version(g.sssl), TLS1_3_VERSION);
+	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);	/* the client waits */
+	t0 = now_ms();
+	while (g.env.nsessions > 0 && !g.seof && now_ms() - t0 < 1500) {
+		assert_int_equal(SSL_key_update(g.sssl,
+		    SSL_KEY_UPDATE_REQUESTED), 1);
+		(void)SSL_read(g.sssl, b, sizeof(b));	/* sends it */
+		run_for(100);
+	}
+	g.cfg->data_done_timeout = saved;
+	if (now_ms() - t0 >= 300 + 200)
+		fail_msg("key updates held the session for %llu ms past a "
+		    "data_done_timeout of 300 ms",
+		    (unsigned long long)(now_ms() - t0));
+	EXPECT_CL_PREFIX("451 4.4.2 ");
+	wait_cl_eof();
+	finish();
+}
+
 int
 main(void)
 {
@@ -5734,6 +5800,8 @@ main(void)
 		T(test_unsolicited_354),
 		T(test_tls_final_reply_cut),
 		T(test_tls_final_reply_close_notify),
+		T(test_final_reply_trickle_after_halfclose),
+		T(test_final_reply_key_updates),
 #undef T
 	};
 
