@@ -1351,7 +1351,10 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 		log_debug("sid=%s event=upstream-connected dst=%s", l->tag,
 		    l->dst_str);
 		leg_enter(l, LS_GREETING);
-		io_set_timeout(l->io, cfg(l)->greeting_timeout);
+		/* a deadline: the client is not read before the 220, so
+		 * its close goes unseen, and a server that trickled its
+		 * greeting held the session for 16 KB times the timeout */
+		io_set_deadline(l->io, cfg(l)->greeting_timeout);
 		break;
 	case IO_DATAIN:
 		if (l->state == LS_BODY) {

@@ -5631,6 +5631,37 @@ test_final_reply_key_updates(void **state)
 	finish();
 }
 
+/*
+ * Before the greeting the client is not read (nothing of it goes before
+ * the 220), so its close is not seen there: the session is the server's
+ * until the greeting.  One that trickled its 220, a line within
+ * greeting_timeout of the last, held it 64 lines (a byte at a time: 16 KB)
+ * times greeting_timeout, long after the MTA had given up.  The greeting
+ * has greeting_timeout from the connect, in all.
+ */
+static void
+test_greeting_trickle_client_gone(void **state)
+{
+	uint64_t saved = g.cfg->greeting_timeout, t0;
+
+	g.cfg->greeting_timeout = 300;
+	start(NULL);
+	close(g.cfd);			/* the MTA gives up */
+	g.cfd = -1;
+	t0 = now_ms();
+	while (g.env.nsessions > 0 && !g.seof && now_ms() - t0 < 1500) {
+		srv_send("220-mx.test.example wait for it\r\n");
+		run_for(100);
+	}
+	g.cfg->greeting_timeout = saved;
+	if (now_ms() - t0 >= 300 + 200)
+		fail_msg("a trickled greeting held the session for %llu ms "
+		    "past a greeting_timeout of 300 ms",
+		    (unsigned long long)(now_ms() - t0));
+	WAIT(g.env.nsessions == 0);
+	finish();
+}
+
 int
 main(void)
 {
@@ -5802,6 +5833,7 @@ main(void)
 		T(test_tls_final_reply_close_notify),
 		T(test_final_reply_trickle_after_halfclose),
 		T(test_final_reply_key_updates),
+		T(test_greeting_trickle_client_gone),
 #undef T
 	};
 
