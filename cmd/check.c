@@ -12,9 +12,10 @@
  * as the proxy never asks for STARTTLS there.  The probes run
  * one after the other, none started after the deadline (CHECK_DEADLINE seconds,
  * or --deadline), none running past it; each step waits as long as the daemon's
- * leg would (the configuration's connect_timeout, greeting_timeout,
- * command_timeout, tls_timeout, re-armed by progress as io.c re-arms
- * them: bytes read, in the handshake bytes sent), never past the deadline
+ * leg would (the configuration's connect_timeout, command_timeout,
+ * tls_timeout, re-armed by progress as io.c re-arms them: bytes read, in
+ * the handshake bytes sent; greeting_timeout, a deadline from the connect,
+ * as the leg's), never past the deadline
  * (see step_begin()), which --deadline sets.  A probe the deadline cuts
  * short is not judged ("unknown": the server did not time out, the check
  * did); an address the deadline leaves out, or one the MX walk did not keep
@@ -262,6 +263,8 @@ struct conn {
 	int64_t		 step_end;	/* idle from the step's start or its
 					 * last progress, or deadline if
 					 * sooner */
+	int		 fixed;		/* the step is a deadline: progress
+					 * does not re-arm it */
 	int		 timed_out;	/* the last wait ran out */
 	int		 cut;		/* ... at the check's deadline */
 };
@@ -306,8 +309,25 @@ static void
 step_begin(struct conn *c, uint64_t ms)
 {
 	c->idle = (int64_t)ms;
-	c->timed_out = c->cut = 0;
+	c->timed_out = c->cut = c->fixed = 0;
 	step_arm(c);
+}
+
+/* A step the leg gives a deadline (the greeting: io_set_deadline() in
+ * tlsproxy/leg.c), which bytes read do not re-arm. */
+static void
+step_begin_deadline(struct conn *c, uint64_t ms)
+{
+	step_begin(c, ms);
+	c->fixed = 1;
+}
+
+/* Progress in the step: re-arms it, unless it is a deadline. */
+static void
+step_progress(struct conn *c)
+{
+	if (!c->fixed)
+		step_arm(c);
 }
 
 /* Waits for events on c until the step's end: 0, or -1 (errno). */
@@ -378,7 +398,7 @@ conn_read(struct conn *c)
 			n = SSL_read(c->ssl, c->buf + c->n,
 			    (int)(sizeof(c->buf) - c->n));
 			if (n > 0) {
-				step_arm(c);
+				step_progress(c);
 				return n;
 			}
 			if (ssl_wait(c, n) == -1)
@@ -388,7 +408,7 @@ conn_read(struct conn *c)
 		if ((k = read(c->fd, c->buf + c->n, sizeof(c->buf) - c->n))
 		    >= 0) {
 			if (k > 0)
-				step_arm(c);
+				step_progress(c);
 			return k;
 		}
 		if ((errno != EAGAIN && errno != EINTR) ||
@@ -755,7 +775,7 @@ handshake_sent(struct conn *c, uint64_t *sent)
 
 	if (n != *sent) {
 		*sent = n;
-		step_arm(c);
+		step_progress(c);
 	}
 }
 
@@ -829,7 +849,7 @@ probe_tls(struct probe *p, struct tls_ctx *tc, const struct config *cfg,
 		goto out;
 	p->connected = 1;
 	/* any 2xx will do, as for the proxy's leg (tlsproxy/leg.c) */
-	step_begin(&c, cfg->greeting_timeout);
+	step_begin_deadline(&c, cfg->greeting_timeout);
 	p->greeting = code = read_reply(&c, rep, last, sizeof(last));
 	probe_cut(p, &c, "greeting");
 	if (code / 100 != 2) {

@@ -935,12 +935,12 @@ test_ehlo_after_starttls(void **state)
 
 /*
  * Each step waits as long as the daemon's leg would: greeting_timeout
- * (5 min by default) for the greeting, an inactivity timeout that bytes
- * re-arm.  check waited 20 s per step, so a server slower than that was
- * "defer" where the daemon delivers.  With greeting_timeout = 1 s a
+ * (5 min by default) for the greeting, a deadline from the connect, as
+ * the leg's.  check waited 20 s per step, so a server slower than that
+ * was "defer" where the daemon delivers.  With greeting_timeout = 1 s a
  * greeting after 1.5 s times out, as in the daemon; with 3 s it comes;
  * a greeting a byte every 300 ms (6 s in all) never leaves 1 s silent,
- * so it comes too.
+ * but the daemon gives it 1 s in all, and so does check.
  */
 static void
 test_step_timeouts_from_config(void **state)
@@ -965,8 +965,15 @@ test_step_timeouts_from_config(void **state)
 	assert_int_equal(p.greeting, 220);
 	assert_int_equal(p.deliverable, 1);
 
-	/* the server closes after its greeting: no reply to EHLO */
+	/* trickled past greeting_timeout: timed out, as in the daemon */
 	cfg->greeting_timeout = 1000;
+	assert_int_equal(run_one(&r, &p, v, GREET_SLOW), CMD_DEFER);
+	assert_int_equal(p.greeting, -1);
+	assert_string_equal(p.error, "greeting: timed out");
+
+	/* within it: the server closes after its greeting, no reply to
+	 * EHLO */
+	cfg->greeting_timeout = 8000;
 	assert_int_equal(run_one(&r, &p, v, GREET_SLOW), CMD_DEFER);
 	assert_int_equal(p.greeting, 220);
 	assert_int_equal(p.ehlo, -1);
