@@ -126,6 +126,8 @@ ep_mask(int events)
 		m |= EPOLLIN | EPOLLRDHUP;
 	if (events & EV_WRITE)
 		m |= EPOLLOUT;
+	if (events & EV_HUP)
+		m |= EPOLLRDHUP;
 	return m;
 }
 
@@ -378,6 +380,8 @@ ev_loop_run(struct ev_loop *loop)
 				what |= EV_WRITE;
 			if (evs[i].events & (EPOLLERR | EPOLLHUP))
 				what |= EV_ERROR;
+			if (evs[i].events & EPOLLRDHUP)
+				what |= EV_HUP;
 			r->cb(fd, what, r->arg);
 		}
 	}

@@ -16,6 +16,10 @@
 #define EV_READ		0x1
 #define EV_WRITE	0x2
 #define EV_ERROR	0x4	/* reported only: EPOLLERR/EPOLLHUP */
+/* The peer shut down its sending side (EPOLLRDHUP): asked for alone, it
+ * reports a FIN without asking for the data before it (EV_READ asks for
+ * both, and reports a FIN as EV_READ too) */
+#define EV_HUP		0x8
 
 struct ev_loop;
 struct ev_timer;

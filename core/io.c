@@ -59,6 +59,7 @@ struct io {
 	int		 eof;		/* peer closed; reported */
 	int		 halfopen;	/* writable after the peer's EOF */
 	int		 eof_told;	/* IO_DISCONNECTED delivered */
+	int		 hup_told;	/* IO_HANGUP delivered */
 	int		 busy;		/* inside a callback chain */
 	int		 freed;		/* io_free() while busy */
 	int		 hs_want;	/* EV_READ/EV_WRITE the handshake waits */
@@ -88,7 +89,7 @@ static size_t nlingering;
 
 static const char *event_names[] = {
 	"connected", "tls-ready", "data-in", "low-water", "timeout", "error",
-	"disconnected",
+	"disconnected", "hangup",
 };
 
 const char *
@@ -420,6 +421,8 @@ io_update(struct io *io)
 	case ST_OPEN:
 		if (!io->paused && !io->eof && io->inlen < IO_INBUF_MAX)
 			mask |= EV_READ;
+		else if (io->paused && !io->eof && !io->hup_told)
+			mask |= EV_HUP;	/* the peer's FIN, data unread */
 		if (io->toutlen > 0 && !io->pending_flush)
 			mask |= EV_WRITE;	/* the socket refused some */
 		if (io->outlen > 0)
@@ -614,12 +617,10 @@ do_read(struct io *io, int redeliver)
 	}
 }
 
-/* A half-open io after its EOF reads no more, so epoll reports only the
- * end of the rest of the connection: a reset, or (a Unix socket) the
- * peer's close.  Writing is over; without this, the level-triggered
- * hangup would wake the loop for ever. */
+/* The connection ended under an io that does not read (epoll's error or
+ * hangup): IO_ERROR, with the socket's error if it has one. */
 static void
-halfopen_lost(struct io *io)
+peer_lost(struct io *io, const char *op, const char *why)
 {
 	int soerr = 0;
 	socklen_t sl = sizeof(soerr);
@@ -627,12 +628,21 @@ halfopen_lost(struct io *io)
 	if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1)
 		soerr = errno;
 	if (soerr)
-		set_err(io, "write", soerr);
+		set_err(io, op, soerr);
 	else
-		snprintf(io->err, sizeof(io->err),
-		    "connection closed by peer after its EOF");
+		snprintf(io->err, sizeof(io->err), "%s", why);
 	io->state = ST_DEAD;
 	emit(io, IO_ERROR);
+}
+
+/* A half-open io after its EOF reads no more, so epoll reports only the
+ * end of the rest of the connection: a reset, or (a Unix socket) the
+ * peer's close.  Writing is over; without this, the level-triggered
+ * hangup would wake the loop for ever. */
+static void
+halfopen_lost(struct io *io)
+{
+	peer_lost(io, "write", "connection closed by peer after its EOF");
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -1124,7 +1134,19 @@ io_fd_cb(int fd, int events, void *arg)
 		    (events & (EV_READ | EV_ERROR) ||
 		    (io->rd_want_write && (events & EV_WRITE))))
 			do_read(io, 0);
-		else if (events & EV_ERROR) {
+		else if (io->paused && (events & EV_ERROR))
+			/* a reset (or a Unix socket's close) while the owner
+			 * holds the peer back: the connection is over, and
+			 * the owner must not wait to read again to hear it */
+			peer_lost(io, "read", "connection closed by peer");
+		else if (io->paused && (events & EV_HUP) && !io->eof &&
+		    !io->hup_told) {
+			/* the peer's FIN: what it sent before is still in
+			 * the socket, unread; told once (the mask drops
+			 * EV_HUP), its EOF comes when reading resumes */
+			io->hup_told = 1;
+			emit(io, IO_HANGUP);
+		} else if (events & EV_ERROR) {
 			/* epoll reports errors and hangups even with an empty
 			 * mask: park the fd until the owner reads again */
 			ev_fd_del(io->loop, io->fd);

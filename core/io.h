@@ -12,6 +12,9 @@
  *   IO_TIMEOUT       no progress for the timeout set with io_set_timeout()
  *   IO_ERROR         a socket or TLS error; io_error() says which
  *   IO_DISCONNECTED  the peer closed (after a last IO_DATAIN if any)
+ *   IO_HANGUP        the peer shut down its sending side while reading is
+ *                    paused: what it sent before is still unread (resume
+ *                    to get it, then IO_DISCONNECTED as usual)
  *
  * Events are never delivered from inside io_write() and friends, only from
  * the event loop, so an owner can write from its callback without
@@ -47,6 +50,7 @@ enum io_event {
 	IO_TIMEOUT,
 	IO_ERROR,
 	IO_DISCONNECTED,
+	IO_HANGUP,
 };
 
 struct io;
@@ -88,7 +92,11 @@ void		 io_set_lowat(struct io *, size_t lowat);
  * IO_ERROR, as always. */
 void		 io_set_halfopen(struct io *, int on);
 /* Stop or resume reading (back-pressure).  Resuming redelivers
- * IO_DATAIN for bytes still buffered. */
+ * IO_DATAIN for bytes still buffered.  While paused, the peer's close is
+ * still heard: its FIN is IO_HANGUP (once; the bytes before it wait in
+ * the socket), a reset (or a Unix socket's close) IO_ERROR at once, so
+ * an owner that holds a peer back learns that it left without reading
+ * what it sent. */
 void		 io_pause(struct io *, int pause);
 int		 io_paused(const struct io *);
 

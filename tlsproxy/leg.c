@@ -1415,6 +1415,8 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 		    l->dst_str, ev == IO_ERROR ? io_error(io) :
 		    "closed by the server");
 		break;
+	case IO_HANGUP:		/* the leg's io is never paused */
+		break;
 	}
 }
 

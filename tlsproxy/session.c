@@ -17,7 +17,9 @@
  * Client commands are read only in the states that wait for the client
  * (S_WAIT_HELO, S_IDLE); in every other state they stay buffered in the
  * io layer, which is all that pipelining needs.  A client whose replies
- * pile up unread is not read either (CL_HIWAT).
+ * pile up unread is not read either (CL_HIWAT), nor one the server takes
+ * the message from more slowly than it sends it (BODY_HIWAT); the io
+ * still tells when such a client leaves (IO_HANGUP, client_hangup()).
  *
  * The upstream leg (leg.c) is a lower layer the session drives: it owns
  * the connection, its TLS and what that TLS proved, and reports back
@@ -128,6 +130,9 @@ struct session {
 	uint64_t		 started;
 	struct ev_timer		*reaper;
 	struct ev_timer		*ptimer;	/* policy lookup */
+	struct ev_timer		*eof_timer;	/* the client closed in
+						 * the message: the rest by
+						 * data_done_timeout */
 
 	int			 client_due;	/* client commands to handle */
 	int			 cl_blocked;	/* its replies pile up: paused
@@ -238,6 +243,8 @@ static int params_adapt(struct session *, const char *, char *, size_t,
     char *, size_t);
 static void policy_expired(void *);
 static void client_eof_end(struct session *, const char *);
+static void client_eof_deadline(struct session *);
+static void client_eof_expired(void *);
 
 static struct stat_ctr *st_sessions, *st_active, *st_msgs_ok, *st_msgs_fail,
     *st_policy_fail, *st_inject, *st_duration;
@@ -392,6 +399,7 @@ session_free(void *arg)
 	up_drop(s);
 	ev_timer_free(s->reaper);
 	ev_timer_free(s->ptimer);
+	ev_timer_free(s->eof_timer);
 	free(s->preq_dom);
 	for (i = 0; i < s->nverdicts; i++)
 		policy_verdict_free(s->verdicts[i].v);
@@ -1506,7 +1514,8 @@ session_run(struct session *s)
  * client pipelined before its EOF (a QUIT) is answered, as a client that
  * half-closes reads on; a reply lost here would make the MTA send the
  * message again (a duplicate if the server took it).  The rest of the
- * message, read before the EOF, is still relayed; it decides.  Anywhere
+ * message, read before the EOF, is still relayed; it decides, within
+ * data_done_timeout of the EOF (client_eof_deadline()).  Anywhere
  * else the session ends as it always did: the upstream gets no dot for
  * a message the client did not finish, and discards it.
  */
@@ -1517,11 +1526,101 @@ client_eof(struct session *s)
 	if (s->state == S_DATA_END) {
 		log_info("sid=%s event=client-eof state=%s "
 		    "action=wait-final-reply", s->id, state_names[s->state]);
+		client_eof_deadline(s);
 		return;
 	}
-	if (s->state == S_BODY && io_datalen(s->cl) > 0)
+	if (s->state == S_BODY && io_datalen(s->cl) > 0) {
+		client_eof_deadline(s);
 		return;		/* body_pump() decides */
+	}
 	session_close(s, "client closed");
+}
+
+/*
+ * The client's FIN while it is held back (body_hold(): the server takes
+ * the message more slowly than the client sends it).  What it sent
+ * before its FIN waits unread in the socket, and whether its dot is
+ * among it is not known until it is read, at the server's pace.  It is
+ * relayed as before (its dot, if it comes, leads to DATA_END and the
+ * final reply owed to a client that half-closed; the FIN without it to
+ * the end, no dot upstream), but no longer than the deadline: unseen,
+ * the close left the session to a server that took a segment per
+ * data_block_timeout, for days.  Elsewhere the client's EOF is handled
+ * when it is read again, as always (greeting_timeout bounds the wait for
+ * the greeting, client_timeout a client whose replies pile up).  A
+ * reset is IO_ERROR, at once.
+ */
+static void
+client_hangup(struct session *s)
+{
+	if (s->state == S_BODY)
+		client_eof_deadline(s);
+	else if (s->state == S_DATA_END) {
+		log_info("sid=%s event=client-eof state=%s "
+		    "action=wait-final-reply", s->id, state_names[s->state]);
+		client_eof_deadline(s);
+	}
+}
+
+/*
+ * Once the client has closed (its FIN seen, or its EOF read) before the
+ * message is out and its final reply in, only the server paces the
+ * session: a server that takes a small segment per data_block_timeout
+ * (each one restarts it) held it, its max_sessions slot and two sockets,
+ * for as long as mxguard had buffered (days).  The rest of the message
+ * and the final reply get data_done_timeout from that moment, in all:
+ * the leg's own timeouts run as before inside it.  Armed once.
+ */
+static void
+client_eof_deadline(struct session *s)
+{
+	uint64_t ms = s->env->cfg->data_done_timeout;
+
+	if (s->eof_timer == NULL && (s->eof_timer = ev_timer_new(
+	    s->env->loop, client_eof_expired, s)) == NULL) {
+		/* the bound cannot be kept: no dot goes upstream for it */
+		session_tempfail(s, "451 4.3.0", "out of memory (in state "
+		    "%s)", state_names[s->state]);
+		return;
+	}
+	if (ev_timer_pending(s->eof_timer))
+		return;
+	if (s->state == S_BODY)
+		log_info("sid=%s event=client-eof state=%s action=relay-rest "
+		    "deadline_ms=%llu", s->id, state_names[s->state],
+		    (unsigned long long)ms);
+	ev_timer_arm(s->eof_timer, ms);
+}
+
+/* data_done_timeout after the client's close: in BODY its dot has not
+ * been read, so none went upstream, and none will (nothing delivered,
+ * the MTA sends it again); in DATA_END the final reply is lost, as at
+ * the leg's own timeout. */
+static void
+client_eof_expired(void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state == S_DEAD || s->state == S_CLOSING)
+		return;
+	if (s->state == S_BODY) {
+		log_info("sid=%s event=client-eof-expired state=%s dst=%s "
+		    "action=no-dot", s->id, state_names[s->state],
+		    s->dst_str);
+		session_tempfail(s, "451 4.4.2", "you closed in the message "
+		    "and %s did not take the rest within data_done_timeout; "
+		    "not delivered (in state %s)", s->dst_str,
+		    state_names[s->state]);
+	} else if (s->state == S_DATA_END) {
+		log_info("sid=%s event=final-reply-lost dst=%s why=%s "
+		    "note=client-may-resend", s->id, s->dst_str,
+		    "\"no final reply within data_done_timeout of the "
+		    "client's close\"");
+		session_tempfail(s, "451 4.4.2", "no final reply from %s "
+		    "within data_done_timeout of your close (in state %s)",
+		    s->dst_str, state_names[s->state]);
+	}
+	session_run(s);
 }
 
 /* The end of a session whose client half-closed: nothing more will come
@@ -2408,6 +2507,9 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 		break;
 	case IO_DISCONNECTED:
 		client_eof(s);
+		break;
+	case IO_HANGUP:
+		client_hangup(s);
 		break;
 	case IO_ERROR:
 		/* In DATA this leaves the upstream without its ".": the

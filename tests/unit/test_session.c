@@ -104,6 +104,8 @@ static struct {
 	int		 hs_done;
 	int		 srv_noread;	/* back-pressure: upstream reads not */
 	int		 cl_noread;	/* back-pressure: the client reads not */
+	int		 cl_tcp;	/* the client over TCP on loopback
+					 * (a reset), not a socketpair */
 	int		 cl_sndbuf;	/* SO_SNDBUF of the session's client
 					 * socket (0: the default) */
 	SSL		*cssl;
@@ -811,6 +813,37 @@ srv_starttls(const char *extra)
 #define CAPS_TLS_SEEN	"250-mx.test.example hello\r\n250-PIPELINING\r\n" \
 			"250 8BITMIME\r\n"
 
+/* A connected TCP pair on loopback, both ends non-blocking: sv[0] the
+ * session's, sv[1] the client's.  Small buffers, so that a client held
+ * back stalls after a few hundred KiB, as with the socketpair. */
+static void
+tcp_pair(int sv[2])
+{
+	struct sockaddr_in sin = { 0 };
+	socklen_t sl = sizeof(sin);
+	int lfd, small = 65536;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_not_equal(lfd, -1);
+	assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small,
+	    sizeof(small)), 0);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	sv[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_not_equal(sv[1], -1);
+	assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small,
+	    sizeof(small)), 0);
+	assert_int_equal(connect(sv[1], (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	sv[0] = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	assert_int_not_equal(sv[0], -1);
+	assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	close(lfd);
+}
+
 /* A session up to the greeting being relayed. */
 static void
 start(const char *greeting)
@@ -819,8 +852,11 @@ start(const char *greeting)
 	struct sockaddr_storage css = { 0 };
 	int sv[2];
 
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0, sv), 0);
+	if (g.cl_tcp)
+		tcp_pair(sv);
+	else
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM |
+		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
 	g.cfd = sv[1];
 	if (g.cl_sndbuf)
 		assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF,
@@ -5662,6 +5698,221 @@ test_greeting_trickle_client_gone(void **state)
 	finish();
 }
 
+/*
+ * A client that closes in the middle of its message while mxguard holds
+ * it back (the server takes the message slowly: back-pressure, the
+ * client not read) was not seen: its FIN or reset waited in the socket
+ * behind the bytes it had sent, and the session stayed until the server
+ * had taken all mxguard had buffered, at the server's pace (one small
+ * segment per data_block_timeout: days), a max_sessions slot and two
+ * sockets each.  Now its FIN bounds the rest by data_done_timeout, and
+ * its reset ends the session at once; no dot goes upstream either way.
+ */
+
+/* The server reads a little every 50 ms: a slow MX, never a tarpit
+ * (data_block_timeout, 2 s here, is not what ends the session). */
+static void
+slow_server(uint64_t *next_read)
+{
+	if (now_ms() >= *next_read) {
+		srv_read_some(1024);	/* 20 KiB/s */
+		*next_read = now_ms() + 50;
+	}
+}
+
+/* As data_to_stalled_mx(), with a data_block_timeout (2 s) that the
+ * slow server's small window updates stay well within. */
+static void
+data_to_slow_mx(void)
+{
+	g.cfg->data_block_timeout = 2000;
+	upstream_small_rcvbuf();
+	hello_plain();
+	upstream_small_sndbuf();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	g.srv_noread = 1;
+}
+
+/* The client writes its message (no dot) until mxguard holds it back:
+ * its writes stall for a while.  Returns how much it wrote. */
+static size_t
+fill_held_back(const char *msg, size_t len, uint64_t *next_read)
+{
+	uint64_t end = now_ms() + 10 * WAIT_MS, stalled = 0;
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len && now_ms() < end) {
+		n = write(g.cfd, msg + off, len - off);
+		if (n > 0) {
+			off += (size_t)n;
+			stalled = 0;
+		} else if (stalled == 0)
+			stalled = now_ms();
+		else if (now_ms() - stalled > 300)
+			break;
+		slow_server(next_read);
+		step();
+	}
+	if (g.clen > 0 || g.ceof || g.env.nsessions != 1)
+		fail_msg("the session ended while the server read slowly: "
+		    "\"%.*s\"", (int)g.clen, g.cbuf);
+	return off;
+}
+
+/* After the client's close: the session ends long before the server has
+ * taken what mxguard holds of the message (over 100 KiB: the client is
+ * held back above 128 KiB queued upstream, read again below 64 KiB),
+ * and the server never gets a dot.  The bound, 32 KiB more taken by the
+ * server (1.6 s at its pace), is a generous upper one: a FIN ends the
+ * session at data_done_timeout (300 ms here), a reset at once. */
+static void
+expect_end_before_drained(const char *msg, size_t off, uint64_t *next_read,
+    const char *how)
+{
+	uint64_t t0 = now_ms();
+	size_t at_close = g.slen;
+
+	while (g.env.nsessions > 0 && g.slen - at_close < 32 * 1024 &&
+	    now_ms() - t0 < 30000) {
+		slow_server(next_read);
+		step();
+	}
+	if (g.env.nsessions > 0)
+		fail_msg("after the client's %s the session stayed on "
+		    "(%llu ms) while the server took %zu bytes more of the "
+		    "%zu mxguard held", how,
+		    (unsigned long long)(now_ms() - t0), g.slen - at_close,
+		    off - at_close);
+	g.srv_noread = 0;	/* what is left in the sockets, then EOF */
+	WAIT(g.seof);
+	if (g.slen > off || memcmp(g.sbuf, msg, g.slen) != 0)
+		fail_msg("the upstream got other bytes than the client's");
+	if (memmem(g.sbuf, g.slen, "\r\n.\r\n", 5) != NULL)
+		fail_msg("the upstream got a dot");
+}
+
+static void
+test_client_fin_held_back_body(void **state)
+{
+	const size_t len = 4000000;
+	uint64_t saved_b = g.cfg->data_block_timeout;
+	uint64_t saved_d = g.cfg->data_done_timeout, next_read = 0;
+	char *msg = big_body(len);
+	size_t off;
+	const char *r;
+
+	g.cfg->data_done_timeout = 300;
+	data_to_slow_mx();
+	off = fill_held_back(msg, len, &next_read);
+	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);	/* gave up */
+	expect_end_before_drained(msg, off, &next_read, "FIN");
+	g.cfg->data_block_timeout = saved_b;
+	g.cfg->data_done_timeout = saved_d;
+	free(msg);
+	r = CL_REPLY();		/* it may still read */
+	if (strncmp(r, "451 4.4.2 ", 10) != 0)
+		fail_msg("expected 451 4.4.2, got \"%s\"", r);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+client_gone_held_back_body(int tcp)
+{
+	const size_t len = 4000000;
+	uint64_t saved_b = g.cfg->data_block_timeout, next_read = 0;
+	struct linger lg = { 1, 0 };
+	char *msg = big_body(len);
+	size_t off;
+
+	g.cl_tcp = tcp;
+	data_to_slow_mx();
+	off = fill_held_back(msg, len, &next_read);
+	if (tcp)		/* a reset */
+		assert_int_equal(setsockopt(g.cfd, SOL_SOCKET, SO_LINGER, &lg,
+		    sizeof(lg)), 0);
+	close(g.cfd);
+	g.cfd = -1;
+	expect_end_before_drained(msg, off, &next_read, tcp ? "reset" :
+	    "close");
+	g.cfg->data_block_timeout = saved_b;
+	free(msg);
+	finish();
+}
+
+/* (data_done_timeout at its default: a reset needs no deadline) */
+static void
+test_client_reset_held_back_body(void **state)
+{
+	client_gone_held_back_body(1);
+}
+
+/* A socketpair's close is its reset (io.h). */
+static void
+test_client_close_held_back_body(void **state)
+{
+	client_gone_held_back_body(0);
+}
+
+/* The documented half-close after the dot, with the dot and a QUIT
+ * still unread behind a message held back when the FIN comes: the rest
+ * is relayed, the dot with it, and the final reply reaches the client. */
+static void
+test_halfclose_after_dot_held_back(void **state)
+{
+	const size_t len = 4000000;
+	uint64_t saved_b = g.cfg->data_block_timeout, next_read = 0, end;
+	char *msg = big_body(len), tail[128];
+	size_t off, toff = 0;
+	ssize_t n;
+
+	data_to_slow_mx();
+	off = fill_held_back(msg, len, &next_read);
+	/* the message ends with the line the client is in: its dot, a
+	 * QUIT, the FIN */
+	snprintf(tail, sizeof(tail), "%.*s.\r\nQUIT\r\n",
+	    (int)((100 - off % 100) % 100), msg + off);
+	off += (100 - off % 100) % 100;
+	end = now_ms() + 10 * WAIT_MS;
+	while (toff < strlen(tail)) {
+		if (now_ms() > end)
+			fail_msg("the dot could not be written");
+		n = write(g.cfd, tail + toff, strlen(tail) - toff);
+		if (n > 0)
+			toff += (size_t)n;
+		slow_server(&next_read);
+		step();
+	}
+	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);
+	end = now_ms() + 300;
+	while (now_ms() < end) {	/* the FIN seen while held back */
+		slow_server(&next_read);
+		step();
+	}
+	if (g.env.nsessions != 1 || g.clen > 0)
+		fail_msg("the client's FIN after its dot ended the session");
+	g.srv_noread = 0;		/* the server takes the rest */
+	WAIT(g.slen >= off + 3);
+	g.cfg->data_block_timeout = saved_b;
+	assert_int_equal(g.slen, off + 3);
+	assert_memory_equal(g.sbuf, msg, off);
+	assert_memory_equal(g.sbuf + off, ".\r\n", 3);
+	free(msg);
+	g.slen = 0;
+	srv_send("250 2.0.0 queued as 1\r\n");
+	EXPECT_CL("250 2.0.0 queued as 1\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	wait_cl_eof();
+	finish();
+}
+
 int
 main(void)
 {
@@ -5834,6 +6085,10 @@ main(void)
 		T(test_final_reply_trickle_after_halfclose),
 		T(test_final_reply_key_updates),
 		T(test_greeting_trickle_client_gone),
+		T(test_client_fin_held_back_body),
+		T(test_client_reset_held_back_body),
+		T(test_client_close_held_back_body),
+		T(test_halfclose_after_dot_held_back),
 #undef T
 	};
 
