@@ -410,7 +410,7 @@ array_refused(const char *reply, int stream)
 	struct timespec t0;
 	struct redis *rs;
 	struct got g;
-	int64_t ms;
+	int64_t ms, tick;
 
 	fake_start(reply, stream);
 	rs = client(NULL, NULL);
@@ -423,12 +423,18 @@ array_refused(const char *reply, int stream)
 	assert_int_equal(g.rc, -1);
 	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-get\"}"),
 	    gets + 1);
-	/* the answer, and the loop's next tick after it, within
-	 * redis_timeout (300 ms here) + 100 ms */
-	assert_true(ms < 300 + 100);
+	/* the answer, and the loop's next tick (20 ms) after it, on time:
+	 * not after the minute the old reader spent allocating and freeing
+	 * the claimed slots.  The bounds are only that: generous for a
+	 * loaded or sanitized machine (seen: tens of ms); no allocation of
+	 * the claimed size (below) is what proves the refusal. */
+	print_message("array refused after %lld ms\n", (long long)ms);
+	assert_true(ms < 2000);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	run_until(NULL, NULL, 20);
-	assert_true(ms_since(&t0) < 100);
+	tick = ms_since(&t0);
+	print_message("next 20 ms tick after %lld ms\n", (long long)tick);
+	assert_true(tick < 1000);
 	assert_false(redis_up(rs));
 	/* no allocation of the claimed size (peak resident memory) */
 	assert_true(maxrss_kb() - rss0 < 64 * 1024);
@@ -1254,7 +1260,10 @@ test_hung_server(void **state)
 	ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) /
 	    1000000;
 	assert_int_equal(g.rc, -1);
-	assert_true(ms >= 250 && ms < 1000);
+	/* at redis_timeout: not before it (a lower bound, which load
+	 * cannot break), and well before run_until's 3 s */
+	print_message("hung server: get failed after %lld ms\n", (long long)ms);
+	assert_true(ms >= 250 && ms < 2000);
 	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-get\"}"),
 	    tmo + 1);
 	assert_false(redis_up(rs));
