@@ -1449,7 +1449,12 @@ test_deadline_bounds_steps(void **state)
 	took = test_ms() - t0;
 	kill(pid, SIGKILL);
 	srv_wait(pid);
-	assert_true(took <= 2500);
+	/* by the deadline (1-2 s away: mono_now() is in seconds), not
+	 * after the server's 6 s; the bound half-way between, as the
+	 * error below, not the clock, says the deadline cut the probe */
+	print_message("probe ended after %lld ms (deadline 1-2 s)\n",
+	    (long long)took);
+	assert_true(took <= 4000);
 	assert_true(p.connected);
 	assert_false(p.skipped);
 	assert_int_equal(p.greeting, -1);
