@@ -152,6 +152,21 @@ inner4(const uint8_t *a, uint8_t in[4])
 }
 
 int
+netaddr_same_host(const struct sockaddr_storage *a,
+    const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return 0;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+	if (a->ss_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+		    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+	return 0;
+}
+
+int
 netaddr_judged(const struct sockaddr *sa, struct sockaddr_storage *out)
 {
 	const struct sockaddr_in6 *s6 = (const void *)sa;

@@ -75,6 +75,11 @@ int		 netaddr_refuse_port(const char *host, unsigned port,
  * family other than AF_INET and AF_INET6. */
 int		 netaddr_judged(const struct sockaddr *sa,
 		    struct sockaddr_storage *out);
+/* The same address (family and address; ports and scopes not
+ * compared): 1, else 0.  Judge both first where IPv4 in IPv6 clothes
+ * must count as IPv4 (netaddr_judged()). */
+int		 netaddr_same_host(const struct sockaddr_storage *a,
+		    const struct sockaddr_storage *b);
 
 #define NETADDR_NAT64_MAX	16
 /* The NAT64 prefixes netaddr_judged() and netaddr_class() know, from

@@ -579,19 +579,6 @@ entry_judged(const struct ovr_entry *e, struct sockaddr_storage *out)
 	(void)netaddr_judged((struct sockaddr *)&ss, out);
 }
 
-/* two judged addresses, the same destination? */
-static int
-same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
 /* qsort_r() of domain entries' indices by dest, then by line order */
 static int
 didx_cmp(const void *a, const void *b, void *arg)
@@ -654,7 +641,7 @@ dup_check(struct ovr_table *n, const char *what, char *err, size_t errsz)
 			if (!n->e[j].is_addr)
 				continue;
 			entry_judged(&n->e[j], &jb);
-			if (same_addr(&ja, &jb) && (bi == -1 || i < bi ||
+			if (netaddr_same_host(&ja, &jb) && (bi == -1 || i < bi ||
 			    (i == bi && j < bj))) {
 				bi = i;
 				bj = j;
@@ -784,7 +771,7 @@ ovr_find(const struct ovr_table *t, const char *domain,
 			if (!t->e[i].is_addr)
 				continue;
 			entry_judged(&t->e[i], &je);
-			if (same_addr(&je, &jd))
+			if (netaddr_same_host(&je, &jd))
 				return &t->e[i];
 		}
 	if (domain == NULL || domain[0] == '\0')

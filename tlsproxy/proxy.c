@@ -122,22 +122,6 @@ original_dst(struct proxy *p, int fd, struct sockaddr_storage *dst)
 	return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, dst, &len);
 }
 
-static int
-same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return 0;
-	if (a->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-		    &((const struct sockaddr_in *)b)->sin_addr, 4) == 0 &&
-		    ((const struct sockaddr_in *)a)->sin_port ==
-		    ((const struct sockaddr_in *)b)->sin_port;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	    &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0 &&
-	    ((const struct sockaddr_in6 *)a)->sin6_port ==
-	    ((const struct sockaddr_in6 *)b)->sin6_port;
-}
-
 static in_port_t
 port_of(const struct sockaddr_storage *ss)
 {
@@ -159,7 +143,8 @@ not_diverted(const struct proxy *p, int lfd,
 	socklen_t len = sizeof(ls);
 
 	if (!p->tproxy)
-		return same_addr(dst, local);
+		return netaddr_same_host(dst, local) &&
+		    port_of(dst) == port_of(local);
 	if (getsockname(lfd, (struct sockaddr *)&ls, &len) == -1)
 		return 1;
 	return port_of(local) == port_of(&ls);
