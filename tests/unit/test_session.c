@@ -2235,6 +2235,29 @@ test_quit_upstream_silent(void **state)
 	finish();
 }
 
+/*
+ * A server that keeps a connection busy (a line, a byte, a key update now
+ * and then) against a timeout of 300 ms set as a deadline: the tests'
+ * loops give up at TRICKLE_GIVE_UP_MS, where the code before each fix
+ * still held the session, and the session must be gone by
+ * TRICKLE_BOUND_MS, half-way there (room for a loaded or sanitized
+ * machine).
+ */
+#define TRICKLE_GIVE_UP_MS	1500
+#define TRICKLE_BOUND_MS	900
+
+/* The server asks for a TLS key update, which OpenSSL's answer on the
+ * other side makes progress on the connection; SSL_read sends the
+ * request (nothing to read: WANT_READ). */
+static void
+srv_key_update(void)
+{
+	char b[64];
+
+	assert_int_equal(SSL_key_update(g.sssl, SSL_KEY_UPDATE_REQUESTED), 1);
+	(void)SSL_read(g.sssl, b, sizeof(b));
+}
+
 /* A server that answers QUIT a line at a time, each within the command
  * timeout, after the client has its 221 and has gone: the session (a
  * max_sessions slot, a socket) is held by nobody but that server, which
@@ -2255,7 +2278,8 @@ test_quit_upstream_trickle(void **state)
 	close(g.cfd);			/* the client has its 221 and goes */
 	g.cfd = -1;
 	t0 = now_ms();
-	while (g.env.nsessions > 0 && !g.seof && now_ms() - t0 < 1500) {
+	while (g.env.nsessions > 0 && !g.seof &&
+	    now_ms() - t0 < TRICKLE_GIVE_UP_MS) {
 		srv_send("221-still here\r\n");
 		run_for(100);
 	}
@@ -2267,7 +2291,7 @@ test_quit_upstream_trickle(void **state)
 	print_message("session gone after %llu ms\n",
 	    (unsigned long long)(now_ms() - t0));
 	assert_int_equal(g.env.nsessions, 0);
-	assert_true(now_ms() - t0 < 900);
+	assert_true(now_ms() - t0 < TRICKLE_BOUND_MS);
 	finish();
 }
 
@@ -3679,22 +3703,19 @@ static void
 test_reuse_idle_expiry_key_update(void **state)
 {
 	uint64_t saved = g.cfg->upstream_reuse_time, t0;
-	char b[64];
 
 	g.cfg->upstream_reuse_time = 300;
 	reuse_first_session();
 	assert_int_equal(SSL_version(g.sssl), TLS1_3_VERSION);
 	t0 = now_ms();
-	while (reuse_count(g.env.reuse) > 0 && now_ms() - t0 < 1500) {
-		assert_int_equal(SSL_key_update(g.sssl,
-		    SSL_KEY_UPDATE_REQUESTED), 1);
-		/* sends it (nothing to read: WANT_READ) */
-		(void)SSL_read(g.sssl, b, sizeof(b));
+	while (reuse_count(g.env.reuse) > 0 &&
+	    now_ms() - t0 < TRICKLE_GIVE_UP_MS) {
+		srv_key_update();
 		run_for(100);
 	}
 	g.cfg->upstream_reuse_time = saved;
 	assert_int_equal(reuse_count(g.env.reuse), 0);
-	assert_true(now_ms() - t0 < 300 + 200);
+	assert_true(now_ms() - t0 < TRICKLE_BOUND_MS);
 	EXPECT_SRV("QUIT");
 	srv_send("221 2.0.0 bye\r\n");
 	srv_close();
@@ -5627,12 +5648,13 @@ test_final_reply_trickle_after_halfclose(void **state)
 	g.cfg->data_done_timeout = 300;
 	halfclose_after_dot("");
 	t0 = now_ms();
-	while (g.env.nsessions > 0 && !g.seof && now_ms() - t0 < 1500) {
+	while (g.env.nsessions > 0 && !g.seof &&
+	    now_ms() - t0 < TRICKLE_GIVE_UP_MS) {
 		srv_send("250-2.0.0 still thinking\r\n");
 		run_for(100);
 	}
 	g.cfg->data_done_timeout = saved;
-	if (now_ms() - t0 >= 300 + 200)
+	if (now_ms() - t0 >= TRICKLE_BOUND_MS)
 		fail_msg("a trickled final reply held the session for %llu "
 		    "ms past a data_done_timeout of 300 ms",
 		    (unsigned long long)(now_ms() - t0));
@@ -5650,21 +5672,20 @@ static void
 test_final_reply_key_updates(void **state)
 {
 	uint64_t saved = g.cfg->data_done_timeout, t0;
-	char b[64];
 
 	g.cfg->data_done_timeout = 300;
 	tls_dot_sent();
 	assert_int_equal(SSL_version(g.sssl), TLS1_3_VERSION);
-	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);	/* the client waits */
+	/* the client stays and waits: only the leg's deadline ends it (a
+	 * client that closed has its own bound, client_eof_deadline()) */
 	t0 = now_ms();
-	while (g.env.nsessions > 0 && !g.seof && now_ms() - t0 < 1500) {
-		assert_int_equal(SSL_key_update(g.sssl,
-		    SSL_KEY_UPDATE_REQUESTED), 1);
-		(void)SSL_read(g.sssl, b, sizeof(b));	/* sends it */
+	while (g.env.nsessions > 0 && !g.seof &&
+	    now_ms() - t0 < TRICKLE_GIVE_UP_MS) {
+		srv_key_update();
 		run_for(100);
 	}
 	g.cfg->data_done_timeout = saved;
-	if (now_ms() - t0 >= 300 + 200)
+	if (now_ms() - t0 >= TRICKLE_BOUND_MS)
 		fail_msg("key updates held the session for %llu ms past a "
 		    "data_done_timeout of 300 ms",
 		    (unsigned long long)(now_ms() - t0));
@@ -5675,33 +5696,52 @@ test_final_reply_key_updates(void **state)
 
 /*
  * Before the greeting the client is not read (nothing of it goes before
- * the 220), so its close is not seen there: the session is the server's
- * until the greeting.  One that trickled its 220, a line within
- * greeting_timeout of the last, held it 64 lines (a byte at a time: 16 KB)
- * times greeting_timeout, long after the MTA had given up.  The greeting
- * has greeting_timeout from the connect, in all.
+ * the 220): the session is the server's until the greeting.  One that
+ * trickled its 220, a line within greeting_timeout of the last, held it
+ * 64 lines (a byte at a time: 16 KB) times greeting_timeout, long after
+ * the MTA had given up.  The greeting has greeting_timeout from the
+ * connect, in all: with the client waiting (421 at the deadline, the
+ * leg's io_set_deadline() alone ends it) and with the client gone (its
+ * close is heard while it is held back, client_gone).
  */
 static void
-test_greeting_trickle_client_gone(void **state)
+greeting_trickle(int client_gone)
 {
 	uint64_t saved = g.cfg->greeting_timeout, t0;
 
 	g.cfg->greeting_timeout = 300;
 	start(NULL);
-	close(g.cfd);			/* the MTA gives up */
-	g.cfd = -1;
+	if (client_gone) {
+		close(g.cfd);		/* the MTA gives up */
+		g.cfd = -1;
+	}
 	t0 = now_ms();
-	while (g.env.nsessions > 0 && !g.seof && now_ms() - t0 < 1500) {
+	while (g.env.nsessions > 0 && !g.seof &&
+	    now_ms() - t0 < TRICKLE_GIVE_UP_MS) {
 		srv_send("220-mx.test.example wait for it\r\n");
 		run_for(100);
 	}
 	g.cfg->greeting_timeout = saved;
-	if (now_ms() - t0 >= 300 + 200)
+	if (now_ms() - t0 >= TRICKLE_BOUND_MS)
 		fail_msg("a trickled greeting held the session for %llu ms "
 		    "past a greeting_timeout of 300 ms",
 		    (unsigned long long)(now_ms() - t0));
+	if (!client_gone)
+		EXPECT_CL_PREFIX("421 4.4.2 ");
 	WAIT(g.env.nsessions == 0);
 	finish();
+}
+
+static void
+test_greeting_trickle_client_gone(void **state)
+{
+	greeting_trickle(1);
+}
+
+static void
+test_greeting_trickle_client_waits(void **state)
+{
+	greeting_trickle(0);
 }
 
 /*
@@ -6091,6 +6131,7 @@ main(void)
 		T(test_final_reply_trickle_after_halfclose),
 		T(test_final_reply_key_updates),
 		T(test_greeting_trickle_client_gone),
+		T(test_greeting_trickle_client_waits),
 		T(test_client_fin_held_back_body),
 		T(test_client_reset_held_back_body),
 		T(test_client_close_held_back_body),
