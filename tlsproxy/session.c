@@ -243,6 +243,7 @@ static int params_adapt(struct session *, const char *, char *, size_t,
     char *, size_t);
 static void policy_expired(void *);
 static void client_eof_end(struct session *, const char *);
+static void client_eof_after_dot(struct session *);
 static void client_eof_deadline(struct session *);
 static void client_eof_expired(void *);
 
@@ -1524,9 +1525,7 @@ client_eof(struct session *s)
 {
 	s->cl_eof = 1;
 	if (s->state == S_DATA_END) {
-		log_info("sid=%s event=client-eof state=%s "
-		    "action=wait-final-reply", s->id, state_names[s->state]);
-		client_eof_deadline(s);
+		client_eof_after_dot(s);
 		return;
 	}
 	if (s->state == S_BODY && io_datalen(s->cl) > 0) {
@@ -1534,6 +1533,16 @@ client_eof(struct session *s)
 		return;		/* body_pump() decides */
 	}
 	session_close(s, "client closed");
+}
+
+/* The client closed after its dot (its EOF read, or its FIN seen while
+ * held back): the final reply is still owed to it, within the deadline. */
+static void
+client_eof_after_dot(struct session *s)
+{
+	log_info("sid=%s event=client-eof state=%s action=wait-final-reply",
+	    s->id, state_names[s->state]);
+	client_eof_deadline(s);
 }
 
 /*
@@ -1555,11 +1564,8 @@ client_hangup(struct session *s)
 {
 	if (s->state == S_BODY)
 		client_eof_deadline(s);
-	else if (s->state == S_DATA_END) {
-		log_info("sid=%s event=client-eof state=%s "
-		    "action=wait-final-reply", s->id, state_names[s->state]);
-		client_eof_deadline(s);
-	}
+	else if (s->state == S_DATA_END)
+		client_eof_after_dot(s);
 }
 
 /*
