@@ -18,8 +18,9 @@
  * (S_WAIT_HELO, S_IDLE); in every other state they stay buffered in the
  * io layer, which is all that pipelining needs.  A client whose replies
  * pile up unread is not read either (CL_HIWAT), nor one the server takes
- * the message from more slowly than it sends it (BODY_HIWAT); the io
- * still tells when such a client leaves (IO_HANGUP, client_hangup()).
+ * the message from more slowly than it sends it (BODY_HIWAT), nor any
+ * before the server's greeting; the io still tells when such a client
+ * leaves (IO_HANGUP, client_hangup()).
  *
  * The upstream leg (leg.c) is a lower layer the session drives: it owns
  * the connection, its TLS and what that TLS proved, and reports back
@@ -1546,26 +1547,48 @@ client_eof_after_dot(struct session *s)
 }
 
 /*
- * The client's FIN while it is held back (body_hold(): the server takes
- * the message more slowly than the client sends it).  What it sent
- * before its FIN waits unread in the socket, and whether its dot is
- * among it is not known until it is read, at the server's pace.  It is
- * relayed as before (its dot, if it comes, leads to DATA_END and the
- * final reply owed to a client that half-closed; the FIN without it to
- * the end, no dot upstream), but no longer than the deadline: unseen,
- * the close left the session to a server that took a segment per
- * data_block_timeout, for days.  Elsewhere the client's EOF is handled
- * when it is read again, as always (greeting_timeout bounds the wait for
- * the greeting, client_timeout a client whose replies pile up).  A
- * reset is IO_ERROR, at once.
+ * The client's FIN while it is not read (io_pause()).  What it sent
+ * before its FIN waits unread in the socket.
+ *
+ * Before the server's greeting (the client is not read until then) it
+ * can have sent no command it may send: the MTA gave up (its own
+ * greeting timeout, a restart).  Nothing can come of the session, and
+ * waiting for the greeting to read the EOF held an upstream connection
+ * and a max_sessions slot for greeting_timeout, one more for each retry
+ * of the MTA: the upstream is closed (no greeting yet, so no QUIT).
+ *
+ * Held back in the message (body_hold(): the server takes it more
+ * slowly than the client sends it), whether its dot is among the rest is
+ * not known until it is read, at the server's pace.  It is relayed as
+ * before (its dot, if it comes, leads to DATA_END and the final reply
+ * owed to a client that half-closed; the FIN without it to the end, no
+ * dot upstream), but no longer than the deadline: unseen, the close left
+ * the session to a server that took a segment per data_block_timeout,
+ * for days.
+ *
+ * A client whose replies pile up (cl_blocked) and that closes has them
+ * unread in its socket, which makes its close a reset (IO_ERROR, at
+ * once); its FIN is a half-close by a client that may still read them,
+ * and client_timeout bounds it as any client.
  */
 static void
 client_hangup(struct session *s)
 {
-	if (s->state == S_BODY)
+	switch (s->state) {
+	case S_GREETING:
+		log_info("sid=%s event=client-eof state=%s dst=%s "
+		    "action=close", s->id, state_names[s->state], s->dst_str);
+		session_close(s, "client closed before the greeting");
+		break;
+	case S_BODY:
 		client_eof_deadline(s);
-	else if (s->state == S_DATA_END)
+		break;
+	case S_DATA_END:
 		client_eof_after_dot(s);
+		break;
+	default:
+		break;
+	}
 }
 
 /*
@@ -2604,7 +2627,9 @@ session_start(struct session_env *env, int fd,
 		session_close(s, "upstream socket");
 		return 0;
 	}
-	io_pause(s->cl, 1);	/* nothing from the client before the 220 */
+	/* nothing from the client before the 220; its close is still heard
+	 * (client_hangup()) */
+	io_pause(s->cl, 1);
 	return 0;
 fail:
 	s->state = S_DEAD;

@@ -5745,6 +5745,57 @@ test_greeting_trickle_client_waits(void **state)
 }
 
 /*
+ * An MTA that gives up before the server's greeting (its own greeting
+ * timeout, a restart) closes: a FIN, as it has read nothing.  mxguard
+ * does not read the client before the 220, and its FIN was acted on only
+ * once the greeting came and the client was read: until greeting_timeout
+ * (5 min, 60 s here) the session held a max_sessions slot and an
+ * upstream connection to a server that may count connections per
+ * client address, one more for every retry of the MTA.  Now the FIN ends
+ * the session at once, the upstream closed with nothing sent on it.
+ * halfclose: 0 for the close of a TCP client, 1 for a half-close.
+ */
+static void
+client_fin_before_greeting(int halfclose)
+{
+	uint64_t saved = g.cfg->greeting_timeout;
+	char line[512];
+
+	g.cfg->greeting_timeout = 60000;
+	g.cl_tcp = !halfclose;
+	log_start();
+	start(NULL);
+	run_for(20);		/* the leg connected, waiting for the 220 */
+	if (halfclose)
+		assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);
+	else {
+		close(g.cfd);	/* nothing unread: a FIN, not a reset */
+		g.cfd = -1;
+	}
+	WAIT(g.seof && g.env.nsessions == 0);
+	g.cfg->greeting_timeout = saved;
+	log_find("event=client-eof state=GREETING ", line, sizeof(line));
+	if (strstr(line, "action=close") == NULL)
+		fail_msg("no client-eof line for GREETING: \"%s\"", line);
+	assert_int_equal(g.slen, 0);	/* nothing went upstream */
+	if (halfclose)
+		wait_cl_eof();		/* and nothing to the client */
+	finish();
+}
+
+static void
+test_client_fin_before_greeting(void **state)
+{
+	client_fin_before_greeting(0);
+}
+
+static void
+test_client_halfclose_before_greeting(void **state)
+{
+	client_fin_before_greeting(1);
+}
+
+/*
  * A client that closes in the middle of its message while mxguard holds
  * it back (the server takes the message slowly: back-pressure, the
  * client not read) was not seen: its FIN or reset waited in the socket
@@ -6132,6 +6183,8 @@ main(void)
 		T(test_final_reply_key_updates),
 		T(test_greeting_trickle_client_gone),
 		T(test_greeting_trickle_client_waits),
+		T(test_client_fin_before_greeting),
+		T(test_client_halfclose_before_greeting),
 		T(test_client_fin_held_back_body),
 		T(test_client_reset_held_back_body),
 		T(test_client_close_held_back_body),
