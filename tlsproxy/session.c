@@ -195,6 +195,10 @@ struct session {
 	int			 cl_eof;	/* the client shut its side down
 						 * after its dot: it gets the
 						 * final reply, and the end */
+	int			 cl_fin;	/* its FIN seen while it was
+						 * not read (client_hangup()):
+						 * what it sent before is still
+						 * to be read, no new MAIL */
 	unsigned long long	 bdat_skip;	/* bytes of a refused BDAT's
 						 * chunk still to discard */
 	int			 internal_rset;	/* RSET not asked by client */
@@ -1385,7 +1389,7 @@ client_command(struct session *s, char *line, size_t len)
 	}
 	/* the client's side has ended: a transaction begun now could never
 	 * have its message, so nothing of it goes upstream */
-	if (s->cl_eof && cmd.verb == SMTP_CMD_MAIL) {
+	if ((s->cl_eof || s->cl_fin) && cmd.verb == SMTP_CMD_MAIL) {
 		log_info("sid=%s event=client-eof-command command=MAIL "
 		    "action=refused", s->id);
 		cl_printf(s, "421 4.3.0 mxguard: you closed your side of the "
@@ -1566,6 +1570,10 @@ client_eof_after_dot(struct session *s)
  * the session to a server that took a segment per data_block_timeout,
  * for days.
  *
+ * Wherever it comes, a MAIL the client pipelined before its FIN is
+ * refused when it is read (cl_fin), as after an EOF read: its message
+ * could never come, so nothing of it goes upstream.
+ *
  * A client whose replies pile up (cl_blocked) and that closes has them
  * unread in its socket, which makes its close a reset (IO_ERROR, at
  * once); its FIN is a half-close by a client that may still read them,
@@ -1574,6 +1582,7 @@ client_eof_after_dot(struct session *s)
 static void
 client_hangup(struct session *s)
 {
+	s->cl_fin = 1;
 	switch (s->state) {
 	case S_GREETING:
 		log_info("sid=%s event=client-eof state=%s dst=%s "

@@ -5956,24 +5956,25 @@ test_client_close_held_back_body(void **state)
 	client_gone_held_back_body(0);
 }
 
-/* The documented half-close after the dot, with the dot and a QUIT
- * still unread behind a message held back when the FIN comes: the rest
- * is relayed, the dot with it, and the final reply reaches the client. */
+/* A half-close after the dot with the dot and what the client
+ * pipelined behind it (tail) still unread behind a message held back
+ * when the FIN comes: the rest is relayed, the dot with it, and the
+ * final reply reaches the client. */
 static void
-test_halfclose_after_dot_held_back(void **state)
+halfclose_after_dot_held_back(const char *pipelined)
 {
 	const size_t len = 4000000;
 	uint64_t saved_b = g.cfg->data_block_timeout, next_read = 0, end;
-	char *msg = big_body(len), tail[128];
+	char *msg = big_body(len), tail[256];
 	size_t off, toff = 0;
 	ssize_t n;
 
 	data_to_slow_mx();
 	off = fill_held_back(msg, len, &next_read);
-	/* the message ends with the line the client is in: its dot, a
-	 * QUIT, the FIN */
-	snprintf(tail, sizeof(tail), "%.*s.\r\nQUIT\r\n",
-	    (int)((100 - off % 100) % 100), msg + off);
+	/* the message ends with the line the client is in: its dot, what
+	 * it pipelined, the FIN */
+	snprintf(tail, sizeof(tail), "%.*s.\r\n%s",
+	    (int)((100 - off % 100) % 100), msg + off, pipelined);
 	off += (100 - off % 100) % 100;
 	end = now_ms() + 10 * WAIT_MS;
 	while (toff < strlen(tail)) {
@@ -6003,10 +6004,39 @@ test_halfclose_after_dot_held_back(void **state)
 	g.slen = 0;
 	srv_send("250 2.0.0 queued as 1\r\n");
 	EXPECT_CL("250 2.0.0 queued as 1\r\n");
+}
+
+/* ... a QUIT behind the dot: the documented case */
+static void
+test_halfclose_after_dot_held_back(void **state)
+{
+	halfclose_after_dot_held_back("QUIT\r\n");
 	EXPECT_CL("221 2.0.0 Bye\r\n");
 	EXPECT_SRV("QUIT");
 	srv_send("221 bye\r\n");
 	wait_cl_eof();
+	finish();
+}
+
+/* ... a new transaction behind the dot: as when the EOF is read
+ * (test_halfclose_no_new_transaction), its message could never come,
+ * and nothing of it goes upstream (421, QUIT), though the FIN was seen
+ * before the MAIL was read */
+static void
+test_halfclose_held_back_no_new_transaction(void **state)
+{
+	char line[1024];
+
+	log_start();
+	halfclose_after_dot_held_back("MAIL FROM:<c@sender.example>\r\n"
+	    "RCPT TO:<e@d.example>\r\n");
+	EXPECT_CL_PREFIX("421 4.3.0 ");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	wait_cl_eof();
+	log_find("event=client-eof-command ", line, sizeof(line));
+	if (strstr(line, "command=MAIL action=refused") == NULL)
+		fail_msg("no client-eof-command line: \"%s\"", line);
 	finish();
 }
 
@@ -6189,6 +6219,7 @@ main(void)
 		T(test_client_reset_held_back_body),
 		T(test_client_close_held_back_body),
 		T(test_halfclose_after_dot_held_back),
+		T(test_halfclose_held_back_no_new_transaction),
 #undef T
 	};
 
