@@ -10,8 +10,10 @@
  *     and evaluates the TLSA records of the hosts it resolved;
  *   - unless an override decides: the _mta-sts.D TXT record and the cached
  *     policy of D (LMDB), then a fetch when there is no valid cached policy
- *     or the TXT id changed, or, when the TXT lookup fails or finds no
- *     record, under the id of an expired cached policy (refetch_expired()).
+ *     or the TXT id changed (not while a valid policy is cached and a
+ *     fetch under a new id failed lately: newid_backoff()), or, when the
+ *     TXT lookup fails or finds no record, under the id of an expired
+ *     cached policy (refetch_expired()).
  *     A background fetch refreshes a policy within sts_refresh_margin of
  *     its expiry.
  * Apart from lookups, a timer (sts_refresh_interval, jittered) refreshes
@@ -146,6 +148,8 @@ struct fetch {
 	struct policy_req *waiters;
 	int		 background;	/* started by the refresh timer */
 	int		 expired;	/* serves refetch_expired() */
+	int		 newid;		/* serves a lookup with a valid cached
+					 * policy under a new TXT id */
 	int64_t		 started;	/* clock_now(): the policy's "fetched" */
 };
 
@@ -162,7 +166,9 @@ struct bgref {
  * first failure, doubling to BG_SKIP_MAX, so domains whose policy hosts
  * never answer (an attacker's, which could otherwise be the soonest to
  * expire round after round) do not take every place of a round from the
- * rest.  At most BG_FAILS_MAX are remembered (the oldest forgotten). */
+ * rest.  The record also holds the lookups' back-offs after failed
+ * fetches (refetch_result(), newid_failed()).  At most BG_FAILS_MAX are
+ * remembered (the oldest forgotten: its back-offs end early). */
 struct bgfail {
 	struct bgfail	*next;
 	char		 domain[256];
@@ -171,13 +177,19 @@ struct bgfail {
 	int64_t		 refetch_at;	/* clock_now(): no refetch of an
 					 * expired policy before (refetch_
 					 * expired()); 0: none failed */
+	unsigned	 newid_fails;	/* failed fetches under a new TXT id
+					 * while a valid policy was cached */
+	int64_t		 newid_at;	/* clock_now(): no such fetch before
+					 * (newid_backoff()); 0: none */
 };
 
 #define BG_SKIP_MAX	8
 #define BG_FAILS_MAX	4096
 
 /* After a failed refetch of an expired policy, lookups go without one for
- * REFETCH_BACKOFF_S, doubling with each failure to REFETCH_BACKOFF_MAX_S. */
+ * REFETCH_BACKOFF_S, doubling with each failure to REFETCH_BACKOFF_MAX_S;
+ * after a failed fetch under a new TXT id, lookups of a domain with a valid
+ * cached policy start none for as long (newid_backoff()). */
 #define REFETCH_BACKOFF_S	60
 #define REFETCH_BACKOFF_MAX_S	960
 
@@ -1651,32 +1663,30 @@ bgfail_find(struct policy *p, const char *domain)
 	return NULL;
 }
 
-/* A background refresh of domain ended: ok forgets its failures, else
- * one more sets the rounds it sits out (struct bgfail). */
-static void
-bgfail_note(struct policy *p, const char *domain, int ok)
+/* The domain's record, unlinked (a new one if it had none; NULL when out
+ * of memory): bgfail_put() links it first again. */
+static struct bgfail *
+bgfail_take(struct policy *p, const char *domain)
 {
-	struct bgfail **pp = bgfail_find(p, domain), *bf = NULL;
+	struct bgfail **pp = bgfail_find(p, domain), *bf;
 
 	if (pp != NULL) {
 		bf = *pp;
-		*pp = bf->next;		/* unlinked; put back first below */
+		*pp = bf->next;
 		p->nbgfails--;
+		return bf;
 	}
-	if (ok) {
-		free(bf);
-		return;
-	}
-	if (bf == NULL) {
-		if ((bf = calloc(1, sizeof(*bf))) == NULL)
-			return;
-		snprintf(bf->domain, sizeof(bf->domain), "%s", domain);
-	}
-	if (bf->fails < 31)
-		bf->fails++;
-	/* 1, 2, 4, then BG_SKIP_MAX rounds; the next round's start counts
-	 * one off before it looks */
-	bf->skip = (bf->fails < 4 ? 1u << (bf->fails - 1) : BG_SKIP_MAX) + 1;
+	if ((bf = calloc(1, sizeof(*bf))) == NULL)
+		return NULL;
+	snprintf(bf->domain, sizeof(bf->domain), "%s", domain);
+	return bf;
+}
+
+static void
+bgfail_put(struct policy *p, struct bgfail *bf)
+{
+	struct bgfail **pp;
+
 	bf->next = p->bgfails;
 	p->bgfails = bf;
 	if (++p->nbgfails > BG_FAILS_MAX) {
@@ -1687,6 +1697,91 @@ bgfail_note(struct policy *p, const char *domain, int ok)
 		*pp = NULL;
 		p->nbgfails--;
 	}
+}
+
+/* A background refresh of domain ended: ok forgets its failures (and the
+ * back-offs below), else one more sets the rounds it sits out (struct
+ * bgfail). */
+static void
+bgfail_note(struct policy *p, const char *domain, int ok)
+{
+	struct bgfail **pp, *bf;
+
+	if (ok) {
+		if ((pp = bgfail_find(p, domain)) != NULL) {
+			bf = *pp;
+			*pp = bf->next;
+			p->nbgfails--;
+			free(bf);
+		}
+		return;
+	}
+	if ((bf = bgfail_take(p, domain)) == NULL)
+		return;
+	if (bf->fails < 31)
+		bf->fails++;
+	/* 1, 2, 4, then BG_SKIP_MAX rounds; the next round's start counts
+	 * one off before it looks */
+	bf->skip = (bf->fails < 4 ? 1u << (bf->fails - 1) : BG_SKIP_MAX) + 1;
+	bgfail_put(p, bf);
+}
+
+/* A fetch under a new TXT id failed while the domain had a valid cached
+ * policy: lookups of it fetch none under a new id for REFETCH_BACKOFF_S,
+ * doubling with each such failure to REFETCH_BACKOFF_MAX_S.  Its own
+ * count: the background refresh does not sit out rounds for it. */
+static void
+newid_failed(struct policy *p, const char *domain)
+{
+	struct bgfail *bf;
+	int64_t wait;
+
+	if ((bf = bgfail_take(p, domain)) == NULL)
+		return;
+	if (bf->newid_fails < 31)
+		bf->newid_fails++;
+	wait = (int64_t)REFETCH_BACKOFF_S << (bf->newid_fails > 5 ? 5 :
+	    bf->newid_fails - 1);
+	if (wait > REFETCH_BACKOFF_MAX_S)
+		wait = REFETCH_BACKOFF_MAX_S;
+	bf->newid_at = clock_now() + wait;
+	bgfail_put(p, bf);
+}
+
+/*
+ * A valid policy of D is cached and the TXT record names another id: a
+ * fetch under it, and the lookup waits for it (up to sts_fetch_timeout),
+ * unless one failed within the domain's back-off (newid_failed()): then
+ * the cached policy decides at once, as it would after the fetch failed
+ * (RFC 8461 section 3.3: a valid cached policy applies when no live one
+ * can be fetched; and it suggests no new try for five minutes or longer
+ * after a failed GET).  Without it, an attacker on the path who writes a
+ * new id into every TXT answer of an unsigned zone and stalls the policy
+ * host made every lookup of D start a fetch and wait for it: every
+ * message to D waited, each holding a session, and the policy host got
+ * a fetch per message (a domain's own new id with its policy host down
+ * did the same, for as long as that lasted).  The background refresh
+ * still runs (its own rounds, no round sat out for this), and any fetch
+ * of D that works ends the back-off (bgfail_note()).  Nothing valid
+ * cached: no back-off, every lookup fetches (there is no policy to
+ * decide at once, and skipping the fetch could only lose one).  1 when
+ * the cached policy decides at once.
+ */
+static int
+newid_backoff(struct policy_req *r)
+{
+	struct bgfail **pp = bgfail_find(r->pol, r->v->domain);
+
+	if (pp == NULL || (*pp)->newid_at <= clock_now())
+		return 0;
+	log_info("event=sts-fetch-backoff domain=%s id=%s cached_id=%s "
+	    "retry_in=%llds note=\"a fetch under a new TXT id failed lately: "
+	    "the cached policy decides\"", r->v->domain, r->txt_id,
+	    r->cached.id, (long long)((*pp)->newid_at - clock_now()));
+	stats_add(stats_get("mxguard_sts_new_id_backoff_total", "Lookups "
+	    "that a valid cached MTA-STS policy decided at once, a fetch "
+	    "under the TXT record's new id having failed lately"), 1);
+	return 1;
 }
 
 static void
@@ -1854,6 +1949,8 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 		bgfail_note(p, f->domain, ok == 0);
 	if (f->expired)
 		refetch_result(p, f->domain, ok == 0);
+	if (f->newid && ok != 0)
+		newid_failed(p, f->domain);
 	while (f->waiters != NULL) {
 		struct policy_req *r = f->waiters;
 
@@ -1921,6 +2018,12 @@ sts_step(struct policy_req *r)
 			sts_resolved(r);	/* no policy */
 		return;
 	}
+	/* a new id with a valid cached policy, within the back-off of a
+	 * failed fetch: the cached policy decides at once */
+	if (valid && newid_backoff(r)) {
+		sts_resolved(r);
+		return;
+	}
 	/* no valid cached policy, or a new id: fetch and wait */
 	if ((f = fetch_start(p, r->v->domain, r->txt_id)) == NULL) {
 		snprintf(r->fetch_reason, sizeof(r->fetch_reason),
@@ -1929,6 +2032,8 @@ sts_step(struct policy_req *r)
 		sts_resolved(r);
 		return;
 	}
+	if (valid)
+		f->newid = 1;
 	r->fetch = f;
 	r->fnext = f->waiters;
 	f->waiters = r;

@@ -174,6 +174,16 @@ static const struct zrr zone[] = {
 	{ "mx.hfail.test", T_SERVFAIL, "" },
 	{ "hok.test", DNS_T_MX, "10 mx.hok.test" },
 	{ "mx.hok.test", DNS_T_A, "192.0.2.91" },
+	/* a valid enforce policy cached under id "one", and a TXT record
+	 * with another id (an attacker's on every answer, or the domain's
+	 * own while its policy host is down); the policy host is the
+	 * mock's.  nidnc.test: the same with nothing cached */
+	{ "nidbo.test", DNS_T_MX, "10 mx.nidbo.test" },
+	{ "mx.nidbo.test", DNS_T_A, "192.0.2.15" },
+	{ "_mta-sts.nidbo.test", DNS_T_TXT, "v=STSv1; id=new2" },
+	{ "nidnc.test", DNS_T_MX, "10 mx.nidnc.test" },
+	{ "mx.nidnc.test", DNS_T_A, "192.0.2.16" },
+	{ "_mta-sts.nidnc.test", DNS_T_TXT, "v=STSv1; id=nc1" },
 	{ NULL, 0, NULL },
 };
 
@@ -924,6 +934,108 @@ static void
 poll_cb(void *arg)
 {
 	ev_loop_stop(loop);
+}
+
+/*
+ * A valid policy is cached, the TXT record names another id, and the
+ * fetch under it fails (an attacker on the path writes a new id into
+ * every answer of an unsigned zone and blocks or stalls the policy host;
+ * or the domain published a new id while its policy host is down).  The
+ * cached policy decides after the failed fetch, and the next lookups
+ * within the domain's back-off decide with it at once: no fetch, no wait
+ * (old code: every lookup started a fetch and waited for it, up to
+ * sts_fetch_timeout, so every message to the domain waited and the
+ * policy host got a fetch per message).  The back-off does not stop the
+ * background refresh (no round sat out), and a fetch that works there
+ * replaces the policy and ends the back-off.
+ */
+static void
+test_new_id_failed_fetch_backs_off(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.nidbo.test\nmax_age: 86400\n";
+	struct stat_ctr *backoff = stats_get(
+	    "mxguard_sts_new_id_backoff_total", "x");
+	int64_t before_backoff = stats_value(backoff);
+	struct ev_timer *t;
+	struct policy_verdict *v;
+	struct sts_cache_entry e;
+	struct config *cfg;
+	struct policy *p;
+	char err[256];
+	int i;
+
+	/* within the refresh margin: the background refresh may take it */
+	cache_policy("nidbo.test", "one", body, 80000, 86400);
+	mock_http("mta-sts.nidbo.test", NULL);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "nidbo.test", "192.0.2.15");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, "id=one,cached"));
+	policy_verdict_free(v);
+	/* within the back-off: the cached policy decides, no fetch */
+	for (i = 0; i < 3; i++) {
+		v = lookup(p, "nidbo.test", "192.0.2.15");
+		assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+		assert_non_null(strstr(v->sts_note, "id=one,cached"));
+		policy_verdict_free(v);
+	}
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(stats_value(backoff), before_backoff + 3);
+	/* the background refresh goes on: its fetch (under the TXT id)
+	 * works and replaces the policy */
+	mh.body = body;
+	cfg_refresh_interval = 100;
+	cfg = mkcfg(NULL, 1);
+	cfg_refresh_interval = 0;
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	t = ev_timer_new(loop, poll_cb, NULL);
+	for (i = 0; i < 60 && (mh.calls < 2 || mh.pending); i++) {
+		ev_timer_arm(t, 50);
+		ev_loop_run(loop);
+	}
+	ev_timer_free(t);
+	assert_int_equal(mh.calls, 2);
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "nidbo.test", &e),
+	    1);
+	assert_string_equal(e.id, "new2");
+	sts_cache_entry_clear(&e);
+	/* the id is the cached one now: it decides, nothing fetched */
+	v = lookup(p, "nidbo.test", "192.0.2.15");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, "id=new2,cached"));
+	policy_verdict_free(v);
+	assert_int_equal(mh.calls, 2);
+	policy_free(p);
+	mock_http_off();
+}
+
+/*
+ * Nothing cached, a TXT record, and the fetch fails: no policy (RFC 8461
+ * section 3.3), and the next lookup fetches again: there is no policy
+ * to decide at once, and skipping the fetch could only lose one it might
+ * find.  Unchanged by the back-off above.
+ */
+static void
+test_new_id_no_cache_fetches_each_lookup(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	int i;
+
+	mock_http("mta-sts.nidnc.test", NULL);
+	p = mkpolicy(NULL, 1);
+	for (i = 1; i <= 2; i++) {
+		v = lookup(p, "nidnc.test", "192.0.2.16");
+		assert_int_equal(mh.calls, i);
+		assert_int_equal(v->level, TLS_LEVEL_MAY);
+		assert_string_equal(v->sts_note, "sts-policy-fetch-error");
+		policy_verdict_free(v);
+	}
+	policy_free(p);
+	mock_http_off();
 }
 
 static void
@@ -2303,6 +2415,8 @@ main(void)
 		cmocka_unit_test(test_txt_gone_cached_enforced),
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
 		cmocka_unit_test(test_cached_decides_after_failed_fetch_marked_used),
+		cmocka_unit_test(test_new_id_failed_fetch_backs_off),
+		cmocka_unit_test(test_new_id_no_cache_fetches_each_lookup),
 		cmocka_unit_test(test_refresh_in_background),
 		cmocka_unit_test(test_refresh_txt_missing),
 		cmocka_unit_test(test_refresh_txt_servfail),
