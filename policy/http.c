@@ -3,6 +3,10 @@
  * (see http.h).  One client: the same DNS, WebPKI check with SNI and
  * host name (DNS-IDs only), SO_MARK and overall timeout for both methods.
  *
+ * The addresses of the host are tried in turn: one that refuses or cuts
+ * the connection, does not finish the TLS handshake in time, or presents
+ * a certificate that does not verify gives way to the next (try_next()).
+ *
  * The response parser re-parses the whole buffer each time bytes arrive:
  * the buffer is bounded (headers + a 64 KiB body), so that is cheap, and
  * it keeps the parser a pure function that is easy to test and fuzz.
@@ -394,6 +398,8 @@ struct http_req {
 	size_t		 parsed_len;	/* GET: len at the last parse */
 	struct ev_timer	*parse_tmr;	/* GET: a parse put off */
 	char		 lasterr[400];
+	char		 certerr[400];	/* an address's certificate did not
+					 * verify: the reason if none serves */
 };
 
 static void
@@ -574,15 +580,33 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		if (SSL_get0_peer_certificate(ssl) == NULL)
 			vr = X509_V_ERR_UNSPECIFIED;
 		if (vr != X509_V_OK) {
-			char e[400];
+			char addr[64], qe[500];
 
-			snprintf(e, sizeof(e), "certificate of %s: %s%s",
-			    h->host, X509_verify_cert_error_string(vr),
+			/* the next address, if any: this answer is not the
+			 * host's (nothing it says is authenticated), and
+			 * anyone on the path to this one address can give
+			 * it, as it can a reset or a hanging handshake, which
+			 * move on too.  Ending the fetch here let such an
+			 * attacker fail every fetch of a policy the other
+			 * addresses serve (for MTA-STS a failed fetch means
+			 * no policy, never a stricter one); a policy from
+			 * another address is verified there.  The error is
+			 * the fetch's reason if no address serves. */
+			snprintf(h->certerr, sizeof(h->certerr),
+			    "certificate of %s: %s%s", h->host,
+			    X509_verify_cert_error_string(vr),
 			    vr == X509_V_ERR_HOSTNAME_MISMATCH &&
 			    !has_dns_san(SSL_get0_peer_certificate(ssl)) ?
 			    " (it has no subjectAltName DNS name; its subject "
 			    "CN is not used)" : "");
-			finish(h, -1, NULL, 0, "sts-webpki-invalid", e);
+			netaddr_fmt((struct sockaddr *)&h->addrs[h->next - 1],
+			    addr, sizeof(addr));
+			log_warn("event=http-certificate-invalid host=%s "
+			    "address=%s detail=%s%s", h->host, addr,
+			    log_q(qe, sizeof(qe), h->certerr),
+			    h->next < h->naddrs ? " note=\"the next address "
+			    "is tried\"" : "");
+			try_next(h);
 			return;
 		}
 		h->tls_up = 1;
@@ -763,6 +787,10 @@ try_next(struct http_req *h)
 		 * the next one is tried (IO_TIMEOUT before the handshake) */
 		if (h->next < h->naddrs)
 			io_set_deadline(h->io, h->try_ms);
+		return;
+	}
+	if (h->certerr[0]) {
+		finish(h, -1, NULL, 0, "sts-webpki-invalid", h->certerr);
 		return;
 	}
 	finish(h, -1, NULL, 0, h->naddrs == 0 && h->nrefused > 0 ?

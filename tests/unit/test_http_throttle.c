@@ -12,7 +12,9 @@
  * is whole is taken, though its last bytes came in a piece too small for
  * an immediate parse and the connection then ended without close_notify;
  * a first address that never answers the TLS handshake gives way to the
- * next within the fetch's time.
+ * next within the fetch's time, and so does one whose certificate does
+ * not verify (the cert failure stays the fetch's reason when no later
+ * address serves the policy).
  */
 // WRAP: dns_query dns_cancel
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/time.h>
 
 #include "policy/http.c"
@@ -108,15 +111,16 @@ srv_main(void *arg)
 }
 
 static int get_done, get_ok;
-static char get_body[256], get_err[512];
+static char get_body[256], get_err[512], get_kind[64];
 
 static void
 got(void *arg, int ok, const char *body, size_t len, const char *kind,
     const char *err)
 {
-	(void)arg; (void)kind;
+	(void)arg;
 	get_done = 1;
 	get_ok = ok;
+	snprintf(get_kind, sizeof(get_kind), "%s", kind ? kind : "");
 	snprintf(get_body, sizeof(get_body), "%.*s", (int)len,
 	    body ? body : "");
 	snprintf(get_err, sizeof(get_err), "%s", err ? err : "");
@@ -136,11 +140,40 @@ stop_loop(void *arg)
  * -1: none. */
 static int hang_lfd = -1;
 
+/* A TLS server at 127.0.0.2 on the server's port (an attacker on the
+ * path to that address only) presenting a certificate for mta-sts.x.test
+ * that no CA the client trusts signed: it completes the handshake, then
+ * reads until the client goes.  -1: none. */
+static int bad_lfd = -1;
+static SSL_CTX *bad_ctx;
+
+static void *
+bad_main(void *arg)
+{
+	char buf[512];
+	SSL *s;
+	int c;
+
+	(void)arg;
+	if ((c = accept(bad_lfd, NULL, NULL)) == -1)
+		return NULL;
+	s = SSL_new(bad_ctx);
+	SSL_set_fd(s, c);
+	if (SSL_accept(s) == 1)
+		while (SSL_read(s, buf, sizeof(buf)) > 0)
+			;
+	SSL_free(s);
+	close(c);
+	return NULL;
+}
+
 /* GET https://mta-sts.x.test:PORT/.well-known/mta-sts.txt from the
  * server above, which answers part1 then part2; with hang_first, the
  * name's first address is the hanging listener's, the second the
- * server's. */
-static int hang_first;
+ * server's; with bad_first, the first is the bad certificate's (above)
+ * and the second the server's, or, with bad_then_refused, 127.0.0.3,
+ * where nothing listens (and the server is not started). */
+static int hang_first, bad_first, bad_then_refused;
 
 static void
 get(const char *part1, const char *part2)
@@ -154,6 +187,7 @@ get(const char *part1, const char *part2)
 	SSL_CTX *ctx;
 	X509 *leaf;
 	struct timeval tv = { 5, 0 };
+	pthread_t bth;
 
 	srv_ca = test_cert(cakey, "get test CA", NULL, NULL, NULL, -86400,
 	    86400, 1);
@@ -179,7 +213,8 @@ get(const char *part1, const char *part2)
 	assert_int_equal(listen(srv_lfd, 1), 0);
 	assert_int_equal(getsockname(srv_lfd, (struct sockaddr *)&sin, &sl),
 	    0);
-	assert_int_equal(pthread_create(&th, NULL, srv_main, NULL), 0);
+	if (!bad_then_refused)
+		assert_int_equal(pthread_create(&th, NULL, srv_main, NULL), 0);
 
 	loop = ev_loop_new();
 	if (hang_first) {
@@ -194,6 +229,32 @@ get(const char *part1, const char *part2)
 		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_A, 2, 0, 0);
 		rr_a(&m, "mta-sts.x.test", "127.0.0.2", 300);
 		rr_a(&m, "mta-sts.x.test", "127.0.0.1", 300);
+		answer("mta-sts.x.test", DNS_T_A, DNS_INSECURE, &m);
+	} else if (bad_first) {
+		struct sockaddr_in bs = sin;
+		EVP_PKEY *bkey = EVP_EC_gen("P-256");
+		X509 *bcert = test_cert(bkey, "mta-sts.x.test",
+		    "mta-sts.x.test", NULL, NULL, -60, 3600, 0);
+		struct msg m;
+
+		bad_ctx = SSL_CTX_new(TLS_server_method());
+		assert_int_equal(SSL_CTX_use_certificate(bad_ctx, bcert), 1);
+		assert_int_equal(SSL_CTX_use_PrivateKey(bad_ctx, bkey), 1);
+		X509_free(bcert);
+		EVP_PKEY_free(bkey);
+		bad_lfd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(setsockopt(bad_lfd, SOL_SOCKET, SO_RCVTIMEO,
+		    &tv, sizeof(tv)), 0);
+		inet_pton(AF_INET, "127.0.0.2", &bs.sin_addr);
+		assert_int_equal(bind(bad_lfd, (struct sockaddr *)&bs,
+		    sizeof(bs)), 0);
+		assert_int_equal(listen(bad_lfd, 4), 0);
+		assert_int_equal(pthread_create(&bth, NULL, bad_main, NULL),
+		    0);
+		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_A, 2, 0, 0);
+		rr_a(&m, "mta-sts.x.test", "127.0.0.2", 300);
+		rr_a(&m, "mta-sts.x.test", bad_then_refused ? "127.0.0.3" :
+		    "127.0.0.1", 300);
 		answer("mta-sts.x.test", DNS_T_A, DNS_INSECURE, &m);
 	} else
 		a("mta-sts.x.test", 0, "127.0.0.1");
@@ -210,11 +271,18 @@ get(const char *part1, const char *part2)
 	ev_loop_run(loop);
 	ev_timer_free(g);
 	assert_true(get_done);
-	pthread_join(th, NULL);
+	if (!bad_then_refused)
+		pthread_join(th, NULL);
 	close(srv_lfd);
 	if (hang_lfd != -1)
 		close(hang_lfd);
 	hang_lfd = -1;
+	if (bad_lfd != -1) {
+		pthread_join(bth, NULL);
+		close(bad_lfd);
+		SSL_CTX_free(bad_ctx);
+	}
+	bad_lfd = -1;
 	SSL_CTX_free(ctx);
 	SSL_CTX_free(srv_ctx);
 	X509_free(leaf);
@@ -292,6 +360,49 @@ test_hanging_address_next_tried(void **state)
 	assert_string_equal(get_body, POLICY);
 }
 
+/*
+ * An attacker on the path to the policy host's first address only (one
+ * of its addresses, or one family's) answers there with a certificate no
+ * trusted CA signed.  The second address serves the policy: it is
+ * fetched.  Old code: the certificate failure at the first address ended
+ * the whole fetch (sts-webpki-invalid), while a reset or a hanging
+ * handshake there moved on, so that one answer at one address made every
+ * fetch fail: no policy at first contact (a STARTTLS strip on the MX's
+ * path then delivers in cleartext), no refresh of a cached one.  The
+ * policy fetched from another address is no weaker: its own certificate
+ * was verified there.
+ */
+static void
+test_bad_certificate_next_tried(void **state)
+{
+	char p1[512];
+
+	(void)state;
+	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
+	bad_first = 1;
+	get(p1, POLICY);
+	bad_first = 0;
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+}
+
+/* The same, no later address serving the policy (connection refused at
+ * the second): the fetch fails as sts-webpki-invalid with the first
+ * address's certificate error, the more telling of the two (TLSRPT's
+ * result type), not the last address's connect error. */
+static void
+test_bad_certificate_then_refused(void **state)
+{
+	(void)state;
+	bad_first = bad_then_refused = 1;
+	get("", "");
+	bad_first = bad_then_refused = 0;
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, "sts-webpki-invalid");
+	assert_non_null(strstr(get_err, "certificate of mta-sts.x.test"));
+}
+
 int
 main(void)
 {
@@ -302,7 +413,12 @@ main(void)
 		cmocka_unit_test(test_length_end_then_cut),
 		cmocka_unit_test(test_eof_framed_cut_refused),
 		cmocka_unit_test(test_hanging_address_next_tried),
+		cmocka_unit_test(test_bad_certificate_next_tried),
+		cmocka_unit_test(test_bad_certificate_then_refused),
 	};
 
+	/* the bad certificate's server may write (TLS 1.3 tickets) to a
+	 * client that has gone, as the daemon's own sockets may */
+	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
