@@ -5,7 +5,9 @@
  *
  * The addresses of the host are tried in turn: one that refuses or cuts
  * the connection, does not finish the TLS handshake in time, or presents
- * a certificate that does not verify gives way to the next (try_next()).
+ * a certificate that does not verify gives way to the next (try_next());
+ * for a GET also one that cuts the connection, or has not sent the whole
+ * response in its time, after the handshake.
  *
  * The response parser re-parses the whole buffer each time bytes arrive:
  * the buffer is bounded (headers + a 64 KiB body), so that is cheap, and
@@ -610,10 +612,14 @@ io_event(struct io *io, enum io_event ev, void *arg)
 			return;
 		}
 		h->tls_up = 1;
-		io_set_timeout(io, 0);		/* (try_next()) */
+		/* a GET keeps the address's deadline (try_next()) until its
+		 * response is whole: the handshake may be one the host did
+		 * while what follows is an attacker's on the path to this
+		 * address (below).  A POST goes out once, to one address */
 		if (h->post != NULL) {
 			char hp[270];
 
+			io_set_timeout(io, 0);
 			if (h->port != 443)
 				snprintf(hp, sizeof(hp), "%s:%u", h->host,
 				    h->port);
@@ -705,11 +711,15 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		parse_get(h, ev == IO_DISCONNECTED);
 		return;
 	case IO_TIMEOUT:
-		if (!h->tls_up) {
+		/* a response whole by its framing whose parse was put off
+		 * (parse_due()) when the deadline came is taken */
+		if (h->tls_up && h->post == NULL && get_whole(h))
+			return;
+		if (!h->tls_up || h->post == NULL) {
 			/* try_next()'s deadline: the next address */
-			snprintf(h->lasterr, sizeof(h->lasterr), "no TLS "
-			    "handshake within %llu ms",
-			    (unsigned long long)h->try_ms);
+			snprintf(h->lasterr, sizeof(h->lasterr), "no %s within "
+			    "%llu ms", h->tls_up ? "whole response" :
+			    "TLS handshake", (unsigned long long)h->try_ms);
 			try_next(h);
 			return;
 		}
@@ -719,7 +729,13 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		snprintf(h->lasterr, sizeof(h->lasterr), "%s", io_error(io));
 		if (h->tls_up && h->post == NULL && get_whole(h))
 			return;
-		if (h->tls_up) {
+		/* a GET's connection cut (a reset, no close_notify) after
+		 * the handshake: nothing the host said ended it, and anyone
+		 * on the path to this address can, so the next address, if
+		 * any (try_next() ends the fetch with this error if none);
+		 * only an authenticated answer (a status, a close_notify)
+		 * ends a fetch at one address */
+		if (h->tls_up && h->post != NULL) {
 			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
 			    h->lasterr);
 			return;
@@ -740,6 +756,8 @@ try_next(struct http_req *h)
 	}
 	h->tls_up = 0;
 	h->len = 0;
+	h->parsed_len = 0;
+	ev_timer_stop(h->parse_tmr);
 	while (h->next < h->naddrs) {
 		struct sockaddr_storage *ss = &h->addrs[h->next++];
 		socklen_t sl = ss->ss_family == AF_INET ?

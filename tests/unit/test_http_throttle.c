@@ -14,7 +14,8 @@
  * a first address that never answers the TLS handshake gives way to the
  * next within the fetch's time, and so does one whose certificate does
  * not verify (the cert failure stays the fetch's reason when no later
- * address serves the policy).
+ * address serves the policy), and one that cuts or stalls the connection
+ * after a good handshake, before the response is whole.
  */
 // WRAP: dns_query dns_cancel
 #include <stdarg.h>
@@ -140,28 +141,38 @@ stop_loop(void *arg)
  * -1: none. */
 static int hang_lfd = -1;
 
-/* A TLS server at 127.0.0.2 on the server's port (an attacker on the
- * path to that address only) presenting a certificate for mta-sts.x.test
- * that no CA the client trusts signed: it completes the handshake, then
- * reads until the client goes.  -1: none. */
-static int bad_lfd = -1;
+/* A TLS server at 127.0.0.2 on the server's port: an attacker on the
+ * path to that address only.  FIRST_BADCERT: it presents a certificate
+ * for mta-sts.x.test that no CA the client trusts signed; FIRST_CUT: the
+ * real certificate (the attacker relays the handshake to the host), then
+ * a reset once the request is in; FIRST_STALL: the same, then nothing
+ * (the attacker drops what follows).  Each reads until the client goes.
+ * bad_lfd -1: none. */
+enum { FIRST_NONE, FIRST_BADCERT, FIRST_CUT, FIRST_STALL };
+static int bad_lfd = -1, first_mode;
 static SSL_CTX *bad_ctx;
 
 static void *
 bad_main(void *arg)
 {
 	char buf[512];
+	struct linger lg = { 1, 0 };
 	SSL *s;
 	int c;
 
 	(void)arg;
 	if ((c = accept(bad_lfd, NULL, NULL)) == -1)
 		return NULL;
-	s = SSL_new(bad_ctx);
+	s = SSL_new(first_mode == FIRST_BADCERT ? bad_ctx : srv_ctx);
 	SSL_set_fd(s, c);
-	if (SSL_accept(s) == 1)
-		while (SSL_read(s, buf, sizeof(buf)) > 0)
-			;
+	if (SSL_accept(s) == 1) {
+		if (first_mode == FIRST_CUT && SSL_read(s, buf,
+		    sizeof(buf)) > 0)
+			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		else
+			while (SSL_read(s, buf, sizeof(buf)) > 0)
+				;
+	}
 	SSL_free(s);
 	close(c);
 	return NULL;
@@ -170,10 +181,10 @@ bad_main(void *arg)
 /* GET https://mta-sts.x.test:PORT/.well-known/mta-sts.txt from the
  * server above, which answers part1 then part2; with hang_first, the
  * name's first address is the hanging listener's, the second the
- * server's; with bad_first, the first is the bad certificate's (above)
- * and the second the server's, or, with bad_then_refused, 127.0.0.3,
- * where nothing listens (and the server is not started). */
-static int hang_first, bad_first, bad_then_refused;
+ * server's; with first_mode, the first is the one above and the second
+ * the server's, or, with bad_then_refused, 127.0.0.3, where nothing
+ * listens (and the server is not started). */
+static int hang_first, bad_then_refused;
 
 static void
 get(const char *part1, const char *part2)
@@ -230,7 +241,7 @@ get(const char *part1, const char *part2)
 		rr_a(&m, "mta-sts.x.test", "127.0.0.2", 300);
 		rr_a(&m, "mta-sts.x.test", "127.0.0.1", 300);
 		answer("mta-sts.x.test", DNS_T_A, DNS_INSECURE, &m);
-	} else if (bad_first) {
+	} else if (first_mode != FIRST_NONE) {
 		struct sockaddr_in bs = sin;
 		EVP_PKEY *bkey = EVP_EC_gen("P-256");
 		X509 *bcert = test_cert(bkey, "mta-sts.x.test",
@@ -380,9 +391,9 @@ test_bad_certificate_next_tried(void **state)
 	(void)state;
 	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
 	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
-	bad_first = 1;
+	first_mode = FIRST_BADCERT;
 	get(p1, POLICY);
-	bad_first = 0;
+	first_mode = FIRST_NONE;
 	assert_int_equal(get_ok, 0);
 	assert_string_equal(get_body, POLICY);
 }
@@ -395,12 +406,52 @@ static void
 test_bad_certificate_then_refused(void **state)
 {
 	(void)state;
-	bad_first = bad_then_refused = 1;
+	first_mode = FIRST_BADCERT;
+	bad_then_refused = 1;
 	get("", "");
-	bad_first = bad_then_refused = 0;
+	first_mode = FIRST_NONE;
+	bad_then_refused = 0;
 	assert_int_equal(get_ok, -1);
 	assert_string_equal(get_kind, "sts-webpki-invalid");
 	assert_non_null(strstr(get_err, "certificate of mta-sts.x.test"));
+}
+
+/*
+ * The attacker on the path to the first address relays the handshake to
+ * the real host (a certificate that verifies) and then resets the
+ * connection, or drops everything after it: nothing the host said, so
+ * the second address, which serves the policy, is tried (the stall after
+ * the address's quarter of the fetch's time, 3 s here), and the policy
+ * fetched.  Old code: once the handshake was done, a reset failed the
+ * fetch at once and a stall held it to its end, so that attacker still
+ * failed every fetch with the certificate failure above fixed.
+ */
+static void
+first_then_policy(int mode)
+{
+	char p1[512];
+
+	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
+	first_mode = mode;
+	get(p1, POLICY);
+	first_mode = FIRST_NONE;
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+}
+
+static void
+test_cut_after_handshake_next_tried(void **state)
+{
+	(void)state;
+	first_then_policy(FIRST_CUT);
+}
+
+static void
+test_stall_after_handshake_next_tried(void **state)
+{
+	(void)state;
+	first_then_policy(FIRST_STALL);
 }
 
 int
@@ -415,6 +466,8 @@ main(void)
 		cmocka_unit_test(test_hanging_address_next_tried),
 		cmocka_unit_test(test_bad_certificate_next_tried),
 		cmocka_unit_test(test_bad_certificate_then_refused),
+		cmocka_unit_test(test_cut_after_handshake_next_tried),
+		cmocka_unit_test(test_stall_after_handshake_next_tried),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
