@@ -1764,20 +1764,36 @@ newid_failed(struct policy *p, const char *domain)
  * still runs (its own rounds, no round sat out for this), and any fetch
  * of D that works ends the back-off (bgfail_note()).  Nothing valid
  * cached: no back-off, every lookup fetches (there is no policy to
- * decide at once, and skipping the fetch could only lose one).  1 when
- * the cached policy decides at once.
+ * decide at once, and skipping the fetch could only lose one).
+ * Likewise while such a fetch of D runs under another new id: the
+ * attacker's answers carry a new id each with a TTL of 0, so lookups
+ * that overlap share no fetch (one under the same id still shares it),
+ * and before the first one failed each lookup started one and waited.
+ * 1 when the cached policy decides at once.
  */
 static int
 newid_backoff(struct policy_req *r)
 {
 	struct bgfail **pp = bgfail_find(r->pol, r->v->domain);
+	struct fetch *f;
 
+	for (f = r->pol->fetches; f != NULL; f = f->next)
+		if (f->newid && strcmp(f->domain, r->v->domain) == 0 &&
+		    strcmp(f->id, r->txt_id) != 0) {
+			log_info("event=sts-fetch-backoff domain=%s id=%s "
+			    "cached_id=%s running_id=%s note=\"a fetch under "
+			    "another new TXT id runs: the cached policy "
+			    "decides\"", r->v->domain, r->txt_id,
+			    r->cached.id, f->id);
+			goto backoff;
+		}
 	if (pp == NULL || (*pp)->newid_at <= clock_now())
 		return 0;
 	log_info("event=sts-fetch-backoff domain=%s id=%s cached_id=%s "
 	    "retry_in=%llds note=\"a fetch under a new TXT id failed lately: "
 	    "the cached policy decides\"", r->v->domain, r->txt_id,
 	    r->cached.id, (long long)((*pp)->newid_at - clock_now()));
+backoff:
 	stats_add(stats_get("mxguard_sts_new_id_backoff_total", "Lookups "
 	    "that a valid cached MTA-STS policy decided at once, a fetch "
 	    "under the TXT record's new id having failed lately"), 1);

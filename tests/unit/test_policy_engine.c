@@ -63,6 +63,10 @@
 static char longdom[256];
 static char longtxt[270];
 
+/* the _mta-sts.nidrot.test record: a new id at every answer (fake_read) */
+static char rot_txt[64];
+static int rot_n;
+
 static const struct zrr zone[] = {
 	{ "enf.test", DNS_T_MX, "10 mx1.enf.test" },
 	{ "enf.test", DNS_T_MX, "20 rogue.other.test" },
@@ -184,6 +188,9 @@ static const struct zrr zone[] = {
 	{ "nidnc.test", DNS_T_MX, "10 mx.nidnc.test" },
 	{ "mx.nidnc.test", DNS_T_A, "192.0.2.16" },
 	{ "_mta-sts.nidnc.test", DNS_T_TXT, "v=STSv1; id=nc1" },
+	{ "nidrot.test", DNS_T_MX, "10 mx.nidrot.test" },
+	{ "mx.nidrot.test", DNS_T_A, "192.0.2.17" },
+	{ "_mta-sts.nidrot.test", DNS_T_TXT, rot_txt },
 	{ NULL, 0, NULL },
 };
 
@@ -218,6 +225,9 @@ fake_read(int fd, int events, void *arg)
 	if (fk.nnames < 256)
 		snprintf(fk.names[fk.nnames++], sizeof(fk.names[0]), "%s",
 		    name);
+	if (strcasecmp(name, "_mta-sts.nidrot.test") == 0)
+		snprintf(rot_txt, sizeof(rot_txt), "v=STSv1; id=rot%d",
+		    ++rot_n);
 	zone_answer(zone, q, name, qtype, &m);
 	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
 }
@@ -240,6 +250,7 @@ static struct mock_http {
 	char		 host[256];	/* empty: no mock */
 	const char	*body;
 	int		 calls, pending;
+	int		 delay;		/* ms until it answers; 0: 20 */
 	struct ev_timer	*t;
 	http_cb		*cb;
 	void		*arg;
@@ -270,7 +281,7 @@ __wrap_http_get(struct ev_loop *l, struct dns *d, SSL_CTX *ctx,
 	mh.pending = 1;
 	mh.cb = cb;
 	mh.arg = arg;
-	ev_timer_arm(mh.t, 20);
+	ev_timer_arm(mh.t, mh.delay ? (uint64_t)mh.delay : 20);
 	return (struct http_req *)&mh;
 }
 
@@ -1008,6 +1019,78 @@ test_new_id_failed_fetch_backs_off(void **state)
 	assert_non_null(strstr(v->sts_note, "id=new2,cached"));
 	policy_verdict_free(v);
 	assert_int_equal(mh.calls, 2);
+	policy_free(p);
+	mock_http_off();
+}
+
+static struct policy_verdict *two_v[2];
+static int two_n;
+
+static void
+got_two(void *arg, struct policy_verdict *v)
+{
+	two_v[(intptr_t)arg] = v;
+	if (++two_n == 2)
+		ev_loop_stop(loop);
+}
+
+/*
+ * The same attacker's TXT answers carry a new id each (rot1, rot2, ...)
+ * and a TTL of 0 (the resolver's cache flushed here), so lookups that
+ * overlap do not share one fetch: before the first fetch failed and its
+ * back-off began, every lookup of the domain started a fetch of its own
+ * and waited for it (a fetch per message for the whole first
+ * sts_fetch_timeout, and again whenever a back-off ran out).  Now, while
+ * a fetch under a new id of the domain runs, a lookup with a valid cached
+ * policy and yet another new id is decided by it at once (one under the
+ * same id still shares the fetch).  The second lookup starts while the
+ * first one's fetch runs (1 s): one fetch.  Old code: two (the mock
+ * refuses a second at a time).
+ */
+static void
+test_new_id_one_fetch_at_a_time(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.nidrot.test\nmax_age: 86400\n";
+	struct ev_timer *guard = ev_timer_new(loop,
+	    (ev_timer_cb *)ev_loop_stop, loop), *t;
+	struct sockaddr_in sin;
+	struct policy *p;
+	intptr_t i;
+
+	cache_policy("nidrot.test", "one", body, 10, 86400);
+	mock_http("mta-sts.nidrot.test", NULL);
+	p = mkpolicy(NULL, 1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, "192.0.2.17", &sin.sin_addr);
+	mh.delay = 1000;
+	two_n = 0;
+	assert_non_null(policy_lookup(p, "nidrot.test", (struct sockaddr *)&sin,
+	    sizeof(sin), "t1", got_two, (void *)0));
+	/* its fetch under rot1 started and runs */
+	t = ev_timer_new(loop, poll_cb, NULL);
+	for (i = 0; i < 60 && mh.calls == 0; i++) {
+		ev_timer_arm(t, 50);
+		ev_loop_run(loop);
+	}
+	ev_timer_free(t);
+	assert_int_equal(mh.calls, 1);
+	dns_cache_flush(policy_dns(p));		/* TTL 0 */
+	assert_non_null(policy_lookup(p, "nidrot.test", (struct sockaddr *)&sin,
+	    sizeof(sin), "t1", got_two, (void *)1));
+	ev_timer_arm(guard, 10000);
+	ev_loop_run(loop);
+	ev_timer_free(guard);
+	assert_int_equal(two_n, 2);
+	assert_int_equal(rot_n, 2);		/* two ids asked */
+	assert_int_equal(mh.calls, 1);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(two_v[i]->level, TLS_LEVEL_VERIFY);
+		assert_non_null(strstr(two_v[i]->sts_note, "id=one,cached"));
+		policy_verdict_free(two_v[i]);
+	}
 	policy_free(p);
 	mock_http_off();
 }
@@ -2417,6 +2500,7 @@ main(void)
 		cmocka_unit_test(test_cached_decides_after_failed_fetch_marked_used),
 		cmocka_unit_test(test_new_id_failed_fetch_backs_off),
 		cmocka_unit_test(test_new_id_no_cache_fetches_each_lookup),
+		cmocka_unit_test(test_new_id_one_fetch_at_a_time),
 		cmocka_unit_test(test_refresh_in_background),
 		cmocka_unit_test(test_refresh_txt_missing),
 		cmocka_unit_test(test_refresh_txt_servfail),
