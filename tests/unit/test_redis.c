@@ -62,6 +62,19 @@ static char dir[64], sock[128];
 static pid_t srv = -1;
 static struct ev_loop *loop;
 
+/*
+ * redis_timeout: a server that answers must never meet it, even with a
+ * dozen sanitized test processes on two cores (300 ms once failed a plain
+ * GET there), so the clients get REDIS_ANSWERS_MS; the tests of the
+ * timeout itself (test_hung_server) take REDIS_HUNG_MS, with the server
+ * stopped (SIGSTOP), so that the timeout is certain.  Waits for an answer
+ * (REDIS_WAIT_MS) outlast the client's own timeout: the client decides.
+ */
+#define REDIS_ANSWERS_MS	5000
+#define REDIS_HUNG_MS		300
+#define REDIS_WAIT_MS		(REDIS_ANSWERS_MS + 5000)
+static uint64_t redis_tmo = REDIS_ANSWERS_MS;
+
 static const char enforce[] = "version: STSv1\nmode: enforce\n"
     "mx: mx.example.com\nmax_age: 86400\n";
 static const char testing[] = "version: STSv1\nmode: testing\n"
@@ -170,6 +183,14 @@ is_down(void *a)
 	return !redis_up(a);
 }
 
+/* a connect failed since *a was the count */
+static int
+connect_failed(void *a)
+{
+	return stats_value(stats_counter("mxguard_redis_errors_total"
+	    "{op=\"connect\"}", "test")) > *(int64_t *)a;
+}
+
 static int
 flag_set(void *a)
 {
@@ -191,7 +212,7 @@ cfg_for(const char *user, const char *pass)
 	assert_non_null(cfg);
 	free(cfg->redis_address);
 	cfg->redis_address = strdup(sock);
-	cfg->redis_timeout = 300;
+	cfg->redis_timeout = redis_tmo;
 	if (user != NULL) {
 		free(cfg->redis_username);
 		cfg->redis_username = strdup(user);
@@ -274,8 +295,23 @@ get_policy(struct redis *rs, const char *domain)
 	memset(&g, 0, sizeof(g));
 	assert_non_null(redis_sts_get(rs, domain, sts_cb, &g));
 	assert_int_equal(g.n, 0);	/* never from inside the get */
-	assert_true(run_until(flag_set, &g.n, 2000));
+	assert_true(run_until(flag_set, &g.n, REDIS_WAIT_MS));
 	return g;
+}
+
+/* The client's commands so far (write-through puts, which have no
+ * callback) answered: a GET queued behind them on its one connection,
+ * which Redis answers in order, has its answer.  What a put wrote is then
+ * there for another connection (srv_get()) to read. */
+static void
+answered(struct redis *rs)
+{
+	struct got g;
+
+	memset(&g, 0, sizeof(g));
+	assert_non_null(redis_sts_get(rs, "answered.invalid", sts_cb, &g));
+	assert_true(run_until(flag_set, &g.n, REDIS_WAIT_MS));
+	assert_int_equal(g.rc, 0);
 }
 
 static struct sockaddr_in
@@ -398,9 +434,10 @@ maxrss_kb(void)
  * one): refused when its header comes, before hiredis's default reader
  * would allocate as many slots as it claims (8 GB for 10^9) and free them
  * one by one on the event loop (over a minute), or grow the tree with
- * every element streamed.  The get fails within redis_timeout, the loop's
- * next timer is on time, the process's memory does not grow, the
- * connection is dropped (counted) and made again with the real server.
+ * every element streamed.  The get fails at once (not by redis_timeout:
+ * REDIS_ANSWERS_MS here, beyond the 2 s bound), the loop's next timer is
+ * on time, the process's memory does not grow, the connection is dropped
+ * (counted) and made again with the real server.
  */
 static void
 array_refused(const char *reply, int stream)
@@ -445,7 +482,7 @@ array_refused(const char *reply, int stream)
 	assert_true(run_until(is_up, rs, 12000));
 	put_policy(rs, "array.example", "real1", enforce,
 	    (int64_t)time(NULL) - 1);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	g = get_policy(rs, "array.example");
 	assert_int_equal(g.rc, 1);
 	assert_string_equal(g.id, "real1");
@@ -613,7 +650,7 @@ tls_works(struct redis *rs, const char *domain, const char *id)
 
 	assert_true(run_until(is_up, rs, 3000));
 	put_policy(rs, domain, id, enforce, (int64_t)time(NULL) - 1);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	g = get_policy(rs, domain);
 	assert_int_equal(g.rc, 1);
 	assert_string_equal(g.id, id);
@@ -827,6 +864,7 @@ setup(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
 	loop = ev_loop_new();
+	redis_tmo = REDIS_ANSWERS_MS;
 	return 0;
 }
 
@@ -856,7 +894,7 @@ test_sts_write_read(void **state)
 	assert_true(run_until(is_up, rs, 3000));
 
 	put_policy(rs, "example.com", "new1", enforce, now - 100);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	srv_get("mxguard:sts:example.com", v, sizeof(v), NULL);
 	assert_non_null(strstr(v, "MXGS2 example.com "));
 	g = get_policy(rs, "example.com");
@@ -866,14 +904,14 @@ test_sts_write_read(void **state)
 
 	/* an older fetch never replaces a newer one in Redis */
 	put_policy(rs, "example.com", "old1", testing, now - 5000);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	g = get_policy(rs, "example.com");
 	assert_string_equal(g.id, "new1");
 	assert_int_equal(g.fetched, now - 100);
 	/* a newer one does (readers use only enforce policies from Redis:
 	 * redis_sts_usable(), test_redis_val) */
 	put_policy(rs, "example.com", "newer2", testing, now - 10);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	g = get_policy(rs, "example.com");
 	assert_string_equal(g.id, "newer2");
 	assert_int_equal(g.mode, STS_MODE_TESTING);
@@ -889,7 +927,7 @@ test_sts_write_read(void **state)
 		    enforce);
 		srv_set("mxguard:sts:example.com", fut);
 		put_policy(rs, "example.com", "honest1", enforce, now - 5);
-		run_until(NULL, NULL, 100);
+		answered(rs);
 		g = get_policy(rs, "example.com");
 		assert_int_equal(g.rc, 1);
 		assert_string_equal(g.id, "honest1");
@@ -940,7 +978,7 @@ test_history_merge(void **state)
 	/* another gateway saw an older TLS and a later failure: the merge
 	 * keeps the later TLS (never downgrades), takes the later failure */
 	redis_hist_put(rs, (struct sockaddr *)&a, &e2);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	srv_get("mxguard:hist:192.0.2.25", v, sizeof(v), NULL);
 	snprintf(want, sizeof(want), "MXGH2 192.0.2.25 %lld %lld %lld %lld "
 	    "5 1",
@@ -951,7 +989,7 @@ test_history_merge(void **state)
 	memset(&g, 0, sizeof(g));
 	assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a, hist_cb,
 	    &g));
-	assert_true(run_until(flag_set, &g.n, 2000));
+	assert_true(run_until(flag_set, &g.n, REDIS_WAIT_MS));
 	assert_int_equal(g.rc, 1);
 	assert_int_equal(g.h.last_tls, now - 100);
 	assert_int_equal(g.h.last_fail, now - 1);
@@ -970,7 +1008,7 @@ test_history_merge(void **state)
 		memset(&g, 0, sizeof(g));
 		assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a,
 		    hist_cb, &g));
-		assert_true(run_until(flag_set, &g.n, 2000));
+		assert_true(run_until(flag_set, &g.n, REDIS_WAIT_MS));
 		assert_int_equal(g.rc, 1);
 		assert_true(g.h.last_tls >= now + REDIS_SKEW_S &&
 		    g.h.last_tls <= (int64_t)time(NULL) + REDIS_SKEW_S);
@@ -980,11 +1018,11 @@ test_history_merge(void **state)
 		/* and the next write merges with it, the future time
 		 * brought back on the server too */
 		redis_hist_put(rs, (struct sockaddr *)&a, &e1);
-		run_until(NULL, NULL, 100);
+		answered(rs);
 		memset(&g, 0, sizeof(g));
 		assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a,
 		    hist_cb, &g));
-		assert_true(run_until(flag_set, &g.n, 2000));
+		assert_true(run_until(flag_set, &g.n, REDIS_WAIT_MS));
 		assert_int_equal(g.rc, 1);
 		assert_int_equal(g.h.first_tls, now - 5000);
 		assert_true(g.h.last_tls >= now + REDIS_SKEW_S &&
@@ -1010,7 +1048,7 @@ hist_survives(struct redis *rs, const char *addr, int64_t now)
 	struct got g;
 
 	redis_hist_put(rs, (struct sockaddr *)&a, &fail);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	snprintf(key, sizeof(key), "mxguard:hist:%s", addr);
 	srv_get(key, v, sizeof(v), NULL);
 	assert_int_equal(sscanf(v, "MXGH2 %63s %lld %lld %lld %lld %lld %lld",
@@ -1026,7 +1064,7 @@ hist_survives(struct redis *rs, const char *addr, int64_t now)
 	memset(&g, 0, sizeof(g));
 	assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a, hist_cb,
 	    &g));
-	assert_true(run_until(flag_set, &g.n, 2000));
+	assert_true(run_until(flag_set, &g.n, REDIS_WAIT_MS));
 	assert_int_equal(g.rc, 1);
 	assert_int_equal(g.h.first_tls, now - 5000);
 	assert_true(history_expects_tls(&g.h, (int64_t)time(NULL),
@@ -1049,7 +1087,7 @@ test_history_skew(void **state)
 	assert_true(run_until(is_up, rs, 3000));
 	/* written through the script */
 	redis_hist_put(rs, (struct sockaddr *)&a, &ahead);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	hist_survives(rs, "192.0.2.40", now);
 	/* there already (a value the script did not bring back) */
 	snprintf(v, sizeof(v), "MXGH2 192.0.2.41 %lld %lld 0 %lld 3 0",
@@ -1081,7 +1119,7 @@ get_hist(struct redis *rs, const char *addr)
 	memset(&g, 0, sizeof(g));
 	assert_non_null(redis_hist_get(rs, (struct sockaddr *)&a, hist_cb,
 	    &g));
-	assert_true(run_until(flag_set, &g.n, 2000));
+	assert_true(run_until(flag_set, &g.n, REDIS_WAIT_MS));
 	return g;
 }
 
@@ -1110,7 +1148,7 @@ test_value_copied(void **state)
 	assert_true(run_until(is_up, rs, 3000));
 	put_policy(rs, "a.example", "a1", enforce, now - 100);
 	redis_hist_put(rs, (struct sockaddr *)&a, &tls);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	srv_copy("mxguard:sts:a.example", "mxguard:sts:b.example");
 	srv_copy("mxguard:hist:192.0.2.50", "mxguard:hist:192.0.2.51");
 
@@ -1133,7 +1171,7 @@ test_value_copied(void **state)
 	 * fetch is older than the copy's, the history without a's TLS */
 	put_policy(rs, "b.example", "b1", testing, now - 5000);
 	redis_hist_put(rs, (struct sockaddr *)&b, &fail);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	g = get_policy(rs, "b.example");
 	assert_int_equal(g.rc, 1);
 	assert_string_equal(g.id, "b1");
@@ -1170,7 +1208,7 @@ test_down_and_back(void **state)
 	int64_t now = (int64_t)time(NULL);
 	struct redis *rs;
 	struct got g;
-	int64_t conn, gets, puts;
+	int64_t conn, gets, puts, connects;
 	char v[1024];
 
 	srv_start(NULL, NULL);
@@ -1184,6 +1222,7 @@ test_down_and_back(void **state)
 	conn = ctr("mxguard_redis_errors_total{op=\"connection\"}");
 	gets = ctr("mxguard_redis_errors_total{op=\"sts-get\"}");
 	puts = ctr("mxguard_redis_errors_total{op=\"sts-put\"}");
+	connects = ctr("mxguard_redis_errors_total{op=\"connect\"}");
 	srv_kill();
 	assert_true(run_until(is_down, rs, 2000));
 	assert_int_equal(stats_value(stats_gauge("mxguard_redis_up", NULL)),
@@ -1196,15 +1235,14 @@ test_down_and_back(void **state)
 	put_policy(rs, "example.com", "lost1", enforce, now - 50);
 	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-put\"}"),
 	    puts + 1);
-	/* reconnection attempts fail and back off */
-	run_until(NULL, NULL, 1000);
-	assert_true(ctr("mxguard_redis_errors_total{op=\"connect\"}") >= 1);
+	/* reconnection attempts fail (counted) and back off */
+	assert_true(run_until(connect_failed, &connects, 3000));
 
 	/* it comes back: reconnected, write-through resumes */
 	srv_start(NULL, NULL);
 	assert_true(run_until(is_up, rs, 12000));
 	put_policy(rs, "example.com", "back1", enforce, now - 10);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	srv_get("mxguard:sts:example.com", v, sizeof(v), NULL);
 	assert_non_null(strstr(v, " back1\n"));
 	g = get_policy(rs, "example.com");
@@ -1246,10 +1284,13 @@ test_hung_server(void **state)
 	int64_t tmo, ms;
 
 	srv_start(NULL, NULL);
+	redis_tmo = REDIS_HUNG_MS;
 	rs = client(NULL, NULL);
-	assert_true(run_until(is_up, rs, 3000));
-	/* connected, but it answers nothing: the get fails at
-	 * redis_timeout (300 ms here), and the connection is dropped */
+	/* a connect that meets the short timeout is retried */
+	assert_true(run_until(is_up, rs, 12000));
+	/* connected, but it answers nothing (stopped: the timeout is
+	 * certain): the get fails at redis_timeout (REDIS_HUNG_MS), and the
+	 * connection is dropped */
 	kill(srv, SIGSTOP);
 	tmo = ctr("mxguard_redis_errors_total{op=\"sts-get\"}");
 	memset(&g, 0, sizeof(g));
@@ -1263,7 +1304,7 @@ test_hung_server(void **state)
 	/* at redis_timeout: not before it (a lower bound, which load
 	 * cannot break), and well before run_until's 3 s */
 	print_message("hung server: get failed after %lld ms\n", (long long)ms);
-	assert_true(ms >= 250 && ms < 2000);
+	assert_true(ms >= REDIS_HUNG_MS - 50 && ms < 2000);
 	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-get\"}"),
 	    tmo + 1);
 	assert_false(redis_up(rs));
@@ -1296,7 +1337,7 @@ test_auth(void **state)
 	rs = client(NULL, "s3cret");
 	assert_true(run_until(is_up, rs, 3000));
 	put_policy(rs, "auth.example", "a1", enforce, now - 1);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	g = get_policy(rs, "auth.example");
 	assert_int_equal(g.rc, 1);
 	redis_free(rs);
@@ -1308,7 +1349,7 @@ test_auth(void **state)
 	rs = client("mxg", "pw1");
 	assert_true(run_until(is_up, rs, 3000));
 	put_policy(rs, "acl.example", "u1", enforce, now - 1);
-	run_until(NULL, NULL, 100);
+	answered(rs);
 	g = get_policy(rs, "acl.example");
 	assert_int_equal(g.rc, 1);
 	assert_string_equal(g.id, "u1");
@@ -1335,7 +1376,7 @@ child_work(const char *domain)
 	put_policy(rs, domain, "kid1", enforce, (int64_t)time(NULL) - 1);
 	memset(&g, 0, sizeof(g));
 	if (redis_sts_get(rs, domain, sts_cb, &g) == NULL ||
-	    !run_until(flag_set, &g.n, 2000) || g.rc != 1 ||
+	    !run_until(flag_set, &g.n, REDIS_WAIT_MS) || g.rc != 1 ||
 	    strcmp(g.id, "kid1") != 0)
 		rc = 2;
 	redis_free(rs);

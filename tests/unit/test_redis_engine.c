@@ -16,7 +16,8 @@
  *   - a value copied to another domain's or address's key decides
  *     nothing there;
  *   - Redis killed or hung: the verdict is the local state's, in time
- *     (a hung Redis costs at most redis_timeout);
+ *     (a hung Redis costs at most redis_timeout: short there, with the
+ *     server stopped; elsewhere long enough for a loaded machine);
  *   - a reload (policy_reconfigure) takes new Redis settings: a rotated
  *     password, with the old client's lookup under way still answered.
  */
@@ -83,6 +84,18 @@ static struct ev_loop *loop;
 static char dir[64], sock[128], statedir[160];
 static pid_t srv = -1;
 static const char *srv_pass;	/* requirepass set with srv_cmd() */
+
+/*
+ * redis_timeout: a server that answers must never meet it, even with a
+ * dozen sanitized test processes on two cores (300 ms once failed a plain
+ * GET there), so the engine gets REDIS_ANSWERS_MS (below policy_timeout,
+ * as the configuration requires); where the timeout itself is the point
+ * (a hung Redis) it gets REDIS_HUNG_MS, with the server stopped (SIGSTOP)
+ * so that the timeout is certain.
+ */
+#define REDIS_ANSWERS_MS	3000
+#define REDIS_HUNG_MS		300
+static uint64_t redis_tmo = REDIS_ANSWERS_MS;
 
 static void
 fake_read(int fd, int events, void *arg)
@@ -222,6 +235,17 @@ wait_redis_up(int ms)
 		run_ms(20);
 }
 
+/* Runs the loop until the client has seen its connection go, for at most
+ * ms. */
+static void
+wait_redis_down(int ms)
+{
+	int i;
+
+	for (i = 0; i < ms / 20 && redis_is_up(); i++)
+		run_ms(20);
+}
+
 static struct config *
 mkcfg(const char *pass)
 {
@@ -240,7 +264,7 @@ mkcfg(const char *pass)
 	cfg->state_dir = strdup(statedir);
 	free(cfg->redis_address);
 	cfg->redis_address = strdup(sock);
-	cfg->redis_timeout = 300;
+	cfg->redis_timeout = redis_tmo;
 	if (pass != NULL) {
 		free(cfg->redis_password);
 		cfg->redis_password = strdup(pass);
@@ -332,6 +356,7 @@ setup(void **state)
 	snprintf(sock, sizeof(sock), "%s/redis.sock", dir);
 	snprintf(statedir, sizeof(statedir), "%s/state", dir);
 	loop = ev_loop_new();
+	redis_tmo = REDIS_ANSWERS_MS;
 	dnsfd = socket(AF_INET, SOCK_DGRAM, 0);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
@@ -565,8 +590,36 @@ note_sts_get_errors(void *arg)
 	*(int64_t *)arg = sts_get_errors();
 }
 
+/* Hung: the lookup waits for Redis at most redis_timeout (REDIS_HUNG_MS,
+ * the server stopped), then decides on the local state (none here:
+ * may). */
 static void
-test_redis_down_or_hung(void **state)
+test_redis_hung(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	int64_t ms;
+
+	srv_start();
+	remote_policy("sh.test", "s1", enf_sh, 60);
+	redis_tmo = REDIS_HUNG_MS;
+	p = mkpolicy();
+	assert_true(redis_is_up());
+	kill(srv, SIGSTOP);
+	v = lookup(p, "sh.test", "192.0.2.21", &ms);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	print_message("hung: verdict after %lld ms\n", (long long)ms);
+	/* not policy_timeout's 5 s: redis_timeout's 300 ms */
+	assert_true(ms < 1500);
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
+/* Killed: the verdict is the local state's at once; back: the shared
+ * policy decides again. */
+static void
+test_redis_down(void **state)
 {
 	struct policy *p;
 	struct policy_verdict *v;
@@ -576,17 +629,12 @@ test_redis_down_or_hung(void **state)
 	remote_policy("sh.test", "s1", enf_sh, 60);
 	p = mkpolicy();
 	assert_true(redis_is_up());
-	/* hung: the lookup waits for Redis at most redis_timeout (300 ms),
-	 * then decides on the local state (none here: may) */
-	kill(srv, SIGSTOP);
-	v = lookup(p, "sh.test", "192.0.2.21", &ms);
-	assert_int_equal(v->level, TLS_LEVEL_MAY);
-	print_message("hung: verdict after %lld ms\n", (long long)ms);
-	assert_true(ms < 1500);
+	v = lookup(p, "sh.test", "192.0.2.21", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
 	policy_verdict_free(v);
 	/* killed: nothing is asked, nothing waits */
 	srv_kill();
-	run_ms(100);
+	wait_redis_down(2000);
 	assert_false(redis_is_up());
 	gets = sts_get_errors();
 	v = lookup_then(p, "sh.test", "192.0.2.21", &ms, note_sts_get_errors,
@@ -672,7 +720,16 @@ test_reload_new_password(void **state)
 	policy_verdict_free(v);
 
 	/* a reload while a lookup waits on the client: the server hangs,
-	 * the lookup is asked, the reload retires the client it waits on */
+	 * the lookup is asked, the reload retires the client it waits on.
+	 * Both clients there have REDIS_HUNG_MS (a reload first), so that
+	 * an answer by the old client's redis_timeout is told from one by
+	 * policy_timeout (5 s) within the guard's 3 s */
+	redis_tmo = REDIS_HUNG_MS;
+	cfg = mkcfg("pw-two");
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	wait_redis_up(5000);
+	assert_true(redis_is_up());
 	kill(srv, SIGSTOP);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
@@ -695,6 +752,11 @@ test_reload_new_password(void **state)
 	assert_int_equal(got_v->level, TLS_LEVEL_MAY);
 	policy_verdict_free(got_v);
 	kill(srv, SIGCONT);
+	/* back to a client whose timeout an answering server never meets */
+	redis_tmo = REDIS_ANSWERS_MS;
+	cfg = mkcfg("pw-two");
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
 	wait_redis_up(3000);
 	assert_true(redis_is_up());
 	v = lookup(p, "sh.test", "192.0.2.21", NULL);
@@ -746,7 +808,9 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_history_from_redis_no_store,
 		    setup, teardown),
-		cmocka_unit_test_setup_teardown(test_redis_down_or_hung, setup,
+		cmocka_unit_test_setup_teardown(test_redis_hung, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_redis_down, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reload_new_password,
 		    setup, teardown),
