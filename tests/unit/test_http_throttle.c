@@ -79,6 +79,52 @@ static X509 *srv_ca;
 static int srv_lfd;
 static const char *srv_part1, *srv_part2;
 
+/* part2 goes only once the client has parsed part1 (h->parsed_len, seen
+ * by a 1 ms check on the client's loop: watch_parse()), so that part2 is
+ * a piece of its own to the parser whatever the load; a bare sleep let
+ * both pieces reach a descheduled client together, parsed at once as a
+ * whole, and the put-off parse went untested.  The server gives up
+ * waiting after 5 s (a red test fails, it does not hang), and the test
+ * asserts that it did not have to. */
+static pthread_mutex_t part1_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t part1_cv = PTHREAD_COND_INITIALIZER;
+static int part1_parsed, part1_waited_out;
+static struct http_req *watched;
+static int get_done, get_ok;
+static struct ev_timer *watch_tmr;
+
+static void
+watch_parse(void *arg)
+{
+	(void)arg;
+	if (get_done)		/* h is gone (a red test) */
+		return;
+	if (watched->parsed_len >= strlen(srv_part1)) {
+		pthread_mutex_lock(&part1_mu);
+		part1_parsed = 1;
+		pthread_cond_signal(&part1_cv);
+		pthread_mutex_unlock(&part1_mu);
+		return;
+	}
+	ev_timer_arm(watch_tmr, 1);
+}
+
+static void
+wait_part1_parsed(void)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&part1_mu);
+	while (!part1_parsed && rc == 0)
+		rc = pthread_cond_timedwait(&part1_cv, &part1_mu, &until);
+	if (!part1_parsed)
+		part1_waited_out = 1;
+	pthread_mutex_unlock(&part1_mu);
+}
+
 static void *
 srv_main(void *arg)
 {
@@ -103,7 +149,7 @@ srv_main(void *arg)
 				break;
 		}
 		SSL_write(s, srv_part1, (int)strlen(srv_part1));
-		usleep(100 * 1000);	/* the client has parsed part1 */
+		wait_part1_parsed();
 		SSL_write(s, srv_part2, (int)strlen(srv_part2));
 	}
 	SSL_free(s);		/* no SSL_shutdown(): no close_notify */
@@ -111,7 +157,6 @@ srv_main(void *arg)
 	return NULL;
 }
 
-static int get_done, get_ok;
 static char get_body[256], get_err[512], get_kind[64];
 
 static void
@@ -211,6 +256,7 @@ get(const char *part1, const char *part2)
 	assert_int_equal(SSL_CTX_use_PrivateKey(srv_ctx, key), 1);
 	srv_part1 = part1;
 	srv_part2 = part2;
+	part1_parsed = part1_waited_out = 0;	/* before the thread */
 	srv_lfd = socket(AF_INET, SOCK_STREAM, 0);
 	/* the server thread ends whatever the client does (a red test
 	 * fails, it does not hang): accept() and reads give up after 5 s */
@@ -277,13 +323,20 @@ get(const char *part1, const char *part2)
 	    "/.well-known/mta-sts.txt", 3000, 65536, 0, got, NULL);
 	assert_non_null(h);
 	assert_non_null(http_resolve(h));
+	watched = h;
+	watch_tmr = ev_timer_new(loop, watch_parse, NULL);
+	ev_timer_arm(watch_tmr, 1);
 	g = ev_timer_new(loop, stop_loop, NULL);
 	ev_timer_arm(g, 5000);
 	ev_loop_run(loop);
 	ev_timer_free(g);
+	ev_timer_free(watch_tmr);
+	watch_tmr = NULL;
+	watched = NULL;
 	assert_true(get_done);
 	if (!bad_then_refused)
 		pthread_join(th, NULL);
+	assert_false(part1_waited_out);	/* part2 came after part1's parse */
 	close(srv_lfd);
 	if (hang_lfd != -1)
 		close(hang_lfd);
