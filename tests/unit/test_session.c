@@ -2191,26 +2191,42 @@ test_quit(void **state)
 	finish();
 }
 
-/* A server that stays after its 221: mxguard closes at the linger
- * deadline, which more talk from the server does not push back. */
+/*
+ * A server that stays after its 221: mxguard closes at the linger
+ * deadline (UPSTREAM_LINGER_MS from the session's end), which more talk
+ * from the server does not push back.  The code before the fix (an
+ * inactivity timeout) held the connection for as long as the chatter
+ * came: the loop gives up at LINGER_GIVE_UP_MS, and the close must come
+ * by LINGER_BOUND_MS, half-way between the deadline and that (room for
+ * a loaded or sanitized machine).  Timed from the session's end, where
+ * the deadline starts, not from the 221's sending.
+ */
+#define LINGER_GIVE_UP_MS	(4 * UPSTREAM_LINGER_MS)
+#define LINGER_BOUND_MS		(UPSTREAM_LINGER_MS + \
+				 (LINGER_GIVE_UP_MS - UPSTREAM_LINGER_MS) / 2)
+
 static void
 test_quit_linger_deadline(void **state)
 {
 	uint64_t t0;
+	int chatter = 0;
 
 	hello_plain();
 	cl_send("QUIT\r\n");
 	EXPECT_CL("221 2.0.0 Bye\r\n");
 	EXPECT_SRV("QUIT");
-	t0 = now_ms();
 	srv_send("221 2.0.0 bye\r\n");
-	WAIT(g.env.nsessions == 0);
-	while (!g.seof && now_ms() - t0 < 3 * UPSTREAM_LINGER_MS) {
+	WAIT(g.env.nsessions == 0);	/* lingering from here */
+	t0 = now_ms();
+	while (!g.seof && now_ms() - t0 < LINGER_GIVE_UP_MS) {
 		srv_send("250 chatter\r\n");	/* dropped, no extension */
+		chatter++;
 		run_for(100);
 	}
+	print_message("closed after %llu ms, %d chatter lines\n",
+	    (unsigned long long)(now_ms() - t0), chatter);
 	assert_true(g.seof);
-	assert_true(now_ms() - t0 < 2 * UPSTREAM_LINGER_MS);
+	assert_true(now_ms() - t0 < LINGER_BOUND_MS);
 	WAIT(io_lingering() == 0);
 	finish();
 }
@@ -2643,6 +2659,12 @@ test_greeting_3xx(void **state)
 	finish();
 }
 
+/* the closing session's deadline (session.c), the test's give-up */
+#define CLOSING_DEADLINE_MS	5000
+#define CLOSING_GIVE_UP_MS	12000
+#define CLOSING_BOUND_MS	(CLOSING_DEADLINE_MS + \
+				 (CLOSING_GIVE_UP_MS - CLOSING_DEADLINE_MS) / 2)
+
 /*
  * A closing session's last replies get 5 s in all: a client that reads a
  * little now and then (each read lets the session write a little more)
@@ -2681,7 +2703,7 @@ test_closing_deadline(void **state)
 	srv_close();		/* a 421 joins the queue: the session closes */
 	t0 = now_ms();
 	next = t0;
-	while (!g.ceof && now_ms() < t0 + 12000) {
+	while (!g.ceof && now_ms() < t0 + CLOSING_GIVE_UP_MS) {
 		struct pollfd pf = { .fd = g.cfd, .events = POLLRDHUP };
 
 		/* the session's end shows at once, unread bytes or not */
@@ -2698,7 +2720,11 @@ test_closing_deadline(void **state)
 		step();
 	}
 	printf("# closed after %llu ms\n", (unsigned long long)(now_ms() - t0));
-	if (!g.ceof || now_ms() - t0 > 6500)
+	/* the 5 s deadline; the code before the fix (an inactivity
+	 * timeout, which each read re-armed) held the session past the
+	 * loop's 12 s: the bound is half-way (room for a loaded or
+	 * sanitized machine) */
+	if (!g.ceof || now_ms() - t0 > CLOSING_BOUND_MS)
 		fail_msg("the closing session stayed %llu ms",
 		    (unsigned long long)(now_ms() - t0));
 	g.cl_noread = 0;
