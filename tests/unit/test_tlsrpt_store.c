@@ -1,3 +1,4 @@
+// WRAP: mdb_env_sync
 /*
  * test_tlsrpt_store.c - the TLSRPT store under load: its bounds fit its
  * map, a full day or a full store still counts the domains already in,
@@ -19,6 +20,19 @@
 
 #include "policy/tlsrpt.h"
 #include "policy/tlsrpt_int.h"
+
+/* flushes to disk, counted */
+static int env_syncs;
+
+int __real_mdb_env_sync(MDB_env *, int);
+int __wrap_mdb_env_sync(MDB_env *, int);
+
+int
+__wrap_mdb_env_sync(MDB_env *env, int force)
+{
+	env_syncs++;
+	return __real_mdb_env_sync(env, force);
+}
 
 #define DAY	19844		/* 2024-05-01 */
 
@@ -412,9 +426,12 @@ test_store_full_keeps_counting(void **state)
 /*
  * Recording does not wait for the disk: 10000 records on a disk file
  * system (/var/tmp) in well under a second; with a synchronous commit
- * (0.3-2 ms each on ext4) they took 3.4 s and more.  Everything counted
- * is there after closing and reopening; a sent mark is on disk when
- * tlsrpt_mark_sent() returns.
+ * (0.3-2 ms each on ext4) they took 3.4 s and more.  Proved by what the
+ * store does, not by the time (a loaded machine takes seconds either
+ * way; speed is the benchmarks'): commits are not synchronous
+ * (MDB_NOSYNC), and the records flushed to disk (mdb_env_sync()) at most
+ * once a second.  Everything counted is there after closing and
+ * reopening; a sent mark is on disk when tlsrpt_mark_sent() returns.
  */
 static void
 test_fast_and_durable(void **state)
@@ -424,8 +441,12 @@ test_fast_and_durable(void **state)
 	struct tlsrpt_counts c;
 	char domain[64];
 	double t0, dt;
-	int i, n = 10000;
+	int i, n = 10000, syncs;
+	unsigned int flags;
 
+	assert_int_equal(mdb_env_get_flags(st->env, &flags), 0);
+	assert_true(flags & MDB_NOSYNC);
+	syncs = env_syncs;
 	t0 = now_s();
 	for (i = 0; i < n; i++) {
 		snprintf(domain, sizeof(domain), "d%d.example", i % 50);
@@ -434,8 +455,12 @@ test_fast_and_durable(void **state)
 		assert_int_equal(rec(st, DAY, &a), 0);
 	}
 	dt = now_s() - t0;
-	print_message("%d records in %.3f s (%s)\n", n, dt, dir);
-	assert_true(dt < 1.5);
+	syncs = env_syncs - syncs;
+	print_message("%d records in %.3f s, %d flushes (%s)\n", n, dt, syncs,
+	    dir);
+	/* once a second at most (and a second's slack for the clocks'
+	 * roundings), never once a record */
+	assert_true(syncs <= 2 + (int)dt);
 	assert_int_equal(tr_dirty(st), 1);	/* the last second's */
 	assert_int_equal(tlsrpt_mark_sent(st, DAY, "d1.example", 1), 0);
 	assert_int_equal(tr_dirty(st), 0);	/* flushed with the mark */
