@@ -244,6 +244,7 @@ static void ehlo_done(struct session *, const struct smtp_reply *);
 static void mail_replay(struct session *);
 static int caps_shrank(const struct session *);
 static void mail_refused_softly(struct session *, const struct smtp_reply *);
+static const char *final_unknown(const struct session *);
 static int params_adapt(struct session *, const char *, char *, size_t,
     char *, size_t);
 static void policy_expired(void *);
@@ -2341,7 +2342,7 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			 * reads a final reply that is not 2xx or 4xx as a
 			 * permanent failure; 451, and it keeps the message */
 			bad_reply(s, r, "bad-final-reply", "451 4.5.0",
-			    "the end of the message", "");
+			    "the end of the message", final_unknown(s));
 			break;
 		}
 		message_done(s, r);
@@ -2370,6 +2371,21 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 
 /* ---- the leg's news ---------------------------------------------------- */
 
+/*
+ * After the dot, a 451 for a final reply that never came (a reset, a
+ * cut, a timeout, a malformed reply) makes the MTA send the message
+ * again, though the server may have taken it: RFC 1047's duplicate.  An
+ * MTA that lost the connection there says so in its log ("message may be
+ * sent more than once"); one that got a 451 cannot, so the reply, which
+ * its log keeps, says it.
+ */
+static const char *
+final_unknown(const struct session *s)
+{
+	return s->state == S_DATA_END ? "; the server may have taken the "
+	    "message, a retry may deliver it twice (RFC 1047)" : "";
+}
+
 static void
 leg_error(struct session *s, const struct leg_news *n)
 {
@@ -2391,17 +2407,17 @@ leg_error(struct session *s, const struct leg_news *n)
 		    "451 4.4.2" : "421 4.4.2";
 		break;
 	}
-	if (s->cl_eof && s->state == S_DATA_END) {
+	if (s->state == S_DATA_END) {
 		char q[300];
 
 		/* whether the server took the message is not known: the
-		 * client, with a 451 at best, sends it again */
+		 * client, with a 451, sends it again */
 		log_info("sid=%s event=final-reply-lost dst=%s why=%s "
 		    "note=client-may-resend", s->id, s->dst_str,
 		    log_q(q, sizeof(q), n->why));
 	}
-	session_tempfail(s, code, "%s (in state %s)", n->why,
-	    state_names[s->state]);
+	session_tempfail(s, code, "%s (in state %s)%s", n->why,
+	    state_names[s->state], final_unknown(s));
 }
 
 static void

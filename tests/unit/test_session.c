@@ -5250,6 +5250,9 @@ expect_451_end(const char *after)
 
 	if (strncmp(r, "451 ", 4) != 0)
 		fail_msg("after %s: expected 451, got \"%s\"", after, r);
+	/* the dot is out: the MTA's log is told it may be a duplicate */
+	if (strstr(r, "may deliver it twice (RFC 1047)") == NULL)
+		fail_msg("after %s: no duplicate warning in \"%s\"", after, r);
 	wait_cl_eof();
 	finish();
 }
