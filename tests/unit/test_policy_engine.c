@@ -181,13 +181,17 @@ static const struct zrr zone[] = {
 	/* a valid enforce policy cached under id "one", and a TXT record
 	 * with another id (an attacker's on every answer, or the domain's
 	 * own while its policy host is down); the policy host is the
-	 * mock's.  nidnc.test: the same with nothing cached */
+	 * mock's.  nidnc.test: the same with nothing cached; nidrl.test: the
+	 * same as nidbo.test, for the reload */
 	{ "nidbo.test", DNS_T_MX, "10 mx.nidbo.test" },
 	{ "mx.nidbo.test", DNS_T_A, "192.0.2.15" },
 	{ "_mta-sts.nidbo.test", DNS_T_TXT, "v=STSv1; id=new2" },
 	{ "nidnc.test", DNS_T_MX, "10 mx.nidnc.test" },
 	{ "mx.nidnc.test", DNS_T_A, "192.0.2.16" },
 	{ "_mta-sts.nidnc.test", DNS_T_TXT, "v=STSv1; id=nc1" },
+	{ "nidrl.test", DNS_T_MX, "10 mx.nidrl.test" },
+	{ "mx.nidrl.test", DNS_T_A, "192.0.2.18" },
+	{ "_mta-sts.nidrl.test", DNS_T_TXT, "v=STSv1; id=rl2" },
 	{ "nidrot.test", DNS_T_MX, "10 mx.nidrot.test" },
 	{ "mx.nidrot.test", DNS_T_A, "192.0.2.17" },
 	{ "_mta-sts.nidrot.test", DNS_T_TXT, rot_txt },
@@ -1019,6 +1023,56 @@ test_new_id_failed_fetch_backs_off(void **state)
 	assert_non_null(strstr(v->sts_note, "id=new2,cached"));
 	policy_verdict_free(v);
 	assert_int_equal(mh.calls, 2);
+	policy_free(p);
+	mock_http_off();
+}
+
+/*
+ * A reload ends the back-off above: the reload's resolver and CA store
+ * serve every fetch that starts after it, and the failures that began the
+ * back-off were the old ones' (a CA bundle that lacked the policy host's
+ * root, a resolver that failed its name, which the operator fixed and
+ * reloaded for).  The domain published a new id meanwhile (its policy
+ * may be stricter than the cached one: enforce where testing was cached);
+ * the first lookup after the reload fetches it.  Old code: the back-off
+ * (up to 16 min) outlived the reload, and the older cached policy went on
+ * deciding without a fetch.
+ */
+static void
+test_new_id_backoff_ends_at_reload(void **state)
+{
+	static const char *testing = "version: STSv1\nmode: testing\n"
+	    "mx: mx.nidrl.test\nmax_age: 86400\n";
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.nidrl.test\nmax_age: 86400\n";
+	struct policy_verdict *v;
+	struct config *cfg;
+	struct policy *p;
+	char err[256];
+	int i;
+
+	cache_policy("nidrl.test", "one", testing, 10, 86400);
+	mock_http("mta-sts.nidrl.test", NULL);
+	p = mkpolicy(NULL, 1);
+	/* the fetch under new2 fails, the next lookup is backed off */
+	for (i = 0; i < 2; i++) {
+		v = lookup(p, "nidrl.test", "192.0.2.18");
+		assert_int_not_equal(v->level, TLS_LEVEL_VERIFY);
+		assert_non_null(strstr(v->sts_note, "mode=testing,id=one,"
+		    "cached"));
+		policy_verdict_free(v);
+	}
+	assert_int_equal(mh.calls, 1);
+	/* the reload; the policy host answers now */
+	cfg = mkcfg(NULL, 1);
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	mh.body = body;
+	v = lookup(p, "nidrl.test", "192.0.2.18");
+	assert_int_equal(mh.calls, 2);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, "mode=enforce,id=rl2,fetched"));
+	policy_verdict_free(v);
 	policy_free(p);
 	mock_http_off();
 }
@@ -2523,6 +2577,7 @@ main(void)
 		cmocka_unit_test(test_new_id_failed_fetch_backs_off),
 		cmocka_unit_test(test_new_id_no_cache_fetches_each_lookup),
 		cmocka_unit_test(test_new_id_one_fetch_at_a_time),
+		cmocka_unit_test(test_new_id_backoff_ends_at_reload),
 		cmocka_unit_test(test_refresh_in_background),
 		cmocka_unit_test(test_refresh_txt_missing),
 		cmocka_unit_test(test_refresh_txt_servfail),
