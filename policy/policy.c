@@ -1819,7 +1819,8 @@ newid_backoff(struct policy_req *r)
 backoff:
 	stats_add(stats_get("mxguard_sts_new_id_backoff_total", "Lookups "
 	    "that a valid cached MTA-STS policy decided at once, a fetch "
-	    "under the TXT record's new id having failed lately"), 1);
+	    "under a new TXT id having failed lately or one under another "
+	    "new id running"), 1);
 	return 1;
 }
 
