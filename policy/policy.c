@@ -276,7 +276,7 @@ make_ctx(const struct config *cfg, char *err, size_t errsz)
 
 static void refresh_round(void *);
 static void refresh_arm(struct policy *);
-static void newid_backoffs_end(struct policy *);
+static void lookup_backoffs_end(struct policy *);
 static void bgref_free(struct bgref *);
 
 /* Nothing in flight uses p->dns or p->ctx. */
@@ -554,7 +554,7 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		p->store_gen = ++store_gens;
 		/* fetches that failed through the replaced ones hold
 		 * no lookup back now */
-		newid_backoffs_end(p);
+		lookup_backoffs_end(p);
 		log_info("event=reload-applied what=resolver,ca-store%s",
 		    policy_idle(p) ? "" : " note=\"lookups under way end on "
 		    "the ones they started with\"");
@@ -1752,22 +1752,25 @@ newid_failed(struct policy *p, const char *domain)
 	bgfail_put(p, bf);
 }
 
-/* A reload replaced the resolver and the CA store: the back-offs of
- * newid_failed() end, as their failures came through the old ones (a CA
- * bundle without the policy host's root, a resolver that failed its
- * name: what the operator may have reloaded to fix), and a reload's are
- * used at once by every fetch that starts after it (retired_free()).
- * Kept, a back-off (up to REFETCH_BACKOFF_MAX_S) went on letting the
- * older cached policy decide without a fetch, where the domain's new id
- * may name a stricter one.  The counts stay: a fetch that fails again
- * backs off for the next step. */
+/* A reload replaced the resolver and the CA store: the lookups' back-offs
+ * (newid_failed(), refetch_result()) end, as their failures came through
+ * the old ones (a CA bundle without the policy host's root, a resolver
+ * that failed its name: what the operator may have reloaded to fix), and
+ * a reload's are used at once by every fetch that starts after it
+ * (retired_free()).  Kept, a back-off (up to REFETCH_BACKOFF_MAX_S) went
+ * on letting the older cached policy decide without a fetch, where the
+ * domain's new id may name a stricter one, or, after a failed refetch of
+ * an expired policy, left the domain's lookups with none.  The counts
+ * stay: a fetch that fails again backs off for the next step. */
 static void
-newid_backoffs_end(struct policy *p)
+lookup_backoffs_end(struct policy *p)
 {
 	struct bgfail *bf;
 
-	for (bf = p->bgfails; bf != NULL; bf = bf->next)
+	for (bf = p->bgfails; bf != NULL; bf = bf->next) {
 		bf->newid_at = 0;
+		bf->refetch_at = 0;
+	}
 }
 
 /*
@@ -1785,7 +1788,7 @@ newid_backoffs_end(struct policy *p)
  * did the same, for as long as that lasted).  The background refresh
  * still runs (its own rounds, no round sat out for this), any fetch
  * of D that works ends the back-off (bgfail_note()), and so does a
- * reload (newid_backoffs_end()).  Nothing valid
+ * reload (lookup_backoffs_end()).  Nothing valid
  * cached: no back-off, every lookup fetches (there is no policy to
  * decide at once, and skipping the fetch could only lose one).
  * Likewise while such a fetch of D runs under another new id: the
@@ -1873,7 +1876,8 @@ refetch_result(struct policy *p, const char *domain, int ok)
  * policy never gets here.  No fetch for a domain with nothing cached (it
  * would fetch for every domain whose TXT lookup fails); one per domain at
  * a time (fetch_start() shares it); after a failed one, none for the
- * domain's back-off (refetch_result()).  1 when the lookup waits.
+ * domain's back-off (refetch_result(); a reload ends it:
+ * lookup_backoffs_end()).  1 when the lookup waits.
  */
 static int
 refetch_expired(struct policy_req *r)

@@ -161,6 +161,9 @@ static const struct zrr zone[] = {
 	{ "expfail.test", DNS_T_MX, "10 mx.expfail.test" },
 	{ "mx.expfail.test", DNS_T_A, "192.0.2.72" },
 	{ "_mta-sts.expfail.test", T_SERVFAIL, "" },
+	{ "exprl.test", DNS_T_MX, "10 mx.exprl.test" },
+	{ "mx.exprl.test", DNS_T_A, "192.0.2.74" },
+	{ "_mta-sts.exprl.test", T_SERVFAIL, "" },
 	/* nothing cached, the TXT lookup failing */
 	{ "nocache.test", DNS_T_MX, "10 mx.nocache.test" },
 	{ "mx.nocache.test", DNS_T_A, "192.0.2.73" },
@@ -1543,6 +1546,48 @@ test_expired_refetch_fails_no_policy(void **state)
 	mock_http_off();
 }
 
+/*
+ * The same back-off, then a reload: it ends, as the failed refetch came
+ * through the replaced resolver and CA store (what the operator may have
+ * reloaded to fix), and the next lookup fetches through the new ones
+ * and finds the policy.  Old code: the back-off (up to 16 min) outlived
+ * the reload, and the lookups went on with no policy.
+ */
+static void
+test_expired_refetch_backoff_ends_at_reload(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.exprl.test\nmax_age: 86400\n";
+	struct policy_verdict *v;
+	struct config *cfg;
+	struct policy *p;
+	char err[256];
+	int i;
+
+	cache_policy("exprl.test", "xr1", body, 90000, 86400);
+	mock_http("mta-sts.exprl.test", NULL);
+	p = mkpolicy(NULL, 1);
+	/* the refetch fails, the next lookup is backed off: no policy */
+	for (i = 0; i < 2; i++) {
+		v = lookup(p, "exprl.test", "192.0.2.74");
+		assert_int_equal(v->level, TLS_LEVEL_MAY);
+		policy_verdict_free(v);
+	}
+	assert_int_equal(mh.calls, 1);
+	/* the reload; the policy host answers now */
+	cfg = mkcfg(NULL, 1);
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	mh.body = body;
+	v = lookup(p, "exprl.test", "192.0.2.74");
+	assert_int_equal(mh.calls, 2);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, "mode=enforce,id=xr1,fetched"));
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+}
+
 /* Nothing cached and the TXT lookup fails: no fetch (it would be one for
  * every domain whose TXT lookup fails), no policy. */
 static void
@@ -2590,6 +2635,7 @@ main(void)
 		cmocka_unit_test(test_expired_txt_servfail_refetched),
 		cmocka_unit_test(test_expired_txt_nxdomain_refetched),
 		cmocka_unit_test(test_expired_refetch_fails_no_policy),
+		cmocka_unit_test(test_expired_refetch_backoff_ends_at_reload),
 		cmocka_unit_test(test_no_cache_txt_servfail_no_fetch),
 		cmocka_unit_test(test_clock_step_keeps_cached_policy),
 		cmocka_unit_test(test_shared_address),
