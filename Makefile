@@ -9,6 +9,8 @@
 #   make asan         the same with every scenario (NS=pattern to choose)
 #   make install      PREFIX=/usr/local DESTDIR=
 #   make bench        benchmarks (docs/performance.md)
+#   make soak         chaos soak, SOAK_SECONDS=300 (SOAK_ASAN=1: the ASan
+#                     build); not in check (docs/testing.md, Chaos soak)
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
@@ -132,6 +134,22 @@ check-asan:
 
 asan:
 	$(MAKE) ASAN_NS='$(NS)' check-asan
+
+# Chaos soak (tests/soak/run.sh): minutes of combined disturbances, not in
+# `make check`.  Under the namespace lock, as every scenario run by hand.
+SOAK_SECONDS ?= 300
+SOAK_ASAN    ?= 0
+soak:
+ifeq ($(SOAK_ASAN),1)
+	$(MAKE) B=build-asan SAN=1 all
+	flock /tmp/mxg-ns.lock env MXGUARD=$(abspath build-asan/mxguard) \
+	  SOAK_SECONDS=$(SOAK_SECONDS) bash tests/soak/run.sh
+else
+	$(MAKE) all
+	flock /tmp/mxg-ns.lock env MXGUARD=$(abspath $(B)/mxguard) \
+	  SOAK_SECONDS=$(SOAK_SECONDS) bash tests/soak/run.sh
+endif
+.PHONY: soak
 
 # The README's first command: the demo must work (it exits non-zero when a
 # message does not end as the demo says it does).
