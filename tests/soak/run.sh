@@ -75,7 +75,10 @@ log "soak: seed $SOAK_SEED, ${SOAK_SECONDS}s of chaos, MXGUARD=$MXGUARD"
 make_cert mx1 mx1.enf.test
 make_cert tls mx1.tls.test
 make_cert wrong mx.elsewhere.test
-rcv_listener 10.25.1.10 mx1
+# enf.test's MX takes 1 s after the dot before its reply (the end-of-data
+# restrictions run before the queue file is committed and the 250 sent):
+# kills, resets and restarts fall inside RFC 1047's window often
+rcv_listener 10.25.1.10 mx1 -o smtpd_end_of_data_restrictions=sleep,1
 rcv_listener 10.25.1.11 tls
 rcv_listener 10.25.1.12 wrong
 rcv_listener 10.25.1.13 none
@@ -514,8 +517,14 @@ fi
 # a finding past 3x the start plus 64 MB
 [ "$E_SF" -le "$((B_SF + 2))" ] || finding "supervisor fds $B_SF -> $E_SF"
 [ "$E_WF" -le "$((B_WF + 2))" ] || finding "worker fds $B_WF -> $E_WF"
-[ "$E_SR" -le "$((B_SR * 3 + 65536))" ] || finding "supervisor RSS ${B_SR}kB -> ${E_SR}kB"
-[ "$E_WR" -le "$((B_WR * 3 + 65536))" ] || finding "worker RSS ${B_WR}kB -> ${E_WR}kB"
+# (an ASan build's freed memory sits in its quarantine, 256 MB by default:
+# its RSS grows to that by design and is only reported)
+if ldd "$MXGUARD" 2>/dev/null | grep -q libasan; then
+	log "ASan build: RSS not judged (quarantine)"
+else
+	[ "$E_SR" -le "$((B_SR * 3 + 65536))" ] || finding "supervisor RSS ${B_SR}kB -> ${E_SR}kB"
+	[ "$E_WR" -le "$((B_WR * 3 + 65536))" ] || finding "worker RSS ${B_WR}kB -> ${E_WR}kB"
+fi
 
 ev=$(for k in hup killworker rcvstop stopreset reset reject restart redis; do printf '%s=%s,' "$k" "${EV[$k]:-0}"; done)
 result=PASS
