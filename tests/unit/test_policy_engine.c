@@ -1031,6 +1031,32 @@ test_new_id_failed_fetch_backs_off(void **state)
 }
 
 /*
+ * The end of the two back-off-at-reload tests: a reload, the policy host
+ * answers now (body), and the first lookup after it fetches (one more
+ * call) and decides by what it fetched (note).  Frees p.
+ */
+static void
+reload_then_fetched(struct policy *p, const char *body, const char *domain,
+    const char *ip, const char *note)
+{
+	struct policy_verdict *v;
+	struct config *cfg;
+	char err[256];
+
+	cfg = mkcfg(NULL, 1);
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	mh.body = body;
+	v = lookup(p, domain, ip);
+	assert_int_equal(mh.calls, 2);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, note));
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+}
+
+/*
  * A reload ends the back-off above: the reload's resolver and CA store
  * serve every fetch that starts after it, and the failures that began the
  * back-off were the old ones' (a CA bundle that lacked the policy host's
@@ -1049,9 +1075,7 @@ test_new_id_backoff_ends_at_reload(void **state)
 	static const char *body = "version: STSv1\nmode: enforce\n"
 	    "mx: mx.nidrl.test\nmax_age: 86400\n";
 	struct policy_verdict *v;
-	struct config *cfg;
 	struct policy *p;
-	char err[256];
 	int i;
 
 	cache_policy("nidrl.test", "one", testing, 10, 86400);
@@ -1066,18 +1090,8 @@ test_new_id_backoff_ends_at_reload(void **state)
 		policy_verdict_free(v);
 	}
 	assert_int_equal(mh.calls, 1);
-	/* the reload; the policy host answers now */
-	cfg = mkcfg(NULL, 1);
-	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
-	config_free(cfg);
-	mh.body = body;
-	v = lookup(p, "nidrl.test", "192.0.2.18");
-	assert_int_equal(mh.calls, 2);
-	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
-	assert_non_null(strstr(v->sts_note, "mode=enforce,id=rl2,fetched"));
-	policy_verdict_free(v);
-	policy_free(p);
-	mock_http_off();
+	reload_then_fetched(p, body, "nidrl.test", "192.0.2.18",
+	    "mode=enforce,id=rl2,fetched");
 }
 
 static struct policy_verdict *two_v[2];
@@ -1559,9 +1573,7 @@ test_expired_refetch_backoff_ends_at_reload(void **state)
 	static const char *body = "version: STSv1\nmode: enforce\n"
 	    "mx: mx.exprl.test\nmax_age: 86400\n";
 	struct policy_verdict *v;
-	struct config *cfg;
 	struct policy *p;
-	char err[256];
 	int i;
 
 	cache_policy("exprl.test", "xr1", body, 90000, 86400);
@@ -1574,18 +1586,8 @@ test_expired_refetch_backoff_ends_at_reload(void **state)
 		policy_verdict_free(v);
 	}
 	assert_int_equal(mh.calls, 1);
-	/* the reload; the policy host answers now */
-	cfg = mkcfg(NULL, 1);
-	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
-	config_free(cfg);
-	mh.body = body;
-	v = lookup(p, "exprl.test", "192.0.2.74");
-	assert_int_equal(mh.calls, 2);
-	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
-	assert_non_null(strstr(v->sts_note, "mode=enforce,id=xr1,fetched"));
-	policy_verdict_free(v);
-	policy_free(p);
-	mock_http_off();
+	reload_then_fetched(p, body, "exprl.test", "192.0.2.74",
+	    "mode=enforce,id=xr1,fetched");
 }
 
 /* Nothing cached and the TXT lookup fails: no fetch (it would be one for
