@@ -872,8 +872,9 @@ test_timeout_verdict(void **state)
 	print_message("timeout verdict after %ld ms: %s %s\n", ms,
 	    tls_level_name(v->level), v->reason);
 	/* by policy_timeout (300 ms; the loop's clock may run a little
-	 * early), long before the resolver's 10 s */
-	assert_true(ms < 2000);
+	 * early), long before the resolver's 10 s: the bound half-way, for
+	 * a loaded machine */
+	assert_true(ms < 5000);
 	assert_int_equal(v->level, TLS_LEVEL_DEFER);
 	assert_string_equal(v->source, "dane");
 	assert_string_equal(v->reason, "dnssec-invalid");
