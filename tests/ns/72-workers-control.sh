@@ -64,11 +64,14 @@ wait_log "$MXLOG" "mxguard\[$P0\]: event=reloaded" 20
 wait_log "$MXLOG" "mxguard\[$P1\]: event=reloaded" 20
 assert "the supervisor passed the reload on" grep -qE "mxguard\[$MXG_PID\]: event=reloading workers=2" "$MXLOG"
 
-# a held session on each worker, then SIGTERM
+# a held session on each worker, then SIGTERM.  The kernel's SO_REUSEPORT
+# hash of each connection's addresses and ports picks the worker: 8 tries
+# all landed on one worker once in a full run (2^-7 a run); 24 make that
+# 2^-23
 holders=()
 _on_both() { [ -n "${on[$P0]:-}" ] && [ -n "${on[$P1]:-}" ]; }
 declare -A on
-for k in 1 2 3 4 5 6 7 8; do
+for k in $(seq 1 24); do
 	mkdir -p "$T/h$k"
 	bg "$SND" "$T/h$k.log" python3 "$LIBDIR/holdclient.py" 10.25.1.10 25 carol@tls.test "$T/h$k"
 	wait_for 20 "held session $k ready" test -e "$T/h$k/ready"
