@@ -424,6 +424,22 @@ test_hanging_address_next_tried(void **state)
 	assert_string_equal(get_body, POLICY);
 }
 
+/* The first address fails as mode says, the second serves the policy:
+ * the fetch takes it from there. */
+static void
+first_then_policy(int mode)
+{
+	char p1[512];
+
+	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
+	first_mode = mode;
+	get(p1, POLICY);
+	first_mode = FIRST_NONE;
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+}
+
 /*
  * An attacker on the path to the policy host's first address only (one
  * of its addresses, or one family's) answers there with a certificate no
@@ -439,16 +455,8 @@ test_hanging_address_next_tried(void **state)
 static void
 test_bad_certificate_next_tried(void **state)
 {
-	char p1[512];
-
 	(void)state;
-	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
-	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
-	first_mode = FIRST_BADCERT;
-	get(p1, POLICY);
-	first_mode = FIRST_NONE;
-	assert_int_equal(get_ok, 0);
-	assert_string_equal(get_body, POLICY);
+	first_then_policy(FIRST_BADCERT);
 }
 
 /* The same, no later address serving the policy (connection refused at
@@ -479,20 +487,6 @@ test_bad_certificate_then_refused(void **state)
  * fetch at once and a stall held it to its end, so that attacker still
  * failed every fetch with the certificate failure above fixed.
  */
-static void
-first_then_policy(int mode)
-{
-	char p1[512];
-
-	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
-	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
-	first_mode = mode;
-	get(p1, POLICY);
-	first_mode = FIRST_NONE;
-	assert_int_equal(get_ok, 0);
-	assert_string_equal(get_body, POLICY);
-}
-
 static void
 test_cut_after_handshake_next_tried(void **state)
 {
