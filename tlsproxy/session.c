@@ -1634,7 +1634,7 @@ client_eof_deadline(struct session *s)
 /* data_done_timeout after the client's close: in BODY its dot has not
  * been read, so none went upstream, and none will (nothing delivered,
  * the MTA sends it again); in DATA_END the final reply is lost, as at
- * the leg's own timeout. */
+ * the leg's own timeout, and the 451 says so (final_unknown()). */
 static void
 client_eof_expired(void *arg)
 {
@@ -1656,8 +1656,8 @@ client_eof_expired(void *arg)
 		    "\"no final reply within data_done_timeout of the "
 		    "client's close\"");
 		session_tempfail(s, "451 4.4.2", "no final reply from %s "
-		    "within data_done_timeout of your close (in state %s)",
-		    s->dst_str, state_names[s->state]);
+		    "within data_done_timeout of your close (in state %s)%s",
+		    s->dst_str, state_names[s->state], final_unknown(s));
 	}
 	session_run(s);
 }

@@ -5997,10 +5997,11 @@ test_client_close_held_back_body(void **state)
 
 /* A half-close after the dot with the dot and what the client
  * pipelined behind it (tail) still unread behind a message held back
- * when the FIN comes: the rest is relayed, the dot with it, and the
- * final reply reaches the client. */
+ * when the FIN comes: the rest is relayed, the dot with it.  Returns
+ * with the dot out and the final reply not sent; the FIN was seen some
+ * 300 ms before the dot went out. */
 static void
-halfclose_after_dot_held_back(const char *pipelined)
+halfclose_held_back_dot_out(const char *pipelined)
 {
 	const size_t len = 4000000;
 	uint64_t saved_b = g.cfg->data_block_timeout, next_read = 0, end;
@@ -6041,6 +6042,13 @@ halfclose_after_dot_held_back(const char *pipelined)
 	assert_memory_equal(g.sbuf + off, ".\r\n", 3);
 	free(msg);
 	g.slen = 0;
+}
+
+/* ... and the final reply reaches the client. */
+static void
+halfclose_after_dot_held_back(const char *pipelined)
+{
+	halfclose_held_back_dot_out(pipelined);
 	srv_send("250 2.0.0 queued as 1\r\n");
 	EXPECT_CL("250 2.0.0 queued as 1\r\n");
 }
@@ -6068,6 +6076,29 @@ test_halfclose_held_back_no_new_transaction(void **state)
 	halfclose_after_dot_held_back("MAIL FROM:<c@sender.example>\r\n"
 	    "RCPT TO:<e@d.example>\r\n");
 	expect_no_new_transaction();
+}
+
+/* ... the server silent after the dot: data_done_timeout from the FIN
+ * (seen some 300 ms before the dot went out) ends the wait before the
+ * leg's own deadline, and the 451 the client may read says, as every
+ * other 451 for a final reply lost after the dot (expect_451_end()),
+ * that a retry may deliver the message twice (RFC 1047): the MTA's log
+ * keeps it.  Before, this one 451 alone had no such warning. */
+static void
+test_halfclose_held_back_final_reply_expired(void **state)
+{
+	uint64_t t0;
+
+	halfclose_held_back_dot_out("");
+	t0 = now_ms();
+	while (cl_reply_len() == 0 && !g.ceof &&
+	    now_ms() - t0 < 3 * g.cfg->data_done_timeout)
+		step();
+	if (cl_reply_len() == 0 || memmem(g.cbuf, g.clen,
+	    "within data_done_timeout of your close", 38) == NULL)
+		fail_msg("no 451 for the client's deadline: \"%.*s\"",
+		    (int)g.clen, g.cbuf);
+	expect_451_end("data_done_timeout since the client's FIN");
 }
 
 int
@@ -6250,6 +6281,7 @@ main(void)
 		T(test_client_close_held_back_body),
 		T(test_halfclose_after_dot_held_back),
 		T(test_halfclose_held_back_no_new_transaction),
+		T(test_halfclose_held_back_final_reply_expired),
 #undef T
 	};
 
