@@ -1506,12 +1506,14 @@ session_run(struct session *s)
 		s->client_due = 0;
 		client_process(s);
 	}
-	/* a client that half-closed after its dot has its final reply, and
+	/* a client that half-closed after its dot (or whose FIN was seen
+	 * while it was not read, client_eof()) has its final reply, and
 	 * what it pipelined before its EOF is handled: no command is left
 	 * to come */
 	if (s->cl_eof && waits_for_client(s->state) && s->cl != NULL &&
 	    !s->cl_blocked && !s->client_due)
-		client_eof_end(s, "client closed after the final reply");
+		client_eof_end(s, s->msgs > 0 ? "client closed after the "
+		    "final reply" : "client closed");
 	s->running = 0;
 }
 
@@ -1538,6 +1540,15 @@ client_eof(struct session *s)
 		client_eof_deadline(s);
 		return;		/* body_pump() decides */
 	}
+	if (s->cl_fin && waits_for_client(s->state))
+		/* its FIN was seen while it was not read (client_hangup():
+		 * held back after its dot, or its replies piling up), so its
+		 * EOF is read only now, after the final reply or its replies:
+		 * a half-close, as one read with the dot, whose buffered
+		 * commands are answered and whose end sends QUIT upstream
+		 * (session_run(), client_eof_end()); closed here, the
+		 * upstream lost its connection without QUIT */
+		return;
 	session_close(s, "client closed");
 }
 

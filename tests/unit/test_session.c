@@ -5456,15 +5456,14 @@ test_halfclose_after_dot_451(void **state)
 	finish();
 }
 
-/* ... without QUIT: the reply, then the end; the upstream gets QUIT. */
+/* The end of a session whose client half-closed after its dot without
+ * QUIT, once the final reply is relayed: the upstream gets QUIT, the
+ * close line says why (the log file closed). */
 static void
-test_halfclose_after_dot_no_quit(void **state)
+expect_quit_after_final_reply(void)
 {
 	char line[1024];
 
-	halfclose_after_dot("");
-	srv_send("250 2.0.0 queued as 2\r\n");
-	EXPECT_CL("250 2.0.0 queued as 2\r\n");
 	EXPECT_SRV("QUIT");
 	srv_send("221 bye\r\n");
 	wait_cl_eof();
@@ -5475,6 +5474,16 @@ test_halfclose_after_dot_no_quit(void **state)
 	    NULL)
 		fail_msg("close line: \"%s\"", line);
 	finish();
+}
+
+/* ... without QUIT: the reply, then the end; the upstream gets QUIT. */
+static void
+test_halfclose_after_dot_no_quit(void **state)
+{
+	halfclose_after_dot("");
+	srv_send("250 2.0.0 queued as 2\r\n");
+	EXPECT_CL("250 2.0.0 queued as 2\r\n");
+	expect_quit_after_final_reply();
 }
 
 /* The MAIL pipelined behind a client's EOF refused (421), the upstream
@@ -6101,6 +6110,18 @@ test_halfclose_held_back_final_reply_expired(void **state)
 	expect_451_end("data_done_timeout since the client's FIN");
 }
 
+/* ... without QUIT: the EOF, behind the dot and read only after the
+ * final reply (the client was held back until then), ends the session
+ * as one read with the dot does (test_halfclose_after_dot_no_quit): the
+ * upstream gets QUIT.  Before, its connection was closed without one. */
+static void
+test_halfclose_held_back_no_quit(void **state)
+{
+	log_start();
+	halfclose_after_dot_held_back("");
+	expect_quit_after_final_reply();
+}
+
 int
 main(void)
 {
@@ -6282,6 +6303,7 @@ main(void)
 		T(test_halfclose_after_dot_held_back),
 		T(test_halfclose_held_back_no_new_transaction),
 		T(test_halfclose_held_back_final_reply_expired),
+		T(test_halfclose_held_back_no_quit),
 #undef T
 	};
 
