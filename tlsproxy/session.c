@@ -2584,7 +2584,15 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 			log_info("sid=%s event=client-gone state=%s "
 			    "note=client-may-resend", s->id,
 			    state_names[s->state]);
+		/* The client is gone (a reset, a write that failed): what
+		 * is still queued for it can never go, and its io, dead,
+		 * reports nothing more.  Closed with it, the session sat in
+		 * CLOSING until the deadline, holding its max_sessions slot
+		 * and the upstream connection: it ends at once. */
+		s->cl_in += io_bytes_in(io);
+		s->cl = NULL;
 		session_close(s, io_error(io));
+		io_free(io);
 		break;
 	case IO_CONNECTED:
 		break;

@@ -2665,28 +2665,23 @@ test_greeting_3xx(void **state)
 #define CLOSING_BOUND_MS	(CLOSING_DEADLINE_MS + \
 				 (CLOSING_GIVE_UP_MS - CLOSING_DEADLINE_MS) / 2)
 
-/*
- * A closing session's last replies get 5 s in all: a client that reads a
- * little now and then (each read lets the session write a little more)
- * must not hold it open longer.
- */
+/* A client after EHLO that sends NOOPs and reads none of their replies,
+ * until the session stops reading it (its replies fill the socket and
+ * the session's own queue: cl_blocked). */
 static void
-test_closing_deadline(void **state)
+client_blocked_by_noops(void)
 {
 	static const char noop[] = "NOOP\r\n";
-	static char chunk[16 * 1024], buf[8192];
-	uint64_t t0, quiet_since = 0, deadline, next;
+	static char chunk[16 * 1024];
+	uint64_t quiet_since = 0, deadline;
 	size_t i;
 	ssize_t w;
 
 	for (i = 0; i + sizeof(noop) - 1 <= sizeof(chunk);
 	    i += sizeof(noop) - 1)
 		memcpy(chunk + i, noop, sizeof(noop) - 1);
-	g.cl_sndbuf = 4096;
 	hello_plain();
 	g.cl_noread = 1;
-	/* NOOPs unread until the session stops reading the client (its
-	 * replies fill the socket and its own queue) */
 	deadline = now_ms() + 4000;
 	while (now_ms() < deadline) {
 		w = write(g.cfd, chunk, i);
@@ -2700,6 +2695,21 @@ test_closing_deadline(void **state)
 			break;
 		step();
 	}
+}
+
+/*
+ * A closing session's last replies get 5 s in all: a client that reads a
+ * little now and then (each read lets the session write a little more)
+ * must not hold it open longer.
+ */
+static void
+test_closing_deadline(void **state)
+{
+	static char buf[8192];
+	uint64_t t0, next;
+
+	g.cl_sndbuf = 4096;
+	client_blocked_by_noops();
 	srv_close();		/* a 421 joins the queue: the session closes */
 	t0 = now_ms();
 	next = t0;
@@ -2731,6 +2741,73 @@ test_closing_deadline(void **state)
 	g.cl_sndbuf = 0;
 	g.clen = 0;
 	finish();
+}
+
+/*
+ * A client that resets while replies to it are still queued (it sent
+ * NOOPs and read none of their replies) can never read them: the
+ * session ends at once.  Before, the reset's IO_ERROR closed the session
+ * into CLOSING, to drain a queue into a connection that was gone: the
+ * io, dead, reported nothing more, and the session held its
+ * max_sessions slot and the upstream connection until CLOSING's 5 s
+ * deadline.  The bound is half-way to that deadline.  closing: the
+ * session is in CLOSING already (the upstream gone, a 421 queued
+ * behind the rest) when the reset comes.
+ */
+static void
+client_reset_replies_queued(int closing)
+{
+	struct linger lg = { 1, 0 };
+	char line[1024];
+	uint64_t t0;
+
+	g.cl_tcp = 1;
+	log_start();
+	client_blocked_by_noops();
+	if (closing) {
+		srv_close();
+		run_for(100);
+	}
+	if (g.env.nsessions != 1)
+		fail_msg("the session ended before the client's reset");
+	assert_int_equal(setsockopt(g.cfd, SOL_SOCKET, SO_LINGER, &lg,
+	    sizeof(lg)), 0);
+	close(g.cfd);
+	g.cfd = -1;
+	t0 = now_ms();
+	while (g.env.nsessions > 0 && now_ms() - t0 < CLOSING_GIVE_UP_MS)
+		step();
+	printf("# ended %llu ms after the reset\n",
+	    (unsigned long long)(now_ms() - t0));
+	if (g.env.nsessions > 0 || now_ms() - t0 > CLOSING_DEADLINE_MS / 2)
+		fail_msg("the session stayed %llu ms after the client's "
+		    "reset", (unsigned long long)(now_ms() - t0));
+	if (!closing)
+		WAIT(g.seof);	/* the upstream connection closed too */
+	log_find("event=close ", line, sizeof(line));
+	if (closing) {		/* why it ended: the server, first */
+		if (strstr(line, "why=\"421 4.4.2 ") == NULL)
+			fail_msg("close line: \"%s\"", line);
+	} else if (strstr(line, "why=\"write: Connection reset by peer\"") ==
+	    NULL &&
+	    strstr(line, "why=\"write: Broken pipe\"") == NULL &&
+	    strstr(line, "why=\"read: Connection reset by peer\"") == NULL)
+		fail_msg("close line: \"%s\"", line);
+	g.cl_noread = 0;
+	g.clen = 0;
+	finish();
+}
+
+static void
+test_client_reset_replies_queued(void **state)
+{
+	client_reset_replies_queued(0);
+}
+
+static void
+test_client_reset_closing(void **state)
+{
+	client_reset_replies_queued(1);
 }
 
 static void
@@ -6265,6 +6342,8 @@ main(void)
 		T(test_local_commands_before_helo),
 		T(test_bdat_chunk_discarded),
 		T(test_closing_deadline),
+		T(test_client_reset_replies_queued),
+		T(test_client_reset_closing),
 		T(test_reuse_first_rcpt_defer_421),
 		T(test_reuse_safety_net_first_rcpt),
 		T(test_reuse_not_parked_after_reload),
