@@ -2667,14 +2667,14 @@ test_greeting_3xx(void **state)
 
 /* A client after EHLO that sends NOOPs and reads none of their replies,
  * until the session stops reading it (its replies fill the socket and
- * the session's own queue: cl_blocked). */
-static void
+ * the session's own queue: cl_blocked).  Returns the bytes it wrote. */
+static size_t
 client_blocked_by_noops(void)
 {
 	static const char noop[] = "NOOP\r\n";
 	static char chunk[16 * 1024];
 	uint64_t quiet_since = 0, deadline;
-	size_t i;
+	size_t i, off = 0;
 	ssize_t w;
 
 	for (i = 0; i + sizeof(noop) - 1 <= sizeof(chunk);
@@ -2686,6 +2686,7 @@ client_blocked_by_noops(void)
 	while (now_ms() < deadline) {
 		w = write(g.cfd, chunk, i);
 		if (w > 0) {
+			off += (size_t)w;
 			quiet_since = 0;
 			continue;
 		}
@@ -2695,6 +2696,7 @@ client_blocked_by_noops(void)
 			break;
 		step();
 	}
+	return off;
 }
 
 /*
@@ -2795,6 +2797,59 @@ client_reset_replies_queued(int closing)
 		fail_msg("close line: \"%s\"", line);
 	g.cl_noread = 0;
 	g.clen = 0;
+	finish();
+}
+
+/*
+ * A client whose replies pile up (cl_blocked, not read) and that
+ * half-closes: its FIN is seen while it is not read, and its EOF is
+ * read only once it has read its replies and the session its NOOPs.
+ * Every NOOP is answered, then the upstream gets QUIT, as for any
+ * client that half-closed (client_eof_end()).
+ */
+static void
+test_blocked_client_fin_quit(void **state)
+{
+	static const char ok[] = "250 2.0.0 Ok\r\n";
+	size_t off, nlines, replies = 0, n;
+	uint64_t deadline;
+	char *p;
+	ssize_t w;
+
+	off = client_blocked_by_noops();
+	/* the last NOOP whole, then the FIN */
+	while (off % 6 != 0) {
+		w = write(g.cfd, "NOOP\r\n" + off % 6, 6 - off % 6);
+		if (w > 0)
+			off += (size_t)w;
+		else
+			step();
+	}
+	nlines = off / 6;
+	assert_int_equal(shutdown(g.cfd, SHUT_WR), 0);
+	run_for(100);		/* the FIN seen, the client not read */
+	if (g.env.nsessions != 1 || g.seof)
+		fail_msg("the client's FIN ended the session");
+	g.cl_noread = 0;
+	deadline = now_ms() + 10000;
+	while (replies < nlines && !g.ceof) {
+		if (now_ms() > deadline)
+			break;
+		step();
+		for (p = g.cbuf; (size_t)(p - g.cbuf) + sizeof(ok) - 1 <=
+		    g.clen; p += sizeof(ok) - 1) {
+			assert_memory_equal(p, ok, sizeof(ok) - 1);
+			replies++;
+		}
+		n = (size_t)(p - g.cbuf);
+		memmove(g.cbuf, p, g.clen - n);
+		g.clen -= n;
+	}
+	if (replies != nlines)
+		fail_msg("%zu of %zu NOOPs answered", replies, nlines);
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	wait_cl_eof();
 	finish();
 }
 
@@ -6344,6 +6399,7 @@ main(void)
 		T(test_closing_deadline),
 		T(test_client_reset_replies_queued),
 		T(test_client_reset_closing),
+		T(test_blocked_client_fin_quit),
 		T(test_reuse_first_rcpt_defer_421),
 		T(test_reuse_safety_net_first_rcpt),
 		T(test_reuse_not_parked_after_reload),
