@@ -3,11 +3,16 @@
  * (see http.h).  One client: the same DNS, WebPKI check with SNI and
  * host name (DNS-IDs only), SO_MARK and overall timeout for both methods.
  *
- * The addresses of the host are tried in turn: one that refuses or cuts
- * the connection, does not finish the TLS handshake in time, or presents
- * a certificate that does not verify gives way to the next (try_next());
- * for a GET also one that cuts the connection, or has not sent the whole
- * response in its time, after the handshake.
+ * A GET tries the addresses of the host staggered, as RFC 8305 (Happy
+ * Eyeballs) does connections (start_next()): the first at once, the next
+ * when an attempt fails (refused or cut, a certificate that does not
+ * verify, a bad response) or a quarter of the fetch's time after the
+ * last start, the earlier attempts left open; up to GET_TRIES_MAX at
+ * once; the first whole, valid response wins and the others are closed.
+ * A POST (TLSRPT) tries them one at a time, never two at once, so that a
+ * report goes out once: one that refuses or cuts the connection, does
+ * not finish the TLS handshake within a quarter of the time, or presents
+ * a certificate that does not verify gives way to the next.
  *
  * The response parser re-parses the whole buffer each time bytes arrive:
  * the buffer is bounded (headers + a 64 KiB body), so that is cheap, and
@@ -369,6 +374,26 @@ http_status_line(const char *buf, size_t len, int *code)
 /* ---- the client ---- */
 
 #define MAX_ADDRS 8
+/*
+ * A GET's attempts open at once, at most.  They start staggered
+ * (start_next()): the next address try_ms (a quarter of the fetch's time)
+ * after the last start, or at once when an attempt fails, so the stagger
+ * alone opens at most four before the deadline; the bound holds however
+ * quickly addresses fail, and caps the fetch's sockets and buffers.
+ */
+#define GET_TRIES_MAX 4
+
+/* One address's attempt: its connection, TLS and response so far. */
+struct http_try {
+	struct http_req	*h;
+	char		 addr[64];	/* its address, for messages */
+	struct io	*io;
+	int		 tls_up;
+	char		*buf;
+	size_t		 len, cap;
+	size_t		 parsed_len;	/* GET: len at the last parse */
+	struct ev_timer	*parse_tmr;	/* GET: a parse put off */
+};
 
 struct http_req {
 	struct ev_loop	*loop;
@@ -382,42 +407,61 @@ struct http_req {
 	int		 any_address;	/* POST: non-global addresses too */
 	size_t		 postlen;
 	size_t		 maxbody;
-	uint64_t	 try_ms;	/* one address's connect and handshake,
-					 * while others remain */
+	uint64_t	 timeout_ms;	/* the whole fetch */
+	uint64_t	 try_ms;	/* GET: the stagger; POST: one address's
+					 * connect and handshake, while others
+					 * remain */
 	uint32_t	 mark;
 	http_cb		*cb;
 	void		*arg;
 	struct ev_timer	*timer;
+	struct ev_timer	*stagger;	/* GET: the next address's start */
 	struct dns_req	*q4, *q6;
 	int		 pending_dns;
 	struct sockaddr_storage addrs[MAX_ADDRS];
 	int		 naddrs, next;
 	int		 nrefused;	/* POST: addresses netaddr refused */
-	struct io	*io;
-	int		 tls_up;
-	char		*buf;
-	size_t		 len, cap;
-	size_t		 parsed_len;	/* GET: len at the last parse */
-	struct ev_timer	*parse_tmr;	/* GET: a parse put off */
+	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
+	int		 ntries;
 	char		 lasterr[400];
 	char		 certerr[400];	/* an address's certificate did not
 					 * verify: the reason if none serves */
+	char		 hosterr[400];	/* GET: what a verified host answered
+					 * instead of a policy: the reason if
+					 * none serves */
 };
 
 static void
+try_free(struct http_try *t)
+{
+	if (t == NULL)
+		return;
+	if (t->io != NULL)
+		io_free(t->io);
+	ev_timer_free(t->parse_tmr);
+	free(t->buf);
+	free(t);
+}
+
+/* Everything, the attempts still open included: their sockets closed,
+ * their timers gone, so none of them calls back. */
+static void
 req_free(struct http_req *h)
 {
+	int i;
+
 	dns_cancel(h->q4);
 	dns_cancel(h->q6);
-	if (h->io != NULL)
-		io_free(h->io);
+	for (i = 0; i < GET_TRIES_MAX; i++)
+		try_free(h->tries[i]);
 	ev_timer_free(h->timer);
-	ev_timer_free(h->parse_tmr);
-	free(h->buf);
+	ev_timer_free(h->stagger);
 	free(h->post);
 	free(h);
 }
 
+/* The fetch's one result: h is freed (every attempt with it) before the
+ * callback, which may start another fetch. */
 static void
 finish(struct http_req *h, int ok, const char *body, size_t len,
     const char *kind, const char *err)
@@ -451,7 +495,58 @@ finish(struct http_req *h, int ok, const char *body, size_t len,
 	}
 }
 
-static void try_next(struct http_req *);
+/*
+ * No address served and none is left: the fetch fails with the most
+ * telling reason.  What a verified host answered first (a status, a bad
+ * response), else a certificate that did not verify (sts-webpki-invalid,
+ * TLSRPT's result type), else the last connection error; at the
+ * deadline (timeout: what the attempts open were doing) that comes first
+ * when neither of the others is there.
+ */
+static void
+fail_all(struct http_req *h, const char *timeout)
+{
+	const char *kind = "sts-policy-fetch-error", *why = NULL;
+	char e[450];
+
+	if (h->hosterr[0])
+		why = h->hosterr;
+	else if (h->certerr[0]) {
+		kind = "sts-webpki-invalid";
+		why = h->certerr;
+	} else if (h->naddrs == 0 && h->nrefused > 0)
+		kind = HTTP_DESTINATION_REFUSED;
+	if (timeout == NULL)
+		snprintf(e, sizeof(e), "%s", why != NULL ? why :
+		    h->lasterr[0] ? h->lasterr : "no address");
+	else if (why != NULL)
+		snprintf(e, sizeof(e), "%s; then %s", why, timeout);
+	else if (h->lasterr[0])
+		snprintf(e, sizeof(e), "%s; before: %s", timeout, h->lasterr);
+	else
+		snprintf(e, sizeof(e), "%s", timeout);
+	finish(h, -1, NULL, 0, kind, e);
+}
+
+static void start_next(struct http_req *);
+
+/* An attempt that failed (t->h->lasterr, certerr or hosterr says why):
+ * closed and forgotten; the next address starts at once, or the fetch
+ * fails when none is left or open.  The other attempts go on. */
+static void
+try_end(struct http_try *t)
+{
+	struct http_req *h = t->h;
+	int i;
+
+	for (i = 0; i < GET_TRIES_MAX; i++)
+		if (h->tries[i] == t) {
+			h->tries[i] = NULL;
+			h->ntries--;
+		}
+	try_free(t);
+	start_next(h);
+}
 
 /* Whether x has a subjectAltName dNSName: without one, the host name
  * check fails whatever its subject CN says (see io_event()). */
@@ -479,23 +574,35 @@ parse_due(size_t parsed_len, size_t len, int eof)
 	return eof || parsed_len == 0 || len - parsed_len >= parsed_len / 4;
 }
 
-/* A GET's response as received so far: the callback when it is whole or
- * wrong, nothing while more is needed (eof: the server closed). */
+/* A GET's response at one address as received so far: the fetch's
+ * result when it is whole (the other attempts cancelled with it), the
+ * attempt's end when it is wrong, nothing while more is needed (eof: the
+ * server closed). */
 static void
-parse_get(struct http_req *h, int eof)
+parse_get(struct http_try *t, int eof)
 {
+	struct http_req *h = t->h;
 	struct http_resp resp;
 	enum http_result hr;
 
-	ev_timer_stop(h->parse_tmr);
-	h->parsed_len = h->len;
+	ev_timer_stop(t->parse_tmr);
+	t->parsed_len = t->len;
 	memset(&resp, 0, sizeof(resp));
-	hr = http_parse_response(h->buf ? h->buf : "", h->len, eof,
+	hr = http_parse_response(t->buf ? t->buf : "", t->len, eof,
 	    h->maxbody, &resp);
 	if (hr == HTTP_MORE)
 		return;
 	if (hr == HTTP_ERR) {
-		finish(h, -1, NULL, 0, "sts-policy-fetch-error", resp.err);
+		/* the host's own answer, inside verified TLS: the fetch's
+		 * reason if no address serves.  Another address may still
+		 * serve the policy (a host mid-rollout, or one attempt of
+		 * several racing): for MTA-STS a failed fetch only ever means
+		 * no policy, so it is not given up here, and which of two
+		 * racing attempts answers first must not decide the fetch */
+		if (!h->hosterr[0])
+			snprintf(h->hosterr, sizeof(h->hosterr), "%s (%s)",
+			    resp.err, t->addr);
+		try_end(t);
 		return;
 	}
 	{
@@ -510,29 +617,30 @@ parse_get(struct http_req *h, int eof)
 
 /*
  * The connection failed (a cut without close_notify, a reset) after the
- * GET's response began: 1 and the callback if what came is whole by its
- * framing (Content-Length, chunked), whatever ended the connection after
- * it.  Its last bytes may be there unparsed: parse_due() puts off a parse
- * of a small last piece (a chunked body's "0" chunk), and servers that
- * answer "Connection: close" often end without close_notify at once.  A
- * body framed by the end of the connection alone is not whole here (eof
- * 0): a cut is no end, as in parse_get().
+ * GET's response began, or the fetch's deadline came: 1 and the callback
+ * if what came is whole by its framing (Content-Length, chunked),
+ * whatever ended the connection after it.  Its last bytes may be there
+ * unparsed: parse_due() puts off a parse of a small last piece (a
+ * chunked body's "0" chunk), and servers that answer "Connection: close"
+ * often end without close_notify at once.  A body framed by the end of
+ * the connection alone is not whole here (eof 0): a cut is no end, as in
+ * parse_get().
  */
 static int
-get_whole(struct http_req *h)
+get_whole(struct http_try *t)
 {
 	struct http_resp resp;
 	char *b;
 
-	ev_timer_stop(h->parse_tmr);
+	ev_timer_stop(t->parse_tmr);
 	memset(&resp, 0, sizeof(resp));
-	if (http_parse_response(h->buf ? h->buf : "", h->len, 0, h->maxbody,
-	    &resp) != HTTP_DONE) {
+	if (http_parse_response(t->buf ? t->buf : "", t->len, 0,
+	    t->h->maxbody, &resp) != HTTP_DONE) {
 		http_resp_clear(&resp);
 		return 0;
 	}
 	b = resp.body;
-	finish(h, 0, b, resp.bodylen, NULL, NULL);
+	finish(t->h, 0, b, resp.bodylen, NULL, NULL);
 	free(b);
 	return 1;
 }
@@ -546,7 +654,8 @@ parse_later(void *arg)
 static void
 io_event(struct io *io, enum io_event ev, void *arg)
 {
-	struct http_req *h = arg;
+	struct http_try *t = arg;
+	struct http_req *h = t->h;
 	enum http_result hr;
 	SSL *ssl;
 	long vr;
@@ -582,7 +691,7 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		if (SSL_get0_peer_certificate(ssl) == NULL)
 			vr = X509_V_ERR_UNSPECIFIED;
 		if (vr != X509_V_OK) {
-			char addr[64], qe[500];
+			char qe[500];
 
 			/* the next address, if any: this answer is not the
 			 * host's (nothing it says is authenticated), and
@@ -601,21 +710,20 @@ io_event(struct io *io, enum io_event ev, void *arg)
 			    !has_dns_san(SSL_get0_peer_certificate(ssl)) ?
 			    " (it has no subjectAltName DNS name; its subject "
 			    "CN is not used)" : "");
-			netaddr_fmt((struct sockaddr *)&h->addrs[h->next - 1],
-			    addr, sizeof(addr));
 			log_warn("event=http-certificate-invalid host=%s "
-			    "address=%s detail=%s%s", h->host, addr,
+			    "address=%s detail=%s%s", h->host, t->addr,
 			    log_q(qe, sizeof(qe), h->certerr),
 			    h->next < h->naddrs ? " note=\"the next address "
 			    "is tried\"" : "");
-			try_next(h);
+			try_end(t);
 			return;
 		}
-		h->tls_up = 1;
-		/* a GET keeps the address's deadline (try_next()) until its
-		 * response is whole: the handshake may be one the host did
+		t->tls_up = 1;
+		/* a GET's attempt stays open until its response is whole or
+		 * the fetch's deadline: the handshake may be one the host did
 		 * while what follows is an attacker's on the path to this
-		 * address (below).  A POST goes out once, to one address */
+		 * address, so the stagger starts other addresses meanwhile
+		 * (start_next()).  A POST goes out once, to one address */
 		if (h->post != NULL) {
 			char hp[270];
 
@@ -642,40 +750,49 @@ io_event(struct io *io, enum io_event ev, void *arg)
 			size_t n = io_datalen(io);
 			size_t lim = h->maxbody * 2 + HTTP_HDR_MAX + 4096;
 
-			if (h->len + n > lim) {
-				finish(h, -1, NULL, 0, "sts-policy-fetch-error",
-				    "response too large");
+			if (t->len + n > lim) {
+				if (h->post != NULL) {
+					finish(h, -1, NULL, 0,
+					    "sts-policy-fetch-error",
+					    "response too large");
+					return;
+				}
+				if (!h->hosterr[0])
+					snprintf(h->hosterr,
+					    sizeof(h->hosterr), "response too "
+					    "large (%s)", t->addr);
+				try_end(t);
 				return;
 			}
-			if (h->len + n + 1 > h->cap) {
-				size_t nc = (h->len + n + 1) * 2;
+			if (t->len + n + 1 > t->cap) {
+				size_t nc = (t->len + n + 1) * 2;
 				char *nb;
 
 				if (nc > lim + 1)
 					nc = lim + 1;
-				if ((nb = realloc(h->buf, nc)) == NULL) {
+				if ((nb = realloc(t->buf, nc)) == NULL) {
 					finish(h, -1, NULL, 0,
 					    "sts-policy-fetch-error",
 					    "out of memory");
 					return;
 				}
-				h->buf = nb;
-				h->cap = nc;
+				t->buf = nb;
+				t->cap = nc;
 			}
-			memcpy(h->buf + h->len, io_data(io), n);
-			h->len += n;
+			memcpy(t->buf + t->len, io_data(io), n);
+			t->len += n;
 			io_drop(io, n);
-		} else if (!h->tls_up) {
-			snprintf(h->lasterr, sizeof(h->lasterr),
-			    "connection closed during TLS handshake");
-			try_next(h);
+		} else if (!t->tls_up) {
+			snprintf(h->lasterr, sizeof(h->lasterr), "%s: "
+			    "connection closed during TLS handshake", t->addr);
+			try_end(t);
 			return;
 		}
 		if (h->post != NULL) {
 			/* a POST needs only the status: 2xx delivered */
 			int code;
 
-			hr = http_status_line(h->buf ? h->buf : "", h->len,
+			hr = http_status_line(t->buf ? t->buf : "", t->len,
 			    &code);
 			if (hr == HTTP_MORE && ev == IO_DISCONNECTED)
 				hr = HTTP_ERR;
@@ -702,73 +819,78 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		 * at once when the response grew by a quarter since the last
 		 * parse (geometric: linear in all) or ended; otherwise within
 		 * PARSE_LATER_MS, once, whatever more comes meanwhile. */
-		if (!parse_due(h->parsed_len, h->len, ev ==
+		if (!parse_due(t->parsed_len, t->len, ev ==
 		    IO_DISCONNECTED)) {
-			if (!ev_timer_pending(h->parse_tmr))
-				ev_timer_arm(h->parse_tmr, PARSE_LATER_MS);
+			if (!ev_timer_pending(t->parse_tmr))
+				ev_timer_arm(t->parse_tmr, PARSE_LATER_MS);
 			return;
 		}
-		parse_get(h, ev == IO_DISCONNECTED);
+		parse_get(t, ev == IO_DISCONNECTED);
 		return;
 	case IO_TIMEOUT:
-		/* a response whole by its framing whose parse was put off
-		 * (parse_due()) when the deadline came is taken */
-		if (h->tls_up && h->post == NULL && get_whole(h))
-			return;
-		if (!h->tls_up || h->post == NULL) {
-			/* try_next()'s deadline: the next address */
-			snprintf(h->lasterr, sizeof(h->lasterr), "no %s within "
-			    "%llu ms", h->tls_up ? "whole response" :
-			    "TLS handshake", (unsigned long long)h->try_ms);
-			try_next(h);
+		/* a POST's address deadline (try_start()), before its
+		 * handshake: the next address.  A GET's attempts have none
+		 * (the stagger starts the next beside them, the fetch's
+		 * deadline ends them all) */
+		if (!t->tls_up) {
+			snprintf(h->lasterr, sizeof(h->lasterr), "%s: no TLS "
+			    "handshake within %llu ms", t->addr,
+			    (unsigned long long)h->try_ms);
+			try_end(t);
 			return;
 		}
 		finish(h, -1, NULL, 0, "sts-policy-fetch-error", "timeout");
 		return;
 	case IO_ERROR:
-		snprintf(h->lasterr, sizeof(h->lasterr), "%s", io_error(io));
-		if (h->tls_up && h->post == NULL && get_whole(h))
+		snprintf(h->lasterr, sizeof(h->lasterr), "%s: %s", t->addr,
+		    io_error(io));
+		if (t->tls_up && h->post == NULL && get_whole(t))
 			return;
 		/* a GET's connection cut (a reset, no close_notify) after
 		 * the handshake: nothing the host said ended it, and anyone
 		 * on the path to this address can, so the next address, if
-		 * any (try_next() ends the fetch with this error if none);
-		 * only an authenticated answer (a status, a close_notify)
-		 * ends a fetch at one address */
-		if (h->tls_up && h->post != NULL) {
+		 * any (the fetch ends with this error if none serves); only
+		 * an authenticated answer (a status, a close_notify) is the
+		 * host's */
+		if (t->tls_up && h->post != NULL) {
 			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
 			    h->lasterr);
 			return;
 		}
-		try_next(h);
+		try_end(t);
 		return;
 	default:
 		return;
 	}
 }
 
-static void
-try_next(struct http_req *h)
+/*
+ * Opens a connection to the next address that takes one: 0, or -1 when
+ * none is left (h->lasterr says why the last one failed).
+ */
+static int
+try_start(struct http_req *h)
 {
-	if (h->io != NULL) {
-		io_free(h->io);
-		h->io = NULL;
-	}
-	h->tls_up = 0;
-	h->len = 0;
-	h->parsed_len = 0;
-	ev_timer_stop(h->parse_tmr);
+	struct http_try *t;
+	int slot;
+
+	for (slot = 0; slot < GET_TRIES_MAX && h->tries[slot] != NULL; slot++)
+		;
+	if (slot == GET_TRIES_MAX)
+		return -1;
 	while (h->next < h->naddrs) {
 		struct sockaddr_storage *ss = &h->addrs[h->next++];
 		socklen_t sl = ss->ss_family == AF_INET ?
 		    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+		char addr[64];
 		int fd;
 
+		netaddr_fmt((struct sockaddr *)ss, addr, sizeof(addr));
 		fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 		if (fd == -1) {
-			snprintf(h->lasterr, sizeof(h->lasterr), "socket: %s",
-			    strerror(errno));
+			snprintf(h->lasterr, sizeof(h->lasterr), "%s: socket: "
+			    "%s", addr, strerror(errno));
 			continue;
 		}
 		/* a report's POST goes where a published record says, on a
@@ -784,36 +906,79 @@ try_next(struct http_req *h)
 			    "the divert rules would not know it as mxguard's "
 			    "own)", h->mark, strerror(errno));
 			close(fd);
-			break;
+			h->next = h->naddrs;
+			return -1;
 		}
 		if (connect(fd, (struct sockaddr *)ss, sl) == -1 &&
 		    errno != EINPROGRESS) {
-			snprintf(h->lasterr, sizeof(h->lasterr), "connect: %s",
-			    strerror(errno));
+			snprintf(h->lasterr, sizeof(h->lasterr), "%s: connect: "
+			    "%s", addr, strerror(errno));
 			close(fd);
 			continue;
 		}
-		if ((h->io = io_new(h->loop, fd, io_event, h)) == NULL) {
+		if ((t = calloc(1, sizeof(*t))) == NULL ||
+		    (t->parse_tmr = ev_timer_new(h->loop, parse_later,
+		    t)) == NULL ||
+		    (t->io = io_new(h->loop, fd, io_event, t)) == NULL) {
+			snprintf(h->lasterr, sizeof(h->lasterr), "%s: out of "
+			    "memory", addr);
+			if (t != NULL)
+				ev_timer_free(t->parse_tmr);
+			free(t);
 			close(fd);
-			break;
+			h->next = h->naddrs;
+			return -1;
 		}
-		io_wait_connected(h->io);
-		/* an address that takes the connection and never finishes
-		 * the TLS handshake (a dead backend behind it, a route that
-		 * swallows the SYN) must not hold the whole fetch while
-		 * others remain: it gets a quarter of the fetch's time, then
-		 * the next one is tried (IO_TIMEOUT before the handshake) */
-		if (h->next < h->naddrs)
-			io_set_deadline(h->io, h->try_ms);
-		return;
+		t->h = h;
+		snprintf(t->addr, sizeof(t->addr), "%s", addr);
+		h->tries[slot] = t;
+		h->ntries++;
+		io_wait_connected(t->io);
+		/* a POST's address that takes the connection and never
+		 * finishes the TLS handshake (a dead backend behind it, a
+		 * route that swallows the SYN) must not hold the whole
+		 * request while others remain: it gets a quarter of the
+		 * time, then the next one is tried (IO_TIMEOUT before the
+		 * handshake).  A GET's is not cut: the stagger starts the
+		 * next one beside it */
+		if (h->post != NULL && h->next < h->naddrs)
+			io_set_deadline(t->io, h->try_ms);
+		return 0;
 	}
-	if (h->certerr[0]) {
-		finish(h, -1, NULL, 0, "sts-webpki-invalid", h->certerr);
-		return;
-	}
-	finish(h, -1, NULL, 0, h->naddrs == 0 && h->nrefused > 0 ?
-	    HTTP_DESTINATION_REFUSED : "sts-policy-fetch-error",
-	    h->lasterr[0] ? h->lasterr : "no address");
+	return -1;
+}
+
+/*
+ * Starts the next address when an attempt may open: for a POST only when
+ * none is (one address at a time: a report must not go out twice); for a
+ * GET up to GET_TRIES_MAX, staggered as RFC 8305 (Happy Eyeballs) does
+ * connections: the first at once, the next when one fails or try_ms
+ * after the last start, the earlier ones left open.  The first attempt
+ * with a whole valid response wins, the others are cancelled with the
+ * fetch (finish()).  Before, a GET's address that had not sent the whole
+ * response within try_ms was cut for the next, so a policy host slower
+ * than that at every address but the last, or whose only reachable
+ * address was not the last, failed every fetch.  When none is left and
+ * none is open, the fetch fails.
+ */
+static void
+start_next(struct http_req *h)
+{
+	int cap = h->post != NULL ? 1 : GET_TRIES_MAX;
+
+	if (h->ntries < cap && try_start(h) == 0 && h->post == NULL &&
+	    h->next < h->naddrs)
+		ev_timer_arm(h->stagger, h->try_ms);
+	else if (h->next >= h->naddrs)
+		ev_timer_stop(h->stagger);
+	if (h->ntries == 0)
+		fail_all(h, NULL);
+}
+
+static void
+stagger_due(void *arg)
+{
+	start_next(arg);
 }
 
 static void
@@ -860,7 +1025,7 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 	if (--h->pending_dns > 0)
 		return;
 	h->q4 = h->q6 = NULL;
-	try_next(h);
+	start_next(h);
 }
 
 static void
@@ -881,12 +1046,37 @@ dns_done6(void *arg, enum dns_status st, const struct dns_answer *a)
 	dns_done(h, st, a);
 }
 
+/* The fetch's deadline: a response whole by its framing whose parse was
+ * put off (parse_due()) is taken; otherwise the fetch fails, saying what
+ * each attempt open was waiting for. */
 static void
 overall_timeout(void *arg)
 {
 	struct http_req *h = arg;
+	char what[400];
+	size_t o;
+	int i, n = 0;
 
-	finish(h, -1, NULL, 0, "sts-policy-fetch-error", "timeout");
+	for (i = 0; i < GET_TRIES_MAX; i++)
+		if (h->tries[i] != NULL && h->tries[i]->tls_up &&
+		    h->post == NULL && get_whole(h->tries[i]))
+			return;
+	o = (size_t)snprintf(what, sizeof(what), "timeout after %llu ms",
+	    (unsigned long long)h->timeout_ms);
+	if (h->pending_dns > 0 && o < sizeof(what))
+		o += (size_t)snprintf(what + o, sizeof(what) - o, " resolving "
+		    "%s", h->host);
+	for (i = 0; i < GET_TRIES_MAX && o < sizeof(what); i++) {
+		struct http_try *t = h->tries[i];
+
+		if (t == NULL)
+			continue;
+		o += (size_t)snprintf(what + o, sizeof(what) - o, "%s%s %s",
+		    n++ ? ", " : ": ", t->tls_up ? (t->len ? "response not "
+		    "whole from" : "no response from") : "no TLS handshake "
+		    "with", t->addr);
+	}
+	fail_all(h, what);
 }
 
 static struct http_req *
@@ -920,13 +1110,14 @@ http_start(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
 	h->cb = cb;
 	h->arg = arg;
 	if ((h->timer = ev_timer_new(loop, overall_timeout, h)) == NULL ||
-	    (h->parse_tmr = ev_timer_new(loop, parse_later, h)) == NULL) {
+	    (h->stagger = ev_timer_new(loop, stagger_due, h)) == NULL) {
 		ev_timer_free(h->timer);
 		free(h);
 		return NULL;
 	}
-	ev_timer_arm(h->timer, timeout_ms ? timeout_ms : 30000);
-	h->try_ms = (timeout_ms ? timeout_ms : 30000) / 4 + 1;
+	h->timeout_ms = timeout_ms ? timeout_ms : 30000;
+	ev_timer_arm(h->timer, h->timeout_ms);
+	h->try_ms = h->timeout_ms / 4 + 1;
 	return h;
 }
 

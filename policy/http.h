@@ -4,8 +4,9 @@
  * subjectAltName DNS names only, never the subject CN: RFC 9525), no
  * redirects, status 200 only, Content-Type text/plain, a body with
  * Content-Length or chunked encoding, bounded, with one overall timeout
- * (an address that has not finished the TLS handshake within a quarter of
- * it gives way to the next one).
+ * (the host's addresses tried staggered: the next one a quarter of it
+ * after the last, or at once when one fails, the earlier ones left open;
+ * the first policy whole wins).
  * The same client POSTs TLSRPT reports (RFC 8460 section 5.2): any 2xx
  * status means delivered, the response body is not read.
  */
@@ -54,7 +55,10 @@ struct http_req *http_get(struct ev_loop *, struct dns *, SSL_CTX *ctx,
 		    const char *host, const char *path, uint64_t timeout_ms,
 		    size_t maxbody, uint32_t sockmark, http_cb *, void *arg);
 #define HTTP_DESTINATION_REFUSED "destination-refused"
-/* POST body (copied) with Content-Type ctype to https://host:port/path.
+/* POST body (copied) with Content-Type ctype to https://host:port/path,
+ * one address at a time (an address that has not finished the TLS
+ * handshake within a quarter of timeout_ms gives way to the next one):
+ * never two at once, a report must not go out twice.
  * The callback's ok is 0 for a 2xx status (body empty), -1 otherwise
  * (err says why; kind is HTTP_DESTINATION_REFUSED when the host had
  * addresses and every one was refused, as below, so none was tried;

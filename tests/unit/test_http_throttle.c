@@ -15,7 +15,10 @@
  * next within the fetch's time, and so does one whose certificate does
  * not verify (the cert failure stays the fetch's reason when no later
  * address serves the policy), and one that cuts or stalls the connection
- * after a good handshake, before the response is whole.
+ * after a good handshake, before the response is whole.  The addresses
+ * are tried staggered (Happy Eyeballs): a first address slower than the
+ * stagger still serves the policy while the second hangs; two that stall
+ * fail the fetch once, at its deadline, with nothing left open.
  */
 // WRAP: dns_query dns_cancel
 #include <stdarg.h>
@@ -23,6 +26,8 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/time.h>
@@ -91,15 +96,33 @@ static pthread_cond_t part1_cv = PTHREAD_COND_INITIALIZER;
 static int part1_parsed, part1_waited_out;
 static struct http_req *watched;
 static int get_done, get_ok;
+/* cancel_ms > 0: the test cancels the fetch then (http_cancel(), as a
+ * reload or the end of a lookup does); cancelled: it did, with
+ * cancel_open attempts open */
+static int cancel_ms, cancelled, cancel_open;
 static struct ev_timer *watch_tmr;
+
+/* What the client parsed of the response so far, at the address that
+ * got furthest. */
+static size_t
+parsed_most(const struct http_req *h)
+{
+	size_t most = 0;
+	int i;
+
+	for (i = 0; i < GET_TRIES_MAX; i++)
+		if (h->tries[i] != NULL && h->tries[i]->parsed_len > most)
+			most = h->tries[i]->parsed_len;
+	return most;
+}
 
 static void
 watch_parse(void *arg)
 {
 	(void)arg;
-	if (get_done)		/* h is gone (a red test) */
+	if (get_done || cancelled)	/* h is gone */
 		return;
-	if (watched->parsed_len >= strlen(srv_part1)) {
+	if (parsed_most(watched) >= strlen(srv_part1)) {
 		pthread_mutex_lock(&part1_mu);
 		part1_parsed = 1;
 		pthread_cond_signal(&part1_cv);
@@ -158,12 +181,46 @@ srv_main(void *arg)
 }
 
 static char get_body[256], get_err[512], get_kind[64];
+/* callbacks of the fetch (one, ever), and when the first came: ms from
+ * the fetch's start */
+static int get_calls;
+static struct timespec get_t0;
+static long get_ms;
+
+static long
+ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 +
+	    (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* The process's open file descriptors: the same after a fetch and its
+ * servers are gone as before, or a socket was left open. */
+static int
+open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
 
 static void
 got(void *arg, int ok, const char *body, size_t len, const char *kind,
     const char *err)
 {
 	(void)arg;
+	if (get_calls++ == 0)
+		get_ms = ms_since(&get_t0);
 	get_done = 1;
 	get_ok = ok;
 	snprintf(get_kind, sizeof(get_kind), "%s", kind ? kind : "");
@@ -180,6 +237,18 @@ stop_loop(void *arg)
 	ev_loop_stop(loop);
 }
 
+static void
+cancel_fetch(void *arg)
+{
+	(void)arg;
+	if (get_done)
+		return;
+	cancel_open = watched->ntries;
+	http_cancel(watched);
+	cancelled = 1;
+	ev_loop_stop(loop);
+}
+
 /* A listener at 127.0.0.2 on the server's port that never accepts: the
  * kernel completes the TCP handshake, and nothing answers the TLS one (a
  * dead backend behind a live address; a black-holed route hangs alike).
@@ -191,11 +260,45 @@ static int hang_lfd = -1;
  * for mta-sts.x.test that no CA the client trusts signed; FIRST_CUT: the
  * real certificate (the attacker relays the handshake to the host), then
  * a reset once the request is in; FIRST_STALL: the same, then nothing
- * (the attacker drops what follows).  Each reads until the client goes.
- * bad_lfd -1: none. */
-enum { FIRST_NONE, FIRST_BADCERT, FIRST_CUT, FIRST_STALL };
+ * (the attacker drops what follows).  Or no attacker, the host itself:
+ * FIRST_SLOW at a slow address, which answers the request with slow_resp
+ * only once the client has started the second address (its connection
+ * waits at srv_lfd: the stagger has passed) and 200 ms more (5 s at
+ * most); FIRST_404 at an address that answers 404 at once.  Each reads
+ * until the client goes.  bad_lfd -1: none. */
+enum { FIRST_NONE, FIRST_BADCERT, FIRST_CUT, FIRST_STALL, FIRST_SLOW,
+	FIRST_404 };
 static int bad_lfd = -1, first_mode;
 static SSL_CTX *bad_ctx;
+static char slow_resp[512];
+
+/* FIRST_SLOW, FIRST_404: the request read, for FIRST_SLOW the second
+ * address's connection waited for, the response sent. */
+static void
+host_answer(SSL *s)
+{
+	static const char nf[] = "HTTP/1.1 404 Not Found\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	struct pollfd pfd = { .fd = srv_lfd, .events = POLLIN };
+	char req[4096];
+	size_t got_len = 0;
+	int n;
+
+	while (got_len < sizeof(req) - 1 && (n = SSL_read(s, req + got_len,
+	    (int)(sizeof(req) - 1 - got_len))) > 0) {
+		got_len += (size_t)n;
+		req[got_len] = '\0';
+		if (strstr(req, "\r\n\r\n") != NULL)
+			break;
+	}
+	if (first_mode == FIRST_404) {
+		SSL_write(s, nf, (int)strlen(nf));
+		return;
+	}
+	(void)poll(&pfd, 1, 5000);
+	usleep(200 * 1000);
+	SSL_write(s, slow_resp, (int)strlen(slow_resp));
+}
 
 static void *
 bad_main(void *arg)
@@ -211,6 +314,8 @@ bad_main(void *arg)
 	s = SSL_new(first_mode == FIRST_BADCERT ? bad_ctx : srv_ctx);
 	SSL_set_fd(s, c);
 	if (SSL_accept(s) == 1) {
+		if (first_mode == FIRST_SLOW || first_mode == FIRST_404)
+			host_answer(s);
 		if (first_mode == FIRST_CUT && SSL_read(s, buf,
 		    sizeof(buf)) > 0)
 			setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -228,8 +333,16 @@ bad_main(void *arg)
  * name's first address is the hanging listener's, the second the
  * server's; with first_mode, the first is the one above and the second
  * the server's, or, with bad_then_refused, 127.0.0.3, where nothing
- * listens (and the server is not started). */
-static int hang_first, bad_then_refused;
+ * listens (and the server is not started), or, with second_hangs, the
+ * server's address, whose listener then never accepts (the server is not
+ * started): the kernel takes the connection, nothing answers the TLS
+ * handshake.  second_seen: that listener got a connection.  The fetch's
+ * time is 3 s (the stagger a quarter of it, 751 ms); after its callback
+ * the loop runs 200 ms more, for a second callback that must not come;
+ * and the process has as many descriptors open at the end as before. */
+static int hang_first, bad_then_refused, second_hangs, second_seen;
+
+#define FETCH_MS	3000
 
 static void
 get(const char *part1, const char *part2)
@@ -237,13 +350,14 @@ get(const char *part1, const char *part2)
 	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
-	struct ev_timer *g;
+	struct ev_timer *g, *cancel_tmr = NULL;
 	struct http_req *h;
 	pthread_t th;
 	SSL_CTX *ctx;
 	X509 *leaf;
 	struct timeval tv = { 5, 0 };
 	pthread_t bth;
+	int fds0 = open_fds();
 
 	srv_ca = test_cert(cakey, "get test CA", NULL, NULL, NULL, -86400,
 	    86400, 1);
@@ -270,7 +384,7 @@ get(const char *part1, const char *part2)
 	assert_int_equal(listen(srv_lfd, 1), 0);
 	assert_int_equal(getsockname(srv_lfd, (struct sockaddr *)&sin, &sl),
 	    0);
-	if (!bad_then_refused)
+	if (!bad_then_refused && !second_hangs)
 		assert_int_equal(pthread_create(&th, NULL, srv_main, NULL), 0);
 
 	loop = ev_loop_new();
@@ -294,6 +408,11 @@ get(const char *part1, const char *part2)
 		    "mta-sts.x.test", NULL, NULL, -60, 3600, 0);
 		struct msg m;
 
+		if (first_mode == FIRST_SLOW)
+			snprintf(slow_resp, sizeof(slow_resp), "HTTP/1.1 200 "
+			    "OK\r\nContent-Type: text/plain\r\n"
+			    "Content-Length: %zu\r\n\r\n%s", strlen(part2),
+			    part2);
 		bad_ctx = SSL_CTX_new(TLS_server_method());
 		assert_int_equal(SSL_CTX_use_certificate(bad_ctx, bcert), 1);
 		assert_int_equal(SSL_CTX_use_PrivateKey(bad_ctx, bkey), 1);
@@ -319,8 +438,11 @@ get(const char *part1, const char *part2)
 	assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
 	    srv_ca), 1);
 	get_done = 0;
+	get_calls = 0;
+	get_ms = -1;
+	clock_gettime(CLOCK_MONOTONIC, &get_t0);
 	h = http_start(loop, NULL, ctx, "mta-sts.x.test", ntohs(sin.sin_port),
-	    "/.well-known/mta-sts.txt", 3000, 65536, 0, got, NULL);
+	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
 	assert_non_null(h);
 	assert_non_null(http_resolve(h));
 	watched = h;
@@ -328,15 +450,31 @@ get(const char *part1, const char *part2)
 	ev_timer_arm(watch_tmr, 1);
 	g = ev_timer_new(loop, stop_loop, NULL);
 	ev_timer_arm(g, 5000);
+	cancelled = 0;
+	if (cancel_ms > 0) {
+		cancel_tmr = ev_timer_new(loop, cancel_fetch, NULL);
+		ev_timer_arm(cancel_tmr, (uint64_t)cancel_ms);
+	}
 	ev_loop_run(loop);
+	if (get_done || cancelled) {	/* a callback (another): none */
+		ev_timer_arm(g, 200);
+		ev_loop_run(loop);
+	}
 	ev_timer_free(g);
+	ev_timer_free(cancel_tmr);
 	ev_timer_free(watch_tmr);
 	watch_tmr = NULL;
 	watched = NULL;
-	assert_true(get_done);
-	if (!bad_then_refused)
+	assert_true(get_done || cancelled);
+	assert_int_equal(get_calls, cancelled ? 0 : 1);
+	if (!bad_then_refused && !second_hangs)
 		pthread_join(th, NULL);
 	assert_false(part1_waited_out);	/* part2 came after part1's parse */
+	{
+		struct pollfd pfd = { .fd = srv_lfd, .events = POLLIN };
+
+		second_seen = poll(&pfd, 1, 0) == 1;
+	}
 	close(srv_lfd);
 	if (hang_lfd != -1)
 		close(hang_lfd);
@@ -356,6 +494,7 @@ get(const char *part1, const char *part2)
 	fakes_clear();
 	ev_loop_free(loop);
 	loop = NULL;
+	assert_int_equal(open_fds(), fds0);
 }
 
 #define POLICY	"version: STSv1\nmode: enforce\nmx: mx.x.test\n" \
@@ -501,6 +640,115 @@ test_stall_after_handshake_next_tried(void **state)
 	first_then_policy(FIRST_STALL);
 }
 
+/*
+ * The policy host's first address is slow but works: it answers only
+ * after the stagger (once the client has started the second address, and
+ * 200 ms more), within the fetch's time; the second never answers the
+ * TLS handshake.  The fetch takes the first's policy.  Old code: each
+ * address but the last had a quarter of the fetch's time (751 ms here)
+ * to connect, finish the handshake and send the whole response, then it
+ * was cut for the next, so a host slower than that at every address but
+ * the last, or whose only reachable address was not the last, failed
+ * every fetch (here at the deadline, in the second's handshake).
+ */
+static void
+test_slow_first_kept_while_second_hangs(void **state)
+{
+	(void)state;
+	first_mode = FIRST_SLOW;
+	second_hangs = 1;
+	get("", POLICY);
+	first_mode = FIRST_NONE;
+	second_hangs = 0;
+	assert_true(second_seen);	/* the stagger passed: it was tried */
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+}
+
+/* The first address stalls for ever after a good handshake, the second
+ * serves the policy: it comes about one stagger (751 ms) after the
+ * start, not at the deadline (bounds half-way, for a loaded machine). */
+static void
+test_stalled_first_costs_one_stagger(void **state)
+{
+	(void)state;
+	first_then_policy(FIRST_STALL);
+	assert_true(get_ms >= FETCH_MS / 4 / 2);
+	assert_true(get_ms < (FETCH_MS / 4 + FETCH_MS) / 2);
+}
+
+/* Both addresses stall (the first after its handshake, the second in
+ * it): the fetch fails once, at its deadline, saying what each attempt
+ * was waiting for, and leaves no socket open (get(): no second callback,
+ * the descriptors counted). */
+static void
+test_both_stall_fail_once_at_deadline(void **state)
+{
+	(void)state;
+	first_mode = FIRST_STALL;
+	second_hangs = 1;
+	get("", "");
+	first_mode = FIRST_NONE;
+	second_hangs = 0;
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, "sts-policy-fetch-error");
+	assert_true(get_ms >= FETCH_MS - 50);
+	assert_true(get_ms < FETCH_MS + 1500);
+	assert_non_null(strstr(get_err, "timeout after 3000 ms"));
+	assert_non_null(strstr(get_err, "no response from 127.0.0.2:"));
+	assert_non_null(strstr(get_err, "no TLS handshake with 127.0.0.1:"));
+}
+
+/*
+ * The policy host answers 404 at its first address, inside TLS that
+ * verified, and serves the policy at its second (a host mid-rollout):
+ * the policy is taken.  Old code: the first address's answer ended the
+ * fetch.  Now an address's answer ends only its own attempt: attempts
+ * run side by side, and which of two answers first must not decide the
+ * fetch; for MTA-STS a failed fetch only ever means no policy.  With no
+ * other address serving (the second refuses the connection), the host's
+ * answer is the fetch's reason, not the later connect error.
+ */
+static void
+test_host_error_next_tried(void **state)
+{
+	(void)state;
+	first_then_policy(FIRST_404);
+}
+
+static void
+test_host_error_then_refused(void **state)
+{
+	(void)state;
+	first_mode = FIRST_404;
+	bad_then_refused = 1;
+	get("", "");
+	first_mode = FIRST_NONE;
+	bad_then_refused = 0;
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, "sts-policy-fetch-error");
+	assert_non_null(strstr(get_err, "status 404 (127.0.0.2:"));
+}
+
+/* The fetch cancelled (http_cancel()) while two attempts are open, the
+ * first after its handshake, the second in it: no callback, every socket
+ * closed (get() counts the descriptors; ASan or valgrind: nothing leaked
+ * or used after its free). */
+static void
+test_cancel_with_two_open(void **state)
+{
+	(void)state;
+	first_mode = FIRST_STALL;
+	second_hangs = 1;
+	cancel_ms = FETCH_MS / 4 + FETCH_MS / 4;
+	get("", "");
+	cancel_ms = 0;
+	first_mode = FIRST_NONE;
+	second_hangs = 0;
+	assert_true(cancelled);
+	assert_int_equal(cancel_open, 2);
+}
+
 int
 main(void)
 {
@@ -515,6 +763,12 @@ main(void)
 		cmocka_unit_test(test_bad_certificate_then_refused),
 		cmocka_unit_test(test_cut_after_handshake_next_tried),
 		cmocka_unit_test(test_stall_after_handshake_next_tried),
+		cmocka_unit_test(test_slow_first_kept_while_second_hangs),
+		cmocka_unit_test(test_stalled_first_costs_one_stagger),
+		cmocka_unit_test(test_both_stall_fail_once_at_deadline),
+		cmocka_unit_test(test_host_error_next_tried),
+		cmocka_unit_test(test_host_error_then_refused),
+		cmocka_unit_test(test_cancel_with_two_open),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
