@@ -514,7 +514,11 @@ fail_all(struct http_req *h, const char *timeout)
 	else if (h->certerr[0]) {
 		kind = "sts-webpki-invalid";
 		why = h->certerr;
-	} else if (h->naddrs == 0 && h->nrefused > 0)
+	} else if (h->naddrs == 0 && h->nrefused > 0 && h->pending_dns == 0)
+		/* every address refused, all answers in: final for the
+		 * caller (tlsproxy/report.c).  Not at the deadline with a
+		 * query still out: its answer might have named one that is
+		 * not refused, so that is a timeout, to be retried */
 		kind = HTTP_DESTINATION_REFUSED;
 	if (timeout == NULL)
 		snprintf(e, sizeof(e), "%s", why != NULL ? why :
