@@ -418,7 +418,8 @@ struct http_req {
 	struct ev_timer	*stagger;	/* GET: the next address's start */
 	struct dns_req	*q4, *q6;
 	int		 pending_dns;
-	struct sockaddr_storage addrs[MAX_ADDRS];
+	struct sockaddr_storage addrs[2 * MAX_ADDRS];	/* MAX_ADDRS per
+					 * family, until addrs_interleave() */
 	int		 naddrs, next;
 	int		 nrefused;	/* POST: addresses netaddr refused */
 	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
@@ -985,13 +986,49 @@ stagger_due(void *arg)
 	start_next(arg);
 }
 
+/*
+ * The addresses in the order they are tried: the families alternate,
+ * the first answer's first (RFC 8305 section 4), MAX_ADDRS in all.  In
+ * the order the answers came, a GET's stagger started the first
+ * family's four (each a quarter of the fetch's time after the last) and
+ * never reached the other, so an attacker who stalls one family's paths
+ * (and who may decide, for an unsigned zone, which answer comes first)
+ * failed the fetch of a dual-stack host whose other family serves.
+ */
+static void
+addrs_interleave(struct http_req *h)
+{
+	struct sockaddr_storage fam[2][MAX_ADDRS];
+	int n[2] = { 0, 0 }, k[2] = { 0, 0 }, i, f;
+
+	if (h->naddrs == 0)
+		return;
+	for (i = 0; i < h->naddrs; i++) {
+		f = h->addrs[i].ss_family == AF_INET6;
+		if (n[f] < MAX_ADDRS)
+			fam[f][n[f]++] = h->addrs[i];
+	}
+	f = h->addrs[0].ss_family == AF_INET6;
+	h->naddrs = 0;
+	while (h->naddrs < MAX_ADDRS && (k[0] < n[0] || k[1] < n[1])) {
+		if (k[f] < n[f])
+			h->addrs[h->naddrs++] = fam[f][k[f]++];
+		f = !f;
+	}
+}
+
 static void
 dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 {
 	int i;
 
 	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
-		for (i = 0; i < a->nrr && h->naddrs < MAX_ADDRS; i++) {
+		int base = h->naddrs;
+
+		/* MAX_ADDRS of each family: the first answer must not
+		 * crowd out the other's (addrs_interleave()) */
+		for (i = 0; i < a->nrr && h->naddrs - base < MAX_ADDRS;
+		    i++) {
 			struct sockaddr_storage *ss = &h->addrs[h->naddrs++];
 
 			memset(ss, 0, sizeof(*ss));
@@ -1029,6 +1066,7 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 	if (--h->pending_dns > 0)
 		return;
 	h->q4 = h->q6 = NULL;
+	addrs_interleave(h);
 	start_next(h);
 }
 

@@ -254,6 +254,7 @@ cancel_fetch(void *arg)
  * dead backend behind a live address; a black-holed route hangs alike).
  * -1: none. */
 static int hang_lfd = -1;
+static int v4_lfd[4] = { -1, -1, -1, -1 };
 
 /* A TLS server at 127.0.0.2 on the server's port: an attacker on the
  * path to that address only.  FIRST_BADCERT: it presents a certificate
@@ -341,6 +342,11 @@ bad_main(void *arg)
  * the loop runs 200 ms more, for a second callback that must not come;
  * and the process has as many descriptors open at the end as before. */
 static int hang_first, bad_then_refused, second_hangs, second_seen;
+/* v6_behind_v4: the server listens at ::1 instead, the name's AAAA
+ * record, answered 5 ms after its A record, which names V4_HANGING
+ * addresses (127.0.0.2 and up) whose listeners never accept */
+#define V4_HANGING	4
+static int v6_behind_v4;
 
 #define FETCH_MS	3000
 
@@ -371,7 +377,7 @@ get(const char *part1, const char *part2)
 	srv_part1 = part1;
 	srv_part2 = part2;
 	part1_parsed = part1_waited_out = 0;	/* before the thread */
-	srv_lfd = socket(AF_INET, SOCK_STREAM, 0);
+	srv_lfd = socket(v6_behind_v4 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
 	/* the server thread ends whatever the client does (a red test
 	 * fails, it does not hang): accept() and reads give up after 5 s */
 	assert_int_equal(setsockopt(srv_lfd, SOL_SOCKET, SO_RCVTIMEO, &tv,
@@ -379,16 +385,55 @@ get(const char *part1, const char *part2)
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(srv_lfd, (struct sockaddr *)&sin, sizeof(sin)),
-	    0);
+	if (v6_behind_v4) {
+		struct sockaddr_in6 s6;
+		socklen_t sl6 = sizeof(s6);
+
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		s6.sin6_addr = in6addr_loopback;
+		assert_int_equal(bind(srv_lfd, (struct sockaddr *)&s6,
+		    sizeof(s6)), 0);
+		assert_int_equal(getsockname(srv_lfd, (struct sockaddr *)&s6,
+		    &sl6), 0);
+		sin.sin_port = s6.sin6_port;
+	} else {
+		assert_int_equal(bind(srv_lfd, (struct sockaddr *)&sin,
+		    sizeof(sin)), 0);
+		assert_int_equal(getsockname(srv_lfd, (struct sockaddr *)&sin,
+		    &sl), 0);
+	}
 	assert_int_equal(listen(srv_lfd, 1), 0);
-	assert_int_equal(getsockname(srv_lfd, (struct sockaddr *)&sin, &sl),
-	    0);
 	if (!bad_then_refused && !second_hangs)
 		assert_int_equal(pthread_create(&th, NULL, srv_main, NULL), 0);
 
 	loop = ev_loop_new();
-	if (hang_first) {
+	if (v6_behind_v4) {
+		struct msg m;
+		char ip[32];
+		int i;
+
+		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_A, V4_HANGING,
+		    0, 0);
+		for (i = 0; i < V4_HANGING; i++) {
+			struct sockaddr_in hs = sin;
+
+			snprintf(ip, sizeof(ip), "127.0.0.%d", 2 + i);
+			inet_pton(AF_INET, ip, &hs.sin_addr);
+			v4_lfd[i] = socket(AF_INET, SOCK_STREAM, 0);
+			assert_int_equal(bind(v4_lfd[i], (struct sockaddr *)&hs,
+			    sizeof(hs)), 0);
+			assert_int_equal(listen(v4_lfd[i], 4), 0);
+			rr_a(&m, "mta-sts.x.test", ip, 300);
+		}
+		answer("mta-sts.x.test", DNS_T_A, DNS_INSECURE, &m);
+		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_AAAA, 1, 0, 0);
+		rr_hdr(&m, "mta-sts.x.test", DNS_T_AAAA, 300, 16);
+		inet_pton(AF_INET6, "::1", m.b + m.n);
+		m.n += 16;
+		answer("mta-sts.x.test", DNS_T_AAAA, DNS_INSECURE, &m);
+		fakes[nfakes - 1].delay_ms = 5;
+	} else if (hang_first) {
 		struct sockaddr_in hs = sin;
 		struct msg m;
 
@@ -479,6 +524,11 @@ get(const char *part1, const char *part2)
 	if (hang_lfd != -1)
 		close(hang_lfd);
 	hang_lfd = -1;
+	for (int i = 0; i < V4_HANGING; i++) {
+		if (v4_lfd[i] != -1)
+			close(v4_lfd[i]);
+		v4_lfd[i] = -1;
+	}
 	if (bad_lfd != -1) {
 		pthread_join(bth, NULL);
 		close(bad_lfd);
@@ -749,6 +799,35 @@ test_cancel_with_two_open(void **state)
 	assert_int_equal(cancel_open, 2);
 }
 
+/*
+ * A dual-stack policy host: its four IPv4 addresses take the connection
+ * and never answer the TLS handshake (an attacker on the IPv4 path who
+ * drops what follows the SYN, or a broken IPv4 deployment), its IPv6
+ * address serves the policy; the A answer comes first (the attacker
+ * controls the timing of an unsigned zone's answers).  Happy Eyeballs
+ * (RFC 8305 section 4) alternates the families, so the IPv6 address is
+ * the second tried, one stagger in.  Red on 8a27fe7: the addresses were
+ * tried in the order the answers came, the stagger started the four
+ * IPv4 ones (0, 751, 1502, 2253 ms) and the fetch failed at its deadline
+ * without trying the IPv6 one: the "dual-stack host whose only reachable
+ * address was not the last" the change meant to serve.
+ */
+static void
+test_v6_behind_four_hanging_v4(void **state)
+{
+	char p1[512];
+
+	(void)state;
+	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
+	v6_behind_v4 = 1;
+	get(p1, POLICY);
+	v6_behind_v4 = 0;
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+	assert_true(get_ms < (FETCH_MS / 4 + FETCH_MS) / 2);
+}
+
 int
 main(void)
 {
@@ -769,6 +848,7 @@ main(void)
 		cmocka_unit_test(test_host_error_next_tried),
 		cmocka_unit_test(test_host_error_then_refused),
 		cmocka_unit_test(test_cancel_with_two_open),
+		cmocka_unit_test(test_v6_behind_four_hanging_v4),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
