@@ -32,6 +32,14 @@
 # an upstream reset (`ss -K` of mxguard's port-25 legs, or an iptables
 # tcp-reset REJECT for 1-5 s), a restart of the whole daemon (SIGTERM, then
 # start), Redis killed and started again.
+# The run has a long-lived phase: until the last of SOAK_LULLS (2) lulls,
+# spread evenly over the chaos, no daemon restart and no SIGKILL of one
+# "kept" worker, so that the supervisor and that worker live through the
+# lulls; after it, every disturbance.  At a lull the chaos and the
+# submissions pause, the sender defers everything, the daemon goes idle
+# (else a finding) and every mxguard process is sampled; then all resumes.
+# A sampler records every SOAK_SAMPLE (3) seconds, through the whole run,
+# each mxguard process's fds and VmRSS by pid and start time (a series).
 #
 # Then: chaos stops, everything is brought back, the sender's queue drains
 # of good-domain mail (flushed; waited on, with a bound), the sender is told
@@ -48,13 +56,19 @@
 #   - no session left open (mxguard_sessions_active 0), no crash (worker
 #     exits other than our SIGKILLs), no sanitizer report in any log, every
 #     SIGTERM'd daemon exited 0;
-#   - fds and RSS of the supervisor and workers at idle, end against start.
+#   - fds and RSS of the supervisor and workers at idle, end against start;
+#   - per series with three idle samples or more (start, lulls, end; each
+#     the least of three readings 0.5 s apart), its last against its
+#     second: fds at most SOAK_FD_SLACK (2) and RSS at most SOAK_RSS_SLACK
+#     kB (16384; ASan: not judged) above.
 # A final line "soak: ..." gives the counts and the result.
 #
 # Environment: SOAK_SECONDS (300) chaos duration; SOAK_RATE (0.4) mean
 # seconds between submissions; SOAK_SEED (random) for $RANDOM; SOAK_REDIS
 # (1) include Redis; SOAK_DRAIN (200) seconds allowed for the drain;
-# SOAK_ALLOW_DATAEND451 (0);
+# SOAK_ALLOW_DATAEND451 (0); SOAK_LULLS (2; 0: no lull, no long-lived
+# phase, no per-series judgement); SOAK_SAMPLE (3); SOAK_FD_SLACK (2);
+# SOAK_RSS_SLACK (16384);
 # MXG_KEEP=1 keeps the temp dir.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$LIBDIR/dns.sh"
@@ -66,6 +80,10 @@ SOAK_SECONDS=${SOAK_SECONDS:-300}
 SOAK_RATE=${SOAK_RATE:-0.4}
 SOAK_REDIS=${SOAK_REDIS:-1}
 SOAK_DRAIN=${SOAK_DRAIN:-200}
+SOAK_SAMPLE=${SOAK_SAMPLE:-3}
+SOAK_LULLS=${SOAK_LULLS:-2}
+SOAK_FD_SLACK=${SOAK_FD_SLACK:-2}
+SOAK_RSS_SLACK=${SOAK_RSS_SLACK:-16384}
 SOAK_SEED=${SOAK_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
 RANDOM=$SOAK_SEED
 GOOD="alice@enf.test bob@tls.test"
@@ -141,6 +159,7 @@ mxg_start "workers = 2
 upstream_reuse = yes
 upstream_reuse_time = 5s"
 CONF=$T/mxguard.conf
+echo "$MXG_PID" >"$T/mxg.pid"
 LOGS=("$MXLOG")
 STARTS=1
 BAD_EXITS=0
@@ -155,6 +174,7 @@ daemon_start() {
 	LOGS+=("$MXLOG")
 	bg "$SND" "$MXLOG" "$MXGUARD" -c "$CONF" run
 	MXG_PID=$BG_PID
+	echo "$MXG_PID" >"$T/mxg.pid"
 	wait_for 20 "mxguard event=listening in $MXLOG" _mxg_listening
 }
 # daemon_stop: SIGTERM, wait (drain_timeout 5 s, then the exit); the exit
@@ -207,6 +227,42 @@ idle_sample() {
 	done
 	echo "$s $wf $wr"
 }
+# proc_line TAG: one line per mxguard process (the supervisor in
+# $T/mxg.pid and its children) into $T/samples:
+#   EPOCHSECONDS PID STARTTIME ROLE FDS RSS_kB TAG
+# STARTTIME (/proc/PID/stat field 22) makes a process that replaced another
+# of the same pid a new series.  TAG: "run" for the sampler's, "idle:NAME"
+# for the samples taken with the daemon idle (start, each lull, end).
+proc_line() {
+	local sup p st f r role
+	sup=$(cat "$T/mxg.pid" 2>/dev/null) || return 0
+	[ -n "$sup" ] || return 0
+	for p in "$sup" $(ps -o pid= --ppid "$sup" 2>/dev/null); do
+		# the comm field may hold spaces: field 22 counted after its ")"
+		st=$(sed -E 's/.*\) //' "/proc/$p/stat" 2>/dev/null | awk '{print $20}') || continue
+		[ -n "$st" ] || continue
+		read -r f r <<<"$(proc_sample "$p")"
+		role=worker; [ "$p" = "$sup" ] && role=supervisor
+		echo "$EPOCHSECONDS $p $st $role $f $r $1"
+	done >>"$T/samples"
+}
+# proc_idle TAG: three samples 0.5 s apart, taken with the daemon idle; the
+# judgement takes each series' least of them (a policy refresh or a
+# lookup in flight at one instant does not count as a leak)
+proc_idle() {
+	local i
+	for i in 1 2 3; do
+		[ "$i" = 1 ] || sleep 0.5
+		proc_line "$1"
+	done
+}
+# the sampler: every SOAK_SAMPLE seconds through the whole run
+sampler_loop() {
+	while :; do
+		proc_line run
+		sleep "$SOAK_SAMPLE"
+	done
+}
 metric() { scrape_metric "$1" ctl status --metrics; }
 _idle() {
 	[ "$(metric mxguard_sessions_active)" = 0 ] && [ "$(metric mxguard_upstream_parked)" = 0 ]
@@ -225,6 +281,10 @@ wait_mailbox bob@tls.test 1 60
 wait_for 30 "mxguard idle after the warm-up" _idle
 read -r B_SF B_SR B_WF B_WR <<<"$(idle_sample)"
 log "baseline: supervisor fds=$B_SF rss=${B_SR}kB; workers max fds=$B_WF rss=${B_WR}kB"
+: >"$T/samples"
+proc_idle idle:start
+sampler_loop &
+_PIDS+=("$!")
 
 # ---------------------------------------------------------------- sender
 # A steady stream: message N has Subject "soak N"; $T/sent lists "N RCPTS".
@@ -232,6 +292,8 @@ log "baseline: supervisor fds=$B_SF rss=${B_SR}kB; workers max fds=$B_WF rss=${B
 sender_loop() {
 	local i=0 r to body
 	while :; do
+		# a lull: no submission while $T/pause exists
+		while [ -e "$T/pause" ]; do sleep 0.2; done
 		i=$((i + 1))
 		r=$((RANDOM % 100))
 		if [ $r -lt 35 ]; then to=alice@enf.test
@@ -273,20 +335,35 @@ REJ_JOB=""
 rcv_stop_for() {
 	local p
 	p=$(rcv_pids)
+	# (a process of the list may have exited since: not worth a line)
 	# shellcheck disable=SC2086
-	kill -STOP $p
+	kill -STOP $p 2>/dev/null
 	sleep "$1"
 	# shellcheck disable=SC2086
-	kill -CONT $p
+	kill -CONT $p 2>/dev/null
 }
 reject_for() {
 	in_snd iptables -I OUTPUT -p tcp -d 10.25.1.0/24 --dport 25 -j REJECT --reject-with tcp-reset
 	sleep "$1"
 	in_snd iptables -D OUTPUT -p tcp -d 10.25.1.0/24 --dport 25 -j REJECT --reject-with tcp-reset
 }
+# KEEP_WORKER: in the long-lived phase (until the last lull), the worker
+# that SIGKILLs spare, and no daemon restart: the supervisor and this worker
+# live through the lulls, so that their descriptors and RSS are compared at
+# matched idle points (a leak in one long-lived process; the restarts and
+# kills replace the others).  Empty after the last lull: everything goes.
+KEEP_WORKER=""
 chaos_one() {
 	local r p ws n
 	r=$((RANDOM % 100))
+	# a restart drawn in the long-lived phase is drawn again; after it, a
+	# restart 3 times as often (2/9 + 7/9 of 10%), so that a run has as many
+	# as before the phases
+	if [ -n "$KEEP_WORKER" ]; then
+		while [ $r -ge 78 ] && [ $r -lt 88 ]; do r=$((RANDOM % 100)); done
+	elif [ "$SOAK_LULLS" -gt 0 ] && [ $((RANDOM % 9)) -lt 2 ]; then
+		r=78
+	fi
 	if [ $r -lt 22 ]; then
 		EV[hup]=$((${EV[hup]:-0} + 1))
 		if [ $((RANDOM % 2)) = 0 ]; then
@@ -299,7 +376,7 @@ chaos_one() {
 		fi
 		kill -HUP "$MXG_PID"
 	elif [ $r -lt 42 ]; then
-		ws=($(workers))
+		ws=($(workers | grep -vx "${KEEP_WORKER:-none}"))
 		[ "${#ws[@]}" -gt 0 ] || return 0
 		p=${ws[$((RANDOM % ${#ws[@]}))]}
 		EV[killworker]=$((${EV[killworker]:-0} + 1))
@@ -357,12 +434,58 @@ chaos_one() {
 }
 # a disturbance left half done by an interrupted run is undone by the
 # namespaces' removal; here, after the loop, everything is put back
+IDLE_OK=1
+wait_for_idle() {
+	local e=$((SECONDS + 60))
+	until _idle; do
+		[ "$SECONDS" -lt "$e" ] || return 1
+		sleep 0.5
+	done
+}
+# lull N: the chaos and the submissions pause, the sender defers
+# everything (its retries of the bad mail never stop otherwise), the daemon
+# goes idle and every process is sampled (idle:lullN); then all resumes.
+LULLS_DONE=0
+lull() {
+	local j t=$SECONDS
+	for j in $RSTOP_JOB $REJ_JOB; do wait "$j" 2>/dev/null; done
+	touch "$T/pause"
+	snd_postconf "defer_transports = smtp"
+	if wait_for_idle; then
+		wait_for 30 "two workers" _two_workers
+		proc_idle "idle:lull$1"
+		log "lull $1: idle after $((SECONDS - t))s, sampled"
+	else
+		IDLE_OK=0
+		log "FINDING: not idle 60 s into lull $1: sessions_active=$(metric mxguard_sessions_active) parked=$(metric mxguard_upstream_parked)"
+	fi
+	snd_postconf "defer_transports ="
+	rm -f "$T/pause"
+	snd_flush
+}
+ws=($(workers))
+[ "$SOAK_LULLS" = 0 ] || KEEP_WORKER=${ws[0]}
+[ "$SOAK_LULLS" = 0 ] || log "long-lived phase: no restart, SIGKILLs spare worker $KEEP_WORKER, $SOAK_LULLS lull(s)"
+chaos_start=$SECONDS
 chaos_end=$((SECONDS + SOAK_SECONDS))
 while [ "$SECONDS" -lt "$chaos_end" ]; do
 	sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.2f", 1 + 5 * r / 32768 }')"
 	chaos_one
 	[ -n "$MXG_PID" ] && kill -0 "$MXG_PID" 2>/dev/null ||
 		fail "the supervisor is gone: $(tail -n 20 "$MXLOG")"
+	# lull k at k/(SOAK_LULLS + 1) of the chaos (its own time not counted)
+	if [ "$LULLS_DONE" -lt "$SOAK_LULLS" ] &&
+		[ $((SECONDS - chaos_start)) -ge $(((LULLS_DONE + 1) * SOAK_SECONDS / (SOAK_LULLS + 1))) ]; then
+		t=$SECONDS
+		LULLS_DONE=$((LULLS_DONE + 1))
+		lull "$LULLS_DONE"
+		chaos_start=$((chaos_start + SECONDS - t))
+		chaos_end=$((chaos_end + SECONDS - t))
+		if [ "$LULLS_DONE" = "$SOAK_LULLS" ]; then
+			KEEP_WORKER=""
+			log "long-lived phase over: restarts and any worker's SIGKILL from now on"
+		fi
+	fi
 done
 kill -TERM "$SENDER_PID" 2>/dev/null
 wait "$SENDER_PID" 2>/dev/null
@@ -401,26 +524,19 @@ GOOD_QUEUED=$(good_queued)
 # and the daemon goes idle
 snd_postconf "defer_transports = smtp"
 wait_rcv_idle 60
-IDLE_OK=1
-wait_for_idle() {
-	local e=$((SECONDS + 60))
-	until _idle; do
-		[ "$SECONDS" -lt "$e" ] || return 1
-		sleep 0.5
-	done
-}
 if ! wait_for_idle; then
 	IDLE_OK=0
 	log "FINDING: not idle 60 s after the sender stopped: sessions_active=$(metric mxguard_sessions_active) parked=$(metric mxguard_upstream_parked)"
 fi
 read -r E_SF E_SR E_WF E_WR <<<"$(idle_sample)"
+proc_idle idle:end
 log "end: supervisor fds=$E_SF rss=${E_SR}kB; workers max fds=$E_WF rss=${E_WR}kB"
 
 # ---------------------------------------------------------------- checks
 FAILS=()
 finding() { log "FINDING: $*"; FAILS+=("$*"); }
 [ "$GOOD_QUEUED" = 0 ] || finding "$GOOD_QUEUED good recipient(s) still queued after the drain"
-[ "$IDLE_OK" = 1 ] || finding "sessions never ended (not idle at the end)"
+[ "$IDLE_OK" = 1 ] || finding "sessions never ended (not idle at a lull or at the end)"
 [ "$BAD_EXITS" = 0 ] || finding "$BAD_EXITS daemon stop(s) did not exit 0 in time"
 [ -s "$T/sender.err" ] && log "sender: $(grep -c . "$T/sender.err") submission(s) failed (not counted)"
 
@@ -525,17 +641,79 @@ fi
 [ "$E_WF" -le "$((B_WF + 2))" ] || finding "worker fds $B_WF -> $E_WF"
 # (an ASan build's freed memory sits in its quarantine, 256 MB by default:
 # its RSS grows to that by design and is only reported)
-if ldd "$MXGUARD" 2>/dev/null | grep -q libasan; then
+ASAN=0
+ldd "$MXGUARD" 2>/dev/null | grep -q libasan && ASAN=1
+if [ "$ASAN" = 1 ]; then
 	log "ASan build: RSS not judged (quarantine)"
 else
 	[ "$E_SR" -le "$((B_SR * 3 + 65536))" ] || finding "supervisor RSS ${B_SR}kB -> ${E_SR}kB"
 	[ "$E_WR" -le "$((B_WR * 3 + 65536))" ] || finding "worker RSS ${B_WR}kB -> ${E_WR}kB"
 fi
+# Per process (series: pid and start time), from $T/samples.  A series
+# with three idle samples or more (start, lulls, end: it lived through at
+# least one whole stretch between two lulls, a third of the run with the
+# default two lulls) is judged from its second idle sample (the first may
+# come before it served anything: its libraries, caches and connections
+# not set up yet) to its last: fds more than SOAK_FD_SLACK (2) above, or
+# RSS more than SOAK_RSS_SLACK kB (16384; not with ASan) above, is a
+# finding.  Every series is reported; $T/series has the table.
+python3 - "$T/samples" "$SOAK_FD_SLACK" "$SOAK_RSS_SLACK" "$ASAN" >"$T/series" <<'PY'
+import sys
+from collections import OrderedDict
+path, fd_slack, rss_slack, asan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+series = OrderedDict()
+for line in open(path):
+    f = line.split()
+    if len(f) != 7:
+        continue
+    t, pid, st, role, fds, rss, tag = int(f[0]), f[1], f[2], f[3], int(f[4]), int(f[5]), f[6]
+    if fds == 0 and rss == 0:   # gone between ps and /proc
+        continue
+    s = series.setdefault((pid, st), {"role": role, "t": [], "fds": [], "rss": [], "idle": []})
+    s["t"].append(t); s["fds"].append(fds); s["rss"].append(rss)
+    if tag.startswith("idle:"):
+        # the least of the readings with the same tag
+        if s["idle"] and s["idle"][-1][0] == tag[5:]:
+            _, f0, r0 = s["idle"][-1]
+            s["idle"][-1] = (tag[5:], min(f0, fds), min(r0, rss))
+        else:
+            s["idle"].append((tag[5:], fds, rss))
+judged = bad = 0
+short = {"supervisor": 0, "worker": 0}
+for (pid, st), s in series.items():
+    lived = s["t"][-1] - s["t"][0]
+    idle = s["idle"]
+    desc = "%s pid=%s lived=%ds samples=%d fds_max=%d rss_max_kB=%d idle=%s" % (
+        s["role"], pid, lived, len(s["t"]), max(s["fds"]), max(s["rss"]),
+        ",".join("%s:%d/%d" % i for i in idle) or "-")
+    if len(idle) < 3:
+        short[s["role"]] += 1
+        print("short  " + desc)
+        continue
+    judged += 1
+    ref, last = idle[1], idle[-1]
+    why = []
+    if last[1] > ref[1] + fd_slack:
+        why.append("fds %d -> %d" % (ref[1], last[1]))
+    if not asan and last[2] > ref[2] + rss_slack:
+        why.append("RSS %d -> %d kB" % (ref[2], last[2]))
+    if why:
+        bad += 1
+        print("LEAK   %s (%s, %s to %s)" % (desc, "; ".join(why), ref[0], last[0]))
+    else:
+        print("ok     %s (fds %+d, RSS %+d kB, %s to %s)" % (desc, last[1] - ref[1], last[2] - ref[2], ref[0], last[0]))
+print("TOTAL judged=%d leaking=%d short_supervisors=%d short_workers=%d" % (judged, bad, short["supervisor"], short["worker"]))
+PY
+grep -v '^short ' "$T/series" | sed 's/^/series: /' >&2
+SERIES=$(sed -n 's/^TOTAL //p' "$T/series")
+read -r S_JUDGED S_LEAK <<<"$(sed -nE 's/^TOTAL judged=([0-9]+) leaking=([0-9]+).*/\1 \2/p' "$T/series")"
+[ "${S_LEAK:-0}" = 0 ] || finding "$S_LEAK long-lived process(es) grew between idle samples: $(grep '^LEAK' "$T/series" | tr '\n' ' ')"
+[ "${S_JUDGED:-0}" -gt 0 ] || [ "$SOAK_LULLS" -lt 2 ] || finding "no process lived through two lulls: nothing judged for leaks"
 
 ev=$(for k in hup killworker rcvstop stopreset reset reject restart redis; do printf '%s=%s,' "$k" "${EV[$k]:-0}"; done)
 result=PASS
 [ "${#FAILS[@]}" = 0 ] || result=FAIL
-summary="soak: seed=$SOAK_SEED chaos=${SOAK_SECONDS}s total=$((SECONDS - T0))s sent=$SENT good_rcpts=$EXPECT arrived=$ARRIVED lost=$LOST dups_rfc1047=$DUPS_OK dups_dataend451=$DUPS_DE dups_other=$DUPS bad_rcpts=$BAD_SENT bad_queued=$BAD_QUEUED bad_arrived=$BAD_ARRIVED events=${ev%,} starts=$STARTS fds_sup=$B_SF->$E_SF fds_worker=$B_WF->$E_WF rss_sup_kB=$B_SR->$E_SR rss_worker_kB=$B_WR->$E_WR result=$result"
+summary="soak: seed=$SOAK_SEED chaos=${SOAK_SECONDS}s total=$((SECONDS - T0))s sent=$SENT good_rcpts=$EXPECT arrived=$ARRIVED lost=$LOST dups_rfc1047=$DUPS_OK dups_dataend451=$DUPS_DE dups_other=$DUPS bad_rcpts=$BAD_SENT bad_queued=$BAD_QUEUED bad_arrived=$BAD_ARRIVED events=${ev%,} starts=$STARTS fds_sup=$B_SF->$E_SF fds_worker=$B_WF->$E_WF rss_sup_kB=$B_SR->$E_SR rss_worker_kB=$B_WR->$E_WR series:${SERIES// /,} result=$result"
 echo "$summary"
 echo "$summary" >>/tmp/mxg-soak-summaries.log
 if [ "$result" = FAIL ]; then
