@@ -294,6 +294,10 @@ sender_loop() {
 	while :; do
 		# a lull: no submission while $T/pause exists
 		while [ -e "$T/pause" ]; do sleep 0.2; done
+		# the end: the loop stops here, between two submissions (a
+		# SIGTERM could end it after a submission and before its line in
+		# $T/sent: a message counted as "never sent" to its recipient)
+		[ -e "$T/stop-sender" ] && return 0
 		i=$((i + 1))
 		r=$((RANDOM % 100))
 		if [ $r -lt 35 ]; then to=alice@enf.test
@@ -487,7 +491,7 @@ while [ "$SECONDS" -lt "$chaos_end" ]; do
 		fi
 	fi
 done
-kill -TERM "$SENDER_PID" 2>/dev/null
+touch "$T/stop-sender"
 wait "$SENDER_PID" 2>/dev/null
 SENT=$(grep -c . "$T/sent")
 log "chaos over: $SENT messages submitted; events: $(for k in "${!EV[@]}"; do printf '%s=%s ' "$k" "${EV[$k]}"; done)"
