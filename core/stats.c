@@ -110,6 +110,7 @@ static struct stat_ctr *head, **tail = &head;
 static struct stats_slot *myslot;	/* a worker's */
 static struct stats_shm *supervised;	/* the supervisor's */
 static struct stat_ctr *retired;	/* dead workers' totals */
+static void merged_free(struct stat_ctr *);
 static size_t nretired;			/* names in it */
 /* Names the retired totals keep: every name an honest worker registers,
  * many times over; a worker compromised again after each restart could
@@ -492,6 +493,10 @@ stats_shm_attach(struct stats_shm *m, int slot)
 	head = NULL;
 	tail = &head;
 	supervised = NULL;
+	/* the retired totals are the supervisor's own copies, no module
+	 * points into them: freed (dropped, each worker forked after a
+	 * worker's death leaked them) */
+	merged_free(retired);
 	retired = NULL;
 	nretired = 0;
 	myslot = m->map[slot].rw;
