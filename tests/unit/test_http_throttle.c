@@ -648,6 +648,21 @@ test_bad_certificate_next_tried(void **state)
 	first_then_policy(FIRST_BADCERT);
 }
 
+/* The first address in MODE, the second refusing the connection: the
+ * fetch fails, of kind KIND (the first address's answer or certificate
+ * error, not the later connect error); the caller checks the text. */
+static void
+first_then_refused(int mode, const char *kind)
+{
+	first_mode = mode;
+	bad_then_refused = 1;
+	get("", "");
+	first_mode = FIRST_NONE;
+	bad_then_refused = 0;
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, kind);
+}
+
 /* The same, no later address serving the policy (connection refused at
  * the second): the fetch fails as sts-webpki-invalid with the first
  * address's certificate error, the more telling of the two (TLSRPT's
@@ -656,13 +671,7 @@ static void
 test_bad_certificate_then_refused(void **state)
 {
 	(void)state;
-	first_mode = FIRST_BADCERT;
-	bad_then_refused = 1;
-	get("", "");
-	first_mode = FIRST_NONE;
-	bad_then_refused = 0;
-	assert_int_equal(get_ok, -1);
-	assert_string_equal(get_kind, "sts-webpki-invalid");
+	first_then_refused(FIRST_BADCERT, "sts-webpki-invalid");
 	assert_non_null(strstr(get_err, "certificate of mta-sts.x.test"));
 }
 
@@ -770,13 +779,7 @@ static void
 test_host_error_then_refused(void **state)
 {
 	(void)state;
-	first_mode = FIRST_404;
-	bad_then_refused = 1;
-	get("", "");
-	first_mode = FIRST_NONE;
-	bad_then_refused = 0;
-	assert_int_equal(get_ok, -1);
-	assert_string_equal(get_kind, "sts-policy-fetch-error");
+	first_then_refused(FIRST_404, "sts-policy-fetch-error");
 	assert_non_null(strstr(get_err, "status 404 (127.0.0.2:"));
 }
 
