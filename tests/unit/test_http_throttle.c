@@ -595,22 +595,30 @@ test_eof_framed_cut_refused(void **state)
 	assert_int_equal(get_ok, -1);
 }
 
+/* *knob = value for one fetch of the policy (its headers, then the
+ * body), then 0 again: the fetch gets the policy. */
+static void
+policy_with(int *knob, int value)
+{
+	char p1[512];
+
+	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
+	*knob = value;
+	get(p1, POLICY);
+	*knob = 0;
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+}
+
 /* The policy host's first address takes the connection and never
  * answers the TLS handshake: the second one, which serves the policy, is
  * tried within the fetch's time (3 s here), not after it. */
 static void
 test_hanging_address_next_tried(void **state)
 {
-	char p1[512];
-
 	(void)state;
-	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
-	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
-	hang_first = 1;
-	get(p1, POLICY);
-	hang_first = 0;
-	assert_int_equal(get_ok, 0);
-	assert_string_equal(get_body, POLICY);
+	policy_with(&hang_first, 1);
 }
 
 /* The first address fails as mode says, the second serves the policy:
@@ -618,15 +626,7 @@ test_hanging_address_next_tried(void **state)
 static void
 first_then_policy(int mode)
 {
-	char p1[512];
-
-	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
-	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
-	first_mode = mode;
-	get(p1, POLICY);
-	first_mode = FIRST_NONE;
-	assert_int_equal(get_ok, 0);
-	assert_string_equal(get_body, POLICY);
+	policy_with(&first_mode, mode);
 }
 
 /*
@@ -818,16 +818,8 @@ test_cancel_with_two_open(void **state)
 static void
 test_v6_behind_four_hanging_v4(void **state)
 {
-	char p1[512];
-
 	(void)state;
-	snprintf(p1, sizeof(p1), "HTTP/1.1 200 OK\r\nContent-Type: "
-	    "text/plain\r\nContent-Length: %zu\r\n\r\n", strlen(POLICY));
-	v6_behind_v4 = 1;
-	get(p1, POLICY);
-	v6_behind_v4 = 0;
-	assert_int_equal(get_ok, 0);
-	assert_string_equal(get_body, POLICY);
+	policy_with(&v6_behind_v4, 1);
 	assert_true(get_ms < (FETCH_MS / 4 + FETCH_MS) / 2);
 }
 
