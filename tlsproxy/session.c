@@ -1524,9 +1524,11 @@ session_run(struct session *s)
  * half-closes reads on; a reply lost here would make the MTA send the
  * message again (a duplicate if the server took it).  The rest of the
  * message, read before the EOF, is still relayed; it decides, within
- * data_done_timeout of the EOF (client_eof_deadline()).  Anywhere
- * else the session ends as it always did: the upstream gets no dot for
- * a message the client did not finish, and discards it.
+ * data_done_timeout of the EOF (client_eof_deadline()).  Between
+ * commands (WAIT_HELO, IDLE) the commands read before the EOF are
+ * answered and the upstream gets QUIT.  Anywhere else (a command or the
+ * message under way) the session ends at once: the upstream gets no dot
+ * for a message the client did not finish, and discards it.
  */
 static void
 client_eof(struct session *s)
@@ -1540,14 +1542,13 @@ client_eof(struct session *s)
 		client_eof_deadline(s);
 		return;		/* body_pump() decides */
 	}
-	if (s->cl_fin && waits_for_client(s->state))
-		/* its FIN was seen while it was not read (client_hangup():
-		 * held back after its dot, or its replies piling up), so its
-		 * EOF is read only now, after the final reply or its replies:
-		 * a half-close, as one read with the dot, whose buffered
-		 * commands are answered and whose end sends QUIT upstream
-		 * (session_run(), client_eof_end()); closed here, the
-		 * upstream lost its connection without QUIT */
+	if (waits_for_client(s->state))
+		/* between commands (also a FIN seen while the client was
+		 * not read, client_hangup(), whose EOF is read only now):
+		 * what it sent before its EOF is answered, then the
+		 * upstream gets QUIT (session_run(), client_eof_end()), so
+		 * the server ends its side cleanly as for any client that
+		 * quits, not with "lost connection" */
 		return;
 	session_close(s, "client closed");
 }
@@ -2588,10 +2589,15 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 		 * is still queued for it can never go, and its io, dead,
 		 * reports nothing more.  Closed with it, the session sat in
 		 * CLOSING until the deadline, holding its max_sessions slot
-		 * and the upstream connection: it ends at once. */
+		 * and the upstream connection: it ends at once.  Between
+		 * commands the upstream gets QUIT, as for a client that
+		 * closes there (client_eof()). */
 		s->cl_in += io_bytes_in(io);
 		s->cl = NULL;
-		session_close(s, io_error(io));
+		if (waits_for_client(s->state))
+			client_eof_end(s, io_error(io));
+		else
+			session_close(s, io_error(io));
 		io_free(io);
 		break;
 	case IO_CONNECTED:

@@ -2311,16 +2311,58 @@ test_quit_upstream_trickle(void **state)
 	finish();
 }
 
+/* A client that closes between commands without QUIT: the upstream gets
+ * QUIT (the open transaction is discarded by the server, RFC 5321 4.1.1.10),
+ * as for a client that quits, not a connection lost mid-dialogue. */
+static void
+expect_quit_after_client_close(const char *why)
+{
+	char line[1024];
+
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	wait_srv_eof();
+	WAIT(g.env.nsessions == 0);
+	log_find("event=close ", line, sizeof(line));
+	if (strstr(line, why) == NULL)
+		fail_msg("close line: \"%s\"", line);
+	finish();
+}
+
 static void
 test_client_closes(void **state)
 {
 	hello_plain();
 	begin_tx("a@sender.example", "b@d.example");
+	log_start();
 	close(g.cfd);
 	g.cfd = -1;
-	wait_srv_eof();
-	WAIT(g.env.nsessions == 0);
-	finish();
+	expect_quit_after_client_close("why=\"client closed\"");
+}
+
+/* ... before its EHLO (WAIT_HELO, the greeting relayed) */
+static void
+test_client_closes_before_ehlo(void **state)
+{
+	start(GREETING);
+	log_start();
+	close(g.cfd);
+	g.cfd = -1;
+	expect_quit_after_client_close("why=\"client closed\"");
+}
+
+/* ... with a command sent just before the close: it is handled, its
+ * reply's write fails (a socketpair's peer is gone at once; TCP's reset
+ * comes a write later), and the upstream still gets QUIT. */
+static void
+test_client_closes_after_noop(void **state)
+{
+	hello_plain();
+	log_start();
+	cl_send("NOOP\r\n");
+	close(g.cfd);
+	g.cfd = -1;
+	expect_quit_after_client_close("why=\"write: Broken pipe\"");
 }
 
 /* ---- failures ---------------------------------------------------------- */
@@ -2752,7 +2794,9 @@ test_closing_deadline(void **state)
  * into CLOSING, to drain a queue into a connection that was gone: the
  * io, dead, reported nothing more, and the session held its
  * max_sessions slot and the upstream connection until CLOSING's 5 s
- * deadline.  The bound is half-way to that deadline.  closing: the
+ * deadline.  The bound is half-way to that deadline.  The client was
+ * between commands, so the upstream gets QUIT first (client_eof_end()),
+ * answered at once here.  closing: the
  * session is in CLOSING already (the upstream gone, a 421 queued
  * behind the rest) when the reset comes.
  */
@@ -2777,6 +2821,11 @@ client_reset_replies_queued(int closing)
 	close(g.cfd);
 	g.cfd = -1;
 	t0 = now_ms();
+	if (!closing) {
+		/* between commands: the upstream gets its QUIT at once */
+		EXPECT_SRV("QUIT");
+		srv_send("221 bye\r\n");
+	}
 	while (g.env.nsessions > 0 && now_ms() - t0 < CLOSING_GIVE_UP_MS)
 		step();
 	printf("# ended %llu ms after the reset\n",
@@ -6304,6 +6353,8 @@ main(void)
 		T(test_quit_upstream_trickle),
 		T(test_reuse_idle_expiry_key_update),
 		T(test_client_closes),
+		T(test_client_closes_before_ehlo),
+		T(test_client_closes_after_noop),
 		T(test_upstream_closes_in_data),
 		T(test_upstream_250_then_close_in_data),
 		T(test_upstream_closes_after_dot),
