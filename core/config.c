@@ -800,6 +800,23 @@ check:
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
+	/* A TXT query the attacker (or a broken path) lets time out takes
+	 * dns_timeout; only then is an expired cached policy fetched again
+	 * (the policy host's addresses, dns_timeout again, then the GET):
+	 * if that cannot end within policy_timeout, the lookup goes on
+	 * without the policy it could have had. */
+	if (2 * c->dns_timeout + c->sts_fetch_timeout > c->policy_timeout &&
+	    warn_add(c, "%s: dns_timeout (%llu ms) twice and "
+	    "sts_fetch_timeout (%llu ms) exceed policy_timeout (%llu ms): "
+	    "an expired MTA-STS policy fetched again after its TXT lookup "
+	    "timed out may not arrive in time, and the domain's mail goes "
+	    "without it", path ? path : "defaults",
+	    (unsigned long long)c->dns_timeout,
+	    (unsigned long long)c->sts_fetch_timeout,
+	    (unsigned long long)c->policy_timeout) == -1) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
 	/* a NUL between the two: no file's bytes can pass for the other's */
 	if (EVP_DigestUpdate(md, "", 1) != 1 || (*c->tls_policy_file != '\0' &&
 	    digest_file(md, c) == -1) ||

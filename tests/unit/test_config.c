@@ -420,6 +420,32 @@ test_divert_port_unheard(void **state)
 	config_free(c);
 }
 
+/* DNS and fetch timeouts that cannot fit in policy_timeout draw a
+ * warning; the defaults (10 s, 30 s, 60 s) fit. */
+static void
+test_timeouts_fit_policy_timeout(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	(void)state;
+	c = load_text("dns_timeout = 30s\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "exceed policy_timeout "
+	    "(60000 ms)"));
+	config_free(c);
+	c = load_text("policy_timeout = 20s\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	config_free(c);
+	c = load_text("policy_timeout = 20s\ndns_timeout = 5s\n"
+	    "sts_fetch_timeout = 10s\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+}
+
 /* The keys a reload cannot apply: the installed rules depend on them. */
 static void
 test_rules_keys(void **state)
@@ -546,6 +572,7 @@ main(void)
 		cmocka_unit_test(test_timeout_floor),
 		cmocka_unit_test(test_key_twice),
 		cmocka_unit_test(test_divert_port_unheard),
+		cmocka_unit_test(test_timeouts_fit_policy_timeout),
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_dump_hides_secrets),
 		cmocka_unit_test(test_nat64_prefix),
