@@ -14,6 +14,11 @@
  * not finish the TLS handshake within a quarter of the time, or presents
  * a certificate that does not verify gives way to the next.
  *
+ * Both start without waiting for both DNS answers (RFC 8305 section 3,
+ * dns_done()): at once when the AAAA answer is in, RESOLUTION_DELAY_MS
+ * after a first A answer; the other family's addresses join those still
+ * to try when they come.
+ *
  * The response parser re-parses the whole buffer each time bytes arrive:
  * the buffer is bounded (headers + a 64 KiB body), so that is cheap, and
  * it keeps the parser a pure function that is easy to test and fuzz.
@@ -382,6 +387,16 @@ http_status_line(const char *buf, size_t len, int *code)
  * quickly addresses fail, and caps the fetch's sockets and buffers.
  */
 #define GET_TRIES_MAX 4
+/*
+ * How long an A answer that came first waits for the AAAA answer before
+ * the attempts start with its addresses alone: RFC 8305 section 3's
+ * recommended Resolution Delay, so that IPv6 still goes first when its
+ * answer is merely a little later.  Waiting for both answers, as before,
+ * let whoever delays one of them (an attacker on an unsigned zone's
+ * path, a resolver that drops AAAA queries) spend up to the DNS timeout
+ * of the fetch's time before any connection.
+ */
+#define RESOLUTION_DELAY_MS 50
 
 /* One address's attempt: its connection, TLS and response so far. */
 struct http_try {
@@ -416,10 +431,13 @@ struct http_req {
 	void		*arg;
 	struct ev_timer	*timer;
 	struct ev_timer	*stagger;	/* GET: the next address's start */
+	struct ev_timer	*resdelay;	/* the A answer's wait for AAAA */
 	struct dns_req	*q4, *q6;
 	int		 pending_dns;
+	int		 started;	/* attempts may start (dns_done()) */
 	struct sockaddr_storage addrs[2 * MAX_ADDRS];	/* MAX_ADDRS per
-					 * family, until addrs_interleave() */
+					 * family in a DNS answer, MAX_ADDRS
+					 * in all after addrs_interleave() */
 	int		 naddrs, next;
 	int		 nrefused;	/* POST: addresses netaddr refused */
 	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
@@ -457,6 +475,7 @@ req_free(struct http_req *h)
 		try_free(h->tries[i]);
 	ev_timer_free(h->timer);
 	ev_timer_free(h->stagger);
+	ev_timer_free(h->resdelay);
 	free(h->post);
 	free(h);
 }
@@ -869,6 +888,18 @@ io_event(struct io *io, enum io_event ev, void *arg)
 	}
 }
 
+/* No address is tried any more (a failure that would fail them all):
+ * neither those left nor a late DNS answer's. */
+static void
+no_more(struct http_req *h)
+{
+	dns_cancel(h->q4);
+	dns_cancel(h->q6);
+	h->q4 = h->q6 = NULL;
+	h->pending_dns = 0;
+	h->next = h->naddrs;
+}
+
 /*
  * Opens a connection to the next address that takes one: 0, or -1 when
  * none is left (h->lasterr says why the last one failed).
@@ -911,7 +942,7 @@ try_start(struct http_req *h)
 			    "the divert rules would not know it as mxguard's "
 			    "own)", h->mark, strerror(errno));
 			close(fd);
-			h->next = h->naddrs;
+			no_more(h);
 			return -1;
 		}
 		if (connect(fd, (struct sockaddr *)ss, sl) == -1 &&
@@ -931,7 +962,7 @@ try_start(struct http_req *h)
 				ev_timer_free(t->parse_tmr);
 			free(t);
 			close(fd);
-			h->next = h->naddrs;
+			no_more(h);
 			return -1;
 		}
 		t->h = h;
@@ -963,20 +994,24 @@ try_start(struct http_req *h)
  * fetch (finish()).  Before, a GET's address that had not sent the whole
  * response within try_ms was cut for the next, so a policy host slower
  * than that at every address but the last, or whose only reachable
- * address was not the last, failed every fetch.  When none is left and
- * none is open, the fetch fails.
+ * address was not the last, failed every fetch.  When none is left,
+ * none is open and no DNS answer is to come, the fetch fails; with one
+ * to come, the stagger runs on, so that its addresses start when the
+ * last start's stagger is over (dns_done()).
  */
 static void
 start_next(struct http_req *h)
 {
 	int cap = h->post != NULL ? 1 : GET_TRIES_MAX;
 
+	if (!h->started)	/* the resolution delay (dns_done()) */
+		return;
 	if (h->ntries < cap && try_start(h) == 0 && h->post == NULL &&
-	    h->next < h->naddrs)
+	    (h->next < h->naddrs || h->pending_dns > 0))
 		ev_timer_arm(h->stagger, h->try_ms);
-	else if (h->next >= h->naddrs)
+	else if (h->next >= h->naddrs && h->pending_dns == 0)
 		ev_timer_stop(h->stagger);
-	if (h->ntries == 0)
+	if (h->ntries == 0 && h->pending_dns == 0)
 		fail_all(h, NULL);
 }
 
@@ -987,13 +1022,16 @@ stagger_due(void *arg)
 }
 
 /*
- * The addresses in the order they are tried: the families alternate,
- * the first answer's first (RFC 8305 section 4), MAX_ADDRS in all.  In
- * the order the answers came, a GET's stagger started the first
- * family's four (each a quarter of the fetch's time after the last) and
- * never reached the other, so an attacker who stalls one family's paths
- * (and who may decide, for an unsigned zone, which answer comes first)
- * failed the fetch of a dual-stack host whose other family serves.
+ * The addresses still to try (from h->next), in the order they are
+ * tried: the families alternate (RFC 8305 section 4), IPv6 first at the
+ * start, then the family other than the last one started, so that a late
+ * answer's addresses join the alternation where it is; MAX_ADDRS in all,
+ * those tried included.  In the order the answers came, a GET's stagger
+ * started the first family's four (each a quarter of the fetch's time
+ * after the last) and never reached the other, so an attacker who stalls
+ * one family's paths (and who may decide, for an unsigned zone, which
+ * answer comes first) failed the fetch of a dual-stack host whose other
+ * family serves.
  */
 static void
 addrs_interleave(struct http_req *h)
@@ -1001,20 +1039,37 @@ addrs_interleave(struct http_req *h)
 	struct sockaddr_storage fam[2][MAX_ADDRS];
 	int n[2] = { 0, 0 }, k[2] = { 0, 0 }, i, f;
 
-	if (h->naddrs == 0)
-		return;
-	for (i = 0; i < h->naddrs; i++) {
+	for (i = h->next; i < h->naddrs; i++) {
 		f = h->addrs[i].ss_family == AF_INET6;
 		if (n[f] < MAX_ADDRS)
 			fam[f][n[f]++] = h->addrs[i];
 	}
-	f = h->addrs[0].ss_family == AF_INET6;
-	h->naddrs = 0;
+	if (h->next > 0)
+		f = h->addrs[h->next - 1].ss_family != AF_INET6;
+	else
+		f = n[1] > 0;
+	h->naddrs = h->next;
 	while (h->naddrs < MAX_ADDRS && (k[0] < n[0] || k[1] < n[1])) {
 		if (k[f] < n[f])
 			h->addrs[h->naddrs++] = fam[f][k[f]++];
 		f = !f;
 	}
+}
+
+/* The attempts may start: the addresses ordered, the first started. */
+static void
+addrs_ready(struct http_req *h)
+{
+	h->started = 1;
+	ev_timer_stop(h->resdelay);
+	addrs_interleave(h);
+	start_next(h);
+}
+
+static void
+resdelay_due(void *arg)
+{
+	addrs_ready(arg);
 }
 
 static void
@@ -1063,11 +1118,34 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 	} else if (!h->lasterr[0])
 		snprintf(h->lasterr, sizeof(h->lasterr), "%s: DNS %s",
 		    h->host, dns_status_name(st));
-	if (--h->pending_dns > 0)
+	h->pending_dns--;
+	if (!h->started) {
+		/*
+		 * RFC 8305 section 3: start once there are addresses and
+		 * the AAAA answer (the preferred family's) is in, positive
+		 * or not, or RESOLUTION_DELAY_MS after an A answer that
+		 * came first; with no address yet, wait for the other
+		 * answer.  Never both answers: whoever delays one of them
+		 * must not hold the fetch
+		 */
+		if (h->pending_dns == 0 || (h->naddrs > 0 && h->q6 == NULL))
+			addrs_ready(h);
+		else if (h->naddrs > 0 && !ev_timer_pending(h->resdelay))
+			ev_timer_arm(h->resdelay, RESOLUTION_DELAY_MS);
 		return;
-	h->q4 = h->q6 = NULL;
+	}
+	/* a late answer: its addresses join those still to try, in the
+	 * alternation; the next starts now if no stagger runs (none open,
+	 * or a quarter of the fetch's time since the last start), else
+	 * when it is over.  A POST's attempt still in its handshake is no
+	 * longer the last: it gets a quarter of the time from now, as any
+	 * but the last does (try_start()) */
 	addrs_interleave(h);
-	start_next(h);
+	if (h->post != NULL && h->tries[0] != NULL && !h->tries[0]->tls_up &&
+	    h->next < h->naddrs)
+		io_set_deadline(h->tries[0]->io, h->try_ms);
+	if (h->ntries == 0 || !ev_timer_pending(h->stagger))
+		start_next(h);
 }
 
 static void
@@ -1107,7 +1185,8 @@ overall_timeout(void *arg)
 	    (unsigned long long)h->timeout_ms);
 	if (h->pending_dns > 0 && o < sizeof(what))
 		o += (size_t)snprintf(what + o, sizeof(what) - o, " resolving "
-		    "%s", h->host);
+		    "%s (%s)", h->host, h->q4 != NULL && h->q6 != NULL ?
+		    "A, AAAA" : h->q4 != NULL ? "A" : "AAAA");
 	for (i = 0; i < GET_TRIES_MAX && o < sizeof(what); i++) {
 		struct http_try *t = h->tries[i];
 
@@ -1152,8 +1231,10 @@ http_start(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
 	h->cb = cb;
 	h->arg = arg;
 	if ((h->timer = ev_timer_new(loop, overall_timeout, h)) == NULL ||
-	    (h->stagger = ev_timer_new(loop, stagger_due, h)) == NULL) {
+	    (h->stagger = ev_timer_new(loop, stagger_due, h)) == NULL ||
+	    (h->resdelay = ev_timer_new(loop, resdelay_due, h)) == NULL) {
 		ev_timer_free(h->timer);
+		ev_timer_free(h->stagger);
 		free(h);
 		return NULL;
 	}

@@ -163,6 +163,25 @@ a(const char *h, int ad, const char *ip)
 }
 
 static inline void
+aaaa(const char *h, int ad, const char *ip)
+{
+	struct msg m;
+
+	begin(&m, 0x1234, ad, 0, h, DNS_T_AAAA, 1, 0, 0);
+	rr_hdr(&m, h, DNS_T_AAAA, 300, 16);
+	inet_pton(AF_INET6, ip, m.b + m.n);
+	m.n += 16;
+	answer(h, DNS_T_AAAA, ad ? DNS_SECURE : DNS_INSECURE, &m);
+}
+
+/* The last canned answer comes ms after its query. */
+static inline void
+answer_after(uint64_t ms)
+{
+	fakes[nfakes - 1].delay_ms = ms;
+}
+
+static inline void
 tlsa(const char *h, int ad, int u, int s, int mt, int len)
 {
 	struct msg m;

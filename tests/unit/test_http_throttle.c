@@ -18,7 +18,11 @@
  * after a good handshake, before the response is whole.  The addresses
  * are tried staggered (Happy Eyeballs): a first address slower than the
  * stagger still serves the policy while the second hangs; two that stall
- * fail the fetch once, at its deadline, with nothing left open.
+ * fail the fetch once, at its deadline, with nothing left open.  And
+ * the attempts start without both DNS answers (RFC 8305 section 3): at
+ * once on the AAAA answer, 50 ms after an A answer that came first, the
+ * late family's addresses joining the alternation (fakedns.h delays an
+ * answer on the loop's clock).
  */
 // WRAP: dns_query dns_cancel
 #include <stdarg.h>
@@ -343,10 +347,18 @@ bad_main(void *arg)
  * and the process has as many descriptors open at the end as before. */
 static int hang_first, bad_then_refused, second_hangs, second_seen;
 /* v6_behind_v4: the server listens at ::1 instead, the name's AAAA
- * record, answered 5 ms after its A record, which names V4_HANGING
- * addresses (127.0.0.2 and up) whose listeners never accept */
+ * record, answered v6_behind_v4 ms after its A record, which names
+ * V4_HANGING addresses (127.0.0.2 and up) whose listeners never accept */
 #define V4_HANGING	4
 static int v6_behind_v4;
+/* The DNS answers' timing (RFC 8305 section 3): aaaa_late_ms, the AAAA
+ * answer (::1, where nothing listens) comes that late after the A one
+ * (the server's 127.0.0.1); a_late_ms, the server listens at ::1, the
+ * AAAA answer names it, the A answer (127.0.0.2) comes that late;
+ * v6_after_refused_ms, the server listens at ::1, the A answer names
+ * 127.0.0.3 (nothing listens: refused), the AAAA answer naming ::1
+ * comes that late. */
+static int aaaa_late_ms, a_late_ms, v6_after_refused_ms;
 
 #define FETCH_MS	3000
 
@@ -364,6 +376,7 @@ get(const char *part1, const char *part2)
 	struct timeval tv = { 5, 0 };
 	pthread_t bth;
 	int fds0 = open_fds();
+	int srv_v6 = v6_behind_v4 || a_late_ms || v6_after_refused_ms;
 
 	srv_ca = test_cert(cakey, "get test CA", NULL, NULL, NULL, -86400,
 	    86400, 1);
@@ -377,7 +390,7 @@ get(const char *part1, const char *part2)
 	srv_part1 = part1;
 	srv_part2 = part2;
 	part1_parsed = part1_waited_out = 0;	/* before the thread */
-	srv_lfd = socket(v6_behind_v4 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+	srv_lfd = socket(srv_v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
 	/* the server thread ends whatever the client does (a red test
 	 * fails, it does not hang): accept() and reads give up after 5 s */
 	assert_int_equal(setsockopt(srv_lfd, SOL_SOCKET, SO_RCVTIMEO, &tv,
@@ -385,7 +398,7 @@ get(const char *part1, const char *part2)
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (v6_behind_v4) {
+	if (srv_v6) {
 		struct sockaddr_in6 s6;
 		socklen_t sl6 = sizeof(s6);
 
@@ -427,12 +440,20 @@ get(const char *part1, const char *part2)
 			rr_a(&m, "mta-sts.x.test", ip, 300);
 		}
 		answer("mta-sts.x.test", DNS_T_A, DNS_INSECURE, &m);
-		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_AAAA, 1, 0, 0);
-		rr_hdr(&m, "mta-sts.x.test", DNS_T_AAAA, 300, 16);
-		inet_pton(AF_INET6, "::1", m.b + m.n);
-		m.n += 16;
-		answer("mta-sts.x.test", DNS_T_AAAA, DNS_INSECURE, &m);
-		fakes[nfakes - 1].delay_ms = 5;
+		aaaa("mta-sts.x.test", 0, "::1");
+		answer_after((uint64_t)v6_behind_v4);
+	} else if (aaaa_late_ms) {
+		a("mta-sts.x.test", 0, "127.0.0.1");
+		aaaa("mta-sts.x.test", 0, "::1");
+		answer_after((uint64_t)aaaa_late_ms);
+	} else if (a_late_ms) {
+		a("mta-sts.x.test", 0, "127.0.0.2");
+		answer_after((uint64_t)a_late_ms);
+		aaaa("mta-sts.x.test", 0, "::1");
+	} else if (v6_after_refused_ms) {
+		a("mta-sts.x.test", 0, "127.0.0.3");
+		aaaa("mta-sts.x.test", 0, "::1");
+		answer_after((uint64_t)v6_after_refused_ms);
 	} else if (hang_first) {
 		struct sockaddr_in hs = sin;
 		struct msg m;
@@ -807,20 +828,108 @@ test_cancel_with_two_open(void **state)
  * and never answer the TLS handshake (an attacker on the IPv4 path who
  * drops what follows the SYN, or a broken IPv4 deployment), its IPv6
  * address serves the policy; the A answer comes first (the attacker
- * controls the timing of an unsigned zone's answers).  Happy Eyeballs
- * (RFC 8305 section 4) alternates the families, so the IPv6 address is
- * the second tried, one stagger in.  Red on 8a27fe7: the addresses were
- * tried in the order the answers came, the stagger started the four
- * IPv4 ones (0, 751, 1502, 2253 ms) and the fetch failed at its deadline
- * without trying the IPv6 one: the "dual-stack host whose only reachable
- * address was not the last" the change meant to serve.
+ * controls the timing of an unsigned zone's answers), the AAAA answer
+ * 200 ms later, past the resolution delay: the attempts start with the
+ * IPv4 addresses, and the IPv6 one, when it comes, joins the
+ * alternation (RFC 8305 section 4) as the second tried, one stagger in.
+ * Red on 8a27fe7: the addresses were tried in the order the answers
+ * came, the stagger started the four IPv4 ones (0, 751, 1502, 2253 ms)
+ * and the fetch failed at its deadline without trying the IPv6 one: the
+ * "dual-stack host whose only reachable address was not the last" the
+ * change meant to serve.  Put after the IPv4 ones, the late IPv6
+ * address would be the fifth, never started (4 at most open).
  */
 static void
 test_v6_behind_four_hanging_v4(void **state)
 {
 	(void)state;
-	policy_with(&v6_behind_v4, 1);
+	policy_with(&v6_behind_v4, 200);
+	assert_true(get_ms >= FETCH_MS / 4 / 2);
 	assert_true(get_ms < (FETCH_MS / 4 + FETCH_MS) / 2);
+}
+
+/*
+ * The same host, the AAAA answer 20 ms after the A one, within the
+ * resolution delay (50 ms, RFC 8305 section 3): IPv6 is still tried
+ * first, and the policy comes well before one stagger (751 ms; bound
+ * half-way, for a loaded machine).  Red before: attempts waited for both
+ * answers and began with the family that answered first, so the IPv6
+ * address came one stagger in.
+ */
+static void
+test_v6_first_within_resolution_delay(void **state)
+{
+	(void)state;
+	policy_with(&v6_behind_v4, 20);
+	assert_true(get_ms < FETCH_MS / 4 / 2);
+}
+
+/*
+ * The AAAA answer for the policy host comes 5 s late (an attacker on an
+ * unsigned zone's path who delays it, a resolver path that drops AAAA
+ * queries), its IPv4 address serves: the attempts start the resolution
+ * delay after the A answer, and the policy comes well before a stagger.
+ * Red before: the fetch waited for both answers and failed at its 3 s
+ * deadline ("timeout after 3000 ms resolving mta-sts.x.test"), no
+ * connection started: no policy at first contact, no refresh.
+ */
+static void
+test_aaaa_late_v4_serves(void **state)
+{
+	(void)state;
+	policy_with(&aaaa_late_ms, 5000);
+	assert_true(get_ms < FETCH_MS / 4 / 2);
+}
+
+/* The same with the A answer 5 s late and the IPv6 address serving: the
+ * attempts start as soon as the AAAA answer is in (red before: the 3 s
+ * deadline). */
+static void
+test_a_late_v6_serves(void **state)
+{
+	(void)state;
+	policy_with(&a_late_ms, 5000);
+	assert_true(get_ms < FETCH_MS / 4 / 2);
+}
+
+/*
+ * The A answer's one address refuses the connection, and the AAAA
+ * answer, naming the address that serves, comes 200 ms later, after the
+ * attempts began: the fetch does not fail with no address left while an
+ * answer is still to come; the late address is tried when it comes (no
+ * attempt is open).  Green before (attempts waited for both answers);
+ * red with attempts starting on the first answer if a failure with a
+ * query out failed the fetch.
+ */
+static void
+test_late_family_after_first_refused(void **state)
+{
+	(void)state;
+	policy_with(&v6_after_refused_ms, 200);
+	assert_true(get_ms >= 200);
+}
+
+/*
+ * The A answer's address hangs in the TLS handshake and the AAAA answer
+ * never comes within the fetch's time: the fetch fails at its deadline
+ * (once, nothing left open), its error naming the answer still out and
+ * the attempt open.  Red before: no attempt had started, and the error
+ * said only "resolving mta-sts.x.test".
+ */
+static void
+test_deadline_names_pending_answer(void **state)
+{
+	(void)state;
+	aaaa_late_ms = 5000;
+	second_hangs = 1;
+	get("", "");
+	aaaa_late_ms = 0;
+	second_hangs = 0;
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, "sts-policy-fetch-error");
+	assert_true(get_ms >= FETCH_MS - 50);
+	assert_non_null(strstr(get_err, "timeout after 3000 ms resolving "
+	    "mta-sts.x.test (AAAA): no TLS handshake with 127.0.0.1:"));
 }
 
 int
@@ -844,6 +953,11 @@ main(void)
 		cmocka_unit_test(test_host_error_then_refused),
 		cmocka_unit_test(test_cancel_with_two_open),
 		cmocka_unit_test(test_v6_behind_four_hanging_v4),
+		cmocka_unit_test(test_v6_first_within_resolution_delay),
+		cmocka_unit_test(test_aaaa_late_v4_serves),
+		cmocka_unit_test(test_a_late_v6_serves),
+		cmocka_unit_test(test_late_family_after_first_refused),
+		cmocka_unit_test(test_deadline_names_pending_answer),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
