@@ -11,6 +11,8 @@
  * LAST is what a later boot keeps of it: a floor (without LAST, the
  * anchor's own time, OFFSET + AT).
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -113,18 +115,35 @@ clock_anchor_restore(const char *dir, char *err, size_t errsz)
 {
 	char path[4096], line[160], id[40], fid[40];
 	int64_t offset, at = -1, last = -1, boot;
+	struct stat st;
 	FILE *f;
-	int rc = -1, n;
+	int fd, rc = -1, n;
 
 	if (*dir == '\0' || boot_id(id) == -1)
 		return 0;
 	snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE);
-	if ((f = fopen(path, "re")) == NULL) {
+	/*
+	 * Read as root (main.c, before any drop: the daemon's start, `rules
+	 * install`, `rules boot`) in a directory `user` owns: no link is
+	 * followed, and O_NONBLOCK with the S_ISREG test keeps a planted
+	 * FIFO from holding the open, and the start, for ever.
+	 */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC)) == -1) {
 		/* none, or a user who cannot read state_dir (`mxguard
 		 * status` as a monitoring user), nor the stores in it */
 		if (errno == ENOENT || errno == EACCES)
 			return 0;
-		snprintf(err, errsz, "%s: %s", path, strerror(errno));
+		snprintf(err, errsz, "%s: %s", path, errno == ELOOP ?
+		    "a symbolic link, not followed" : strerror(errno));
+		return -1;
+	}
+	errno = 0;
+	if (fstat(fd, &st) == -1 || (f = S_ISREG(st.st_mode) ?
+	    fdopen(fd, "r") : NULL) == NULL) {
+		snprintf(err, errsz, "%s: %s", path, errno != 0 ?
+		    strerror(errno) : "not a regular file, not read");
+		close(fd);
 		return -1;
 	}
 	if (fgets(line, sizeof(line), f) == NULL ||

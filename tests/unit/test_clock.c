@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,6 +157,48 @@ test_anchor_file(void **state)
 	rmdir(dir);
 }
 
+/*
+ * The anchor file is read before any privilege drop: by `mxguard run`
+ * (the supervisor, root) and by every command root runs, `rules install`
+ * and `rules boot` among them, in state_dir, which `user` owns.  A FIFO
+ * planted there (by a compromised worker) made that open() block for
+ * ever: the service's ExecStartPre and the boot unit hung, no rules and
+ * no daemon, mail going direct.  A symbolic link had root read whatever
+ * it named.  Only a regular file, reached without following a link, is
+ * read; the alarm() ends the test if the open blocks again.
+ */
+static void
+test_anchor_file_not_followed(void **state)
+{
+	char dir[] = "/tmp/mxg-clock-XXXXXX", path[128], real[128], err[256];
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE);
+	snprintf(real, sizeof(real), "%s/elsewhere", dir);
+	clock_anchor();
+	/* a good anchor, named through a link */
+	assert_int_equal(clock_anchor_save(dir, err, sizeof(err)), 0);
+	assert_int_equal(rename(path, real), 0);
+	assert_int_equal(symlink(real, path), 0);
+	err[0] = '\0';
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "symbolic link"));
+	assert_int_equal(unlink(path), 0);
+	/* a FIFO nobody writes to */
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(10);
+	err[0] = '\0';
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), -1);
+	alarm(0);
+	assert_non_null(strstr(err, "not a regular file"));
+	/* the daemon's next save puts a file in its place */
+	assert_int_equal(clock_anchor_save(dir, err, sizeof(err)), 0);
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 1);
+	unlink(path);
+	unlink(real);
+	rmdir(dir);
+}
+
 /* A restart late in the boot keeps the slew allowance of all the time
  * since the first anchor: ten days of NTP slewing 400 ppm fast is no
  * step after a restart either (the allowance started again at 120 s at
@@ -272,6 +315,7 @@ main(void)
 		cmocka_unit_test(test_step_back_not_followed),
 		cmocka_unit_test(test_within_slack_followed),
 		cmocka_unit_test(test_anchor_file),
+		cmocka_unit_test(test_anchor_file_not_followed),
 		cmocka_unit_test(test_anchor_file_keeps_slew),
 		cmocka_unit_test(test_another_boot_floor),
 	};
