@@ -91,4 +91,10 @@ assert "tmpfiles entries create the state and runtime directories" \
 	systemd-tmpfiles --root="$T/root" --create "$ROOT/systemd/mxguard.tmpfiles"
 assert "state directory 0750 owned by mxguard" \
 	[ "$(stat -c '%a %u' "$T/root/var/lib/mxguard" 2>/dev/null)" = "750 $(awk -F: '$1 == "mxguard" {print $3}' "$T/root/etc/passwd")" ]
+# root's, as cmd/control.c's make_parent() and systemd's RuntimeDirectory=
+# make it: a directory `user` owned would let a compromised worker put its
+# own listener at control_socket, which then answers `mxguard status` and
+# `rules watch` (its digest decides whether the rules go back in)
+assert "runtime directory 0755 owned by root" \
+	[ "$(stat -c '%a %u' "$T/root/run/mxguard" 2>/dev/null)" = "755 0" ]
 pass "unit verifies, man pages render"
