@@ -77,6 +77,8 @@ $(B)/tests/test_report_cmd: cmd/report.c
 $(B)/tests/test_policy_cmd: cmd/policy.c cmd/status.c cmd/control.c cmd/ctlreq.c
 # test_http_throttle includes policy/http.c for a static function
 $(B)/tests/test_http_throttle: policy/http.c
+# test_priv includes cmd/priv.c (make_state_dir() is static)
+$(B)/tests/test_priv: cmd/priv.c
 
 unit: $(UNIT_BIN)
 

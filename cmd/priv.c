@@ -108,6 +108,8 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 	char path[4096];
 	char *p;
 	struct stat st;
+	uid_t me;
+	gid_t mygid;
 	int fd;
 
 	if (*dir == '\0')
@@ -150,6 +152,39 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 	}
 	if (fstat(fd, &st) == -1) {
 		snprintf(err, errsz, "state_dir %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/*
+	 * Not taken over: a directory another user owns, or that others can
+	 * write.  Whoever could write it may have left files in it (their
+	 * own sts-cache.mdb, still theirs to write after the chown: forged
+	 * policies) or swap them later; and an existing directory of theirs
+	 * (state_dir made in /tmp before the first start, or another
+	 * service's named by mistake, or /tmp itself) is not root's to
+	 * give to `user`.
+	 */
+	me = uid != (uid_t)-1 ? uid : geteuid();
+	mygid = uid != (uid_t)-1 ? gid : getegid();
+	if (st.st_uid != 0 && st.st_uid != me) {
+		snprintf(err, errsz, "state_dir %s belongs to uid %ld, neither "
+		    "root nor the user mxguard runs as: not taken over (make "
+		    "it anew, or chown it to that user)", path,
+		    (long)st.st_uid);
+		goto fail;
+	}
+	if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) &&
+	    st.st_gid != 0 && st.st_gid != mygid)) {
+		char who[32];
+
+		if (st.st_mode & S_IWOTH)
+			snprintf(who, sizeof(who), "others");
+		else
+			snprintf(who, sizeof(who), "group %ld",
+			    (long)st.st_gid);
+		snprintf(err, errsz, "state_dir %s is writable by %s (mode "
+		    "%04o): not taken over (chmod go-w, or 0750 as the unit's "
+		    "StateDirectoryMode=)", path, who,
+		    (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&

@@ -1,0 +1,178 @@
+/*
+ * test_priv.c - the state directory's hand-over at the drop (cmd/priv.c,
+ * make_state_dir()), as root, each drop in a child of its own (a drop
+ * cannot be undone): a directory that root made or that `user` already
+ * owns is given to `user`; one that another user owns, or that others
+ * can write, is refused and left as it was.  Skipped when not root.
+ *
+ * cmd/ is not in libmxguard.a, so the module is compiled in here.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <pwd.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cmd/priv.c"
+#include "testconf.h"
+
+#define OTHER_UID	54321	/* some other local user */
+
+static char base[] = "/tmp/mxg-priv-XXXXXX";
+static char sdir[128];
+static uid_t nobody_uid;
+
+static int
+setup(void **state)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || (pw = getpwnam("nobody")) == NULL)
+		return 0;
+	nobody_uid = pw->pw_uid;
+	assert_non_null(mkdtemp(base));
+	snprintf(sdir, sizeof(sdir), "%s/state", base);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[256];
+
+	if (*sdir != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", base);
+		assert_int_equal(system(cmd), 0);
+	}
+	return 0;
+}
+
+/* priv_drop_cmd() with user = nobody in a child: its exit status, 0 when
+ * it dropped, 1 when it refused; its error in err. */
+static int
+drop_in_child(char *err, size_t errsz)
+{
+	char text[256], e[400];
+	int p[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(text, sizeof(text), "user = nobody\nstate_dir = %s\n", sdir);
+	assert_int_equal(pipe(p), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		struct config *cfg;
+		int rc;
+
+		close(p[0]);
+		e[0] = '\0';
+		if ((cfg = testconf_load(text, e, sizeof(e))) == NULL)
+			_exit(3);
+		rc = priv_drop_cmd(cfg, 0, e, sizeof(e));
+		(void)!write(p[1], e, strlen(e));
+		_exit(rc == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	n = read(p[0], err, errsz - 1);
+	err[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static void
+fresh(mode_t mode, uid_t uid, gid_t gid)
+{
+	(void)rmdir(sdir);
+	assert_int_equal(mkdir(sdir, mode), 0);
+	assert_int_equal(chmod(sdir, mode), 0);
+	assert_int_equal(chown(sdir, uid, gid), 0);
+}
+
+static void
+owner_is(uid_t uid, mode_t mode)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(sdir, &st), 0);
+	assert_int_equal(st.st_uid, uid);
+	assert_int_equal(st.st_mode & 07777, mode);
+}
+
+/* What a drop takes over: a directory it makes, root's, or `user`'s. */
+static void
+test_taken(void **state)
+{
+	char err[400];
+
+	if (*sdir == '\0')
+		skip();
+	(void)rmdir(sdir);
+	assert_int_equal(drop_in_child(err, sizeof(err)), 0);
+	owner_is(nobody_uid, 0750);
+	fresh(0750, 0, 0);
+	assert_int_equal(drop_in_child(err, sizeof(err)), 0);
+	owner_is(nobody_uid, 0750);
+	assert_int_equal(drop_in_child(err, sizeof(err)), 0);
+	owner_is(nobody_uid, 0750);
+}
+
+/*
+ * A state_dir another user owns (made in a directory anyone may write,
+ * such as /tmp, before mxguard's first start; or another service's
+ * directory named by mistake) was given to `user`, and what that user
+ * had left in it stayed theirs: a sts-cache.mdb of their own, which
+ * they could go on writing (forged MTA-STS policies) after the chown.
+ */
+static void
+test_other_users_refused(void **state)
+{
+	char err[400];
+
+	if (*sdir == '\0')
+		skip();
+	fresh(0700, OTHER_UID, OTHER_UID);
+	assert_int_equal(drop_in_child(err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "belongs to uid 54321"));
+	owner_is(OTHER_UID, 0700);
+}
+
+/* One that others (or a group not `user`'s) may write: whoever can write
+ * it can plant or swap store files; state_dir = /tmp gave /tmp away. */
+static void
+test_writable_by_others_refused(void **state)
+{
+	char err[400];
+
+	if (*sdir == '\0')
+		skip();
+	fresh(01777, 0, 0);
+	assert_int_equal(drop_in_child(err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "writable by others (mode 1777)"));
+	owner_is(0, 01777);
+	fresh(0770, 0, OTHER_UID);
+	assert_int_equal(drop_in_child(err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "writable by group 54321"));
+	owner_is(0, 0770);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_taken),
+		cmocka_unit_test(test_other_users_refused),
+		cmocka_unit_test(test_writable_by_others_refused),
+	};
+
+	log_init("test", 0, LOG_LVL_ERR);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
