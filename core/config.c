@@ -6,6 +6,8 @@
  * default can never be a value the file would refuse.  docs/configuration.md
  * documents the same table; `mxguard -n -v` prints it.
  */
+#include <sys/stat.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -688,6 +690,7 @@ struct config *
 config_load(const char *path, char *err, size_t errsz)
 {
 	struct config *c;
+	struct stat st;
 	FILE *fp = NULL;
 	char *line = NULL;
 	const char *e;
@@ -778,6 +781,18 @@ config_load(const char *path, char *err, size_t errsz)
 	}
 	if (ferror(fp)) {
 		snprintf(err, errsz, "%s: read error", path);
+		goto fail;
+	}
+	/* make install leaves the file 0644, and the password added later
+	 * is every local user's (docs/configuration.md, redis_password) */
+	if (*c->redis_password != '\0' && fstat(fileno(fp), &st) == 0 &&
+	    (st.st_mode & S_IROTH) && warn_add(c, "%s: redis_password is "
+	    "set in a file other users can read (mode %04o): any local user "
+	    "can read and write the shared policy state with it; chmod o-r "
+	    "(0640, group %s's, or 0600)", path,
+	    (unsigned)(st.st_mode & 07777), *c->user ? c->user : "root") ==
+	    -1) {
+		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
 	fclose(fp);
