@@ -353,6 +353,47 @@ divert_unheard(const struct config *c)
 	return 1;
 }
 
+/*
+ * The first port an unprivileged process may bind in this network
+ * namespace (net.ipv4.ip_unprivileged_port_start, IPv6 too; 1024 where it
+ * cannot be read).
+ */
+static int
+unprivileged_port_start(void)
+{
+	FILE *fp;
+	int v = 1024;
+
+	if ((fp = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start",
+	    "re")) != NULL) {
+		if (fscanf(fp, "%d", &v) != 1)
+			v = 1024;
+		fclose(fp);
+	}
+	return v;
+}
+
+/*
+ * steering = none diverts (REDIRECT) every port-25 flow to divert_port
+ * whether mxguard runs or not; a port any user may bind is then any
+ * user's to listen on whenever mxguard does not (a restart, a stop with
+ * fail_mode = closed, the boot before it starts), and the mail goes to
+ * that process.  TPROXY hands flows only to transparent sockets, which
+ * need a capability; NFQUEUE steering diverts only the flows the daemon
+ * took.  -1 when the rules leave no such hole, else the first port an
+ * unprivileged process may bind.
+ */
+static int
+divert_port_takeable(const struct config *c)
+{
+	int start;
+
+	if (strcmp(c->steering, "none") != 0 || config_tproxy(c))
+		return -1;
+	start = unprivileged_port_start();
+	return c->divert_port >= start ? start : -1;
+}
+
 static int warn_add(struct config *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -696,7 +737,7 @@ config_load(const char *path, char *err, size_t errsz)
 	const char *e;
 	size_t i, cap = 0;
 	ssize_t len;
-	int lineno = 0, setat[NKEYS] = { 0 };
+	int lineno = 0, unpriv, setat[NKEYS] = { 0 };
 	EVP_MD_CTX *md = NULL;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
@@ -829,6 +870,18 @@ check:
 	    (unsigned long long)c->dns_timeout,
 	    (unsigned long long)c->sts_fetch_timeout,
 	    (unsigned long long)c->policy_timeout) == -1) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
+	if ((unpriv = divert_port_takeable(c)) >= 0 && warn_add(c, "%s: "
+	    "divert_port %d is a port any local user may bind (from %d, "
+	    "net.ipv4.ip_unprivileged_port_start): with steering = none the "
+	    "rules divert every port-25 flow to it whether mxguard runs or "
+	    "not, so while it does not (a restart, a stop with fail_mode = "
+	    "closed, the boot before it starts) whatever listens there gets "
+	    "the mail, and keeps the port from mxguard; choose a divert_port "
+	    "(and listen port) below %d, or steering = nfqueue",
+	    path ? path : "defaults", c->divert_port, unpriv, unpriv) == -1) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}

@@ -85,7 +85,9 @@ tls_policy_file = $PF"
 # one warning: the [host] key is a recipient domain to mxguard, not a
 # relay's next hop as in Postfix (logged by each process that loads it)
 assert "a config warning for the [host] key" grep -qF "event=config-warning note=\"$PF:9: [dmay-plain.test] is taken as the recipient domain dmay-plain.test" "$MXLOG"
-assert "no other config warning" [ "$(grep 'event=config-warning' "$MXLOG" | grep -vcF '[dmay-plain.test] is taken as')" = 0 ]
+# (steering = none on an unprivileged divert_port, as every scenario runs:
+# its warning is test_config's)
+assert "no other config warning" [ "$(grep 'event=config-warning' "$MXLOG" | grep -vF 'any local user may bind' | grep -vcF '[dmay-plain.test] is taken as')" = 0 ]
 
 new_body "$T/body" 2000
 declare -A Q=()

@@ -97,7 +97,9 @@ done
 
 mxg_start "$DNSSEC_MXG_CONF
 tls_policy_file = $PF"
-assert "no config warning for a Postfix table" [ "$(mx_count 'event=config-warning')" = 0 ]
+# (but steering = none's on an unprivileged divert_port, as every scenario
+# runs: test_config's)
+assert "no config warning for a Postfix table" [ "$(grep 'event=config-warning' "$MXLOG" | grep -vcF 'any local user may bind')" = 0 ]
 
 new_body "$T/body" 2000
 declare -A Q=()

@@ -384,6 +384,55 @@ test_key_twice(void **state)
 	config_free(c);
 }
 
+/*
+ * steering = none diverts every port-25 flow to divert_port whether the
+ * daemon runs or not: on a port any user may bind, a process of any user
+ * that listens there while mxguard does not (a restart, a stop with
+ * fail_mode = closed, the boot) gets the mail (shown by hand in a network
+ * namespace: nobody's listener on 127.0.0.1:10025 took a connection to
+ * 192.0.2.99:25).  A warning says so (red before: none); none with
+ * NFQUEUE steering, under TPROXY, or for a port below
+ * net.ipv4.ip_unprivileged_port_start (where the host has one).
+ */
+static void
+test_divert_port_takeable(void **state)
+{
+	char err[256];
+	struct config *c;
+	FILE *fp;
+	int start = 1024;
+
+	(void)state;
+	if ((fp = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start",
+	    "r")) != NULL) {
+		assert_int_equal(fscanf(fp, "%d", &start), 1);
+		fclose(fp);
+	}
+	c = load_text("steering = none\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "divert_port 10025 is a "
+	    "port any local user may bind"));
+	config_free(c);
+	c = load_text("steering = none\nrules_mode = gateway\n"
+	    "listen_mode = tproxy\nbypass_interfaces = eth1\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	c = load_text("listen = 127.0.0.1:10025\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	if (start <= 1000)
+		return;		/* no port a user may not bind */
+	c = load_text("steering = none\nlisten = 127.0.0.1:1000 [::1]:1000\n"
+	    "divert_port = 1000\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+}
+
 /* The text loaded from a file of the given mode. */
 static struct config *
 load_mode(const char *text, mode_t mode, char *err, size_t errsz)
@@ -625,6 +674,7 @@ main(void)
 		cmocka_unit_test(test_divert_port_unheard),
 		cmocka_unit_test(test_timeouts_fit_policy_timeout),
 		cmocka_unit_test(test_password_readable_by_others),
+		cmocka_unit_test(test_divert_port_takeable),
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_dump_hides_secrets),
 		cmocka_unit_test(test_nat64_prefix),
