@@ -455,6 +455,44 @@ make_parent(const char *path)
 }
 
 /*
+ * Says so when the socket's directory is one that others may write:
+ * not root's (when root: `user`'s, say state_dir), or writable by others
+ * or a group not root's.  Whoever writes it can put a listening socket
+ * of their own at the name before a start ("another mxguard is
+ * running": no control socket), and that socket then answers `mxguard
+ * status` and `rules watch`, whose digest decides whether rules a
+ * firewall reload took away go back in.  A warning, not a refusal: mail
+ * does not depend on the control socket.
+ */
+static void
+check_parent(const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], q[256];
+	struct stat st;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (stat(dir, &st) == -1)
+		return;
+	if ((st.st_uid == 0 || st.st_uid == geteuid()) &&
+	    !(st.st_mode & S_IWOTH) && (!(st.st_mode & S_IWGRP) ||
+	    st.st_gid == 0))
+		return;
+	log_warn("event=control-dir-unsafe dir=%s uid=%ld gid=%ld "
+	    "mode=%04o note=\"others can write the control socket's "
+	    "directory and put a socket of theirs in its place: use a "
+	    "directory only root writes, such as /run/mxguard\"",
+	    log_q(q, sizeof(q), dir), (long)st.st_uid, (long)st.st_gid,
+	    (unsigned)(st.st_mode & 07777));
+}
+
+/*
  * Gives the socket file just bound at path to uid/gid.  A socket file's
  * owner can only be changed by name (fchown on the socket changes the
  * socket, not the file bind() made), so the name is changed without
@@ -497,6 +535,7 @@ open_unix(struct control *ctl, const struct config *cfg, char *err,
 	}
 	strcpy(sun.sun_path, cfg->control_socket);
 	make_parent(cfg->control_socket);
+	check_parent(cfg->control_socket);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0)) == -1) {
 		snprintf(err, errsz, "socket: %s", strerror(errno));

@@ -537,6 +537,38 @@ test_config_digest(void **state)
 	passed = 1;
 }
 
+/*
+ * A control socket in a directory others may write: whoever writes it
+ * can put a listening socket of theirs at the name before a start, which
+ * then answers `mxguard status` and `rules watch` (its digest decides
+ * whether rules a firewall reload took away go back in).  The open says
+ * so (event=control-dir-unsafe; red before: no line); setup()'s
+ * directory, root's or ours and 0700, draws none.
+ */
+static void
+test_unsafe_dir_warned(void **state)
+{
+	char sub[300], sock[320];
+	struct control *c2;
+	char err[256];
+
+	assert_int_equal(log_count("event=control-dir-unsafe"), 0);
+	snprintf(sub, sizeof(sub), "%s/open", dir);
+	snprintf(sock, sizeof(sock), "%s/control.sock", sub);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	assert_int_equal(chmod(sub, 01777), 0);
+	free(cfg->control_socket);
+	assert_non_null(cfg->control_socket = strdup(sock));
+	free(cfg->metrics_listen);
+	assert_non_null(cfg->metrics_listen = strdup(""));
+	assert_non_null(c2 = control_open(loop, cfg, err, sizeof(err)));
+	assert_int_equal(log_count("event=control-dir-unsafe"), 1);
+	assert_int_equal(log_count("mode=1777"), 1);
+	control_close(c2);
+	assert_int_equal(rmdir(sub), 0);
+	passed = 1;
+}
+
 int
 main(void)
 {
@@ -550,6 +582,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_close_unlinks, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_config_digest, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unsafe_dir_warned, setup,
 		    teardown),
 	};
 
