@@ -187,6 +187,21 @@ struct twant {
 #define REFUSE_REST	"-p tcp -m tcp ! --tcp-flags RST RST " \
 	"-j REJECT --reject-with tcp-reset"
 
+/* Gateway mode, the guard: a SYN that conntrack does not file as NEW.  An
+ * outside host that sends a SYN from MX:25 to MTA:P through the gateway
+ * (it comes in on a bypass_interfaces interface, so none of our chains
+ * act on it; the MTA host drops it silently) leaves an entry with
+ * connmark 0 whose reply direction is the MTA's own SYN from P to MX:25:
+ * ESTABLISHED, never queued, never diverted (nat sees a connection's
+ * first packet only), and with fail_mode = open nothing refused it.  So
+ * too an MTA's SYN on an old entry of its own (a flow the MX reset,
+ * which went direct while the daemon was down or saturated, fail-open):
+ * it would keep that flow's decision.  Dropped; the MTA resends, and once
+ * the entry is gone its SYN is NEW and decided as any other.  (Local mode
+ * drops these in mangle, rule 0; a diverted flow never reaches FORWARD.) */
+#define GW_STALE_SYN	"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN " \
+	"-m conntrack ! --ctstate NEW -j DROP"
+
 static void
 add_bypass_returns(const struct config *c, int family, struct rbuf *r)
 {
@@ -280,6 +295,8 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		rbuf_printf(&w[T_FILTER].rules,
 		    "-m mark --mark 0x%x/0x%x -j RETURN\n"
 		    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n", up, m);
+		if (!local)
+			rbuf_printf(&w[T_FILTER].rules, "%s\n", GW_STALE_SYN);
 		/* fail_mode = closed: a port-25 packet that was neither
 		 * redirected (it would carry divert_port by now) nor bypassed
 		 * belongs to a flow established before the rules went in
@@ -335,6 +352,8 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 	    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
 	    "-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
 	    "--ctstate NEW -j DROP\n", up, m);
+	if (!local)
+		rbuf_printf(&w[T_FILTER].rules, "%s\n", GW_STALE_SYN);
 	if (is_closed(c))
 		rbuf_printf(&w[T_FILTER].rules,
 		    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
@@ -878,6 +897,9 @@ out:
 
 /* ------------------------------------------------------------ nftables */
 
+/* GW_STALE_SYN in nft */
+#define NFT_GW_STALE_SYN "tcp flags & (fin|syn|rst|ack) == syn ct state != new drop"
+
 /* REFUSE_REST in nft */
 #define NFT_REFUSE_REST	"tcp flags & rst == 0 reject with tcp reset"
 
@@ -979,6 +1001,8 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    "return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
 			    "\t\tct state invalid,untracked drop\n",
 			    local ? "output" : "forward", lo, m, up);
+			if (!local)
+				rbuf_printf(o, "\t\t%s\n", NFT_GW_STALE_SYN);
 			if (is_closed(c)) {
 				nft_bypass_returns(c, o);
 				rbuf_printf(o, "\t\t%s\n", NFT_REFUSE_REST);
@@ -1015,6 +1039,8 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	    "\t\tct state invalid,untracked drop\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n",
 	    local ? "output" : "forward", lo, m, up);
+	if (!local)
+		rbuf_printf(o, "\t\t%s\n", NFT_GW_STALE_SYN);
 	if (is_closed(c))
 		rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
 		    "\t\tct mark & 0x%x == 0x%x return\n"

@@ -118,8 +118,14 @@ test_gateway_tproxy(void **state)
 	char *s = script(c, 4, 1, "");
 
 	assert_true(has(s, "-I PREROUTING 1 ! -i lo -p tcp -m tcp --dport 25"));
-	/* forwarded flows never share a connection entry with ours */
-	assert_false(has(s, "! --ctstate NEW"));
+	/* forwarded flows never share a connection entry with ours: no
+	 * mangle rule 0 of local mode */
+	assert_false(has(s, "! --ctstate NEW,DNAT"));
+	/* but a SYN on an entry an outside host opened (its reply
+	 * direction), or on an old one, would keep that entry's decision:
+	 * the guard drops it (ns 107) */
+	assert_true(has(s, "-A MXGUARD_GUARD -p tcp -m tcp --tcp-flags "
+	    "FIN,SYN,RST,ACK SYN -m conntrack ! --ctstate NEW -j DROP\n"));
 	assert_true(has(s, "-m connmark --mark 0x100/0xff00 -p tcp -j TPROXY --on-port 2525 --tproxy-mark 0x100/0xff00\n"));
 	assert_false(has(s, "*nat"));
 	assert_true(has(s, "-I FORWARD 1 "));
@@ -173,6 +179,22 @@ test_gateway_interfaces(void **state)
 	assert_true(has(s, ":MXGUARD_DIVERT - [0:0]\n"
 	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"));
 	assert_true(strstr(s, "-i wan0 -j RETURN") < strstr(s, "REDIRECT"));
+	/* and its guard drops a SYN that is not NEW (ns 107) */
+	assert_true(has(s, "-A MXGUARD_GUARD -m conntrack --ctstate "
+	    "INVALID,UNTRACKED -j DROP\n-A MXGUARD_GUARD -p tcp -m tcp "
+	    "--tcp-flags FIN,SYN,RST,ACK SYN -m conntrack ! --ctstate NEW "
+	    "-j DROP\n"));
+	free(s);
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "\t\tct state invalid,untracked drop\n\t\ttcp "
+	    "flags & (fin|syn|rst|ack) == syn ct state != new drop\n"));
+	rbuf_free(&b);
+	config_free(c);
+	/* local mode: mangle's rule 0 does it, the guard has no such rule */
+	c = cfg("fail_mode = open\n");
+	s = script(c, 4, 1, "");
+	assert_false(has(s, "-A MXGUARD_GUARD -p tcp -m tcp --tcp-flags "
+	    "FIN,SYN,RST,ACK SYN -m conntrack ! --ctstate NEW -j DROP\n"));
 	free(s);
 	config_free(c);
 }
