@@ -897,6 +897,14 @@ out:
 
 /* ------------------------------------------------------------ nftables */
 
+/* First in the guard: every packet of the host (local) or forwarded
+ * through it (gateway) enters an nft chain, and "tcp dport != 25 return"
+ * matches TCP only (nft makes it "meta l4proto tcp" first), so a UDP or
+ * ICMP packet went on to "ct state invalid,untracked drop": a NOTRACKed
+ * DNS datagram, say, was dropped.  (iptables enters with -p tcp --dport
+ * 25.)  The other chains act on TCP only. */
+#define NFT_NOT_TCP	"meta l4proto != tcp return"
+
 /* GW_STALE_SYN in nft */
 #define NFT_GW_STALE_SYN "tcp flags & (fin|syn|rst|ack) == syn ct state != new drop"
 
@@ -997,8 +1005,8 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		/* the guard of what nat never sees: see want_ipt() */
 		if (!tp) {
 			rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
-			    "priority filter; policy accept;\n\t\ttcp dport != 25 "
-			    "return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
+			    "priority filter; policy accept;\n\t\t" NFT_NOT_TCP
+			    "\n\t\ttcp dport != 25 return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
 			    "\t\tct state invalid,untracked drop\n",
 			    local ? "output" : "forward", lo, m, up);
 			if (!local)
@@ -1034,8 +1042,8 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		    m, in, c->divert_port);
 	/* the guard: see want_ipt() */
 	rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
-	    "priority filter; policy accept;\n\t\ttcp dport != 25 "
-	    "return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
+	    "priority filter; policy accept;\n\t\t" NFT_NOT_TCP
+	    "\n\t\ttcp dport != 25 return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
 	    "\t\tct state invalid,untracked drop\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n",
 	    local ? "output" : "forward", lo, m, up);

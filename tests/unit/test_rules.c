@@ -167,7 +167,8 @@ test_gateway_interfaces(void **state)
 	    "return\n\t\tiifname \"wan0\" return\n\t\tiifname \"ppp*\" "
 	    "return\n"));
 	assert_true(has(b.s, "type filter hook forward priority filter; "
-	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname \"lo\" "
+	    "policy accept;\n\t\tmeta l4proto != tcp return\n"
+	    "\t\ttcp dport != 25 return\n\t\tiifname \"lo\" "
 	    "return\n\t\tiifname \"wan0\" return\n\t\tiifname \"ppp*\" "
 	    "return\n"));
 	rbuf_free(&b);
@@ -360,6 +361,11 @@ test_nft(void **state)
 	    "\t\tct mark & 0xffff == 0x4d58 return\n"
 	    "\t\ttcp flags & rst == 0 reject with tcp reset\n"));
 	assert_false(has(b.s, "ct mark & 0xffff == 0 "));
+	/* every packet enters an nft chain: the guard returns for anything
+	 * but TCP before its drops (ns 108) */
+	assert_true(has(b.s, "\tchain guard {\n\t\ttype filter hook output "
+	    "priority filter; policy accept;\n\t\tmeta l4proto != tcp "
+	    "return\n\t\ttcp dport != 25 return\n"));
 	assert_true(has(b.s, "tcp flags & (fin|syn|rst|ack) == syn ct state "
 	    "!= new ct status & dnat == 0 meta mark & 0xffff != 0x4d58 "
 	    "drop\n\t\ttcp flags & (fin|syn|rst|ack) == syn ct status & "
@@ -378,6 +384,7 @@ test_nft(void **state)
 	/* what nat never sees (untracked, invalid) is dropped */
 	assert_true(has(b.s, "redirect to :10025\n\t}\n\tchain guard {\n"
 	    "\t\ttype filter hook output priority filter; policy accept;\n"
+	    "\t\tmeta l4proto != tcp return\n"
 	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
 	    "\t\tmeta mark & 0xffff == 0x4d58 return\n"
 	    "\t\tct state invalid,untracked drop\n\t}\n}\n"));
@@ -642,6 +649,7 @@ test_nft_state(void **state)
 	    "\t}\n\n"
 	    "\tchain guard {\n"
 	    "\t\ttype filter hook output priority filter; policy accept;\n"
+	    "\t\tmeta l4proto != tcp return\n"
 	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
 	    "\t\tmeta mark & 0x0000ffff == 0x00004d58 return\n"
 	    "\t\tct state invalid,untracked drop\n"
@@ -665,7 +673,7 @@ test_nft_state(void **state)
 	    RULES_ST_PARTIAL);
 	assert_string_equal(m.s, "table inet mxguard: chain steer holds 0 of "
 	    "its 4 rules, chain divert holds 0 of its 4 rules, chain guard "
-	    "holds 0 of its 5 rules");
+	    "holds 0 of its 6 rules");
 	rbuf_free(&m);
 	config_free(c);
 }
