@@ -187,6 +187,19 @@ struct twant {
 #define REFUSE_REST	"-p tcp -m tcp ! --tcp-flags RST RST " \
 	"-j REJECT --reject-with tcp-reset"
 
+/* The guard: a port-25 packet in the reply direction of its entry began
+ * no outbound flow (MTAs do not connect from port 25): conntrack picked
+ * the flow up from the far side.  Under TPROXY, when a diverted flow's
+ * entry goes (conntrack -F) and mxguard's socket, which speaks with the
+ * MX's address and port, sends first, the new entry's reply direction is
+ * the MTA's: its segments are ESTABLISHED with connmark 0, neither
+ * TPROXYed nor NEW, and with fail_mode = open they went to the MX direct
+ * (where early demux is off; with it on, the socket's 4-tuple still
+ * catches them).  Likewise a flow the MX spoke first on after its entry
+ * went (a bypassed one the reload forgot), and the MTA's SYN on an entry
+ * an outside host opened from MX:25.  Dropped, in both fail modes. */
+#define REPLY_DIR	"-m conntrack --ctdir REPLY -j DROP"
+
 /* Gateway mode, the guard: a SYN that conntrack does not file as NEW.  An
  * outside host that sends a SYN from MX:25 to MTA:P through the gateway
  * (it comes in on a bypass_interfaces interface, so none of our chains
@@ -295,6 +308,7 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		rbuf_printf(&w[T_FILTER].rules,
 		    "-m mark --mark 0x%x/0x%x -j RETURN\n"
 		    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n", up, m);
+		rbuf_printf(&w[T_FILTER].rules, "%s\n", REPLY_DIR);
 		if (!local)
 			rbuf_printf(&w[T_FILTER].rules, "%s\n", GW_STALE_SYN);
 		/* fail_mode = closed: a port-25 packet that was neither
@@ -352,6 +366,7 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 	    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
 	    "-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
 	    "--ctstate NEW -j DROP\n", up, m);
+	rbuf_printf(&w[T_FILTER].rules, "%s\n", REPLY_DIR);
 	if (!local)
 		rbuf_printf(&w[T_FILTER].rules, "%s\n", GW_STALE_SYN);
 	if (is_closed(c))
@@ -905,6 +920,9 @@ out:
  * 25.)  The other chains act on TCP only. */
 #define NFT_NOT_TCP	"meta l4proto != tcp return"
 
+/* REPLY_DIR in nft */
+#define NFT_REPLY_DIR	"ct direction reply drop"
+
 /* GW_STALE_SYN in nft */
 #define NFT_GW_STALE_SYN "tcp flags & (fin|syn|rst|ack) == syn ct state != new drop"
 
@@ -1009,6 +1027,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    "\n\t\ttcp dport != 25 return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
 			    "\t\tct state invalid,untracked drop\n",
 			    local ? "output" : "forward", lo, m, up);
+			rbuf_printf(o, "\t\t%s\n", NFT_REPLY_DIR);
 			if (!local)
 				rbuf_printf(o, "\t\t%s\n", NFT_GW_STALE_SYN);
 			if (is_closed(c)) {
@@ -1047,6 +1066,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	    "\t\tct state invalid,untracked drop\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n",
 	    local ? "output" : "forward", lo, m, up);
+	rbuf_printf(o, "\t\t%s\n", NFT_REPLY_DIR);
 	if (!local)
 		rbuf_printf(o, "\t\t%s\n", NFT_GW_STALE_SYN);
 	if (is_closed(c))

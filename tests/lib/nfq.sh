@@ -72,3 +72,59 @@ ipt_snapshot() { ipt_save "$SND" | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'; }
 
 # rules_installed: `mxguard rules show` says mxguard's rules are present
 rules_installed() { mxg_ctl rules show >/dev/null 2>&1; }
+
+# gw_setup: re-wire ns_setup's namespaces through a gateway namespace $GW
+#   (ns 107, 109; 57 and 58 do the same by hand), IPv4 forwarding on:
+#   [SND 10.25.2.1 snd0] -- [gw0 10.25.2.254 GW 10.25.1.254 gw1] -- [rcv0 10.25.1.2 RCV]
+#   gw1 is the outside (bypass_interfaces).  in_gw CMD runs CMD there.
+gw_setup() {
+	GW="$NS_PREFIX-gw"
+	ip netns add "$GW" || fail "ip netns add $GW"
+	_NS_LIST+=("$GW")	# the harness's cleanup removes it with the others
+	ip -n "$GW" link set lo up
+	ns_resolver "$GW"
+	ip -n "$SND" link del snd0
+	ip link add snd0 netns "$SND" type veth peer name gw0 netns "$GW"
+	ip link add gw1 netns "$GW" type veth peer name rcv0 netns "$RCV"
+	ip -n "$SND" addr add 10.25.2.1/24 dev snd0
+	ip -n "$GW" addr add 10.25.2.254/24 dev gw0
+	ip -n "$GW" addr add 10.25.1.254/24 dev gw1
+	ip -n "$RCV" addr add 10.25.1.2/24 dev rcv0
+	local l
+	for l in "$SND snd0" "$GW gw0" "$GW gw1" "$RCV rcv0"; do
+		set -- $l
+		ip -n "$1" link set "$2" up
+	done
+	ip -n "$SND" route add default via 10.25.2.254
+	ip -n "$RCV" route add default via 10.25.1.254
+	ip netns exec "$GW" sysctl -qw net.ipv4.ip_forward=1 \
+		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+}
+in_gw() { ip netns exec "$GW" "$@"; }
+
+# gw_start CONF-LINES: mxguard in $GW in gateway mode, NFQUEUE steering,
+#   bypass_interfaces = gw1, log_level debug, then CONF-LINES (last key
+#   wins); its rules installed first.  MXLOG, MXG_PID as mxg_start.
+gw_start() {
+	mkdir -p "$T/mxstate"
+	cat >"$T/gw.conf" <<EOF2
+listen = 0.0.0.0:$MXG_PORT
+rules_mode = gateway
+steering = nfqueue
+upstream_mark = $MXG_MARK
+user =
+state_dir = $T/mxstate
+control_socket = $T/gw.sock
+log_level = debug
+drain_timeout = 2s
+bypass_interfaces = gw1
+$1
+EOF2
+	in_gw "$MXGUARD" -c "$T/gw.conf" rules install >"$T/gw-rules.log" 2>&1 ||
+		fail "rules install: $(cat "$T/gw-rules.log")"
+	MXLOG=$T/gw-mxguard.log
+	bg "$GW" "$MXLOG" "$MXGUARD" -c "$T/gw.conf" run
+	MXG_PID=$BG_PID
+	wait_for 15 "mxguard (pid $MXG_PID) started in $GW" _mxg_listening
+	wait_log "$MXLOG" "event=nfq-open" 10
+}

@@ -14,63 +14,38 @@
 # refused it: before the fix the MX got the MTA's connection directly, in
 # cleartext.  The guard (FORWARD) now drops a SYN that is not NEW; the
 # MTA's connect fails (the mail stays queued) or, once the entry is gone,
-# starts a NEW flow that is decided as any other.
+# starts a NEW flow that is decided as any other.  (The reply-direction
+# rule, ns 109, drops this SYN too.)
+# Part 2, an MTA's SYN on an old entry of its own, in its original
+# direction: a connection that went direct while the daemon was down
+# (fail_mode = open: the queue had no listener) and that the MX reset
+# stays in CLOSE for 10 s; the MTA's next SYN from the same port, the
+# daemon up again, is filed under it (conntrack reopens an entry on a SYN
+# only after a FIN, or a reset from the same side): not NEW, never queued,
+# it kept the old flow's way, direct.  Dropped now until the entry is gone.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
 ns_setup
-GW="$NS_PREFIX-gw"
-ip netns add "$GW" || fail "ip netns add $GW"
-_NS_LIST+=("$GW")
-ip -n "$GW" link set lo up
-ns_resolver "$GW"
-ip -n "$SND" link del snd0
-ip link add snd0 netns "$SND" type veth peer name gw0 netns "$GW"
-ip link add gw1 netns "$GW" type veth peer name rcv0 netns "$RCV"
-ip -n "$SND" addr add 10.25.2.1/24 dev snd0
-ip -n "$GW" addr add 10.25.2.254/24 dev gw0
-ip -n "$GW" addr add 10.25.1.254/24 dev gw1
-ip -n "$RCV" addr add 10.25.1.2/24 dev rcv0
-for l in "$SND snd0" "$GW gw0" "$GW gw1" "$RCV rcv0"; do set -- $l; ip -n "$1" link set "$2" up; done
-ip -n "$SND" route add default via 10.25.2.254
-ip -n "$RCV" route add default via 10.25.1.254
-ip netns exec "$GW" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-in_gw() { ip netns exec "$GW" "$@"; }
+gw_setup
 
 # the MX: records each peer's address and port, answers a banner
 MX_PY='
-import socket, sys
+import socket, struct, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.25.1.2", 25)); s.listen(8)
 while True:
     c, a = s.accept()
     with open(sys.argv[1], "a") as f: f.write("%s:%d\n" % a)
-    c.sendall(b"220 mx.test ESMTP\r\n"); c.close()'
+    c.sendall(b"220 mx.test ESMTP\r\n")
+    if a[1] == 40003:	# part 2: the MX resets this one
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()'
 bg "$RCV" "$T/mx.log" python3 -c "$MX_PY" "$T/mx-peers"
 wait_port "$RCV" 10.25.1.2 25
 
-mkdir -p "$T/mxstate"
-cat >"$T/gw.conf" <<EOF2
-listen = 0.0.0.0:$MXG_PORT
-listen_mode = redirect
-rules_mode = gateway
-steering = nfqueue
-fail_mode = open
-upstream_mark = $MXG_MARK
-user =
-state_dir = $T/mxstate
-control_socket = $T/gw.sock
-log_level = debug
-drain_timeout = 2s
-bypass_interfaces = gw1
-EOF2
-in_gw "$MXGUARD" -c "$T/gw.conf" rules install >"$T/gw-rules.log" 2>&1 ||
-	fail "rules install: $(cat "$T/gw-rules.log")"
-MXLOG=$T/gw-mxguard.log
-bg "$GW" "$MXLOG" "$MXGUARD" -c "$T/gw.conf" run
-MXG_PID=$BG_PID
-wait_for 15 "mxguard (pid $MXG_PID) started in $GW" _mxg_listening
-wait_log "$MXLOG" "event=nfq-open" 10
+gw_start "listen_mode = redirect
+fail_mode = open"
 
 # connect_from PORT: the MTA connects to the MX from PORT (3 s); prints
 # the first line it reads, or "failed"
@@ -115,7 +90,31 @@ r=$(connect_from $P2)
 log "MTA connection from port $P2 after the outside SYN: $r"
 assert "the MX never saw the MTA's own address" lacks "^10\.25\.2\.1:" cat "$T/mx-peers"
 assert "the MTA got no banner from the MX direct" [ "$r" != "220 mx.test ESMTP" ]
-GD=$(in_gw iptables -L MXGUARD_GUARD -v -n -x | awk '/ctstate !NEW|! ctstate NEW/ { print $1 }')
-log "non-NEW SYNs dropped by the guard: ${GD:-?}"
-assert "the guard dropped the MTA's SYN" [ "${GD:-0}" -gt 0 ]
-pass "a SYN filed under an entry an outside host opened is dropped, not sent direct"
+# either guard rule may take it: the reply direction's comes first
+guard_drops() { in_gw iptables -L MXGUARD_GUARD -v -n -x | awk -v re="$1" '$0 ~ re { n += $1 } END { print n + 0 }'; }
+GD=$(guard_drops 'ctdir REPLY|!NEW|! ctstate NEW')
+log "SYNs dropped by the guard: $GD"
+assert "the guard dropped the MTA's SYN" [ "$GD" -gt 0 ]
+
+# part 2: direct while the daemon is down, reset by the MX, the port
+# drawn again with the daemon up
+kill -TERM "$MXG_PID"; wait_for 10 "mxguard exit" bash -c "! kill -0 $MXG_PID 2>/dev/null"
+# the harness checks the last daemon's log; this one's here
+assert "no sanitizer report from the first daemon" lacks 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ' cat "$MXLOG"
+P3=40003
+r=$(connect_from $P3)
+log "MTA connection from port $P3 with the daemon down (fail-open): $r"
+assert "fail-open: the MTA went direct" grep -qx "10\.25\.2\.1:$P3" "$T/mx-peers"
+_closed() { in_gw conntrack -L -p tcp --orig-port-src $P3 --orig-port-dst 25 2>/dev/null | grep -q CLOSE; }
+wait_for 5 "the MX's reset to close the entry" _closed
+bg "$GW" "$MXLOG.2" "$MXGUARD" -c "$T/gw.conf" run
+MXG_PID=$BG_PID
+MXLOG=$MXLOG.2
+wait_for 15 "mxguard (pid $MXG_PID) started again" _mxg_listening
+wait_log "$MXLOG" "event=nfq-open" 10
+before=$(guard_drops '!NEW|! ctstate NEW')
+r=$(connect_from $P3)
+log "MTA connection from port $P3 again, the daemon up, the entry in CLOSE: $r"
+assert "the MX saw the port once, while the daemon was down" [ "$(grep -cx "10\.25\.2\.1:$P3" "$T/mx-peers")" = 1 ]
+assert "the guard dropped the SYN on the old entry" [ "$(guard_drops '!NEW|! ctstate NEW')" -gt "$before" ]
+pass "a SYN filed under an existing entry is dropped, not sent direct"

@@ -83,6 +83,7 @@ test_local_closed(void **state)
 	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
 	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN "
 	    "-m conntrack --ctstate NEW -j DROP\n"
+	    "-A MXGUARD_GUARD -m conntrack --ctdir REPLY -j DROP\n"
 	    "-A MXGUARD_GUARD -m connmark --mark 0x4d49/0xffff -j RETURN\n"
 	    "-A MXGUARD_GUARD -m connmark --mark 0x4d58/0xffff -j RETURN\n"
 	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST "
@@ -182,12 +183,15 @@ test_gateway_interfaces(void **state)
 	assert_true(strstr(s, "-i wan0 -j RETURN") < strstr(s, "REDIRECT"));
 	/* and its guard drops a SYN that is not NEW (ns 107) */
 	assert_true(has(s, "-A MXGUARD_GUARD -m conntrack --ctstate "
-	    "INVALID,UNTRACKED -j DROP\n-A MXGUARD_GUARD -p tcp -m tcp "
+	    "INVALID,UNTRACKED -j DROP\n"
+	    "-A MXGUARD_GUARD -m conntrack --ctdir REPLY -j DROP\n"
+	    "-A MXGUARD_GUARD -p tcp -m tcp "
 	    "--tcp-flags FIN,SYN,RST,ACK SYN -m conntrack ! --ctstate NEW "
 	    "-j DROP\n"));
 	free(s);
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
-	assert_true(has(b.s, "\t\tct state invalid,untracked drop\n\t\ttcp "
+	assert_true(has(b.s, "\t\tct state invalid,untracked drop\n"
+	    "\t\tct direction reply drop\n\t\ttcp "
 	    "flags & (fin|syn|rst|ack) == syn ct state != new drop\n"));
 	rbuf_free(&b);
 	config_free(c);
@@ -226,6 +230,7 @@ test_steering_none(void **state)
 	assert_true(has(s4, "*filter\n:MXGUARD_GUARD - [0:0]\n"
 	    "-A MXGUARD_GUARD -m mark --mark 0x4d58/0xffff -j RETURN\n"
 	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
+	    "-A MXGUARD_GUARD -m conntrack --ctdir REPLY -j DROP\n"
 	    "-I OUTPUT 1 ! -o lo -p tcp -m tcp --dport 25 "));
 	assert_false(has(s4, "MXGUARD_GUARD -j REJECT"));
 	free(s4);
@@ -357,6 +362,7 @@ test_nft(void **state)
 	assert_true(has(b.s, "\t\tmeta mark & 0xffff == 0x4d58 return\n"
 	    "\t\tct state invalid,untracked drop\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n"
+	    "\t\tct direction reply drop\n"
 	    "\t\tct mark & 0xffff == 0x4d49 return\n"
 	    "\t\tct mark & 0xffff == 0x4d58 return\n"
 	    "\t\ttcp flags & rst == 0 reject with tcp reset\n"));
@@ -387,7 +393,8 @@ test_nft(void **state)
 	    "\t\tmeta l4proto != tcp return\n"
 	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
 	    "\t\tmeta mark & 0xffff == 0x4d58 return\n"
-	    "\t\tct state invalid,untracked drop\n\t}\n}\n"));
+	    "\t\tct state invalid,untracked drop\n"
+	    "\t\tct direction reply drop\n\t}\n}\n"));
 	rbuf_free(&b);
 	config_free(c);
 	/* TPROXY takes every packet: no guard */
@@ -417,6 +424,7 @@ test_closed_refuses_established(void **state)
 	assert_true(has(s4, "*filter\n:MXGUARD_GUARD - [0:0]\n"
 	    "-A MXGUARD_GUARD -m mark --mark 0x4d58/0xffff -j RETURN\n"
 	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
+	    "-A MXGUARD_GUARD -m conntrack --ctdir REPLY -j DROP\n"
 	    "-A MXGUARD_GUARD -s 10.1.2.3/32 -j RETURN\n"
 	    "-A MXGUARD_GUARD -d 192.0.2.0/24 -j RETURN\n"
 	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST "
@@ -426,6 +434,7 @@ test_closed_refuses_established(void **state)
 	    "-j REJECT --reject-with tcp-reset\n"));
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
 	assert_true(has(b.s, "\t\tct state invalid,untracked drop\n"
+	    "\t\tct direction reply drop\n"
 	    "\t\tip saddr 10.1.2.3/32 return\n"
 	    "\t\tip daddr 192.0.2.0/24 return\n"
 	    "\t\tip6 daddr 2001:db8::/32 return\n"
@@ -517,6 +526,7 @@ static const char saved_default[] =
     "-A MXGUARD_GUARD -m mark --mark 0x4d58/0xffff -j RETURN\n"
     "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
     "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j DROP\n"
+    "-A MXGUARD_GUARD -m conntrack --ctdir REPLY -j DROP\n"
     "-A MXGUARD_GUARD -m connmark --mark 0x4d49/0xffff -j RETURN\n"
     "-A MXGUARD_GUARD -m connmark --mark 0x4d58/0xffff -j RETURN\n"
     "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST -j REJECT --reject-with tcp-reset\n"
@@ -617,10 +627,10 @@ test_state_partial(void **state)
 	    "COMMIT\n", &m), RULES_ST_REFUSAL);
 	free(m);
 	config_free(c);
-	/* fail_mode = open: the guard has 3 rules, not 6 */
+	/* fail_mode = open: the guard has 4 rules, not 7 */
 	c = cfg("fail_mode = open\n");
 	assert_int_equal(ipt_state(c, saved_default, &m), RULES_ST_PARTIAL);
-	assert_true(has(m, "MXGUARD_GUARD holds 6 of its 3 rules"));
+	assert_true(has(m, "MXGUARD_GUARD holds 7 of its 4 rules"));
 	free(m);
 	config_free(c);
 }
@@ -653,6 +663,7 @@ test_nft_state(void **state)
 	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
 	    "\t\tmeta mark & 0x0000ffff == 0x00004d58 return\n"
 	    "\t\tct state invalid,untracked drop\n"
+	    "\t\tct direction reply drop\n"
 	    "\t\ttcp flags ! rst reject with tcp reset\n"
 	    "\t}\n}\n";
 	const char *flushed =
@@ -673,7 +684,7 @@ test_nft_state(void **state)
 	    RULES_ST_PARTIAL);
 	assert_string_equal(m.s, "table inet mxguard: chain steer holds 0 of "
 	    "its 4 rules, chain divert holds 0 of its 4 rules, chain guard "
-	    "holds 0 of its 6 rules");
+	    "holds 0 of its 7 rules");
 	rbuf_free(&m);
 	config_free(c);
 }
