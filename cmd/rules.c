@@ -392,6 +392,62 @@ fail:
 	return 1;
 }
 
+/*
+ * `rules stop` with fail_mode = closed: the rules stay, so that port-25
+ * flows are refused while mxguard is down.  But only the file's own set
+ * refuses: the one in place may be another (the daemon ran with
+ * fail_mode = open and the file was switched to closed, which a reload
+ * refuses: it takes this very restart), whose guard refuses nothing, and
+ * with no daemon on the queue every flow would go direct, for as long as
+ * the daemon stays down (a start that fails on the edited file: for
+ * good).  So a set in place that is not the file's whole set (nor the
+ * refusal set) is replaced by the file's, or by the refusal set if that
+ * cannot be installed.  (The watch cannot: with no daemon it does
+ * nothing.)
+ */
+static int
+rules_stop_closed(const struct config *cfg)
+{
+	struct rbuf missing = { 0 };
+	char err[1024] = "";
+	int st, broken, rc = 0;
+
+	st = rules_state(cfg, &missing, &broken, err, sizeof(err));
+	/* none in place: removed on purpose (`rules remove`, which the
+	 * documentation gives for taking mxguard out of the path) */
+	if (st == RULES_ST_PARTIAL || st == -1) {
+		if (st == -1)
+			fprintf(stderr, "mxguard: rules stop: reading the "
+			    "rules: %s\n", err);
+		if (rules_install(cfg, err, sizeof(err)) == 0)
+			fprintf(stderr, "mxguard: fail_mode = closed: the rules "
+			    "in place were not this configuration's (%s): "
+			    "installed its own\n", missing.s ? missing.s :
+			    "could not be read");
+		else if (rules_refuse_install(cfg, err, sizeof(err)) == 0)
+			fprintf(stderr, "mxguard: fail_mode = closed: the rules "
+			    "in place were not this configuration's, which "
+			    "could not be installed: installed the refusal set "
+			    "(every port-25 flow refused)\n");
+		else {
+			fprintf(stderr, "mxguard: rules stop: fail_mode = "
+			    "closed, but neither this configuration's rules nor "
+			    "the refusal set could be installed: %s\n", err);
+			rc = 1;
+		}
+	}
+	rbuf_free(&missing);
+	if (st == RULES_ST_NONE)
+		fprintf(stderr, "mxguard: fail_mode = closed, but no rules of "
+		    "mxguard's are installed (\"mxguard rules remove\"?): "
+		    "port-25 flows go direct\n");
+	else if (rc == 0)
+		fprintf(stderr, "mxguard: fail_mode = closed: rules stay "
+		    "installed, new port-25 flows are refused until mxguard "
+		    "runs again (\"mxguard rules remove\" lifts them)\n");
+	return rc;
+}
+
 int
 cmd_rules(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
@@ -432,13 +488,8 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 		 * port-25 flows are refused until mxguard is back */
 		/* (steering = none too: its divert, with nobody listening,
 		 * refuses; removing it would send every flow direct) */
-		if (strcmp(cfg->fail_mode, "closed") == 0) {
-			fprintf(stderr, "mxguard: fail_mode = closed: rules stay "
-			    "installed, new port-25 flows are refused until "
-			    "mxguard runs again (\"mxguard rules remove\" lifts "
-			    "them)\n");
-			return 0;
-		}
+		if (strcmp(cfg->fail_mode, "closed") == 0)
+			return rules_stop_closed(cfg);
 		if (rules_remove(cfg, err, sizeof(err)) == -1) {
 			fprintf(stderr, "mxguard: rules stop: %s\n", err);
 			return 1;
