@@ -924,7 +924,8 @@ out:
 #define NFT_REPLY_DIR	"ct direction reply drop"
 
 /* GW_STALE_SYN in nft */
-#define NFT_GW_STALE_SYN "tcp flags & (fin|syn|rst|ack) == syn ct state != new drop"
+#define NFT_GW_STALE_SYN "tcp flags & (fin|syn|rst|ack) == syn " \
+	"ct state != new drop"
 
 /* REFUSE_REST in nft */
 #define NFT_REFUSE_REST	"tcp flags & rst == 0 reject with tcp reset"
@@ -1024,7 +1025,8 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		if (!tp) {
 			rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
 			    "priority filter; policy accept;\n\t\t" NFT_NOT_TCP
-			    "\n\t\ttcp dport != 25 return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
+			    "\n\t\ttcp dport != 25 return\n\t\t%s\n"
+			    "\t\tmeta mark & 0x%x == 0x%x return\n"
 			    "\t\tct state invalid,untracked drop\n",
 			    local ? "output" : "forward", lo, m, up);
 			rbuf_printf(o, "\t\t%s\n", NFT_REPLY_DIR);
@@ -1062,7 +1064,8 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	/* the guard: see want_ipt() */
 	rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
 	    "priority filter; policy accept;\n\t\t" NFT_NOT_TCP
-	    "\n\t\ttcp dport != 25 return\n\t\t%s\n\t\tmeta mark & 0x%x == 0x%x return\n"
+	    "\n\t\ttcp dport != 25 return\n\t\t%s\n"
+	    "\t\tmeta mark & 0x%x == 0x%x return\n"
 	    "\t\tct state invalid,untracked drop\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n",
 	    local ? "output" : "forward", lo, m, up);
