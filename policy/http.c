@@ -437,7 +437,7 @@ struct http_req {
 	int		 started;	/* attempts may start (dns_done()) */
 	struct sockaddr_storage addrs[2 * MAX_ADDRS];	/* MAX_ADDRS per
 					 * family in a DNS answer, MAX_ADDRS
-					 * in all after addrs_interleave() */
+					 * to try after addrs_interleave() */
 	int		 naddrs, next;
 	int		 nrefused;	/* POST: addresses netaddr refused */
 	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
@@ -1025,8 +1025,13 @@ stagger_due(void *arg)
  * The addresses still to try (from h->next), in the order they are
  * tried: the families alternate (RFC 8305 section 4), IPv6 first at the
  * start, then the family other than the last one started, so that a late
- * answer's addresses join the alternation where it is; MAX_ADDRS in all,
- * those tried included.  In the order the answers came, a GET's stagger
+ * answer's addresses join the alternation where it is; MAX_ADDRS of them
+ * (2 * MAX_ADDRS with those tried: each answer brings MAX_ADDRS at most,
+ * and only the second comes late).  Counting those tried, a late answer
+ * found no room once MAX_ADDRS of the first had failed (refused at once,
+ * within the resolution delay), and the fetch failed without trying the
+ * family that serves, which both answers in would have alternated with
+ * them.  In the order the answers came, a GET's stagger
  * started the first family's four (each a quarter of the fetch's time
  * after the last) and never reached the other, so an attacker who stalls
  * one family's paths (and who may decide, for an unsigned zone, which
@@ -1049,7 +1054,8 @@ addrs_interleave(struct http_req *h)
 	else
 		f = n[1] > 0;
 	h->naddrs = h->next;
-	while (h->naddrs < MAX_ADDRS && (k[0] < n[0] || k[1] < n[1])) {
+	while (h->naddrs - h->next < MAX_ADDRS && (k[0] < n[0] ||
+	    k[1] < n[1])) {
 		if (k[f] < n[f])
 			h->addrs[h->naddrs++] = fam[f][k[f]++];
 		f = !f;

@@ -357,8 +357,9 @@ static int v6_behind_v4;
  * AAAA answer names it, the A answer (127.0.0.2) comes that late;
  * v6_after_refused_ms, the server listens at ::1, the A answer names
  * 127.0.0.3 (nothing listens: refused), the AAAA answer naming ::1
- * comes that late. */
-static int aaaa_late_ms, a_late_ms, v6_after_refused_ms;
+ * comes that late; with refused_v4, the A answer names that many
+ * (127.0.0.3 and up), all refused. */
+static int aaaa_late_ms, a_late_ms, v6_after_refused_ms, refused_v4;
 
 #define FETCH_MS	3000
 
@@ -451,7 +452,16 @@ get(const char *part1, const char *part2)
 		answer_after((uint64_t)a_late_ms);
 		aaaa("mta-sts.x.test", 0, "::1");
 	} else if (v6_after_refused_ms) {
-		a("mta-sts.x.test", 0, "127.0.0.3");
+		struct msg m;
+		char ip[32];
+		int i, n = refused_v4 ? refused_v4 : 1;
+
+		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_A, n, 0, 0);
+		for (i = 0; i < n; i++) {
+			snprintf(ip, sizeof(ip), "127.0.0.%d", 3 + i);
+			rr_a(&m, "mta-sts.x.test", ip, 300);
+		}
+		answer("mta-sts.x.test", DNS_T_A, DNS_INSECURE, &m);
 		aaaa("mta-sts.x.test", 0, "::1");
 		answer_after((uint64_t)v6_after_refused_ms);
 	} else if (hang_first) {
@@ -910,6 +920,27 @@ test_late_family_after_first_refused(void **state)
 }
 
 /*
+ * The same with MAX_ADDRS (8) addresses in the A answer, all refused
+ * before the AAAA answer comes: its address, which serves, is still
+ * tried.  Red before: the late answer's addresses joined only up to
+ * MAX_ADDRS in all, those tried included, so with eight tried there
+ * was no room and the fetch failed ("connect: Connection refused"),
+ * where with both answers in the families alternated and the IPv6
+ * address was tried second: an attacker on the IPv4 path (resets) who
+ * delays the AAAA answer by a resolution delay failed the fetch of a
+ * host with eight A records whose IPv6 address serves.
+ */
+static void
+test_late_family_after_max_refused(void **state)
+{
+	(void)state;
+	refused_v4 = MAX_ADDRS;
+	policy_with(&v6_after_refused_ms, 200);
+	refused_v4 = 0;
+	assert_true(get_ms >= 200);
+}
+
+/*
  * The A answer's address hangs in the TLS handshake and the AAAA answer
  * never comes within the fetch's time: the fetch fails at its deadline
  * (once, nothing left open), its error naming the answer still out and
@@ -958,6 +989,7 @@ main(void)
 		cmocka_unit_test(test_a_late_v6_serves),
 		cmocka_unit_test(test_late_family_after_first_refused),
 		cmocka_unit_test(test_deadline_names_pending_answer),
+		cmocka_unit_test(test_late_family_after_max_refused),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
