@@ -440,6 +440,9 @@ struct http_req {
 					 * to try after addrs_interleave() */
 	int		 naddrs, next;
 	int		 nrefused;	/* POST: addresses netaddr refused */
+	int		 dnsfail;	/* a query got no answer (SERVFAIL,
+					 * timeout): it might have named an
+					 * address that is not refused */
 	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
 	int		 ntries;
 	char		 lasterr[400];
@@ -534,11 +537,14 @@ fail_all(struct http_req *h, const char *timeout)
 	else if (h->certerr[0]) {
 		kind = "sts-webpki-invalid";
 		why = h->certerr;
-	} else if (h->naddrs == 0 && h->nrefused > 0 && h->pending_dns == 0)
+	} else if (h->naddrs == 0 && h->nrefused > 0 && h->pending_dns == 0 &&
+	    !h->dnsfail)
 		/* every address refused, all answers in: final for the
 		 * caller (tlsproxy/report.c).  Not at the deadline with a
-		 * query still out: its answer might have named one that is
-		 * not refused, so that is a timeout, to be retried */
+		 * query still out, nor after a query that failed (its
+		 * resolver's timeout, a SERVFAIL): its answer might have
+		 * named one that is not refused, so that is an error to be
+		 * retried.  An NXDOMAIN or NODATA is an answer */
 		kind = HTTP_DESTINATION_REFUSED;
 	if (timeout == NULL)
 		snprintf(e, sizeof(e), "%s", why != NULL ? why :
@@ -1121,9 +1127,13 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 				h->nrefused++;
 			}
 		}
-	} else if (!h->lasterr[0])
-		snprintf(h->lasterr, sizeof(h->lasterr), "%s: DNS %s",
-		    h->host, dns_status_name(st));
+	} else {
+		if (st != DNS_NXDOMAIN && st != DNS_NODATA)
+			h->dnsfail = 1;
+		if (!h->lasterr[0])
+			snprintf(h->lasterr, sizeof(h->lasterr), "%s: DNS %s",
+			    h->host, dns_status_name(st));
+	}
 	h->pending_dns--;
 	if (!h->started) {
 		/*

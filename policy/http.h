@@ -61,8 +61,8 @@ struct http_req *http_get(struct ev_loop *, struct dns *, SSL_CTX *ctx,
  * never two at once, a report must not go out twice.
  * The callback's ok is 0 for a 2xx status (body empty), -1 otherwise
  * (err says why; kind is HTTP_DESTINATION_REFUSED when the host had
- * addresses and every one was refused, as below, so none was tried;
- * otherwise not meaningful).  Unless any_address, an
+ * addresses and every one was refused, as below, so none was tried,
+ * and both of its queries were answered; otherwise not meaningful).  Unless any_address, an
  * address of host that is not global unicast, or is this host's own
  * (core/netaddr.h), is never connected to
  * (event=tlsrpt-destination-refused): the host comes from a record anyone

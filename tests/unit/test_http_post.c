@@ -90,6 +90,10 @@ static int srv_silent, second, second_accepted;
  * timeout (an attacker who delays that answer, or a server that drops
  * AAAA queries) */
 static int aaaa_slow;
+/* aaaa_fails: rpt.test's AAAA query fails at once with that status
+ * (DNS_TIMEOUT, DNS_SERVFAIL: no answer, where an attacker who delays
+ * or spoils it can have it so) */
+static int aaaa_fails;
 /* v6_late: the receiver listens at ::1, named by rpt.test's AAAA answer,
  * which comes 200 ms after its A answer; that names 127.0.0.2, where a
  * listener on the same port never accepts (the TCP handshake done,
@@ -218,6 +222,8 @@ post(int any_address, uint32_t mark)
 		answer("rpt.test", DNS_T_AAAA, DNS_TIMEOUT, NULL);
 		fakes[nfakes - 1].delay_ms = 60000;
 	}
+	if (aaaa_fails)
+		answer("rpt.test", DNS_T_AAAA, aaaa_fails, NULL);
 	ctx = SSL_CTX_new(TLS_client_method());
 	assert_non_null(ctx);
 	if (client_ca != NULL)
@@ -452,6 +458,37 @@ test_timeout_with_dns_pending_not_refused(void **state)
 }
 
 /*
+ * The same with the AAAA query failing before the POST's time is up (a
+ * resolver timeout: an attacker who delays the answer past dns_timeout,
+ * below sts_fetch_timeout; a SERVFAIL): no answer either, so not
+ * destination-refused, which drops the report for good.  Red before
+ * (pending_dns was 0, as with a negative answer): destination-refused.
+ * An NXDOMAIN or NODATA answer is an answer: refused stays final there.
+ */
+static void
+test_dns_failure_not_refused(void **state)
+{
+	static const enum dns_status fails[] = { DNS_TIMEOUT, DNS_SERVFAIL };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(fails) / sizeof(fails[0]); i++) {
+		aaaa_fails = (int)fails[i];
+		post(0, 0);
+		aaaa_fails = 0;
+		assert_int_equal(ok_seen, -1);
+		assert_int_equal(accepted, 0);
+		assert_string_not_equal(kind_seen, HTTP_DESTINATION_REFUSED);
+		assert_non_null(strstr(err_seen, "127.0.0.1, a loopback "
+		    "address"));
+	}
+	aaaa_fails = DNS_NODATA;
+	post(0, 0);
+	aaaa_fails = 0;
+	assert_string_equal(kind_seen, HTTP_DESTINATION_REFUSED);
+}
+
+/*
  * rpt.test's AAAA answer does not come within the POST's time (an
  * attacker who delays it, a resolver path that drops AAAA queries), its
  * A answer names the receiver: the report is posted, the resolution
@@ -512,6 +549,7 @@ main(void)
 		cmocka_unit_test(test_validity_on_policy_clock),
 		cmocka_unit_test(test_post_once_first_silent),
 		cmocka_unit_test(test_timeout_with_dns_pending_not_refused),
+		cmocka_unit_test(test_dns_failure_not_refused),
 		cmocka_unit_test(test_aaaa_late_posted),
 		cmocka_unit_test(test_late_answer_cuts_hanging_first),
 	};
