@@ -404,6 +404,7 @@ struct http_try {
 	char		 addr[64];	/* its address, for messages */
 	struct io	*io;
 	int		 tls_up;
+	int		 cut;		/* POST: a handshake deadline set */
 	char		*buf;
 	size_t		 len, cap;
 	size_t		 parsed_len;	/* GET: len at the last parse */
@@ -983,8 +984,10 @@ try_start(struct http_req *h)
 		 * time, then the next one is tried (IO_TIMEOUT before the
 		 * handshake).  A GET's is not cut: the stagger starts the
 		 * next one beside it */
-		if (h->post != NULL && h->next < h->naddrs)
+		if (h->post != NULL && h->next < h->naddrs) {
 			io_set_deadline(t->io, h->try_ms);
+			t->cut = 1;
+		}
 		return 0;
 	}
 	return -1;
@@ -1153,13 +1156,17 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 	/* a late answer: its addresses join those still to try, in the
 	 * alternation; the next starts now if no stagger runs (none open,
 	 * or a quarter of the fetch's time since the last start), else
-	 * when it is over.  A POST's attempt still in its handshake is no
-	 * longer the last: it gets a quarter of the time from now, as any
-	 * but the last does (try_start()) */
+	 * when it is over.  A POST's attempt still in its handshake that
+	 * was the last is no longer: it gets a quarter of the time from
+	 * now, as any but the last does (try_start()).  One that had its
+	 * quarter keeps it: re-armed, whoever times the answer would hold
+	 * a hanging address up to twice its share */
 	addrs_interleave(h);
 	if (h->post != NULL && h->tries[0] != NULL && !h->tries[0]->tls_up &&
-	    h->next < h->naddrs)
+	    !h->tries[0]->cut && h->next < h->naddrs) {
 		io_set_deadline(h->tries[0]->io, h->try_ms);
+		h->tries[0]->cut = 1;
+	}
 	if (h->ntries == 0 || !ev_timer_pending(h->stagger))
 		start_next(h);
 }

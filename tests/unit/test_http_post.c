@@ -42,6 +42,9 @@
 static int done, ok_seen, accepted;
 static char err_seen[512];
 static char	 kind_seen[64];
+/* when the callback came: ms from the POST's start */
+static long post_ms;
+static struct timespec post_t0;
 
 /* SO_MARK: the last mark asked for; fail it (EPERM, as without
  * CAP_NET_ADMIN) or pretend it was set */
@@ -67,7 +70,12 @@ static void
 posted(void *arg, int ok, const char *body, size_t len, const char *kind,
     const char *err)
 {
+	struct timespec t;
+
 	(void)arg; (void)body; (void)len;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	post_ms = (t.tv_sec - post_t0.tv_sec) * 1000 +
+	    (t.tv_nsec - post_t0.tv_nsec) / 1000000;
 	done = 1;
 	snprintf(kind_seen, sizeof(kind_seen), "%s", kind ? kind : "");
 	ok_seen = ok;
@@ -99,6 +107,10 @@ static int aaaa_fails;
  * listener on the same port never accepts (the TCP handshake done,
  * nothing answers the TLS one) */
 static int v6_late;
+/* with v6_late, v6_late_ms: the AAAA answer comes that late instead,
+ * and the A answer also names 127.0.0.3 (nothing listens: refused), so
+ * that 127.0.0.2 is not the last address when it starts */
+static int v6_late_ms;
 
 static void
 srv_event(struct io *io, enum io_event ev, void *arg)
@@ -212,6 +224,15 @@ post(int any_address, uint32_t mark)
 		rr_a(&m, "rpt.test", "127.0.0.1", 300);
 		rr_a(&m, "rpt.test", "127.0.0.2", 300);
 		answer("rpt.test", DNS_T_A, DNS_INSECURE, &m);
+	} else if (v6_late && v6_late_ms) {
+		struct msg m;
+
+		begin(&m, 0x1234, 0, 0, "rpt.test", DNS_T_A, 2, 0, 0);
+		rr_a(&m, "rpt.test", "127.0.0.2", 300);
+		rr_a(&m, "rpt.test", "127.0.0.3", 300);
+		answer("rpt.test", DNS_T_A, DNS_INSECURE, &m);
+		aaaa("rpt.test", 0, "::1");
+		answer_after((uint64_t)v6_late_ms);
 	} else if (v6_late) {
 		a("rpt.test", 0, "127.0.0.2");
 		aaaa("rpt.test", 0, "::1");
@@ -229,6 +250,7 @@ post(int any_address, uint32_t mark)
 	if (client_ca != NULL)
 		assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
 		    client_ca), 1);
+	clock_gettime(CLOCK_MONOTONIC, &post_t0);
 	h = http_post(loop, NULL, ctx, "rpt.test", ntohs(sin.sin_port), "/r",
 	    "application/tlsrpt+gzip", "x", 1, 3000, mark, any_address, posted,
 	    NULL);
@@ -536,6 +558,33 @@ test_late_answer_cuts_hanging_first(void **state)
 	assert_true(srv_reads > 0);
 }
 
+/*
+ * The same, but the hanging address was not the last when it started
+ * (127.0.0.3, refused, follows it), so it already had its quarter of the
+ * time (751 ms) from its start, and the AAAA answer comes 700 ms late:
+ * that deadline stands, the receiver gets the report about 800 ms in
+ * (the resolution delay and the quarter), not a quarter of the time
+ * after the late answer (about 1450 ms: red before, the late answer
+ * re-armed the deadline of an attempt that had one, so whoever times
+ * the AAAA answer kept a hanging address up to twice its share).  Bound
+ * half-way.
+ */
+static void
+test_late_answer_keeps_deadline(void **state)
+{
+	(void)state;
+	tls_receiver("rpt.test");
+	v6_late = 1;
+	v6_late_ms = 700;
+	post(1, 0);
+	v6_late = v6_late_ms = 0;
+	tls_receiver_free();
+	assert_int_equal(ok_seen, 0);
+	assert_int_equal(accepted, 1);
+	assert_true(srv_reads > 0);
+	assert_true(post_ms < (800 + 1450) / 2);
+}
+
 int
 main(void)
 {
@@ -552,6 +601,7 @@ main(void)
 		cmocka_unit_test(test_dns_failure_not_refused),
 		cmocka_unit_test(test_aaaa_late_posted),
 		cmocka_unit_test(test_late_answer_cuts_hanging_first),
+		cmocka_unit_test(test_late_answer_keeps_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
