@@ -185,6 +185,8 @@ struct report_run {
 	int			 host, addr;	/* next address to try */
 	int			 refused;	/* addresses not global */
 	int			 dialed;	/* addresses connected to */
+	int			 lookupfail;	/* MX hosts whose A or AAAA
+						 * lookup gave no answer */
 	struct leg		*leg;
 	enum smtp_step		 sstep;
 	int			 permanent;	/* a 5xx: no more tries */
@@ -482,7 +484,7 @@ uri_clear(struct report_run *r)
 	r->permanent = 0;
 	r->dest = NULL;
 	r->dest_cut = 0;
-	r->refused = r->dialed = 0;
+	r->refused = r->dialed = r->lookupfail = 0;
 	r->lasterr[0] = '\0';
 }
 
@@ -900,6 +902,15 @@ refuse(struct report_run *r, const struct mx_host *h,
 	return 1;
 }
 
+/* An address lookup that gave no answer (SERVFAIL, a timeout, none
+ * yet): the address it would have named may be one a report may go to. */
+static int
+addr_lookup_failed(int st)
+{
+	return st != DNS_SECURE && st != DNS_INSECURE && st != DNS_NXDOMAIN &&
+	    st != DNS_NODATA;
+}
+
 /* The next address of the first max_mx MX hosts (max_addr each), in the
  * walk's order. */
 static void
@@ -912,6 +923,9 @@ smtp_next_addr(struct report_run *r)
 	for (; r->mx != NULL && r->host < r->mx->nhost &&
 	    r->host < r->opts.max_mx; r->host++, r->addr = 0) {
 		h = &r->mx->host[r->host];
+		if (r->addr == 0 && (addr_lookup_failed(h->st4) ||
+		    addr_lookup_failed(h->st6)))
+			r->lookupfail++;
 		while (r->addr < h->naddr && r->addr < r->opts.max_addr) {
 			ss = &h->addr[r->addr++];
 			if (refuse(r, h, ss))
@@ -925,8 +939,10 @@ smtp_next_addr(struct report_run *r)
 			    "connect", h->name);
 		}
 	}
-	if (r->refused > 0 && r->dialed == 0) {
-		/* nothing but addresses we may not go to: no use retrying */
+	if (r->refused > 0 && r->dialed == 0 && r->lookupfail == 0) {
+		/* nothing but addresses we may not go to, and every lookup
+		 * answered: no use retrying (one that failed may name a
+		 * global address next time) */
 		snprintf(r->lasterr, sizeof(r->lasterr), "%s: no MX address "
 		    "is global (%d refused; tlsrpt_private_destinations = "
 		    "no)", r->mx->domain, r->refused);

@@ -899,6 +899,33 @@ test_mailto_private_refused(void **state)
 	end_test();
 }
 
+/* ... but not when another of the MX host's address lookups failed
+ * (SERVFAIL, a timeout): the address it would have named may be global,
+ * so the refusal is no final answer (parked, retried), as a POST's. */
+static void
+test_mailto_private_refused_lookup_failed(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("f.test", y);
+	rua("f.test", "mailto:r@internal.test");
+	mxat("internal.test", "127.0.0.2");
+	fail_with("mx.internal.test", DNS_T_AAAA, -1);
+	opts_fast(&o);
+	cfg->tlsrpt_private_destinations = 0;
+	run(&o, 10000);
+	cfg->tlsrpt_private_destinations = 1;
+	settle(100);
+	assert_int_equal(dials, 0);
+	assert_int_equal(tot.failed, 0);
+	assert_int_equal(tot.parked, 1);
+	assert_int_equal(is_sent("f.test", y), 0);	/* retried later */
+	end_test();
+}
+
 /* An https rua on a port not in tlsrpt_https_ports (default 443) is
  * refused before any lookup of its host: a final failure.  Listed, the
  * same URI is tried (its host has no address here: parked). */
@@ -1658,6 +1685,7 @@ main(void)
 		cmocka_unit_test(test_given_up_after_window),
 		cmocka_unit_test(test_now_is_a_preview),
 		cmocka_unit_test(test_mailto_private_refused),
+		cmocka_unit_test(test_mailto_private_refused_lookup_failed),
 		cmocka_unit_test(test_https_port_refused),
 		cmocka_unit_test(test_https_private_refused),
 		cmocka_unit_test(test_lookup_deadlines),
