@@ -74,7 +74,7 @@ ipt_snapshot() { ipt_save "$SND" | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'; }
 rules_installed() { mxg_ctl rules show >/dev/null 2>&1; }
 
 # gw_setup: re-wire ns_setup's namespaces through a gateway namespace $GW
-#   (ns 107, 109; 57 and 58 do the same by hand), IPv4 forwarding on:
+#   (ns 57, 58, 107, 109), IPv4 forwarding on:
 #   [SND 10.25.2.1 snd0] -- [gw0 10.25.2.254 GW 10.25.1.254 gw1] -- [rcv0 10.25.1.2 RCV]
 #   gw1 is the outside (bypass_interfaces).  in_gw CMD runs CMD there.
 gw_setup() {

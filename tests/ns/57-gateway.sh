@@ -17,24 +17,7 @@
 need_mxguard
 GW_LISTEN_MODE=${GW_LISTEN_MODE:-redirect}
 ns_setup
-GW="$NS_PREFIX-gw"
-ip netns add "$GW" || fail "ip netns add $GW"
-_NS_LIST+=("$GW")	# the harness's cleanup removes it with the others
-ip -n "$GW" link set lo up
-ns_resolver "$GW"
-# re-wire: SND -- GW -- RCV
-ip -n "$SND" link del snd0
-ip link add snd0 netns "$SND" type veth peer name gw0 netns "$GW"
-ip link add gw1 netns "$GW" type veth peer name rcv0 netns "$RCV"
-ip -n "$SND" addr add 10.25.2.1/24 dev snd0
-ip -n "$GW" addr add 10.25.2.254/24 dev gw0
-ip -n "$GW" addr add 10.25.1.254/24 dev gw1
-ip -n "$RCV" addr add 10.25.1.2/24 dev rcv0
-for l in "$SND snd0" "$GW gw0" "$GW gw1" "$RCV rcv0"; do set -- $l; ip -n "$1" link set "$2" up; done
-ip -n "$SND" route add default via 10.25.2.254
-ip -n "$RCV" route add default via 10.25.1.254
-ip netns exec "$GW" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-in_gw() { ip netns exec "$GW" "$@"; }
+gw_setup	# SND -- GW -- RCV (tests/lib/nfq.sh)
 # _table_empty TABLE [-6]: the gateway's routing table TABLE holds no
 #   route: ip prints nothing, or says the table does not exist (an emptied
 #   table is gone).  Any other failure of ip is no answer, which
