@@ -72,10 +72,11 @@ capset_only(int cap, char *err, size_t errsz)
 static void
 give_root_stores(int dirfd, const char *dir, uid_t uid, gid_t gid)
 {
-	/* the stores' files: policy/cache.c, history.c, tlsrpt_store.c */
+	/* the stores' files: policy/cache.c, history.c, tlsrpt_store.c
+	 * (the last also locks the TLSRPT run with tlsrpt.run.lock) */
 	static const char *const names[] = { "sts-cache.mdb",
 	    "sts-cache.mdb-lock", "history.mdb", "history.mdb-lock",
-	    "tlsrpt.mdb", "tlsrpt.mdb-lock" };
+	    "tlsrpt.mdb", "tlsrpt.mdb-lock", "tlsrpt.run.lock" };
 	struct stat st;
 	size_t i;
 	int f;

@@ -7,6 +7,7 @@
  *
  * cmd/ is not in libmxguard.a, so the module is compiled in here.
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -91,7 +92,11 @@ drop_in_child(char *err, size_t errsz)
 static void
 fresh(mode_t mode, uid_t uid, gid_t gid)
 {
-	(void)rmdir(sdir);
+	char cmd[256];
+
+	/* whatever a test before left in it, failing */
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", sdir);
+	assert_int_equal(system(cmd), 0);
 	assert_int_equal(mkdir(sdir, mode), 0);
 	assert_int_equal(chmod(sdir, mode), 0);
 	assert_int_equal(chown(sdir, uid, gid), 0);
@@ -123,6 +128,37 @@ test_taken(void **state)
 	owner_is(nobody_uid, 0750);
 	assert_int_equal(drop_in_child(err, sizeof(err)), 0);
 	owner_is(nobody_uid, 0750);
+}
+
+/* The state files root made (mxguard run, or a command, with user =
+ * empty before `user` was set) are given to `user`, the TLSRPT run's lock
+ * too: left root's 0600, every run of the daemon failed to open it. */
+static void
+test_root_files_given(void **state)
+{
+	static const char *const names[] = { "sts-cache.mdb",
+	    "tlsrpt.run.lock" };
+	char err[400], path[300];
+	struct stat st;
+	size_t i;
+	int fd;
+
+	if (*sdir == '\0')
+		skip();
+	fresh(0750, 0, 0);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", sdir, names[i]);
+		assert_true((fd = open(path, O_CREAT | O_WRONLY, 0600)) >= 0);
+		close(fd);
+	}
+	assert_int_equal(drop_in_child(err, sizeof(err)), 0);
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", sdir, names[i]);
+		assert_int_equal(stat(path, &st), 0);
+		if (st.st_uid != nobody_uid)
+			fail_msg("%s still uid %ld", names[i], (long)st.st_uid);
+		assert_int_equal(unlink(path), 0);
+	}
 }
 
 /*
@@ -169,6 +205,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_taken),
+		cmocka_unit_test(test_root_files_given),
 		cmocka_unit_test(test_other_users_refused),
 		cmocka_unit_test(test_writable_by_others_refused),
 	};
