@@ -727,6 +727,48 @@ config_digest32(const struct config *c)
 	    (uint32_t)c->digest[2] << 8 | c->digest[3];
 }
 
+/*
+ * What loads but is likely not what the operator meant, or leaves a hole
+ * (event=config-warning, mxguard -n); each is said once per load.  -1
+ * out of memory.
+ */
+static int
+cross_key_warnings(struct config *c, const char *where)
+{
+	int unpriv, rc = 0;
+
+	if (divert_unheard(c))
+		rc |= warn_add(c, "%s: divert_port %d is the port of no listen "
+		    "address: the rules mxguard writes send diverted "
+		    "connections there, where nothing listens (every one "
+		    "refused, the mail deferred)", where, c->divert_port);
+	/* A TXT query the attacker (or a broken path) lets time out takes
+	 * dns_timeout; only then is an expired cached policy fetched again
+	 * (the policy host's addresses, dns_timeout again, then the GET):
+	 * if that cannot end within policy_timeout, the lookup goes on
+	 * without the policy it could have had. */
+	if (2 * c->dns_timeout + c->sts_fetch_timeout > c->policy_timeout)
+		rc |= warn_add(c, "%s: dns_timeout (%llu ms) twice and "
+		    "sts_fetch_timeout (%llu ms) exceed policy_timeout (%llu "
+		    "ms): an expired MTA-STS policy fetched again after its TXT "
+		    "lookup timed out may not arrive in time, and the domain's "
+		    "mail goes without it", where,
+		    (unsigned long long)c->dns_timeout,
+		    (unsigned long long)c->sts_fetch_timeout,
+		    (unsigned long long)c->policy_timeout);
+	if ((unpriv = divert_port_takeable(c)) >= 0)
+		rc |= warn_add(c, "%s: divert_port %d is a port any local user "
+		    "may bind (from %d, net.ipv4.ip_unprivileged_port_start): "
+		    "with steering = none the rules divert every port-25 flow "
+		    "to it whether mxguard runs or not, so while it does not (a "
+		    "restart, a stop with fail_mode = closed, the boot before "
+		    "it starts) whatever listens there gets the mail, and keeps "
+		    "the port from mxguard; choose a divert_port (and listen "
+		    "port) below %d, or steering = nfqueue", where,
+		    c->divert_port, unpriv, unpriv);
+	return rc == 0 ? 0 : -1;
+}
+
 struct config *
 config_load(const char *path, char *err, size_t errsz)
 {
@@ -737,7 +779,7 @@ config_load(const char *path, char *err, size_t errsz)
 	const char *e;
 	size_t i, cap = 0;
 	ssize_t len;
-	int lineno = 0, unpriv, setat[NKEYS] = { 0 };
+	int lineno = 0, setat[NKEYS] = { 0 };
 	EVP_MD_CTX *md = NULL;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
@@ -848,40 +890,7 @@ check:
 	if (check_nat64(c, path, setat[find_key("nat64_prefix") - keys], err,
 	    errsz) == -1)
 		goto fail;
-	if (divert_unheard(c) && warn_add(c, "%s: divert_port %d is the port "
-	    "of no listen address: the rules mxguard writes send diverted "
-	    "connections there, where nothing listens (every one refused, "
-	    "the mail deferred)", path ? path : "defaults",
-	    c->divert_port) == -1) {
-		snprintf(err, errsz, "out of memory");
-		goto fail;
-	}
-	/* A TXT query the attacker (or a broken path) lets time out takes
-	 * dns_timeout; only then is an expired cached policy fetched again
-	 * (the policy host's addresses, dns_timeout again, then the GET):
-	 * if that cannot end within policy_timeout, the lookup goes on
-	 * without the policy it could have had. */
-	if (2 * c->dns_timeout + c->sts_fetch_timeout > c->policy_timeout &&
-	    warn_add(c, "%s: dns_timeout (%llu ms) twice and "
-	    "sts_fetch_timeout (%llu ms) exceed policy_timeout (%llu ms): "
-	    "an expired MTA-STS policy fetched again after its TXT lookup "
-	    "timed out may not arrive in time, and the domain's mail goes "
-	    "without it", path ? path : "defaults",
-	    (unsigned long long)c->dns_timeout,
-	    (unsigned long long)c->sts_fetch_timeout,
-	    (unsigned long long)c->policy_timeout) == -1) {
-		snprintf(err, errsz, "out of memory");
-		goto fail;
-	}
-	if ((unpriv = divert_port_takeable(c)) >= 0 && warn_add(c, "%s: "
-	    "divert_port %d is a port any local user may bind (from %d, "
-	    "net.ipv4.ip_unprivileged_port_start): with steering = none the "
-	    "rules divert every port-25 flow to it whether mxguard runs or "
-	    "not, so while it does not (a restart, a stop with fail_mode = "
-	    "closed, the boot before it starts) whatever listens there gets "
-	    "the mail, and keeps the port from mxguard; choose a divert_port "
-	    "(and listen port) below %d, or steering = nfqueue",
-	    path ? path : "defaults", c->divert_port, unpriv, unpriv) == -1) {
+	if (cross_key_warnings(c, path ? path : "defaults") == -1) {
 		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
