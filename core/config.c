@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -70,6 +71,7 @@ static const struct ckey keys[] = {
 	{ "bypass_src",		C_LIST,	O(bypass_src),	"", NULL },
 	{ "bypass_dst",		C_LIST,	O(bypass_dst),	"", NULL },
 	{ "bypass_interfaces",	C_LIST,	O(bypass_interfaces), "", NULL },
+	{ "local_users",	C_LIST,	O(local_users),	"", NULL },
 
 	{ "user",		C_STR,	O(user),	"mxguard", NULL },
 	{ "state_dir",		C_STR,	O(state_dir),	"/var/lib/mxguard", NULL },
@@ -394,6 +396,79 @@ divert_port_takeable(const struct config *c)
 	return c->divert_port >= start ? start : -1;
 }
 
+/* local_users: only in local mode (a forwarded packet has no local
+ * socket, so no owner), each entry a user or a uid. */
+static const char *
+check_local_users(const struct config *c)
+{
+	static char buf[512];
+	uint32_t uids[CONFIG_LOCAL_USERS_MAX];
+	char err[300];
+
+	if (c->local_users.n == 0)
+		return NULL;
+	if (strcmp(c->rules_mode, "local") != 0)
+		return "local_users: only with rules_mode = local (a forwarded "
+		    "flow has no local user)";
+	if (config_local_uids(c, uids, err, sizeof(err)) == -1) {
+		snprintf(buf, sizeof(buf), "local_users: %s", err);
+		return buf;
+	}
+	return NULL;
+}
+
+static int
+uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+config_local_uids(const struct config *c,
+    uint32_t uids[CONFIG_LOCAL_USERS_MAX], char *err, size_t errsz)
+{
+	int i, n = 0, k;
+
+	if (c->local_users.n > CONFIG_LOCAL_USERS_MAX) {
+		snprintf(err, errsz, "at most %d users",
+		    CONFIG_LOCAL_USERS_MAX);
+		return -1;
+	}
+	for (i = 0; i < c->local_users.n; i++) {
+		const char *v = c->local_users.v[i];
+		struct passwd *pw;
+		unsigned long long u;
+		char *end;
+
+		if (*v >= '0' && *v <= '9') {
+			errno = 0;
+			u = strtoull(v, &end, 10);
+			/* (uid_t)-1 is "no uid" to the kernel */
+			if (errno != 0 || *end != '\0' || u >= UINT32_MAX) {
+				snprintf(err, errsz, "\"%.64s\" is not a uid "
+				    "(0..%u)", v, UINT32_MAX - 1);
+				return -1;
+			}
+		} else {
+			/* a name the password database knows now: the
+			 * rules carry its uid, as iptables-save shows it */
+			if ((pw = getpwnam(v)) == NULL) {
+				snprintf(err, errsz, "no user \"%.64s\"", v);
+				return -1;
+			}
+			u = pw->pw_uid;
+		}
+		uids[n++] = (uint32_t)u;
+	}
+	qsort(uids, (size_t)n, sizeof(uids[0]), uid_cmp);
+	for (i = k = 0; i < n; i++)
+		if (k == 0 || uids[k - 1] != uids[i])
+			uids[k++] = uids[i];
+	return k;
+}
+
 static int warn_add(struct config *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -552,6 +627,8 @@ validate(const struct config *c)
 		return "upstream_mark and intercept_mark must differ under mark_mask";
 	if ((e = check_interfaces(c)) != NULL)
 		return e;
+	if ((e = check_local_users(c)) != NULL)
+		return e;
 	if ((*c->tls_cert_file == '\0') != (*c->tls_key_file == '\0'))
 		return "tls_cert_file and tls_key_file go together";
 	if (c->divert_port < 1 || c->divert_port > 65535)
@@ -660,6 +737,8 @@ config_rules_key_changed(const struct config *a, const struct config *b)
 	NUM(mark_mask);
 	if (!strlist_eq(&a->bypass_interfaces, &b->bypass_interfaces))
 		return "bypass_interfaces";
+	if (!strlist_eq(&a->local_users, &b->local_users))
+		return "local_users";
 	/* with steering the daemon applies the bypass lists itself */
 	if (strcmp(a->steering, "none") == 0) {
 		if (!strlist_eq(&a->bypass_src, &b->bypass_src))

@@ -50,6 +50,7 @@ struct config {
 	struct strlist	 bypass_src;	/* CIDRs */
 	struct strlist	 bypass_dst;	/* CIDRs */
 	struct strlist	 bypass_interfaces; /* gateway: the outside ones */
+	struct strlist	 local_users;	/* local: whose flows; "" = all */
 
 	/* process */
 	char		*user;		/* "" = keep running as started */
@@ -171,5 +172,13 @@ const char	*config_rules_key_changed(const struct config *a,
  * TPROXY), whatever listen_mode says: SO_ORIGINAL_DST.  The rules
  * (nfq/rules.c) and the listeners (tlsproxy/proxy.c) both ask here. */
 int		 config_tproxy(const struct config *);
+/* local_users as uids, sorted, without repeats: names through the
+ * password database, numbers as they are.  Returns how many (0: every
+ * user's flows are diverted), or -1 with err naming the entry that is
+ * neither a known user nor a uid.  At most CONFIG_LOCAL_USERS_MAX. */
+#define CONFIG_LOCAL_USERS_MAX	32
+int		 config_local_uids(const struct config *,
+		    uint32_t uids[CONFIG_LOCAL_USERS_MAX], char *err,
+		    size_t errsz);
 
 #endif

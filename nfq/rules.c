@@ -233,14 +233,60 @@ add_bypass_returns(const struct config *c, int family, struct rbuf *r)
 		}
 }
 
+/* local_users: the other users' port-25 packets are refused (a reset:
+ * the sender gives up at once) before anything else of the guard, our own
+ * marked sockets' aside.  Without it any local user's flow was diverted
+ * like the MTA's and left the host from mxguard's sockets, so a host
+ * that lets only the MTA's user send to port 25 (an owner match of its
+ * own, further down OUTPUT) no longer could: the REDIRECT had made the
+ * flow's port 10025 by the time the host's rule saw it.  iptables' owner
+ * match takes one uid or range a rule, hence the ranges between the
+ * listed uids; a packet without a socket (the kernel's own resets)
+ * matches none and goes on through the guard as before. */
 static void
-want_ipt(const struct config *c, int family, struct twant w[T_N])
+add_user_refusals(const uint32_t *uids, int n, struct rbuf *r)
+{
+	uint64_t lo = 0, hi;
+	int i;
+
+	for (i = 0; i <= n; i++) {
+		/* (uid_t)-1 is no uid: the last range ends below it */
+		hi = i < n ? uids[i] : (uint64_t)UINT32_MAX;
+		if (hi > lo + 1)
+			rbuf_printf(r, "-p tcp -m tcp ! --tcp-flags RST RST "
+			    "-m owner --uid-owner %llu-%llu -j REJECT "
+			    "--reject-with tcp-reset\n", (unsigned long long)lo,
+			    (unsigned long long)hi - 1);
+		else if (hi == lo + 1)
+			rbuf_printf(r, "-p tcp -m tcp ! --tcp-flags RST RST "
+			    "-m owner --uid-owner %llu -j REJECT "
+			    "--reject-with tcp-reset\n", (unsigned long long)lo);
+		if (i < n)
+			lo = (uint64_t)uids[i] + 1;
+	}
+}
+
+/* The uid match of the rule that diverts (queues, redirects) one listed
+ * user's flows: i of n, or "" for all users. */
+static const char *
+user_match(const uint32_t *uids, int n, int i, char *buf, size_t sz)
+{
+	if (n == 0)
+		return "";
+	snprintf(buf, sz, "-m owner --uid-owner %lu ", (unsigned long)uids[i]);
+	return buf;
+}
+
+static void
+want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
+    struct twant w[T_N])
 {
 	unsigned up = c->upstream_mark & c->mark_mask;
 	unsigned in = c->intercept_mark & c->mark_mask;
 	unsigned m = c->mark_mask;
 	int local = is_local(c), tp = rules_tproxy_needed(c);
-	char tproxy[128];
+	char tproxy[128], um[64];
+	int k;
 
 	memset(w, 0, sizeof(struct twant) * T_N);
 	w[T_MANGLE].hook = local ? "OUTPUT" : "PREROUTING";
@@ -296,8 +342,12 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 			rbuf_printf(r, "%s\n", tproxy);
 			return;
 		}
-		rbuf_printf(r, "-p tcp -j REDIRECT --to-ports %d\n",
-		    c->divert_port);
+		k = 0;
+		do
+			rbuf_printf(r, "-p tcp %s-j REDIRECT --to-ports %d\n",
+			    user_match(uids, nu, k, um, sizeof(um)),
+			    c->divert_port);
+		while (++k < nu);
 		/* The guard.  nat sees only packets conntrack tracks: one it
 		 * cannot (INVALID) or was told not to (UNTRACKED: a raw-table
 		 * NOTRACK rule of the host's, for speed) is never redirected
@@ -306,8 +356,11 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		 * not; a redirected packet no longer has port 25.) */
 		w[T_FILTER].want = 1;
 		rbuf_printf(&w[T_FILTER].rules,
-		    "-m mark --mark 0x%x/0x%x -j RETURN\n"
-		    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n", up, m);
+		    "-m mark --mark 0x%x/0x%x -j RETURN\n", up, m);
+		if (nu > 0)
+			add_user_refusals(uids, nu, &w[T_FILTER].rules);
+		rbuf_printf(&w[T_FILTER].rules,
+		    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n");
 		rbuf_printf(&w[T_FILTER].rules, "%s\n", REPLY_DIR);
 		if (!local)
 			rbuf_printf(&w[T_FILTER].rules, "%s\n", GW_STALE_SYN);
@@ -337,10 +390,14 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 		rbuf_printf(&w[T_MANGLE].rules,
 		    "-m connmark --mark 0x%x/0x%x %s\n", in, m, tproxy);
 	rbuf_printf(&w[T_MANGLE].rules,
-	    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
-	    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
-	    "--ctstate NEW -j NFQUEUE --queue-num %d --queue-bypass\n",
-	    in, m, c->nfqueue_num);
+	    "-m connmark --mark 0x%x/0x%x -j RETURN\n", in, m);
+	k = 0;
+	do
+		rbuf_printf(&w[T_MANGLE].rules,
+		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
+		    "--ctstate NEW %s-j NFQUEUE --queue-num %d --queue-bypass\n",
+		    user_match(uids, nu, k, um, sizeof(um)), c->nfqueue_num);
+	while (++k < nu);
 	if (!tp) {
 		w[T_NAT].want = 1;
 		rbuf_printf(&w[T_NAT].rules,
@@ -362,10 +419,13 @@ want_ipt(const struct config *c, int family, struct twant w[T_N])
 	 * keeps it. */
 	w[T_FILTER].want = 1;
 	rbuf_printf(&w[T_FILTER].rules,
-	    "-m mark --mark 0x%x/0x%x -j RETURN\n"
+	    "-m mark --mark 0x%x/0x%x -j RETURN\n", up, m);
+	if (nu > 0)
+		add_user_refusals(uids, nu, &w[T_FILTER].rules);
+	rbuf_printf(&w[T_FILTER].rules,
 	    "-m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"
 	    "-p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
-	    "--ctstate NEW -j DROP\n", up, m);
+	    "--ctstate NEW -j DROP\n");
 	rbuf_printf(&w[T_FILTER].rules, "%s\n", REPLY_DIR);
 	if (!local)
 		rbuf_printf(&w[T_FILTER].rules, "%s\n", GW_STALE_SYN);
@@ -490,7 +550,8 @@ rules_ipt_script(const struct config *c, int family, int want,
 {
 	struct twant w[T_N];
 	struct tsaved s[T_N];
-	int t, i;
+	uint32_t uids[CONFIG_LOCAL_USERS_MAX];
+	int t, i, nu = 0;
 
 	if (family != 4 && family != 6) {
 		snprintf(err, errsz, "internal: family %d", family);
@@ -500,8 +561,17 @@ rules_ipt_script(const struct config *c, int family, int want,
 		want_refuse(w);
 	else if (check_cidrs(c, err, errsz) == -1)
 		return -1;
-	else
-		want_ipt(c, family, w);
+	else {
+		/* removal needs no uid (it takes the chains whole): a user
+		 * gone from the password database does not keep the rules */
+		if (is_local(c) &&
+		    (nu = config_local_uids(c, uids, err, errsz)) == -1) {
+			if (want)
+				return -1;
+			nu = 0;
+		}
+		want_ipt(c, family, uids, nu, w);
+	}
 	parse_saved(saved ? saved : "", s);
 	for (t = 0; t < T_N; t++) {
 		struct rbuf sec = { 0 };
@@ -959,12 +1029,26 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	unsigned in = c->intercept_mark & c->mark_mask;
 	unsigned m = c->mark_mask, nm = ~c->mark_mask;
 	int local = is_local(c), tp = rules_tproxy_needed(c);
-	struct rbuf lob = { 0 };
-	const char *lo;
-	int i;
+	struct rbuf lob = { 0 }, us = { 0 };
+	uint32_t uids[CONFIG_LOCAL_USERS_MAX];
+	const char *lo, *um;
+	int i, nu = 0;
 
 	if (check_cidrs(c, err, errsz) == -1)
 		return -1;
+	/* local_users: see add_user_refusals() */
+	if (local && (nu = config_local_uids(c, uids, err, errsz)) == -1)
+		return -1;
+	for (i = 0; i < nu; i++)
+		rbuf_printf(&us, "%s%lu", i ? ", " : "meta skuid { ",
+		    (unsigned long)uids[i]);
+	if (nu > 0)
+		rbuf_printf(&us, " } ");
+	if (us.oom) {
+		snprintf(err, errsz, "out of memory");
+		return -1;
+	}
+	um = rbuf_str(&us);
 	/* lo never; in gateway mode not the outside interfaces either (see
 	 * want_ipt(); '+', iptables' prefix, is nft's '*') */
 	rbuf_printf(&lob, "%s", local ? "oifname \"lo\" return" :
@@ -1019,16 +1103,20 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    "meta mark set meta mark & 0x%x | 0x%x accept\n",
 			    c->divert_port, nm, in, c->divert_port, nm, in);
 		else
-			rbuf_printf(o, "\t\tmeta l4proto tcp redirect to :%d\n", c->divert_port);
+			rbuf_printf(o, "\t\t%smeta l4proto tcp redirect to "
+			    ":%d\n", um, c->divert_port);
 		rbuf_printf(o, "\t}\n");
 		/* the guard of what nat never sees: see want_ipt() */
 		if (!tp) {
 			rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
 			    "priority filter; policy accept;\n\t\t" NFT_NOT_TCP
 			    "\n\t\ttcp dport != 25 return\n\t\t%s\n"
-			    "\t\tmeta mark & 0x%x == 0x%x return\n"
-			    "\t\tct state invalid,untracked drop\n",
+			    "\t\tmeta mark & 0x%x == 0x%x return\n",
 			    local ? "output" : "forward", lo, m, up);
+			if (nu > 0)
+				rbuf_printf(o, "\t\tmeta skuid != %s%s\n",
+				    um + strlen("meta skuid "), NFT_REFUSE_REST);
+			rbuf_printf(o, "\t\tct state invalid,untracked drop\n");
 			rbuf_printf(o, "\t\t%s\n", NFT_REPLY_DIR);
 			if (!local)
 				rbuf_printf(o, "\t\t%s\n", NFT_GW_STALE_SYN);
@@ -1055,7 +1143,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		    m, in, c->divert_port, nm, in, m, in, c->divert_port, nm, in);
 	rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
-	    "queue num %d bypass\n\t}\n", m, in, c->nfqueue_num);
+	    "%squeue num %d bypass\n\t}\n", m, in, um, c->nfqueue_num);
 	if (!tp)
 		rbuf_printf(o, "\tchain divert {\n\t\ttype nat hook %s priority "
 		    "-100; policy accept;\n\t\ttcp dport 25 ct mark & 0x%x == "
@@ -1065,10 +1153,13 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
 	    "priority filter; policy accept;\n\t\t" NFT_NOT_TCP
 	    "\n\t\ttcp dport != 25 return\n\t\t%s\n"
-	    "\t\tmeta mark & 0x%x == 0x%x return\n"
-	    "\t\tct state invalid,untracked drop\n"
-	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n",
+	    "\t\tmeta mark & 0x%x == 0x%x return\n",
 	    local ? "output" : "forward", lo, m, up);
+	if (nu > 0)
+		rbuf_printf(o, "\t\tmeta skuid != %s%s\n",
+		    um + strlen("meta skuid "), NFT_REFUSE_REST);
+	rbuf_printf(o, "\t\tct state invalid,untracked drop\n"
+	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n");
 	rbuf_printf(o, "\t\t%s\n", NFT_REPLY_DIR);
 	if (!local)
 		rbuf_printf(o, "\t\t%s\n", NFT_GW_STALE_SYN);
@@ -1080,6 +1171,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	rbuf_printf(o, "}\n");
 done:
 	rbuf_free(&lob);
+	rbuf_free(&us);
 	if (o->oom) {
 		snprintf(err, errsz, "out of memory");
 		return -1;

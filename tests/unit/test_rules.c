@@ -347,6 +347,87 @@ test_created_empty(void **state)
 	rbuf_free(&b);
 }
 
+/*
+ * local_users: only the listed users' flows are queued (or, steering =
+ * none, redirected); every other user's port-25 packet is refused by the
+ * guard right after our own sockets' return, in either fail mode, as
+ * ranges of uids between the listed ones (names resolved, sorted, once
+ * each).  Gateway mode has no local user: refused at load.
+ */
+static void
+test_local_users(void **state)
+{
+	struct config *c = cfg("fail_mode = open\nlocal_users = 0, 1000, 0, 42\n");
+	struct rbuf b = { 0 };
+	char err[256], *s = script(c, 4, 1, "");
+	const char *q;
+	int n = 0;
+
+	for (q = s; (q = strstr(q, "-j NFQUEUE")) != NULL; q++)
+		n++;
+	assert_int_equal(n, 3);
+	assert_true(has(s, "--ctstate NEW -m owner --uid-owner 0 -j NFQUEUE "
+	    "--queue-num 2525 --queue-bypass\n"));
+	assert_true(has(s, "--ctstate NEW -m owner --uid-owner 42 -j NFQUEUE"));
+	assert_true(has(s, "--ctstate NEW -m owner --uid-owner 1000 -j NFQUEUE"));
+	assert_false(has(s, "--ctstate NEW -j NFQUEUE"));
+	assert_true(has(s, "-A MXGUARD_GUARD -m mark --mark 0x4d58/0xffff -j RETURN\n"
+	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST -m owner "
+	    "--uid-owner 1-41 -j REJECT --reject-with tcp-reset\n"
+	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST -m owner "
+	    "--uid-owner 43-999 -j REJECT --reject-with tcp-reset\n"
+	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST -m owner "
+	    "--uid-owner 1001-4294967294 -j REJECT --reject-with tcp-reset\n"
+	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"));
+	free(s);
+	/* removal takes the chains whole */
+	s = script(c, 4, 0, "");
+	assert_false(has(s, "owner"));
+	free(s);
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "ct state new meta skuid { 0, 42, 1000 } queue "
+	    "num 2525 bypass\n"));
+	assert_true(has(b.s, "\t\tmeta mark & 0xffff == 0x4d58 return\n"
+	    "\t\tmeta skuid != { 0, 42, 1000 } tcp flags & rst == 0 reject "
+	    "with tcp reset\n\t\tct state invalid,untracked drop\n"));
+	rbuf_free(&b);
+	config_free(c);
+
+	/* steering = none: one REDIRECT a user; a single uid 5 leaves 0-4
+	 * and 6- to refuse */
+	c = cfg("steering = none\nfail_mode = closed\nlocal_users = 5\n");
+	s = script(c, 6, 1, "");
+	assert_true(has(s, "-A MXGUARD_DIVERT -p tcp -m owner --uid-owner 5 "
+	    "-j REDIRECT --to-ports 10025\n"));
+	assert_false(has(s, "-A MXGUARD_DIVERT -p tcp -j REDIRECT"));
+	assert_true(has(s, "--uid-owner 0-4 -j REJECT"));
+	assert_true(has(s, "--uid-owner 6-4294967294 -j REJECT"));
+	free(s);
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "meta skuid { 5 } meta l4proto tcp redirect to :10025\n"));
+	assert_true(has(b.s, "meta skuid != { 5 } tcp flags & rst == 0 reject"));
+	rbuf_free(&b);
+	config_free(c);
+
+	/* a name, through the password database; root is uid 0 */
+	c = cfg("local_users = root\n");
+	s = script(c, 4, 1, "");
+	assert_true(has(s, "--uid-owner 0 -j NFQUEUE"));
+	assert_true(has(s, "--uid-owner 1-4294967294 -j REJECT"));
+	free(s);
+	config_free(c);
+
+	assert_null(testconf_load("local_users = no-such-user-mxg\n", err,
+	    sizeof(err)));
+	assert_true(has(err, "no user \"no-such-user-mxg\""));
+	assert_null(testconf_load("local_users = 4294967295\n", err,
+	    sizeof(err)));
+	assert_true(has(err, "is not a uid"));
+	assert_null(testconf_load("rules_mode = gateway\nlocal_users = 0\n",
+	    err, sizeof(err)));
+	assert_true(has(err, "local_users: only with rules_mode = local"));
+}
+
 static void
 test_nft(void **state)
 {
@@ -703,6 +784,7 @@ main(void)
 		cmocka_unit_test(test_reinstall_and_remove),
 		cmocka_unit_test(test_created_empty),
 		cmocka_unit_test(test_nft),
+		cmocka_unit_test(test_local_users),
 		cmocka_unit_test(test_state_partial),
 		cmocka_unit_test(test_nft_state),
 		cmocka_unit_test(test_cidr_host_bits_warned),
