@@ -6,7 +6,8 @@
 # Without it, a local user the host allowed no port-25 egress (an owner
 # match of the host's own, below mxguard's REDIRECT, sees port 10025) sent
 # through mxguard's sockets.  Both backends: iptables with NFQUEUE
-# steering, then nftables with steering = none.
+# steering, nftables with steering = none, and iptables with steering =
+# none and fail_mode = closed (this kernel has no nft queue).
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -78,6 +79,15 @@ fail_mode = open" mxg_start
 assert "the nft divert names postfix's uid" \
 	bash -c "ip netns exec '$SND' nft list table inet mxguard | grep -q 'skuid $(id -u postfix) meta l4proto tcp redirect'"
 check_users "nftables, steering none" 2
+mxg_stop
+mxg_ctl rules remove >"$T/rm.log" 2>&1 || fail "rules remove: $(cat "$T/rm.log")"
+MXG_EXTRA_CONF="rules_mode = local
+steering = none
+local_users = postfix
+fail_mode = closed" mxg_start
+assert "the REDIRECT names postfix's uid" \
+	bash -c "ip netns exec '$SND' iptables-save -t nat | grep -q -- '--uid-owner $(id -u postfix) -j REDIRECT'"
+check_users "iptables, steering none, closed" 3
 mxg_stop
 mxg_ctl rules remove >"$T/rm.log" 2>&1 || fail "rules remove: $(cat "$T/rm.log")"
 pass "local_users diverts the listed user's flows only and refuses the rest"
