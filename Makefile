@@ -79,6 +79,7 @@ $(B)/tests/test_policy_cmd: cmd/policy.c cmd/status.c cmd/control.c cmd/ctlreq.c
 $(B)/tests/test_http_throttle: policy/http.c
 # test_priv includes cmd/priv.c (make_state_dir() is static)
 $(B)/tests/test_priv: cmd/priv.c
+$(B)/tests/test_rules_cmd: cmd/rules.c cmd/status.c cmd/control.c cmd/ctlreq.c
 
 unit: $(UNIT_BIN)
 

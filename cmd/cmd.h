@@ -43,15 +43,20 @@ int	cmd_json_set(struct json_t *o, const char *key, const char *s);
  * cmd/status.c) for the digest of the one it runs ("# config digest" in
  * its status, cmd/control.c) and compares it with the file's
  * (config_digest32()).  No daemon answering is no warning: the commands
- * are run without one too.  Nothing here changes an exit status.
+ * are run without one too.  Nothing here changes an exit status.  busy
+ * tells a daemon that is there but did not say (its connections all
+ * taken, no answer in time) from none (`rules watch` acts on it).
  */
 struct cmd_cfgcheck {
 	uint32_t	 file;		/* config_digest32() of the file read */
 	int		 reached;	/* a daemon answered with its digest */
 	uint32_t	 daemon;	/* the digest it runs, if reached */
+	int		 busy;		/* not reached, but a daemon is there */
 	char		 warning[512];	/* "" unless reached and different */
 };
 void	cmd_config_vs_daemon(const struct config *, struct cmd_cfgcheck *);
+#define CMD_DIGEST_TIMEOUT_S	2	/* its wait: policy and check ask in
+					 * passing */
 /* JSON: config_digest, daemon_config_digest (null: no daemon answered)
  * and config_warning (null: none) */
 void	cmd_config_json(struct json_t *root, const struct cmd_cfgcheck *);

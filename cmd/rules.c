@@ -36,6 +36,7 @@ enum ensure_result {
 	ENSURE_PUT_BACK,	/* gone or incomplete, and installed again */
 	ENSURE_NOT_PUT_BACK,	/* gone and left so (msg says why), or error */
 	ENSURE_REFUSING,	/* the refusal set stands in (fail_mode = closed) */
+	ENSURE_BUSY,		/* gone, the daemon busy: not put back yet */
 };
 
 /*
@@ -55,7 +56,13 @@ enum ensure_result {
  * is installed again.  The refusal set is no loss: it stays until the
  * daemon runs the file (below).  No daemon: nothing to do (its unit
  * installs the rules when it starts; `rules stop` may have removed them
- * on purpose).
+ * on purpose).  A daemon that is there but does not say which
+ * configuration it runs (cc.busy: its 16 control connections are all
+ * taken, which anyone who may connect can do, its `user` included; no
+ * answer in time) is no "no daemon": its rules stay lost meanwhile.  It
+ * is handled as a file that differs (below: the set in place kept
+ * unless broken, the refusal set with closed, nothing with open), and
+ * asked again (ENSURE_BUSY: `rules watch` every WATCH_REFUSED_PERIOD_S).
  *
  * With a file edited since, the set in place is not compared with the
  * file's (it is the one the daemon's configuration wanted): incomplete
@@ -65,7 +72,11 @@ enum ensure_result {
  * too), as leaving nothing would send every flow direct, the very thing
  * the closed mode refuses; *refused is set.  While it is set (`rules
  * watch` keeps it from one check to the next) and the daemon comes to run
- * the file (a reload), the configured set replaces the refusal set.  msg
+ * the file (a reload), the configured set replaces the refusal set.  A
+ * refusal set found in place sets it too, whoever put it in (`rules
+ * boot` on a file that did not load, this watch before a restart, which
+ * forgets the flag): it stays until the daemon runs the file, no longer.
+ * msg
  * gets the line to log, "" when there is nothing to say.
  */
 static enum ensure_result
@@ -73,9 +84,9 @@ rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 {
 	struct cmd_cfgcheck cc;
 	struct rbuf missing = { 0 };
-	char err[1024] = "", what[700];
+	char err[1024] = "", what[700], why[256];
 	enum ensure_result r;
-	int st, was, broken;
+	int st, was, broken, differs;
 
 	msg[0] = '\0';
 	st = rules_state(cfg, &missing, &broken, err, sizeof(err));
@@ -91,8 +102,10 @@ rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 		    missing.s ? missing.s : "");
 	else
 		snprintf(what, sizeof(what), "gone");
+	if (st == RULES_ST_REFUSAL)
+		*refused = 1;
 	r = ENSURE_PRESENT;
-	if ((st == RULES_ST_COMPLETE || st == RULES_ST_REFUSAL) && !*refused)
+	if (st == RULES_ST_COMPLETE && !*refused)
 		goto out;
 	cmd_config_vs_daemon(cfg, &cc);
 	if (st != RULES_ST_NONE && *refused) {
@@ -121,44 +134,58 @@ rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 		goto out;
 	}
 	r = ENSURE_NO_DAEMON;
-	if (!cc.reached)
+	if (!cc.reached && !cc.busy)
 		goto out;
+	/* busy: which configuration the daemon runs is unknown, so as a
+	 * file that differs */
+	differs = cc.busy || cc.daemon != cc.file;
+	if (cc.busy)
+		snprintf(why, sizeof(why), "the daemon's control socket is "
+		    "busy (every connection taken, or no answer in %d s), so "
+		    "whether it runs this configuration file is unknown",
+		    CMD_DIGEST_TIMEOUT_S);
+	else
+		snprintf(why, sizeof(why), "the configuration file differs "
+		    "from the one the daemon runs (digest %08x, the daemon's "
+		    "%08x)", cc.file, cc.daemon);
 	/* a file edited since is no measure of the set in place (another
 	 * queue, other bypasses): only damage that no install leaves (a
 	 * chain of mxguard's emptied, or no longer entered) counts then */
 	r = ENSURE_PRESENT;
-	if (st == RULES_ST_PARTIAL && cc.daemon != cc.file && !broken)
+	if (st == RULES_ST_PARTIAL && differs && !broken)
 		goto out;
-	if (cc.daemon != cc.file && strcmp(cfg->fail_mode, "closed") == 0) {
+	if (differs && strcmp(cfg->fail_mode, "closed") == 0) {
 		if (rules_refuse_install(cfg, err, sizeof(err)) == -1) {
 			snprintf(msg, msgsz, "mxguard's netfilter rules are %s "
-			    "(port-25 flows may go direct), the configuration "
-			    "file differs from the one the daemon runs, and the "
+			    "(port-25 flows may go direct), %s, and the "
 			    "refusal set could not be installed either: %s",
-			    what, err);
+			    what, why, err);
 			r = ENSURE_NOT_PUT_BACK;
 			goto out;
 		}
 		*refused = 1;
 		snprintf(msg, msgsz, "mxguard's netfilter rules were %s, and "
-		    "the configuration file differs from the one the daemon "
-		    "runs (digest %08x, the daemon's %08x): installed the "
-		    "refusal set instead (fail_mode = closed): every port-25 "
-		    "flow is refused, mxguard's own too, until the daemon is "
-		    "reloaded on the file (then `rules watch` installs its "
-		    "rules, or run \"mxguard rules install\")", what, cc.file,
-		    cc.daemon);
+		    "%s: installed the refusal set instead (fail_mode = "
+		    "closed): every port-25 flow is refused, mxguard's own "
+		    "too, until the daemon answers that it runs the file "
+		    "(then `rules watch` installs its rules, or run "
+		    "\"mxguard rules install\")", what, why);
 		r = ENSURE_REFUSING;
 		goto out;
 	}
 	r = ENSURE_NOT_PUT_BACK;
-	if (cc.daemon != cc.file) {
+	if (cc.busy) {
 		snprintf(msg, msgsz, "mxguard's netfilter rules are %s "
-		    "(port-25 flows may go direct), and the configuration file "
-		    "differs from the one the daemon runs (digest %08x, the "
-		    "daemon's %08x): not put back; reload mxguard on the file, "
-		    "then run \"mxguard rules install\"", what, cc.file,
-		    cc.daemon);
+		    "(port-25 flows may go direct), and %s: not put back yet, "
+		    "asking again", what, why);
+		r = ENSURE_BUSY;
+		goto out;
+	}
+	if (differs) {
+		snprintf(msg, msgsz, "mxguard's netfilter rules are %s "
+		    "(port-25 flows may go direct), and %s: not put back; "
+		    "reload mxguard on the file, then run \"mxguard rules "
+		    "install\"", what, why);
 		goto out;
 	}
 	if (rules_install(cfg, err, sizeof(err)) == -1) {
@@ -181,15 +208,17 @@ rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 	snprintf(msg, msgsz, "mxguard's netfilter rules were %s%s: installed "
 	    "again", what, was == RULES_ST_NONE ? " (another tool replaced "
 	    "the ruleset?)" : "");
+	*refused = 0;
 	r = ENSURE_PUT_BACK;
 out:
 	rbuf_free(&missing);
 	return r;
 }
 
-/* `rules ensure`: one check.  0: present, put back, or no daemon; 1: gone
- * and not put back, the refusal set put in instead, or an error (stderr
- * says which). */
+/* `rules ensure`: one check.  0: present, put back, or no daemon (a
+ * refusal set that stands as it was included); 1: gone and not put back
+ * (the daemon busy included), the refusal set put in instead, or an
+ * error (stderr says which). */
 static int
 rules_ensure(const struct config *cfg)
 {
@@ -200,7 +229,8 @@ rules_ensure(const struct config *cfg)
 	r = rules_check(cfg, &refused, msg, sizeof(msg));
 	if (msg[0] != '\0')
 		fprintf(stderr, "mxguard: rules ensure: %s\n", msg);
-	return r == ENSURE_NOT_PUT_BACK || r == ENSURE_REFUSING ? 1 : 0;
+	return r == ENSURE_NOT_PUT_BACK || r == ENSURE_BUSY ||
+	    (r == ENSURE_REFUSING && msg[0] != '\0') ? 1 : 0;
 }
 
 /*
@@ -230,7 +260,8 @@ rules_ensure(const struct config *cfg)
 #define WATCH_SETTLE_MAX_MS	2000
 #define WATCH_REPEAT_S		600
 #define WATCH_GAP_MS		1000	/* at most one check a second */
-#define WATCH_REFUSED_PERIOD_S	2	/* while the refusal set stands in */
+#define WATCH_REFUSED_PERIOD_S	2	/* while the refusal set stands in,
+					 * or the daemon is busy */
 
 /* A netlink socket in NFNLGRP_NFTABLES; -1 (errno) when the kernel has no
  * nf_tables or refuses (then the period alone checks). */
@@ -365,8 +396,10 @@ rules_watch(const char *path)
 		}
 		snprintf(last, sizeof(last), "%s", msg);
 		/* refusing: a reload of the daemon changes no rule, and
-		 * every port-25 flow waits for the next check */
-		period = refused ? WATCH_REFUSED_PERIOD_S : WATCH_PERIOD_S;
+		 * every port-25 flow waits for the next check; busy: the
+		 * rules are gone until the daemon answers */
+		period = refused || r == ENSURE_BUSY ? WATCH_REFUSED_PERIOD_S :
+		    WATCH_PERIOD_S;
 		if (fd == -1) {
 			(void)poll(NULL, 0, period * 1000);
 			continue;

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,6 @@
 #include "cmd/cmd.h"
 #include "nfq/cidr.h"
 
-#define DIGEST_TIMEOUT_S	2	/* policy and check ask in passing */
 
 /*
  * A connection to the daemon's control socket at path, with secs for
@@ -56,23 +56,42 @@ ctl_connect(const char *path, int secs)
 	return fd;
 }
 
+/* How daemon_digest() found the daemon. */
+enum { DG_ANSWERED, DG_NONE, DG_BUSY };
+
 /*
  * The digest of the configuration the daemon runs, from the second line
- * of its status ("# config digest 1a2b3c4d, applied ..."): 0 with
- * *digest, -1 when none answers so (no socket, another answer, an older
- * daemon without the line).
+ * of its status ("# config digest 1a2b3c4d, applied ..."): DG_ANSWERED
+ * with *digest.  DG_NONE when no daemon is there: no socket file, nobody
+ * listening (ECONNREFUSED), or the process that listens on it is gone (a
+ * child holding the descriptor on).  DG_BUSY when one is there but did
+ * not say: its connections all taken ("error busy": anyone who may
+ * connect can hold them, the daemon's `user` included), its backlog full
+ * (EAGAIN) or no answer in time, another answer (an older daemon without
+ * the line).  `rules watch` must not take a busy daemon for a dead one.
  */
 static int
 daemon_digest(const char *path, uint32_t *digest)
 {
 	static const char tag[] = "\n# config digest ";
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
 	char buf[1024], *p;
 	size_t len = 0;
 	ssize_t n;
-	int fd, rc = -1;
+	int fd, rc = DG_BUSY;
 
-	if ((fd = ctl_connect(path, DIGEST_TIMEOUT_S)) == -1)
-		return -1;
+	if ((fd = ctl_connect(path, CMD_DIGEST_TIMEOUT_S)) == -1)
+		return errno == ENOENT || errno == ECONNREFUSED ||
+		    errno == ENOTDIR || errno == ENAMETOOLONG ? DG_NONE :
+		    DG_BUSY;
+	/* the listener's credentials from its listen(): a socket whose
+	 * listener died is held by no daemon, whoever still has the fd */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0 &&
+	    cr.pid > 0 && kill(cr.pid, 0) == -1 && errno == ESRCH) {
+		rc = DG_NONE;
+		goto out;
+	}
 	if (send(fd, "status\n", 7, MSG_NOSIGNAL) != 7)
 		goto out;
 	(void)shutdown(fd, SHUT_WR);
@@ -94,7 +113,7 @@ daemon_digest(const char *path, uint32_t *digest)
 	p += sizeof(tag) - 1;
 	if (strspn(p, "0123456789abcdef") == 8 && p[8] == ',') {
 		*digest = (uint32_t)strtoul(p, NULL, 16);
-		rc = 0;
+		rc = DG_ANSWERED;
 	}
 out:
 	close(fd);
@@ -108,8 +127,13 @@ cmd_config_vs_daemon(const struct config *cfg, struct cmd_cfgcheck *c)
 
 	memset(c, 0, sizeof(*c));
 	c->file = config_digest32(cfg);
-	if (daemon_digest(cfg->control_socket, &c->daemon) == -1)
+	switch (daemon_digest(cfg->control_socket, &c->daemon)) {
+	case DG_NONE:
 		return;
+	case DG_BUSY:
+		c->busy = 1;
+		return;
+	}
 	c->reached = 1;
 	if (c->daemon == c->file)
 		return;

@@ -1,0 +1,354 @@
+/*
+ * test_rules_cmd.c - the check of `mxguard rules ensure` and `rules
+ * watch` (rules_check(), cmd/rules.c) against a daemon's control socket
+ * (cmd/control.c, in a child), with the netfilter side faked: what
+ * rules_state() finds is the test's word, and rules_install() and
+ * rules_refuse_install() only count and change that word.
+ *
+ * A daemon whose 16 control connections are all taken (idle clients:
+ * anyone who may connect, the daemon's `user` included, can hold them)
+ * is busy, not gone: the rules a flush took are not left out as for no
+ * daemon; with fail_mode = closed the refusal set goes in, and once the
+ * daemon answers with the file's digest the configured set; with open,
+ * nothing, and ENSURE_BUSY (watch asks again in 2 s).  A refusal set
+ * found in place, which this check did not put in (a watch before its
+ * restart, `rules boot`), is replaced once the daemon runs the file.
+ * How the daemon was found: no socket, or a listener whose process is
+ * gone, is none; one that does not answer in time is busy.
+ *
+ * cmd/ is not in libmxguard.a: the modules are compiled in here.
+ */
+// WRAP: rules_state rules_install rules_refuse_install
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cmd/rules.c"
+#include "cmd/status.c"
+#include "cmd/control.c"
+#include "cmd/ctlreq.c"
+#include "tests/unit/cmdstubs.h"
+
+static char dir[] = "/tmp/mxg-rules-cmd-XXXXXX";
+static char sockpath[100];
+static struct config *cfg;
+static int fake_st, installs, refusals;
+
+int	__wrap_rules_state(const struct config *, struct rbuf *, int *,
+	    char *, size_t);
+int	__wrap_rules_install(const struct config *, char *, size_t);
+int	__wrap_rules_refuse_install(const struct config *, char *, size_t);
+
+int
+__wrap_rules_state(const struct config *c, struct rbuf *missing,
+    int *broken, char *err, size_t errsz)
+{
+	*broken = fake_st == RULES_ST_NONE;
+	return fake_st;
+}
+
+int
+__wrap_rules_install(const struct config *c, char *err, size_t errsz)
+{
+	installs++;
+	fake_st = RULES_ST_COMPLETE;
+	return 0;
+}
+
+int
+__wrap_rules_refuse_install(const struct config *c, char *err,
+    size_t errsz)
+{
+	refusals++;
+	fake_st = RULES_ST_REFUSAL;
+	return 0;
+}
+
+/* A daemon's control socket (cmd/control.c, in a child) at sockpath,
+ * running the configuration of that digest. */
+static pid_t
+daemon_start(uint32_t digest)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(p), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		struct ev_loop *loop = ev_loop_new();
+		struct control *ctl;
+		char err[256];
+
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (loop == NULL || (ctl = control_open(loop, cfg, err,
+		    sizeof(err))) == NULL)
+			_exit(1);
+		control_set_config(ctl, digest);
+		(void)!write(p[1], "r", 1);
+		ev_loop_run(loop);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	close(p[0]);
+	return pid;
+}
+
+static void
+daemon_stop(pid_t pid)
+{
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	unlink(sockpath);
+}
+
+static int
+sock_connect(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	return fd;
+}
+
+static void
+set_mode(const char *mode)
+{
+	free(cfg->fail_mode);
+	cfg->fail_mode = strdup(mode);
+}
+
+/* Waits (5 s at most) until the daemon answers with its digest. */
+static void
+wait_answers(void)
+{
+	struct cmd_cfgcheck cc;
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		cmd_config_vs_daemon(cfg, &cc);
+		if (cc.reached)
+			return;
+		(void)poll(NULL, 0, 100);
+	}
+	fail_msg("the daemon never answered again");
+}
+
+/*
+ * Every control connection held by an idle client, the rules gone: not
+ * "no daemon" (red before: ENSURE_NO_DAEMON, nothing put back and the
+ * next look 30 s later, for as long as the slots stay taken).  Open: not
+ * put back, ENSURE_BUSY, the message says busy.  Closed: the refusal
+ * set.  Slots free again: the configured set in its place.
+ */
+static void
+test_busy_is_no_dead_daemon(void **state)
+{
+	int idle[CTL_MAX_UNIX], i, refused = 0;
+	char msg[1536];
+	pid_t pid;
+
+	pid = daemon_start(config_digest32(cfg));
+	for (i = 0; i < CTL_MAX_UNIX; i++)
+		idle[i] = sock_connect();
+
+	set_mode("open");
+	fake_st = RULES_ST_NONE;
+	installs = refusals = 0;
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_BUSY);
+	assert_int_equal(installs + refusals, 0);
+	assert_non_null(strstr(msg, "control socket is busy"));
+	assert_int_equal(rules_ensure(cfg), 1);
+
+	set_mode("closed");
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_REFUSING);
+	assert_int_equal(refusals, 1);
+	assert_int_equal(installs, 0);
+	assert_int_equal(refused, 1);
+	/* still busy: the refusal set stays */
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_REFUSING);
+	assert_int_equal(installs, 0);
+
+	for (i = 0; i < CTL_MAX_UNIX; i++)
+		close(idle[i]);
+	wait_answers();
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_PUT_BACK);
+	assert_int_equal(installs, 1);
+	assert_int_equal(refused, 0);
+	assert_int_equal(fake_st, RULES_ST_COMPLETE);
+	daemon_stop(pid);
+}
+
+/*
+ * A refusal set in place that this check did not put in (refused 0: a
+ * watch that restarted, `rules boot`), the daemon running the file: the
+ * configured set replaces it (red before: ENSURE_PRESENT, the refusal
+ * set kept, every port-25 flow refused while the daemon runs).  With no
+ * daemon, or one running another configuration, it stays.
+ */
+static void
+test_refusal_set_replaced(void **state)
+{
+	char msg[1536];
+	int refused = 0;
+	pid_t pid;
+
+	set_mode("closed");
+	installs = refusals = 0;
+	fake_st = RULES_ST_REFUSAL;
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_REFUSING);
+	assert_int_equal(installs + refusals, 0);
+
+	pid = daemon_start(config_digest32(cfg) ^ 1);
+	refused = 0;
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_REFUSING);
+	assert_int_equal(installs + refusals, 0);
+	daemon_stop(pid);
+
+	pid = daemon_start(config_digest32(cfg));
+	refused = 0;
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_PUT_BACK);
+	assert_int_equal(installs, 1);
+	assert_int_equal(refused, 0);
+	assert_int_equal(rules_ensure(cfg), 0);
+	daemon_stop(pid);
+}
+
+/* A listening socket at sockpath made by a child that then exits, handed
+ * to us (SCM_RIGHTS): its listener's process is gone. */
+static int
+orphan_listener(void)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], b;
+	struct iovec iov = { &b, 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct cmsghdr *cm;
+	int sp[2], fd;
+	pid_t pid;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd == -1 || bind(fd, (struct sockaddr *)&sun,
+		    sizeof(sun)) == -1 || listen(fd, 4) == -1)
+			_exit(1);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+		_exit(sendmsg(sp[1], &mh, 0) == 1 ? 0 : 1);
+	}
+	close(sp[1]);
+	assert_int_equal(recvmsg(sp[0], &mh, 0), 1);
+	close(sp[0]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	cm = CMSG_FIRSTHDR(&mh);
+	assert_non_null(cm);
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/*
+ * How the daemon was found: no socket file, or a socket file nobody
+ * listens on, is none; a listener whose process is gone (a descriptor
+ * left in another) is none; a listener of a live process that does not
+ * answer within the 2 s is busy.
+ */
+static void
+test_none_or_busy(void **state)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct cmd_cfgcheck cc;
+	int fd;
+
+	unlink(sockpath);
+	cmd_config_vs_daemon(cfg, &cc);
+	assert_false(cc.reached);
+	assert_false(cc.busy);
+
+	/* bound, not listening: ECONNREFUSED */
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	cmd_config_vs_daemon(cfg, &cc);
+	assert_false(cc.busy);
+	close(fd);
+	unlink(sockpath);
+
+	fd = orphan_listener();
+	cmd_config_vs_daemon(cfg, &cc);
+	assert_false(cc.reached);
+	assert_false(cc.busy);
+	close(fd);
+	unlink(sockpath);
+
+	/* ours: alive, and never accepting */
+	assert_true((fd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	cmd_config_vs_daemon(cfg, &cc);
+	assert_false(cc.reached);
+	assert_true(cc.busy);
+	close(fd);
+	unlink(sockpath);
+}
+
+static int
+setup(void **state)
+{
+	char err[256];
+
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	snprintf(sockpath, sizeof(sockpath), "%s/control.sock", dir);
+	if ((cfg = config_load(NULL, err, sizeof(err))) == NULL)
+		return -1;
+	free(cfg->control_socket);
+	cfg->control_socket = strdup(sockpath);
+	log_init("test", 0, LOG_LVL_ERR);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	config_free(cfg);
+	unlink(sockpath);
+	rmdir(dir);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_busy_is_no_dead_daemon),
+		cmocka_unit_test(test_refusal_set_replaced),
+		cmocka_unit_test(test_none_or_busy),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
