@@ -55,6 +55,7 @@
 
 #include "cmd/control.h"
 #include "cmd/ctlreq.h"
+#include "core/dirperm.h"
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -480,9 +481,8 @@ check_parent(const char *path)
 		*slash = '\0';
 	if (stat(dir, &st) == -1)
 		return;
-	if ((st.st_uid == 0 || st.st_uid == geteuid()) &&
-	    !(st.st_mode & S_IWOTH) && (!(st.st_mode & S_IWGRP) ||
-	    st.st_gid == 0))
+	/* root's, or the daemon's own; group write for root's group only */
+	if (dir_writers(&st, geteuid(), (gid_t)-1) == DIRW_NONE)
 		return;
 	log_warn("event=control-dir-unsafe dir=%s uid=%ld gid=%ld "
 	    "mode=%04o note=\"others can write the control socket's "

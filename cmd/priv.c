@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "cmd/priv.h"
+#include "core/dirperm.h"
 #include "core/log.h"
 
 /* Leaves cap alone in the permitted and effective sets; cap -1: none. */
@@ -109,6 +110,7 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 	char path[4096];
 	char *p;
 	struct stat st;
+	enum dir_writer w;
 	uid_t me;
 	gid_t mygid;
 	int fd;
@@ -166,18 +168,17 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 	 */
 	me = uid != (uid_t)-1 ? uid : geteuid();
 	mygid = uid != (uid_t)-1 ? gid : getegid();
-	if (st.st_uid != 0 && st.st_uid != me) {
+	if ((w = dir_writers(&st, me, mygid)) == DIRW_OWNER) {
 		snprintf(err, errsz, "state_dir %s belongs to uid %ld, neither "
 		    "root nor the user mxguard runs as: not taken over (make "
 		    "it anew, or chown it to that user)", path,
 		    (long)st.st_uid);
 		goto fail;
 	}
-	if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) &&
-	    st.st_gid != 0 && st.st_gid != mygid)) {
+	if (w != DIRW_NONE) {
 		char who[32];
 
-		if (st.st_mode & S_IWOTH)
+		if (w == DIRW_OTHERS)
 			snprintf(who, sizeof(who), "others");
 		else
 			snprintf(who, sizeof(who), "group %ld",
