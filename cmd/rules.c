@@ -31,7 +31,7 @@
 
 /* What one check of the rules found (rules_check()). */
 enum ensure_result {
-	ENSURE_PRESENT,		/* the whole set is in place (or a refusal set) */
+	ENSURE_PRESENT,		/* the whole set is in place, or nothing to do */
 	ENSURE_NO_DAEMON,	/* gone, but no daemon answers: nothing to do */
 	ENSURE_PUT_BACK,	/* gone or incomplete, and installed again */
 	ENSURE_NOT_PUT_BACK,	/* gone and left so (msg says why), or error */
@@ -76,8 +76,10 @@ enum ensure_result {
  * refusal set found in place sets it too, whoever put it in (`rules
  * boot` on a file that did not load, this watch before a restart, which
  * forgets the flag): it stays until the daemon runs the file, no longer.
- * msg
- * gets the line to log, "" when there is nothing to say.
+ * The whole set found in place clears it: nothing is refused any more,
+ * and a flag left set would have a later partial flush answered with
+ * the refusal set, and the watch look every 2 s, for nothing.  msg gets
+ * the line to log, "" when there is nothing to say.
  */
 static enum ensure_result
 rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
@@ -102,10 +104,14 @@ rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 		    missing.s ? missing.s : "");
 	else
 		snprintf(what, sizeof(what), "gone");
+	/* refused follows what is in place: the whole set (say an
+	 * operator's `rules install` over the refusal set) ends it */
 	if (st == RULES_ST_REFUSAL)
 		*refused = 1;
+	else if (st == RULES_ST_COMPLETE)
+		*refused = 0;
 	r = ENSURE_PRESENT;
-	if (st == RULES_ST_COMPLETE && !*refused)
+	if (st == RULES_ST_COMPLETE)
 		goto out;
 	cmd_config_vs_daemon(cfg, &cc);
 	if (st != RULES_ST_NONE && *refused) {

@@ -12,7 +12,8 @@
  * daemon answers with the file's digest the configured set; with open,
  * nothing, and ENSURE_BUSY (watch asks again in 2 s).  A refusal set
  * found in place, which this check did not put in (a watch before its
- * restart, `rules boot`), is replaced once the daemon runs the file.
+ * restart, `rules boot`), is replaced once the daemon runs the file; the
+ * whole set found in place ends the refusal.
  * How the daemon was found: no socket, or a listener whose process is
  * gone, is none; one that does not answer in time is busy.
  *
@@ -228,6 +229,19 @@ test_refusal_set_replaced(void **state)
 	assert_int_equal(installs, 1);
 	assert_int_equal(refused, 0);
 	assert_int_equal(rules_ensure(cfg), 0);
+	daemon_stop(pid);
+
+	/* the whole set in place (an operator's `rules install` over the
+	 * refusal set, the daemon on another digest): no refusal any more
+	 * (red before: ENSURE_REFUSING, refused still 1) */
+	pid = daemon_start(config_digest32(cfg) ^ 1);
+	refused = 1;
+	installs = refusals = 0;
+	fake_st = RULES_ST_COMPLETE;
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_PRESENT);
+	assert_int_equal(refused, 0);
+	assert_int_equal(installs + refusals, 0);
 	daemon_stop(pid);
 }
 
