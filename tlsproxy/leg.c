@@ -1357,9 +1357,11 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 		io_set_deadline(l->io, cfg(l)->greeting_timeout);
 		break;
 	case IO_DATAIN:
-		if (l->state == LS_BODY) {
-			/* no server speaks before the dot; whatever it says
-			 * now, the message is not accepted */
+		if (l->state == LS_BODY || (l->state == LS_DOT &&
+		    !l->dot_out)) {
+			/* no server speaks before the dot, nor while the dot
+			 * is still queued here (it cannot have it); whatever
+			 * it says now, the message is not accepted */
 			log_info("sid=%s event=early-reply dst=%s bytes=%zu",
 			    l->tag, l->dst_str, io_datalen(io));
 			leg_fail(l, LEG_E_EARLY, "%s replied before the end "

@@ -36,6 +36,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
@@ -4746,6 +4748,71 @@ test_slow_mx_client_not_timed_out(void **state)
 	finish();
 }
 
+/*
+ * A reply that comes while the end of the message is still queued in
+ * mxguard (the server takes it slowly: over TLS, in the TLS output buffer
+ * or the io's own) answers nothing the server has read: it cannot have
+ * the dot.  Taken for the final reply, it told the client 250 for a
+ * message the server never got whole (a server that replies early or
+ * twice; the real answer, a refusal or none, came after the client had
+ * counted the message delivered).  As in the body: the leg fails
+ * (event=early-reply), the client gets 451 and keeps its message, and
+ * the dot never goes.
+ */
+static void
+test_upstream_250_before_dot_out(void **state)
+{
+	const size_t len = 100000;
+	uint64_t saved_b = g.cfg->data_block_timeout;
+	uint64_t saved_d = g.cfg->data_done_timeout, end;
+	char *msg = big_body(len);
+	size_t off = 0;
+	int outq = -1;
+	ssize_t n;
+
+	g.cfg->data_block_timeout = g.cfg->data_done_timeout = 10000;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	upstream_small_rcvbuf();
+	tls_up();
+	upstream_small_sndbuf();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	g.srv_noread = 1;
+	end = now_ms() + 10 * WAIT_MS;
+	while (off < len && now_ms() < end) {
+		if ((n = write(g.cfd, msg + off, len - off)) > 0)
+			off += (size_t)n;
+		step();
+	}
+	assert_int_equal(off, len);
+	cl_send(".\r\n");
+	/* the session has read the whole message, dot included (less than
+	 * its back-pressure mark): what the server's window refused waits
+	 * in mxguard, the dot last */
+	WAIT(ioctl(g.cfd, SIOCOUTQ, &outq) == 0 && outq == 0);
+	assert_int_equal(g.clen, 0);
+	srv_send("250 2.0.0 accepted (not really)\r\n");
+	EXPECT_CL_PREFIX("451 4.4.2 ");
+	wait_cl_eof();
+	g.cfg->data_block_timeout = saved_b;
+	g.cfg->data_done_timeout = saved_d;
+	/* what had gone out, then the close: never the dot */
+	g.srv_noread = 0;
+	WAIT(g.seof);
+	assert_true(g.slen < len);
+	assert_memory_equal(g.sbuf, msg, g.slen);
+	free(msg);
+	finish();
+}
+
 /* A tarpit: the MX takes nothing more of the message.  The upstream's
  * data_block_timeout ends the session, with 451: the client keeps its
  * message, and waits no longer than that. */
@@ -6420,6 +6487,7 @@ main(void)
 		T(test_data_back_pressure),
 		T(test_slow_mx_client_not_timed_out),
 		T(test_tarpit_mx_in_body),
+		T(test_upstream_250_before_dot_out),
 		T(test_client_flood_bounded),
 		T(test_local_starttls),
 		T(test_local_starttls_pipelined_dropped),
