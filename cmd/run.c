@@ -295,6 +295,27 @@ config_warnings_log(const struct config *cfg)
 		    log_q(q, sizeof(q), cfg->warnings.v[i]));
 }
 
+void
+reload_note(const struct config *cur, const struct config *ncfg,
+    int nrunning)
+{
+	char keys[256], all[300], q[320];
+	int n;
+
+	n = config_start_keys_changed(cur, ncfg, keys, sizeof(keys));
+	if (workers_count(ncfg) != nrunning) {
+		snprintf(all, sizeof(all), "workers%s%s", n ? ", " : "", keys);
+		n++;
+	} else
+		snprintf(all, sizeof(all), "%s", keys);
+	/* read and accepted, yet not in effect: said, or the operator
+	 * takes the reload for the change */
+	if (n > 0)
+		log_warn("event=reload-note keys=%s note=\"changed, but "
+		    "applied at the next start only (systemctl restart)\"",
+		    log_q(q, sizeof(q), all));
+}
+
 /*
  * In a child process, so that nothing of the check stays in this one (a
  * gauge the Redis client sets, c-ares and OpenSSL state): the parent
@@ -522,8 +543,10 @@ reload(struct daemon *d, int checked, uint32_t digest)
 		goto done;
 	}
 	log_set_level(ncfg->log_level);
-	if (d->w == NULL)
+	if (d->w == NULL) {
 		config_warnings_log(ncfg);
+		reload_note(d->cfg, ncfg, 1);
+	}
 	/* the engine asks ncfg's resolver now: so does the check */
 	dns_servers_warn(d, ncfg);
 	dnscheck_start(d, ncfg);

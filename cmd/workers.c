@@ -507,9 +507,7 @@ reload(struct sup *s)
 			s->old[s->nold++] = ncfg;
 		} else {
 			committed = 1;
-			if (workers_count(ncfg) != s->n)
-				log_warn("event=reload-note note=\"workers "
-				    "changes at the next start\"");
+			reload_note(s->cfg, ncfg, s->n);
 			log_set_level(ncfg->log_level);
 			/* for the workers started from here on (config_load()
 			 * checked the list) */

@@ -67,6 +67,12 @@ int	config_verify(const struct config *, char *err, size_t errsz);
  * once per process that read the file itself: the single process and the
  * supervisor, at start and at each reload they take (cmd/run.c). */
 void	config_warnings_log(const struct config *);
+/* Logs event=reload-note for the keys a reload from cur to ncfg read
+ * but only a start applies (config_start_keys_changed(), and workers
+ * when ncfg asks for another count than nrunning): the single process
+ * and the supervisor, once per reload they take (cmd/run.c). */
+void	reload_note(const struct config *cur, const struct config *ncfg,
+	    int nrunning);
 /* A worker's exit status when it retired because it could not apply a
  * reload the supervisor accepted: started again at once, on the
  * supervisor's (new) configuration, not counted as a failure. */

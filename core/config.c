@@ -751,6 +751,37 @@ config_rules_key_changed(const struct config *a, const struct config *b)
 	return NULL;
 }
 
+int
+config_start_keys_changed(const struct config *a, const struct config *b,
+    char *buf, size_t bufsz)
+{
+	size_t len = 0;
+	int n = 0;
+
+#define NOTE(changed, k) do {						\
+	if (changed) {							\
+		snprintf(buf + len, bufsz - len, "%s%s", n ? ", " : "", k); \
+		len += strlen(buf + len);				\
+		n++;							\
+	}								\
+} while (0)
+	if (bufsz == 0)
+		return 0;
+	buf[0] = '\0';
+	NOTE(!strlist_eq(&a->listen, &b->listen), "listen");
+	NOTE(strcmp(a->user, b->user) != 0, "user");
+	NOTE(strcmp(a->state_dir, b->state_dir) != 0, "state_dir");
+	NOTE(strcmp(a->control_socket, b->control_socket) != 0,
+	    "control_socket");
+	NOTE(strcmp(a->metrics_listen, b->metrics_listen) != 0,
+	    "metrics_listen");
+	NOTE(strcmp(a->log, b->log) != 0, "log");
+	NOTE(a->nfqueue_maxlen != b->nfqueue_maxlen, "nfqueue_maxlen");
+	NOTE(a->nfqueue_bufsize != b->nfqueue_bufsize, "nfqueue_bufsize");
+#undef NOTE
+	return n;
+}
+
 /* tls_policy_file's bytes into the digest and c->tls_policy_text; one
  * that cannot be read adds its errno instead (the reader that parses it
  * reports the error). */

@@ -166,6 +166,13 @@ void		 config_dump(const struct config *, FILE *, int secrets);
  * cannot.  NULL when none changed. */
 const char	*config_rules_key_changed(const struct config *a,
 		    const struct config *b);
+/* The keys changed between a and b that only a start applies (the
+ * listeners, control socket, metrics endpoint and queue opened as root,
+ * the user, state_dir and log target taken at the drop), as "k1, k2"
+ * in buf; workers, whose effective value is the process count, is the
+ * caller's.  Returns how many. */
+int		 config_start_keys_changed(const struct config *a,
+		    const struct config *b, char *buf, size_t bufsz);
 /* Nonzero when the rules divert with TPROXY (listen_mode = tproxy in
  * gateway mode): the original destination is then the accepted socket's
  * local address.  Local mode always diverts with REDIRECT (OUTPUT has no

@@ -2,7 +2,8 @@
 # 19: SIGHUP reloads the configuration without dropping sessions: a session
 # open across the reload completes; the new settings apply (log_level info
 # -> debug); a broken file is refused with FILE:LINE and the daemon keeps
-# running on the configuration it has.
+# running on the configuration it has; a key only a start applies is
+# named (event=reload-note).
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 ns_setup
@@ -58,6 +59,13 @@ echo "fail_mode = open" >>"$T/mxguard.conf"
 kill -HUP "$MXG_PID"
 wait_log "$MXLOG" "event=reload-failed error=\"fail_mode changed: the installed netfilter rules depend on it; run mxguard rules install and restart mxguard\""
 sed -i '/^fail_mode = open/d' "$T/mxguard.conf"
+
+# a key only a start applies (the queue is opened as root): the reload
+# takes the rest, and says which keys wait for a restart
+echo "nfqueue_maxlen = 100" >>"$T/mxguard.conf"
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reload-note keys=nfqueue_maxlen note="
+sed -i '/^nfqueue_maxlen = 100/d' "$T/mxguard.conf"
 
 new_body "$T/body" 3000
 send_mail bob@sender.test alice@tls.test "$T/body" "after reloads"

@@ -58,11 +58,14 @@ assert "metrics: two workers, none restarted" [ "$(val "$T/metrics.txt" mxguard_
 assert "metrics: two workers, none restarted" [ "$(val "$T/metrics.txt" mxguard_worker_exits_total)" = 0 ]
 assert "metrics: one build_info line" [ "$(grep -c '^mxguard_build_info{' "$T/metrics.txt")" = 1 ]
 
-# SIGHUP to the supervisor: each worker reloads
+# SIGHUP to the supervisor: each worker reloads; the worker count it
+# read applies at the next start only, and the supervisor says so
+echo "workers = 3" >>"$T/mxguard.conf"
 kill -HUP "$MXG_PID"
 wait_log "$MXLOG" "mxguard\[$P0\]: event=reloaded" 20
 wait_log "$MXLOG" "mxguard\[$P1\]: event=reloaded" 20
 assert "the supervisor passed the reload on" grep -qE "mxguard\[$MXG_PID\]: event=reloading workers=2" "$MXLOG"
+assert "the supervisor named the key a start applies" grep -qE "mxguard\[$MXG_PID\]: event=reload-note keys=workers note=" "$MXLOG"
 
 # a held session on each worker, then SIGTERM.  The kernel's SO_REUSEPORT
 # hash of each connection's addresses and ports picks the worker: 8 tries

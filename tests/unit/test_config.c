@@ -597,6 +597,40 @@ test_rules_keys(void **state)
 	config_free(a);
 }
 
+/* The keys a reload reads but only a start applies: named, so that the
+ * reload's event=reload-note can say so (cmd/run.c reload_note()). */
+static void
+test_start_keys(void **state)
+{
+	char err[256], buf[256];
+	struct config *a = load_text("", err, sizeof(err));
+	struct config *b;
+
+	assert_non_null(a);
+	/* what a reload applies is not named */
+	b = load_text("log_level = debug\nmax_sessions = 10\n"
+	    "tls_min_version = TLSv1.2\n", err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(config_start_keys_changed(a, b, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	config_free(b);
+	b = load_text("listen = 127.0.0.1:10025\nstate_dir = /tmp/x\n"
+	    "log = syslog\nnfqueue_maxlen = 100\n", err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(config_start_keys_changed(a, b, buf, sizeof(buf)), 4);
+	assert_string_equal(buf, "listen, state_dir, log, nfqueue_maxlen");
+	config_free(b);
+	b = load_text("user = nobody\ncontrol_socket = /tmp/c.sock\n"
+	    "metrics_listen = 127.0.0.1:9125\nnfqueue_bufsize = 1m\n", err,
+	    sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(config_start_keys_changed(a, b, buf, sizeof(buf)), 4);
+	assert_string_equal(buf, "user, control_socket, metrics_listen, "
+	    "nfqueue_bufsize");
+	config_free(b);
+	config_free(a);
+}
+
 /* TLS to Redis: the keys load; off by default. */
 static void
 test_redis_tls(void **state)
@@ -667,6 +701,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_rules_keys),
+		cmocka_unit_test(test_start_keys),
 		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_timeout_floor),
