@@ -5,7 +5,8 @@
 # of Documentation= on MANPATH); the unit keeps the hardening the issue
 # asks for; mxguard(8) and mxguard.conf(5) render with `man -l` without a
 # warning; the example configuration is accepted by `mxguard -n`; the
-# sysusers and tmpfiles entries parse.
+# sysusers and tmpfiles entries parse; the log's warnings and errors are
+# documented, and the events the docs name exist.
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -97,4 +98,29 @@ assert "state directory 0750 owned by mxguard" \
 # `rules watch` (its digest decides whether the rules go back in)
 assert "runtime directory 0755 owned by root" \
 	[ "$(stat -c '%a %u' "$T/root/run/mxguard" 2>/dev/null)" = "755 0" ]
+# every warning and error the daemon and the commands can log is named in
+# the docs (event=NAME, or `NAME` as monitoring.md's table and lists
+# write it), and every event=NAME the docs name is one the code logs
+assert "log events and docs agree (see above)" python3 - "$ROOT" <<'PY'
+import glob, os, re, sys
+root = sys.argv[1]
+code, warn = "", set()
+for f in glob.glob(f"{root}/*/*.c") + glob.glob(f"{root}/*/*.h"):
+    if "/tests/" in f:
+        continue
+    s = open(f).read()
+    code += s
+    for m in re.finditer(r'log_(err|warn|msg)\((\s*[^"]*?"[^"]*?)event=([a-z0-9-]+)', s):
+        warn.add(m.group(3))
+docs = ""
+for f in glob.glob(f"{root}/docs/*.md") + glob.glob(f"{root}/docs/mxguard*.[58]") + [f"{root}/README.md"]:
+    docs += open(f).read().replace("\\-", "-")
+named = set(re.findall(r"event=([a-z0-9-]*[a-z0-9])", docs)) | set(re.findall(r"`([a-z0-9-]+)[` ]", docs))
+inc = set(re.findall(r"event=([a-z0-9-]*[a-z0-9])", code)) | set(re.findall(r'"([a-z0-9-]+)"', code))
+bad = sorted(f"undocumented: {n}" for n in warn - named)
+bad += sorted(f"not in the code: {n}" for n in set(re.findall(r"event=([a-z0-9-]*[a-z0-9])", docs)) - inc)
+for b in bad:
+    print(b, file=sys.stderr)
+sys.exit(1 if bad or len(warn) < 50 else 0)
+PY
 pass "unit verifies, man pages render"
