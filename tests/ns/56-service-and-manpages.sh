@@ -6,7 +6,8 @@
 # asks for; mxguard(8) and mxguard.conf(5) render with `man -l` without a
 # warning; the example configuration is accepted by `mxguard -n`; the
 # sysusers and tmpfiles entries parse; the log's warnings and errors are
-# documented, and the events the docs name exist.
+# documented, and the events the docs name exist; so are the metric
+# families, both ways.
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -122,5 +123,28 @@ bad += sorted(f"not in the code: {n}" for n in set(re.findall(r"event=([a-z0-9-]
 for b in bad:
     print(b, file=sys.stderr)
 sys.exit(1 if bad or len(warn) < 50 else 0)
+PY
+# every metric family the code names is in docs/monitoring.md's table, and
+# every family the table names is the code's (a name the code builds
+# from a prefix, "mxguard_tlsrpt_reports_%s_total", matches that prefix)
+assert "metric families and docs/monitoring.md agree (see above)" python3 - "$ROOT" <<'PY'
+import glob, re, sys
+root = sys.argv[1]
+code = ""
+for f in glob.glob(f"{root}/*/*.c"):
+    code += open(f).read()
+names = set(re.findall(r'"(mxguard_[a-z0-9_]*)', code))
+full = {n for n in names if not n.endswith("_")}
+prefixes = {n for n in names if n.endswith("_")}
+table = set()
+for line in open(f"{root}/docs/monitoring.md"):
+    if line.startswith("| `mxguard_"):
+        table |= set(re.findall(r"`(mxguard_[a-z0-9_]+)`", line.split("|")[1]))
+bad = sorted(f"not in docs/monitoring.md: {n}" for n in full - table)
+bad += sorted(f"not in the code: {n}" for n in table - full
+    if not any(n.startswith(p) for p in prefixes))
+for b in bad:
+    print(b, file=sys.stderr)
+sys.exit(1 if bad or len(full) < 40 else 0)
 PY
 pass "unit verifies, man pages render"
