@@ -19,7 +19,8 @@
  * are reached by different people: the unix socket only by root (and
  * `user`), metrics_listen by whatever can reach its address, often a
  * whole management network.  CTL_MAX_METRICS idle HTTP clients fill only
- * the metrics slots; `mxguard status` keeps its CTL_MAX_UNIX.  (In the
+ * the metrics slots; `mxguard status` keeps its CTL_MAX_UNIX, of which the
+ * last CTL_ROOT_ONLY take only a peer of uid 0 (SO_PEERCRED): the watch.  (In the
  * supervisor of workers nothing else goes through here: the workers'
  * metrics come from shared memory, core/stats.c, and reloads and drains
  * are signals.)  A metrics client has CTL_METRICS_TIMEOUT_MS from accept
@@ -61,6 +62,7 @@
 
 #define CTL_MAX_REQ		4096
 #define CTL_MAX_UNIX		16	/* control socket connections */
+#define CTL_ROOT_ONLY		4	/* of them, for root's alone */
 #define CTL_MAX_METRICS		16	/* metrics_listen connections */
 #define CTL_UNIX_TIMEOUT_MS	5000	/* request; again for the answer */
 #define CTL_METRICS_TIMEOUT_MS	3000	/* request and answer, from accept */
@@ -76,6 +78,7 @@ struct listener {
 	const char	*name;		/* "unix", "metrics": label, log */
 	int		 fd;
 	int		 nconns, max;
+	int		 nroot;		/* unix: root's connections */
 	uint64_t	 timeout_ms;
 	struct ev_timer	*resume;	/* paused after EMFILE and kin */
 	uint64_t	 logged_at;	/* ev_now() of the last line, 0 never */
@@ -89,6 +92,7 @@ struct cconn {
 	struct cconn	*next;
 	int		 fd;
 	int		 http;
+	int		 root;		/* unix: a peer of uid 0 */
 	char		 req[CTL_MAX_REQ + 1];
 	size_t		 reqlen;
 	char		*out;
@@ -133,6 +137,8 @@ conn_free(struct cconn *c)
 			break;
 		}
 	c->l->nconns--;
+	if (c->root)
+		c->l->nroot--;
 	ev_fd_del(c->ctl->loop, c->fd);
 	close(c->fd);
 	ev_timer_free(c->timer);
@@ -390,7 +396,7 @@ accept_cb(int lfd, int events, void *arg)
 	struct listener *l = arg;
 	struct control *ctl = l->ctl;
 	struct cconn *c;
-	int fd, i;
+	int fd, i, root;
 
 	for (i = 0; i < 16; i++) {
 		if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
@@ -403,13 +409,27 @@ accept_cb(int lfd, int events, void *arg)
 			}
 			return;
 		}
-		if (l->nconns >= l->max) {
+		root = 0;
+		if (l == &ctl->l[CTL_UNIX]) {
+			struct ucred cr;
+			socklen_t crlen = sizeof(cr);
+
+			root = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr,
+			    &crlen) == 0 && cr.uid == 0;
+		}
+		/* the last CTL_ROOT_ONLY unix slots are root's: `rules
+		 * watch` and `rules ensure` (root) must tell a running
+		 * daemon from none even while the daemon's `user` or the
+		 * socket's group hold every other connection */
+		if (l->nconns >= l->max || (l == &ctl->l[CTL_UNIX] && !root &&
+		    l->nconns - l->nroot >= l->max - CTL_ROOT_ONLY)) {
 			refuse_full(l, fd);
 			continue;
 		}
 		if ((c = calloc(1, sizeof(*c))) == NULL)
 			goto fail;
 		c->ctl = ctl;
+		c->root = root;
 		c->l = l;
 		c->fd = fd;
 		c->http = l == &ctl->l[CTL_METRICS];
@@ -420,6 +440,7 @@ accept_cb(int lfd, int events, void *arg)
 		c->next = ctl->conns;
 		ctl->conns = c;
 		l->nconns++;
+		l->nroot += root;
 		ev_timer_arm(c->timer, l->timeout_ms);
 		continue;
 fail:

@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -406,6 +408,94 @@ test_unix_flood_leaves_metrics(void **state)
 }
 
 /*
+ * The last CTL_ROOT_ONLY unix slots are root's: a process of another uid
+ * (the daemon's `user`, the socket's group) that opens CTL_MAX_UNIX idle
+ * connections gets CTL_MAX_UNIX - CTL_ROOT_ONLY of them, and root (what
+ * `rules watch` runs as) still gets status answered and may hold the
+ * rest; beyond them root hears "error busy" too.
+ */
+static void
+test_root_slots_kept(void **state)
+{
+	char out[65536], busy[64];
+	const char *name = "mxguard_control_refused_total{listener=\"unix\","
+	    "reason=\"max_connections\"}";
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int ready[2], done[2], fds[CTL_ROOT_ONLY + 1], i;
+	int64_t c0 = counter(name);
+	uint64_t until;
+	pid_t pid;
+	char b;
+
+	if (geteuid() != 0)
+		fail_msg("needs root (a peer of another uid)");
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(done), 0);
+	if ((pid = fork()) == 0) {
+		int cfd[CTL_MAX_UNIX];
+
+		close(ready[0]);
+		close(done[1]);
+		if (setgid(65534) == -1 || setuid(65534) == -1)
+			_exit(2);
+		for (i = 0; i < CTL_MAX_UNIX; i++)
+			if ((cfd[i] = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+			    connect(cfd[i], (struct sockaddr *)&sun,
+			    sizeof(sun)) == -1)
+				_exit(3);
+		(void)!write(ready[1], "r", 1);
+		(void)!read(done[0], &b, 1);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	close(ready[1]);
+	close(done[0]);
+	/* accept while the child connects (the backlog is short) */
+	until = now_ms() + 5000;
+	for (;;) {
+		struct pollfd p = { .fd = ready[0], .events = POLLIN };
+
+		pump(5);
+		if (poll(&p, 1, 0) == 1)
+			break;
+		assert_true(now_ms() < until);
+	}
+	assert_int_equal(read(ready[0], &b, 1), 1);
+	pump(50);
+	assert_int_equal(counter(name) - c0, CTL_ROOT_ONLY);
+
+	/* root is answered, and holds the rest */
+	unix_status(path, out, sizeof(out));
+	assert_non_null(strstr(out, "# mxguard pid "));
+	for (i = 0; i < CTL_ROOT_ONLY + 1; i++) {
+		assert_true((fds[i] = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&sun,
+		    sizeof(sun)), 0);
+		pump(5);
+	}
+	pump(50);
+	for (i = 0; i < CTL_ROOT_ONLY; i++) {
+		busy[0] = '\0';
+		assert_false(peer_closed(fds[i], busy, sizeof(busy)));
+	}
+	busy[0] = '\0';
+	assert_true(peer_closed(fds[CTL_ROOT_ONLY], busy, sizeof(busy)));
+	assert_string_equal(busy, "error busy\n");
+	assert_int_equal(counter(name) - c0, CTL_ROOT_ONLY + 1);
+	for (i = 0; i < CTL_ROOT_ONLY + 1; i++)
+		close(fds[i]);
+	(void)!write(done[1], "d", 1);
+	close(done[1]);
+	close(ready[0]);
+	assert_int_equal(waitpid(pid, &i, 0), pid);
+	assert_true(WIFEXITED(i) && WEXITSTATUS(i) == 0);
+	passed = 1;
+}
+
+/*
  * accept() failing for lack of descriptors (EMFILE): the listener rests
  * CTL_PAUSE_MS instead of being woken again at once for ever (epoll is
  * level-triggered and the connection stays in the backlog), the failure
@@ -577,6 +667,8 @@ main(void)
 		    test_metrics_flood_leaves_control_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_unix_flood_leaves_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_root_slots_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emfile_rests_listener,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_unlinks, setup,
