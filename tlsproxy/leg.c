@@ -117,6 +117,7 @@ struct leg {
 	double			 hs_started;	/* stats_clock() at STARTTLS */
 	int			 dot_out;	/* LS_DOT: the dot is out, the
 						 * final reply's deadline runs */
+	int			 dot_held;	/* leg_dot_held() */
 };
 
 static struct stat_ctr *st_tls, *st_plain, *st_inject, *st_reused,
@@ -588,6 +589,7 @@ dot_deadline(struct leg *l)
 	}
 	/* once: the key updates drawn later drain to 0 too */
 	l->dot_out = 1;
+	l->dot_held = 0;
 	io_set_deadline(l->io, cfg(l)->data_done_timeout);
 }
 
@@ -599,6 +601,7 @@ leg_body_end(struct leg *l)
 	leg_enter(l, LS_DOT);
 	l->pending = 1;
 	l->dot_out = 0;
+	l->dot_held = 1;
 	dot_deadline(l);
 }
 
@@ -1446,6 +1449,12 @@ int
 leg_starttls_skipped(const struct leg *l)
 {
 	return l->skipped;
+}
+
+int
+leg_dot_held(const struct leg *l)
+{
+	return l->dot_held;
 }
 
 const char *

@@ -192,6 +192,10 @@ int		 leg_reused(const struct leg *);	/* adopted, not left */
 /* The leg is cleartext without having asked for STARTTLS (a verdict of
  * level none settled it): it shows nothing of the server's TLS. */
 int		 leg_starttls_skipped(const struct leg *);
+/* The dot of the last message was handed over (leg_body_end()) but has
+ * not left mxguard: the server cannot have the message whole, whatever
+ * happens to the leg now (still true after a LEG_ERROR). */
+int		 leg_dot_held(const struct leg *);
 /* Why the settled leg carries mail in cleartext: "policy-none",
  * "starttls-not-offered", "starttls-refused" or "tls-handshake-failed"
  * (the retry on a new connection); "" for a TLS leg or an unsettled one. */

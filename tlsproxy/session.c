@@ -244,6 +244,7 @@ static void ehlo_done(struct session *, const struct smtp_reply *);
 static void mail_replay(struct session *);
 static int caps_shrank(const struct session *);
 static void mail_refused_softly(struct session *, const struct smtp_reply *);
+static int final_unknown_p(const struct session *);
 static const char *final_unknown(const struct session *);
 static int params_adapt(struct session *, const char *, char *, size_t,
     char *, size_t);
@@ -1663,10 +1664,11 @@ client_eof_expired(void *arg)
 		    "not delivered (in state %s)", s->dst_str,
 		    state_names[s->state]);
 	} else if (s->state == S_DATA_END) {
-		log_info("sid=%s event=final-reply-lost dst=%s why=%s "
-		    "note=client-may-resend", s->id, s->dst_str,
-		    "\"no final reply within data_done_timeout of the "
-		    "client's close\"");
+		if (final_unknown_p(s))
+			log_info("sid=%s event=final-reply-lost dst=%s why=%s "
+			    "note=client-may-resend", s->id, s->dst_str,
+			    "\"no final reply within data_done_timeout of "
+			    "the client's close\"");
 		session_tempfail(s, "451 4.4.2", "no final reply from %s "
 		    "within data_done_timeout of your close (in state %s)%s",
 		    s->dst_str, state_names[s->state], final_unknown(s));
@@ -2391,10 +2393,18 @@ session_on_reply(struct session *s, struct smtp_reply *r)
  * sent more than once"); one that got a 451 cannot, so the reply, which
  * its log keeps, says it.
  */
+static int
+final_unknown_p(const struct session *s)
+{
+	/* a dot still queued here never reached the server: no duplicate */
+	return s->state == S_DATA_END && !(s->up != NULL &&
+	    leg_dot_held(s->up));
+}
+
 static const char *
 final_unknown(const struct session *s)
 {
-	return s->state == S_DATA_END ? "; the server may have taken the "
+	return final_unknown_p(s) ? "; the server may have taken the "
 	    "message, a retry may deliver it twice (RFC 1047)" : "";
 }
 
@@ -2419,7 +2429,7 @@ leg_error(struct session *s, const struct leg_news *n)
 		    "451 4.4.2" : "421 4.4.2";
 		break;
 	}
-	if (s->state == S_DATA_END) {
+	if (final_unknown_p(s)) {
 		char q[300];
 
 		/* whether the server took the message is not known: the
