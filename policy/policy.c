@@ -2589,6 +2589,21 @@ policy_report_attempt(struct policy *p, const struct policy_verdict *v,
 		    "the MTA-STS policy could not be retrieved";
 		a = &pa;
 	}
+	/* dane-required is, in RFC 8460 section 4.3.2.1, a sender that
+	 * requires DANE finding no validated TLSA records: a verdict that
+	 * deferred so.  Said of a connection (the verdict met it), it is a
+	 * DANE MX that did not offer STARTTLS, or refused it, which the
+	 * log and the MTA's reply call dane-required too, but a report's
+	 * receiver must read as section 4.3.1's starttls-not-supported (a
+	 * stripped STARTTLS), not as a TLSA publishing fault of its own. */
+	if (a->result != NULL && strcmp(a->result, "dane-required") == 0 &&
+	    v->level != TLS_LEVEL_DEFER &&
+	    !(v->monitor && v->would_level == TLS_LEVEL_DEFER)) {
+		if (a != &pa)
+			pa = *a;
+		pa.result = "starttls-not-supported";
+		a = &pa;
+	}
 	tlsrpt_rec_attempt(p->rec, p->dns, v, a);
 }
 

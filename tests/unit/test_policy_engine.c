@@ -79,6 +79,9 @@ static const struct zrr zone[] = {
 	 * double quotes (test_tlsrpt_bad_record_logged) */
 	{ "_smtp._tls.badrpt.test", DNS_T_TXT,
 	    "v=TLSRPTv1; rua=mailto:r@badrpt.test?subject=x" },
+	/* test_dane_no_starttls_reported */
+	{ "_smtp._tls.danerpt.test", DNS_T_TXT,
+	    "v=TLSRPTv1; rua=https://rpt.danerpt.test/" },
 	{ "tst.test", DNS_T_MX, "10 mx.tst.test" },
 	{ "mx.tst.test", DNS_T_A, "192.0.2.2" },
 	{ "_mta-sts.tst.test", DNS_T_TXT, "v=STSv1; id=t1" },
@@ -2238,6 +2241,75 @@ test_tlsrpt_recording(void **state)
 }
 
 /*
+ * A DANE MX that does not offer STARTTLS (or refuses it): the log and the
+ * MTA's reply say dane-required (policy_no_starttls_reason()), but RFC
+ * 8460 section 4.3.2.1 keeps that result type for a sender requiring DANE
+ * that found no validated TLSA records; the report says section 4.3.1's
+ * starttls-not-supported.  A verdict that deferred as dane-required (what
+ * section 4.3.2.1 means) keeps it.
+ */
+static void
+test_dane_no_starttls_reported(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v, *f, *g;
+	struct policy_attempt a;
+	struct sockaddr_in sin;
+	struct tlsrpt_store *st;
+	int64_t fail0 = stats_value(stats_get(C_FAIL, NULL));
+	int64_t day = tlsrpt_day((int64_t)time(NULL));
+	char err[256], *json = NULL, *q;
+	int n;
+
+	(void)state;
+	cfg_tlsrpt = 1;
+	p = mkpolicy(NULL, 1);
+	cfg_tlsrpt = 0;
+	v = lookup(p, "enf.test", "192.0.2.1");
+	assert_non_null(v->rpt);
+	/* a DANE verdict of danerpt.test met by a cleartext leg */
+	assert_non_null(f = policy_verdict_dup(v));
+	snprintf(f->domain, sizeof(f->domain), "danerpt.test");
+	f->level = TLS_LEVEL_DANE;
+	f->source = "dane";
+	f->rpt->type = TLSRPT_POLICY_TLSA;
+	assert_string_equal(policy_no_starttls_reason(f), "dane-required");
+	/* and one that deferred so */
+	assert_non_null(g = policy_verdict_dup(f));
+	g->level = TLS_LEVEL_DEFER;
+	snprintf(g->reason, sizeof(g->reason), "dane-required");
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	memset(&a, 0, sizeof(a));
+	a.mx_addr = (struct sockaddr *)&sin;
+	a.result = policy_no_starttls_reason(f);
+	a.detail = "this connection is not encrypted";
+	policy_report_attempt(p, f, &a);
+	a.result = g->reason;
+	a.detail = "no usable TLSA records";
+	policy_report_attempt(p, g, &a);
+	wait_counter(C_FAIL, fail0 + 2);
+	policy_verdict_free(g);
+	policy_verdict_free(f);
+	policy_verdict_free(v);
+	policy_free(p);
+	st = tlsrpt_store_open(statedir, NULL, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(tlsrpt_report_build(st, "danerpt.test", day, "org",
+	    "mailto:r@org.test", "id1", &json), 1);
+	if (strstr(json, "\"result-type\": \"starttls-not-supported\"") ==
+	    NULL)
+		fail_msg("no starttls-not-supported:\n%s", json);
+	for (n = 0, q = json; (q = strstr(q, "dane-required")) != NULL; q++)
+		n++;
+	if (n != 1)
+		fail_msg("dane-required %d times, not once:\n%s", n, json);
+	free(json);
+	tlsrpt_store_close(st);
+}
+
+/*
  * A domain's _smtp._tls record that does not parse is logged with the
  * parser's error as one logfmt value.  Some of those errors hold double
  * quotes (mailto: header fields ("?") are not supported): they were
@@ -2659,6 +2731,7 @@ main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
 		cmocka_unit_test(test_tlsrpt_bad_record_logged),
+		cmocka_unit_test(test_dane_no_starttls_reported),
 		cmocka_unit_test(test_override_not_reported),
 		cmocka_unit_test_teardown(test_reload_while_busy,
 		    reload_teardown),
