@@ -111,7 +111,11 @@ static const char *state_names[] = {
  * connection it may keep for many minutes. */
 #define VERDICT_MAX_AGE	(60 * 1000)
 
-#define MAX_REPORTED	16	/* policy domains remembered as reported */
+/* policy domains remembered as reported: room for 16 at first, grown
+ * (a relay host's session carries every domain); beyond the last, a new
+ * domain goes unreported rather than once per recipient */
+#define REPORTED_MIN	16
+#define REPORTED_MAX	4096
 
 struct verdict_slot {
 	struct policy_verdict	*v;
@@ -212,8 +216,8 @@ struct session {
 						 * resets it */
 
 	/* TLSRPT counts sessions: one attempt per policy domain */
-	uint64_t		 reported[MAX_REPORTED];
-	int			 nreported;
+	uint64_t		*reported;
+	int			 nreported, reported_cap;
 
 	unsigned		 msgs;
 	unsigned		 policy_fails;
@@ -409,6 +413,7 @@ session_free(void *arg)
 	ev_timer_free(s->ptimer);
 	ev_timer_free(s->eof_timer);
 	free(s->preq_dom);
+	free(s->reported);
 	for (i = 0; i < s->nverdicts; i++)
 		policy_verdict_free(s->verdicts[i].v);
 	free(s->ehlo_reply);
@@ -710,8 +715,18 @@ report_attempt(struct session *s, const struct policy_verdict *v,
 	for (i = 0; i < s->nreported; i++)
 		if (s->reported[i] == h)
 			return;
-	if (s->nreported < MAX_REPORTED)
-		s->reported[s->nreported++] = h;
+	if (s->nreported == s->reported_cap) {
+		int cap = s->reported_cap ? 2 * s->reported_cap : REPORTED_MIN;
+		uint64_t *n;
+
+		/* not remembered, it would be counted at each recipient */
+		if (cap > REPORTED_MAX || (n = realloc(s->reported,
+		    (size_t)cap * sizeof(*n))) == NULL)
+			return;
+		s->reported = n;
+		s->reported_cap = cap;
+	}
+	s->reported[s->nreported++] = h;
 	memset(&a, 0, sizeof(a));
 	a.result = result;
 	a.detail = detail;

@@ -3207,6 +3207,44 @@ test_starttls_upgrade(void **state)
 	finish();
 }
 
+/*
+ * TLSRPT counts sessions: one attempt per policy domain and session, for
+ * as many domains as the session has (a relay host's, through which every
+ * domain goes).  Before, only the first 16 domains were remembered: a
+ * 17th's every recipient, in every transaction, was one more session in
+ * its report.  Twenty domains, each with a second recipient, and a second
+ * transaction: twenty reports.
+ */
+static void
+test_report_once_per_domain(void **state)
+{
+	char rcpt[64];
+	int i, tx;
+
+	hello_plain();
+	g.nreports = 0;
+	begin_tx("a@sender.example", "r0@d0.example");
+	for (tx = 0; tx < 2; tx++) {
+		if (tx == 1) {
+			send_message("x\r\n.\r\n");
+			begin_tx("a@sender.example", "r0@d0.example");
+		}
+		for (i = 0; i < 20; i++) {
+			if (i > 0) {
+				snprintf(rcpt, sizeof(rcpt), "r0@d%d.example",
+				    i);
+				rcpt_relayed(rcpt, "ok");
+			}
+			snprintf(rcpt, sizeof(rcpt), "r1@d%d.example", i);
+			rcpt_relayed(rcpt, "ok");
+		}
+	}
+	send_message("x\r\n.\r\n");
+	if (g.nreports != 20)
+		fail_msg("%d reports for 20 domains", g.nreports);
+	finish();
+}
+
 /* A later DANE recipient on a leg set up (and proven) for an encrypt
  * one: 450, and the failure is not reported to the DANE domain, whose
  * TLSA records were never tried on this connection (it is tried on a
@@ -6454,6 +6492,7 @@ main(void)
 		T(test_level_none_skips_starttls),
 		T(test_level_none_then_may_no_starttls),
 		T(test_later_dane_untried_not_reported),
+		T(test_report_once_per_domain),
 		T(test_reload_raises_tls_min_version),
 		T(test_reload_raises_tls_min_version_monitored),
 		T(test_reload_drops_leg_cipher),
