@@ -9,7 +9,8 @@
 #   tlsrpt_check_mail FILE OUT the stored message FILE is an RFC 8460
 #                              section 5.3 report whose DKIM signature
 #                              verifies (python3-dkim, strict tlsrpt mode);
-#                              the report JSON goes to OUT
+#                              the report JSON goes to OUT; the message
+#                              and its report pass tlsrpt_validate.py
 
 tlsrpt_dkim_key() {
 	local d=$T/dkim
@@ -33,6 +34,8 @@ tlsrpt_check_mail() {	# FILE OUT
 	/usr/bin/python3 "$LIBDIR/../unit/tlsrpt_dkim_verify.py" "$1" tlsrpt \
 		sender.test "$T/dkim/record.txt" >"$T/dkim/verify.out" 2>&1 ||
 		fail "DKIM signature does not verify: $(cat "$T/dkim/verify.out")"
+	python3 "$LIBDIR/tlsrpt_validate.py" mail "$1" 2>"$T/validate.out" ||
+		fail "the report breaks RFC 8460: $(cat "$T/validate.out")"
 	python3 - "$1" "$2" <<'PY' || fail "not an RFC 8460 report message"
 import email, gzip, sys
 from email import policy

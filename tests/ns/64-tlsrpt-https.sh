@@ -85,6 +85,9 @@ assert "Content-Type application/tlsrpt+gzip" grep -qiE "^Content-Type: applicat
 assert "Host header names the rua host" grep -qiE "^Host: tlsrpt.enf.test$" "$T/rpt/1.meta"
 assert "body is gzip (magic 1f 8b)" [ "$(head -c 2 "$T/rpt/1.body" | od -An -tx1 | tr -d ' ')" = 1f8b ]
 gzip -dc <"$T/rpt/1.body" >"$T/report.json" || fail "body does not gunzip"
+python3 "$LIBDIR/tlsrpt_validate.py" post "$T/rpt/1.meta" "$T/rpt/1.body" \
+	--domain enf.test 2>"$T/validate.out" ||
+	fail "the report breaks RFC 8460: $(cat "$T/validate.out")"
 log "report: $(cat "$T/report.json")"
 python3 - "$T/report.json" <<'PY' || fail "report content does not match what was delivered"
 import json, sys

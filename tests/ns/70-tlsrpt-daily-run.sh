@@ -39,6 +39,9 @@ wait_log "$MXLOG" "event=tlsrpt-scheduled in_s=[0-2]"
 wait_for 30 "the receiver got the daily report" test -f "$T/rpt/1.meta"
 assert "Content-Type application/tlsrpt+gzip" grep -qiE "^Content-Type: application/tlsrpt\\+gzip$" "$T/rpt/1.meta"
 gzip -dc <"$T/rpt/1.body" >"$T/report.json" || fail "body does not gunzip"
+python3 "$LIBDIR/tlsrpt_validate.py" post "$T/rpt/1.meta" "$T/rpt/1.body" \
+	--domain enf.test 2>"$T/validate.out" ||
+	fail "the report breaks RFC 8460: $(cat "$T/validate.out")"
 log "report: $(cat "$T/report.json")"
 python3 - "$T/report.json" "$YDAY" <<'PY' || fail "the daily report is not yesterday's counts"
 import json, sys
