@@ -1927,7 +1927,7 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 	struct fetch *f = arg;
 	struct policy *p = f->pol;
 	struct sts_policy *sp = NULL;
-	char perr[160], qe[300];
+	char perr[160], qe[300], lbuf[256];
 	const char *reason = kind;
 
 	f->http = NULL;
@@ -1973,9 +1973,13 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 		if (p->cache == NULL || sts_cache_put(p->cache, f->domain,
 		    &e) == 0)
 			redis_sts_put(p->rs, f->domain, &e);
+		/* lenient=: what the file got wrong that mxguard let pass
+		 * (docs/policy.md), for the operator to tell the domain */
 		log_info("event=sts-fetch domain=%s id=%s result=ok mode=%s "
-		    "max_age=%u mx_patterns=%d", f->domain, f->id,
-		    sts_mode_name(sp->mode), sp->max_age, sp->nmx);
+		    "max_age=%u mx_patterns=%d%s%s", f->domain, f->id,
+		    sts_mode_name(sp->mode), sp->max_age, sp->nmx,
+		    sp->lenient ? " lenient=" : "", sp->lenient ?
+		    sts_lenient_names(sp->lenient, lbuf, sizeof(lbuf)) : "");
 		stats_add(stats_get("mxguard_sts_fetches_total{result=\"ok\"}",
 		    "MTA-STS policy fetches"), 1);
 	} else {

@@ -1,9 +1,10 @@
 /*
  * sts.c - MTA-STS parsers and matcher (see sts.h).
  *
- * The parsers follow the ABNF of RFC 8461 strictly: anything that does not
- * match is refused with a reason, never guessed at.  Inputs are bounded
- * byte ranges that may hold NULs.
+ * The parsers follow the ABNF of RFC 8461, with the leniences of
+ * docs/policy.md's table for what only a file's layout gets wrong; what
+ * could change what the policy says is refused with a reason, never
+ * guessed at.  Inputs are bounded byte ranges that may hold NULs.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -267,33 +268,128 @@ sts_dns_name_check(const char *name, char *err, size_t errsz)
 	return 0;
 }
 
-/* Checks an mx value "[*.]Domain"; returns 0 and writes it lower case. */
+/*
+ * Checks an mx value "[*.]Domain"; returns 0 and writes it lower case, in
+ * A-labels.  One trailing dot (the absolute name) is dropped, and a
+ * U-label domain is converted as the recipient domain is
+ * (sts_domain_norm()): both name the host the domain published, the form
+ * its MX records give (STS_LENIENT_MX_DOT, _MX_ULABEL in *fix).
+ */
 static int
-mx_value(const char *v, size_t len, char *out, size_t outsz)
+mx_value(const char *v, size_t len, char *out, size_t outsz, unsigned *fix)
 {
-	size_t i;
+	char in[1024], *alabel = NULL;
+	const char *d;
+	size_t i, wild = 0, n;
+	int ascii = 1;
 
-	if (len == 0 || len >= outsz)
+	if (len == 0 || len >= sizeof(in))
 		return -1;
-	for (i = 0; i < len; i++)
-		out[i] = (char)tolower((unsigned char)v[i]);
-	out[len] = '\0';
-	if (len > 2 && out[0] == '*' && out[1] == '.')
-		return sts_valid_hostname(out + 2) ? 0 : -1;
-	return sts_valid_hostname(out) ? 0 : -1;
+	memcpy(in, v, len);
+	in[len] = '\0';
+	if (len > 2 && in[0] == '*' && in[1] == '.')
+		wild = 2;
+	d = in + wild;
+	for (i = wild; i < len; i++)
+		if ((unsigned char)in[i] >= 0x80)
+			ascii = 0;
+	if (!ascii) {
+		if (idn2_to_ascii_8z(d, &alabel, IDN2_NONTRANSITIONAL |
+		    IDN2_NFC_INPUT) != IDN2_OK)
+			return -1;
+		d = alabel;
+		*fix |= STS_LENIENT_MX_ULABEL;
+	}
+	n = strlen(d);
+	if (n > 1 && d[n - 1] == '.' && d[n - 2] != '.') {
+		n--;
+		*fix |= STS_LENIENT_MX_DOT;
+	}
+	if (wild + n >= outsz) {
+		idn2_free(alabel);
+		return -1;
+	}
+	memcpy(out, "*.", wild);
+	for (i = 0; i < n; i++)
+		out[wild + i] = (char)tolower((unsigned char)d[i]);
+	out[wild + n] = '\0';
+	idn2_free(alabel);
+	return sts_valid_hostname(out + wild) ? 0 : -1;
 }
 
+static const char *const lenient_name[] = {
+	"bom", "blank-line", "key-whitespace", "key-case", "value-case",
+	"max-age-clamped", "repeated-field", "mx-trailing-dot", "mx-u-label",
+	"empty-extension", "txt-whitespace-around-equals", "txt-key-case",
+	"txt-repeated-id",
+};
+
+const char *
+sts_lenient_names(unsigned bits, char *buf, size_t sz)
+{
+	size_t i, n = 0;
+
+	if (sz == 0)
+		return buf;
+	snprintf(buf, sz, "-");
+	for (i = 0; i < sizeof(lenient_name) / sizeof(lenient_name[0]); i++) {
+		int w;
+
+		if (!(bits & (1u << i)))
+			continue;
+		w = snprintf(buf + n, sz - n, "%s%s", n ? "," : "",
+		    lenient_name[i]);
+		if (w < 0 || (size_t)w >= sz - n) {
+			buf[n] = '\0';	/* whole names only */
+			break;
+		}
+		n += (size_t)w;
+	}
+	return buf;
+}
+
+/*
+ * One known key, any case (what is not its exact spelling is noted), or
+ * a known value likewise.
+ */
+static int
+word_is(const char *s, size_t n, const char *w, unsigned *fix, unsigned bit)
+{
+	if (n != strlen(w) || strncasecmp(s, w, n) != 0)
+		return 0;
+	if (memcmp(s, w, n) != 0)
+		*fix |= bit;
+	return 1;
+}
+
+/*
+ * RFC 8461 section 3.2, read as docs/policy.md's table says: what only
+ * the layout of the file gets wrong (blank lines, blanks around keys, a
+ * byte order mark, case) is accepted and noted in p->lenient; what the
+ * domain said is taken as it said it (max_age above the RFC's maximum is
+ * that maximum; a repeated field is kept when each copy says the same,
+ * max_age excepted: the first, as section 3.2 asks); what could make a
+ * verdict of something the domain did not say (two modes, an unknown
+ * mode or version, a malformed mx) makes the file invalid.
+ */
 int
 sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
     char *err, size_t errsz)
 {
 	size_t i = 0;
-	int line = 0, have_ver = 0, have_mode = 0, have_age = 0;
+	int line = 0, have_ver = 0, have_age = 0;
 	int blank_seen = 0;
+	enum sts_mode mode = STS_MODE_NONE;
+	int have_mode = 0;
 
 	memset(p, 0, sizeof(*p));
+	if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0) {
+		i = 3;
+		p->lenient |= STS_LENIENT_BOM;
+	}
 	while (i < len) {
 		size_t ls = i, le, ks, ke, vs, ve;
+		unsigned fix = 0;
 
 		line++;
 		while (i < len && body[i] != '\n')
@@ -303,12 +399,17 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 			i++;		/* the LF */
 		if (le > ls && body[le - 1] == '\r')
 			le--;
-		if (le == ls) {		/* empty line: only at the end */
+		while (ls < le && is_wsp((unsigned char)body[ls])) {
+			ls++;
+			fix |= STS_LENIENT_KEY_WSP;
+		}
+		if (le == ls) {		/* empty (or blank) line */
 			blank_seen = 1;
 			continue;
 		}
 		if (blank_seen)
-			ERR("line %d: field after an empty line", line);
+			fix |= STS_LENIENT_BLANK;
+		blank_seen = 0;
 		/* key */
 		ks = ls;
 		if (!is_alnum((unsigned char)body[ks]))
@@ -319,74 +420,98 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 			ke++;
 		if (ke - ks > 32)
 			ERR("line %d: field name too long", line);
-		if (ke == le || body[ke] != ':')
+		vs = ke;
+		while (vs < le && is_wsp((unsigned char)body[vs])) {
+			vs++;
+			fix |= STS_LENIENT_KEY_WSP;
+		}
+		if (vs == le || body[vs] != ':')
 			ERR("line %d: expected ':' after field name", line);
-		vs = ke + 1;
+		vs++;
 		while (vs < le && is_wsp((unsigned char)body[vs]))
 			vs++;
 		ve = le;
 		while (ve > vs && is_wsp((unsigned char)body[ve - 1]))
 			ve--;
 		/* no control byte; UTF-8 is allowed (RFC 8461's
-		 * sts-policy-vchar), though only an extension can use it:
-		 * version, mode, max_age and mx are checked as ASCII below */
+		 * sts-policy-vchar), though only an extension and an mx
+		 * pattern (U-labels) can use it */
 		for (size_t k = vs; k < ve; k++) {
 			unsigned char c = (unsigned char)body[k];
 
 			if ((c < 0x21 || c == 0x7f) && c != ' ' && c != '\t')
 				ERR("line %d: control byte", line);
 		}
+#define KEY(s) word_is(body + ks, ke - ks, s, &fix, STS_LENIENT_KEY_CASE)
+#define VAL(s) word_is(body + vs, ve - vs, s, &fix, STS_LENIENT_VALUE_CASE)
+		if (!KEY("version") && !KEY("mode") && !KEY("max_age") &&
+		    !KEY("mx")) {
+			/* an extension, ignored, even one without a value */
+			if (ve == vs)
+				fix |= STS_LENIENT_EXT_EMPTY;
+			p->lenient |= fix;
+			continue;
+		}
 		if (ve == vs)
 			ERR("line %d: empty value", line);
-#define KEY(s) (ke - ks == sizeof(s) - 1 && memcmp(body + ks, s, ke - ks) == 0)
-#define VAL(s) (ve - vs == sizeof(s) - 1 && memcmp(body + vs, s, ve - vs) == 0)
 		if (KEY("version")) {
-			if (have_ver++)
-				ERR("line %d: repeated version", line);
 			if (!VAL("STSv1"))
 				ERR("line %d: version is not STSv1", line);
+			if (have_ver++)
+				fix |= STS_LENIENT_REPEAT;
 		} else if (KEY("mode")) {
-			if (have_mode++)
-				ERR("line %d: repeated mode", line);
+			enum sts_mode m;
+
 			if (VAL("enforce"))
-				p->mode = STS_MODE_ENFORCE;
+				m = STS_MODE_ENFORCE;
 			else if (VAL("testing"))
-				p->mode = STS_MODE_TESTING;
+				m = STS_MODE_TESTING;
 			else if (VAL("none"))
-				p->mode = STS_MODE_NONE;
+				m = STS_MODE_NONE;
 			else
 				ERR("line %d: unknown mode", line);
+			/* which of two modes the domain meant nobody knows */
+			if (have_mode++ && m != mode)
+				ERR("line %d: a second, different mode", line);
+			if (have_mode > 1)
+				fix |= STS_LENIENT_REPEAT;
+			mode = m;
 		} else if (KEY("max_age")) {
 			unsigned long long v = 0;
 
-			if (have_age++)
-				ERR("line %d: repeated max_age", line);
-			if (ve - vs > 10)
-				ERR("line %d: max_age has more than 10 digits",
-				    line);
 			for (size_t k = vs; k < ve; k++) {
 				if (body[k] < '0' || body[k] > '9')
 					ERR("line %d: max_age is not a number",
 					    line);
 				v = v * 10 + (unsigned)(body[k] - '0');
+				if (v > STS_MAX_AGE) {
+					/* saturate: digits may go on */
+					v = STS_MAX_AGE + 1ULL;
+				}
 			}
-			if (v > STS_MAX_AGE)
-				ERR("line %d: max_age above %u", line,
-				    STS_MAX_AGE);
-			p->max_age = (uint32_t)v;
-		} else if (KEY("mx")) {
+			if (v > STS_MAX_AGE) {
+				v = STS_MAX_AGE;
+				fix |= STS_LENIENT_MAX_AGE;
+			}
+			/* RFC 8461 section 3.2: the first one */
+			if (have_age++)
+				fix |= STS_LENIENT_REPEAT;
+			else
+				p->max_age = (uint32_t)v;
+		} else {
 			if (p->nmx >= STS_MAX_MX)
 				ERR("line %d: more than %d mx patterns", line,
 				    STS_MAX_MX);
 			if (mx_value(body + vs, ve - vs, p->mx[p->nmx],
-			    sizeof(p->mx[0])) == -1)
+			    sizeof(p->mx[0]), &fix) == -1)
 				ERR("line %d: bad mx pattern", line);
 			p->nmx++;
 		}
-		/* other keys: extensions, ignored */
 #undef KEY
 #undef VAL
+		p->lenient |= fix;
 	}
+	p->mode = mode;
 	if (!have_ver)
 		ERR("no version field");
 	if (!have_mode)

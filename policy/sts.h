@@ -16,12 +16,34 @@
 
 enum sts_mode { STS_MODE_NONE, STS_MODE_TESTING, STS_MODE_ENFORCE };
 
+/*
+ * What a parse accepted outside RFC 8461's ABNF (docs/policy.md, "Policy
+ * file and TXT record: what is accepted"): a bit for each kind of fix, so
+ * the operator can tell the domain.  Nothing here changes what the policy
+ * says; what could (two modes, an unknown mode) is still refused.
+ */
+#define STS_LENIENT_BOM		0x0001	/* UTF-8 byte order mark */
+#define STS_LENIENT_BLANK	0x0002	/* empty line between fields */
+#define STS_LENIENT_KEY_WSP	0x0004	/* blank before a key or ':' */
+#define STS_LENIENT_KEY_CASE	0x0008	/* "Mode:", "MX:" */
+#define STS_LENIENT_VALUE_CASE	0x0010	/* "Enforce", "stsv1" */
+#define STS_LENIENT_MAX_AGE	0x0020	/* above 31557600: clamped */
+#define STS_LENIENT_REPEAT	0x0040	/* version/mode/max_age repeated */
+#define STS_LENIENT_MX_DOT	0x0080	/* mx pattern with a trailing dot */
+#define STS_LENIENT_MX_ULABEL	0x0100	/* mx pattern in U-labels */
+#define STS_LENIENT_EXT_EMPTY	0x0200	/* extension with no value */
+
 struct sts_policy {
 	enum sts_mode	 mode;
 	uint32_t	 max_age;
 	int		 nmx;
+	unsigned	 lenient;		/* STS_LENIENT_* */
 	char		 mx[STS_MAX_MX][256];	/* lower case; "*.x" or "x" */
 };
+
+/* The names of the STS_LENIENT_* bits set, comma-separated ("-" for
+ * none), in buf; returns buf. */
+const char *sts_lenient_names(unsigned, char *buf, size_t sz);
 
 /*
  * One TXT record: 1 = a valid STSv1 record (id filled), 0 = not an STSv1
@@ -37,7 +59,8 @@ int	sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1],
 int	sts_txt_select(const char *const *txts, const size_t *lens, int n,
 	    char id[STS_ID_MAX + 1], char *err, size_t errsz);
 
-/* The policy file: 0 = valid, -1 = malformed (err says why). */
+/* The policy file: 0 = valid (p->lenient says what was fixed), -1 =
+ * malformed (err says why). */
 int	sts_policy_parse(const char *body, size_t len, struct sts_policy *,
 	    char *err, size_t errsz);
 const char *sts_mode_name(enum sts_mode);

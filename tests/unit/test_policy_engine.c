@@ -167,6 +167,10 @@ static const struct zrr zone[] = {
 	{ "exprl.test", DNS_T_MX, "10 mx.exprl.test" },
 	{ "mx.exprl.test", DNS_T_A, "192.0.2.74" },
 	{ "_mta-sts.exprl.test", T_SERVFAIL, "" },
+	/* a policy file the strict ABNF refused (test_lenient_policy) */
+	{ "lenient.test", DNS_T_MX, "10 mx.lenient.test" },
+	{ "mx.lenient.test", DNS_T_A, "192.0.2.75" },
+	{ "_mta-sts.lenient.test", DNS_T_TXT, "v=STSv1; id=len1" },
 	/* nothing cached, the TXT lookup failing */
 	{ "nocache.test", DNS_T_MX, "10 mx.nocache.test" },
 	{ "mx.nocache.test", DNS_T_A, "192.0.2.73" },
@@ -1565,6 +1569,58 @@ test_expired_refetch_fails_no_policy(void **state)
 }
 
 /*
+ * A domain that publishes enforce in a file RFC 8461's ABNF refuses for
+ * its layout alone (an empty line, "Mode:", an mx with a trailing dot,
+ * max_age over the maximum): its policy is in force, not none (old code:
+ * sts-policy-invalid, the domain without protection, mail to any MX in
+ * the clear), and the fetch's log line says what was let pass.
+ */
+static void
+test_lenient_policy(void **state)
+{
+	static const char *body = "version: STSv1\n\nMode: enforce\n"
+	    "mx: mx.lenient.test.\nmax_age: 99999999999\n";
+	char path[200], line[2048];
+	struct policy *p;
+	struct policy_verdict *v;
+	int fd, saved, found = 0;
+	FILE *f;
+
+	(void)state;
+	mock_http("mta-sts.lenient.test", body);
+	p = mkpolicy(NULL, 1);
+	snprintf(path, sizeof(path), "%s/log", statedir);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+	log_set_level(LOG_LVL_INFO);
+	v = lookup(p, "lenient.test", "192.0.2.75");
+	fflush(stderr);
+	log_set_level(getenv("TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "event=sts-fetch domain=lenient.test id=len1 "
+		    "result=ok mode=enforce max_age=31557600 mx_patterns=1 "
+		    "lenient=blank-line,key-case,max-age-clamped,"
+		    "mx-trailing-dot") != NULL)
+			found++;
+	fclose(f);
+	unlink(path);
+	assert_int_equal(found, 1);
+}
+
+/*
  * The same back-off, then a reload: it ends, as the failed refetch came
  * through the replaced resolver and CA store (what the operator may have
  * reloaded to fix), and the next lookup fetches through the new ones
@@ -2710,6 +2766,7 @@ main(void)
 		cmocka_unit_test(test_expired_txt_servfail_refetched),
 		cmocka_unit_test(test_expired_txt_nxdomain_refetched),
 		cmocka_unit_test(test_expired_refetch_fails_no_policy),
+		cmocka_unit_test(test_lenient_policy),
 		cmocka_unit_test(test_expired_refetch_backoff_ends_at_reload),
 		cmocka_unit_test(test_no_cache_txt_servfail_no_fetch),
 		cmocka_unit_test(test_clock_step_keeps_cached_policy),

@@ -102,6 +102,7 @@ struct pol_case {
 	int		 mode;
 	unsigned	 max_age;
 	int		 nmx;
+	unsigned	 fix;		/* the STS_LENIENT_* bits it must set */
 };
 
 #define E STS_MODE_ENFORCE
@@ -112,118 +113,176 @@ static const struct pol_case pol_cases[] = {
 	/* RFC 8461 section 3.2 example */
 	{ "version: STSv1\nmode: enforce\nmx: mail.example.com\n"
 	  "mx: *.example.net\nmx: backupmx.example.com\nmax_age: 604800\n",
-	  1, E, 604800, 3 },
+	  1, E, 604800, 3, 0 },
 	/* same with CRLF */
 	{ "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\n"
 	  "mx: *.example.net\r\nmx: backupmx.example.com\r\n"
-	  "max_age: 604800\r\n", 1, E, 604800, 3 },
+	  "max_age: 604800\r\n", 1, E, 604800, 3, 0 },
 	/* no final line end */
 	{ "version: STSv1\nmode: testing\nmx: mx.example.com\nmax_age: 86400",
-	  1, T, 86400, 1 },
+	  1, T, 86400, 1, 0 },
 	/* mixed LF and CRLF */
 	{ "version: STSv1\r\nmode: testing\nmx: mx.example.com\r\n"
-	  "max_age: 86400\n", 1, T, 86400, 1 },
+	  "max_age: 86400\n", 1, T, 86400, 1, 0 },
 	/* none without mx */
-	{ "version: STSv1\nmode: none\nmax_age: 86400\n", 1, N, 86400, 0 },
+	{ "version: STSv1\nmode: none\nmax_age: 86400\n", 1, N, 86400, 0, 0 },
 	/* none with mx */
-	{ "version: STSv1\nmode: none\nmx: a.example\nmax_age: 1\n", 1, N, 1, 1 },
+	{ "version: STSv1\nmode: none\nmx: a.example\nmax_age: 1\n", 1, N, 1, 1, 0 },
 	/* order does not matter */
 	{ "max_age: 100\nmx: a.example\nmode: enforce\nversion: STSv1\n",
-	  1, E, 100, 1 },
+	  1, E, 100, 1, 0 },
 	/* whitespace after ':' and at the end of values */
 	{ "version:STSv1\nmode:\tenforce \nmx:   a.example\t\nmax_age: 5  \n",
-	  1, E, 5, 1 },
+	  1, E, 5, 1, 0 },
 	/* unknown keys ignored, even repeated */
 	{ "version: STSv1\nmode: enforce\nfoo: bar baz\nfoo: x\n"
-	  "mx: a.example\nmax_age: 5\n", 1, E, 5, 1 },
+	  "mx: a.example\nmax_age: 5\n", 1, E, 5, 1, 0 },
 	/* max_age bounds */
 	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 0\n",
-	  1, E, 0, 1 },
+	  1, E, 0, 1, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557600\n",
-	  1, E, 31557600, 1 },
+	  1, E, 31557600, 1, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 0031557600\n",
-	  1, E, 31557600, 1 },
+	  1, E, 31557600, 1, 0 },
 	/* trailing empty lines */
 	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n\n\n",
-	  1, E, 5, 1 },
+	  1, E, 5, 1, 0 },
 	/* upper-case mx pattern is lowered */
 	{ "version: STSv1\nmode: enforce\nmx: MX.Example.COM\nmax_age: 5\n",
-	  1, E, 5, 1 },
+	  1, E, 5, 1, 0 },
 
 	/* ---- bad ---- */
-	{ "", 0, 0, 0, 0 },
-	{ "version: STSv1\nmode: enforce\nmax_age: 86400\n", 0, 0, 0, 0 },
-	{ "version: STSv1\nmode: testing\nmax_age: 86400\n", 0, 0, 0, 0 },
-	{ "mode: enforce\nmx: a.example\nmax_age: 5\n", 0, 0, 0, 0 },
-	{ "version: STSv1\nmx: a.example\nmax_age: 5\n", 0, 0, 0, 0 },
-	{ "version: STSv1\nmode: enforce\nmx: a.example\n", 0, 0, 0, 0 },
+	{ "", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmax_age: 86400\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: testing\nmax_age: 86400\n", 0, 0, 0, 0, 0 },
+	{ "mode: enforce\nmx: a.example\nmax_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmx: a.example\nmax_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\n", 0, 0, 0, 0, 0 },
 	{ "version: STSv2\nmode: enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
-	{ "version: stsv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
-	{ "version: STSv1\nmode: Enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforcing\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
-	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n",
-	  0, 0, 0, 0 },
-	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 99999999999\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: -1\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1d\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: \n",
-	  0, 0, 0, 0 },
-	/* repeated keys */
-	{ "version: STSv1\nmode: enforce\nmode: testing\nmx: a.example\n"
-	  "max_age: 5\n", 0, 0, 0, 0 },
-	{ "version: STSv1\nversion: STSv1\nmode: enforce\nmx: a.example\n"
-	  "max_age: 5\n", 0, 0, 0, 0 },
-	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n"
-	  "max_age: 5\n", 0, 0, 0, 0 },
-	/* whitespace in the wrong places */
-	{ " version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
-	{ "version : STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
-	{ "version: STSv1\n\nmode: enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
-	/* keys are case-sensitive */
-	{ "Version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	/* mx patterns */
 	{ "version: STSv1\nmode: enforce\nmx: mail.*.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: *mail.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: *.*.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
-	{ "version: STSv1\nmode: enforce\nmx: *\nmax_age: 5\n", 0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: *\nmax_age: 5\n", 0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a..example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: -a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a_b.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	/* no colon, bare CR, control and non-ASCII bytes */
 	{ "version STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\rmode: enforce\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
-	{ "version: STSv1\nmode: enforce\nmx: m\xc3\xa4il.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nfoo: a\x01\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nfoo: a\x7f\nmx: a.example\nmax_age: 5\n",
-	  0, 0, 0, 0 },
+	  0, 0, 0, 0, 0 },
 	/* an extension's value may be UTF-8 (RFC 8461 sts-policy-vchar) */
 	{ "version: STSv1\nmode: enforce\nnote: K\xc3\xb6ln\nmx: a.example\n"
-	  "max_age: 5\n", 1, STS_MODE_ENFORCE, 5, 1 },
+	  "max_age: 5\n", 1, STS_MODE_ENFORCE, 5, 1, 0 },
+	/* ---- accepted outside the ABNF (docs/policy.md's table) ---- */
+#define L(x) STS_LENIENT_##x
+	/* a UTF-8 byte order mark */
+	{ "\xef\xbb\xbfversion: STSv1\nmode: enforce\nmx: a.example\n"
+	  "max_age: 5\n", 1, E, 5, 1, L(BOM) },
+	/* empty and blank lines between fields, LF or CRLF */
+	{ "version: STSv1\n\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  1, E, 5, 1, L(BLANK) },
+	{ "version: STSv1\r\n\r\nmode: enforce\r\nmx: a.example\r\n \t\r\n"
+	  "max_age: 5\r\n", 1, E, 5, 1, L(BLANK) },
+	/* blanks before a key or its ':' */
+	{ " version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
+	  1, E, 5, 1, L(KEY_WSP) },
+	{ "version : STSv1\nmode:enforce\n\tmx\t: a.example\nmax_age: 5\n",
+	  1, E, 5, 1, L(KEY_WSP) },
+	/* the case of keys and of the version and mode values */
+	{ "Version: STSv1\nMODE: enforce\nMx: a.example\nMax_Age: 5\n",
+	  1, E, 5, 1, L(KEY_CASE) },
+	{ "version: stsv1\nmode: Enforce\nmx: a.example\nmax_age: 5\n",
+	  1, E, 5, 1, L(VALUE_CASE) },
+	{ "version: STSv1\nmode: TESTING\nmx: a.example\nmax_age: 5\n",
+	  1, T, 5, 1, L(VALUE_CASE) },
+	/* max_age above the RFC's maximum is the maximum; leading zeros */
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 31557601\n",
+	  1, E, 31557600, 1, L(MAX_AGE) },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\n"
+	  "max_age: 99999999999999999999999999\n", 1, E, 31557600, 1,
+	  L(MAX_AGE) },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\n"
+	  "max_age: 000000000000000086400\n", 1, E, 86400, 1, 0 },
+	/* repeated fields that say the same; max_age: the first */
+	{ "version: STSv1\nversion: STSv1\nmode: enforce\nmode: Enforce\n"
+	  "mx: a.example\nmax_age: 5\n", 1, E, 5, 1,
+	  L(REPEAT) | L(VALUE_CASE) },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 86400\n"
+	  "max_age: 604800\n", 1, E, 86400, 1, L(REPEAT) },
+	{ "version: STSv1\nmode: testing\nmx: a.example\nmax_age: 5\n"
+	  "mode: testing\n", 1, T, 5, 1, L(REPEAT) },
+	/* mx: a trailing dot, U-labels */
+	{ "version: STSv1\nmode: enforce\nmx: a.example.\n"
+	  "mx: *.example.net.\nmax_age: 5\n", 1, E, 5, 2, L(MX_DOT) },
+	{ "version: STSv1\nmode: enforce\nmx: m\xc3\xa4il.example\n"
+	  "mx: *.B\xc3\xbc" "cher.example.\nmax_age: 5\n", 1, E, 5, 2,
+	  L(MX_ULABEL) | L(MX_DOT) },
+	/* an extension without a value */
+	{ "version: STSv1\nmode: enforce\nnote:\nmx: a.example\nmax_age: 5\n",
+	  1, E, 5, 1, L(EXT_EMPTY) },
+	/* a blank line at the end is no fix; in the middle, one */
+	{ "\xef\xbb\xbf Version : stsv1\n\nmode: enforce\nmx: A.example.\n"
+	  "max_age: 40000000\n\n", 1, E, 31557600, 1,
+	  L(BOM) | L(KEY_WSP) | L(KEY_CASE) | L(VALUE_CASE) | L(BLANK) |
+	  L(MX_DOT) | L(MAX_AGE) },
+#undef L
+
+	/* ---- still refused: what could change what the policy says ---- */
+	{ "version: STSv1\nmode: enforce\nmode: testing\nmx: a.example\n"
+	  "max_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nMode: none\nmx: a.example\n"
+	  "max_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: testing\nmx: a.example\nmax_age: 5\n"
+	  "mode: enforce\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmode: enforcing\nmx: a.example\n"
+	  "max_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nversion: STSv2\nmode: enforce\nmx: a.example\n"
+	  "max_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n"
+	  "max_age: x\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: +5\n",
+	  0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5 5\n",
+	  0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx:\nmx: a.example\nmax_age: 5\n",
+	  0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example..\nmax_age: 5\n",
+	  0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: .\nmax_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: *.\nmax_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: \xff\xfe.example\nmax_age: 5\n",
+	  0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: *.\xe4\xb8\xad*.example\n"
+	  "max_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode\nmx: a.example\nmax_age: 5\n", 0, 0, 0, 0, 0 },
+	/* a byte order mark is taken only at the start */
+	{ "version: STSv1\n\xef\xbb\xbfmode: enforce\nmx: a.example\n"
+	  "max_age: 5\n", 0, 0, 0, 0, 0 },
 	/* an HTML page is not a policy */
-	{ "<html><body>version: STSv1</body></html>\n", 0, 0, 0, 0 },
+	{ "<html><body>version: STSv1</body></html>\n", 0, 0, 0, 0, 0 },
 };
 
 static void
@@ -247,6 +306,9 @@ test_policy_table(void **state)
 		assert_int_equal(p.mode, c->mode);
 		assert_int_equal(p.max_age, c->max_age);
 		assert_int_equal(p.nmx, c->nmx);
+		if (p.lenient != c->fix)
+			fail_msg("case %zu: lenient 0x%x, want 0x%x:\n%s", i,
+			    p.lenient, c->fix, c->body);
 	}
 }
 
@@ -267,6 +329,41 @@ test_policy_fields(void **state)
 	assert_true(sts_policy_match(&p, "a.example.net"));
 	assert_false(sts_policy_match(&p, "example.net"));
 	assert_false(sts_policy_match(&p, "x.mx.example.com"));
+}
+
+/*
+ * What a lenient parse keeps: mx patterns in the form MX records give
+ * (A-labels, no trailing dot), so they match the hosts; the names the
+ * log line gives.
+ */
+static void
+test_policy_lenient_fields(void **state)
+{
+	struct sts_policy p;
+	char err[128], names[256];
+	const char *b = "mode: enforce\nmx: MX.Example.COM.\n"
+	    "mx: *.B\xc3\xbc" "cher.example\nmx: m\xc3\xa4il.example\n"
+	    "version: STSv1\nmax_age: 5\n";
+
+	assert_int_equal(sts_policy_parse(b, strlen(b), &p, err, sizeof(err)),
+	    0);
+	assert_int_equal(p.nmx, 3);
+	assert_string_equal(p.mx[0], "mx.example.com");
+	assert_string_equal(p.mx[1], "*.xn--bcher-kva.example");
+	assert_string_equal(p.mx[2], "xn--mil-qla.example");
+	assert_true(sts_policy_match(&p, "mx.example.com."));
+	assert_true(sts_policy_match(&p, "a.xn--bcher-kva.example"));
+	assert_true(sts_policy_match(&p, "XN--MIL-QLA.example"));
+	assert_false(sts_policy_match(&p, "xn--bcher-kva.example"));
+	assert_string_equal(sts_lenient_names(p.lenient, names,
+	    sizeof(names)), "mx-trailing-dot,mx-u-label");
+	assert_string_equal(sts_lenient_names(0, names, sizeof(names)), "-");
+	assert_string_equal(sts_lenient_names(STS_LENIENT_BOM |
+	    STS_LENIENT_MAX_AGE, names, sizeof(names)),
+	    "bom,max-age-clamped");
+	/* a buffer too small keeps the names that fit */
+	assert_string_equal(sts_lenient_names(STS_LENIENT_BOM |
+	    STS_LENIENT_MAX_AGE, names, 8), "bom");
 }
 
 static void
@@ -451,6 +548,7 @@ main(void)
 		cmocka_unit_test(test_txt_select),
 		cmocka_unit_test(test_policy_table),
 		cmocka_unit_test(test_policy_fields),
+		cmocka_unit_test(test_policy_lenient_fields),
 		cmocka_unit_test(test_policy_nul),
 		cmocka_unit_test(test_policy_too_many_mx),
 		cmocka_unit_test(test_mx_match),
