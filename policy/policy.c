@@ -106,6 +106,7 @@ struct policy_req {
 	int		 txt_done;
 	enum dns_status	 txt_st;
 	int		 txt_rc;	/* sts_txt_select */
+	unsigned	 txt_lenient;	/* STS_LENIENT_TXT_* of the record */
 	char		 txt_id[STS_ID_MAX + 1];
 	char		 txt_err[128];
 	int		 have_cached;
@@ -2072,7 +2073,16 @@ sts_step(struct policy_req *r)
 		sts_resolved(r);
 		return;
 	}
-	/* no valid cached policy, or a new id: fetch and wait */
+	/* no valid cached policy, or a new id: fetch and wait; a record
+	 * taken outside the ABNF is named once a fetch, for the operator
+	 * to tell the domain */
+	if (r->txt_lenient != 0) {
+		char lbuf[128];
+
+		log_info("event=sts-txt domain=%s id=%s result=ok lenient=%s",
+		    r->v->domain, r->txt_id, sts_lenient_names(r->txt_lenient,
+		    lbuf, sizeof(lbuf)));
+	}
 	if ((f = fetch_start(p, r->v->domain, r->txt_id)) == NULL) {
 		snprintf(r->fetch_reason, sizeof(r->fetch_reason),
 		    "sts-policy-fetch-error");
@@ -2105,7 +2115,7 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 			lens[n++] = a->rr[i].u.txt.len;
 		}
 		r->txt_rc = sts_txt_select(txts, lens, n, r->txt_id,
-		    r->txt_err, sizeof(r->txt_err));
+		    &r->txt_lenient, r->txt_err, sizeof(r->txt_err));
 	} else if (st != DNS_NXDOMAIN && st != DNS_NODATA) {
 		r->txt_rc = -2;		/* lookup failed */
 		snprintf(r->txt_err, sizeof(r->txt_err), "TXT lookup: %s",
@@ -2212,7 +2222,8 @@ bg_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 			txts[n] = a->rr[i].u.txt.text;
 			lens[n++] = a->rr[i].u.txt.len;
 		}
-		rc = sts_txt_select(txts, lens, n, id, terr, sizeof(terr));
+		rc = sts_txt_select(txts, lens, n, id, NULL, terr,
+		    sizeof(terr));
 	}
 	if (rc != 1) {
 		log_info("event=sts-refresh domain=%s id=%s txt=%s "

@@ -65,11 +65,13 @@ sts_policy_format(const struct sts_policy *p, char *buf, size_t sz)
 
 /*
  * The field grammar that RFC 8461's sts-field and RFC 8460's tlsrpt-field
- * share (see sts.h): the delimiter, then "name=".
+ * share (see sts.h): the delimiter, then "name=".  With wsp non-NULL
+ * (the _mta-sts record only), blanks around the '=' are taken too and
+ * *wsp set.
  */
-int
-txt_field_next(const char *txt, size_t len, size_t *ip, size_t *ns,
-    size_t *ne, char *err, size_t errsz)
+static int
+field_next(const char *txt, size_t len, size_t *ip, size_t *ns, size_t *ne,
+    int *wsp, char *err, size_t errsz)
 {
 	size_t i = *ip;
 
@@ -93,10 +95,26 @@ txt_field_next(const char *txt, size_t len, size_t *ip, size_t *ns,
 	*ne = i;
 	if (*ne - *ns > 32)
 		ERR("field name longer than 32 at offset %zu", *ns);
+	while (wsp != NULL && i < len && is_wsp((unsigned char)txt[i])) {
+		i++;
+		*wsp = 1;
+	}
 	if (i == len || txt[i] != '=')
 		ERR("expected '=' after field name at offset %zu", i);
-	*ip = i + 1;
+	i++;
+	while (wsp != NULL && i < len && is_wsp((unsigned char)txt[i])) {
+		i++;
+		*wsp = 1;
+	}
+	*ip = i;
 	return 1;
+}
+
+int
+txt_field_next(const char *txt, size_t len, size_t *ip, size_t *ns,
+    size_t *ne, char *err, size_t errsz)
+{
+	return field_next(txt, len, ip, ns, ne, NULL, err, errsz);
 }
 
 int
@@ -124,65 +142,112 @@ txt_field_value(const char *txt, size_t len, size_t *ip, size_t *vs,
  * sts-extension   = sts-ext-name "=" sts-ext-value
  * sts-ext-name    = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")
  * sts-ext-value   = 1*(%x21-3A / %x3C / %x3E-7E)
+ * Also taken (docs/policy.md's table, bits in *lenient): blanks around
+ * a field's '=', the same id twice, and "ID=" (any case) when the record
+ * has no "id=": with one, the others are extensions, as the ABNF reads
+ * them.  Two different ids stay invalid: which one names the policy
+ * nobody knows.
  */
+static int
+txt_id(const char *v, size_t n, char id[STS_ID_MAX + 1], int *have,
+    unsigned *fix, char *err, size_t errsz)
+{
+	size_t k;
+
+	if (n > STS_ID_MAX)
+		ERR("id longer than 32 characters");
+	for (k = 0; k < n; k++)
+		if (!is_alnum((unsigned char)v[k]))
+			ERR("id holds a character other than letters and "
+			    "digits");
+	if (*have) {
+		if (strlen(id) != n || memcmp(id, v, n) != 0)
+			ERR("two different id fields");
+		*fix |= STS_LENIENT_TXT_REPEAT;
+		return 0;
+	}
+	memcpy(id, v, n);
+	id[n] = '\0';
+	*have = 1;
+	return 0;
+}
+
 int
 sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1],
-    char *err, size_t errsz)
+    unsigned *lenient, char *err, size_t errsz)
 {
 	size_t i = 7;
-	int have_id = 0, nfields = 0;
+	int have_id = 0, have_ci = 0, nfields = 0;
+	unsigned fix = 0, cifix = 0;
+	char ciid[STS_ID_MAX + 1], cierr[128];
+	const char *cibad = NULL;
 
 	id[0] = '\0';
+	if (lenient != NULL)
+		*lenient = 0;
 	if (len < 7 || memcmp(txt, "v=STSv1", 7) != 0)
 		return 0;
 	if (len > 7 && txt[7] != ';' && !is_wsp((unsigned char)txt[7]))
 		return 0;		/* v=STSv10 ...: another version */
 	for (;;) {
 		size_t ns, ne, vs, ve;
-		int rc;
+		int rc, wsp = 0;
 
-		if ((rc = txt_field_next(txt, len, &i, &ns, &ne, err,
+		if ((rc = field_next(txt, len, &i, &ns, &ne, &wsp, err,
 		    errsz)) == -1)
-			return -1;
+			goto fail;
 		if (rc == 0)
 			break;
+		if (wsp)
+			fix |= STS_LENIENT_TXT_EQ_WSP;
 		if (txt_field_value(txt, len, &i, &vs, &ve, err, errsz) == -1)
-			return -1;
+			goto fail;
 		nfields++;
-		if (ne - ns == 2 && memcmp(txt + ns, "id", 2) == 0) {
-			size_t k;
-
-			if (have_id)
-				ERR("repeated id field");
-			if (ve - vs > STS_ID_MAX)
-				ERR("id longer than 32 characters");
-			for (k = vs; k < ve; k++)
-				if (!is_alnum((unsigned char)txt[k]))
-					ERR("id holds a character other than "
-					    "letters and digits");
-			memcpy(id, txt + vs, ve - vs);
-			id[ve - vs] = '\0';
-			have_id = 1;
+		if (ne - ns != 2 || strncasecmp(txt + ns, "id", 2) != 0)
+			continue;
+		if (memcmp(txt + ns, "id", 2) == 0) {
+			if (txt_id(txt + vs, ve - vs, id, &have_id, &fix, err,
+			    errsz) == -1)
+				goto fail;
+		} else if (cibad == NULL && txt_id(txt + vs, ve - vs, ciid,
+		    &have_ci, &cifix, cierr, sizeof(cierr)) == -1)
+			cibad = cierr;	/* matters only without "id=" */
+	}
+	if (!have_id && (cibad != NULL || have_ci)) {
+		if (cibad != NULL) {
+			snprintf(err, errsz, "%s", cibad);
+			goto fail;
 		}
+		memcpy(id, ciid, sizeof(ciid));
+		have_id = 1;
+		fix |= cifix | STS_LENIENT_TXT_KEY_CASE;
 	}
 	if (nfields == 0 || !have_id) {
-		id[0] = '\0';
-		ERR("no id field");
+		snprintf(err, errsz, "no id field");
+		goto fail;
 	}
+	if (lenient != NULL)
+		*lenient = fix;
 	return 1;
+fail:
+	id[0] = '\0';
+	return -1;
 }
 
 int
 sts_txt_select(const char *const *txts, const size_t *lens, int n,
-    char id[STS_ID_MAX + 1], char *err, size_t errsz)
+    char id[STS_ID_MAX + 1], unsigned *lenient, char *err, size_t errsz)
 {
 	int i, found = 0, rc = 0;
 	char tid[STS_ID_MAX + 1], terr[128];
+	unsigned fix = 0, tfix;
 
 	id[0] = '\0';
+	if (lenient != NULL)
+		*lenient = 0;
 	for (i = 0; i < n; i++) {
 		/* records not starting with "v=STSv1;" are discarded */
-		int r = sts_txt_parse(txts[i], lens[i], tid, terr,
+		int r = sts_txt_parse(txts[i], lens[i], tid, &tfix, terr,
 		    sizeof(terr));
 
 		if (r == 0)
@@ -196,11 +261,14 @@ sts_txt_select(const char *const *txts, const size_t *lens, int n,
 			rc = -1;
 		} else {
 			memcpy(id, tid, sizeof(tid));
+			fix = tfix;
 			rc = 1;
 		}
 	}
 	if (rc == -1)
 		id[0] = '\0';
+	else if (lenient != NULL)
+		*lenient = fix;
 	return rc;
 }
 

@@ -32,6 +32,9 @@ enum sts_mode { STS_MODE_NONE, STS_MODE_TESTING, STS_MODE_ENFORCE };
 #define STS_LENIENT_MX_DOT	0x0080	/* mx pattern with a trailing dot */
 #define STS_LENIENT_MX_ULABEL	0x0100	/* mx pattern in U-labels */
 #define STS_LENIENT_EXT_EMPTY	0x0200	/* extension with no value */
+#define STS_LENIENT_TXT_EQ_WSP	0x0400	/* TXT: blank around '=' */
+#define STS_LENIENT_TXT_KEY_CASE 0x0800	/* TXT: "ID=" */
+#define STS_LENIENT_TXT_REPEAT	0x1000	/* TXT: the same id twice */
 
 struct sts_policy {
 	enum sts_mode	 mode;
@@ -48,16 +51,19 @@ const char *sts_lenient_names(unsigned, char *buf, size_t sz);
 /*
  * One TXT record: 1 = a valid STSv1 record (id filled), 0 = not an STSv1
  * record (does not start with "v=STSv1"), -1 = an STSv1 record that is
- * malformed (err says why).
+ * malformed (err says why).  *lenient (may be NULL) gets the
+ * STS_LENIENT_TXT_* bits of what was accepted outside the ABNF.
  */
 int	sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1],
-	    char *err, size_t errsz);
+	    unsigned *lenient, char *err, size_t errsz);
 /*
  * All TXT records of _mta-sts.D: 1 = exactly one STSv1 record, valid (id
- * filled); 0 = none; -1 = several, or the one is malformed (err).
+ * filled, *lenient as sts_txt_parse() sets it); 0 = none; -1 = several,
+ * or the one is malformed (err).
  */
 int	sts_txt_select(const char *const *txts, const size_t *lens, int n,
-	    char id[STS_ID_MAX + 1], char *err, size_t errsz);
+	    char id[STS_ID_MAX + 1], unsigned *lenient, char *err,
+	    size_t errsz);
 
 /* The policy file: 0 = valid (p->lenient says what was fixed), -1 =
  * malformed (err says why). */

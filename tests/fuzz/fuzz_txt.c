@@ -15,8 +15,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t lens[4], i, start = 0;
 	int n = 0, r;
 
-	r = sts_txt_parse((const char *)data, size, id, err, sizeof(err));
+	unsigned fix;
+
+	r = sts_txt_parse((const char *)data, size, id, &fix, err,
+	    sizeof(err));
 	if (r == 1 && (strlen(id) == 0 || strlen(id) > STS_ID_MAX))
+		__builtin_trap();
+	/* however lenient, the id is letters and digits */
+	for (i = 0; r == 1 && id[i] != '\0'; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') ||
+		    (id[i] >= 'A' && id[i] <= 'Z') ||
+		    (id[i] >= '0' && id[i] <= '9')))
+			__builtin_trap();
+	if (r != 1 && fix != 0)
 		__builtin_trap();
 	/* split at 0xff into up to 4 records for the selector */
 	for (i = 0; i <= size && n < 4; i++)
@@ -25,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			lens[n++] = i - start;
 			start = i + 1;
 		}
-	r = sts_txt_select(recs, lens, n, id, err, sizeof(err));
+	r = sts_txt_select(recs, lens, n, id, NULL, err, sizeof(err));
 	if (r == 1 && strlen(id) == 0)
 		__builtin_trap();
 	return 0;

@@ -170,7 +170,7 @@ static const struct zrr zone[] = {
 	/* a policy file the strict ABNF refused (test_lenient_policy) */
 	{ "lenient.test", DNS_T_MX, "10 mx.lenient.test" },
 	{ "mx.lenient.test", DNS_T_A, "192.0.2.75" },
-	{ "_mta-sts.lenient.test", DNS_T_TXT, "v=STSv1; id=len1" },
+	{ "_mta-sts.lenient.test", DNS_T_TXT, "v=STSv1; ID = len1" },
 	/* nothing cached, the TXT lookup failing */
 	{ "nocache.test", DNS_T_MX, "10 mx.nocache.test" },
 	{ "mx.nocache.test", DNS_T_A, "192.0.2.73" },
@@ -1571,9 +1571,10 @@ test_expired_refetch_fails_no_policy(void **state)
 /*
  * A domain that publishes enforce in a file RFC 8461's ABNF refuses for
  * its layout alone (an empty line, "Mode:", an mx with a trailing dot,
- * max_age over the maximum): its policy is in force, not none (old code:
- * sts-policy-invalid, the domain without protection, mail to any MX in
- * the clear), and the fetch's log line says what was let pass.
+ * max_age over the maximum), under a TXT record likewise ("ID = len1"):
+ * its policy is in force, not none (old code: sts-policy-invalid, the
+ * domain without protection, mail to any MX in the clear), and the log
+ * lines of the record and of the fetch say what was let pass.
  */
 static void
 test_lenient_policy(void **state)
@@ -1583,7 +1584,7 @@ test_lenient_policy(void **state)
 	char path[200], line[2048];
 	struct policy *p;
 	struct policy_verdict *v;
-	int fd, saved, found = 0;
+	int fd, saved, found = 0, txtfound = 0;
 	FILE *f;
 
 	(void)state;
@@ -1615,9 +1616,14 @@ test_lenient_policy(void **state)
 		    "lenient=blank-line,key-case,max-age-clamped,"
 		    "mx-trailing-dot") != NULL)
 			found++;
+		else if (strstr(line, "event=sts-txt domain=lenient.test "
+		    "id=len1 result=ok lenient=txt-whitespace-around-equals,"
+		    "txt-key-case") != NULL)
+			txtfound++;
 	fclose(f);
 	unlink(path);
 	assert_int_equal(found, 1);
+	assert_int_equal(txtfound, 1);
 }
 
 /*

@@ -17,33 +17,50 @@ struct txt_case {
 	const char	*txt;
 	int		 want;		/* 1 valid, 0 not STS, -1 malformed */
 	const char	*id;
+	unsigned	 fix;		/* the STS_LENIENT_TXT_* bits */
 };
 
 static const struct txt_case txt_cases[] = {
-	{ "v=STSv1; id=20160831085700Z;", 1, "20160831085700Z" },
-	{ "v=STSv1; id=20160831085700Z", 1, "20160831085700Z" },
-	{ "v=STSv1;id=abc", 1, "abc" },
-	{ "v=STSv1 ; id=abc ;", 1, "abc" },
-	{ "v=STSv1;\tid=abc;\t", 1, "abc" },
-	{ "v=STSv1; id=abc; ext=foo", 1, "abc" },
-	{ "v=STSv1; ext_1.x-y=v; id=Z9", 1, "Z9" },
+	{ "v=STSv1; id=20160831085700Z;", 1, "20160831085700Z", 0 },
+	{ "v=STSv1; id=20160831085700Z", 1, "20160831085700Z", 0 },
+	{ "v=STSv1;id=abc", 1, "abc", 0 },
+	{ "v=STSv1 ; id=abc ;", 1, "abc", 0 },
+	{ "v=STSv1;\tid=abc;\t", 1, "abc", 0 },
+	{ "v=STSv1; id=abc; ext=foo", 1, "abc", 0 },
+	{ "v=STSv1; ext_1.x-y=v; id=Z9", 1, "Z9", 0 },
 	{ "v=STSv1; id=12345678901234567890123456789012", 1,
-	    "12345678901234567890123456789012" },
-	{ "v=STSv1; id=123456789012345678901234567890123", -1, NULL },
-	{ "v=STSv1; id=abc-def", -1, NULL },
-	{ "v=STSv1; id=", -1, NULL },
-	{ "v=STSv1;", -1, NULL },
-	{ "v=STSv1", -1, NULL },
-	{ "v=STSv1; id=a; id=b", -1, NULL },
-	{ "v=STSv1; ID=abc", -1, NULL },
-	{ "v=STSv1 id=abc", -1, NULL },
-	{ "v=STSv1; id=a b", -1, NULL },
-	{ "v=STSv1; =x; id=a", -1, NULL },
-	{ "v=STSv10; id=abc", 0, NULL },
-	{ "v=spf1 -all", 0, NULL },
-	{ "V=STSv1; id=abc", 0, NULL },
-	{ " v=STSv1; id=abc", 0, NULL },
-	{ "", 0, NULL },
+	    "12345678901234567890123456789012", 0 },
+	{ "v=STSv1; id=123456789012345678901234567890123", -1, NULL, 0 },
+	{ "v=STSv1; id=abc-def", -1, NULL, 0 },
+	{ "v=STSv1; id=", -1, NULL, 0 },
+	{ "v=STSv1;", -1, NULL, 0 },
+	{ "v=STSv1", -1, NULL, 0 },
+	{ "v=STSv1; id=a; id=b", -1, NULL, 0 },
+	{ "v=STSv1; ID=a; Id=b", -1, NULL, 0 },
+	{ "v=STSv1; ID=a-b", -1, NULL, 0 },
+	{ "v=STSv1; id = a b", -1, NULL, 0 },
+	{ "v=STSv1; id =", -1, NULL, 0 },
+	{ "v=STSv1; id = ;", -1, NULL, 0 },
+	{ "v=STSv1; id = a-b", -1, NULL, 0 },
+	{ "v=STSv1 id=abc", -1, NULL, 0 },
+	{ "v=STSv1; id=a b", -1, NULL, 0 },
+	{ "v=STSv1; =x; id=a", -1, NULL, 0 },
+	/* accepted outside the ABNF (docs/policy.md's table) */
+	{ "v=STSv1; ID=abc", 1, "abc", STS_LENIENT_TXT_KEY_CASE },
+	{ "v=STSv1; id = abc;", 1, "abc", STS_LENIENT_TXT_EQ_WSP },
+	{ "v=STSv1;id\t=abc", 1, "abc", STS_LENIENT_TXT_EQ_WSP },
+	{ "v=STSv1; id= abc; ext = x", 1, "abc", STS_LENIENT_TXT_EQ_WSP },
+	{ "v=STSv1; id=abc; id=abc", 1, "abc", STS_LENIENT_TXT_REPEAT },
+	{ "v=STSv1; ID=abc; Id=abc", 1, "abc", STS_LENIENT_TXT_KEY_CASE |
+	    STS_LENIENT_TXT_REPEAT },
+	/* with an "id=", "ID=" is an extension, as the ABNF reads it */
+	{ "v=STSv1; id=a; ID=b", 1, "a", 0 },
+	{ "v=STSv1; ID=a-b; id = a", 1, "a", STS_LENIENT_TXT_EQ_WSP },
+	{ "v=STSv10; id=abc", 0, NULL, 0 },
+	{ "v=spf1 -all", 0, NULL, 0 },
+	{ "V=STSv1; id=abc", 0, NULL, 0 },
+	{ " v=STSv1; id=abc", 0, NULL, 0 },
+	{ "", 0, NULL, 0 },
 };
 
 static void
@@ -54,7 +71,8 @@ test_txt_table(void **state)
 
 	for (i = 0; i < sizeof(txt_cases) / sizeof(txt_cases[0]); i++) {
 		const struct txt_case *c = &txt_cases[i];
-		int r = sts_txt_parse(c->txt, strlen(c->txt), id, err,
+		unsigned fix;
+		int r = sts_txt_parse(c->txt, strlen(c->txt), id, &fix, err,
 		    sizeof(err));
 
 		if (r != c->want)
@@ -62,6 +80,9 @@ test_txt_table(void **state)
 			    c->want, err);
 		if (c->id != NULL)
 			assert_string_equal(id, c->id);
+		if (fix != c->fix)
+			fail_msg("TXT \"%s\": lenient 0x%x want 0x%x", c->txt,
+			    fix, c->fix);
 	}
 }
 
@@ -71,7 +92,7 @@ test_txt_nul(void **state)
 	char id[STS_ID_MAX + 1], err[128];
 	const char t[] = "v=STSv1; id=ab\0c";
 
-	assert_int_equal(sts_txt_parse(t, sizeof(t) - 1, id, err,
+	assert_int_equal(sts_txt_parse(t, sizeof(t) - 1, id, NULL, err,
 	    sizeof(err)), -1);
 }
 
@@ -86,14 +107,37 @@ test_txt_select(void **state)
 	size_t l1[] = { 11, 14 }, l2[] = { 14, 14 }, lb[] = { 15, 3 },
 	    ln[] = { 3, 3 };
 
-	assert_int_equal(sts_txt_select(one, l1, 2, id, err, sizeof(err)), 1);
+	assert_int_equal(sts_txt_select(one, l1, 2, id, NULL, err,
+	    sizeof(err)), 1);
 	assert_string_equal(id, "x1");
-	assert_int_equal(sts_txt_select(two, l2, 2, id, err, sizeof(err)), -1);
+	/* the one record's lenient bits; a record that is no STSv1 one
+	 * (v=spf1) does not count */
+	{
+		const char *lax[] = { "v=spf1 -all", "v=STSv1; ID = x1" };
+		const char *twolax[] = { "v=STSv1; id=x1", "v=STSv1; ID = x1" };
+		size_t ll[] = { 11, 16 }, l2l[] = { 14, 16 };
+		unsigned fix = 99;
+
+		assert_int_equal(sts_txt_select(lax, ll, 2, id, &fix, err,
+		    sizeof(err)), 1);
+		assert_string_equal(id, "x1");
+		assert_int_equal(fix, STS_LENIENT_TXT_KEY_CASE |
+		    STS_LENIENT_TXT_EQ_WSP);
+		/* two records, even of the same id: none (section 3.1) */
+		assert_int_equal(sts_txt_select(twolax, l2l, 2, id, &fix, err,
+		    sizeof(err)), -1);
+		assert_int_equal(fix, 0);
+		assert_string_equal(id, "");
+	}
+	assert_int_equal(sts_txt_select(two, l2, 2, id, NULL, err,
+	    sizeof(err)), -1);
 	assert_string_equal(id, "");
-	assert_int_equal(sts_txt_select(bad, lb, 2, id, err, sizeof(err)), -1);
-	assert_int_equal(sts_txt_select(none, ln, 2, id, err, sizeof(err)), 0);
-	assert_int_equal(sts_txt_select(NULL, NULL, 0, id, err, sizeof(err)),
-	    0);
+	assert_int_equal(sts_txt_select(bad, lb, 2, id, NULL, err,
+	    sizeof(err)), -1);
+	assert_int_equal(sts_txt_select(none, ln, 2, id, NULL, err,
+	    sizeof(err)), 0);
+	assert_int_equal(sts_txt_select(NULL, NULL, 0, id, NULL, err,
+	    sizeof(err)), 0);
 }
 
 struct pol_case {
