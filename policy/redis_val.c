@@ -168,7 +168,7 @@ redis_sts_decode(const char *buf, size_t len, const char *domain,
 		return -1;
 	}
 	for (i = 0; i < idlen; i++)
-		if (!isalnum((unsigned char)id[i])) {
+		if (!sts_id_char((unsigned char)id[i])) {
 			snprintf(err, errsz, "bad id");
 			return -1;
 		}

@@ -133,6 +133,12 @@ txt_field_value(const char *txt, size_t len, size_t *ip, size_t *vs,
 	return 0;
 }
 
+int
+sts_id_char(int c)
+{
+	return is_alnum(c) || c == '-' || c == '_' || c == '.';
+}
+
 /*
  * sts-text-record = sts-version 1*(sts-field-delim sts-field)
  *                   [sts-field-delim]
@@ -143,10 +149,10 @@ txt_field_value(const char *txt, size_t len, size_t *ip, size_t *vs,
  * sts-ext-name    = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")
  * sts-ext-value   = 1*(%x21-3A / %x3C / %x3E-7E)
  * Also taken (docs/policy.md's table, bits in *lenient): blanks around
- * a field's '=', the same id twice, and "ID=" (any case) when the record
- * has no "id=": with one, the others are extensions, as the ABNF reads
- * them.  Two different ids stay invalid: which one names the policy
- * nobody knows.
+ * a field's '=', '-', '_' and '.' in the id, the same id twice, and
+ * "ID=" (any case) when the record has no "id=": with one, the others
+ * are extensions, as the ABNF reads them.  Two different ids stay
+ * invalid: which one names the policy nobody knows.
  */
 static int
 txt_id(const char *v, size_t n, char id[STS_ID_MAX + 1], int *have,
@@ -156,10 +162,15 @@ txt_id(const char *v, size_t n, char id[STS_ID_MAX + 1], int *have,
 
 	if (n > STS_ID_MAX)
 		ERR("id longer than 32 characters");
-	for (k = 0; k < n; k++)
+	/* an id only tells a new policy from the cached one: the
+	 * separators of a date are as good as letters */
+	for (k = 0; k < n; k++) {
+		if (!sts_id_char((unsigned char)v[k]))
+			ERR("id holds a character other than letters, digits, "
+			    "'-', '_' and '.'");
 		if (!is_alnum((unsigned char)v[k]))
-			ERR("id holds a character other than letters and "
-			    "digits");
+			*fix |= STS_LENIENT_TXT_ID_CHARS;
+	}
 	if (*have) {
 		if (strlen(id) != n || memcmp(id, v, n) != 0)
 			ERR("two different id fields");
@@ -389,7 +400,7 @@ static const char *const lenient_name[] = {
 	"bom", "blank-line", "key-whitespace", "key-case", "value-case",
 	"max-age-clamped", "repeated-field", "mx-trailing-dot", "mx-u-label",
 	"empty-extension", "txt-whitespace-around-equals", "txt-key-case",
-	"txt-repeated-id",
+	"txt-repeated-id", "txt-id-characters",
 };
 
 const char *

@@ -35,6 +35,7 @@ enum sts_mode { STS_MODE_NONE, STS_MODE_TESTING, STS_MODE_ENFORCE };
 #define STS_LENIENT_TXT_EQ_WSP	0x0400	/* TXT: blank around '=' */
 #define STS_LENIENT_TXT_KEY_CASE 0x0800	/* TXT: "ID=" */
 #define STS_LENIENT_TXT_REPEAT	0x1000	/* TXT: the same id twice */
+#define STS_LENIENT_TXT_ID_CHARS 0x2000	/* TXT: id with '-', '_' or '.' */
 
 struct sts_policy {
 	enum sts_mode	 mode;
@@ -89,6 +90,12 @@ int	sts_policy_match(const struct sts_policy *, const char *host);
  */
 int	sts_domain_norm(const char *in, char *out, size_t outsz, char *err,
 	    size_t errsz);
+/*
+ * Is c a character of an MTA-STS id as mxguard keeps one: RFC 8461's
+ * letters and digits, and '-', '_', '.' (docs/policy.md: ids such as
+ * "2024-01-01" are published).  The cache and Redis check ids with it.
+ */
+int	sts_id_char(int c);
 /* Is s a syntactically valid host name (LDH labels, dots, <= 253)? */
 int	sts_valid_hostname(const char *s);
 /*

@@ -4,7 +4,8 @@
  * (history_entry_merge()).  Everything in Redis is untrusted, so besides
  * memory safety this checks the promises the verdict code relies on:
  *
- *   - an accepted MTA-STS value has an alphanumeric id, a fetch time not
+ *   - an accepted MTA-STS value has an id of letters, digits, '-', '_',
+ *     '.' (what the TXT parser takes), a fetch time not
  *     ahead of the clock by more than REDIS_SKEW_S, and an expiry that is
  *     exactly the fetch time plus the policy's own max_age; encoding it
  *     again and decoding that gives the same record;
@@ -59,7 +60,8 @@ check_sts(const char *buf, size_t len)
 	for (i = 0; e.id[i] != '\0'; i++)
 		if (!((e.id[i] >= '0' && e.id[i] <= '9') ||
 		    (e.id[i] >= 'a' && e.id[i] <= 'z') ||
-		    (e.id[i] >= 'A' && e.id[i] <= 'Z')))
+		    (e.id[i] >= 'A' && e.id[i] <= 'Z') || e.id[i] == '-' ||
+		    e.id[i] == '_' || e.id[i] == '.'))
 			__builtin_trap();
 	if (redis_sts_encode(FUZZ_DOMAIN, &e, &enc, &enclen) == -1)
 		__builtin_trap();

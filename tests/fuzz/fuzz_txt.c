@@ -21,11 +21,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    sizeof(err));
 	if (r == 1 && (strlen(id) == 0 || strlen(id) > STS_ID_MAX))
 		__builtin_trap();
-	/* however lenient, the id is letters and digits */
+	/* however lenient, the id is letters, digits, '-', '_', '.' */
 	for (i = 0; r == 1 && id[i] != '\0'; i++)
 		if (!((id[i] >= 'a' && id[i] <= 'z') ||
 		    (id[i] >= 'A' && id[i] <= 'Z') ||
-		    (id[i] >= '0' && id[i] <= '9')))
+		    (id[i] >= '0' && id[i] <= '9') || id[i] == '-' ||
+		    id[i] == '_' || id[i] == '.'))
 			__builtin_trap();
 	if (r != 1 && fix != 0)
 		__builtin_trap();

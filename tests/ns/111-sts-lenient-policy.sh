@@ -1,6 +1,6 @@
 #!/bin/bash
 # 111: MTA-STS enforce published with slips RFC 8461's ABNF refuses for
-# their layout alone: the TXT record "v=STSv1; ID = 20260111" and a policy
+# their layout alone: the TXT record "v=STSv1; ID = 2026-01-11" and a policy
 # file with a byte order mark, CRLF and LF mixed, an empty line between
 # fields, "Mode: Enforce", an mx with a trailing dot and max_age over the
 # maximum (docs/policy.md, "Policy file and TXT record: what is
@@ -16,7 +16,7 @@ enf_receiver mx1.enf.test
 dns_records <<'Z'
 enf IN MX 10 mx1.enf
 mx1.enf IN A 10.25.1.10
-_mta-sts.enf IN TXT "v=STSv1; ID = 20260111"
+_mta-sts.enf IN TXT "v=STSv1; ID = 2026-01-11"
 mta-sts.enf IN A 10.25.1.80
 Z
 dns_start
@@ -36,7 +36,10 @@ assert "receiver's Received header shows TLS" [ -n "$(received_tls "$f")" ]
 assert "mxguard decided verify for mx1.enf.test by MTA-STS" \
 	grep -qE "event=policy domain=enf.test dst=10.25.1.10 mx=mx1.enf.test source=mta-sts level=verify result=ok" "$MXLOG"
 assert "mxguard logged the TXT record's slips" \
-	grep -qE "event=sts-txt domain=enf.test id=20260111 result=ok lenient=txt-whitespace-around-equals,txt-key-case$" "$MXLOG"
+	grep -qE "event=sts-txt domain=enf.test id=2026-01-11 result=ok lenient=txt-whitespace-around-equals,txt-key-case,txt-id-characters$" "$MXLOG"
 assert "mxguard logged the policy file's slips" \
-	grep -qE "event=sts-fetch domain=enf.test id=20260111 result=ok mode=enforce max_age=31557600 mx_patterns=1 lenient=bom,blank-line,key-case,value-case,max-age-clamped,mx-trailing-dot$" "$MXLOG"
+	grep -qE "event=sts-fetch domain=enf.test id=2026-01-11 result=ok mode=enforce max_age=31557600 mx_patterns=1 lenient=bom,blank-line,key-case,value-case,max-age-clamped,mx-trailing-dot$" "$MXLOG"
+out=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" policy enf.test 2>/dev/null) || true
+log "mxguard policy enf.test:"; printf '%s\n' "$out" >&2
+assert "the policy is cached under the record's id" grep -qE "MTA-STS policy \\(cached\\): id=2026-01-11 mode=enforce" <<<"$out"
 pass "MTA-STS enforce published with layout slips: enforced, the slips logged"

@@ -69,6 +69,15 @@ test_sts_roundtrip(void **state)
 	assert_memory_equal(d.body, enforce, d.bodylen);
 	sts_cache_entry_clear(&d);
 	free(buf);
+	/* an id the TXT parser takes with a date's separators
+	 * (docs/policy.md) is one a peer takes too */
+	snprintf(e.id, sizeof(e.id), "2024-01-01_v2.x");
+	assert_int_equal(redis_sts_encode(D1, &e, &buf, &len), 0);
+	assert_int_equal(redis_sts_decode(buf, len, D1, NOW, &d, err,
+	    sizeof(err)), 0);
+	assert_string_equal(d.id, "2024-01-01_v2.x");
+	sts_cache_entry_clear(&d);
+	free(buf);
 }
 
 static void
@@ -82,7 +91,8 @@ test_sts_malformed(void **state)
 		"MXGS3 d.example 1799999000 1800085400 abc\n",
 		"MXGS2 1799999000 1800085400 abc\n",	/* no name */
 		"MXGS2 d.example x 1800085400 abc\n",
-		"MXGS2 d.example 1799999000 1800085400 ab-c\n",	/* id */
+		"MXGS2 d.example 1799999000 1800085400 ab/c\n",	/* id */
+		"MXGS2 d.example 1799999000 1800085400 ab c\n",
 		"MXGS2 d.example 1799999000 1800085400 \n",
 		("MXGS2 d.example 1799999000 1800085400 "
 		    "abcdefghijabcdefghijabcdefghijabc\n"),	/* 33 */

@@ -31,17 +31,21 @@ static const struct txt_case txt_cases[] = {
 	{ "v=STSv1; id=12345678901234567890123456789012", 1,
 	    "12345678901234567890123456789012", 0 },
 	{ "v=STSv1; id=123456789012345678901234567890123", -1, NULL, 0 },
-	{ "v=STSv1; id=abc-def", -1, NULL, 0 },
+	{ "v=STSv1; id=abc/def", -1, NULL, 0 },
+	{ "v=STSv1; id=abc:def", -1, NULL, 0 },
+	{ "v=STSv1; id=2024-01-01+1", -1, NULL, 0 },
+	{ "v=STSv1; id=2024-01-01-0123456789-0123456789", 1,
+	    "2024-01-01-0123456789-0123456789", STS_LENIENT_TXT_ID_CHARS },
+	{ "v=STSv1; id=2024-01-01-0123456789-0123456789x", -1, NULL, 0 },
 	{ "v=STSv1; id=", -1, NULL, 0 },
 	{ "v=STSv1;", -1, NULL, 0 },
 	{ "v=STSv1", -1, NULL, 0 },
 	{ "v=STSv1; id=a; id=b", -1, NULL, 0 },
 	{ "v=STSv1; ID=a; Id=b", -1, NULL, 0 },
-	{ "v=STSv1; ID=a-b", -1, NULL, 0 },
+	{ "v=STSv1; ID=a/b", -1, NULL, 0 },
 	{ "v=STSv1; id = a b", -1, NULL, 0 },
 	{ "v=STSv1; id =", -1, NULL, 0 },
 	{ "v=STSv1; id = ;", -1, NULL, 0 },
-	{ "v=STSv1; id = a-b", -1, NULL, 0 },
 	{ "v=STSv1 id=abc", -1, NULL, 0 },
 	{ "v=STSv1; id=a b", -1, NULL, 0 },
 	{ "v=STSv1; =x; id=a", -1, NULL, 0 },
@@ -55,7 +59,10 @@ static const struct txt_case txt_cases[] = {
 	    STS_LENIENT_TXT_REPEAT },
 	/* with an "id=", "ID=" is an extension, as the ABNF reads it */
 	{ "v=STSv1; id=a; ID=b", 1, "a", 0 },
-	{ "v=STSv1; ID=a-b; id = a", 1, "a", STS_LENIENT_TXT_EQ_WSP },
+	{ "v=STSv1; ID=a/b; id = a", 1, "a", STS_LENIENT_TXT_EQ_WSP },
+	/* an id with the separators of a date */
+	{ "v=STSv1; id=2024-01-01_v2.x", 1, "2024-01-01_v2.x",
+	    STS_LENIENT_TXT_ID_CHARS },
 	{ "v=STSv10; id=abc", 0, NULL, 0 },
 	{ "v=spf1 -all", 0, NULL, 0 },
 	{ "V=STSv1; id=abc", 0, NULL, 0 },
@@ -102,7 +109,7 @@ test_txt_select(void **state)
 	char id[STS_ID_MAX + 1], err[128];
 	const char *one[] = { "v=spf1 -all", "v=STSv1; id=x1" };
 	const char *two[] = { "v=STSv1; id=x1", "v=STSv1; id=x2" };
-	const char *bad[] = { "v=STSv1; id=x-1", "foo" };
+	const char *bad[] = { "v=STSv1; id=x/1", "foo" };
 	const char *none[] = { "foo", "bar" };
 	size_t l1[] = { 11, 14 }, l2[] = { 14, 14 }, lb[] = { 15, 3 },
 	    ln[] = { 3, 3 };
