@@ -1,5 +1,5 @@
 #!/bin/bash
-# 111: MTA-STS enforce published with slips RFC 8461's ABNF refuses for
+# 112: MTA-STS enforce published with slips RFC 8461's ABNF refuses for
 # their layout alone: the TXT record "v=STSv1; ID = 2026-01-11" and a policy
 # file with a byte order mark, CRLF and LF mixed, an empty line between
 # fields, "Mode: Enforce", an mx with a trailing dot and max_age over the
