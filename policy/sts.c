@@ -429,22 +429,68 @@ sts_lenient_names(unsigned bits, char *buf, size_t sz)
 
 /*
  * One known key, any case (what is not its exact spelling is noted), or
- * a known value likewise.
+ * a known value likewise.  With exact set (the file also has the key's
+ * exact spelling), only that spelling is the key.
  */
 static int
-word_is(const char *s, size_t n, const char *w, unsigned *fix, unsigned bit)
+word_is(const char *s, size_t n, const char *w, int exact, unsigned *fix,
+    unsigned bit)
 {
 	if (n != strlen(w) || strncasecmp(s, w, n) != 0)
 		return 0;
-	if (memcmp(s, w, n) != 0)
+	if (memcmp(s, w, n) != 0) {
+		if (exact)
+			return 0;
 		*fix |= bit;
+	}
 	return 1;
+}
+
+enum { K_VERSION, K_MODE, K_MAX_AGE, K_MX };
+static const char *const known_key[] = { "version", "mode", "max_age", "mx" };
+#define KNOWN_N	(sizeof(known_key) / sizeof(known_key[0]))
+
+/*
+ * The known keys some line of the file spells exactly (bit i for
+ * known_key[i]).  Next to such a line, another case of the key is what
+ * the ABNF makes of it, an extension: a file the ABNF takes is read as
+ * the ABNF reads it ("Mode: none" beside "mode: enforce" is no second
+ * mode, "MX:" no pattern the domain's strict readers never saw), as
+ * "ID=" beside "id=" in the TXT record.  Lines that would not parse do
+ * not matter: sts_policy_parse() refuses the file for them.
+ */
+static unsigned
+exact_keys(const char *body, size_t len, size_t i)
+{
+	unsigned seen = 0;
+	size_t k;
+
+	while (i < len) {
+		size_t ks, ke;
+
+		while (i < len && is_wsp((unsigned char)body[i]))
+			i++;
+		ks = ke = i;
+		while (ke < len && (is_alnum((unsigned char)body[ke]) ||
+		    body[ke] == '_' || body[ke] == '-' || body[ke] == '.'))
+			ke++;
+		for (k = 0; k < KNOWN_N; k++)
+			if (ke - ks == strlen(known_key[k]) &&
+			    memcmp(body + ks, known_key[k], ke - ks) == 0)
+				seen |= 1u << k;
+		while (i < len && body[i] != '\n')
+			i++;
+		if (i < len)
+			i++;
+	}
+	return seen;
 }
 
 /*
  * RFC 8461 section 3.2, read as docs/policy.md's table says: what only
  * the layout of the file gets wrong (blank lines, blanks around keys, a
- * byte order mark, case) is accepted and noted in p->lenient; what the
+ * byte order mark, case: another case of a key only where no line spells
+ * it exactly) is accepted and noted in p->lenient; what the
  * domain said is taken as it said it (max_age above the RFC's maximum is
  * that maximum; a repeated field is kept when each copy says the same,
  * max_age excepted: the first, as section 3.2 asks); what could make a
@@ -460,12 +506,14 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 	int blank_seen = 0;
 	enum sts_mode mode = STS_MODE_NONE;
 	int have_mode = 0;
+	unsigned exact;
 
 	memset(p, 0, sizeof(*p));
 	if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0) {
 		i = 3;
 		p->lenient |= STS_LENIENT_BOM;
 	}
+	exact = exact_keys(body, len, i);
 	while (i < len) {
 		size_t ls = i, le, ks, ke, vs, ve;
 		unsigned fix = 0;
@@ -521,10 +569,11 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 			if ((c < 0x21 || c == 0x7f) && c != ' ' && c != '\t')
 				ERR("line %d: control byte", line);
 		}
-#define KEY(s) word_is(body + ks, ke - ks, s, &fix, STS_LENIENT_KEY_CASE)
-#define VAL(s) word_is(body + vs, ve - vs, s, &fix, STS_LENIENT_VALUE_CASE)
-		if (!KEY("version") && !KEY("mode") && !KEY("max_age") &&
-		    !KEY("mx")) {
+#define KEY(n) word_is(body + ks, ke - ks, known_key[n], \
+	    (exact & (1u << (n))) != 0, &fix, STS_LENIENT_KEY_CASE)
+#define VAL(s) word_is(body + vs, ve - vs, s, 0, &fix, STS_LENIENT_VALUE_CASE)
+		if (!KEY(K_VERSION) && !KEY(K_MODE) && !KEY(K_MAX_AGE) &&
+		    !KEY(K_MX)) {
 			/* an extension, ignored, even one without a value */
 			if (ve == vs)
 				fix |= STS_LENIENT_EXT_EMPTY;
@@ -533,12 +582,12 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 		}
 		if (ve == vs)
 			ERR("line %d: empty value", line);
-		if (KEY("version")) {
+		if (KEY(K_VERSION)) {
 			if (!VAL("STSv1"))
 				ERR("line %d: version is not STSv1", line);
 			if (have_ver++)
 				fix |= STS_LENIENT_REPEAT;
-		} else if (KEY("mode")) {
+		} else if (KEY(K_MODE)) {
 			enum sts_mode m;
 
 			if (VAL("enforce"))
@@ -555,7 +604,7 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 			if (have_mode > 1)
 				fix |= STS_LENIENT_REPEAT;
 			mode = m;
-		} else if (KEY("max_age")) {
+		} else if (KEY(K_MAX_AGE)) {
 			unsigned long long v = 0;
 
 			for (size_t k = vs; k < ve; k++) {

@@ -192,6 +192,36 @@ test_bad_body_is_absent(void **state)
 }
 
 /*
+ * A body cached before the lenient parser (checked by the ABNF then)
+ * still loads as the policy it was: "Mode: none" beside "mode: enforce"
+ * is the extension it was, not a second mode that made the record
+ * corrupt (no policy: the domain's mail open to a downgrade until the
+ * next fetch succeeds), nor is "MX:" a pattern.  Red before: get 0.
+ */
+static void
+test_strict_body_loads(void **state)
+{
+	struct sts_cache *c;
+	struct sts_cache_entry e, g;
+	char err[256];
+	const char *b = "version: STSv1\nmode: enforce\nMode: none\n"
+	    "mx: mx1.example\nMX: other.example\nmax_age: 1000\n";
+
+	c = sts_cache_open(dir, err, sizeof(err));
+	assert_non_null(c);
+	fill(&e, "2024-01-01", b, 1000, 1000);
+	assert_int_equal(sts_cache_put(c, "strict.example", &e), 0);
+	assert_int_equal(sts_cache_get(c, "strict.example", &g), 1);
+	assert_string_equal(g.id, "2024-01-01");
+	assert_int_equal(g.pol.mode, STS_MODE_ENFORCE);
+	assert_int_equal(g.pol.nmx, 1);
+	assert_string_equal(g.pol.mx[0], "mx1.example");
+	sts_cache_entry_clear(&g);
+	assert_int_equal(sts_cache_del(c, "strict.example"), 0);
+	sts_cache_close(c);
+}
+
+/*
  * A record that does not decode (a bad header or length: the file, not
  * the policy, is wrong) is a read error, -1, as a failed read is: the
  * engine then defers a domain with no policy fetched now (store-error)
@@ -565,6 +595,7 @@ main(void)
 		cmocka_unit_test(test_fetch_order),
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_bad_body_is_absent),
+		cmocka_unit_test(test_strict_body_loads),
 		cmocka_unit_test(test_undecodable_record),
 		cmocka_unit_test(test_eviction_order),
 		cmocka_unit_test(test_lru_touch),

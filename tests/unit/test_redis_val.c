@@ -78,6 +78,23 @@ test_sts_roundtrip(void **state)
 	assert_string_equal(d.id, "2024-01-01_v2.x");
 	sts_cache_entry_clear(&d);
 	free(buf);
+	/* a value a peer of a version before the lenient parser wrote
+	 * (its body strictly valid): "Max_Age: 1" is the extension it
+	 * was there, the expiry its max_age; red before: "expiry is not
+	 * fetch time + max_age" (1 read as the max_age) */
+	{
+		static const char old[] = "version: STSv1\nmode: enforce\n"
+		    "Max_Age: 1\nmx: mx.example.com\nmax_age: 86400\n";
+
+		entry(&e, old, NOW - 100);
+		assert_int_equal(redis_sts_encode(D1, &e, &buf, &len), 0);
+		assert_int_equal(redis_sts_decode(buf, len, D1, NOW, &d, err,
+		    sizeof(err)), 0);
+		assert_int_equal(d.pol.mode, STS_MODE_ENFORCE);
+		assert_int_equal(d.pol.max_age, 86400);
+		sts_cache_entry_clear(&d);
+		free(buf);
+	}
 }
 
 static void

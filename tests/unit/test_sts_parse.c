@@ -294,6 +294,10 @@ static const struct pol_case pol_cases[] = {
 	/* an extension without a value */
 	{ "version: STSv1\nmode: enforce\nnote:\nmx: a.example\nmax_age: 5\n",
 	  1, E, 5, 1, L(EXT_EMPTY) },
+	/* beside the exact spelling, another case is an extension, as the
+	 * ABNF reads it (test_policy_strict_reading) */
+	{ "version: STSv1\nmode: enforce\nMode: none\nmx: a.example\n"
+	  "max_age: 5\n", 1, E, 5, 1, 0 },
 	/* a blank line at the end is no fix; in the middle, one */
 	{ "\xef\xbb\xbf Version : stsv1\n\nmode: enforce\nmx: A.example.\n"
 	  "max_age: 40000000\n\n", 1, E, 31557600, 1,
@@ -304,7 +308,7 @@ static const struct pol_case pol_cases[] = {
 	/* ---- still refused: what could change what the policy says ---- */
 	{ "version: STSv1\nmode: enforce\nmode: testing\nmx: a.example\n"
 	  "max_age: 5\n", 0, 0, 0, 0, 0 },
-	{ "version: STSv1\nmode: enforce\nMode: none\nmx: a.example\n"
+	{ "version: STSv1\nMode: enforce\nMODE: none\nmx: a.example\n"
 	  "max_age: 5\n", 0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: testing\nmx: a.example\nmax_age: 5\n"
 	  "mode: enforce\n", 0, 0, 0, 0, 0 },
@@ -415,6 +419,45 @@ test_policy_lenient_fields(void **state)
 	/* a buffer too small keeps the names that fit */
 	assert_string_equal(sts_lenient_names(STS_LENIENT_BOM |
 	    STS_LENIENT_MAX_AGE, names, 8), "bom");
+}
+
+/*
+ * A file RFC 8461's ABNF takes is read as the ABNF reads it: a known key
+ * in another case next to its exact spelling is the extension the ABNF
+ * makes of it (as "ID=" next to "id=" in the TXT record), not a second
+ * mode that made an enforce policy invalid, nor an mx pattern, max_age or
+ * version the strict reader never saw.  Cached bodies (LMDB, Redis) were
+ * checked strictly when stored; they must still load as they were.
+ */
+static void
+test_policy_strict_reading(void **state)
+{
+	struct sts_policy p;
+	char err[128];
+	const char *ext = "version: STSv1\nmode: enforce\nMode: none\n"
+	    "MX: other.example\nmx: a.example\nMax_Age: 1\nmax_age: 86400\n"
+	    "VERSION: STSv2\nMODE: nonsense\n";
+	/* without an exact spelling, another case is the key */
+	const char *folded = "Version: STSv1\nMode: enforce\nMX: a.example\n"
+	    "mx: b.example\nMax_Age: 5\n";
+
+	assert_int_equal(sts_policy_parse(ext, strlen(ext), &p, err,
+	    sizeof(err)), 0);
+	assert_int_equal(p.mode, STS_MODE_ENFORCE);
+	assert_int_equal(p.max_age, 86400);
+	assert_int_equal(p.nmx, 1);
+	assert_string_equal(p.mx[0], "a.example");
+	assert_false(sts_policy_match(&p, "other.example"));
+	assert_int_equal(p.lenient, 0);
+
+	/* "MX:" next to "mx:": the exact one only */
+	assert_int_equal(sts_policy_parse(folded, strlen(folded), &p, err,
+	    sizeof(err)), 0);
+	assert_int_equal(p.mode, STS_MODE_ENFORCE);
+	assert_int_equal(p.max_age, 5);
+	assert_int_equal(p.nmx, 1);
+	assert_string_equal(p.mx[0], "b.example");
+	assert_int_equal(p.lenient, STS_LENIENT_KEY_CASE);
 }
 
 static void
@@ -600,6 +643,7 @@ main(void)
 		cmocka_unit_test(test_policy_table),
 		cmocka_unit_test(test_policy_fields),
 		cmocka_unit_test(test_policy_lenient_fields),
+		cmocka_unit_test(test_policy_strict_reading),
 		cmocka_unit_test(test_policy_nul),
 		cmocka_unit_test(test_policy_too_many_mx),
 		cmocka_unit_test(test_mx_match),
