@@ -241,10 +241,12 @@ add_bypass_returns(const struct config *c, int family, struct rbuf *r)
  * own, further down OUTPUT) no longer could: the REDIRECT had made the
  * flow's port 10025 by the time the host's rule saw it.  iptables' owner
  * match takes one uid or range a rule, hence the ranges between the
- * listed uids; a packet without a socket (the kernel's own resets)
- * matches none and goes on through the guard as before. */
+ * listed uids (each rule: match, the range, then what); a packet without
+ * a socket (the kernel's own resets) matches none and goes on through the
+ * guard as before. */
 static void
-add_user_refusals(const uint32_t *uids, int n, struct rbuf *r)
+add_user_ranges(const uint32_t *uids, int n, const char *match,
+    const char *what, struct rbuf *r)
 {
 	uint64_t lo = 0, hi;
 	int i;
@@ -253,17 +255,42 @@ add_user_refusals(const uint32_t *uids, int n, struct rbuf *r)
 		/* (uid_t)-1 is no uid: the last range ends below it */
 		hi = i < n ? uids[i] : (uint64_t)UINT32_MAX;
 		if (hi > lo + 1)
-			rbuf_printf(r, "-p tcp -m tcp ! --tcp-flags RST RST "
-			    "-m owner --uid-owner %llu-%llu -j REJECT "
-			    "--reject-with tcp-reset\n", (unsigned long long)lo,
-			    (unsigned long long)hi - 1);
+			rbuf_printf(r, "%s-m owner --uid-owner %llu-%llu %s\n",
+			    match, (unsigned long long)lo,
+			    (unsigned long long)hi - 1, what);
 		else if (hi == lo + 1)
-			rbuf_printf(r, "-p tcp -m tcp ! --tcp-flags RST RST "
-			    "-m owner --uid-owner %llu -j REJECT "
-			    "--reject-with tcp-reset\n", (unsigned long long)lo);
+			rbuf_printf(r, "%s-m owner --uid-owner %llu %s\n",
+			    match, (unsigned long long)lo, what);
 		if (i < n)
 			lo = (uint64_t)uids[i] + 1;
 	}
+}
+
+static void
+add_user_refusals(const uint32_t *uids, int n, struct rbuf *r)
+{
+	add_user_ranges(uids, n, "-p tcp -m tcp ! --tcp-flags RST RST ",
+	    "-j REJECT --reject-with tcp-reset", r);
+}
+
+/* local_users, the steering chain (before nat): another user's packet on
+ * an entry a listed user's flow had DNAT'd to our listener is dropped.
+ * Rule 0 lets a SYN on such an entry through (the binding takes it to
+ * mxguard), and once nat has made its port divert_port on lo the guard
+ * never sees it: after mxguard's side reset a flow (the entry lingers in
+ * CLOSE, and a SYN from the reply side's reset is no reopen), any user who
+ * read the port in /proc/net/tcp bound it and had a session through
+ * mxguard.  Dropped, not refused (no REJECT before filter): the SYN is
+ * resent, NEW once the entry has expired, and refused by the guard. */
+static void
+add_user_dnat_drops(const uint32_t *uids, int n, unsigned up, unsigned m,
+    struct rbuf *r)
+{
+	char match[128];
+
+	snprintf(match, sizeof(match), "-m conntrack --ctstate DNAT "
+	    "-m mark ! --mark 0x%x/0x%x ", up, m);
+	add_user_ranges(uids, n, match, "-j DROP", r);
 }
 
 /* The uid match of the rule that diverts (queues, redirects) one listed
@@ -330,6 +357,9 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 		    "-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack "
 		    "--ctstate DNAT -m mark --mark 0x%x/0x%x -j DROP\n",
 		    up, m, up, m);
+		if (nu > 0)
+			add_user_dnat_drops(uids, nu, up, m,
+			    &w[T_MANGLE].rules);
 	}
 	if (!is_nfq(c)) {
 		/* steering=none: every port-25 flow but our own is diverted */
@@ -1082,6 +1112,12 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    "\t\ttcp flags & (fin|syn|rst|ack) == syn "
 			    "ct status & dnat != 0 meta mark & 0x%x == 0x%x drop\n",
 			    m, up, m, up);
+		/* another user's packet on a listed user's diverted entry:
+		 * see add_user_dnat_drops() */
+		if (local && nu > 0)
+			rbuf_printf(o, "\t\tct status & dnat != 0 "
+			    "meta mark & 0x%x != 0x%x meta skuid != %sdrop\n",
+			    m, up, um + strlen("meta skuid "));
 		if (!is_nfq(c) && !tp)	/* the rest is in the nat chain */
 			rbuf_printf(o, "\t}\n");
 	}

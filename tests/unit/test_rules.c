@@ -379,6 +379,17 @@ test_local_users(void **state)
 	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST -m owner "
 	    "--uid-owner 1001-4294967294 -j REJECT --reject-with tcp-reset\n"
 	    "-A MXGUARD_GUARD -m conntrack --ctstate INVALID,UNTRACKED -j DROP\n"));
+	/* another user's packet on a listed user's DNAT'd entry never gets
+	 * to nat (rule 0 lets its SYN through to the old binding) */
+	assert_true(has(s, "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags "
+	    "FIN,SYN,RST,ACK SYN -m conntrack --ctstate DNAT -m mark --mark "
+	    "0x4d58/0xffff -j DROP\n"
+	    "-A MXGUARD_STEER -m conntrack --ctstate DNAT -m mark ! --mark "
+	    "0x4d58/0xffff -m owner --uid-owner 1-41 -j DROP\n"
+	    "-A MXGUARD_STEER -m conntrack --ctstate DNAT -m mark ! --mark "
+	    "0x4d58/0xffff -m owner --uid-owner 43-999 -j DROP\n"
+	    "-A MXGUARD_STEER -m conntrack --ctstate DNAT -m mark ! --mark "
+	    "0x4d58/0xffff -m owner --uid-owner 1001-4294967294 -j DROP\n"));
 	free(s);
 	/* removal takes the chains whole */
 	s = script(c, 4, 0, "");
@@ -390,6 +401,9 @@ test_local_users(void **state)
 	assert_true(has(b.s, "\t\tmeta mark & 0xffff == 0x4d58 return\n"
 	    "\t\tmeta skuid != { 0, 42, 1000 } tcp flags & rst == 0 reject "
 	    "with tcp reset\n\t\tct state invalid,untracked drop\n"));
+	assert_true(has(b.s, "ct status & dnat != 0 meta mark & 0xffff == "
+	    "0x4d58 drop\n\t\tct status & dnat != 0 meta mark & 0xffff != "
+	    "0x4d58 meta skuid != { 0, 42, 1000 } drop\n"));
 	rbuf_free(&b);
 	config_free(c);
 
@@ -402,10 +416,16 @@ test_local_users(void **state)
 	assert_false(has(s, "-A MXGUARD_DIVERT -p tcp -j REDIRECT"));
 	assert_true(has(s, "--uid-owner 0-4 -j REJECT"));
 	assert_true(has(s, "--uid-owner 6-4294967294 -j REJECT"));
+	assert_true(has(s, "-A MXGUARD_STEER -m conntrack --ctstate DNAT "
+	    "-m mark ! --mark 0x4d58/0xffff -m owner --uid-owner 0-4 -j DROP\n"
+	    "-A MXGUARD_STEER -m conntrack --ctstate DNAT -m mark ! --mark "
+	    "0x4d58/0xffff -m owner --uid-owner 6-4294967294 -j DROP\n"));
 	free(s);
 	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
 	assert_true(has(b.s, "meta skuid { 5 } meta l4proto tcp redirect to :10025\n"));
 	assert_true(has(b.s, "meta skuid != { 5 } tcp flags & rst == 0 reject"));
+	assert_true(has(b.s, "meta mark & 0xffff != 0x4d58 meta skuid != "
+	    "{ 5 } drop\n\t}\n\tchain divert {"));
 	rbuf_free(&b);
 	config_free(c);
 
