@@ -592,8 +592,10 @@ rules_ipt_script(const struct config *c, int family, int want,
 	else if (check_cidrs(c, err, errsz) == -1)
 		return -1;
 	else {
-		/* removal needs no uid (it takes the chains whole): a user
-		 * gone from the password database does not keep the rules */
+		/* removal needs no uid (it takes the chains whole), so a
+		 * lookup that fails here (the user went between the load,
+		 * which refuses an unknown name, and now) does not keep the
+		 * rules in place */
 		if (is_local(c) &&
 		    (nu = config_local_uids(c, uids, err, errsz)) == -1) {
 			if (want)
