@@ -39,6 +39,7 @@
 #include "cmd/priv.h"
 #include "core/dirperm.h"
 #include "core/log.h"
+#include "core/sandbox.h"
 
 /* Leaves cap alone in the permitted and effective sets; cap -1: none. */
 static int
@@ -315,20 +316,35 @@ priv_drop(const struct config *cfg, int nfnetlink, char *err, size_t errsz)
 	    errsz);
 }
 
+/*
+ * The commands parse what the network sends after this (a hostile MX's
+ * banner and certificates, a resolver's answers, a report endpoint's
+ * reply), as a worker does: so they keep what a worker keeps for SO_MARK
+ * (CAP_NET_RAW where the kernel takes it, which cannot change netfilter
+ * rules, not CAP_NET_ADMIN, which can flush mxguard's own) and, keeping
+ * one, take the worker's seccomp filter against raw and packet sockets.
+ */
 int
-priv_drop_cmd(const struct config *cfg, int net_admin, char *err,
-    size_t errsz)
+priv_drop_cmd(const struct config *cfg, int mark, char *err, size_t errsz)
 {
 	char why[400];
 
 	if (geteuid() != 0 || *cfg->user == '\0')
 		return 0;
-	if (drop_to_user(cfg, net_admin ? KEEP_NET_ADMIN : KEEP_NONE, why,
+	if (drop_to_user(cfg, mark ? KEEP_MARK : KEEP_NONE, why,
 	    sizeof(why)) == -1) {
 		snprintf(err, errsz, "dropping privileges to user \"%s\" "
 		    "before opening the stores in %s: %s", cfg->user,
 		    cfg->state_dir, why);
 		return -1;
 	}
+	if (mark && sandbox_install(why, sizeof(why)) == -1) {
+		snprintf(err, errsz, "after dropping privileges to user "
+		    "\"%s\": %s", cfg->user, why);
+		return -1;
+	}
+	if (mark)
+		log_info("event=sandbox raw_sockets=denied "
+		    "packet_sockets=denied io_uring=denied");
 	return 0;
 }

@@ -18,14 +18,18 @@ int	priv_drop(const struct config *, int nfnetlink, char *err,
 
 /*
  * The command line's drop (`mxguard policy`, `check`, `report`), called
- * before the first store in state_dir is opened: run as root with a
- * non-empty `user`, priv_drop(), keeping CAP_NET_ADMIN only with
- * net_admin (the check's probe and the report's mail legs set SO_MARK;
- * `policy` and `report show` need no capability), so that the stores are never opened as root in a
- * directory `user` owns; unprivileged, or with `user` empty (root by
- * configuration), nothing changes.  0, or -1 with err saying why.
+ * before the first store in state_dir is opened and before the network
+ * is read: run as root with a non-empty `user`, switches to it, keeping
+ * with mark what a worker keeps for SO_MARK (CAP_NET_RAW on Linux 5.17
+ * and later, else CAP_NET_ADMIN) and then installing the worker's
+ * seccomp filter (core/sandbox.h): the check's probe and the report's
+ * mail legs set SO_MARK; `policy` and `report show` need no capability.
+ * So the stores are never opened as root in a directory `user` owns, and
+ * a command taken over by what it parses cannot change netfilter rules.
+ * Unprivileged, or with `user` empty (root by configuration), nothing
+ * changes.  0, or -1 with err saying why.
  */
-int	priv_drop_cmd(const struct config *, int net_admin, char *err,
+int	priv_drop_cmd(const struct config *, int mark, char *err,
 	    size_t errsz);
 
 #endif

@@ -205,12 +205,15 @@ for c in policy check report; do
 done
 assert "the CLI made every store file" _all_there "$S"
 # the capabilities each keeps (-d: the privileges line): the check's
-# probe sets SO_MARK, policy and report show need none
+# probe sets SO_MARK with what a worker keeps for it, CAP_NET_RAW (Linux
+# 5.17 on; it cannot change netfilter rules), and the worker's seccomp
+# filter; policy and report show need none
 cli policy-d -d policy cli.test
 cli check-d -d check cli.test 127.0.0.1
 assert "policy keeps no capability" grep -q "event=privileges user=nobody .*caps=none" "$T/policy-d.err"
 assert "report show keeps no capability" grep -q "event=privileges user=nobody .*caps=none" "$T/report.err"
-assert "check keeps CAP_NET_ADMIN" grep -q "event=privileges user=nobody .*caps=cap_net_admin" "$T/check-d.err"
+assert "check keeps CAP_NET_RAW, not CAP_NET_ADMIN" grep -q "event=privileges user=nobody .*caps=cap_net_raw" "$T/check-d.err"
+assert "check denies itself raw sockets" grep -q "event=sandbox raw_sockets=denied" "$T/check-d.err"
 log "store files: $(owners "$S")"
 assert "state_dir and every store file the CLI made are nobody's (not: $(not_nobodys "$S"))" \
 	[ -z "$(not_nobodys "$S")" ]

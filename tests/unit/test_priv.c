@@ -3,7 +3,8 @@
  * make_state_dir()), as root, each drop in a child of its own (a drop
  * cannot be undone): a directory that root made or that `user` already
  * owns is given to `user`; one that another user owns, or that others
- * can write, is refused and left as it was.  Skipped when not root.
+ * can write, is refused and left as it was; what a command that sets
+ * SO_MARK keeps after its drop.  Skipped when not root.
  *
  * cmd/ is not in libmxguard.a, so the module is compiled in here.
  */
@@ -15,8 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -200,6 +206,74 @@ test_writable_by_others_refused(void **state)
 	owner_is(0, 0770);
 }
 
+/*
+ * `mxguard check` and `report send` kept CAP_NET_ADMIN after their drop,
+ * and no seccomp filter, while parsing what a hostile MX, resolver or
+ * report endpoint sends: taken over, the command could flush or rewrite
+ * mxguard's netfilter rules, which a worker parsing the same cannot.
+ * Where SO_MARK takes CAP_NET_RAW (Linux 5.17 on), the command now keeps
+ * that, as a worker, and the worker's filter: SO_MARK works, CAP_NET_ADMIN
+ * is gone, a raw socket is refused.
+ */
+static void
+test_cmd_mark_keeps_net_raw(void **state)
+{
+	char text[256], e[400], out[512];
+	int p[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	if (*sdir == '\0' || !mark_takes_net_raw())
+		skip();
+	(void)rmdir(sdir);
+	snprintf(text, sizeof(text), "user = nobody\nstate_dir = %s\n", sdir);
+	assert_int_equal(pipe(p), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		struct __user_cap_header_struct h = {
+			.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+		struct __user_cap_data_struct d[2];
+		struct config *cfg;
+		unsigned mark = 0x4d58;
+		int fd;
+
+		close(p[0]);
+		e[0] = '\0';
+		if ((cfg = testconf_load(text, e, sizeof(e))) == NULL ||
+		    priv_drop_cmd(cfg, 1, e, sizeof(e)) == -1) {
+			(void)!write(p[1], e, strlen(e));
+			_exit(1);
+		}
+		out[0] = '\0';
+		if (syscall(SYS_capget, &h, d) == -1 ||
+		    (d[CAP_NET_ADMIN / 32].permitted &
+		    (1u << (CAP_NET_ADMIN % 32))))
+			strcat(out, "cap_net_admin kept; ");
+		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+		    setsockopt(fd, SOL_SOCKET, SO_MARK, &mark,
+		    sizeof(mark)) == -1)
+			strcat(out, "no SO_MARK; ");
+		if (fd != -1)
+			close(fd);
+		if ((fd = socket(AF_INET, SOCK_RAW, IPPROTO_TCP)) != -1) {
+			strcat(out, "raw socket opened; ");
+			close(fd);
+		}
+		if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 2)
+			strcat(out, "no seccomp filter; ");
+		(void)!write(p[1], out, strlen(out));
+		_exit(*out == '\0' ? 0 : 2);
+	}
+	close(p[1]);
+	n = read(p[0], out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) != 0)
+		fail_msg("after priv_drop_cmd(mark): %s", out);
+}
+
 int
 main(void)
 {
@@ -208,6 +282,7 @@ main(void)
 		cmocka_unit_test(test_root_files_given),
 		cmocka_unit_test(test_other_users_refused),
 		cmocka_unit_test(test_writable_by_others_refused),
+		cmocka_unit_test(test_cmd_mark_keeps_net_raw),
 	};
 
 	log_init("test", 0, LOG_LVL_ERR);
