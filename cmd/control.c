@@ -773,6 +773,12 @@ control_set_workers(struct control *ctl, struct stats_shm *shm, int n)
 {
 	ctl->shm = shm;
 	ctl->nworkers = shm != NULL ? n : 0;
+	/* render_config()'s families: a worker's records of these names
+	 * would print a digest of its choosing beside the supervisor's, or
+	 * a second HELP and TYPE that fails the whole scrape */
+	stats_reserve("mxguard_config_info");
+	stats_reserve("mxguard_config_applied_timestamp_seconds");
+	stats_reserve("mxguard_config_workers_other");
 }
 
 void

@@ -110,6 +110,8 @@ static struct stat_ctr *head, **tail = &head;
 static struct stats_slot *myslot;	/* a worker's */
 static struct stats_shm *supervised;	/* the supervisor's */
 static struct stat_ctr *retired;	/* dead workers' totals */
+static const char *reserved[STATS_RESERVED_MAX];	/* stats_reserve() */
+static size_t nreserved;
 static void merged_free(struct stat_ctr *);
 static size_t nretired;			/* names in it */
 /* Names the retired totals keep: every name an honest worker registers,
@@ -534,6 +536,31 @@ stats_shm_supervise(struct stats_shm *m)
 	supervised = m;
 }
 
+void
+stats_reserve(const char *family)
+{
+	size_t i;
+
+	for (i = 0; i < nreserved; i++)
+		if (strcmp(reserved[i], family) == 0)
+			return;
+	if (nreserved == STATS_RESERVED_MAX)
+		abort();
+	reserved[nreserved++] = family;
+}
+
+static int
+is_reserved(const char *name)
+{
+	size_t i, n = family_len(name);
+
+	for (i = 0; i < nreserved; i++)
+		if (strlen(reserved[i]) == n &&
+		    strncmp(reserved[i], name, n) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 rec_count(const struct stats_slot *sl)
 {
@@ -756,6 +783,9 @@ merge_rec(struct stat_ctr **list, const struct stats_rec *r, int gauges,
 	if (!rec_name_ok(r->name, r->type))
 		return;
 	if (!rec_type_ok(r))
+		return;
+	/* printed by the supervisor outside the registry (stats_reserve()) */
+	if (is_reserved(r->name))
 		return;
 	/* a histogram whose bounds its worker is still writing */
 	if (r->type == STAT_HISTOGRAM && r->nb == 0)

@@ -93,6 +93,13 @@ void		 stats_shm_attach(struct stats_shm *, int slot);
  * shared slot of the process it was forked from. */
 void		 stats_detach(void);
 void		 stats_shm_supervise(struct stats_shm *);
+/* A family the supervisor prints beside the merge, outside the registry
+ * (cmd/control.c: the configuration's digest): no worker's record of it
+ * is merged, so none puts a sample of its making under that name, nor a
+ * second HELP and TYPE that makes a scraper throw the answer away.  At
+ * most STATS_RESERVED_MAX; the string is kept, not copied. */
+#define STATS_RESERVED_MAX	8
+void		 stats_reserve(const char *family);
 void		 stats_shm_retire(struct stats_shm *, int slot);
 int64_t		 stats_shm_sum(struct stats_shm *, const char *name);
 /* The same with each slot's value at most cap (cap < 0: no cap): what a

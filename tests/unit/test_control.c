@@ -627,6 +627,69 @@ test_config_digest(void **state)
 	passed = 1;
 }
 
+/* Lines of out that begin with prefix. */
+static int
+lines_starting(const char *out, const char *prefix)
+{
+	const char *p;
+	int n = 0;
+
+	for (p = out; (p = strstr(p, prefix)) != NULL; p++)
+		if (p == out || p[-1] == '\n')
+			n++;
+	return n;
+}
+
+/*
+ * A compromised worker registers metrics named like the families the
+ * supervisor prints outside the registry (render_config()): its slot's
+ * records were merged and printed before them, so the metrics said a
+ * digest of the worker's choosing beside the supervisor's, a second
+ * mxguard_config_workers_other sample, and each family twice with its
+ * HELP and TYPE (a scraper that parses the text strictly throws the
+ * whole answer away).  Now no record of those names is merged.
+ */
+static void
+test_config_info_not_forged(void **state)
+{
+	static struct stats_shm *shm;
+	char out[65536];
+	pid_t pid;
+	int st;
+
+	assert_non_null(shm = stats_shm_new(1));
+	if ((pid = fork()) == 0) {
+		stats_shm_attach(shm, 0);
+		stats_set(stats_gauge("mxguard_config_info{digest=\"deadbeef\"}",
+		    "Forged"), 1);
+		stats_set(stats_gauge("mxguard_config_workers_other", "Forged"),
+		    -7);
+		stats_set(stats_gauge("mxguard_config_applied_timestamp_seconds",
+		    "Forged"), 1);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	stats_shm_supervise(shm);
+	control_set_workers(ctl, shm, 1);
+	unix_ask(path, "metrics\n", out, sizeof(out));
+	stats_shm_supervise(NULL);
+	control_set_workers(ctl, NULL, 0);
+	if (strstr(out, "deadbeef") != NULL ||
+	    lines_starting(out, "# TYPE mxguard_config_info ") != 1 ||
+	    lines_starting(out, "# TYPE mxguard_config_workers_other ") != 1 ||
+	    lines_starting(out, "# TYPE mxguard_config_applied_timestamp_"
+	    "seconds ") != 1 ||
+	    lines_starting(out, "mxguard_config_workers_other ") != 1 ||
+	    lines_starting(out, "mxguard_config_applied_timestamp_seconds ")
+	    != 1)
+		fail_msg("a worker's record printed as the supervisor's:\n%s",
+		    out);
+	assert_non_null(strstr(out, "\nmxguard_config_workers_other 0\n"));
+	passed = 1;
+}
+
 /*
  * A control socket in a directory others may write: whoever writes it
  * can put a listening socket of theirs at the name before a start, which
@@ -673,6 +736,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_unlinks, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_config_info_not_forged,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_digest, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_unsafe_dir_warned, setup,
