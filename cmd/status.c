@@ -163,6 +163,38 @@ cmd_config_json(json_t *root, const struct cmd_cfgcheck *c)
 	    json_string(c->warning) : json_null());
 }
 
+/*
+ * The daemon's answer as a terminal may show it: control bytes but the
+ * line's end become '?', C0 ones, DEL, and C1 ones as UTF-8 writes them
+ * (0xc2 0x80-0x9f: some terminals act on U+009B as on ESC [).  With
+ * workers = 1 the process that answers is the one that parses the
+ * network, and one taken over would otherwise write escape sequences to
+ * the terminal of whoever asks, root's say (set its title, answer-back,
+ * the clipboard).  Neither text format has another control byte.  *c2:
+ * the last byte of the previous chunk was 0xc2.
+ */
+static void
+put_clean(FILE *fp, char *buf, size_t n, int *c2)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if ((c < 0x20 && c != '\n') || c == 0x7f ||
+		    (*c2 && c >= 0x80 && c <= 0x9f))
+			buf[i] = '?';
+		else if (c == 0xc2 && i + 1 < n &&
+		    (unsigned char)buf[i + 1] >= 0x80 &&
+		    (unsigned char)buf[i + 1] <= 0x9f)
+			buf[i] = '?';
+		*c2 = c == 0xc2;
+	}
+	/* a 0xc2 that ends the chunk: its C1 byte, in the next, becomes
+	 * '?' and leaves it a lone lead byte, which shows as one */
+	fwrite(buf, 1, n, fp);
+}
+
 int
 cmd_status(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
@@ -170,7 +202,7 @@ cmd_status(int argc, char **argv, struct config *cfg,
 	const char *req = "status\n";
 	char buf[8192];
 	ssize_t n;
-	int fd, first = 1;
+	int fd, first = 1, c2 = 0;
 
 	if (argc == 2 && strcmp(argv[1], "--metrics") == 0)
 		req = "metrics\n";
@@ -205,14 +237,15 @@ cmd_status(int argc, char **argv, struct config *cfg,
 		}
 		/* the daemon's refusal is one line, first and alone */
 		if (first && (size_t)n >= 6 && memcmp(buf, "error ", 6) == 0) {
-			fprintf(stderr, "mxguard: status: the daemon answered: "
-			    "%.*s%s", (int)n, buf, buf[n - 1] == '\n' ? "" :
-			    "\n");
+			fprintf(stderr, "mxguard: status: the daemon answered: ");
+			put_clean(stderr, buf, (size_t)n, &c2);
+			if (buf[n - 1] != '\n')
+				fputc('\n', stderr);
 			close(fd);
 			return 1;
 		}
 		first = 0;
-		fwrite(buf, 1, (size_t)n, stdout);
+		put_clean(stdout, buf, (size_t)n, &c2);
 	}
 	close(fd);
 	return fflush(stdout) == 0 ? 0 : 1;

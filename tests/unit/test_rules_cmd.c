@@ -15,7 +15,9 @@
  * restart, `rules boot`), is replaced once the daemon runs the file; the
  * whole set found in place ends the refusal.
  * How the daemon was found: no socket, or a listener whose process is
- * gone, is none; one that does not answer in time is busy.
+ * gone, is none; one that does not answer in time is busy.  What
+ * `mxguard status` prints of an answer holds no control byte but
+ * newlines.
  *
  * cmd/ is not in libmxguard.a: the modules are compiled in here.
  */
@@ -329,6 +331,74 @@ test_none_or_busy(void **state)
 	unlink(sockpath);
 }
 
+/*
+ * `mxguard status` wrote the daemon's answer to the terminal as it came.
+ * With workers = 1 the process that answers parses the network: taken
+ * over, it wrote escape sequences to the terminal of whoever asked (root
+ * running status: the window title, OSC 52 into the clipboard, a CSI as
+ * ESC or as U+009B).  A fake daemon answers with them; what status
+ * prints has no control byte but newlines, and keeps the rest.
+ */
+static void
+test_status_output_clean(void **state)
+{
+	static const char answer[] = "# mxguard pid 1, up 1s\n"
+	    "# config digest 00000000, applied 1\n"
+	    "\x1b]52;c;ZWNobyBvd25lZA==\x07t_a_total{a=\"\xc2\x9b" "2J\"} 1\r\n"
+	    "t_b_total{a=\"\xc3\xa9\"} 2\n";
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char *argv[] = { "status", NULL }, out[512], req[64];
+	int lfd, out_fd, saved, rc;
+	ssize_t n;
+	pid_t pid;
+	size_t i;
+
+	unlink(sockpath);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	assert_true((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		int c;
+
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if ((c = accept(lfd, NULL, NULL)) == -1)
+			_exit(1);
+		while (read(c, req, sizeof(req)) > 0)
+			;
+		_exit(write(c, answer, sizeof(answer) - 1) ==
+		    (ssize_t)sizeof(answer) - 1 ? 0 : 1);
+	}
+	close(lfd);
+	assert_true((out_fd = fileno(tmpfile())) >= 0);
+	fflush(stdout);
+	assert_true((saved = dup(1)) >= 0);
+	assert_int_equal(dup2(out_fd, 1), 1);
+	rc = cmd_status(1, argv, cfg, NULL);
+	fflush(stdout);
+	assert_int_equal(dup2(saved, 1), 1);
+	close(saved);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	unlink(sockpath);
+	assert_int_equal(rc, 0);
+	assert_int_equal(lseek(out_fd, 0, SEEK_SET), 0);
+	n = read(out_fd, out, sizeof(out) - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	for (i = 0; i < (size_t)n; i++) {
+		unsigned char c = (unsigned char)out[i];
+
+		if ((c < 0x20 && c != '\n') || c == 0x7f || (c == 0xc2 &&
+		    (unsigned char)out[i + 1] >= 0x80 &&
+		    (unsigned char)out[i + 1] <= 0x9f))
+			fail_msg("byte 0x%02x at %zu of what status printed",
+			    c, i);
+	}
+	assert_non_null(strstr(out, "\n# config digest 00000000, applied 1\n"));
+	assert_non_null(strstr(out, "t_b_total{a=\"\xc3\xa9\"} 2\n"));
+}
+
 static int
 setup(void **state)
 {
@@ -362,6 +432,7 @@ main(void)
 		cmocka_unit_test(test_busy_is_no_dead_daemon),
 		cmocka_unit_test(test_refusal_set_replaced),
 		cmocka_unit_test(test_none_or_busy),
+		cmocka_unit_test(test_status_output_clean),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
