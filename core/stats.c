@@ -756,16 +756,32 @@ add_bucket(uint64_t *to, uint64_t v)
  * as a counter of 1), and from the retired totals for good.  So a counter
  * is a "_total" name and a "_total" name a counter (stats.h), and between
  * a gauge and a histogram of one name the gauge wins (merge_find()): a
- * health gauge is never hidden, a latency histogram may be.
+ * health gauge is never hidden, a latency histogram may be.  Nor is a
+ * gauge or histogram named like a histogram's lines (X_bucket, X_sum,
+ * X_count): no metric of mxguard's is, and its family, printed beside
+ * the histogram X's lines of the same name, is a second TYPE for that
+ * name, on which a scraper that parses the text strictly throws the
+ * whole answer away.
  */
+static int
+ends_with(const char *name, size_t n, const char *suffix)
+{
+	size_t sl = strlen(suffix);
+
+	return n >= sl && strncmp(name + n - sl, suffix, sl) == 0;
+}
+
 static int
 rec_type_ok(const struct stats_rec *r)
 {
 	size_t n = family_len(r->name);
-	int total = n >= 6 && strncmp(r->name + n - 6, "_total", 6) == 0;
+	int total = ends_with(r->name, n, "_total");
 
 	if (r->type == STAT_COUNTER)
 		return total;
+	if (ends_with(r->name, n, "_bucket") || ends_with(r->name, n, "_sum") ||
+	    ends_with(r->name, n, "_count"))
+		return 0;
 	return (r->type == STAT_GAUGE || r->type == STAT_HISTOGRAM) && !total;
 }
 

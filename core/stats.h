@@ -77,7 +77,9 @@ void		 stats_write_plain(FILE *);
  * the others' numbers: a counter's family name ends in "_total" and no
  * other's does (stats_get() guesses so; a worker's record whose type
  * does not fit its name is left out of the merge), and a gauge wins over
- * a histogram of the same name.  stats_shm_retire() folds a dead worker's
+ * a histogram of the same name; a worker's gauge or histogram named like
+ * a histogram's lines (X_bucket, X_sum, X_count: no metric of mxguard's
+ * is) is left out.  stats_shm_retire() folds a dead worker's
  * counters and histograms into the retired totals and empties its slot
  * (before the slot's next worker starts).  stats_shm_sum(): a counter's
  * or gauge's sum over the slots, each slot's value 0 or more

@@ -610,6 +610,71 @@ test_worker_types_untrusted(void **state)
 	stats_shm_retire(m, 1);
 }
 
+/* Worker 0: an honest histogram.  Worker 1, compromised: gauges and a
+ * histogram named like that histogram's lines. */
+static void
+shadows_histogram(struct stats_shm *m, int slot)
+{
+	static const double one[] = { 1 };
+
+	stats_shm_attach(m, slot);
+	if (slot == 0) {
+		stats_observe(stats_histogram("t_shadow_seconds", "Latency", one,
+		    1), 0.5);
+		return;
+	}
+	stats_set(stats_gauge("t_shadow_seconds_count", "x"), 7);
+	stats_observe(stats_histogram("t_shadow_seconds_sum", "x", one, 1),
+	    7);
+	stats_set(stats_gauge("t_shadow_seconds_bucket{le=\"1\"}", "x"), 7);
+}
+
+/* Lines of t that begin with prefix. */
+static int
+lines_starting(const char *t, const char *prefix)
+{
+	const char *p;
+	int n = 0;
+
+	for (p = t; (p = strstr(p, prefix)) != NULL; p++)
+		if (p == t || p[-1] == '\n')
+			n++;
+	return n;
+}
+
+/*
+ * A worker's gauges and histogram named like an honest histogram's
+ * lines: printed as families of their own, they put a second sample of
+ * a name in the text and a TYPE for a name the histogram's lines already
+ * use, which a strict parser answers by refusing the whole scrape.  Red
+ * before: printed.  They are left out; the histogram is as its worker
+ * said.
+ */
+static void
+test_worker_gauge_shadows_histogram(void **state)
+{
+	static struct stats_shm *m;
+	char *t;
+
+	(void)state;
+	assert_non_null(m = stats_shm_new(2));
+	stats_shm_supervise(m);
+	assert_int_equal(in_child(shadows_histogram, m, 0), 0);
+	assert_int_equal(in_child(shadows_histogram, m, 1), 0);
+	t = render();
+	if (lines_starting(t, "# TYPE t_shadow_seconds") != 1 ||
+	    strstr(t, "t_shadow_seconds_sum_") != NULL ||
+	    lines_starting(t, "t_shadow_seconds_count ") != 1 ||
+	    lines_starting(t, "t_shadow_seconds_sum ") != 1 ||
+	    lines_starting(t, "t_shadow_seconds_bucket{le=\"1\"} ") != 1)
+		fail_msg("a record beside the histogram's lines:\n%s", t);
+	assert_line(t, "t_shadow_seconds_count 1");
+	assert_line(t, "t_shadow_seconds_bucket{le=\"1\"} 1");
+	free(t);
+	stats_shm_retire(m, 0);
+	stats_shm_retire(m, 1);
+}
+
 int
 main(void)
 {
@@ -625,6 +690,7 @@ main(void)
 		cmocka_unit_test(test_retired_names_bounded),
 		cmocka_unit_test(test_sum_capped),
 		cmocka_unit_test(test_worker_types_untrusted),
+		cmocka_unit_test(test_worker_gauge_shadows_histogram),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
