@@ -665,6 +665,9 @@ signal_cb(int fd, int events, void *arg)
 #define REPORT_JOB_MS		(15 * 60 * 1000) /* one report */
 #define REPORT_RUN_MS		(60 * 60 * 1000) /* one run */
 #define REPORT_RETRY_MIN_MS	(30 * 1000)	/* between runs, at least */
+/* after 00:00 UTC, at least: an attempt's _smtp._tls lookup (dns_timeout,
+ * tried twice) and a worker's flush of its records */
+#define REPORT_DAY_GRACE_S(c)	((unsigned)(60 + 2 * ((c)->dns_timeout + 999) / 1000))
 
 /* A random delay in [0, max_ms]. */
 static uint64_t
@@ -709,6 +712,12 @@ report_arm(struct daemon *d, int at_start, int64_t retry_ms)
 			retry = 1;
 		}
 	}
+	/* not in the first seconds of a day, whose predecessor's last
+	 * counts may still be on their way (report_day_grace()); a run at
+	 * start has none of this process's on their way */
+	if (!at_start)
+		delay = report_day_grace(now, delay,
+		    REPORT_DAY_GRACE_S(d->cfg));
 	log_info("event=tlsrpt-scheduled in_s=%llu%s",
 	    (unsigned long long)(delay / 1000), retry ? " reason=retry" : "");
 	ev_timer_arm(d->report_timer, delay);

@@ -1547,6 +1547,17 @@ order_jobs(struct report_run *r)
 	return fresh;
 }
 
+uint64_t
+report_day_grace(uint64_t now_s, uint64_t delay_ms, unsigned grace_s)
+{
+	uint64_t at_ms = now_s * 1000 + delay_ms;
+	uint64_t into = at_ms % (86400ULL * 1000);
+
+	if (into >= (uint64_t)grace_s * 1000)
+		return delay_ms;
+	return delay_ms + (uint64_t)grace_s * 1000 - into;
+}
+
 struct report_run *
 report_run(struct ev_loop *loop, const struct config *cfg,
     struct tlsrpt_store *store, struct policy *policy,

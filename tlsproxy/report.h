@@ -131,6 +131,18 @@ struct report_run *report_run(struct ev_loop *, const struct config *,
 		    char *err, size_t errsz);
 void		 report_cancel(struct report_run *);
 
+/*
+ * A run's delay (ms from now_s, wall clock seconds) moved out of the first
+ * grace_s seconds of a UTC day: a day's counts may still come in then (an
+ * attempt waits for its domain's _smtp._tls lookup before it is recorded
+ * under the day it was made, and a worker writes its records to the store
+ * up to a second late), and a run then would send that day's report and
+ * mark it sent without them.  A delay outside that window is returned as
+ * it is.
+ */
+uint64_t	 report_day_grace(uint64_t now_s, uint64_t delay_ms,
+		    unsigned grace_s);
+
 /* The report's submitter and sender: tlsrpt_from, or
  * noreply-tlsrpt@<host name>. */
 void		 report_from(const struct config *, char *buf, size_t sz);

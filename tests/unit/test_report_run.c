@@ -1666,6 +1666,33 @@ test_pair_destination_bound(void **state)
 	end_test();
 }
 
+/*
+ * A daily run is never in the first grace seconds of a UTC day (the last
+ * day's counts may still be on their way: an attempt waiting for its
+ * _smtp._tls lookup, a worker's flush): with tlsrpt_max_delay = 0 every
+ * run fell at 00:00:00 and sent the day without them.  Outside that
+ * window the delay is left alone.
+ */
+static void
+test_day_grace(void **state)
+{
+	uint64_t day = 86400ULL * 20000;	/* a midnight, UTC */
+
+	/* at midnight exactly: moved to midnight + 80 s */
+	assert_int_equal(report_day_grace(day - 10, 10000, 80), 90000);
+	/* at 00:00:30: to 00:01:20 */
+	assert_int_equal(report_day_grace(day, 30000, 80), 80000);
+	/* the window's last millisecond, and its end */
+	assert_int_equal(report_day_grace(day, 79999, 80), 80000);
+	assert_int_equal(report_day_grace(day, 80000, 80), 80000);
+	/* before midnight and well after: as they are */
+	assert_int_equal(report_day_grace(day - 10, 5000, 80), 5000);
+	assert_int_equal(report_day_grace(day - 3600, 4000000, 80), 4000000);
+	/* a run due days later: the window of that day */
+	assert_int_equal(report_day_grace(day, 86400000ULL * 2 + 1000, 80),
+	    86400000ULL * 2 + 80000);
+}
+
 int
 main(void)
 {
@@ -1673,6 +1700,7 @@ main(void)
 		cmocka_unit_test(test_tarpit_does_not_hold_up_others),
 		cmocka_unit_test(test_slow_build_keeps_try_time),
 		cmocka_unit_test(test_try_and_job_deadlines),
+		cmocka_unit_test(test_day_grace),
 		cmocka_unit_test(test_report_legs_record_nothing),
 		cmocka_unit_test(test_failed_uri_retried_later),
 		cmocka_unit_test(test_given_up_after_window),
