@@ -53,6 +53,8 @@ static char outpath[300], errpath[300], sockpath[300];
 static char out[65536], errout[8192];
 static struct config *cfg;
 
+#include "tests/unit/ctldaemon.h"
+
 /* A record for domain that does not decode. */
 static void
 corrupt(const char *domain)
@@ -387,48 +389,6 @@ test_dns_failure_tempfail(void **state)
 	assert_null(strstr(errout, "DNS lookup failed"));
 	config_free(cfg);
 	cfg = saved;
-}
-
-/* A daemon's control socket (cmd/control.c, in a child) at sockpath,
- * running the configuration of that digest; stopped by daemon_stop(). */
-static pid_t
-daemon_start(uint32_t digest)
-{
-	int p[2];
-	pid_t pid;
-	char c;
-
-	assert_int_equal(pipe(p), 0);
-	assert_true((pid = fork()) >= 0);
-	if (pid == 0) {
-		struct ev_loop *loop = ev_loop_new();
-		struct control *ctl;
-		char err[256];
-
-		/* gone with the test, also when an assertion ends it */
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (loop == NULL || (ctl = control_open(loop, cfg, err,
-		    sizeof(err))) == NULL)
-			_exit(1);
-		control_set_config(ctl, digest);
-		(void)!write(p[1], "r", 1);
-		ev_loop_run(loop);
-		_exit(0);
-	}
-	close(p[1]);
-	assert_int_equal(read(p[0], &c, 1), 1);
-	close(p[0]);
-	return pid;
-}
-
-static void
-daemon_stop(pid_t pid)
-{
-	int st;
-
-	kill(pid, SIGKILL);
-	assert_int_equal(waitpid(pid, &st, 0), pid);
-	unlink(sockpath);
 }
 
 /*

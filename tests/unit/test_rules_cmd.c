@@ -41,6 +41,8 @@
 static char dir[] = "/tmp/mxg-rules-cmd-XXXXXX";
 static char sockpath[100];
 static struct config *cfg;
+
+#include "tests/unit/ctldaemon.h"
 static int fake_st, installs, refusals;
 
 int	__wrap_rules_state(const struct config *, struct rbuf *, int *,
@@ -71,45 +73,6 @@ __wrap_rules_refuse_install(const struct config *c, char *err,
 	refusals++;
 	fake_st = RULES_ST_REFUSAL;
 	return 0;
-}
-
-/* A daemon's control socket (cmd/control.c, in a child) at sockpath,
- * running the configuration of that digest. */
-static pid_t
-daemon_start(uint32_t digest)
-{
-	int p[2];
-	pid_t pid;
-	char c;
-
-	assert_int_equal(pipe(p), 0);
-	assert_true((pid = fork()) >= 0);
-	if (pid == 0) {
-		struct ev_loop *loop = ev_loop_new();
-		struct control *ctl;
-		char err[256];
-
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (loop == NULL || (ctl = control_open(loop, cfg, err,
-		    sizeof(err))) == NULL)
-			_exit(1);
-		control_set_config(ctl, digest);
-		(void)!write(p[1], "r", 1);
-		ev_loop_run(loop);
-		_exit(0);
-	}
-	close(p[1]);
-	assert_int_equal(read(p[0], &c, 1), 1);
-	close(p[0]);
-	return pid;
-}
-
-static void
-daemon_stop(pid_t pid)
-{
-	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_int_equal(waitpid(pid, NULL, 0), pid);
-	unlink(sockpath);
 }
 
 static int
