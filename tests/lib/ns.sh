@@ -231,6 +231,16 @@ rcv_addr() {
 in_snd() { ip netns exec "$SND" "$@"; }
 in_rcv() { ip netns exec "$RCV" "$@"; }
 
+# tcp_greet_as USER HOST PORT [BIND_IP BIND_PORT]: one TCP connection from
+#   $SND as USER (tests/lib/tcpgreet.py, copied where USER may read it);
+#   prints "refused", "greeting LINE" or "error ..."
+tcp_greet_as() {
+	local u=$1; shift
+	[ -f "$T/tcpgreet.py" ] || install -m 644 "$LIBDIR/tcpgreet.py" "$T/tcpgreet.py"
+	in_snd setpriv --reuid="$u" --regid="$(id -g "$u")" --clear-groups \
+		/usr/bin/python3 "$T/tcpgreet.py" "$@"
+}
+
 # bg NS LOGFILE cmd...: start a background process in NS, record its pid.
 BG_PID=""
 bg() {

@@ -19,24 +19,7 @@ rcv_setup
 snd_setup
 snd_route tls.test 10.25.1.10
 
-# connect USER: one TCP connection from $SND to the MX as USER; prints
-# "refused" (a reset), "greeting LINE", or the error
-cat >"$T/connect.py" <<'PY'
-import socket, sys
-s = socket.socket()
-s.settimeout(10)
-try:
-    s.connect(("10.25.1.10", 25))
-    print("greeting", s.recv(200).decode(errors="replace").strip())
-except ConnectionRefusedError:
-    print("refused")
-except Exception as e:
-    print("error", type(e).__name__, e)
-PY
-connect_as() {
-	in_snd setpriv --reuid="$1" --regid="$(id -g "$1")" --clear-groups \
-		/usr/bin/python3 "$T/connect.py"
-}
+connect_as() { tcp_greet_as "$1" 10.25.1.10 25; }
 
 check_users() {	# LABEL
 	local out n0

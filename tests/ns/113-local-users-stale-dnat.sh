@@ -44,23 +44,7 @@ stale_dnat() {	# LABEL
 	cat "$T/ct.out" >&2
 
 	# nobody binds P (the kernel freed it at the reset) and connects to the MX
-	cat >"$T/u/nobody.py" <<EOF2
-import socket
-c = socket.socket()
-c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-c.bind(("$SND_IP", $P))
-c.settimeout(40)
-try:
-    c.connect(("10.25.1.30", 25))
-    print("greeting", c.recv(200).decode(errors="replace").strip())
-except ConnectionRefusedError:
-    print("refused")
-except Exception as e:
-    print("error", type(e).__name__, e)
-EOF2
-	chmod 644 "$T/u/nobody.py"
-	out=$(in_snd setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups \
-		/usr/bin/python3 "$T/u/nobody.py" 2>&1)
+	out=$(tcp_greet_as nobody 10.25.1.30 25 "$SND_IP" "$P" 2>&1)
 	echo "nobody: $out" >&2
 	assert "$1: mxguard took no session of nobody's from $P " \
 		[ "$(count_log "$MXLOG" "event=connect client=$SND_IP:$P ")" = "$n0" ]
