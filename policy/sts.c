@@ -506,7 +506,11 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 	int blank_seen = 0;
 	enum sts_mode mode = STS_MODE_NONE;
 	int have_mode = 0;
-	unsigned exact;
+	unsigned exact, later_fix = 0;
+	/* mx lines in another case, where no line spells "mx": patterns
+	 * only if the mode needs them (below) */
+	struct { size_t vs, ve; int line; } later[STS_MAX_MX + 1];
+	int nlater = 0;
 
 	memset(p, 0, sizeof(*p));
 	if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0) {
@@ -572,6 +576,19 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 #define KEY(n) word_is(body + ks, ke - ks, known_key[n], \
 	    (exact & (1u << (n))) != 0, &fix, STS_LENIENT_KEY_CASE)
 #define VAL(s) word_is(body + vs, ve - vs, s, 0, &fix, STS_LENIENT_VALUE_CASE)
+		if (KEY(K_MX) && !(exact & (1u << K_MX))) {
+			/* known after the last line: with mode none a
+			 * strict reader takes the file, this line for an
+			 * extension, and so must we */
+			if (nlater <= STS_MAX_MX) {
+				later[nlater].vs = vs;
+				later[nlater].ve = ve;
+				later[nlater].line = line;
+				nlater++;
+			}
+			later_fix |= fix;
+			continue;
+		}
 		if (!KEY(K_VERSION) && !KEY(K_MODE) && !KEY(K_MAX_AGE) &&
 		    !KEY(K_MX)) {
 			/* an extension, ignored, even one without a value */
@@ -640,6 +657,31 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 		p->lenient |= fix;
 	}
 	p->mode = mode;
+	if (mode == STS_MODE_NONE) {
+		/* extensions, as the ABNF reads them (one without a value
+		 * is what the table calls an empty extension) */
+		for (int k = 0; k < nlater; k++)
+			if (later[k].ve == later[k].vs)
+				p->lenient |= STS_LENIENT_EXT_EMPTY;
+		p->lenient |= later_fix & ~STS_LENIENT_KEY_CASE;
+	} else {
+		for (int k = 0; k < nlater; k++) {
+			unsigned fix = 0;
+
+			if (later[k].ve == later[k].vs)
+				ERR("line %d: empty value", later[k].line);
+			if (p->nmx >= STS_MAX_MX)
+				ERR("line %d: more than %d mx patterns",
+				    later[k].line, STS_MAX_MX);
+			if (mx_value(body + later[k].vs, later[k].ve -
+			    later[k].vs, p->mx[p->nmx], sizeof(p->mx[0]),
+			    &fix) == -1)
+				ERR("line %d: bad mx pattern", later[k].line);
+			p->nmx++;
+			p->lenient |= fix;
+		}
+		p->lenient |= later_fix;
+	}
 	if (!have_ver)
 		ERR("no version field");
 	if (!have_mode)

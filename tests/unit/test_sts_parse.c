@@ -458,6 +458,27 @@ test_policy_strict_reading(void **state)
 	assert_int_equal(p.nmx, 1);
 	assert_string_equal(p.mx[0], "b.example");
 	assert_int_equal(p.lenient, STS_LENIENT_KEY_CASE);
+
+	/* mode none needs no mx: a strict reader takes "MX:" for an
+	 * extension there, and so does this one (no pattern, no bit; a
+	 * malformed one no error); enforce with no "mx:" takes it */
+	{
+		const char *none = "version: STSv1\nmode: none\n"
+		    "max_age: 5\nMX: b.e\nMx: not a pattern!\n";
+		const char *enf = "version: STSv1\nmax_age: 5\nMX: a.example\n"
+		    "mode: enforce\n";
+
+		assert_int_equal(sts_policy_parse(none, strlen(none), &p, err,
+		    sizeof(err)), 0);
+		assert_int_equal(p.mode, STS_MODE_NONE);
+		assert_int_equal(p.nmx, 0);
+		assert_int_equal(p.lenient, 0);
+		assert_int_equal(sts_policy_parse(enf, strlen(enf), &p, err,
+		    sizeof(err)), 0);
+		assert_int_equal(p.nmx, 1);
+		assert_string_equal(p.mx[0], "a.example");
+		assert_int_equal(p.lenient, STS_LENIENT_KEY_CASE);
+	}
 }
 
 static void
