@@ -1061,9 +1061,9 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	unsigned in = c->intercept_mark & c->mark_mask;
 	unsigned m = c->mark_mask, nm = ~c->mark_mask;
 	int local = is_local(c), tp = rules_tproxy_needed(c);
-	struct rbuf lob = { 0 }, us = { 0 };
+	struct rbuf lob = { 0 }, us = { 0 }, ms = { 0 };
 	uint32_t uids[CONFIG_LOCAL_USERS_MAX];
-	const char *lo, *um;
+	const char *lo, *um, *set;
 	int i, nu = 0;
 
 	if (check_cidrs(c, err, errsz) == -1)
@@ -1071,16 +1071,23 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	/* local_users: see add_user_refusals() */
 	if (local && (nu = config_local_uids(c, uids, err, errsz)) == -1)
 		return -1;
+	/* set: "{ 0, 103 } "; um: the match of the listed users' flows */
 	for (i = 0; i < nu; i++)
-		rbuf_printf(&us, "%s%lu", i ? ", " : "meta skuid { ",
+		rbuf_printf(&us, "%s%lu", i ? ", " : "{ ",
 		    (unsigned long)uids[i]);
-	if (nu > 0)
+	if (nu > 0) {
 		rbuf_printf(&us, " } ");
-	if (us.oom) {
+		if (!us.oom)
+			rbuf_printf(&ms, "meta skuid %s", us.s);
+	}
+	if (us.oom || ms.oom) {
 		snprintf(err, errsz, "out of memory");
+		rbuf_free(&us);
+		rbuf_free(&ms);
 		return -1;
 	}
-	um = rbuf_str(&us);
+	set = rbuf_str(&us);
+	um = rbuf_str(&ms);
 	/* lo never; in gateway mode not the outside interfaces either (see
 	 * want_ipt(); '+', iptables' prefix, is nft's '*') */
 	rbuf_printf(&lob, "%s", local ? "oifname \"lo\" return" :
@@ -1119,7 +1126,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		if (local && nu > 0)
 			rbuf_printf(o, "\t\tct status & dnat != 0 "
 			    "meta mark & 0x%x != 0x%x meta skuid != %sdrop\n",
-			    m, up, um + strlen("meta skuid "));
+			    m, up, set);
 		if (!is_nfq(c) && !tp)	/* the rest is in the nat chain */
 			rbuf_printf(o, "\t}\n");
 	}
@@ -1153,7 +1160,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    local ? "output" : "forward", lo, m, up);
 			if (nu > 0)
 				rbuf_printf(o, "\t\tmeta skuid != %s%s\n",
-				    um + strlen("meta skuid "), NFT_REFUSE_REST);
+				    set, NFT_REFUSE_REST);
 			rbuf_printf(o, "\t\tct state invalid,untracked drop\n");
 			rbuf_printf(o, "\t\t%s\n", NFT_REPLY_DIR);
 			if (!local)
@@ -1195,7 +1202,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	    local ? "output" : "forward", lo, m, up);
 	if (nu > 0)
 		rbuf_printf(o, "\t\tmeta skuid != %s%s\n",
-		    um + strlen("meta skuid "), NFT_REFUSE_REST);
+		    set, NFT_REFUSE_REST);
 	rbuf_printf(o, "\t\tct state invalid,untracked drop\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n");
 	rbuf_printf(o, "\t\t%s\n", NFT_REPLY_DIR);
@@ -1210,6 +1217,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 done:
 	rbuf_free(&lob);
 	rbuf_free(&us);
+	rbuf_free(&ms);
 	if (o->oom) {
 		snprintf(err, errsz, "out of memory");
 		return -1;
