@@ -70,6 +70,13 @@ ipt_save() {
 }
 ipt_snapshot() { ipt_save "$SND" | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'; }
 
+# mxg_stop_remove: stop the daemon and take its rules out (`rules remove`),
+#   as between the runs of a scenario that tries several rule sets
+mxg_stop_remove() {
+	mxg_stop
+	mxg_ctl rules remove >"$T/rm.log" 2>&1 || fail "rules remove: $(cat "$T/rm.log")"
+}
+
 # rules_installed: `mxguard rules show` says mxguard's rules are present
 rules_installed() { mxg_ctl rules show >/dev/null 2>&1; }
 

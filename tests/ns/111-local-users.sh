@@ -51,8 +51,7 @@ assert "the queue rule names postfix's uid" \
 	bash -c "ip netns exec '$SND' iptables-save -t mangle | grep -q -- '--uid-owner $(id -u postfix) -j NFQUEUE'"
 check_users "iptables, nfqueue" 1
 
-mxg_stop
-mxg_ctl rules remove >"$T/rm.log" 2>&1 || fail "rules remove: $(cat "$T/rm.log")"
+mxg_stop_remove
 assert "iptables rules gone" [ -z "$(ipt_save "$SND" | grep -i mxguard)" ]
 MXG_EXTRA_CONF="rules_mode = local
 rules_backend = nftables
@@ -62,8 +61,7 @@ fail_mode = open" mxg_start
 assert "the nft divert names postfix's uid" \
 	bash -c "ip netns exec '$SND' nft list table inet mxguard | grep -q 'skuid $(id -u postfix) meta l4proto tcp redirect'"
 check_users "nftables, steering none" 2
-mxg_stop
-mxg_ctl rules remove >"$T/rm.log" 2>&1 || fail "rules remove: $(cat "$T/rm.log")"
+mxg_stop_remove
 MXG_EXTRA_CONF="rules_mode = local
 steering = none
 local_users = postfix
@@ -71,6 +69,5 @@ fail_mode = closed" mxg_start
 assert "the REDIRECT names postfix's uid" \
 	bash -c "ip netns exec '$SND' iptables-save -t nat | grep -q -- '--uid-owner $(id -u postfix) -j REDIRECT'"
 check_users "iptables, steering none, closed" 3
-mxg_stop
-mxg_ctl rules remove >"$T/rm.log" 2>&1 || fail "rules remove: $(cat "$T/rm.log")"
+mxg_stop_remove
 pass "local_users diverts the listed user's flows only and refuses the rest"

@@ -57,8 +57,7 @@ stale_dnat() {	# LABEL
 nfq_start "local_users = postfix
 fail_mode = open"
 stale_dnat "iptables, nfqueue"
-mxg_stop
-mxg_ctl rules remove >"$T/rm.log" 2>&1 || fail "rules remove: $(cat "$T/rm.log")"
+mxg_stop_remove
 assert "iptables rules gone" [ -z "$(ipt_save "$SND" | grep -i mxguard)" ]
 MXG_EXTRA_CONF="rules_mode = local
 rules_backend = nftables
@@ -66,6 +65,5 @@ steering = none
 local_users = postfix
 fail_mode = open" mxg_start
 stale_dnat "nftables, steering none"
-mxg_stop
-mxg_ctl rules remove >"$T/rm.log" 2>&1 || fail "rules remove: $(cat "$T/rm.log")"
+mxg_stop_remove
 pass "a user not in local_users never reaches mxguard through a stale diverted entry"
