@@ -713,6 +713,8 @@ rules_ipt_created_empty(const char *before, const char *after,
  * iptables-save spells some of them otherwise than iptables-restore takes
  * them (a mask of 0xffffffff left out, TPROXY's --on-ip added), and a
  * set that never compares equal would be installed again at every check.
+ * What the count misses, a change of local_users' uids alone, is compared
+ * by value (same_values(); nft: nft_chain_uids()).
  * Whether a jump is still first in its built-in chain is not checked: a
  * tool that inserts its own rule at the top too (a container runtime's
  * FORWARD jump) would fight the watch for the place.
@@ -828,6 +830,49 @@ count_of(const char *s, const char *needle)
 	return n;
 }
 
+/* The values of option opt (" --uid-owner ") in the rules of one chain
+ * (key "\n-A CHAIN "), in order, onto out. */
+static void
+chain_values(const char *text, const char *key, const char *opt,
+    struct rbuf *out)
+{
+	const char *p, *e, *v;
+	size_t ol = strlen(opt);
+
+	for (p = text; (p = strstr(p, key)) != NULL; p = e) {
+		p++;
+		if ((e = strchr(p, '\n')) == NULL)
+			e = p + strlen(p);
+		for (v = p; (v = memmem(v, (size_t)(e - v), opt, ol)) != NULL;
+		    v += ol)
+			rbuf_printf(out, "%.*s ", (int)strcspn(v + ol, " \n"),
+			    v + ol);
+	}
+}
+
+/*
+ * Whether one chain's rules carry the same values of opt in want and in
+ * have.  The number of rules alone misses a change of uids only
+ * (local_users names a user deleted and made again, another uid now):
+ * the same count, a set that no longer lets the MTA's user through.  The
+ * uids are compared, not the rules' whole text (see above): iptables-save
+ * prints --uid-owner as given, a uid or a range of numbers.
+ */
+static int
+same_values(const char *want, const char *have, const char *key,
+    const char *opt)
+{
+	struct rbuf a = { 0 }, b = { 0 };
+	int same;
+
+	chain_values(want, key, opt, &a);
+	chain_values(have, key, opt, &b);
+	same = strcmp(rbuf_str(&a), rbuf_str(&b)) == 0 && !a.oom && !b.oom;
+	rbuf_free(&a);
+	rbuf_free(&b);
+	return same;
+}
+
 /* Compares the saved lines of one table with the wanted ones; what is
  * missing goes to missing ("IPv4 mangle: ..."); returns 1 if complete. */
 static int
@@ -861,6 +906,12 @@ table_complete(int family, int t, const char *want, const char *have,
 				rbuf_printf(&what, "%s%.*s holds %d of its %d "
 				    "rules", what.len ? ", " : "",
 				    (int)(nl - p - 1), p + 1, nh, nw);
+				ok = 0;
+			} else if (!same_values(want, have, rbuf_str(&key),
+			    " --uid-owner ")) {
+				rbuf_printf(&what, "%s%.*s matches other uids "
+				    "than local_users'", what.len ? ", " : "",
+				    (int)(nl - p - 1), p + 1);
 				ok = 0;
 			}
 			continue;
@@ -964,11 +1015,114 @@ nft_chain_counts(const char *text, struct rbuf *out)
 	}
 }
 
+static int
+u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One skuid match of an nft rule, s just past "skuid ", e the line's end,
+ * onto out as compared: "!" for "!=", the uids sorted and comma separated
+ * (nft lists a set of one as its element, and a set in its own order).
+ * Returns where the match ends. */
+static const char *
+nft_uid_match(const char *s, const char *e, struct rbuf *out)
+{
+	uint32_t v[CONFIG_LOCAL_USERS_MAX];
+	int n = 0, set = 0, i;
+	char *end;
+
+	if (e - s > 3 && strncmp(s, "!= ", 3) == 0) {
+		rbuf_printf(out, "!");
+		s += 3;
+	} else if (e - s > 3 && strncmp(s, "== ", 3) == 0)
+		s += 3;
+	if (s < e && *s == '{') {
+		set = 1;
+		s++;
+	}
+	while (s < e) {
+		while (s < e && (*s == ' ' || *s == ','))
+			s++;
+		if (s >= e || (set && *s == '}')) {
+			s += s < e;
+			break;
+		}
+		v[n] = (uint32_t)strtoul(s, &end, 10);
+		if (end == s || end > e) {
+			/* not a uid (a name?): as it is, compared so */
+			size_t k = strcspn(s, " ,}\n");
+
+			rbuf_printf(out, "?%.*s", (int)k, s);
+			s += k;
+		} else {
+			s = end;
+			if (n < CONFIG_LOCAL_USERS_MAX)
+				n++;
+		}
+		if (!set)
+			break;
+	}
+	qsort(v, (size_t)n, sizeof(v[0]), u32_cmp);
+	for (i = 0; i < n; i++)
+		rbuf_printf(out, "%s%lu", i ? "," : "", (unsigned long)v[i]);
+	rbuf_printf(out, ";");
+	return s;
+}
+
+/* The skuid matches of each chain of nft text, one "NAME: M; M;\n" a
+ * chain after a first "\n", for same_values() of nftables. */
+static void
+nft_chain_uids(const char *text, struct rbuf *out)
+{
+	const char *p, *nl, *s, *u;
+	char name[64];
+	int in = 0;
+
+	rbuf_printf(out, "\n");
+	for (p = text ? text : ""; *p; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		for (s = p; *s == ' ' || *s == '\t'; s++)
+			;
+		if (!in && sscanf(s, "chain %63[^ {\n] {", name) == 1) {
+			in = 1;
+			rbuf_printf(out, "%s:", name);
+		} else if (in && s < nl && *s == '}') {
+			rbuf_printf(out, "\n");
+			in = 0;
+		} else if (in)
+			for (u = s; (u = memmem(u, (size_t)(nl - u), "skuid ",
+			    6)) != NULL; ) {
+				rbuf_printf(out, " ");
+				u = nft_uid_match(u + 6, nl, out);
+			}
+		if (*nl != '\n')
+			break;
+	}
+}
+
+/* One chain's line of nft_chain_uids() output ("" if none). */
+static void
+nft_uids_of(const char *uids, const char *name, struct rbuf *out)
+{
+	struct rbuf key = { 0 };
+	const char *p;
+
+	rbuf_printf(&key, "\n%s:", name);
+	if ((p = strstr(uids, rbuf_str(&key))) != NULL)
+		rbuf_printf(out, "%.*s", (int)strcspn(p + 1, "\n"), p + 1);
+	rbuf_free(&key);
+}
+
 int
 rules_nft_state(const struct config *c, const char *listed,
     struct rbuf *missing, char *err, size_t errsz)
 {
 	struct rbuf script = { 0 }, want = { 0 }, have = { 0 }, what = { 0 };
+	struct rbuf wu = { 0 }, hu = { 0 }, a = { 0 }, b = { 0 };
 	const char *p, *nl;
 	int rc = -1;
 
@@ -979,6 +1133,9 @@ rules_nft_state(const struct config *c, const char *listed,
 	nft_chain_counts(rbuf_str(&script), &want);
 	rbuf_printf(&have, "\n");
 	nft_chain_counts(listed, &have);
+	/* the uids of the skuid matches too: see same_values() */
+	nft_chain_uids(rbuf_str(&script), &wu);
+	nft_chain_uids(listed, &hu);
 	for (p = rbuf_str(&want); *p; p = nl + 1) {
 		char name[64], key[80];
 		const char *h;
@@ -994,13 +1151,23 @@ rules_nft_state(const struct config *c, const char *listed,
 		else if ((nh = atoi(h + strlen(key))) != nw)
 			rbuf_printf(&what, "%schain %s holds %d of its %d "
 			    "rules", what.len ? ", " : "", name, nh, nw);
+		else {
+			rbuf_free(&a);
+			rbuf_free(&b);
+			nft_uids_of(rbuf_str(&wu), name, &a);
+			nft_uids_of(rbuf_str(&hu), name, &b);
+			if (strcmp(rbuf_str(&a), rbuf_str(&b)) != 0)
+				rbuf_printf(&what, "%schain %s matches other "
+				    "uids than local_users'", what.len ?
+				    ", " : "", name);
+		}
 	}
 	if (what.len > 0 && missing != NULL)
 		rbuf_printf(missing, "%stable inet mxguard: %s",
 		    missing->len ? "; " : "", what.s);
 	rc = what.len > 0 ? RULES_ST_PARTIAL : RULES_ST_COMPLETE;
-	if (script.oom || want.oom || have.oom || what.oom ||
-	    (missing != NULL && missing->oom)) {
+	if (script.oom || want.oom || have.oom || what.oom || wu.oom ||
+	    hu.oom || a.oom || b.oom || (missing != NULL && missing->oom)) {
 		snprintf(err, errsz, "out of memory");
 		rc = -1;
 	}
@@ -1009,6 +1176,10 @@ out:
 	rbuf_free(&want);
 	rbuf_free(&have);
 	rbuf_free(&what);
+	rbuf_free(&wu);
+	rbuf_free(&hu);
+	rbuf_free(&a);
+	rbuf_free(&b);
 	return rc;
 }
 

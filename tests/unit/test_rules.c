@@ -790,6 +790,83 @@ test_nft_state(void **state)
 	config_free(c);
 }
 
+/*
+ * local_users, a change of uids only (the user deleted and made again,
+ * another uid; an edit that swaps one user for another): the same number
+ * of rules in every chain, but not the file's set.  Compared by the uids
+ * of the owner matches, in both backends; nft's listing (a set of one
+ * printed as its element, a set in its own order) of the right uids is
+ * complete, so the watch does not install again and again.
+ */
+static void
+test_state_uids(void **state)
+{
+	struct config *a = cfg("fail_mode = closed\nlocal_users = 0, 42\n");
+	struct config *b = cfg("fail_mode = closed\nlocal_users = 0, 43\n");
+	struct config *n1, *n2;
+	struct rbuf m = { 0 }, sa = { 0 };
+	char err[256], *saved = script(a, 4, 1, ""), *mm;
+
+	assert_int_equal(ipt_state(a, saved, &mm), RULES_ST_COMPLETE);
+	free(mm);
+	assert_int_equal(ipt_state(b, saved, &mm), RULES_ST_PARTIAL);
+	assert_string_equal(mm, "IPv4 mangle table: MXGUARD_STEER matches "
+	    "other uids than local_users'; IPv4 filter table: MXGUARD_GUARD "
+	    "matches other uids than local_users'");
+	free(mm);
+	free(saved);
+	config_free(a);
+	config_free(b);
+
+	n1 = cfg("rules_backend = nftables\nsteering = none\n"
+	    "fail_mode = closed\nlocal_users = 42, 0\n");
+	n2 = cfg("rules_backend = nftables\nsteering = none\n"
+	    "fail_mode = closed\nlocal_users = 5\n");
+	assert_int_equal(rules_nft_script(n1, &sa, err, sizeof(err)), 0);
+	assert_int_equal(rules_nft_state(n1, sa.s, &m, err, sizeof(err)),
+	    RULES_ST_COMPLETE);
+	assert_int_equal(rules_nft_state(n2, sa.s, &m, err, sizeof(err)),
+	    RULES_ST_PARTIAL);
+	assert_string_equal(m.s, "table inet mxguard: chain steer matches "
+	    "other uids than local_users', chain divert matches other uids "
+	    "than local_users', chain guard matches other uids than "
+	    "local_users'");
+	rbuf_free(&m);
+	rbuf_free(&sa);
+	/* as nft 1.0.6 lists n2's set: { 5 } as 5 */
+	rbuf_printf(&sa,
+	    "table inet mxguard {\n\tchain steer {\n"
+	    "\t\ttype route hook output priority mangle; policy accept;\n"
+	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
+	    "\t\ttcp flags syn / fin,syn,rst,ack ct state != new ct status ! dnat meta mark & 0x0000ffff != 0x00004d58 drop\n"
+	    "\t\ttcp flags syn / fin,syn,rst,ack ct status dnat meta mark & 0x0000ffff == 0x00004d58 drop\n"
+	    "\t\tct status dnat meta mark & 0x0000ffff != 0x00004d58 meta skuid != %s drop\n"
+	    "\t}\n\n\tchain divert {\n"
+	    "\t\ttype nat hook output priority -100; policy accept;\n"
+	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
+	    "\t\tmeta mark & 0x0000ffff == 0x00004d58 return\n"
+	    "\t\tmeta skuid %s meta l4proto tcp redirect to :10025\n"
+	    "\t}\n\n\tchain guard {\n"
+	    "\t\ttype filter hook output priority filter; policy accept;\n"
+	    "\t\tmeta l4proto != tcp return\n"
+	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
+	    "\t\tmeta mark & 0x0000ffff == 0x00004d58 return\n"
+	    "\t\tmeta skuid != %s tcp flags ! rst reject with tcp reset\n"
+	    "\t\tct state invalid,untracked drop\n"
+	    "\t\tct direction reply drop\n"
+	    "\t\ttcp flags ! rst reject with tcp reset\n"
+	    "\t}\n}\n", "5", "5", "5");
+	assert_int_equal(rules_nft_state(n2, sa.s, &m, err, sizeof(err)),
+	    RULES_ST_COMPLETE);
+	assert_null(m.s);
+	assert_int_equal(rules_nft_state(n1, sa.s, &m, err, sizeof(err)),
+	    RULES_ST_PARTIAL);
+	rbuf_free(&m);
+	rbuf_free(&sa);
+	config_free(n1);
+	config_free(n2);
+}
+
 int
 main(void)
 {
@@ -807,6 +884,7 @@ main(void)
 		cmocka_unit_test(test_local_users),
 		cmocka_unit_test(test_state_partial),
 		cmocka_unit_test(test_nft_state),
+		cmocka_unit_test(test_state_uids),
 		cmocka_unit_test(test_cidr_host_bits_warned),
 		cmocka_unit_test(test_bad_cidr),
 	};
