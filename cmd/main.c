@@ -250,11 +250,13 @@ check_config(const struct config *cfg, const char *path)
 	return 0;
 }
 
+/* the rules commands that act without the file (cmd_rules_unloaded()) */
 static int
-rules_boot(int argc, char **argv)
+rules_unloaded(int argc, char **argv)
 {
 	return argc == 2 && strcmp(argv[0], "rules") == 0 &&
-	    strcmp(argv[1], "boot") == 0;
+	    (strcmp(argv[1], "boot") == 0 || strcmp(argv[1], "remove") == 0 ||
+	    strcmp(argv[1], "stop") == 0);
 }
 
 static int
@@ -341,14 +343,19 @@ main(int argc, char **argv)
 	if (opts.config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
 		opts.config_path = DEFAULT_CONFIG;
 	if ((cfg = config_load(opts.config_path, err, sizeof(err))) == NULL) {
+		char why[512];
+
 		fprintf(stderr, "mxguard: %s\n", err);
 		/* at boot, a configuration that does not load still gets the
-		 * refusal set: nothing goes out unprotected meanwhile */
-		if (!check_only && rules_boot(argc, argv) &&
+		 * refusal set: nothing goes out unprotected meanwhile; and
+		 * mxguard can still be taken out of the path (remove) and
+		 * stopped (stop) */
+		snprintf(why, sizeof(why), "%s", err);
+		if (!check_only && rules_unloaded(argc, argv) &&
 		    (cfg = config_load(NULL, err, sizeof(err))) != NULL) {
-			rc = cmd_rules_refuse(cfg);
+			rc = cmd_rules_unloaded(argc, argv, cfg, &opts, why);
 			config_free(cfg);
-			return rc;
+			return rc == -1 ? 1 : rc;
 		}
 		return !check_only && monitoring(argv[0]) ? CMD_UNKNOWN : 1;
 	}

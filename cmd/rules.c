@@ -12,6 +12,9 @@
  * back while the daemon runs, if another tool took it away, all of it or
  * part (rules_check()); "watch" runs that check at every change of the
  * ruleset and every 30 s (rules_watch(), mxguard-rules-watch.service).
+ * boot, remove and stop also run when the configuration file does not
+ * load (cmd_rules_unloaded()): remove by the fixed names, stop by what
+ * the set in place does with no daemon.
  */
 #include <sys/socket.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -558,6 +561,73 @@ usage:
 	fprintf(stderr, "usage: mxguard [-c file] rules "
 	    "install|boot|ensure|watch|remove|stop|show|generate\n");
 	return 2;
+}
+
+/*
+ * `rules stop` with a file that does not load: fail_mode is not known
+ * from it, so the set in place tells.  One that refuses with no daemon
+ * (a closed guard, the refusal set, or mxguard's rules with no guard to
+ * tell by) stays, as stop keeps it with fail_mode = closed: removing it
+ * would send every port-25 flow direct while mxguard is down, and the
+ * start that follows fails on the same file.  A fail-open set is
+ * removed, as stop removes it with fail_mode = open.  Rules that cannot
+ * be read stay as they are.
+ */
+static int
+rules_stop_unloaded(const struct config *defaults, const char *why)
+{
+	struct rules_inplace ip;
+	char err[1024] = "";
+
+	if (rules_inplace(&ip, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: rules stop: the configuration does "
+		    "not load (%s), and the rules in place could not be read "
+		    "(%s): left as they are\n", why, err);
+		return 1;
+	}
+	if (!ip.any)
+		return 0;
+	if (ip.refuses) {
+		fprintf(stderr, "mxguard: rules stop: the configuration does "
+		    "not load (%s): the rules in place refuse port-25 flows "
+		    "while mxguard is down (fail-closed): they stay installed "
+		    "(\"mxguard rules remove\" lifts them)\n", why);
+		return 0;
+	}
+	if (rules_remove(defaults, err, sizeof(err)) == -1) {
+		fprintf(stderr, "mxguard: rules stop: %s\n", err);
+		return 1;
+	}
+	fprintf(stderr, "mxguard: rules stop: the configuration does not load "
+	    "(%s): the rules in place were fail-open: removed\n", why);
+	return 0;
+}
+
+int
+cmd_rules_unloaded(int argc, char **argv, const struct config *defaults,
+    const struct cmd_opts *opts, const char *why)
+{
+	char err[1024] = "";
+	const char *what = argc == 2 ? argv[1] : "";
+
+	if (strcmp(what, "boot") == 0)
+		return cmd_rules_refuse(defaults);
+	if (strcmp(what, "remove") == 0) {
+		/* by the names alone: the chains, the table, and the ip
+		 * rules and routes of RULES_RT_PROTO */
+		if (rules_remove(defaults, err, sizeof(err)) == -1) {
+			fprintf(stderr, "mxguard: rules remove: %s\n", err);
+			return 1;
+		}
+		fprintf(stderr, "mxguard: rules remove: the configuration does "
+		    "not load (%s): mxguard's rules removed by their names "
+		    "(chains MXGUARD_*, table inet mxguard, the TPROXY ip "
+		    "rules and routes of proto %d)\n", why, RULES_RT_PROTO);
+		return 0;
+	}
+	if (strcmp(what, "stop") == 0)
+		return rules_stop_unloaded(defaults, why);
+	return -1;
 }
 
 int

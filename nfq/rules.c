@@ -587,21 +587,19 @@ rules_ipt_script(const struct config *c, int family, int want,
 		snprintf(err, errsz, "internal: family %d", family);
 		return -1;
 	}
+	/* removal takes nothing from the configuration (it takes the
+	 * chains whole, by their names): a bypass entry or a local_users
+	 * name that no longer checks out does not keep the rules in place */
 	if (want == RULES_REFUSE)
 		want_refuse(w);
+	else if (want == 0)
+		memset(w, 0, sizeof(w));
 	else if (check_cidrs(c, err, errsz) == -1)
 		return -1;
 	else {
-		/* removal needs no uid (it takes the chains whole), so a
-		 * lookup that fails here (the user went between the load,
-		 * which refuses an unknown name, and now) does not keep the
-		 * rules in place */
 		if (is_local(c) &&
-		    (nu = config_local_uids(c, uids, err, errsz)) == -1) {
-			if (want)
-				return -1;
-			nu = 0;
-		}
+		    (nu = config_local_uids(c, uids, err, errsz)) == -1)
+			return -1;
 		want_ipt(c, family, uids, nu, w);
 	}
 	parse_saved(saved ? saved : "", s);
@@ -2006,6 +2004,104 @@ rules_state(const struct config *c, struct rbuf *missing, int *broken,
 	}
 out:
 	rbuf_free(&saved);
+	rbuf_free(&listed);
+	return rc;
+}
+
+/* One family's iptables-save text: mxguard's chains there, the refusal
+ * set or a closed guard's last rule, a guard at all. */
+static void
+ipt_inplace(const char *saved, int *any, int *closed, int *guard)
+{
+	static const char refuse[] = "\n-A " CH_GUARD
+	    " -p tcp -j REJECT --reject-with tcp-reset\n";
+	static const char rest[] = "\n-A " CH_GUARD " " REFUSE_REST "\n";
+	struct rbuf have[T_N];
+	const char *f;
+	int t;
+
+	if (norm_tables(saved, have))
+		*any = 1;
+	f = rbuf_str(&have[T_FILTER]);
+	if (strstr(f, refuse) != NULL || strstr(f, rest) != NULL)
+		*closed = 1;
+	if (strstr(f, "\n-A " CH_GUARD " ") != NULL)
+		*guard = 1;
+	for (t = 0; t < T_N; t++)
+		rbuf_free(&have[t]);
+}
+
+/* nft's listing: the guard chain's rules, and whether one of them is
+ * NFT_REFUSE_REST (listed "tcp flags ! rst reject with tcp reset"; a
+ * local_users refusal carries a skuid match, and refuses only others). */
+static void
+nft_inplace(const char *listed, int *closed, int *guard)
+{
+	const char *p, *nl, *s;
+	int in = 0;
+
+	for (p = listed; *p; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		for (s = p; *s == ' ' || *s == '\t'; s++)
+			;
+		if (!in && strncmp(s, "chain guard {", 13) == 0)
+			in = 1;
+		else if (in && s < nl && *s == '}')
+			in = 0;
+		else if (in && s < nl && strncmp(s, "type ", 5) != 0 &&
+		    strncmp(s, "policy ", 7) != 0) {
+			*guard = 1;
+			if (memmem(s, (size_t)(nl - s), "reject with tcp reset",
+			    21) != NULL && memmem(s, (size_t)(nl - s),
+			    "skuid", 5) == NULL)
+				*closed = 1;
+		}
+		if (*nl != '\n')
+			break;
+	}
+}
+
+void
+rules_inplace_text(const char *saved4, const char *saved6,
+    const char *listed, struct rules_inplace *ip)
+{
+	int closed = 0, guard = 0;
+
+	memset(ip, 0, sizeof(*ip));
+	if (saved4 != NULL) {
+		ipt_inplace(saved4, &ip->any, &closed, &guard);
+		ip->broken |= ipt_broken(saved4);
+	}
+	if (saved6 != NULL) {
+		ipt_inplace(saved6, &ip->any, &closed, &guard);
+		ip->broken |= ipt_broken(saved6);
+	}
+	if (listed != NULL) {
+		ip->any = 1;
+		nft_inplace(listed, &closed, &guard);
+		ip->broken |= nft_broken(listed);
+	}
+	/* no guard to tell by: kept rather than sent direct */
+	ip->refuses = ip->any && (closed || !guard);
+}
+
+int
+rules_inplace(struct rules_inplace *ip, char *err, size_t errsz)
+{
+	struct rbuf s4 = { 0 }, s6 = { 0 }, listed = { 0 };
+	char *argv[] = { "nft", "list", "table", "inet", "mxguard", NULL };
+	int rc = -1;
+
+	if (ipt_save(4, &s4, err, errsz) == -1 ||
+	    ipt_save(6, &s6, err, errsz) == -1)
+		goto out;
+	rules_inplace_text(rbuf_str(&s4), rbuf_str(&s6),
+	    run(argv, NULL, &listed, NULL) == 0 ? rbuf_str(&listed) : NULL, ip);
+	rc = 0;
+out:
+	rbuf_free(&s4);
+	rbuf_free(&s6);
 	rbuf_free(&listed);
 	return rc;
 }

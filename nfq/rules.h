@@ -107,6 +107,23 @@ int	 rules_nft_state(const struct config *, const char *listed,
  * set.  -1 with err when the tools fail. */
 int	 rules_state(const struct config *, struct rbuf *missing, int *broken,
 	    char *err, size_t errsz);
+/*
+ * What of mxguard's is in place, read by the fixed names alone (chains
+ * MXGUARD_*, table inet mxguard), no configuration needed: for `rules
+ * stop` and `rules watch` when the file does not load.  any: some chain,
+ * jump or table of mxguard's; refuses: the set would refuse port-25 flows
+ * with no daemon (the refusal set, or a guard with fail_mode = closed's
+ * last rule), or cannot be told not to (mxguard's rules without a guard:
+ * TPROXY with steering = none), 0 only for a fail-open guard or nothing;
+ * broken: as rules_state()'s.  rules_inplace_text() is the reading of
+ * given iptables-save texts (NULL: none) and nft listing (NULL: no table).
+ */
+struct rules_inplace {
+	int	any, refuses, broken;
+};
+void	 rules_inplace_text(const char *saved4, const char *saved6,
+	    const char *listed, struct rules_inplace *);
+int	 rules_inplace(struct rules_inplace *, char *err, size_t errsz);
 /* Prints what is installed now; returns 1 if mxguard's rules are present,
  * 0 if not, -1 on error. */
 int	 rules_show(const struct config *, FILE *out, char *err, size_t errsz);

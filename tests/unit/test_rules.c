@@ -867,6 +867,68 @@ test_state_uids(void **state)
 	config_free(n2);
 }
 
+/*
+ * What the set in place does with no daemon, read without a
+ * configuration (`rules stop` and `rules watch` on a file that does not
+ * load): the closed guard and the refusal set refuse, an open guard
+ * (local_users' refusals of other users aside) does not, mxguard's rules
+ * with no guard (TPROXY, steering = none) cannot be told and count as
+ * refusing; a flushed chain is broken.
+ */
+static void
+test_inplace(void **state)
+{
+	struct rules_inplace ip;
+	char *open_guard = without("connmark --mark 0x4d49/0xffff -j RETURN",
+	    "connmark --mark 0x4d58/0xffff -j RETURN", "RST RST -j REJECT",
+	    NULL);
+	char *flushed = without("-A MXGUARD_GUARD", NULL);
+	const char *tproxy = "*mangle\n:PREROUTING ACCEPT [0:0]\n"
+	    ":MXGUARD_STEER - [0:0]\n"
+	    "-A PREROUTING ! -i lo -p tcp -m tcp --dport 25 -m comment "
+	    "--comment \"mxguard created-table\" -j MXGUARD_STEER\n"
+	    "-A MXGUARD_STEER -p tcp -j TPROXY --on-port 10025 --on-ip 0.0.0.0 "
+	    "--tproxy-mark 0x4d49/0xffff\nCOMMIT\n";
+	const char *nft_open = "table inet mxguard {\n\tchain guard {\n"
+	    "\t\ttype filter hook output priority filter; policy accept;\n"
+	    "\t\tmeta skuid != 65534 tcp flags ! rst reject with tcp reset\n"
+	    "\t\tct state invalid,untracked drop\n\t}\n}\n";
+	const char *nft_closed = "table inet mxguard {\n\tchain guard {\n"
+	    "\t\ttype filter hook output priority filter; policy accept;\n"
+	    "\t\tct state invalid,untracked drop\n"
+	    "\t\ttcp flags ! rst reject with tcp reset\n\t}\n}\n";
+
+	rules_inplace_text("*filter\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n", "",
+	    NULL, &ip);
+	assert_int_equal(ip.any, 0);
+	assert_int_equal(ip.refuses, 0);
+	rules_inplace_text(saved_default, "", NULL, &ip);
+	assert_int_equal(ip.any, 1);
+	assert_int_equal(ip.refuses, 1);
+	assert_int_equal(ip.broken, 0);
+	rules_inplace_text(open_guard, "", NULL, &ip);
+	assert_int_equal(ip.any, 1);
+	assert_int_equal(ip.refuses, 0);
+	rules_inplace_text(flushed, "", NULL, &ip);
+	assert_int_equal(ip.broken, 1);
+	rules_inplace_text("", "*filter\n:MXGUARD_GUARD - [0:0]\n"
+	    "-A OUTPUT ! -o lo -p tcp -m tcp --dport 25 -m comment --comment "
+	    "mxguard -j MXGUARD_GUARD\n"
+	    "-A MXGUARD_GUARD -p tcp -j REJECT --reject-with tcp-reset\n"
+	    "COMMIT\n", NULL, &ip);
+	assert_int_equal(ip.refuses, 1);
+	rules_inplace_text(tproxy, NULL, NULL, &ip);
+	assert_int_equal(ip.any, 1);
+	assert_int_equal(ip.refuses, 1);
+	rules_inplace_text(NULL, NULL, nft_open, &ip);
+	assert_int_equal(ip.any, 1);
+	assert_int_equal(ip.refuses, 0);
+	rules_inplace_text(NULL, NULL, nft_closed, &ip);
+	assert_int_equal(ip.refuses, 1);
+	free(open_guard);
+	free(flushed);
+}
+
 int
 main(void)
 {
@@ -885,6 +947,7 @@ main(void)
 		cmocka_unit_test(test_state_partial),
 		cmocka_unit_test(test_nft_state),
 		cmocka_unit_test(test_state_uids),
+		cmocka_unit_test(test_inplace),
 		cmocka_unit_test(test_cidr_host_bits_warned),
 		cmocka_unit_test(test_bad_cidr),
 	};

@@ -1,0 +1,56 @@
+#!/bin/bash
+# 114: the rules commands with a configuration file that does not load: a
+# local_users user deleted since the install, or a typo after an edit.
+# Before, every `rules` command but boot failed on the load: `rules
+# remove`, which the documentation gives for taking mxguard out of the
+# path, removed nothing; the unit's `rules stop` did nothing (a fail-open
+# set stayed).  Now remove removes by the fixed names (chains MXGUARD_*,
+# table inet mxguard): the ruleset as it was before the install, both
+# backends; stop keeps a fail-closed set (and says so) and removes a
+# fail-open one.
+. "$(dirname "$0")/../lib/ns.sh"
+. "$(dirname "$0")/../lib/nfq.sh"
+need_mxguard
+ns_setup
+
+conf() {	# conf NAME lines...: a config file $T/NAME.conf
+	local n=$1; shift
+	printf '%s\n' "user =" "state_dir = $T/st" "rules_mode = local" "$@" >"$T/$n.conf"
+}
+mx() { local n=$1; shift; in_snd "$MXGUARD" -c "$T/$n.conf" "$@"; }
+snapshot() { ipt_snapshot; in_snd nft list ruleset; }
+fails() { ! "$@" 2>/dev/null; }
+
+for be in iptables nftables; do
+	extra=()
+	[ "$be" = nftables ] && extra=("rules_backend = nftables" "steering = none")
+	conf closed "${extra[@]}" "fail_mode = closed" "local_users = nobody"
+	conf open "${extra[@]}" "fail_mode = open" "local_users = nobody"
+	conf gone "${extra[@]}" "fail_mode = closed" "local_users = mxg-no-such-user"
+	conf typo "${extra[@]}" "fail_mode = closed" "rules_mode = locl"
+	assert "$be: the file naming a user that is gone does not load" fails mx gone -n
+	assert "$be: nor the one with a typo" fails mx typo -n
+	before=$(snapshot)
+
+	mx closed rules install || fail "$be: install"
+	mx gone rules stop 2>"$T/stop.log" || fail "$be: rules stop: $(cat "$T/stop.log")"
+	assert "$be: stop with a file that does not load keeps a fail-closed set" \
+		mx closed rules show
+	assert "$be: and says so" grep -q "they stay installed" "$T/stop.log"
+	mx gone rules remove 2>"$T/remove.log" || fail "$be: rules remove: $(cat "$T/remove.log")"
+	assert "$be: remove with a file that does not load restores the ruleset" \
+		[ "$(snapshot)" = "$before" ]
+
+	mx open rules install || fail "$be: install open"
+	mx typo rules stop 2>"$T/stop.log" || fail "$be: rules stop: $(cat "$T/stop.log")"
+	assert "$be: stop with a file that does not load removes a fail-open set" \
+		[ "$(snapshot)" = "$before" ]
+	assert "$be: and says so" grep -q "were fail-open: removed" "$T/stop.log"
+
+	mx closed rules install || fail "$be: install again"
+	mx typo rules remove 2>"$T/remove.log" || fail "$be: rules remove: $(cat "$T/remove.log")"
+	assert "$be: remove with a typo in the file restores the ruleset" \
+		[ "$(snapshot)" = "$before" ]
+done
+
+pass "rules remove and stop with a configuration that does not load"
