@@ -82,10 +82,11 @@ int	cmd_rules(int argc, char **argv, struct config *cfg,
 /* `rules boot` when the configured set is out of reach: the refusal set
  * (cfg: any loaded config, the defaults will do).  Returns 1. */
 int	cmd_rules_refuse(const struct config *cfg);
-/* `rules boot|remove|stop` when the configuration file does not load
+/* `rules boot|remove|stop|watch` when the configuration file does not load
  * (why: the load's error; defaults: the built-in configuration): boot the
  * refusal set, remove by the fixed names, stop by what the set in place
- * does with no daemon.  -1 for the other commands, which need the file. */
+ * does with no daemon, watch on (it reads the file at every check).  -1
+ * for the other commands, which need the file. */
 int	cmd_rules_unloaded(int argc, char **argv,
 	    const struct config *defaults, const struct cmd_opts *opts,
 	    const char *why);

@@ -256,7 +256,7 @@ rules_unloaded(int argc, char **argv)
 {
 	return argc == 2 && strcmp(argv[0], "rules") == 0 &&
 	    (strcmp(argv[1], "boot") == 0 || strcmp(argv[1], "remove") == 0 ||
-	    strcmp(argv[1], "stop") == 0);
+	    strcmp(argv[1], "stop") == 0 || strcmp(argv[1], "watch") == 0);
 }
 
 static int
@@ -348,8 +348,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxguard: %s\n", err);
 		/* at boot, a configuration that does not load still gets the
 		 * refusal set: nothing goes out unprotected meanwhile; and
-		 * mxguard can still be taken out of the path (remove) and
-		 * stopped (stop) */
+		 * mxguard can still be taken out of the path (remove), stopped
+		 * (stop) and watched, the file fixed meanwhile */
 		snprintf(why, sizeof(why), "%s", err);
 		if (!check_only && rules_unloaded(argc, argv) &&
 		    (cfg = config_load(NULL, err, sizeof(err))) != NULL) {

@@ -12,9 +12,9 @@
  * back while the daemon runs, if another tool took it away, all of it or
  * part (rules_check()); "watch" runs that check at every change of the
  * ruleset and every 30 s (rules_watch(), mxguard-rules-watch.service).
- * boot, remove and stop also run when the configuration file does not
- * load (cmd_rules_unloaded()): remove by the fixed names, stop by what
- * the set in place does with no daemon.
+ * boot, remove, stop and watch also run when the configuration file does
+ * not load (cmd_rules_unloaded()): remove by the fixed names, stop by
+ * what the set in place does with no daemon, watch keeping the set.
  */
 #include <sys/socket.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -254,9 +254,12 @@ rules_ensure(const struct config *cfg)
  * firewall's reload is many) is checked once, when WATCH_QUIET_MS pass
  * without one, or after WATCH_SETTLE_MAX_MS, and checks are WATCH_GAP_MS
  * apart at least (a host whose rules change all the time, a fail2ban,
- * costs one `iptables-save` a second).  The configuration file is
+ * costs a check a second: two readings of the ruleset, rules_check()'s
+ * and what the set does with no daemon, for a later check on a file that
+ * does not load).  The configuration file is
  * read again for each check, so the digest compared with the daemon's is
- * that of the file as it is (an operator's reload between two checks).
+ * that of the file as it is (an operator's reload between two checks);
+ * while it does not load, watch_unloaded().
  * While the refusal set it put in stands (rules_check()), it checks every
  * WATCH_REFUSED_PERIOD_S, so that the configured set follows a reload of
  * the daemon within seconds.  A
@@ -342,22 +345,106 @@ watch_settle(int fd)
 	}
 }
 
-/* The check with the configuration file as it is now; NOT_PUT_BACK with
- * msg when it no longer loads. */
-static enum ensure_result
-watch_check(const char *path, int *refused, char *msg, size_t msgsz)
-{
-	struct config *cfg;
-	char err[512] = "";
-	enum ensure_result r;
+/* What `rules watch` keeps from one check to the next. */
+struct watch_state {
+	int	refused;	/* rules_check()'s */
+	int	unloaded;	/* the file did not load at the last check */
+	int	closed;		/* the set last seen in place refused with
+				 * no daemon (rules_inplace()) */
+};
 
-	if ((cfg = config_load(path, err, sizeof(err))) == NULL) {
-		snprintf(msg, msgsz, "the configuration does not load, the "
-		    "rules were not checked: %s", err);
+/*
+ * The check while the configuration file does not load (a local_users
+ * user deleted, a typo after an edit; the daemon refuses such a reload
+ * and runs on with what it loaded): there is no file's set to compare
+ * with or to install, and the daemon's is not known here.  The set in
+ * place is the daemon's, as far as anyone can tell: kept as it is, and
+ * not checked otherwise.  Only when it is gone or damaged (a chain of
+ * mxguard's emptied or no longer entered) while the set last seen
+ * refused with no daemon (fail_mode = closed, or the refusal set) does
+ * the watch act: the refusal set goes in, as rules_check() does for a
+ * file that differs with closed, since leaving nothing sends every flow
+ * direct.  A fail-open set lost so is said and left (its fail mode lets
+ * flows go direct anyway).  Said once on the way in (the state, then
+ * any change of it), once on the way out.
+ */
+static enum ensure_result
+watch_unloaded(const char *why, struct watch_state *ws, char *msg,
+    size_t msgsz)
+{
+	struct rules_inplace ip;
+	struct config *defaults;
+	char err[1024] = "";
+	int first = !ws->unloaded;
+
+	ws->unloaded = 1;
+	if (rules_inplace(&ip, err, sizeof(err)) == -1) {
+		snprintf(msg, msgsz, "the configuration does not load (%s), "
+		    "and the rules in place could not be read: %s", why, err);
 		return ENSURE_NOT_PUT_BACK;
 	}
-	r = rules_check(cfg, refused, msg, msgsz);
+	if (ip.any && !ip.broken) {
+		ws->closed = ip.refuses;
+		if (first)
+			snprintf(msg, msgsz, "the configuration does not load "
+			    "(%s): the rules in place are kept as they are, "
+			    "not compared with the file, until it loads", why);
+		else
+			msg[0] = '\0';
+		return ENSURE_PRESENT;
+	}
+	if (!ws->closed) {
+		snprintf(msg, msgsz, "the configuration does not load (%s), "
+		    "and mxguard's netfilter rules are %s (port-25 flows may "
+		    "go direct): not put back until it loads", why,
+		    ip.any ? "damaged" : "gone");
+		return ENSURE_NOT_PUT_BACK;
+	}
+	/* the refusal set needs nothing of the file: the defaults do */
+	if ((defaults = config_load(NULL, err, sizeof(err))) == NULL ||
+	    rules_refuse_install(defaults, err, sizeof(err)) == -1) {
+		config_free(defaults);
+		snprintf(msg, msgsz, "the configuration does not load (%s), "
+		    "mxguard's netfilter rules are %s (port-25 flows may go "
+		    "direct), and the refusal set could not be installed: %s",
+		    why, ip.any ? "damaged" : "gone", err);
+		return ENSURE_NOT_PUT_BACK;
+	}
+	config_free(defaults);
+	ws->refused = 1;
+	snprintf(msg, msgsz, "the configuration does not load (%s), and "
+	    "mxguard's netfilter rules were %s while the set in place "
+	    "refused with no daemon (fail-closed): installed the refusal set "
+	    "(every port-25 flow refused) until the file loads and the daemon "
+	    "runs it", why, ip.any ? "damaged" : "gone");
+	return ENSURE_REFUSING;
+}
+
+/* The check with the configuration file as it is now (watch_unloaded()
+ * when it does not load). */
+static enum ensure_result
+watch_check(const char *path, struct watch_state *ws, char *msg,
+    size_t msgsz)
+{
+	struct config *cfg;
+	struct rules_inplace ip;
+	char err[512] = "", m[1536];
+	enum ensure_result r;
+
+	if ((cfg = config_load(path, err, sizeof(err))) == NULL)
+		return watch_unloaded(err, ws, msg, msgsz);
+	r = rules_check(cfg, &ws->refused, m, sizeof(m));
 	config_free(cfg);
+	if (ws->unloaded)
+		snprintf(msg, msgsz, "the configuration loads again%s%s",
+		    m[0] ? ": " : ": the rules are checked against it", m);
+	else
+		snprintf(msg, msgsz, "%s", m);
+	ws->unloaded = 0;
+	/* what the set in place does with no daemon, for a later check
+	 * on a file that does not load */
+	if (rules_inplace(&ip, err, sizeof(err)) == 0 && ip.any && !ip.broken)
+		ws->closed = ip.refuses;
 	return r;
 }
 
@@ -375,12 +462,13 @@ static int
 rules_watch(const char *path)
 {
 	struct pollfd p = { .fd = -1, .events = POLLIN };
-	char msg[1536], last[1536] = "";
+	struct watch_state ws = { 0, 0, 0 };
+	char msg[1800], last[1800] = "";
 	enum ensure_result r;
 	struct timespec checked;
 	time_t last_said = 0, now;
 	long gap;
-	int fd, n, refused = 0, period;
+	int fd, n, period;
 
 	signal(SIGPIPE, SIG_IGN);	/* the control socket's peer may go */
 	if ((fd = watch_socket()) == -1)
@@ -394,7 +482,7 @@ rules_watch(const char *path)
 	p.fd = fd;
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &checked);
-		r = watch_check(path, &refused, msg, sizeof(msg));
+		r = watch_check(path, &ws, msg, sizeof(msg));
 		now = time(NULL);
 		/* a line when something changes; a repeated complaint
 		 * only now and then */
@@ -407,7 +495,7 @@ rules_watch(const char *path)
 		/* refusing: a reload of the daemon changes no rule, and
 		 * every port-25 flow waits for the next check; busy: the
 		 * rules are gone until the daemon answers */
-		period = refused || r == ENSURE_BUSY ? WATCH_REFUSED_PERIOD_S :
+		period = ws.refused || r == ENSURE_BUSY ? WATCH_REFUSED_PERIOD_S :
 		    WATCH_PERIOD_S;
 		if (fd == -1) {
 			(void)poll(NULL, 0, period * 1000);
@@ -627,6 +715,8 @@ cmd_rules_unloaded(int argc, char **argv, const struct config *defaults,
 	}
 	if (strcmp(what, "stop") == 0)
 		return rules_stop_unloaded(defaults, why);
+	if (strcmp(what, "watch") == 0)
+		return rules_watch(opts->config_path);
 	return -1;
 }
 

@@ -4,10 +4,14 @@
 # Before, every `rules` command but boot failed on the load: `rules
 # remove`, which the documentation gives for taking mxguard out of the
 # path, removed nothing; the unit's `rules stop` did nothing (a fail-open
-# set stayed).  Now remove removes by the fixed names (chains MXGUARD_*,
-# table inet mxguard): the ruleset as it was before the install, both
-# backends; stop keeps a fail-closed set (and says so) and removes a
-# fail-open one.
+# set stayed); `rules watch` exited at start, and once running stopped
+# acting while the file did not load (a flush left every flow direct even
+# where the set in place had been fail-closed).  Now remove removes by the
+# fixed names (chains MXGUARD_*, table inet mxguard): the ruleset as it
+# was before the install, both backends; stop keeps a fail-closed set
+# (and says so) and removes a fail-open one; the watch keeps watching,
+# says once that the file does not load, and when a flush damages a set
+# that refused with no daemon, puts the refusal set in.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -53,4 +57,18 @@ for be in iptables nftables; do
 		[ "$(snapshot)" = "$before" ]
 done
 
-pass "rules remove and stop with a configuration that does not load"
+# the watch, iptables: a file that does not load from the start
+conf closed "fail_mode = closed" "local_users = nobody"
+mx closed rules install || fail "install for the watch"
+bg "$SND" "$T/watch.log" "$MXGUARD" -c "$T/gone.conf" rules watch
+watch_pid=$BG_PID
+wait_log "$T/watch.log" "does not load .*kept as they are"
+in_snd iptables -F MXGUARD_GUARD
+refusal() { ipt_snapshot | grep -q -- "-A MXGUARD_GUARD -p tcp -j REJECT --reject-with tcp-reset"; }
+wait_for 10 "the watch to put the refusal set in" refusal
+wait_log "$T/watch.log" "were damaged while the set in place refused with no daemon.*installed the refusal set"
+assert "the state said once" [ "$(count_log "$T/watch.log" "does not load")" = 2 ]
+assert "the watch runs on" kill -0 "$watch_pid"
+kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
+mx gone rules remove 2>/dev/null || fail "remove after the watch"
+pass "rules remove, stop and watch with a configuration that does not load"

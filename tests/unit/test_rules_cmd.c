@@ -21,7 +21,7 @@
  *
  * cmd/ is not in libmxguard.a: the modules are compiled in here.
  */
-// WRAP: rules_state rules_install rules_refuse_install
+// WRAP: rules_state rules_install rules_refuse_install rules_inplace
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,6 +72,17 @@ __wrap_rules_refuse_install(const struct config *c, char *err,
 {
 	refusals++;
 	fake_st = RULES_ST_REFUSAL;
+	return 0;
+}
+
+static struct rules_inplace fake_ip;
+
+int	__wrap_rules_inplace(struct rules_inplace *, char *, size_t);
+
+int
+__wrap_rules_inplace(struct rules_inplace *ip, char *err, size_t errsz)
+{
+	*ip = fake_ip;
 	return 0;
 }
 
@@ -362,6 +373,86 @@ test_status_output_clean(void **state)
 	assert_non_null(strstr(out, "t_b_total{a=\"\xc3\xa9\"} 2\n"));
 }
 
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * `rules watch` while the file does not load (a local_users user
+ * deleted): it goes on.  The set in place is kept, said once (red before:
+ * "not checked" at every check, and nothing done when a flush damaged a
+ * fail-closed set, every flow then direct); damaged or gone after it was
+ * seen refusing with no daemon, the refusal set goes in; a fail-open set
+ * lost so is said and left.  The file loading again is said.
+ */
+static void
+test_watch_unloaded(void **state)
+{
+	struct watch_state ws = { 0, 0, 0 }, ws2 = { 0, 0, 0 };
+	char bad[128], good[128], text[256], msg[1800];
+
+	snprintf(bad, sizeof(bad), "%s/bad.conf", dir);
+	snprintf(good, sizeof(good), "%s/good.conf", dir);
+	write_file(bad, "rules_mode = local\nfail_mode = closed\n"
+	    "local_users = mxg-no-such-user\n");
+	snprintf(text, sizeof(text), "control_socket = %s\n", sockpath);
+	write_file(good, text);
+	refusals = installs = 0;
+
+	/* a fail-closed set in place: kept, said once */
+	fake_ip = (struct rules_inplace){ 1, 1, 0 };
+	assert_int_equal(watch_check(bad, &ws, msg, sizeof(msg)),
+	    ENSURE_PRESENT);
+	assert_non_null(strstr(msg, "does not load"));
+	assert_non_null(strstr(msg, "kept as they are"));
+	assert_int_equal(watch_check(bad, &ws, msg, sizeof(msg)),
+	    ENSURE_PRESENT);
+	assert_string_equal(msg, "");
+	/* a flush empties the guard: the refusal set */
+	fake_ip = (struct rules_inplace){ 1, 0, 1 };
+	assert_int_equal(watch_check(bad, &ws, msg, sizeof(msg)),
+	    ENSURE_REFUSING);
+	assert_int_equal(refusals, 1);
+	assert_int_equal(ws.refused, 1);
+	assert_non_null(strstr(msg, "installed the refusal set"));
+	/* the refusal set in place: kept, nothing said */
+	fake_ip = (struct rules_inplace){ 1, 1, 0 };
+	assert_int_equal(watch_check(bad, &ws, msg, sizeof(msg)),
+	    ENSURE_PRESENT);
+	assert_string_equal(msg, "");
+	assert_int_equal(refusals, 1);
+
+	/* a fail-open set, then gone: said, nothing installed */
+	fake_ip = (struct rules_inplace){ 1, 0, 0 };
+	assert_int_equal(watch_check(bad, &ws2, msg, sizeof(msg)),
+	    ENSURE_PRESENT);
+	fake_ip = (struct rules_inplace){ 0, 0, 0 };
+	assert_int_equal(watch_check(bad, &ws2, msg, sizeof(msg)),
+	    ENSURE_NOT_PUT_BACK);
+	assert_non_null(strstr(msg, "are gone (port-25 flows may go direct): "
+	    "not put back until it loads"));
+	assert_int_equal(refusals, 1);
+	assert_int_equal(installs, 0);
+
+	/* the file loads again: said once */
+	fake_st = RULES_ST_COMPLETE;
+	assert_int_equal(watch_check(good, &ws2, msg, sizeof(msg)),
+	    ENSURE_PRESENT);
+	assert_string_equal(msg, "the configuration loads again: the rules "
+	    "are checked against it");
+	assert_int_equal(watch_check(good, &ws2, msg, sizeof(msg)),
+	    ENSURE_PRESENT);
+	assert_string_equal(msg, "");
+	unlink(bad);
+	unlink(good);
+}
+
 static int
 setup(void **state)
 {
@@ -396,6 +487,7 @@ main(void)
 		cmocka_unit_test(test_refusal_set_replaced),
 		cmocka_unit_test(test_none_or_busy),
 		cmocka_unit_test(test_status_output_clean),
+		cmocka_unit_test(test_watch_unloaded),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
