@@ -1654,7 +1654,7 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 		goto fail;
 	if ((r->https = policy_webpki_ctx(cfg, err, errsz)) == NULL)
 		goto fail;
-	if ((r->tls = tls_ctx_new(cfg, err, errsz)) == NULL)
+	if ((r->tls = tls_ctx_new_client(cfg, err, errsz)) == NULL)
 		goto fail;
 	r->env.loop = loop;
 	r->env.cfg = &r->cfg;

@@ -316,8 +316,8 @@ set_ciphers(SSL_CTX *ctx, const char *list)
 	return ok ? 0 : -1;
 }
 
-struct tls_ctx *
-tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
+static struct tls_ctx *
+ctx_new(const struct config *cfg, int server, char *err, size_t errsz)
 {
 	struct tls_ctx *t;
 	const char *cafile = *cfg->tls_ca_file ? cfg->tls_ca_file : NULL;
@@ -374,7 +374,7 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 	SSL_CTX_sess_set_new_cb(t->client, new_session_cb);
 	SSL_CTX_set_app_data(t->client, t);
 
-	if (*cfg->tls_cert_file) {
+	if (server && *cfg->tls_cert_file) {
 		if ((t->server = SSL_CTX_new(TLS_server_method())) == NULL) {
 			ssl_err(err, errsz, "creating the server TLS context");
 			goto fail;
@@ -399,6 +399,20 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
 fail:
 	tls_ctx_free(t);
 	return NULL;
+}
+
+struct tls_ctx *
+tls_ctx_new(const struct config *cfg, char *err, size_t errsz)
+{
+	return ctx_new(cfg, 1, err, errsz);
+}
+
+/* the TLSRPT run's: made after the drop, where tls_key_file (root's)
+ * cannot be read, and it has no client leg to offer STARTTLS on */
+struct tls_ctx *
+tls_ctx_new_client(const struct config *cfg, char *err, size_t errsz)
+{
+	return ctx_new(cfg, 0, err, errsz);
 }
 
 void

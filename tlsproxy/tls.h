@@ -20,6 +20,11 @@
 struct tls_ctx;
 
 struct tls_ctx	*tls_ctx_new(const struct config *, char *err, size_t errsz);
+/* The client context alone, no server side whatever tls_cert_file says:
+ * for the TLSRPT run's mail legs (tlsproxy/report.c), made after the drop
+ * as `user`, who may not read tls_key_file. */
+struct tls_ctx	*tls_ctx_new_client(const struct config *, char *err,
+		    size_t errsz);
 void		 tls_ctx_free(struct tls_ctx *);
 /* A fresh SSL for the upstream leg; NULL on error. */
 SSL		*tls_client_new(struct tls_ctx *);

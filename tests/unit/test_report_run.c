@@ -687,6 +687,55 @@ test_report_legs_record_nothing(void **state)
 	end_test();
 }
 
+/*
+ * The run makes its mail legs' TLS context after the drop (the daemon's
+ * run, `report send`), as `user`: a local certificate's key (tls_cert_file,
+ * tls_key_file: the client side's STARTTLS, root's 0600 as keys are)
+ * cannot be read there, and the run needs no server side.  Making it
+ * failed every run, every day, with "loading tls_key_file".  Here files
+ * that do not exist stand for files the run's user cannot read.
+ */
+static void
+test_server_key_not_read(void **state)
+{
+	struct report_opts o;
+	struct report_run *r;
+	struct ev_timer *g;
+	char err[256];
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	setstr(&cfg->tls_cert_file, "/nonexistent/mxguard-local.pem");
+	setstr(&cfg->tls_key_file, "/nonexistent/mxguard-local.key");
+	record("b.test", y);
+	rua("b.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	finished = 0;
+	memset(&tot, 0, sizeof(tot));
+	r = report_run(loop, cfg, st, NULL, &o, run_done, NULL, err,
+	    sizeof(err));
+	/* put back before any assertion: the later tests share cfg */
+	setstr(&cfg->tls_cert_file, "");
+	setstr(&cfg->tls_key_file, "");
+	if (r == NULL)
+		fail_msg("report_run: %s", err);
+	g = ev_timer_new(loop, guard, NULL);
+	ev_timer_arm(g, 10000);
+	ev_loop_run(loop);
+	ev_timer_free(g);
+	if (!finished) {
+		report_cancel(r);
+		fail_msg("the run did not end within 10 s");
+	}
+	settle(200);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("b.test", y), 1);
+	end_test();
+}
+
 /* Each deadline on its own: a try's (both tarpit URIs are tried, each
  * for try_ms), and the pair's (the first try outlives it: the second URI
  * is parked without a try). */
@@ -1702,6 +1751,7 @@ main(void)
 		cmocka_unit_test(test_try_and_job_deadlines),
 		cmocka_unit_test(test_day_grace),
 		cmocka_unit_test(test_report_legs_record_nothing),
+		cmocka_unit_test(test_server_key_not_read),
 		cmocka_unit_test(test_failed_uri_retried_later),
 		cmocka_unit_test(test_given_up_after_window),
 		cmocka_unit_test(test_now_is_a_preview),
