@@ -1699,15 +1699,18 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	}
 	if ((r.loop = ev_loop_new()) == NULL)
 		goto done;
-	/* tls_ctx_new() may read a key only root reads (the daemon reads it
-	 * before its drop too); the engine's stores are opened as `user`
-	 * (cmd/priv.h), which keeps CAP_NET_ADMIN for the probe's SO_MARK */
+	/* tls_ctx_new() and the engine (its Redis client's certificate and
+	 * key) may read files only root reads: before the drop, as the
+	 * daemon does; the engine's stores are opened as `user` (cmd/priv.h),
+	 * which keeps what a worker keeps for the probe's SO_MARK */
 	if ((tc = tls_ctx_new(cfg, err, sizeof(err))) == NULL ||
-	    priv_drop_cmd(cfg, 1, err, sizeof(err)) == -1 ||
-	    (r.pol = policy_new(r.loop, cfg, err, sizeof(err))) == NULL) {
+	    (r.pol = policy_new_nostores(r.loop, cfg, err,
+	    sizeof(err))) == NULL ||
+	    priv_drop_cmd(cfg, 1, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mxguard: check: %s\n", err);
 		goto done;
 	}
+	policy_open_stores(r.pol, cfg);
 	r.dns = policy_dns(r.pol);
 
 	/* MX hosts and their addresses (the daemon's walk), or the one

@@ -414,15 +414,19 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		free(r);
 		return CMD_UNKNOWN;
 	}
-	/* the engine opens the MTA-STS cache and the TLS history: as
-	 * `user`, never as root (cmd/priv.h) */
-	if (priv_drop_cmd(cfg, 0, err, sizeof(err)) == -1 ||
-	    (p = policy_new(r->loop, cfg, err, sizeof(err))) == NULL) {
+	/* the engine is made as root (its Redis client's certificate and
+	 * key may be root's alone, as the daemon reads them before its
+	 * drop), and opens the MTA-STS cache and the TLS history as `user`,
+	 * never as root (cmd/priv.h) */
+	if ((p = policy_new_nostores(r->loop, cfg, err, sizeof(err))) == NULL ||
+	    priv_drop_cmd(cfg, 0, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mxguard: policy: %s\n", err);
+		policy_free(p);
 		ev_loop_free(r->loop);
 		free(r);
 		return CMD_UNKNOWN;
 	}
+	policy_open_stores(p, cfg);
 	/* the daemon's resolver self-check, once (3 s at most, as -n -v):
 	 * while the resolver does not validate, DANE cannot apply and the
 	 * verdicts say so */

@@ -15,7 +15,8 @@
 # (d) `mxguard policy`, `check` and `report show` run as root follow no
 #     planted link, and the store files they make are nobody's; run as
 #     nobody (not root) they work as before; with the MTA-STS cache
-#     refused, a domain without a fetched policy is deferred;
+#     refused, a domain without a fetched policy is deferred; policy and
+#     check read a Redis client key only root reads (before the drop);
 # (e) store files root made before (an upgrade) are given to nobody at
 #     the next start, but a root file hard-linked in is left alone.
 # In (a), (b) and (c) every worker, the worker started again and the
@@ -214,6 +215,30 @@ assert "policy keeps no capability" grep -q "event=privileges user=nobody .*caps
 assert "report show keeps no capability" grep -q "event=privileges user=nobody .*caps=none" "$T/report.err"
 assert "check keeps CAP_NET_RAW, not CAP_NET_ADMIN" grep -q "event=privileges user=nobody .*caps=cap_net_raw" "$T/check-d.err"
 assert "check denies itself raw sockets" grep -q "event=sandbox raw_sockets=denied" "$T/check-d.err"
+# the Redis client's certificate and key root's alone (0600 in a 0700
+# directory, as keys are kept): policy and check make the engine before
+# their drop, as the daemon does, and open only the stores as nobody
+# (red before: "redis_tls: redis_tls_cert_file: ... Permission denied",
+# exit 3); Redis is down here, the local state decides
+mkdir -m 0700 "$T/rkey"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$T/rkey/key.pem" -out "$T/rkey/cert.pem" -days 2 \
+	-subj /CN=mxg-test >/dev/null 2>&1 || fail "openssl req failed"
+chmod 0600 "$T/rkey/key.pem" "$T/rkey/cert.pem"
+conf "$T/r.conf" "$S" nobody "redis_address = 127.0.0.1:1
+redis_tls = yes
+redis_tls_cert_file = $T/rkey/cert.pem
+redis_tls_key_file = $T/rkey/key.pem"
+for c in policy check; do
+	set -- "$c" cli.test
+	[ "$c" = check ] && set -- "$@" 127.0.0.1
+	in_snd "$MXGUARD" -c "$T/r.conf" "$@" >"$T/$c-rkey.out" 2>"$T/$c-rkey.err"
+	rc=$?
+	log "$c-rkey: exit $rc: $(head -c 600 "$T/$c-rkey.err")"
+	want=0; [ "$c" = check ] && want=2
+	assert "$c with a Redis key only root reads ran (exit $rc, want $want)" [ "$rc" = "$want" ]
+	assert "$c read the Redis key before its drop" lacks "redis_tls_(cert|key)_file" cat "$T/$c-rkey.err"
+done
 log "store files: $(owners "$S")"
 assert "state_dir and every store file the CLI made are nobody's (not: $(not_nobodys "$S"))" \
 	[ -z "$(not_nobodys "$S")" ]
