@@ -713,9 +713,11 @@ report_arm(struct daemon *d, int at_start, int64_t retry_ms)
 		}
 	}
 	/* not in the first seconds of a day, whose predecessor's last
-	 * counts may still be on their way (report_day_grace()); a run at
-	 * start has none of this process's on their way */
-	if (!at_start)
+	 * counts may still be on their way (report_day_grace()); a single
+	 * process at its start has none on their way, but worker 0 starts
+	 * again on its own (a crash, a reload it cannot read) while the
+	 * other workers' are */
+	if (!at_start || d->w != NULL)
 		delay = report_day_grace(now, delay,
 		    REPORT_DAY_GRACE_S(d->cfg));
 	log_info("event=tlsrpt-scheduled in_s=%llu%s",
