@@ -182,6 +182,7 @@ send_now(const struct config *cfg, struct tlsrpt_store *st, int now)
 	struct report_opts o;
 	struct report_totals sum;
 	char err[512];
+	uint64_t grace;
 	int i, rc = 0;
 
 	if ((loop = ev_loop_new()) == NULL ||
@@ -190,6 +191,19 @@ send_now(const struct config *cfg, struct tlsrpt_store *st, int now)
 		if (loop != NULL)
 			ev_loop_free(loop);
 		return 1;
+	}
+	/* not in the first seconds of a UTC day (report_day_grace(), as the
+	 * daemon's runs): the daemon's last counts of the day before may
+	 * still be on their way, and this run would send that day's reports
+	 * and mark them sent without them (a cron job at 00:00) */
+	if ((grace = report_day_grace((uint64_t)time(NULL), 0,
+	    REPORT_DAY_GRACE_S(cfg))) > 0) {
+		fprintf(stderr, "mxguard: report: the first %u s of a UTC day, "
+		    "when the day before's last counts may still come in: "
+		    "waiting %llu s\n", REPORT_DAY_GRACE_S(cfg),
+		    (unsigned long long)(grace + 999) / 1000);
+		ev_timer_arm(wait, grace);
+		ev_loop_run(loop);
 	}
 	memset(&o, 0, sizeof(o));
 	memset(&sum, 0, sizeof(sum));

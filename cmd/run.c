@@ -665,9 +665,6 @@ signal_cb(int fd, int events, void *arg)
 #define REPORT_JOB_MS		(15 * 60 * 1000) /* one report */
 #define REPORT_RUN_MS		(60 * 60 * 1000) /* one run */
 #define REPORT_RETRY_MIN_MS	(30 * 1000)	/* between runs, at least */
-/* after 00:00 UTC, at least: an attempt's _smtp._tls lookup (dns_timeout,
- * tried twice) and a worker's flush of its records */
-#define REPORT_DAY_GRACE_S(c)	((unsigned)(60 + 2 * ((c)->dns_timeout + 999) / 1000))
 
 /* A random delay in [0, max_ms]. */
 static uint64_t
