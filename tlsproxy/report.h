@@ -145,7 +145,7 @@ uint64_t	 report_day_grace(uint64_t now_s, uint64_t delay_ms,
 /* The grace: 60 s plus twice dns_timeout (an attempt's _smtp._tls
  * lookup, tried twice, and a worker's flush of its records). */
 #define REPORT_DAY_GRACE_S(c) \
-	((unsigned)(60 + 2 * ((c)->dns_timeout + 999) / 1000))
+	((unsigned)(60 + 2 * (((c)->dns_timeout + 999) / 1000)))
 
 /* The report's submitter and sender: tlsrpt_from, or
  * noreply-tlsrpt@<host name>. */

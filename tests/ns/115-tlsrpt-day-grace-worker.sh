@@ -11,8 +11,8 @@
 # = 0: worker 0 is killed, and the worker started in its place schedules
 # its run past the grace, not at once (before: in_s=0, a run that sent
 # the day before's reports and marked them sent without those counts).
-# Then `mxguard report send` at 00:01:01 with dns_timeout = 1s (a grace
-# of 63 s): it waits the grace out before its run, as the daemon's runs
+# Then `mxguard report send` at 00:01:00 with dns_timeout = 1s (a grace
+# of 62 s): it waits the grace out before its run, as the daemon's runs
 # do (before: it ran at once, a cron job at 00:00 marking the day before
 # sent without the daemon's last counts).
 . "$(dirname "$0")/../lib/ns.sh"
@@ -51,7 +51,7 @@ assert "the run of the worker started again waits out the day's grace (in_s=$in_
 mxg_stop
 
 MXGUARD=$REAL
-mxg_preload midnight MXG_FAKE_SOD=61
+mxg_preload midnight MXG_FAKE_SOD=60
 mkdir -m 0700 "$T/rs"
 cat >"$T/rs.conf" <<EOC
 listen = 127.0.0.1:$MXG_PORT
@@ -65,9 +65,9 @@ t0=$(date +%s%N)
 in_snd "$MXGUARD" -c "$T/rs.conf" report send >"$T/rs.out" 2>"$T/rs.err"
 rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
-log "report send at 00:01:01: exit $rc after $ms ms: $(head -c 600 "$T/rs.err")"
+log "report send at 00:01:00: exit $rc after $ms ms: $(head -c 600 "$T/rs.err")"
 assert "report send ran (exit $rc)" [ "$rc" = 0 ]
-assert "report send waited out the day's first 63 s" \
-	grep -qE "the first 63 s of a UTC day.*waiting [1-3] s" "$T/rs.err"
+assert "report send waited out the day's first 62 s" \
+	grep -qE "the first 62 s of a UTC day.*waiting [1-3] s" "$T/rs.err"
 assert "and did not run before (took $ms ms)" [ "$ms" -ge 1000 ]
 pass "neither a worker started again nor report send runs the TLSRPT reports in the first seconds of a day"
