@@ -118,6 +118,8 @@ struct leg {
 	int			 dot_out;	/* LS_DOT: the dot is out, the
 						 * final reply's deadline runs */
 	int			 dot_held;	/* leg_dot_held() */
+	struct domset		 counted;	/* leg_count_domain(), of this
+						 * connection */
 };
 
 static struct stat_ctr *st_tls, *st_plain, *st_inject, *st_reused,
@@ -227,6 +229,7 @@ leg_destroy(struct leg *l)
 {
 	leg_close_io(l);
 	policy_verdict_free(l->v);
+	domset_clear(&l->counted);
 	free(l);
 }
 
@@ -329,6 +332,9 @@ leg_connect(struct leg *l)
 	}
 	l->base = 0;
 	l->born = ev_now(l->env.loop);
+	/* a new connection (the fresh one for a reused leg that did not
+	 * fit, the cleartext retry) is counted anew */
+	domset_clear(&l->counted);
 	leg_enter(l, LS_CONNECT);
 	io_set_timeout(l->io, cfg(l)->connect_timeout);
 	return 0;
@@ -383,6 +389,7 @@ leg_adopt(const struct leg_env *env, struct reuse *reuse, const char *key,
 		return NULL;
 	if ((l = leg_alloc(env, dst, tag, cb, arg)) == NULL) {
 		io_free(rl.up);
+		domset_clear(&rl.counted);
 		return NULL;
 	}
 	l->io = rl.up;
@@ -396,6 +403,7 @@ leg_adopt(const struct leg_env *env, struct reuse *reuse, const char *key,
 	l->reused = 1;
 	l->uses = rl.uses;
 	l->born = rl.born;
+	l->counted = rl.counted;
 	snprintf(l->greeting, sizeof(l->greeting), "%s", rl.greeting);
 	snprintf(l->tls_proto, sizeof(l->tls_proto), "%s", rl.tls_proto);
 	snprintf(l->res.reason, sizeof(l->res.reason), "%s", rl.tls_verify);
@@ -444,6 +452,7 @@ leg_park(struct leg *l, struct reuse *reuse, const char *key,
 	rl.proof = l->proof;
 	rl.uses = l->uses + 1;
 	rl.born = l->born;
+	rl.counted = l->counted;	/* the cache's once parked */
 	snprintf(rl.greeting, sizeof(rl.greeting), "%s", l->greeting);
 	snprintf(rl.tls_proto, sizeof(rl.tls_proto), "%s", l->tls_proto);
 	snprintf(rl.tls_verify, sizeof(rl.tls_verify), "%s", l->res.reason);
@@ -455,6 +464,7 @@ leg_park(struct leg *l, struct reuse *reuse, const char *key,
 	/* the io belongs to the cache now, with a copy of the proof */
 	l->out += io_bytes_out(l->io) - l->base;
 	l->io = NULL;
+	memset(&l->counted, 0, sizeof(l->counted));
 	leg_free(l);
 	return 0;
 }
@@ -1461,6 +1471,12 @@ const char *
 leg_cleartext_reason(const struct leg *l)
 {
 	return l->clear_why;
+}
+
+int
+leg_count_domain(struct leg *l, uint64_t key)
+{
+	return domset_add(&l->counted, key);
 }
 
 unsigned

@@ -64,6 +64,7 @@ close_parked(struct parked *p, int quit)
 	if (quit)
 		io_write(p->leg.up, "QUIT\r\n", 6);
 	io_linger(p->leg.up, UPSTREAM_LINGER_MS);
+	domset_clear(&p->leg.counted);
 	free(p->key);
 	free(p);
 }

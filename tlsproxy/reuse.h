@@ -18,8 +18,8 @@
  * the recipient domain's policy against the leg before any envelope byte
  * crosses it (tlsproxy/leg.c, leg_fits).
  *
- * Ownership: reuse_park() takes the io and the verdict on success (0);
- * reuse_take() hands them to the caller.  reuse_free() closes every
+ * Ownership: reuse_park() takes the io and the set of counted domains on
+ * success (0); reuse_take() hands them to the caller.  reuse_free() closes every
  * parked leg.
  */
 #ifndef MXG_REUSE_H
@@ -29,6 +29,7 @@
 
 #include "core/io.h"
 #include "policy/policy.h"
+#include "tlsproxy/domset.h"
 
 struct reuse;
 
@@ -44,6 +45,9 @@ struct reuse_leg {
 	char			 tls_verify[48];
 	unsigned		 uses;		/* sessions it served */
 	uint64_t		 born;		/* ev_now() at its connect */
+	struct domset		 counted;	/* TLSRPT: domains this
+						 * connection was counted a
+						 * success for */
 };
 
 struct reuse	*reuse_new(void);

@@ -52,6 +52,7 @@
 #include "core/netaddr.h"
 #include "core/stats.h"
 #include "policy/sts.h"
+#include "tlsproxy/domset.h"
 #include "tlsproxy/leg.h"
 #include "tlsproxy/session.h"
 #include "tlsproxy/smtp.h"
@@ -110,12 +111,6 @@ static const char *state_names[] = {
  * meanwhile applies within a minute, not only when the MTA closes a
  * connection it may keep for many minutes. */
 #define VERDICT_MAX_AGE	(60 * 1000)
-
-/* policy domains remembered as reported: room for 16 at first, grown
- * (a relay host's session carries every domain); beyond the last, a new
- * domain goes unreported rather than once per recipient */
-#define REPORTED_MIN	16
-#define REPORTED_MAX	4096
 
 struct verdict_slot {
 	struct policy_verdict	*v;
@@ -215,9 +210,9 @@ struct session {
 						 * the client's STARTTLS)
 						 * resets it */
 
-	/* TLSRPT counts sessions: one attempt per policy domain */
-	uint64_t		*reported;
-	int			 nreported, reported_cap;
+	/* TLSRPT: one attempt per policy domain and session (a success
+	 * once per connection too: leg_count_domain()) */
+	struct domset		 reported;	/* TLSRPT: domains counted */
 
 	unsigned		 msgs;
 	unsigned		 policy_fails;
@@ -413,7 +408,7 @@ session_free(void *arg)
 	ev_timer_free(s->ptimer);
 	ev_timer_free(s->eof_timer);
 	free(s->preq_dom);
-	free(s->reported);
+	domset_clear(&s->reported);
 	for (i = 0; i < s->nverdicts; i++)
 		policy_verdict_free(s->verdicts[i].v);
 	free(s->ehlo_reply);
@@ -691,18 +686,21 @@ verdict_find(struct session *s, const char *domain)
 }
 
 /*
- * TLSRPT (RFC 8460 counts sessions): the outcome of this session's
- * upstream attempt under v, once per policy domain.  result NULL is a
- * success.  The engine records it only for domains that ask for reports.
+ * TLSRPT: the outcome of this session's upstream attempt under v, once
+ * per policy domain (a domain beyond the set's room goes unreported
+ * rather than once per recipient).  result NULL is a success, which RFC
+ * 8460 section 4.4 counts per negotiated connection: a leg reused from
+ * an earlier session adds none for a domain it was counted for already
+ * (leg_count_domain()), or the counts would follow how often the MTA
+ * reconnects.  A failure is this session's and counts as such.  The
+ * engine records it only for domains that ask for reports.
  */
 static void
 report_attempt(struct session *s, const struct policy_verdict *v,
     const char *result, const char *detail)
 {
 	struct policy_attempt a;
-	uint64_t h = 14695981039346656037ULL;
-	const char *c;
-	int i;
+	uint64_t key;
 
 	/* a leg that never asked for STARTTLS (another recipient's
 	 * override, level none, settled it) says nothing of this domain's
@@ -710,23 +708,12 @@ report_attempt(struct session *s, const struct policy_verdict *v,
 	 * the server's */
 	if (result != NULL && s->up != NULL && leg_starttls_skipped(s->up))
 		return;
-	for (c = v->domain; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-	for (i = 0; i < s->nreported; i++)
-		if (s->reported[i] == h)
-			return;
-	if (s->nreported == s->reported_cap) {
-		int cap = s->reported_cap ? 2 * s->reported_cap : REPORTED_MIN;
-		uint64_t *n;
-
-		/* not remembered, it would be counted at each recipient */
-		if (cap > REPORTED_MAX || (n = realloc(s->reported,
-		    (size_t)cap * sizeof(*n))) == NULL)
-			return;
-		s->reported = n;
-		s->reported_cap = cap;
-	}
-	s->reported[s->nreported++] = h;
+	key = domset_key(v->domain);
+	if (domset_add(&s->reported, key) != 1)
+		return;
+	if (result == NULL && s->up != NULL &&
+	    leg_count_domain(s->up, key) != 1)
+		return;
 	memset(&a, 0, sizeof(a));
 	a.result = result;
 	a.detail = detail;

@@ -3772,6 +3772,88 @@ test_reuse_parked_leg(void **state)
 	finish();
 }
 
+/* A session's QUIT: its leg parked again for the next. */
+static void
+quit_parked(void)
+{
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_cl_eof();
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(reuse_count(g.env.reuse), 1);
+}
+
+/*
+ * TLSRPT counts negotiated connections (RFC 8460 section 4.4): a leg
+ * reused by later sessions is one success per policy domain it carried
+ * mail for, however often the MTA reconnects.  Before, every session on
+ * it was one more: two sessions to d.example over one connection were
+ * two successes.  A domain new to the connection counts once; a new
+ * connection (a reused leg that did not fit) counts afresh.
+ */
+static void
+test_report_once_per_connection(void **state)
+{
+	vspec_add("o.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
+	reuse_first_session();
+	assert_int_equal(g.nreports, 1);	/* d.example */
+	start_again_ehlo();
+	second_message();			/* d.example again */
+	if (g.nreports != 1)
+		fail_msg("%d successes for one connection to d.example",
+		    g.nreports);
+	begin_tx("c@sender.example", "f@o.example");
+	send_message("Subject: three\r\n\r\nthird\r\n.\r\n");
+	assert_int_equal(g.nreports, 2);	/* o.example's first */
+	assert_string_equal(g.report_domain, "o.example");
+	quit_parked();
+
+	/* a third session: both domains were counted on this connection */
+	start_again_ehlo();
+	begin_tx("c@sender.example", "g@o.example");
+	rcpt_relayed("h@d.example", "ok");
+	send_message("Subject: four\r\n\r\nfourth\r\n.\r\n");
+	if (g.nreports != 2)
+		fail_msg("%d successes for two domains on one connection",
+		    g.nreports);
+	quit_parked();
+
+	/* a fourth: v.example does not fit, a new connection carries it and
+	 * then d.example, each counted on it */
+	g.tls_fail_reason = "certificate-host-mismatch";
+	start_again_ehlo();
+	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	g.tls_fail_reason = NULL;
+	WAIT(g.sfd != -1);
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<c@sender.example>");
+	EXPECT_SRV("RCPT TO:<x@v.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 x ok\r\n");
+	EXPECT_CL("250 2.1.5 x ok\r\n");
+	assert_int_equal(g.nreports, 3);	/* v.example */
+	rcpt_relayed("y@d.example", "ok");
+	if (g.nreports != 4)
+		fail_msg("d.example not counted on a new connection (%d)",
+		    g.nreports);
+	assert_string_equal(g.report_domain, "d.example");
+	finish();
+}
+
 /* A leg whose connection is upstream_reuse_time_limit old is not parked
  * again however busy it is kept (Postfix's
  * smtp_connection_reuse_time_limit): the session that ends past the
@@ -6459,6 +6541,7 @@ main(void)
 		T(test_quit),
 		T(test_quit_linger_deadline),
 		T(test_reuse_parked_leg),
+		T(test_report_once_per_connection),
 		T(test_reuse_time_limit),
 		T(test_reuse_idle_expiry),
 		T(test_reuse_server_drops_parked),
