@@ -1038,8 +1038,12 @@ verify_result(const struct dane_info *d, long vr, char *reason,
 		snprintf(reason, reasonsz, "certificate-host-mismatch");
 		break;
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-	case X509_V_ERR_CERT_NOT_YET_VALID:
 		snprintf(reason, reasonsz, "certificate-expired");
+		break;
+	/* not expired: a certificate failure of the kind RFC 8460's
+	 * certificate-not-trusted covers (as policy_tls_check() says) */
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		snprintf(reason, reasonsz, "certificate-not-trusted");
 		break;
 	default:
 		snprintf(reason, reasonsz, "validation-failure");

@@ -345,6 +345,10 @@ prepare(const struct policy_verdict *v, SSL *ssl, int floor)
 
 /* ---- checks ---- */
 
+/* RFC 8460 section 4.3.2.2: certificate-expired says "has expired"; a
+ * certificate not yet valid (a wrong clock on either side, one issued
+ * ahead) is one of the certificate failures certificate-not-trusted
+ * covers, its detail the failure-reason-code */
 static const char *
 verify_reason(long vr)
 {
@@ -352,7 +356,6 @@ verify_reason(long vr)
 	case X509_V_OK:
 		return "success";
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-	case X509_V_ERR_CERT_NOT_YET_VALID:
 		return "certificate-expired";
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 		return "certificate-host-mismatch";

@@ -12,7 +12,9 @@ Section 4 (the JSON): only the section 4.4 keys, each of its JSON type;
 date-range one UTC day, 00:00:00Z to 23:59:59Z, RFC 3339; one policy
 domain per report; policy-type sts, tlsa or no-policy-found; an sts
 policy-string the policy's lines, a tlsa one TLSA records in presentation
-form; result-type from section 4.3's list; IP addresses that parse;
+form; result-type from section 4.3's list, certificate-expired not for a
+certificate its failure-reason-code says is not yet valid (4.3.2.2); IP
+addresses that parse;
 failed-session-count at least 1 and no more, summed, than the summary's
 failures.  Section 5.1: the file name's ABNF, its policy domain and its
 timestamps those of the JSON.  Section 5.3 (mail): Subject, the
@@ -153,6 +155,15 @@ def check_policy(i, el, domain):
         if fd.get("result-type") not in RESULT_TYPES:
             bad("%s: result-type %r is not in section 4.3" %
                 (fw, fd.get("result-type")))
+        # section 4.3.2.2: certificate-expired is a certificate that has
+        # expired; one not yet valid is another certificate failure
+        # (certificate-not-trusted covers those)
+        why = " ".join(str(fd.get(k, "")) for k in
+                       ("failure-reason-code", "additional-information"))
+        if fd.get("result-type") == "certificate-expired" and \
+                re.search(r"not\s+yet\s+valid", why, re.I):
+            bad("%s: certificate-expired for a certificate not yet valid "
+                "(%r)" % (fw, why.strip()))
         for k in ("sending-mta-ip", "receiving-ip"):
             if k in fd:
                 ip(fd[k], fw + "." + k)

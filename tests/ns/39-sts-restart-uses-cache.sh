@@ -71,7 +71,11 @@ read -r magic version bootid offset at <"$anchor"
 echo "$magic $version $bootid $((offset - 86400)) $at" >"$anchor"
 mxg_start
 sts_send alice@enf.test "after a step of the clock"
-sts_assert_deferred "$QID" alice@enf.test certificate-expired 2
+# not yet valid is not certificate-expired (RFC 8460 section 4.3.2.2: it
+# "has expired"); certificate-not-trusted, the detail saying which
+sts_assert_deferred "$QID" alice@enf.test certificate-not-trusted 2
+assert "the detail says not yet valid" \
+	grep -qE "reason=certificate-not-trusted detail=.?certificate is not yet valid" "$MXLOG"
 assert "the restarted daemon took the kept anchor (a day's step not followed)" \
 	grep -qE "event=clock-step step_s=8[0-9]{4} " "$MXLOG"
 assert "the cached policy decided" \

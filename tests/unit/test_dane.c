@@ -488,6 +488,23 @@ test_expired_ee_passes(void **s)
 	    info_with(1, 3, 1, 1, P.expired), r, sizeof(r)), 0);
 }
 
+/* A DANE-TA chain whose leaf is not yet valid: RFC 8460's
+ * certificate-expired says "has expired", which it has not; it is one of
+ * the certificate failures certificate-not-trusted covers (it was
+ * reported as certificate-expired). */
+static void
+test_not_yet_valid_ta_fails(void **s)
+{
+	X509 *ahead = mkcert(P.leaf_key, HOST, P.ca, P.ca_key, 0, 86400,
+	    86400 * 10);
+	char r[48];
+
+	assert_int_equal(handshake(ahead, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "certificate-not-trusted");
+	X509_free(ahead);
+}
+
 static void
 test_expired_ta_fails(void **s)
 {
@@ -691,7 +708,7 @@ test_ta_validity_on_policy_clock(void **s)
 	    info_with(1, 2, 0, 1, ca), r, sizeof(r)), 0);
 	assert_int_equal(handshake(fresh, P.leaf_key, ca,
 	    info_with(1, 2, 0, 1, ca), r, sizeof(r)), -1);
-	assert_string_equal(r, "certificate-expired");
+	assert_string_equal(r, "certificate-not-trusted");	/* not yet */
 	/* DANE-EE: the leaf's validity is not judged at all */
 	assert_int_equal(handshake(fresh, P.leaf_key, ca,
 	    info_with(1, 3, 1, 1, fresh), r, sizeof(r)), 0);
@@ -1354,6 +1371,7 @@ main(void)
 		cmocka_unit_test(test_ta_cn_only),
 		cmocka_unit_test(test_expired_ee_passes),
 		cmocka_unit_test(test_expired_ta_fails),
+		cmocka_unit_test(test_not_yet_valid_ta_fails),
 		cmocka_unit_test(test_ta_validity_on_policy_clock),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test(test_other_rrset),

@@ -220,6 +220,8 @@ test_verify_levels(void **state)
 	    -3600, 86400, 0);
 	X509 *expired = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
 	    -86400 * 10, -86400, 0);
+	X509 *ahead = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    86400, 86400 * 10, 0);
 	X509 *untrusted = test_cert(k, "mx.good.test", "mx.good.test", bad_ca,
 	    bad_ca_key, -3600, 86400, 0);
 	X509 *wild = test_cert(k, "*.good.test", "*.good.test", ca, ca_key,
@@ -227,12 +229,23 @@ test_verify_levels(void **state)
 	X509 *partial = test_cert(k, "m*.good.test", "m*.good.test", ca, ca_key,
 	    -3600, 86400, 0);
 	struct policy_verdict *v = verdict("any.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
 
 	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
 	assert_string_equal(v->source, "override");
 	expect(v, good, k, 0, "success");
 	expect(v, other, k, -1, "certificate-host-mismatch");
 	expect(v, expired, k, -1, "certificate-expired");
+	/* not yet valid is not expired (RFC 8460 section 4.3.2.2): one of
+	 * the failures certificate-not-trusted covers, its detail saying
+	 * which (the report's failure-reason-code) */
+	expect(v, ahead, k, -1, "certificate-not-trusted");
+	c = handshake(v, ahead, k);
+	assert_int_equal(policy_tls_check(v, c, &proof, &res), -1);
+	assert_string_equal(res.detail, "certificate is not yet valid");
+	SSL_free(c);
 	expect(v, untrusted, k, -1, "certificate-not-trusted");
 	expect(v, wild, k, 0, "success");
 	expect(v, partial, k, -1, "certificate-host-mismatch");
@@ -251,6 +264,7 @@ test_verify_levels(void **state)
 	X509_free(good);
 	X509_free(other);
 	X509_free(expired);
+	X509_free(ahead);
 	X509_free(untrusted);
 	X509_free(wild);
 	X509_free(partial);
@@ -388,7 +402,7 @@ test_validity_on_policy_clock(void **state)
 
 	time_step = -86400 * 30;
 	clock_anchor();
-	expect(v1, fresh, k, -1, "certificate-expired");
+	expect(v1, fresh, k, -1, "certificate-not-trusted");	/* not yet */
 	c = handshake(v1, lapsed, k);
 	assert_int_equal(policy_tls_check(v1, c, &proof, &res), 0);
 	/* another identity: the chain verified afresh */
