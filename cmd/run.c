@@ -295,9 +295,9 @@ config_warnings_log(const struct config *cfg)
 		    log_q(q, sizeof(q), cfg->warnings.v[i]));
 }
 
-void
-reload_note(const struct config *cur, const struct config *ncfg,
-    int nrunning)
+int
+reload_start_keys(const struct config *cur, struct config *ncfg,
+    int nrunning, int say)
 {
 	char keys[256], all[300], q[320];
 	int n;
@@ -310,10 +310,11 @@ reload_note(const struct config *cur, const struct config *ncfg,
 		snprintf(all, sizeof(all), "%s", keys);
 	/* read and accepted, yet not in effect: said, or the operator
 	 * takes the reload for the change */
-	if (n > 0)
+	if (say && n > 0)
 		log_warn("event=reload-note keys=%s note=\"changed, but "
 		    "applied at the next start only (systemctl restart)\"",
 		    log_q(q, sizeof(q), all));
+	return config_keep_start_keys(ncfg, cur);
 }
 
 /*
@@ -483,6 +484,13 @@ reload(struct daemon *d, int checked, uint32_t digest)
 		reload_failed(d, err);
 		goto done;
 	}
+	/* (a worker's cfg has the values its process started with: the
+	 * supervisor's, kept so at each reload) */
+	if (reload_start_keys(d->cfg, ncfg, 1, d->w == NULL) == -1) {
+		config_free(ncfg);
+		reload_failed(d, "out of memory");
+		goto done;
+	}
 	if (d->opts->debug)
 		ncfg->log_level = LOG_LVL_DEBUG;
 	worker_config(d, ncfg);
@@ -543,10 +551,8 @@ reload(struct daemon *d, int checked, uint32_t digest)
 		goto done;
 	}
 	log_set_level(ncfg->log_level);
-	if (d->w == NULL) {
+	if (d->w == NULL)
 		config_warnings_log(ncfg);
-		reload_note(d->cfg, ncfg, 1);
-	}
 	/* the engine asks ncfg's resolver now: so does the check */
 	dns_servers_warn(d, ncfg);
 	dnscheck_start(d, ncfg);

@@ -497,6 +497,10 @@ reload(struct sup *s)
 		log_err("event=reload-failed error=%s",
 		    log_q(q, sizeof(q), err));
 		config_free(ncfg);
+	} else if (reload_start_keys(s->cfg, ncfg, s->n, 1) == -1) {
+		log_err("event=reload-failed error=%s",
+		    log_q(q, sizeof(q), "out of memory"));
+		config_free(ncfg);
 	} else {
 		if (s->opts->debug)
 			ncfg->log_level = LOG_LVL_DEBUG;
@@ -507,7 +511,6 @@ reload(struct sup *s)
 			s->old[s->nold++] = ncfg;
 		} else {
 			committed = 1;
-			reload_note(s->cfg, ncfg, s->n);
 			log_set_level(ncfg->log_level);
 			/* for the workers started from here on (config_load()
 			 * checked the list) */

@@ -67,12 +67,16 @@ int	config_verify(const struct config *, char *err, size_t errsz);
  * once per process that read the file itself: the single process and the
  * supervisor, at start and at each reload they take (cmd/run.c). */
 void	config_warnings_log(const struct config *);
-/* Logs event=reload-note for the keys a reload from cur to ncfg read
- * but only a start applies (config_start_keys_changed(), and workers
- * when ncfg asks for another count than nrunning): the single process
- * and the supervisor, once per reload they take (cmd/run.c). */
-void	reload_note(const struct config *cur, const struct config *ncfg,
-	    int nrunning);
+/* The keys a reload from cur to ncfg read but only a start applies
+ * (config_start_keys_changed(), and workers when ncfg asks for another
+ * count than nrunning): logged as event=reload-note when say is set
+ * (the single process and the supervisor, once per reload they take),
+ * and set back to cur's in ncfg (config_keep_start_keys()), so that a
+ * worker started again after the reload runs with the state_dir, user
+ * and the rest the others run with.  -1 when out of memory (ncfg is
+ * then not to be taken). */
+int	reload_start_keys(const struct config *cur, struct config *ncfg,
+	    int nrunning, int say);
 /* A worker's exit status when it retired because it could not apply a
  * reload the supervisor accepted: started again at once, on the
  * supervisor's (new) configuration, not counted as a failure. */

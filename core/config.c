@@ -782,6 +782,48 @@ config_start_keys_changed(const struct config *a, const struct config *b,
 	return n;
 }
 
+/* One string key of ncfg set to cur's (config_keep_start_keys()). */
+static int
+keep_str(char **dst, const char *src)
+{
+	char *d;
+
+	if (strcmp(*dst, src) == 0)
+		return 0;
+	if ((d = strdup(src)) == NULL)
+		return -1;
+	free(*dst);
+	*dst = d;
+	return 0;
+}
+
+int
+config_keep_start_keys(struct config *ncfg, const struct config *cur)
+{
+	struct strlist l = { NULL, 0 };
+	int i;
+
+	if (!strlist_eq(&ncfg->listen, &cur->listen)) {
+		for (i = 0; i < cur->listen.n; i++)
+			if (strlist_add(&l, cur->listen.v[i],
+			    strlen(cur->listen.v[i])) == -1) {
+				strlist_clear(&l);
+				return -1;
+			}
+		strlist_clear(&ncfg->listen);
+		ncfg->listen = l;
+	}
+	if (keep_str(&ncfg->user, cur->user) == -1 ||
+	    keep_str(&ncfg->state_dir, cur->state_dir) == -1 ||
+	    keep_str(&ncfg->control_socket, cur->control_socket) == -1 ||
+	    keep_str(&ncfg->metrics_listen, cur->metrics_listen) == -1 ||
+	    keep_str(&ncfg->log, cur->log) == -1)
+		return -1;
+	ncfg->nfqueue_maxlen = cur->nfqueue_maxlen;
+	ncfg->nfqueue_bufsize = cur->nfqueue_bufsize;
+	return 0;
+}
+
 /* tls_policy_file's bytes into the digest and c->tls_policy_text; one
  * that cannot be read adds its errno instead (the reader that parses it
  * reports the error). */

@@ -173,6 +173,15 @@ const char	*config_rules_key_changed(const struct config *a,
  * caller's.  Returns how many. */
 int		 config_start_keys_changed(const struct config *a,
 		    const struct config *b, char *buf, size_t bufsz);
+/* Those keys of ncfg (a reload's) set back to cur's, the values the
+ * processes started with: a worker started again after a reload (a
+ * crash, the hang watchdog) runs on ncfg, and must open the stores in
+ * the state_dir and as the user the others run with, not an empty
+ * state_dir of the edited file (every cached MTA-STS policy and all TLS
+ * history missing there: first contact again).  The digest is the
+ * file's bytes and does not change.  -1 when out of memory. */
+int		 config_keep_start_keys(struct config *ncfg,
+		    const struct config *cur);
 /* Nonzero when the rules divert with TPROXY (listen_mode = tproxy in
  * gateway mode): the original destination is then the accepted socket's
  * local address.  Local mode always diverts with REDIRECT (OUTPUT has no

@@ -598,7 +598,7 @@ test_rules_keys(void **state)
 }
 
 /* The keys a reload reads but only a start applies: named, so that the
- * reload's event=reload-note can say so (cmd/run.c reload_note()). */
+ * reload's event=reload-note can say so (cmd/run.c reload_start_keys()). */
 static void
 test_start_keys(void **state)
 {
@@ -627,6 +627,36 @@ test_start_keys(void **state)
 	assert_int_equal(config_start_keys_changed(a, b, buf, sizeof(buf)), 4);
 	assert_string_equal(buf, "user, control_socket, metrics_listen, "
 	    "nfqueue_bufsize");
+	config_free(b);
+	config_free(a);
+}
+
+/* A reload keeps the values of those keys the processes started with
+ * (config_keep_start_keys()): a worker started again after the reload
+ * opens the stores in the same state_dir, as the same user, as the
+ * others; what a reload applies is left as the file has it. */
+static void
+test_keep_start_keys(void **state)
+{
+	char err[256], buf[256];
+	struct config *a = load_text("state_dir = /var/lib/a\nuser = nobody\n"
+	    "listen = 127.0.0.1:10025 [::1]:10025\n", err, sizeof(err));
+	struct config *b;
+
+	assert_non_null(a);
+	b = load_text("state_dir = /tmp/b\nuser = mail\nlog = syslog\n"
+	    "listen = 127.0.0.1:10026\ncontrol_socket = /tmp/c.sock\n"
+	    "metrics_listen = 127.0.0.1:9125\nnfqueue_maxlen = 100\n"
+	    "nfqueue_bufsize = 1m\nmax_sessions = 10\n", err, sizeof(err));
+	assert_non_null(b);
+	assert_int_equal(config_keep_start_keys(b, a), 0);
+	assert_int_equal(config_start_keys_changed(a, b, buf, sizeof(buf)), 0);
+	assert_string_equal(b->state_dir, "/var/lib/a");
+	assert_string_equal(b->user, "nobody");
+	assert_int_equal(b->listen.n, 2);
+	assert_string_equal(b->listen.v[1], "[::1]:10025");
+	/* a key the reload applies stays the file's */
+	assert_int_equal(b->max_sessions, 10);
 	config_free(b);
 	config_free(a);
 }
@@ -702,6 +732,7 @@ main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_rules_keys),
 		cmocka_unit_test(test_start_keys),
+		cmocka_unit_test(test_keep_start_keys),
 		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_timeout_floor),
