@@ -2,6 +2,7 @@
  * test_config.c - the configuration parser: defaults, every value type,
  * errors with FILE:LINE.
  */
+// WRAP: strdup strndup
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +17,31 @@
 #include "core/log.h"
 
 #include "testconf.h"
+
+/* strdup()/strndup() failing from the nth call on (0: never), for the
+ * out-of-memory paths of config_keep_start_keys() */
+static int fail_dup_at, ndup;
+
+char *__real_strdup(const char *);
+char *__wrap_strdup(const char *);
+char *__real_strndup(const char *, size_t);
+char *__wrap_strndup(const char *, size_t);
+
+char *
+__wrap_strdup(const char *s)
+{
+	if (fail_dup_at > 0 && ++ndup >= fail_dup_at)
+		return NULL;
+	return __real_strdup(s);
+}
+
+char *
+__wrap_strndup(const char *s, size_t n)
+{
+	if (fail_dup_at > 0 && ++ndup >= fail_dup_at)
+		return NULL;
+	return __real_strndup(s, n);
+}
 
 static struct config *
 load_text(const char *text, char *err, size_t errsz)
@@ -661,6 +687,41 @@ test_keep_start_keys(void **state)
 	config_free(a);
 }
 
+/* config_keep_start_keys() out of memory at each of its copies (the
+ * listen list's two entries, then user, state_dir, control_socket,
+ * metrics_listen, log): -1, and the reload's configuration, part kept,
+ * part the file's, is freed whole by config_free() (the reload refuses
+ * it): nothing leaked or freed twice (ASan), the running one untouched. */
+static void
+test_keep_start_keys_enomem(void **state)
+{
+	char err[256];
+	struct config *a, *b;
+	int at, rc;
+
+	a = load_text("state_dir = /var/lib/a\nuser = nobody\n"
+	    "listen = 127.0.0.1:10025 [::1]:10025\n", err, sizeof(err));
+	assert_non_null(a);
+	for (at = 1; ; at++) {
+		b = load_text("state_dir = /tmp/b\nuser = mail\nlog = syslog\n"
+		    "listen = 127.0.0.1:10026\ncontrol_socket = /tmp/c.sock\n"
+		    "metrics_listen = 127.0.0.1:9125\n", err, sizeof(err));
+		assert_non_null(b);
+		ndup = 0;
+		fail_dup_at = at;
+		rc = config_keep_start_keys(b, a);
+		fail_dup_at = 0;
+		config_free(b);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, -1);
+	}
+	assert_int_equal(at, 8);	/* 7 copies, each failed once */
+	assert_string_equal(a->state_dir, "/var/lib/a");
+	assert_int_equal(a->listen.n, 2);
+	config_free(a);
+}
+
 /* TLS to Redis: the keys load; off by default. */
 static void
 test_redis_tls(void **state)
@@ -733,6 +794,7 @@ main(void)
 		cmocka_unit_test(test_rules_keys),
 		cmocka_unit_test(test_start_keys),
 		cmocka_unit_test(test_keep_start_keys),
+		cmocka_unit_test(test_keep_start_keys_enomem),
 		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_timeout_floor),
