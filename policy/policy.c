@@ -196,6 +196,21 @@ struct bgfail {
 
 #define RETIRED_MAX	8
 
+/* MTA-STS fetches nobody waits for at most, per worker: a refresh near
+ * expiry that a lookup starts and does not wait for, and a fetch whose
+ * lookups all went (their sessions closed, or policy_timeout came
+ * first).  Without a bound, whoever has mail relayed to many domains
+ * whose policy hosts it holds for sts_fetch_timeout kept one fetch (up to
+ * 4 connections and their TLS state) per recipient domain open, at the
+ * rate lookups decide, not bounded by the sessions; the descriptors ran
+ * out for the sessions and for the legitimate fetches.  Past it such a
+ * fetch is not started or is cancelled: the cached policy still decides,
+ * and the next lookup or the refresh timer refreshes it.  A fetch that a
+ * lookup waits for is never held back (the lookups are bounded by the
+ * sessions); the refresh timer's rounds have their own bound,
+ * sts_refresh_max. */
+#define FETCH_DETACHED_MAX	64
+
 struct policy {
 	struct ev_loop	*loop;
 	int		 require_tls;
@@ -277,6 +292,9 @@ make_ctx(const struct config *cfg, char *err, size_t errsz)
 
 static void refresh_round(void *);
 static void refresh_arm(struct policy *);
+static int fetches_detached(const struct policy *);
+static void fetch_shed(struct policy *, const char *, const char *,
+    struct fetch *);
 static void lookup_backoffs_end(struct policy *);
 static void bgref_free(struct bgref *);
 
@@ -645,15 +663,20 @@ static void
 req_unlink_fetch(struct policy_req *r)
 {
 	struct policy_req **pp;
+	struct fetch *f = r->fetch;
 
-	if (r->fetch == NULL)
+	if (f == NULL)
 		return;
-	for (pp = &r->fetch->waiters; *pp != NULL; pp = &(*pp)->fnext)
+	for (pp = &f->waiters; *pp != NULL; pp = &(*pp)->fnext)
 		if (*pp == r) {
 			*pp = r->fnext;
 			break;
 		}
 	r->fetch = NULL;
+	/* (f->http is NULL while fetch_done() hands it out) */
+	if (f->waiters == NULL && !f->background && f->http != NULL &&
+	    fetches_detached(r->pol) > FETCH_DETACHED_MAX)
+		fetch_shed(r->pol, f->domain, f->id, f);
 }
 
 static void
@@ -1609,14 +1632,24 @@ fetch_free(struct fetch *f)
 }
 
 static struct fetch *
+fetch_find(struct policy *p, const char *domain, const char *id)
+{
+	struct fetch *f;
+
+	for (f = p->fetches; f != NULL; f = f->next)
+		if (strcmp(f->domain, domain) == 0 && strcmp(f->id, id) == 0)
+			return f;
+	return NULL;
+}
+
+static struct fetch *
 fetch_start(struct policy *p, const char *domain, const char *id)
 {
 	struct fetch *f;
 	char host[300];
 
-	for (f = p->fetches; f != NULL; f = f->next)
-		if (strcmp(f->domain, domain) == 0 && strcmp(f->id, id) == 0)
-			return f;
+	if ((f = fetch_find(p, domain, id)) != NULL)
+		return f;
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
 	f->pol = p;
@@ -1635,6 +1668,37 @@ fetch_start(struct policy *p, const char *domain, const char *id)
 	p->fetches = f;
 	log_info("event=sts-fetch-start domain=%s id=%s", domain, id);
 	return f;
+}
+
+/* Fetches that count against FETCH_DETACHED_MAX. */
+static int
+fetches_detached(const struct policy *p)
+{
+	const struct fetch *f;
+	int n = 0;
+
+	for (f = p->fetches; f != NULL; f = f->next)
+		if (f->waiters == NULL && !f->background)
+			n++;
+	return n;
+}
+
+/* A fetch of domain under id that nobody waits for, past
+ * FETCH_DETACHED_MAX: not started (f NULL), or f cancelled; logged and
+ * counted. */
+static void
+fetch_shed(struct policy *p, const char *domain, const char *id,
+    struct fetch *f)
+{
+	log_info("event=sts-fetch-shed domain=%s id=%s action=%s limit=%d "
+	    "note=\"too many fetches nobody waits for; the cached policy "
+	    "stays\"", domain, id, f != NULL ? "cancelled" : "not-started",
+	    FETCH_DETACHED_MAX);
+	stats_add(stats_get("mxguard_sts_fetches_shed_total", "MTA-STS "
+	    "fetches nobody waited for, not started or cancelled past the "
+	    "bound"), 1);
+	if (f != NULL)
+		fetch_free(f);
 }
 
 /* The end of one background refresh: logged and counted. */
@@ -2046,8 +2110,14 @@ sts_step(struct policy_req *r)
 				    "id\"", r->v->domain, r->cached.id,
 				    r->txt_rc == 0 ? "none" : r->txt_rc == -1 ?
 				    "invalid" : "lookup-failed");
-			(void)fetch_start(p, r->v->domain, r->txt_rc == 1 ?
-			    r->txt_id : r->cached.id);
+			const char *id = r->txt_rc == 1 ? r->txt_id :
+			    r->cached.id;
+
+			if (fetch_find(p, r->v->domain, id) == NULL &&
+			    fetches_detached(p) >= FETCH_DETACHED_MAX)
+				fetch_shed(p, r->v->domain, id, NULL);
+			else
+				(void)fetch_start(p, r->v->domain, id);
 		}
 		/* marked used when it decides (decide()) */
 		sts_resolved(r);

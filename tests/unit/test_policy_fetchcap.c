@@ -1,0 +1,391 @@
+/*
+ * test_policy_fetchcap.c - the bound on MTA-STS fetches nobody waits for
+ * (policy.c, FETCH_DETACHED_MAX): a flood of lookups for domains whose
+ * policy hosts an attacker runs and holds (a refresh near expiry that a
+ * lookup starts and does not wait for, a fetch whose lookups all went
+ * away) leaves at most that many of them open per worker, while a
+ * legitimate domain's first fetch still starts at once and decides.
+ * http_get() is mocked: a policy host under flood.test never answers,
+ * mta-sts.legit.test answers an enforce policy; a fake DNS server in the
+ * process answers the rest.
+ */
+// WRAP: http_get http_cancel
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/ev.h"
+#include "core/log.h"
+#include "policy/cache.h"
+#include "policy/http.h"
+#include "policy/policy.h"
+#include "policy/verdict.h"
+
+#include "dnsmsg.h"
+
+#define NFLOOD		100	/* more than the bound */
+#define DETACHED_MAX	64	/* policy.c's FETCH_DETACHED_MAX */
+
+static struct ev_loop *loop;
+static char statedir[] = "/tmp/mxg-fcap-test-XXXXXX";
+static int dnsfd;
+static struct zrr *zone;
+
+/* ---- DNS: MX, A and _mta-sts TXT of every domain of the zone ---- */
+
+static void
+zone_add(int *n, const char *name, int type, const char *value)
+{
+	zone = realloc(zone, (size_t)(*n + 2) * sizeof(*zone));
+	assert_non_null(zone);
+	zone[*n].name = strdup(name);
+	zone[*n].type = type;
+	zone[*n].value = strdup(value);
+	(*n)++;
+	memset(&zone[*n], 0, sizeof(zone[*n]));
+}
+
+static void
+zone_domain(int *n, const char *d)
+{
+	char a[300], b[300];
+
+	snprintf(a, sizeof(a), "10 mx.%s", d);
+	zone_add(n, d, DNS_T_MX, a);
+	snprintf(a, sizeof(a), "mx.%s", d);
+	zone_add(n, a, DNS_T_A, "192.0.2.1");
+	snprintf(a, sizeof(a), "_mta-sts.%s", d);
+	snprintf(b, sizeof(b), "v=STSv1; id=%s", "i1");
+	zone_add(n, a, DNS_T_TXT, b);
+}
+
+static void
+dns_read(int fd, int events, void *arg)
+{
+	unsigned char q[1500];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
+	    &fl);
+	char name[512];
+	int qtype;
+	struct msg m;
+
+	if (n < 17 || zone_question(q, n, name, sizeof(name), &qtype) == -1)
+		return;
+	zone_answer(zone, q, name, qtype, &m);
+	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
+}
+
+/* ---- http_get(): held under flood.test, answered for legit.test ---- */
+
+struct http_req *__real_http_get(struct ev_loop *, struct dns *, SSL_CTX *,
+    const char *, const char *, uint64_t, size_t, uint32_t, http_cb *,
+    void *);
+void __real_http_cancel(struct http_req *);
+struct http_req *__wrap_http_get(struct ev_loop *, struct dns *, SSL_CTX *,
+    const char *, const char *, uint64_t, size_t, uint32_t, http_cb *,
+    void *);
+void __wrap_http_cancel(struct http_req *);
+
+static struct mreq {
+	int		 live;
+	http_cb		*cb;
+	void		*arg;
+} mreqs[4 * NFLOOD];
+static int nmreqs, started, open_fetches;
+static struct ev_timer *legit_t;
+static struct mreq legit;
+
+static const char legit_body[] = "version: STSv1\nmode: enforce\n"
+    "mx: mx.legit.test\nmax_age: 86400\n";
+
+static void
+legit_fire(void *arg)
+{
+	legit.live = 0;
+	open_fetches--;
+	legit.cb(legit.arg, 0, legit_body, strlen(legit_body), NULL, NULL);
+}
+
+struct http_req *
+__wrap_http_get(struct ev_loop *l, struct dns *d, SSL_CTX *ctx,
+    const char *host, const char *path, uint64_t tmo, size_t maxbody,
+    uint32_t mark, http_cb *cb, void *arg)
+{
+	struct mreq *m;
+
+	started++;
+	open_fetches++;
+	if (strcmp(host, "mta-sts.legit.test") == 0) {
+		m = &legit;
+		ev_timer_arm(legit_t, 10);
+	} else {
+		assert_true(nmreqs < (int)(sizeof(mreqs) / sizeof(mreqs[0])));
+		m = &mreqs[nmreqs++];
+	}
+	m->live = 1;
+	m->cb = cb;
+	m->arg = arg;
+	ev_loop_stop(l);	/* fetch_started() waits for this */
+	return (struct http_req *)m;
+}
+
+void
+__wrap_http_cancel(struct http_req *h)
+{
+	struct mreq *m = (struct mreq *)h;
+
+	if (h == NULL)
+		return;
+	if (m == &legit)
+		ev_timer_stop(legit_t);
+	assert_true(m->live);
+	m->live = 0;
+	open_fetches--;
+}
+
+/* ---- the engine ---- */
+
+static struct policy *
+mkpolicy(void)
+{
+	char err[256], srv[64];
+	struct config *cfg = config_load(NULL, err, sizeof(err));
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct policy *p;
+
+	assert_non_null(cfg);
+	getsockname(dnsfd, (struct sockaddr *)&sin, &sl);
+	snprintf(srv, sizeof(srv), "127.0.0.1:%d", ntohs(sin.sin_port));
+	cfg->dns_servers.v = calloc(1, sizeof(char *));
+	cfg->dns_servers.v[0] = strdup(srv);
+	cfg->dns_servers.n = 1;
+	cfg->dns_timeout = 2000;
+	cfg->policy_timeout = 5000;
+	cfg->sts_fetch_timeout = 1500;
+	cfg->sts_enable = 1;
+	cfg->dane_enable = 0;
+	cfg->tlsrpt_enable = 0;
+	free(cfg->state_dir);
+	cfg->state_dir = strdup(statedir);
+	p = policy_new(loop, cfg, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	return p;
+}
+
+static void
+cache_refresh_due(const char *domain)
+{
+	char err[256];
+	struct sts_cache *c = sts_cache_open(statedir, err, sizeof(err));
+	struct sts_cache_entry e;
+	char body[300];
+	int64_t now = (int64_t)time(NULL);
+
+	assert_non_null(c);
+	snprintf(body, sizeof(body), "version: STSv1\nmode: enforce\n"
+	    "mx: mx.%s\nmax_age: 86400\n", domain);
+	memset(&e, 0, sizeof(e));
+	snprintf(e.id, sizeof(e.id), "i1");
+	e.body = body;
+	e.bodylen = strlen(body);
+	/* 80000 s into 86400: inside the 25 % refresh margin */
+	e.fetched = e.checked = now - 80000;
+	e.expires = e.fetched + 86400;
+	assert_int_equal(sts_cache_put(c, domain, &e), 0);
+	sts_cache_close(c);
+}
+
+static struct policy_verdict *got_v;
+static int ngot;
+
+static void
+got(void *arg, struct policy_verdict *v)
+{
+	got_v = v;
+	ngot++;
+	ev_loop_stop(loop);
+}
+
+static struct policy_req *
+ask(struct policy *p, const char *domain)
+{
+	struct sockaddr_in sin;
+	struct policy_req *r;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	got_v = NULL;
+	r = policy_lookup(p, domain, (struct sockaddr *)&sin, sizeof(sin),
+	    "t1", got, NULL);
+	assert_non_null(r);
+	return r;
+}
+
+/* Runs the loop until *v reaches want (the guard fails the test at
+ * 10 s): the mock's fetch starts and got() stop the loop. */
+static void
+run_until(const int *v, int want)
+{
+	struct ev_timer *guard = ev_timer_new(loop,
+	    (ev_timer_cb *)ev_loop_stop, loop);
+
+	ev_timer_arm(guard, 10000);
+	while (*v < want && ev_timer_pending(guard))
+		ev_loop_run(loop);
+	ev_timer_free(guard);
+	assert_true(*v >= want);
+}
+
+static struct policy_verdict *
+lookup(struct policy *p, const char *domain)
+{
+	int want = ngot + 1;
+
+	(void)ask(p, domain);
+	run_until(&ngot, want);
+	return got_v;
+}
+
+static int
+setup(void **state)
+{
+	struct sockaddr_in sin;
+	char d[64];
+	int i, n = 0;
+
+	log_init("test", 0, getenv("TEST_DEBUG") ? LOG_LVL_DEBUG :
+	    LOG_LVL_ERR);
+	if (mkdtemp(statedir) == NULL)
+		return -1;
+	loop = ev_loop_new();
+	legit_t = ev_timer_new(loop, legit_fire, NULL);
+	dnsfd = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(dnsfd, (struct sockaddr *)&sin, sizeof(sin)) == -1)
+		return -1;
+	ev_fd_set(loop, dnsfd, EV_READ, dns_read, NULL);
+	zone_add(&n, "legit.test", DNS_T_MX, "10 mx.legit.test");
+	zone_add(&n, "mx.legit.test", DNS_T_A, "192.0.2.1");
+	zone_add(&n, "_mta-sts.legit.test", DNS_T_TXT, "v=STSv1; id=l1");
+	for (i = 0; i < NFLOOD; i++) {
+		snprintf(d, sizeof(d), "r%d.flood.test", i);
+		zone_domain(&n, d);
+		cache_refresh_due(d);
+		snprintf(d, sizeof(d), "o%d.flood.test", i);
+		zone_domain(&n, d);
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	ev_fd_del(loop, dnsfd);
+	close(dnsfd);
+	ev_timer_free(legit_t);
+	ev_loop_free(loop);
+	for (int i = 0; zone != NULL && zone[i].name != NULL; i++) {
+		free((char *)zone[i].name);
+		free((char *)zone[i].value);
+	}
+	free(zone);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", statedir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A lookup of a domain with a cached policy near expiry decides at once
+ * and leaves a refresh running that nobody waits for: the attacker's
+ * policy hosts hold each for sts_fetch_timeout, and every further
+ * recipient domain started one more.  At most DETACHED_MAX stay open,
+ * and the cached policies decided all the same. */
+static void
+test_refresh_flood_bounded(void **state)
+{
+	struct policy *p = mkpolicy();
+	struct policy_verdict *v;
+	char d[64];
+	int i;
+
+	started = open_fetches = nmreqs = 0;
+	for (i = 0; i < NFLOOD; i++) {
+		snprintf(d, sizeof(d), "r%d.flood.test", i);
+		v = lookup(p, d);
+		assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+		policy_verdict_free(v);
+	}
+	assert_true(open_fetches <= DETACHED_MAX);
+	assert_int_equal(open_fetches, DETACHED_MAX);
+
+	/* a legitimate domain's first fetch is not held behind them */
+	v = lookup(p, "legit.test");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	policy_verdict_free(v);
+	policy_free(p);
+	assert_int_equal(open_fetches, 0);
+}
+
+/* A lookup whose fetch started and that then went away (its session
+ * closed) leaves the fetch running for a later lookup's sake; a flood
+ * of them leaves at most DETACHED_MAX open. */
+static void
+test_orphan_flood_bounded(void **state)
+{
+	struct policy *p = mkpolicy();
+	struct policy_verdict *v;
+	struct policy_req *r;
+	char d[64];
+	int i, want;
+
+	started = open_fetches = nmreqs = 0;
+	for (i = 0; i < NFLOOD; i++) {
+		snprintf(d, sizeof(d), "o%d.flood.test", i);
+		want = started + 1;
+		r = ask(p, d);
+		run_until(&started, want);
+		assert_int_equal(started, want);
+		assert_null(got_v);
+		policy_cancel(r);
+	}
+	assert_int_equal(open_fetches, DETACHED_MAX);
+
+	v = lookup(p, "legit.test");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	policy_verdict_free(v);
+	policy_free(p);
+	assert_int_equal(open_fetches, 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refresh_flood_bounded),
+		cmocka_unit_test(test_orphan_flood_bounded),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
