@@ -447,6 +447,8 @@ struct http_req {
 	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
 	int		 ntries;
 	char		 lasterr[400];
+	char		 localerr[400];	/* an address not tried for want of
+					 * descriptors, ports or memory */
 	char		 certerr[400];	/* an address's certificate did not
 					 * verify: the reason if none serves */
 	char		 hosterr[400];	/* GET: what a verified host answered
@@ -533,7 +535,12 @@ fail_all(struct http_req *h, const char *timeout)
 	const char *kind = "sts-policy-fetch-error", *why = NULL;
 	char e[450];
 
-	if (h->hosterr[0])
+	if (h->localerr[0]) {
+		/* an address this host could not try: whatever the others
+		 * said, it might have served */
+		kind = HTTP_LOCAL_ERROR;
+		why = h->localerr;
+	} else if (h->hosterr[0])
 		why = h->hosterr;
 	else if (h->certerr[0]) {
 		kind = "sts-webpki-invalid";
@@ -697,7 +704,7 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		    !SSL_set_tlsext_host_name(ssl, h->host) ||
 		    !SSL_set1_host(ssl, h->host)) {
 			SSL_free(ssl);
-			finish(h, -1, NULL, 0, "sts-policy-fetch-error",
+			finish(h, -1, NULL, 0, HTTP_LOCAL_ERROR,
 			    "TLS setup failed");
 			return;
 		}
@@ -907,6 +914,16 @@ no_more(struct http_req *h)
 	h->next = h->naddrs;
 }
 
+/* errno of a socket() or connect() that failed for want of this host's
+ * own resources (descriptors, memory, local ports), not for anything the
+ * address did. */
+static int
+local_errno(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ||
+	    e == EADDRNOTAVAIL;
+}
+
 /*
  * Opens a connection to the next address that takes one: 0, or -1 when
  * none is left (h->lasterr says why the last one failed).
@@ -934,6 +951,9 @@ try_start(struct http_req *h)
 		if (fd == -1) {
 			snprintf(h->lasterr, sizeof(h->lasterr), "%s: socket: "
 			    "%s", addr, strerror(errno));
+			if (local_errno(errno))
+				snprintf(h->localerr, sizeof(h->localerr),
+				    "%s", h->lasterr);
 			continue;
 		}
 		/* a report's POST goes where a published record says, on a
@@ -956,6 +976,9 @@ try_start(struct http_req *h)
 		    errno != EINPROGRESS) {
 			snprintf(h->lasterr, sizeof(h->lasterr), "%s: connect: "
 			    "%s", addr, strerror(errno));
+			if (local_errno(errno))
+				snprintf(h->localerr, sizeof(h->localerr),
+				    "%s", h->lasterr);
 			close(fd);
 			continue;
 		}
@@ -965,6 +988,8 @@ try_start(struct http_req *h)
 		    (t->io = io_new(h->loop, fd, io_event, t)) == NULL) {
 			snprintf(h->lasterr, sizeof(h->lasterr), "%s: out of "
 			    "memory", addr);
+			snprintf(h->localerr, sizeof(h->localerr), "%s",
+			    h->lasterr);
 			if (t != NULL)
 				ev_timer_free(t->parse_tmr);
 			free(t);

@@ -55,6 +55,10 @@ struct http_req *http_get(struct ev_loop *, struct dns *, SSL_CTX *ctx,
 		    const char *host, const char *path, uint64_t timeout_ms,
 		    size_t maxbody, uint32_t sockmark, http_cb *, void *arg);
 #define HTTP_DESTINATION_REFUSED "destination-refused"
+/* kind of a failure for want of this host's own resources: an address
+ * could not be tried (no descriptor, memory or local port), so the
+ * failure says nothing about the host */
+#define HTTP_LOCAL_ERROR "local-error"
 /* POST body (copied) with Content-Type ctype to https://host:port/path,
  * one address at a time (an address that has not finished the TLS
  * handshake within a quarter of timeout_ms gives way to the next one):

@@ -122,6 +122,9 @@ struct policy_req {
 	char		 fetch_err[256];
 	int		 refetch_expired; /* waits on a fetch under the id of
 					 * its expired cached policy */
+	int		 fetch_local;	/* the fetch failed or could not start
+					 * for want of this gateway's own
+					 * resources (HTTP_LOCAL_ERROR) */
 
 	/* the shared store (policy/redis.c), asked on a local miss */
 	struct redis_op	*rs_sts;	/* MTA-STS policy under way */
@@ -1448,6 +1451,19 @@ decide(struct policy_req *r)
 		finish(r);
 		return;
 	}
+	/* no policy, and the fetch the domain's record asks for failed for
+	 * want of this gateway's descriptors, ports or memory (a flood may
+	 * have taken them): that says nothing of the domain's policy, and
+	 * deciding without it would deliver below a policy the domain may
+	 * publish.  Deferred, the MTA retries once the resources are back */
+	if (sp == NULL && r->fetch_local) {
+		defer(r, "mta-sts", "local-error", "the MTA-STS policy of %s "
+		    "could not be fetched for want of local resources (%s)",
+		    v->domain, r->fetch_err[0] ? r->fetch_err : "cannot start");
+		v->local = 1;
+		finish(r);
+		return;
+	}
 	/* what applies without an MTA-STS policy (also in mode testing,
 	 * which never weakens it) */
 	if (p->require_tls) {
@@ -1971,6 +1987,7 @@ refetch_expired(struct policy_req *r)
 		    "result=error reason=cannot-start", r->v->domain,
 		    r->cached.id, txt);
 		refetch_count("error");
+		r->fetch_local = 1;	/* out of memory */
 		return 0;
 	}
 	log_info("event=sts-refetch-expired domain=%s id=%s txt=%s "
@@ -1994,12 +2011,15 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 	struct sts_policy *sp = NULL;
 	char perr[160], qe[300], lbuf[256];
 	const char *reason = kind;
+	int local = ok != 0 && kind != NULL &&
+	    strcmp(kind, HTTP_LOCAL_ERROR) == 0;
 
 	f->http = NULL;
 	if (ok == 0) {
 		if ((sp = malloc(sizeof(*sp))) == NULL) {
 			ok = -1;
-			reason = "sts-policy-fetch-error";
+			reason = HTTP_LOCAL_ERROR;
+			local = 1;
 			err = "out of memory";
 		} else if (sts_policy_parse(body, len, sp, perr,
 		    sizeof(perr)) == -1) {
@@ -2060,22 +2080,25 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 	/* any fetch that worked ends the domain's sitting out */
 	if (f->background || f->expired || ok == 0)
 		bgfail_note(p, f->domain, ok == 0);
-	if (f->expired)
+	/* (a fetch this gateway could not make starts no back-off: the
+	 * next lookup tries again) */
+	if (f->expired && !local)
 		refetch_result(p, f->domain, ok == 0);
-	if (f->newid && ok != 0)
+	if (f->newid && ok != 0 && !local)
 		newid_failed(p, f->domain);
 	while (f->waiters != NULL) {
 		struct policy_req *r = f->waiters;
 
 		f->waiters = r->fnext;
 		r->fetch = NULL;
+		r->fetch_local = local;
 		if (ok == 0) {
 			if ((r->fresh = malloc(sizeof(*r->fresh))) != NULL) {
 				*r->fresh = *sp;
 				snprintf(r->fresh_id, sizeof(r->fresh_id), "%s",
 				    f->id);
 			}
-		} else if (!r->refetch_expired) {
+		} else if (!r->refetch_expired || local) {
 			/* (a failed refetch of an expired policy leaves the
 			 * lookup as it would be without it: no policy) */
 			snprintf(r->fetch_reason, sizeof(r->fetch_reason),
@@ -2157,6 +2180,7 @@ sts_step(struct policy_req *r)
 		snprintf(r->fetch_reason, sizeof(r->fetch_reason),
 		    "sts-policy-fetch-error");
 		snprintf(r->fetch_err, sizeof(r->fetch_err), "cannot start");
+		r->fetch_local = 1;	/* out of memory */
 		sts_resolved(r);
 		return;
 	}

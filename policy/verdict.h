@@ -59,10 +59,12 @@ struct policy_verdict {
 	char		 domain[256];	/* normalised recipient domain */
 	char		 mx_host[256];	/* MX host H owning A; "" unknown */
 	char		 reason[48];	/* RFC 8460 result type, for DEFER;
-					 * "store-error" when local is set */
+					 * "store-error" or "local-error"
+					 * when local is set */
 	int		 local;		/* deferred for this gateway's own
 					 * trouble (a store that cannot
-					 * answer): not reported (TLSRPT) */
+					 * answer, a fetch it could not
+					 * make): not reported (TLSRPT) */
 	char		 detail[256];	/* human words for logs and replies */
 	char		 sts_note[96];	/* MTA-STS policy used: mode, id,
 					 * cached|fetched, age; or why none */

@@ -31,9 +31,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 
 #include "policy/http.c"
@@ -963,6 +965,56 @@ test_deadline_names_pending_answer(void **state)
 	    "mta-sts.x.test (AAAA): no TLS handshake with 127.0.0.1:"));
 }
 
+/*
+ * The process is out of descriptors (a flood took them): socket() fails
+ * with EMFILE at the policy host's two addresses.  The fetch fails as
+ * HTTP_LOCAL_ERROR, which says nothing of the host, so that the engine
+ * defers the recipient instead of deciding as for a domain with no
+ * policy.  Red before: "sts-policy-fetch-error", the kind of a host that
+ * serves no policy.
+ */
+static void
+test_no_descriptor_local_error(void **state)
+{
+	struct rlimit old, low;
+	struct ev_timer *g;
+	struct http_req *h;
+	SSL_CTX *ctx;
+	int fd;
+
+	(void)state;
+	loop = ev_loop_new();
+	fakes_clear();
+	a("mta-sts.x.test", 0, "127.0.0.1");
+	aaaa("mta-sts.x.test", 0, "::1");
+	ctx = SSL_CTX_new(TLS_client_method());
+	get_done = get_calls = 0;
+	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
+	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
+	assert_non_null(h);
+	assert_non_null(http_resolve(h));
+	g = ev_timer_new(loop, stop_loop, NULL);
+	ev_timer_arm(g, 5000);
+	/* no descriptor beyond the lowest free one */
+	assert_true((fd = open("/dev/null", O_RDONLY)) >= 0);
+	close(fd);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)fd;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	ev_loop_run(loop);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(get_done, 1);
+	assert_int_equal(get_calls, 1);
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
+	assert_non_null(strstr(get_err, "Too many open files"));
+	ev_timer_free(g);
+	SSL_CTX_free(ctx);
+	fakes_clear();
+	ev_loop_free(loop);
+}
+
 int
 main(void)
 {
@@ -990,6 +1042,7 @@ main(void)
 		cmocka_unit_test(test_late_family_after_first_refused),
 		cmocka_unit_test(test_deadline_names_pending_answer),
 		cmocka_unit_test(test_late_family_after_max_refused),
+		cmocka_unit_test(test_no_descriptor_local_error),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a

@@ -4,9 +4,13 @@
  * policy hosts an attacker runs and holds (a refresh near expiry that a
  * lookup starts and does not wait for, a fetch whose lookups all went
  * away) leaves at most that many of them open per worker, while a
- * legitimate domain's first fetch still starts at once and decides.
+ * legitimate domain's first fetch still starts at once and decides; and
+ * a first fetch that failed for want of this gateway's own descriptors
+ * (HTTP_LOCAL_ERROR) defers the recipient instead of deciding as if the
+ * domain had no policy.
  * http_get() is mocked: a policy host under flood.test never answers,
- * mta-sts.legit.test answers an enforce policy; a fake DNS server in the
+ * mta-sts.legit.test answers an enforce policy (and mta-sts.lerr.test,
+ * or fails as HTTP_LOCAL_ERROR when asked to); a fake DNS server in the
  * process answers the rest.
  */
 // WRAP: http_get http_cancel
@@ -111,12 +115,19 @@ static struct mreq legit;
 static const char legit_body[] = "version: STSv1\nmode: enforce\n"
     "mx: mx.legit.test\nmax_age: 86400\n";
 
+static int legit_local;	/* the fetch fails as HTTP_LOCAL_ERROR */
+
 static void
 legit_fire(void *arg)
 {
 	legit.live = 0;
 	open_fetches--;
-	legit.cb(legit.arg, 0, legit_body, strlen(legit_body), NULL, NULL);
+	if (legit_local)
+		legit.cb(legit.arg, -1, NULL, 0, HTTP_LOCAL_ERROR,
+		    "192.0.2.9: socket: Too many open files");
+	else
+		legit.cb(legit.arg, 0, legit_body, strlen(legit_body), NULL,
+		    NULL);
 }
 
 struct http_req *
@@ -128,7 +139,8 @@ __wrap_http_get(struct ev_loop *l, struct dns *d, SSL_CTX *ctx,
 
 	started++;
 	open_fetches++;
-	if (strcmp(host, "mta-sts.legit.test") == 0) {
+	if (strcmp(host, "mta-sts.legit.test") == 0 ||
+	    strcmp(host, "mta-sts.lerr.test") == 0) {
 		m = &legit;
 		ev_timer_arm(legit_t, 10);
 	} else {
@@ -287,6 +299,8 @@ setup(void **state)
 	zone_add(&n, "legit.test", DNS_T_MX, "10 mx.legit.test");
 	zone_add(&n, "mx.legit.test", DNS_T_A, "192.0.2.1");
 	zone_add(&n, "_mta-sts.legit.test", DNS_T_TXT, "v=STSv1; id=l1");
+	zone_add(&n, "lerr.test", DNS_T_MX, "10 mx.legit.test");
+	zone_add(&n, "_mta-sts.lerr.test", DNS_T_TXT, "v=STSv1; id=e1");
 	for (i = 0; i < NFLOOD; i++) {
 		snprintf(d, sizeof(d), "r%d.flood.test", i);
 		zone_domain(&n, d);
@@ -379,12 +393,43 @@ test_orphan_flood_bounded(void **state)
 	assert_int_equal(open_fetches, 0);
 }
 
+/* The first fetch of a domain that publishes a policy fails because this
+ * gateway is out of descriptors (a flood took them, socket() says
+ * EMFILE): that says nothing of the domain, so the recipient is deferred
+ * as this gateway's own trouble (not reported by TLSRPT), never decided
+ * as if the domain had no policy.  Red before: level may, source
+ * default, the mail delivered without the policy the domain publishes. */
+static void
+test_local_error_defers(void **state)
+{
+	struct policy *p = mkpolicy();
+	struct policy_verdict *v;
+
+	started = open_fetches = nmreqs = 0;
+	legit_local = 1;
+	v = lookup(p, "lerr.test");
+	legit_local = 0;
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->source, "mta-sts");
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, "Too many open files"));
+	policy_verdict_free(v);
+
+	/* resources back: the next lookup fetches (no back-off) */
+	v = lookup(p, "lerr.test");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refresh_flood_bounded),
 		cmocka_unit_test(test_orphan_flood_bounded),
+		cmocka_unit_test(test_local_error_defers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
