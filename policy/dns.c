@@ -12,12 +12,22 @@
  *
  * Results reach the waiters through a zero-delay timer each, so a waiter
  * callback never runs inside c-ares and may query or cancel freely.
+ *
+ * c-ares makes its sockets through our functions (sock_funcs), only to
+ * count those it could not open for want of this host's descriptors or
+ * memory: it reports such a query as refused, as a server's refusal, and
+ * the engine must not take that for the domain's answer
+ * (dns_local_failures()).
  */
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ares.h>
 
@@ -82,6 +92,11 @@ struct dns {
 	int		 ncache;
 	size_t		 cache_bytes;	/* memory the entries hold */
 	int		 dying;
+	/* sockets c-ares could not open or connect for want of this host's
+	 * descriptors, memory or ports (dns_local_failures()): c-ares
+	 * reports such a query as refused, a server's answer */
+	unsigned	 nlocal;
+	int		 local_errno;
 };
 
 static const char *status_names[] = {
@@ -932,6 +947,75 @@ set_servers(ares_channel ch, const struct config *cfg, int max, char *err,
 	return 0;
 }
 
+/* c-ares's socket calls, as it makes them itself, counting the failures
+ * that are this host's (socket(): EMFILE, ENFILE, ENOBUFS, ENOMEM;
+ * connect(): EADDRNOTAVAIL). */
+static void
+note_local(struct dns *d, int e)
+{
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ||
+	    e == EADDRNOTAVAIL) {
+		d->nlocal++;
+		d->local_errno = e;
+	}
+}
+
+static ares_socket_t
+sf_socket(int af, int type, int proto, void *arg)
+{
+	/* c-ares leaves the options of sockets it did not make itself
+	 * alone: non-blocking (it reads until EAGAIN) and close-on-exec are
+	 * ours to set */
+	int fd = socket(af, type | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
+
+	if (fd == -1) {
+		int e = errno;
+
+		note_local(arg, e);
+		errno = e;
+		return ARES_SOCKET_BAD;
+	}
+	return fd;
+}
+
+static int
+sf_close(ares_socket_t fd, void *arg)
+{
+	return close(fd);
+}
+
+static int
+sf_connect(ares_socket_t fd, const struct sockaddr *sa, ares_socklen_t len,
+    void *arg)
+{
+	int rc = connect(fd, sa, len);
+
+	if (rc == -1) {
+		int e = errno;
+
+		note_local(arg, e);
+		errno = e;
+	}
+	return rc;
+}
+
+static ares_ssize_t
+sf_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags,
+    struct sockaddr *from, ares_socklen_t *fromlen, void *arg)
+{
+	return recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+static ares_ssize_t
+sf_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *arg)
+{
+	return writev(fd, iov, n);
+}
+
+static const struct ares_socket_functions sock_funcs = {
+	sf_socket, sf_close, sf_connect, sf_recvfrom, sf_sendv,
+};
+
 struct dns *
 dns_new(struct ev_loop *loop, const struct config *cfg, char *err,
     size_t errsz)
@@ -985,6 +1069,7 @@ dns_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	d->ch_ok = 1;
+	ares_set_socket_functions(d->ch, &sock_funcs, d);
 	/* every entry must be an address c-ares takes; the first is used */
 	if (set_servers(d->ch, cfg, cfg->dns_servers.n, err, errsz) == -1 ||
 	    set_servers(d->ch, cfg, 1, err, errsz) == -1) {
@@ -992,6 +1077,16 @@ dns_new(struct ev_loop *loop, const struct config *cfg, char *err,
 		return NULL;
 	}
 	return d;
+}
+
+unsigned
+dns_local_failures(const struct dns *d, int *err)
+{
+	if (d == NULL)
+		return 0;
+	if (err != NULL)
+		*err = d->local_errno;
+	return d->nlocal;
 }
 
 void

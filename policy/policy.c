@@ -36,6 +36,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -122,9 +123,13 @@ struct policy_req {
 	char		 fetch_err[256];
 	int		 refetch_expired; /* waits on a fetch under the id of
 					 * its expired cached policy */
-	int		 fetch_local;	/* the fetch failed or could not start
-					 * for want of this gateway's own
-					 * resources (HTTP_LOCAL_ERROR) */
+	int		 fetch_local;	/* the TXT lookup or the fetch failed,
+					 * or the fetch could not start, for
+					 * want of this gateway's own
+					 * resources (HTTP_LOCAL_ERROR,
+					 * dns_local_failures()) */
+	struct dns	*txt_dns;	/* the resolver the TXT query went to */
+	unsigned	 txt_local0;	/* its dns_local_failures() then */
 
 	/* the shared store (policy/redis.c), asked on a local miss */
 	struct redis_op	*rs_sts;	/* MTA-STS policy under way */
@@ -1458,7 +1463,7 @@ decide(struct policy_req *r)
 	 * publish.  Deferred, the MTA retries once the resources are back */
 	if (sp == NULL && r->fetch_local) {
 		defer(r, "mta-sts", "local-error", "the MTA-STS policy of %s "
-		    "could not be fetched for want of local resources (%s)",
+		    "could not be looked up for want of local resources (%s)",
 		    v->domain, r->fetch_err[0] ? r->fetch_err : "cannot start");
 		v->local = 1;
 		finish(r);
@@ -2211,9 +2216,20 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		r->txt_rc = sts_txt_select(txts, lens, n, r->txt_id,
 		    &r->txt_lenient, r->txt_err, sizeof(r->txt_err));
 	} else if (st != DNS_NXDOMAIN && st != DNS_NODATA) {
+		int e = 0;
+
 		r->txt_rc = -2;		/* lookup failed */
 		snprintf(r->txt_err, sizeof(r->txt_err), "TXT lookup: %s",
 		    dns_status_name(st));
+		/* the resolver could not open its socket meanwhile (c-ares
+		 * says "refused", as for a server's refusal): no answer
+		 * that says anything of the domain (decide() defers) */
+		if (dns_local_failures(r->txt_dns, &e) != r->txt_local0) {
+			r->fetch_local = 1;
+			snprintf(r->fetch_err, sizeof(r->fetch_err), "the "
+			    "_mta-sts TXT lookup: no socket for the resolver: "
+			    "%s", strerror(e));
+		}
 	}
 	sts_step(r);
 }
@@ -2617,6 +2633,8 @@ policy_lookup(struct policy *p, const char *domain,
 			r->rs_sts = redis_sts_get(p->rs, v->domain,
 			    on_redis_sts, r);
 		snprintf(name, sizeof(name), "_mta-sts.%s", v->domain);
+		r->txt_dns = p->dns;
+		r->txt_local0 = dns_local_failures(p->dns, NULL);
 		if ((r->txtq = dns_query(p->dns, name, DNS_T_TXT, on_txt,
 		    r)) == NULL)
 			goto fail;

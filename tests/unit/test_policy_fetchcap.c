@@ -7,7 +7,8 @@
  * legitimate domain's first fetch still starts at once and decides; and
  * a first fetch that failed for want of this gateway's own descriptors
  * (HTTP_LOCAL_ERROR) defers the recipient instead of deciding as if the
- * domain had no policy.
+ * domain had no policy, and so does a _mta-sts TXT lookup the resolver
+ * could not send for want of a descriptor (RLIMIT_NOFILE lowered).
  * http_get() is mocked: a policy host under flood.test never answers,
  * mta-sts.legit.test answers an enforce policy (and mta-sts.lerr.test,
  * or fails as HTTP_LOCAL_ERROR when asked to); a fake DNS server in the
@@ -23,10 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <fcntl.h>
 
 #include "core/config.h"
 #include "core/ev.h"
@@ -300,6 +303,8 @@ setup(void **state)
 	zone_add(&n, "mx.legit.test", DNS_T_A, "192.0.2.1");
 	zone_add(&n, "_mta-sts.legit.test", DNS_T_TXT, "v=STSv1; id=l1");
 	zone_add(&n, "lerr.test", DNS_T_MX, "10 mx.legit.test");
+	zone_add(&n, "nsock.test", DNS_T_MX, "10 mx.legit.test");
+	zone_add(&n, "_mta-sts.nsock.test", DNS_T_TXT, "v=STSv1; id=n1");
 	zone_add(&n, "_mta-sts.lerr.test", DNS_T_TXT, "v=STSv1; id=e1");
 	for (i = 0; i < NFLOOD; i++) {
 		snprintf(d, sizeof(d), "r%d.flood.test", i);
@@ -423,6 +428,40 @@ test_local_error_defers(void **state)
 	policy_free(p);
 }
 
+/* Out of descriptors, the resolver cannot open its socket for the
+ * _mta-sts TXT query: c-ares reports the query as refused, as a
+ * server's SERVFAIL or refusal, which with nothing cached means no
+ * policy.  That is this gateway's trouble, not the domain's answer, so
+ * the recipient is deferred (local-error).  Red before: level may, the
+ * mail delivered as if the domain published no policy. */
+static void
+test_dns_no_socket_defers(void **state)
+{
+	struct policy *p = mkpolicy();
+	struct policy_verdict *v;
+	struct rlimit old, low;
+	int fd;
+
+	started = open_fetches = nmreqs = 0;
+	/* no descriptor beyond the lowest free one (the resolver's socket
+	 * is closed while no query runs) */
+	assert_true((fd = open("/dev/null", O_RDONLY)) >= 0);
+	close(fd);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)fd;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	v = lookup(p, "nsock.test");
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_int_equal(started, 0);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, "Too many open files"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -430,6 +469,7 @@ main(void)
 		cmocka_unit_test(test_refresh_flood_bounded),
 		cmocka_unit_test(test_orphan_flood_bounded),
 		cmocka_unit_test(test_local_error_defers),
+		cmocka_unit_test(test_dns_no_socket_defers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
