@@ -29,6 +29,7 @@
 
 #include "core/log.h"
 #include "core/stats.h"
+#include "policy/dane.h"
 #include "policy/dns.h"
 #include "policy/sts.h"
 #include "policy/tlsrpt.h"
@@ -58,6 +59,7 @@ struct rec_pend {
 	char			 local[64];
 	char			 ip[64];
 	char			 helo[256];
+	size_t			 bytes;		/* pend_bytes() */
 };
 
 struct rec_dom {
@@ -78,6 +80,7 @@ struct tlsrpt_rec {
 	struct rec_dom		*hash[NBUCKETS];
 	int			 ndom;
 	int			 busy;		/* lookups under way */
+	size_t			 pend_bytes;	/* of every waiting attempt */
 	time_t			 err_logged;	/* last failure logged */
 	unsigned long		 err_quiet;	/* failures not logged since */
 };
@@ -150,6 +153,41 @@ tlsrpt_rec_new(struct ev_loop *loop, const char *state_dir, char *err,
 	return rc;
 }
 
+/* What a waiting attempt holds: its record and the verdict's copy
+ * (policy_verdict_dup()).  Many domains whose _smtp._tls answers come
+ * just before dns_timeout, each with 32 attempts waiting, held a copy of
+ * a verdict per attempt (a DANE one with the TLSA RRset, up to 256
+ * records, in the report's strings and in the DANE answer): without a
+ * bound in all, gigabytes. */
+static size_t
+pend_bytes(const struct rec_pend *p)
+{
+	const struct policy_verdict *v = p->v;
+	size_t n = sizeof(*p) + sizeof(*v);
+	int i;
+
+	if (v->rpt != NULL)
+		n += sizeof(*v->rpt) + v->rpt->len;
+	if (v->tls != NULL) {
+		n += sizeof(*v->tls);
+		if (v->tls->dane != NULL) {
+			n += sizeof(*v->tls->dane);
+			for (i = 0; i < v->tls->dane->ntlsa; i++)
+				n += sizeof(v->tls->dane->tlsa[i]) +
+				    v->tls->dane->tlsa[i].len;
+		}
+	}
+	return n;
+}
+
+static void
+pend_release(struct tlsrpt_rec *rc, struct rec_pend *p)
+{
+	rc->pend_bytes -= p->bytes;
+	policy_verdict_free(p->v);
+	free(p);
+}
+
 static void
 pend_free_all(struct rec_dom *d)
 {
@@ -157,8 +195,7 @@ pend_free_all(struct rec_dom *d)
 
 	while ((p = d->pend) != NULL) {
 		d->pend = p->next;
-		policy_verdict_free(p->v);
-		free(p);
+		pend_release(d->rc, p);
 	}
 	d->pend_tail = &d->pend;
 	d->npend = 0;
@@ -348,8 +385,7 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 			count(rc, d->domain, p);
 		else
 			stats_add(st_skip, 1);
-		policy_verdict_free(p->v);
-		free(p);
+		pend_release(rc, p);
 	}
 	d->pend_tail = &d->pend;
 	d->npend = 0;
@@ -480,6 +516,14 @@ tlsrpt_rec_attempt(struct tlsrpt_rec *rc, struct dns *dns,
 		free(p);
 		return;
 	}
+	p->bytes = pend_bytes(p);
+	if (rc->pend_bytes + p->bytes > TLSRPT_REC_PENDING_BYTES) {
+		stats_add(st_err, 1);
+		policy_verdict_free(p->v);
+		free(p);
+		return;
+	}
+	rc->pend_bytes += p->bytes;
 	*d->pend_tail = p;
 	d->pend_tail = &p->next;
 	d->npend++;

@@ -24,6 +24,10 @@
 #include "policy/policy.h"
 
 #define TLSRPT_REC_PENDING	32	/* attempts waiting per domain */
+/* memory the attempts waiting for their domain's lookup may hold in all
+ * (a copy holds the verdict, a DANE one its TLSA RRset twice: up to a few
+ * hundred KB); beyond, an attempt is not recorded (counted as error) */
+#define TLSRPT_REC_PENDING_BYTES (16UL * 1024 * 1024)
 #define TLSRPT_REC_DOMAINS	10000	/* TXT answers cached at most */
 
 struct dns;
