@@ -2008,49 +2008,98 @@ out:
 	return rc;
 }
 
+/*
+ * Whether the chains in place make no set mxguard installs (a chain taken
+ * whole: `iptables -t nat -F; iptables -t nat -X`, `nft delete chain`),
+ * from which chains there are and whether the steering queues (q) or
+ * uses TPROXY (tp).  Every set but the refusal set (a guard alone) and
+ * steering = none with TPROXY (the steering alone) has a guard; queueing
+ * without TPROXY diverts in nat, and so does a steering chain that
+ * neither queues nor uses TPROXY (local mode's SYN drops, steering =
+ * none); a nat chain that diverts by the verdict's connmark (divert_q)
+ * has the steering chain that queues.  A queueing set without its nat chain is the worst of these:
+ * the guard lets a flow the daemon diverted through (closed: its connmark
+ * says diverted), and it goes to the MX direct.
+ */
+static int
+chains_damaged(int steer, int q, int tp, int divert, int divert_q, int guard,
+    int refusal)
+{
+	if (steer && !tp && !divert)
+		return 1;
+	if (divert_q && !steer)
+		return 1;
+	if ((q || divert) && !guard)
+		return 1;
+	return guard && !refusal && !steer && !divert;
+}
+
 /* One family's iptables-save text: mxguard's chains there, the refusal
- * set or a closed guard's last rule, a guard at all. */
+ * set or a closed guard's last rule, a guard at all, chains missing. */
 static void
-ipt_inplace(const char *saved, int *any, int *closed, int *guard)
+ipt_inplace(const char *saved, int *any, int *closed, int *guard,
+    int *damaged)
 {
 	static const char refuse[] = "\n-A " CH_GUARD
 	    " -p tcp -j REJECT --reject-with tcp-reset\n";
 	static const char rest[] = "\n-A " CH_GUARD " " REFUSE_REST "\n";
 	struct rbuf have[T_N];
-	const char *f;
+	const char *f, *m;
 	int t;
 
 	if (norm_tables(saved, have))
 		*any = 1;
 	f = rbuf_str(&have[T_FILTER]);
+	m = rbuf_str(&have[T_MANGLE]);
 	if (strstr(f, refuse) != NULL || strstr(f, rest) != NULL)
 		*closed = 1;
 	if (strstr(f, "\n-A " CH_GUARD " ") != NULL)
 		*guard = 1;
+	/* (have[] holds only lines naming our chains: a queue or TPROXY
+	 * target there is the steering chain's) */
+	if (chains_damaged(strstr(m, "\n:" CH_STEER "\n") != NULL,
+	    strstr(m, " -j NFQUEUE ") != NULL, strstr(m, " -j TPROXY ") != NULL,
+	    strstr(rbuf_str(&have[T_NAT]), "\n:" CH_DIVERT "\n") != NULL,
+	    strstr(rbuf_str(&have[T_NAT]), " -m connmark ") != NULL,
+	    strstr(f, "\n:" CH_GUARD "\n") != NULL, strstr(f, refuse) != NULL))
+		*damaged = 1;
 	for (t = 0; t < T_N; t++)
 		rbuf_free(&have[t]);
 }
 
 /* nft's listing: the guard chain's rules, and whether one of them is
  * NFT_REFUSE_REST (listed "tcp flags ! rst reject with tcp reset"; a
- * local_users refusal carries a skuid match, and refuses only others). */
+ * local_users refusal carries a skuid match, and refuses only others);
+ * chains missing (chains_damaged()). */
 static void
-nft_inplace(const char *listed, int *closed, int *guard)
+nft_inplace(const char *listed, int *closed, int *guard, int *damaged)
 {
 	const char *p, *nl, *s;
-	int in = 0;
+	char name[64] = "";
+	int in = 0, steer = 0, q = 0, tp = 0, divert = 0, dq = 0, gchain = 0;
 
 	for (p = listed; *p; p = nl + 1) {
 		if ((nl = strchr(p, '\n')) == NULL)
 			nl = p + strlen(p);
 		for (s = p; *s == ' ' || *s == '\t'; s++)
 			;
-		if (!in && strncmp(s, "chain guard {", 13) == 0)
+		if (!in && sscanf(s, "chain %63[^ {\n] {", name) == 1) {
 			in = 1;
-		else if (in && s < nl && *s == '}')
+			steer |= strcmp(name, "steer") == 0;
+			divert |= strcmp(name, "divert") == 0;
+			gchain |= strcmp(name, "guard") == 0;
+		} else if (in && s < nl && *s == '}')
 			in = 0;
 		else if (in && s < nl && strncmp(s, "type ", 5) != 0 &&
-		    strncmp(s, "policy ", 7) != 0) {
+		    strncmp(s, "policy ", 7) != 0 &&
+		    strcmp(name, "steer") == 0) {
+			q |= memmem(s, (size_t)(nl - s), "queue ", 6) != NULL;
+			tp |= memmem(s, (size_t)(nl - s), "tproxy ", 7) != NULL;
+		} else if (in && s < nl && strcmp(name, "divert") == 0)
+			dq |= memmem(s, (size_t)(nl - s), "ct mark ", 8) != NULL;
+		else if (in && s < nl && strncmp(s, "type ", 5) != 0 &&
+		    strncmp(s, "policy ", 7) != 0 &&
+		    strcmp(name, "guard") == 0) {
 			*guard = 1;
 			if (memmem(s, (size_t)(nl - s), "reject with tcp reset",
 			    21) != NULL && memmem(s, (size_t)(nl - s),
@@ -2060,6 +2109,11 @@ nft_inplace(const char *listed, int *closed, int *guard)
 		if (*nl != '\n')
 			break;
 	}
+	/* (no refusal set in nft: a guard alone is damage, and so is a
+	 * table without a chain) */
+	if (chains_damaged(steer, q, tp, divert, dq, gchain, 0) ||
+	    (!steer && !divert && !gchain))
+		*damaged = 1;
 }
 
 void
@@ -2070,16 +2124,16 @@ rules_inplace_text(const char *saved4, const char *saved6,
 
 	memset(ip, 0, sizeof(*ip));
 	if (saved4 != NULL) {
-		ipt_inplace(saved4, &ip->any, &closed, &guard);
+		ipt_inplace(saved4, &ip->any, &closed, &guard, &ip->broken);
 		ip->broken |= ipt_broken(saved4);
 	}
 	if (saved6 != NULL) {
-		ipt_inplace(saved6, &ip->any, &closed, &guard);
+		ipt_inplace(saved6, &ip->any, &closed, &guard, &ip->broken);
 		ip->broken |= ipt_broken(saved6);
 	}
 	if (listed != NULL) {
 		ip->any = 1;
-		nft_inplace(listed, &closed, &guard);
+		nft_inplace(listed, &closed, &guard, &ip->broken);
 		ip->broken |= nft_broken(listed);
 	}
 	/* no guard to tell by: kept rather than sent direct */

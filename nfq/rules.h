@@ -115,8 +115,10 @@ int	 rules_state(const struct config *, struct rbuf *missing, int *broken,
  * with no daemon (the refusal set, or a guard with fail_mode = closed's
  * last rule), or cannot be told not to (mxguard's rules without a guard:
  * TPROXY with steering = none), 0 only for a fail-open guard or nothing;
- * broken: as rules_state()'s.  rules_inplace_text() is the reading of
- * given iptables-save texts (NULL: none) and nft listing (NULL: no table).
+ * broken: as rules_state()'s, or a chain taken whole that every set of
+ * that shape has (a queueing set's nat chain, a guard).
+ * rules_inplace_text() is the reading of given iptables-save texts
+ * (NULL: none) and nft listing (NULL: no table).
  */
 struct rules_inplace {
 	int	any, refuses, broken;

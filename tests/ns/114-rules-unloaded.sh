@@ -11,7 +11,8 @@
 # was before the install, both backends; stop keeps a fail-closed set
 # (and says so) and removes a fail-open one; the watch keeps watching,
 # says once that the file does not load, and when a flush damages a set
-# that refused with no daemon, puts the refusal set in.
+# that refused with no daemon (a chain emptied, or taken whole), puts the
+# refusal set in.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -71,4 +72,18 @@ assert "the state said once" [ "$(count_log "$T/watch.log" "does not load")" = 2
 assert "the watch runs on" kill -0 "$watch_pid"
 kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
 mx gone rules remove 2>/dev/null || fail "remove after the watch"
+
+# a chain taken whole is damage too: the nat table replaced by one without
+# MXGUARD_DIVERT (one atomic restore, never seen emptied first) left a
+# queueing set whose closed guard lets each flow the daemon diverted go to
+# the MX direct (its connmark says diverted); the watch kept it as it was
+mx closed rules install || fail "install for the second watch"
+bg "$SND" "$T/watch2.log" "$MXGUARD" -c "$T/gone.conf" rules watch
+watch_pid=$BG_PID
+wait_log "$T/watch2.log" "does not load .*kept as they are"
+printf '*nat\nCOMMIT\n' | in_snd iptables-restore || fail "nat replaced"
+wait_for 10 "the watch to put the refusal set in for a chain gone" refusal
+wait_log "$T/watch2.log" "were damaged while the set in place refused with no daemon.*installed the refusal set"
+kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
+mx gone rules remove 2>/dev/null || fail "remove after the second watch"
 pass "rules remove, stop and watch with a configuration that does not load"

@@ -929,6 +929,89 @@ test_inplace(void **state)
 	free(flushed);
 }
 
+/*
+ * A chain taken whole (`iptables -t nat -F; iptables -t nat -X`, a
+ * firewall's reset of one table; `nft delete chain`) is damage too, not
+ * only a chain emptied or no longer entered: with a file that does not
+ * load, `rules watch` acts on damage alone (the refusal set after a
+ * fail-closed set), and a queueing set without its nat chain lets every
+ * flow the daemon diverted go to the MX direct (the closed guard returns
+ * it by its connmark).  The sets mxguard installs are no damage.
+ */
+static void
+test_inplace_chain_gone(void **state)
+{
+	struct rules_inplace ip;
+	char *no_nat = without("MXGUARD_DIVERT", NULL);
+	char *no_guard = without("MXGUARD_GUARD", NULL);
+	char *no_steer = without("MXGUARD_STEER", NULL);
+	const char *tproxy = "*mangle\n:PREROUTING ACCEPT [0:0]\n"
+	    ":MXGUARD_STEER - [0:0]\n"
+	    "-A PREROUTING ! -i lo -p tcp -m tcp --dport 25 -m comment "
+	    "--comment \"mxguard created-table\" -j MXGUARD_STEER\n"
+	    "-A MXGUARD_STEER -p tcp -j TPROXY --on-port 10025 --on-ip 0.0.0.0 "
+	    "--tproxy-mark 0x4d49/0xffff\nCOMMIT\n";
+	const char *refusal = "*filter\n:MXGUARD_GUARD - [0:0]\n"
+	    "-A OUTPUT ! -o lo -p tcp -m tcp --dport 25 -m comment --comment "
+	    "mxguard -j MXGUARD_GUARD\n"
+	    "-A FORWARD ! -i lo -p tcp -m tcp --dport 25 -m comment --comment "
+	    "mxguard -j MXGUARD_GUARD\n"
+	    "-A MXGUARD_GUARD -p tcp -j REJECT --reject-with tcp-reset\n"
+	    "COMMIT\n";
+	/* nft 1.0.6's listing of local, steering = none, closed */
+	static const char steer[] = "\tchain steer {\n"
+	    "\t\ttype route hook output priority mangle; policy accept;\n"
+	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
+	    "\t\ttcp flags syn / fin,syn,rst,ack ct state != new ct status "
+	    "! dnat meta mark & 0x0000ffff != 0x00004d58 drop\n\t}\n\n";
+	static const char divert[] = "\tchain divert {\n"
+	    "\t\ttype nat hook output priority -100; policy accept;\n"
+	    "\t\ttcp dport != 25 return\n\t\toifname \"lo\" return\n"
+	    "\t\tmeta mark & 0x0000ffff == 0x00004d58 return\n"
+	    "\t\tmeta l4proto tcp redirect to :825\n\t}\n\n";
+	static const char guard[] = "\tchain guard {\n"
+	    "\t\ttype filter hook output priority filter; policy accept;\n"
+	    "\t\tmeta l4proto != tcp return\n\t\ttcp dport != 25 return\n"
+	    "\t\tct state invalid,untracked drop\n"
+	    "\t\ttcp flags ! rst reject with tcp reset\n\t}\n";
+	char nft[2048];
+
+	/* the sets as installed: no damage */
+	rules_inplace_text(saved_default, saved_default, NULL, &ip);
+	assert_int_equal(ip.broken, 0);
+	rules_inplace_text(tproxy, tproxy, NULL, &ip);
+	assert_int_equal(ip.broken, 0);
+	rules_inplace_text(refusal, refusal, NULL, &ip);
+	assert_int_equal(ip.broken, 0);
+	snprintf(nft, sizeof(nft), "table inet mxguard {\n%s%s%s}\n", steer,
+	    divert, guard);
+	rules_inplace_text("", "", nft, &ip);
+	assert_int_equal(ip.broken, 0);
+	assert_int_equal(ip.refuses, 1);
+
+	/* a chain gone, in one family or the table */
+	rules_inplace_text(no_nat, saved_default, NULL, &ip);
+	assert_int_equal(ip.broken, 1);
+	assert_int_equal(ip.refuses, 1);
+	rules_inplace_text(saved_default, no_guard, NULL, &ip);
+	assert_int_equal(ip.broken, 1);
+	rules_inplace_text(no_steer, no_steer, NULL, &ip);
+	assert_int_equal(ip.broken, 1);
+	snprintf(nft, sizeof(nft), "table inet mxguard {\n%s%s}\n", steer,
+	    guard);
+	rules_inplace_text("", "", nft, &ip);
+	assert_int_equal(ip.broken, 1);
+	snprintf(nft, sizeof(nft), "table inet mxguard {\n%s%s}\n", steer,
+	    divert);
+	rules_inplace_text("", "", nft, &ip);
+	assert_int_equal(ip.broken, 1);
+	rules_inplace_text("", "", "table inet mxguard {\n}\n", &ip);
+	assert_int_equal(ip.broken, 1);
+	free(no_nat);
+	free(no_guard);
+	free(no_steer);
+}
+
 int
 main(void)
 {
@@ -948,6 +1031,7 @@ main(void)
 		cmocka_unit_test(test_nft_state),
 		cmocka_unit_test(test_state_uids),
 		cmocka_unit_test(test_inplace),
+		cmocka_unit_test(test_inplace_chain_gone),
 		cmocka_unit_test(test_cidr_host_bits_warned),
 		cmocka_unit_test(test_bad_cidr),
 	};
