@@ -159,7 +159,8 @@ rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 		    "%08x)", cc.file, cc.daemon);
 	/* a file edited since is no measure of the set in place (another
 	 * queue, other bypasses): only damage that no install leaves (a
-	 * chain of mxguard's emptied, or no longer entered) counts then */
+	 * chain of mxguard's emptied, no longer entered, or taken whole
+	 * where the set's shape has it: rules_inplace_text()) counts then */
 	r = ENSURE_PRESENT;
 	if (st == RULES_ST_PARTIAL && differs && !broken)
 		goto out;

@@ -1957,27 +1957,29 @@ int
 rules_state(const struct config *c, struct rbuf *missing, int *broken,
     char *err, size_t errsz)
 {
-	struct rbuf saved = { 0 }, listed = { 0 };
+	struct rbuf saved[2] = { { 0 }, { 0 } }, listed = { 0 };
+	struct rules_inplace ip;
 	char *argv[] = { "nft", "list", "table", "inet", "mxguard", NULL };
 	int family, st[2], nft, rc = -1;
 
 	*broken = 0;
 	for (family = 4; family <= 6; family += 2) {
-		rbuf_free(&saved);
-		if (ipt_save(family, &saved, err, errsz) == -1)
+		if (ipt_save(family, &saved[family / 6], err, errsz) == -1)
 			goto out;
 		/* the nftables backend wants no iptables rules at all: only
 		 * the refusal set is looked for there */
-		st[family / 6] = rules_ipt_state(c, family, rbuf_str(&saved),
-		    is_nft(c) ? NULL : missing, err, errsz);
+		st[family / 6] = rules_ipt_state(c, family,
+		    rbuf_str(&saved[family / 6]), is_nft(c) ? NULL : missing,
+		    err, errsz);
 		if (st[family / 6] == -1)
 			goto out;
-		if (ipt_broken(rbuf_str(&saved)))
-			*broken = 1;
 	}
 	nft = run(argv, NULL, &listed, NULL) == 0;
-	if (nft && nft_broken(rbuf_str(&listed)))
-		*broken = 1;
+	/* damage whatever configuration installed the set: a chain emptied,
+	 * no longer entered, or taken whole (rules_inplace_text()) */
+	rules_inplace_text(rbuf_str(&saved[0]), rbuf_str(&saved[1]),
+	    nft ? rbuf_str(&listed) : NULL, &ip);
+	*broken = ip.broken;
 	if (st[0] == RULES_ST_REFUSAL || st[1] == RULES_ST_REFUSAL)
 		rc = RULES_ST_REFUSAL;
 	else if (is_nft(c)) {
@@ -2003,7 +2005,8 @@ rules_state(const struct config *c, struct rbuf *missing, int *broken,
 		rc = RULES_ST_PARTIAL;
 	}
 out:
-	rbuf_free(&saved);
+	rbuf_free(&saved[0]);
+	rbuf_free(&saved[1]);
 	rbuf_free(&listed);
 	return rc;
 }

@@ -103,8 +103,9 @@ int	 rules_nft_state(const struct config *, const char *listed,
 /* The same for what is installed now, both families and nftables (the
  * configured backend's set; the refusal set in either family makes
  * RULES_ST_REFUSAL).  *broken is set when one of mxguard's chains has no
- * rule or no jump into it, damage whatever configuration installed the
- * set.  -1 with err when the tools fail. */
+ * rule or no jump into it, or is gone where every set of the shape in
+ * place has it (rules_inplace()'s broken): damage whatever configuration
+ * installed the set.  -1 with err when the tools fail. */
 int	 rules_state(const struct config *, struct rbuf *missing, int *broken,
 	    char *err, size_t errsz);
 /*

@@ -111,6 +111,14 @@ kill "$watch_pid"; wait "$watch_pid" 2>/dev/null
 # not the file's set (it may divert elsewhere than the daemon listens),
 # but the refusal set, never nothing (every flow would go direct)
 echo "# an edit not yet reloaded" >>"$T/mxguard.conf"
+# a chain taken whole is a loss too: the nat table replaced by one
+# without MXGUARD_DIVERT (red before: kept, ensure exited 0; with a
+# queueing set, every flow the daemon diverted went direct)
+printf '*nat\nCOMMIT\n' | in_snd iptables-restore || fail "nat replaced"
+assert "file edited, nat chain taken whole: ensure exits 1" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules ensure 2>$T/ensure.err"
+assert "file edited, nat chain taken whole: the refusal set instead" \
+	grep -q "were incomplete (IPv4 nat table: chain MXGUARD_DIVERT gone.*installed the refusal set instead" "$T/ensure.err"
+in_snd "$MXGUARD" -c "$T/mxguard.conf" rules install || fail "the set back"
 # a chain of mxguard's emptied is a loss whatever the file says: the
 # same refusal set
 in_snd iptables -t mangle -F
