@@ -444,6 +444,8 @@ struct http_req {
 	int		 dnsfail;	/* a query got no answer (SERVFAIL,
 					 * timeout): it might have named an
 					 * address that is not refused */
+	unsigned	 dns_local0;	/* dns_local_failures() at the
+					 * queries' start */
 	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
 	int		 ntries;
 	char		 lasterr[400];
@@ -1156,11 +1158,22 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 			}
 		}
 	} else {
+		int e = 0;
+
 		if (st != DNS_NXDOMAIN && st != DNS_NODATA)
 			h->dnsfail = 1;
 		if (!h->lasterr[0])
 			snprintf(h->lasterr, sizeof(h->lasterr), "%s: DNS %s",
 			    h->host, dns_status_name(st));
+		/* the resolver could not open its socket meanwhile (c-ares
+		 * says "refused", dns.c SERVFAIL): not the host's answer,
+		 * and its addresses might have served, as for a socket()
+		 * of ours that failed so (try_start()) */
+		if (h->dnsfail && dns_local_failures(h->dns, &e) !=
+		    h->dns_local0)
+			snprintf(h->localerr, sizeof(h->localerr), "%s: DNS "
+			    "%s: no socket for the resolver: %s", h->host,
+			    dns_status_name(st), strerror(e));
 	}
 	h->pending_dns--;
 	if (!h->started) {
@@ -1296,6 +1309,7 @@ static struct http_req *
 http_resolve(struct http_req *h)
 {
 	h->pending_dns = 2;
+	h->dns_local0 = dns_local_failures(h->dns, NULL);
 	h->q4 = dns_query(h->dns, h->host, DNS_T_A, dns_done4, h);
 	h->q6 = dns_query(h->dns, h->host, DNS_T_AAAA, dns_done6, h);
 	if (h->q4 == NULL || h->q6 == NULL) {

@@ -22,9 +22,12 @@
  * the attempts start without both DNS answers (RFC 8305 section 3): at
  * once on the AAAA answer, 50 ms after an A answer that came first, the
  * late family's addresses joining the alternation (fakedns.h delays an
- * answer on the loop's clock).
+ * answer on the loop's clock).  A fetch whose policy host's A and AAAA
+ * queries failed while the resolver could not open a socket
+ * (dns_local_failures() moved, faked here) fails as HTTP_LOCAL_ERROR, not
+ * as a host that serves nothing.
  */
-// WRAP: dns_query dns_cancel
+// WRAP: dns_query dns_cancel dns_local_failures
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +45,19 @@
 
 #include "fakedns.h"
 #include "testcert.h"
+
+/* dns_local_failures(): what the test says the resolver met */
+static unsigned fake_nlocal;
+
+unsigned __wrap_dns_local_failures(const struct dns *, int *);
+
+unsigned
+__wrap_dns_local_failures(const struct dns *d, int *err)
+{
+	if (err != NULL)
+		*err = EMFILE;
+	return fake_nlocal;
+}
 
 /* Parses done at once while a response of total bytes arrives a byte
  * per event. */
@@ -1015,6 +1031,57 @@ test_no_descriptor_local_error(void **state)
 	ev_loop_free(loop);
 }
 
+/* The policy host's A and AAAA queries failed because the resolver could
+ * not open its socket (a descriptor flood: c-ares calls that refused, and
+ * dns.c SERVFAIL).  That is no answer of the domain's: the fetch fails as
+ * HTTP_LOCAL_ERROR, which the engine defers, and not as a host that
+ * serves nothing (no policy: the mail went opportunistic).  The same
+ * answers with no local failure stay an ordinary fetch error. */
+static void
+dns_local_fetch(int local)
+{
+	struct ev_timer *g;
+	struct http_req *h;
+	SSL_CTX *ctx;
+
+	loop = ev_loop_new();
+	fakes_clear();
+	answer("mta-sts.x.test", DNS_T_A, DNS_SERVFAIL, NULL);
+	answer("mta-sts.x.test", DNS_T_AAAA, DNS_SERVFAIL, NULL);
+	ctx = SSL_CTX_new(TLS_client_method());
+	get_done = get_calls = 0;
+	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
+	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
+	assert_non_null(h);
+	assert_non_null(http_resolve(h));
+	/* the queries went out: c-ares meets EMFILE for them */
+	if (local)
+		fake_nlocal++;
+	g = ev_timer_new(loop, stop_loop, NULL);
+	ev_timer_arm(g, 5000);
+	ev_loop_run(loop);
+	assert_int_equal(get_done, 1);
+	assert_int_equal(get_calls, 1);
+	assert_int_equal(get_ok, -1);
+	if (local) {
+		assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
+		assert_non_null(strstr(get_err, "Too many open files"));
+	} else
+		assert_string_equal(get_kind, "sts-policy-fetch-error");
+	ev_timer_free(g);
+	SSL_CTX_free(ctx);
+	fakes_clear();
+	ev_loop_free(loop);
+}
+
+static void
+test_dns_no_socket_local_error(void **state)
+{
+	(void)state;
+	dns_local_fetch(1);
+	dns_local_fetch(0);
+}
+
 int
 main(void)
 {
@@ -1043,6 +1110,7 @@ main(void)
 		cmocka_unit_test(test_deadline_names_pending_answer),
 		cmocka_unit_test(test_late_family_after_max_refused),
 		cmocka_unit_test(test_no_descriptor_local_error),
+		cmocka_unit_test(test_dns_no_socket_local_error),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
