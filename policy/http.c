@@ -156,6 +156,7 @@ http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
 	r->bodylen = 0;
 	r->err[0] = '\0';
 	r->status = 0;
+	r->nomem = 0;
 	/* status line, after any interim responses */
 	switch (skip_interim(buf, len, &p, &why)) {
 	case HTTP_ERR:
@@ -259,8 +260,10 @@ http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
 				    (size_t)(end - p), clen);
 			return HTTP_MORE;
 		}
-		if ((r->body = malloc((size_t)clen + 1)) == NULL)
+		if ((r->body = malloc((size_t)clen + 1)) == NULL) {
+			r->nomem = 1;
 			ERR("out of memory");
+		}
 		memcpy(r->body, p, (size_t)clen);
 		r->body[clen] = '\0';
 		r->bodylen = (size_t)clen;
@@ -347,8 +350,10 @@ http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
 					ERR("chunk not followed by CRLF");
 			}
 			if (pass == 0 &&
-			    (r->body = malloc(total + 1)) == NULL)
+			    (r->body = malloc(total + 1)) == NULL) {
+				r->nomem = 1;
 				ERR("out of memory");
+			}
 		}
 		r->body[o] = '\0';
 		r->bodylen = o;
@@ -501,10 +506,10 @@ finish(struct http_req *h, int ok, const char *body, size_t len,
 	if (ok == 0) {
 		char *copy = malloc(len + 1);
 
+		/* (the host served: no memory here is no failure of its) */
 		if (copy == NULL) {
 			req_free(h);
-			cb(arg, -1, NULL, 0, "sts-policy-fetch-error",
-			    "out of memory");
+			cb(arg, -1, NULL, 0, HTTP_LOCAL_ERROR, "out of memory");
 			return;
 		}
 		memcpy(copy, body, len);
@@ -632,6 +637,14 @@ parse_get(struct http_try *t, int eof)
 	    h->maxbody, &resp);
 	if (hr == HTTP_MORE)
 		return;
+	if (hr == HTTP_ERR && resp.nomem) {
+		/* no memory here for what the host sent: this address might
+		 * have served (fail_all()) */
+		snprintf(h->localerr, sizeof(h->localerr), "%s: %s", t->addr,
+		    resp.err);
+		try_end(t);
+		return;
+	}
 	if (hr == HTTP_ERR) {
 		/* the host's own answer, inside verified TLS: the fetch's
 		 * reason if no address serves.  Another address may still
@@ -676,6 +689,11 @@ get_whole(struct http_try *t)
 	memset(&resp, 0, sizeof(resp));
 	if (http_parse_response(t->buf ? t->buf : "", t->len, 0,
 	    t->h->maxbody, &resp) != HTTP_DONE) {
+		/* (whole, but no memory here to copy it: not the cut's
+		 * doing, fail_all()) */
+		if (resp.nomem)
+			snprintf(t->h->localerr, sizeof(t->h->localerr),
+			    "%s: %s", t->addr, resp.err);
 		http_resp_clear(&resp);
 		return 0;
 	}

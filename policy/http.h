@@ -28,6 +28,8 @@ struct http_resp {
 	char		*body;		/* HTTP_DONE: malloc'd, NUL-terminated */
 	size_t		 bodylen;
 	char		 err[160];	/* HTTP_ERR */
+	int		 nomem;		/* HTTP_ERR for want of memory here,
+					 * not for anything the host sent */
 };
 
 /*

@@ -25,9 +25,12 @@
  * answer on the loop's clock).  A fetch whose policy host's A and AAAA
  * queries failed while the resolver could not open a socket
  * (dns_local_failures() moved, faked here) fails as HTTP_LOCAL_ERROR, not
- * as a host that serves nothing.
+ * as a host that serves nothing; so does one whose whole response could
+ * not be copied for want of memory (malloc() failed once, wrapped), and
+ * one whose body the parser could not copy so (at the end of the
+ * connection, or after a cut).
  */
-// WRAP: dns_query dns_cancel dns_local_failures
+// WRAP: dns_query dns_cancel dns_local_failures malloc
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +48,22 @@
 
 #include "fakedns.h"
 #include "testcert.h"
+
+/* malloc(): fails once when set (fetch_nomem()) */
+static int malloc_fail;
+
+void *__real_malloc(size_t);
+void *__wrap_malloc(size_t);
+
+void *
+__wrap_malloc(size_t n)
+{
+	if (malloc_fail) {
+		malloc_fail = 0;
+		return NULL;
+	}
+	return __real_malloc(n);
+}
 
 /* dns_local_failures(): what the test says the resolver met */
 static unsigned fake_nlocal;
@@ -1082,6 +1101,92 @@ test_dns_no_socket_local_error(void **state)
 	dns_local_fetch(0);
 }
 
+/* A response whole and valid, and no memory for its copy (finish()): the
+ * fetch failed as sts-policy-fetch-error, which with nothing cached is no
+ * policy, the mail sent without the one the host had just served.  It is
+ * this gateway's trouble: HTTP_LOCAL_ERROR, deferred by the engine. */
+static void
+test_copy_nomem_local_error(void **state)
+{
+	static const char body[] = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.x.test\nmax_age: 86400\n";
+	struct http_req *h;
+	SSL_CTX *ctx;
+
+	(void)state;
+	loop = ev_loop_new();
+	ctx = SSL_CTX_new(TLS_client_method());
+	get_done = get_calls = 0;
+	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
+	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
+	assert_non_null(h);
+	malloc_fail = 1;
+	finish(h, 0, body, strlen(body), NULL, NULL);
+	assert_int_equal(malloc_fail, 0);
+	assert_int_equal(get_calls, 1);
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
+	assert_non_null(strstr(get_err, "out of memory"));
+	SSL_CTX_free(ctx);
+	ev_loop_free(loop);
+}
+
+/* The parser could not copy a verified host's whole body for want of
+ * memory: that was the host's answer ("out of memory (addr)" as its
+ * hosterr, sts-policy-fetch-error, no policy); it is this gateway's
+ * trouble, HTTP_LOCAL_ERROR. */
+static void
+parse_nomem(int cut)
+{
+	static const char resp[] = "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
+	struct http_req *h;
+	struct http_try *t;
+	SSL_CTX *ctx;
+
+	loop = ev_loop_new();
+	ctx = SSL_CTX_new(TLS_client_method());
+	get_done = get_calls = 0;
+	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
+	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
+	assert_non_null(h);
+	/* one attempt, its response whole, no address nor answer left */
+	h->started = 1;
+	assert_non_null(t = calloc(1, sizeof(*t)));
+	t->h = h;
+	assert_non_null(t->parse_tmr = ev_timer_new(loop, parse_later, t));
+	assert_non_null(t->buf = strdup(resp));
+	t->len = t->cap = strlen(resp);
+	t->tls_up = 1;
+	snprintf(t->addr, sizeof(t->addr), "192.0.2.1");
+	h->tries[0] = t;
+	h->ntries = 1;
+	malloc_fail = 1;
+	if (!cut)
+		parse_get(t, 1);
+	else {
+		/* the connection cut after the whole response (IO_ERROR):
+		 * taken if whole by its framing (get_whole()) */
+		assert_int_equal(get_whole(t), 0);
+		try_end(t);
+	}
+	assert_int_equal(malloc_fail, 0);
+	assert_int_equal(get_calls, 1);
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
+	assert_non_null(strstr(get_err, "out of memory"));
+	SSL_CTX_free(ctx);
+	ev_loop_free(loop);
+}
+
+static void
+test_parse_nomem_local_error(void **state)
+{
+	(void)state;
+	parse_nomem(0);
+	parse_nomem(1);
+}
+
 int
 main(void)
 {
@@ -1111,6 +1216,8 @@ main(void)
 		cmocka_unit_test(test_late_family_after_max_refused),
 		cmocka_unit_test(test_no_descriptor_local_error),
 		cmocka_unit_test(test_dns_no_socket_local_error),
+		cmocka_unit_test(test_copy_nomem_local_error),
+		cmocka_unit_test(test_parse_nomem_local_error),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
