@@ -830,8 +830,7 @@ io_event(struct io *io, enum io_event ev, void *arg)
 					nc = lim + 1;
 				if ((nb = realloc(t->buf, nc)) == NULL) {
 					finish(h, -1, NULL, 0,
-					    "sts-policy-fetch-error",
-					    "out of memory");
+					    HTTP_LOCAL_ERROR, "out of memory");
 					return;
 				}
 				t->buf = nb;

@@ -28,9 +28,10 @@
  * as a host that serves nothing; so does one whose whole response could
  * not be copied for want of memory (malloc() failed once, wrapped), and
  * one whose body the parser could not copy so (at the end of the
- * connection, or after a cut).
+ * connection, or after a cut), or grow its receive buffer (realloc()
+ * failed once, wrapped).
  */
-// WRAP: dns_query dns_cancel dns_local_failures malloc
+// WRAP: dns_query dns_cancel dns_local_failures malloc realloc
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +64,22 @@ __wrap_malloc(size_t n)
 		return NULL;
 	}
 	return __real_malloc(n);
+}
+
+/* realloc(): fails once for a request of realloc_fail bytes */
+static size_t realloc_fail;
+
+void *__real_realloc(void *, size_t);
+void *__wrap_realloc(void *, size_t);
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	if (realloc_fail != 0 && n == realloc_fail) {
+		realloc_fail = 0;
+		return NULL;
+	}
+	return __real_realloc(p, n);
 }
 
 /* dns_local_failures(): what the test says the resolver met */
@@ -1187,6 +1204,57 @@ test_parse_nomem_local_error(void **state)
 	parse_nomem(1);
 }
 
+/* The receive buffer could not grow for want of memory (io_event()): the
+ * fetch failed as sts-policy-fetch-error, no policy; it is this
+ * gateway's trouble, HTTP_LOCAL_ERROR. */
+static void
+test_recv_nomem_local_error(void **state)
+{
+	static const char resp[] = "HTTP/1.1 200 OK\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
+	struct ev_timer *g;
+	struct http_req *h;
+	struct http_try *t;
+	SSL_CTX *ctx;
+	int sv[2];
+
+	(void)state;
+	loop = ev_loop_new();
+	ctx = SSL_CTX_new(TLS_client_method());
+	get_done = get_calls = 0;
+	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
+	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
+	assert_non_null(h);
+	h->started = 1;
+	/* one attempt past its handshake, on a socket pair */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	assert_non_null(t = calloc(1, sizeof(*t)));
+	t->h = h;
+	assert_non_null(t->parse_tmr = ev_timer_new(loop, parse_later, t));
+	assert_non_null(t->io = io_new(loop, sv[0], io_event, t));
+	t->tls_up = 1;
+	snprintf(t->addr, sizeof(t->addr), "192.0.2.1");
+	h->tries[0] = t;
+	h->ntries = 1;
+	/* io_event()'s first growth: twice what came, and one */
+	realloc_fail = (strlen(resp) + 1) * 2;
+	assert_int_equal(write(sv[1], resp, strlen(resp)),
+	    (ssize_t)strlen(resp));
+	g = ev_timer_new(loop, stop_loop, NULL);
+	ev_timer_arm(g, 5000);
+	ev_loop_run(loop);
+	assert_int_equal(realloc_fail, 0);
+	assert_int_equal(get_calls, 1);
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
+	assert_non_null(strstr(get_err, "out of memory"));
+	close(sv[1]);
+	ev_timer_free(g);
+	SSL_CTX_free(ctx);
+	ev_loop_free(loop);
+}
+
 int
 main(void)
 {
@@ -1218,6 +1286,7 @@ main(void)
 		cmocka_unit_test(test_dns_no_socket_local_error),
 		cmocka_unit_test(test_copy_nomem_local_error),
 		cmocka_unit_test(test_parse_nomem_local_error),
+		cmocka_unit_test(test_recv_nomem_local_error),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
