@@ -14,8 +14,8 @@
  * callback never runs inside c-ares and may query or cancel freely.
  *
  * c-ares makes its sockets through our functions (sock_funcs), only to
- * count those it could not open for want of this host's descriptors or
- * memory: it reports such a query as refused, as a server's refusal, and
+ * count those it could not open or send on for want of this host's
+ * descriptors, memory or buffers: it reports such a query as refused, as a server's refusal, and
  * the engine must not take that for the domain's answer
  * (dns_local_failures()).
  */
@@ -949,7 +949,7 @@ set_servers(ares_channel ch, const struct config *cfg, int max, char *err,
 
 /* c-ares's socket calls, as it makes them itself, counting the failures
  * that are this host's (socket(): EMFILE, ENFILE, ENOBUFS, ENOMEM;
- * connect(): EADDRNOTAVAIL). */
+ * connect(): EADDRNOTAVAIL; a send: ENOBUFS, ENOMEM, EAGAIN). */
 static void
 note_local(struct dns *d, int e)
 {
@@ -1009,7 +1009,26 @@ sf_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags,
 static ares_ssize_t
 sf_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *arg)
 {
-	return writev(fd, iov, n);
+	ares_ssize_t rc = writev(fd, iov, n);
+
+	/* a send this host had no buffer or memory for: c-ares takes the
+	 * server for failed, and reports the query as refused too.  (On
+	 * TCP it waits out EAGAIN: no failure there) */
+	if (rc == -1) {
+		int e = errno, type = 0;
+		socklen_t tl = sizeof(type);
+
+		if (e == ENOBUFS || e == ENOMEM || ((e == EAGAIN ||
+		    e == EWOULDBLOCK) && getsockopt(fd, SOL_SOCKET, SO_TYPE,
+		    &type, &tl) == 0 && type == SOCK_DGRAM)) {
+			struct dns *d = arg;
+
+			d->nlocal++;
+			d->local_errno = e;
+		}
+		errno = e;
+	}
+	return rc;
 }
 
 static const struct ares_socket_functions sock_funcs = {

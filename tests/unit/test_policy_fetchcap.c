@@ -14,18 +14,20 @@
  * or fails as HTTP_LOCAL_ERROR when asked to); a fake DNS server in the
  * process answers the rest.
  */
-// WRAP: http_get http_cancel
+// WRAP: http_get http_cancel writev
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -40,6 +42,24 @@
 #include "policy/verdict.h"
 
 #include "dnsmsg.h"
+
+/* writev() (c-ares's sends, dns.c sf_sendv()): fails with send_errno
+ * while it is set, as a send this host had no buffer for */
+static int send_errno, send_failed;
+
+ssize_t __real_writev(int, const struct iovec *, int);
+ssize_t __wrap_writev(int, const struct iovec *, int);
+
+ssize_t
+__wrap_writev(int fd, const struct iovec *iov, int n)
+{
+	if (send_errno != 0) {
+		send_failed++;
+		errno = send_errno;
+		return -1;
+	}
+	return __real_writev(fd, iov, n);
+}
 
 #define NFLOOD		100	/* more than the bound */
 #define DETACHED_MAX	64	/* policy.c's FETCH_DETACHED_MAX */
@@ -305,6 +325,8 @@ setup(void **state)
 	zone_add(&n, "lerr.test", DNS_T_MX, "10 mx.legit.test");
 	zone_add(&n, "nsock.test", DNS_T_MX, "10 mx.legit.test");
 	zone_add(&n, "_mta-sts.nsock.test", DNS_T_TXT, "v=STSv1; id=n1");
+	zone_add(&n, "nbuf.test", DNS_T_MX, "10 mx.legit.test");
+	zone_add(&n, "_mta-sts.nbuf.test", DNS_T_TXT, "v=STSv1; id=b1");
 	zone_add(&n, "_mta-sts.lerr.test", DNS_T_TXT, "v=STSv1; id=e1");
 	for (i = 0; i < NFLOOD; i++) {
 		snprintf(d, sizeof(d), "r%d.flood.test", i);
@@ -462,6 +484,33 @@ test_dns_no_socket_defers(void **state)
 	policy_free(p);
 }
 
+/* The resolver's socket opens, and its send fails for want of this
+ * host's buffers (ENOBUFS; also ENOMEM, EAGAIN): c-ares takes the server
+ * for failed and reports the query as refused, dns.c SERVFAIL, and the
+ * TXT lookup failed with nothing cached was no policy.  Deferred as
+ * local-error, as for a socket it could not open. */
+static void
+test_dns_no_buffer_defers(void **state)
+{
+	struct policy *p = mkpolicy();
+	struct policy_verdict *v;
+
+	(void)state;
+	started = open_fetches = nmreqs = 0;
+	send_errno = ENOBUFS;
+	send_failed = 0;
+	v = lookup(p, "nbuf.test");
+	send_errno = 0;
+	assert_true(send_failed > 0);
+	assert_int_equal(started, 0);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, "No buffer space"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -470,6 +519,7 @@ main(void)
 		cmocka_unit_test(test_orphan_flood_bounded),
 		cmocka_unit_test(test_local_error_defers),
 		cmocka_unit_test(test_dns_no_socket_defers),
+		cmocka_unit_test(test_dns_no_buffer_defers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
