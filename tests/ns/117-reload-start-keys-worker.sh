@@ -19,13 +19,17 @@ snd_route tls.test 10.25.1.10
 mxg_start "workers = 2"
 
 wpid() { grep -E "event=worker-start worker=$1 pid=" "$MXLOG" | tail -n1 | sed -E 's/.* pid=([0-9]+).*/\1/'; }
-# the state_dir whose history.mdb the process maps
-stores_of() { grep -E '/history\.mdb$' "/proc/$1/maps" | awk '{print $6}' | sort -u; }
+# the inode of the history.mdb the process maps (by inode: the path
+# /proc shows for a file of another mount namespace, ip netns exec's,
+# is not the one this shell sees when / is itself a bind mount, as in
+# scripts/fresh-root.sh's chroot)
+stores_of() { awk '$6 ~ /\/history\.mdb$/ {print $5}' "/proc/$1/maps" | sort -u; }
+ino() { stat -c %i "$1"; }
 P0=$(wpid 0); P1=$(wpid 1)
 [ -n "$P0" ] && [ -n "$P1" ] && [ "$P0" != "$P1" ] || fail "two workers expected"
 _mapped() { [ -n "$(stores_of "$1")" ]; }
 wait_for 10 "worker 0 opened its stores" _mapped "$P0"
-assert "worker 0's stores in state_dir" [ "$(stores_of "$P0")" = "$T/mxstate/history.mdb" ]
+assert "worker 0's stores in state_dir" [ "$(stores_of "$P0")" = "$(ino "$T/mxstate/history.mdb")" ]
 
 new_body "$T/body" 2000
 send_mail bob@sender.test alice@tls.test "$T/body" "before the reload"
@@ -47,8 +51,8 @@ _restarted() { local p; p=$(wpid 0); [ -n "$p" ] && [ "$p" != "$P0" ]; }
 wait_for 20 "worker 0 started again" _restarted
 N0=$(wpid 0)
 wait_for 10 "the new worker 0 opened its stores" _mapped "$N0"
-log "worker 0: $P0 -> $N0, stores $(stores_of "$N0")"
-assert "the new worker 0 opened the stores the daemon started with" [ "$(stores_of "$N0")" = "$T/mxstate/history.mdb" ]
+log "worker 0: $P0 -> $N0, history.mdb inode $(stores_of "$N0") ($(awk '$6 ~ /history/ {print $6}' "/proc/$N0/maps" | sort -u | tr '\n' ' '))"
+assert "the new worker 0 opened the stores the daemon started with" [ "$(stores_of "$N0")" = "$(ino "$T/mxstate/history.mdb")" ]
 assert "nothing made in the edited state_dir" [ -z "$(ls -A "$T/other")" ]
 
 # and it relays: sessions until the new worker took one
