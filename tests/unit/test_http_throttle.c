@@ -1017,6 +1017,58 @@ test_deadline_names_pending_answer(void **state)
 	    "mta-sts.x.test (AAAA): no TLS handshake with 127.0.0.1:"));
 }
 
+/* The local-error tests' fetch of mta-sts.x.test on a new loop (the
+ * fakes set before), its end, and their common verdict: one callback,
+ * failed as this gateway's trouble, the detail naming why. */
+static struct http_req *
+local_fetch_start(SSL_CTX **ctx)
+{
+	struct http_req *h;
+
+	loop = ev_loop_new();
+	*ctx = SSL_CTX_new(TLS_client_method());
+	get_done = get_calls = 0;
+	h = http_start(loop, NULL, *ctx, "mta-sts.x.test", 9,
+	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
+	assert_non_null(h);
+	return h;
+}
+
+static void
+local_fetch_end(SSL_CTX *ctx)
+{
+	SSL_CTX_free(ctx);
+	fakes_clear();
+	ev_loop_free(loop);
+}
+
+static void
+assert_local_error(const char *why)
+{
+	assert_int_equal(get_calls, 1);
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
+	assert_non_null(strstr(get_err, why));
+}
+
+/* One attempt of h past its TLS handshake, at 192.0.2.1, as the only
+ * one (no address nor answer left). */
+static struct http_try *
+local_fetch_try(struct http_req *h)
+{
+	struct http_try *t;
+
+	h->started = 1;
+	assert_non_null(t = calloc(1, sizeof(*t)));
+	t->h = h;
+	assert_non_null(t->parse_tmr = ev_timer_new(loop, parse_later, t));
+	t->tls_up = 1;
+	snprintf(t->addr, sizeof(t->addr), "192.0.2.1");
+	h->tries[0] = t;
+	h->ntries = 1;
+	return t;
+}
+
 /*
  * The process is out of descriptors (a flood took them): socket() fails
  * with EMFILE at the policy host's two addresses.  The fetch fails as
@@ -1035,15 +1087,10 @@ test_no_descriptor_local_error(void **state)
 	int fd;
 
 	(void)state;
-	loop = ev_loop_new();
 	fakes_clear();
 	a("mta-sts.x.test", 0, "127.0.0.1");
 	aaaa("mta-sts.x.test", 0, "::1");
-	ctx = SSL_CTX_new(TLS_client_method());
-	get_done = get_calls = 0;
-	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
-	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
-	assert_non_null(h);
+	h = local_fetch_start(&ctx);
 	assert_non_null(http_resolve(h));
 	g = ev_timer_new(loop, stop_loop, NULL);
 	ev_timer_arm(g, 5000);
@@ -1057,14 +1104,9 @@ test_no_descriptor_local_error(void **state)
 	ev_loop_run(loop);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 	assert_int_equal(get_done, 1);
-	assert_int_equal(get_calls, 1);
-	assert_int_equal(get_ok, -1);
-	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
-	assert_non_null(strstr(get_err, "Too many open files"));
+	assert_local_error("Too many open files");
 	ev_timer_free(g);
-	SSL_CTX_free(ctx);
-	fakes_clear();
-	ev_loop_free(loop);
+	local_fetch_end(ctx);
 }
 
 /* The policy host's A and AAAA queries failed because the resolver could
@@ -1080,15 +1122,10 @@ dns_local_fetch(int local)
 	struct http_req *h;
 	SSL_CTX *ctx;
 
-	loop = ev_loop_new();
 	fakes_clear();
 	answer("mta-sts.x.test", DNS_T_A, DNS_SERVFAIL, NULL);
 	answer("mta-sts.x.test", DNS_T_AAAA, DNS_SERVFAIL, NULL);
-	ctx = SSL_CTX_new(TLS_client_method());
-	get_done = get_calls = 0;
-	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
-	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
-	assert_non_null(h);
+	h = local_fetch_start(&ctx);
 	assert_non_null(http_resolve(h));
 	/* the queries went out: c-ares meets EMFILE for them */
 	if (local)
@@ -1097,17 +1134,15 @@ dns_local_fetch(int local)
 	ev_timer_arm(g, 5000);
 	ev_loop_run(loop);
 	assert_int_equal(get_done, 1);
-	assert_int_equal(get_calls, 1);
-	assert_int_equal(get_ok, -1);
-	if (local) {
-		assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
-		assert_non_null(strstr(get_err, "Too many open files"));
-	} else
+	if (local)
+		assert_local_error("Too many open files");
+	else {
+		assert_int_equal(get_calls, 1);
+		assert_int_equal(get_ok, -1);
 		assert_string_equal(get_kind, "sts-policy-fetch-error");
+	}
 	ev_timer_free(g);
-	SSL_CTX_free(ctx);
-	fakes_clear();
-	ev_loop_free(loop);
+	local_fetch_end(ctx);
 }
 
 static void
@@ -1131,21 +1166,12 @@ test_copy_nomem_local_error(void **state)
 	SSL_CTX *ctx;
 
 	(void)state;
-	loop = ev_loop_new();
-	ctx = SSL_CTX_new(TLS_client_method());
-	get_done = get_calls = 0;
-	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
-	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
-	assert_non_null(h);
+	h = local_fetch_start(&ctx);
 	malloc_fail = 1;
 	finish(h, 0, body, strlen(body), NULL, NULL);
 	assert_int_equal(malloc_fail, 0);
-	assert_int_equal(get_calls, 1);
-	assert_int_equal(get_ok, -1);
-	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
-	assert_non_null(strstr(get_err, "out of memory"));
-	SSL_CTX_free(ctx);
-	ev_loop_free(loop);
+	assert_local_error("out of memory");
+	local_fetch_end(ctx);
 }
 
 /* The parser could not copy a verified host's whole body for want of
@@ -1161,23 +1187,11 @@ parse_nomem(int cut)
 	struct http_try *t;
 	SSL_CTX *ctx;
 
-	loop = ev_loop_new();
-	ctx = SSL_CTX_new(TLS_client_method());
-	get_done = get_calls = 0;
-	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
-	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
-	assert_non_null(h);
-	/* one attempt, its response whole, no address nor answer left */
-	h->started = 1;
-	assert_non_null(t = calloc(1, sizeof(*t)));
-	t->h = h;
-	assert_non_null(t->parse_tmr = ev_timer_new(loop, parse_later, t));
+	h = local_fetch_start(&ctx);
+	/* one attempt, its response whole */
+	t = local_fetch_try(h);
 	assert_non_null(t->buf = strdup(resp));
 	t->len = t->cap = strlen(resp);
-	t->tls_up = 1;
-	snprintf(t->addr, sizeof(t->addr), "192.0.2.1");
-	h->tries[0] = t;
-	h->ntries = 1;
 	malloc_fail = 1;
 	if (!cut)
 		parse_get(t, 1);
@@ -1188,12 +1202,8 @@ parse_nomem(int cut)
 		try_end(t);
 	}
 	assert_int_equal(malloc_fail, 0);
-	assert_int_equal(get_calls, 1);
-	assert_int_equal(get_ok, -1);
-	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
-	assert_non_null(strstr(get_err, "out of memory"));
-	SSL_CTX_free(ctx);
-	ev_loop_free(loop);
+	assert_local_error("out of memory");
+	local_fetch_end(ctx);
 }
 
 static void
@@ -1219,24 +1229,12 @@ test_recv_nomem_local_error(void **state)
 	int sv[2];
 
 	(void)state;
-	loop = ev_loop_new();
-	ctx = SSL_CTX_new(TLS_client_method());
-	get_done = get_calls = 0;
-	h = http_start(loop, NULL, ctx, "mta-sts.x.test", 9,
-	    "/.well-known/mta-sts.txt", FETCH_MS, 65536, 0, got, NULL);
-	assert_non_null(h);
-	h->started = 1;
+	h = local_fetch_start(&ctx);
 	/* one attempt past its handshake, on a socket pair */
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0, sv), 0);
-	assert_non_null(t = calloc(1, sizeof(*t)));
-	t->h = h;
-	assert_non_null(t->parse_tmr = ev_timer_new(loop, parse_later, t));
+	t = local_fetch_try(h);
 	assert_non_null(t->io = io_new(loop, sv[0], io_event, t));
-	t->tls_up = 1;
-	snprintf(t->addr, sizeof(t->addr), "192.0.2.1");
-	h->tries[0] = t;
-	h->ntries = 1;
 	/* io_event()'s first growth: twice what came, and one */
 	realloc_fail = (strlen(resp) + 1) * 2;
 	assert_int_equal(write(sv[1], resp, strlen(resp)),
@@ -1245,14 +1243,10 @@ test_recv_nomem_local_error(void **state)
 	ev_timer_arm(g, 5000);
 	ev_loop_run(loop);
 	assert_int_equal(realloc_fail, 0);
-	assert_int_equal(get_calls, 1);
-	assert_int_equal(get_ok, -1);
-	assert_string_equal(get_kind, HTTP_LOCAL_ERROR);
-	assert_non_null(strstr(get_err, "out of memory"));
+	assert_local_error("out of memory");
 	close(sv[1]);
 	ev_timer_free(g);
-	SSL_CTX_free(ctx);
-	ev_loop_free(loop);
+	local_fetch_end(ctx);
 }
 
 int
