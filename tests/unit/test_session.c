@@ -3723,6 +3723,23 @@ start_again_ehlo(void)
 	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
 }
 
+/* The server side of a new upstream connection (a parked leg that did
+ * not fit was quit): greeting, STARTTLS, the EHLO after it answered. */
+static void
+srv_new_tls_leg(void)
+{
+	WAIT(g.sfd != -1);
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+}
+
 /* The second session's transaction (MAIL and RCPT go upstream together)
  * and its message. */
 static void
@@ -3831,16 +3848,7 @@ test_report_once_per_connection(void **state)
 	srv_send("221 2.0.0 bye\r\n");
 	srv_close();
 	g.tls_fail_reason = NULL;
-	WAIT(g.sfd != -1);
-	srv_send(GREETING);
-	EXPECT_SRV("EHLO client.example");
-	srv_send(CAPS_TLS);
-	EXPECT_SRV("STARTTLS");
-	srv_starttls("");
-	WAIT(g.hs_done || g.seof);
-	assert_true(g.hs_done);
-	EXPECT_SRV("EHLO client.example");
-	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	srv_new_tls_leg();
 	EXPECT_SRV("MAIL FROM:<c@sender.example>");
 	EXPECT_SRV("RCPT TO:<x@v.example>");
 	srv_send("250 2.1.0 ok\r\n250 2.1.5 x ok\r\n");
@@ -5551,15 +5559,7 @@ discard_then_reconnect(void)
 	EXPECT_SRV("QUIT");
 	srv_close();
 	g.tls_fail_reason = NULL;
-	WAIT(g.sfd != -1);
-	srv_send(GREETING);
-	EXPECT_SRV("EHLO client.example");
-	srv_send(CAPS_TLS);
-	EXPECT_SRV("STARTTLS");
-	srv_starttls("");
-	WAIT(g.hs_done || g.seof);
-	EXPECT_SRV("EHLO client.example");
-	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	srv_new_tls_leg();
 	EXPECT_SRV("MAIL FROM:<c@sender.example>");
 	EXPECT_SRV("RCPT TO:<y@v.example>");
 }
