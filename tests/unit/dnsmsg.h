@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "policy/dns.h"
@@ -288,6 +289,26 @@ zone_answer(const struct zrr *zone, const unsigned char *q,
 		memcpy(m->b + m->n, rd.b, (size_t)rd.n);
 		m->n += rd.n;
 	}
+}
+
+/* One query read from the UDP socket fd and answered from zone (a fake
+ * resolver's read callback with nothing more to do). */
+static inline void
+zone_serve(int fd, const struct zrr *zone)
+{
+	unsigned char q[1500];
+	struct sockaddr_storage from;
+	socklen_t fl = sizeof(from);
+	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
+	    &fl);
+	char name[512];
+	int qtype;
+	struct msg m;
+
+	if (zone_question(q, n, name, sizeof(name), &qtype) == -1)
+		return;
+	zone_answer(zone, q, name, qtype, &m);
+	(void)!sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
 }
 
 #endif

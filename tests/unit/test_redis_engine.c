@@ -100,19 +100,7 @@ static uint64_t redis_tmo = REDIS_ANSWERS_MS;
 static void
 fake_read(int fd, int events, void *arg)
 {
-	unsigned char q[1500];
-	struct sockaddr_storage from;
-	socklen_t fl = sizeof(from);
-	ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from,
-	    &fl);
-	char name[512];
-	int qtype;
-	struct msg m;
-
-	if (zone_question(q, n, name, sizeof(name), &qtype) == -1)
-		return;
-	zone_answer(zone, q, name, qtype, &m);
-	sendto(fd, m.b, (size_t)m.n, 0, (struct sockaddr *)&from, fl);
+	zone_serve(fd, zone);
 }
 
 /* ---- redis-server ---- */
