@@ -163,36 +163,94 @@ cmd_config_json(json_t *root, const struct cmd_cfgcheck *c)
 	    json_string(c->warning) : json_null());
 }
 
+/* put_clean()'s state between reads: a UTF-8 sequence begun */
+struct clean {
+	unsigned char	 seq[4];	/* the sequence so far */
+	size_t		 len;
+	size_t		 need;		/* continuation bytes still to come */
+	unsigned char	 lo, hi;	/* the next one's range */
+	uint32_t	 cp;
+};
+
 /*
- * The daemon's answer as a terminal may show it: control bytes but the
- * line's end become '?', C0 ones, DEL, and C1 ones as UTF-8 writes them
- * (0xc2 0x80-0x9f: some terminals act on U+009B as on ESC [).  With
- * workers = 1 the process that answers is the one that parses the
- * network, and one taken over would otherwise write escape sequences to
- * the terminal of whoever asks, root's say (set its title, answer-back,
- * the clipboard).  Neither text format has another control byte.  *c2:
- * the last byte of the previous chunk was 0xc2.
+ * The daemon's answer as a terminal may show it.  With workers = 1 the
+ * process that answers is the one that parses the network, and one taken
+ * over would otherwise write escape sequences to the terminal of whoever
+ * asks, root's say (set its title, answer-back, the clipboard); label
+ * values carry names and text from the network in any case.  So only
+ * newline and valid UTF-8 of printable code points go through: every
+ * other C0 byte, DEL, a C1 control (U+0080-U+009F: some terminals act on
+ * U+009B as on ESC [), and each invalid sequence (a stray 0x80-0xbf, a
+ * raw C1 byte that a terminal in an 8-bit mode takes for one, an overlong
+ * form, a surrogate, beyond U+10FFFF, a sequence cut short) become one
+ * '?'.  Neither text format has another control byte.  A sequence split
+ * across reads waits in *st for its rest; put_clean_end() prints what
+ * is left of one at the end of the answer.
  */
 static void
-put_clean(FILE *fp, char *buf, size_t n, int *c2)
+put_clean(FILE *fp, const char *buf, size_t n, struct clean *st)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)buf[i];
 
-		if ((c < 0x20 && c != '\n') || c == 0x7f ||
-		    (*c2 && c >= 0x80 && c <= 0x9f))
-			buf[i] = '?';
-		else if (c == 0xc2 && i + 1 < n &&
-		    (unsigned char)buf[i + 1] >= 0x80 &&
-		    (unsigned char)buf[i + 1] <= 0x9f)
-			buf[i] = '?';
-		*c2 = c == 0xc2;
+		if (st->need > 0) {
+			if (c >= st->lo && c <= st->hi) {
+				st->seq[st->len++] = c;
+				st->cp = st->cp << 6 | (c & 0x3f);
+				st->lo = 0x80;
+				st->hi = 0xbf;
+				if (--st->need > 0)
+					continue;
+				if (st->cp <= 0x9f)	/* C1 */
+					putc('?', fp);
+				else
+					fwrite(st->seq, 1, st->len, fp);
+				st->len = 0;
+				continue;
+			}
+			/* cut short: c starts afresh */
+			putc('?', fp);
+			st->need = st->len = 0;
+		}
+		st->lo = 0x80;
+		st->hi = 0xbf;
+		if (c < 0x80) {
+			putc((c < 0x20 && c != '\n') || c == 0x7f ? '?' : c, fp);
+			continue;
+		}
+		/* the second byte's range excludes overlong forms, the
+		 * surrogates (0xed 0xa0-0xbf) and beyond U+10FFFF */
+		if (c >= 0xc2 && c <= 0xdf)
+			st->need = 1, st->cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef) {
+			st->need = 2, st->cp = c & 0x0f;
+			if (c == 0xe0)
+				st->lo = 0xa0;
+			else if (c == 0xed)
+				st->hi = 0x9f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			st->need = 3, st->cp = c & 0x07;
+			if (c == 0xf0)
+				st->lo = 0x90;
+			else if (c == 0xf4)
+				st->hi = 0x8f;
+		} else {
+			putc('?', fp);
+			continue;
+		}
+		st->seq[0] = c;
+		st->len = 1;
 	}
-	/* a 0xc2 that ends the chunk: its C1 byte, in the next, becomes
-	 * '?' and leaves it a lone lead byte, which shows as one */
-	fwrite(buf, 1, n, fp);
+}
+
+static void
+put_clean_end(FILE *fp, struct clean *st)
+{
+	if (st->need > 0)
+		putc('?', fp);
+	memset(st, 0, sizeof(*st));
 }
 
 int
@@ -202,7 +260,8 @@ cmd_status(int argc, char **argv, struct config *cfg,
 	const char *req = "status\n";
 	char buf[8192];
 	ssize_t n;
-	int fd, first = 1, c2 = 0;
+	struct clean cl = { 0 };
+	int fd, first = 1;
 
 	if (argc == 2 && strcmp(argv[1], "--metrics") == 0)
 		req = "metrics\n";
@@ -238,15 +297,17 @@ cmd_status(int argc, char **argv, struct config *cfg,
 		/* the daemon's refusal is one line, first and alone */
 		if (first && (size_t)n >= 6 && memcmp(buf, "error ", 6) == 0) {
 			fprintf(stderr, "mxguard: status: the daemon answered: ");
-			put_clean(stderr, buf, (size_t)n, &c2);
+			put_clean(stderr, buf, (size_t)n, &cl);
+			put_clean_end(stderr, &cl);
 			if (buf[n - 1] != '\n')
 				fputc('\n', stderr);
 			close(fd);
 			return 1;
 		}
 		first = 0;
-		put_clean(stdout, buf, (size_t)n, &c2);
+		put_clean(stdout, buf, (size_t)n, &cl);
 	}
+	put_clean_end(stdout, &cl);
 	close(fd);
 	return fflush(stdout) == 0 ? 0 : 1;
 }

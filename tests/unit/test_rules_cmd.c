@@ -17,7 +17,7 @@
  * How the daemon was found: no socket, or a listener whose process is
  * gone, is none; one that does not answer in time is busy.  What
  * `mxguard status` prints of an answer holds no control byte but
- * newlines.
+ * newlines and is valid UTF-8, however the reads split it.
  *
  * cmd/ is not in libmxguard.a: the modules are compiled in here.
  */
@@ -30,6 +30,9 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <locale.h>
+#include <wchar.h>
+#include <wctype.h>
 #include <cmocka.h>
 
 #include "cmd/rules.c"
@@ -306,12 +309,37 @@ test_none_or_busy(void **state)
 }
 
 /*
+ * out is valid UTF-8 (by glibc's decoder, which takes up to U+10FFFF
+ * only here) and has no control character but newline.
+ */
+static void
+assert_terminal_safe(const char *out, size_t n)
+{
+	mbstate_t mb;
+	wchar_t w;
+	size_t i, k;
+
+	assert_non_null(setlocale(LC_CTYPE, "C.UTF-8"));
+	memset(&mb, 0, sizeof(mb));
+	for (i = 0; i < n; i += k) {
+		k = mbrtowc(&w, out + i, n - i, &mb);
+		if (k == (size_t)-1 || k == (size_t)-2 || k == 0 ||
+		    w > 0x10ffff || (w != L'\n' && iswcntrl((wint_t)w)))
+			fail_msg("byte 0x%02x at %zu of what status printed",
+			    (unsigned char)out[i], i);
+	}
+	(void)setlocale(LC_CTYPE, "C");
+}
+
+/*
  * `mxguard status` wrote the daemon's answer to the terminal as it came.
  * With workers = 1 the process that answers parses the network: taken
  * over, it wrote escape sequences to the terminal of whoever asked (root
  * running status: the window title, OSC 52 into the clipboard, a CSI as
- * ESC or as U+009B).  A fake daemon answers with them; what status
- * prints has no control byte but newlines, and keeps the rest.
+ * ESC or as U+009B).  A fake daemon answers with them, with C1 bytes
+ * that are not UTF-8 (raw 0x9b, an overlong U+009B) and a sequence cut
+ * short at the end; what status prints is valid UTF-8 with no control
+ * but newlines (glibc's decoder the judge), and keeps the rest.
  */
 static void
 test_status_output_clean(void **state)
@@ -319,13 +347,13 @@ test_status_output_clean(void **state)
 	static const char answer[] = "# mxguard pid 1, up 1s\n"
 	    "# config digest 00000000, applied 1\n"
 	    "\x1b]52;c;ZWNobyBvd25lZA==\x07t_a_total{a=\"\xc2\x9b" "2J\"} 1\r\n"
-	    "t_b_total{a=\"\xc3\xa9\"} 2\n";
+	    "t_b_total{a=\"\xc3\xa9\"} 2\n"
+	    "t_c_total{a=\"\x9b" "2J\xe0\x82\x9b" "2J\xc0\x9b\"} 3\n\xe2\x82";
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char *argv[] = { "status", NULL }, out[512], req[64];
 	int lfd, out_fd, saved, rc;
 	ssize_t n;
 	pid_t pid;
-	size_t i;
 
 	unlink(sockpath);
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
@@ -360,17 +388,65 @@ test_status_output_clean(void **state)
 	n = read(out_fd, out, sizeof(out) - 1);
 	assert_true(n > 0);
 	out[n] = '\0';
-	for (i = 0; i < (size_t)n; i++) {
-		unsigned char c = (unsigned char)out[i];
-
-		if ((c < 0x20 && c != '\n') || c == 0x7f || (c == 0xc2 &&
-		    (unsigned char)out[i + 1] >= 0x80 &&
-		    (unsigned char)out[i + 1] <= 0x9f))
-			fail_msg("byte 0x%02x at %zu of what status printed",
-			    c, i);
-	}
+	assert_terminal_safe(out, (size_t)n);
 	assert_non_null(strstr(out, "\n# config digest 00000000, applied 1\n"));
 	assert_non_null(strstr(out, "t_b_total{a=\"\xc3\xa9\"} 2\n"));
+}
+
+/*
+ * put_clean() on text split at every place, and a byte at a time: a
+ * sequence split across reads comes out as in one (a C1 control still
+ * '?', valid UTF-8 kept), each invalid one as '?' (a stray continuation
+ * byte, raw C1, overlong forms, a surrogate, beyond U+10FFFF, one cut
+ * short by the next lead byte or by the end).
+ */
+static void
+test_status_clean_split(void **state)
+{
+	static const struct {
+		const char	*in, *want;
+	} t[] = {
+		{ "a\xc2\x9b" "2Jb\n", "a?2Jb\n" },
+		{ "\xc2\x85\xc2\x80\xc2\x9f", "???" },
+		{ "\xc2\xa0\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80",
+		  "\xc2\xa0\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80" },
+		{ "\x9b[2J\x80\xbf", "?[2J??" },
+		{ "\xc0\x9b\xc1\xbf", "????" },
+		{ "\xe0\x82\x9b", "???" },
+		{ "\xf0\x80\x82\x9b", "????" },
+		{ "\xed\xa0\x80", "???" },
+		{ "\xf4\x90\x80\x80\xf5\xff", "??????" },
+		{ "\xe2\x82x\xf0\x9f\x98\xc3\xa9", "?x?\xc3\xa9" },
+		{ "\x1b]0;t\x07\r\t\x7f", "?]0;t????" },
+		{ "ok\xe2\x82", "ok?" },
+		{ "\xc2", "?" },
+	};
+	struct clean cl;
+	char *out;
+	size_t i, len, cut, k, outlen;
+	FILE *fp;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		len = strlen(t[i].in);
+		/* cut == len + 1: a byte at a time */
+		for (cut = 0; cut <= len + 1; cut++) {
+			memset(&cl, 0, sizeof(cl));
+			assert_non_null(fp = open_memstream(&out, &outlen));
+			if (cut <= len) {
+				put_clean(fp, t[i].in, cut, &cl);
+				put_clean(fp, t[i].in + cut, len - cut, &cl);
+			} else
+				for (k = 0; k < len; k++)
+					put_clean(fp, t[i].in + k, 1, &cl);
+			put_clean_end(fp, &cl);
+			assert_int_equal(fclose(fp), 0);
+			if (strcmp(out, t[i].want) != 0)
+				fail_msg("case %zu cut %zu: got \"%s\"", i, cut,
+				    out);
+			assert_terminal_safe(out, outlen);
+			free(out);
+		}
+	}
 }
 
 static void
@@ -487,6 +563,7 @@ main(void)
 		cmocka_unit_test(test_refusal_set_replaced),
 		cmocka_unit_test(test_none_or_busy),
 		cmocka_unit_test(test_status_output_clean),
+		cmocka_unit_test(test_status_clean_split),
 		cmocka_unit_test(test_watch_unloaded),
 	};
 
