@@ -71,8 +71,9 @@ void		 policy_record_tls(struct policy *, const struct sockaddr *dst,
 
 /*
  * One upstream attempt under verdict v, for SMTP TLS Reporting (RFC 8460,
- * docs/tlsrpt.md): the session calls this once per session and policy
- * domain, with the outcome the leg met.  Recorded under v->domain only
+ * docs/tlsrpt.md): the session calls this once per session and report
+ * (policy_report_key(): the policy domain's policy), with the outcome
+ * the leg met.  Recorded under v->domain only
  * when tlsrpt_enable is set and the domain publishes a valid
  * _smtp._tls record (looked up here, cached for its TTL).  Never called
  * for a report's own delivery.  Strings are copied.

@@ -41,6 +41,7 @@
 
 #include "core/clock.h"
 #include "policy/dane.h"
+#include "policy/tlsrpt.h"
 #include "policy/verdict.h"
 #include "policy/verdict_tls.h"
 
@@ -107,6 +108,41 @@ policy_verdict_dup(const struct policy_verdict *v)
 fail:
 	policy_verdict_free(c);
 	return NULL;
+}
+
+uint64_t
+policy_report_key(const struct policy_verdict *v, int64_t now)
+{
+	unsigned char md[EVP_MAX_MD_SIZE], t;
+	int64_t day = tlsrpt_day(now);
+	int32_t nstr = 0;
+	EVP_MD_CTX *c;
+	uint64_t k = 0;
+	int i, ok;
+
+	/* as tlsrpt_rec.c's count() names the policy: no rpt is
+	 * no-policy-found */
+	t = v->rpt != NULL ? (unsigned char)v->rpt->type : TLSRPT_POLICY_NONE;
+	if (v->rpt != NULL)
+		nstr = v->rpt->nstrings;
+	if ((c = EVP_MD_CTX_new()) == NULL)
+		return 0;
+	/* the domain with its NUL, fixed-size fields, the policy's strings
+	 * and MX patterns (each NUL-terminated) last: unambiguous */
+	ok = EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(c, v->domain, strlen(v->domain) + 1) == 1 &&
+	    EVP_DigestUpdate(c, &day, sizeof(day)) == 1 &&
+	    EVP_DigestUpdate(c, &t, 1) == 1 &&
+	    EVP_DigestUpdate(c, &nstr, sizeof(nstr)) == 1 &&
+	    (v->rpt == NULL ||
+	    EVP_DigestUpdate(c, v->rpt->buf, v->rpt->len) == 1) &&
+	    EVP_DigestFinal_ex(c, md, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	if (!ok)
+		return 0;
+	for (i = 0; i < 8; i++)
+		k = k << 8 | md[i];
+	return k;
 }
 
 /* ---- monitor mode ---- */

@@ -31,6 +31,7 @@
 #define MXG_VERDICT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <openssl/ssl.h>
 
 enum tls_level {
@@ -152,6 +153,20 @@ int		 policy_tls_session_key(const struct policy_verdict *,
 /* enforcement = monitor: turn a decided verdict into a monitored one
  * (level MAY, would_level the decided level); idempotent. */
 void		 policy_verdict_monitor(struct policy_verdict *);
+
+/*
+ * Which TLSRPT report an attempt under v at time now (seconds since the
+ * epoch) is counted in, as the recorder groups them (RFC 8460 section 4:
+ * per policy domain, policy type, policy strings and MX patterns, and per
+ * day): a 64-bit digest, equal only for the same report.  A session
+ * reports once per key, and a connection counts a success once per key,
+ * so a domain whose policy changed (other lines, DANE instead of MTA-STS)
+ * is a new report, counted afresh.  SHA-256: policy strings are the
+ * domains' own text, and a collision would leave another's success
+ * uncounted.  0 when it cannot be computed.
+ */
+uint64_t	 policy_report_key(const struct policy_verdict *v,
+		    int64_t now);
 
 const char	*tls_level_name(enum tls_level);
 struct policy_verdict *policy_verdict_dup(const struct policy_verdict *);

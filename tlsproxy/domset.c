@@ -1,24 +1,12 @@
 /*
- * domset.c - a bounded set of policy domains (see domset.h).
+ * domset.c - a bounded set of TLSRPT reports (see domset.h).
  *
- * A linear scan: a set holds the domains of one session or one upstream
+ * A linear scan: a set holds the reports of one session or one upstream
  * connection, and is asked once per recipient's verdict.
  */
 #include <stdlib.h>
 
 #include "tlsproxy/domset.h"
-
-/* FNV-1a: the name is the engine's, not chosen to collide with another
- * of the same session (64 bits make a chance collision negligible) */
-uint64_t
-domset_key(const char *domain)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *domain; domain++)
-		h = (h ^ (unsigned char)*domain) * 1099511628211ULL;
-	return h;
-}
 
 int
 domset_add(struct domset *s, uint64_t key)

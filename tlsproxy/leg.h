@@ -201,11 +201,12 @@ int		 leg_dot_held(const struct leg *);
  * (the retry on a new connection); "" for a TLS leg or an unsettled one. */
 const char	*leg_cleartext_reason(const struct leg *);
 unsigned	 leg_uses(const struct leg *);		/* sessions served */
-/* TLSRPT counts a success once per connection and policy domain (key:
- * domset_key()), whatever sessions ride it: 1 when this connection had
- * not counted it yet (count it now), 0 when it had, -1 when there is no
- * room to remember it (leave it uncounted: else once per reuse).  A new
- * connection of the leg starts afresh. */
+/* TLSRPT counts a success once per connection and report (key:
+ * policy_report_key(): policy domain and policy), whatever sessions ride
+ * it: 1 when this connection had not counted it yet (count it now), 0
+ * when it had, -1 when there is no room to remember it (leave it
+ * uncounted: else once per reuse).  A new connection of the leg starts
+ * afresh. */
 int		 leg_count_domain(struct leg *, uint64_t key);
 const struct smtp_caps *leg_caps(const struct leg *);
 const struct tls_proof *leg_proof(const struct leg *);

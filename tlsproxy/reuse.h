@@ -18,7 +18,7 @@
  * the recipient domain's policy against the leg before any envelope byte
  * crosses it (tlsproxy/leg.c, leg_fits).
  *
- * Ownership: reuse_park() takes the io and the set of counted domains on
+ * Ownership: reuse_park() takes the io and the set of counted reports on
  * success (0); reuse_take() hands them to the caller.  reuse_free() closes every
  * parked leg.
  */
@@ -45,9 +45,10 @@ struct reuse_leg {
 	char			 tls_verify[48];
 	unsigned		 uses;		/* sessions it served */
 	uint64_t		 born;		/* ev_now() at its connect */
-	struct domset		 counted;	/* TLSRPT: domains this
+	struct domset		 counted;	/* TLSRPT: reports (domain
+						 * and policy) this
 						 * connection was counted a
-						 * success for */
+						 * success in */
 };
 
 struct reuse	*reuse_new(void);

@@ -45,6 +45,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/io.h"
@@ -212,7 +213,7 @@ struct session {
 
 	/* TLSRPT: one attempt per policy domain and session (a success
 	 * once per connection too: leg_count_domain()) */
-	struct domset		 reported;	/* TLSRPT: domains counted */
+	struct domset		 reported;	/* TLSRPT: reports counted */
 
 	unsigned		 msgs;
 	unsigned		 policy_fails;
@@ -687,13 +688,16 @@ verdict_find(struct session *s, const char *domain)
 
 /*
  * TLSRPT: the outcome of this session's upstream attempt under v, once
- * per policy domain (a domain beyond the set's room goes unreported
- * rather than once per recipient).  result NULL is a success, which RFC
- * 8460 section 4.4 counts per negotiated connection: a leg reused from
- * an earlier session adds none for a domain it was counted for already
- * (leg_count_domain()), or the counts would follow how often the MTA
- * reconnects.  A failure is this session's and counts as such.  The
- * engine records it only for domains that ask for reports.
+ * per report it counts in (policy_report_key(): the policy domain and
+ * the policy it published, as the report groups them; one beyond the
+ * set's room goes unreported rather than once per recipient).  result
+ * NULL is a success, which RFC 8460 section 4.4 counts per negotiated
+ * connection: a leg reused from an earlier session adds none for a
+ * report it was counted in already (leg_count_domain()), or the counts
+ * would follow how often the MTA reconnects; a domain's new policy is
+ * another report, which the connection has not been counted in yet.  A
+ * failure is this session's and counts as such.  The engine records it
+ * only for domains that ask for reports.
  */
 static void
 report_attempt(struct session *s, const struct policy_verdict *v,
@@ -708,7 +712,7 @@ report_attempt(struct session *s, const struct policy_verdict *v,
 	 * the server's */
 	if (result != NULL && s->up != NULL && leg_starttls_skipped(s->up))
 		return;
-	key = domset_key(v->domain);
+	key = policy_report_key(v, (int64_t)time(NULL));
 	if (domset_add(&s->reported, key) != 1)
 		return;
 	if (result == NULL && s->up != NULL &&

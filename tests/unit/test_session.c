@@ -53,6 +53,8 @@
 #include "core/log.h"
 #include "policy/policy.h"
 #include "policy/sts.h"
+#include "policy/tlsrpt.h"
+#include "policy/verdict_tls.h"
 #include "tlsproxy/session.h"
 #include "tlsproxy/tls.h"
 #include "heapmeter.h"
@@ -138,6 +140,10 @@ static struct {
 	char		 report_domain[256], report_result[64];
 	struct policy_verdict *live[32];	/* verdicts the mocked engine
 						 * gave, not freed yet */
+	/* the published policy rpt_domain's verdicts carry (v->rpt):
+	 * type and one policy string; none when rpt_domain is NULL */
+	const char	*rpt_domain, *rpt_string;
+	int		 rpt_type;
 } g;
 
 static struct vspec *
@@ -283,6 +289,15 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 			snprintf(v->detail, sizeof(v->detail), "%s",
 			    g.vs[i].detail);
 	}
+	if (g.rpt_domain != NULL && strcmp(domain, g.rpt_domain) == 0) {
+		size_t n = strlen(g.rpt_string) + 1;
+
+		assert_non_null(v->rpt = calloc(1, sizeof(*v->rpt) + n));
+		v->rpt->type = g.rpt_type;
+		v->rpt->nstrings = 1;
+		v->rpt->len = n;
+		memcpy(v->rpt->buf, g.rpt_string, n);
+	}
 	r->cb = cb;
 	r->arg = arg;
 	r->v = v;
@@ -304,6 +319,7 @@ __wrap_policy_cancel(struct policy_req *r)
 	g.npending--;
 	ev_timer_free(r->t);
 	live_set(r->v, NULL);
+	free(r->v->rpt);
 	free(r->v);
 	free(r);
 }
@@ -3862,6 +3878,90 @@ test_report_once_per_connection(void **state)
 	finish();
 }
 
+/*
+ * A TLSRPT report is per policy (RFC 8460 section 4: policy domain,
+ * policy type, policy strings), and a connection's success counts once
+ * per report, not per domain name: d.example publishing another policy
+ * while a leg to its MX stays parked and reused (a new MTA-STS policy,
+ * DANE in place of MTA-STS) is a report the connection has not been
+ * counted in.  Before, the count was per domain: the new policy's report
+ * had no success from the connection until it ended.  The same policy
+ * again on it is counted already.
+ */
+static void
+test_report_per_policy_on_reused_leg(void **state)
+{
+	g.rpt_domain = "d.example";
+	g.rpt_type = TLSRPT_POLICY_STS;
+	g.rpt_string = "version: STSv1\nmode: enforce\nmx: *.d.example";
+	reuse_first_session();
+	assert_int_equal(g.nreports, 1);
+
+	/* the domain's MTA-STS policy changed (a new id, other lines) */
+	g.rpt_string = "version: STSv1\nmode: enforce\nmx: mx.d.example";
+	start_again_ehlo();
+	second_message();
+	if (g.nreports != 2)
+		fail_msg("%d successes: none for d.example's new policy on a "
+		    "reused connection", g.nreports);
+	quit_parked();
+
+	/* the same policy again on that connection: counted already */
+	start_again_ehlo();
+	second_message();
+	assert_int_equal(g.nreports, 2);
+	quit_parked();
+
+	/* DANE now decides for d.example: another policy type */
+	g.rpt_type = TLSRPT_POLICY_TLSA;
+	g.rpt_string = "3 1 1 00112233";
+	start_again_ehlo();
+	second_message();
+	if (g.nreports != 3)
+		fail_msg("%d successes: none for d.example's DANE policy on a "
+		    "reused connection", g.nreports);
+	finish();
+}
+
+/*
+ * policy_report_key() is the report's: equal for the same domain, policy
+ * and day, different when any of them differs, the split between policy
+ * strings and MX patterns included.
+ */
+static void
+test_report_key(void **state)
+{
+	struct policy_verdict v;
+	uint64_t k;
+
+	memset(&v, 0, sizeof(v));
+	snprintf(v.domain, sizeof(v.domain), "d.example");
+	k = policy_report_key(&v, 86400);
+	assert_int_not_equal(k, 0);
+	assert_int_equal(policy_report_key(&v, 2 * 86400 - 1), k);
+	assert_int_not_equal(policy_report_key(&v, 2 * 86400), k);
+	snprintf(v.domain, sizeof(v.domain), "e.example");
+	assert_int_not_equal(policy_report_key(&v, 86400), k);
+	snprintf(v.domain, sizeof(v.domain), "d.example");
+	assert_non_null(v.rpt = calloc(1, sizeof(*v.rpt) + 4));
+	memcpy(v.rpt->buf, "a\0b", 4);
+	v.rpt->len = 4;
+	v.rpt->type = TLSRPT_POLICY_STS;
+	v.rpt->nstrings = 2;
+	k = policy_report_key(&v, 86400);
+	v.rpt->nstrings = 1;		/* "a", MX pattern "b" */
+	assert_int_not_equal(policy_report_key(&v, 86400), k);
+	v.rpt->nstrings = 2;
+	v.rpt->type = TLSRPT_POLICY_TLSA;
+	assert_int_not_equal(policy_report_key(&v, 86400), k);
+	v.rpt->type = TLSRPT_POLICY_STS;
+	v.rpt->buf[2] = 'c';
+	assert_int_not_equal(policy_report_key(&v, 86400), k);
+	v.rpt->buf[2] = 'b';
+	assert_int_equal(policy_report_key(&v, 86400), k);
+	free(v.rpt);
+}
+
 /* A leg whose connection is upstream_reuse_time_limit old is not parked
  * again however busy it is kept (Postfix's
  * smtp_connection_reuse_time_limit): the session that ends past the
@@ -6542,6 +6642,8 @@ main(void)
 		T(test_quit_linger_deadline),
 		T(test_reuse_parked_leg),
 		T(test_report_once_per_connection),
+		T(test_report_per_policy_on_reused_leg),
+		T(test_report_key),
 		T(test_reuse_time_limit),
 		T(test_reuse_idle_expiry),
 		T(test_reuse_server_drops_parked),
