@@ -73,7 +73,7 @@ $(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmxguard.a
 $(B)/tests/test_control: cmd/control.c cmd/ctlreq.c
 # test_check includes cmd/check.c for its static probe and judgement
 $(B)/tests/test_check: cmd/check.c cmd/status.c
-$(B)/tests/test_report_cmd: cmd/report.c
+$(B)/tests/test_report_cmd: cmd/report.c cmd/status.c
 $(B)/tests/test_policy_cmd: cmd/policy.c cmd/status.c cmd/control.c cmd/ctlreq.c tests/unit/ctldaemon.h
 # test_http_throttle includes policy/http.c for a static function
 $(B)/tests/test_http_throttle: policy/http.c

@@ -43,7 +43,11 @@ int	cmd_json_set(struct json_t *o, const char *key, const char *s);
  * cmd/status.c) for the digest of the one it runs ("# config digest" in
  * its status, cmd/control.c) and compares it with the file's
  * (config_digest32()).  No daemon answering is no warning: the commands
- * are run without one too.  Nothing here changes an exit status.  busy
+ * are run without one too.  A daemon that runs with another state_dir
+ * than the file's (edited since its start: a reload keeps the start's)
+ * is warned of too (other_dir), the digest being the file's then: the
+ * commands read the file's state_dir.  Nothing here changes an exit
+ * status (`report send` refuses on other_dir itself).  busy
  * tells a daemon that is there but did not say (its connections all
  * taken, no answer in time) from none (`rules watch` acts on it).
  */
@@ -52,7 +56,11 @@ struct cmd_cfgcheck {
 	int		 reached;	/* a daemon answered with its digest */
 	uint32_t	 daemon;	/* the digest it runs, if reached */
 	int		 busy;		/* not reached, but a daemon is there */
-	char		 warning[512];	/* "" unless reached and different */
+	char		 state_dir[1024]; /* the daemon's, if reached ("" if
+					 * it did not say) */
+	int		 other_dir;	/* ... and not the file's: a reload
+					 * keeps the start's (warning) */
+	char		 warning[1024];	/* "" unless reached and different */
 };
 void	cmd_config_vs_daemon(const struct config *, struct cmd_cfgcheck *);
 #define CMD_DIGEST_TIMEOUT_S	2	/* its wait: policy and check ask in

@@ -5,7 +5,8 @@
  *
  *   unix socket (control_socket): the client sends one line, "status" or
  *     "metrics", and reads the answer until EOF.  "status" is a header
- *     (pid, uptime; the configuration run: its digest, when applied) and
+ *     (pid, uptime; the state_dir it runs with, its start's, which a
+ *     reload keeps; the configuration run: its digest, when applied) and
  *     every counter as "name value"; "metrics" is the Prometheus text
  *     format, the configuration as mxguard_config_info{digest} and
  *     mxguard_config_applied_timestamp_seconds.
@@ -104,6 +105,7 @@ struct control {
 	struct ev_loop	*loop;
 	struct listener	 l[CTL_NLISTENERS];
 	char		*path;
+	char		*state_dir;	/* the start's: a reload keeps it */
 	struct cconn	*conns;
 	time_t		 started;
 	struct stat_ctr	*st_requests;
@@ -235,6 +237,8 @@ render(struct control *ctl, int prometheus, char **buf, size_t *len)
 	} else {
 		fprintf(fp, "# mxguard pid %ld, up %llds\n", (long)getpid(),
 		    (long long)(time(NULL) - ctl->started));
+		/* the commands compare it with the file's (status.c) */
+		fprintf(fp, "# state_dir %s\n", ctl->state_dir);
 		render_config(ctl, 0, fp);
 		stats_write_plain(fp);
 	}
@@ -695,6 +699,10 @@ control_open(struct ev_loop *loop, const struct config *cfg, char *err,
 	ctl->l[CTL_UNIX].fd = ctl->l[CTL_METRICS].fd = -1;
 	ctl->started = ctl->applied = time(NULL);
 	ctl->digest = config_digest32(cfg);
+	if ((ctl->state_dir = strdup(cfg->state_dir)) == NULL) {
+		snprintf(err, errsz, "out of memory");
+		goto fail;
+	}
 	ctl->st_requests = stats_get("mxguard_control_requests_total",
 	    "Requests answered on the control socket and metrics endpoint");
 	for (i = 0; i < CTL_NLISTENERS; i++) {
@@ -802,5 +810,6 @@ control_close(struct control *ctl)
 			(void)unlink(ctl->path);
 	}
 	free(ctl->path);
+	free(ctl->state_dir);
 	free(ctl);
 }

@@ -264,6 +264,7 @@ cmd_report(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
 	struct tlsrpt_store *st;
+	struct cmd_cfgcheck cc;
 	const char *dom = NULL;
 	char err[512], domain[256];
 	int i, json = 0, now = 0, rc;
@@ -300,6 +301,17 @@ cmd_report(int argc, char **argv, struct config *cfg,
 		dom = domain;
 	}
 	log_init("mxguard", 0, cfg->log_level);
+	/* a daemon on another state_dir (the file's edited since its start:
+	 * a reload keeps the start's) keeps its reports elsewhere: show says
+	 * so, send does not send from a store the daemon does not write,
+	 * nor mark its reports sent */
+	cmd_config_vs_daemon(cfg, &cc);
+	if (cc.other_dir) {
+		fprintf(stderr, "mxguard: report: %s%s\n", cc.warning,
+		    strcmp(argv[1], "send") == 0 ? "; nothing sent" : "");
+		if (strcmp(argv[1], "send") == 0)
+			return 1;
+	}
 	/* the store is opened as `user`, never as root (cmd/priv.h) */
 	if (priv_drop_cmd(cfg, strcmp(argv[1], "send") == 0,
 	    err, sizeof(err)) == -1 ||

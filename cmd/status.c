@@ -69,18 +69,22 @@ enum { DG_ANSWERED, DG_NONE, DG_BUSY };
  * connect can hold them, the daemon's `user` included), its backlog full
  * (EAGAIN) or no answer in time, another answer (an older daemon without
  * the line).  `rules watch` must not take a busy daemon for a dead one.
+ * sdir gets the state_dir it runs with ("# state_dir ..."), "" from a
+ * daemon that does not say.
  */
 static int
-daemon_digest(const char *path, uint32_t *digest)
+daemon_digest(const char *path, uint32_t *digest, char *sdir, size_t sdirsz)
 {
-	static const char tag[] = "\n# config digest ";
+	static const char tag[] = "\n# config digest ", dtag[] =
+	    "\n# state_dir ";
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);
-	char buf[1024], *p;
+	char buf[1024], *p, *e;
 	size_t len = 0;
 	ssize_t n;
 	int fd, rc = DG_BUSY;
 
+	*sdir = '\0';
 	if ((fd = ctl_connect(path, CMD_DIGEST_TIMEOUT_S)) == -1)
 		return errno == ENOENT || errno == ECONNREFUSED ||
 		    errno == ENOTDIR || errno == ENAMETOOLONG ? DG_NONE :
@@ -95,7 +99,8 @@ daemon_digest(const char *path, uint32_t *digest)
 	if (send(fd, "status\n", 7, MSG_NOSIGNAL) != 7)
 		goto out;
 	(void)shutdown(fd, SHUT_WR);
-	/* the header is all that is wanted: up to the second line's end */
+	/* the header is all that is wanted: up to the digest line's end
+	 * (the state_dir line comes before it) */
 	while (len < sizeof(buf) - 1) {
 		if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) == -1 &&
 		    errno == EINTR)
@@ -115,6 +120,9 @@ daemon_digest(const char *path, uint32_t *digest)
 		*digest = (uint32_t)strtoul(p, NULL, 16);
 		rc = DG_ANSWERED;
 	}
+	if ((p = strstr(buf, dtag)) != NULL &&
+	    (e = strchr(p += sizeof(dtag) - 1, '\n')) != NULL)
+		snprintf(sdir, sdirsz, "%.*s", (int)(e - p), p);
 out:
 	close(fd);
 	return rc;
@@ -124,10 +132,12 @@ void
 cmd_config_vs_daemon(const struct config *cfg, struct cmd_cfgcheck *c)
 {
 	size_t n;
+	char *p;
 
 	memset(c, 0, sizeof(*c));
 	c->file = config_digest32(cfg);
-	switch (daemon_digest(cfg->control_socket, &c->daemon)) {
+	switch (daemon_digest(cfg->control_socket, &c->daemon, c->state_dir,
+	    sizeof(c->state_dir))) {
 	case DG_NONE:
 		return;
 	case DG_BUSY:
@@ -135,6 +145,23 @@ cmd_config_vs_daemon(const struct config *cfg, struct cmd_cfgcheck *c)
 		return;
 	}
 	c->reached = 1;
+	/* a reload keeps the start's state_dir (config_keep_start_keys()),
+	 * and the digest is the file's then: said apart */
+	if (*c->state_dir && strcmp(c->state_dir, cfg->state_dir) != 0) {
+		/* the answer's bytes go to a terminal: with workers = 1 the
+		 * process that answers parses the network */
+		for (p = c->state_dir; *p; p++)
+			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+				*p = '?';
+		snprintf(c->warning, sizeof(c->warning), "the daemon runs "
+		    "with state_dir %.250s, kept from its start (a reload "
+		    "does not move it), not the file's %.250s: this reads "
+		    "the stores in %.250s; restart mxguard for the file's to "
+		    "apply",
+		    c->state_dir, cfg->state_dir, cfg->state_dir);
+		c->other_dir = 1;
+		return;
+	}
 	if (c->daemon == c->file)
 		return;
 	n = (size_t)snprintf(c->warning, sizeof(c->warning), "this answer is "
@@ -275,8 +302,20 @@ cmd_status(int argc, char **argv, struct config *cfg,
 		return 1;
 	}
 	if ((fd = ctl_connect(cfg->control_socket, 5)) == -1) {
-		fprintf(stderr, "mxguard: status: %s: %s (is mxguard "
-		    "running?)\n", cfg->control_socket, strerror(errno));
+		/* a reload keeps the start's control_socket: the file's may
+		 * not be where the daemon listens */
+		if (errno == ENOENT || errno == ECONNREFUSED ||
+		    errno == ENOTDIR)
+			fprintf(stderr, "mxguard: status: no mxguard daemon "
+			    "listens on control_socket %s (%s): is it "
+			    "running? If control_socket was edited since it "
+			    "started, it listens on the old one until "
+			    "restarted (a reload keeps it)\n",
+			    cfg->control_socket, strerror(errno));
+		else
+			fprintf(stderr, "mxguard: status: %s: %s (is mxguard "
+			    "running?)\n", cfg->control_socket,
+			    strerror(errno));
 		return 1;
 	}
 	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {

@@ -3,9 +3,11 @@
  * real TLSRPT store: the domain given is taken in the daemon's spelling
  * (lower case, A-labels, no trailing dot), which is how the store keeps
  * it, so "Bücher.TEST." finds the counts of xn--bcher-kva.test.  A name
- * that is no domain at all is refused.
+ * that is no domain at all is refused.  With a daemon that runs on
+ * another state_dir (the file's edited since its start; a reload keeps
+ * the start's), `report send` sends nothing from the file's and says why.
  *
- * cmd/ is not in libmxguard.a: the module is compiled in here, with a
+ * cmd/ is not in libmxguard.a: the modules are compiled in here, with a
  * stand-in for priv_drop_cmd() (cmd/priv.c).
  */
 #include <stdarg.h>
@@ -13,16 +15,22 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "cmd/report.c"
+#include "cmd/status.c"
 #include "tests/unit/cmdcapture.h"
 #include "tests/unit/cmdstubs.h"
 
 static char dir[] = "/tmp/mxg-report-cmd-XXXXXX";
-static char outpath[300];
-static char out[65536];
+static char outpath[300], errpath[300], sockpath[100];
+static char out[65536], errout[4096];
 static struct config *cfg;
 
 static int
@@ -35,6 +43,8 @@ setup(void **state)
 	if (mkdtemp(dir) == NULL)
 		return -1;
 	snprintf(outpath, sizeof(outpath), "%s.out", dir);
+	snprintf(errpath, sizeof(errpath), "%s.err", dir);
+	snprintf(sockpath, sizeof(sockpath), "%s.sock", dir);
 	if ((st = tlsrpt_store_open(dir, NULL, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "setup: %s\n", err);
 		return -1;
@@ -52,6 +62,8 @@ setup(void **state)
 		return -1;
 	free(cfg->state_dir);
 	cfg->state_dir = strdup(dir);
+	free(cfg->control_socket);
+	cfg->control_socket = strdup(sockpath);
 	return 0;
 }
 
@@ -62,6 +74,7 @@ teardown(void **state)
 
 	config_free(cfg);
 	unlink(outpath);
+	unlink(errpath);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -99,11 +112,59 @@ test_show_domain_normalised(void **state)
 	assert_string_equal(out, "");
 }
 
+/*
+ * A daemon that answers on the file's control_socket, but runs with the
+ * state_dir of its start: the file's was edited since, and a reload
+ * keeps the start's.  `report send` read the file's store (a
+ * directory the daemon does not record in) and sent from it; now it
+ * sends nothing and says which directory the daemon runs with.
+ */
+static void
+test_send_other_state_dir(void **state)
+{
+	static const char answer[] = "# mxguard pid 1, up 1s\n"
+	    "# state_dir /var/lib/mxguard-started\n"
+	    "# config digest 00000000, applied 1\n"
+	    "mxguard_sessions_total 0\n";
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	char *argv[] = { "report", "send", NULL }, req[64];
+	int lfd, rc;
+	pid_t pid;
+
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
+	assert_true((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		int c;
+
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if ((c = accept(lfd, NULL, NULL)) == -1)
+			_exit(1);
+		while (read(c, req, sizeof(req)) > 0)
+			;
+		_exit(write(c, answer, sizeof(answer) - 1) ==
+		    (ssize_t)sizeof(answer) - 1 ? 0 : 1);
+	}
+	close(lfd);
+	rc = cmd_capture(cmd_report, 2, argv, cfg, outpath, out, sizeof(out),
+	    errpath, errout, sizeof(errout));
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	unlink(sockpath);
+	assert_int_equal(rc, 1);
+	assert_string_equal(out, "");
+	if (strstr(errout, "state_dir /var/lib/mxguard-started") == NULL ||
+	    strstr(errout, "nothing sent") == NULL)
+		fail_msg("stderr: %s", errout);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_show_domain_normalised),
+		cmocka_unit_test(test_send_other_state_dir),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -449,6 +449,82 @@ test_status_clean_split(void **state)
 	}
 }
 
+/*
+ * A reload keeps the start's state_dir and control_socket
+ * (config_keep_start_keys()), and the digest the daemon says is the
+ * file's then, so the commands read another directory's stores than the
+ * daemon's and said nothing.  Now the daemon's status names its
+ * state_dir, and cmd_config_vs_daemon() warns when it is not the file's
+ * (policy and check print it; report send refuses on it), without the
+ * control bytes of what the daemon said.  A daemon on the file's
+ * state_dir: no warning.
+ */
+static void
+test_other_state_dir(void **state)
+{
+	struct cmd_cfgcheck cc;
+	char *file_dir = cfg->state_dir;
+	pid_t pid;
+
+	cfg->state_dir = "/var/lib/mxguard-started";
+	pid = daemon_start(config_digest32(cfg));
+	cfg->state_dir = file_dir;
+	cmd_config_vs_daemon(cfg, &cc);
+	daemon_stop(pid);
+	assert_true(cc.reached);
+	assert_string_equal(cc.state_dir, "/var/lib/mxguard-started");
+	if (!cc.other_dir || strstr(cc.warning,
+	    "state_dir /var/lib/mxguard-started") == NULL)
+		fail_msg("no warning of the daemon's state_dir: \"%s\"",
+		    cc.warning);
+
+	/* what the daemon says goes to a terminal: its control bytes not */
+	cfg->state_dir = "/var/lib/\x1b]0;x\x07mxg";
+	pid = daemon_start(config_digest32(cfg));
+	cfg->state_dir = file_dir;
+	cmd_config_vs_daemon(cfg, &cc);
+	daemon_stop(pid);
+	assert_true(cc.other_dir);
+	assert_non_null(strstr(cc.warning, "state_dir /var/lib/?]0;x?mxg,"));
+
+	pid = daemon_start(config_digest32(cfg));
+	cmd_config_vs_daemon(cfg, &cc);
+	daemon_stop(pid);
+	assert_true(cc.reached);
+	assert_false(cc.other_dir);
+	assert_string_equal(cc.warning, "");
+}
+
+/*
+ * `mxguard status` with no daemon on the file's control_socket says so,
+ * and that one edited since the daemon's start is not where it listens
+ * until a restart (a reload keeps it).
+ */
+static void
+test_status_no_daemon_hint(void **state)
+{
+	char *argv[] = { "status", NULL }, err[1024];
+	int fd, saved, rc;
+	ssize_t n;
+
+	unlink(sockpath);
+	assert_true((fd = fileno(tmpfile())) >= 0);
+	fflush(stderr);
+	assert_true((saved = dup(2)) >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	rc = cmd_status(1, argv, cfg, NULL);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	assert_int_equal(rc, 1);
+	n = pread(fd, err, sizeof(err) - 1, 0);
+	assert_true(n > 0);
+	err[n] = '\0';
+	if (strstr(err, "no mxguard daemon listens on control_socket") ==
+	    NULL || strstr(err, "until restarted (a reload keeps it)") == NULL)
+		fail_msg("stderr: %s", err);
+}
+
 static void
 write_file(const char *path, const char *text)
 {
@@ -564,6 +640,8 @@ main(void)
 		cmocka_unit_test(test_none_or_busy),
 		cmocka_unit_test(test_status_output_clean),
 		cmocka_unit_test(test_status_clean_split),
+		cmocka_unit_test(test_other_state_dir),
+		cmocka_unit_test(test_status_no_daemon_hint),
 		cmocka_unit_test(test_watch_unloaded),
 	};
 
