@@ -178,6 +178,9 @@ struct session {
 						 * its own copy) */
 	struct policy_req	*preq;
 	struct policy_verdict	*cur_verdict;	/* of the pending RCPT */
+	int			 reasked;	/* the pending RCPT is the first,
+						 * asked again after a reload
+						 * while its leg was secured */
 
 	/* transaction */
 	char			*tx_mail;	/* "MAIL FROM:<...> ..." */
@@ -819,7 +822,7 @@ report_met(struct session *s, const struct policy_verdict *v,
 static int
 first_rcpt(const struct session *s)
 {
-	return !up_settled(s) || (leg_reused(s->up) &&
+	return !up_settled(s) || s->reasked || (leg_reused(s->up) &&
 	    s->leg_verdict == NULL);
 }
 
@@ -882,6 +885,52 @@ leg_secured(struct session *s, const struct smtp_reply *tls_ehlo)
 			return;
 	}
 	session_enter(s, S_MAIL);
+}
+
+/*
+ * The leg was being secured for the first RCPT's verdict (STARTTLS, the
+ * handshake, the EHLO after it: as long as the server, or an attacker on
+ * the path who holds its packets, takes) and a reload came meanwhile: the
+ * verdict is the old configuration's, and the new one may demand more
+ * (a tls_policy line, require_tls).  The verdict's place in verdicts[],
+ * or -1 when it is still of the configuration in force.
+ */
+static int
+secured_stale(const struct session *s)
+{
+	int i;
+
+	if (s->env->retiring)
+		return -1;	/* the next verdict refuses (retiring_tempfail) */
+	for (i = 0; i < s->nverdicts; i++)
+		if (s->verdicts[i].v == s->cur_verdict)
+			return s->verdicts[i].gen != s->env->gen ? i : -1;
+	return -1;
+}
+
+/* The domain of verdicts[i] is looked up again, and its verdict judged
+ * against what the leg proved (leg_fits), as a later recipient's would
+ * be; a failure is still the first RCPT's 421. */
+static void
+secured_reask(struct session *s, int i)
+{
+	const struct policy_verdict *v = s->verdicts[i].v;
+
+	log_info("sid=%s event=verdict-stale domain=%s "
+	    "why=reloaded-while-secured action=lookup-again", s->id,
+	    v->domain);
+	/* a verdict that serves others is of a domain that normalised:
+	 * its name is the one to ask; else preq_dom was asked for it */
+	if (s->verdicts[i].shared) {
+		free(s->preq_dom);
+		if ((s->preq_dom = strdup(v->domain)) == NULL) {
+			session_tempfail(s, "421 4.3.0", "out of memory");
+			return;
+		}
+		s->preq_shared = 1;
+	}
+	s->reasked = 1;
+	policy_ask(s);
 }
 
 /* The first RCPT decides what the upstream leg becomes; fresh: on a new
@@ -1056,6 +1105,7 @@ policy_expired(void *arg)
 static void
 rcpt_continue(struct session *s)
 {
+	s->reasked = 0;
 	if (!s->tx_up_mail)
 		session_enter(s, S_MAIL);
 	else
@@ -1148,6 +1198,7 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 	const char *dom = s->rcpt_domain;
 	char nerr[160];
 
+	s->reasked = 0;
 	if (s->tx_mail == NULL) {
 		cl_printf(s, "503 5.5.1 Error: need MAIL command");
 		return;
@@ -2454,6 +2505,7 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 {
 	struct session *s = arg;
 	const struct smtp_reply *r = n->reply;
+	int i;
 
 	if (s->state == S_DEAD || s->state == S_CLOSING)
 		return;
@@ -2486,10 +2538,19 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 		session_enter(s, S_IDLE);
 		break;
 	case LEG_READY:
-		if (s->state == S_SECURE) {
+		if (s->state != S_SECURE)
+			break;
+		if ((i = secured_stale(s)) == -1) {
 			report_met(s, s->cur_verdict, n->res, n->why);
 			leg_secured(s, r);
+			break;
 		}
+		if (r != NULL) {
+			ehlo_done(s, r);	/* the capabilities inside TLS */
+			if (s->state == S_CLOSING || s->state == S_DEAD)
+				break;
+		}
+		secured_reask(s, i);
 		break;
 	case LEG_TLS_FAILED:
 		policy_failed(s, s->cur_verdict, n->res->reason,

@@ -3169,6 +3169,65 @@ test_starttls_refused_dane(void **state)
 	expect_policy_421(reply, "STARTTLS refused: 454");
 }
 
+/*
+ * A reload while the leg is secured for a recipient (here STARTTLS waits
+ * for its reply; so can the handshake and the EHLO after it, as long as
+ * an attacker on the path holds the server's packets, up to
+ * command_timeout and tls_timeout each): the verdict it is secured for is
+ * the old configuration's, which made d.example "may", and the reload
+ * made it encrypt.  The server then refuses STARTTLS.  The domain is
+ * looked up again once the leg is settled, and the new verdict judged
+ * against what the leg proved, as a later recipient's would be: 421, and
+ * no MAIL or RCPT upstream.  Before, the old "may" went on: MAIL and RCPT
+ * in cleartext after the reload that demanded TLS.
+ */
+static void
+test_reload_during_starttls(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	assert_int_equal(g.nlookups, 1);
+	/* the reload: d.example is encrypt now */
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	srv_send("454 4.7.0 TLS not available\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	expect_policy_421(reply, "starttls-not-supported");
+	wait_cl_eof();
+	assert_int_equal(g.nlookups, 2);
+	assert_null(memmem(g.sraw, g.srawlen, "MAIL", 4));
+	assert_null(memmem(g.sraw, g.srawlen, "RCPT", 4));
+	finish();
+}
+
+/* The same reload with nothing more demanded: the new verdict fits the
+ * leg, and the recipient goes on it. */
+static void
+test_reload_during_starttls_fits(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	g.env.gen++;
+	srv_send("454 4.7.0 TLS not available\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	assert_int_equal(g.nlookups, 2);
+	finish();
+}
+
 /* Up to the TLS handshake and the EHLO inside it. */
 static void
 tls_up(void)
@@ -3183,6 +3242,31 @@ tls_up(void)
 	WAIT(g.hs_done || g.seof);
 	assert_true(g.hs_done);
 	assert_int_equal(g.ntls_prepare, 1);
+}
+
+/*
+ * The same over TLS: the leg was secured for d.example's "encrypt", and
+ * a reload made it DANE while the EHLO inside TLS waited for its reply.
+ * The TLS leg proves no TLSA records: 421, and nothing of the envelope
+ * goes upstream.  Before, MAIL and RCPT went over the unauthenticated TLS
+ * after the reload that demanded DANE.
+ */
+static void
+test_reload_during_handshake(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_DANE, 0, NULL, NULL);
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	expect_policy_421(reply, "validation-failure");
+	srv_quiet(30);		/* no MAIL, no RCPT */
+	assert_int_equal(g.nlookups, 2);
+	finish();
 }
 
 static void
@@ -6672,6 +6756,9 @@ main(void)
 		T(test_retiring_during_lookup),
 		T(test_draining_new_transaction),
 		T(test_reload_during_lookup),
+		T(test_reload_during_starttls),
+		T(test_reload_during_starttls_fits),
+		T(test_reload_during_handshake),
 		T(test_encrypt_without_starttls),
 		T(test_verify_report_only_cleartext),
 		T(test_level_none_skips_starttls),
