@@ -2102,6 +2102,19 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 				*r->fresh = *sp;
 				snprintf(r->fresh_id, sizeof(r->fresh_id), "%s",
 				    f->id);
+			} else {
+				/* the host served its policy, and this
+				 * lookup has no memory for it: unless the
+				 * cache kept it (cache_reread()), nothing
+				 * of the domain's policy is known, and
+				 * deciding without it would deliver below
+				 * it (decide() defers) */
+				r->fetch_local = 1;
+				snprintf(r->fetch_reason,
+				    sizeof(r->fetch_reason), "%s",
+				    HTTP_LOCAL_ERROR);
+				snprintf(r->fetch_err, sizeof(r->fetch_err),
+				    "out of memory for the policy fetched");
 			}
 		} else if (!r->refetch_expired || local) {
 			/* (a failed refetch of an expired policy leaves the

@@ -14,7 +14,7 @@
  * or fails as HTTP_LOCAL_ERROR when asked to); a fake DNS server in the
  * process answers the rest.
  */
-// WRAP: http_get http_cancel writev
+// WRAP: http_get http_cancel writev malloc
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +39,7 @@
 #include "policy/cache.h"
 #include "policy/http.h"
 #include "policy/policy.h"
+#include "policy/sts.h"
 #include "policy/verdict.h"
 
 #include "dnsmsg.h"
@@ -59,6 +60,25 @@ __wrap_writev(int fd, const struct iovec *iov, int n)
 		return -1;
 	}
 	return __real_writev(fd, iov, n);
+}
+
+/* malloc(): the nth allocation of a parsed MTA-STS policy's size fails
+ * while policy_nth is set (fetch_done(): its parse, the cache's
+ * reading of its mode, then each waiting lookup's copy) */
+static int policy_nth, policy_allocs;
+
+void *__real_malloc(size_t);
+void *__wrap_malloc(size_t);
+
+void *
+__wrap_malloc(size_t n)
+{
+	if (policy_nth != 0 && n == sizeof(struct sts_policy) &&
+	    ++policy_allocs == policy_nth) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_malloc(n);
 }
 
 #define NFLOOD		100	/* more than the bound */
@@ -151,7 +171,8 @@ __wrap_http_get(struct ev_loop *l, struct dns *d, SSL_CTX *ctx,
 	started++;
 	open_fetches++;
 	if (strcmp(host, "mta-sts.legit.test") == 0 ||
-	    strcmp(host, "mta-sts.lerr.test") == 0) {
+	    strcmp(host, "mta-sts.lerr.test") == 0 ||
+	    strcmp(host, "mta-sts.nomem.test") == 0) {
 		m = &legit;
 		ev_timer_arm(legit_t, 10);
 	} else {
@@ -182,7 +203,7 @@ __wrap_http_cancel(struct http_req *h)
 /* ---- the engine ---- */
 
 static struct policy *
-mkpolicy(void)
+mkpolicy_max(int max_entries)
 {
 	char err[256], srv[64];
 	struct config *cfg = config_load(NULL, err, sizeof(err));
@@ -202,6 +223,8 @@ mkpolicy(void)
 	cfg->sts_enable = 1;
 	cfg->dane_enable = 0;
 	cfg->tlsrpt_enable = 0;
+	if (max_entries > 0)
+		cfg->sts_cache_max_entries = max_entries;
 	free(cfg->state_dir);
 	cfg->state_dir = strdup(statedir);
 	p = policy_new(loop, cfg, err, sizeof(err));
@@ -209,6 +232,12 @@ mkpolicy(void)
 		fail_msg("policy_new: %s", err);
 	config_free(cfg);
 	return p;
+}
+
+static struct policy *
+mkpolicy(void)
+{
+	return mkpolicy_max(0);
 }
 
 static void
@@ -316,6 +345,8 @@ setup(void **state)
 	zone_add(&n, "nbuf.test", DNS_T_MX, "10 mx.legit.test");
 	zone_add(&n, "_mta-sts.nbuf.test", DNS_T_TXT, "v=STSv1; id=b1");
 	zone_add(&n, "_mta-sts.lerr.test", DNS_T_TXT, "v=STSv1; id=e1");
+	zone_add(&n, "nomem.test", DNS_T_MX, "10 mx.legit.test");
+	zone_add(&n, "_mta-sts.nomem.test", DNS_T_TXT, "v=STSv1; id=m1");
 	for (i = 0; i < NFLOOD; i++) {
 		snprintf(d, sizeof(d), "r%d.flood.test", i);
 		zone_domain(&n, d);
@@ -499,6 +530,52 @@ test_dns_no_buffer_defers(void **state)
 	policy_free(p);
 }
 
+/*
+ * The policy host served an enforce policy, and this gateway had no
+ * memory for the waiting lookup's copy of it (fetch_done()), while the
+ * cache could not keep it either (here: full of live enforce policies,
+ * which a newcomer never evicts; under the memory pressure that failed
+ * the copy, the store's own allocation fails alike): the lookup decided
+ * as if the domain published no policy, and its mail went without it.
+ * Deferred as local-error, as for a response it had no memory to copy.
+ * Red before: level may, source default.
+ */
+static void
+test_fetched_copy_nomem_defers(void **state)
+{
+	char err[256];
+	struct sts_cache *c = sts_cache_open(statedir, err, sizeof(err));
+	struct policy *p;
+	struct policy_verdict *v;
+	int full;
+
+	(void)state;
+	assert_non_null(c);
+	full = (int)sts_cache_count(c);
+	sts_cache_close(c);
+	p = mkpolicy_max(full);
+	started = open_fetches = nmreqs = 0;
+	policy_allocs = 0;
+	/* fetch_done()'s parse and the cache's reading of the mode
+	 * (body_mode()) go; the lookup's copy fails */
+	policy_nth = 3;
+	v = lookup(p, "nomem.test");
+	policy_nth = 0;
+	assert_int_equal(started, 1);
+	assert_int_equal(policy_allocs, 3);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, "out of memory"));
+	policy_verdict_free(v);
+
+	/* memory back: the next lookup fetches, and the policy decides */
+	v = lookup(p, "nomem.test");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -508,6 +585,7 @@ main(void)
 		cmocka_unit_test(test_local_error_defers),
 		cmocka_unit_test(test_dns_no_socket_defers),
 		cmocka_unit_test(test_dns_no_buffer_defers),
+		cmocka_unit_test(test_fetched_copy_nomem_defers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
