@@ -2073,20 +2073,26 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 		stats_add(stats_get("mxguard_sts_fetches_total{result=\"ok\"}",
 		    "MTA-STS policy fetches"), 1);
 	} else {
-		log_warn("event=sts-fetch domain=%s id=%s result=error "
-		    "reason=%s detail=%s", f->domain, f->id, reason,
+		/* result=local-error: this gateway's trouble, counted apart
+		 * from the domain's failures */
+		log_warn("event=sts-fetch domain=%s id=%s result=%s "
+		    "reason=%s detail=%s", f->domain, f->id, local ?
+		    "local-error" : "error", reason,
 		    log_q(qe, sizeof(qe), err ? err : "-"));
-		stats_add(stats_get("mxguard_sts_fetches_total{result=\"error\"}",
+		stats_add(stats_get(local ?
+		    "mxguard_sts_fetches_total{result=\"local-error\"}" :
+		    "mxguard_sts_fetches_total{result=\"error\"}",
 		    "MTA-STS policy fetches"), 1);
 	}
 	if (f->background)
-		refresh_result(f->domain, f->id, ok == 0 ? "ok" : "error",
-		    ok == 0 ? NULL : reason, ok == 0 ? sp->max_age : 0);
-	/* any fetch that worked ends the domain's sitting out */
-	if (f->background || f->expired || ok == 0)
+		refresh_result(f->domain, f->id, ok == 0 ? "ok" : local ?
+		    "local-error" : "error", ok == 0 ? NULL : reason,
+		    ok == 0 ? sp->max_age : 0);
+	/* any fetch that worked ends the domain's sitting out; one this
+	 * gateway could not make says nothing of the domain: no sitting
+	 * out, no back-off (the next round or lookup tries again) */
+	if ((f->background || f->expired || ok == 0) && !local)
 		bgfail_note(p, f->domain, ok == 0);
-	/* (a fetch this gateway could not make starts no back-off: the
-	 * next lookup tries again) */
 	if (f->expired && !local)
 		refetch_result(p, f->domain, ok == 0);
 	if (f->newid && ok != 0 && !local)

@@ -36,6 +36,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "policy/cache.h"
 #include "policy/http.h"
 #include "policy/policy.h"
@@ -147,6 +148,9 @@ static const char legit_body[] = "version: STSv1\nmode: enforce\n"
     "mx: mx.legit.test\nmax_age: 86400\n";
 
 static int legit_local;	/* the fetch fails as HTTP_LOCAL_ERROR */
+/* fetches started for mta-sts.bgloc.test (on the legit slot) and
+ * mta-sts.bgnext.test (held) */
+static int nbgloc, nbgnext;
 
 static void
 legit_fire(void *arg)
@@ -170,9 +174,14 @@ __wrap_http_get(struct ev_loop *l, struct dns *d, SSL_CTX *ctx,
 
 	started++;
 	open_fetches++;
+	if (strcmp(host, "mta-sts.bgloc.test") == 0)
+		nbgloc++;
+	if (strcmp(host, "mta-sts.bgnext.test") == 0)
+		nbgnext++;
 	if (strcmp(host, "mta-sts.legit.test") == 0 ||
 	    strcmp(host, "mta-sts.lerr.test") == 0 ||
-	    strcmp(host, "mta-sts.nomem.test") == 0) {
+	    strcmp(host, "mta-sts.nomem.test") == 0 ||
+	    strcmp(host, "mta-sts.bgloc.test") == 0) {
 		m = &legit;
 		ev_timer_arm(legit_t, 10);
 	} else {
@@ -202,6 +211,9 @@ __wrap_http_cancel(struct http_req *h)
 
 /* ---- the engine ---- */
 
+static uint64_t cfg_refresh_interval;	/* 0: the default */
+static int cfg_refresh_max;		/* 0: the default */
+
 static struct policy *
 mkpolicy_max(int max_entries)
 {
@@ -225,6 +237,10 @@ mkpolicy_max(int max_entries)
 	cfg->tlsrpt_enable = 0;
 	if (max_entries > 0)
 		cfg->sts_cache_max_entries = max_entries;
+	if (cfg_refresh_interval)
+		cfg->sts_refresh_interval = cfg_refresh_interval;
+	if (cfg_refresh_max)
+		cfg->sts_refresh_max = cfg_refresh_max;
 	free(cfg->state_dir);
 	cfg->state_dir = strdup(statedir);
 	p = policy_new(loop, cfg, err, sizeof(err));
@@ -240,8 +256,9 @@ mkpolicy(void)
 	return mkpolicy_max(0);
 }
 
+/* A cached policy of domain fetched age seconds ago, max_age 86400. */
 static void
-cache_refresh_due(const char *domain)
+cache_policy_aged(const char *domain, int64_t age)
 {
 	char err[256];
 	struct sts_cache *c = sts_cache_open(statedir, err, sizeof(err));
@@ -256,11 +273,17 @@ cache_refresh_due(const char *domain)
 	snprintf(e.id, sizeof(e.id), "i1");
 	e.body = body;
 	e.bodylen = strlen(body);
-	/* 80000 s into 86400: inside the 25 % refresh margin */
-	e.fetched = e.checked = now - 80000;
+	e.fetched = e.checked = now - age;
 	e.expires = e.fetched + 86400;
 	assert_int_equal(sts_cache_put(c, domain, &e), 0);
 	sts_cache_close(c);
+}
+
+static void
+cache_refresh_due(const char *domain)
+{
+	/* 80000 s into 86400: inside the 25 % refresh margin */
+	cache_policy_aged(domain, 80000);
 }
 
 static struct policy_verdict *got_v;
@@ -347,6 +370,8 @@ setup(void **state)
 	zone_add(&n, "_mta-sts.lerr.test", DNS_T_TXT, "v=STSv1; id=e1");
 	zone_add(&n, "nomem.test", DNS_T_MX, "10 mx.legit.test");
 	zone_add(&n, "_mta-sts.nomem.test", DNS_T_TXT, "v=STSv1; id=m1");
+	zone_add(&n, "_mta-sts.bgloc.test", DNS_T_TXT, "v=STSv1; id=i1");
+	zone_add(&n, "_mta-sts.bgnext.test", DNS_T_TXT, "v=STSv1; id=i1");
 	for (i = 0; i < NFLOOD; i++) {
 		snprintf(d, sizeof(d), "r%d.flood.test", i);
 		zone_domain(&n, d);
@@ -576,6 +601,49 @@ test_fetched_copy_nomem_defers(void **state)
 	policy_free(p);
 }
 
+/*
+ * A background refresh (the timer's, near expiry) whose fetch fails for
+ * want of this gateway's own resources says nothing of the domain: the
+ * domain must not sit out the next rounds as for a failure of its own
+ * (a flood that takes the descriptors would otherwise push every
+ * refresh it met into the back-off, and the policies towards expiry),
+ * and it counts as local-error, not error.  With one place a round and
+ * bgloc.test the soonest to expire, the next round takes bgloc.test
+ * again, not bgnext.test.  Red before: bgloc.test sat out round 2,
+ * bgnext.test took it (nbgnext 1 at bgloc.test's second fetch), counted
+ * as error.
+ */
+static void
+test_bg_local_error_no_sitout(void **state)
+{
+	const char *c_loc = "mxguard_sts_refresh_background_total"
+	    "{result=\"local-error\"}";
+	const char *c_err = "mxguard_sts_refresh_background_total"
+	    "{result=\"error\"}";
+	struct policy *p;
+	int64_t loc0 = stats_value(stats_get(c_loc, "x"));
+	int64_t err0 = stats_value(stats_get(c_err, "x"));
+
+	(void)state;
+	/* both due, soonest of the cache (the flood's expire later) */
+	cache_policy_aged("bgloc.test", 86000);
+	cache_policy_aged("bgnext.test", 85900);
+	started = open_fetches = nmreqs = nbgloc = nbgnext = 0;
+	legit_local = 1;
+	cfg_refresh_interval = 100;
+	cfg_refresh_max = 1;
+	p = mkpolicy();
+	cfg_refresh_interval = 0;
+	cfg_refresh_max = 0;
+	run_until(&nbgloc, 2);
+	legit_local = 0;
+	assert_int_equal(nbgnext, 0);
+	assert_true(stats_value(stats_get(c_loc, "x")) >= loc0 + 1);
+	assert_int_equal(stats_value(stats_get(c_err, "x")), err0);
+	policy_free(p);
+	assert_int_equal(open_fetches, 0);
+}
+
 int
 main(void)
 {
@@ -586,6 +654,7 @@ main(void)
 		cmocka_unit_test(test_dns_no_socket_defers),
 		cmocka_unit_test(test_dns_no_buffer_defers),
 		cmocka_unit_test(test_fetched_copy_nomem_defers),
+		cmocka_unit_test(test_bg_local_error_no_sitout),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
