@@ -1801,8 +1801,7 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	}
 	/* nothing to probe: unknown when the MX lookup itself failed */
 	if (r.nprobe == 0)
-		rc = r.mx->status == DNS_SERVFAIL ||
-		    r.mx->status == DNS_TIMEOUT || r.mx->status == DNS_ERROR ?
+		rc = r.mx->status >= 0 && mx_status_failed(r.mx->status) ?
 		    CMD_UNKNOWN : CMD_DEFER;
 	if (json) {
 		if (print_json(&r) == -1) {

@@ -50,6 +50,9 @@ struct dane_req {
 	int		 any_fail;	/* no owner: a lookup that could have
 					 * shown TLSA records failed */
 	char		 fail_what[300];
+	int		 any_local;	/* one of them failed for want of this
+					 * host's resources (DNS_LOCAL) */
+	char		 local_what[300];
 	int		 any_tlsa;	/* ST_TLSA_ANY: some host has TLSA */
 	char		 any_host[256];
 	int		 unkept;	/* MX hosts the walk did not keep */
@@ -360,6 +363,7 @@ finish(struct dane_req *r, enum dane_state st, const char *reason,
 	r->stage = ST_DONE;
 	d->state = st;
 	snprintf(d->reason, sizeof(d->reason), "%s", reason ? reason : "");
+	d->local = reason != NULL && strcmp(reason, DANE_LOCAL_ERROR) == 0;
 	va_start(ap, fmt);
 	vsnprintf(d->detail, sizeof(d->detail), fmt, ap);
 	va_end(ap);
@@ -384,7 +388,8 @@ finish(struct dane_req *r, enum dane_state st, const char *reason,
 static int
 is_failure(enum dns_status st)
 {
-	return st == DNS_SERVFAIL || st == DNS_TIMEOUT || st == DNS_ERROR;
+	return st == DNS_SERVFAIL || st == DNS_TIMEOUT || st == DNS_ERROR ||
+	    st == DNS_LOCAL;
 }
 
 static void tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a);
@@ -462,7 +467,13 @@ any_done(struct dane_req *r)
 {
 	struct dane_info *d = r->info;
 
-	if (r->any_tlsa)
+	/* a lookup this host's resources failed might have shown that A
+	 * is that host's: nothing said is the domain's failure */
+	if (r->any_local)
+		finish(r, DANE_DEFER, DANE_LOCAL_ERROR, "destination is not "
+		    "an address of any MX host of %s found, and %s for want "
+		    "of local resources", d->domain, r->local_what);
+	else if (r->any_tlsa)
 		finish(r, DANE_DEFER, "validation-failure",
 		    "destination is not an address of any MX host of %s, "
 		    "whose MX host %s publishes TLSA records", d->domain,
@@ -510,6 +521,11 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 			r->any_tlsa = 1;
 			snprintf(r->any_host, sizeof(r->any_host), "%s",
 			    d->mx[s->idx].host);
+		} else if (st == DNS_LOCAL && !r->any_local) {
+			r->any_local = 1;
+			snprintf(r->local_what, sizeof(r->local_what), "the "
+			    "TLSA lookup for _25._tcp.%s was not sent",
+			    d->mx[s->idx].host);
 		} else if (is_failure(st) && !r->any_fail) {
 			r->any_fail = 1;
 			snprintf(r->fail_what, sizeof(r->fail_what), "the "
@@ -524,7 +540,7 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 	switch (st) {
 	case DNS_SECURE:
 		if (take_tlsa(d, a) == -1)
-			finish(r, DANE_DEFER, "dnssec-invalid",
+			finish(r, DANE_DEFER, DANE_LOCAL_ERROR,
 			    "out of memory");
 		else if (d->nusable == 0 && d->tlsa_dropped > 0)
 			/* a dropped record may be usable: never the weaker
@@ -559,7 +575,7 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 			    r->orig_host);
 			r->orig_host[0] = '\0';
 			if (start_tlsa(r, s, d->tlsa_base) == -1)
-				finish(r, DANE_DEFER, "dnssec-invalid",
+				finish(r, DANE_DEFER, DANE_LOCAL_ERROR,
 				    "out of memory");
 			return;
 		}
@@ -570,6 +586,12 @@ tlsa_cb(void *arg, enum dns_status st, const struct dns_answer *a)
 		else
 			finish(r, DANE_NONE, NULL, "no TLSA records for %s",
 			    d->mx_host);
+		return;
+	case DNS_LOCAL:
+		/* c-ares "refused" it: never asked, nothing of the zone */
+		finish(r, DANE_DEFER, DANE_LOCAL_ERROR, "TLSA lookup for "
+		    "_25._tcp.%s not sent for want of local resources",
+		    d->tlsa_base);
 		return;
 	default:
 		d->tlsa_ede = a != NULL ? dane_ede(a->raw, (size_t)a->rawlen) :
@@ -613,6 +635,15 @@ no_owner(struct dane_req *r)
 	for (i = 0; i < d->nmx; i++) {
 		struct sub *s = &r->sub[i];
 
+		if (d->mx[i].addr_status == DNS_LOCAL) {
+			if (!r->any_local) {
+				r->any_local = 1;
+				snprintf(r->local_what, sizeof(r->local_what),
+				    "the address lookup of MX host %s was not "
+				    "sent", d->mx[i].host);
+			}
+			continue;
+		}
 		if (mx_status_failed(d->mx[i].addr_status)) {
 			if (!r->any_fail) {
 				r->any_fail = 1;
@@ -634,7 +665,7 @@ no_owner(struct dane_req *r)
 			continue;	/* no TLSA records can exist */
 		if (start_tlsa(r, s, s->orig_next ? s->expanded :
 		    d->mx[i].host) == -1) {
-			finish(r, DANE_DEFER, "dnssec-invalid",
+			finish(r, DANE_DEFER, DANE_LOCAL_ERROR,
 			    "out of memory");
 			return;
 		}
@@ -655,6 +686,13 @@ evaluate(void *arg)
 	 * publish TLSA records, and an attacker who drops or breaks the
 	 * query must not turn DANE off (RFC 7672 section 2.1.1: a lookup
 	 * error is a temporary failure, as the MTA's own MX lookup is). */
+	if (d->mx_status == DNS_LOCAL) {
+		/* c-ares "refused" it: never asked, nothing of the zone */
+		finish(r, DANE_DEFER, DANE_LOCAL_ERROR, "MX lookup for %s not "
+		    "sent for want of local resources: whether it publishes "
+		    "DANE cannot be told", d->domain);
+		return;
+	}
 	if (mx_status_failed(d->mx_status)) {
 		if (dane_ede_dnssec(d->mx_ede))
 			finish(r, DANE_DEFER, "dnssec-invalid", "MX lookup for "
@@ -711,7 +749,7 @@ evaluate(void *arg)
 		return;
 	}
 	if (start_tlsa(r, h, d->tlsa_base) == -1)
-		finish(r, DANE_DEFER, "dnssec-invalid", "out of memory");
+		finish(r, DANE_DEFER, DANE_LOCAL_ERROR, "out of memory");
 }
 
 struct dane_req *
@@ -1071,6 +1109,7 @@ dane_apply(const struct dane_info *d, struct policy_verdict *v)
 	case DANE_DEFER:
 		v->level = TLS_LEVEL_DEFER;
 		snprintf(v->reason, sizeof(v->reason), "%s", d->reason);
+		v->local = d->local;	/* not reported by TLSRPT */
 		break;
 	default:
 		return 0;

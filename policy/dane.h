@@ -111,9 +111,16 @@ struct dane_info {
 	int		 nnames;	/* reference identifiers for DANE-TA */
 	char		 names[DANE_MAX_NAMES][256];
 	unsigned char	 digest[32];	/* SHA-256 of the TLSA RRset */
-	char		 reason[48];	/* RFC 8460 result type (DEFER) */
+	char		 reason[48];	/* RFC 8460 result type (DEFER), or
+					 * DANE_LOCAL_ERROR */
+	int		 local;		/* DEFER for want of this host's own
+					 * resources (a lookup c-ares could
+					 * not send: DNS_LOCAL; out of
+					 * memory): nothing of the domain */
 	char		 detail[256];	/* human words: why this state */
 };
+
+#define DANE_LOCAL_ERROR	"local-error"
 
 struct dane_req;
 typedef void dane_cb(void *arg, struct dane_info *);

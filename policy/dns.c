@@ -71,6 +71,7 @@ struct pend {
 	char		 name[256];
 	int		 type;
 	struct dns_req	*waiters;
+	unsigned	 nlocal0;	/* dns.nlocal when it was sent */
 };
 
 struct centry {
@@ -92,22 +93,24 @@ struct dns {
 	int		 ncache;
 	size_t		 cache_bytes;	/* memory the entries hold */
 	int		 dying;
-	/* sockets c-ares could not open or connect for want of this host's
-	 * descriptors, memory or ports (dns_local_failures()): c-ares
-	 * reports such a query as refused, a server's answer */
+	/* sockets c-ares could not open, connect or send on for want of
+	 * this host's descriptors, memory, buffers or ports, and queries
+	 * out of memory (dns_local_failures()): c-ares reports such a
+	 * query as refused, a server's answer (DNS_LOCAL) */
 	unsigned	 nlocal;
 	int		 local_errno;
 };
 
 static const char *status_names[] = {
 	"secure", "insecure", "nxdomain", "nodata", "servfail", "timeout",
-	"error",
+	"error", "local-error",
 };
 
 const char *
 dns_status_name(enum dns_status s)
 {
-	return (unsigned)s < 7 ? status_names[s] : "?";
+	return (unsigned)s < sizeof(status_names) / sizeof(status_names[0]) ?
+	    status_names[s] : "?";
 }
 
 const char *
@@ -716,6 +719,15 @@ ares_done(void *arg, int status, int timeouts, unsigned char *abuf,
 		a = dns_parse(abuf, alen, p->name, p->type);
 	else if (status == ARES_ETIMEOUT)
 		fail = DNS_TIMEOUT;
+	else if (status == ARES_ENOMEM) {
+		d->nlocal++;
+		d->local_errno = ENOMEM;
+		fail = DNS_LOCAL;
+	} else if (status == ARES_ECONNREFUSED && d->nlocal != p->nlocal0)
+		/* not sent: a socket this host could not open or send on
+		 * while the query was out (sf_socket() and the rest), which
+		 * c-ares reports as the server's refusal */
+		fail = DNS_LOCAL;
 	else if (status == ARES_ESERVFAIL || status == ARES_EREFUSED ||
 	    status == ARES_ECONNREFUSED)
 		fail = DNS_SERVFAIL;
@@ -757,7 +769,7 @@ start_link(struct dns_req *r)
 	struct dns_answer *a;
 	struct pend *p;
 	unsigned char *q;
-	int qlen;
+	int qlen, rc;
 
 	if ((a = cache_find(d, r->cur, r->type)) != NULL) {
 		r->ans = dns_answer_ref(a);
@@ -776,9 +788,13 @@ start_link(struct dns_req *r)
 		ev_timer_arm(r->t, 0);
 		return 0;
 	}
-	if (ares_create_query(r->cur, 1, r->type, 0, 1, &q, &qlen, 1232) !=
-	    ARES_SUCCESS) {
-		r->fail = DNS_ERROR;
+	if ((rc = ares_create_query(r->cur, 1, r->type, 0, 1, &q, &qlen,
+	    1232)) != ARES_SUCCESS) {
+		if (rc == ARES_ENOMEM) {
+			d->nlocal++;
+			d->local_errno = ENOMEM;
+		}
+		r->fail = rc == ARES_ENOMEM ? DNS_LOCAL : DNS_ERROR;
 		ev_timer_arm(r->t, 0);
 		return 0;
 	}
@@ -800,6 +816,7 @@ start_link(struct dns_req *r)
 		log_debug("event=dns-query name=%s type=%s",
 		    log_q(qn, sizeof(qn), r->cur), dns_type_name(r->type));
 	}
+	p->nlocal0 = d->nlocal;
 	ares_send(d->ch, q, qlen, ares_done, p);	/* may complete now */
 	ares_free_string(q);
 	update_timer(d);
@@ -839,7 +856,7 @@ req_fire(void *arg)
 			dns_answer_unref(a);
 			if (start_link(r) == 0)
 				return;
-			r->cb(r->arg, DNS_ERROR, NULL);
+			r->cb(r->arg, DNS_LOCAL, NULL);	/* out of memory */
 			ev_timer_free(r->t);
 			free(r);
 			return;
@@ -857,7 +874,7 @@ req_fire(void *arg)
 
 			dns_answer_unref(a);
 			if ((a = c) == NULL)
-				st = DNS_ERROR;
+				st = DNS_LOCAL;	/* out of memory */
 		}
 	} else
 		st = r->fail;

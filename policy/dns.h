@@ -13,7 +13,14 @@
  *   DNS_SERVFAIL  SERVFAIL / REFUSED / bogus (a validating resolver answers
  *                 SERVFAIL for bogus data)
  *   DNS_TIMEOUT   no answer in time
- *   DNS_ERROR     anything else (malformed answer, out of memory)
+ *   DNS_ERROR     anything else (malformed answer)
+ *   DNS_LOCAL     not asked for want of this host's own resources: c-ares
+ *                 could not open, connect or send on its socket (EMFILE,
+ *                 ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL; EAGAIN on UDP)
+ *                 while the query was out, or out of memory.  c-ares
+ *                 reports such a query as refused, a server's answer; it
+ *                 says nothing of the name, and callers defer it as
+ *                 local-error, never as the domain's failure
  *
  * CNAME chains are followed (within one answer, and by new queries up to
  * DNS_MAX_CNAME links); the answer is secure only when every link is.  A
@@ -54,6 +61,7 @@ enum dns_status {
 	DNS_SERVFAIL,
 	DNS_TIMEOUT,
 	DNS_ERROR,
+	DNS_LOCAL,
 };
 
 struct dns_rr {

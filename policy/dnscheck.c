@@ -61,6 +61,10 @@ dnscheck_verdict(enum dns_status s, int b, const char **why)
 	case DNS_TIMEOUT:
 		*why = "the resolver did not answer";
 		return 0;
+	case DNS_LOCAL:
+		*why = "the query could not be sent for want of local "
+		    "resources";
+		return 0;
 	default:
 		*why = "no usable answer for the signed name";
 		return 0;
@@ -72,6 +76,9 @@ dnscheck_verdict(enum dns_status s, int b, const char **why)
 	}
 	if (b == DNS_TIMEOUT)
 		*why = "the resolver did not answer for the bogus name";
+	else if (b == DNS_LOCAL)
+		*why = "the query for the bogus name could not be sent for "
+		    "want of local resources";
 	else
 		*why = "the bogus name resolved: bogus data is not rejected";
 	return 0;

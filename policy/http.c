@@ -1186,11 +1186,12 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 		 * says "refused", dns.c SERVFAIL): not the host's answer,
 		 * and its addresses might have served, as for a socket()
 		 * of ours that failed so (try_start()) */
-		if (h->dnsfail && dns_local_failures(h->dns, &e) !=
-		    h->dns_local0)
+		if (h->dnsfail && (dns_local_failures(h->dns, &e) !=
+		    h->dns_local0 || st == DNS_LOCAL))
 			snprintf(h->localerr, sizeof(h->localerr), "%s: DNS "
 			    "%s: no socket for the resolver: %s", h->host,
-			    dns_status_name(st), strerror(e));
+			    dns_status_name(st), e ? strerror(e) :
+			    "out of memory");
 	}
 	h->pending_dns--;
 	if (!h->started) {

@@ -40,7 +40,27 @@ int
 mx_status_failed(int st)
 {
 	return st == -1 || st == DNS_SERVFAIL || st == DNS_TIMEOUT ||
-	    st == DNS_ERROR;
+	    st == DNS_ERROR || st == DNS_LOCAL;
+}
+
+int
+mx_result_local(const struct mx_result *m)
+{
+	int i;
+
+	if (m == NULL)
+		return 0;
+	if (m->status == DNS_LOCAL)
+		return 1;
+	if (m->owner >= 0)
+		return 0;
+	for (i = 0; i < m->nhost; i++)
+		if (m->host[i].has_dst)
+			return 0;
+	for (i = 0; i < m->nhost; i++)
+		if (m->host[i].st4 == DNS_LOCAL || m->host[i].st6 == DNS_LOCAL)
+			return 1;
+	return 0;
 }
 
 int
@@ -271,10 +291,11 @@ on_mx(void *arg, enum dns_status st, const struct dns_answer *a)
 			q->q = dns_query(w->dns, res->host[i].name, type[j],
 			    on_addr, q);
 			if (q->q == NULL) {
+				/* out of memory */
 				if (j == 0)
-					res->host[i].st4 = DNS_ERROR;
+					res->host[i].st4 = DNS_LOCAL;
 				else
-					res->host[i].st6 = DNS_ERROR;
+					res->host[i].st6 = DNS_LOCAL;
 				res->pending--;
 			}
 		}

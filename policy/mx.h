@@ -94,8 +94,14 @@ int		 mx_result_set_dst(struct mx_result *,
  * AF_INET6). */
 int		 mx_host_status(const struct mx_host *, int family);
 
-/* Is this status a failure (SERVFAIL/bogus, timeout, error, or no
- * answer yet: -1)? */
+/* Is this status a failure (SERVFAIL/bogus, timeout, error, local error,
+ * or no answer yet: -1)? */
 int		 mx_status_failed(int st);
+
+/* Did this host's own resources fail the walk where it matters: the MX
+ * lookup, or, with no host owning A, an address lookup (DNS_LOCAL)?
+ * Then nothing it found says which hosts are D's: a caller defers as
+ * its own trouble (local-error), not as the domain's failure. */
+int		 mx_result_local(const struct mx_result *);
 
 #endif

@@ -1018,6 +1018,8 @@ mx_lookup_failure(struct policy_req *r)
 		return "MX lookup timed out";
 	case DNS_ERROR:
 		return "MX lookup failed";
+	case DNS_LOCAL:
+		return "MX lookup not sent for want of local resources";
 	default:
 		return NULL;
 	}
@@ -1517,6 +1519,20 @@ sts_enforce(struct policy_req *r, const struct sts_policy *sp)
 	r->rpt_kind = RPT_STS;
 	if (v->mx_host[0] == '\0') {
 		mxfail = mx_lookup_failure(r);
+		if (r->have_dst && mx_result_local(mx_view(r))) {
+			/* the resolver could not be asked (c-ares says
+			 * "refused"): nothing of D's hosts is known, and the
+			 * failure is this gateway's, not D's to be told of */
+			int e = 0;
+
+			(void)dns_local_failures(r->pol->dns, &e);
+			defer(r, "mta-sts", "local-error", "the MX hosts of %s "
+			    "could not be looked up for want of local "
+			    "resources (%s) (MTA-STS enforce)", v->domain,
+			    e ? strerror(e) : "no socket, buffer or memory");
+			v->local = 1;
+			return;
+		}
 		if (!r->have_dst)
 			defer(r, "mta-sts", "validation-failure", "no "
 			    "destination address to match against the MX "
@@ -2243,11 +2259,12 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		/* the resolver could not open its socket meanwhile (c-ares
 		 * says "refused", as for a server's refusal): no answer
 		 * that says anything of the domain (decide() defers) */
-		if (dns_local_failures(r->txt_dns, &e) != r->txt_local0) {
+		if (dns_local_failures(r->txt_dns, &e) != r->txt_local0 ||
+		    st == DNS_LOCAL) {
 			r->fetch_local = 1;
 			snprintf(r->fetch_err, sizeof(r->fetch_err), "the "
 			    "_mta-sts TXT lookup: no socket for the resolver: "
-			    "%s", strerror(e));
+			    "%s", e ? strerror(e) : "out of memory");
 		}
 	}
 	sts_step(r);

@@ -46,8 +46,9 @@
 #include "dnsmsg.h"
 
 /* writev() (c-ares's sends, dns.c sf_sendv()): fails with send_errno
- * while it is set, as a send this host had no buffer for */
-static int send_errno, send_failed;
+ * while it is set, as a send this host had no buffer for; with send_qtype
+ * set, only a query of that type */
+static int send_errno, send_failed, send_qtype;
 
 ssize_t __real_writev(int, const struct iovec *, int);
 ssize_t __wrap_writev(int, const struct iovec *, int);
@@ -55,6 +56,23 @@ ssize_t __wrap_writev(int, const struct iovec *, int);
 ssize_t
 __wrap_writev(int fd, const struct iovec *iov, int n)
 {
+	if (send_errno != 0 && send_qtype != 0) {
+		unsigned char q[512];
+		char name[300];
+		size_t o = 0;
+		int i, qt;
+
+		for (i = 0; i < n && o < sizeof(q); i++) {
+			size_t l = iov[i].iov_len < sizeof(q) - o ?
+			    iov[i].iov_len : sizeof(q) - o;
+
+			memcpy(q + o, iov[i].iov_base, l);
+			o += l;
+		}
+		if (zone_question(q, (ssize_t)o, name, sizeof(name),
+		    &qt) == -1 || qt != send_qtype)
+			return __real_writev(fd, iov, n);
+	}
 	if (send_errno != 0) {
 		send_failed++;
 		errno = send_errno;
@@ -211,6 +229,7 @@ __wrap_http_cancel(struct http_req *h)
 
 /* ---- the engine ---- */
 
+static int cfg_dane;			/* dane_enable */
 static uint64_t cfg_refresh_interval;	/* 0: the default */
 static int cfg_refresh_max;		/* 0: the default */
 
@@ -233,7 +252,7 @@ mkpolicy_max(int max_entries)
 	cfg->policy_timeout = 5000;
 	cfg->sts_fetch_timeout = 1500;
 	cfg->sts_enable = 1;
-	cfg->dane_enable = 0;
+	cfg->dane_enable = cfg_dane;
 	cfg->tlsrpt_enable = 0;
 	if (max_entries > 0)
 		cfg->sts_cache_max_entries = max_entries;
@@ -372,6 +391,30 @@ setup(void **state)
 	zone_add(&n, "_mta-sts.nomem.test", DNS_T_TXT, "v=STSv1; id=m1");
 	zone_add(&n, "_mta-sts.bgloc.test", DNS_T_TXT, "v=STSv1; id=i1");
 	zone_add(&n, "_mta-sts.bgnext.test", DNS_T_TXT, "v=STSv1; id=i1");
+	/* DANE: signed domains whose MX host publishes TLSA records, MX and
+	 * A lookups answered (unless failed here); dsf's TLSA fails at the
+	 * resolver (a server's SERVFAIL) */
+	{
+		static const char *dd[] = { "dtlsa", "dmx", "da", "dsf" };
+		char a[300], b[300];
+
+		for (i = 0; i < 4; i++) {
+			snprintf(d, sizeof(d), "%s.signed.test", dd[i]);
+			snprintf(a, sizeof(a), "10 mx.%s", d);
+			zone_add(&n, d, DNS_T_MX, a);
+			snprintf(a, sizeof(a), "mx.%s", d);
+			zone_add(&n, a, DNS_T_A, "192.0.2.1");
+			snprintf(b, sizeof(b), "_25._tcp.mx.%s", d);
+			zone_add(&n, b, i == 3 ? T_SERVFAIL : DNS_T_TLSA,
+			    "3 1 1 0102030405060708091011121314151617181920"
+			    "212223242526272829303132");
+		}
+	}
+	/* MTA-STS enforce, cached: MX and A of smx.test and sa.test */
+	zone_add(&n, "smx.test", DNS_T_MX, "10 mx.smx.test");
+	zone_add(&n, "mx.smx.test", DNS_T_A, "192.0.2.1");
+	zone_add(&n, "sa.test", DNS_T_MX, "10 mx.sa.test");
+	zone_add(&n, "mx.sa.test", DNS_T_A, "192.0.2.1");
 	for (i = 0; i < NFLOOD; i++) {
 		snprintf(d, sizeof(d), "r%d.flood.test", i);
 		zone_domain(&n, d);
@@ -644,6 +687,109 @@ test_bg_local_error_no_sitout(void **state)
 	assert_int_equal(open_fetches, 0);
 }
 
+/* One lookup of domain (A = 192.0.2.1) with queries of qtype failing
+ * to be sent for want of buffers (ENOBUFS; 0: none failing). */
+static struct policy_verdict *
+lookup_failing(struct policy *p, const char *domain, int qtype)
+{
+	struct policy_verdict *v;
+
+	send_errno = qtype ? ENOBUFS : 0;
+	send_qtype = qtype;
+	send_failed = 0;
+	v = lookup(p, domain);
+	send_errno = send_qtype = 0;
+	if (qtype)
+		assert_true(send_failed > 0);
+	return v;
+}
+
+static void
+assert_dane_local(struct policy_verdict *v, const char *what)
+{
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->source, "dane");
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, what));
+	policy_verdict_free(v);
+}
+
+/*
+ * DANE's lookups that c-ares could not send for want of this host's
+ * buffers (or descriptors, memory): c-ares reports them as refused, which
+ * was the zone's SERVFAIL, and the recipient deferred as dnssec-invalid,
+ * reported by TLSRPT as the domain's failure.  The TLSA lookup of the
+ * host owning A, the MX lookup, and the A lookup (then no host owns A,
+ * and the failed host might) are this gateway's trouble: local-error,
+ * v->local (not reported).  A TLSA lookup the resolver answers SERVFAIL
+ * stays dnssec-invalid.  Red before: dnssec-invalid, local 0.
+ */
+static void
+test_dane_local_defers(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+
+	(void)state;
+	cfg_dane = 1;
+	p = mkpolicy();
+	cfg_dane = 0;
+	started = open_fetches = nmreqs = 0;
+	assert_dane_local(lookup_failing(p, "dtlsa.signed.test", DNS_T_TLSA),
+	    "_25._tcp.mx.dtlsa.signed.test not sent");
+	assert_dane_local(lookup_failing(p, "dmx.signed.test", DNS_T_MX),
+	    "MX lookup for dmx.signed.test not sent");
+	assert_dane_local(lookup_failing(p, "da.signed.test", DNS_T_A),
+	    "address lookup of MX host mx.da.signed.test was not sent");
+
+	v = lookup_failing(p, "dsf.signed.test", 0);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "dnssec-invalid");
+	assert_int_equal(v->local, 0);
+	policy_verdict_free(v);
+	/* resources back: DANE */
+	v = lookup_failing(p, "dtlsa.signed.test", 0);
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
+ * A cached MTA-STS enforce policy, and the MX walk's MX or A lookup not
+ * sent for want of this host's buffers: no MX host owns A, which deferred
+ * as the domain's validation-failure ("MX lookup failed (SERVFAIL or
+ * bogus)"), reported by TLSRPT.  Now local-error, v->local.  Red before:
+ * validation-failure, local 0.
+ */
+static void
+test_sts_mx_local_defers(void **state)
+{
+	struct policy *p = mkpolicy();
+	struct policy_verdict *v;
+	static const struct { const char *d; int qtype; } c[] = {
+		{ "smx.test", DNS_T_MX }, { "sa.test", DNS_T_A },
+	};
+	size_t i;
+
+	(void)state;
+	started = open_fetches = nmreqs = 0;
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		cache_policy_aged(c[i].d, 1000);
+		v = lookup_failing(p, c[i].d, c[i].qtype);
+		assert_int_equal(v->level, TLS_LEVEL_DEFER);
+		assert_string_equal(v->source, "mta-sts");
+		assert_string_equal(v->reason, "local-error");
+		assert_int_equal(v->local, 1);
+		assert_non_null(strstr(v->detail, "No buffer space"));
+		policy_verdict_free(v);
+		v = lookup_failing(p, c[i].d, 0);
+		assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+		policy_verdict_free(v);
+	}
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -655,6 +801,8 @@ main(void)
 		cmocka_unit_test(test_dns_no_buffer_defers),
 		cmocka_unit_test(test_fetched_copy_nomem_defers),
 		cmocka_unit_test(test_bg_local_error_no_sitout),
+		cmocka_unit_test(test_dane_local_defers),
+		cmocka_unit_test(test_sts_mx_local_defers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
