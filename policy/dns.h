@@ -50,6 +50,9 @@
 #define DNS_T_TLSA	52
 
 #define DNS_MAX_CNAME	8
+/* Sockets one resolver holds at once: c-ares asks one server (dns_new():
+ * PRIMARY), over one UDP socket, and over TCP for a truncated answer. */
+#define DNS_SOCKETS_MAX	2
 #define DNS_MAX_RR	64	/* records kept per answer */
 #define DNS_MAX_TLSA_RR	256	/* TLSA: a whole RRset of a rollover */
 

@@ -391,7 +391,7 @@ http_status_line(const char *buf, size_t len, int *code)
  * alone opens at most four before the deadline; the bound holds however
  * quickly addresses fail, and caps the fetch's sockets and buffers.
  */
-#define GET_TRIES_MAX 4
+#define GET_TRIES_MAX HTTP_GET_TRIES_MAX
 /*
  * How long an A answer that came first waits for the AAAA answer before
  * the attempts start with its addresses alone: RFC 8305 section 3's

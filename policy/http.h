@@ -20,6 +20,9 @@
 #include "core/ev.h"
 
 #define HTTP_HDR_MAX	(16 * 1024)
+/* A GET's connections (attempts) open at once, at most (Happy Eyeballs,
+ * http.c start_next()); a POST has one. */
+#define HTTP_GET_TRIES_MAX 4
 
 enum http_result { HTTP_MORE, HTTP_DONE, HTTP_ERR };
 

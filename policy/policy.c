@@ -2461,6 +2461,18 @@ refresh_round(void *arg)
 	free(due);
 }
 
+unsigned long
+policy_fd_need(const struct config *cfg)
+{
+	unsigned long n = DNS_SOCKETS_MAX;
+
+	if (cfg->sts_enable)
+		n += (unsigned long)HTTP_GET_TRIES_MAX *
+		    ((unsigned long)cfg->max_sessions + FETCH_DETACHED_MAX +
+		    (unsigned long)cfg->sts_refresh_max);
+	return n;
+}
+
 /* ---- the shared store (policy/redis.c) ---- */
 
 static void

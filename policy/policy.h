@@ -114,4 +114,12 @@ struct dns	*policy_dns(struct policy *);
 void		 policy_set_resolver_validating(struct policy *, int);
 struct sts_cache *policy_sts_cache(struct policy *);
 
+/* Descriptors the engine of one worker may hold at once under cfg, at
+ * most: 4 (HTTP_GET_TRIES_MAX) for the fetch each session's lookup may
+ * wait for (max_sessions), for each of FETCH_DETACHED_MAX fetches nobody
+ * waits for and each of sts_refresh_max background refreshes (with
+ * MTA-STS on), and the resolver's DNS_SOCKETS_MAX (docs/deployment.md,
+ * "Open files"). */
+unsigned long	 policy_fd_need(const struct config *);
+
 #endif

@@ -298,14 +298,23 @@ fail:
 	return -1;
 }
 
-/* Each session holds two descriptors: raise the soft limit to the hard
- * one, and say so when max_sessions cannot fit (the kernel would refuse
- * before mxguard could answer 421). */
+/* Raise the soft open-file limit to the hard one, and say so when what a
+ * worker may hold at once does not fit (the kernel would refuse before
+ * mxguard could answer 421, and a fetch or lookup without a descriptor
+ * defers as local-error): two per session (client, upstream), the parked
+ * legs, the policy engine's fetches and resolver (policy_fd_need()), and
+ * FD_FIXED for listeners, stores, logs, the control socket, Redis.  Each
+ * worker may hold all of max_sessions (the count is shared, not split).
+ * docs/deployment.md, "Open files". */
+#define FD_FIXED	64
+
 static void
 fd_budget(const struct config *cfg)
 {
 	struct rlimit rl;
-	rlim_t need = (rlim_t)cfg->max_sessions * 2 + 64;
+	rlim_t need = (rlim_t)cfg->max_sessions * 2 +
+	    (rlim_t)cfg->upstream_reuse_max + (rlim_t)policy_fd_need(cfg) +
+	    FD_FIXED;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return;

@@ -3,8 +3,10 @@
  * an accepted connection is relayed to its original destination, one made
  * to the listener directly is refused with 421.  The kernel's answer to
  * SO_ORIGINAL_DST (REDIRECT) is mocked: a unit test has no netfilter.
+ * And the start's open-file warning (event=fd-limit) comes below what a
+ * worker may hold at once, not only its sessions (getrlimit() mocked).
  */
-// WRAP: getsockopt
+// WRAP: getsockopt getrlimit64 setrlimit64
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netfilter_ipv4.h>
@@ -57,6 +60,33 @@ __wrap_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		return 0;
 	}
 	return __real_getsockopt(fd, level, name, val, len);
+}
+
+/* RLIMIT_NOFILE as the process sees it, while set (soft = hard: fd_budget()
+ * has nothing to raise) */
+static rlim_t fake_nofile;
+
+int __real_getrlimit64(int, struct rlimit64 *);
+int __wrap_getrlimit64(int, struct rlimit64 *);
+int __real_setrlimit64(int, const struct rlimit64 *);
+int __wrap_setrlimit64(int, const struct rlimit64 *);
+
+int
+__wrap_getrlimit64(int res, struct rlimit64 *rl)
+{
+	if (res == RLIMIT_NOFILE && fake_nofile != 0) {
+		rl->rlim_cur = rl->rlim_max = fake_nofile;
+		return 0;
+	}
+	return __real_getrlimit64(res, rl);
+}
+
+int
+__wrap_setrlimit64(int res, const struct rlimit64 *rl)
+{
+	if (res == RLIMIT_NOFILE && fake_nofile != 0)
+		return 0;
+	return __real_setrlimit64(res, rl);
 }
 
 static struct config *
@@ -236,6 +266,81 @@ test_local_mode_tproxy_setting_redirects(void **state)
 	assert_string_equal(got, "");
 }
 
+/* proxy_new() under cfg text with RLIMIT_NOFILE at limit: 1 when the
+ * start warned event=fd-limit with needed=NEED. */
+static int
+fd_warned(const char *extra, rlim_t limit, unsigned long need)
+{
+	char path[] = "/tmp/mxg-proxy-fd-XXXXXX", conf[512], err[256];
+	char line[1024], want[64];
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct proxy *p;
+	FILE *f;
+	int fd, saved, warned = 0;
+
+	snprintf(conf, sizeof(conf), "listen = 127.0.0.1:%u\n%s",
+	    free_port(), extra);
+	cfg = load_text(conf);
+	assert_non_null(loop = ev_loop_new());
+	assert_true((fd = mkstemp(path)) >= 0);
+	fflush(stderr);
+	assert_true((saved = dup(2)) >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	close(fd);
+	log_set_level(LOG_LVL_WARN);
+	fake_nofile = limit;
+	p = proxy_new(loop, cfg, NULL, err, sizeof(err));
+	fake_nofile = 0;
+	log_set_level(getenv("MXG_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERR);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	if (p == NULL)
+		fail_msg("proxy_new: %s", err);
+	proxy_free(p);
+	ev_loop_free(loop);
+	config_free(cfg);
+	snprintf(want, sizeof(want), " needed=%lu ", need);
+	assert_non_null(f = fopen(path, "r"));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, "event=fd-limit") != NULL) {
+			assert_non_null(strstr(line, want));
+			warned = 1;
+		}
+	fclose(f);
+	unlink(path);
+	return warned;
+}
+
+/*
+ * The start warns when the open-file limit is below what one worker may
+ * hold at once: two per session, the parked legs (upstream_reuse_max),
+ * four for the fetch each session's lookup may wait for, for each of the
+ * 64 fetches nobody waits for and each of sts_refresh_max background
+ * refreshes, the resolver's two, and 64 more (docs/deployment.md, "Open
+ * files").  Red before: max_sessions * 2 + 64 (2,064 here), so a limit
+ * of 6,821, which a flood of fetches exhausts, said nothing.
+ */
+static void
+test_fd_limit_warning(void **state)
+{
+	const char *c = "max_sessions = 1000\nupstream_reuse_max = 100\n"
+	    "sts_refresh_max = 100\n";
+	const char *nosts = "max_sessions = 1000\nupstream_reuse_max = 100\n"
+	    "sts_enable = no\n";
+	unsigned long need = 1000 * 2 + 100 + 4 * (1000 + 64 + 100) + 2 + 64;
+	unsigned long need_nosts = 1000 * 2 + 100 + 2 + 64;
+
+	(void)state;
+	assert_int_equal(need, 6822);
+	assert_int_equal(fd_warned(c, need - 1, need), 1);
+	assert_int_equal(fd_warned(c, need, need), 0);
+	/* without MTA-STS no fetch */
+	assert_int_equal(fd_warned(nosts, need_nosts - 1, need_nosts), 1);
+	assert_int_equal(fd_warned(nosts, need_nosts, need_nosts), 0);
+}
+
 static int
 group_setup(void **state)
 {
@@ -252,6 +357,7 @@ main(void)
 		cmocka_unit_test(test_redirect_relays_to_original),
 		cmocka_unit_test(test_direct_connection_refused),
 		cmocka_unit_test(test_local_mode_tproxy_setting_redirects),
+		cmocka_unit_test(test_fd_limit_warning),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
