@@ -1573,6 +1573,17 @@ sts_testing(struct policy_req *r, const struct sts_policy *sp)
 	char names[1][256];
 
 	r->rpt_kind = RPT_STS;
+	if (v->mx_host[0] == '\0' && r->have_dst &&
+	    mx_result_local(mx_view(r))) {
+		/* the check could not be made (the resolver was not asked):
+		 * nothing to report of D, and nothing to enforce either */
+		snprintf(v->detail, sizeof(v->detail), "the MX hosts of %s "
+		    "could not be looked up for want of local resources "
+		    "(MTA-STS testing: not reported)", v->domain);
+		v->local = 1;
+		(void)verdict_names(r->pol, v, 0, names);
+		return;
+	}
 	if (v->mx_host[0] == '\0') {
 		snprintf(v->reason, sizeof(v->reason), "validation-failure");
 		snprintf(v->detail, sizeof(v->detail), "%s is not an address "

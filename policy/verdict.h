@@ -65,7 +65,9 @@ struct policy_verdict {
 	int		 local;		/* deferred for this gateway's own
 					 * trouble (a store that cannot
 					 * answer, a fetch it could not
-					 * make): not reported (TLSRPT) */
+					 * make), or an MTA-STS testing
+					 * check it could not make so: not
+					 * reported (TLSRPT) */
 	char		 detail[256];	/* human words for logs and replies */
 	char		 sts_note[96];	/* MTA-STS policy used: mode, id,
 					 * cached|fetched, age; or why none */

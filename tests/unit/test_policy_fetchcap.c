@@ -275,9 +275,10 @@ mkpolicy(void)
 	return mkpolicy_max(0);
 }
 
-/* A cached policy of domain fetched age seconds ago, max_age 86400. */
+/* A cached policy of domain in mode (enforce, testing) fetched age
+ * seconds ago, max_age 86400. */
 static void
-cache_policy_aged(const char *domain, int64_t age)
+cache_policy_mode(const char *domain, const char *mode, int64_t age)
 {
 	char err[256];
 	struct sts_cache *c = sts_cache_open(statedir, err, sizeof(err));
@@ -286,8 +287,8 @@ cache_policy_aged(const char *domain, int64_t age)
 	int64_t now = (int64_t)time(NULL);
 
 	assert_non_null(c);
-	snprintf(body, sizeof(body), "version: STSv1\nmode: enforce\n"
-	    "mx: mx.%s\nmax_age: 86400\n", domain);
+	snprintf(body, sizeof(body), "version: STSv1\nmode: %s\n"
+	    "mx: mx.%s\nmax_age: 86400\n", mode, domain);
 	memset(&e, 0, sizeof(e));
 	snprintf(e.id, sizeof(e.id), "i1");
 	e.body = body;
@@ -296,6 +297,12 @@ cache_policy_aged(const char *domain, int64_t age)
 	e.expires = e.fetched + 86400;
 	assert_int_equal(sts_cache_put(c, domain, &e), 0);
 	sts_cache_close(c);
+}
+
+static void
+cache_policy_aged(const char *domain, int64_t age)
+{
+	cache_policy_mode(domain, "enforce", age);
 }
 
 static void
@@ -415,6 +422,8 @@ setup(void **state)
 	zone_add(&n, "mx.smx.test", DNS_T_A, "192.0.2.1");
 	zone_add(&n, "sa.test", DNS_T_MX, "10 mx.sa.test");
 	zone_add(&n, "mx.sa.test", DNS_T_A, "192.0.2.1");
+	zone_add(&n, "stest.test", DNS_T_MX, "10 mx.stest.test");
+	zone_add(&n, "mx.stest.test", DNS_T_A, "192.0.2.1");
 	for (i = 0; i < NFLOOD; i++) {
 		snprintf(d, sizeof(d), "r%d.flood.test", i);
 		zone_domain(&n, d);
@@ -790,6 +799,36 @@ test_sts_mx_local_defers(void **state)
 	policy_free(p);
 }
 
+/*
+ * The same under an MTA-STS testing policy: nothing is enforced (may),
+ * and the check that could not be made is not the domain's
+ * validation-failure, reported by TLSRPT: v->local, no reason.  Red
+ * before: reason validation-failure, local 0.
+ */
+static void
+test_sts_testing_mx_local_unreported(void **state)
+{
+	struct policy *p = mkpolicy();
+	struct policy_verdict *v;
+
+	(void)state;
+	started = open_fetches = nmreqs = 0;
+	cache_policy_mode("stest.test", "testing", 1000);
+	v = lookup_failing(p, "stest.test", DNS_T_MX);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_int_equal(v->report_only, 1);
+	assert_string_equal(v->reason, "");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, "not reported"));
+	policy_verdict_free(v);
+	v = lookup_failing(p, "stest.test", 0);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_int_equal(v->local, 0);
+	assert_non_null(strstr(v->detail, "matches"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -803,6 +842,7 @@ main(void)
 		cmocka_unit_test(test_bg_local_error_no_sitout),
 		cmocka_unit_test(test_dane_local_defers),
 		cmocka_unit_test(test_sts_mx_local_defers),
+		cmocka_unit_test(test_sts_testing_mx_local_unreported),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
