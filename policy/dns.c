@@ -966,12 +966,17 @@ set_servers(ares_channel ch, const struct config *cfg, int max, char *err,
 
 /* c-ares's socket calls, as it makes them itself, counting the failures
  * that are this host's (socket(): EMFILE, ENFILE, ENOBUFS, ENOMEM;
- * connect(): EADDRNOTAVAIL; a send: ENOBUFS, ENOMEM, EAGAIN). */
+ * connect(): EADDRNOTAVAIL; a send: ENOBUFS, ENOMEM, EAGAIN; any: EPERM).
+ * EPERM is this host's netfilter refusing the packet: a full conntrack
+ * table drops a UDP query so (measured on 6.18: sendto() EPERM at
+ * once), as would a rule of the host's own or a seccomp filter; no
+ * answer from the path is ever EPERM (an ICMP refusal is ECONNREFUSED,
+ * EHOSTUNREACH, EACCES). */
 static void
 note_local(struct dns *d, int e)
 {
 	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ||
-	    e == EADDRNOTAVAIL) {
+	    e == EADDRNOTAVAIL || e == EPERM) {
 		d->nlocal++;
 		d->local_errno = e;
 	}
@@ -1028,16 +1033,18 @@ sf_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *arg)
 {
 	ares_ssize_t rc = writev(fd, iov, n);
 
-	/* a send this host had no buffer or memory for: c-ares takes the
-	 * server for failed, and reports the query as refused too.  (On
-	 * TCP it waits out EAGAIN: no failure there) */
+	/* a send this host had no buffer or memory for, or that its
+	 * netfilter refused (EPERM: note_local()): c-ares takes the server
+	 * for failed, and reports the query as refused too.  (On TCP it
+	 * waits out EAGAIN: no failure there) */
 	if (rc == -1) {
 		int e = errno, type = 0;
 		socklen_t tl = sizeof(type);
 
-		if (e == ENOBUFS || e == ENOMEM || ((e == EAGAIN ||
-		    e == EWOULDBLOCK) && getsockopt(fd, SOL_SOCKET, SO_TYPE,
-		    &type, &tl) == 0 && type == SOCK_DGRAM)) {
+		if (e == ENOBUFS || e == ENOMEM || e == EPERM ||
+		    ((e == EAGAIN || e == EWOULDBLOCK) && getsockopt(fd,
+		    SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+		    type == SOCK_DGRAM)) {
 			struct dns *d = arg;
 
 			d->nlocal++;

@@ -131,8 +131,8 @@ void		 dns_cache_flush(struct dns *);
 struct dns_answer *dns_answer_ref(const struct dns_answer *);
 void		 dns_answer_unref(struct dns_answer *);
 /* How many sockets the resolver could not open, connect or send on for
- * want of this host's descriptors, memory, buffers or ports, ever (*err: the last one's
- * errno).  c-ares reports a query it could not send so as refused, like
+ * want of this host's descriptors, memory, buffers or ports, or that its
+ * netfilter refused (EPERM), ever (*err: the last one's errno).  c-ares reports a query it could not send so as refused, like
  * a server's refusal: a count that moved while a query ran says its
  * failure may be this host's own. */
 unsigned	 dns_local_failures(const struct dns *, int *err);

@@ -424,6 +424,8 @@ setup(void **state)
 	zone_add(&n, "mx.sa.test", DNS_T_A, "192.0.2.1");
 	zone_add(&n, "stest.test", DNS_T_MX, "10 mx.stest.test");
 	zone_add(&n, "mx.stest.test", DNS_T_A, "192.0.2.1");
+	zone_add(&n, "ctfull.test", DNS_T_MX, "10 mx.legit.test");
+	zone_add(&n, "_mta-sts.ctfull.test", DNS_T_TXT, "v=STSv1; id=c1");
 	for (i = 0; i < NFLOOD; i++) {
 		snprintf(d, sizeof(d), "r%d.flood.test", i);
 		zone_domain(&n, d);
@@ -829,6 +831,34 @@ test_sts_testing_mx_local_unreported(void **state)
 	policy_free(p);
 }
 
+/* The conntrack table of this host is full (a flood of flows relayed
+ * for a gateway's clients): netfilter drops the resolver's UDP query,
+ * and the send fails at once with EPERM (measured on 6.18).  c-ares
+ * takes the server for failed and reports the query as refused, as for
+ * ENOBUFS: deferred as local-error, never decided as no policy.  Red
+ * before: level may. */
+static void
+test_dns_send_eperm_defers(void **state)
+{
+	struct policy *p = mkpolicy();
+	struct policy_verdict *v;
+
+	(void)state;
+	started = open_fetches = nmreqs = 0;
+	send_errno = EPERM;
+	send_failed = 0;
+	v = lookup(p, "ctfull.test");
+	send_errno = 0;
+	assert_true(send_failed > 0);
+	assert_int_equal(started, 0);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, "Operation not permitted"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
 int
 main(void)
 {
@@ -843,6 +873,7 @@ main(void)
 		cmocka_unit_test(test_dane_local_defers),
 		cmocka_unit_test(test_sts_mx_local_defers),
 		cmocka_unit_test(test_sts_testing_mx_local_unreported),
+		cmocka_unit_test(test_dns_send_eperm_defers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
