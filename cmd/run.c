@@ -76,6 +76,7 @@
 #include "cmd/priv.h"
 #include "cmd/workers.h"
 #include "core/clock.h"
+#include "core/ctstat.h"
 #include "core/ev.h"
 #include "core/io.h"
 #include "core/log.h"
@@ -932,6 +933,13 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	    sizeof(err))) == NULL)
 		log_warn("event=control-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
+	/* conntrack's drop counters, evidence that a failed MTA-STS fetch
+	 * or lookup was this host's doing (core/ctstat.h): opened as root,
+	 * before any sandbox of the unprivileged process.  None without
+	 * conntrack in this namespace (tried again when asked) */
+	if (ctstat_open(NULL) == -1)
+		log_info("event=conntrack-stat path=%s error=\"%s\"",
+		    CTSTAT_PATH, strerror(errno));
 	if (priv_drop(cfg, d.nfq != NULL, err, sizeof(err)) == -1) {
 		log_err("event=fatal what=\"dropping privileges\" error=%s",
 		    log_q(q, sizeof(q), err));

@@ -35,6 +35,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/clock.h"
+#include "core/ctstat.h"
 #include "core/io.h"
 #include "core/log.h"
 #include "core/netaddr.h"
@@ -451,6 +452,7 @@ struct http_req {
 					 * address that is not refused */
 	unsigned	 dns_local0;	/* dns_local_failures() at the
 					 * queries' start */
+	uint64_t	 ct_drops0;	/* ctstat_drops() at the start */
 	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
 	int		 ntries;
 	char		 lasterr[400];
@@ -521,8 +523,25 @@ finish(struct http_req *h, int ok, const char *body, size_t len,
 	}
 	{
 		char e[450];
+		uint64_t drops;
 
 		snprintf(e, sizeof(e), "%s", err);
+		/* conntrack dropped packets here meanwhile (its table full):
+		 * a SYN of ours may have been one, which looks like an
+		 * address that never answers, and a DNS query too.  Whatever
+		 * the addresses said, one might have served (as fail_all()
+		 * says of localerr).  Nobody on the path moves the counter;
+		 * a failure of the host's own while it moved is deferred
+		 * too, which is safe.  Not a refusal of the destinations,
+		 * which is no network's doing */
+		if (strcmp(kind, HTTP_LOCAL_ERROR) != 0 &&
+		    strcmp(kind, HTTP_DESTINATION_REFUSED) != 0 &&
+		    (drops = ctstat_drops()) != h->ct_drops0) {
+			snprintf(e, sizeof(e), "conntrack table full: %llu "
+			    "packets dropped during the fetch; %s",
+			    (unsigned long long)(drops - h->ct_drops0), err);
+			kind = HTTP_LOCAL_ERROR;
+		}
 		req_free(h);
 		cb(arg, -1, NULL, 0, kind, e);
 	}
@@ -1182,14 +1201,15 @@ dns_done(struct http_req *h, enum dns_status st, const struct dns_answer *a)
 		if (!h->lasterr[0])
 			snprintf(h->lasterr, sizeof(h->lasterr), "%s: DNS %s",
 			    h->host, dns_status_name(st));
-		/* the resolver could not open its socket meanwhile (c-ares
-		 * says "refused", dns.c SERVFAIL): not the host's answer,
-		 * and its addresses might have served, as for a socket()
-		 * of ours that failed so (try_start()) */
+		/* the resolver could not open its socket or send meanwhile
+		 * (c-ares says "refused", dns.c SERVFAIL), or it failed
+		 * for memory (DNS_LOCAL): not the host's answer, and its
+		 * addresses might have served, as for a socket() of ours
+		 * that failed so (try_start()) */
 		if (h->dnsfail && (dns_local_failures(h->dns, &e) !=
 		    h->dns_local0 || st == DNS_LOCAL))
 			snprintf(h->localerr, sizeof(h->localerr), "%s: DNS "
-			    "%s: no socket for the resolver: %s", h->host,
+			    "%s: the resolver could not send: %s", h->host,
 			    dns_status_name(st), e ? strerror(e) :
 			    "out of memory");
 	}
@@ -1317,6 +1337,7 @@ http_start(struct ev_loop *loop, struct dns *dns, SSL_CTX *ctx,
 		free(h);
 		return NULL;
 	}
+	h->ct_drops0 = ctstat_drops();
 	h->timeout_ms = timeout_ms ? timeout_ms : 30000;
 	ev_timer_arm(h->timer, h->timeout_ms);
 	h->try_ms = h->timeout_ms / 4 + 1;

@@ -49,6 +49,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/clock.h"
+#include "core/ctstat.h"
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/stats.h"
@@ -130,6 +131,7 @@ struct policy_req {
 					 * dns_local_failures()) */
 	struct dns	*txt_dns;	/* the resolver the TXT query went to */
 	unsigned	 txt_local0;	/* its dns_local_failures() then */
+	uint64_t	 txt_ct0;	/* ctstat_drops() then */
 
 	/* the shared store (policy/redis.c), asked on a local miss */
 	struct redis_op	*rs_sts;	/* MTA-STS policy under way */
@@ -2263,19 +2265,29 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		    &r->txt_lenient, r->txt_err, sizeof(r->txt_err));
 	} else if (st != DNS_NXDOMAIN && st != DNS_NODATA) {
 		int e = 0;
+		uint64_t drops;
 
 		r->txt_rc = -2;		/* lookup failed */
 		snprintf(r->txt_err, sizeof(r->txt_err), "TXT lookup: %s",
 		    dns_status_name(st));
-		/* the resolver could not open its socket meanwhile (c-ares
-		 * says "refused", as for a server's refusal): no answer
-		 * that says anything of the domain (decide() defers) */
+		/* the resolver could not open its socket or send meanwhile
+		 * (c-ares says "refused", as for a server's refusal; or
+		 * DNS_LOCAL), or conntrack dropped packets here (its table
+		 * full: a query over TCP, or an answer, lost as if the
+		 * server had not answered; ctstat.h): no answer that says
+		 * anything of the domain (decide() defers) */
 		if (dns_local_failures(r->txt_dns, &e) != r->txt_local0 ||
 		    st == DNS_LOCAL) {
 			r->fetch_local = 1;
 			snprintf(r->fetch_err, sizeof(r->fetch_err), "the "
-			    "_mta-sts TXT lookup: no socket for the resolver: "
-			    "%s", e ? strerror(e) : "out of memory");
+			    "_mta-sts TXT lookup: the resolver could not send "
+			    "its query: %s", e ? strerror(e) : "out of memory");
+		} else if ((drops = ctstat_drops()) != r->txt_ct0) {
+			r->fetch_local = 1;
+			snprintf(r->fetch_err, sizeof(r->fetch_err), "the "
+			    "_mta-sts TXT lookup: conntrack table full: %llu "
+			    "packets dropped meanwhile",
+			    (unsigned long long)(drops - r->txt_ct0));
 		}
 	}
 	sts_step(r);
@@ -2694,6 +2706,7 @@ policy_lookup(struct policy *p, const char *domain,
 		snprintf(name, sizeof(name), "_mta-sts.%s", v->domain);
 		r->txt_dns = p->dns;
 		r->txt_local0 = dns_local_failures(p->dns, NULL);
+		r->txt_ct0 = ctstat_drops();
 		if ((r->txtq = dns_query(p->dns, name, DNS_T_TXT, on_txt,
 		    r)) == NULL)
 			goto fail;

@@ -47,6 +47,7 @@
 
 #include "policy/http.c"
 
+#include "ctfake.h"
 #include "fakedns.h"
 #include "testcert.h"
 
@@ -1153,6 +1154,57 @@ test_dns_no_socket_local_error(void **state)
 	dns_local_fetch(0);
 }
 
+/*
+ * The conntrack table of this host is full (a flood of flows relayed for
+ * a gateway's clients): the kernel drops the SYN of each attempt and its
+ * retransmissions without a word, and the connection fails as if the
+ * address never answered (here: refused, at once).  Its drop counters
+ * moved during the fetch: the fetch fails as HTTP_LOCAL_ERROR, which
+ * the engine defers, not as a host that serves no policy.  The same
+ * failure with the counters still stays an ordinary fetch error.  Red
+ * before: "sts-policy-fetch-error" both times.
+ */
+static void
+ct_drop_fetch(int dropped)
+{
+	struct ev_timer *g;
+	struct http_req *h;
+	SSL_CTX *ctx;
+
+	fakes_clear();
+	a("mta-sts.x.test", 0, "127.0.0.1");
+	aaaa("mta-sts.x.test", 0, "::1");
+	assert_int_equal(ctfake_open(40), 0);
+	h = local_fetch_start(&ctx);
+	assert_non_null(http_resolve(h));
+	/* the attempts' packets, dropped by conntrack */
+	if (dropped)
+		assert_int_equal(ctfake_set(43), 0);
+	g = ev_timer_new(loop, stop_loop, NULL);
+	ev_timer_arm(g, 5000);
+	ev_loop_run(loop);
+	assert_int_equal(get_done, 1);
+	if (dropped)
+		assert_local_error("conntrack table full: 3 packets dropped "
+		    "during the fetch");
+	else {
+		assert_int_equal(get_calls, 1);
+		assert_int_equal(get_ok, -1);
+		assert_string_equal(get_kind, "sts-policy-fetch-error");
+	}
+	ev_timer_free(g);
+	local_fetch_end(ctx);
+	ctfake_close();
+}
+
+static void
+test_conntrack_drops_local_error(void **state)
+{
+	(void)state;
+	ct_drop_fetch(1);
+	ct_drop_fetch(0);
+}
+
 /* A response whole and valid, and no memory for its copy (finish()): the
  * fetch failed as sts-policy-fetch-error, which with nothing cached is no
  * policy, the mail sent without the one the host had just served.  It is
@@ -1278,6 +1330,7 @@ main(void)
 		cmocka_unit_test(test_late_family_after_max_refused),
 		cmocka_unit_test(test_no_descriptor_local_error),
 		cmocka_unit_test(test_dns_no_socket_local_error),
+		cmocka_unit_test(test_conntrack_drops_local_error),
 		cmocka_unit_test(test_copy_nomem_local_error),
 		cmocka_unit_test(test_parse_nomem_local_error),
 		cmocka_unit_test(test_recv_nomem_local_error),
