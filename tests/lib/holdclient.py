@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """An SMTP client that stops in the middle of a session until told to go on.
 
-    holdclient.py HOST PORT RCPT STATEDIR [--stall]
+    holdclient.py HOST PORT RCPT STATEDIR [--stall | --rcpt-on-go]
 
 Connects, sends EHLO, MAIL FROM, RCPT TO, then writes STATEDIR/ready and
 waits until STATEDIR/go exists; then DATA, a small message, QUIT.  The
 final reply code to the message (or "closed" / "refused") is written to
 STATEDIR/result.  With --stall it never sends DATA: it just holds the
-session open until killed or disconnected ("closed" then).
-Used by the drain and reload scenarios.
+session open until killed or disconnected ("closed" then).  With
+--rcpt-on-go it holds before RCPT TO instead, and writes the RCPT's whole
+reply line as the result, then QUIT.
+Used by the drain and reload scenarios, and the conntrack-full one.
 """
 import os
 import socket
@@ -17,6 +19,7 @@ import time
 
 host, port, rcpt, state = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 stall = "--stall" in sys.argv[5:]
+rcpt_on_go = "--rcpt-on-go" in sys.argv[5:]
 
 
 def result(text):
@@ -44,10 +47,32 @@ def reply():
             return last.decode(errors="replace").strip()
 
 
+def wait_go():
+    while not os.path.exists(os.path.join(state, "go")):
+        time.sleep(0.05)
+
+
 try:
     reply()
-    for c in ("EHLO hold.sender.test", "MAIL FROM:<hold@sender.test>",
-              "RCPT TO:<%s>" % rcpt):
+    cmds = ["EHLO hold.sender.test", "MAIL FROM:<hold@sender.test>"]
+    if rcpt_on_go:
+        for c in cmds:
+            s.sendall((c + "\r\n").encode())
+            r = reply()
+            if not r.startswith("2"):
+                result("early:" + r)
+                sys.exit(0)
+        open(os.path.join(state, "ready"), "w").close()
+        wait_go()
+        s.sendall(("RCPT TO:<%s>\r\n" % rcpt).encode())
+        result(reply())
+        s.sendall(b"QUIT\r\n")
+        try:
+            reply()
+        except EOFError:
+            pass
+        sys.exit(0)
+    for c in cmds + ["RCPT TO:<%s>" % rcpt]:
         s.sendall((c + "\r\n").encode())
         r = reply()
         if not r.startswith("2"):
@@ -60,8 +85,7 @@ try:
             pass
         result("closed")
         sys.exit(0)
-    while not os.path.exists(os.path.join(state, "go")):
-        time.sleep(0.05)
+    wait_go()
     s.sendall(b"DATA\r\n")
     r = reply()
     if not r.startswith("354"):
