@@ -453,6 +453,8 @@ struct http_req {
 	unsigned	 dns_local0;	/* dns_local_failures() at the
 					 * queries' start */
 	uint64_t	 ct_drops0;	/* ctstat_drops() at the start */
+	int		 nreached;	/* attempts whose TLS handshake
+					 * completed: packets both ways */
 	struct http_try	*tries[GET_TRIES_MAX];	/* open; a POST's in [0] */
 	int		 ntries;
 	char		 lasterr[400];
@@ -495,6 +497,26 @@ req_free(struct http_req *h)
 	free(h);
 }
 
+/*
+ * Every address of the host answered (its TLS handshake completed) and
+ * every DNS answer came in: the table's drops cannot have changed the
+ * fetch's outcome.  A flow with an entry is not dropped for a full table,
+ * and one that finished its handshake has an assured entry, which is
+ * never evicted; what such a host then said (a status, a certificate, a
+ * stall) is its own.  Without this, any drop elsewhere in the namespace
+ * meanwhile (a busy gateway's table at its limit, a clash) made a host's
+ * authenticated 404 or bad certificate a local error, deferring with
+ * nothing cached for as long as such drops go on.  An address not
+ * reached (a SYN unanswered: perhaps dropped here) keeps the drops'
+ * verdict, as does a query that got no answer.
+ */
+static int
+all_reached(const struct http_req *h)
+{
+	return h->pending_dns == 0 && !h->dnsfail && h->next >= h->naddrs &&
+	    h->nreached >= h->naddrs;
+}
+
 /* The fetch's one result: h is freed (every attempt with it) before the
  * callback, which may start another fetch. */
 static void
@@ -530,12 +552,13 @@ finish(struct http_req *h, int ok, const char *body, size_t len,
 		 * a SYN of ours may have been one, which looks like an
 		 * address that never answers, and a DNS query too.  Whatever
 		 * the addresses said, one might have served (as fail_all()
-		 * says of localerr).  Nobody on the path moves the counter;
-		 * a failure of the host's own while it moved is deferred
-		 * too, which is safe.  Not a refusal of the destinations,
-		 * which is no network's doing */
+		 * says of localerr).  Nobody on the path moves the counter.
+		 * Not when every address answered (all_reached()), nor for
+		 * a refusal of the destinations, which is no network's
+		 * doing */
 		if (strcmp(kind, HTTP_LOCAL_ERROR) != 0 &&
 		    strcmp(kind, HTTP_DESTINATION_REFUSED) != 0 &&
+		    !all_reached(h) &&
 		    (drops = ctstat_drops()) != h->ct_drops0) {
 			snprintf(e, sizeof(e), "conntrack table full: %llu "
 			    "packets dropped during the fetch; %s",
@@ -763,6 +786,7 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		}
 		return;
 	case IO_TLSREADY:
+		h->nreached++;
 		ssl = io_ssl(io);
 		vr = SSL_get_verify_result(ssl);
 		if (SSL_get0_peer_certificate(ssl) == NULL)
