@@ -1011,8 +1011,14 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 		    log_q(q, sizeof(q), res.detail));
 	}
 	report_met(s, v, &res, NULL);
-	if (s->leg_verdict == NULL)
-		s->leg_verdict = v;	/* an adopted leg's first fit */
+	/* an adopted leg's first fit; or the first RCPT asked again after
+	 * a reload while its leg was secured: the old verdict is what the
+	 * leg was made for, this one what the mail goes under (the
+	 * delivery line names it) */
+	if (s->leg_verdict == NULL || s->reasked) {
+		s->leg_verdict = v;
+		verdicts_prune(s);
+	}
 	rcpt_continue(s);
 }
 

@@ -3269,6 +3269,38 @@ test_reload_during_handshake(void **state)
 	finish();
 }
 
+/*
+ * A reload while the EHLO inside TLS waits, after which d.example is
+ * encrypt (it was may): the leg proved TLS, the new verdict fits it, and
+ * the message goes.  The delivery line names the verdict it went under,
+ * the new one; before, leg_verdict stayed the old configuration's, and
+ * the line said policy_level=may for a message that went under encrypt.
+ */
+static void
+test_reload_during_handshake_fits(void **state)
+{
+	char line[2048];
+
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	log_start();
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: x\r\n\r\nover TLS\r\n.\r\n");
+	log_find("event=delivery ", line, sizeof(line));
+	assert_int_equal(g.nlookups, 2);
+	if (strstr(line, " policy_level=encrypt ") == NULL)
+		fail_msg("delivery line: %s", line);
+	finish();
+}
+
 static void
 test_starttls_upgrade(void **state)
 {
@@ -6759,6 +6791,7 @@ main(void)
 		T(test_reload_during_starttls),
 		T(test_reload_during_starttls_fits),
 		T(test_reload_during_handshake),
+		T(test_reload_during_handshake_fits),
 		T(test_encrypt_without_starttls),
 		T(test_verify_report_only_cleartext),
 		T(test_level_none_skips_starttls),
