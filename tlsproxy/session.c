@@ -900,8 +900,6 @@ secured_stale(const struct session *s)
 {
 	int i;
 
-	if (s->env->retiring)
-		return -1;	/* the next verdict refuses (retiring_tempfail) */
 	for (i = 0; i < s->nverdicts; i++)
 		if (s->verdicts[i].v == s->cur_verdict)
 			return s->verdicts[i].gen != s->env->gen ? i : -1;
@@ -2546,6 +2544,15 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 	case LEG_READY:
 		if (s->state != S_SECURE)
 			break;
+		if (s->env->retiring) {
+			/* a reload this worker could not apply came while the
+			 * leg was secured: the others run the new
+			 * configuration, which may demand more, and its gen
+			 * never moves here; the recipient is not accepted
+			 * yet, so it is refused as one asked now would be */
+			retiring_tempfail(s);
+			break;
+		}
 		if ((i = secured_stale(s)) == -1) {
 			report_met(s, s->cur_verdict, n->res, n->why);
 			leg_secured(s, r);

@@ -3228,6 +3228,32 @@ test_reload_during_starttls_fits(void **state)
 	finish();
 }
 
+/*
+ * The same window in a worker that could not apply the reload (it
+ * retires: the others run the new configuration, which may demand TLS
+ * of d.example).  The verdict came before the retirement, the leg was
+ * secured for it meanwhile: the recipient is not relayed (421 4.3.2, as
+ * for a verdict that comes after it), and nothing of the envelope goes
+ * upstream.  Before, the old "may" went on: MAIL and RCPT in cleartext.
+ */
+static void
+test_retiring_during_starttls(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	g.env.retiring = 1;
+	srv_send("454 4.7.0 TLS not available\r\n");
+	EXPECT_CL_PREFIX("421 4.3.2 ");
+	WAIT(g.ceof);
+	assert_null(memmem(g.sraw, g.srawlen, "MAIL", 4));
+	assert_null(memmem(g.sraw, g.srawlen, "RCPT", 4));
+	finish();
+}
+
 /* Up to the TLS handshake and the EHLO inside it. */
 static void
 tls_up(void)
@@ -6790,6 +6816,7 @@ main(void)
 		T(test_reload_during_lookup),
 		T(test_reload_during_starttls),
 		T(test_reload_during_starttls_fits),
+		T(test_retiring_during_starttls),
 		T(test_reload_during_handshake),
 		T(test_reload_during_handshake_fits),
 		T(test_encrypt_without_starttls),
