@@ -8,6 +8,7 @@
  * connections are all taken; "error ..."), which goes to stderr.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <netinet/in.h>
@@ -128,6 +129,18 @@ out:
 	return rc;
 }
 
+/* The same directory, however spelled (a trailing slash, a symbolic
+ * link in a parent): a string compare alone took those for another. */
+static int
+same_dir(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	    S_ISDIR(sa.st_mode) && sa.st_dev == sb.st_dev &&
+	    sa.st_ino == sb.st_ino;
+}
+
 void
 cmd_config_vs_daemon(const struct config *cfg, struct cmd_cfgcheck *c)
 {
@@ -147,7 +160,8 @@ cmd_config_vs_daemon(const struct config *cfg, struct cmd_cfgcheck *c)
 	c->reached = 1;
 	/* a reload keeps the start's state_dir (config_keep_start_keys()),
 	 * and the digest is the file's then: said apart */
-	if (*c->state_dir && strcmp(c->state_dir, cfg->state_dir) != 0) {
+	if (*c->state_dir && strcmp(c->state_dir, cfg->state_dir) != 0 &&
+	    !same_dir(c->state_dir, cfg->state_dir)) {
 		/* the answer's bytes go to a terminal: with workers = 1 the
 		 * process that answers parses the network */
 		for (p = c->state_dir; *p; p++)

@@ -75,6 +75,8 @@ teardown(void **state)
 	config_free(cfg);
 	unlink(outpath);
 	unlink(errpath);
+	snprintf(cmd, sizeof(cmd), "%s.lnk", dir);
+	unlink(cmd);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -119,16 +121,13 @@ test_show_domain_normalised(void **state)
  * directory the daemon does not record in) and sent from it; now it
  * sends nothing and says which directory the daemon runs with.
  */
-static void
-test_send_other_state_dir(void **state)
+/* A daemon on sockpath that answers one status request with answer. */
+static pid_t
+fake_daemon(const char *answer)
 {
-	static const char answer[] = "# mxguard pid 1, up 1s\n"
-	    "# state_dir /var/lib/mxguard-started\n"
-	    "# config digest 00000000, applied 1\n"
-	    "mxguard_sessions_total 0\n";
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char *argv[] = { "report", "send", NULL }, req[64];
-	int lfd, rc;
+	char req[64];
+	int lfd;
 	pid_t pid;
 
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
@@ -137,6 +136,7 @@ test_send_other_state_dir(void **state)
 	assert_int_equal(listen(lfd, 4), 0);
 	assert_true((pid = fork()) >= 0);
 	if (pid == 0) {
+		size_t n = strlen(answer);
 		int c;
 
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -144,10 +144,24 @@ test_send_other_state_dir(void **state)
 			_exit(1);
 		while (read(c, req, sizeof(req)) > 0)
 			;
-		_exit(write(c, answer, sizeof(answer) - 1) ==
-		    (ssize_t)sizeof(answer) - 1 ? 0 : 1);
+		_exit(write(c, answer, n) == (ssize_t)n ? 0 : 1);
 	}
 	close(lfd);
+	return pid;
+}
+
+static void
+test_send_other_state_dir(void **state)
+{
+	static const char answer[] = "# mxguard pid 1, up 1s\n"
+	    "# state_dir /var/lib/mxguard-started\n"
+	    "# config digest 00000000, applied 1\n"
+	    "mxguard_sessions_total 0\n";
+	char *argv[] = { "report", "send", NULL };
+	int rc;
+	pid_t pid;
+
+	pid = fake_daemon(answer);
 	rc = cmd_capture(cmd_report, 2, argv, cfg, outpath, out, sizeof(out),
 	    errpath, errout, sizeof(errout));
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
@@ -159,12 +173,53 @@ test_send_other_state_dir(void **state)
 		fail_msg("stderr: %s", errout);
 }
 
+/*
+ * The daemon's state_dir spelled otherwise than the file's, the same
+ * directory: with a trailing slash, through a symbolic link in a parent.
+ * Nothing is another directory's: no warning, and `report send` does
+ * not refuse.  Before, the strings were compared: other_dir, and
+ * report send sent nothing, exit 1.
+ */
+static void
+test_same_state_dir_spelled_otherwise(void **state)
+{
+	struct cmd_cfgcheck cc;
+	char answer[1024], lnk[300], *base = strrchr(dir, '/') + 1;
+	pid_t pid;
+	int i;
+
+	snprintf(lnk, sizeof(lnk), "%s.lnk", dir);
+	assert_int_equal(symlink("/tmp", lnk), 0);
+	for (i = 0; i < 2; i++) {
+		char sd[600];
+
+		if (i == 0)
+			snprintf(sd, sizeof(sd), "%s/", dir);
+		else
+			snprintf(sd, sizeof(sd), "%s/%s", lnk, base);
+		snprintf(answer, sizeof(answer), "# mxguard pid 1, up 1s\n"
+		    "# state_dir %s\n"
+		    "# config digest %08x, applied 1\n"
+		    "mxguard_sessions_total 0\n", sd, config_digest32(cfg));
+		pid = fake_daemon(answer);
+		cmd_config_vs_daemon(cfg, &cc);
+		assert_int_equal(waitpid(pid, NULL, 0), pid);
+		unlink(sockpath);
+		assert_true(cc.reached);
+		assert_string_equal(cc.state_dir, sd);
+		if (cc.other_dir || *cc.warning)
+			fail_msg("%s: %s", sd, cc.warning);
+	}
+	unlink(lnk);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_show_domain_normalised),
 		cmocka_unit_test(test_send_other_state_dir),
+		cmocka_unit_test(test_same_state_dir_spelled_otherwise),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
