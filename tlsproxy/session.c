@@ -1008,7 +1008,11 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 		    "reason=%s detail=%s", s->id, v->domain, res.reason,
 		    log_q(q, sizeof(q), res.detail));
 	}
-	report_met(s, v, &res, NULL);
+	/* the first RCPT asked again (secured_reask): the leg's cleartext
+	 * is what LEG_READY said it was (a failed handshake is not a
+	 * server without STARTTLS), as its old verdict's report would */
+	report_met(s, v, &res, s->reasked ? leg_cleartext_reason(s->up) :
+	    NULL);
 	/* an adopted leg's first fit; or the first RCPT asked again after
 	 * a reload while its leg was secured: the old verdict is what the
 	 * leg was made for, this one what the mail goes under (the

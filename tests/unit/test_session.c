@@ -4735,6 +4735,36 @@ test_upstream_tls_handshake_fails_may(void **state)
 	finish();
 }
 
+/*
+ * The handshake fails under "may" and the leg retries in cleartext; a
+ * reload meanwhile has the domain looked up again at LEG_READY, and the
+ * new verdict (may again) fits.  The report names what happened on the
+ * connection, the failed handshake (validation-failure), as without the
+ * reload.  Before, the re-asked verdict was reported without the leg's
+ * reason: starttls-not-supported, "the server did not offer STARTTLS",
+ * of a server that did.
+ */
+static void
+test_reload_during_handshake_fallback_report(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	tls_handshake_dies();
+	WAIT(g.sfd != -1);
+	g.env.gen++;
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 retried ok\r\n");
+	EXPECT_CL("250 2.1.5 retried ok\r\n");
+	assert_int_equal(g.nlookups, 2);
+	assert_int_equal(g.nreports, 1);
+	assert_string_equal(g.report_result, "validation-failure");
+	finish();
+}
+
 static void
 test_upstream_tls_handshake_fails_encrypt(void **state)
 {
@@ -6858,6 +6888,7 @@ main(void)
 		T(test_starttls_masked_encrypt),
 		T(test_upstream_tls_handshake_fails_may),
 		T(test_upstream_tls_handshake_fails_encrypt),
+		T(test_reload_during_handshake_fallback_report),
 		T(test_tls_retry_530_mail_deferred),
 		T(test_tls_retry_5710_rcpt_deferred),
 		T(test_no_starttls_530_deferred),
