@@ -56,7 +56,7 @@ struct cmd_cfgcheck {
 	int		 reached;	/* a daemon answered with its digest */
 	uint32_t	 daemon;	/* the digest it runs, if reached */
 	int		 busy;		/* not reached, but a daemon is there */
-	char		 state_dir[1024]; /* the daemon's, if reached ("" if
+	char		 state_dir[4096]; /* the daemon's, if reached ("" if
 					 * it did not say) */
 	int		 other_dir;	/* ... and not the file's: a reload
 					 * keeps the start's (warning) */

@@ -80,7 +80,9 @@ daemon_digest(const char *path, uint32_t *digest, char *sdir, size_t sdirsz)
 	    "\n# state_dir ";
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);
-	char buf[1024], *p, *e;
+	/* the state_dir line comes first: room for the longest path
+	 * make_state_dir() takes (4,095) and the digest line after it */
+	char buf[4096 + 1024], *p, *e;
 	size_t len = 0;
 	ssize_t n;
 	int fd, rc = DG_BUSY;

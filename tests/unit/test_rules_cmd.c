@@ -496,6 +496,35 @@ test_other_state_dir(void **state)
 }
 
 /*
+ * A long state_dir (the daemon names it before its digest line): the
+ * digest is still read, and the directory is the file's.  Before, the
+ * header was read into 1,024 bytes: with a state_dir of 1,000 the digest
+ * line fell outside it, and the daemon was taken for a busy one (no
+ * digest, so policy and check could not compare, rules watch waited).
+ */
+static void
+test_long_state_dir(void **state)
+{
+	struct cmd_cfgcheck cc;
+	char *file_dir = cfg->state_dir, longdir[1100];
+	pid_t pid;
+
+	memset(longdir, 'd', 1000);
+	longdir[0] = '/';
+	longdir[1000] = '\0';
+	cfg->state_dir = longdir;
+	pid = daemon_start(config_digest32(cfg));
+	cmd_config_vs_daemon(cfg, &cc);
+	daemon_stop(pid);
+	cfg->state_dir = file_dir;
+	if (!cc.reached || cc.busy)
+		fail_msg("daemon not reached (busy %d)", cc.busy);
+	assert_int_equal(cc.daemon, cc.file);
+	assert_false(cc.other_dir);
+	assert_string_equal(cc.warning, "");
+}
+
+/*
  * `mxguard status` with no daemon on the file's control_socket says so,
  * and that one edited since the daemon's start is not where it listens
  * until a restart (a reload keeps it).
@@ -641,6 +670,7 @@ main(void)
 		cmocka_unit_test(test_status_output_clean),
 		cmocka_unit_test(test_status_clean_split),
 		cmocka_unit_test(test_other_state_dir),
+		cmocka_unit_test(test_long_state_dir),
 		cmocka_unit_test(test_status_no_daemon_hint),
 		cmocka_unit_test(test_watch_unloaded),
 	};
