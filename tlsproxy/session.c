@@ -969,6 +969,26 @@ upstream_decide(struct session *s, struct policy_verdict *v, int fresh)
 	}
 }
 
+/*
+ * The first RCPT asked again (secured_reask) whose new verdict demands
+ * TLS of a leg in cleartext because its handshake failed (the retry
+ * under the old "may"): the failure is the handshake's, as for a domain
+ * that demanded TLS from the start (validation-failure), not a server
+ * without STARTTLS.
+ */
+static void
+reasked_cleartext(struct session *s, const struct policy_verdict *v,
+    struct tls_result *res)
+{
+	if (leg_proof(s->up)->tls ||
+	    strcmp(leg_cleartext_reason(s->up), "tls-handshake-failed") != 0 ||
+	    strcmp(res->reason, policy_no_starttls_reason(v)) != 0)
+		return;
+	snprintf(res->reason, sizeof(res->reason), "validation-failure");
+	snprintf(res->detail, sizeof(res->detail), "TLS handshake failed; "
+	    "this connection is not encrypted");
+}
+
 static void
 rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 {
@@ -996,6 +1016,8 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 			return;
 		}
 		if (!res.would_defer) {
+			if (s->reasked)
+				reasked_cleartext(s, v, &res);
 			policy_failed_as(s, v, res.reason, res.detail,
 			    !res.untried);
 			return;

@@ -4765,6 +4765,36 @@ test_reload_during_handshake_fallback_report(void **state)
 	finish();
 }
 
+/*
+ * The same, and the reload made d.example encrypt: the cleartext retry
+ * does not fit it, 421, nothing of the envelope upstream.  The reason is
+ * the failed handshake (validation-failure), as for a domain that was
+ * encrypt from the start, in the reply and the report.  Before, the
+ * re-asked verdict's failure said starttls-not-supported ("this
+ * connection is not encrypted") of a server that offered STARTTLS.
+ */
+static void
+test_reload_during_handshake_fallback_defers(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	tls_handshake_dies();
+	WAIT(g.sfd != -1);
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	expect_policy_421(reply, "validation-failure");
+	wait_cl_eof();
+	assert_null(memmem(g.sraw, g.srawlen, "MAIL", 4));
+	assert_int_equal(g.nreports, 1);
+	assert_string_equal(g.report_result, "validation-failure");
+	finish();
+}
+
 static void
 test_upstream_tls_handshake_fails_encrypt(void **state)
 {
@@ -6889,6 +6919,7 @@ main(void)
 		T(test_upstream_tls_handshake_fails_may),
 		T(test_upstream_tls_handshake_fails_encrypt),
 		T(test_reload_during_handshake_fallback_report),
+		T(test_reload_during_handshake_fallback_defers),
 		T(test_tls_retry_530_mail_deferred),
 		T(test_tls_retry_5710_rcpt_deferred),
 		T(test_no_starttls_530_deferred),
