@@ -205,6 +205,10 @@ render_config(struct control *ctl, int prometheus, FILE *fp)
 			    (long long)ctl->applied);
 		fprintf(fp, "# config digest %08x, applied %s\n",
 		    ctl->digest, when);
+		/* the third line, after the digest that scripts read as
+		 * the second: the commands compare it with the file's
+		 * (status.c) */
+		fprintf(fp, "# state_dir %s\n", ctl->state_dir);
 	}
 	for (i = 0; i < ctl->nworkers; i++) {
 		if (!stats_shm_slot_config(ctl->shm, i, &d) ||
@@ -237,8 +241,6 @@ render(struct control *ctl, int prometheus, char **buf, size_t *len)
 	} else {
 		fprintf(fp, "# mxguard pid %ld, up %llds\n", (long)getpid(),
 		    (long long)(time(NULL) - ctl->started));
-		/* the commands compare it with the file's (status.c) */
-		fprintf(fp, "# state_dir %s\n", ctl->state_dir);
 		render_config(ctl, 0, fp);
 		stats_write_plain(fp);
 	}

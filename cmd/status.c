@@ -80,8 +80,8 @@ daemon_digest(const char *path, uint32_t *digest, char *sdir, size_t sdirsz)
 	    "\n# state_dir ";
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);
-	/* the state_dir line comes first: room for the longest path
-	 * make_state_dir() takes (4,095) and the digest line after it */
+	/* room for the digest line and the state_dir line after it, the
+	 * longest path make_state_dir() takes (4,095) */
 	char buf[4096 + 1024], *p, *e;
 	size_t len = 0;
 	ssize_t n;
@@ -102,8 +102,9 @@ daemon_digest(const char *path, uint32_t *digest, char *sdir, size_t sdirsz)
 	if (send(fd, "status\n", 7, MSG_NOSIGNAL) != 7)
 		goto out;
 	(void)shutdown(fd, SHUT_WR);
-	/* the header is all that is wanted: up to the digest line's end
-	 * (the state_dir line comes before it) */
+	/* the header is all that is wanted: up to the end of the line
+	 * after the digest's (the state_dir's; a daemon without it says
+	 * something else there) */
 	while (len < sizeof(buf) - 1) {
 		if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) == -1 &&
 		    errno == EINTR)
@@ -112,7 +113,9 @@ daemon_digest(const char *path, uint32_t *digest, char *sdir, size_t sdirsz)
 			break;
 		len += (size_t)n;
 		buf[len] = '\0';
-		if ((p = strstr(buf, tag)) != NULL && strchr(p + 1, '\n'))
+		if ((p = strstr(buf, tag)) != NULL &&
+		    (p = strchr(p + 1, '\n')) != NULL &&
+		    strchr(p + 1, '\n') != NULL)
 			break;
 	}
 	buf[len] = '\0';

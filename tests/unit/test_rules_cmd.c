@@ -450,6 +450,36 @@ test_status_clean_split(void **state)
 }
 
 /*
+ * The status's second line is the digest, as scripts read it (mxguard.8),
+ * its third the state_dir (want, with its newline): a state_dir line put
+ * before the digest moved it to the third.
+ */
+static void
+assert_status_lines(const char *want)
+{
+	char *argv[] = { "status", NULL }, out[2048], *l2, *l3;
+	int fd, saved;
+	ssize_t n;
+
+	assert_true((fd = fileno(tmpfile())) >= 0);
+	fflush(stdout);
+	assert_true((saved = dup(1)) >= 0);
+	assert_int_equal(dup2(fd, 1), 1);
+	assert_int_equal(cmd_status(1, argv, cfg, NULL), 0);
+	fflush(stdout);
+	assert_int_equal(dup2(saved, 1), 1);
+	close(saved);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	assert_true(n > 0);
+	out[n] = '\0';
+	if ((l2 = strchr(out, '\n')) == NULL ||
+	    strncmp(++l2, "# config digest ", 16) != 0 ||
+	    (l3 = strchr(l2, '\n')) == NULL ||
+	    strncmp(++l3, want, strlen(want)) != 0)
+		fail_msg("status: %s", out);
+}
+
+/*
  * A reload keeps the start's state_dir and control_socket
  * (config_keep_start_keys()), and the digest the daemon says is the
  * file's then, so the commands read another directory's stores than the
@@ -470,6 +500,7 @@ test_other_state_dir(void **state)
 	pid = daemon_start(config_digest32(cfg));
 	cfg->state_dir = file_dir;
 	cmd_config_vs_daemon(cfg, &cc);
+	assert_status_lines("# state_dir /var/lib/mxguard-started\n");
 	daemon_stop(pid);
 	assert_true(cc.reached);
 	assert_string_equal(cc.state_dir, "/var/lib/mxguard-started");
@@ -496,7 +527,7 @@ test_other_state_dir(void **state)
 }
 
 /*
- * A long state_dir (the daemon names it before its digest line): the
+ * A long state_dir (the daemon names it after its digest line): the
  * digest is still read, and the directory is the file's.  Before, the
  * header was read into 1,024 bytes: with a state_dir of 1,000 the digest
  * line fell outside it, and the daemon was taken for a busy one (no
