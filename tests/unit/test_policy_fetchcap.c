@@ -595,26 +595,34 @@ test_dns_no_socket_defers(void **state)
  * for failed and reports the query as refused, dns.c SERVFAIL, and the
  * TXT lookup failed with nothing cached was no policy.  Deferred as
  * local-error, as for a socket it could not open. */
+/* A lookup of domain whose resolver sends all fail with err: deferred as
+ * local-error naming what, never decided as no policy. */
 static void
-test_dns_no_buffer_defers(void **state)
+txt_send_fails_defers(const char *domain, int err, const char *what)
 {
 	struct policy *p = mkpolicy();
 	struct policy_verdict *v;
 
-	(void)state;
 	started = open_fetches = nmreqs = 0;
-	send_errno = ENOBUFS;
+	send_errno = err;
 	send_failed = 0;
-	v = lookup(p, "nbuf.test");
+	v = lookup(p, domain);
 	send_errno = 0;
 	assert_true(send_failed > 0);
 	assert_int_equal(started, 0);
 	assert_int_equal(v->level, TLS_LEVEL_DEFER);
 	assert_string_equal(v->reason, "local-error");
 	assert_int_equal(v->local, 1);
-	assert_non_null(strstr(v->detail, "No buffer space"));
+	assert_non_null(strstr(v->detail, what));
 	policy_verdict_free(v);
 	policy_free(p);
+}
+
+static void
+test_dns_no_buffer_defers(void **state)
+{
+	(void)state;
+	txt_send_fails_defers("nbuf.test", ENOBUFS, "No buffer space");
 }
 
 /*
@@ -848,23 +856,8 @@ test_sts_testing_mx_local_unreported(void **state)
 static void
 test_dns_send_eperm_defers(void **state)
 {
-	struct policy *p = mkpolicy();
-	struct policy_verdict *v;
-
 	(void)state;
-	started = open_fetches = nmreqs = 0;
-	send_errno = EPERM;
-	send_failed = 0;
-	v = lookup(p, "ctfull.test");
-	send_errno = 0;
-	assert_true(send_failed > 0);
-	assert_int_equal(started, 0);
-	assert_int_equal(v->level, TLS_LEVEL_DEFER);
-	assert_string_equal(v->reason, "local-error");
-	assert_int_equal(v->local, 1);
-	assert_non_null(strstr(v->detail, "Operation not permitted"));
-	policy_verdict_free(v);
-	policy_free(p);
+	txt_send_fails_defers("ctfull.test", EPERM, "Operation not permitted");
 }
 
 /* The _mta-sts TXT lookup fails (SERVFAIL here; under a full conntrack
