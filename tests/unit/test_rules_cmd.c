@@ -331,6 +331,31 @@ assert_terminal_safe(const char *out, size_t n)
 	(void)setlocale(LC_CTYPE, "C");
 }
 
+/* `mxguard status` with its fd (1: stdout, 2: stderr) caught in out
+ * (outsz with the NUL); returns its exit code, *outlen what it wrote. */
+static int
+status_captured(int fd, char *out, size_t outsz, size_t *outlen)
+{
+	char *argv[] = { "status", NULL };
+	FILE *fp = fd == 1 ? stdout : stderr;
+	int tmp, saved, rc;
+	ssize_t n;
+
+	assert_true((tmp = fileno(tmpfile())) >= 0);
+	fflush(fp);
+	assert_true((saved = dup(fd)) >= 0);
+	assert_int_equal(dup2(tmp, fd), fd);
+	rc = cmd_status(1, argv, cfg, NULL);
+	fflush(fp);
+	assert_int_equal(dup2(saved, fd), fd);
+	close(saved);
+	n = pread(tmp, out, outsz - 1, 0);
+	assert_true(n > 0);
+	out[n] = '\0';
+	*outlen = (size_t)n;
+	return rc;
+}
+
 /*
  * `mxguard status` wrote the daemon's answer to the terminal as it came.
  * With workers = 1 the process that answers parses the network: taken
@@ -350,9 +375,9 @@ test_status_output_clean(void **state)
 	    "t_b_total{a=\"\xc3\xa9\"} 2\n"
 	    "t_c_total{a=\"\x9b" "2J\xe0\x82\x9b" "2J\xc0\x9b\"} 3\n\xe2\x82";
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char *argv[] = { "status", NULL }, out[512], req[64];
-	int lfd, out_fd, saved, rc;
-	ssize_t n;
+	char out[512], req[64];
+	size_t outlen;
+	int lfd, rc;
 	pid_t pid;
 
 	unlink(sockpath);
@@ -373,22 +398,11 @@ test_status_output_clean(void **state)
 		    (ssize_t)sizeof(answer) - 1 ? 0 : 1);
 	}
 	close(lfd);
-	assert_true((out_fd = fileno(tmpfile())) >= 0);
-	fflush(stdout);
-	assert_true((saved = dup(1)) >= 0);
-	assert_int_equal(dup2(out_fd, 1), 1);
-	rc = cmd_status(1, argv, cfg, NULL);
-	fflush(stdout);
-	assert_int_equal(dup2(saved, 1), 1);
-	close(saved);
+	rc = status_captured(1, out, sizeof(out), &outlen);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
 	unlink(sockpath);
 	assert_int_equal(rc, 0);
-	assert_int_equal(lseek(out_fd, 0, SEEK_SET), 0);
-	n = read(out_fd, out, sizeof(out) - 1);
-	assert_true(n > 0);
-	out[n] = '\0';
-	assert_terminal_safe(out, (size_t)n);
+	assert_terminal_safe(out, outlen);
 	assert_non_null(strstr(out, "\n# config digest 00000000, applied 1\n"));
 	assert_non_null(strstr(out, "t_b_total{a=\"\xc3\xa9\"} 2\n"));
 }
@@ -457,21 +471,10 @@ test_status_clean_split(void **state)
 static void
 assert_status_lines(const char *want)
 {
-	char *argv[] = { "status", NULL }, out[2048], *l2, *l3;
-	int fd, saved;
-	ssize_t n;
+	char out[2048], *l2, *l3;
+	size_t n;
 
-	assert_true((fd = fileno(tmpfile())) >= 0);
-	fflush(stdout);
-	assert_true((saved = dup(1)) >= 0);
-	assert_int_equal(dup2(fd, 1), 1);
-	assert_int_equal(cmd_status(1, argv, cfg, NULL), 0);
-	fflush(stdout);
-	assert_int_equal(dup2(saved, 1), 1);
-	close(saved);
-	n = pread(fd, out, sizeof(out) - 1, 0);
-	assert_true(n > 0);
-	out[n] = '\0';
+	assert_int_equal(status_captured(1, out, sizeof(out), &n), 0);
 	if ((l2 = strchr(out, '\n')) == NULL ||
 	    strncmp(++l2, "# config digest ", 16) != 0 ||
 	    (l3 = strchr(l2, '\n')) == NULL ||
@@ -563,23 +566,11 @@ test_long_state_dir(void **state)
 static void
 test_status_no_daemon_hint(void **state)
 {
-	char *argv[] = { "status", NULL }, err[1024];
-	int fd, saved, rc;
-	ssize_t n;
+	char err[1024];
+	size_t n;
 
 	unlink(sockpath);
-	assert_true((fd = fileno(tmpfile())) >= 0);
-	fflush(stderr);
-	assert_true((saved = dup(2)) >= 0);
-	assert_int_equal(dup2(fd, 2), 2);
-	rc = cmd_status(1, argv, cfg, NULL);
-	fflush(stderr);
-	assert_int_equal(dup2(saved, 2), 2);
-	close(saved);
-	assert_int_equal(rc, 1);
-	n = pread(fd, err, sizeof(err) - 1, 0);
-	assert_true(n > 0);
-	err[n] = '\0';
+	assert_int_equal(status_captured(2, err, sizeof(err), &n), 1);
 	if (strstr(err, "no mxguard daemon listens on control_socket") ==
 	    NULL || strstr(err, "until restarted (a reload keeps it)") == NULL)
 		fail_msg("stderr: %s", err);
