@@ -66,10 +66,12 @@ try:
         wait_go()
         s.sendall(("RCPT TO:<%s>\r\n" % rcpt).encode())
         result(reply())
-        s.sendall(b"QUIT\r\n")
+        # the result is written: a server gone by now (a reset for the
+        # QUIT it closed on) must not overwrite it with "closed"
         try:
+            s.sendall(b"QUIT\r\n")
             reply()
-        except EOFError:
+        except (EOFError, OSError):
             pass
         sys.exit(0)
     for c in cmds + ["RCPT TO:<%s>" % rcpt]:
@@ -95,10 +97,14 @@ try:
               b"\r\nThis session was held open across a signal.\r\n.\r\n")
     r = reply()
     result(r[:3])
-    s.sendall(b"QUIT\r\n")
+    # the result is written: a server gone by now (a reset for the
+    # QUIT it closed on) must not overwrite it with "closed"
     try:
+        s.sendall(b"QUIT\r\n")
         reply()
-    except EOFError:
+    except (EOFError, OSError):
         pass
-except (EOFError, OSError):
+except (EOFError, OSError) as e:
+    print("holdclient: %s" % (repr(e) if str(e) else "end of stream"),
+          file=sys.stderr)
     result("closed")

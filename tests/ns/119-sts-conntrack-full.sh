@@ -53,6 +53,7 @@ touch "$T/h1/go"
 wait_for 30 "RCPT answered" test -e "$T/h1/result"
 r=$(cat "$T/h1/result")
 log "RCPT: $r"
+[ "$r" = closed ] && log "client: $(cat "$T/h1.log")" && in_snd conntrack -S >&2
 assert "RCPT deferred with 4.7.0" grep -qE '^4[0-9][0-9] 4\.7\.0' <<<"$r"
 assert "mxguard deferred as local-error" \
 	grep -qE "event=policy domain=enf.test .*level=defer.*reason=local-error" "$MXLOG"
