@@ -730,6 +730,23 @@ report_attempt(struct session *s, const struct policy_verdict *v,
 	policy_report_attempt(s->env->policy, v, &a);
 }
 
+/* The leg is in cleartext because (why, the leg's reason) its TLS
+ * handshake failed, a server that offered STARTTLS. */
+static int
+handshake_failed(const char *why)
+{
+	return why != NULL && strcmp(why, "tls-handshake-failed") == 0;
+}
+
+/* What cleartext under v is reported as: a failed handshake is
+ * validation-failure, else the policy's own no-STARTTLS reason. */
+static const char *
+cleartext_reason(const struct policy_verdict *v, const char *why)
+{
+	return handshake_failed(why) ? "validation-failure" :
+	    policy_no_starttls_reason(v);
+}
+
 /*
  * enforcement = monitor: the leg meets v, but would it meet what enforce
  * mode demands?  When not, one would-defer line and count per recipient,
@@ -758,14 +775,10 @@ would_defer(struct session *s, const struct policy_verdict *v,
 	} else if (v->would_level > TLS_LEVEL_MAY &&
 	    (s->up == NULL || !leg_proof(s->up)->tls)) {
 		stage = "starttls";
-		if (why != NULL && strcmp(why, "tls-handshake-failed") == 0) {
-			reason = "validation-failure";
-			detail = "TLS handshake failed; delivered in cleartext";
-		} else {
-			reason = policy_no_starttls_reason(v);
-			detail = "no TLS on this connection; delivered in "
-			    "cleartext";
-		}
+		reason = cleartext_reason(v, why);
+		detail = handshake_failed(why) ? "TLS handshake failed; "
+		    "delivered in cleartext" : "no TLS on this connection; "
+		    "delivered in cleartext";
 	} else
 		return 0;
 	s->tx_would_defer++;
@@ -804,13 +817,10 @@ report_met(struct session *s, const struct policy_verdict *v,
 	else if (v->report_only && v->reason[0])
 		report_attempt(s, v, v->reason, v->detail);
 	else if (!leg_proof(s->up)->tls)
-		report_attempt(s, v, why != NULL &&
-		    strcmp(why, "tls-handshake-failed") == 0 ?
-		    "validation-failure" : policy_no_starttls_reason(v),
-		    why != NULL && strcmp(why, "tls-handshake-failed") == 0 ?
-		    "TLS handshake failed; delivered in cleartext" :
-		    "the server did not offer STARTTLS; delivered in "
-		    "cleartext");
+		report_attempt(s, v, cleartext_reason(v, why),
+		    handshake_failed(why) ? "TLS handshake failed; "
+		    "delivered in cleartext" : "the server did not offer "
+		    "STARTTLS; delivered in cleartext");
 	else
 		report_attempt(s, v, NULL, NULL);
 }
@@ -980,11 +990,13 @@ static void
 reasked_cleartext(struct session *s, const struct policy_verdict *v,
     struct tls_result *res)
 {
-	if (leg_proof(s->up)->tls ||
-	    strcmp(leg_cleartext_reason(s->up), "tls-handshake-failed") != 0 ||
+	const char *why = leg_cleartext_reason(s->up);
+
+	if (leg_proof(s->up)->tls || !handshake_failed(why) ||
 	    strcmp(res->reason, policy_no_starttls_reason(v)) != 0)
 		return;
-	snprintf(res->reason, sizeof(res->reason), "validation-failure");
+	snprintf(res->reason, sizeof(res->reason), "%s",
+	    cleartext_reason(v, why));
 	snprintf(res->detail, sizeof(res->detail), "TLS handshake failed; "
 	    "this connection is not encrypted");
 }
