@@ -4735,6 +4735,23 @@ test_upstream_tls_handshake_fails_may(void **state)
 	finish();
 }
 
+/* d.example under "may": the handshake dies and the leg retries in
+ * cleartext; a reload (to level after; -1: the same verdict) comes before
+ * the retry's greeting, and its EHLO is answered. */
+static void
+reload_before_fallback_ehlo(int after)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	tls_handshake_dies();
+	WAIT(g.sfd != -1);
+	g.env.gen++;
+	if (after != -1)
+		vspec_add("d.example", after, 0, NULL, NULL);
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+}
+
 /*
  * The handshake fails under "may" and the leg retries in cleartext; a
  * reload meanwhile has the domain looked up again at LEG_READY, and the
@@ -4747,13 +4764,7 @@ test_upstream_tls_handshake_fails_may(void **state)
 static void
 test_reload_during_handshake_fallback_report(void **state)
 {
-	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
-	tls_handshake_dies();
-	WAIT(g.sfd != -1);
-	g.env.gen++;
-	srv_send(GREETING);
-	EXPECT_SRV("EHLO client.example");
-	srv_send(CAPS_TLS);
+	reload_before_fallback_ehlo(-1);
 	EXPECT_SRV("MAIL FROM:<a@sender.example>");
 	srv_send("250 2.1.0 ok\r\n");
 	EXPECT_SRV("RCPT TO:<b@d.example>");
@@ -4778,14 +4789,7 @@ test_reload_during_handshake_fallback_defers(void **state)
 {
 	char reply[1024];
 
-	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
-	tls_handshake_dies();
-	WAIT(g.sfd != -1);
-	g.env.gen++;
-	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
-	srv_send(GREETING);
-	EXPECT_SRV("EHLO client.example");
-	srv_send(CAPS_TLS);
+	reload_before_fallback_ehlo(TLS_LEVEL_ENCRYPT);
 	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
 	expect_policy_421(reply, "validation-failure");
 	wait_cl_eof();
