@@ -7,6 +7,11 @@
  *
  *   redisd_start(sock, dir, pass, extra..., NULL)  its pid, once it answers
  *                                                  PING (after AUTH pass)
+ *   redisd_vtry(sock, dir, pass, ap)   the same, but -1 (after printing
+ *                             the server's log) if redis-server exited
+ *                             before answering, e.g. its TCP port was
+ *                             taken between free_port() and its bind:
+ *                             the caller may retry on another port
  *   redisd_conn(sock, pass)   a synchronous connection (AUTH pass done);
  *                             NULL if it cannot connect or AUTH fails
  *   redisd_kill(&pid, sock)   SIGKILL (after SIGCONT: a test may have
@@ -47,14 +52,36 @@ redisd_conn(const char *sock, const char *pass)
 	return c;
 }
 
+/* Prints the server's log (dir/redis.log) to stderr: why it did not start. */
+static inline void
+redisd_print_log(const char *dir)
+{
+	char path[300], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/redis.log", dir);
+	if ((f = fopen(path, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		fprintf(stderr, "redis-server: %s", line);
+	fclose(f);
+}
+
+/*
+ * Waits for PING on a condition, not a fixed time: until the server
+ * answers, exits (-1), or 30 s pass (a failure: two cores busy with
+ * sanitized tests start it within a second).
+ */
 static inline pid_t
-redisd_vstart(const char *sock, const char *dir, const char *pass,
-    va_list ap)
+redisd_vtry(const char *sock, const char *dir, const char *pass, va_list ap)
 {
 	const char *argv[40];
-	int n = 0, i;
+	char logf[300];
+	int n = 0, i, st;
 	pid_t pid;
 
+	snprintf(logf, sizeof(logf), "%s/redis.log", dir);
+	unlink(logf);
 	argv[n++] = "redis-server";
 	argv[n++] = "--port";
 	argv[n++] = "0";
@@ -67,7 +94,7 @@ redisd_vstart(const char *sock, const char *dir, const char *pass,
 	argv[n++] = "--appendonly";
 	argv[n++] = "no";
 	argv[n++] = "--logfile";
-	argv[n++] = "";
+	argv[n++] = logf;
 	argv[n++] = "--loglevel";
 	argv[n++] = "warning";
 	while (n < 38 && (argv[n] = va_arg(ap, const char *)) != NULL)
@@ -82,7 +109,7 @@ redisd_vstart(const char *sock, const char *dir, const char *pass,
 		execvp("redis-server", (char **)argv);
 		_exit(127);
 	}
-	for (i = 0; i < 500; i++) {
+	for (i = 0; i < 3000; i++) {
 		redisContext *c = redisd_conn(sock, pass);
 		redisReply *r;
 
@@ -96,10 +123,30 @@ redisd_vstart(const char *sock, const char *dir, const char *pass,
 			freeReplyObject(r);
 			redisFree(c);
 		}
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			fprintf(stderr, "redis-server exited (status 0x%x) "
+			    "before answering PING\n", st);
+			redisd_print_log(dir);
+			return -1;
+		}
 		usleep(10000);
 	}
-	fail_msg("redis-server did not start");
+	redisd_print_log(dir);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	fail_msg("redis-server did not answer PING within 30 s");
 	return -1;
+}
+
+static inline pid_t
+redisd_vstart(const char *sock, const char *dir, const char *pass,
+    va_list ap)
+{
+	pid_t pid = redisd_vtry(sock, dir, pass, ap);
+
+	if (pid < 0)
+		fail_msg("redis-server did not start");
+	return pid;
 }
 
 static inline pid_t

@@ -580,27 +580,48 @@ make_certs(void)
 	    "-CA ca.pem -CAkey ca.key 2>/dev/null", dir, ec);
 }
 
+static void
+srv_try_tls(const char *pass, ...)
+{
+	va_list ap;
+
+	va_start(ap, pass);
+	srv = redisd_vtry(sock, dir, pass, ap);
+	va_end(ap);
+}
+
 /* redis-server with a TLS-only TCP port (and the plain unix socket the
- * helpers above use); cert is "srv" or "other". */
+ * helpers above use); cert is "srv" or "other".  free_port()'s port is
+ * free only until it is closed: another process may take it before
+ * redis-server binds it, so a server that exits is retried on another.
+ * --bind 127.0.0.1: free_port() looked at that address only. */
 static void
 srv_start_tls(const char *pass, const char *cert, int auth_clients)
 {
 	static char port[16], crt[160], key[160], ca[160];
+	int tries;
 
-	tls_port = free_port();
-	snprintf(port, sizeof(port), "%d", tls_port);
 	snprintf(crt, sizeof(crt), "%s/%s.pem", dir, cert);
 	snprintf(key, sizeof(key), "%s/%s.key", dir, cert);
 	snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
-	if (pass != NULL)
-		srv_start(pass, "--tls-port", port, "--tls-cert-file", crt,
-		    "--tls-key-file", key, "--tls-ca-cert-file", ca,
-		    "--tls-auth-clients", auth_clients ? "yes" : "no",
-		    "--requirepass", pass, NULL);
-	else
-		srv_start(NULL, "--tls-port", port, "--tls-cert-file", crt,
-		    "--tls-key-file", key, "--tls-ca-cert-file", ca,
-		    "--tls-auth-clients", auth_clients ? "yes" : "no", NULL);
+	assert_true(srv < 0);
+	for (tries = 0; tries < 5 && srv < 0; tries++) {
+		tls_port = free_port();
+		snprintf(port, sizeof(port), "%d", tls_port);
+		if (pass != NULL)
+			srv_try_tls(pass, "--bind", "127.0.0.1",
+			    "--tls-port", port, "--tls-cert-file", crt, "--tls-key-file", key,
+			    "--tls-ca-cert-file", ca, "--tls-auth-clients",
+			    auth_clients ? "yes" : "no", "--requirepass", pass,
+			    NULL);
+		else
+			srv_try_tls(NULL, "--bind", "127.0.0.1",
+			    "--tls-port", port, "--tls-cert-file", crt, "--tls-key-file", key,
+			    "--tls-ca-cert-file", ca, "--tls-auth-clients",
+			    auth_clients ? "yes" : "no", NULL);
+	}
+	if (srv < 0)
+		fail_msg("redis-server with a TLS port did not start");
 }
 
 static char *
