@@ -45,6 +45,13 @@
 #define TTL_MIN		60	/* seconds an answer is kept at least */
 #define TTL_MAX		86400	/* and at most */
 #define TTL_FAIL	300	/* a failed lookup: no reports that long */
+/* a lookup this host could not make (DNS_LOCAL: no descriptor, buffer or
+ * memory) says nothing of the domain: kept only as long as the shortest
+ * answer, so that the domain's reports are not dropped for TTL_FAIL
+ * because of our own trouble; not dropped at once either, or every
+ * attempt of the domain would ask again while the host is short of what
+ * the query needs */
+#define TTL_LOCAL	TTL_MIN
 #define FLUSH_MS	1000	/* the tail of the records on disk after */
 #define ERR_LOG_S	60	/* a failing record logged once a minute */
 
@@ -367,6 +374,8 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE ||
 	    st == DNS_NXDOMAIN || st == DNS_NODATA))
 		ttl = a->ttl;
+	else if (st == DNS_LOCAL)
+		ttl = TTL_LOCAL;
 	if (ttl < TTL_MIN)
 		ttl = TTL_MIN;
 	if (ttl > TTL_MAX)
@@ -376,9 +385,10 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 	/* the parser's errors may hold double quotes (mailto: header
 	 * fields ("?") ...): one logfmt value only through log_q() */
 	log_info("event=tlsrpt-discover domain=%s status=%s record=%s%s%s "
-	    "ttl=%lld", d->domain, dns_status_name(st), sel == 1 ? "valid" :
+	    "ttl=%lld%s", d->domain, dns_status_name(st), sel == 1 ? "valid" :
 	    sel == -1 ? "invalid" : "none", err[0] ? " error=" : "",
-	    err[0] ? log_q(qe, sizeof(qe), err) : "", (long long)ttl);
+	    err[0] ? log_q(qe, sizeof(qe), err) : "", (long long)ttl,
+	    st == DNS_LOCAL ? " local=1" : "");
 	while ((p = d->pend) != NULL) {
 		d->pend = p->next;
 		if (d->state == DOM_YES)

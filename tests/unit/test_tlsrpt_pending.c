@@ -6,9 +6,11 @@
  * RRset are up to a few hundred KB, so many domains whose answers an
  * attacker holds back until just before dns_timeout (32 attempts each,
  * 10,000 domains) held gigabytes.  DNS faked (fakedns.h): the loop never
- * runs, so every lookup stays under way.
+ * runs, so every lookup stays under way.  And a lookup this host could not
+ * make (DNS_LOCAL) settles "no record" for a minute only, not for a
+ * failed lookup's five (time() wrapped: timestep.h).
  */
-// WRAP: dns_query dns_cancel
+// WRAP: dns_query dns_cancel time
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +28,7 @@
 
 #include "fakedns.h"
 #include "heapmeter.h"
+#include "timestep.h"
 
 #define NDOM	200
 #define RPTLEN	(200 * 1024)	/* a TLSA RRset's report strings */
@@ -89,11 +92,147 @@ test_pending_bytes_bounded(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The loop runs until no _smtp._tls lookup is under way (the fake's
+ * answers come from zero timers); a test that waits longer fails. */
+static struct tlsrpt_rec *settle_rc;
+static int settle_late;
+static struct ev_timer *settle_t;
+
+static void
+settle_poll(void *arg)
+{
+	struct ev_timer *t = *(struct ev_timer **)arg;
+
+	if (!tlsrpt_rec_busy(settle_rc))
+		ev_loop_stop(loop);
+	else
+		ev_timer_arm(t, 1);
+}
+
+static void
+settle_limit(void *arg)
+{
+	settle_late = 1;
+	ev_loop_stop(loop);
+}
+
+static void
+settle(struct tlsrpt_rec *rc)
+{
+	struct ev_timer *p, *l;
+
+	settle_rc = rc;
+	settle_late = 0;
+	p = ev_timer_new(loop, settle_poll, &settle_t);
+	l = ev_timer_new(loop, settle_limit, NULL);
+	assert_non_null(p);
+	assert_non_null(l);
+	settle_t = p;
+	ev_timer_arm(p, 0);
+	ev_timer_arm(l, 5000);
+	ev_loop_run(loop);
+	ev_timer_free(p);
+	ev_timer_free(l);
+	assert_false(settle_late);
+}
+
+/*
+ * A domain's _smtp._tls lookup that failed for want of this gateway's own
+ * resources (DNS_LOCAL: no descriptor, buffer or memory for the query)
+ * says nothing of the domain, yet settled "no record" for TTL_FAIL
+ * (300 s) as a SERVFAIL does: a flood that took the descriptors for a
+ * moment dropped the domain's reports for five minutes, the failures an
+ * attacker caused meanwhile included.  Now such a lookup is kept TTL_MIN
+ * (60 s): 61 s later an attempt asks again and is counted.  A SERVFAIL
+ * still holds for TTL_FAIL.  Red before: no second lookup of loc.test.
+ */
+static void
+test_local_failure_short(void **state)
+{
+	char dir[] = "/tmp/mxg-rpend-XXXXXX", err[256], cmd[300];
+	struct tlsrpt_rec *rc;
+	struct policy_verdict v;
+	struct policy_attempt at;
+	struct stat_ctr *skip, *fail;
+	int64_t skip0, fail0;
+	struct msg m;
+
+	(void)state;
+	log_init("test", 0, LOG_LVL_ERR);
+	assert_non_null(mkdtemp(dir));
+	loop = ev_loop_new();
+	rc = tlsrpt_rec_new(loop, dir, err, sizeof(err));
+	assert_non_null(rc);
+	skip = stats_get("mxguard_tlsrpt_attempts_total{result=\"no-record\"}",
+	    NULL);
+	fail = stats_get("mxguard_tlsrpt_attempts_total{result=\"failure\"}",
+	    NULL);
+	queries = 0;
+	time_step = 0;
+	answer("_smtp._tls.loc.test", DNS_T_TXT, DNS_LOCAL, NULL);
+	answer("_smtp._tls.sf.test", DNS_T_TXT, DNS_SERVFAIL, NULL);
+
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_VERIFY;
+	v.source = "mta-sts";
+	memset(&at, 0, sizeof(at));
+	at.result = "validation-failure";
+	at.detail = "x";
+	snprintf(v.domain, sizeof(v.domain), "loc.test");
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	snprintf(v.domain, sizeof(v.domain), "sf.test");
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 2);
+	skip0 = stats_value(skip);
+	settle(rc);
+	/* both waiting attempts dropped: no record known */
+	assert_int_equal(stats_value(skip) - skip0, 2);
+
+	/* the resolver is back, and both domains publish a record */
+	begin(&m, 0x1234, 0, 0, "_smtp._tls.loc.test", DNS_T_TXT, 1, 0, 0);
+	rr_txt(&m, "_smtp._tls.loc.test", "v=TLSRPTv1; rua=mailto:r@loc.test",
+	    NULL, 300);
+	answer("_smtp._tls.loc.test", DNS_T_TXT, DNS_INSECURE, &m);
+	begin(&m, 0x1234, 0, 0, "_smtp._tls.sf.test", DNS_T_TXT, 1, 0, 0);
+	rr_txt(&m, "_smtp._tls.sf.test", "v=TLSRPTv1; rua=mailto:r@sf.test",
+	    NULL, 300);
+	answer("_smtp._tls.sf.test", DNS_T_TXT, DNS_INSECURE, &m);
+
+	time_step = 61;
+	fail0 = stats_value(fail);
+	skip0 = stats_value(skip);
+	snprintf(v.domain, sizeof(v.domain), "loc.test");
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	snprintf(v.domain, sizeof(v.domain), "sf.test");
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	/* loc.test asked again; sf.test's failure still holds */
+	assert_int_equal(queries, 3);
+	assert_int_equal(stats_value(skip) - skip0, 1);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 1);
+
+	/* and sf.test asks again after TTL_FAIL */
+	time_step = 301;
+	snprintf(v.domain, sizeof(v.domain), "sf.test");
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 4);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 2);
+
+	time_step = 0;
+	tlsrpt_rec_free(rc);
+	fakes_clear();
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pending_bytes_bounded),
+		cmocka_unit_test(test_local_failure_short),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
