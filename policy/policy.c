@@ -1202,9 +1202,15 @@ dane_decide(struct policy_req *r)
 		dane_cancel(r->daneq);
 		r->daneq = NULL;
 		r->rpt_kind = RPT_TLSA;
-		defer(r, "dane", "dnssec-invalid", "%s", r->dane_failed ?
-		    "DNSSEC/DANE lookup could not start" : "DNSSEC/DANE "
-		    "lookups did not finish within policy_timeout");
+		if (r->dane_failed) {
+			/* dane_lookup() had no memory: this gateway's
+			 * trouble, not the domain's (not reported) */
+			defer(r, "dane", DANE_LOCAL_ERROR, "DNSSEC/DANE "
+			    "lookup could not start: out of memory");
+			r->v->local = 1;
+		} else
+			defer(r, "dane", "dnssec-invalid", "DNSSEC/DANE "
+			    "lookups did not finish within policy_timeout");
 		return 1;
 	}
 	if (r->dane == NULL)

@@ -14,7 +14,7 @@
  * or fails as HTTP_LOCAL_ERROR when asked to); a fake DNS server in the
  * process answers the rest.
  */
-// WRAP: http_get http_cancel writev malloc
+// WRAP: http_get http_cancel writev malloc calloc
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +38,7 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "policy/cache.h"
+#include "policy/dane.h"
 #include "policy/http.h"
 #include "policy/policy.h"
 #include "policy/sts.h"
@@ -99,6 +100,24 @@ __wrap_malloc(size_t n)
 		return NULL;
 	}
 	return __real_malloc(n);
+}
+
+/* calloc(): a DANE lookup's result (struct dane_info, dane_lookup()'s
+ * second allocation) fails while dane_nomem is set */
+static int dane_nomem, dane_nomem_hits;
+
+void *__real_calloc(size_t, size_t);
+void *__wrap_calloc(size_t, size_t);
+
+void *
+__wrap_calloc(size_t n, size_t sz)
+{
+	if (dane_nomem && n == 1 && sz == sizeof(struct dane_info)) {
+		dane_nomem_hits++;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_calloc(n, sz);
 }
 
 #define NFLOOD		100	/* more than the bound */
@@ -783,6 +802,43 @@ test_dane_local_defers(void **state)
 }
 
 /*
+ * dane_lookup() could not start for want of memory (its result's
+ * calloc() fails): the recipient was deferred as dnssec-invalid, a
+ * failure of the domain's, reported by TLSRPT.  It is this gateway's
+ * trouble: local-error, v->local (not reported), and still a deferral,
+ * never the "no TLSA" that would let the mail go without DANE.  Memory
+ * back, the domain's DANE decides.  Red before: dnssec-invalid, local 0.
+ */
+static void
+test_dane_start_nomem_defers(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+
+	(void)state;
+	cfg_dane = 1;
+	p = mkpolicy();
+	cfg_dane = 0;
+	started = open_fetches = nmreqs = 0;
+	dane_nomem = 1;
+	dane_nomem_hits = 0;
+	v = lookup(p, "dtlsa.signed.test");
+	dane_nomem = 0;
+	assert_int_equal(dane_nomem_hits, 1);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->source, "dane");
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, "out of memory"));
+	policy_verdict_free(v);
+
+	v = lookup(p, "dtlsa.signed.test");
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
  * A cached MTA-STS enforce policy, and the MX walk's MX or A lookup not
  * sent for want of this host's buffers: no MX host owns A, which deferred
  * as the domain's validation-failure ("MX lookup failed (SERVFAIL or
@@ -908,6 +964,7 @@ main(void)
 		cmocka_unit_test(test_fetched_copy_nomem_defers),
 		cmocka_unit_test(test_bg_local_error_no_sitout),
 		cmocka_unit_test(test_dane_local_defers),
+		cmocka_unit_test(test_dane_start_nomem_defers),
 		cmocka_unit_test(test_sts_mx_local_defers),
 		cmocka_unit_test(test_sts_testing_mx_local_unreported),
 		cmocka_unit_test(test_dns_send_eperm_defers),
