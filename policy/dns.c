@@ -99,6 +99,7 @@ struct dns {
 	 * query as refused, a server's answer (DNS_LOCAL) */
 	unsigned	 nlocal;
 	int		 local_errno;
+	int		 tries;		/* c-ares's tries of a query */
 };
 
 static const char *status_names[] = {
@@ -717,6 +718,13 @@ ares_done(void *arg, int status, int timeouts, unsigned char *abuf,
 		}
 	if (status == ARES_SUCCESS && abuf != NULL)
 		a = dns_parse(abuf, alen, p->name, p->type);
+	else if (status == ARES_ETIMEOUT && timeouts < d->tries &&
+	    d->nlocal != p->nlocal0)
+		/* a try that did not time out, while this host could not
+		 * open or send on a socket: the resend after a timeout that
+		 * c-ares could not make, which it ends with the first try's
+		 * status.  A try never sent says nothing of the server */
+		fail = DNS_LOCAL;
 	else if (status == ARES_ETIMEOUT)
 		fail = DNS_TIMEOUT;
 	else if (status == ARES_ENOMEM) {
@@ -1102,7 +1110,7 @@ dns_new(struct ev_loop *loop, const struct config *cfg, char *err,
 	if (per_try < 300)
 		per_try = 300;
 	o.timeout = (int)(per_try > 60000 ? 60000 : per_try);
-	o.tries = 2;
+	o.tries = d->tries = 2;
 	mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS | ARES_OPT_EDNSPSZ |
 	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
 	if ((rc = ares_init_options(&d->ch, &o, mask)) != ARES_SUCCESS) {

@@ -20,7 +20,9 @@
  *                 while the query was out, or out of memory.  c-ares
  *                 reports such a query as refused, a server's answer; it
  *                 says nothing of the name, and callers defer it as
- *                 local-error, never as the domain's failure
+ *                 local-error, never as the domain's failure.  Also a
+ *                 query whose resend after a timeout was not sent so
+ *                 (c-ares ends it as timed out): the last try wins
  *
  * CNAME chains are followed (within one answer, and by new queries up to
  * DNS_MAX_CNAME links); the answer is secure only when every link is.  A

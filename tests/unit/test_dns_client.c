@@ -3,8 +3,9 @@
  * hand-built messages, and the c-ares client on the event loop against a
  * fake UDP server in the same process (AD bit in queries and answers,
  * classification, shared concurrent queries, TTL cache, CNAME chains,
- * timeouts).
+ * timeouts, a resend this host could not make).
  */
+// WRAP: writev
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -242,6 +245,25 @@ struct fake {
 
 static struct fake fk;
 static struct ev_loop *loop;
+
+/* writev() (c-ares's sends, dns.c sf_sendv()) fails with ENOBUFS once the
+ * fake server has seen fail_after queries, as a send this host had no
+ * buffer for */
+static int fail_after, fail_now, sends_failed;
+
+ssize_t __real_writev(int, const struct iovec *, int);
+ssize_t __wrap_writev(int, const struct iovec *, int);
+
+ssize_t
+__wrap_writev(int fd, const struct iovec *iov, int n)
+{
+	if (fail_now || (fail_after != 0 && fk.queries >= fail_after)) {
+		sends_failed++;
+		errno = ENOBUFS;
+		return -1;
+	}
+	return __real_writev(fd, iov, n);
+}
 
 static void
 fake_read(int fd, int events, void *arg)
@@ -569,6 +591,68 @@ test_client_timeout_cancel(void **state)
 }
 
 /*
+ * The first try times out (the server is silent), and c-ares's resend
+ * fails for want of this host's buffers: c-ares ends the query with the
+ * status its first try left, ARES_ETIMEOUT, and it was a timeout, which
+ * the engine takes for the domain's (a TLSA timeout is dnssec-invalid,
+ * reported by TLSRPT; a failed fetch's lookups back off).  The last try
+ * was never sent: local-error, counted in dns_local_failures().  Red
+ * before: timeout.
+ */
+static void
+test_client_resend_local_wins(void **state)
+{
+	struct dns *d = mkdns(900);
+	struct res r = { 0 }, r2;
+	unsigned n0 = dns_local_failures(d, NULL);
+	int e = 0;
+
+	fk.silent = 1;
+	fail_after = 1;
+	sends_failed = 0;
+	outstanding = 1;
+	dns_query(d, "_25._tcp.mx.resend.example", DNS_T_TLSA, got, &r);
+	run();
+	fail_after = 0;
+	assert_int_equal(r.done, 1);
+	assert_int_equal(fk.queries, 1);
+	assert_true(sends_failed >= 1);
+	assert_int_equal(r.st, DNS_LOCAL);
+	assert_true(dns_local_failures(d, &e) > n0);
+	assert_int_equal(e, ENOBUFS);
+
+	/* every try sent and timed out: still a timeout */
+	fk.queries = 0;
+	r.done = 0;
+	outstanding = 1;
+	dns_query(d, "_25._tcp.mx.resend2.example", DNS_T_TLSA, got, &r);
+	run();
+	assert_int_equal(r.done, 1);
+	assert_int_equal(fk.queries, 2);
+	assert_int_equal(r.st, DNS_TIMEOUT);
+
+	/* every try sent and timed out while another query's send failed
+	 * here: the timeout is the server's, still a timeout */
+	fk.queries = 0;
+	r.done = 0;
+	memset(&r2, 0, sizeof(r2));
+	outstanding = 2;
+	dns_query(d, "_25._tcp.mx.resend3.example", DNS_T_TLSA, got, &r);
+	fail_now = 1;
+	sends_failed = 0;
+	dns_query(d, "_25._tcp.mx.other.example", DNS_T_TLSA, got, &r2);
+	fail_now = 0;
+	assert_true(sends_failed >= 1);
+	run();
+	assert_int_equal(r2.done, 1);
+	assert_int_equal(r2.st, DNS_LOCAL);
+	assert_int_equal(r.done, 1);
+	assert_int_equal(fk.queries, 2);
+	assert_int_equal(r.st, DNS_TIMEOUT);
+	dns_free(d);
+}
+
+/*
  * Two servers, the first silent or its port closed, the second answering
  * with AD: only the first is ever asked.  c-ares would otherwise move to
  * the second, and an attacker who delays the validating resolver's
@@ -654,6 +738,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_client_first_server_only,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_timeout_cancel,
+		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(test_client_resend_local_wins,
 		    client_setup, client_teardown),
 	};
 
