@@ -219,6 +219,26 @@ struct clean {
 };
 
 /*
+ * Printable-looking code points that change what a terminal shows
+ * around them, or show nothing: the bidirectional controls (U+061C,
+ * U+200E-U+200F, U+202A-U+202E, U+2066-U+2069) reorder the rest of a
+ * line ("Trojan Source": a label value from the network that reads
+ * otherwise than its bytes), and the invisible format characters (soft
+ * hyphen, zero-width spaces and joiners, word joiner and invisible
+ * operators, line and paragraph separators, the byte order mark, the
+ * tag characters) hide text or make two values look alike.
+ */
+static int
+hidden(uint32_t cp)
+{
+	return cp == 0xad || cp == 0x61c || cp == 0x180e ||
+	    (cp >= 0x200b && cp <= 0x200f) ||
+	    (cp >= 0x2028 && cp <= 0x202e) ||
+	    (cp >= 0x2060 && cp <= 0x206f) || cp == 0xfeff ||
+	    (cp >= 0xe0000 && cp <= 0xe007f);
+}
+
+/*
  * The daemon's answer as a terminal may show it.  With workers = 1 the
  * process that answers is the one that parses the network, and one taken
  * over would otherwise write escape sequences to the terminal of whoever
@@ -226,7 +246,8 @@ struct clean {
  * values carry names and text from the network in any case.  So only
  * newline and valid UTF-8 of printable code points go through: every
  * other C0 byte, DEL, a C1 control (U+0080-U+009F: some terminals act on
- * U+009B as on ESC [), and each invalid sequence (a stray 0x80-0xbf, a
+ * U+009B as on ESC [), a bidirectional or invisible format character
+ * (hidden()), and each invalid sequence (a stray 0x80-0xbf, a
  * raw C1 byte that a terminal in an 8-bit mode takes for one, an overlong
  * form, a surrogate, beyond U+10FFFF, a sequence cut short) become one
  * '?'.  Neither text format has another control byte.  A sequence split
@@ -249,7 +270,7 @@ put_clean(FILE *fp, const char *buf, size_t n, struct clean *st)
 				st->hi = 0xbf;
 				if (--st->need > 0)
 					continue;
-				if (st->cp <= 0x9f)	/* C1 */
+				if (st->cp <= 0x9f || hidden(st->cp))
 					putc('?', fp);
 				else
 					fwrite(st->seq, 1, st->len, fp);

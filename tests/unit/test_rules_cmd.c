@@ -407,6 +407,37 @@ test_status_output_clean(void **state)
 	assert_non_null(strstr(out, "t_b_total{a=\"\xc3\xa9\"} 2\n"));
 }
 
+/* put_clean() of in, split at every place and a byte at a time, gives
+ * want each time, and nothing a terminal acts on */
+static void
+assert_clean_cuts(const char *in, const char *want)
+{
+	struct clean cl;
+	char *out;
+	size_t len, cut, k, outlen;
+	FILE *fp;
+
+	len = strlen(in);
+	/* cut == len + 1: a byte at a time */
+	for (cut = 0; cut <= len + 1; cut++) {
+		memset(&cl, 0, sizeof(cl));
+		assert_non_null(fp = open_memstream(&out, &outlen));
+		if (cut <= len) {
+			put_clean(fp, in, cut, &cl);
+			put_clean(fp, in + cut, len - cut, &cl);
+		} else
+			for (k = 0; k < len; k++)
+				put_clean(fp, in + k, 1, &cl);
+		put_clean_end(fp, &cl);
+		assert_int_equal(fclose(fp), 0);
+		if (strcmp(out, want) != 0)
+			fail_msg("\"%s\" cut %zu: got \"%s\", not \"%s\"",
+			    in, cut, out, want);
+		assert_terminal_safe(out, outlen);
+		free(out);
+	}
+}
+
 /*
  * put_clean() on text split at every place, and a byte at a time: a
  * sequence split across reads comes out as in one (a C1 control still
@@ -435,31 +466,66 @@ test_status_clean_split(void **state)
 		{ "ok\xe2\x82", "ok?" },
 		{ "\xc2", "?" },
 	};
-	struct clean cl;
-	char *out;
-	size_t i, len, cut, k, outlen;
-	FILE *fp;
+	size_t i;
 
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		len = strlen(t[i].in);
-		/* cut == len + 1: a byte at a time */
-		for (cut = 0; cut <= len + 1; cut++) {
-			memset(&cl, 0, sizeof(cl));
-			assert_non_null(fp = open_memstream(&out, &outlen));
-			if (cut <= len) {
-				put_clean(fp, t[i].in, cut, &cl);
-				put_clean(fp, t[i].in + cut, len - cut, &cl);
-			} else
-				for (k = 0; k < len; k++)
-					put_clean(fp, t[i].in + k, 1, &cl);
-			put_clean_end(fp, &cl);
-			assert_int_equal(fclose(fp), 0);
-			if (strcmp(out, t[i].want) != 0)
-				fail_msg("case %zu cut %zu: got \"%s\"", i, cut,
-				    out);
-			assert_terminal_safe(out, outlen);
-			free(out);
-		}
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		assert_clean_cuts(t[i].in, t[i].want);
+}
+
+/* UTF-8 of a code point, NUL-terminated */
+static void
+utf8(uint32_t cp, char *b)
+{
+	if (cp < 0x80)
+		*b++ = (char)cp;
+	else if (cp < 0x800) {
+		*b++ = (char)(0xc0 | cp >> 6);
+		*b++ = (char)(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		*b++ = (char)(0xe0 | cp >> 12);
+		*b++ = (char)(0x80 | (cp >> 6 & 0x3f));
+		*b++ = (char)(0x80 | (cp & 0x3f));
+	} else {
+		*b++ = (char)(0xf0 | cp >> 18);
+		*b++ = (char)(0x80 | (cp >> 12 & 0x3f));
+		*b++ = (char)(0x80 | (cp >> 6 & 0x3f));
+		*b++ = (char)(0x80 | (cp & 0x3f));
+	}
+	*b = '\0';
+}
+
+/*
+ * Bidirectional controls and invisible format characters are valid,
+ * printable-looking UTF-8 that glibc does not call controls, and went
+ * to the terminal: a U+202E in a label value from the network (a
+ * domain's TLSRPT text, an MX's reply) showed the rest of the line
+ * reversed, a U+200B or a tag character hid what was there.  Each one
+ * becomes '?', split anywhere; its neighbours, printable, stay.
+ */
+static void
+test_status_clean_format(void **state)
+{
+	static const uint32_t bad[] = { 0xad, 0x61c, 0x180e, 0x200b,
+	    0x200c, 0x200d, 0x200e, 0x200f, 0x2028, 0x2029, 0x202a, 0x202b,
+	    0x202c, 0x202d, 0x202e, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064,
+	    0x2066, 0x2067, 0x2068, 0x2069, 0x206a, 0x206f, 0xfeff, 0xe0001,
+	    0xe0020, 0xe007f };
+	static const uint32_t good[] = { 0xac, 0xae, 0x61b, 0x61d, 0x200a,
+	    0x2010, 0x2027, 0x202f, 0x205f, 0x2070, 0xfefe, 0xff01, 0xe0100,
+	    0x1f600 };
+	char cp[8], in[16], want[16];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		utf8(bad[i], cp);
+		snprintf(in, sizeof(in), "a%sb", cp);
+		assert_clean_cuts(in, "a?b");
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		utf8(good[i], cp);
+		snprintf(in, sizeof(in), "a%sb", cp);
+		snprintf(want, sizeof(want), "%s", in);
+		assert_clean_cuts(in, want);
 	}
 }
 
@@ -691,6 +757,7 @@ main(void)
 		cmocka_unit_test(test_none_or_busy),
 		cmocka_unit_test(test_status_output_clean),
 		cmocka_unit_test(test_status_clean_split),
+		cmocka_unit_test(test_status_clean_format),
 		cmocka_unit_test(test_other_state_dir),
 		cmocka_unit_test(test_long_state_dir),
 		cmocka_unit_test(test_status_no_daemon_hint),
