@@ -50,6 +50,10 @@ int	cmd_json_set(struct json_t *o, const char *key, const char *s);
  * status (`report send` refuses on other_dir itself).  busy
  * tells a daemon that is there but did not say (its connections all
  * taken, no answer in time) from none (`rules watch` acts on it).
+ * No daemon on the file's control_socket: the one started on this very
+ * file (cmd_set_config_path()) is asked on its start's, which its record
+ * names (cmd_record_daemon(); a reload keeps the start's), and socket
+ * says so, the warning too.
  */
 struct cmd_cfgcheck {
 	uint32_t	 file;		/* config_digest32() of the file read */
@@ -60,9 +64,24 @@ struct cmd_cfgcheck {
 					 * it did not say) */
 	int		 other_dir;	/* ... and not the file's: a reload
 					 * keeps the start's (warning) */
-	char		 warning[1024];	/* "" unless reached and different */
+	char		 socket[108];	/* where it was asked when not the
+					 * file's control_socket: its start's,
+					 * from its record ("" if the file's) */
+	char		 warning[2048];	/* "" unless reached and different */
 };
 void	cmd_config_vs_daemon(const struct config *, struct cmd_cfgcheck *);
+/* the configuration file's path (main.c; NULL: the defaults) */
+void	cmd_set_config_path(const char *);
+/*
+ * The daemon's record of the control_socket and state_dir it runs with,
+ * for the commands that read a file edited since (cmd/status.c): written
+ * as root at the start, before the privilege drop, in CMD_RUNDIR
+ * (MXGUARD_RUNDIR in the environment), named after config_path.  -1 with
+ * err: not written (the commands then know only the file's paths).
+ */
+#define CMD_RUNDIR	"/run/mxguard"
+int	cmd_record_daemon(const char *config_path, const struct config *,
+	    char *err, size_t errsz);
 #define CMD_DIGEST_TIMEOUT_S	2	/* its wait: policy and check ask in
 					 * passing */
 /* JSON: config_digest, daemon_config_digest (null: no daemon answered)

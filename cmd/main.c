@@ -342,6 +342,7 @@ main(int argc, char **argv)
 	/* the default file is optional; a named one must exist */
 	if (opts.config_path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
 		opts.config_path = DEFAULT_CONFIG;
+	cmd_set_config_path(opts.config_path);
 	if ((cfg = config_load(opts.config_path, err, sizeof(err))) == NULL) {
 		char why[512];
 

@@ -933,6 +933,12 @@ run_daemon(struct config *cfg, const struct cmd_opts *opts,
 	    sizeof(err))) == NULL)
 		log_warn("event=control-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
+	/* as root, where `user` cannot write: where the commands find this
+	 * daemon once the file's paths are edited (cmd.h) */
+	else if (w == NULL && cmd_record_daemon(opts->config_path, cfg, err,
+	    sizeof(err)) == -1)
+		log_warn("event=daemon-record-failed error=%s",
+		    log_q(q, sizeof(q), err));
 	/* conntrack's drop counters, evidence that a failed MTA-STS fetch
 	 * or lookup was this host's doing (core/ctstat.h): opened as root,
 	 * before any sandbox of the unprivileged process.  None without

@@ -14,6 +14,8 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 #include <jansson.h>
 
 #include "cmd/cmd.h"
+#include "core/dirperm.h"
 #include "nfq/cidr.h"
 
 
@@ -57,6 +60,161 @@ ctl_connect(const char *path, int secs)
 	return fd;
 }
 
+/*
+ * The daemon's record of where it runs: a reload keeps the start's
+ * control_socket and state_dir (config_keep_start_keys()), so a file
+ * edited since no longer says where the running daemon listens.  Root
+ * writes the record at the start, before the privilege drop, in a
+ * directory only root writes (RuntimeDirectory=, /run/mxguard), named
+ * after the configuration file's path, which an edit does not change,
+ * and not after anything in it.  `user` cannot write there: a worker
+ * taken over cannot point root's commands (rules watch) at a socket of
+ * its own.  A command trusts the record only when the directory and the
+ * file are root's (or its own user's, who wrote them) and nobody else's
+ * to write, it names this very file, and the socket it names is
+ * listened on by the process it names (SO_PEERCRED): a record left by a
+ * daemon gone is no daemon.  MXGUARD_RUNDIR moves the directory (the
+ * tests).
+ */
+static const char *
+rundir(void)
+{
+	const char *d = secure_getenv("MXGUARD_RUNDIR");
+
+	return d != NULL && *d == '/' ? d : CMD_RUNDIR;
+}
+
+/* The record's path for the configuration file at config_path, and the
+ * file's absolute path in conf; -1 when there is none to record. */
+static int
+record_path(const char *config_path, char *conf, size_t confsz, char *rec,
+    size_t recsz)
+{
+	uint64_t h = 14695981039346656037ULL;	/* FNV-1a */
+	const char *p;
+	char *rp;
+	int n;
+
+	if (config_path == NULL || (rp = realpath(config_path, NULL)) == NULL)
+		return -1;
+	for (p = rp; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	n = snprintf(conf, confsz, "%s", rp);
+	free(rp);
+	if (n < 0 || (size_t)n >= confsz)
+		return -1;
+	n = snprintf(rec, recsz, "%s/daemon-%016llx", rundir(),
+	    (unsigned long long)h);
+	return n < 0 || (size_t)n >= recsz ? -1 : 0;
+}
+
+int
+cmd_record_daemon(const char *config_path, const struct config *cfg,
+    char *err, size_t errsz)
+{
+	char conf[PATH_MAX], rec[PATH_MAX], tmp[PATH_MAX + 32];
+	struct stat st;
+	FILE *fp = NULL;
+	int fd = -1;
+
+	*err = '\0';
+	if (config_path == NULL)	/* the defaults: nothing to edit */
+		return 0;
+	if (record_path(config_path, conf, sizeof(conf), rec,
+	    sizeof(rec)) == -1) {
+		snprintf(err, errsz, "%s: %s", config_path, errno ?
+		    strerror(errno) : "path too long");
+		return -1;
+	}
+	if (strchr(conf, '\n') || strchr(cfg->control_socket, '\n') ||
+	    strchr(cfg->state_dir, '\n')) {
+		snprintf(err, errsz, "a path with a newline");
+		return -1;
+	}
+	/* root's, as RuntimeDirectory= makes it (see make_parent()) */
+	(void)mkdir(rundir(), 0755);
+	if (lstat(rundir(), &st) == -1 || !S_ISDIR(st.st_mode) ||
+	    dir_writers(&st, geteuid(), (gid_t)-1) != DIRW_NONE) {
+		snprintf(err, errsz, "%s: not a directory only root writes",
+		    rundir());
+		return -1;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.%ld", rec, (long)getpid());
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0644)) == -1 || fchmod(fd, 0644) == -1 ||
+	    (fp = fdopen(fd, "w")) == NULL)
+		goto fail;
+	fd = -1;
+	fprintf(fp, "pid %ld\nconfig %s\ncontrol_socket %s\nstate_dir %s\n",
+	    (long)getpid(), conf, cfg->control_socket, cfg->state_dir);
+	if (fclose(fp) == EOF) {
+		fp = NULL;
+		goto fail;
+	}
+	fp = NULL;
+	if (rename(tmp, rec) == -1)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
+	if (fp != NULL)
+		fclose(fp);
+	if (fd != -1)
+		close(fd);
+	(void)unlink(tmp);
+	return -1;
+}
+
+/* The configuration file's path the commands were given (main.c), for
+ * the daemon's record */
+static const char *config_path;
+
+void
+cmd_set_config_path(const char *path)
+{
+	config_path = path;
+}
+
+/*
+ * The record of a daemon started on this very configuration file: its
+ * pid and control socket; -1 when there is none to trust (see rundir()).
+ */
+static int
+record_read(pid_t *pid, char *sock, size_t socksz)
+{
+	char conf[PATH_MAX], rec[PATH_MAX], buf[3 * PATH_MAX + 256], *p, *e;
+	struct stat st, dst;
+	ssize_t n;
+	long v;
+	int fd, ok = 0;
+
+	if (record_path(config_path, conf, sizeof(conf), rec,
+	    sizeof(rec)) == -1 || lstat(rundir(), &dst) == -1 ||
+	    !S_ISDIR(dst.st_mode) || dir_writers(&dst, geteuid(),
+	    (gid_t)-1) != DIRW_NONE)
+		return -1;
+	if ((fd = open(rec, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_uid == 0 ||
+	    st.st_uid == geteuid()) && (st.st_mode & 022) == 0 &&
+	    (n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+		buf[n] = '\0';
+		ok = 1;
+	}
+	close(fd);
+	if (!ok || strncmp(buf, "pid ", 4) != 0 ||
+	    (v = strtol(buf + 4, &p, 10)) <= 0 || strncmp(p, "\nconfig ", 8)
+	    != 0 || (e = strchr(p += 8, '\n')) == NULL ||
+	    (size_t)(e - p) != strlen(conf) || strncmp(p, conf, e - p) != 0 ||
+	    strncmp(e, "\ncontrol_socket ", 16) != 0 ||
+	    (p = strchr(e += 16, '\n')) == NULL || (size_t)(p - e) >= socksz)
+		return -1;
+	*pid = (pid_t)v;
+	snprintf(sock, socksz, "%.*s", (int)(p - e), e);
+	return 0;
+}
+
 /* How daemon_digest() found the daemon. */
 enum { DG_ANSWERED, DG_NONE, DG_BUSY };
 
@@ -74,7 +232,8 @@ enum { DG_ANSWERED, DG_NONE, DG_BUSY };
  * daemon that does not say.
  */
 static int
-daemon_digest(const char *path, uint32_t *digest, char *sdir, size_t sdirsz)
+daemon_digest(const char *path, pid_t pid, uint32_t *digest, char *sdir,
+    size_t sdirsz)
 {
 	static const char tag[] = "\n# config digest ", dtag[] =
 	    "\n# state_dir ";
@@ -94,8 +253,14 @@ daemon_digest(const char *path, uint32_t *digest, char *sdir, size_t sdirsz)
 		    DG_BUSY;
 	/* the listener's credentials from its listen(): a socket whose
 	 * listener died is held by no daemon, whoever still has the fd */
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == 0 &&
-	    cr.pid > 0 && kill(cr.pid, 0) == -1 && errno == ESRCH) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == -1)
+		cr.pid = 0;
+	if (cr.pid > 0 && kill(cr.pid, 0) == -1 && errno == ESRCH) {
+		rc = DG_NONE;
+		goto out;
+	}
+	/* a recorded daemon's socket: listened on by that daemon */
+	if (pid > 0 && cr.pid != pid) {
 		rc = DG_NONE;
 		goto out;
 	}
@@ -149,15 +314,33 @@ same_dir(const char *a, const char *b)
 void
 cmd_config_vs_daemon(const struct config *cfg, struct cmd_cfgcheck *c)
 {
-	size_t n;
+	char rsock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pid_t rpid = 0;
+	size_t n = 0;
 	char *p;
 
 	memset(c, 0, sizeof(*c));
 	c->file = config_digest32(cfg);
-	switch (daemon_digest(cfg->control_socket, &c->daemon, c->state_dir,
+	switch (daemon_digest(cfg->control_socket, 0, &c->daemon, c->state_dir,
 	    sizeof(c->state_dir))) {
 	case DG_NONE:
-		return;
+		/* none on the file's: one started on this file may listen
+		 * on its start's (a reload keeps it) */
+		if (record_read(&rpid, rsock, sizeof(rsock)) == -1 ||
+		    strcmp(rsock, cfg->control_socket) == 0)
+			return;
+		switch (daemon_digest(rsock, rpid, &c->daemon, c->state_dir,
+		    sizeof(c->state_dir))) {
+		case DG_NONE:
+			return;
+		case DG_BUSY:
+			c->busy = 1;
+			break;
+		}
+		snprintf(c->socket, sizeof(c->socket), "%s", rsock);
+		if (c->busy)
+			return;
+		break;
 	case DG_BUSY:
 		c->busy = 1;
 		return;
@@ -172,27 +355,34 @@ cmd_config_vs_daemon(const struct config *cfg, struct cmd_cfgcheck *c)
 		for (p = c->state_dir; *p; p++)
 			if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
 				*p = '?';
-		snprintf(c->warning, sizeof(c->warning), "the daemon runs "
-		    "with state_dir %.250s, kept from its start (a reload "
-		    "does not move it), not the file's %.250s: this reads "
-		    "the stores in %.250s; restart mxguard for the file's to "
-		    "apply",
+		n = (size_t)snprintf(c->warning, sizeof(c->warning), "the "
+		    "daemon runs with state_dir %.200s, kept from its start (a "
+		    "reload does not move it), not the file's %.200s: this "
+		    "reads the stores in %.200s; restart mxguard for the "
+		    "file's to apply",
 		    c->state_dir, cfg->state_dir, cfg->state_dir);
 		c->other_dir = 1;
-		return;
+	} else if (c->daemon != c->file) {
+		n = (size_t)snprintf(c->warning, sizeof(c->warning), "this "
+		    "answer is for the configuration file on disk (digest "
+		    "%08x), not for the one the daemon runs (digest %08x): it "
+		    "takes the file at a reload, or its log says why it "
+		    "refused it", c->file, c->daemon);
+		/* the file's digest covers tls_policy_file's bytes: one
+		 * this user cannot read makes another digest than the
+		 * daemon's */
+		if (cfg->digest_errno != 0 && n < sizeof(c->warning))
+			n += (size_t)snprintf(c->warning + n,
+			    sizeof(c->warning) - n, " (here tls_policy_file "
+			    "%.200s could not be read: %s)",
+			    cfg->tls_policy_file, strerror(cfg->digest_errno));
 	}
-	if (c->daemon == c->file)
-		return;
-	n = (size_t)snprintf(c->warning, sizeof(c->warning), "this answer is "
-	    "for the configuration file on disk (digest %08x), not for the "
-	    "one the daemon runs (digest %08x): it takes the file at a "
-	    "reload, or its log says why it refused it", c->file, c->daemon);
-	/* the file's digest covers tls_policy_file's bytes: one this user
-	 * cannot read makes another digest than the daemon's */
-	if (cfg->digest_errno != 0 && n < sizeof(c->warning))
-		snprintf(c->warning + n, sizeof(c->warning) - n, " (here "
-		    "tls_policy_file %s could not be read: %s)",
-		    cfg->tls_policy_file, strerror(cfg->digest_errno));
+	if (*c->socket && n < sizeof(c->warning))
+		snprintf(c->warning + n, sizeof(c->warning) - n, "%sthe daemon "
+		    "listens on control_socket %s, kept from its start, not "
+		    "the file's %.200s: asked there; restart mxguard for the "
+		    "file's to apply", n > 0 ? "; " : "", c->socket,
+		    cfg->control_socket);
 }
 
 void

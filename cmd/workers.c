@@ -794,8 +794,15 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 	    NULL)
 		log_warn("event=control-unavailable error=%s",
 		    log_q(q, sizeof(q), err));
-	else
+	else {
 		control_set_workers(s->control, s->shm, s->n);
+		/* where the commands find this daemon once the file's
+		 * paths are edited (cmd.h) */
+		if (cmd_record_daemon(s->opts->config_path, cfg, err,
+		    sizeof(err)) == -1)
+			log_warn("event=daemon-record-failed error=%s",
+			    log_q(q, sizeof(q), err));
+	}
 	process_metrics();
 	stats_set(stats_gauge("mxguard_workers_configured",
 	    "Worker processes the daemon runs (config workers)"), s->n);

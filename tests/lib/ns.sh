@@ -203,6 +203,9 @@ ns_setup() {
 	trap 'exit 130' INT TERM
 	T=$(mktemp -d "/tmp/mxg-$$.XXXXXX")
 	chmod 755 "$T"
+	# where the daemons record their paths and the commands find them
+	# (cmd.h, cmd_record_daemon()): this scenario's, not the host's
+	export MXGUARD_RUNDIR=$T/run
 	local ns
 	for ns in "$SND" "$RCV"; do
 		ip netns add "$ns" || fail "ip netns add $ns"

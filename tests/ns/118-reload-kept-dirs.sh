@@ -9,7 +9,11 @@
 # reloaded, status finds no daemon at the file's and says that an edited
 # control_socket applies at a restart.  Before: no state_dir line, no
 # warning, report send ran on the file's store, status said only "No such
-# file or directory (is mxguard running?)".
+# file or directory (is mxguard running?)".  With both edited and
+# reloaded, `report send` finds the daemon through its record (written
+# at its start, where only root writes) on the start's control_socket,
+# and refuses as with state_dir alone; before, it found no daemon and
+# sent from the file's state_dir, nothing said.
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 ns_setup
@@ -58,4 +62,13 @@ kill -HUP "$MXG_PID"
 wait_log "$MXLOG" "event=reload-note keys=\"?state_dir, control_socket\"? note=" 20
 rc 1 "status on the edited control_socket" "$M" -c "$C" status
 assert "status: no daemon there, an edited one needs a restart" grep -q "no mxguard daemon listens on control_socket $T/other.sock (No such file or directory): is it running? If control_socket was edited since it started, it listens on the old one until restarted (a reload keeps it)" "$T/err"
+# both edited and reloaded: the daemon's record (written as root at its
+# start, in MXGUARD_RUNDIR) leads report send to the start's socket,
+# whose status names the start's state_dir: nothing sent, both named
+assert "the daemon's record names its start's socket" grep -qx "control_socket $T/mxguard.sock" "$MXGUARD_RUNDIR"/daemon-*
+# (policy above made its cache there: what report send would add)
+before=$(ls -A "$T/other")
+rc 1 "report send with both edited" offline "$M" -c "$C" report send
+assert "report send: the start's state_dir and control_socket, nothing sent" grep -q "the daemon runs with state_dir $T/mxstate, kept from its start.*; the daemon listens on control_socket $T/mxguard.sock, kept from its start, not the file's $T/other.sock: asked there;.*; nothing sent$" "$T/err"
+assert "report send: nothing made in the file's state_dir" [ "$(ls -A "$T/other")" = "$before" ]
 pass "the commands say when the daemon runs with the start's state_dir or control_socket"

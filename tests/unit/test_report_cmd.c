@@ -5,7 +5,8 @@
  * it, so "Bücher.TEST." finds the counts of xn--bcher-kva.test.  A name
  * that is no domain at all is refused.  With a daemon that runs on
  * another state_dir (the file's edited since its start; a reload keeps
- * the start's), `report send` sends nothing from the file's and says why.
+ * the start's), `report send` sends nothing from the file's and says why,
+ * also when control_socket was edited too (the daemon's record).
  *
  * cmd/ is not in libmxguard.a: the modules are compiled in here, with a
  * stand-in for priv_drop_cmd() (cmd/priv.c).
@@ -121,33 +122,65 @@ test_show_domain_normalised(void **state)
  * directory the daemon does not record in) and sent from it; now it
  * sends nothing and says which directory the daemon runs with.
  */
-/* A daemon on sockpath that answers one status request with answer. */
+/*
+ * A daemon on path that answers one status request with answer: its
+ * socket listened on by this process (the daemon's pid, as SO_PEERCRED
+ * names it), or with child_listens by the child that answers.
+ */
 static pid_t
-fake_daemon(const char *answer)
+fake_daemon_at(const char *path, const char *answer, int child_listens)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	char req[64];
-	int lfd;
+	int lfd = -1, p[2];
 	pid_t pid;
 
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sockpath);
-	assert_true((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	assert_int_equal(listen(lfd, 4), 0);
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	if (!child_listens) {
+		assert_true((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+		assert_int_equal(bind(lfd, (struct sockaddr *)&sun,
+		    sizeof(sun)), 0);
+		assert_int_equal(listen(lfd, 4), 0);
+	}
+	assert_int_equal(pipe(p), 0);
 	assert_true((pid = fork()) >= 0);
 	if (pid == 0) {
 		size_t n = strlen(answer);
 		int c;
 
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (child_listens && ((lfd = socket(AF_UNIX, SOCK_STREAM,
+		    0)) == -1 || bind(lfd, (struct sockaddr *)&sun,
+		    sizeof(sun)) == -1 || listen(lfd, 4) == -1))
+			_exit(1);
+		(void)!write(p[1], "r", 1);
 		if ((c = accept(lfd, NULL, NULL)) == -1)
 			_exit(1);
 		while (read(c, req, sizeof(req)) > 0)
 			;
 		_exit(write(c, answer, n) == (ssize_t)n ? 0 : 1);
 	}
-	close(lfd);
+	close(p[1]);
+	assert_int_equal(read(p[0], req, 1), 1);
+	close(p[0]);
+	if (lfd != -1)
+		close(lfd);
 	return pid;
+}
+
+static void
+stop_fake(pid_t pid, const char *path)
+{
+	(void)kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	unlink(path);
+}
+
+/* A daemon on sockpath that answers one status request with answer. */
+static pid_t
+fake_daemon(const char *answer)
+{
+	return fake_daemon_at(sockpath, answer, 0);
 }
 
 static void
@@ -213,6 +246,93 @@ test_same_state_dir_spelled_otherwise(void **state)
 	unlink(lnk);
 }
 
+/*
+ * Both control_socket and state_dir edited in the file since the daemon
+ * started (a reload keeps the start's): no daemon on the file's socket,
+ * and `report send` sent from the file's state_dir, nothing said, while
+ * the daemon records in its own (its reports sent twice, or none).  Now
+ * the daemon's record (cmd_record_daemon(), as the daemon writes it at
+ * its start) leads to its start's socket, whose answer names its
+ * state_dir: send refuses, exit 1, naming both.  A record is not
+ * followed when its socket's listener is another process than the one
+ * it names (a daemon gone), when its directory is others' to write, or
+ * for another configuration file.
+ */
+static void
+test_send_both_edited(void **state)
+{
+	static const char answer[] = "# mxguard pid 1, up 1s\n"
+	    "# config digest 00000000, applied 1\n"
+	    "# state_dir /var/lib/mxguard-started\n"
+	    "mxguard_sessions_total 0\n";
+	char *argv[] = { "report", "send", NULL };
+	char rundir_[300], conf[300], other[300], started_sock[100], err[512];
+	struct config *started;
+	struct cmd_cfgcheck cc;
+	int fd, rc;
+	pid_t pid;
+
+	snprintf(rundir_, sizeof(rundir_), "%s/run", dir);
+	snprintf(conf, sizeof(conf), "%s/mxguard.conf", dir);
+	snprintf(other, sizeof(other), "%s/other.conf", dir);
+	snprintf(started_sock, sizeof(started_sock), "%s.started", dir);
+	assert_true((fd = open(conf, O_WRONLY | O_CREAT, 0644)) >= 0);
+	close(fd);
+	assert_true((fd = open(other, O_WRONLY | O_CREAT, 0644)) >= 0);
+	close(fd);
+	assert_int_equal(setenv("MXGUARD_RUNDIR", rundir_, 1), 0);
+	/* the daemon as it started: its record names this process */
+	assert_non_null(started = config_load(NULL, err, sizeof(err)));
+	free(started->control_socket);
+	started->control_socket = strdup(started_sock);
+	free(started->state_dir);
+	started->state_dir = strdup("/var/lib/mxguard-started");
+	if (cmd_record_daemon(conf, started, err, sizeof(err)) == -1)
+		fail_msg("cmd_record_daemon: %s", err);
+	cmd_set_config_path(conf);
+
+	pid = fake_daemon_at(started_sock, answer, 0);
+	rc = cmd_capture(cmd_report, 2, argv, cfg, outpath, out, sizeof(out),
+	    errpath, errout, sizeof(errout));
+	stop_fake(pid, started_sock);
+	if (rc != 1 || strstr(errout, "state_dir /var/lib/mxguard-started") ==
+	    NULL || strstr(errout, started_sock) == NULL ||
+	    strstr(errout, "nothing sent") == NULL)
+		fail_msg("exit %d, stderr: %s", rc, errout);
+	assert_string_equal(out, "");
+
+	/* the socket listened on by another process than the record's */
+	pid = fake_daemon_at(started_sock, answer, 1);
+	cmd_config_vs_daemon(cfg, &cc);
+	assert_false(cc.reached || cc.busy || cc.other_dir || *cc.warning);
+	stop_fake(pid, started_sock);
+	/* its directory writable by others */
+	assert_int_equal(chmod(rundir_, 0777), 0);
+	pid = fake_daemon_at(started_sock, answer, 0);
+	cmd_config_vs_daemon(cfg, &cc);
+	assert_false(cc.reached || cc.busy || *cc.warning);
+	stop_fake(pid, started_sock);
+	assert_int_equal(chmod(rundir_, 0755), 0);
+	/* another configuration file's command */
+	cmd_set_config_path(other);
+	pid = fake_daemon_at(started_sock, answer, 0);
+	cmd_config_vs_daemon(cfg, &cc);
+	assert_false(cc.reached || cc.busy || *cc.warning);
+	stop_fake(pid, started_sock);
+	/* the same file, and the record's listener: reached (each case
+	 * above would be, but for what it tests) */
+	cmd_set_config_path(conf);
+	pid = fake_daemon_at(started_sock, answer, 0);
+	cmd_config_vs_daemon(cfg, &cc);
+	stop_fake(pid, started_sock);
+	assert_true(cc.reached && cc.other_dir);
+	assert_string_equal(cc.socket, started_sock);
+
+	cmd_set_config_path(NULL);
+	unsetenv("MXGUARD_RUNDIR");
+	config_free(started);
+}
+
 int
 main(void)
 {
@@ -220,6 +340,7 @@ main(void)
 		cmocka_unit_test(test_show_domain_normalised),
 		cmocka_unit_test(test_send_other_state_dir),
 		cmocka_unit_test(test_same_state_dir_spelled_otherwise),
+		cmocka_unit_test(test_send_both_edited),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
