@@ -92,8 +92,10 @@ rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 	char err[1024] = "", what[700], why[256];
 	enum ensure_result r;
 	int st, was, broken, differs;
+	size_t n;
 
 	msg[0] = '\0';
+	cc.socket[0] = '\0';
 	st = rules_state(cfg, &missing, &broken, err, sizeof(err));
 	if (st == -1) {
 		snprintf(msg, msgsz, "reading the rules: %s", err);
@@ -221,6 +223,13 @@ rules_check(const struct config *cfg, int *refused, char *msg, size_t msgsz)
 	*refused = 0;
 	r = ENSURE_PUT_BACK;
 out:
+	/* the daemon found on its start's socket, through its record: the
+	 * operator reads where, and that the file's waits for a restart */
+	if (*cc.socket && *msg && (n = strlen(msg)) < msgsz)
+		snprintf(msg + n, msgsz - n, " (the daemon answered on "
+		    "control_socket %s, kept from its start, not the file's "
+		    "%s: restart mxguard for the file's to apply)", cc.socket,
+		    cfg->control_socket);
 	rbuf_free(&missing);
 	return r;
 }

@@ -15,7 +15,9 @@
 # daemon loaded it, it installs the refusal set (fail_mode = closed in the
 # file; the watch then puts the file's set in once the daemon is reloaded
 # on it) or nothing (open), and exits 1; with no daemon running, it does
-# nothing (its unit installs the rules when it starts).
+# nothing (its unit installs the rules when it starts).  With
+# control_socket edited and reloaded, ensure finds the daemon on its
+# start's through its record and puts the rules back, naming that socket.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -166,8 +168,27 @@ assert "file edited, open: ensure exits 1" bash -c "! ip netns exec $SND $MXGUAR
 assert "file edited, open: ensure says why" grep -q "differs from the one the daemon runs.*not put back" "$T/ensure.err"
 assert "file edited, open: nothing put back" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
 
-# no daemon: nothing to do
+# control_socket edited and reloaded: the daemon listens on its start's
+# (a reload keeps it); ensure finds it through its record and puts the
+# rules back, naming the socket it asked (before: no daemon on the
+# file's socket, nothing put back until a restart)
+# (fail_mode back as the daemon runs it: a reload refuses its change)
+sed -i 's/^fail_mode = open$/fail_mode = closed/' "$T/mxguard.conf"
+echo "control_socket = $T/edited.sock" >>"$T/mxguard.conf"
+n0=$(grep -c 'event=reloaded ' "$MXLOG")
+kill -HUP "$MXG_PID"
+wait_log "$MXLOG" "event=reload-note keys=control_socket " 20
+wait_for 20 "the reload in both workers" bash -c "[ \$(grep -c 'event=reloaded ' '$MXLOG') -ge $((n0 + 2)) ]"
+assert "control_socket edited: rules show says not installed" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
+assert "control_socket edited: ensure exits 0" ensure
+assert "control_socket edited: ensure put them back" present
+assert "control_socket edited: ensure names the socket asked" \
+	grep -q "were gone.*installed again (the daemon answered on control_socket [^ ]*, kept from its start, not the file's $T/edited.sock: restart mxguard" "$T/ensure.err"
+
+# no daemon: nothing to do (its record, left behind, names a socket
+# nobody listens on: no daemon either)
 mxg_kill
+wipe
 assert "no daemon: ensure exits 0" ensure
 assert "no daemon: nothing installed" bash -c "! ip netns exec $SND $MXGUARD -c $T/mxguard.conf rules show >/dev/null"
 pass "rules ensure and watch: put back while the daemon runs this file, not otherwise"

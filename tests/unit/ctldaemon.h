@@ -3,8 +3,8 @@
  * (test_policy_cmd.c, test_rules_cmd.c): cmd/control.c in a child
  * process, answering at the including file's `sockpath` with the
  * configuration `cfg` and the digest given, the way a running daemon
- * would.  The includer compiles cmd/control.c in and defines sockpath
- * and cfg.  daemon_stop() kills the child and removes the socket.
+ * would.  The includer compiles cmd/control.c and cmd/status.c in and
+ * defines sockpath and cfg.  daemon_stop() kills the child and removes the socket.
  */
 #ifndef MXG_TEST_CTLDAEMON_H
 #define MXG_TEST_CTLDAEMON_H
@@ -13,6 +13,10 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* when set, the daemon writes its record for this configuration file
+ * (cmd_record_daemon(), in MXGUARD_RUNDIR) */
+static const char *daemon_record_conf;
 
 static pid_t
 daemon_start(uint32_t digest)
@@ -34,6 +38,10 @@ daemon_start(uint32_t digest)
 		    sizeof(err))) == NULL)
 			_exit(1);
 		control_set_config(ctl, digest);
+		/* as the daemon records itself at its start (cmd.h) */
+		if (daemon_record_conf != NULL && cmd_record_daemon(
+		    daemon_record_conf, cfg, err, sizeof(err)) == -1)
+			_exit(1);
 		(void)!write(p[1], "r", 1);
 		ev_loop_run(loop);
 		_exit(0);

@@ -30,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <wchar.h>
 #include <wctype.h>
@@ -722,6 +723,62 @@ test_watch_unloaded(void **state)
 	unlink(good);
 }
 
+/*
+ * control_socket edited in the file since the daemon started (a reload
+ * keeps the start's), the rules gone: `rules ensure` and `rules watch`
+ * found no daemon on the file's socket and put nothing back until a
+ * restart (ENSURE_NO_DAEMON), port-25 flows going direct meanwhile.
+ * Now the daemon's record (written at its start, here by control.c's
+ * child) leads them to the start's socket: the daemon runs the file
+ * (the same digest), so the set is installed again, and the line names
+ * the socket asked and the file's.
+ */
+static void
+test_ensure_edited_socket(void **state)
+{
+	char rundir_[200], conf[200], rec[PATH_MAX], cpath[PATH_MAX];
+	char msg[1536], *file_sock = cfg->control_socket, edited[200];
+	int fd, refused = 0;
+	pid_t pid;
+
+	snprintf(rundir_, sizeof(rundir_), "%s/run", dir);
+	snprintf(conf, sizeof(conf), "%s/mxguard.conf", dir);
+	snprintf(edited, sizeof(edited), "%s/edited.sock", dir);
+	assert_true((fd = open(conf, O_WRONLY | O_CREAT, 0644)) >= 0);
+	close(fd);
+	assert_int_equal(setenv("MXGUARD_RUNDIR", rundir_, 1), 0);
+	cmd_set_config_path(conf);
+	daemon_record_conf = conf;
+	pid = daemon_start(config_digest32(cfg));
+	daemon_record_conf = NULL;
+	cfg->control_socket = edited;
+
+	set_mode("open");
+	fake_st = RULES_ST_NONE;
+	installs = refusals = 0;
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_PUT_BACK);
+	assert_int_equal(installs, 1);
+	if (strstr(msg, "were gone") == NULL || strstr(msg, "answered on "
+	    "control_socket") == NULL || strstr(msg, file_sock) == NULL ||
+	    strstr(msg, edited) == NULL)
+		fail_msg("msg: %s", msg);
+	/* the set whole: nothing to say */
+	assert_int_equal(rules_check(cfg, &refused, msg, sizeof(msg)),
+	    ENSURE_PRESENT);
+	assert_string_equal(msg, "");
+
+	cfg->control_socket = file_sock;
+	daemon_stop(pid);
+	assert_int_equal(record_path(conf, cpath, sizeof(cpath), rec,
+	    sizeof(rec)), 0);
+	assert_int_equal(unlink(rec), 0);
+	assert_int_equal(rmdir(rundir_), 0);
+	assert_int_equal(unlink(conf), 0);
+	cmd_set_config_path(NULL);
+	unsetenv("MXGUARD_RUNDIR");
+}
+
 static int
 setup(void **state)
 {
@@ -762,6 +819,7 @@ main(void)
 		cmocka_unit_test(test_long_state_dir),
 		cmocka_unit_test(test_status_no_daemon_hint),
 		cmocka_unit_test(test_watch_unloaded),
+		cmocka_unit_test(test_ensure_edited_socket),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
