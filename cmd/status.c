@@ -1,6 +1,7 @@
 /*
  * status.c - `mxguard status [--metrics]`: asks the running daemon over
- * its control socket (cmd/control.c) and prints the answer: summary
+ * its control socket (cmd/control.c; with none on the file's, the one
+ * its record names: cmd_record_daemon()) and prints the answer: summary
  * lines (pid, uptime; the digest of the configuration it runs, see
  * cmd/control.h) and every counter as "name value", or with --metrics the same
  * counters in Prometheus text format.  Exit 0, or 1 when no daemon
@@ -510,12 +511,38 @@ put_clean_end(FILE *fp, struct clean *st)
 	memset(st, 0, sizeof(*st));
 }
 
+/*
+ * A connection to the daemon started on this configuration file, on the
+ * control socket its record names (record_read()) when that is not the
+ * file's, and only when that socket's listener is the record's pid; -1
+ * when there is none.
+ */
+static int
+recorded_daemon(const struct config *cfg, char *sock, size_t socksz)
+{
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
+	pid_t pid;
+	int fd;
+
+	if (record_read(&pid, sock, socksz) == -1 ||
+	    strcmp(sock, cfg->control_socket) == 0 ||
+	    (fd = ctl_connect(sock, 5)) == -1)
+		return -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) == -1 ||
+	    cr.pid != pid) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int
 cmd_status(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
 	const char *req = "status\n";
-	char buf[8192];
+	char buf[8192], rsock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	ssize_t n;
 	struct clean cl = { 0 };
 	int fd, first = 1;
@@ -532,21 +559,30 @@ cmd_status(int argc, char **argv, struct config *cfg,
 		return 1;
 	}
 	if ((fd = ctl_connect(cfg->control_socket, 5)) == -1) {
+		int e = errno;
+
 		/* a reload keeps the start's control_socket: the file's may
-		 * not be where the daemon listens */
-		if (errno == ENOENT || errno == ECONNREFUSED ||
-		    errno == ENOTDIR)
+		 * not be where the daemon listens; its record says where */
+		if ((e == ENOENT || e == ECONNREFUSED || e == ENOTDIR) &&
+		    (fd = recorded_daemon(cfg, rsock, sizeof(rsock))) != -1)
+			fprintf(stderr, "mxguard: status: no mxguard daemon "
+			    "listens on control_socket %s, the file's; the one "
+			    "started on this file listens on its start's, %s "
+			    "(a reload keeps it), and answers below: restart "
+			    "mxguard for the file's to apply\n",
+			    cfg->control_socket, rsock);
+		else if (e == ENOENT || e == ECONNREFUSED || e == ENOTDIR)
 			fprintf(stderr, "mxguard: status: no mxguard daemon "
 			    "listens on control_socket %s (%s): is it "
 			    "running? If control_socket was edited since it "
 			    "started, it listens on the old one until "
 			    "restarted (a reload keeps it)\n",
-			    cfg->control_socket, strerror(errno));
+			    cfg->control_socket, strerror(e));
 		else
 			fprintf(stderr, "mxguard: status: %s: %s (is mxguard "
-			    "running?)\n", cfg->control_socket,
-			    strerror(errno));
-		return 1;
+			    "running?)\n", cfg->control_socket, strerror(e));
+		if (fd == -1)
+			return 1;
 	}
 	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
 		fprintf(stderr, "mxguard: status: send: %s\n", strerror(errno));

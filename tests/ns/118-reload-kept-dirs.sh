@@ -6,8 +6,9 @@
 # the start's, policy warns that it reads the file's stores, and `report
 # send` sends nothing (exit 1) rather than send from, and mark sent in, a
 # store the daemon does not record in.  With control_socket edited and
-# reloaded, status finds no daemon at the file's and says that an edited
-# control_socket applies at a restart.  Before: no state_dir line, no
+# reloaded, status finds no daemon at the file's, asks the start's that
+# the daemon's record names, and says that an edited control_socket
+# applies at a restart.  Before: no state_dir line, no
 # warning, report send ran on the file's store, status said only "No such
 # file or directory (is mxguard running?)".  With both edited and
 # reloaded, `report send` finds the daemon through its record (written
@@ -56,12 +57,14 @@ assert "report send: nothing made in the file's state_dir" [ -z "$(ls -A "$T/oth
 offline "$M" -c "$C" policy cli.test >"$T/out" 2>"$T/err"
 assert "policy: warns of the daemon's state_dir" grep -q "^mxguard: policy: warning: the daemon runs with state_dir $T/mxstate, kept from its start" "$T/err"
 
-# control_socket edited and reloaded: no daemon at the file's, said why
+# control_socket edited and reloaded: no daemon at the file's; status
+# asks the start's, which the daemon's record names, and says so
 echo "control_socket = $T/other.sock" >>"$C"
 kill -HUP "$MXG_PID"
 wait_log "$MXLOG" "event=reload-note keys=\"?state_dir, control_socket\"? note=" 20
-rc 1 "status on the edited control_socket" "$M" -c "$C" status
-assert "status: no daemon there, an edited one needs a restart" grep -q "no mxguard daemon listens on control_socket $T/other.sock (No such file or directory): is it running? If control_socket was edited since it started, it listens on the old one until restarted (a reload keeps it)" "$T/err"
+rc 0 "status on the edited control_socket" "$M" -c "$C" status
+assert "status: no daemon there, the start's socket asked" grep -q "no mxguard daemon listens on control_socket $T/other.sock, the file's; the one started on this file listens on its start's, $T/mxguard.sock (a reload keeps it), and answers below: restart mxguard for the file's to apply" "$T/err"
+assert "status: the daemon's answer" grep -qx "# state_dir $T/mxstate" "$T/out"
 # both edited and reloaded: the daemon's record (written as root at its
 # start, in MXGUARD_RUNDIR) leads report send to the start's socket,
 # whose status names the start's state_dir: nothing sent, both named

@@ -643,6 +643,57 @@ test_status_no_daemon_hint(void **state)
 		fail_msg("stderr: %s", err);
 }
 
+/*
+ * control_socket edited since the daemon started: status found no daemon
+ * on the file's socket and exited 1 (with the hint of b6abe4c), though
+ * the daemon's record says where it listens.  Now status asks there,
+ * says so on stderr naming both sockets, and prints the answer (exit 0).
+ */
+static void
+test_status_edited_socket(void **state)
+{
+	char rundir_[200], conf[200], rec[PATH_MAX], cpath[PATH_MAX];
+	char out[4096], *file_sock = cfg->control_socket, edited[200];
+	size_t n;
+	int fd, rc;
+	pid_t pid;
+
+	snprintf(rundir_, sizeof(rundir_), "%s/run", dir);
+	snprintf(conf, sizeof(conf), "%s/mxguard.conf", dir);
+	snprintf(edited, sizeof(edited), "%s/edited.sock", dir);
+	assert_true((fd = open(conf, O_WRONLY | O_CREAT, 0644)) >= 0);
+	close(fd);
+	assert_int_equal(setenv("MXGUARD_RUNDIR", rundir_, 1), 0);
+	cmd_set_config_path(conf);
+	daemon_record_conf = conf;
+	pid = daemon_start(config_digest32(cfg));
+	daemon_record_conf = NULL;
+	cfg->control_socket = edited;
+
+	rc = status_captured(2, out, sizeof(out), &n);
+	if (rc != 0 || strstr(out, "no mxguard daemon listens on "
+	    "control_socket") == NULL || strstr(out, edited) == NULL ||
+	    strstr(out, file_sock) == NULL)
+		fail_msg("exit %d, stderr: %s", rc, out);
+	assert_int_equal(status_captured(1, out, sizeof(out), &n), 0);
+	assert_non_null(strstr(out, "\n# config digest "));
+
+	cfg->control_socket = file_sock;
+	daemon_stop(pid);
+	/* the daemon gone, its record left: none, and the hint */
+	cfg->control_socket = edited;
+	assert_int_equal(status_captured(2, out, sizeof(out), &n), 1);
+	assert_non_null(strstr(out, "is it running?"));
+	cfg->control_socket = file_sock;
+	assert_int_equal(record_path(conf, cpath, sizeof(cpath), rec,
+	    sizeof(rec)), 0);
+	assert_int_equal(unlink(rec), 0);
+	assert_int_equal(rmdir(rundir_), 0);
+	assert_int_equal(unlink(conf), 0);
+	cmd_set_config_path(NULL);
+	unsetenv("MXGUARD_RUNDIR");
+}
+
 static void
 write_file(const char *path, const char *text)
 {
@@ -820,6 +871,7 @@ main(void)
 		cmocka_unit_test(test_status_no_daemon_hint),
 		cmocka_unit_test(test_watch_unloaded),
 		cmocka_unit_test(test_ensure_edited_socket),
+		cmocka_unit_test(test_status_edited_socket),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
