@@ -980,14 +980,14 @@ upstream_decide(struct session *s, struct policy_verdict *v, int fresh)
 }
 
 /*
- * The first RCPT asked again (secured_reask) whose new verdict demands
- * TLS of a leg in cleartext because its handshake failed (the retry
- * under the old "may"): the failure is the handshake's, as for a domain
- * that demanded TLS from the start (validation-failure), not a server
- * without STARTTLS.
+ * A verdict that demands TLS of a leg in cleartext because its handshake
+ * failed (the retry under a "may" or testing verdict: the first RCPT's,
+ * or its old one before a reload, secured_reask): the failure is the
+ * handshake's, as for a domain that demanded TLS from the start
+ * (validation-failure), not a server without STARTTLS.
  */
 static void
-reasked_cleartext(struct session *s, const struct policy_verdict *v,
+failed_handshake_cleartext(struct session *s, const struct policy_verdict *v,
     struct tls_result *res)
 {
 	const char *why = leg_cleartext_reason(s->up);
@@ -1005,6 +1005,7 @@ static void
 rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 {
 	struct tls_result res;
+	int fit;
 
 	s->cur_verdict = v;
 	verdicts_prune(s);
@@ -1015,7 +1016,9 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 	/* a monitored recipient gets a fresh leg too where a reused one
 	 * would make a would-defer a fresh one might not (enforce mode's
 	 * behaviour, so the would-defer lines say what enforce would do) */
-	if (leg_fits(s->up, v, &res) == -1 || (res.would_defer &&
+	fit = leg_fits(s->up, v, &res);
+	failed_handshake_cleartext(s, v, &res);	/* a would-defer's too */
+	if (fit == -1 || (res.would_defer &&
 	    v->would_level != TLS_LEVEL_DEFER && leg_reused(s->up))) {
 		if (leg_reused(s->up) && s->msgs == 0 && !s->tx_up_mail &&
 		    v->level != TLS_LEVEL_DEFER) {
@@ -1028,8 +1031,6 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 			return;
 		}
 		if (!res.would_defer) {
-			if (s->reasked)
-				reasked_cleartext(s, v, &res);
 			policy_failed_as(s, v, res.reason, res.detail,
 			    !res.untried);
 			return;
@@ -1042,11 +1043,10 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 		    "reason=%s detail=%s", s->id, v->domain, res.reason,
 		    log_q(q, sizeof(q), res.detail));
 	}
-	/* the first RCPT asked again (secured_reask): the leg's cleartext
-	 * is what LEG_READY said it was (a failed handshake is not a
-	 * server without STARTTLS), as its old verdict's report would */
-	report_met(s, v, &res, s->reasked ? leg_cleartext_reason(s->up) :
-	    NULL);
+	/* the leg's cleartext is what LEG_READY said it was (a failed
+	 * handshake is not a server without STARTTLS), for the first RCPT
+	 * asked again (secured_reask) and a later one alike */
+	report_met(s, v, &res, leg_cleartext_reason(s->up));
 	/* an adopted leg's first fit; or the first RCPT asked again after
 	 * a reload while its leg was secured: the old verdict is what the
 	 * leg was made for, this one what the mail goes under (the

@@ -4831,6 +4831,36 @@ tls_retry_envelope(void)
 	EXPECT_SRV("RCPT TO:<b@d.example>");
 }
 
+/*
+ * The handshake fails under d.example's "may" and the leg retries in
+ * cleartext; a later recipient in e.example, which demands TLS, does not
+ * fit that leg.  What it met is the failed handshake, as the first
+ * recipient's path says (validation-failure, 4.7.5), in the reply and the
+ * report.  Before, it was starttls-not-supported (4.7.10, "this
+ * connection is not encrypted") of a server that offered STARTTLS: an
+ * attacker who breaks the handshake read as an MX without STARTTLS.
+ */
+static void
+test_fallback_later_rcpt_reason(void **state)
+{
+	const char *r;
+
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_retry_envelope();
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 retried ok\r\n");
+	EXPECT_CL("250 2.1.5 retried ok\r\n");
+	cl_send("RCPT TO:<c@e.example>\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.5 ", 10) != 0 ||
+	    strstr(r, "(validation-failure: TLS handshake failed;") == NULL)
+		fail_msg("later recipient: %s", r);
+	srv_quiet(30);			/* no RCPT for it */
+	assert_string_equal(g.report_domain, "e.example");
+	assert_string_equal(g.report_result, "validation-failure");
+	finish();
+}
+
 /* "451 4.7.0 mxguard: DST requires STARTTLS and how; try again later
  * (cmd refused: reply)" */
 static void
@@ -6924,6 +6954,7 @@ main(void)
 		T(test_upstream_tls_handshake_fails_encrypt),
 		T(test_reload_during_handshake_fallback_report),
 		T(test_reload_during_handshake_fallback_defers),
+		T(test_fallback_later_rcpt_reason),
 		T(test_tls_retry_530_mail_deferred),
 		T(test_tls_retry_5710_rcpt_deferred),
 		T(test_no_starttls_530_deferred),
