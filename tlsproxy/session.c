@@ -117,6 +117,15 @@ struct verdict_slot {
 	struct policy_verdict	*v;
 };
 
+/* A domain the upstream accepted a recipient of in this transaction, and
+ * the generation of the verdict it went under: a reload before DATA has
+ * it judged again (data_rejudge). */
+struct tx_dom {
+	char			*dom;		/* as the engine is asked */
+	uint64_t		 gen;
+	int			 shared;	/* it normalised */
+};
+
 struct session {
 	struct session_env	*env;
 	struct session		*next, **prevp;	/* env->sessions */
@@ -180,7 +189,9 @@ struct session {
 	struct policy_verdict	*cur_verdict;	/* of the pending RCPT */
 	int			 reasked;	/* the pending RCPT is the first,
 						 * asked again after a reload
-						 * while its leg was secured */
+						 * while its leg was secured or
+						 * MAIL waited for its reply */
+	unsigned		 up_rcpts;	/* RCPTs sent upstream */
 
 	/* transaction */
 	char			*tx_mail;	/* "MAIL FROM:<...> ..." */
@@ -191,6 +202,10 @@ struct session {
 	char			*tx_mail_fail;	/* upstream's MAIL reply */
 	int			 tx_rcpts_ok;
 	int			 tx_rcpts;
+	struct tx_dom		*tx_doms;	/* accepted recipients' domains */
+	int			 ntx_doms;
+	int			 rejudge;	/* 1 + the tx_doms entry asked
+						 * again before DATA; 0 */
 	char			*rcpt_line;	/* RCPT being handled */
 	char			 rcpt_domain[SMTP_DOMAIN_MAX + 1];
 	struct smtp_data	 body;
@@ -386,6 +401,10 @@ tx_clear(struct session *s)
 	s->tx_up_mail = s->tx_rcpts_ok = s->tx_rcpts = 0;
 	s->tx_domains[0] = '\0';
 	s->tx_would_defer = 0;
+	while (s->ntx_doms > 0)
+		free(s->tx_doms[--s->ntx_doms].dom);
+	free(s->tx_doms);
+	s->tx_doms = NULL;
 }
 
 static void
@@ -580,6 +599,7 @@ session_enter(struct session *s, enum sstate st)
 			/* (RCPT parameters are only ever dropped) */
 			params_adapt(s, s->rcpt_line, rl, sizeof(rl), why,
 			    sizeof(why));
+			s->up_rcpts++;
 			leg_command(s->up, 1, rl);
 		}
 		break;
@@ -687,6 +707,18 @@ verdict_find(struct session *s, const char *domain)
 		return s->verdicts[i].v;
 	}
 	return NULL;
+}
+
+/* v's place in verdicts[], or -1. */
+static int
+verdict_slot(const struct session *s, const struct policy_verdict *v)
+{
+	int i;
+
+	for (i = 0; i < s->nverdicts; i++)
+		if (s->verdicts[i].v == v)
+			return i;
+	return -1;
 }
 
 /*
@@ -908,25 +940,21 @@ leg_secured(struct session *s, const struct smtp_reply *tls_ehlo)
 static int
 secured_stale(const struct session *s)
 {
-	int i;
+	int i = verdict_slot(s, s->cur_verdict);
 
-	for (i = 0; i < s->nverdicts; i++)
-		if (s->verdicts[i].v == s->cur_verdict)
-			return s->verdicts[i].gen != s->env->gen ? i : -1;
-	return -1;
+	return i != -1 && s->verdicts[i].gen != s->env->gen ? i : -1;
 }
 
 /* The domain of verdicts[i] is looked up again, and its verdict judged
  * against what the leg proved (leg_fits), as a later recipient's would
- * be; a failure is still the first RCPT's 421. */
+ * be; a failure is still the first RCPT's 421 when first. */
 static void
-secured_reask(struct session *s, int i)
+secured_reask(struct session *s, int i, const char *why, int first)
 {
 	const struct policy_verdict *v = s->verdicts[i].v;
 
-	log_info("sid=%s event=verdict-stale domain=%s "
-	    "why=reloaded-while-secured action=lookup-again", s->id,
-	    v->domain);
+	log_info("sid=%s event=verdict-stale domain=%s why=%s "
+	    "action=lookup-again", s->id, v->domain, why);
 	/* a verdict that serves others is of a domain that normalised:
 	 * its name is the one to ask; else preq_dom was asked for it */
 	if (s->verdicts[i].shared) {
@@ -937,7 +965,7 @@ secured_reask(struct session *s, int i)
 		}
 		s->preq_shared = 1;
 	}
-	s->reasked = 1;
+	s->reasked = first;
 	policy_ask(s);
 }
 
@@ -1058,6 +1086,143 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 	rcpt_continue(s);
 }
 
+/*
+ * MAIL went upstream and the pending RCPT is to follow it (the server
+ * does not pipeline): a reload while MAIL waited for its reply (as long
+ * as the server, or an attacker on the path who holds its packets,
+ * takes) ended the RCPT's verdict, and the new one may demand more.  The
+ * domain is looked up again and judged against the leg, as at LEG_READY
+ * (secured_reask); a worker that could not apply the reload refuses the
+ * recipient, not accepted yet.  1 when the RCPT does not go now.
+ */
+static int
+rcpt_stale(struct session *s)
+{
+	int i;
+
+	if (s->env->retiring) {
+		retiring_tempfail(s);
+		return 1;
+	}
+	if ((i = secured_stale(s)) == -1)
+		return 0;
+	/* the session's first RCPT (none went upstream yet) keeps its 421 */
+	secured_reask(s, i, "reloaded-before-rcpt", s->up_rcpts == 0);
+	return 1;
+}
+
+/* The upstream accepted the pending RCPT: its domain, with the
+ * generation of its verdict, for the check before DATA.  -1 when it
+ * cannot be kept (out of memory). */
+static int
+tx_dom_add(struct session *s)
+{
+	const char *dom = s->preq_shared ? s->rcpt_domain : s->preq_dom;
+	int i = verdict_slot(s, s->cur_verdict);
+	uint64_t gen = i != -1 ? s->verdicts[i].gen : UINT64_MAX;
+	struct tx_dom *d;
+
+	if (dom == NULL)
+		return -1;
+	for (i = 0; i < s->ntx_doms; i++)
+		if (s->tx_doms[i].shared == s->preq_shared &&
+		    strcmp(s->tx_doms[i].dom, dom) == 0) {
+			/* the domain's newer verdict fitted the leg too */
+			s->tx_doms[i].gen = gen;
+			return 0;
+		}
+	if ((d = reallocarray(s->tx_doms, (size_t)s->ntx_doms + 1,
+	    sizeof(*d))) == NULL)
+		return -1;
+	s->tx_doms = d;
+	d += s->ntx_doms;
+	if ((d->dom = strdup(dom)) == NULL)
+		return -1;
+	d->gen = gen;
+	d->shared = s->preq_shared;
+	s->ntx_doms++;
+	return 0;
+}
+
+/* The first accepted domain of the transaction whose verdict is of an
+ * older generation than the one in force, or -1. */
+static int
+tx_stale(const struct session *s)
+{
+	int i;
+
+	for (i = 0; i < s->ntx_doms; i++)
+		if (s->tx_doms[i].gen != s->env->gen)
+			return i;
+	return -1;
+}
+
+/* Before DATA goes: tx_doms[k] was accepted under a verdict a reload
+ * ended since; its domain is looked up again (data_with_verdict). */
+static void
+data_rejudge(struct session *s, int k)
+{
+	const struct tx_dom *d = &s->tx_doms[k];
+
+	log_info("sid=%s event=verdict-stale domain=%s why=reloaded-before-data "
+	    "action=lookup-again", s->id, d->shared ? d->dom : "-");
+	free(s->preq_dom);
+	if ((s->preq_dom = strdup(d->dom)) == NULL) {
+		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+		return;
+	}
+	/* the name for replies and logs, as at RCPT */
+	snprintf(s->rcpt_domain, sizeof(s->rcpt_domain), "%.*s",
+	    (int)sizeof(s->rcpt_domain) - 1, d->dom);
+	s->preq_shared = d->shared;
+	s->reasked = 0;
+	s->rejudge = k + 1;
+	policy_ask(s);
+}
+
+/*
+ * An accepted domain's new verdict before DATA, judged against the leg
+ * as a later RCPT's would be.  When it does not fit, nothing of the
+ * message has gone: DATA gets the 450 such a recipient would, and the
+ * MTA keeps the message (the transaction stays open, as after the
+ * server's own 4xx to DATA).  When it fits, the next stale domain, or
+ * DATA.
+ */
+static void
+data_with_verdict(struct session *s, struct policy_verdict *v)
+{
+	struct tx_dom *d = &s->tx_doms[s->rejudge - 1];
+	struct tls_result res;
+	int fit, i;
+
+	s->rejudge = 0;
+	s->cur_verdict = v;
+	verdicts_prune(s);
+	fit = leg_fits(s->up, v, &res);
+	failed_handshake_cleartext(s, v, &res);
+	if (fit == -1 && !res.would_defer) {
+		policy_failed_as(s, v, res.reason, res.detail, !res.untried);
+		return;
+	}
+	report_met(s, v, &res, leg_cleartext_reason(s->up));
+	/* the leg's own domain: the delivery line names the verdict the
+	 * mail goes under */
+	if (s->leg_verdict != NULL && d->shared &&
+	    strcmp(s->leg_verdict->domain, d->dom) == 0 &&
+	    (i = verdict_slot(s, s->leg_verdict)) != -1 &&
+	    s->verdicts[i].gen != s->env->gen) {
+		s->leg_verdict = v;
+		verdicts_prune(s);
+	}
+	i = verdict_slot(s, v);
+	d->gen = i != -1 ? s->verdicts[i].gen : UINT64_MAX;
+	if ((i = tx_stale(s)) != -1) {
+		data_rejudge(s, i);
+		return;
+	}
+	session_enter(s, S_DATA);
+}
+
 static void
 policy_done(void *arg, struct policy_verdict *v)
 {
@@ -1111,7 +1276,10 @@ policy_done(void *arg, struct policy_verdict *v)
 		retiring_tempfail(s);
 		return;
 	}
-	rcpt_with_verdict(s, v);
+	if (s->rejudge)
+		data_with_verdict(s, v);
+	else
+		rcpt_with_verdict(s, v);
 	session_run(s);
 }
 
@@ -1126,6 +1294,7 @@ policy_expired(void *arg)
 		return;
 	policy_cancel(s->preq);
 	s->preq = NULL;
+	s->rejudge = 0;
 	log_warn("sid=%s event=internal-error what=\"no policy verdict for "
 	    "%s long after policy_timeout\"", s->id, s->rcpt_domain);
 	s->policy_fails++;
@@ -1191,8 +1360,10 @@ cmd_helo(struct session *s, const struct smtp_cmd *cmd)
  * This worker could not apply a reload the supervisor took: the verdicts
  * it would give follow the configuration the others no longer run, and
  * may demand less.  A new transaction or recipient ends the session with
- * 421 (the MTA retries, on a worker with the new configuration); what
- * was accepted before goes on, as in any worker at a reload.
+ * 421 (the MTA retries, on a worker with the new configuration), and so
+ * does a RCPT still to follow MAIL, or DATA, under a verdict from before:
+ * another worker would judge it again (its generation never moves here).
+ * A message whose DATA went upstream goes on, as in any worker.
  */
 static void
 retiring_tempfail(struct session *s)
@@ -1294,6 +1465,7 @@ policy_ask(struct session *s)
 	if (s->preq == NULL) {
 		cl_printf(s, "451 4.3.0 mxguard: cannot evaluate the TLS "
 		    "policy (out of memory)");
+		s->rejudge = 0;
 		session_enter(s, S_IDLE);
 	}
 }
@@ -1301,12 +1473,26 @@ policy_ask(struct session *s)
 static void
 cmd_data(struct session *s)
 {
+	int k;
+
 	if (s->tx_mail == NULL) {
 		cl_printf(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
 	if (s->tx_rcpts_ok == 0) {
 		cl_printf(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	/* the accepted recipients went under verdicts a reload this worker
+	 * could not apply may have ended: not relayed (as at LEG_READY) */
+	if (s->env->retiring) {
+		retiring_tempfail(s);
+		return;
+	}
+	/* a reload since an accepted recipient's verdict: judged again
+	 * before the message goes (no lookup without a reload) */
+	if ((k = tx_stale(s)) != -1) {
+		data_rejudge(s, k);
 		return;
 	}
 	session_enter(s, S_DATA);
@@ -2073,6 +2259,7 @@ mail_replay(struct session *s)
 		params_adapt(s, s->rcpt_line, rl, sizeof(rl), why,
 		    sizeof(why));
 		s->rcpt_pipelined = 1;
+		s->up_rcpts++;
 		leg_command2(s->up, ml, rl);
 	} else
 		leg_command(s->up, 1, ml);
@@ -2402,6 +2589,8 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 	case S_MAIL:
 		if (ok) {
 			s->tx_up_mail = 1;
+			if (!s->rcpt_pipelined && rcpt_stale(s))
+				break;
 			session_enter(s, S_RCPT);
 			break;
 		}
@@ -2424,6 +2613,12 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 		session_enter(s, S_IDLE);
 		break;
 	case S_RCPT:
+		if (ok && tx_dom_add(s) == -1) {
+			/* unchecked before DATA it must not go: the MTA
+			 * keeps the message */
+			session_tempfail(s, "421 4.3.0", "out of memory");
+			break;
+		}
 		if (ok) {
 			s->tx_rcpts_ok++;
 			tx_add_domain(s, s->rcpt_domain);
@@ -2601,7 +2796,7 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 			if (s->state == S_CLOSING || s->state == S_DEAD)
 				break;
 		}
-		secured_reask(s, i);
+		secured_reask(s, i, "reloaded-while-secured", 1);
 		break;
 	case LEG_TLS_FAILED:
 		policy_failed(s, s->cur_verdict, n->res->reason,

@@ -3254,6 +3254,159 @@ test_retiring_during_starttls(void **state)
 	finish();
 }
 
+/* A server that neither pipelines nor offers STARTTLS: MAIL waits for
+ * its reply before RCPT goes. */
+#define CAPS_NOPIPE	"250-mx.test.example hello\r\n250 8BITMIME\r\n"
+
+/* d.example "may" on a server without PIPELINING: MAIL went upstream
+ * alone, its reply held; then a reload (to level after; -1: the same
+ * verdict). */
+static void
+reload_before_rcpt(int after)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello(CAPS_NOPIPE, CAPS_NOPIPE);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	assert_int_equal(g.nlookups, 1);
+	g.env.gen++;
+	if (after != -1)
+		vspec_add("d.example", after, 0, NULL, NULL);
+}
+
+/*
+ * A reload while the server (or an attacker on the path who holds its
+ * packets, up to command_timeout) has not answered the replayed MAIL:
+ * the first RCPT's verdict is the old configuration's ("may"), and the
+ * reload made d.example encrypt.  The domain is looked up again before
+ * RCPT goes and judged against the cleartext leg: 421, no RCPT upstream.
+ * Before, RCPT went in cleartext under the old "may", then the message.
+ */
+static void
+test_reload_before_rcpt(void **state)
+{
+	char reply[1024];
+
+	reload_before_rcpt(TLS_LEVEL_ENCRYPT);
+	srv_send("250 2.1.0 ok\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	expect_policy_421(reply, "starttls-not-supported");
+	wait_cl_eof();
+	assert_int_equal(g.nlookups, 2);
+	assert_null(memmem(g.sraw, g.srawlen, "RCPT", 4));
+	finish();
+}
+
+/* The same reload demanding nothing more: looked up again, the RCPT and
+ * the message go, and DATA asks nothing more (the RCPT went under the
+ * new verdict). */
+static void
+test_reload_before_rcpt_fits(void **state)
+{
+	reload_before_rcpt(-1);
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	assert_int_equal(g.nlookups, 2);
+	send_message("Subject: x\r\n\r\nafter the reload\r\n.\r\n");
+	assert_int_equal(g.nlookups, 2);
+	finish();
+}
+
+/* The same in a worker that could not apply the reload: the RCPT is
+ * refused (421 4.3.2), as at LEG_READY; it does not go upstream. */
+static void
+test_retiring_before_rcpt(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello(CAPS_NOPIPE, CAPS_NOPIPE);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	g.env.retiring = 1;
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_CL_PREFIX("421 4.3.2 ");
+	WAIT(g.ceof);
+	assert_null(memmem(g.sraw, g.srawlen, "RCPT", 4));
+	finish();
+}
+
+/*
+ * A reload between an accepted RCPT and DATA (the client's DATA may come
+ * long after, or the RCPT's reply was held meanwhile): d.example was
+ * "may", and the reload made it encrypt.  Its recipient is judged again
+ * before DATA goes: the cleartext leg does not fit, DATA gets 450 (the
+ * MTA keeps the message), and neither DATA nor the message goes
+ * upstream.  Before, the message went in cleartext under the old "may".
+ */
+static void
+test_reload_before_data(void **state)
+{
+	const char *r;
+
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	assert_int_equal(g.nlookups, 1);
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	cl_send("DATA\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.10 ", 11) != 0 ||
+	    strstr(r, "starttls-not-supported") == NULL)
+		fail_msg("DATA: %s", r);
+	srv_quiet(30);			/* no DATA */
+	assert_int_equal(g.nlookups, 2);
+	/* the client gives up on the transaction */
+	cl_send("RSET\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("250 2.0.0 ok\r\n");
+	EXPECT_CL("250 2.0.0 ok\r\n");
+	finish();
+}
+
+/*
+ * A reload between accepted RCPTs (two domains) and DATA that demands
+ * nothing more: both domains are looked up again, and the message goes.
+ * The next transaction's verdicts are the new ones (no lookup), and its
+ * DATA asks nothing either: without a reload, no lookup is added.
+ */
+static void
+test_reload_before_data_fits(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	rcpt_relayed("c@e.example", "c ok");
+	assert_int_equal(g.nlookups, 2);
+	g.env.gen++;
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	assert_int_equal(g.nlookups, 4);
+	assert_string_equal(g.lookups[2], "d.example");
+	assert_string_equal(g.lookups[3], "e.example");
+	begin_tx("f@sender.example", "g@d.example");
+	rcpt_relayed("h@e.example", "h ok");
+	send_message("Subject: two\r\n\r\n2\r\n.\r\n");
+	assert_int_equal(g.nlookups, 4);
+	finish();
+}
+
+/* Between an accepted RCPT and DATA, the worker retires (a reload it
+ * could not apply): DATA is refused, 421 4.3.2, and does not go. */
+static void
+test_retiring_before_data(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	g.env.retiring = 1;
+	cl_send("DATA\r\n");
+	EXPECT_CL_PREFIX("421 4.3.2 ");
+	WAIT(g.ceof);
+	assert_null(memmem(g.sraw, g.srawlen, "DATA", 4));
+	finish();
+}
+
 /* Up to the TLS handshake and the EHLO inside it. */
 static void
 tls_up(void)
@@ -3319,6 +3472,64 @@ test_reload_during_handshake_fits(void **state)
 	EXPECT_SRV("RCPT TO:<b@d.example>");
 	srv_send("250 2.1.5 ok\r\n");
 	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: x\r\n\r\nover TLS\r\n.\r\n");
+	log_find("event=delivery ", line, sizeof(line));
+	assert_int_equal(g.nlookups, 2);
+	if (strstr(line, " policy_level=encrypt ") == NULL)
+		fail_msg("delivery line: %s", line);
+	finish();
+}
+
+/* d.example at level (TLS proven), its recipient accepted over TLS. */
+static void
+tls_rcpt_accepted(enum tls_level level)
+{
+	vspec_add("d.example", level, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	assert_int_equal(g.nlookups, 1);
+}
+
+/*
+ * Over TLS, a reload between the accepted RCPT and DATA made d.example
+ * DANE (it was encrypt): the leg proves no TLSA records, DATA gets 450
+ * 4.7.5 and does not go.  Before, the message went over TLS that
+ * authenticated nothing.
+ */
+static void
+test_reload_before_data_tls(void **state)
+{
+	const char *r;
+
+	tls_rcpt_accepted(TLS_LEVEL_ENCRYPT);
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_DANE, 0, NULL, NULL);
+	cl_send("DATA\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.5 ", 10) != 0 ||
+	    strstr(r, "validation-failure") == NULL)
+		fail_msg("DATA: %s", r);
+	srv_quiet(30);			/* no DATA */
+	assert_int_equal(g.nlookups, 2);
+	finish();
+}
+
+/* The same reload to encrypt (it was may): the TLS leg fits, the message
+ * goes, and the delivery line names the verdict it went under. */
+static void
+test_reload_before_data_tls_fits(void **state)
+{
+	char line[2048];
+
+	tls_rcpt_accepted(TLS_LEVEL_MAY);
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	log_start();
 	send_message("Subject: x\r\n\r\nover TLS\r\n.\r\n");
 	log_find("event=delivery ", line, sizeof(line));
 	assert_int_equal(g.nlookups, 2);
@@ -6911,6 +7122,14 @@ main(void)
 		T(test_reload_during_starttls),
 		T(test_reload_during_starttls_fits),
 		T(test_retiring_during_starttls),
+		T(test_reload_before_rcpt),
+		T(test_reload_before_rcpt_fits),
+		T(test_retiring_before_rcpt),
+		T(test_reload_before_data),
+		T(test_reload_before_data_fits),
+		T(test_retiring_before_data),
+		T(test_reload_before_data_tls),
+		T(test_reload_before_data_tls_fits),
 		T(test_reload_during_handshake),
 		T(test_reload_during_handshake_fits),
 		T(test_encrypt_without_starttls),
