@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -434,8 +435,46 @@ fingerprint_peer(const struct policy_verdict *v, X509 *peer)
 	return X509_V_ERR_CERT_REJECTED;
 }
 
+/* The earliest notAfter of a verified chain, on the policy clock's scale
+ * (seconds since the epoch): what the verification proved holds until
+ * then.  1 (long past) when a time cannot be read, so that the chain is
+ * verified again each time rather than trusted for ever. */
+static int64_t
+chain_not_after(STACK_OF(X509) *chain)
+{
+	const ASN1_TIME *na;
+	struct tm tm;
+	int64_t t, min = 0;
+	int i;
+
+	if (chain == NULL || sk_X509_num(chain) == 0)
+		return 1;
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		memset(&tm, 0, sizeof(tm));
+		if ((na = X509_get0_notAfter(sk_X509_value(chain, i))) ==
+		    NULL || !ASN1_TIME_to_tm(na, &tm))
+			return 1;
+		t = (int64_t)timegm(&tm);
+		if (min == 0 || t < min)
+			min = t;
+	}
+	return min > 0 ? min : 1;
+}
+
+/* Does a proof's identity still stand on the policy clock?  OpenSSL
+ * takes a certificate as expired once its notAfter is not after now. */
+static int
+proof_current(const struct tls_proof *proof)
+{
+	return proof->not_after == 0 || clock_now() < proof->not_after;
+}
+
+/* not_after (may be NULL): on success, until when the chain that
+ * verified stays valid (chain_not_after(); 0 for a fingerprint, which
+ * does not look at validity) */
 static long
-verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
+verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh,
+    int64_t *not_after)
 {
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
@@ -446,6 +485,8 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 	long vr;
 	int i;
 
+	if (not_after != NULL)
+		*not_after = 0;
 	if (peer == NULL)
 		return X509_V_ERR_UNSPECIFIED;
 	if (v->tls != NULL && v->tls->nfp > 0)
@@ -455,8 +496,13 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 	prepared = prepared_idx != -1 ? SSL_get_ex_data(ssl, prepared_idx) :
 	    NULL;
 	if (!fresh && prepared != NULL && !SSL_session_reused(ssl) &&
-	    verdict_identity(v, id) == 0 && memcmp(id, prepared, 32) == 0)
-		return SSL_get_verify_result(ssl);
+	    verdict_identity(v, id) == 0 && memcmp(id, prepared, 32) == 0) {
+		vr = SSL_get_verify_result(ssl);
+		if (vr == X509_V_OK && not_after != NULL)
+			*not_after = chain_not_after(
+			    SSL_get0_verified_chain(ssl));
+		return vr;
+	}
 	if ((xc = X509_STORE_CTX_new()) == NULL)
 		return X509_V_ERR_OUT_OF_MEM;
 	if (!X509_STORE_CTX_init(xc, v->tls->store, peer, chain) ||
@@ -481,9 +527,12 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh)
 			vr = X509_V_ERR_OUT_OF_MEM;
 			goto done;
 		}
-	if (X509_verify_cert(xc) == 1)
+	if (X509_verify_cert(xc) == 1) {
 		vr = X509_V_OK;
-	else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
+		if (not_after != NULL)
+			*not_after = chain_not_after(
+			    X509_STORE_CTX_get0_chain(xc));
+	} else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
 		vr = X509_V_ERR_UNSPECIFIED;
 done:
 	X509_STORE_CTX_free(xc);
@@ -574,10 +623,10 @@ report_check(const struct policy_verdict *v, const struct tls_proof *proof,
 		return;
 	}
 	if (proof->level == TLS_LEVEL_VERIFY && !proof->failed &&
-	    verdict_identity(v, id) == 0 &&
+	    proof_current(proof) && verdict_identity(v, id) == 0 &&
 	    memcmp(id, proof->id, sizeof(id)) == 0)
 		return;
-	if ((vr = verify_peer(v, ssl, 1)) != X509_V_OK) {
+	if ((vr = verify_peer(v, ssl, 1, NULL)) != X509_V_OK) {
 		res->report_failed = 1;
 		webpki_result(v, vr, res);
 	}
@@ -656,12 +705,14 @@ policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
 		break;
 	case TLS_LEVEL_VERIFY:
 		if (proof->level == TLS_LEVEL_VERIFY && !proof->failed &&
-		    verdict_identity(v, id) == 0 &&
+		    proof_current(proof) && verdict_identity(v, id) == 0 &&
 		    memcmp(id, proof->id, sizeof(id)) == 0)
 			break;
-		/* proven for other names or not at all: the live chain
-		 * decides, verified from scratch */
-		if ((vr = verify_peer(v, ssl, 1)) != X509_V_OK) {
+		/* proven for other names, or not at all, or by a chain
+		 * that has expired since on the policy clock (a long
+		 * session, a parked leg): the live chain decides,
+		 * verified from scratch */
+		if ((vr = verify_peer(v, ssl, 1, NULL)) != X509_V_OK) {
 			webpki_result(v, vr, res);
 			return -1;
 		}
@@ -739,7 +790,7 @@ policy_tls_check(const struct policy_verdict *v, SSL *ssl,
 		}
 		return 0;
 	}
-	vr = verify_peer(v, ssl, 0);
+	vr = verify_peer(v, ssl, 0, &proof->not_after);
 	webpki_result(v, vr, res);
 	if (vr == X509_V_OK) {
 		if (verdict_identity(v, proof->id) == 0)

@@ -102,6 +102,12 @@ struct tls_proof {
 					 * reference names; VERIFY: CA store
 					 * identity, name-check flags (MTA-STS:
 					 * DNS-IDs only) and reference names */
+	int64_t		 not_after;	/* VERIFY: the earliest notAfter of
+					 * the chain that verified (seconds,
+					 * policy clock); from then on the id
+					 * stands for nothing and the live
+					 * chain is judged.  0: no limit (a
+					 * fingerprint) */
 };
 
 /* The outcome of a check, for logs, replies and reports. */

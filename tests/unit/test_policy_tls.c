@@ -420,6 +420,64 @@ test_validity_on_policy_clock(void **state)
 }
 
 /*
+ * A leg's proof stands for a chain that was valid when it was verified:
+ * once a certificate of that chain has expired on the policy clock, a
+ * verdict with the very identity the leg was proven for (the same names
+ * and store: a second recipient of the domain, the next session on a
+ * parked leg) is judged as another verdict's would be, against the live
+ * chain, and gets certificate-expired.  Before, the matching identity
+ * let every later recipient cross the leg for as long as the connection
+ * lasted (and a parked leg for up to upstream_reuse_time_limit), while a
+ * verdict for other names, a new connection or a resumed session was
+ * refused.  A fingerprint proof has no validity to lose.
+ */
+static void
+test_proof_expires_with_chain(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = test_cert(k, "mx.good.test", "mx.good.test", ca,
+	    ca_key, -86400 * 40, -86400 * 10, 0);
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *v4 = verdict("two.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	time_step = -86400 * 30;
+	clock_anchor();
+	c = handshake(v1, lapsed, k);
+	assert_int_equal(policy_tls_check(v1, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(v1, &proof, c, &res), 0);
+	assert_int_equal(policy_leg_fits(v4, &proof, c, &res), 0);
+	/* the policy clock passes the leaf's notAfter */
+	time_step = 0;
+	clock_anchor();
+	assert_int_equal(policy_leg_fits(v1, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-expired");
+	assert_int_equal(policy_leg_fits(v4, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-expired");
+	SSL_free(c);
+
+	/* a proof made on a full handshake after the clock moved back
+	 * within the chain's validity fits again (nothing is remembered
+	 * of the failure) */
+	time_step = -86400 * 30;
+	clock_anchor();
+	c = handshake(v1, lapsed, k);
+	assert_int_equal(policy_tls_check(v1, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(v4, &proof, c, &res), 0);
+	time_step = 0;
+	clock_anchor();
+	SSL_free(c);
+	policy_verdict_free(v1);
+	policy_verdict_free(v4);
+	X509_free(lapsed);
+	EVP_PKEY_free(k);
+}
+
+/*
  * A verdict at the address of the one the SSL object was prepared for,
  * but for other names (what happens when the first verdict is freed and
  * malloc hands its memory to the next one): the handshake's own
@@ -1126,6 +1184,7 @@ main(void)
 		cmocka_unit_test(test_secure_and_subdomain_match),
 		cmocka_unit_test(test_second_verdict),
 		cmocka_unit_test(test_validity_on_policy_clock),
+		cmocka_unit_test(test_proof_expires_with_chain),
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_weak_key_fresh),
