@@ -944,7 +944,7 @@ static int verify_result(const struct dane_info *, long, char *, size_t,
  */
 static int
 resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
-    size_t reasonsz, char *detail, size_t detailsz)
+    size_t reasonsz, char *detail, size_t detailsz, int64_t *not_after)
 {
 	X509 *peer = SSL_get0_peer_certificate(ssl);
 	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
@@ -978,9 +978,15 @@ resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
 	X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(xc),
 	    SSL_get_security_level(ssl));
 	X509_STORE_CTX_set0_dane(xc, dane);
-	if (X509_verify_cert(xc) == 1)
+	if (X509_verify_cert(xc) == 1) {
 		vr = X509_V_OK;
-	else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
+		/* the match depth is the SSL's: xc verified with its DANE;
+		 * only a DANE-EE match (0) has no validity to lose */
+		if (not_after != NULL &&
+		    SSL_get0_dane_authority(ssl, NULL, NULL) != 0)
+			*not_after = policy_chain_not_after(
+			    X509_STORE_CTX_get0_chain(xc));
+	} else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
 		vr = X509_V_ERR_UNSPECIFIED;
 	X509_STORE_CTX_free(xc);
 	ERR_clear_error();
@@ -995,7 +1001,7 @@ resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
 
 int
 dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
-    size_t reasonsz, char *detail, size_t detailsz)
+    size_t reasonsz, char *detail, size_t detailsz, int64_t *not_after)
 {
 	long vr = SSL_get_verify_result(ssl);
 	uint8_t u, s, m;
@@ -1003,6 +1009,9 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 	size_t dlen;
 	const struct loaded *l;
 	int depth;
+
+	if (not_after != NULL)
+		*not_after = 0;
 
 	if (d->state != DANE_USABLE) {
 		/* a DANE verdict is made of usable records only
@@ -1028,7 +1037,7 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 	}
 	if (SSL_session_reused(ssl))
 		return resumed_check(d, ssl, reason, reasonsz, detail,
-		    detailsz);
+		    detailsz, not_after);
 	if (SSL_get0_peer_certificate(ssl) == NULL) {
 		snprintf(reason, reasonsz, "validation-failure");
 		snprintf(detail, detailsz, "no server certificate");
@@ -1044,6 +1053,11 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 			snprintf(detail, detailsz, "DANE matched at depth %d",
 			    depth);
 		snprintf(reason, reasonsz, "success");
+		/* DANE-TA: OpenSSL judged the chain's validity, which ends;
+		 * DANE-EE: it did not */
+		if (not_after != NULL && depth > 0)
+			*not_after = policy_chain_not_after(
+			    SSL_get0_verified_chain(ssl));
 		return 0;
 	}
 	return verify_result(d, vr, reason, reasonsz, detail, detailsz);

@@ -166,10 +166,13 @@ void		 dane_tlsa_format(const struct dane_tlsa *, char *buf,
 int		 dane_tls_prepare(const struct dane_info *, SSL *ssl);
 /* After it: 0 if DANE authenticated the server (reason "success"), else
  * -1 with an RFC 8460 result type and a human detail (also for
- * information of any state but DANE_USABLE: nothing authenticated). */
+ * information of any state but DANE_USABLE: nothing authenticated).
+ * not_after (may be NULL), on success: until when the authentication
+ * holds, policy_chain_not_after() of the chain a DANE-TA record
+ * verified; 0 for a DANE-EE match, whose validity is not judged. */
 int		 dane_tls_check(const struct dane_info *, SSL *ssl,
 		    char *reason, size_t reasonsz, char *detail,
-		    size_t detailsz);
+		    size_t detailsz, int64_t *not_after);
 
 /*
  * The policy engine's view: fills level, source, mx_host, reason and

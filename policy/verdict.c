@@ -435,12 +435,8 @@ fingerprint_peer(const struct policy_verdict *v, X509 *peer)
 	return X509_V_ERR_CERT_REJECTED;
 }
 
-/* The earliest notAfter of a verified chain, on the policy clock's scale
- * (seconds since the epoch): what the verification proved holds until
- * then.  1 (long past) when a time cannot be read, so that the chain is
- * verified again each time rather than trusted for ever. */
-static int64_t
-chain_not_after(STACK_OF(X509) *chain)
+int64_t
+policy_chain_not_after(STACK_OF(X509) *chain)
 {
 	const ASN1_TIME *na;
 	struct tm tm;
@@ -470,8 +466,8 @@ proof_current(const struct tls_proof *proof)
 }
 
 /* not_after (may be NULL): on success, until when the chain that
- * verified stays valid (chain_not_after(); 0 for a fingerprint, which
- * does not look at validity) */
+ * verified stays valid (policy_chain_not_after(); 0 for a fingerprint,
+ * which does not look at validity) */
 static long
 verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh,
     int64_t *not_after)
@@ -499,7 +495,7 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh,
 	    verdict_identity(v, id) == 0 && memcmp(id, prepared, 32) == 0) {
 		vr = SSL_get_verify_result(ssl);
 		if (vr == X509_V_OK && not_after != NULL)
-			*not_after = chain_not_after(
+			*not_after = policy_chain_not_after(
 			    SSL_get0_verified_chain(ssl));
 		return vr;
 	}
@@ -530,7 +526,7 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh,
 	if (X509_verify_cert(xc) == 1) {
 		vr = X509_V_OK;
 		if (not_after != NULL)
-			*not_after = chain_not_after(
+			*not_after = policy_chain_not_after(
 			    X509_STORE_CTX_get0_chain(xc));
 	} else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
 		vr = X509_V_ERR_UNSPECIFIED;
@@ -702,6 +698,16 @@ policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
 			    memcmp(id, proof->id, sizeof(id)) != 0;
 			return -1;
 		}
+		/* DANE-TA: the chain these records verified has expired
+		 * since (a long session, a parked leg); a new connection
+		 * fails as well, or its full handshake finds a new chain */
+		if (!proof_current(proof)) {
+			result_set(res, "certificate-expired", "the "
+			    "certificate chain these TLSA records "
+			    "authenticated on this connection has expired "
+			    "since");
+			return -1;
+		}
 		break;
 	case TLS_LEVEL_VERIFY:
 		if (proof->level == TLS_LEVEL_VERIFY && !proof->failed &&
@@ -767,7 +773,7 @@ policy_tls_check(const struct policy_verdict *v, SSL *ssl,
 		}
 		if (dane_tls_check(v->tls->dane, ssl, res->reason,
 		    sizeof(res->reason), res->detail,
-		    sizeof(res->detail)) == -1 ||
+		    sizeof(res->detail), &proof->not_after) == -1 ||
 		    verdict_identity(v, proof->id) == -1) {
 			proof->failed = 1;
 			return -1;

@@ -176,6 +176,12 @@ void		 policy_verdict_monitor(struct policy_verdict *);
 uint64_t	 policy_report_key(const struct policy_verdict *v,
 		    int64_t now);
 
+/* The earliest notAfter of a verified chain, in seconds since the epoch
+ * (the policy clock's scale): a proof made by verifying it holds until
+ * then.  1 (long past) when a time cannot be read or there is no chain,
+ * so that the chain is judged again rather than trusted for ever. */
+int64_t		 policy_chain_not_after(STACK_OF(X509) *chain);
+
 const char	*tls_level_name(enum tls_level);
 struct policy_verdict *policy_verdict_dup(const struct policy_verdict *);
 void		 policy_verdict_free(struct policy_verdict *);

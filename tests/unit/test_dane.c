@@ -269,7 +269,7 @@ handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
 		snprintf(detail, sizeof(detail), "%s", via_res.detail);
 	} else
 		rc = dane_tls_check(check_with ? check_with : d, c, reason,
-		    rsz, detail, sizeof(detail));
+		    rsz, detail, sizeof(detail), NULL);
 	printf("# check=%d reason=%s detail=%s\n", rc, reason, detail);
 	SSL_free(s);
 	SSL_free(c);
@@ -594,6 +594,9 @@ resumable_pair(SSL_CTX *sctx, SSL_CTX *cctx, X509 *cert, X509 *chain)
 	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
 }
 
+/* hs2(): the not_after dane_tls_check() gave */
+static int64_t hs2_not_after;
+
 /* one handshake on given contexts, optionally resuming sess; returns
  * dane_tls_check's result, *out the client's session */
 static int
@@ -624,7 +627,8 @@ hs2(SSL_CTX *sctx, SSL_CTX *cctx, struct dane_info *d, SSL_SESSION *sess,
 	}
 	assert_true(sdone && cdone);
 	*reused = SSL_session_reused(c);
-	rc = dane_tls_check(d, c, reason, rsz, detail, sizeof(detail));
+	rc = dane_tls_check(d, c, reason, rsz, detail, sizeof(detail),
+	    &hs2_not_after);
 	printf("# resumed=%d check=%d reason=%s detail=%s\n", *reused, rc,
 	    reason, detail);
 	if (out != NULL)
@@ -735,6 +739,106 @@ test_ta_validity_on_policy_clock(void **s)
 	SSL_CTX_free(cctx);
 	X509_free(lapsed);
 	X509_free(fresh);
+	X509_free(ca);
+	EVP_PKEY_free(cak);
+}
+
+/* A DANE verdict of the engine's making for the records of d. */
+static struct policy_verdict *
+dane_verdict_of(struct dane_info *d)
+{
+	struct policy_verdict *v = calloc(1, sizeof(*v));
+
+	assert_non_null(v);
+	v->level = TLS_LEVEL_DANE;
+	v->source = "dane";
+	snprintf(v->domain, sizeof(v->domain), DOMAIN);
+	snprintf(v->mx_host, sizeof(v->mx_host), HOST);
+	assert_non_null(v->tls = calloc(1, sizeof(*v->tls)));
+	v->tls->dane = d;
+	return v;
+}
+
+/*
+ * A leg proven by DANE-TA stands for a chain whose validity OpenSSL
+ * judged: once a certificate of it has expired on the policy clock, the
+ * very same TLSA records no longer fit the leg (a second recipient, the
+ * next session on a parked leg), as a new connection or a resumed session
+ * would fail (certificate-expired).  Before, the matching identity let
+ * them cross for as long as the connection lasted.  A DANE-EE proof has
+ * no validity to lose (RFC 7671 section 5.1).
+ */
+static void
+test_ta_proof_expires(void **s)
+{
+	EVP_PKEY *cak = newkey();
+	X509 *ca = mkcert(cak, "wide CA", NULL, NULL, 1, -86400 * 90,
+	    86400 * 90);
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = mkcert(P.leaf_key, HOST, ca, cak, 0, -86400 * 40,
+	    -86400 * 10);
+	struct policy_verdict *ta = dane_verdict_of(info_with(1, 2, 0, 1,
+	    ca));
+	struct policy_verdict *ee = dane_verdict_of(info_with(1, 3, 1, 1,
+	    lapsed));
+	struct tls_proof pta, pee;
+	struct tls_result res;
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL_SESSION *sess = NULL;
+	char r[48];
+	int reused;
+
+	time_step = -86400 * 30;
+	clock_anchor();
+	via = ta;
+	assert_int_equal(handshake(lapsed, P.leaf_key, ca, NULL, r,
+	    sizeof(r)), 0);
+	pta = via_proof;
+	via = ee;
+	assert_int_equal(handshake(lapsed, P.leaf_key, ca, NULL, r,
+	    sizeof(r)), 0);
+	pee = via_proof;
+	via = NULL;
+	assert_int_equal(pta.level, TLS_LEVEL_DANE);
+	assert_int_equal(pee.level, TLS_LEVEL_DANE);
+	assert_int_equal(policy_leg_fits(ta, &pta, (SSL *)1, &res), 0);
+	assert_int_equal(policy_leg_fits(ee, &pee, (SSL *)1, &res), 0);
+	/* the policy clock passes the leaf's notAfter */
+	time_step = 0;
+	clock_anchor();
+	assert_int_equal(policy_leg_fits(ta, &pta, (SSL *)1, &res), -1);
+	assert_string_equal(res.reason, "certificate-expired");
+	assert_int_equal(res.untried, 0);
+	/* DANE-EE: validity is not judged */
+	assert_int_equal(policy_leg_fits(ee, &pee, (SSL *)1, &res), 0);
+
+	/* a resumed session's DANE-TA check ends at the same notAfter, a
+	 * DANE-EE one never */
+	time_step = -86400 * 30;
+	clock_anchor();
+	resumable_pair(sctx, cctx, lapsed, ca);
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, ca), NULL,
+	    &sess, &reused, r, sizeof(r)), 0);
+	assert_int_equal(hs2_not_after, pta.not_after);
+	assert_true(pta.not_after > 0);
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, ca), sess,
+	    NULL, &reused, r, sizeof(r)), 0);
+	assert_true(reused);
+	assert_int_equal(hs2_not_after, pta.not_after);
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, lapsed), sess,
+	    NULL, &reused, r, sizeof(r)), 0);
+	assert_true(reused);
+	assert_int_equal(hs2_not_after, 0);
+	time_step = 0;
+	clock_anchor();
+
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	policy_verdict_free(ta);
+	policy_verdict_free(ee);
+	X509_free(lapsed);
 	X509_free(ca);
 	EVP_PKEY_free(cak);
 }
@@ -1373,6 +1477,7 @@ main(void)
 		cmocka_unit_test(test_expired_ta_fails),
 		cmocka_unit_test(test_not_yet_valid_ta_fails),
 		cmocka_unit_test(test_ta_validity_on_policy_clock),
+		cmocka_unit_test(test_ta_proof_expires),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test(test_other_rrset),
 		cmocka_unit_test(test_check_not_usable),
