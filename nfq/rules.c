@@ -212,6 +212,11 @@ struct twant {
  * it would keep that flow's decision.  Dropped; the MTA resends, and once
  * the entry is gone its SYN is NEW and decided as any other.  (Local mode
  * drops these in mangle, rule 0; a diverted flow never reaches FORWARD.) */
+/* Gateway mode, steering and diverting: a destination of this host's
+ * own (its addresses, 127.0.0.0/8) is no outbound mail: left alone. */
+#define GW_OWN_DST	"-m addrtype --dst-type LOCAL -j RETURN"
+#define NFT_GW_OWN_DST	"fib daddr type local return"
+
 #define GW_STALE_SYN	"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN " \
 	"-m conntrack ! --ctstate NEW -j DROP"
 
@@ -331,6 +336,12 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 			for (i = 0; i < c->bypass_interfaces.n; i++)
 				rbuf_printf(&w[t].rules, "-i %s -j RETURN\n",
 				    c->bypass_interfaces.v[i]);
+		/* nor is a flow to one of the gateway's own addresses: we
+		 * would relay it from the gateway itself, so what listens
+		 * there would take an inside host for a local client, and
+		 * REDIRECT rewrites 127.0.0.1 before the martian check */
+		for (t = T_MANGLE; t <= T_NAT; t++)
+			rbuf_printf(&w[t].rules, "%s\n", GW_OWN_DST);
 	}
 
 	if (local) {
@@ -1230,9 +1241,9 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	unsigned in = c->intercept_mark & c->mark_mask;
 	unsigned m = c->mark_mask, nm = ~c->mark_mask;
 	int local = is_local(c), tp = rules_tproxy_needed(c);
-	struct rbuf lob = { 0 }, us = { 0 }, ms = { 0 };
+	struct rbuf lob = { 0 }, lod = { 0 }, us = { 0 }, ms = { 0 };
 	uint32_t uids[CONFIG_LOCAL_USERS_MAX];
-	const char *lo, *um, *set;
+	const char *lo, *lodiv, *um, *set;
 	int i, nu = 0;
 
 	if (check_cidrs(c, err, errsz) == -1)
@@ -1269,11 +1280,20 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		    (int)(v[n - 1] == '+' ? n - 1 : n), v,
 		    v[n - 1] == '+' ? "*" : "");
 	}
-	if (lob.oom) {
+	/* the chains that divert: not to our own addresses either (see
+	 * GW_OWN_DST); the guard (forward) never sees those */
+	rbuf_printf(&lod, "%s%s", rbuf_str(&lob), local ? "" :
+	    "\n\t\t" NFT_GW_OWN_DST);
+	if (lob.oom || lod.oom) {
 		snprintf(err, errsz, "out of memory");
+		rbuf_free(&lob);
+		rbuf_free(&lod);
+		rbuf_free(&us);
+		rbuf_free(&ms);
 		return -1;
 	}
 	lo = lob.s;
+	lodiv = lod.s;
 	/* declare-delete-define: one atomic transaction, idempotent */
 	rbuf_printf(o, "table inet mxguard\ndelete table inet mxguard\n"
 	    "table inet mxguard {\n");
@@ -1281,7 +1301,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		rbuf_printf(o, "\tchain steer {\n\t\ttype %s hook %s priority "
 		    "mangle; policy accept;\n\t\ttcp dport != 25 return\n\t\t%s\n",
 		    local ? "route" : "filter", local ? "output" : "prerouting",
-		    lo);
+		    lodiv);
 		/* a SYN filed under an old connection: see want_ipt() */
 		if (local)
 			rbuf_printf(o, "\t\ttcp flags & (fin|syn|rst|ack) == syn "
@@ -1307,7 +1327,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			rbuf_printf(o, "\tchain %s {\n\t\ttype nat hook %s "
 			    "priority -100; policy accept;\n\t\ttcp dport != 25 "
 			    "return\n\t\t%s\n", ch, local ? "output" : "prerouting",
-			    lo);
+			    lodiv);
 		rbuf_printf(o, "\t\tmeta mark & 0x%x == 0x%x return\n", m, up);
 		nft_bypass_returns(c, o);
 		if (tp)
@@ -1385,6 +1405,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	rbuf_printf(o, "}\n");
 done:
 	rbuf_free(&lob);
+	rbuf_free(&lod);
 	rbuf_free(&us);
 	rbuf_free(&ms);
 	if (o->oom) {

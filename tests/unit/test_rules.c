@@ -153,10 +153,13 @@ test_gateway_interfaces(void **state)
 	assert_true(has(s, ":MXGUARD_STEER - [0:0]\n"
 	    "-A MXGUARD_STEER -i wan0 -j RETURN\n"
 	    "-A MXGUARD_STEER -i ppp+ -j RETURN\n"
+	    "-A MXGUARD_STEER -m addrtype --dst-type LOCAL -j RETURN\n"
 	    "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK"));
 	assert_true(has(s, ":MXGUARD_DIVERT - [0:0]\n"
 	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"
-	    "-A MXGUARD_DIVERT -i ppp+ -j RETURN\n"));
+	    "-A MXGUARD_DIVERT -i ppp+ -j RETURN\n"
+	    "-A MXGUARD_DIVERT -m addrtype --dst-type LOCAL -j RETURN\n"));
+	/* the guard (FORWARD) never sees our own destinations (ns 120) */
 	assert_true(has(s, ":MXGUARD_GUARD - [0:0]\n"
 	    "-A MXGUARD_GUARD -i wan0 -j RETURN\n"
 	    "-A MXGUARD_GUARD -i ppp+ -j RETURN\n"
@@ -166,7 +169,11 @@ test_gateway_interfaces(void **state)
 	assert_true(has(b.s, "type filter hook prerouting priority mangle; "
 	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname \"lo\" "
 	    "return\n\t\tiifname \"wan0\" return\n\t\tiifname \"ppp*\" "
-	    "return\n"));
+	    "return\n\t\tfib daddr type local return\n"));
+	assert_false(has(b.s, "forward priority filter; policy accept;\n"
+	    "\t\tmeta l4proto != tcp return\n\t\ttcp dport != 25 return\n"
+	    "\t\tiifname \"lo\" return\n\t\tiifname \"wan0\" return\n"
+	    "\t\tiifname \"ppp*\" return\n\t\tfib"));
 	assert_true(has(b.s, "type filter hook forward priority filter; "
 	    "policy accept;\n\t\tmeta l4proto != tcp return\n"
 	    "\t\ttcp dport != 25 return\n\t\tiifname \"lo\" "
@@ -179,7 +186,8 @@ test_gateway_interfaces(void **state)
 	    "bypass_interfaces = wan0\n");
 	s = script(c, 6, 1, "");
 	assert_true(has(s, ":MXGUARD_DIVERT - [0:0]\n"
-	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"));
+	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"
+	    "-A MXGUARD_DIVERT -m addrtype --dst-type LOCAL -j RETURN\n"));
 	assert_true(strstr(s, "-i wan0 -j RETURN") < strstr(s, "REDIRECT"));
 	/* and its guard drops a SYN that is not NEW (ns 107) */
 	assert_true(has(s, "-A MXGUARD_GUARD -m conntrack --ctstate "
@@ -193,11 +201,16 @@ test_gateway_interfaces(void **state)
 	assert_true(has(b.s, "\t\tct state invalid,untracked drop\n"
 	    "\t\tct direction reply drop\n\t\ttcp "
 	    "flags & (fin|syn|rst|ack) == syn ct state != new drop\n"));
+	assert_true(has(b.s, "priority -100; policy accept;\n\t\ttcp dport "
+	    "!= 25 return\n\t\tiifname \"lo\" return\n\t\tiifname "
+	    "\"wan0\" return\n\t\tfib daddr type local return\n"));
 	rbuf_free(&b);
 	config_free(c);
-	/* local mode: mangle's rule 0 does it, the guard has no such rule */
+	/* local mode: mangle's rule 0 does it, the guard has no such rule;
+	 * and its jumps skip lo already: no own-destination rule */
 	c = cfg("fail_mode = open\n");
 	s = script(c, 4, 1, "");
+	assert_false(has(s, "addrtype"));
 	assert_false(has(s, "-A MXGUARD_GUARD -p tcp -m tcp --tcp-flags "
 	    "FIN,SYN,RST,ACK SYN -m conntrack ! --ctstate NEW -j DROP\n"));
 	free(s);

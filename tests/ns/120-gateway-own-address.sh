@@ -1,0 +1,119 @@
+#!/bin/bash
+# 120: gateway mode, a port-25 flow from the inside to one of the
+# gateway's own addresses is not outbound mail: it is left alone, not
+# queued, diverted or relayed.
+#   [SND 10.25.2.1] -- [GW 10.25.2.254 | 10.25.1.254] -- [RCV 10.25.1.x]
+# A listener on the gateway's own inside address (a local MTA, the
+# smarthost of the hosts behind it) must see the inside host's address,
+# with its own banner, and mxguard no session.  Before, PREROUTING
+# diverted the flow like any other: mxguard connected to the gateway's
+# own address from the gateway itself, so whatever listens there took an
+# inside host for a local client (mynetworks, a host firewall's INPUT
+# rules that keep the inside out of the gateway: neither saw the inside
+# host), and under REDIRECT a SYN sent to 127.0.0.1:25 through the
+# gateway had its destination rewritten before the kernel's martian
+# check, and mxguard relayed it to a loopback-only listener.  Each
+# backend, REDIRECT and TPROXY, with and without steering.
+. "$(dirname "$0")/../lib/ns.sh"
+. "$(dirname "$0")/../lib/nfq.sh"
+need_mxguard
+ns_setup
+gw_setup
+
+OWN_PY='
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.25.2.254", 25)); s.listen(8)
+while True:
+    c, a = s.accept()
+    with open(sys.argv[1], "a") as f: f.write(a[0] + "\n")
+    c.sendall(b"220 gw-own.test ESMTP\r\n"); c.close()'
+bg "$GW" "$T/own-srv.log" python3 -c "$OWN_PY" "$T/own-peers"
+wait_port "$GW" 10.25.2.254 25
+own_banner() {	# the first line the inside host reads from 10.25.2.254:25
+	in_snd timeout 5 python3 -c '
+import socket
+c = socket.create_connection(("10.25.2.254", 25), timeout=4)
+print(c.makefile("rb").readline().decode().strip())'
+}
+
+# own_start TAG CONF-LINES: as gw_start (tests/lib/nfq.sh), a log of its
+#   own per run, and no NFQUEUE to wait for with steering = none
+own_start() {
+	mkdir -p "$T/mxstate"
+	cat >"$T/gw.conf" <<EOF2
+listen = 0.0.0.0:$MXG_PORT
+rules_mode = gateway
+upstream_mark = $MXG_MARK
+user =
+state_dir = $T/mxstate
+control_socket = $T/gw.sock
+log_level = debug
+drain_timeout = 2s
+bypass_interfaces = gw1
+$2
+EOF2
+	in_gw "$MXGUARD" -c "$T/gw.conf" rules install >"$T/gw-rules.log" 2>&1 ||
+		fail "rules install: $(cat "$T/gw-rules.log")"
+	MXLOG=$T/gw-mxguard-$1.log
+	bg "$GW" "$MXLOG" "$MXGUARD" -c "$T/gw.conf" run
+	MXG_PID=$BG_PID
+	wait_for 15 "mxguard (pid $MXG_PID) started in $GW" _mxg_listening
+}
+
+# A loopback-only listener on the gateway, and an inside host that sends
+# its SYN for 127.0.0.1:25 to the gateway: SND connects to 198.51.100.1
+# (routed to the gateway) and rewrites that address to 127.0.0.1 on the
+# way out and back on the way in (stateless, around its own conntrack).
+LO_PY=${OWN_PY//10.25.2.254/127.0.0.1}
+bg "$GW" "$T/lo-srv.log" python3 -c "${LO_PY//gw-own/gw-loopback}" "$T/lo-peers"
+wait_port "$GW" 127.0.0.1 25
+in_snd nft -f - <<'NFT' || fail "nft in the sender"
+table ip lospoof {
+	chain out { type filter hook postrouting priority 500;
+		ip daddr 198.51.100.1 tcp dport 25 ip daddr set 127.0.0.1; }
+	chain in { type filter hook prerouting priority -400;
+		ip saddr 127.0.0.1 tcp sport 25 ip saddr set 198.51.100.1; }
+}
+NFT
+lo_banner() {
+	in_snd timeout 3 python3 -c '
+import socket
+c = socket.create_connection(("198.51.100.1", 25), timeout=2)
+print(c.makefile("rb").readline().decode().strip())'
+}
+
+for backend in iptables nftables; do
+	for mode in "redirect nfqueue" "tproxy nfqueue" "redirect none" "tproxy none"; do
+		set -- $mode
+		# this kernel has no nft queue expression (ns 105): nftables
+		# with steering = none only
+		[ "$backend/$2" = nftables/nfqueue ] && continue
+		what="$backend, listen_mode = $1, steering = $2"
+		: >"$T/own-peers"
+		own_start "$backend-$1-$2" "rules_backend = $backend
+listen_mode = $1
+steering = $2
+fail_mode = closed"
+		: >"$T/lo-peers"
+		b=$(lo_banner 2>&1 | tail -n 1) || true
+		log "$what: 127.0.0.1:25 through the gateway: \"$b\", peer $(cat "$T/lo-peers")"
+		assert "$what: the loopback-only listener saw no one" [ ! -s "$T/lo-peers" ]
+		assert "$what: mxguard relayed nothing to 127.0.0.1" \
+			[ "$(mx_count "event=connect .*dst=127\.0\.0\.1:25")" = 0 ]
+		b=$(own_banner) || b="(failed: $?)"
+		log "$what: banner \"$b\", peer $(cat "$T/own-peers")"
+		assert "$what: the gateway's own listener answered" [ "$b" = "220 gw-own.test ESMTP" ]
+		assert "$what: it saw the inside host's address" grep -qx "10\.25\.2\.1" "$T/own-peers"
+		assert "$what: mxguard relayed nothing to the gateway itself" \
+			[ "$(mx_count "event=connect .*dst=10\.25\.2\.254:25")" = 0 ]
+		assert "$what: no verdict for it" \
+			[ "$(mx_count "event=nfq-verdict .*dst=10\.25\.2\.254 ")" = 0 ]
+		kill -TERM "$MXG_PID"
+		wait_for 10 "mxguard exit" bash -c "! kill -0 $MXG_PID 2>/dev/null"
+		MXG_PID=
+		in_gw "$MXGUARD" -c "$T/gw.conf" rules remove >/dev/null 2>&1 ||
+			fail "$what: rules remove"
+	done
+done
+pass "the gateway's own addresses are not intercepted"
