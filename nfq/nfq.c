@@ -902,7 +902,8 @@ nfq_close(struct nfq *q)
 /* ------------------------------------------------------------ forgetting */
 
 #define CT_BUF		16384
-#define CT_MAX_FORGET	4096	/* entries deleted at one reload, at most */
+#define CT_MAX_FORGET	4096	/* entries one dump collects to delete */
+#define CT_FORGET_ROUNDS 256	/* dumps at one reload, at most (1 M) */
 
 /* An attribute of type `type` among those in [p, p + len), or NULL. */
 static const struct nlattr *
@@ -1145,7 +1146,8 @@ ct_forget(struct nfq *q, const struct nfq_lists *old)
 	struct nlmsghdr *h;
 	uint32_t mk = htonl(q->bypass_mark & q->mark_mask);
 	uint32_t mm = htonl(q->mark_mask);
-	int fd, n = 0, i, gone = 0;
+	uint32_t seq = 1;
+	int fd, n = 0, i, gone = 0, round, total, deleted = 0;
 
 	/* a reload that takes nothing out (most) asks the kernel nothing */
 	if (covered(old->src, old->nsrc, q->lists.src, q->lists.nsrc) &&
@@ -1162,26 +1164,46 @@ ct_forget(struct nfq *q, const struct nfq_lists *old)
 		snprintf(err, sizeof(err), "out of memory");
 		goto fail;
 	}
-	/* the kernel filters by connmark where it can; ct_victim_of()
-	 * checks it again */
-	h = ct_msg(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC, 1);
-	attr_put_be32(h, CTA_MARK, ntohl(mk));
-	attr_put_be32(h, CTA_MARK_MASK, ntohl(mm));
-	if (send(fd, buf, h->nlmsg_len, 0) != (ssize_t)h->nlmsg_len) {
-		snprintf(err, sizeof(err), "ctnetlink send: %s",
-		    strerror(errno));
-		goto fail;
+	/* A dump collects at most CT_MAX_FORGET; while one comes back full
+	 * there may be more (a busy bypass leaves thousands, closed flows'
+	 * entries among them, in hash order): dump again, the deleted ones
+	 * no longer in it.  A round that deleted nothing would only find
+	 * the same again: stop there, and say what stayed. */
+	for (round = 0; round < CT_FORGET_ROUNDS; round++) {
+		/* the kernel filters by connmark where it can;
+		 * ct_victim_of() checks it again */
+		h = ct_msg(buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC,
+		    seq++);
+		attr_put_be32(h, CTA_MARK, ntohl(mk));
+		attr_put_be32(h, CTA_MARK_MASK, ntohl(mm));
+		if (send(fd, buf, h->nlmsg_len, 0) != (ssize_t)h->nlmsg_len) {
+			snprintf(err, sizeof(err), "ctnetlink send: %s",
+			    strerror(errno));
+			goto fail;
+		}
+		if ((n = ct_dump(q, fd, old, v, CT_MAX_FORGET, err,
+		    sizeof(err))) == -1)
+			goto fail;
+		for (i = gone = 0; i < n; i++)
+			if (ct_delete(fd, &v[i], seq++) == 0)
+				gone++;
+		deleted += gone;
+		if (n < CT_MAX_FORGET || gone == 0)
+			break;
 	}
-	if ((n = ct_dump(q, fd, old, v, CT_MAX_FORGET, err,
-	    sizeof(err))) == -1)
-		goto fail;
-	for (i = 0; i < n; i++)
-		if (ct_delete(fd, &v[i], (uint32_t)i + 2) == 0)
-			gone++;
-	if (n > 0)
+	/* one that could not be deleted is in every later dump: counted
+	 * from the last */
+	total = deleted + n - gone;
+	if (total > 0)
 		log_warn("event=nfq-bypass-forgotten flows=%d deleted=%d "
 		    "note=\"flows the old bypass lists let through: their "
-		    "next segments are dropped, the MTA retries\"", n, gone);
+		    "next segments are dropped, the MTA retries\"", total,
+		    deleted);
+	if (n == CT_MAX_FORGET) {
+		snprintf(err, sizeof(err), "%d deleted, %d more found that "
+		    "could not be, or were not dumped again", deleted, n - gone);
+		goto fail;
+	}
 	close(fd);
 	free(v);
 	return;
