@@ -30,6 +30,7 @@ struct proxy {
 	int			 tproxy;
 	struct stat_ctr		*st_refused;
 	struct stat_ctr		*st_notdiverted;
+	struct stat_ctr		*st_localdst;
 	struct stat_ctr		*st_emfile;
 	struct ev_timer		*resume;	/* listeners paused on EMFILE */
 	int64_t			(*total)(void *);	/* workers: all sessions */
@@ -150,6 +151,28 @@ not_diverted(const struct proxy *p, int lfd,
 	return port_of(local) == port_of(&ls);
 }
 
+/* Gateway mode, an original destination that connect() takes for this
+ * host itself: 127.0.0.0/8 and ::1, and 0.0.0.0/8 and ::, which Linux
+ * connects to the loopback address.  No MTA's SYN carries one on the
+ * wire, but under REDIRECT in PREROUTING one sent to the gateway does:
+ * nat rewrites it before the kernel's martian check, and we would relay
+ * a host behind the gateway to whatever listens on its loopback (the
+ * rules leave the gateway's own addresses alone, but cannot tell 0.0.0.0
+ * from a broadcast; this holds whatever rules divert).  In local mode
+ * the client is a process of this host, which can connect there itself
+ * (and the rules never divert lo). */
+static int
+local_dst(const struct proxy *p, const struct sockaddr_storage *dst)
+{
+	const char *cls = netaddr_class((const struct sockaddr *)dst);
+
+	if (strcmp(p->env.cfg->rules_mode, "local") == 0)
+		return 0;
+	return strcmp(cls, "loopback") == 0 ||
+	    strcmp(cls, "this-network") == 0 ||
+	    strcmp(cls, "unspecified") == 0;
+}
+
 static void
 refuse(int fd, const char *line)
 {
@@ -207,6 +230,17 @@ accept_cb(int lfd, int events, void *arg)
 			    cs);
 			refuse(fd, "421 4.3.5 mxguard: connection was not "
 			    "diverted; no destination\r\n");
+			continue;
+		}
+		if (local_dst(p, &dst)) {
+			char ds[64];
+
+			netaddr_fmt((struct sockaddr *)&dst, ds, sizeof(ds));
+			stats_add(p->st_localdst, 1);
+			log_warn("event=refused client=%s reason=local-destination "
+			    "dst=%s", cs, ds);
+			refuse(fd, "421 4.3.5 mxguard: destination is this "
+			    "host; not relayed\r\n");
 			continue;
 		}
 		session_start(&p->env, fd, &client, &dst);
@@ -357,6 +391,8 @@ proxy_new_fds(struct ev_loop *loop, const struct config *cfg,
 	    "Connections refused by mxguard");
 	p->st_notdiverted = stats_get(
 	    "mxguard_refused_total{reason=\"not-diverted\"}", NULL);
+	p->st_localdst = stats_get(
+	    "mxguard_refused_total{reason=\"local-destination\"}", NULL);
 	p->st_emfile = stats_get("mxguard_accept_pauses_total",
 	    "Times accepting paused for lack of file descriptors");
 	if ((p->resume = ev_timer_new(loop, listeners_resume, p)) == NULL) {

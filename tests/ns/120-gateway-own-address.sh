@@ -12,8 +12,11 @@
 # rules that keep the inside out of the gateway: neither saw the inside
 # host), and under REDIRECT a SYN sent to 127.0.0.1:25 through the
 # gateway had its destination rewritten before the kernel's martian
-# check, and mxguard relayed it to a loopback-only listener.  Each
-# backend, REDIRECT and TPROXY, with and without steering.
+# check, and mxguard relayed it to a loopback-only listener.  So for a
+# SYN sent to 0.0.0.0:25 (connect() to 0.0.0.0 reaches the loopback),
+# which no rule can tell from a broadcast: mxguard refuses that original
+# destination in gateway mode (reason=local-destination).  Each backend,
+# REDIRECT and TPROXY, with and without steering.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
 need_mxguard
@@ -74,13 +77,17 @@ table ip lospoof {
 		ip daddr 198.51.100.1 tcp dport 25 ip daddr set 127.0.0.1; }
 	chain in { type filter hook prerouting priority -400;
 		ip saddr 127.0.0.1 tcp sport 25 ip saddr set 198.51.100.1; }
+	chain out0 { type filter hook postrouting priority 500;
+		ip daddr 198.51.100.2 tcp dport 25 ip daddr set 0.0.0.0; }
+	chain in0 { type filter hook prerouting priority -400;
+		ip saddr 0.0.0.0 tcp sport 25 ip saddr set 198.51.100.2; }
 }
 NFT
-lo_banner() {
+lo_banner() {	# ADDR: 198.51.100.1 (127.0.0.1) or .2 (0.0.0.0)
 	in_snd timeout 3 python3 -c '
-import socket
-c = socket.create_connection(("198.51.100.1", 25), timeout=2)
-print(c.makefile("rb").readline().decode().strip())'
+import socket, sys
+c = socket.create_connection((sys.argv[1], 25), timeout=2)
+print(c.makefile("rb").readline().decode().strip())' "$1"
 }
 
 for backend in iptables nftables; do
@@ -95,12 +102,20 @@ for backend in iptables nftables; do
 listen_mode = $1
 steering = $2
 fail_mode = closed"
-		: >"$T/lo-peers"
-		b=$(lo_banner 2>&1 | tail -n 1) || true
-		log "$what: 127.0.0.1:25 through the gateway: \"$b\", peer $(cat "$T/lo-peers")"
-		assert "$what: the loopback-only listener saw no one" [ ! -s "$T/lo-peers" ]
-		assert "$what: mxguard relayed nothing to 127.0.0.1" \
-			[ "$(mx_count "event=connect .*dst=127\.0\.0\.1:25")" = 0 ]
+		for a in "198.51.100.1 127.0.0.1" "198.51.100.2 0.0.0.0"; do
+			read -r via dst <<<"$a"
+			: >"$T/lo-peers"
+			b=$(lo_banner "$via" 2>&1 | tail -n 1) || true
+			log "$what: $dst:25 through the gateway: \"$b\", peer $(cat "$T/lo-peers")"
+			assert "$what, $dst: the loopback-only listener saw no one" [ ! -s "$T/lo-peers" ]
+			assert "$what: mxguard relayed nothing to $dst" \
+				[ "$(mx_count "event=connect .*dst=${dst//./\\.}:25")" = 0 ]
+		done
+		# REDIRECT: nat rewrote 0.0.0.0 before the martian check (the
+		# rules cannot tell it from a broadcast), and mxguard refused
+		# it; TPROXY: the kernel dropped it
+		[ "$1" = redirect ] && assert "$what: 0.0.0.0 refused by mxguard" \
+			grep -q "event=refused .*reason=local-destination dst=0\.0\.0\.0:25" "$MXLOG"
 		b=$(own_banner) || b="(failed: $?)"
 		log "$what: banner \"$b\", peer $(cat "$T/own-peers")"
 		assert "$what: the gateway's own listener answered" [ "$b" = "220 gw-own.test ESMTP" ]

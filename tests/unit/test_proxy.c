@@ -153,7 +153,7 @@ tcp_connect(uint16_t port)
  * was reached, 0 if not, and what the client got in got.
  */
 static int
-relay_once(const char *extra, char *got, size_t gotsz)
+relay_once_to(const char *extra, in_addr_t addr, char *got, size_t gotsz)
 {
 	struct ev_loop *loop;
 	struct config *cfg;
@@ -168,7 +168,7 @@ relay_once(const char *extra, char *got, size_t gotsz)
 	g.fake = 1;
 	g.orig.sin_family = AF_INET;
 	g.orig.sin_port = htons(mxport);
-	g.orig.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	g.orig.sin_addr.s_addr = addr;
 	snprintf(conf, sizeof(conf), "listen = 127.0.0.1:%u\n%s", lport,
 	    extra);
 	cfg = load_text(conf);
@@ -197,6 +197,12 @@ relay_once(const char *extra, char *got, size_t gotsz)
 	config_free(cfg);
 	close(mx);
 	return up != -1;
+}
+
+static int
+relay_once(const char *extra, char *got, size_t gotsz)
+{
+	return relay_once_to(extra, htonl(INADDR_LOOPBACK), got, gotsz);
 }
 
 /* REDIRECT: the session goes to SO_ORIGINAL_DST, the client waits for
@@ -247,6 +253,28 @@ test_direct_connection_refused(void **state)
 	proxy_free(p);
 	ev_loop_free(loop);
 	config_free(cfg);
+}
+
+/* Gateway mode, an original destination that is this host's loopback,
+ * or 0.0.0.0, which connect() takes for it (under REDIRECT in PREROUTING
+ * nat rewrites such a SYN before the martian check): 421, nothing
+ * relayed.  Local mode relays it (its clients are this host's own
+ * processes: test_redirect_relays_to_original). */
+static void
+test_gateway_local_destination_refused(void **state)
+{
+	char got[256];
+
+	assert_int_equal(relay_once("rules_mode = gateway\n", got,
+	    sizeof(got)), 0);
+	assert_string_equal(got, "421 4.3.5 mxguard: destination is this "
+	    "host; not relayed\r\n");
+	assert_true(g.asked > 0);
+	/* 0.0.0.0: connect() would reach the test MX on 127.0.0.1 */
+	assert_int_equal(relay_once_to("rules_mode = gateway\n",
+	    htonl(INADDR_ANY), got, sizeof(got)), 0);
+	assert_string_equal(got, "421 4.3.5 mxguard: destination is this "
+	    "host; not relayed\r\n");
 }
 
 /*
@@ -356,6 +384,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_redirect_relays_to_original),
 		cmocka_unit_test(test_direct_connection_refused),
+		cmocka_unit_test(test_gateway_local_destination_refused),
 		cmocka_unit_test(test_local_mode_tproxy_setting_redirects),
 		cmocka_unit_test(test_fd_limit_warning),
 	};
