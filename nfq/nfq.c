@@ -125,12 +125,14 @@ struct nfq {
 	int			 last_errno;	/* of the last failed send */
 	uint64_t		 enobufs_next;	/* no overrun line before */
 	uint64_t		 enobufs_unlogged;
+	uint64_t		 foreign_next;	/* no mark-unknown line before */
+	uint64_t		 foreign_unlogged;
 	struct ev_timer		*stats_timer;
 };
 
 static struct stat_ctr *st_pkts, *st_intercept, *st_bypass, *st_drop,
     *st_by_src, *st_by_dst, *st_by_sat, *st_enobufs, *st_errors, *st_qdrop, *st_udrop, *st_qlen, *st_offered,
-    *st_verr, *st_vfailed;
+    *st_verr, *st_vfailed, *st_foreign;
 
 static void
 stats_init(void)
@@ -164,6 +166,9 @@ stats_init(void)
 	    "Verdict sends the kernel refused (the verdicts are retried)");
 	st_vfailed = stats_counter("mxguard_nfq_verdicts_failed_total",
 	    "Verdicts unsent when the queue was closed (the kernel drops their packets)");
+	st_foreign = stats_counter("mxguard_nfq_marked_dropped_total",
+	    "SYNs queued with one of our marks already: the rules in place "
+	    "do not know the marks mxguard runs with (dropped)");
 }
 
 /* ------------------------------------------------------------ decisions */
@@ -625,6 +630,34 @@ handle_packet(struct nfq *q, const struct nlmsghdr *nlh)
 	} else {
 		payload = (const uint8_t *)attr[NFQA_PAYLOAD] + NLA_HDRLEN;
 		plen = attr[NFQA_PAYLOAD]->nla_len - NLA_HDRLEN;
+	}
+	/* A SYN queued with one of our marks already came from our own
+	 * sockets (SO_MARK BYPASS) or from our verdict (NF_REPEAT), and the
+	 * chain that should have saved the mark and let it go did not know
+	 * it: the rules in place are another configuration's (a mark
+	 * changed, `rules install` run, the daemon not restarted yet).
+	 * Marked again it would come back for ever, and our own connection
+	 * would be diverted into our listener: a loop.  Dropped. */
+	if ((mark & q->mark_mask) == (q->intercept_mark & q->mark_mask) ||
+	    (mark & q->mark_mask) == (q->bypass_mark & q->mark_mask)) {
+		uint64_t now = ev_now(q->loop);
+
+		stats_add(st_drop, 1);
+		stats_add(st_foreign, 1);
+		pending_add(q, id, NF_DROP, 0, 0);
+		q->foreign_unlogged++;
+		if (now >= q->foreign_next) {
+			log_err("event=nfq-mark-unknown dropped=%llu mark=0x%x "
+			    "note=\"a SYN came back with our own mark: the "
+			    "rules in place are not this configuration's "
+			    "(intercept_mark, upstream_mark, mark_mask); "
+			    "install the rules of the configuration the "
+			    "daemon runs, or restart it on the file's\"",
+			    (unsigned long long)q->foreign_unlogged, mark);
+			q->foreign_unlogged = 0;
+			q->foreign_next = now + NFQ_ENOBUFS_LOG_MS;
+		}
+		return;
 	}
 	if (payload == NULL ||
 	    nfq_packet_addrs(payload, plen, &family, &sa, &da) == -1) {

@@ -336,8 +336,18 @@ __wrap_clock_gettime(clockid_t clk, struct timespec *ts)
 }
 
 /* A packet message for a TCP SYN from 10.0.0.1 to dst. */
+static void kernel_packet_marked(uint32_t, const char *, int, uint32_t);
+
 static void
 kernel_packet(uint32_t id, const char *dst)
+{
+	kernel_packet_marked(id, dst, 0, 0);
+}
+
+/* The same, with NFQA_MARK (the packet's mark) when hasmark. */
+static void
+kernel_packet_marked(uint32_t id, const char *dst, int hasmark,
+    uint32_t mark)
 {
 	char buf[256];
 	struct nlmsghdr *h = (void *)buf;
@@ -364,6 +374,15 @@ kernel_packet(uint32_t id, const char *dst)
 	buf[off + NLA_HDRLEN + 4] = 0x08;
 	buf[off + NLA_HDRLEN + 6] = NF_INET_LOCAL_OUT;
 	off += NLA_ALIGN(a->nla_len);
+	if (hasmark) {
+		uint32_t nm = htonl(mark);
+
+		a = (void *)(buf + off);
+		a->nla_type = NFQA_MARK;
+		a->nla_len = NLA_HDRLEN + 4;
+		memcpy(buf + off + NLA_HDRLEN, &nm, 4);
+		off += NLA_ALIGN(a->nla_len);
+	}
 	a = (void *)(buf + off);
 	a->nla_type = NFQA_PAYLOAD;
 	a->nla_len = NLA_HDRLEN + sizeof(ip);
@@ -535,6 +554,33 @@ assert_verdict(int i, uint32_t id, uint32_t mark)
 	assert_int_equal(g_v[i].mark & MARK_MASK, mark);
 }
 
+/* A SYN queued with one of our marks already: our own socket's (SO_MARK
+ * BYPASS) or one our verdict marked (NF_REPEAT), which the chain in place
+ * did not take: the rules are another configuration's.  Dropped, counted
+ * and logged; marking it again queued it for ever (INTERCEPT), and our
+ * own connection was diverted into our listener (BYPASS made INTERCEPT).
+ * A mark of someone else's outside the mask is no such thing. */
+static void
+test_own_mark_dropped(void **state)
+{
+	struct qt *t = *state;
+	int64_t n = ctr("mxguard_nfq_marked_dropped_total");
+
+	kernel_packet_marked(30, "192.0.2.1", 1, MARK_INTERCEPT);
+	kernel_packet_marked(31, "192.0.2.1", 1, 0x50000 | MARK_BYPASS);
+	kernel_packet_marked(32, "192.0.2.1", 1, 0x50000);
+	assert_true(run(t, have_verdicts, 3, 2000));
+	assert_int_equal(g_v[0].id, 30);
+	assert_int_equal(g_v[0].verdict, NF_DROP);
+	assert_int_equal(g_v[1].id, 31);
+	assert_int_equal(g_v[1].verdict, NF_DROP);
+	assert_verdict(2, 32, MARK_INTERCEPT);
+	assert_int_equal(g_v[2].mark, 0x50000 | MARK_INTERCEPT);
+	assert_int_equal(ctr("mxguard_nfq_marked_dropped_total") - n, 2);
+	/* one line for the burst */
+	assert_int_equal(count(logtext(t), "event=nfq-mark-unknown"), 1);
+}
+
 /* Verdict sends fail three times, then work: every verdict reaches the
  * kernel exactly once, in order, the failures are counted and the burst
  * is logged once. */
@@ -652,6 +698,8 @@ main(void)
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_packet_addrs),
+		cmocka_unit_test_setup_teardown(test_own_mark_dropped,
+		    setup_queue, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_verdict_retry,
 		    setup_queue, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_verdict_stalled,
