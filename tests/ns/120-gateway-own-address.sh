@@ -40,30 +40,6 @@ c = socket.create_connection(("10.25.2.254", 25), timeout=4)
 print(c.makefile("rb").readline().decode().strip())'
 }
 
-# own_start TAG CONF-LINES: as gw_start (tests/lib/nfq.sh), a log of its
-#   own per run, and no NFQUEUE to wait for with steering = none
-own_start() {
-	mkdir -p "$T/mxstate"
-	cat >"$T/gw.conf" <<EOF2
-listen = 0.0.0.0:$MXG_PORT
-rules_mode = gateway
-upstream_mark = $MXG_MARK
-user =
-state_dir = $T/mxstate
-control_socket = $T/gw.sock
-log_level = debug
-drain_timeout = 2s
-bypass_interfaces = gw1
-$2
-EOF2
-	in_gw "$MXGUARD" -c "$T/gw.conf" rules install >"$T/gw-rules.log" 2>&1 ||
-		fail "rules install: $(cat "$T/gw-rules.log")"
-	MXLOG=$T/gw-mxguard-$1.log
-	bg "$GW" "$MXLOG" "$MXGUARD" -c "$T/gw.conf" run
-	MXG_PID=$BG_PID
-	wait_for 15 "mxguard (pid $MXG_PID) started in $GW" _mxg_listening
-}
-
 # A loopback-only listener on the gateway, and an inside host that sends
 # its SYN for 127.0.0.1:25 to the gateway: SND connects to 198.51.100.1
 # (routed to the gateway) and rewrites that address to 127.0.0.1 on the
@@ -98,10 +74,10 @@ for backend in iptables nftables; do
 		[ "$backend/$2" = nftables/nfqueue ] && continue
 		what="$backend, listen_mode = $1, steering = $2"
 		: >"$T/own-peers"
-		own_start "$backend-$1-$2" "rules_backend = $backend
+		gw_start "rules_backend = $backend
 listen_mode = $1
 steering = $2
-fail_mode = closed"
+fail_mode = closed" "$backend-$1-$2"
 		for a in "198.51.100.1 127.0.0.1" "198.51.100.2 0.0.0.0"; do
 			read -r via dst <<<"$a"
 			: >"$T/lo-peers"
