@@ -124,6 +124,8 @@ struct tx_dom {
 	char			*dom;		/* as the engine is asked */
 	uint64_t		 gen;
 	int			 shared;	/* it normalised */
+	int			 rcpts;		/* its accepted recipients */
+	int			 would;		/* counted would-defer */
 };
 
 struct session {
@@ -192,6 +194,9 @@ struct session {
 						 * while its leg was secured or
 						 * MAIL waited for its reply */
 	unsigned		 up_rcpts;	/* RCPTs sent upstream */
+	int			 rcpt_would;	/* the pending RCPT was counted
+						 * would-defer (once, however
+						 * often it is judged again) */
 
 	/* transaction */
 	char			*tx_mail;	/* "MAIL FROM:<...> ..." */
@@ -789,7 +794,7 @@ cleartext_reason(const struct policy_verdict *v, const char *why)
  */
 static int
 would_defer(struct session *s, const struct policy_verdict *v,
-    const struct tls_result *res, const char *why)
+    const struct tls_result *res, const char *why, int n)
 {
 	const char *stage, *reason, *detail;
 	char q[300], name[160];
@@ -813,17 +818,20 @@ would_defer(struct session *s, const struct policy_verdict *v,
 		    "delivered in cleartext";
 	} else
 		return 0;
-	s->tx_would_defer++;
+	if (n == 0)	/* counted already, when first judged */
+		goto report;
+	s->tx_would_defer += n;
 	snprintf(name, sizeof(name), "mxguard_would_defer_total{stage=\"%s\"}",
 	    stage);
 	stats_add(stats_get(name, "enforcement = monitor: recipients enforce "
-	    "mode would have deferred, delivered"), 1);
+	    "mode would have deferred, delivered"), n);
 	log_warn("sid=%s event=would-defer domain=%s dst=%s mx=%s source=%s "
 	    "level=%s stage=%s reason=%s detail=%s action=delivered "
 	    "enforcement=monitor", s->id, v->domain, s->dst_str,
 	    v->mx_host[0] ? v->mx_host : "-", v->source,
 	    tls_level_name(v->would_level), stage, reason,
 	    log_q(q, sizeof(q), detail));
+report:
 	if (res == NULL || !res->would_defer || !res->untried)
 		report_attempt(s, v, reason, detail);
 	return 1;
@@ -834,16 +842,18 @@ would_defer(struct session *s, const struct policy_verdict *v,
  * policy's failed check (res, or one the engine knew: v->reason) is a
  * failure; so is cleartext, which only a verdict without TLS required
  * allows (why: the leg's reason for it).  A tls_policy "none" override
- * is the sender's own choice, nothing to report.
+ * is the sender's own choice, nothing to report.  n: the recipients a
+ * would-defer counts (0 when counted before: the same recipient judged
+ * again after a reload).  1 when it was a would-defer.
  */
-static void
+static int
 report_met(struct session *s, const struct policy_verdict *v,
-    const struct tls_result *res, const char *why)
+    const struct tls_result *res, const char *why, int n)
 {
-	if (would_defer(s, v, res, why))
-		return;
+	if (would_defer(s, v, res, why, n))
+		return 1;
 	if (v->level == TLS_LEVEL_NONE)
-		return;
+		return 0;
 	if (res != NULL && res->report_failed)
 		report_attempt(s, v, res->reason, res->detail);
 	else if (v->report_only && v->reason[0])
@@ -855,6 +865,17 @@ report_met(struct session *s, const struct policy_verdict *v,
 		    "STARTTLS; delivered in cleartext");
 	else
 		report_attempt(s, v, NULL, NULL);
+	return 0;
+}
+
+/* report_met() for the pending RCPT: a would-defer counted once, though
+ * a reload has it judged again (secured_reask, rcpt_stale). */
+static void
+rcpt_met(struct session *s, const struct policy_verdict *v,
+    const struct tls_result *res, const char *why)
+{
+	if (report_met(s, v, res, why, !s->rcpt_would))
+		s->rcpt_would = 1;
 }
 
 /* Is the pending RCPT the session's first, whose failure is a 421 that
@@ -992,7 +1013,7 @@ upstream_decide(struct session *s, struct policy_verdict *v, int fresh)
 	session_enter(s, S_SECURE);
 	switch (leg_secure(s->up, v, fresh, &res)) {
 	case LEG_SECURE_READY:
-		report_met(s, v, &res, leg_proof(s->up)->tls ? NULL :
+		rcpt_met(s, v, &res, leg_proof(s->up)->tls ? NULL :
 		    "decided");
 		leg_secured(s, NULL);
 		break;
@@ -1074,7 +1095,7 @@ rcpt_with_verdict(struct session *s, struct policy_verdict *v)
 	/* the leg's cleartext is what LEG_READY said it was (a failed
 	 * handshake is not a server without STARTTLS), for the first RCPT
 	 * asked again (secured_reask) and a later one alike */
-	report_met(s, v, &res, leg_cleartext_reason(s->up));
+	rcpt_met(s, v, &res, leg_cleartext_reason(s->up));
 	/* an adopted leg's first fit; or the first RCPT asked again after
 	 * a reload while its leg was secured: the old verdict is what the
 	 * leg was made for, this one what the mail goes under (the
@@ -1129,6 +1150,8 @@ tx_dom_add(struct session *s)
 		    strcmp(s->tx_doms[i].dom, dom) == 0) {
 			/* the domain's newer verdict fitted the leg too */
 			s->tx_doms[i].gen = gen;
+			s->tx_doms[i].rcpts++;
+			s->tx_doms[i].would += s->rcpt_would;
 			return 0;
 		}
 	if ((d = reallocarray(s->tx_doms, (size_t)s->ntx_doms + 1,
@@ -1140,6 +1163,8 @@ tx_dom_add(struct session *s)
 		return -1;
 	d->gen = gen;
 	d->shared = s->preq_shared;
+	d->rcpts = 1;
+	d->would = s->rcpt_would;
 	s->ntx_doms++;
 	return 0;
 }
@@ -1204,7 +1229,11 @@ data_with_verdict(struct session *s, struct policy_verdict *v)
 		policy_failed_as(s, v, res.reason, res.detail, !res.untried);
 		return;
 	}
-	report_met(s, v, &res, leg_cleartext_reason(s->up));
+	/* its recipients were counted at RCPT when they would have been
+	 * deferred then: only those that were not are counted now */
+	if (report_met(s, v, &res, leg_cleartext_reason(s->up),
+	    d->rcpts - d->would))
+		d->would = d->rcpts;
 	/* the leg's own domain: the delivery line names the verdict the
 	 * mail goes under */
 	if (s->leg_verdict != NULL && d->shared &&
@@ -1412,6 +1441,7 @@ cmd_rcpt(struct session *s, const char *line, const struct smtp_cmd *cmd)
 	char nerr[160];
 
 	s->reasked = 0;
+	s->rcpt_would = 0;
 	if (s->tx_mail == NULL) {
 		cl_printf(s, "503 5.5.1 Error: need MAIL command");
 		return;
@@ -2787,7 +2817,7 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 			break;
 		}
 		if ((i = secured_stale(s)) == -1) {
-			report_met(s, s->cur_verdict, n->res, n->why);
+			rcpt_met(s, s->cur_verdict, n->res, n->why);
 			leg_secured(s, r);
 			break;
 		}

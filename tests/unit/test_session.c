@@ -51,6 +51,7 @@
 #include "core/config.h"
 #include "core/ev.h"
 #include "core/log.h"
+#include "core/stats.h"
 #include "policy/policy.h"
 #include "policy/sts.h"
 #include "policy/tlsrpt.h"
@@ -3389,6 +3390,81 @@ test_reload_before_data_fits(void **state)
 	rcpt_relayed("h@e.example", "h ok");
 	send_message("Subject: two\r\n\r\n2\r\n.\r\n");
 	assert_int_equal(g.nlookups, 4);
+	finish();
+}
+
+/* Every would-defer stage's count, summed. */
+static int64_t
+would_defers(void)
+{
+	static const char *st[] = { "policy", "starttls", "tls" };
+	char name[80];
+	int64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
+		snprintf(name, sizeof(name),
+		    "mxguard_would_defer_total{stage=\"%s\"}", st[i]);
+		n += stats_value(stats_get(name, "test"));
+	}
+	return n;
+}
+
+/*
+ * The same for the first RCPT asked again at MAIL's reply (no
+ * PIPELINING, a reload while MAIL's reply is held): one recipient, one
+ * would-defer (was: two, once per judgement).
+ */
+static void
+test_reload_before_rcpt_monitored_once(void **state)
+{
+	struct vspec *vs;
+	int64_t before;
+
+	vs = vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vs->monitor = 1;
+	before = would_defers();
+	hello(CAPS_NOPIPE, CAPS_NOPIPE);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	assert_int_equal(would_defers() - before, 1);
+	g.env.gen++;
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	assert_int_equal(g.nlookups, 2);
+	assert_int_equal(would_defers() - before, 1);
+	send_message("Subject: x\r\n\r\nmonitored\r\n.\r\n");
+	assert_int_equal(would_defers() - before, 1);
+	finish();
+}
+
+/*
+ * A monitored domain whose policy demands TLS, two recipients accepted
+ * on a cleartext leg: two would-defers at RCPT.  A reload before DATA
+ * judges the domain again, with the same outcome: the recipients were
+ * counted already, and are not again (was: one more, three in all, and
+ * a second would-defer line for the same recipients).
+ */
+static void
+test_reload_before_data_monitored_once(void **state)
+{
+	struct vspec *vs;
+	int64_t before;
+
+	vs = vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vs->monitor = 1;
+	before = would_defers();
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	rcpt_relayed("c@d.example", "c ok");
+	assert_int_equal(would_defers() - before, 2);
+	g.env.gen++;
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	assert_int_equal(g.nlookups, 2);
+	assert_int_equal(would_defers() - before, 2);
 	finish();
 }
 
@@ -7128,6 +7204,8 @@ main(void)
 		T(test_reload_before_data),
 		T(test_reload_before_data_fits),
 		T(test_retiring_before_data),
+		T(test_reload_before_data_monitored_once),
+		T(test_reload_before_rcpt_monitored_once),
 		T(test_reload_before_data_tls),
 		T(test_reload_before_data_tls_fits),
 		T(test_reload_during_handshake),
