@@ -211,6 +211,11 @@ struct session {
 	int			 ntx_doms;
 	int			 rejudge;	/* 1 + the tx_doms entry asked
 						 * again before DATA; 0 */
+	char			*held354;	/* the upstream's 354, held from
+						 * the client while a reload's
+						 * re-judge runs (data_rejudge):
+						 * no byte of the body is out */
+	size_t			 held354_len;
 	char			*rcpt_line;	/* RCPT being handled */
 	char			 rcpt_domain[SMTP_DOMAIN_MAX + 1];
 	struct smtp_data	 body;
@@ -436,6 +441,7 @@ session_free(void *arg)
 	ev_timer_free(s->ptimer);
 	ev_timer_free(s->eof_timer);
 	free(s->preq_dom);
+	free(s->held354);
 	domset_clear(&s->reported);
 	for (i = 0; i < s->nverdicts; i++)
 		policy_verdict_free(s->verdicts[i].v);
@@ -637,6 +643,7 @@ session_enter(struct session *s, enum sstate st)
 
 static void retiring_tempfail(struct session *);
 static void policy_ask(struct session *);
+static void data_withheld(struct session *, const char *);
 
 /* The leg or the last RCPT uses v: it may not be freed. */
 static int
@@ -889,6 +896,23 @@ first_rcpt(const struct session *s)
 	    s->leg_verdict == NULL);
 }
 
+/*
+ * The server said 354 and a reload's re-judge does not let the message go
+ * (data_rejudge): nothing of the body went, and nothing may, for an empty
+ * or partial message ended by a dot would be delivered.  The upstream
+ * connection is closed without the dot (the server discards the
+ * transaction, RFC 5321 4.1.1.4) by the session_tempfail() that follows,
+ * and the client's DATA gets its 4xx: the MTA keeps the message.
+ */
+static void
+data_withheld(struct session *s, const char *why)
+{
+	log_info("sid=%s event=data-withheld dst=%s why=%s "
+	    "action=close-upstream-without-dot", s->id, s->dst_str, why);
+	free(s->held354);
+	s->held354 = NULL;
+}
+
 /* A policy failure: 421 at the first RCPT of a session, which ends it,
  * 450 later; reported (TLSRPT) unless the connection was never tried
  * against v's policy (report 0). */
@@ -918,6 +942,15 @@ policy_failed_as(struct session *s, const struct policy_verdict *v,
 	    v->domain, s->dst_str, v->mx_host[0] ? v->mx_host : "-",
 	    v->source, tls_level_name(v->level), reason,
 	    log_q(d, sizeof(d), detail), first ? "yes" : "no");
+	if (s->held354 != NULL) {
+		/* the server's 354 is held: the session ends without the
+		 * dot, the MTA keeps the message (data_withheld) */
+		data_withheld(s, "policy-not-met");
+		snprintf(d, sizeof(d), "450 %s", enh);
+		session_tempfail(s, d, "TLS policy of %s not met by this "
+		    "connection (%s: %s)", v->domain, reason, detail);
+		return;
+	}
 	if (first) {
 		snprintf(d, sizeof(d), "421 %s", enh);
 		session_tempfail(s, d, "TLS policy of %s not met (%s: %s); "
@@ -1193,7 +1226,11 @@ data_rejudge(struct session *s, int k)
 	    "action=lookup-again", s->id, d->shared ? d->dom : "-");
 	free(s->preq_dom);
 	if ((s->preq_dom = strdup(d->dom)) == NULL) {
-		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+		if (s->held354 != NULL) {
+			data_withheld(s, "out-of-memory");
+			session_tempfail(s, "451 4.3.0", "out of memory");
+		} else
+			cl_printf(s, "451 4.3.0 mxguard: out of memory");
 		return;
 	}
 	/* the name for replies and logs, as at RCPT */
@@ -1203,6 +1240,21 @@ data_rejudge(struct session *s, int k)
 	s->reasked = 0;
 	s->rejudge = k + 1;
 	policy_ask(s);
+}
+
+/* Every accepted domain's verdict is of the configuration in force:
+ * DATA goes, or the server's 354 held meanwhile goes to the client. */
+static void
+data_go(struct session *s)
+{
+	if (s->held354 == NULL) {
+		session_enter(s, S_DATA);
+		return;
+	}
+	io_write(s->cl, s->held354, s->held354_len);
+	free(s->held354);
+	s->held354 = NULL;
+	session_enter(s, S_BODY);
 }
 
 /*
@@ -1249,7 +1301,7 @@ data_with_verdict(struct session *s, struct policy_verdict *v)
 		data_rejudge(s, i);
 		return;
 	}
-	session_enter(s, S_DATA);
+	data_go(s);
 }
 
 static void
@@ -1328,7 +1380,11 @@ policy_expired(void *arg)
 	    "%s long after policy_timeout\"", s->id, s->rcpt_domain);
 	s->policy_fails++;
 	/* the first RCPT as for a policy failure (an adopted leg's too) */
-	if (first_rcpt(s)) {
+	if (s->held354 != NULL) {
+		data_withheld(s, "no-verdict");
+		session_tempfail(s, "451 4.3.0", "no TLS policy verdict for "
+		    "%s (internal error); try again later", s->rcpt_domain);
+	} else if (first_rcpt(s)) {
 		session_tempfail(s, "421 4.3.0", "no TLS policy verdict for "
 		    "%s (internal error); try again later", s->rcpt_domain);
 	} else {
@@ -1391,12 +1447,15 @@ cmd_helo(struct session *s, const struct smtp_cmd *cmd)
  * may demand less.  A new transaction or recipient ends the session with
  * 421 (the MTA retries, on a worker with the new configuration), and so
  * does a RCPT still to follow MAIL, or DATA, under a verdict from before:
- * another worker would judge it again (its generation never moves here).
- * A message whose DATA went upstream goes on, as in any worker.
+ * another worker would judge it again (its generation never moves here),
+ * and the server's 354 (data_354_stale: the upstream is closed without
+ * the dot).  A message whose body is flowing goes on, as in any worker.
  */
 static void
 retiring_tempfail(struct session *s)
 {
+	if (s->held354 != NULL || s->state == S_DATA)
+		data_withheld(s, "retiring");
 	session_tempfail(s, "421 4.3.2", "this mxguard worker is restarting "
 	    "on a new configuration; try again");
 }
@@ -1493,9 +1552,15 @@ policy_ask(struct session *s)
 	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr), s->id,
 	    policy_done, s);
 	if (s->preq == NULL) {
+		s->rejudge = 0;
+		if (s->held354 != NULL) {
+			data_withheld(s, "out-of-memory");
+			session_tempfail(s, "451 4.3.0", "cannot evaluate the "
+			    "TLS policy (out of memory)");
+			return;
+		}
 		cl_printf(s, "451 4.3.0 mxguard: cannot evaluate the TLS "
 		    "policy (out of memory)");
-		s->rejudge = 0;
 		session_enter(s, S_IDLE);
 	}
 }
@@ -2597,6 +2662,41 @@ rset_refused_cleared(struct session *s)
 	    "why=ehlo-accepted-after-starttls", s->id, s->dst_str);
 }
 
+/*
+ * The server's 354: nothing of the body has gone yet.  A reload while
+ * DATA waited for it (as long as the server, or an attacker on the path
+ * who holds its packets, takes: command_timeout) ended the verdicts the
+ * accepted recipients went under; as at the client's DATA (cmd_data),
+ * each stale domain is judged again before a byte of the message goes,
+ * the 354 held from the client meanwhile (data_go() passes it on,
+ * data_withheld() ends the session without the dot).  A worker that
+ * could not apply the reload ends it so too.  1 when the 354 is not
+ * relayed now.
+ */
+static int
+data_354_stale(struct session *s, const struct smtp_reply *r)
+{
+	int k;
+
+	if (s->env->retiring) {
+		retiring_tempfail(s);
+		return 1;
+	}
+	if ((k = tx_stale(s)) == -1)
+		return 0;
+	if ((s->held354 = malloc(r->len)) == NULL) {
+		data_withheld(s, "out-of-memory");
+		session_tempfail(s, "451 4.3.0", "out of memory");
+		return 1;
+	}
+	memcpy(s->held354, r->buf, r->len);
+	s->held354_len = r->len;
+	log_info("sid=%s event=data-held dst=%s why=reloaded-before-body",
+	    s->id, s->dst_str);
+	data_rejudge(s, k);
+	return 1;
+}
+
 static void
 session_on_reply(struct session *s, struct smtp_reply *r)
 {
@@ -2667,6 +2767,8 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			    "DATA", ", not 354");
 			break;
 		}
+		if (r->code == 354 && data_354_stale(s, r))
+			break;
 		if (r->code == 354)
 			cl_relay(s, r);
 		else

@@ -3393,6 +3393,146 @@ test_reload_before_data_fits(void **state)
 	finish();
 }
 
+/* MAIL and a RCPT of d.example ("may") accepted on a cleartext leg, DATA
+ * upstream and its 354 not come yet; then a reload (to level after; -1:
+ * the same verdict). */
+static void
+reload_before_354(int after)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	assert_int_equal(g.nlookups, 1);
+	g.env.gen++;
+	if (after != -1)
+		vspec_add("d.example", after, 0, NULL, NULL);
+}
+
+/* The session ended with reply (prefix want, holding needle), the 354
+ * never relayed, and nothing after DATA upstream: no body, no dot. */
+static void
+expect_withheld(const char *want, const char *needle)
+{
+	const char *r = CL_REPLY();
+
+	if (strncmp(r, want, strlen(want)) != 0 ||
+	    (needle != NULL && strstr(r, needle) == NULL))
+		fail_msg("DATA: %s", r);
+	wait_cl_eof();
+	wait_srv_eof();
+	assert_null(memmem(g.sraw, g.srawlen, "\r\n.\r\n", 5));
+}
+
+/*
+ * A reload while the server (or an attacker on the path who holds its
+ * packets, up to command_timeout) has not answered DATA, the reload
+ * making d.example encrypt: at the 354 nothing of the body has gone; the
+ * domain is judged again, does not fit the cleartext leg, and the
+ * upstream is closed without the dot, the client's DATA 450 4.7.10.
+ * Before, the 354 was relayed and the message went in cleartext.
+ */
+static void
+test_reload_before_354(void **state)
+{
+	reload_before_354(TLS_LEVEL_ENCRYPT);
+	srv_send("354 go ahead\r\n");
+	expect_withheld("450 4.7.10 ", "starttls-not-supported");
+	assert_int_equal(g.nlookups, 2);
+	finish();
+}
+
+/* The same reload demanding nothing more: judged again, the 354 goes to
+ * the client and the message upstream (before: no second lookup). */
+static void
+test_reload_before_354_fits(void **state)
+{
+	const char *body = "Subject: x\r\n\r\nheld 354\r\n.\r\n";
+
+	reload_before_354(-1);
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	assert_int_equal(g.nlookups, 2);
+	cl_send(body);
+	WAIT(g.slen >= strlen(body));
+	assert_int_equal(g.slen, strlen(body));
+	assert_memory_equal(g.sbuf, body, g.slen);
+	g.slen = 0;
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	finish();
+}
+
+/* A second reload while the re-judge's lookup runs, this one to encrypt:
+ * asked again (a third lookup), and withheld (before: 354 relayed). */
+static void
+test_reload_before_354_twice(void **state)
+{
+	reload_before_354(-1);
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL)->delay = 200;
+	srv_send("354 go ahead\r\n");
+	WAIT(g.nlookups == 2 || g.clen > 0);
+	assert_int_equal(g.nlookups, 2);
+	g.env.gen++;
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	expect_withheld("450 4.7.10 ", "starttls-not-supported");
+	assert_int_equal(g.nlookups, 3);
+	finish();
+}
+
+/* The re-judge's lookup never answers (the engine's bug): at the safety
+ * net, 451 4.3.0 and no dot (before: 354 relayed). */
+static void
+test_reload_before_354_no_verdict(void **state)
+{
+	uint64_t saved = g.cfg->policy_timeout;
+
+	g.cfg->policy_timeout = 200;
+	g.env.policy_grace = 100;
+	reload_before_354(-1);
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL)->hold = 1;
+	srv_send("354 go ahead\r\n");
+	expect_withheld("451 4.3.0 ", "no TLS policy verdict");
+	g.cfg->policy_timeout = saved;
+	assert_int_equal(g.ncancel, 1);
+	finish();
+}
+
+/* The client leaves while the 354 is held: the lookup is cancelled and
+ * the upstream closed without the dot. */
+static void
+test_reload_before_354_client_gone(void **state)
+{
+	reload_before_354(-1);
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL)->hold = 1;
+	srv_send("354 go ahead\r\n");
+	WAIT(g.nlookups == 2);
+	close(g.cfd);
+	g.cfd = -1;
+	wait_srv_eof();
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(g.ncancel, 1);
+	assert_null(memmem(g.sraw, g.srawlen, "\r\n.\r\n", 5));
+	finish();
+}
+
+/* The worker retires while DATA waits for its 354: 421 4.3.2, no body,
+ * no dot (before: 354 relayed). */
+static void
+test_retiring_before_354(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	g.env.retiring = 1;
+	srv_send("354 go ahead\r\n");
+	expect_withheld("421 4.3.2 ", NULL);
+	finish();
+}
+
 /* Every would-defer stage's count, summed. */
 static int64_t
 would_defers(void)
@@ -7206,6 +7346,12 @@ main(void)
 		T(test_retiring_before_data),
 		T(test_reload_before_data_monitored_once),
 		T(test_reload_before_rcpt_monitored_once),
+		T(test_reload_before_354),
+		T(test_reload_before_354_fits),
+		T(test_reload_before_354_twice),
+		T(test_reload_before_354_no_verdict),
+		T(test_reload_before_354_client_gone),
+		T(test_retiring_before_354),
 		T(test_reload_before_data_tls),
 		T(test_reload_before_data_tls_fits),
 		T(test_reload_during_handshake),
