@@ -1552,6 +1552,17 @@ sts_enforce(struct policy_req *r, const struct sts_policy *sp)
 			    mxfail ? ": " : "", r->dststr, v->domain);
 		return;
 	}
+	if (!sts_policy_match(sp, v->mx_host) && sp->mx_over > 0) {
+		/* H may be in a pattern past those kept (sts.h): not known
+		 * to be allowed, and not known to be refused either, so
+		 * deferred as this gateway's limit, not reported */
+		defer(r, "mta-sts", "local-error", "MX host %s matches none "
+		    "of the first %d mx patterns of the MTA-STS policy of %s, "
+		    "and mxguard keeps no more: %d not checked", v->mx_host,
+		    sp->nmx, v->domain, sp->mx_over);
+		v->local = 1;
+		return;
+	}
 	if (!sts_policy_match(sp, v->mx_host)) {
 		defer(r, "mta-sts", "validation-failure", "MX host %s is not "
 		    "in the MTA-STS policy of %s", v->mx_host, v->domain);
@@ -1597,6 +1608,16 @@ sts_testing(struct policy_req *r, const struct sts_policy *sp)
 		snprintf(v->detail, sizeof(v->detail), "%s is not an address "
 		    "of any MX host of %s (MTA-STS testing: reported only)",
 		    r->dststr, v->domain);
+		(void)verdict_names(r->pol, v, 0, names);
+		return;
+	}
+	if (!sts_policy_match(sp, v->mx_host) && sp->mx_over > 0) {
+		snprintf(v->detail, sizeof(v->detail), "MX host %s matches "
+		    "none of the first %d mx patterns of the MTA-STS policy of "
+		    "%s, and mxguard keeps no more: %d not checked (testing: "
+		    "not reported)", v->mx_host, sp->nmx, v->domain,
+		    sp->mx_over);
+		v->local = 1;
 		(void)verdict_names(r->pol, v, 0, names);
 		return;
 	}
@@ -2105,6 +2126,11 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 		    sts_mode_name(sp->mode), sp->max_age, sp->nmx,
 		    sp->lenient ? " lenient=" : "", sp->lenient ?
 		    sts_lenient_names(sp->lenient, lbuf, sizeof(lbuf)) : "");
+		if (sp->mx_over > 0)
+			log_warn("event=sts-mx-patterns-dropped domain=%s "
+			    "id=%s kept=%d dropped=%d note=\"an MX host only "
+			    "the dropped patterns list is deferred\"",
+			    f->domain, f->id, sp->nmx, sp->mx_over);
 		stats_add(stats_get("mxguard_sts_fetches_total{result=\"ok\"}",
 		    "MTA-STS policy fetches"), 1);
 	} else {

@@ -396,6 +396,15 @@ mx_value(const char *v, size_t len, char *out, size_t outsz, unsigned *fix)
 	return sts_valid_hostname(out + wild) ? 0 : -1;
 }
 
+/* An mx value checked as mx_value() does, not kept. */
+static int
+mx_check(const char *v, size_t len, unsigned *fix)
+{
+	char out[256];
+
+	return mx_value(v, len, out, sizeof(out), fix);
+}
+
 static const char *const lenient_name[] = {
 	"bom", "blank-line", "key-whitespace", "key-case", "value-case",
 	"max-age-clamped", "repeated-field", "mx-trailing-dot", "mx-u-label",
@@ -508,9 +517,11 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 	int have_mode = 0;
 	unsigned exact, later_fix = 0;
 	/* mx lines in another case, where no line spells "mx": patterns
-	 * only if the mode needs them (below) */
-	struct { size_t vs, ve; int line; } later[STS_MAX_MX + 1];
-	int nlater = 0;
+	 * only if the mode needs them (below); past the room for them, only
+	 * counted (nover) and checked (overbad: the first bad line) */
+	struct { size_t vs, ve; int line; } later[STS_MAX_MX];
+	int nlater = 0, nover = 0, overbad = 0, overempty = 0;
+	unsigned overfix = 0;
 
 	memset(p, 0, sizeof(*p));
 	if (len >= 3 && memcmp(body, "\xef\xbb\xbf", 3) == 0) {
@@ -580,12 +591,19 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 			/* known after the last line: with mode none a
 			 * strict reader takes the file, this line for an
 			 * extension, and so must we */
-			if (nlater <= STS_MAX_MX) {
+			if (nlater < STS_MAX_MX) {
 				later[nlater].vs = vs;
 				later[nlater].ve = ve;
 				later[nlater].line = line;
 				nlater++;
-			}
+			} else if (ve == vs || mx_check(body + vs, ve - vs,
+			    &overfix) == -1) {
+				if (ve == vs)
+					overempty = 1;
+				if (overbad == 0)
+					overbad = line;
+			} else
+				nover++;
 			later_fix |= fix;
 			continue;
 		}
@@ -643,10 +661,15 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 				fix |= STS_LENIENT_REPEAT;
 			else
 				p->max_age = (uint32_t)v;
+		} else if (p->nmx >= STS_MAX_MX) {
+			/* valid, and more than there is room for: not
+			 * kept, so a host only it lists matches nothing
+			 * (deferred under enforce, policy.c), where an
+			 * invalid policy would be no policy at all */
+			if (mx_check(body + vs, ve - vs, &fix) == -1)
+				ERR("line %d: bad mx pattern", line);
+			p->mx_over++;
 		} else {
-			if (p->nmx >= STS_MAX_MX)
-				ERR("line %d: more than %d mx patterns", line,
-				    STS_MAX_MX);
 			if (mx_value(body + vs, ve - vs, p->mx[p->nmx],
 			    sizeof(p->mx[0]), &fix) == -1)
 				ERR("line %d: bad mx pattern", line);
@@ -663,6 +686,8 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 		for (int k = 0; k < nlater; k++)
 			if (later[k].ve == later[k].vs)
 				p->lenient |= STS_LENIENT_EXT_EMPTY;
+		if (overempty)
+			p->lenient |= STS_LENIENT_EXT_EMPTY;
 		p->lenient |= later_fix & ~STS_LENIENT_KEY_CASE;
 	} else {
 		for (int k = 0; k < nlater; k++) {
@@ -670,9 +695,7 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 
 			if (later[k].ve == later[k].vs)
 				ERR("line %d: empty value", later[k].line);
-			if (p->nmx >= STS_MAX_MX)
-				ERR("line %d: more than %d mx patterns",
-				    later[k].line, STS_MAX_MX);
+			/* (no line spells "mx": nothing else kept) */
 			if (mx_value(body + later[k].vs, later[k].ve -
 			    later[k].vs, p->mx[p->nmx], sizeof(p->mx[0]),
 			    &fix) == -1)
@@ -680,7 +703,10 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy *p,
 			p->nmx++;
 			p->lenient |= fix;
 		}
-		p->lenient |= later_fix;
+		if (overbad != 0)
+			ERR("line %d: bad mx pattern", overbad);
+		p->mx_over += nover;
+		p->lenient |= later_fix | overfix;
 	}
 	if (!have_ver)
 		ERR("no version field");

@@ -42,6 +42,8 @@ struct sts_policy {
 	uint32_t	 max_age;
 	int		 nmx;
 	unsigned	 lenient;		/* STS_LENIENT_* */
+	int		 mx_over;	/* valid patterns past STS_MAX_MX, not
+					 * kept: no host matches them */
 	char		 mx[STS_MAX_MX][256];	/* lower case; "*.x" or "x" */
 };
 

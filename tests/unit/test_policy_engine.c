@@ -205,6 +205,13 @@ static const struct zrr zone[] = {
 	{ "nidrot.test", DNS_T_MX, "10 mx.nidrot.test" },
 	{ "mx.nidrot.test", DNS_T_A, "192.0.2.17" },
 	{ "_mta-sts.nidrot.test", DNS_T_TXT, rot_txt },
+	/* an enforce policy of 70 mx patterns (test_many_mx_patterns):
+	 * mx1 in the first 64, mx70 past them */
+	{ "manymx.test", DNS_T_MX, "10 mx1.manymx.test" },
+	{ "manymx.test", DNS_T_MX, "20 mx70.manymx.test" },
+	{ "mx1.manymx.test", DNS_T_A, "192.0.2.77" },
+	{ "mx70.manymx.test", DNS_T_A, "192.0.2.78" },
+	{ "_mta-sts.manymx.test", DNS_T_TXT, "v=STSv1; id=mm1" },
 	{ NULL, 0, NULL },
 };
 
@@ -1627,6 +1634,56 @@ test_lenient_policy(void **state)
 }
 
 /*
+ * An enforce policy with more mx patterns than mxguard keeps
+ * (STS_MAX_MX, 64) is the domain's policy all the same: a host in the
+ * first 64 is verified, one only a pattern past them could list is
+ * deferred as this gateway's limit (local-error, not reported), from the
+ * fetch and from the cache alike.  Old code: the file was invalid, no
+ * policy, and both went opportunistically (may).
+ */
+static void
+test_many_mx_patterns(void **state)
+{
+	static char body[4096];
+	struct policy *p;
+	struct policy_verdict *v;
+	size_t o;
+	int i;
+
+	(void)state;
+	o = (size_t)snprintf(body, sizeof(body), "version: STSv1\n"
+	    "mode: enforce\nmax_age: 86400\n");
+	for (i = 1; i <= 70; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o,
+		    "mx: mx%d.manymx.test\n", i);
+	mock_http("mta-sts.manymx.test", body);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "manymx.test", "192.0.2.78");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->source, "mta-sts");
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_string_equal(v->mx_host, "mx70.manymx.test");
+	assert_non_null(strstr(v->detail, "6 not checked"));
+	policy_verdict_free(v);
+	/* from the cache now */
+	v = lookup(p, "manymx.test", "192.0.2.77");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "mx1.manymx.test");
+	assert_non_null(strstr(v->sts_note, "cached"));
+	policy_verdict_free(v);
+	v = lookup(p, "manymx.test", "192.0.2.78");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "local-error");
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+}
+
+/*
  * The same back-off, then a reload: it ends, as the failed refetch came
  * through the replaced resolver and CA store (what the operator may have
  * reloaded to fix), and the next lookup fetches through the new ones
@@ -2801,6 +2858,7 @@ main(void)
 		cmocka_unit_test(test_store_read_error),
 		cmocka_unit_test(test_store_not_open),
 		cmocka_unit_test(test_newer_policy_stored_meanwhile),
+		cmocka_unit_test(test_many_mx_patterns),
 	};
 
 	(void)pol;

@@ -509,8 +509,58 @@ test_policy_too_many_mx(void **state)
 		    "mx: m%d.example\n", i);
 	assert_int_equal(sts_policy_parse(body, o, &p, err, sizeof(err)), 0);
 	assert_int_equal(p.nmx, STS_MAX_MX);
+	assert_int_equal(p.mx_over, 0);
+	/* more: the domain's policy all the same (not "no policy"); the
+	 * patterns past the room are checked, counted, and match nothing */
 	o += (size_t)snprintf(body + o, sizeof(body) - o, "mx: one.more\n");
+	assert_int_equal(sts_policy_parse(body, o, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.nmx, STS_MAX_MX);
+	assert_int_equal(p.mx_over, 1);
+	assert_int_equal(p.mode, STS_MODE_ENFORCE);
+	assert_true(sts_policy_match(&p, "m0.example"));
+	assert_false(sts_policy_match(&p, "one.more"));
+	/* ... and one of them malformed is an invalid file, as before */
+	o += (size_t)snprintf(body + o, sizeof(body) - o, "mx: bad..one\n");
 	assert_int_equal(sts_policy_parse(body, o, &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "bad mx pattern"));
+}
+
+/* The same past the room with "MX:" lines (no line spelling "mx"): with
+ * mode enforce they are patterns, counted; with mode none extensions. */
+static void
+test_policy_too_many_mx_case(void **state)
+{
+	char body[8192], body2[8192];
+	size_t o = 0;
+	int i;
+	struct sts_policy p;
+	char err[128];
+
+	o += (size_t)snprintf(body + o, sizeof(body) - o,
+	    "version: STSv1\nmode: enforce\nmax_age: 5\n");
+	for (i = 0; i < STS_MAX_MX + 3; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o,
+		    "MX: m%d.example.\n", i);
+	assert_int_equal(sts_policy_parse(body, o, &p, err, sizeof(err)), 0);
+	assert_int_equal(p.nmx, STS_MAX_MX);
+	assert_int_equal(p.mx_over, 3);
+	assert_true(p.lenient & STS_LENIENT_KEY_CASE);
+	assert_true(p.lenient & STS_LENIENT_MX_DOT);
+	assert_true(sts_policy_match(&p, "m63.example"));
+	assert_false(sts_policy_match(&p, "m64.example"));
+	/* a malformed one past the room: invalid with mode enforce ... */
+	memcpy(body2, body, o);
+	i = snprintf(body2 + o, sizeof(body2) - o, "MX: bad..one\n");
+	assert_int_equal(sts_policy_parse(body2, o + (size_t)i, &p, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "line 71: bad mx pattern"));
+	/* ... an extension with mode none, as every other "MX:" line */
+	memcpy(body2 + 21, "none   ", 7);
+	assert_int_equal(sts_policy_parse(body2, o + (size_t)i, &p, err,
+	    sizeof(err)), 0);
+	assert_int_equal(p.mode, STS_MODE_NONE);
+	assert_int_equal(p.nmx, 0);
+	assert_int_equal(p.mx_over, 0);
 }
 
 static void
@@ -667,6 +717,7 @@ main(void)
 		cmocka_unit_test(test_policy_strict_reading),
 		cmocka_unit_test(test_policy_nul),
 		cmocka_unit_test(test_policy_too_many_mx),
+		cmocka_unit_test(test_policy_too_many_mx_case),
 		cmocka_unit_test(test_mx_match),
 		cmocka_unit_test(test_domain_norm),
 		cmocka_unit_test(test_domain_norm_separators),
