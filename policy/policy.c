@@ -1515,6 +1515,19 @@ decide(struct policy_req *r)
 	finish(r);
 }
 
+/*
+ * No MX host kept owns A, and the MX answer named hosts that were not
+ * kept (MX_MAX_HOSTS, DNS_MAX_RR): one of them may, so "A is no MX
+ * host's address" is not known (DANE counts them likewise: unkept).
+ */
+static int
+unkept_owner(struct policy_req *r)
+{
+	const struct mx_result *m = mx_view(r);
+
+	return m != NULL && m->nunkept > 0;
+}
+
 /* MTA-STS enforce: verify for H, or defer. */
 static void
 sts_enforce(struct policy_req *r, const struct sts_policy *sp)
@@ -1538,6 +1551,18 @@ sts_enforce(struct policy_req *r, const struct sts_policy *sp)
 			    "could not be looked up for want of local "
 			    "resources (%s) (MTA-STS enforce)", v->domain,
 			    e ? strerror(e) : "no socket, buffer or memory");
+			v->local = 1;
+			return;
+		}
+		if (r->have_dst && mxfail == NULL && unkept_owner(r)) {
+			/* an MX host past those looked up (MX_MAX_HOSTS)
+			 * may own A: unknown, not a failure of D's */
+			defer(r, "mta-sts", "local-error", "%s is not an "
+			    "address of the %d MX hosts of %s that mxguard "
+			    "looks up, and %d more were not: one of them may "
+			    "own it (MTA-STS enforce)", r->dststr,
+			    mx_view(r)->nhost, v->domain,
+			    mx_view(r)->nunkept);
 			v->local = 1;
 			return;
 		}
@@ -1599,6 +1624,17 @@ sts_testing(struct policy_req *r, const struct sts_policy *sp)
 		snprintf(v->detail, sizeof(v->detail), "the MX hosts of %s "
 		    "could not be looked up for want of local resources "
 		    "(MTA-STS testing: not reported)", v->domain);
+		v->local = 1;
+		(void)verdict_names(r->pol, v, 0, names);
+		return;
+	}
+	if (v->mx_host[0] == '\0' && r->have_dst &&
+	    mx_lookup_failure(r) == NULL && unkept_owner(r)) {
+		snprintf(v->detail, sizeof(v->detail), "%s is not an address "
+		    "of the %d MX hosts of %s that mxguard looks up, and %d "
+		    "more were not (MTA-STS testing: not reported)",
+		    r->dststr, mx_view(r)->nhost, v->domain,
+		    mx_view(r)->nunkept);
 		v->local = 1;
 		(void)verdict_names(r->pol, v, 0, names);
 		return;

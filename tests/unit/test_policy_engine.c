@@ -212,6 +212,46 @@ static const struct zrr zone[] = {
 	{ "mx1.manymx.test", DNS_T_A, "192.0.2.77" },
 	{ "mx70.manymx.test", DNS_T_A, "192.0.2.78" },
 	{ "_mta-sts.manymx.test", DNS_T_TXT, "v=STSv1; id=mm1" },
+	/* 17 MX hosts, one more than the walk keeps (MX_MAX_HOSTS): the
+	 * least preferred owns the destination (test_mx_hosts_unkept) */
+	{ "bigmx.test", DNS_T_MX, "10 a01.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a02.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a03.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a04.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a05.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a06.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a07.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a08.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a09.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a10.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a11.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a12.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a13.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a14.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a15.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "10 a16.bigmx.test" },
+	{ "bigmx.test", DNS_T_MX, "90 z.bigmx.test" },
+	{ "a01.bigmx.test", DNS_T_A, "192.0.2.80" },
+	{ "z.bigmx.test", DNS_T_A, "192.0.2.79" },
+	{ "_mta-sts.bigmx.test", DNS_T_TXT, "v=STSv1; id=bm1" },
+	{ "_mta-sts.bigmxt.test", DNS_T_TXT, "v=STSv1; id=bt1" },
+	{ "bigmxt.test", DNS_T_MX, "10 a01.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a02.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a03.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a04.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a05.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a06.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a07.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a08.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a09.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a10.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a11.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a12.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a13.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a14.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a15.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "10 a16.bigmx.test" },
+	{ "bigmxt.test", DNS_T_MX, "90 z.bigmx.test" },
 	{ NULL, 0, NULL },
 };
 
@@ -1684,6 +1724,45 @@ test_many_mx_patterns(void **state)
 }
 
 /*
+ * The MTA connects to an MX host past the 16 the walk keeps: whether it
+ * is in the policy nobody here knows, so an enforce policy defers it as
+ * this gateway's limit (local-error, not reported) and a testing policy
+ * does not report it; a kept host still verifies.  Old code: deferred
+ * as validation-failure ("not an address of any MX host"), and the
+ * testing check reported so to the domain by TLSRPT.
+ */
+static void
+test_mx_hosts_unkept(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+
+	(void)state;
+	cache_policy("bigmx.test", "bm1", "version: STSv1\nmode: enforce\n"
+	    "mx: *.bigmx.test\nmax_age: 86400\n", 10, 86400);
+	cache_policy("bigmxt.test", "bt1", "version: STSv1\nmode: testing\n"
+	    "mx: *.bigmx.test\nmax_age: 86400\n", 10, 86400);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "bigmx.test", "192.0.2.79");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_non_null(strstr(v->detail, "16 MX hosts"));
+	policy_verdict_free(v);
+	v = lookup(p, "bigmx.test", "192.0.2.80");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "a01.bigmx.test");
+	policy_verdict_free(v);
+	v = lookup(p, "bigmxt.test", "192.0.2.79");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_int_equal(v->report_only, 1);
+	assert_int_equal(v->local, 1);
+	assert_string_equal(v->reason, "");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
  * The same back-off, then a reload: it ends, as the failed refetch came
  * through the replaced resolver and CA store (what the operator may have
  * reloaded to fix), and the next lookup fetches through the new ones
@@ -2859,6 +2938,7 @@ main(void)
 		cmocka_unit_test(test_store_not_open),
 		cmocka_unit_test(test_newer_policy_stored_meanwhile),
 		cmocka_unit_test(test_many_mx_patterns),
+		cmocka_unit_test(test_mx_hosts_unkept),
 	};
 
 	(void)pol;
