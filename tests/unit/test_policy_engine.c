@@ -212,6 +212,8 @@ static const struct zrr zone[] = {
 	{ "mx1.manymx.test", DNS_T_A, "192.0.2.77" },
 	{ "mx70.manymx.test", DNS_T_A, "192.0.2.78" },
 	{ "_mta-sts.manymx.test", DNS_T_TXT, "v=STSv1; id=mm1" },
+	{ "manymxt.test", DNS_T_MX, "10 mx70.manymx.test" },
+	{ "_mta-sts.manymxt.test", DNS_T_TXT, "v=STSv1; id=mt1" },
 	/* 17 MX hosts, one more than the walk keeps (MX_MAX_HOSTS): the
 	 * least preferred owns the destination (test_mx_hosts_unkept) */
 	{ "bigmx.test", DNS_T_MX, "10 a01.bigmx.test" },
@@ -1721,6 +1723,19 @@ test_many_mx_patterns(void **state)
 	policy_verdict_free(v);
 	policy_free(p);
 	mock_http_off();
+	/* a testing policy of the same patterns: the check of a host past
+	 * them is not made, so not reported (no reason, local) */
+	memcpy(strstr(body, "enforce"), "testing", 7);
+	cache_policy("manymxt.test", "mt1", body, 10, 86400);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "manymxt.test", "192.0.2.78");
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_int_equal(v->report_only, 1);
+	assert_int_equal(v->local, 1);
+	assert_string_equal(v->reason, "");
+	assert_non_null(strstr(v->detail, "testing: not reported"));
+	policy_verdict_free(v);
+	policy_free(p);
 }
 
 /*
