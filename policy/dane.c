@@ -127,8 +127,10 @@ dane_tlsa_parse(const unsigned char *rdata, size_t rdlen,
 	out->selector = rdata[1];
 	out->mtype = rdata[2];
 	out->len = rdlen - 3;
-	if ((out->data = malloc(out->len)) == NULL)
-		return -1;
+	if ((out->data = malloc(out->len)) == NULL) {
+		out->len = 0;
+		return -2;	/* no memory: not the record's fault */
+	}
 	memcpy(out->data, rdata + 3, out->len);
 	out->usable = dane_tlsa_usable(out->usage, out->selector, out->mtype,
 	    out->data, out->len);
@@ -433,8 +435,13 @@ take_tlsa(struct dane_info *d, const struct dns_answer *a)
 		return -1;
 	for (i = 0; i < n; i++) {
 		struct dane_tlsa *t = &d->tlsa[d->ntlsa];
+		int rc = dane_tlsa_parse(a->rr[i].rdata, a->rr[i].rdlen, t);
 
-		if (dane_tlsa_parse(a->rr[i].rdata, a->rr[i].rdlen, t) == -1)
+		/* a record left out for want of memory may be the usable
+		 * one: never a weaker verdict for it (the caller defers) */
+		if (rc == -2)
+			return -1;
+		if (rc == -1)
 			continue;	/* malformed: unusable, skip */
 		d->ntlsa++;
 		if (t->usable)

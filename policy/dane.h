@@ -142,7 +142,8 @@ const char	*dane_state_name(enum dane_state);
  */
 int		 dane_tlsa_usable(uint8_t usage, uint8_t selector,
 		    uint8_t mtype, const unsigned char *data, size_t len);
-/* Parses TLSA rdata (wire format); 0 or -1 if shorter than 4 bytes. */
+/* Parses TLSA rdata (wire format); 0, -1 if shorter than 4 bytes (a
+ * malformed record: unusable), -2 out of memory. */
 int		 dane_tlsa_parse(const unsigned char *rdata, size_t rdlen,
 		    struct dane_tlsa *out);
 /* SHA-256 over the records in canonical (sorted) order. */

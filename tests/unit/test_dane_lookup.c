@@ -11,7 +11,7 @@
  * the destination, a failed TLSA lookup with or without an owner), and a
  * destination that is no MX host's address.
  */
-// WRAP: dns_query dns_cancel
+// WRAP: dns_query dns_cancel malloc
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +30,22 @@
 #include "policy/mx.h"
 
 #include "fakedns.h"
+
+/* malloc(): fails every request of malloc_fail bytes while set (the
+ * canned answers are parsed before a test arms it; during a lookup only
+ * dane.c's own records are malloc()ed) */
+static size_t malloc_fail;
+
+void *__real_malloc(size_t);
+void *__wrap_malloc(size_t);
+
+void *
+__wrap_malloc(size_t n)
+{
+	if (malloc_fail != 0 && n == malloc_fail)
+		return NULL;
+	return __real_malloc(n);
+}
 
 static struct dane_info *got;
 
@@ -221,6 +237,37 @@ test_only_unusable(void **s)
 	assert_int_equal(d->state, DANE_UNUSABLE);
 	assert_int_equal(d->ntlsa, 3);
 	assert_int_equal(d->nusable, 0);
+}
+
+/* A usable record that could not be copied for want of memory: the
+ * RRset must not pass for one without it (TLS unauthenticated, or no
+ * DANE), but defer as this gateway's trouble. */
+static void
+test_tlsa_record_nomem(void **s)
+{
+	struct dane_info *d;
+	struct msg m;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	begin(&m, 0x1234, 1, 0, "_25._tcp.mx.d.test", DNS_T_TLSA, 2, 0, 0);
+	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 9, 40, 300);	/* unusable */
+	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 1, 32, 300);
+	answer("_25._tcp.mx.d.test", DNS_T_TLSA, DNS_SECURE, &m);
+	malloc_fail = 32;	/* the usable record's data */
+	d = run("d.test", "192.0.2.1");
+	malloc_fail = 0;
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, DANE_LOCAL_ERROR);
+	assert_int_equal(d->local, 1);
+	dane_info_free(got);
+	got = NULL;
+
+	/* with memory back: the same RRset is usable */
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_int_equal(d->ntlsa, 2);
+	assert_int_equal(d->nusable, 1);
 }
 
 static void
@@ -741,6 +788,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_implicit_mx, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_only_unusable, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tlsa_record_nomem, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tlsa_servfail, setup,
 		    teardown),
