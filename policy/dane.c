@@ -796,7 +796,15 @@ dane_lookup(struct ev_loop *loop, struct dns *dns,
 		snprintf(d->mx[i].host, sizeof(d->mx[i].host), "%s", h->name);
 		d->mx[i].addr_status = mx_host_status(h, family);
 		d->mx[i].has_dst = h->has_dst;
-		if (h->has_dst && r->owner < 0)
+		/* H: the most preferred host owning A whose addresses are
+		 * secure, else the most preferred owning A.  A that several
+		 * hosts own does not say which one the MTA meant, and a
+		 * preferred host in an unsigned zone (whose address records
+		 * anyone on the path writes) must not take DANE off the
+		 * signed host whose server A is too (RFC 7672 2.2.1) */
+		if (h->has_dst && (r->owner < 0 ||
+		    (d->mx[r->owner].addr_status != DNS_SECURE &&
+		    d->mx[i].addr_status == DNS_SECURE)))
 			r->owner = i;
 		r->sub[i].r = r;
 		r->sub[i].idx = i;

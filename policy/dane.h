@@ -15,7 +15,8 @@
  *      resolver says it is a DNSSEC failure (Extended DNS Error 5..12,
  *      named in the detail): nothing shows that D is unsigned, and an
  *      attacker who breaks the query must not turn DANE off.
- *   2. The host H that owns A.  DANE applies only when H's address
+ *   2. The host H that owns A (of several, the most preferred with
+ *      secure addresses).  DANE applies only when H's address
  *      records are secure.  If A belongs to no MX host while the MX RRset
  *      is secure: TLSA of every MX host with secure addresses or none of
  *      A's family (at a CNAME host's expanded name, then its own); some host

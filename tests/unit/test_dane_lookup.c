@@ -172,6 +172,49 @@ test_preference_order(void **s)
 	assert_int_equal(d->mx[0].pref, 10);
 }
 
+/* Two MX hosts own A: the preferred one (10) in an unsigned zone, whose
+ * address records anyone on the path may write (or its operator points
+ * at the other's server), the other (20) with secure addresses and TLSA
+ * records.  Which of them the MTA meant cannot be told from A: DANE
+ * applies, with the secure host's records (the server at A is that
+ * host's too), never no DANE because the insecure one is preferred. */
+static void
+test_owner_secure_over_insecure(void **s)
+{
+	struct dane_info *d;
+
+	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
+	a("mx10.unsigned.test", 0, "192.0.2.1");
+	a("mx20.d.test", 1, "192.0.2.1");
+	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_string_equal(d->mx_host, "mx20.d.test");
+	assert_string_equal(d->tlsa_base, "mx20.d.test");
+	dane_info_free(got);
+	got = NULL;
+
+	/* the secure host publishes none: no DANE, as for either alone */
+	fakes_clear();
+	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
+	a("mx10.unsigned.test", 0, "192.0.2.1");
+	a("mx20.d.test", 1, "192.0.2.1");
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_NONE);
+	dane_info_free(got);
+	got = NULL;
+
+	/* A is the insecure host's alone: no DANE for it (RFC 7672 2.2) */
+	fakes_clear();
+	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
+	a("mx10.unsigned.test", 0, "192.0.2.1");
+	a("mx20.d.test", 1, "192.0.2.2");
+	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_NONE);
+	assert_string_equal(d->mx_host, "mx10.unsigned.test");
+}
+
 static void
 test_insecure_address(void **s)
 {
@@ -781,6 +824,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_preference_order, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_owner_secure_over_insecure,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insecure_address, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_insecure_mx_signed_host,
