@@ -681,6 +681,49 @@ no_owner(struct dane_req *r)
 		any_done(r);
 }
 
+/*
+ * H owns A but its addresses are not secure, while the MX RRset is.
+ * Another MX host whose address lookup failed may own A too, with secure
+ * addresses and TLSA records: it would have been H.  An attacker on the
+ * path who fails that host's lookup for this resolver (holds or breaks
+ * it) and writes the unsigned host's answer to claim A, the signed host's
+ * address the MTA went to for DANE, must not get "no DANE": defer, as
+ * no_owner() does for such a failure.  A failure of this host's own
+ * resources (DNS_LOCAL) is local-error, first, as in any_done().  1 when
+ * it has finished.
+ */
+static int
+owner_unsure(struct dane_req *r)
+{
+	struct dane_info *d = r->info;
+	int i, fail = -1, local = -1;
+
+	for (i = 0; i < d->nmx; i++) {
+		if (i == r->owner)
+			continue;
+		if (d->mx[i].addr_status == DNS_LOCAL && local < 0)
+			local = i;
+		else if (mx_status_failed(d->mx[i].addr_status) && fail < 0)
+			fail = i;
+	}
+	if (local >= 0)
+		finish(r, DANE_DEFER, DANE_LOCAL_ERROR, "address records of "
+		    "%s are not DNSSEC-validated, and the address lookup of "
+		    "MX host %s, which may own the destination, was not sent "
+		    "for want of local resources", d->mx_host,
+		    d->mx[local].host);
+	else if (fail >= 0)
+		finish(r, DANE_DEFER, "dnssec-invalid", "address records of "
+		    "%s are not DNSSEC-validated, and the address lookup of "
+		    "MX host %s, which may own the destination, failed (%s) "
+		    "in a signed zone", d->mx_host, d->mx[fail].host,
+		    d->mx[fail].addr_status < 0 ? "no answer" :
+		    dns_status_name(d->mx[fail].addr_status));
+	else
+		return 0;
+	return 1;
+}
+
 /* Runs from the event loop: the MX walk has answered everything. */
 static void
 evaluate(void *arg)
@@ -725,6 +768,10 @@ evaluate(void *arg)
 	snprintf(d->mx_host, sizeof(d->mx_host), "%s", d->mx[h->idx].host);
 	d->addr_secure = d->mx[h->idx].addr_status == DNS_SECURE;
 	if (!d->addr_secure) {
+		/* under an insecure MX RRset an attacker drops a signed host
+		 * from the list anyway, and no_owner() does not defer */
+		if (d->mx_secure && owner_unsure(r))
+			return;
 		finish(r, DANE_NONE, NULL, "address records of %s are not "
 		    "DNSSEC-validated", d->mx_host);
 		return;

@@ -17,7 +17,10 @@
  *      attacker who breaks the query must not turn DANE off.
  *   2. The host H that owns A (of several, the most preferred with
  *      secure addresses).  DANE applies only when H's address
- *      records are secure.  If A belongs to no MX host while the MX RRset
+ *      records are secure; with a secure MX RRset, an insecure H while
+ *      another host's address lookup failed (it may own A):
+ *      DANE_DEFER (dnssec-invalid, local-error for DNS_LOCAL).  If A
+ *      belongs to no MX host while the MX RRset
  *      is secure: TLSA of every MX host with secure addresses or none of
  *      A's family (at a CNAME host's expanded name, then its own); some host
  *      publishes TLSA records: DANE_DEFER (validation-failure); else a

@@ -215,6 +215,74 @@ test_owner_secure_over_insecure(void **s)
 	assert_string_equal(d->mx_host, "mx10.unsigned.test");
 }
 
+/* As above, but the secure host's address lookup fails (an attacker on
+ * the path holds or breaks it) while the insecure host claims A, the
+ * secure host's real address where the MTA went for DANE.  That host may
+ * own A: defer, never no DANE. */
+static void
+test_owner_insecure_secure_failed(void **s)
+{
+	struct dane_info *d;
+
+	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
+	a("mx10.unsigned.test", 0, "192.0.2.1");
+	fail_with("mx20.d.test", DNS_T_A, 6);
+	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "dnssec-invalid");
+	assert_int_equal(d->local, 0);
+	assert_non_null(strstr(d->detail, "mx20.d.test"));
+	dane_info_free(got);
+	got = NULL;
+
+	/* a timeout, the preferred host's (order does not matter) */
+	fakes_clear();
+	mx("d.test", 1, "mx20.unsigned.test", "mx10.d.test");
+	answer("mx10.d.test", DNS_T_A, DNS_TIMEOUT, NULL);
+	a("mx20.unsigned.test", 0, "192.0.2.1");
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "dnssec-invalid");
+	dane_info_free(got);
+	got = NULL;
+
+	/* the lookup was never sent, for want of this host's resources:
+	 * local-error, not the domain's to be told of */
+	fakes_clear();
+	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
+	a("mx10.unsigned.test", 0, "192.0.2.1");
+	answer("mx20.d.test", DNS_T_A, DNS_LOCAL, NULL);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, DANE_LOCAL_ERROR);
+	assert_int_equal(d->local, 1);
+	dane_info_free(got);
+	got = NULL;
+
+	/* a secure owner decides, whatever another host's failure */
+	fakes_clear();
+	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
+	fail_with("mx10.unsigned.test", DNS_T_A, -1);
+	a("mx20.d.test", 1, "192.0.2.1");
+	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_USABLE);
+	assert_string_equal(d->mx_host, "mx20.d.test");
+	dane_info_free(got);
+	got = NULL;
+
+	/* an insecure MX RRset: an attacker drops the host from it anyway;
+	 * no DANE, as without an owner (test_fail_insecure_mx_no_defer) */
+	fakes_clear();
+	mx("d.test", 0, "mx20.d.test", "mx10.unsigned.test");
+	a("mx10.unsigned.test", 0, "192.0.2.1");
+	fail_with("mx20.d.test", DNS_T_A, 6);
+	d = run("d.test", "192.0.2.1");
+	assert_int_equal(d->state, DANE_NONE);
+	assert_string_equal(d->mx_host, "mx10.unsigned.test");
+}
+
 static void
 test_insecure_address(void **s)
 {
@@ -826,6 +894,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_owner_secure_over_insecure,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_owner_insecure_secure_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insecure_address, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_insecure_mx_signed_host,
