@@ -689,8 +689,9 @@ no_owner(struct dane_req *r)
  * it) and writes the unsigned host's answer to claim A, the signed host's
  * address the MTA went to for DANE, must not get "no DANE": defer, as
  * no_owner() does for such a failure.  A failure of this host's own
- * resources (DNS_LOCAL) is local-error, first, as in any_done().  1 when
- * it has finished.
+ * resources (DNS_LOCAL) is local-error, first, as in any_done().  So
+ * is a host the walk did not keep (more than MX_MAX_HOSTS).  1 when it
+ * has finished.
  */
 static int
 owner_unsure(struct dane_req *r)
@@ -719,6 +720,13 @@ owner_unsure(struct dane_req *r)
 		    "in a signed zone", d->mx_host, d->mx[fail].host,
 		    d->mx[fail].addr_status < 0 ? "no answer" :
 		    dns_status_name(d->mx[fail].addr_status));
+	else if (r->unkept > 0)
+		/* a host the walk did not keep, never looked up, may own A
+		 * with signed addresses, as in no_owner() */
+		finish(r, DANE_DEFER, "validation-failure", "address records "
+		    "of %s are not DNSSEC-validated, and %d MX hosts of %s "
+		    "were not kept: one of them may own the destination",
+		    d->mx_host, r->unkept, d->domain);
 	else
 		return 0;
 	return 1;

@@ -685,6 +685,45 @@ test_not_a_kept_mx_address(void **s)
 	assert_string_equal(d->mx_host, "mx00.d.test");
 }
 
+/* As test_owner_insecure_secure_failed, with the host that may own A
+ * one the walk did not keep: an unsigned kept host claims the address of
+ * the 17th, signed, host, whose addresses and TLSA records were never
+ * asked.  Deferred, never "no DANE". */
+static void
+test_owner_insecure_unkept(void **s)
+{
+	struct msg m;
+	struct dane_info *d;
+	char h[64], ip[32];
+	int i;
+
+	begin(&m, 0x1234, 1, 0, "d.test", DNS_T_MX, MX_MAX_HOSTS + 1, 0, 0);
+	for (i = 0; i < MX_MAX_HOSTS + 1; i++) {
+		snprintf(h, sizeof(h), "mx%02d.d.test", i);
+		rr_name(&m, "d.test", DNS_T_MX, 10 + i, h, 300);
+	}
+	answer("d.test", DNS_T_MX, DNS_SECURE, &m);
+	snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + MX_MAX_HOSTS);
+	a("mx00.d.test", 0, ip);
+	for (i = 1; i < MX_MAX_HOSTS + 1; i++) {
+		snprintf(h, sizeof(h), "mx%02d.d.test", i);
+		snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + i);
+		a(h, 1, ip);
+	}
+	tlsa("mx16.d.test", 1, 3, 1, 1, 32);
+	snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + MX_MAX_HOSTS);
+	d = run("d.test", ip);
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, "validation-failure");
+	assert_non_null(strstr(d->detail, "were not kept"));
+	dane_info_free(d);
+	got = NULL;
+	/* a kept signed host's own address decides as before */
+	d = run("d.test", "192.0.2.11");
+	assert_int_equal(d->state, DANE_NONE);
+	assert_string_equal(d->mx_host, "mx01.d.test");
+}
+
 static void
 test_not_a_kept_mx_record(void **s)
 {
@@ -896,6 +935,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_owner_insecure_secure_failed, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_owner_insecure_unkept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_insecure_address, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_insecure_mx_signed_host,
