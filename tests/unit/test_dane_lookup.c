@@ -112,6 +112,44 @@ run6(const char *domain, const char *dst)
 	return run_af(domain, dst, AF_INET6);
 }
 
+/* run("d.test", dst), asserting the verdict's state and, unless NULL,
+ * its reason; the caller asserts the rest */
+static struct dane_info *
+expect(const char *dst, enum dane_state state, const char *reason)
+{
+	struct dane_info *d = run("d.test", dst);
+
+	assert_int_equal(d->state, state);
+	if (reason != NULL)
+		assert_string_equal(d->reason, reason);
+	return d;
+}
+
+/* Drops the verdict of a test's case, to run again */
+static void
+forget(void)
+{
+	dane_info_free(got);
+	got = NULL;
+}
+
+/* ...and the canned answers too, for the test's next case */
+static void
+next_case(void)
+{
+	forget();
+	fakes_clear();
+}
+
+/* The owner tests' MX RRset, secure or not, of mx20.d.test (answered by
+ * the caller) and mx10.unsigned.test, whose insecure A is 192.0.2.1 */
+static void
+unsigned_owner(int mx_secure)
+{
+	mx("d.test", mx_secure, "mx20.d.test", "mx10.unsigned.test");
+	a("mx10.unsigned.test", 0, "192.0.2.1");
+}
+
 static int
 setup(void **state)
 {
@@ -183,35 +221,25 @@ test_owner_secure_over_insecure(void **s)
 {
 	struct dane_info *d;
 
-	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
-	a("mx10.unsigned.test", 0, "192.0.2.1");
+	unsigned_owner(1);
 	a("mx20.d.test", 1, "192.0.2.1");
 	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_USABLE);
+	d = expect("192.0.2.1", DANE_USABLE, NULL);
 	assert_string_equal(d->mx_host, "mx20.d.test");
 	assert_string_equal(d->tlsa_base, "mx20.d.test");
-	dane_info_free(got);
-	got = NULL;
 
 	/* the secure host publishes none: no DANE, as for either alone */
-	fakes_clear();
-	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
-	a("mx10.unsigned.test", 0, "192.0.2.1");
+	next_case();
+	unsigned_owner(1);
 	a("mx20.d.test", 1, "192.0.2.1");
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_NONE);
-	dane_info_free(got);
-	got = NULL;
+	expect("192.0.2.1", DANE_NONE, NULL);
 
 	/* A is the insecure host's alone: no DANE for it (RFC 7672 2.2) */
-	fakes_clear();
-	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
-	a("mx10.unsigned.test", 0, "192.0.2.1");
+	next_case();
+	unsigned_owner(1);
 	a("mx20.d.test", 1, "192.0.2.2");
 	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_NONE);
+	d = expect("192.0.2.1", DANE_NONE, NULL);
 	assert_string_equal(d->mx_host, "mx10.unsigned.test");
 }
 
@@ -224,62 +252,43 @@ test_owner_insecure_secure_failed(void **s)
 {
 	struct dane_info *d;
 
-	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
-	a("mx10.unsigned.test", 0, "192.0.2.1");
+	unsigned_owner(1);
 	fail_with("mx20.d.test", DNS_T_A, 6);
 	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_DEFER);
-	assert_string_equal(d->reason, "dnssec-invalid");
+	d = expect("192.0.2.1", DANE_DEFER, "dnssec-invalid");
 	assert_int_equal(d->local, 0);
 	assert_non_null(strstr(d->detail, "mx20.d.test"));
-	dane_info_free(got);
-	got = NULL;
 
 	/* a timeout, the preferred host's (order does not matter) */
-	fakes_clear();
+	next_case();
 	mx("d.test", 1, "mx20.unsigned.test", "mx10.d.test");
 	answer("mx10.d.test", DNS_T_A, DNS_TIMEOUT, NULL);
 	a("mx20.unsigned.test", 0, "192.0.2.1");
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_DEFER);
-	assert_string_equal(d->reason, "dnssec-invalid");
-	dane_info_free(got);
-	got = NULL;
+	expect("192.0.2.1", DANE_DEFER, "dnssec-invalid");
 
 	/* the lookup was never sent, for want of this host's resources:
 	 * local-error, not the domain's to be told of */
-	fakes_clear();
-	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
-	a("mx10.unsigned.test", 0, "192.0.2.1");
+	next_case();
+	unsigned_owner(1);
 	answer("mx20.d.test", DNS_T_A, DNS_LOCAL, NULL);
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_DEFER);
-	assert_string_equal(d->reason, DANE_LOCAL_ERROR);
+	d = expect("192.0.2.1", DANE_DEFER, DANE_LOCAL_ERROR);
 	assert_int_equal(d->local, 1);
-	dane_info_free(got);
-	got = NULL;
 
 	/* a secure owner decides, whatever another host's failure */
-	fakes_clear();
+	next_case();
 	mx("d.test", 1, "mx20.d.test", "mx10.unsigned.test");
 	fail_with("mx10.unsigned.test", DNS_T_A, -1);
 	a("mx20.d.test", 1, "192.0.2.1");
 	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_USABLE);
+	d = expect("192.0.2.1", DANE_USABLE, NULL);
 	assert_string_equal(d->mx_host, "mx20.d.test");
-	dane_info_free(got);
-	got = NULL;
 
 	/* an insecure MX RRset: an attacker drops the host from it anyway;
 	 * no DANE, as without an owner (test_fail_insecure_mx_no_defer) */
-	fakes_clear();
-	mx("d.test", 0, "mx20.d.test", "mx10.unsigned.test");
-	a("mx10.unsigned.test", 0, "192.0.2.1");
+	next_case();
+	unsigned_owner(0);
 	fail_with("mx20.d.test", DNS_T_A, 6);
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_NONE);
+	d = expect("192.0.2.1", DANE_NONE, NULL);
 	assert_string_equal(d->mx_host, "mx10.unsigned.test");
 }
 
@@ -331,21 +340,28 @@ test_implicit_mx(void **s)
 	assert_string_equal(d->mx_host, "d.test");
 }
 
+/* d.test's one MX host mx.d.test, secure A 192.0.2.1, and in m its
+ * TLSA RRset of n records begun, for the caller to fill and answer */
+static void
+tlsa_rrset(struct msg *m, int n)
+{
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	begin(m, 0x1234, 1, 0, "_25._tcp.mx.d.test", DNS_T_TLSA, n, 0, 0);
+}
+
 static void
 test_only_unusable(void **s)
 {
 	struct dane_info *d;
 	struct msg m;
 
-	mx("d.test", 1, "mx.d.test", NULL);
-	a("mx.d.test", 1, "192.0.2.1");
-	begin(&m, 0x1234, 1, 0, "_25._tcp.mx.d.test", DNS_T_TLSA, 3, 0, 0);
+	tlsa_rrset(&m, 3);
 	rr_tlsa(&m, "_25._tcp.mx.d.test", 1, 1, 1, 32, 300);	/* PKIX-EE */
 	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 1, 31, 300);	/* bad length */
 	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 9, 32, 300);	/* unknown type */
 	answer("_25._tcp.mx.d.test", DNS_T_TLSA, DNS_SECURE, &m);
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_UNUSABLE);
+	d = expect("192.0.2.1", DANE_UNUSABLE, NULL);
 	assert_int_equal(d->ntlsa, 3);
 	assert_int_equal(d->nusable, 0);
 }
@@ -359,9 +375,7 @@ test_tlsa_record_nomem(void **s)
 	struct dane_info *d;
 	struct msg m;
 
-	mx("d.test", 1, "mx.d.test", NULL);
-	a("mx.d.test", 1, "192.0.2.1");
-	begin(&m, 0x1234, 1, 0, "_25._tcp.mx.d.test", DNS_T_TLSA, 2, 0, 0);
+	tlsa_rrset(&m, 2);
 	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 9, 40, 300);	/* unusable */
 	rr_tlsa(&m, "_25._tcp.mx.d.test", 3, 1, 1, 32, 300);
 	answer("_25._tcp.mx.d.test", DNS_T_TLSA, DNS_SECURE, &m);
@@ -371,12 +385,10 @@ test_tlsa_record_nomem(void **s)
 	assert_int_equal(d->state, DANE_DEFER);
 	assert_string_equal(d->reason, DANE_LOCAL_ERROR);
 	assert_int_equal(d->local, 1);
-	dane_info_free(got);
-	got = NULL;
+	forget();
 
 	/* with memory back: the same RRset is usable */
-	d = run("d.test", "192.0.2.1");
-	assert_int_equal(d->state, DANE_USABLE);
+	d = expect("192.0.2.1", DANE_USABLE, NULL);
 	assert_int_equal(d->ntlsa, 2);
 	assert_int_equal(d->nusable, 1);
 }
@@ -644,12 +656,14 @@ test_tlsa_name_too_long(void **s)
  * told: deferred, never "no DANE".  The same when the answer held more
  * MX records than the DNS layer keeps (DNS_MAX_RR).
  */
+/* many_mx(n), with claim mx00's A insecure and the address of mx16, the
+ * first host the walk does not keep */
 static void
-many_mx(int n)
+many_mx_claim(int n, int claim)
 {
 	struct msg m;
 	char h[64], ip[32];
-	int i;
+	int i, own;
 
 	begin(&m, 0x1234, 1, 0, "d.test", DNS_T_MX, n, 0, 0);
 	for (i = 0; i < n; i++) {
@@ -658,30 +672,44 @@ many_mx(int n)
 	}
 	answer("d.test", DNS_T_MX, DNS_SECURE, &m);
 	for (i = 0; i < n && i < MX_MAX_HOSTS + 1; i++) {
+		own = !(claim && i == 0);
 		snprintf(h, sizeof(h), "mx%02d.d.test", i);
-		snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + i);
-		a(h, 1, ip);
+		snprintf(ip, sizeof(ip), "192.0.2.%d",
+		    10 + (own ? i : MX_MAX_HOSTS));
+		a(h, own, ip);
 	}
+}
+
+/* n secure MX hosts mx00 (preference 10) on, the first MX_MAX_HOSTS + 1
+ * with secure A 192.0.2.(10 + i) */
+static void
+many_mx(int n)
+{
+	many_mx_claim(n, 0);
+}
+
+/* The address of the host past those kept, 192.0.2.(10 + MX_MAX_HOSTS) */
+static const char *
+unkept_ip(void)
+{
+	static char ip[32];
+
+	snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + MX_MAX_HOSTS);
+	return ip;
 }
 
 static void
 test_not_a_kept_mx_address(void **s)
 {
 	struct dane_info *d;
-	char ip[32];
 
 	many_mx(MX_MAX_HOSTS + 1);
-	snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + MX_MAX_HOSTS);
 	tlsa("mx16.d.test", 1, 3, 1, 1, 32);
-	d = run("d.test", ip);
-	assert_int_equal(d->state, DANE_DEFER);
-	assert_string_equal(d->reason, "validation-failure");
+	d = expect(unkept_ip(), DANE_DEFER, "validation-failure");
 	assert_string_equal(d->mx_host, "");
-	dane_info_free(d);
-	got = NULL;
+	forget();
 	/* a kept host's address still decides as before */
-	d = run("d.test", "192.0.2.10");
-	assert_int_equal(d->state, DANE_NONE);
+	d = expect("192.0.2.10", DANE_NONE, NULL);
 	assert_string_equal(d->mx_host, "mx00.d.test");
 }
 
@@ -692,35 +720,15 @@ test_not_a_kept_mx_address(void **s)
 static void
 test_owner_insecure_unkept(void **s)
 {
-	struct msg m;
 	struct dane_info *d;
-	char h[64], ip[32];
-	int i;
 
-	begin(&m, 0x1234, 1, 0, "d.test", DNS_T_MX, MX_MAX_HOSTS + 1, 0, 0);
-	for (i = 0; i < MX_MAX_HOSTS + 1; i++) {
-		snprintf(h, sizeof(h), "mx%02d.d.test", i);
-		rr_name(&m, "d.test", DNS_T_MX, 10 + i, h, 300);
-	}
-	answer("d.test", DNS_T_MX, DNS_SECURE, &m);
-	snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + MX_MAX_HOSTS);
-	a("mx00.d.test", 0, ip);
-	for (i = 1; i < MX_MAX_HOSTS + 1; i++) {
-		snprintf(h, sizeof(h), "mx%02d.d.test", i);
-		snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + i);
-		a(h, 1, ip);
-	}
+	many_mx_claim(MX_MAX_HOSTS + 1, 1);
 	tlsa("mx16.d.test", 1, 3, 1, 1, 32);
-	snprintf(ip, sizeof(ip), "192.0.2.%d", 10 + MX_MAX_HOSTS);
-	d = run("d.test", ip);
-	assert_int_equal(d->state, DANE_DEFER);
-	assert_string_equal(d->reason, "validation-failure");
+	d = expect(unkept_ip(), DANE_DEFER, "validation-failure");
 	assert_non_null(strstr(d->detail, "were not kept"));
-	dane_info_free(d);
-	got = NULL;
+	forget();
 	/* a kept signed host's own address decides as before */
-	d = run("d.test", "192.0.2.11");
-	assert_int_equal(d->state, DANE_NONE);
+	d = expect("192.0.2.11", DANE_NONE, NULL);
 	assert_string_equal(d->mx_host, "mx01.d.test");
 }
 
@@ -762,13 +770,9 @@ test_not_a_kept_mx_record(void **s)
 	a("h00.d.test", 1, "192.0.2.10");
 	a("h64.d.test", 1, "192.0.2.64");
 	tlsa("h64.d.test", 1, 3, 1, 1, 32);
-	d = run("d.test", "192.0.2.64");
-	assert_int_equal(d->state, DANE_DEFER);
-	assert_string_equal(d->reason, "validation-failure");
-	dane_info_free(d);
-	got = NULL;
-	d = run("d.test", "192.0.2.10");
-	assert_int_equal(d->state, DANE_NONE);
+	expect("192.0.2.64", DANE_DEFER, "validation-failure");
+	forget();
+	d = expect("192.0.2.10", DANE_NONE, NULL);
 	assert_string_equal(d->mx_host, "h00.d.test");
 }
 
