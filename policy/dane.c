@@ -492,8 +492,10 @@ any_done(struct dane_req *r)
 	else if (r->unkept > 0)
 		/* A may be an address of a host not kept, whose TLSA
 		 * records were never asked: an attacker who made the best
-		 * hosts unreachable sent the MTA down the list to it */
-		finish(r, DANE_DEFER, "validation-failure", "destination is "
+		 * hosts unreachable sent the MTA down the list to it.  This
+		 * gateway's limit, not the domain's failure: local-error,
+		 * not reported (as MTA-STS's unkept_owner()) */
+		finish(r, DANE_DEFER, DANE_LOCAL_ERROR, "destination is "
 		    "not an address of the %d MX hosts of %s that were kept "
 		    "(%d not kept): whether its host publishes TLSA records "
 		    "cannot be told", d->nmx, d->domain, r->unkept);
@@ -723,7 +725,7 @@ owner_unsure(struct dane_req *r)
 	else if (r->unkept > 0)
 		/* a host the walk did not keep, never looked up, may own A
 		 * with signed addresses, as in no_owner() */
-		finish(r, DANE_DEFER, "validation-failure", "address records "
+		finish(r, DANE_DEFER, DANE_LOCAL_ERROR, "address records "
 		    "of %s are not DNSSEC-validated, and %d MX hosts of %s "
 		    "were not kept: one of them may own the destination",
 		    d->mx_host, r->unkept, d->domain);
