@@ -1229,8 +1229,12 @@ data_rejudge(struct session *s, int k)
 		if (s->held354 != NULL) {
 			data_withheld(s, "out-of-memory");
 			session_tempfail(s, "451 4.3.0", "out of memory");
-		} else
-			cl_printf(s, "451 4.3.0 mxguard: out of memory");
+			return;
+		}
+		/* DATA is answered; after a first domain that fitted the
+		 * session is in POLICY, with no lookup or timer to end it */
+		cl_printf(s, "451 4.3.0 mxguard: out of memory");
+		session_enter(s, S_IDLE);
 		return;
 	}
 	/* the name for replies and logs, as at RCPT */

@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -145,7 +145,23 @@ static struct {
 	 * type and one policy string; none when rpt_domain is NULL */
 	const char	*rpt_domain, *rpt_string;
 	int		 rpt_type;
+	const char	*strdup_fail;	/* the next strdup() of this string
+					 * fails (out of memory) */
 } g;
+
+char *__real_strdup(const char *);
+char *__wrap_strdup(const char *);
+
+char *
+__wrap_strdup(const char *str)
+{
+	if (g.strdup_fail != NULL && strcmp(str, g.strdup_fail) == 0) {
+		g.strdup_fail = NULL;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_strdup(str);
+}
 
 static struct vspec *
 vspec_add(const char *domain, enum tls_level level, int report_only,
@@ -3421,6 +3437,35 @@ test_reload_before_data_fits(void **state)
 	rcpt_relayed("h@e.example", "h ok");
 	send_message("Subject: two\r\n\r\n2\r\n.\r\n");
 	assert_int_equal(g.nlookups, 4);
+	finish();
+}
+
+/*
+ * A reload between accepted RCPTs (two domains) and DATA, and no memory
+ * to look the second domain up again once the first fitted: DATA gets
+ * 451 4.3.0 and the session waits for the client again, as when the
+ * first one cannot be asked (the MTA keeps the message, its RSET is
+ * answered).  Before, the session stayed in POLICY with no lookup and
+ * no timer: the client's next command was never read, until it gave up.
+ */
+static void
+test_reload_before_data_nomem(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	rcpt_relayed("c@e.example", "c ok");
+	assert_int_equal(g.nlookups, 2);
+	g.env.gen++;
+	g.strdup_fail = "e.example";
+	cl_send("DATA\r\n");
+	EXPECT_CL("451 4.3.0 mxguard: out of memory\r\n");
+	assert_int_equal(g.nlookups, 3);	/* d.example asked, not e */
+	assert_null(g.strdup_fail);
+	srv_quiet(20);				/* no DATA */
+	cl_send("RSET\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("250 2.0.0 ok\r\n");
+	EXPECT_CL("250 2.0.0 ok\r\n");
 	finish();
 }
 
@@ -7344,6 +7389,7 @@ main(void)
 		T(test_retiring_before_rcpt),
 		T(test_reload_before_data),
 		T(test_reload_before_data_fits),
+		T(test_reload_before_data_nomem),
 		T(test_retiring_before_data),
 		T(test_reload_before_data_monitored_once),
 		T(test_reload_before_rcpt_monitored_once),
