@@ -4873,6 +4873,47 @@ test_later_defer_is_450(void **state)
 	finish();
 }
 
+/*
+ * A client that pipelines MAIL, three RCPTs and DATA (RFC 2920), the
+ * second RCPT refused by mxguard's policy (450) between two the server
+ * accepts: one reply per command, in the order of the commands, the
+ * server's own relayed as they came, MAIL's parameters as the client
+ * sent them (DSN's NOTIFY dropped: the server does not offer DSN), and
+ * nothing of the refused recipient upstream.
+ */
+static void
+test_pipelined_policy_refusal_in_order(void **state)
+{
+	const char *r;
+
+	vspec_add("x.example", TLS_LEVEL_DEFER, 0, "validation-failure",
+	    "dnssec bogus");
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example> SIZE=10 BODY=8BITMIME\r\n"
+	    "RCPT TO:<b@d.example> NOTIFY=NEVER\r\nRCPT TO:<c@x.example>\r\n"
+	    "RCPT TO:<e@d.example>\r\nDATA\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=10 BODY=8BITMIME");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.", 8) != 0 || strstr(r, "x.example") == NULL)
+		fail_msg("RCPT c@x.example: %s", r);
+	EXPECT_SRV("RCPT TO:<e@d.example>");	/* not c@x.example's */
+	srv_send("250 2.1.5 e ok\r\n");
+	EXPECT_CL("250 2.1.5 e ok\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("x\r\n.\r\n");
+	EXPECT_SRV("x");
+	EXPECT_SRV(".");
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	finish();
+}
+
 /* ---- more sessions ------------------------------------------------------ */
 
 static void
@@ -7428,6 +7469,7 @@ main(void)
 		T(test_tls_check_fails_verify),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
+		T(test_pipelined_policy_refusal_in_order),
 		T(test_reply_split_across_writes),
 		T(test_repeated_ehlo_resets),
 		T(test_many_domains),
