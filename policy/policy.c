@@ -249,6 +249,7 @@ struct policy {
 	struct history	*hist;		/* TLS history, NULL when off */
 	int64_t		 hist_window;	/* seconds */
 	struct tlsrpt_rec *rec;		/* TLSRPT recorder, NULL when off */
+	int		 rpt_private;	/* tlsrpt_private_destinations */
 	char		*state_dir;
 	int		 stores_open;	/* policy_open_stores() was called */
 	/* the stores the configuration asks for, with their limits: one
@@ -603,6 +604,7 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 	ovr_clear(&p->modes);
 	p->modes = m;
 	p->monitor = strcmp(cfg->enforcement, "monitor") == 0;
+	p->rpt_private = cfg->tlsrpt_private_destinations;
 	if (p->ovr.e == NULL)
 		p->ovr.e = calloc(1, sizeof(struct ovr_entry)); /* "loaded" */
 	p->require_tls = strcmp(cfg->require_tls, "yes") == 0;
@@ -2830,6 +2832,24 @@ policy_record_tls(struct policy *p, const struct sockaddr *dst,
  * policy failure (RFC 8460 section 4.3.2.2): whatever the session did
  * next, the sender could not know what the domain asked for.
  */
+/* Is ip (text) a global unicast address (netaddr_is_global())? */
+static int
+local_ip_global(const char *ip)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)(void *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)(void *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
+		s4->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
+		s6->sin6_family = AF_INET6;
+	else
+		return 0;
+	return netaddr_is_global((const struct sockaddr *)&ss) == 1;
+}
+
 void
 policy_report_attempt(struct policy *p, const struct policy_verdict *v,
     const struct policy_attempt *a)
@@ -2847,10 +2867,23 @@ policy_report_attempt(struct policy *p, const struct policy_verdict *v,
 	if (v->rpt == NULL && v->source != NULL &&
 	    strcmp(v->source, "override") == 0)
 		return;
+	/* sending-mta-ip is the address the receiver saw.  Ours when it
+	 * is not global (a gateway behind NAT, its private network) is
+	 * not that one, and would tell every domain that asks for reports
+	 * how the network behind this gateway is numbered: left out, but
+	 * in a lab or a private network whose receivers see it
+	 * (tlsrpt_private_destinations) */
+	if (a->local_ip != NULL && !p->rpt_private &&
+	    !local_ip_global(a->local_ip)) {
+		pa = *a;
+		pa.local_ip = NULL;
+		a = &pa;
+	}
 	if (v->rpt == NULL && (strcmp(v->sts_note, "sts-policy-fetch-error") ==
 	    0 || strcmp(v->sts_note, "sts-policy-invalid") == 0 ||
 	    strcmp(v->sts_note, "sts-webpki-invalid") == 0)) {
-		pa = *a;
+		if (a != &pa)
+			pa = *a;
 		pa.result = v->sts_note;
 		pa.detail = v->detail[0] ? v->detail :
 		    "the MTA-STS policy could not be retrieved";

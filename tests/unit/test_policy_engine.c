@@ -82,6 +82,9 @@ static const struct zrr zone[] = {
 	/* test_dane_no_starttls_reported */
 	{ "_smtp._tls.danerpt.test", DNS_T_TXT,
 	    "v=TLSRPTv1; rua=https://rpt.danerpt.test/" },
+	/* test_tlsrpt_sending_ip_private */
+	{ "_smtp._tls.srcip.test", DNS_T_TXT,
+	    "v=TLSRPTv1; rua=https://rpt.srcip.test/" },
 	{ "tst.test", DNS_T_MX, "10 mx.tst.test" },
 	{ "mx.tst.test", DNS_T_A, "192.0.2.2" },
 	{ "_mta-sts.tst.test", DNS_T_TXT, "v=STSv1; id=t1" },
@@ -407,7 +410,7 @@ cache_policy(const char *domain, const char *id, const char *body,
 
 static struct policy *pol;
 /* settings for the next mkpolicy() */
-static int cfg_require_tls, cfg_tlsrpt;
+static int cfg_require_tls, cfg_tlsrpt, cfg_rpt_private;
 static uint64_t cfg_policy_timeout = 5000, cfg_dns_timeout = 2000;
 static uint64_t cfg_refresh_interval;	/* 0: the default */
 static int cfg_refresh_max;		/* 0: the default */
@@ -441,6 +444,7 @@ mkcfg(const char *const *overrides, int sts)
 		cfg->sts_refresh_max = cfg_refresh_max;
 	cfg->sts_enable = sts;
 	cfg->tlsrpt_enable = cfg_tlsrpt;
+	cfg->tlsrpt_private_destinations = cfg_rpt_private;
 	free(cfg->state_dir);
 	cfg->state_dir = strdup(statedir);
 	for (i = 0; overrides && overrides[i]; i++) {
@@ -2396,7 +2400,7 @@ test_tlsrpt_recording(void **state)
 	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
 	memset(&a, 0, sizeof(a));
 	a.mx_addr = (struct sockaddr *)&sin;
-	a.local_ip = "198.51.100.25";
+	a.local_ip = "11.22.33.25";
 	a.greeting = "220 mx1.enf.test ESMTP ready\r\n";
 	policy_report_attempt(p, v, &a);
 	policy_report_attempt(p, v, &a);
@@ -2449,7 +2453,7 @@ test_tlsrpt_recording(void **state)
 	    strstr(json, "\"mx-host\":[\"mx1.enf.test\"]") == NULL ||
 	    strstr(json, "\"receiving-ip\":\"192.0.2.1\"") == NULL ||
 	    strstr(json, "\"receiving-mx-helo\":\"mx1.enf.test\"") == NULL ||
-	    strstr(json, "\"sending-mta-ip\":\"198.51.100.25\"") == NULL ||
+	    strstr(json, "\"sending-mta-ip\":\"11.22.33.25\"") == NULL ||
 	    strstr(json, "\"result-type\":\"certificate-expired\"") == NULL ||
 	    strstr(json, "\"policy-type\":\"no-policy-found\"") == NULL ||
 	    strstr(json, "\"result-type\":\"sts-policy-fetch-error\"") ==
@@ -2524,6 +2528,91 @@ test_dane_no_starttls_reported(void **state)
 		n++;
 	if (n != 1)
 		fail_msg("dane-required %d times, not once:\n%s", n, json);
+	free(json);
+	tlsrpt_store_close(st);
+}
+
+/*
+ * sending-mta-ip is the address the receiver saw: our source address on
+ * the leg when it is global.  A gateway behind NAT connects from a
+ * private address, which no receiver saw and which tells every domain
+ * that asks for reports how the network behind the gateway is numbered:
+ * left out (private IPv4, ULA, shared, documentation alike), unless
+ * tlsrpt_private_destinations says the receivers are on such a network.
+ */
+static void
+test_tlsrpt_sending_ip_private(void **state)
+{
+	static const char *const hidden[] = { "10.25.1.1", "fd00::25",
+	    "192.168.1.2", "100.64.0.7", "::ffff:172.16.0.9", NULL };
+	static const char *const shown[] = { "11.22.33.25", "2a00::25",
+	    NULL };
+	struct policy *p;
+	struct policy_verdict *v, *f;
+	struct policy_attempt a;
+	struct sockaddr_in sin;
+	struct tlsrpt_store *st;
+	struct tlsrpt_counts c;
+	int64_t fail0 = stats_value(stats_get(C_FAIL, NULL));
+	int64_t day = tlsrpt_day((int64_t)time(NULL));
+	char err[256], *json = NULL, want[64];
+	int i, n = 0;
+
+	(void)state;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	memset(&a, 0, sizeof(a));
+	a.mx_addr = (struct sockaddr *)&sin;
+	a.result = "starttls-not-supported";
+	a.detail = "the server did not offer STARTTLS";
+	for (i = 0; i < 2; i++) {
+		const char *const *ip;
+
+		cfg_tlsrpt = 1;
+		cfg_rpt_private = i;
+		p = mkpolicy(NULL, 1);
+		cfg_tlsrpt = cfg_rpt_private = 0;
+		v = lookup(p, "enf.test", "192.0.2.1");
+		assert_non_null(f = policy_verdict_dup(v));
+		snprintf(f->domain, sizeof(f->domain), "srcip.test");
+		if (i == 0) {
+			for (ip = hidden; *ip != NULL; ip++, n++) {
+				a.local_ip = *ip;
+				policy_report_attempt(p, f, &a);
+			}
+		} else {
+			a.local_ip = "10.25.1.2";	/* a lab's */
+			policy_report_attempt(p, f, &a);
+			n++;
+		}
+		for (ip = shown; *ip != NULL; ip++, n++) {
+			a.local_ip = *ip;
+			policy_report_attempt(p, f, &a);
+		}
+		wait_counter(C_FAIL, fail0 + n);
+		policy_verdict_free(f);
+		policy_verdict_free(v);
+		policy_free(p);
+	}
+	st = tlsrpt_store_open(statedir, NULL, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(tlsrpt_counts(st, day, "srcip.test", &c), 1);
+	assert_int_equal(c.failed, n);
+	assert_int_equal(tlsrpt_report_build(st, "srcip.test", day, "org",
+	    "mailto:r@org.test", "id1", &json), 1);
+	for (i = 0; hidden[i] != NULL; i++)
+		if (strstr(json, hidden[i]) != NULL)
+			fail_msg("%s in the report:\n%s", hidden[i], json);
+	for (i = 0; shown[i] != NULL; i++) {
+		snprintf(want, sizeof(want), "\"sending-mta-ip\": \"%s\"",
+		    shown[i]);
+		if (strstr(json, want) == NULL)
+			fail_msg("no %s in the report:\n%s", want, json);
+	}
+	if (strstr(json, "\"sending-mta-ip\": \"10.25.1.2\"") == NULL)
+		fail_msg("tlsrpt_private_destinations: no 10.25.1.2:\n%s",
+		    json);
 	free(json);
 	tlsrpt_store_close(st);
 }
@@ -2953,6 +3042,7 @@ main(void)
 		cmocka_unit_test(test_tlsrpt_bad_record_logged),
 		cmocka_unit_test(test_dane_no_starttls_reported),
 		cmocka_unit_test(test_override_not_reported),
+		cmocka_unit_test(test_tlsrpt_sending_ip_private),
 		cmocka_unit_test_teardown(test_reload_while_busy,
 		    reload_teardown),
 		cmocka_unit_test(test_store_read_error),
