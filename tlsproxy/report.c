@@ -1609,8 +1609,11 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 	if (gethostname(r->helo, sizeof(r->helo) - 1) == -1 ||
 	    r->helo[0] == '\0')
 		snprintf(r->helo, sizeof(r->helo), "%s", r->submitter);
+	/* the name the operator shows receivers (tlsrpt_from's domain),
+	 * not this host's, which may be an inside one: it goes to every
+	 * domain that asks for reports */
 	snprintf(r->org, sizeof(r->org), "%s", cfg->tlsrpt_org_name[0] ?
-	    cfg->tlsrpt_org_name : r->helo);
+	    cfg->tlsrpt_org_name : r->submitter);
 	if (cfg->tlsrpt_contact[0])
 		snprintf(r->contact, sizeof(r->contact), "%s",
 		    cfg->tlsrpt_contact);

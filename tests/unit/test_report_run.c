@@ -301,6 +301,7 @@ __wrap_mdb_env_sync(MDB_env *env, int force)
 /* tlsrpt_gzip() as it is, after gzip_delay_ms of work: a report that is
  * slow to build (a large one, a busy host) */
 static int gzip_delay_ms;
+static char last_json[65536];	/* the last report gzipped */
 
 int __real_tlsrpt_gzip(const void *, size_t, unsigned char **, size_t *);
 int __wrap_tlsrpt_gzip(const void *, size_t, unsigned char **, size_t *);
@@ -311,6 +312,8 @@ __wrap_tlsrpt_gzip(const void *in, size_t len, unsigned char **out,
 {
 	if (gzip_delay_ms > 0)
 		usleep((useconds_t)gzip_delay_ms * 1000);
+	snprintf(last_json, sizeof(last_json), "%.*s", (int)len,
+	    (const char *)in);
 	return __real_tlsrpt_gzip(in, len, out, outlen);
 }
 
@@ -1171,6 +1174,56 @@ test_dedup_and_address_cap(void **state)
 }
 
 /*
+ * organization-name, with tlsrpt_org_name empty, is the submitter: the
+ * domain of tlsrpt_from, which the operator chose to show receivers, and
+ * not this host's name, which every domain asking for reports learned
+ * (an inside name such as gw3.dmz.corp.example, or a short one).  With
+ * no tlsrpt_from either, the submitter is the host name, as it is in
+ * the sender's address (report_from()).
+ */
+static void
+test_org_name_default(void **state)
+{
+	struct report_opts o;
+	char host[256] = "", want[400], *saved = strdup(cfg->tlsrpt_org_name);
+	int64_t y = today() - 1;
+
+	(void)state;
+	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
+	setstr(&cfg->tlsrpt_org_name, "");
+	begin_test();
+	record("org.test", y);
+	rua("org.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	last_json[0] = '\0';
+	run(&o, 10000);
+	assert_int_equal(srv[2].msgs, 1);
+	if (strstr(last_json, "\"organization-name\": \"sender.test\"") ==
+	    NULL)
+		fail_msg("organization-name is not the submitter:\n%s",
+		    last_json);
+	end_test();
+
+	/* no tlsrpt_from: noreply-tlsrpt@ the host name, and that name */
+	setstr(&cfg->tlsrpt_from, "");
+	begin_test();
+	record("org.test", y);
+	rua("org.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	last_json[0] = '\0';
+	run(&o, 10000);
+	snprintf(want, sizeof(want), "\"organization-name\": \"%s\"", host);
+	if (strstr(last_json, want) == NULL)
+		fail_msg("no %s:\n%s", want, last_json);
+	end_test();
+	setstr(&cfg->tlsrpt_from, "noreply@sender.test");
+	setstr(&cfg->tlsrpt_org_name, saved);
+	free(saved);
+}
+
+/*
  * A pair whose eight URIs all fail writes its delivery state with one
  * flush to disk (and one more, the first time, for its report-id), not
  * one per value: 26 fdatasyncs on worker 0's loop before.  The state is
@@ -1764,6 +1817,7 @@ main(void)
 		cmocka_unit_test(test_https_private_refused),
 		cmocka_unit_test(test_lookup_deadlines),
 		cmocka_unit_test(test_dedup_and_address_cap),
+		cmocka_unit_test(test_org_name_default),
 		cmocka_unit_test(test_one_flush_per_pair),
 		cmocka_unit_test(test_txt_timeouts_do_not_starve),
 		cmocka_unit_test(test_txt_failure_backs_off_and_gives_up),
