@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -826,6 +827,34 @@ smtp_mail(struct report_run *r)
 	leg_command(r->leg, 1, line);
 }
 
+/*
+ * A name EHLO may say (RFC 5321 section 4.1.1.1): a dotted host name.
+ * Many MXes refuse a bare one (a Debian host's gethostname(), "gw"),
+ * EHLO and HELO alike, and the report would be retried for a day and
+ * given up; none is refused for an address literal.
+ */
+static int
+fqdn(const char *name)
+{
+	return tlsrpt_valid_host(name, strlen(name)) &&
+	    strchr(name, '.') != NULL;
+}
+
+/* The address literal of our end of the connection (ip, leg_local_ip()):
+ * [192.0.2.1], [IPv6:2001:db8::1]; an IPv4-mapped one as IPv4. */
+static void
+helo_literal(const char *ip, char *buf, size_t sz)
+{
+	if (ip == NULL || ip[0] == '\0')
+		snprintf(buf, sz, "localhost");	/* not had: as Postfix */
+	else if (strncasecmp(ip, "::ffff:", 7) == 0 && strchr(ip, '.'))
+		snprintf(buf, sz, "[%s]", ip + 7);
+	else if (strchr(ip, ':') != NULL)
+		snprintf(buf, sz, "[IPv6:%s]", ip);
+	else
+		snprintf(buf, sz, "[%s]", ip);
+}
+
 static void
 smtp_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
     void *arg)
@@ -840,7 +869,14 @@ smtp_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 			smtp_fail(r, 0, "greeting %d", n->reply->code);
 			return;
 		}
-		leg_hello(l, r->helo);
+		if (r->helo[0] != '\0')
+			leg_hello(l, r->helo);
+		else {
+			char lit[80];
+
+			helo_literal(leg_local_ip(l), lit, sizeof(lit));
+			leg_hello(l, lit);
+		}
 		return;
 	case LEG_HELLO:
 		if (n->reply->code / 100 != 2) {
@@ -1606,9 +1642,12 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 	at = strrchr(r->from, '@');
 	snprintf(r->submitter, sizeof(r->submitter), "%s", at ? at + 1 :
 	    r->from);
-	if (gethostname(r->helo, sizeof(r->helo) - 1) == -1 ||
-	    r->helo[0] == '\0')
-		snprintf(r->helo, sizeof(r->helo), "%s", r->submitter);
+	if (gethostname(r->helo, sizeof(r->helo) - 1) == -1)
+		r->helo[0] = '\0';
+	r->helo[sizeof(r->helo) - 1] = '\0';
+	if (!fqdn(r->helo))
+		snprintf(r->helo, sizeof(r->helo), "%s", fqdn(r->submitter) ?
+		    r->submitter : "");	/* "": the address literal */
 	/* the name the operator shows receivers (tlsrpt_from's domain),
 	 * not this host's, which may be an inside one: it goes to every
 	 * domain that asks for reports */

@@ -12,7 +12,7 @@
  * can end a try against a server that never answers.  mdb_env_sync() is
  * wrapped to count the store's flushes to disk.
  */
-// WRAP: dns_query dns_cancel leg_new policy_record_tls mdb_env_sync tlsrpt_gzip
+// WRAP: dns_query dns_cancel leg_new policy_record_tls mdb_env_sync tlsrpt_gzip gethostname
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,6 +61,7 @@ static struct srv {
 	enum mode	 mode;
 	int		 conns, msgs;
 	char		 last_id[128];	/* Report-ID of the last message */
+	char		 ehlo[300];	/* the last EHLO's argument */
 } srv[NSRV + 1];		/* 1..NSRV: 127.0.0.N */
 
 struct conn {
@@ -151,8 +152,12 @@ on_conn(int fd, int events, void *arg)
 		} else {
 			if ((nl = memchr(c->buf, '\n', c->n)) == NULL)
 				return;
-			if (strncasecmp(c->buf, "EHLO", 4) == 0)
+			if (strncasecmp(c->buf, "EHLO", 4) == 0) {
+				snprintf(c->s->ehlo, sizeof(c->s->ehlo),
+				    "%.*s", (int)(nl - c->buf) - 5 -
+				    (nl[-1] == '\r'), c->buf + 5);
 				say(c, "250-fake\r\n250 8BITMIME\r\n");
+			}
 			else if (strncasecmp(c->buf, "DATA", 4) == 0) {
 				c->data = 1;
 				say(c, "354 go\r\n");
@@ -301,6 +306,21 @@ __wrap_mdb_env_sync(MDB_env *env, int force)
 /* tlsrpt_gzip() as it is, after gzip_delay_ms of work: a report that is
  * slow to build (a large one, a busy host) */
 static int gzip_delay_ms;
+
+/* gethostname() as it is, or fake_host when set */
+static const char *fake_host;
+
+int __real_gethostname(char *, size_t);
+int __wrap_gethostname(char *, size_t);
+
+int
+__wrap_gethostname(char *name, size_t len)
+{
+	if (fake_host == NULL)
+		return __real_gethostname(name, len);
+	snprintf(name, len, "%s", fake_host);
+	return 0;
+}
 static char last_json[65536];	/* the last report gzipped */
 
 int __real_tlsrpt_gzip(const void *, size_t, unsigned char **, size_t *);
@@ -1224,6 +1244,50 @@ test_org_name_default(void **state)
 }
 
 /*
+ * The report's EHLO name (RFC 5321 section 4.1.1.1: a fully qualified
+ * domain name or an address literal).  It was gethostname()'s whatever
+ * it was, and a Debian host's is a bare one ("gw"): a receiver that
+ * refuses such a name (Postfix's reject_non_fqdn_helo_hostname) refused
+ * EHLO and HELO, and the report was tried for 24 hours and given up.
+ * Now: the host name when it is a dotted one, else the submitter (the
+ * domain of tlsrpt_from) when it is, else the address literal of the
+ * connection's local address (as mxguard check does).
+ */
+static void
+test_ehlo_name(void **state)
+{
+	static const struct {
+		const char	*host, *from, *want;
+	} c[] = {
+		{ "gw", "noreply@sender.test", "sender.test" },
+		{ "gw", "", "[127.0.0.1]" },
+		{ "mx.gw.test", "noreply@sender.test", "mx.gw.test" },
+	};
+	struct report_opts o;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		fake_host = c[i].host;
+		setstr(&cfg->tlsrpt_from, c[i].from);
+		begin_test();
+		record("ehlo.test", today() - 1);
+		rua("ehlo.test", "mailto:r@good.test");
+		mxat("good.test", "127.0.0.2");
+		srv[2].ehlo[0] = '\0';
+		opts_fast(&o);
+		run(&o, 10000);
+		assert_int_equal(srv[2].msgs, 1);
+		if (strcmp(srv[2].ehlo, c[i].want) != 0)
+			fail_msg("host %s, tlsrpt_from \"%s\": EHLO %s, not %s",
+			    c[i].host, c[i].from, srv[2].ehlo, c[i].want);
+		end_test();
+	}
+	fake_host = NULL;
+	setstr(&cfg->tlsrpt_from, "noreply@sender.test");
+}
+
+/*
  * A pair whose eight URIs all fail writes its delivery state with one
  * flush to disk (and one more, the first time, for its report-id), not
  * one per value: 26 fdatasyncs on worker 0's loop before.  The state is
@@ -1818,6 +1882,7 @@ main(void)
 		cmocka_unit_test(test_lookup_deadlines),
 		cmocka_unit_test(test_dedup_and_address_cap),
 		cmocka_unit_test(test_org_name_default),
+		cmocka_unit_test(test_ehlo_name),
 		cmocka_unit_test(test_one_flush_per_pair),
 		cmocka_unit_test(test_txt_timeouts_do_not_starve),
 		cmocka_unit_test(test_txt_failure_backs_off_and_gives_up),
