@@ -52,6 +52,13 @@
  * attempt of the domain would ask again while the host is short of what
  * the query needs */
 #define TTL_LOCAL	TTL_MIN
+/* a valid record stands in for a re-lookup that fails (SERVFAIL, a
+ * timeout, bogus, our own trouble) this long past its TTL: a failed
+ * lookup says nothing of the domain, and one that an attacker on the
+ * path makes fail (it drops or spoils the answers) would otherwise stop
+ * the counting of its own attack on the domain's mail for TTL_FAIL, at
+ * each try.  RFC 8767's serve-stale suggests one to three days */
+#define TTL_STALE	86400
 #define FLUSH_MS	1000	/* the tail of the records on disk after */
 #define ERR_LOG_S	60	/* a failing record logged once a minute */
 
@@ -75,6 +82,8 @@ struct rec_dom {
 	char			 domain[256];
 	int			 state;		/* DOM_* */
 	int64_t			 expires;	/* DOM_YES, DOM_NO */
+	int64_t			 stale_until;	/* a valid record stands in
+						 * for a failed lookup until */
 	struct dns_req		*q;		/* DOM_PENDING */
 	struct rec_pend		*pend, **pend_tail;
 	int			 npend;
@@ -359,8 +368,8 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 	size_t lens[DNS_MAX_RR];
 	struct rec_pend *p;
 	char err[160] = "", qe[200];
-	int i, n = 0, sel = 0;
-	int64_t ttl = TTL_FAIL;
+	int i, n = 0, sel = 0, stale = 0;
+	int64_t ttl = TTL_FAIL, now = (int64_t)time(NULL);
 
 	d->q = NULL;
 	rc->busy--;
@@ -380,13 +389,20 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		ttl = TTL_MIN;
 	if (ttl > TTL_MAX)
 		ttl = TTL_MAX;
-	d->state = sel == 1 ? DOM_YES : DOM_NO;
-	d->expires = (int64_t)time(NULL) + ttl;
+	if (sel == 1)
+		d->stale_until = now + ttl + TTL_STALE;
+	else if (!(a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) &&
+	    st != DNS_NXDOMAIN && st != DNS_NODATA && d->stale_until > now)
+		stale = 1;	/* no answer: the record we had stands */
+	else
+		d->stale_until = 0;	/* the domain's own word */
+	d->state = sel == 1 || stale ? DOM_YES : DOM_NO;
+	d->expires = now + ttl;
 	/* the parser's errors may hold double quotes (mailto: header
 	 * fields ("?") ...): one logfmt value only through log_q() */
 	log_info("event=tlsrpt-discover domain=%s status=%s record=%s%s%s "
 	    "ttl=%lld%s", d->domain, dns_status_name(st), sel == 1 ? "valid" :
-	    sel == -1 ? "invalid" : "none", err[0] ? " error=" : "",
+	    stale ? "stale" : sel == -1 ? "invalid" : "none", err[0] ? " error=" : "",
 	    err[0] ? log_q(qe, sizeof(qe), err) : "", (long long)ttl,
 	    st == DNS_LOCAL ? " local=1" : "");
 	while ((p = d->pend) != NULL) {
@@ -456,7 +472,7 @@ dom_get(struct tlsrpt_rec *rc, struct dns *dns, const char *domain,
 	}
 	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
 	if ((d->q = dns_query(dns, name, DNS_T_TXT, on_txt, d)) == NULL) {
-		d->state = DOM_NO;
+		d->state = d->stale_until > now ? DOM_YES : DOM_NO;
 		d->expires = now + TTL_MIN;
 		return d;
 	}

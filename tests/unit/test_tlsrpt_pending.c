@@ -227,12 +227,111 @@ test_local_failure_short(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * A valid record stands in for a re-lookup that fails.  stale.test's
+ * record (TTL 60 s) is known; 61 s later its lookup gets SERVFAIL (an
+ * attacker on the path drops or spoils the answers, or the domain's
+ * servers have a bad minute): that says nothing of the domain, yet the
+ * attempts were dropped as "no record" for TTL_FAIL (300 s), every
+ * time, so the attacker's own failures went uncounted.  Now they are
+ * counted under the record known, for up to TTL_STALE past its TTL;
+ * NXDOMAIN (the domain's word) still stops the counting, and so does a
+ * failure past TTL_STALE.
+ */
+static void
+test_stale_record_on_failure(void **state)
+{
+	char dir[] = "/tmp/mxg-rpend-XXXXXX", err[256], cmd[300];
+	struct tlsrpt_rec *rc;
+	struct policy_verdict v;
+	struct policy_attempt at;
+	struct stat_ctr *skip, *fail;
+	int64_t skip0, fail0;
+	struct msg m;
+
+	(void)state;
+	log_init("test", 0, LOG_LVL_ERR);
+	assert_non_null(mkdtemp(dir));
+	loop = ev_loop_new();
+	rc = tlsrpt_rec_new(loop, dir, err, sizeof(err));
+	assert_non_null(rc);
+	skip = stats_get("mxguard_tlsrpt_attempts_total{result=\"no-record\"}",
+	    NULL);
+	fail = stats_get("mxguard_tlsrpt_attempts_total{result=\"failure\"}",
+	    NULL);
+	queries = 0;
+	time_step = 0;
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_VERIFY;
+	v.source = "mta-sts";
+	snprintf(v.domain, sizeof(v.domain), "stale.test");
+	memset(&at, 0, sizeof(at));
+	at.result = "starttls-not-supported";
+	at.detail = "x";
+
+	begin(&m, 0x1234, 0, 0, "_smtp._tls.stale.test", DNS_T_TXT, 1, 0, 0);
+	rr_txt(&m, "_smtp._tls.stale.test",
+	    "v=TLSRPTv1; rua=mailto:r@stale.test", NULL, 60);
+	answer("_smtp._tls.stale.test", DNS_T_TXT, DNS_INSECURE, &m);
+	fail0 = stats_value(fail);
+	skip0 = stats_value(skip);
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 1);
+
+	/* expired; its lookup fails: counted all the same */
+	answer("_smtp._tls.stale.test", DNS_T_TXT, DNS_SERVFAIL, NULL);
+	time_step = 61;
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 2);
+	settle(rc);
+	assert_int_equal(stats_value(skip) - skip0, 0);
+	assert_int_equal(stats_value(fail) - fail0, 2);
+	/* asked again after TTL_FAIL, a timeout now: still counted */
+	answer("_smtp._tls.stale.test", DNS_T_TXT, DNS_TIMEOUT, NULL);
+	time_step = 61 + 301;
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 3);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 3);
+
+	/* past TTL_STALE: no record known any more */
+	time_step = 60 + 86400 + 1;
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 4);
+	settle(rc);
+	assert_int_equal(stats_value(skip) - skip0, 1);
+	assert_int_equal(stats_value(fail) - fail0, 3);
+
+	/* the record back, then NXDOMAIN: the domain's word, not counted */
+	answer("_smtp._tls.stale.test", DNS_T_TXT, DNS_INSECURE, &m);
+	time_step += 301;
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 4);
+	answer("_smtp._tls.stale.test", DNS_T_TXT, DNS_NXDOMAIN, NULL);
+	time_step += 61;
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 6);
+	settle(rc);
+	assert_int_equal(stats_value(skip) - skip0, 2);
+	assert_int_equal(stats_value(fail) - fail0, 4);
+
+	time_step = 0;
+	tlsrpt_rec_free(rc);
+	fakes_clear();
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pending_bytes_bounded),
 		cmocka_unit_test(test_local_failure_short),
+		cmocka_unit_test(test_stale_record_on_failure),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
