@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/netaddr.h"
 #include "core/stats.h"
 #include "policy/dane.h"
 #include "policy/dns.h"
@@ -504,6 +505,7 @@ tlsrpt_rec_attempt(struct tlsrpt_rec *rc, struct dns *dns,
     const struct policy_verdict *v, const struct policy_attempt *at)
 {
 	int64_t now = (int64_t)time(NULL);
+	struct sockaddr_storage judged;
 	struct rec_dom *d;
 	struct rec_pend *p;
 
@@ -534,7 +536,14 @@ tlsrpt_rec_attempt(struct tlsrpt_rec *rc, struct dns *dns,
 	    at->detail : "");
 	snprintf(p->local, sizeof(p->local), "%s", at->local_ip ?
 	    at->local_ip : "");
-	addr_str(at->mx_addr, p->ip, sizeof(p->ip));
+	/* the MX's own address, as the engine judged it: the IPv4 one
+	 * behind a NAT64 prefix or an IPv4-mapped address, which the
+	 * domain knows, not this network's synthesized one */
+	if (at->mx_addr != NULL && netaddr_judged(at->mx_addr, &judged) == 0)
+		addr_str((const struct sockaddr *)&judged, p->ip,
+		    sizeof(p->ip));
+	else
+		addr_str(at->mx_addr, p->ip, sizeof(p->ip));
 	tlsrpt_greeting_name(at->greeting, p->helo, sizeof(p->helo));
 	if (d->state == DOM_YES) {
 		count(rc, d->domain, p);

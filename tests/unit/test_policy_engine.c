@@ -85,6 +85,9 @@ static const struct zrr zone[] = {
 	/* test_tlsrpt_sending_ip_private */
 	{ "_smtp._tls.srcip.test", DNS_T_TXT,
 	    "v=TLSRPTv1; rua=https://rpt.srcip.test/" },
+	/* test_tlsrpt_receiving_ip_nat64 */
+	{ "_smtp._tls.dstip.test", DNS_T_TXT,
+	    "v=TLSRPTv1; rua=https://rpt.dstip.test/" },
 	{ "tst.test", DNS_T_MX, "10 mx.tst.test" },
 	{ "mx.tst.test", DNS_T_A, "192.0.2.2" },
 	{ "_mta-sts.tst.test", DNS_T_TXT, "v=STSv1; id=t1" },
@@ -2618,6 +2621,62 @@ test_tlsrpt_sending_ip_private(void **state)
 }
 
 /*
+ * receiving-ip is the MX's address, the one its domain knows: through
+ * NAT64 (or as an IPv4-mapped address) the IPv4 address behind the
+ * prefix, as the engine judged the destination (netaddr_judged()), not
+ * the synthesized IPv6 one, which no server of the domain has and which
+ * tells every domain that asks for reports this network's NAT64 prefix
+ * (a network-specific one is the operator's own).
+ */
+static void
+test_tlsrpt_receiving_ip_nat64(void **state)
+{
+	static const char *const dst[] = { "64:ff9b::c000:201",
+	    "::ffff:192.0.2.1", NULL };
+	struct policy *p;
+	struct policy_verdict *v, *f;
+	struct policy_attempt a;
+	struct sockaddr_in6 s6;
+	struct tlsrpt_store *st;
+	int64_t fail0 = stats_value(stats_get(C_FAIL, NULL));
+	int64_t day = tlsrpt_day((int64_t)time(NULL));
+	char err[256], *json = NULL;
+	int i;
+
+	(void)state;
+	cfg_tlsrpt = 1;
+	p = mkpolicy(NULL, 1);
+	cfg_tlsrpt = 0;
+	v = lookup6(p, "enf.test", "64:ff9b::c000:201");
+	assert_non_null(f = policy_verdict_dup(v));
+	snprintf(f->domain, sizeof(f->domain), "dstip.test");
+	memset(&a, 0, sizeof(a));
+	a.result = "starttls-not-supported";
+	a.detail = "the server did not offer STARTTLS";
+	for (i = 0; dst[i] != NULL; i++) {
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, dst[i], &s6.sin6_addr),
+		    1);
+		a.mx_addr = (struct sockaddr *)&s6;
+		policy_report_attempt(p, f, &a);
+	}
+	wait_counter(C_FAIL, fail0 + 2);
+	policy_verdict_free(f);
+	policy_verdict_free(v);
+	policy_free(p);
+	st = tlsrpt_store_open(statedir, NULL, err, sizeof(err));
+	assert_non_null(st);
+	assert_int_equal(tlsrpt_report_build(st, "dstip.test", day, "org",
+	    "mailto:r@org.test", "id1", &json), 1);
+	if (strstr(json, "\"receiving-ip\": \"192.0.2.1\"") == NULL ||
+	    strstr(json, "64:ff9b") != NULL || strstr(json, "ffff") != NULL)
+		fail_msg("receiving-ip not 192.0.2.1 alone:\n%s", json);
+	free(json);
+	tlsrpt_store_close(st);
+}
+
+/*
  * A domain's _smtp._tls record that does not parse is logged with the
  * parser's error as one logfmt value.  Some of those errors hold double
  * quotes (mailto: header fields ("?") are not supported): they were
@@ -3043,6 +3102,7 @@ main(void)
 		cmocka_unit_test(test_dane_no_starttls_reported),
 		cmocka_unit_test(test_override_not_reported),
 		cmocka_unit_test(test_tlsrpt_sending_ip_private),
+		cmocka_unit_test(test_tlsrpt_receiving_ip_nat64),
 		cmocka_unit_test_teardown(test_reload_while_busy,
 		    reload_teardown),
 		cmocka_unit_test(test_store_read_error),
