@@ -18,7 +18,9 @@
  * record we misread sends a domain's reports somewhere it did not ask:
  * rua must appear exactly once; every URI in it must be one we can
  * deliver to (mailto: to one plain address, or https:), otherwise the
- * whole record is refused; at most TLSRPT_RUA_MAX URIs.  Unlike DMARC,
+ * whole record is refused.  The RFC sets no bound on the URIs: the first
+ * TLSRPT_RUA_MAX are used, the others checked and counted (rua_over),
+ * not refused, or a domain listing nine would get no report.  Unlike DMARC,
  * RFC 8460 has no "!size" suffix: a raw "!" is refused as the RFC says
  * it must be encoded.  Whitespace at the very end of the record is
  * tolerated (zone tools add it; it cannot change the meaning).
@@ -242,6 +244,7 @@ parse_rua(const char *txt, size_t len, size_t *ip,
 {
 	size_t i = *ip;
 	char uerr[128];
+	struct tlsrpt_uri over;		/* one past the bound, checked */
 
 	for (;;) {
 		size_t s = i;
@@ -251,12 +254,13 @@ parse_rua(const char *txt, size_t len, size_t *ip,
 			i++;
 		if (i == s)
 			ERR("empty URI in rua at offset %zu", s);
-		if (r->nrua == TLSRPT_RUA_MAX)
-			ERR("more than %d URIs in rua", TLSRPT_RUA_MAX);
-		if (tlsrpt_uri_parse(txt + s, i - s, &r->rua[r->nrua], uerr,
-		    sizeof(uerr)) == -1)
-			ERR("rua URI %d: %s", r->nrua + 1, uerr);
-		r->nrua++;
+		if (tlsrpt_uri_parse(txt + s, i - s, r->nrua < TLSRPT_RUA_MAX ?
+		    &r->rua[r->nrua] : &over, uerr, sizeof(uerr)) == -1)
+			ERR("rua URI %d: %s", r->nrua + r->rua_over + 1, uerr);
+		if (r->nrua < TLSRPT_RUA_MAX)
+			r->nrua++;
+		else
+			r->rua_over++;
 		/* *WSP "," *WSP, or the end of the field */
 		s = i;
 		while (i < len && is_wsp((unsigned char)txt[i]))

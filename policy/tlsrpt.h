@@ -49,6 +49,8 @@ struct tlsrpt_uri {
 struct tlsrpt_policy_record {
 	int			 nrua;
 	struct tlsrpt_uri	 rua[TLSRPT_RUA_MAX];
+	int			 rua_over;	/* valid URIs past the first
+						 * TLSRPT_RUA_MAX: not used */
 };
 
 /*

@@ -1330,8 +1330,10 @@ job_build(struct report_run *r)
 	r->tot.built++;
 	count("built", NULL, NULL);
 	log_info("event=tlsrpt-report domain=%s day=%lld report_id=%s "
-	    "file=\"%s\" bytes=%zu uris=%d", j->domain, (long long)j->day,
-	    r->report_id, r->filename, r->gzlen, r->rec.nrua);
+	    "file=\"%s\" bytes=%zu uris=%d%s", j->domain, (long long)j->day,
+	    r->report_id, r->filename, r->gzlen, r->rec.nrua,
+	    r->rec.rua_over > 0 ? " note=\"URIs past the first 8 of its "
+	    "record not used\"" : "");
 	r->uri = 0;
 	uri_next(r);
 }
