@@ -3,7 +3,12 @@
  *
  * Value layout (host byte order; the file is local state, never shipped):
  *   "MXS2" | fetched i64 | expires i64 | checked i64 | last_used i64 |
- *   mode u8 | pad[3] | id[33] | bodylen u32 | body
+ *   mode u8 | mx_over u24 | id[33] | bodylen u32 | body
+ * mx_over is the policy's count of mx patterns past STS_MAX_MX (sts.h):
+ * a body stored as its fields (compact()) no longer has them, and a host
+ * only they could list must still defer as this gateway's limit, not as
+ * the domain's failure.  Records written before it have 0 there (the
+ * three bytes were zero padding), and their count comes from the body.
  * Records of the first layout ("MXS1": no last_used, no mode) are still
  * read; the mode then comes from parsing the body.
  *
@@ -33,6 +38,7 @@
 #define HDR2_LEN	(4 + 8 + 8 + 8 + 8 + 4 + (STS_ID_MAX + 1) + 4)
 #define MAX_BODY	(1024 * 1024)
 #define MODE_INVALID	0xff	/* the body does not parse */
+#define OVER_MAX	0xffffff	/* mx_over's room in the header */
 #define TOUCH_S		3600	/* last_used granularity */
 #define PUT_TRIES	8	/* evict-and-retry rounds on MDB_MAP_FULL (and when
 				 * another worker took the room) */
@@ -50,22 +56,30 @@ struct sts_cache {
 struct rec {
 	int64_t		 fetched, expires, checked, last_used;
 	int		 mode;		/* enum sts_mode, or MODE_INVALID */
+	uint32_t	 over;		/* mx patterns dropped (sts.h) */
 	char		 id[STS_ID_MAX + 1];
 	const char	*body;
 	uint32_t	 bl;
 };
 
+/* The body's mode, and in *over (may be NULL) its dropped mx patterns. */
 static int
-body_mode(const char *body, size_t len)
+body_mode(const char *body, size_t len, uint32_t *over)
 {
 	struct sts_policy *p;
 	char perr[128];
-	int mode;
+	int mode = MODE_INVALID;
 
+	if (over != NULL)
+		*over = 0;
 	if ((p = malloc(sizeof(*p))) == NULL)
 		return MODE_INVALID;
-	mode = sts_policy_parse(body, len, p, perr, sizeof(perr)) == 0 ?
-	    (int)p->mode : MODE_INVALID;
+	if (sts_policy_parse(body, len, p, perr, sizeof(perr)) == 0) {
+		mode = (int)p->mode;
+		if (over != NULL)
+			*over = p->mx_over > OVER_MAX ? OVER_MAX :
+			    (uint32_t)p->mx_over;
+	}
 	free(p);
 	return mode;
 }
@@ -84,6 +98,8 @@ rec_decode(const MDB_val *v, struct rec *r, int need_mode)
 		memcpy(&r->checked, p + 20, 8);
 		memcpy(&r->last_used, p + 28, 8);
 		r->mode = p[36];
+		r->over = (uint32_t)p[37] | (uint32_t)p[38] << 8 |
+		    (uint32_t)p[39] << 16;
 		memcpy(r->id, p + 40, STS_ID_MAX + 1);
 		memcpy(&r->bl, p + 40 + STS_ID_MAX + 1, 4);
 	} else if (v->mv_size >= HDR1_LEN && memcmp(p, MAGIC1, 4) == 0) {
@@ -102,7 +118,7 @@ rec_decode(const MDB_val *v, struct rec *r, int need_mode)
 		return -1;
 	r->body = (const char *)p + hl;
 	if (r->mode == -1 && need_mode)
-		r->mode = body_mode(r->body, r->bl);
+		r->mode = body_mode(r->body, r->bl, NULL);
 	if (r->mode != -1 && r->mode != STS_MODE_NONE &&
 	    r->mode != STS_MODE_TESTING && r->mode != STS_MODE_ENFORCE)
 		r->mode = MODE_INVALID;
@@ -123,6 +139,9 @@ rec_encode(const struct rec *r, size_t *len)
 	memcpy(p + 20, &r->checked, 8);
 	memcpy(p + 28, &r->last_used, 8);
 	p[36] = (unsigned char)r->mode;
+	p[37] = (unsigned char)(r->over & 0xff);
+	p[38] = (unsigned char)(r->over >> 8 & 0xff);
+	p[39] = (unsigned char)(r->over >> 16 & 0xff);
 	memcpy(p + 40, r->id, strnlen(r->id, STS_ID_MAX));
 	memcpy(p + 40 + STS_ID_MAX + 1, &r->bl, 4);
 	if (r->bl)
@@ -282,6 +301,7 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 	MDB_val k, v;
 	struct rec r;
 	char perr[128];
+	uint32_t over;
 	int rc;
 
 	memset(e, 0, sizeof(*e));
@@ -315,6 +335,7 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 		    "note=\"taken as a read error\"", domain);
 		return -1;
 	}
+	over = r.over;
 	e->fetched = r.fetched;
 	e->expires = r.expires;
 	e->checked = r.checked;
@@ -338,6 +359,10 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 		sts_cache_entry_clear(e);
 		return 0;
 	}
+	/* a body stored as its fields lost the patterns past STS_MAX_MX:
+	 * the header remembers how many there were */
+	if ((uint32_t)e->pol.mx_over < over)
+		e->pol.mx_over = (int)over;
 	return 1;
 }
 
@@ -506,9 +531,11 @@ abort:
 }
 
 /* e's policy as its deciding fields only (sts_policy_format): the
- * length in buf, or -1 (a body that does not parse is never shortened) */
+ * length in buf, or -1 (a body that does not parse is never shortened);
+ * *over gets the patterns past STS_MAX_MX that the fields cannot hold */
 static int
-compact(const struct sts_cache_entry *e, char *buf, size_t sz)
+compact(const struct sts_cache_entry *e, char *buf, size_t sz,
+    uint32_t *over)
 {
 	struct sts_policy *p;
 	char perr[160];
@@ -516,8 +543,11 @@ compact(const struct sts_cache_entry *e, char *buf, size_t sz)
 
 	if (e->body == NULL || (p = malloc(sizeof(*p))) == NULL)
 		return -1;
-	if (sts_policy_parse(e->body, e->bodylen, p, perr, sizeof(perr)) == 0)
+	if (sts_policy_parse(e->body, e->bodylen, p, perr, sizeof(perr)) == 0) {
 		n = sts_policy_format(p, buf, sz);
+		*over = p->mx_over > OVER_MAX ? OVER_MAX :
+		    (uint32_t)p->mx_over;
+	}
 	free(p);
 	return n;
 }
@@ -529,6 +559,7 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 	static char compact_buf[STS_FORMAT_MAX];	/* one thread a process */
 	const char *body = e->body;
 	size_t bodylen = e->bodylen;
+	uint32_t over = 0;
 	struct rec r;
 	MDB_val v;
 	unsigned char *p;
@@ -545,14 +576,15 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 		/* a valid policy too large as published (comments, long
 		 * extensions) is kept as the fields that decide: one not
 		 * cached would protect only the lookup that fetched it */
-		int cl = compact(e, compact_buf, sizeof(compact_buf));
+		int cl = compact(e, compact_buf, sizeof(compact_buf), &over);
 
 		/* an enforce policy's fields are cached whatever the limit
 		 * (at most STS_FORMAT_MAX): one not cached would leave every
 		 * later lookup to a fetch an attacker can block (RFC 8461
 		 * section 5.1); the limit keeps testing and none ones out */
 		if (cl < 0 || (klen + HDR2_LEN + (size_t)cl > c->entry_max &&
-		    body_mode(compact_buf, (size_t)cl) != STS_MODE_ENFORCE)) {
+		    body_mode(compact_buf, (size_t)cl, NULL) !=
+		    STS_MODE_ENFORCE)) {
 			char d[120];
 
 			snprintf(d, sizeof(d), "policy of %zu bytes (%d as "
@@ -569,7 +601,12 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 	r.expires = e->expires;
 	r.checked = e->checked;
 	r.last_used = e->last_used ? e->last_used : e->fetched;
-	r.mode = body_mode(body ? body : "", bodylen);
+	/* a compact body has no dropped patterns left to count: over is
+	 * compact()'s count of them then */
+	r.mode = body_mode(body ? body : "", bodylen, body == e->body ?
+	    &r.over : NULL);
+	if (body != e->body)
+		r.over = over;
 	snprintf(r.id, sizeof(r.id), "%s", e->id);
 	r.body = body;
 	r.bl = (uint32_t)bodylen;

@@ -3,7 +3,9 @@
  *
  * One record per policy domain: the policy text as fetched (re-parsed on
  * every read, so a record that no longer parses is simply absent), the
- * TXT id it was fetched under, its mode, and wall-clock times.  Every put
+ * TXT id it was fetched under, its mode, the count of its mx patterns
+ * past STS_MAX_MX (a text stored as its fields no longer has them), and
+ * wall-clock times.  Every put
  * is one LMDB write transaction, committed with fsync: a record is either
  * there whole or not at all, and survives kill -9 and power loss.
  *

@@ -444,6 +444,89 @@ test_entry_too_large(void **state)
 	sts_cache_close(c);
 }
 
+/* An enforce policy of npat mx patterns of 60 octets in body. */
+static void
+many_patterns(char *body, size_t sz, int npat)
+{
+	size_t n;
+	int i;
+
+	n = (size_t)snprintf(body, sz, "version: STSv1\nmode: enforce\n"
+	    "max_age: 86400\n");
+	for (i = 0; i < npat; i++)
+		n += (size_t)snprintf(body + n, sz - n, "mx: mx%02d.%s.example\n",
+		    i, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+}
+
+/*
+ * A policy with more mx patterns than mxguard keeps (STS_MAX_MX), too
+ * large as published: stored as its fields, the 64 kept, and the count
+ * of those dropped (sts_policy.mx_over) read back with them, also after
+ * a touch rewrote the record, so that a host only a dropped pattern
+ * lists still defers as this gateway's limit (policy.c).  Red before:
+ * mx_over 0 from the cache.  A record of the layout before (zero where
+ * the count is) with the text as fetched still counts from the text.
+ */
+static void
+test_entry_too_large_mx_over(void **state)
+{
+	struct sts_cache *c = fresh("largemx", 10, 1024, 0);
+	struct sts_cache_entry g;
+	static char body[8192];
+	static unsigned char raw[77 + 8192];
+	char path[300];
+	int64_t now = (int64_t)time(NULL), t, exp;
+	uint32_t bl;
+
+	(void)state;
+	many_patterns(body, sizeof(body), 70);
+	assert_int_equal(put(c, "manymx.example", body, 0, 86400, 7200), 0);
+	assert_int_equal(sts_cache_get(c, "manymx.example", &g), 1);
+	assert_int_equal(g.pol.mode, STS_MODE_ENFORCE);
+	assert_int_equal(g.pol.nmx, STS_MAX_MX);
+	assert_int_equal(g.pol.mx_over, 6);
+	assert_true(g.bodylen < strlen(body));
+	sts_cache_entry_clear(&g);
+	/* the last use two hours ago: a touch writes the record again */
+	sts_cache_touch(c, "manymx.example", now);
+	assert_int_equal(sts_cache_get(c, "manymx.example", &g), 1);
+	assert_true(g.last_used >= now);
+	assert_int_equal(g.pol.mx_over, 6);
+	sts_cache_entry_clear(&g);
+	/* a policy of 64 that fits, and one that does not: none dropped */
+	many_patterns(body, sizeof(body), 64);
+	assert_int_equal(put(c, "manymx.example", body, 0, 86400, 0), 0);
+	assert_int_equal(sts_cache_get(c, "manymx.example", &g), 1);
+	assert_int_equal(g.pol.nmx, STS_MAX_MX);
+	assert_int_equal(g.pol.mx_over, 0);
+	sts_cache_entry_clear(&g);
+	sts_cache_close(c);
+	/* the layout before: "MXS2", four times, mode, three zero bytes, the
+	 * id, the length, the text as fetched (70 patterns) */
+	many_patterns(body, sizeof(body), 70);
+	bl = (uint32_t)strlen(body);
+	t = now;
+	exp = now + 86400;
+	memset(raw, 0, sizeof(raw));
+	memcpy(raw, "MXS2", 4);
+	memcpy(raw + 4, &t, 8);
+	memcpy(raw + 12, &exp, 8);
+	memcpy(raw + 20, &t, 8);
+	memcpy(raw + 28, &t, 8);
+	raw[36] = STS_MODE_ENFORCE;
+	memcpy(raw + 40, "id1", 3);
+	memcpy(raw + 40 + STS_ID_MAX + 1, &bl, 4);
+	memcpy(raw + 77, body, bl);
+	snprintf(path, sizeof(path), "%s/largemx/sts-cache.mdb", dir);
+	lmdb_put_raw(path, "old.example", raw, 77 + bl);
+	c = fresh("largemx", 10, 16384, 0);
+	assert_int_equal(sts_cache_get(c, "old.example", &g), 1);
+	assert_int_equal(g.pol.nmx, STS_MAX_MX);
+	assert_int_equal(g.pol.mx_over, 6);
+	sts_cache_entry_clear(&g);
+	sts_cache_close(c);
+}
+
 /*
  * The file's bound reached before the count's (MDB_MAP_FULL): never
  * fatal.  Testing policies are evicted to make room; once only enforce
@@ -600,6 +683,7 @@ main(void)
 		cmocka_unit_test(test_eviction_order),
 		cmocka_unit_test(test_lru_touch),
 		cmocka_unit_test(test_entry_too_large),
+		cmocka_unit_test(test_entry_too_large_mx_over),
 		cmocka_unit_test(test_map_full),
 		cmocka_unit_test(test_concurrent_writers),
 		cmocka_unit_test(test_open_fails),

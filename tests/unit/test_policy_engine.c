@@ -220,6 +220,8 @@ static const struct zrr zone[] = {
 	{ "_mta-sts.manymx.test", DNS_T_TXT, "v=STSv1; id=mm1" },
 	{ "manymxt.test", DNS_T_MX, "10 mx70.manymx.test" },
 	{ "_mta-sts.manymxt.test", DNS_T_TXT, "v=STSv1; id=mt1" },
+	{ "manymxc.test", DNS_T_MX, "10 mx70.manymx.test" },
+	{ "_mta-sts.manymxc.test", DNS_T_TXT, "v=STSv1; id=mc1" },
 	/* 17 MX hosts, one more than the walk keeps (MX_MAX_HOSTS): the
 	 * least preferred owns the destination (test_mx_hosts_unkept) */
 	{ "bigmx.test", DNS_T_MX, "10 a01.bigmx.test" },
@@ -1755,6 +1757,48 @@ test_many_mx_patterns(void **state)
 }
 
 /*
+ * The same policy larger than sts_cache_max_entry_size as published
+ * (long patterns): the cache keeps it as its fields, the first 64, and
+ * its note of the dropped ones, so that after a restart (a new engine
+ * reading the cache) the host only the 70th pattern lists still defers
+ * as this gateway's limit.  Red before: validation-failure, reported to
+ * the domain, for the note was lost with the patterns.
+ */
+static void
+test_many_mx_patterns_compact(void **state)
+{
+	static char body[16384];
+	struct policy *p;
+	struct policy_verdict *v;
+	size_t o;
+	int i;
+
+	(void)state;
+	o = (size_t)snprintf(body, sizeof(body), "version: STSv1\n"
+	    "mode: enforce\nmax_age: 86400\nmx: mx1.manymx.test\n");
+	for (i = 2; i < 70; i++)
+		o += (size_t)snprintf(body + o, sizeof(body) - o,
+		    "mx: mx%d.%s.%s.manymx.test\n", i, "aaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbb"
+		    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	o += (size_t)snprintf(body + o, sizeof(body) - o,
+	    "mx: mx70.manymx.test\n");
+	assert_true(o > STS_CACHE_ENTRY_MAX);
+	cache_policy("manymxc.test", "mc1", body, 10, 86400);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "manymxc.test", "192.0.2.78");
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->source, "mta-sts");
+	assert_string_equal(v->reason, "local-error");
+	assert_int_equal(v->local, 1);
+	assert_string_equal(v->mx_host, "mx70.manymx.test");
+	assert_non_null(strstr(v->detail, "6 not checked"));
+	assert_non_null(strstr(v->sts_note, "cached"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
  * The MTA connects to an MX host past the 16 the walk keeps: whether it
  * is in the policy nobody here knows, so an enforce policy defers it as
  * this gateway's limit (local-error, not reported) and a testing policy
@@ -3109,6 +3153,7 @@ main(void)
 		cmocka_unit_test(test_store_not_open),
 		cmocka_unit_test(test_newer_policy_stored_meanwhile),
 		cmocka_unit_test(test_many_mx_patterns),
+		cmocka_unit_test(test_many_mx_patterns_compact),
 		cmocka_unit_test(test_mx_hosts_unkept),
 	};
 

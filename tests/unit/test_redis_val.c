@@ -95,6 +95,31 @@ test_sts_roundtrip(void **state)
 		sts_cache_entry_clear(&d);
 		free(buf);
 	}
+	/* a policy of more mx patterns than mxguard keeps: Redis holds the
+	 * text as fetched, never the cache's compact form, so a peer counts
+	 * the dropped ones too (a host only they list defers as local-error,
+	 * policy.c) */
+	{
+		static char many[8192];
+		size_t o;
+		int i;
+
+		o = (size_t)snprintf(many, sizeof(many), "version: STSv1\n"
+		    "mode: enforce\nmax_age: 86400\n");
+		for (i = 1; i <= 70; i++)
+			o += (size_t)snprintf(many + o, sizeof(many) - o,
+			    "mx: mx%d.%s.example\n", i, "aaaaaaaaaaaaaaaaaaaa"
+			    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+		entry(&e, many, NOW - 100);
+		assert_int_equal(redis_sts_encode(D1, &e, &buf, &len), 0);
+		assert_int_equal(redis_sts_decode(buf, len, D1, NOW, &d, err,
+		    sizeof(err)), 0);
+		assert_int_equal(d.pol.nmx, STS_MAX_MX);
+		assert_int_equal(d.pol.mx_over, 6);
+		assert_int_equal(d.bodylen, o);
+		sts_cache_entry_clear(&d);
+		free(buf);
+	}
 }
 
 static void
