@@ -289,8 +289,13 @@ parse_rdata(struct dns_answer *a, struct dns_rr *rr, int rdoff)
 		break;
 	}
 	case DNS_T_TLSA:
+		/* no room for usage, selector and matching type: a record
+		 * of the RRset all the same, unusable (RFC 7672 section
+		 * 2.2, RFC 7671 section 4.1), which dane.c skips; failing
+		 * the answer would make a signed RRset, usable records and
+		 * all, a lookup failure (dnssec-invalid) */
 		if (rr->rdlen < 3)
-			return -1;
+			break;
 		rr->u.tlsa.usage = p[0];
 		rr->u.tlsa.selector = p[1];
 		rr->u.tlsa.mtype = p[2];

@@ -196,7 +196,7 @@ tlsa(const char *h, int ad, int u, int s, int mt, int len)
 /* A secure TLSA RRset of n records at _25._tcp.h, larger than struct
  * msg holds (owner names compressed): rd(i, out) writes record i's rdata
  * (usage, selector, matching type, data: at most TLSA_MANY_RD bytes) and
- * returns its length. */
+ * returns its length (any, 0 included). */
 #define TLSA_MANY_RD	1024
 
 static inline void
@@ -227,7 +227,9 @@ tlsa_many(const char *h, int n, int (*rd)(int i, unsigned char *out))
 		b[o + sizeof(hdr) + 1] = (unsigned char)len;
 		o += (int)sizeof(hdr) + 2 + len;
 	}
-	answer_raw(name, DNS_T_TLSA, DNS_SECURE, b, o);
+	/* the status dns_parse() gives it (secure, unless a record does
+	 * not parse) */
+	answer_raw(name, DNS_T_TLSA, DNS_ERROR, b, o);
 	free(b);
 }
 

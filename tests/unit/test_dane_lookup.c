@@ -393,6 +393,70 @@ test_tlsa_record_nomem(void **s)
 	assert_int_equal(d->nusable, 1);
 }
 
+/* rdata for tlsa_many(): a short record (2 bytes, 3 1), a usable 3 1 1 */
+static int
+rd_short_usable(int i, unsigned char *out)
+{
+	out[0] = 3;
+	out[1] = 1;
+	if (i == 0)
+		return 2;
+	out[2] = 1;
+	memset(out + 3, 0xab, 32);
+	return 35;
+}
+
+/* ...and short ones only: 2, 1 and 0 bytes */
+static int
+rd_short_only(int i, unsigned char *out)
+{
+	out[0] = 3;
+	out[1] = 1;
+	return 2 - i;
+}
+
+/*
+ * A TLSA record too short for usage, selector and matching type is
+ * malformed, so unusable (RFC 7672 section 2.2, RFC 7671 section 4.1)
+ * like a record of an unknown type: next to a usable record it is
+ * ignored, and an RRset of such records alone is "DANE unusable" (TLS
+ * mandatory, unauthenticated).  Red before: both dnssec-invalid, the
+ * whole answer taken for a failed lookup.
+ */
+static void
+test_tlsa_record_short(void **s)
+{
+	struct dane_info *d;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	tlsa_many("mx.d.test", 2, rd_short_usable);
+	d = expect("192.0.2.1", DANE_USABLE, NULL);
+	assert_int_equal(d->ntlsa, 1);
+	assert_int_equal(d->nusable, 1);
+	next_case();
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	tlsa_many("mx.d.test", 3, rd_short_only);
+	d = expect("192.0.2.1", DANE_UNUSABLE, NULL);
+	assert_int_equal(d->nusable, 0);
+	assert_int_equal(d->local, 0);
+	next_case();
+
+	/* the usable record lost to a failed malloc() next to a short one:
+	 * still this gateway's trouble (4505812) */
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	tlsa_many("mx.d.test", 2, rd_short_usable);
+	malloc_fail = 32;
+	d = run("d.test", "192.0.2.1");
+	malloc_fail = 0;
+	assert_int_equal(d->state, DANE_DEFER);
+	assert_string_equal(d->reason, DANE_LOCAL_ERROR);
+	assert_int_equal(d->local, 1);
+}
+
 static void
 test_tlsa_servfail(void **s)
 {
@@ -953,6 +1017,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_only_unusable, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tlsa_record_nomem, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tlsa_record_short, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tlsa_servfail, setup,
 		    teardown),

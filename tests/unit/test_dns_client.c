@@ -231,6 +231,37 @@ test_parse_tlsa(void **state)
 	assert_int_equal(a->rr[0].u.tlsa.len, 2);
 	assert_int_equal(a->rr[0].u.tlsa.data[1], 0xcd);
 	dns_answer_unref(a);
+	/* records too short for usage, selector and matching type (2 and
+	 * 0 bytes) next to a whole one: records of the RRset, unusable for
+	 * dane.c, never a failed answer (RFC 7672 section 2.2); red before:
+	 * DNS_ERROR */
+	begin(&m, 1, 1, 0, "_25._tcp.mx.example", DNS_T_TLSA, 3, 0, 0);
+	rr_hdr(&m, "_25._tcp.mx.example", DNS_T_TLSA, 60, 2);
+	m.b[m.n++] = 3;
+	m.b[m.n++] = 1;
+	rr_hdr(&m, "_25._tcp.mx.example", DNS_T_TLSA, 60, 4);
+	m.b[m.n++] = 3;
+	m.b[m.n++] = 1;
+	m.b[m.n++] = 1;
+	m.b[m.n++] = 0xab;
+	rr_hdr(&m, "_25._tcp.mx.example", DNS_T_TLSA, 60, 0);
+	a = dns_parse(m.b, m.n, "_25._tcp.mx.example", DNS_T_TLSA);
+	assert_int_equal(a->status, DNS_SECURE);
+	assert_int_equal(a->nrr, 3);
+	assert_int_equal(a->rr[0].rdlen, 2);
+	assert_int_equal(a->rr[0].u.tlsa.len, 0);
+	assert_null(a->rr[0].u.tlsa.data);
+	assert_int_equal(a->rr[1].u.tlsa.len, 1);
+	assert_int_equal(a->rr[2].rdlen, 0);
+	dns_answer_unref(a);
+	/* the rdata running past the message stays a malformed answer */
+	begin(&m, 1, 1, 0, "_25._tcp.mx.example", DNS_T_TLSA, 1, 0, 0);
+	rr_hdr(&m, "_25._tcp.mx.example", DNS_T_TLSA, 60, 5);
+	m.b[m.n++] = 3;
+	m.b[m.n++] = 1;
+	a = dns_parse(m.b, m.n, "_25._tcp.mx.example", DNS_T_TLSA);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
 }
 
 /* ---- client against a fake server ---- */
