@@ -108,6 +108,7 @@ struct policy_req {
 	int		 txt_done;
 	enum dns_status	 txt_st;
 	int		 txt_rc;	/* sts_txt_select */
+	int		 txt_cut;	/* TXT records past DNS_MAX_RR, unseen */
 	unsigned	 txt_lenient;	/* STS_LENIENT_TXT_* of the record */
 	char		 txt_id[STS_ID_MAX + 1];
 	char		 txt_err[128];
@@ -2242,7 +2243,16 @@ sts_step(struct policy_req *r)
 	int valid = r->have_cached && r->cached_state != STS_CACHE_EXPIRED;
 	struct fetch *f;
 
-	if (valid && (r->txt_rc != 1 || strcmp(r->txt_id, r->cached.id) == 0)) {
+	/*
+	 * One v=STSv1 record among the kept of a cut answer (txt_cut): a
+	 * second past them would make the domain's record invalid (RFC
+	 * 8461 section 3.1), which leaves a cached policy in force.  So a
+	 * cached one stands, as for a failed lookup; with none cached the
+	 * record's policy is fetched, as the whole answer of one record
+	 * would have it: never less than either reading of the answer.
+	 */
+	if (valid && (r->txt_rc != 1 || r->txt_cut > 0 ||
+	    strcmp(r->txt_id, r->cached.id) == 0)) {
 		/* the cached policy stands (also when DNS fails or the
 		 * record disappeared); refresh near expiry in background,
 		 * also when the TXT lookup failed or found no record (then
@@ -2250,14 +2260,16 @@ sts_step(struct policy_req *r)
 		 * attacker who suppresses the TXT record must not make the
 		 * policy run out.  A failed fetch leaves the cache alone. */
 		if (r->cached_state == STS_CACHE_REFRESH) {
-			if (r->txt_rc != 1)
+			int own = r->txt_rc == 1 && r->txt_cut == 0;
+
+			if (!own)
 				log_info("event=sts-refresh domain=%s id=%s "
 				    "txt=%s note=\"refreshing under the cached "
 				    "id\"", r->v->domain, r->cached.id,
+				    r->txt_cut > 0 ? "truncated" :
 				    r->txt_rc == 0 ? "none" : r->txt_rc == -1 ?
 				    "invalid" : "lookup-failed");
-			const char *id = r->txt_rc == 1 ? r->txt_id :
-			    r->cached.id;
+			const char *id = own ? r->txt_id : r->cached.id;
 
 			if (fetch_find(p, r->v->domain, id) == NULL &&
 			    fetches_detached(p) >= FETCH_DETACHED_MAX)
@@ -2326,6 +2338,7 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 	r->txt_done = 1;
 	r->txt_st = st;
 	r->txt_rc = 0;
+	r->txt_cut = 0;
 	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
 		for (i = 0; i < a->nrr; i++) {
 			txts[n] = a->rr[i].u.txt.text;
@@ -2333,6 +2346,21 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		}
 		r->txt_rc = sts_txt_select(txts, lens, n, r->txt_id,
 		    &r->txt_lenient, r->txt_err, sizeof(r->txt_err));
+		/* more records than kept: the unseen ones may hold a v=STSv1
+		 * record.  Several (or a malformed one) among the kept are
+		 * invalid whatever the rest say; none is a failed lookup,
+		 * not "no record"; one is read in sts_step() */
+		if ((r->txt_cut = a->ndropped) > 0 && r->txt_rc == 0) {
+			r->txt_rc = -2;
+			snprintf(r->txt_err, sizeof(r->txt_err), "TXT lookup: "
+			    "%d records, more than the %d kept", a->nrr +
+			    a->ndropped, DNS_MAX_RR);
+		}
+		if (r->txt_cut > 0)
+			log_info("event=sts-txt domain=%s result=truncated "
+			    "records=%d kept=%d stsv1_kept=%s", r->v->domain,
+			    a->nrr + a->ndropped, a->nrr, r->txt_rc == 1 ?
+			    "one" : r->txt_rc == -1 ? "invalid" : "none");
 	} else if (st != DNS_NXDOMAIN && st != DNS_NODATA) {
 		int e = 0;
 		uint64_t drops;
@@ -2463,12 +2491,16 @@ bg_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		}
 		rc = sts_txt_select(txts, lens, n, id, NULL, terr,
 		    sizeof(terr));
+		/* a cut answer: the cached policy stands (sts_step()) */
+		if (a->ndropped > 0 && rc != -1)
+			rc = -3;
 	}
 	if (rc != 1) {
 		log_info("event=sts-refresh domain=%s id=%s txt=%s "
 		    "note=\"refreshing under the cached id\"", b->domain,
-		    b->id, rc == 0 || st == DNS_NXDOMAIN || st == DNS_NODATA ?
-		    "none" : rc == -1 ? "invalid" : "lookup-failed");
+		    b->id, rc == -3 ? "truncated" : rc == 0 ||
+		    st == DNS_NXDOMAIN || st == DNS_NODATA ? "none" :
+		    rc == -1 ? "invalid" : "lookup-failed");
 		snprintf(id, sizeof(id), "%s", b->id);
 	}
 	if ((f = fetch_start(p, b->domain, id)) != NULL)

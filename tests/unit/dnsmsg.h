@@ -280,7 +280,12 @@ zone_answer(const struct zrr *zone, const unsigned char *q,
 				rd.b[rd.n++] = (unsigned char)x;
 			}
 		}
-		putname(m, name);
+		/* the owner as a pointer to the question's name: answers
+		 * of many records fit a UDP payload of 1232 bytes */
+		if (m->n + 12 + rd.n > (int)sizeof(m->b))
+			abort();
+		m->b[m->n++] = 0xc0;
+		m->b[m->n++] = 12;
 		put16(m, (unsigned)rtype);
 		put16(m, 1);
 		put16(m, 0);

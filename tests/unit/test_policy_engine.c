@@ -67,7 +67,20 @@ static char longtxt[270];
 static char rot_txt[64];
 static int rot_n;
 
+/* 63 TXT records at _mta-sts.tc.test that are no STSv1 record */
+#define TC_JUNK1	{ "_mta-sts.tc.test", DNS_T_TXT, "x" }
+#define TC_JUNK9	TC_JUNK1, TC_JUNK1, TC_JUNK1, TC_JUNK1, TC_JUNK1, \
+			TC_JUNK1, TC_JUNK1, TC_JUNK1, TC_JUNK1
+#define TC_JUNK63	TC_JUNK9, TC_JUNK9, TC_JUNK9, TC_JUNK9, TC_JUNK9, \
+			TC_JUNK9, TC_JUNK9
+
 static const struct zrr zone[] = {
+	/* 65 TXT records, one more than an answer keeps (DNS_MAX_RR): a
+	 * v=STSv1 record first, another last (test_txt_cut) */
+	{ "tc.test", DNS_T_MX, "10 mx1.manymx.test" },
+	{ "_mta-sts.tc.test", DNS_T_TXT, "v=STSv1; id=t1" },
+	TC_JUNK63,
+	{ "_mta-sts.tc.test", DNS_T_TXT, "v=STSv1; id=t2" },
 	{ "enf.test", DNS_T_MX, "10 mx1.enf.test" },
 	{ "enf.test", DNS_T_MX, "20 rogue.other.test" },
 	{ "mx1.enf.test", DNS_T_A, "192.0.2.1" },
@@ -1798,6 +1811,130 @@ test_many_mx_patterns_compact(void **state)
 	policy_free(p);
 }
 
+/* Takes domain's policy out of the cache. */
+static void
+uncache(const char *domain)
+{
+	char err[256];
+	struct sts_cache *c = sts_cache_open(statedir, err, sizeof(err));
+
+	assert_non_null(c);
+	assert_int_equal(sts_cache_del(c, domain), 0);
+	sts_cache_close(c);
+}
+
+/*
+ * An _mta-sts TXT answer of 65 records, one past what an answer keeps
+ * (DNS_MAX_RR), with a v=STSv1 record first and another last: the whole
+ * answer has two, so the domain has no available policy (RFC 8461
+ * section 3.1) and a cached one stays in force; the kept part has one.
+ * With a valid cached policy under another id, that policy decides and
+ * nothing is fetched.  Red before: the kept record taken for the whole
+ * answer, its policy fetched (1 call) and deciding (mx1 not in it:
+ * validation-failure).  With nothing cached the kept record's policy is
+ * fetched and decides, the stricter of the two readings (as before).
+ */
+static void
+test_txt_cut(void **state)
+{
+	static const char *other = "version: STSv1\nmode: enforce\n"
+	    "mx: elsewhere.test\nmax_age: 86400\n";
+	struct policy *p;
+	struct policy_verdict *v;
+
+	(void)state;
+	cache_policy("tc.test", "c0", "version: STSv1\nmode: enforce\n"
+	    "mx: mx1.manymx.test\nmax_age: 86400\n", 10, 86400);
+	mock_http("mta-sts.tc.test", other);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "tc.test", "192.0.2.77");
+	assert_int_equal(mh.calls, 0);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	assert_string_equal(v->mx_host, "mx1.manymx.test");
+	assert_non_null(strstr(v->sts_note, "cached"));
+	policy_verdict_free(v);
+	policy_free(p);
+	/* nothing cached: the kept record's policy */
+	uncache("tc.test");
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "tc.test", "192.0.2.77");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	assert_string_equal(v->reason, "validation-failure");
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+}
+
+/* Runs the loop until the mocked policy host answered n fetches. */
+static void
+wait_fetched(int n)
+{
+	struct ev_timer *t = ev_timer_new(loop, poll_cb, NULL);
+	int i;
+
+	for (i = 0; i < 60 && (mh.calls < n || mh.pending); i++) {
+		ev_timer_arm(t, 50);
+		ev_loop_run(loop);
+	}
+	ev_timer_free(t);
+	assert_int_equal(mh.calls, n);
+	assert_false(mh.pending);
+}
+
+/* The id domain's cached policy is stored under. */
+static void
+assert_cached_id(struct policy *p, const char *domain, const char *id)
+{
+	struct sts_cache_entry e;
+
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), domain, &e), 1);
+	assert_string_equal(e.id, id);
+	sts_cache_entry_clear(&e);
+}
+
+/*
+ * test_txt_cut's answer for a cached policy due for its refresh: it is
+ * refreshed under its own id, as when the TXT lookup fails, by the
+ * lookup that uses it and by the refresh timer alike, never under the
+ * kept record's id.  Red before: the lookup's refresh fetched under t1
+ * and stored t1; the timer's refresh did too.
+ */
+static void
+test_txt_cut_refresh(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx1.manymx.test\nmax_age: 86400\n";
+	struct policy *p;
+	struct policy_verdict *v;
+
+	(void)state;
+	uncache("tc.test");
+	cache_policy("tc.test", "c0", body, 80000, 86400);
+	mock_http("mta-sts.tc.test", body);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "tc.test", "192.0.2.77");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, "id=c0,cached"));
+	policy_verdict_free(v);
+	wait_fetched(1);
+	assert_cached_id(p, "tc.test", "c0");
+	policy_free(p);
+	mock_http_off();
+	/* the refresh timer's, with no lookup */
+	uncache("tc.test");
+	cache_policy("tc.test", "c0", body, 80000, 86400);
+	mock_http("mta-sts.tc.test", body);
+	cfg_refresh_interval = 100;
+	p = mkpolicy(NULL, 1);
+	cfg_refresh_interval = 0;
+	wait_fetched(1);
+	assert_cached_id(p, "tc.test", "c0");
+	policy_free(p);
+	mock_http_off();
+}
+
 /*
  * The MTA connects to an MX host past the 16 the walk keeps: whether it
  * is in the policy nobody here knows, so an enforce policy defers it as
@@ -3154,6 +3291,8 @@ main(void)
 		cmocka_unit_test(test_newer_policy_stored_meanwhile),
 		cmocka_unit_test(test_many_mx_patterns),
 		cmocka_unit_test(test_many_mx_patterns_compact),
+		cmocka_unit_test(test_txt_cut),
+		cmocka_unit_test(test_txt_cut_refresh),
 		cmocka_unit_test(test_mx_hosts_unkept),
 	};
 
