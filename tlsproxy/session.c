@@ -244,6 +244,8 @@ struct session {
 	struct domset		 reported;	/* TLSRPT: reports counted */
 
 	unsigned		 msgs;
+	unsigned		 bare_paths;	/* MAIL/RCPT paths sent without
+						 * < >, relayed with them */
 	unsigned		 policy_fails;
 	char			 why[300];	/* why it ended: the reply
 						 * mxguard gave, or what the
@@ -428,9 +430,9 @@ session_free(void *arg)
 	 * 4xx of its own (the server unreachable, silent, gone, or talking
 	 * nonsense) ended, and in which state */
 	log_info("sid=%s event=close client=%s dst=%s messages=%u "
-	    "policy_deferrals=%u duration_ms=%llu client_bytes_in=%llu "
-	    "upstream_bytes_out=%llu why=%s", s->id, s->client_str,
-	    s->dst_str, s->msgs, s->policy_fails,
+	    "policy_deferrals=%u bare_paths=%u duration_ms=%llu "
+	    "client_bytes_in=%llu upstream_bytes_out=%llu why=%s", s->id,
+	    s->client_str, s->dst_str, s->msgs, s->policy_fails, s->bare_paths,
 	    (unsigned long long)(ev_now(s->env->loop) - s->started),
 	    s->cl_in + (s->cl ? io_bytes_in(s->cl) : 0ULL), up_bytes(s),
 	    log_q(q, sizeof(q), s->why[0] ? s->why : "-"));
@@ -1722,6 +1724,7 @@ static void
 client_command(struct session *s, char *line, size_t len)
 {
 	struct smtp_cmd cmd;
+	char bline[SMTP_LINE_MAX + 1];
 	const char *err;
 
 	if (log_enabled(LOG_LVL_DEBUG)) {
@@ -1782,6 +1785,15 @@ client_command(struct session *s, char *line, size_t len)
 		    "connection; no new transaction");
 		client_eof_end(s, "client closed, then MAIL");
 		return;
+	}
+	/* a path without < > goes upstream in them: what the server reads
+	 * is the address judged here, whatever its parser makes of the
+	 * client's form (the parser made sure the result fits a line) */
+	if ((cmd.verb == SMTP_CMD_MAIL || cmd.verb == SMTP_CMD_RCPT) &&
+	    cmd.bare) {
+		smtp_cmd_bracket(&cmd, bline, sizeof(bline));
+		line = bline;
+		s->bare_paths++;
 	}
 	switch (cmd.verb) {
 	case SMTP_CMD_HELO:

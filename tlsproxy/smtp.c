@@ -313,21 +313,28 @@ scan_domain(const char *p, const char *end)
 
 /*
  * Parses "<path>" at *pp and fills cmd->path and cmd->domain.  Returns 0 and
- * advances *pp past '>', or -1 with *err set.
+ * advances *pp past '>', or -1 with *err set.  With bare, what is at *pp is
+ * a mailbox without the brackets that must end exactly at end: no null
+ * path, no source route.
  */
 static int
-parse_path(const char **pp, const char *end, struct smtp_cmd *cmd,
+parse_path(const char **pp, const char *end, struct smtp_cmd *cmd, int bare,
     const char **err)
 {
 	const char *p = *pp, *mbox, *at = NULL, *q;
 	size_t n, i;
 
-	if (p >= end || *p != '<') {
+	if (bare) {
+		if (p >= end || *p == '@') {
+			*err = "5.5.4 Syntax: address must be enclosed in <>";
+			return -1;
+		}
+	} else if (p >= end || *p != '<') {
 		*err = "5.5.4 Syntax: address must be enclosed in <>";
 		return -1;
-	}
-	p++;
-	if (p < end && *p == '>') {
+	} else
+		p++;
+	if (!bare && p < end && *p == '>') {
 		if (cmd->verb == SMTP_CMD_RCPT) {
 			*err = "5.1.3 Null recipient not allowed";
 			return -1;
@@ -394,7 +401,11 @@ parse_path(const char **pp, const char *end, struct smtp_cmd *cmd,
 		}
 		p = q;
 	}
-	if (p >= end || *p != '>') {
+	if (bare && p != end) {
+		*err = "5.1.3 Bad address syntax";
+		return -1;
+	}
+	if (!bare && (p >= end || *p != '>')) {
 		*err = "5.1.3 Bad address syntax or missing '>'";
 		return -1;
 	}
@@ -433,7 +444,34 @@ parse_path(const char **pp, const char *end, struct smtp_cmd *cmd,
 			cmd->domain[i] = (char)to_lower((unsigned char)at[1 + i]);
 		cmd->domain[n] = '\0';
 	}
-	*pp = p + 1;
+	*pp = bare ? p : p + 1;
+	return 0;
+}
+
+/*
+ * A bare path ("MAIL FROM:a@b.example", which Postfix, Exchange and Sendmail
+ * take, and scan-to-mail devices without a queue send): one token up to the
+ * first space, a mailbox as parse_path() reads one between < and >.  Any
+ * '<' or '>' in the rest of the line refuses it: "RCPT TO:a@x <b@y>" is read
+ * by some servers as b@y, which is not the domain judged here.
+ */
+static int
+parse_bare_path(const char **pp, const char *end, struct smtp_cmd *cmd,
+    const char **err)
+{
+	const char *p = *pp, *tok;
+
+	if (memchr(p, '<', (size_t)(end - p)) != NULL ||
+	    memchr(p, '>', (size_t)(end - p)) != NULL) {
+		*err = "5.5.4 Syntax: address must be enclosed in <>";
+		return -1;
+	}
+	if ((tok = memchr(p, ' ', (size_t)(end - p))) == NULL)
+		tok = end;
+	if (parse_path(&p, tok, cmd, 1, err) == -1)
+		return -1;
+	cmd->bare = 1;
+	*pp = p;
 	return 0;
 }
 
@@ -457,7 +495,10 @@ parse_mail_rcpt(struct smtp_cmd *cmd, const char **err)
 	/* Not RFC 5321, but widespread: "MAIL FROM: <a@b>". */
 	while (p < end && *p == ' ')
 		p++;
-	if (parse_path(&p, end, cmd, err) == -1)
+	if (p < end && *p != '<') {
+		if (parse_bare_path(&p, end, cmd, err) == -1)
+			return -1;
+	} else if (parse_path(&p, end, cmd, 0, err) == -1)
 		return -1;
 
 	if (p < end && *p != ' ') {
@@ -474,7 +515,34 @@ parse_mail_rcpt(struct smtp_cmd *cmd, const char **err)
 			*err = "5.5.4 Invalid character in parameters";
 			return -1;
 		}
+	/* smtp_cmd_bracket() must fit in a line: two bytes more, and the
+	 * spaces this one may have had fewer */
+	if (cmd->bare && smtp_cmd_bracket(cmd, NULL, 0) > SMTP_LINE_MAX) {
+		*err = "5.5.2 Line too long";
+		return -1;
+	}
 	return 0;
+}
+
+size_t
+smtp_cmd_bracket(const struct smtp_cmd *cmd, char *out, size_t outsz)
+{
+	const char *kw = cmd->verb == SMTP_CMD_MAIL ? "MAIL FROM:<" :
+	    "RCPT TO:<";
+	size_t n, k = strlen(kw), pl = strlen(cmd->path);
+
+	n = k + pl + 1 + (cmd->paramslen ? 1 + cmd->paramslen : 0);
+	if (out == NULL || n >= outsz)
+		return n;
+	memcpy(out, kw, k);
+	memcpy(out + k, cmd->path, pl);
+	out[k + pl] = '>';
+	if (cmd->paramslen) {
+		out[k + pl + 1] = ' ';
+		memcpy(out + k + pl + 2, cmd->params, cmd->paramslen);
+	}
+	out[n] = '\0';
+	return n;
 }
 
 int
@@ -495,6 +563,7 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd,
 	cmd->domain[0] = '\0';
 	cmd->params = "";
 	cmd->paramslen = 0;
+	cmd->bare = 0;
 
 	if (len > SMTP_LINE_MAX) {
 		*err = "5.5.2 Line too long";

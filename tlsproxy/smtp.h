@@ -92,15 +92,26 @@ struct smtp_cmd {
 	const char *params;	/* ESMTP parameters after '>', points into
 				 * the line, may be empty */
 	size_t	 paramslen;
+	int	 bare;		/* the path came without < >: the line is
+				 * never relayed, smtp_cmd_bracket() is */
 };
 
 /* Parses one client line (no line end).  Verbs are case-insensitive.
  * Returns 0, or -1 with *err set to a static text suitable for a 501 reply
  * (bad syntax of a known verb) or for a 500 reply (cmd->verb ==
  * SMTP_CMD_UNKNOWN).  "MAIL FROM:<>" is valid with an empty path; "RCPT
- * TO:<>" is not.  A source route (<@a,@b:user@d>) is accepted and dropped. */
+ * TO:<>" is not.  A source route (<@a,@b:user@d>) is accepted and dropped.
+ * A path without < > is taken as one token, a mailbox without source route,
+ * when no '<' or '>' follows it on the line (cmd->bare). */
 int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd,
     const char **err);
+/* For a parsed MAIL or RCPT: "MAIL FROM:<path> params" or "RCPT TO:<path>
+ * params" into out (NUL-ended), the form a bare path (cmd->bare) is relayed
+ * in, so that the server reads the address judged here.  Returns its length
+ * (without the NUL); nothing is written when out is NULL or outsz is not
+ * more than that.  For a bare path smtp_cmd_parse() made sure it is at most
+ * SMTP_LINE_MAX. */
+size_t smtp_cmd_bracket(const struct smtp_cmd *cmd, char *out, size_t outsz);
 const char *smtp_verb_name(enum smtp_verb v);
 
 /* ---- EHLO capabilities ------------------------------------------------- */

@@ -2,7 +2,7 @@
  * fuzz_cmd.c - libFuzzer target for the SMTP command parser.  The whole
  * input is parsed as one line (so over-long lines are covered), then each
  * LF-separated line of it; results are checked against the promises made
- * in smtp.h.
+ * in smtp.h, a bare path's bracketed form (smtp_cmd_bracket) among them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +16,33 @@ static int
 within(const char *p, size_t n, const char *line, size_t len)
 {
 	return p >= line && p + n <= line + len;
+}
+
+/* A bare path: no bracket anywhere on the line, and the bracketed line
+ * relayed in its place fits a line and parses, not bare, to the same
+ * path, domain and parameters (what the server reads is what was judged). */
+static void
+check_bare(const struct smtp_cmd *cmd, const char *line, size_t len)
+{
+	static struct smtp_cmd c2;
+	char out[SMTP_LINE_MAX + 1];
+	const char *err = NULL;
+	size_t n;
+
+	if (memchr(line, '<', len) != NULL || memchr(line, '>', len) != NULL)
+		abort();
+	if (cmd->path[0] == '\0' || cmd->path[0] == '@')
+		abort();
+	n = smtp_cmd_bracket(cmd, NULL, 0);
+	if (n > SMTP_LINE_MAX || smtp_cmd_bracket(cmd, out, sizeof(out)) != n ||
+	    strlen(out) != n)
+		abort();
+	if (smtp_cmd_parse(out, n, &c2, &err) != 0 || c2.bare ||
+	    c2.verb != cmd->verb || strcmp(c2.path, cmd->path) != 0 ||
+	    strcmp(c2.domain, cmd->domain) != 0 ||
+	    c2.paramslen != cmd->paramslen ||
+	    memcmp(c2.params, cmd->params, cmd->paramslen) != 0)
+		abort();
 }
 
 static void
@@ -82,6 +109,8 @@ parse_one(const char *src, size_t len)
 		for (i = 0; i < cmd.paramslen; i++)
 			if ((unsigned char)cmd.params[i] < 0x20)
 				abort();
+		if (cmd.bare)
+			check_bare(&cmd, line, len);
 	}
 	free(line);
 }

@@ -1606,6 +1606,93 @@ test_first_rcpt_no_pipelining(void **state)
 	finish();
 }
 
+/*
+ * MAIL and RCPT with bare paths (scan-to-mail devices, which have no queue
+ * and take mxguard's 501 for a final no): accepted, and relayed in the
+ * bracketed form, so that the server reads the address whose domain was
+ * judged; the parameters as for a bracketed path.  A bare path with a '<'
+ * or '>' after it is refused, and nothing of it goes upstream: a lenient
+ * server could take the bracketed address, whose domain was not judged.
+ */
+static void
+test_bare_paths_bracketed(void **state)
+{
+	char line[1024];
+
+	hello_plain();
+	cl_send("MAIL FROM:a@sender.example SIZE=100\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:  b@D.Example\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=100");
+	EXPECT_SRV("RCPT TO:<b@D.Example>");
+	srv_send("250 2.1.0 ok\r\n");
+	srv_send("250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
+	assert_int_equal(g.nlookups, 1);
+	assert_string_equal(g.lookups[0], "d.example");
+	/* a second address riding along: refused, nothing upstream, no
+	 * lookup for either domain */
+	cl_send("RCPT TO:c@x.example <e@d.example>\r\n");
+	EXPECT_CL("501 5.5.4 Syntax: address must be enclosed in <>\r\n");
+	cl_send("RCPT TO:c@d.example NOTIFY=<e@x.example>\r\n");
+	EXPECT_CL("501 5.5.4 Syntax: address must be enclosed in <>\r\n");
+	srv_quiet(20);
+	assert_int_equal(g.nlookups, 1);
+	/* parameters fitted to the server as for a bracketed path (no
+	 * DSN offered: NOTIFY dropped) */
+	cl_send("RCPT TO:c@d.example NOTIFY=NEVER\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	/* another domain: its own lookup, under its name */
+	cl_send("RCPT TO:e@X.example.\r\n");
+	EXPECT_SRV("RCPT TO:<e@X.example.>");
+	srv_send("250 2.1.5 e ok\r\n");
+	EXPECT_CL("250 2.1.5 e ok\r\n");
+	assert_int_equal(g.nlookups, 2);
+	assert_string_equal(g.lookups[1], "x.example");
+	/* a bracketed one as it came, extra spaces and all */
+	rcpt_relayed("f@d.example", "f ok");
+	cl_send("RCPT TO: <g@d.example>\r\n");
+	EXPECT_SRV("RCPT TO: <g@d.example>");
+	srv_send("250 2.1.5 g ok\r\n");
+	EXPECT_CL("250 2.1.5 g ok\r\n");
+	send_message("Subject: bare\r\n\r\nscan\r\n.\r\n");
+	/* the summary counts the bare paths */
+	log_start();
+	cl_send("QUIT\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 bye\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	wait_srv_eof();
+	WAIT(g.env.nsessions == 0);
+	log_find("event=close ", line, sizeof(line));
+	if (strstr(line, " bare_paths=4 ") == NULL)
+		fail_msg("close line: \"%s\"", line);
+	finish();
+}
+
+/* The same without PIPELINING: the bare RCPT waits for MAIL's reply, and
+ * goes bracketed on its own. */
+static void
+test_bare_paths_no_pipelining(void **state)
+{
+	hello("250-mx.test.example hello\r\n250 8BITMIME\r\n",
+	    "250-mx.test.example hello\r\n250 8BITMIME\r\n");
+	cl_send("MAIL FROM:a@sender.example BODY=8BITMIME\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:b@d.example\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> BODY=8BITMIME");
+	srv_quiet(30);
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 b ok\r\n");
+	EXPECT_CL("250 2.1.5 b ok\r\n");
+	assert_int_equal(g.nlookups, 1);
+	assert_string_equal(g.lookups[0], "d.example");
+	finish();
+}
+
 static void
 test_rcpt_rejected(void **state)
 {
@@ -7369,6 +7456,8 @@ main(void)
 		T(test_long_path_relayed),
 		T(test_refused_domain_not_reused),
 		T(test_first_rcpt_no_pipelining),
+		T(test_bare_paths_bracketed),
+		T(test_bare_paths_no_pipelining),
 		T(test_rcpt_rejected),
 		T(test_mail_rejected),
 		T(test_mail_refused_552),

@@ -148,10 +148,9 @@ test_null_paths(void **state)
 static void
 test_missing_brackets(void **state)
 {
-	bad("MAIL FROM:a@b.example", SMTP_CMD_MAIL);
+	/* (a bare path without any bracket: test_bare_path) */
 	bad("MAIL FROM:<a@b.example", SMTP_CMD_MAIL);
 	bad("MAIL FROM:a@b.example>", SMTP_CMD_MAIL);
-	bad("RCPT TO:c@d.example", SMTP_CMD_RCPT);
 	bad("RCPT TO:<c@d.example", SMTP_CMD_RCPT);
 	bad("RCPT TO:", SMTP_CMD_RCPT);
 	bad("MAIL FROM:", SMTP_CMD_MAIL);
@@ -165,6 +164,162 @@ test_missing_brackets(void **state)
 	bad("MAIL FRO:<a@b.example>", SMTP_CMD_MAIL);
 	bad("RCPT TO :<a@b.example>", SMTP_CMD_RCPT);
 	bad("MAIL FROM:<<a@b.example>>", SMTP_CMD_MAIL);
+}
+
+/* Checks that the line smtp_cmd_bracket() makes of the last parse is want,
+ * and that it parses, not bare, to the same path, domain and params. */
+static void
+bracketed(const char *want)
+{
+	struct smtp_cmd c2;
+	char out[SMTP_LINE_MAX + 1], path[SMTP_LINE_MAX + 1];
+	char dom[SMTP_LINE_MAX + 1], params[SMTP_LINE_MAX + 1];
+	const char *err = NULL;
+	size_t n;
+
+	n = smtp_cmd_bracket(&cmd, out, sizeof(out));
+	assert_int_equal(n, strlen(want));
+	assert_string_equal(out, want);
+	snprintf(path, sizeof(path), "%s", cmd.path);
+	snprintf(dom, sizeof(dom), "%s", cmd.domain);
+	snprintf(params, sizeof(params), "%.*s", (int)cmd.paramslen,
+	    cmd.params);
+	if (smtp_cmd_parse(out, n, &c2, &err) != 0)
+		fail_msg("\"%s\" refused: %s", out, err);
+	assert_int_equal(c2.bare, 0);
+	assert_int_equal(c2.verb, cmd.verb);
+	assert_string_equal(c2.path, path);
+	assert_string_equal(c2.domain, dom);
+	assert_int_equal(c2.paramslen, strlen(params));
+	assert_memory_equal(c2.params, params, c2.paramslen);
+}
+
+/*
+ * MAIL FROM:a@b.example, as scan-to-mail devices send it and Postfix,
+ * Exchange and Sendmail take it: one token, the mailbox grammar of <...>,
+ * relayed in the bracketed form.
+ */
+static void
+test_bare_path(void **state)
+{
+	ok("MAIL FROM:a@b.example", SMTP_CMD_MAIL, "a@b.example", "b.example",
+	    "");
+	assert_int_equal(cmd.bare, 1);
+	bracketed("MAIL FROM:<a@b.example>");
+	ok("RCPT TO:c@D.Example.", SMTP_CMD_RCPT, "c@D.Example.", "d.example",
+	    "");
+	assert_int_equal(cmd.bare, 1);
+	bracketed("RCPT TO:<c@D.Example.>");
+	/* the spaces mxguard skipped, and trailing blanks */
+	ok("mail  from:  a@b.example  ", SMTP_CMD_MAIL, "a@b.example",
+	    "b.example", "");
+	bracketed("MAIL FROM:<a@b.example>");
+	/* with parameters */
+	ok("MAIL FROM:a@b.example SIZE=100 BODY=8BITMIME", SMTP_CMD_MAIL,
+	    "a@b.example", "b.example", "SIZE=100 BODY=8BITMIME");
+	assert_int_equal(cmd.bare, 1);
+	bracketed("MAIL FROM:<a@b.example> SIZE=100 BODY=8BITMIME");
+	ok("RCPT TO:c@d.example   NOTIFY=NEVER", SMTP_CMD_RCPT, "c@d.example",
+	    "d.example", "NOTIFY=NEVER");
+	bracketed("RCPT TO:<c@d.example> NOTIFY=NEVER");
+	/* what else the grammar takes: literals, quoted local parts
+	 * without spaces, postmaster */
+	ok("RCPT TO:u@[192.0.2.1]", SMTP_CMD_RCPT, "u@[192.0.2.1]",
+	    "[192.0.2.1]", "");
+	ok("RCPT TO:\"a@b\"@d.example", SMTP_CMD_RCPT, "\"a@b\"@d.example",
+	    "d.example", "");
+	bracketed("RCPT TO:<\"a@b\"@d.example>");
+	ok("RCPT TO:postmaster", SMTP_CMD_RCPT, "postmaster", "", "");
+	bracketed("RCPT TO:<postmaster>");
+	/* a bracketed path is not bare */
+	ok("MAIL FROM:<a@b.example>", SMTP_CMD_MAIL, "a@b.example", NULL, "");
+	assert_int_equal(cmd.bare, 0);
+}
+
+/* What a bare path may not be: a second, bracketed address riding along
+ * (a lenient server could read that one while mxguard judged the first),
+ * a source route, a quoted part with a space, nothing. */
+static void
+test_bare_path_refused(void **state)
+{
+	const char *err;
+
+	/* any '<' or '>' anywhere after the colon */
+	bad("RCPT TO:a@x.example <b@y.example>", SMTP_CMD_RCPT);
+	bad("RCPT TO:a@x.example NOTIFY=<b@y.example>", SMTP_CMD_RCPT);
+	bad("RCPT TO:a@x.example X=<", SMTP_CMD_RCPT);
+	bad("RCPT TO:a@x.example X=>", SMTP_CMD_RCPT);
+	bad("RCPT TO:a@x.example<b@y.example>", SMTP_CMD_RCPT);
+	bad("RCPT TO:a<b>@x.example", SMTP_CMD_RCPT);
+	bad("MAIL FROM:a@b.example>", SMTP_CMD_MAIL);
+	bad("MAIL FROM:a@b.example <>", SMTP_CMD_MAIL);
+	err = NULL;
+	assert_int_equal(parse("RCPT TO:a@x.example <b@y.example>", &err),
+	    -1);
+	assert_string_equal(err,
+	    "5.5.4 Syntax: address must be enclosed in <>");
+	/* no source route without the brackets */
+	bad("RCPT TO:@r.example:c@d.example", SMTP_CMD_RCPT);
+	bad("RCPT TO:@r.example,@s.example:c@d.example", SMTP_CMD_RCPT);
+	/* one token: a quoted local part with a space is cut, and refused */
+	bad("RCPT TO:\"a b\"@d.example", SMTP_CMD_RCPT);
+	bad("RCPT TO:\"a\\ b\"@d.example", SMTP_CMD_RCPT);
+	/* the token must be a whole mailbox */
+	bad("RCPT TO:c@d.example,e@f.example", SMTP_CMD_RCPT);
+	bad("RCPT TO:c@d.example;e@f.example", SMTP_CMD_RCPT);
+	bad("RCPT TO:c@d.example:e@f.example", SMTP_CMD_RCPT);
+	bad("RCPT TO:c@d.example\te@f.example", SMTP_CMD_RCPT);
+	bad("RCPT TO:c@@d.example", SMTP_CMD_RCPT);
+	bad("RCPT TO:c@d..example", SMTP_CMD_RCPT);
+	bad("RCPT TO:user", SMTP_CMD_RCPT);
+	bad("MAIL FROM:postmaster", SMTP_CMD_MAIL);
+	bad("RCPT TO:@", SMTP_CMD_RCPT);
+	/* empty: MAIL FROM:<> is the null path only in brackets */
+	bad("MAIL FROM:", SMTP_CMD_MAIL);
+	bad("MAIL FROM:   ", SMTP_CMD_MAIL);
+	bad("RCPT TO:", SMTP_CMD_RCPT);
+	bad("RCPT TO: ", SMTP_CMD_RCPT);
+	bad("RCPT TO:<>", SMTP_CMD_RCPT);
+	/* parameters as today */
+	bad("MAIL FROM:a@b.example SIZE=1\x01", SMTP_CMD_MAIL);
+	bad("MAIL FROM:a@b.example X=\ty", SMTP_CMD_MAIL);
+	/* the keyword as today */
+	bad("MAIL FROM a@b.example", SMTP_CMD_MAIL);
+	bad("RCPT TO c@d.example", SMTP_CMD_RCPT);
+}
+
+/* The bracketed form is two bytes longer, and normalises the spaces: a
+ * bare line whose bracketed form would not fit in a line is refused. */
+static void
+test_bare_path_too_long(void **state)
+{
+	char line[SMTP_LINE_MAX + 1];
+	size_t pre = strlen("RCPT TO:u@d.example X=");
+	const char *err = NULL;
+
+	/* the bracketed form exactly SMTP_LINE_MAX */
+	memset(line, 'y', sizeof(line));
+	memcpy(line, "RCPT TO:u@d.example X=", pre);
+	line[SMTP_LINE_MAX - 2] = '\0';
+	ok(line, SMTP_CMD_RCPT, "u@d.example", "d.example", NULL);
+	assert_int_equal(smtp_cmd_bracket(&cmd, NULL, 0), SMTP_LINE_MAX);
+	/* one more: refused, where the bracketed one would be accepted
+	 * by its length and refused by the server's */
+	memset(line, 'y', sizeof(line));
+	memcpy(line, "RCPT TO:u@d.example X=", pre);
+	line[SMTP_LINE_MAX - 1] = '\0';
+	assert_int_equal(parse(line, &err), -1);
+	assert_string_equal(err, "5.5.2 Line too long");
+	/* spaces the bracketed form drops count for nothing */
+	memset(line, 'y', sizeof(line));
+	memcpy(line, "RCPT  TO:    u@d.example     X=", pre + 9);
+	line[SMTP_LINE_MAX] = '\0';
+	ok(line, SMTP_CMD_RCPT, "u@d.example", "d.example", NULL);
+	assert_int_equal(smtp_cmd_bracket(&cmd, NULL, 0), SMTP_LINE_MAX - 7);
+	/* out too small: nothing written, the length returned */
+	line[0] = 'z';
+	assert_int_equal(smtp_cmd_bracket(&cmd, line, 10), SMTP_LINE_MAX - 7);
+	assert_int_equal(line[0], 'z');
 }
 
 static void
@@ -526,6 +681,9 @@ main(void)
 		cmocka_unit_test(test_case_insensitive),
 		cmocka_unit_test(test_null_paths),
 		cmocka_unit_test(test_missing_brackets),
+		cmocka_unit_test(test_bare_path),
+		cmocka_unit_test(test_bare_path_refused),
+		cmocka_unit_test(test_bare_path_too_long),
 		cmocka_unit_test(test_space_after_colon),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_domain_normalised),
