@@ -55,6 +55,7 @@ static const struct ckey keys[] = {
 	{ "upstream_reuse_time", C_DUR,	O(upstream_reuse_time), "5s", NULL },
 	{ "upstream_reuse_time_limit", C_DUR, O(upstream_reuse_time_limit), "300s", NULL },
 	{ "upstream_reuse_max",	C_INT,	O(upstream_reuse_max), "100", NULL },
+	{ "upstream_source",	C_ENUM,	O(upstream_source), "auto", "auto|client|system" },
 
 	{ "upstream_mark",	C_MARK,	O(upstream_mark), "0x4d58", NULL },
 	{ "intercept_mark",	C_MARK,	O(intercept_mark), "0x4d49", NULL },
@@ -629,6 +630,14 @@ validate(const struct config *c)
 		return e;
 	if ((e = check_local_users(c)) != NULL)
 		return e;
+	/* a gateway's inside MTA address is not this host's: leaving from
+	 * it needs IP_TRANSPARENT and the replies routed back to us, which
+	 * mxguard does not set up */
+	if (strcmp(c->upstream_source, "client") == 0 &&
+	    strcmp(c->rules_mode, "local") != 0)
+		return "upstream_source: client only with rules_mode = local "
+		    "(in gateway mode the client's address is not this "
+		    "host's; a transparent source is not supported)";
 	if ((*c->tls_cert_file == '\0') != (*c->tls_key_file == '\0'))
 		return "tls_cert_file and tls_key_file go together";
 	if (c->divert_port < 1 || c->divert_port > 65535)
@@ -1070,6 +1079,14 @@ config_tproxy(const struct config *c)
 {
 	return strcmp(c->rules_mode, "local") != 0 &&
 	    strcmp(c->listen_mode, "tproxy") == 0;
+}
+
+int
+config_upstream_client(const struct config *c)
+{
+	if (strcmp(c->upstream_source, "auto") == 0)
+		return strcmp(c->rules_mode, "local") == 0;
+	return strcmp(c->upstream_source, "client") == 0;
 }
 
 void

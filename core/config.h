@@ -33,6 +33,8 @@ struct config {
 					 * (since its connect) is not
 					 * parked again; 0 no limit */
 	int		 upstream_reuse_max;	/* parked legs at most */
+	char		*upstream_source;	/* auto | client | system:
+					 * config_upstream_client() */
 
 	/* netfilter */
 	uint32_t	 upstream_mark;	/* SO_MARK of own sockets = BYPASS */
@@ -188,6 +190,11 @@ int		 config_keep_start_keys(struct config *ncfg,
  * TPROXY), whatever listen_mode says: SO_ORIGINAL_DST.  The rules
  * (nfq/rules.c) and the listeners (tlsproxy/proxy.c) both ask here. */
 int		 config_tproxy(const struct config *);
+/* Nonzero when an upstream leg leaves from its client's address
+ * (upstream_source = client, or auto in local mode: the MTA's source is
+ * one of this host's), 0 when the kernel picks it (system, or auto in
+ * gateway mode). */
+int		 config_upstream_client(const struct config *);
 /* local_users as uids, sorted, without repeats: names through the
  * password database, numbers as they are.  Returns how many (0: every
  * user's flows are diverted), or -1 with err naming the entry that is

@@ -109,6 +109,9 @@ struct leg {
 	char			 greeting[512];	/* the server's 220, as sent */
 	char			 local[64];	/* our source address (the
 						 * sending MTA IP of TLSRPT) */
+	int			 bound;		/* this connection left from
+						 * the client's address
+						 * (upstream_source) */
 	char			 tls_proto[16];
 	unsigned long long	 out;		/* bytes of closed connections */
 	unsigned long long	 base;		/* io_bytes_out() at adoption */
@@ -151,26 +154,35 @@ dst_len(const struct sockaddr_storage *ss)
 	    sizeof(struct sockaddr_in);
 }
 
+/* The address of ss alone, no port; "" for another family. */
+static void
+addr_fmt(const struct sockaddr_storage *ss, char *buf, size_t sz)
+{
+	const void *a;
+
+	buf[0] = '\0';
+	if (ss->ss_family == AF_INET)
+		a = &((const struct sockaddr_in *)(const void *)ss)->sin_addr;
+	else if (ss->ss_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)(const void *)ss)->
+		    sin6_addr;
+	else
+		return;
+	if (inet_ntop(ss->ss_family, a, buf, sz) == NULL)
+		buf[0] = '\0';
+}
+
 /* Our end of the connection, kept: the io goes when the leg fails. */
 static void
 local_fmt(struct leg *l)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	const void *a;
 
 	l->local[0] = '\0';
 	if (getsockname(io_fd(l->io), (struct sockaddr *)&ss, &len) == -1)
 		return;
-	if (ss.ss_family == AF_INET)
-		a = &((const struct sockaddr_in *)(const void *)&ss)->sin_addr;
-	else if (ss.ss_family == AF_INET6)
-		a = &((const struct sockaddr_in6 *)(const void *)&ss)->
-		    sin6_addr;
-	else
-		return;
-	if (inet_ntop(ss.ss_family, a, l->local, sizeof(l->local)) == NULL)
-		l->local[0] = '\0';
+	addr_fmt(&ss, l->local, sizeof(l->local));
 }
 
 static const struct config *
@@ -292,10 +304,78 @@ leg_fail(struct leg *l, enum leg_error err, const char *fmt, ...)
 	leg_report(l, LEG_ERROR, &n);
 }
 
+/* The client's address as a source towards a destination of family af,
+ * port 0: the upstream family is the destination's, and an IPv4-mapped
+ * client (::ffff:a.b.c.d) is its IPv4 address.  -1 when the client's
+ * address cannot be one of that family. */
+static int
+source_of(const struct sockaddr_storage *client, int af,
+    struct sockaddr_storage *src)
+{
+	const struct sockaddr_in6 *c6 = (const void *)client;
+	struct sockaddr_in *s4 = (void *)src;
+	struct sockaddr_in6 *s6 = (void *)src;
+
+	memset(src, 0, sizeof(*src));
+	if (client->ss_family == af && af == AF_INET) {
+		*s4 = *(const struct sockaddr_in *)(const void *)client;
+		s4->sin_port = 0;
+		return 0;
+	}
+	if (client->ss_family != AF_INET6)
+		return -1;
+	if (af == AF_INET6 && !IN6_IS_ADDR_V4MAPPED(&c6->sin6_addr)) {
+		/* the scope stays: a link-local source is one link's */
+		*s6 = *c6;
+		s6->sin6_port = 0;
+		s6->sin6_flowinfo = 0;
+		return 0;
+	}
+	if (af == AF_INET && IN6_IS_ADDR_V4MAPPED(&c6->sin6_addr)) {
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, &c6->sin6_addr.s6_addr[12], 4);
+		return 0;
+	}
+	return -1;
+}
+
+/* upstream_source = client: the leg leaves from the address the MTA
+ * chose (the one its SPF record, reverse DNS and HELO name are for),
+ * never from another one: when that fails the session gets a 4xx. */
+static int
+bind_source(struct leg *l, int fd)
+{
+	struct sockaddr_storage src;
+	char a[INET6_ADDRSTRLEN] = "", q[128];
+	int one = 1, saved;
+
+	if (source_of(&l->env.client, l->dst.ss_family, &src) == -1) {
+		errno = EAFNOSUPPORT;
+		addr_fmt(&l->env.client, a, sizeof(a));
+		goto fail;
+	}
+	addr_fmt(&src, a, sizeof(a));
+	/* the port is chosen at connect, unique per 4-tuple: a bind to
+	 * port 0 alone reserves an ephemeral port of the address for any
+	 * destination, and the range runs out at 28,000 legs; a kernel
+	 * without the option still binds, the old way */
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+	    sizeof(one));
+	if (bind(fd, (struct sockaddr *)&src, dst_len(&src)) == 0)
+		return 0;
+fail:
+	saved = errno;
+	log_warn("sid=%s event=upstream-bind-failed src=%s dst=%s err=%s",
+	    l->tag, a[0] ? a : "?", l->dst_str,
+	    log_q(q, sizeof(q), strerror(saved)));
+	errno = saved;
+	return -1;
+}
+
 static int
 upstream_socket(struct leg *l)
 {
-	int fd, one = 1;
+	int fd, one = 1, saved;
 	uint32_t mark = cfg(l)->upstream_mark;
 
 	fd = socket(l->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
@@ -307,12 +387,20 @@ upstream_socket(struct leg *l)
 	if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)) == -1)
 		goto fail;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	l->bound = 0;
+	if (l->env.client.ss_family != 0 && config_upstream_client(cfg(l))) {
+		if (bind_source(l, fd) == -1)
+			goto fail;
+		l->bound = 1;
+	}
 	if (connect(fd, (struct sockaddr *)&l->dst, dst_len(&l->dst)) == -1 &&
 	    errno != EINPROGRESS)
 		goto fail;
 	return fd;
 fail:
+	saved = errno;
 	close(fd);
+	errno = saved;
 	return -1;
 }
 
@@ -1134,8 +1222,10 @@ leg_on_reply(struct leg *l, struct smtp_reply *r)
 	switch (l->state) {
 	case LS_GREETING:
 		t = smtp_reply_text(r, 0, &tl);
-		log_info("sid=%s event=greeting dst=%s code=%d banner=%s",
-		    l->tag, l->dst_str, r->code, log_qn(detail,
+		/* src: the address the MX sees, when it is the client's */
+		log_info("sid=%s event=greeting dst=%s%s%s code=%d banner=%s",
+		    l->tag, l->dst_str, l->bound ? " src=" : "",
+		    l->bound ? l->local : "", r->code, log_qn(detail,
 		    sizeof(detail), t, tl));
 		leg_enter(l, LS_OPEN);
 		io_set_timeout(l->io, 0);
@@ -1361,8 +1451,8 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 	switch (ev) {
 	case IO_CONNECTED:
 		local_fmt(l);
-		log_debug("sid=%s event=upstream-connected dst=%s", l->tag,
-		    l->dst_str);
+		log_debug("sid=%s event=upstream-connected dst=%s src=%s",
+		    l->tag, l->dst_str, l->local);
 		leg_enter(l, LS_GREETING);
 		/* a deadline: the client is not read before the 220, so
 		 * its close goes unseen, and a server that trickled its

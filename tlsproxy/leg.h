@@ -112,6 +112,11 @@ struct leg_env {
 	const struct config	**cfg;
 	struct tls_ctx		**tls;
 	struct policy		 *policy;
+	struct sockaddr_storage	  client;	/* the session's client, whose
+					 * address the leg leaves from
+					 * when config_upstream_client()
+					 * (ss_family 0: no client, as
+					 * TLSRPT's own legs) */
 	int			  no_history;	/* TLSRPT's own legs: what
 					 * their servers offer is not
 					 * recorded (an attacker names
@@ -128,7 +133,10 @@ enum {
 };
 
 /* A new connection to dst; LEG_GREETING follows.  tag names the session
- * in log lines.  NULL with errno on error. */
+ * in log lines.  NULL with errno on error; when the connection must leave
+ * from the client's address and cannot (EADDRNOTAVAIL: the address left
+ * the host; or a family the destination's cannot have), it is not made
+ * from another one: NULL, logged as event=upstream-bind-failed. */
 struct leg	*leg_new(const struct leg_env *,
 		    const struct sockaddr_storage *dst, const char *tag,
 		    leg_cb *, void *arg);

@@ -3129,6 +3129,9 @@ session_start(struct session_env *env, int fd,
 	lenv.cfg = &env->cfg;
 	lenv.tls = &env->tls;
 	lenv.policy = env->policy;
+	/* upstream_source: the leg may leave from the client's address; a
+	 * parked leg is keyed by it (reuse_key), so an adopted one did */
+	lenv.client = *client;
 	if (env->cfg->upstream_reuse && !env->draining &&
 	    reuse_key(s, key, sizeof(key)) == 0 &&
 	    (s->up = leg_adopt(&lenv, env->reuse, key, dst, s->id, leg_event,

@@ -784,6 +784,59 @@ test_dump_hides_secrets(void **state)
 	config_free(c);
 }
 
+/*
+ * upstream_source: where an upstream leg leaves from.  auto is the
+ * client's address in local mode (the MTA's own, the one in its SPF
+ * record) and the system's choice in gateway mode; client is refused in
+ * gateway mode, where the inside MTA's address is not this host's.
+ */
+static void
+test_upstream_source(void **state)
+{
+	static const struct {
+		const char	*text;
+		const char	*value;
+		int		 client;
+	} ok[] = {
+		{ "", "auto", 1 },
+		{ "rules_mode = gateway\n", "auto", 0 },
+		{ "upstream_source = client\n", "client", 1 },
+		{ "upstream_source = system\n", "system", 0 },
+		{ "rules_mode = gateway\nupstream_source = system\n",
+		    "system", 0 },
+		{ "rules_mode = gateway\nupstream_source = auto\n",
+		    "auto", 0 },
+	};
+	char err[256], *buf = NULL;
+	struct config *c;
+	FILE *fp;
+	size_t i, len = 0;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		c = load_text(ok[i].text, err, sizeof(err));
+		if (c == NULL)
+			fail_msg("\"%s\": %s", ok[i].text, err);
+		assert_string_equal(c->upstream_source, ok[i].value);
+		if (config_upstream_client(c) != ok[i].client)
+			fail_msg("\"%s\": client %d", ok[i].text,
+			    config_upstream_client(c));
+		config_free(c);
+	}
+	expect_error("rules_mode = gateway\nupstream_source = client\n",
+	    "upstream_source: client only with rules_mode = local");
+	expect_error("upstream_source = mta\n",
+	    ":1: upstream_source: value is not one of");
+	/* -n -v shows it */
+	c = load_text("", err, sizeof(err));
+	assert_non_null(c);
+	assert_non_null(fp = open_memstream(&buf, &len));
+	config_dump(c, fp, 0);
+	fclose(fp);
+	assert_non_null(strstr(buf, "\nupstream_source = auto\n"));
+	free(buf);
+	config_free(c);
+}
+
 int
 main(void)
 {
@@ -808,6 +861,7 @@ main(void)
 		cmocka_unit_test(test_nat64_prefix),
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_comment_after_value),
+		cmocka_unit_test(test_upstream_source),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

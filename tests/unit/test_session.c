@@ -879,12 +879,11 @@ tcp_pair(int sv[2])
 	close(lfd);
 }
 
-/* A session up to the greeting being relayed. */
+/* A session from the client address css up to the greeting being
+ * relayed. */
 static void
-start(const char *greeting)
+start_from(const struct sockaddr_storage *css, const char *greeting)
 {
-	struct sockaddr_in cl = { 0 };
-	struct sockaddr_storage css = { 0 };
 	int sv[2];
 
 	if (g.cl_tcp)
@@ -896,17 +895,43 @@ start(const char *greeting)
 	if (g.cl_sndbuf)
 		assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF,
 		    &g.cl_sndbuf, sizeof(g.cl_sndbuf)), 0);
-	cl.sin_family = AF_INET;
-	cl.sin_port = htons(40000);
-	inet_pton(AF_INET, "192.0.2.1", &cl.sin_addr);
-	memcpy(&css, &cl, sizeof(cl));
-	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	assert_int_equal(session_start(&g.env, sv[0], css, &g.dst), 0);
 	assert_int_equal(g.env.nsessions, 1);
 	WAIT(g.sfd != -1);
 	if (greeting) {
 		srv_send(greeting);
 		EXPECT_CL(greeting);
 	}
+}
+
+/* A client address, "a.b.c.d" or an IPv6 one, port 40000. */
+static struct sockaddr_storage
+client_at(const char *addr)
+{
+	struct sockaddr_storage css;
+	struct sockaddr_in *in = (struct sockaddr_in *)&css;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&css;
+
+	memset(&css, 0, sizeof(css));
+	if (inet_pton(AF_INET, addr, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(40000);
+	} else {
+		assert_int_equal(inet_pton(AF_INET6, addr, &in6->sin6_addr),
+		    1);
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(40000);
+	}
+	return css;
+}
+
+/* A session up to the greeting being relayed. */
+static void
+start(const char *greeting)
+{
+	struct sockaddr_storage css = client_at("192.0.2.1");
+
+	start_from(&css, greeting);
 }
 
 /* A session after EHLO, the upstream offering caps (which the client
@@ -1090,6 +1115,14 @@ make_cert(void)
 	assert_true(X509_sign(g.cert, g.key, EVP_sha256()) > 0);
 }
 
+/* upstream_source of the tests' configuration (group_setup: system). */
+static void
+set_upstream_source(const char *v)
+{
+	free(g.cfg->upstream_source);
+	assert_non_null(g.cfg->upstream_source = strdup(v));
+}
+
 static int
 group_setup(void **state)
 {
@@ -1112,6 +1145,12 @@ group_setup(void **state)
 	g.cfg->data_done_timeout = 3000;
 	g.cfg->tls_timeout = 3000;
 	g.cfg->policy_timeout = 3000;
+	/* the tests' clients have made-up addresses (192.0.2.1), not this
+	 * host's: the legs leave from the system's choice, but where a test
+	 * says otherwise (test_upstream_bind_*) */
+	free(g.cfg->upstream_source);
+	if ((g.cfg->upstream_source = strdup("system")) == NULL)
+		return -1;
 	if ((g.tls = tls_ctx_new(g.cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "tls_ctx_new: %s\n", err);
 		return -1;
@@ -1175,6 +1214,7 @@ static int
 teardown(void **state)
 {
 	log_restore();
+	set_upstream_source("system");	/* a failed test's own */
 	reuse_free(g.env.reuse);	/* parked legs of reuse tests */
 	g.env.reuse = NULL;
 	if (g.cssl)
@@ -5160,6 +5200,120 @@ test_upstream_connect_refused(void **state)
 	finish();
 }
 
+/* The address the test's server sees the leg come from. */
+static void
+srv_peer(char *buf, size_t sz)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	assert_int_equal(getpeername(g.sfd, (struct sockaddr *)&sin, &len),
+	    0);
+	assert_int_equal(sin.sin_family, AF_INET);
+	assert_non_null(inet_ntop(AF_INET, &sin.sin_addr, buf, sz));
+}
+
+/*
+ * upstream_source = client: the leg leaves from the client's address, as
+ * the MTA chose it (its SPF record's, its reverse DNS's), not from the
+ * one the kernel would pick (127.0.0.1 towards the test's server): any
+ * 127/8 address is this host's.  An IPv4-mapped client towards an IPv4
+ * destination leaves from its IPv4 address.  The greeting's log line
+ * names the source.
+ */
+static void
+test_upstream_bind_client(void **state)
+{
+	static const struct {
+		const char	*client;
+		const char	*seen;
+	} c[] = {
+		{ "127.0.0.2", "127.0.0.2" },
+		{ "::ffff:127.0.0.3", "127.0.0.3" },
+	};
+	struct sockaddr_storage css;
+	char peer[INET_ADDRSTRLEN], line[2048], want[64];
+	size_t i;
+
+	set_upstream_source("client");
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		log_start();
+		css = client_at(c[i].client);
+		start_from(&css, "220 mx.test.example ESMTP\r\n");
+		srv_peer(peer, sizeof(peer));
+		assert_string_equal(peer, c[i].seen);
+		finish();
+		log_find("event=greeting ", line, sizeof(line));
+		snprintf(want, sizeof(want), " src=%s ", c[i].seen);
+		if (strstr(line, want) == NULL)
+			fail_msg("greeting line without %s: %s", want, line);
+	}
+	/* system: the kernel's choice, as before the key */
+	set_upstream_source("system");
+	log_start();
+	css = client_at("127.0.0.2");
+	start_from(&css, "220 mx.test.example ESMTP\r\n");
+	srv_peer(peer, sizeof(peer));
+	assert_string_equal(peer, "127.0.0.1");
+	finish();
+	log_find("event=greeting ", line, sizeof(line));
+	if (strstr(line, " src=") != NULL)
+		fail_msg("src= for a leg not bound: %s", line);
+}
+
+/*
+ * upstream_source = client and the client's address is not this host's
+ * (it was removed since the MTA connected): the session is refused with
+ * 421 4.4.1, the MTA keeps the message, and no connection leaves from
+ * another address; the log says what was being done.  An IPv4 client
+ * towards an IPv6 destination has no source of that family: refused
+ * alike.
+ */
+static void
+test_upstream_bind_not_local(void **state)
+{
+	struct sockaddr_storage css;
+	char line[2048], want[128];
+	const char *r;
+	int sv[2];
+
+	set_upstream_source("client");
+	log_start();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	css = client_at("192.0.2.1");
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	r = CL_REPLY();
+	if (strncmp(r, "421 4.4.1 ", 10) != 0)
+		fail_msg("expected 421 4.4.1, got \"%s\"", r);
+	wait_cl_eof();
+	assert_int_equal(g.naccepted, 0);
+	finish();
+	log_find("event=upstream-bind-failed ", line, sizeof(line));
+	snprintf(want, sizeof(want), "event=upstream-bind-failed "
+	    "src=192.0.2.1 dst=127.0.0.1:%u err=", ntohs(((struct sockaddr_in *)
+	    &g.dst)->sin_port));
+	if (strstr(line, want) == NULL)
+		fail_msg("no bind-failed line: %s", line);
+
+	log_start();
+	g.clen = 0;
+	g.ceof = 0;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	css = client_at("::1");
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	EXPECT_CL_PREFIX("421 4.4.1 ");
+	wait_cl_eof();
+	assert_int_equal(g.naccepted, 0);
+	finish();
+	log_find("event=upstream-bind-failed ", line, sizeof(line));
+	if (strstr(line, " src=::1 ") == NULL)
+		fail_msg("no bind-failed line: %s", line);
+}
+
 /*
  * A session mxguard ends with a 421 of its own says why in its close line
  * (at the info level), as Postfix's "lost connection with X while ..."
@@ -7566,6 +7720,8 @@ main(void)
 		T(test_policy_timeout),
 		T(test_policy_safety_net),
 		T(test_upstream_connect_refused),
+		T(test_upstream_bind_client),
+		T(test_upstream_bind_not_local),
 		T(test_close_says_why),
 		T(test_close_says_client_quit),
 		T(test_upstream_command_timeout),
