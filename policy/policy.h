@@ -80,7 +80,9 @@ void		 policy_record_tls(struct policy *, const struct sockaddr *dst,
  */
 struct policy_attempt {
 	const char	*result;	/* RFC 8460 result type; NULL or
-					 * "success": a successful session */
+					 * "success": a successful session;
+					 * "" or an unknown name counts as
+					 * validation-failure */
 	const char	*detail;	/* why it failed (failure-reason-code) */
 	const struct sockaddr *mx_addr;	/* receiving-ip */
 	const char	*local_ip;	/* sending-mta-ip (our source address) */

@@ -277,20 +277,25 @@ tlsrpt_greeting_name(const char *g, char *out, size_t outsz)
 	out[n] = '\0';
 }
 
+/* A result's type.  Only "success" (tlsrpt_rec_attempt() writes it for
+ * a NULL result) is one: an empty or unknown name comes from a failure
+ * whose reason got lost on the way, and counting it as a success would
+ * tell the domain its MX was fine on a connection that failed */
 static enum tlsrpt_result
 result_of(const char *name)
 {
 	int i;
 	const char *r;
 
-	if (name == NULL || *name == '\0' || strcmp(name, "success") == 0)
+	if (strcmp(name, "success") == 0)
 		return TLSRPT_SUCCESS;
 	for (i = 1; i < TLSRPT_NRESULTS; i++)
 		if ((r = tlsrpt_result_name(i)) != NULL &&
 		    strcmp(r, name) == 0)
 			return i;
 	/* a failure outside section 4.3's list (a TLS handshake error
-	 * that was not a certificate's, say): the catch-all type */
+	 * that was not a certificate's, say) or without a name: section
+	 * 4.3.3's catch-all type */
 	return TLSRPT_VALIDATION_FAILURE;
 }
 
@@ -531,7 +536,7 @@ tlsrpt_rec_attempt(struct tlsrpt_rec *rc, struct dns *dns,
 	}
 	p->day = tlsrpt_day(now);
 	snprintf(p->result, sizeof(p->result), "%s", at->result ?
-	    at->result : "");
+	    at->result : "success");
 	snprintf(p->detail, sizeof(p->detail), "%s", at->detail ?
 	    at->detail : "");
 	snprintf(p->local, sizeof(p->local), "%s", at->local_ip ?

@@ -325,6 +325,71 @@ test_stale_record_on_failure(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * An attempt's result type by name: NULL and "success" are a success,
+ * anything else a failure.  An empty name (a failure whose reason got
+ * lost on the way) was counted as a success, which would tell the domain
+ * its MX was fine on a connection that failed.  Now it is section
+ * 4.3.3's validation-failure, as an unknown name already was.  Red
+ * before: the empty one counted as a success.
+ */
+static void
+test_result_names(void **state)
+{
+	static const struct {
+		const char	*result;
+		int		 ok;
+	} t[] = {
+		{ NULL, 1 }, { "success", 1 }, { "", 0 },
+		{ "starttls-not-supported", 0 }, { "no-such-type", 0 },
+	};
+	char dir[] = "/tmp/mxg-rpend-XXXXXX", err[256], cmd[300];
+	struct tlsrpt_rec *rc;
+	struct policy_verdict v;
+	struct policy_attempt at;
+	struct stat_ctr *ok, *fail;
+	int64_t ok0, fail0;
+	struct msg m;
+	size_t i;
+
+	(void)state;
+	log_init("test", 0, LOG_LVL_ERR);
+	assert_non_null(mkdtemp(dir));
+	loop = ev_loop_new();
+	rc = tlsrpt_rec_new(loop, dir, err, sizeof(err));
+	assert_non_null(rc);
+	ok = stats_get("mxguard_tlsrpt_attempts_total{result=\"success\"}",
+	    NULL);
+	fail = stats_get("mxguard_tlsrpt_attempts_total{result=\"failure\"}",
+	    NULL);
+	time_step = 0;
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_VERIFY;
+	v.source = "mta-sts";
+	snprintf(v.domain, sizeof(v.domain), "names.test");
+	begin(&m, 0x1235, 0, 0, "_smtp._tls.names.test", DNS_T_TXT, 1, 0, 0);
+	rr_txt(&m, "_smtp._tls.names.test",
+	    "v=TLSRPTv1; rua=mailto:r@names.test", NULL, 3600);
+	answer("_smtp._tls.names.test", DNS_T_TXT, DNS_INSECURE, &m);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		memset(&at, 0, sizeof(at));
+		at.result = t[i].result;
+		at.detail = "x";
+		ok0 = stats_value(ok);
+		fail0 = stats_value(fail);
+		tlsrpt_rec_attempt(rc, NULL, &v, &at);
+		settle(rc);
+		assert_int_equal(stats_value(ok) - ok0, t[i].ok);
+		assert_int_equal(stats_value(fail) - fail0, !t[i].ok);
+	}
+
+	tlsrpt_rec_free(rc);
+	fakes_clear();
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -332,6 +397,7 @@ main(void)
 		cmocka_unit_test(test_pending_bytes_bounded),
 		cmocka_unit_test(test_local_failure_short),
 		cmocka_unit_test(test_stale_record_on_failure),
+		cmocka_unit_test(test_result_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
