@@ -234,6 +234,43 @@ answer_new(int nrr)
 	return a;
 }
 
+/* A TXT record's strings joined, NUL-terminated (malloc'd); NULL out of
+ * memory or when a string runs past the rdata. */
+static char *
+txt_join(const unsigned char *p, size_t rdlen, size_t *len)
+{
+	size_t i = 0, o = 0;
+	char *t;
+
+	if ((t = malloc(rdlen + 1)) == NULL)
+		return NULL;
+	while (i < rdlen) {
+		size_t l = p[i++];
+
+		if (i + l > rdlen) {
+			free(t);
+			return NULL;
+		}
+		memcpy(t + o, p + i, l);
+		o += l;
+		i += l;
+	}
+	t[o] = '\0';
+	*len = o;
+	return t;
+}
+
+char *
+dns_txt_cut(const struct dns_answer *a, int j, size_t *len)
+{
+	int off;
+
+	if (a == NULL || a->cut_off == NULL || j < 0 || j >= a->ndropped)
+		return NULL;
+	off = a->cut_off[j];
+	return txt_join(a->raw + off, get16(a->raw + off - 2), len);
+}
+
 static int
 parse_rdata(struct dns_answer *a, struct dns_rr *rr, int rdoff)
 {
@@ -266,28 +303,11 @@ parse_rdata(struct dns_answer *a, struct dns_rr *rr, int rdoff)
 		    sizeof(rr->u.cname)) == -1 || off > rdoff + rr->rdlen)
 			return -1;
 		break;
-	case DNS_T_TXT: {
-		size_t i = 0, o = 0;
-		char *t;
-
-		if ((t = malloc((size_t)rr->rdlen + 1)) == NULL)
+	case DNS_T_TXT:
+		if ((rr->u.txt.text = txt_join(p, rr->rdlen,
+		    &rr->u.txt.len)) == NULL)
 			return -1;
-		while (i < rr->rdlen) {
-			size_t l = p[i++];
-
-			if (i + l > rr->rdlen) {
-				free(t);
-				return -1;
-			}
-			memcpy(t + o, p + i, l);
-			o += l;
-			i += l;
-		}
-		t[o] = '\0';
-		rr->u.txt.text = t;
-		rr->u.txt.len = o;
 		break;
-	}
 	case DNS_T_TLSA:
 		/* no room for usage, selector and matching type: a record
 		 * of the RRset all the same, unusable (RFC 7672 section
@@ -465,6 +485,21 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 		if (rr->ttl < minttl)
 			minttl = rr->ttl;
 	}
+	/* where the TXT records past the kept are: a reader that must
+	 * judge the whole answer reads them (dns_txt_cut()) */
+	if (qtype == DNS_T_TXT && a->ndropped > 0) {
+		int j = 0;
+
+		if ((a->cut_off = calloc((size_t)a->ndropped,
+		    sizeof(*a->cut_off))) == NULL)
+			goto oom;
+		for (; i < nrrs && j < a->ndropped; i++)
+			if (rrs[i].type == qtype &&
+			    strcmp(rrs[i].name, cur) == 0)
+				a->cut_off[j++] = rrs[i].rdoff;
+		if (j != a->ndropped)
+			goto oom;	/* cannot be: counted alike */
+	}
 	switch (a->rcode) {
 	case 0:
 		if (a->nrr > 0) {
@@ -531,6 +566,7 @@ dns_answer_unref(struct dns_answer *a)
 	if (a->qtype == DNS_T_TXT)
 		for (i = 0; i < a->nrr; i++)
 			free(a->rr[i].u.txt.text);
+	free(a->cut_off);
 	free(a->raw);
 	free(a);
 }
@@ -626,6 +662,8 @@ answer_bytes(const struct dns_answer *a)
 	if (a->qtype == DNS_T_TXT)
 		for (i = 0; i < a->nrr; i++)
 			n += a->rr[i].u.txt.len + 1;
+	if (a->cut_off != NULL)
+		n += (size_t)a->ndropped * sizeof(a->cut_off[0]);
 	return n;
 }
 

@@ -100,6 +100,8 @@ struct dns_answer {
 	int		 nrr;
 	int		 ndropped;	/* records of qtype over the bound,
 					 * not kept */
+	int		*cut_off;	/* TXT: the ndropped records' rdata
+					 * offsets in raw (dns_txt_cut()) */
 	struct dns_rr	 rr[];		/* nrr records of qtype */
 };
 
@@ -146,6 +148,13 @@ const char	*dns_type_name(int type);
  * malformed message gives status DNS_ERROR. */
 struct dns_answer *dns_parse(const unsigned char *buf, int len,
 		    const char *qname, int qtype);
+
+/* The text of TXT record j (0 <= j < a->ndropped) past the records a
+ * keeps, its strings joined, in a buffer the caller frees, its length
+ * in *len: for a reader that must judge the whole answer (an _mta-sts
+ * record past the 64th makes the domain's record invalid).  NULL when
+ * out of memory or the record is malformed. */
+char		*dns_txt_cut(const struct dns_answer *a, int j, size_t *len);
 
 /* Lower-cases, strips one trailing dot; -1 if empty or too long. */
 int		 dns_name_norm(const char *in, char *out, size_t outsz);

@@ -2236,6 +2236,48 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 	fetch_free(f);
 }
 
+/*
+ * sts_txt_select() over a whole _mta-sts answer, the records past those
+ * an answer keeps (DNS_MAX_RR, 64) included (dns_txt_cut()): a v=STSv1
+ * record past the 64th is the domain's as much as one before it, and
+ * the kept part alone cannot tell one record (whose new id must be
+ * fetched at once: a domain that moved its MX or went to enforce) from
+ * two (no valid record: a cached policy stands).  -3 when a record past
+ * the kept could not be read (out of memory, malformed): the caller
+ * reads the answer as cut (sts_step(), r->txt_cut).
+ */
+static int
+txt_select_whole(const struct dns_answer *a, char id[STS_ID_MAX + 1],
+    unsigned *lenient, char *err, size_t errsz)
+{
+	const char **txts = NULL;
+	size_t *lens = NULL;
+	char **cut = NULL;
+	int i, j = 0, n = a->nrr + a->ndropped, rc = -3;
+
+	if ((txts = calloc((size_t)n, sizeof(*txts))) == NULL ||
+	    (lens = calloc((size_t)n, sizeof(*lens))) == NULL ||
+	    (cut = calloc((size_t)a->ndropped, sizeof(*cut))) == NULL)
+		goto done;
+	for (i = 0; i < a->nrr; i++) {
+		txts[i] = a->rr[i].u.txt.text;
+		lens[i] = a->rr[i].u.txt.len;
+	}
+	for (j = 0; j < a->ndropped; j++) {
+		if ((cut[j] = dns_txt_cut(a, j, &lens[i + j])) == NULL)
+			goto done;
+		txts[i + j] = cut[j];
+	}
+	rc = sts_txt_select(txts, lens, n, id, lenient, err, errsz);
+done:
+	while (cut != NULL && --j >= 0)
+		free(cut[j]);
+	free(cut);
+	free(lens);
+	free(txts);
+	return rc;
+}
+
 static void
 sts_step(struct policy_req *r)
 {
@@ -2339,17 +2381,22 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 	r->txt_st = st;
 	r->txt_rc = 0;
 	r->txt_cut = 0;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE) &&
+	    a->ndropped > 0 && (r->txt_rc = txt_select_whole(a, r->txt_id,
+	    &r->txt_lenient, r->txt_err, sizeof(r->txt_err))) != -3) {
+		/* more records than an answer keeps, all read */
+	} else if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
 		for (i = 0; i < a->nrr; i++) {
 			txts[n] = a->rr[i].u.txt.text;
 			lens[n++] = a->rr[i].u.txt.len;
 		}
 		r->txt_rc = sts_txt_select(txts, lens, n, r->txt_id,
 		    &r->txt_lenient, r->txt_err, sizeof(r->txt_err));
-		/* more records than kept: the unseen ones may hold a v=STSv1
-		 * record.  Several (or a malformed one) among the kept are
-		 * invalid whatever the rest say; none is a failed lookup,
-		 * not "no record"; one is read in sts_step() */
+		/* more records than kept, and those past them could not be
+		 * read (txt_select_whole()): the unseen ones may hold a
+		 * v=STSv1 record.  Several (or a malformed one) among the
+		 * kept are invalid whatever the rest say; none is a failed
+		 * lookup, not "no record"; one is read in sts_step() */
 		if ((r->txt_cut = a->ndropped) > 0 && r->txt_rc == 0) {
 			r->txt_rc = -2;
 			snprintf(r->txt_err, sizeof(r->txt_err), "TXT lookup: "
@@ -2484,14 +2531,19 @@ bg_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 	int i, n = 0, rc = -2;
 
 	b->q = NULL;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
+	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE) &&
+	    a->ndropped > 0 && (rc = txt_select_whole(a, id, NULL, terr,
+	    sizeof(terr))) != -3) {
+		/* more records than an answer keeps, all read */
+	} else if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
 		for (i = 0; i < a->nrr; i++) {
 			txts[n] = a->rr[i].u.txt.text;
 			lens[n++] = a->rr[i].u.txt.len;
 		}
 		rc = sts_txt_select(txts, lens, n, id, NULL, terr,
 		    sizeof(terr));
-		/* a cut answer: the cached policy stands (sts_step()) */
+		/* a cut answer (its records past the kept unread): the
+		 * cached policy stands (sts_step()) */
 		if (a->ndropped > 0 && rc != -1)
 			rc = -3;
 	}

@@ -212,6 +212,71 @@ test_parse_malformed(void **state)
 	dns_answer_unref(a);
 }
 
+/* One TXT record of rdata rd (n bytes) owned by the question's name. */
+static void
+txt_ptr(struct msg *m, const char *rd, int n)
+{
+	static const unsigned char hdr[10] = { 0xc0, 12, 0, DNS_T_TXT, 0, 1,
+	    0, 0, 0, 60 };
+
+	memcpy(m->b + m->n, hdr, sizeof(hdr));
+	m->n += (int)sizeof(hdr);
+	m->b[m->n++] = (unsigned char)(n >> 8);
+	m->b[m->n++] = (unsigned char)n;
+	memcpy(m->b + m->n, rd, (size_t)n);
+	m->n += n;
+}
+
+/*
+ * The TXT records past the 64 an answer keeps are read on demand
+ * (dns_txt_cut()), for a reader that must judge the whole answer: the
+ * 65th's strings joined, another owner's record not among them, a
+ * malformed one NULL (the answer does not fail for it), out of range
+ * NULL.  An answer within the bound has none.
+ */
+static void
+test_txt_cut(void **state)
+{
+	struct msg m;
+	struct dns_answer *a;
+	char *t;
+	size_t len = 0;
+	int i;
+
+	(void)state;
+	begin(&m, 1, 0, 0, "_mta-sts.cut.example", DNS_T_TXT, 67, 0, 0);
+	for (i = 0; i < 64; i++)
+		txt_ptr(&m, "\001x", 2);
+	rr_txt(&m, "other.example", "v=STSv1; id=o", NULL, 60);
+	txt_ptr(&m, "\010v=STSv1;\005 id=z", 15);
+	txt_ptr(&m, "\011v=STSv1;", 9);	/* runs past its rdata */
+	a = dns_parse(m.b, m.n, "_mta-sts.cut.example", DNS_T_TXT);
+	assert_non_null(a);
+	assert_int_equal(a->status, DNS_INSECURE);
+	assert_int_equal(a->nrr, 64);
+	assert_int_equal(a->ndropped, 2);
+	t = dns_txt_cut(a, 0, &len);
+	assert_non_null(t);
+	assert_int_equal(len, 13);
+	assert_string_equal(t, "v=STSv1; id=z");
+	free(t);
+	assert_null(dns_txt_cut(a, 1, &len));
+	assert_null(dns_txt_cut(a, 2, &len));
+	assert_null(dns_txt_cut(a, -1, &len));
+	dns_answer_unref(a);
+
+	begin(&m, 1, 0, 0, "_mta-sts.cut.example", DNS_T_TXT, 64, 0, 0);
+	for (i = 0; i < 64; i++)
+		txt_ptr(&m, "\001x", 2);
+	a = dns_parse(m.b, m.n, "_mta-sts.cut.example", DNS_T_TXT);
+	assert_non_null(a);
+	assert_int_equal(a->nrr, 64);
+	assert_int_equal(a->ndropped, 0);
+	assert_null(a->cut_off);
+	assert_null(dns_txt_cut(a, 0, &len));
+	dns_answer_unref(a);
+}
+
 static void
 test_parse_tlsa(void **state)
 {
@@ -756,6 +821,7 @@ main(void)
 		cmocka_unit_test(test_parse_negative_ttl_cname),
 		cmocka_unit_test(test_parse_malformed),
 		cmocka_unit_test(test_parse_tlsa),
+		cmocka_unit_test(test_txt_cut),
 		cmocka_unit_test_setup_teardown(test_client_cache_bytes_bounded,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_classify_share_cache,

@@ -74,7 +74,22 @@ static int rot_n;
 #define TC_JUNK63	TC_JUNK9, TC_JUNK9, TC_JUNK9, TC_JUNK9, TC_JUNK9, \
 			TC_JUNK9, TC_JUNK9
 
+/* 64 at _mta-sts.tn.test and _mta-sts.tl.test (test_txt_cut_one) */
+#define TJ1(o)		{ o, DNS_T_TXT, "x" }
+#define TJ8(o)		TJ1(o), TJ1(o), TJ1(o), TJ1(o), TJ1(o), TJ1(o), \
+			TJ1(o), TJ1(o)
+#define TJ64(o)		TJ8(o), TJ8(o), TJ8(o), TJ8(o), TJ8(o), TJ8(o), \
+			TJ8(o), TJ8(o)
+
 static const struct zrr zone[] = {
+	/* 65 TXT records, one v=STSv1 record among them: first
+	 * (tn.test), last (tl.test) */
+	{ "tn.test", DNS_T_MX, "10 mx1.manymx.test" },
+	{ "_mta-sts.tn.test", DNS_T_TXT, "v=STSv1; id=n1" },
+	TJ64("_mta-sts.tn.test"),
+	{ "tl.test", DNS_T_MX, "10 mx1.manymx.test" },
+	TJ64("_mta-sts.tl.test"),
+	{ "_mta-sts.tl.test", DNS_T_TXT, "v=STSv1; id=l1" },
 	/* 65 TXT records, one more than an answer keeps (DNS_MAX_RR): a
 	 * v=STSv1 record first, another last (test_txt_cut) */
 	{ "tc.test", DNS_T_MX, "10 mx1.manymx.test" },
@@ -1831,8 +1846,9 @@ uncache(const char *domain)
  * With a valid cached policy under another id, that policy decides and
  * nothing is fetched.  Red before: the kept record taken for the whole
  * answer, its policy fetched (1 call) and deciding (mx1 not in it:
- * validation-failure).  With nothing cached the kept record's policy is
- * fetched and decides, the stricter of the two readings (as before).
+ * validation-failure).  The answer is read whole (the records past the
+ * kept too): with nothing cached, two records are no valid record, so
+ * no policy and nothing fetched, as RFC 8461 section 3.1 has it.
  */
 static void
 test_txt_cut(void **state)
@@ -1855,16 +1871,66 @@ test_txt_cut(void **state)
 	assert_non_null(strstr(v->sts_note, "cached"));
 	policy_verdict_free(v);
 	policy_free(p);
-	/* nothing cached: the kept record's policy */
+	/* nothing cached: two records, no policy */
 	uncache("tc.test");
 	p = mkpolicy(NULL, 1);
 	v = lookup(p, "tc.test", "192.0.2.77");
-	assert_int_equal(mh.calls, 1);
-	assert_int_equal(v->level, TLS_LEVEL_DEFER);
-	assert_string_equal(v->reason, "validation-failure");
+	assert_int_equal(mh.calls, 0);
+	assert_int_not_equal(v->level, TLS_LEVEL_DEFER);
+	assert_int_not_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->detail, "more than one v=STSv1"));
 	policy_verdict_free(v);
 	policy_free(p);
 	mock_http_off();
+}
+
+/*
+ * An _mta-sts TXT answer of 65 records with one v=STSv1 record is one
+ * valid record, wherever it sits: the answer is read whole, the records
+ * past the 64 an answer keeps included.  tn.test's is first, under a new
+ * id (n1), with an enforce policy cached under c0 that lists its old MX
+ * host: the domain moved its MX and published n1, whose policy lists the
+ * new one.  Red before (b1d22af read the kept part as maybe cut, and
+ * kept c0 in force until its refresh near expiry, up to a max_age away):
+ * no fetch (0 != 1), the new MX host deferred as not in c0's policy,
+ * the mail deferred until then and bounced by the MTA's queue lifetime.
+ * tl.test's record is the 65th, nothing cached: red before, no policy
+ * (the record past the 64 unseen); now its enforce policy is fetched
+ * and decides.
+ */
+static void
+test_txt_cut_one(void **state)
+{
+	static const char *moved = "version: STSv1\nmode: enforce\n"
+	    "mx: mx1.manymx.test\nmax_age: 86400\n";
+	struct policy *p;
+	struct policy_verdict *v;
+
+	(void)state;
+	cache_policy("tn.test", "c0", "version: STSv1\nmode: enforce\n"
+	    "mx: old.tn.test\nmax_age: 86400\n", 10, 86400);
+	mock_http("mta-sts.tn.test", moved);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "tn.test", "192.0.2.77");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	assert_string_equal(v->mx_host, "mx1.manymx.test");
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+	uncache("tn.test");
+
+	mock_http("mta-sts.tl.test", moved);
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "tl.test", "192.0.2.77");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+	uncache("tl.test");
 }
 
 /* Runs the loop until the mocked policy host answered n fetches. */
@@ -3293,6 +3359,7 @@ main(void)
 		cmocka_unit_test(test_many_mx_patterns_compact),
 		cmocka_unit_test(test_txt_cut),
 		cmocka_unit_test(test_txt_cut_refresh),
+		cmocka_unit_test(test_txt_cut_one),
 		cmocka_unit_test(test_mx_hosts_unkept),
 	};
 
