@@ -1644,12 +1644,21 @@ report_run(struct ev_loop *loop, const struct config *cfg,
 	at = strrchr(r->from, '@');
 	snprintf(r->submitter, sizeof(r->submitter), "%s", at ? at + 1 :
 	    r->from);
-	if (gethostname(r->helo, sizeof(r->helo) - 1) == -1)
-		r->helo[0] = '\0';
-	r->helo[sizeof(r->helo) - 1] = '\0';
-	if (!fqdn(r->helo))
-		snprintf(r->helo, sizeof(r->helo), "%s", fqdn(r->submitter) ?
-		    r->submitter : "");	/* "": the address literal */
+	/* EHLO goes to the MX of every rua a domain names, anyone's: with
+	 * tlsrpt_from set, the name the operator shows receivers (as the
+	 * organization-name), not this host's, which may be an inside one
+	 * (gw3.dmz.corp.example) that no public DNS knows either */
+	if (cfg->tlsrpt_from[0] != '\0' && fqdn(r->submitter))
+		snprintf(r->helo, sizeof(r->helo), "%s", r->submitter);
+	else {
+		if (gethostname(r->helo, sizeof(r->helo) - 1) == -1)
+			r->helo[0] = '\0';
+		r->helo[sizeof(r->helo) - 1] = '\0';
+		if (!fqdn(r->helo))
+			snprintf(r->helo, sizeof(r->helo), "%s",
+			    fqdn(r->submitter) ? r->submitter : "");
+			    /* "": the address literal */
+	}
 	/* the name the operator shows receivers (tlsrpt_from's domain),
 	 * not this host's, which may be an inside one: it goes to every
 	 * domain that asks for reports */

@@ -1251,7 +1251,10 @@ test_org_name_default(void **state)
  * EHLO and HELO, and the report was tried for 24 hours and given up.
  * Now: the host name when it is a dotted one, else the submitter (the
  * domain of tlsrpt_from) when it is, else the address literal of the
- * connection's local address (as mxguard check does).
+ * connection's local address (as mxguard check does).  With tlsrpt_from
+ * set, its domain comes first: EHLO goes to the MX of whatever rua a
+ * domain names, and the host name may be an inside one (red before:
+ * EHLO mx.gw.test with tlsrpt_from noreply@sender.test).
  */
 static void
 test_ehlo_name(void **state)
@@ -1261,7 +1264,9 @@ test_ehlo_name(void **state)
 	} c[] = {
 		{ "gw", "noreply@sender.test", "sender.test" },
 		{ "gw", "", "[127.0.0.1]" },
-		{ "mx.gw.test", "noreply@sender.test", "mx.gw.test" },
+		{ "mx.gw.test", "noreply@sender.test", "sender.test" },
+		{ "mx.gw.test", "", "mx.gw.test" },
+		{ "mx.gw.test", "noreply@localhost", "mx.gw.test" },
 	};
 	struct report_opts o;
 	size_t i;
