@@ -390,6 +390,96 @@ test_result_names(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * What the domain says of its own record ends a stale one at once: a
+ * NODATA, an answer whose only TXT record is not a TLSRPT one, and one
+ * whose TLSRPT record is invalid each stop the counting, the record
+ * having been valid a TTL before (test_stale_record_on_failure covers
+ * NXDOMAIN and the failures that keep it).  Green before and after
+ * 487de9d; red with NODATA (or the answers) taken for a failure there.
+ */
+static void
+test_stale_ends_on_domain_word(void **state)
+{
+	static const char *said[] = { NULL, "v=spf1 -all",
+	    "v=TLSRPTv1; rua=ftp://r.word.test/" };
+	char dir[] = "/tmp/mxg-rpend-XXXXXX", err[256], cmd[300];
+	struct tlsrpt_rec *rc;
+	struct policy_verdict v;
+	struct policy_attempt at;
+	struct stat_ctr *skip, *fail;
+	int64_t skip0, fail0;
+	struct msg m, w;
+	size_t i;
+
+	(void)state;
+	log_init("test", 0, LOG_LVL_ERR);
+	assert_non_null(mkdtemp(dir));
+	loop = ev_loop_new();
+	rc = tlsrpt_rec_new(loop, dir, err, sizeof(err));
+	assert_non_null(rc);
+	skip = stats_get("mxguard_tlsrpt_attempts_total{result=\"no-record\"}",
+	    NULL);
+	fail = stats_get("mxguard_tlsrpt_attempts_total{result=\"failure\"}",
+	    NULL);
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_VERIFY;
+	v.source = "mta-sts";
+	snprintf(v.domain, sizeof(v.domain), "word.test");
+	memset(&at, 0, sizeof(at));
+	at.result = "starttls-not-supported";
+	at.detail = "x";
+	begin(&m, 0x1236, 0, 0, "_smtp._tls.word.test", DNS_T_TXT, 1, 0, 0);
+	rr_txt(&m, "_smtp._tls.word.test",
+	    "v=TLSRPTv1; rua=mailto:r@word.test", NULL, 60);
+	time_step = 0;
+	for (i = 0; i < sizeof(said) / sizeof(said[0]); i++) {
+		/* the record, counted */
+		fakes_clear();
+		answer("_smtp._tls.word.test", DNS_T_TXT, DNS_INSECURE, &m);
+		fail0 = stats_value(fail);
+		skip0 = stats_value(skip);
+		tlsrpt_rec_attempt(rc, NULL, &v, &at);
+		settle(rc);
+		assert_int_equal(stats_value(fail) - fail0, 1);
+		/* expired, and the domain's word: dropped */
+		fakes_clear();
+		if (said[i] == NULL) {
+			begin(&w, 0x1237, 0, 0, "_smtp._tls.word.test",
+			    DNS_T_TXT, 0, 0, 0);
+			answer("_smtp._tls.word.test", DNS_T_TXT, DNS_NODATA,
+			    &w);
+		} else {
+			begin(&w, 0x1237, 0, 0, "_smtp._tls.word.test",
+			    DNS_T_TXT, 1, 0, 0);
+			rr_txt(&w, "_smtp._tls.word.test", said[i], NULL, 60);
+			answer("_smtp._tls.word.test", DNS_T_TXT, DNS_INSECURE,
+			    &w);
+		}
+		time_step += 61;
+		tlsrpt_rec_attempt(rc, NULL, &v, &at);
+		settle(rc);
+		assert_int_equal(stats_value(fail) - fail0, 1);
+		assert_int_equal(stats_value(skip) - skip0, 1);
+		/* and a failure after it finds no record to stand in */
+		fakes_clear();
+		answer("_smtp._tls.word.test", DNS_T_TXT, DNS_SERVFAIL, NULL);
+		time_step += 301;
+		tlsrpt_rec_attempt(rc, NULL, &v, &at);
+		settle(rc);
+		assert_int_equal(stats_value(fail) - fail0, 1);
+		assert_int_equal(stats_value(skip) - skip0, 2);
+		time_step += 301;
+	}
+
+	time_step = 0;
+	tlsrpt_rec_free(rc);
+	fakes_clear();
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -398,6 +488,7 @@ main(void)
 		cmocka_unit_test(test_local_failure_short),
 		cmocka_unit_test(test_stale_record_on_failure),
 		cmocka_unit_test(test_result_names),
+		cmocka_unit_test(test_stale_ends_on_domain_word),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
