@@ -271,6 +271,44 @@ dns_txt_cut(const struct dns_answer *a, int j, size_t *len)
 	return txt_join(a->raw + off, get16(a->raw + off - 2), len);
 }
 
+int
+dns_txt_all(const struct dns_answer *a, struct dns_txt_all *w)
+{
+	size_t n = (size_t)a->nrr + (size_t)a->ndropped;
+	int i, j;
+
+	memset(w, 0, sizeof(*w));
+	/* one more than needed: an empty answer allocates all the same */
+	if ((w->txt = calloc(n + 1, sizeof(*w->txt))) == NULL ||
+	    (w->len = calloc(n + 1, sizeof(*w->len))) == NULL ||
+	    (w->cut = calloc((size_t)a->ndropped + 1,
+	    sizeof(*w->cut))) == NULL)
+		return -1;
+	for (i = 0; i < a->nrr; i++) {
+		w->txt[i] = a->rr[i].u.txt.text;
+		w->len[i] = a->rr[i].u.txt.len;
+	}
+	for (j = 0; j < a->ndropped; j++) {
+		if ((w->cut[j] = dns_txt_cut(a, j, &w->len[i + j])) == NULL)
+			return -1;
+		w->txt[i + j] = w->cut[j];
+		w->ncut++;
+	}
+	w->n = i + j;
+	return 0;
+}
+
+void
+dns_txt_all_free(struct dns_txt_all *w)
+{
+	while (w->cut != NULL && w->ncut > 0)
+		free(w->cut[--w->ncut]);
+	free(w->cut);
+	free(w->len);
+	free(w->txt);
+	memset(w, 0, sizeof(*w));
+}
+
 static int
 parse_rdata(struct dns_answer *a, struct dns_rr *rr, int rdoff)
 {

@@ -156,6 +156,23 @@ struct dns_answer *dns_parse(const unsigned char *buf, int len,
  * out of memory or the record is malformed. */
 char		*dns_txt_cut(const struct dns_answer *a, int j, size_t *len);
 
+/* Every TXT record of an answer, the kept ones and those past them
+ * (dns_txt_cut()), for a reader that judges the whole answer: txt[i]
+ * and len[i], 0 <= i < n, the kept ones first.  dns_txt_all() returns
+ * -1 when out of memory or a record past the kept is malformed (the
+ * answer cannot be judged: a failed lookup to the caller); either way
+ * dns_txt_all_free() releases what it holds. */
+struct dns_txt_all {
+	const char	**txt;
+	size_t		 *len;
+	int		  n;
+	char		**cut;		/* the texts read past the kept */
+	int		  ncut;
+};
+int		 dns_txt_all(const struct dns_answer *a,
+		    struct dns_txt_all *w);
+void		 dns_txt_all_free(struct dns_txt_all *w);
+
 /* Lower-cases, strips one trailing dot; -1 if empty or too long. */
 int		 dns_name_norm(const char *in, char *out, size_t outsz);
 

@@ -2250,31 +2250,13 @@ static int
 txt_select_whole(const struct dns_answer *a, char id[STS_ID_MAX + 1],
     unsigned *lenient, char *err, size_t errsz)
 {
-	const char **txts = NULL;
-	size_t *lens = NULL;
-	char **cut = NULL;
-	int i, j = 0, n = a->nrr + a->ndropped, rc = -3;
+	struct dns_txt_all w;
+	int rc = -3;
 
-	if ((txts = calloc((size_t)n, sizeof(*txts))) == NULL ||
-	    (lens = calloc((size_t)n, sizeof(*lens))) == NULL ||
-	    (cut = calloc((size_t)a->ndropped, sizeof(*cut))) == NULL)
-		goto done;
-	for (i = 0; i < a->nrr; i++) {
-		txts[i] = a->rr[i].u.txt.text;
-		lens[i] = a->rr[i].u.txt.len;
-	}
-	for (j = 0; j < a->ndropped; j++) {
-		if ((cut[j] = dns_txt_cut(a, j, &lens[i + j])) == NULL)
-			goto done;
-		txts[i + j] = cut[j];
-	}
-	rc = sts_txt_select(txts, lens, n, id, lenient, err, errsz);
-done:
-	while (cut != NULL && --j >= 0)
-		free(cut[j]);
-	free(cut);
-	free(lens);
-	free(txts);
+	if (dns_txt_all(a, &w) == 0)
+		rc = sts_txt_select(w.txt, w.len, w.n, id, lenient, err,
+		    errsz);
+	dns_txt_all_free(&w);
 	return rc;
 }
 

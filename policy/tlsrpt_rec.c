@@ -364,30 +364,46 @@ count(struct tlsrpt_rec *rc, const char *domain, const struct rec_pend *p)
 	    r == 1 ? " overflow=yes" : "");
 }
 
+int
+tlsrpt_txt_select_answer(const struct dns_answer *a,
+    struct tlsrpt_policy_record *r, char *err, size_t errsz)
+{
+	struct dns_txt_all w;
+	int rc = -2;
+
+	memset(r, 0, sizeof(*r));
+	if (dns_txt_all(a, &w) == 0)
+		rc = tlsrpt_txt_select(w.txt, w.len, w.n, r, err, errsz);
+	else
+		snprintf(err, errsz, "TXT lookup: a record past the %d an "
+		    "answer keeps unreadable", DNS_MAX_RR);
+	dns_txt_all_free(&w);
+	return rc;
+}
+
 static void
 on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 {
 	struct rec_dom *d = arg;
 	struct tlsrpt_rec *rc = d->rc;
 	struct tlsrpt_policy_record pr;
-	const char *txts[DNS_MAX_RR];
-	size_t lens[DNS_MAX_RR];
 	struct rec_pend *p;
 	char err[160] = "", qe[200];
-	int i, n = 0, sel = 0, stale = 0;
+	int sel = 0, stale = 0, answered;
 	int64_t ttl = TTL_FAIL, now = (int64_t)time(NULL);
 
 	d->q = NULL;
 	rc->busy--;
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
-		for (i = 0; i < a->nrr && n < DNS_MAX_RR; i++) {
-			txts[n] = a->rr[i].u.txt.text;
-			lens[n++] = a->rr[i].u.txt.len;
-		}
-		sel = tlsrpt_txt_select(txts, lens, n, &pr, err, sizeof(err));
+	answered = a != NULL && (st == DNS_SECURE || st == DNS_INSECURE);
+	/* an answer one of whose records past the kept cannot be read
+	 * says nothing: a failed lookup, as a SERVFAIL */
+	if (answered && (sel = tlsrpt_txt_select_answer(a, &pr, err,
+	    sizeof(err))) == -2) {
+		answered = 0;
+		sel = 0;
 	}
-	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE ||
-	    st == DNS_NXDOMAIN || st == DNS_NODATA))
+	if (answered || (a != NULL && (st == DNS_NXDOMAIN ||
+	    st == DNS_NODATA)))
 		ttl = a->ttl;
 	else if (st == DNS_LOCAL)
 		ttl = TTL_LOCAL;
@@ -397,8 +413,8 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 		ttl = TTL_MAX;
 	if (sel == 1)
 		d->stale_until = now + ttl + TTL_STALE;
-	else if (!(a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) &&
-	    st != DNS_NXDOMAIN && st != DNS_NODATA && d->stale_until > now)
+	else if (!answered && st != DNS_NXDOMAIN && st != DNS_NODATA &&
+	    d->stale_until > now)
 		stale = 1;	/* no answer: the record we had stands */
 	else
 		d->stale_until = 0;	/* the domain's own word */

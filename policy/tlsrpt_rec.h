@@ -31,6 +31,8 @@
 #define TLSRPT_REC_DOMAINS	10000	/* TXT answers cached at most */
 
 struct dns;
+struct dns_answer;
+struct tlsrpt_policy_record;
 struct tlsrpt_rec;
 struct tlsrpt_store;
 
@@ -45,6 +47,15 @@ void		 tlsrpt_rec_attempt(struct tlsrpt_rec *, struct dns *,
 /* TXT lookups under way. */
 int		 tlsrpt_rec_busy(const struct tlsrpt_rec *);
 struct tlsrpt_store *tlsrpt_rec_store(struct tlsrpt_rec *);
+
+/* tlsrpt_txt_select() over a whole _smtp._tls TXT answer, the records
+ * past the DNS_MAX_RR an answer keeps included (RFC 8460 section 3: a
+ * second TLSRPT record past the 64th means no reports, a lone one there
+ * means reports); for the recorder and the report run alike.  -2 when a
+ * record past the kept cannot be read (out of memory, malformed): the
+ * lookup failed, neither "no record" nor the kept part's verdict. */
+int		 tlsrpt_txt_select_answer(const struct dns_answer *a,
+		    struct tlsrpt_policy_record *r, char *err, size_t errsz);
 
 /* The receiving MX's HELO name from its greeting ("220 mx.example ESMTP
  * ..."): the first word after the code, if it is a host name; else "". */

@@ -67,6 +67,7 @@
 #include "policy/mx.h"
 #include "policy/policy.h"
 #include "policy/tlsrpt.h"
+#include "policy/tlsrpt_rec.h"
 #include "tlsproxy/leg.h"
 #include "tlsproxy/report.h"
 #include "tlsproxy/tls.h"
@@ -1424,19 +1425,18 @@ static void
 on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 {
 	struct report_run *r = arg;
-	const char *txts[DNS_MAX_RR];
-	size_t lens[DNS_MAX_RR];
 	char err[160] = "";
-	int i, n = 0, sel = 0;
+	int sel = 0;
 
 	r->txtq = NULL;
 	if (a != NULL && (st == DNS_SECURE || st == DNS_INSECURE)) {
-		for (i = 0; i < a->nrr && n < DNS_MAX_RR; i++) {
-			txts[n] = a->rr[i].u.txt.text;
-			lens[n++] = a->rr[i].u.txt.len;
+		/* the whole answer, past the 64 records it keeps */
+		if ((sel = tlsrpt_txt_select_answer(a, &r->rec, err,
+		    sizeof(err))) == -2) {
+			/* a record past the kept unreadable: cannot tell */
+			txt_failed(r, "lookup-failed", err);
+			return;
 		}
-		sel = tlsrpt_txt_select(txts, lens, n, &r->rec, err,
-		    sizeof(err));
 	} else if (st != DNS_NXDOMAIN && st != DNS_NODATA) {
 		/* cannot tell: tried again later, as a failed URI */
 		snprintf(err, sizeof(err), "TXT lookup: %s",

@@ -508,6 +508,47 @@ txt_fails(const char *domain, enum dns_status status, uint64_t ms)
 	fake_of(name, DNS_T_TXT)->delay_ms = ms;
 }
 
+/* A TXT record whose owner points at the question's name (offset 12),
+ * its rdata rd of n bytes as given, malformed if need be. */
+static void
+txt_ptr(struct msg *m, const char *rd, int n)
+{
+	static const unsigned char hdr[10] = { 0xc0, 12, 0, DNS_T_TXT, 0, 1,
+	    0, 0, 1, 0x2c };
+
+	memcpy(m->b + m->n, hdr, sizeof(hdr));
+	m->n += (int)sizeof(hdr);
+	m->b[m->n++] = (unsigned char)(n >> 8);
+	m->b[m->n++] = (unsigned char)n;
+	memcpy(m->b + m->n, rd, (size_t)n);
+	m->n += n;
+}
+
+/* 65 TXT records at _smtp._tls.domain, one more than an answer keeps
+ * (DNS_MAX_RR): first (NULL: junk), 63 junk, then last (NULL: one that
+ * runs past its rdata, unreadable) */
+static void
+rua_cut(const char *domain, const char *first, const char *last)
+{
+	struct msg m;
+	char name[300];
+	int i;
+
+	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	begin(&m, 0x1235, 0, 0, name, DNS_T_TXT, 65, 0, 0);
+	if (first != NULL)
+		rr_txt(&m, name, first, NULL, 300);
+	else
+		txt_ptr(&m, "\001x", 2);
+	for (i = 0; i < 63; i++)
+		txt_ptr(&m, "\001x", 2);
+	if (last != NULL)
+		rr_txt(&m, name, last, NULL, 300);
+	else
+		txt_ptr(&m, "\011v=TLSRPT", 9);
+	answer(name, DNS_T_TXT, DNS_INSECURE, &m);
+}
+
 /* TXT queries of _smtp._tls.domain so far */
 static int
 txt_asked(const char *domain)
@@ -1538,6 +1579,43 @@ test_txt_no_record_is_temporary(void **state)
 	end_test();
 }
 
+/*
+ * An _smtp._tls answer of more TXT records than an answer keeps (64) was
+ * judged on the kept ones: lone.test's only TLSRPT record, 65th, went
+ * unseen (no report, retried until given up), two.test's second one,
+ * 65th, too (RFC 8460 section 3: two records, no reports; one was sent).
+ * Now the whole answer is read; keptone.test's 65th record cannot be
+ * read: a failed lookup, deferred, not the kept record's report.  Red
+ * before: lone.test deferred, two.test and keptone.test sent.
+ */
+static void
+test_txt_cut(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	record("lone.test", y);
+	record("two.test", y);
+	record("keptone.test", y);
+	rua_cut("lone.test", NULL, "v=TLSRPTv1; rua=mailto:r@good.test");
+	rua_cut("two.test", "v=TLSRPTv1; rua=mailto:r@good.test",
+	    "v=TLSRPTv1; rua=mailto:s@good.test");
+	rua_cut("keptone.test", "v=TLSRPTv1; rua=mailto:r@good.test", NULL);
+	mxat("good.test", "127.0.0.2");
+	opts_fast(&o);
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(tot.sent, 1);
+	assert_int_equal(tot.deferred, 2);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("lone.test", y), 1);
+	assert_int_equal(is_sent("two.test", y), 0);
+	assert_int_equal(is_sent("keptone.test", y), 0);
+	end_test();
+}
+
 /* No record for the whole window: the pair is dropped, and counted. */
 static void
 test_txt_no_record_given_up(void **state)
@@ -1894,6 +1972,7 @@ main(void)
 		cmocka_unit_test(test_txt_failure_then_record),
 		cmocka_unit_test(test_txt_no_record_is_temporary),
 		cmocka_unit_test(test_txt_no_record_given_up),
+		cmocka_unit_test(test_txt_cut),
 		cmocka_unit_test(test_dkim_key_read_once),
 		cmocka_unit_test(test_day_destination_bound),
 		cmocka_unit_test(test_pair_destination_bound),

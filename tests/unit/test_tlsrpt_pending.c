@@ -480,6 +480,152 @@ test_stale_ends_on_domain_word(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A TXT record whose owner points at the question's name (o: 12): its
+ * rdata rd of n bytes as given, malformed if need be. */
+static void
+txt_ptr(struct msg *m, const char *rd, int n)
+{
+	static const unsigned char hdr[10] = { 0xc0, 12, 0, DNS_T_TXT, 0, 1,
+	    0, 0, 0, 60 };
+
+	memcpy(m->b + m->n, hdr, sizeof(hdr));
+	m->n += (int)sizeof(hdr);
+	m->b[m->n++] = (unsigned char)(n >> 8);
+	m->b[m->n++] = (unsigned char)n;
+	memcpy(m->b + m->n, rd, (size_t)n);
+	m->n += n;
+}
+
+/* 65 TXT records at _smtp._tls.<dom>: first (NULL: junk), 63 junk, then
+ * the 65th, past the 64 an answer keeps (DNS_MAX_RR): last (malformed
+ * when bad) */
+static void
+cut_answer(struct msg *m, const char *dom, const char *first,
+    const char *last, int bad)
+{
+	char name[300];
+	int i;
+
+	snprintf(name, sizeof(name), "_smtp._tls.%s", dom);
+	begin(m, 0x1240, 0, 0, name, DNS_T_TXT, 65, 0, 0);
+	if (first != NULL)
+		rr_txt(m, name, first, NULL, 60);
+	else
+		txt_ptr(m, "\001x", 2);
+	for (i = 0; i < 63; i++)
+		txt_ptr(m, "\001x", 2);
+	if (bad)
+		txt_ptr(m, "\011v=TLSRPT", 9);	/* runs past its rdata */
+	else
+		rr_txt(m, name, last, NULL, 60);
+	answer(name, DNS_T_TXT, DNS_INSECURE, m);
+}
+
+/*
+ * An _smtp._tls answer of more TXT records than an answer keeps (64) was
+ * judged on the kept ones: a second v=TLSRPTv1 record past the 64th
+ * (RFC 8460 section 3: no reports) left the first counted, a lone one
+ * there left the domain unreported.  Now the whole answer is read; one
+ * past the kept that cannot be read is a failed lookup (the record known
+ * stands, TTL_STALE), neither "no record" nor the kept part's verdict.
+ * Red before: lone.test dropped, two.test counted, stale.test dropped
+ * (no record in the kept part), keptone.test counted.
+ */
+static void
+test_txt_cut(void **state)
+{
+	char dir[] = "/tmp/mxg-rpend-XXXXXX", err[256], cmd[300];
+	struct tlsrpt_rec *rc;
+	struct policy_verdict v;
+	struct policy_attempt at;
+	struct stat_ctr *skip, *fail;
+	int64_t skip0, fail0;
+	struct msg m;
+
+	(void)state;
+	log_init("test", 0, LOG_LVL_ERR);
+	assert_non_null(mkdtemp(dir));
+	loop = ev_loop_new();
+	rc = tlsrpt_rec_new(loop, dir, err, sizeof(err));
+	assert_non_null(rc);
+	skip = stats_get("mxguard_tlsrpt_attempts_total{result=\"no-record\"}",
+	    NULL);
+	fail = stats_get("mxguard_tlsrpt_attempts_total{result=\"failure\"}",
+	    NULL);
+	time_step = 0;
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_VERIFY;
+	v.source = "mta-sts";
+	memset(&at, 0, sizeof(at));
+	at.result = "starttls-not-supported";
+	at.detail = "x";
+
+	/* the domain's only TLSRPT record 65th: counted */
+	fakes_clear();
+	cut_answer(&m, "lone.test", NULL, "v=TLSRPTv1; rua=mailto:r@lone.test",
+	    0);
+	snprintf(v.domain, sizeof(v.domain), "lone.test");
+	fail0 = stats_value(fail);
+	skip0 = stats_value(skip);
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 1);
+	assert_int_equal(stats_value(skip) - skip0, 0);
+
+	/* one first, another 65th: no reports */
+	fakes_clear();
+	cut_answer(&m, "two.test", "v=TLSRPTv1; rua=mailto:r@two.test",
+	    "v=TLSRPTv1; rua=mailto:s@two.test", 0);
+	snprintf(v.domain, sizeof(v.domain), "two.test");
+	fail0 = stats_value(fail);
+	skip0 = stats_value(skip);
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 0);
+	assert_int_equal(stats_value(skip) - skip0, 1);
+
+	/* a record valid a TTL ago, then an answer whose 65th record
+	 * cannot be read: a failure, the record known stands */
+	fakes_clear();
+	begin(&m, 0x1241, 0, 0, "_smtp._tls.stale.test", DNS_T_TXT, 1, 0, 0);
+	rr_txt(&m, "_smtp._tls.stale.test",
+	    "v=TLSRPTv1; rua=mailto:r@stale.test", NULL, 60);
+	answer("_smtp._tls.stale.test", DNS_T_TXT, DNS_INSECURE, &m);
+	snprintf(v.domain, sizeof(v.domain), "stale.test");
+	fail0 = stats_value(fail);
+	skip0 = stats_value(skip);
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 1);
+	fakes_clear();
+	cut_answer(&m, "stale.test", NULL, NULL, 1);
+	time_step += 61;
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 2);
+	assert_int_equal(stats_value(skip) - skip0, 0);
+
+	/* nothing known, a valid record kept, the 65th unreadable: a
+	 * failure, not the kept part's "report" */
+	fakes_clear();
+	cut_answer(&m, "keptone.test", "v=TLSRPTv1; rua=mailto:r@keptone.test",
+	    NULL, 1);
+	snprintf(v.domain, sizeof(v.domain), "keptone.test");
+	fail0 = stats_value(fail);
+	skip0 = stats_value(skip);
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 0);
+	assert_int_equal(stats_value(skip) - skip0, 1);
+
+	time_step = 0;
+	tlsrpt_rec_free(rc);
+	fakes_clear();
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -489,6 +635,7 @@ main(void)
 		cmocka_unit_test(test_stale_record_on_failure),
 		cmocka_unit_test(test_result_names),
 		cmocka_unit_test(test_stale_ends_on_domain_word),
+		cmocka_unit_test(test_txt_cut),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
