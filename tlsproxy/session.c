@@ -1633,21 +1633,29 @@ cmd_starttls(struct session *s)
 	session_enter(s, S_CLIENT_TLS);
 }
 
-/* "dst|client address": a leg serves one client towards one MX. */
+/* "dst|client address[%scope]": a leg serves one client towards one MX.
+ * A link-local address is one link's: fe80::1 on two links is two hosts,
+ * or two sources the MTA chose (upstream_source binds the leg to the
+ * link), so the scope is part of the key. */
 static int
 reuse_key(const struct session *s, char *buf, size_t sz)
 {
+	const struct sockaddr_in6 *c6 = (const void *)&s->client_addr;
 	char a[INET6_ADDRSTRLEN];
 	const void *ip = s->client_addr.ss_family == AF_INET6 ?
-	    (const void *)&((const struct sockaddr_in6 *)
-	    (const void *)&s->client_addr)->sin6_addr :
+	    (const void *)&c6->sin6_addr :
 	    (const void *)&((const struct sockaddr_in *)
 	    (const void *)&s->client_addr)->sin_addr;
+	unsigned scope = s->client_addr.ss_family == AF_INET6 ?
+	    (unsigned)c6->sin6_scope_id : 0;
 	int n;
 
 	if (inet_ntop(s->client_addr.ss_family, ip, a, sizeof(a)) == NULL)
 		return -1;
-	n = snprintf(buf, sz, "%s|%s", s->dst_str, a);
+	if (scope != 0)
+		n = snprintf(buf, sz, "%s|%s%%%u", s->dst_str, a, scope);
+	else
+		n = snprintf(buf, sz, "%s|%s", s->dst_str, a);
 	return n < 0 || (size_t)n >= sz ? -1 : 0;
 }
 

@@ -113,6 +113,8 @@ static struct {
 					 * (a reset), not a socketpair */
 	int		 cl_sndbuf;	/* SO_SNDBUF of the session's client
 					 * socket (0: the default) */
+	struct sockaddr_storage start_client;	/* start()'s client when
+					 * set (ss_family 0: 192.0.2.1) */
 	SSL		*cssl;
 	int		 chs_done;
 	char		 cbuf[BUFSZ];	/* received by the client */
@@ -929,7 +931,8 @@ client_at(const char *addr)
 static void
 start(const char *greeting)
 {
-	struct sockaddr_storage css = client_at("192.0.2.1");
+	struct sockaddr_storage css = g.start_client.ss_family != 0 ?
+	    g.start_client : client_at("192.0.2.1");
 
 	start_from(&css, greeting);
 }
@@ -4857,6 +4860,64 @@ test_reuse_idle_expiry(void **state)
 	finish();
 }
 
+/*
+ * A parked leg serves its client's address, and a link-local one is an
+ * address on one link only: fe80::1 on link 1 and fe80::1 on link 2 are
+ * two hosts (gateway mode), or two sources this host's MTA chose on
+ * purpose (local mode, upstream_source = client: the leg is bound to
+ * fe80::1 on link 1 and leaves from that link).  The session of the
+ * other link gets a connection of its own; the same link's adopts.  Red
+ * before: reuse_key() wrote the address without its scope, and the
+ * session of link 2 took the leg parked by link 1.
+ */
+static void
+test_reuse_key_scope(void **state)
+{
+	struct sockaddr_storage css;
+	int sv[2];
+
+	g.start_client = client_at("fe80::1");
+	((struct sockaddr_in6 *)&g.start_client)->sin6_scope_id = 1;
+	reuse_first_session();
+
+	/* the same address and link: the parked leg */
+	css = g.start_client;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	g.clen = 0;
+	g.ceof = 0;
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	EXPECT_CL(GREETING);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	quit_parked();
+
+	/* the same address on link 2: not that leg */
+	((struct sockaddr_in6 *)&css)->sin6_scope_id = 2;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	g.clen = 0;
+	g.ceof = 0;
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	if (reuse_count(g.env.reuse) != 1)
+		fail_msg("fe80::1%%2 took the leg parked by fe80::1%%1");
+	/* the parked leg goes; the new connection is link 2's own */
+	reuse_flush(g.env.reuse);
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_CL(GREETING);
+	finish();
+}
+
 /* A server that speaks to a parked leg (a 421 before it hangs up) loses
  * it; the next session connects afresh. */
 static void
@@ -7639,6 +7700,7 @@ main(void)
 		T(test_report_key),
 		T(test_reuse_time_limit),
 		T(test_reuse_idle_expiry),
+		T(test_reuse_key_scope),
 		T(test_reuse_server_drops_parked),
 		T(test_reuse_mismatch_reconnects),
 		T(test_quit_upstream_silent),
