@@ -124,6 +124,24 @@ rr_txt(struct msg *m, const char *owner, const char *s1, const char *s2,
 	}
 }
 
+/* TXT whose owner points at the question's name (offset 12): its
+ * rdata rd of n bytes as given, malformed if need be (records past the
+ * 64 an answer keeps, packed small). */
+static inline void
+rr_txt_q(struct msg *m, const char *rd, int n, uint32_t ttl)
+{
+	static const unsigned char owner[2] = { 0xc0, 12 };
+
+	memcpy(m->b + m->n, owner, sizeof(owner));
+	m->n += (int)sizeof(owner);
+	put16(m, DNS_T_TXT);
+	put16(m, 1);
+	put32(m, ttl);
+	put16(m, (unsigned)n);
+	memcpy(m->b + m->n, rd, (size_t)n);
+	m->n += n;
+}
+
 /* TLSA with len bytes of association data 0x40, 0x41, ... */
 static inline void
 rr_tlsa(struct msg *m, const char *owner, int u, int s, int mt, int len,

@@ -212,21 +212,6 @@ test_parse_malformed(void **state)
 	dns_answer_unref(a);
 }
 
-/* One TXT record of rdata rd (n bytes) owned by the question's name. */
-static void
-txt_ptr(struct msg *m, const char *rd, int n)
-{
-	static const unsigned char hdr[10] = { 0xc0, 12, 0, DNS_T_TXT, 0, 1,
-	    0, 0, 0, 60 };
-
-	memcpy(m->b + m->n, hdr, sizeof(hdr));
-	m->n += (int)sizeof(hdr);
-	m->b[m->n++] = (unsigned char)(n >> 8);
-	m->b[m->n++] = (unsigned char)n;
-	memcpy(m->b + m->n, rd, (size_t)n);
-	m->n += n;
-}
-
 /*
  * The TXT records past the 64 an answer keeps are read on demand
  * (dns_txt_cut()), for a reader that must judge the whole answer: the
@@ -246,10 +231,10 @@ test_txt_cut(void **state)
 	(void)state;
 	begin(&m, 1, 0, 0, "_mta-sts.cut.example", DNS_T_TXT, 67, 0, 0);
 	for (i = 0; i < 64; i++)
-		txt_ptr(&m, "\001x", 2);
+		rr_txt_q(&m, "\001x", 2, 60);
 	rr_txt(&m, "other.example", "v=STSv1; id=o", NULL, 60);
-	txt_ptr(&m, "\010v=STSv1;\005 id=z", 15);
-	txt_ptr(&m, "\011v=STSv1;", 9);	/* runs past its rdata */
+	rr_txt_q(&m, "\010v=STSv1;\005 id=z", 15, 60);
+	rr_txt_q(&m, "\011v=STSv1;", 9, 60);	/* runs past its rdata */
 	a = dns_parse(m.b, m.n, "_mta-sts.cut.example", DNS_T_TXT);
 	assert_non_null(a);
 	assert_int_equal(a->status, DNS_INSECURE);
@@ -267,7 +252,7 @@ test_txt_cut(void **state)
 
 	begin(&m, 1, 0, 0, "_mta-sts.cut.example", DNS_T_TXT, 64, 0, 0);
 	for (i = 0; i < 64; i++)
-		txt_ptr(&m, "\001x", 2);
+		rr_txt_q(&m, "\001x", 2, 60);
 	a = dns_parse(m.b, m.n, "_mta-sts.cut.example", DNS_T_TXT);
 	assert_non_null(a);
 	assert_int_equal(a->nrr, 64);

@@ -508,22 +508,6 @@ txt_fails(const char *domain, enum dns_status status, uint64_t ms)
 	fake_of(name, DNS_T_TXT)->delay_ms = ms;
 }
 
-/* A TXT record whose owner points at the question's name (offset 12),
- * its rdata rd of n bytes as given, malformed if need be. */
-static void
-txt_ptr(struct msg *m, const char *rd, int n)
-{
-	static const unsigned char hdr[10] = { 0xc0, 12, 0, DNS_T_TXT, 0, 1,
-	    0, 0, 1, 0x2c };
-
-	memcpy(m->b + m->n, hdr, sizeof(hdr));
-	m->n += (int)sizeof(hdr);
-	m->b[m->n++] = (unsigned char)(n >> 8);
-	m->b[m->n++] = (unsigned char)n;
-	memcpy(m->b + m->n, rd, (size_t)n);
-	m->n += n;
-}
-
 /* 65 TXT records at _smtp._tls.domain, one more than an answer keeps
  * (DNS_MAX_RR): first (NULL: junk), 63 junk, then last (NULL: one that
  * runs past its rdata, unreadable) */
@@ -539,13 +523,13 @@ rua_cut(const char *domain, const char *first, const char *last)
 	if (first != NULL)
 		rr_txt(&m, name, first, NULL, 300);
 	else
-		txt_ptr(&m, "\001x", 2);
+		rr_txt_q(&m, "\001x", 2, 300);
 	for (i = 0; i < 63; i++)
-		txt_ptr(&m, "\001x", 2);
+		rr_txt_q(&m, "\001x", 2, 300);
 	if (last != NULL)
 		rr_txt(&m, name, last, NULL, 300);
 	else
-		txt_ptr(&m, "\011v=TLSRPT", 9);
+		rr_txt_q(&m, "\011v=TLSRPT", 9, 300);
 	answer(name, DNS_T_TXT, DNS_INSECURE, &m);
 }
 

@@ -480,22 +480,6 @@ test_stale_ends_on_domain_word(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
-/* A TXT record whose owner points at the question's name (o: 12): its
- * rdata rd of n bytes as given, malformed if need be. */
-static void
-txt_ptr(struct msg *m, const char *rd, int n)
-{
-	static const unsigned char hdr[10] = { 0xc0, 12, 0, DNS_T_TXT, 0, 1,
-	    0, 0, 0, 60 };
-
-	memcpy(m->b + m->n, hdr, sizeof(hdr));
-	m->n += (int)sizeof(hdr);
-	m->b[m->n++] = (unsigned char)(n >> 8);
-	m->b[m->n++] = (unsigned char)n;
-	memcpy(m->b + m->n, rd, (size_t)n);
-	m->n += n;
-}
-
 /* 65 TXT records at _smtp._tls.<dom>: first (NULL: junk), 63 junk, then
  * the 65th, past the 64 an answer keeps (DNS_MAX_RR): last (malformed
  * when bad) */
@@ -511,11 +495,11 @@ cut_answer(struct msg *m, const char *dom, const char *first,
 	if (first != NULL)
 		rr_txt(m, name, first, NULL, 60);
 	else
-		txt_ptr(m, "\001x", 2);
+		rr_txt_q(m, "\001x", 2, 60);
 	for (i = 0; i < 63; i++)
-		txt_ptr(m, "\001x", 2);
+		rr_txt_q(m, "\001x", 2, 60);
 	if (bad)
-		txt_ptr(m, "\011v=TLSRPT", 9);	/* runs past its rdata */
+		rr_txt_q(m, "\011v=TLSRPT", 9, 60);	/* runs past its rdata */
 	else
 		rr_txt(m, name, last, NULL, 60);
 	answer(name, DNS_T_TXT, DNS_INSECURE, m);
