@@ -33,6 +33,8 @@
 #   BENCH_WORKERS="1 2"  the `workers` dimension: path b on a few cells with
 #                        each value (default "1 2"; "" skips); the matrix,
 #                        memory and capacity run with workers = 1
+#   BENCH_UPSTREAM_SOURCE=system  mxguard's upstream_source (default auto:
+#                        client, the bind to smtp-source's address)
 #   BENCH_PAUSE=FILE     once the daemons are up, write their namespaces,
 #                        pids and directories to FILE and wait until FILE
 #                        is removed (for perf, strace or smtp-source by hand)
@@ -203,6 +205,7 @@ max_sessions = $3
 tls_ca_file = $T/ca.pem
 steering = none
 upstream_reuse = $4
+upstream_source = ${BENCH_UPSTREAM_SOURCE:-auto}
 dns_servers = 10.26.1.2
 control_socket = $T/$1.sock
 EOF
