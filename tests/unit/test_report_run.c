@@ -1218,6 +1218,20 @@ test_dedup_and_address_cap(void **state)
 	end_test();
 }
 
+/* One run reporting org.test's day y to mailto:r@good.test (MX
+ * 127.0.0.2), its JSON kept in last_json. */
+static void
+org_report(struct report_opts *o, int64_t y)
+{
+	begin_test();
+	record("org.test", y);
+	rua("org.test", "mailto:r@good.test");
+	mxat("good.test", "127.0.0.2");
+	opts_fast(o);
+	last_json[0] = '\0';
+	run(o, 10000);
+}
+
 /*
  * organization-name, with tlsrpt_org_name empty, is the submitter: the
  * domain of tlsrpt_from, which the operator chose to show receivers, and
@@ -1236,13 +1250,7 @@ test_org_name_default(void **state)
 	(void)state;
 	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
 	setstr(&cfg->tlsrpt_org_name, "");
-	begin_test();
-	record("org.test", y);
-	rua("org.test", "mailto:r@good.test");
-	mxat("good.test", "127.0.0.2");
-	opts_fast(&o);
-	last_json[0] = '\0';
-	run(&o, 10000);
+	org_report(&o, y);
 	assert_int_equal(srv[2].msgs, 1);
 	if (strstr(last_json, "\"organization-name\": \"sender.test\"") ==
 	    NULL)
@@ -1252,13 +1260,7 @@ test_org_name_default(void **state)
 
 	/* no tlsrpt_from: noreply-tlsrpt@ the host name, and that name */
 	setstr(&cfg->tlsrpt_from, "");
-	begin_test();
-	record("org.test", y);
-	rua("org.test", "mailto:r@good.test");
-	mxat("good.test", "127.0.0.2");
-	opts_fast(&o);
-	last_json[0] = '\0';
-	run(&o, 10000);
+	org_report(&o, y);
 	snprintf(want, sizeof(want), "\"organization-name\": \"%s\"", host);
 	if (strstr(last_json, want) == NULL)
 		fail_msg("no %s:\n%s", want, last_json);
