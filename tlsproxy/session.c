@@ -35,6 +35,7 @@
  * callback on the stack still points at the session.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -2478,13 +2479,64 @@ mail_refused(struct session *s, const struct smtp_reply *r)
 }
 
 /*
+ * Whether a line of r names one of words as a word of its own: a run of
+ * letters and digits (with '.', '-', '_', '@' inside it, so that an
+ * address or host name is one word) that is the word, ignoring case;
+ * words ending in '*' take any ending ("encrypt*": encryption,
+ * encrypted).  A trailing '.' (the end of a sentence) is no part of the
+ * word.  So "TLS", "SSL/TLS" and "(STARTTLS)" name TLS, and
+ * "<bob@tls.example>" or "mtls" do not.
+ */
+static int
+names_word(const struct smtp_reply *r, const char *const *words)
+{
+	const char *t, *w;
+	size_t tl, i, j, n, wl;
+	int k, m, star;
+
+	for (k = 0; k < r->nlines; k++) {
+		t = smtp_reply_text(r, k, &tl);
+		for (i = 0; i < tl; i = j) {
+			for (j = i; j < tl && (isalnum((unsigned char)t[j]) ||
+			    (t[j] != '\0' && strchr(".-_@", t[j]) != NULL));
+			    j++)
+				;
+			n = j - i;
+			while (n > 0 && t[i + n - 1] == '.')
+				n--;
+			for (m = 0; n > 0 && (w = words[m]) != NULL; m++) {
+				wl = strlen(w);
+				star = wl > 0 && w[wl - 1] == '*';
+				wl -= star;
+				if ((n == wl || (star && n > wl)) &&
+				    strncasecmp(t + i, w, wl) == 0)
+					return 1;
+			}
+			if (j == i)
+				j++;
+		}
+	}
+	return 0;
+}
+
+/*
  * A 5xx that asks for TLS: any 530 (RFC 3207's "Must issue a STARTTLS
- * command first"), X.7.10 ("encryption needed", RFC 5248), or X.7.0 or
- * X.7.11 with a text that names TLS or encryption.
+ * command first"), X.7.10 ("encryption needed", RFC 5248), X.7.0 or
+ * X.7.11 with a text that names TLS or encryption, X.7.1 with a text
+ * that names TLS, STARTTLS or encryption as a word ("550 5.7.1 TLS
+ * required", "554 5.7.1 Must issue a STARTTLS command first"), and a 5xx
+ * without an enhanced code whose text names STARTTLS ("554 Must issue a
+ * STARTTLS command first").  X.7.1 is also the code of every other
+ * policy refusal (relay denied, SPF, spam) whose text often quotes an
+ * address or a host name: those stay refusals, hence the word.
  */
 static int
 asks_for_tls(const struct smtp_reply *r)
 {
+	static const char *const tls_words[] = {
+		"tls", "starttls", "encrypt*", "unencrypt*", NULL,
+	};
+	static const char *const starttls_word[] = { "starttls", NULL };
 	char enh[16];
 	const char *t;
 	size_t tl, i;
@@ -2495,8 +2547,12 @@ asks_for_tls(const struct smtp_reply *r)
 	if (r->code / 100 != 5)
 		return 0;
 	smtp_reply_enhanced(r, enh, sizeof(enh));
+	if (enh[0] == '\0')
+		return names_word(r, starttls_word);
 	if (strcmp(enh, "5.7.10") == 0)
 		return 1;
+	if (strcmp(enh, "5.7.1") == 0)
+		return names_word(r, tls_words);
 	if (strcmp(enh, "5.7.0") != 0 && strcmp(enh, "5.7.11") != 0)
 		return 0;
 	for (k = 0; k < r->nlines; k++) {

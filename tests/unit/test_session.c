@@ -5812,6 +5812,79 @@ test_570_without_tls_relayed(void **state)
 	finish();
 }
 
+/*
+ * What real servers say when they want TLS, beyond 530 and X.7.10: 5.7.1
+ * with a text naming TLS, STARTTLS or encryption, and a 5xx without an
+ * enhanced code naming STARTTLS.  On a leg in cleartext each is 451 4.7.0
+ * to the RCPT (before: relayed, a bounce); the other 5.7.1 and bare 5xx
+ * refusals are relayed as they came, also when a host name or address in
+ * their text has "tls" in it.
+ */
+static void
+test_tls_required_5xx_variants(void **state)
+{
+	/* softened: the 451's "(RCPT refused: ...)", else NULL (relayed) */
+	static const struct {
+		const char	*reply;
+		const char	*softened;
+	} c[] = {
+		{ "550 5.7.1 TLS required", "550 5.7.1 TLS required" },
+		{ "554 5.7.1 Must issue a STARTTLS command first",
+		  "554 5.7.1 Must issue a STARTTLS command first" },
+		{ "550 5.7.1 Encryption required for this domain",
+		  "550 5.7.1 Encryption required for this domain" },
+		{ "550 5.7.1 SSL/TLS is mandatory here.",
+		  "550 5.7.1 SSL/TLS is mandatory here." },
+		{ "550 5.7.1 Unencrypted connections are not accepted",
+		  "550 5.7.1 Unencrypted connections are not accepted" },
+		{ "554 Must issue a STARTTLS command first",
+		  "554 Must issue a STARTTLS command first" },
+		{ "550-5.7.1 policy refusal\r\n550 5.7.1 (STARTTLS first)",
+		  "550 5.7.1 policy refusal 5.7.1 (STARTTLS first)" },
+		{ "550 5.7.1 Relay access denied", NULL },
+		{ "550 5.7.1 <c@tls.example>: Relay access denied", NULL },
+		{ "550 5.7.1 rejected by mtls-filter.example", NULL },
+		{ "554 Relay access denied", NULL },
+		{ "554 TLS required", NULL },
+		{ "550 5.1.1 STARTTLS: no such user", NULL },
+	};
+	char reply[512];
+	size_t i;
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		snprintf(reply, sizeof(reply), "%s\r\n", c[i].reply);
+		cl_send("RCPT TO:<c@d.example>\r\n");
+		EXPECT_SRV("RCPT TO:<c@d.example>");
+		srv_send(reply);
+		if (c[i].softened == NULL)
+			EXPECT_CL(reply);
+		else
+			expect_tls_required(CL_REPLY(),
+			    "did not offer it on this connection", "RCPT",
+			    c[i].softened);
+	}
+	finish();
+}
+
+/* Over TLS the same 5.7.1 is the server's refusal: relayed (MAIL's as
+ * 550, Flow item 5), never softened */
+static void
+test_571_tls_over_tls_relayed(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS_SEEN);
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("550 5.7.1 TLS required\r\n503 5.5.1 need MAIL\r\n");
+	expect_mail_refused(CL_REPLY(), "550 5.7.1 ",
+	    "550 5.7.1 TLS required");
+	finish();
+}
+
 /* Back-pressure: while the upstream reads nothing, the session must stop
  * reading the client instead of buffering the whole message. */
 static void
@@ -7800,6 +7873,8 @@ main(void)
 		T(test_no_starttls_530_after_data_deferred),
 		T(test_530_over_tls_relayed),
 		T(test_570_without_tls_relayed),
+		T(test_tls_required_5xx_variants),
+		T(test_571_tls_over_tls_relayed),
 		T(test_data_back_pressure),
 		T(test_slow_mx_client_not_timed_out),
 		T(test_tarpit_mx_in_body),
