@@ -890,6 +890,8 @@ int
 leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
     struct tls_result *res)
 {
+	int err;
+
 	memset(res, 0, sizeof(*res));
 	policy_verdict_free(l->v);
 	if ((l->v = policy_verdict_dup(v)) == NULL) {
@@ -912,9 +914,14 @@ leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
 	l->tls_proto[0] = '\0';
 	l->silent = SILENT_FRESH;
 	if (leg_connect(l) == -1) {
-		result_set(res, "internal-error", strerror(errno));
+		/* as for the first connection (leg_new): a bind to the
+		 * client's address that failed was logged as
+		 * upstream-bind-failed and no other address was tried; the
+		 * session answers 421 4.4.1 with detail.  errno first: what
+		 * runs after may change it */
+		err = errno;
 		snprintf(res->detail, sizeof(res->detail), "cannot reconnect "
-		    "to %s: %s", l->dst_str, strerror(errno));
+		    "to %s: %s", l->dst_str, strerror(err));
 		leg_enter(l, LS_CLOSED);
 		return LEG_SECURE_ERROR;
 	}

@@ -3209,10 +3209,12 @@ session_start(struct session_env *env, int fd,
 		return 0;
 	}
 	if ((s->up = leg_new(&lenv, dst, s->id, leg_event, s)) == NULL) {
+		/* the close line says why, as for a reconnect that fails
+		 * (upstream_decide()); a failed bind to the client's
+		 * address was logged as upstream-bind-failed */
 		saved = errno;
-		cl_printf(s, "421 4.4.1 mxguard: cannot connect to %s: %s",
+		session_tempfail(s, "421 4.4.1", "cannot connect to %s: %s",
 		    s->dst_str, strerror(saved));
-		session_close(s, "upstream socket");
 		return 0;
 	}
 	/* nothing from the client before the 220; its close is still heard

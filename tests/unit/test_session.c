@@ -1095,6 +1095,26 @@ log_find(const char *s, char *buf, size_t sz)
 	unlink(log_path);
 }
 
+/* Ends log_start(); every line, into buf (cut at sz). */
+static void
+log_all(char *buf, size_t sz)
+{
+	const char *dbg = getenv("MXG_TEST_DEBUG");
+	size_t n;
+	FILE *f;
+
+	fflush(stderr);
+	log_set_level(dbg && *dbg == '1' ? LOG_LVL_DEBUG : LOG_LVL_ERR);
+	assert_int_equal(dup2(log_saved, STDERR_FILENO), STDERR_FILENO);
+	close(log_saved);
+	log_saved = -1;
+	assert_non_null(f = fopen(log_path, "r"));
+	n = fread(buf, 1, sz - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	unlink(log_path);
+}
+
 /* ---- fixtures ---------------------------------------------------------- */
 
 static void
@@ -5334,7 +5354,7 @@ static void
 test_upstream_bind_not_local(void **state)
 {
 	struct sockaddr_storage css;
-	char line[2048], want[128];
+	char line[2048], log[16384], want[128];
 	const char *r;
 	int sv[2];
 
@@ -5351,12 +5371,17 @@ test_upstream_bind_not_local(void **state)
 	wait_cl_eof();
 	assert_int_equal(g.naccepted, 0);
 	finish();
-	log_find("event=upstream-bind-failed ", line, sizeof(line));
+	log_all(log, sizeof(log));
 	snprintf(want, sizeof(want), "event=upstream-bind-failed "
 	    "src=192.0.2.1 dst=127.0.0.1:%u err=", ntohs(((struct sockaddr_in *)
 	    &g.dst)->sin_port));
-	if (strstr(line, want) == NULL)
-		fail_msg("no bind-failed line: %s", line);
+	if (strstr(log, want) == NULL)
+		fail_msg("no bind-failed line: %s", log);
+	/* the close line quotes the reply, as for a reconnect
+	 * (test_upstream_bind_reconnect_fails); it said "upstream socket" */
+	if (strstr(log, " why=\"421 4.4.1 mxguard: cannot connect to ") ==
+	    NULL)
+		fail_msg("close line without the reply: %s", log);
 
 	log_start();
 	g.clen = 0;
@@ -5373,6 +5398,84 @@ test_upstream_bind_not_local(void **state)
 	log_find("event=upstream-bind-failed ", line, sizeof(line));
 	if (strstr(line, " src=::1 ") == NULL)
 		fail_msg("no bind-failed line: %s", line);
+}
+
+/*
+ * upstream_source = client, and a reused leg does not fit the first
+ * recipient: the connection of the session's own must leave from the
+ * client's address too, and when that address is no longer this host's
+ * (here 192.0.2.1, whose leg was parked with upstream_source = system)
+ * the session gets what a first connection gets: 421 4.4.1 and
+ * event=upstream-bind-failed, no connection from another address,
+ * nothing of the envelope upstream.
+ */
+static void
+test_upstream_bind_reconnect_fails(void **state)
+{
+	char log[16384], want[128];
+	const char *r;
+
+	reuse_first_session();
+	set_upstream_source("client");
+	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
+	g.tls_fail_reason = "certificate-host-mismatch";
+	start_again_ehlo();
+	log_start();
+	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("QUIT");		/* the leg that did not fit is left */
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	r = CL_REPLY();
+	if (strncmp(r, "421 4.4.1 mxguard: ", 19) != 0)
+		fail_msg("expected 421 4.4.1, got \"%s\"", r);
+	wait_cl_eof();
+	run_for(50);
+	g.tls_fail_reason = NULL;
+	assert_int_equal(g.naccepted, 1);	/* no other connection */
+	finish();
+	log_all(log, sizeof(log));
+	snprintf(want, sizeof(want), "event=upstream-bind-failed "
+	    "src=192.0.2.1 dst=127.0.0.1:%u err=", ntohs(((struct sockaddr_in *)
+	    &g.dst)->sin_port));
+	if (strstr(log, want) == NULL || strstr(log, "internal-error") ||
+	    strstr(log, " why=\"421 4.4.1 mxguard: ") == NULL)
+		fail_msg("log: %s", log);
+}
+
+/*
+ * The same for the other connection a leg makes on its own: the
+ * cleartext retry after a failed handshake under "may" cannot bind to the
+ * client's address (upstream_source = client since the first connect):
+ * 421 4.4.1, event=upstream-bind-failed, no connection from another
+ * address, nothing of the envelope in cleartext.
+ */
+static void
+test_upstream_bind_retry_fails(void **state)
+{
+	char log[16384];
+	const char *r;
+
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("STARTTLS");
+	set_upstream_source("client");
+	log_start();
+	srv_send("220 2.0.0 go ahead\r\n");
+	run_for(20);
+	srv_close();
+	r = CL_REPLY();
+	if (strncmp(r, "421 4.4.1 mxguard: cannot reconnect to ", 39) != 0)
+		fail_msg("expected 421 4.4.1, got \"%s\"", r);
+	wait_cl_eof();
+	run_for(50);
+	assert_int_equal(g.naccepted, 1);	/* no other connection */
+	finish();
+	log_all(log, sizeof(log));
+	if (strstr(log, "event=upstream-bind-failed src=192.0.2.1 ") == NULL ||
+	    strstr(log, " why=\"421 4.4.1 mxguard: ") == NULL)
+		fail_msg("log: %s", log);
 }
 
 /*
@@ -7857,6 +7960,8 @@ main(void)
 		T(test_upstream_connect_refused),
 		T(test_upstream_bind_client),
 		T(test_upstream_bind_not_local),
+		T(test_upstream_bind_reconnect_fails),
+		T(test_upstream_bind_retry_fails),
 		T(test_close_says_why),
 		T(test_close_says_client_quit),
 		T(test_upstream_command_timeout),
