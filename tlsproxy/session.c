@@ -3044,6 +3044,29 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 
 /* ---- io events --------------------------------------------------------- */
 
+/*
+ * The client's TLS handshake (after its STARTTLS and our 220) failed or
+ * timed out.  Nothing can be said to it: a reply in cleartext would be
+ * garbage to its TLS, and one queued for after the handshake never goes.
+ * Queued all the same, the timeout's 421 held the session in CLOSING
+ * for its 5 s, with its max_sessions slot and the upstream connection.
+ * The session ends at once; the MTA, which has no 250 for any message
+ * of this connection, keeps its mail.
+ */
+static void
+client_tls_failed(struct session *s, const char *why)
+{
+	char q[300], text[300];
+
+	log_warn("sid=%s event=client-tls-failed client=%s error=%s "
+	    "action=close", s->id, s->client_str, log_q(q, sizeof(q), why));
+	snprintf(text, sizeof(text), "client TLS failed: %s", why);
+	s->cl_in += io_bytes_in(s->cl);
+	io_free(s->cl);		/* (freed when its callback returns) */
+	s->cl = NULL;
+	session_close(s, text);
+}
+
 static void
 cl_io_cb(struct io *io, enum io_event ev, void *arg)
 {
@@ -3051,6 +3074,12 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 
 	if (s->state == S_DEAD)
 		return;
+	if (s->state == S_CLIENT_TLS && (ev == IO_TIMEOUT || ev == IO_ERROR)) {
+		client_tls_failed(s, ev == IO_TIMEOUT ?
+		    "timeout in the TLS handshake" : io_error(io));
+		session_run(s);
+		return;
+	}
 	if (s->state == S_CLOSING) {
 		/* the last reply is out, or the client went away */
 		if (ev == IO_LOWAT || ev == IO_ERROR || ev == IO_TIMEOUT ||

@@ -6497,6 +6497,74 @@ test_local_starttls_pipelined_dropped(void **state)
 	with_local_cert(local_starttls_pipelined);
 }
 
+/*
+ * The client's TLS handshake after its STARTTLS (a local certificate) does
+ * not come, or is no handshake.  The session ends at once: nothing can be
+ * said to a client in the middle of its handshake, and the MTA keeps its
+ * mail (no 250).  Before, the timeout queued a 421 that could never go
+ * (the io mid-handshake) and the session sat in CLOSING for its 5 s
+ * deadline, holding its max_sessions slot and the upstream connection;
+ * the bound is half-way to it.  Both log event=client-tls-failed.
+ */
+static const char *client_tls_garbage;	/* NULL: the client stays silent */
+static char client_tls_log[16384];
+
+static void
+local_starttls_fails(void)
+{
+	uint64_t t0;
+
+	hello(CAPS_TLS, CAPS_TLS);
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+	log_start();
+	t0 = now_ms();
+	if (client_tls_garbage != NULL)
+		cl_send(client_tls_garbage);
+	while (g.env.nsessions > 0 && now_ms() - t0 < CLOSING_GIVE_UP_MS)
+		step();
+	printf("# ended %llu ms after the 220\n",
+	    (unsigned long long)(now_ms() - t0));
+	if (g.env.nsessions > 0 || now_ms() - t0 > g.cfg->tls_timeout +
+	    CLOSING_DEADLINE_MS / 2)
+		fail_msg("the session stayed %llu ms after the 220",
+		    (unsigned long long)(now_ms() - t0));
+	wait_cl_eof();
+	assert_int_equal(g.clen, 0);	/* nothing in cleartext */
+	WAIT(g.seof);			/* the upstream closed with it */
+	log_all(client_tls_log, sizeof(client_tls_log));
+}
+
+static void
+test_local_starttls_timeout(void **state)
+{
+	uint64_t saved = g.cfg->tls_timeout;
+
+	g.cfg->tls_timeout = 300;
+	client_tls_garbage = NULL;
+	with_local_cert(local_starttls_fails);
+	g.cfg->tls_timeout = saved;
+	if (strstr(client_tls_log, "event=client-tls-failed client=192.0.2.1:"
+	    "40000 error=\"timeout in the TLS handshake\" action=close") ==
+	    NULL || strstr(client_tls_log, " why=\"client TLS failed: "
+	    "timeout in the TLS handshake\"") == NULL)
+		fail_msg("log: %s", client_tls_log);
+}
+
+static void
+test_local_starttls_not_tls(void **state)
+{
+	client_tls_garbage = "EHLO client.example\r\n";
+	with_local_cert(local_starttls_fails);
+	client_tls_garbage = NULL;
+	if (strstr(client_tls_log, "event=client-tls-failed client=192.0.2.1:"
+	    "40000 error=\"TLS handshake: ") == NULL ||
+	    strstr(client_tls_log, " action=close") == NULL ||
+	    strstr(client_tls_log, " why=\"client TLS failed: TLS "
+	    "handshake: ") == NULL)
+		fail_msg("log: %s", client_tls_log);
+}
+
 /* After mxguard's 220 to the client's STARTTLS: the client's handshake,
  * and its EHLO, which goes upstream. */
 static void
@@ -7986,6 +8054,8 @@ main(void)
 		T(test_upstream_250_before_dot_out),
 		T(test_client_flood_bounded),
 		T(test_local_starttls),
+		T(test_local_starttls_timeout),
+		T(test_local_starttls_not_tls),
 		T(test_local_starttls_pipelined_dropped),
 		T(test_local_starttls_owed_reply),
 		T(test_local_starttls_owed_reply_same_write),
