@@ -1057,7 +1057,10 @@ upstream_decide(struct session *s, struct policy_verdict *v, int fresh)
 		policy_failed(s, v, res.reason, res.detail);
 		break;
 	case LEG_SECURE_ERROR:
-		session_tempfail(s, "421 4.4.1", "%s", res.detail);
+		/* out of memory is ours (4.3.0), a reconnect that failed
+		 * the network's (4.4.1) */
+		session_tempfail(s, strcmp(res.reason, "internal-error") == 0 ?
+		    "421 4.3.0" : "421 4.4.1", "%s", res.detail);
 		break;
 	default:
 		break;		/* LEG_READY or LEG_TLS_FAILED follows */

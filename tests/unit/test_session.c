@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -149,7 +149,23 @@ static struct {
 	int		 rpt_type;
 	const char	*strdup_fail;	/* the next strdup() of this string
 					 * fails (out of memory) */
+	int		 verdict_dup_fail; /* the next policy_verdict_dup()
+					 * fails (out of memory) */
 } g;
+
+struct policy_verdict *__real_policy_verdict_dup(const struct policy_verdict *);
+struct policy_verdict *__wrap_policy_verdict_dup(const struct policy_verdict *);
+
+struct policy_verdict *
+__wrap_policy_verdict_dup(const struct policy_verdict *v)
+{
+	if (g.verdict_dup_fail) {
+		g.verdict_dup_fail = 0;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_policy_verdict_dup(v);
+}
 
 char *__real_strdup(const char *);
 char *__wrap_strdup(const char *);
@@ -3617,6 +3633,32 @@ test_reload_before_data_nomem(void **state)
 	srv_send("250 2.0.0 ok\r\n");
 	EXPECT_CL("250 2.0.0 ok\r\n");
 	finish();
+}
+
+/*
+ * No memory for the leg's copy of the first RCPT's verdict: the session
+ * ends with 421 4.3.0 (a local error, as the other out-of-memory
+ * replies), not 4.4.1, which says the MX could not be reached; nothing
+ * of the envelope goes upstream.
+ */
+static void
+test_secure_nomem(void **state)
+{
+	char log[8192];
+
+	hello_plain();
+	log_start();
+	g.verdict_dup_fail = 1;
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_CL("421 4.3.0 mxguard: out of memory\r\n");
+	wait_cl_eof();
+	assert_int_equal(g.verdict_dup_fail, 0);
+	assert_null(memmem(g.sraw, g.srawlen, "RCPT", 4));
+	finish();
+	log_all(log, sizeof(log));
+	if (strstr(log, " why=\"421 4.3.0 mxguard: out of memory\"") == NULL)
+		fail_msg("close line: %s", log);
 }
 
 /* The session ended with reply (prefix want, holding needle), the 354
@@ -7980,6 +8022,7 @@ main(void)
 		T(test_reload_before_data),
 		T(test_reload_before_data_fits),
 		T(test_reload_before_data_nomem),
+		T(test_secure_nomem),
 		T(test_retiring_before_data),
 		T(test_reload_before_data_monitored_once),
 		T(test_reload_before_rcpt_monitored_once),
