@@ -63,9 +63,11 @@ $(B)/mxguard: $(CMD_OBJ) $(B)/libmxguard.a
 
 # Unit tests link the library and cmocka; each may --wrap symbols it mocks
 # by listing them in a "// WRAP: sym1 sym2" comment line.
-$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(B)/libmxguard.a
+# tests/unit/testfilter.c (MXG_TEST=pattern: one test of a binary) goes in
+# every one.
+$(B)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) tests/unit/testfilter.c $(B)/libmxguard.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< \
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< tests/unit/testfilter.c \
 	  $(foreach s,$(shell sed -n 's,^// WRAP:,,p' $<),-Wl,--wrap=$(s)) \
 	  $(B)/libmxguard.a $(PKG_LIBS) -lcmocka
 
