@@ -2481,21 +2481,56 @@ mail_refused(struct session *s, const struct smtp_reply *r)
 		cl_printf(s, "451 4.3.0 mxguard: out of memory");
 }
 
+/* Whether t[0..n) is one of words, ignoring case; a word ending in '*'
+ * takes any ending ("encrypt*": encryption, encrypted). */
+static int
+is_word(const char *t, size_t n, const char *const *words)
+{
+	const char *w;
+	size_t wl;
+	int m, star;
+
+	for (m = 0; (w = words[m]) != NULL; m++) {
+		wl = strlen(w);
+		star = wl > 0 && w[wl - 1] == '*';
+		wl -= star;
+		if ((n == wl || (star && n > wl)) &&
+		    strncasecmp(t, w, wl) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether the run t[0..n) is an address or a host name: an '@', or a
+ * '.' before a letter ("tls.example"; not "5.7.1" or "TLSv1.2"). */
+static int
+is_name(const char *t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (t[i] == '@' || (t[i] == '.' && i + 1 < n &&
+		    isalpha((unsigned char)t[i + 1])))
+			return 1;
+	return 0;
+}
+
 /*
- * Whether a line of r names one of words as a word of its own: a run of
- * letters and digits (with '.', '-', '_', '@' inside it, so that an
- * address or host name is one word) that is the word, ignoring case;
- * words ending in '*' take any ending ("encrypt*": encryption,
- * encrypted).  A trailing '.' (the end of a sentence) is no part of the
- * word.  So "TLS", "SSL/TLS" and "(STARTTLS)" name TLS, and
- * "<bob@tls.example>" or "mtls" do not.
+ * Whether a line of r names one of words (is_word) as a word of its own.
+ * A run of letters and digits with '.', '-', '_' and '@' inside it is an
+ * address or a host name when is_name() says so, and names no word:
+ * "<bob@tls.example>", "mtls-filter.example".  Any other run is split
+ * at '-' and '_' into words, a trailing '.' (the end of a sentence) no
+ * part of the last: so "TLS.", "SSL/TLS", "(STARTTLS)", "non-TLS",
+ * "STARTTLS-required" and "TLSv1.2" (with "tlsv1*" in words) name TLS,
+ * and "mtls" does not.
  */
 static int
 names_word(const struct smtp_reply *r, const char *const *words)
 {
-	const char *t, *w;
-	size_t tl, i, j, n, wl;
-	int k, m, star;
+	const char *t;
+	size_t tl, i, j, n, a, b;
+	int k;
 
 	for (k = 0; k < r->nlines; k++) {
 		t = smtp_reply_text(r, k, &tl);
@@ -2507,14 +2542,15 @@ names_word(const struct smtp_reply *r, const char *const *words)
 			n = j - i;
 			while (n > 0 && t[i + n - 1] == '.')
 				n--;
-			for (m = 0; n > 0 && (w = words[m]) != NULL; m++) {
-				wl = strlen(w);
-				star = wl > 0 && w[wl - 1] == '*';
-				wl -= star;
-				if ((n == wl || (star && n > wl)) &&
-				    strncasecmp(t + i, w, wl) == 0)
-					return 1;
-			}
+			if (n > 0 && !is_name(t + i, n))
+				for (a = 0; a < n; a = b + 1) {
+					for (b = a; b < n && t[i + b] != '-' &&
+					    t[i + b] != '_'; b++)
+						;
+					if (b > a && is_word(t + i + a, b - a,
+					    words))
+						return 1;
+				}
 			if (j == i)
 				j++;
 		}
@@ -2525,21 +2561,23 @@ names_word(const struct smtp_reply *r, const char *const *words)
 /*
  * A 5xx that asks for TLS: any 530 (RFC 3207's "Must issue a STARTTLS
  * command first"), X.7.10 ("encryption needed", RFC 5248), X.7.0 or
- * X.7.11 with a text that names TLS or encryption, X.7.1 with a text
- * that names TLS, STARTTLS or encryption as a word ("550 5.7.1 TLS
- * required", "554 5.7.1 Must issue a STARTTLS command first"), and a 5xx
- * without an enhanced code whose text names STARTTLS ("554 Must issue a
- * STARTTLS command first").  X.7.1 is also the code of every other
- * policy refusal (relay denied, SPF, spam) whose text often quotes an
- * address or a host name: those stay refusals, hence the word.
+ * X.7.11 with a text that names TLS or encryption, and X.7.1 or a 5xx
+ * without an enhanced code whose text names TLS (also "TLSv1.2"),
+ * STARTTLS or encryption as a word ("550 5.7.1 TLS required", "554
+ * 5.7.1 Must issue a STARTTLS command first", "550 5.7.1 non-TLS
+ * connections refused"; Exim, which has no enhanced codes: "550 TLS
+ * required", "550 Encryption required").  X.7.1 is also the code of
+ * every other policy refusal (relay denied, SPF, spam) whose text often
+ * quotes an address or a host name: those stay refusals, hence the word
+ * (names_word()).
  */
 static int
 asks_for_tls(const struct smtp_reply *r)
 {
 	static const char *const tls_words[] = {
-		"tls", "starttls", "encrypt*", "unencrypt*", NULL,
+		"tls", "starttls", "tlsv1*", "tls1*", "encrypt*",
+		"unencrypt*", NULL,
 	};
-	static const char *const starttls_word[] = { "starttls", NULL };
 	char enh[16];
 	const char *t;
 	size_t tl, i;
@@ -2551,7 +2589,7 @@ asks_for_tls(const struct smtp_reply *r)
 		return 0;
 	smtp_reply_enhanced(r, enh, sizeof(enh));
 	if (enh[0] == '\0')
-		return names_word(r, starttls_word);
+		return names_word(r, tls_words);
 	if (strcmp(enh, "5.7.10") == 0)
 		return 1;
 	if (strcmp(enh, "5.7.1") == 0)

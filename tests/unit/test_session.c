@@ -5990,7 +5990,6 @@ test_tls_required_5xx_variants(void **state)
 		{ "550 5.7.1 <c@tls.example>: Relay access denied", NULL },
 		{ "550 5.7.1 rejected by mtls-filter.example", NULL },
 		{ "554 Relay access denied", NULL },
-		{ "554 TLS required", NULL },
 		{ "550 5.1.1 STARTTLS: no such user", NULL },
 	};
 	char reply[512];
@@ -6009,6 +6008,56 @@ test_tls_required_5xx_variants(void **state)
 			expect_tls_required(CL_REPLY(),
 			    "did not offer it on this connection", "RCPT",
 			    c[i].softened);
+	}
+	finish();
+}
+
+/*
+ * More ways of asking for TLS: a hyphen or underscore inside the word
+ * ("STARTTLS-required", "non-TLS"), a protocol version ("TLSv1.2"), and
+ * a 5xx without an enhanced code (Exim: "550 TLS required", "550
+ * Encryption required") are 451 4.7.0 on a cleartext leg (before:
+ * relayed, a bounce).  Addresses and host names still name nothing, with
+ * a hyphen ("tls-gw.example") or a version-like label
+ * ("tls1.example") in them.
+ */
+static void
+test_tls_required_5xx_words(void **state)
+{
+	static const struct {
+		const char	*reply;
+		int		 softened;
+	} c[] = {
+		{ "550 5.7.1 STARTTLS-required", 1 },
+		{ "550 5.7.1 non-TLS connections are refused", 1 },
+		{ "550 5.7.1 TLS_required", 1 },
+		{ "550 5.7.1 TLSv1.2 or better is required", 1 },
+		{ "550 TLS required", 1 },
+		{ "550 Encryption required", 1 },
+		{ "554 TLS required", 1 },
+		{ "550 5.7.1 rejected by tls-gw.example", 0 },
+		{ "550 5.7.1 <c@tls-gw.example>: Relay access denied", 0 },
+		{ "550 5.7.1 listed at tls1.example; see "
+		  "https://encrypted.example/why", 0 },
+		{ "550 Relay denied for <c@tls.example>", 0 },
+		{ "550 5.7.1 ..--__@@", 0 },
+	};
+	char reply[512];
+	size_t i;
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		snprintf(reply, sizeof(reply), "%s\r\n", c[i].reply);
+		cl_send("RCPT TO:<c@d.example>\r\n");
+		EXPECT_SRV("RCPT TO:<c@d.example>");
+		srv_send(reply);
+		if (!c[i].softened)
+			EXPECT_CL(reply);
+		else
+			expect_tls_required(CL_REPLY(),
+			    "did not offer it on this connection", "RCPT",
+			    c[i].reply);
 	}
 	finish();
 }
@@ -8090,6 +8139,7 @@ main(void)
 		T(test_530_over_tls_relayed),
 		T(test_570_without_tls_relayed),
 		T(test_tls_required_5xx_variants),
+		T(test_tls_required_5xx_words),
 		T(test_571_tls_over_tls_relayed),
 		T(test_data_back_pressure),
 		T(test_slow_mx_client_not_timed_out),
