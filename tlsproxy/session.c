@@ -2569,15 +2569,22 @@ names_word(const struct smtp_reply *r, const char *const *words)
  * required", "550 Encryption required").  X.7.1 is also the code of
  * every other policy refusal (relay denied, SPF, spam) whose text often
  * quotes an address or a host name: those stay refusals, hence the word
- * (names_word()).
+ * (names_word()).  The reply to the message's end (content: the server
+ * has judged the message) takes those words without encryption: there
+ * "554 5.7.1 Encrypted attachments are not allowed" is about the
+ * message, a refusal for good, not a wish for TLS.
  */
 static int
-asks_for_tls(const struct smtp_reply *r)
+asks_for_tls(const struct smtp_reply *r, int content)
 {
 	static const char *const tls_words[] = {
 		"tls", "starttls", "tlsv1*", "tls1*", "encrypt*",
 		"unencrypt*", NULL,
 	};
+	static const char *const tls_only[] = {
+		"tls", "starttls", "tlsv1*", "tls1*", NULL,
+	};
+	const char *const *words = content ? tls_only : tls_words;
 	char enh[16];
 	const char *t;
 	size_t tl, i;
@@ -2589,11 +2596,11 @@ asks_for_tls(const struct smtp_reply *r)
 		return 0;
 	smtp_reply_enhanced(r, enh, sizeof(enh));
 	if (enh[0] == '\0')
-		return names_word(r, tls_words);
+		return names_word(r, words);
 	if (strcmp(enh, "5.7.10") == 0)
 		return 1;
 	if (strcmp(enh, "5.7.1") == 0)
-		return names_word(r, tls_words);
+		return names_word(r, words);
 	if (strcmp(enh, "5.7.0") != 0 && strcmp(enh, "5.7.11") != 0)
 		return 0;
 	for (k = 0; k < r->nlines; k++) {
@@ -2626,7 +2633,8 @@ tls_refusal_softened(struct session *s, const struct smtp_reply *r,
 	const char *how;
 	char text[200], q[300];
 
-	if (*why == '\0' || !asks_for_tls(r))
+	if (*why == '\0' ||
+	    !asks_for_tls(r, strcmp(cmd, "the message") == 0))
 		return 0;
 	if (strcmp(why, "tls-handshake-failed") == 0)
 		how = "the TLS handshake with it failed";

@@ -5927,6 +5927,58 @@ test_no_starttls_530_after_data_deferred(void **state)
 		fail_msg("tls-required line: \"%s\"", line);
 }
 
+/* After the message a 5.7.1 (or a bare 5xx) naming encryption is about
+ * the content ("Encrypted attachments"): relayed, a bounce as before
+ * 391a168 (red before this: 451 "requires STARTTLS", the MTA sending the
+ * message again for days); one naming TLS is still 451, and the same
+ * encryption words to RCPT still are too */
+static void
+test_encrypted_content_after_data_relayed(void **state)
+{
+	static const struct {
+		const char	*reply;
+		int		 softened;
+	} c[] = {
+		{ "554 5.7.1 Encrypted attachments are not allowed", 0 },
+		{ "550 encrypted archive rejected", 0 },
+		{ "550 5.7.1 Unencrypted connections are not accepted", 0 },
+		{ "550 5.7.1 TLS required", 1 },
+		{ "550 STARTTLS-required", 1 },
+	};
+	const char *body = "Subject: x\r\n\r\nhi\r\n.\r\n";
+	char reply[512];
+	size_t i;
+
+	hello_plain();
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		begin_tx("a@sender.example", "b@d.example");
+		cl_send("DATA\r\n");
+		EXPECT_SRV("DATA");
+		srv_send("354 go ahead\r\n");
+		EXPECT_CL("354 go ahead\r\n");
+		g.slen = 0;
+		cl_send(body);
+		WAIT(g.slen >= strlen(body));
+		g.slen = 0;
+		snprintf(reply, sizeof(reply), "%s\r\n", c[i].reply);
+		srv_send(reply);
+		if (!c[i].softened)
+			EXPECT_CL(reply);
+		else
+			expect_tls_required(CL_REPLY(),
+			    "did not offer it on this connection",
+			    "the message", c[i].reply);
+	}
+	/* to RCPT, encryption is still a wish for TLS */
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("550 5.7.1 Encryption required\r\n");
+	expect_tls_required(CL_REPLY(), "did not offer it on this connection",
+	    "RCPT", "550 5.7.1 Encryption required");
+	finish();
+}
+
 /* Over TLS a 530 is no TLS question: relayed as the refusal it is */
 static void
 test_530_over_tls_relayed(void **state)
@@ -8136,6 +8188,7 @@ main(void)
 		T(test_tls_retry_5710_rcpt_deferred),
 		T(test_no_starttls_530_deferred),
 		T(test_no_starttls_530_after_data_deferred),
+		T(test_encrypted_content_after_data_relayed),
 		T(test_530_over_tls_relayed),
 		T(test_570_without_tls_relayed),
 		T(test_tls_required_5xx_variants),
