@@ -3099,8 +3099,9 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
  * garbage to its TLS, and one queued for after the handshake never goes.
  * Queued all the same, the timeout's 421 held the session in CLOSING
  * for its 5 s, with its max_sessions slot and the upstream connection.
- * The session ends at once; the MTA, which has no 250 for any message
- * of this connection, keeps its mail.
+ * The session ends at once; the MTA keeps the message it had not sent
+ * yet (no transaction is open across STARTTLS: cmd_starttls refuses it
+ * inside one; a message finished before it had the server's own 250).
  */
 static void
 client_tls_failed(struct session *s, const char *why)
