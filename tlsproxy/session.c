@@ -2560,16 +2560,18 @@ names_word(const struct smtp_reply *r, const char *const *words)
 
 /*
  * A 5xx that asks for TLS: any 530 (RFC 3207's "Must issue a STARTTLS
- * command first"), X.7.10 ("encryption needed", RFC 5248), X.7.0 or
- * X.7.11 with a text that names TLS or encryption, and X.7.1 or a 5xx
- * without an enhanced code whose text names TLS (also "TLSv1.2"),
- * STARTTLS or encryption as a word ("550 5.7.1 TLS required", "554
+ * command first"), X.7.10 ("encryption needed", RFC 5248), and X.7.0,
+ * X.7.1, X.7.11 or a 5xx without an enhanced code whose text names TLS
+ * (also "TLSv1.2"), STARTTLS or encryption as a word ("550 5.7.1 TLS
+ * required", "554
  * 5.7.1 Must issue a STARTTLS command first", "550 5.7.1 non-TLS
  * connections refused"; Exim, which has no enhanced codes: "550 TLS
  * required", "550 Encryption required").  X.7.1 is also the code of
  * every other policy refusal (relay denied, SPF, spam) whose text often
  * quotes an address or a host name: those stay refusals, hence the word
- * (names_word()).  The reply to the message's end (content: the server
+ * (names_word()): before, X.7.0 took "tls" anywhere, so "<c@mtls.example>"
+ * or "BANNED: encrypted.zip" was softened.  The reply to the message's
+ * end (content: the server
  * has judged the message) takes those words without encryption: there
  * "554 5.7.1 Encrypted attachments are not allowed" is about the
  * message, a refusal for good, not a wish for TLS.
@@ -2586,9 +2588,6 @@ asks_for_tls(const struct smtp_reply *r, int content)
 	};
 	const char *const *words = content ? tls_only : tls_words;
 	char enh[16];
-	const char *t;
-	size_t tl, i;
-	int k;
 
 	if (r->code == 530)
 		return 1;
@@ -2599,18 +2598,9 @@ asks_for_tls(const struct smtp_reply *r, int content)
 		return names_word(r, words);
 	if (strcmp(enh, "5.7.10") == 0)
 		return 1;
-	if (strcmp(enh, "5.7.1") == 0)
+	if (strcmp(enh, "5.7.1") == 0 || strcmp(enh, "5.7.0") == 0 ||
+	    strcmp(enh, "5.7.11") == 0)
 		return names_word(r, words);
-	if (strcmp(enh, "5.7.0") != 0 && strcmp(enh, "5.7.11") != 0)
-		return 0;
-	for (k = 0; k < r->nlines; k++) {
-		t = smtp_reply_text(r, k, &tl);
-		for (i = 0; i + 3 <= tl; i++)
-			if (strncasecmp(t + i, "tls", 3) == 0 ||
-			    (i + 7 <= tl && strncasecmp(t + i, "encrypt",
-			    7) == 0))
-				return 1;
-	}
 	return 0;
 }
 

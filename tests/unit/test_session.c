@@ -6010,6 +6010,42 @@ test_570_without_tls_relayed(void **state)
 }
 
 /*
+ * X.7.0 names TLS as a word too, as X.7.1 does: a host name or address
+ * with "tls" in it is no wish for TLS, nor, to the message's end, an
+ * attachment said to be encrypted (a content filter's refusal); each is
+ * relayed as it came (before: "tls" or "encrypt" anywhere in an X.7.0
+ * text was 451, the MTA retrying a refused message for days).  A TLS
+ * demand in X.7.0 is still 451 at RCPT.
+ */
+static void
+test_570_tls_as_word(void **state)
+{
+	const char *body = "Subject: x\r\n\r\nhi\r\n.\r\n";
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send("550 5.7.0 <c@mtls.example>: no such user here\r\n");
+	EXPECT_CL("550 5.7.0 <c@mtls.example>: no such user here\r\n");
+	cl_send("RCPT TO:<e@d.example>\r\n");
+	EXPECT_SRV("RCPT TO:<e@d.example>");
+	srv_send("550 5.7.0 Must issue a STARTTLS command first\r\n");
+	expect_tls_required(CL_REPLY(), "did not offer it on this connection",
+	    "RCPT", "550 5.7.0 Must issue a STARTTLS command first");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	g.slen = 0;
+	cl_send(body);
+	WAIT(g.slen >= strlen(body));
+	srv_send("554 5.7.0 Reject, id=1-2 - BANNED: encrypted attachment\r\n");
+	EXPECT_CL("554 5.7.0 Reject, id=1-2 - BANNED: encrypted attachment\r\n");
+	finish();
+}
+
+/*
  * What real servers say when they want TLS, beyond 530 and X.7.10: 5.7.1
  * with a text naming TLS, STARTTLS or encryption, and a 5xx without an
  * enhanced code naming STARTTLS.  On a leg in cleartext each is 451 4.7.0
@@ -8191,6 +8227,7 @@ main(void)
 		T(test_encrypted_content_after_data_relayed),
 		T(test_530_over_tls_relayed),
 		T(test_570_without_tls_relayed),
+		T(test_570_tls_as_word),
 		T(test_tls_required_5xx_variants),
 		T(test_tls_required_5xx_words),
 		T(test_571_tls_over_tls_relayed),
