@@ -920,12 +920,26 @@ leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
 		 * session answers 421 4.4.1 with detail.  errno first: what
 		 * runs after may change it */
 		err = errno;
+		if (leg_errno_local(err))
+			result_set(res, "internal-error", "");
 		snprintf(res->detail, sizeof(res->detail), "cannot reconnect "
 		    "to %s: %s", l->dst_str, strerror(err));
 		leg_enter(l, LS_CLOSED);
 		return LEG_SECURE_ERROR;
 	}
 	return LEG_SECURE_PENDING;
+}
+
+/*
+ * Whether a failure to open an upstream connection (err, its errno) is
+ * this host's (no memory, no descriptors), not the network's: the
+ * session's 421 says 4.3.0 then, 4.4.1 (no answer from the host) else.
+ */
+int
+leg_errno_local(int err)
+{
+	return err == ENOMEM || err == EMFILE || err == ENFILE ||
+	    err == ENOBUFS;
 }
 
 static const char *

@@ -208,6 +208,7 @@ int		 leg_dot_held(const struct leg *);
  * "starttls-not-offered", "starttls-refused" or "tls-handshake-failed"
  * (the retry on a new connection); "" for a TLS leg or an unsettled one. */
 const char	*leg_cleartext_reason(const struct leg *);
+int		 leg_errno_local(int);
 unsigned	 leg_uses(const struct leg *);		/* sessions served */
 /* TLSRPT counts a success once per connection and report (key:
  * policy_report_key(): policy domain and policy), whatever sessions ride

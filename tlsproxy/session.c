@@ -3282,8 +3282,9 @@ session_start(struct session_env *env, int fd,
 		 * (upstream_decide()); a failed bind to the client's
 		 * address was logged as upstream-bind-failed */
 		saved = errno;
-		session_tempfail(s, "421 4.4.1", "cannot connect to %s: %s",
-		    s->dst_str, strerror(saved));
+		session_tempfail(s, leg_errno_local(saved) ? "421 4.3.0" :
+		    "421 4.4.1", "cannot connect to %s: %s", s->dst_str,
+		    strerror(saved));
 		return 0;
 	}
 	/* nothing from the client before the 220; its close is still heard

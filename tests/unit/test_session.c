@@ -38,6 +38,7 @@
 #include <netinet/tcp.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
@@ -5385,6 +5386,90 @@ test_upstream_bind_client(void **state)
 }
 
 /*
+ * No descriptor left for the upstream connection (the open-files limit
+ * reached): the session gets 421 4.3.0, this host's trouble, not 4.4.1,
+ * which says the MX did not answer; the text keeps the strerror.
+ */
+static void
+test_upstream_socket_emfile(void **state)
+{
+	struct sockaddr_storage css;
+	struct rlimit old, lim;
+	char log[8192];
+	const char *r;
+	int sv[2], lowest;
+
+	log_start();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	css = client_at("127.0.0.1");
+	/* the lowest free descriptor is the next socket()'s: a limit there
+	 * leaves it none */
+	assert_true((lowest = dup(0)) >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	r = CL_REPLY();
+	if (strncmp(r, "421 4.3.0 mxguard: cannot connect to ", 37) != 0 ||
+	    strstr(r, strerror(EMFILE)) == NULL)
+		fail_msg("expected 421 4.3.0 ... %s, got \"%s\"",
+		    strerror(EMFILE), r);
+	wait_cl_eof();
+	assert_int_equal(g.naccepted, 0);
+	finish();
+	log_all(log, sizeof(log));
+	if (strstr(log, " why=\"421 4.3.0 mxguard: cannot connect to ") ==
+	    NULL)
+		fail_msg("close line: %s", log);
+}
+
+/* The same on a reused leg's reconnect (it did not fit the recipient) */
+static void
+test_upstream_reconnect_emfile(void **state)
+{
+	struct rlimit old, lim;
+	char log[16384];
+	const char *r;
+	int lowest;
+
+	reuse_first_session();
+	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
+	g.tls_fail_reason = "certificate-host-mismatch";
+	start_again_ehlo();
+	log_start();
+	assert_true((lowest = dup(0)) >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	r = CL_REPLY();
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	if (strncmp(r, "421 4.3.0 mxguard: cannot reconnect to ", 39) != 0 ||
+	    strstr(r, strerror(EMFILE)) == NULL)
+		fail_msg("expected 421 4.3.0 ... %s, got \"%s\"",
+		    strerror(EMFILE), r);
+	EXPECT_SRV("QUIT");		/* the leg that did not fit is left */
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	wait_cl_eof();
+	g.tls_fail_reason = NULL;
+	assert_int_equal(g.naccepted, 1);	/* no other connection */
+	finish();
+	log_all(log, sizeof(log));
+	if (strstr(log, " why=\"421 4.3.0 mxguard: cannot reconnect to ") ==
+	    NULL)
+		fail_msg("close line: %s", log);
+}
+
+/*
  * upstream_source = client and the client's address is not this host's
  * (it was removed since the MTA connected): the session is refused with
  * 421 4.4.1, the MTA keeps the message, and no connection leaves from
@@ -8208,6 +8293,8 @@ main(void)
 		T(test_upstream_connect_refused),
 		T(test_upstream_bind_client),
 		T(test_upstream_bind_not_local),
+		T(test_upstream_socket_emfile),
+		T(test_upstream_reconnect_emfile),
 		T(test_upstream_bind_reconnect_fails),
 		T(test_upstream_bind_retry_fails),
 		T(test_close_says_why),
