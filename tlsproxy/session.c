@@ -2563,18 +2563,17 @@ names_word(const struct smtp_reply *r, const char *const *words)
  * command first"), X.7.10 ("encryption needed", RFC 5248), and X.7.0,
  * X.7.1, X.7.11 or a 5xx without an enhanced code whose text names TLS
  * (also "TLSv1.2"), STARTTLS or encryption as a word ("550 5.7.1 TLS
- * required", "554
- * 5.7.1 Must issue a STARTTLS command first", "550 5.7.1 non-TLS
- * connections refused"; Exim, which has no enhanced codes: "550 TLS
- * required", "550 Encryption required").  X.7.1 is also the code of
- * every other policy refusal (relay denied, SPF, spam) whose text often
- * quotes an address or a host name: those stay refusals, hence the word
- * (names_word()): before, X.7.0 took "tls" anywhere, so "<c@mtls.example>"
- * or "BANNED: encrypted.zip" was softened.  The reply to the message's
- * end (content: the server
- * has judged the message) takes those words without encryption: there
- * "554 5.7.1 Encrypted attachments are not allowed" is about the
- * message, a refusal for good, not a wish for TLS.
+ * required", "554 5.7.1 Must issue a STARTTLS command first", "550
+ * 5.7.1 non-TLS connections refused"; Exim, which has no enhanced
+ * codes: "550 TLS required", "550 Encryption required").  X.7.0 and
+ * X.7.1 are also the codes of every other policy refusal (relay denied,
+ * SPF, spam, a content filter's ban) whose text often quotes an address
+ * or a host name: those stay refusals, hence the word (names_word()):
+ * "<c@mtls.example>" or "encrypted.zip" names no TLS.  The reply to the
+ * message's end (content: the server has judged the message) takes
+ * those words without encryption: there "554 5.7.1 Encrypted
+ * attachments are not allowed" is about the message, a refusal for
+ * good, not a wish for TLS.
  */
 static int
 asks_for_tls(const struct smtp_reply *r, int content)
