@@ -6094,6 +6094,25 @@ test_570_without_tls_relayed(void **state)
 	finish();
 }
 
+/* The server refuses a RCPT of the cleartext leg (no STARTTLS offered)
+ * with reply; the client gets it as it came, or when softened names the
+ * refusal, mxguard's 451 4.7.0 quoting it. */
+static void
+rcpt_refused(const char *reply, const char *softened)
+{
+	char line[512];
+
+	snprintf(line, sizeof(line), "%s\r\n", reply);
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_SRV("RCPT TO:<c@d.example>");
+	srv_send(line);
+	if (softened == NULL)
+		EXPECT_CL(line);
+	else
+		expect_tls_required(CL_REPLY(),
+		    "did not offer it on this connection", "RCPT", softened);
+}
+
 /*
  * X.7.0 names TLS as a word too, as X.7.1 does: a host name or address
  * with "tls" in it is no wish for TLS, nor, to the message's end, an
@@ -6109,15 +6128,9 @@ test_570_tls_as_word(void **state)
 
 	hello_plain();
 	begin_tx("a@sender.example", "b@d.example");
-	cl_send("RCPT TO:<c@d.example>\r\n");
-	EXPECT_SRV("RCPT TO:<c@d.example>");
-	srv_send("550 5.7.0 <c@mtls.example>: no such user here\r\n");
-	EXPECT_CL("550 5.7.0 <c@mtls.example>: no such user here\r\n");
-	cl_send("RCPT TO:<e@d.example>\r\n");
-	EXPECT_SRV("RCPT TO:<e@d.example>");
-	srv_send("550 5.7.0 Must issue a STARTTLS command first\r\n");
-	expect_tls_required(CL_REPLY(), "did not offer it on this connection",
-	    "RCPT", "550 5.7.0 Must issue a STARTTLS command first");
+	rcpt_refused("550 5.7.0 <c@mtls.example>: no such user here", NULL);
+	rcpt_refused("550 5.7.0 Must issue a STARTTLS command first",
+	    "550 5.7.0 Must issue a STARTTLS command first");
 	cl_send("DATA\r\n");
 	EXPECT_SRV("DATA");
 	srv_send("354 go ahead\r\n");
@@ -6165,23 +6178,12 @@ test_tls_required_5xx_variants(void **state)
 		{ "554 Relay access denied", NULL },
 		{ "550 5.1.1 STARTTLS: no such user", NULL },
 	};
-	char reply[512];
 	size_t i;
 
 	hello_plain();
 	begin_tx("a@sender.example", "b@d.example");
-	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		snprintf(reply, sizeof(reply), "%s\r\n", c[i].reply);
-		cl_send("RCPT TO:<c@d.example>\r\n");
-		EXPECT_SRV("RCPT TO:<c@d.example>");
-		srv_send(reply);
-		if (c[i].softened == NULL)
-			EXPECT_CL(reply);
-		else
-			expect_tls_required(CL_REPLY(),
-			    "did not offer it on this connection", "RCPT",
-			    c[i].softened);
-	}
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		rcpt_refused(c[i].reply, c[i].softened);
 	finish();
 }
 
@@ -6215,23 +6217,12 @@ test_tls_required_5xx_words(void **state)
 		{ "550 Relay denied for <c@tls.example>", 0 },
 		{ "550 5.7.1 ..--__@@", 0 },
 	};
-	char reply[512];
 	size_t i;
 
 	hello_plain();
 	begin_tx("a@sender.example", "b@d.example");
-	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-		snprintf(reply, sizeof(reply), "%s\r\n", c[i].reply);
-		cl_send("RCPT TO:<c@d.example>\r\n");
-		EXPECT_SRV("RCPT TO:<c@d.example>");
-		srv_send(reply);
-		if (!c[i].softened)
-			EXPECT_CL(reply);
-		else
-			expect_tls_required(CL_REPLY(),
-			    "did not offer it on this connection", "RCPT",
-			    c[i].reply);
-	}
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		rcpt_refused(c[i].reply, c[i].softened ? c[i].reply : NULL);
 	finish();
 }
 
