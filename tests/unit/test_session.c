@@ -5385,6 +5385,41 @@ test_upstream_bind_client(void **state)
 		fail_msg("src= for a leg not bound: %s", line);
 }
 
+/* Leaves this process no descriptor for its next socket(): the soft
+ * open-files limit at the lowest free descriptor; old gets the limit
+ * to put back. */
+static void
+fd_limit_at_next(struct rlimit *old)
+{
+	struct rlimit lim;
+	int lowest;
+
+	assert_true((lowest = dup(0)) >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, old), 0);
+	lim = *old;
+	lim.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+}
+
+/* The client's reply r and the close line both say "421 4.3.0 mxguard:
+ * <what> ...: <EMFILE's text>", what the failed connect was. */
+static void
+expect_emfile_421(const char *r, const char *what)
+{
+	char want[64], log[16384];
+
+	snprintf(want, sizeof(want), "421 4.3.0 mxguard: %s ", what);
+	if (strncmp(r, want, strlen(want)) != 0 ||
+	    strstr(r, strerror(EMFILE)) == NULL)
+		fail_msg("expected %s... %s, got \"%s\"", want,
+		    strerror(EMFILE), r);
+	snprintf(want, sizeof(want), " why=\"421 4.3.0 mxguard: %s ", what);
+	log_all(log, sizeof(log));
+	if (strstr(log, want) == NULL)
+		fail_msg("close line: %s", log);
+}
+
 /*
  * No descriptor left for the upstream connection (the open-files limit
  * reached): the session gets 421 4.3.0, this host's trouble, not 4.4.1,
@@ -5394,68 +5429,42 @@ static void
 test_upstream_socket_emfile(void **state)
 {
 	struct sockaddr_storage css;
-	struct rlimit old, lim;
-	char log[8192];
-	const char *r;
-	int sv[2], lowest;
+	struct rlimit old;
+	char r[512];
+	int sv[2];
 
 	log_start();
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0, sv), 0);
 	g.cfd = sv[1];
 	css = client_at("127.0.0.1");
-	/* the lowest free descriptor is the next socket()'s: a limit there
-	 * leaves it none */
-	assert_true((lowest = dup(0)) >= 0);
-	close(lowest);
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	lim = old;
-	lim.rlim_cur = (rlim_t)lowest;
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	fd_limit_at_next(&old);
 	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
-	r = CL_REPLY();
-	if (strncmp(r, "421 4.3.0 mxguard: cannot connect to ", 37) != 0 ||
-	    strstr(r, strerror(EMFILE)) == NULL)
-		fail_msg("expected 421 4.3.0 ... %s, got \"%s\"",
-		    strerror(EMFILE), r);
+	snprintf(r, sizeof(r), "%s", CL_REPLY());
 	wait_cl_eof();
 	assert_int_equal(g.naccepted, 0);
 	finish();
-	log_all(log, sizeof(log));
-	if (strstr(log, " why=\"421 4.3.0 mxguard: cannot connect to ") ==
-	    NULL)
-		fail_msg("close line: %s", log);
+	expect_emfile_421(r, "cannot connect to");
 }
 
 /* The same on a reused leg's reconnect (it did not fit the recipient) */
 static void
 test_upstream_reconnect_emfile(void **state)
 {
-	struct rlimit old, lim;
-	char log[16384];
-	const char *r;
-	int lowest;
+	struct rlimit old;
+	char r[512];
 
 	reuse_first_session();
 	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
 	g.tls_fail_reason = "certificate-host-mismatch";
 	start_again_ehlo();
 	log_start();
-	assert_true((lowest = dup(0)) >= 0);
-	close(lowest);
-	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-	lim = old;
-	lim.rlim_cur = (rlim_t)lowest;
-	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	fd_limit_at_next(&old);
 	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
-	r = CL_REPLY();
+	snprintf(r, sizeof(r), "%s", CL_REPLY());
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
-	if (strncmp(r, "421 4.3.0 mxguard: cannot reconnect to ", 39) != 0 ||
-	    strstr(r, strerror(EMFILE)) == NULL)
-		fail_msg("expected 421 4.3.0 ... %s, got \"%s\"",
-		    strerror(EMFILE), r);
 	EXPECT_SRV("QUIT");		/* the leg that did not fit is left */
 	srv_send("221 2.0.0 bye\r\n");
 	srv_close();
@@ -5463,10 +5472,7 @@ test_upstream_reconnect_emfile(void **state)
 	g.tls_fail_reason = NULL;
 	assert_int_equal(g.naccepted, 1);	/* no other connection */
 	finish();
-	log_all(log, sizeof(log));
-	if (strstr(log, " why=\"421 4.3.0 mxguard: cannot reconnect to ") ==
-	    NULL)
-		fail_msg("close line: %s", log);
+	expect_emfile_421(r, "cannot reconnect to");
 }
 
 /*
