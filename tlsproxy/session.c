@@ -2622,8 +2622,8 @@ tls_refusal_softened(struct session *s, const struct smtp_reply *r,
 	const char *how;
 	char text[200], q[300];
 
-	if (*why == '\0' ||
-	    !asks_for_tls(r, strcmp(cmd, "the message") == 0))
+	/* in DATA_END the reply judges the message's content */
+	if (*why == '\0' || !asks_for_tls(r, s->state == S_DATA_END))
 		return 0;
 	if (strcmp(why, "tls-handshake-failed") == 0)
 		how = "the TLS handshake with it failed";
