@@ -917,7 +917,8 @@ leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
 		/* as for the first connection (leg_new): a bind to the
 		 * client's address that failed was logged as
 		 * upstream-bind-failed and no other address was tried; the
-		 * session answers 421 4.4.1 with detail.  errno first: what
+		 * session answers 421 with detail: 4.3.0 for this host's
+		 * trouble ("internal-error"), 4.4.1 else.  errno first: what
 		 * runs after may change it */
 		err = errno;
 		if (leg_errno_local(err))
