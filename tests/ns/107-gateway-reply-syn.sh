@@ -61,8 +61,11 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("10.25.2.1", int(sys.argv[1]))); s.settimeout(3)
 until_reset = len(sys.argv) > 2
 try:
-    s.connect(("10.25.1.2", 25)); f = s.makefile("rb")
     try:
+        # with a timeout, connect() polls and then reads SO_ERROR: an
+        # MX that resets at once (banner, RST) can have its reset read
+        # there, before any byte of ours went: a reset too
+        s.connect(("10.25.1.2", 25)); f = s.makefile("rb")
         line = f.readline().decode().strip() or "closed"
     except ConnectionResetError:
         if not until_reset:
