@@ -118,6 +118,8 @@ struct policy_req {
 	enum sts_cache_state cached_state;
 	struct sts_policy *fresh;	/* fetched during this lookup */
 	char		 fresh_id[STS_ID_MAX + 1];
+	int64_t		 fresh_started;	/* when its fetch started (its
+					 * "fetched" in the cache) */
 	struct fetch	*fetch;
 	struct policy_req *fnext;
 	int		 sts_done;
@@ -1313,7 +1315,13 @@ static void remote_history_apply(struct policy_req *);
  * sharing the file, may have stored a policy fetched since.  An attacker
  * who fails this lookup's TXT query or fetch must not get it decided on
  * the older (testing, none, expired) record or on none: the record
- * fetched last is taken.
+ * fetched last is taken.  So also over the policy this lookup's own fetch
+ * brought, when a fetch started after it stored its policy meanwhile: an
+ * attacker who held this response back (the cache kept the newer one,
+ * sts_cache_put()) must not get the lookup decided on the older policy
+ * (a testing one, where the domain has since gone to enforce).  A newer
+ * record already expired leaves the fetched policy (still valid) to
+ * decide.
  */
 static void
 cache_reread(struct policy_req *r)
@@ -1322,16 +1330,38 @@ cache_reread(struct policy_req *r)
 	struct sts_cache_entry e;
 	int rc;
 
-	if (p->cache == NULL || r->fresh != NULL)
+	if (p->cache == NULL)
 		return;
 	memset(&e, 0, sizeof(e));
 	if ((rc = sts_cache_get(p->cache, r->v->domain, &e)) != 1) {
-		if (rc == -1)
+		if (rc == -1 && r->fresh == NULL)
 			r->cache_unknown = 1;
 		return;
 	}
-	if (r->have_cached && e.fetched <= r->cached.fetched) {
+	if (r->fresh != NULL && (e.fetched <= r->fresh_started ||
+	    sts_cache_state(&e, clock_now(), p->refresh_margin) ==
+	    STS_CACHE_EXPIRED)) {
 		sts_cache_entry_clear(&e);
+		return;
+	}
+	if (r->fresh == NULL && r->have_cached &&
+	    e.fetched <= r->cached.fetched) {
+		sts_cache_entry_clear(&e);
+		return;
+	}
+	if (r->fresh != NULL) {
+		log_info("event=sts-cache-newer domain=%s id=%s mode=%s "
+		    "fetched_id=%s note=\"a policy fetched after this lookup's "
+		    "own fetch started decides\"", r->v->domain, e.id,
+		    sts_mode_name(e.pol.mode), r->fresh_id);
+		free(r->fresh);
+		r->fresh = NULL;
+		if (r->have_cached)
+			sts_cache_entry_clear(&r->cached);
+		r->cached = e;
+		r->have_cached = 1;
+		r->cached_state = sts_cache_state(&r->cached, clock_now(),
+		    p->refresh_margin);
 		return;
 	}
 	log_info("event=sts-cache-newer domain=%s id=%s mode=%s "
@@ -2208,6 +2238,7 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 				*r->fresh = *sp;
 				snprintf(r->fresh_id, sizeof(r->fresh_id), "%s",
 				    f->id);
+				r->fresh_started = f->started;
 			} else {
 				/* the host served its policy, and this
 				 * lookup has no memory for it: unless the

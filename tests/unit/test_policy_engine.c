@@ -187,6 +187,11 @@ static const struct zrr zone[] = {
 	 * newer policy */
 	{ "race.test", DNS_T_MX, "10 mx.slow.test" },
 	{ "_mta-sts.race.test", T_SERVFAIL, "" },
+	/* a first fetch held back while a later one (another worker's)
+	 * stores a newer policy (test_held_back_fetch_not_over_newer) */
+	{ "stale.test", DNS_T_MX, "10 mx.stale.test" },
+	{ "mx.stale.test", DNS_T_A, "192.0.2.21" },
+	{ "_mta-sts.stale.test", DNS_T_TXT, "v=STSv1; id=s1" },
 	/* expired cached enforce policies, the TXT lookup failing
 	 * (SERVFAIL) or finding no record (NXDOMAIN); the policy hosts are
 	 * the mock's (struct mock_http) */
@@ -3266,6 +3271,58 @@ test_newer_policy_stored_meanwhile(void **state)
 }
 
 /*
+ * A lookup's own fetch is held back (an attacker on the path delays the
+ * policy host's response) while a fetch started later, by another worker
+ * sharing the cache, stores the domain's newer policy: enforce, where the
+ * held-back response still carries the testing policy the host served
+ * before.  The cache keeps the newer one (sts_cache_put(): the fetch
+ * started last wins), and so must the decision (docs/policy.md: "a
+ * response an attacker holds back cannot replace a policy fetched after
+ * it"; cache_reread()).  Old code: the lookup decided on the policy its
+ * own fetch brought (may, report-only), weaker than the cache held.
+ */
+static void
+store_newer_enforce(void *arg)
+{
+	/* the other worker's fetch starts 5 s after this lookup's */
+	time_step = 5;
+	cache_policy("stale.test", "s2", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.stale.test\nmax_age: 86400\n", 0, 86400);
+}
+
+static void
+test_held_back_fetch_not_over_newer(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	struct sts_cache_entry e;
+	struct ev_timer *t = ev_timer_new(loop, store_newer_enforce, NULL);
+
+	mock_http("mta-sts.stale.test", "version: STSv1\nmode: testing\n"
+	    "mx: mx.stale.test\nmax_age: 86400\n");
+	mh.delay = 1000;
+	p = mkpolicy(NULL, 1);
+	ev_timer_arm(t, 300);	/* while the lookup's fetch is held */
+	v = lookup(p, "stale.test", "192.0.2.21");
+	time_step = 0;
+	assert_int_equal(mh.calls, 1);
+	/* the cache kept the newer policy ... */
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "stale.test", &e),
+	    1);
+	assert_string_equal(e.id, "s2");
+	sts_cache_entry_clear(&e);
+	/* ... and it decides */
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->source, "mta-sts");
+	assert_int_equal(v->report_only, 0);
+	assert_non_null(strstr(v->sts_note, "mode=enforce,id=s2,cached"));
+	policy_verdict_free(v);
+	ev_timer_free(t);
+	mock_http_off();
+	policy_free(p);
+}
+
+/*
  * An attacker who moves the gateway's clock a year forward (an NTP answer)
  * expired every cached MTA-STS policy: with the TXT record and the policy
  * host blocked, gone.test had no policy and its mail went in cleartext.
@@ -3355,6 +3412,7 @@ main(void)
 		cmocka_unit_test(test_store_read_error),
 		cmocka_unit_test(test_store_not_open),
 		cmocka_unit_test(test_newer_policy_stored_meanwhile),
+		cmocka_unit_test(test_held_back_fetch_not_over_newer),
 		cmocka_unit_test(test_many_mx_patterns),
 		cmocka_unit_test(test_many_mx_patterns_compact),
 		cmocka_unit_test(test_txt_cut),
