@@ -90,9 +90,9 @@ struct sts_cache_due {
  * only, in one read transaction. */
 size_t		 sts_cache_due(struct sts_cache *, int64_t now, int margin_pct,
 		    struct sts_cache_due *out, size_t max);
-/* margin_pct: refresh when less than this percentage of max_age is left
- * (and, per RFC 8461 section 5.1, whenever a day has passed since the id
- * was last checked). */
+/* margin_pct: refresh when less than this percentage of max_age is left.
+ * (A new id is found by the lookup itself, which reads the _mta-sts TXT
+ * record every time, as RFC 8461 section 5.1 asks, not by this state.) */
 enum sts_cache_state sts_cache_state(const struct sts_cache_entry *,
 		    int64_t now, int margin_pct);
 
