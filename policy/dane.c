@@ -1049,6 +1049,12 @@ resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
 	 * the security level in the handshake only) */
 	X509_VERIFY_PARAM_set_auth_level(X509_STORE_CTX_get0_param(xc),
 	    SSL_get_security_level(ssl));
+	/* validity now, on the policy clock: the SSL's parameters carry
+	 * the time dane_tls_prepare() set, before the handshake (which a
+	 * server, or an attacker on the path, may have held up to
+	 * tls_timeout per client flight) */
+	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(xc),
+	    (time_t)clock_now());
 	X509_STORE_CTX_set0_dane(xc, dane);
 	if (X509_verify_cert(xc) == 1) {
 		vr = X509_V_OK;
@@ -1080,6 +1086,7 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 	const unsigned char *data;
 	size_t dlen;
 	const struct loaded *l;
+	int64_t na;
 	int depth;
 
 	if (not_after != NULL)
@@ -1117,6 +1124,16 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 	}
 	if (vr == X509_V_OK &&
 	    (depth = SSL_get0_dane_authority(ssl, NULL, NULL)) >= 0) {
+		/* DANE-TA: OpenSSL judged the chain's validity at the time
+		 * dane_tls_prepare() set, up to tls_timeout per client flight
+		 * ago (a server, or an attacker on the path, holds its flight
+		 * that long); it is judged now, on the policy clock.  DANE-EE:
+		 * it did not, and is not */
+		na = depth > 0 ? policy_chain_not_after(
+		    SSL_get0_verified_chain(ssl)) : 0;
+		if (na != 0 && clock_now() >= na)
+			return verify_result(d, X509_V_ERR_CERT_HAS_EXPIRED,
+			    reason, reasonsz, detail, detailsz);
 		if (SSL_get0_dane_tlsa(ssl, &u, &s, &m, &data, &dlen) >= 0)
 			snprintf(detail, detailsz, "DANE-%s TLSA %u %u %u "
 			    "matched at depth %d for %s", u == 3 ? "EE" : "TA",
@@ -1125,11 +1142,9 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 			snprintf(detail, detailsz, "DANE matched at depth %d",
 			    depth);
 		snprintf(reason, reasonsz, "success");
-		/* DANE-TA: OpenSSL judged the chain's validity, which ends;
-		 * DANE-EE: it did not */
-		if (not_after != NULL && depth > 0)
-			*not_after = policy_chain_not_after(
-			    SSL_get0_verified_chain(ssl));
+		/* DANE-TA: the chain's validity ends; DANE-EE: not judged */
+		if (not_after != NULL)
+			*not_after = na;
 		return 0;
 	}
 	return verify_result(d, vr, reason, reasonsz, detail, detailsz);

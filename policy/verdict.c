@@ -478,6 +478,7 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh,
 	unsigned char id[32];
 	X509_STORE_CTX *xc;
 	X509_VERIFY_PARAM *param;
+	int64_t na = 0;
 	long vr;
 	int i;
 
@@ -491,12 +492,17 @@ verify_peer(const struct policy_verdict *v, SSL *ssl, int fresh,
 		return X509_V_ERR_HOSTNAME_MISMATCH;	/* no name to check */
 	prepared = prepared_idx != -1 ? SSL_get_ex_data(ssl, prepared_idx) :
 	    NULL;
+	/* the handshake judged the chain's validity at the time prepare()
+	 * set, up to tls_timeout per client flight ago (a server, or an
+	 * attacker on the path, holds its flight that long): a chain that
+	 * has expired since on the policy clock is verified afresh, now */
 	if (!fresh && prepared != NULL && !SSL_session_reused(ssl) &&
-	    verdict_identity(v, id) == 0 && memcmp(id, prepared, 32) == 0) {
-		vr = SSL_get_verify_result(ssl);
+	    verdict_identity(v, id) == 0 && memcmp(id, prepared, 32) == 0 &&
+	    ((vr = SSL_get_verify_result(ssl)) != X509_V_OK ||
+	    clock_now() < (na = policy_chain_not_after(
+	    SSL_get0_verified_chain(ssl))))) {
 		if (vr == X509_V_OK && not_after != NULL)
-			*not_after = policy_chain_not_after(
-			    SSL_get0_verified_chain(ssl));
+			*not_after = na;
 		return vr;
 	}
 	if ((xc = X509_STORE_CTX_new()) == NULL)

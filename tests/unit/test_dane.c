@@ -213,6 +213,20 @@ static struct dane_info *check_with;
 static const struct policy_verdict *via;
 static struct tls_proof via_proof;
 static struct tls_result via_res;
+/* set: handshake() and hs2() move the policy clock to time_step =
+ * hs_step_to once the client is prepared (a handshake that takes its
+ * time: the server's flight may come tls_timeout after each of ours) */
+static int hs_moves;
+static int64_t hs_step_to;
+
+static void
+hs_clock(void)
+{
+	if (hs_moves) {
+		time_step = hs_step_to;
+		clock_anchor();
+	}
+}
 
 static int
 handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
@@ -244,6 +258,7 @@ handshake(X509 *leaf, EVP_PKEY *key, X509 *chain, struct dane_info *d,
 		assert_int_equal(policy_tls_prepare(via, c), 0);
 	else
 		assert_int_equal(dane_tls_prepare(d, c), 0);
+	hs_clock();
 	for (i = 0; i < 1000 && !(sdone && cdone); i++) {
 		if (!cdone) {
 			rc = SSL_do_handshake(c);
@@ -619,6 +634,7 @@ hs2(SSL_CTX *sctx, SSL_CTX *cctx, struct dane_info *d, SSL_SESSION *sess,
 	assert_int_equal(dane_tls_prepare(d, c), 0);
 	if (sess != NULL)
 		assert_int_equal(SSL_set_session(c, sess), 1);
+	hs_clock();
 	for (i = 0; i < 1000 && !(sdone && cdone); i++) {
 		if (!cdone && (rc = SSL_do_handshake(c)) == 1)
 			cdone = 1;
@@ -838,6 +854,86 @@ test_ta_proof_expires(void **s)
 	SSL_CTX_free(cctx);
 	policy_verdict_free(ta);
 	policy_verdict_free(ee);
+	X509_free(lapsed);
+	X509_free(ca);
+	EVP_PKEY_free(cak);
+}
+
+/*
+ * The policy clock passes the DANE-TA chain's notAfter while the
+ * handshake runs: dane_tls_prepare() set the verification time, and an
+ * attacker on the path who holds the server's flight (tls_timeout after
+ * each client flight) has OpenSSL judge the chain at that earlier time;
+ * a resumed session's chain was verified again with the SSL's parameters,
+ * that time included.  The check after the handshake judges it now:
+ * certificate-expired, as policy_leg_fits() of the very proof says at
+ * once.  Before, both passed, and the first recipient's mail crossed a
+ * leg whose chain had expired.  DANE-EE: validity is not judged.
+ */
+static void
+test_ta_expired_during_handshake(void **s)
+{
+	EVP_PKEY *cak = newkey();
+	X509 *ca = mkcert(cak, "wide CA", NULL, NULL, 1, -86400 * 90,
+	    86400 * 90);
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = mkcert(P.leaf_key, HOST, ca, cak, 0, -86400 * 40,
+	    -86400 * 10);
+	struct policy_verdict *ta = dane_verdict_of(info_with(1, 2, 0, 1,
+	    ca));
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL_SESSION *sess = NULL;
+	char r[48];
+	int reused;
+
+	/* full handshakes */
+	time_step = -86400 * 30;
+	clock_anchor();
+	hs_moves = 1;
+	hs_step_to = 0;
+	via = ta;
+	assert_int_equal(handshake(lapsed, P.leaf_key, ca, NULL, r,
+	    sizeof(r)), -1);
+	via = NULL;
+	assert_string_equal(r, "certificate-expired");
+	assert_int_equal(via_proof.failed, 1);
+	time_step = -86400 * 30;
+	clock_anchor();
+	assert_int_equal(handshake(lapsed, P.leaf_key, ca,
+	    info_with(1, 2, 0, 1, ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "certificate-expired");
+	time_step = -86400 * 30;
+	clock_anchor();
+	assert_int_equal(handshake(lapsed, P.leaf_key, ca,
+	    info_with(1, 3, 1, 1, lapsed), r, sizeof(r)), 0);
+	hs_moves = 0;
+
+	/* a resumed session, its chain verified again at the check */
+	time_step = -86400 * 30;
+	clock_anchor();
+	resumable_pair(sctx, cctx, lapsed, ca);
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, ca), NULL,
+	    &sess, &reused, r, sizeof(r)), 0);
+	assert_false(reused);
+	hs_moves = 1;
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 0, 1, ca), sess,
+	    NULL, &reused, r, sizeof(r)), -1);
+	assert_true(reused);
+	assert_string_equal(r, "certificate-expired");
+	time_step = -86400 * 30;
+	clock_anchor();
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 3, 1, 1, lapsed), sess,
+	    NULL, &reused, r, sizeof(r)), 0);
+	assert_true(reused);
+	hs_moves = 0;
+	time_step = 0;
+	clock_anchor();
+
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	policy_verdict_free(ta);
 	X509_free(lapsed);
 	X509_free(ca);
 	EVP_PKEY_free(cak);
@@ -1478,6 +1574,7 @@ main(void)
 		cmocka_unit_test(test_not_yet_valid_ta_fails),
 		cmocka_unit_test(test_ta_validity_on_policy_clock),
 		cmocka_unit_test(test_ta_proof_expires),
+		cmocka_unit_test(test_ta_expired_during_handshake),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test(test_other_rrset),
 		cmocka_unit_test(test_check_not_usable),

@@ -134,6 +134,11 @@ teardown(void **state)
 static int ctx_accepts_all;
 /* set: the server and client agree on an anonymous suite (aNULL) */
 static int anon;
+/* set: handshake() moves the policy clock to time_step = hs_step_to
+ * between policy_tls_prepare() and the handshake (a handshake that takes
+ * its time: the server's flight may come tls_timeout after each of ours) */
+static int hs_moves;
+static int64_t hs_step_to;
 
 static int
 accept_all(int ok, X509_STORE_CTX *xc)
@@ -176,6 +181,10 @@ handshake(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key)
 	 * override that and judge afterwards */
 	SSL_set_verify(c, SSL_VERIFY_PEER, NULL);
 	assert_int_equal(policy_tls_prepare(v, c), 0);
+	if (hs_moves) {
+		time_step = hs_step_to;
+		clock_anchor();
+	}
 	BIO_new_bio_pair(&b1, 0, &b2, 0);
 	SSL_set_bio(c, b1, b1);
 	SSL_set_bio(s, b2, b2);
@@ -473,6 +482,62 @@ test_proof_expires_with_chain(void **state)
 	SSL_free(c);
 	policy_verdict_free(v1);
 	policy_verdict_free(v4);
+	X509_free(lapsed);
+	EVP_PKEY_free(k);
+}
+
+/*
+ * The policy clock passes the leaf's notAfter while the handshake runs:
+ * policy_tls_prepare() set the verification time, and an attacker on the
+ * path who holds the server's flight (tls_timeout after each client
+ * flight, twice with a HelloRetryRequest) has the handshake's own
+ * verification judge the chain at that earlier time.  The check after
+ * the handshake judges it now: certificate-expired, as policy_leg_fits()
+ * of the very proof says at once.  Before, policy_tls_check() took the
+ * handshake's X509_V_OK, and the first recipient's mail crossed a leg
+ * whose certificate had expired, with a proof whose not_after was past.
+ */
+static void
+test_expired_during_handshake(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = test_cert(k, "mx.good.test", "mx.good.test", ca,
+	    ca_key, -86400 * 40, -86400 * 10, 0);
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+	int rc;
+
+	time_step = -86400 * 30;
+	clock_anchor();
+	hs_moves = 1;
+	hs_step_to = 0;
+	c = handshake(v1, lapsed, k);
+	hs_moves = 0;
+	rc = policy_tls_check(v1, c, &proof, &res);
+	if (rc == 0)
+		fail_msg("a chain expired on the policy clock passed the check "
+		    "(%s: %s); proof.not_after %lld, now %lld", res.reason,
+		    res.detail, (long long)proof.not_after,
+		    (long long)clock_now());
+	assert_string_equal(res.reason, "certificate-expired");
+	assert_int_equal(proof.failed, 1);
+	assert_int_not_equal(proof.level, TLS_LEVEL_VERIFY);
+	SSL_free(c);
+
+	/* the clock still within the chain's validity at the check: the
+	 * handshake's own result stands */
+	time_step = -86400 * 30;
+	clock_anchor();
+	c = handshake(v1, lapsed, k);
+	assert_int_equal(policy_tls_check(v1, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	SSL_free(c);
+	time_step = 0;
+	clock_anchor();
+	policy_verdict_free(v1);
 	X509_free(lapsed);
 	EVP_PKEY_free(k);
 }
@@ -1185,6 +1250,7 @@ main(void)
 		cmocka_unit_test(test_second_verdict),
 		cmocka_unit_test(test_validity_on_policy_clock),
 		cmocka_unit_test(test_proof_expires_with_chain),
+		cmocka_unit_test(test_expired_during_handshake),
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_weak_key_fresh),
