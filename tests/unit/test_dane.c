@@ -219,6 +219,22 @@ static struct tls_result via_res;
 static int hs_moves;
 static int64_t hs_step_to;
 
+/* A test that moves the clock or sets a handshake hook and fails half
+ * way leaves them set: every such test gets this teardown, so that its
+ * failure is the only one reported. */
+static int
+reset_moves(void **s)
+{
+	(void)s;
+	hs_moves = 0;
+	hs_step_to = 0;
+	via = NULL;
+	check_with = NULL;
+	time_step = 0;
+	clock_anchor();
+	return 0;
+}
+
 static void
 hs_clock(void)
 {
@@ -1572,12 +1588,12 @@ main(void)
 		cmocka_unit_test(test_expired_ee_passes),
 		cmocka_unit_test(test_expired_ta_fails),
 		cmocka_unit_test(test_not_yet_valid_ta_fails),
-		cmocka_unit_test(test_ta_validity_on_policy_clock),
-		cmocka_unit_test(test_ta_proof_expires),
-		cmocka_unit_test(test_ta_expired_during_handshake),
+		cmocka_unit_test_teardown(test_ta_validity_on_policy_clock, reset_moves),
+		cmocka_unit_test_teardown(test_ta_proof_expires, reset_moves),
+		cmocka_unit_test_teardown(test_ta_expired_during_handshake, reset_moves),
 		cmocka_unit_test(test_prepare_unusable),
-		cmocka_unit_test(test_other_rrset),
-		cmocka_unit_test(test_check_not_usable),
+		cmocka_unit_test_teardown(test_other_rrset, reset_moves),
+		cmocka_unit_test_teardown(test_check_not_usable, reset_moves),
 		cmocka_unit_test(test_resumed_session),
 		cmocka_unit_test(test_resumed_weak_key),
 		cmocka_unit_test(test_resumed_names_not_copied),
@@ -1586,7 +1602,7 @@ main(void)
 		cmocka_unit_test(test_info_dup),
 		cmocka_unit_test(test_many_tlsa_match_late),
 		cmocka_unit_test(test_many_tlsa_over_bound),
-		cmocka_unit_test(test_tlsa_undecodable_key),
+		cmocka_unit_test_teardown(test_tlsa_undecodable_key, reset_moves),
 		cmocka_unit_test(test_tlsa_undecodable_lookup),
 		cmocka_unit_test(test_monitor_no_loadable_record),
 	};
