@@ -230,6 +230,12 @@ struct session {
 						 * to be read, no new MAIL */
 	unsigned long long	 bdat_skip;	/* bytes of a refused BDAT's
 						 * chunk still to discard */
+	int			 after_data;	/* the client's last command
+						 * was DATA and no 354 went
+						 * to it: what it sent behind
+						 * DATA before the reply is
+						 * message content
+						 * (client_process) */
 	int			 internal_rset;	/* RSET not asked by client */
 	int			 rset_refused;	/* the upstream refused an RSET:
 						 * its transaction state is not
@@ -621,6 +627,7 @@ session_enter(struct session *s, enum sstate st)
 		leg_command(s->up, 1, "DATA");
 		break;
 	case S_BODY:
+		s->after_data = 0;	/* what follows DATA is the body */
 		leg_body_begin(s->up, BODY_LOWAT);
 		smtp_data_init(&s->body);
 		body_pump(s);
@@ -1745,12 +1752,15 @@ client_command(struct session *s, char *line, size_t len)
 		log_debug("sid=%s event=client-command text=%s", s->id,
 		    log_qn(q, sizeof(q), line, len));
 	}
+	/* the verb even of a line that does not parse ("DATA x") */
 	if (smtp_cmd_parse(line, len, &cmd, &err) == -1) {
+		s->after_data = cmd.verb == SMTP_CMD_DATA;
 		/* err starts with its enhanced status code */
 		cl_printf(s, "%s %s", cmd.verb == SMTP_CMD_UNKNOWN ? "500" :
 		    "501", err);
 		return;
 	}
+	s->after_data = cmd.verb == SMTP_CMD_DATA;
 	if (cmd.verb == SMTP_CMD_BDAT)
 		bdat_skip_set(s, &cmd);
 	if (up_refused(s) && cmd.verb != SMTP_CMD_QUIT) {
@@ -1855,6 +1865,25 @@ client_command(struct session *s, char *line, size_t len)
 	}
 }
 
+/*
+ * The client's DATA was refused (by mxguard or the server: no 354 went to
+ * it), and it had sent more behind DATA before it could have read that
+ * reply.  DATA ends a group (RFC 2920 section 3.1), so those bytes are
+ * its message, sent without waiting for the 354: read as commands, a line
+ * of the message ("RCPT TO:<...>", "DATA", a transaction of its own) went
+ * upstream, and its replies went to the client as answers to its own
+ * later commands (SMTP smuggling, as for BDAT's chunk).  The client has
+ * its refusal of DATA; the session ends without reading them.
+ */
+static void
+pipelined_after_data(struct session *s)
+{
+	log_info("sid=%s event=pipelined-after-data client=%s bytes=%zu "
+	    "action=close", s->id, s->client_str, io_datalen(s->cl));
+	session_tempfail(s, "421 4.5.0", "you sent more behind DATA before "
+	    "its reply (RFC 2920); closing");
+}
+
 /* Handles buffered client lines while the session waits for the client.
  * Called by session_run() only. */
 static void
@@ -1864,6 +1893,14 @@ client_process(struct session *s)
 	ssize_t n;
 
 	while (waits_for_client(s->state) && s->cl != NULL) {
+		if (s->after_data) {
+			/* DATA refused: what came behind it is content */
+			s->after_data = 0;
+			if (io_datalen(s->cl) > 0) {
+				pipelined_after_data(s);
+				break;
+			}
+		}
 		if (io_queued(s->cl) > CL_HIWAT) {
 			/* the client does not read its replies: neither
 			 * do we read its commands (IO_LOWAT resumes) */

@@ -1979,6 +1979,86 @@ test_data_refused_by_upstream(void **state)
 	finish();
 }
 
+/*
+ * A client that sends its message right behind DATA, without waiting for
+ * the 354 (RFC 2920 section 3.1: DATA ends a group), and whose DATA is
+ * refused: what it sent behind DATA is message content, never commands.
+ * Read as commands, a line of the message ("RCPT TO:<...>", "DATA", a
+ * whole transaction of its own) went upstream (SMTP smuggling, as for
+ * BDAT's chunk), and each of its replies went to the client as the answer
+ * to a later command of its own.  The session ends after the refusal
+ * (421, logged as event=pipelined-after-data): the MTA has its refusal
+ * for DATA, and nothing of the content reaches the server.
+ */
+#define SMUGGLED_BODY	"RCPT TO:<c@d.example>\r\nDATA\r\n" \
+			"Subject: smuggled\r\n\r\nhi\r\n.\r\n"
+
+static void
+test_body_before_354_data_refused(void **state)
+{
+	char line[300];
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	log_start();
+	cl_send("DATA\r\n" SMUGGLED_BODY);
+	EXPECT_SRV("DATA");
+	srv_send("554 5.5.1 not now\r\n");
+	EXPECT_CL("554 5.5.1 not now\r\n");
+	srv_quiet(50);		/* (before: "RCPT TO:<c@d.example>") */
+	EXPECT_CL_PREFIX("421 4.5.0 ");
+	wait_cl_eof();
+	wait_srv_eof();		/* no RCPT, no DATA, no message */
+	log_find("event=pipelined-after-data", line, sizeof(line));
+	assert_string_not_equal(line, "");
+	finish();
+}
+
+/* The same when mxguard refuses DATA itself (no recipient accepted). */
+static void
+test_body_before_554_local(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<nobody@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 ok\r\n");
+	EXPECT_SRV("RCPT TO:<nobody@d.example>");
+	srv_send("550 5.1.1 no such user\r\n");
+	EXPECT_CL("550 5.1.1 no such user\r\n");
+	cl_send("DATA\r\n" SMUGGLED_BODY);
+	EXPECT_CL("554 5.5.1 Error: no valid recipients\r\n");
+	srv_quiet(50);		/* (before: "RCPT TO:<c@d.example>") */
+	EXPECT_CL_PREFIX("421 4.5.0 ");
+	wait_cl_eof();
+	wait_srv_eof();
+	finish();
+}
+
+/* A client that waits for the reply to DATA goes on as before after a
+ * refusal (test_data_refused_by_upstream), and one that sends its body
+ * behind DATA has it relayed when the 354 comes. */
+static void
+test_body_before_354_accepted(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	EXPECT_SRV("Subject: x");
+	EXPECT_SRV("");
+	EXPECT_SRV("hi");
+	EXPECT_SRV(".");
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	finish();
+}
+
 static void
 test_data_split_writes(void **state)
 {
@@ -8187,6 +8267,9 @@ main(void)
 		T(test_data_relayed),
 		T(test_data_final_reject_relayed),
 		T(test_data_refused_by_upstream),
+		T(test_body_before_354_data_refused),
+		T(test_body_before_554_local),
+		T(test_body_before_354_accepted),
 		T(test_data_split_writes),
 		T(test_pipelined_client),
 		T(test_two_transactions),
