@@ -71,6 +71,7 @@ struct io {
 	int		 pending_flush;	/* tout to send from defer */
 	int		 parked;	/* fd out of epoll after a hangup */
 	int		 tls_failed;	/* a TLS error: no resumption */
+	int		 aborted;	/* io_abort(): nothing more is sent */
 	struct io	*lnext, **lprevp;	/* lingering: the list */
 
 	uint64_t	 timeout;
@@ -117,7 +118,7 @@ really_free(struct io *io)
 	if (io->fd != -1) {
 		/* close() below takes the fd out of epoll: no syscall */
 		ev_fd_forget(io->loop, io->fd);
-		if (io->ssl != NULL && !io->tls_failed) {
+		if (io->ssl != NULL && !io->tls_failed && !io->aborted) {
 			/* OpenSSL marks the session of an SSL freed without
 			 * a shutdown as not resumable; a connection that
 			 * ended without a TLS error deserves resumption */
@@ -141,6 +142,20 @@ really_free(struct io *io)
 	free(io->out);
 	free(io->tout);
 	free(io);
+}
+
+void
+io_abort(struct io *io)
+{
+	if (io == NULL)
+		return;
+	/* the bytes queued here never go: neither the TLS records corked
+	 * in tout (which really_free() would send, and a close_notify
+	 * after them) nor the plaintext waiting to be encrypted or sent */
+	io->aborted = 1;
+	io->outlen = io->outoff = 0;
+	io->toutlen = io->toutoff = 0;
+	io_free(io);
 }
 
 void

@@ -58,6 +58,12 @@ typedef void io_cb(struct io *, enum io_event, void *arg);
 
 struct io	*io_new(struct ev_loop *, int fd, io_cb *, void *arg);
 void		 io_free(struct io *);
+/* io_free(), but what is still queued for the peer (plain or TLS
+ * records) is dropped, not sent "best effort" on the way out, and no
+ * close_notify follows it: for a connection whose last bytes must not
+ * reach the peer (a message's final dot, when the session gave up on
+ * the message). */
+void		 io_abort(struct io *);
 void		 io_set_cb(struct io *, io_cb *, void *arg);
 int		 io_fd(const struct io *);
 const char	*io_event_name(enum io_event);

@@ -211,6 +211,13 @@ leg_end_io(struct leg *l, int linger)
 		l->out += io_bytes_out(l->io) - l->base;
 		if (linger)
 			io_linger(l->io, UPSTREAM_LINGER_MS);
+		else if (l->dot_held)
+			/* the session gave up on the message while its dot
+			 * was still queued here (it told the client so, and
+			 * warned of no duplicate): it must never go, not
+			 * even as the TLS records io_free() sends "best
+			 * effort" on its way out */
+			io_abort(l->io);
 		else
 			io_free(l->io);
 		l->io = NULL;

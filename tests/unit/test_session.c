@@ -6619,6 +6619,54 @@ test_upstream_250_before_dot_out(void **state)
 	finish();
 }
 
+/*
+ * Over TLS the message goes into the io's corked output (encrypted, sent
+ * from the loop when the batch of events is handled).  A reply from the
+ * server read in the same batch as the client's dot, while the dot is
+ * still there, fails the leg (451 4.4.2, no duplicate announced: the
+ * server cannot have the dot), and the dot must then never go: before,
+ * io_free() sent the corked records "best effort" on its way out, the dot
+ * with them, and the server had a message the client was told it did
+ * not take (a duplicate when the MTA sends it again).
+ */
+static void
+test_upstream_reply_with_dot_tls(void **state)
+{
+	const char *r;
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	/* both before the loop runs again: one batch of events, the
+	 * client's first (no Nagle: the server's reply must not wait for
+	 * the ACK the dot would carry) */
+	assert_int_equal(setsockopt(g.sfd, IPPROTO_TCP, TCP_NODELAY,
+	    &(int){ 1 }, sizeof(int)), 0);
+	cl_send("x\r\n.\r\n");
+	srv_send("250 2.0.0 early\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.4.2 ", 10) != 0)
+		fail_msg("client got \"%s\", expected 451 4.4.2", r);
+	if (strstr(r, "RFC 1047") != NULL)
+		fail_msg("a duplicate announced for a message the server "
+		    "cannot have: \"%s\"", r);
+	wait_cl_eof();
+	WAIT(g.seof);
+	if (g.slen > 0 && memmem(g.sbuf, g.slen, "\r\n.\r\n", 5) != NULL)
+		fail_msg("the dot went upstream after the leg failed: "
+		    "\"%.*s\"", (int)g.slen, g.sbuf);
+	finish();
+}
+
 /* A tarpit: the MX takes nothing more of the message.  The upstream's
  * data_block_timeout ends the session, with 451: the client keeps its
  * message, and waits no longer than that. */
@@ -8402,6 +8450,7 @@ main(void)
 		T(test_slow_mx_client_not_timed_out),
 		T(test_tarpit_mx_in_body),
 		T(test_upstream_250_before_dot_out),
+		T(test_upstream_reply_with_dot_tls),
 		T(test_client_flood_bounded),
 		T(test_local_starttls),
 		T(test_local_starttls_timeout),
