@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "core/clock.h"
@@ -42,6 +43,7 @@
 #include "policy/dns.h"
 #include "policy/http.h"
 #include "policy/sts.h"
+#include "policy/verdict.h"
 
 #define ERR(...) do { snprintf(r->err, sizeof(r->err), __VA_ARGS__); \
 	return HTTP_ERR; } while (0)
@@ -652,6 +654,57 @@ has_dns_san(X509 *x)
 	return found;
 }
 
+/*
+ * The peer's chain as the fetch judges it once the handshake is up.  The
+ * handshake verified it at the time io_event() set when the connection
+ * came up (IO_CONNECTED); a GET's handshake has no deadline of its own,
+ * only the fetch's (sts_fetch_timeout), so the server, or an attacker on
+ * the path who holds the host's flight, can make that time lie well
+ * before the end of the handshake.  A chain whose earliest notAfter is no
+ * longer after clock_now() is verified afresh, now, as policy_tls_check()
+ * does for an MX (verdict.c verify_peer()): with the SSL's own parameters
+ * (host, host flags, purpose, security level), at clock_now().  Before,
+ * the handshake's X509_V_OK stood, and a policy was taken from a host
+ * whose certificate had expired at the check.
+ */
+static long
+peer_verify_now(SSL *ssl)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	X509_STORE_CTX *xc;
+	X509_VERIFY_PARAM *param;
+	long vr = SSL_get_verify_result(ssl);
+
+	if (peer == NULL)
+		return X509_V_ERR_UNSPECIFIED;
+	if (vr != X509_V_OK || clock_now() <
+	    policy_chain_not_after(SSL_get0_verified_chain(ssl)))
+		return vr;
+	if ((xc = X509_STORE_CTX_new()) == NULL)
+		return X509_V_ERR_OUT_OF_MEM;
+	if (!X509_STORE_CTX_init(xc, SSL_CTX_get_cert_store(
+	    SSL_get_SSL_CTX(ssl)), peer, SSL_get_peer_cert_chain(ssl)) ||
+	    !X509_STORE_CTX_set_default(xc, "ssl_server")) {
+		vr = X509_V_ERR_UNSPECIFIED;
+		goto done;
+	}
+	param = X509_STORE_CTX_get0_param(xc);
+	X509_VERIFY_PARAM_set_auth_level(param, SSL_get_security_level(ssl));
+	if (!X509_VERIFY_PARAM_set1(param, SSL_get0_param(ssl))) {
+		vr = X509_V_ERR_OUT_OF_MEM;
+		goto done;
+	}
+	X509_VERIFY_PARAM_set_time(param, (time_t)clock_now());
+	if (X509_verify_cert(xc) == 1)
+		vr = X509_V_OK;
+	else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
+		vr = X509_V_ERR_UNSPECIFIED;
+done:
+	X509_STORE_CTX_free(xc);
+	ERR_clear_error();
+	return vr;
+}
+
 #define PARSE_LATER_MS	20
 
 /* Parse now (1), or put it off (0)?  See io_event(). */
@@ -788,9 +841,7 @@ io_event(struct io *io, enum io_event ev, void *arg)
 	case IO_TLSREADY:
 		h->nreached++;
 		ssl = io_ssl(io);
-		vr = SSL_get_verify_result(ssl);
-		if (SSL_get0_peer_certificate(ssl) == NULL)
-			vr = X509_V_ERR_UNSPECIFIED;
+		vr = peer_verify_now(ssl);
 		if (vr != X509_V_OK) {
 			char qe[500];
 

@@ -1,0 +1,268 @@
+/*
+ * test_http_clock.c - the MTA-STS policy host's certificate is judged on
+ * the policy clock (core/clock.h) when the handshake ends, not only at
+ * the time policy/http.c set before it.  The fetch sets the verification
+ * time when its TCP connection is up (IO_CONNECTED); a GET's handshake
+ * has no deadline of its own, only the fetch's (sts_fetch_timeout, 30 s),
+ * so a server, or an attacker on the path who relays the host's flight,
+ * can hold the handshake until the chain has expired.  Included whole,
+ * for http_start() and http_resolve() (a port of the test's own).  The
+ * policy host is a TLS server on the test's loop (io, testcert.h) whose
+ * ClientHello callback moves the policy clock (time() wrapped:
+ * timestep.h), between the client's prepare and its check.  DNS faked
+ * (fakedns.h).
+ */
+// WRAP: dns_query dns_cancel time
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "policy/http.c"
+
+#include "fakedns.h"
+#include "testcert.h"
+#include "timestep.h"
+
+#define POLICY	"version: STSv1\nmode: enforce\nmx: mx.x.test\n" \
+		"max_age: 86400\n"
+
+static SSL_CTX *srv_ctx;
+static X509 *srv_ca;
+static struct io *srv_io;
+static char req[4096];
+static size_t reqlen;
+/* set: the server's ClientHello callback moves the policy clock to
+ * time_step = hs_step_to (the client set its verification time before) */
+static int hs_moves;
+static int64_t hs_step_to;
+
+static int get_done, get_ok;
+static char get_body[256], get_err[512], get_kind[64];
+
+static int
+hello_cb(SSL *s, int *al, void *arg)
+{
+	(void)s; (void)al; (void)arg;
+	if (hs_moves) {
+		time_step = hs_step_to;
+		clock_anchor();
+	}
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void
+srv_event(struct io *io, enum io_event ev, void *arg)
+{
+	size_t n;
+
+	(void)arg;
+	if (ev != IO_DATAIN)
+		return;
+	n = io_datalen(io);
+	if (reqlen + n < sizeof(req)) {
+		memcpy(req + reqlen, io_data(io), n);
+		reqlen += n;
+		req[reqlen] = '\0';
+	}
+	io_drop(io, n);
+	if (strstr(req, "\r\n\r\n") != NULL)
+		io_printf(io, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+		    "Content-Length: %zu\r\n\r\n%s", strlen(POLICY), POLICY);
+}
+
+static void
+on_accept(int fd, int events, void *arg)
+{
+	int c;
+
+	(void)events; (void)arg;
+	if ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK)) == -1)
+		return;
+	if (srv_io != NULL) {
+		close(c);
+		return;
+	}
+	srv_io = io_new(loop, c, srv_event, NULL);
+	assert_non_null(srv_io);
+	assert_int_equal(io_start_tls(srv_io, SSL_new(srv_ctx), 1), 0);
+}
+
+static void
+got(void *arg, int ok, const char *body, size_t len, const char *kind,
+    const char *err)
+{
+	(void)arg;
+	get_done = 1;
+	get_ok = ok;
+	snprintf(get_kind, sizeof(get_kind), "%s", kind ? kind : "");
+	snprintf(get_body, sizeof(get_body), "%.*s", (int)len,
+	    body ? body : "");
+	snprintf(get_err, sizeof(get_err), "%s", err ? err : "");
+	ev_loop_stop(loop);
+}
+
+static void
+guard(void *arg)
+{
+	(void)arg;
+	ev_loop_stop(loop);
+}
+
+/* GET https://mta-sts.x.test:PORT/.well-known/mta-sts.txt from a server
+ * whose certificate for mta-sts.x.test is valid from `from` to `to`
+ * seconds from now (the real clock). */
+static void
+get(long from, long to)
+{
+	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	struct ev_timer *g;
+	struct http_req *h;
+	SSL_CTX *ctx;
+	X509 *leaf;
+	int lfd;
+
+	get_done = 0;
+	get_ok = 99;
+	get_err[0] = get_kind[0] = get_body[0] = '\0';
+	reqlen = 0;
+	req[0] = '\0';
+	srv_ca = test_cert(cakey, "clock test CA", NULL, NULL, NULL,
+	    -86400 * 400, 86400 * 400, 1);
+	leaf = test_cert(key, "mta-sts.x.test", "mta-sts.x.test", srv_ca,
+	    cakey, from, to, 0);
+	assert_non_null(srv_ca);
+	assert_non_null(leaf);
+	srv_ctx = SSL_CTX_new(TLS_server_method());
+	assert_int_equal(SSL_CTX_use_certificate(srv_ctx, leaf), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey(srv_ctx, key), 1);
+	SSL_CTX_set_client_hello_cb(srv_ctx, hello_cb, NULL);
+
+	loop = ev_loop_new();
+	assert_non_null(loop);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(ev_fd_set(loop, lfd, EV_READ, on_accept, NULL), 0);
+	a("mta-sts.x.test", 0, "127.0.0.1");
+
+	ctx = SSL_CTX_new(TLS_client_method());
+	assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
+	    srv_ca), 1);
+	h = http_start(loop, NULL, ctx, "mta-sts.x.test", ntohs(sin.sin_port),
+	    "/.well-known/mta-sts.txt", 3000, 65536, 0, got, NULL);
+	assert_non_null(h);
+	assert_non_null(http_resolve(h));
+	g = ev_timer_new(loop, guard, NULL);
+	ev_timer_arm(g, 5000);
+	ev_loop_run(loop);
+	ev_timer_free(g);
+	assert_true(get_done);
+
+	if (srv_io != NULL)
+		io_free(srv_io);
+	srv_io = NULL;
+	ev_fd_del(loop, lfd);
+	close(lfd);
+	SSL_CTX_free(ctx);
+	SSL_CTX_free(srv_ctx);
+	srv_ctx = NULL;
+	X509_free(leaf);
+	X509_free(srv_ca);
+	srv_ca = NULL;
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(cakey);
+	fakes_clear();
+	ev_loop_free(loop);
+	loop = NULL;
+}
+
+/* The policy clock back where the real one is, whatever a test did. */
+static int
+clock_reset(void **state)
+{
+	(void)state;
+	hs_moves = 0;
+	time_step = 0;
+	clock_anchor();
+	return 0;
+}
+
+/*
+ * The policy host's certificate expired ten days ago on the real clock
+ * and was valid thirty days ago.  The fetch starts with the policy clock
+ * thirty days behind (the verification time http.c sets at the
+ * connection), and the clock reaches the real time while the handshake
+ * runs (the server, or an attacker relaying its flight, held it until
+ * the chain had expired).  The fetch must fail, certificate expired:
+ * before, the handshake's verification at the earlier time stood, and
+ * the policy of a host whose certificate had expired at the check was
+ * taken.
+ */
+static void
+test_expired_during_handshake(void **state)
+{
+	(void)state;
+	time_step = -86400 * 30;
+	clock_anchor();
+	hs_moves = 1;
+	hs_step_to = 0;
+	get(-86400 * 40, -86400 * 10);
+	if (get_ok == 0)
+		fail_msg("a certificate expired on the policy clock at the end "
+		    "of the handshake served the policy (\"%.40s...\")",
+		    get_body);
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, "sts-webpki-invalid");
+	assert_non_null(strstr(get_err, "expired"));
+	assert_null(strstr(req, "GET "));	/* no request went out */
+}
+
+/* The control: the same certificate, the clock still within its validity
+ * at the end of the handshake: the policy is served. */
+static void
+test_valid_through_handshake(void **state)
+{
+	(void)state;
+	time_step = -86400 * 30;
+	clock_anchor();
+	hs_moves = 1;
+	hs_step_to = -86400 * 29;
+	get(-86400 * 40, -86400 * 10);
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+}
+
+/* And on the real clock throughout, the expired certificate is refused
+ * as before (the verification the handshake made). */
+static void
+test_expired_before_handshake(void **state)
+{
+	(void)state;
+	get(-86400 * 40, -86400 * 10);
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, "sts-webpki-invalid");
+	assert_non_null(strstr(get_err, "expired"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_expired_during_handshake,
+		    clock_reset),
+		cmocka_unit_test_teardown(test_valid_through_handshake,
+		    clock_reset),
+		cmocka_unit_test_teardown(test_expired_before_handshake,
+		    clock_reset),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
