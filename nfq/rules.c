@@ -216,6 +216,12 @@ struct twant {
  * own (its addresses, 127.0.0.0/8) is no outbound mail: left alone. */
 #define GW_OWN_DST	"-m addrtype --dst-type LOCAL -j RETURN"
 #define NFT_GW_OWN_DST	"fib daddr type local return"
+/* After nft's tproxy statements: what they did not take.  xt_TPROXY
+ * drops a packet for which it finds no transparent socket; nft's tproxy
+ * expression only breaks off its rule (NFT_BREAK) and the chain goes on,
+ * so a port-25 flow arriving while mxguard does not listen (stopped with
+ * the rules left in, `rules boot`) was forwarded to the MX direct. */
+#define NFT_TPROXY_UNHEARD	"meta l4proto tcp drop"
 
 #define GW_STALE_SYN	"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN " \
 	"-m conntrack ! --ctstate NEW -j DROP"
@@ -1330,11 +1336,17 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    lodiv);
 		rbuf_printf(o, "\t\tmeta mark & 0x%x == 0x%x return\n", m, up);
 		nft_bypass_returns(c, o);
+		/* nft's tproxy that finds no transparent listener (the
+		 * daemon down, the rules left in: fail_mode = closed, `rules
+		 * boot`) does not drop, as iptables' TPROXY target does: the
+		 * rule just does not match (NFT_BREAK), and with no guard
+		 * after it the flow went to the MX direct.  Dropped here. */
 		if (tp)
 			rbuf_printf(o, "\t\tmeta nfproto ipv4 meta l4proto tcp tproxy ip to :%d "
 			    "meta mark set meta mark & 0x%x | 0x%x accept\n"
 			    "\t\tmeta nfproto ipv6 meta l4proto tcp tproxy ip6 to :%d "
-			    "meta mark set meta mark & 0x%x | 0x%x accept\n",
+			    "meta mark set meta mark & 0x%x | 0x%x accept\n"
+			    "\t\t" NFT_TPROXY_UNHEARD "\n",
 			    c->divert_port, nm, in, c->divert_port, nm, in);
 		else
 			rbuf_printf(o, "\t\t%smeta l4proto tcp redirect to "
@@ -1373,8 +1385,13 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		    "\t\tct mark & 0x%x == 0x%x meta nfproto ipv4 meta l4proto tcp tproxy ip to :%d "
 		    "meta mark set meta mark & 0x%x | 0x%x accept\n"
 		    "\t\tct mark & 0x%x == 0x%x meta nfproto ipv6 meta l4proto tcp tproxy ip6 to :%d "
-		    "meta mark set meta mark & 0x%x | 0x%x accept\n",
-		    m, in, c->divert_port, nm, in, m, in, c->divert_port, nm, in);
+		    "meta mark set meta mark & 0x%x | 0x%x accept\n"
+		    /* not taken (no listener): dropped, as by iptables'
+		     * TPROXY, not returned to go on to the guard, which
+		     * lets a diverted connmark through */
+		    "\t\tct mark & 0x%x == 0x%x " NFT_TPROXY_UNHEARD "\n",
+		    m, in, c->divert_port, nm, in, m, in, c->divert_port, nm, in,
+		    m, in);
 	rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
 	    "%squeue num %d bypass\n\t}\n", m, in, um, c->nfqueue_num);

@@ -520,6 +520,49 @@ test_nft(void **state)
 }
 
 /*
+ * nftables TPROXY: the tproxy statement that finds no transparent
+ * listener (the daemon stopped, the rules left in with fail_mode =
+ * closed, or `rules boot` before it starts) does not drop the packet, as
+ * iptables' TPROXY target does: the rule does not match (NFT_BREAK) and
+ * the chain goes on.  With steering = none there is no guard after it,
+ * and the MTA's flow went to the MX direct; with NFQUEUE steering a
+ * packet of a flow decided INTERCEPT went on to the guard, which returns
+ * that connmark.  Each tproxy is followed by a drop of the TCP packets
+ * it did not take (ns 126).
+ */
+static void
+test_nft_tproxy_unheard_dropped(void **state)
+{
+	struct config *c;
+	struct rbuf b = { 0 };
+	char err[256];
+
+	c = cfg("rules_mode = gateway\nlisten_mode = tproxy\n"
+	    "steering = none\nrules_backend = nftables\n");
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "meta nfproto ipv6 meta l4proto tcp tproxy ip6 "
+	    "to :10025 meta mark set meta mark & 0xffff0000 | 0x4d49 "
+	    "accept\n\t\tmeta l4proto tcp drop\n\t}\n}\n"));
+	rbuf_free(&b);
+	config_free(c);
+	c = cfg("rules_mode = gateway\nlisten_mode = tproxy\n"
+	    "rules_backend = nftables\nfail_mode = open\n");
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "tproxy ip6 to :10025 meta mark set meta mark & "
+	    "0xffff0000 | 0x4d49 accept\n"
+	    "\t\tct mark & 0xffff == 0x4d49 meta l4proto tcp drop\n"
+	    "\t\tct mark & 0xffff == 0x4d49 return\n"));
+	rbuf_free(&b);
+	config_free(c);
+	/* REDIRECT has no such statement: unchanged */
+	c = cfg("rules_mode = gateway\nrules_backend = nftables\n");
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_false(has(b.s, "meta l4proto tcp drop"));
+	rbuf_free(&b);
+	config_free(c);
+}
+
+/*
  * fail_mode = closed: a flow established before the rules went in is
  * known to conntrack (connmark 0), so its segments are neither SYNs nor
  * NEW: the guard refuses every port-25 packet that nothing diverted or
@@ -1039,6 +1082,7 @@ main(void)
 		cmocka_unit_test(test_reinstall_and_remove),
 		cmocka_unit_test(test_created_empty),
 		cmocka_unit_test(test_nft),
+		cmocka_unit_test(test_nft_tproxy_unheard_dropped),
 		cmocka_unit_test(test_local_users),
 		cmocka_unit_test(test_state_partial),
 		cmocka_unit_test(test_nft_state),
