@@ -392,6 +392,44 @@ kernel_packet_marked(uint32_t id, const char *dst, int hasmark,
 	assert_int_equal(send(g_kfd, buf, off, 0), (ssize_t)off);
 }
 
+/* A packet message for a TCP SYN from fd25::1 to the IPv6 dst. */
+static void
+kernel_packet6(uint32_t id, const char *dst)
+{
+	char buf[256];
+	struct nlmsghdr *h = (void *)buf;
+	struct nfgenmsg *g;
+	struct nlattr *a;
+	uint8_t ip[40] = { 0x60, 0, 0, 0, 0, 20, 6, 64 };
+	uint32_t nid = htonl(id);
+	size_t off;
+
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(inet_pton(AF_INET6, "fd25::1", ip + 8), 1);
+	assert_int_equal(inet_pton(AF_INET6, dst, ip + 24), 1);
+	h->nlmsg_type = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET;
+	g = NLMSG_DATA(h);
+	g->nfgen_family = AF_INET6;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons(QNUM);
+	off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(*g));
+	a = (void *)(buf + off);
+	a->nla_type = NFQA_PACKET_HDR;
+	a->nla_len = NLA_HDRLEN + 7;
+	memcpy(buf + off + NLA_HDRLEN, &nid, 4);
+	buf[off + NLA_HDRLEN + 4] = 0x86;
+	buf[off + NLA_HDRLEN + 5] = 0xdd;
+	buf[off + NLA_HDRLEN + 6] = NF_INET_LOCAL_OUT;
+	off += NLA_ALIGN(a->nla_len);
+	a = (void *)(buf + off);
+	a->nla_type = NFQA_PAYLOAD;
+	a->nla_len = NLA_HDRLEN + sizeof(ip);
+	memcpy(buf + off + NLA_HDRLEN, ip, sizeof(ip));
+	off += NLA_ALIGN(a->nla_len);
+	h->nlmsg_len = (uint32_t)off;
+	assert_int_equal(send(g_kfd, buf, off, 0), (ssize_t)off);
+}
+
 /* ------------------------------------------------------------ fixture */
 
 struct qt {
@@ -410,8 +448,10 @@ ctr(const char *name)
 	return stats_value(stats_get(name, NULL));
 }
 
+/* The fixture's queue; listen, when not NULL, names the listeners of a
+ * local-mode REDIRECT daemon on divert_port 10025. */
 static int
-setup_queue(void **state)
+setup_queue_listen(void **state, char **listen, int nlisten)
 {
 	static char *bypass_dst[] = { BYPASS_DST };
 	struct qt *t = calloc(1, sizeof(*t));
@@ -436,6 +476,14 @@ setup_queue(void **state)
 	cfg.fail_mode = (char *)"closed";
 	cfg.bypass_dst.v = bypass_dst;
 	cfg.bypass_dst.n = 1;
+	if (listen != NULL) {
+		cfg.listen.v = listen;
+		cfg.listen.n = nlisten;
+		cfg.divert_port = 10025;
+		cfg.rules_mode = (char *)"local";
+		cfg.listen_mode = (char *)"redirect";
+		cfg.steering = (char *)"nfqueue";
+	}
 
 	g_send_fail = g_send_failed = g_recv_enobufs = g_recv_calls = 0;
 	g_send_errno = ENOBUFS;
@@ -447,6 +495,28 @@ setup_queue(void **state)
 	assert_non_null(t->poll = ev_timer_new(t->loop, NULL, NULL));
 	*state = t;
 	return 0;
+}
+
+static int
+setup_queue(void **state)
+{
+	return setup_queue_listen(state, NULL, 0);
+}
+
+static int
+setup_queue_v4only(void **state)
+{
+	static char *listen[] = { "127.0.0.1:10025" };
+
+	return setup_queue_listen(state, listen, 1);
+}
+
+static int
+setup_queue_both(void **state)
+{
+	static char *listen[] = { "127.0.0.1:10025", "[::]:10025" };
+
+	return setup_queue_listen(state, listen, 2);
 }
 
 /* The captured log so far (static buffer). */
@@ -581,6 +651,107 @@ test_own_mark_dropped(void **state)
 	assert_int_equal(count(logtext(t), "event=nfq-mark-unknown"), 1);
 }
 
+/*
+ * Local mode, REDIRECT: nat sends a diverted IPv4 flow to 127.0.0.1 and an
+ * IPv6 one to ::1 (the OUTPUT hook's REDIRECT target), on divert_port.
+ * With listen = 127.0.0.1:10025 alone, nothing of mxguard's holds
+ * [::1]:10025, and any local user may bind it (10025 is above
+ * ip_unprivileged_port_start): the rules are installed for both families
+ * and an INTERCEPT verdict sent the MTA's IPv6 flow, mail and all, to
+ * that user's process, while mxguard ran.  A SYN of a family whose
+ * target mxguard does not listen on is dropped (the MTA retries, or
+ * takes the MX's other address); the other family is intercepted as
+ * before, and a bypass is still a bypass (it is not diverted).
+ */
+static void
+test_unheard_family_dropped(void **state)
+{
+	struct qt *t = *state;
+
+	kernel_packet6(40, "2001:db8:25::1");
+	kernel_packet(41, "192.0.2.1");
+	kernel_packet(42, "198.51.100.7");	/* BYPASS_DST */
+	assert_true(run(t, have_verdicts, 3, 2000));
+	assert_int_equal(g_v[0].id, 40);
+	assert_int_equal(g_v[0].verdict, NF_DROP);
+	assert_verdict(1, 41, MARK_INTERCEPT);
+	assert_verdict(2, 42, MARK_BYPASS);
+	assert_int_equal(count(logtext(t), "reason=no-listener"), 1);
+}
+
+/* Both families held (a wildcard holds the loopback address too): both
+ * intercepted. */
+static void
+test_both_families_intercepted(void **state)
+{
+	struct qt *t = *state;
+
+	kernel_packet6(50, "2001:db8:25::1");
+	kernel_packet(51, "192.0.2.1");
+	assert_true(run(t, have_verdicts, 2, 2000));
+	assert_verdict(0, 50, MARK_INTERCEPT);
+	assert_verdict(1, 51, MARK_INTERCEPT);
+}
+
+/* Where REDIRECT sends a family's flows, held by a listen entry? */
+static int
+unheard(const char *mode, const char *lmode, int port, const char *l1,
+    const char *l2, int family)
+{
+	char *v[2] = { (char *)l1, (char *)l2 };
+	struct config c;
+
+	memset(&c, 0, sizeof(c));
+	c.rules_mode = (char *)mode;
+	c.listen_mode = (char *)lmode;
+	c.divert_port = port;
+	c.listen.v = v;
+	c.listen.n = l2 ? 2 : 1;
+	return nfq_listen_unheard(&c, family);
+}
+
+static void
+test_listen_unheard(void **state)
+{
+	/* the default: both loopback addresses */
+	assert_false(unheard("local", "redirect", 10025, "127.0.0.1:10025",
+	    "[::1]:10025", AF_INET));
+	assert_false(unheard("local", "redirect", 10025, "127.0.0.1:10025",
+	    "[::1]:10025", AF_INET6));
+	/* one family only: the other's target is anybody's */
+	assert_false(unheard("local", "redirect", 10025, "127.0.0.1:10025",
+	    NULL, AF_INET));
+	assert_true(unheard("local", "redirect", 10025, "127.0.0.1:10025",
+	    NULL, AF_INET6));
+	assert_true(unheard("local", "redirect", 10025, "[::1]:10025",
+	    NULL, AF_INET));
+	/* wildcards hold the loopback address too */
+	assert_false(unheard("local", "redirect", 10025, "0.0.0.0:10025",
+	    "[::]:10025", AF_INET));
+	assert_false(unheard("local", "redirect", 10025, "0.0.0.0:10025",
+	    "[::]:10025", AF_INET6));
+	/* local mode: another address is not where REDIRECT goes */
+	assert_true(unheard("local", "redirect", 10025, "10.0.0.1:10025",
+	    "[::1]:10025", AF_INET));
+	assert_true(unheard("local", "redirect", 10025, "127.0.0.2:10025",
+	    "[::1]:10025", AF_INET));
+	/* nor another port */
+	assert_true(unheard("local", "redirect", 10026, "127.0.0.1:10025",
+	    "[::1]:10025", AF_INET));
+	/* local mode with listen_mode = tproxy still REDIRECTs */
+	assert_true(unheard("local", "tproxy", 10025, "127.0.0.1:10025",
+	    NULL, AF_INET6));
+	/* gateway, REDIRECT: any address of the family may be the inside
+	 * interface's; none at all is not */
+	assert_false(unheard("gateway", "redirect", 10025, "10.0.0.1:10025",
+	    NULL, AF_INET));
+	assert_true(unheard("gateway", "redirect", 10025, "0.0.0.0:10025",
+	    NULL, AF_INET6));
+	/* TPROXY: transparent sockets only */
+	assert_false(unheard("gateway", "tproxy", 10025, "0.0.0.0:10025",
+	    NULL, AF_INET6));
+}
+
 /* Verdict sends fail three times, then work: every verdict reaches the
  * kernel exactly once, in order, the failures are counted and the burst
  * is logged once. */
@@ -698,6 +869,11 @@ main(void)
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_packet_addrs),
+		cmocka_unit_test(test_listen_unheard),
+		cmocka_unit_test_setup_teardown(test_unheard_family_dropped,
+		    setup_queue_v4only, teardown_queue),
+		cmocka_unit_test_setup_teardown(test_both_families_intercepted,
+		    setup_queue_both, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_own_mark_dropped,
 		    setup_queue, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_verdict_retry,
