@@ -6,7 +6,11 @@
  * default can never be a value the file would refuse.  docs/configuration.md
  * documents the same table; `mxguard -n -v` prints it.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -903,6 +907,22 @@ cross_key_warnings(struct config *c, const char *where)
 		    "address: the rules mxguard writes send diverted "
 		    "connections there, where nothing listens (every one "
 		    "refused, the mail deferred)", where, c->divert_port);
+	else if (config_listen_unheard(c, AF_INET) ||
+	    config_listen_unheard(c, AF_INET6)) {
+		int u4 = config_listen_unheard(c, AF_INET);
+
+		rc |= warn_add(c, "%s: no listen address holds %s port %d, "
+		    "where the rules send diverted %s flows: %s", where,
+		    strcmp(c->rules_mode, "local") != 0 ? (u4 ? "an IPv4" :
+		    "an IPv6") : u4 ? "127.0.0.1's" : "[::1]'s",
+		    c->divert_port, u4 ? "IPv4" : "IPv6",
+		    strcmp(c->steering, "none") == 0 ? "whatever listens "
+		    "there (any local user, above "
+		    "ip_unprivileged_port_start) gets them; add it to listen" :
+		    "mxguard drops their SYNs (event=nfq-verdict "
+		    "reason=no-listener) and that mail stays queued; add it "
+		    "to listen");
+	}
 	/* A TXT query the attacker (or a broken path) lets time out takes
 	 * dns_timeout; only then is an expired cached policy fetched again
 	 * (the policy host's addresses, dns_timeout again, then the GET):
@@ -1079,6 +1099,78 @@ config_tproxy(const struct config *c)
 {
 	return strcmp(c->rules_mode, "local") != 0 &&
 	    strcmp(c->listen_mode, "tproxy") == 0;
+}
+
+int
+config_hostport(const char *s, struct sockaddr_storage *ss)
+{
+	char host[128];
+	const char *colon;
+	char *end;
+	long port;
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (*s == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':' || (size_t)(rb - s - 1) >=
+		    sizeof(host))
+			return -1;
+		memcpy(host, s + 1, rb - s - 1);
+		host[rb - s - 1] = '\0';
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL ||
+		    (size_t)(colon - s) >= sizeof(host))
+			return -1;
+		memcpy(host, s, colon - s);
+		host[colon - s] = '\0';
+	}
+	port = strtol(colon + 1, &end, 10);
+	if (*end || port < 1 || port > 65535)
+		return -1;
+	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons((uint16_t)port);
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons((uint16_t)port);
+	} else
+		return -1;
+	return 0;
+}
+
+int
+config_listen_unheard(const struct config *c, int family)
+{
+	static const uint8_t lo6[16] = { [15] = 1 };
+	int i, local;
+
+	if (c->listen.n == 0 || config_tproxy(c))
+		return 0;
+	local = strcmp(c->rules_mode, "local") == 0;
+	for (i = 0; i < c->listen.n; i++) {
+		struct sockaddr_storage ss;
+		const struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		const struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		if (config_hostport(c->listen.v[i], &ss) == -1 ||
+		    ss.ss_family != family || ntohs(family == AF_INET ?
+		    s4->sin_port : s6->sin6_port) != c->divert_port)
+			continue;
+		/* gateway: REDIRECT goes to the inbound interface's
+		 * address, which a specific entry may well be */
+		if (!local)
+			return 0;
+		if (family == AF_INET ? s4->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		    s4->sin_addr.s_addr == htonl(INADDR_LOOPBACK) :
+		    IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||
+		    memcmp(&s6->sin6_addr, lo6, 16) == 0)
+			return 0;
+	}
+	return 1;
 }
 
 int

@@ -14,6 +14,8 @@
 #ifndef MXG_CONFIG_H
 #define MXG_CONFIG_H
 
+#include <sys/socket.h>
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -190,6 +192,17 @@ int		 config_keep_start_keys(struct config *ncfg,
  * TPROXY), whatever listen_mode says: SO_ORIGINAL_DST.  The rules
  * (nfq/rules.c) and the listeners (tlsproxy/proxy.c) both ask here. */
 int		 config_tproxy(const struct config *);
+/* "ADDR:PORT" or "[ADDR6]:PORT" (a listen entry: numeric addresses
+ * only, port 1..65535) into ss; -1 if it is none. */
+int		 config_hostport(const char *s, struct sockaddr_storage *ss);
+/* Whether a flow of family (AF_INET, AF_INET6) that the rules divert
+ * with REDIRECT lands on an address none of c's listen entries holds
+ * on divert_port (local mode: 127.0.0.1 or ::1, the OUTPUT hook's
+ * target, held by that address or the family's wildcard; gateway mode:
+ * no address of that family at all).  Whoever binds it there, any local
+ * user above ip_unprivileged_port_start, gets the flow.  0 under TPROXY,
+ * which hands flows to transparent sockets only. */
+int		 config_listen_unheard(const struct config *c, int family);
 /* Nonzero when an upstream leg leaves from its client's address
  * (upstream_source = client, or auto in local mode: the MTA's source is
  * one of this host's), 0 when the kernel picks it (system, or auto in

@@ -108,7 +108,7 @@ struct nfq {
 	uint32_t		 mark_mask;
 	uint32_t		 intercept_mark, bypass_mark;
 	int			 fail_open;
-	int			 unheard4, unheard6;	/* nfq_listen_unheard() */
+	int			 unheard4, unheard6;	/* config_listen_unheard() */
 	struct nfq_lists	 lists;
 	nfq_saturated_fn	*saturated;
 	void			*arg;
@@ -297,71 +297,6 @@ nfq_packet_addrs(const uint8_t *p, size_t len, int *family,
 		return 0;
 	}
 	return -1;
-}
-
-/* A listen entry ("ADDR:PORT", "[ADDR6]:PORT"): its family, address and
- * port; -1 if it is none. */
-static int
-listen_entry(const char *spec, int *family, uint8_t addr[16], long *port)
-{
-	char host[INET6_ADDRSTRLEN];
-	const char *colon, *h = spec;
-	size_t hl;
-	char *end;
-
-	if ((colon = strrchr(spec, ':')) == NULL)
-		return -1;
-	hl = (size_t)(colon - spec);
-	if (*spec == '[') {
-		if (hl < 2 || spec[hl - 1] != ']')
-			return -1;
-		h = spec + 1;
-		hl -= 2;
-	}
-	if (hl == 0 || hl >= sizeof(host))
-		return -1;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	*port = strtol(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0')
-		return -1;
-	if (inet_pton(AF_INET, host, addr) == 1)
-		*family = AF_INET;
-	else if (inet_pton(AF_INET6, host, addr) == 1)
-		*family = AF_INET6;
-	else
-		return -1;
-	return 0;
-}
-
-int
-nfq_listen_unheard(const struct config *c, int family)
-{
-	static const uint8_t any[16], lo6[16] = { [15] = 1 };
-	static const uint8_t lo4[4] = { 127, 0, 0, 1 };
-	int i, local;
-
-	if (c->listen.n == 0 || config_tproxy(c))
-		return 0;
-	local = strcmp(c->rules_mode, "local") == 0;
-	for (i = 0; i < c->listen.n; i++) {
-		uint8_t a[16];
-		long port;
-		int fam;
-
-		if (listen_entry(c->listen.v[i], &fam, a, &port) == -1 ||
-		    fam != family || port != c->divert_port)
-			continue;
-		/* gateway: REDIRECT goes to the inbound interface's
-		 * address, which a specific entry may well be */
-		if (!local)
-			return 0;
-		if (fam == AF_INET ? memcmp(a, any, 4) == 0 ||
-		    memcmp(a, lo4, 4) == 0 : memcmp(a, any, 16) == 0 ||
-		    memcmp(a, lo6, 16) == 0)
-			return 0;
-	}
-	return 1;
 }
 
 /* ------------------------------------------------------------ netlink */
@@ -739,7 +674,7 @@ handle_packet(struct nfq *q, const struct nlmsghdr *nlh)
 		    q->lists.ndst, family, sa, da,
 		    q->saturated ? q->saturated(q->arg) : 0, q->fail_open, &why);
 	/* diverted, it would land where mxguard does not listen and any
-	 * local user may (nfq_listen_unheard()): not diverted, dropped */
+	 * local user may (config_listen_unheard()): not diverted, dropped */
 	if (v == NFQ_INTERCEPT && ((family == AF_INET && q->unheard4) ||
 	    (family == AF_INET6 && q->unheard6))) {
 		v = NFQ_DROP;
@@ -913,8 +848,8 @@ nfq_open(struct ev_loop *loop, const struct config *cfg,
 	if (lists_parse(cfg, &q->lists, err, errsz) == -1)
 		goto fail;
 	/* listen is a key of the start (a reload keeps it): decided once */
-	q->unheard4 = nfq_listen_unheard(cfg, AF_INET);
-	q->unheard6 = nfq_listen_unheard(cfg, AF_INET6);
+	q->unheard4 = config_listen_unheard(cfg, AF_INET);
+	q->unheard6 = config_listen_unheard(cfg, AF_INET6);
 	/* the kernel holds at most nfqueue_maxlen packets for us: so many
 	 * verdicts can be pending, plus a wakeup's batch as slack */
 	q->pmax = (size_t)cfg->nfqueue_maxlen + NFQ_RECV_BATCH;
@@ -1356,8 +1291,8 @@ nfq_reconfigure(struct nfq *q, const struct config *cfg, char *err,
 	q->bypass_mark = cfg->upstream_mark;
 	/* listen is the start's (config_keep_start_keys()), divert_port
 	 * may be new: the rules may now divert where nothing of ours is */
-	q->unheard4 = nfq_listen_unheard(cfg, AF_INET);
-	q->unheard6 = nfq_listen_unheard(cfg, AF_INET6);
+	q->unheard4 = config_listen_unheard(cfg, AF_INET);
+	q->unheard6 = config_listen_unheard(cfg, AF_INET6);
 	ct_forget(q, &old);
 	lists_free(&old);
 	if (open_ != q->fail_open) {

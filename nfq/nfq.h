@@ -48,14 +48,6 @@ enum nfq_verdict nfq_decide(const struct cidr *src, int nsrc,
 		    const struct cidr *dst, int ndst, int family,
 		    const void *saddr, const void *daddr, int saturated,
 		    int fail_open, enum nfq_reason *why);
-/* Whether a flow of family (AF_INET, AF_INET6) that the rules divert
- * with REDIRECT lands on an address none of cfg's listen entries holds
- * on divert_port (local mode: 127.0.0.1 or ::1, the OUTPUT hook's
- * target; gateway mode: no address of that family at all).  Whoever
- * binds it there, any local user above ip_unprivileged_port_start, gets
- * the flow.  0 under TPROXY, which hands flows to transparent sockets
- * only. */
-int		 nfq_listen_unheard(const struct config *cfg, int family);
 /* Points saddr/daddr into an IPv4 or IPv6 packet; -1 if it is neither or
  * too short. */
 int		 nfq_packet_addrs(const uint8_t *pkt, size_t len, int *family,

@@ -63,47 +63,6 @@ listeners_resume(void *arg)
 }
 
 static int
-parse_hostport(const char *s, struct sockaddr_storage *ss)
-{
-	char host[128];
-	const char *colon;
-	char *end;
-	long port;
-	struct sockaddr_in *in = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (*s == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (rb == NULL || rb[1] != ':' || (size_t)(rb - s - 1) >=
-		    sizeof(host))
-			return -1;
-		memcpy(host, s + 1, rb - s - 1);
-		host[rb - s - 1] = '\0';
-		colon = rb + 1;
-	} else {
-		if ((colon = strrchr(s, ':')) == NULL ||
-		    (size_t)(colon - s) >= sizeof(host))
-			return -1;
-		memcpy(host, s, colon - s);
-		host[colon - s] = '\0';
-	}
-	port = strtol(colon + 1, &end, 10);
-	if (*end || port < 1 || port > 65535)
-		return -1;
-	if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
-		in->sin_family = AF_INET;
-		in->sin_port = htons((uint16_t)port);
-	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons((uint16_t)port);
-	} else
-		return -1;
-	return 0;
-}
-
-static int
 original_dst(struct proxy *p, int fd, struct sockaddr_storage *dst)
 {
 	socklen_t len = sizeof(*dst);
@@ -257,7 +216,7 @@ open_listener(const char *spec, int tproxy, int reuseport, char *err,
 	int fd, one = 1;
 	socklen_t len;
 
-	if (parse_hostport(spec, &ss) == -1) {
+	if (config_hostport(spec, &ss) == -1) {
 		snprintf(err, errsz, "listen: bad address \"%s\"", spec);
 		return -1;
 	}

@@ -403,7 +403,7 @@ test_key_twice(void **state)
 	    "again (first at line 1)"));
 	config_free(c);
 
-	c = load_text("listen = 127.0.0.1:10025\nrequire_tls = yes\n", err,
+	c = load_text("listen = 127.0.0.1:10025 [::1]:10025\nrequire_tls = yes\n", err,
 	    sizeof(err));
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
@@ -446,7 +446,7 @@ test_divert_port_takeable(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
 	config_free(c);
-	c = load_text("listen = 127.0.0.1:10025\n", err, sizeof(err));
+	c = load_text("listen = 127.0.0.1:10025 [::1]:10025\n", err, sizeof(err));
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
 	config_free(c);
@@ -503,7 +503,7 @@ test_password_readable_by_others(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
 	config_free(c);
-	c = load_mode("listen = 127.0.0.1:10025\n", 0644, err, sizeof(err));
+	c = load_mode("listen = 127.0.0.1:10025 [::1]:10025\n", 0644, err, sizeof(err));
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
 	config_free(c);
@@ -534,10 +534,31 @@ test_divert_port_unheard(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
 	config_free(c);
-	c = load_text("listen = [::1]:2525 127.0.0.1:10025\n", err,
+	c = load_text("listen = [::1]:10025 0.0.0.0:10025\n", err,
 	    sizeof(err));
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	/* one family without divert_port where REDIRECT sends it (local
+	 * mode: its loopback address, or the wildcard): said, with what
+	 * happens to those flows */
+	c = load_text("listen = [::1]:2525 127.0.0.1:10025\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "no listen address holds "
+	    "[::1]'s port 10025, where the rules send diverted IPv6 flows: "
+	    "mxguard drops their SYNs"));
+	config_free(c);
+	/* a specific address is not where REDIRECT sends local flows;
+	 * with steering = none they go there all the same */
+	c = load_text("listen = 10.1.2.3:10025 [::1]:10025\n"
+	    "steering = none\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_true(c->warnings.n >= 1);
+	assert_non_null(strstr(c->warnings.v[0], "no listen address holds "
+	    "127.0.0.1's port 10025, where the rules send diverted IPv4 "
+	    "flows: whatever listens there"));
 	config_free(c);
 	/* the defaults agree */
 	c = load_text("", err, sizeof(err));

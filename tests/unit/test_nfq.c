@@ -707,7 +707,7 @@ unheard(const char *mode, const char *lmode, int port, const char *l1,
 	c.divert_port = port;
 	c.listen.v = v;
 	c.listen.n = l2 ? 2 : 1;
-	return nfq_listen_unheard(&c, family);
+	return config_listen_unheard(&c, family);
 }
 
 static void
