@@ -476,11 +476,21 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 	rbuf_printf(&w[T_FILTER].rules, "%s\n", REPLY_DIR);
 	if (!local)
 		rbuf_printf(&w[T_FILTER].rules, "%s\n", GW_STALE_SYN);
+	/* A flow mxguard took (connmark INTERCEPT) whose port-25 packets
+	 * reach the guard was not diverted: a diverted packet has left
+	 * port 25 (REDIRECT) or the forward path (TPROXY) by now.  Its
+	 * first packet passed while the nat chain was gone (a firewall
+	 * reload that flushed it, until `rules watch` puts it back: nat
+	 * sees a connection's first packet only, so the flow would never
+	 * be diverted), and it would go to the MX direct for its whole
+	 * life, in either fail mode.  Dropped; the MTA's next connection
+	 * is decided afresh. */
+	rbuf_printf(&w[T_FILTER].rules, "-m connmark --mark 0x%x/0x%x "
+	    "-j DROP\n", in, m);
 	if (is_closed(c))
 		rbuf_printf(&w[T_FILTER].rules,
 		    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
-		    "-m connmark --mark 0x%x/0x%x -j RETURN\n"
-		    "%s\n", in, m, up, m, REFUSE_REST);
+		    "%s\n", up, m, REFUSE_REST);
 }
 
 /* What an iptables-save section says about mxguard. */
@@ -1414,10 +1424,11 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	rbuf_printf(o, "\t\t%s\n", NFT_REPLY_DIR);
 	if (!local)
 		rbuf_printf(o, "\t\t%s\n", NFT_GW_STALE_SYN);
+	/* taken but not diverted: see want_ipt() */
+	rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x drop\n", m, in);
 	if (is_closed(c))
 		rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
-		    "\t\tct mark & 0x%x == 0x%x return\n"
-		    "\t\t%s\n", m, in, m, up, NFT_REFUSE_REST);
+		    "\t\t%s\n", m, up, NFT_REFUSE_REST);
 	rbuf_printf(o, "\t}\n");
 	rbuf_printf(o, "}\n");
 done:

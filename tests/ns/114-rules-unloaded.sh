@@ -75,8 +75,8 @@ mx gone rules remove 2>/dev/null || fail "remove after the watch"
 
 # a chain taken whole is damage too: the nat table replaced by one without
 # MXGUARD_DIVERT (one atomic restore, never seen emptied first) left a
-# queueing set whose closed guard lets each flow the daemon diverted go to
-# the MX direct (its connmark says diverted); the watch kept it as it was
+# queueing set that diverts nothing (its guard now drops each flow the
+# daemon took: docs/rules.md 6b, ns 127); the watch kept it as it was
 mx closed rules install || fail "install for the second watch"
 bg "$SND" "$T/watch2.log" "$MXGUARD" -c "$T/gone.conf" rules watch
 watch_pid=$BG_PID

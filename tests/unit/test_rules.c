@@ -84,7 +84,7 @@ test_local_closed(void **state)
 	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN "
 	    "-m conntrack --ctstate NEW -j DROP\n"
 	    "-A MXGUARD_GUARD -m conntrack --ctdir REPLY -j DROP\n"
-	    "-A MXGUARD_GUARD -m connmark --mark 0x4d49/0xffff -j RETURN\n"
+	    "-A MXGUARD_GUARD -m connmark --mark 0x4d49/0xffff -j DROP\n"
 	    "-A MXGUARD_GUARD -m connmark --mark 0x4d58/0xffff -j RETURN\n"
 	    "-A MXGUARD_GUARD -p tcp -m tcp ! --tcp-flags RST RST "
 	    "-j REJECT --reject-with tcp-reset\n"));
@@ -108,6 +108,46 @@ test_fail_open_guard_drops_only(void **state)
 	assert_true(has(s, "NFQUEUE"));
 	free(s);
 	config_free(c);
+}
+
+/*
+ * A flow mxguard took (connmark INTERCEPT) whose port-25 packets reach
+ * the guard was not diverted (a diverted one has left port 25 or the
+ * forward path by then): its first packet passed while the nat chain was
+ * flushed, and it would go to the MX direct for its whole life.  The
+ * guard drops it in both fail modes and both backends (before: returned
+ * with fail_mode = closed, not looked at with open).
+ */
+static void
+test_guard_drops_undiverted_intercept(void **state)
+{
+	static const char *const confs[] = { "fail_mode = open\n",
+	    "fail_mode = closed\n", "fail_mode = open\nrules_mode = gateway\n"
+	    "listen_mode = tproxy\n", "fail_mode = closed\n"
+	    "rules_mode = gateway\n" };
+	size_t i;
+
+	for (i = 0; i < sizeof(confs) / sizeof(confs[0]); i++) {
+		struct config *c = cfg(confs[i]);
+		char *s = script(c, 4, 1, "");
+		struct rbuf b = { 0 };
+		char err[256];
+		const char *g = strstr(s, ":MXGUARD_GUARD");
+
+		assert_non_null(g);
+		assert_true(has(g, "-A MXGUARD_GUARD -m connmark --mark "
+		    "0x4d49/0xffff -j DROP\n"));
+		assert_false(has(g, "-m connmark --mark 0x4d49/0xffff "
+		    "-j RETURN"));
+		assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+		g = strstr(b.s, "chain guard {");
+		assert_non_null(g);
+		assert_true(has(g, "\t\tct mark & 0xffff == 0x4d49 drop\n"));
+		assert_false(has(g, "ct mark & 0xffff == 0x4d49 return"));
+		rbuf_free(&b);
+		free(s);
+		config_free(c);
+	}
 }
 
 static void
@@ -477,7 +517,7 @@ test_nft(void **state)
 	    "\t\tct state invalid,untracked drop\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) != syn ct state new drop\n"
 	    "\t\tct direction reply drop\n"
-	    "\t\tct mark & 0xffff == 0x4d49 return\n"
+	    "\t\tct mark & 0xffff == 0x4d49 drop\n"
 	    "\t\tct mark & 0xffff == 0x4d58 return\n"
 	    "\t\ttcp flags & rst == 0 reject with tcp reset\n"));
 	assert_false(has(b.s, "ct mark & 0xffff == 0 "));
@@ -784,10 +824,10 @@ test_state_partial(void **state)
 	    "COMMIT\n", &m), RULES_ST_REFUSAL);
 	free(m);
 	config_free(c);
-	/* fail_mode = open: the guard has 4 rules, not 7 */
+	/* fail_mode = open: the guard has 5 rules, not 7 */
 	c = cfg("fail_mode = open\n");
 	assert_int_equal(ipt_state(c, saved_default, &m), RULES_ST_PARTIAL);
-	assert_true(has(m, "MXGUARD_GUARD holds 7 of its 4 rules"));
+	assert_true(has(m, "MXGUARD_GUARD holds 7 of its 5 rules"));
 	free(m);
 	config_free(c);
 }
@@ -1074,6 +1114,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local_closed),
 		cmocka_unit_test(test_fail_open_guard_drops_only),
+		cmocka_unit_test(test_guard_drops_undiverted_intercept),
 		cmocka_unit_test(test_gateway_tproxy),
 		cmocka_unit_test(test_gateway_interfaces),
 		cmocka_unit_test(test_steering_none),
