@@ -118,7 +118,7 @@ in_gw() { ip netns exec "$GW" "$@"; }
 gw_start() {
 	mkdir -p "$T/mxstate"
 	cat >"$T/gw.conf" <<EOF2
-listen = 0.0.0.0:$MXG_PORT
+listen = 0.0.0.0:$MXG_PORT [::]:$MXG_PORT
 rules_mode = gateway
 steering = nfqueue
 upstream_mark = $MXG_MARK
