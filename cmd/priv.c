@@ -11,7 +11,10 @@
  * other (a worker, steering = none) keeps CAP_NET_RAW where the kernel
  * takes it for SO_MARK (tried first with it alone effective), so that a
  * compromised worker cannot rewrite the netfilter rules that steer the
- * flows.  No libcap: the two syscalls are enough.
+ * flows.  No libcap: the two syscalls are enough.  Every step is
+ * checked, the bounding set's too (a capability PR_CAPBSET_DROP could not
+ * take out, for want of CAP_SETPCAP, refuses the drop), and the drop ends
+ * with no_new_privs.
  *
  * Started unprivileged with capabilities (systemd User= with
  * AmbientCapabilities=), only the capability sets are trimmed.
@@ -279,12 +282,23 @@ drop_to_user(const struct config *cfg, int keep, char *err, size_t errsz)
 	}
 	if (make_state_dir(cfg->state_dir, uid, gid, err, errsz) == -1)
 		return -1;
-	/* only the capability kept may ever come back */
+	/* only the capability kept may ever come back.  A capability that
+	 * stays in the bounding set (PR_CAPBSET_DROP needs CAP_SETPCAP) is
+	 * a drop not done: refused, never passed over */
 	for (c = 0; c <= 63; c++) {
 		if (cap >= 0 && c == (unsigned long)cap)
 			continue;
-		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == -1 && errno == EINVAL)
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0)
+			continue;
+		if (errno == EINVAL)
 			break;	/* past the kernel's last capability */
+		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != 0) {
+			snprintf(err, errsz, "removing capability %lu from the "
+			    "bounding set: %s%s", c, strerror(errno),
+			    errno == EPERM ? " (CAP_SETPCAP is needed: keep "
+			    "it in the unit's CapabilityBoundingSet=)" : "");
+			return -1;
+		}
 	}
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1) {
 		snprintf(err, errsz, "PR_SET_KEEPCAPS: %s", strerror(errno));
@@ -299,6 +313,13 @@ drop_to_user(const struct config *cfg, int keep, char *err, size_t errsz)
 	(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
 	if (capset_only(cap, err, errsz) == -1)
 		return -1;
+	/* nothing exec'd from here on (nothing is) gains a privilege: a
+	 * process that installs no seccomp filter (`mxguard policy`) too */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
+		snprintf(err, errsz, "PR_SET_NO_NEW_PRIVS: %s",
+		    strerror(errno));
+		return -1;
+	}
 	if (setuid(0) == 0) {
 		snprintf(err, errsz, "could regain root after dropping it");
 		return -1;

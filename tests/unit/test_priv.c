@@ -274,6 +274,125 @@ test_cmd_mark_keeps_net_raw(void **state)
 		fail_msg("after priv_drop_cmd(mark): %s", out);
 }
 
+/*
+ * The drop itself sets no_new_privs: `mxguard policy`, which keeps no
+ * capability and so installs no seccomp filter (which would set it),
+ * parses what the network sends after its drop, and an exec of a
+ * set-user-ID program from there must not give back what the drop took
+ * (it execs nothing itself).  Before, only the seccomp filter set it.
+ */
+static void
+test_drop_sets_no_new_privs(void **state)
+{
+	char text[256], e[400], out[512];
+	int p[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	if (*sdir == '\0')
+		skip();
+	(void)rmdir(sdir);
+	snprintf(text, sizeof(text), "user = nobody\nstate_dir = %s\n", sdir);
+	assert_int_equal(pipe(p), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		struct config *cfg;
+
+		close(p[0]);
+		out[0] = e[0] = '\0';
+		if ((cfg = testconf_load(text, e, sizeof(e))) == NULL)
+			_exit(3);
+		/* (a) a clean drop: no_new_privs set */
+		if (priv_drop_cmd(cfg, 0, e, sizeof(e)) == -1) {
+			snprintf(out, sizeof(out), "clean drop failed: %s", e);
+			(void)!write(p[1], out, strlen(out));
+			_exit(2);
+		}
+		if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+			strcat(out, "no_new_privs not set by the drop; ");
+		(void)!write(p[1], out, strlen(out));
+		_exit(*out == '\0' ? 0 : 2);
+	}
+	close(p[1]);
+	n = read(p[0], out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) != 0)
+		fail_msg("after priv_drop_cmd(): %s", out);
+}
+
+/*
+ * A drop that cannot empty the bounding set must not pass for one.
+ * PR_CAPBSET_DROP needs CAP_SETPCAP; without it (a unit or container
+ * whose bounding set lacks it) every capability stayed in the bounding
+ * set, the error was ignored (only EINVAL was looked at), and the drop
+ * said it was done.  The child here takes CAP_SETPCAP out of its own
+ * effective set first: the drop must refuse, naming the bounding set, or
+ * leave it empty.
+ */
+static void
+test_drop_without_setpcap(void **state)
+{
+	char text[256], e[400], out[512];
+	int p[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	if (*sdir == '\0')
+		skip();
+	(void)rmdir(sdir);
+	snprintf(text, sizeof(text), "user = nobody\nstate_dir = %s\n", sdir);
+	assert_int_equal(pipe(p), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		struct __user_cap_header_struct h = {
+			.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+		struct __user_cap_data_struct d[2];
+		struct config *cfg;
+		unsigned long c;
+		int rc;
+
+		close(p[0]);
+		out[0] = e[0] = '\0';
+		if ((cfg = testconf_load(text, e, sizeof(e))) == NULL)
+			_exit(3);
+		/* (b) without CAP_SETPCAP in effect */
+		if (syscall(SYS_capget, &h, d) == -1)
+			_exit(3);
+		d[CAP_SETPCAP / 32].effective &= ~(1u << (CAP_SETPCAP % 32));
+		if (syscall(SYS_capset, &h, d) == -1)
+			_exit(3);
+		rc = priv_drop_cmd(cfg, 0, e, sizeof(e));
+		if (rc == -1) {
+			/* refused, and said why */
+			if (strstr(e, "bounding") == NULL)
+				snprintf(out, sizeof(out), "refused without "
+				    "naming the bounding set: %s", e);
+			(void)!write(p[1], out, strlen(out));
+			_exit(*out == '\0' ? 0 : 2);
+		}
+		for (c = 0; c <= 63; c++)
+			if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) {
+				snprintf(out, sizeof(out), "the drop said it was "
+				    "done, and capability %lu is still in the "
+				    "bounding set", c);
+				break;
+			}
+		(void)!write(p[1], out, strlen(out));
+		_exit(*out == '\0' ? 0 : 2);
+	}
+	close(p[1]);
+	n = read(p[0], out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) != 0)
+		fail_msg("without CAP_SETPCAP: %s", out);
+}
+
 int
 main(void)
 {
@@ -283,6 +402,8 @@ main(void)
 		cmocka_unit_test(test_other_users_refused),
 		cmocka_unit_test(test_writable_by_others_refused),
 		cmocka_unit_test(test_cmd_mark_keeps_net_raw),
+		cmocka_unit_test(test_drop_sets_no_new_privs),
+		cmocka_unit_test(test_drop_without_setpcap),
 	};
 
 	log_init("test", 0, LOG_LVL_ERR);
