@@ -65,6 +65,19 @@ capset_only(int cap, char *err, size_t errsz)
 	return 0;
 }
 
+/* Is cap in this process's permitted set? */
+static int
+cap_held(int cap)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct d[2];
+
+	if (syscall(SYS_capget, &h, d) == -1)
+		return 0;
+	return (d[cap / 32].permitted & (1u << (cap % 32))) != 0;
+}
+
 /*
  * Store files that root made (an mxguard before the stores were opened
  * only as `user`, or a run with `user` empty) are given to `user`, who
@@ -253,14 +266,16 @@ drop_to_user(const struct config *cfg, int keep, char *err, size_t errsz)
 	unsigned long c;
 
 	if (geteuid() != 0) {
-		/* not root: keep what we have, minus all but NET_ADMIN (if
-		 * we hold it at all; a test run as a user holds nothing) */
+		/* not root: every capability but the one kept goes (that
+		 * one only if held; a test run as a user holds none) */
 		if (make_state_dir(cfg->state_dir, (uid_t)-1, (gid_t)-1, err,
 		    errsz) == -1)
 			return -1;
-		if (cap == -1 || prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1)
-			(void)capset_only(cap, err, errsz);
-		return 0;
+		/* the one kept only if held: capset() cannot add it, and
+		 * its failure must not leave every other one held */
+		if (cap >= 0 && !cap_held(cap))
+			cap = -1;
+		return capset_only(cap, err, errsz);
 	}
 	if (*cfg->user == '\0') {
 		log_info("event=privileges user=root note=\"user is empty: "

@@ -393,6 +393,77 @@ test_drop_without_setpcap(void **state)
 		fail_msg("without CAP_SETPCAP: %s", out);
 }
 
+/*
+ * Started unprivileged with capabilities (systemd User= with
+ * AmbientCapabilities=): the drop trims the sets to the one capability
+ * kept.  When that one is not held (asked for CAP_NET_ADMIN, holding
+ * CAP_NET_RAW and CAP_SYS_ADMIN), capset() failed, the failure was
+ * ignored, and every capability the process held stayed.  The child
+ * here becomes nobody keeping CAP_NET_RAW, CAP_SYS_ADMIN and
+ * CAP_SETPCAP: after priv_drop() for a queue reader it must hold no
+ * capability it was not meant to keep, or the drop must refuse.
+ */
+static void
+test_unprivileged_drop_trims(void **state)
+{
+	char e[400], out[512];
+	int p[2], st;
+	ssize_t n;
+	pid_t pid;
+
+	if (*sdir == '\0')
+		skip();
+	assert_int_equal(pipe(p), 0);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		struct __user_cap_header_struct h = {
+			.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+		struct __user_cap_data_struct d[2];
+		struct config *cfg;
+		int rc, c;
+
+		close(p[0]);
+		out[0] = e[0] = '\0';
+		if ((cfg = testconf_load("user = nobody\nstate_dir =\n", e,
+		    sizeof(e))) == NULL)
+			_exit(3);
+		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1 ||
+		    setresgid(65534, 65534, 65534) == -1 ||
+		    setresuid(nobody_uid, nobody_uid, nobody_uid) == -1)
+			_exit(3);
+		memset(d, 0, sizeof(d));
+		d[CAP_NET_RAW / 32].permitted |= 1u << (CAP_NET_RAW % 32);
+		d[CAP_SYS_ADMIN / 32].permitted |= 1u << (CAP_SYS_ADMIN % 32);
+		d[CAP_SETPCAP / 32].permitted |= 1u << (CAP_SETPCAP % 32);
+		d[0].effective = d[0].permitted;
+		d[1].effective = d[1].permitted;
+		if (syscall(SYS_capset, &h, d) == -1)
+			_exit(3);
+		rc = priv_drop(cfg, 1, e, sizeof(e));
+		if (syscall(SYS_capget, &h, d) == -1)
+			_exit(3);
+		for (c = 0; c < 64; c++)
+			if (c != CAP_NET_ADMIN && (d[c / 32].permitted |
+			    d[c / 32].effective) & (1u << (c % 32))) {
+				snprintf(out, sizeof(out), "priv_drop() "
+				    "returned %d and capability %d is still "
+				    "held", rc, c);
+				break;
+			}
+		(void)!write(p[1], out, strlen(out));
+		_exit(*out == '\0' ? 0 : 2);
+	}
+	close(p[1]);
+	n = read(p[0], out, sizeof(out) - 1);
+	out[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) != 0)
+		fail_msg("unprivileged drop: %s (exit %d)", out,
+		    WEXITSTATUS(st));
+}
+
 int
 main(void)
 {
@@ -404,6 +475,7 @@ main(void)
 		cmocka_unit_test(test_cmd_mark_keeps_net_raw),
 		cmocka_unit_test(test_drop_sets_no_new_privs),
 		cmocka_unit_test(test_drop_without_setpcap),
+		cmocka_unit_test(test_unprivileged_drop_trims),
 	};
 
 	log_init("test", 0, LOG_LVL_ERR);
