@@ -155,8 +155,21 @@ store_txn_begin(MDB_env *env, unsigned int flags, MDB_txn **txn)
 	MDB_envinfo ei;
 	const char *path;
 	char qp[600];
-	int rc;
+	int rc, dead = 0;
 
+	/* a writer first clears the read slots of processes that died in a
+	 * read (a worker, a `mxguard policy` killed): each pins the snapshot
+	 * it read, no page freed since is used again, and every commit grows
+	 * the file until MDB_MAP_FULL refuses even updates.  The open's check
+	 * alone leaves that to whoever opens the store next */
+	if (!(flags & MDB_RDONLY) && mdb_reader_check(env, &dead) == 0 &&
+	    dead > 0) {
+		if (mdb_env_get_path(env, &path) != 0)
+			path = "-";
+		log_info("event=store-readers-cleared file=%s dead=%d "
+		    "detail=\"read slots of processes that died in a read\"",
+		    log_q(qp, sizeof(qp), path), dead);
+	}
 	if ((rc = mdb_txn_begin(env, NULL, flags, txn)) != MDB_MAP_RESIZED)
 		return rc;
 	if ((rc = mdb_env_set_mapsize(env, 0)) != 0)

@@ -57,7 +57,10 @@ int	store_check_files(const char *path, char *err, size_t errsz);
  * Only where no other transaction of this process is open on env: every
  * caller begins its transactions one after the other, except
  * store_room(), which runs inside its caller's write transaction (and
- * needs no resize there: store.c).  0 or an LMDB error code.
+ * needs no resize there: store.c).  A write transaction first clears
+ * the read slots of dead processes (mdb_reader_check()), which would pin
+ * old pages (logged: event=store-readers-cleared).  0 or an LMDB error
+ * code.
  */
 int	store_txn_begin(MDB_env *env, unsigned int flags, MDB_txn **txn);
 

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -578,6 +580,57 @@ test_unreadable_record(void **state)
 	history_close(h);
 }
 
+/*
+ * A process killed inside a read transaction (a worker, or `mxguard
+ * policy` run by hand and killed, OOM) leaves its reader slot in the
+ * lock file, and that slot pins the snapshot it read: no page freed since
+ * can be used again, and every commit grows the file until MDB_MAP_FULL.
+ * The slot was cleared only when some process opened the store
+ * (mdb_reader_check() in store_open()): a process that had it open
+ * already (the single process, every worker but the dead one's
+ * successor) hit the bound and then refused even updates of the records
+ * it keeps, so a server's TLS success stopped being noted and its record
+ * ran out of its window.  A writer clears dead readers' slots itself.
+ */
+static void
+test_dead_reader_cleared(void **state)
+{
+	struct history *h = fresh("deadreader", 1000000, 86400, 128 * 1024);
+	struct sockaddr_in a = sin4("192.0.2.77");
+	char path[160];
+	int64_t now = (int64_t)time(NULL);
+	pid_t pid;
+	int st, i, failed = 0;
+
+	assert_int_equal(history_record(h, "learned", (struct sockaddr *)&a,
+	    1, 1, now, NULL), 0);
+	snprintf(path, sizeof(path), "%s/deadreader/history.mdb", dir);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		MDB_env *env;
+		MDB_txn *txn;
+
+		if (mdb_env_create(&env) != 0 || mdb_env_open(env, path,
+		    MDB_NOSUBDIR | MDB_NOTLS | MDB_RDONLY, 0600) != 0 ||
+		    mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+			_exit(3);
+		kill(getpid(), SIGKILL);	/* inside the read */
+		_exit(4);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	/* the open store goes on being written: a stripped attempt each
+	 * time (always written), then a success */
+	for (i = 0; i < 500; i++)
+		if (history_record(h, "learned", (struct sockaddr *)&a, 0, 0,
+		    now, NULL) != 0)
+			failed++;
+	assert_int_equal(failed, 0);
+	assert_int_equal(history_record(h, "learned", (struct sockaddr *)&a,
+	    1, 1, now, NULL), 0);
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -594,6 +647,7 @@ main(void)
 		cmocka_unit_test(test_clock_stepped_forward),
 		cmocka_unit_test(test_clock_stepped_back_then_restart),
 		cmocka_unit_test(test_unreadable_record),
+		cmocka_unit_test(test_dead_reader_cleared),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
