@@ -1356,17 +1356,10 @@ cache_reread(struct policy_req *r)
 		    sts_mode_name(e.pol.mode), r->fresh_id);
 		free(r->fresh);
 		r->fresh = NULL;
-		if (r->have_cached)
-			sts_cache_entry_clear(&r->cached);
-		r->cached = e;
-		r->have_cached = 1;
-		r->cached_state = sts_cache_state(&r->cached, clock_now(),
-		    p->refresh_margin);
-		return;
-	}
-	log_info("event=sts-cache-newer domain=%s id=%s mode=%s "
-	    "note=\"a policy fetched during this lookup decides\"",
-	    r->v->domain, e.id, sts_mode_name(e.pol.mode));
+	} else
+		log_info("event=sts-cache-newer domain=%s id=%s mode=%s "
+		    "note=\"a policy fetched during this lookup decides\"",
+		    r->v->domain, e.id, sts_mode_name(e.pol.mode));
 	if (r->have_cached)
 		sts_cache_entry_clear(&r->cached);
 	r->cached = e;
