@@ -118,19 +118,73 @@ give_root_stores(int dirfd, const char *dir, uid_t uid, gid_t gid)
 	}
 }
 
-/* mkdir -p, 0750; the last component, which must be a directory and not
- * a symbolic link, is given to uid/gid. */
+/*
+ * The directory dirfd/name, opened without following a symbolic link
+ * and made when missing (0750 the last component of state_dir, 0755 a
+ * parent); path: what has been walked of state_dir dir so far, name
+ * last, for the error.  -1 and err said when it cannot be, or is a
+ * symbolic link or no directory.
+ */
+static int
+open_dir_at(int dirfd, const char *name, int last, const char *dir,
+    const char *path, char *err, size_t errsz)
+{
+	int fd, made = 0;
+
+	for (;;) {
+		if ((fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY |
+		    O_NOFOLLOW | O_CLOEXEC)) != -1)
+			return fd;
+		if (errno != ENOENT || made)
+			break;
+		/* missing: made, then opened as any other (whatever took
+		 * its place in between is judged the same way) */
+		if (mkdirat(dirfd, name, last ? 0750 : 0755) == -1 &&
+		    errno != EEXIST) {
+			snprintf(err, errsz, "mkdir %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		made = 1;
+	}
+	if ((errno == ELOOP || errno == ENOTDIR) && last)
+		snprintf(err, errsz, "state_dir %s: not a directory (a "
+		    "symbolic link is refused: give the real path)", path);
+	else if (errno == ELOOP || errno == ENOTDIR)
+		snprintf(err, errsz, "state_dir %s: %s is not a directory (a "
+		    "symbolic link is refused, in any part of the path: give "
+		    "the real path)", dir, path);
+	else if (last)
+		snprintf(err, errsz, "state_dir %s: %s", path,
+		    strerror(errno));
+	else
+		snprintf(err, errsz, "state_dir %s: %s: %s", dir, path,
+		    strerror(errno));
+	return -1;
+}
+
+/*
+ * mkdir -p: the parents 0755, state_dir itself 0750, which must be a
+ * directory and is given to uid/gid.  Walked a component at a time from
+ * "/" (from the working directory for a relative path), each opened
+ * without following a symbolic link: a link planted in place of state_dir
+ * or of any directory above it (whoever may write its parent: `user`,
+ * when state_dir lies below a directory of theirs) must not make root
+ * make a directory where the link leads, nor give the link's target to
+ * `user`.
+ */
 static int
 make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
     size_t errsz)
 {
-	char path[4096];
-	char *p;
+	char path[4096], walked[4096];
+	char *name, *next;
+	size_t len;
 	struct stat st;
 	enum dir_writer w;
 	uid_t me;
 	gid_t mygid;
-	int fd;
+	int fd, sub;
 
 	if (*dir == '\0')
 		return 0;
@@ -138,40 +192,41 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 		snprintf(err, errsz, "state_dir: path too long");
 		return -1;
 	}
-	for (p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0755) == -1 && errno != EEXIST) {
-			snprintf(err, errsz, "mkdir %s: %s", path,
-			    strerror(errno));
-			return -1;
-		}
-		*p = '/';
-	}
-	if (mkdir(path, 0750) == -1 && errno != EEXIST) {
-		snprintf(err, errsz, "mkdir %s: %s", path, strerror(errno));
-		return -1;
-	}
-	/*
-	 * The directory is given away through a descriptor opened without
-	 * following a symbolic link: a link planted where state_dir points
-	 * (its parent may be writable by others) must not make root give
-	 * the link's target to `user`.
-	 */
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	len = 0;
+	if (*path == '/')
+		walked[len++] = '/';
+	walked[len] = '\0';
+	if ((fd = open(*path == '/' ? "/" : ".", O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) == -1) {
-		if (errno == ELOOP || errno == ENOTDIR)
-			snprintf(err, errsz, "state_dir %s: not a directory "
-			    "(a symbolic link is refused: give the real path)",
-			    path);
-		else
-			snprintf(err, errsz, "state_dir %s: %s", path,
-			    strerror(errno));
-		return -1;
+		snprintf(err, errsz, "state_dir %s: opening %s: %s", dir,
+		    *path == '/' ? "/" : "the working directory",
+		    strerror(errno));
+		goto fail;
+	}
+	for (name = path; *name == '/'; name++)
+		;
+	/* "/" alone: the root directory itself */
+	while (*name != '\0') {
+		next = strchr(name, '/');
+		if (next != NULL)
+			*next++ = '\0';
+		/* walked: the path so far, as given less repeated slashes;
+		 * never longer than path, itself shorter than 4096 */
+		len += (size_t)snprintf(walked + len, sizeof(walked) - len,
+		    "%s%s", len > 0 && walked[len - 1] != '/' ? "/" : "",
+		    name);
+		while (next != NULL && *next == '/')
+			next++;
+		sub = open_dir_at(fd, name, next == NULL || *next == '\0',
+		    dir, walked, err, errsz);
+		close(fd);
+		if ((fd = sub) == -1)
+			goto fail;
+		name = next != NULL ? next : "";
 	}
 	if (fstat(fd, &st) == -1) {
-		snprintf(err, errsz, "state_dir %s: %s", path, strerror(errno));
+		snprintf(err, errsz, "state_dir %s: %s", walked,
+		    strerror(errno));
 		goto fail;
 	}
 	/*
@@ -188,7 +243,7 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 	if ((w = dir_writers(&st, me, mygid)) == DIRW_OWNER) {
 		snprintf(err, errsz, "state_dir %s belongs to uid %ld, neither "
 		    "root nor the user mxguard runs as: not taken over (make "
-		    "it anew, or chown it to that user)", path,
+		    "it anew, or chown it to that user)", walked,
 		    (long)st.st_uid);
 		goto fail;
 	}
@@ -202,21 +257,22 @@ make_state_dir(const char *dir, uid_t uid, gid_t gid, char *err,
 			    (long)st.st_gid);
 		snprintf(err, errsz, "state_dir %s is writable by %s (mode "
 		    "%04o): not taken over (chmod go-w, or 0750 as the unit's "
-		    "StateDirectoryMode=)", path, who,
+		    "StateDirectoryMode=)", walked, who,
 		    (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	if (uid != (uid_t)-1 && (st.st_uid != uid || st.st_gid != gid) &&
 	    fchown(fd, uid, gid) == -1) {
-		snprintf(err, errsz, "chown %s: %s", path, strerror(errno));
+		snprintf(err, errsz, "chown %s: %s", walked, strerror(errno));
 		goto fail;
 	}
 	if (uid != (uid_t)-1)
-		give_root_stores(fd, path, uid, gid);
+		give_root_stores(fd, walked, uid, gid);
 	close(fd);
 	return 0;
 fail:
-	close(fd);
+	if (fd != -1)
+		close(fd);
 	return -1;
 }
 

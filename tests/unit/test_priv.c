@@ -3,8 +3,10 @@
  * make_state_dir()), as root, each drop in a child of its own (a drop
  * cannot be undone): a directory that root made or that `user` already
  * owns is given to `user`; one that another user owns, or that others
- * can write, is refused and left as it was; what a command that sets
- * SO_MARK keeps after its drop.  Skipped when not root.
+ * can write, is refused and left as it was; so is a path with a symbolic
+ * link in it, state_dir or a parent, nothing made or chowned where it
+ * leads; what a command that sets SO_MARK keeps after its drop.
+ * Skipped when not root.
  *
  * cmd/ is not in libmxguard.a, so the module is compiled in here.
  */
@@ -61,17 +63,17 @@ teardown(void **state)
 	return 0;
 }
 
-/* priv_drop_cmd() with user = nobody in a child: its exit status, 0 when
- * it dropped, 1 when it refused; its error in err. */
+/* priv_drop_cmd() with user = nobody and state_dir = dir in a child: its
+ * exit status, 0 when it dropped, 1 when it refused; its error in err. */
 static int
-drop_in_child(char *err, size_t errsz)
+drop_in_child_at(const char *dir, char *err, size_t errsz)
 {
 	char text[256], e[400];
 	int p[2], st;
 	ssize_t n;
 	pid_t pid;
 
-	snprintf(text, sizeof(text), "user = nobody\nstate_dir = %s\n", sdir);
+	snprintf(text, sizeof(text), "user = nobody\nstate_dir = %s\n", dir);
 	assert_int_equal(pipe(p), 0);
 	assert_true((pid = fork()) >= 0);
 	if (pid == 0) {
@@ -93,6 +95,13 @@ drop_in_child(char *err, size_t errsz)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	assert_true(WIFEXITED(st));
 	return WEXITSTATUS(st);
+}
+
+/* The same with state_dir = sdir. */
+static int
+drop_in_child(char *err, size_t errsz)
+{
+	return drop_in_child_at(sdir, err, errsz);
 }
 
 static void
@@ -204,6 +213,111 @@ test_writable_by_others_refused(void **state)
 	assert_int_equal(drop_in_child(err, sizeof(err)), 1);
 	assert_non_null(strstr(err, "writable by group 54321"));
 	owner_is(0, 0770);
+}
+
+/*
+ * A state_dir two levels or more below a directory `user` owns: that user
+ * can replace a directory between it and state_dir with a symbolic link
+ * between two runs.  Only the last component was opened O_NOFOLLOW, the
+ * ones before it were followed (mkdir -p), so root made state_dir where
+ * the link led and gave it to `user`, or gave away a root directory
+ * already there.  Here owned/ is nobody's, owned/a a link to victim/,
+ * root's, and state_dir owned/a/b: the drop must refuse, naming owned/a
+ * as a symbolic link, and victim/ must stay as it was, with no b made in
+ * it, nor its b (root's) given to nobody.
+ */
+static void
+test_link_in_parent_refused(void **state)
+{
+	char err[400], owned[64], link[80], victim[64], vb[80];
+	char dir[96];
+	struct stat st;
+	int rc;
+
+	if (*sdir == '\0')
+		skip();
+	snprintf(owned, sizeof(owned), "%s/owned", base);
+	snprintf(link, sizeof(link), "%s/a", owned);
+	snprintf(victim, sizeof(victim), "%s/victim", base);
+	snprintf(vb, sizeof(vb), "%s/b", victim);
+	snprintf(dir, sizeof(dir), "%s/b", link);
+	assert_int_equal(mkdir(owned, 0755), 0);
+	assert_int_equal(chown(owned, nobody_uid, 65534), 0);
+	assert_int_equal(mkdir(victim, 0755), 0);
+	assert_int_equal(chmod(victim, 0755), 0);
+	/* as nobody would: a link of theirs, in their directory */
+	assert_int_equal(symlink(victim, link), 0);
+	assert_int_equal(lchown(link, nobody_uid, 65534), 0);
+
+	/* (a) nothing there yet: nothing may be made there */
+	rc = drop_in_child_at(dir, err, sizeof(err));
+	if (lstat(vb, &st) == 0)
+		fail_msg("%s made through the link (uid %ld, mode %04o); the "
+		    "drop returned %d: \"%s\"", vb, (long)st.st_uid,
+		    (unsigned)(st.st_mode & 07777), rc, err);
+	assert_int_equal(rc, 1);
+	if (strstr(err, link) == NULL || strstr(err, "symbolic link") == NULL)
+		fail_msg("the error does not name %s as a symbolic link: "
+		    "\"%s\"", link, err);
+	/* (b) a root directory there: not given away */
+	assert_int_equal(mkdir(vb, 0750), 0);
+	assert_int_equal(chmod(vb, 0750), 0);
+	rc = drop_in_child_at(dir, err, sizeof(err));
+	assert_int_equal(lstat(vb, &st), 0);
+	if (st.st_uid != 0 || st.st_gid != 0)
+		fail_msg("%s given to uid %ld through the link; the drop "
+		    "returned %d", vb, (long)st.st_uid, rc);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(err, link));
+	assert_int_equal(lstat(victim, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+}
+
+/* A state_dir whose parents are missing is made as mkdir -p made it: the
+ * parents root's, 0755 (umask permitting), state_dir 0750 and `user`'s;
+ * "//" and "/./" change nothing.  A trailing slash neither (before, the
+ * mkdir -p loop made state_dir as one of the parents: 0755). */
+static void
+test_parents_made(void **state)
+{
+	char err[400], top[64], mid[80], dir[96];
+	struct stat st;
+	mode_t um;
+
+	if (*sdir == '\0')
+		skip();
+	snprintf(top, sizeof(top), "%s/deep", base);
+	snprintf(mid, sizeof(mid), "%s/x", top);
+	snprintf(dir, sizeof(dir), "%s//./deep/x/y", base);
+	um = umask(022);
+	assert_int_equal(drop_in_child_at(dir, err, sizeof(err)), 0);
+	assert_int_equal(lstat(top, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	assert_int_equal(lstat(mid, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	snprintf(dir, sizeof(dir), "%s/y", mid);
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, nobody_uid);
+	assert_int_equal(st.st_mode & 07777, 0750);
+	/* again: already there, nothing changes */
+	assert_int_equal(drop_in_child_at(dir, err, sizeof(err)), 0);
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_int_equal(st.st_uid, nobody_uid);
+	assert_int_equal(st.st_mode & 07777, 0750);
+	/* a trailing slash */
+	snprintf(dir, sizeof(dir), "%s/z/", mid);
+	assert_int_equal(drop_in_child_at(dir, err, sizeof(err)), 0);
+	umask(um);
+	assert_int_equal(lstat(dir, &st), 0);
+	assert_int_equal(st.st_uid, nobody_uid);
+	if ((st.st_mode & 07777) != 0750)
+		fail_msg("%s made %04o, not 0750", dir,
+		    (unsigned)(st.st_mode & 07777));
 }
 
 /*
@@ -472,6 +586,8 @@ main(void)
 		cmocka_unit_test(test_root_files_given),
 		cmocka_unit_test(test_other_users_refused),
 		cmocka_unit_test(test_writable_by_others_refused),
+		cmocka_unit_test(test_link_in_parent_refused),
+		cmocka_unit_test(test_parents_made),
 		cmocka_unit_test(test_cmd_mark_keeps_net_raw),
 		cmocka_unit_test(test_drop_sets_no_new_privs),
 		cmocka_unit_test(test_drop_without_setpcap),
