@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <string.h>
@@ -118,6 +119,75 @@ give_root_stores(int dirfd, const char *dir, uid_t uid, gid_t gid)
 	}
 }
 
+/* Only root may change the entries of the directory st describes: its
+ * owner is root and no one else may write it (a group write for group
+ * 0 aside). */
+static int
+root_only_dir(const struct stat *st)
+{
+	return st->st_uid == 0 && !(st->st_mode & S_IWOTH) &&
+	    (!(st->st_mode & S_IWGRP) || st->st_gid == 0);
+}
+
+#define LINK_DEPTH_MAX	8
+
+/*
+ * dirfd/name is a symbolic link in place of a parent of state_dir.  It
+ * is followed only when root made it in a directory only root may write
+ * (/var/lib linked to another disk): no one else can have put it there.
+ * Its target is then walked a component at a time with the same rules,
+ * nothing made there: each a directory, or such a link.  The directory's
+ * descriptor; -1 with err said when the target cannot be walked; -2 when
+ * the link is not to be followed (the caller refuses it).
+ */
+static int
+follow_root_link(int dirfd, const char *name, int depth, char *err,
+    size_t errsz)
+{
+	struct stat ds, ls;
+	char target[PATH_MAX], *c, *next;
+	ssize_t n;
+	int fd, sub;
+
+	if (depth >= LINK_DEPTH_MAX || fstat(dirfd, &ds) == -1 ||
+	    fstatat(dirfd, name, &ls, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    !S_ISLNK(ls.st_mode) || ls.st_uid != 0 || !root_only_dir(&ds))
+		return -2;
+	if ((n = readlinkat(dirfd, name, target, sizeof(target) - 1)) <= 0)
+		return -2;
+	target[n] = '\0';
+	if ((fd = openat(dirfd, *target == '/' ? "/" : ".", O_RDONLY |
+	    O_DIRECTORY | O_CLOEXEC)) == -1)
+		goto fail;
+	for (c = target; *c != '\0'; c = next) {
+		if ((next = strchr(c, '/')) != NULL)
+			*next++ = '\0';
+		else
+			next = c + strlen(c);
+		if (*c == '\0' || strcmp(c, ".") == 0)
+			continue;
+		if ((sub = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC)) == -1 && (errno == ELOOP || errno == ENOTDIR))
+			sub = follow_root_link(fd, c, depth + 1, err, errsz);
+		close(fd);
+		if ((fd = sub) == -2) {
+			snprintf(err, errsz, "state_dir: a symbolic link of root's "
+			    "leads through %s, which is a symbolic link that is "
+			    "not root's or lies where others may write: refused "
+			    "(give the real path)", c);
+			return -1;
+		}
+		if (fd == -1)
+			goto fail;
+	}
+	return fd;
+fail:
+	if (*err == '\0')
+		snprintf(err, errsz, "state_dir: following the symbolic link "
+		    "%s (to %s): %s", name, target, strerror(errno));
+	return -1;
+}
+
 /*
  * The directory dirfd/name, opened without following a symbolic link
  * and made when missing (0750 the last component of state_dir, 0755 a
@@ -147,13 +217,26 @@ open_dir_at(int dirfd, const char *name, int last, const char *dir,
 		}
 		made = 1;
 	}
+	if ((errno == ELOOP || errno == ENOTDIR) && !last) {
+		/* a parent that is a link root made where only root writes:
+		 * followed (follow_root_link()) */
+		int saved = errno;
+
+		*err = '\0';
+		if ((fd = follow_root_link(dirfd, name, 0, err, errsz)) >= 0)
+			return fd;
+		if (fd == -1)
+			return -1;
+		errno = saved;
+	}
 	if ((errno == ELOOP || errno == ENOTDIR) && last)
 		snprintf(err, errsz, "state_dir %s: not a directory (a "
 		    "symbolic link is refused: give the real path)", path);
 	else if (errno == ELOOP || errno == ENOTDIR)
 		snprintf(err, errsz, "state_dir %s: %s is not a directory (a "
-		    "symbolic link is refused, in any part of the path: give "
-		    "the real path)", dir, path);
+		    "symbolic link above state_dir is followed only when it "
+		    "is root's, in a directory only root may write: give the "
+		    "real path)", dir, path);
 	else if (last)
 		snprintf(err, errsz, "state_dir %s: %s", path,
 		    strerror(errno));

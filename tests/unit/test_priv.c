@@ -274,6 +274,70 @@ test_link_in_parent_refused(void **state)
 	assert_int_equal(st.st_mode & 07777, 0755);
 }
 
+/*
+ * A parent that is a symbolic link root made in a directory only root
+ * may write (/var/lib linked to another disk) is followed: only root can
+ * have put it there.  Its target is walked with the same rules: a link
+ * of another user's on the way there is refused all the same.
+ */
+static void
+test_root_link_in_parent_followed(void **state)
+{
+	char err[400], trusted[64], lnk[80], real[64], dir[96], sd[96];
+	char owned[64], ob[80], victim[64], lnk2[80], vs[96];
+	struct stat st;
+	int rc;
+
+	if (*sdir == '\0')
+		skip();
+	snprintf(trusted, sizeof(trusted), "%s/trusted", base);
+	snprintf(real, sizeof(real), "%s/real", base);
+	snprintf(lnk, sizeof(lnk), "%s/lnk", trusted);
+	snprintf(dir, sizeof(dir), "%s/sd", lnk);
+	snprintf(sd, sizeof(sd), "%s/sd", real);
+	assert_int_equal(mkdir(trusted, 0755), 0);
+	assert_int_equal(chmod(trusted, 0755), 0);
+	assert_int_equal(mkdir(real, 0755), 0);
+	assert_int_equal(chmod(real, 0755), 0);
+	assert_int_equal(symlink(real, lnk), 0);
+	rc = drop_in_child_at(dir, err, sizeof(err));
+	if (rc != 0)
+		fail_msg("a link of root's in a directory of root's was refused: "
+		    "\"%s\"", err);
+	assert_int_equal(lstat(sd, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, nobody_uid);
+
+	/* root's link, but its target goes through nobody's link */
+	snprintf(owned, sizeof(owned), "%s/owned2", base);
+	snprintf(ob, sizeof(ob), "%s/b", owned);
+	snprintf(victim, sizeof(victim), "%s/victim2", base);
+	snprintf(lnk2, sizeof(lnk2), "%s/lnk2", trusted);
+	snprintf(dir, sizeof(dir), "%s/sd", lnk2);
+	snprintf(vs, sizeof(vs), "%s/sd", victim);
+	assert_int_equal(mkdir(owned, 0755), 0);
+	assert_int_equal(chown(owned, nobody_uid, 65534), 0);
+	assert_int_equal(mkdir(victim, 0755), 0);
+	assert_int_equal(symlink(victim, ob), 0);
+	assert_int_equal(lchown(ob, nobody_uid, 65534), 0);
+	assert_int_equal(symlink(ob, lnk2), 0);
+	rc = drop_in_child_at(dir, err, sizeof(err));
+	if (lstat(vs, &st) == 0)
+		fail_msg("%s made through nobody's link (the drop returned "
+		    "%d)", vs, rc);
+	assert_int_equal(rc, 1);
+	assert_non_null(strstr(err, "symbolic link"));
+
+	/* root's link in a directory others may write: refused */
+	assert_int_equal(chmod(trusted, 0777), 0);
+	snprintf(dir, sizeof(dir), "%s/sd2", lnk);
+	rc = drop_in_child_at(dir, err, sizeof(err));
+	snprintf(sd, sizeof(sd), "%s/sd2", real);
+	assert_int_equal(rc, 1);
+	assert_int_not_equal(lstat(sd, &st), 0);
+	assert_non_null(strstr(err, lnk));
+}
+
 /* A state_dir whose parents are missing is made as mkdir -p made it: the
  * parents root's, 0755 (umask permitting), state_dir 0750 and `user`'s;
  * "//" and "/./" change nothing.  A trailing slash neither (before, the
@@ -587,6 +651,7 @@ main(void)
 		cmocka_unit_test(test_other_users_refused),
 		cmocka_unit_test(test_writable_by_others_refused),
 		cmocka_unit_test(test_link_in_parent_refused),
+		cmocka_unit_test(test_root_link_in_parent_followed),
 		cmocka_unit_test(test_parents_made),
 		cmocka_unit_test(test_cmd_mark_keeps_net_raw),
 		cmocka_unit_test(test_drop_sets_no_new_privs),
