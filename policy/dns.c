@@ -265,10 +265,23 @@ dns_txt_cut(const struct dns_answer *a, int j, size_t *len)
 {
 	int off;
 
-	if (a == NULL || a->cut_off == NULL || j < 0 || j >= a->ndropped)
+	if (a == NULL || a->qtype != DNS_T_TXT || a->cut_off == NULL ||
+	    j < 0 || j >= a->ndropped)
 		return NULL;
 	off = a->cut_off[j];
 	return txt_join(a->raw + off, get16(a->raw + off - 2), len);
+}
+
+const unsigned char *
+dns_rr_cut(const struct dns_answer *a, int j, uint16_t *rdlen)
+{
+	int off;
+
+	if (a == NULL || a->cut_off == NULL || j < 0 || j >= a->ndropped)
+		return NULL;
+	off = a->cut_off[j];
+	*rdlen = get16(a->raw + off - 2);
+	return a->raw + off;
 }
 
 int
@@ -523,9 +536,11 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 		if (rr->ttl < minttl)
 			minttl = rr->ttl;
 	}
-	/* where the TXT records past the kept are: a reader that must
-	 * judge the whole answer reads them (dns_txt_cut()) */
-	if (qtype == DNS_T_TXT && a->ndropped > 0) {
+	/* where the records past the kept are: a reader that must judge
+	 * the whole answer reads them (dns_txt_cut(), dns_rr_cut(): an
+	 * address of a host's RRset past the 64th is its address all the
+	 * same, mx.c) */
+	if (a->ndropped > 0) {
 		int j = 0;
 
 		if ((a->cut_off = calloc((size_t)a->ndropped,

@@ -100,8 +100,9 @@ struct dns_answer {
 	int		 nrr;
 	int		 ndropped;	/* records of qtype over the bound,
 					 * not kept */
-	int		*cut_off;	/* TXT: the ndropped records' rdata
-					 * offsets in raw (dns_txt_cut()) */
+	int		*cut_off;	/* the ndropped records' rdata
+					 * offsets in raw (dns_txt_cut(),
+					 * dns_rr_cut()) */
 	struct dns_rr	 rr[];		/* nrr records of qtype */
 };
 
@@ -155,6 +156,13 @@ struct dns_answer *dns_parse(const unsigned char *buf, int len,
  * record past the 64th makes the domain's record invalid).  NULL when
  * out of memory or the record is malformed. */
 char		*dns_txt_cut(const struct dns_answer *a, int j, size_t *len);
+
+/* The rdata of record j (0 <= j < a->ndropped) past the records a keeps,
+ * its length in *rdlen, pointing into a->raw; NULL when there is no such
+ * record.  Its length is the message's word: the caller checks it (an A
+ * record of another length is no address). */
+const unsigned char *dns_rr_cut(const struct dns_answer *a, int j,
+		    uint16_t *rdlen);
 
 /* Every TXT record of an answer, the kept ones and those past them
  * (dns_txt_cut()), for a reader that judges the whole answer: txt[i]

@@ -117,9 +117,16 @@ report(struct mx_walk *w)
 	free(w);
 }
 
+/* A among the host's addresses: the records the answer keeps and those
+ * past them (more than DNS_MAX_RR: dns_rr_cut()).  Judged on the kept
+ * ones alone, a signed host whose RRset is that large would not own A
+ * when A is past the 64th, and an unsigned host that an attacker on the
+ * path makes claim A would be H instead: no DANE. */
 static int
 has_dst(const struct mx_walk *w, const struct dns_answer *a)
 {
+	const unsigned char *rd;
+	uint16_t rdlen;
 	int i;
 
 	for (i = 0; i < a->nrr; i++) {
@@ -129,6 +136,14 @@ has_dst(const struct mx_walk *w, const struct dns_answer *a)
 		if (w->dst_family == AF_INET6 &&
 		    a->rr[i].type == DNS_T_AAAA &&
 		    memcmp(&a->rr[i].u.aaaa, w->dst, 16) == 0)
+			return 1;
+	}
+	for (i = 0; (rd = dns_rr_cut(a, i, &rdlen)) != NULL; i++) {
+		if (w->dst_family == AF_INET && a->qtype == DNS_T_A &&
+		    rdlen == 4 && memcmp(rd, w->dst, 4) == 0)
+			return 1;
+		if (w->dst_family == AF_INET6 && a->qtype == DNS_T_AAAA &&
+		    rdlen == 16 && memcmp(rd, w->dst, 16) == 0)
 			return 1;
 	}
 	return 0;
@@ -181,6 +196,10 @@ on_addr(void *arg, enum dns_status st, const struct dns_answer *a)
 				continue;
 			h->naddr++;
 		}
+		/* the records past those the answer keeps: not kept
+		 * either */
+		if (a->qtype == DNS_T_A || a->qtype == DNS_T_AAAA)
+			h->nmore += a->ndropped;
 	}
 	if (--w->res->pending == 0)
 		report(w);

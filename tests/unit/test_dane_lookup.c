@@ -243,6 +243,42 @@ test_owner_secure_over_insecure(void **s)
 	assert_string_equal(d->mx_host, "mx10.unsigned.test");
 }
 
+/* As above, the secure host's A RRset larger than an answer keeps
+ * (DNS_MAX_RR records), with A past the kept ones: it is that host's
+ * address all the same.  Judged on the kept records alone, the insecure
+ * host (whose records an attacker on the path writes to claim A) was H:
+ * no DANE for the signed host's server at A. */
+static void
+test_owner_secure_past_kept_records(void **s)
+{
+	struct dane_info *d;
+	struct msg q;
+	int i, n = DNS_MAX_RR + 6;
+
+	unsigned_owner(1);
+	begin(&q, 0x1234, 1, 0, "mx20.d.test", DNS_T_A, n, 0, 0);
+	for (i = 0; i < n; i++) {
+		static const unsigned char hdr[12] = { 0xc0, 12, 0, DNS_T_A,
+		    0, 1, 0, 0, 1, 44, 0, 4 };
+
+		memcpy(q.b + q.n, hdr, sizeof(hdr));
+		q.n += (int)sizeof(hdr);
+		q.b[q.n++] = 198;
+		q.b[q.n++] = 51;
+		q.b[q.n++] = 100;
+		q.b[q.n++] = (unsigned char)(i + 1);
+	}
+	/* the last record: A */
+	q.b[q.n - 4] = 192;
+	q.b[q.n - 3] = 0;
+	q.b[q.n - 2] = 2;
+	q.b[q.n - 1] = 1;
+	answer("mx20.d.test", DNS_T_A, DNS_SECURE, &q);
+	tlsa("mx20.d.test", 1, 3, 1, 1, 32);
+	d = expect("192.0.2.1", DANE_USABLE, NULL);
+	assert_string_equal(d->mx_host, "mx20.d.test");
+}
+
 /* As above, but the secure host's address lookup fails (an attacker on
  * the path holds or breaks it) while the insecure host claims A, the
  * secure host's real address where the MTA went for DANE.  That host may
@@ -1004,6 +1040,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_owner_secure_over_insecure,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_owner_secure_past_kept_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_owner_insecure_secure_failed, setup, teardown),
 		cmocka_unit_test_setup_teardown(

@@ -282,6 +282,45 @@ test_cname_expanded(void **s)
 	assert_int_equal(m->owner, 0);
 }
 
+/* A secure A RRset of more records than an answer keeps (DNS_MAX_RR):
+ * the destination among the records past them is still that host's.
+ * Seen only in the kept ones, the signed host did not own A, and an
+ * unsigned host whose A records an attacker on the path writes to
+ * claim A became H: no DANE for the signed host's server at A. */
+static void
+test_owner_past_kept_records(void **s)
+{
+	struct mx_result *m;
+	struct msg q;
+	int i, n = DNS_MAX_RR + 6;
+
+	mx("d.test", 1, "mx.signed.test", "mx.unsigned.test");
+	a("mx.unsigned.test", 0, "192.0.2.200");
+	begin(&q, 0x1234, 1, 0, "mx.signed.test", DNS_T_A, n, 0, 0);
+	for (i = 0; i < n; i++) {
+		static const unsigned char hdr[12] = { 0xc0, 12, 0, DNS_T_A,
+		    0, 1, 0, 0, 1, 44, 0, 4 };
+
+		memcpy(q.b + q.n, hdr, sizeof(hdr));
+		q.n += (int)sizeof(hdr);
+		q.b[q.n++] = 192;
+		q.b[q.n++] = 0;
+		q.b[q.n++] = 2;
+		q.b[q.n++] = (unsigned char)(i + 1 == n ? 200 : i + 1);
+	}
+	answer("mx.signed.test", DNS_T_A, DNS_SECURE, &q);
+	m = walk("d.test", "192.0.2.200", MX_WALK_A);
+	assert_int_equal(m->nhost, 2);
+	/* mx.unsigned.test (10) first, then mx.signed.test (20) */
+	assert_string_equal(m->host[1].name, "mx.signed.test");
+	assert_int_equal(m->host[1].st4, DNS_SECURE);
+	assert_int_equal(m->host[0].has_dst, 1);
+	assert_int_equal(m->host[1].has_dst, 1);
+	/* every address past the kept ones counted as not kept */
+	assert_int_equal(m->host[1].naddr, MX_MAX_ADDRS);
+	assert_int_equal(m->host[1].nmore, n - MX_MAX_ADDRS);
+}
+
 static void
 test_cancel(void **s)
 {
@@ -312,6 +351,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cname_expanded, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_owner_past_kept_records,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 	};
 
