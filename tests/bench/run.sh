@@ -328,6 +328,7 @@ steer_conf() {	# steer_conf NAME PORT WORKERS STEERING QUEUE MARK
 	cat >"$T/$1.conf" <<EOF
 workers = $3
 listen = 127.0.0.1:$2
+divert_port = $2
 user =
 log_level = ${BENCH_LOG_LEVEL:-warn}
 max_sessions = 12000
