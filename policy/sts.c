@@ -187,7 +187,7 @@ int
 sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1],
     unsigned *lenient, char *err, size_t errsz)
 {
-	size_t i = 7;
+	size_t i = 7, k = 7;
 	int have_id = 0, have_ci = 0, nfields = 0;
 	unsigned fix = 0, cifix = 0;
 	char ciid[STS_ID_MAX + 1], cierr[128];
@@ -200,6 +200,16 @@ sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1],
 		return 0;
 	if (len > 7 && txt[7] != ';' && !is_wsp((unsigned char)txt[7]))
 		return 0;		/* v=STSv10 ...: another version */
+	/*
+	 * Section 3.1 discards the records that do not begin with
+	 * "v=STSv1;": one without the ';' ("v=STSv1", "v=STSv1 id=x") is
+	 * no record, not an invalid one, so it cannot make a domain's
+	 * valid record one of two.  Blanks before the ';' are the ABNF's.
+	 */
+	while (k < len && is_wsp((unsigned char)txt[k]))
+		k++;
+	if (k == len || txt[k] != ';')
+		return 0;
 	for (;;) {
 		size_t ns, ne, vs, ve;
 		int rc, wsp = 0;

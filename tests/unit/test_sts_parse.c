@@ -39,14 +39,16 @@ static const struct txt_case txt_cases[] = {
 	{ "v=STSv1; id=2024-01-01-0123456789-0123456789x", -1, NULL, 0 },
 	{ "v=STSv1; id=", -1, NULL, 0 },
 	{ "v=STSv1;", -1, NULL, 0 },
-	{ "v=STSv1", -1, NULL, 0 },
+	/* no ';' after the version: not an STS record (section 3.1) */
+	{ "v=STSv1", 0, NULL, 0 },
+	{ "v=STSv1 \t", 0, NULL, 0 },
 	{ "v=STSv1; id=a; id=b", -1, NULL, 0 },
 	{ "v=STSv1; ID=a; Id=b", -1, NULL, 0 },
 	{ "v=STSv1; ID=a/b", -1, NULL, 0 },
 	{ "v=STSv1; id = a b", -1, NULL, 0 },
 	{ "v=STSv1; id =", -1, NULL, 0 },
 	{ "v=STSv1; id = ;", -1, NULL, 0 },
-	{ "v=STSv1 id=abc", -1, NULL, 0 },
+	{ "v=STSv1 id=abc", 0, NULL, 0 },
 	{ "v=STSv1; id=a b", -1, NULL, 0 },
 	{ "v=STSv1; =x; id=a", -1, NULL, 0 },
 	/* accepted outside the ABNF (docs/policy.md's table) */
@@ -145,6 +147,19 @@ test_txt_select(void **state)
 	    sizeof(err)), 0);
 	assert_int_equal(sts_txt_select(NULL, NULL, 0, id, NULL, err,
 	    sizeof(err)), 0);
+	/* a record without the ';' after "v=STSv1" is discarded, not a
+	 * second (invalid) record beside the domain's valid one */
+	{
+		const char *stray[] = { "v=STSv1", "v=STSv1; id=x3",
+		    "v=STSv1 id=x4" };
+		size_t ls[] = { 7, 14, 13 };
+
+		assert_int_equal(sts_txt_select(stray, ls, 3, id, NULL, err,
+		    sizeof(err)), 1);
+		assert_string_equal(id, "x3");
+		assert_int_equal(sts_txt_select(stray, ls, 1, id, NULL, err,
+		    sizeof(err)), 0);
+	}
 }
 
 struct pol_case {
