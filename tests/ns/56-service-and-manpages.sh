@@ -32,6 +32,7 @@ assert "systemd-analyze verify passes" [ $rc = 0 ]
 assert "systemd-analyze verify says nothing" [ ! -s "$T/verify.out" ]
 for k in "Type=notify" "WatchdogSec=" "ProtectSystem=strict" "PrivateTmp=yes" \
 	"NoNewPrivileges=yes" "CapabilityBoundingSet=" "SystemCallFilter=@system-service" \
+	"Restart=on-failure" "StartLimitIntervalSec=0" \
 	"ExecStartPre=+/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules install" \
 	"ExecStopPost=+/usr/local/sbin/mxguard -c /etc/mxguard/mxguard.conf rules stop"; do
 	assert "unit has $k" grep -qF -- "$k" "$unit"
