@@ -3125,22 +3125,30 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
  * garbage to its TLS, and one queued for after the handshake never goes.
  * Queued all the same, the timeout's 421 held the session in CLOSING
  * for its 5 s, with its max_sessions slot and the upstream connection.
- * The session ends at once; the MTA keeps the message it had not sent
- * yet (no transaction is open across STARTTLS: cmd_starttls refuses it
- * inside one; a message finished before it had the server's own 250).
+ * The client's side ends at once; the MTA keeps the message it had not
+ * sent yet (no transaction is open across STARTTLS: cmd_starttls refuses
+ * it inside one; a message finished before it had the server's own 250).
+ * The upstream, between transactions, gets QUIT (never parked), as for
+ * any client that leaves, so that the server ends its side cleanly, not
+ * with "lost connection".
  */
 static void
 client_tls_failed(struct session *s, const char *why)
 {
-	char q[300], text[300];
+	char q[300];
 
 	log_warn("sid=%s event=client-tls-failed client=%s error=%s "
 	    "action=close", s->id, s->client_str, log_q(q, sizeof(q), why));
-	snprintf(text, sizeof(text), "client TLS failed: %s", why);
+	if (!s->why[0])		/* for the close line */
+		snprintf(s->why, sizeof(s->why), "client TLS failed: %s", why);
 	s->cl_in += io_bytes_in(s->cl);
 	io_free(s->cl);		/* (freed when its callback returns) */
 	s->cl = NULL;
-	session_close(s, text);
+	if (s->up && !up_refused(s)) {
+		session_enter(s, S_QUIT);
+		return;
+	}
+	session_close(s, s->why);
 }
 
 static void
