@@ -24,7 +24,10 @@
  * verdict deferred for dnssec-invalid): "could not find out", not "this
  * is the policy"; stderr names each failed lookup, JSON dns_failures.
  * Verdicts that all come from tls_policy overrides depend on no lookup
- * and keep their status.  Under
+ * and keep their status, but for a verify line without a name of its
+ * own, which needs H (the MX lookup's): without H no handshake can pass
+ * its check and the proxy defers, so it exits 2 (3 with that lookup
+ * failed), policy_verdict_unmeetable().  Under
  * enforcement = monitor the level and the status are enforce mode's (what
  * monitor only logs as would-defer), and the line says it is monitored.
  * The resolver self-check (policy/dnscheck.h) runs once first: its result
@@ -160,6 +163,9 @@ print_verdict(const char *host, const char *addr, const char *judged,
 {
 	/* enforce mode's outcome, also for a monitored verdict */
 	enum tls_level lvl = v->monitor ? v->would_level : v->level;
+	/* verify with no name to check (no H): no handshake passes, the
+	 * proxy defers the mail (policy_verdict_unmeetable()) */
+	int unmeetable = policy_verdict_unmeetable(v);
 	json_t *o;
 
 	if (vs != NULL) {
@@ -181,6 +187,8 @@ print_verdict(const char *host, const char *addr, const char *judged,
 		    NULL);
 		cmd_json_set(o, "dane_reason", v->dane_note);
 		json_object_set_new(o, "bypassed", json_boolean(bypassed));
+		json_object_set_new(o, "unmeetable",
+		    json_boolean(unmeetable));
 		json_array_append_new(vs, o);
 	} else {
 		if (addr != NULL)
@@ -205,6 +213,12 @@ print_verdict(const char *host, const char *addr, const char *judged,
 			printf(" dane=not-applicable dane_reason=%s",
 			    v->dane_note);
 		printf("\n    %s\n", v->detail);
+		if (unmeetable)
+			printf("    no name to verify the certificate for (no "
+			    "MX host of the domain owns this address, or the "
+			    "MX lookup failed): every handshake fails the "
+			    "check, the mail is %s\n", v->monitor ?
+			    "delivered, logged as would-defer" : "deferred");
 		if (bypassed)
 			printf("    bypass_dst: mxguard never sees this flow "
 			    "(it goes direct): the MTA delivers with its own "
@@ -214,7 +228,7 @@ print_verdict(const char *host, const char *addr, const char *judged,
 	 * goes, with nothing of it enforced */
 	if (bypassed)
 		return CMD_WARNING;
-	if (lvl == TLS_LEVEL_DEFER)
+	if (lvl == TLS_LEVEL_DEFER || unmeetable)
 		return CMD_DEFER;
 	/* report-only: would deliver, but enforcing would not */
 	return v->report_only && v->reason[0] ? CMD_WARNING : CMD_OK;
@@ -345,11 +359,14 @@ dns_failures(const struct run *r, const struct config *cfg,
 }
 
 /* Notes what a verdict says of DNS: whether a lookup decided it (not
- * a tls_policy override alone), and whether DNSSEC/DANE failed. */
+ * a tls_policy override alone: a verify line without a name of its own
+ * depends on the MX lookup for H, and has none when that failed), and
+ * whether DNSSEC/DANE failed. */
 static void
 note_dns(const struct policy_verdict *v, int *looked_up, int *dane_failed)
 {
-	if (strcmp(v->source, "override") != 0)
+	if (strcmp(v->source, "override") != 0 ||
+	    policy_verdict_unmeetable(v))
 		*looked_up = 1;
 	if (strcmp(v->reason, "dnssec-invalid") == 0)
 		*dane_failed = 1;

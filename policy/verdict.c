@@ -738,6 +738,17 @@ policy_leg_fits(const struct policy_verdict *v, const struct tls_proof *proof,
 }
 
 int
+policy_verdict_unmeetable(const struct policy_verdict *v)
+{
+	enum tls_level l = v->monitor ? v->would_level : v->level;
+
+	/* the names policy_tls_check() and verify_peer() check: none, and
+	 * no digest either, is "no reference name" for every handshake */
+	return l == TLS_LEVEL_VERIFY && (v->tls == NULL ||
+	    (v->tls->nnames == 0 && v->tls->nfp == 0));
+}
+
+int
 policy_tls_check(const struct policy_verdict *v, SSL *ssl,
     struct tls_proof *proof, struct tls_result *res)
 {

@@ -146,6 +146,15 @@ int		 policy_tls_check(const struct policy_verdict *v, SSL *ssl,
 int		 policy_leg_fits(const struct policy_verdict *v,
 		    const struct tls_proof *proof, SSL *ssl,
 		    struct tls_result *res);
+/* 1 when no connection can meet what v's enforced level demands (a
+ * monitored verdict's would_level): a WebPKI check (verify) with no
+ * reference name and no fingerprint, as a tls_policy verify line without
+ * match= (or with match=hostname) gives while no MX host owns the
+ * destination (no H: the address is none of theirs, or the MX lookup
+ * failed).  policy_tls_check() fails every handshake for such a verdict
+ * (certificate-host-mismatch), so the mail is deferred; the commands say
+ * so instead of "verify".  0 otherwise. */
+int		 policy_verdict_unmeetable(const struct policy_verdict *);
 /* RFC 8460 result type for "server did not offer STARTTLS" under v
  * ("starttls-not-supported", or "dane-required" for DANE; a monitored
  * verdict answers for its would_level). */

@@ -486,6 +486,67 @@ test_bypass_dst(void **state)
 	config_free(c);
 }
 
+/*
+ * A verify line without match= (or with match=hostname) checks the name
+ * of the MX host H that owns the destination, which the MX lookup finds.
+ * Without H (the address is no MX host's, or the MX lookup failed) the
+ * verdict has no name to check: the proxy fails every handshake
+ * (certificate-host-mismatch, policy_tls_check()) and defers the mail.
+ * policy printed "verify", exit 0 ("would deliver as required"), and took
+ * a failed MX lookup for one the verdict did not depend on.  Now such a
+ * verdict says so and exits 2 (defer), 3 when a lookup it depends on
+ * failed; a verify line whose H is known, and secure (D's names), keep 0.
+ */
+static void
+test_verify_without_name(void **state)
+{
+	char *owned[] = { "policy", "nat.test", "--dst", "192.0.2.7", NULL };
+	char *relay[] = { "policy", "nat.test", "--dst", "192.0.2.99",
+	    NULL };
+	char *js[] = { "policy", "nat.test", "--json", "--dst", "192.0.2.99",
+	    NULL };
+	char *failed[] = { "policy", "none.test", "--dst", "192.0.2.7",
+	    NULL };
+	struct config *saved = cfg;
+
+	(void)state;
+	log_init("test", 0, LOG_LVL_ERR);
+	cfg = dns_cfg(dnsport, "nat.test verify");
+	assert_int_equal(run(4, owned), CMD_OK);
+	assert_non_null(strstr(out, "  mx.nat.test [192.0.2.7]: verify  "
+	    "source=override mx=mx.nat.test"));
+	assert_int_equal(run(4, relay), CMD_DEFER);
+	assert_non_null(strstr(out, "  - [192.0.2.99]: verify  "
+	    "source=override"));
+	assert_non_null(strstr(out, "no name to verify the certificate "
+	    "for"));
+	assert_int_equal(run(5, js), CMD_DEFER);
+	assert_non_null(strstr(out, "\"exit_status\":2"));
+	config_free(cfg);
+
+	cfg = dns_cfg(dnsport, "nat.test verify match=hostname");
+	assert_int_equal(run(4, owned), CMD_OK);
+	assert_int_equal(run(4, relay), CMD_DEFER);
+	config_free(cfg);
+
+	/* secure checks D's names: no lookup needed */
+	cfg = dns_cfg(dnsport, "nat.test secure");
+	assert_int_equal(run(4, relay), CMD_OK);
+	config_free(cfg);
+
+	/* no resolver: H could not be had, the lookup is named */
+	cfg = dns_cfg(9, "none.test verify");
+	assert_int_equal(run(4, failed), CMD_UNKNOWN);
+	assert_non_null(strstr(errout, "mxguard: policy: DNS lookup failed: "
+	    "MX none.test: "));
+	config_free(cfg);
+	cfg = dns_cfg(9, "none.test secure");
+	assert_int_equal(run(4, failed), CMD_OK);
+	assert_string_equal(errout, "");
+	config_free(cfg);
+	cfg = saved;
+}
+
 int
 main(void)
 {
@@ -496,6 +557,7 @@ main(void)
 		cmocka_unit_test(test_dst_nat64),
 		cmocka_unit_test(test_dns_failure_tempfail),
 		cmocka_unit_test(test_bypass_dst),
+		cmocka_unit_test(test_verify_without_name),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
