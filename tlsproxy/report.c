@@ -1244,16 +1244,14 @@ uri_next(struct report_run *r)
 			r->uri++;
 			continue;
 		}
+		/* what this gateway will not send (its configuration, its
+		 * key) first: a URI skipped so is never tried, and claims no
+		 * destination.  It has no delivery state, so a claim made
+		 * for it was made again at every run of its pair (a sibling
+		 * URI parked), until the pair's 8 and the day's
+		 * max_destinations were used up by one URI never tried */
 		why = NULL;
-		if (!r->preview && dest_claim(r, u, &why) == -1) {
-			/* the store failed (logged): not without a claim */
-			park(r, now + (int64_t)r->opts.backoff_ms);
-			r->uri++;
-			continue;
-		}
-		if (why != NULL)
-			;	/* over a destination bound */
-		else if (u->kind == TLSRPT_URI_MAILTO &&
+		if (u->kind == TLSRPT_URI_MAILTO &&
 		    r->cfg->tlsrpt_https_only)
 			why = "tlsrpt_https_only";
 		else if (u->kind == TLSRPT_URI_MAILTO &&
@@ -1261,6 +1259,13 @@ uri_next(struct report_run *r)
 			why = "no tlsrpt_dkim_key (RFC 8460 requires DKIM)";
 		else if (u->kind == TLSRPT_URI_MAILTO && dkim_key(r) == NULL)
 			why = "the DKIM key could not be loaded";
+		else if (!r->preview && dest_claim(r, u, &why) == -1) {
+			/* the store failed (logged): not without a claim */
+			park(r, now + (int64_t)r->opts.backoff_ms);
+			r->uri++;
+			continue;
+		} else if (why != NULL)
+			;	/* over a destination bound */
 		else if (u->kind == TLSRPT_URI_MAILTO && mail_build(r, u) == -1)
 			why = "the message could not be built";
 		if (why == NULL) {

@@ -1864,6 +1864,55 @@ test_day_destination_bound(void **state)
 	end_test();
 }
 
+/*
+ * A URI the run skips (mailto under tlsrpt_https_only, or without a DKIM
+ * key) is never tried, so it is no destination of the day nor of the
+ * pair: its sibling https URI fails (its host's lookups SERVFAIL) and is
+ * retried by three runs; only that one is claimed.  Red before: the
+ * skipped mailto claimed a new destination at each run (destinations 4:
+ * the https once, the mailto three times), so a pair whose https receiver
+ * was down ate the day's max_destinations and its own 8, run after run,
+ * until a URI its record names later was refused as over the bound.
+ */
+static void
+test_skipped_uri_not_claimed(void **state)
+{
+	struct tlsrpt_day_stats ds;
+	struct report_opts o;
+	int64_t y = today() - 1, before = refused("pair-limit");
+	int i;
+
+	(void)state;
+	begin_test();
+	record("k.test", y);
+	rua("k.test", "mailto:r@good.test,https://report.broken.test/t");
+	mxat("good.test", "127.0.0.2");
+	fail_with("report.broken.test", DNS_T_A, -1);
+	fail_with("report.broken.test", DNS_T_AAAA, -1);
+	opts_fast(&o);
+	o.retry_now = 1;
+	cfg->tlsrpt_https_only = 1;
+	for (i = 0; i < 8; i++) {
+		run(&o, 10000);
+		assert_int_equal(tot.skipped, 1);
+		assert_int_equal(tot.parked, 1);
+	}
+	cfg->tlsrpt_https_only = 0;
+	assert_int_equal(srv[2].conns, 0);
+	assert_int_equal(is_sent("k.test", y), 0);
+	assert_int_equal(tlsrpt_day_stats(st, y, &ds), 0);
+	assert_int_equal(ds.destinations, 1);
+	/* the mailto may go now: a destination new to the pair, within
+	 * its 8, tried and delivered */
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(refused("pair-limit") - before, 0);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(tlsrpt_day_stats(st, y, &ds), 0);
+	assert_int_equal(ds.destinations, 2);
+	end_test();
+}
+
 /* A record that names new URIs at every lookup: the pair tries at most 8
  * URIs ever; the rest are skipped and the pair ends (marked sent) instead
  * of trying 8 more destinations at each retry until the day is pruned. */
@@ -1962,6 +2011,7 @@ main(void)
 		cmocka_unit_test(test_dkim_key_read_once),
 		cmocka_unit_test(test_day_destination_bound),
 		cmocka_unit_test(test_pair_destination_bound),
+		cmocka_unit_test(test_skipped_uri_not_claimed),
 		cmocka_unit_test(test_destination_time_bound),
 		cmocka_unit_test(test_one_run_at_a_time),
 	};
