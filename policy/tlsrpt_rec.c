@@ -439,6 +439,25 @@ on_txt(void *arg, enum dns_status st, const struct dns_answer *a)
 	d->npend = 0;
 }
 
+/*
+ * Whether d's answer has expired at now.  The cache's times are the wall
+ * clock's (time()), and no answer is kept longer than TTL_MAX: one that
+ * expires further ahead was written before the clock was stepped back (a
+ * host that ran ahead and NTP set right, or an attacker on the path to
+ * its NTP server who moved it forward while the lookup failed).  It has
+ * expired too, or a failed lookup's "no record" held for the size of the
+ * step, a year, and the domain's attempts went uncounted all that while.
+ * Its serve-stale time is brought within its bound the same way: the
+ * record stands for no more than TTL_MAX + TTL_STALE from now.
+ */
+static int
+dom_expired(struct rec_dom *d, int64_t now)
+{
+	if (d->stale_until > now + TTL_MAX + TTL_STALE)
+		d->stale_until = now + TTL_MAX + TTL_STALE;
+	return d->expires <= now || d->expires > now + TTL_MAX;
+}
+
 /* Room for one more domain: expired answers go, then settled ones. */
 static void
 make_room(struct tlsrpt_rec *rc, int64_t now)
@@ -450,7 +469,7 @@ make_room(struct tlsrpt_rec *rc, int64_t now)
 		for (i = 0; i < NBUCKETS; i++)
 			for (pp = &rc->hash[i]; (d = *pp) != NULL;) {
 				if (d->state != DOM_PENDING &&
-				    (pass == 1 || d->expires <= now)) {
+				    (pass == 1 || dom_expired(d, now))) {
 					*pp = d->next;
 					dom_free(d);
 					rc->ndom--;
@@ -470,7 +489,7 @@ dom_get(struct tlsrpt_rec *rc, struct dns *dns, const char *domain,
 	for (d = rc->hash[h]; d != NULL; d = d->next)
 		if (strcmp(d->domain, domain) == 0)
 			break;
-	if (d != NULL && d->state != DOM_PENDING && d->expires <= now) {
+	if (d != NULL && d->state != DOM_PENDING && dom_expired(d, now)) {
 		d->state = DOM_PENDING;		/* ask again */
 		d->q = NULL;
 	} else if (d != NULL)

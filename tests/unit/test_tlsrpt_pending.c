@@ -326,6 +326,97 @@ test_stale_record_on_failure(void **state)
 }
 
 /*
+ * The wall clock stepped back (a host that ran a year ahead, set right
+ * by NTP; or an attacker on the path to the NTP server who moved it
+ * forward for a moment while it made back.test's _smtp._tls lookup
+ * fail): the cache's times were written on the clock ahead.  An answer
+ * is kept TTL_MAX (a day) at most, so one that expires further ahead
+ * than that was written before a step back: asked again.  Red before:
+ * the failed lookup's "no record" held for the year of the step, no
+ * lookup was made and back.test's attempts went uncounted (queries 1,
+ * not 2).  A valid record's serve-stale time is bounded the same way.
+ */
+static void
+test_clock_stepped_back(void **state)
+{
+	char dir[] = "/tmp/mxg-rpend-XXXXXX", err[256], cmd[300];
+	struct tlsrpt_rec *rc;
+	struct policy_verdict v;
+	struct policy_attempt at;
+	struct stat_ctr *skip, *fail;
+	int64_t skip0, fail0;
+	struct msg m;
+
+	(void)state;
+	log_init("test", 0, LOG_LVL_ERR);
+	assert_non_null(mkdtemp(dir));
+	loop = ev_loop_new();
+	rc = tlsrpt_rec_new(loop, dir, err, sizeof(err));
+	assert_non_null(rc);
+	skip = stats_get("mxguard_tlsrpt_attempts_total{result=\"no-record\"}",
+	    NULL);
+	fail = stats_get("mxguard_tlsrpt_attempts_total{result=\"failure\"}",
+	    NULL);
+	queries = 0;
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_VERIFY;
+	v.source = "mta-sts";
+	memset(&at, 0, sizeof(at));
+	at.result = "starttls-not-supported";
+	at.detail = "x";
+
+	/* a year ahead: the lookup fails, no record known */
+	time_step = 366 * 86400;
+	answer("_smtp._tls.back.test", DNS_T_TXT, DNS_SERVFAIL, NULL);
+	skip0 = stats_value(skip);
+	snprintf(v.domain, sizeof(v.domain), "back.test");
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 1);
+	settle(rc);
+	assert_int_equal(stats_value(skip) - skip0, 1);
+
+	/* set right; TTL_FAIL passes; the domain answers */
+	time_step = 301;
+	begin(&m, 0x1234, 0, 0, "_smtp._tls.back.test", DNS_T_TXT, 1, 0, 0);
+	rr_txt(&m, "_smtp._tls.back.test",
+	    "v=TLSRPTv1; rua=mailto:r@back.test", NULL, 60);
+	answer("_smtp._tls.back.test", DNS_T_TXT, DNS_INSECURE, &m);
+	fail0 = stats_value(fail);
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 2);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 1);
+
+	/* a valid record seen a year ahead stands for a failed lookup no
+	 * longer than TTL_MAX + TTL_STALE (two days) after the step */
+	time_step = 366 * 86400;
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);	/* expired: asked again */
+	assert_int_equal(queries, 3);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 2);
+	answer("_smtp._tls.back.test", DNS_T_TXT, DNS_SERVFAIL, NULL);
+	time_step = 0;
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);	/* stale: counted */
+	assert_int_equal(queries, 4);
+	settle(rc);
+	assert_int_equal(stats_value(fail) - fail0, 3);
+	time_step = 2 * 86400 + 301;
+	skip0 = stats_value(skip);
+	tlsrpt_rec_attempt(rc, NULL, &v, &at);
+	assert_int_equal(queries, 5);
+	settle(rc);
+	assert_int_equal(stats_value(skip) - skip0, 1);
+	assert_int_equal(stats_value(fail) - fail0, 3);
+
+	time_step = 0;
+	tlsrpt_rec_free(rc);
+	fakes_clear();
+	ev_loop_free(loop);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/*
  * An attempt's result type by name: NULL and "success" are a success,
  * anything else a failure.  An empty name (a failure whose reason got
  * lost on the way) was counted as a success, which would tell the domain
@@ -620,6 +711,7 @@ main(void)
 		cmocka_unit_test(test_result_names),
 		cmocka_unit_test(test_stale_ends_on_domain_word),
 		cmocka_unit_test(test_txt_cut),
+		cmocka_unit_test(test_clock_stepped_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
