@@ -449,6 +449,22 @@ dests_free(struct report_run *r)
 		}
 }
 
+/*
+ * Whether a next try the store keeps (a URI's S_NEXT, a pair's S_JOB, in
+ * wall-clock ms) is still to wait for at now.  Every one is written at
+ * most backoff_max_ms ahead (backoff(), or backoff_ms for a URI not
+ * reached), so one further ahead was written before the wall clock was
+ * stepped back (a host that ran ahead and NTP set right, or an attacker
+ * on the path to its NTP server who moved it forward for a run): due
+ * now.  Before, the pair waited for the size of the step, a year, and
+ * tlsrpt_retention dropped it unsent meanwhile.
+ */
+static int
+next_pending(const struct report_run *r, int64_t next, int64_t now)
+{
+	return next > now && next - now <= (int64_t)r->opts.backoff_max_ms;
+}
+
 /* One URI that cannot be tried now: next is when it can. */
 static void
 park(struct report_run *r, int64_t next)
@@ -559,7 +575,10 @@ backoff(struct report_run *r, const struct tlsrpt_uri *u, int tries,
 {
 	int64_t first, d;
 
-	if ((first = state_get(r, S_FIRST, u)) == 0) {
+	/* a first failure dated ahead of now was written before the wall
+	 * clock was stepped back: the window starts again, or it would end
+	 * only when the clock came back to it, a year later */
+	if ((first = state_get(r, S_FIRST, u)) == 0 || first > now) {
 		first = now;
 		state_put(r, S_FIRST, u, first);
 	}
@@ -1231,8 +1250,8 @@ uri_next(struct report_run *r)
 				r->uri++;
 				continue;
 			}
-			if (!r->opts.retry_now &&
-			    (v = state_get(r, S_NEXT, u)) > now) {
+			v = r->opts.retry_now ? 0 : state_get(r, S_NEXT, u);
+			if (next_pending(r, v, now)) {
 				park(r, v);
 				r->uri++;
 				continue;
@@ -1517,8 +1536,8 @@ job_next(struct report_run *r)
 	}
 	j = &r->jobs[r->ji];
 	r->preview = j->day >= r->today;
-	if (!r->preview && !r->opts.retry_now &&
-	    (v = state_get(r, S_JOB, NULL)) > now) {
+	v = r->preview || r->opts.retry_now ? 0 : state_get(r, S_JOB, NULL);
+	if (next_pending(r, v, now)) {
 		/* its URIs are parked: not before then */
 		r->tot.waiting++;
 		if (r->tot.next_retry_ms == 0 || v < r->tot.next_retry_ms)

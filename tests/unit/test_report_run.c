@@ -12,7 +12,7 @@
  * can end a try against a server that never answers.  mdb_env_sync() is
  * wrapped to count the store's flushes to disk.
  */
-// WRAP: dns_query dns_cancel leg_new policy_record_tls mdb_env_sync tlsrpt_gzip gethostname
+// WRAP: dns_query dns_cancel leg_new policy_record_tls mdb_env_sync tlsrpt_gzip gethostname time clock_gettime
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +45,22 @@
 #include "tlsproxy/report.h"
 
 #include "fakedns.h"
+#include "timestep.h"
+
+/* the wall clock (CLOCK_REALTIME, which the delivery state is kept in)
+ * stepped with time(): time_step seconds; the others as they are */
+int __real_clock_gettime(clockid_t, struct timespec *);
+int __wrap_clock_gettime(clockid_t, struct timespec *);
+
+int
+__wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+	int rc = __real_clock_gettime(id, ts);
+
+	if (rc == 0 && id == CLOCK_REALTIME)
+		ts->tv_sec += (time_t)time_step;
+	return rc;
+}
 
 /* ---- SMTP receivers ---------------------------------------------------- */
 
@@ -1913,6 +1929,66 @@ test_skipped_uri_not_claimed(void **state)
 	end_test();
 }
 
+/*
+ * The delivery state is kept in wall-clock ms.  A run while the clock was
+ * a year ahead (a host set right by NTP since, or an attacker on the path
+ * to its NTP server) parks a failed URI with its next try a year ahead;
+ * once the clock is set back, a next try further ahead than the longest
+ * backoff (backoff_max_ms) was written before the step: the URI is tried
+ * by the next run, and a first failure dated ahead starts the retry
+ * window again, so that it still ends (give_up_ms).  Red before: the pair
+ * waited for the year (waiting 1, nothing sent), past tlsrpt_retention,
+ * which drops it unsent; and with its first failure a year ahead a URI
+ * failing on was never given up.
+ */
+static void
+test_clock_stepped_back(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("a.test", y);
+	record("b.test", y);
+	rua("a.test", "mailto:r@flaky.test");
+	rua("b.test", "mailto:r@down.test");
+	mxat("flaky.test", "127.0.0.1");
+	mxat("down.test", "127.0.0.1");
+	opts_fast(&o);
+	o.give_up_ms = 1500;
+	time_step = 366 * 86400;
+	run(&o, 10000);
+	assert_int_equal(tot.parked, 2);
+	assert_int_equal(tot.waiting, 2);
+
+	/* set right; the backoff passes */
+	time_step = 0;
+	settle(400);
+	fakes_clear();
+	rua("a.test", "mailto:r@flaky.test");
+	rua("b.test", "mailto:r@down.test");
+	mxat("flaky.test", "127.0.0.2");
+	mxat("down.test", "127.0.0.1");
+	run(&o, 10000);
+	settle(100);
+	assert_int_equal(srv[2].msgs, 1);
+	assert_int_equal(is_sent("a.test", y), 1);
+	assert_int_equal(tot.parked, 1);	/* b.test's receiver, down */
+	/* b.test's URI fails on, past give_up_ms from its first failure
+	 * since the step: given up, the pair ends */
+	settle(400);
+	run(&o, 10000);
+	assert_int_equal(tot.parked, 1);
+	settle(1200);
+	run(&o, 10000);
+	assert_int_equal(tot.failed, 1);
+	assert_int_equal(tot.parked, 0);
+	assert_int_equal(is_sent("b.test", y), 1);
+	end_test();
+}
+
 /* A record that names new URIs at every lookup: the pair tries at most 8
  * URIs ever; the rest are skipped and the pair ends (marked sent) instead
  * of trying 8 more destinations at each retry until the day is pruned. */
@@ -2012,6 +2088,7 @@ main(void)
 		cmocka_unit_test(test_day_destination_bound),
 		cmocka_unit_test(test_pair_destination_bound),
 		cmocka_unit_test(test_skipped_uri_not_claimed),
+		cmocka_unit_test(test_clock_stepped_back),
 		cmocka_unit_test(test_destination_time_bound),
 		cmocka_unit_test(test_one_run_at_a_time),
 	};
