@@ -165,6 +165,9 @@ struct fetch {
 	int		 newid;		/* serves a lookup with a valid cached
 					 * policy under a new TXT id */
 	int64_t		 started;	/* clock_now(): the policy's "fetched" */
+	uint64_t	 store_gen;	/* the CA store (and resolver) it runs
+					 * through: p->store_gen when it
+					 * started (fetch_current()) */
 };
 
 /* A background refresh waiting for its _mta-sts TXT answer. */
@@ -1770,13 +1773,36 @@ fetch_free(struct fetch *f)
 	free(f);
 }
 
+/*
+ * Does f run through the CA store and resolver in force?  One that
+ * started before a reload runs on through the ones it replaced (a CA
+ * bundle without the policy host's root, a resolver that failed its
+ * name: what the operator may have reloaded to fix), and the reload's
+ * serve every fetch from then on (lookup_backoffs_end()).
+ */
+static int
+fetch_current(const struct policy *p, const struct fetch *f)
+{
+	return f->store_gen == p->store_gen;
+}
+
+/*
+ * The fetch of domain under id that a lookup or a refresh joins: only one
+ * through the CA store and resolver in force.  A lookup that joined one
+ * begun before a reload got what the replaced ones gave: a failure there
+ * left the domain's new policy unfetched (the cached one, or none at first
+ * contact, decided), for as long as that fetch ran (sts_fetch_timeout, an
+ * attacker on the path can hold it that long), where the reload's store
+ * would have fetched it.  The older fetch runs on for its own lookups.
+ */
 static struct fetch *
 fetch_find(struct policy *p, const char *domain, const char *id)
 {
 	struct fetch *f;
 
 	for (f = p->fetches; f != NULL; f = f->next)
-		if (strcmp(f->domain, domain) == 0 && strcmp(f->id, id) == 0)
+		if (fetch_current(p, f) && strcmp(f->domain, domain) == 0 &&
+		    strcmp(f->id, id) == 0)
 			return f;
 	return NULL;
 }
@@ -1795,6 +1821,7 @@ fetch_start(struct policy *p, const char *domain, const char *id)
 	snprintf(f->domain, sizeof(f->domain), "%s", domain);
 	snprintf(f->id, sizeof(f->id), "%s", id);
 	f->started = clock_now();
+	f->store_gen = p->store_gen;
 	snprintf(host, sizeof(host), "mta-sts.%s", domain);
 	f->http = http_get(p->loop, p->dns, p->ctx, host,
 	    "/.well-known/mta-sts.txt", p->fetch_timeout, p->max_body,
@@ -2007,8 +2034,11 @@ newid_backoff(struct policy_req *r)
 	struct bgfail **pp = bgfail_find(r->pol, r->v->domain);
 	struct fetch *f;
 
+	/* (one through a CA store a reload replaced holds nothing back:
+	 * fetch_find()) */
 	for (f = r->pol->fetches; f != NULL; f = f->next)
-		if (f->newid && strcmp(f->domain, r->v->domain) == 0 &&
+		if (f->newid && fetch_current(r->pol, f) &&
+		    strcmp(f->domain, r->v->domain) == 0 &&
 		    strcmp(f->id, r->txt_id) != 0) {
 			log_info("event=sts-fetch-backoff domain=%s id=%s "
 			    "cached_id=%s running_id=%s note=\"a fetch under "
@@ -2135,7 +2165,7 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 	char perr[160], qe[300], lbuf[256];
 	const char *reason = kind;
 	int local = ok != 0 && kind != NULL &&
-	    strcmp(kind, HTTP_LOCAL_ERROR) == 0;
+	    strcmp(kind, HTTP_LOCAL_ERROR) == 0, noted;
 
 	f->http = NULL;
 	if (ok == 0) {
@@ -2213,12 +2243,18 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 		    ok == 0 ? sp->max_age : 0);
 	/* any fetch that worked ends the domain's sitting out; one this
 	 * gateway could not make says nothing of the domain: no sitting
-	 * out, no back-off (the next round or lookup tries again) */
-	if ((f->background || f->expired || ok == 0) && !local)
+	 * out, no back-off (the next round or lookup tries again); nor
+	 * does one that failed through a CA store and resolver a reload
+	 * replaced since: the reload ended the back-offs such failures
+	 * began (lookup_backoffs_end()), and one that ends after it must
+	 * not begin one anew, the older cached policy (or none) deciding
+	 * without a fetch through the reload's */
+	noted = !local && (ok == 0 || fetch_current(p, f));
+	if ((f->background || f->expired || ok == 0) && noted)
 		bgfail_note(p, f->domain, ok == 0);
-	if (f->expired && !local)
+	if (f->expired && noted)
 		refetch_result(p, f->domain, ok == 0);
-	if (f->newid && ok != 0 && !local)
+	if (f->newid && ok != 0 && noted)
 		newid_failed(p, f->domain);
 	while (f->waiters != NULL) {
 		struct policy_req *r = f->waiters;

@@ -241,6 +241,15 @@ static const struct zrr zone[] = {
 	{ "nidrl.test", DNS_T_MX, "10 mx.nidrl.test" },
 	{ "mx.nidrl.test", DNS_T_A, "192.0.2.18" },
 	{ "_mta-sts.nidrl.test", DNS_T_TXT, "v=STSv1; id=rl2" },
+	/* nidrj.test, nidrb.test: as nidrl.test, a fetch under the new id
+	 * running across a reload (test_reload_fetch_not_joined,
+	 * test_reload_old_fetch_no_backoff) */
+	{ "nidrj.test", DNS_T_MX, "10 mx.nidrj.test" },
+	{ "mx.nidrj.test", DNS_T_A, "192.0.2.19" },
+	{ "_mta-sts.nidrj.test", DNS_T_TXT, "v=STSv1; id=rj2" },
+	{ "nidrb.test", DNS_T_MX, "10 mx.nidrb.test" },
+	{ "mx.nidrb.test", DNS_T_A, "192.0.2.20" },
+	{ "_mta-sts.nidrb.test", DNS_T_TXT, "v=STSv1; id=rb2" },
 	{ "nidrot.test", DNS_T_MX, "10 mx.nidrot.test" },
 	{ "mx.nidrot.test", DNS_T_A, "192.0.2.17" },
 	{ "_mta-sts.nidrot.test", DNS_T_TXT, rot_txt },
@@ -350,24 +359,40 @@ struct http_req *__wrap_http_get(struct ev_loop *, struct dns *, SSL_CTX *,
     void *);
 void __wrap_http_cancel(struct http_req *);
 
-static struct mock_http {
-	char		 host[256];	/* empty: no mock */
-	const char	*body;
-	int		 calls, pending;
-	int		 delay;		/* ms until it answers; 0: 20 */
+/* one fetch of the mock's under way */
+struct mock_fetch {
 	struct ev_timer	*t;
 	http_cb		*cb;
 	void		*arg;
+	SSL_CTX		*ctx;		/* the CA store it was made with */
+	int		 live;
+};
+
+static struct mock_http {
+	char		 host[256];	/* empty: no mock */
+	const char	*body;
+	int		 calls, pending;	/* pending: fetches live */
+	int		 delay;		/* ms until it answers; 0: 20 */
+	int		 at_once;	/* fetches live at once; 0: one */
+	int		 fail_first;	/* the first fetch's CA store is
+					 * fail_ctx (one that lacks the
+					 * policy host's root) */
+	SSL_CTX		*fail_ctx;	/* a fetch made with it fails,
+					 * whatever body */
+	struct mock_fetch f[2];
 } mh;
 
 static void
 mock_http_fire(void *arg)
 {
-	mh.pending = 0;
-	if (mh.body != NULL)
-		mh.cb(mh.arg, 0, mh.body, strlen(mh.body), NULL, NULL);
+	struct mock_fetch *f = arg;
+
+	f->live = 0;
+	mh.pending--;
+	if (mh.body != NULL && f->ctx != mh.fail_ctx)
+		f->cb(f->arg, 0, mh.body, strlen(mh.body), NULL, NULL);
 	else
-		mh.cb(mh.arg, -1, NULL, 0, "sts-policy-fetch-error",
+		f->cb(f->arg, -1, NULL, 0, "sts-policy-fetch-error",
 		    "connection refused (mock)");
 }
 
@@ -376,44 +401,61 @@ __wrap_http_get(struct ev_loop *l, struct dns *d, SSL_CTX *ctx,
     const char *host, const char *path, uint64_t tmo, size_t maxbody,
     uint32_t mark, http_cb *cb, void *arg)
 {
+	struct mock_fetch *f;
+
 	if (mh.host[0] == '\0' || strcmp(host, mh.host) != 0)
 		return __real_http_get(l, d, ctx, host, path, tmo, maxbody,
 		    mark, cb, arg);
 	assert_string_equal(path, "/.well-known/mta-sts.txt");
-	assert_false(mh.pending);	/* one fetch at a time */
+	/* one fetch at a time, unless the test allows two */
+	assert_true(mh.pending < (mh.at_once > 1 ? 2 : 1));
+	f = mh.f[0].live ? &mh.f[1] : &mh.f[0];
 	mh.calls++;
-	mh.pending = 1;
-	mh.cb = cb;
-	mh.arg = arg;
-	ev_timer_arm(mh.t, mh.delay ? (uint64_t)mh.delay : 20);
-	return (struct http_req *)&mh;
+	mh.pending++;
+	if (mh.fail_first && mh.calls == 1)
+		mh.fail_ctx = ctx;
+	f->live = 1;
+	f->cb = cb;
+	f->arg = arg;
+	f->ctx = ctx;
+	ev_timer_arm(f->t, mh.delay ? (uint64_t)mh.delay : 20);
+	return (struct http_req *)f;
 }
 
 void
 __wrap_http_cancel(struct http_req *h)
 {
-	if (h != NULL && h == (struct http_req *)&mh) {
-		ev_timer_stop(mh.t);
-		mh.pending = 0;
-		return;
-	}
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (h != NULL && h == (struct http_req *)&mh.f[i]) {
+			ev_timer_stop(mh.f[i].t);
+			mh.f[i].live = 0;
+			mh.pending--;
+			return;
+		}
 	__real_http_cancel(h);
 }
 
 static void
 mock_http(const char *host, const char *body)
 {
+	int i;
+
 	snprintf(mh.host, sizeof(mh.host), "%s", host);
 	mh.body = body;
 	mh.calls = mh.pending = 0;
-	if (mh.t == NULL)
-		mh.t = ev_timer_new(loop, mock_http_fire, NULL);
+	for (i = 0; i < 2; i++)
+		if (mh.f[i].t == NULL)
+			mh.f[i].t = ev_timer_new(loop, mock_http_fire,
+			    &mh.f[i]);
 }
 
 static void
 mock_http_off(void)
 {
-	ev_timer_free(mh.t);
+	ev_timer_free(mh.f[0].t);
+	ev_timer_free(mh.f[1].t);
 	memset(&mh, 0, sizeof(mh));
 }
 
@@ -1202,6 +1244,132 @@ got_two(void *arg, struct policy_verdict *v)
 	two_v[(intptr_t)arg] = v;
 	if (++two_n == 2)
 		ev_loop_stop(loop);
+}
+
+/* Runs the loop until *n reaches want (at most 10 s). */
+static void
+run_until(const int *n, int want)
+{
+	struct ev_timer *t = ev_timer_new(loop, poll_cb, NULL);
+	int k;
+
+	for (k = 0; k < 200 && *n < want; k++) {
+		ev_timer_arm(t, 50);
+		ev_loop_run(loop);
+	}
+	ev_timer_free(t);
+	assert_int_equal(*n, want);
+}
+
+/* Starts a lookup of domain at ip whose verdict got_two() keeps as
+ * two_v[i]. */
+static void
+lookup_start(struct policy *p, const char *domain, const char *ip,
+    intptr_t i)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, ip, &sin.sin_addr);
+	assert_non_null(policy_lookup(p, domain, (struct sockaddr *)&sin,
+	    sizeof(sin), "t1", got_two, (void *)i));
+}
+
+/* A reload while the fetch of the domain's new id runs through the CA
+ * store (and resolver) it replaced, one that lacks the policy host's
+ * root: the first fetch fails (after 1 s), whatever the host serves. */
+static struct policy *
+reload_during_fetch(const char *domain, const char *ip, const char *body)
+{
+	static const char *testing = "version: STSv1\nmode: testing\n"
+	    "mx: mx.nid.test\nmax_age: 86400\n";
+	struct config *cfg;
+	struct policy *p;
+	char err[256], host[300];
+
+	cache_policy(domain, "one", testing, 10, 86400);
+	snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	mock_http(host, body);
+	mh.at_once = 2;
+	mh.fail_first = 1;
+	mh.delay = 1000;
+	p = mkpolicy(NULL, 1);
+	two_n = 0;
+	lookup_start(p, domain, ip, 0);
+	run_until(&mh.calls, 1);	/* its fetch under the new id runs */
+	cfg = mkcfg(NULL, 1);
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	mh.delay = 0;
+	return p;
+}
+
+/*
+ * A lookup that starts after a reload does not join a fetch that started
+ * before it: that one runs through the replaced CA store and resolver (a
+ * CA bundle without the policy host's root, which the operator reloaded
+ * to fix), and the reload's serve every fetch from then on.  The domain
+ * went from testing (cached) to enforce under a new id; the lookup after
+ * the reload fetches it through the new store and enforces it.  Old code:
+ * the lookup joined the old fetch (one fetch in all), which failed, and
+ * the cached testing policy decided (level may) for the recipient of a
+ * domain that publishes enforce, as long as the old fetch ran (up to
+ * sts_fetch_timeout, which an attacker on the path can hold it for).
+ */
+static void
+test_reload_fetch_not_joined(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.nidrj.test\nmax_age: 86400\n";
+	struct policy *p = reload_during_fetch("nidrj.test", "192.0.2.19",
+	    body);
+	intptr_t i;
+
+	lookup_start(p, "nidrj.test", "192.0.2.19", 1);
+	run_until(&two_n, 2);
+	assert_string_equal(tls_level_name(two_v[1]->level), "verify");
+	assert_non_null(strstr(two_v[1]->sts_note,
+	    "mode=enforce,id=rj2,fetched"));
+	assert_int_equal(mh.calls, 2);
+	/* the lookup from before the reload: its fetch failed, and the
+	 * policy stored meanwhile decides (cache_reread()) */
+	assert_int_equal(two_v[0]->level, TLS_LEVEL_VERIFY);
+	for (i = 0; i < 2; i++)
+		policy_verdict_free(two_v[i]);
+	policy_free(p);
+	mock_http_off();
+}
+
+/*
+ * A fetch that started before a reload and fails after it begins no
+ * back-off: its failure came through the replaced CA store and resolver
+ * (the reload ended the back-offs for that reason).  The next lookup
+ * fetches the domain's new id through the reload's and enforces it.
+ * Old code: the failure, after the reload, began the domain's back-off,
+ * and for 60 s the cached testing policy decided at once (level may).
+ */
+static void
+test_reload_old_fetch_no_backoff(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.nidrb.test\nmax_age: 86400\n";
+	struct policy *p = reload_during_fetch("nidrb.test", "192.0.2.20",
+	    body);
+	struct policy_verdict *v;
+
+	/* the old fetch fails; its lookup decides */
+	run_until(&two_n, 1);
+	assert_int_equal(two_v[0]->level, TLS_LEVEL_MAY);
+	policy_verdict_free(two_v[0]);
+	v = lookup(p, "nidrb.test", "192.0.2.20");
+	assert_string_equal(tls_level_name(v->level), "verify");
+	assert_non_null(strstr(v->sts_note, "mode=enforce,id=rb2,fetched"));
+	assert_int_equal(mh.calls, 2);
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
 }
 
 /*
@@ -3369,6 +3537,8 @@ main(void)
 		cmocka_unit_test(test_new_id_no_cache_fetches_each_lookup),
 		cmocka_unit_test(test_new_id_one_fetch_at_a_time),
 		cmocka_unit_test(test_new_id_backoff_ends_at_reload),
+		cmocka_unit_test(test_reload_fetch_not_joined),
+		cmocka_unit_test(test_reload_old_fetch_no_backoff),
 		cmocka_unit_test(test_refresh_in_background),
 		cmocka_unit_test(test_refresh_txt_missing),
 		cmocka_unit_test(test_refresh_txt_servfail),
