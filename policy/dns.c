@@ -866,6 +866,29 @@ ares_done(void *arg, int status, int timeouts, unsigned char *abuf,
 
 static void req_fire(void *arg);
 
+/*
+ * Can name be asked so that its answer is read back as its own?  Only
+ * when read_name() would spell the name as it is spelled here: letters,
+ * digits, '-', '_' and '*' in dot-separated labels.  Any other byte is
+ * '?' in an answer, and an MX or CNAME target (DNS data the domain
+ * writes) that had one arrives here with the '?' in it: asked so, it is
+ * another name, which a signed zone denies, and the host that publishes
+ * addresses and TLSA records would read as a secure "no TLSA" (DANE
+ * off).  A '\' would be an escape to ares_create_query(), another name
+ * again.  Such a name is a failed lookup, never an answer.
+ */
+static int
+name_askable(const char *name)
+{
+	const unsigned char *c;
+
+	for (c = (const unsigned char *)name; *c != '\0'; c++)
+		if (!isalnum(*c) && *c != '-' && *c != '_' && *c != '*' &&
+		    *c != '.')
+			return 0;
+	return 1;
+}
+
 static int
 start_link(struct dns_req *r)
 {
@@ -875,6 +898,17 @@ start_link(struct dns_req *r)
 	unsigned char *q;
 	int qlen, rc;
 
+	if (!name_askable(r->cur)) {
+		char qn[512];
+
+		log_info("event=dns-name-refused name=%s type=%s "
+		    "reason=\"not a host name: its answer could not be "
+		    "matched\"", log_q(qn, sizeof(qn), r->cur),
+		    dns_type_name(r->type));
+		r->fail = DNS_ERROR;
+		ev_timer_arm(r->t, 0);
+		return 0;
+	}
 	if ((a = cache_find(d, r->cur, r->type)) != NULL) {
 		r->ans = dns_answer_ref(a);
 		ev_timer_arm(r->t, 0);

@@ -27,6 +27,8 @@
  * CNAME chains are followed (within one answer, and by new queries up to
  * DNS_MAX_CNAME links); the answer is secure only when every link is.  A
  * chain that goes on beyond that (a loop) is DNS_ERROR, never NODATA.
+ * A name with a byte the parser cannot read back (anything but letters,
+ * digits, '-', '_', '*' and dots) is never asked: DNS_ERROR.
  * Concurrent lookups of the same name and type share one query; answers
  * are cached for their TTL (negative answers for the SOA minimum, capped,
  * and no longer than the CNAME links that led to them).

@@ -322,6 +322,7 @@ struct fake {
 	int		 queries;
 	int		 ad_seen;
 	int		 silent;	/* do not answer */
+	int		 odd_asked;	/* names of odd.example it denied */
 };
 
 static struct fake fk;
@@ -417,6 +418,23 @@ fake_read(int fd, int events, void *arg)
 		    atoi(name + 5) + 1);
 		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
 		rr_name(&m, name, DNS_T_CNAME, -1, next, 300);
+	} else if (strcmp(name, "odd.example") == 0) {
+		/* a signed MX RRset whose target has a byte no host name
+		 * has (a space): the host "mx a.odd.example", signed, with
+		 * an address and TLSA records of its own */
+		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
+		rr_name(&m, name, DNS_T_MX, 10, "mx a.odd.example", 300);
+	} else if (strcmp(name, "mx a.odd.example") == 0 ||
+	    strcmp(name, "_25._tcp.mx a.odd.example") == 0) {
+		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
+		if (qtype == DNS_T_TLSA)
+			rr_tlsa(&m, name, 3, 1, 1, 32, 300);
+		else
+			rr_a(&m, name, "192.0.2.20", 300);
+	} else if (strstr(name, ".odd.example") != NULL) {
+		/* any other name of the signed zone: a signed denial */
+		fk.odd_asked++;
+		begin(&m, id, 1, 3, name, qtype, 0, 0, 0);
 	} else if (strcmp(name, "servfail.example") == 0) {
 		begin(&m, id, 0, 2, name, qtype, 0, 0, 0);
 	} else {
@@ -476,6 +494,17 @@ got(void *arg, enum dns_status st, const struct dns_answer *a)
 	r->ad = a ? a->ad : -1;
 	if (--outstanding == 0)
 		ev_loop_stop(loop);
+}
+
+/* the first MX target of the last answer gotmx() saw */
+static char mxhost[256];
+
+static void
+gotmx(void *arg, enum dns_status st, const struct dns_answer *a)
+{
+	if (a != NULL && a->nrr > 0 && a->rr[0].type == DNS_T_MX)
+		snprintf(mxhost, sizeof(mxhost), "%s", a->rr[0].u.mx.host);
+	got(arg, st, a);
 }
 
 static struct dns *
@@ -794,6 +823,50 @@ test_client_first_server_only(void **state)
 	close(fd2);
 }
 
+/*
+ * An MX target with a byte no host name has (here a space: DNS allows any
+ * octet in a label) is read as "mx?a.odd.example" (read_name() makes such
+ * bytes '?', so no answer forges log fields).  Asked as it was read, it
+ * is another name, which the signed zone denies: the host that publishes
+ * an address and TLSA records read as a signed NXDOMAIN ("no TLSA
+ * records": DANE off), where no answer can be had.  A name the parser
+ * could not read back is never asked: a failed lookup, which dane.c
+ * defers.  Red before: the TLSA lookup came back nxdomain with AD.
+ */
+static void
+test_client_unreadable_name_refused(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res rm = { 0 }, ra = { 0 }, rt = { 0 }, rb = { 0 };
+	char host[256], tlsa[300];
+
+	outstanding = 1;
+	assert_non_null(dns_query(d, "odd.example", DNS_T_MX, gotmx, &rm));
+	run();
+	assert_int_equal(rm.st, DNS_SECURE);
+	snprintf(host, sizeof(host), "%s", mxhost);
+	print_message("MX target read as %s\n", host);
+	outstanding = 3;
+	snprintf(tlsa, sizeof(tlsa), "_25._tcp.%s", host);
+	assert_non_null(dns_query(d, host, DNS_T_A, got, &ra));
+	assert_non_null(dns_query(d, tlsa, DNS_T_TLSA, got, &rt));
+	/* an escape c-ares would read as one (\. is a dot in a label) */
+	assert_non_null(dns_query(d, "mx\\.a.odd.example", DNS_T_A, got,
+	    &rb));
+	run();
+	print_message("A %s ad=%d, TLSA %s ad=%d, escaped %s, denied %d\n",
+	    dns_status_name(ra.st), ra.ad, dns_status_name(rt.st), rt.ad,
+	    dns_status_name(rb.st), fk.odd_asked);
+	assert_int_equal(ra.done, 1);
+	assert_int_equal(rt.done, 1);
+	assert_int_equal(rb.done, 1);
+	assert_int_equal(rt.st, DNS_ERROR);
+	assert_int_equal(ra.st, DNS_ERROR);
+	assert_int_equal(rb.st, DNS_ERROR);
+	assert_int_equal(fk.odd_asked, 0);
+	dns_free(d);
+}
+
 int
 main(void)
 {
@@ -823,6 +896,9 @@ main(void)
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_resend_local_wins,
 		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_client_unreadable_name_refused, client_setup,
+		    client_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
