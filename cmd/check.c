@@ -227,6 +227,74 @@ on_dane(void *arg, struct dane_info *d)
 	free(q);
 }
 
+struct dstwalk {
+	struct run	*r;
+	struct mx_result *m;
+};
+
+static void
+on_dst_walk(void *arg, struct mx_result *m)
+{
+	struct dstwalk *w = arg;
+
+	w->m = m;
+	one_done(w->r);
+}
+
+/*
+ * The DANE view of probe p's address into p->dane, and p's MX host when
+ * it had none (ADDRESS given), as the daemon judges the address: P::G (P
+ * a nat64_prefix) and ::ffff:G are G's (netaddr_judged()), and its owner
+ * is found by an MX walk for it (policy.c's), which reads every address
+ * record of an answer.  The walk that listed the probes keeps 8 per host
+ * (MX_MAX_ADDRS): judged on those (mx_result_set_dst()), an address past
+ * them was no MX host's, and the view said "defer" (a host publishing
+ * TLSA records) or another host's, beside the daemon's DANE verdict.
+ * Its answers come from the resolver's cache.  0, or -1 out of memory.
+ */
+static int
+dane_view(struct run *r, struct probe *p)
+{
+	struct dstwalk w = { r, NULL };
+	struct sockaddr_storage jd;
+	struct vq *q;
+	int owner;
+
+	if (netaddr_judged((struct sockaddr *)&p->addr, &jd) == -1)
+		return 0;	/* no DANE view */
+	r->outstanding++;
+	if (mx_walk(r->dns, r->domain, (struct sockaddr *)&jd,
+	    jd.ss_family == AF_INET6 ? MX_WALK_AAAA : MX_WALK_A, on_dst_walk,
+	    &w) == NULL) {
+		r->outstanding--;
+		return -1;
+	}
+	wait_all(r);
+	if (w.m == NULL)
+		return -1;
+	owner = w.m->owner;
+	if (owner >= 0 && strcmp(p->host, "-") == 0) {
+		snprintf(p->host, sizeof(p->host), "%s",
+		    w.m->host[owner].name);
+		p->pref = w.m->host[owner].pref;
+	}
+	if ((q = calloc(1, sizeof(*q))) == NULL) {
+		free(w.m);
+		return -1;
+	}
+	q->r = r;
+	q->p = p;
+	r->outstanding++;
+	if (dane_lookup(r->loop, r->dns, w.m, (struct sockaddr *)&jd,
+	    on_dane, q) == NULL) {
+		free(q);
+		r->outstanding--;
+	}
+	free(w.m);
+	wait_all(r);
+	return 0;
+}
+
 static void
 on_verdict(void *arg, struct policy_verdict *v)
 {
@@ -1748,36 +1816,10 @@ cmd_check(int argc, char **argv, struct config *cfg,
 	/* DANE view and the verdict for each address */
 	for (i = 0; i < r.nprobe; i++) {
 		struct probe *p = &r.probes[i];
-		struct vq *q = calloc(1, sizeof(*q));
-		struct sockaddr_storage jd;
-		struct mx_result *m;
-		int owner;
+		struct vq *q;
 
-		if (q == NULL || (m = malloc(sizeof(*m))) == NULL) {
-			free(q);
-			goto done;
-		}
-		*m = *r.mx;
-		owner = mx_result_set_dst(m, (struct sockaddr *)&p->addr);
-		if (owner >= 0 && strcmp(p->host, "-") == 0) {
-			snprintf(p->host, sizeof(p->host), "%s",
-			    m->host[owner].name);
-			p->pref = m->host[owner].pref;
-		}
-		q->r = &r;
-		q->p = p;
-		r.outstanding++;
-		/* the DANE view of the address the daemon judges: P::G (P a
-		 * nat64_prefix) and ::ffff:G are G's (netaddr_judged()) */
-		if (netaddr_judged((struct sockaddr *)&p->addr, &jd) == -1 ||
-		    dane_lookup(r.loop, r.dns, m, (struct sockaddr *)&jd,
-		    on_dane, q) == NULL) {
-			free(q);
-			r.outstanding--;
-		}
-		free(m);
-		wait_all(&r);
-		if ((q = calloc(1, sizeof(*q))) == NULL)
+		if (dane_view(&r, p) == -1 ||
+		    (q = calloc(1, sizeof(*q))) == NULL)
 			goto done;
 		q->r = &r;
 		q->p = p;

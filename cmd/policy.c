@@ -556,7 +556,10 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 	/* --dst: the one address the MTA connects to, whether an MX
 	 * host's or not (a relayhost, a transport map, an address an
 	 * attacker's DNS answer gave the MTA), named by the MX host that
-	 * owns the address the daemon judges for it */
+	 * owns the address the daemon judges for it: the verdict's (H),
+	 * which the daemon found among every address record of the
+	 * answers, else the host owning it among the walk's (8 per host,
+	 * MX_MAX_ADDRS: an address past them was "-") */
 	if (have_dst) {
 		struct policy_verdict *v = lookup(r, p, domain, &dst);
 		struct sockaddr_storage jd;
@@ -572,7 +575,8 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 			else if (v->sts_note[0])
 				printf("  (MTA-STS: %s)\n", v->sts_note);
 			note_dns(v, &looked_up, &dane_failed);
-			rc = worst(rc, print_verdict(owner >= 0 ?
+			rc = worst(rc, print_verdict(v->mx_host[0] ?
+			    v->mx_host : owner >= 0 ?
 			    r->mx->host[owner].name : "-", addr_str(&dst, a,
 			    sizeof(a)), judged ? addr_str(&jd, ja, sizeof(ja)) :
 			    NULL, cmd_bypassed_dst(cfg, &dst), v, vs));

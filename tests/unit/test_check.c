@@ -67,6 +67,8 @@
 #include "tests/unit/lookupwait.h"
 #include "tests/unit/cmdstubs.h"
 #include "tests/unit/cmdcapture.h"
+#include "tests/unit/dnsmsg.h"
+#include <sys/prctl.h>
 
 /* The EHLO name the probes say, and the scripted servers expect (else
  * they exit 5, or 4 inside TLS): srv_helo, TEST_HELO unless a test sets
@@ -1515,6 +1517,130 @@ test_bypass_dst(void **state)
 	free(out);
 }
 
+/* A DNS server answering from zone on 127.0.0.1, in a child (NXDOMAIN
+ * for what it lacks, AD under signed.test); its port in *port. */
+static pid_t
+zone_start(const struct zrr *zone, int *port)
+{
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	pid_t pid;
+	int fd;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((fd = socket(AF_INET, SOCK_DGRAM, 0)) >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			zone_serve(fd, zone);
+	}
+	close(fd);
+	return pid;
+}
+
+/*
+ * `mxguard check D A` for A, the 9th address of D's signed MX host with
+ * usable TLSA records: past the 8 addresses a host's walk keeps
+ * (MX_MAX_ADDRS), A is still that host's, for the daemon (mx.c reads
+ * every record of the answer) and so for the verdict, DANE.  The DANE
+ * view check prints beside the verdict was judged on the 8 kept
+ * addresses (mx_result_set_dst()): A no MX host's, the host's TLSA
+ * records a defer ("validation-failure"), the probe's host "-", while
+ * the verdict said dane.  Now it is judged as the daemon judges it.
+ * Red before: DANE view defer, host "-".
+ */
+static void
+test_dane_view_past_kept_addresses(void **state)
+{
+	static const struct zrr zone[] = {
+		{ "nine.signed.test", DNS_T_MX, "10 mx.nine.signed.test" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.51" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.52" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.53" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.54" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.55" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.56" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.57" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.58" },
+		{ "mx.nine.signed.test", DNS_T_A, "192.0.2.59" },
+		{ "_25._tcp.mx.nine.signed.test", DNS_T_TLSA, "3 1 1 "
+		    "00112233445566778899aabbccddeeff"
+		    "00112233445566778899aabbccddeeff" },
+		{ NULL, 0, NULL },
+	};
+	struct config *c;
+	struct policy *zp;
+	struct policy_verdict *v;
+	struct run r;
+	struct probe *p;
+	char err[256];
+	int port;
+	pid_t pid = zone_start(zone, &port);
+
+	(void)state;
+	assert_non_null(c = config_load(NULL, err, sizeof(err)));
+	snprintf(err, sizeof(err), "127.0.0.1:%d", port);
+	c->dns_servers.v = calloc(1, sizeof(char *));
+	c->dns_servers.v[0] = strdup(err);
+	c->dns_servers.n = 1;
+	c->dns_timeout = 1000;
+	c->sts_enable = 0;
+	c->tls_history = 0;
+	assert_non_null(zp = policy_new(loop, c, err, sizeof(err)));
+
+	memset(&r, 0, sizeof(r));
+	r.loop = loop;
+	r.pol = zp;
+	r.dns = policy_dns(zp);
+	r.probes = calloc(MAXP, sizeof(*r.probes));
+	snprintf(r.domain, sizeof(r.domain), "nine.signed.test");
+	r.outstanding = 1;
+	assert_non_null(mx_walk(r.dns, r.domain, NULL, MX_WALK_A |
+	    MX_WALK_AAAA, on_walk, &r));
+	wait_all(&r);
+	assert_non_null(r.mx);
+	assert_int_equal(r.mx->host[0].naddr, MX_MAX_ADDRS);
+	assert_int_equal(r.mx->host[0].nmore, 1);
+	/* ADDRESS given, as cmd_check() sets its probe */
+	p = &r.probes[0];
+	sa(&p->addr, "192.0.2.59");
+	p->addr.ss_family = AF_INET;
+	((struct sockaddr_in *)&p->addr)->sin_port = htons(25);
+	snprintf(p->addrstr, sizeof(p->addrstr), "192.0.2.59");
+	snprintf(p->host, sizeof(p->host), "-");
+	r.nprobe = 1;
+	r.single = 1;
+	assert_int_equal(dane_view(&r, p), 0);
+	/* what the daemon decides for that address */
+	v = lookup_wait(loop, zp, "nine.signed.test", "192.0.2.59");
+	print_message("verdict %s (%s); DANE view %s (%s), host %s\n",
+	    tls_level_name(v->level), v->mx_host,
+	    p->dane ? dane_state_name(p->dane->state) : "none",
+	    p->dane ? p->dane->detail : "-", p->host);
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	assert_string_equal(v->mx_host, "mx.nine.signed.test");
+	assert_non_null(p->dane);
+	assert_int_equal(p->dane->state, DANE_USABLE);
+	assert_string_equal(p->dane->mx_host, "mx.nine.signed.test");
+	assert_string_equal(p->host, "mx.nine.signed.test");
+	assert_int_equal(p->pref, 10);
+
+	policy_verdict_free(v);
+	dane_info_free(p->dane);
+	free(r.probes);
+	free(r.mx);
+	policy_free(zp);
+	config_free(c);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
 int
 main(void)
 {
@@ -1537,6 +1663,7 @@ main(void)
 		cmocka_unit_test(test_helo_address_literal),
 		cmocka_unit_test(test_starttls_not_reached),
 		cmocka_unit_test(test_bypass_dst),
+		cmocka_unit_test(test_dane_view_past_kept_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

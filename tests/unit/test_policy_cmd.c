@@ -75,6 +75,16 @@ static const struct zrr zone[] = {
 	{ "sf.test", T_SERVFAIL, "" },
 	{ "hostsf.test", DNS_T_MX, "10 mx.hostsf.test" },
 	{ "mx.hostsf.test", T_SERVFAIL, "" },
+	{ "nine.test", DNS_T_MX, "10 mx.nine.test" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.51" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.52" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.53" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.54" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.55" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.56" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.57" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.58" },
+	{ "mx.nine.test", DNS_T_A, "192.0.2.59" },
 	{ NULL, 0, NULL },
 };
 
@@ -340,6 +350,32 @@ test_dst_nat64(void **state)
 }
 
 /*
+ * --dst with the 9th address of an MX host: past the 8 the walk keeps
+ * per host (MX_MAX_ADDRS), still that host's for the daemon (mx.c reads
+ * every record of the answer), whose verdict names it (JSON "mx").  The
+ * line named the host from the 8 kept addresses: "-", no MX host's.
+ * Now it names the host the verdict is for.  Red before: "  - [192.0.2.59]".
+ */
+static void
+test_dst_past_kept_addresses(void **state)
+{
+	char *dst[] = { "policy", "nine.test", "--dst", "192.0.2.59", NULL };
+	char *js[] = { "policy", "nine.test", "--json", "--dst",
+	    "192.0.2.59", NULL };
+	struct config *saved = cfg;
+
+	log_init("test", 0, LOG_LVL_ERR);
+	cfg = dns_cfg(dnsport, NULL);
+	assert_int_equal(run(4, dst), CMD_OK);
+	assert_non_null(strstr(out, "  mx.nine.test [192.0.2.59]: may"));
+	assert_int_equal(run(5, js), CMD_OK);
+	assert_non_null(strstr(out, "\"host\":\"mx.nine.test\","
+	    "\"address\":\"192.0.2.59\""));
+	config_free(cfg);
+	cfg = saved;
+}
+
+/*
  * A DNS lookup that failed: policy exited 0 (or 2) with the verdict it
  * could make, and a script could not tell "this is the policy" from
  * "could not find out".  Now 3 (UNKNOWN, as for a monitoring plugin), stderr naming each failed
@@ -555,6 +591,7 @@ main(void)
 		cmocka_unit_test(test_dst),
 		cmocka_unit_test(test_daemon_digest_warning),
 		cmocka_unit_test(test_dst_nat64),
+		cmocka_unit_test(test_dst_past_kept_addresses),
 		cmocka_unit_test(test_dns_failure_tempfail),
 		cmocka_unit_test(test_bypass_dst),
 		cmocka_unit_test(test_verify_without_name),
