@@ -455,19 +455,47 @@ admits(struct sts_cache *c, MDB_txn *txn)
 }
 
 /*
- * One attempt: 0 stored, 1 refused (logged), or an LMDB error code.
- * Eviction runs in a transaction of its own, committed before the put:
- * pages an aborted put had freed would not be free.  force (an earlier
- * attempt hit MDB_MAP_FULL) evicts even when the count is below the bound.
+ * What txn holds for k: *exists set, and 1 when it is the policy of a
+ * fetch started after this one (fetched), which stays; 0 when the put may
+ * go on; -1 with the LMDB error in *err.  Fetches overlap (a refresh
+ * under the old id, a lookup under a new one; other workers): the one
+ * started last wins, whichever ends last, so that an attacker who holds
+ * back an older response cannot put it over a newer policy.  A time far
+ * ahead of the clock (it was stepped back) does not block updates for
+ * long.
+ */
+static int
+stored_newer(struct sts_cache *c, MDB_txn *txn, MDB_val *k,
+    int64_t fetched, int64_t now, int *exists, int *err)
+{
+	struct rec cur;
+	MDB_val old;
+	int rc;
+
+	rc = mdb_get(txn, c->dbi, k, &old);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		*err = rc;
+		return -1;
+	}
+	*exists = rc == 0;
+	return *exists && rec_decode(&old, &cur, 0) == 0 &&
+	    cur.fetched > fetched && cur.fetched <= now + 300;
+}
+
+/*
+ * One attempt: 0 stored, 1 refused (logged), 2 kept (a fetch started
+ * later stored its policy), or an LMDB error code.  Eviction runs in a
+ * transaction of its own, committed before the put: pages an aborted put
+ * had freed would not be free.  force (an earlier attempt hit
+ * MDB_MAP_FULL) evicts even when the count is below the bound.
  */
 static int
 put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
     int64_t fetched, int64_t now, int force)
 {
 	struct evictions ev;
-	struct rec cur;
 	MDB_txn *txn;
-	MDB_val k, old, v = *val;
+	MDB_val k, v = *val;
 	int rc, exists;
 
 	memset(&ev, 0, sizeof(ev));
@@ -475,17 +503,10 @@ put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
 	k.mv_size = strlen(domain);
 	if ((rc = store_txn_begin(c->env, 0, &txn)) != 0)
 		return rc;
-	rc = mdb_get(txn, c->dbi, &k, &old);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	switch (stored_newer(c, txn, &k, fetched, now, &exists, &rc)) {
+	case -1:
 		goto abort;
-	exists = rc == 0;
-	/* Fetches overlap (a refresh under the old id, a lookup under a
-	 * new one; other workers): the one started last wins, whichever
-	 * ends last, so that an attacker who holds back an older response
-	 * cannot put it over a newer policy.  A time far ahead of the
-	 * clock (it was stepped back) does not block updates for long. */
-	if (exists && rec_decode(&old, &cur, 0) == 0 &&
-	    cur.fetched > fetched && cur.fetched <= now + 300) {
+	case 1:
 		mdb_txn_abort(txn);
 		return 2;
 	}
@@ -500,6 +521,18 @@ put_once(struct sts_cache *c, const char *domain, const MDB_val *val,
 		report(&ev);
 		if ((rc = store_txn_begin(c->env, 0, &txn)) != 0)
 			return rc;
+		/* read again: another process (a worker) may have stored
+		 * this domain between the two transactions, the policy of a
+		 * fetch started after this one's among others; what was
+		 * read before the eviction no longer says */
+		switch (stored_newer(c, txn, &k, fetched, now, &exists,
+		    &rc)) {
+		case -1:
+			goto abort;
+		case 1:
+			mdb_txn_abort(txn);
+			return 2;
+		}
 		if (!exists && !admits(c, txn) && evicted(&ev)) {
 			/* another process (a worker) took the room between
 			 * the two transactions: evict again */

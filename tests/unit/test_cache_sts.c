@@ -3,7 +3,9 @@
  * persistence across reopen, id change (replace), expiry and refresh
  * margin, corrupt records; the bound: eviction order (expired, then least
  * recently used mode none, then testing; never a live enforce policy for
- * a newcomer), the per-entry size limit, MDB_MAP_FULL, counters.
+ * a newcomer), the per-entry size limit, MDB_MAP_FULL, counters; another
+ * worker's newer policy stored between this one's eviction and its put
+ * is kept (store_txn_begin wrapped to put it there).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,7 +24,25 @@
 
 #include "core/stats.h"
 #include "policy/cache.h"
+#include "policy/store.h"
 #include "tests/unit/lmdbraw.h"
+
+// WRAP: store_txn_begin
+
+/* store_txn_begin() as it is, unless armed: then, at the armed-th call,
+ * another writer's record goes in first (race_fn), as another worker's
+ * would between two of this process's transactions. */
+int __real_store_txn_begin(MDB_env *, unsigned int, MDB_txn **);
+static int race_at;
+static void (*race_fn)(void);
+
+int
+__wrap_store_txn_begin(MDB_env *env, unsigned int flags, MDB_txn **txn)
+{
+	if (race_at > 0 && --race_at == 0 && race_fn != NULL)
+		race_fn();
+	return __real_store_txn_begin(env, flags, txn);
+}
 
 static char dir[] = "/tmp/mxg-cache-test-XXXXXX";
 
@@ -660,6 +680,58 @@ test_concurrent_writers(void **state)
 	sts_cache_close(c);
 }
 
+/*
+ * Overlapping fetches on two workers, in a full cache: this one's fetch
+ * started first (its response held back) and ends last; between its
+ * eviction (a transaction of its own) and its put, the other worker
+ * stores the policy of the fetch started later.  The later one stays,
+ * as test_fetch_order() has it without the eviction: an attacker who
+ * holds back the older response (testing, before the domain moved to
+ * enforce) must not get it over the newer one, which would then decide
+ * every lookup whose TXT query the attacker blocks.  Red before: the
+ * older policy was written over the newer one.
+ */
+static struct sts_cache *race_c;
+
+static void
+other_worker_newer(void)
+{
+	struct sts_cache_entry e;
+	int64_t now = (int64_t)time(NULL);
+
+	fill(&e, "newer", ENF, now - 10, 86400);
+	assert_int_equal(sts_cache_put(race_c, "race.example", &e), 0);
+}
+
+static void
+test_eviction_race_fetch_order(void **state)
+{
+	struct sts_cache_entry e, g;
+	int64_t now = (int64_t)time(NULL);
+	int rc;
+
+	(void)state;
+	race_c = fresh("race", 2, 8192, 0);
+	/* full, of expired records: a newcomer's eviction drops both */
+	assert_int_equal(put(race_c, "x.example", NON, 200000, 86400, 0), 0);
+	assert_int_equal(put(race_c, "y.example", NON, 200000, 86400, 0), 0);
+	race_fn = other_worker_newer;
+	race_at = 2;
+	fill(&e, "older", TST, now - 20, 86400);
+	rc = sts_cache_put(race_c, "race.example", &e);
+	assert_int_equal(race_at, 0);
+	race_fn = NULL;
+	assert_int_equal(sts_cache_get(race_c, "race.example", &g), 1);
+	if (strcmp(g.id, "newer") != 0)
+		fail_msg("the policy of the fetch started later was "
+		    "overwritten by the older one (id %s, mode %d)", g.id,
+		    (int)g.pol.mode);
+	assert_int_equal(g.pol.mode, STS_MODE_ENFORCE);
+	assert_int_equal(rc, 1);	/* "kept": a later fetch stored */
+	sts_cache_entry_clear(&g);
+	sts_cache_close(race_c);
+}
+
 static void
 test_open_fails(void **state)
 {
@@ -686,6 +758,7 @@ main(void)
 		cmocka_unit_test(test_entry_too_large_mx_over),
 		cmocka_unit_test(test_map_full),
 		cmocka_unit_test(test_concurrent_writers),
+		cmocka_unit_test(test_eviction_race_fetch_order),
 		cmocka_unit_test(test_open_fails),
 	};
 
