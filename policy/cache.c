@@ -369,24 +369,32 @@ sts_cache_get(struct sts_cache *c, const char *domain,
 /* ---- eviction ---- */
 
 /*
- * Makes room in txn for one more record.  Drops every expired or
- * unreadable record (up to SCAN_DROP_MAX); then, if the store still holds
- * max_entries records (or force is set: MDB_MAP_FULL, the file is full
- * before the count), the least recently used policy of mode none, else of
- * mode testing.  Never a live enforce policy, never the record of keep
- * (the domain being written).  -1 on a store error, else 0 with ev
- * telling what went.
+ * Makes room in txn for one more record.  Drops every unreadable record
+ * and every expired one of mode none or testing (up to SCAN_DROP_MAX);
+ * then, if the store still holds max_entries records (or force is set:
+ * MDB_MAP_FULL, the file is full before the count), the least recently
+ * used live policy of mode none, else of mode testing, else the least
+ * recently used expired enforce policy.  An expired enforce policy still
+ * protects its domain (a failed or empty TXT lookup fetches it again
+ * under the cached id: refetch_expired() in policy.c), which none and
+ * testing policies never do: a flood of newcomers (an attacker's own
+ * domains) must not push it out while they are there to go.  Never a
+ * live enforce policy, never the record of keep (the domain being
+ * written).  -1 on a store error, else 0 with ev telling what went.
  */
+#define VICTIMS	3	/* none, testing, expired enforce: in that order */
 static int
 make_room(struct sts_cache *c, MDB_txn *txn, const MDB_val *keep,
     int64_t now, int force, struct evictions *ev)
 {
+	static const int vreason[VICTIMS] = { EV_NONE, EV_TESTING,
+	    EV_EXPIRED };
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct rec r;
-	char victim[2][256];
-	int64_t vused[2] = { 0, 0 };
-	int have[2] = { 0, 0 }, dropped = 0, rc, t;
+	char victim[VICTIMS][256];
+	int64_t vused[VICTIMS] = { 0, 0, 0 };
+	int have[VICTIMS] = { 0, 0, 0 }, dropped = 0, rc, t;
 
 	if (mdb_cursor_open(txn, c->dbi, &cur) != 0)
 		return -1;
@@ -399,7 +407,7 @@ make_room(struct sts_cache *c, MDB_txn *txn, const MDB_val *keep,
 			goto next;
 		if (rec_decode(&v, &r, 1) == -1 || r.mode == MODE_INVALID)
 			why = EV_INVALID;
-		else if (now >= r.expires)
+		else if (now >= r.expires && r.mode != STS_MODE_ENFORCE)
 			why = EV_EXPIRED;
 		if (why != -1 && dropped < SCAN_DROP_MAX) {
 			if (mdb_cursor_del(cur, 0) != 0) {
@@ -412,8 +420,8 @@ make_room(struct sts_cache *c, MDB_txn *txn, const MDB_val *keep,
 			 * followed the deleted one */
 			goto next;
 		}
-		t = r.mode == STS_MODE_NONE ? 0 : r.mode == STS_MODE_TESTING ?
-		    1 : -1;
+		t = now >= r.expires ? 2 : r.mode == STS_MODE_NONE ? 0 :
+		    r.mode == STS_MODE_TESTING ? 1 : -1;
 		if (why == -1 && t >= 0 && k.mv_size < sizeof(victim[t]) &&
 		    (!have[t] || r.last_used < vused[t])) {
 			memcpy(victim[t], k.mv_data, k.mv_size);
@@ -430,14 +438,14 @@ next:
 	if (store_count(txn, c->dbi) < c->max_entries && !(force &&
 	    dropped == 0))
 		return 0;
-	for (t = 0; t < 2; t++) {
+	for (t = 0; t < VICTIMS; t++) {
 		if (!have[t])
 			continue;
 		k.mv_data = victim[t];
 		k.mv_size = strlen(victim[t]);
 		if (mdb_del(txn, c->dbi, &k, NULL) != 0)
 			return -1;
-		ev->n[t == 0 ? EV_NONE : EV_TESTING]++;
+		ev->n[vreason[t]]++;
 		snprintf(ev->lru, sizeof(ev->lru), "%s", victim[t]);
 		return 0;
 	}

@@ -336,10 +336,11 @@ test_eviction_order(void **state)
 	    "{reason=\"mode-testing\"}");
 
 	/* two learned enforce policies, used long ago (LRU would pick
-	 * them first), an expired one, a testing and a none policy */
+	 * them first), an expired testing one, a testing and a none
+	 * policy (an expired enforce policy: test_expired_enforce_last) */
 	assert_int_equal(put(c, "enf1.example", ENF, 100, 86400, 80000), 0);
 	assert_int_equal(put(c, "enf2.example", ENF, 100, 86400, 80000), 0);
-	assert_int_equal(put(c, "old.example", ENF, 90000, 86400, 0), 0);
+	assert_int_equal(put(c, "old.example", TST, 90000, 86400, 0), 0);
 	assert_int_equal(put(c, "tst.example", TST, 100, 86400, 5000), 0);
 	assert_int_equal(put(c, "non.example", NON, 100, 86400, 10), 0);
 	assert_int_equal(sts_cache_count(c), 5);
@@ -380,6 +381,58 @@ test_eviction_order(void **state)
 	assert_int_equal(ctr("mxguard_sts_cache_entries"), 5);
 	/* a learned policy is still refreshed in a full cache */
 	assert_int_equal(put(c, "enf1.example", ENF, 0, 86400, 0), 0);
+	sts_cache_close(c);
+}
+
+/*
+ * An expired enforce policy still protects its domain: when the TXT
+ * lookup fails or finds nothing, the engine fetches the policy again
+ * under the cached id (docs/policy.md, "an expired policy is no policy,
+ * with one exception"; test_policy_engine
+ * test_expired_txt_servfail_refetched), so that an attacker who
+ * suppresses the TXT answer does not get "no policy" and a STARTTLS
+ * strip.  A newcomer in a full cache (a flood of an attacker's own
+ * domains) evicts it only after every none and testing policy, which
+ * protect nobody; then the least recently used of the expired enforce
+ * ones; never a live one.  Red before: the first newcomer evicted it.
+ */
+static void
+test_expired_enforce_last(void **state)
+{
+	struct sts_cache *c = fresh("expenf", 4, 8192, 0);
+	int64_t exp = ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"expired\"}");
+
+	(void)state;
+	/* expired two days ago, used last before that */
+	assert_int_equal(put(c, "victim.example", ENF, 259200, 86400,
+	    259200), 0);
+	assert_int_equal(put(c, "live.example", ENF, 100, 86400, 80000), 0);
+	assert_int_equal(put(c, "n1.example", NON, 100, 86400, 100), 0);
+	assert_int_equal(put(c, "t1.example", TST, 100, 86400, 50), 0);
+	/* the attacker's newcomers: none, then testing go first */
+	assert_int_equal(put(c, "new1.example", ENF, 0, 86400, 0), 0);
+	if (has(c, "victim.example") != 1)
+		fail_msg("a newcomer evicted the expired enforce policy "
+		    "before the none policy (n1.example: %d)",
+		    has(c, "n1.example"));
+	assert_int_equal(has(c, "n1.example"), 0);
+	assert_int_equal(put(c, "new2.example", ENF, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "t1.example"), 0);
+	assert_int_equal(has(c, "victim.example"), 1);
+	assert_int_equal(ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"expired\"}"), exp);
+	/* only enforce policies left: the expired one goes, not a live
+	 * one, and then newcomers are refused */
+	assert_int_equal(put(c, "new3.example", ENF, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "victim.example"), 0);
+	assert_int_equal(ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"expired\"}"), exp + 1);
+	assert_int_equal(put(c, "new4.example", NON, 0, 86400, 0), -1);
+	assert_int_equal(has(c, "live.example"), 1);
+	assert_int_equal(has(c, "new1.example"), 1);
+	assert_int_equal(has(c, "new2.example"), 1);
+	assert_int_equal(has(c, "new3.example"), 1);
 	sts_cache_close(c);
 }
 
@@ -753,6 +806,7 @@ main(void)
 		cmocka_unit_test(test_strict_body_loads),
 		cmocka_unit_test(test_undecodable_record),
 		cmocka_unit_test(test_eviction_order),
+		cmocka_unit_test(test_expired_enforce_last),
 		cmocka_unit_test(test_lru_touch),
 		cmocka_unit_test(test_entry_too_large),
 		cmocka_unit_test(test_entry_too_large_mx_over),
