@@ -1,6 +1,7 @@
 /*
  * log.c - event lines to stderr or syslog (see log.h).
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,41 +126,70 @@ line_cut(char *line, size_t sz)
 	memcpy(line + i, tail + (i == 0), sizeof(tail) - (i == 0));
 }
 
+/*
+ * A record on stderr (time stamp or priority, "mxguard[pid]: ", the line,
+ * the newline) is formatted in one buffer of PIPE_BUF bytes and written
+ * with one call.  The workers share stderr; when it is a pipe (a
+ * container runtime's, `2>&1 | logger`), POSIX keeps a write of at most
+ * PIPE_BUF bytes whole, and splits a longer one wherever the pipe is
+ * full: another worker's line then lands inside it, and the rest of it,
+ * text from inside a quoted value that a peer chose, reads as a line of
+ * its own, with whatever fields that text holds.  The line is cut to fit
+ * (line_cut()).
+ */
+#define PREFIX_MAX	128	/* stamp, ident (cut to 64), pid */
+
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
 	static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-	char line[4096], stamp[64] = "";
+	char rec[PIPE_BUF], *line;
+	size_t pre = 0, room, len;
 	va_list ap;
 	int n;
 
 	if (level > log_max)
 		return;
+	if (!log_syslog) {
+		if (log_journal)	/* "<N>": the line's syslog priority */
+			pre = (size_t)snprintf(rec, PREFIX_MAX, "<%d>",
+			    prio[level]);
+		else {
+			char stamp[64] = "";
+
+			if (log_stamp) {
+				struct timespec ts;
+				struct tm tm;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				gmtime_r(&ts.tv_sec, &tm);
+				snprintf(stamp, sizeof(stamp),
+				    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
+				    tm.tm_year + 1900, tm.tm_mon + 1,
+				    tm.tm_mday, tm.tm_hour, tm.tm_min,
+				    tm.tm_sec, (ts.tv_nsec / 1000000) % 1000);
+			}
+			pre = (size_t)snprintf(rec, PREFIX_MAX, "%s%.64s[%ld]: ",
+			    stamp, log_ident, (long)getpid());
+		}
+		if (pre >= PREFIX_MAX)
+			pre = PREFIX_MAX - 1;
+	}
+	/* the line, and room for the newline after it */
+	line = rec + pre;
+	room = sizeof(rec) - pre - 1;
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	n = vsnprintf(line, room, fmt, ap);
 	va_end(ap);
-	if (n >= (int)sizeof(line))
-		line_cut(line, sizeof(line));
+	if (n >= (int)room)
+		line_cut(line, room);
 	if (log_syslog) {
 		syslog(prio[level], "%s", line);
 		return;
 	}
-	if (log_stamp) {
-		struct timespec ts;
-		struct tm tm;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		snprintf(stamp, sizeof(stamp),
-		    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900,
-		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		    (ts.tv_nsec / 1000000) % 1000);
-	}
-	if (log_journal)	/* "<N>": the line's syslog priority */
-		fprintf(stderr, "<%d>%s\n", prio[level], line);
-	else
-		fprintf(stderr, "%s%s[%ld]: %s\n", stamp, log_ident,
-		    (long)getpid(), line);
+	len = pre + strlen(line);
+	rec[len++] = '\n';
+	(void)fwrite(rec, 1, len, stderr);
 }
 
 /*

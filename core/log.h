@@ -5,8 +5,10 @@
  * fields, and every value that can hold text from outside (the network, a
  * DNS answer, an HTTP body, a certificate, the client, the configuration)
  * goes through log_q(), so that no sender, server or record can add a
- * field or a line of its own.  A line longer than 4 KiB is cut where
- * no value or escape breaks, and ends in "truncated=yes".
+ * field or a line of its own.  A line that does not fit, with its time
+ * stamp, prefix and newline, in PIPE_BUF (4,096) bytes is cut where no
+ * value or escape breaks, and ends in "truncated=yes": each record is
+ * one write that a pipe shared by the workers never splits (log.c).
  * On stderr each line gets an ISO-8601 time and "mxguard[pid]: " in front,
  * except when stderr is the systemd journal (JOURNAL_STREAM names
  * stderr's device and inode): journald stamps lines and knows the pid

@@ -14,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -521,6 +524,108 @@ test_long_line_cut(void **state)
 		log_long_line("\x01", 1, pad, bare);
 }
 
+/*
+ * Workers share stderr.  When it is a pipe (a container runtime's log
+ * pipe, `mxguard run 2>&1 | logger`), POSIX keeps a write(2) of at most
+ * PIPE_BUF bytes whole; a longer one may be split wherever the pipe is
+ * full, and another worker's line lands in the middle: the rest of the
+ * first line, text of the MX's reply from inside a quoted value, then
+ * reads as a line of its own, with the fields the MX wrote there
+ * (" event=forged ...").  So a record (time stamp, "mxguard[pid]: ",
+ * line, newline) is at most PIPE_BUF bytes, one write.  Two processes
+ * log lines cut to fit (a long reply of non-ASCII text, escaped) into
+ * one pipe of PIPE_BUF bytes that is read slowly: every line read is one
+ * of theirs, whole.  Red before: records of 4,135 bytes, and lines made
+ * of the rest of another (most of them).
+ */
+static void
+log_hostile_replies(int fd, int who)
+{
+	static char text[4000], q[8192];
+	size_t o = 0;
+	int i;
+
+	while (o + 40 < sizeof(text)) {
+		memcpy(text + o, " event=forged mx=victim.example ", 32);
+		o += 32;
+		memcpy(text + o, "\xc3\xa9\xc3\xa9", 4);	/* \u00e9 each */
+		o += 4;
+	}
+	if (dup2(fd, STDERR_FILENO) != STDERR_FILENO)
+		_exit(2);
+	log_init("mxguard", 0, LOG_LVL_INFO);
+	for (i = 0; i < 100; i++)
+		log_info("sid=%06d%06d event=mail-refused dst=192.0.2.1:25 "
+		    "code=550 text=%s", who, i, log_qn(q, sizeof(q), text, o));
+	_exit(0);
+}
+
+static void
+test_pipe_lines_whole(void **state)
+{
+	static char out[1 << 21];
+	struct field *f = calloc(MAXF, sizeof(*f));
+	char *line, *nl, *sep;
+	int p[2], i, st, n, bad = 0, lines = 0, shown = 0;
+	size_t o = 0, longest = 0;
+	pid_t pid[2];
+	ssize_t r;
+
+	(void)state;
+	assert_non_null(f);
+	assert_int_equal(pipe(p), 0);
+	/* the pipe's smallest size: a full pipe is what splits a write */
+	assert_true(fcntl(p[1], F_SETPIPE_SZ, PIPE_BUF) >= PIPE_BUF);
+	fflush(stderr);
+	for (i = 0; i < 2; i++) {
+		assert_true((pid[i] = fork()) != -1);
+		if (pid[i] == 0) {
+			close(p[0]);
+			log_hostile_replies(p[1], i);
+		}
+	}
+	close(p[1]);
+	while ((r = read(p[0], out + o, o + 1000 < sizeof(out) - 1 ? 1000 :
+	    sizeof(out) - 1 - o)) > 0)
+		o += (size_t)r;
+	close(p[0]);
+	out[o] = '\0';
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(waitpid(pid[i], &st, 0), pid[i]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	for (line = out; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		*nl = '\0';
+		lines++;
+		if ((size_t)(nl - line) + 1 > longest)
+			longest = (size_t)(nl - line) + 1;
+		/* "2026-...Z mxguard[pid]: sid=... event=mail-refused" */
+		if ((sep = strstr(line, "]: ")) == NULL ||
+		    strncmp(strchr(line, ' ') ? strchr(line, ' ') + 1 : "",
+		    "mxguard[", 8) != 0 ||
+		    (n = logfmt_parse(sep + 3, f, MAXF)) < 2 ||
+		    strcmp(f[0].key, "sid") != 0 ||
+		    strcmp(f[1].val, "mail-refused") != 0 ||
+		    strcmp(f[n - 1].key, "truncated") != 0) {
+			/* the first one, and the first that does not even
+			 * start as a line of ours */
+			if (bad++ == 0 || (sep == NULL && !shown)) {
+				print_message("# not a whole line: %.100s\n",
+				    line);
+				shown |= sep == NULL;
+			}
+		}
+	}
+	free(f);
+	print_message("# %d lines, %d not whole, longest record %zu bytes\n",
+	    lines, bad, longest);
+	if (longest > PIPE_BUF)
+		fail_msg("a record of %zu bytes: more than PIPE_BUF (%d), "
+		    "not one atomic write to a pipe", longest, PIPE_BUF);
+	assert_int_equal(bad, 0);
+	assert_int_equal(lines, 200);
+}
+
 int
 main(void)
 {
@@ -533,6 +638,7 @@ main(void)
 		cmocka_unit_test(test_journal_prefix),
 		cmocka_unit_test(test_journal_other_stream),
 		cmocka_unit_test(test_long_line_cut),
+		cmocka_unit_test(test_pipe_lines_whole),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
