@@ -434,7 +434,15 @@ io_update(struct io *io)
 			mask |= EV_WRITE;
 		break;
 	case ST_OPEN:
-		if (!io->paused && !io->eof && io->inlen < IO_INBUF_MAX)
+		/* Not while SSL_read waits to write (a TLS 1.3 KeyUpdate
+		 * it must answer, with tout full): it reads nothing more
+		 * until the socket takes our output, and the peer's bytes
+		 * waiting in the socket would wake the loop at once, for
+		 * ever (a peer that never reads and asks for key updates
+		 * held a CPU until the timeout).  EV_WRITE below resumes;
+		 * a reset still shows (epoll always reports errors). */
+		if (!io->paused && !io->eof && io->inlen < IO_INBUF_MAX &&
+		    !io->rd_want_write)
 			mask |= EV_READ;
 		else if (io->paused && !io->eof && !io->hup_told)
 			mask |= EV_HUP;	/* the peer's FIN, data unread */

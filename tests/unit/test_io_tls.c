@@ -3,20 +3,23 @@
  * last flight and the first write after it leave in one send), bulk data
  * through the bounded TLS output buffer with back-pressure and a
  * low-water event, a writer paced by low-water events, a clean close
- * (close_notify), and bulk data across TLS 1.3 key updates the peer
- * requests while the writer is backed up.
+ * (close_notify), bulk data across TLS 1.3 key updates the peer
+ * requests while the writer is backed up, and a flood of key update
+ * requests from a peer that does not read (no busy loop).
  *
  * The peer is a plain OpenSSL server driven by hand.  For counting sends
  * it sits on an AF_UNIX SOCK_SEQPACKET socket, which keeps the boundary
  * of every send() the io makes; it reads each message and feeds it to its
  * SSL through a memory BIO.
  */
+// WRAP: epoll_wait
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -30,6 +33,20 @@
 #include "testloop.h"
 
 static struct ev_loop *loop;
+
+/* The loop's wake-ups: a loop that spins on an fd it cannot serve wakes
+ * up without end. */
+static unsigned long epoll_wakeups;
+
+int __real_epoll_wait(int, struct epoll_event *, int, int);
+int __wrap_epoll_wait(int, struct epoll_event *, int, int);
+
+int
+__wrap_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout)
+{
+	epoll_wakeups++;
+	return __real_epoll_wait(epfd, evs, max, timeout);
+}
 static SSL_CTX *sctx, *cctx;
 
 struct peer {
@@ -471,6 +488,96 @@ test_tls_key_update_backpressure(void **state)
 	ev_loop_free(loop);
 }
 
+
+/* A TLS 1.3 peer that never reads asks for key update after key update
+ * (each answer a record of ours), then goes on sending.  Once the
+ * answers it does not read fill the socket and the TLS output buffer,
+ * SSL_read must write before it reads on: the io waits for the socket
+ * to take its output, and does not wake up again and again for the
+ * peer's bytes, which it cannot read yet (a busy loop, one CPU for as
+ * long as the timeout lets the peer hold the connection).  When the
+ * peer reads, every request is read and answered. */
+#define KU_FLOOD	30000
+
+static void
+test_tls_key_update_flood_no_spin(void **state)
+{
+	struct client c = { 0 };
+	struct kucount kw = { 0 }, kp = { 0 };
+	struct peer p;
+	struct io *io;
+	BIO *wb;
+	static char buf[1 << 20];
+	char tmp[16384];
+	size_t have = 0, off = 0;
+	unsigned long before;
+	int i, r, sz = 4096, stuck = 0;
+	ssize_t n;
+
+	(void)state;
+	io = tls_pair(SOCK_STREAM, client_cb, &c, &c, &p);
+	assert_int_equal(SSL_version(io_ssl(io)), TLS1_3_VERSION);
+	SSL_set_msg_callback(io_ssl(io), ku_msg_cb);
+	SSL_set_msg_callback_arg(io_ssl(io), &kw);
+	SSL_set_msg_callback(p.ssl, ku_msg_cb);
+	SSL_set_msg_callback_arg(p.ssl, &kp);
+	assert_int_equal(setsockopt(io_fd(io), SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz)), 0);
+	/* the peer's records collect in memory, sent in large pieces */
+	wb = BIO_new(BIO_s_mem());
+	assert_non_null(wb);
+	SSL_set0_wbio(p.ssl, wb);
+	for (i = 0; i < KU_FLOOD; i++) {
+		assert_int_equal(SSL_key_update(p.ssl,
+		    SSL_KEY_UPDATE_REQUESTED), 1);
+		assert_int_equal(SSL_do_handshake(p.ssl), 1);
+	}
+	have = (size_t)BIO_read(wb, buf, sizeof(buf));
+	assert_true(have > 0);
+	/* sent as far as the io reads; its answers are not read */
+	for (i = 0; i < 2000 && off < have && stuck < 20; i++) {
+		n = send(p.fd, buf + off, have - off, MSG_DONTWAIT);
+		if (n > 0) {
+			off += (size_t)n;
+			stuck = 0;
+		} else
+			stuck++;
+		testloop_run(loop, 2);
+	}
+	assert_true(off < have);	/* the io stopped reading */
+	assert_true(kw.rcvd[1] < KU_FLOOD);
+	assert_int_equal(c.errors, 0);
+	before = epoll_wakeups;
+	testloop_run(loop, 100);
+	if (epoll_wakeups - before > 50)
+		fail_msg("the loop woke up %lu times in 100 ms, waiting for "
+		    "the peer to read", epoll_wakeups - before);
+
+	/* the peer reads: the io writes, then reads the rest */
+	for (i = 0; i < 20000 && (off < have || kw.rcvd[1] < KU_FLOOD ||
+	    io_queued(io) > 0 || kp.rcvd[0] < kw.sent[0]); i++) {
+		if (off < have && (n = send(p.fd, buf + off, have - off,
+		    MSG_DONTWAIT)) > 0)
+			off += (size_t)n;
+		testloop_run(loop, 1);
+		while ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
+			BIO_write(p.in, tmp, (int)n);
+		r = SSL_read(p.ssl, tmp, sizeof(tmp));
+		assert_true(r <= 0);
+		assert_int_equal(SSL_get_error(p.ssl, r), SSL_ERROR_WANT_READ);
+	}
+	assert_int_equal(kp.sent[1], KU_FLOOD);
+	assert_int_equal(kw.rcvd[1], KU_FLOOD);
+	/* (OpenSSL may answer two requests with one update) */
+	assert_true(kw.sent[0] > KU_FLOOD / 2);
+	assert_int_equal(kp.rcvd[0], kw.sent[0]);
+	assert_int_equal(kw.sent[1] + kp.rcvd[1], 0);
+	assert_int_equal(c.errors, 0);
+	io_free(io);
+	peer_free(&p);
+	ev_loop_free(loop);
+}
+
 int
 main(void)
 {
@@ -479,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_tls_bulk_backpressure),
 		cmocka_unit_test(test_tls_lowat_pump),
 		cmocka_unit_test(test_tls_key_update_backpressure),
+		cmocka_unit_test(test_tls_key_update_flood_no_spin),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
