@@ -450,7 +450,12 @@ io_update(struct io *io)
 			mask |= EV_WRITE;	/* the socket refused some */
 		if (io->outlen > 0)
 			mask |= io->wr_want_read ? EV_READ : EV_WRITE;
-		if (io->rd_want_write)
+		/* only for a read that may happen: a paused io (or a full
+		 * input buffer) reads nothing when the socket has room,
+		 * and epoll would report that room, level-triggered, at
+		 * every turn (resuming asks again) */
+		if (io->rd_want_write && !io->paused && !io->eof &&
+		    io->inlen < IO_INBUF_MAX)
 			mask |= EV_WRITE;
 		break;
 	case ST_DEAD:

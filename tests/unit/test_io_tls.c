@@ -492,90 +492,157 @@ test_tls_key_update_backpressure(void **state)
 /* A TLS 1.3 peer that never reads asks for key update after key update
  * (each answer a record of ours), then goes on sending.  Once the
  * answers it does not read fill the socket and the TLS output buffer,
- * SSL_read must write before it reads on: the io waits for the socket
- * to take its output, and does not wake up again and again for the
- * peer's bytes, which it cannot read yet (a busy loop, one CPU for as
- * long as the timeout lets the peer hold the connection).  When the
- * peer reads, every request is read and answered. */
+ * SSL_read must write before it reads on.  The flood's state: */
 #define KU_FLOOD	30000
 
+struct kuflood {
+	struct client	 c;
+	struct kucount	 kw, kp;
+	struct peer	 p;
+	struct io	*io;
+	char		*buf;	/* the peer's records */
+	size_t		 have, off;
+};
+
+/* Sets up the io and the peer, and sends the requests as far as the io
+ * reads them (the io's SO_SNDBUF small, its answers never read). */
 static void
-test_tls_key_update_flood_no_spin(void **state)
+ku_flood_start(struct kuflood *f)
 {
-	struct client c = { 0 };
-	struct kucount kw = { 0 }, kp = { 0 };
-	struct peer p;
-	struct io *io;
-	BIO *wb;
 	static char buf[1 << 20];
-	char tmp[16384];
-	size_t have = 0, off = 0;
-	unsigned long before;
-	int i, r, sz = 4096, stuck = 0;
+	BIO *wb;
+	int i, sz = 4096, stuck = 0;
 	ssize_t n;
 
-	(void)state;
-	io = tls_pair(SOCK_STREAM, client_cb, &c, &c, &p);
-	assert_int_equal(SSL_version(io_ssl(io)), TLS1_3_VERSION);
-	SSL_set_msg_callback(io_ssl(io), ku_msg_cb);
-	SSL_set_msg_callback_arg(io_ssl(io), &kw);
-	SSL_set_msg_callback(p.ssl, ku_msg_cb);
-	SSL_set_msg_callback_arg(p.ssl, &kp);
-	assert_int_equal(setsockopt(io_fd(io), SOL_SOCKET, SO_SNDBUF, &sz,
+	memset(f, 0, sizeof(*f));
+	f->buf = buf;
+	f->io = tls_pair(SOCK_STREAM, client_cb, &f->c, &f->c, &f->p);
+	assert_int_equal(SSL_version(io_ssl(f->io)), TLS1_3_VERSION);
+	SSL_set_msg_callback(io_ssl(f->io), ku_msg_cb);
+	SSL_set_msg_callback_arg(io_ssl(f->io), &f->kw);
+	SSL_set_msg_callback(f->p.ssl, ku_msg_cb);
+	SSL_set_msg_callback_arg(f->p.ssl, &f->kp);
+	assert_int_equal(setsockopt(io_fd(f->io), SOL_SOCKET, SO_SNDBUF, &sz,
 	    sizeof(sz)), 0);
 	/* the peer's records collect in memory, sent in large pieces */
 	wb = BIO_new(BIO_s_mem());
 	assert_non_null(wb);
-	SSL_set0_wbio(p.ssl, wb);
+	SSL_set0_wbio(f->p.ssl, wb);
 	for (i = 0; i < KU_FLOOD; i++) {
-		assert_int_equal(SSL_key_update(p.ssl,
+		assert_int_equal(SSL_key_update(f->p.ssl,
 		    SSL_KEY_UPDATE_REQUESTED), 1);
-		assert_int_equal(SSL_do_handshake(p.ssl), 1);
+		assert_int_equal(SSL_do_handshake(f->p.ssl), 1);
 	}
-	have = (size_t)BIO_read(wb, buf, sizeof(buf));
-	assert_true(have > 0);
-	/* sent as far as the io reads; its answers are not read */
-	for (i = 0; i < 2000 && off < have && stuck < 20; i++) {
-		n = send(p.fd, buf + off, have - off, MSG_DONTWAIT);
+	n = BIO_read(wb, buf, sizeof(buf));
+	assert_true(n > 0);
+	f->have = (size_t)n;
+	for (i = 0; i < 2000 && f->off < f->have && stuck < 20; i++) {
+		n = send(f->p.fd, buf + f->off, f->have - f->off,
+		    MSG_DONTWAIT);
 		if (n > 0) {
-			off += (size_t)n;
+			f->off += (size_t)n;
 			stuck = 0;
 		} else
 			stuck++;
 		testloop_run(loop, 2);
 	}
-	assert_true(off < have);	/* the io stopped reading */
-	assert_true(kw.rcvd[1] < KU_FLOOD);
-	assert_int_equal(c.errors, 0);
-	before = epoll_wakeups;
+	assert_true(f->off < f->have);	/* the io stopped reading */
+	assert_true(f->kw.rcvd[1] < KU_FLOOD);
+	assert_int_equal(f->c.errors, 0);
+}
+
+/* The peer reads what the io sent (into its SSL, which must find no
+ * application data in it). */
+static void
+ku_peer_read(struct kuflood *f)
+{
+	char tmp[16384];
+	ssize_t n;
+	int r;
+
+	while ((n = recv(f->p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
+		BIO_write(f->p.in, tmp, (int)n);
+	r = SSL_read(f->p.ssl, tmp, sizeof(tmp));
+	assert_true(r <= 0);
+	assert_int_equal(SSL_get_error(f->p.ssl, r), SSL_ERROR_WANT_READ);
+}
+
+/* The loop watched for 100 ms: it must sleep, not spin. */
+static void
+ku_no_spin(const char *what)
+{
+	unsigned long before = epoll_wakeups;
+
 	testloop_run(loop, 100);
 	if (epoll_wakeups - before > 50)
-		fail_msg("the loop woke up %lu times in 100 ms, waiting for "
-		    "the peer to read", epoll_wakeups - before);
+		fail_msg("the loop woke up %lu times in 100 ms, %s",
+		    epoll_wakeups - before, what);
+}
 
-	/* the peer reads: the io writes, then reads the rest */
-	for (i = 0; i < 20000 && (off < have || kw.rcvd[1] < KU_FLOOD ||
-	    io_queued(io) > 0 || kp.rcvd[0] < kw.sent[0]); i++) {
-		if (off < have && (n = send(p.fd, buf + off, have - off,
-		    MSG_DONTWAIT)) > 0)
-			off += (size_t)n;
+/* The peer reads from now on: every request is read and answered. */
+static void
+ku_flood_finish(struct kuflood *f)
+{
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < 20000 && (f->off < f->have ||
+	    f->kw.rcvd[1] < KU_FLOOD || io_queued(f->io) > 0 ||
+	    f->kp.rcvd[0] < f->kw.sent[0]); i++) {
+		if (f->off < f->have && (n = send(f->p.fd, f->buf + f->off,
+		    f->have - f->off, MSG_DONTWAIT)) > 0)
+			f->off += (size_t)n;
 		testloop_run(loop, 1);
-		while ((n = recv(p.fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0)
-			BIO_write(p.in, tmp, (int)n);
-		r = SSL_read(p.ssl, tmp, sizeof(tmp));
-		assert_true(r <= 0);
-		assert_int_equal(SSL_get_error(p.ssl, r), SSL_ERROR_WANT_READ);
+		ku_peer_read(f);
 	}
-	assert_int_equal(kp.sent[1], KU_FLOOD);
-	assert_int_equal(kw.rcvd[1], KU_FLOOD);
+	assert_int_equal(f->kp.sent[1], KU_FLOOD);
+	assert_int_equal(f->kw.rcvd[1], KU_FLOOD);
 	/* (OpenSSL may answer two requests with one update) */
-	assert_true(kw.sent[0] > KU_FLOOD / 2);
-	assert_int_equal(kp.rcvd[0], kw.sent[0]);
-	assert_int_equal(kw.sent[1] + kp.rcvd[1], 0);
-	assert_int_equal(c.errors, 0);
-	io_free(io);
-	peer_free(&p);
+	assert_true(f->kw.sent[0] > KU_FLOOD / 2);
+	assert_int_equal(f->kp.rcvd[0], f->kw.sent[0]);
+	assert_int_equal(f->kw.sent[1] + f->kp.rcvd[1], 0);
+	assert_int_equal(f->c.errors, 0);
+	io_free(f->io);
+	peer_free(&f->p);
 	ev_loop_free(loop);
+}
+
+/* The io waits for the socket to take its output, and does not wake up
+ * again and again for the peer's bytes, which it cannot read yet (a
+ * busy loop, one CPU for as long as the timeout lets the peer hold the
+ * connection). */
+static void
+test_tls_key_update_flood_no_spin(void **state)
+{
+	struct kuflood f;
+
+	(void)state;
+	ku_flood_start(&f);
+	ku_no_spin("waiting for the peer to read");
+	ku_flood_finish(&f);
+}
+
+/* The same, and then the owner pauses the io (back-pressure) and the
+ * peer reads all the io sent: nothing is left to write and the paused
+ * io reads nothing, so the socket's room is no event for it (epoll
+ * reports it as long as it lasts).  Resumed, it reads on. */
+static void
+test_tls_key_update_flood_paused_no_spin(void **state)
+{
+	struct kuflood f;
+	int i;
+
+	(void)state;
+	ku_flood_start(&f);
+	io_pause(f.io, 1);
+	for (i = 0; i < 200 && io_queued(f.io) > 0; i++) {
+		testloop_run(loop, 1);
+		ku_peer_read(&f);
+	}
+	assert_int_equal(io_queued(f.io), 0);
+	ku_no_spin("paused, with nothing to write");
+	io_pause(f.io, 0);
+	ku_flood_finish(&f);
 }
 
 int
@@ -587,6 +654,7 @@ main(void)
 		cmocka_unit_test(test_tls_lowat_pump),
 		cmocka_unit_test(test_tls_key_update_backpressure),
 		cmocka_unit_test(test_tls_key_update_flood_no_spin),
+		cmocka_unit_test(test_tls_key_update_flood_paused_no_spin),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
