@@ -957,19 +957,45 @@ io_write(struct io *io, const void *buf, size_t len)
 	return 0;
 }
 
+/* A write that cannot be made (no memory for the text, or no text):
+ * the stream ends there, as in io_write(), rather than go on with a
+ * hole where these bytes belonged. */
+static int
+write_lost(struct io *io, int e)
+{
+	set_err(io, "write", e);
+	io->pending_error = 1;
+	ev_timer_arm(io->defer, 0);
+	return -1;
+}
+
 int
 io_printf(struct io *io, const char *fmt, ...)
 {
-	char buf[1024];
+	char buf[1024], *big;
 	va_list ap;
-	int n;
+	int n, r;
 
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(buf))
+	if (io->state == ST_DEAD || io->freed || io->pending_error)
 		return -1;
-	return io_write(io, buf, (size_t)n);
+	if (n < 0)
+		return write_lost(io, EINVAL);
+	if ((size_t)n < sizeof(buf))
+		return io_write(io, buf, (size_t)n);
+	/* Longer than the buffer (an HTTP request head with a long path):
+	 * written whole.  Refused instead, it left the next io_write()
+	 * (the request's body) to go out alone, without its head. */
+	if ((big = malloc((size_t)n + 1)) == NULL)
+		return write_lost(io, ENOMEM);
+	va_start(ap, fmt);
+	(void)vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	r = io_write(io, big, (size_t)n);
+	free(big);
+	return r;
 }
 
 /* ---- TLS handshake ----------------------------------------------------- */

@@ -90,6 +90,10 @@ static SSL_CTX *srv_ctx;
 static X509 *client_ca;
 static struct io *srv_io;
 static int srv_reads;
+/* the first bytes of the request the receiver got, and the path the
+ * POST goes to (NULL: "/r") */
+static char srv_first[64];
+static const char *post_path;
 /* srv_silent: the receiver reads the POST and never answers; with
  * second, rpt.test's second address is 127.0.0.2, where a listener on
  * the same port counts the connections it gets (second_accepted) */
@@ -118,6 +122,10 @@ srv_event(struct io *io, enum io_event ev, void *arg)
 	(void)arg;
 	if (ev != IO_DATAIN)
 		return;
+	if (srv_reads == 0)
+		snprintf(srv_first, sizeof(srv_first), "%.*s",
+		    (int)(io_datalen(io) < sizeof(srv_first) - 1 ?
+		    io_datalen(io) : sizeof(srv_first) - 1), io_data(io));
 	if (srv_reads++ == 0 && !srv_silent)
 		io_printf(io, "HTTP/1.1 204 No Content\r\n"
 		    "Content-Length: 0\r\n\r\n");
@@ -174,6 +182,7 @@ post(int any_address, uint32_t mark)
 	int lfd, lfd2 = -1, hang = -1;
 
 	done = accepted = srv_reads = second_accepted = 0;
+	srv_first[0] = '\0';
 	mark_seen = 0;
 	err_seen[0] = '\0';
 	loop = ev_loop_new();
@@ -251,7 +260,8 @@ post(int any_address, uint32_t mark)
 		assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
 		    client_ca), 1);
 	clock_gettime(CLOCK_MONOTONIC, &post_t0);
-	h = http_post(loop, NULL, ctx, "rpt.test", ntohs(sin.sin_port), "/r",
+	h = http_post(loop, NULL, ctx, "rpt.test", ntohs(sin.sin_port),
+	    post_path != NULL ? post_path : "/r",
 	    "application/tlsrpt+gzip", "x", 1, 3000, mark, any_address, posted,
 	    NULL);
 	assert_non_null(h);
@@ -409,6 +419,31 @@ test_san_posted(void **state)
 	tls_receiver_free();
 	assert_int_equal(ok_seen, 0);
 	assert_true(srv_reads > 0);
+}
+
+/* A report URI with a long path (one a TLSRPT record may name: a URI
+ * up to 1024 octets, docs/tlsrpt.md) gets its request line and headers:
+ * they are longer than io_printf()'s 1 KiB buffer, which made it
+ * write nothing, and the receiver got the report's body alone. */
+static void
+test_long_path_posted(void **state)
+{
+	static char path[1000];
+
+	(void)state;
+	path[0] = '/';
+	memset(path + 1, 'p', sizeof(path) - 2);
+	path[sizeof(path) - 1] = '\0';
+	post_path = path;
+	tls_receiver("rpt.test");
+	post(1, 0);
+	tls_receiver_free();
+	post_path = NULL;
+	assert_true(srv_reads > 0);
+	if (strncmp(srv_first, "POST /ppp", 9) != 0)
+		fail_msg("the receiver got \"%s\", not the request line",
+		    srv_first);
+	assert_int_equal(ok_seen, 0);
 }
 
 /* The receiver's certificate expired ten days ago: posted while the
@@ -602,6 +637,7 @@ main(void)
 		cmocka_unit_test(test_aaaa_late_posted),
 		cmocka_unit_test(test_late_answer_cuts_hanging_first),
 		cmocka_unit_test(test_late_answer_keeps_deadline),
+		cmocka_unit_test(test_long_path_posted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
