@@ -686,7 +686,7 @@ sts_cache_put(struct sts_cache *c, const char *domain,
 	return -1;
 }
 
-void
+int
 sts_cache_touch(struct sts_cache *c, const char *domain, int64_t now)
 {
 	MDB_txn *txn;
@@ -699,31 +699,31 @@ sts_cache_touch(struct sts_cache *c, const char *domain, int64_t now)
 	k.mv_data = (void *)domain;
 	k.mv_size = strlen(domain);
 	if (c == NULL || k.mv_size == 0 || k.mv_size > 255)
-		return;
+		return 0;
 	/* read first: most lookups find a recent mark and write nothing */
 	if ((rc = store_txn_begin(c->env, MDB_RDONLY, &txn)) != 0) {
 		store_error("sts-cache", "read", rc);
-		return;
+		return 0;
 	}
 	if (mdb_get(txn, c->dbi, &k, &v) != 0 || rec_decode(&v, &r, 0) ==
 	    -1 || (now - r.last_used < TOUCH_S && r.mode != -1)) {
 		mdb_txn_abort(txn);
-		return;
+		return 0;
 	}
 	mdb_txn_abort(txn);
 	if ((rc = store_txn_begin(c->env, 0, &txn)) != 0) {
 		store_error("sts-cache", "write", rc);
-		return;
+		return 0;
 	}
 	if (mdb_get(txn, c->dbi, &k, &v) != 0 || rec_decode(&v, &r, 1) ==
 	    -1) {
 		mdb_txn_abort(txn);
-		return;
+		return 0;
 	}
 	r.last_used = now;
 	if ((p = rec_encode(&r, &len)) == NULL) {
 		mdb_txn_abort(txn);
-		return;
+		return 0;
 	}
 	v.mv_data = p;
 	v.mv_size = len;
@@ -735,6 +735,7 @@ sts_cache_touch(struct sts_cache *c, const char *domain, int64_t now)
 	if (rc != 0 && !store_full(rc))
 		store_error("sts-cache", "write", rc);
 	free(p);
+	return rc == 0;
 }
 
 int

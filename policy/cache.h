@@ -69,8 +69,10 @@ int		 sts_cache_get(struct sts_cache *, const char *domain,
 int		 sts_cache_put(struct sts_cache *, const char *domain,
 		    const struct sts_cache_entry *);
 /* Notes that domain's policy took part in a decision at now (for the
- * least-recently-used order); writes at most once an hour per domain. */
-void		 sts_cache_touch(struct sts_cache *, const char *domain,
+ * least-recently-used order); writes at most once an hour per domain.
+ * 1 when it wrote the mark (the policy's first use in that hour: the
+ * engine then writes it through to Redis again), else 0. */
+int		 sts_cache_touch(struct sts_cache *, const char *domain,
 		    int64_t now);
 /* Policies in the cache. */
 size_t		 sts_cache_count(struct sts_cache *);

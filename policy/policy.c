@@ -1402,6 +1402,31 @@ history_unowned(struct policy_req *r)
 	return 0;
 }
 
+/*
+ * The cached policy that decides, written through to Redis again, once an
+ * hour per domain (the first use that sts_cache_touch() marks): a policy
+ * reached Redis only with its fetch, so one fetched while Redis was down
+ * or still connecting (the failed write only counted), or one Redis lost
+ * since (a restart without its data, an eviction), was not there for the
+ * other gateway until the next fetch, near the end of a max_age of up to
+ * a year; after a failover, an attacker who blocks that gateway's own
+ * fetch got the domain's mail through without the policy.  The server
+ * keeps the newer fetch (redis_sts_replaces()), so this older copy never
+ * replaces what another gateway fetched since.  Not a body stored as its
+ * fields that lost patterns past STS_MAX_MX (Redis holds policies as
+ * fetched, whose dropped patterns a peer counts itself): that one goes
+ * again with its next fetch.
+ */
+static void
+cached_put_again(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+
+	if (p->rs == NULL || r->cached.pol.mx_over > 0)
+		return;
+	redis_sts_put(p->rs, r->v->domain, &r->cached);
+}
+
 static void
 decide(struct policy_req *r)
 {
@@ -1422,8 +1447,9 @@ decide(struct policy_req *r)
 	 * (sts_cache_due()); also after a failed fetch under a new TXT id,
 	 * which an attacker who writes the record and blocks the policy
 	 * host can make of every lookup */
-	if (sp == &r->cached.pol && p->cache != NULL)
-		sts_cache_touch(p->cache, v->domain, clock_now());
+	if (sp == &r->cached.pol && p->cache != NULL &&
+	    sts_cache_touch(p->cache, v->domain, clock_now()) == 1)
+		cached_put_again(r);
 	/* H: the most preferred MX host owning A; when several own A, one
 	 * the MTA-STS policy lists, if any */
 	for (i = 0; m != NULL && i < m->nhost; i++)

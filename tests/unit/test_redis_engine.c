@@ -19,7 +19,9 @@
  *     (a hung Redis costs at most redis_timeout: short there, with the
  *     server stopped; elsewhere long enough for a loaded machine);
  *   - a reload (policy_reconfigure) takes new Redis settings: a rotated
- *     password, with the old client's lookup under way still answered.
+ *     password, with the old client's lookup under way still answered;
+ *   - a cached policy that decides is written through again, so a
+ *     second gateway has it where Redis had lost it (or never got it).
  */
 // WRAP: mdb_get
 #include <errno.h>
@@ -782,6 +784,91 @@ test_redis_over_unreadable_cache(void **state)
 	srv_kill();
 }
 
+/* Does Redis hold key?  Asked on a connection of its own. */
+static int
+srv_has(const char *key)
+{
+	redisContext *c = srv_conn();
+	redisReply *r = redisCommand(c, "EXISTS %s", key);
+	int has;
+
+	assert_non_null(r);
+	has = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	freeReplyObject(r);
+	redisFree(c);
+	return has;
+}
+
+/* Runs the loop until Redis holds key, for at most ms; 1 if it does. */
+static int
+wait_srv_has(const char *key, int ms)
+{
+	int i;
+
+	for (i = 0; i < ms / 20 && !srv_has(key); i++)
+		run_ms(20);
+	return srv_has(key);
+}
+
+/*
+ * Gateway 1 has loc.test's enforce policy in its own cache and Redis has
+ * not (Redis was down, or still connecting, when gateway 1 fetched it; or
+ * it lost its data since): a policy reached Redis only with its fetch, so
+ * until the next one (the refresh, near the end of a max_age of up to a
+ * year) gateway 2 had none to fall back on, and an attacker who blocks
+ * gateway 2's fetch after a failover got loc.test's mail through without
+ * verified TLS.  Now a cached policy that decides is written through
+ * again with the cache's use mark (once an hour per domain), and gateway 2
+ * (its own state_dir, nothing cached, its fetch failing) verifies.
+ */
+static void
+test_cached_policy_shared_again(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	static const char enf_loc[] = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.loc.test\nmax_age: 86400\n";
+
+	srv_start();
+	{
+		char err[256];
+		struct sts_cache *c = sts_cache_open(statedir, err,
+		    sizeof(err));
+		struct sts_cache_entry e;
+
+		assert_non_null(c);
+		memset(&e, 0, sizeof(e));
+		snprintf(e.id, sizeof(e.id), "l1");	/* the TXT's id */
+		e.body = (char *)enf_loc;
+		e.bodylen = strlen(enf_loc);
+		e.fetched = e.checked = (int64_t)time(NULL) - 7200;
+		e.expires = e.fetched + 86400;
+		assert_int_equal(sts_cache_put(c, "loc.test", &e), 0);
+		sts_cache_close(c);
+	}
+	/* gateway 1: its cached policy decides */
+	p = mkpolicy();
+	assert_true(redis_is_up());
+	v = lookup(p, "loc.test", "192.0.2.22", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, ",cached,"));
+	policy_verdict_free(v);
+	if (!wait_srv_has("mxguard:sts:loc.test", 3000))
+		fail_msg("gateway 1 used its cached enforce policy of loc.test "
+		    "and Redis still has none: gateway 2 cannot have it");
+	policy_free(p);
+
+	/* gateway 2: nothing of its own, its fetch fails (no policy host) */
+	snprintf(statedir, sizeof(statedir), "%s/state2", dir);
+	p = mkpolicy();
+	v = lookup(p, "loc.test", "192.0.2.22", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(strstr(v->sts_note, ",redis,"));
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
 int
 main(void)
 {
@@ -801,6 +888,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_redis_down, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reload_new_password,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cached_policy_shared_again,
 		    setup, teardown),
 	};
 
