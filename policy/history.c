@@ -471,6 +471,15 @@ history_merge(struct history *h, const struct sockaddr *dst,
 	return record(h, "", dst, 0, 0, now, NULL, other);
 }
 
+int
+history_merge_host(struct history *h, const char *host,
+    const struct history_entry *other, int64_t now)
+{
+	if (host == NULL || *host == '\0')
+		return -1;
+	return record(h, host, NULL, 0, 0, now, NULL, other);
+}
+
 void
 history_entry_merge(struct history_entry *e, const struct history_entry *o)
 {

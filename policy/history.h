@@ -94,6 +94,9 @@ void		 history_entry_merge(struct history_entry *e,
  * no TLS is not written.  0, or -1 when refused or on error. */
 int		 history_merge(struct history *, const struct sockaddr *dst,
 		    const struct history_entry *o, int64_t now);
+/* The same into the MX host's own record ("host|"). */
+int		 history_merge_host(struct history *, const char *host,
+		    const struct history_entry *o, int64_t now);
 /* Did the server complete STARTTLS within window_s seconds of now? */
 int		 history_expects_tls(const struct history_entry *,
 		    int64_t now, int64_t window_s);

@@ -142,6 +142,11 @@ struct policy_req {
 	int		 have_rhist;	/* rhist: another gateway saw this
 					 * address complete STARTTLS */
 	struct history_entry rhist;
+	struct redis_op	*rs_host;	/* the MX host's own record */
+	int		 have_rhost;	/* rhost: another gateway saw
+					 * rhost_name complete STARTTLS */
+	struct history_entry rhost;
+	char		 rhost_name[256];
 	int		 have_remote;	/* remote: another gateway's policy,
 					 * the last resort (sts_effective) */
 	struct sts_cache_entry remote;
@@ -710,6 +715,8 @@ req_stop_lookups(struct policy_req *r)
 	r->rs_sts = NULL;
 	redis_cancel(r->rs_hist);
 	r->rs_hist = NULL;
+	redis_cancel(r->rs_host);
+	r->rs_host = NULL;
 	req_unlink_fetch(r);
 }
 
@@ -1737,7 +1744,7 @@ check_done(struct policy_req *r)
 	if (r->dane_wanted && r->dane == NULL && !r->dane_failed)
 		return;
 	/* bounded by redis_timeout, below policy_timeout */
-	if (r->rs_sts != NULL || r->rs_hist != NULL)
+	if (r->rs_sts != NULL || r->rs_hist != NULL || r->rs_host != NULL)
 		return;
 	decide(r);
 }
@@ -1761,6 +1768,8 @@ req_timeout(void *arg)
 
 /* ---- MX and addresses ---- */
 
+static void redis_host_ask(struct policy_req *);
+
 static void
 on_walk(void *arg, struct mx_result *m)
 {
@@ -1768,6 +1777,7 @@ on_walk(void *arg, struct mx_result *m)
 
 	r->walk = NULL;
 	r->mx = m;
+	redis_host_ask(r);
 	if (r->dane_wanted && (r->daneq = dane_lookup(r->pol->loop,
 	    r->pol->dns, m, (struct sockaddr *)&r->dst, on_dane, r)) == NULL)
 		r->dane_failed = 1;
@@ -2759,22 +2769,39 @@ remote_history_apply(struct policy_req *r)
 {
 	struct policy *p = r->pol;
 	struct policy_verdict *v = r->v;
+	const struct history_entry *e;
 	int64_t now = clock_now();
-	char qd[300];
+	char qd[300], qh[300];
 
-	if (!r->have_rhist || v->level != TLS_LEVEL_MAY ||
-	    !history_expects_tls(&r->rhist, now, p->hist_window))
+	if (v->level != TLS_LEVEL_MAY)
+		return;
+	if (r->have_rhist && history_expects_tls(&r->rhist, now,
+	    p->hist_window)) {
+		e = &r->rhist;
+		snprintf(v->detail, sizeof(v->detail), "%s completed STARTTLS "
+		    "%llds ago, seen by another gateway (shared history; "
+		    "window %llds): TLS required", r->dststr,
+		    (long long)(now - e->last_tls), (long long)p->hist_window);
+	} else if (r->have_rhost && history_expects_tls(&r->rhost, now,
+	    p->hist_window) && (v->mx_host[0] == '\0' ||
+	    strcmp(v->mx_host, r->rhost_name) == 0)) {
+		/* the host's own record: H, or (no host owns the address)
+		 * the host whose address lookup failed (redis_host_ask()) */
+		e = &r->rhost;
+		snprintf(v->detail, sizeof(v->detail), "MX host %s completed "
+		    "STARTTLS %llds ago, seen by another gateway (shared "
+		    "history; window %llds), now at %s: TLS required",
+		    r->rhost_name, (long long)(now - e->last_tls),
+		    (long long)p->hist_window, r->dststr);
+	} else
 		return;
 	v->level = TLS_LEVEL_ENCRYPT;
 	v->source = "tls-history";
-	snprintf(v->detail, sizeof(v->detail), "%s completed STARTTLS %llds "
-	    "ago, seen by another gateway (shared history; window %llds): "
-	    "TLS required", r->dststr, (long long)(now - r->rhist.last_tls),
-	    (long long)p->hist_window);
-	log_info("event=tls-history domain=%s dst=%s last_tls_age=%llds "
+	log_info("event=tls-history domain=%s dst=%s mx=%s last_tls_age=%llds "
 	    "window=%llds level=encrypt from=redis",
 	    log_q(qd, sizeof(qd), v->domain), r->dststr,
-	    (long long)(now - r->rhist.last_tls), (long long)p->hist_window);
+	    log_q(qh, sizeof(qh), e == &r->rhost ? r->rhost_name : "-"),
+	    (long long)(now - e->last_tls), (long long)p->hist_window);
 }
 
 static void
@@ -2818,6 +2845,69 @@ redis_hist_ask(struct policy_req *r)
 		return;
 	r->rs_hist = redis_hist_get(p->rs, (struct sockaddr *)&r->dst,
 	    on_redis_hist, r);
+}
+
+static void
+on_redis_host(void *arg, int rc, const struct history_entry *e)
+{
+	struct policy_req *r = arg;
+	struct policy *p = r->pol;
+	int64_t now = clock_now();
+	char qh[300];
+
+	r->rs_host = NULL;
+	if (rc == 1 && history_expects_tls(e, now, p->hist_window)) {
+		/* kept for this verdict whatever the local store does with
+		 * it (remote_history_apply()) */
+		r->rhost = *e;
+		r->have_rhost = 1;
+		if (history_merge_host(p->hist, r->rhost_name, e, now) == 0)
+			log_info("event=tls-history-redis mx=%s "
+			    "last_tls_age=%llds note=\"another gateway saw "
+			    "STARTTLS at this MX host: merged\"",
+			    log_q(qh, sizeof(qh), r->rhost_name),
+			    (long long)(now - e->last_tls));
+	}
+	check_done(r);
+}
+
+/*
+ * The MX host's own record ("host|", history.h) from the shared store,
+ * once the MX walk has named the host: H, the first host owning the
+ * destination, or, when none owns it, the first whose address lookup
+ * failed (history_unowned()).  An attacker who answers the host's
+ * address query with an address of its own meets that record on the
+ * gateway that saw the host's TLS; without it in Redis, the other
+ * gateway of a pair, after a failover, knew only the address's record,
+ * which knows nothing of the attacker's address.  Not asked when the
+ * local record expects TLS already.
+ */
+static void
+redis_host_ask(struct policy_req *r)
+{
+	struct policy *p = r->pol;
+	const struct mx_result *m = r->mx;
+	const char *host = NULL;
+	struct history_entry e;
+	int i;
+
+	if (p->rs == NULL || p->hist_window <= 0 || !r->have_dst ||
+	    r->ovr != NULL || m == NULL || r->rs_host != NULL)
+		return;
+	for (i = 0; i < m->nhost && host == NULL; i++)
+		if (m->host[i].has_dst)
+			host = m->host[i].name;
+	for (i = 0; i < m->nhost && host == NULL; i++)
+		if (mx_status_failed(mx_host_status(&m->host[i],
+		    r->dst.ss_family)))
+			host = m->host[i].name;
+	if (host == NULL || host[0] == '\0')
+		return;
+	if (p->hist != NULL && history_get(p->hist, host, NULL, &e) == 1 &&
+	    history_expects_tls(&e, clock_now(), p->hist_window))
+		return;
+	snprintf(r->rhost_name, sizeof(r->rhost_name), "%s", host);
+	r->rs_host = redis_host_get(p->rs, host, on_redis_host, r);
 }
 
 /* ---- entry points ---- */
@@ -2974,6 +3064,12 @@ policy_record_tls(struct policy *p, const struct sockaddr *dst,
 		 * it towards TLS with what other gateways wrote */
 		if (history_get(p->hist, "", dst, &e) == 1)
 			redis_hist_put(p->rs, dst, &e);
+		/* and the host's own record, whatever its address: another
+		 * gateway meets it where an attacker answers the host's
+		 * address query with one of its own (redis_host_ask()) */
+		if (mx_host != NULL && mx_host[0] != '\0' &&
+		    history_get(p->hist, mx_host, NULL, &e) == 1)
+			redis_host_put(p->rs, mx_host, &e);
 	}
 }
 

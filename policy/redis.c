@@ -1463,24 +1463,46 @@ redis_sts_get(struct redis *rs, const char *domain, redis_sts_cb *cb,
 	return op;
 }
 
-struct redis_op *
-redis_hist_get(struct redis *rs, const struct sockaddr *dst,
+/* A TLS history record: kind "hist:" (an address) or "hist-host:" (an
+ * MX host's own record, whatever its address); name is the key's name
+ * and the one its value must carry. */
+static struct redis_op *
+hist_get(struct redis *rs, const char *kind, const char *name,
     redis_hist_cb *cb, void *arg)
 {
 	struct redis_op *op;
-	char a[64], key[200];
+	char key[400];
 
-	if (rs == NULL || addr_key(dst, a, sizeof(a)) == -1 ||
-	    (op = op_new(rs, OP_HIST_GET, "history-get", a)) == NULL)
+	if ((op = op_new(rs, OP_HIST_GET, "history-get", name)) == NULL)
 		return NULL;
 	op->hcb = cb;
 	op->arg = arg;
-	snprintf(key, sizeof(key), "%shist:%s", rs->prefix, a);
+	snprintf(key, sizeof(key), "%s%s%s", rs->prefix, kind, name);
 	if (queue_fmt(rs, "GET %s", key) == -1) {
 		op_abandon(op);
 		return NULL;
 	}
 	return op;
+}
+
+struct redis_op *
+redis_hist_get(struct redis *rs, const struct sockaddr *dst,
+    redis_hist_cb *cb, void *arg)
+{
+	char a[64];
+
+	if (rs == NULL || addr_key(dst, a, sizeof(a)) == -1)
+		return NULL;
+	return hist_get(rs, "hist:", a, cb, arg);
+}
+
+struct redis_op *
+redis_host_get(struct redis *rs, const char *host, redis_hist_cb *cb,
+    void *arg)
+{
+	if (rs == NULL || host == NULL || host[0] == '\0')
+		return NULL;
+	return hist_get(rs, "hist-host:", host, cb, arg);
 }
 
 void
@@ -1512,22 +1534,42 @@ redis_sts_put(struct redis *rs, const char *domain,
 	free(val);
 }
 
+/* The write-through of a TLS history record (hist_get()'s kinds). */
+static void
+hist_put(struct redis *rs, const char *kind, const char *name,
+    const struct history_entry *e)
+{
+	struct redis_op *op;
+	char key[400], val[REDIS_HIST_MAX], ttl[32];
+
+	if (redis_hist_encode(name, e, val, sizeof(val)) == -1)
+		return;
+	if ((op = op_new(rs, OP_PUT, "history-put", name)) == NULL)
+		return;
+	op->done = 1;
+	snprintf(key, sizeof(key), "%s%s%s", rs->prefix, kind, name);
+	snprintf(ttl, sizeof(ttl), "%" PRId64, rs->hist_ttl);
+	if (queue_fmt(rs, "EVAL %s 1 %s %s %s %s", hist_put_lua, key, val,
+	    ttl, name) == -1)
+		op_abandon(op);
+}
+
 void
 redis_hist_put(struct redis *rs, const struct sockaddr *dst,
     const struct history_entry *e)
 {
-	struct redis_op *op;
-	char a[64], key[200], val[256], ttl[32];
+	char a[64];
 
-	if (rs == NULL || addr_key(dst, a, sizeof(a)) == -1 ||
-	    redis_hist_encode(a, e, val, sizeof(val)) == -1)
+	if (rs == NULL || addr_key(dst, a, sizeof(a)) == -1)
 		return;
-	if ((op = op_new(rs, OP_PUT, "history-put", a)) == NULL)
+	hist_put(rs, "hist:", a, e);
+}
+
+void
+redis_host_put(struct redis *rs, const char *host,
+    const struct history_entry *e)
+{
+	if (rs == NULL || host == NULL || host[0] == '\0')
 		return;
-	op->done = 1;
-	snprintf(key, sizeof(key), "%shist:%s", rs->prefix, a);
-	snprintf(ttl, sizeof(ttl), "%" PRId64, rs->hist_ttl);
-	if (queue_fmt(rs, "EVAL %s 1 %s %s %s %s", hist_put_lua, key, val,
-	    ttl, a) == -1)
-		op_abandon(op);
+	hist_put(rs, "hist-host:", host, e);
 }

@@ -14,7 +14,9 @@
  *     Redis), only in mode enforce, only unexpired, and it is never copied
  *     into LMDB, so it never suppresses a fetch of the real policy;
  *   - a TLS history record from Redis is merged field by field towards
- *     "completed STARTTLS" (later last_tls wins), never away from it.
+ *     "completed STARTTLS" (later last_tls wins), never away from it;
+ *     both an address's record and an MX host's own record (whatever
+ *     its address: redis_host_get(), redis_host_put()) are shared.
  * Every value names its key (the domain, the MX host's address): one read
  * under another key (copied there) is not that key's, and is ignored and
  * counted like a value that does not parse, claims a policy fetch in the
@@ -85,6 +87,12 @@ struct redis_op	*redis_sts_get(struct redis *, const char *domain,
 		    redis_sts_cb *, void *arg);
 struct redis_op	*redis_hist_get(struct redis *, const struct sockaddr *dst,
 		    redis_hist_cb *, void *arg);
+/* An MX host's own record (history.h: "host|"), whatever its address:
+ * an attacker who answers the host's address query with an address of
+ * its own meets it on every gateway, not only on the one that saw the
+ * host's TLS. */
+struct redis_op	*redis_host_get(struct redis *, const char *host,
+		    redis_hist_cb *, void *arg);
 void		 redis_cancel(struct redis_op *);
 /* Write-through, fire and forget (errors counted and logged).  The
  * server keeps the newer fetch of a policy (a compare on the fetch time,
@@ -92,6 +100,8 @@ void		 redis_cancel(struct redis_op *);
 void		 redis_sts_put(struct redis *, const char *domain,
 		    const struct sts_cache_entry *);
 void		 redis_hist_put(struct redis *, const struct sockaddr *dst,
+		    const struct history_entry *);
+void		 redis_host_put(struct redis *, const char *host,
 		    const struct history_entry *);
 
 /* ---- values and merge rules (redis_val.c; pure, no Redis) ---- */
@@ -101,6 +111,9 @@ void		 redis_hist_put(struct redis *, const struct sockaddr *dst,
 
 #define REDIS_NAME_MAX	255	/* a key's name in a value: printable
 				 * ASCII, no space */
+#define REDIS_HIST_MAX	400	/* a history value's bytes, at most: the
+				 * name (an MX host's, up to 255) and six
+				 * numbers */
 
 /* "MXGS2 DOMAIN FETCHED EXPIRES ID\n" then the policy text; malloc'd
  * into *out.  -1 when domain is no name a value can carry. */
@@ -125,8 +138,9 @@ int		 redis_sts_usable(const struct sts_cache_entry *local,
  * fetch never replaces anything.) */
 int		 redis_sts_replaces(int64_t cur_fetched, int64_t new_fetched);
 
-/* "MXGH2 ADDRESS FIRST_TLS LAST_TLS LAST_FAIL LAST_SEEN TLS_COUNT
- * FAIL_COUNT" (ADDRESS as in the key: inet_ntop()'s) */
+/* "MXGH2 NAME FIRST_TLS LAST_TLS LAST_FAIL LAST_SEEN TLS_COUNT
+ * FAIL_COUNT", NAME as in the key: an address (inet_ntop()'s) or an MX
+ * host's name (its own record) */
 int		 redis_hist_encode(const char *addr,
 		    const struct history_entry *, char *buf, size_t sz);
 /* The value read under addr's key: 0, or -1 malformed: bad header (MXGH1

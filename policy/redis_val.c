@@ -32,7 +32,7 @@
 #define STS_OLD		"MXGS1 "	/* no name: refused */
 #define HIST_OLD	"MXGH1 "
 #define MAX_BODY	(64 * 1024)
-#define HIST_MAX	256		/* a history value's bytes, at most */
+#define HIST_MAX	REDIS_HIST_MAX
 
 /* A key's name as values carry it: 1 to REDIS_NAME_MAX printable ASCII
  * bytes without a space (the header's separator). */

@@ -86,7 +86,7 @@ check_hist(const char *buf, size_t len, const uint8_t *local,
 {
 	static const int64_t windows[] = { 1, 86400, 30 * 86400 };
 	struct history_entry o, again, e, m;
-	char err[160], enc[256];
+	char err[160], enc[REDIS_HIST_MAX];
 	size_t w;
 
 	if (redis_hist_decode(buf, len, FUZZ_ADDR, NOW, &o, err,

@@ -78,6 +78,10 @@ static const struct zrr zone[] = {
 	/* the attacker answers lost.test's MX with its own host */
 	{ "lost.test", DNS_T_MX, "10 mx.attacker.test" },
 	{ "mx.attacker.test", DNS_T_A, "192.0.2.99" },
+	/* the attacker answers mx.atk.test's A (really 192.0.2.27) with an
+	 * address of its own */
+	{ "atk.test", DNS_T_MX, "10 mx.atk.test" },
+	{ "mx.atk.test", DNS_T_A, "192.0.2.98" },
 	{ NULL, 0, NULL },
 };
 
@@ -869,6 +873,52 @@ test_cached_policy_shared_again(void **state)
 	srv_kill();
 }
 
+/*
+ * Gateway 1 delivered to mx.atk.test at its address (192.0.2.27) over
+ * TLS.  An attacker then answers mx.atk.test's A query with an address
+ * of its own (192.0.2.98) and strips STARTTLS there: gateway 1 requires
+ * TLS all the same, by the host's own record ("mx.atk.test|", history.h),
+ * which no address lookup can hide.  Gateway 2, after a failover, had
+ * only the address's record from Redis, which knows nothing of the
+ * attacker's address: the mail went in cleartext.  Now the host's record
+ * is written through and read too (key hist-host:NAME).
+ */
+static void
+test_host_history_shared(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+	struct sockaddr_in sin;
+
+	srv_start();
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, "192.0.2.27", &sin.sin_addr);
+	/* gateway 1: STARTTLS completed at the host's real address */
+	p = mkpolicy();
+	assert_true(redis_is_up());
+	policy_record_tls(p, (struct sockaddr *)&sin, "mx.atk.test", 1, 1);
+	v = lookup(p, "atk.test", "192.0.2.98", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	policy_verdict_free(v);
+	if (!wait_srv_has("mxguard:hist-host:mx.atk.test", 3000))
+		fail_msg("gateway 1's record of mx.atk.test is not in Redis: "
+		    "gateway 2 cannot have it");
+	policy_free(p);
+
+	/* gateway 2: nothing of its own */
+	snprintf(statedir, sizeof(statedir), "%s/state2", dir);
+	p = mkpolicy();
+	v = lookup(p, "atk.test", "192.0.2.98", NULL);
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
 int
 main(void)
 {
@@ -890,6 +940,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reload_new_password,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cached_policy_shared_again,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_host_history_shared,
 		    setup, teardown),
 	};
 
