@@ -493,6 +493,11 @@ op_abandon(struct redis_op *op)
 
 /* ---- the connection ---- */
 
+/* What the connection waits for.  During the TLS handshake only what
+ * OpenSSL asked for: the AUTH/PING queued for after it is no reason to
+ * wait for the socket to be writable, which it is all along (the loop is
+ * level-triggered: it would spin until the server answers, for up to
+ * redis_timeout at every attempt). */
 static void
 set_mask(struct redis *rs)
 {
@@ -500,7 +505,10 @@ set_mask(struct redis *rs)
 
 	if (rs->cs == CS_CONNECTING)
 		m = EV_WRITE;
-	else if (rs->olen > rs->ooff || rs->ssl_wants_write)
+	else if (rs->cs == CS_HANDSHAKE) {
+		if (rs->ssl_wants_write)
+			m |= EV_WRITE;
+	} else if (rs->olen > rs->ooff || rs->ssl_wants_write)
 		m |= EV_WRITE;
 	if (m != rs->mask) {
 		rs->mask = m;

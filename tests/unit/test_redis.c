@@ -26,7 +26,9 @@
  * the server only in its subject CN refused (a subjectAltName is needed),
  * tls-auth-clients with and without a client certificate, AUTH over TLS;
  * the server certificate's validity judged on the policy clock (time()
- * wrapped: timestep.h).
+ * wrapped: timestep.h); a peer that takes the connection and never
+ * answers the handshake is waited for, not spun on (the process's CPU
+ * time over the attempt).
  */
 // WRAP: time
 #include <stdarg.h>
@@ -35,6 +37,7 @@
 #include <setjmp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -693,6 +696,90 @@ tls_refused(struct redis *rs)
 	assert_int_equal(ctr("mxguard_redis_errors_total{op=\"sts-get\"}"),
 	    gets + 1);
 	assert_int_equal(g.n, 0);
+}
+
+/* A TCP peer that takes the connection and never answers the TLS
+ * handshake: done once the client has closed it (its redis_timeout). */
+struct silent {
+	int	 lfd, cfd;
+};
+
+static int
+silent_closed(void *a)
+{
+	struct silent *sp = a;
+	char buf[4096];
+	ssize_t n;
+
+	if (sp->cfd < 0 && (sp->cfd = accept4(sp->lfd, NULL, NULL,
+	    SOCK_NONBLOCK)) < 0)
+		return 0;
+	while ((n = read(sp->cfd, buf, sizeof(buf))) > 0)
+		;		/* the ClientHello: never answered */
+	return n == 0 || (n == -1 && errno != EAGAIN);
+}
+
+static int64_t
+cpu_ms(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	    (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/*
+ * While the TLS handshake waits for the server, the client waits on the
+ * socket: AUTH/PING was queued before the handshake, and the loop was
+ * asked to report the socket writable whenever output was pending, so
+ * it spun (the socket is writable all along) for the whole of
+ * redis_timeout at every attempt against a server, or a path to it,
+ * that holds its ServerHello back.  The process's CPU time over one such
+ * attempt must stay well below its wall time.
+ */
+static void
+test_tls_handshake_waits(void **state)
+{
+	struct sockaddr_in a = sin4("127.0.0.1");
+	socklen_t al = sizeof(a);
+	struct silent sl = { -1, -1 };
+	struct config *cfg;
+	struct timespec t0, t1;
+	struct redis *rs;
+	char err[256], addr[64];
+	int64_t c0, cpu, wall;
+
+	sl.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(sl.lfd >= 0);
+	assert_int_equal(bind(sl.lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(sl.lfd, 4), 0);
+	assert_int_equal(getsockname(sl.lfd, (struct sockaddr *)&a, &al), 0);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+	cfg = cfg_for(NULL, NULL);
+	free(cfg->redis_address);
+	cfg->redis_address = strdup(addr);
+	cfg->redis_timeout = 400;
+	cfg->redis_tls = 1;	/* the system's store: never gets that far */
+	rs = redis_new(loop, cfg, err, sizeof(err));
+	if (rs == NULL)
+		fail_msg("redis_new: %s", err);
+	config_free(cfg);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	c0 = cpu_ms();
+	assert_true(run_until(silent_closed, &sl, 5000));
+	cpu = cpu_ms() - c0;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	wall = (t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	print_message("handshake held back: %lld ms CPU in %lld ms\n",
+	    (long long)cpu, (long long)wall);
+	assert_false(redis_up(rs));
+	assert_true(wall >= 300);	/* it waited for redis_timeout */
+	assert_true(cpu * 3 < wall);
+	redis_free(rs);
+	close(sl.cfd);
+	close(sl.lfd);
 }
 
 static void
@@ -1518,6 +1605,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_handshake_waits, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_tls_cn_only, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tls_partial_wildcard, setup,
