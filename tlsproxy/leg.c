@@ -118,6 +118,11 @@ struct leg {
 	int			 busy;		/* inside the callback */
 	int			 zombie;	/* freed while busy */
 	double			 hs_started;	/* stats_clock() at STARTTLS */
+	int			 hs_unconfirmed; /* TLS 1.3, checked, EHLO
+						 * sent: the server has not
+						 * spoken inside TLS yet, and
+						 * may still refuse the
+						 * handshake (tls_confirmed) */
 	int			 dot_out;	/* LS_DOT: the dot is out, the
 						 * final reply's deadline runs */
 	int			 dot_held;	/* leg_dot_held() */
@@ -426,6 +431,7 @@ leg_connect(struct leg *l)
 		return -1;
 	}
 	l->base = 0;
+	l->hs_unconfirmed = 0;
 	l->born = ev_now(l->env.loop);
 	/* a new connection (the fresh one for a reused leg that did not
 	 * fit, the cleartext retry) is counted anew */
@@ -1096,6 +1102,25 @@ count_tls(const struct leg *l)
 	    "and the policy level they proved"), 1);
 }
 
+/*
+ * The server took the handshake: in TLS 1.2 when it completed, in TLS
+ * 1.3 when the server first spoke inside it (its EHLO reply).  Until
+ * then the leg is not settled, and a failure is the handshake's
+ * (tls_broken: the cleartext retry under "may", the policy's failure
+ * else), as in TLS 1.2, not a lost connection: that was 421 at every
+ * attempt, the mail held until it bounced, and the TLS history told of
+ * a working TLS.
+ */
+static void
+tls_confirmed(struct leg *l)
+{
+	l->hs_unconfirmed = 0;
+	record_tls(l, 1, 1);
+	l->settled = 1;
+	stats_add(st_tls, 1);
+	count_tls(l);
+}
+
 static void
 tls_ready(struct leg *l)
 {
@@ -1111,8 +1136,8 @@ tls_ready(struct leg *l)
 	    SSL_get_version(ssl));
 	if (log_enabled(LOG_LVL_INFO))	/* the names cost two X509 walks */
 		log_tls(l);
-	record_tls(l, 1, 1);
 	if (!ok) {
+		record_tls(l, 1, 1);
 		leg_close_io(l);
 		leg_enter(l, LS_CLOSED);
 		memset(&n, 0, sizeof(n));
@@ -1127,10 +1152,16 @@ tls_ready(struct leg *l)
 		    "reason=%s detail=%s", l->tag, l->v->domain,
 		    l->res.reason, log_q(q, sizeof(q), l->res.detail));
 	}
-	l->settled = 1;
-	stats_add(st_tls, 1);
-	count_tls(l);
 	leg_enter(l, LS_EHLO_TLS);
+	/* TLS 1.3: our side of the handshake is done before the server
+	 * has read our Certificate and Finished (RFC 8446 section 4.4);
+	 * it refuses them (a client certificate it requires, which
+	 * mxguard has none of) with an alert that comes only now, where
+	 * TLS 1.2 had it inside SSL_connect() */
+	if (SSL_version(ssl) >= TLS1_3_VERSION)
+		l->hs_unconfirmed = 1;
+	else
+		tls_confirmed(l);
 	send_ehlo(l);
 }
 
@@ -1147,6 +1178,12 @@ tls_broken(struct leg *l, const char *why, int timeout)
 	if (ssl != NULL)
 		tls_client_done(*l->env.tls, ssl, 0);
 	record_tls(l, 1, 0);
+	/* a TLS 1.3 handshake the server refused after ours was done: what
+	 * its check proved is not this leg's */
+	l->hs_unconfirmed = 0;
+	memset(&l->proof, 0, sizeof(l->proof));
+	memset(&l->res, 0, sizeof(l->res));
+	l->tls_proto[0] = '\0';
 	char q[300];
 
 	log_info("sid=%s event=tls-failed dst=%s error=%s", l->tag,
@@ -1500,6 +1537,8 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 			    "of the message", l->dst_str);
 			break;
 		}
+		if (l->state == LS_EHLO_TLS && l->hs_unconfirmed)
+			tls_confirmed(l);	/* it speaks inside TLS */
 		leg_read_replies(l);
 		break;
 	case IO_TLSREADY:
@@ -1529,7 +1568,8 @@ leg_io_cb(struct io *io, enum io_event ev, void *arg)
 		break;
 	case IO_ERROR:
 	case IO_DISCONNECTED:
-		if (l->state == LS_HANDSHAKE) {
+		if (l->state == LS_HANDSHAKE || (l->state == LS_EHLO_TLS &&
+		    l->hs_unconfirmed)) {
 			tls_broken(l, io_error(io), 0);
 			break;
 		}

@@ -5948,6 +5948,99 @@ test_upstream_tls_handshake_fails_encrypt(void **state)
 	expect_policy_421(reply, "");
 }
 
+/*
+ * The server asks for a client certificate and refuses the handshake
+ * without one (mxguard has none): in TLS 1.2 its alert ends the handshake
+ * itself, in TLS 1.3 the client's side of the handshake is complete before
+ * the server has read the client's (empty) Certificate, and the alert
+ * comes after, when the EHLO inside TLS waits for its reply.  version:
+ * the highest the server speaks.  The server closes after its alert.
+ */
+static void
+tls_client_cert_refused(int version)
+{
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	assert_int_equal(SSL_set_max_proto_version(g.sssl, version), 1);
+	SSL_set_verify(g.sssl, SSL_VERIFY_PEER |
+	    SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	WAIT(g.seof);			/* its handshake failed, alert sent */
+	assert_false(g.hs_done);
+	srv_close();
+}
+
+/* The cleartext retry the opportunistic verdict allows, or the reason
+ * there was none (what the client got instead). */
+static void
+expect_cleartext_retry(const char *version)
+{
+	const char *r;
+
+	WAIT(cl_reply_len() > 0 || g.sfd != -1);
+	if (g.sfd == -1) {
+		r = CL_REPLY();
+		fail_msg("%s: no cleartext retry after the handshake failed; "
+		    "the client got \"%s\"", version, r);
+	}
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 retried ok\r\n");
+	EXPECT_CL("250 2.1.5 retried ok\r\n");
+	/* the TLS history hears of a failed handshake, not of TLS */
+	assert_int_equal(g.rec_offered, 1);
+	assert_int_equal(g.rec_ok, 0);
+	finish();
+}
+
+/*
+ * Under "may", a handshake the server refuses is retried in cleartext
+ * (docs/session.md, "When the upstream's TLS fails"), whatever the TLS
+ * version.  In TLS 1.3 the server's refusal (here of a missing client
+ * certificate) comes after SSL_connect() succeeded: it was read as a
+ * lost connection, 421 4.4.2 at every attempt, and the TLS history
+ * recorded a working TLS; the message waited until it bounced, where TLS
+ * 1.2 delivered it.
+ */
+static void
+test_tls12_refused_after_handshake_may(void **state)
+{
+	tls_client_cert_refused(TLS1_2_VERSION);
+	expect_cleartext_retry("TLS 1.2");
+}
+
+static void
+test_tls13_refused_after_handshake_may(void **state)
+{
+	tls_client_cert_refused(TLS1_3_VERSION);
+	expect_cleartext_retry("TLS 1.3");
+}
+
+/* Under "encrypt" the same refusal is the policy's failure, as in TLS
+ * 1.2 (421 4.7.5 validation-failure, reported), not a lost connection. */
+static void
+test_tls13_refused_after_handshake_encrypt(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_client_cert_refused(TLS1_3_VERSION);
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	wait_cl_eof();
+	run_for(50);
+	assert_int_equal(g.naccepted, 1);	/* no new connection */
+	assert_int_equal(g.nreports, 1);
+	assert_string_equal(g.report_result, "validation-failure");
+	finish();
+	expect_policy_421(reply, "validation-failure");
+}
+
 /* The cleartext retry after an opportunistic handshake failed, up to
  * the MAIL and RCPT replayed on the new connection. */
 static void
@@ -8440,6 +8533,9 @@ main(void)
 		T(test_starttls_masked_encrypt),
 		T(test_upstream_tls_handshake_fails_may),
 		T(test_upstream_tls_handshake_fails_encrypt),
+		T(test_tls12_refused_after_handshake_may),
+		T(test_tls13_refused_after_handshake_may),
+		T(test_tls13_refused_after_handshake_encrypt),
 		T(test_reload_during_handshake_fallback_report),
 		T(test_reload_during_handshake_fallback_defers),
 		T(test_fallback_later_rcpt_reason),
