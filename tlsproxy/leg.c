@@ -839,9 +839,16 @@ plain_retry(struct leg *l, const char *why)
 	    "action=cleartext-retry", l->tag, l->dst_str, l->v->domain,
 	    log_q(q, sizeof(q), why));
 	l->silent = SILENT_PLAIN;
-	if (leg_connect(l) == -1)
-		leg_fail(l, LEG_E_CONNECT, "cannot reconnect to %s: %s",
-		    l->dst_str, strerror(errno));
+	if (leg_connect(l) == -1) {
+		/* as for the first connection and a reused leg's
+		 * reconnect: no descriptor or memory is this host's trouble
+		 * (421 4.3.0), anything else the network's (4.4.1) */
+		int err = errno;
+
+		leg_fail(l, leg_errno_local(err) ? LEG_E_INTERNAL :
+		    LEG_E_CONNECT, "cannot reconnect to %s: %s", l->dst_str,
+		    strerror(err));
+	}
 }
 
 /* The first verdict decides what the leg becomes: LEG_SECURE_*. */

@@ -5555,6 +5555,38 @@ test_upstream_reconnect_emfile(void **state)
 	expect_emfile_421(r, "cannot reconnect to");
 }
 
+/* The same on the cleartext retry after an opportunistic handshake
+ * failed (the other connection a leg makes on its own): no descriptor
+ * left for it is 421 4.3.0, not 4.4.1. */
+static void
+test_upstream_retry_emfile(void **state)
+{
+	struct rlimit old, lim;
+	char r[512];
+
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("STARTTLS");
+	log_start();
+	/* no new descriptor at all: the failed connection's own, closed
+	 * before the retry's socket(), is above the limit too */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 3;
+	srv_send("220 2.0.0 go ahead\r\n");
+	run_for(20);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	srv_close();
+	snprintf(r, sizeof(r), "%s", CL_REPLY());
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	wait_cl_eof();
+	run_for(50);
+	assert_int_equal(g.naccepted, 1);	/* no other connection */
+	finish();
+	expect_emfile_421(r, "cannot reconnect to");
+}
+
 /*
  * upstream_source = client and the client's address is not this host's
  * (it was removed since the MTA connected): the session is refused with
@@ -8524,6 +8556,7 @@ main(void)
 		T(test_upstream_bind_not_local),
 		T(test_upstream_socket_emfile),
 		T(test_upstream_reconnect_emfile),
+		T(test_upstream_retry_emfile),
 		T(test_upstream_bind_reconnect_fails),
 		T(test_upstream_bind_retry_fails),
 		T(test_close_says_why),
