@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "core/clock.h"
 #include "tlsproxy/tls.h"
 
 #define RESUME_SLOTS	1024
@@ -186,6 +187,25 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	return 1;
 }
 
+/*
+ * Whether the certificate a session was proven with has expired on the
+ * policy clock (or cannot be read).  Resumed, it would fail the check
+ * (its chain's validity is judged again, verdict.c), one 421 and a
+ * TLSRPT failure, where the server, its certificate renewed, would pass
+ * a full handshake: not offered.  OpenSSL keeps the peer's leaf in the
+ * session, not its chain: an intermediate that expires first is left to
+ * the check.
+ */
+static int
+peer_expired(const SSL_SESSION *sess)
+{
+	X509 *leaf = SSL_SESSION_get0_peer((SSL_SESSION *)sess);
+	time_t now = (time_t)clock_now();
+
+	return leaf == NULL || X509_cmp_time(X509_get0_notAfter(leaf),
+	    &now) <= 0;
+}
+
 void
 tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 {
@@ -212,7 +232,7 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 
 		if (SSL_SESSION_is_resumable(sess) &&
 		    (long)time(NULL) - (long)SSL_SESSION_get_time(sess) <
-		    SSL_SESSION_get_timeout(sess)) {
+		    SSL_SESSION_get_timeout(sess) && !peer_expired(sess)) {
 			SSL_set_session(ssl, sess);
 			SSL_set_ex_data(ssl, offer_index, sess);
 			return;

@@ -4,7 +4,9 @@
  * an unproven one's never, and it clears the key; a handshake begun
  * under a configuration that a reload replaced (its SSL from the old
  * context) leaves nothing in the new one's cache, whose settings it was
- * not made with; a session with a ticket too large to keep is not kept.
+ * not made with; a session with a ticket too large to keep is not kept;
+ * a session whose server certificate has expired on the policy clock is
+ * not offered.
  *
  * The server is a plain OpenSSL server in process, joined to the
  * client's SSL by two memory BIOs; the handshake runs by hand.
@@ -21,11 +23,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+// WRAP: time
+#include "core/clock.h"
 #include "core/config.h"
 #include "tlsproxy/tls.h"
 
 #include "testcert.h"
 #include "heapmeter.h"
+#include "timestep.h"
 
 static SSL_CTX *sctx;
 static struct config *cfg;
@@ -135,6 +140,48 @@ test_proven_kept(void **state)
 	assert_int_equal(handshake(c), 1);
 	tls_client_done(t, c, 1);
 	SSL_free(c);
+	tls_ctx_free(t);
+}
+
+/*
+ * The server's certificate (valid for an hour) has expired on the policy
+ * clock since its session was cached: not offered, a full handshake
+ * instead.  Resumed, the check would judge the old certificate again and
+ * fail (a 421, a TLSRPT failure) where the server, its certificate
+ * renewed, passes a full one.  Red before: the session was offered.
+ */
+static void
+test_expired_peer_not_offered(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL *c;
+
+	(void)state;
+	assert_non_null(t);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k6");
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 1);
+	SSL_free(c);
+	/* 50 minutes on: still valid, offered */
+	time_step = 3000;
+	clock_anchor();
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k6");
+	assert_non_null(SSL_get_session(c));
+	SSL_free(c);
+	/* past its notAfter (the session itself is not timed out) */
+	time_step = 3700;
+	clock_anchor();
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k6");
+	if (SSL_get_session(c) != NULL)
+		fail_msg("a session whose certificate expired on the policy "
+		    "clock was offered");
+	SSL_free(c);
+	time_step = 0;
+	clock_anchor();
 	tls_ctx_free(t);
 }
 
@@ -413,6 +460,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_proven_kept),
+		cmocka_unit_test(test_expired_peer_not_offered),
 		cmocka_unit_test(test_straddling_reload_not_cached),
 		cmocka_unit_test(test_unproven_forgets),
 		cmocka_unit_test(test_no_renegotiation),
