@@ -3228,8 +3228,12 @@ cl_io_cb(struct io *io, enum io_event ev, void *arg)
 	case IO_ERROR:
 		/* In DATA this leaves the upstream without its ".": the
 		 * server discards the partial message.  After it, the
-		 * reply is lost with the client. */
-		if (s->cl_eof && s->state == S_DATA_END)
+		 * reply is lost with the client, whether or not its EOF
+		 * came first: a reset, or the close of its own TLS without
+		 * close_notify (how an MTA ends a connection it timed out
+		 * on), comes straight in DATA_END.  A dot still queued
+		 * here never goes (io_abort), so no duplicate then. */
+		if (final_unknown_p(s))
 			log_info("sid=%s event=client-gone state=%s "
 			    "note=client-may-resend", s->id,
 			    state_names[s->state]);

@@ -7680,6 +7680,40 @@ test_client_closes_after_dot(void **state)
 }
 
 /*
+ * The client resets the connection (TCP: an abortive close; over its own
+ * TLS: the TCP close without close_notify, how an MTA ends a connection
+ * it timed out on) while it waits for the final reply, without closing
+ * its side first.  As for one gone after a half-close, the upstream is
+ * closed, nothing relayed; the server may have taken the message and the
+ * MTA will send it again, and the log says so (docs/session.md, "Log
+ * lines": event=client-gone ... note=client-may-resend).  Before, the
+ * line came only after an EOF read first (cl_eof): a reset straight in
+ * DATA_END left nothing but the close line.
+ */
+static void
+test_client_reset_after_dot(void **state)
+{
+	struct linger lg = { 1, 0 };
+	char line[1024];
+
+	g.cl_tcp = 1;
+	log_start();
+	dot_sent();
+	assert_int_equal(setsockopt(g.cfd, SOL_SOCKET, SO_LINGER, &lg,
+	    sizeof(lg)), 0);
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.seof);
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(g.slen, 0);
+	log_find("event=client-gone ", line, sizeof(line));
+	if (strstr(line, "state=DATA_END") == NULL ||
+	    strstr(line, "note=client-may-resend") == NULL)
+		fail_msg("no client-gone line: \"%s\"", line);
+	finish();
+}
+
+/*
  * Half-close after the dot: the client sends its dot (and what it
  * pipelines behind it, more) and shuts down its sending side, as some
  * MTAs do, then reads on.  The session must not end there: the final
@@ -8633,6 +8667,7 @@ main(void)
 		T(test_final_reply_bytewise),
 		T(test_final_reply_then_stray),
 		T(test_client_closes_after_dot),
+		T(test_client_reset_after_dot),
 		T(test_halfclose_after_dot_250),
 		T(test_halfclose_after_dot_451),
 		T(test_halfclose_after_dot_no_quit),
