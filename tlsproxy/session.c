@@ -465,6 +465,27 @@ session_free(void *arg)
 	free(s);
 }
 
+/*
+ * The process stops (the drain's deadline: drain_timeout after SIGTERM)
+ * with the session's dot out and its final reply not in: whether the
+ * server took the message is not known, and the MTA, without a 2xx,
+ * sends it again.  As at every other loss of the final reply
+ * (leg_error(), client_eof_expired()) the client gets a 451 that says
+ * so, which its log keeps (written now, a plain socket's at once, a TLS
+ * one's records on their way out with io_free()), and the log names the
+ * message at risk.  Before the dot nothing was delivered: no such word.
+ */
+static void
+final_reply_cut(struct session *s)
+{
+	log_info("sid=%s event=final-reply-lost dst=%s why=%s "
+	    "note=client-may-resend", s->id, s->dst_str,
+	    "\"mxguard stopped (drain_timeout) before the final reply\"");
+	cl_printf(s, "451 4.4.2 mxguard: shutting down before the final "
+	    "reply from %s (in state %s)%s", s->dst_str,
+	    state_names[s->state], final_unknown(s));
+}
+
 void
 session_abort_all(struct session_env *env)
 {
@@ -473,6 +494,8 @@ session_abort_all(struct session_env *env)
 	while ((s = env->sessions) != NULL) {
 		if (!s->why[0])
 			snprintf(s->why, sizeof(s->why), "mxguard stopped");
+		if (final_unknown_p(s) && s->cl != NULL)
+			final_reply_cut(s);
 		session_free(s);
 	}
 }

@@ -7714,6 +7714,61 @@ test_client_reset_after_dot(void **state)
 }
 
 /*
+ * The drain's deadline (drain_timeout after SIGTERM: the process exits,
+ * session_abort_all()) cuts a session whose dot is out and whose final
+ * reply has not come: whether the server took the message is not known,
+ * and the MTA will send it again.  As at any other loss of the final
+ * reply (leg_error(), client_eof_expired()), the client is told so in
+ * its 451, which its log keeps, and mxguard logs event=final-reply-lost
+ * (docs/session.md).  Before, the connection was just closed: the close
+ * line said "mxguard stopped", nothing named the message at risk.
+ */
+static void
+test_drain_deadline_after_dot(void **state)
+{
+	char line[1024];
+	const char *r;
+
+	log_start();
+	dot_sent();
+	g.env.draining = 1;
+	session_abort_all(&g.env);
+	assert_int_equal(g.env.nsessions, 0);
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.4.2 ", 10) != 0 ||
+	    strstr(r, "may deliver it twice (RFC 1047)") == NULL)
+		fail_msg("the client got \"%s\"", r);
+	wait_cl_eof();
+	log_find("event=final-reply-lost ", line, sizeof(line));
+	if (strstr(line, "note=client-may-resend") == NULL)
+		fail_msg("no final-reply-lost line: \"%s\"", line);
+	finish();
+}
+
+/* ... and one cut in the message, its dot not read yet: nothing was
+ * delivered, no duplicate is announced (the client gets no reply in
+ * the middle of its message; the MTA sends it again). */
+static void
+test_drain_deadline_in_body(void **state)
+{
+	char buf[8192];
+
+	log_start();
+	body_started();
+	g.env.draining = 1;
+	session_abort_all(&g.env);
+	assert_int_equal(g.env.nsessions, 0);
+	wait_cl_eof();
+	WAIT(g.seof);
+	log_all(buf, sizeof(buf));
+	if (strstr(buf, "final-reply-lost") != NULL)
+		fail_msg("a duplicate announced: %s", buf);
+	if (memmem(g.sraw, g.srawlen, "\r\n.\r\n", 5) != NULL)
+		fail_msg("a dot upstream");
+	finish();
+}
+
+/*
  * Half-close after the dot: the client sends its dot (and what it
  * pipelines behind it, more) and shuts down its sending side, as some
  * MTAs do, then reads on.  The session must not end there: the final
@@ -8529,6 +8584,8 @@ main(void)
 		T(test_retiring_new_transaction),
 		T(test_retiring_during_lookup),
 		T(test_draining_new_transaction),
+		T(test_drain_deadline_after_dot),
+		T(test_drain_deadline_in_body),
 		T(test_reload_during_lookup),
 		T(test_reload_during_starttls),
 		T(test_reload_during_starttls_fits),
