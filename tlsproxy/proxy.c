@@ -404,6 +404,9 @@ proxy_drain(struct proxy *p)
 		close(p->fds[i]);
 	}
 	p->nfds = 0;
+	/* idle sessions (no transaction under way): 421 now, not held to
+	 * drain_timeout by a client that caches its connection */
+	session_drain_all(&p->env);
 }
 
 void

@@ -486,6 +486,18 @@ final_reply_cut(struct session *s)
 	    state_names[s->state], final_unknown(s));
 }
 
+/* The drain has begun: each session that waits for its client with no
+ * transaction under way ends (drain_idle(), from session_run()). */
+void
+session_drain_all(struct session_env *env)
+{
+	struct session *s;
+
+	/* (a session ended here is freed from its reaper timer, later) */
+	for (s = env->sessions; s != NULL; s = s->next)
+		session_run(s);
+}
+
 void
 session_abort_all(struct session_env *env)
 {
@@ -1957,6 +1969,36 @@ client_process(struct session *s)
 }
 
 /*
+ * Draining (SIGTERM, or a worker retiring), and the session waits for its
+ * client with no transaction under way: before its EHLO, or between
+ * messages, its commands so far answered.  Nothing of a message is at
+ * stake, and the client's next MAIL would get 421 anyway (client_command).
+ * Left open, a client that keeps its connection between messages
+ * (Sendmail's connection cache holds one up to ConnectionCacheTimeout,
+ * 5 minutes) held the drain, the stop of the service or of a retiring
+ * worker, for all of drain_timeout, to be cut then.  It gets the 421 now
+ * (RFC 5321 section 3.8: a server that must shut down may send it at any
+ * time), and the upstream its QUIT, as at a client's QUIT (never parked
+ * while draining).  A transaction under way goes on to its end.
+ */
+static void
+drain_idle(struct session *s)
+{
+	static const char line[] = "421 4.3.2 mxguard: shutting down; try "
+	    "again";
+
+	cl_printf(s, "%s", line);
+	if (!s->why[0])		/* for the close line */
+		snprintf(s->why, sizeof(s->why), "%s", line);
+	s->quit_client = 1;	/* nothing more goes to the client */
+	if (s->up && !up_refused(s)) {
+		session_enter(s, S_QUIT);
+		return;
+	}
+	session_close(s, line);
+}
+
+/*
  * Does what transitions left to do, outside of them.  session_enter()
  * never handles client commands itself (a command would then run inside
  * the transition that led to it, and the next transition inside that
@@ -1983,6 +2025,10 @@ session_run(struct session *s)
 	    !s->cl_blocked && !s->client_due)
 		client_eof_end(s, s->msgs > 0 ? "client closed after the "
 		    "final reply" : "client closed");
+	if (s->env->draining && waits_for_client(s->state) && s->cl != NULL &&
+	    s->tx_mail == NULL && !s->cl_blocked && !s->client_due &&
+	    s->bdat_skip == 0)
+		drain_idle(s);
 	s->running = 0;
 }
 

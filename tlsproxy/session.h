@@ -47,6 +47,9 @@ struct session_env {
 int	session_start(struct session_env *, int fd,
 	    const struct sockaddr_storage *client,
 	    const struct sockaddr_storage *dst);
+/* The drain has begun (env->draining): a session with no transaction
+ * under way, waiting for its client, ends now (421, QUIT upstream). */
+void	session_drain_all(struct session_env *);
 /* Frees every live session at once (exit after the drain deadline). */
 void	session_abort_all(struct session_env *);
 

@@ -2254,12 +2254,104 @@ test_draining_new_transaction(void **state)
 	begin_tx("a@sender.example", "b@d.example");
 	g.env.draining = 1;
 	rcpt_relayed("c@d.example", "c ok");
-	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
-	cl_send("MAIL FROM:<d@sender.example>\r\n");
+	/* the next MAIL pipelined behind the dot: answered before the
+	 * session, idle, would end (test_draining_idle_after_message) */
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	cl_send("Subject: one\r\n\r\n1\r\n.\r\n"
+	    "MAIL FROM:<d@sender.example>\r\n");
+	EXPECT_SRV("Subject: one");
+	EXPECT_SRV("");
+	EXPECT_SRV("1");
+	EXPECT_SRV(".");
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
 	EXPECT_CL_PREFIX("421 4.3.2 mxguard: shutting down; try again");
 	WAIT(g.ceof);
 	WAIT(g.env.nsessions == 0);
 	assert_null(memmem(g.sraw, g.srawlen, "<d@sender.example>", 18));
+	finish();
+}
+
+/*
+ * Draining, a session whose transaction has ended (the final reply
+ * relayed) and whose client sent nothing more is told 421 at once, and
+ * the upstream gets QUIT: nothing is under way any more, and a client
+ * that keeps its connection open between messages (Sendmail's connection
+ * cache: ConnectionCacheTimeout, 5 minutes) held the drain, and with it
+ * the stop of the service or a retiring worker, for the whole of
+ * drain_timeout, to be cut then; the process (while the rules' fail
+ * mode served new flows) waited for it.  Red before: the client got
+ * nothing after its final reply.
+ */
+static void
+test_draining_idle_after_message(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	g.env.draining = 1;
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	EXPECT_CL("421 4.3.2 mxguard: shutting down; try again\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	WAIT(g.env.nsessions == 0);
+	wait_cl_eof();
+	finish();
+}
+
+/* ... and at the drain's start (session_drain_all()), a session idle
+ * between messages, or before its EHLO, at once; one with a transaction
+ * open goes on (test_draining_transaction_goes_on). */
+static void
+test_draining_idle_at_start(void **state)
+{
+	hello_plain();
+	g.env.draining = 1;
+	session_drain_all(&g.env);
+	EXPECT_CL("421 4.3.2 mxguard: shutting down; try again\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	WAIT(g.env.nsessions == 0);
+	wait_cl_eof();
+	finish();
+}
+
+static void
+test_draining_before_ehlo(void **state)
+{
+	start("220 mx.test.example ESMTP\r\n");
+	g.env.draining = 1;
+	session_drain_all(&g.env);
+	EXPECT_CL("421 4.3.2 mxguard: shutting down; try again\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	WAIT(g.env.nsessions == 0);
+	wait_cl_eof();
+	finish();
+}
+
+/* A transaction under way is not cut: MAIL answered, then the drain. */
+static void
+test_draining_transaction_goes_on(void **state)
+{
+	hello_plain();
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	g.env.draining = 1;
+	session_drain_all(&g.env);
+	cl_quiet(50);
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	EXPECT_CL("421 4.3.2 mxguard: shutting down; try again\r\n");
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	WAIT(g.env.nsessions == 0);
 	finish();
 }
 
@@ -8584,6 +8676,10 @@ main(void)
 		T(test_retiring_new_transaction),
 		T(test_retiring_during_lookup),
 		T(test_draining_new_transaction),
+		T(test_draining_idle_after_message),
+		T(test_draining_idle_at_start),
+		T(test_draining_before_ehlo),
+		T(test_draining_transaction_goes_on),
 		T(test_drain_deadline_after_dot),
 		T(test_drain_deadline_in_body),
 		T(test_reload_during_lookup),
