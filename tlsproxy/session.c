@@ -3004,7 +3004,15 @@ session_on_reply(struct session *s, struct smtp_reply *r)
 			/* not an answer to the message (a second 354): the
 			 * server has not said whether it took it, and an MTA
 			 * reads a final reply that is not 2xx or 4xx as a
-			 * permanent failure; 451, and it keeps the message */
+			 * permanent failure; 451, and it keeps the message.
+			 * The dot is out (a reply while it is still queued
+			 * fails the leg first: early-reply), so the outcome
+			 * is lost, as at the leg's own failures (leg_error) */
+			if (final_unknown_p(s))
+				log_info("sid=%s event=final-reply-lost dst=%s "
+				    "why=%s note=client-may-resend", s->id,
+				    s->dst_str, "\"3xx to the end of the "
+				    "message\"");
 			bad_reply(s, r, "bad-final-reply", "451 4.5.0",
 			    "the end of the message", final_unknown(s));
 			break;

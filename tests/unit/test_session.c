@@ -3009,6 +3009,42 @@ test_upstream_3xx_to_dot(void **state)
 }
 
 /*
+ * ... and the log says the final reply is lost, as for any other that
+ * never came after the dot (docs/session.md: "after the dot (DATA_END,
+ * also 451 4.5.0 for a 3xx there) ... event=final-reply-lost ...
+ * note=client-may-resend is logged"): the server may have taken the
+ * message, and the MTA sends it again.  Red before: only
+ * event=bad-final-reply, no final-reply-lost line.
+ */
+static void
+test_upstream_3xx_to_dot_logged(void **state)
+{
+	char line[1024];
+	const char *r;
+
+	log_start();
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("x\r\n.\r\n");
+	EXPECT_SRV("x");
+	EXPECT_SRV(".");
+	srv_send("354 go again\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "451 4.5.0 ", 10) != 0 ||
+	    strstr(r, "may deliver it twice (RFC 1047)") == NULL)
+		fail_msg("the client got \"%s\"", r);
+	wait_cl_eof();
+	log_find("event=final-reply-lost ", line, sizeof(line));
+	if (strstr(line, "note=client-may-resend") == NULL)
+		fail_msg("no final-reply-lost line: \"%s\"", line);
+	finish();
+}
+
+/*
  * A 3xx answers DATA only.  To MAIL (its refusal would go to the RCPT),
  * RCPT, RSET or EHLO it is no answer, and an MTA takes a reply that is
  * neither 2xx nor 4xx for a permanent failure: the client gets 421
@@ -8797,6 +8833,7 @@ main(void)
 		T(test_upstream_extra_line_after_greeting),
 		T(test_upstream_250_to_data),
 		T(test_upstream_3xx_to_dot),
+		T(test_upstream_3xx_to_dot_logged),
 		T(test_upstream_3xx_to_mail),
 		T(test_upstream_3xx_to_rcpt),
 		T(test_upstream_3xx_to_rset),
