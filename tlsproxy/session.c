@@ -1754,24 +1754,31 @@ cmd_quit(struct session *s)
  * BDAT is refused (CHUNKING is never offered), but a client that sends
  * it anyway sends its chunk right behind it: those bytes are message
  * content, and read as commands they could make a transaction of their
- * own (SMTP smuggling).  The chunk is discarded as it arrives.  A size
- * that does not parse skips nothing; the client gets 501 for it.
+ * own (SMTP smuggling).  The chunk is discarded as it arrives.  Its size
+ * is 1*DIGIT (RFC 3030), leading zeros allowed.  One that cannot be read
+ * (no digits, something else after them, or more than 18 significant
+ * ones) leaves nothing to tell the chunk from commands: -1, and the
+ * session ends with a 4xx (the MTA keeps the message).  Before, such a
+ * size skipped nothing and the chunk was read as commands.
  */
-static void
+static int
 bdat_skip_set(struct session *s, const struct smtp_cmd *cmd)
 {
 	unsigned long long n = 0;
-	size_t i;
+	size_t i, sig = 0;
 
 	for (i = 0; i < cmd->arglen && cmd->arg[i] >= '0' &&
 	    cmd->arg[i] <= '9'; i++) {
-		if (i >= 18)
-			return;
+		if (n == 0 && cmd->arg[i] == '0')
+			continue;	/* a leading zero */
+		if (++sig > 18)
+			return -1;
 		n = n * 10 + (unsigned)(cmd->arg[i] - '0');
 	}
 	if (i == 0 || (i < cmd->arglen && cmd->arg[i] != ' '))
-		return;
+		return -1;
 	s->bdat_skip = n;
+	return 0;
 }
 
 static void
@@ -1796,8 +1803,14 @@ client_command(struct session *s, char *line, size_t len)
 		return;
 	}
 	s->after_data = cmd.verb == SMTP_CMD_DATA;
-	if (cmd.verb == SMTP_CMD_BDAT)
-		bdat_skip_set(s, &cmd);
+	if (cmd.verb == SMTP_CMD_BDAT && bdat_skip_set(s, &cmd) == -1) {
+		log_info("sid=%s event=bdat-size-unreadable client=%s "
+		    "action=close", s->id, s->client_str);
+		session_tempfail(s, "421 4.5.0", "BDAT without a chunk size "
+		    "that can be read: its chunk cannot be told from "
+		    "commands");
+		return;
+	}
 	if (up_refused(s) && cmd.verb != SMTP_CMD_QUIT) {
 		/* after a 554 greeting RFC 5321 (section 3.1) wants 503 to
 		 * all but QUIT; after a 4xx one the refusal is for now,

@@ -2538,6 +2538,39 @@ test_bdat_chunk_discarded(void **state)
 	finish();
 }
 
+/*
+ * A BDAT size with leading zeros (RFC 3030: 1*DIGIT) is read whole, its
+ * chunk discarded; one that cannot be read (more than 18 significant
+ * digits) ends the session with 421: nothing tells its chunk from
+ * commands.  Red before: the chunk behind "BDAT 000...0034" (19 digits
+ * and more) was read as commands, its DATA transaction sent upstream.
+ */
+static void
+test_bdat_size_leading_zeros(void **state)
+{
+	static const char chunk[] = "DATA\r\nSubject: smuggled\r\n\r\n"
+	    "x\r\n.\r\nRSET\r\n";
+	char cmd[96];
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	snprintf(cmd, sizeof(cmd), "BDAT 00000000000000000000000%zu LAST\r\n",
+	    strlen(chunk));
+	cl_send(cmd);
+	cl_send(chunk);
+	EXPECT_CL("502 5.5.1 Error: command not implemented\r\n");
+	cl_send("NOOP\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	srv_quiet(20);
+	/* 19 significant digits: no size to skip by */
+	cl_send("BDAT 1000000000000000000 LAST\r\n");
+	cl_send(chunk);
+	EXPECT_CL_PREFIX("421 4.5.0 mxguard: BDAT without a chunk size");
+	wait_cl_eof();
+	wait_srv_eof();		/* nothing of the chunk went upstream */
+	assert_null(strstr(g.sbuf, "smuggled"));
+}
+
 /* QUIT is answered at once; the upstream still gets its QUIT and may
  * answer after the client has gone. */
 static void
@@ -8841,6 +8874,7 @@ main(void)
 		T(test_greeting_3xx),
 		T(test_local_commands_before_helo),
 		T(test_bdat_chunk_discarded),
+		T(test_bdat_size_leading_zeros),
 		T(test_closing_deadline),
 		T(test_client_reset_replies_queued),
 		T(test_client_reset_closing),
