@@ -1730,6 +1730,19 @@ park_upstream(struct session *s)
 	return 1;
 }
 
+/* The client is done (its QUIT, its EOF, its failed TLS, the drain): an
+ * upstream that has not refused gets QUIT and the session waits for its
+ * 221 (S_QUIT); without one the session ends now. */
+static void
+client_done(struct session *s, const char *why)
+{
+	if (s->up && !up_refused(s)) {
+		session_enter(s, S_QUIT);
+		return;
+	}
+	session_close(s, why);
+}
+
 static void
 cmd_quit(struct session *s)
 {
@@ -1743,11 +1756,7 @@ cmd_quit(struct session *s)
 		session_close(s, "client quit");
 		return;
 	}
-	if (s->up && !up_refused(s)) {
-		session_enter(s, S_QUIT);
-		return;
-	}
-	session_close(s, "client quit");
+	client_done(s, "client quit");
 }
 
 /*
@@ -2004,11 +2013,7 @@ drain_idle(struct session *s)
 	if (!s->why[0])		/* for the close line */
 		snprintf(s->why, sizeof(s->why), "%s", line);
 	s->quit_client = 1;	/* nothing more goes to the client */
-	if (s->up && !up_refused(s)) {
-		session_enter(s, S_QUIT);
-		return;
-	}
-	session_close(s, line);
+	client_done(s, line);
 }
 
 /*
@@ -2211,11 +2216,7 @@ client_eof_end(struct session *s, const char *why)
 {
 	if (!s->why[0])
 		snprintf(s->why, sizeof(s->why), "%s", why);
-	if (s->up && !up_refused(s)) {
-		session_enter(s, S_QUIT);
-		return;
-	}
-	session_close(s, why);
+	client_done(s, why);
 }
 
 /* ---- DATA -------------------------------------------------------------- */
@@ -3234,11 +3235,7 @@ client_tls_failed(struct session *s, const char *why)
 	s->cl_in += io_bytes_in(s->cl);
 	io_free(s->cl);		/* (freed when its callback returns) */
 	s->cl = NULL;
-	if (s->up && !up_refused(s)) {
-		session_enter(s, S_QUIT);
-		return;
-	}
-	session_close(s, s->why);
+	client_done(s, s->why);
 }
 
 static void
