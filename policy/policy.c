@@ -2243,9 +2243,22 @@ fetch_done(void *arg, int ok, const char *body, size_t len,
 			}
 		}
 		/* write-through: what this gateway fetched and keeps,
-		 * another one may use where it has nothing */
-		if (p->cache == NULL || sts_cache_put(p->cache, f->domain,
-		    &e) == 0)
+		 * another one may use where it has nothing.  Not a policy
+		 * fetched through a CA store a reload replaced: the reload
+		 * may have removed the CA that let it pass (a distrusted
+		 * one, an attacker's certificate from it on the policy
+		 * host), and kept, it would decide every lookup of the
+		 * domain under that id for up to max_age; the lookups that
+		 * started before the reload use it, as they use the rest of
+		 * what they started with, and the next lookup fetches
+		 * again through the reload's store */
+		if (!fetch_current(p, f))
+			log_info("event=sts-fetch-not-kept domain=%s id=%s "
+			    "note=\"fetched through a CA store a reload "
+			    "replaced: used by the lookups under way, not "
+			    "cached\"", f->domain, f->id);
+		else if (p->cache == NULL || sts_cache_put(p->cache,
+		    f->domain, &e) == 0)
 			redis_sts_put(p->rs, f->domain, &e);
 		/* lenient=: what the file got wrong that mxguard let pass
 		 * (docs/policy.md), for the operator to tell the domain */

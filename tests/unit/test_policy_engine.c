@@ -250,6 +250,11 @@ static const struct zrr zone[] = {
 	{ "nidrb.test", DNS_T_MX, "10 mx.nidrb.test" },
 	{ "mx.nidrb.test", DNS_T_A, "192.0.2.20" },
 	{ "_mta-sts.nidrb.test", DNS_T_TXT, "v=STSv1; id=rb2" },
+	/* nidrk.test: a fetch across a reload that succeeds through the
+	 * replaced CA store (test_reload_old_fetch_not_kept) */
+	{ "nidrk.test", DNS_T_MX, "10 mx.nidrk.test" },
+	{ "mx.nidrk.test", DNS_T_A, "192.0.2.22" },
+	{ "_mta-sts.nidrk.test", DNS_T_TXT, "v=STSv1; id=rk2" },
 	{ "nidrot.test", DNS_T_MX, "10 mx.nidrot.test" },
 	{ "mx.nidrot.test", DNS_T_A, "192.0.2.17" },
 	{ "_mta-sts.nidrot.test", DNS_T_TXT, rot_txt },
@@ -379,6 +384,11 @@ static struct mock_http {
 					 * policy host's root) */
 	SSL_CTX		*fail_ctx;	/* a fetch made with it fails,
 					 * whatever body */
+	const char	*first_body;	/* non-NULL: what a fetch made
+					 * with the first fetch's CA store
+					 * gets (first_ctx: one that
+					 * trusted a CA a reload removed) */
+	SSL_CTX		*first_ctx;
 	struct mock_fetch f[2];
 } mh;
 
@@ -389,7 +399,10 @@ mock_http_fire(void *arg)
 
 	f->live = 0;
 	mh.pending--;
-	if (mh.body != NULL && f->ctx != mh.fail_ctx)
+	if (mh.first_body != NULL && f->ctx == mh.first_ctx)
+		f->cb(f->arg, 0, mh.first_body, strlen(mh.first_body), NULL,
+		    NULL);
+	else if (mh.body != NULL && f->ctx != mh.fail_ctx)
 		f->cb(f->arg, 0, mh.body, strlen(mh.body), NULL, NULL);
 	else
 		f->cb(f->arg, -1, NULL, 0, "sts-policy-fetch-error",
@@ -414,6 +427,8 @@ __wrap_http_get(struct ev_loop *l, struct dns *d, SSL_CTX *ctx,
 	mh.pending++;
 	if (mh.fail_first && mh.calls == 1)
 		mh.fail_ctx = ctx;
+	if (mh.calls == 1)
+		mh.first_ctx = ctx;
 	f->live = 1;
 	f->cb = cb;
 	f->arg = arg;
@@ -1367,6 +1382,57 @@ test_reload_old_fetch_no_backoff(void **state)
 	assert_string_equal(tls_level_name(v->level), "verify");
 	assert_non_null(strstr(v->sts_note, "mode=enforce,id=rb2,fetched"));
 	assert_int_equal(mh.calls, 2);
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+}
+
+/*
+ * A fetch that started before a reload and succeeds after it is used by
+ * its own lookup but not cached: it passed through the replaced CA store,
+ * which may have trusted a CA the reload removed (a distrusted one, from
+ * which an attacker on the path has a certificate for the policy host).
+ * Here the cached policy is enforce under id "one", the TXT record names
+ * rk2, and the old store's fetch gets the attacker's "mode: none"; the
+ * real policy host is out of reach afterwards (the mock fails every
+ * other fetch).  The lookup after the reload fetches rk2 again through
+ * the new store, which fails, and the cached enforce policy decides.
+ * Old code: the attacker's policy was cached under rk2, the TXT id, and
+ * decided every later lookup without a fetch: level may (none) for a
+ * domain that enforces, for max_age.
+ */
+static void
+test_reload_old_fetch_not_kept(void **state)
+{
+	static const char *enforce = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.nidrk.test\nmax_age: 86400\n";
+	static const char *none = "version: STSv1\nmode: none\n"
+	    "max_age: 86400\n";
+	struct policy_verdict *v;
+	struct config *cfg;
+	struct policy *p;
+	char err[256];
+
+	cache_policy("nidrk.test", "one", enforce, 10, 86400);
+	mock_http("mta-sts.nidrk.test", NULL);
+	mh.first_body = none;
+	mh.delay = 1000;
+	p = mkpolicy(NULL, 1);
+	two_n = 0;
+	lookup_start(p, "nidrk.test", "192.0.2.22", 0);
+	run_until(&mh.calls, 1);	/* its fetch under rk2 runs */
+	cfg = mkcfg(NULL, 1);
+	assert_int_equal(policy_reconfigure(p, cfg, err, sizeof(err)), 0);
+	config_free(cfg);
+	mh.delay = 0;
+	/* the lookup from before the reload ends on what it started with */
+	run_until(&two_n, 1);
+	assert_int_equal(two_v[0]->level, TLS_LEVEL_MAY);
+	policy_verdict_free(two_v[0]);
+	v = lookup(p, "nidrk.test", "192.0.2.22");
+	assert_int_equal(mh.calls, 2);
+	assert_string_equal(tls_level_name(v->level), "verify");
+	assert_non_null(strstr(v->sts_note, "mode=enforce,id=one,cached"));
 	policy_verdict_free(v);
 	policy_free(p);
 	mock_http_off();
@@ -3450,28 +3516,27 @@ test_newer_policy_stored_meanwhile(void **state)
  * own fetch brought (may, report-only), weaker than the cache held.
  */
 static void
-store_newer_enforce(void *arg)
-{
-	/* the other worker's fetch starts 5 s after this lookup's */
-	time_step = 5;
-	cache_policy("stale.test", "s2", "version: STSv1\nmode: enforce\n"
-	    "mx: mx.stale.test\nmax_age: 86400\n", 0, 86400);
-}
-
-static void
 test_held_back_fetch_not_over_newer(void **state)
 {
 	struct policy *p;
 	struct policy_verdict *v;
 	struct sts_cache_entry e;
-	struct ev_timer *t = ev_timer_new(loop, store_newer_enforce, NULL);
 
 	mock_http("mta-sts.stale.test", "version: STSv1\nmode: testing\n"
 	    "mx: mx.stale.test\nmax_age: 86400\n");
 	mh.delay = 1000;
 	p = mkpolicy(NULL, 1);
-	ev_timer_arm(t, 300);	/* while the lookup's fetch is held */
-	v = lookup(p, "stale.test", "192.0.2.21");
+	two_n = 0;
+	lookup_start(p, "stale.test", "192.0.2.21", 0);
+	/* while the lookup's fetch is held (once it started: a store
+	 * before it would be the older one), the other worker's fetch
+	 * starts 5 s after it and stores */
+	run_until(&mh.calls, 1);
+	time_step = 5;
+	cache_policy("stale.test", "s2", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.stale.test\nmax_age: 86400\n", 0, 86400);
+	run_until(&two_n, 1);
+	v = two_v[0];
 	time_step = 0;
 	assert_int_equal(mh.calls, 1);
 	/* the cache kept the newer policy ... */
@@ -3485,7 +3550,6 @@ test_held_back_fetch_not_over_newer(void **state)
 	assert_int_equal(v->report_only, 0);
 	assert_non_null(strstr(v->sts_note, "mode=enforce,id=s2,cached"));
 	policy_verdict_free(v);
-	ev_timer_free(t);
 	mock_http_off();
 	policy_free(p);
 }
@@ -3539,6 +3603,7 @@ main(void)
 		cmocka_unit_test(test_new_id_backoff_ends_at_reload),
 		cmocka_unit_test(test_reload_fetch_not_joined),
 		cmocka_unit_test(test_reload_old_fetch_no_backoff),
+		cmocka_unit_test(test_reload_old_fetch_not_kept),
 		cmocka_unit_test(test_refresh_in_background),
 		cmocka_unit_test(test_refresh_txt_missing),
 		cmocka_unit_test(test_refresh_txt_servfail),
