@@ -1138,7 +1138,8 @@ tls_ready(struct leg *l)
 	stats_observe(st_handshake, stats_clock() - l->hs_started);
 	ok = policy_tls_check(l->v, ssl, &l->proof, &l->res) == 0;
 	/* only a session that proved everything is kept for resumption */
-	tls_client_done(*l->env.tls, ssl, ok && !l->proof.failed);
+	tls_client_done(*l->env.tls, ssl, ok && !l->proof.failed,
+	    l->proof.not_after);
 	snprintf(l->tls_proto, sizeof(l->tls_proto), "%s",
 	    SSL_get_version(ssl));
 	if (log_enabled(LOG_LVL_INFO))	/* the names cost two X509 walks */
@@ -1183,7 +1184,7 @@ tls_broken(struct leg *l, const char *why, int timeout)
 	/* a session offered for resumption may be what broke it: the key's
 	 * sessions are not offered again */
 	if (ssl != NULL)
-		tls_client_done(*l->env.tls, ssl, 0);
+		tls_client_done(*l->env.tls, ssl, 0, 0);
 	record_tls(l, 1, 0);
 	/* a TLS 1.3 handshake the server refused after ours was done: what
 	 * its check proved is not this leg's */

@@ -38,6 +38,9 @@
 struct resume_slot {
 	char		*key;
 	SSL_SESSION	*sess[RESUME_DEPTH];	/* newest last */
+	int64_t		 not_after[RESUME_DEPTH]; /* of sess[i]: until when
+						 * its proof stands (0: no
+						 * end; tls_client_done()) */
 	int		 n;
 };
 
@@ -69,6 +72,7 @@ static int pending_index = -1;	/* SSL ex_data: sessions held until the
  * go to the cache directly. */
 struct pending {
 	int		 proven;
+	int64_t		 not_after;	/* once proven: the proof's */
 	int		 n;
 	SSL_SESSION	*sess[RESUME_DEPTH];
 };
@@ -118,7 +122,8 @@ key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
 /* OpenSSL hands us each session the server issued (TLS 1.3 tickets come
  * after the handshake). */
 static void
-cache_add(struct tls_ctx *t, const char *key, SSL_SESSION *sess)
+cache_add(struct tls_ctx *t, const char *key, SSL_SESSION *sess,
+    int64_t not_after)
 {
 	struct resume_slot *slot = &t->slots[key_hash(key)];
 
@@ -133,8 +138,11 @@ cache_add(struct tls_ctx *t, const char *key, SSL_SESSION *sess)
 		SSL_SESSION_free(slot->sess[0]);
 		memmove(slot->sess, slot->sess + 1,
 		    (RESUME_DEPTH - 1) * sizeof(slot->sess[0]));
+		memmove(slot->not_after, slot->not_after + 1,
+		    (RESUME_DEPTH - 1) * sizeof(slot->not_after[0]));
 		slot->n--;
 	}
+	slot->not_after[slot->n] = not_after;
 	slot->sess[slot->n++] = sess;
 }
 
@@ -174,7 +182,7 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	if (ticklen > RESUME_TICKET_MAX || chain_too_large(ssl))
 		return 0;
 	if (p->proven) {
-		cache_add(t, key, sess);
+		cache_add(t, key, sess, p->not_after);
 		return 1;	/* we keep the reference */
 	}
 	if (p->n == RESUME_DEPTH) {
@@ -188,22 +196,22 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 }
 
 /*
- * Whether the certificate a session was proven with has expired on the
- * policy clock (or cannot be read).  Resumed, it would fail the check
- * (its chain's validity is judged again, verdict.c), one 421 and a
- * TLSRPT failure, where the server, its certificate renewed, would pass
- * a full handshake: not offered.  OpenSSL keeps the peer's leaf in the
- * session, not its chain: an intermediate that expires first is left to
- * the check.
+ * Whether the certificates a session was proven with have expired on the
+ * policy clock (or cannot be read): the leaf, and not_after, the earliest
+ * notAfter of the chain that verified (the proof's, tls_client_done();
+ * an intermediate or root often expires before the leaf).  Resumed, it
+ * would fail the check (its chain's validity is judged again,
+ * verdict.c), one 421 and a TLSRPT failure, where the server, its chain
+ * renewed, would pass a full handshake: not offered.
  */
 static int
-peer_expired(const SSL_SESSION *sess)
+peer_expired(const SSL_SESSION *sess, int64_t not_after)
 {
 	X509 *leaf = SSL_SESSION_get0_peer((SSL_SESSION *)sess);
 	time_t now = (time_t)clock_now();
 
-	return leaf == NULL || X509_cmp_time(X509_get0_notAfter(leaf),
-	    &now) <= 0;
+	return leaf == NULL || (not_after != 0 && now >= not_after) ||
+	    X509_cmp_time(X509_get0_notAfter(leaf), &now) <= 0;
 }
 
 void
@@ -232,7 +240,8 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 
 		if (SSL_SESSION_is_resumable(sess) &&
 		    (long)time(NULL) - (long)SSL_SESSION_get_time(sess) <
-		    SSL_SESSION_get_timeout(sess) && !peer_expired(sess)) {
+		    SSL_SESSION_get_timeout(sess) &&
+		    !peer_expired(sess, slot->not_after[slot->n - 1])) {
 			SSL_set_session(ssl, sess);
 			SSL_set_ex_data(ssl, offer_index, sess);
 			return;
@@ -243,7 +252,7 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 }
 
 void
-tls_client_done(struct tls_ctx *t, SSL *ssl, int proven)
+tls_client_done(struct tls_ctx *t, SSL *ssl, int proven, int64_t not_after)
 {
 	const char *key = SSL_get_ex_data(ssl, key_index);
 	SSL_SESSION *offered = SSL_get_ex_data(ssl, offer_index);
@@ -271,8 +280,9 @@ tls_client_done(struct tls_ctx *t, SSL *ssl, int proven)
 	}
 	if (p != NULL) {
 		p->proven = 1;
+		p->not_after = not_after;
 		for (i = 0; i < p->n; i++)
-			cache_add(t, key, p->sess[i]);
+			cache_add(t, key, p->sess[i], not_after);
 		p->n = 0;
 	}
 	if (offered == NULL || SSL_session_reused(ssl))
@@ -284,6 +294,8 @@ tls_client_done(struct tls_ctx *t, SSL *ssl, int proven)
 			SSL_SESSION_free(offered);
 			memmove(slot->sess + i, slot->sess + i + 1,
 			    (slot->n - i - 1) * sizeof(slot->sess[0]));
+			memmove(slot->not_after + i, slot->not_after + i + 1,
+			    (slot->n - i - 1) * sizeof(slot->not_after[0]));
 			slot->n--;
 			break;
 		}

@@ -59,8 +59,12 @@ void		 tls_client_resume(struct tls_ctx *, SSL *, const char *key);
  * resume is not offered again.  Not proven (also a handshake that broke
  * off): nothing of this connection is cached, and the key's cached
  * sessions are dropped.  An ssl not of t (begun before a reload) leaves
- * t's cache alone: its sessions were made with the old settings. */
-void		 tls_client_done(struct tls_ctx *, SSL *, int proven);
+ * t's cache alone: its sessions were made with the old settings.
+ * not_after: until when the proof stands (the earliest notAfter of the
+ * chain that verified, struct tls_proof; 0: no end): its sessions are
+ * not offered from then on. */
+void		 tls_client_done(struct tls_ctx *, SSL *, int proven,
+		    int64_t not_after);
 /* Drops what is cached under key (a session that failed its policy
  * check, e.g. a TLS 1.2 session stored during the handshake). */
 void		 tls_client_forget(struct tls_ctx *, const char *key);

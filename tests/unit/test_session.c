@@ -64,6 +64,8 @@
 #define BUFSZ		(512 * 1024)
 #define SBUFSZ		(16 * 1024 * 1024)
 #define WAIT_MS		1500
+/* the mocked check's proof: until when its chain is valid */
+#define MOCK_NOT_AFTER	4102444800LL
 
 /* ---- mocked policy ----------------------------------------------------- */
 
@@ -139,6 +141,7 @@ static struct {
 	const char	*tls_fail_reason;	/* policy_tls_check fails */
 	int		 nrecord;
 	int		 ndone_unproven;	/* tls_client_done(.., 0) */
+	int64_t		 done_not_after;	/* the last proven one's */
 	int		 rec_offered, rec_ok;
 	int		 nreports;		/* policy_report_attempt() */
 	char		 report_domain[256], report_result[64];
@@ -370,14 +373,17 @@ __wrap_policy_record_tls(struct policy *p, const struct sockaddr *dst,
 }
 
 /* The real cache, counted: a handshake that broke must tell it. */
-void __real_tls_client_done(struct tls_ctx *, SSL *, int);
-void __wrap_tls_client_done(struct tls_ctx *, SSL *, int);
+void __real_tls_client_done(struct tls_ctx *, SSL *, int, int64_t);
+void __wrap_tls_client_done(struct tls_ctx *, SSL *, int, int64_t);
 void
-__wrap_tls_client_done(struct tls_ctx *t, SSL *ssl, int proven)
+__wrap_tls_client_done(struct tls_ctx *t, SSL *ssl, int proven,
+    int64_t not_after)
 {
 	if (!proven)
 		g.ndone_unproven++;
-	__real_tls_client_done(t, ssl, proven);
+	else
+		g.done_not_after = not_after;
+	__real_tls_client_done(t, ssl, proven, not_after);
 }
 
 int
@@ -424,6 +430,7 @@ __wrap_policy_tls_check(const struct policy_verdict *v, SSL *ssl,
 	if (v->level == TLS_LEVEL_DANE || v->level == TLS_LEVEL_VERIFY) {
 		proof->level = v->level;
 		mock_id(v, proof->id);
+		proof->not_after = MOCK_NOT_AFTER;
 	}
 	snprintf(res->reason, sizeof(res->reason), "success");
 	snprintf(res->detail, sizeof(res->detail), "verified");
@@ -5304,6 +5311,8 @@ test_reuse_mismatch_reconnects(void **state)
 	srv_send("250 2.1.0 ok\r\n250 2.1.5 x ok\r\n");
 	EXPECT_CL("250 2.1.5 x ok\r\n");	/* nothing else before */
 	assert_int_equal(g.ntls_prepare, 2);
+	/* its TLS sessions are kept until the proof's chain expires */
+	assert_int_equal(g.done_not_after, MOCK_NOT_AFTER);
 	finish();
 }
 

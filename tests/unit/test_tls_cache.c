@@ -5,8 +5,8 @@
  * under a configuration that a reload replaced (its SSL from the old
  * context) leaves nothing in the new one's cache, whose settings it was
  * not made with; a session with a ticket too large to keep is not kept;
- * a session whose server certificate has expired on the policy clock is
- * not offered.
+ * a session whose server certificate, or the chain its proof verified,
+ * has expired on the policy clock is not offered.
  *
  * The server is a plain OpenSSL server in process, joined to the
  * client's SSL by two memory BIOs; the handshake runs by hand.
@@ -132,13 +132,13 @@ test_proven_kept(void **state)
 	c = tls_client_new(t);
 	tls_client_resume(t, c, "k1");
 	assert_int_equal(handshake(c), 0);
-	tls_client_done(t, c, 1);
+	tls_client_done(t, c, 1, 0);
 	SSL_free(c);
 	c = tls_client_new(t);
 	tls_client_resume(t, c, "k1");
 	assert_non_null(SSL_get_session(c));
 	assert_int_equal(handshake(c), 1);
-	tls_client_done(t, c, 1);
+	tls_client_done(t, c, 1, 0);
 	SSL_free(c);
 	tls_ctx_free(t);
 }
@@ -162,7 +162,7 @@ test_expired_peer_not_offered(void **state)
 	c = tls_client_new(t);
 	tls_client_resume(t, c, "k6");
 	assert_int_equal(handshake(c), 0);
-	tls_client_done(t, c, 1);
+	tls_client_done(t, c, 1, 0);
 	SSL_free(c);
 	/* 50 minutes on: still valid, offered */
 	time_step = 3000;
@@ -178,6 +178,48 @@ test_expired_peer_not_offered(void **state)
 	tls_client_resume(t, c, "k6");
 	if (SSL_get_session(c) != NULL)
 		fail_msg("a session whose certificate expired on the policy "
+		    "clock was offered");
+	SSL_free(c);
+	time_step = 0;
+	clock_anchor();
+	tls_ctx_free(t);
+}
+
+/*
+ * The proof's chain expires before the leaf (an intermediate valid for
+ * 30 minutes more, the leaf for an hour): the session is not offered
+ * once the chain's earliest notAfter has passed on the policy clock.
+ * Resumed, the check would verify the old chain again and fail (a 421,
+ * a TLSRPT failure) where the server, its intermediate renewed, passes a
+ * full handshake.  Red before: offered (the leaf alone was looked at).
+ */
+static void
+test_chain_expired_not_offered(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL *c;
+
+	(void)state;
+	assert_non_null(t);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k7");
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 1, clock_now() + 1800);
+	SSL_free(c);
+	time_step = 1700;
+	clock_anchor();
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k7");
+	assert_non_null(SSL_get_session(c));
+	SSL_free(c);
+	/* past the chain's end, the leaf still valid */
+	time_step = 1900;
+	clock_anchor();
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k7");
+	if (SSL_get_session(c) != NULL)
+		fail_msg("a session whose proof's chain expired on the policy "
 		    "clock was offered");
 	SSL_free(c);
 	time_step = 0;
@@ -201,13 +243,13 @@ test_unproven_forgets(void **state)
 	c = tls_client_new(t);
 	tls_client_resume(t, c, "k3");
 	assert_int_equal(handshake(c), 0);
-	tls_client_done(t, c, 1);
+	tls_client_done(t, c, 1, 0);
 	SSL_free(c);
 	/* offered, and the connection broke before the server answered */
 	c = tls_client_new(t);
 	tls_client_resume(t, c, "k3");
 	assert_non_null(SSL_get_session(c));
-	tls_client_done(t, c, 0);
+	tls_client_done(t, c, 0, 0);
 	SSL_free(c);
 	c = tls_client_new(t);
 	tls_client_resume(t, c, "k3");
@@ -234,7 +276,7 @@ test_straddling_reload_not_cached(void **state)
 	tls_client_resume(t1, c, "k2");
 	assert_int_equal(handshake(c), 0);
 	/* the reload: the session's environment now points at t2 */
-	tls_client_done(t2, c, 1);
+	tls_client_done(t2, c, 1, 0);
 	SSL_free(c);
 	c2 = tls_client_new(t2);
 	tls_client_resume(t2, c2, "k2");
@@ -301,7 +343,7 @@ keys_growth(struct tls_ctx *t, int n)
 		c = tls_client_new(t);
 		tls_client_resume(t, c, key);
 		assert_int_equal(handshake(c), 0);
-		tls_client_done(t, c, 1);
+		tls_client_done(t, c, 1, 0);
 		SSL_free(c);
 	}
 	m1 = mallinfo2();
@@ -461,6 +503,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_proven_kept),
 		cmocka_unit_test(test_expired_peer_not_offered),
+		cmocka_unit_test(test_chain_expired_not_offered),
 		cmocka_unit_test(test_straddling_reload_not_cached),
 		cmocka_unit_test(test_unproven_forgets),
 		cmocka_unit_test(test_no_renegotiation),
