@@ -60,6 +60,8 @@ enum {
 	SILENT_NONE,
 	SILENT_PLAIN,	/* opportunistic TLS failed: cleartext retry */
 	SILENT_FRESH,	/* a reused leg does not fit: a connection of our own */
+	SILENT_UNCAPPED, /* a monitored ceiling failed the handshake: TLS
+			 * again without it (uncapped_retry()) */
 };
 
 struct leg {
@@ -87,6 +89,9 @@ struct leg {
 						 * connection ("" unknown) */
 	int			 silent;	/* SILENT_*: this connection is
 						 * the leg's own business */
+	int			 uncapped;	/* this connection's handshake
+						 * goes without the monitored
+						 * protocols= ceiling */
 	int			 settled;	/* TLS question decided */
 	int			 skipped;	/* cleartext without asking for
 						 * STARTTLS (a verdict of level
@@ -815,6 +820,10 @@ start_handshake(struct leg *l)
 	if ((ssl = tls_client_new(*l->env.tls)) == NULL ||
 	    policy_tls_prepare(l->v, ssl) == -1)
 		goto fail;
+	/* back to the client context's own highest version */
+	if (l->uncapped && !SSL_set_max_proto_version(ssl,
+	    SSL_CTX_get_max_proto_version(SSL_get_SSL_CTX(ssl))))
+		goto fail;
 	if (resume_key(l, key, sizeof(key)) == 0)
 		tls_client_resume(*l->env.tls, ssl, key);
 	if (io_start_tls(l->io, ssl, 0) == -1)
@@ -843,6 +852,54 @@ plain_retry(struct leg *l, const char *why)
 		/* as for the first connection and a reused leg's
 		 * reconnect: no descriptor or memory is this host's trouble
 		 * (421 4.3.0), anything else the network's (4.4.1) */
+		int err = errno;
+
+		leg_fail(l, leg_errno_local(err) ? LEG_E_INTERNAL :
+		    LEG_E_CONNECT, "cannot reconnect to %s: %s", l->dst_str,
+		    strerror(err));
+	}
+}
+
+/*
+ * Did a monitored verdict's protocols= ceiling (the enforce view's,
+ * policy_tls_prepare()) fail this handshake?  Only while the SSL is held
+ * below the client context's own highest version.  Under monitoring the
+ * mail goes as may would send it: the handshake failed on a demand only
+ * enforce mode would make (a server that speaks TLS 1.3 only, a
+ * `protocols=<=TLSv1.2` line), and may's cleartext retry then sent the
+ * mail in the clear where the server offered TLS, below what it would
+ * get without mxguard.
+ */
+static int
+monitored_cap_failed(const struct leg *l, SSL *ssl)
+{
+	int cap;
+
+	if (ssl == NULL || l->uncapped || !l->v->monitor ||
+	    l->v->would_level <= TLS_LEVEL_MAY ||
+	    (cap = (int)SSL_get_max_proto_version(ssl)) == 0)
+		return 0;
+	return SSL_CTX_get_max_proto_version(SSL_get_SSL_CTX(ssl)) == 0 ||
+	    cap < SSL_CTX_get_max_proto_version(SSL_get_SSL_CTX(ssl));
+}
+
+/* A new connection whose handshake goes without the monitored ceiling
+ * (monitored_cap_failed()); its check judges the version then
+ * (protocols_outside(): enforce mode's would-defer).  If it fails too,
+ * the cleartext retry follows. */
+static void
+uncapped_retry(struct leg *l, const char *why)
+{
+	char q[300];
+
+	log_info("sid=%s event=tls-fallback dst=%s domain=%s error=%s "
+	    "action=tls-retry-uncapped note=\"the monitored protocols= "
+	    "ceiling is judged after the handshake\"", l->tag, l->dst_str,
+	    l->v->domain, log_q(q, sizeof(q), why));
+	l->silent = SILENT_UNCAPPED;
+	l->uncapped = 1;
+	memset(&l->caps, 0, sizeof(l->caps));
+	if (leg_connect(l) == -1) {
 		int err = errno;
 
 		leg_fail(l, leg_errno_local(err) ? LEG_E_INTERNAL :
@@ -928,6 +985,7 @@ leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
 	}
 	l->settled = l->reused = 0;
 	l->uses = 0;
+	l->uncapped = 0;
 	l->clear_why[0] = '\0';
 	memset(&l->proof, 0, sizeof(l->proof));
 	memset(&l->caps, 0, sizeof(l->caps));
@@ -1196,6 +1254,10 @@ tls_broken(struct leg *l, const char *why, int timeout)
 
 	log_info("sid=%s event=tls-failed dst=%s error=%s", l->tag,
 	    l->dst_str, log_q(q, sizeof(q), why));
+	if (l->v->level <= TLS_LEVEL_MAY && monitored_cap_failed(l, ssl)) {
+		uncapped_retry(l, why);
+		return;
+	}
 	if (l->v->level <= TLS_LEVEL_MAY) {
 		plain_retry(l, why);
 		return;
@@ -1223,7 +1285,7 @@ silent_ready(struct leg *l)
 	l->silent = SILENT_NONE;
 	leg_enter(l, LS_OPEN);
 	io_set_timeout(l->io, 0);
-	if (why == SILENT_FRESH) {
+	if (why == SILENT_FRESH || why == SILENT_UNCAPPED) {
 		/* as for the first RCPT of any session */
 		leg_decide_report(l);
 		return;

@@ -142,6 +142,9 @@ static struct {
 	int		 nrecord;
 	int		 ndone_unproven;	/* tls_client_done(.., 0) */
 	int64_t		 done_not_after;	/* the last proven one's */
+	int		 prepare_max;		/* policy_tls_prepare() sets
+						 * it as a protocols= ceiling
+						 * (0: none) */
 	int		 rec_offered, rec_ok;
 	int		 nreports;		/* policy_report_attempt() */
 	char		 report_domain[256], report_result[64];
@@ -390,6 +393,9 @@ int
 __wrap_policy_tls_prepare(const struct policy_verdict *v, SSL *ssl)
 {
 	g.ntls_prepare++;
+	if (g.prepare_max != 0 &&
+	    !SSL_set_max_proto_version(ssl, g.prepare_max))
+		return -1;
 	return 0;
 }
 
@@ -6243,6 +6249,59 @@ test_tls13_refused_after_handshake_encrypt(void **state)
 	expect_policy_421(reply, "validation-failure");
 }
 
+/*
+ * A monitored recipient whose policy (enforce view) has a protocols=
+ * ceiling of TLS 1.2, and a server that speaks TLS 1.3 only: the capped
+ * handshake fails, and the leg tries TLS again without the ceiling before
+ * any cleartext (the version is judged after the handshake, enforce
+ * mode's would-defer).  Red before: may's cleartext retry, the mail in
+ * the clear where the server offered TLS.
+ */
+static void
+test_monitored_ceiling_tls_retry(void **state)
+{
+	struct vspec *vs;
+	char line[2048];
+
+	vs = vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vs->monitor = 1;
+	g.prepare_max = TLS1_2_VERSION;
+	log_start();
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	assert_int_equal(SSL_set_min_proto_version(g.sssl, TLS1_3_VERSION),
+	    1);
+	WAIT(g.seof);			/* no common version, alert sent */
+	assert_false(g.hs_done);
+	srv_close();
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	EXPECT_SRV("STARTTLS");		/* not MAIL in the clear */
+	srv_starttls("");
+	assert_int_equal(SSL_set_min_proto_version(g.sssl, TLS1_3_VERSION),
+	    1);
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 over tls ok\r\n");
+	EXPECT_CL("250 2.1.5 over tls ok\r\n");
+	assert_int_equal(g.ntls_prepare, 2);
+	finish();
+	g.prepare_max = 0;
+	log_find("event=tls-fallback ", line, sizeof(line));
+	if (strstr(line, " action=tls-retry-uncapped ") == NULL)
+		fail_msg("no uncapped retry logged: \"%s\"", line);
+}
+
 /* The cleartext retry after an opportunistic handshake failed, up to
  * the MAIL and RCPT replayed on the new connection. */
 static void
@@ -8792,6 +8851,7 @@ main(void)
 		T(test_report_once_per_domain),
 		T(test_reload_raises_tls_min_version),
 		T(test_reload_raises_tls_min_version_monitored),
+		T(test_monitored_ceiling_tls_retry),
 		T(test_reload_drops_leg_cipher),
 		T(test_reload_raises_seclevel),
 		T(test_starttls_injection),
