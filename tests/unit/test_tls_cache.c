@@ -144,6 +144,45 @@ test_proven_kept(void **state)
 }
 
 /*
+ * A session cached under key from a proven handshake whose proof stands
+ * until not_after (0: no end): still offered at valid_at seconds on the
+ * policy clock, and no longer at gone_at.  what: for the failure.
+ */
+static void
+offered_until(const char *key, int64_t not_after, int64_t valid_at,
+    int64_t gone_at, const char *what)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL *c;
+
+	assert_non_null(t);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, key);
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 1, not_after);
+	SSL_free(c);
+	time_step = valid_at;
+	clock_anchor();
+	c = tls_client_new(t);
+	tls_client_resume(t, c, key);
+	assert_non_null(SSL_get_session(c));
+	SSL_free(c);
+	/* (the session itself is not timed out) */
+	time_step = gone_at;
+	clock_anchor();
+	c = tls_client_new(t);
+	tls_client_resume(t, c, key);
+	if (SSL_get_session(c) != NULL)
+		fail_msg("a session whose %s expired on the policy clock was "
+		    "offered", what);
+	SSL_free(c);
+	time_step = 0;
+	clock_anchor();
+	tls_ctx_free(t);
+}
+
+/*
  * The server's certificate (valid for an hour) has expired on the policy
  * clock since its session was cached: not offered, a full handshake
  * instead.  Resumed, the check would judge the old certificate again and
@@ -153,36 +192,9 @@ test_proven_kept(void **state)
 static void
 test_expired_peer_not_offered(void **state)
 {
-	char err[256];
-	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
-	SSL *c;
-
 	(void)state;
-	assert_non_null(t);
-	c = tls_client_new(t);
-	tls_client_resume(t, c, "k6");
-	assert_int_equal(handshake(c), 0);
-	tls_client_done(t, c, 1, 0);
-	SSL_free(c);
-	/* 50 minutes on: still valid, offered */
-	time_step = 3000;
-	clock_anchor();
-	c = tls_client_new(t);
-	tls_client_resume(t, c, "k6");
-	assert_non_null(SSL_get_session(c));
-	SSL_free(c);
-	/* past its notAfter (the session itself is not timed out) */
-	time_step = 3700;
-	clock_anchor();
-	c = tls_client_new(t);
-	tls_client_resume(t, c, "k6");
-	if (SSL_get_session(c) != NULL)
-		fail_msg("a session whose certificate expired on the policy "
-		    "clock was offered");
-	SSL_free(c);
-	time_step = 0;
-	clock_anchor();
-	tls_ctx_free(t);
+	/* 50 minutes on: still valid; past its notAfter: not offered */
+	offered_until("k6", 0, 3000, 3700, "certificate");
 }
 
 /*
@@ -196,35 +208,8 @@ test_expired_peer_not_offered(void **state)
 static void
 test_chain_expired_not_offered(void **state)
 {
-	char err[256];
-	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
-	SSL *c;
-
 	(void)state;
-	assert_non_null(t);
-	c = tls_client_new(t);
-	tls_client_resume(t, c, "k7");
-	assert_int_equal(handshake(c), 0);
-	tls_client_done(t, c, 1, clock_now() + 1800);
-	SSL_free(c);
-	time_step = 1700;
-	clock_anchor();
-	c = tls_client_new(t);
-	tls_client_resume(t, c, "k7");
-	assert_non_null(SSL_get_session(c));
-	SSL_free(c);
-	/* past the chain's end, the leaf still valid */
-	time_step = 1900;
-	clock_anchor();
-	c = tls_client_new(t);
-	tls_client_resume(t, c, "k7");
-	if (SSL_get_session(c) != NULL)
-		fail_msg("a session whose proof's chain expired on the policy "
-		    "clock was offered");
-	SSL_free(c);
-	time_step = 0;
-	clock_anchor();
-	tls_ctx_free(t);
+	offered_until("k7", clock_now() + 1800, 1700, 1900, "proof's chain");
 }
 
 /* A handshake that was not proven (it broke, or its check failed) after
