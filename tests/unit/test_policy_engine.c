@@ -21,9 +21,11 @@
  * address; a cached policy outliving a step of the wall clock forward;
  * an expired cached policy fetched again under its id when the TXT lookup
  * fails or finds no record (http_get() mocked for those policy hosts:
- * struct mock_http), never for a domain with nothing cached.
+ * struct mock_http), never for a domain with nothing cached; each
+ * allocation of a lookup failing in turn never giving a verdict below the
+ * domain's policy.
  */
-// WRAP: mdb_get time http_get http_cancel
+// WRAP: mdb_get time http_get http_cancel malloc calloc realloc strdup strndup
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +60,64 @@
 #include "dnsmsg.h"
 #include "mdbfail.h"	/* store reads fail while set: test_store_read_error */
 #include "tests/unit/timestep.h"
+
+/*
+ * Allocations that fail on demand (test_oom_never_below_policy): while
+ * oom_at is not -1, the allocation numbered oom_at (counted from 0 by
+ * oom_n) made by mxguard's code fails, once, as out of memory would;
+ * the libraries' own (OpenSSL, c-ares, LMDB) are not wrapped.
+ */
+static long oom_at = -1, oom_n;
+
+static int
+oom_now(void)
+{
+	if (oom_at < 0 || oom_n++ != oom_at)
+		return 0;
+	errno = ENOMEM;
+	return 1;
+}
+
+void *__real_malloc(size_t);
+void *__wrap_malloc(size_t);
+void *__real_calloc(size_t, size_t);
+void *__wrap_calloc(size_t, size_t);
+void *__real_realloc(void *, size_t);
+void *__wrap_realloc(void *, size_t);
+char *__real_strdup(const char *);
+char *__wrap_strdup(const char *);
+char *__real_strndup(const char *, size_t);
+char *__wrap_strndup(const char *, size_t);
+
+void *
+__wrap_malloc(size_t n)
+{
+	return oom_now() ? NULL : __real_malloc(n);
+}
+
+void *
+__wrap_calloc(size_t n, size_t sz)
+{
+	return oom_now() ? NULL : __real_calloc(n, sz);
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	return oom_now() ? NULL : __real_realloc(p, n);
+}
+
+char *
+__wrap_strdup(const char *s)
+{
+	return oom_now() ? NULL : __real_strdup(s);
+}
+
+char *
+__wrap_strndup(const char *s, size_t n)
+{
+	return oom_now() ? NULL : __real_strndup(s, n);
+}
 
 /* a 247-octet domain: _mta-sts.D and mta-sts.D are longer than 253 */
 static char longdom[256];
@@ -3576,6 +3636,100 @@ test_clock_step_keeps_cached_policy(void **state)
 	policy_free(p);
 }
 
+/*
+ * Out of memory anywhere in a lookup: each allocation the engine makes
+ * for it fails in turn (one per round, a fresh engine each), and the
+ * verdict is never below what the domain's policy demands: a deferral
+ * at worst (or policy_lookup() refusing, which the session answers with
+ * 4xx), never "no policy" or cleartext.  enf.test's cached enforce
+ * policy (192.0.2.66 is an MX the policy does not name: only a deferral
+ * is right; 192.0.2.1 is named: verify), a server of the TLS history
+ * (encrypt), a DANE domain (dane).
+ */
+struct oom_case {
+	const char	*domain, *ip;
+	enum tls_level	 want;		/* or TLS_LEVEL_DEFER */
+	int		 dane;		/* the resolver validates */
+};
+
+static void
+oom_sweep(const struct oom_case *c)
+{
+	struct sockaddr_in sin;
+	struct ev_timer *guard;
+	struct policy *p;
+	long at, made;
+
+	for (at = 0; ; at++) {
+		p = mkpolicy(NULL, 1);
+		policy_set_resolver_validating(p, c->dane);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons(25);
+		inet_pton(AF_INET, c->ip, &sin.sin_addr);
+		guard = ev_timer_new(loop, (ev_timer_cb *)ev_loop_stop, loop);
+		got_v = NULL;
+		oom_n = 0;
+		oom_at = at;
+		if (policy_lookup(p, c->domain, (struct sockaddr *)&sin,
+		    sizeof(sin), "t1", got, NULL) != NULL) {
+			ev_timer_arm(guard, 10000);
+			ev_loop_run(loop);
+			if (got_v == NULL)
+				fail_msg("%s [%s], allocation %ld failing: no "
+				    "verdict", c->domain, c->ip, at);
+		}
+		made = oom_n;
+		oom_at = -1;
+		ev_timer_free(guard);
+		if (got_v != NULL && got_v->level != c->want &&
+		    got_v->level != TLS_LEVEL_DEFER)
+			fail_msg("%s [%s], allocation %ld of %ld failing: "
+			    "level %d (source %s, reason %s: %s), want %d "
+			    "or a deferral", c->domain, c->ip, at, made,
+			    got_v->level, got_v->source ? got_v->source : "-",
+			    got_v->reason ? got_v->reason : "-",
+			    got_v->detail, c->want);
+		if (got_v != NULL)
+			policy_verdict_free(got_v);
+		policy_free(p);
+		if (made <= at)
+			break;		/* every allocation has failed once */
+	}
+	print_message("%s [%s]: %ld allocations, each failed once\n",
+	    c->domain, c->ip, at);
+}
+
+static void
+test_oom_never_below_policy(void **state)
+{
+	static const struct oom_case cases[] = {
+		{ "enf.test", "192.0.2.66", TLS_LEVEL_DEFER, 0 },
+		{ "enf.test", "192.0.2.1", TLS_LEVEL_VERIFY, 0 },
+		{ "tst.test", "192.0.2.2", TLS_LEVEL_ENCRYPT, 0 },
+		{ "usab.signed.test", "192.0.2.41", TLS_LEVEL_DANE, 1 },
+	};
+	char err[256];
+	struct history *h = history_open(statedir, err, sizeof(err));
+	struct sockaddr_in sin;
+	size_t i;
+
+	assert_non_null(h);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.2", &sin.sin_addr);
+	history_note(h, 30 * 86400, (struct sockaddr *)&sin, "mx.tst.test",
+	    1, 1);
+	history_close(h);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		oom_sweep(&cases[i]);
+	h = history_open(statedir, err, sizeof(err));
+	assert_non_null(h);
+	history_del(h, "mx.tst.test", (struct sockaddr *)&sin);
+	history_del(h, "", (struct sockaddr *)&sin);
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -3654,6 +3808,7 @@ main(void)
 		cmocka_unit_test(test_txt_cut_refresh),
 		cmocka_unit_test(test_txt_cut_one),
 		cmocka_unit_test(test_mx_hosts_unkept),
+		cmocka_unit_test(test_oom_never_below_policy),
 	};
 
 	(void)pol;

@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup malloc calloc realloc
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -174,12 +174,57 @@ __wrap_policy_verdict_dup(const struct policy_verdict *v)
 	return __real_policy_verdict_dup(v);
 }
 
+/*
+ * Allocations that fail on demand (test_oom_*): while oom_at is not -1,
+ * the allocation numbered oom_at (counted from 0 in oom_n) made by
+ * mxguard's code fails, once; the mocked engine's own (oom_pause) and
+ * the libraries' (OpenSSL, cmocka: not wrapped) never do.
+ */
+static long oom_at = -1, oom_n;
+static int oom_pause;
+
+static int
+oom_now(void)
+{
+	if (oom_at < 0 || oom_pause || oom_n++ != oom_at)
+		return 0;
+	errno = ENOMEM;
+	return 1;
+}
+
+void *__real_malloc(size_t);
+void *__wrap_malloc(size_t);
+void *__real_calloc(size_t, size_t);
+void *__wrap_calloc(size_t, size_t);
+void *__real_realloc(void *, size_t);
+void *__wrap_realloc(void *, size_t);
+
+void *
+__wrap_malloc(size_t n)
+{
+	return oom_now() ? NULL : __real_malloc(n);
+}
+
+void *
+__wrap_calloc(size_t n, size_t sz)
+{
+	return oom_now() ? NULL : __real_calloc(n, sz);
+}
+
+void *
+__wrap_realloc(void *p, size_t n)
+{
+	return oom_now() ? NULL : __real_realloc(p, n);
+}
+
 char *__real_strdup(const char *);
 char *__wrap_strdup(const char *);
 
 char *
 __wrap_strdup(const char *str)
 {
+	if (oom_now())
+		return NULL;
 	if (g.strdup_fail != NULL && strcmp(str, g.strdup_fail) == 0) {
 		g.strdup_fail = NULL;
 		errno = ENOMEM;
@@ -289,6 +334,7 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 		g.lookup_len[g.nlookups] = strlen(domain);
 	}
 	g.nlookups++;
+	oom_pause++;		/* the mock's own allocations */
 	r = calloc(1, sizeof(*r));
 	v = calloc(1, sizeof(*v));
 	assert_non_null(r);
@@ -345,6 +391,7 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 	r->v = v;
 	live_set(NULL, v);
 	r->t = ev_timer_new(g.loop, req_fire, r);
+	oom_pause--;
 	assert_non_null(r->t);
 	if (!hold)
 		ev_timer_arm(r->t, delay);
@@ -8735,6 +8782,246 @@ test_halfclose_held_back_no_quit(void **state)
 	expect_quit_after_final_reply();
 }
 
+/* ---- out of memory ----------------------------------------------------- */
+
+/*
+ * A session driven to its end whatever happens: a client that sends one
+ * command at a time and stops at the first reply it does not like, and an
+ * upstream that answers everything (STARTTLS when offered), on every
+ * connection the session makes.  Nothing here asserts along the way: with
+ * an allocation failing anywhere, any turn is allowed except those the
+ * sweep's checks refuse.
+ */
+struct oom_run {
+	const char	*caps;		/* the upstream's EHLO reply */
+	int		 conn;		/* connections greeted */
+	int		 in_data;
+	int		 mail, mail_clear;	/* MAIL seen upstream (in
+						 * cleartext) */
+	int		 dots;		/* messages the upstream took */
+	int		 rcpt_ok;	/* the client's RCPT got 2xx */
+	int		 final_ok;	/* the client's dot got 250 */
+	int		 replies;	/* replies the client got */
+};
+
+static void
+oom_srv_send(const char *t)
+{
+	if (g.sfd == -1 || g.seof)
+		return;
+	if (g.sssl != NULL) {
+		if (g.hs_done)
+			(void)SSL_write(g.sssl, t, (int)strlen(t));
+		return;
+	}
+	(void)!send(g.sfd, t, strlen(t), MSG_NOSIGNAL);
+}
+
+static void
+oom_srv(struct oom_run *o)
+{
+	const char *l;
+
+	if (g.sfd != -1 && g.naccepted != o->conn) {
+		o->conn = g.naccepted;
+		o->in_data = 0;
+		oom_srv_send(GREETING);
+	}
+	while (g.sfd != -1 && memchr(g.sbuf, '\n', g.slen) != NULL) {
+		char *lf = memchr(g.sbuf, '\n', g.slen);
+		size_t n = (size_t)(lf - g.sbuf) + 1;
+		static char line[BUFSZ];
+
+		memcpy(line, g.sbuf, n);
+		line[n] = '\0';
+		line[strcspn(line, "\r\n")] = '\0';
+		memmove(g.sbuf, g.sbuf + n, g.slen - n);
+		g.slen -= n;
+		l = line;
+		if (o->in_data) {
+			if (strcmp(l, ".") == 0) {
+				o->in_data = 0;
+				o->dots++;
+				oom_srv_send("250 2.0.0 queued\r\n");
+			}
+			continue;
+		}
+		if (strncasecmp(l, "EHLO", 4) == 0)
+			oom_srv_send(g.sssl != NULL ? CAPS_PLAIN : o->caps);
+		else if (strcasecmp(l, "STARTTLS") == 0 && g.sssl == NULL) {
+			oom_srv_send("220 2.0.0 go ahead\r\n");
+			g.sssl = SSL_new(g.srv_ctx);
+			assert_non_null(g.sssl);
+			assert_int_equal(SSL_set_fd(g.sssl, g.sfd), 1);
+			g.hs_done = 0;
+		} else if (strncasecmp(l, "MAIL", 4) == 0) {
+			o->mail++;
+			o->mail_clear += g.sssl == NULL;
+			oom_srv_send("250 2.1.0 ok\r\n");
+		} else if (strncasecmp(l, "RCPT", 4) == 0)
+			oom_srv_send("250 2.1.5 ok\r\n");
+		else if (strcasecmp(l, "DATA") == 0) {
+			o->in_data = 1;
+			oom_srv_send("354 go ahead\r\n");
+		} else if (strcasecmp(l, "QUIT") == 0)
+			oom_srv_send("221 2.0.0 bye\r\n");
+		else
+			oom_srv_send("250 2.0.0 ok\r\n");
+	}
+	if (g.sfd != -1 && g.seof)
+		srv_close();	/* the next connection may come */
+}
+
+/* The client's next reply (its code), 0 at the end or after WAIT_MS. */
+static int
+oom_reply(struct oom_run *o)
+{
+	uint64_t end = now_ms() + WAIT_MS;
+	const char *r;
+
+	pump();
+	oom_srv(o);
+	while (cl_reply_len() == 0) {
+		if (g.ceof || now_ms() > end)
+			return 0;
+		step();
+		oom_srv(o);
+	}
+	r = cl_pop_reply_();
+	o->replies++;
+	return atoi(r);
+}
+
+static int
+oom_cmd(struct oom_run *o, const char *cmd)
+{
+	if (g.ceof || send(g.cfd, cmd, strlen(cmd), MSG_NOSIGNAL) !=
+	    (ssize_t)strlen(cmd))
+		return 0;
+	return oom_reply(o);
+}
+
+static void
+oom_session(struct oom_run *o)
+{
+	struct sockaddr_storage css = client_at("192.0.2.1");
+	int sv[2], code;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	if (session_start(&g.env, sv[0], &css, &g.dst) == -1)
+		return;
+	if (oom_reply(o) != 220 ||
+	    oom_cmd(o, "EHLO client.example\r\n") != 250 ||
+	    oom_cmd(o, "MAIL FROM:<s@sender.example>\r\n") != 250)
+		return;
+	code = oom_cmd(o, "RCPT TO:<x@d.example>\r\n");
+	if (code / 100 == 2)
+		o->rcpt_ok = 1;
+	if (code != 250 || oom_cmd(o, "DATA\r\n") != 354)
+		return;
+	if (oom_cmd(o, "Subject: t\r\n\r\nbody\r\n.\r\n") == 250)
+		o->final_ok = 1;
+	(void)oom_cmd(o, "QUIT\r\n");
+}
+
+/* level for d.example; caps the upstream's; tls_fail the check's result.
+ * protected: the leg cannot prove what the verdict demands, so nothing of
+ * the envelope may go upstream and the client never gets 2xx for its
+ * recipient.  Always: a 250 for the dot only when the upstream took the
+ * message, the session gone once both ends closed, no verdict left. */
+static void
+oom_sweep(enum tls_level level, const char *caps, const char *tls_fail,
+    int protected)
+{
+	struct oom_run o;
+	long at, made;
+	uint64_t end;
+
+	/* at = -1: the same session with nothing failing first, so that
+	 * the counters it registers (stats.c aborts when it cannot) are
+	 * there */
+	for (at = -1; ; at++) {
+		if (at > -1) {
+			teardown(NULL);
+			setup(NULL);
+		}
+		/* the loop's timer heap, which ev.c aborts without */
+		ev_timer_arm(g.stopper, 1000);
+		ev_timer_stop(g.stopper);
+		vspec_add("d.example", level, 0, NULL, NULL);
+		g.tls_fail_reason = tls_fail;
+		memset(&o, 0, sizeof(o));
+		o.caps = caps;
+		oom_n = 0;
+		oom_at = at;
+		oom_session(&o);
+		made = oom_n;
+		/* the client and the upstream go; the session must too */
+		if (g.cfd != -1)
+			close(g.cfd);
+		g.cfd = -1;
+		end = now_ms() + 3000;
+		while (g.env.nsessions > 0 && now_ms() < end) {
+			step();
+			oom_srv(&o);
+			if (g.sfd != -1 && now_ms() + 2000 > end)
+				srv_close();
+		}
+		oom_at = -1;
+		if (protected && (o.mail > 0 || o.rcpt_ok))
+			fail_msg("allocation %ld of %ld failing: level %d, the "
+			    "leg unproven, yet MAIL went upstream %d times "
+			    "(%d in cleartext), RCPT got 2xx: %d", at, made,
+			    level, o.mail, o.mail_clear, o.rcpt_ok);
+		if (o.final_ok && o.dots == 0)
+			fail_msg("allocation %ld of %ld failing: the client "
+			    "got 250 for a message the upstream never took",
+			    at, made);
+		if (g.env.nsessions != 0)
+			fail_msg("allocation %ld of %ld failing: the session "
+			    "is still there 3 s after both ends closed", at,
+			    made);
+		if (live_verdicts() != 0 || g.npending != 0)
+			fail_msg("allocation %ld of %ld failing: %d verdicts "
+			    "and %d lookups left", at, made, live_verdicts(),
+			    g.npending);
+		if (at >= 0 && made <= at)
+			break;		/* every allocation failed once */
+	}
+	print_message("level %d: %ld allocations, each failed once\n", level,
+	    at);
+}
+
+/* verify, the certificate check failing */
+static void
+test_oom_verify_check_fails(void **state)
+{
+	oom_sweep(TLS_LEVEL_VERIFY, CAPS_TLS, "certificate-not-trusted", 1);
+}
+
+/* encrypt, STARTTLS not offered */
+static void
+test_oom_encrypt_no_starttls(void **state)
+{
+	oom_sweep(TLS_LEVEL_ENCRYPT, CAPS_PLAIN, NULL, 1);
+}
+
+/* verify, everything right: the message goes, or a 4xx */
+static void
+test_oom_verify_delivers(void **state)
+{
+	oom_sweep(TLS_LEVEL_VERIFY, CAPS_TLS, NULL, 0);
+}
+
+/* may, cleartext */
+static void
+test_oom_may_cleartext(void **state)
+{
+	oom_sweep(TLS_LEVEL_MAY, CAPS_PLAIN, NULL, 0);
+}
+
 int
 main(void)
 {
@@ -8988,6 +9275,10 @@ main(void)
 		T(test_halfclose_held_back_no_new_transaction),
 		T(test_halfclose_held_back_final_reply_expired),
 		T(test_halfclose_held_back_no_quit),
+		T(test_oom_verify_check_fails),
+		T(test_oom_encrypt_no_starttls),
+		T(test_oom_verify_delivers),
+		T(test_oom_may_cleartext),
 #undef T
 	};
 
