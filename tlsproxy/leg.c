@@ -389,12 +389,26 @@ fail:
 	return -1;
 }
 
+/*
+ * The last upstream_socket() failed in connect() for want of a local
+ * port: EADDRNOTAVAIL, every port of the ephemeral range taken towards
+ * the destination's address and port (TIME_WAIT sockets of a busy
+ * gateway to one large MX; with IP_BIND_ADDRESS_NO_PORT the port is
+ * chosen there from the client's address too), or EAGAIN, the kernel's
+ * older word for the same.  This host's trouble (leg_errno_local()),
+ * where the same EADDRNOTAVAIL from bind_source() says the client's
+ * address is not this host's (upstream-bind-failed, 4.4.1).  Read right
+ * after the failure, as errno is.
+ */
+static int connect_no_port;
+
 static int
 upstream_socket(struct leg *l)
 {
 	int fd, one = 1, saved;
 	uint32_t mark = cfg(l)->upstream_mark;
 
+	connect_no_port = 0;
 	fd = socket(l->dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd == -1)
@@ -411,8 +425,10 @@ upstream_socket(struct leg *l)
 		l->bound = 1;
 	}
 	if (connect(fd, (struct sockaddr *)&l->dst, dst_len(&l->dst)) == -1 &&
-	    errno != EINPROGRESS)
+	    errno != EINPROGRESS) {
+		connect_no_port = errno == EADDRNOTAVAIL || errno == EAGAIN;
 		goto fail;
+	}
 	return fd;
 fail:
 	saved = errno;
@@ -1011,14 +1027,16 @@ leg_secure(struct leg *l, const struct policy_verdict *v, int fresh,
 
 /*
  * Whether a failure to open an upstream connection (err, its errno) is
- * this host's (no memory, no descriptors), not the network's: the
- * session's 421 says 4.3.0 then, 4.4.1 (no answer from the host) else.
+ * this host's (no memory, no descriptors, no local port: connect_no_port),
+ * not the network's: the session's 421 says 4.3.0 then, 4.4.1 (no answer
+ * from the host) else.
  */
 int
 leg_errno_local(int err)
 {
 	return err == ENOMEM || err == EMFILE || err == ENFILE ||
-	    err == ENOBUFS;
+	    err == ENOBUFS || (connect_no_port && (err == EADDRNOTAVAIL ||
+	    err == EAGAIN));
 }
 
 static const char *

@@ -208,6 +208,9 @@ int		 leg_dot_held(const struct leg *);
  * "starttls-not-offered", "starttls-refused" or "tls-handshake-failed"
  * (the retry on a new connection); "" for a TLS leg or an unsettled one. */
 const char	*leg_cleartext_reason(const struct leg *);
+/* Whether errno err of leg_new() or a reconnect that failed is this
+ * host's trouble (no memory, descriptor or local port): 421 4.3.0, else
+ * 4.4.1.  Right after the failure. */
 int		 leg_errno_local(int);
 unsigned	 leg_uses(const struct leg *);		/* sessions served */
 /* TLSRPT counts a success once per connection and report (key:

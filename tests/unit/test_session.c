@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup malloc calloc realloc
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup malloc calloc realloc connect
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -158,7 +158,23 @@ static struct {
 					 * fails (out of memory) */
 	int		 verdict_dup_fail; /* the next policy_verdict_dup()
 					 * fails (out of memory) */
+	int		 connect_fail;	/* the next connect() fails with
+					 * this errno */
 } g;
+
+int __real_connect(int, const struct sockaddr *, socklen_t);
+int __wrap_connect(int, const struct sockaddr *, socklen_t);
+
+int
+__wrap_connect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	if (g.connect_fail != 0) {
+		errno = g.connect_fail;
+		g.connect_fail = 0;
+		return -1;
+	}
+	return __real_connect(fd, sa, len);
+}
 
 struct policy_verdict *__real_policy_verdict_dup(const struct policy_verdict *);
 struct policy_verdict *__wrap_policy_verdict_dup(const struct policy_verdict *);
@@ -8782,6 +8798,69 @@ test_halfclose_held_back_no_quit(void **state)
 	expect_quit_after_final_reply();
 }
 
+/*
+ * No local port left for the upstream connection: connect() says
+ * EADDRNOTAVAIL when every port of the ephemeral range is taken towards
+ * the MX's address and port (a busy gateway's TIME_WAIT sockets to one
+ * large MX; the port is chosen at connect, IP_BIND_ADDRESS_NO_PORT, also
+ * from the client's address).  This host's trouble, as EMFILE is: 421
+ * 4.3.0, not 4.4.1 (the MX did not answer), first connection and the
+ * cleartext retry alike; a bind to the client's address that fails
+ * (test_upstream_bind_not_local) stays 4.4.1.
+ */
+static void
+test_upstream_connect_no_port(void **state)
+{
+	struct sockaddr_storage css;
+	char r[512], log[16384];
+	int sv[2];
+
+	log_start();
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	css = client_at("127.0.0.1");
+	g.connect_fail = EADDRNOTAVAIL;
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	snprintf(r, sizeof(r), "%s", CL_REPLY());
+	wait_cl_eof();
+	assert_int_equal(g.naccepted, 0);
+	finish();
+	if (strncmp(r, "421 4.3.0 mxguard: cannot connect to ", 37) != 0 ||
+	    strstr(r, strerror(EADDRNOTAVAIL)) == NULL)
+		fail_msg("expected 421 4.3.0 mxguard: cannot connect to ...: "
+		    "%s, got \"%s\"", strerror(EADDRNOTAVAIL), r);
+	log_all(log, sizeof(log));
+	if (strstr(log, " why=\"421 4.3.0 mxguard: cannot connect to ") ==
+	    NULL)
+		fail_msg("close line: %s", log);
+}
+
+/* The same for the cleartext retry after a failed opportunistic
+ * handshake. */
+static void
+test_upstream_retry_no_port(void **state)
+{
+	char r[512];
+
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("STARTTLS");
+	/* the handshake dies: the server closes after its 220 */
+	srv_send("220 2.0.0 go ahead\r\n");
+	g.connect_fail = EADDRNOTAVAIL;
+	srv_close();
+	snprintf(r, sizeof(r), "%s", CL_REPLY());
+	g.connect_fail = 0;
+	if (strncmp(r, "421 4.3.0 mxguard: cannot reconnect to ", 39) != 0 ||
+	    strstr(r, strerror(EADDRNOTAVAIL)) == NULL)
+		fail_msg("expected 421 4.3.0 mxguard: cannot reconnect to "
+		    "...: %s, got \"%s\"", strerror(EADDRNOTAVAIL), r);
+	wait_cl_eof();
+	finish();
+}
+
 /* ---- out of memory ----------------------------------------------------- */
 
 /*
@@ -9169,6 +9248,8 @@ main(void)
 		T(test_upstream_socket_emfile),
 		T(test_upstream_reconnect_emfile),
 		T(test_upstream_retry_emfile),
+		T(test_upstream_connect_no_port),
+		T(test_upstream_retry_no_port),
 		T(test_upstream_bind_reconnect_fails),
 		T(test_upstream_bind_retry_fails),
 		T(test_close_says_why),
