@@ -62,25 +62,29 @@ struct rec {
 	uint32_t	 bl;
 };
 
-/* The body's mode, and in *over (may be NULL) its dropped mx patterns. */
+/*
+ * The body's mode, and in *over (may be NULL) its dropped mx patterns.
+ * The parse goes into a buffer of its own (one thread a process), not
+ * one allocated: a failed allocation read as "does not parse" stored a
+ * live enforce policy as MODE_INVALID (sts_cache_put()), which make_room()
+ * drops first and sts_cache_due() never lists, so a passing shortage of
+ * memory left the policy to the first newcomer in a full cache.
+ */
 static int
 body_mode(const char *body, size_t len, uint32_t *over)
 {
-	struct sts_policy *p;
+	static struct sts_policy p;
 	char perr[128];
 	int mode = MODE_INVALID;
 
 	if (over != NULL)
 		*over = 0;
-	if ((p = malloc(sizeof(*p))) == NULL)
-		return MODE_INVALID;
-	if (sts_policy_parse(body, len, p, perr, sizeof(perr)) == 0) {
-		mode = (int)p->mode;
+	if (sts_policy_parse(body, len, &p, perr, sizeof(perr)) == 0) {
+		mode = (int)p.mode;
 		if (over != NULL)
-			*over = p->mx_over > OVER_MAX ? OVER_MAX :
-			    (uint32_t)p->mx_over;
+			*over = p.mx_over > OVER_MAX ? OVER_MAX :
+			    (uint32_t)p.mx_over;
 	}
-	free(p);
 	return mode;
 }
 
@@ -573,23 +577,25 @@ abort:
 
 /* e's policy as its deciding fields only (sts_policy_format): the
  * length in buf, or -1 (a body that does not parse is never shortened);
- * *over gets the patterns past STS_MAX_MX that the fields cannot hold */
+ * *over gets the patterns past STS_MAX_MX that the fields cannot hold.
+ * A buffer of its own, as body_mode(): a failed allocation refused an
+ * enforce policy as too large, left to a fetch an attacker can block. */
 static int
 compact(const struct sts_cache_entry *e, char *buf, size_t sz,
     uint32_t *over)
 {
-	struct sts_policy *p;
+	static struct sts_policy p;
 	char perr[160];
 	int n = -1;
 
-	if (e->body == NULL || (p = malloc(sizeof(*p))) == NULL)
+	if (e->body == NULL)
 		return -1;
-	if (sts_policy_parse(e->body, e->bodylen, p, perr, sizeof(perr)) == 0) {
-		n = sts_policy_format(p, buf, sz);
-		*over = p->mx_over > OVER_MAX ? OVER_MAX :
-		    (uint32_t)p->mx_over;
+	if (sts_policy_parse(e->body, e->bodylen, &p, perr, sizeof(perr)) ==
+	    0) {
+		n = sts_policy_format(&p, buf, sz);
+		*over = p.mx_over > OVER_MAX ? OVER_MAX :
+		    (uint32_t)p.mx_over;
 	}
-	free(p);
 	return n;
 }
 

@@ -5,7 +5,8 @@
  * recently used mode none, then testing; never a live enforce policy for
  * a newcomer), the per-entry size limit, MDB_MAP_FULL, counters; another
  * worker's newer policy stored between this one's eviction and its put
- * is kept (store_txn_begin wrapped to put it there).
+ * is kept (store_txn_begin wrapped to put it there); a live enforce
+ * policy put while memory ran short keeps its mode (malloc wrapped).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,7 @@
 #include "policy/store.h"
 #include "tests/unit/lmdbraw.h"
 
-// WRAP: store_txn_begin
+// WRAP: store_txn_begin malloc
 
 /* store_txn_begin() as it is, unless armed: then, at the armed-th call,
  * another writer's record goes in first (race_fn), as another worker's
@@ -42,6 +43,22 @@ __wrap_store_txn_begin(MDB_env *env, unsigned int flags, MDB_txn **txn)
 	if (race_at > 0 && --race_at == 0 && race_fn != NULL)
 		race_fn();
 	return __real_store_txn_begin(env, flags, txn);
+}
+
+/* malloc(): the next request of malloc_fail bytes fails (out of memory)
+ * while set (test_mode_nomem_not_invalid) */
+static size_t malloc_fail;
+void *__real_malloc(size_t);
+void *__wrap_malloc(size_t);
+
+void *
+__wrap_malloc(size_t n)
+{
+	if (malloc_fail != 0 && n == malloc_fail) {
+		malloc_fail = 0;
+		return NULL;
+	}
+	return __real_malloc(n);
 }
 
 static char dir[] = "/tmp/mxg-cache-test-XXXXXX";
@@ -436,6 +453,48 @@ test_expired_enforce_last(void **state)
 	sts_cache_close(c);
 }
 
+/*
+ * A put records the policy's mode in the record's header, which eviction
+ * and the refresh list go by.  Reading the mode from the body took an
+ * allocation; when it failed (out of memory for that moment), the live
+ * enforce policy was stored as one whose body does not parse: the first
+ * newcomer in a full cache dropped it as invalid, ahead of every none
+ * and testing policy, and the refresh timer never listed it, so an
+ * attacker whose domains fill the cache, and who then blocks the policy
+ * host, had the domain's mail without its policy.  Red before: the
+ * enforce policy evicted as invalid.
+ */
+static void
+test_mode_nomem_not_invalid(void **state)
+{
+	struct sts_cache *c = fresh("modenomem", 3, 8192, 0);
+	struct sts_cache_due due[4];
+	int64_t inv = ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"invalid\"}");
+
+	(void)state;
+	malloc_fail = sizeof(struct sts_policy);
+	/* fetched 80000 s into a max_age of 86400: due for refresh */
+	assert_int_equal(put(c, "enf.example", ENF, 80000, 86400, 10), 0);
+	malloc_fail = 0;
+	assert_int_equal(has(c, "enf.example"), 1);
+	/* listed for refresh, as any enforce policy near its end */
+	if (sts_cache_due(c, (int64_t)time(NULL), 25, due, 4) != 1)
+		fail_msg("enf.example is not listed for refresh");
+	assert_string_equal(due[0].domain, "enf.example");
+	assert_int_equal(put(c, "n1.example", NON, 100, 86400, 100), 0);
+	assert_int_equal(put(c, "t1.example", TST, 100, 86400, 50), 0);
+	/* the cache is full: a newcomer evicts the none policy */
+	assert_int_equal(put(c, "new1.example", ENF, 0, 86400, 0), 0);
+	if (has(c, "enf.example") != 1)
+		fail_msg("a newcomer evicted the live enforce policy (as "
+		    "invalid: %lld) before the none policy (n1.example: %d)",
+		    (long long)(ctr("mxguard_sts_cache_evictions_total"
+		    "{reason=\"invalid\"}") - inv), has(c, "n1.example"));
+	assert_int_equal(has(c, "n1.example"), 0);
+	sts_cache_close(c);
+}
+
 /* Least recently used first among the non-enforce policies; a lookup
  * that uses a policy (sts_cache_touch) makes it recent. */
 static void
@@ -807,6 +866,7 @@ main(void)
 		cmocka_unit_test(test_undecodable_record),
 		cmocka_unit_test(test_eviction_order),
 		cmocka_unit_test(test_expired_enforce_last),
+		cmocka_unit_test(test_mode_nomem_not_invalid),
 		cmocka_unit_test(test_lru_touch),
 		cmocka_unit_test(test_entry_too_large),
 		cmocka_unit_test(test_entry_too_large_mx_over),
