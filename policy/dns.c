@@ -234,21 +234,25 @@ answer_new(int nrr)
 	return a;
 }
 
-/* A TXT record's strings joined, NUL-terminated (malloc'd); NULL out of
- * memory or when a string runs past the rdata. */
+/* A TXT record's strings joined, NUL-terminated (malloc'd); NULL with
+ * errno ENOMEM out of memory, EBADMSG when a string runs past the
+ * rdata. */
 static char *
 txt_join(const unsigned char *p, size_t rdlen, size_t *len)
 {
 	size_t i = 0, o = 0;
 	char *t;
 
-	if ((t = malloc(rdlen + 1)) == NULL)
+	if ((t = malloc(rdlen + 1)) == NULL) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	while (i < rdlen) {
 		size_t l = p[i++];
 
 		if (i + l > rdlen) {
 			free(t);
+			errno = EBADMSG;
 			return NULL;
 		}
 		memcpy(t + o, p + i, l);
@@ -322,6 +326,7 @@ dns_txt_all_free(struct dns_txt_all *w)
 	memset(w, 0, sizeof(*w));
 }
 
+/* 0, or -1 for rdata that is not what its type says, -2 out of memory. */
 static int
 parse_rdata(struct dns_answer *a, struct dns_rr *rr, int rdoff)
 {
@@ -357,7 +362,7 @@ parse_rdata(struct dns_answer *a, struct dns_rr *rr, int rdoff)
 	case DNS_T_TXT:
 		if ((rr->u.txt.text = txt_join(p, rr->rdlen,
 		    &rr->u.txt.len)) == NULL)
-			return -1;
+			return errno == ENOMEM ? -2 : -1;
 		break;
 	case DNS_T_TLSA:
 		/* no room for usage, selector and matching type: a record
@@ -412,7 +417,7 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 {
 	struct dns_answer *a = NULL;
 	struct rawrr *rrs = NULL;
-	int off, i, qd, an, ns, nrrs = 0, nmatch = 0, hops, keep, cut;
+	int off, i, qd, an, ns, nrrs = 0, nmatch = 0, hops, keep, cut, prc;
 	char cur[256], tmp[256];
 	uint32_t minttl = TTL_MAX, negttl = NEG_TTL_DEF;
 	int have_soa = 0;
@@ -528,9 +533,13 @@ dns_parse(const unsigned char *buf, int len, const char *qname, int qtype)
 		rr->rdata = a->raw + rrs[i].rdoff;
 		rr->rdlen = rrs[i].rdlen;
 		a->nrr++;
-		if (parse_rdata(a, rr, rrs[i].rdoff) == -1) {
+		if ((prc = parse_rdata(a, rr, rrs[i].rdoff)) != 0) {
 			a->nrr--;
 			memset(rr, 0, sizeof(*rr));
+			/* no memory to read a record says nothing of the
+			 * server's answer (ares_done(): DNS_LOCAL) */
+			if (prc == -2)
+				goto oom;
 			goto malformed_a;
 		}
 		if (rr->ttl < minttl)
@@ -812,9 +821,19 @@ ares_done(void *arg, int status, int timeouts, unsigned char *abuf,
 			*pp = p->next;
 			break;
 		}
-	if (status == ARES_SUCCESS && abuf != NULL)
-		a = dns_parse(abuf, alen, p->name, p->type);
-	else if (status == ARES_ETIMEOUT && timeouts < d->tries &&
+	if (status == ARES_SUCCESS && abuf != NULL) {
+		/* NULL: no memory to read the server's answer.  This host's
+		 * trouble, counted as such (dns_local_failures()), not the
+		 * server's DNS_ERROR: the engine defers a lookup that could
+		 * not learn the domain's _mta-sts record for want of its own
+		 * resources, where a failed lookup with nothing cached is no
+		 * policy (docs/policy.md) */
+		if ((a = dns_parse(abuf, alen, p->name, p->type)) == NULL) {
+			d->nlocal++;
+			d->local_errno = ENOMEM;
+			fail = DNS_LOCAL;
+		}
+	} else if (status == ARES_ETIMEOUT && timeouts < d->tries &&
 	    d->nlocal != p->nlocal0)
 		/* a try that did not time out, while this host could not
 		 * open or send on a socket: the resend after a timeout that

@@ -3644,12 +3644,20 @@ test_clock_step_keeps_cached_policy(void **state)
  * 4xx), never "no policy" or cleartext.  enf.test's cached enforce
  * policy (192.0.2.66 is an MX the policy does not name: only a deferral
  * is right; 192.0.2.1 is named: verify), a server of the TLS history
- * (encrypt), a DANE domain (dane).
+ * (encrypt), a DANE domain (dane), and first contact with nidnc.test,
+ * whose TXT record is read and policy fetched (verify).  Red before for
+ * that one: an answer dns.c had no memory to read (its record table, a
+ * TXT record's text) was the server's error, a failed TXT lookup with
+ * nothing cached, no policy; now it is this host's (DNS_LOCAL), which
+ * defers.
  */
 struct oom_case {
 	const char	*domain, *ip;
 	enum tls_level	 want;		/* or TLS_LEVEL_DEFER */
 	int		 dane;		/* the resolver validates */
+	const char	*fetch;		/* the policy host serves this (the
+					 * mock), nothing cached: what the
+					 * round's fetch stored is dropped */
 };
 
 static void
@@ -3661,6 +3669,12 @@ oom_sweep(const struct oom_case *c)
 	long at, made;
 
 	for (at = 0; ; at++) {
+		if (c->fetch != NULL) {
+			char host[300];
+
+			snprintf(host, sizeof(host), "mta-sts.%s", c->domain);
+			mock_http(host, c->fetch);
+		}
 		p = mkpolicy(NULL, 1);
 		policy_set_resolver_validating(p, c->dane);
 		memset(&sin, 0, sizeof(sin));
@@ -3693,6 +3707,16 @@ oom_sweep(const struct oom_case *c)
 		if (got_v != NULL)
 			policy_verdict_free(got_v);
 		policy_free(p);
+		if (c->fetch != NULL) {
+			char err[256];
+			struct sts_cache *sc = sts_cache_open(statedir, err,
+			    sizeof(err));
+
+			assert_non_null(sc);
+			sts_cache_del(sc, c->domain);
+			sts_cache_close(sc);
+			mock_http_off();
+		}
 		if (made <= at)
 			break;		/* every allocation has failed once */
 	}
@@ -3704,10 +3728,14 @@ static void
 test_oom_never_below_policy(void **state)
 {
 	static const struct oom_case cases[] = {
-		{ "enf.test", "192.0.2.66", TLS_LEVEL_DEFER, 0 },
-		{ "enf.test", "192.0.2.1", TLS_LEVEL_VERIFY, 0 },
-		{ "tst.test", "192.0.2.2", TLS_LEVEL_ENCRYPT, 0 },
-		{ "usab.signed.test", "192.0.2.41", TLS_LEVEL_DANE, 1 },
+		{ "enf.test", "192.0.2.66", TLS_LEVEL_DEFER, 0, NULL },
+		{ "enf.test", "192.0.2.1", TLS_LEVEL_VERIFY, 0, NULL },
+		{ "tst.test", "192.0.2.2", TLS_LEVEL_ENCRYPT, 0, NULL },
+		{ "usab.signed.test", "192.0.2.41", TLS_LEVEL_DANE, 1, NULL },
+		/* first contact: the TXT record, then the fetch */
+		{ "nidnc.test", "192.0.2.16", TLS_LEVEL_VERIFY, 0,
+		    "version: STSv1\nmode: enforce\nmx: mx.nidnc.test\n"
+		    "max_age: 86400\n" },
 	};
 	char err[256];
 	struct history *h = history_open(statedir, err, sizeof(err));
