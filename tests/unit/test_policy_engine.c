@@ -3658,6 +3658,9 @@ struct oom_case {
 	const char	*fetch;		/* the policy host serves this (the
 					 * mock), nothing cached: what the
 					 * round's fetch stored is dropped */
+	const char	*cached_id;	/* and what was cached before (this
+					 * id, cached_body) put back */
+	const char	*cached_body;
 };
 
 static void
@@ -3716,6 +3719,9 @@ oom_sweep(const struct oom_case *c)
 			sts_cache_del(sc, c->domain);
 			sts_cache_close(sc);
 			mock_http_off();
+			if (c->cached_id != NULL)
+				cache_policy(c->domain, c->cached_id,
+				    c->cached_body, 10, 86400);
 		}
 		if (made <= at)
 			break;		/* every allocation has failed once */
@@ -3728,25 +3734,51 @@ static void
 test_oom_never_below_policy(void **state)
 {
 	static const struct oom_case cases[] = {
-		{ "enf.test", "192.0.2.66", TLS_LEVEL_DEFER, 0, NULL },
-		{ "enf.test", "192.0.2.1", TLS_LEVEL_VERIFY, 0, NULL },
-		{ "tst.test", "192.0.2.2", TLS_LEVEL_ENCRYPT, 0, NULL },
-		{ "usab.signed.test", "192.0.2.41", TLS_LEVEL_DANE, 1, NULL },
+		{ "enf.test", "192.0.2.66", TLS_LEVEL_DEFER, 0, NULL, NULL,
+		    NULL },
+		{ "enf.test", "192.0.2.1", TLS_LEVEL_VERIFY, 0, NULL, NULL,
+		    NULL },
+		{ "tst.test", "192.0.2.2", TLS_LEVEL_ENCRYPT, 0, NULL, NULL,
+		    NULL },
+		{ "usab.signed.test", "192.0.2.41", TLS_LEVEL_DANE, 1, NULL,
+		    NULL, NULL },
 		/* first contact: the TXT record, then the fetch */
 		{ "nidnc.test", "192.0.2.16", TLS_LEVEL_VERIFY, 0,
 		    "version: STSv1\nmode: enforce\nmx: mx.nidnc.test\n"
-		    "max_age: 86400\n" },
+		    "max_age: 86400\n", NULL, NULL },
+		/* a new TXT id over a cached enforce policy: the fetch */
+		{ "newid.test", "192.0.2.4", TLS_LEVEL_VERIFY, 0,
+		    "version: STSv1\nmode: enforce\nmx: mx.newid.test\n"
+		    "max_age: 86400\n", "one", "version: STSv1\nmode: "
+		    "enforce\nmx: mx.newid.test\nmax_age: 86400\n" },
+		/* the history of an MX host whose address lookup fails,
+		 * no host owning the destination */
+		{ "hfail.test", "198.51.100.66", TLS_LEVEL_ENCRYPT, 0, NULL,
+		    NULL, NULL },
+		/* DANE through a secure CNAME answered one link at a time;
+		 * only unusable TLSA records; a validated null MX */
+		{ "split.signed.test", "192.0.2.60", TLS_LEVEL_DANE, 1, NULL,
+		    NULL, NULL },
+		{ "onlyunus.signed.test", "192.0.2.42", TLS_LEVEL_ENCRYPT, 1,
+		    NULL, NULL, NULL },
+		{ "nullmx.signed.test", "192.0.2.5", TLS_LEVEL_DEFER, 1, NULL,
+		    NULL, NULL },
 	};
 	char err[256];
 	struct history *h = history_open(statedir, err, sizeof(err));
-	struct sockaddr_in sin;
+	struct sockaddr_in sin, hf;
 	size_t i;
 
 	assert_non_null(h);
 	memset(&sin, 0, sizeof(sin));
+	memset(&hf, 0, sizeof(hf));
 	sin.sin_family = AF_INET;
 	inet_pton(AF_INET, "192.0.2.2", &sin.sin_addr);
 	history_note(h, 30 * 86400, (struct sockaddr *)&sin, "mx.tst.test",
+	    1, 1);
+	inet_pton(AF_INET, "192.0.2.90", &hf.sin_addr);
+	hf.sin_family = AF_INET;
+	history_note(h, 30 * 86400, (struct sockaddr *)&hf, "mx.hfail.test",
 	    1, 1);
 	history_close(h);
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
