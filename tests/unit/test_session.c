@@ -8881,6 +8881,9 @@ struct oom_run {
 	int		 rcpt_ok;	/* the client's RCPT got 2xx */
 	int		 final_ok;	/* the client's dot got 250 */
 	int		 replies;	/* replies the client got */
+	const char	*rcpt2;		/* a second recipient (NULL: none) */
+	int		 rcpt2_up;	/* ... seen upstream */
+	int		 rcpt2_ok;	/* ... its RCPT got 2xx */
 };
 
 static void
@@ -8937,8 +8940,11 @@ oom_srv(struct oom_run *o)
 			o->mail++;
 			o->mail_clear += g.sssl == NULL;
 			oom_srv_send("250 2.1.0 ok\r\n");
-		} else if (strncasecmp(l, "RCPT", 4) == 0)
+		} else if (strncasecmp(l, "RCPT", 4) == 0) {
+			if (o->rcpt2 != NULL && strstr(l, o->rcpt2) != NULL)
+				o->rcpt2_up++;
 			oom_srv_send("250 2.1.5 ok\r\n");
+		}
 		else if (strcasecmp(l, "DATA") == 0) {
 			o->in_data = 1;
 			oom_srv_send("354 go ahead\r\n");
@@ -8998,6 +9004,16 @@ oom_session(struct oom_run *o)
 	code = oom_cmd(o, "RCPT TO:<x@d.example>\r\n");
 	if (code / 100 == 2)
 		o->rcpt_ok = 1;
+	if (code == 250 && o->rcpt2 != NULL) {
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>\r\n", o->rcpt2);
+		if ((code = oom_cmd(o, cmd)) / 100 == 2)
+			o->rcpt2_ok = 1;
+		if (code == 0)
+			return;
+		code = 250;	/* the first one's stands */
+	}
 	if (code != 250 || oom_cmd(o, "DATA\r\n") != 354)
 		return;
 	if (oom_cmd(o, "Subject: t\r\n\r\nbody\r\n.\r\n") == 250)
@@ -9011,8 +9027,22 @@ oom_session(struct oom_run *o)
  * recipient.  Always: a 250 for the dot only when the upstream took the
  * message, the session gone once both ends closed, no verdict left. */
 static void
+oom_sweep2(enum tls_level level, const char *caps, const char *tls_fail,
+    int protected, const char *rcpt2, enum tls_level level2);
+
+static void
 oom_sweep(enum tls_level level, const char *caps, const char *tls_fail,
     int protected)
+{
+	oom_sweep2(level, caps, tls_fail, protected, NULL, TLS_LEVEL_MAY);
+}
+
+/* ... and rcpt2, a recipient of v.example at level2, which the leg
+ * decided by d.example's cannot prove (tls_fail set): never upstream,
+ * never 2xx */
+static void
+oom_sweep2(enum tls_level level, const char *caps, const char *tls_fail,
+    int protected, const char *rcpt2, enum tls_level level2)
 {
 	struct oom_run o;
 	long at, made;
@@ -9030,9 +9060,12 @@ oom_sweep(enum tls_level level, const char *caps, const char *tls_fail,
 		ev_timer_arm(g.stopper, 1000);
 		ev_timer_stop(g.stopper);
 		vspec_add("d.example", level, 0, NULL, NULL);
+		if (rcpt2 != NULL)
+			vspec_add("v.example", level2, 0, NULL, NULL);
 		g.tls_fail_reason = tls_fail;
 		memset(&o, 0, sizeof(o));
 		o.caps = caps;
+		o.rcpt2 = rcpt2;
 		oom_n = 0;
 		oom_at = at;
 		oom_session(&o);
@@ -9054,6 +9087,11 @@ oom_sweep(enum tls_level level, const char *caps, const char *tls_fail,
 			    "leg unproven, yet MAIL went upstream %d times "
 			    "(%d in cleartext), RCPT got 2xx: %d", at, made,
 			    level, o.mail, o.mail_clear, o.rcpt_ok);
+		if (rcpt2 != NULL && (o.rcpt2_up > 0 || o.rcpt2_ok))
+			fail_msg("allocation %ld of %ld failing: %s (level %d) "
+			    "on a leg that cannot prove it: seen upstream %d "
+			    "times, 2xx: %d", at, made, rcpt2, level2,
+			    o.rcpt2_up, o.rcpt2_ok);
 		if (o.final_ok && o.dots == 0)
 			fail_msg("allocation %ld of %ld failing: the client "
 			    "got 250 for a message the upstream never took",
@@ -9099,6 +9137,24 @@ static void
 test_oom_may_cleartext(void **state)
 {
 	oom_sweep(TLS_LEVEL_MAY, CAPS_PLAIN, NULL, 0);
+}
+
+/* may over TLS whose check fails (logged only), then a recipient whose
+ * domain demands verify: 4xx, never upstream */
+static void
+test_oom_second_rcpt_verify(void **state)
+{
+	oom_sweep2(TLS_LEVEL_MAY, CAPS_TLS, "certificate-not-trusted", 0,
+	    "y@v.example", TLS_LEVEL_VERIFY);
+}
+
+/* may in cleartext (no STARTTLS), then one whose domain demands
+ * encrypt */
+static void
+test_oom_second_rcpt_encrypt(void **state)
+{
+	oom_sweep2(TLS_LEVEL_MAY, CAPS_PLAIN, NULL, 0, "y@v.example",
+	    TLS_LEVEL_ENCRYPT);
 }
 
 int
@@ -9360,6 +9416,8 @@ main(void)
 		T(test_oom_encrypt_no_starttls),
 		T(test_oom_verify_delivers),
 		T(test_oom_may_cleartext),
+		T(test_oom_second_rcpt_verify),
+		T(test_oom_second_rcpt_encrypt),
 #undef T
 	};
 
