@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup malloc calloc realloc connect
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup malloc calloc realloc connect send
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -128,6 +128,8 @@ static struct {
 	int		 seof;
 	char		 sraw[BUFSZ];	/* everything received in cleartext */
 	size_t		 srawlen;
+	unsigned long	 srecords;	/* TLS records (SSL_read()s) that
+					 * brought the upstream data */
 
 	struct vspec	 vs[8];
 	int		 nvs;
@@ -160,6 +162,8 @@ static struct {
 					 * fails (out of memory) */
 	int		 connect_fail;	/* the next connect() fails with
 					 * this errno */
+	unsigned long	 nsends;	/* send() calls of the code under
+					 * test (the cleartext writes) */
 } g;
 
 int __real_connect(int, const struct sockaddr *, socklen_t);
@@ -235,6 +239,15 @@ __wrap_realloc(void *p, size_t n)
 
 char *__real_strdup(const char *);
 char *__wrap_strdup(const char *);
+ssize_t __real_send(int, const void *, size_t, int);
+ssize_t __wrap_send(int, const void *, size_t, int);
+
+ssize_t
+__wrap_send(int fd, const void *buf, size_t len, int flags)
+{
+	g.nsends++;
+	return __real_send(fd, buf, len, flags);
+}
 
 char *
 __wrap_strdup(const char *str)
@@ -652,6 +665,7 @@ pump(void)
 			r = SSL_read(g.sssl, buf, sizeof(buf));
 			if (r > 0) {
 				append(g.sbuf, &g.slen, buf, (size_t)r);
+				g.srecords++;
 				continue;
 			}
 			r = SSL_get_error(g.sssl, r);
@@ -6746,6 +6760,90 @@ test_571_tls_over_tls_relayed(void **state)
 	finish();
 }
 
+
+/*
+ * A message of "." lines (dot-stuffed by the MTA: ".." each), which
+ * anyone who can send mail through the MTA can write: every line takes
+ * the scanner's path, and each went upstream in a write of its own, a
+ * send() of 4 bytes in cleartext and a TLS record of 4 bytes under TLS
+ * (a million of them per 4 MB, 100 to 200 times the CPU of another
+ * message of that size).  The message (1 MB, 262,144 lines) must reach
+ * the server whole in about as many writes as any other: here at most
+ * one per 4 KiB on average.
+ */
+#define DOT_MSG_LINES	(256 * 1024)
+
+static void
+dot_lines_message(int tls)
+{
+	static char msg[DOT_MSG_LINES * 4 + 8];
+	size_t len = 0, off = 0;
+	unsigned long rec0, sends;
+	uint64_t deadline;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < DOT_MSG_LINES; i++) {
+		memcpy(msg + len, "..\r\n", 4);
+		len += 4;
+	}
+	memcpy(msg + len, ".\r\n", 3);
+	len += 3;
+	if (tls) {
+		vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+		tls_up();
+		EXPECT_SRV("EHLO client.example");
+		srv_send(CAPS_TLS_SEEN);
+		EXPECT_SRV("MAIL FROM:<a@sender.example>");
+		srv_send("250 2.1.0 sender ok\r\n");
+		EXPECT_SRV("RCPT TO:<b@d.example>");
+		srv_send("250 2.1.5 recipient ok\r\n");
+		EXPECT_CL("250 2.1.5 recipient ok\r\n");
+	} else {
+		hello_plain();
+		begin_tx("a@sender.example", "b@d.example");
+	}
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	rec0 = g.srecords;
+	g.nsends = 0;
+	deadline = now_ms() + 20000;
+	while (off < len || g.slen < len) {
+		if (now_ms() > deadline)
+			fail_msg("the upstream got %zu of %zu bytes", g.slen,
+			    len);
+		if (off < len && (n = write(g.cfd, msg + off, len - off)) > 0)
+			off += (size_t)n;
+		step();
+	}
+	sends = tls ? g.srecords - rec0 : g.nsends;
+	if (sends > len / 4096)
+		fail_msg("%s: a message of %d dot-stuffed lines (%zu bytes) "
+		    "went upstream in %lu %s", tls ? "TLS" : "cleartext",
+		    DOT_MSG_LINES, len, sends, tls ? "TLS records" :
+		    "send() calls");
+	assert_int_equal(g.slen, len);
+	assert_memory_equal(g.sbuf, msg, len);
+	g.slen = 0;
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	finish();
+}
+
+static void
+test_dot_lines_batched_plain(void **state)
+{
+	dot_lines_message(0);
+}
+
+static void
+test_dot_lines_batched_tls(void **state)
+{
+	dot_lines_message(1);
+}
+
 /* Back-pressure: while the upstream reads nothing, the session must stop
  * reading the client instead of buffering the whole message. */
 static void
@@ -9333,6 +9431,8 @@ main(void)
 		T(test_tls_required_5xx_words),
 		T(test_571_tls_over_tls_relayed),
 		T(test_data_back_pressure),
+		T(test_dot_lines_batched_plain),
+		T(test_dot_lines_batched_tls),
 		T(test_slow_mx_client_not_timed_out),
 		T(test_tarpit_mx_in_body),
 		T(test_upstream_250_before_dot_out),
