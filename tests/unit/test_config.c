@@ -858,6 +858,183 @@ test_upstream_source(void **state)
 	config_free(c);
 }
 
+/*
+ * The documentation of the keys against the key table: an operator reads
+ * the defaults in docs/configuration.md, mxguard.conf(5) and the example
+ * file, and nothing else kept them from drifting apart from config.c's.
+ * Each documented key must load, with its documented default giving the
+ * very configuration the code's default gives (compared as `mxguard -n
+ * -v` prints it, so "5m" and "300s" are the same); every key the code
+ * takes must be in both documents; and the example file, whose uncommented
+ * lines it says are the defaults, must load to the defaults.  Run from the
+ * top of the tree, as make check-unit does.
+ */
+static char *
+dump_of(const struct config *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *fp;
+
+	assert_non_null(fp = open_memstream(&buf, &len));
+	config_dump(c, fp, 1);
+	fclose(fp);
+	return buf;
+}
+
+/* A documented default as a value: empty and none are an empty value;
+ * roff's font escapes and \- are taken out. */
+static void
+doc_value(char *dst, size_t dstsz, const char *src, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n && k + 1 < dstsz; i++) {
+		if (src[i] == '\\' && i + 1 < n && src[i + 1] == 'f') {
+			i += 2;		/* \fB, \fI, \fR, \fP */
+			continue;
+		}
+		if (src[i] == '\\' && i + 1 < n && src[i + 1] == '-')
+			continue;
+		if (src[i] == '`')
+			continue;
+		dst[k++] = src[i];
+	}
+	dst[k] = '\0';
+	while (k > 0 && dst[k - 1] == ' ')
+		dst[--k] = '\0';
+	if (strcmp(dst, "empty") == 0 || strcmp(dst, "none") == 0)
+		dst[0] = '\0';
+}
+
+/* key = value must load to the defaults' dump */
+static void
+expect_doc_default(const char *doc, const char *key, const char *value,
+    const char *defaults)
+{
+	char text[512], err[512], *d;
+	struct config *c;
+
+	snprintf(text, sizeof(text), "%s = %s\n", key, value);
+	if ((c = load_text(text, err, sizeof(err))) == NULL)
+		fail_msg("%s: %s = %s does not load: %s", doc, key, value, err);
+	d = dump_of(c);
+	config_free(c);
+	if (strcmp(d, defaults) != 0)
+		fail_msg("%s: %s = %s is not the code's default", doc, key,
+		    value);
+	free(d);
+}
+
+/* "\nkey =" or "\nkey = ...": the key in a document's list of keys */
+static int
+listed(const char *keys, const char *key)
+{
+	char k[112];
+
+	snprintf(k, sizeof(k), "\n%s\n", key);
+	return strstr(keys, k) != NULL;
+}
+
+static void
+test_docs_defaults(void **state)
+{
+	char err[512], line[8192], key[96], val[256], mdkeys[8192] = "\n",
+	    mankeys[8192] = "\n", *defaults, *d, *p, *q;
+	struct config *c;
+	FILE *fp;
+	int nmd = 0, nman = 0;
+
+	assert_non_null(c = config_load(NULL, err, sizeof(err)));
+	defaults = dump_of(c);
+	config_free(c);
+
+	/* docs/configuration.md: "| `key` | default | meaning |", or
+	 * "| `key1`, `key2` | ..." */
+	if ((fp = fopen("docs/configuration.md", "r")) == NULL)
+		fail_msg("docs/configuration.md: run from the top of the tree");
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char *cell2, *end;
+
+		if (strncmp(line, "| `", 3) != 0 ||
+		    (cell2 = strstr(line + 2, " | ")) == NULL ||
+		    (end = strstr(cell2 + 3, " |")) == NULL)
+			continue;
+		doc_value(val, sizeof(val), cell2 + 3, end - (cell2 + 3));
+		for (p = line + 2; p < cell2 && (p = strchr(p, '`')) != NULL &&
+		    p < cell2; p = q + 1) {
+			assert_non_null(q = strchr(p + 1, '`'));
+			snprintf(key, sizeof(key), "%.*s", (int)(q - p - 1),
+			    p + 1);
+			expect_doc_default("docs/configuration.md", key, val,
+			    defaults);
+			strcat(mdkeys, key);
+			strcat(mdkeys, "\n");
+			nmd++;
+		}
+	}
+	fclose(fp);
+
+	/* docs/mxguard.conf.5: "\fBkey\fP (default: ...)", or "\fBkey1\fP
+	 * \fR,\fP \fBkey2\fP (default: ...)" */
+	if ((fp = fopen("docs/mxguard.conf.5", "r")) == NULL)
+		fail_msg("docs/mxguard.conf.5: run from the top of the tree");
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char *dflt, *end;
+
+		if (strncmp(line, "\\fB", 3) != 0 ||
+		    (dflt = strstr(line, " (default: ")) == NULL ||
+		    (end = strrchr(dflt, ')')) == NULL)
+			continue;
+		doc_value(val, sizeof(val), dflt + 11, end - (dflt + 11));
+		for (p = line; p < dflt && (p = strstr(p, "\\fB")) != NULL &&
+		    p < dflt; p = q) {
+			assert_non_null(q = strstr(p, "\\fP"));
+			snprintf(key, sizeof(key), "%.*s", (int)(q - p - 3),
+			    p + 3);
+			expect_doc_default("docs/mxguard.conf.5", key, val,
+			    defaults);
+			strcat(mankeys, key);
+			strcat(mankeys, "\n");
+			nman++;
+		}
+	}
+	fclose(fp);
+
+	/* every key the code dumps ("key = ...") is documented in both
+	 * (the repeatable ones, tls_policy and enforcement_override, dump
+	 * nothing when empty and are checked by name) */
+	for (p = defaults; *p != '\0'; p = strchr(p, '\n') + 1) {
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(p, " "), p);
+		if (!listed(mdkeys, key))
+			fail_msg("%s: not in docs/configuration.md", key);
+		if (!listed(mankeys, key))
+			fail_msg("%s: not in docs/mxguard.conf.5", key);
+	}
+	assert_true(listed(mdkeys, "tls_policy") &&
+	    listed(mankeys, "tls_policy"));
+	assert_true(listed(mdkeys, "enforcement_override") &&
+	    listed(mankeys, "enforcement_override"));
+	assert_true(nmd > 80 && nman > 80);	/* the parsers found them */
+
+	/* the example file: its uncommented lines are the defaults */
+	if ((c = config_load("docs/mxguard.conf.example", err,
+	    sizeof(err))) == NULL)
+		fail_msg("docs/mxguard.conf.example: %s", err);
+	d = dump_of(c);
+	config_free(c);
+	for (p = d, q = defaults; *p != '\0' && strcspn(p, "\n") ==
+	    strcspn(q, "\n") && strncmp(p, q, strcspn(p, "\n")) == 0;
+	    p = strchr(p, '\n') + 1, q = strchr(q, '\n') + 1)
+		;
+	if (*p != '\0' || *q != '\0')
+		fail_msg("docs/mxguard.conf.example: \"%.*s\", where the "
+		    "default is \"%.*s\"", (int)strcspn(p, "\n"), p,
+		    (int)strcspn(q, "\n"), q);
+	free(d);
+	free(defaults);
+}
+
 int
 main(void)
 {
@@ -883,6 +1060,7 @@ main(void)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_comment_after_value),
 		cmocka_unit_test(test_upstream_source),
+		cmocka_unit_test(test_docs_defaults),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
