@@ -20,7 +20,9 @@
  * short is not judged ("unknown": the server did not time out, the check
  * did); an address the deadline leaves out, or one the MX walk did not keep
  * (more than MX_MAX_ADDRS for a host, counted in nmore), is said to be not
- * probed, by name where it is known, never left out silently.  Server replies
+ * probed, by name where it is known, never left out silently; so are the MX
+ * hosts the walk did not look up at all (more than MX_MAX_HOSTS, nunkept),
+ * whose addresses the daemon defers an enforce domain's mail to.  Server replies
  * go through the proxy's own SMTP reply and EHLO parsers (tlsproxy/smtp.h), so
  * that both read a masked STARTTLS (XXXXXXXA, XXXXXXXX) the same way, and EHLO
  * goes as the proxy's leg says it (HELO after a 5xx, see probe_hello()), with
@@ -1188,6 +1190,18 @@ worse(int a, int b)
 }
 
 /*
+ * MX hosts of the answer the walk did not look up (past MX_MAX_HOSTS, or
+ * in records past DNS_MAX_RR): their addresses are not known, so none of
+ * them was probed; the daemon defers an MTA-STS enforce domain's mail to
+ * such an address (local-error).  Without ADDRESS only.
+ */
+static int
+unkept_hosts(const struct run *r)
+{
+	return r->single ? 0 : r->mx->nunkept;
+}
+
+/*
  * The handshakes, one after the other, with each verdict's settings,
  * until deadline (CLOCK_MONOTONIC seconds): each step of a probe waits
  * as the daemon would (step_begin()), at most what is left; one the
@@ -1232,11 +1246,14 @@ run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
 		else if (probe_warning(p))
 			rc = worse(rc, CMD_WARNING);
 	}
-	/* addresses the MX walk did not keep were not probed either */
+	/* addresses the MX walk did not keep were not probed either, nor
+	 * the hosts it did not look up */
 	if (!r->single)
 		for (i = 0; i < r->mx->nhost; i++)
 			if (r->mx->host[i].nmore > 0)
 				rc = worse(rc, CMD_WARNING);
+	if (unkept_hosts(r) > 0)
+		rc = worse(rc, CMD_WARNING);
 	return rc;
 }
 
@@ -1353,11 +1370,18 @@ result_word(const struct probe *p)
 static void
 print_not_probed(const struct run *r)
 {
-	int i, n = not_probed(r);
+	int i, n = not_probed(r), hosts = unkept_hosts(r);
 
-	if (n == 0)
+	if (n == 0 && hosts == 0)
 		return;
-	printf("\nnot probed: %d address%s\n", n, n == 1 ? "" : "es");
+	if (hosts == 0)
+		printf("\nnot probed: %d address%s\n", n, n == 1 ? "" : "es");
+	else if (n == 0)
+		printf("\nnot probed: %d MX host%s\n", hosts, hosts == 1 ?
+		    "" : "s");
+	else
+		printf("\nnot probed: %d address%s and %d MX host%s\n", n,
+		    n == 1 ? "" : "es", hosts, hosts == 1 ? "" : "s");
 	for (i = 0; i < r->nprobe; i++)
 		if (r->probes[i].skipped)
 			printf("  MX %d %s [%s]: the check's %d s deadline "
@@ -1371,6 +1395,10 @@ print_not_probed(const struct run *r)
 			    r->mx->host[i].pref, r->mx->host[i].name,
 			    r->mx->host[i].nmore, r->mx->host[i].nmore == 1 ?
 			    "" : "es", MX_MAX_ADDRS);
+	if (hosts > 0)
+		printf("  %d more MX host%s in DNS than the %d the MX walk "
+		    "looks up (the least preferred: their addresses were not "
+		    "looked up)\n", hosts, hosts == 1 ? "" : "s", MX_MAX_HOSTS);
 	for (i = 0; i < r->nprobe; i++)
 		if (r->probes[i].skipped) {
 			printf("  (raise the deadline with --deadline "
@@ -1490,9 +1518,10 @@ print_text(struct run *r)
 #define CHECK_JSON_SCHEMA	1
 
 /* not_probed_count, and not_probed[]: {host, pref, address, why}, why
- * "deadline" for an address the deadline left out, or "mx-walk-limit"
- * with address null and count for a host's addresses the walk did not
- * keep. */
+ * "deadline" for an address the deadline left out, "mx-walk-limit" with
+ * address null and count for a host's addresses the walk did not keep,
+ * or "mx-hosts-limit" with host, pref and address null and count for the
+ * MX hosts it did not look up (each counts once in not_probed_count). */
 static int
 json_not_probed(const struct run *r, json_t *root)
 {
@@ -1502,7 +1531,7 @@ json_not_probed(const struct run *r, json_t *root)
 	if ((arr = json_array()) == NULL ||
 	    json_object_set_new(root, "not_probed", arr) == -1 ||
 	    json_object_set_new(root, "not_probed_count",
-	    json_integer(not_probed(r))) == -1)
+	    json_integer(not_probed(r) + unkept_hosts(r))) == -1)
 		return -1;
 	for (i = 0; i < r->nprobe; i++) {
 		const struct probe *p = &r->probes[i];
@@ -1530,6 +1559,16 @@ json_not_probed(const struct run *r, json_t *root)
 		json_object_set_new(o, "address", json_null());
 		json_object_set_new(o, "count", json_integer(h->nmore));
 		cmd_json_set(o, "why", "mx-walk-limit");
+	}
+	if (unkept_hosts(r) > 0) {
+		if ((o = json_object()) == NULL ||
+		    json_array_append_new(arr, o) == -1)
+			return -1;
+		json_object_set_new(o, "host", json_null());
+		json_object_set_new(o, "pref", json_null());
+		json_object_set_new(o, "address", json_null());
+		json_object_set_new(o, "count", json_integer(unkept_hosts(r)));
+		cmd_json_set(o, "why", "mx-hosts-limit");
 	}
 	return 0;
 }

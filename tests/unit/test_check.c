@@ -784,6 +784,62 @@ run_one(struct run *r, struct probe *p, struct policy_verdict *v,
 }
 
 /*
+ * An MX answer that names more hosts than the 16 the walk looks up
+ * (MX_MAX_HOSTS; records past DNS_MAX_RR likewise, mx.c nunkept): the
+ * least preferred were never looked up, so never probed, and the daemon
+ * defers an MTA-STS enforce domain's mail to their addresses
+ * (local-error, policy.c sts_enforce()).  check said nothing of them and
+ * exited 0 on the hosts it did probe, where mxguard(8) promises that
+ * what the walk did not keep is listed, never left out silently, and
+ * makes the exit status at least 1.  Now they are listed, in the text
+ * and in JSON (why "mx-hosts-limit"), and the exit status is 1.
+ */
+static void
+test_unkept_mx_hosts_listed(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.5");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+
+	assert_int_equal(v->level, TLS_LEVEL_NONE);
+	one_run(&r, &m, &p);
+	r.single = 0;			/* the domain's MX hosts, no ADDRESS */
+	snprintf(r.domain, sizeof(r.domain), "many.test");
+	snprintf(m.domain, sizeof(m.domain), "many.test");
+	m.status = DNS_INSECURE;
+	m.nhost = 1;
+	snprintf(m.host[0].name, sizeof(m.host[0].name), "mx.many.test");
+	m.host[0].pref = 10;
+	m.nunkept = 4;
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_UNUSED), CMD_WARNING);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.deliverable, 1);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   deliver\n"));
+	if (strstr(out, "\nnot probed: 4 MX hosts\n") == NULL ||
+	    strstr(out, "  4 more MX hosts in DNS than the 16 the MX walk "
+	    "looks up (the least preferred: their addresses were not looked "
+	    "up)\n") == NULL)
+		fail_msg("the hosts not looked up not listed:\n%s", out);
+	printed(json_out, &r, out, 65536);
+	if (strstr(out, "\"not_probed\":[{\"host\":null,\"pref\":null,"
+	    "\"address\":null,\"count\":4,\"why\":\"mx-hosts-limit\"}]") ==
+	    NULL || strstr(out, "\"not_probed_count\":4") == NULL)
+		fail_msg("JSON: %s", out);
+
+	/* ADDRESS given: the walk's other hosts are not the question */
+	r.single = 1;
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_UNUSED), CMD_OK);
+	printed(print_text, &r, out, 65536);
+	assert_null(strstr(out, "not probed"));
+
+	policy_verdict_free(v);
+	free(out);
+}
+
+/*
  * The proxy's leg relays a 4xx to EHLO to the MTA, which must greet
  * again: nothing is delivered on that connection, and check said
  * "deliver" under may.  After a 5xx to EHLO the leg says HELO (check
@@ -1651,6 +1707,7 @@ main(void)
 		cmocka_unit_test(test_all_addresses_probed_or_listed),
 		cmocka_unit_test(test_greeting_refused_under_may),
 		cmocka_unit_test(test_level_none_probed),
+		cmocka_unit_test(test_unkept_mx_hosts_listed),
 		cmocka_unit_test(test_ehlo_refused),
 		cmocka_unit_test(test_deadline_bounds_steps),
 		cmocka_unit_test(test_ehlo_after_starttls),
