@@ -590,6 +590,39 @@ check_timeouts(const struct config *c)
 	return NULL;
 }
 
+/*
+ * listen and metrics_listen: numeric "ADDR:PORT" or "[ADDR6]:PORT", read
+ * as the listeners read them (config_hostport(); cmd/control.c's parser
+ * takes the same).  Checked at load, so that `mxguard -n` and a reload
+ * refuse what the start would: a listen address the daemon cannot read
+ * stopped it only after the rules were in (with fail_mode = open, the
+ * mail went direct while systemd restarted it in vain), and a bad
+ * metrics_listen took the control socket down with the endpoint.
+ */
+static const char *
+check_listen(const struct config *c)
+{
+	static char buf[400];
+	struct sockaddr_storage ss;
+	int i;
+
+	for (i = 0; i < c->listen.n; i++)
+		if (config_hostport(c->listen.v[i], &ss) == -1) {
+			snprintf(buf, sizeof(buf), "listen: \"%.200s\" is not "
+			    "ADDR:PORT or [ADDR6]:PORT (a numeric address, a "
+			    "port 1..65535)", c->listen.v[i]);
+			return buf;
+		}
+	if (*c->metrics_listen != '\0' &&
+	    config_hostport(c->metrics_listen, &ss) == -1) {
+		snprintf(buf, sizeof(buf), "metrics_listen: \"%.200s\" is not "
+		    "ADDR:PORT or [ADDR6]:PORT (a numeric address, a port "
+		    "1..65535)", c->metrics_listen);
+		return buf;
+	}
+	return NULL;
+}
+
 /* Cross-key checks, after the whole file. */
 static const char *
 validate(const struct config *c)
@@ -598,6 +631,8 @@ validate(const struct config *c)
 
 	if (c->listen.n == 0)
 		return "listen: at least one address is needed";
+	if ((e = check_listen(c)) != NULL)
+		return e;
 	if (c->max_sessions < 1)
 		return "max_sessions: must be at least 1";
 	if ((e = check_timeouts(c)) != NULL)

@@ -34,6 +34,10 @@ check 1 "bypass_dst: \"10.0.0.0/33\" is not an address or prefix" "bypass_dst = 
 check 1 "dns_servers: notanaddress" "user =\ndns_servers = notanaddress\n"
 check 1 "redis_tls_ca_file" "user =\nredis_address = 127.0.0.1:6379\nredis_tls = yes\nredis_tls_ca_file = $T/none.pem\n"
 check 0 "^$" "tls_policy = example.com secure\ntls_policy = .example.org verify\nlog_level = debug\n"
+# a listen or metrics_listen address the listeners cannot read: the
+# start failed on it after the rules were in (-n passed both)
+check 1 "listen: \"localhost:10025\" is not ADDR:PORT" "listen = localhost:10025\n"
+check 1 "metrics_listen: \"localhost:9125\" is not ADDR:PORT" "metrics_listen = localhost:9125\n"
 "$MXGUARD" -n -v -c /dev/null | grep -qx "upstream_mark = 0x4d58" || fail "-v does not print the effective configuration"
 # gateway mode without bypass_interfaces: -n -v says what the rules take
 # (stderr to a file: grep -q would close a pipe early, and pipefail)

@@ -859,6 +859,49 @@ test_upstream_source(void **state)
 }
 
 /*
+ * listen and metrics_listen are numeric ADDR:PORT or [ADDR6]:PORT.  A
+ * value that is not (a host name, a port out of range, no port) loaded,
+ * so `mxguard -n` (ExecStartPre, an operator's check after an edit) said
+ * nothing, and only the start found it: the daemon stopped on "listen:
+ * bad address" after the rules were in (with fail_mode = open the mail
+ * then goes direct, unprotected, while systemd restarts it in vain), or,
+ * for metrics_listen, ran on with neither the endpoint nor the control
+ * socket (event=control-unavailable), so that `mxguard status` found no
+ * daemon and `rules watch` put no removed rules back.  Now a bad value
+ * stops the load, as docs/configuration.md says of every bad value, and
+ * a reload with one is refused.
+ */
+static void
+test_listen_addresses(void **state)
+{
+	static const char *ok[] = {
+		"listen = 0.0.0.0:10025 [::]:10025\n",
+		"listen = [::1]:10025, 127.0.0.1:10025\n",
+		"metrics_listen = 127.0.0.1:9125\n",
+		"metrics_listen = [::1]:9125\n",
+		"metrics_listen =\n",
+	};
+	char err[256];
+	struct config *c;
+	size_t i;
+
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if ((c = load_text(ok[i], err, sizeof(err))) == NULL)
+			fail_msg("\"%s\": %s", ok[i], err);
+		config_free(c);
+	}
+	expect_error("listen = localhost:10025\n",
+	    "listen: \"localhost:10025\" is not ADDR:PORT or [ADDR6]:PORT");
+	expect_error("listen = 127.0.0.1:10025 [::1]:100250\n",
+	    "listen: \"[::1]:100250\" is not ADDR:PORT");
+	expect_error("listen = 127.0.0.1\n", "listen: \"127.0.0.1\" is not");
+	expect_error("metrics_listen = localhost:9125\n",
+	    "metrics_listen: \"localhost:9125\" is not ADDR:PORT or "
+	    "[ADDR6]:PORT");
+	expect_error("metrics_listen = 9125\n", "metrics_listen: \"9125\"");
+}
+
+/*
  * The documentation of the keys against the key table: an operator reads
  * the defaults in docs/configuration.md, mxguard.conf(5) and the example
  * file, and nothing else kept them from drifting apart from config.c's.
@@ -1060,6 +1103,7 @@ main(void)
 		cmocka_unit_test(test_nul_byte),
 		cmocka_unit_test(test_comment_after_value),
 		cmocka_unit_test(test_upstream_source),
+		cmocka_unit_test(test_listen_addresses),
 		cmocka_unit_test(test_docs_defaults),
 	};
 
