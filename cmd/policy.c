@@ -17,7 +17,10 @@
  * would deliver only because its policy is report-only (MTA-STS testing)
  * while enforcing would not, or its address is in bypass_dst (the flow
  * goes direct, mxguard never sees it: the verdict is said, with that
- * note, and applies to nothing); 2 some MX address would be deferred; 3 usage
+ * note, and applies to nothing), or the MX answer named more hosts than
+ * the walk looks up (MX_MAX_HOSTS: no verdict for their addresses, said
+ * in the MX list, JSON mx.unkept_hosts); 2 some MX address would be
+ * deferred; 3 usage
  * or setup errors, a lookup that gave no verdict, or a DNS lookup the
  * verdicts depend on that failed (UNKNOWN, as a monitoring plugin says
  * it: the MX, an MX host's A or AAAA, the _mta-sts TXT with MTA-STS on, timed out or SERVFAIL, or a
@@ -518,6 +521,8 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 			json_array_append_new(hs, ho);
 		}
 		json_object_set_new(o, "hosts", hs);
+		json_object_set_new(o, "unkept_hosts",
+		    json_integer(r->mx->nunkept));
 		json_object_set_new(root, "mx", o);
 		o = json_object();
 		arr = json_array();
@@ -546,6 +551,13 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 				    sizeof(a)));
 			printf("\n");
 		}
+		if (r->mx->nunkept > 0)
+			printf("  (%d more MX host%s in DNS than the %d "
+			    "mxguard looks up: no verdict for %s addresses "
+			    "below; the daemon defers an MTA-STS enforce "
+			    "domain's mail to them)\n", r->mx->nunkept,
+			    r->mx->nunkept == 1 ? "" : "s", MX_MAX_HOSTS,
+			    r->mx->nunkept == 1 ? "its" : "their");
 		printf("MTA-STS TXT %s (%s)\n", name,
 		    dns_status_name(r->txt_st));
 		for (i = 0; i < r->ntxt; i++)
@@ -624,6 +636,13 @@ cmd_policy(int argc, char **argv, struct config *cfg,
 		} else
 			rc = CMD_UNKNOWN;
 	}
+	/* MX hosts the walk did not look up (MX_MAX_HOSTS): no verdict was
+	 * shown for their addresses, which the daemon defers under an
+	 * MTA-STS enforce policy (local-error); not "all as required", as
+	 * mxguard check says of them too.  With --dst the verdict shown is
+	 * the daemon's for that address. */
+	if (!have_dst && r->mx->nunkept > 0)
+		rc = worst(rc, CMD_WARNING);
 	if (json)
 		json_object_set_new(root, "verdicts", json_incref(vs));
 

@@ -85,6 +85,40 @@ static const struct zrr zone[] = {
 	{ "mx.nine.test", DNS_T_A, "192.0.2.57" },
 	{ "mx.nine.test", DNS_T_A, "192.0.2.58" },
 	{ "mx.nine.test", DNS_T_A, "192.0.2.59" },
+	{ "many.test", DNS_T_MX, "11 mx01.many.test" },
+	{ "many.test", DNS_T_MX, "12 mx02.many.test" },
+	{ "many.test", DNS_T_MX, "13 mx03.many.test" },
+	{ "many.test", DNS_T_MX, "14 mx04.many.test" },
+	{ "many.test", DNS_T_MX, "15 mx05.many.test" },
+	{ "many.test", DNS_T_MX, "16 mx06.many.test" },
+	{ "many.test", DNS_T_MX, "17 mx07.many.test" },
+	{ "many.test", DNS_T_MX, "18 mx08.many.test" },
+	{ "many.test", DNS_T_MX, "19 mx09.many.test" },
+	{ "many.test", DNS_T_MX, "20 mx10.many.test" },
+	{ "many.test", DNS_T_MX, "21 mx11.many.test" },
+	{ "many.test", DNS_T_MX, "22 mx12.many.test" },
+	{ "many.test", DNS_T_MX, "23 mx13.many.test" },
+	{ "many.test", DNS_T_MX, "24 mx14.many.test" },
+	{ "many.test", DNS_T_MX, "25 mx15.many.test" },
+	{ "many.test", DNS_T_MX, "26 mx16.many.test" },
+	{ "many.test", DNS_T_MX, "27 mx17.many.test" },
+	{ "mx01.many.test", DNS_T_A, "192.0.2.101" },
+	{ "mx02.many.test", DNS_T_A, "192.0.2.102" },
+	{ "mx03.many.test", DNS_T_A, "192.0.2.103" },
+	{ "mx04.many.test", DNS_T_A, "192.0.2.104" },
+	{ "mx05.many.test", DNS_T_A, "192.0.2.105" },
+	{ "mx06.many.test", DNS_T_A, "192.0.2.106" },
+	{ "mx07.many.test", DNS_T_A, "192.0.2.107" },
+	{ "mx08.many.test", DNS_T_A, "192.0.2.108" },
+	{ "mx09.many.test", DNS_T_A, "192.0.2.109" },
+	{ "mx10.many.test", DNS_T_A, "192.0.2.110" },
+	{ "mx11.many.test", DNS_T_A, "192.0.2.111" },
+	{ "mx12.many.test", DNS_T_A, "192.0.2.112" },
+	{ "mx13.many.test", DNS_T_A, "192.0.2.113" },
+	{ "mx14.many.test", DNS_T_A, "192.0.2.114" },
+	{ "mx15.many.test", DNS_T_A, "192.0.2.115" },
+	{ "mx16.many.test", DNS_T_A, "192.0.2.116" },
+	{ "mx17.many.test", DNS_T_A, "192.0.2.117" },
 	{ NULL, 0, NULL },
 };
 
@@ -376,6 +410,41 @@ test_dst_past_kept_addresses(void **state)
 }
 
 /*
+ * An MX answer naming more hosts than the 16 the walk looks up
+ * (MX_MAX_HOSTS): the least preferred one, mx17, was not looked up, so
+ * policy gave no verdict for its addresses and said nothing of it, exit 0
+ * ("every address would get the mail as required"), while the daemon
+ * defers an MTA-STS enforce domain's mail to such an address
+ * (local-error).  mxguard check lists such hosts as not probed and exits
+ * 1; so does policy now: the MX section says how many were not looked up,
+ * JSON's mx has unkept_hosts, and the exit status is 1.  With --dst the
+ * verdict is the daemon's for that address, as before.
+ */
+static void
+test_unkept_mx_hosts(void **state)
+{
+	char *text[] = { "policy", "many.test", NULL };
+	char *js[] = { "policy", "many.test", "--json", NULL };
+	char *dst[] = { "policy", "many.test", "--dst", "192.0.2.101", NULL };
+	struct config *saved = cfg;
+
+	log_init("test", 0, LOG_LVL_ERR);
+	cfg = dns_cfg(dnsport, NULL);
+	assert_int_equal(run(2, text), CMD_WARNING);
+	assert_non_null(strstr(out, "mx16.many.test [192.0.2.116]: may"));
+	assert_null(strstr(out, "mx17.many.test"));
+	if (strstr(out, "  (1 more MX host in DNS than the 16 mxguard looks "
+	    "up: no verdict for its addresses below") == NULL)
+		fail_msg("the host not looked up not said:\n%s", out);
+	assert_int_equal(run(3, js), CMD_WARNING);
+	assert_non_null(strstr(out, "\"unkept_hosts\":1"));
+	assert_non_null(strstr(out, "\"exit_status\":1"));
+	assert_int_equal(run(4, dst), CMD_OK);
+	config_free(cfg);
+	cfg = saved;
+}
+
+/*
  * A DNS lookup that failed: policy exited 0 (or 2) with the verdict it
  * could make, and a script could not tell "this is the policy" from
  * "could not find out".  Now 3 (UNKNOWN, as for a monitoring plugin), stderr naming each failed
@@ -592,6 +661,7 @@ main(void)
 		cmocka_unit_test(test_daemon_digest_warning),
 		cmocka_unit_test(test_dst_nat64),
 		cmocka_unit_test(test_dst_past_kept_addresses),
+		cmocka_unit_test(test_unkept_mx_hosts),
 		cmocka_unit_test(test_dns_failure_tempfail),
 		cmocka_unit_test(test_bypass_dst),
 		cmocka_unit_test(test_verify_without_name),
