@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -226,6 +228,59 @@ struct twant {
 #define GW_STALE_SYN	"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN " \
 	"-m conntrack ! --ctstate NEW -j DROP"
 
+/*
+ * Gateway mode under REDIRECT: where a family's diverted flows go.
+ * REDIRECT sends a flow to the first address of the interface it came in
+ * on (at divert_port), which a wildcard listen address holds, and a
+ * specific one only when it is that address: a flow that comes in on
+ * another inside interface, or after an address was put before it, lands
+ * where mxguard does not listen and any local user may bind (above
+ * ip_unprivileged_port_start), and the MTA's mail goes to that process.
+ * So a family whose listen entries at divert_port name addresses and no
+ * wildcard is diverted with DNAT to the first of them that is not a
+ * loopback address, else to the loopback one, which the kernel drops as
+ * a martian coming in on another interface: never someone else's
+ * listener ("ADDR:PORT", "[ADDR6]:PORT" in buf).  NULL for REDIRECT: a
+ * wildcard, no entry of the family (config_listen_unheard() judges that),
+ * local mode (the loopback address), TPROXY.
+ */
+static const char *
+gw_divert_to(const struct config *c, int af, char *buf, size_t sz)
+{
+	const char *to = NULL;
+	char a[INET6_ADDRSTRLEN];
+	int i, lo = 0, islo;
+
+	if (is_local(c) || rules_tproxy_needed(c))
+		return NULL;
+	for (i = 0; i < c->listen.n; i++) {
+		struct sockaddr_storage ss;
+		const struct sockaddr_in *s4 = (const void *)&ss;
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+		const void *ip = af == AF_INET ? (const void *)&s4->sin_addr :
+		    (const void *)&s6->sin6_addr;
+
+		if (config_hostport(c->listen.v[i], &ss) == -1 ||
+		    ss.ss_family != af || ntohs(af == AF_INET ? s4->sin_port :
+		    s6->sin6_port) != c->divert_port)
+			continue;
+		if (af == AF_INET ? s4->sin_addr.s_addr == htonl(INADDR_ANY) :
+		    IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
+			return NULL;	/* holds every address */
+		islo = af == AF_INET ? ntohl(s4->sin_addr.s_addr) >> 24 == 127 :
+		    IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+		/* the first, unless it is a loopback one and this not */
+		if ((to != NULL && (!lo || islo)) ||
+		    inet_ntop(af, ip, a, sizeof(a)) == NULL)
+			continue;
+		lo = islo;
+		snprintf(buf, sz, af == AF_INET ? "%s:%d" : "[%s]:%d", a,
+		    c->divert_port);
+		to = buf;
+	}
+	return to;
+}
+
 static void
 add_bypass_returns(const struct config *c, int family, struct rbuf *r)
 {
@@ -323,7 +378,9 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 	unsigned in = c->intercept_mark & c->mark_mask;
 	unsigned m = c->mark_mask;
 	int local = is_local(c), tp = rules_tproxy_needed(c);
-	char tproxy[128], um[64];
+	char tproxy[128], um[64], tb[INET6_ADDRSTRLEN + 16];
+	const char *to = gw_divert_to(c, family == 4 ? AF_INET : AF_INET6,
+	    tb, sizeof(tb));
 	int k;
 
 	memset(w, 0, sizeof(struct twant) * T_N);
@@ -390,11 +447,15 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 			return;
 		}
 		k = 0;
-		do
-			rbuf_printf(r, "-p tcp %s-j REDIRECT --to-ports %d\n",
-			    user_match(uids, nu, k, um, sizeof(um)),
-			    c->divert_port);
-		while (++k < nu);
+		if (to != NULL)
+			rbuf_printf(r, "-p tcp -j DNAT --to-destination %s\n",
+			    to);
+		else
+			do
+				rbuf_printf(r, "-p tcp %s-j REDIRECT "
+				    "--to-ports %d\n", user_match(uids, nu, k,
+				    um, sizeof(um)), c->divert_port);
+			while (++k < nu);
 		/* The guard.  nat sees only packets conntrack tracks: one it
 		 * cannot (INVALID) or was told not to (UNTRACKED: a raw-table
 		 * NOTRACK rule of the host's, for speed) is never redirected
@@ -445,7 +506,11 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 		    "--ctstate NEW %s-j NFQUEUE --queue-num %d --queue-bypass\n",
 		    user_match(uids, nu, k, um, sizeof(um)), c->nfqueue_num);
 	while (++k < nu);
-	if (!tp) {
+	if (!tp && to != NULL) {
+		w[T_NAT].want = 1;
+		rbuf_printf(&w[T_NAT].rules, "-p tcp -m connmark --mark "
+		    "0x%x/0x%x -j DNAT --to-destination %s\n", in, m, to);
+	} else if (!tp) {
 		w[T_NAT].want = 1;
 		rbuf_printf(&w[T_NAT].rules,
 		    "-p tcp -m connmark --mark 0x%x/0x%x -j REDIRECT --to-ports %d\n",
@@ -1249,6 +1314,36 @@ nft_bypass_returns(const struct config *c, struct rbuf *o)
 	}
 }
 
+/* nft: the statement that diverts, after pre (its matches): one redirect
+ * for both families, or a rule per family where gw_divert_to() names an
+ * address (mid: matches after the family's) */
+static void
+nft_divert(const struct config *c, struct rbuf *o, const char *pre,
+    const char *mid)
+{
+	char b4[INET6_ADDRSTRLEN + 16], b6[INET6_ADDRSTRLEN + 16];
+	const char *to4 = gw_divert_to(c, AF_INET, b4, sizeof(b4));
+	const char *to6 = gw_divert_to(c, AF_INET6, b6, sizeof(b6));
+
+	if (to4 == NULL && to6 == NULL) {
+		rbuf_printf(o, "\t\t%s%sredirect to :%d\n", pre, mid,
+		    c->divert_port);
+		return;
+	}
+	if (to4 != NULL)
+		rbuf_printf(o, "\t\t%smeta nfproto ipv4 %sdnat ip to %s\n",
+		    pre, mid, to4);
+	else
+		rbuf_printf(o, "\t\t%smeta nfproto ipv4 %sredirect to :%d\n",
+		    pre, mid, c->divert_port);
+	if (to6 != NULL)
+		rbuf_printf(o, "\t\t%smeta nfproto ipv6 %sdnat ip6 to %s\n",
+		    pre, mid, to6);
+	else
+		rbuf_printf(o, "\t\t%smeta nfproto ipv6 %sredirect to :%d\n",
+		    pre, mid, c->divert_port);
+}
+
 int
 rules_nft_script(const struct config *c, struct rbuf *o, char *err,
     size_t errsz)
@@ -1359,8 +1454,7 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			    "\t\t" NFT_TPROXY_UNHEARD "\n",
 			    c->divert_port, nm, in, c->divert_port, nm, in);
 		else
-			rbuf_printf(o, "\t\t%smeta l4proto tcp redirect to "
-			    ":%d\n", um, c->divert_port);
+			nft_divert(c, o, um, "meta l4proto tcp ");
 		rbuf_printf(o, "\t}\n");
 		/* the guard of what nat never sees: see want_ipt() */
 		if (!tp) {
@@ -1405,11 +1499,16 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 	rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
 	    "%squeue num %d bypass\n\t}\n", m, in, um, c->nfqueue_num);
-	if (!tp)
+	if (!tp) {
+		char pre[80];
+
 		rbuf_printf(o, "\tchain divert {\n\t\ttype nat hook %s priority "
-		    "-100; policy accept;\n\t\ttcp dport 25 ct mark & 0x%x == "
-		    "0x%x redirect to :%d\n\t}\n", local ? "output" : "prerouting",
-		    m, in, c->divert_port);
+		    "-100; policy accept;\n", local ? "output" : "prerouting");
+		snprintf(pre, sizeof(pre), "tcp dport 25 ct mark & 0x%x == "
+		    "0x%x ", m, in);
+		nft_divert(c, o, pre, "");
+		rbuf_printf(o, "\t}\n");
+	}
 	/* the guard: see want_ipt() */
 	rbuf_printf(o, "\tchain guard {\n\t\ttype filter hook %s "
 	    "priority filter; policy accept;\n\t\t" NFT_NOT_TCP

@@ -176,6 +176,92 @@ test_gateway_tproxy(void **state)
 	config_free(c);
 }
 
+/*
+ * Gateway mode under REDIRECT, a family whose listen entries name a
+ * specific address and no wildcard: REDIRECT sends a flow to the first
+ * address of the interface it came in on, not to a listen address, and
+ * on an inside interface (or a first address) of another address the
+ * flow lands at that address's divert_port, where mxguard does not listen
+ * and any local user may (above ip_unprivileged_port_start): the MTA's
+ * mail to that user's process.  Such a family is diverted with DNAT to
+ * the first listen address of its own, in both backends; a wildcard
+ * holds every address, so REDIRECT stays; local mode REDIRECTs to the
+ * loopback address, which config_listen_unheard() judges (ns 128).
+ */
+static void
+test_gateway_redirect_listen_address(void **state)
+{
+	struct config *c = cfg("rules_mode = gateway\n"
+	    "bypass_interfaces = wan0\n"
+	    "listen = 10.25.2.253:10025 [::]:10025 10.25.9.1:10025\n");
+	struct rbuf b = { 0 };
+	char err[256], *s = script(c, 4, 1, "");
+
+	assert_true(has(s, "-A MXGUARD_DIVERT -p tcp -m connmark --mark "
+	    "0x4d49/0xffff -j DNAT --to-destination 10.25.2.253:10025\n"));
+	assert_false(has(s, "REDIRECT"));
+	free(s);
+	s = script(c, 6, 1, "");
+	assert_true(has(s, "-A MXGUARD_DIVERT -p tcp -m connmark --mark "
+	    "0x4d49/0xffff -j REDIRECT --to-ports 10025\n"));
+	assert_false(has(s, "DNAT --to"));
+	free(s);
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "\t\ttcp dport 25 ct mark & 0xffff == 0x4d49 "
+	    "meta nfproto ipv4 dnat ip to 10.25.2.253:10025\n"
+	    "\t\ttcp dport 25 ct mark & 0xffff == 0x4d49 "
+	    "meta nfproto ipv6 redirect to :10025\n\t}\n"));
+	rbuf_free(&b);
+	config_free(c);
+	/* steering = none, an IPv6 address alone */
+	c = cfg("rules_mode = gateway\nsteering = none\n"
+	    "bypass_interfaces = wan0\n"
+	    "listen = 0.0.0.0:10025 [2001:db8:25::1]:10025\n");
+	s = script(c, 6, 1, "");
+	assert_true(has(s, "-A MXGUARD_DIVERT -p tcp -j DNAT "
+	    "--to-destination [2001:db8:25::1]:10025\n"));
+	free(s);
+	s = script(c, 4, 1, "");
+	assert_true(has(s, "-A MXGUARD_DIVERT -p tcp -j REDIRECT "
+	    "--to-ports 10025\n"));
+	free(s);
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "\t\tmeta nfproto ipv4 meta l4proto tcp "
+	    "redirect to :10025\n\t\tmeta nfproto ipv6 meta l4proto tcp "
+	    "dnat ip6 to [2001:db8:25::1]:10025\n\t}\n"));
+	rbuf_free(&b);
+	config_free(c);
+	/* a wildcard beside the address: REDIRECT, as before */
+	c = cfg("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 10.25.2.253:10025 0.0.0.0:10025 [::]:10025\n");
+	s = script(c, 4, 1, "");
+	assert_true(has(s, "-j REDIRECT --to-ports 10025\n"));
+	assert_false(has(s, "DNAT --to"));
+	free(s);
+	assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+	assert_true(has(b.s, "\t\ttcp dport 25 ct mark & 0xffff == 0x4d49 "
+	    "redirect to :10025\n\t}\n"));
+	rbuf_free(&b);
+	config_free(c);
+	/* a loopback address is not taken while another is listed; alone
+	 * it is (the kernel drops it as a martian: no one else's listener) */
+	c = cfg("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 127.0.0.1:10025 [::1]:10025 10.25.2.253:10025\n");
+	s = script(c, 4, 1, "");
+	assert_true(has(s, "-j DNAT --to-destination 10.25.2.253:10025\n"));
+	free(s);
+	s = script(c, 6, 1, "");
+	assert_true(has(s, "-j DNAT --to-destination [::1]:10025\n"));
+	free(s);
+	config_free(c);
+	/* local mode: REDIRECT (to 127.0.0.1 and [::1]) */
+	c = cfg("listen = 127.0.0.1:10025 [::1]:10025\n");
+	s = script(c, 4, 1, "");
+	assert_true(has(s, "-j REDIRECT --to-ports 10025\n"));
+	free(s);
+	config_free(c);
+}
+
 /* bypass_interfaces: a flow that comes in on the outside is inbound mail
  * (to a host behind the gateway), never ours: first out of every chain,
  * the guard's too, or a stopped daemon would refuse inbound mail. */
@@ -223,7 +309,8 @@ test_gateway_interfaces(void **state)
 	config_free(c);
 	/* steering = none: the diverting chain returns for them too */
 	c = cfg("rules_mode = gateway\nsteering = none\n"
-	    "bypass_interfaces = wan0\n");
+	    "bypass_interfaces = wan0\n"
+	    "listen = 0.0.0.0:10025 [::]:10025\n");
 	s = script(c, 6, 1, "");
 	assert_true(has(s, ":MXGUARD_DIVERT - [0:0]\n"
 	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"
@@ -1117,6 +1204,7 @@ main(void)
 		cmocka_unit_test(test_guard_drops_undiverted_intercept),
 		cmocka_unit_test(test_gateway_tproxy),
 		cmocka_unit_test(test_gateway_interfaces),
+		cmocka_unit_test(test_gateway_redirect_listen_address),
 		cmocka_unit_test(test_steering_none),
 		cmocka_unit_test(test_closed_refuses_established),
 		cmocka_unit_test(test_refusal_set),
