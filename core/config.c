@@ -948,8 +948,9 @@ cross_key_warnings(struct config *c, const char *where)
 
 		rc |= warn_add(c, "%s: no listen address holds %s port %d, "
 		    "where the rules send diverted %s flows: %s", where,
-		    strcmp(c->rules_mode, "local") != 0 ? (u4 ? "an IPv4" :
-		    "an IPv6") : u4 ? "127.0.0.1's" : "[::1]'s",
+		    strcmp(c->rules_mode, "local") != 0 ? (u4 ? "an IPv4 "
+		    "address's" : "an IPv6 address's") : u4 ? "127.0.0.1's" :
+		    "[::1]'s",
 		    c->divert_port, u4 ? "IPv4" : "IPv6",
 		    strcmp(c->steering, "none") == 0 ? "whatever listens "
 		    "there (any local user, above "
@@ -1196,9 +1197,18 @@ config_listen_unheard(const struct config *c, int family)
 		    s4->sin_port : s6->sin6_port) != c->divert_port)
 			continue;
 		/* gateway: REDIRECT goes to the inbound interface's
-		 * address, which a specific entry may well be */
-		if (!local)
-			return 0;
+		 * address, which a wildcard holds, and a family of
+		 * specific entries is DNATed to one (rules.c,
+		 * gw_divert_to()); but a flow from another interface
+		 * never reaches a loopback address, the default's (DNAT
+		 * to it: a martian, dropped without a word) */
+		if (!local) {
+			if (!(family == AF_INET ?
+			    ntohl(s4->sin_addr.s_addr) >> 24 == 127 :
+			    memcmp(&s6->sin6_addr, lo6, 16) == 0))
+				return 0;
+			continue;
+		}
 		if (family == AF_INET ? s4->sin_addr.s_addr == htonl(INADDR_ANY) ||
 		    s4->sin_addr.s_addr == htonl(INADDR_LOOPBACK) :
 		    IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||

@@ -917,7 +917,8 @@ nfq_open(struct ev_loop *loop, const struct config *cfg,
 		    q->unheard4 ? "ipv4" : "ipv6", cfg->divert_port,
 		    strcmp(cfg->rules_mode, "local") == 0 ? (q->unheard4 &&
 		    q->unheard6 ? "127.0.0.1 and [::1]" : q->unheard4 ?
-		    "127.0.0.1" : "[::1]") : "the inside interface's address");
+		    "127.0.0.1" : "[::1]") : "an address of the gateway's or the "
+		    "wildcard; no forwarded flow reaches a loopback one");
 	return q;
 fail:
 	nfq_close(q);

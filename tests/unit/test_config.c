@@ -565,6 +565,21 @@ test_divert_port_unheard(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->warnings.n, 0);
 	config_free(c);
+	/* gateway mode with the default (loopback) addresses: a forwarded
+	 * flow reaches neither (docs/rules.md); a wildcard does */
+	c = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n",
+	    err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "no listen address holds "
+	    "an IPv4 address's port 10025, where the rules send diverted "
+	    "IPv4 flows: mxguard drops their SYNs"));
+	config_free(c);
+	c = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 0.0.0.0:10025 [::]:10025\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
 }
 
 /* DNS and fetch timeouts that cannot fit in policy_timeout draw a

@@ -747,6 +747,15 @@ test_listen_unheard(void **state)
 	    NULL, AF_INET));
 	assert_true(unheard("gateway", "redirect", 10025, "0.0.0.0:10025",
 	    NULL, AF_INET6));
+	/* but not a loopback address, the default's: a flow from another
+	 * interface reaches none (REDIRECT: the inbound interface's address,
+	 * where any local user may listen; DNAT to it: a martian) */
+	assert_true(unheard("gateway", "redirect", 10025, "127.0.0.1:10025",
+	    "[::1]:10025", AF_INET));
+	assert_true(unheard("gateway", "redirect", 10025, "127.0.0.1:10025",
+	    "[::1]:10025", AF_INET6));
+	assert_false(unheard("gateway", "redirect", 10025, "127.0.0.1:10025",
+	    "10.0.0.1:10025", AF_INET));
 	/* TPROXY: transparent sockets only */
 	assert_false(unheard("gateway", "tproxy", 10025, "0.0.0.0:10025",
 	    NULL, AF_INET6));
