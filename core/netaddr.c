@@ -392,24 +392,27 @@ mask_bits(const uint8_t *m, int nbytes)
 	return n;
 }
 
-/* Shorter gateway-less IPv6 routes are a tunnel's catch-all (::/1 or
- * 2000::/3 dev wg0, sit1), the way out, not a network of this host's. */
+/* Shorter gateway-less routes are a tunnel's catch-all (::/1 or
+ * 2000::/3 dev wg0, sit1; 0.0.0.0/1 dev tun0, default dev ppp0), the way
+ * out, not a network of this host's. */
 #define ONLINK6_MIN_LEN	16
+#define ONLINK4_MIN_LEN	8
 
-/* One RTM_NEWROUTE of a dump: 1 when it is an on-link route (unicast, no
- * gateway, no multipath or nexthop object, a prefix of ONLINK6_MIN_LEN
- * bits or more) whose prefix holds a. */
+/* One RTM_NEWROUTE of a dump: 1 when it is an on-link route of family fam
+ * (unicast, no gateway, no multipath or nexthop object, a prefix of
+ * ONLINK6_MIN_LEN or ONLINK4_MIN_LEN bits or more) whose prefix holds a. */
 static int
-route_holds(const struct nlmsghdr *nh, const uint8_t *a)
+route_holds(const struct nlmsghdr *nh, int fam, const uint8_t *a)
 {
 	const struct rtmsg *rt = NLMSG_DATA(nh);
 	const struct rtattr *at;
 	uint8_t dst[16] = { 0 };
-	int len, have_dst = 0;
+	int len, have_dst = 0, alen = fam == AF_INET6 ? 16 : 4;
 
 	if (nh->nlmsg_len < NLMSG_LENGTH(sizeof(*rt)) ||
-	    rt->rtm_family != AF_INET6 || rt->rtm_type != RTN_UNICAST ||
-	    rt->rtm_dst_len < ONLINK6_MIN_LEN || rt->rtm_dst_len > 128)
+	    rt->rtm_family != fam || rt->rtm_type != RTN_UNICAST ||
+	    rt->rtm_dst_len < (fam == AF_INET6 ? ONLINK6_MIN_LEN :
+	    ONLINK4_MIN_LEN) || rt->rtm_dst_len > alen * 8)
 		return 0;
 	len = (int)RTM_PAYLOAD(nh);
 	for (at = RTM_RTA(rt); RTA_OK(at, len); at = RTA_NEXT(at, len))
@@ -420,9 +423,9 @@ route_holds(const struct nlmsghdr *nh, const uint8_t *a)
 		case RTA_NH_ID:
 			return 0;	/* through a router: not on-link */
 		case RTA_DST:
-			if (RTA_PAYLOAD(at) != 16)
+			if (RTA_PAYLOAD(at) != (size_t)alen)
 				return 0;
-			memcpy(dst, RTA_DATA(at), 16);
+			memcpy(dst, RTA_DATA(at), (size_t)alen);
 			have_dst = 1;
 			break;
 		}
@@ -430,16 +433,18 @@ route_holds(const struct nlmsghdr *nh, const uint8_t *a)
 }
 
 /*
- * 1 when the IPv6 address a is on-link by one of the kernel's routes, 0
- * when not, -1 (errno) when the routes could not be listed.  In IPv6 an
- * address's prefix length says nothing of the link (RFC 5942): a DHCPv6
- * address is a /128, and the network it sits on is the prefix a router
- * advertisement marks on-link, which the kernel holds as a route without
- * a gateway ("2001:db8:1::/64 dev eth0 proto ra"); so is a static route
- * to a network on an interface.  A netlink dump, as getifaddrs() makes.
+ * 1 when the address a of family fam is on-link by one of the kernel's
+ * routes, 0 when not, -1 (errno) when the routes could not be listed.
+ * In IPv6 an address's prefix length says nothing of the link (RFC 5942):
+ * a DHCPv6 address is a /128, and the network it sits on is the prefix a
+ * router advertisement marks on-link, which the kernel holds as a route
+ * without a gateway ("2001:db8:1::/64 dev eth0 proto ra"); so is a static
+ * route to a network on an interface, in IPv4 too: a subnet routed to a
+ * bridge or an unnumbered link ("203.0.113.0/29 dev br0"), whose hosts
+ * no address's netmask names.  A netlink dump, as getifaddrs() makes.
  */
 static int
-onlink6(const uint8_t *a)
+onlink(int fam, const uint8_t *a)
 {
 	struct {
 		struct nlmsghdr	 nh;
@@ -462,7 +467,7 @@ onlink6(const uint8_t *a)
 	req.nh.nlmsg_type = RTM_GETROUTE;
 	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	req.nh.nlmsg_seq = 1;
-	req.rt.rtm_family = AF_INET6;
+	req.rt.rtm_family = (unsigned char)fam;
 	if (sendto(fd, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&sn,
 	    sizeof(sn)) == -1)
 		goto fail;
@@ -491,7 +496,7 @@ onlink6(const uint8_t *a)
 				goto fail;
 			}
 			if (nh->nlmsg_type == RTM_NEWROUTE && !found)
-				found = route_holds(nh, a);
+				found = route_holds(nh, fam, a);
 		}
 	}
 done:
@@ -537,10 +542,11 @@ netaddr_is_own(const struct sockaddr *sa)
 			own = NETADDR_ONLINK;
 	}
 	freeifaddrs(ifs);
-	/* an IPv6 network is what the routes say is on-link (onlink6()),
-	 * whatever prefix lengths the addresses have */
-	if (own == 0 && fam == AF_INET6) {
-		int r = onlink6(b);
+	/* a network is also what the routes say is on-link (onlink()):
+	 * in IPv6 whatever prefix lengths the addresses have, in either a
+	 * network routed to an interface without an address of it */
+	if (own == 0) {
+		int r = onlink(fam, b);
 
 		if (r == -1)
 			return -1;

@@ -435,6 +435,54 @@ test_on_link_route6(void **state)
 	assert_int_equal(refused("2a00:1450::1", 0, err, sizeof(err)), 0);
 }
 
+/*
+ * IPv4 on-link by a route too: a network routed to an interface without
+ * an address of it ("ip route add 88.198.50.0/29 dev eth0": a routed
+ * subnet on a host's bridge, an unnumbered link), whose hosts have global
+ * addresses, is one of this host's networks as much as an address's
+ * netmask names one.  In a network namespace of its own: eth0 has the
+ * /32 88.198.1.2 and that route; a host in the subnet is refused
+ * "on-link", one through a router, next door or under a catch-all
+ * (0.0.0.0/1 dev) is not.  Red before: the netmask alone was read, and
+ * the routed subnet's hosts were let through.
+ */
+static void
+test_on_link_route4(void **state)
+{
+	char err[300];
+
+	(void)state;
+	ifs_mode = IFS_REAL;
+	if ((ns_self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) == -1)
+		skip();
+	if (unshare(CLONE_NEWNET) == -1) {
+		close(ns_self);
+		ns_self = -1;
+		skip();
+	}
+	if (system("exec >/dev/null 2>&1; "
+	    "ip link add eth0 type veth peer name eth1 && "
+	    "ip link set eth1 up && ip link set eth0 up && "
+	    "ip addr add 88.198.1.2/32 dev eth0 && "
+	    "ip route add 88.198.50.0/29 dev eth0 && "
+	    "ip route add 88.198.60.0/24 via 88.198.50.1 dev eth0 && "
+	    "ip route add 0.0.0.0/1 dev eth0") != 0)
+		skip();
+	assert_int_equal(refused("88.198.50.3", 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "one of this host's networks"));
+	assert_int_equal(refused("88.198.50.3", 1, err, sizeof(err)), 0);
+	/* the own address stays "own" */
+	assert_int_equal(refused("88.198.1.2", 0, err, sizeof(err)), 1);
+	assert_non_null(strstr(err, "this host's own address"));
+	/* through a router, next door, or under the catch-all */
+	assert_int_equal(refused("88.198.60.25", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("88.198.50.9", 0, err, sizeof(err)), 0);
+	assert_int_equal(refused("8.8.8.8", 0, err, sizeof(err)), 0);
+	/* an IPv4 address in IPv6 clothes is judged as itself */
+	assert_int_equal(refused("::ffff:88.198.50.3", 0, err, sizeof(err)),
+	    1);
+}
+
 /* The list cannot be had: refused (fail closed), the reason said. */
 static void
 test_own_unknown(void **state)
@@ -765,6 +813,7 @@ main(void)
 		cmocka_unit_test(test_own_unknown),
 		cmocka_unit_test(test_on_link),
 		cmocka_unit_test_teardown(test_on_link_route6, ns_restore),
+		cmocka_unit_test_teardown(test_on_link_route4, ns_restore),
 		cmocka_unit_test(test_own_real),
 		cmocka_unit_test(test_port),
 		cmocka_unit_test(test_fmt),
