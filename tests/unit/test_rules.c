@@ -186,7 +186,7 @@ test_gateway_tproxy(void **state)
  * mail to that user's process.  Such a family is diverted with DNAT to
  * the first listen address of its own, in both backends; a wildcard
  * holds every address, so REDIRECT stays; local mode REDIRECTs to the
- * loopback address, which config_listen_unheard() judges (ns 128).
+ * loopback address, which config_listen_unheard() judges (ns 129).
  */
 static void
 test_gateway_redirect_listen_address(void **state)
