@@ -3166,6 +3166,18 @@ leg_event(struct leg *l, enum leg_event ev, const struct leg_news *n,
 		return;
 	switch (ev) {
 	case LEG_GREETING:
+		if (r->code / 100 == 3) {
+			/* no greeting, neither welcome nor refusal: relayed,
+			 * an MTA takes it for a permanent failure (Postfix's
+			 * smtp_helo() bounces every recipient with 5.5.0,
+			 * where it softens a 5xx greeting and tries the next
+			 * MX); a 421 greeting keeps the mail, as for a 3xx
+			 * to EHLO, MAIL, RCPT or RSET (session_on_reply) */
+			bad_reply(s, r, "bad-reply", "421 4.5.0",
+			    "the connection", ", not a greeting (2xx, 4xx or "
+			    "5xx)");
+			break;
+		}
 		cl_relay(s, r);
 		session_enter(s, S_WAIT_HELO);
 		break;
