@@ -1009,6 +1009,24 @@ static int verify_result(const struct dane_info *, long, char *, size_t,
     char *, size_t);
 
 /*
+ * Did a DANE-TA record authenticate the session (its chain's validity is
+ * judged), or a DANE-EE one (not judged, RFC 7672 section 3.1.1)?  Told
+ * by the usage of the record that matched, never by the match depth: a
+ * DANE-TA 2 1 0 record is a bare trust anchor key, and OpenSSL reports
+ * its match at the depth of the certificate it signed, 0 when the server
+ * sends only the leaf (RFC 7671 section 5.2.2), the depth a DANE-EE match
+ * has.  A match whose record cannot be told is judged as DANE-TA.
+ */
+static int
+matched_ta(SSL *ssl)
+{
+	uint8_t u = 0;
+
+	return SSL_get0_dane_tlsa(ssl, &u, NULL, NULL, NULL, NULL) < 0 ||
+	    u != 3;	/* DANE-EE(3) */
+}
+
+/*
  * A resumed session skipped certificate verification, and the session
  * may have been verified against another TLSA RRset: verify the peer
  * chain the session kept again, with OpenSSL's DANE verification and the
@@ -1058,10 +1076,9 @@ resumed_check(const struct dane_info *d, SSL *ssl, char *reason,
 	X509_STORE_CTX_set0_dane(xc, dane);
 	if (X509_verify_cert(xc) == 1) {
 		vr = X509_V_OK;
-		/* the match depth is the SSL's: xc verified with its DANE;
-		 * only a DANE-EE match (0) has no validity to lose */
-		if (not_after != NULL &&
-		    SSL_get0_dane_authority(ssl, NULL, NULL) != 0)
+		/* the match is the SSL's: xc verified with its DANE; only
+		 * a DANE-EE match has no validity to lose (matched_ta()) */
+		if (not_after != NULL && matched_ta(ssl))
 			*not_after = policy_chain_not_after(
 			    X509_STORE_CTX_get0_chain(xc));
 	} else if ((vr = X509_STORE_CTX_get_error(xc)) == X509_V_OK)
@@ -1128,8 +1145,9 @@ dane_tls_check(const struct dane_info *d, SSL *ssl, char *reason,
 		 * dane_tls_prepare() set, up to tls_timeout per client flight
 		 * ago (a server, or an attacker on the path, holds its flight
 		 * that long); it is judged now, on the policy clock.  DANE-EE:
-		 * it did not, and is not */
-		na = depth > 0 ? policy_chain_not_after(
+		 * it did not, and is not (matched_ta(): a bare DANE-TA key
+		 * matches at depth 0 too) */
+		na = matched_ta(ssl) ? policy_chain_not_after(
 		    SSL_get0_verified_chain(ssl)) : 0;
 		if (na != 0 && clock_now() >= na)
 			return verify_result(d, X509_V_ERR_CERT_HAS_EXPIRED,

@@ -955,6 +955,106 @@ test_ta_expired_during_handshake(void **s)
 	EVP_PKEY_free(cak);
 }
 
+/* the notAfter of x alone, as policy_chain_not_after() reads it */
+static int64_t
+not_after_of(X509 *x)
+{
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	int64_t t;
+
+	sk_X509_push(sk, x);
+	t = policy_chain_not_after(sk);
+	sk_X509_free(sk);
+	return t;
+}
+
+/*
+ * DANE-TA by a bare public key: a 2 1 0 record holds the trust anchor's
+ * key itself, and the server sends the leaf it signed, no CA certificate
+ * (RFC 7671 section 5.2.2).  OpenSSL records that match at depth 0, the
+ * depth a DANE-EE match has, yet the leaf's validity is judged (it is a
+ * DANE-TA chain): the leaf that expires on the policy clock while the
+ * handshake runs fails the check, and the proof ends with its notAfter,
+ * full and resumed.  Before, depth 0 was taken for DANE-EE: the check
+ * passed with not_after 0, and a parked leg carried mail for ever after
+ * the leaf had expired.
+ */
+static void
+test_ta_bare_key_validity(void **s)
+{
+	EVP_PKEY *cak = newkey();
+	X509 *ca = mkcert(cak, "wide CA", NULL, NULL, 1, -86400 * 90,
+	    86400 * 90);
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = mkcert(P.leaf_key, HOST, ca, cak, 0, -86400 * 40,
+	    -86400 * 10);
+	struct policy_verdict *ta = dane_verdict_of(info_with(1, 2, 1, 0,
+	    ca));
+	struct tls_proof pta;
+	struct tls_result res;
+	SSL_CTX *sctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	SSL_SESSION *sess = NULL;
+	char r[48];
+	int reused;
+
+	/* the proof of a full handshake ends with the leaf */
+	time_step = -86400 * 30;
+	clock_anchor();
+	via = ta;
+	assert_int_equal(handshake(lapsed, P.leaf_key, NULL, NULL, r,
+	    sizeof(r)), 0);
+	pta = via_proof;
+	assert_int_equal(pta.level, TLS_LEVEL_DANE);
+	assert_int_equal(pta.not_after, not_after_of(lapsed));
+	assert_int_equal(policy_leg_fits(ta, &pta, (SSL *)1, &res), 0);
+	time_step = 0;
+	clock_anchor();
+	assert_int_equal(policy_leg_fits(ta, &pta, (SSL *)1, &res), -1);
+	assert_string_equal(res.reason, "certificate-expired");
+
+	/* the leaf expires while the handshake runs */
+	time_step = -86400 * 30;
+	clock_anchor();
+	hs_moves = 1;
+	hs_step_to = 0;
+	assert_int_equal(handshake(lapsed, P.leaf_key, NULL, NULL, r,
+	    sizeof(r)), -1);
+	via = NULL;
+	assert_string_equal(r, "certificate-expired");
+	assert_int_equal(via_proof.failed, 1);
+	hs_moves = 0;
+
+	/* a resumed session's check ends at the same notAfter */
+	time_step = -86400 * 30;
+	clock_anchor();
+	SSL_CTX_use_certificate(sctx, lapsed);
+	SSL_CTX_use_PrivateKey(sctx, P.leaf_key);
+	SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"t", 1);
+	SSL_CTX_set_max_proto_version(cctx, TLS1_2_VERSION);
+	SSL_CTX_dane_enable(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_PEER, verify_accept);
+	SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 1, 0, ca), NULL,
+	    &sess, &reused, r, sizeof(r)), 0);
+	assert_false(reused);
+	assert_int_equal(hs2_not_after, pta.not_after);
+	assert_int_equal(hs2(sctx, cctx, info_with(1, 2, 1, 0, ca), sess,
+	    NULL, &reused, r, sizeof(r)), 0);
+	assert_true(reused);
+	assert_int_equal(hs2_not_after, pta.not_after);
+	time_step = 0;
+	clock_anchor();
+
+	SSL_SESSION_free(sess);
+	SSL_CTX_free(sctx);
+	SSL_CTX_free(cctx);
+	policy_verdict_free(ta);
+	X509_free(lapsed);
+	X509_free(ca);
+	EVP_PKEY_free(cak);
+}
+
 /*
  * A resumed session's chain is verified again with the key sizes the
  * handshake's own verification demands (OpenSSL's security level): an
@@ -1591,6 +1691,7 @@ main(void)
 		cmocka_unit_test_teardown(test_ta_validity_on_policy_clock, reset_moves),
 		cmocka_unit_test_teardown(test_ta_proof_expires, reset_moves),
 		cmocka_unit_test_teardown(test_ta_expired_during_handshake, reset_moves),
+		cmocka_unit_test_teardown(test_ta_bare_key_validity, reset_moves),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test_teardown(test_other_rrset, reset_moves),
 		cmocka_unit_test_teardown(test_check_not_usable, reset_moves),
