@@ -61,51 +61,13 @@
 #include "mdbfail.h"	/* store reads fail while set: test_store_read_error */
 #include "tests/unit/timestep.h"
 
-/*
- * Allocations that fail on demand (test_oom_never_below_policy): while
- * oom_at is not -1, the allocation numbered oom_at (counted from 0 by
- * oom_n) made by mxguard's code fails, once, as out of memory would;
- * the libraries' own (OpenSSL, c-ares, LMDB) are not wrapped.
- */
-static long oom_at = -1, oom_n;
+/* allocation failures on demand (test_oom_never_below_policy) */
+#include "allocfail.h"
 
-static int
-oom_now(void)
-{
-	if (oom_at < 0 || oom_n++ != oom_at)
-		return 0;
-	errno = ENOMEM;
-	return 1;
-}
-
-void *__real_malloc(size_t);
-void *__wrap_malloc(size_t);
-void *__real_calloc(size_t, size_t);
-void *__wrap_calloc(size_t, size_t);
-void *__real_realloc(void *, size_t);
-void *__wrap_realloc(void *, size_t);
 char *__real_strdup(const char *);
 char *__wrap_strdup(const char *);
 char *__real_strndup(const char *, size_t);
 char *__wrap_strndup(const char *, size_t);
-
-void *
-__wrap_malloc(size_t n)
-{
-	return oom_now() ? NULL : __real_malloc(n);
-}
-
-void *
-__wrap_calloc(size_t n, size_t sz)
-{
-	return oom_now() ? NULL : __real_calloc(n, sz);
-}
-
-void *
-__wrap_realloc(void *p, size_t n)
-{
-	return oom_now() ? NULL : __real_realloc(p, n);
-}
 
 char *
 __wrap_strdup(const char *s)

@@ -194,48 +194,9 @@ __wrap_policy_verdict_dup(const struct policy_verdict *v)
 	return __real_policy_verdict_dup(v);
 }
 
-/*
- * Allocations that fail on demand (test_oom_*): while oom_at is not -1,
- * the allocation numbered oom_at (counted from 0 in oom_n) made by
- * mxguard's code fails, once; the mocked engine's own (oom_pause) and
- * the libraries' (OpenSSL, cmocka: not wrapped) never do.
- */
-static long oom_at = -1, oom_n;
-static int oom_pause;
-
-static int
-oom_now(void)
-{
-	if (oom_at < 0 || oom_pause || oom_n++ != oom_at)
-		return 0;
-	errno = ENOMEM;
-	return 1;
-}
-
-void *__real_malloc(size_t);
-void *__wrap_malloc(size_t);
-void *__real_calloc(size_t, size_t);
-void *__wrap_calloc(size_t, size_t);
-void *__real_realloc(void *, size_t);
-void *__wrap_realloc(void *, size_t);
-
-void *
-__wrap_malloc(size_t n)
-{
-	return oom_now() ? NULL : __real_malloc(n);
-}
-
-void *
-__wrap_calloc(size_t n, size_t sz)
-{
-	return oom_now() ? NULL : __real_calloc(n, sz);
-}
-
-void *
-__wrap_realloc(void *p, size_t n)
-{
-	return oom_now() ? NULL : __real_realloc(p, n);
-}
+/* allocation failures on demand (test_oom_*); the mocked engine's own
+ * allocations run under oom_pause */
+#include "allocfail.h"
 
 char *__real_strdup(const char *);
 char *__wrap_strdup(const char *);
