@@ -309,6 +309,15 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	/* -n checks the configuration and runs nothing: "mxguard -n check"
+	 * or "mxguard -n rules remove" would exit 0 having done neither */
+	if (check_only && argc > 0 &&
+	    !(argc == 1 && strcmp(argv[0], "run") == 0)) {
+		fprintf(stderr, "mxguard: -n checks the configuration and "
+		    "runs no command (\"%s\"): mxguard [-v] [-c file] -n\n",
+		    argv[0]);
+		return 2;
+	}
 	if (argc == 0) {
 		static char *run_argv[] = { "run", NULL };
 

@@ -21,6 +21,15 @@ check() {	# EXPECTED-RC REGEX-OF-STDERR CONFIG-TEXT
 
 "$MXGUARD" -n -c /dev/null || fail "empty file (all defaults) refused"
 "$MXGUARD" -n -c docs/mxguard.conf.example || fail "shipped example refused"
+# -n runs no command: one after it was ignored, and the exit 0 read as
+# that command's success ("mxguard -n rules remove")
+"$MXGUARD" -n -c /dev/null run || fail "-n run (the default command) refused"
+for c in check "rules remove" "policy example.com"; do
+	out=$("$MXGUARD" -n -c /dev/null $c 2>&1); rc=$?
+	[ "$rc" = 2 ] || fail "-n $c: rc $rc (want 2): $out"
+	[[ "$out" =~ "runs no command" ]] || fail "-n $c: \"$out\""
+done
+log "ok: -n refuses a command after it"
 check 1 "c.conf:3: unknown key \"listne\"" "# comment\n\nlistne = 1.2.3.4:25\n"
 check 1 "c.conf:1: fail_mode: value is not one of" "fail_mode = sometimes\n"
 check 1 "c.conf:2: command_timeout: not a duration" "user =\ncommand_timeout = soon\n"
