@@ -22,7 +22,8 @@
  * (more than MX_MAX_ADDRS for a host, counted in nmore), is said to be not
  * probed, by name where it is known, never left out silently; so are the MX
  * hosts the walk did not look up at all (more than MX_MAX_HOSTS, nunkept),
- * whose addresses the daemon defers an enforce domain's mail to.  Server replies
+ * whose addresses the daemon defers an enforce domain's mail to, and the
+ * addresses of a host's A or AAAA lookup that failed (failed_lookups()).  Server replies
  * go through the proxy's own SMTP reply and EHLO parsers (tlsproxy/smtp.h), so
  * that both read a masked STARTTLS (XXXXXXXA, XXXXXXXX) the same way, and EHLO
  * goes as the proxy's leg says it (HELO after a 5xx, see probe_hello()), with
@@ -1202,6 +1203,34 @@ unkept_hosts(const struct run *r)
 }
 
 /*
+ * A kept MX host's address lookup of one family (AF_INET: A, AF_INET6:
+ * AAAA) that failed (SERVFAIL or bogus, timeout, error, local error):
+ * the addresses it would have given are not known, so not probed, and
+ * the daemon's verdict for a flow to one of them is not what the probes
+ * show (a host with no address left was not even named).  Without
+ * ADDRESS only.
+ */
+static int
+lookup_failed(const struct run *r, int i, int family)
+{
+	return !r->single && mx_status_failed(mx_host_status(&r->mx->host[i],
+	    family));
+}
+
+/* The kept hosts' failed address lookups (each family of each host
+ * counts once). */
+static int
+failed_lookups(const struct run *r)
+{
+	int i, n = 0;
+
+	for (i = 0; i < r->mx->nhost && !r->single; i++)
+		n += lookup_failed(r, i, AF_INET) +
+		    lookup_failed(r, i, AF_INET6);
+	return n;
+}
+
+/*
  * The handshakes, one after the other, with each verdict's settings,
  * until deadline (CLOCK_MONOTONIC seconds): each step of a probe waits
  * as the daemon would (step_begin()), at most what is left; one the
@@ -1252,7 +1281,7 @@ run_probes(struct run *r, struct tls_ctx *tc, const struct config *cfg,
 		for (i = 0; i < r->mx->nhost; i++)
 			if (r->mx->host[i].nmore > 0)
 				rc = worse(rc, CMD_WARNING);
-	if (unkept_hosts(r) > 0)
+	if (unkept_hosts(r) > 0 || failed_lookups(r) > 0)
 		rc = worse(rc, CMD_WARNING);
 	return rc;
 }
@@ -1356,6 +1385,14 @@ dnssec_word(int st)
 	    "insecure" : st < 0 ? "-" : dns_status_name(st);
 }
 
+/* A failed lookup's status: servfail (bogus too), timeout, error, local,
+ * or no answer (not answered when the walk reported) */
+static const char *
+lookup_word(int st)
+{
+	return st < 0 ? "no answer" : dns_status_name(st);
+}
+
 /* deliver, defer, refused (by the server's greeting), unknown (the
  * check's deadline cut the probe short) or not-probed */
 static const char *
@@ -1371,17 +1408,23 @@ static void
 print_not_probed(const struct run *r)
 {
 	int i, n = not_probed(r), hosts = unkept_hosts(r);
+	int failed = failed_lookups(r);
 
-	if (n == 0 && hosts == 0)
+	if (n == 0 && hosts == 0 && failed == 0)
 		return;
-	if (hosts == 0)
-		printf("\nnot probed: %d address%s\n", n, n == 1 ? "" : "es");
-	else if (n == 0)
-		printf("\nnot probed: %d MX host%s\n", hosts, hosts == 1 ?
-		    "" : "s");
-	else
-		printf("\nnot probed: %d address%s and %d MX host%s\n", n,
-		    n == 1 ? "" : "es", hosts, hosts == 1 ? "" : "s");
+	/* "not probed: 11 addresses", "... and 4 MX hosts" */
+	printf("\nnot probed:");
+	if (n > 0)
+		printf(" %d address%s%s", n, n == 1 ? "" : "es",
+		    hosts > 0 && failed > 0 ? "," : hosts + failed > 0 ?
+		    " and" : "");
+	if (hosts > 0)
+		printf(" %d MX host%s%s", hosts, hosts == 1 ? "" : "s",
+		    failed > 0 ? " and" : "");
+	if (failed > 0)
+		printf(" %d failed address lookup%s", failed,
+		    failed == 1 ? "" : "s");
+	printf("\n");
 	for (i = 0; i < r->nprobe; i++)
 		if (r->probes[i].skipped)
 			printf("  MX %d %s [%s]: the check's %d s deadline "
@@ -1399,6 +1442,18 @@ print_not_probed(const struct run *r)
 		printf("  %d more MX host%s in DNS than the %d the MX walk "
 		    "looks up (the least preferred: their addresses were not "
 		    "looked up)\n", hosts, hosts == 1 ? "" : "s", MX_MAX_HOSTS);
+	for (i = 0; i < r->mx->nhost && !r->single; i++) {
+		const struct mx_host *h = &r->mx->host[i];
+
+		if (lookup_failed(r, i, AF_INET))
+			printf("  MX %d %s: its A lookup failed (%s): its IPv4 "
+			    "addresses are not known\n", h->pref, h->name,
+			    lookup_word(h->st4));
+		if (lookup_failed(r, i, AF_INET6))
+			printf("  MX %d %s: its AAAA lookup failed (%s): its "
+			    "IPv6 addresses are not known\n", h->pref,
+			    h->name, lookup_word(h->st6));
+	}
 	for (i = 0; i < r->nprobe; i++)
 		if (r->probes[i].skipped) {
 			printf("  (raise the deadline with --deadline "
@@ -1520,8 +1575,10 @@ print_text(struct run *r)
 /* not_probed_count, and not_probed[]: {host, pref, address, why}, why
  * "deadline" for an address the deadline left out, "mx-walk-limit" with
  * address null and count for a host's addresses the walk did not keep,
- * or "mx-hosts-limit" with host, pref and address null and count for the
- * MX hosts it did not look up (each counts once in not_probed_count). */
+ * "mx-hosts-limit" with host, pref and address null and count for the
+ * MX hosts it did not look up (each counts once in not_probed_count), or
+ * "address-lookup-failed" with address null, lookup ("A", "AAAA") and
+ * status for a host's failed address lookup (one each). */
 static int
 json_not_probed(const struct run *r, json_t *root)
 {
@@ -1531,7 +1588,8 @@ json_not_probed(const struct run *r, json_t *root)
 	if ((arr = json_array()) == NULL ||
 	    json_object_set_new(root, "not_probed", arr) == -1 ||
 	    json_object_set_new(root, "not_probed_count",
-	    json_integer(not_probed(r) + unkept_hosts(r))) == -1)
+	    json_integer(not_probed(r) + unkept_hosts(r) +
+	    failed_lookups(r))) == -1)
 		return -1;
 	for (i = 0; i < r->nprobe; i++) {
 		const struct probe *p = &r->probes[i];
@@ -1569,6 +1627,27 @@ json_not_probed(const struct run *r, json_t *root)
 		json_object_set_new(o, "address", json_null());
 		json_object_set_new(o, "count", json_integer(unkept_hosts(r)));
 		cmd_json_set(o, "why", "mx-hosts-limit");
+	}
+	for (i = 0; i < r->mx->nhost && !r->single; i++) {
+		const struct mx_host *h = &r->mx->host[i];
+		int f;
+
+		for (f = 0; f < 2; f++) {
+			int family = f == 0 ? AF_INET : AF_INET6;
+
+			if (!lookup_failed(r, i, family))
+				continue;
+			if ((o = json_object()) == NULL ||
+			    json_array_append_new(arr, o) == -1)
+				return -1;
+			cmd_json_set(o, "host", h->name);
+			json_object_set_new(o, "pref", json_integer(h->pref));
+			json_object_set_new(o, "address", json_null());
+			cmd_json_set(o, "lookup", f == 0 ? "A" : "AAAA");
+			cmd_json_set(o, "status",
+			    lookup_word(mx_host_status(h, family)));
+			cmd_json_set(o, "why", "address-lookup-failed");
+		}
 	}
 	return 0;
 }
@@ -1880,10 +1959,11 @@ cmd_check(int argc, char **argv, struct config *cfg,
 		rc = CMD_UNKNOWN;
 		goto done;
 	}
-	/* nothing to probe: unknown when the MX lookup itself failed */
+	/* nothing to probe: unknown when the MX lookup itself failed, or
+	 * the address lookups that could have given something to probe */
 	if (r.nprobe == 0)
-		rc = r.mx->status >= 0 && mx_status_failed(r.mx->status) ?
-		    CMD_UNKNOWN : CMD_DEFER;
+		rc = (r.mx->status >= 0 && mx_status_failed(r.mx->status)) ||
+		    failed_lookups(&r) > 0 ? CMD_UNKNOWN : CMD_DEFER;
 	if (json) {
 		if (print_json(&r) == -1) {
 			fprintf(stderr, "mxguard: check: cannot write JSON\n");

@@ -840,6 +840,70 @@ test_unkept_mx_hosts_listed(void **state)
 }
 
 /*
+ * An MX host whose A lookup failed (SERVFAIL: bogus or a broken server)
+ * and whose AAAA lookup timed out has no address to probe: check said
+ * nothing of it and exited 0 on the other host's probe, though the
+ * addresses it hides are the daemon's to judge, and `mxguard policy`
+ * exits 3 on the same answers.  Now each failed lookup is listed, in the
+ * text and in JSON (why "address-lookup-failed"), and the exit status is
+ * at least 1; with nothing else to probe, 3 (unknown), not 2.  A NODATA
+ * answer (no address of that family) is no failure.
+ */
+static void
+test_failed_address_lookups_listed(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.5");
+	struct mx_result m;
+	struct probe p;
+	struct run r;
+	char *out = malloc(65536);
+
+	assert_int_equal(v->level, TLS_LEVEL_NONE);
+	one_run(&r, &m, &p);
+	r.single = 0;			/* the domain's MX hosts, no ADDRESS */
+	snprintf(r.domain, sizeof(r.domain), "fail.test");
+	snprintf(m.domain, sizeof(m.domain), "fail.test");
+	m.status = DNS_INSECURE;
+	m.nhost = 2;
+	snprintf(m.host[0].name, sizeof(m.host[0].name), "mx1.fail.test");
+	m.host[0].pref = 10;
+	m.host[0].st4 = DNS_INSECURE;	/* the probe's address */
+	m.host[0].st6 = DNS_NODATA;
+	snprintf(m.host[1].name, sizeof(m.host[1].name), "mx2.fail.test");
+	m.host[1].pref = 20;
+	m.host[1].st4 = DNS_SERVFAIL;
+	m.host[1].st6 = DNS_TIMEOUT;
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_UNUSED), CMD_WARNING);
+	assert_int_equal(srv_status, 0);
+	assert_int_equal(p.deliverable, 1);
+	printed(print_text, &r, out, 65536);
+	assert_non_null(strstr(out, "  result:   deliver\n"));
+	if (strstr(out, "\nnot probed: 2 failed address lookups\n") == NULL ||
+	    strstr(out, "  MX 20 mx2.fail.test: its A lookup failed "
+	    "(servfail): its IPv4 addresses are not known\n") == NULL ||
+	    strstr(out, "  MX 20 mx2.fail.test: its AAAA lookup failed "
+	    "(timeout): its IPv6 addresses are not known\n") == NULL ||
+	    strstr(out, "mx1.fail.test: its") != NULL)
+		fail_msg("the failed lookups not listed:\n%s", out);
+	printed(json_out, &r, out, 65536);
+	if (strstr(out, "{\"host\":\"mx2.fail.test\",\"pref\":20,"
+	    "\"address\":null,\"lookup\":\"A\",\"status\":\"servfail\","
+	    "\"why\":\"address-lookup-failed\"}") == NULL ||
+	    strstr(out, "\"lookup\":\"AAAA\",\"status\":\"timeout\"") ==
+	    NULL || strstr(out, "\"not_probed_count\":2") == NULL)
+		fail_msg("JSON: %s", out);
+
+	/* ADDRESS given: the walk's other hosts are not the question */
+	r.single = 1;
+	assert_int_equal(run_one(&r, &p, v, STARTTLS_UNUSED), CMD_OK);
+	printed(print_text, &r, out, 65536);
+	assert_null(strstr(out, "not probed"));
+
+	policy_verdict_free(v);
+	free(out);
+}
+
+/*
  * The proxy's leg relays a 4xx to EHLO to the MTA, which must greet
  * again: nothing is delivered on that connection, and check said
  * "deliver" under may.  After a 5xx to EHLO the leg says HELO (check
@@ -1708,6 +1772,7 @@ main(void)
 		cmocka_unit_test(test_greeting_refused_under_may),
 		cmocka_unit_test(test_level_none_probed),
 		cmocka_unit_test(test_unkept_mx_hosts_listed),
+		cmocka_unit_test(test_failed_address_lookups_listed),
 		cmocka_unit_test(test_ehlo_refused),
 		cmocka_unit_test(test_deadline_bounds_steps),
 		cmocka_unit_test(test_ehlo_after_starttls),
