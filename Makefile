@@ -182,6 +182,8 @@ install: $(B)/mxguard
 	    $(DESTDIR)$(UNITDIR)/mxguard-rules-watch.service
 	install -D -m 0644 systemd/mxguard.sysusers $(DESTDIR)/usr/lib/sysusers.d/mxguard.conf
 	install -D -m 0644 systemd/mxguard.tmpfiles $(DESTDIR)/usr/lib/tmpfiles.d/mxguard.conf
+	install -D -m 0755 systemd/mxguard.ca-certificates-hook \
+	    $(DESTDIR)$(SYSCONFDIR)/ca-certificates/update.d/mxguard
 	test -e $(DESTDIR)$(SYSCONFDIR)/mxguard/mxguard.conf || \
 	  install -D -m 0644 docs/mxguard.conf.example $(DESTDIR)$(SYSCONFDIR)/mxguard/mxguard.conf
 

@@ -20,7 +20,7 @@ PKGS=(
 	liblmdb-dev libcmocka-dev libidn2-dev libjansson-dev zlib1g-dev libopendkim-dev python3-dkim
 	postfix unbound knot ldnsutils nginx-light stunnel4 swaks
 	libhiredis-dev redis-server keepalived
-	iptables nftables iproute2 procps openssl python3 conntrack curl git
+	iptables nftables iproute2 procps openssl ca-certificates python3 conntrack curl git
 	man-db groff-base systemd valgrind linux-perf gnuplot-nox
 	prometheus
 )
