@@ -2840,9 +2840,26 @@ on_redis_hist(void *arg, int rc, const struct history_entry *e)
 	check_done(r);
 }
 
+/*
+ * Does a local history record expect TLS for as long as this lookup may
+ * still take (policy_timeout from now)?  Only then is the shared store's
+ * record not asked for: the decision is made when everything has
+ * answered, up to policy_timeout after the start (an attacker on the path
+ * holds the DNS answers, or the policy host's, that long), and a local
+ * record that ran out of its window meanwhile left it with neither (may,
+ * where another gateway saw STARTTLS: test_redis_engine
+ * test_history_local_expires_during_lookup).
+ */
+static int
+hist_lasts_lookup(const struct policy *p, const struct history_entry *e)
+{
+	return history_expects_tls(e, clock_now() +
+	    (int64_t)(p->policy_timeout / 1000) + 1, p->hist_window);
+}
+
 /* The address's TLS history from the shared store, when the local one
- * does not expect TLS there (merging can only raise it), or when this
- * process has no history store of its own. */
+ * does not expect TLS there until the lookup decides (merging can only
+ * raise it), or when this process has no history store of its own. */
 static void
 redis_hist_ask(struct policy_req *r)
 {
@@ -2853,8 +2870,7 @@ redis_hist_ask(struct policy_req *r)
 	    r->ovr != NULL)
 		return;
 	if (p->hist != NULL && history_get(p->hist, "",
-	    (struct sockaddr *)&r->dst, &e) == 1 &&
-	    history_expects_tls(&e, clock_now(), p->hist_window))
+	    (struct sockaddr *)&r->dst, &e) == 1 && hist_lasts_lookup(p, &e))
 		return;
 	r->rs_hist = redis_hist_get(p->rs, (struct sockaddr *)&r->dst,
 	    on_redis_hist, r);
@@ -2893,7 +2909,8 @@ on_redis_host(void *arg, int rc, const struct history_entry *e)
  * gateway that saw the host's TLS; without it in Redis, the other
  * gateway of a pair, after a failover, knew only the address's record,
  * which knows nothing of the attacker's address.  Not asked when the
- * local record expects TLS already.
+ * local record expects TLS already, until the lookup decides
+ * (hist_lasts_lookup()).
  */
 static void
 redis_host_ask(struct policy_req *r)
@@ -2917,7 +2934,7 @@ redis_host_ask(struct policy_req *r)
 	if (host == NULL || host[0] == '\0')
 		return;
 	if (p->hist != NULL && history_get(p->hist, host, NULL, &e) == 1 &&
-	    history_expects_tls(&e, clock_now(), p->hist_window))
+	    hist_lasts_lookup(p, &e))
 		return;
 	snprintf(r->rhost_name, sizeof(r->rhost_name), "%s", host);
 	r->rs_host = redis_host_get(p->rs, host, on_redis_host, r);

@@ -23,7 +23,7 @@
  *   - a cached policy that decides is written through again, so a
  *     second gateway has it where Redis had lost it (or never got it).
  */
-// WRAP: mdb_get
+// WRAP: mdb_get time
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,6 +58,7 @@
 #include "dnsmsg.h"
 #include "redisd.h"
 #include "mdbfail.h"	/* the local cache's reads fail while set */
+#include "timestep.h"	/* time() plus time_step: the lookup's time passing */
 
 static const struct zrr zone[] = {
 	{ "sh.test", DNS_T_MX, "10 mx.sh.test" },
@@ -102,6 +103,9 @@ static const char *srv_pass;	/* requirepass set with srv_cmd() */
 #define REDIS_ANSWERS_MS	3000
 #define REDIS_HUNG_MS		300
 static uint64_t redis_tmo = REDIS_ANSWERS_MS;
+/* policy_timeout: 5 s, or as long as a test's lookup is made to take */
+#define POLICY_TMO_MS		5000
+static uint64_t policy_tmo = POLICY_TMO_MS;
 
 static void
 fake_read(int fd, int events, void *arg)
@@ -252,7 +256,7 @@ mkcfg(const char *pass)
 	cfg->dns_servers.v[0] = strdup(srvaddr);
 	cfg->dns_servers.n = 1;
 	cfg->dns_timeout = 2000;
-	cfg->policy_timeout = 5000;
+	cfg->policy_timeout = policy_tmo;
 	cfg->sts_fetch_timeout = 1500;
 	free(cfg->state_dir);
 	cfg->state_dir = strdup(statedir);
@@ -351,6 +355,7 @@ setup(void **state)
 	snprintf(statedir, sizeof(statedir), "%s/state", dir);
 	loop = ev_loop_new();
 	redis_tmo = REDIS_ANSWERS_MS;
+	policy_tmo = POLICY_TMO_MS;
 	dnsfd = socket(AF_INET, SOCK_DGRAM, 0);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
@@ -919,6 +924,73 @@ test_host_history_shared(void **state)
 	srv_kill();
 }
 
+/* started() of lookup_then(): the time the lookup takes, *arg seconds,
+ * passes at once (time_step, within what core/clock.c follows) */
+static void
+time_passes(void *arg)
+{
+	time_step += *(const int64_t *)arg;
+}
+
+/*
+ * The local history of 192.0.2.25 (the address's record, the MX host's
+ * and the pair's) expects TLS when the lookup starts, and runs out of its
+ * window 30 s later; another gateway saw STARTTLS there 100 s ago
+ * (Redis).  The lookup takes 60 s (an attacker on the path holds the DNS
+ * answers, or the policy host's, up to policy_timeout: 90 s here).
+ * Before, the
+ * shared store was not asked, as the local record expected TLS at the
+ * start, and the decision, made once it no longer did, had neither: may,
+ * and a STARTTLS strip delivered in cleartext.  The local record must
+ * last as long as the lookup may take for the shared one to be skipped.
+ */
+static void
+test_history_local_expires_during_lookup(void **state)
+{
+	int64_t now = (int64_t)time(NULL), window = 30 * 86400, took = 60;
+	struct history_entry e = { now - 1000, now - 100, 0, now - 100, 3, 0 };
+	struct policy *p;
+	struct policy_verdict *v;
+	struct sockaddr_in sin;
+	char val[200], err[256];
+
+	policy_tmo = 90000;
+	(void)mkdir(statedir, 0700);
+	{
+		struct history *h = history_open(statedir, err, sizeof(err));
+		int64_t t = now - window + 30;
+
+		assert_non_null(h);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		inet_pton(AF_INET, "192.0.2.25", &sin.sin_addr);
+		assert_int_equal(history_record(h, "", (struct sockaddr *)&sin,
+		    1, 1, t, NULL), 0);
+		assert_int_equal(history_record(h, "mx.hist.test",
+		    (struct sockaddr *)&sin, 1, 1, t, NULL), 0);
+		assert_int_equal(history_record(h, "mx.hist.test", NULL, 1, 1,
+		    t, NULL), 0);
+		history_close(h);
+	}
+	srv_start();
+	assert_int_equal(redis_hist_encode("192.0.2.25", &e, val, sizeof(val)),
+	    0);
+	srv_set("mxguard:hist:192.0.2.25", val, strlen(val));
+	p = mkpolicy();
+	assert_true(redis_is_up());
+	v = lookup_then(p, "hist.test", "192.0.2.25", NULL, time_passes,
+	    &took);
+	time_step = 0;
+	if (v->level != TLS_LEVEL_ENCRYPT)
+		fail_msg("level %d (source %s, %s): the shared history, which "
+		    "expects TLS, was not asked while the local one ran out "
+		    "during the lookup", (int)v->level, v->source, v->detail);
+	assert_string_equal(v->source, "tls-history");
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
 int
 main(void)
 {
@@ -943,6 +1015,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_host_history_shared,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_history_local_expires_during_lookup, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
