@@ -21,9 +21,13 @@
  *   - a reload (policy_reconfigure) takes new Redis settings: a rotated
  *     password, with the old client's lookup under way still answered;
  *   - a cached policy that decides is written through again, so a
- *     second gateway has it where Redis had lost it (or never got it).
+ *     second gateway has it where Redis had lost it (or never got it);
+ *   - a local history record (the address's, the MX host's) that runs
+ *     out of its window while the lookup runs does not keep the shared
+ *     one from being asked (time() and sts_cache_get() wrapped to make
+ *     the lookup's time pass).
  */
-// WRAP: mdb_get time
+// WRAP: mdb_get time sts_cache_get
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -924,6 +928,31 @@ test_host_history_shared(void **state)
 	srv_kill();
 }
 
+/*
+ * sts_cache_get() as it is; while step_at_reread is set, its second call
+ * in a lookup (cache_reread(), as the lookup decides, after the MX walk
+ * answered and the MX host's record was or was not asked for) first adds
+ * step_at_reread to time_step: the time the lookup took between its MX
+ * walk and its decision.
+ */
+int __real_sts_cache_get(struct sts_cache *, const char *,
+    struct sts_cache_entry *);
+int __wrap_sts_cache_get(struct sts_cache *, const char *,
+    struct sts_cache_entry *);
+static int64_t step_at_reread;
+static int cache_gets;
+
+int
+__wrap_sts_cache_get(struct sts_cache *c, const char *domain,
+    struct sts_cache_entry *e)
+{
+	if (step_at_reread != 0 && ++cache_gets == 2) {
+		time_step += step_at_reread;
+		step_at_reread = 0;
+	}
+	return __real_sts_cache_get(c, domain, e);
+}
+
 /* started() of lookup_then(): the time the lookup takes, *arg seconds,
  * passes at once (time_step, within what core/clock.c follows) */
 static void
@@ -991,6 +1020,54 @@ test_history_local_expires_during_lookup(void **state)
 	srv_kill();
 }
 
+/*
+ * The same for the MX host's own record ("mx.hist.test|"), asked for once
+ * the MX walk has answered: the local one expects TLS then and runs out
+ * 30 s later, another gateway saw STARTTLS at that host 100 s ago, and
+ * the lookup decides 60 s after the walk.  Before, the shared record was
+ * not asked for, and the decision had neither: may.
+ */
+static void
+test_host_history_local_expires_during_lookup(void **state)
+{
+	int64_t now = (int64_t)time(NULL), window = 30 * 86400;
+	struct history_entry e = { now - 1000, now - 100, 0, now - 100, 3, 0 };
+	struct policy *p;
+	struct policy_verdict *v;
+	char val[200], err[256];
+
+	policy_tmo = 90000;
+	(void)mkdir(statedir, 0700);
+	{
+		struct history *h = history_open(statedir, err, sizeof(err));
+
+		assert_non_null(h);
+		assert_int_equal(history_record(h, "mx.hist.test", NULL, 1, 1,
+		    now - window + 30, NULL), 0);
+		history_close(h);
+	}
+	srv_start();
+	assert_int_equal(redis_hist_encode("mx.hist.test", &e, val,
+	    sizeof(val)), 0);
+	srv_set("mxguard:hist-host:mx.hist.test", val, strlen(val));
+	p = mkpolicy();
+	assert_true(redis_is_up());
+	cache_gets = 0;
+	step_at_reread = 60;
+	v = lookup(p, "hist.test", "192.0.2.25", NULL);
+	time_step = 0;
+	assert_int_equal(step_at_reread, 0);	/* the time did pass */
+	if (v->level != TLS_LEVEL_ENCRYPT)
+		fail_msg("level %d (source %s, %s): the MX host's shared "
+		    "history, which expects TLS, was not asked while the local "
+		    "one ran out during the lookup", (int)v->level, v->source,
+		    v->detail);
+	assert_string_equal(v->source, "tls-history");
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
 int
 main(void)
 {
@@ -1017,6 +1094,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_history_local_expires_during_lookup, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_host_history_local_expires_during_lookup, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
