@@ -215,9 +215,21 @@ struct twant {
  * the entry is gone its SYN is NEW and decided as any other.  (Local mode
  * drops these in mangle, rule 0; a diverted flow never reaches FORWARD.) */
 /* Gateway mode, steering and diverting: a destination of this host's
- * own (its addresses, 127.0.0.0/8) is no outbound mail: left alone. */
-#define GW_OWN_DST	"-m addrtype --dst-type LOCAL -j RETURN"
-#define NFT_GW_OWN_DST	"fib daddr type local return"
+ * own (its addresses, 127.0.0.0/8) is no outbound mail: left alone, and
+ * its connection marked BYPASS on the way (GW_OWN_DST_RULES), so that the
+ * guard lets it through too.  mangle and nat see the original destination;
+ * a rule of the host's own that DNATs such a flow further on (a port
+ * forward of the public MX address to the inside mail server, reached
+ * from the inside: hairpin NAT) makes it a forwarded flow, and the closed
+ * guard in FORWARD refused it as one nothing had decided, every time, the
+ * daemon up or down: the inside MTAs' mail to their own domain stayed
+ * queued until it bounced.  (NFT_GW_OWN_DST takes the mask's complement
+ * and the mark.) */
+#define GW_OWN_DST	"-m addrtype --dst-type LOCAL"
+#define GW_OWN_DST_RULES GW_OWN_DST " -j CONNMARK --set-xmark 0x%x/0x%x\n" \
+	GW_OWN_DST " -j RETURN\n"
+#define NFT_GW_OWN_DST	"fib daddr type local ct mark set ct mark & 0x%x | " \
+	"0x%x return"
 /* After nft's tproxy statements: what they did not take.  xt_TPROXY
  * drops a packet for which it finds no transparent socket; nft's tproxy
  * expression only breaks off its rule (NFT_BREAK) and the chain goes on,
@@ -404,7 +416,7 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 		 * there would take an inside host for a local client, and
 		 * REDIRECT rewrites 127.0.0.1 before the martian check */
 		for (t = T_MANGLE; t <= T_NAT; t++)
-			rbuf_printf(&w[t].rules, "%s\n", GW_OWN_DST);
+			rbuf_printf(&w[t].rules, GW_OWN_DST_RULES, up, m);
 	}
 
 	if (local) {
@@ -477,6 +489,11 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 		 * belongs to a flow established before the rules went in
 		 * (nat sees a flow's first packet only): refused */
 		if (is_closed(c)) {
+			/* gateway: a flow to our own address that a rule of
+			 * the host's DNATs onwards (GW_OWN_DST) */
+			if (!local)
+				rbuf_printf(&w[T_FILTER].rules, "-m connmark "
+				    "--mark 0x%x/0x%x -j RETURN\n", up, m);
 			add_bypass_returns(c, family, &w[T_FILTER].rules);
 			rbuf_printf(&w[T_FILTER].rules, "%s\n", REFUSE_REST);
 		}
@@ -1391,10 +1408,12 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		    (int)(v[n - 1] == '+' ? n - 1 : n), v,
 		    v[n - 1] == '+' ? "*" : "");
 	}
-	/* the chains that divert: not to our own addresses either (see
-	 * GW_OWN_DST); the guard (forward) never sees those */
-	rbuf_printf(&lod, "%s%s", rbuf_str(&lob), local ? "" :
-	    "\n\t\t" NFT_GW_OWN_DST);
+	/* the chains that divert: not to our own addresses either, marked
+	 * BYPASS for the guard, which sees one only when a rule of the
+	 * host's DNATs it onwards (see GW_OWN_DST) */
+	rbuf_printf(&lod, "%s", rbuf_str(&lob));
+	if (!local)
+		rbuf_printf(&lod, "\n\t\t" NFT_GW_OWN_DST, nm, up);
 	if (lob.oom || lod.oom) {
 		snprintf(err, errsz, "out of memory");
 		rbuf_free(&lob);
@@ -1471,6 +1490,10 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 			if (!local)
 				rbuf_printf(o, "\t\t%s\n", NFT_GW_STALE_SYN);
 			if (is_closed(c)) {
+				/* see GW_OWN_DST */
+				if (!local)
+					rbuf_printf(o, "\t\tct mark & 0x%x == "
+					    "0x%x return\n", m, up);
 				nft_bypass_returns(c, o);
 				rbuf_printf(o, "\t\t%s\n", NFT_REFUSE_REST);
 			}
@@ -2247,7 +2270,10 @@ nft_inplace(const char *listed, int *closed, int *guard, int *damaged)
 			q |= memmem(s, (size_t)(nl - s), "queue ", 6) != NULL;
 			tp |= memmem(s, (size_t)(nl - s), "tproxy ", 7) != NULL;
 		} else if (in && s < nl && strcmp(name, "divert") == 0)
-			dq |= memmem(s, (size_t)(nl - s), "ct mark ", 8) != NULL;
+			/* a connmark match, not GW_OWN_DST's "ct mark set" */
+			dq |= memmem(s, (size_t)(nl - s), "ct mark ", 8) !=
+			    NULL && memmem(s, (size_t)(nl - s), "ct mark set",
+			    11) == NULL;
 		else if (in && s < nl && strncmp(s, "type ", 5) != 0 &&
 		    strncmp(s, "policy ", 7) != 0 &&
 		    strcmp(name, "guard") == 0) {

@@ -15,7 +15,10 @@
 # check, and mxguard relayed it to a loopback-only listener.  So for a
 # SYN sent to 0.0.0.0:25 (connect() to 0.0.0.0 reaches the loopback),
 # which no rule can tell from a broadcast: mxguard refuses that original
-# destination in gateway mode (reason=local-destination).  Each backend,
+# destination in gateway mode (reason=local-destination).  And a port
+# forward of the gateway's own address to a server behind it, reached
+# from the inside (hairpin NAT): that server answers, with the inside
+# host's address; before, the fail-closed guard refused it.  Each backend,
 # REDIRECT and TPROXY, with and without steering.
 . "$(dirname "$0")/../lib/ns.sh"
 . "$(dirname "$0")/../lib/nfq.sh"
@@ -59,6 +62,27 @@ table ip lospoof {
 		ip saddr 0.0.0.0 tcp sport 25 ip saddr set 198.51.100.2; }
 }
 NFT
+# A port forward of the host's own (hairpin NAT): the gateway's outside
+# address 10.25.1.254:25 DNAT'd to a mail server behind it (10.25.1.2),
+# reached from the inside.  mangle and nat see the gateway's own address
+# and leave the flow alone; after the DNAT it is forwarded, and the
+# closed guard in FORWARD refused it (a reset, every time, the daemon
+# up), so the inside MTAs' mail to that server never went.
+FWD_PY=${OWN_PY//10.25.2.254/10.25.1.2}
+bg "$RCV" "$T/fwd-srv.log" python3 -c "${FWD_PY//gw-own/rcv-fwd}" "$T/fwd-peers"
+wait_port "$RCV" 10.25.1.2 25
+in_gw nft -f - <<'NFT' || fail "nft port forward in the gateway"
+table ip portfwd {
+	chain pre { type nat hook prerouting priority dstnat;
+		ip daddr 10.25.1.254 tcp dport 25 dnat to 10.25.1.2:25; }
+}
+NFT
+fwd_banner() {	# the first line the inside host reads from 10.25.1.254:25
+	in_snd timeout 5 python3 -c '
+import socket
+c = socket.create_connection(("10.25.1.254", 25), timeout=4)
+print(c.makefile("rb").readline().decode().strip())'
+}
 lo_banner() {	# ADDR: 198.51.100.1 (127.0.0.1) or .2 (0.0.0.0)
 	in_snd timeout 3 python3 -c '
 import socket, sys
@@ -100,6 +124,13 @@ fail_mode = closed" "$backend-$1-$2"
 			[ "$(mx_count "event=connect .*dst=10\.25\.2\.254:25")" = 0 ]
 		assert "$what: no verdict for it" \
 			[ "$(mx_count "event=nfq-verdict .*dst=10\.25\.2\.254 ")" = 0 ]
+		: >"$T/fwd-peers"
+		b=$(fwd_banner 2>&1 | tail -n 1) || true
+		log "$what: port forward: banner \"$b\", peer $(cat "$T/fwd-peers")"
+		assert "$what: the forwarded server answered" [ "$b" = "220 rcv-fwd.test ESMTP" ]
+		assert "$what: it saw the inside host's address" grep -qx "10\.25\.2\.1" "$T/fwd-peers"
+		assert "$what: mxguard relayed nothing to the forward" \
+			[ "$(mx_count "event=connect .*dst=10\.25\.1\.(254|2):25")" = 0 ]
 		kill -TERM "$MXG_PID"
 		wait_for 10 "mxguard exit" bash -c "! kill -0 $MXG_PID 2>/dev/null"
 		MXG_PID=

@@ -279,13 +279,18 @@ test_gateway_interfaces(void **state)
 	assert_true(has(s, ":MXGUARD_STEER - [0:0]\n"
 	    "-A MXGUARD_STEER -i wan0 -j RETURN\n"
 	    "-A MXGUARD_STEER -i ppp+ -j RETURN\n"
+	    "-A MXGUARD_STEER -m addrtype --dst-type LOCAL -j CONNMARK "
+	    "--set-xmark 0x4d58/0xffff\n"
 	    "-A MXGUARD_STEER -m addrtype --dst-type LOCAL -j RETURN\n"
 	    "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK"));
 	assert_true(has(s, ":MXGUARD_DIVERT - [0:0]\n"
 	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"
 	    "-A MXGUARD_DIVERT -i ppp+ -j RETURN\n"
+	    "-A MXGUARD_DIVERT -m addrtype --dst-type LOCAL -j CONNMARK "
+	    "--set-xmark 0x4d58/0xffff\n"
 	    "-A MXGUARD_DIVERT -m addrtype --dst-type LOCAL -j RETURN\n"));
-	/* the guard (FORWARD) never sees our own destinations (ns 120) */
+	/* the guard (FORWARD) sees our own destinations only DNAT'd
+	 * onwards, marked BYPASS (test_gateway_own_dst_let_through) */
 	assert_true(has(s, ":MXGUARD_GUARD - [0:0]\n"
 	    "-A MXGUARD_GUARD -i wan0 -j RETURN\n"
 	    "-A MXGUARD_GUARD -i ppp+ -j RETURN\n"
@@ -295,7 +300,8 @@ test_gateway_interfaces(void **state)
 	assert_true(has(b.s, "type filter hook prerouting priority mangle; "
 	    "policy accept;\n\t\ttcp dport != 25 return\n\t\tiifname \"lo\" "
 	    "return\n\t\tiifname \"wan0\" return\n\t\tiifname \"ppp*\" "
-	    "return\n\t\tfib daddr type local return\n"));
+	    "return\n\t\tfib daddr type local ct mark set ct mark & "
+	    "0xffff0000 | 0x4d58 return\n"));
 	assert_false(has(b.s, "forward priority filter; policy accept;\n"
 	    "\t\tmeta l4proto != tcp return\n\t\ttcp dport != 25 return\n"
 	    "\t\tiifname \"lo\" return\n\t\tiifname \"wan0\" return\n"
@@ -314,6 +320,8 @@ test_gateway_interfaces(void **state)
 	s = script(c, 6, 1, "");
 	assert_true(has(s, ":MXGUARD_DIVERT - [0:0]\n"
 	    "-A MXGUARD_DIVERT -i wan0 -j RETURN\n"
+	    "-A MXGUARD_DIVERT -m addrtype --dst-type LOCAL -j CONNMARK "
+	    "--set-xmark 0x4d58/0xffff\n"
 	    "-A MXGUARD_DIVERT -m addrtype --dst-type LOCAL -j RETURN\n"));
 	assert_true(strstr(s, "-i wan0 -j RETURN") < strstr(s, "REDIRECT"));
 	/* and its guard drops a SYN that is not NEW (ns 107) */
@@ -330,7 +338,8 @@ test_gateway_interfaces(void **state)
 	    "flags & (fin|syn|rst|ack) == syn ct state != new drop\n"));
 	assert_true(has(b.s, "priority -100; policy accept;\n\t\ttcp dport "
 	    "!= 25 return\n\t\tiifname \"lo\" return\n\t\tiifname "
-	    "\"wan0\" return\n\t\tfib daddr type local return\n"));
+	    "\"wan0\" return\n\t\tfib daddr type local ct mark set ct "
+	    "mark & 0xffff0000 | 0x4d58 return\n"));
 	rbuf_free(&b);
 	config_free(c);
 	/* local mode: mangle's rule 0 does it, the guard has no such rule;
@@ -342,6 +351,89 @@ test_gateway_interfaces(void **state)
 	    "FIN,SYN,RST,ACK SYN -m conntrack ! --ctstate NEW -j DROP\n"));
 	free(s);
 	config_free(c);
+}
+
+/*
+ * Gateway mode, a port-25 flow from the inside to one of the gateway's
+ * own addresses that a rule of the host's DNATs to a host behind it or
+ * beyond (a port forward of the public MX address to the inside mail
+ * server, reached from the inside: "hairpin" NAT).  The steering and
+ * diverting chains see its original destination (mangle and nat come
+ * before the host's DNAT) and leave it alone, but after the DNAT it is
+ * forwarded, and the guard in FORWARD saw a flow with no connmark: with
+ * fail_mode = closed it refused it, every time, the daemon up or down
+ * (the inside MTA's mail to its own domain stayed queued until it
+ * bounced).  The chain that leaves such a flow alone now marks its
+ * connection BYPASS, and the closed guard lets BYPASS through, in every
+ * gateway set that has a guard, iptables and nft (ns 120).
+ */
+static void
+test_gateway_own_dst_let_through(void **state)
+{
+	static const char *const modes[] = {
+		"steering = nfqueue\nlisten_mode = redirect\n",
+		"steering = nfqueue\nlisten_mode = tproxy\n",
+		"steering = none\nlisten_mode = redirect\n",
+	};
+	struct rbuf b = { 0 };
+	struct rules_inplace ip;
+	char err[256], conf[512], *s;
+	const char *set, *ret, *keep, *refuse;
+	size_t i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct config *c;
+
+		snprintf(conf, sizeof(conf), "rules_mode = gateway\n"
+		    "fail_mode = closed\nbypass_interfaces = wan0\n"
+		    "listen = 0.0.0.0:10025 [::]:10025\n%s", modes[i]);
+		c = cfg(conf);
+		s = script(c, 4, 1, "");
+		/* the first chain that sees it: marks it, then returns */
+		set = strstr(s, "-m addrtype --dst-type LOCAL -j CONNMARK "
+		    "--set-xmark 0x4d58/0xffff\n");
+		ret = strstr(s, "-m addrtype --dst-type LOCAL -j RETURN\n");
+		if (set == NULL || ret == NULL || set > ret)
+			fail_msg("%s: a local destination is not marked "
+			    "BYPASS before its return:\n%s", modes[i], s);
+		/* the closed guard returns BYPASS before its refusal */
+		keep = strstr(s, "-A MXGUARD_GUARD -m connmark --mark "
+		    "0x4d58/0xffff -j RETURN\n");
+		refuse = strstr(s, "-A MXGUARD_GUARD " "-p tcp -m tcp ! "
+		    "--tcp-flags RST RST -j REJECT");
+		if (keep == NULL || refuse == NULL || keep > refuse)
+			fail_msg("%s: the closed guard refuses a flow marked "
+			    "BYPASS:\n%s", modes[i], s);
+		free(s);
+		/* nftables: steering = none only (ns 105) */
+		if (strstr(modes[i], "none") != NULL) {
+			assert_int_equal(rules_nft_script(c, &b, err,
+			    sizeof(err)), 0);
+			assert_true(has(b.s, "\t\tfib daddr type local ct mark "
+			    "set ct mark & 0xffff0000 | 0x4d58 return\n"));
+			assert_false(has(b.s, "fib daddr type local return"));
+			keep = strstr(b.s, "\t\tct mark & 0xffff == 0x4d58 "
+			    "return\n");
+			refuse = strstr(b.s, "\t\ttcp flags & rst == 0 reject");
+			assert_non_null(keep);
+			assert_non_null(refuse);
+			assert_true(keep < refuse);
+			/* the mark set in divert is no connmark match: the
+			 * set as installed is whole, not a verdict's divert
+			 * without its steering chain */
+			rules_inplace_text(NULL, NULL, b.s, &ip);
+			assert_int_equal(ip.broken, 0);
+			assert_int_equal(ip.refuses, 1);
+			rbuf_free(&b);
+		} else {
+			assert_int_equal(rules_nft_script(c, &b, err,
+			    sizeof(err)), 0);
+			assert_true(has(b.s, "\t\tfib daddr type local ct mark "
+			    "set ct mark & 0xffff0000 | 0x4d58 return\n"));
+			rbuf_free(&b);
+		}
+		config_free(c);
+	}
 }
 
 static void
@@ -1205,6 +1297,7 @@ main(void)
 		cmocka_unit_test(test_gateway_tproxy),
 		cmocka_unit_test(test_gateway_interfaces),
 		cmocka_unit_test(test_gateway_redirect_listen_address),
+		cmocka_unit_test(test_gateway_own_dst_let_through),
 		cmocka_unit_test(test_steering_none),
 		cmocka_unit_test(test_closed_refuses_established),
 		cmocka_unit_test(test_refusal_set),
