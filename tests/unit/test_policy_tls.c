@@ -83,6 +83,7 @@ setup(void **state)
 		"192.0.2.3 may",
 		"192.0.2.4 encrypt",
 		"sec.test secure",
+		"192.0.2.5 verify",
 	};
 	int i;
 
@@ -107,10 +108,10 @@ setup(void **state)
 	cfg->dns_servers.n = 1;
 	cfg->dns_timeout = 600;
 	cfg->sts_enable = 0;
-	cfg->tls_policy.v = calloc(5, sizeof(char *));
-	for (i = 0; i < 5; i++)
+	cfg->tls_policy.v = calloc(6, sizeof(char *));
+	for (i = 0; i < 6; i++)
 		cfg->tls_policy.v[i] = strdup(ovr[i]);
-	cfg->tls_policy.n = 5;
+	cfg->tls_policy.n = 6;
 	pol = policy_new(loop, cfg, err, sizeof(err));
 	config_free(cfg);
 	return pol ? 0 : -1;
@@ -543,6 +544,166 @@ test_expired_during_handshake(void **state)
 }
 
 /*
+ * The very second of the chain's notAfter: OpenSSL takes a certificate as
+ * expired once its notAfter is not after now (X509_cmp_time()), and so
+ * must a proof.  At notAfter the proof no longer stands and the live
+ * chain, verified afresh, has expired: certificate-expired; a second
+ * before, the proof fits.  (A proof_current() that kept the proof while
+ * now <= notAfter passed this leg for one second more than a new
+ * connection would have been.)  The policy clock is set to the second
+ * wanted, and the check taken again if a second boundary fell inside.
+ */
+static int
+leg_fits_at(const struct policy_verdict *v, const struct tls_proof *proof,
+    SSL *c, int64_t at, struct tls_result *res)
+{
+	int tries, rc = 0;
+
+	for (tries = 0; tries < 10; tries++) {
+		time_step = at - (int64_t)__real_time(NULL);
+		clock_anchor();
+		if (clock_now() != at)
+			continue;
+		rc = policy_leg_fits(v, proof, c, res);
+		if (clock_now() == at)
+			return rc;
+	}
+	fail_msg("the policy clock could not be held at %lld", (long long)at);
+	return rc;
+}
+
+static void
+test_proof_ends_at_not_after(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = test_cert(k, "mx.good.test", "mx.good.test", ca,
+	    ca_key, -86400 * 40, -86400 * 10, 0);
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *v4 = verdict("two.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	time_step = -86400 * 30;
+	clock_anchor();
+	c = handshake(v1, lapsed, k);
+	assert_int_equal(policy_tls_check(v1, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_true(proof.not_after > clock_now());
+	assert_int_equal(leg_fits_at(v1, &proof, c, proof.not_after - 1,
+	    &res), 0);
+	assert_int_equal(leg_fits_at(v4, &proof, c, proof.not_after - 1,
+	    &res), 0);
+	if (leg_fits_at(v1, &proof, c, proof.not_after, &res) != -1)
+		fail_msg("the proof stood at its chain's notAfter: %s (%s)",
+		    res.reason, res.detail);
+	assert_string_equal(res.reason, "certificate-expired");
+	assert_int_equal(leg_fits_at(v4, &proof, c, proof.not_after, &res),
+	    -1);
+	assert_string_equal(res.reason, "certificate-expired");
+	time_step = 0;
+	clock_anchor();
+	SSL_free(c);
+	policy_verdict_free(v1);
+	policy_verdict_free(v4);
+	X509_free(lapsed);
+	EVP_PKEY_free(k);
+}
+
+/*
+ * A leg whose handshake was verified before its chain was valid (the
+ * policy clock before the leaf's notBefore: certificate-not-trusted, the
+ * proof failed), judged once the chain is valid: policy_leg_fits()
+ * verifies the live chain from scratch, at the policy clock's now, and
+ * it passes.  The handshake's own result, made for the same identity at
+ * the time policy_tls_prepare() set, is never taken there: it judged
+ * another time (a verify_peer() that took it for a fresh check refused
+ * this leg for ever).
+ */
+static void
+test_fresh_check_judges_now(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	/* valid from 20 days ago, for a day more */
+	X509 *later = test_cert(k, "mx.good.test", "mx.good.test", ca,
+	    ca_key, -86400 * 20, 86400, 0);
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	time_step = -86400 * 30;
+	clock_anchor();
+	c = handshake(v1, later, k);
+	assert_int_equal(policy_tls_check(v1, c, &proof, &res), -1);
+	assert_string_equal(res.reason, "certificate-not-trusted");
+	assert_int_equal(proof.failed, 1);
+	time_step = 0;
+	clock_anchor();
+	if (policy_leg_fits(v1, &proof, c, &res) != 0)
+		fail_msg("the live chain, valid now, was refused: %s (%s)",
+		    res.reason, res.detail);
+	assert_string_equal(res.reason, "success");
+	SSL_free(c);
+	policy_verdict_free(v1);
+	X509_free(later);
+	EVP_PKEY_free(k);
+}
+
+/*
+ * Postfix's verify with no match= names H, and H is not known (the MX
+ * lookup found no host owning the destination): a verify verdict with no
+ * reference name, which no certificate meets (policy_verdict_unmeetable()).
+ * Judged on a leg another recipient's check set up (a may leg, a leg
+ * verified for other names) it is refused: the chain is verified afresh
+ * and with no name to check it fails, certificate-host-mismatch.  (A
+ * verify_peer() that verified with no name at all passed any chain of a
+ * trusted CA for this recipient.)
+ */
+static void
+test_no_name_never_fits(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("nameless.test", "192.0.2.5");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *ver = verdict("one.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(v->tls);
+	assert_int_equal(v->tls->nnames, 0);
+	assert_int_equal(v->tls->nfp, 0);
+	assert_true(policy_verdict_unmeetable(v));
+	expect(v, good, k, -1, "certificate-host-mismatch");
+
+	c = handshake(may, good, k);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	if (policy_leg_fits(v, &proof, c, &res) != -1)
+		fail_msg("a verify verdict with no name fitted a may leg: %s "
+		    "(%s)", res.reason, res.detail);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	SSL_free(c);
+
+	c = handshake(ver, good, k);
+	assert_int_equal(policy_tls_check(ver, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	SSL_free(c);
+
+	policy_verdict_free(v);
+	policy_verdict_free(may);
+	policy_verdict_free(ver);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
+/*
  * A verdict at the address of the one the SSL object was prepared for,
  * but for other names (what happens when the first verdict is freed and
  * malloc hands its memory to the next one): the handshake's own
@@ -949,6 +1110,16 @@ test_mta_sts_cn_only(void **state)
 	c = resumed(ovr, ovr, cnonly, k);
 	assert_int_equal(policy_tls_check(ovr, c, &proof, &res), 0);
 	SSL_free(c);
+	/* the other way: a session whose handshake failed the MTA-STS
+	 * check, resumed for the override's, is verified afresh and
+	 * passes: the result the session kept is never taken, whatever
+	 * this SSL was prepared for */
+	c = resumed(sts, ovr, cnonly, k);
+	if (policy_tls_check(ovr, c, &proof, &res) != 0)
+		fail_msg("resumed for the override: %s (%s)", res.reason,
+		    res.detail);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	SSL_free(c);
 
 	policy_verdict_free(ovr);
 	policy_verdict_free(may);
@@ -1251,6 +1422,9 @@ main(void)
 		cmocka_unit_test(test_validity_on_policy_clock),
 		cmocka_unit_test(test_proof_expires_with_chain),
 		cmocka_unit_test(test_expired_during_handshake),
+		cmocka_unit_test(test_proof_ends_at_not_after),
+		cmocka_unit_test(test_fresh_check_judges_now),
+		cmocka_unit_test(test_no_name_never_fits),
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_weak_key_fresh),
