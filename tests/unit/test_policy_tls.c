@@ -450,10 +450,16 @@ test_proof_expires_with_chain(void **state)
 	    ca_key, -86400 * 40, -86400 * 10, 0);
 	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
 	struct policy_verdict *v4 = verdict("two.test", "192.0.2.1");
+	struct policy_verdict *testing = policy_verdict_dup(v1);
 	struct tls_proof proof;
 	struct tls_result res;
 	SSL *c;
 
+	/* what sts_testing() makes for H = mx.good.test */
+	assert_non_null(testing);
+	testing->source = "mta-sts";
+	testing->level = TLS_LEVEL_MAY;
+	testing->report_only = 1;
 	time_step = -86400 * 30;
 	clock_anchor();
 	c = handshake(v1, lapsed, k);
@@ -470,6 +476,24 @@ test_proof_expires_with_chain(void **state)
 	assert_string_equal(res.reason, "certificate-expired");
 	SSL_free(c);
 
+	/* a testing policy's report of the same check: delivered, and
+	 * reported as the expired chain it now is, not taken from the proof
+	 * made before (report_check()) */
+	time_step = -86400 * 30;
+	clock_anchor();
+	c = handshake(testing, lapsed, k);
+	assert_int_equal(policy_tls_check(testing, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(res.report_failed, 0);
+	time_step = 0;
+	clock_anchor();
+	assert_int_equal(policy_leg_fits(testing, &proof, c, &res), 0);
+	if (!res.report_failed)
+		fail_msg("the testing policy's report took the proof of a chain "
+		    "expired since: %s (%s)", res.reason, res.detail);
+	assert_string_equal(res.reason, "certificate-expired");
+	SSL_free(c);
+
 	/* a proof made on a full handshake after the clock moved back
 	 * within the chain's validity fits again (nothing is remembered
 	 * of the failure) */
@@ -483,6 +507,7 @@ test_proof_expires_with_chain(void **state)
 	SSL_free(c);
 	policy_verdict_free(v1);
 	policy_verdict_free(v4);
+	policy_verdict_free(testing);
 	X509_free(lapsed);
 	EVP_PKEY_free(k);
 }
@@ -699,6 +724,47 @@ test_no_name_never_fits(void **state)
 	policy_verdict_free(v);
 	policy_verdict_free(may);
 	policy_verdict_free(ver);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
+/*
+ * A leg's proof of TLS without its live connection (ssl NULL: the leg's
+ * io is gone, leg_fits()) fits no verdict that demands TLS, whatever the
+ * proof says: nothing could be checked, and nothing can cross.  (A
+ * policy_leg_fits() that looked at the proof alone let an encrypt
+ * recipient through, and verified a NULL SSL for a verify one.)
+ */
+static void
+test_no_connection_no_fit(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *ver = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *enc = verdict("enc.test", "192.0.2.4");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	assert_int_equal(enc->level, TLS_LEVEL_ENCRYPT);
+	c = handshake(ver, good, k);
+	assert_int_equal(policy_tls_check(ver, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(proof.tls, 1);
+	SSL_free(c);
+	if (policy_leg_fits(enc, &proof, NULL, &res) != -1)
+		fail_msg("encrypt fitted a proof without its connection: %s",
+		    res.reason);
+	assert_string_equal(res.reason, "starttls-not-supported");
+	assert_int_equal(policy_leg_fits(ver, &proof, NULL, &res), -1);
+	assert_string_equal(res.reason, "starttls-not-supported");
+	/* may needs no TLS: it goes */
+	assert_int_equal(policy_leg_fits(may, &proof, NULL, &res), 0);
+	policy_verdict_free(ver);
+	policy_verdict_free(enc);
+	policy_verdict_free(may);
 	X509_free(good);
 	EVP_PKEY_free(k);
 }
@@ -1425,6 +1491,7 @@ main(void)
 		cmocka_unit_test(test_proof_ends_at_not_after),
 		cmocka_unit_test(test_fresh_check_judges_now),
 		cmocka_unit_test(test_no_name_never_fits),
+		cmocka_unit_test(test_no_connection_no_fit),
 		cmocka_unit_test(test_check_not_by_address),
 		cmocka_unit_test(test_report_only_never_proves),
 		cmocka_unit_test(test_weak_key_fresh),
