@@ -588,6 +588,98 @@ test_other_rrset(void **s)
 	check_with = NULL;
 }
 
+/*
+ * Checked against the same TLSA RRset under another base domain, or with
+ * other reference names, than the SSL was prepared with: not the check
+ * this handshake made (OpenSSL matched the names it was given), a
+ * failure, "not set up for" these records.  loaded_matches() compares the
+ * digest, the base and every name: the digest alone let a handshake
+ * prepared for one host's names pass for another's.
+ */
+static void
+test_other_base_or_names(void **s)
+{
+	char r[48];
+
+	check_with = info_with(1, 2, 0, 1, P.ca);
+	snprintf(check_with->tlsa_base, sizeof(check_with->tlsa_base),
+	    "mx.other.test");
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "validation-failure");
+	dane_info_free(check_with);
+	check_with = info_with(1, 2, 0, 1, P.ca);
+	snprintf(check_with->names[1], sizeof(check_with->names[1]),
+	    "other.test");
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "validation-failure");
+	dane_info_free(check_with);
+	/* the same records, base and names: the check passes */
+	check_with = info_with(1, 2, 0, 1, P.ca);
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), 0);
+	dane_info_free(check_with);
+	check_with = NULL;
+}
+
+/*
+ * A DANE-TA chain checked at the very second of its notAfter has expired,
+ * as OpenSSL judges (X509_cmp_time(): expired once notAfter is not after
+ * now): certificate-expired; the second before it passes.  The handshake's
+ * own verification ran at the earlier time dane_tls_prepare() set, so
+ * only dane_tls_check()'s judgement on the policy clock tells (one that
+ * took now > notAfter passed the chain for a second more).  The clock is
+ * set for the check to the second wanted, and the handshake made again if
+ * a second boundary fell inside.
+ */
+static int
+ta_check_at(X509 *leaf, X509 *ca, int64_t at, char *r, size_t rsz)
+{
+	int tries, rc = 0;
+
+	for (tries = 0; tries < 10; tries++) {
+		time_step = at - 86400 - (int64_t)__real_time(NULL);
+		clock_anchor();
+		hs_moves = 1;
+		hs_step_to = at - (int64_t)__real_time(NULL);
+		rc = handshake(leaf, P.leaf_key, ca, info_with(1, 2, 0, 1, ca),
+		    r, rsz);
+		hs_moves = 0;
+		if (clock_now() == at)
+			return rc;
+	}
+	fail_msg("the policy clock could not be held at %lld", (long long)at);
+	return rc;
+}
+
+static void
+test_ta_ends_at_not_after(void **s)
+{
+	EVP_PKEY *cak = newkey();
+	X509 *ca = mkcert(cak, "wide CA", NULL, NULL, 1, -86400 * 90,
+	    86400 * 90);
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = mkcert(P.leaf_key, HOST, ca, cak, 0, -86400 * 40,
+	    -86400 * 10);
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	int64_t na;
+	char r[48];
+
+	assert_non_null(sk);
+	assert_true(sk_X509_push(sk, lapsed) > 0);
+	na = policy_chain_not_after(sk);
+	sk_X509_free(sk);
+	assert_true(na > 1);
+	assert_int_equal(ta_check_at(lapsed, ca, na - 1, r, sizeof(r)), 0);
+	if (ta_check_at(lapsed, ca, na, r, sizeof(r)) != -1)
+		fail_msg("a DANE-TA chain passed at its notAfter: %s", r);
+	assert_string_equal(r, "certificate-expired");
+	X509_free(lapsed);
+	X509_free(ca);
+	EVP_PKEY_free(cak);
+}
+
 /* checked against DANE information without usable records (no DANE
  * verdict is made of it): a failure.  Before: success, "DANE not in
  * use", which a DANE verdict would have taken for its proof. */
@@ -1694,6 +1786,10 @@ main(void)
 		cmocka_unit_test_teardown(test_ta_bare_key_validity, reset_moves),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test_teardown(test_other_rrset, reset_moves),
+		cmocka_unit_test_teardown(test_other_base_or_names,
+		    reset_moves),
+		cmocka_unit_test_teardown(test_ta_ends_at_not_after,
+		    reset_moves),
 		cmocka_unit_test_teardown(test_check_not_usable, reset_moves),
 		cmocka_unit_test(test_resumed_session),
 		cmocka_unit_test(test_resumed_weak_key),
