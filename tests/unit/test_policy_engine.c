@@ -187,6 +187,10 @@ static const struct zrr zone[] = {
 	{ "mx.onlyunus.signed.test", DNS_T_A, "192.0.2.42" },
 	{ "_25._tcp.mx.onlyunus.signed.test", DNS_T_TLSA, "1 1 1 abababababababababababababababababababababababababababababababab" },
 	{ "mxfail.signed.test", T_SERVFAIL, "" },
+	/* a secure MX RRset whose host the enforce policy does not list */
+	{ "unlisted.signed.test", DNS_T_MX, "10 mx.unlisted.signed.test" },
+	{ "mx.unlisted.signed.test", DNS_T_A, "192.0.2.44" },
+	{ "_25._tcp.mx.unlisted.signed.test", DNS_T_TLSA, "3 1 1 abababababababababababababababababababababababababababababababab" },
 	/* null MX (RFC 7505), signed and not */
 	{ "nullmx.signed.test", DNS_T_MX, "0 " },
 	{ "nullmx.test", DNS_T_MX, "0 " },
@@ -639,6 +643,8 @@ setup(void **state)
 	    "enforce\nmx: mx.unus.signed.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("usab.signed.test", "u2", "version: STSv1\nmode: "
 	    "enforce\nmx: mx.usab.signed.test\nmax_age: 86400\n", 10, 86400);
+	cache_policy("unlisted.signed.test", "ul1", "version: STSv1\nmode: "
+	    "enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("stsdane.test", "sd1", "version: STSv1\nmode: "
 	    "enforce\nmx: mx.stsdane.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("refsf.test", "rf1", "version: STSv1\nmode: enforce\n"
@@ -2465,6 +2471,19 @@ test_dane_against_sts(void **state)
 	v = lookup(p, "mxfail.signed.test", "192.0.2.43");
 	assert_int_equal(v->level, TLS_LEVEL_DEFER);
 	assert_string_equal(v->reason, "dnssec-invalid");
+	policy_verdict_free(v);
+	/* a secure MX RRset: DNSSEC says which hosts are D's MX, and DANE
+	 * decides for its host even where the enforce policy does not list
+	 * it (RFC 8461 section 2); only an insecure one leaves it to the
+	 * policy (test_insecure_mx_dane_not_over_sts) */
+	v = lookup(p, "unlisted.signed.test", "192.0.2.44");
+	if (v->level != TLS_LEVEL_DANE)
+		fail_msg("a secure MX host's usable TLSA records gave way to "
+		    "the enforce policy: level %s source %s reason %s",
+		    tls_level_name(v->level), v->source, v->reason);
+	assert_string_equal(v->source, "dane");
+	assert_string_equal(v->mx_host, "mx.unlisted.signed.test");
+	assert_non_null(strstr(v->sts_note, "ignored"));
 	policy_verdict_free(v);
 	/* the self-check's word does not turn DANE off: its check name may
 	 * fail where the zones that matter validate */
