@@ -5386,6 +5386,29 @@ test_tls_check_fails_verify(void **state)
 	expect_policy_421(reply, "certificate-not-trusted");
 }
 
+/*
+ * An MTA-STS testing policy whose check failed (report_only: the mail
+ * goes, the failure is reported, the proof failed): the handshake proved
+ * nothing it was checked for, so its session is not kept for resumption
+ * (tls_client_done() told "unproven", as for a failed handshake).  A leg
+ * that passed its checks only is (leg.c, tls_ready()).
+ */
+static void
+test_report_failed_not_cached(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 1, NULL, NULL);
+	g.tls_fail_reason = "certificate-host-mismatch";
+	tls_up();
+	WAIT(g.ntls_check == 1);
+	g.tls_fail_reason = NULL;
+	if (g.ndone_unproven != 1)
+		fail_msg("the session of a handshake whose testing check "
+		    "failed was kept for resumption (unproven %d)",
+		    g.ndone_unproven);
+	EXPECT_SRV("EHLO client.example");
+	finish();
+}
+
 static void
 test_second_domain_needs_verify(void **state)
 {
@@ -9357,6 +9380,7 @@ main(void)
 		T(test_tls_mail_552_lower_size_relayed),
 		T(test_mail_5xx_same_caps_relayed),
 		T(test_tls_check_fails_verify),
+		T(test_report_failed_not_cached),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
 		T(test_pipelined_policy_refusal_in_order),
