@@ -4919,6 +4919,75 @@ test_reuse_parked_leg(void **state)
 	finish();
 }
 
+/*
+ * A leg whose check failed yet carried the mail (an MTA-STS testing
+ * policy: reported, delivered; the proof failed) proved less than it was
+ * checked for: at the client's QUIT it gets QUIT, it is not parked for
+ * the next session (leg_park(): only a leg that proved everything).
+ */
+static void
+test_report_failed_not_parked(void **state)
+{
+	g.env.reuse = reuse_new();
+	assert_non_null(g.env.reuse);
+	vspec_add("d.example", TLS_LEVEL_MAY, 1, NULL, NULL);
+	g.tls_fail_reason = "certificate-host-mismatch";
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	g.tls_fail_reason = NULL;
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	/* parked, the leg would get no QUIT (reuse_first_session()) */
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	wait_cl_eof();
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	srv_close();
+	WAIT(io_lingering() == 0);
+	finish();
+}
+
+/*
+ * A cleartext leg (a tls_policy none recipient's, on a server that offers
+ * STARTTLS) is not parked: an adopted leg keeps only its proof, so the
+ * next session's may recipient would ride it in cleartext where a
+ * connection of its own gets TLS (leg_fits()'s starttls-skipped is the
+ * leg's own, never carried over).  leg_park() takes TLS legs only.
+ */
+static void
+test_cleartext_leg_not_parked(void **state)
+{
+	g.env.reuse = reuse_new();
+	assert_non_null(g.env.reuse);
+	vspec_add("d.example", TLS_LEVEL_NONE, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
+	assert_int_equal(g.ntls_prepare, 0);
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	/* parked, the leg would get no QUIT */
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	wait_cl_eof();
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.env.nsessions == 0);
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	srv_close();
+	WAIT(io_lingering() == 0);
+	finish();
+}
+
 /* A session's QUIT: its leg parked again for the next. */
 static void
 quit_parked(void)
@@ -9381,6 +9450,8 @@ main(void)
 		T(test_mail_5xx_same_caps_relayed),
 		T(test_tls_check_fails_verify),
 		T(test_report_failed_not_cached),
+		T(test_report_failed_not_parked),
+		T(test_cleartext_leg_not_parked),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
 		T(test_pipelined_policy_refusal_in_order),
