@@ -4988,6 +4988,55 @@ test_cleartext_leg_not_parked(void **state)
 	finish();
 }
 
+/*
+ * The cache holds upstream_reuse_max legs and no more: reuse_park()
+ * refuses the one past the bound (its caller quits it), whatever the
+ * key, and every leg when the idle time is 0.  (A bound taken as "more
+ * than max" let one leg more hold a connection to the MX and a
+ * descriptor; a leg parked with no idle time had no deadline at all.)
+ */
+static void
+test_reuse_park_bound(void **state)
+{
+	struct reuse_leg rl;
+	int i, sv[3][2];
+
+	g.env.reuse = reuse_new();
+	assert_non_null(g.env.reuse);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM |
+		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv[i]), 0);
+		memset(&rl, 0, sizeof(rl));
+		assert_non_null(rl.up = io_new(g.loop, sv[i][0], NULL, NULL));
+		rl.proof.tls = 1;
+		if (i < 2) {
+			assert_int_equal(reuse_park(g.env.reuse, i ? "b" : "a",
+			    &rl, 60000, 2), 0);
+			continue;
+		}
+		if (reuse_park(g.env.reuse, "c", &rl, 60000, 2) == 0)
+			fail_msg("a third leg parked under upstream_reuse_max "
+			    "2");
+		io_free(rl.up);
+	}
+	assert_int_equal(reuse_count(g.env.reuse), 2);
+	reuse_flush(g.env.reuse);
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	for (i = 0; i < 3; i++)
+		close(sv[i][1]);
+	/* an idle time of 0 parks nothing (no deadline would end it) */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv[0]), 0);
+	memset(&rl, 0, sizeof(rl));
+	assert_non_null(rl.up = io_new(g.loop, sv[0][0], NULL, NULL));
+	rl.proof.tls = 1;
+	if (reuse_park(g.env.reuse, "d", &rl, 0, 2) == 0)
+		fail_msg("a leg parked with an idle time of 0");
+	io_free(rl.up);
+	close(sv[0][1]);
+	WAIT(io_lingering() == 0);
+}
+
 /* A session's QUIT: its leg parked again for the next. */
 static void
 quit_parked(void)
@@ -9452,6 +9501,7 @@ main(void)
 		T(test_report_failed_not_cached),
 		T(test_report_failed_not_parked),
 		T(test_cleartext_leg_not_parked),
+		T(test_reuse_park_bound),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
 		T(test_pipelined_policy_refusal_in_order),
