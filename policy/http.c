@@ -417,6 +417,7 @@ struct http_try {
 	size_t		 len, cap;
 	size_t		 parsed_len;	/* GET: len at the last parse */
 	struct ev_timer	*parse_tmr;	/* GET: a parse put off */
+	int		 nlate;		/* GET: put-off parses so far */
 };
 
 struct http_req {
@@ -706,6 +707,10 @@ done:
 }
 
 #define PARSE_LATER_MS	20
+/* The put-off parses of one attempt wait PARSE_LATER_MS, then twice as
+ * long each time, up to PARSE_LATER_MS << PARSE_LATER_SHIFT_MAX (5.12 s):
+ * see parse_later_ms(). */
+#define PARSE_LATER_SHIFT_MAX 8
 
 /* Parse now (1), or put it off (0)?  See io_event(). */
 static int
@@ -798,10 +803,34 @@ get_whole(struct http_try *t)
 	return 1;
 }
 
+/*
+ * How long the attempt's next put-off parse waits.  Each reads the whole
+ * response again, and a host that sends its next byte as soon as the
+ * last one was parsed got one every PARSE_LATER_MS: with a response of
+ * 150 KiB (the receive bound) that is 1,500 parses of it in a 30 s
+ * fetch, 0.6 s of the event loop per attempt and four attempts a fetch,
+ * for a byte every 20 ms.  Doubling, there are about a dozen in the same
+ * time, whatever the host sends; a host that serves its policy whole
+ * sends the last piece once, and waits at most as long again as its
+ * response took so far (the fetch's deadline takes a whole response at
+ * once: get_whole()).
+ */
+static uint64_t
+parse_later_ms(const struct http_try *t)
+{
+	return (uint64_t)PARSE_LATER_MS << (t->nlate < PARSE_LATER_SHIFT_MAX ?
+	    t->nlate : PARSE_LATER_SHIFT_MAX);
+}
+
 static void
 parse_later(void *arg)
 {
-	parse_get(arg, 0);
+	struct http_try *t = arg;
+
+	/* (parse_get() may free t) */
+	if (t->nlate < PARSE_LATER_SHIFT_MAX)
+		t->nlate++;
+	parse_get(t, 0);
 }
 
 static void
@@ -968,12 +997,15 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		 * host that sends it a byte per TLS record would make that
 		 * quadratic (17 s of CPU in a 30 s fetch, measured).  Parse
 		 * at once when the response grew by a quarter since the last
-		 * parse (geometric: linear in all) or ended; otherwise within
-		 * PARSE_LATER_MS, once, whatever more comes meanwhile. */
+		 * parse (geometric) or ended; otherwise later, once, whatever
+		 * more comes meanwhile: PARSE_LATER_MS, then twice as long
+		 * as the last time (parse_later_ms()), so that a host that
+		 * trickles a byte after each parse does not get the whole
+		 * response parsed again every PARSE_LATER_MS. */
 		if (!parse_due(t->parsed_len, t->len, ev ==
 		    IO_DISCONNECTED)) {
 			if (!ev_timer_pending(t->parse_tmr))
-				ev_timer_arm(t->parse_tmr, PARSE_LATER_MS);
+				ev_timer_arm(t->parse_tmr, parse_later_ms(t));
 			return;
 		}
 		parse_get(t, ev == IO_DISCONNECTED);

@@ -1081,6 +1081,95 @@ local_fetch_try(struct http_req *h)
 }
 
 /*
+ * A policy host that trickles: a large response prefix at once (its
+ * header and the start of a trailer section that never ends, a
+ * chunked body's), then one more byte each time the client has parsed
+ * what came, until the fetch's deadline.  Each byte is less than a
+ * quarter of what was parsed, so its parse is put off (parse_due());
+ * each put-off parse reads the whole buffer again.  Before, one came
+ * PARSE_LATER_MS after each byte, however many had come before: about
+ * 140 parses of the whole buffer in this 3 s fetch, 1,500 in the
+ * default 30 s one (0.6 s of the event loop's CPU per attempt, four
+ * attempts a fetch, measured with 150 KiB of trailer lines), for a host
+ * that spends a byte every 20 ms on it.  Now each put-off parse waits
+ * twice as long as the one before: a dozen parses, whatever the host
+ * sends.  The host is the watcher below, on the client's own loop (a
+ * socket pair, no sleep): it sends the next byte once the client has
+ * parsed all it has.
+ */
+static struct http_try *trickle_t;
+static int trickle_fd, trickle_parses;
+static size_t trickle_seen, trickle_prefix;
+static struct ev_timer *trickle_tmr;
+
+/* Each parse of the attempt after the prefix's (however many pieces the
+ * prefix came in) counted; a byte sent once all that came is parsed. */
+static void
+trickle_watch(void *arg)
+{
+	(void)arg;
+	if (get_done)			/* the attempt is gone */
+		return;
+	if (trickle_t->parsed_len != trickle_seen) {
+		trickle_seen = trickle_t->parsed_len;
+		if (trickle_seen > trickle_prefix)
+			trickle_parses++;
+	}
+	if (trickle_t->parsed_len == trickle_t->len &&
+	    trickle_t->len >= trickle_prefix)
+		assert_int_equal(write(trickle_fd, "a", 1), 1);
+	ev_timer_arm(trickle_tmr, 1);
+}
+
+static void
+test_trickle_parses_bounded(void **state)
+{
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: "
+	    "text/plain\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+	struct ev_timer *g;
+	struct http_req *h;
+	SSL_CTX *ctx;
+	char *pre;
+	size_t n = strlen(head), len = 60000;
+	int sv[2];
+
+	(void)state;
+	h = local_fetch_start(&ctx);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	trickle_t = local_fetch_try(h);
+	assert_non_null(trickle_t->io = io_new(loop, sv[0], io_event,
+	    trickle_t));
+	assert_non_null(pre = malloc(len));
+	memcpy(pre, head, n);
+	for (; n + 2 <= len; n += 2)
+		memcpy(pre + n, "a\n", 2);	/* trailer lines */
+	assert_int_equal(write(sv[1], pre, n), (ssize_t)n);
+	free(pre);
+	trickle_fd = sv[1];
+	trickle_parses = 0;
+	trickle_seen = 0;
+	trickle_prefix = n;
+	trickle_tmr = ev_timer_new(loop, trickle_watch, NULL);
+	ev_timer_arm(trickle_tmr, 1);
+	g = ev_timer_new(loop, stop_loop, NULL);
+	ev_timer_arm(g, 5000);
+	ev_loop_run(loop);
+	/* the fetch's deadline ended it: never whole */
+	assert_int_equal(get_calls, 1);
+	assert_int_equal(get_ok, -1);
+	assert_non_null(strstr(get_err, "response not whole"));
+	if (trickle_parses > 16)
+		fail_msg("%d parses of the whole response in a %d ms fetch",
+		    trickle_parses, FETCH_MS);
+	assert_true(trickle_parses >= 1);
+	close(sv[1]);
+	ev_timer_free(trickle_tmr);
+	ev_timer_free(g);
+	local_fetch_end(ctx);
+}
+
+/*
  * The process is out of descriptors (a flood took them): socket() fails
  * with EMFILE at the policy host's two addresses.  The fetch fails as
  * HTTP_LOCAL_ERROR, which says nothing of the host, so that the engine
@@ -1388,6 +1477,7 @@ main(void)
 		cmocka_unit_test(test_copy_nomem_local_error),
 		cmocka_unit_test(test_parse_nomem_local_error),
 		cmocka_unit_test(test_recv_nomem_local_error),
+		cmocka_unit_test(test_trickle_parses_bounded),
 	};
 
 	/* the bad certificate's server may write (TLS 1.3 tickets) to a
