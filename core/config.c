@@ -401,6 +401,41 @@ divert_port_takeable(const struct config *c)
 	return c->divert_port >= start ? start : -1;
 }
 
+/*
+ * fail_mode = open: `rules stop` (the unit's ExecStopPost) removes the
+ * rules, so while the daemon is down every port-25 flow goes direct.  A
+ * process of any local user that listens on a port the daemon must bind
+ * (divert_port, or any listen port) while it is down (a restart, the boot
+ * before it starts) keeps it from starting (address in use), whatever the
+ * steering or listen_mode (a transparent socket needs a capability, its
+ * port does not), and the mail goes direct for as long as that process
+ * holds the port: an attacker on the path then strips STARTTLS.  -1 when
+ * no such port, else the port; *start the first port an unprivileged
+ * process may bind.
+ */
+static int
+fail_open_port_takeable(const struct config *c, int *start)
+{
+	struct sockaddr_storage ss;
+	int i, port;
+
+	if (strcmp(c->fail_mode, "open") != 0)
+		return -1;
+	*start = unprivileged_port_start();
+	if (c->divert_port >= *start)
+		return c->divert_port;
+	for (i = 0; i < c->listen.n; i++) {
+		if (config_hostport(c->listen.v[i], &ss) == -1)
+			continue;
+		port = ntohs(ss.ss_family == AF_INET ?
+		    ((struct sockaddr_in *)&ss)->sin_port :
+		    ((struct sockaddr_in6 *)&ss)->sin6_port);
+		if (port >= *start)
+			return port;
+	}
+	return -1;
+}
+
 /* local_users: only in local mode (a forwarded packet has no local
  * socket, so no owner), each entry a user or a uid. */
 static const char *
@@ -935,7 +970,7 @@ config_digest32(const struct config *c)
 static int
 cross_key_warnings(struct config *c, const char *where)
 {
-	int unpriv, rc = 0;
+	int unpriv, port, rc = 0;
 
 	if (divert_unheard(c))
 		rc |= warn_add(c, "%s: divert_port %d is the port of no listen "
@@ -983,6 +1018,17 @@ cross_key_warnings(struct config *c, const char *where)
 		    "the port from mxguard; choose a divert_port (and listen "
 		    "port) below %d, or steering = nfqueue", where,
 		    c->divert_port, unpriv, unpriv);
+	if ((port = fail_open_port_takeable(c, &unpriv)) >= 0)
+		rc |= warn_add(c, "%s: fail_mode = open with listen port %d, a "
+		    "port any local user may bind (from %d, "
+		    "net.ipv4.ip_unprivileged_port_start): with fail_mode = "
+		    "open the rules go when mxguard stops, and a process that "
+		    "listens there while it is down (a restart, the boot "
+		    "before it starts) keeps it from starting (address in "
+		    "use): every port-25 flow then goes direct, unprotected, "
+		    "for as long as that process holds the port; choose a "
+		    "divert_port (and listen ports) below %d, or fail_mode = "
+		    "closed", where, port, unpriv, unpriv);
 	return rc == 0 ? 0 : -1;
 }
 

@@ -459,6 +459,81 @@ test_divert_port_takeable(void **state)
 	config_free(c);
 }
 
+/*
+ * fail_mode = open on a port any user may bind: `rules stop` (the unit's
+ * ExecStopPost) removes the rules with fail_mode = open, so while the
+ * daemon is down every port-25 flow goes direct; a process of any local
+ * user that listens on divert_port (or another listen port) meanwhile (a
+ * restart, the boot before mxguard starts) keeps the daemon from binding
+ * it (EADDRINUSE), the start fails, systemd retries in vain, and the mail
+ * goes direct for as long as that process holds the port: an attacker on
+ * the path strips STARTTLS.  Whatever the steering or listen_mode.  A
+ * warning says so (red before: none with NFQUEUE steering, the default);
+ * none with fail_mode = closed, nor for ports below
+ * net.ipv4.ip_unprivileged_port_start.
+ */
+static void
+test_fail_open_port_takeable(void **state)
+{
+	char err[256];
+	struct config *c;
+	FILE *fp;
+	int start = 1024, i, n;
+
+	(void)state;
+	if ((fp = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start",
+	    "r")) != NULL) {
+		assert_int_equal(fscanf(fp, "%d", &start), 1);
+		fclose(fp);
+	}
+	if (start > 10025)
+		return;		/* no user may bind the default port */
+	c = load_text("fail_mode = open\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "fail_mode = open with "
+	    "listen port 10025, a port any local user may bind"));
+	config_free(c);
+	/* TPROXY: a transparent listener needs a capability, but the bind
+	 * of the port does not */
+	c = load_text("fail_mode = open\nrules_mode = gateway\n"
+	    "listen_mode = tproxy\nbypass_interfaces = eth1\n"
+	    "listen = 0.0.0.0:10025 [::]:10025\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "fail_mode = open with "));
+	config_free(c);
+	/* steering = none: the two holes, each said once */
+	c = load_text("fail_mode = open\nsteering = none\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 2);
+	for (i = n = 0; i < c->warnings.n; i++)
+		n += strstr(c->warnings.v[i], "fail_mode = open with ") != NULL;
+	assert_int_equal(n, 1);
+	config_free(c);
+	c = load_text("fail_mode = closed\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	if (start <= 1000)
+		return;		/* no port a user may not bind */
+	c = load_text("fail_mode = open\nlisten = 127.0.0.1:1000 "
+	    "[::1]:1000\ndivert_port = 1000\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	/* a listen address of another port: the daemon binds it too */
+	c = load_text("fail_mode = open\nlisten = 127.0.0.1:1000 "
+	    "[::1]:1000 127.0.0.1:10026\ndivert_port = 1000\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "fail_mode = open with "
+	    "listen port 10026, a port any local user may bind"));
+	config_free(c);
+}
+
 /* The text loaded from a file of the given mode. */
 static struct config *
 load_mode(const char *text, mode_t mode, char *err, size_t errsz)
@@ -1112,6 +1187,7 @@ main(void)
 		cmocka_unit_test(test_timeouts_fit_policy_timeout),
 		cmocka_unit_test(test_password_readable_by_others),
 		cmocka_unit_test(test_divert_port_takeable),
+		cmocka_unit_test(test_fail_open_port_takeable),
 		cmocka_unit_test(test_digest),
 		cmocka_unit_test(test_dump_hides_secrets),
 		cmocka_unit_test(test_nat64_prefix),
