@@ -729,6 +729,13 @@ validate(const struct config *c)
 	if (c->sts_cache_max_entries < 1 || c->tls_history_max_entries < 1)
 		return "sts_cache_max_entries, tls_history_max_entries: at "
 		    "least 1";
+	/* a body above it is a failed fetch, and a failed fetch is no
+	 * policy: "64" for 64k would turn off every enforce policy in
+	 * silence (0 is the default, policy.c) */
+	if (c->sts_max_body != 0 && c->sts_max_body < 1024)
+		return "sts_max_body: at least 1k (a policy body above it is a "
+		    "failed fetch, and its domain's mail goes without the "
+		    "policy)";
 	if (c->sts_cache_max_entry_size < 1024 ||
 	    c->sts_cache_max_entry_size > 1024 * 1024)
 		return "sts_cache_max_entry_size: 1k to 1m";

@@ -218,6 +218,35 @@ test_errors(void **state)
 }
 
 /*
+ * sts_max_body is the largest MTA-STS policy body a fetch takes: a larger
+ * one is "response too large", a failed fetch, and a failed fetch is no
+ * policy (first contact: opportunistic TLS, an attacker on the path strips
+ * STARTTLS or presents any certificate; a cached policy is never refreshed
+ * and expires).  "sts_max_body = 64", a typo of 64k, loaded in silence and
+ * turned off every enforce policy longer than 64 bytes (most are: the
+ * version, mode, mx and max_age lines of one MX host).  Refused
+ * below 1k, as the timeouts are below 1s (red before: loaded); 1k and the
+ * default load, and 0 is still the default (policy.c).
+ */
+static void
+test_sts_max_body_floor(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	(void)state;
+	expect_error("sts_max_body = 64\n", "sts_max_body: at least 1k");
+	expect_error("sts_max_body = 1023\n", "sts_max_body: at least 1k");
+	c = load_text("sts_max_body = 1k\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->sts_max_body, 1024);
+	config_free(c);
+	c = load_text("sts_max_body = 0\n", err, sizeof(err));
+	assert_non_null(c);
+	config_free(c);
+}
+
+/*
  * A NUL byte ends a C string: the line would be read up to it, and what
  * follows lost (tls_min_version = TLSv1\0.2 read as TLSv1, the match= of
  * a tls_policy line dropped).  Refused with the line.
@@ -1182,6 +1211,7 @@ main(void)
 		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_timeout_floor),
+		cmocka_unit_test(test_sts_max_body_floor),
 		cmocka_unit_test(test_key_twice),
 		cmocka_unit_test(test_divert_port_unheard),
 		cmocka_unit_test(test_timeouts_fit_policy_timeout),
