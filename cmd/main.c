@@ -250,6 +250,18 @@ check_config(const struct config *cfg, const char *path)
 	return 0;
 }
 
+/* Whether a config warning already says what (-n -v). */
+static int
+warned(const struct config *cfg, const char *what)
+{
+	int i;
+
+	for (i = 0; i < cfg->warnings.n; i++)
+		if (strstr(cfg->warnings.v[i], what) != NULL)
+			return 1;
+	return 0;
+}
+
 /* the rules commands that act without the file (cmd_rules_unloaded()) */
 static int
 rules_unloaded(int argc, char **argv)
@@ -385,7 +397,10 @@ main(int argc, char **argv)
 		for (i = 0; rc == 0 && i < (size_t)cfg->warnings.n; i++)
 			fprintf(stderr, "mxguard: WARNING: %s\n",
 			    cfg->warnings.v[i]);
-		if (rc == 0 && verbose && rules_warning(cfg) != NULL)
+		/* (a bypass entry's host bits are a config warning too,
+		 * which a reload also logs: said once) */
+		if (rc == 0 && verbose && rules_warning(cfg) != NULL &&
+		    !warned(cfg, rules_warning(cfg)))
 			fprintf(stderr, "mxguard: rules: WARNING: %s\n",
 			    rules_warning(cfg));
 		if (rc == 0 && verbose)

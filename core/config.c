@@ -970,6 +970,49 @@ config_digest32(const struct config *c)
 }
 
 /*
+ * A bypass entry "ADDR/LEN" whose ADDR has bits set past LEN: the prefix
+ * it really means into net ("192.0.0.0/3"), 1; 0 for an exact prefix, a
+ * bare address, or what is no prefix at all (nfq_config_check() refuses
+ * it, saying why).  As nfq/cidr.c reads it.
+ */
+static int
+bypass_host_bits(const char *v, char *net, size_t netsz)
+{
+	char a[INET6_ADDRSTRLEN], txt[INET6_ADDRSTRLEN];
+	uint8_t b[16];
+	const char *sl = strchr(v, '/');
+	char *end;
+	long plen;
+	int af, max, i, set = 0;
+
+	if (sl == NULL || (size_t)(sl - v) >= sizeof(a) ||
+	    !isdigit((unsigned char)sl[1]) || strlen(sl + 1) > 3)
+		return 0;
+	snprintf(a, sizeof(a), "%.*s", (int)(sl - v), v);
+	if (inet_pton(AF_INET, a, b) == 1)
+		af = AF_INET, max = 32;
+	else if (inet_pton(AF_INET6, a, b) == 1)
+		af = AF_INET6, max = 128;
+	else
+		return 0;
+	plen = strtol(sl + 1, &end, 10);
+	if (*end != '\0' || plen < 0 || plen > max)
+		return 0;
+	for (i = 0; i < max / 8; i++) {
+		int keep = (int)plen - i * 8;
+		uint8_t m = keep >= 8 ? 0xff : keep <= 0 ? 0 :
+		    (uint8_t)(0xff << (8 - keep));
+
+		set |= (b[i] & ~m) != 0;
+		b[i] &= m;
+	}
+	if (!set || inet_ntop(af, b, txt, sizeof(txt)) == NULL)
+		return 0;
+	snprintf(net, netsz, "%s/%ld", txt, plen);
+	return 1;
+}
+
+/*
  * What loads but is likely not what the operator meant, or leaves a hole
  * (event=config-warning, mxguard -n); each is said once per load.  -1
  * out of memory.
@@ -977,7 +1020,7 @@ config_digest32(const struct config *c)
 static int
 cross_key_warnings(struct config *c, const char *where)
 {
-	int unpriv, port, rc = 0;
+	int unpriv, port, i, j, rc = 0;
 
 	if (divert_unheard(c))
 		rc |= warn_add(c, "%s: divert_port %d is the port of no listen "
@@ -1015,6 +1058,21 @@ cross_key_warnings(struct config *c, const char *where)
 		    (unsigned long long)c->dns_timeout,
 		    (unsigned long long)c->sts_fetch_timeout,
 		    (unsigned long long)c->policy_timeout);
+	/* said by `rules install` and `-n -v` too (rules_warning()), but
+	 * with steering = nfqueue a reload applies the lists without either */
+	for (i = 0; i < 2; i++) {
+		const struct strlist *l = i ? &c->bypass_dst : &c->bypass_src;
+		char net[INET6_ADDRSTRLEN + 8];
+
+		for (j = 0; j < l->n; j++)
+			if (bypass_host_bits(l->v[j], net, sizeof(net)))
+				rc |= warn_add(c, "%s: %s %s has host bits set: it "
+				    "bypasses all of %s (every port-25 flow %s "
+				    "it goes direct, with no policy); write the "
+				    "prefix or the address meant", where,
+				    i ? "bypass_dst" : "bypass_src", l->v[j],
+				    net, i ? "to" : "from");
+	}
 	if ((unpriv = divert_port_takeable(c)) >= 0)
 		rc |= warn_add(c, "%s: divert_port %d is a port any local user "
 		    "may bind (from %d, net.ipv4.ip_unprivileged_port_start): "

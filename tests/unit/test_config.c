@@ -247,6 +247,47 @@ test_sts_max_body_floor(void **state)
 }
 
 /*
+ * A bypass_dst or bypass_src entry with host bits set (203.0.113.7/3, a
+ * typo of /32) lets its whole prefix (192.0.0.0/3, an eighth of IPv4) go
+ * direct, with no policy.  Only `rules install` and `mxguard -n -v` said
+ * so (rules_warning()); but with steering = nfqueue (the default) the
+ * daemon applies the bypass lists itself and a reload (SIGHUP) takes a
+ * new one without `rules install`, and the unit's plain `mxguard -n` does
+ * not print it: the mail to those MX hosts went below their domains'
+ * MTA-STS and DANE policies without a word.  Now a config warning, at
+ * every load (event=config-warning, mxguard -n): red before, no warning.
+ */
+static void
+test_bypass_host_bits(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	(void)state;
+	c = load_text("bypass_dst = 192.0.2.0/24 203.0.113.7/3\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "bypass_dst 203.0.113.7/3 "
+	    "has host bits set: it bypasses all of 192.0.0.0/3"));
+	config_free(c);
+	c = load_text("bypass_src = 2001:db8::1/64\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "bypass_src 2001:db8::1/64 "
+	    "has host bits set: it bypasses all of 2001:db8::/64"));
+	config_free(c);
+	/* exact prefixes, bare addresses, /0, and what the rules refuse
+	 * (nfq_config_check() says why): no warning */
+	c = load_text("bypass_dst = 192.0.2.0/24 2001:db8::/32 10.1.2.3 "
+	    "10.1 192.0.2.0/33 ::/0\nbypass_src = 2001:db8::1/128\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+}
+
+/*
  * A NUL byte ends a C string: the line would be read up to it, and what
  * follows lost (tls_min_version = TLSv1\0.2 read as TLSv1, the match= of
  * a tls_policy line dropped).  Refused with the line.
@@ -1211,6 +1252,7 @@ main(void)
 		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_timeout_floor),
+		cmocka_unit_test(test_bypass_host_bits),
 		cmocka_unit_test(test_sts_max_body_floor),
 		cmocka_unit_test(test_key_twice),
 		cmocka_unit_test(test_divert_port_unheard),
