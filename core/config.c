@@ -1058,6 +1058,17 @@ cross_key_warnings(struct config *c, const char *where)
 		    (unsigned long long)c->dns_timeout,
 		    (unsigned long long)c->sts_fetch_timeout,
 		    (unsigned long long)c->policy_timeout);
+	/* a policy is due for refresh when at most this percentage of its
+	 * max_age is left (sts_cache_state()): 0 is never before it expired,
+	 * so nothing refreshes it in time (RFC 8461 section 5.1) */
+	if (c->sts_enable && c->sts_refresh_margin == 0)
+		rc |= warn_add(c, "%s: sts_refresh_margin = 0: no cached MTA-STS "
+		    "policy is refreshed before it expires (neither by a lookup "
+		    "nor by the background refresh), so at its max_age the next "
+		    "lookup's fetch is all that keeps it, and an attacker on the "
+		    "path who blocks that fetch leaves the domain with no policy "
+		    "(its mail goes opportunistically); give 1 or more (the "
+		    "default is 25)", where);
 	/* said by `rules install` and `-n -v` too (rules_warning()), but
 	 * with steering = nfqueue a reload applies the lists without either */
 	for (i = 0; i < 2; i++) {

@@ -288,6 +288,42 @@ test_bypass_host_bits(void **state)
 }
 
 /*
+ * sts_refresh_margin = 0: sts_cache_state() calls a policy due for
+ * refresh when what is left of its max_age is at most 0%, that is never
+ * before it expired: neither a lookup nor the background round (whatever
+ * sts_refresh_interval says) refreshes a cached policy before expiry (RFC
+ * 8461 section 5.1), and at max_age the next lookup's fetch is all that
+ * stands between the domain and no policy: an attacker on the path who
+ * blocks that one fetch gets its mail sent opportunistically.  It loaded
+ * without a word (the docs said nothing of 0).  Now a warning (red before:
+ * none); 1, and 0 with sts_enable = no, none.
+ */
+static void
+test_refresh_margin_zero(void **state)
+{
+	char err[256];
+	struct config *c;
+
+	(void)state;
+	c = load_text("sts_refresh_margin = 0\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "sts_refresh_margin = 0: "
+	    "no cached MTA-STS policy is refreshed before it expires"));
+	config_free(c);
+	c = load_text("sts_refresh_margin = 1\n", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	/* no MTA-STS, nothing to refresh */
+	c = load_text("sts_enable = no\nsts_refresh_margin = 0\n", err,
+	    sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+}
+
+/*
  * A NUL byte ends a C string: the line would be read up to it, and what
  * follows lost (tls_min_version = TLSv1\0.2 read as TLSv1, the match= of
  * a tls_policy line dropped).  Refused with the line.
@@ -1252,6 +1288,7 @@ main(void)
 		cmocka_unit_test(test_redis_tls),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_timeout_floor),
+		cmocka_unit_test(test_refresh_margin_zero),
 		cmocka_unit_test(test_bypass_host_bits),
 		cmocka_unit_test(test_sts_max_body_floor),
 		cmocka_unit_test(test_key_twice),
