@@ -21,10 +21,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "core/config.h"
+#include "core/dirperm.h"
 #include "core/log.h"
 #include "core/netaddr.h"
 
@@ -914,6 +916,31 @@ config_keep_start_keys(struct config *ncfg, const struct config *cur)
 	return 0;
 }
 
+/*
+ * mxguard.conf and tls_policy_file decide every recipient's policy: one
+ * that others than root (and the user loading it) may write lets them
+ * lower any domain at the next reload or start (tls_policy = .com none,
+ * bypass_dst = 0.0.0.0/0, fail_mode = open).  Said at each load (the
+ * directory is not judged: core/dirperm.h).  -1 out of memory.
+ */
+static int
+warn_writable(struct config *c, int fd, const char *path, const char *what)
+{
+	struct stat st;
+	enum dir_writer w;
+
+	if (fstat(fd, &st) == -1 ||
+	    (w = dir_writers(&st, geteuid(), (gid_t)-1)) == DIRW_NONE)
+		return 0;
+	return warn_add(c, "%s: %s: others than root may write it (%s, "
+	    "mode %04o): whoever can decides every recipient's TLS policy "
+	    "at the next reload or start (tls_policy = .com none, a "
+	    "bypass_dst, fail_mode = open); chown root and chmod go-w", path,
+	    what, w == DIRW_OWNER ? "owned by another user" : w == DIRW_OTHERS ?
+	    "others may write it" : "a group other than root's may write it",
+	    (unsigned)(st.st_mode & 07777));
+}
+
 /* tls_policy_file's bytes into the digest and c->tls_policy_text; one
  * that cannot be read adds its errno instead (the reader that parses it
  * reports the error). */
@@ -929,6 +956,9 @@ digest_file(EVP_MD_CTX *md, struct config *c)
 		return EVP_DigestUpdate(md, &c->digest_errno,
 		    sizeof(c->digest_errno)) == 1 ? 0 : -1;
 	}
+	if (warn_writable(c, fileno(fp), c->tls_policy_file,
+	    "tls_policy_file") == -1)
+		goto fail;
 	for (;;) {
 		if (cap - len < 8192) {
 			cap = cap ? cap * 2 : 16384;
@@ -1203,6 +1233,10 @@ config_load(const char *path, char *err, size_t errsz)
 	}
 	if (ferror(fp)) {
 		snprintf(err, errsz, "%s: read error", path);
+		goto fail;
+	}
+	if (warn_writable(c, fileno(fp), path, "the configuration") == -1) {
+		snprintf(err, errsz, "out of memory");
 		goto fail;
 	}
 	/* make install leaves the file 0644, and the password added later

@@ -658,6 +658,55 @@ load_mode(const char *text, mode_t mode, char *err, size_t errsz)
 }
 
 /*
+ * Whoever may write mxguard.conf or its tls_policy_file decides every
+ * recipient's policy at the next reload or start: "tls_policy = .com
+ * none", a bypass_dst of 0.0.0.0/0, fail_mode = open.  A file others
+ * could write (world-writable, or owned by another user, say `user`'s
+ * after a chown meant for the state directory) loaded without a word, so
+ * an unprivileged local user could lower any domain below its MTA-STS or
+ * DANE policy.  Now a warning for each (red before: none); a file of
+ * root's (or of the user loading it) that only its owner writes, none.
+ */
+static void
+test_file_writable_by_others(void **state)
+{
+	char err[256], pol[] = "/tmp/mxg-pol-XXXXXX", text[128];
+	struct config *c;
+	int fd;
+
+	(void)state;
+	c = load_mode("log_level = info\n", 0646, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "others than root may "
+	    "write it"));
+	config_free(c);
+	c = load_mode("log_level = info\n", 0644, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	/* the tls_policy_file, read at each load */
+	assert_true((fd = mkstemp(pol)) >= 0);
+	assert_int_equal(write(fd, "example.com secure\n", 19), 19);
+	assert_int_equal(fchmod(fd, 0666), 0);
+	close(fd);
+	snprintf(text, sizeof(text), "tls_policy_file = %s\n", pol);
+	c = load_mode(text, 0600, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 1);
+	assert_non_null(strstr(c->warnings.v[0], "tls_policy_file"));
+	assert_non_null(strstr(c->warnings.v[0], "others than root may "
+	    "write it"));
+	config_free(c);
+	assert_int_equal(chmod(pol, 0644), 0);
+	c = load_mode(text, 0600, err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
+	unlink(pol);
+}
+
+/*
  * redis_password in a file every local user may read, as `make install`
  * leaves mxguard.conf (0644) and as it stays when the password is added
  * to it: any local user could then read the shared policy state (which
@@ -1295,6 +1344,7 @@ main(void)
 		cmocka_unit_test(test_divert_port_unheard),
 		cmocka_unit_test(test_timeouts_fit_policy_timeout),
 		cmocka_unit_test(test_password_readable_by_others),
+		cmocka_unit_test(test_file_writable_by_others),
 		cmocka_unit_test(test_divert_port_takeable),
 		cmocka_unit_test(test_fail_open_port_takeable),
 		cmocka_unit_test(test_digest),
