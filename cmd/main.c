@@ -197,32 +197,18 @@ version(void)
 /* -n: what the daemon would refuse at start, short of binding sockets:
  * the overrides and the TLS files too, not only the syntax; and the
  * policy engine as the daemon makes it at start (policy_new_nostores():
- * the resolver's dns_servers, the CA store, the Redis client and its TLS
- * files), as a reload checks it (cmd/run.c, verify_build()). */
+ * the overrides, the resolver's dns_servers, the CA store, the Redis
+ * client and its TLS files), as a reload checks it (cmd/run.c,
+ * verify_build()).  The overrides are loaded there only: each load logs
+ * their warnings. */
 static int
 check_config(const struct config *cfg, const char *path)
 {
-	struct ovr_table ovr = { 0 };
 	struct tls_ctx *tls;
 	struct ev_loop *loop;
 	struct policy *p;
 	char err[512];
 
-	if (ovr_load(&ovr, &cfg->tls_policy, cfg->tls_policy_file,
-	    cfg->tls_policy_text, cfg->tls_policy_len, err,
-	    sizeof(err)) == -1) {
-		fprintf(stderr, "mxguard: %s: tls_policy: %s\n",
-		    path ? path : "defaults", err);
-		return 1;
-	}
-	ovr_clear(&ovr);
-	if (ovr_load_enforcement(&ovr, &cfg->enforcement_override, err,
-	    sizeof(err)) == -1) {
-		fprintf(stderr, "mxguard: %s: %s\n", path ? path : "defaults",
-		    err);
-		return 1;
-	}
-	ovr_clear(&ovr);
 	if (nfq_config_check(cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "mxguard: %s: %s\n", path ? path : "defaults",
 		    err);
@@ -247,18 +233,6 @@ check_config(const struct config *cfg, const char *path)
 		    err);
 		return 1;
 	}
-	return 0;
-}
-
-/* Whether a config warning already says what (-n -v). */
-static int
-warned(const struct config *cfg, const char *what)
-{
-	int i;
-
-	for (i = 0; i < cfg->warnings.n; i++)
-		if (strstr(cfg->warnings.v[i], what) != NULL)
-			return 1;
 	return 0;
 }
 
@@ -397,10 +371,7 @@ main(int argc, char **argv)
 		for (i = 0; rc == 0 && i < (size_t)cfg->warnings.n; i++)
 			fprintf(stderr, "mxguard: WARNING: %s\n",
 			    cfg->warnings.v[i]);
-		/* (a bypass entry's host bits are a config warning too,
-		 * which a reload also logs: said once) */
-		if (rc == 0 && verbose && rules_warning(cfg) != NULL &&
-		    !warned(cfg, rules_warning(cfg)))
+		if (rc == 0 && verbose && rules_warning(cfg) != NULL)
 			fprintf(stderr, "mxguard: rules: WARNING: %s\n",
 			    rules_warning(cfg));
 		if (rc == 0 && verbose)

@@ -592,7 +592,7 @@ int
 cmd_rules(int argc, char **argv, struct config *cfg,
     const struct cmd_opts *opts)
 {
-	char err[1024] = "";
+	char err[1024] = "", hb[600];
 	const char *what = argc > 1 ? argv[1] : "";
 	const char *warn;
 	int rc;
@@ -611,6 +611,12 @@ cmd_rules(int argc, char **argv, struct config *cfg,
 			fprintf(stderr, "mxguard: rules install: %s\n", err);
 			return 1;
 		}
+		/* the lists go into the rules: what an entry really bypasses
+		 * is said here too, not only by -n and the daemon's load */
+		if ((warn = config_host_bits_warning(cfg, hb, sizeof(hb))) !=
+		    NULL)
+			fprintf(stderr, "mxguard: rules install: WARNING: %s\n",
+			    warn);
 		if ((warn = rules_warning(cfg)) != NULL)
 			fprintf(stderr, "mxguard: rules install: WARNING: %s\n",
 			    warn);

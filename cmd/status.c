@@ -27,7 +27,7 @@
 
 #include "cmd/cmd.h"
 #include "core/dirperm.h"
-#include "nfq/cidr.h"
+#include "core/cidr.h"
 
 
 /*

@@ -8,6 +8,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,6 +26,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/cidr.h"
 #include "core/config.h"
 #include "core/dirperm.h"
 #include "core/log.h"
@@ -929,7 +931,10 @@ warn_writable(struct config *c, int fd, const char *path, const char *what)
 	struct stat st;
 	enum dir_writer w;
 
-	if (fstat(fd, &st) == -1 ||
+	/* /dev/null (`-c /dev/null`, the defaults) is 0666, and empty
+	 * whoever writes to it */
+	if (fstat(fd, &st) == -1 || (S_ISCHR(st.st_mode) &&
+	    major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) ||
 	    (w = dir_writers(&st, geteuid(), (gid_t)-1)) == DIRW_NONE)
 		return 0;
 	return warn_add(c, "%s: %s: others than root may write it (%s, "
@@ -1000,46 +1005,40 @@ config_digest32(const struct config *c)
 }
 
 /*
- * A bypass entry "ADDR/LEN" whose ADDR has bits set past LEN: the prefix
- * it really means into net ("192.0.0.0/3"), 1; 0 for an exact prefix, a
- * bare address, or what is no prefix at all (nfq_config_check() refuses
- * it, saying why).  As nfq/cidr.c reads it.
+ * What a bypass entry with host bits set means, into buf: 1 for such an
+ * entry, 0 for an exact prefix, a bare address, or what is no prefix at
+ * all (nfq_config_check() refuses it, saying why).
  */
 static int
-bypass_host_bits(const char *v, char *net, size_t netsz)
+host_bits_say(char *buf, size_t bufsz, const char *list, const char *entry,
+    const char *dir)
 {
-	char a[INET6_ADDRSTRLEN], txt[INET6_ADDRSTRLEN];
-	uint8_t b[16];
-	const char *sl = strchr(v, '/');
-	char *end;
-	long plen;
-	int af, max, i, set = 0;
+	struct cidr net;
+	char nettxt[INET6_ADDRSTRLEN + 8];
 
-	if (sl == NULL || (size_t)(sl - v) >= sizeof(a) ||
-	    !isdigit((unsigned char)sl[1]) || strlen(sl + 1) > 3)
+	if (!cidr_host_bits(entry, &net))
 		return 0;
-	snprintf(a, sizeof(a), "%.*s", (int)(sl - v), v);
-	if (inet_pton(AF_INET, a, b) == 1)
-		af = AF_INET, max = 32;
-	else if (inet_pton(AF_INET6, a, b) == 1)
-		af = AF_INET6, max = 128;
-	else
-		return 0;
-	plen = strtol(sl + 1, &end, 10);
-	if (*end != '\0' || plen < 0 || plen > max)
-		return 0;
-	for (i = 0; i < max / 8; i++) {
-		int keep = (int)plen - i * 8;
-		uint8_t m = keep >= 8 ? 0xff : keep <= 0 ? 0 :
-		    (uint8_t)(0xff << (8 - keep));
-
-		set |= (b[i] & ~m) != 0;
-		b[i] &= m;
-	}
-	if (!set || inet_ntop(af, b, txt, sizeof(txt)) == NULL)
-		return 0;
-	snprintf(net, netsz, "%s/%ld", txt, plen);
+	snprintf(buf, bufsz, "%s %s has host bits set: it bypasses all of %s "
+	    "(every port-25 flow %s it goes direct, with no policy); write "
+	    "the prefix or the address meant", list, entry,
+	    cidr_str(&net, nettxt, sizeof(nettxt)), dir);
 	return 1;
+}
+
+const char *
+config_host_bits_warning(const struct config *c, char *buf, size_t bufsz)
+{
+	int j;
+
+	for (j = 0; j < c->bypass_src.n; j++)
+		if (host_bits_say(buf, bufsz, "bypass_src", c->bypass_src.v[j],
+		    "from"))
+			return buf;
+	for (j = 0; j < c->bypass_dst.n; j++)
+		if (host_bits_say(buf, bufsz, "bypass_dst", c->bypass_dst.v[j],
+		    "to"))
+			return buf;
+	return NULL;
 }
 
 /*
@@ -1099,20 +1098,16 @@ cross_key_warnings(struct config *c, const char *where)
 		    "path who blocks that fetch leaves the domain with no policy "
 		    "(its mail goes opportunistically); give 1 or more (the "
 		    "default is 25)", where);
-	/* said by `rules install` and `-n -v` too (rules_warning()), but
-	 * with steering = nfqueue a reload applies the lists without either */
+	/* said by `rules install` too (config_host_bits_warning()), but
+	 * with steering = nfqueue a reload applies the lists without it */
 	for (i = 0; i < 2; i++) {
 		const struct strlist *l = i ? &c->bypass_dst : &c->bypass_src;
-		char net[INET6_ADDRSTRLEN + 8];
+		char say[512];
 
 		for (j = 0; j < l->n; j++)
-			if (bypass_host_bits(l->v[j], net, sizeof(net)))
-				rc |= warn_add(c, "%s: %s %s has host bits set: it "
-				    "bypasses all of %s (every port-25 flow %s "
-				    "it goes direct, with no policy); write the "
-				    "prefix or the address meant", where,
-				    i ? "bypass_dst" : "bypass_src", l->v[j],
-				    net, i ? "to" : "from");
+			if (host_bits_say(say, sizeof(say), i ? "bypass_dst" :
+			    "bypass_src", l->v[j], i ? "to" : "from"))
+				rc |= warn_add(c, "%s: %s", where, say);
 	}
 	if ((unpriv = divert_port_takeable(c)) >= 0)
 		rc |= warn_add(c, "%s: divert_port %d is a port any local user "

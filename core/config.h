@@ -159,7 +159,11 @@ void		 config_free(struct config *);
 /* The first 32 bits of cfg->digest, as a number (a worker's check at a
  * reload, and the logs). */
 uint32_t	 config_digest32(const struct config *);
-/* Prints every key with its value, in file syntax. */
+/* The first bypass_src or bypass_dst entry with host bits set, what it
+ * really bypasses, into buf (also a warning at every load); NULL when
+ * none.  For `rules install`, which writes the lists into the rules. */
+const char	*config_host_bits_warning(const struct config *, char *buf,
+		    size_t bufsz);
 /* Every key and its value, as the file would say it; secrets 0 hides
  * the value of secret keys (redis_password). */
 void		 config_dump(const struct config *, FILE *, int secrets);

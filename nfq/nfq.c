@@ -69,7 +69,7 @@
 
 #include "core/log.h"
 #include "core/stats.h"
-#include "nfq/cidr.h"
+#include "core/cidr.h"
 #include "nfq/nfq.h"
 
 #define NFQ_COPY_RANGE	128	/* IPv6 header + TCP header is enough */

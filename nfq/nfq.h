@@ -20,7 +20,7 @@
 
 #include "core/config.h"
 #include "core/ev.h"
-#include "nfq/cidr.h"
+#include "core/cidr.h"
 
 /* Returns nonzero when the proxy takes no more sessions. */
 typedef int nfq_saturated_fn(void *arg);

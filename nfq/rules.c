@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "nfq/cidr.h"
+#include "core/cidr.h"
 #include "nfq/rules.h"
 
 #define CH_STEER	"MXGUARD_STEER"
@@ -95,34 +95,6 @@ rules_tproxy_needed(const struct config *c)
 const char *
 rules_warning(const struct config *c)
 {
-	static char buf[600];
-	int i, j;
-
-	/* an entry with host bits set bypasses its whole prefix ("a typo
-	 * of /32 as /3"): said, as the rules cannot say it */
-	for (i = 0; i < 2; i++) {
-		const struct strlist *l = i ? &c->bypass_dst : &c->bypass_src;
-
-		for (j = 0; j < l->n; j++) {
-			struct cidr x, y;
-			char net[64];
-			const char *sl = strchr(l->v[j], '/');
-
-			if (sl == NULL || cidr_parse(l->v[j], &x) == -1)
-				continue;
-			cidr_str(&x, net, sizeof(net));
-			/* the address as written, as a /max: same bits? */
-			snprintf(buf, sizeof(buf), "%.*s", (int)(sl - l->v[j]),
-			    l->v[j]);
-			if (cidr_parse(buf, &y) == -1 ||
-			    memcmp(x.addr, y.addr, sizeof(x.addr)) == 0)
-				continue;
-			snprintf(buf, sizeof(buf), "%s %s has host bits set: "
-			    "it bypasses all of %s", i ? "bypass_dst" :
-			    "bypass_src", l->v[j], net);
-			return buf;
-		}
-	}
 	if (!is_local(c) && c->bypass_interfaces.n == 0)
 		return "bypass_interfaces is empty: port-25 flows arriving on "
 		    "every interface are intercepted, inbound mail to hosts "

@@ -71,7 +71,9 @@ int	 rules_nft_script(const struct config *, struct rbuf *out,
  * written one command a line, words separated by spaces). */
 int	 rules_tproxy_needed(const struct config *);
 /* What the configuration's rules would do that an administrator should
- * hear of (one line, no newline), or NULL: for rules install and -n -v. */
+ * hear of and the configuration's load does not say (one line, no
+ * newline), or NULL: for rules install and -n -v.  (A bypass entry's
+ * host bits are a load warning: config_host_bits_warning().) */
 const char *rules_warning(const struct config *);
 int	 rules_route_table(const struct config *);
 

@@ -58,6 +58,16 @@ printf 'rules_mode = gateway\nbypass_interfaces = wan0\n' >"$T/gw.conf"
 "$MXGUARD" -n -v -c "$T/gw.conf" >/dev/null 2>"$T/gw.err" || fail "-n -v: gateway refused"
 ! grep -q "bypass_interfaces is empty" "$T/gw.err" ||
 	fail "-n -v: the warning with bypass_interfaces set"
+# each warning once: the overrides' (loaded once, by the policy engine
+# as at start) and a bypass entry's host bits (a load warning, which -v's
+# rules line does not repeat)
+printf 'user =\ntls_policy = example.org dane\nbypass_dst = 203.0.113.7/3\n' >"$T/once.conf"
+"$MXGUARD" -n -v -c "$T/once.conf" >/dev/null 2>"$T/once.err" || fail "-n -v: once.conf refused: $(cat "$T/once.err")"
+for w in "tls_policy 'dane' means" "203.0.113.7/3 has host bits set"; do
+	n=$(grep -c "$w" "$T/once.err")
+	[ "$n" = 1 ] || fail "-n -v says \"$w\" $n times (want 1): $(cat "$T/once.err")"
+done
+log "ok: each warning said once"
 # every key the binary knows is documented, in both places (a -n -v that
 # failed gave no key, and the loop checked none)
 "$MXGUARD" -n -v -c /dev/null >"$T/keys.out" 2>"$T/keys.err" ||

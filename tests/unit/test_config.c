@@ -704,6 +704,12 @@ test_file_writable_by_others(void **state)
 	assert_int_equal(c->warnings.n, 0);
 	config_free(c);
 	unlink(pol);
+	/* /dev/null (0666), the empty file of `-c /dev/null`: no one
+	 * can put anything in it (red before: the warning) */
+	c = config_load("/dev/null", err, sizeof(err));
+	assert_non_null(c);
+	assert_int_equal(c->warnings.n, 0);
+	config_free(c);
 }
 
 /*

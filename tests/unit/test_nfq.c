@@ -1,6 +1,6 @@
 /*
  * test_nfq.c - unit tests for the steering decisions: CIDR parsing and
- * matching (nfq/cidr.c), the verdict function and packet address
+ * matching (core/cidr.c), the verdict function and packet address
  * extraction (nfq/nfq.c); and the queue's verdict path against a fake
  * kernel: the netlink socket is one end of a socketpair, this file holds
  * the other, acks config messages, hands in packet messages, records the
@@ -30,7 +30,7 @@
 #include "core/ev.h"
 #include "core/log.h"
 #include "core/stats.h"
-#include "nfq/cidr.h"
+#include "core/cidr.h"
 #include "nfq/nfq.h"
 
 static int

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nfq/cidr.h"
+#include "core/cidr.h"
 
 int
 cidr_parse(const char *s, struct cidr *c)
@@ -87,4 +87,20 @@ cidr_str(const struct cidr *c, char *buf, size_t bufsz)
 		snprintf(a, sizeof(a), "?");
 	snprintf(buf, bufsz, "%s/%d", a, c->plen);
 	return buf;
+}
+
+int
+cidr_host_bits(const char *s, struct cidr *net)
+{
+	char a[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	struct cidr exact;
+
+	if (slash == NULL || cidr_parse(s, net) == -1)
+		return 0;
+	/* the address as written, as a /32 or /128: other bits? */
+	snprintf(a, sizeof(a), "%.*s", (int)(slash - s), s);
+	if (cidr_parse(a, &exact) == -1)
+		return 0;
+	return memcmp(exact.addr, net->addr, sizeof(net->addr)) != 0;
 }
