@@ -34,6 +34,7 @@ struct ev_loop {
 	int		 epfd;
 	int		 stop;
 	uint64_t	 now;
+	uint64_t	 boot;		/* CLOCK_BOOTTIME ms, read with now */
 	struct ev_reg	*regs;
 	int		 nregs;
 	uint32_t	 gen;
@@ -42,12 +43,28 @@ struct ev_loop {
 };
 
 static uint64_t
-clock_ms(void)
+clock_ms(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (clock_gettime(id, &ts) == -1)
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Both clocks at once.  Timers go by CLOCK_MONOTONIC: a heartbeat and
+ * its check (cmd/workers.c), a packet's wait (nfq) must not all fall due
+ * together at a resume.  A lifetime (ev_boot_now()) goes by
+ * CLOCK_BOOTTIME, which counts the time the host was suspended (a VM
+ * paused for hours): a DNS answer's TTL, a verdict's or a leg's age end
+ * when their time has passed, not that much later.
+ */
+static void
+tick(struct ev_loop *loop)
+{
+	loop->now = clock_ms(CLOCK_MONOTONIC);
+	loop->boot = clock_ms(CLOCK_BOOTTIME);
 }
 
 struct ev_loop *
@@ -61,7 +78,7 @@ ev_loop_new(void)
 		free(loop);
 		return NULL;
 	}
-	loop->now = clock_ms();
+	tick(loop);
 	return loop;
 }
 
@@ -86,10 +103,16 @@ ev_now(struct ev_loop *loop)
 	return loop->now;
 }
 
+uint64_t
+ev_boot_now(struct ev_loop *loop)
+{
+	return loop->boot;
+}
+
 void
 ev_now_update(struct ev_loop *loop)
 {
-	loop->now = clock_ms();
+	tick(loop);
 }
 
 void
@@ -345,7 +368,7 @@ ev_loop_run(struct ev_loop *loop)
 
 	loop->stop = 0;
 	while (!loop->stop) {
-		loop->now = clock_ms();
+		tick(loop);
 		run_timers(loop);
 		if (loop->stop)
 			break;
@@ -362,7 +385,7 @@ ev_loop_run(struct ev_loop *loop)
 				continue;
 			return -1;
 		}
-		loop->now = clock_ms();
+		tick(loop);
 		for (i = 0; i < n; i++) {
 			int fd = (int)(evs[i].data.u64 & 0xffffffffu);
 			uint32_t gen = (uint32_t)(evs[i].data.u64 >> 32);

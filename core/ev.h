@@ -32,9 +32,14 @@ void		 ev_loop_free(struct ev_loop *);
 /* Runs until ev_loop_stop(); returns 0, or -1 on an epoll error. */
 int		 ev_loop_run(struct ev_loop *);
 void		 ev_loop_stop(struct ev_loop *);
-/* Milliseconds of CLOCK_MONOTONIC, cached once per loop iteration. */
+/* Milliseconds of CLOCK_MONOTONIC, cached once per loop iteration: what
+ * timers go by.  It does not count time the host spent suspended. */
 uint64_t	 ev_now(struct ev_loop *);
-/* Reads the clock again: after work long enough in one callback that a
+/* Milliseconds of CLOCK_BOOTTIME, read with ev_now(): for a lifetime (a
+ * DNS TTL, a verdict's or an upstream leg's age), which must end when
+ * its time has passed, a suspend included. */
+uint64_t	 ev_boot_now(struct ev_loop *);
+/* Reads the clocks again: after work long enough in one callback that a
  * timer armed from the cached time would be short by it. */
 void		 ev_now_update(struct ev_loop *);
 

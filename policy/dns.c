@@ -93,7 +93,8 @@ struct centry {
 	struct centry	*next;
 	char		 name[256];
 	int		 type;
-	uint64_t	 expires;	/* ev_now ms */
+	uint64_t	 expires;	/* ev_boot_now() ms: a suspend
+					 * counts towards the TTL */
 	size_t		 bytes;		/* counted in dns.cache_bytes */
 	struct dns_answer *ans;
 };
@@ -692,7 +693,7 @@ static struct dns_answer *
 cache_find(struct dns *d, const char *name, int type)
 {
 	struct centry **pp = &d->cache[hash(name, type)], *e;
-	uint64_t now = ev_now(d->loop);
+	uint64_t now = ev_boot_now(d->loop);
 
 	while ((e = *pp) != NULL) {
 		if (e->expires <= now) {
@@ -764,7 +765,7 @@ cache_put(struct dns *d, const char *name, int type, struct dns_answer *a)
 	h = hash(name, type);
 	snprintf(e->name, sizeof(e->name), "%s", name);
 	e->type = type;
-	e->expires = ev_now(d->loop) + (uint64_t)a->ttl * 1000;
+	e->expires = ev_boot_now(d->loop) + (uint64_t)a->ttl * 1000;
 	e->bytes = bytes;
 	e->ans = dns_answer_ref(a);
 	e->next = d->cache[h];

@@ -3,9 +3,10 @@
  * hand-built messages, and the c-ares client on the event loop against a
  * fake UDP server in the same process (AD bit in queries and answers,
  * classification, shared concurrent queries, TTL cache, CNAME chains,
- * timeouts, a resend this host could not make).
+ * timeouts, a resend this host could not make, a TTL that ends across a
+ * suspend of the host).
  */
-// WRAP: writev
+// WRAP: writev clock_gettime
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -348,6 +350,23 @@ __wrap_writev(int fd, const struct iovec *iov, int n)
 	return __real_writev(fd, iov, n);
 }
 
+/* time the host spent suspended: CLOCK_BOOTTIME counts it, CLOCK_MONOTONIC
+ * (and so every timer) does not */
+static int64_t suspended_s;
+
+int __real_clock_gettime(clockid_t, struct timespec *);
+int __wrap_clock_gettime(clockid_t, struct timespec *);
+
+int
+__wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+	int rc = __real_clock_gettime(id, ts);
+
+	if (rc == 0 && id == CLOCK_BOOTTIME)
+		ts->tv_sec += (time_t)suspended_s;
+	return rc;
+}
+
 static void
 fake_read(int fd, int events, void *arg)
 {
@@ -573,6 +592,44 @@ test_client_classify_share_cache(void **state)
 		assert_int_equal(r6.st, DNS_SECURE);
 		assert_int_equal(fk.queries, before);	/* from the cache */
 	}
+	dns_free(d);
+}
+
+/*
+ * A cached answer ends at its TTL on the clock that counts a suspend: the
+ * host (a VM paused, a laptop-like suspend) asleep for an hour, an answer
+ * of 300 s is asked again.  On CLOCK_MONOTONIC the hour was not seen and
+ * the answer served until 300 s of running time had passed, however long
+ * ago its owner had changed it (a TLSA rollover, a denial of a TLSA or
+ * _mta-sts record that now exists).
+ */
+static void
+test_client_cache_ttl_counts_suspend(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+	int before;
+
+	suspended_s = 0;
+	outstanding = 1;
+	dns_query(d, "secure.example", DNS_T_A, got, &r1);
+	run();
+	assert_int_equal(r1.st, DNS_SECURE);
+	before = fk.queries;
+	/* within its TTL: from the cache */
+	outstanding = 1;
+	dns_query(d, "secure.example", DNS_T_A, got, &r2);
+	run();
+	assert_int_equal(fk.queries, before);
+	/* an hour suspended, seconds of running time: asked again */
+	suspended_s = 3600;
+	ev_now_update(loop);
+	outstanding = 1;
+	dns_query(d, "secure.example", DNS_T_A, got, &r3);
+	run();
+	suspended_s = 0;
+	assert_int_equal(r3.st, DNS_SECURE);
+	assert_int_equal(fk.queries, before + 1);
 	dns_free(d);
 }
 
@@ -955,6 +1012,9 @@ main(void)
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_classify_share_cache,
 		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_client_cache_ttl_counts_suspend, client_setup,
+		    client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_chase,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_unending,
