@@ -103,7 +103,7 @@ struct leg {
 						 * class (4 or 5), else 0 */
 	int			 reused;	/* adopted from the cache */
 	unsigned		 uses;		/* sessions served before */
-	uint64_t		 born;		/* ev_now() at the connect of
+	uint64_t		 born;		/* ev_boot_now() at the connect of
 						 * its connection */
 	char			 helo[SMTP_DOMAIN_MAX + 1];
 	struct smtp_caps	 caps;		/* of the last EHLO */
@@ -453,7 +453,7 @@ leg_connect(struct leg *l)
 	}
 	l->base = 0;
 	l->hs_unconfirmed = 0;
-	l->born = ev_now(l->env.loop);
+	l->born = ev_boot_now(l->env.loop);
 	/* a new connection (the fresh one for a reused leg that did not
 	 * fit, the cleartext retry) is counted anew */
 	domset_clear(&l->counted);
@@ -561,8 +561,9 @@ leg_park(struct leg *l, struct reuse *reuse, const char *key,
 	/* one handshake's proof, and the server's certificate with it,
 	 * serves a bounded time (Postfix's
 	 * smtp_connection_reuse_time_limit): a stream of sessions would
-	 * otherwise keep the leg for ever */
-	age = ev_now(l->env.loop) - l->born;
+	 * otherwise keep the leg for ever.  On the boot clock: a suspend
+	 * (a VM paused) is time the proof has served too */
+	age = ev_boot_now(l->env.loop) - l->born;
 	if (age_limit_ms > 0 && age >= age_limit_ms) {
 		log_info("sid=%s event=upstream-not-parked dst=%s "
 		    "reason=time-limit age=%llums uses=%u", l->tag, l->dst_str,

@@ -44,7 +44,7 @@ struct reuse_leg {
 	char			 tls_proto[16];
 	char			 tls_verify[48];
 	unsigned		 uses;		/* sessions it served */
-	uint64_t		 born;		/* ev_now() at its connect */
+	uint64_t		 born;		/* ev_boot_now() at its connect */
 	struct domset		 counted;	/* TLSRPT: reports (domain
 						 * and policy) this
 						 * connection was counted a

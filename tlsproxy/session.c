@@ -180,7 +180,9 @@ struct session {
 	int			 nverdicts;
 	unsigned		 txn;		/* transactions begun (MAIL) */
 	uint64_t		 preq_gen;	/* env->gen when preq began */
-	uint64_t		 preq_at;	/* ev_now() when preq began */
+	uint64_t		 preq_at;	/* ev_boot_now() when preq
+						 * began: a suspend counts
+						 * towards a verdict's age */
 	int			 preq_shared;	/* preq's domain normalised */
 	char			*preq_dom;	/* the domain preq asked about,
 						 * as it was asked */
@@ -754,7 +756,8 @@ verdict_find(struct session *s, const char *domain)
 		 * may know more of the domain by now (the transaction it
 		 * last served keeps it, whatever its age) */
 		if (s->verdicts[i].txn != s->txn &&
-		    ev_now(s->env->loop) - s->verdicts[i].at >= max_age) {
+		    ev_boot_now(s->env->loop) - s->verdicts[i].at >=
+		    max_age) {
 			log_info("sid=%s event=verdict-stale domain=%s "
 			    "why=max-age action=lookup-again", s->id, domain);
 			verdict_drop(s, i);
@@ -1599,7 +1602,7 @@ policy_ask(struct session *s)
 {
 	session_enter(s, S_POLICY);
 	s->preq_gen = s->env->gen;
-	s->preq_at = ev_now(s->env->loop);
+	s->preq_at = ev_boot_now(s->env->loop);
 	s->preq = policy_lookup(s->env->policy, s->preq_dom,
 	    (struct sockaddr *)&s->dst_addr, sa_len(&s->dst_addr), s->id,
 	    policy_done, s);

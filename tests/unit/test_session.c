@@ -17,7 +17,7 @@
  *
  * MXG_TEST_DEBUG=1 in the environment turns on the session's debug log.
  */
-// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup malloc calloc realloc connect send
+// WRAP: policy_lookup policy_cancel policy_record_tls policy_tls_prepare policy_tls_check policy_leg_fits policy_report_attempt tls_client_done policy_verdict_free strdup policy_verdict_dup malloc calloc realloc connect send clock_gettime
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +60,23 @@
 #include "tlsproxy/session.h"
 #include "tlsproxy/tls.h"
 #include "heapmeter.h"
+
+/* time the host spent suspended: CLOCK_BOOTTIME counts it, CLOCK_MONOTONIC
+ * (every timer, and the tests' own waits) does not */
+static int64_t suspended_s;
+
+int __real_clock_gettime(clockid_t, struct timespec *);
+int __wrap_clock_gettime(clockid_t, struct timespec *);
+
+int
+__wrap_clock_gettime(clockid_t id, struct timespec *ts)
+{
+	int rc = __real_clock_gettime(id, ts);
+
+	if (rc == 0 && id == CLOCK_BOOTTIME)
+		ts->tv_sec += (time_t)suspended_s;
+	return rc;
+}
 
 #define BUFSZ		(512 * 1024)
 #define SBUFSZ		(16 * 1024 * 1024)
@@ -1277,6 +1294,7 @@ setup(void **state)
 	struct sockaddr_in sin = { 0 };
 	socklen_t sl = sizeof(sin);
 
+	suspended_s = 0;
 	/* keep the fixtures, reset the rest */
 	memset(&g.loop, 0, sizeof(g) - offsetof(__typeof__(g), loop));
 	g.cfd = g.sfd = g.lfd = -1;
@@ -2233,6 +2251,32 @@ test_verdict_max_age(void **state)
 	assert_int_equal(g.nlookups, 1);
 	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
 	/* what the engine says of d.example now */
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	cl_send("MAIL FROM:<e@sender.example>\r\nRCPT TO:<f@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_CL_PREFIX("450 4.7.");
+	srv_quiet(30);			/* no MAIL, no RCPT went up */
+	assert_int_equal(g.nlookups, 2);
+	finish();
+}
+
+/*
+ * A verdict's age counts the time the host was suspended (a VM paused):
+ * an hour asleep between two transactions, and the next one looks the
+ * domain up again, as after an hour awake.  On CLOCK_MONOTONIC the hour
+ * was not seen: the may verdict of before the pause served on though the
+ * engine says encrypt now.
+ */
+static void
+test_verdict_age_counts_suspend(void **state)
+{
+	assert_int_equal(g.env.verdict_max_age, 0);	/* 60 s */
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	assert_int_equal(g.nlookups, 1);
+	suspended_s = 3600;
 	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
 	cl_send("MAIL FROM:<e@sender.example>\r\nRCPT TO:<f@d.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
@@ -5192,6 +5236,29 @@ test_report_key(void **state)
 	v.rpt->buf[2] = 'b';
 	assert_int_equal(policy_report_key(&v, 86400), k);
 	free(v.rpt);
+}
+
+/* So when the time past the limit was spent suspended (a VM paused in
+ * the second session): CLOCK_MONOTONIC did not count it, and the leg was
+ * parked again with its proof an hour older than the limit allows. */
+static void
+test_reuse_time_limit_counts_suspend(void **state)
+{
+	reuse_first_session();
+	start_again_ehlo();
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	second_message();
+	suspended_s = 3600;
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	wait_cl_eof();
+	WAIT(g.env.nsessions == 0);
+	WAIT(io_lingering() == 0);
+	finish();
 }
 
 /* A leg whose connection is upstream_reuse_time_limit old is not parked
@@ -9417,6 +9484,7 @@ main(void)
 		T(test_report_per_policy_on_reused_leg),
 		T(test_report_key),
 		T(test_reuse_time_limit),
+		T(test_reuse_time_limit_counts_suspend),
 		T(test_reuse_idle_expiry),
 		T(test_reuse_key_scope),
 		T(test_reuse_server_drops_parked),
@@ -9440,6 +9508,7 @@ main(void)
 		T(test_policy_defer_first_rcpt),
 		T(test_reload_new_lookup),
 		T(test_verdict_max_age),
+		T(test_verdict_age_counts_suspend),
 		T(test_verdict_max_age_freed),
 		T(test_retiring_new_transaction),
 		T(test_retiring_during_lookup),
