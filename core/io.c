@@ -333,6 +333,12 @@ io_ssl(const struct io *io)
 	return io->ssl;
 }
 
+struct ev_loop *
+io_loop(const struct io *io)
+{
+	return io->loop;
+}
+
 const char *
 io_error(const struct io *io)
 {

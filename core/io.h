@@ -79,6 +79,8 @@ struct io	*io_new_connecting(struct ev_loop *, int fd, io_cb *,
  * it from here. */
 int		 io_start_tls(struct io *, SSL *ssl, int server);
 SSL		*io_ssl(const struct io *);
+/* The loop the io runs on. */
+struct ev_loop	*io_loop(const struct io *);
 
 /* Timeout in ms (0: none), restarted on every read or write progress. */
 void		 io_set_timeout(struct io *, uint64_t ms);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ev.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "tlsproxy/reuse.h"
@@ -16,6 +17,7 @@ struct parked {
 	struct parked	*next, **prevp;
 	struct reuse	*r;
 	char		*key;
+	uint64_t	 until;		/* ev_boot_now() of the idle end */
 	struct reuse_leg leg;
 };
 
@@ -117,8 +119,11 @@ reuse_park(struct reuse *r, const char *key, struct reuse_leg *leg,
 	io_set_lowat(p->leg.up, 0);
 	io_pause(p->leg.up, 0);		/* hear a 421 or a close */
 	/* a deadline: a server that draws writes from us (a TLS key update
-	 * it asks for) makes progress, but the leg stays idle */
+	 * it asks for) makes progress, but the leg stays idle.  A timer
+	 * does not count a suspend of the host (CLOCK_MONOTONIC): the boot
+	 * clock's end is judged again at the take */
 	io_set_deadline(p->leg.up, idle_ms);
+	p->until = ev_boot_now(io_loop(p->leg.up)) + idle_ms;
 	if ((p->next = r->head) != NULL)
 		p->next->prevp = &p->next;
 	r->head = p;
@@ -131,14 +136,25 @@ reuse_park(struct reuse *r, const char *key, struct reuse_leg *leg,
 int
 reuse_take(struct reuse *r, const char *key, struct reuse_leg *leg)
 {
-	struct parked *p;
+	struct parked *p, *next;
+	char q[1024];
 
 	if (r == NULL)
 		return -1;
-	/* the head is the most recently parked: the freshest leg */
-	for (p = r->head; p != NULL; p = p->next)
-		if (strcmp(p->key, key) == 0)
+	/* the head is the most recently parked: the freshest leg; one
+	 * whose idle time ran out while the host was suspended (its timer
+	 * has not seen that time) gets its QUIT now, not a session */
+	for (p = r->head; p != NULL; p = next) {
+		next = p->next;
+		if (strcmp(p->key, key) != 0)
+			continue;
+		if (ev_boot_now(io_loop(p->leg.up)) < p->until)
 			break;
+		log_debug("event=upstream-unparked key=%s why=idle-suspended",
+		    log_q(q, sizeof(q), p->key));
+		stats_add(st_expired, 1);
+		close_parked(p, 1);
+	}
 	if (p == NULL)
 		return -1;
 	unlink_parked(p);

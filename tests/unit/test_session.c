@@ -4964,6 +4964,32 @@ test_reuse_parked_leg(void **state)
 }
 
 /*
+ * A parked leg's idle time (upstream_reuse_time) counts time the host was
+ * suspended: a session after an hour asleep does not adopt the leg parked
+ * before it, which gets QUIT, and connects anew.  Its deadline was a
+ * timer on CLOCK_MONOTONIC: the hour was not seen and the leg, its proof
+ * and its age an hour older than upstream_reuse_time and
+ * upstream_reuse_time_limit allow, carried the next session.
+ */
+static void
+test_reuse_idle_counts_suspend(void **state)
+{
+	reuse_first_session();
+	suspended_s = 3600;
+	ev_now_update(g.loop);		/* the loop's turn at the resume */
+	start_again();
+	EXPECT_SRV("QUIT");
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	WAIT(g.sfd != -1);		/* a connection of its own */
+	srv_send(GREETING);
+	EXPECT_CL(GREETING);
+	assert_int_equal(g.naccepted, 2);
+	finish();
+}
+
+/*
  * A leg whose check failed yet carried the mail (an MTA-STS testing
  * policy: reported, delivered; the proof failed) proved less than it was
  * checked for: at the client's QUIT it gets QUIT, it is not parked for
@@ -9480,6 +9506,7 @@ main(void)
 		T(test_quit),
 		T(test_quit_linger_deadline),
 		T(test_reuse_parked_leg),
+		T(test_reuse_idle_counts_suspend),
 		T(test_report_once_per_connection),
 		T(test_report_per_policy_on_reused_leg),
 		T(test_report_key),
