@@ -213,6 +213,29 @@ struct twant {
 	"-m conntrack ! --ctstate NEW -j DROP"
 
 /*
+ * NFQUEUE steering under REDIRECT (or DNAT to a listen address): a SYN
+ * that conntrack files under an entry a verdict had diverted keeps that
+ * entry's nat binding and its connmark INTERCEPT (nat sees a flow's first
+ * packet only): a retransmission whose SYN-ACK was lost, or the MTA's next
+ * SYN from a port whose session mxguard's side reset (the entry lingers in
+ * CLOSE, and a SYN after a reset from the reply side is no reopen).  It
+ * went on to divert_port whoever listened there, and the guard never saw
+ * it (INPUT, or lo in local mode).  With the daemon down (a crash, a stop,
+ * a restart) that port is free and any local user may bind it (above
+ * ip_unprivileged_port_start): that process took the MTA's session, its
+ * mail with no policy at all (ns 131).  So such a SYN is queued again,
+ * without --queue-bypass: a daemon decides it as any SYN (INTERCEPT: the
+ * binding takes it to mxguard's listener), and with none the kernel drops
+ * it; the MTA resends, and once the entry is gone its SYN is NEW, refused
+ * by the closed guard or let through by the open one.  A SYN just decided
+ * carries the verdict's mark (the chain's re-run after NF_REPEAT) and is
+ * not queued again.  TPROXY needs a transparent socket, which no
+ * unprivileged user may open.
+ */
+#define DIVERTED_SYN	"-p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN"
+#define NFT_DIVERTED_SYN "tcp flags & (fin|syn|rst|ack) == syn"
+
+/*
  * Gateway mode under REDIRECT: where a family's diverted flows go.
  * REDIRECT sends a flow to the first address of the interface it came in
  * on (at divert_port), which a wildcard listen address holds, and a
@@ -486,6 +509,11 @@ want_ipt(const struct config *c, int family, const uint32_t *uids, int nu,
 	if (tp)
 		rbuf_printf(&w[T_MANGLE].rules,
 		    "-m connmark --mark 0x%x/0x%x %s\n", in, m, tproxy);
+	else
+		rbuf_printf(&w[T_MANGLE].rules, "%s -m connmark --mark "
+		    "0x%x/0x%x -m mark ! --mark 0x%x/0x%x -j NFQUEUE "
+		    "--queue-num %d\n", DIVERTED_SYN, in, m, in, m,
+		    c->nfqueue_num);
 	rbuf_printf(&w[T_MANGLE].rules,
 	    "-m connmark --mark 0x%x/0x%x -j RETURN\n", in, m);
 	k = 0;
@@ -1491,6 +1519,11 @@ rules_nft_script(const struct config *c, struct rbuf *o, char *err,
 		    "\t\tct mark & 0x%x == 0x%x " NFT_TPROXY_UNHEARD "\n",
 		    m, in, c->divert_port, nm, in, m, in, c->divert_port, nm, in,
 		    m, in);
+	/* see DIVERTED_SYN */
+	if (!tp)
+		rbuf_printf(o, "\t\t" NFT_DIVERTED_SYN " ct mark & 0x%x == "
+		    "0x%x meta mark & 0x%x != 0x%x queue num %d\n", m, in, m,
+		    in, c->nfqueue_num);
 	rbuf_printf(o, "\t\tct mark & 0x%x == 0x%x return\n"
 	    "\t\ttcp flags & (fin|syn|rst|ack) == syn ct state new "
 	    "%squeue num %d bypass\n\t}\n", m, in, um, c->nfqueue_num);

@@ -355,6 +355,99 @@ test_gateway_interfaces(void **state)
 }
 
 /*
+ * A SYN that conntrack files under an entry a verdict had diverted (a
+ * retransmission whose SYN-ACK was lost, the MTA's next SYN from a port
+ * whose session mxguard's side reset: the entry lingers, and a SYN after
+ * a reset from the reply side is no reopen) keeps the entry's REDIRECT
+ * binding and connmark INTERCEPT: the steering chain let it go, nat took
+ * it to divert_port, and with the daemon down that port is anyone's (a
+ * local user's listener read the MTA's session: ns 131).  Such a SYN is
+ * queued again, without --queue-bypass, after the verdict marks are saved
+ * (a SYN just decided INTERCEPT carries the mark and returns) and before
+ * the INTERCEPT return: a daemon decides it, none drops it.  REDIRECT and
+ * DNAT sets, gateway and local mode, iptables and nft; TPROXY needs a
+ * transparent socket, steering = none has no queue.
+ */
+static void
+test_diverted_syn_requeued(void **state)
+{
+	static const char *const modes[] = {
+		"rules_mode = gateway\nlisten_mode = redirect\n",
+		"rules_mode = gateway\nlisten_mode = redirect\n"
+		    "listen = 10.0.0.1:10025 [::1]:10025\n",
+		"rules_mode = local\n",
+		"rules_mode = local\nlocal_users = 100\n",
+	};
+	static const char ipt[] = "-A MXGUARD_STEER -p tcp -m tcp "
+	    "--tcp-flags FIN,SYN,RST,ACK SYN -m connmark --mark "
+	    "0x4d49/0xffff -m mark ! --mark 0x4d49/0xffff -j NFQUEUE "
+	    "--queue-num 2525\n";
+	static const char nft[] = "\t\ttcp flags & (fin|syn|rst|ack) == syn "
+	    "ct mark & 0xffff == 0x4d49 meta mark & 0xffff != 0x4d49 "
+	    "queue num 2525\n";
+	struct rbuf b = { 0 };
+	struct rules_inplace ip;
+	char err[256], conf[512], *s;
+	const char *rq, *save, *ret;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct config *c;
+
+		snprintf(conf, sizeof(conf), "fail_mode = closed\n%s",
+		    modes[i]);
+		c = cfg(conf);
+		s = script(c, 4, 1, "");
+		rq = strstr(s, ipt);
+		save = strstr(s, "-A MXGUARD_STEER -m mark --mark "
+		    "0x4d49/0xffff -j CONNMARK --save-mark");
+		ret = strstr(s, "-A MXGUARD_STEER -m connmark --mark "
+		    "0x4d49/0xffff -j RETURN\n");
+		if (rq == NULL || save == NULL || ret == NULL || rq < save ||
+		    rq > ret)
+			fail_msg("%sa SYN on a diverted entry is not queued "
+			    "again before the INTERCEPT return:\n%s", modes[i],
+			    s);
+		free(s);
+		s = script(c, 6, 1, "");
+		assert_true(has(s, ipt));
+		free(s);
+		assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+		rq = strstr(b.s, nft);
+		save = strstr(b.s, "\t\tmeta mark & 0xffff == 0x4d49 ct mark "
+		    "set");
+		ret = strstr(b.s, "\t\tct mark & 0xffff == 0x4d49 return\n");
+		if (rq == NULL || save == NULL || ret == NULL || rq < save ||
+		    rq > ret)
+			fail_msg("%snft: a SYN on a diverted entry is not "
+			    "queued again before the INTERCEPT return:\n%s",
+			    modes[i], b.s);
+		/* the set as installed: whole, and its state complete */
+		rules_inplace_text(NULL, NULL, b.s, &ip);
+		assert_int_equal(ip.broken, 0);
+		assert_int_equal(rules_nft_state(c, b.s, NULL, err,
+		    sizeof(err)), RULES_ST_COMPLETE);
+		rbuf_free(&b);
+		config_free(c);
+	}
+	/* TPROXY (a transparent socket only) and steering = none: not */
+	for (i = 0; i < 2; i++) {
+		struct config *c = cfg(i ? "rules_mode = gateway\n"
+		    "listen_mode = tproxy\n" : "steering = none\n");
+
+		s = script(c, 4, 1, "");
+		assert_false(has(s, "-m connmark --mark 0x4d49/0xffff -m mark "
+		    "! --mark"));
+		free(s);
+		assert_int_equal(rules_nft_script(c, &b, err, sizeof(err)), 0);
+		assert_false(has(b.s, "meta mark & 0xffff != 0x4d49 queue"));
+		rbuf_free(&b);
+		config_free(c);
+	}
+}
+
+/*
  * Gateway mode, a port-25 flow from the inside to one of the gateway's
  * own addresses that a rule of the host's DNATs to a host behind it or
  * beyond (a port forward of the public MX address to the inside mail
@@ -598,7 +691,9 @@ test_local_users(void **state)
 
 	for (q = s; (q = strstr(q, "-j NFQUEUE")) != NULL; q++)
 		n++;
-	assert_int_equal(n, 3);
+	/* the three users' and a SYN on a diverted entry's, for all
+	 * (test_diverted_syn_requeued: another user's is dropped before) */
+	assert_int_equal(n, 4);
 	assert_true(has(s, "--ctstate NEW -m owner --uid-owner 0 -j NFQUEUE "
 	    "--queue-num 2525 --queue-bypass\n"));
 	assert_true(has(s, "--ctstate NEW -m owner --uid-owner 42 -j NFQUEUE"));
@@ -904,6 +999,7 @@ static const char saved_default[] =
     "-A MXGUARD_STEER -m mark --mark 0x4d58/0xffff -j CONNMARK --save-mark --nfmask 0xffff --ctmask 0xffff\n"
     "-A MXGUARD_STEER -m mark --mark 0x4d49/0xffff -j CONNMARK --save-mark --nfmask 0xffff --ctmask 0xffff\n"
     "-A MXGUARD_STEER -m connmark --mark 0x4d58/0xffff -j RETURN\n"
+    "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m connmark --mark 0x4d49/0xffff -m mark ! --mark 0x4d49/0xffff -j NFQUEUE --queue-num 2525\n"
     "-A MXGUARD_STEER -m connmark --mark 0x4d49/0xffff -j RETURN\n"
     "-A MXGUARD_STEER -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j NFQUEUE --queue-num 2525 --queue-bypass\n"
     "COMMIT\n"
@@ -981,7 +1077,7 @@ test_state_partial(void **state)
 	saved = without("-A MXGUARD_STEER", "-j MXGUARD_STEER", NULL);
 	assert_int_equal(ipt_state(c, saved, &m), RULES_ST_PARTIAL);
 	assert_string_equal(m, "IPv4 mangle table: MXGUARD_STEER holds 0 of "
-	    "its 7 rules, the jump from OUTPUT gone");
+	    "its 8 rules, the jump from OUTPUT gone");
 	free(m);
 	free(saved);
 	/* iptables-restore of a file with *filter alone (ours not in it) */
@@ -992,10 +1088,10 @@ test_state_partial(void **state)
 	free(m);
 	free(saved);
 	/* one rule deleted; the nat jump alone gone */
-	saved = without("-j NFQUEUE", "-j MXGUARD_DIVERT", NULL);
+	saved = without("--queue-bypass", "-j MXGUARD_DIVERT", NULL);
 	assert_int_equal(ipt_state(c, saved, &m), RULES_ST_PARTIAL);
-	assert_string_equal(m, "IPv4 mangle table: MXGUARD_STEER holds 6 of "
-	    "its 7 rules; IPv4 nat table: the jump from OUTPUT gone");
+	assert_string_equal(m, "IPv4 mangle table: MXGUARD_STEER holds 7 of "
+	    "its 8 rules; IPv4 nat table: the jump from OUTPUT gone");
 	free(m);
 	free(saved);
 	/* nothing of ours (a whole wipe) */
@@ -1310,6 +1406,7 @@ main(void)
 		cmocka_unit_test(test_gateway_interfaces),
 		cmocka_unit_test(test_gateway_redirect_listen_address),
 		cmocka_unit_test(test_gateway_own_dst_let_through),
+		cmocka_unit_test(test_diverted_syn_requeued),
 		cmocka_unit_test(test_steering_none),
 		cmocka_unit_test(test_closed_refuses_established),
 		cmocka_unit_test(test_refusal_set),
