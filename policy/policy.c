@@ -77,6 +77,9 @@ struct fetch;
 
 struct policy_req {
 	struct policy	*pol;
+	uint64_t	 gen;		/* p->store_gen at its start: it may
+					 * use that resolver and CA store and
+					 * every later one (retired_free()) */
 	struct policy_req *next, *prev;	/* live requests */
 	policy_cb	*cb;
 	void		*arg;
@@ -179,6 +182,7 @@ struct fetch {
 struct bgref {
 	struct bgref	*next;
 	struct policy	*pol;
+	uint64_t	 gen;		/* p->store_gen: q's resolver */
 	struct dns_req	*q;
 	char		 domain[256];
 	char		 id[STS_ID_MAX + 1];	/* the cached id */
@@ -272,10 +276,12 @@ struct policy {
 	int		 resolver_ok;	/* the self-check's word: -1, 0, 1 */
 	struct redis	*rs;		/* shared store, NULL when off */
 	/* resolvers and CA stores that reloads replaced: lookups, fetches
-	 * and reports under way may still use them; freed once nothing is
-	 * in flight (retired_free()) */
+	 * and reports under way may still use them; each freed once
+	 * nothing in flight that started under it is left
+	 * (retired_free()); old_gen: the store_gen they had */
 	struct dns	*old_dns[RETIRED_MAX];
 	SSL_CTX		*old_ctx[RETIRED_MAX];
+	uint64_t	 old_gen[RETIRED_MAX];
 	int		 nold;
 	struct ev_timer	*swap_tmr;
 };
@@ -328,30 +334,66 @@ policy_idle(const struct policy *p)
 	    !tlsrpt_rec_busy(p->rec);
 }
 
+/*
+ * Whether something in flight may still use the resolver and CA store of
+ * generation gen (dns): a lookup or a background refresh started under
+ * it or before (a lookup's later steps take the engine's resolver of
+ * their moment, one of gen or after), a fetch started under it, a TLSRPT
+ * lookup sent to it.
+ */
+static int
+retired_in_use(const struct policy *p, uint64_t gen, const struct dns *dns)
+{
+	const struct policy_req *r;
+	const struct fetch *f;
+	const struct bgref *b;
+
+	for (r = p->reqs; r != NULL; r = r->next)
+		if (r->gen <= gen)
+			return 1;
+	for (f = p->fetches; f != NULL; f = f->next)
+		if (f->store_gen <= gen)
+			return 1;
+	for (b = p->bgrefs; b != NULL; b = b->next)
+		if (b->gen <= gen)
+			return 1;
+	return tlsrpt_rec_uses(p->rec, dns);
+}
+
 /* A reload's resolver and CA store are used at once by every lookup,
  * fetch and report that starts after it (an engine kept busy must not
- * keep a CA store or a resolver the operator replaced).  The replaced
- * ones are freed once nothing is in flight: the loop asks every 50 ms (a
- * timer, so never from inside a resolver callback that the old resolver
- * is still running). */
+ * keep a CA store or a resolver the operator replaced).  Each replaced
+ * one is freed once what started under it has ended, whatever started
+ * since: the loop asks every 50 ms (a timer, so never from inside a
+ * resolver callback that the old resolver is still running).  Waiting
+ * for an idle engine instead kept them all on a gateway whose MTA never
+ * let the engine idle, where every lookup ends: the ninth reload was
+ * refused (RETIRED_MAX) for as long as the traffic went on. */
 static void
 retired_free(void *arg)
 {
 	struct policy *p = arg;
-	int i;
+	int i, n = 0, freed = 0;
 
 	if (p->nold == 0)
 		return;
-	if (!policy_idle(p)) {
-		ev_timer_arm(p->swap_tmr, 50);
-		return;
-	}
 	for (i = 0; i < p->nold; i++) {
+		if (retired_in_use(p, p->old_gen[i], p->old_dns[i])) {
+			p->old_dns[n] = p->old_dns[i];
+			p->old_ctx[n] = p->old_ctx[i];
+			p->old_gen[n++] = p->old_gen[i];
+			continue;
+		}
 		dns_free(p->old_dns[i]);
 		SSL_CTX_free(p->old_ctx[i]);
+		freed++;
 	}
-	log_debug("event=reload-retired-freed count=%d", p->nold);
-	p->nold = 0;
+	p->nold = n;
+	if (freed > 0)
+		log_debug("event=reload-retired-freed count=%d left=%d", freed,
+		    n);
+	if (n > 0)
+		ev_timer_arm(p->swap_tmr, 50);
 }
 
 /* The engine; its stores only if stores (policy_open_stores()). */
@@ -589,7 +631,8 @@ policy_reconfigure(struct policy *p, const struct config *cfg, char *err,
 		/* resolver and CA store: in use at once; the replaced ones
 		 * are freed when nothing in flight can use them */
 		p->old_dns[p->nold] = p->dns;
-		p->old_ctx[p->nold++] = p->ctx;
+		p->old_ctx[p->nold] = p->ctx;
+		p->old_gen[p->nold++] = p->store_gen;
 		p->dns = nd;
 		p->ctx = nc;
 		p->store_gen = ++store_gens;
@@ -2712,6 +2755,7 @@ refresh_round(void *arg)
 		    (b = calloc(1, sizeof(*b))) == NULL)
 			continue;
 		b->pol = p;
+		b->gen = p->store_gen;
 		snprintf(b->domain, sizeof(b->domain), "%s", due[i].domain);
 		snprintf(b->id, sizeof(b->id), "%s", due[i].id);
 		log_debug("event=sts-refresh-background-start domain=%s id=%s "
@@ -2961,6 +3005,7 @@ policy_lookup(struct policy *p, const char *domain,
 	    (r->tmo = ev_timer_new(p->loop, req_timeout, r)) == NULL)
 		goto fail;
 	r->pol = p;
+	r->gen = p->store_gen;
 	r->cb = cb;
 	r->arg = arg;
 	r->next = p->reqs;

@@ -86,6 +86,7 @@ struct rec_dom {
 	int64_t			 stale_until;	/* a valid record stands in
 						 * for a failed lookup until */
 	struct dns_req		*q;		/* DOM_PENDING */
+	const struct dns	*qdns;		/* the resolver q was sent to */
 	struct rec_pend		*pend, **pend_tail;
 	int			 npend;
 };
@@ -251,6 +252,24 @@ int
 tlsrpt_rec_busy(const struct tlsrpt_rec *rc)
 {
 	return rc != NULL && rc->busy > 0;
+}
+
+/* A walk of every domain, done only while a reload's replaced resolver
+ * waits to be freed (policy.c, retired_free()), and only while lookups
+ * are under way. */
+int
+tlsrpt_rec_uses(const struct tlsrpt_rec *rc, const struct dns *dns)
+{
+	const struct rec_dom *d;
+	int i;
+
+	if (!tlsrpt_rec_busy(rc))
+		return 0;
+	for (i = 0; i < NBUCKETS; i++)
+		for (d = rc->hash[i]; d != NULL; d = d->next)
+			if (d->q != NULL && d->qdns == dns)
+				return 1;
+	return 0;
 }
 
 struct tlsrpt_store *
@@ -512,6 +531,7 @@ dom_get(struct tlsrpt_rec *rc, struct dns *dns, const char *domain,
 		rc->ndom++;
 	}
 	snprintf(name, sizeof(name), "_smtp._tls.%s", domain);
+	d->qdns = dns;
 	if ((d->q = dns_query(dns, name, DNS_T_TXT, on_txt, d)) == NULL) {
 		d->state = d->stale_until > now ? DOM_YES : DOM_NO;
 		d->expires = now + TTL_MIN;

@@ -39,13 +39,15 @@ struct tlsrpt_store;
 struct tlsrpt_rec *tlsrpt_rec_new(struct ev_loop *, const char *state_dir,
 		    char *err, size_t errsz);
 void		 tlsrpt_rec_free(struct tlsrpt_rec *);
-/* dns: the engine's resolver of the moment (a reload replaces it, but
- * never while tlsrpt_rec_busy()). */
+/* dns: the engine's resolver of the moment (a reload replaces it; the
+ * replaced one is freed once no lookup here uses it: tlsrpt_rec_uses()). */
 void		 tlsrpt_rec_attempt(struct tlsrpt_rec *, struct dns *,
 		    const struct policy_verdict *,
 		    const struct policy_attempt *);
 /* TXT lookups under way. */
 int		 tlsrpt_rec_busy(const struct tlsrpt_rec *);
+/* A TXT lookup under way sent to dns. */
+int		 tlsrpt_rec_uses(const struct tlsrpt_rec *, const struct dns *);
 struct tlsrpt_store *tlsrpt_rec_store(struct tlsrpt_rec *);
 
 /* tlsrpt_txt_select() over a whole _smtp._tls TXT answer, the records

@@ -3414,6 +3414,92 @@ test_reload_while_busy(void **state)
 }
 
 /*
+ * An engine that is never idle, yet whose every lookup ends, takes every
+ * reload.  Lookups of slow.test (never answered, each ended by its
+ * policy_timeout) overlap: the next one starts before the one before it
+ * ends, so at no moment is the engine idle, as on a gateway that the MTA
+ * keeps busy.  After each reload the lookup started before it ends, and
+ * then the resolver and CA store it replaced serve nothing: they must be
+ * freed then, not when the whole engine is idle.  (They were kept until
+ * the engine was idle: the ninth reload was refused, "8 reloads while
+ * lookups never stopped running", on a busy gateway for as long as it
+ * stayed busy, and the operator's tightened tls_policy with it.)
+ */
+#define STAGGER_RELOADS		12
+#define STAGGER_TIMEOUT_MS	200
+
+static int stagger_done;
+
+static void
+got_stagger(void *arg, struct policy_verdict *v)
+{
+	(void)arg;
+	policy_verdict_free(v);
+	stagger_done++;
+	ev_loop_stop(loop);
+}
+
+static void
+test_reload_busy_staggered(void **state)
+{
+	struct policy *p;
+	struct sockaddr_in sin;
+	struct config *cfg;
+	struct ev_timer *guard;
+	char err[256];
+	int k, started = 0;
+
+	(void)state;
+	cfg_policy_timeout = STAGGER_TIMEOUT_MS;
+	cfg_dns_timeout = 10000;
+	p = mkpolicy(NULL, 1);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons(25);
+	inet_pton(AF_INET, "192.0.2.11", &sin.sin_addr);
+	stagger_done = 0;
+	/* (the loop's clock read again after each CA store load: a lookup's
+	 * policy_timeout runs from it) */
+	ev_now_update(loop);
+	assert_non_null(policy_lookup(p, "slow.test", (struct sockaddr *)&sin,
+	    sizeof(sin), "s0", got_stagger, NULL));
+	started++;
+	/* half a policy_timeout apart: one runs while the other ends */
+	guard = ev_timer_new(loop, (ev_timer_cb *)ev_loop_stop, loop);
+	ev_timer_arm(guard, STAGGER_TIMEOUT_MS / 2);
+	ev_loop_run(loop);
+	ev_timer_free(guard);
+	assert_int_equal(stagger_done, 0);
+	for (k = 1; k <= STAGGER_RELOADS; k++) {
+		/* the next lookup, then the end of the one before it */
+		ev_now_update(loop);
+		assert_non_null(policy_lookup(p, "slow.test",
+		    (struct sockaddr *)&sin, sizeof(sin), "sk", got_stagger,
+		    NULL));
+		started++;
+		guard = ev_timer_new(loop, (ev_timer_cb *)ev_loop_stop, loop);
+		ev_timer_arm(guard, BUSY_GUARD_MS);
+		while (stagger_done < started - 1 && ev_timer_pending(guard))
+			ev_loop_run(loop);
+		ev_timer_free(guard);
+		assert_int_equal(stagger_done, started - 1);
+		/* busy: the lookup just started still runs */
+		cfg = mkcfg(NULL, 1);
+		err[0] = '\0';
+		if (policy_reconfigure(p, cfg, err, sizeof(err)) != 0)
+			fail_msg("reload %d refused: %s", k, err);
+		config_free(cfg);
+	}
+	guard = ev_timer_new(loop, (ev_timer_cb *)ev_loop_stop, loop);
+	ev_timer_arm(guard, BUSY_GUARD_MS);
+	while (stagger_done < started && ev_timer_pending(guard))
+		ev_loop_run(loop);
+	ev_timer_free(guard);
+	assert_int_equal(stagger_done, started);
+	policy_free(p);
+}
+
+/*
  * A store read that fails is no "no record": the MTA-STS cache may hold
  * an enforce policy (RFC 8461: it applies whatever DNS says now), so a
  * domain with no policy fetched now is deferred, a local failure that
@@ -3838,6 +3924,8 @@ main(void)
 		cmocka_unit_test(test_tlsrpt_sending_ip_private),
 		cmocka_unit_test(test_tlsrpt_receiving_ip_nat64),
 		cmocka_unit_test_teardown(test_reload_while_busy,
+		    reload_teardown),
+		cmocka_unit_test_teardown(test_reload_busy_staggered,
 		    reload_teardown),
 		cmocka_unit_test(test_store_read_error),
 		cmocka_unit_test(test_store_not_open),
