@@ -37,8 +37,8 @@
  * when a receiver that failed is due for another try (report_arm(): a run
  * parks a failed URI and a later run retries it, for up to 24 hours).
  * After each run the counts older than tlsrpt_retention days are pruned.
- * Reloaded configurations stay allocated until exit, since sessions and
- * requests under way may still read the one they started with.
+ * A configuration a reload replaced is freed at once (free_old()), but
+ * for the one a TLSRPT run under way started with, kept until it ends.
  *
  * With `workers` above 1, cmd_run() hands over to the supervisor
  * (cmd/workers.c), which forks workers that each run run_daemon() with a
@@ -119,6 +119,7 @@ struct daemon {
 	struct ev_timer		*clock_timer;	/* the anchor's policy time
 						 * kept (the one that saves) */
 	struct report_run	*report;	/* the run under way */
+	const struct config	*report_cfg;	/* the one it started with */
 	struct dnscheck		*dnscheck;	/* resolver self-check */
 	int			 sigfd;
 	int			 draining;
@@ -212,21 +213,26 @@ dnscheck_start(struct daemon *d, const struct config *cfg)
 /*
  * Frees the configurations reloads replaced, once nothing can use one:
  * every part of the daemon reads the current one (the last reload was
- * applied whole), and no TLSRPT run started under an older one is still
- * going (it keeps the configuration it began with).  Without this, every
- * reload kept one, and after MAX_RELOADS a reload was refused.
+ * applied whole), but for a TLSRPT run under way, which keeps the
+ * configuration it began with: that one stays (in old[]) until the run
+ * ends, the others go.  Without this, every reload kept one, and after
+ * MAX_RELOADS a reload was refused; keeping them all while a run went on
+ * (up to REPORT_RUN_MS) refused every reload past the 64th of the run.
  */
 static void
 free_old(struct daemon *d)
 {
-	int i;
+	int i, n = 0;
 
-	if (d->partial || d->report != NULL)
+	if (d->partial)
 		return;
-	for (i = 0; i < d->nold; i++)
-		if (d->old[i] != d->loaded && d->old[i] != d->cfg)
+	for (i = 0; i < d->nold; i++) {
+		if (d->report != NULL && d->old[i] == d->report_cfg)
+			d->old[n++] = d->old[i];
+		else if (d->old[i] != d->loaded && d->old[i] != d->cfg)
 			config_free(d->old[i]);
-	d->nold = 0;
+	}
+	d->nold = n;
 }
 
 int
@@ -773,6 +779,7 @@ report_tick(void *arg)
 	o.try_ms = REPORT_TRY_MS;
 	o.job_ms = REPORT_JOB_MS;
 	o.run_ms = REPORT_RUN_MS;
+	d->report_cfg = d->cfg;
 	if ((d->report = report_run(d->loop, d->cfg, st, d->policy, &o,
 	    report_done, d, err, sizeof(err))) == NULL) {
 		log_warn("event=tlsrpt-run-failed error=\"%s\"", err);
