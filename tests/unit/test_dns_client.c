@@ -350,22 +350,7 @@ __wrap_writev(int fd, const struct iovec *iov, int n)
 	return __real_writev(fd, iov, n);
 }
 
-/* time the host spent suspended: CLOCK_BOOTTIME counts it, CLOCK_MONOTONIC
- * (and so every timer) does not */
-static int64_t suspended_s;
-
-int __real_clock_gettime(clockid_t, struct timespec *);
-int __wrap_clock_gettime(clockid_t, struct timespec *);
-
-int
-__wrap_clock_gettime(clockid_t id, struct timespec *ts)
-{
-	int rc = __real_clock_gettime(id, ts);
-
-	if (rc == 0 && id == CLOCK_BOOTTIME)
-		ts->tv_sec += (time_t)suspended_s;
-	return rc;
-}
+#include "suspend.h"
 
 static void
 fake_read(int fd, int events, void *arg)

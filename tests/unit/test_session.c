@@ -61,22 +61,7 @@
 #include "tlsproxy/tls.h"
 #include "heapmeter.h"
 
-/* time the host spent suspended: CLOCK_BOOTTIME counts it, CLOCK_MONOTONIC
- * (every timer, and the tests' own waits) does not */
-static int64_t suspended_s;
-
-int __real_clock_gettime(clockid_t, struct timespec *);
-int __wrap_clock_gettime(clockid_t, struct timespec *);
-
-int
-__wrap_clock_gettime(clockid_t id, struct timespec *ts)
-{
-	int rc = __real_clock_gettime(id, ts);
-
-	if (rc == 0 && id == CLOCK_BOOTTIME)
-		ts->tv_sec += (time_t)suspended_s;
-	return rc;
-}
+#include "suspend.h"
 
 #define BUFSZ		(512 * 1024)
 #define SBUFSZ		(16 * 1024 * 1024)
