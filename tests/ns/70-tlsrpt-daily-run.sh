@@ -55,7 +55,19 @@ fd = p[0]["failure-details"]
 assert fd[0]["result-type"] == "certificate-not-trusted", fd
 PY
 wait_log "$MXLOG" "event=tlsrpt-delivery domain=enf.test .*result=sent"
-wait_log "$MXLOG" "event=tlsrpt-scheduled in_s=[0-9]{4,}"
+# rescheduled for the next UTC day: its midnight, then the grace of a
+# day's first seconds (report_day_grace(): 60 s and twice dns_timeout)
+# and the random delay (2 s), however close to midnight the scenario
+# runs (a 4-digit in_s, asked before, was wrong from 23:43 UTC on)
+two_scheduled() { [ "$(count_log "$MXLOG" "event=tlsrpt-scheduled in_s=")" -ge 2 ]; }
+wait_for 20 "the run rescheduled" two_scheduled
+in_s=$(grep -oE "event=tlsrpt-scheduled in_s=[0-9]+" "$MXLOG" | sed -n 2p | cut -d= -f3)
+to_midnight=$((86400 - $(date -u +%s) % 86400))
+# in_s - to_midnight from -10 to 200, modulo a day (the line may come a
+# second before midnight and be read after it)
+off=$(( (in_s - to_midnight + 10 + 2 * 86400) % 86400 ))
+assert "rescheduled after the next UTC midnight (in_s=$in_s, midnight in ${to_midnight}s)" \
+	[ "$off" -le 210 ]
 show=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" report show enf.test --json 2>/dev/null)
 log "report show: $show"
 out=$(in_snd "$MXGUARD" -c "$T/mxguard.conf" report send 2>/dev/null)
