@@ -110,6 +110,16 @@ floor_from(int n, int64_t offset, int64_t at, int64_t last)
 	return 2;
 }
 
+/* A time the anchor file may name, either way (OFFSET may be below 0 on
+ * a clock before 1970): beyond CLOCK_TIME_MAX the file is corrupt or
+ * edited (sscanf() makes INT64_MAX of any number too large), and OFFSET
+ * plus the boot clock, OFFSET + AT, or LAST plus the slack overflowed. */
+static int
+in_range(int64_t t)
+{
+	return t >= -CLOCK_TIME_MAX && t <= CLOCK_TIME_MAX;
+}
+
 int
 clock_anchor_restore(const char *dir, char *err, size_t errsz)
 {
@@ -148,7 +158,9 @@ clock_anchor_restore(const char *dir, char *err, size_t errsz)
 	}
 	if (fgets(line, sizeof(line), f) == NULL ||
 	    (n = sscanf(line, MAGIC " %39s %" SCNd64 " %" SCNd64 " %" SCNd64,
-	    fid, &offset, &at, &last)) < 2 || strlen(fid) != 36) {
+	    fid, &offset, &at, &last)) < 2 || strlen(fid) != 36 ||
+	    !in_range(offset) || (n >= 3 && !in_range(at)) ||
+	    (n >= 4 && !in_range(last))) {
 		snprintf(err, errsz, "%s: not an anchor line", path);
 		goto out;
 	}

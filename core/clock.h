@@ -42,6 +42,10 @@
 
 #define CLOCK_SLACK_S		120
 #define CLOCK_ANCHOR_FILE	"clock.anchor"
+/* The largest time a file of ours may name, 9999-12-31T23:59:59Z (what
+ * a certificate's time can say): a time read back beyond it is corrupt,
+ * and sums of such times with the clock's would overflow int64_t. */
+#define CLOCK_TIME_MAX		INT64_C(253402300799)
 #define CLOCK_SAVE_EVERY_S	3600
 
 /* Takes the anchor now (the wall clock as it is); clock_now() takes it

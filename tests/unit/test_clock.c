@@ -306,6 +306,70 @@ test_another_boot_floor(void **state)
 	rmdir(dir);
 }
 
+/*
+ * An anchor file whose times no clock can mean (a corrupt file, or one
+ * edited by hand): 9223372036854775807 is what sscanf() makes of any
+ * number too large.  Added to the boot clock, or to the slack, the sum
+ * overflowed int64_t (undefined; in practice the policy clock wrapped to
+ * 292 billion years before 1970, and every certificate was "not yet
+ * valid").  Refused as a line that does not parse: the policy clock is
+ * the wall clock as it is, and the start says so.
+ */
+static void
+test_anchor_file_out_of_range(void **state)
+{
+	static const char *const bad[] = {
+		"9223372036854775807 1000 1900000000",	/* offset */
+		"-9223372036854775807 1000 1900000000",
+		"1899999000 9223372036854775807 1900000000",	/* at */
+		"1899999000 1000 9223372036854775807",	/* last */
+		"1899999000 1000 -9223372036854775807",
+		"253402300800 0",	/* one second past 9999 */
+	};
+	const char *other = "00000000-0000-0000-0000-000000000000";
+	char dir[] = "/tmp/mxg-clock-XXXXXX", path[128], err[256];
+	char line[256], id[64];
+	size_t i;
+	int pass_no;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, CLOCK_ANCHOR_FILE);
+	/* this boot's id, as the daemon writes it */
+	clock_anchor();
+	assert_int_equal(clock_anchor_save(dir, err, sizeof(err)), 0);
+	assert_non_null(f = fopen(path, "r"));
+	assert_non_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	assert_int_equal(sscanf(line, "mxguard-clock 1 %63s", id), 1);
+	for (pass_no = 0; pass_no < 2; pass_no++) {
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			assert_non_null(f = fopen(path, "w"));
+			fprintf(f, "mxguard-clock 1 %s %s\n", pass_no == 0 ?
+			    id : other, bad[i]);
+			fclose(f);
+			clock_anchor();
+			err[0] = '\0';
+			assert_int_equal(clock_anchor_restore(dir, err,
+			    sizeof(err)), -1);
+			assert_non_null(strstr(err, "not an anchor line"));
+			assert_int_equal(clock_now(), wall);
+			pass(1);
+			assert_int_equal(clock_now(), wall);
+		}
+	}
+	/* the largest time it takes: year 9999, another boot's floor */
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "mxguard-clock 1 %s 253402300799 0\n", other);
+	fclose(f);
+	clock_anchor();
+	assert_int_equal(clock_anchor_restore(dir, err, sizeof(err)), 2);
+	assert_int_equal(clock_now(), 253402300799LL);
+	clock_anchor();
+	unlink(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -318,6 +382,7 @@ main(void)
 		cmocka_unit_test(test_anchor_file_not_followed),
 		cmocka_unit_test(test_anchor_file_keeps_slew),
 		cmocka_unit_test(test_another_boot_floor),
+		cmocka_unit_test(test_anchor_file_out_of_range),
 	};
 
 	log_init("test", 0, LOG_LVL_ERR);
