@@ -89,6 +89,12 @@ body_mode(const char *body, size_t len, uint32_t *over)
 }
 
 static int
+time_ok(int64_t t)
+{
+	return t >= 0 && t <= CLOCK_TIME_MAX;
+}
+
+static int
 rec_decode(const MDB_val *v, struct rec *r, int need_mode)
 {
 	const unsigned char *p = v->mv_data;
@@ -119,6 +125,12 @@ rec_decode(const MDB_val *v, struct rec *r, int need_mode)
 		return -1;
 	r->id[STS_ID_MAX] = '\0';
 	if (r->bl > MAX_BODY || v->mv_size != hl + (size_t)r->bl)
+		return -1;
+	/* times no clock of ours wrote (a corrupt file): differences with
+	 * them (sts_cache_due(), sts_cache_touch(), `mxguard policy`)
+	 * would overflow */
+	if (!time_ok(r->fetched) || !time_ok(r->expires) ||
+	    !time_ok(r->checked) || !time_ok(r->last_used))
 		return -1;
 	r->body = (const char *)p + hl;
 	if (r->mode == -1 && need_mode)

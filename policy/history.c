@@ -206,6 +206,12 @@ encode(const struct history_entry *e, unsigned char *b)
 }
 
 static int
+time_ok(int64_t t)
+{
+	return t >= 0 && t <= CLOCK_TIME_MAX;
+}
+
+static int
 decode(const MDB_val *v, struct history_entry *e)
 {
 	const unsigned char *b = v->mv_data;
@@ -218,6 +224,12 @@ decode(const MDB_val *v, struct history_entry *e)
 	e->last_seen = get64(b + 28);
 	memcpy(&e->tls_count, b + 36, 4);
 	memcpy(&e->fail_count, b + 40, 4);
+	/* times no clock of ours wrote (a corrupt file): unreadable, as a
+	 * layout we do not know is (it may have expected TLS); taken, their
+	 * differences with now (record_once()) would overflow */
+	if (!time_ok(e->first_tls) || !time_ok(e->last_tls) ||
+	    !time_ok(e->last_fail) || !time_ok(e->last_seen))
+		return -1;
 	return 0;
 }
 

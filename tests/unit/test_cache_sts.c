@@ -853,6 +853,69 @@ test_open_fails(void **state)
 	assert_true(strlen(err) > 0);
 }
 
+/*
+ * A record whose times no clock of ours wrote (a corrupt file, found by
+ * fuzz_store_rec): a fetch time of INT64_MIN, or an expiry of INT64_MAX.
+ * The header decoded, it was taken: sts_cache_due() took expires -
+ * fetched and now - last_used, sts_cache_touch() now - last_used, and
+ * `mxguard policy` now - fetched, each a signed overflow (undefined;
+ * UBSan's trap in the ASan build).  Such a record is now one that does
+ * not decode: a read error for its domain, as a bad header is, dropped
+ * by eviction, and a policy fetched now is stored over it.  Red before:
+ * sts_cache_get() 1, and under UBSan "signed integer overflow" in
+ * sts_cache_due().
+ */
+static void
+test_record_times_out_of_range(void **state)
+{
+	static const char *const doms[] = { "neg.example", "far.example",
+	    "minus.example" };
+	struct sts_cache *c = fresh("times", 10, 0, 0);
+	struct sts_cache_entry g;
+	struct sts_cache_due due[4];
+	static unsigned char raw[77 + 256];
+	char path[300];
+	int64_t now = (int64_t)time(NULL), t[3][4];
+	uint32_t bl = (uint32_t)strlen(ENF);
+	size_t i;
+
+	(void)state;
+	sts_cache_close(c);
+	/* fetched, expires, checked, last_used */
+	t[0][0] = INT64_MIN; t[0][1] = now + 60; t[0][2] = now;
+	t[0][3] = INT64_MIN;
+	t[1][0] = now - 60; t[1][1] = INT64_MAX; t[1][2] = now;
+	t[1][3] = now;
+	t[2][0] = now - 86000; t[2][1] = now + 400; t[2][2] = now;
+	t[2][3] = -1;
+	snprintf(path, sizeof(path), "%s/times/sts-cache.mdb", dir);
+	for (i = 0; i < 3; i++) {
+		memset(raw, 0, sizeof(raw));
+		memcpy(raw, "MXS2", 4);
+		memcpy(raw + 4, &t[i][0], 8);
+		memcpy(raw + 12, &t[i][1], 8);
+		memcpy(raw + 20, &t[i][2], 8);
+		memcpy(raw + 28, &t[i][3], 8);
+		raw[36] = STS_MODE_ENFORCE;
+		memcpy(raw + 40, "id1", 3);
+		memcpy(raw + 40 + STS_ID_MAX + 1, &bl, 4);
+		memcpy(raw + 77, ENF, bl);
+		lmdb_put_raw(path, doms[i], raw, 77 + bl);
+	}
+	c = fresh("times", 10, 0, 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(sts_cache_get(c, doms[i], &g), -1);
+		sts_cache_entry_clear(&g);
+	}
+	assert_int_equal(sts_cache_due(c, now, 100, due, 4), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(sts_cache_touch(c, doms[i], now), 0);
+	/* a policy fetched now goes over it */
+	assert_int_equal(put(c, "neg.example", ENF, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "neg.example"), 1);
+	sts_cache_close(c);
+}
+
 int
 main(void)
 {
@@ -874,6 +937,7 @@ main(void)
 		cmocka_unit_test(test_concurrent_writers),
 		cmocka_unit_test(test_eviction_race_fetch_order),
 		cmocka_unit_test(test_open_fails),
+		cmocka_unit_test(test_record_times_out_of_range),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -631,6 +631,61 @@ test_dead_reader_cleared(void **state)
 	history_close(h);
 }
 
+/*
+ * A record whose times no clock of ours wrote (a corrupt file, found by
+ * fuzz_store_rec): last_tls INT64_MIN with a first_tls.  It decoded and
+ * a TLS success took now - last_tls (record_once()'s "written less than
+ * 10 minutes ago"), a signed overflow (undefined; UBSan's trap in the
+ * ASan build).  Now it is unreadable, as a layout we do not know is: it
+ * may have expected TLS, so the verdict is encrypt, a failed attempt
+ * keeps it and a TLS success replaces it.  Red before: history_get() 1
+ * (taken, "expects no TLS": may), and under UBSan "signed integer
+ * overflow" in record_once().
+ */
+static void
+test_record_times_out_of_range(void **state)
+{
+	char d[128], path[160], key[512], err[256];
+	struct sockaddr_in a = sin4("192.0.2.78");
+	unsigned char raw[4 + 4 * 8 + 2 * 4];
+	int64_t first = 1, last = INT64_MIN, zero = 0;
+	uint32_t n = 1;
+	struct policy_verdict v;
+	struct history_entry e;
+	struct history *h;
+
+	h = fresh("times", 0, 86400, 0);
+	history_close(h);
+	snprintf(d, sizeof(d), "%s/times", dir);
+	assert_int_equal(history_key("mx.example", (struct sockaddr *)&a, key,
+	    sizeof(key)), 0);
+	memcpy(raw, "MXH1", 4);
+	memcpy(raw + 4, &first, 8);
+	memcpy(raw + 12, &last, 8);
+	memcpy(raw + 20, &zero, 8);
+	memcpy(raw + 28, &zero, 8);
+	memcpy(raw + 36, &n, 4);
+	memcpy(raw + 40, &n, 4);
+	snprintf(path, sizeof(path), "%s/history.mdb", d);
+	lmdb_put_raw(path, key, raw, sizeof(raw));
+	assert_non_null(h = history_open(d, err, sizeof(err)));
+	assert_int_equal(history_get(h, "mx.example", (struct sockaddr *)&a,
+	    &e), HISTORY_UNREADABLE);
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	snprintf(v.mx_host, sizeof(v.mx_host), "mx.example");
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	/* a TLS success replaces it */
+	assert_int_equal(history_record(h, "mx.example", (struct sockaddr *)&a,
+	    1, 1, clock_now(), NULL), 0);
+	assert_int_equal(history_get(h, "mx.example", (struct sockaddr *)&a,
+	    &e), 1);
+	assert_true(history_expects_tls(&e, clock_now(), 86400));
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -648,6 +703,7 @@ main(void)
 		cmocka_unit_test(test_clock_stepped_back_then_restart),
 		cmocka_unit_test(test_unreadable_record),
 		cmocka_unit_test(test_dead_reader_cleared),
+		cmocka_unit_test(test_record_times_out_of_range),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
