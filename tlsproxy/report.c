@@ -577,8 +577,10 @@ backoff(struct report_run *r, const struct tlsrpt_uri *u, int tries,
 
 	/* a first failure dated ahead of now was written before the wall
 	 * clock was stepped back: the window starts again, or it would end
-	 * only when the clock came back to it, a year later */
-	if ((first = state_get(r, S_FIRST, u)) == 0 || first > now) {
+	 * only when the clock came back to it, a year later.  So does one
+	 * before 1970 (a corrupt store: now - first overflowed, and next -
+	 * first wrapped below give_up_ms, so the URI was never given up) */
+	if ((first = state_get(r, S_FIRST, u)) <= 0 || first > now) {
 		first = now;
 		state_put(r, S_FIRST, u, first);
 	}

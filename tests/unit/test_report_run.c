@@ -1989,6 +1989,71 @@ test_clock_stepped_back(void **state)
 	end_test();
 }
 
+/* tlsproxy/report.c's state_name(): the name a delivery state value is
+ * kept under in the store's "sent" database. */
+static void
+state_name_of(char tag, const char *domain, const char *uri, char *buf,
+    size_t sz)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	char hex[33];
+	int i;
+
+	assert_non_null(c);
+	assert_int_equal(EVP_DigestInit_ex(c, EVP_sha256(), NULL), 1);
+	EVP_DigestUpdate(c, domain, strlen(domain) + 1);
+	EVP_DigestUpdate(c, uri, strlen(uri));
+	EVP_DigestFinal_ex(c, md, &mdlen);
+	EVP_MD_CTX_free(c);
+	for (i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	snprintf(buf, sz, "%c-%s.tlsrpt.invalid", tag, hex);
+}
+
+/*
+ * A URI's first failure read back from a corrupt store as INT64_MIN
+ * (not 0, "none", nor ahead of now): backoff() took now - first, a
+ * signed overflow (undefined; in practice a negative delay, so the
+ * backoff's least), and next - first, which wrapped below give_up_ms
+ * for ever: the URI was never given up, retried at every run until
+ * tlsrpt_retention pruned the day.  A first failure before 1970 now
+ * starts the window again, as one ahead of now does.
+ */
+static void
+test_corrupt_first_failure(void **state)
+{
+	struct report_opts o;
+	int64_t y = today() - 1;
+	char name[80];
+
+	(void)state;
+	begin_test();
+	srv[1].mode = TEMPFAIL;
+	record("b.test", y);
+	rua("b.test", "mailto:r@down.test");
+	mxat("down.test", "127.0.0.1");
+	state_name_of('f', "b.test", "mailto:r@down.test", name,
+	    sizeof(name));
+	assert_int_equal(tlsrpt_mark_sent(st, y, name, INT64_MIN), 0);
+	opts_fast(&o);
+	o.give_up_ms = 1500;
+	run(&o, 10000);
+	assert_int_equal(tot.parked, 1);
+	/* it fails on, past give_up_ms from the first failure of this
+	 * run: given up, the pair ends */
+	settle(400);
+	run(&o, 10000);
+	assert_int_equal(tot.parked, 1);
+	settle(1200);
+	run(&o, 10000);
+	assert_int_equal(tot.failed, 1);
+	assert_int_equal(tot.parked, 0);
+	assert_int_equal(is_sent("b.test", y), 1);
+	end_test();
+}
+
 /* A record that names new URIs at every lookup: the pair tries at most 8
  * URIs ever; the rest are skipped and the pair ends (marked sent) instead
  * of trying 8 more destinations at each retry until the day is pruned. */
@@ -2089,6 +2154,7 @@ main(void)
 		cmocka_unit_test(test_pair_destination_bound),
 		cmocka_unit_test(test_skipped_uri_not_claimed),
 		cmocka_unit_test(test_clock_stepped_back),
+		cmocka_unit_test(test_corrupt_first_failure),
 		cmocka_unit_test(test_destination_time_bound),
 		cmocka_unit_test(test_one_run_at_a_time),
 	};
