@@ -110,7 +110,7 @@ $(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ) $(B)/fuzzobj/libcmd.a
 
 fuzz: $(FUZZ_BIN)
 
-FUZZ_SECONDS ?= 15
+FUZZ_SECONDS ?= 12
 check-fuzz: $(FUZZ_BIN)
 	@sh tests/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
