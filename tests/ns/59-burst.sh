@@ -62,7 +62,9 @@ while done + failed < n and time.time() < end:
 print(f"connected={done} failed={failed} pending={n - done - failed}")
 sys.exit(0 if done == n else 1)
 PY
-_queue_rule_count() { in_snd iptables -t mangle -L MXGUARD_STEER -v -n -x | awk '/NFQUEUE/ {print $1}'; }
+# (the NEW SYNs' rule, with --queue-bypass; the other NFQUEUE rule takes
+# a SYN on an entry already diverted, counted apart)
+_queue_rule_count() { in_snd iptables -t mangle -L MXGUARD_STEER -v -n -x | awk '/NFQUEUE/ && /bypass/ {print $1}'; }
 _all_offered() { [ "$(_queue_rule_count)" -ge "$N" ]; }
 _queue_empty() { in_snd awk '$1 == 2525 && $3 == 0 {f=1} END {exit !f}' /proc/net/netfilter/nfnetlink_queue; }
 
