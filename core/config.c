@@ -813,6 +813,73 @@ strlist_eq(const struct strlist *a, const struct strlist *b)
 	return 1;
 }
 
+/*
+ * Gateway mode under REDIRECT: where a family's diverted flows go.
+ * REDIRECT sends a flow to the first address of the interface it came in
+ * on (at divert_port), which a wildcard listen address holds, and a
+ * specific one only when it is that address: a flow that comes in on
+ * another inside interface, or after an address was put before it, lands
+ * where mxguard does not listen and any local user may bind (above
+ * ip_unprivileged_port_start), and the MTA's mail goes to that process.
+ * So a family whose listen entries at divert_port name addresses and no
+ * wildcard is diverted with DNAT to the first of them that is not a
+ * loopback address, else to the loopback one, which the kernel drops as
+ * a martian coming in on another interface: never someone else's
+ * listener ("ADDR:PORT", "[ADDR6]:PORT" in buf).  NULL for REDIRECT: a
+ * wildcard, no entry of the family (config_listen_unheard() judges that),
+ * local mode (the loopback address), TPROXY.  nfq/rules.c diverts
+ * by it; config_rules_key_changed() names listen when it moves.
+ */
+const char *
+config_divert_to(const struct config *c, int af, char *buf, size_t sz)
+{
+	const char *to = NULL;
+	char a[INET6_ADDRSTRLEN];
+	int i, lo = 0, islo;
+
+	if (strcmp(c->rules_mode, "local") == 0 || config_tproxy(c))
+		return NULL;
+	for (i = 0; i < c->listen.n; i++) {
+		struct sockaddr_storage ss;
+		const struct sockaddr_in *s4 = (const void *)&ss;
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+		const void *ip = af == AF_INET ? (const void *)&s4->sin_addr :
+		    (const void *)&s6->sin6_addr;
+
+		if (config_hostport(c->listen.v[i], &ss) == -1 ||
+		    ss.ss_family != af || ntohs(af == AF_INET ? s4->sin_port :
+		    s6->sin6_port) != c->divert_port)
+			continue;
+		if (af == AF_INET ? s4->sin_addr.s_addr == htonl(INADDR_ANY) :
+		    IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr))
+			return NULL;	/* holds every address */
+		islo = af == AF_INET ? ntohl(s4->sin_addr.s_addr) >> 24 == 127 :
+		    IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+		/* the first, unless it is a loopback one and this not */
+		if ((to != NULL && (!lo || islo)) ||
+		    inet_ntop(af, ip, a, sizeof(a)) == NULL)
+			continue;
+		lo = islo;
+		snprintf(buf, sz, af == AF_INET ? "%s:%d" : "[%s]:%d", a,
+		    c->divert_port);
+		to = buf;
+	}
+	return to;
+}
+
+/* Whether a and b divert flows of family af to the same place. */
+static int
+divert_same(const struct config *a, const struct config *b, int af)
+{
+	char ba[INET6_ADDRSTRLEN + 16], bb[INET6_ADDRSTRLEN + 16];
+	const char *ta = config_divert_to(a, af, ba, sizeof(ba));
+	const char *tb = config_divert_to(b, af, bb, sizeof(bb));
+
+	if (ta == NULL || tb == NULL)
+		return ta == tb;
+	return strcmp(ta, tb) == 0;
+}
+
 const char *
 config_rules_key_changed(const struct config *a, const struct config *b)
 {
@@ -833,6 +900,11 @@ config_rules_key_changed(const struct config *a, const struct config *b)
 		return "bypass_interfaces";
 	if (!strlist_eq(&a->local_users, &b->local_users))
 		return "local_users";
+	/* gateway mode under REDIRECT: DNAT to a listen address (a reload
+	 * keeps the listeners the daemon started with) */
+	if (!strlist_eq(&a->listen, &b->listen) &&
+	    (!divert_same(a, b, AF_INET) || !divert_same(a, b, AF_INET6)))
+		return "listen";
 	/* with steering the daemon applies the bypass lists itself */
 	if (strcmp(a->steering, "none") == 0) {
 		if (!strlist_eq(&a->bypass_src, &b->bypass_src))

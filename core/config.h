@@ -207,6 +207,14 @@ int		 config_hostport(const char *s, struct sockaddr_storage *ss);
  * user above ip_unprivileged_port_start, gets the flow.  0 under TPROXY,
  * which hands flows to transparent sockets only. */
 int		 config_listen_unheard(const struct config *c, int family);
+/* Gateway mode under REDIRECT: a family (AF_INET, AF_INET6) whose listen
+ * entries at divert_port name addresses and no wildcard is diverted with
+ * DNAT to the first of them that is not a loopback address, else to the
+ * loopback one ("ADDR:PORT", "[ADDR6]:PORT" into buf); NULL for REDIRECT
+ * (a wildcard, no entry of the family, local mode) and TPROXY.  The rules
+ * divert by it (nfq/rules.c), so listen is a rules key when it moves. */
+const char	*config_divert_to(const struct config *c, int af, char *buf,
+		    size_t sz);
 /* Nonzero when an upstream leg leaves from its client's address
  * (upstream_source = client, or auto in local mode: the MTA's source is
  * one of this host's), 0 when the kernel picks it (system, or auto in

@@ -895,6 +895,102 @@ test_rules_keys(void **state)
 	config_free(a);
 }
 
+/* config_rules_key_changed() names listen for a to b (said, not a crash,
+ * when it names nothing) */
+static void
+assert_listen_key(const struct config *a, const struct config *b)
+{
+	const char *k = config_rules_key_changed(a, b);
+
+	if (k == NULL)
+		fail_msg("listen = %s -> %s%s%s: the divert target moves, yet "
+		    "no rules key changed (a reload takes it)", a->listen.v[0],
+		    b->listen.v[0], b->listen.n > 1 ? " " : "",
+		    b->listen.n > 1 ? b->listen.v[1] : "");
+	assert_string_equal(k, "listen");
+}
+
+/*
+ * Gateway mode under REDIRECT: a family whose listen entries name an
+ * address and no wildcard is diverted with DNAT to that address
+ * (nfq/rules.c), so the installed rules depend on `listen` there.  A
+ * reload took a change of it (a start key: the daemon kept listening
+ * where it started) while the file's rules, put in by `rules install` or
+ * by `rules watch` after a flush (the daemon runs the file, by its
+ * digest), took every flow the daemon diverted to the new address, where
+ * nothing of mxguard's listened and any local user could (10025 is above
+ * ip_unprivileged_port_start).  Such a change is a rules key; one that
+ * leaves the target where it was is not.
+ */
+static void
+test_rules_key_listen_divert(void **state)
+{
+	char err[256];
+	struct config *a, *b;
+
+	a = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 10.25.2.253:10025\n", err, sizeof(err));
+	assert_non_null(a);
+	/* another address: DNAT elsewhere */
+	b = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 10.25.2.252:10025\n", err, sizeof(err));
+	assert_non_null(b);
+	assert_listen_key(a, b);
+	config_free(b);
+	/* a wildcard: REDIRECT, to the inbound interface's first address */
+	b = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 0.0.0.0:10025\n", err, sizeof(err));
+	assert_non_null(b);
+	assert_listen_key(a, b);
+	config_free(b);
+	/* an IPv6 address added: that family is now DNAT'd to it */
+	b = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 10.25.2.253:10025 [2001:db8::1]:10025\n", err,
+	    sizeof(err));
+	assert_non_null(b);
+	assert_listen_key(a, b);
+	config_free(b);
+	/* the same target: an address on another port added */
+	b = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 10.25.2.253:10025 10.25.2.253:10026\n", err,
+	    sizeof(err));
+	assert_non_null(b);
+	assert_null(config_rules_key_changed(a, b));
+	config_free(b);
+	config_free(a);
+	/* wildcards: REDIRECT before and after */
+	a = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 0.0.0.0:10025\n", err, sizeof(err));
+	b = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen = 0.0.0.0:10025 [::]:10025\n", err, sizeof(err));
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_null(config_rules_key_changed(a, b));
+	config_free(b);
+	config_free(a);
+	/* local mode REDIRECTs to the loopback address, TPROXY to the
+	 * port: listen is no rules key there */
+	a = load_text("listen = 127.0.0.1:10025\n", err, sizeof(err));
+	b = load_text("listen = 127.0.0.1:10025 [::1]:10025\n", err,
+	    sizeof(err));
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_null(config_rules_key_changed(a, b));
+	config_free(b);
+	config_free(a);
+	a = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen_mode = tproxy\nlisten = 10.25.2.253:10025\n", err,
+	    sizeof(err));
+	b = load_text("rules_mode = gateway\nbypass_interfaces = wan0\n"
+	    "listen_mode = tproxy\nlisten = 10.25.2.252:10025\n", err,
+	    sizeof(err));
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_null(config_rules_key_changed(a, b));
+	config_free(b);
+	config_free(a);
+}
+
 /* The keys a reload reads but only a start applies: named, so that the
  * reload's event=reload-note can say so (cmd/run.c reload_start_keys()). */
 static void
@@ -1337,6 +1433,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_rules_keys),
+		cmocka_unit_test(test_rules_key_listen_divert),
 		cmocka_unit_test(test_start_keys),
 		cmocka_unit_test(test_keep_start_keys),
 		cmocka_unit_test(test_keep_start_keys_enomem),
