@@ -108,6 +108,9 @@ gw_setup() {
 		net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 }
 in_gw() { ip netns exec "$GW" "$@"; }
+# gw_syn_recv PORT: the gateway holds a half-open connection from the
+#   MTA's port (mxguard's listener answered; its SYN-ACK lost on the way)
+gw_syn_recv() { in_gw ss -Htn state syn-recv "dport = :$1" | grep -q .; }
 
 # gw_start CONF-LINES [TAG]: mxguard in $GW in gateway mode, NFQUEUE
 #   steering, bypass_interfaces = gw1, log_level debug, then CONF-LINES

@@ -41,37 +41,6 @@ while True:
     c.sendall(b"220 mx.test ESMTP\r\n")'
 bg "$RCV" "$T/mx-srv.log" python3 -c "$MX_PY"
 wait_port "$RCV" 10.25.1.2 25
-# the local user's listener on divert_port, once mxguard is gone; its
-# peers on its stdout (nobody writes no file of $T)
-USER_PY='
-import os, socket, sys
-os.setgid(65534); os.setuid(65534)
-s = socket.socket(); s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8)
-while True:
-    c, a = s.accept()
-    print("%s:%d" % a, flush=True)
-    c.sendall(b"220 not-mxguard ESMTP\r\n")'
-# MTA.py PORT TIMEOUT: a connection from 10.25.2.1:PORT to the MX; the
-# first line it reads, or the error
-MTA_PY='
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.25.2.1", int(sys.argv[1]))); s.settimeout(float(sys.argv[2]))
-try:
-    s.connect(("10.25.1.2", 25))
-    print("connected", flush=True)
-    print("line", s.recv(200).decode(errors="replace").strip(), flush=True)
-    while s.recv(200):
-        pass
-    print("closed", flush=True)
-except Exception as e:
-    print("error", type(e).__name__, e, flush=True)'
-
-# _syn_recv PORT: the gateway holds a half-open connection from the MTA's
-# port (mxguard's listener answered; the SYN-ACK is lost on the way)
-_syn_recv() {
-	in_gw ss -Htn state syn-recv "dport = :$1" | grep -q .
-}
 
 port=40100
 for run in "iptables KILL reset" "iptables KILL lost" "iptables TERM reset" \
@@ -85,7 +54,7 @@ for run in "iptables KILL reset" "iptables KILL lost" "iptables TERM reset" \
 listen_mode = redirect
 fail_mode = closed" "$backend-$stop-$what"
 	if [ "$what" = reset ]; then
-		bg "$SND" "$T/mta1-$port.out" python3 -c "$MTA_PY" "$port" 20
+		bg "$SND" "$T/mta1-$port.out" python3 "$LIBDIR/mtaprobe.py" 10.25.2.1 "$port" 10.25.1.2 25 20 close
 		wait_log "$MXLOG" "event=connect client=10\.25\.2\.1:$port " 10
 		# mxguard's side resets it (the reply direction)
 		in_gw ss -K dst 10.25.2.1 dport = ":$port" >/dev/null ||
@@ -95,10 +64,10 @@ fail_mode = closed" "$backend-$stop-$what"
 	else
 		in_snd iptables -I INPUT -p tcp --sport 25 --tcp-flags \
 			SYN,ACK SYN,ACK -j DROP || fail "$case: SYN-ACK drop"
-		bg "$SND" "$T/mta2-$port.out" python3 -c "$MTA_PY" "$port" 12
+		bg "$SND" "$T/mta2-$port.out" python3 "$LIBDIR/mtaprobe.py" 10.25.2.1 "$port" 10.25.1.2 25 12 close
 		MTA_PID=$BG_PID
 		wait_for 10 "the MTA's SYN at mxguard's listener" \
-			_syn_recv "$port"
+			gw_syn_recv "$port"
 		# its next resends wait until the local user listens (who
 		# would bind the port the moment it is free)
 		in_snd iptables -I OUTPUT -p tcp --dport 25 --syn \
@@ -107,17 +76,17 @@ fail_mode = closed" "$backend-$stop-$what"
 	if [ "$stop" = up ]; then
 		# the daemon up: the resent SYN is queued again and diverted
 		# to mxguard as before
-		: >"$T/user-$port.log"
+		echo bound >"$T/user-$port.log"
 	else
 		kill -"$stop" "$MXG_PID"
 		wait_for 15 "mxguard exit" bash -c "! kill -0 $MXG_PID 2>/dev/null"
 		MXG_PID=
-		bg "$GW" "$T/user-$port.log" python3 -c "$USER_PY" "$MXG_PORT"
+		bg "$GW" "$T/user-$port.log" python3 "$LIBDIR/portthief.py" 0.0.0.0 "$MXG_PORT"
 		USER_PID=$BG_PID
 		wait_port "$GW" 0.0.0.0 "$MXG_PORT"
 	fi
 	if [ "$what" = reset ]; then
-		bg "$SND" "$T/mta2-$port.out" python3 -c "$MTA_PY" "$port" 4
+		bg "$SND" "$T/mta2-$port.out" python3 "$LIBDIR/mtaprobe.py" 10.25.2.1 "$port" 10.25.1.2 25 4 close
 		MTA_PID=$BG_PID
 	else
 		in_snd iptables -D INPUT -p tcp --sport 25 --tcp-flags \
@@ -138,7 +107,7 @@ fail_mode = closed" "$backend-$stop-$what"
 			bash -c "! kill -0 $MTA_PID 2>/dev/null"
 		log "$case: the MTA read \"$(head -c 200 "$T/mta2-$port.out" | tr '\n' ' ')\", the local user's listener saw \"$(tr '\n' ' ' <"$T/user-$port.log")\""
 		assert "$case: the local user's listener saw no one" \
-			[ ! -s "$T/user-$port.log" ]
+			[ "$(grep -vc '^bound' "$T/user-$port.log")" = 0 ]
 		assert "$case: the MTA read nothing of it" \
 			lacks "not-mxguard" cat "$T/mta2-$port.out"
 		kill "$USER_PID"

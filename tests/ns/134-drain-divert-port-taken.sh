@@ -35,42 +35,7 @@ while True:
     conns.append(c)'
 bg "$RCV" "$T/mx-srv.log" python3 -c "$MX_PY"
 wait_port "$RCV" 10.25.1.2 25
-# the local user: binds divert_port the moment it can, as nobody; says
-# "bound", then each peer, on its stdout (nobody writes no file of $T)
-USER_PY='
-import os, socket, sys, time
-os.setgid(65534); os.setuid(65534)
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-while True:
-    try:
-        s.bind(("0.0.0.0", int(sys.argv[1]))); break
-    except OSError:
-        time.sleep(0.05)
-s.listen(8)
-print("bound", flush=True)
-while True:
-    c, a = s.accept()
-    print("%s:%d" % a, flush=True)
-    c.sendall(b"220 not-mxguard ESMTP\r\n")'
-# MTA.py PORT TIMEOUT: a connection from 10.25.2.1:PORT to the MX; the
-# first line it reads, or the error
-MTA_PY='
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.25.2.1", int(sys.argv[1]))); s.settimeout(float(sys.argv[2]))
-try:
-    s.connect(("10.25.1.2", 25))
-    print("connected", flush=True)
-    print("line", s.recv(200).decode(errors="replace").strip(), flush=True)
-    while s.recv(200):
-        pass
-    print("closed", flush=True)
-except Exception as e:
-    print("error", type(e).__name__, e, flush=True)'
 
-_syn_recv() {
-	in_gw ss -Htn state syn-recv "dport = :$1" | grep -q .
-}
 
 port=40200
 for workers in 1 2; do
@@ -82,23 +47,23 @@ workers = $workers" "w$workers"
 	hold=$((port + 1)) lost=$((port + 2)) new=$((port + 3))
 	port=$((port + 10))
 	# a session under way, which the drain waits for
-	bg "$SND" "$T/hold-$hold.out" python3 -c "$MTA_PY" "$hold" 60
+	bg "$SND" "$T/hold-$hold.out" python3 "$LIBDIR/mtaprobe.py" 10.25.2.1 "$hold" 10.25.1.2 25 60 close
 	wait_log "$MXLOG" "event=connect client=10\.25\.2\.1:$hold " 10
 	# a SYN diverted to mxguard's listener whose SYN-ACK is lost; its
 	# next resends wait on the MTA host until the local user listens
 	in_snd iptables -I INPUT -p tcp --sport 25 --tcp-flags SYN,ACK \
 		SYN,ACK -j DROP || fail "$case: SYN-ACK drop"
-	bg "$SND" "$T/lost-$lost.out" python3 -c "$MTA_PY" "$lost" 15
+	bg "$SND" "$T/lost-$lost.out" python3 "$LIBDIR/mtaprobe.py" 10.25.2.1 "$lost" 10.25.1.2 25 15 close
 	LOST_PID=$BG_PID
 	wait_for 10 "$case: the MTA's SYN at mxguard's listener" \
-		_syn_recv "$lost"
+		gw_syn_recv "$lost"
 	in_snd iptables -I OUTPUT -p tcp --dport 25 --syn -j DROP ||
 		fail "$case: SYN hold"
 
 	kill -TERM "$MXG_PID"
 	wait_log "$MXLOG" "event=draining sessions=1 " 10
 	# the local user takes the port as soon as no listener holds it
-	bg "$GW" "$T/user-$workers.log" python3 -c "$USER_PY" "$MXG_PORT"
+	bg "$GW" "$T/user-$workers.log" python3 "$LIBDIR/portthief.py" 0.0.0.0 "$MXG_PORT" wait
 	USER_PID=$BG_PID
 	wait_for 15 "$case: the local user's listener bound during the drain" \
 		grep -q '^bound' "$T/user-$workers.log"
@@ -106,7 +71,7 @@ workers = $workers" "w$workers"
 	in_snd iptables -D INPUT -p tcp --sport 25 --tcp-flags SYN,ACK \
 		SYN,ACK -j DROP && in_snd iptables -D OUTPUT -p tcp \
 		--dport 25 --syn -j DROP || fail "$case: MTA host's drops out"
-	bg "$SND" "$T/new-$new.out" python3 -c "$MTA_PY" "$new" 5
+	bg "$SND" "$T/new-$new.out" python3 "$LIBDIR/mtaprobe.py" 10.25.2.1 "$new" 10.25.1.2 25 5 close
 	NEW_PID=$BG_PID
 	wait_for 20 "$case: the MTA's new connection attempt" \
 		bash -c "! kill -0 $NEW_PID 2>/dev/null"

@@ -31,28 +31,6 @@ while True:
     c.sendall(b"220 mx.test ESMTP\r\n")'
 bg "$RCV" "$T/mx-srv.log" python3 -c "$MX_PY"
 wait_port "$RCV" 10.25.1.2 25
-# the local user's listener on the new address; its peers on its stdout
-USER_PY='
-import os, socket, sys
-os.setgid(65534); os.setuid(65534)
-s = socket.socket(); s.bind(("10.25.2.253", int(sys.argv[1]))); s.listen(8)
-print("bound", flush=True)
-while True:
-    c, a = s.accept()
-    print("%s:%d" % a, flush=True)
-    c.sendall(b"220 not-mxguard ESMTP\r\n")'
-# MTA.py PORT TIMEOUT: a connection from 10.25.2.1:PORT to the MX; the
-# first line it reads, or the error
-MTA_PY='
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("10.25.2.1", int(sys.argv[1]))); s.settimeout(float(sys.argv[2]))
-try:
-    s.connect(("10.25.1.2", 25))
-    print("connected", flush=True)
-    print("line", s.recv(200).decode(errors="replace").strip(), flush=True)
-except Exception as e:
-    print("error", type(e).__name__, e, flush=True)'
 
 gw_start "rules_backend = iptables
 listen_mode = redirect
@@ -60,7 +38,7 @@ fail_mode = closed
 workers = 1
 listen = 10.25.2.254:$MXG_PORT"
 # the daemon up: a flow reaches mxguard
-in_snd python3 -c "$MTA_PY" 40301 5 >"$T/mta1.out" 2>&1
+in_snd python3 "$LIBDIR/mtaprobe.py" 10.25.2.1 40301 10.25.1.2 25 5 >"$T/mta1.out" 2>&1
 wait_log "$MXLOG" "event=connect client=10\.25\.2\.1:40301 " 10
 
 # the file edited, the daemon reloaded
@@ -68,7 +46,7 @@ echo "listen = 10.25.2.253:$MXG_PORT" >>"$T/gw.conf"
 kill -HUP "$MXG_PID"
 wait_log "$MXLOG" "event=(reloaded|reload-failed) " 10
 log "reload: $(grep -E 'event=(reloaded|reload-failed|reload-note) ' "$MXLOG" | tail -n 2 | tr '\n' ' ')"
-bg "$GW" "$T/user.log" python3 -c "$USER_PY" "$MXG_PORT"
+bg "$GW" "$T/user.log" python3 "$LIBDIR/portthief.py" 10.25.2.253 "$MXG_PORT"
 USER_PID=$BG_PID
 wait_for 10 "the local user's listener" grep -q '^bound' "$T/user.log"
 
@@ -76,7 +54,7 @@ wait_for 10 "the local user's listener" grep -q '^bound' "$T/user.log"
 in_gw iptables -t nat -F || fail "nat flush"
 in_gw "$MXGUARD" -c "$T/gw.conf" rules ensure >"$T/ensure.log" 2>&1
 log "rules ensure: $(tr '\n' ' ' <"$T/ensure.log")"
-in_snd python3 -c "$MTA_PY" 40302 5 >"$T/mta2.out" 2>&1
+in_snd python3 "$LIBDIR/mtaprobe.py" 10.25.2.1 40302 10.25.1.2 25 5 >"$T/mta2.out" 2>&1
 log "the MTA read \"$(tr '\n' ' ' <"$T/mta2.out")\", the local user's listener: \"$(tr '\n' ' ' <"$T/user.log")\""
 assert "the local user's listener saw no one" \
 	[ "$(grep -vc '^bound' "$T/user.log")" = 0 ]
