@@ -246,9 +246,13 @@ reload_check(const struct config *cur, const struct config *ncfg,
 	if (nfq_config_check(ncfg, err, errsz) == -1)
 		return -1;
 	if ((key = config_rules_key_changed(cur, ncfg)) != NULL) {
+		/* a restart, not `rules install` first: rules for the new
+		 * value while this daemon serves the old one would send flows
+		 * where it does not listen (a new divert_port or DNAT target,
+		 * which any local user may bind) */
 		snprintf(err, errsz, "%s changed: the installed netfilter "
-		    "rules depend on it; run mxguard rules install and "
-		    "restart mxguard", key);
+		    "rules depend on it; restart mxguard (its start installs "
+		    "the rules)", key);
 		return -1;
 	}
 	return 0;

@@ -57,7 +57,7 @@ sed -i '/^bypass_dst = /d' "$T/mxguard.conf"
 # rules would no longer match the daemon), so it is refused, loudly
 echo "fail_mode = open" >>"$T/mxguard.conf"
 kill -HUP "$MXG_PID"
-wait_log "$MXLOG" "event=reload-failed error=\"fail_mode changed: the installed netfilter rules depend on it; run mxguard rules install and restart mxguard\""
+wait_log "$MXLOG" "event=reload-failed error=\"fail_mode changed: the installed netfilter rules depend on it; restart mxguard \(its start installs the rules\)\""
 sed -i '/^fail_mode = open/d' "$T/mxguard.conf"
 
 # a key only a start applies (the queue is opened as root): the reload
