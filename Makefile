@@ -129,13 +129,18 @@ check-ns: $(B)/mxguard
 	@MXGUARD=$(abspath $(B)/mxguard) bash tests/run-ns.sh '$(NS)'
 
 # The ASan/UBSan pass of `make check`: every unit test, and the relay
-# scenarios (1x, 2x) against a sanitized daemon; the harness fails a scenario
+# scenarios (1x, 2x, 1xx) against a sanitized daemon; the harness fails a scenario
 # whose daemon log holds a sanitizer report.  `make asan` runs all scenarios.
+# ASAN_NS_EXCLUDE: two packet-path scenarios whose minute is waits on the
+# kernel (SYN retransmissions, a drain), with nothing of the relay: the
+# normal pass runs them.
 ASAN_NS ?= ^[12]
+ASAN_NS_EXCLUDE ?= ^(131|134)-
 check-asan:
 	$(MAKE) B=build-asan SAN=1 all unit
 	sh tests/run-unit.sh $(patsubst $(B)/%,build-asan/%,$(UNIT_BIN))
-	MXGUARD=$(abspath build-asan/mxguard) bash tests/run-ns.sh '$(ASAN_NS)'
+	MXGUARD=$(abspath build-asan/mxguard) NS_EXCLUDE='$(ASAN_NS_EXCLUDE)' \
+	  bash tests/run-ns.sh '$(ASAN_NS)'
 
 asan:
 	$(MAKE) ASAN_NS='$(NS)' check-asan

@@ -10,6 +10,8 @@
 #   MXGUARD=/path/to/mxguard bash tests/run-ns.sh [PATTERN]
 #   (make check-ns [NS=PATTERN] sets MXGUARD)
 # Environment:
+#   NS_EXCLUDE=RE    leave out the scenarios whose name matches RE (an
+#                    extended regex; said on the last line)
 #   NS_TIMEOUT=90    seconds per scenario
 #   NS_JOBS=1        scenarios run at once (each has its own namespaces, temp
 #                    dir and mxguard, so parallel runs do not collide; timing
@@ -76,6 +78,10 @@ for t in tests/ns/*.sh; do
 	name=$(basename "$t" .sh)
 	# PATTERN is an extended regex on the scenario name ("^1", "dane")
 	if [ -n "$pattern" ] && ! [[ "$name" =~ $pattern ]]; then continue; fi
+	if [ -n "${NS_EXCLUDE:-}" ] && [[ "$name" =~ $NS_EXCLUDE ]]; then
+		excluded+=("$name")
+		continue
+	fi
 	names+=("$name")
 	if [ "$jobs_max" -le 1 ]; then
 		run_one "$t" "$name"
@@ -94,5 +100,6 @@ if [ "${#names[@]}" = 0 ]; then
 	failn=1
 fi
 [ "${#failed[@]}" -gt 0 ] && echo "failed: ${failed[*]}"
+[ "${#excluded[@]}" -gt 0 ] && echo "left out by NS_EXCLUDE: ${excluded[*]}"
 echo "ns: $pass passed, $failn failed, $skipn skipped"
 [ "$failn" -eq 0 ]
