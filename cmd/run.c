@@ -119,7 +119,6 @@ struct daemon {
 	struct ev_timer		*clock_timer;	/* the anchor's policy time
 						 * kept (the one that saves) */
 	struct report_run	*report;	/* the run under way */
-	const struct config	*report_cfg;	/* the one it started with */
 	struct dnscheck		*dnscheck;	/* resolver self-check */
 	int			 sigfd;
 	int			 draining;
@@ -227,7 +226,8 @@ free_old(struct daemon *d)
 	if (d->partial)
 		return;
 	for (i = 0; i < d->nold; i++) {
-		if (d->report != NULL && d->old[i] == d->report_cfg)
+		if (d->report != NULL &&
+		    d->old[i] == report_run_config(d->report))
 			d->old[n++] = d->old[i];
 		else if (d->old[i] != d->loaded && d->old[i] != d->cfg)
 			config_free(d->old[i]);
@@ -783,7 +783,6 @@ report_tick(void *arg)
 	o.try_ms = REPORT_TRY_MS;
 	o.job_ms = REPORT_JOB_MS;
 	o.run_ms = REPORT_RUN_MS;
-	d->report_cfg = d->cfg;
 	if ((d->report = report_run(d->loop, d->cfg, st, d->policy, &o,
 	    report_done, d, err, sizeof(err))) == NULL) {
 		log_warn("event=tlsrpt-run-failed error=\"%s\"", err);

@@ -541,6 +541,12 @@ run_free(struct report_run *r)
 	free(r);
 }
 
+const struct config *
+report_run_config(const struct report_run *r)
+{
+	return r->cfg;
+}
+
 void
 report_cancel(struct report_run *r)
 {

@@ -130,6 +130,8 @@ struct report_run *report_run(struct ev_loop *, const struct config *,
 		    const struct report_opts *, report_done_cb *, void *arg,
 		    char *err, size_t errsz);
 void		 report_cancel(struct report_run *);
+/* The configuration the run started with, which it keeps to its end. */
+const struct config *report_run_config(const struct report_run *);
 
 /*
  * A run's delay (ms from now_s, wall clock seconds) moved out of the first
