@@ -1077,38 +1077,42 @@ config_digest32(const struct config *c)
 }
 
 /*
- * What a bypass entry with host bits set means, into buf: 1 for such an
- * entry, 0 for an exact prefix, a bare address, or what is no prefix at
- * all (nfq_config_check() refuses it, saying why).
+ * The k-th bypass entry, bypass_src's then bypass_dst's: 1 when it has
+ * host bits set, what it really bypasses into buf; 0 for an exact prefix,
+ * a bare address, or what is no prefix at all (nfq_config_check() refuses
+ * it, saying why); -1 past the last entry.
  */
 static int
-host_bits_say(char *buf, size_t bufsz, const char *list, const char *entry,
-    const char *dir)
+host_bits_at(const struct config *c, int k, char *buf, size_t bufsz)
 {
+	int dst = k >= c->bypass_src.n;
+	const struct strlist *l = dst ? &c->bypass_dst : &c->bypass_src;
+	const char *entry;
 	struct cidr net;
 	char nettxt[INET6_ADDRSTRLEN + 8];
 
+	if (dst)
+		k -= c->bypass_src.n;
+	if (k >= l->n)
+		return -1;
+	entry = l->v[k];
 	if (!cidr_host_bits(entry, &net))
 		return 0;
 	snprintf(buf, bufsz, "%s %s has host bits set: it bypasses all of %s "
 	    "(every port-25 flow %s it goes direct, with no policy); write "
-	    "the prefix or the address meant", list, entry,
-	    cidr_str(&net, nettxt, sizeof(nettxt)), dir);
+	    "the prefix or the address meant", dst ? "bypass_dst" :
+	    "bypass_src", entry, cidr_str(&net, nettxt, sizeof(nettxt)),
+	    dst ? "to" : "from");
 	return 1;
 }
 
 const char *
 config_host_bits_warning(const struct config *c, char *buf, size_t bufsz)
 {
-	int j;
+	int k, r;
 
-	for (j = 0; j < c->bypass_src.n; j++)
-		if (host_bits_say(buf, bufsz, "bypass_src", c->bypass_src.v[j],
-		    "from"))
-			return buf;
-	for (j = 0; j < c->bypass_dst.n; j++)
-		if (host_bits_say(buf, bufsz, "bypass_dst", c->bypass_dst.v[j],
-		    "to"))
+	for (k = 0; (r = host_bits_at(c, k, buf, bufsz)) != -1; k++)
+		if (r == 1)
 			return buf;
 	return NULL;
 }
@@ -1121,6 +1125,7 @@ config_host_bits_warning(const struct config *c, char *buf, size_t bufsz)
 static int
 cross_key_warnings(struct config *c, const char *where)
 {
+	char say[512];
 	int unpriv, port, i, j, rc = 0;
 
 	if (divert_unheard(c))
@@ -1172,15 +1177,9 @@ cross_key_warnings(struct config *c, const char *where)
 		    "default is 25)", where);
 	/* said by `rules install` too (config_host_bits_warning()), but
 	 * with steering = nfqueue a reload applies the lists without it */
-	for (i = 0; i < 2; i++) {
-		const struct strlist *l = i ? &c->bypass_dst : &c->bypass_src;
-		char say[512];
-
-		for (j = 0; j < l->n; j++)
-			if (host_bits_say(say, sizeof(say), i ? "bypass_dst" :
-			    "bypass_src", l->v[j], i ? "to" : "from"))
-				rc |= warn_add(c, "%s: %s", where, say);
-	}
+	for (i = 0; (j = host_bits_at(c, i, say, sizeof(say))) != -1; i++)
+		if (j == 1)
+			rc |= warn_add(c, "%s: %s", where, say);
 	if ((unpriv = divert_port_takeable(c)) >= 0)
 		rc |= warn_add(c, "%s: divert_port %d is a port any local user "
 		    "may bind (from %d, net.ipv4.ip_unprivileged_port_start): "
