@@ -34,7 +34,8 @@ struct ev_loop {
 	int		 epfd;
 	int		 stop;
 	uint64_t	 now;
-	uint64_t	 boot;		/* CLOCK_BOOTTIME ms, read with now */
+	uint64_t	 boot;		/* CLOCK_BOOTTIME ms of this turn,
+					 * 0 until asked (ev_boot_now()) */
 	struct ev_reg	*regs;
 	int		 nregs;
 	uint32_t	 gen;
@@ -53,7 +54,7 @@ clock_ms(clockid_t id)
 }
 
 /*
- * Both clocks at once.  Timers go by CLOCK_MONOTONIC: a heartbeat and
+ * A turn's clocks.  Timers go by CLOCK_MONOTONIC: a heartbeat and
  * its check (cmd/workers.c), a packet's wait (nfq) must not all fall due
  * together at a resume.  A lifetime (ev_boot_now()) goes by
  * CLOCK_BOOTTIME, which counts the time the host was suspended (a VM
@@ -64,7 +65,8 @@ static void
 tick(struct ev_loop *loop)
 {
 	loop->now = clock_ms(CLOCK_MONOTONIC);
-	loop->boot = clock_ms(CLOCK_BOOTTIME);
+	loop->boot = 0;		/* read when a lifetime asks: most turns
+				 * (the relay's) need none */
 }
 
 struct ev_loop *
@@ -106,6 +108,8 @@ ev_now(struct ev_loop *loop)
 uint64_t
 ev_boot_now(struct ev_loop *loop)
 {
+	if (loop->boot == 0)
+		loop->boot = clock_ms(CLOCK_BOOTTIME);
 	return loop->boot;
 }
 

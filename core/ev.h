@@ -35,7 +35,8 @@ void		 ev_loop_stop(struct ev_loop *);
 /* Milliseconds of CLOCK_MONOTONIC, cached once per loop iteration: what
  * timers go by.  It does not count time the host spent suspended. */
 uint64_t	 ev_now(struct ev_loop *);
-/* Milliseconds of CLOCK_BOOTTIME, read with ev_now(): for a lifetime (a
+/* Milliseconds of CLOCK_BOOTTIME, read at the turn's first ask and the
+ * same for the rest of it (ev_now_update() reads it anew): for a lifetime (a
  * DNS TTL, a verdict's or an upstream leg's age), which must end when
  * its time has passed, a suspend included. */
 uint64_t	 ev_boot_now(struct ev_loop *);
