@@ -212,3 +212,17 @@ Z
 	dns_start
 	rcv_addr "$1"
 }
+
+# tlsrpt_tarpit_world RPT_IP: tlsrpt_enf_world with a rua host at RPT_IP
+#   that takes the connection and never says a word (tests/lib/tarpit.py,
+#   its lines in $T/tarpit.out), and yesterday's counts for enf.test in
+#   $T/mxstate: the daemon's first report run waits on that host.
+tlsrpt_tarpit_world() {
+	tlsrpt_seed_build
+	tlsrpt_enf_world "$1"
+	mkdir -p "$T/mxstate"
+	bg "$RCV" "$T/tarpit.out" python3 "$LIBDIR/tarpit.py" "$1" 443
+	wait_port "$RCV" "$1" 443
+	"$T/tlsrpt_seed" "$T/mxstate" enf.test 1 mx1.enf.test 10.25.1.10 ||
+		fail "seeding yesterday's counts failed"
+}

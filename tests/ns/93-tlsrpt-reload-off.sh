@@ -15,37 +15,7 @@ need_mxguard
 ns_setup
 
 RPT_IP=10.25.1.81
-tlsrpt_seed_build
-
-tlsrpt_enf_world "$RPT_IP"
-mkdir -p "$T/mxstate"
-# a rua host that takes the connection and never says a word; it logs
-# when mxguard closes it
-bg "$RCV" "$T/tarpit.out" python3 -c '
-import selectors, socket, sys
-sel = selectors.DefaultSelector()
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 443)); s.listen(8)
-sel.register(s, selectors.EVENT_READ)
-while True:
-    for key, _ in sel.select():
-        if key.fileobj is s:
-            c, a = s.accept(); sel.register(c, selectors.EVENT_READ)
-            print("accepted", a, flush=True)
-        else:
-            try:
-                d = key.fileobj.recv(65536)
-            except OSError:
-                d = b""
-            if not d:
-                sel.unregister(key.fileobj); key.fileobj.close()
-                print("closed", flush=True)
-' "$RPT_IP"
-wait_port "$RCV" "$RPT_IP" 443
-
-"$T/tlsrpt_seed" "$T/mxstate" enf.test 1 mx1.enf.test 10.25.1.10 ||
-	fail "seeding yesterday's counts failed"
+tlsrpt_tarpit_world "$RPT_IP"
 
 MXG_EXTRA_CONF="workers = 1
 tlsrpt_enable = yes
