@@ -43,6 +43,9 @@ static const struct txt_case txt_cases[] = {
 	{ "v=STSv1", 0, NULL, 0 },
 	{ "v=STSv1 \t", 0, NULL, 0 },
 	{ "v=STSv1; id=a; id=b", -1, NULL, 0 },
+	/* two ids, one the other's prefix: still two ids */
+	{ "v=STSv1; id=abc; id=ab", -1, NULL, 0 },
+	{ "v=STSv1; id=ab; id=abc", -1, NULL, 0 },
 	{ "v=STSv1; ID=a; Id=b", -1, NULL, 0 },
 	{ "v=STSv1; ID=a/b", -1, NULL, 0 },
 	{ "v=STSv1; id = a b", -1, NULL, 0 },
@@ -103,6 +106,21 @@ test_txt_nul(void **state)
 
 	assert_int_equal(sts_txt_parse(t, sizeof(t) - 1, id, NULL, err,
 	    sizeof(err)), -1);
+}
+
+/* the record is the range given, not up to a NUL: "v=STSv1;id=1" cut
+ * after its version has no ';', no STS record */
+static void
+test_txt_bounded(void **state)
+{
+	char id[STS_ID_MAX + 1], err[128];
+	const char t[] = "v=STSv1;id=1";
+
+	assert_int_equal(sts_txt_parse(t, 7, id, NULL, err, sizeof(err)), 0);
+	assert_int_equal(sts_txt_parse(t, 8, id, NULL, err, sizeof(err)), -1);
+	assert_int_equal(sts_txt_parse(t, sizeof(t) - 1, id, NULL, err,
+	    sizeof(err)), 1);
+	assert_string_equal(id, "1");
 }
 
 static void
@@ -250,6 +268,15 @@ static const struct pol_case pol_cases[] = {
 	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a_b.example\nmax_age: 5\n",
 	  0, 0, 0, 0, 0 },
+	/* a label ending with a hyphen, one of 64 octets (63 is fine) */
+	{ "version: STSv1\nmode: enforce\nmx: a-.example\nmax_age: 5\n",
+	  0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: "
+	  "a123456789012345678901234567890123456789012345678901234567890123"
+	  ".example\nmax_age: 5\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: "
+	  "a12345678901234567890123456789012345678901234567890123456789012"
+	  ".example\nmax_age: 5\n", 1, E, 5, 1, 0 },
 	/* no colon, bare CR, control and non-ASCII bytes */
 	{ "version STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n",
 	  0, 0, 0, 0, 0 },
@@ -289,6 +316,10 @@ static const struct pol_case pol_cases[] = {
 	  1, E, 31557600, 1, L(MAX_AGE) },
 	{ "version: STSv1\nmode: enforce\nmx: a.example\n"
 	  "max_age: 99999999999999999999999999\n", 1, E, 31557600, 1,
+	  L(MAX_AGE) },
+	/* 2^64 + 1: the maximum, not what a 64-bit sum wraps to (1) */
+	{ "version: STSv1\nmode: enforce\nmx: a.example\n"
+	  "max_age: 18446744073709551617\n", 1, E, 31557600, 1,
 	  L(MAX_AGE) },
 	{ "version: STSv1\nmode: enforce\nmx: a.example\n"
 	  "max_age: 000000000000000086400\n", 1, E, 86400, 1, 0 },
@@ -593,6 +624,13 @@ test_mx_match(void **state)
 	assert_false(sts_mx_match("mail.example.com", "mail.example.co"));
 	assert_false(sts_mx_match("mail.example.com", ""));
 	assert_false(sts_mx_match("example.com", "mail.example.com"));
+	/* a host that only begins with the pattern's name */
+	assert_false(sts_mx_match("mail.example.com",
+	    "mail.example.com.attacker.test"));
+	assert_false(sts_mx_match("mail.example.com", "mail.example.comx"));
+	assert_false(sts_mx_match("*.example.com",
+	    "mail.example.com.attacker.test"));
+	assert_false(sts_mx_match("*.example.com", "mail.example.comx"));
 }
 
 static void
@@ -725,6 +763,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_txt_table),
 		cmocka_unit_test(test_txt_nul),
+		cmocka_unit_test(test_txt_bounded),
 		cmocka_unit_test(test_txt_select),
 		cmocka_unit_test(test_policy_table),
 		cmocka_unit_test(test_policy_fields),
