@@ -7,6 +7,7 @@
  * wrapped to put it there); a record in a layout this version cannot
  * read counts as unreadable.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,10 +44,13 @@ static char dir[64];
 int __real_store_txn_begin(MDB_env *, unsigned int, MDB_txn **);
 static int race_at;
 static void (*race_fn)(void);
+static int fail_at;	/* armed: the fail_at-th call fails (EIO) */
 
 int
 __wrap_store_txn_begin(MDB_env *env, unsigned int flags, MDB_txn **txn)
 {
+	if (fail_at > 0 && --fail_at == 0)
+		return EIO;
 	if (race_at > 0 && --race_at == 0 && race_fn != NULL)
 		race_fn();
 	return __real_store_txn_begin(env, flags, txn);
@@ -686,6 +690,190 @@ test_record_times_out_of_range(void **state)
 	history_close(h);
 }
 
+/*
+ * A success within 10 minutes of the last one written is not written
+ * again (a synchronous commit per delivery); one 10 minutes later is, or
+ * the record would run out of its window while the server does TLS
+ * every day.  first_tls stays the first.
+ */
+static void
+test_success_refresh(void **state)
+{
+	struct history *h = fresh("refresh", 0, 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.80");
+	struct history_entry e;
+
+	assert_int_equal(history_record(h, "mx", (struct sockaddr *)&a, 1, 1,
+	    1000, NULL), 0);
+	assert_int_equal(history_record(h, "mx", (struct sockaddr *)&a, 1, 1,
+	    1599, NULL), 0);
+	assert_int_equal(history_get(h, "mx", (struct sockaddr *)&a, &e), 1);
+	assert_int_equal(e.last_tls, 1000);
+	assert_int_equal(e.tls_count, 1);
+	assert_int_equal(history_record(h, "mx", (struct sockaddr *)&a, 1, 1,
+	    1600, NULL), 0);
+	assert_int_equal(history_get(h, "mx", (struct sockaddr *)&a, &e), 1);
+	assert_int_equal(e.first_tls, 1000);
+	assert_int_equal(e.last_tls, 1600);
+	assert_int_equal(e.tls_count, 2);
+	/* a day later: still expected, from the latest success */
+	assert_true(history_expects_tls(&e, 1600 + 86400, 86400));
+	history_close(h);
+}
+
+/* A record with the current magic and another length is unreadable, not
+ * read past its end nor taken in part. */
+static void
+test_record_wrong_length(void **state)
+{
+	char d[128], path[160], key[512], err[256];
+	struct sockaddr_in a = sin4("192.0.2.81");
+	unsigned char raw[4 + 4 * 8 + 2 * 4 + 8];
+	int64_t t = 1000;
+	struct history_entry e;
+	struct history *h;
+
+	h = fresh("length", 0, 86400, 0);
+	history_close(h);
+	snprintf(d, sizeof(d), "%s/length", dir);
+	assert_int_equal(history_key("", (struct sockaddr *)&a, key,
+	    sizeof(key)), 0);
+	memset(raw, 0, sizeof(raw));
+	memcpy(raw, "MXH1", 4);
+	memcpy(raw + 4, &t, 8);
+	memcpy(raw + 12, &t, 8);
+	snprintf(path, sizeof(path), "%s/history.mdb", d);
+	lmdb_put_raw(path, key, raw, sizeof(raw));
+	assert_non_null(h = history_open(d, err, sizeof(err)));
+	assert_int_equal(history_get(h, "", (struct sockaddr *)&a, &e),
+	    HISTORY_UNREADABLE);
+	history_close(h);
+}
+
+/* A merged record (Redis) that expects no TLS is not written as a
+ * newcomer: it decides nothing and would take the room of one that does */
+static void
+test_merge_newcomer_no_tls(void **state)
+{
+	struct history *h = fresh("mergenew", 0, 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.82");
+	struct history_entry o, e;
+	int64_t now = clock_now();
+
+	memset(&o, 0, sizeof(o));
+	o.last_fail = o.last_seen = now;
+	o.fail_count = 3;
+	assert_int_equal(history_merge(h, (struct sockaddr *)&a, &o, now), 0);
+	o.first_tls = o.last_tls = now - 2 * 86400;	/* out of the window */
+	o.tls_count = 1;
+	assert_int_equal(history_merge(h, (struct sockaddr *)&a, &o, now), 0);
+	assert_int_equal(history_merge_host(h, "mx.example", &o, now), 0);
+	assert_int_equal(history_count(h), 0);
+	o.last_tls = now - 60;
+	assert_int_equal(history_merge(h, (struct sockaddr *)&a, &o, now), 0);
+	assert_int_equal(history_count(h), 1);
+	assert_int_equal(history_get(h, "", (struct sockaddr *)&a, &e), 1);
+	assert_int_equal(e.last_tls, now - 60);
+	history_close(h);
+}
+
+/* A read of the history that fails, whichever of the three records it
+ * was, requires TLS: the record it could not read may expect it */
+static void
+test_apply_read_error(void **state)
+{
+	struct history *h = fresh("readerr", 0, 86400, 0);
+	struct sockaddr_in a = sin4("192.0.2.83");
+	struct policy_verdict v;
+	int at;
+
+	for (at = 1; at <= 3; at++) {
+		memset(&v, 0, sizeof(v));
+		v.level = TLS_LEVEL_MAY;
+		v.source = "default";
+		snprintf(v.mx_host, sizeof(v.mx_host), "mx.example");
+		fail_at = at;
+		assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a,
+		    &v), 1);
+		fail_at = 0;
+		if (v.level != TLS_LEVEL_ENCRYPT)
+			fail_msg("read %d of 3 failing: level %d", at,
+			    (int)v.level);
+		assert_non_null(strstr(v.detail, "could not be read"));
+	}
+	/* no MX host: the address's record alone */
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	fail_at = 1;
+	assert_int_equal(history_apply(h, 86400, (struct sockaddr *)&a, &v),
+	    1);
+	fail_at = 0;
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	history_close(h);
+}
+
+/* history_apply_unowned(): the host's own record unreadable, or its read
+ * failing, requires TLS as history_apply() does */
+static void
+test_unowned_unreadable(void **state)
+{
+	char d[128], path[160], key[512], err[256];
+	struct sockaddr_in a = sin4("192.0.2.84");
+	struct policy_verdict v;
+	struct history *h;
+
+	h = fresh("unowned", 0, 86400, 0);
+	history_close(h);
+	snprintf(d, sizeof(d), "%s/unowned", dir);
+	snprintf(key, sizeof(key), "mx.example|");
+	snprintf(path, sizeof(path), "%s/history.mdb", d);
+	lmdb_put_raw(path, key, "MXH9 a later layout", 19);
+	assert_non_null(h = history_open(d, err, sizeof(err)));
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	assert_int_equal(history_apply_unowned(h, 86400, (struct sockaddr *)&a,
+	    "mx.example", &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	assert_non_null(strstr(v.detail, "layout"));
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	fail_at = 1;
+	assert_int_equal(history_apply_unowned(h, 86400, (struct sockaddr *)&a,
+	    "other.example", &v), 1);
+	fail_at = 0;
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	/* nothing known of a host: nothing required */
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	v.source = "default";
+	assert_int_equal(history_apply_unowned(h, 86400, (struct sockaddr *)&a,
+	    "other.example", &v), 0);
+	assert_int_equal(v.level, TLS_LEVEL_MAY);
+	history_close(h);
+}
+
+/* history_unreadable() only raises an opportunistic verdict: one that
+ * demands more (verify, DANE) keeps its level and source */
+static void
+test_unreadable_never_lowers(void **state)
+{
+	struct sockaddr_in a = sin4("192.0.2.85");
+	struct policy_verdict v;
+
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_VERIFY;
+	v.source = "mta-sts";
+	history_unreadable(&v, (struct sockaddr *)&a, "store not open");
+	assert_int_equal(v.level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v.source, "mta-sts");
+	v.level = TLS_LEVEL_MAY;
+	history_unreadable(&v, (struct sockaddr *)&a, "store not open");
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+}
+
 int
 main(void)
 {
@@ -704,6 +892,12 @@ main(void)
 		cmocka_unit_test(test_unreadable_record),
 		cmocka_unit_test(test_dead_reader_cleared),
 		cmocka_unit_test(test_record_times_out_of_range),
+		cmocka_unit_test(test_success_refresh),
+		cmocka_unit_test(test_record_wrong_length),
+		cmocka_unit_test(test_merge_newcomer_no_tls),
+		cmocka_unit_test(test_apply_read_error),
+		cmocka_unit_test(test_unowned_unreadable),
+		cmocka_unit_test(test_unreadable_never_lowers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
