@@ -916,6 +916,114 @@ test_record_times_out_of_range(void **state)
 	sts_cache_close(c);
 }
 
+/*
+ * A record whose body no longer parses (a stricter parser since) is
+ * never listed for refresh, and a newcomer in a full cache evicts it
+ * before anything else, even while its expiry is ahead.
+ */
+static void
+test_invalid_record_evicted_not_due(void **state)
+{
+	struct sts_cache *c = fresh("invalid", 2, 0, 0);
+	struct sts_cache_due due[4];
+	int64_t now = (int64_t)time(NULL);
+	int64_t inv = ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"invalid\"}");
+	size_t n;
+
+	(void)state;
+	assert_int_equal(put(c, "bad.example", "not a policy", 900, 1000, 0),
+	    0);
+	assert_int_equal(put(c, "enf.example", ENF, 900, 1000, 0), 0);
+	n = sts_cache_due(c, now, 25, due, 4);
+	assert_int_equal(n, 1);
+	assert_string_equal(due[0].domain, "enf.example");
+	assert_int_equal(put(c, "new.example", ENF, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "new.example"), 1);
+	assert_int_equal(has(c, "enf.example"), 1);
+	assert_int_equal(ctr("mxguard_sts_cache_evictions_total"
+	    "{reason=\"invalid\"}"), inv + 1);
+	sts_cache_close(c);
+}
+
+/* sts_cache_due()'s bounds, at one fixed now: within the margin from its
+ * first second, never once expired, and only a policy used within its
+ * max_age */
+static void
+test_due_bounds(void **state)
+{
+	static const struct { const char *dom; int64_t age, used_ago;
+	    int due; } rows[] = {
+		{ "used.example", 900, 999, 1 },
+		{ "unused.example", 900, 1500, 0 },
+		{ "edge.example", 750, 0, 1 },	/* 250 s left of 1000, 25% */
+		{ "early.example", 749, 0, 0 },
+		{ "expired.example", 1000, 0, 0 },
+	};
+	struct sts_cache *c = fresh("duebounds", 10, 0, 0);
+	struct sts_cache_due due[8];
+	struct sts_cache_entry e;
+	int64_t now = (int64_t)time(NULL);
+	size_t i, k, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		fill(&e, "id1", ENF, now - rows[i].age, 1000);
+		e.last_used = now - rows[i].used_ago;
+		assert_int_equal(sts_cache_put(c, rows[i].dom, &e), 0);
+	}
+	n = sts_cache_due(c, now, 25, due, 8);
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int found = 0;
+
+		for (k = 0; k < n; k++)
+			if (strcmp(due[k].domain, rows[i].dom) == 0)
+				found = 1;
+		if (found != rows[i].due)
+			fail_msg("%s: listed %d, want %d", rows[i].dom, found,
+			    rows[i].due);
+	}
+	sts_cache_close(c);
+}
+
+/* A record's length must be its header's plus the body length the header
+ * gives: shorter (the body would be read past the value) or longer
+ * (trailing bytes) does not decode, a read error */
+static void
+test_record_length_mismatch(void **state)
+{
+	struct sts_cache *c = fresh("length", 10, 0, 0);
+	struct sts_cache_entry g;
+	static unsigned char raw[77 + 256];
+	char path[300];
+	int64_t now = (int64_t)time(NULL), t[4];
+	uint32_t bl = (uint32_t)strlen(ENF);
+
+	(void)state;
+	sts_cache_close(c);
+	t[0] = now - 60; t[1] = now + 86000; t[2] = now; t[3] = now;
+	memset(raw, 0, sizeof(raw));
+	memcpy(raw, "MXS2", 4);
+	memcpy(raw + 4, t, sizeof(t));
+	raw[36] = STS_MODE_ENFORCE;
+	memcpy(raw + 40, "id1", 3);
+	memcpy(raw + 40 + STS_ID_MAX + 1, &bl, 4);
+	memcpy(raw + 77, ENF, bl);
+	memcpy(raw + 77 + bl, "junk\n", 5);
+	snprintf(path, sizeof(path), "%s/length/sts-cache.mdb", dir);
+	lmdb_put_raw(path, "long.example", raw, 77 + bl + 5);
+	lmdb_put_raw(path, "short.example", raw, 77 + bl - 10);
+	lmdb_put_raw(path, "right.example", raw, 77 + bl);
+	c = fresh("length", 10, 0, 0);
+	assert_int_equal(sts_cache_get(c, "long.example", &g), -1);
+	sts_cache_entry_clear(&g);
+	assert_int_equal(sts_cache_get(c, "short.example", &g), -1);
+	sts_cache_entry_clear(&g);
+	assert_int_equal(sts_cache_get(c, "right.example", &g), 1);
+	sts_cache_entry_clear(&g);
+	sts_cache_close(c);
+}
+
 int
 main(void)
 {
@@ -938,6 +1046,9 @@ main(void)
 		cmocka_unit_test(test_eviction_race_fetch_order),
 		cmocka_unit_test(test_open_fails),
 		cmocka_unit_test(test_record_times_out_of_range),
+		cmocka_unit_test(test_invalid_record_evicted_not_due),
+		cmocka_unit_test(test_due_bounds),
+		cmocka_unit_test(test_record_length_mismatch),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -250,6 +250,11 @@ test_sts_usable(void **state)
 	/* an expired local policy is no policy */
 	parsed(&local, enforce, NOW - 86400 - 10);
 	assert_int_equal(redis_sts_usable(&local, &remote, NOW), 1);
+	/* from the second it expires, as sts_cache_state() says */
+	parsed(&local, enforce, NOW - 86400);
+	assert_int_equal(redis_sts_usable(&local, &remote, NOW), 1);
+	parsed(&local, enforce, NOW - 86400 + 1);
+	assert_int_equal(redis_sts_usable(&local, &remote, NOW), 0);
 	/* testing and none decide nothing a miss does not: ignored (they
 	 * would only stand in the way of this gateway's own fetch) */
 	parsed(&remote, testing, NOW - 100);
@@ -257,6 +262,10 @@ test_sts_usable(void **state)
 	/* an expired remote policy is no policy either */
 	parsed(&remote, enforce, NOW - 86400 - 1);
 	assert_int_equal(redis_sts_usable(NULL, &remote, NOW), 0);
+	parsed(&remote, enforce, NOW - 86400);
+	assert_int_equal(redis_sts_usable(NULL, &remote, NOW), 0);
+	parsed(&remote, enforce, NOW - 86400 + 1);
+	assert_int_equal(redis_sts_usable(NULL, &remote, NOW), 1);
 	parsed(&remote, enforce, NOW + REDIS_SKEW_S + 1);
 	assert_int_equal(redis_sts_usable(NULL, &remote, NOW), 0);
 	assert_int_equal(redis_sts_usable(NULL, NULL, NOW), 0);
