@@ -512,6 +512,14 @@ setup_queue_v4only(void **state)
 }
 
 static int
+setup_queue_v6only(void **state)
+{
+	static char *listen[] = { "[::1]:10025" };
+
+	return setup_queue_listen(state, listen, 1);
+}
+
+static int
 setup_queue_both(void **state)
 {
 	static char *listen[] = { "127.0.0.1:10025", "[::]:10025" };
@@ -676,6 +684,25 @@ test_unheard_family_dropped(void **state)
 	assert_int_equal(g_v[0].verdict, NF_DROP);
 	assert_verdict(1, 41, MARK_INTERCEPT);
 	assert_verdict(2, 42, MARK_BYPASS);
+	assert_int_equal(count(logtext(t), "reason=no-listener"), 1);
+}
+
+/* The same with the families the other way round: [::1] held alone, an
+ * IPv4 SYN is dropped, not diverted to 127.0.0.1 where any local user may
+ * listen; the IPv6 one is intercepted. */
+static void
+test_unheard_v4_dropped(void **state)
+{
+	struct qt *t = *state;
+
+	kernel_packet(43, "192.0.2.1");
+	kernel_packet6(44, "2001:db8:25::1");
+	kernel_packet(45, "198.51.100.7");	/* BYPASS_DST */
+	assert_true(run(t, have_verdicts, 3, 2000));
+	assert_int_equal(g_v[0].id, 43);
+	assert_int_equal(g_v[0].verdict, NF_DROP);
+	assert_verdict(1, 44, MARK_INTERCEPT);
+	assert_verdict(2, 45, MARK_BYPASS);
 	assert_int_equal(count(logtext(t), "reason=no-listener"), 1);
 }
 
@@ -881,6 +908,8 @@ main(void)
 		cmocka_unit_test(test_listen_unheard),
 		cmocka_unit_test_setup_teardown(test_unheard_family_dropped,
 		    setup_queue_v4only, teardown_queue),
+		cmocka_unit_test_setup_teardown(test_unheard_v4_dropped,
+		    setup_queue_v6only, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_both_families_intercepted,
 		    setup_queue_both, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_own_mark_dropped,

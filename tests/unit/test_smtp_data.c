@@ -576,6 +576,31 @@ test_clean_prefix(void **state)
 	assert_int_equal(smtp_data_clean(&d, S("y\r\n")), 3);
 }
 
+/* A sequence still owed to out (out filled in the middle of one): the
+ * fast path takes nothing, whatever the state underneath says; the
+ * scanner writes what is owed first, and nothing is lost */
+static void
+test_clean_owed(void **state)
+{
+	struct smtp_data d;
+	char out[16];
+	size_t c, p;
+
+	smtp_data_init(&d);
+	/* a bare LF made CRLF, one byte of room: the LF is owed */
+	assert_int_equal(smtp_data_scan(&d, S("\n"), out, 1, &c, &p),
+	    SMTP_DATA_FULL);
+	assert_int_equal(c, 1);
+	assert_int_equal(p, 1);
+	assert_memory_equal(out, "\r", 1);
+	assert_int_equal(smtp_data_clean(&d, S("b\r\n")), 0);
+	assert_int_equal(smtp_data_scan(&d, S("b\r\n"), out, sizeof(out),
+	    &c, &p), SMTP_DATA_MORE);
+	assert_int_equal(c, 3);
+	assert_int_equal(p, 4);
+	assert_memory_equal(out, "\nb\r\n", 4);
+}
+
 static void
 test_relay_table(void **state)
 {
@@ -637,6 +662,7 @@ main(void)
 		cmocka_unit_test(test_counters_accumulate),
 		cmocka_unit_test(test_random_vs_reference),
 		cmocka_unit_test(test_clean_prefix),
+		cmocka_unit_test(test_clean_owed),
 		cmocka_unit_test(test_relay_table),
 		cmocka_unit_test(test_relay_random),
 	};

@@ -105,6 +105,26 @@ test_no_text(void **state)
 	assert_int_equal(feed(&rep, "354"), SMTP_REPLY_DONE);
 	assert_int_equal(rep.nlines, 2);
 	assert_memory_equal(rep.buf, "354-x\r\n354\r\n", rep.len);
+	/* a bare code ends the reply: a line after it is no part of it */
+	assert_int_equal(feed(&rep, "354 y"), SMTP_REPLY_BAD);
+	smtp_reply_init(&rep);
+	assert_int_equal(feed(&rep, "250"), SMTP_REPLY_DONE);
+	assert_int_equal(feed(&rep, "250 x"), SMTP_REPLY_BAD);
+}
+
+/* The line is the range given, not up to a NUL: the bytes after it (the
+ * splitter's buffer) are not read as its separator or its code */
+static void
+test_bounded_line(void **state)
+{
+	smtp_reply_init(&rep);
+	assert_int_equal(smtp_reply_feed(&rep, "250-more", 3),
+	    SMTP_REPLY_DONE);
+	assert_int_equal(rep.nlines, 1);
+	assert_text(&rep, 0, "");
+	smtp_reply_init(&rep);
+	assert_int_equal(smtp_reply_feed(&rep, "250 ok", 2), SMTP_REPLY_BAD);
+	assert_non_null(rep.err);
 }
 
 static void
@@ -241,6 +261,17 @@ test_exact_fill(void **state)
 	assert_int_equal(smtp_reply_feed(&rep, line, rest), SMTP_REPLY_DONE);
 	assert_int_equal(rep.len, SMTP_REPLY_MAX);
 	assert_memory_equal(rep.buf + SMTP_REPLY_MAX - 2, "\r\n", 2);
+
+	/* one byte more does not fit: refused, nothing written past buf */
+	line[3] = '-';
+	smtp_reply_init(&rep);
+	while (SMTP_REPLY_MAX - rep.len > SMTP_LINE_MAX + 2)
+		assert_int_equal(smtp_reply_feed(&rep, line, SMTP_LINE_MAX),
+		    SMTP_REPLY_MORE);
+	line[3] = ' ';
+	assert_int_equal(smtp_reply_feed(&rep, line, rest + 1),
+	    SMTP_REPLY_BAD);
+	assert_int_equal(rep.len, SMTP_REPLY_MAX - rest - 2);
 }
 
 static void
@@ -406,6 +437,7 @@ main(void)
 		cmocka_unit_test(test_single_line),
 		cmocka_unit_test(test_multi_line),
 		cmocka_unit_test(test_no_text),
+		cmocka_unit_test(test_bounded_line),
 		cmocka_unit_test(test_bad_codes),
 		cmocka_unit_test(test_mixed_codes),
 		cmocka_unit_test(test_bad_separator),
