@@ -43,6 +43,12 @@ static const struct txt_case txt_cases[] = {
 	{ "v=STSv1", 0, NULL, 0 },
 	{ "v=STSv1 \t", 0, NULL, 0 },
 	{ "v=STSv1; id=a; id=b", -1, NULL, 0 },
+	/* an extension's name of 32 characters, of 33; a value holding '='
+	 * or DEL (sts-ext-value) */
+	{ "v=STSv1; id=abc; a2345678901234567890123456789012=x", 1, "abc", 0 },
+	{ "v=STSv1; id=abc; a23456789012345678901234567890123=x", -1, NULL, 0 },
+	{ "v=STSv1; id=abc; ext=a=b", -1, NULL, 0 },
+	{ "v=STSv1; id=abc; ext=a\x7f", -1, NULL, 0 },
 	/* two ids, one the other's prefix: still two ids */
 	{ "v=STSv1; id=abc; id=ab", -1, NULL, 0 },
 	{ "v=STSv1; id=ab; id=abc", -1, NULL, 0 },
@@ -268,6 +274,14 @@ static const struct pol_case pol_cases[] = {
 	  0, 0, 0, 0, 0 },
 	{ "version: STSv1\nmode: enforce\nmx: a_b.example\nmax_age: 5\n",
 	  0, 0, 0, 0, 0 },
+	/* a key of 32 characters is an extension, one of 33 or not
+	 * starting with a letter or digit is no key */
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n"
+	  "a2345678901234567890123456789012: x\n", 1, E, 5, 1, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n"
+	  "a23456789012345678901234567890123: x\n", 0, 0, 0, 0, 0 },
+	{ "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 5\n"
+	  "_ext: x\n", 0, 0, 0, 0, 0 },
 	/* a label ending with a hyphen, one of 64 octets (63 is fine) */
 	{ "version: STSv1\nmode: enforce\nmx: a-.example\nmax_age: 5\n",
 	  0, 0, 0, 0, 0 },
@@ -633,6 +647,38 @@ test_mx_match(void **state)
 	assert_false(sts_mx_match("*.example.com", "mail.example.comx"));
 }
 
+/* A policy file is the range given: a last line "foo" whose ':' lies
+ * past the range has no ':' */
+static void
+test_policy_bounded(void **state)
+{
+	static const char body[] = "version: STSv1\nmode: enforce\n"
+	    "mx: a.example\nmax_age: 5\nfoo:";
+	struct sts_policy p;
+	char err[128];
+
+	assert_int_equal(sts_policy_parse(body, sizeof(body) - 1, &p, err,
+	    sizeof(err)), 0);
+	assert_int_equal(sts_policy_parse(body, sizeof(body) - 2, &p, err,
+	    sizeof(err)), -1);
+}
+
+/* the output's size counts the NUL: a name as long as outsz does not
+ * fit, nothing written past it */
+static void
+test_domain_norm_outsz(void **state)
+{
+	char out[16], err[128];
+
+	memset(out, 'Z', sizeof(out));
+	assert_int_equal(sts_domain_norm("example.com", out, 11, err,
+	    sizeof(err)), -1);
+	assert_int_equal(out[11], 'Z');
+	assert_int_equal(sts_domain_norm("example.com", out, 12, err,
+	    sizeof(err)), 0);
+	assert_string_equal(out, "example.com");
+}
+
 static void
 test_domain_norm(void **state)
 {
@@ -773,6 +819,8 @@ main(void)
 		cmocka_unit_test(test_policy_too_many_mx),
 		cmocka_unit_test(test_policy_too_many_mx_case),
 		cmocka_unit_test(test_mx_match),
+		cmocka_unit_test(test_policy_bounded),
+		cmocka_unit_test(test_domain_norm_outsz),
 		cmocka_unit_test(test_domain_norm),
 		cmocka_unit_test(test_domain_norm_separators),
 		cmocka_unit_test(test_domain_norm_long_utf8),
