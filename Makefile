@@ -79,6 +79,8 @@ $(B)/tests/test_report_cmd: cmd/report.c cmd/status.c
 $(B)/tests/test_policy_cmd: cmd/policy.c cmd/status.c cmd/control.c cmd/ctlreq.c tests/unit/ctldaemon.h
 # test_http_throttle includes policy/http.c for a static function
 $(B)/tests/test_http_throttle: policy/http.c
+# test_nfq_ct includes nfq/nfq.c (ct_forget()'s helpers are static)
+$(B)/tests/test_nfq_ct: nfq/nfq.c
 # test_priv includes cmd/priv.c (make_state_dir() is static)
 $(B)/tests/test_priv: cmd/priv.c
 $(B)/tests/test_rules_cmd: cmd/rules.c cmd/status.c cmd/control.c cmd/ctlreq.c tests/unit/ctldaemon.h
