@@ -1137,6 +1137,30 @@ test_history_merge(void **state)
 		    g.h.last_tls <= (int64_t)time(NULL) + REDIS_SKEW_S);
 		assert_int_equal(g.h.tls_count, 5);
 	}
+	/* a value there that readers refuse (first_tls after last_tls, or
+	 * only one of the two) is replaced by the next write, not merged
+	 * into it */
+	{
+		long long bad[2][2] = { { now, now - 100 }, { 0, now - 50 } };
+		char key[64];
+		int i;
+
+		for (i = 0; i < 2; i++) {
+			snprintf(key, sizeof(key), "mxguard:hist:192.0.2.%d",
+			    27 + i);
+			snprintf(v, sizeof(v), "MXGH2 192.0.2.%d %lld %lld 0 0 "
+			    "99 0", 27 + i, bad[i][0], bad[i][1]);
+			srv_set(key, v);
+			a = sin4(i == 0 ? "192.0.2.27" : "192.0.2.28");
+			redis_hist_put(rs, (struct sockaddr *)&a, &e1);
+			answered(rs);
+			srv_get(key, v, sizeof(v), NULL);
+			snprintf(want, sizeof(want), "MXGH2 192.0.2.%d %lld "
+			    "%lld 0 %lld 5 0", 27 + i, (long long)(now - 5000),
+			    (long long)(now - 100), (long long)(now - 100));
+			assert_string_equal(v, want);
+		}
+	}
 	redis_free(rs);
 	srv_kill();
 }
