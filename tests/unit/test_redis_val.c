@@ -141,6 +141,7 @@ test_sts_malformed(void **state)
 		"MXGS2 d.example -1799999000 1800085400 abc\n",
 		"MXGS2 d.example  1799999000 1800085400 abc\n",
 		"MXGS2 d.example 1799999000 1800085400 abc",	/* no body line */
+		"MXGS2 d.example  86400 abc\n",	/* an empty fetch time */
 	};
 	size_t i;
 
@@ -159,6 +160,19 @@ test_sts_malformed(void **state)
 	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s", NOW - 10,
 	    NOW - 10 + 86400 * 365, enforce);
 	assert_int_equal(decode_str(buf, &d), -1);
+	/* nor one it shortens */
+	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s", NOW - 10,
+	    NOW - 10 + 86400 - 1, enforce);
+	assert_int_equal(decode_str(buf, &d), -1);
+	/* fetched up to REDIS_SKEW_S ahead (another gateway's clock), not
+	 * one second more */
+	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s",
+	    NOW + REDIS_SKEW_S + 1, NOW + REDIS_SKEW_S + 1 + 86400, enforce);
+	assert_int_equal(decode_str(buf, &d), -1);
+	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s",
+	    NOW + REDIS_SKEW_S, NOW + REDIS_SKEW_S + 86400, enforce);
+	assert_int_equal(decode_str(buf, &d), 0);
+	sts_cache_entry_clear(&d);
 	/* and the good one */
 	snprintf(buf, sizeof(buf), "MXGS2 d.example %lld %lld abc\n%s", NOW - 10,
 	    NOW - 10 + 86400, enforce);
@@ -313,6 +327,8 @@ test_hist_malformed(void **state)
 		"MXGH2 192.0.2.1 0 2 3 4 5 6",		/* last_tls without first */
 		"MXGH2 192.0.2.1 1 2 3 4 5 4294967296",	/* beyond 32 bits */
 		"MXGH2 192.0.2.1 1 2 3 4 5 1234567890123456789012",
+		"MXGH2 192.0.2.1 1 2 3 4 4294967296 5",	/* the other count */
+		"MXGH2 192.0.2.1 1 2 3 4 5 ",		/* an empty sixth */
 	};
 	size_t i;
 
