@@ -1024,6 +1024,77 @@ test_record_length_mismatch(void **state)
 	sts_cache_close(c);
 }
 
+/*
+ * sts_cache_max_entry_size counts the whole record, header (77 bytes)
+ * and key included: a policy that fits exactly is kept as published,
+ * one byte less and it is kept as its fields; a body too large that does
+ * not parse (no fields to keep) is refused.
+ */
+static void
+test_entry_limit_bounds(void **state)
+{
+	static const char *PAD = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.example\nmax_age: 86400\npad: xxxxxxxxxxxxxxxxxxxx\n";
+	size_t em = strlen("lim.example") + 77 + strlen(PAD);
+	struct sts_cache *c = fresh("limit", 10, em, 0);
+	struct sts_cache *c2 = fresh("limit2", 10, em - 1, 0);
+	struct sts_cache_entry g;
+	char junk[2000];
+
+	(void)state;
+	assert_int_equal(put(c, "lim.example", PAD, 0, 86400, 0), 0);
+	assert_int_equal(sts_cache_get(c, "lim.example", &g), 1);
+	assert_non_null(strstr(g.body, "pad"));
+	sts_cache_entry_clear(&g);
+	assert_int_equal(put(c2, "lim.example", PAD, 0, 86400, 0), 0);
+	assert_int_equal(sts_cache_get(c2, "lim.example", &g), 1);
+	assert_null(strstr(g.body, "pad"));
+	assert_int_equal(g.pol.mode, STS_MODE_ENFORCE);
+	sts_cache_entry_clear(&g);
+	memset(junk, 'j', sizeof(junk) - 1);
+	junk[sizeof(junk) - 1] = '\0';
+	assert_int_equal(put(c2, "junk.example", junk, 0, 86400, 0), -1);
+	assert_int_equal(has(c2, "junk.example"), 0);
+	sts_cache_close(c);
+	sts_cache_close(c2);
+}
+
+/*
+ * A record of the layout before the mode was in the header (MXS1): its
+ * mode is read from its body where eviction needs it, so an expired
+ * enforce policy of that layout still goes after a live none policy, as
+ * one of the current layout does (test_expired_enforce_last).
+ */
+static void
+test_old_layout_expired_enforce_kept(void **state)
+{
+	struct sts_cache *c = fresh("oldlayout", 2, 0, 0);
+	static unsigned char raw[65 + 256];
+	char path[300];
+	int64_t now = (int64_t)time(NULL), t[3];
+	uint32_t bl = (uint32_t)strlen(ENF);
+
+	(void)state;
+	sts_cache_close(c);
+	/* fetched, expires, checked: expired 1000 s ago */
+	t[0] = now - 87400; t[1] = now - 1000; t[2] = now - 87400;
+	memset(raw, 0, sizeof(raw));
+	memcpy(raw, "MXS1", 4);
+	memcpy(raw + 4, t, sizeof(t));
+	memcpy(raw + 28, "id1", 3);
+	memcpy(raw + 28 + STS_ID_MAX + 1, &bl, 4);
+	memcpy(raw + 65, ENF, bl);
+	snprintf(path, sizeof(path), "%s/oldlayout/sts-cache.mdb", dir);
+	lmdb_put_raw(path, "old.example", raw, 65 + bl);
+	c = fresh("oldlayout", 2, 0, 0);
+	assert_int_equal(put(c, "none.example", NON, 0, 86400, 0), 0);
+	assert_int_equal(put(c, "new.example", ENF, 0, 86400, 0), 0);
+	assert_int_equal(has(c, "new.example"), 1);
+	assert_int_equal(has(c, "none.example"), 0);
+	assert_int_equal(has(c, "old.example"), 1);
+	sts_cache_close(c);
+}
+
 int
 main(void)
 {
@@ -1049,6 +1120,8 @@ main(void)
 		cmocka_unit_test(test_invalid_record_evicted_not_due),
 		cmocka_unit_test(test_due_bounds),
 		cmocka_unit_test(test_record_length_mismatch),
+		cmocka_unit_test(test_entry_limit_bounds),
+		cmocka_unit_test(test_old_layout_expired_enforce_kept),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
