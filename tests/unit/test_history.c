@@ -874,6 +874,39 @@ test_unreadable_never_lowers(void **state)
 	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
 }
 
+/*
+ * A full store makes room for a newcomer by dropping unreadable records
+ * (they decide nothing this version can read; a failed read already
+ * demands TLS where one is asked for) as it drops those that expect no
+ * TLS.  No host (dst NULL, host empty) is no key.
+ */
+static void
+test_full_store_drops_unreadable(void **state)
+{
+	char d[128], path[160], key[512], err[256];
+	struct sockaddr_in a = sin4("192.0.2.86"), b = sin4("192.0.2.87");
+	struct history_entry e;
+	struct history *h;
+
+	h = fresh("fullbad", 1, 86400, 0);
+	history_close(h);
+	snprintf(d, sizeof(d), "%s/fullbad", dir);
+	assert_int_equal(history_key("", (struct sockaddr *)&a, key,
+	    sizeof(key)), 0);
+	snprintf(path, sizeof(path), "%s/history.mdb", d);
+	lmdb_put_raw(path, key, "MXH9 a later layout", 19);
+	assert_non_null(h = history_open_limits(d, 1, 86400, 0, err,
+	    sizeof(err)));
+	assert_int_equal(history_count(h), 1);
+	assert_int_equal(history_record(h, "", (struct sockaddr *)&b, 1, 1,
+	    clock_now(), NULL), 0);
+	assert_int_equal(history_get(h, "", (struct sockaddr *)&b, &e), 1);
+	assert_int_equal(history_get(h, "", (struct sockaddr *)&a, &e), 0);
+	assert_int_equal(history_count(h), 1);
+	assert_int_equal(history_get(h, "", NULL, &e), -1);
+	history_close(h);
+}
+
 int
 main(void)
 {
@@ -898,6 +931,7 @@ main(void)
 		cmocka_unit_test(test_apply_read_error),
 		cmocka_unit_test(test_unowned_unreadable),
 		cmocka_unit_test(test_unreadable_never_lowers),
+		cmocka_unit_test(test_full_store_drops_unreadable),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
