@@ -335,6 +335,17 @@ test_hist_malformed(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(redis_hist_decode(bad[i], strlen(bad[i]), A1, NOW,
 		    &d, err, sizeof(err)), -1);
+	/* REDIS_HIST_MAX bytes: too long, refused before it is copied (the
+	 * copy's NUL would go one past the buffer: ASan's to see) */
+	{
+		char big[REDIS_HIST_MAX];
+
+		memset(big, '1', sizeof(big));
+		memcpy(big, "MXGH2 192.0.2.1 ", 16);
+		assert_int_equal(redis_hist_decode(big, sizeof(big), A1, NOW,
+		    &d, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "too long"));
+	}
 	/* first_tls after last_tls, both in the future: refused before
 	 * they are brought back (which would make them equal) */
 	snprintf(buf, sizeof(buf), "MXGH2 192.0.2.1 %lld %lld 0 %lld 1 0", NOW + 2000,
