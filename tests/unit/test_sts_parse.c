@@ -127,6 +127,17 @@ test_txt_bounded(void **state)
 	assert_int_equal(sts_txt_parse(t, sizeof(t) - 1, id, NULL, err,
 	    sizeof(err)), 1);
 	assert_string_equal(id, "1");
+	/* a field cut before its '=', in a buffer of exactly its bytes:
+	 * nothing past them is read (ASan's to see) */
+	{
+		char *b = malloc(10);
+
+		assert_non_null(b);
+		memcpy(b, "v=STSv1;id", 10);
+		assert_int_equal(sts_txt_parse(b, 10, id, NULL, err,
+		    sizeof(err)), -1);
+		free(b);
+	}
 }
 
 static void
