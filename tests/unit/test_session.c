@@ -3599,11 +3599,35 @@ test_level_none_then_may_no_starttls(void **state)
 	finish();
 }
 
+/* The sessions dropped for an injection so far (docs/monitoring.md:
+ * mxguard_starttls_injections_total, which the shipped alert watches). */
+static int64_t
+injections(void)
+{
+	return stats_value(stats_get("mxguard_starttls_injections_total",
+	    "test"));
+}
+
+/* Ends log_start(): the injection's warning names its side. */
+static void
+injection_logged(const char *side)
+{
+	char line[512], want[64];
+
+	snprintf(want, sizeof(want), "event=starttls-injection side=%s ",
+	    side);
+	log_find(want, line, sizeof(line));
+	if (line[0] == '\0')
+		fail_msg("no \"%s\" line logged", want);
+}
+
 static void
 test_starttls_injection(void **state)
 {
 	const char *r;
+	int64_t n0 = injections();
 
+	log_start();
 	hello(CAPS_TLS, CAPS_TLS_SEEN);
 	cl_send("MAIL FROM:<a@sender.example>\r\n");
 	EXPECT_CL("250 2.1.0 Ok\r\n");
@@ -3617,6 +3641,10 @@ test_starttls_injection(void **state)
 	wait_srv_eof();
 	wait_cl_eof();
 	assert_int_equal(g.ntls_check, 0);
+	/* said and counted: the log line and the metric are what an
+	 * operator (and the shipped alert) see of an attack */
+	injection_logged("upstream");
+	assert_int_equal(injections() - n0, 1);
 	finish();
 }
 
@@ -7576,12 +7604,17 @@ test_local_starttls(void **state)
 static void
 local_starttls_pipelined(void)
 {
+	int64_t n0 = injections();
+
+	log_start();
 	hello(CAPS_PLAIN, "250-mx.test.example hello\r\n250-PIPELINING\r\n"
 	    "250-SIZE\r\n250-8BITMIME\r\n250 STARTTLS\r\n");
 	/* a command pipelined after STARTTLS: CVE-2011-0411 class */
 	cl_send("STARTTLS\r\nMAIL FROM:<a@sender.example>\r\n");
 	wait_cl_eof();
 	wait_srv_eof();
+	injection_logged("client");
+	assert_int_equal(injections() - n0, 1);
 }
 
 static void
