@@ -31,7 +31,13 @@ assert "no MAIL/RCPT/DATA reached the server" \
 	[ "$(count_log "$BADLOG" 'recv [a-z-]+ (MAIL|RCPT|DATA|BDAT)')" = 0 ]
 assert "nothing sent in cleartext after STARTTLS" \
 	[ "$(count_log "$BADLOG" 'after-starttls cleartext|recv clear-after-starttls')" = 0 ]
-assert "mxguard logged the injection" grep -qi "inject" "$MXLOG"
+# the warning itself: a bare "inject" matched every line naming the
+# recipient's domain (inject.test), said or not
+assert "mxguard logged the injection" \
+	grep -qE "event=starttls-injection side=upstream dst=10\.25\.1\.13" "$MXLOG"
+n=$(scrape_metric mxguard_starttls_injections_total \
+	in_snd "$MXGUARD" -c "$T/mxguard.conf" status --metrics)
+assert "the injection counted once (mxguard_starttls_injections_total $n)" [ "$n" = 1 ]
 assert "no message accepted by the server" [ "$(count_log "$BADLOG" ' message ')" = 0 ]
 assert "mail stays in the sender's queue" queue_has "$qid"
 assert "sender never logged status=sent" [ "$(count_log "$SD/maillog" " $qid: .*status=sent")" = 0 ]
