@@ -28,6 +28,10 @@ new_body "$T/body" 2000
 send_mail bob@sender.test alice@tls.test "$T/body" "during drain"
 qid=$(find_qid "$MSGID")
 wait_status "$qid" alice@tls.test deferred
+# refused at the connect: a listener still open answered with a 421 of
+# its own, deferred just the same
+assert "the sender met no listener (Connection refused)" \
+	grep -qE " $qid: to=<alice@tls.test>.*status=deferred .*Connection refused" "$SD/maillog"
 assert "mail sent during the drain stays queued" queue_has "$qid"
 
 touch "$T/h1/go"
