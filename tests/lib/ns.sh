@@ -46,7 +46,9 @@
 #              mxg_rules_install/remove; rule_packets RE; scrape_metric NAME CMD;
 #              metric_in FILE NAME;
 #              mx_count REGEX; need_mxguard; with_mxguard
-# A scenario fails (after its own checks) if mxguard crashed or a sanitizer
+# A scenario fails (after its own checks, or at mxg_stop) if mxguard or one
+# of its workers crashed (the worker's event=worker-exit with a crash
+# signal in $MXLOG: the supervisor exits 0 all the same), or a sanitizer
 # wrote a report into $MXLOG.
 #
 # Pitfall: the divert rule matches every tcp/25 flow leaving the sender
@@ -154,11 +156,38 @@ ns_cleanup() {
 	exit "$rc"
 }
 
+# _mxg_crashes FILE...: the lines of mxguard logs saying a worker died of
+#   a crash signal (SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV).  With more
+#   than one worker (`workers = 0`, the harness's default: one per CPU) the
+#   supervisor logs such a death, starts another worker, and after a drain
+#   exits 0 whatever its workers died of: its own exit status says nothing
+#   of theirs.  (SIGKILL, signal:9, is what scenarios send on purpose.)
+#   Files that are not there are skipped (grep's status for them would
+#   hide a match in the others); the caller tests the output.
+_mxg_crashes() {
+	local f
+	for f in "$@"; do
+		[ -f "$f" ] || continue
+		grep -hE 'event=worker-exit worker=[0-9]+ pid=[0-9]+ status=signal:(4|6|7|8|11)( |$)' "$f"
+	done | sort -u
+}
+
+# _mxg_crash_status ST: fails (1) and says so when ST, a wait status of
+#   the daemon's process, is a death from a crash signal.
+_mxg_crash_status() {
+	case $1 in
+	132|134|135|136|139)
+		echo "FAIL: mxguard (pid $MXG_PID) died from signal $(($1 - 128))" >&2
+		return 1 ;;
+	esac
+	return 0
+}
+
 # _mxg_postmortem: stop mxguard (if still running) and fail the test if it
-# crashed (SIGSEGV/SIGABRT/SIGBUS/SIGILL/SIGFPE) or a sanitizer reported
-# anything in its log, even when every assertion passed.
+# or one of its workers crashed (SIGSEGV/SIGABRT/SIGBUS/SIGILL/SIGFPE) or a
+# sanitizer reported anything in its log, even when every assertion passed.
 _mxg_postmortem() {
-	local st=0 bad=0
+	local st=0 bad=0 crashed
 	if [ -n "$MXG_PID" ]; then
 		if kill -0 "$MXG_PID" 2>/dev/null; then
 			kill -TERM "$MXG_PID" 2>/dev/null
@@ -167,11 +196,14 @@ _mxg_postmortem() {
 			kill -KILL "$MXG_PID" 2>/dev/null
 		fi
 		wait "$MXG_PID" 2>/dev/null; st=$?
-		case $st in
-		132|134|135|136|139)
-			echo "FAIL: mxguard (pid $MXG_PID) died from signal $((st - 128))" >&2
-			bad=1 ;;
-		esac
+		_mxg_crash_status "$st" || bad=1
+	fi
+	# every daemon log of the scenario (gw_start's per case too)
+	if [ -n "$T" ] && crashed=$(_mxg_crashes "$MXLOG" "$T"/*mxguard*.log) &&
+	    [ -n "$crashed" ]; then
+		echo "FAIL: mxguard worker(s) crashed:" >&2
+		head -n 10 <<<"$crashed" >&2
+		bad=1
 	fi
 	if [ -n "$MXLOG" ] && grep -qsE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ' "$MXLOG"; then
 		echo "FAIL: sanitizer report in $MXLOG:" >&2
@@ -849,13 +881,20 @@ rule_packets() {
 }
 
 mxg_stop() {
+	local st crashed
 	[ -n "$MXG_PID" ] || return 0
 	mxg_rules_remove
 	kill -TERM "$MXG_PID" 2>/dev/null
 	local end=$((SECONDS + 10))
 	while kill -0 "$MXG_PID" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
 	kill -0 "$MXG_PID" 2>/dev/null && { log "mxguard did not exit on SIGTERM"; kill -KILL "$MXG_PID"; }
-	wait "$MXG_PID" 2>/dev/null
+	wait "$MXG_PID" 2>/dev/null; st=$?
+	# a crash at the stop fails here: MXG_PID cleared, the postmortem
+	# would not see this process, and the next mxg_start truncates
+	# $MXLOG, where a worker's crash was said
+	_mxg_crash_status "$st" || fail "mxguard crashed at its stop"
+	crashed=$(_mxg_crashes "$MXLOG")
+	[ -z "$crashed" ] || fail "mxguard worker(s) crashed: $crashed"
 	MXG_PID=""
 }
 
