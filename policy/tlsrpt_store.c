@@ -1323,6 +1323,7 @@ tlsrpt_due_list(struct tlsrpt_store *st, int64_t today,
 	MDB_cursor *c;
 	MDB_val k, v, sk;
 	unsigned char last[4 + 254 + 1];
+	char dom[254], q[600];
 	size_t lastlen = 0, dlen;
 	long due = 0;
 	int rc, s;
@@ -1357,10 +1358,21 @@ tlsrpt_due_list(struct tlsrpt_store *st, int64_t today,
 		memcpy(last, kp, lastlen);
 		sk.mv_data = last;
 		sk.mv_size = lastlen;
+		/* a mark that does not read back (a corrupt file, another
+		 * version's value) failed the whole list: every report run
+		 * failed before it started, no report was sent again and
+		 * the store, pruned after a run only, was never pruned.
+		 * Listed as due instead: the pair's delivery state says
+		 * which URIs have its report (none gets it twice), and its
+		 * sent mark, written when it ends, replaces this one */
 		if ((s = is_sent(txn, st->sent, &sk, NULL)) == -1) {
-			tr_seterr(st, "sent: unreadable record");
-			due = -1;
-			break;
+			memcpy(dom, kp + 4, dlen);
+			dom[dlen] = '\0';
+			log_warn("event=tlsrpt-sent-corrupt day=%lld "
+			    "domain=%s note=\"an unreadable sent mark: the "
+			    "pair is taken as not sent\"",
+			    (long long)get_day(kp), log_q(q, sizeof(q), dom));
+			s = 0;
 		}
 		if (s == 1)
 			continue;

@@ -573,6 +573,73 @@ test_destination_bound(void **state)
 	tlsrpt_store_close(st);
 }
 
+/* A raw value under key (klen bytes) in one of the store's databases, as
+ * a corrupt file or another version left it. */
+static void
+raw_put(struct tlsrpt_store *st, MDB_dbi dbi, const void *key, size_t klen,
+    const void *val, size_t vlen)
+{
+	MDB_txn *txn;
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+
+	assert_int_equal(mdb_txn_begin(st->env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+/*
+ * A pair's sent mark that does not read back (a value not 8 bytes long:
+ * a corrupt file, another version's) made tlsrpt_due_list() fail
+ * whole: every report run failed before it started (report_run(): the
+ * daemon logs event=tlsrpt-run-failed and tries at the next midnight),
+ * so no domain's report was ever sent again, and the daemon prunes only
+ * after a run that started, so the store was never pruned either and
+ * grew to its map's bound (3/4 of 25 GiB by default) whatever
+ * tlsrpt_retention said.  Now such a pair is listed as due (its
+ * delivery state still says which URIs have the report, so none gets it
+ * twice; the run's sent mark replaces the bad one) and the other pairs
+ * with it.  Red before: -1, "sent: unreadable record".
+ */
+static void
+test_corrupt_sent_mark(void **state)
+{
+	struct tlsrpt_store *st = open_store(NULL);
+	struct tlsrpt_attempt a;
+	struct tlsrpt_due due[8];
+	unsigned char kb[4 + 254 + 1];
+	int plen;
+	size_t n = 0;
+	uint32_t bad = 7;
+
+	(void)state;
+	legit(&a, "a.example", TLSRPT_SUCCESS);
+	assert_int_equal(rec(st, DAY, &a), 0);
+	legit(&a, "b.example", TLSRPT_SUCCESS);
+	assert_int_equal(rec(st, DAY, &a), 0);
+	legit(&a, "c.example", TLSRPT_SUCCESS);
+	assert_int_equal(rec(st, DAY, &a), 0);
+	assert_int_equal(tlsrpt_mark_sent(st, DAY, "c.example", 5), 0);
+	plen = tr_domain_prefix(DAY, "a.example", kb);
+	assert_true(plen > 0);
+	raw_put(st, st->sent, kb, (size_t)plen - 1, &bad, sizeof(bad));
+	assert_int_equal(tlsrpt_is_sent(st, DAY, "a.example", NULL), -1);
+	log_capture();
+	if (tlsrpt_due_list(st, DAY + 1, due, 8, &n) != 2) {
+		(void)log_count("");
+		fail_msg("the due list failed or left pairs out: %s",
+		    tlsrpt_store_error(st));
+	}
+	assert_int_equal(log_count("event=tlsrpt-sent-corrupt"), 1);
+	assert_int_equal(n, 2);
+	assert_string_equal(due[0].domain, "a.example");
+	assert_string_equal(due[1].domain, "b.example");
+	/* the run's mark replaces it */
+	assert_int_equal(tlsrpt_mark_sent(st, DAY, "a.example", 9), 0);
+	assert_int_equal(tlsrpt_due_list(st, DAY + 1, due, 8, &n), 1);
+	assert_string_equal(due[0].domain, "b.example");
+	tlsrpt_store_close(st);
+}
+
 int
 main(void)
 {
@@ -586,6 +653,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_mark_batch, setup_shm,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_destination_bound,
+		    setup_shm, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_sent_mark,
 		    setup_shm, teardown),
 	};
 
