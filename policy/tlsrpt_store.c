@@ -814,7 +814,9 @@ static uint32_t
 budget_room(struct tlsrpt_store *st, const struct day_budget *b,
     uint64_t more)
 {
-	if (b->bytes + more > st->day_bytes)
+	/* bytes is read back from the file: one near UINT64_MAX (a
+	 * corrupt or edited record) must not wrap below day_bytes */
+	if (b->bytes > st->day_bytes || more > st->day_bytes - b->bytes)
 		return TR_FULL_BYTES;
 	if (!store_room(st->env))
 		return TR_FULL_STORE;

@@ -640,6 +640,53 @@ test_corrupt_sent_mark(void **state)
 	tlsrpt_store_close(st);
 }
 
+/*
+ * The day's byte budget (day | 'b') read back near UINT64_MAX (a corrupt
+ * or edited tlsrpt.mdb): budget_room()'s bytes + more wrapped below
+ * day_bytes, so the day took newcomers as if its budget were empty, and
+ * the stored sum wrapped too.  A budget at or past day_bytes is a full
+ * day, whatever its value.  Red before: the newcomer stored (0, not 1).
+ */
+static void
+test_budget_near_max(void **state)
+{
+	struct tlsrpt_store *st = open_store(NULL);
+	struct tlsrpt_attempt a;
+	struct tlsrpt_day_stats ds;
+	unsigned char kb[5], vb[16];
+	uint64_t vals[] = { UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - 4095,
+	    (uint64_t)1 << 63 };
+	uint32_t d, full = TR_FULL_BYTES;
+	char dom[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		/* the layout of tlsrpt_int.h: the day big-endian, the
+		 * values in host order */
+		d = (uint32_t)(DAY + (int64_t)i);
+		kb[0] = (unsigned char)(d >> 24);
+		kb[1] = (unsigned char)(d >> 16);
+		kb[2] = (unsigned char)(d >> 8);
+		kb[3] = (unsigned char)d;
+		kb[4] = 'b';
+		memcpy(vb, "MXB1", 4);
+		memcpy(vb + 4, &vals[i], 8);
+		memcpy(vb + 12, &full, 4);	/* logged: quiet */
+		raw_put(st, st->days, kb, 5, vb, 16);
+		snprintf(dom, sizeof(dom), "n%zu.example", i);
+		legit(&a, dom, TLSRPT_SUCCESS);
+		if (rec(st, DAY + (int64_t)i, &a) != 1)
+			fail_msg("a newcomer was stored under a budget of "
+			    "%llu", (unsigned long long)vals[i]);
+		assert_int_equal(tlsrpt_day_stats(st, DAY + (int64_t)i, &ds),
+		    0);
+		assert_int_equal(ds.domains, 0);
+		assert_int_equal(ds.overflow_sessions, 1);
+	}
+	tlsrpt_store_close(st);
+}
+
 int
 main(void)
 {
@@ -655,6 +702,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_destination_bound,
 		    setup_shm, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_sent_mark,
+		    setup_shm, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_near_max,
 		    setup_shm, teardown),
 	};
 
