@@ -566,6 +566,23 @@ transport(const struct tlsrpt_uri *u)
 	return u->kind == TLSRPT_URI_HTTPS ? "https" : "mailto";
 }
 
+/* More failed tries than a URI ever makes in its 24 hours (one a run at
+ * most, runs backoff_ms apart at least): a count read back beyond it
+ * (or below 0) is a corrupt or foreign value. */
+#define TRIES_MAX	1000000
+
+/* The failed tries of URI u (NULL: the pair's TXT lookup) before this
+ * one, as the store has them: an int whose + 1 cannot overflow.  The
+ * count decides nothing (the time since the first failure gives a URI
+ * up, backoff()); it is the log's try= and what the operator reads. */
+static int
+tries_get(struct report_run *r, const struct tlsrpt_uri *u)
+{
+	int64_t n = state_get(r, S_TRIES, u);
+
+	return n < 0 || n > TRIES_MAX ? TRIES_MAX : (int)n;
+}
+
 /*
  * A failed try of URI u, or with u NULL of the pair's TXT lookup, after
  * `tries` failed ones before it: stages its first failure (when this is
@@ -1059,7 +1076,7 @@ try_uri(struct report_run *r)
 {
 	const struct tlsrpt_uri *u = &r->rec.rua[r->uri];
 
-	r->tries = r->preview ? 0 : (int)state_get(r, S_TRIES, u);
+	r->tries = r->preview ? 0 : tries_get(r, u);
 	r->lasterr[0] = '\0';
 	/* https: the client's own overall timeout, and a guard after it */
 	r->try_ms = u->kind == TLSRPT_URI_HTTPS ?
@@ -1413,7 +1430,7 @@ txt_failed(struct report_run *r, const char *reason, const char *why)
 	char name[160], qe[400];
 
 	if (!r->preview) {
-		tries = (int)state_get(r, S_TRIES, NULL);
+		tries = tries_get(r, NULL);
 		final = backoff(r, NULL, tries, now, &next, &delay);
 	}
 	log_q(qe, sizeof(qe), why);

@@ -2054,6 +2054,58 @@ test_corrupt_first_failure(void **state)
 	end_test();
 }
 
+/*
+ * A URI's failed tries read back from a corrupt store (another version's
+ * value under the same name, an edited tlsrpt.mdb): try_uri() took the
+ * 8-byte value as an int, and backoff() wrote tries + 1 back, a signed
+ * overflow at INT_MAX (undefined; in practice the count wrapped to
+ * INT_MIN and went on from there) and 0 for a value that reads as -1:
+ * the log's try= and the stored count went negative or back to zero.
+ * The count decides nothing (the time since the first failure gives a
+ * URI up), but it is what the operator reads.  Now a count out of range
+ * is taken as the bound, TRIES_MAX, and counts on from there.  Red
+ * before: "tries 2147483647 read back, -2147483648 written", the log
+ * saying try=-2147483648.
+ */
+static void
+test_corrupt_tries(void **state)
+{
+	static const int64_t bad[] = { INT32_MAX, UINT32_MAX, -5,
+	    INT64_MAX };
+	struct report_opts o;
+	int64_t y = today() - 1, v;
+	char name[80];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		begin_test();
+		srv[1].mode = TEMPFAIL;
+		record("b.test", y);
+		rua("b.test", "mailto:r@down.test");
+		mxat("down.test", "127.0.0.1");
+		state_name_of('t', "b.test", "mailto:r@down.test", name,
+		    sizeof(name));
+		assert_int_equal(tlsrpt_mark_sent(st, y, name, bad[i]), 0);
+		/* a first failure of now, or the claim takes it for a
+		 * new URI */
+		state_name_of('f', "b.test", "mailto:r@down.test", name,
+		    sizeof(name));
+		assert_int_equal(tlsrpt_mark_sent(st, y, name,
+		    (int64_t)time(NULL) * 1000), 0);
+		opts_fast(&o);
+		run(&o, 10000);
+		assert_int_equal(tot.parked, 1);
+		state_name_of('t', "b.test", "mailto:r@down.test", name,
+		    sizeof(name));
+		assert_int_equal(tlsrpt_is_sent(st, y, name, &v), 1);
+		if (v < 1 || v > INT32_MAX - 1)
+			fail_msg("tries %lld read back, %lld written",
+			    (long long)bad[i], (long long)v);
+		end_test();
+	}
+}
+
 /* A record that names new URIs at every lookup: the pair tries at most 8
  * URIs ever; the rest are skipped and the pair ends (marked sent) instead
  * of trying 8 more destinations at each retry until the day is pruned. */
@@ -2155,6 +2207,7 @@ main(void)
 		cmocka_unit_test(test_skipped_uri_not_claimed),
 		cmocka_unit_test(test_clock_stepped_back),
 		cmocka_unit_test(test_corrupt_first_failure),
+		cmocka_unit_test(test_corrupt_tries),
 		cmocka_unit_test(test_destination_time_bound),
 		cmocka_unit_test(test_one_run_at_a_time),
 	};
