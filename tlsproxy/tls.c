@@ -41,6 +41,9 @@ struct resume_slot {
 	int64_t		 not_after[RESUME_DEPTH]; /* of sess[i]: until when
 						 * its proof stands (0: no
 						 * end; tls_client_done()) */
+	int64_t		 born[RESUME_DEPTH];	/* of sess[i]: when the
+						 * server issued it, boot
+						 * clock seconds (boot_s()) */
 	int		 n;
 };
 
@@ -75,7 +78,44 @@ struct pending {
 	int64_t		 not_after;	/* once proven: the proof's */
 	int		 n;
 	SSL_SESSION	*sess[RESUME_DEPTH];
+	int64_t		 born[RESUME_DEPTH];	/* boot_s() at its arrival */
 };
+
+/*
+ * A session's age is told on the boot clock, which no one sets: OpenSSL
+ * stamps it with the wall clock, which an operator, NTP or a VM restored
+ * from a snapshot steps.  Stepped back, the wall-clock age kept a
+ * session on offer past its lifetime for the size of the step (in TLS
+ * 1.2 that check is the client's only one; a server that still holds an
+ * old ticket key, or whoever took it, resumes what should have ended);
+ * stepped ahead, it dropped fresh ones.  CLOCK_BOOTTIME counts a
+ * suspend, as the lifetime does.
+ */
+static int64_t
+boot_s(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) == -1)
+		return 0;
+	return (int64_t)ts.tv_sec;
+}
+
+/* Is sess, issued at born (boot_s()), within its lifetime: the session
+ * timeout, or the server's ticket lifetime when that is shorter (a TLS
+ * 1.3 ticket's is a bound, RFC 8446 section 4.6.1; OpenSSL keeps the
+ * client's default timeout, 2 hours, beside it)? */
+static int
+session_live(const SSL_SESSION *sess, int64_t born)
+{
+	int64_t life = (int64_t)SSL_SESSION_get_timeout(sess), age;
+	unsigned long hint = SSL_SESSION_get_ticket_lifetime_hint(sess);
+
+	if (hint > 0 && (int64_t)hint < life)
+		life = (int64_t)hint;
+	age = boot_s() - born;
+	return age >= 0 && age < life;
+}
 
 static void
 pending_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
@@ -123,7 +163,7 @@ key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
  * after the handshake). */
 static void
 cache_add(struct tls_ctx *t, const char *key, SSL_SESSION *sess,
-    int64_t not_after)
+    int64_t not_after, int64_t born)
 {
 	struct resume_slot *slot = &t->slots[key_hash(key)];
 
@@ -140,9 +180,12 @@ cache_add(struct tls_ctx *t, const char *key, SSL_SESSION *sess,
 		    (RESUME_DEPTH - 1) * sizeof(slot->sess[0]));
 		memmove(slot->not_after, slot->not_after + 1,
 		    (RESUME_DEPTH - 1) * sizeof(slot->not_after[0]));
+		memmove(slot->born, slot->born + 1,
+		    (RESUME_DEPTH - 1) * sizeof(slot->born[0]));
 		slot->n--;
 	}
 	slot->not_after[slot->n] = not_after;
+	slot->born[slot->n] = born;
 	slot->sess[slot->n++] = sess;
 }
 
@@ -182,15 +225,18 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 	if (ticklen > RESUME_TICKET_MAX || chain_too_large(ssl))
 		return 0;
 	if (p->proven) {
-		cache_add(t, key, sess, p->not_after);
+		cache_add(t, key, sess, p->not_after, boot_s());
 		return 1;	/* we keep the reference */
 	}
 	if (p->n == RESUME_DEPTH) {
 		SSL_SESSION_free(p->sess[0]);
 		memmove(p->sess, p->sess + 1,
 		    (RESUME_DEPTH - 1) * sizeof(p->sess[0]));
+		memmove(p->born, p->born + 1,
+		    (RESUME_DEPTH - 1) * sizeof(p->born[0]));
 		p->n--;
 	}
+	p->born[p->n] = boot_s();
 	p->sess[p->n++] = sess;
 	return 1;
 }
@@ -239,8 +285,7 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 		SSL_SESSION *sess = slot->sess[slot->n - 1];
 
 		if (SSL_SESSION_is_resumable(sess) &&
-		    (long)time(NULL) - (long)SSL_SESSION_get_time(sess) <
-		    SSL_SESSION_get_timeout(sess) &&
+		    session_live(sess, slot->born[slot->n - 1]) &&
 		    !peer_expired(sess, slot->not_after[slot->n - 1])) {
 			SSL_set_session(ssl, sess);
 			SSL_set_ex_data(ssl, offer_index, sess);
@@ -282,7 +327,7 @@ tls_client_done(struct tls_ctx *t, SSL *ssl, int proven, int64_t not_after)
 		p->proven = 1;
 		p->not_after = not_after;
 		for (i = 0; i < p->n; i++)
-			cache_add(t, key, p->sess[i], not_after);
+			cache_add(t, key, p->sess[i], not_after, p->born[i]);
 		p->n = 0;
 	}
 	if (offered == NULL || SSL_session_reused(ssl))
@@ -296,6 +341,8 @@ tls_client_done(struct tls_ctx *t, SSL *ssl, int proven, int64_t not_after)
 			    (slot->n - i - 1) * sizeof(slot->sess[0]));
 			memmove(slot->not_after + i, slot->not_after + i + 1,
 			    (slot->n - i - 1) * sizeof(slot->not_after[0]));
+			memmove(slot->born + i, slot->born + i + 1,
+			    (slot->n - i - 1) * sizeof(slot->born[0]));
 			slot->n--;
 			break;
 		}

@@ -6,7 +6,8 @@
  * context) leaves nothing in the new one's cache, whose settings it was
  * not made with; a session with a ticket too large to keep is not kept;
  * a session whose server certificate, or the chain its proof verified,
- * has expired on the policy clock is not offered.
+ * has expired on the policy clock is not offered; nor one past its
+ * lifetime on the boot clock, whatever the wall clock did.
  *
  * The server is a plain OpenSSL server in process, joined to the
  * client's SSL by two memory BIOs; the handshake runs by hand.
@@ -23,21 +24,23 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-// WRAP: time
+// WRAP: time clock_gettime
 #include "core/clock.h"
 #include "core/config.h"
 #include "tlsproxy/tls.h"
 
 #include "testcert.h"
 #include "heapmeter.h"
+#include "suspend.h"
 #include "timestep.h"
 
 static SSL_CTX *sctx;
 static struct config *cfg;
 static size_t pair_size;	/* of the BIO pair (0: OpenSSL's default) */
 
+/* A server whose certificate is valid for valid_s seconds from now. */
 static SSL_CTX *
-server_ctx(void)
+server_ctx_for(long valid_s)
 {
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	X509 *x;
@@ -45,12 +48,18 @@ server_ctx(void)
 
 	assert_non_null(key);
 	assert_non_null(ctx);
-	x = test_cert(key, "peer.test", NULL, NULL, NULL, -60, 3600, 0);
+	x = test_cert(key, "peer.test", NULL, NULL, NULL, -60, valid_s, 0);
 	assert_int_equal(SSL_CTX_use_certificate(ctx, x), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
 	X509_free(x);
 	EVP_PKEY_free(key);
 	return ctx;
+}
+
+static SSL_CTX *
+server_ctx(void)
+{
+	return server_ctx_for(3600);
 }
 
 /* Client c and a new server SSL of sctx joined by a BIO pair, their
@@ -210,6 +219,87 @@ test_chain_expired_not_offered(void **state)
 {
 	(void)state;
 	offered_until("k7", clock_now() + 1800, 1700, 1900, "proof's chain");
+}
+
+/*
+ * A session's lifetime (the server's ticket_lifetime, 100 s here) is
+ * judged on the boot clock, which no one sets: the wall clock stepped
+ * back a day (NTP, an operator, a VM restored from a snapshot) kept it
+ * on offer past its lifetime, for the size of the step (in TLS 1.2 this
+ * check is the client's only one; a server holding an old ticket key,
+ * or whoever stole it, resumes what should have ended).  Stepped ahead,
+ * it does not make a fresh one too old.  Red before: offered 200 s on.
+ */
+/* A session of a new handshake with sctx, cached under key. */
+static void
+cached(struct tls_ctx *t, const char *key)
+{
+	SSL *c = tls_client_new(t);
+
+	tls_client_resume(t, c, key);
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 1, 0);
+	/* closed cleanly: SSL_free() of a connection that was not takes
+	 * its TLS 1.2 session for a bad one (core/io.c shuts down too) */
+	(void)SSL_shutdown(c);
+	SSL_free(c);
+}
+
+/* Is a session offered under key, the wall clock step_s ahead of the
+ * boot clock and the boot clock age_s on? */
+static int
+offered_at(struct tls_ctx *t, const char *key, int64_t step_s,
+    int64_t age_s)
+{
+	SSL *c = tls_client_new(t);
+	int offered;
+
+	time_step = step_s;
+	suspended_s = age_s;
+	tls_client_resume(t, c, key);
+	offered = SSL_get_session(c) != NULL;
+	SSL_free(c);
+	time_step = suspended_s = 0;
+	return offered;
+}
+
+static void
+test_lifetime_on_boot_clock(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	int v;
+
+	(void)state;
+	assert_non_null(t);
+	for (v = 3; v >= 2; v--) {
+		/* valid for a week: a day's step leaves it valid on the
+		 * policy clock, which follows the wall clock ahead */
+		sctx = server_ctx_for(7 * 86400);
+		SSL_CTX_set_timeout(sctx, 100);	/* ticket_lifetime */
+		if (v == 2)
+			assert_int_equal(SSL_CTX_set_max_proto_version(sctx,
+			    TLS1_2_VERSION), 1);
+		/* set back a day, 200 s on: its lifetime is over */
+		cached(t, "k8");
+		if (offered_at(t, "k8", -86400, 200))
+			fail_msg("TLS 1.%d: a session 200 s old (lifetime "
+			    "100 s) was offered after the wall clock was set "
+			    "back a day", v);
+		/* the wall clock a day ahead, 10 s on: still offered */
+		cached(t, "k9");
+		if (!offered_at(t, "k9", 86400, 10))
+			fail_msg("TLS 1.%d: a session 10 s old was not offered "
+			    "after the wall clock stepped ahead a day", v);
+		/* neither: 90 s on offered, 110 s on not */
+		cached(t, "k10");
+		assert_true(offered_at(t, "k10", 0, 90));
+		assert_false(offered_at(t, "k10", 0, 110));
+		SSL_CTX_free(sctx);
+	}
+	sctx = old;
+	tls_ctx_free(t);
 }
 
 /* A handshake that was not proven (it broke, or its check failed) after
@@ -489,6 +579,7 @@ main(void)
 		cmocka_unit_test(test_proven_kept),
 		cmocka_unit_test(test_expired_peer_not_offered),
 		cmocka_unit_test(test_chain_expired_not_offered),
+		cmocka_unit_test(test_lifetime_on_boot_clock),
 		cmocka_unit_test(test_straddling_reload_not_cached),
 		cmocka_unit_test(test_unproven_forgets),
 		cmocka_unit_test(test_no_renegotiation),
