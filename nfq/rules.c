@@ -776,8 +776,9 @@ rules_ipt_created_empty(const char *before, const char *after,
  * iptables-save spells some of them otherwise than iptables-restore takes
  * them (a mask of 0xffffffff left out, TPROXY's --on-ip added), and a
  * set that never compares equal would be installed again at every check.
- * What the count misses, a change of local_users' uids alone, is compared
- * by value (same_values(); nft: nft_chain_uids()).
+ * What the count misses is compared by value: a change of local_users'
+ * uids alone (same_values(); nft: nft_chain_uids()), and where the rules
+ * send a flow, by which marks (other_target(); nft: nft_chain_targets()).
  * Whether a jump is still first in its built-in chain is not checked: a
  * tool that inserts its own rule at the top too (a container runtime's
  * FORWARD jump) would fight the watch for the place.
@@ -893,6 +894,8 @@ count_of(const char *s, const char *needle)
 	return n;
 }
 
+#define FULL_MASK	"/0xffffffff"
+
 /* The values of option opt (" --uid-owner ") in the rules of one chain
  * (key "\n-A CHAIN "), in order, onto out. */
 static void
@@ -907,9 +910,17 @@ chain_values(const char *text, const char *key, const char *opt,
 		if ((e = strchr(p, '\n')) == NULL)
 			e = p + strlen(p);
 		for (v = p; (v = memmem(v, (size_t)(e - v), opt, ol)) != NULL;
-		    v += ol)
-			rbuf_printf(out, "%.*s ", (int)strcspn(v + ol, " \n"),
-			    v + ol);
+		    v += ol) {
+			size_t vl = strcspn(v + ol, " \n");
+
+			/* a mark's mask of 0xffffffff: iptables-save leaves
+			 * it out of --mark (and keeps it elsewhere) */
+			if (vl > sizeof(FULL_MASK) - 1 && memcmp(v + ol + vl -
+			    (sizeof(FULL_MASK) - 1), FULL_MASK,
+			    sizeof(FULL_MASK) - 1) == 0)
+				vl -= sizeof(FULL_MASK) - 1;
+			rbuf_printf(out, "%.*s ", (int)vl, v + ol);
+		}
 	}
 }
 
@@ -936,6 +947,40 @@ same_values(const char *want, const char *have, const char *key,
 	return same;
 }
 
+/*
+ * Where the rules of one chain send a flow, and by which marks they tell
+ * a decided one: the options whose values, as the counts do not, say
+ * whether a set of the same shape is the configuration's.  A set left by
+ * an older configuration (an iptables-persistent file saved under another
+ * divert_port, restored by a firewall's reload), or edited by hand, with
+ * "--to-ports 10026", "--to-destination 10.0.0.9:10025" or "--queue-num
+ * 7" counted complete: `rules ensure`/`watch` kept it and `rules stop`
+ * left it in, and the flows the daemon diverted went to a port where
+ * mxguard does not listen, which any local user may bind (above
+ * ip_unprivileged_port_start) and so take the MTA's mail with no policy
+ * at all, or their SYNs to a queue no one reads (--queue-bypass: past
+ * the steering, direct with fail_mode = open).  Other marks than the
+ * daemon's: its verdicts and its own sockets' marks not recognised.  And
+ * the targets in order: a rule's verdict changed in place (`iptables -R
+ * MXGUARD_GUARD 7 -j RETURN`: the closed guard's refusal gone) keeps the
+ * count.  iptables-save prints each of these as given (a --mark's mask of
+ * 0xffffffff aside: chain_values()).  Returns the option that differs
+ * ("--to-ports "), or NULL.
+ */
+static const char *
+other_target(const char *want, const char *have, const char *key)
+{
+	static const char *const opts[] = { " -j ", " --to-ports ",
+	    " --to-destination ", " --queue-num ", " --on-port ", " --mark ",
+	    " --tproxy-mark ", " --set-xmark " };
+	size_t i;
+
+	for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (!same_values(want, have, key, opts[i]))
+			return opts[i] + 1;
+	return NULL;
+}
+
 /* Compares the saved lines of one table with the wanted ones; what is
  * missing goes to missing ("IPv4 mangle: ..."); returns 1 if complete. */
 static int
@@ -943,7 +988,7 @@ table_complete(int family, int t, const char *want, const char *have,
     struct rbuf *missing)
 {
 	struct rbuf what = { 0 }, key = { 0 };
-	const char *p, *nl;
+	const char *p, *nl, *o;
 	int ok = 1;
 
 	for (p = want + 1; *p; p = nl + 1) {
@@ -975,6 +1020,13 @@ table_complete(int family, int t, const char *want, const char *have,
 				rbuf_printf(&what, "%s%.*s matches other uids "
 				    "than local_users'", what.len ? ", " : "",
 				    (int)(nl - p - 1), p + 1);
+				ok = 0;
+			} else if ((o = other_target(want, have,
+			    rbuf_str(&key))) != NULL) {
+				rbuf_printf(&what, "%s%.*s has other %.*s "
+				    "values than the configuration's",
+				    what.len ? ", " : "", (int)(nl - p - 1),
+				    p + 1, (int)strcspn(o, " "), o);
 				ok = 0;
 			}
 			continue;
@@ -1167,7 +1219,67 @@ nft_chain_uids(const char *text, struct rbuf *out)
 	}
 }
 
-/* One chain's line of nft_chain_uids() output ("" if none). */
+/*
+ * Where the rules of each chain of nft text send a flow, one "NAME: V V\n"
+ * a chain after a first "\n", as other_target() for iptables: a table of
+ * the same shape that redirects to another port, DNATs to another address
+ * or queues to another queue is not the configuration's.  "queue num N
+ * bypass" is listed "queue flags bypass to N": the number after "num" or
+ * "to".  (The marks are not compared here: nft lists a mark's match and
+ * statement in as many spellings as there are masks, "meta mark & 0xffff
+ * == 0x4d58" as such, "meta mark & 0xffffffff == 0x4d58" as "meta mark
+ * 0x00004d58", and folds a set's mask into its value.)
+ */
+static void
+nft_chain_targets(const char *text, struct rbuf *out)
+{
+	static const char *const divert[] = { "redirect to ", "dnat ip to ",
+	    "dnat ip6 to ", "tproxy ip to ", "tproxy ip6 to " };
+	const char *p, *nl, *s, *u;
+	char name[64];
+	size_t i;
+	int in = 0;
+
+	rbuf_printf(out, "\n");
+	for (p = text ? text : ""; *p; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p);
+		for (s = p; *s == ' ' || *s == '\t'; s++)
+			;
+		if (!in && sscanf(s, "chain %63[^ {\n] {", name) == 1) {
+			in = 1;
+			rbuf_printf(out, "%s:", name);
+		} else if (in && s < nl && *s == '}') {
+			rbuf_printf(out, "\n");
+			in = 0;
+		} else if (in) {
+			for (i = 0; i < sizeof(divert) / sizeof(divert[0]); i++)
+				for (u = s; (u = memmem(u, (size_t)(nl - u),
+				    divert[i], strlen(divert[i]))) != NULL; ) {
+					u += strlen(divert[i]);
+					rbuf_printf(out, " %.*s%.*s",
+					    (int)strlen(divert[i]) - 3,
+					    divert[i], (int)strcspn(u, " \n"),
+					    u);
+				}
+			if ((u = memmem(s, (size_t)(nl - s), "queue ", 6)) !=
+			    NULL && (u == s || u[-1] == ' ')) {
+				const char *n = memmem(u, (size_t)(nl - u),
+				    " num ", 5), *t = memmem(u,
+				    (size_t)(nl - u), " to ", 4);
+
+				rbuf_printf(out, " queue %lu", n != NULL ?
+				    strtoul(n + 5, NULL, 10) : t != NULL ?
+				    strtoul(t + 4, NULL, 10) : 0UL);
+			}
+		}
+		if (*nl != '\n')
+			break;
+	}
+}
+
+/* One chain's line of nft_chain_uids() (or nft_chain_targets()) output
+ * ("" if none). */
 static void
 nft_uids_of(const char *uids, const char *name, struct rbuf *out)
 {
@@ -1186,6 +1298,7 @@ rules_nft_state(const struct config *c, const char *listed,
 {
 	struct rbuf script = { 0 }, want = { 0 }, have = { 0 }, what = { 0 };
 	struct rbuf wu = { 0 }, hu = { 0 }, a = { 0 }, b = { 0 };
+	struct rbuf wt = { 0 }, ht = { 0 };
 	const char *p, *nl;
 	int rc = -1;
 
@@ -1199,6 +1312,8 @@ rules_nft_state(const struct config *c, const char *listed,
 	/* the uids of the skuid matches too: see same_values() */
 	nft_chain_uids(rbuf_str(&script), &wu);
 	nft_chain_uids(listed, &hu);
+	nft_chain_targets(rbuf_str(&script), &wt);
+	nft_chain_targets(listed, &ht);
 	for (p = rbuf_str(&want); *p; p = nl + 1) {
 		char name[64], key[80];
 		const char *h;
@@ -1219,10 +1334,22 @@ rules_nft_state(const struct config *c, const char *listed,
 			rbuf_free(&b);
 			nft_uids_of(rbuf_str(&wu), name, &a);
 			nft_uids_of(rbuf_str(&hu), name, &b);
-			if (strcmp(rbuf_str(&a), rbuf_str(&b)) != 0)
+			if (strcmp(rbuf_str(&a), rbuf_str(&b)) != 0) {
 				rbuf_printf(&what, "%schain %s matches other "
 				    "uids than local_users'", what.len ?
 				    ", " : "", name);
+				continue;
+			}
+			/* where it diverts or queues: see
+			 * nft_chain_targets() */
+			rbuf_free(&a);
+			rbuf_free(&b);
+			nft_uids_of(rbuf_str(&wt), name, &a);
+			nft_uids_of(rbuf_str(&ht), name, &b);
+			if (strcmp(rbuf_str(&a), rbuf_str(&b)) != 0)
+				rbuf_printf(&what, "%schain %s diverts or "
+				    "queues elsewhere than the configuration's",
+				    what.len ? ", " : "", name);
 		}
 	}
 	if (what.len > 0 && missing != NULL)
@@ -1230,7 +1357,8 @@ rules_nft_state(const struct config *c, const char *listed,
 		    missing->len ? "; " : "", what.s);
 	rc = what.len > 0 ? RULES_ST_PARTIAL : RULES_ST_COMPLETE;
 	if (script.oom || want.oom || have.oom || what.oom || wu.oom ||
-	    hu.oom || a.oom || b.oom || (missing != NULL && missing->oom)) {
+	    hu.oom || a.oom || b.oom || wt.oom || ht.oom ||
+	    (missing != NULL && missing->oom)) {
 		snprintf(err, errsz, "out of memory");
 		rc = -1;
 	}
@@ -1241,6 +1369,8 @@ out:
 	rbuf_free(&what);
 	rbuf_free(&wu);
 	rbuf_free(&hu);
+	rbuf_free(&wt);
+	rbuf_free(&ht);
 	rbuf_free(&a);
 	rbuf_free(&b);
 	return rc;

@@ -89,8 +89,9 @@ int	 rules_refuse_install(const struct config *, char *err, size_t errsz);
  * What is in place of the configuration's set (one family's iptables-save
  * text, or `nft list table inet mxguard` output, NULL when there is no
  * such table): RULES_ST_COMPLETE when every chain, the number of rules in
- * each, the uids of their owner (skuid) matches and every jump from a
- * built-in chain are there; RULES_ST_REFUSAL
+ * each, the uids of their owner (skuid) matches, where they divert or
+ * queue a flow and with which marks (nft: the targets and the queue), and
+ * every jump from a built-in chain are there; RULES_ST_REFUSAL
  * when the refusal set's rule is (whole or not: it is no loss of the
  * configured set); RULES_ST_NONE when nothing of mxguard's is;
  * RULES_ST_PARTIAL otherwise, with what is missing appended to missing
