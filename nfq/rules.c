@@ -1767,13 +1767,41 @@ run_ok(char *const argv[], const char *in, struct rbuf *out, char *err,
 	return 0;
 }
 
+/*
+ * One family's iptables-save output.  A tool that is not installed (run()'s
+ * child could not exec it: 127, "NAME: No such file or directory") is no
+ * rule of that family, and its output empty: with rules_backend =
+ * nftables iptables is not needed (docs/deployment.md, "Requirements"),
+ * but its sets were read to remove an iptables set left over, to compare
+ * and to show, and on a host without the package `rules install` failed
+ * after the table had gone in (mxguard.service's ExecStartPre: the daemon
+ * never started), `rules ensure`/`watch` never put a flushed table back,
+ * and `rules stop` failed.  Installing an iptables set still fails where
+ * the tool is missing: iptables-restore is missing too.
+ */
 static int
 ipt_save(int family, struct rbuf *out, char *err, size_t errsz)
 {
 	char *argv[] = { family == 4 ? "iptables-save" : "ip6tables-save",
 	    NULL };
+	struct rbuf e = { 0 }, missing = { 0 };
+	int rc = run(argv, NULL, out, &e);
 
-	return run_ok(argv, NULL, out, err, errsz);
+	rbuf_printf(&missing, "%s: %s\n", argv[0], strerror(ENOENT));
+	if (rc == 127 && strcmp(rbuf_str(&e), rbuf_str(&missing)) == 0) {
+		rbuf_free(out);
+		rc = 0;
+	} else if (rc != 0) {
+		const char *s = rbuf_str(&e);
+		size_t n = strcspn(s, "\n");
+
+		snprintf(err, errsz, "%s failed (%d): %.*s", argv[0], rc,
+		    (int)(n > 300 ? 300 : n), s);
+		rc = -1;
+	}
+	rbuf_free(&e);
+	rbuf_free(&missing);
+	return rc;
 }
 
 static int

@@ -4,6 +4,8 @@
  * created-table bookkeeping, the nftables ruleset, and the comparison of
  * what is in place with the configuration's set (partial losses).
  */
+#include <sys/stat.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1385,6 +1387,63 @@ test_state_targets(void **state)
 }
 
 /*
+ * rules_backend = nftables on a host without the iptables package (the
+ * documented alternative: docs/deployment.md, "Requirements").  A fake
+ * nft (keeps what `nft -f -` reads, lists it, deletes it) and a failing
+ * ip are all there is on PATH.  install, state, remove: the missing
+ * iptables-save is no iptables rule, not an error; an iptables set
+ * still cannot be installed (iptables-restore missing too).
+ */
+static void
+test_nft_without_iptables(void **state)
+{
+	struct config *n = cfg("rules_backend = nftables\nsteering = none\n"
+	    "fail_mode = closed\n");
+	struct config *i = cfg("fail_mode = closed\n");
+	char dir[] = "/tmp/mxg-nftonly-XXXXXX", path[128], err[512] = "";
+	char *oldpath = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+	struct rbuf m = { 0 };
+	int broken = -1;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/nft", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "#!/bin/sh\nt=%s/table\ncase \"$1\" in\n"
+	    "-f) /bin/cat >\"$t\" ;;\nlist) /bin/cat \"$t\" 2>/dev/null || exit 1 ;;\n"
+	    "delete) /bin/rm \"$t\" 2>/dev/null || exit 1 ;;\nesac\n", dir);
+	fclose(f);
+	assert_int_equal(chmod(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/ip", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, "#!/bin/sh\nexit 1\n");
+	fclose(f);
+	assert_int_equal(chmod(path, 0755), 0);
+	setenv("PATH", dir, 1);
+
+	if (rules_install(n, err, sizeof(err)) != 0)
+		fail_msg("install: %s", err);
+	assert_int_equal(rules_state(n, &m, &broken, err, sizeof(err)),
+	    RULES_ST_COMPLETE);
+	assert_int_equal(broken, 0);
+	if (rules_remove(n, err, sizeof(err)) != 0)
+		fail_msg("remove: %s", err);
+	assert_int_equal(rules_state(n, &m, &broken, err, sizeof(err)),
+	    RULES_ST_NONE);
+	assert_int_equal(rules_install(i, err, sizeof(err)), -1);
+	assert_true(has(err, "iptables-restore"));
+
+	if (oldpath != NULL)
+		setenv("PATH", oldpath, 1);
+	free(oldpath);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+	rbuf_free(&m);
+	config_free(n);
+	config_free(i);
+}
+
+/*
  * What the set in place does with no daemon, read without a
  * configuration (`rules stop` and `rules watch` on a file that does not
  * load): the closed guard and the refusal set refuse, an open guard
@@ -1552,6 +1611,7 @@ main(void)
 		cmocka_unit_test(test_nft_state),
 		cmocka_unit_test(test_state_uids),
 		cmocka_unit_test(test_state_targets),
+		cmocka_unit_test(test_nft_without_iptables),
 		cmocka_unit_test(test_inplace),
 		cmocka_unit_test(test_inplace_chain_gone),
 		cmocka_unit_test(test_cidr_host_bits_warned),
