@@ -36,7 +36,8 @@
  * report receivers are not hit by every sender at midnight, and sooner
  * when a receiver that failed is due for another try (report_arm(): a run
  * parks a failed URI and a later run retries it, for up to 24 hours).
- * After each run the counts older than tlsrpt_retention days are pruned.
+ * After each run, and after one that could not start, the counts older
+ * than tlsrpt_retention days are pruned (report_prune()).
  * A configuration a reload replaced is freed at once (free_old()), but
  * for the one a TLSRPT run under way started with, kept until it ends.
  *
@@ -745,18 +746,31 @@ report_schedule(struct daemon *d, int at_start)
 	report_arm(d, at_start, 0);
 }
 
+/*
+ * Drops the counts older than tlsrpt_retention days: after every run, and
+ * after a run that could not start too (a CA file gone, the store
+ * unreadable), or a store whose runs never start would keep every day,
+ * whatever tlsrpt_retention says, until newcomers meet its map's bound.
+ */
+static void
+report_prune(struct daemon *d)
+{
+	struct tlsrpt_store *st = policy_tlsrpt_store(d->policy);
+	long n;
+
+	if (st != NULL && (n = tlsrpt_prune(st, tlsrpt_day((int64_t)time(
+	    NULL)), d->cfg->tlsrpt_retention)) > 0)
+		log_info("event=tlsrpt-pruned records=%ld", n);
+}
+
 static void
 report_done(void *arg, const struct report_totals *t)
 {
 	struct daemon *d = arg;
-	struct tlsrpt_store *st = policy_tlsrpt_store(d->policy);
-	long n;
 
 	d->report = NULL;
 	free_old(d);
-	if (st != NULL && (n = tlsrpt_prune(st, tlsrpt_day((int64_t)time(
-	    NULL)), d->cfg->tlsrpt_retention)) > 0)
-		log_info("event=tlsrpt-pruned records=%ld", n);
+	report_prune(d);
 	if (!d->draining)
 		report_arm(d, 0, t->next_retry_ms);
 }
@@ -786,6 +800,7 @@ report_tick(void *arg)
 	if ((d->report = report_run(d->loop, d->cfg, st, d->policy, &o,
 	    report_done, d, err, sizeof(err))) == NULL) {
 		log_warn("event=tlsrpt-run-failed error=\"%s\"", err);
+		report_prune(d);
 		report_schedule(d, 0);
 	}
 }
