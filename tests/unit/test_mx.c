@@ -24,6 +24,7 @@
 #include "policy/mx.h"
 
 #include "fakedns.h"
+#include "testloop.h"
 
 static struct mx_result *got;
 
@@ -141,6 +142,29 @@ test_many_hosts(void **s)
 		got = NULL;
 		fakes_clear();
 	}
+	/* an MX RRset of more records than an answer keeps (DNS_MAX_RR):
+	 * those past them are hosts not kept either, counted (the engine
+	 * defers the destination none of the kept hosts owns as
+	 * local-error, not as a validation failure) */
+	{
+		int n = DNS_MAX_RR + 2;
+
+		begin(&q, 0x1234, 1, 0, "many.test", DNS_T_MX, n, 0, 0);
+		for (i = 0; i < n; i++) {
+			unsigned char rr[21] = { 0xc0, 12, 0, DNS_T_MX, 0, 1,
+			    0, 0, 1, 44, 0, 9, 0, 10, 4, 'm', 'x',
+			    (unsigned char)('0' + i / 10),
+			    (unsigned char)('0' + i % 10), 0xc0, 12 };
+
+			memcpy(q.b + q.n, rr, sizeof(rr));
+			q.n += (int)sizeof(rr);
+		}
+		answer("many.test", DNS_T_MX, DNS_SECURE, &q);
+		m = walk("many.test", NULL, 0);
+		assert_int_equal(m->nhost, MX_MAX_HOSTS);
+		assert_string_equal(m->host[0].name, "mx00.many.test");
+		assert_int_equal(m->nunkept, n - MX_MAX_HOSTS);
+	}
 }
 
 static void
@@ -182,6 +206,16 @@ test_implicit(void **s)
 	assert_string_equal(m->host[0].name, "d.test");
 	assert_int_equal(m->host[0].pref, 0);
 	assert_int_equal(m->owner, 0);
+	free(m);
+	got = NULL;
+	fakes_clear();
+	/* a denial without the AD bit: implicit MX, insecure (no DANE
+	 * for a domain whose MX anyone on the path may deny) */
+	begin(&q, 0x1234, 0, 0, "d.test", DNS_T_MX, 0, 0, 0);
+	answer("d.test", DNS_T_MX, DNS_NODATA, &q);
+	m = walk("d.test", NULL, MX_WALK_A);
+	assert_int_equal(m->implicit, 1);
+	assert_int_equal(m->secure, 0);
 	free(m);
 	got = NULL;
 	/* NXDOMAIN, no fake at all: implicit MX, insecure */
@@ -280,6 +314,24 @@ test_cname_expanded(void **s)
 	m = walk("d.test", "192.0.2.1", MX_WALK_A);
 	assert_string_equal(m->host[0].expanded, "real.hoster.test");
 	assert_int_equal(m->owner, 0);
+	free(m);
+	got = NULL;
+	fakes_clear();
+	/* an unsigned chain names no TLSA base (its target is anyone's on
+	 * the path), and a host that is no CNAME has no expansion */
+	mx("d.test", 1, "mx.d.test", "mx2.d.test");
+	begin(&q, 0x1234, 0, 0, "mx.d.test", DNS_T_A, 2, 0, 0);
+	rr_name(&q, "mx.d.test", DNS_T_CNAME, -1, "evil.test", 300);
+	rr_a(&q, "evil.test", "192.0.2.1", 300);
+	answer("mx.d.test", DNS_T_A, DNS_INSECURE, &q);
+	a("mx2.d.test", 1, "192.0.2.2");
+	m = walk("d.test", "192.0.2.1", MX_WALK_A);
+	assert_string_equal(m->host[1].name, "mx.d.test");
+	assert_int_equal(m->host[1].st4, DNS_INSECURE);
+	assert_int_equal(m->host[1].has_dst, 1);
+	assert_string_equal(m->host[1].expanded, "");
+	assert_int_equal(m->host[0].st4, DNS_SECURE);
+	assert_string_equal(m->host[0].expanded, "");
 }
 
 /* A secure A RRset of more records than an answer keeps (DNS_MAX_RR):
@@ -321,6 +373,167 @@ test_owner_past_kept_records(void **s)
 	assert_int_equal(m->host[1].nmore, n - MX_MAX_ADDRS);
 }
 
+static struct mx_result *
+walk6(const char *domain, const char *dst)
+{
+	struct sockaddr_in6 s6;
+
+	memset(&s6, 0, sizeof(s6));
+	s6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, dst, &s6.sin6_addr);
+	got = NULL;
+	assert_non_null(mx_walk(NULL, domain, (struct sockaddr *)&s6,
+	    MX_WALK_AAAA, done, NULL));
+	ev_loop_run(loop);
+	assert_non_null(got);
+	return got;
+}
+
+/*
+ * This host's own failure (DNS_LOCAL: out of memory, a socket it could
+ * not open) is told apart from the network's: the engine defers such a
+ * lookup as `local-error` (mx_result_local()).  The MX lookup's own; an
+ * address lookup's of either family when no host owns the destination;
+ * never when a host owns it.  A status never asked (-1) counts as failed,
+ * and a host's status is the one of the family asked for.
+ */
+static void
+test_result_local(void **s)
+{
+	struct mx_result *m;
+
+	assert_true(mx_status_failed(-1));
+	assert_true(mx_status_failed(DNS_LOCAL));
+	assert_false(mx_status_failed(DNS_NODATA));
+	assert_int_equal(mx_result_local(NULL), 0);
+	/* the MX lookup */
+	answer("loc.test", DNS_T_MX, DNS_LOCAL, NULL);
+	m = walk("loc.test", "192.0.2.1", MX_WALK_A);
+	assert_int_equal(m->status, DNS_LOCAL);
+	assert_int_equal(m->nhost, 0);
+	assert_int_equal(mx_result_local(m), 1);
+	free(m);
+	got = NULL;
+	fakes_clear();
+	/* an A lookup, no host owning the destination */
+	mx("d.test", 1, "mx20.d.test", "mx10.d.test");
+	answer("mx10.d.test", DNS_T_A, DNS_LOCAL, NULL);
+	a("mx20.d.test", 1, "192.0.2.20");
+	m = walk("d.test", "192.0.2.99", MX_WALK_A);
+	assert_int_equal(m->owner, -1);
+	assert_int_equal(m->host[0].st4, DNS_LOCAL);
+	assert_int_equal(mx_result_local(m), 1);
+	free(m);
+	got = NULL;
+	fakes_clear();
+	/* an AAAA lookup, no host owning the destination */
+	mx("d.test", 1, "mx20.d.test", "mx10.d.test");
+	answer("mx10.d.test", DNS_T_AAAA, DNS_LOCAL, NULL);
+	aaaa("mx20.d.test", 1, "2001:db8::20");
+	m = walk6("d.test", "2001:db8::99");
+	assert_int_equal(m->owner, -1);
+	assert_int_equal(mx_host_status(&m->host[0], AF_INET6), DNS_LOCAL);
+	assert_int_equal(mx_host_status(&m->host[0], AF_INET), -1);
+	assert_int_equal(mx_host_status(&m->host[1], AF_INET6), DNS_SECURE);
+	assert_int_equal(mx_result_local(m), 1);
+	/* the same walk, a host owning the destination: not local */
+	{
+		struct sockaddr_in6 s6;
+
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		inet_pton(AF_INET6, "2001:db8::20", &s6.sin6_addr);
+		assert_int_equal(mx_result_set_dst(m,
+		    (struct sockaddr *)&s6), 1);
+		assert_int_equal(mx_result_local(m), 0);
+	}
+}
+
+/* A walk seen before it ends (mx_walk_peek(): the engine's
+ * policy_timeout): a host that owns the destination already answered,
+ * while the owner is only set at the end, so a failed lookup of this
+ * host's own is no `local-error` there either. */
+static void
+test_result_local_peek(void **s)
+{
+	struct mx_walk *w;
+	struct sockaddr_in sin;
+	const struct mx_result *p;
+	int i;
+
+	mx3("d.test", "mx10.d.test", 10, "mx20.d.test", 20, "mx30.d.test",
+	    30);
+	a("mx10.d.test", 1, "192.0.2.1");
+	answer("mx20.d.test", DNS_T_A, DNS_LOCAL, NULL);
+	a("mx30.d.test", 1, "192.0.2.30");
+	answer_after(3600 * 1000);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.1", &sin.sin_addr);
+	assert_non_null(w = mx_walk(NULL, "d.test", (struct sockaddr *)&sin,
+	    MX_WALK_A, done, NULL));
+	p = mx_walk_peek(w);
+	for (i = 0; i < 1000 && (p->status == -1 || p->pending != 1); i++)
+		testloop_run(loop, 1);
+	assert_int_equal(p->pending, 1);	/* mx30's A under way */
+	assert_int_equal(p->owner, -1);
+	assert_int_equal(p->host[0].has_dst, 1);
+	assert_int_equal(p->host[1].st4, DNS_LOCAL);
+	assert_int_equal(mx_result_local(p), 0);
+	mx_walk_cancel(w);
+	assert_null(got);
+}
+
+/* An address record past those an answer keeps is read as it is sent,
+ * unparsed: one whose length is not its type's (a 5-octet A, a 17-octet
+ * AAAA) that begins with the destination's octets is no address of the
+ * host, and does not make it the owner. */
+static void
+owner_cut_badlen(int family)
+{
+	struct mx_result *m;
+	struct msg q;
+	int i, n = DNS_MAX_RR + 2, type = family == AF_INET ? DNS_T_A :
+	    DNS_T_AAAA, len = family == AF_INET ? 4 : 16;
+	unsigned char dst[16];
+
+	inet_pton(family, family == AF_INET ? "192.0.2.200" :
+	    "2001:db8::200", dst);
+	mx("d.test", 1, "mx.d.test", NULL);
+	begin(&q, 0x1234, 1, 0, "mx.d.test", type, n, 0, 0);
+	for (i = 0; i < n; i++) {
+		int rl = i + 1 == n ? len + 1 : len;
+		unsigned char hdr[12] = { 0xc0, 12, 0, (unsigned char)type,
+		    0, 1, 0, 0, 1, 44, 0, (unsigned char)rl };
+
+		memcpy(q.b + q.n, hdr, sizeof(hdr));
+		q.n += (int)sizeof(hdr);
+		memcpy(q.b + q.n, dst, (size_t)len);
+		if (i + 1 < n)
+			q.b[q.n + len - 1] = (unsigned char)(i + 1);
+		else
+			q.b[q.n + len] = 0;
+		q.n += rl;
+	}
+	answer("mx.d.test", type, DNS_SECURE, &q);
+	m = family == AF_INET ? walk("d.test", "192.0.2.200", MX_WALK_A) :
+	    walk6("d.test", "2001:db8::200");
+	assert_int_equal(mx_host_status(&m->host[0], family), DNS_SECURE);
+	assert_int_equal(m->host[0].naddr, MX_MAX_ADDRS);
+	assert_int_equal(m->host[0].has_dst, 0);
+	assert_int_equal(m->owner, -1);
+}
+
+static void
+test_owner_cut_badlen(void **s)
+{
+	owner_cut_badlen(AF_INET);
+	free(got);
+	got = NULL;
+	fakes_clear();
+	owner_cut_badlen(AF_INET6);
+}
+
 static void
 test_cancel(void **s)
 {
@@ -354,6 +567,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_owner_past_kept_records,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_result_local, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_result_local_peek, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_owner_cut_badlen, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
