@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -155,6 +156,8 @@ test_parse_variants(void **state)
 	mkreply(&ehlo, 250, huge);
 	smtp_caps_parse(&ehlo, &c);
 	assert_true(c.size > 1000000000UL);
+	/* saturated, not wrapped round to some smaller limit */
+	assert_true(c.size == ULONG_MAX);
 
 	mkreply(&ehlo, 250, oldauth);
 	smtp_caps_parse(&ehlo, &c);
@@ -190,6 +193,8 @@ test_masked(void **state)
 	static const char *const c9[] = { "mx", "XXXXXXXXA", NULL };
 	static const char *const d[] = { "mx", "XXXXXXAX", NULL };
 	static const char *const e[] = { "mx", "XXXXXXXB", NULL };
+	static const char *const lc[] = { "mx", "xXxxxxXa", NULL };
+	static const char *const lc8[] = { "mx", "xxxxxxxx", NULL };
 	struct smtp_caps c;
 	char out[512];
 	size_t n;
@@ -209,6 +214,14 @@ test_masked(void **state)
 	n = smtp_caps_filter(&ehlo, 0, out, sizeof(out));
 	assert_int_equal(n, strlen("250 mx\r\n"));
 	assert_memory_equal(out, "250 mx\r\n", n);
+
+	/* the middlebox's X's in either case */
+	mkreply(&ehlo, 250, lc);
+	smtp_caps_parse(&ehlo, &c);
+	assert_int_equal(c.flags, SMTP_CAP_STARTTLS_MASKED);
+	mkreply(&ehlo, 250, lc8);
+	smtp_caps_parse(&ehlo, &c);
+	assert_int_equal(c.flags, SMTP_CAP_STARTTLS_MASKED);
 
 	mkreply(&ehlo, 250, c7);
 	smtp_caps_parse(&ehlo, &c);
