@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <cmocka.h>
 
 #include "core/config.h"
@@ -37,6 +38,8 @@ static struct {
 	int			 fake;		/* answer SO_ORIGINAL_DST */
 	struct sockaddr_in	 orig;		/* with this */
 	int			 asked;		/* SO_ORIGINAL_DST calls */
+	struct sockaddr_in6	 orig6;		/* IPv6: with this */
+	int			 asked6;	/* IP6T_SO_ORIGINAL_DST calls */
 } g;
 
 int __real_getsockopt(int, int, int, void *, socklen_t *);
@@ -57,6 +60,16 @@ __wrap_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 		}
 		memcpy(val, &g.orig, sizeof(g.orig));
 		*len = sizeof(g.orig);
+		return 0;
+	}
+	if (level == SOL_IPV6 && name == IP6T_SO_ORIGINAL_DST) {
+		g.asked6++;
+		if (!g.fake || *len < sizeof(g.orig6)) {
+			errno = ENOENT;
+			return -1;
+		}
+		memcpy(val, &g.orig6, sizeof(g.orig6));
+		*len = sizeof(g.orig6);
 		return 0;
 	}
 	return __real_getsockopt(fd, level, name, val, len);
@@ -378,6 +391,187 @@ group_setup(void **state)
 	return 0;
 }
 
+static int64_t
+total_of(void *arg)
+{
+	return *(int64_t *)arg;
+}
+
+/* Runs loop until the MX's listener accepts a connection (1) or the
+ * client cl has read something into got (0). */
+static int
+mx_or_reply(struct ev_loop *loop, int mx, int cl, char *got, size_t gotsz)
+{
+	ssize_t n;
+	int up, i;
+
+	got[0] = '\0';
+	for (i = 0; i < 200; i++) {
+		testloop_run(loop, 10);
+		if ((up = accept4(mx, NULL, NULL, SOCK_CLOEXEC)) != -1) {
+			close(up);
+			return 1;
+		}
+		if ((n = read(cl, got, gotsz - 1)) > 0) {
+			got[n] = '\0';
+			return 0;
+		}
+	}
+	fail_msg("neither the MX reached nor a reply");
+	return -1;
+}
+
+/*
+ * max_sessions: the session that reaches it is the last one taken, the
+ * next gets 421 4.3.2 (the MTA tries again later), whether this worker's
+ * own count or the total over the workers (proxy_set_total()) is at it.
+ */
+static void
+test_max_sessions(void **state)
+{
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct proxy *p;
+	char conf[256], err[256], got[256];
+	uint16_t lport = free_port(), mxport;
+	int64_t total = 0;
+	int mx, cl1, cl2, cl3;
+
+	mx = tcp_listener(&mxport);
+	memset(&g, 0, sizeof(g));
+	g.fake = 1;
+	g.orig.sin_family = AF_INET;
+	g.orig.sin_port = htons(mxport);
+	g.orig.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(conf, sizeof(conf), "listen = 127.0.0.1:%u\n"
+	    "max_sessions = 1\n", lport);
+	cfg = load_text(conf);
+	assert_non_null(loop = ev_loop_new());
+	assert_non_null(p = proxy_new(loop, cfg, NULL, err, sizeof(err)));
+	proxy_set_total(p, total_of, &total);
+	/* the first: relayed, and under way (the MX sends no greeting) */
+	cl1 = tcp_connect(lport);
+	assert_int_equal(mx_or_reply(loop, mx, cl1, got, sizeof(got)), 1);
+	assert_int_equal(proxy_sessions(p), 1);
+	/* the second: refused */
+	cl2 = tcp_connect(lport);
+	assert_int_equal(mx_or_reply(loop, mx, cl2, got, sizeof(got)), 0);
+	assert_string_equal(got, "421 4.3.2 mxguard: too many sessions, "
+	    "try again later\r\n");
+	close(cl1);
+	close(cl2);
+	proxy_free(p);
+	ev_loop_free(loop);
+	/* no session here, the workers' total at the limit: refused */
+	assert_non_null(loop = ev_loop_new());
+	assert_non_null(p = proxy_new(loop, cfg, NULL, err, sizeof(err)));
+	total = 1;
+	proxy_set_total(p, total_of, &total);
+	cl3 = tcp_connect(lport);
+	assert_int_equal(mx_or_reply(loop, mx, cl3, got, sizeof(got)), 0);
+	assert_string_equal(got, "421 4.3.2 mxguard: too many sessions, "
+	    "try again later\r\n");
+	close(cl3);
+	proxy_free(p);
+	ev_loop_free(loop);
+	config_free(cfg);
+	close(mx);
+}
+
+/*
+ * Gateway mode, IPv6: the original destination is read with
+ * IP6T_SO_ORIGINAL_DST (the listeners are IPV6_V6ONLY), and "::", which
+ * connect() takes for ::1, is this host: 421, nothing relayed.
+ */
+static void
+test_gateway_ipv6_unspecified_refused(void **state)
+{
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct proxy *p;
+	struct sockaddr_in6 s6;
+	char conf[256], err[256], got[256];
+	uint16_t lport = free_port(), mxport;
+	int mx, cl;
+
+	mx = tcp_listener(&mxport);
+	memset(&g, 0, sizeof(g));
+	g.fake = 1;
+	g.orig6.sin6_family = AF_INET6;
+	g.orig6.sin6_port = htons(mxport);
+	g.orig6.sin6_addr = in6addr_any;
+	snprintf(conf, sizeof(conf), "listen = [::1]:%u\n"
+	    "rules_mode = gateway\n", lport);
+	cfg = load_text(conf);
+	assert_non_null(loop = ev_loop_new());
+	p = proxy_new(loop, cfg, NULL, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("proxy_new: %s", err);
+	memset(&s6, 0, sizeof(s6));
+	s6.sin6_family = AF_INET6;
+	s6.sin6_port = htons(lport);
+	s6.sin6_addr = in6addr_loopback;
+	assert_true((cl = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC,
+	    0)) >= 0);
+	assert_int_equal(connect(cl, (struct sockaddr *)&s6, sizeof(s6)), 0);
+	assert_int_equal(fcntl(cl, F_SETFL, O_NONBLOCK), 0);
+	assert_int_equal(mx_or_reply(loop, mx, cl, got, sizeof(got)), 0);
+	assert_string_equal(got, "421 4.3.5 mxguard: destination is this "
+	    "host; not relayed\r\n");
+	assert_true(g.asked6 > 0);
+	assert_int_equal(g.asked, 0);
+	close(cl);
+	proxy_free(p);
+	ev_loop_free(loop);
+	config_free(cfg);
+	close(mx);
+}
+
+/*
+ * listen_mode = tproxy in gateway mode: the accepted socket's local
+ * address is the original destination (SO_ORIGINAL_DST is never asked),
+ * and a connection made to the listener's own port was not diverted:
+ * 421 4.3.5, nothing relayed.  Needs IP_TRANSPARENT (CAP_NET_ADMIN):
+ * skipped without it.
+ */
+static void
+test_tproxy_direct_refused(void **state)
+{
+	struct ev_loop *loop;
+	struct config *cfg;
+	struct proxy *p;
+	char conf[256], err[256], got[256];
+	uint16_t lport = free_port(), mxport;
+	int mx, cl;
+
+	mx = tcp_listener(&mxport);
+	memset(&g, 0, sizeof(g));
+	g.fake = 1;			/* a relay if it were asked */
+	g.orig.sin_family = AF_INET;
+	g.orig.sin_port = htons(mxport);
+	g.orig.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(conf, sizeof(conf), "listen = 127.0.0.1:%u\n"
+	    "listen_mode = tproxy\nrules_mode = gateway\n", lport);
+	cfg = load_text(conf);
+	assert_non_null(loop = ev_loop_new());
+	if ((p = proxy_new(loop, cfg, NULL, err, sizeof(err))) == NULL) {
+		ev_loop_free(loop);
+		config_free(cfg);
+		close(mx);
+		skip();
+	}
+	cl = tcp_connect(lport);
+	assert_int_equal(mx_or_reply(loop, mx, cl, got, sizeof(got)), 0);
+	assert_string_equal(got, "421 4.3.5 mxguard: connection was not "
+	    "diverted; no destination\r\n");
+	assert_int_equal(g.asked, 0);
+	close(cl);
+	proxy_free(p);
+	ev_loop_free(loop);
+	config_free(cfg);
+	close(mx);
+}
+
 int
 main(void)
 {
@@ -387,6 +581,9 @@ main(void)
 		cmocka_unit_test(test_gateway_local_destination_refused),
 		cmocka_unit_test(test_local_mode_tproxy_setting_redirects),
 		cmocka_unit_test(test_fd_limit_warning),
+		cmocka_unit_test(test_max_sessions),
+		cmocka_unit_test(test_gateway_ipv6_unspecified_refused),
+		cmocka_unit_test(test_tproxy_direct_refused),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, NULL);
