@@ -844,6 +844,86 @@ test_timeouts_fit_policy_timeout(void **state)
 	config_free(c);
 }
 
+/*
+ * The bounds of numeric keys at their edges, the first value refused
+ * and the last one taken, and values that do not fit their type refused
+ * rather than wrapped; and every key the installed rules depend on named
+ * when a reload changes it (a reload cannot apply it: the rules would
+ * not match the daemon).
+ */
+static void
+test_bounds_and_rules_keys(void **state)
+{
+	static const char *const ok[] = {
+		"max_sessions = 1\n",
+		"tproxy_table = 252\n",
+		"tproxy_table = 256\n",
+		"sts_refresh_margin = 90\n",
+		"sts_cache_max_entry_size = 1k\n",
+		"sts_cache_max_entry_size = 1m\n",
+		"redis_address = 127.0.0.1:6379\nredis_timeout = 59999ms\n",
+		"drain_timeout = 1000d\n",
+		"nfqueue_bufsize = 2m\n",
+	};
+	static const char *const rules[][2] = {
+		{ "rules_backend = nftables\n", "rules_backend" },
+		{ "listen_mode = tproxy\n", "listen_mode" },
+		{ "divert_port = 10026\n", "divert_port" },
+		{ "tproxy_table = 101\n", "tproxy_table" },
+		{ "nfqueue_num = 2526\n", "nfqueue_num" },
+		{ "upstream_mark = 0x4d5a\n", "upstream_mark" },
+		{ "mark_mask = 0xfffff\n", "mark_mask" },
+		{ "local_users = root\n", "local_users" },
+	};
+	char err[256], text[256];
+	struct config *a, *b;
+	size_t i;
+
+	expect_error("max_sessions = 0\n", "max_sessions");
+	expect_error("tproxy_table = 253\n", "tproxy_table");
+	expect_error("tproxy_table = 255\n", "tproxy_table");
+	expect_error("sts_refresh_margin = 91\n", "sts_refresh_margin");
+	expect_error("sts_cache_max_entry_size = 1023\n",
+	    "sts_cache_max_entry_size");
+	expect_error("sts_cache_max_entry_size = 1048577\n",
+	    "sts_cache_max_entry_size");
+	/* redis_timeout must leave the lookup time to act on its answer */
+	expect_error("redis_address = 127.0.0.1:6379\nredis_timeout = 60s\n",
+	    "redis_timeout");
+	/* 2^64 ms and more: refused, not wrapped to a short duration */
+	expect_error("drain_timeout = 18446744073709551615ms\n",
+	    "not a duration");
+	expect_error("drain_timeout = 300000000000000d\n", "not a duration");
+	expect_error("nfqueue_bufsize = 9223372036854775807k\n",
+	    "not a size");
+	expect_error("nfqueue_bufsize = 8mb\n", "not a size");
+	expect_error("sts_max_body = 64x\n", "not a size");
+	/* an enum's word whole: a prefix is refused, never taken for a
+	 * value the code then compares as none of the words */
+	expect_error("require_tls = y\n", "require_tls: value is not one");
+	expect_error("fail_mode = clos\n", "fail_mode: value is not one");
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		if ((a = load_text(ok[i], err, sizeof(err))) == NULL)
+			fail_msg("\"%s\" refused: %s", ok[i], err);
+		config_free(a);
+	}
+	assert_non_null(a = load_text("steering = none\n", err,
+	    sizeof(err)));
+	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+		snprintf(text, sizeof(text), "steering = none\n%s",
+		    rules[i][0]);
+		if ((b = load_text(text, err, sizeof(err))) == NULL)
+			fail_msg("\"%s\" refused: %s", rules[i][0], err);
+		if (config_rules_key_changed(a, b) == NULL ||
+		    strcmp(config_rules_key_changed(a, b), rules[i][1]) != 0)
+			fail_msg("%s: %s named", rules[i][0],
+			    config_rules_key_changed(a, b) ?
+			    config_rules_key_changed(a, b) : "none");
+		config_free(b);
+	}
+	config_free(a);
+}
+
 /* The keys a reload cannot apply: the installed rules depend on them. */
 static void
 test_rules_keys(void **state)
@@ -1433,6 +1513,7 @@ main(void)
 		cmocka_unit_test(test_values),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_rules_keys),
+		cmocka_unit_test(test_bounds_and_rules_keys),
 		cmocka_unit_test(test_rules_key_listen_divert),
 		cmocka_unit_test(test_start_keys),
 		cmocka_unit_test(test_keep_start_keys),
