@@ -64,13 +64,16 @@ test_levels(void **state)
 		"h.test encrypt protocols=>=TLSv1.2",
 		"i.test encrypt protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1",
 		"j.test secure protocols=TLSv1.2 match=j.test",
+		/* SSLv2 is never offered: not excluding it leaves the range
+		 * contiguous all the same */
+		"k.test encrypt protocols=!SSLv3",
 		NULL,
 	};
 	struct ovr_table t = { 0 };
 	char err[512];
 
 	assert_int_equal(load(&t, lines, NULL, err, sizeof(err)), 0);
-	assert_int_equal(t.n, 10);
+	assert_int_equal(t.n, 11);
 	assert_int_equal(t.nwarn, 0);
 	assert_int_equal(t.e[0].level, OVR_NONE);
 	assert_int_equal(t.e[1].level, OVR_MAY);
@@ -91,6 +94,8 @@ test_levels(void **state)
 	assert_int_equal(t.e[8].max_proto, 0);
 	assert_int_equal(t.e[9].min_proto, TLS1_2_VERSION);
 	assert_int_equal(t.e[9].max_proto, TLS1_2_VERSION);
+	assert_int_equal(t.e[10].min_proto, TLS1_VERSION);
+	assert_int_equal(t.e[10].max_proto, 0);
 	ovr_clear(&t);
 }
 
