@@ -185,6 +185,114 @@ test_parse_negative_ttl_cname(void **state)
 	dns_answer_unref(a);
 }
 
+/*
+ * What an answer's records are: those of the name asked (or the chain's
+ * end) and of class IN only, whoever else the answer section names; a
+ * TTL with its top bit set is 0 (RFC 2181 section 8: not cached), and a
+ * denial's TTL is the SOA's minimum but at most the SOA's own TTL
+ * (RFC 2308 section 5).
+ */
+static void
+test_parse_owner_class_ttl(void **state)
+{
+	struct msg m;
+	struct dns_answer *a;
+	struct in_addr want;
+	int o;
+
+	begin(&m, 1, 1, 0, "mx.example", DNS_T_A, 3, 0, 0);
+	rr_a(&m, "other.example", "192.0.2.66", 300);
+	o = m.n;
+	rr_a(&m, "mx.example", "192.0.2.1", 300);
+	m.b[o + 12 + 2 + 1] = 3;	/* class CH, not IN */
+	rr_a(&m, "mx.example", "192.0.2.2", 300);
+	a = dns_parse(m.b, m.n, "mx.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_SECURE);
+	assert_int_equal(a->nrr, 1);
+	inet_pton(AF_INET, "192.0.2.2", &want);
+	assert_memory_equal(&a->rr[0].u.a, &want, 4);
+	dns_answer_unref(a);
+	/* a TTL of 2^31: 0 */
+	begin(&m, 1, 1, 0, "mx.example", DNS_T_A, 1, 0, 0);
+	rr_a(&m, "mx.example", "192.0.2.1", 0x80000000u);
+	a = dns_parse(m.b, m.n, "mx.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_SECURE);
+	assert_int_equal(a->ttl, 0);
+	dns_answer_unref(a);
+	/* a TTL above a day: a day (TTL_MAX) */
+	begin(&m, 1, 1, 0, "mx.example", DNS_T_A, 1, 0, 0);
+	rr_a(&m, "mx.example", "192.0.2.1", 1000000);
+	a = dns_parse(m.b, m.n, "mx.example", DNS_T_A);
+	assert_int_equal(a->ttl, 86400);
+	dns_answer_unref(a);
+	/* an A record of 5 octets: a malformed answer */
+	begin(&m, 1, 1, 0, "mx.example", DNS_T_A, 1, 0, 0);
+	rr_hdr(&m, "mx.example", DNS_T_A, 300, 5);
+	memset(m.b + m.n, 1, 5);
+	m.n += 5;
+	a = dns_parse(m.b, m.n, "mx.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+	/* an AAAA record of 17 octets: the same */
+	begin(&m, 1, 1, 0, "mx.example", DNS_T_AAAA, 1, 0, 0);
+	rr_hdr(&m, "mx.example", DNS_T_AAAA, 300, 17);
+	memset(m.b + m.n, 1, 17);
+	m.n += 17;
+	a = dns_parse(m.b, m.n, "mx.example", DNS_T_AAAA);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+	/* an MX record whose host name runs past its rdata */
+	begin(&m, 1, 1, 0, "d.example", DNS_T_MX, 1, 0, 0);
+	rr_hdr(&m, "d.example", DNS_T_MX, 300, 3);
+	put16(&m, 10);
+	putname(&m, "mx.d.example");
+	a = dns_parse(m.b, m.n, "d.example", DNS_T_MX);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+	/* a byte no host name has, in an MX target: '?', so the name
+	 * never matches one nor forges a log field */
+	begin(&m, 1, 1, 0, "d.example", DNS_T_MX, 1, 0, 0);
+	rr_name(&m, "d.example", DNS_T_MX, 10, "a=b\"c.d.example", 300);
+	a = dns_parse(m.b, m.n, "d.example", DNS_T_MX);
+	assert_int_equal(a->status, DNS_SECURE);
+	assert_string_equal(a->rr[0].u.mx.host, "a?b?c.d.example");
+	dns_answer_unref(a);
+	/* a TLSA RRset is kept whole up to DNS_MAX_TLSA_RR records (a
+	 * rollover's), past the DNS_MAX_RR other types keep: DANE judges
+	 * them all */
+	{
+		int i, n = DNS_MAX_RR + 36;
+
+		begin(&m, 1, 1, 0, "_25._tcp.mx.example", DNS_T_TLSA, n, 0,
+		    0);
+		for (i = 0; i < n; i++) {
+			static const unsigned char rr[15] = { 0xc0, 12, 0,
+			    DNS_T_TLSA, 0, 1, 0, 0, 1, 44, 0, 3, 3, 1, 1 };
+
+			memcpy(m.b + m.n, rr, sizeof(rr));
+			m.n += (int)sizeof(rr);
+		}
+		a = dns_parse(m.b, m.n, "_25._tcp.mx.example", DNS_T_TLSA);
+		assert_int_equal(a->status, DNS_SECURE);
+		assert_int_equal(a->nrr, n);
+		assert_int_equal(a->ndropped, 0);
+		dns_answer_unref(a);
+	}
+	/* a denial is cached at most an hour (NEG_TTL_MAX) */
+	begin(&m, 1, 1, 0, "nodata.example", DNS_T_A, 0, 1, 0);
+	rr_soa(&m, "example", 7200, 7200);
+	a = dns_parse(m.b, m.n, "nodata.example", DNS_T_A);
+	assert_int_equal(a->ttl, 3600);
+	dns_answer_unref(a);
+	/* the SOA's own TTL below its minimum */
+	begin(&m, 1, 1, 0, "nodata.example", DNS_T_A, 0, 1, 0);
+	rr_soa(&m, "example", 900, 30);
+	a = dns_parse(m.b, m.n, "nodata.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_NODATA);
+	assert_int_equal(a->ttl, 30);
+	dns_answer_unref(a);
+}
+
 static void
 test_parse_malformed(void **state)
 {
@@ -408,6 +516,10 @@ fake_read(int fd, int events, void *arg)
 		/* CNAME only, unsigned, to a name whose denial is signed */
 		begin(&m, id, 0, 0, name, qtype, 1, 0, 0);
 		rr_name(&m, name, DNS_T_CNAME, -1, "snx.example", 300);
+	} else if (strcmp(name, "ualias-s.example") == 0) {
+		/* CNAME only, unsigned, to a signed name */
+		begin(&m, id, 0, 0, name, qtype, 1, 0, 0);
+		rr_name(&m, name, DNS_T_CNAME, -1, "secure.example", 300);
 	} else if (strcmp(name, "snx.example") == 0) {
 		begin(&m, id, 1, 3, name, qtype, 0, 0, 0);
 	} else if (strcmp(name, "loop.example") == 0) {
@@ -628,6 +740,15 @@ test_client_cname_chase(void **state)
 	dns_query(d, "alias.example", DNS_T_A, got, &r);
 	run();
 	/* alias answered with AD, target without: insecure overall */
+	assert_int_equal(r.st, DNS_INSECURE);
+	assert_int_equal(r.nrr, 1);
+	/* and the other way round: an unsigned link (anyone on the path
+	 * may write it) to a signed name is insecure too, though the
+	 * answer passed on, the last link's, has the AD bit */
+	memset(&r, 0, sizeof(r));
+	outstanding = 1;
+	dns_query(d, "ualias-s.example", DNS_T_A, got, &r);
+	run();
 	assert_int_equal(r.st, DNS_INSECURE);
 	assert_int_equal(r.nrr, 1);
 	dns_free(d);
@@ -990,6 +1111,7 @@ main(void)
 		cmocka_unit_test(test_parse_classes),
 		cmocka_unit_test(test_parse_cname_txt),
 		cmocka_unit_test(test_parse_negative_ttl_cname),
+		cmocka_unit_test(test_parse_owner_class_ttl),
 		cmocka_unit_test(test_parse_malformed),
 		cmocka_unit_test(test_parse_tlsa),
 		cmocka_unit_test(test_txt_cut),
