@@ -4,12 +4,14 @@
     holdclient.py HOST PORT RCPT STATEDIR [--stall | --rcpt-on-go]
 
 Connects, sends EHLO, MAIL FROM, RCPT TO, then writes STATEDIR/ready and
-waits until STATEDIR/go exists; then DATA, a small message, QUIT.  The
-final reply code to the message (or "closed" / "refused") is written to
-STATEDIR/result.  With --stall it never sends DATA: it just holds the
-session open until killed or disconnected ("closed" then).  With
---rcpt-on-go it holds before RCPT TO instead, and writes the RCPT's whole
-reply line as the result, then QUIT.
+waits until STATEDIR/go exists; then DATA, a small message (Message-ID
+<held-NAME@sender.test>, NAME the last part of STATEDIR; the message as
+sent, LF line ends, in STATEDIR/sent), QUIT.  The final reply code to the
+message (or "closed" / "refused") is written to STATEDIR/result.  With
+--stall it never sends DATA: it just holds the session open until killed
+or disconnected ("closed" then).  With --rcpt-on-go it holds before
+RCPT TO instead, and writes the RCPT's whole reply line as the result,
+then QUIT.
 Used by the drain and reload scenarios, and the conntrack-full one.
 """
 import os
@@ -93,8 +95,15 @@ try:
     if not r.startswith("354"):
         result("data:" + r)
         sys.exit(0)
-    s.sendall(b"Subject: held session\r\nMessage-ID: <held@sender.test>\r\n"
-              b"\r\nThis session was held open across a signal.\r\n.\r\n")
+    # the Message-ID names the state dir (unique in a scenario), and the
+    # message as sent (LF line ends) is kept in STATEDIR/sent for the
+    # harness's assert_once, which counts and compares what arrived
+    msg = ("Subject: held session\nMessage-ID: <held-%s@sender.test>\n"
+           "\nThis session was held open across a signal.\n"
+           % os.path.basename(os.path.abspath(state)))
+    with open(os.path.join(state, "sent"), "w") as sf:
+        sf.write(msg)
+    s.sendall(msg.replace("\n", "\r\n").encode() + b".\r\n")
     r = reply()
     result(r[:3])
     # the result is written: a server gone by now (a reset for the

@@ -39,6 +39,7 @@
 #   results    snd_status QID RCPT; queue_has/queue_json/queue_reason QID;
 #              queue_count; mailbox_files/mailbox_count ADDR;
 #              all_mailbox_count; msg_file_by_id ADDR MSGID; body_hash FILE;
+#              msg_copies ADDR MSGID; assert_once ADDR MSGID [SENTFILE];
 #              received_tls FILE; rcv_tls_sessions; rcv_envelopes ADDR;
 #              snd_route_addr DOMAIN; count_log FILE REGEX
 #   mxguard    mxg_start [conf lines] (MXG_EXTRA_CONF, MXG_LOG_LEVEL; log
@@ -682,6 +683,8 @@ mailbox_files() {
 	find "$d/new" "$d/cur" -type f 2>/dev/null | sort
 }
 mailbox_count() { mailbox_files "$1" | grep -c . || true; }
+# wait_mailbox ADDR [COUNT] [TIMEOUT]: at least COUNT messages stored (a
+#   wait, not a count: duplicates pass; assert_once counts a message).
 wait_mailbox() {	# ADDR [COUNT] [TIMEOUT]
 	wait_for "${3:-30}" "${2:-1} message(s) in mailbox $1" _mbox_n "$1" "${2:-1}"
 }
@@ -692,6 +695,33 @@ all_mailbox_count() { find "$RD/mail" -path '*/new/*' -type f 2>/dev/null | grep
 # body_hash FILE: sha256 of the body (after the first empty line).
 body_hash() {
 	awk 'b {print} /^$/ && !b {b=1}' "$1" | sha256sum | cut -d' ' -f1
+}
+# msg_copies ADDR MSGID: how many stored messages of ADDR carry that
+#   Message-ID in their header (a copy whose body repeats the header is
+#   one copy).  wait_mailbox waits for at least N messages and
+#   msg_file_by_id finds the first: neither sees a second copy.
+msg_copies() {
+	local f n=0
+	for f in $(mailbox_files "$1"); do
+		awk '/^$/ {exit} tolower($0) ~ /^message-id:/ && index($0, "<" m ">") {h = 1; exit}
+			END {exit !h}' m="$2" "$f" && n=$((n + 1))
+	done
+	echo "$n"
+}
+# assert_once ADDR MSGID [SENTFILE]: the message arrived exactly once:
+#   once the receiver's queue is empty (what it accepted is delivered),
+#   one stored copy carries MSGID, and with SENTFILE (the message as
+#   submitted, LF line ends) its body is SENTFILE's, byte for byte (not
+#   cut, not sent twice inside one transaction).
+assert_once() {
+	local n f
+	wait_rcv_idle
+	n=$(msg_copies "$1" "$2")
+	assert "message <$2> stored exactly once for $1 (copies: $n)" [ "$n" = 1 ]
+	[ -n "${3:-}" ] || return 0
+	f=$(msg_file_by_id "$1" "$2") || fail "message <$2> not in the mailbox of $1"
+	assert "message <$2> for $1 arrived whole (body as sent: $(wc -c <"$3") bytes sent, $(wc -c <"$f") stored)" \
+		[ "$(body_hash "$3")" = "$(body_hash "$f")" ]
 }
 # msg_file_by_id ADDR MSGID: the stored message carrying that Message-ID.
 msg_file_by_id() {

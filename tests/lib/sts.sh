@@ -132,12 +132,19 @@ sts_assert_deferred() {
 	assert "mxguard logged reason=$reason" grep -qE "reason=$reason" "$MXLOG"
 }
 
-# sts_assert_delivered QID RCPT: sent, stored, and over TLS at the receiver.
+# sts_assert_delivered QID RCPT: sent, stored exactly once and whole
+#   (assert_once: one copy of QID's message, its body as submitted), and
+#   over TLS at the receiver.
 sts_assert_delivered() {
-	local f
+	local f mid sent
 	wait_status "$1" "$2" sent
+	mid=$(sed -nE "s/.* $1: message-id=<([^>]*)>.*/\1/p" "$SD/maillog" | head -n 1)
+	[ -n "$mid" ] || fail "no Message-ID logged for $1"
+	sent=$(grep -lF "Message-ID: <$mid>" "$T"/msg.* | head -n 1)
+	[ -n "$sent" ] || fail "message <$mid> not among those submitted"
 	wait_mailbox "$2" 1
-	f=$(msg_file_by_id "$2" "$MSGID") || fail "message $MSGID not in mailbox"
+	assert_once "$2" "$mid" "$sent"
+	f=$(msg_file_by_id "$2" "$mid") || fail "message $mid not in mailbox"
 	assert "Received header of $2 shows TLS" [ -n "$(received_tls "$f")" ]
 }
 

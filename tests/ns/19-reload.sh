@@ -1,9 +1,9 @@
 #!/bin/bash
 # 19: SIGHUP reloads the configuration without dropping sessions: a session
-# open across the reload completes; the new settings apply (log_level info
-# -> debug); a broken file is refused with FILE:LINE and the daemon keeps
-# running on the configuration it has; a key only a start applies is
-# named (event=reload-note).
+# open across the reload completes (its message stored once, whole); the
+# new settings apply (log_level info -> debug); a broken file is refused
+# with FILE:LINE and the daemon keeps running on the configuration it has;
+# a key only a start applies is named (event=reload-note).
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 ns_setup
@@ -27,6 +27,9 @@ wait_for 20 "$procs process(es) reloaded" _all_reloaded
 touch "$T/h1/go"
 wait_for 20 "held session result" test -e "$T/h1/result"
 assert "the session open across the reload delivered (250)" [ "$(cat "$T/h1/result")" = 250 ]
+# the 250 is mxguard's word: the message is at the receiver, once, whole
+wait_mailbox alice@tls.test 1 20
+assert_once alice@tls.test held-h1@sender.test "$T/h1/sent"
 assert "debug tracing after the reload" [ "$(count_log "$MXLOG" ' event=state from=[A-Z_]+ to=')" -gt 0 ]
 
 echo "no_such_key = 1" >>"$T/mxguard.conf"

@@ -1,7 +1,8 @@
 #!/bin/bash
 # 39: mxguard is killed (SIGKILL) after caching a policy and started again:
 # the next delivery uses the cached policy without fetching it (nginx saw
-# exactly one request) and is still enforced (verify for mx1).  The kill
+# exactly one request) and is still enforced (verify for mx1); each
+# message is stored once, whole (assert_once).  The kill
 # takes the whole daemon, supervisor and workers (mxg_kill_all): with the
 # supervisor alone, the workers (which fetch and cache the policy) got
 # SIGTERM from its death and drained and exited as after a stop, so a
@@ -48,6 +49,7 @@ mxg_start
 sts_send alice@enf.test "after restart"
 wait_status "$QID" alice@enf.test sent
 wait_mailbox alice@enf.test 2
+assert_once alice@enf.test "$MSGID" "$MSGFILE"
 assert "no second fetch" [ "$(sts_fetches enf.test)" = 1 ]
 assert "restarted mxguard used the cached policy" \
 	grep -qE "event=policy domain=enf.test dst=10.25.1.10 mx=mx1.enf.test source=mta-sts level=verify result=ok.*id=r1,cached" "$MXLOG"
@@ -92,5 +94,9 @@ mxg_start
 snd_flush
 wait_status "$QID" alice@enf.test sent
 wait_mailbox alice@enf.test 3
+# the deferred message, sent again after the restart: once, whole, and
+# nothing else came in three restarts
+assert_once alice@enf.test "$MSGID" "$MSGFILE"
+assert "three messages for alice in all" [ "$(mailbox_count alice@enf.test)" = 3 ]
 assert "no clock step on the wall clock" lacks "event=clock-step " cat "$MXLOG"
 pass "restart: cached policy used without a fetch; the policy clock's anchor kept for the boot, certificates judged on it"

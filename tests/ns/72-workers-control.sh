@@ -96,4 +96,8 @@ for k in "${holders[@]}"; do
 done
 workers_exit_ok "$P0" "$P1"
 wait_mailbox carol@tls.test ${#holders[@]} 30
+for k in "${holders[@]}"; do
+	assert_once carol@tls.test "held-h$k@sender.test" "$T/h$k/sent"
+done
+assert "nothing else for carol" [ "$(mailbox_count carol@tls.test)" = "${#holders[@]}" ]
 pass "status and metrics sum the workers; SIGHUP and SIGTERM reach both"
