@@ -1187,12 +1187,16 @@ nft_uid_match(const char *s, const char *e, struct rbuf *out)
 	return s;
 }
 
-/* The skuid matches of each chain of nft text, one "NAME: M; M;\n" a
- * chain after a first "\n", for same_values() of nftables. */
+/*
+ * Walks the chains of nft text: "\n" first, then "NAME:" and what line()
+ * adds for each rule line of the chain (s..nl, leading blanks skipped),
+ * "\n" at its end.  One line a chain, for nft_uids_of().
+ */
 static void
-nft_chain_uids(const char *text, struct rbuf *out)
+nft_chains_walk(const char *text, struct rbuf *out,
+    void (*line)(const char *s, const char *nl, struct rbuf *))
 {
-	const char *p, *nl, *s, *u;
+	const char *p, *nl, *s;
 	char name[64];
 	int in = 0;
 
@@ -1209,13 +1213,57 @@ nft_chain_uids(const char *text, struct rbuf *out)
 			rbuf_printf(out, "\n");
 			in = 0;
 		} else if (in)
-			for (u = s; (u = memmem(u, (size_t)(nl - u), "skuid ",
-			    6)) != NULL; ) {
-				rbuf_printf(out, " ");
-				u = nft_uid_match(u + 6, nl, out);
-			}
+			line(s, nl, out);
 		if (*nl != '\n')
 			break;
+	}
+}
+
+/* A rule line's skuid matches, " M;" each (nft_chain_uids()). */
+static void
+uids_line(const char *s, const char *nl, struct rbuf *out)
+{
+	const char *u;
+
+	for (u = s; (u = memmem(u, (size_t)(nl - u), "skuid ", 6)) != NULL; ) {
+		rbuf_printf(out, " ");
+		u = nft_uid_match(u + 6, nl, out);
+	}
+}
+
+/* The skuid matches of each chain of nft text, one "NAME: M; M;\n" a
+ * chain after a first "\n", for same_values() of nftables. */
+static void
+nft_chain_uids(const char *text, struct rbuf *out)
+{
+	nft_chains_walk(text, out, uids_line);
+}
+
+/* A rule line's divert targets and queue number (nft_chain_targets()). */
+static void
+targets_line(const char *s, const char *nl, struct rbuf *out)
+{
+	static const char *const divert[] = { "redirect to ", "dnat ip to ",
+	    "dnat ip6 to ", "tproxy ip to ", "tproxy ip6 to " };
+	const char *u;
+	size_t i;
+
+	for (i = 0; i < sizeof(divert) / sizeof(divert[0]); i++)
+		for (u = s; (u = memmem(u, (size_t)(nl - u), divert[i],
+		    strlen(divert[i]))) != NULL; ) {
+			u += strlen(divert[i]);
+			rbuf_printf(out, " %.*s%.*s",
+			    (int)strlen(divert[i]) - 3, divert[i],
+			    (int)strcspn(u, " \n"), u);
+		}
+	if ((u = memmem(s, (size_t)(nl - s), "queue ", 6)) != NULL &&
+	    (u == s || u[-1] == ' ')) {
+		const char *n = memmem(u, (size_t)(nl - u), " num ", 5);
+		const char *t = memmem(u, (size_t)(nl - u), " to ", 4);
+
+		rbuf_printf(out, " queue %lu", n != NULL ?
+		    strtoul(n + 5, NULL, 10) : t != NULL ?
+		    strtoul(t + 4, NULL, 10) : 0UL);
 	}
 }
 
@@ -1233,49 +1281,7 @@ nft_chain_uids(const char *text, struct rbuf *out)
 static void
 nft_chain_targets(const char *text, struct rbuf *out)
 {
-	static const char *const divert[] = { "redirect to ", "dnat ip to ",
-	    "dnat ip6 to ", "tproxy ip to ", "tproxy ip6 to " };
-	const char *p, *nl, *s, *u;
-	char name[64];
-	size_t i;
-	int in = 0;
-
-	rbuf_printf(out, "\n");
-	for (p = text ? text : ""; *p; p = nl + 1) {
-		if ((nl = strchr(p, '\n')) == NULL)
-			nl = p + strlen(p);
-		for (s = p; *s == ' ' || *s == '\t'; s++)
-			;
-		if (!in && sscanf(s, "chain %63[^ {\n] {", name) == 1) {
-			in = 1;
-			rbuf_printf(out, "%s:", name);
-		} else if (in && s < nl && *s == '}') {
-			rbuf_printf(out, "\n");
-			in = 0;
-		} else if (in) {
-			for (i = 0; i < sizeof(divert) / sizeof(divert[0]); i++)
-				for (u = s; (u = memmem(u, (size_t)(nl - u),
-				    divert[i], strlen(divert[i]))) != NULL; ) {
-					u += strlen(divert[i]);
-					rbuf_printf(out, " %.*s%.*s",
-					    (int)strlen(divert[i]) - 3,
-					    divert[i], (int)strcspn(u, " \n"),
-					    u);
-				}
-			if ((u = memmem(s, (size_t)(nl - s), "queue ", 6)) !=
-			    NULL && (u == s || u[-1] == ' ')) {
-				const char *n = memmem(u, (size_t)(nl - u),
-				    " num ", 5), *t = memmem(u,
-				    (size_t)(nl - u), " to ", 4);
-
-				rbuf_printf(out, " queue %lu", n != NULL ?
-				    strtoul(n + 5, NULL, 10) : t != NULL ?
-				    strtoul(t + 4, NULL, 10) : 0UL);
-			}
-		}
-		if (*nl != '\n')
-			break;
-	}
+	nft_chains_walk(text, out, targets_line);
 }
 
 /* One chain's line of nft_chain_uids() (or nft_chain_targets()) output
