@@ -1181,7 +1181,9 @@ dest_claim(struct report_run *r, const struct tlsrpt_uri *u,
 
 	if (state_get(r, S_TRIES, u) != 0 || state_get(r, S_FIRST, u) != 0)
 		return 0;
-	if ((n = state_get(r, S_DESTS, NULL)) >= PAIR_DESTS) {
+	/* a count below 0 is a corrupt store's: at the bound, as tries
+	 * past theirs are (tries_get()), or the bound is gone */
+	if ((n = state_get(r, S_DESTS, NULL)) >= PAIR_DESTS || n < 0) {
 		reason = "pair-limit";
 		*why = "the pair's destination bound (8 URIs ever tried)";
 		if (!r->dest_warned++)

@@ -2106,6 +2106,39 @@ test_corrupt_tries(void **state)
 	}
 }
 
+/* A pair's count of URIs claimed read back below 0 (a corrupt or edited
+ * tlsrpt.mdb) is taken as at the pair's bound, as a count of tries past
+ * its own is (test_corrupt_tries): before, -5 passed `n >= PAIR_DESTS`
+ * and every new URI was tried, the pair's bound of 8 gone. */
+static void
+test_corrupt_dest_count(void **state)
+{
+	static const int64_t bad[] = { -1, -5, INT64_MIN };
+	struct report_opts o;
+	int64_t y = today() - 1, before;
+	char name[80];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		begin_test();
+		before = refused("pair-limit");
+		srv[1].mode = TEMPFAIL;
+		record("b.test", y);
+		rua("b.test", "mailto:r@down.test");
+		mxat("down.test", "127.0.0.1");
+		state_name_of('u', "b.test", "", name, sizeof(name));
+		assert_int_equal(tlsrpt_mark_sent(st, y, name, bad[i]), 0);
+		opts_fast(&o);
+		run(&o, 10000);
+		if (srv[1].conns != 0)
+			fail_msg("a pair's claimed count of %lld read back: a "
+			    "new URI was tried", (long long)bad[i]);
+		assert_int_equal(refused("pair-limit") - before, 1);
+		end_test();
+	}
+}
+
 /* A record that names new URIs at every lookup: the pair tries at most 8
  * URIs ever; the rest are skipped and the pair ends (marked sent) instead
  * of trying 8 more destinations at each retry until the day is pruned. */
@@ -2208,6 +2241,7 @@ main(void)
 		cmocka_unit_test(test_clock_stepped_back),
 		cmocka_unit_test(test_corrupt_first_failure),
 		cmocka_unit_test(test_corrupt_tries),
+		cmocka_unit_test(test_corrupt_dest_count),
 		cmocka_unit_test(test_destination_time_bound),
 		cmocka_unit_test(test_one_run_at_a_time),
 	};
