@@ -730,6 +730,54 @@ test_client_cache_ttl_counts_suspend(void **state)
 	dns_free(d);
 }
 
+/*
+ * A cached answer ends at its TTL to the millisecond: at the instant its
+ * TTL has passed it is asked again, never served once more.  Whoever
+ * controls the name's answers (a TLSA rollover, a denial of an _mta-sts
+ * record now published) gets the resolver's word as soon as the TTL it
+ * gave has run, not a turn later.  The boot clock stands still
+ * (suspend.h) so that the instant is hit exactly.
+ */
+static void
+test_client_cache_ttl_expiry_instant(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+	uint64_t t0 = 5000000;	/* ms of boot time, any */
+	int before;
+
+	boot_frozen_ms = t0;
+	ev_now_update(loop);
+	outstanding = 1;
+	dns_query(d, "secure.example", DNS_T_A, got, &r1);
+	run();
+	assert_int_equal(r1.st, DNS_SECURE);	/* TTL 300 s, cached at t0 */
+	before = fk.queries;
+	/* a millisecond before its end: from the cache */
+	boot_frozen_ms = t0 + 300 * 1000 - 1;
+	ev_now_update(loop);
+	outstanding = 1;
+	dns_query(d, "secure.example", DNS_T_A, got, &r2);
+	run();
+	assert_int_equal(r2.st, DNS_SECURE);
+	print_message("1 ms before the TTL's end: %d queries more\n",
+	    fk.queries - before);
+	assert_int_equal(fk.queries, before);
+	/* at its end: asked again */
+	boot_frozen_ms = t0 + 300 * 1000;
+	ev_now_update(loop);
+	outstanding = 1;
+	dns_query(d, "secure.example", DNS_T_A, got, &r3);
+	run();
+	boot_frozen_ms = 0;
+	ev_now_update(loop);
+	assert_int_equal(r3.st, DNS_SECURE);
+	print_message("at the TTL's end: %d queries more\n",
+	    fk.queries - before);
+	assert_int_equal(fk.queries, before + 1);
+	dns_free(d);
+}
+
 static void
 test_client_cname_chase(void **state)
 {
@@ -1121,6 +1169,9 @@ main(void)
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_client_cache_ttl_counts_suspend, client_setup,
+		    client_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_client_cache_ttl_expiry_instant, client_setup,
 		    client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_chase,
 		    client_setup, client_teardown),
