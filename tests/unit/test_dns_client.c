@@ -535,6 +535,20 @@ fake_read(int fd, int events, void *arg)
 		    atoi(name + 5) + 1);
 		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
 		rr_name(&m, name, DNS_T_CNAME, -1, next, 300);
+	} else if (strncmp(name, "hop", 3) == 0) {
+		/* hopK-N -> hopK+1-N -> ... -> hopN-N, which has an
+		 * address: N links, a link per answer, signed */
+		int k = atoi(name + 3), last = atoi(strchr(name, '-') + 1);
+		char next[64];
+
+		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
+		if (k >= last)
+			rr_a(&m, name, "192.0.2.30", 300);
+		else {
+			snprintf(next, sizeof(next), "hop%d-%d.example",
+			    k + 1, last);
+			rr_name(&m, name, DNS_T_CNAME, -1, next, 300);
+		}
 	} else if (strcmp(name, "odd.example") == 0) {
 		/* a signed MX RRset whose target has a byte no host name
 		 * has (a space): the host "mx a.odd.example", signed, with
@@ -848,6 +862,41 @@ test_client_cname_unending(void **state)
 	    dns_status_name(r2.st));
 	assert_int_equal(r1.st, DNS_ERROR);
 	assert_int_equal(r2.st, DNS_ERROR);
+	dns_free(d);
+}
+
+/*
+ * DNS_MAX_CNAME links followed by new queries, and not one more: a chain
+ * of DNS_MAX_CNAME links to an address is that address, one of
+ * DNS_MAX_CNAME + 1 links a failed lookup (docs and dns.h promise the
+ * bound; whoever writes the chain chooses its length, and each link is a
+ * query the gateway sends for it).
+ */
+static void
+test_client_cname_limit_exact(void **state)
+{
+	struct dns *d = mkdns(3000);
+	struct res r1 = { 0 }, r2 = { 0 };
+	char n1[64], n2[64];
+	int q0;
+
+	snprintf(n1, sizeof(n1), "hop0-%d.example", DNS_MAX_CNAME);
+	snprintf(n2, sizeof(n2), "hop0-%d.example", DNS_MAX_CNAME + 1);
+	outstanding = 1;
+	dns_query(d, n1, DNS_T_A, got, &r1);
+	run();
+	q0 = fk.queries;
+	outstanding = 1;
+	dns_query(d, n2, DNS_T_A, got, &r2);
+	run();
+	print_message("%d links: %s (%d queries), %d links: %s (%d "
+	    "queries)\n", DNS_MAX_CNAME, dns_status_name(r1.st), q0,
+	    DNS_MAX_CNAME + 1, dns_status_name(r2.st), fk.queries - q0);
+	assert_int_equal(r1.st, DNS_SECURE);
+	assert_int_equal(r1.nrr, 1);
+	assert_int_equal(q0, DNS_MAX_CNAME + 1);
+	assert_int_equal(r2.st, DNS_ERROR);
+	assert_int_equal(fk.queries - q0, DNS_MAX_CNAME + 1);
 	dns_free(d);
 }
 
@@ -1173,6 +1222,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_client_cache_ttl_expiry_instant, client_setup,
 		    client_teardown),
+		cmocka_unit_test_setup_teardown(test_client_cname_limit_exact,
+		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_chase,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_cname_unending,
