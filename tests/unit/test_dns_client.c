@@ -495,9 +495,12 @@ fake_read(int fd, int events, void *arg)
 		/* CNAME only; the target must be asked separately */
 		begin(&m, id, 1, 0, name, qtype, 1, 0, 0);
 		rr_name(&m, name, DNS_T_CNAME, -1, "insecure.example", 300);
-	} else if (strncmp(name, "big-", 4) == 0) {
+	} else if (strncmp(name, "big-", 4) == 0 ||
+	    strncmp(name, "big0-", 5) == 0) {
 		/* as many A records as the cache keeps (DNS_MAX_RR), owners
-		 * compressed to the question's name: one UDP answer */
+		 * compressed to the question's name: one UDP answer; of
+		 * TTL 0 for big0-: never to be cached */
+		uint32_t ttl = name[3] == '0' ? 0 : 86400;
 		int i;
 
 		begin(&m, id, 0, 0, name, qtype, DNS_MAX_RR, 0, 0);
@@ -505,7 +508,7 @@ fake_read(int fd, int events, void *arg)
 			put16(&m, 0xc00c);
 			put16(&m, DNS_T_A);
 			put16(&m, 1);
-			put32(&m, 86400);
+			put32(&m, ttl);
 			put16(&m, 4);
 			m.b[m.n++] = 192;
 			m.b[m.n++] = 0;
@@ -942,6 +945,57 @@ test_client_cache_bytes_bounded(void **state)
 	dns_free(d);
 }
 
+/* n big answers (64 records each, big-N.example or big0-N.example: TTL
+ * 0) from first, 100 at a time. */
+static void
+query_big(struct dns *d, const char *prefix, int first, int n)
+{
+	struct res r[100];
+	char name[64];
+	int i, j, k;
+
+	for (i = 0; i < n; i += k) {
+		k = n - i < 100 ? n - i : 100;
+		memset(r, 0, sizeof(r));
+		outstanding = k;
+		for (j = 0; j < k; j++) {
+			snprintf(name, sizeof(name), "%s-%d.example", prefix,
+			    first + i + j);
+			assert_non_null(dns_query(d, name, DNS_T_A, got,
+			    &r[j]));
+		}
+		run();
+		for (j = 0; j < k; j++)
+			assert_int_equal(r[j].nrr, DNS_MAX_RR);
+	}
+}
+
+/*
+ * An answer of TTL 0 is never cached, so takes no room in the cache: a
+ * domain whose hosts answer TTL 0 (as many names as it likes) does not
+ * push the answers the cache holds out of it.  1,000 answers of some
+ * 20 KB each cached (under the 32 MB bound), then 3,000 of TTL 0 asked:
+ * the 1,000 still answer from the cache.
+ */
+static void
+test_client_cache_ttl0_no_room(void **state)
+{
+	struct dns *d = mkdns(3000);
+	int q0;
+
+	query_big(d, "big", 0, 1000);
+	query_big(d, "big0", 0, 3000);
+	q0 = fk.queries;
+	query_big(d, "big", 0, 1000);
+	print_message("cached answers asked again after 3000 of TTL 0: "
+	    "%d\n", fk.queries - q0);
+	assert_int_equal(fk.queries, q0);
+	/* and a TTL 0 answer is asked each time */
+	query_big(d, "big0", 0, 1);
+	assert_int_equal(fk.queries, q0 + 1);
+	dns_free(d);
+}
+
 /*
  * Queries under way cost each new one, answer and timeout O(1), not the
  * number under way: dns.c looked a query up in, and took it off, a list
@@ -1213,6 +1267,8 @@ main(void)
 		cmocka_unit_test(test_parse_tlsa),
 		cmocka_unit_test(test_txt_cut),
 		cmocka_unit_test_setup_teardown(test_client_cache_bytes_bounded,
+		    client_setup, client_teardown),
+		cmocka_unit_test_setup_teardown(test_client_cache_ttl0_no_room,
 		    client_setup, client_teardown),
 		cmocka_unit_test_setup_teardown(test_client_classify_share_cache,
 		    client_setup, client_teardown),
