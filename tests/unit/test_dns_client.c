@@ -76,6 +76,18 @@ test_parse_classes(void **state)
 	a = dns_parse(m.b, m.n, "sf.example", DNS_T_A);
 	assert_int_equal(a->status, DNS_SERVFAIL);
 	dns_answer_unref(a);
+	/* REFUSED is a server failure too (the lookup is tried again, the
+	 * verdict deferred), NOTIMP an error; neither has a TTL to cache */
+	begin(&m, 1, 0, 5, "refused.example", DNS_T_A, 0, 0, 0);
+	a = dns_parse(m.b, m.n, "refused.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_SERVFAIL);
+	assert_int_equal(a->ttl, 0);
+	dns_answer_unref(a);
+	begin(&m, 1, 0, 4, "notimp.example", DNS_T_A, 0, 0, 0);
+	a = dns_parse(m.b, m.n, "notimp.example", DNS_T_A);
+	assert_int_equal(a->status, DNS_ERROR);
+	assert_int_equal(a->ttl, 0);
+	dns_answer_unref(a);
 	begin(&m, 1, 0, 0, "a.example", DNS_T_A, 1, 0, 0);
 	rr_a(&m, "a.example", "192.0.2.1", 60);
 	a = dns_parse(m.b, m.n, "a.example", DNS_T_A);
