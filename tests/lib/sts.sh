@@ -118,8 +118,8 @@ sts_send() {
 
 # sts_assert_deferred QID RCPT REASON [BEFORE]: the sender deferred the
 #   recipient, the message stays in its queue with REASON in the delay
-#   reason, the mailbox still holds BEFORE (0) messages, and mxguard logged
-#   REASON.
+#   reason, the mailbox still holds BEFORE (0) messages once the receiver's
+#   queue is empty, and mxguard logged REASON.
 sts_assert_deferred() {
 	local qid=$1 rcpt=$2 reason=$3 before=${4:-0} why
 	wait_status "$qid" "$rcpt" deferred
@@ -128,6 +128,9 @@ sts_assert_deferred() {
 	log "queue: $why"
 	assert "delay reason names $reason" grep -qF -- "$reason" <<<"$why"
 	assert "reply was a 4xx, never 5xx" grep -qE "said: 4[0-9][0-9]" <<<"$why"
+	# counted once the receiver has stored what it accepted: a message
+	# that crossed before the 4xx may still be in its queue
+	wait_rcv_idle
 	assert "nothing more delivered to $rcpt" [ "$(mailbox_count "$rcpt")" = "$before" ]
 	assert "mxguard logged reason=$reason" grep -qE "reason=$reason" "$MXLOG"
 }
