@@ -192,6 +192,15 @@ Z
 	sts_site enf.test
 }
 
+# TLSRPT_RUN_CONF: one process, the one that sends the reports, with its
+#   first report run within a second of its start (ns 93, 133, 137).
+TLSRPT_RUN_CONF="workers = 1
+tlsrpt_enable = yes
+tlsrpt_private_destinations = yes
+tlsrpt_max_delay = 1s
+tlsrpt_org_name = mxguard test
+tlsrpt_from = tlsrpt-noreply@sender.test"
+
 # tlsrpt_seed_build: tests/lib/tlsrpt_seed.c as $T/tlsrpt_seed, linked
 #   against the libmxguard.a next to $MXGUARD (with the sanitizers when that
 #   build has them), to write counts into a state dir as the daemon would.

@@ -18,12 +18,7 @@ ns_setup
 RPT_IP=10.25.1.81
 tlsrpt_tarpit_world "$RPT_IP"
 
-MXG_EXTRA_CONF="workers = 1
-tlsrpt_enable = yes
-tlsrpt_private_destinations = yes
-tlsrpt_max_delay = 1s
-tlsrpt_org_name = mxguard test
-tlsrpt_from = tlsrpt-noreply@sender.test
+MXG_EXTRA_CONF="$TLSRPT_RUN_CONF
 sts_fetch_timeout = 60s"
 # (60 s from the start: the run begins within tlsrpt_max_delay, and one
 # that began before a reload set it lasted the 5 s of sts.sh's value and

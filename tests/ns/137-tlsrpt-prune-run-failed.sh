@@ -24,12 +24,7 @@ mkdir -p "$T/mxstate"
 	fail "seeding yesterday's counts failed"
 mkdir "$T/mxstate/tlsrpt.run.lock"
 
-MXG_EXTRA_CONF="workers = 1
-tlsrpt_enable = yes
-tlsrpt_private_destinations = yes
-tlsrpt_max_delay = 1s
-tlsrpt_org_name = mxguard test
-tlsrpt_from = tlsrpt-noreply@sender.test"
+MXG_EXTRA_CONF="$TLSRPT_RUN_CONF"
 sts_mxguard_start
 wait_log "$MXLOG" "event=tlsrpt-run-failed .*tlsrpt.run.lock" 90
 assert "the run's failure is followed by the prune" \
