@@ -35,23 +35,59 @@
 #define RESUME_CHAIN_CERTS	10
 #define RESUME_CHAIN_MAX	(16 * 1024)
 
+/* One session kept for resumption. */
+struct resume_entry {
+	SSL_SESSION	*sess;
+	int64_t		 not_after;	/* until when its proof stands (0: no
+					 * end; tls_client_done()) */
+	int64_t		 born;		/* when the server issued it, boot
+					 * clock seconds (boot_s()) */
+};
+
+/* The newest few sessions of one key, oldest first.  The list owns a
+ * reference to each session. */
+struct resume_list {
+	struct resume_entry	 e[RESUME_DEPTH];
+	int			 n;
+};
+
+/* Takes the caller's reference to e.sess; a full list drops its oldest. */
+static void
+list_push(struct resume_list *l, struct resume_entry e)
+{
+	if (l->n == RESUME_DEPTH) {
+		SSL_SESSION_free(l->e[0].sess);
+		memmove(l->e, l->e + 1, (RESUME_DEPTH - 1) * sizeof(l->e[0]));
+		l->n--;
+	}
+	l->e[l->n++] = e;
+}
+
+/* Frees entry i's session and closes the gap. */
+static void
+list_remove(struct resume_list *l, int i)
+{
+	SSL_SESSION_free(l->e[i].sess);
+	memmove(l->e + i, l->e + i + 1, (l->n - i - 1) * sizeof(l->e[0]));
+	l->n--;
+}
+
+static void
+list_clear(struct resume_list *l)
+{
+	while (l->n > 0)
+		SSL_SESSION_free(l->e[--l->n].sess);
+}
+
 struct resume_slot {
-	char		*key;
-	SSL_SESSION	*sess[RESUME_DEPTH];	/* newest last */
-	int64_t		 not_after[RESUME_DEPTH]; /* of sess[i]: until when
-						 * its proof stands (0: no
-						 * end; tls_client_done()) */
-	int64_t		 born[RESUME_DEPTH];	/* of sess[i]: when the
-						 * server issued it, boot
-						 * clock seconds (boot_s()) */
-	int		 n;
+	char			*key;
+	struct resume_list	 list;
 };
 
 static void
 slot_clear(struct resume_slot *slot)
 {
-	while (slot->n > 0)
-		SSL_SESSION_free(slot->sess[--slot->n]);
+	list_clear(&slot->list);
 	free(slot->key);
 	slot->key = NULL;
 }
@@ -74,11 +110,10 @@ static int pending_index = -1;	/* SSL ex_data: sessions held until the
  * when tls_client_done() says the check passed.  After that, new tickets
  * go to the cache directly. */
 struct pending {
-	int		 proven;
-	int64_t		 not_after;	/* once proven: the proof's */
-	int		 n;
-	SSL_SESSION	*sess[RESUME_DEPTH];
-	int64_t		 born[RESUME_DEPTH];	/* boot_s() at its arrival */
+	int			 proven;
+	int64_t			 not_after;	/* once proven: the proof's */
+	struct resume_list	 held;		/* not_after unset until
+						 * proven */
 };
 
 /*
@@ -125,8 +160,7 @@ pending_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
 
 	if (p == NULL)
 		return;
-	while (p->n > 0)
-		SSL_SESSION_free(p->sess[--p->n]);
+	list_clear(&p->held);
 	free(p);
 }
 
@@ -174,19 +208,7 @@ cache_add(struct tls_ctx *t, const char *key, SSL_SESSION *sess,
 			return;
 		}
 	}
-	if (slot->n == RESUME_DEPTH) {
-		SSL_SESSION_free(slot->sess[0]);
-		memmove(slot->sess, slot->sess + 1,
-		    (RESUME_DEPTH - 1) * sizeof(slot->sess[0]));
-		memmove(slot->not_after, slot->not_after + 1,
-		    (RESUME_DEPTH - 1) * sizeof(slot->not_after[0]));
-		memmove(slot->born, slot->born + 1,
-		    (RESUME_DEPTH - 1) * sizeof(slot->born[0]));
-		slot->n--;
-	}
-	slot->not_after[slot->n] = not_after;
-	slot->born[slot->n] = born;
-	slot->sess[slot->n++] = sess;
+	list_push(&slot->list, (struct resume_entry){ sess, not_after, born });
 }
 
 /* Is the server's chain, as a session holds it, too large to keep?  (On
@@ -228,16 +250,7 @@ new_session_cb(SSL *ssl, SSL_SESSION *sess)
 		cache_add(t, key, sess, p->not_after, boot_s());
 		return 1;	/* we keep the reference */
 	}
-	if (p->n == RESUME_DEPTH) {
-		SSL_SESSION_free(p->sess[0]);
-		memmove(p->sess, p->sess + 1,
-		    (RESUME_DEPTH - 1) * sizeof(p->sess[0]));
-		memmove(p->born, p->born + 1,
-		    (RESUME_DEPTH - 1) * sizeof(p->born[0]));
-		p->n--;
-	}
-	p->born[p->n] = boot_s();
-	p->sess[p->n++] = sess;
+	list_push(&p->held, (struct resume_entry){ sess, 0, boot_s() });
 	return 1;
 }
 
@@ -281,18 +294,17 @@ tls_client_resume(struct tls_ctx *t, SSL *ssl, const char *key)
 	}
 	if (slot->key == NULL || strcmp(slot->key, key) != 0)
 		return;
-	while (slot->n > 0) {
-		SSL_SESSION *sess = slot->sess[slot->n - 1];
+	while (slot->list.n > 0) {
+		struct resume_entry *e = &slot->list.e[slot->list.n - 1];
 
-		if (SSL_SESSION_is_resumable(sess) &&
-		    session_live(sess, slot->born[slot->n - 1]) &&
-		    !peer_expired(sess, slot->not_after[slot->n - 1])) {
-			SSL_set_session(ssl, sess);
-			SSL_set_ex_data(ssl, offer_index, sess);
+		if (SSL_SESSION_is_resumable(e->sess) &&
+		    session_live(e->sess, e->born) &&
+		    !peer_expired(e->sess, e->not_after)) {
+			SSL_set_session(ssl, e->sess);
+			SSL_set_ex_data(ssl, offer_index, e->sess);
 			return;
 		}
-		SSL_SESSION_free(sess);
-		slot->n--;
+		list_remove(&slot->list, slot->list.n - 1);
 	}
 }
 
@@ -326,24 +338,19 @@ tls_client_done(struct tls_ctx *t, SSL *ssl, int proven, int64_t not_after)
 	if (p != NULL) {
 		p->proven = 1;
 		p->not_after = not_after;
-		for (i = 0; i < p->n; i++)
-			cache_add(t, key, p->sess[i], not_after, p->born[i]);
-		p->n = 0;
+		/* the references move to the cache */
+		for (i = 0; i < p->held.n; i++)
+			cache_add(t, key, p->held.e[i].sess, not_after,
+			    p->held.e[i].born);
+		p->held.n = 0;
 	}
 	if (offered == NULL || SSL_session_reused(ssl))
 		return;
 	/* the server would not resume it: do not offer it again */
 	slot = &t->slots[key_hash(key)];
-	for (i = 0; i < slot->n; i++)
-		if (slot->sess[i] == offered) {
-			SSL_SESSION_free(offered);
-			memmove(slot->sess + i, slot->sess + i + 1,
-			    (slot->n - i - 1) * sizeof(slot->sess[0]));
-			memmove(slot->not_after + i, slot->not_after + i + 1,
-			    (slot->n - i - 1) * sizeof(slot->not_after[0]));
-			memmove(slot->born + i, slot->born + i + 1,
-			    (slot->n - i - 1) * sizeof(slot->born[0]));
-			slot->n--;
+	for (i = 0; i < slot->list.n; i++)
+		if (slot->list.e[i].sess == offered) {
+			list_remove(&slot->list, i);
 			break;
 		}
 }
