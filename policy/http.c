@@ -868,6 +868,10 @@ io_event(struct io *io, enum io_event ev, void *arg)
 		SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
 		    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
 		SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
+		/* the certificate is checked once, after the handshake
+		 * (peer_verify_now()): a TLS 1.2 renegotiation would bring
+		 * one that check never sees, whatever ctx the caller made */
+		SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
 		/* validity on the policy clock (core/clock.h) */
 		X509_VERIFY_PARAM_set_time(SSL_get0_param(ssl),
 		    (time_t)clock_now());

@@ -52,6 +52,7 @@
 #include <cmocka.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/ssl.h>
 
 #include "core/clock.h"
 #include "core/config.h"
@@ -963,6 +964,110 @@ test_tls_client_cert(void **state)
 	srv_kill();
 }
 
+/* A TLS 1.2 server in a child (srv.pem, tls_port) for one connection:
+ * it answers the client's PING with a HelloRequest and nothing else, and
+ * exits 1 if a second ClientHello came on the connection, 0 if not (the
+ * client's no_renegotiation alert ended it, or the client left). */
+static int reneg_hellos;
+
+static int
+reneg_hello_cb(SSL *s, int *al, void *arg)
+{
+	(void)s; (void)al; (void)arg;
+	reneg_hellos++;
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void
+reneg_server_start(void)
+{
+	struct sockaddr_in a = sin4("127.0.0.1");
+	socklen_t al = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	tls_port = ntohs(a.sin_port);
+	fake = fork();
+	assert_true(fake >= 0);
+	if (fake == 0) {
+		SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+		char crt[160], key[160], buf[4096];
+		size_t have = 0;
+		int fd, n;
+		SSL *s;
+
+		alarm(20);
+		snprintf(crt, sizeof(crt), "%s/srv.pem", dir);
+		snprintf(key, sizeof(key), "%s/srv.key", dir);
+		if (ctx == NULL ||
+		    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+		    SSL_CTX_use_certificate_chain_file(ctx, crt) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+			_exit(3);
+		SSL_CTX_set_client_hello_cb(ctx, reneg_hello_cb, NULL);
+		if ((fd = accept(lfd, NULL, NULL)) == -1 ||
+		    (s = SSL_new(ctx)) == NULL || SSL_set_fd(s, fd) != 1 ||
+		    SSL_accept(s) != 1)
+			_exit(4);
+		for (;;) {
+			n = SSL_read(s, buf + have, (int)(sizeof(buf) - 1 - have));
+			if (n <= 0)
+				_exit(5);
+			have += (size_t)n;
+			buf[have] = '\0';
+			if (strstr(buf, "PING\r\n") != NULL)
+				break;
+		}
+		if (SSL_renegotiate(s) != 1 || SSL_do_handshake(s) != 1)
+			_exit(6);
+		/* a ClientHello is handled inside SSL_read (the second
+		 * handshake); the alert, or the client's close, ends it */
+		while (SSL_read(s, buf, sizeof(buf)) > 0)
+			;
+		_exit(reneg_hellos > 1 ? 1 : 0);
+	}
+	close(lfd);
+}
+
+static int
+fake_exited(void *a)
+{
+	int *st = a;
+
+	if (fake <= 0 || waitpid(fake, st, WNOHANG) != fake)
+		return 0;
+	fake = -1;
+	return 1;
+}
+
+/*
+ * A Redis server that asks for a TLS 1.2 renegotiation in the middle of
+ * the session (a HelloRequest in answer to PING) is refused, as on every
+ * TLS context of the daemon.  Red before: the client sent a second
+ * ClientHello and renegotiated.
+ */
+static void
+test_tls_no_renegotiation(void **state)
+{
+	struct redis *rs;
+	int st = -1;
+
+	(void)state;
+	make_certs();
+	reneg_server_start();
+	rs = tls_client("redis.test", NULL, NULL);
+	assert_true(run_until(fake_exited, &st, REDIS_WAIT_MS));
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == 1)
+		fail_msg("the client answered the server's HelloRequest: a "
+		    "second handshake on the connection");
+	assert_int_equal(WEXITSTATUS(st), 0);
+	redis_free(rs);
+}
+
 /* ---- tests ---- */
 
 static int
@@ -1640,6 +1745,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_tls_client_cert, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_tls_fork, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tls_no_renegotiation, setup,
 		    teardown),
 	};
 
