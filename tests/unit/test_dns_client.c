@@ -305,6 +305,61 @@ test_parse_owner_class_ttl(void **state)
 	dns_answer_unref(a);
 }
 
+/* A response of an answer and authority records (A, 192.0.2.x, each
+ * owned by the question's name through a pointer), AD set, parsed. */
+static struct dns_answer *
+parse_many(int an, int ns)
+{
+	static unsigned char b[12 + 16 + 16 * 1100];
+	static const unsigned char q[] = { 2, 'm', 'x', 7, 'e', 'x', 'a', 'm',
+	    'p', 'l', 'e', 0, 0, 1, 0, 1 };
+	int n = 0, i;
+
+	assert_true(an + ns <= 1100);
+	b[n++] = 0; b[n++] = 1; b[n++] = 0x81; b[n++] = 0xa0;
+	b[n++] = 0; b[n++] = 1;
+	b[n++] = (unsigned char)(an >> 8); b[n++] = (unsigned char)an;
+	b[n++] = (unsigned char)(ns >> 8); b[n++] = (unsigned char)ns;
+	b[n++] = 0; b[n++] = 0;
+	memcpy(b + n, q, sizeof(q));
+	n += (int)sizeof(q);
+	for (i = 0; i < an + ns; i++) {
+		static const unsigned char rr[] = { 0xc0, 12, 0, 1, 0, 1, 0, 0,
+		    1, 0x2c, 0, 4, 192, 0, 2 };
+
+		memcpy(b + n, rr, sizeof(rr));
+		n += (int)sizeof(rr);
+		b[n++] = (unsigned char)i;
+	}
+	return dns_parse(b, n, "mx.example", DNS_T_A);
+}
+
+/* A response's records are parsed into a table as large as their count
+ * says: past 1,024 records in the answer and authority sections together
+ * it is refused as malformed, at 1,024 parsed (each kills a mutant of the
+ * bound in dns_parse(): without it, a count of 65,535 in each section had
+ * the parser allocate for 131,070 records of 256-octet names). */
+static void
+test_parse_record_count_bound(void **state)
+{
+	struct dns_answer *a;
+
+	(void)state;
+	a = parse_many(1024, 0);
+	assert_int_equal(a->status, DNS_SECURE);
+	assert_true(a->nrr > 0);
+	dns_answer_unref(a);
+	a = parse_many(1025, 0);
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+	a = parse_many(1000, 24);
+	assert_int_equal(a->status, DNS_SECURE);
+	dns_answer_unref(a);
+	a = parse_many(1000, 25);		/* the sum counts */
+	assert_int_equal(a->status, DNS_ERROR);
+	dns_answer_unref(a);
+}
+
 static void
 test_parse_malformed(void **state)
 {
@@ -1276,6 +1331,7 @@ main(void)
 		cmocka_unit_test(test_parse_negative_ttl_cname),
 		cmocka_unit_test(test_parse_owner_class_ttl),
 		cmocka_unit_test(test_parse_malformed),
+		cmocka_unit_test(test_parse_record_count_bound),
 		cmocka_unit_test(test_parse_tlsa),
 		cmocka_unit_test(test_txt_cut),
 		cmocka_unit_test_setup_teardown(test_client_cache_bytes_bounded,
