@@ -923,6 +923,36 @@ test_fail_single_addr_timeout(void **s)
 	assert_string_equal(d->reason, "dnssec-invalid");
 }
 
+/*
+ * A is no MX host's address and the secure host's TLSA lookup failed as
+ * SERVFAIL (bogus) or with an error (a malformed answer): the domain may
+ * publish DANE, deferred, never "no DANE", as for a timeout.  And so when
+ * the host is a secure CNAME whose expanded name's lookup failed: its
+ * own name, which has no TLSA records, does not make up for it.  Red
+ * before (is_failure() without SERVFAIL, or without ERROR; a failure at
+ * the expanded name followed by the original's): DANE_NONE.
+ */
+static void
+test_fail_not_an_mx_tlsa_servfail(void **s)
+{
+	struct dane_info *d;
+
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	fail_with("_25._tcp.mx.d.test", DNS_T_TLSA, -1);
+	d = expect("198.51.100.7", DANE_DEFER, "dnssec-invalid");
+	assert_non_null(strstr(d->detail, "servfail"));
+	next_case();
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	answer("_25._tcp.mx.d.test", DNS_T_TLSA, DNS_ERROR, NULL);
+	expect("198.51.100.7", DANE_DEFER, "dnssec-invalid");
+	next_case();
+	cname_mx();
+	fail_with("_25._tcp.real.hoster.test", DNS_T_TLSA, -1);
+	expect("198.51.100.7", DANE_DEFER, "dnssec-invalid");
+}
+
 /* An unsigned MX RRset: nothing shows that D is signed, so a failed
  * address lookup of a host that is not the destination changes nothing. */
 static void
@@ -1090,6 +1120,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_fail_not_an_mx_tlsa_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_fail_not_an_mx_tlsa_servfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_single_addr_timeout,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_insecure_mx_no_defer,
