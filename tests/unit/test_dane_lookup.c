@@ -748,6 +748,66 @@ test_tlsa_name_too_long(void **s)
 }
 
 /*
+ * The bound of tlsa_name_fits() to the octet: a host name of 244 octets
+ * makes _25._tcp.HOST 253, a DNS name, and its TLSA records decide; one of
+ * 245 is never asked (its faked answer, the DNS_ERROR dns_query() gives
+ * a name that long, would defer).  A secure CNAME of 245 octets expanding
+ * to a name without TLSA records is not asked at its own name either: no
+ * DANE, not a deferral.  Red before (the bound one octet lower, one
+ * higher, the CNAME's own name asked whatever its length): DANE_NONE for
+ * the 244-octet host; DANE_DEFER, dnssec-invalid, for the other two.
+ */
+static const char *
+host_of_len(size_t len)
+{
+	static char h[256];
+
+	/* 63 + 1 + 63 + 1 + 63 + 1 + n + 7 (".d.test") octets */
+	snprintf(h, sizeof(h), "%.63s.%.63s.%.63s.%.*s.d.test",
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+	    "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+	    (int)(len - 199),
+	    "dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd");
+	assert_int_equal(strlen(h), len);
+	return h;
+}
+
+static void
+test_tlsa_name_bound(void **s)
+{
+	struct dane_info *d;
+	char q[300], h[256];
+	struct msg m;
+
+	snprintf(h, sizeof(h), "%s", host_of_len(244));
+	mx("d.test", 1, h, NULL);
+	a(h, 1, "192.0.2.1");
+	tlsa(h, 1, 3, 1, 1, 32);
+	d = expect("192.0.2.1", DANE_USABLE, NULL);
+	assert_string_equal(d->tlsa_base, h);
+	next_case();
+	snprintf(h, sizeof(h), "%s", host_of_len(245));
+	mx("d.test", 1, h, NULL);
+	a(h, 1, "192.0.2.1");
+	snprintf(q, sizeof(q), "_25._tcp.%s", h);
+	answer(q, DNS_T_TLSA, DNS_ERROR, NULL);
+	d = expect("192.0.2.1", DANE_NONE, NULL);
+	assert_string_equal(d->mx_host, h);
+	assert_int_equal(fake_of(q, DNS_T_TLSA)->asked, 0);
+	next_case();
+	mx("d.test", 1, h, NULL);
+	begin(&m, 0x1234, 1, 0, h, DNS_T_A, 2, 0, 0);
+	rr_name(&m, h, DNS_T_CNAME, -1, "real.hoster.test", 300);
+	rr_a(&m, "real.hoster.test", "192.0.2.1", 300);
+	answer(h, DNS_T_A, DNS_SECURE, &m);
+	answer(q, DNS_T_TLSA, DNS_ERROR, NULL);
+	d = expect("192.0.2.1", DANE_NONE, NULL);
+	assert_string_equal(d->mx_host, h);
+	assert_int_equal(fake_of(q, DNS_T_TLSA)->asked, 0);
+}
+
+/*
  * A signed domain with more MX hosts than the walk keeps (MX_MAX_HOSTS),
  * and A the address of one it did not keep, whose TLSA records the
  * attacker wants never asked (it made the best hosts unreachable, so the
@@ -1115,6 +1175,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_no_dane,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tlsa_name_too_long,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tlsa_name_bound,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_addr_then_tlsa,
 		    setup, teardown),
