@@ -339,6 +339,45 @@ test_tlsa_parse(void **state)
 	free(t.data);
 }
 
+/*
+ * Full association data (matching type 0) with an octet after the
+ * certificate or key: OpenSSL's SSL_dane_tlsa_add() refuses it (the DER
+ * must span the data), so dane_tlsa_usable() must too, or an RRset of
+ * only such records is a DANE verdict whose handshake cannot be set up,
+ * the mail deferred where it goes with TLS (TLSA records, none usable:
+ * encrypt).  Red before (the check that the DER ends with the data
+ * dropped, for a certificate or a key): usable.  1 when t's data is
+ * usable and, one octet longer, neither usable nor taken by OpenSSL.
+ */
+static int
+trailing_refused(const struct dane_tlsa *t)
+{
+	unsigned char *b = malloc(t->len + 1);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+	int usable, taken;
+
+	assert_non_null(b);
+	assert_non_null(ctx);
+	assert_true(SSL_CTX_dane_enable(ctx) > 0);
+	ssl = SSL_new(ctx);
+	assert_non_null(ssl);
+	assert_true(SSL_dane_enable(ssl, HOST) > 0);
+	memcpy(b, t->data, t->len);
+	b[t->len] = 0;
+	usable = dane_tlsa_usable(t->usage, t->selector, t->mtype, b,
+	    t->len + 1);
+	taken = SSL_dane_tlsa_add(ssl, t->usage, t->selector, t->mtype, b,
+	    t->len + 1) > 0;
+	ERR_clear_error();
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	free(b);
+	printf("# %u %u %u, %zu octets and one more: usable %d, taken %d\n",
+	    t->usage, t->selector, t->mtype, t->len, usable, taken);
+	return t->usable && !usable && !taken;
+}
+
 static void
 test_tlsa_usable(void **state)
 {
@@ -366,6 +405,12 @@ test_tlsa_usable(void **state)
 	free(t.data);
 	tlsa_of(&t, 2, 1, 0, P.ca);
 	assert_true(t.usable);
+	free(t.data);
+	tlsa_of(&t, 3, 0, 0, P.leaf);
+	assert_true(trailing_refused(&t));
+	free(t.data);
+	tlsa_of(&t, 3, 1, 0, P.leaf);
+	assert_true(trailing_refused(&t));
 	free(t.data);
 }
 
