@@ -669,6 +669,28 @@ test_other_base_or_names(void **s)
 }
 
 /*
+ * Prepared with the names of a secure MX RRset (H and D), checked for the
+ * same records and base with H alone (an insecure MX RRset: D is no
+ * reference identifier): OpenSSL accepted a certificate for D alone, which
+ * this check must not, so the handshake is not the check asked for.  The
+ * names compared one by one up to the checked verdict's count only passed
+ * it.  Red before (the count of names not compared): success.
+ */
+static void
+test_fewer_names(void **s)
+{
+	char r[48];
+
+	check_with = info_with(1, 2, 0, 1, P.ca);
+	check_with->nnames = 1;
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "validation-failure");
+	dane_info_free(check_with);
+	check_with = NULL;
+}
+
+/*
  * A DANE-TA chain checked at the very second of its notAfter has expired,
  * as OpenSSL judges (X509_cmp_time(): expired once notAfter is not after
  * now): certificate-expired; the second before it passes.  The handshake's
@@ -1833,6 +1855,7 @@ main(void)
 		cmocka_unit_test_teardown(test_other_rrset, reset_moves),
 		cmocka_unit_test_teardown(test_other_base_or_names,
 		    reset_moves),
+		cmocka_unit_test_teardown(test_fewer_names, reset_moves),
 		cmocka_unit_test_teardown(test_ta_ends_at_not_after,
 		    reset_moves),
 		cmocka_unit_test_teardown(test_check_not_usable, reset_moves),
