@@ -555,6 +555,33 @@ test_ta_cn_only(void **s)
 	X509_free(cnwrong);
 }
 
+/*
+ * DANE-TA name checks take a wildcard only as the whole left-most label
+ * (RFC 7672 section 3.2.3): a leaf for *.example.test passes for H, one
+ * for m*.example.test (a partial wildcard, which OpenSSL matches unless
+ * told not to) fails.  Red before (dane_tls_prepare() without
+ * X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS): success for the partial one.
+ */
+static void
+test_ta_partial_wildcard(void **s)
+{
+	X509 *wild = test_cert(P.leaf_key, "*." DOMAIN, "*." DOMAIN, P.ca,
+	    P.ca_key, -3600, 86400, 0);
+	X509 *partial = test_cert(P.leaf_key, "m*." DOMAIN, "m*." DOMAIN,
+	    P.ca, P.ca_key, -3600, 86400, 0);
+	char r[48];
+
+	assert_non_null(wild);
+	assert_non_null(partial);
+	assert_int_equal(handshake(wild, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), 0);
+	assert_int_equal(handshake(partial, P.leaf_key, P.ca,
+	    info_with(1, 2, 0, 1, P.ca), r, sizeof(r)), -1);
+	assert_string_equal(r, "certificate-host-mismatch");
+	X509_free(wild);
+	X509_free(partial);
+}
+
 static void
 test_expired_ee_passes(void **s)
 {
@@ -1844,6 +1871,7 @@ main(void)
 		cmocka_unit_test(test_name_mismatch_ee_passes),
 		cmocka_unit_test(test_ta_domain_name),
 		cmocka_unit_test(test_ta_cn_only),
+		cmocka_unit_test(test_ta_partial_wildcard),
 		cmocka_unit_test(test_expired_ee_passes),
 		cmocka_unit_test(test_expired_ta_fails),
 		cmocka_unit_test(test_not_yet_valid_ta_fails),
