@@ -928,6 +928,56 @@ test_fingerprint_digests(void **state)
 	EVP_PKEY_free(k2);
 }
 
+/*
+ * A leg proven for one set of fingerprints is no proof for another's: the
+ * check's identity is its digests (verdict_identity()), so the next
+ * recipient's verdict with another digest has the live chain checked
+ * again, and gets a resumption key of its own.  Red before (the digests
+ * left out of the identity): the leg fitted the other verdict, the leaf
+ * matching none of its digests.
+ */
+static void
+test_fingerprint_leg_fits(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256"), *k2 = EVP_EC_gen("P-256");
+	X509 *leaf = test_cert(k, "mx.fp.test", "mx.fp.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	X509 *other = test_cert(k2, "mx.fp.test", "mx.fp.test", bad_ca,
+	    bad_ca_key, -3600, 86400, 0);
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *w = verdict("two.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	char kv[256], kw[256];
+	unsigned int len = 0;
+	SSL *c;
+
+	v->tls->nnames = 0;
+	v->tls->nfp = 1;
+	assert_int_equal(X509_digest(leaf, EVP_sha256(), v->tls->fp[0], &len),
+	    1);
+	w->tls->nnames = 0;
+	w->tls->nfp = 1;
+	assert_int_equal(X509_digest(other, EVP_sha256(), w->tls->fp[0],
+	    &len), 1);
+	c = handshake(v, leaf, k);
+	assert_int_equal(policy_tls_check(v, c, &proof, &res), 0);
+	assert_int_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), 0);
+	assert_int_equal(policy_leg_fits(w, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "certificate-not-trusted");
+	assert_int_equal(policy_tls_session_key(v, kv, sizeof(kv)), 0);
+	assert_int_equal(policy_tls_session_key(w, kw, sizeof(kw)), 0);
+	assert_string_not_equal(kv, kw);
+	SSL_free(c);
+	policy_verdict_free(v);
+	policy_verdict_free(w);
+	X509_free(leaf);
+	X509_free(other);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(k2);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1498,6 +1548,7 @@ main(void)
 		cmocka_unit_test(test_fresh_name_not_taken),
 		cmocka_unit_test(test_attacker_chains),
 		cmocka_unit_test(test_fingerprint_digests),
+		cmocka_unit_test(test_fingerprint_leg_fits),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
