@@ -1013,6 +1013,36 @@ test_other_store_leg_fits(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * protocols= raises the lowest version the leg's handshake takes, never
+ * lowers it below the global tls_min_version (the context's): ">=TLSv1"
+ * on a context at TLS 1.2 keeps 1.2, ">=TLSv1.3" raises it to 1.3.  Red
+ * before (the floor set whenever protocols= names one): TLS 1.0 allowed.
+ */
+static void
+test_protocols_floor(void **state)
+{
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+
+	assert_non_null(v->tls);
+	assert_int_equal(SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION),
+	    1);
+	v->tls->min_proto = TLS1_VERSION;
+	ssl = SSL_new(ctx);
+	assert_int_equal(policy_tls_prepare(v, ssl), 0);
+	assert_int_equal(SSL_get_min_proto_version(ssl), TLS1_2_VERSION);
+	SSL_free(ssl);
+	v->tls->min_proto = TLS1_3_VERSION;
+	ssl = SSL_new(ctx);
+	assert_int_equal(policy_tls_prepare(v, ssl), 0);
+	assert_int_equal(SSL_get_min_proto_version(ssl), TLS1_3_VERSION);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	policy_verdict_free(v);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1585,6 +1615,7 @@ main(void)
 		cmocka_unit_test(test_fingerprint_digests),
 		cmocka_unit_test(test_fingerprint_leg_fits),
 		cmocka_unit_test(test_other_store_leg_fits),
+		cmocka_unit_test(test_protocols_floor),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
