@@ -1764,6 +1764,41 @@ test_monitor_no_loadable_record(void **s)
 	policy_verdict_free(v);
 }
 
+/*
+ * As test_monitor_no_loadable_record, with the verdict's CA store (the
+ * policy's, as dane_verdict() gives every DANE verdict) trusting the
+ * server's chain, as a public CA does a real MX's: with no TLSA record
+ * loaded OpenSSL verified the chain by WebPKI, which is no DANE check;
+ * enforce mode's report still says why, tlsa-invalid.  Red before
+ * (dane_tls_check() without its test of the records taken): reported as
+ * validation-failure, "verified, but not by DANE".
+ */
+static void
+test_monitor_no_loadable_record_trusted(void **s)
+{
+	struct dane_info *d;
+	struct policy_verdict *v;
+
+	make_badkey();
+	d = info_with(1, 3, 1, 1, P.leaf);
+	free(d->tlsa[0].data);
+	d->tlsa[0].selector = 0;
+	d->tlsa[0].mtype = 0;
+	assert_non_null(d->tlsa[0].data = malloc((size_t)badkey_len));
+	memcpy(d->tlsa[0].data, badkey, (size_t)badkey_len);
+	d->tlsa[0].len = (size_t)badkey_len;
+	d->tlsa[0].usable = 1;		/* as if the check had passed it */
+	dane_tlsa_digest(d->tlsa, d->ntlsa, d->digest);
+	v = verdict_of(d, 1);
+	assert_non_null(v->tls->store = X509_STORE_new());
+	assert_int_equal(X509_STORE_add_cert(v->tls->store, P.ca), 1);
+	assert_int_equal(verdict_handshake(v), 0);
+	assert_int_equal(via_res.would_defer, 1);
+	assert_string_equal(via_res.reason, "tlsa-invalid");
+	assert_int_equal(via_proof.failed, 1);
+	policy_verdict_free(v);
+}
+
 static void
 test_info_dup(void **s)
 {
@@ -1898,6 +1933,7 @@ main(void)
 		cmocka_unit_test_teardown(test_tlsa_undecodable_key, reset_moves),
 		cmocka_unit_test(test_tlsa_undecodable_lookup),
 		cmocka_unit_test(test_monitor_no_loadable_record),
+		cmocka_unit_test(test_monitor_no_loadable_record_trusted),
 	};
 
 	return cmocka_run_group_tests(tests, setup_pki, teardown_pki);
