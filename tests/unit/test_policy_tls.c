@@ -1043,6 +1043,53 @@ test_protocols_floor(void **state)
 	policy_verdict_free(v);
 }
 
+/*
+ * policy_chain_not_after() of a chain whose end cannot be told is 1, a
+ * proof that has already ended, never 0 (no end): no chain, an empty one,
+ * a certificate whose notAfter does not parse, and one last in the chain
+ * whose notAfter is the epoch; the earliest of two otherwise.  Red before
+ * (the first two or the unparsed time returning 0, or min returned as
+ * it is): 0.
+ */
+static void
+test_chain_not_after_unknown(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *a = test_cert(k, "a.test", "a.test", ca, ca_key, -3600, 86400,
+	    0);
+	X509 *b = test_cert(k, "b.test", "b.test", ca, ca_key, -3600,
+	    2 * 86400, 0);
+	X509 *bad = test_cert(k, "c.test", "c.test", ca, ca_key, -3600, 86400,
+	    0);
+	X509 *epoch = test_cert(k, "d.test", "d.test", ca, ca_key, -3600,
+	    86400, 0);
+	STACK_OF(X509) *sk = sk_X509_new_null();
+	struct tm tm;
+
+	assert_non_null(sk);
+	assert_int_equal(policy_chain_not_after(NULL), 1);
+	assert_int_equal(policy_chain_not_after(sk), 1);
+	assert_true(sk_X509_push(sk, b) > 0);
+	assert_true(sk_X509_push(sk, a) > 0);
+	memset(&tm, 0, sizeof(tm));
+	assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(a), &tm), 1);
+	assert_int_equal(policy_chain_not_after(sk), (int64_t)timegm(&tm));
+	assert_int_equal(ASN1_STRING_set(X509_getm_notAfter(bad), "garbage",
+	    7), 1);
+	assert_true(sk_X509_push(sk, bad) > 0);
+	assert_int_equal(policy_chain_not_after(sk), 1);
+	(void)sk_X509_pop(sk);
+	assert_non_null(ASN1_TIME_set(X509_getm_notAfter(epoch), 0));
+	assert_true(sk_X509_push(sk, epoch) > 0);
+	assert_int_equal(policy_chain_not_after(sk), 1);
+	sk_X509_free(sk);
+	X509_free(a);
+	X509_free(b);
+	X509_free(bad);
+	X509_free(epoch);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1616,6 +1663,7 @@ main(void)
 		cmocka_unit_test(test_fingerprint_leg_fits),
 		cmocka_unit_test(test_other_store_leg_fits),
 		cmocka_unit_test(test_protocols_floor),
+		cmocka_unit_test(test_chain_not_after_unknown),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
