@@ -1090,6 +1090,68 @@ test_chain_not_after_unknown(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A chain checked at the very second of its notAfter has expired, as
+ * OpenSSL judges (expired once notAfter is not after now): the
+ * handshake's own result, judged at the earlier time policy_tls_prepare()
+ * set, is not taken then, and the chain verified afresh fails
+ * certificate-expired; the second before, the handshake's result stands.
+ * The clock is set for the check to the second wanted, and the handshake
+ * made again if a second boundary fell inside.  Red before (the
+ * handshake's result taken while now <= notAfter): success at notAfter.
+ */
+static int
+check_at(const struct policy_verdict *v, X509 *cert, EVP_PKEY *key,
+    int64_t at, struct tls_result *res)
+{
+	struct tls_proof proof;
+	int tries, rc = 0;
+	SSL *c;
+
+	for (tries = 0; tries < 10; tries++) {
+		time_step = at - 86400 - (int64_t)__real_time(NULL);
+		clock_anchor();
+		hs_moves = 1;
+		hs_step_to = at - (int64_t)__real_time(NULL);
+		c = handshake(v, cert, key);
+		hs_moves = 0;
+		rc = policy_tls_check(v, c, &proof, res);
+		SSL_free(c);
+		if (clock_now() == at)
+			return rc;
+	}
+	fail_msg("the policy clock could not be held at %lld", (long long)at);
+	return rc;
+}
+
+static void
+test_check_at_not_after(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	/* expired by the real clock, valid 30 days ago */
+	X509 *lapsed = test_cert(k, "mx.good.test", "mx.good.test", ca,
+	    ca_key, -86400 * 40, -86400 * 10, 0);
+	struct policy_verdict *v1 = verdict("one.test", "192.0.2.1");
+	struct tls_result res;
+	struct tm tm;
+	int64_t na;
+
+	memset(&tm, 0, sizeof(tm));
+	assert_int_equal(ASN1_TIME_to_tm(X509_get0_notAfter(lapsed), &tm), 1);
+	na = (int64_t)timegm(&tm);
+	assert_int_equal(check_at(v1, lapsed, k, na - 1, &res), 0);
+	assert_string_equal(res.reason, "success");
+	if (check_at(v1, lapsed, k, na, &res) != -1)
+		fail_msg("a chain passed at its notAfter: %s (%s)",
+		    res.reason, res.detail);
+	assert_string_equal(res.reason, "certificate-expired");
+	time_step = 0;
+	clock_anchor();
+	policy_verdict_free(v1);
+	X509_free(lapsed);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1664,6 +1726,7 @@ main(void)
 		cmocka_unit_test(test_other_store_leg_fits),
 		cmocka_unit_test(test_protocols_floor),
 		cmocka_unit_test(test_chain_not_after_unknown),
+		cmocka_unit_test(test_check_at_not_after),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
