@@ -1152,6 +1152,43 @@ test_check_at_not_after(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * protocols= takes its own ends: a TLS 1.3 connection is within
+ * ">=TLSv1.3" and "<=TLSv1.3", a TLS 1.2 one outside the first.  Red
+ * before (the ends taken as outside, '>=' -> '>' or '<=' -> '<'):
+ * validation-failure for the TLS 1.3 connection.
+ */
+static void
+test_protocols_ends(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	v->tls->min_proto = TLS1_3_VERSION;
+	expect(v, good, k, 0, "success");
+	v->tls->min_proto = 0;
+	v->tls->max_proto = TLS1_3_VERSION;
+	expect(v, good, k, 0, "success");
+	/* a TLS 1.2 connection ("<=TLSv1.2"), judged for ">=TLSv1.3" */
+	v->tls->max_proto = TLS1_2_VERSION;
+	c = handshake(v, good, k);
+	assert_int_equal(SSL_version(c), TLS1_2_VERSION);
+	assert_int_equal(policy_tls_check(v, c, &proof, &res), 0);
+	v->tls->max_proto = 0;
+	v->tls->min_proto = TLS1_3_VERSION;
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "validation-failure");
+	SSL_free(c);
+	policy_verdict_free(v);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1727,6 +1764,7 @@ main(void)
 		cmocka_unit_test(test_protocols_floor),
 		cmocka_unit_test(test_chain_not_after_unknown),
 		cmocka_unit_test(test_check_at_not_after),
+		cmocka_unit_test(test_protocols_ends),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
