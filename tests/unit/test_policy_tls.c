@@ -1189,6 +1189,47 @@ test_protocols_ends(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A monitored encrypt verdict (the TLS history's) that also carries an
+ * MTA-STS testing policy's check: on a reused leg enforce mode's view
+ * passes (TLS), but the testing check fails (the certificate names
+ * another host), and that failure is what the recipient's report must
+ * say, as for the same verdict not monitored.  Red before (monitor_fits()
+ * without its copy of a view that passed with report_failed): no report,
+ * "success".
+ */
+static void
+test_monitor_report_failed(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *other = test_cert(k, "other.test", "other.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	v->level = TLS_LEVEL_ENCRYPT;
+	v->report_only = 1;
+	v->source = "mta-sts";
+	c = handshake(may, other, k);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), 0);
+	assert_int_equal(res.report_failed, 1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	policy_verdict_monitor(v);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), 0);
+	assert_int_equal(res.would_defer, 0);
+	assert_int_equal(res.report_failed, 1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	SSL_free(c);
+	policy_verdict_free(v);
+	policy_verdict_free(may);
+	X509_free(other);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1765,6 +1806,7 @@ main(void)
 		cmocka_unit_test(test_chain_not_after_unknown),
 		cmocka_unit_test(test_check_at_not_after),
 		cmocka_unit_test(test_protocols_ends),
+		cmocka_unit_test(test_monitor_report_failed),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
