@@ -668,6 +668,24 @@ test_not_an_mx_address_cname(void **s)
 	assert_string_equal(d->reason, "validation-failure");
 }
 
+/*
+ * A is no MX host's address, and the only host's addresses did not
+ * validate: DANE does not apply to that host (RFC 7672 section 2.2), so
+ * its TLSA records are never asked and say nothing of the domain: no
+ * DANE, not a deferral, as when that host owns A (test_insecure_address).
+ * Red before (no_owner() asking hosts with insecure addresses too):
+ * DANE_DEFER, validation-failure.
+ */
+static void
+test_not_an_mx_address_insecure_host(void **s)
+{
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 0, "192.0.2.1");
+	tlsa("mx.d.test", 1, 3, 1, 1, 32);
+	expect("198.51.100.7", DANE_NONE, NULL);
+	assert_int_equal(fake_of("_25._tcp.mx.d.test", DNS_T_TLSA)->asked, 0);
+}
+
 static void
 test_not_an_mx_address_no_dane(void **s)
 {
@@ -1174,6 +1192,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_no_dane,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_not_an_mx_address_insecure_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tlsa_name_too_long,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tlsa_name_bound,
