@@ -1230,6 +1230,37 @@ test_monitor_report_failed(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A deferring verdict is met by no handshake, however good: its check
+ * fails with the verdict's own reason, and no proof of verification is
+ * left, whatever the names and store it carries.  Red before
+ * (policy_tls_check() without its test of TLS_LEVEL_DEFER): 0, a proof at
+ * verify.
+ */
+static void
+test_defer_never_checks(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("one.test", "192.0.2.1");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c = handshake(v, good, k);
+
+	assert_int_equal(policy_tls_check(v, c, &proof, &res), 0);
+	v->level = TLS_LEVEL_DEFER;
+	snprintf(v->reason, sizeof(v->reason), "dnssec-invalid");
+	assert_int_equal(policy_tls_check(v, c, &proof, &res), -1);
+	assert_string_equal(res.reason, "dnssec-invalid");
+	assert_int_not_equal(proof.level, TLS_LEVEL_VERIFY);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), -1);
+	SSL_free(c);
+	policy_verdict_free(v);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1807,6 +1838,7 @@ main(void)
 		cmocka_unit_test(test_check_at_not_after),
 		cmocka_unit_test(test_protocols_ends),
 		cmocka_unit_test(test_monitor_report_failed),
+		cmocka_unit_test(test_defer_never_checks),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
