@@ -517,6 +517,80 @@ test_large_chain_bounded(void **state)
 	assert_true(chain_growth(60) < 1024u * 1024);
 }
 
+/* Is the session of a proven handshake with a server whose chain has
+ * ncerts certificates besides its leaf, each with a comment of pad
+ * octets, offered again? */
+static int
+kept_with_chain(int ncerts, size_t pad)
+{
+	char err[256], *comment;
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	X509_EXTENSION *ext;
+	EVP_PKEY *k;
+	X509 *x;
+	SSL *c;
+	int i, kept;
+
+	assert_non_null(t);
+	assert_non_null(comment = malloc(pad + 1));
+	memset(comment, 'x', pad);
+	comment[pad] = '\0';
+	sctx = server_ctx();
+	assert_non_null(k = EVP_EC_gen("P-256"));
+	for (i = 0; i < ncerts; i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "%d.chain.test", i);
+		x = test_cert(k, name, NULL, NULL, NULL, -60, 3600, 0);
+		assert_non_null(x);
+		if (pad > 0) {
+			ext = X509V3_EXT_conf_nid(NULL, NULL,
+			    NID_netscape_comment, comment);
+			assert_non_null(ext);
+			assert_int_equal(X509_add_ext(x, ext, -1), 1);
+			X509_EXTENSION_free(ext);
+			assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+		}
+		assert_int_equal(SSL_CTX_add_extra_chain_cert(sctx, x), 1);
+	}
+	EVP_PKEY_free(k);
+	free(comment);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "kc");
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 1, 0);
+	(void)SSL_shutdown(c);
+	SSL_free(c);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "kc");
+	kept = SSL_get_session(c) != NULL;
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	sctx = old;
+	tls_ctx_free(t);
+	return kept;
+}
+
+/*
+ * The chain bounds to the certificate, and in bytes: a leaf and 9 more
+ * (RESUME_CHAIN_CERTS, 10) kept, a leaf and 10 more not; 8 certificates
+ * of some 2.3 KB each (about 19 KB, over RESUME_CHAIN_MAX's 16 KB) not,
+ * 6 of them (about 14 KB) kept.  Red before (either bound raised): the
+ * session of the longer or larger chain offered.
+ */
+static void
+test_chain_bounds_exact(void **state)
+{
+	(void)state;
+	assert_true(kept_with_chain(9, 0));
+	if (kept_with_chain(10, 0))
+		fail_msg("a chain of 11 certificates was kept");
+	assert_true(kept_with_chain(6, 2000));
+	if (kept_with_chain(8, 2000))
+		fail_msg("a chain of some 19 KB was kept");
+}
+
 /*
  * A NULL-encryption suite is never offered, whatever tls_ciphers says
  * (here every suite OpenSSL has, at security level 0): a server that
@@ -585,6 +659,7 @@ main(void)
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
+		cmocka_unit_test(test_chain_bounds_exact),
 		cmocka_unit_test(test_null_cipher_never_offered),
 	};
 
