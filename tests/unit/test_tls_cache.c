@@ -591,6 +591,73 @@ test_chain_bounds_exact(void **state)
 		fail_msg("a chain of some 19 KB was kept");
 }
 
+/* the application data the server puts in its tickets (ticket_cb()) */
+static size_t ticket_appdata;
+
+static int
+ticket_cb(SSL *s, void *arg)
+{
+	(void)arg;
+	return SSL_SESSION_set1_ticket_appdata(SSL_get_session(s),
+	    big_appdata, ticket_appdata);
+}
+
+/* Is the session of a proven handshake, whose tickets carry appdata
+ * octets of the server's, offered again?  The ticket's length in *len. */
+static int
+kept_with_ticket(size_t appdata, size_t *len)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	const unsigned char *tick;
+	SSL *c;
+	int kept;
+
+	assert_non_null(t);
+	sctx = server_ctx();
+	ticket_appdata = appdata;
+	SSL_CTX_set_session_ticket_cb(sctx, ticket_cb, NULL, NULL);
+	pair_size = 1024 * 1024;	/* the tickets in one go */
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "kt");
+	assert_int_equal(handshake(c), 0);
+	pair_size = 0;
+	*len = 0;
+	SSL_SESSION_get0_ticket(SSL_get_session(c), &tick, len);
+	tls_client_done(t, c, 1, 0);
+	(void)SSL_shutdown(c);
+	SSL_free(c);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "kt");
+	kept = SSL_get_session(c) != NULL;
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	sctx = old;
+	tls_ctx_free(t);
+	return kept;
+}
+
+/*
+ * The ticket bound (RESUME_TICKET_MAX, 8 KB) itself: a ticket of some
+ * 5 KB kept, one of some 10 KB not.  test_large_tickets_bounded's 60 KB
+ * tickets are over any bound near it, and it skips where the heap cannot
+ * be measured.  Red before (the bound doubled): the 10 KB ticket's
+ * session offered.
+ */
+static void
+test_ticket_bound_exact(void **state)
+{
+	size_t len;
+
+	(void)state;
+	assert_true(kept_with_ticket(5000, &len));
+	assert_true(len < 8 * 1024);
+	if (kept_with_ticket(10000, &len))
+		fail_msg("a ticket of %zu octets was kept", len);
+	assert_true(len > 8 * 1024 && len < 16 * 1024);
+}
+
 /*
  * A NULL-encryption suite is never offered, whatever tls_ciphers says
  * (here every suite OpenSSL has, at security level 0): a server that
@@ -660,6 +727,7 @@ main(void)
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
 		cmocka_unit_test(test_chain_bounds_exact),
+		cmocka_unit_test(test_ticket_bound_exact),
 		cmocka_unit_test(test_null_cipher_never_offered),
 	};
 
