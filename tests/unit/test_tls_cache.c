@@ -658,6 +658,55 @@ test_ticket_bound_exact(void **state)
 	assert_true(len > 8 * 1024 && len < 16 * 1024);
 }
 
+/* tls.c's key_hash(): FNV-1a over the key, modulo RESUME_SLOTS (1024) */
+static unsigned
+slot_of(const char *k)
+{
+	unsigned h = 2166136261u;
+
+	while (*k)
+		h = (h ^ (unsigned char)*k++) * 16777619u;
+	return h % 1024;
+}
+
+/*
+ * Two keys that share a slot of the cache: a session kept under one is
+ * never offered under the other (the key is the check the session
+ * passed, the MX host and the verdict's identity), and asking for the
+ * second leaves it to the first.  Red before (tls_client_resume()
+ * without its comparison of the slot's key): the first key's session
+ * offered for the second.
+ */
+static void
+test_other_key_same_slot(void **state)
+{
+	char err[256], b[32];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	const char *a = "mx.a.test|verify|00";
+	SSL *c;
+	int i;
+
+	(void)state;
+	assert_non_null(t);
+	for (i = 0; i < 1000000; i++) {
+		snprintf(b, sizeof(b), "mx.b.test|dane|%d", i);
+		if (slot_of(b) == slot_of(a))
+			break;
+	}
+	assert_int_equal(slot_of(b), slot_of(a));
+	cached(t, a);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, b);
+	if (SSL_get_session(c) != NULL)
+		fail_msg("the session of %s was offered for %s", a, b);
+	SSL_free(c);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, a);
+	assert_non_null(SSL_get_session(c));
+	SSL_free(c);
+	tls_ctx_free(t);
+}
+
 /*
  * A NULL-encryption suite is never offered, whatever tls_ciphers says
  * (here every suite OpenSSL has, at security level 0): a server that
@@ -728,6 +777,7 @@ main(void)
 		cmocka_unit_test(test_large_chain_bounded),
 		cmocka_unit_test(test_chain_bounds_exact),
 		cmocka_unit_test(test_ticket_bound_exact),
+		cmocka_unit_test(test_other_key_same_slot),
 		cmocka_unit_test(test_null_cipher_never_offered),
 	};
 
