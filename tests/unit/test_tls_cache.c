@@ -658,6 +658,37 @@ test_ticket_bound_exact(void **state)
 	assert_true(len > 8 * 1024 && len < 16 * 1024);
 }
 
+/*
+ * A full handshake whose check failed (tls_client_done() told unproven),
+ * the server's tickets read: none of its sessions is kept, nothing is
+ * offered under its key.  test_unproven_forgets's unproven connection
+ * had no handshake, whose offered session went for not being resumed.
+ * Red before (tls_client_done() without its test of proven): the failed
+ * handshake's session offered, and resumed without a full check.
+ */
+static void
+test_unproven_handshake_not_kept(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL *c;
+
+	(void)state;
+	assert_non_null(t);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k11");
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 0, 0);
+	(void)SSL_shutdown(c);
+	SSL_free(c);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k11");
+	if (SSL_get_session(c) != NULL)
+		fail_msg("the session of an unproven handshake was offered");
+	SSL_free(c);
+	tls_ctx_free(t);
+}
+
 /* tls.c's key_hash(): FNV-1a over the key, modulo RESUME_SLOTS (1024) */
 static unsigned
 slot_of(const char *k)
@@ -772,6 +803,7 @@ main(void)
 		cmocka_unit_test(test_lifetime_on_boot_clock),
 		cmocka_unit_test(test_straddling_reload_not_cached),
 		cmocka_unit_test(test_unproven_forgets),
+		cmocka_unit_test(test_unproven_handshake_not_kept),
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
