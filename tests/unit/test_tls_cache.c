@@ -689,6 +689,55 @@ test_unproven_handshake_not_kept(void **state)
 	tls_ctx_free(t);
 }
 
+/*
+ * TLS 1.3 tickets that come after the handshake was proven (the server
+ * sends them after its Finished, the client reads them with the first
+ * reply) carry the proof's end too: the chain that verified ends 30
+ * minutes on, and past that the late ticket's session is not offered, as
+ * one read before tls_client_done() (test_chain_expired_not_offered).
+ * Red before (the proven connection's not_after not kept for its late
+ * tickets): offered, no end.
+ */
+static void
+test_late_ticket_not_after(void **state)
+{
+	char err[256], buf[16];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL *c, *s;
+	int i;
+
+	(void)state;
+	assert_non_null(t);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k12");
+	s = joined(c);
+	tls_client_done(t, c, 1, clock_now() + 1800);
+	for (i = 0; i < 4; i++) {
+		(void)SSL_read(c, buf, sizeof(buf));
+		(void)SSL_read(s, buf, sizeof(buf));
+	}
+	SSL_free(s);
+	(void)SSL_shutdown(c);
+	SSL_free(c);
+	time_step = 1700;
+	clock_anchor();
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k12");
+	assert_non_null(SSL_get_session(c));
+	SSL_free(c);
+	time_step = 1900;
+	clock_anchor();
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k12");
+	if (SSL_get_session(c) != NULL)
+		fail_msg("a late ticket's session was offered past its "
+		    "proof's end");
+	SSL_free(c);
+	time_step = 0;
+	clock_anchor();
+	tls_ctx_free(t);
+}
+
 /* tls.c's key_hash(): FNV-1a over the key, modulo RESUME_SLOTS (1024) */
 static unsigned
 slot_of(const char *k)
@@ -804,6 +853,7 @@ main(void)
 		cmocka_unit_test(test_straddling_reload_not_cached),
 		cmocka_unit_test(test_unproven_forgets),
 		cmocka_unit_test(test_unproven_handshake_not_kept),
+		cmocka_unit_test(test_late_ticket_not_after),
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
