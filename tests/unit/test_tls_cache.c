@@ -738,6 +738,61 @@ test_late_ticket_not_after(void **state)
 	tls_ctx_free(t);
 }
 
+/* Is a session offered under key with the policy clock at the second
+ * at?  The clock is set and read again until no second boundary fell in
+ * between. */
+static int
+offered_at_second(struct tls_ctx *t, const char *key, int64_t at)
+{
+	int tries, offered = 0;
+	SSL *c;
+
+	for (tries = 0; tries < 10; tries++) {
+		time_step = at - (int64_t)__real_time(NULL);
+		clock_anchor();
+		c = tls_client_new(t);
+		tls_client_resume(t, c, key);
+		offered = SSL_get_session(c) != NULL;
+		SSL_free(c);
+		if (clock_now() == at)
+			break;
+	}
+	time_step = 0;
+	clock_anchor();
+	if (tries == 10)
+		fail_msg("the policy clock could not be held at %lld",
+		    (long long)at);
+	return offered;
+}
+
+/*
+ * A proof ends at the very second of its chain's notAfter, as OpenSSL
+ * judges (expired once notAfter is not after now): its session is
+ * offered the second before, not at it.  Red before (peer_expired()
+ * taking now > not_after): offered at the chain's notAfter.
+ */
+static void
+test_proof_end_exact(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	int64_t end = clock_now() + 1800;
+	SSL *c;
+
+	(void)state;
+	assert_non_null(t);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k13");
+	assert_int_equal(handshake(c), 0);
+	tls_client_done(t, c, 1, end);
+	(void)SSL_shutdown(c);
+	SSL_free(c);
+	assert_true(offered_at_second(t, "k13", end - 1));
+	if (offered_at_second(t, "k13", end))
+		fail_msg("a session was offered at its proof's end");
+	tls_ctx_free(t);
+}
+
 /* tls.c's key_hash(): FNV-1a over the key, modulo RESUME_SLOTS (1024) */
 static unsigned
 slot_of(const char *k)
@@ -854,6 +909,7 @@ main(void)
 		cmocka_unit_test(test_unproven_forgets),
 		cmocka_unit_test(test_unproven_handshake_not_kept),
 		cmocka_unit_test(test_late_ticket_not_after),
+		cmocka_unit_test(test_proof_end_exact),
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
