@@ -793,6 +793,39 @@ test_proof_end_exact(void **state)
 	tls_ctx_free(t);
 }
 
+/*
+ * A session's lifetime ends to the second on the boot clock: the boot
+ * clock held still, a session of a 100 s lifetime is offered 99 s on and
+ * not 100 s on.  Red before (session_live() taking age <= life): offered
+ * at 100 s.
+ */
+static void
+test_lifetime_end_exact(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	struct timespec ts;
+	int before, at;
+
+	(void)state;
+	assert_non_null(t);
+	sctx = server_ctx();
+	SSL_CTX_set_timeout(sctx, 100);	/* ticket_lifetime */
+	assert_int_equal(__real_clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+	boot_frozen_ms = (uint64_t)ts.tv_sec * 1000 + 500;
+	cached(t, "k14");
+	before = offered_at(t, "k14", 0, 99);
+	at = offered_at(t, "k14", 0, 100);
+	boot_frozen_ms = 0;
+	SSL_CTX_free(sctx);
+	sctx = old;
+	tls_ctx_free(t);
+	assert_true(before);
+	if (at)
+		fail_msg("a session of a 100 s lifetime was offered 100 s on");
+}
+
 /* tls.c's key_hash(): FNV-1a over the key, modulo RESUME_SLOTS (1024) */
 static unsigned
 slot_of(const char *k)
@@ -910,6 +943,7 @@ main(void)
 		cmocka_unit_test(test_unproven_handshake_not_kept),
 		cmocka_unit_test(test_late_ticket_not_after),
 		cmocka_unit_test(test_proof_end_exact),
+		cmocka_unit_test(test_lifetime_end_exact),
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
