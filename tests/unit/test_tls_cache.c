@@ -826,6 +826,43 @@ test_lifetime_end_exact(void **state)
 		fail_msg("a session of a 100 s lifetime was offered 100 s on");
 }
 
+/*
+ * One key keeps its newest RESUME_DEPTH (4) sessions: a handshake whose
+ * server issues eight tickets leaves four, the newest offered and
+ * resumed, and another key's session untouched.  Red before
+ * (list_push() dropping the oldest only past the depth): the fifth
+ * written past the list (a crash, or under ASan a buffer overflow).
+ */
+static void
+test_depth_bounded(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	SSL *c;
+
+	(void)state;
+	assert_non_null(t);
+	cached(t, "k16");
+	sctx = server_ctx();
+	assert_int_equal(SSL_CTX_set_num_tickets(sctx, 8), 1);
+	cached(t, "k17");
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k17");
+	assert_non_null(SSL_get_session(c));
+	assert_int_equal(handshake(c), 1);
+	tls_client_done(t, c, 1, 0);
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	sctx = old;
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k16");
+	assert_non_null(SSL_get_session(c));
+	assert_int_equal(handshake(c), 1);
+	SSL_free(c);
+	tls_ctx_free(t);
+}
+
 /* tls.c's key_hash(): FNV-1a over the key, modulo RESUME_SLOTS (1024) */
 static unsigned
 slot_of(const char *k)
@@ -944,6 +981,7 @@ main(void)
 		cmocka_unit_test(test_late_ticket_not_after),
 		cmocka_unit_test(test_proof_end_exact),
 		cmocka_unit_test(test_lifetime_end_exact),
+		cmocka_unit_test(test_depth_bounded),
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
