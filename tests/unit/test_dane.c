@@ -1799,6 +1799,49 @@ test_monitor_no_loadable_record_trusted(void **s)
 	policy_verdict_free(v);
 }
 
+/*
+ * The verdict each DANE state makes (dane_apply()): usable records DANE,
+ * only unusable ones TLS mandatory, unauthenticated (RFC 7672 section
+ * 2.2: encrypt, and a server without STARTTLS "dane-required"), a
+ * deferral its reason and whether it is this gateway's own, none no
+ * verdict at all.  Red before (the unusable state made may): the mail to
+ * a domain with only unusable TLSA records went in cleartext to a
+ * server that offered no STARTTLS.
+ */
+static void
+test_dane_apply_levels(void **s)
+{
+	struct policy_verdict v;
+	struct dane_info *d = info_with(1, 3, 1, 1, P.leaf);
+
+	memset(&v, 0, sizeof(v));
+	assert_int_equal(dane_apply(d, &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_DANE);
+	assert_string_equal(v.source, "dane");
+	assert_string_equal(v.mx_host, HOST);
+	memset(&v, 0, sizeof(v));
+	d->state = DANE_UNUSABLE;
+	assert_int_equal(dane_apply(d, &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v.source, "dane");
+	assert_string_equal(policy_no_starttls_reason(&v), "dane-required");
+	memset(&v, 0, sizeof(v));
+	d->state = DANE_DEFER;
+	snprintf(d->reason, sizeof(d->reason), DANE_LOCAL_ERROR);
+	d->local = 1;
+	assert_int_equal(dane_apply(d, &v), 1);
+	assert_int_equal(v.level, TLS_LEVEL_DEFER);
+	assert_string_equal(v.reason, DANE_LOCAL_ERROR);
+	assert_int_equal(v.local, 1);
+	memset(&v, 0, sizeof(v));
+	v.level = TLS_LEVEL_MAY;
+	d->state = DANE_NONE;
+	assert_int_equal(dane_apply(d, &v), 0);
+	assert_int_equal(v.level, TLS_LEVEL_MAY);
+	assert_null(v.source);
+	dane_info_free(d);
+}
+
 static void
 test_info_dup(void **s)
 {
@@ -1927,6 +1970,7 @@ main(void)
 		cmocka_unit_test(test_resumed_names_not_copied),
 		cmocka_unit_test(test_session_key),
 		cmocka_unit_test(test_dane_identity_names),
+		cmocka_unit_test(test_dane_apply_levels),
 		cmocka_unit_test(test_info_dup),
 		cmocka_unit_test(test_many_tlsa_match_late),
 		cmocka_unit_test(test_many_tlsa_over_bound),
