@@ -863,6 +863,43 @@ test_depth_bounded(void **state)
 	tls_ctx_free(t);
 }
 
+/*
+ * tls_min_version as the client context takes it: each of the four values
+ * the configuration allows is that version, never a lower one (TLSv1.3
+ * taken for 1.2 lets a server, or an attacker on the path, downgrade
+ * what the administrator ruled out; TLSv1 taken for no minimum, SSL 3).
+ * Red before (TLSv1.3 mapped to TLS 1.2, TLSv1 to 0): the lower version.
+ */
+static void
+test_min_version_mapping(void **state)
+{
+	static const struct {
+		const char	*name;
+		int		 version;
+	} m[] = {
+		{ "TLSv1", TLS1_VERSION },
+		{ "TLSv1.1", TLS1_1_VERSION },
+		{ "TLSv1.2", TLS1_2_VERSION },
+		{ "TLSv1.3", TLS1_3_VERSION },
+	};
+	char err[256], *saved = cfg->tls_min_version;
+	struct tls_ctx *t;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		cfg->tls_min_version = (char *)m[i].name;
+		t = tls_ctx_new(cfg, err, sizeof(err));
+		cfg->tls_min_version = saved;
+		assert_non_null(t);
+		if (tls_client_min_version(t) != m[i].version)
+			fail_msg("tls_min_version %s: 0x%x, want 0x%x",
+			    m[i].name, tls_client_min_version(t),
+			    m[i].version);
+		tls_ctx_free(t);
+	}
+}
+
 /* tls.c's key_hash(): FNV-1a over the key, modulo RESUME_SLOTS (1024) */
 static unsigned
 slot_of(const char *k)
@@ -982,6 +1019,7 @@ main(void)
 		cmocka_unit_test(test_proof_end_exact),
 		cmocka_unit_test(test_lifetime_end_exact),
 		cmocka_unit_test(test_depth_bounded),
+		cmocka_unit_test(test_min_version_mapping),
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
