@@ -1261,6 +1261,52 @@ test_defer_never_checks(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * protocols= binds only the levels that require TLS: a may verdict whose
+ * range starts at TLS 1.3 takes a TLS 1.2 leg, checked or reused (its
+ * mail would go in cleartext otherwise), where an encrypt verdict of the
+ * same range does not.  Red before (protocols_outside() judging may
+ * too): validation-failure, the may recipient deferred.
+ */
+static void
+test_protocols_may_unbound(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *tls12 = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *enc = verdict("enc.test", "192.0.2.4");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	assert_int_equal(may->level, TLS_LEVEL_MAY);
+	assert_int_equal(enc->level, TLS_LEVEL_ENCRYPT);
+	if (tls12->tls == NULL)
+		assert_non_null(tls12->tls = calloc(1, sizeof(*tls12->tls)));
+	if (may->tls == NULL)
+		assert_non_null(may->tls = calloc(1, sizeof(*may->tls)));
+	if (enc->tls == NULL)
+		assert_non_null(enc->tls = calloc(1, sizeof(*enc->tls)));
+	tls12->tls->max_proto = TLS1_2_VERSION;
+	may->tls->min_proto = TLS1_3_VERSION;
+	enc->tls->min_proto = TLS1_3_VERSION;
+	c = handshake(tls12, good, k);
+	assert_int_equal(SSL_version(c), TLS1_2_VERSION);
+	assert_int_equal(policy_tls_check(tls12, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(may, &proof, c, &res), 0);
+	assert_int_equal(policy_leg_fits(enc, &proof, c, &res), -1);
+	assert_string_equal(res.reason, "validation-failure");
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	SSL_free(c);
+	policy_verdict_free(tls12);
+	policy_verdict_free(may);
+	policy_verdict_free(enc);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1839,6 +1885,7 @@ main(void)
 		cmocka_unit_test(test_protocols_ends),
 		cmocka_unit_test(test_monitor_report_failed),
 		cmocka_unit_test(test_defer_never_checks),
+		cmocka_unit_test(test_protocols_may_unbound),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
