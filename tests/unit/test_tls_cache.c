@@ -900,6 +900,40 @@ test_min_version_mapping(void **state)
 	}
 }
 
+/*
+ * A TLS 1.2 server that issues no tickets (session IDs only) gives no
+ * ticket lifetime: the session's own timeout bounds it, and it is
+ * offered.  Red before (session_live() taking a lifetime hint of 0
+ * for the lifetime): never offered, every connection to such a server a
+ * full handshake.
+ */
+static void
+test_session_id_offered(void **state)
+{
+	char err[256];
+	struct tls_ctx *t = tls_ctx_new(cfg, err, sizeof(err));
+	SSL_CTX *old = sctx;
+	SSL *c;
+
+	(void)state;
+	assert_non_null(t);
+	sctx = server_ctx();
+	assert_int_equal(SSL_CTX_set_max_proto_version(sctx, TLS1_2_VERSION),
+	    1);
+	SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
+	cached(t, "k19");
+	c = tls_client_new(t);
+	tls_client_resume(t, c, "k19");
+	if (SSL_get_session(c) == NULL)
+		fail_msg("a TLS 1.2 session without a ticket was not offered");
+	assert_int_equal(SSL_SESSION_get_ticket_lifetime_hint(
+	    SSL_get_session(c)), 0);
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	sctx = old;
+	tls_ctx_free(t);
+}
+
 /* tls.c's key_hash(): FNV-1a over the key, modulo RESUME_SLOTS (1024) */
 static unsigned
 slot_of(const char *k)
@@ -1020,6 +1054,7 @@ main(void)
 		cmocka_unit_test(test_lifetime_end_exact),
 		cmocka_unit_test(test_depth_bounded),
 		cmocka_unit_test(test_min_version_mapping),
+		cmocka_unit_test(test_session_id_offered),
 		cmocka_unit_test(test_no_renegotiation),
 		cmocka_unit_test(test_large_tickets_bounded),
 		cmocka_unit_test(test_large_chain_bounded),
