@@ -144,6 +144,12 @@ test_status(void **state)
 	expect_err("HTTP/1.1 20 OK\r\n\r\n", 0, "status line");
 	expect_err("ICY 200 OK\r\n\r\n", 0, "status line");
 	expect_err("HTTP/1.1 200OK\r\n\r\n", 0, "status line");
+	/* HTTP/1.0 and 1.1 only, a first digit of 1 to 5, and three
+	 * digits: no other version, class or digit is read as a status */
+	expect_err("HTTP/1.2 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 1\r\n\r\nx", 0, "malformed status line");
+	expect_err("HTTP/1.1 600 OK\r\n\r\n", 0, "malformed status line");
+	expect_err("HTTP/1.1 20: OK\r\n\r\n", 0, "malformed status line");
 }
 
 static void
@@ -283,6 +289,19 @@ test_status_line(void **state)
 	    &code), HTTP_ERR);
 	assert_int_equal(http_status_line("SMTP/1.1 200 x\r\n", 16, &code),
 	    HTTP_ERR);
+	/* a TLSRPT receiver's reply is delivered on a 2xx status alone:
+	 * "20:" is no 2xx (read as a digit, it was 210), nor a 6xx a
+	 * status at all */
+	code = 0;
+	assert_int_equal(http_status_line("HTTP/1.1 20: x\r\n", 16, &code),
+	    HTTP_ERR);
+	assert_int_equal(http_status_line("HTTP/1.1 2:0 x\r\n", 16, &code),
+	    HTTP_ERR);
+	assert_int_equal(http_status_line("HTTP/1.1 600 x\r\n", 16, &code),
+	    HTTP_ERR);
+	assert_int_equal(http_status_line("HTTP/1.2 200 x\r\n", 16, &code),
+	    HTTP_ERR);
+	assert_int_equal(code, 0);
 }
 
 #define S(x) x, sizeof(x) - 1
