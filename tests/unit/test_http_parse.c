@@ -212,6 +212,80 @@ test_framing(void **state)
 	    "malformed header");
 }
 
+/* A response whose headers (the status line and the empty line after
+ * them included) end at byte total, then the body "x". */
+static char *
+headers_of(size_t total)
+{
+	const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 1\r\nX-Pad: ";
+	size_t hl = strlen(head), pad = total - hl - 4;
+	char *b = malloc(total + 2);
+
+	assert_non_null(b);
+	memcpy(b, head, hl);
+	memset(b + hl, 'a', pad);
+	memcpy(b + hl + pad, "\r\n\r\nx", 6);
+	b[total + 1] = '\0';
+	return b;
+}
+
+/*
+ * The header section's bound, HTTP_HDR_MAX octets up to and with the
+ * empty line: at it the policy is read, one past it refused, and so is a
+ * header line that has not ended past it (no waiting for more).  A
+ * header line without a name, or with white space in its name (RFC 9112
+ * section 5.1: "Content-Type :" is no Content-Type a server may send),
+ * is malformed, not another header skipped.  A Content-Length that is
+ * empty, or too long to be read without overflow, is refused.
+ */
+static void
+test_header_bounds(void **state)
+{
+	struct http_resp r;
+	char *b;
+
+	(void)state;
+	b = headers_of(HTTP_HDR_MAX);
+	assert_int_equal(http_parse_response(b, HTTP_HDR_MAX + 1, 0, MAXB,
+	    &r), HTTP_DONE);
+	assert_int_equal(r.bodylen, 1);
+	http_resp_clear(&r);
+	free(b);
+	b = headers_of(HTTP_HDR_MAX + 1);
+	expect_err(b, 0, "headers too long");
+	free(b);
+	/* a header line still open: more to come up to the bound, then
+	 * refused */
+	b = malloc(HTTP_HDR_MAX + 2);
+	assert_non_null(b);
+	memcpy(b, "HTTP/1.1 200 OK\r\nX-Pad: ", 24);
+	memset(b + 24, 'a', HTTP_HDR_MAX + 1 - 24);
+	b[HTTP_HDR_MAX + 1] = '\0';
+	assert_int_equal(http_parse_response(b, HTTP_HDR_MAX, 0, MAXB, &r),
+	    HTTP_MORE);
+	expect_err(b, 0, "headers too long");
+	free(b);
+
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    ": x\r\nContent-Length: 1\r\n\r\nx", 0, "malformed header line");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length : 1\r\n\r\nx", 0, "malformed header name");
+	expect_err("HTTP/1.1 200 OK\r\nContent Type: text/html\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 1\r\n\r\nx", 0,
+	    "malformed header name");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: \r\n\r\n", 0, "bad Content-Length");
+	/* 2^64 + 5: read on in a long long, it wraps to 5 */
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 18446744073709551621\r\n\r\nhello", 0,
+	    "bad Content-Length");
+	/* white space before a Content-Type's parameters is the type's
+	 * (RFC 9110 section 5.6.6: OWS ";") */
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: text/plain ; "
+	    "charset=utf-8\r\nContent-Length: 1\r\n\r\nx", "x");
+}
+
 static void
 test_truncated(void **state)
 {
@@ -469,6 +543,7 @@ main(void)
 		cmocka_unit_test(test_status),
 		cmocka_unit_test(test_content_type),
 		cmocka_unit_test(test_framing),
+		cmocka_unit_test(test_header_bounds),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_bytewise),
 		cmocka_unit_test(test_dns_name_check),
