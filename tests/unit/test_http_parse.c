@@ -21,6 +21,7 @@
 #include "policy/sts.h"
 
 #define MAXB (64 * 1024)
+#define S(x) x, sizeof(x) - 1
 
 static enum http_result
 parse(const char *s, int eof, struct http_resp *r)
@@ -286,6 +287,93 @@ test_header_bounds(void **state)
 	    "charset=utf-8\r\nContent-Length: 1\r\n\r\nx", "x");
 }
 
+#define CHUNKED "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" \
+	"Transfer-Encoding: chunked\r\n\r\n"
+
+/* A response of prefix then n octets c, not ended: its result. */
+static enum http_result
+open_line(const char *prefix, char c, size_t n, struct http_resp *r)
+{
+	size_t pl = strlen(prefix);
+	char *b = malloc(pl + n);
+	enum http_result hr;
+
+	assert_non_null(b);
+	memcpy(b, prefix, pl);
+	memset(b + pl, c, n);
+	hr = http_parse_response(b, pl + n, 0, MAXB, r);
+	free(b);
+	return hr;
+}
+
+/*
+ * The body's bounds, at maxbody and one past it, framed by the end of
+ * the connection and chunked; a chunk size line and a trailer line that
+ * have not ended are waited on up to 1,024 and 4,096 octets, refused
+ * past them; a chunk size has at most 8 hex digits (more, leading zeros
+ * or not, and one of 2^64 - 1 after a chunk could wrap the body's count
+ * under its bound) and at least one (";x" is no last chunk that ends the
+ * body); white space before a chunk extension and a bare LF after a
+ * chunk are taken.  A chunk's data whose end is the buffer's end waits
+ * for its CRLF: the octet past the buffer (here an 'X', as a receive
+ * buffer may hold) is never read.
+ */
+static void
+test_body_bounds(void **state)
+{
+	struct http_resp r;
+	const char *eofb = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "\r\n0123456789A";
+	const char *cut;
+
+	(void)state;
+	/* framed by the end: 10 octets under a bound of 10 read, 11 refused
+	 * before the end */
+	assert_int_equal(http_parse_response(eofb, strlen(eofb) - 1, 1, 10,
+	    &r), HTTP_DONE);
+	assert_int_equal(r.bodylen, 10);
+	http_resp_clear(&r);
+	assert_int_equal(http_parse_response(eofb, strlen(eofb), 0, 10, &r),
+	    HTTP_ERR);
+	assert_non_null(strstr(r.err, "limit"));
+	/* chunked: the same */
+	assert_int_equal(http_parse_response(S(CHUNKED "A\r\n0123456789\r\n"
+	    "0\r\n\r\n"), 0, 10, &r), HTTP_DONE);
+	assert_int_equal(r.bodylen, 10);
+	http_resp_clear(&r);
+	assert_int_equal(http_parse_response(S(CHUNKED "5\r\nhello\r\n"
+	    "6\r\nworld!\r\n0\r\n\r\n"), 0, 10, &r), HTTP_ERR);
+	assert_non_null(strstr(r.err, "limit"));
+
+	/* lines not ended */
+	assert_int_equal(open_line(CHUNKED "5;", 'x', 1022, &r), HTTP_MORE);
+	assert_int_equal(open_line(CHUNKED "5;", 'x', 1023, &r), HTTP_ERR);
+	assert_non_null(strstr(r.err, "chunk size line too long"));
+	assert_int_equal(open_line(CHUNKED "0\r\nX-T: ", 'x', 4091, &r),
+	    HTTP_MORE);
+	assert_int_equal(open_line(CHUNKED "0\r\nX-T: ", 'x', 4092, &r),
+	    HTTP_ERR);
+	assert_non_null(strstr(r.err, "trailers too long"));
+
+	/* chunk sizes */
+	expect_err(CHUNKED "000000005\r\nhello\r\n0\r\n\r\n", 0,
+	    "chunk size too long");
+	expect_err(CHUNKED "5\r\nhello\r\nFFFFFFFFFFFFFFFF\r\nx\r\n"
+	    "0\r\n\r\n", 0, "chunk size too long");
+	expect_err(CHUNKED ";x\r\n\r\n", 0, "malformed chunk size");
+	expect_body(CHUNKED "00000005 ;ext=1\r\nhello\r\n0\t;e\r\n\r\n",
+	    "hello");
+	expect_body(CHUNKED "5\nhello\n0\n\n", "hello");
+
+	/* the octet past the buffer */
+	cut = CHUNKED "5\r\nhelloX";
+	assert_int_equal(http_parse_response(cut, strlen(cut) - 1, 0, MAXB,
+	    &r), HTTP_MORE);
+	cut = CHUNKED "5\r\nhello\rX";
+	assert_int_equal(http_parse_response(cut, strlen(cut) - 1, 0, MAXB,
+	    &r), HTTP_MORE);
+}
+
 static void
 test_truncated(void **state)
 {
@@ -377,8 +465,6 @@ test_status_line(void **state)
 	    HTTP_ERR);
 	assert_int_equal(code, 0);
 }
-
-#define S(x) x, sizeof(x) - 1
 
 /*
  * Interim responses (100 Continue, 103 Early Hints) come before the final
@@ -544,6 +630,7 @@ main(void)
 		cmocka_unit_test(test_content_type),
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_header_bounds),
+		cmocka_unit_test(test_body_bounds),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_bytewise),
 		cmocka_unit_test(test_dns_name_check),
