@@ -10,9 +10,12 @@
  * policy host is a TLS server on the test's loop (io, testcert.h) whose
  * ClientHello callback moves the policy clock (time() wrapped:
  * timestep.h), between the client's prepare and its check.  DNS faked
- * (fakedns.h).
+ * (fakedns.h).  The same fetch refuses a certificate named by a partial
+ * wildcard only, bounds what one address may send before its response is
+ * whole, and goes on unmarked when SO_MARK is refused (setsockopt()
+ * wrapped).
  */
-// WRAP: dns_query dns_cancel time
+// WRAP: dns_query dns_cancel time setsockopt
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +31,27 @@
 #define POLICY	"version: STSv1\nmode: enforce\nmx: mx.x.test\n" \
 		"max_age: 86400\n"
 
+/* SO_MARK fails (EPERM, as without CAP_NET_ADMIN: `mxguard policy`)
+ * while mark_fails is set; mark_seen: the last mark asked for */
+static int mark_fails;
+static uint32_t mark_seen, get_mark;
+
+int __real_setsockopt(int, int, int, const void *, socklen_t);
+int __wrap_setsockopt(int, int, int, const void *, socklen_t);
+
+int
+__wrap_setsockopt(int fd, int level, int name, const void *v, socklen_t len)
+{
+	if (level != SOL_SOCKET || name != SO_MARK)
+		return __real_setsockopt(fd, level, name, v, len);
+	memcpy(&mark_seen, v, sizeof(mark_seen));
+	if (mark_fails) {
+		errno = EPERM;
+		return -1;
+	}
+	return 0;
+}
+
 static SSL_CTX *srv_ctx;
 static X509 *srv_ca;
 static struct io *srv_io;
@@ -42,6 +66,14 @@ static int64_t hs_step_to;
 static int srv_reneg, hellos;
 static SSL *srv_ssl;
 
+/* the policy host's certificate's subjectAltName DNS name (NULL: its
+ * name, mta-sts.x.test) */
+static const char *leaf_san;
+/* srv_resp, srv_resp_len: the server's answer instead of the policy;
+ * get_ms: the fetch's time (0: 3000 ms) */
+static char *srv_resp;
+static size_t srv_resp_len;
+static uint64_t get_ms;
 static int get_done, get_ok;
 static char get_body[256], get_err[512], get_kind[64];
 
@@ -87,7 +119,9 @@ srv_event(struct io *io, enum io_event ev, void *arg)
 		(void)SSL_do_handshake(srv_ssl);
 		return;
 	}
-	if (strstr(req, "\r\n\r\n") != NULL)
+	if (strstr(req, "\r\n\r\n") != NULL && srv_resp != NULL)
+		io_write(io, srv_resp, srv_resp_len);
+	else if (strstr(req, "\r\n\r\n") != NULL)
 		io_printf(io, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
 		    "Content-Length: %zu\r\n\r\n%s", strlen(POLICY), POLICY);
 }
@@ -154,8 +188,8 @@ get(long from, long to)
 	req[0] = '\0';
 	srv_ca = test_cert(cakey, "clock test CA", NULL, NULL, NULL,
 	    -86400 * 400, 86400 * 400, 1);
-	leaf = test_cert(key, "mta-sts.x.test", "mta-sts.x.test", srv_ca,
-	    cakey, from, to, 0);
+	leaf = test_cert(key, "mta-sts.x.test", leaf_san != NULL ? leaf_san :
+	    "mta-sts.x.test", srv_ca, cakey, from, to, 0);
 	assert_non_null(srv_ca);
 	assert_non_null(leaf);
 	srv_ctx = SSL_CTX_new(TLS_server_method());
@@ -183,7 +217,8 @@ get(long from, long to)
 	assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
 	    srv_ca), 1);
 	h = http_start(loop, NULL, ctx, "mta-sts.x.test", ntohs(sin.sin_port),
-	    "/.well-known/mta-sts.txt", 3000, 65536, 0, got, NULL);
+	    "/.well-known/mta-sts.txt", get_ms ? get_ms : 3000, 65536, get_mark,
+	    got, NULL);
 	assert_non_null(h);
 	assert_non_null(http_resolve(h));
 	g = ev_timer_new(loop, guard, NULL);
@@ -217,6 +252,12 @@ clock_reset(void **state)
 	(void)state;
 	hs_moves = 0;
 	srv_reneg = 0;
+	leaf_san = NULL;
+	free(srv_resp);
+	srv_resp = NULL;
+	get_ms = 0;
+	get_mark = mark_seen = 0;
+	mark_fails = 0;
 	time_step = 0;
 	clock_anchor();
 	return 0;
@@ -280,6 +321,103 @@ test_expired_before_handshake(void **state)
 }
 
 /*
+ * A certificate whose only name is a partial wildcard, mta*.x.test, is
+ * not the policy host's (RFC 9525 section 6.3: a wildcard is the whole
+ * leftmost label; OpenSSL takes the partial one unless told not to): the
+ * fetch fails, certificate invalid, no request sent.  The control: the
+ * whole-label wildcard *.x.test serves the policy.
+ */
+static void
+test_partial_wildcard_refused(void **state)
+{
+	(void)state;
+	leaf_san = "mta*.x.test";
+	get(-60, 3600);
+	if (get_ok == 0)
+		fail_msg("a certificate for mta*.x.test served the policy of "
+		    "mta-sts.x.test");
+	assert_int_equal(get_ok, -1);
+	assert_string_equal(get_kind, "sts-webpki-invalid");
+	assert_non_null(strstr(get_err, "hostname mismatch"));
+	assert_null(strstr(req, "GET "));
+	leaf_san = "*.x.test";
+	get(-60, 3600);
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(get_body, POLICY);
+}
+
+/* A response of total octets that is never whole: a chunked body's last
+ * chunk, then trailer lines of 2,000 octets (under the parser's 4,096
+ * for one line), without the empty line that would end them. */
+static void
+endless_trailers(size_t total)
+{
+	const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n0\r\n";
+	size_t o = strlen(head), k;
+
+	free(srv_resp);
+	assert_non_null(srv_resp = malloc(total));
+	memcpy(srv_resp, head, o);
+	while (o < total) {
+		k = total - o > 4000 ? 2005 : total - o;
+		memcpy(srv_resp + o, "X: ", 3);
+		memset(srv_resp + o + 3, 'a', k - 5);
+		memcpy(srv_resp + o + k - 2, "\r\n", 2);
+		o += k;
+	}
+	srv_resp_len = total;
+}
+
+/*
+ * What one address may send before its attempt ends: twice maxbody, the
+ * header bound and 4 KiB (a chunked body's sizes and trailers), here
+ * 151,552 octets.  One more than that, never whole, ends the attempt at
+ * once, "response too large"; as many (the control) is waited on, to
+ * the fetch's deadline.  Four attempts a fetch, each buffer bounded.
+ */
+static void
+test_receive_bound(void **state)
+{
+	const size_t lim = 65536 * 2 + HTTP_HDR_MAX + 4096;
+
+	(void)state;
+	endless_trailers(lim + 1);
+	get(-60, 3600);
+	assert_int_equal(get_ok, -1);
+	if (strstr(get_err, "response too large") == NULL)
+		fail_msg("%zu octets never whole were not refused: \"%s\"",
+		    lim + 1, get_err);
+	assert_null(strstr(get_err, "timeout"));
+	endless_trailers(lim);
+	get_ms = 500;
+	get(-60, 3600);
+	assert_int_equal(get_ok, -1);
+	assert_null(strstr(get_err, "too large"));
+	assert_non_null(strstr(get_err, "timeout after 500 ms: response not "
+	    "whole from 127.0.0.1"));
+}
+
+/*
+ * The policy GET asks for its socket mark, and goes on unmarked when
+ * SO_MARK is refused (`mxguard policy` without CAP_NET_ADMIN; port 443,
+ * which no divert rule takes): the policy is served.  A TLSRPT POST
+ * fails so instead (test_http_post test_mark).
+ */
+static void
+test_mark_refused_get_goes_on(void **state)
+{
+	(void)state;
+	get_mark = 0x4d58;
+	mark_fails = 1;
+	get(-60, 3600);
+	assert_int_equal(mark_seen, 0x4d58);
+	if (get_ok != 0)
+		fail_msg("a GET whose SO_MARK was refused failed: %s", get_err);
+	assert_string_equal(get_body, POLICY);
+}
+
+/*
  * The policy host asks for a TLS 1.2 renegotiation (a HelloRequest) in
  * answer to the request.  The fetch verifies the certificate once, after
  * the first handshake, so it must refuse: a second handshake would bring
@@ -310,6 +448,11 @@ main(void)
 		cmocka_unit_test_teardown(test_valid_through_handshake,
 		    clock_reset),
 		cmocka_unit_test_teardown(test_expired_before_handshake,
+		    clock_reset),
+		cmocka_unit_test_teardown(test_partial_wildcard_refused,
+		    clock_reset),
+		cmocka_unit_test_teardown(test_receive_bound, clock_reset),
+		cmocka_unit_test_teardown(test_mark_refused_get_goes_on,
 		    clock_reset),
 		cmocka_unit_test_teardown(test_no_renegotiation, clock_reset),
 	};
