@@ -98,6 +98,11 @@ static const char *post_path;
  * second, rpt.test's second address is 127.0.0.2, where a listener on
  * the same port counts the connections it gets (second_accepted) */
 static int srv_silent, second, second_accepted;
+/* srv_reply: what the receiver answers the POST (NULL: a 204) */
+static const char *srv_reply;
+/* srv_cut: the receiver reads the POST and cuts the connection (a FIN,
+ * no close_notify, no answer) */
+static int srv_cut;
 /* aaaa_slow: rpt.test's AAAA query answers only after the POST's
  * timeout (an attacker who delays that answer, or a server that drops
  * AAAA queries) */
@@ -115,6 +120,10 @@ static int v6_late;
  * and the A answer also names 127.0.0.3 (nothing listens: refused), so
  * that 127.0.0.2 is not the last address when it starts */
 static int v6_late_ms;
+/* late_second: rpt.test's AAAA answer, ::1, comes that many ms after its
+ * A answer (127.0.0.1, the receiver); at ::1 a listener on the same port
+ * counts the connections it gets (second_accepted) */
+static int late_second;
 
 static void
 srv_event(struct io *io, enum io_event ev, void *arg)
@@ -126,9 +135,14 @@ srv_event(struct io *io, enum io_event ev, void *arg)
 		snprintf(srv_first, sizeof(srv_first), "%.*s",
 		    (int)(io_datalen(io) < sizeof(srv_first) - 1 ?
 		    io_datalen(io) : sizeof(srv_first) - 1), io_data(io));
+	if (srv_reads == 0 && srv_cut) {
+		srv_reads++;
+		shutdown(io_fd(io), SHUT_RDWR);
+		return;
+	}
 	if (srv_reads++ == 0 && !srv_silent)
-		io_printf(io, "HTTP/1.1 204 No Content\r\n"
-		    "Content-Length: 0\r\n\r\n");
+		io_printf(io, "%s", srv_reply != NULL ? srv_reply :
+		    "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
 	io_drop(io, io_datalen(io));
 }
 
@@ -246,6 +260,22 @@ post(int any_address, uint32_t mark)
 		a("rpt.test", 0, "127.0.0.2");
 		aaaa("rpt.test", 0, "::1");
 		answer_after(200);
+	} else if (late_second) {
+		struct sockaddr_in6 s6;
+
+		memset(&s6, 0, sizeof(s6));
+		s6.sin6_family = AF_INET6;
+		s6.sin6_addr = in6addr_loopback;
+		s6.sin6_port = sin.sin_port;
+		lfd2 = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		assert_int_equal(bind(lfd2, (struct sockaddr *)&s6,
+		    sizeof(s6)), 0);
+		assert_int_equal(listen(lfd2, 4), 0);
+		assert_int_equal(ev_fd_set(loop, lfd2, EV_READ, on_accept2,
+		    NULL), 0);
+		a("rpt.test", 0, "127.0.0.1");
+		aaaa("rpt.test", 0, "::1");
+		answer_after((uint64_t)late_second);
 	} else
 		a("rpt.test", 0, "127.0.0.1");
 	if (aaaa_slow) {
@@ -421,6 +451,35 @@ test_san_posted(void **state)
 	assert_true(srv_reads > 0);
 }
 
+/*
+ * A report is delivered on a 2xx status only.  A 101 (Switching
+ * Protocols, which nothing asked for) is the final status, and no 2xx:
+ * the POST fails and the report is tried again; after an interim 100 the
+ * final 202 delivers it.
+ */
+static void
+test_post_status_101_not_delivered(void **state)
+{
+	(void)state;
+	tls_receiver("rpt.test");
+	srv_reply = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\n"
+	    "Content-Length: 0\r\n\r\n";
+	post(1, 0);
+	srv_reply = NULL;
+	tls_receiver_free();
+	assert_int_equal(ok_seen, 0);
+	srv_reply = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+	tls_receiver("rpt.test");
+	post(1, 0);
+	srv_reply = NULL;
+	tls_receiver_free();
+	assert_true(srv_reads > 0);
+	if (ok_seen == 0)
+		fail_msg("a reply of 101 delivered the report");
+	assert_int_equal(ok_seen, -1);
+	assert_string_equal(err_seen, "status 101");
+}
+
 /* A report URI with a long path (one a TLSRPT record may name: a URI
  * up to 1024 octets, docs/tlsrpt.md) gets its request line and headers:
  * they are longer than io_printf()'s 1 KiB buffer, which made it
@@ -488,6 +547,56 @@ test_post_once_first_silent(void **state)
 	assert_int_equal(ok_seen, -1);
 	assert_true(srv_reads > 0);
 	assert_int_equal(second_accepted, 0);
+}
+
+/*
+ * The same with the host's AAAA answer late: it comes while the first
+ * address holds the report unanswered, and its address is not tried
+ * beside it (a GET's addresses are; a POST has one attempt open at
+ * most): the second address never asked.
+ */
+static void
+test_post_once_late_answer(void **state)
+{
+	(void)state;
+	tls_receiver("rpt.test");
+	srv_silent = 1;
+	late_second = 300;
+	post(1, 0);
+	srv_silent = late_second = 0;
+	tls_receiver_free();
+	assert_true(srv_reads > 0);
+	if (second_accepted != 0)
+		fail_msg("the late answer's address was asked beside the "
+		    "first, which had the report");
+	assert_int_equal(ok_seen, -1);
+	assert_non_null(strstr(err_seen, "timeout"));
+}
+
+/*
+ * The same with a first address that takes the POST inside verified TLS
+ * and then cuts the connection (no close_notify, no status): the report
+ * may have arrived, so the POST fails at once with that error and the
+ * second address is never asked.  Anyone on the path can cut a
+ * connection; the report goes again at the next try, not twice now.
+ */
+static void
+test_post_once_first_cut(void **state)
+{
+	(void)state;
+	tls_receiver("rpt.test");
+	srv_cut = second = 1;
+	post(1, 0);
+	srv_cut = second = 0;
+	tls_receiver_free();
+	assert_true(srv_reads > 0);
+	if (second_accepted != 0)
+		fail_msg("a report cut after it was sent went to the second "
+		    "address too");
+	assert_int_equal(ok_seen, -1);
+	assert_string_equal(kind_seen, "sts-policy-fetch-error");
+	assert_non_null(strstr(err_seen, "127.0.0.1"));
+	assert_true(post_ms < 2000);
 }
 
 /*
@@ -632,12 +741,15 @@ main(void)
 		cmocka_unit_test(test_san_posted),
 		cmocka_unit_test(test_validity_on_policy_clock),
 		cmocka_unit_test(test_post_once_first_silent),
+		cmocka_unit_test(test_post_once_first_cut),
+		cmocka_unit_test(test_post_once_late_answer),
 		cmocka_unit_test(test_timeout_with_dns_pending_not_refused),
 		cmocka_unit_test(test_dns_failure_not_refused),
 		cmocka_unit_test(test_aaaa_late_posted),
 		cmocka_unit_test(test_late_answer_cuts_hanging_first),
 		cmocka_unit_test(test_late_answer_keeps_deadline),
 		cmocka_unit_test(test_long_path_posted),
+		cmocka_unit_test(test_post_status_101_not_delivered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
