@@ -589,7 +589,7 @@ noop_cb(void *arg, int ok, const char *body, size_t len, const char *kind,
 static void
 test_get_refuses_long_host(void **state)
 {
-	char err[256], host[400];
+	char err[256], host[400], path[1200];
 	struct config *cfg = config_load(NULL, err, sizeof(err));
 	struct ev_loop *loop = ev_loop_new();
 	struct dns *dns;
@@ -610,6 +610,18 @@ test_get_refuses_long_host(void **state)
 	name_of(host, 253, "mta-sts.");
 	h = http_get(loop, dns, ctx, host, "/.well-known/mta-sts.txt", 1000,
 	    MAXB, 0, noop_cb, &calls);
+	assert_non_null(h);
+	http_cancel(h);
+	/* a path that does not fit whole is refused, not cut (a cut path
+	 * is another resource): 1,099 octets fit, 1,100 do not */
+	memset(path, 'p', sizeof(path));
+	path[0] = '/';
+	path[1100] = '\0';
+	assert_null(http_get(loop, dns, ctx, "mta-sts.x.test", path, 1000,
+	    MAXB, 0, noop_cb, &calls));
+	path[1099] = '\0';
+	h = http_get(loop, dns, ctx, "mta-sts.x.test", path, 1000, MAXB, 0,
+	    noop_cb, &calls);
 	assert_non_null(h);
 	http_cancel(h);
 	assert_int_equal(calls, 0);
