@@ -1553,6 +1553,31 @@ test_new_id_no_cache_fetches_each_lookup(void **state)
 	mock_http_off();
 }
 
+/*
+ * The policy host serves a file that is no policy: the lookup has none,
+ * and says so as RFC 8460's sts-policy-invalid (the result type of the
+ * TLSRPT failure it records), with the parser's reason, not as a fetch
+ * that failed (sts-policy-fetch-error).
+ */
+static void
+test_fetched_policy_invalid(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+
+	(void)state;
+	mock_http("mta-sts.nidnc.test", "this is no policy\n");
+	p = mkpolicy(NULL, 1);
+	v = lookup(p, "nidnc.test", "192.0.2.16");
+	assert_int_equal(mh.calls, 1);
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_string_equal(v->sts_note, "sts-policy-invalid");
+	assert_non_null(strstr(v->detail, "no usable MTA-STS policy: "));
+	policy_verdict_free(v);
+	policy_free(p);
+	mock_http_off();
+}
+
 static void
 test_refresh_in_background(void **state)
 {
@@ -3880,6 +3905,7 @@ main(void)
 		cmocka_unit_test(test_cached_decides_after_failed_fetch_marked_used),
 		cmocka_unit_test(test_new_id_failed_fetch_backs_off),
 		cmocka_unit_test(test_new_id_no_cache_fetches_each_lookup),
+		cmocka_unit_test(test_fetched_policy_invalid),
 		cmocka_unit_test(test_new_id_one_fetch_at_a_time),
 		cmocka_unit_test(test_new_id_backoff_ends_at_reload),
 		cmocka_unit_test(test_reload_fetch_not_joined),
