@@ -124,6 +124,20 @@ static int v6_late_ms;
  * A answer (127.0.0.1, the receiver); at ::1 a listener on the same port
  * counts the connections it gets (second_accepted) */
 static int late_second;
+/* no_address: rpt.test has no address (NXDOMAIN for A and AAAA) */
+static int no_address;
+/* srv_late_ms: the receiver answers that long after the request */
+static int srv_late_ms;
+static struct ev_timer *srv_late_tmr;
+
+static void
+srv_answer_late(void *arg)
+{
+	(void)arg;
+	if (srv_io != NULL)
+		io_printf(srv_io, "HTTP/1.1 204 No Content\r\n"
+		    "Content-Length: 0\r\n\r\n");
+}
 
 static void
 srv_event(struct io *io, enum io_event ev, void *arg)
@@ -135,6 +149,14 @@ srv_event(struct io *io, enum io_event ev, void *arg)
 		snprintf(srv_first, sizeof(srv_first), "%.*s",
 		    (int)(io_datalen(io) < sizeof(srv_first) - 1 ?
 		    io_datalen(io) : sizeof(srv_first) - 1), io_data(io));
+	if (srv_reads == 0 && srv_late_ms) {
+		srv_reads++;
+		srv_late_tmr = ev_timer_new(loop, srv_answer_late, NULL);
+		assert_non_null(srv_late_tmr);
+		ev_timer_arm(srv_late_tmr, (uint64_t)srv_late_ms);
+		io_drop(io, io_datalen(io));
+		return;
+	}
 	if (srv_reads == 0 && srv_cut) {
 		srv_reads++;
 		shutdown(io_fd(io), SHUT_RDWR);
@@ -276,7 +298,7 @@ post(int any_address, uint32_t mark)
 		a("rpt.test", 0, "127.0.0.1");
 		aaaa("rpt.test", 0, "::1");
 		answer_after((uint64_t)late_second);
-	} else
+	} else if (!no_address)
 		a("rpt.test", 0, "127.0.0.1");
 	if (aaaa_slow) {
 		answer("rpt.test", DNS_T_AAAA, DNS_TIMEOUT, NULL);
@@ -300,6 +322,8 @@ post(int any_address, uint32_t mark)
 	ev_loop_run(loop);
 	assert_true(done);
 	ev_timer_free(g);
+	ev_timer_free(srv_late_tmr);
+	srv_late_tmr = NULL;
 	if (srv_io != NULL)
 		io_free(srv_io);
 	srv_io = NULL;
@@ -624,6 +648,84 @@ test_timeout_with_dns_pending_not_refused(void **state)
 }
 
 /*
+ * The first of two addresses finishes its handshake and answers the POST
+ * after 1.2 s, past the quarter of the POST's 3 s (751 ms) that an
+ * address gets for its handshake while another remains: that deadline
+ * ends with the handshake, and the report is delivered there, the second
+ * address never asked.
+ */
+static void
+test_slow_answer_after_handshake_delivered(void **state)
+{
+	(void)state;
+	tls_receiver("rpt.test");
+	srv_late_ms = 1200;
+	second = 1;
+	post(1, 0);
+	srv_late_ms = second = 0;
+	tls_receiver_free();
+	assert_true(srv_reads > 0);
+	if (ok_seen != 0)
+		fail_msg("a receiver answering 1.2 s after the handshake: %s",
+		    err_seen);
+	assert_int_equal(second_accepted, 0);
+	assert_true(post_ms >= 1200);
+}
+
+/* Whether http_post() takes a report of len octets with ctype (the
+ * request, if any, cancelled at once). */
+static int
+post_taken(const char *ctype, size_t len)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	struct http_req *h;
+
+	loop = ev_loop_new();
+	assert_non_null(loop);
+	assert_non_null(ctx);
+	h = http_post(loop, NULL, ctx, "rpt.test", 443, "/r", ctype, "x", len,
+	    3000, 0, 1, posted, NULL);
+	http_cancel(h);
+	SSL_CTX_free(ctx);
+	fakes_clear();
+	ev_loop_free(loop);
+	loop = NULL;
+	return h != NULL;
+}
+
+/* A Content-Type that would break the request's header lines, or none,
+ * or an empty report: no POST (the control: a plain type is taken). */
+static void
+test_post_refuses_bad_args(void **state)
+{
+	(void)state;
+	assert_true(post_taken("application/json", 1));
+	assert_false(post_taken("application/json\r\nX-Injected: 1", 1));
+	assert_false(post_taken("application/json\nX-Injected: 1", 1));
+	assert_false(post_taken(NULL, 1));
+	assert_false(post_taken("application/json", 0));
+}
+
+/*
+ * A report host with no address at all (NXDOMAIN): nothing was refused,
+ * so not destination-refused, which the caller makes final; the POST
+ * fails with the DNS answer, to be tried again (the name may be
+ * published later).
+ */
+static void
+test_no_address_not_refused(void **state)
+{
+	(void)state;
+	no_address = 1;
+	post(0, 0);
+	no_address = 0;
+	assert_int_equal(ok_seen, -1);
+	assert_int_equal(accepted, 0);
+	assert_string_not_equal(kind_seen, HTTP_DESTINATION_REFUSED);
+	assert_non_null(strstr(err_seen, "rpt.test: DNS nxdomain"));
+}
+
+/*
  * The same with the AAAA query failing before the POST's time is up (a
  * resolver timeout: an attacker who delays the answer past dns_timeout,
  * below sts_fetch_timeout; a SERVFAIL): no answer either, so not
@@ -745,6 +847,9 @@ main(void)
 		cmocka_unit_test(test_post_once_late_answer),
 		cmocka_unit_test(test_timeout_with_dns_pending_not_refused),
 		cmocka_unit_test(test_dns_failure_not_refused),
+		cmocka_unit_test(test_no_address_not_refused),
+		cmocka_unit_test(test_slow_answer_after_handshake_delivered),
+		cmocka_unit_test(test_post_refuses_bad_args),
 		cmocka_unit_test(test_aaaa_late_posted),
 		cmocka_unit_test(test_late_answer_cuts_hanging_first),
 		cmocka_unit_test(test_late_answer_keeps_deadline),
