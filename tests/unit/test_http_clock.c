@@ -77,11 +77,22 @@ static uint64_t get_ms;
 static int get_done, get_ok;
 static char get_body[256], get_err[512], get_kind[64];
 
+/* the server name (SNI) the client's hello asked for */
+static char sni_seen[256];
+
 static int
 hello_cb(SSL *s, int *al, void *arg)
 {
-	(void)s; (void)al; (void)arg;
+	const unsigned char *ext;
+	size_t len;
+
+	(void)al; (void)arg;
 	hellos++;
+	/* server_name: list length (2), type (1), name length (2), name */
+	if (SSL_client_hello_get0_ext(s, TLSEXT_TYPE_server_name, &ext,
+	    &len) == 1 && len > 5 && ext[2] == TLSEXT_NAMETYPE_host_name)
+		snprintf(sni_seen, sizeof(sni_seen), "%.*s", (int)(len - 5),
+		    (const char *)ext + 5);
 	if (hs_moves) {
 		time_step = hs_step_to;
 		clock_anchor();
@@ -183,6 +194,7 @@ get(long from, long to)
 
 	get_done = 0;
 	get_ok = 99;
+	sni_seen[0] = '\0';
 	get_err[0] = get_kind[0] = get_body[0] = '\0';
 	reqlen = 0;
 	req[0] = '\0';
@@ -321,6 +333,23 @@ test_expired_before_handshake(void **state)
 }
 
 /*
+ * The request names the policy host twice, as a shared server needs it:
+ * in the TLS hello (SNI, which picks its certificate) and in the Host
+ * header (which picks its site), and asks for the well-known path.
+ */
+static void
+test_request_names_host(void **state)
+{
+	(void)state;
+	get(-60, 3600);
+	assert_int_equal(get_ok, 0);
+	assert_string_equal(sni_seen, "mta-sts.x.test");
+	if (strncmp(req, "GET /.well-known/mta-sts.txt HTTP/1.1\r\n"
+	    "Host: mta-sts.x.test\r\n", 61) != 0)
+		fail_msg("the request was \"%.80s\"", req);
+}
+
+/*
  * A certificate whose only name is a partial wildcard, mta*.x.test, is
  * not the policy host's (RFC 9525 section 6.3: a wildcard is the whole
  * leftmost label; OpenSSL takes the partial one unless told not to): the
@@ -449,6 +478,7 @@ main(void)
 		    clock_reset),
 		cmocka_unit_test_teardown(test_expired_before_handshake,
 		    clock_reset),
+		cmocka_unit_test_teardown(test_request_names_host, clock_reset),
 		cmocka_unit_test_teardown(test_partial_wildcard_refused,
 		    clock_reset),
 		cmocka_unit_test_teardown(test_receive_bound, clock_reset),
