@@ -92,7 +92,9 @@ static struct io *srv_io;
 static int srv_reads;
 /* the first bytes of the request the receiver got, and the path the
  * POST goes to (NULL: "/r") */
-static char srv_first[64];
+static char srv_first[512];
+/* the port the receiver listens on */
+static unsigned srv_port;
 static const char *post_path;
 /* srv_silent: the receiver reads the POST and never answers; with
  * second, rpt.test's second address is 127.0.0.2, where a listener on
@@ -311,6 +313,7 @@ post(int any_address, uint32_t mark)
 	if (client_ca != NULL)
 		assert_int_equal(X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx),
 		    client_ca), 1);
+	srv_port = ntohs(sin.sin_port);
 	clock_gettime(CLOCK_MONOTONIC, &post_t0);
 	h = http_post(loop, NULL, ctx, "rpt.test", ntohs(sin.sin_port),
 	    post_path != NULL ? post_path : "/r",
@@ -672,6 +675,30 @@ test_slow_answer_after_handshake_delivered(void **state)
 	assert_true(post_ms >= 1200);
 }
 
+/*
+ * The POST's header lines: the Host header names the port when it is not
+ * 443 (RFC 9110 section 7.2), the type is the caller's, and the
+ * Content-Length the report's own, which a receiver reads the body by.
+ */
+static void
+test_post_headers(void **state)
+{
+	char host[64];
+
+	(void)state;
+	tls_receiver("rpt.test");
+	post(1, 0);
+	tls_receiver_free();
+	assert_int_equal(ok_seen, 0);
+	snprintf(host, sizeof(host), "\r\nHost: rpt.test:%u\r\n", srv_port);
+	if (strncmp(srv_first, "POST /r HTTP/1.1\r\n", 18) != 0 ||
+	    strstr(srv_first, host) == NULL ||
+	    strstr(srv_first, "\r\nContent-Type: application/tlsrpt+gzip"
+	    "\r\n") == NULL ||
+	    strstr(srv_first, "\r\nContent-Length: 1\r\n") == NULL)
+		fail_msg("the receiver got \"%s\"", srv_first);
+}
+
 /* Whether http_post() takes a report of len octets with ctype (the
  * request, if any, cancelled at once). */
 static int
@@ -850,6 +877,7 @@ main(void)
 		cmocka_unit_test(test_no_address_not_refused),
 		cmocka_unit_test(test_slow_answer_after_handshake_delivered),
 		cmocka_unit_test(test_post_refuses_bad_args),
+		cmocka_unit_test(test_post_headers),
 		cmocka_unit_test(test_aaaa_late_posted),
 		cmocka_unit_test(test_late_answer_cuts_hanging_first),
 		cmocka_unit_test(test_late_answer_keeps_deadline),
