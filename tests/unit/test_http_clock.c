@@ -10,10 +10,10 @@
  * policy host is a TLS server on the test's loop (io, testcert.h) whose
  * ClientHello callback moves the policy clock (time() wrapped:
  * timestep.h), between the client's prepare and its check.  DNS faked
- * (fakedns.h).  The same fetch refuses a certificate named by a partial
- * wildcard only, bounds what one address may send before its response is
- * whole, and goes on unmarked when SO_MARK is refused (setsockopt()
- * wrapped).
+ * (fakedns.h).  The same fetch names its host in SNI and the Host
+ * header, refuses a certificate named by a partial wildcard only, bounds
+ * what one address may send before its response is whole, and goes on
+ * unmarked when SO_MARK is refused (setsockopt() wrapped).
  */
 // WRAP: dns_query dns_cancel time setsockopt
 #include <stdarg.h>
