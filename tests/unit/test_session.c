@@ -1280,6 +1280,7 @@ setup(void **state)
 	socklen_t sl = sizeof(sin);
 
 	suspended_s = 0;
+	boot_frozen_ms = 0;
 	/* keep the fixtures, reset the rest */
 	memset(&g.loop, 0, sizeof(g) - offsetof(__typeof__(g), loop));
 	g.cfd = g.sfd = g.lfd = -1;
@@ -5117,6 +5118,54 @@ test_reuse_park_bound(void **state)
 		fail_msg("a leg parked with an idle time of 0");
 	io_free(rl.up);
 	close(sv[0][1]);
+	WAIT(io_lingering() == 0);
+}
+
+/*
+ * A parked leg's idle time ends at the instant it has run, on the boot
+ * clock (frozen here, no timer involved): the leg parked for 60000 ms is
+ * taken 59999 ms on, and the one parked again then is not taken 60000 ms
+ * after that, but closed with QUIT (reuse_take()).  (An end read as
+ * "after the instant" let a leg past its upstream_reuse_time carry one
+ * more session; a deadline kept short of it let none reach it.)
+ */
+static void
+test_reuse_idle_end_exact(void **state)
+{
+	struct reuse_leg rl, got;
+	const uint64_t t0 = 5000000;
+	char buf[64];
+	int sv[2];
+
+	g.env.reuse = reuse_new();
+	assert_non_null(g.env.reuse);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	memset(&rl, 0, sizeof(rl));
+	assert_non_null(rl.up = io_new(g.loop, sv[0], NULL, NULL));
+	rl.proof.tls = 1;
+	boot_frozen_ms = t0;
+	ev_now_update(g.loop);
+	assert_int_equal(reuse_park(g.env.reuse, "k", &rl, 60000, 2), 0);
+	boot_frozen_ms = t0 + 59999;
+	ev_now_update(g.loop);
+	if (reuse_take(g.env.reuse, "k", &got) != 0)
+		fail_msg("a leg parked for 60000 ms not taken 59999 ms on");
+	assert_ptr_equal(got.up, rl.up);
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	/* parked again at t0 + 59999: its end is t0 + 119999 */
+	assert_int_equal(reuse_park(g.env.reuse, "k", &got, 60000, 2), 0);
+	boot_frozen_ms = t0 + 119999;
+	ev_now_update(g.loop);
+	if (reuse_take(g.env.reuse, "k", &got) == 0)
+		fail_msg("a leg taken at the instant its idle time of "
+		    "60000 ms ran out");
+	boot_frozen_ms = 0;
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	/* it was closed politely, and lingers until the peer closes */
+	WAIT(read(sv[1], buf, sizeof(buf)) == 6);
+	assert_memory_equal(buf, "QUIT\r\n", 6);
+	close(sv[1]);
 	WAIT(io_lingering() == 0);
 }
 
@@ -9616,6 +9665,7 @@ main(void)
 		T(test_report_failed_not_parked),
 		T(test_cleartext_leg_not_parked),
 		T(test_reuse_park_bound),
+		T(test_reuse_idle_end_exact),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
 		T(test_pipelined_policy_refusal_in_order),
