@@ -5169,6 +5169,34 @@ test_reuse_idle_end_exact(void **state)
 	WAIT(io_lingering() == 0);
 }
 
+/*
+ * A leg taken from the cache leaves its idle deadline there
+ * (reuse_take()): the session that adopted it waits for its client's EHLO
+ * as long as client_timeout allows, and the leg carries it.  Red with the
+ * deadline kept: the leg timed out upstream_reuse_time after its park, in
+ * the middle of the new session, which got a 421 for its EHLO.
+ */
+static void
+test_reuse_adopted_idle_deadline_gone(void **state)
+{
+	uint64_t saved = g.cfg->upstream_reuse_time;
+
+	g.cfg->upstream_reuse_time = 300;
+	reuse_first_session();
+	g.cfg->upstream_reuse_time = saved;
+	start_again();
+	EXPECT_CL(GREETING);
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	run_for(600);			/* the client takes its time */
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_CL("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	second_message();
+	assert_int_equal(g.naccepted, 1);
+	finish();
+}
+
 /* A session's QUIT: its leg parked again for the next. */
 static void
 quit_parked(void)
@@ -9666,6 +9694,7 @@ main(void)
 		T(test_cleartext_leg_not_parked),
 		T(test_reuse_park_bound),
 		T(test_reuse_idle_end_exact),
+		T(test_reuse_adopted_idle_deadline_gone),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
 		T(test_pipelined_policy_refusal_in_order),
