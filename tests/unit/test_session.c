@@ -9233,6 +9233,56 @@ test_upstream_connect_no_port(void **state)
 		fail_msg("close line: %s", log);
 }
 
+/*
+ * Which failures of the upstream connect() are this host's trouble
+ * (leg_errno_local(): 421 4.3.0, the MTA's next MX would fail alike) and
+ * which the destination's (4.4.1): no buffers, no descriptor in the
+ * system, no memory, and EAGAIN (the kernel's older word for no local
+ * port) this host's; a network or host unreachable, a refusal the
+ * destination's.  Each kills a mutant of tlsproxy/leg.c the tests did
+ * not (ENOBUFS, ENFILE or EAGAIN dropped: 4.4.1).
+ */
+static void
+test_upstream_connect_errno_class(void **state)
+{
+	static const struct {
+		int		 err;
+		const char	*code;
+	} c[] = {
+		{ ENOBUFS, "421 4.3.0 " }, { ENFILE, "421 4.3.0 " },
+		{ ENOMEM, "421 4.3.0 " }, { EAGAIN, "421 4.3.0 " },
+		{ ENETUNREACH, "421 4.4.1 " }, { EHOSTUNREACH, "421 4.4.1 " },
+		{ ECONNREFUSED, "421 4.4.1 " },
+	};
+	struct sockaddr_storage css;
+	const char *r;
+	size_t i;
+	int sv[2];
+
+	css = client_at("127.0.0.1");
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM |
+		    SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+		g.cfd = sv[1];
+		g.clen = 0;
+		g.ceof = 0;
+		g.connect_fail = c[i].err;
+		assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst),
+		    0);
+		r = CL_REPLY();
+		if (strncmp(r, c[i].code, 10) != 0 ||
+		    strstr(r, strerror(c[i].err)) == NULL)
+			fail_msg("connect() failing with %s: expected %s..., "
+			    "got \"%s\"", strerror(c[i].err), c[i].code, r);
+		wait_cl_eof();
+		close(g.cfd);
+		g.cfd = -1;
+		WAIT(g.env.nsessions == 0);
+	}
+	assert_int_equal(g.naccepted, 0);
+	finish();
+}
+
 /* The same for the cleartext retry after a failed opportunistic
  * handshake. */
 static void
@@ -9711,6 +9761,7 @@ main(void)
 		T(test_upstream_reconnect_emfile),
 		T(test_upstream_retry_emfile),
 		T(test_upstream_connect_no_port),
+		T(test_upstream_connect_errno_class),
 		T(test_upstream_retry_no_port),
 		T(test_upstream_bind_reconnect_fails),
 		T(test_upstream_bind_retry_fails),
