@@ -5197,6 +5197,149 @@ test_reuse_adopted_idle_deadline_gone(void **state)
 	finish();
 }
 
+/* A greeting of exactly len octets, CRLF included, as one line. */
+static void
+greeting_of(char *buf, size_t len)
+{
+	size_t n = strlen("220 mx.test.example ");
+
+	memcpy(buf, "220 mx.test.example ", n);
+	memset(buf + n, 'x', len - 2 - n);
+	memcpy(buf + len - 2, "\r\n", 3);
+}
+
+/* reuse_first_message() under the server's greeting gr, and the
+ * client's QUIT: whether the leg was parked is the caller's to judge. */
+static void
+reuse_first_session_greeting(const char *gr)
+{
+	g.env.reuse = reuse_new();
+	assert_non_null(g.env.reuse);
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	start(gr);
+	cl_send("EHLO client.example\r\n");
+	EXPECT_SRV("EHLO client.example");
+	srv_send(CAPS_TLS);
+	EXPECT_CL(CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	srv_starttls("");
+	WAIT(g.hs_done || g.seof);
+	assert_true(g.hs_done);
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: one\r\n\r\nfirst\r\n.\r\n");
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+}
+
+/*
+ * A parked leg hands its server's greeting to the session that adopts it
+ * (the client sees no other): the leg keeps a greeting of up to 511
+ * octets, and one of 511 is parked and given whole to the next client.
+ * One of 512, which it cannot keep whole, is not parked: QUIT.  (Kept
+ * cut, the next client got it without its LF; not kept, the next client
+ * got an empty greeting: it waited for one until client_timeout.)
+ */
+static void
+test_reuse_greeting_bound(void **state)
+{
+	char gr[600];
+
+	greeting_of(gr, 511);
+	reuse_first_session_greeting(gr);
+	wait_cl_eof();
+	close(g.cfd);
+	g.cfd = -1;
+	WAIT(g.env.nsessions == 0);
+	srv_quiet(30);			/* no QUIT: parked */
+	assert_int_equal(reuse_count(g.env.reuse), 1);
+	start_again();
+	EXPECT_CL(gr);
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	finish();
+}
+
+static void
+test_reuse_greeting_too_long_not_parked(void **state)
+{
+	char gr[600];
+
+	greeting_of(gr, 512);
+	reuse_first_session_greeting(gr);
+	if (reuse_count(g.env.reuse) != 0)
+		fail_msg("a leg whose greeting of 512 octets it could not "
+		    "keep was parked");
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	wait_cl_eof();
+	finish();
+}
+
+/*
+ * A TLS session whose server sent stray (the final reply's write) after
+ * its final reply; the client quits.  Not parked: the next session's
+ * first reply would be read after what the stray began (the rest of a
+ * multiline reply taken for the EHLO's, a half line run into it), so the
+ * leg gets QUIT.
+ */
+static void
+stray_not_parked(const char *stray)
+{
+	const char *body = "Subject: one\r\n\r\nfirst\r\n.\r\n";
+	char final[128];
+
+	g.env.reuse = reuse_new();
+	assert_non_null(g.env.reuse);
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	cl_send(body);
+	WAIT(g.slen >= strlen(body));
+	g.slen = 0;
+	snprintf(final, sizeof(final), "250 2.0.0 queued\r\n%s", stray);
+	srv_send(final);
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	if (reuse_count(g.env.reuse) != 0)
+		fail_msg("a leg holding \"%.*s\" unread after the final reply "
+		    "was parked", (int)strcspn(stray, "\r"), stray);
+	EXPECT_SRV("QUIT");
+	srv_close();
+	wait_cl_eof();
+	finish();
+}
+
+/* the first line of a multiline reply (leg_park(): a reply being read) */
+static void
+test_reuse_not_parked_mid_reply(void **state)
+{
+	stray_not_parked("250-stray\r\n");
+}
+
+/* a line without its end (leg_park(): bytes unread) */
+static void
+test_reuse_not_parked_unread_bytes(void **state)
+{
+	stray_not_parked("250 stray");
+}
+
 /* A session's QUIT: its leg parked again for the next. */
 static void
 quit_parked(void)
@@ -9745,6 +9888,10 @@ main(void)
 		T(test_reuse_park_bound),
 		T(test_reuse_idle_end_exact),
 		T(test_reuse_adopted_idle_deadline_gone),
+		T(test_reuse_greeting_bound),
+		T(test_reuse_greeting_too_long_not_parked),
+		T(test_reuse_not_parked_mid_reply),
+		T(test_reuse_not_parked_unread_bytes),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
 		T(test_pipelined_policy_refusal_in_order),
