@@ -5551,6 +5551,48 @@ test_reuse_time_limit(void **state)
 	finish();
 }
 
+/*
+ * upstream_reuse_time_limit to the millisecond, on the boot clock (frozen
+ * here): a leg whose connection is 59999 ms old at the client's QUIT is
+ * parked again under a limit of 60000 ms, one 60000 ms old is not, QUIT
+ * (red with the limit taken as "older than": parked at 60000 ms, "a leg
+ * as old as upstream_reuse_time_limit was parked again").
+ */
+static void
+test_reuse_time_limit_exact(void **state)
+{
+	uint64_t saved = g.cfg->upstream_reuse_time_limit,
+	    saved_idle = g.cfg->upstream_reuse_time;
+	const uint64_t t0 = 7000000;
+
+	g.cfg->upstream_reuse_time_limit = 60000;
+	g.cfg->upstream_reuse_time = 120000;	/* idle 59999 ms, parked */
+	boot_frozen_ms = t0;			/* its connect */
+	reuse_first_session();
+	boot_frozen_ms = t0 + 59999;
+	start_again_ehlo();
+	second_message();
+	quit_parked();				/* 59999 ms: parked */
+	start_again_ehlo();
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	second_message();
+	boot_frozen_ms = t0 + 60000;
+	cl_send("QUIT\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	g.cfg->upstream_reuse_time_limit = saved;
+	g.cfg->upstream_reuse_time = saved_idle;
+	if (reuse_count(g.env.reuse) != 0)
+		fail_msg("a leg as old as upstream_reuse_time_limit was "
+		    "parked again");
+	EXPECT_SRV("QUIT");
+	boot_frozen_ms = 0;
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	wait_cl_eof();
+	assert_int_equal(g.naccepted, 1);	/* it served three */
+	finish();
+}
+
 /* A TLS leg whose RSET was refused is never parked for the next session:
  * the client's QUIT sends QUIT upstream. */
 static void
@@ -9799,6 +9841,7 @@ main(void)
 		T(test_report_per_policy_on_reused_leg),
 		T(test_report_key),
 		T(test_reuse_time_limit),
+		T(test_reuse_time_limit_exact),
 		T(test_reuse_time_limit_counts_suspend),
 		T(test_reuse_idle_expiry),
 		T(test_reuse_key_scope),
