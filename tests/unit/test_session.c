@@ -3695,6 +3695,36 @@ test_starttls_refused_encrypt(void **state)
 }
 
 /*
+ * Only a 220 to STARTTLS starts the handshake (RFC 3207): a server that
+ * answers it with 250 has not agreed to TLS, and under encrypt that is a
+ * refusal as any other, at once, no ClientHello sent (red with any 2xx
+ * taken for the 220: the leg sent its ClientHello and waited for the
+ * handshake, "timeout waiting for: cl_reply_len() > 0").
+ */
+static void
+test_starttls_250_refused(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello(CAPS_TLS, CAPS_TLS_SEEN);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("STARTTLS");
+	g.srawlen = 0;
+	srv_send("250 2.0.0 fine\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	wait_srv_eof();
+	wait_cl_eof();
+	assert_int_equal(g.srawlen, 0);		/* no ClientHello */
+	assert_int_equal(g.ntls_prepare, 0);
+	finish();
+	expect_policy_421(reply, "starttls-not-supported");
+	expect_policy_421(reply, "STARTTLS refused: 250");
+}
+
+/*
  * DANE (usable TLSA records, or only unusable ones: TLS mandatory) and a
  * server that refuses STARTTLS: deferred as when it does not offer it,
  * with the same reason, dane-required (docs/dane.md; monitor mode's
@@ -9915,6 +9945,7 @@ main(void)
 		T(test_starttls_injection),
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
+		T(test_starttls_250_refused),
 		T(test_starttls_refused_dane),
 		T(test_starttls_upgrade),
 		T(test_tls_ehlo_lacks_size_dsn),
