@@ -166,6 +166,10 @@ static struct {
 					 * this errno */
 	unsigned long	 nsends;	/* send() calls of the code under
 					 * test (the cleartext writes) */
+	const char	*fits_would_defer; /* policy_leg_fits() of a
+					 * monitored verdict: enforce mode
+					 * would refuse the leg, this
+					 * reason */
 } g;
 
 int __real_connect(int, const struct sockaddr *, socklen_t);
@@ -493,6 +497,15 @@ __wrap_policy_leg_fits(const struct policy_verdict *v,
 
 	memset(res, 0, sizeof(*res));
 	snprintf(res->reason, sizeof(res->reason), "success");
+	if (v->monitor && g.fits_would_defer != NULL) {
+		/* as monitor_fits(): the policy's own would-defer */
+		snprintf(res->reason, sizeof(res->reason), "%s",
+		    g.fits_would_defer);
+		snprintf(res->detail, sizeof(res->detail),
+		    "mocked: enforce mode would refuse");
+		res->would_defer = 1;
+		return 0;
+	}
 	if (v->level == TLS_LEVEL_DEFER) {
 		snprintf(res->reason, sizeof(res->reason), "%s",
 		    v->reason[0] ? v->reason : "validation-failure");
@@ -4635,6 +4648,48 @@ test_reload_raises_tls_min_version_monitored(void **state)
 	if (g.nreports != 0)
 		fail_msg("reported %s for %s", g.report_result,
 		    g.report_domain);
+	tls_min_version_done(before, after);
+}
+
+/*
+ * The same, when the policy's own check of the leg already made a
+ * would-defer (enforce mode would refuse it for the domain's reason): that
+ * one stands, with its reason, not the gateway's floor in its place (red
+ * with below_tls_settings() overwriting it: "reason=validation-failure
+ * detail=\"TLSv1.1 is below tls_min_version TLSv1.2\"", the domain's
+ * own failure reported to no one).
+ */
+static void
+test_reload_min_version_keeps_policy_would_defer(void **state)
+{
+	struct tls_ctx *before, *after;
+	struct vspec *vs;
+	char line[2048];
+
+	vs = vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	vs->monitor = 1;
+	tls11_leg_then_reload(&before, &after);
+	g.fits_would_defer = "certificate-host-mismatch";
+	log_start();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<c@e.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<c@e.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 c ok\r\n");
+	EXPECT_CL("250 2.1.5 c ok\r\n");
+	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+	finish();
+	g.fits_would_defer = NULL;
+	log_find("event=would-defer ", line, sizeof(line));
+	if (strstr(line, " domain=e.example ") == NULL ||
+	    strstr(line, " reason=certificate-host-mismatch ") == NULL)
+		fail_msg("e.example's own would-defer lost: \"%s\"", line);
+	/* the domain's failure, its TLSRPT report's to know */
+	if (g.nreports != 1 ||
+	    strcmp(g.report_result, "certificate-host-mismatch") != 0)
+		fail_msg("expected e.example's certificate-host-mismatch "
+		    "reported once, got %d (%s)", g.nreports,
+		    g.report_result);
 	tls_min_version_done(before, after);
 }
 
@@ -9939,6 +9994,7 @@ main(void)
 		T(test_report_once_per_domain),
 		T(test_reload_raises_tls_min_version),
 		T(test_reload_raises_tls_min_version_monitored),
+		T(test_reload_min_version_keeps_policy_would_defer),
 		T(test_monitored_ceiling_tls_retry),
 		T(test_reload_drops_leg_cipher),
 		T(test_reload_raises_seclevel),
