@@ -5940,6 +5940,43 @@ test_reuse_mismatch_reconnects(void **state)
 	finish();
 }
 
+/*
+ * The connection of its own that a reused leg which did not fit makes is
+ * refused by the server (a 554 greeting): the session gets 421 4.4.2
+ * "refused a new connection", and the server nothing more, no EHLO (red
+ * with the refusal ignored: the leg said EHLO to a server that had
+ * refused it and waited for its reply, the client for one,
+ * "timeout waiting for: cl_reply_len() > 0").
+ */
+static void
+test_reuse_reconnect_greeting_refused(void **state)
+{
+	const char *r;
+
+	reuse_first_session();
+	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
+	g.tls_fail_reason = "certificate-host-mismatch";
+	start_again_ehlo();
+	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("QUIT");		/* not MAIL: the leg is left */
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	g.tls_fail_reason = NULL;
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send("554 5.3.2 no more connections\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "421 4.4.2 ", 10) != 0 ||
+	    strstr(r, "refused a new connection (554)") == NULL)
+		fail_msg("expected 421 4.4.2 ... refused a new connection "
+		    "(554), got \"%s\"", r);
+	wait_srv_eof();
+	assert_int_equal(g.slen, 0);	/* no EHLO after the refusal */
+	wait_cl_eof();
+	finish();
+}
+
 static void
 test_tls_check_fails_verify(void **state)
 {
@@ -9932,6 +9969,7 @@ main(void)
 		T(test_reuse_key_scope),
 		T(test_reuse_server_drops_parked),
 		T(test_reuse_mismatch_reconnects),
+		T(test_reuse_reconnect_greeting_refused),
 		T(test_quit_upstream_silent),
 		T(test_quit_upstream_trickle),
 		T(test_reuse_idle_expiry_key_update),
