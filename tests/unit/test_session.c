@@ -5874,6 +5874,28 @@ test_reuse_server_drops_parked(void **state)
 	finish();
 }
 
+/* A server that closes a parked leg without a word, politely (its
+ * close_notify, then the FIN: its idle timeout, a restart), loses it at
+ * once, and the next session connects afresh (red with the close not
+ * heard, IO_DISCONNECTED dropped from parked_cb(): the dead leg stayed
+ * parked for the next session, "timeout waiting for:
+ * reuse_count(g.env.reuse) == 0"). */
+static void
+test_reuse_server_closes_parked(void **state)
+{
+	reuse_first_session();
+	SSL_shutdown(g.sssl);		/* its close_notify, then the FIN */
+	srv_close();
+	WAIT(reuse_count(g.env.reuse) == 0);
+	WAIT(io_lingering() == 0);
+	start_again();
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_CL(GREETING);
+	finish();
+}
+
 /* A parked TLS leg whose server asks for a key update now and then: the
  * answer OpenSSL writes is progress on the connection, but the leg is
  * idle all the same and gets QUIT after upstream_reuse_time, not never
@@ -9968,6 +9990,7 @@ main(void)
 		T(test_reuse_idle_expiry),
 		T(test_reuse_key_scope),
 		T(test_reuse_server_drops_parked),
+		T(test_reuse_server_closes_parked),
 		T(test_reuse_mismatch_reconnects),
 		T(test_reuse_reconnect_greeting_refused),
 		T(test_quit_upstream_silent),
