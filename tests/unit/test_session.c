@@ -5963,6 +5963,33 @@ test_reuse_mismatch_reconnects(void **state)
 }
 
 /*
+ * A server that refuses the EHLO inside TLS (554) is no leg to carry
+ * mail: the session gets 421 4.7.0 "refused EHLO after STARTTLS", the MTA
+ * keeps the mail, and nothing of the envelope goes up (red with the
+ * refusal ignored: the leg was READY, MAIL and RCPT went to a server that
+ * had refused the session, "timeout waiting for: cl_reply_len() > 0"
+ * while the client waited on the server's word for them).
+ */
+static void
+test_ehlo_after_starttls_refused(void **state)
+{
+	char reply[1024];
+
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("554 5.7.0 not after STARTTLS\r\n");
+	snprintf(reply, sizeof(reply), "%s", CL_REPLY());
+	if (strncmp(reply, "421 4.7.0 ", 10) != 0 ||
+	    strstr(reply, "refused EHLO after STARTTLS (554)") == NULL)
+		fail_msg("expected 421 4.7.0 ... refused EHLO after STARTTLS "
+		    "(554), got \"%s\"", reply);
+	wait_cl_eof();
+	assert_int_equal(g.slen, 0);	/* no MAIL, no RCPT */
+	finish();
+}
+
+/*
  * The connection of its own that a reused leg which did not fit makes is
  * refused by the server (a 554 greeting): the session gets 421 4.4.2
  * "refused a new connection", and the server nothing more, no EHLO (red
@@ -10063,6 +10090,7 @@ main(void)
 		T(test_starttls_refused_may),
 		T(test_starttls_refused_encrypt),
 		T(test_starttls_250_refused),
+		T(test_ehlo_after_starttls_refused),
 		T(test_starttls_refused_dane),
 		T(test_starttls_upgrade),
 		T(test_tls_ehlo_lacks_size_dsn),
