@@ -8034,6 +8034,36 @@ test_local_starttls(void **state)
 	with_local_cert(local_starttls);
 }
 
+/*
+ * STARTTLS after MAIL: refused with 503, the transaction kept in
+ * cleartext.  Taken, what the client (or an attacker on its path) said
+ * before the handshake would carry into the TLS session, which RFC 3207
+ * (section 4.2) forbids: MAIL FROM in cleartext, then RCPT and the
+ * message inside TLS under it.  Red before: 220, the handshake, and the
+ * MAIL sent after it a "503 nested MAIL".
+ */
+static void
+local_starttls_in_transaction(void)
+{
+	hello(CAPS_TLS, CAPS_TLS);
+	cl_send("MAIL FROM:<a@sender.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("503 5.5.1 Error: STARTTLS inside a transaction\r\n");
+	srv_quiet(20);
+	/* after RSET the client may start TLS */
+	cl_send("RSET\r\n");
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	cl_send("STARTTLS\r\n");
+	EXPECT_CL("220 2.0.0 Ready to start TLS\r\n");
+}
+
+static void
+test_local_starttls_in_transaction(void **state)
+{
+	with_local_cert(local_starttls_in_transaction);
+}
+
 static void
 local_starttls_pipelined(void)
 {
@@ -10164,6 +10194,7 @@ main(void)
 		T(test_upstream_reply_with_dot_tls),
 		T(test_client_flood_bounded),
 		T(test_local_starttls),
+		T(test_local_starttls_in_transaction),
 		T(test_local_starttls_timeout),
 		T(test_local_starttls_not_tls),
 		T(test_local_starttls_pipelined_dropped),
