@@ -2665,6 +2665,30 @@ test_bdat_size_leading_zeros(void **state)
 	assert_null(strstr(g.sbuf, "smuggled"));
 }
 
+/*
+ * A BDAT size with something else than a space after its digits
+ * ("34x") cannot be read either: 421, and the chunk is never read as
+ * commands.  Red before (the check after the digits dropped): 34 octets
+ * skipped, "502 5.5.1" and the session read on.
+ */
+static void
+test_bdat_size_trailing_garbage(void **state)
+{
+	static const char chunk[] = "DATA\r\nSubject: smuggled\r\n\r\n"
+	    "x\r\n.\r\nRSET\r\n";
+	char cmd[96];
+
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	snprintf(cmd, sizeof(cmd), "BDAT %zux LAST\r\n", strlen(chunk));
+	cl_send(cmd);
+	cl_send(chunk);
+	EXPECT_CL_PREFIX("421 4.5.0 mxguard: BDAT without a chunk size");
+	wait_cl_eof();
+	wait_srv_eof();
+	assert_null(strstr(g.sbuf, "smuggled"));
+}
+
 /* QUIT is answered at once; the upstream still gets its QUIT and may
  * answer after the client has gone. */
 static void
@@ -10224,6 +10248,7 @@ main(void)
 		T(test_local_commands_before_helo),
 		T(test_bdat_chunk_discarded),
 		T(test_bdat_size_leading_zeros),
+		T(test_bdat_size_trailing_garbage),
 		T(test_closing_deadline),
 		T(test_client_reset_replies_queued),
 		T(test_client_reset_closing),
