@@ -3139,6 +3139,22 @@ test_upstream_250_to_data(void **state)
 	expect_end("421 4.5.0 ");
 }
 
+/* DATA answered with a 3xx other than 354: no "go ahead" (the body must
+ * not follow it), nor a refusal the client may read (an MTA bounces on a
+ * reply that is neither 2xx nor 4xx): 421 4.5.0, nothing of the message
+ * upstream.  Red before: "350 ..." relayed to the client as DATA's
+ * refusal, the session on in IDLE. */
+static void
+test_upstream_350_to_data(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("350 2.0.0 send it\r\n");
+	expect_end("421 4.5.0 ");
+}
+
 /* A 3xx after the dot (here a second 354) is no answer to the message:
  * the client must not get it as its final reply (an MTA bounces on a
  * final reply that is neither 2xx nor 4xx), but 451, and the leg with
@@ -10238,6 +10254,7 @@ main(void)
 		T(test_upstream_extra_reply_not_data_reply),
 		T(test_upstream_extra_line_after_greeting),
 		T(test_upstream_250_to_data),
+		T(test_upstream_350_to_data),
 		T(test_upstream_3xx_to_dot),
 		T(test_upstream_3xx_to_dot_logged),
 		T(test_upstream_3xx_to_mail),
