@@ -4300,6 +4300,30 @@ test_reload_before_data_monitored_once(void **state)
 	finish();
 }
 
+/*
+ * enforcement = monitor watches every domain, most of them at may: a
+ * monitored may recipient delivered in cleartext (no STARTTLS offered)
+ * is what enforce mode would do too, no would-defer.  Red before (would
+ * levels from may up counted): one would-defer per such recipient, a
+ * false alarm for every domain without a policy.
+ */
+static void
+test_monitored_may_cleartext_no_would_defer(void **state)
+{
+	struct vspec *vs;
+	int64_t before;
+
+	vs = vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	vs->monitor = 1;
+	before = would_defers();
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	rcpt_relayed("c@d.example", "c ok");
+	send_message("Subject: x\r\n\r\nmay\r\n.\r\n");
+	assert_int_equal(would_defers() - before, 0);
+	finish();
+}
+
 /* Between an accepted RCPT and DATA, the worker retires (a reload it
  * could not apply): DATA is refused, 421 4.3.2, and does not go. */
 static void
@@ -10133,6 +10157,7 @@ main(void)
 		T(test_secure_nomem),
 		T(test_retiring_before_data),
 		T(test_reload_before_data_monitored_once),
+		T(test_monitored_may_cleartext_no_would_defer),
 		T(test_reload_before_rcpt_monitored_once),
 		T(test_reload_before_354),
 		T(test_reload_before_354_fits),
