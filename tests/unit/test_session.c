@@ -6090,6 +6090,38 @@ test_reuse_reconnect_greeting_refused(void **state)
 	finish();
 }
 
+/*
+ * An adopted leg that carried a message of this session is the session's
+ * own: a later transaction's recipient whose policy it does not meet gets
+ * the 450 of any later recipient (as without reuse), and the leg stays,
+ * with no new connection behind the client's back.  Red before (the
+ * reconnect taken whatever the session delivered): QUIT upstream and a
+ * second connection.
+ */
+static void
+test_reuse_mismatch_after_message_450(void **state)
+{
+	reuse_first_session();
+	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL);
+	start_again_ehlo();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+	g.tls_fail_reason = "certificate-host-mismatch";
+	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_CL_PREFIX("450 4.7.5 ");
+	srv_quiet(30);			/* no QUIT: the leg stays */
+	assert_false(g.seof);
+	assert_int_equal(g.naccepted, 1);
+	g.tls_fail_reason = NULL;
+	finish();
+}
+
 static void
 test_tls_check_fails_verify(void **state)
 {
@@ -10114,6 +10146,7 @@ main(void)
 		T(test_reuse_server_closes_parked),
 		T(test_reuse_mismatch_reconnects),
 		T(test_reuse_reconnect_greeting_refused),
+		T(test_reuse_mismatch_after_message_450),
 		T(test_quit_upstream_silent),
 		T(test_quit_upstream_trickle),
 		T(test_reuse_idle_expiry_key_update),
