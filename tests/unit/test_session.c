@@ -5836,6 +5836,49 @@ test_reuse_not_parked_after_reload(void **state)
 	finish();
 }
 
+/*
+ * While draining, a client's QUIT (pipelined behind the dot of the
+ * transaction that went on) gives the upstream QUIT: no leg is parked in
+ * a process that is stopping, whose exit would cut it without one.  Red
+ * before (the draining check dropped): the leg parked, no QUIT.
+ */
+static void
+test_reuse_not_parked_while_draining(void **state)
+{
+	static const char body[] = "Subject: one\r\n\r\nfirst\r\n.\r\n";
+
+	g.env.reuse = reuse_new();
+	assert_non_null(g.env.reuse);
+	vspec_add("d.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	g.env.draining = 1;
+	session_drain_all(&g.env);	/* a transaction under way goes on */
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	cl_send(body);
+	cl_send("QUIT\r\n");
+	WAIT(g.slen >= strlen(body));
+	assert_memory_equal(g.sbuf, body, strlen(body));
+	memmove(g.sbuf, g.sbuf + strlen(body), g.slen - strlen(body));
+	g.slen -= strlen(body);
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	EXPECT_CL("221 2.0.0 Bye\r\n");
+	EXPECT_SRV("QUIT");
+	assert_int_equal(reuse_count(g.env.reuse), 0);
+	srv_send("221 2.0.0 bye\r\n");
+	WAIT(g.env.nsessions == 0);
+	finish();
+}
+
 /* A parked leg is closed with QUIT after its idle time, and the server
  * closes first: mxguard waits for it (io_linger) instead of closing at
  * once, so its TLS close_notify never meets a closed socket (whose reset
@@ -10331,6 +10374,7 @@ main(void)
 		T(test_reuse_first_rcpt_defer_421),
 		T(test_reuse_safety_net_first_rcpt),
 		T(test_reuse_not_parked_after_reload),
+		T(test_reuse_not_parked_while_draining),
 		T(test_discard_across_reconnect),
 		T(test_longest_lines_pipelined),
 		T(test_discard_across_reconnect_ok),
