@@ -2338,6 +2338,27 @@ test_retiring_new_transaction(void **state)
 	finish();
 }
 
+/*
+ * The worker retires within a transaction: the next RCPT, though its
+ * domain's verdict is at hand (the same domain, no lookup), is refused
+ * 421 4.3.2 and never goes upstream: that verdict is of the configuration
+ * the other workers no longer run.  Red before (only MAIL refused): the
+ * RCPT relayed under the old verdict, 250.
+ */
+static void
+test_retiring_next_rcpt(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	g.env.retiring = 1;
+	cl_send("RCPT TO:<c@d.example>\r\n");
+	EXPECT_CL_PREFIX("421 4.3.2 ");
+	wait_cl_eof();
+	wait_srv_eof();		/* no RCPT upstream */
+	assert_int_equal(g.nlookups, 1);
+	finish();
+}
+
 /* Draining (SIGTERM): a transaction under way goes on to its end, a new
  * one is refused with 421 (one cut after its dot at the drain's deadline
  * would be sent again by the MTA), and nothing of it goes upstream. */
@@ -10212,6 +10233,7 @@ main(void)
 		T(test_verdict_age_counts_suspend),
 		T(test_verdict_max_age_freed),
 		T(test_retiring_new_transaction),
+		T(test_retiring_next_rcpt),
 		T(test_retiring_during_lookup),
 		T(test_draining_new_transaction),
 		T(test_draining_idle_after_message),
