@@ -2104,6 +2104,24 @@ test_body_before_554_local(void **state)
 	finish();
 }
 
+/* The same for a DATA line that does not parse ("DATA x", 501): what
+ * the client sent behind it is its message all the same.  Red before
+ * (the verb of a line that did not parse not remembered): the smuggled
+ * RCPT and DATA read as commands, the RCPT upstream. */
+static void
+test_body_before_501_data(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA x\r\n" SMUGGLED_BODY);
+	EXPECT_CL_PREFIX("501 ");
+	srv_quiet(50);
+	EXPECT_CL_PREFIX("421 4.5.0 ");
+	wait_cl_eof();
+	wait_srv_eof();		/* no RCPT, no DATA, no message */
+	finish();
+}
+
 /* A client that waits for the reply to DATA goes on as before after a
  * refusal (test_data_refused_by_upstream), and one that sends its body
  * behind DATA has it relayed when the 354 comes. */
@@ -10183,6 +10201,7 @@ main(void)
 		T(test_data_refused_by_upstream),
 		T(test_body_before_354_data_refused),
 		T(test_body_before_554_local),
+		T(test_body_before_501_data),
 		T(test_body_before_354_accepted),
 		T(test_data_split_writes),
 		T(test_pipelined_client),
