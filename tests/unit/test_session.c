@@ -6270,6 +6270,32 @@ test_second_domain_needs_verify(void **state)
 	finish();
 }
 
+/*
+ * A later recipient that demands TLS of a leg in cleartext because the
+ * server offered no STARTTLS: 450 4.7.10 starttls-not-supported, whose
+ * text says the connection is not encrypted, not that a handshake failed
+ * (none was tried).  Red before (a failed handshake assumed whatever
+ * the leg's reason): "TLS handshake failed; this connection is not
+ * encrypted".
+ */
+static void
+test_later_encrypt_no_starttls_reason(void **state)
+{
+	const char *r;
+
+	vspec_add("e.example", TLS_LEVEL_ENCRYPT, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("s@sender.example", "x@a.example");
+	cl_send("RCPT TO:<y@e.example>\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.10 ", 11) != 0 ||
+	    strstr(r, "starttls-not-supported") == NULL ||
+	    strstr(r, "handshake") != NULL)
+		fail_msg("got \"%s\"", r);
+	srv_quiet(30);
+	finish();
+}
+
 static void
 test_later_defer_is_450(void **state)
 {
@@ -10325,6 +10351,7 @@ main(void)
 		T(test_reuse_not_parked_unread_bytes),
 		T(test_second_domain_needs_verify),
 		T(test_later_defer_is_450),
+		T(test_later_encrypt_no_starttls_reason),
 		T(test_pipelined_policy_refusal_in_order),
 		T(test_reply_split_across_writes),
 		T(test_repeated_ehlo_resets),
