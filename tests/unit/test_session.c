@@ -7559,6 +7559,28 @@ test_tls_required_5xx_variants(void **state)
 }
 
 /*
+ * Any 530 (RFC 3207), whatever its text, asks for TLS, and so does an
+ * X.7.11 ("encryption required for the requested authentication
+ * mechanism", RFC 5248) that names encryption: 451 4.7.0 on a cleartext
+ * leg; a 5.7.12 with the same words is no such code and is relayed.  Red
+ * before (each code's own test dropped): the 530 and the 5.7.11
+ * relayed, a bounce.
+ */
+static void
+test_tls_required_by_code(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	rcpt_refused("530 5.7.0 Access denied", "530 5.7.0 Access denied");
+	rcpt_refused("530 Access denied", "530 Access denied");
+	rcpt_refused("554 5.7.11 Encryption required for the mechanism",
+	    "554 5.7.11 Encryption required for the mechanism");
+	rcpt_refused("554 5.7.12 Encryption required for the mechanism",
+	    NULL);
+	finish();
+}
+
+/*
  * More ways of asking for TLS: a hyphen or underscore inside the word
  * ("STARTTLS-required", "non-TLS"), a protocol version ("TLSv1.2"), and
  * a 5xx without an enhanced code (Exim: "550 TLS required", "550
@@ -10392,6 +10414,7 @@ main(void)
 		T(test_570_without_tls_relayed),
 		T(test_570_tls_as_word),
 		T(test_tls_required_5xx_variants),
+		T(test_tls_required_by_code),
 		T(test_tls_required_5xx_words),
 		T(test_571_tls_over_tls_relayed),
 		T(test_data_back_pressure),
