@@ -7581,6 +7581,22 @@ test_tls_required_by_code(void **state)
 }
 
 /*
+ * A TLS word that ends a sentence ("... use TLS.", "...STARTTLS..") is
+ * still the word: 451 4.7.0 on a cleartext leg.  Red before (the
+ * trailing dots kept in the word): relayed, a bounce.
+ */
+static void
+test_tls_required_word_at_sentence_end(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	rcpt_refused("550 5.7.1 Connections must use TLS.",
+	    "550 5.7.1 Connections must use TLS.");
+	rcpt_refused("550 Issue STARTTLS..", "550 Issue STARTTLS..");
+	finish();
+}
+
+/*
  * More ways of asking for TLS: a hyphen or underscore inside the word
  * ("STARTTLS-required", "non-TLS"), a protocol version ("TLSv1.2"), and
  * a 5xx without an enhanced code (Exim: "550 TLS required", "550
@@ -10415,6 +10431,7 @@ main(void)
 		T(test_570_tls_as_word),
 		T(test_tls_required_5xx_variants),
 		T(test_tls_required_by_code),
+		T(test_tls_required_word_at_sentence_end),
 		T(test_tls_required_5xx_words),
 		T(test_571_tls_over_tls_relayed),
 		T(test_data_back_pressure),
