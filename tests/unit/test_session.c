@@ -3214,6 +3214,25 @@ test_upstream_3xx_to_dot(void **state)
 	expect_end("451 4.5.0 ");
 }
 
+/* So for any 3xx there, not only a second 354: a "350" to the dot is
+ * 451 4.5.0 too.  Red before (only 354 taken for no answer): "350 ..."
+ * relayed as the final reply, which an MTA bounces the message for. */
+static void
+test_upstream_350_to_dot(void **state)
+{
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go\r\n");
+	EXPECT_CL("354 go\r\n");
+	cl_send("x\r\n.\r\n");
+	EXPECT_SRV("x");
+	EXPECT_SRV(".");
+	srv_send("350 2.0.0 more\r\n");
+	expect_end("451 4.5.0 ");
+}
+
 /*
  * ... and the log says the final reply is lost, as for any other that
  * never came after the dot (docs/session.md: "after the dot (DATA_END,
@@ -10465,6 +10484,7 @@ main(void)
 		T(test_upstream_250_to_data),
 		T(test_upstream_350_to_data),
 		T(test_upstream_3xx_to_dot),
+		T(test_upstream_350_to_dot),
 		T(test_upstream_3xx_to_dot_logged),
 		T(test_upstream_3xx_to_mail),
 		T(test_upstream_3xx_to_rcpt),
