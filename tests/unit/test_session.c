@@ -3641,6 +3641,50 @@ test_policy_defer_first_rcpt(void **state)
 	expect_policy_421(reply, "sts-policy-fetch-error");
 }
 
+/*
+ * A policy failure's enhanced code follows its TLSRPT result type: a
+ * server without STARTTLS or DANE required 4.7.10, a certificate, a
+ * validation failure or unusable TLSA records 4.7.5 (the security of the
+ * connection could not be established), anything else 4.7.0.  Red
+ * before (tlsa-invalid's, or the certificate prefix's, own test dropped):
+ * "450 4.7.0" for them.
+ */
+static void
+test_policy_failure_enhanced_codes(void **state)
+{
+	static const struct {
+		const char	*domain, *reason, *enh;
+	} c[] = {
+		{ "t.example", "tlsa-invalid", "4.7.5" },
+		{ "c.example", "certificate-expired", "4.7.5" },
+		{ "h.example", "certificate-host-mismatch", "4.7.5" },
+		{ "v.example", "validation-failure", "4.7.5" },
+		{ "n.example", "starttls-not-supported", "4.7.10" },
+		{ "s.example", "sts-policy-invalid", "4.7.0" },
+	};
+	char line[128], want[32];
+	const char *r;
+	size_t i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		vspec_add(c[i].domain, TLS_LEVEL_DEFER, 0, c[i].reason,
+		    "mocked");
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		snprintf(line, sizeof(line), "RCPT TO:<x@%s>\r\n",
+		    c[i].domain);
+		snprintf(want, sizeof(want), "450 %s ", c[i].enh);
+		cl_send(line);
+		r = CL_REPLY();
+		if (strncmp(r, want, strlen(want)) != 0 ||
+		    strstr(r, c[i].reason) == NULL)
+			fail_msg("%s: got \"%s\"", c[i].reason, r);
+	}
+	srv_quiet(20);
+	finish();
+}
+
 static void
 test_encrypt_without_starttls(void **state)
 {
@@ -10330,6 +10374,7 @@ main(void)
 		T(test_reply_garbage_rcpt),
 		T(test_client_timeout),
 		T(test_policy_defer_first_rcpt),
+		T(test_policy_failure_enhanced_codes),
 		T(test_reload_new_lookup),
 		T(test_verdict_max_age),
 		T(test_verdict_age_counts_suspend),
