@@ -4453,6 +4453,33 @@ tls_up(void)
 	assert_int_equal(g.ntls_prepare, 1);
 }
 
+/*
+ * A recipient under a tls_policy "none" override rides a leg another
+ * recipient's may made TLS: that is the sender's own choice for the
+ * domain, nothing its TLSRPT counts, success included.  Red before (the
+ * none level's return dropped): a success reported for n.example.
+ */
+static void
+test_none_override_not_reported(void **state)
+{
+	int before;
+
+	vspec_add("n.example", TLS_LEVEL_NONE, 0, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	before = g.nreports;
+	rcpt_relayed("c@n.example", "c ok");
+	if (g.nreports != before)
+		fail_msg("%d report(s), the last for %s: %s",
+		    g.nreports - before, g.report_domain, g.report_result);
+	finish();
+}
+
 /* d.example at level before, the leg secured for it, and a reload (to
  * level after) while the EHLO inside TLS waits for its reply */
 static void
@@ -10418,6 +10445,7 @@ main(void)
 		T(test_verify_report_only_cleartext),
 		T(test_level_none_skips_starttls),
 		T(test_level_none_then_may_no_starttls),
+		T(test_none_override_not_reported),
 		T(test_later_dane_untried_not_reported),
 		T(test_report_once_per_domain),
 		T(test_reload_raises_tls_min_version),
