@@ -4333,6 +4333,24 @@ test_retiring_before_354(void **state)
 	finish();
 }
 
+/* ... and the log says why the upstream went without the dot, as for
+ * every other 354 withheld: event=data-withheld why=retiring.  Red before
+ * (only a 354 already held logged so): no such line. */
+static void
+test_retiring_before_354_logged(void **state)
+{
+	char line[512];
+
+	log_start();
+	retire_during(data_sent, "354 go ahead\r\n");
+	expect_withheld("421 4.3.2 ", NULL);
+	log_find("event=data-withheld", line, sizeof(line));
+	if (strstr(line, "why=retiring") == NULL ||
+	    strstr(line, "action=close-upstream-without-dot") == NULL)
+		fail_msg("data-withheld line: \"%s\"", line);
+	finish();
+}
+
 /* Every would-defer stage's count, summed. */
 static int64_t
 would_defers(void)
@@ -10437,6 +10455,7 @@ main(void)
 		T(test_reload_before_354_no_verdict),
 		T(test_reload_before_354_client_gone),
 		T(test_retiring_before_354),
+		T(test_retiring_before_354_logged),
 		T(test_reload_before_data_tls),
 		T(test_reload_before_data_tls_fits),
 		T(test_reload_during_handshake),
