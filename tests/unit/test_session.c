@@ -4498,6 +4498,30 @@ test_none_override_not_reported(void **state)
 	finish();
 }
 
+/*
+ * An MTA-STS testing policy (report_only) whose check passed over TLS is
+ * a success in its report: only a testing verdict that carries a reason
+ * of its own (one the engine knew) is a failure.  Red before (any
+ * report_only verdict reported with its reason): a failure with an empty
+ * result type.
+ */
+static void
+test_report_only_passed_is_success(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 1, NULL, NULL);
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	assert_int_equal(g.nreports, 1);
+	assert_string_equal(g.report_domain, "d.example");
+	assert_string_equal(g.report_result, "success");
+	finish();
+}
+
 /* d.example at level before, the leg secured for it, and a reload (to
  * level after) while the EHLO inside TLS waits for its reply */
 static void
@@ -10465,6 +10489,7 @@ main(void)
 		T(test_level_none_skips_starttls),
 		T(test_level_none_then_may_no_starttls),
 		T(test_none_override_not_reported),
+		T(test_report_only_passed_is_success),
 		T(test_later_dane_untried_not_reported),
 		T(test_report_once_per_domain),
 		T(test_reload_raises_tls_min_version),
