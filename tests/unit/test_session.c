@@ -5122,6 +5122,28 @@ test_tls_mail_5xx_softened(void **state)
 	finish();
 }
 
+/* So when the server takes back SIZE alone inside TLS: SIZE was offered
+ * to the client and is gone, a 5xx to the replayed MAIL is 452 4.3.4,
+ * not the MTA's permanent failure.  Red before (SIZE not among the
+ * extensions compared): 550 5.3.4, a bounce. */
+static void
+test_tls_mail_5xx_size_gone_softened(void **state)
+{
+	const char *r;
+
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=5000\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-DSN\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("552 5.3.4 message too big\r\n503 5.5.1 need MAIL\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "452 4.3.4 ", 10) != 0)
+		fail_msg("expected 452 4.3.4, got \"%s\"", r);
+	finish();
+}
+
 /* The client was offered SIZE without a limit (test_size_limit_not_offered),
  * so a server whose limit inside TLS refuses the message refuses it for
  * good, as the MTA itself would have after STARTTLS: 550 with its reply,
@@ -10510,6 +10532,7 @@ main(void)
 		T(test_tls_ehlo_lacks_smtputf8),
 		T(test_8bitmime_never_offered),
 		T(test_tls_mail_5xx_softened),
+		T(test_tls_mail_5xx_size_gone_softened),
 		T(test_tls_mail_552_lower_size_relayed),
 		T(test_mail_5xx_same_caps_relayed),
 		T(test_tls_check_fails_verify),
