@@ -5144,6 +5144,27 @@ test_tls_mail_5xx_size_gone_softened(void **state)
 	finish();
 }
 
+/* A 555 (a MAIL parameter not recognised) from such a server is 455,
+ * the 4xx of the same meaning.  Red before: 451. */
+static void
+test_tls_mail_555_softened_455(void **state)
+{
+	const char *r;
+
+	tls_with_caps("MAIL FROM:<a@sender.example> SIZE=5000 RET=HDRS\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250-SIZE 10240000\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example> SIZE=5000");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("555 5.5.4 parameter not recognised\r\n"
+	    "503 5.5.1 need MAIL\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "455 4.5.4 ", 10) != 0)
+		fail_msg("expected 455 4.5.4, got \"%s\"", r);
+	finish();
+}
+
 /* The client was offered SIZE without a limit (test_size_limit_not_offered),
  * so a server whose limit inside TLS refuses the message refuses it for
  * good, as the MTA itself would have after STARTTLS: 550 with its reply,
@@ -10533,6 +10554,7 @@ main(void)
 		T(test_8bitmime_never_offered),
 		T(test_tls_mail_5xx_softened),
 		T(test_tls_mail_5xx_size_gone_softened),
+		T(test_tls_mail_555_softened_455),
 		T(test_tls_mail_552_lower_size_relayed),
 		T(test_mail_5xx_same_caps_relayed),
 		T(test_tls_check_fails_verify),
