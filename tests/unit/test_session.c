@@ -4522,6 +4522,27 @@ test_report_only_passed_is_success(void **state)
 	finish();
 }
 
+/* ... and one whose check failed (the mail goes) is reported a failure
+ * with the check's result type.  Red before (the check's own failure not
+ * looked at): a success. */
+static void
+test_report_only_failed_is_reported(void **state)
+{
+	vspec_add("d.example", TLS_LEVEL_MAY, 1, NULL, NULL);
+	g.tls_fail_reason = "certificate-host-mismatch";
+	tls_up();
+	EXPECT_SRV("EHLO client.example");
+	g.tls_fail_reason = NULL;
+	srv_send("250-mx.test.example hello\r\n250 PIPELINING\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	assert_int_equal(g.nreports, 1);
+	assert_string_equal(g.report_result, "certificate-host-mismatch");
+	finish();
+}
+
 /* d.example at level before, the leg secured for it, and a reload (to
  * level after) while the EHLO inside TLS waits for its reply */
 static void
@@ -10533,6 +10554,7 @@ main(void)
 		T(test_level_none_then_may_no_starttls),
 		T(test_none_override_not_reported),
 		T(test_report_only_passed_is_success),
+		T(test_report_only_failed_is_reported),
 		T(test_later_dane_untried_not_reported),
 		T(test_report_once_per_domain),
 		T(test_reload_raises_tls_min_version),
