@@ -2278,6 +2278,37 @@ test_verdict_max_age(void **state)
 }
 
 /*
+ * A verdict ends at the very millisecond its maximum age has run since
+ * its lookup began (CLOCK_BOOTTIME held still at each instant): a new
+ * transaction a millisecond before takes it, one at that millisecond
+ * looks the domain up again.  Red before (the age compared one past the
+ * bound): no second lookup.
+ */
+static void
+test_verdict_max_age_boundary(void **state)
+{
+	struct timespec ts;
+	uint64_t t0;
+
+	assert_int_equal(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+	t0 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	boot_frozen_ms = t0;
+	g.env.verdict_max_age = 1000;
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	send_message("Subject: one\r\n\r\n1\r\n.\r\n");
+	boot_frozen_ms = t0 + 999;
+	begin_tx("a@sender.example", "c@d.example");
+	send_message("Subject: two\r\n\r\n2\r\n.\r\n");
+	assert_int_equal(g.nlookups, 1);
+	boot_frozen_ms = t0 + 1000;
+	begin_tx("a@sender.example", "e@d.example");
+	assert_int_equal(g.nlookups, 2);
+	boot_frozen_ms = 0;
+	finish();
+}
+
+/*
  * A verdict's age counts the time the host was suspended (a VM paused):
  * an hour asleep between two transactions, and the next one looks the
  * domain up again, as after an hour awake.  On CLOCK_MONOTONIC the hour
@@ -10510,6 +10541,7 @@ main(void)
 		T(test_policy_failure_enhanced_codes),
 		T(test_reload_new_lookup),
 		T(test_verdict_max_age),
+		T(test_verdict_max_age_boundary),
 		T(test_verdict_age_counts_suspend),
 		T(test_verdict_max_age_freed),
 		T(test_retiring_new_transaction),
