@@ -517,6 +517,28 @@ test_large_chain_bounded(void **state)
 	assert_true(chain_growth(60) < 1024u * 1024);
 }
 
+/* The end of a kept_with_*() case: c's handshake, under key, counted as
+ * proven and closed; is its session offered to the next connection under
+ * key?  Frees c, the server context (sctx, old put back) and t. */
+static int
+proven_then_offered(struct tls_ctx *t, SSL *c, const char *key,
+    SSL_CTX *old)
+{
+	int kept;
+
+	tls_client_done(t, c, 1, 0);
+	(void)SSL_shutdown(c);
+	SSL_free(c);
+	c = tls_client_new(t);
+	tls_client_resume(t, c, key);
+	kept = SSL_get_session(c) != NULL;
+	SSL_free(c);
+	SSL_CTX_free(sctx);
+	sctx = old;
+	tls_ctx_free(t);
+	return kept;
+}
+
 /* Is the session of a proven handshake with a server whose chain has
  * ncerts certificates besides its leaf, each with a comment of pad
  * octets, offered again? */
@@ -530,7 +552,7 @@ kept_with_chain(int ncerts, size_t pad)
 	EVP_PKEY *k;
 	X509 *x;
 	SSL *c;
-	int i, kept;
+	int i;
 
 	assert_non_null(t);
 	assert_non_null(comment = malloc(pad + 1));
@@ -559,17 +581,7 @@ kept_with_chain(int ncerts, size_t pad)
 	c = tls_client_new(t);
 	tls_client_resume(t, c, "kc");
 	assert_int_equal(handshake(c), 0);
-	tls_client_done(t, c, 1, 0);
-	(void)SSL_shutdown(c);
-	SSL_free(c);
-	c = tls_client_new(t);
-	tls_client_resume(t, c, "kc");
-	kept = SSL_get_session(c) != NULL;
-	SSL_free(c);
-	SSL_CTX_free(sctx);
-	sctx = old;
-	tls_ctx_free(t);
-	return kept;
+	return proven_then_offered(t, c, "kc", old);
 }
 
 /*
@@ -612,7 +624,6 @@ kept_with_ticket(size_t appdata, size_t *len)
 	SSL_CTX *old = sctx;
 	const unsigned char *tick;
 	SSL *c;
-	int kept;
 
 	assert_non_null(t);
 	sctx = server_ctx();
@@ -625,17 +636,7 @@ kept_with_ticket(size_t appdata, size_t *len)
 	pair_size = 0;
 	*len = 0;
 	SSL_SESSION_get0_ticket(SSL_get_session(c), &tick, len);
-	tls_client_done(t, c, 1, 0);
-	(void)SSL_shutdown(c);
-	SSL_free(c);
-	c = tls_client_new(t);
-	tls_client_resume(t, c, "kt");
-	kept = SSL_get_session(c) != NULL;
-	SSL_free(c);
-	SSL_CTX_free(sctx);
-	sctx = old;
-	tls_ctx_free(t);
-	return kept;
+	return proven_then_offered(t, c, "kt", old);
 }
 
 /*
