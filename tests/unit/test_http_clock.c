@@ -27,30 +27,13 @@
 #include "fakedns.h"
 #include "testcert.h"
 #include "timestep.h"
+#include "markwrap.h"
 
 #define POLICY	"version: STSv1\nmode: enforce\nmx: mx.x.test\n" \
 		"max_age: 86400\n"
 
-/* SO_MARK fails (EPERM, as without CAP_NET_ADMIN: `mxguard policy`)
- * while mark_fails is set; mark_seen: the last mark asked for */
-static int mark_fails;
-static uint32_t mark_seen, get_mark;
-
-int __real_setsockopt(int, int, int, const void *, socklen_t);
-int __wrap_setsockopt(int, int, int, const void *, socklen_t);
-
-int
-__wrap_setsockopt(int fd, int level, int name, const void *v, socklen_t len)
-{
-	if (level != SOL_SOCKET || name != SO_MARK)
-		return __real_setsockopt(fd, level, name, v, len);
-	memcpy(&mark_seen, v, sizeof(mark_seen));
-	if (mark_fails) {
-		errno = EPERM;
-		return -1;
-	}
-	return 0;
-}
+/* the mark the GET is given */
+static uint32_t get_mark;
 
 static SSL_CTX *srv_ctx;
 static X509 *srv_ca;

@@ -38,6 +38,7 @@
 #include "fakedns.h"
 #include "testcert.h"
 #include "timestep.h"
+#include "markwrap.h"
 
 static int done, ok_seen, accepted;
 static char err_seen[512];
@@ -46,25 +47,6 @@ static char	 kind_seen[64];
 static long post_ms;
 static struct timespec post_t0;
 
-/* SO_MARK: the last mark asked for; fail it (EPERM, as without
- * CAP_NET_ADMIN) or pretend it was set */
-static int mark_fails;
-static uint32_t mark_seen;
-
-int __real_setsockopt(int, int, int, const void *, socklen_t);
-
-int
-__wrap_setsockopt(int fd, int level, int name, const void *v, socklen_t len)
-{
-	if (level != SOL_SOCKET || name != SO_MARK)
-		return __real_setsockopt(fd, level, name, v, len);
-	memcpy(&mark_seen, v, sizeof(mark_seen));
-	if (mark_fails) {
-		errno = EPERM;
-		return -1;
-	}
-	return 0;
-}
 
 static void
 posted(void *arg, int ok, const char *body, size_t len, const char *kind,
