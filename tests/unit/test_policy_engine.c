@@ -25,7 +25,7 @@
  * allocation of a lookup failing in turn never giving a verdict below the
  * domain's policy.
  */
-// WRAP: mdb_get time http_get http_cancel malloc calloc realloc strdup strndup
+// WRAP: mdb_get time http_get http_cancel malloc calloc realloc strdup strndup clock_gettime
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,6 +60,7 @@
 #include "dnsmsg.h"
 #include "mdbfail.h"	/* store reads fail while set: test_store_read_error */
 #include "tests/unit/timestep.h"
+#include "tests/unit/suspend.h"
 
 /* allocation failures on demand (test_oom_never_below_policy) */
 #include "allocfail.h"
@@ -261,6 +262,10 @@ static const struct zrr zone[] = {
 	{ "nidbo.test", DNS_T_MX, "10 mx.nidbo.test" },
 	{ "mx.nidbo.test", DNS_T_A, "192.0.2.15" },
 	{ "_mta-sts.nidbo.test", DNS_T_TXT, "v=STSv1; id=new2" },
+	/* test_new_id_backoff_restarts_after_success */
+	{ "nidok.test", DNS_T_MX, "10 mx.nidok.test" },
+	{ "mx.nidok.test", DNS_T_A, "192.0.2.76" },
+	{ "_mta-sts.nidok.test", DNS_T_TXT, "v=STSv1; id=ok2" },
 	{ "nidnc.test", DNS_T_MX, "10 mx.nidnc.test" },
 	{ "mx.nidnc.test", DNS_T_A, "192.0.2.16" },
 	{ "_mta-sts.nidnc.test", DNS_T_TXT, "v=STSv1; id=nc1" },
@@ -1210,6 +1215,76 @@ test_new_id_failed_fetch_backs_off(void **state)
 	assert_non_null(strstr(v->sts_note, "id=new2,cached"));
 	policy_verdict_free(v);
 	assert_int_equal(mh.calls, 2);
+	policy_free(p);
+	mock_http_off();
+}
+
+/* time passes, the wall clock's and the boot clock's alike (a lookup's
+ * back-off is on the policy clock, core/clock.h) */
+static void
+time_passes(int64_t s)
+{
+	time_step += s;
+	suspended_s += s;
+}
+
+/* A lookup of nidok.test; did it fetch (mh.calls rose)? */
+static int
+nidok_fetched(struct policy *p)
+{
+	int calls = mh.calls;
+	struct policy_verdict *v = lookup(p, "nidok.test", "192.0.2.76");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	policy_verdict_free(v);
+	return mh.calls > calls;
+}
+
+/*
+ * A fetch under a new id that works, in a lookup (not the background
+ * refresh), ends the domain's back-off record: the next failure under a
+ * new id starts the back-off again at its first step (60 s,
+ * REFETCH_BACKOFF_S), not at the second, as a domain whose policy host came back and went down again is
+ * no worse than one whose host failed once.  Red before (the record kept
+ * after a lookup's fetch worked): the second failure's back-off was 120
+ * s, and the lookup 61 s after it decided with the cached policy.
+ */
+static void
+test_new_id_backoff_restarts_after_success(void **state)
+{
+	static const char *body = "version: STSv1\nmode: enforce\n"
+	    "mx: mx.nidok.test\nmax_age: 86400\n";
+	struct sts_cache_entry e;
+	struct policy *p;
+
+	cache_policy("nidok.test", "one", body, 10, 86400);
+	mock_http("mta-sts.nidok.test", NULL);
+	p = mkpolicy(NULL, 1);
+	/* the fetch under ok2 fails: backed off 60 s */
+	assert_true(nidok_fetched(p));
+	assert_false(nidok_fetched(p));
+	/* past it, the policy host serves: ok2 cached, the record gone */
+	time_passes(61);
+	mh.body = body;
+	assert_true(nidok_fetched(p));
+	assert_int_equal(sts_cache_get(policy_sts_cache(p), "nidok.test", &e),
+	    1);
+	assert_string_equal(e.id, "ok2");
+	/* the domain's cached id is another again, its host down again */
+	snprintf(e.id, sizeof(e.id), "one");
+	assert_int_equal(sts_cache_put(policy_sts_cache(p), "nidok.test", &e),
+	    0);
+	sts_cache_entry_clear(&e);
+	mh.body = NULL;
+	assert_true(nidok_fetched(p));
+	assert_false(nidok_fetched(p));
+	/* the first step again: past 60 s, the next lookup fetches */
+	time_passes(61);
+	if (!nidok_fetched(p))
+		fail_msg("61 s after a failure that followed a fetch that "
+		    "worked, the lookup was still backed off");
+	time_step = 0;
+	suspended_s = 0;
 	policy_free(p);
 	mock_http_off();
 }
@@ -3904,6 +3979,7 @@ main(void)
 		cmocka_unit_test(test_new_id_fetch_fails_keeps_cache),
 		cmocka_unit_test(test_cached_decides_after_failed_fetch_marked_used),
 		cmocka_unit_test(test_new_id_failed_fetch_backs_off),
+		cmocka_unit_test(test_new_id_backoff_restarts_after_success),
 		cmocka_unit_test(test_new_id_no_cache_fetches_each_lookup),
 		cmocka_unit_test(test_fetched_policy_invalid),
 		cmocka_unit_test(test_new_id_one_fetch_at_a_time),
