@@ -1723,6 +1723,26 @@ test_tlsa_undecodable_lookup(void **s)
 	policy_verdict_free(v);
 }
 
+/* One DANE-EE full-key record (3 0 0) whose key OpenSSL cannot decode,
+ * marked usable as if the usability check had passed it. */
+static struct dane_info *
+info_badkey_record(void)
+{
+	struct dane_info *d;
+
+	make_badkey();
+	d = info_with(1, 3, 1, 1, P.leaf);
+	free(d->tlsa[0].data);
+	d->tlsa[0].selector = 0;
+	d->tlsa[0].mtype = 0;
+	assert_non_null(d->tlsa[0].data = malloc((size_t)badkey_len));
+	memcpy(d->tlsa[0].data, badkey, (size_t)badkey_len);
+	d->tlsa[0].len = (size_t)badkey_len;
+	d->tlsa[0].usable = 1;		/* as if the check had passed it */
+	dane_tlsa_digest(d->tlsa, d->ntlsa, d->digest);
+	return d;
+}
+
 /*
  * A DANE verdict none of whose usable records OpenSSL takes (whatever the
  * reason): enforce mode cannot set the leg up (a deferral: nothing
@@ -1738,16 +1758,7 @@ test_monitor_no_loadable_record(void **s)
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	SSL *ssl;
 
-	make_badkey();
-	d = info_with(1, 3, 1, 1, P.leaf);
-	free(d->tlsa[0].data);
-	d->tlsa[0].selector = 0;
-	d->tlsa[0].mtype = 0;
-	assert_non_null(d->tlsa[0].data = malloc((size_t)badkey_len));
-	memcpy(d->tlsa[0].data, badkey, (size_t)badkey_len);
-	d->tlsa[0].len = (size_t)badkey_len;
-	d->tlsa[0].usable = 1;		/* as if the check had passed it */
-	dane_tlsa_digest(d->tlsa, d->ntlsa, d->digest);
+	d = info_badkey_record();
 	v = verdict_of(d, 0);
 	SSL_CTX_dane_enable(ctx);
 	ssl = SSL_new(ctx);
@@ -1779,16 +1790,7 @@ test_monitor_no_loadable_record_trusted(void **s)
 	struct dane_info *d;
 	struct policy_verdict *v;
 
-	make_badkey();
-	d = info_with(1, 3, 1, 1, P.leaf);
-	free(d->tlsa[0].data);
-	d->tlsa[0].selector = 0;
-	d->tlsa[0].mtype = 0;
-	assert_non_null(d->tlsa[0].data = malloc((size_t)badkey_len));
-	memcpy(d->tlsa[0].data, badkey, (size_t)badkey_len);
-	d->tlsa[0].len = (size_t)badkey_len;
-	d->tlsa[0].usable = 1;		/* as if the check had passed it */
-	dane_tlsa_digest(d->tlsa, d->ntlsa, d->digest);
+	d = info_badkey_record();
 	v = verdict_of(d, 1);
 	assert_non_null(v->tls->store = X509_STORE_new());
 	assert_int_equal(X509_STORE_add_cert(v->tls->store, P.ca), 1);
