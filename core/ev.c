@@ -373,9 +373,6 @@ ev_loop_run(struct ev_loop *loop)
 	loop->stop = 0;
 	while (!loop->stop) {
 		tick(loop);
-		run_timers(loop);
-		if (loop->stop)
-			break;
 		timeout = -1;
 		if (loop->nheap > 0) {
 			uint64_t w = loop->heap[0]->when;
@@ -411,6 +408,13 @@ ev_loop_run(struct ev_loop *loop)
 				what |= EV_HUP;
 			r->cb(fd, what, r->arg);
 		}
+		if (loop->stop)
+			break;
+		/* After the fds, as in ae.c: when the process was held up
+		 * (load, a stopped or paused VM) past a timeout, what its
+		 * peer sent meanwhile is seen first, and an inactivity
+		 * timer that this progress re-armed does not fire. */
+		run_timers(loop);
 	}
 	return 0;
 }

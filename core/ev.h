@@ -29,7 +29,8 @@ typedef void ev_timer_cb(void *arg);
 
 struct ev_loop	*ev_loop_new(void);
 void		 ev_loop_free(struct ev_loop *);
-/* Runs until ev_loop_stop(); returns 0, or -1 on an epoll error. */
+/* Runs until ev_loop_stop(); returns 0, or -1 on an epoll error.  Each
+ * turn handles the ready fds, then the due timers. */
 int		 ev_loop_run(struct ev_loop *);
 void		 ev_loop_stop(struct ev_loop *);
 /* Milliseconds of CLOCK_MONOTONIC, cached once per loop iteration: what

@@ -103,6 +103,56 @@ test_fd_delete_in_batch(void **state)
 	ev_loop_free(loop);
 }
 
+static struct ev_timer *idle_tmo;
+
+/* Progress re-arms the inactivity timer, as the io layer's touch() does. */
+static void
+progress_cb(int fd, int events, void *arg)
+{
+	char c;
+
+	if (read(fd, &c, 1) == 1) {
+		order[norder++] = 'f';
+		order[norder] = '\0';
+		ev_timer_arm(idle_tmo, 1000);
+	}
+}
+
+/*
+ * The process was held up (load, a paused VM) past an inactivity timeout
+ * while its peer sent something: at the next turn the fd comes first, and
+ * the timer its progress re-armed does not fire.  With the timers first,
+ * the peer's session was timed out with its data already waiting.
+ */
+static void
+test_fd_before_due_timer(void **state)
+{
+	static const char t = 't';
+	struct ev_timer *stop;
+
+	loop = ev_loop_new();
+	norder = 0;
+	order[0] = '\0';
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp1), 0);
+	assert_int_equal(ev_fd_set(loop, sp1[0], EV_READ, progress_cb, NULL),
+	    0);
+	idle_tmo = ev_timer_new(loop, mark_cb, (void *)&t);
+	stop = ev_timer_new(loop, stop_cb, NULL);
+	ev_timer_arm(idle_tmo, 50);
+	ev_timer_arm(stop, 300);
+	assert_int_equal(write(sp1[1], "x", 1), 1);
+	usleep(150 * 1000);	/* held up: both due before the loop runs */
+	assert_int_equal(ev_loop_run(loop), 0);
+	assert_string_equal(order, "f");
+	assert_true(ev_timer_pending(idle_tmo));
+	ev_fd_del(loop, sp1[0]);
+	close(sp1[0]);
+	close(sp1[1]);
+	ev_timer_free(idle_tmo);
+	ev_timer_free(stop);
+	ev_loop_free(loop);
+}
+
 /* ---- io ---------------------------------------------------------------- */
 
 struct rec {
@@ -310,6 +360,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_timer_order),
 		cmocka_unit_test(test_fd_delete_in_batch),
+		cmocka_unit_test(test_fd_before_due_timer),
 		cmocka_unit_test(test_io_lines),
 		cmocka_unit_test(test_io_overlong_line),
 		cmocka_unit_test(test_io_pause_resume),

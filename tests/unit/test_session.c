@@ -3639,6 +3639,54 @@ test_client_timeout(void **state)
 	finish();
 }
 
+/*
+ * The process is held up (load, a paused VM) past client_timeout while
+ * the client's next command waits in the socket: the command is answered
+ * at the next turn, not the client timed out with it unread (the loop
+ * took its due timers before its fds).
+ */
+static void
+test_client_command_after_stall(void **state)
+{
+	uint64_t saved = g.cfg->client_timeout;
+
+	g.cfg->client_timeout = 200;
+	hello_plain();
+	cl_send("NOOP\r\n");
+	usleep(400 * 1000);
+	EXPECT_CL("250 2.0.0 Ok\r\n");
+	g.cfg->client_timeout = saved;
+	finish();
+}
+
+/* The same in DATA: a part of the message waits in the socket past
+ * data_block_timeout; it is relayed and the message completes. */
+static void
+test_body_after_stall(void **state)
+{
+	const char *part = "Subject: stalled\r\n\r\nhello\r\n";
+	uint64_t saved = g.cfg->data_block_timeout;
+
+	g.cfg->data_block_timeout = 200;
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	cl_send("DATA\r\n");
+	EXPECT_SRV("DATA");
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	cl_send(part);
+	usleep(400 * 1000);
+	WAIT(g.slen >= strlen(part));
+	assert_memory_equal(g.sbuf, part, strlen(part));
+	g.slen = 0;
+	cl_send(".\r\n");
+	EXPECT_SRV(".");
+	srv_send("250 2.0.0 Ok: queued\r\n");
+	EXPECT_CL("250 2.0.0 Ok: queued\r\n");
+	g.cfg->data_block_timeout = saved;
+	finish();
+}
+
 /* ---- policy ------------------------------------------------------------ */
 
 /* Checks a 421 at the first RCPT: format last, so that the invariants
@@ -10715,6 +10763,8 @@ main(void)
 		T(test_closing_deadline),
 		T(test_client_reset_replies_queued),
 		T(test_client_reset_closing),
+		T(test_client_command_after_stall),
+		T(test_body_after_stall),
 		T(test_blocked_client_fin_quit),
 		T(test_reuse_first_rcpt_defer_421),
 		T(test_reuse_safety_net_first_rcpt),
