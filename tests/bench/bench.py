@@ -464,7 +464,7 @@ def have_perf():
     return r.returncode == 0
 
 
-def profile_one(tag, size, conc, msgs, path="b"):
+def profile_one(tag, size, conc, msgs, path="b", extra=()):
     data = os.path.join(T, "perf-%s.data" % tag)
     pid = E[PATHS[path][2]]
     perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "2000",
@@ -472,7 +472,7 @@ def profile_one(tag, size, conc, msgs, path="b"):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     cmd = nsx(["smtp-source", "-s", str(conc), "-m", str(msgs), "-l",
-               str(size)] + ENVELOPE + [PATHS[path][1]])
+               str(size)] + list(extra) + ENVELOPE + [PATHS[path][1]])
     subprocess.run(cmd, capture_output=True)
     perf.send_signal(2)
     perf.wait()
@@ -510,7 +510,7 @@ def profile_one(tag, size, conc, msgs, path="b"):
         else:
             groups["other"] += v
     return {"tag": tag, "size": size, "concurrency": conc, "messages": msgs,
-            "path": path, "dso": shares, "groups": {k: round(v, 2) for k, v in groups.items()}}
+            "path": path, "extra": list(extra), "dso": shares, "groups": {k: round(v, 2) for k, v in groups.items()}}
 
 
 ENTRY_POINTS = ["SSL_do_handshake", "SSL_read", "SSL_write", "SSL_new",
@@ -521,7 +521,7 @@ ENTRY_POINTS = ["SSL_do_handshake", "SSL_read", "SSL_write", "SSL_new",
                 "epoll_wait", "epoll_ctl"]
 
 
-def profile_inclusive(tag, size, conc, msgs, path="b"):
+def profile_inclusive(tag, size, conc, msgs, path="b", extra=()):
     """perf --call-graph dwarf: inclusive share of OpenSSL entry points and
     mxguard functions (libcrypto has no symbols on Debian without dbgsym,
     so the split comes from the libssl entry points that call it)."""
@@ -532,7 +532,8 @@ def profile_inclusive(tag, size, conc, msgs, path="b"):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     subprocess.run(nsx(["smtp-source", "-s", str(conc), "-m", str(msgs), "-l",
-                        str(size)] + ENVELOPE + [PATHS[path][1]]),
+                        str(size)] + list(extra) + ENVELOPE +
+                       [PATHS[path][1]]),
                    capture_output=True)
     perf.send_signal(2)
     perf.wait()
@@ -573,6 +574,9 @@ def profile():
     log("profile: 4KB, 100 sessions, upstream_reuse = no (path d)")
     prof.append(profile_one("4k-c100-noreuse", 4096, 100,
                             300 if QUICK else 1500, "d"))
+    log("profile: 4KB, many per connection (-d), 10 sessions")
+    prof.append(profile_one("4k-many-c10", 4096, 10,
+                            4000 if QUICK else 20000, "b", ["-d"]))
     log("profile: call graphs (dwarf), 4KB and 1MB at 100 sessions")
     prof[0]["inclusive"] = profile_inclusive("4k-c100", 4096, 100,
                                              300 if QUICK else 1500)
@@ -580,6 +584,9 @@ def profile():
                                              50 if QUICK else 150)
     prof[2]["inclusive"] = profile_inclusive("4k-c100-noreuse", 4096, 100,
                                              150 if QUICK else 750, "d")
+    prof[3]["inclusive"] = profile_inclusive("4k-many-c10", 4096, 10,
+                                             2000 if QUICK else 10000, "b",
+                                             ["-d"])
     for p in prof:
         log("profile %s: %s" % (p["tag"], p["groups"]))
         log("  inclusive: %s" % p["inclusive"])
