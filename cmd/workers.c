@@ -141,6 +141,7 @@ struct sup {
 	struct ev_timer		*watchdog;
 	uint64_t		 watchdog_ms;
 	struct ev_timer		*hang;		/* heartbeat check */
+	uint64_t		 hang_due;	/* when it should run */
 	struct stat_ctr		*st_exits;
 	struct stat_ctr		*st_live;
 };
@@ -654,15 +655,32 @@ signal_cb(int fd, int events, void *arg)
 	}
 }
 
+static void
+hang_arm(struct sup *s)
+{
+	s->hang_due = ev_now(s->loop) + WORKER_BEAT_MS;
+	ev_timer_arm(s->hang, WORKER_BEAT_MS);
+}
+
 /* A worker whose loop stopped turning (no heartbeat for WORKER_HANG_MS)
- * serves nobody and would never exit: killed, and so started again. */
+ * serves nobody and would never exit: killed, and so started again.
+ * The time this check ran late is the time the supervisor itself was
+ * held up (a stopped process group, a host paused or overloaded): the
+ * workers were most likely held up with it, and that silence is not
+ * counted against them, or every worker was killed at the resume. */
 static void
 hang_cb(void *arg)
 {
 	struct sup *s = arg;
-	uint64_t now = ev_now(s->loop), last;
+	uint64_t now = ev_now(s->loop), last, late, silent;
 	int i;
 
+	late = now > s->hang_due ? now - s->hang_due : 0;
+	if (late > WORKER_BEAT_MS)
+		log_warn("event=supervisor-late late_ms=%llu note=\"the "
+		    "supervisor was held up (a stopped process, a paused or "
+		    "overloaded host); that time is not counted against the "
+		    "workers' heartbeats\"", (unsigned long long)late);
 	for (i = 0; i < s->n && !s->draining; i++) {
 		struct wslot *ws = &s->w[i];
 
@@ -673,7 +691,7 @@ hang_cb(void *arg)
 		 * systemd's start timeout decides.) */
 		if (ws->pid > 0 && !ws->ready && !ws->killed &&
 		    s->announced && now >= ws->started_ms &&
-		    now - ws->started_ms >= WORKER_HANG_MS) {
+		    now - ws->started_ms >= WORKER_HANG_MS + late) {
 			log_err("event=worker-hung worker=%d pid=%ld "
 			    "phase=start not_ready_ms=%llu note=\"killed, to "
 			    "be started again\"", i, (long)ws->pid,
@@ -684,15 +702,18 @@ hang_cb(void *arg)
 		}
 		if (ws->pid <= 0 || !ws->ready || ws->killed ||
 		    (last = stats_shm_last_beat(s->shm, i)) == 0 ||
-		    now < last || now - last < WORKER_HANG_MS)
+		    now < last)
+			continue;
+		silent = now - last;
+		if (silent < WORKER_HANG_MS + late)
 			continue;
 		log_err("event=worker-hung worker=%d pid=%ld silent_ms=%llu "
 		    "note=\"killed, to be started again\"", i, (long)ws->pid,
-		    (unsigned long long)(now - last));
+		    (unsigned long long)silent);
 		if (signal_worker(s, i, SIGKILL) == 0)
 			ws->killed = 1;	/* else tried again at the next beat */
 	}
-	ev_timer_arm(s->hang, WORKER_BEAT_MS);
+	hang_arm(s);
 }
 
 static void
@@ -816,7 +837,7 @@ workers_run(struct config *cfg, const struct cmd_opts *opts)
 			goto fail;
 	if ((s->watchdog_ms = sd_watchdog_interval_ms()) > 0)
 		ev_timer_arm(s->watchdog, s->watchdog_ms);
-	ev_timer_arm(s->hang, WORKER_BEAT_MS);
+	hang_arm(s);
 	if (ev_loop_run(s->loop) == -1) {
 		log_err("event=fatal error=\"event loop: %s\"",
 		    strerror(errno));
