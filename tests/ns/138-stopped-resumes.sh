@@ -7,12 +7,7 @@
 . "$(dirname "$0")/../lib/ns.sh"
 need_mxguard
 ns_setup
-make_cert mx1 mx1.tls.test
-rcv_listener 10.25.1.10 mx1
-rcv_mailbox alice@tls.test
-rcv_setup
-snd_setup
-snd_route tls.test 10.25.1.10
+tls_world
 mxg_start "workers = 1
 client_timeout = 2s"
 
