@@ -21,7 +21,9 @@
 #   FRESH_COMMIT=REV           the commit to test (default HEAD); uncommitted
 #                              changes are never part of the test
 #   FRESH_KEEP=1               keep the run's root ($FRESH_BASE.run.PID)
-#   FRESH_TIMEOUT=2700         seconds the command may take (then it fails)
+#   FRESH_TIMEOUT=4800         seconds the command may take (then it fails):
+#                              80 minutes, under the CI runner's 90; the
+#                              suite aims at 45 (docs/testing.md)
 #   CI                         passed into the root when set
 #
 # Each run starts from a pristine copy of the cache ($FRESH_BASE.run.PID,
@@ -51,10 +53,10 @@ if [ "${_FRESH_STAGE:-}" = chroot ]; then
 	      TERM=dumb LANG=C.UTF-8)
 	[ -n "${CI:-}" ] && envs+=("CI=$CI")
 	set +e
-	timeout -k 30 "${FRESH_TIMEOUT:-2700}" chroot "$run" /usr/bin/env -i "${envs[@]}" \
+	timeout -k 30 "${FRESH_TIMEOUT:-4800}" chroot "$run" /usr/bin/env -i "${envs[@]}" \
 		/bin/bash -c "cd /root/project && $cmd" </dev/null
 	rc=$?
-	[ "$rc" = 124 ] && echo "fresh-root: timeout after ${FRESH_TIMEOUT:-2700}s" >&2
+	[ "$rc" = 124 ] && echo "fresh-root: timeout after ${FRESH_TIMEOUT:-4800}s" >&2
 	# whatever the command left running in the root (a daemon an install
 	# started, a test's straggler) goes before the copy is removed
 	for i in 1 2 3 4 5 6; do
