@@ -577,7 +577,7 @@ def profile():
     log("profile: 4KB, many per connection (-d), 10 sessions")
     prof.append(profile_one("4k-many-c10", 4096, 10,
                             4000 if QUICK else 20000, "b", ["-d"]))
-    log("profile: call graphs (dwarf), 4KB and 1MB at 100 sessions")
+    log("profile: call graphs (dwarf) of the four")
     prof[0]["inclusive"] = profile_inclusive("4k-c100", 4096, 100,
                                              300 if QUICK else 1500)
     prof[1]["inclusive"] = profile_inclusive("1m-c100", 1 << 20, 100,
