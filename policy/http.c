@@ -101,6 +101,52 @@ status_code(const char *p, const char *le)
 #define HTTP_INTERIM_MAX 8
 
 /*
+ * A Content-Type value says text/plain: each of its comma-separated
+ * elements is text/plain with or without parameters.  Several elements
+ * are what a proxy or Apache's mod_headers ("Header append") makes of
+ * two Content-Type lines, which are taken as two lines (below); refused,
+ * such a domain's enforce policy was no policy here.  A comma inside a
+ * quoted parameter value separates nothing; empty elements are skipped
+ * (RFC 9110 section 5.6.1), but one element at least must be there.
+ */
+static int
+ctype_text_plain(const char *vs, const char *ve)
+{
+	const char *p = vs, *es, *te;
+	int quoted, n = 0;
+
+	while (p <= ve) {
+		es = p;
+		te = NULL;
+		for (quoted = 0; p < ve && (quoted || *p != ','); p++) {
+			if (quoted && *p == '\\' && p + 1 < ve)
+				p++;
+			else if (*p == '"')
+				quoted = !quoted;
+			else if (!quoted && *p == ';' && te == NULL)
+				te = p;
+		}
+		if (quoted)
+			return 0;	/* an unterminated quoted string */
+		if (te == NULL)
+			te = p;
+		{
+			const char *ts = es, *ee = p;
+
+			trim(&ts, &ee);
+			if (ts != ee) {
+				trim(&ts, &te);
+				if (!ieq(ts, (size_t)(te - ts), "text/plain"))
+					return 0;
+				n++;
+			}
+		}
+		p++;	/* over the comma, or past ve */
+	}
+	return n > 0;
+}
+
+/*
  * Steps over interim responses (100 Continue, 103 Early Hints: a 1xx
  * status line and headers up to an empty line, RFC 9110 section 15.2),
  * which a client must accept before the final response; 101 (Switching
@@ -226,9 +272,6 @@ http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
 				ERR("unsupported Transfer-Encoding");
 			chunked = 1;
 		} else if (ieq(p, (size_t)(colon - p), "content-type")) {
-			const char *semi = memchr(vs, ';', (size_t)(ve - vs));
-			const char *te = semi ? semi : ve, *ts = vs;
-
 			/*
 			 * Every Content-Type line must say text/plain, and
 			 * then there may be several: nginx with "add_header
@@ -238,11 +281,11 @@ http_parse_response(const char *buf, size_t len, int eof, size_t maxbody,
 			 * (opportunistic TLS where it published enforce),
 			 * while senders that read the first line enforced
 			 * it.  One of another type is refused: which one the
-			 * host meant nobody knows.
+			 * host meant nobody knows.  The same holds for the
+			 * elements of one line (ctype_text_plain()).
 			 */
-			trim(&ts, &te);
 			have_type = 1;
-			if (!ieq(ts, (size_t)(te - ts), "text/plain"))
+			if (!ctype_text_plain(vs, ve))
 				ERR("Content-Type is not text/plain");
 		}
 		p = next;

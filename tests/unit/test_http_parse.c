@@ -186,6 +186,30 @@ test_content_type(void **state)
 	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
 	    "Content-Type:\r\nContent-Length: 1\r\n\r\nx", 0,
 	    "text/plain");
+	/* the two lines merged into one (Apache's "Header append
+	 * Content-Type", a proxy combining a repeated field): taken as the
+	 * two lines are.  Red before: "Content-Type is not text/plain",
+	 * no policy for such a domain */
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: text/plain, "
+	    "text/plain\r\nContent-Length: 1\r\n\r\nx", "x");
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
+	    "charset=utf-8,TEXT/PLAIN\r\nContent-Length: 1\r\n\r\nx", "x");
+	/* a comma in a quoted parameter separates nothing; empty
+	 * elements are skipped */
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
+	    "x=\"a, text/html\\\", b\"\r\nContent-Length: 1\r\n\r\nx", "x");
+	expect_body("HTTP/1.1 200 OK\r\nContent-Type: , text/plain,,"
+	    "\r\nContent-Length: 1\r\n\r\nx", "x");
+	/* and as with two lines, another type among them is refused, so
+	 * are a list of nothing and an unterminated quoted string */
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain, "
+	    "text/html\r\nContent-Length: 1\r\n\r\nx", 0, "text/plain");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/html; x=\","
+	    "text/plain\r\nContent-Length: 1\r\n\r\nx", 0, "text/plain");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: ,  ,\r\n"
+	    "Content-Length: 1\r\n\r\nx", 0, "text/plain");
+	expect_err("HTTP/1.1 200 OK\r\nContent-Type: text/plain; "
+	    "x=\"a\r\nContent-Length: 1\r\n\r\nx", 0, "text/plain");
 }
 
 static void
