@@ -1307,6 +1307,35 @@ test_protocols_may_unbound(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A none verdict asks for no TLS: a cleartext leg (no proof of TLS, no
+ * connection) fits it, as it fits may, checked or reused.  Red with
+ * policy_leg_fits() demanding TLS of every level but may: the
+ * tls_policy none domain deferred, "starttls-not-supported".
+ */
+static void
+test_none_fits_cleartext(void **state)
+{
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *none = policy_verdict_dup(may);
+	struct tls_proof proof;
+	struct tls_result res;
+
+	assert_non_null(none);
+	none->level = TLS_LEVEL_NONE;
+	if (policy_tls_check(none, NULL, &proof, &res) != 0)
+		fail_msg("a none verdict's check failed on a cleartext leg: "
+		    "%s", res.reason);
+	assert_int_equal(proof.tls, 0);
+	if (policy_leg_fits(none, &proof, NULL, &res) != 0)
+		fail_msg("a none verdict did not fit a cleartext leg: %s",
+		    res.reason);
+	assert_string_equal(res.reason, "success");
+	assert_int_equal(policy_leg_fits(may, &proof, NULL, &res), 0);
+	policy_verdict_free(may);
+	policy_verdict_free(none);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1886,6 +1915,7 @@ main(void)
 		cmocka_unit_test(test_monitor_report_failed),
 		cmocka_unit_test(test_defer_never_checks),
 		cmocka_unit_test(test_protocols_may_unbound),
+		cmocka_unit_test(test_none_fits_cleartext),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
