@@ -1336,6 +1336,28 @@ test_none_fits_cleartext(void **state)
 	policy_verdict_free(none);
 }
 
+/*
+ * A deferring verdict fails a cleartext leg with its own reason (what the
+ * MTA is told and TLSRPT reports), not as a server without STARTTLS.  Red
+ * with policy_leg_fits() going on past its deferral: "dnssec-invalid" !=
+ * "starttls-not-supported".
+ */
+static void
+test_defer_cleartext_own_reason(void **state)
+{
+	struct policy_verdict *d = verdict("enc.test", "192.0.2.4");
+	struct tls_proof proof;
+	struct tls_result res;
+
+	d->level = TLS_LEVEL_DEFER;
+	snprintf(d->reason, sizeof(d->reason), "dnssec-invalid");
+	assert_int_equal(policy_tls_check(d, NULL, &proof, &res), -1);
+	assert_string_equal(res.reason, "dnssec-invalid");
+	assert_int_equal(policy_leg_fits(d, &proof, NULL, &res), -1);
+	assert_string_equal(res.reason, "dnssec-invalid");
+	policy_verdict_free(d);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1916,6 +1938,7 @@ main(void)
 		cmocka_unit_test(test_defer_never_checks),
 		cmocka_unit_test(test_protocols_may_unbound),
 		cmocka_unit_test(test_none_fits_cleartext),
+		cmocka_unit_test(test_defer_cleartext_own_reason),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
