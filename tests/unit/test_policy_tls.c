@@ -1358,6 +1358,32 @@ test_defer_cleartext_own_reason(void **state)
 	policy_verdict_free(d);
 }
 
+/*
+ * An MTA-STS testing policy's domain whose mail goes in cleartext (its
+ * verdict may, the server without STARTTLS): the mail goes, and the
+ * testing check's failure is reported, starttls-not-supported.  Red with
+ * report_check() not marking it: report_failed 0, nothing reported.
+ */
+static void
+test_report_only_cleartext_reported(void **state)
+{
+	struct policy_verdict *v = verdict("any.test", "192.0.2.3");
+	struct tls_proof proof;
+	struct tls_result res;
+
+	v->report_only = 1;
+	v->source = "mta-sts";
+	assert_int_equal(policy_tls_check(v, NULL, &proof, &res), 0);
+	if (!res.report_failed)
+		fail_msg("a testing policy's cleartext delivery was not "
+		    "reported: %s", res.reason);
+	assert_string_equal(res.reason, "starttls-not-supported");
+	assert_int_equal(policy_leg_fits(v, &proof, NULL, &res), 0);
+	assert_int_equal(res.report_failed, 1);
+	assert_string_equal(res.reason, "starttls-not-supported");
+	policy_verdict_free(v);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1939,6 +1965,7 @@ main(void)
 		cmocka_unit_test(test_protocols_may_unbound),
 		cmocka_unit_test(test_none_fits_cleartext),
 		cmocka_unit_test(test_defer_cleartext_own_reason),
+		cmocka_unit_test(test_report_only_cleartext_reported),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
