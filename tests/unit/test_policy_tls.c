@@ -1384,6 +1384,45 @@ test_report_only_cleartext_reported(void **state)
 	policy_verdict_free(v);
 }
 
+/*
+ * A monitored verdict on a leg enforce mode would refuse: the mail goes,
+ * would_defer is set, and the result says why enforce mode would refuse
+ * (the reason the report and the log carry), on a cleartext leg and on a
+ * TLS leg whose certificate names another host.  Red with monitor_fits()
+ * not copying the failed view's result: "success".
+ */
+static void
+test_monitor_fits_reason(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *other = test_cert(k, "other.test", "other.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *enc = verdict("enc.test", "192.0.2.4");
+	struct policy_verdict *ver = verdict("one.test", "192.0.2.1");
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	policy_verdict_monitor(enc);
+	policy_verdict_monitor(ver);
+	memset(&proof, 0, sizeof(proof));
+	assert_int_equal(policy_leg_fits(enc, &proof, NULL, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "starttls-not-supported");
+	c = handshake(may, other, k);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	assert_int_equal(policy_leg_fits(ver, &proof, c, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "certificate-host-mismatch");
+	SSL_free(c);
+	policy_verdict_free(enc);
+	policy_verdict_free(ver);
+	policy_verdict_free(may);
+	X509_free(other);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -1966,6 +2005,7 @@ main(void)
 		cmocka_unit_test(test_none_fits_cleartext),
 		cmocka_unit_test(test_defer_cleartext_own_reason),
 		cmocka_unit_test(test_report_only_cleartext_reported),
+		cmocka_unit_test(test_monitor_fits_reason),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
