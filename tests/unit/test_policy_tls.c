@@ -1423,6 +1423,46 @@ test_monitor_fits_reason(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * protocols= has an upper end too: a TLS 1.3 leg another recipient's
+ * check set up does not fit an encrypt verdict of "<=TLSv1.2" (the
+ * ceiling on the SSL binds only the handshake made for it); a may verdict
+ * of the same range takes it.  Red with protocols_outside() judging the
+ * lower end only: the TLS 1.3 leg fitted.
+ */
+static void
+test_protocols_ceiling_reused(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *may = verdict("any.test", "192.0.2.3");
+	struct policy_verdict *enc = verdict("enc.test", "192.0.2.4");
+	struct tls_proof proof;
+	struct tls_result res;
+	SSL *c;
+
+	if (may->tls == NULL)
+		assert_non_null(may->tls = calloc(1, sizeof(*may->tls)));
+	if (enc->tls == NULL)
+		assert_non_null(enc->tls = calloc(1, sizeof(*enc->tls)));
+	c = handshake(may, good, k);
+	assert_int_equal(SSL_version(c), TLS1_3_VERSION);
+	assert_int_equal(policy_tls_check(may, c, &proof, &res), 0);
+	enc->tls->max_proto = TLS1_2_VERSION;
+	may->tls->max_proto = TLS1_2_VERSION;
+	if (policy_leg_fits(enc, &proof, c, &res) != -1)
+		fail_msg("a TLS 1.3 leg fitted an encrypt verdict of "
+		    "<=TLSv1.2");
+	assert_string_equal(res.reason, "validation-failure");
+	assert_int_equal(policy_leg_fits(may, &proof, c, &res), 0);
+	SSL_free(c);
+	policy_verdict_free(may);
+	policy_verdict_free(enc);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -2006,6 +2046,7 @@ main(void)
 		cmocka_unit_test(test_defer_cleartext_own_reason),
 		cmocka_unit_test(test_report_only_cleartext_reported),
 		cmocka_unit_test(test_monitor_fits_reason),
+		cmocka_unit_test(test_protocols_ceiling_reused),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
