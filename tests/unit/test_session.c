@@ -6275,6 +6275,42 @@ test_reuse_key_scope(void **state)
 	finish();
 }
 
+/*
+ * A parked leg's key is matched whole: the leg parked by the client
+ * 192.0.2.12 serves that client only, not 192.0.2.1, whose key is a
+ * prefix of its key.  The session of 192.0.2.1 gets a connection of its
+ * own.  Red with reuse_take() comparing keys over the new key's length:
+ * the leg of 192.0.2.12 adopted.
+ */
+static void
+test_reuse_key_whole(void **state)
+{
+	struct sockaddr_storage css;
+	int sv[2];
+
+	g.start_client = client_at("192.0.2.12");
+	reuse_first_session();
+
+	css = client_at("192.0.2.1");
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	g.clen = 0;
+	g.ceof = 0;
+	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	if (reuse_count(g.env.reuse) != 1)
+		fail_msg("192.0.2.1 took the leg parked by 192.0.2.12");
+	reuse_flush(g.env.reuse);
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_CL(GREETING);
+	finish();
+}
+
 /* A server that speaks to a parked leg (a 421 before it hangs up) loses
  * it; the next session connects afresh. */
 static void
@@ -10565,6 +10601,7 @@ main(void)
 		T(test_reuse_time_limit_counts_suspend),
 		T(test_reuse_idle_expiry),
 		T(test_reuse_key_scope),
+		T(test_reuse_key_whole),
 		T(test_reuse_server_drops_parked),
 		T(test_reuse_server_closes_parked),
 		T(test_reuse_mismatch_reconnects),
