@@ -1463,6 +1463,45 @@ test_protocols_ceiling_reused(void **state)
 	EVP_PKEY_free(k);
 }
 
+/*
+ * A monitored verdict whose enforce mode would defer (its policy fetch
+ * failed) demands no TLS check beyond may: a good handshake's check
+ * passes with its proof not failed, so the leg may be parked and its
+ * session kept (a resumption key); the would-defer is the recipient's,
+ * from policy_leg_fits().  Red with enforce_view() taking the deferral
+ * for a view to check: the proof failed, no resumption key.
+ */
+static void
+test_monitor_defer_leg_kept(void **state)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+	X509 *good = test_cert(k, "mx.good.test", "mx.good.test", ca, ca_key,
+	    -3600, 86400, 0);
+	struct policy_verdict *v = verdict("enc.test", "192.0.2.4");
+	struct tls_proof proof;
+	struct tls_result res;
+	char key[512];
+	SSL *c;
+
+	v->level = TLS_LEVEL_DEFER;
+	snprintf(v->reason, sizeof(v->reason), "sts-policy-fetch-error");
+	policy_verdict_monitor(v);
+	c = handshake(v, good, k);
+	assert_int_equal(policy_tls_check(v, c, &proof, &res), 0);
+	if (proof.failed)
+		fail_msg("a monitored deferral failed the leg's proof: %s",
+		    res.reason);
+	assert_int_equal(proof.tls, 1);
+	assert_int_equal(policy_tls_session_key(v, key, sizeof(key)), 0);
+	assert_int_equal(policy_leg_fits(v, &proof, c, &res), 0);
+	assert_int_equal(res.would_defer, 1);
+	assert_string_equal(res.reason, "sts-policy-fetch-error");
+	SSL_free(c);
+	policy_verdict_free(v);
+	X509_free(good);
+	EVP_PKEY_free(k);
+}
+
 /* Resumption keys: none rather than a shorter one; other names, other
  * key. */
 static void
@@ -2047,6 +2086,7 @@ main(void)
 		cmocka_unit_test(test_report_only_cleartext_reported),
 		cmocka_unit_test(test_monitor_fits_reason),
 		cmocka_unit_test(test_protocols_ceiling_reused),
+		cmocka_unit_test(test_monitor_defer_leg_kept),
 		cmocka_unit_test(test_session_keys),
 		cmocka_unit_test(test_monitor_forged),
 		cmocka_unit_test(test_monitor_defer_and_cleartext),
