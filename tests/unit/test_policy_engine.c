@@ -192,6 +192,10 @@ static const struct zrr zone[] = {
 	{ "unlisted.signed.test", DNS_T_MX, "10 mx.unlisted.signed.test" },
 	{ "mx.unlisted.signed.test", DNS_T_A, "192.0.2.44" },
 	{ "_25._tcp.mx.unlisted.signed.test", DNS_T_TLSA, "3 1 1 abababababababababababababababababababababababababababababababab" },
+	/* an unsigned MX RRset naming a host of a signed zone with usable
+	 * TLSA records, and an MTA-STS testing policy that does not list it
+	 * (test_insecure_mx_dane_over_testing) */
+	{ "stsdanet.test", DNS_T_MX, "10 mx.usab.signed.test" },
 	/* null MX (RFC 7505), signed and not */
 	{ "nullmx.signed.test", DNS_T_MX, "0 " },
 	{ "nullmx.test", DNS_T_MX, "0 " },
@@ -652,6 +656,8 @@ setup(void **state)
 	    "enforce\nmx: mx.elsewhere.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("stsdane.test", "sd1", "version: STSv1\nmode: "
 	    "enforce\nmx: mx.stsdane.test\nmax_age: 86400\n", 10, 86400);
+	cache_policy("stsdanet.test", "sdt1", "version: STSv1\nmode: "
+	    "testing\nmx: mx.elsewhere.test\nmax_age: 86400\n", 10, 86400);
 	cache_policy("refsf.test", "rf1", "version: STSv1\nmode: enforce\n"
 	    "mx: mx.refsf.test\nmax_age: 86400\n", 80000, 86400);
 	return 0;
@@ -712,6 +718,28 @@ test_enforce_match(void **state)
 	assert_string_equal(v->mx_host, "mx1.enf.test");
 	assert_int_equal(v->report_only, 0);
 	assert_non_null(strstr(v->sts_note, "cached"));
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
+ * MTA-STS enforce verifies the certificate for the MX host H the policy
+ * lists (RFC 8461 section 4.1), the one name the leg takes: not the
+ * recipient domain, nor any other.  A certificate for D itself (its web
+ * server's, say) must not pass for mx1.enf.test.  Red with the mutant of
+ * sts_enforce() that puts D in the names: names[0] "enf.test", expected
+ * "mx1.enf.test" (the level, source and mx_host stay as they were).
+ */
+static void
+test_enforce_verifies_mx_host_name(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "enf.test", "192.0.2.1");
+
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_non_null(v->tls);
+	assert_int_equal(v->tls->nnames, 1);
+	assert_string_equal(v->tls->names[0], "mx1.enf.test");
 	policy_verdict_free(v);
 	policy_free(p);
 }
@@ -813,6 +841,28 @@ test_enforcement_override_enforce_wins(void **state)
 	struct policy *p = mkpolicy_modes(lines, 2);
 
 	enforced_and_monitored(p);
+	policy_free(p);
+}
+
+/*
+ * The converse of test_enforcement_override_enforce_wins: "enf.test
+ * monitor" next to "192.0.2.66 enforce".  The address's enforce line wins
+ * as the domain's would: enf.test's mail to 192.0.2.66 (no host of its
+ * policy) is deferred, not monitored.  Red with the mutant of monitored()
+ * without "(a != NULL && !a->monitor) ||": monitor 1 (expected 0), the
+ * mail delivered over whatever TLS the address offers.
+ */
+static void
+test_enforcement_override_address_enforce_wins(void **state)
+{
+	const char *lines[] = { "enf.test monitor", "192.0.2.66 enforce" };
+	struct policy *p = mkpolicy_modes(lines, 2);
+	struct policy_verdict *v = lookup(p, "enf.test", "192.0.2.66");
+
+	(void)state;
+	assert_int_equal(v->monitor, 0);
+	assert_int_equal(v->level, TLS_LEVEL_DEFER);
+	policy_verdict_free(v);
 	policy_free(p);
 }
 
@@ -1908,6 +1958,46 @@ test_shared_address(void **state)
 	policy_free(p);
 }
 
+/*
+ * Without a policy, H is the most preferred MX host owning A (a.shared.test
+ * before b.shared.test), and its own record ("host|", whatever its
+ * address) is the history that counts: a.shared.test completed STARTTLS
+ * at the address it had before, 192.0.2.90; 192.0.2.8 has no record of
+ * its own.  Encrypt, from a.shared.test's record.  Red with the mutant of
+ * decide() without the break in the choice of H: mx_host
+ * "b.shared.test", whose record knows nothing, and level may.
+ */
+static void
+test_shared_address_most_preferred(void **state)
+{
+	char err[256];
+	struct history *h = history_open(statedir, err, sizeof(err));
+	struct sockaddr_in old;
+	struct policy *p;
+	struct policy_verdict *v;
+
+	assert_non_null(h);
+	memset(&old, 0, sizeof(old));
+	old.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.90", &old.sin_addr);
+	history_note(h, 30 * 86400, (struct sockaddr *)&old, "a.shared.test",
+	    1, 1);
+	history_close(h);
+	p = mkpolicy(NULL, 0);
+	v = lookup(p, "shared.test", "192.0.2.8");
+	assert_string_equal(v->mx_host, "a.shared.test");
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	assert_string_equal(v->source, "tls-history");
+	policy_verdict_free(v);
+	policy_free(p);
+	h = history_open(statedir, err, sizeof(err));
+	assert_non_null(h);
+	history_del(h, "a.shared.test", (struct sockaddr *)&old);
+	history_del(h, "a.shared.test", NULL);
+	history_del(h, "", (struct sockaddr *)&old);
+	history_close(h);
+}
+
 static void
 test_expired_is_no_policy(void **state)
 {
@@ -2765,6 +2855,63 @@ test_dane_only_unusable_defers(void **state)
 }
 
 /*
+ * Postfix's opportunistic dane (a tls_policy_file line "D dane"): DANE
+ * where the records are there, may where DNSSEC says there are none.
+ * Only unusable TLSA records (usage 1) still demand TLS: encrypt, as
+ * without the line
+ * (test_dane_against_sts), never may.  And a DANE lookup that has not
+ * answered by policy_timeout (the MX walk held in a black hole) is no
+ * "no records": it defers, dane-required, as a signed zone must never
+ * fall back.  Red with the mutant of apply_override_level() that passes
+ * unusable records over for OVR_DANE_MAY: level may (expected encrypt);
+ * and with the one without its "r->dane == NULL && r->dane_wanted"
+ * deferral: level may at policy_timeout (expected defer).
+ */
+static void
+test_dane_may_unusable_or_unfinished(void **state)
+{
+	char pfile[] = "/tmp/mxg-pol-file-XXXXXX", conf[] =
+	    "/tmp/mxg-pol-conf-XXXXXX";
+	struct policy *p;
+	struct policy_verdict *v;
+	FILE *fp;
+	int fd;
+
+	(void)state;
+	/* Postfix's meaning of dane: a tls_policy_file line */
+	assert_true((fd = mkstemp(pfile)) >= 0);
+	assert_non_null(fp = fdopen(fd, "w"));
+	fputs("onlyunus.signed.test dane\nslow.test dane\n", fp);
+	fclose(fp);
+	assert_true((fd = mkstemp(conf)) >= 0);
+	assert_non_null(fp = fdopen(fd, "w"));
+	fprintf(fp, "tls_policy_file = %s\n", pfile);
+	fclose(fp);
+	cfg_file = conf;
+	cfg_policy_timeout = 300;
+	p = mkpolicy(NULL, 1);
+	cfg_policy_timeout = 5000;
+	cfg_file = NULL;
+	policy_set_resolver_validating(p, 1);
+	v = lookup(p, "onlyunus.signed.test", "192.0.2.42");
+	assert_string_equal(v->source, "override");
+	if (v->level != TLS_LEVEL_ENCRYPT)
+		fail_msg("dane with only unusable TLSA records: level %s, "
+		    "expected encrypt (%s)", tls_level_name(v->level), v->detail);
+	policy_verdict_free(v);
+	v = lookup(p, "slow.test", "192.0.2.11");
+	assert_string_equal(v->source, "override");
+	if (v->level != TLS_LEVEL_DEFER)
+		fail_msg("dane, DANE lookup unfinished at policy_timeout: "
+		    "level %s, expected defer", tls_level_name(v->level));
+	assert_string_equal(v->reason, "dane-required");
+	policy_verdict_free(v);
+	policy_free(p);
+	unlink(pfile);
+	unlink(conf);
+}
+
+/*
  * verify (Postfix: match=hostname by default) checks the certificate for
  * the MX host H that owns A.  When no MX host of D owns A (the MTA was
  * sent elsewhere, or the MX walk was held past policy_timeout) there is
@@ -2869,6 +3016,34 @@ test_insecure_mx_dane_not_over_sts(void **state)
 	assert_string_equal(v->source, "mta-sts");
 	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
 	assert_string_equal(v->mx_host, "mx.stsdane.test");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
+ * Only an enforce policy takes over from DANE for a host of an insecure
+ * MX RRset that it does not list (test_insecure_mx_dane_not_over_sts): a
+ * testing policy enforces nothing, so it stands in for nothing, and the
+ * host's usable TLSA records decide (DANE, the policy's mode noted as
+ * ignored).  Red with the mutant of dane_decide() that drops
+ * "sp->mode == STS_MODE_ENFORCE" from the insecure-MX check: level may,
+ * source mta-sts (report only), below the DANE the records demand.
+ */
+static void
+test_insecure_mx_dane_over_testing(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v;
+
+	(void)state;
+	policy_set_resolver_validating(p, 1);
+	v = lookup(p, "stsdanet.test", "192.0.2.41");
+	if (v->level != TLS_LEVEL_DANE)
+		fail_msg("a testing policy stood in for DANE: level %s "
+		    "source %s", tls_level_name(v->level), v->source);
+	assert_string_equal(v->source, "dane");
+	assert_string_equal(v->mx_host, "mx.usab.signed.test");
+	assert_non_null(strstr(v->sts_note, "mode=testing,ignored"));
 	policy_verdict_free(v);
 	policy_free(p);
 }
@@ -3962,6 +4137,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_enforce_match),
+		cmocka_unit_test(test_enforce_verifies_mx_host_name),
 		cmocka_unit_test(test_enforce_mx_not_in_policy),
 		cmocka_unit_test(test_enforce_not_an_mx),
 		cmocka_unit_test(test_override_relay_address),
@@ -3971,6 +4147,7 @@ main(void)
 		cmocka_unit_test(test_testing_keeps_require_tls),
 		cmocka_unit_test(test_testing_keeps_history),
 		cmocka_unit_test(test_enforcement_override_enforce_wins),
+		cmocka_unit_test(test_enforcement_override_address_enforce_wins),
 		cmocka_unit_test(test_address_monitor_not_domain_policy),
 		cmocka_unit_test(test_secure_null_mx),
 		cmocka_unit_test(test_history_host_lookup_failed),
@@ -4004,6 +4181,7 @@ main(void)
 		cmocka_unit_test(test_no_cache_txt_servfail_no_fetch),
 		cmocka_unit_test(test_clock_step_keeps_cached_policy),
 		cmocka_unit_test(test_shared_address),
+		cmocka_unit_test(test_shared_address_most_preferred),
 		cmocka_unit_test(test_no_policy),
 		cmocka_unit_test(test_invalid_domain),
 		cmocka_unit_test(test_sts_disabled),
@@ -4015,9 +4193,11 @@ main(void)
 		    nat64_restore),
 		cmocka_unit_test(test_override_match_strategies),
 		cmocka_unit_test(test_dane_only_unusable_defers),
+		cmocka_unit_test(test_dane_may_unusable_or_unfinished),
 		cmocka_unit_test(test_override_verify_no_mx_host),
 		cmocka_unit_test(test_policy_file_as_loaded),
 		cmocka_unit_test(test_insecure_mx_dane_not_over_sts),
+		cmocka_unit_test(test_insecure_mx_dane_over_testing),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_tlsrpt_recording),
 		cmocka_unit_test(test_tlsrpt_bad_record_logged),
