@@ -895,6 +895,52 @@ test_address_monitor_not_domain_policy(void **state)
 }
 
 /*
+ * An address's monitor line reaches only what this gateway demands of the
+ * address, never a verdict the domain's own word decided
+ * (domain_decided()): DANE (usab.signed.test's usable TLSA records) and a
+ * tls_policy line for the domain (plain.test encrypt) stay enforced at
+ * "192.0.2.41 monitor" and "192.0.2.5 monitor", as MTA-STS enforce does
+ * (test_address_monitor_not_domain_policy).  Red with the mutant of
+ * domain_decided() without "dane": usab.signed.test monitored (monitor 1,
+ * expected 0); and with the one returning 0 for a domain's override line:
+ * plain.test monitored.
+ */
+static void
+test_address_monitor_not_dane_or_domain_line(void **state)
+{
+	const char *ovr[] = { "plain.test encrypt", NULL };
+	struct config *cfg = mkcfg(ovr, 1);
+	struct policy *p;
+	struct policy_verdict *v;
+	char err[256];
+
+	(void)state;
+	cfg->enforcement_override.v = calloc(2, sizeof(char *));
+	cfg->enforcement_override.v[0] = strdup("192.0.2.41 monitor");
+	cfg->enforcement_override.v[1] = strdup("192.0.2.5 monitor");
+	cfg->enforcement_override.n = 2;
+	if ((p = policy_new(loop, cfg, err, sizeof(err))) == NULL)
+		fail_msg("policy_new: %s", err);
+	config_free(cfg);
+	policy_set_resolver_validating(p, 1);
+	v = lookup(p, "usab.signed.test", "192.0.2.41");
+	assert_string_equal(v->source, "dane");
+	assert_int_equal(v->monitor, 0);
+	assert_int_equal(v->level, TLS_LEVEL_DANE);
+	policy_verdict_free(v);
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_string_equal(v->source, "override");
+	assert_int_equal(v->monitor, 0);
+	assert_int_equal(v->level, TLS_LEVEL_ENCRYPT);
+	policy_verdict_free(v);
+	/* the address's line still monitors what the gateway demands */
+	v = lookup(p, "xn--bcher-kva.test", "192.0.2.5");
+	assert_int_equal(v->monitor, 1);
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
  * A DNSSEC-validated null MX (RFC 7505): the domain accepts no mail, so
  * whatever address the MTA was sent to is none of its own; the verdict
  * was "no DANE" and then may, and the mail went there.  Now deferred.
@@ -950,6 +996,28 @@ test_testing_reports(void **state)
 	 * enforced is what applies without the policy */
 	assert_int_equal(v->level, TLS_LEVEL_MAY);
 	assert_int_equal(v->report_only, 1);
+	assert_string_equal(v->reason, "validation-failure");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
+ * A testing policy's check fails when the destination is no address of an
+ * MX host of D: reported (reason validation-failure, report_only), the
+ * level still what applies without the policy.  Red with the mutant of
+ * sts_testing() that leaves reason empty there: "" (expected
+ * "validation-failure"), the failure never reported.
+ */
+static void
+test_testing_not_an_mx_reported(void **state)
+{
+	struct policy *p = mkpolicy(NULL, 1);
+	struct policy_verdict *v = lookup(p, "tstok.test", "198.51.100.9");
+
+	(void)state;
+	assert_int_equal(v->level, TLS_LEVEL_MAY);
+	assert_int_equal(v->report_only, 1);
+	assert_string_equal(v->mx_host, "");
 	assert_string_equal(v->reason, "validation-failure");
 	policy_verdict_free(v);
 	policy_free(p);
@@ -2945,6 +3013,33 @@ test_override_verify_no_mx_host(void **state)
 }
 
 /*
+ * secure without match= checks the certificate for D and its subdomains
+ * (Postfix's default match=nexthop:dot-nexthop), whatever the MX host H:
+ * a certificate for H alone (a provider's name, outside D) must not pass.
+ * Red with the mutant of apply_override_level() that takes verify's
+ * branch (H's name) for secure too: nnames 1, "mx.plain.test" (expected
+ * 2, "plain.test" and ".plain.test").
+ */
+static void
+test_override_secure_names_domain(void **state)
+{
+	const char *ovr[] = { "plain.test secure", NULL };
+	struct policy *p = mkpolicy(ovr, 0);
+	struct policy_verdict *v;
+
+	(void)state;
+	v = lookup(p, "plain.test", "192.0.2.5");
+	assert_int_equal(v->level, TLS_LEVEL_VERIFY);
+	assert_string_equal(v->mx_host, "mx.plain.test");
+	assert_non_null(v->tls);
+	assert_int_equal(v->tls->nnames, 2);
+	assert_string_equal(v->tls->names[0], "plain.test");
+	assert_string_equal(v->tls->names[1], ".plain.test");
+	policy_verdict_free(v);
+	policy_free(p);
+}
+
+/*
  * tls_policy_file decides as it was when the configuration was loaded:
  * the engine a worker builds from the supervisor's configuration (a
  * worker started again after a crash) parses the bytes the supervisor
@@ -4143,12 +4238,14 @@ main(void)
 		cmocka_unit_test(test_override_relay_address),
 		cmocka_unit_test(test_override_domain),
 		cmocka_unit_test(test_testing_reports),
+		cmocka_unit_test(test_testing_not_an_mx_reported),
 		cmocka_unit_test(test_testing_is_opportunistic),
 		cmocka_unit_test(test_testing_keeps_require_tls),
 		cmocka_unit_test(test_testing_keeps_history),
 		cmocka_unit_test(test_enforcement_override_enforce_wins),
 		cmocka_unit_test(test_enforcement_override_address_enforce_wins),
 		cmocka_unit_test(test_address_monitor_not_domain_policy),
+		cmocka_unit_test(test_address_monitor_not_dane_or_domain_line),
 		cmocka_unit_test(test_secure_null_mx),
 		cmocka_unit_test(test_history_host_lookup_failed),
 		cmocka_unit_test(test_timeout_verdict),
@@ -4195,6 +4292,7 @@ main(void)
 		cmocka_unit_test(test_dane_only_unusable_defers),
 		cmocka_unit_test(test_dane_may_unusable_or_unfinished),
 		cmocka_unit_test(test_override_verify_no_mx_host),
+		cmocka_unit_test(test_override_secure_names_domain),
 		cmocka_unit_test(test_policy_file_as_loaded),
 		cmocka_unit_test(test_insecure_mx_dane_not_over_sts),
 		cmocka_unit_test(test_insecure_mx_dane_over_testing),
