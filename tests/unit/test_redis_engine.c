@@ -933,7 +933,8 @@ test_host_history_shared(void **state)
  * in a lookup (cache_reread(), as the lookup decides, after the MX walk
  * answered and the MX host's record was or was not asked for) first adds
  * step_at_reread to time_step: the time the lookup took between its MX
- * walk and its decision.
+ * walk and its decision.  While fail_at_reread is set, that second call
+ * fails instead, as a store that cannot answer.
  */
 int __real_sts_cache_get(struct sts_cache *, const char *,
     struct sts_cache_entry *);
@@ -941,11 +942,16 @@ int __wrap_sts_cache_get(struct sts_cache *, const char *,
     struct sts_cache_entry *);
 static int64_t step_at_reread;
 static int cache_gets;
+static int fail_at_reread;	/* the second call fails (-1), once */
 
 int
 __wrap_sts_cache_get(struct sts_cache *c, const char *domain,
     struct sts_cache_entry *e)
 {
+	if (fail_at_reread && ++cache_gets == 2) {
+		fail_at_reread = 0;
+		return -1;
+	}
 	if (step_at_reread != 0 && ++cache_gets == 2) {
 		time_step += step_at_reread;
 		step_at_reread = 0;
@@ -1068,6 +1074,41 @@ test_host_history_local_expires_during_lookup(void **state)
 	srv_kill();
 }
 
+/*
+ * The local cache read at the lookup's start finds nothing for lost.test,
+ * so Redis is asked, and holds an enforce policy naming the attacker's MX
+ * host; the read again as the lookup decides (cache_reread()) fails: the
+ * cache may hold lost.test's real policy by then (another worker fetched
+ * it), so the verdict is the store-error deferral, as when the first read
+ * fails (test_redis_over_unreadable_cache), never the Redis policy.  Red
+ * with the mutant of sts_effective() without "!r->cache_unknown" for the
+ * Redis policy: level verify for mx.attacker.test (expected defer).
+ */
+static void
+test_redis_not_over_cache_failing_at_decision(void **state)
+{
+	struct policy *p;
+	struct policy_verdict *v;
+
+	srv_start();
+	p = mkpolicy();
+	assert_true(redis_is_up());
+	remote_policy("lost.test", "x1", "version: STSv1\nmode: enforce\n"
+	    "mx: mx.attacker.test\nmax_age: 86400\n", 5);
+	cache_gets = 0;
+	fail_at_reread = 1;
+	v = lookup(p, "lost.test", "192.0.2.99", NULL);
+	assert_int_equal(fail_at_reread, 0);	/* the read again failed */
+	if (v->level != TLS_LEVEL_DEFER)
+		fail_msg("level %s (source %s, %s): the Redis policy decided "
+		    "over a local cache that could not answer",
+		    tls_level_name(v->level), v->source, v->detail);
+	assert_string_equal(v->reason, "store-error");
+	policy_verdict_free(v);
+	policy_free(p);
+	srv_kill();
+}
+
 int
 main(void)
 {
@@ -1096,6 +1137,9 @@ main(void)
 		    test_history_local_expires_during_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_host_history_local_expires_during_lookup, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_redis_not_over_cache_failing_at_decision, setup,
 		    teardown),
 	};
 
