@@ -4161,6 +4161,54 @@ test_reload_before_rcpt_fits(void **state)
 	finish();
 }
 
+/*
+ * The same reload before a RCPT whose verdict the session already held
+ * (no lookup of its own at RCPT): after a transaction to d.example and
+ * e.example, the next one's RCPT of d.example takes d.example's verdict,
+ * MAIL waits upstream, and the reload makes d.example encrypt.  The
+ * domain looked up again is the verdict's own (d.example), not the last
+ * one asked (e.example, still "may"): the cleartext leg does not fit,
+ * 450, and the RCPT never goes upstream.  Red with secured_reask() not
+ * taking a shared verdict's domain: e.example asked, the RCPT of
+ * d.example relayed in cleartext under e.example's "may", "timeout
+ * waiting for: cl_reply_len() > 0".
+ */
+static void
+test_reload_before_rcpt_cached_verdict(void **state)
+{
+	const char *r;
+
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	vspec_add("e.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello(CAPS_NOPIPE, CAPS_NOPIPE);
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	rcpt_goes("250 2.1.5 ok\r\n");
+	rcpt_relayed("c@e.example", "c ok");
+	cl_send("RSET\r\n");
+	EXPECT_SRV("RSET");
+	srv_send("250 2.0.0 ok\r\n");
+	EXPECT_CL("250 2.0.0 ok\r\n");
+	assert_int_equal(g.nlookups, 2);
+	/* d.example's verdict held: MAIL goes, no lookup */
+	cl_send("MAIL FROM:<f@sender.example>\r\nRCPT TO:<x@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<f@sender.example>");
+	assert_int_equal(g.nlookups, 2);
+	reload(TLS_LEVEL_ENCRYPT);
+	srv_send("250 2.1.0 ok\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.10 ", 11) != 0 ||
+	    strstr(r, "starttls-not-supported") == NULL)
+		fail_msg("RCPT: %s (lookup 3 was %s)", r, g.lookups[2]);
+	assert_int_equal(g.nlookups, 3);
+	assert_string_equal(g.lookups[2], "d.example");
+	srv_quiet(30);			/* no RCPT */
+	assert_null(memmem(g.sraw, g.srawlen, "RCPT TO:<x@", 11));
+	finish();
+}
+
 /* The same in a worker that could not apply the reload: the RCPT is
  * refused (421 4.3.2), as at LEG_READY; it does not go upstream. */
 static void
@@ -10646,6 +10694,7 @@ main(void)
 		T(test_retiring_during_starttls),
 		T(test_reload_before_rcpt),
 		T(test_reload_before_rcpt_fits),
+		T(test_reload_before_rcpt_cached_verdict),
 		T(test_retiring_before_rcpt),
 		T(test_reload_before_data),
 		T(test_reload_before_data_fits),
