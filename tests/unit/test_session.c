@@ -4435,6 +4435,52 @@ test_reload_before_354_no_verdict(void **state)
 	finish();
 }
 
+/*
+ * The re-judge of d.example before DATA never answers (the engine's bug):
+ * DATA gets 451 4.3.0 at the safety net and the transaction stays open.
+ * The client's next RCPT (e.example) is judged as a RCPT, relayed, and
+ * its DATA asks d.example again, whose verdict is now encrypt: 450, no
+ * DATA upstream.  Red with policy_expired() not ending the re-judge: the
+ * RCPT's verdict taken for d.example's, DATA sent upstream in the RCPT's
+ * place ("\"DATA\" != \"RCPT TO:<c@e.example>\""), and d.example never
+ * judged again: the message would go in cleartext.
+ */
+static void
+test_data_no_verdict_then_rcpt(void **state)
+{
+	uint64_t saved = g.cfg->policy_timeout;
+	const char *r;
+
+	vspec_add("d.example", TLS_LEVEL_MAY, 0, NULL, NULL);
+	hello_plain();
+	begin_tx("a@sender.example", "b@d.example");
+	reload(TLS_LEVEL_ENCRYPT);
+	g.vs[g.nvs - 1].hold = 1;
+	g.cfg->policy_timeout = 200;
+	g.env.policy_grace = 100;
+	cl_send("DATA\r\n");
+	r = CL_REPLY();
+	g.cfg->policy_timeout = saved;
+	if (strncmp(r, "451 4.3.0 ", 10) != 0 ||
+	    strstr(r, "no TLS policy verdict") == NULL)
+		fail_msg("DATA: %s", r);
+	assert_int_equal(g.ncancel, 1);
+	g.vs[g.nvs - 1].hold = 0;
+	rcpt_relayed("c@e.example", "c ok");
+	assert_int_equal(g.nlookups, 3);
+	assert_string_equal(g.lookups[2], "e.example");
+	cl_send("DATA\r\n");
+	r = CL_REPLY();
+	if (strncmp(r, "450 4.7.10 ", 11) != 0 ||
+	    strstr(r, "starttls-not-supported") == NULL)
+		fail_msg("second DATA: %s", r);
+	assert_int_equal(g.nlookups, 4);
+	assert_string_equal(g.lookups[3], "d.example");
+	srv_quiet(30);			/* no DATA */
+	assert_null(memmem(g.sraw, g.srawlen, "DATA", 4));
+	finish();
+}
+
 /* The client leaves while the 354 is held: the lookup is cancelled and
  * the upstream closed without the dot. */
 static void
@@ -10708,6 +10754,7 @@ main(void)
 		T(test_reload_before_354_fits),
 		T(test_reload_before_354_twice),
 		T(test_reload_before_354_no_verdict),
+		T(test_data_no_verdict_then_rcpt),
 		T(test_reload_before_354_client_gone),
 		T(test_retiring_before_354),
 		T(test_retiring_before_354_logged),
