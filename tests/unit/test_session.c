@@ -6579,6 +6579,41 @@ test_reuse_reconnect_greeting_refused(void **state)
 }
 
 /*
+ * The same adopted leg after a message, and a monitored recipient whose
+ * policy (enforce view) the leg does not meet: a would-defer, and the
+ * mail goes (monitor mode defers nothing), over the same leg.  Red with
+ * rcpt_with_verdict() refusing every recipient the reused leg's check
+ * found wanting, would-defers too: the RCPT refused (450 4.7.5), a
+ * monitored domain's mail deferred, and no MAIL upstream, "timeout
+ * waiting for: srv_has_line() || g.seof".
+ */
+static void
+test_reuse_monitored_after_message_goes(void **state)
+{
+	reuse_first_session();
+	vspec_add("v.example", TLS_LEVEL_VERIFY, 0, NULL, NULL)->monitor = 1;
+	start_again_ehlo();
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("Subject: two\r\n\r\nsecond\r\n.\r\n");
+	g.fits_would_defer = "certificate-host-mismatch";
+	cl_send("MAIL FROM:<c@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<c@sender.example>");
+	EXPECT_SRV("RCPT TO:<x@v.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 x ok\r\n");
+	EXPECT_CL("250 2.1.5 x ok\r\n");
+	send_message("Subject: three\r\n\r\nthird\r\n.\r\n");
+	g.fits_would_defer = NULL;
+	assert_int_equal(g.naccepted, 1);
+	finish();
+}
+
+/*
  * An adopted leg that carried a message of this session is the session's
  * own: a later transaction's recipient whose policy it does not meet gets
  * the 450 of any later recipient (as without reuse), and the leg stays,
@@ -10701,6 +10736,7 @@ main(void)
 		T(test_reuse_mismatch_reconnects),
 		T(test_reuse_reconnect_greeting_refused),
 		T(test_reuse_mismatch_after_message_450),
+		T(test_reuse_monitored_after_message_goes),
 		T(test_quit_upstream_silent),
 		T(test_quit_upstream_trickle),
 		T(test_reuse_idle_expiry_key_update),
