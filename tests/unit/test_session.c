@@ -6614,6 +6614,38 @@ test_reuse_monitored_after_message_goes(void **state)
 }
 
 /*
+ * A monitored recipient whose enforce view defers whatever the leg (its
+ * would-level is DEFER: a policy enforce mode could not apply at all),
+ * first of its session on an adopted leg: no new connection, as no leg
+ * could do better; MAIL and RCPT over the parked one.  Red with
+ * rcpt_with_verdict() reconnecting for every would-defer on a reused leg:
+ * QUIT on the parked leg and a second connection, "\"QUIT\" !=
+ * \"MAIL FROM:<a@sender.example>\"".
+ */
+static void
+test_reuse_monitored_would_defer_kept(void **state)
+{
+	struct vspec *vs;
+
+	reuse_first_session();
+	vs = vspec_add("v.example", TLS_LEVEL_DEFER, 0,
+	    "sts-policy-fetch-error", "mocked");
+	vs->monitor = 1;
+	start_again_ehlo();
+	g.fits_would_defer = "sts-policy-fetch-error";
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<x@v.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<x@v.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 x ok\r\n");
+	EXPECT_CL("250 2.1.5 x ok\r\n");
+	g.fits_would_defer = NULL;
+	assert_false(g.seof);
+	assert_int_equal(g.naccepted, 1);
+	finish();
+}
+
+/*
  * An adopted leg that carried a message of this session is the session's
  * own: a later transaction's recipient whose policy it does not meet gets
  * the 450 of any later recipient (as without reuse), and the leg stays,
@@ -10737,6 +10769,7 @@ main(void)
 		T(test_reuse_reconnect_greeting_refused),
 		T(test_reuse_mismatch_after_message_450),
 		T(test_reuse_monitored_after_message_goes),
+		T(test_reuse_monitored_would_defer_kept),
 		T(test_quit_upstream_silent),
 		T(test_quit_upstream_trickle),
 		T(test_reuse_idle_expiry_key_update),
