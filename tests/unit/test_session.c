@@ -170,6 +170,8 @@ static struct {
 					 * monitored verdict: enforce mode
 					 * would refuse the leg, this
 					 * reason */
+	int		 lookup_fail;	/* the next policy_lookup() fails
+					 * (out of memory) */
 } g;
 
 int __real_connect(int, const struct sockaddr *, socklen_t);
@@ -324,6 +326,11 @@ __wrap_policy_lookup(struct policy *p, const char *domain,
 	struct policy_verdict *v;
 	int i;
 
+	if (g.lookup_fail) {
+		g.lookup_fail = 0;
+		errno = ENOMEM;
+		return NULL;
+	}
 	if (g.nlookups < 8) {
 		snprintf(g.lookups[g.nlookups], sizeof(g.lookups[0]), "%s",
 		    domain);
@@ -6961,6 +6968,40 @@ test_policy_safety_net(void **state)
 	finish();
 }
 
+/*
+ * No memory to start the first RCPT's lookup: 451 4.3.0, and the session
+ * waits for the client.  The safety net armed for that lookup (S_POLICY)
+ * stays silent when it runs out: no second reply nobody asked for, no
+ * 421; the client's next command is answered as its own.  Red with
+ * policy_expired() not checking that a lookup is still awaited: "client
+ * got unexpected bytes: \"421 4.3.0 mxguard: no TLS policy verdict for
+ * d.example (internal error); try again later\"".
+ */
+static void
+test_policy_lookup_nomem_net_silent(void **state)
+{
+	uint64_t saved = g.cfg->policy_timeout;
+
+	g.cfg->policy_timeout = 200;
+	g.env.policy_grace = 100;
+	hello_plain();
+	g.lookup_fail = 1;
+	cl_send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@d.example>\r\n");
+	EXPECT_CL("250 2.1.0 Ok\r\n");
+	EXPECT_CL("451 4.3.0 mxguard: cannot evaluate the TLS policy "
+	    "(out of memory)\r\n");
+	assert_int_equal(g.lookup_fail, 0);
+	cl_quiet(600);
+	g.cfg->policy_timeout = saved;
+	cl_send("RCPT TO:<b@d.example>\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	srv_send("250 2.1.0 sender ok\r\n");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.5 recipient ok\r\n");
+	EXPECT_CL("250 2.1.5 recipient ok\r\n");
+	finish();
+}
+
 static void
 test_upstream_connect_refused(void **state)
 {
@@ -10883,6 +10924,7 @@ main(void)
 		T(test_client_closes_during_policy),
 		T(test_policy_timeout),
 		T(test_policy_safety_net),
+		T(test_policy_lookup_nomem_net_silent),
 		T(test_upstream_connect_refused),
 		T(test_upstream_bind_client),
 		T(test_upstream_bind_not_local),
