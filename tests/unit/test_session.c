@@ -9132,6 +9132,29 @@ test_local_starttls_owed_then_stray_plain(void **state)
 	with_local_cert(local_starttls_owed_then_stray_plain);
 }
 
+/* The same with a stray 4xx that opens with the server's name (as a
+ * server's own "451 mx.test.example busy" does): only a 250 is the EHLO's
+ * reply, whatever its first word.  Red with ehlo_reply_is() taking any
+ * code: the 451 relayed to the client's EHLO as its reply ("client got
+ * \"451 mx.test.example busy\", expected prefix \"421 4.4.2 \""), the
+ * real EHLO reply left to come unasked. */
+static void
+local_starttls_owed_then_named_4xx(void)
+{
+	owed_reply_then_ehlo();
+	srv_send("503 5.5.1 Error: need MAIL command\r\n"
+	    "451 mx.test.example busy\r\n" CAPS_PLAIN);
+	EXPECT_CL_PREFIX("421 4.4.2 ");
+	wait_cl_eof();
+	wait_srv_eof();
+}
+
+static void
+test_local_starttls_owed_then_named_4xx(void **state)
+{
+	with_local_cert(local_starttls_owed_then_named_4xx);
+}
+
 /* While no command is outstanding (the client's handshake), the server
  * sends the first line of a reply nobody asked for: its last line, after
  * the client's EHLO went up, must not make it the EHLO's reply.  The
@@ -10980,6 +11003,7 @@ main(void)
 		T(test_local_starttls_stray_partial_reply),
 		T(test_local_starttls_owed_then_stray),
 		T(test_local_starttls_owed_then_stray_plain),
+		T(test_local_starttls_owed_then_named_4xx),
 		T(test_local_starttls_clears_rset_refused),
 		T(test_local_starttls_helo_keeps_rset_refused),
 		T(test_client_helo),
