@@ -4395,6 +4395,36 @@ test_reload_before_354_fits(void **state)
 	finish();
 }
 
+/*
+ * The 354 held for a re-judge and passed on is gone with it: the next
+ * transaction, after another reload, is judged again before its DATA,
+ * and its DATA goes upstream, its own 354 relayed.  Red with data_go()
+ * keeping the held 354: the old one replayed to the client's second
+ * DATA, which never went upstream (the body would have gone to the
+ * server as commands), "timeout waiting for: srv_has_line() || g.seof".
+ */
+static void
+test_reload_before_354_then_next_tx(void **state)
+{
+	const char *body = "Subject: x\r\n\r\nheld 354\r\n.\r\n";
+
+	reload_during(data_sent, -1);
+	srv_send("354 go ahead\r\n");
+	EXPECT_CL("354 go ahead\r\n");
+	assert_int_equal(g.nlookups, 2);
+	cl_send(body);
+	WAIT(g.slen >= strlen(body));
+	assert_int_equal(g.slen, strlen(body));
+	g.slen = 0;
+	srv_send("250 2.0.0 queued\r\n");
+	EXPECT_CL("250 2.0.0 queued\r\n");
+	begin_tx("c@sender.example", "e@d.example");
+	reload(-1);
+	send_message("Subject: y\r\n\r\nsecond\r\n.\r\n");
+	assert_int_equal(g.nlookups, 3);
+	finish();
+}
+
 /* reload_during(data_sent, -1), the re-judge's lookup (may again)
  * answered after delay ms, or never with delay -1; then the server's 354
  * comes. */
@@ -10885,6 +10915,7 @@ main(void)
 		T(test_reload_before_rcpt_monitored_once),
 		T(test_reload_before_354),
 		T(test_reload_before_354_fits),
+		T(test_reload_before_354_then_next_tx),
 		T(test_reload_before_354_twice),
 		T(test_reload_before_354_no_verdict),
 		T(test_data_no_verdict_then_rcpt),
