@@ -5257,6 +5257,32 @@ test_tls_ehlo_lacks_size_dsn(void **state)
 	finish();
 }
 
+/*
+ * A client's EHLO after a message over the leg secured for it is answered
+ * from the server's EHLO inside TLS (no SIZE, DSN or SMTPUTF8 there), not
+ * from its cleartext one: the client is offered what the leg has.  Red
+ * with leg_secured() not taking the EHLO after STARTTLS: the cleartext
+ * EHLO's SIZE, DSN and SMTPUTF8 offered again ("250-SIZE" in the reply).
+ */
+static void
+test_repeated_ehlo_after_starttls_caps(void **state)
+{
+	tls_with_caps("MAIL FROM:<a@sender.example>\r\n",
+	    "RCPT TO:<b@d.example>\r\n",
+	    "250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 8BITMIME\r\n");
+	EXPECT_SRV("MAIL FROM:<a@sender.example>");
+	EXPECT_SRV("RCPT TO:<b@d.example>");
+	srv_send("250 2.1.0 ok\r\n250 2.1.5 ok\r\n");
+	EXPECT_CL("250 2.1.5 ok\r\n");
+	send_message("x\r\n.\r\n");
+	cl_send("EHLO client.example\r\n");
+	EXPECT_CL("250-mx.test.example hello\r\n250-PIPELINING\r\n"
+	    "250 8BITMIME\r\n");
+	srv_quiet(30);
+	finish();
+}
+
 /* BODY=8BITMIME or SMTPUTF8 the TLS EHLO no longer offers: a 4xx for the
  * client with the reason, and nothing of the envelope upstream (no
  * downgrade that could corrupt the message, no permanent failure). */
@@ -10949,6 +10975,7 @@ main(void)
 		T(test_starttls_refused_dane),
 		T(test_starttls_upgrade),
 		T(test_tls_ehlo_lacks_size_dsn),
+		T(test_repeated_ehlo_after_starttls_caps),
 		T(test_tls_ehlo_lacks_8bitmime),
 		T(test_tls_ehlo_lacks_smtputf8),
 		T(test_8bitmime_never_offered),
