@@ -2922,6 +2922,24 @@ test_dane_only_unusable_defers(void **state)
 	policy_free(p);
 }
 
+/* Writes lines to a new tls_policy_file at pfile and a configuration
+ * naming it at conf (both mkstemp templates, filled in). */
+static void
+write_policy_file_conf(char *pfile, char *conf, const char *lines)
+{
+	FILE *fp;
+	int fd;
+
+	assert_true((fd = mkstemp(pfile)) >= 0);
+	assert_non_null(fp = fdopen(fd, "w"));
+	fputs(lines, fp);
+	fclose(fp);
+	assert_true((fd = mkstemp(conf)) >= 0);
+	assert_non_null(fp = fdopen(fd, "w"));
+	fprintf(fp, "tls_policy_file = %s\n", pfile);
+	fclose(fp);
+}
+
 /*
  * Postfix's opportunistic dane (a tls_policy_file line "D dane"): DANE
  * where the records are there, may where DNSSEC says there are none.
@@ -2942,19 +2960,11 @@ test_dane_may_unusable_or_unfinished(void **state)
 	    "/tmp/mxg-pol-conf-XXXXXX";
 	struct policy *p;
 	struct policy_verdict *v;
-	FILE *fp;
-	int fd;
 
 	(void)state;
 	/* Postfix's meaning of dane: a tls_policy_file line */
-	assert_true((fd = mkstemp(pfile)) >= 0);
-	assert_non_null(fp = fdopen(fd, "w"));
-	fputs("onlyunus.signed.test dane\nslow.test dane\n", fp);
-	fclose(fp);
-	assert_true((fd = mkstemp(conf)) >= 0);
-	assert_non_null(fp = fdopen(fd, "w"));
-	fprintf(fp, "tls_policy_file = %s\n", pfile);
-	fclose(fp);
+	write_policy_file_conf(pfile, conf,
+	    "onlyunus.signed.test dane\nslow.test dane\n");
 	cfg_file = conf;
 	cfg_policy_timeout = 300;
 	p = mkpolicy(NULL, 1);
@@ -3057,17 +3067,9 @@ test_policy_file_as_loaded(void **state)
 	struct policy *p;
 	char err[256];
 	FILE *fp;
-	int fd;
 
 	(void)state;
-	assert_true((fd = mkstemp(pfile)) >= 0);
-	assert_non_null(fp = fdopen(fd, "w"));
-	fputs("plain.test encrypt\n", fp);
-	fclose(fp);
-	assert_true((fd = mkstemp(conf)) >= 0);
-	assert_non_null(fp = fdopen(fd, "w"));
-	fprintf(fp, "tls_policy_file = %s\n", pfile);
-	fclose(fp);
+	write_policy_file_conf(pfile, conf, "plain.test encrypt\n");
 	cfg_file = conf;
 	cfg = mkcfg(NULL, 0);
 	cfg_file = NULL;

@@ -6374,6 +6374,36 @@ test_reuse_idle_expiry(void **state)
 	finish();
 }
 
+/* The next client's session, from css, over a new socketpair. */
+static void
+reuse_next_session(const struct sockaddr_storage *css)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	g.cfd = sv[1];
+	g.clen = 0;
+	g.ceof = 0;
+	assert_int_equal(session_start(&g.env, sv[0], css, &g.dst), 0);
+}
+
+/* The session that did not adopt the parked leg: the leg goes (QUIT),
+ * and the session's own connection, the second, gets the greeting. */
+static void
+reuse_own_connection(void)
+{
+	reuse_flush(g.env.reuse);
+	EXPECT_SRV("QUIT");
+	srv_send("221 2.0.0 bye\r\n");
+	srv_close();
+	WAIT(g.sfd != -1);
+	assert_int_equal(g.naccepted, 2);
+	srv_send(GREETING);
+	EXPECT_CL(GREETING);
+	finish();
+}
+
 /*
  * A parked leg serves its client's address, and a link-local one is an
  * address on one link only: fe80::1 on link 1 and fe80::1 on link 2 are
@@ -6388,7 +6418,6 @@ static void
 test_reuse_key_scope(void **state)
 {
 	struct sockaddr_storage css;
-	int sv[2];
 
 	g.start_client = client_at("fe80::1");
 	((struct sockaddr_in6 *)&g.start_client)->sin6_scope_id = 1;
@@ -6396,12 +6425,7 @@ test_reuse_key_scope(void **state)
 
 	/* the same address and link: the parked leg */
 	css = g.start_client;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0, sv), 0);
-	g.cfd = sv[1];
-	g.clen = 0;
-	g.ceof = 0;
-	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	reuse_next_session(&css);
 	assert_int_equal(reuse_count(g.env.reuse), 0);
 	EXPECT_CL(GREETING);
 	cl_send("EHLO client.example\r\n");
@@ -6412,24 +6436,11 @@ test_reuse_key_scope(void **state)
 
 	/* the same address on link 2: not that leg */
 	((struct sockaddr_in6 *)&css)->sin6_scope_id = 2;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0, sv), 0);
-	g.cfd = sv[1];
-	g.clen = 0;
-	g.ceof = 0;
-	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	reuse_next_session(&css);
 	if (reuse_count(g.env.reuse) != 1)
 		fail_msg("fe80::1%%2 took the leg parked by fe80::1%%1");
 	/* the parked leg goes; the new connection is link 2's own */
-	reuse_flush(g.env.reuse);
-	EXPECT_SRV("QUIT");
-	srv_send("221 2.0.0 bye\r\n");
-	srv_close();
-	WAIT(g.sfd != -1);
-	assert_int_equal(g.naccepted, 2);
-	srv_send(GREETING);
-	EXPECT_CL(GREETING);
-	finish();
+	reuse_own_connection();
 }
 
 /*
@@ -6443,29 +6454,15 @@ static void
 test_reuse_key_whole(void **state)
 {
 	struct sockaddr_storage css;
-	int sv[2];
 
 	g.start_client = client_at("192.0.2.12");
 	reuse_first_session();
 
 	css = client_at("192.0.2.1");
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0, sv), 0);
-	g.cfd = sv[1];
-	g.clen = 0;
-	g.ceof = 0;
-	assert_int_equal(session_start(&g.env, sv[0], &css, &g.dst), 0);
+	reuse_next_session(&css);
 	if (reuse_count(g.env.reuse) != 1)
 		fail_msg("192.0.2.1 took the leg parked by 192.0.2.12");
-	reuse_flush(g.env.reuse);
-	EXPECT_SRV("QUIT");
-	srv_send("221 2.0.0 bye\r\n");
-	srv_close();
-	WAIT(g.sfd != -1);
-	assert_int_equal(g.naccepted, 2);
-	srv_send(GREETING);
-	EXPECT_CL(GREETING);
-	finish();
+	reuse_own_connection();
 }
 
 /* A server that speaks to a parked leg (a 421 before it hangs up) loses
