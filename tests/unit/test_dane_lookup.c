@@ -669,6 +669,25 @@ test_not_an_mx_address_cname(void **s)
 }
 
 /*
+ * As test_cname_fallback_insecure, with A no MX host's address: the
+ * expanded name's TLSA answer has records but is not validated, so the
+ * original name is asked too, and its signed records show that D
+ * publishes DANE: deferred, never "no DANE" because an unsigned zone
+ * (the attacker's word) answered first.  Red with tlsa_cb() taking any
+ * answer with records at the expanded name as the host's last word
+ * (no_owner()'s walk, `st == DNS_SECURE` dropped): DANE_NONE, 0 != 0x3.
+ */
+static void
+test_not_an_mx_address_cname_insecure(void **s)
+{
+	cname_mx();
+	tlsa("real.hoster.test", 0, 3, 1, 1, 32);
+	tlsa("mx.d.test", 1, 3, 1, 2, 64);
+	expect("198.51.100.7", DANE_DEFER, "validation-failure");
+	assert_int_equal(fake_of("_25._tcp.mx.d.test", DNS_T_TLSA)->asked, 1);
+}
+
+/*
  * A is no MX host's address, and the only host's addresses did not
  * validate: DANE does not apply to that host (RFC 7672 section 2.2), so
  * its TLSA records are never asked and say nothing of the domain: no
@@ -1031,6 +1050,52 @@ test_fail_not_an_mx_tlsa_servfail(void **s)
 	expect("198.51.100.7", DANE_DEFER, "dnssec-invalid");
 }
 
+/*
+ * A lookup this host never sent (DNS_LOCAL: c-ares refused it for want
+ * of local resources) shows nothing of the zone, at any step: the MX
+ * lookup; the owner's TLSA lookup; with A no MX host's address, another
+ * host's address lookup (that host may own A) or, for a secure CNAME
+ * host, the TLSA lookup at the expanded name (the original name's answer,
+ * none here, does not make up for it).  Each defers as `local-error`
+ * (not reported), never "no DANE" for a domain that may publish it.
+ * Red with evaluate() or tlsa_cb() finishing DANE_NONE for it, no_owner()
+ * not setting any_local, any_done() without its any_local branch, or
+ * is_failure() without DNS_LOCAL: DANE_NONE, 0 != 0x3.
+ */
+static void
+test_local_not_sent(void **s)
+{
+	struct dane_info *d;
+
+	answer("d.test", DNS_T_MX, DNS_LOCAL, NULL);
+	d = expect("192.0.2.1", DANE_DEFER, DANE_LOCAL_ERROR);
+	assert_int_equal(d->local, 1);
+
+	next_case();
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	answer("_25._tcp.mx.d.test", DNS_T_TLSA, DNS_LOCAL, NULL);
+	d = expect("192.0.2.1", DANE_DEFER, DANE_LOCAL_ERROR);
+	assert_int_equal(d->local, 1);
+	assert_string_equal(d->mx_host, "mx.d.test");
+
+	/* A no MX host's address; mx2's address lookup not sent */
+	next_case();
+	mx("d.test", 1, "mx.d.test", "mx2.d.test");
+	a("mx.d.test", 1, "192.0.2.1");
+	answer("mx2.d.test", DNS_T_A, DNS_LOCAL, NULL);
+	d = expect("198.51.100.7", DANE_DEFER, DANE_LOCAL_ERROR);
+	assert_int_equal(d->local, 1);
+
+	/* A no MX host's address; the expanded name's TLSA lookup not
+	 * sent, the original name has none */
+	next_case();
+	cname_mx();
+	answer("_25._tcp.real.hoster.test", DNS_T_TLSA, DNS_LOCAL, NULL);
+	d = expect("198.51.100.7", DANE_DEFER, DANE_LOCAL_ERROR);
+	assert_int_equal(d->local, 1);
+}
+
 /* An unsigned MX RRset: nothing shows that D is signed, so a failed
  * address lookup of a host that is not the destination changes nothing. */
 static void
@@ -1193,6 +1258,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_not_an_mx_address_no_dane,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
+		    test_not_an_mx_address_cname_insecure, setup, teardown),
+		cmocka_unit_test_setup_teardown(
 		    test_not_an_mx_address_insecure_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tlsa_name_too_long,
 		    setup, teardown),
@@ -1206,6 +1273,8 @@ main(void)
 		    test_fail_not_an_mx_tlsa_servfail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_single_addr_timeout,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_local_not_sent, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_fail_insecure_mx_no_defer,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_equal_pref_stable, setup,
