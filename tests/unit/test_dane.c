@@ -436,6 +436,53 @@ test_digest_order(void **state)
 	dane_info_free(c);
 }
 
+/*
+ * The RRset digest that ties a prepared connection to its verdict is the
+ * records' and only theirs: records that tie on all but the usage, or on
+ * all but the length (one's data a prefix of the other's), give the same
+ * digest in either order; a record of 261 octets is not the two records
+ * its octets would read as were its length's high octet left out.
+ * Red with tlsa_cmp() without its usage or length comparison, or the
+ * digest without the length's high octet: da != db (memory differs).
+ */
+static void
+test_digest_ties(void **state)
+{
+	unsigned char x[32], big[261], da[32], db[32];
+	struct dane_tlsa a[2], b[2];
+
+	memset(x, 0xaa, sizeof(x));
+	a[0] = (struct dane_tlsa){ .usage = 3, .selector = 1, .mtype = 1,
+	    .data = x, .len = 32 };
+	a[1] = a[0];
+	a[1].usage = 2;
+	b[0] = a[1];
+	b[1] = a[0];
+	dane_tlsa_digest(a, 2, da);
+	dane_tlsa_digest(b, 2, db);
+	assert_memory_equal(da, db, 32);
+
+	a[1] = a[0];
+	a[1].len = 31;
+	b[0] = a[1];
+	b[1] = a[0];
+	dane_tlsa_digest(a, 2, da);
+	dane_tlsa_digest(b, 2, db);
+	assert_memory_equal(da, db, 32);
+
+	memset(big, 0x55, sizeof(big));
+	memcpy(big + 5, "\x03\x01\x02\x00\xfb", 5);
+	a[0] = (struct dane_tlsa){ .usage = 3, .selector = 1, .mtype = 1,
+	    .data = big, .len = sizeof(big) };
+	b[0] = a[0];
+	b[0].len = 5;
+	b[1] = (struct dane_tlsa){ .usage = 3, .selector = 1, .mtype = 2,
+	    .data = big + 10, .len = 251 };
+	dane_tlsa_digest(a, 1, da);
+	dane_tlsa_digest(b, 2, db);
+	assert_memory_not_equal(da, db, 32);
+}
+
 /* ---- matching in handshakes ---- */
 
 #define OK(d)	do { char r_[48]; assert_int_equal(handshake(P.leaf, \
@@ -656,6 +703,27 @@ test_other_rrset(void **s)
 	check_with = info_with(2, 2, 0, 1, P.ca, 3, 1, 1, P.leaf);
 	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
 	    info_with(2, 3, 1, 1, P.leaf, 2, 0, 1, P.ca), r, sizeof(r)), 0);
+	dane_info_free(check_with);
+	check_with = NULL;
+}
+
+/*
+ * A connection prepared for one host's 3 1 1 record is checked for a
+ * verdict whose single 3 1 1 record has other data (the RRset changed
+ * between the lookups, a key rolled over and the old one withdrawn): not
+ * the check asked for, a failure, though OpenSSL matched the records it
+ * was given.  Red with the digest leaving the records' data out
+ * (dane_tlsa_digest()): success, the old key's proof taken for the new.
+ */
+static void
+test_other_rrset_same_shape(void **s)
+{
+	char r[48];
+
+	check_with = info_with(1, 3, 1, 1, P.other);
+	assert_int_equal(handshake(P.leaf, P.leaf_key, P.ca,
+	    info_with(1, 3, 1, 1, P.leaf), r, sizeof(r)), -1);
+	assert_string_equal(r, "validation-failure");
 	dane_info_free(check_with);
 	check_with = NULL;
 }
@@ -1933,6 +2001,7 @@ main(void)
 		cmocka_unit_test(test_tlsa_parse),
 		cmocka_unit_test(test_tlsa_usable),
 		cmocka_unit_test(test_digest_order),
+		cmocka_unit_test(test_digest_ties),
 		cmocka_unit_test(test_311),
 		cmocka_unit_test(test_311_no),
 		cmocka_unit_test(test_301),
@@ -1961,6 +2030,8 @@ main(void)
 		cmocka_unit_test_teardown(test_ta_bare_key_validity, reset_moves),
 		cmocka_unit_test(test_prepare_unusable),
 		cmocka_unit_test_teardown(test_other_rrset, reset_moves),
+		cmocka_unit_test_teardown(test_other_rrset_same_shape,
+		    reset_moves),
 		cmocka_unit_test_teardown(test_other_base_or_names,
 		    reset_moves),
 		cmocka_unit_test_teardown(test_fewer_names, reset_moves),
