@@ -688,6 +688,24 @@ test_not_an_mx_address_cname_insecure(void **s)
 }
 
 /*
+ * A is no MX host's address; the secure host's TLSA answer has records
+ * but is not validated: they are ignored (RFC 7672 section 2.2), as for
+ * the owner (test_tlsa_absent_or_insecure), and say nothing of whether D
+ * publishes DANE: no DANE, not a deferral.  Red with tlsa_cb() counting
+ * any answer with records in no_owner()'s walk (`st == DNS_SECURE`
+ * dropped): DANE_DEFER, validation-failure, 0x3 != 0.
+ */
+static void
+test_not_an_mx_address_tlsa_insecure(void **s)
+{
+	mx("d.test", 1, "mx.d.test", NULL);
+	a("mx.d.test", 1, "192.0.2.1");
+	tlsa("mx.d.test", 0, 3, 1, 1, 32);
+	expect("198.51.100.7", DANE_NONE, NULL);
+	assert_int_equal(fake_of("_25._tcp.mx.d.test", DNS_T_TLSA)->asked, 1);
+}
+
+/*
  * A is no MX host's address, and the only host's addresses did not
  * validate: DANE does not apply to that host (RFC 7672 section 2.2), so
  * its TLSA records are never asked and say nothing of the domain: no
@@ -1259,6 +1277,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_not_an_mx_address_cname_insecure, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_not_an_mx_address_tlsa_insecure, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_not_an_mx_address_insecure_host, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tlsa_name_too_long,
