@@ -414,6 +414,23 @@ test_tlsa_usable(void **state)
 	free(t.data);
 }
 
+/*
+ * A SHA-512 record (matching type 2) is usable with 64 octets exactly:
+ * one longer is a record OpenSSL refuses (SSL_dane_tlsa_add()), so an
+ * RRset of it alone is "unusable records only", TLS mandatory, not a
+ * DANE verdict whose handshake could never be authenticated (deferred
+ * for good).  Red with `len >= 64` (dane_tlsa_usable()): usable.
+ */
+static void
+test_tlsa_usable_sha512_length(void **state)
+{
+	unsigned char d65[65] = { 2 };
+
+	assert_true(dane_tlsa_usable(3, 1, 2, d65, 64));
+	assert_false(dane_tlsa_usable(3, 1, 2, d65, 65));
+	assert_false(dane_tlsa_usable(2, 0, 2, d65, 65));
+}
+
 static void
 test_digest_order(void **state)
 {
@@ -2000,6 +2017,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tlsa_parse),
 		cmocka_unit_test(test_tlsa_usable),
+		cmocka_unit_test(test_tlsa_usable_sha512_length),
 		cmocka_unit_test(test_digest_order),
 		cmocka_unit_test(test_digest_ties),
 		cmocka_unit_test(test_311),
