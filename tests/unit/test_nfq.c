@@ -141,6 +141,37 @@ test_decide(void **state)
 	    0, 0, &why), NFQ_INTERCEPT);
 }
 
+/*
+ * A bypass list of several prefixes: an address in none of them is
+ * intercepted, one in any of them (the last too) bypassed.  The lists
+ * above hold one prefix each.  Red with in_list() true for any list of
+ * more than one entry: NFQ_BYPASS, 0x1 != 0 (a flow bypassed that must
+ * be intercepted).
+ */
+static void
+test_decide_lists(void **state)
+{
+	struct cidr dst[3];
+	uint8_t sa[4], da[4];
+	enum nfq_reason why;
+
+	assert_int_equal(cidr_parse("198.51.100.0/24", &dst[0]), 0);
+	assert_int_equal(cidr_parse("2001:db8::/32", &dst[1]), 0);
+	assert_int_equal(cidr_parse("203.0.113.0/25", &dst[2]), 0);
+	assert_int_equal(inet_pton(AF_INET, "10.0.0.1", sa), 1);
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.1", da), 1);
+	assert_int_equal(nfq_decide(dst, 3, dst, 3, AF_INET, sa, da, 0, 0,
+	    &why), NFQ_INTERCEPT);
+	assert_int_equal(why, NFQ_R_NONE);
+	assert_int_equal(inet_pton(AF_INET, "203.0.113.129", da), 1);
+	assert_int_equal(nfq_decide(dst, 3, dst, 3, AF_INET, sa, da, 0, 0,
+	    &why), NFQ_INTERCEPT);
+	assert_int_equal(inet_pton(AF_INET, "203.0.113.127", da), 1);
+	assert_int_equal(nfq_decide(NULL, 0, dst, 3, AF_INET, sa, da, 0, 0,
+	    &why), NFQ_BYPASS);
+	assert_int_equal(why, NFQ_R_BYPASS_DST);
+}
+
 static void
 test_packet_addrs(void **state)
 {
@@ -190,6 +221,8 @@ static int	 g_recv_enobufs;	/* recv()s still to fail */
 static int	 g_recv_calls;
 static int64_t	 g_skew_ms;		/* added to CLOCK_MONOTONIC */
 static struct rec g_v[256];		/* verdicts the kernel took */
+static int	 g_saturated;		/* the proxy's answer: saturated */
+static size_t	 g_plen;		/* IPv4 payload cut to (0: whole) */
 static int	 g_nv;
 
 int	__real_socket(int, int, int);
@@ -385,7 +418,7 @@ kernel_packet_marked(uint32_t id, const char *dst, int hasmark,
 	}
 	a = (void *)(buf + off);
 	a->nla_type = NFQA_PAYLOAD;
-	a->nla_len = NLA_HDRLEN + sizeof(ip);
+	a->nla_len = (uint16_t)(NLA_HDRLEN + (g_plen ? g_plen : sizeof(ip)));
 	memcpy(buf + off + NLA_HDRLEN, ip, sizeof(ip));
 	off += NLA_ALIGN(a->nla_len);
 	h->nlmsg_len = (uint32_t)off;
@@ -448,6 +481,12 @@ ctr(const char *name)
 	return stats_value(stats_get(name, NULL));
 }
 
+static int
+saturated(void *arg)
+{
+	return g_saturated;
+}
+
 /* The fixture's queue; listen, when not NULL, names the listeners of a
  * local-mode REDIRECT daemon on divert_port 10025. */
 static int
@@ -488,8 +527,10 @@ setup_queue_listen(void **state, char **listen, int nlisten)
 	g_send_fail = g_send_failed = g_recv_enobufs = g_recv_calls = 0;
 	g_send_errno = ENOBUFS;
 	g_nv = 0;
+	g_saturated = 0;
+	g_plen = 0;
 	assert_non_null(t->loop = ev_loop_new());
-	t->q = nfq_open(t->loop, &cfg, NULL, NULL, err, sizeof(err));
+	t->q = nfq_open(t->loop, &cfg, saturated, NULL, err, sizeof(err));
 	if (t->q == NULL)
 		fail_msg("nfq_open: %s", err);
 	assert_non_null(t->poll = ev_timer_new(t->loop, NULL, NULL));
@@ -706,6 +747,41 @@ test_unheard_v4_dropped(void **state)
 	assert_int_equal(count(logtext(t), "reason=no-listener"), 1);
 }
 
+/*
+ * The proxy saturated (max_sessions), fail_mode=closed: a SYN is dropped
+ * (`reason=saturated`), one to a bypass_dst address still bypassed; and a
+ * packet whose addresses cannot be read (a payload cut short) is no
+ * exemption: intercepted unsaturated, dropped saturated.  The verdict
+ * function alone is test_decide's; this is handle_packet() asking the
+ * proxy and passing the fail mode on.  Red with handle_packet() not
+ * asking (saturated 0): NF_REPEAT, 0x1 != 0; with fail_mode taken as
+ * open: the bypass mark, 0x2 != 0; with an unreadable packet bypassed:
+ * 0x2 != 0x1.
+ */
+static void
+test_saturated_closed(void **state)
+{
+	struct qt *t = *state;
+
+	g_plen = 10;
+	kernel_packet(60, "192.0.2.1");
+	g_plen = 0;
+	assert_true(run(t, have_verdicts, 1, 2000));
+	assert_verdict(0, 60, MARK_INTERCEPT);
+	g_saturated = 1;
+	kernel_packet(61, "192.0.2.1");
+	kernel_packet(62, "198.51.100.7");	/* BYPASS_DST */
+	g_plen = 10;
+	kernel_packet(63, "192.0.2.1");
+	assert_true(run(t, have_verdicts, 4, 2000));
+	assert_int_equal(g_v[1].id, 61);
+	assert_int_equal(g_v[1].verdict, NF_DROP);
+	assert_verdict(2, 62, MARK_BYPASS);
+	assert_int_equal(g_v[3].id, 63);
+	assert_int_equal(g_v[3].verdict, NF_DROP);
+	assert_int_equal(count(logtext(t), "reason=saturated"), 2);
+}
+
 /* Both families held (a wildcard holds the loopback address too): both
  * intercepted. */
 static void
@@ -904,6 +980,7 @@ main(void)
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_cidr_match),
 		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_decide_lists),
 		cmocka_unit_test(test_packet_addrs),
 		cmocka_unit_test(test_listen_unheard),
 		cmocka_unit_test_setup_teardown(test_unheard_family_dropped,
@@ -912,6 +989,8 @@ main(void)
 		    setup_queue_v6only, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_both_families_intercepted,
 		    setup_queue_both, teardown_queue),
+		cmocka_unit_test_setup_teardown(test_saturated_closed,
+		    setup_queue, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_own_mark_dropped,
 		    setup_queue, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_verdict_retry,
