@@ -50,19 +50,20 @@ nest_end(char *buf, struct nlattr *a, size_t off)
 }
 
 /*
- * A dumped conntrack entry: TCP from src to dst:port, connmark mark;
- * alen the length of each address attribute (4 or 16 as the family
- * says, or wrong).
+ * A dumped conntrack entry: protocol pn from src to dst:port, connmark
+ * mark; salen and dalen the lengths of the address attributes (4 or 16
+ * as the family says, or wrong); in conntrack zone zone unless it is -1.
  */
 static struct nlmsghdr *
-ct_entry(char *buf, int family, const char *src, const char *dst,
-    uint16_t port, uint32_t mark, size_t alen)
+ct_entry_ex(char *buf, int family, const char *src, const char *dst,
+    uint16_t port, uint32_t mark, size_t salen, size_t dalen, uint8_t pn,
+    int zone)
 {
 	struct nlmsghdr *h = (struct nlmsghdr *)buf;
 	struct nfgenmsg *g;
 	struct nlattr *tup, *ip, *proto;
-	uint8_t s[16] = { 0 }, d[16] = { 0 }, pn = IPPROTO_TCP;
-	uint16_t np = htons(port);
+	uint8_t s[16] = { 0 }, d[16] = { 0 };
+	uint16_t np = htons(port), nz = htons((uint16_t)zone);
 	uint32_t nm = htonl(mark);
 	size_t off;
 
@@ -76,9 +77,9 @@ ct_entry(char *buf, int family, const char *src, const char *dst,
 	tup = put_attr(buf, &off, CTA_TUPLE_ORIG | NLA_F_NESTED, NULL, 0);
 	ip = put_attr(buf, &off, CTA_TUPLE_IP | NLA_F_NESTED, NULL, 0);
 	put_attr(buf, &off, family == AF_INET6 ? CTA_IP_V6_SRC :
-	    CTA_IP_V4_SRC, s, alen);
+	    CTA_IP_V4_SRC, s, salen);
 	put_attr(buf, &off, family == AF_INET6 ? CTA_IP_V6_DST :
-	    CTA_IP_V4_DST, d, alen);
+	    CTA_IP_V4_DST, d, dalen);
 	nest_end(buf, ip, off);
 	proto = put_attr(buf, &off, CTA_TUPLE_PROTO | NLA_F_NESTED, NULL, 0);
 	put_attr(buf, &off, CTA_PROTO_NUM, &pn, 1);
@@ -86,8 +87,19 @@ ct_entry(char *buf, int family, const char *src, const char *dst,
 	nest_end(buf, proto, off);
 	nest_end(buf, tup, off);
 	put_attr(buf, &off, CTA_MARK, &nm, 4);
+	if (zone >= 0)
+		put_attr(buf, &off, CTA_ZONE, &nz, 2);
 	h->nlmsg_len = (uint32_t)off;
 	return h;
+}
+
+/* A TCP entry, both address attributes alen long, in no zone. */
+static struct nlmsghdr *
+ct_entry(char *buf, int family, const char *src, const char *dst,
+    uint16_t port, uint32_t mark, size_t alen)
+{
+	return ct_entry_ex(buf, family, src, dst, port, mark, alen, alen,
+	    IPPROTO_TCP, -1);
 }
 
 /* A reload takes something out only where a prefix of the old list lies
@@ -176,12 +188,58 @@ test_victim_of(void **state)
 	    "192.0.2.1", "198.51.100.7", 25, BYPASS, 4), &v));
 }
 
+/*
+ * ct_victim_of() on what test_victim_of does not build: a port-25 flow
+ * that is not TCP (UDP) is not ours; a destination attribute shorter than
+ * the source's (4) is refused, not read past; an entry in a conntrack
+ * zone is deleted in that zone (the deletion names it), else the kernel
+ * finds nothing to delete in zone 0 and the flow stays let through; a
+ * message shorter than its headers is nothing.  Red with the protocol
+ * not checked, the two lengths not compared, the zone not kept, or the
+ * message's length not checked: ct_victim_of() true, or has_zone 0.
+ */
+static void
+test_victim_of_proto_zone(void **state)
+{
+	static struct nfq q;
+	struct cidr olddst[1];
+	struct nfq_lists old;
+	struct ct_victim v;
+	char buf[512];
+	struct nlmsghdr *h;
+
+	memset(&q, 0, sizeof(q));
+	q.mark_mask = MASK;
+	q.bypass_mark = BYPASS;
+	olddst[0] = cidr("198.51.100.0/24");
+	memset(&old, 0, sizeof(old));
+	old.dst = olddst;
+	old.ndst = 1;
+
+	assert_false(ct_victim_of(&q, &old, ct_entry_ex(buf, AF_INET,
+	    "192.0.2.1", "198.51.100.7", 25, BYPASS, 4, 4, IPPROTO_UDP, -1),
+	    &v));
+	assert_false(ct_victim_of(&q, &old, ct_entry_ex(buf, AF_INET,
+	    "192.0.2.1", "198.51.100.7", 25, BYPASS, 4, 3, IPPROTO_TCP, -1),
+	    &v));
+	assert_true(ct_victim_of(&q, &old, ct_entry_ex(buf, AF_INET,
+	    "192.0.2.1", "198.51.100.7", 25, BYPASS, 4, 4, IPPROTO_TCP, 7),
+	    &v));
+	assert_true(v.has_zone);
+	assert_int_equal(ntohs(v.zone), 7);
+	h = ct_entry(buf, AF_INET, "192.0.2.1", "198.51.100.7", 25, BYPASS,
+	    4);
+	h->nlmsg_len = NLMSG_HDRLEN + 2;
+	assert_false(ct_victim_of(&q, &old, h, &v));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_covered),
 		cmocka_unit_test(test_victim_of),
+		cmocka_unit_test(test_victim_of_proto_zone),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
