@@ -674,9 +674,12 @@ handle_packet(struct nfq *q, const struct nlmsghdr *nlh)
 		    q->lists.ndst, family, sa, da,
 		    q->saturated ? q->saturated(q->arg) : 0, q->fail_open, &why);
 	/* diverted, it would land where mxguard does not listen and any
-	 * local user may (config_listen_unheard()): not diverted, dropped */
+	 * local user may (config_listen_unheard()): not diverted, dropped;
+	 * so is a packet whose family could not be read while one family
+	 * is unheard (the kernel copies the IP header, so only in theory) */
 	if (v == NFQ_INTERCEPT && ((family == AF_INET && q->unheard4) ||
-	    (family == AF_INET6 && q->unheard6))) {
+	    (family == AF_INET6 && q->unheard6) ||
+	    (family == AF_UNSPEC && (q->unheard4 || q->unheard6)))) {
 		v = NFQ_DROP;
 		why = NFQ_R_NO_LISTENER;
 	}

@@ -747,6 +747,24 @@ test_unheard_v4_dropped(void **state)
 	assert_int_equal(count(logtext(t), "reason=no-listener"), 1);
 }
 
+/* A packet whose addresses cannot be read (a payload cut short) while
+ * one family is unheard: it may be of that family, so it is dropped, not
+ * diverted where mxguard may not listen.  Red before: intercepted, the
+ * family check made only for a family read from the packet. */
+static void
+test_unheard_unreadable_dropped(void **state)
+{
+	struct qt *t = *state;
+
+	g_plen = 10;
+	kernel_packet(46, "192.0.2.1");
+	g_plen = 0;
+	assert_true(run(t, have_verdicts, 1, 2000));
+	assert_int_equal(g_v[0].id, 46);
+	assert_int_equal(g_v[0].verdict, NF_DROP);
+	assert_int_equal(count(logtext(t), "reason=no-listener"), 1);
+}
+
 /*
  * The proxy saturated (max_sessions), fail_mode=closed: a SYN is dropped
  * (`reason=saturated`), one to a bypass_dst address still bypassed; and a
@@ -991,6 +1009,8 @@ main(void)
 		    setup_queue_both, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_saturated_closed,
 		    setup_queue, teardown_queue),
+		cmocka_unit_test_setup_teardown(test_unheard_unreadable_dropped,
+		    setup_queue_v4only, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_own_mark_dropped,
 		    setup_queue, teardown_queue),
 		cmocka_unit_test_setup_teardown(test_verdict_retry,
