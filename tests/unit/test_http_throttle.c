@@ -426,12 +426,59 @@ static int aaaa_late_ms, a_late_ms, v6_after_refused_ms, refused_v4;
 
 #define FETCH_MS	3000
 
+/*
+ * A listener on the server's port at another loopback address (127.0.0.2
+ * and up), which get() made sure was free there (aliases_free()); a
+ * connection of an earlier test to the same address and port may still
+ * be in TIME_WAIT, which only SO_REUSEADDR lets a new listener past.
+ * (Before, the bind failed with EADDRINUSE once in a CI run with two
+ * lanes of unit binaries, 2026-12-07, and the test's globals stayed set
+ * for the next test, which failed too.)
+ */
+static int
+listen_alias(const struct sockaddr_in *a)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+	    sizeof(one)), 0);
+	assert_int_equal(bind(fd, (const struct sockaddr *)a, sizeof(*a)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+/* Whether sin's port is free at 127.0.0.2 to 127.0.0.(1 + V4_HANGING):
+ * the kernel gave it to the server's address only, and another test
+ * binary running beside this one (test_http_post) may listen there. */
+static int
+aliases_free(const struct sockaddr_in *sin)
+{
+	int fd[V4_HANGING], i, n, one = 1, ok = 1;
+
+	for (n = 0; n < V4_HANGING && ok; n++) {
+		struct sockaddr_in a = *sin;
+		char ip[32];
+
+		snprintf(ip, sizeof(ip), "127.0.0.%d", 2 + n);
+		inet_pton(AF_INET, ip, &a.sin_addr);
+		assert_true((fd[n] = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+		assert_int_equal(setsockopt(fd[n], SOL_SOCKET, SO_REUSEADDR,
+		    &one, sizeof(one)), 0);
+		ok = bind(fd[n], (struct sockaddr *)&a, sizeof(a)) == 0;
+	}
+	for (i = 0; i < n; i++)
+		close(fd[i]);
+	return ok;
+}
+
 static void
 get(const char *part1, const char *part2)
 {
 	EVP_PKEY *cakey = EVP_EC_gen("P-256"), *key = EVP_EC_gen("P-256");
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
+	int tries;
 	struct ev_timer *g, *cancel_tmr = NULL;
 	struct http_req *h;
 	pthread_t th;
@@ -454,31 +501,40 @@ get(const char *part1, const char *part2)
 	srv_part1 = part1;
 	srv_part2 = part2;
 	part1_parsed = part1_waited_out = 0;	/* before the thread */
-	srv_lfd = socket(srv_v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-	/* the server thread ends whatever the client does (a red test
-	 * fails, it does not hang): accept() and reads give up after 5 s */
-	assert_int_equal(setsockopt(srv_lfd, SOL_SOCKET, SO_RCVTIMEO, &tv,
-	    sizeof(tv)), 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (srv_v6) {
-		struct sockaddr_in6 s6;
-		socklen_t sl6 = sizeof(s6);
+	/* a port free at 127.0.0.2 and up as well, for the listeners some
+	 * tests add there (listen_alias()) */
+	for (tries = 0;; tries++) {
+		srv_lfd = socket(srv_v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+		/* the server thread ends whatever the client does (a red
+		 * test fails, it does not hang): accept() and reads give up
+		 * after 5 s */
+		assert_int_equal(setsockopt(srv_lfd, SOL_SOCKET, SO_RCVTIMEO,
+		    &tv, sizeof(tv)), 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (srv_v6) {
+			struct sockaddr_in6 s6;
+			socklen_t sl6 = sizeof(s6);
 
-		memset(&s6, 0, sizeof(s6));
-		s6.sin6_family = AF_INET6;
-		s6.sin6_addr = in6addr_loopback;
-		assert_int_equal(bind(srv_lfd, (struct sockaddr *)&s6,
-		    sizeof(s6)), 0);
-		assert_int_equal(getsockname(srv_lfd, (struct sockaddr *)&s6,
-		    &sl6), 0);
-		sin.sin_port = s6.sin6_port;
-	} else {
-		assert_int_equal(bind(srv_lfd, (struct sockaddr *)&sin,
-		    sizeof(sin)), 0);
-		assert_int_equal(getsockname(srv_lfd, (struct sockaddr *)&sin,
-		    &sl), 0);
+			memset(&s6, 0, sizeof(s6));
+			s6.sin6_family = AF_INET6;
+			s6.sin6_addr = in6addr_loopback;
+			assert_int_equal(bind(srv_lfd, (struct sockaddr *)&s6,
+			    sizeof(s6)), 0);
+			assert_int_equal(getsockname(srv_lfd,
+			    (struct sockaddr *)&s6, &sl6), 0);
+			sin.sin_port = s6.sin6_port;
+		} else {
+			assert_int_equal(bind(srv_lfd, (struct sockaddr *)&sin,
+			    sizeof(sin)), 0);
+			assert_int_equal(getsockname(srv_lfd,
+			    (struct sockaddr *)&sin, &sl), 0);
+		}
+		if (aliases_free(&sin))
+			break;
+		close(srv_lfd);
+		assert_true(tries < 50);
 	}
 	assert_int_equal(listen(srv_lfd, 1), 0);
 	if (!bad_then_refused && !second_hangs && !first_only)
@@ -497,10 +553,7 @@ get(const char *part1, const char *part2)
 
 			snprintf(ip, sizeof(ip), "127.0.0.%d", 2 + i);
 			inet_pton(AF_INET, ip, &hs.sin_addr);
-			v4_lfd[i] = socket(AF_INET, SOCK_STREAM, 0);
-			assert_int_equal(bind(v4_lfd[i], (struct sockaddr *)&hs,
-			    sizeof(hs)), 0);
-			assert_int_equal(listen(v4_lfd[i], 4), 0);
+			v4_lfd[i] = listen_alias(&hs);
 			rr_a(&m, "mta-sts.x.test", ip, 300);
 		}
 		answer("mta-sts.x.test", DNS_T_A, DNS_INSECURE, &m);
@@ -531,11 +584,8 @@ get(const char *part1, const char *part2)
 		struct sockaddr_in hs = sin;
 		struct msg m;
 
-		hang_lfd = socket(AF_INET, SOCK_STREAM, 0);
 		inet_pton(AF_INET, "127.0.0.2", &hs.sin_addr);
-		assert_int_equal(bind(hang_lfd, (struct sockaddr *)&hs,
-		    sizeof(hs)), 0);
-		assert_int_equal(listen(hang_lfd, 4), 0);
+		hang_lfd = listen_alias(&hs);
 		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_A, 2, 0, 0);
 		rr_a(&m, "mta-sts.x.test", "127.0.0.2", 300);
 		rr_a(&m, "mta-sts.x.test", "127.0.0.1", 300);
@@ -557,13 +607,10 @@ get(const char *part1, const char *part2)
 		assert_int_equal(SSL_CTX_use_PrivateKey(bad_ctx, bkey), 1);
 		X509_free(bcert);
 		EVP_PKEY_free(bkey);
-		bad_lfd = socket(AF_INET, SOCK_STREAM, 0);
+		inet_pton(AF_INET, "127.0.0.2", &bs.sin_addr);
+		bad_lfd = listen_alias(&bs);
 		assert_int_equal(setsockopt(bad_lfd, SOL_SOCKET, SO_RCVTIMEO,
 		    &tv, sizeof(tv)), 0);
-		inet_pton(AF_INET, "127.0.0.2", &bs.sin_addr);
-		assert_int_equal(bind(bad_lfd, (struct sockaddr *)&bs,
-		    sizeof(bs)), 0);
-		assert_int_equal(listen(bad_lfd, 4), 0);
 		assert_int_equal(pthread_create(&bth, NULL, bad_main, NULL),
 		    0);
 		begin(&m, 0x1234, 0, 0, "mta-sts.x.test", DNS_T_A,
